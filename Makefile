@@ -1,0 +1,50 @@
+# suiro -- the two commands are `make run` and `make test` (see README.md).
+BUILD      ?= build
+ASAN_BUILD ?= build-asan
+JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
+# -Werror in CI (CI=true), plain warnings elsewhere.
+ifeq ($(CI),true)
+WERROR := -DSR_WERROR=ON
+else
+WERROR ?=
+endif
+CMAKE_ARGS ?=
+
+.PHONY: all deps build build-asan run test test-asan bench soak clean
+
+all: build
+
+deps:
+	@bash scripts/deps.sh
+
+build: deps
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo $(WERROR) $(CMAKE_ARGS) >/dev/null
+	@cmake --build $(BUILD) -j$(JOBS)
+
+build-asan: deps
+	@cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DSR_SANITIZE="address;undefined" \
+	  -DSR_BUILD_BENCH=OFF $(WERROR) $(CMAKE_ARGS) >/dev/null
+	@cmake --build $(ASAN_BUILD) -j$(JOBS)
+
+# Everything: the normal build's suites, then the same suites under ASan/UBSan.
+test: build build-asan
+	@cd $(BUILD) && ctest --output-on-failure -j2
+	@$(MAKE) --no-print-directory test-asan
+
+test-asan:
+	@cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure -j2
+
+run: build
+	@bash scripts/run.sh $(BUILD)
+
+bench: build
+	@bash scripts/deps.sh --bench
+	@bash bench/run.sh $(BUILD)
+
+# Long crash/fault/kill runs: SR_SOAK multiplies the iteration counts.
+soak: build
+	@cd $(BUILD) && SR_SOAK=$${SR_SOAK:-20} ctest --output-on-failure -R 'crash|kill9|fault'
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD)

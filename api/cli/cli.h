@@ -1,0 +1,11 @@
+/* api/cli/cli.h -- subcommands of the `suiro` binary. Each takes the
+ * arguments after its name and returns the process exit code. */
+#ifndef SR_CLI_H
+#define SR_CLI_H
+
+int sr_cmd_log(int argc, char **argv);
+
+/* Shared: parse an unsigned decimal; 0 on success. */
+int sr_cli_parse_u64(const char *s, unsigned long long *out);
+
+#endif

@@ -1,0 +1,51 @@
+/* api/cli/main.c -- the `suiro` command: dispatch to subcommands. */
+#include "api/cli/cli.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define SUIRO_VERSION "0.1.0"
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: suiro <command> [options]\n"
+            "\n"
+            "commands:\n"
+            "  log verify DIR [--key-file F] [--json]   check every block, checksum and the hash chain\n"
+            "  log dump DIR [--from SEQ] [--count N] [--key-file F]\n"
+            "                                           print records as JSON lines\n"
+            "  log append DIR [--key-file F] < lines    append each line as a record, durably\n"
+            "  version                                  print the version\n"
+            "\n"
+            "`suiro <command> --help` for more. Documentation: docs/ in the source tree.\n");
+}
+
+int sr_cli_parse_u64(const char *s, unsigned long long *out)
+{
+    if (!s || !*s || *s == '-') return -1;
+    char *end = NULL;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || !end || *end) return -1;
+    *out = v;
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+        usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    if (!strcmp(argv[1], "version") || !strcmp(argv[1], "--version")) {
+        printf("suiro %s\n", SUIRO_VERSION);
+        return 0;
+    }
+    if (!strcmp(argv[1], "log")) return sr_cmd_log(argc - 2, argv + 2);
+    fprintf(stderr, "suiro: unknown command '%s'\n\n", argv[1]);
+    usage(stderr);
+    return 2;
+}

@@ -1,0 +1,68 @@
+/* engine/sr_alloc.c -- allocator hook, sr_buf, assertion failure. */
+#include "engine/sr_alloc.h"
+
+#include "engine/sr_error.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+static sr_allocator cur = {malloc, realloc, free};
+
+void sr_set_allocator(const sr_allocator *a)
+{
+    if (a) cur = *a;
+    else cur = (sr_allocator){malloc, realloc, free};
+}
+
+void *sr_malloc(size_t n) { return cur.malloc(n ? n : 1); }
+
+void *sr_calloc(size_t n, size_t size)
+{
+    if (size && n > SIZE_MAX / size) return NULL;
+    void *p = sr_malloc(n * size);
+    if (p) memset(p, 0, n * size);
+    return p;
+}
+
+void *sr_realloc(void *p, size_t n) { return cur.realloc(p, n ? n : 1); }
+
+void sr_free(void *p)
+{
+    if (p) cur.free(p);
+}
+
+void sr_buf_release(sr_buf *b)
+{
+    sr_free(b->data);
+    sr_buf_init(b);
+}
+
+int sr_buf_reserve(sr_buf *b, size_t more)
+{
+    if (more > SIZE_MAX - b->len) return SR_ENOMEM;
+    size_t need = b->len + more;
+    if (need <= b->cap) return SR_OK;
+    size_t cap = b->cap ? b->cap : 256;
+    while (cap < need) cap = cap > SIZE_MAX / 2 ? need : cap * 2;
+    uint8_t *p = sr_realloc(b->data, cap);
+    if (!p) return SR_ENOMEM;
+    b->data = p;
+    b->cap = cap;
+    return SR_OK;
+}
+
+int sr_buf_append(sr_buf *b, const void *p, size_t n)
+{
+    int rc = sr_buf_reserve(b, n);
+    if (rc) return rc;
+    if (n) memcpy(b->data + b->len, p, n);
+    b->len += n;
+    return SR_OK;
+}
+
+void sr__assert_fail(const char *expr, const char *file, int line)
+{
+    fprintf(stderr, "suiro: assertion failed: %s (%s:%d)\n", expr, file, line);
+    fflush(stderr);
+    abort();
+}

@@ -1,0 +1,79 @@
+/*
+ * engine/sr_alloc.h -- the allocator hook and small shared helpers.
+ *
+ * All of suiro's own allocations go through sr_malloc/sr_realloc/sr_free, so
+ * tests can replace the allocator (tests/support/fault_alloc.c fails the N-th
+ * allocation). storage/, codecs/ and engine/ return SR_ENOMEM on failure.
+ */
+#ifndef SR_ALLOC_H
+#define SR_ALLOC_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+typedef struct sr_allocator {
+    void *(*malloc)(size_t);
+    void *(*realloc)(void *, size_t);
+    void (*free)(void *);
+} sr_allocator;
+
+/* Replace the allocator (NULL restores libc's). Call before opening anything:
+ * memory allocated by one allocator must be freed by the same one. */
+void sr_set_allocator(const sr_allocator *a);
+
+void *sr_malloc(size_t n);
+void *sr_calloc(size_t n, size_t size);
+void *sr_realloc(void *p, size_t n);
+void sr_free(void *p); /* NULL is a no-op */
+
+/* Transparent byte range (borrowed). */
+typedef struct sr_slice {
+    const void *data;
+    size_t len;
+} sr_slice;
+
+/* Growable byte buffer: data is NULL or points at cap bytes. */
+typedef struct sr_buf {
+    uint8_t *data;
+    size_t len, cap;
+} sr_buf;
+
+static inline void sr_buf_init(sr_buf *b) { b->data = NULL; b->len = b->cap = 0; }
+void sr_buf_release(sr_buf *b);
+/* Make room for `more` bytes past len; SR_OK or SR_ENOMEM (b unchanged). */
+int sr_buf_reserve(sr_buf *b, size_t more);
+int sr_buf_append(sr_buf *b, const void *p, size_t n);
+
+/* Little-endian field encoding (on-disk formats are encoded field by field). */
+static inline void sr_put_le16(uint8_t *p, uint16_t v) { p[0] = (uint8_t)v; p[1] = (uint8_t)(v >> 8); }
+static inline void sr_put_le32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)v; p[1] = (uint8_t)(v >> 8); p[2] = (uint8_t)(v >> 16); p[3] = (uint8_t)(v >> 24);
+}
+static inline void sr_put_le64(uint8_t *p, uint64_t v)
+{
+    sr_put_le32(p, (uint32_t)v);
+    sr_put_le32(p + 4, (uint32_t)(v >> 32));
+}
+static inline uint16_t sr_get_le16(const uint8_t *p) { return (uint16_t)(p[0] | (p[1] << 8)); }
+static inline uint32_t sr_get_le32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
+}
+static inline uint64_t sr_get_le64(const uint8_t *p)
+{
+    return (uint64_t)sr_get_le32(p) | ((uint64_t)sr_get_le32(p + 4) << 32);
+}
+
+/* Assertions: SR_ASSERT for our own bugs (debug builds), SR_VERIFY always on
+ * for the few cheap checks whose failure would write garbage to disk. */
+void sr__assert_fail(const char *expr, const char *file, int line);
+#ifdef SR_DEBUG
+#define SR_ASSERT(x) ((x) ? (void)0 : sr__assert_fail(#x, __FILE__, __LINE__))
+#else
+#define SR_ASSERT(x) ((void)0)
+#endif
+#define SR_VERIFY(x) ((x) ? (void)0 : sr__assert_fail(#x, __FILE__, __LINE__))
+
+#endif

@@ -1,0 +1,42 @@
+/* engine/sr_error.c -- lookups generated from the table in sr_error.h. */
+#include "engine/sr_error.h"
+
+#include <errno.h>
+
+const char *sr_strerror(int rc)
+{
+    switch (rc) {
+#define SR__ERR_MSG(name, val, msg) case SR_##name: return msg;
+    SR_ERROR_MAP(SR__ERR_MSG)
+#undef SR__ERR_MSG
+    }
+    return "unknown suiro error";
+}
+
+const char *sr_err_name(int rc)
+{
+    switch (rc) {
+#define SR__ERR_NAME(name, val, msg) case SR_##name: return "SR_" #name;
+    SR_ERROR_MAP(SR__ERR_NAME)
+#undef SR__ERR_NAME
+    }
+    return "SR_UNKNOWN";
+}
+
+int sr_err_from_errno(int e)
+{
+    switch (e) {
+    case 0: return SR_OK;
+    case ENOSPC:
+#ifdef EDQUOT
+    case EDQUOT:
+#endif
+        return SR_ENOSPC;
+    case ENOMEM: return SR_ENOMEM;
+    case ENOENT: return SR_ENOTFOUND;
+    case EEXIST: return SR_EEXIST;
+    case EINVAL: return SR_EINVAL;
+    case EFBIG: return SR_ETOOBIG;
+    default: return SR_EIO;
+    }
+}

@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Install the system packages suiro needs to build and test. Idempotent: only
+# what is missing is installed. Debian/Ubuntu only (apt-get); elsewhere it
+# prints the package list and stops.
+#
+#   scripts/deps.sh           build + test dependencies
+#   scripts/deps.sh --bench   also the peers used by `make bench`
+set -euo pipefail
+
+PKGS=(
+  build-essential cmake pkg-config git
+  liblmdb-dev lmdb-utils libuv1-dev libprotobuf-c-dev protobuf-c-compiler
+  libzstd-dev libssl-dev openssl libcriterion-dev
+  clang libclang-rt-14-dev
+  python3
+)
+BENCH_PKGS=()
+if [ "${1:-}" = "--bench" ]; then
+  BENCH_PKGS=(redis-server)
+fi
+want=("${PKGS[@]}" "${BENCH_PKGS[@]}")
+
+if ! command -v dpkg-query >/dev/null 2>&1 || ! command -v apt-get >/dev/null 2>&1; then
+  echo "deps.sh: this is not a Debian/Ubuntu system (no apt-get)." >&2
+  echo "deps.sh: install these packages (Debian names) by hand, then run make again:" >&2
+  printf '  %s\n' "${want[@]}" >&2
+  exit 1
+fi
+
+missing=()
+for p in "${want[@]}"; do
+  st=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
+  case "$st" in *"install ok installed"*) ;; *) missing+=("$p") ;; esac
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "deps.sh: all ${#want[@]} packages present"
+  exit 0
+fi
+
+echo "deps.sh: installing ${missing[*]}"
+SUDO=
+if [ "$(id -u)" -ne 0 ]; then
+  if command -v sudo >/dev/null 2>&1; then SUDO=sudo; else
+    echo "deps.sh: not root and no sudo; install as root: apt-get install ${missing[*]}" >&2
+    exit 1
+  fi
+fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+echo "deps.sh: done"

@@ -1,0 +1,152 @@
+/* storage/crypto.c -- OpenSSL EVP behind the small interface of crypto.h.
+ * OpenSSL's errors are translated once, here, to SR_ECRYPTO. */
+#include "storage/crypto.h"
+
+#include "engine/sr_alloc.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+#include <openssl/sha.h>
+#include <stdio.h>
+#include <string.h>
+
+struct sr_aead {
+    EVP_CIPHER_CTX *enc, *dec;
+};
+
+void sr_key_from_bytes(sr_key *k, const uint8_t bytes[SR_KEY_LEN])
+{
+    static const char label[] = "suiro-key-id-v1";
+    uint8_t h[SR_HASH_LEN];
+    memcpy(k->bytes, bytes, SR_KEY_LEN);
+    sr_sha256_2(label, sizeof label - 1, bytes, SR_KEY_LEN, h);
+    k->id = sr_get_le32(h);
+}
+
+static int hexval(int c)
+{
+    if (c >= '0' && c <= '9') return c - '0';
+    c = tolower(c);
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    return -1;
+}
+
+int sr_key_load(const char *path, sr_key *out, char *err, size_t errlen)
+{
+    uint8_t buf[256], key[SR_KEY_LEN];
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        if (err) snprintf(err, errlen, "cannot open key file %s: %s", path, strerror(errno));
+        return SR_EKEY;
+    }
+    size_t n = fread(buf, 1, sizeof buf, f);
+    fclose(f);
+    if (n == SR_KEY_LEN) {
+        memcpy(key, buf, SR_KEY_LEN);
+    } else {
+        size_t i = 0, k = 0;
+        while (i < n && isspace(buf[i])) i++;
+        while (i + 1 < n && k < SR_KEY_LEN && hexval(buf[i]) >= 0 && hexval(buf[i + 1]) >= 0) {
+            key[k++] = (uint8_t)(hexval(buf[i]) << 4 | hexval(buf[i + 1]));
+            i += 2;
+        }
+        while (i < n && isspace(buf[i])) i++;
+        if (k != SR_KEY_LEN || i != n) {
+            if (err)
+                snprintf(err, errlen,
+                         "key file %s: expected 64 hex digits or 32 raw bytes (got %zu bytes)",
+                         path, n);
+            return SR_EKEY;
+        }
+    }
+    sr_key_from_bytes(out, key);
+    return SR_OK;
+}
+
+void sr_sha256(const void *p, size_t n, uint8_t out[SR_HASH_LEN]) { SHA256(p, n, out); }
+
+void sr_sha256_2(const void *a, size_t an, const void *b, size_t bn, uint8_t out[SR_HASH_LEN])
+{
+    uint8_t small[512];
+    if (an + bn <= sizeof small) {
+        memcpy(small, a, an);
+        memcpy(small + an, b, bn);
+        SHA256(small, an + bn, out);
+        return;
+    }
+    EVP_MD_CTX *c = EVP_MD_CTX_new();
+    unsigned int len = 0;
+    if (!c || !EVP_DigestInit_ex(c, EVP_sha256(), NULL) || !EVP_DigestUpdate(c, a, an) ||
+        !EVP_DigestUpdate(c, b, bn) || !EVP_DigestFinal_ex(c, out, &len))
+        sr__assert_fail("EVP sha256", __FILE__, __LINE__);
+    EVP_MD_CTX_free(c);
+}
+
+int sr_random(void *buf, size_t n)
+{
+    return RAND_bytes(buf, (int)n) == 1 ? SR_OK : SR_ECRYPTO;
+}
+
+int sr_aead_create(const sr_key *key, sr_aead **out)
+{
+    sr_aead *a = sr_calloc(1, sizeof *a);
+    if (!a) return SR_ENOMEM;
+    a->enc = EVP_CIPHER_CTX_new();
+    a->dec = EVP_CIPHER_CTX_new();
+    if (!a->enc || !a->dec ||
+        EVP_EncryptInit_ex(a->enc, EVP_aes_256_gcm(), NULL, key->bytes, NULL) != 1 ||
+        EVP_DecryptInit_ex(a->dec, EVP_aes_256_gcm(), NULL, key->bytes, NULL) != 1) {
+        sr_aead_destroy(a);
+        return SR_ECRYPTO;
+    }
+    *out = a;
+    return SR_OK;
+}
+
+void sr_aead_destroy(sr_aead *a)
+{
+    if (!a) return;
+    EVP_CIPHER_CTX_free(a->enc);
+    EVP_CIPHER_CTX_free(a->dec);
+    sr_free(a);
+}
+
+int sr_aead_seal(sr_aead *a, const uint8_t nonce[SR_NONCE_LEN], const void *aad, size_t aadlen,
+                 const void *in, size_t n, void *out, uint8_t tag[SR_TAG_LEN])
+{
+    int len = 0;
+    if (n > INT32_MAX || aadlen > INT32_MAX) return SR_EINVAL;
+    if (EVP_EncryptInit_ex(a->enc, NULL, NULL, NULL, nonce) != 1) return SR_ECRYPTO;
+    if (EVP_EncryptUpdate(a->enc, NULL, &len, aad, (int)aadlen) != 1) return SR_ECRYPTO;
+    if (n && EVP_EncryptUpdate(a->enc, out, &len, in, (int)n) != 1) return SR_ECRYPTO;
+    if (EVP_EncryptFinal_ex(a->enc, (uint8_t *)out + (n ? len : 0), &len) != 1) return SR_ECRYPTO;
+    if (EVP_CIPHER_CTX_ctrl(a->enc, EVP_CTRL_GCM_GET_TAG, SR_TAG_LEN, tag) != 1) return SR_ECRYPTO;
+    return SR_OK;
+}
+
+int sr_aead_open(sr_aead *a, const uint8_t nonce[SR_NONCE_LEN], const void *aad, size_t aadlen,
+                 const void *in, size_t n, void *out, const uint8_t tag[SR_TAG_LEN])
+{
+    int len = 0;
+    uint8_t t[SR_TAG_LEN];
+    if (n > INT32_MAX || aadlen > INT32_MAX) return SR_EINVAL;
+    memcpy(t, tag, SR_TAG_LEN);
+    if (EVP_DecryptInit_ex(a->dec, NULL, NULL, NULL, nonce) != 1) return SR_ECRYPTO;
+    if (EVP_DecryptUpdate(a->dec, NULL, &len, aad, (int)aadlen) != 1) return SR_ECRYPTO;
+    if (n && EVP_DecryptUpdate(a->dec, out, &len, in, (int)n) != 1) return SR_ECRYPTO;
+    if (EVP_CIPHER_CTX_ctrl(a->dec, EVP_CTRL_GCM_SET_TAG, SR_TAG_LEN, t) != 1) return SR_ECRYPTO;
+    if (EVP_DecryptFinal_ex(a->dec, (uint8_t *)out + (n ? len : 0), &len) != 1) return SR_ECORRUPT;
+    return SR_OK;
+}
+
+void sr_hex(const uint8_t *p, size_t n, char *out)
+{
+    static const char d[] = "0123456789abcdef";
+    for (size_t i = 0; i < n; i++) {
+        out[2 * i] = d[p[i] >> 4];
+        out[2 * i + 1] = d[p[i] & 15];
+    }
+    out[2 * n] = 0;
+}

@@ -1,0 +1,51 @@
+/*
+ * storage/crypto.h -- the few primitives the log and blob store use, on
+ * OpenSSL: SHA-256, AES-256-GCM, random bytes, and key files.
+ *
+ * A key file holds a 256-bit key as 64 hex digits (surrounding white space
+ * allowed) or as exactly 32 raw bytes. It must live outside the data
+ * directory. The key id (recorded in every encrypted block) is the first 4
+ * bytes, little-endian, of SHA-256("suiro-key-id-v1" || key): it names the key
+ * without revealing it, so a reader can say "wrong key" instead of "corrupt".
+ */
+#ifndef SR_CRYPTO_H
+#define SR_CRYPTO_H
+
+#include "engine/sr_error.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+enum { SR_KEY_LEN = 32, SR_NONCE_LEN = 12, SR_TAG_LEN = 16, SR_HASH_LEN = 32 };
+
+typedef struct sr_key {
+    uint8_t bytes[SR_KEY_LEN];
+    uint32_t id;
+} sr_key;
+
+/* Load a key file. SR_EKEY with a message in err (if given) on a bad file. */
+SR_MUST_CHECK int sr_key_load(const char *path, sr_key *out, char *err, size_t errlen);
+/* Build a key from raw bytes (computes the id). */
+void sr_key_from_bytes(sr_key *k, const uint8_t bytes[SR_KEY_LEN]);
+
+void sr_sha256(const void *p, size_t n, uint8_t out[SR_HASH_LEN]);
+/* SHA-256 of two concatenated pieces. */
+void sr_sha256_2(const void *a, size_t an, const void *b, size_t bn, uint8_t out[SR_HASH_LEN]);
+
+SR_MUST_CHECK int sr_random(void *buf, size_t n);
+
+typedef struct sr_aead sr_aead; /* one per thread; caches the cipher context */
+SR_MUST_CHECK int sr_aead_create(const sr_key *key, sr_aead **out);
+void sr_aead_destroy(sr_aead *a);
+/* Encrypt n bytes of in into out (n bytes) and write the tag. */
+SR_MUST_CHECK int sr_aead_seal(sr_aead *a, const uint8_t nonce[SR_NONCE_LEN], const void *aad,
+                               size_t aadlen, const void *in, size_t n, void *out,
+                               uint8_t tag[SR_TAG_LEN]);
+/* Decrypt and authenticate; SR_ECORRUPT if the tag does not verify. */
+SR_MUST_CHECK int sr_aead_open(sr_aead *a, const uint8_t nonce[SR_NONCE_LEN], const void *aad,
+                               size_t aadlen, const void *in, size_t n, void *out,
+                               const uint8_t tag[SR_TAG_LEN]);
+
+void sr_hex(const uint8_t *p, size_t n, char *out); /* out: 2n+1 bytes */
+
+#endif

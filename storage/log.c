@@ -1,0 +1,1733 @@
+/*
+ * storage/log.c -- append-only segmented event log (format v1, docs/format.md).
+ *
+ * A log directory holds segment files "<first seq, 20 digits>.seg" and a LOCK
+ * file. A segment is a 64-byte header and then blocks; a block is a 96-byte
+ * header and the stored payload (zstd-compressed and/or AES-256-GCM-encrypted
+ * length-prefixed records; the GCM tag is the payload's last 16 bytes).
+ *
+ * INVARIANTS
+ *  (1) Sequence numbers are dense across blocks and segments: a block's
+ *      first_seq is the previous block's first_seq + count; a segment's
+ *      first_seq is its first block's first_seq.
+ *  (2) durable_off <= synced/written end of the active segment; iterators never
+ *      read at or past a segment's durable_off, so they never see a block that
+ *      is not durable (sync=always/interval) or not written (sync=none).
+ *  (3) Each block's prev_hash is the hash of the block before it (across
+ *      segments); a segment's anchor is the prev_hash of its first block.
+ *  (4) Only the group-commit leader touches the writer state (next_seq, tip,
+ *      write_off, synced_off, the active segment's file contents). There is one
+ *      leader at a time: the head of the waiter queue.
+ *  (5) Every sealed segment was fsynced before its successor was created; the
+ *      successor was created durably (tmp, write header, fsync, rename, fsync
+ *      dir). So at most the last segment can hold unsynced bytes.
+ *  (6) Poisoned (err != 0): no function writes to any file again.
+ *
+ * STATES                          TRANSITION              FUNCTION
+ *   CLOSED -> RECOVERING           open                    sr_log_open()
+ *   RECOVERING -> READY            tail checked / cut      recover_dir()
+ *   READY -> READY                 group write (+ fsync)   leader_commit()
+ *   READY -> POISONED              write or fsync failure  poison()
+ *   any -> CLOSED                  close                   sr_log_close()
+ *
+ * Torn-tail rule (docs/durability.md §3): a bad block in the last segment is a
+ * torn tail, and is cut, unless some intact block after it records (in its
+ * synced_off field) that the writer had already fsynced past the bad block's
+ * offset: then the bad block had been durable, and it is SR_ECORRUPT. A bad
+ * block in any other segment is always SR_ECORRUPT.
+ */
+#include "storage/log.h"
+
+#include "storage/crc32c.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <zstd.h>
+
+/* ------------------------------------------------------------------------ */
+/* Structures                                                                */
+
+typedef struct blk_ent {
+    uint64_t first_seq;
+    uint64_t off;
+    uint32_t count;
+    uint8_t flags;
+} blk_ent;
+
+typedef struct segment {
+    char name[32];
+    char *path;
+    uint64_t first_seq;
+    sr_file *file;
+    blk_ent *blocks; /* guarded by lg->mu */
+    size_t nblocks, capblocks;
+    uint64_t durable_off;      /* readers stop here; guarded by lg->mu */
+    uint64_t next_seq;         /* first seq after the last indexed block */
+    uint8_t anchor[SR_HASH_LEN];
+    int refs;                  /* guarded by lg->mu; the log holds one */
+    int removed;
+} segment;
+
+typedef struct pblock { /* a block prepared by its appender, before sequencing */
+    uint32_t count, plain_len;
+    uint8_t flags;
+    uint8_t digest[SR_HASH_LEN]; /* SHA-256 of the plaintext */
+    sr_buf stored;               /* payload; SR_TAG_LEN spare bytes when encrypting */
+} pblock;
+
+typedef struct waiter {
+    pblock *blocks;
+    size_t nblocks;
+    uint64_t nrecs;
+    int is_sync;
+    int done, rc;
+    uint64_t first_seq;
+    pthread_cond_t cv;
+    struct waiter *next;
+} waiter;
+
+struct sr_log {
+    char *dir;
+    sr_log_opts o;
+    const sr_vfs *vfs;
+    sr_file *lockf;
+    int has_key;
+    sr_key key;
+
+    pthread_mutex_t mu;
+    segment **segs; /* guarded by mu */
+    size_t nsegs, capsegs;
+    waiter *qhead, *qtail;
+    uint64_t durable_seq; /* guarded by mu */
+    uint64_t assigned_seq; /* next seq after the last completed append; guarded by mu */
+    uint8_t durable_tip[SR_HASH_LEN];
+    int err;              /* poison; guarded by mu */
+    sr_log_tail tail;
+
+    /* Leader-only state (invariant 4). */
+    uint64_t next_seq;
+    uint8_t tip[SR_HASH_LEN];
+    uint64_t write_off, synced_off;
+    segment *active; /* the segment being written (never dropped) */
+    sr_aead *aead;
+    sr_buf iobuf;
+    uint8_t nonce_prefix[8];
+    uint32_t nonce_ctr;
+
+    /* zstd compression contexts, reused by appenders; guarded by mu. */
+    ZSTD_CCtx **cctx;
+    size_t ncctx, capcctx;
+
+    /* Interval syncer. */
+    pthread_t syncer;
+    int syncer_started, stopping;
+    pthread_cond_t syncer_cv;
+};
+
+struct sr_log_iter {
+    sr_log *lg;
+    segment *seg; /* referenced */
+    uint64_t off;
+    uint64_t want; /* skip records below this */
+    sr_buf raw, plain;
+    sr_aead *aead;
+    ZSTD_DCtx *dctx;
+    /* decoded records of the current block */
+    uint64_t blk_first;
+    uint32_t blk_count, blk_pos;
+    size_t plain_pos;
+    sr_errinfo ei;
+};
+
+/* ------------------------------------------------------------------------ */
+/* Helpers                                                                   */
+
+static void set_err(sr_errinfo *ei, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void set_err(sr_errinfo *ei, int code, const char *fmt, ...)
+{
+    if (!ei) return;
+    ei->code = code;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(ei->msg, sizeof ei->msg, fmt, ap);
+    va_end(ap);
+}
+
+/* set_err plus the location, for corruption reports. */
+static void set_err_at(sr_errinfo *ei, int code, const char *seg, uint64_t off, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+static void set_err_at(sr_errinfo *ei, int code, const char *seg, uint64_t off, const char *fmt, ...)
+{
+    if (!ei) return;
+    ei->code = code;
+    snprintf(ei->segment, sizeof ei->segment, "%s", seg);
+    ei->offset = off;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(ei->msg, sizeof ei->msg, fmt, ap);
+    va_end(ap);
+}
+
+static char *path_join(const char *dir, const char *name)
+{
+    size_t a = strlen(dir), b = strlen(name);
+    char *p = sr_malloc(a + b + 2);
+    if (!p) return NULL;
+    memcpy(p, dir, a);
+    p[a] = '/';
+    memcpy(p + a + 1, name, b + 1);
+    return p;
+}
+
+static size_t varint_put(uint8_t *p, uint64_t v)
+{
+    size_t n = 0;
+    while (v >= 0x80) {
+        p[n++] = (uint8_t)(v | 0x80);
+        v >>= 7;
+    }
+    p[n++] = (uint8_t)v;
+    return n;
+}
+
+static size_t varint_len(uint64_t v)
+{
+    size_t n = 1;
+    while (v >= 0x80) {
+        v >>= 7;
+        n++;
+    }
+    return n;
+}
+
+/* Returns bytes consumed, 0 on malformed/overlong input. */
+static size_t varint_get(const uint8_t *p, size_t n, uint64_t *v)
+{
+    uint64_t r = 0;
+    for (size_t i = 0; i < n && i < 10; i++) {
+        r |= (uint64_t)(p[i] & 0x7f) << (7 * i);
+        if (!(p[i] & 0x80)) {
+            *v = r;
+            return i + 1;
+        }
+    }
+    return 0;
+}
+
+static void seg_unref_locked(segment *s)
+{
+    if (--s->refs > 0) return;
+    sr_file_close(s->file);
+    sr_free(s->blocks);
+    sr_free(s->path);
+    sr_free(s);
+}
+
+static int seg_add_block_locked(segment *s, uint64_t first, uint64_t off, uint32_t count,
+                                uint8_t flags)
+{
+    if (s->nblocks == s->capblocks) {
+        size_t cap = s->capblocks ? s->capblocks * 2 : 64;
+        blk_ent *b = sr_realloc(s->blocks, cap * sizeof *b);
+        if (!b) return SR_ENOMEM;
+        s->blocks = b;
+        s->capblocks = cap;
+    }
+    s->blocks[s->nblocks++] = (blk_ent){first, off, count, flags};
+    s->next_seq = first + count;
+    return SR_OK;
+}
+
+static int segs_push(sr_log *lg, segment *s)
+{
+    if (lg->nsegs == lg->capsegs) {
+        size_t cap = lg->capsegs ? lg->capsegs * 2 : 16;
+        segment **p = sr_realloc(lg->segs, cap * sizeof *p);
+        if (!p) return SR_ENOMEM;
+        lg->segs = p;
+        lg->capsegs = cap;
+    }
+    lg->segs[lg->nsegs++] = s;
+    return SR_OK;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Encoding                                                                  */
+
+typedef struct blk_hdr {
+    uint8_t version, flags;
+    uint64_t first_seq;
+    uint32_t count, plain_len, stored_len, key_id;
+    uint64_t synced_off;
+    uint8_t nonce[SR_NONCE_LEN];
+    uint8_t prev[SR_HASH_LEN];
+    uint32_t payload_crc;
+} blk_hdr;
+
+static void seg_hdr_encode(uint8_t out[SR_SEG_HDR_LEN], uint64_t first_seq,
+                           const uint8_t anchor[SR_HASH_LEN])
+{
+    memset(out, 0, SR_SEG_HDR_LEN);
+    memcpy(out, SR_SEG_MAGIC, 8);
+    sr_put_le16(out + 8, SR_LOG_VERSION);
+    sr_put_le16(out + 10, SR_SEG_HDR_LEN);
+    sr_put_le32(out + 12, 0);
+    sr_put_le64(out + 16, first_seq);
+    memcpy(out + 24, anchor, SR_HASH_LEN);
+    sr_put_le32(out + 56, 0);
+    sr_put_le32(out + 60, sr_crc32c(0, out, 60));
+}
+
+static void blk_hdr_encode(uint8_t out[SR_BLK_HDR_LEN], const blk_hdr *h)
+{
+    sr_put_le32(out + 0, SR_BLK_MAGIC);
+    out[4] = h->version;
+    out[5] = h->flags;
+    sr_put_le16(out + 6, SR_BLK_HDR_LEN);
+    sr_put_le64(out + 8, h->first_seq);
+    sr_put_le32(out + 16, h->count);
+    sr_put_le32(out + 20, h->plain_len);
+    sr_put_le32(out + 24, h->stored_len);
+    sr_put_le32(out + 28, h->key_id);
+    sr_put_le64(out + 32, h->synced_off);
+    memcpy(out + 40, h->nonce, SR_NONCE_LEN);
+    sr_put_le32(out + 52, 0);
+    memcpy(out + 56, h->prev, SR_HASH_LEN);
+    /* bytes 88..95 (payload crc, header crc) are filled by the caller */
+}
+
+static void blk_hdr_seal(uint8_t out[SR_BLK_HDR_LEN], uint32_t payload_crc)
+{
+    sr_put_le32(out + 88, payload_crc);
+    sr_put_le32(out + 92, sr_crc32c(0, out, 92));
+}
+
+/* Parse and check a block header's own integrity. Returns NULL if fine, or a
+ * reason string. */
+static const char *blk_hdr_decode(const uint8_t in[SR_BLK_HDR_LEN], blk_hdr *h)
+{
+    if (sr_get_le32(in) != SR_BLK_MAGIC) return "bad block magic";
+    if (sr_get_le32(in + 92) != sr_crc32c(0, in, 92)) return "block header checksum mismatch";
+    h->version = in[4];
+    h->flags = in[5];
+    if (h->version != SR_LOG_VERSION) return "unsupported block version";
+    if (sr_get_le16(in + 6) != SR_BLK_HDR_LEN) return "bad block header length";
+    if (h->flags & ~SR_BLK_KNOWN_FLAGS) return "unknown block flags";
+    h->first_seq = sr_get_le64(in + 8);
+    h->count = sr_get_le32(in + 16);
+    h->plain_len = sr_get_le32(in + 20);
+    h->stored_len = sr_get_le32(in + 24);
+    h->key_id = sr_get_le32(in + 28);
+    h->synced_off = sr_get_le64(in + 32);
+    memcpy(h->nonce, in + 40, SR_NONCE_LEN);
+    memcpy(h->prev, in + 56, SR_HASH_LEN);
+    h->payload_crc = sr_get_le32(in + 88);
+    if (h->count == 0) return "empty block";
+    if ((h->flags & SR_BLK_AES_GCM) && h->stored_len < SR_TAG_LEN) return "payload too short";
+    return NULL;
+}
+
+static void block_hash(const uint8_t hdr[SR_BLK_HDR_LEN], const uint8_t digest[SR_HASH_LEN],
+                       uint8_t out[SR_HASH_LEN])
+{
+    sr_sha256_2(hdr, SR_BLK_AAD_LEN, digest, SR_HASH_LEN, out);
+}
+
+/*
+ * Decode a block's stored payload into plain (plain_len bytes): check the
+ * payload CRC, decrypt and authenticate, decompress, and check the record
+ * framing. digest gets SHA-256(plaintext). Returns SR_OK, SR_EKEY, or
+ * SR_ECORRUPT with *why set.
+ */
+static int block_decode(const sr_log *lg, sr_aead **aead, ZSTD_DCtx **dctx,
+                        const uint8_t hdrb[SR_BLK_HDR_LEN], const blk_hdr *h, uint8_t *stored,
+                        sr_buf *plain, uint8_t digest[SR_HASH_LEN], const char **why)
+{
+    int rc;
+    if (sr_crc32c(0, stored, h->stored_len) != h->payload_crc) {
+        *why = "payload checksum mismatch";
+        return SR_ECORRUPT;
+    }
+    size_t body = h->stored_len;
+    if (h->flags & SR_BLK_AES_GCM) {
+        if (!lg->has_key) {
+            *why = "block is encrypted and no key is configured";
+            return SR_EKEY;
+        }
+        if (h->key_id != lg->key.id) {
+            *why = "block is encrypted with another key (key id differs)";
+            return SR_EKEY;
+        }
+        if (!*aead) {
+            rc = sr_aead_create(&lg->key, aead);
+            if (rc) return rc;
+        }
+        body -= SR_TAG_LEN;
+        rc = sr_aead_open(*aead, h->nonce, hdrb, SR_BLK_AAD_LEN, stored, body, stored,
+                          stored + body);
+        if (rc == SR_ECORRUPT) *why = "authentication failed (tampered block or wrong key)";
+        if (rc) return rc;
+    } else if (h->key_id != 0) {
+        *why = "unencrypted block with a key id";
+        return SR_ECORRUPT;
+    }
+    plain->len = 0;
+    if ((rc = sr_buf_reserve(plain, (size_t)h->plain_len + 1))) return rc;
+    if (h->flags & SR_BLK_ZSTD) {
+        if (!*dctx && !(*dctx = ZSTD_createDCtx())) return SR_ENOMEM;
+        size_t r = ZSTD_decompressDCtx(*dctx, plain->data, h->plain_len, stored, body);
+        if (ZSTD_isError(r) || r != h->plain_len) {
+            *why = "decompression failed";
+            return SR_ECORRUPT;
+        }
+    } else {
+        if (body != h->plain_len) {
+            *why = "stored length differs from plain length";
+            return SR_ECORRUPT;
+        }
+        memcpy(plain->data, stored, body);
+    }
+    plain->len = h->plain_len;
+    /* framing: exactly count records filling plain_len */
+    size_t pos = 0;
+    for (uint32_t i = 0; i < h->count; i++) {
+        uint64_t len;
+        size_t k = varint_get(plain->data + pos, plain->len - pos, &len);
+        if (!k || len > plain->len - pos - k) {
+            *why = "bad record framing";
+            return SR_ECORRUPT;
+        }
+        pos += k + (size_t)len;
+    }
+    if (pos != plain->len) {
+        *why = "record count does not fill the block";
+        return SR_ECORRUPT;
+    }
+    sr_sha256(plain->data, plain->len, digest);
+    return SR_OK;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Appender side: prepare blocks outside the lock                           */
+
+static ZSTD_CCtx *cctx_get(sr_log *lg)
+{
+    ZSTD_CCtx *c = NULL;
+    pthread_mutex_lock(&lg->mu);
+    if (lg->ncctx) c = lg->cctx[--lg->ncctx];
+    pthread_mutex_unlock(&lg->mu);
+    if (!c) {
+        c = ZSTD_createCCtx();
+        if (c && ZSTD_isError(ZSTD_CCtx_setParameter(c, ZSTD_c_compressionLevel, lg->o.zstd_level))) {
+            ZSTD_freeCCtx(c);
+            c = NULL;
+        }
+    }
+    return c;
+}
+
+static void cctx_put(sr_log *lg, ZSTD_CCtx *c)
+{
+    pthread_mutex_lock(&lg->mu);
+    if (lg->ncctx == lg->capcctx) {
+        size_t cap = lg->capcctx ? lg->capcctx * 2 : 4;
+        ZSTD_CCtx **p = sr_realloc(lg->cctx, cap * sizeof *p);
+        if (!p) {
+            pthread_mutex_unlock(&lg->mu);
+            ZSTD_freeCCtx(c);
+            return;
+        }
+        lg->cctx = p;
+        lg->capcctx = cap;
+    }
+    lg->cctx[lg->ncctx++] = c;
+    pthread_mutex_unlock(&lg->mu);
+}
+
+static void pblocks_free(pblock *b, size_t n)
+{
+    for (size_t i = 0; i < n; i++) sr_buf_release(&b[i].stored);
+    sr_free(b);
+}
+
+/* Build one block's stored payload from recs[0..n). */
+static int prepare_one(sr_log *lg, ZSTD_CCtx *cctx, const sr_slice *recs, size_t n, size_t plain_len,
+                       sr_buf *scratch, pblock *pb)
+{
+    int rc;
+    size_t spare = lg->has_key ? SR_TAG_LEN : 0;
+    scratch->len = 0;
+    if ((rc = sr_buf_reserve(scratch, plain_len))) return rc;
+    uint8_t *p = scratch->data;
+    for (size_t i = 0; i < n; i++) {
+        p += varint_put(p, recs[i].len);
+        if (recs[i].len) memcpy(p, recs[i].data, recs[i].len);
+        p += recs[i].len;
+    }
+    scratch->len = plain_len;
+    pb->count = (uint32_t)n;
+    pb->plain_len = (uint32_t)plain_len;
+    pb->flags = 0;
+    sr_sha256(scratch->data, plain_len, pb->digest);
+    sr_buf_init(&pb->stored);
+    if (cctx && plain_len >= 64) {
+        size_t bound = ZSTD_compressBound(plain_len);
+        if ((rc = sr_buf_reserve(&pb->stored, bound + spare))) return rc;
+        size_t r = ZSTD_compress2(cctx, pb->stored.data, bound, scratch->data, plain_len);
+        if (!ZSTD_isError(r) && r < plain_len) {
+            pb->stored.len = r;
+            pb->flags |= SR_BLK_ZSTD;
+            return SR_OK;
+        }
+    }
+    pb->stored.len = 0;
+    if ((rc = sr_buf_reserve(&pb->stored, plain_len + spare))) return rc;
+    if (plain_len) memcpy(pb->stored.data, scratch->data, plain_len);
+    pb->stored.len = plain_len;
+    return SR_OK;
+}
+
+static int prepare(sr_log *lg, const sr_slice *recs, size_t n, pblock **out, size_t *nout)
+{
+    int rc = SR_OK;
+    size_t cap = 4, nb = 0;
+    pblock *blocks = sr_calloc(cap, sizeof *blocks);
+    sr_buf scratch;
+    sr_buf_init(&scratch);
+    ZSTD_CCtx *cctx = NULL;
+    if (!blocks) return SR_ENOMEM;
+    if (lg->o.zstd_level != 0 && !(cctx = cctx_get(lg))) {
+        rc = SR_ENOMEM;
+        goto done;
+    }
+    size_t i = 0;
+    while (i < n) {
+        size_t j = i, plain = 0;
+        while (j < n) {
+            size_t add = varint_len(recs[j].len) + recs[j].len;
+            if (j > i && (plain + add > lg->o.block_bytes || j - i >= UINT32_MAX - 1)) break;
+            plain += add;
+            j++;
+        }
+        if (plain > UINT32_MAX - 64) {
+            rc = SR_ETOOBIG;
+            goto done;
+        }
+        if (nb == cap) {
+            pblock *p = sr_realloc(blocks, cap * 2 * sizeof *p);
+            if (!p) {
+                rc = SR_ENOMEM;
+                goto done;
+            }
+            memset(p + cap, 0, cap * sizeof *p);
+            blocks = p;
+            cap *= 2;
+        }
+        rc = prepare_one(lg, cctx, recs + i, j - i, plain, &scratch, &blocks[nb]);
+        nb++;
+        if (rc) goto done;
+        i = j;
+    }
+    for (size_t k = 0; k + 1 < nb; k++) blocks[k].flags |= SR_BLK_CONT;
+done:
+    if (cctx) cctx_put(lg, cctx);
+    sr_buf_release(&scratch);
+    if (rc) {
+        pblocks_free(blocks, nb);
+        return rc;
+    }
+    *out = blocks;
+    *nout = nb;
+    return SR_OK;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Leader side: sequence, encrypt, chain, write, sync                       */
+
+static int poison_locked(sr_log *lg, int rc)
+{
+    if (lg->err == SR_OK) lg->err = rc;
+    return rc;
+}
+
+static void next_nonce(sr_log *lg, uint8_t nonce[SR_NONCE_LEN])
+{
+    if (lg->o.nonce_fn) {
+        lg->o.nonce_fn(lg->o.nonce_ctx, nonce);
+        return;
+    }
+    if (lg->nonce_ctr == UINT32_MAX) {
+        /* 2^32 blocks under one prefix: draw a new prefix. */
+        if (sr_random(lg->nonce_prefix, sizeof lg->nonce_prefix)) abort();
+        lg->nonce_ctr = 0;
+    }
+    memcpy(nonce, lg->nonce_prefix, 8);
+    sr_put_le32(nonce + 8, lg->nonce_ctr++);
+}
+
+static segment *active_seg_last(sr_log *lg) { return lg->segs[lg->nsegs - 1]; }
+
+/* Create a segment file durably (invariant 5): tmp, header, fsync, rename,
+ * fsync dir. The previous segment must already be synced. */
+static int segment_create(sr_log *lg, uint64_t first_seq, const uint8_t anchor[SR_HASH_LEN],
+                          segment **out)
+{
+    int rc;
+    uint8_t hdr[SR_SEG_HDR_LEN];
+    char tmpname[48];
+    char *tmp = NULL;
+    sr_file *f = NULL;
+    segment *s = sr_calloc(1, sizeof *s);
+    if (!s) return SR_ENOMEM;
+    snprintf(s->name, sizeof s->name, "%020" PRIu64 ".seg", first_seq);
+    snprintf(tmpname, sizeof tmpname, "%s.tmp", s->name);
+    s->path = path_join(lg->dir, s->name);
+    tmp = path_join(lg->dir, tmpname);
+    if (!s->path || !tmp) {
+        rc = SR_ENOMEM;
+        goto fail;
+    }
+    s->first_seq = s->next_seq = first_seq;
+    memcpy(s->anchor, anchor, SR_HASH_LEN);
+    s->refs = 1;
+    seg_hdr_encode(hdr, first_seq, anchor);
+    if ((rc = lg->vfs->open(lg->vfs, tmp, SR_VFS_WRITE | SR_VFS_CREATE, &f))) goto fail;
+    if ((rc = lg->vfs->truncate(f, 0))) goto fail;
+    if ((rc = lg->vfs->pwrite(f, hdr, sizeof hdr, 0))) goto fail;
+    if ((rc = lg->vfs->sync(f))) goto fail;
+    if ((rc = lg->vfs->rename(lg->vfs, tmp, s->path))) goto fail;
+    if ((rc = lg->vfs->sync_dir(lg->vfs, lg->dir))) goto fail;
+    s->file = f;
+    s->durable_off = SR_SEG_HDR_LEN;
+    sr_free(tmp);
+    *out = s;
+    return SR_OK;
+fail:
+    sr_file_close(f);
+    sr_free(tmp);
+    sr_free(s->path);
+    sr_free(s);
+    return rc;
+}
+
+/* Roll to a new segment before a group that would not fit (segments are a
+ * soft limit: a group is never split across segments). The old segment is
+ * fsynced first and then sealed (invariant 5). */
+static int roll(sr_log *lg)
+{
+    int rc;
+    segment *old = lg->active, *ns = NULL;
+    if (lg->synced_off < lg->write_off) {
+        if ((rc = lg->vfs->sync(old->file))) return rc;
+        lg->synced_off = lg->write_off;
+    }
+    if ((rc = segment_create(lg, lg->next_seq, lg->tip, &ns))) return rc;
+    pthread_mutex_lock(&lg->mu);
+    old->durable_off = lg->write_off; /* all of it is durable now */
+    lg->durable_seq = lg->next_seq;
+    memcpy(lg->durable_tip, lg->tip, SR_HASH_LEN);
+    rc = segs_push(lg, ns);
+    if (rc) seg_unref_locked(ns);
+    pthread_mutex_unlock(&lg->mu);
+    if (rc) return rc;
+    lg->active = ns;
+    lg->write_off = lg->synced_off = SR_SEG_HDR_LEN;
+    return SR_OK;
+}
+
+/*
+ * The commit protocol (docs/durability.md §2); order is load-bearing.
+ *  1. If the group would push the active segment past segment_bytes: fsync
+ *     it, create the next segment durably, continue there.
+ *  2. For each block: assign sequence numbers, fill the header (synced_off =
+ *     what is known durable now, prev = chain tip), encrypt with the header as
+ *     AAD, checksum, advance the chain; gather all into one buffer.
+ *  3. pwrite the gathered blocks at write_off (not yet durable).
+ *  4. fdatasync (sync=always, or a sync was asked for).
+ *  5. (caller, under the lock) index the blocks; publish durable_off and
+ *     durable_seq (now visible to iterators); complete the waiters.
+ * A failure in 3-4 cuts the segment back to where the group started (best
+ * effort: those bytes were never acknowledged), then poisons the handle
+ * (invariant 6): after a failed write or fsync nobody knows what is on disk,
+ * and recovery at reopen decides.
+ */
+static int leader_commit(sr_log *lg, waiter *first, waiter *last, int *synced, int *io_failed,
+                         blk_ent **pidx, size_t *npidx, size_t *cappidx)
+{
+    *io_failed = 0;
+    int rc = SR_OK, need_sync = lg->o.sync == SR_SYNC_ALWAYS;
+    uint8_t hdr[SR_BLK_HDR_LEN];
+    uint64_t total = 0;
+    for (waiter *w = first;; w = w->next) {
+        for (size_t b = 0; b < w->nblocks; b++)
+            total += SR_BLK_HDR_LEN + w->blocks[b].stored.len + (lg->has_key ? SR_TAG_LEN : 0);
+        if (w == last) break;
+    }
+    if (total && lg->write_off > SR_SEG_HDR_LEN && lg->write_off + total > lg->o.segment_bytes &&
+        (rc = roll(lg))) {
+        /* out of memory before or after creating the (empty) segment file is
+         * harmless: a later roll recreates it; an I/O failure poisons */
+        *io_failed = rc != SR_ENOMEM;
+        return rc;
+    }
+    /* Until the write, a failure (memory, cipher) undoes the sequencing and
+     * leaves the handle usable. */
+    uint64_t grp_off = lg->write_off, grp_seq = lg->next_seq;
+    uint8_t grp_tip[SR_HASH_LEN];
+    memcpy(grp_tip, lg->tip, SR_HASH_LEN);
+    lg->iobuf.len = 0;
+    if ((rc = sr_buf_reserve(&lg->iobuf, (size_t)total))) goto undo;
+    for (waiter *w = first;; w = w->next) {
+        if (w->is_sync) need_sync = 1;
+        w->first_seq = lg->next_seq;
+        for (size_t b = 0; b < w->nblocks; b++) {
+            pblock *pb = &w->blocks[b];
+            size_t stored = pb->stored.len + (lg->has_key ? SR_TAG_LEN : 0);
+            size_t blen = SR_BLK_HDR_LEN + stored;
+            blk_hdr h = {
+                .version = SR_LOG_VERSION,
+                .flags = (uint8_t)(pb->flags | (lg->has_key ? SR_BLK_AES_GCM : 0)),
+                .first_seq = lg->next_seq,
+                .count = pb->count,
+                .plain_len = pb->plain_len,
+                .stored_len = (uint32_t)stored,
+                .key_id = lg->has_key ? lg->key.id : 0,
+                .synced_off = lg->synced_off,
+            };
+            if (lg->has_key) next_nonce(lg, h.nonce);
+            else memset(h.nonce, 0, sizeof h.nonce);
+            memcpy(h.prev, lg->tip, SR_HASH_LEN);
+            blk_hdr_encode(hdr, &h);
+            uint8_t *dst = lg->iobuf.data + lg->iobuf.len;
+            uint8_t *payload = dst + SR_BLK_HDR_LEN;
+            if (lg->has_key) {
+                rc = sr_aead_seal(lg->aead, h.nonce, hdr, SR_BLK_AAD_LEN, pb->stored.data,
+                                  pb->stored.len, payload, payload + pb->stored.len);
+                if (rc) goto undo;
+            } else if (pb->stored.len) {
+                memcpy(payload, pb->stored.data, pb->stored.len);
+            }
+            blk_hdr_seal(hdr, sr_crc32c(0, payload, stored));
+            memcpy(dst, hdr, SR_BLK_HDR_LEN);
+            block_hash(hdr, pb->digest, lg->tip);
+            if (*npidx == *cappidx) {
+                size_t cap = *cappidx ? *cappidx * 2 : 16;
+                blk_ent *p = sr_realloc(*pidx, cap * sizeof *p);
+                if (!p) {
+                    rc = SR_ENOMEM;
+                    goto undo;
+                }
+                *pidx = p;
+                *cappidx = cap;
+            }
+            (*pidx)[(*npidx)++] = (blk_ent){h.first_seq, lg->write_off, h.count, h.flags};
+            lg->iobuf.len += blen;
+            lg->write_off += blen;
+            lg->next_seq += pb->count;
+        }
+        if (w == last) break;
+    }
+    /* Reserve the index entries now, so that nothing can fail between the
+     * write and publishing it (a failure there would leave durable records
+     * whose append reported an error). */
+    pthread_mutex_lock(&lg->mu);
+    segment *as = lg->active;
+    if (as->nblocks + *npidx > as->capblocks) {
+        size_t cap = as->capblocks ? as->capblocks : 64;
+        while (cap < as->nblocks + *npidx) cap *= 2;
+        blk_ent *nb = sr_realloc(as->blocks, cap * sizeof *nb);
+        if (nb) {
+            as->blocks = nb;
+            as->capblocks = cap;
+        } else
+            rc = SR_ENOMEM;
+    }
+    pthread_mutex_unlock(&lg->mu);
+    if (rc) goto undo;
+    *io_failed = 1; /* from here on, a failure poisons */
+    if (lg->iobuf.len) rc = lg->vfs->pwrite(lg->active->file, lg->iobuf.data, lg->iobuf.len, grp_off);
+    if (!rc && need_sync && lg->synced_off < lg->write_off) {
+        rc = lg->vfs->sync(lg->active->file);
+        if (!rc) lg->synced_off = lg->write_off;
+    }
+    if (rc && lg->write_off > grp_off) {
+        /* Best effort: remove the unacknowledged bytes so that a reopen does
+         * not resurrect records whose append reported failure. */
+        if (lg->vfs->truncate(lg->active->file, grp_off) == SR_OK) (void)!lg->vfs->sync(lg->active->file);
+    }
+    if (rc) return rc;
+    *io_failed = 0;
+    *synced = need_sync || lg->o.sync == SR_SYNC_NONE;
+    return SR_OK;
+undo:
+    lg->next_seq = grp_seq;
+    lg->write_off = grp_off;
+    memcpy(lg->tip, grp_tip, SR_HASH_LEN);
+    lg->iobuf.len = 0;
+    *npidx = 0;
+    return rc;
+}
+
+/* Group commit: enqueue, wait to be done or to lead (LevelDB's writer queue). */
+static int submit(sr_log *lg, waiter *w)
+{
+    pthread_cond_init(&w->cv, NULL);
+    w->done = 0;
+    w->next = NULL;
+    pthread_mutex_lock(&lg->mu);
+    if (lg->err) {
+        int rc = lg->err == SR_ECLOSED ? SR_ECLOSED : SR_EPOISONED;
+        pthread_mutex_unlock(&lg->mu);
+        pthread_cond_destroy(&w->cv);
+        return rc;
+    }
+    if (lg->qtail) lg->qtail->next = w;
+    else lg->qhead = w;
+    lg->qtail = w;
+    while (!w->done && lg->qhead != w) pthread_cond_wait(&w->cv, &lg->mu);
+    if (w->done) {
+        int rc = w->rc;
+        pthread_mutex_unlock(&lg->mu);
+        pthread_cond_destroy(&w->cv);
+        return rc;
+    }
+    /* Leader: take a group of bounded size. */
+    waiter *last = w;
+    size_t bytes = 0;
+    for (size_t b = 0; b < w->nblocks; b++) bytes += w->blocks[b].stored.len;
+    while (last->next) {
+        size_t nb = 0;
+        for (size_t b = 0; b < last->next->nblocks; b++) nb += last->next->blocks[b].stored.len;
+        if (bytes + nb > (16u << 20)) break;
+        bytes += nb;
+        last = last->next;
+    }
+    int rc = lg->err ? SR_EPOISONED : SR_OK;
+    pthread_mutex_unlock(&lg->mu);
+
+    blk_ent *pidx = NULL;
+    size_t npidx = 0, cappidx = 0;
+    int synced = 0, io_failed = 0;
+    if (!rc) rc = leader_commit(lg, w, last, &synced, &io_failed, &pidx, &npidx, &cappidx);
+
+    pthread_mutex_lock(&lg->mu);
+    if (rc) {
+        if (io_failed) poison_locked(lg, rc);
+    } else {
+        for (size_t k = 0; k < npidx && !rc; k++)
+            rc = seg_add_block_locked(lg->active, pidx[k].first_seq, pidx[k].off, pidx[k].count,
+                                      pidx[k].flags);
+        if (rc) poison_locked(lg, rc);
+        else lg->assigned_seq = lg->next_seq;
+        if (!rc && synced) {
+            lg->active->durable_off = lg->o.sync == SR_SYNC_NONE ? lg->write_off : lg->synced_off;
+            lg->durable_seq = lg->next_seq;
+            memcpy(lg->durable_tip, lg->tip, SR_HASH_LEN);
+        }
+    }
+    sr_free(pidx);
+    for (waiter *x = lg->qhead;;) {
+        waiter *nx = x->next;
+        x->rc = rc;
+        x->done = 1;
+        if (x != w) pthread_cond_signal(&x->cv);
+        if (x == last) {
+            lg->qhead = nx;
+            break;
+        }
+        x = nx;
+    }
+    if (!lg->qhead) lg->qtail = NULL;
+    else pthread_cond_signal(&lg->qhead->cv);
+    pthread_mutex_unlock(&lg->mu);
+    pthread_cond_destroy(&w->cv);
+    return rc;
+}
+
+int sr_log_append(sr_log *lg, const sr_slice *recs, size_t n, uint64_t *first_seq)
+{
+    if (!lg || !recs || n == 0 || lg->o.readonly) return SR_EINVAL;
+    for (size_t i = 0; i < n; i++) {
+        if (recs[i].len > lg->o.max_record_bytes) return SR_ETOOBIG;
+        if (recs[i].len && !recs[i].data) return SR_EINVAL;
+    }
+    waiter w;
+    memset(&w, 0, sizeof w);
+    int rc = prepare(lg, recs, n, &w.blocks, &w.nblocks);
+    if (rc) return rc;
+    w.nrecs = n;
+    rc = submit(lg, &w);
+    pblocks_free(w.blocks, w.nblocks);
+    if (rc == SR_OK && first_seq) *first_seq = w.first_seq;
+    return rc;
+}
+
+int sr_log_sync(sr_log *lg)
+{
+    if (!lg) return SR_EINVAL;
+    if (lg->o.readonly) return SR_OK;
+    waiter w;
+    memset(&w, 0, sizeof w);
+    w.is_sync = 1;
+    return submit(lg, &w);
+}
+
+static void *syncer_main(void *arg)
+{
+    sr_log *lg = arg;
+    pthread_mutex_lock(&lg->mu);
+    while (!lg->stopping) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        uint64_t ns = (uint64_t)ts.tv_nsec + (uint64_t)lg->o.sync_interval_ms * 1000000u;
+        ts.tv_sec += (time_t)(ns / 1000000000u);
+        ts.tv_nsec = (long)(ns % 1000000000u);
+        pthread_cond_timedwait(&lg->syncer_cv, &lg->mu, &ts);
+        if (lg->stopping || lg->err) break;
+        pthread_mutex_unlock(&lg->mu);
+        int rc = sr_log_sync(lg); /* a failure poisons the handle; appends report it */
+        (void)rc;
+        pthread_mutex_lock(&lg->mu);
+    }
+    pthread_mutex_unlock(&lg->mu);
+    return NULL;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Recovery                                                                  */
+
+typedef struct name_list {
+    char **names;
+    size_t n, cap;
+    const sr_vfs *vfs;
+    const char *dir;
+    int readonly;
+} name_list;
+
+static int is_seg_name(const char *s, uint64_t *seq)
+{
+    if (strlen(s) != 24 || strcmp(s + 20, ".seg") != 0) return 0;
+    uint64_t v = 0;
+    for (int i = 0; i < 20; i++) {
+        if (s[i] < '0' || s[i] > '9') return 0;
+        uint64_t d = (uint64_t)(s[i] - '0');
+        if (v > (UINT64_MAX - d) / 10) return 0;
+        v = v * 10 + d;
+    }
+    *seq = v;
+    return 1;
+}
+
+static int list_cb(void *ctx, const char *name)
+{
+    name_list *l = ctx;
+    uint64_t seq;
+    size_t len = strlen(name);
+    if (len > 8 && !strcmp(name + len - 8, ".seg.tmp")) {
+        /* an interrupted segment creation: never renamed, so never used */
+        if (!l->readonly) {
+            char *p = path_join(l->dir, name);
+            if (!p) return SR_ENOMEM;
+            int rc = l->vfs->unlink(l->vfs, p);
+            sr_free(p);
+            if (rc && rc != SR_ENOTFOUND) return rc;
+        }
+        return SR_OK;
+    }
+    if (!is_seg_name(name, &seq)) return SR_OK;
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 16;
+        char **p = sr_realloc(l->names, cap * sizeof *p);
+        if (!p) return SR_ENOMEM;
+        l->names = p;
+        l->cap = cap;
+    }
+    char *d = sr_malloc(len + 1);
+    if (!d) return SR_ENOMEM;
+    memcpy(d, name, len + 1);
+    l->names[l->n++] = d;
+    return SR_OK;
+}
+
+static int cmp_names(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Scan forward from off for an intact block (valid header and payload CRC)
+ * whose synced_off is past bad_off. 1 if found (the bad block had been
+ * durable: corruption), 0 if not (a torn tail), <0 on I/O error. */
+static int later_block_proves_durable(sr_file *f, uint64_t bad_off, uint64_t size)
+{
+    uint64_t start = bad_off + 1;
+    if (start >= size) return 0;
+    uint64_t len = size - start;
+    if (len > (256u << 20)) len = 256u << 20; /* segments are far smaller in practice */
+    uint8_t *buf = sr_malloc((size_t)len);
+    if (!buf) return SR_ENOMEM;
+    int rc = sr_vfs_read_exact(f, buf, (size_t)len, start), found = 0;
+    if (rc < 0) {
+        sr_free(buf);
+        return rc;
+    }
+    for (size_t i = 0; i + SR_BLK_HDR_LEN <= len; i++) {
+        if (sr_get_le32(buf + i) != SR_BLK_MAGIC) continue;
+        blk_hdr h;
+        if (blk_hdr_decode(buf + i, &h)) continue;
+        if (i + SR_BLK_HDR_LEN + (uint64_t)h.stored_len > len) continue;
+        if (sr_crc32c(0, buf + i + SR_BLK_HDR_LEN, h.stored_len) != h.payload_crc) continue;
+        if (h.synced_off > bad_off) {
+            found = 1;
+            break;
+        }
+    }
+    sr_free(buf);
+    return found;
+}
+
+/* Copy the torn bytes aside (forensics), then cut them and fsync. */
+static int cut_tail(sr_log *lg, segment *s, uint64_t off, uint64_t size)
+{
+    int rc;
+    char name[80];
+    sr_file *f = NULL;
+    uint8_t *buf = NULL;
+    snprintf(name, sizeof name, "%s.torn-%" PRIu64, s->name, off);
+    char *p = path_join(lg->dir, name);
+    if (!p) return SR_ENOMEM;
+    uint64_t n = size - off;
+    if (n <= (64u << 20)) {
+        buf = sr_malloc((size_t)n);
+        if (!buf) {
+            rc = SR_ENOMEM;
+            goto done;
+        }
+        if ((rc = sr_vfs_read_exact(s->file, buf, (size_t)n, off)) < 0) goto done;
+        if ((rc = lg->vfs->open(lg->vfs, p, SR_VFS_WRITE | SR_VFS_CREATE, &f))) goto done;
+        if ((rc = lg->vfs->truncate(f, 0))) goto done;
+        if ((rc = lg->vfs->pwrite(f, buf, (size_t)n, 0))) goto done;
+        if ((rc = lg->vfs->sync(f))) goto done;
+    }
+    if ((rc = lg->vfs->truncate(s->file, off))) goto done;
+    if ((rc = lg->vfs->sync(s->file))) goto done;
+    rc = lg->vfs->sync_dir(lg->vfs, lg->dir);
+done:
+    sr_file_close(f);
+    sr_free(buf);
+    sr_free(p);
+    return rc;
+}
+
+/* Decode the block at e in s fully; digest of its plaintext and its header. */
+static int decode_at(sr_log *lg, segment *s, uint64_t off, sr_buf *raw, sr_buf *plain,
+                     sr_aead **aead, ZSTD_DCtx **dctx, uint8_t hdrb[SR_BLK_HDR_LEN], blk_hdr *h,
+                     uint8_t digest[SR_HASH_LEN], const char **why)
+{
+    int rc = sr_vfs_read_exact(s->file, hdrb, SR_BLK_HDR_LEN, off);
+    if (rc == SR_DONE) {
+        *why = "truncated block header";
+        return SR_ECORRUPT;
+    }
+    if (rc) return rc;
+    if ((*why = blk_hdr_decode(hdrb, h))) return SR_ECORRUPT;
+    raw->len = 0;
+    if ((rc = sr_buf_reserve(raw, (size_t)h->stored_len + 1))) return rc;
+    rc = sr_vfs_read_exact(s->file, raw->data, h->stored_len, off + SR_BLK_HDR_LEN);
+    if (rc == SR_DONE) {
+        *why = "block extends past end of file";
+        return SR_ECORRUPT;
+    }
+    if (rc) return rc;
+    return block_decode(lg, aead, dctx, hdrb, h, raw->data, plain, digest, why);
+}
+
+/*
+ * Open and scan one segment: header, then every block header (and, for the
+ * last segment, every payload CRC). On a bad block, *bad_off / *bad_why are
+ * set and scanning stops (SR_OK is returned; the caller applies the torn-tail
+ * rule). Fatal problems return an error.
+ */
+static int scan_segment(sr_log *lg, segment *s, int last, uint64_t expect_seq, uint64_t *size_out,
+                        uint64_t *bad_off, const char **bad_why, sr_errinfo *ei)
+{
+    int rc;
+    uint8_t hb[SR_SEG_HDR_LEN];
+    uint64_t size;
+    int wr = last && !lg->o.readonly;
+    if ((rc = lg->vfs->open(lg->vfs, s->path, wr ? SR_VFS_WRITE : SR_VFS_READ, &s->file))) {
+        set_err(ei, rc, "%s: cannot open: %s", s->name, sr_strerror(rc));
+        return rc;
+    }
+    if ((rc = lg->vfs->size(s->file, &size))) return rc;
+    rc = sr_vfs_read_exact(s->file, hb, SR_SEG_HDR_LEN, 0);
+    if (rc < 0) return rc;
+    if (rc == SR_DONE || memcmp(hb, SR_SEG_MAGIC, 8) != 0) {
+        set_err_at(ei, SR_ECORRUPT, s->name, 0, "%s offset 0: %s", s->name,
+                rc == SR_DONE ? "truncated segment header" : "bad segment magic");
+        return SR_ECORRUPT;
+    }
+    if (sr_get_le16(hb + 8) != SR_LOG_VERSION) {
+        set_err_at(ei, SR_EVERSION, s->name, 0, "%s: segment format version %u; this build reads version %d",
+                s->name, sr_get_le16(hb + 8), SR_LOG_VERSION);
+        return SR_EVERSION;
+    }
+    if (sr_get_le32(hb + 60) != sr_crc32c(0, hb, 60) || sr_get_le16(hb + 10) != SR_SEG_HDR_LEN) {
+        set_err_at(ei, SR_ECORRUPT, s->name, 0, "%s offset 0: segment header checksum mismatch", s->name);
+        return SR_ECORRUPT;
+    }
+    if (sr_get_le64(hb + 16) != s->first_seq) {
+        set_err_at(ei, SR_ECORRUPT, s->name, 0, "%s: header says first seq %" PRIu64 ", file name says %" PRIu64,
+                s->name, sr_get_le64(hb + 16), s->first_seq);
+        return SR_ECORRUPT;
+    }
+    if (expect_seq && s->first_seq != expect_seq) {
+        set_err_at(ei, SR_ECORRUPT, s->name, 0, "%s: starts at seq %" PRIu64 " but the previous segment ends before %" PRIu64
+                " (missing or extra segment)", s->name, s->first_seq, expect_seq);
+        return SR_ECORRUPT;
+    }
+    memcpy(s->anchor, hb + 24, SR_HASH_LEN);
+    s->next_seq = s->first_seq;
+    *size_out = size;
+    *bad_off = UINT64_MAX;
+    uint64_t off = SR_SEG_HDR_LEN, seq = s->first_seq;
+    uint8_t hdrb[SR_BLK_HDR_LEN];
+    sr_buf raw;
+    sr_buf_init(&raw);
+    rc = SR_OK;
+    while (off < size) {
+        blk_hdr h;
+        const char *why = NULL;
+        int r = sr_vfs_read_exact(s->file, hdrb, SR_BLK_HDR_LEN, off);
+        if (r < 0) {
+            rc = r;
+            break;
+        }
+        if (r == SR_DONE) why = "truncated block header";
+        else if ((why = blk_hdr_decode(hdrb, &h))) {
+        } else if (off + SR_BLK_HDR_LEN + (uint64_t)h.stored_len > size)
+            why = "block extends past end of file";
+        else if (h.first_seq != seq)
+            why = "block sequence number out of order";
+        else if (s->nblocks == 0 && memcmp(h.prev, s->anchor, SR_HASH_LEN) != 0)
+            why = "first block's previous hash differs from the segment anchor";
+        if (!why && (h.flags & SR_BLK_AES_GCM)) {
+            if (!lg->has_key) {
+                set_err(ei, SR_EKEY, "%s offset %" PRIu64 ": blocks are encrypted (key id %08x) and no key is configured",
+                        s->name, off, h.key_id);
+                rc = SR_EKEY;
+                break;
+            }
+            if (h.key_id != lg->key.id) {
+                set_err(ei, SR_EKEY, "%s offset %" PRIu64 ": block encrypted with key id %08x, configured key has id %08x",
+                        s->name, off, h.key_id, lg->key.id);
+                rc = SR_EKEY;
+                break;
+            }
+        }
+        if (!why && last) {
+            raw.len = 0;
+            if ((r = sr_buf_reserve(&raw, (size_t)h.stored_len + 1))) {
+                rc = r;
+                break;
+            }
+            if ((r = sr_vfs_read_exact(s->file, raw.data, h.stored_len, off + SR_BLK_HDR_LEN)) < 0) {
+                rc = r;
+                break;
+            }
+            if (sr_crc32c(0, raw.data, h.stored_len) != h.payload_crc) why = "payload checksum mismatch";
+        }
+        if (why) {
+            *bad_off = off;
+            *bad_why = why;
+            break;
+        }
+        pthread_mutex_lock(&lg->mu);
+        r = seg_add_block_locked(s, h.first_seq, off, h.count, h.flags);
+        pthread_mutex_unlock(&lg->mu);
+        if (r) {
+            rc = r;
+            break;
+        }
+        seq += h.count;
+        off += SR_BLK_HDR_LEN + h.stored_len;
+    }
+    sr_buf_release(&raw);
+    return rc;
+}
+
+static int recover_dir(sr_log *lg, sr_errinfo *ei)
+{
+    int rc;
+    name_list nl = {NULL, 0, 0, lg->vfs, lg->dir, lg->o.readonly};
+    sr_buf raw, plain;
+    sr_buf_init(&raw);
+    sr_buf_init(&plain);
+    ZSTD_DCtx *dctx = NULL;
+    sr_aead *aead = NULL;
+
+    if ((rc = lg->vfs->list(lg->vfs, lg->dir, list_cb, &nl))) {
+        set_err(ei, rc, "cannot list %s: %s", lg->dir, sr_strerror(rc));
+        goto done;
+    }
+    if (nl.n) qsort(nl.names, nl.n, sizeof *nl.names, cmp_names);
+    for (size_t i = 0; i < nl.n; i++) {
+        segment *s = sr_calloc(1, sizeof *s);
+        if (!s) {
+            rc = SR_ENOMEM;
+            goto done;
+        }
+        snprintf(s->name, sizeof s->name, "%s", nl.names[i]);
+        (void)is_seg_name(s->name, &s->first_seq);
+        s->refs = 1;
+        s->path = path_join(lg->dir, s->name);
+        if (!s->path || (rc = segs_push(lg, s))) {
+            sr_free(s->path);
+            sr_free(s);
+            rc = rc ? rc : SR_ENOMEM;
+            goto done;
+        }
+    }
+    if (lg->nsegs == 0) {
+        if (lg->o.readonly) {
+            rc = SR_ENOTFOUND;
+            set_err(ei, rc, "%s: no log segments", lg->dir);
+            goto done;
+        }
+        uint8_t zero[SR_HASH_LEN] = {0};
+        segment *s = NULL;
+        if ((rc = segment_create(lg, 1, zero, &s))) {
+            set_err(ei, rc, "%s: cannot create the first segment: %s", lg->dir, sr_strerror(rc));
+            goto done;
+        }
+        /* scanned below like any other segment */
+        sr_file_close(s->file);
+        s->file = NULL;
+        if ((rc = segs_push(lg, s))) {
+            seg_unref_locked(s);
+            goto done;
+        }
+    }
+    uint64_t expect = 0, size = 0;
+    for (size_t i = 0; i < lg->nsegs; i++) {
+        segment *s = lg->segs[i];
+        int last = i + 1 == lg->nsegs;
+        uint64_t bad = UINT64_MAX;
+        const char *why = NULL;
+        if ((rc = scan_segment(lg, s, last, expect, &size, &bad, &why, ei))) {
+            if (!ei || !ei->msg[0]) set_err(ei, rc, "%s: %s", s->name, sr_strerror(rc));
+            goto done;
+        }
+        if (bad != UINT64_MAX) {
+            if (!last) {
+                rc = SR_ECORRUPT;
+                set_err_at(ei, rc, s->name, bad, "%s offset %" PRIu64 ": %s (not the last segment: corruption)",
+                           s->name, bad, why);
+                goto done;
+            }
+            int durable = later_block_proves_durable(s->file, bad, size);
+            if (durable < 0) {
+                rc = durable;
+                goto done;
+            }
+            if (durable) {
+                rc = SR_ECORRUPT;
+                set_err_at(ei, rc, s->name, bad,
+                           "%s offset %" PRIu64 ": %s (a later block shows it had been synced: corruption)", s->name,
+                           bad, why);
+                goto done;
+            }
+        }
+        uint64_t end = bad == UINT64_MAX ? size : bad;
+        if (last) {
+            /* An unfinished multi-block batch (CONT on the last block) was never
+             * acknowledged: cut back to its start (atomic batches). */
+            size_t nb = s->nblocks;
+            while (nb > 0 && (s->blocks[nb - 1].flags & SR_BLK_CONT)) {
+                size_t k = nb - 1;
+                while (k > 0 && (s->blocks[k - 1].flags & SR_BLK_CONT)) k--;
+                end = s->blocks[k].off;
+                if (!why) why = "unfinished multi-block batch";
+                nb = k;
+            }
+            if (nb != s->nblocks) {
+                s->nblocks = nb;
+                s->next_seq = nb ? s->blocks[nb - 1].first_seq + s->blocks[nb - 1].count : s->first_seq;
+            }
+            if (end < size) {
+                lg->tail.torn = 1;
+                snprintf(lg->tail.segment, sizeof lg->tail.segment, "%s", s->name);
+                lg->tail.offset = end;
+                lg->tail.bytes = size - end;
+                snprintf(lg->tail.reason, sizeof lg->tail.reason, "%s", why ? why : "torn tail");
+                if (!lg->o.readonly && (rc = cut_tail(lg, s, end, size))) {
+                    set_err(ei, rc, "%s: cannot cut the torn tail at %" PRIu64 ": %s", s->name, end,
+                            sr_strerror(rc));
+                    goto done;
+                }
+            }
+            if (!lg->o.readonly && (rc = lg->vfs->sync(s->file))) goto done;
+        }
+        s->durable_off = end;
+        expect = s->next_seq;
+        if (last) {
+            lg->write_off = lg->synced_off = end;
+            lg->next_seq = s->next_seq;
+        }
+    }
+    /* Chain tip: hash of the last block (decoded in full), else the anchor. */
+    segment *ls = NULL;
+    for (size_t i = lg->nsegs; i-- > 0;)
+        if (lg->segs[i]->nblocks) {
+            ls = lg->segs[i];
+            break;
+        }
+    if (ls) {
+        uint8_t hdrb[SR_BLK_HDR_LEN], dg[SR_HASH_LEN];
+        blk_hdr h;
+        const char *why = NULL;
+        uint64_t off = ls->blocks[ls->nblocks - 1].off;
+        rc = decode_at(lg, ls, off, &raw, &plain, &aead, &dctx, hdrb, &h, dg, &why);
+        if (rc) {
+            set_err_at(ei, rc, ls->name, off, "%s offset %" PRIu64 ": last block: %s", ls->name, off,
+                       why ? why : sr_strerror(rc));
+            goto done;
+        }
+        block_hash(hdrb, dg, lg->tip);
+    } else {
+        memcpy(lg->tip, active_seg_last(lg)->anchor, SR_HASH_LEN);
+    }
+    memcpy(lg->durable_tip, lg->tip, SR_HASH_LEN);
+    lg->durable_seq = lg->assigned_seq = lg->next_seq;
+    lg->active = active_seg_last(lg);
+done:
+    for (size_t i = 0; i < nl.n; i++) sr_free(nl.names[i]);
+    sr_free(nl.names);
+    sr_buf_release(&raw);
+    sr_buf_release(&plain);
+    ZSTD_freeDCtx(dctx);
+    sr_aead_destroy(aead);
+    return rc;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Open / close                                                              */
+
+int sr_log_open(const char *dir, const sr_log_opts *opts, sr_log **out, sr_errinfo *ei)
+{
+    int rc;
+    if (ei) {
+        ei->code = 0;
+        ei->msg[0] = 0;
+        ei->segment[0] = 0;
+        ei->offset = 0;
+    }
+    if (!dir || !out) return SR_EINVAL;
+    sr_log *lg = sr_calloc(1, sizeof *lg);
+    if (!lg) return SR_ENOMEM;
+    if (opts) lg->o = *opts;
+    lg->vfs = lg->o.vfs ? lg->o.vfs : &sr_vfs_posix;
+    if (!lg->o.segment_bytes) lg->o.segment_bytes = 64u << 20;
+    if (!lg->o.block_bytes) lg->o.block_bytes = 1u << 20;
+    if (!lg->o.max_record_bytes) lg->o.max_record_bytes = 64u << 20;
+    if (!lg->o.sync_interval_ms) lg->o.sync_interval_ms = 100;
+    if (lg->o.segment_bytes < 4096 || lg->o.max_record_bytes > (1u << 30) ||
+        lg->o.zstd_level < ZSTD_minCLevel() || lg->o.zstd_level > ZSTD_maxCLevel() ||
+        lg->o.sync > SR_SYNC_NONE) {
+        set_err(ei, SR_EINVAL, "invalid log options");
+        sr_free(lg);
+        return SR_EINVAL;
+    }
+    if (lg->o.key) {
+        lg->key = *lg->o.key;
+        lg->has_key = 1;
+        lg->o.key = NULL;
+    }
+    pthread_mutex_init(&lg->mu, NULL);
+    pthread_cond_init(&lg->syncer_cv, NULL);
+    sr_buf_init(&lg->iobuf);
+    size_t dl = strlen(dir);
+    lg->dir = sr_malloc(dl + 1);
+    if (!lg->dir) {
+        rc = SR_ENOMEM;
+        goto fail;
+    }
+    memcpy(lg->dir, dir, dl + 1);
+    if (!lg->o.readonly) {
+        if ((rc = lg->vfs->mkdir(lg->vfs, dir))) {
+            set_err(ei, rc, "cannot create log directory %s: %s", dir, sr_strerror(rc));
+            goto fail;
+        }
+        char *lp = path_join(dir, "LOCK");
+        if (!lp) {
+            rc = SR_ENOMEM;
+            goto fail;
+        }
+        rc = lg->vfs->lock(lg->vfs, lp, &lg->lockf);
+        sr_free(lp);
+        if (rc) {
+            set_err(ei, rc, "%s: %s", dir,
+                    rc == SR_ELOCKED ? "log is open for writing in another process" : sr_strerror(rc));
+            goto fail;
+        }
+        if (lg->has_key && (rc = sr_aead_create(&lg->key, &lg->aead))) goto fail;
+        if (!lg->o.nonce_fn && (rc = sr_random(lg->nonce_prefix, sizeof lg->nonce_prefix))) goto fail;
+    }
+    if ((rc = recover_dir(lg, ei))) goto fail;
+    if (!lg->o.readonly && lg->o.sync == SR_SYNC_INTERVAL) {
+        if (pthread_create(&lg->syncer, NULL, syncer_main, lg) != 0) {
+            rc = SR_ENOMEM;
+            goto fail;
+        }
+        lg->syncer_started = 1;
+    }
+    *out = lg;
+    return SR_OK;
+fail:
+    if (ei && !ei->code) set_err(ei, rc, "%s: %s", dir, sr_strerror(rc));
+    lg->o.readonly = 1; /* nothing to flush */
+    sr_log_close(lg);
+    return rc;
+}
+
+int sr_log_close(sr_log *lg)
+{
+    if (!lg) return SR_OK;
+    int rc = SR_OK;
+    if (lg->syncer_started) {
+        pthread_mutex_lock(&lg->mu);
+        lg->stopping = 1;
+        pthread_cond_signal(&lg->syncer_cv);
+        pthread_mutex_unlock(&lg->mu);
+        pthread_join(lg->syncer, NULL);
+    }
+    if (!lg->o.readonly && lg->nsegs) {
+        pthread_mutex_lock(&lg->mu);
+        int err = lg->err;
+        pthread_mutex_unlock(&lg->mu);
+        if (!err && lg->synced_off < lg->write_off) {
+            rc = lg->vfs->sync(lg->active->file);
+            if (!rc) lg->synced_off = lg->write_off;
+        }
+        if (err) rc = err;
+    }
+    for (size_t i = 0; i < lg->nsegs; i++) seg_unref_locked(lg->segs[i]);
+    sr_free(lg->segs);
+    for (size_t i = 0; i < lg->ncctx; i++) ZSTD_freeCCtx(lg->cctx[i]);
+    sr_free(lg->cctx);
+    sr_aead_destroy(lg->aead);
+    sr_buf_release(&lg->iobuf);
+    sr_file_close(lg->lockf);
+    pthread_cond_destroy(&lg->syncer_cv);
+    pthread_mutex_destroy(&lg->mu);
+    sr_free(lg->dir);
+    memset(&lg->key, 0, sizeof lg->key);
+    sr_free(lg);
+    return rc;
+}
+
+uint64_t sr_log_next_seq(sr_log *lg)
+{
+    pthread_mutex_lock(&lg->mu);
+    uint64_t v = lg->assigned_seq;
+    pthread_mutex_unlock(&lg->mu);
+    return v;
+}
+
+uint64_t sr_log_durable_seq(sr_log *lg)
+{
+    pthread_mutex_lock(&lg->mu);
+    uint64_t v = lg->durable_seq;
+    pthread_mutex_unlock(&lg->mu);
+    return v;
+}
+
+uint64_t sr_log_first_seq(sr_log *lg)
+{
+    pthread_mutex_lock(&lg->mu);
+    uint64_t v = lg->segs[0]->first_seq;
+    pthread_mutex_unlock(&lg->mu);
+    return v;
+}
+
+void sr_log_tip(sr_log *lg, uint8_t out[SR_HASH_LEN])
+{
+    pthread_mutex_lock(&lg->mu);
+    memcpy(out, lg->durable_tip, SR_HASH_LEN);
+    pthread_mutex_unlock(&lg->mu);
+}
+
+void sr_log_tail_info(sr_log *lg, sr_log_tail *out) { *out = lg->tail; }
+
+size_t sr_log_segment_count(sr_log *lg)
+{
+    pthread_mutex_lock(&lg->mu);
+    size_t n = lg->nsegs;
+    pthread_mutex_unlock(&lg->mu);
+    return n;
+}
+
+int sr_log_error(sr_log *lg)
+{
+    pthread_mutex_lock(&lg->mu);
+    int e = lg->err;
+    pthread_mutex_unlock(&lg->mu);
+    return e;
+}
+
+int sr_log_drop_below(sr_log *lg, uint64_t seq, size_t *removed)
+{
+    if (!lg || lg->o.readonly) return SR_EINVAL;
+    int rc = SR_OK;
+    size_t k = 0;
+    pthread_mutex_lock(&lg->mu);
+    if (lg->err) {
+        pthread_mutex_unlock(&lg->mu);
+        return SR_EPOISONED;
+    }
+    while (k + 1 < lg->nsegs && lg->segs[k + 1]->first_seq <= seq) k++;
+    for (size_t i = 0; i < k && !rc; i++) rc = lg->vfs->unlink(lg->vfs, lg->segs[i]->path);
+    size_t gone = 0;
+    if (!rc) gone = k;
+    else {
+        /* count those unlinked before the failure */
+        for (gone = 0; gone < k; gone++) {
+            sr_file *f = NULL;
+            if (lg->vfs->open(lg->vfs, lg->segs[gone]->path, SR_VFS_READ, &f) == SR_OK) {
+                sr_file_close(f);
+                break;
+            }
+        }
+    }
+    for (size_t i = 0; i < gone; i++) {
+        lg->segs[i]->removed = 1;
+        seg_unref_locked(lg->segs[i]);
+    }
+    memmove(lg->segs, lg->segs + gone, (lg->nsegs - gone) * sizeof *lg->segs);
+    lg->nsegs -= gone;
+    pthread_mutex_unlock(&lg->mu);
+    if (!rc && gone) rc = lg->vfs->sync_dir(lg->vfs, lg->dir);
+    if (removed) *removed = gone;
+    return rc;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Iterators                                                                 */
+
+int sr_log_iter_open(sr_log *lg, uint64_t from, sr_log_iter **out)
+{
+    if (!lg || !out) return SR_EINVAL;
+    sr_log_iter *it = sr_calloc(1, sizeof *it);
+    if (!it) return SR_ENOMEM;
+    it->lg = lg;
+    sr_buf_init(&it->raw);
+    sr_buf_init(&it->plain);
+    pthread_mutex_lock(&lg->mu);
+    size_t lo = 0, hi = lg->nsegs; /* last segment with first_seq <= from */
+    while (hi - lo > 1) {
+        size_t mid = (lo + hi) / 2;
+        if (lg->segs[mid]->first_seq <= from) lo = mid;
+        else hi = mid;
+    }
+    segment *s = lg->segs[lo];
+    s->refs++;
+    it->seg = s;
+    it->off = SR_SEG_HDR_LEN;
+    if (s->nblocks) {
+        size_t blo = 0, bhi = s->nblocks;
+        while (bhi - blo > 1) {
+            size_t mid = (blo + bhi) / 2;
+            if (s->blocks[mid].first_seq <= from) blo = mid;
+            else bhi = mid;
+        }
+        it->off = s->blocks[blo].off;
+    }
+    pthread_mutex_unlock(&lg->mu);
+    it->want = from;
+    *out = it;
+    return SR_OK;
+}
+
+const sr_errinfo *sr_log_iter_errinfo(sr_log_iter *it) { return &it->ei; }
+
+void sr_log_iter_close(sr_log_iter *it)
+{
+    if (!it) return;
+    pthread_mutex_lock(&it->lg->mu);
+    seg_unref_locked(it->seg);
+    pthread_mutex_unlock(&it->lg->mu);
+    sr_buf_release(&it->raw);
+    sr_buf_release(&it->plain);
+    sr_aead_destroy(it->aead);
+    ZSTD_freeDCtx(it->dctx);
+    sr_free(it);
+}
+
+/* Load the next durable block; SR_DONE at the durable end. */
+static int iter_load(sr_log_iter *it)
+{
+    sr_log *lg = it->lg;
+    for (;;) {
+        pthread_mutex_lock(&lg->mu);
+        segment *s = it->seg;
+        uint64_t end = s->durable_off;
+        segment *nx = NULL;
+        if (it->off >= end) {
+            /* Move on only if a later segment exists (this one is sealed). */
+            for (size_t i = 0; i + 1 < lg->nsegs; i++)
+                if (lg->segs[i] == s) {
+                    nx = lg->segs[i + 1];
+                    break;
+                }
+            if (!nx && s->removed && lg->nsegs) {
+                for (size_t i = 0; i < lg->nsegs; i++)
+                    if (lg->segs[i]->first_seq > s->first_seq) {
+                        nx = lg->segs[i];
+                        break;
+                    }
+                if (nx && nx->first_seq != s->next_seq) {
+                    /* never skip silently: the records in between are gone */
+                    set_err(&it->ei, SR_ENOTFOUND,
+                            "records %" PRIu64 "..%" PRIu64 " were dropped by retention while iterating",
+                            s->next_seq, nx->first_seq - 1);
+                    pthread_mutex_unlock(&lg->mu);
+                    return SR_ENOTFOUND;
+                }
+            }
+            if (!nx) {
+                pthread_mutex_unlock(&lg->mu);
+                return SR_DONE;
+            }
+            nx->refs++;
+            seg_unref_locked(s);
+            it->seg = nx;
+            it->off = SR_SEG_HDR_LEN;
+            pthread_mutex_unlock(&lg->mu);
+            continue;
+        }
+        pthread_mutex_unlock(&lg->mu);
+        uint8_t hdrb[SR_BLK_HDR_LEN], dg[SR_HASH_LEN];
+        blk_hdr h;
+        const char *why = NULL;
+        int rc = decode_at(lg, s, it->off, &it->raw, &it->plain, &it->aead, &it->dctx, hdrb, &h, dg, &why);
+        if (rc) {
+            set_err(&it->ei, rc, "%s offset %" PRIu64 ": %s", s->name, it->off, why ? why : sr_strerror(rc));
+            return rc;
+        }
+        it->off += SR_BLK_HDR_LEN + h.stored_len;
+        it->blk_first = h.first_seq;
+        it->blk_count = h.count;
+        it->blk_pos = 0;
+        it->plain_pos = 0;
+        return SR_OK;
+    }
+}
+
+int sr_log_iter_next(sr_log_iter *it, uint64_t *seq, sr_slice *rec)
+{
+    for (;;) {
+        if (it->blk_pos < it->blk_count) {
+            uint64_t len = 0;
+            size_t k = varint_get(it->plain.data + it->plain_pos, it->plain.len - it->plain_pos, &len);
+            const uint8_t *p = it->plain.data + it->plain_pos + k;
+            it->plain_pos += k + (size_t)len;
+            uint64_t s = it->blk_first + it->blk_pos++;
+            if (s < it->want) continue;
+            *seq = s;
+            rec->data = p;
+            rec->len = (size_t)len;
+            return SR_OK;
+        }
+        int rc = iter_load(it);
+        if (rc) return rc;
+    }
+}
+
+/* ------------------------------------------------------------------------ */
+/* Verify                                                                    */
+
+int sr_log_verify(const char *dir, const sr_log_opts *opts, sr_log_report *rep, sr_errinfo *ei)
+{
+    sr_log_opts o = opts ? *opts : (sr_log_opts){0};
+    o.readonly = 1;
+    sr_log *lg = NULL;
+    memset(rep, 0, sizeof *rep);
+    sr_errinfo local;
+    if (!ei) ei = &local;
+    int rc = sr_log_open(dir, &o, &lg, ei);
+    if (rc) {
+        snprintf(rep->segment, sizeof rep->segment, "%s", ei->segment);
+        rep->offset = ei->offset;
+        return rc;
+    }
+    sr_buf raw, plain;
+    sr_buf_init(&raw);
+    sr_buf_init(&plain);
+    sr_aead *aead = NULL;
+    ZSTD_DCtx *dctx = NULL;
+    uint8_t prev[SR_HASH_LEN];
+    int have_prev = 0;
+    rep->first_seq = lg->segs[0]->first_seq;
+    for (size_t i = 0; i < lg->nsegs && !rc; i++) {
+        segment *s = lg->segs[i];
+        rep->segments++;
+        if (have_prev && memcmp(prev, s->anchor, SR_HASH_LEN) != 0) {
+            rc = SR_ECORRUPT;
+            snprintf(rep->segment, sizeof rep->segment, "%s", s->name);
+            rep->block_seq = s->first_seq;
+            set_err(ei, rc, "%s offset 0: segment anchor differs from the previous segment's last block hash "
+                    "(hash chain broken)", s->name);
+            break;
+        }
+        if (!have_prev) memcpy(prev, s->anchor, SR_HASH_LEN);
+        have_prev = 1;
+        for (size_t b = 0; b < s->nblocks; b++) {
+            uint8_t hdrb[SR_BLK_HDR_LEN], dg[SR_HASH_LEN];
+            blk_hdr h;
+            const char *why = NULL;
+            uint64_t off = s->blocks[b].off;
+            rc = decode_at(lg, s, off, &raw, &plain, &aead, &dctx, hdrb, &h, dg, &why);
+            if (!rc && memcmp(h.prev, prev, SR_HASH_LEN) != 0) {
+                rc = SR_ECORRUPT;
+                why = "previous-block hash mismatch (hash chain broken)";
+            }
+            if (rc) {
+                snprintf(rep->segment, sizeof rep->segment, "%s", s->name);
+                rep->offset = off;
+                rep->block_seq = s->blocks[b].first_seq;
+                set_err(ei, rc, "%s offset %" PRIu64 " (block seq %" PRIu64 "): %s", s->name, off,
+                        s->blocks[b].first_seq, why ? why : sr_strerror(rc));
+                break;
+            }
+            block_hash(hdrb, dg, prev);
+            rep->blocks++;
+            rep->records += h.count;
+            rep->bytes += SR_BLK_HDR_LEN + h.stored_len;
+        }
+    }
+    rep->last_seq = lg->next_seq - 1;
+    memcpy(rep->tip, prev, SR_HASH_LEN);
+    rep->tail = lg->tail;
+    if (!rc && lg->tail.torn) {
+        rc = SR_ECORRUPT;
+        snprintf(rep->segment, sizeof rep->segment, "%s", lg->tail.segment);
+        rep->offset = lg->tail.offset;
+        rep->block_seq = lg->next_seq;
+        set_err(ei, rc, "%s offset %" PRIu64 ": torn tail of %" PRIu64 " bytes (%s); never acknowledged, "
+                "cut when the log is next opened for writing", lg->tail.segment, lg->tail.offset,
+                lg->tail.bytes, lg->tail.reason);
+    }
+    rep->ok = rc == SR_OK;
+    sr_buf_release(&raw);
+    sr_buf_release(&plain);
+    sr_aead_destroy(aead);
+    ZSTD_freeDCtx(dctx);
+    sr_log_close(lg);
+    return rc;
+}

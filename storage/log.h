@@ -1,0 +1,182 @@
+/*
+ * storage/log.h -- suiro's append-only, hash-chained, encrypted event log.
+ *
+ * The log is the source of truth: a directory of segment files, each a header
+ * followed by blocks; a block holds a batch of length-prefixed records,
+ * compressed with zstd, optionally encrypted with AES-256-GCM, and chained to
+ * the block before it by SHA-256. Format v1 is specified byte by byte in
+ * docs/format.md; the commit protocol and recovery policy in
+ * docs/durability.md.
+ *
+ * Records are opaque byte strings. Each gets a sequence number: dense,
+ * starting at 1, never reused.
+ *
+ * Threads: sr_log_append, sr_log_sync and the iterators may be called from any
+ * number of threads at once. sr_log_drop_below may run concurrently with them.
+ * sr_log_close must be called once, after every other call on the handle has
+ * returned and every iterator is closed.
+ */
+#ifndef SR_LOG_H
+#define SR_LOG_H
+
+#include "engine/sr_alloc.h"
+#include "engine/sr_error.h"
+#include "storage/crypto.h"
+#include "storage/vfs.h"
+
+#include <stdint.h>
+
+typedef struct sr_log sr_log;
+typedef struct sr_log_iter sr_log_iter;
+
+typedef enum sr_sync_mode {
+    SR_SYNC_ALWAYS = 0,   /* durable when sr_log_append returns (group commit) */
+    SR_SYNC_INTERVAL = 1, /* fdatasync every sync_interval_ms; a crash loses at most that */
+    SR_SYNC_NONE = 2,     /* never synced but at roll and close: tests and benchmarks */
+} sr_sync_mode;
+
+/* Detail for a failure, where a handle is not available to ask. */
+typedef struct sr_errinfo {
+    int code;
+    char msg[320];
+    char segment[64]; /* the segment file concerned, or "" */
+    uint64_t offset;  /* byte offset in it of the bad block or header */
+} sr_errinfo;
+
+typedef struct sr_log_opts {
+    const sr_vfs *vfs;          /* NULL: sr_vfs_posix */
+    uint64_t segment_bytes;     /* roll when a segment would grow past this; 0: 64 MiB */
+    uint32_t block_bytes;       /* plaintext per block before splitting; 0: 1 MiB */
+    uint32_t max_record_bytes;  /* larger records are SR_ETOOBIG; 0: 64 MiB */
+    int zstd_level;             /* 0: no compression; else zstd level (1 fast ... 19) */
+    sr_sync_mode sync;
+    uint32_t sync_interval_ms;  /* for SR_SYNC_INTERVAL; 0: 100 */
+    const sr_key *key;          /* NULL: no encryption. Copied at open. */
+    int readonly;               /* no lock, no repair: a torn tail is reported, not cut */
+    /* Tests only: deterministic nonces (golden files). NULL: random prefix + counter. */
+    void (*nonce_fn)(void *ctx, uint8_t nonce[SR_NONCE_LEN]);
+    void *nonce_ctx;
+} sr_log_opts;
+
+/* What recovery found at the end of the last segment. */
+typedef struct sr_log_tail {
+    int torn;                 /* 1 if a torn tail was found (and, if writable, cut) */
+    char segment[64];         /* file name */
+    uint64_t offset;          /* where the torn part starts */
+    uint64_t bytes;           /* how many bytes it has */
+    char reason[96];
+} sr_log_tail;
+
+/**
+ * Open (creating if needed) the log in dir and recover it.
+ *
+ * Recovery reads every segment header and block header, checks the last
+ * segment's blocks in full, cuts a torn or partial last block (it was never
+ * acknowledged: the cut bytes are kept in "<segment>.torn-<offset>" for
+ * forensics), and fsyncs the last segment. A bad block anywhere else is
+ * SR_ECORRUPT, with the segment and offset in ei.
+ *
+ * @return SR_OK; SR_ECORRUPT; SR_EVERSION (a segment of a newer format);
+ *         SR_EKEY (blocks encrypted and no key, or another key);
+ *         SR_ELOCKED (another process has it open for writing); SR_EIO,
+ *         SR_ENOSPC, SR_ENOMEM, SR_EINVAL (bad options).
+ */
+SR_MUST_CHECK int sr_log_open(const char *dir, const sr_log_opts *opts, sr_log **out,
+                              sr_errinfo *ei);
+
+/* Flush (fsync) and close. NULL-safe. Returns the first error seen while
+ * flushing (the handle is freed regardless). */
+int sr_log_close(sr_log *lg);
+
+/**
+ * Append n records as one atomic batch: after a crash either all of them are
+ * in the log or none. On SR_OK, *first_seq is the sequence number of recs[0]
+ * and the batch holds first_seq .. first_seq + n - 1.
+ *
+ * With SR_SYNC_ALWAYS the batch is durable on return; concurrent callers are
+ * committed together (one write and one fdatasync for the group).
+ *
+ * @return SR_OK; SR_EINVAL (n == 0, or readonly); SR_ETOOBIG (a record over
+ *         max_record_bytes); SR_ENOMEM (nothing written);
+ *         SR_EIO / SR_ENOSPC (a write or fsync failed: the handle is now
+ *         poisoned and every later append returns SR_EPOISONED until the log
+ *         is closed and reopened, which recovers from disk); SR_EPOISONED.
+ */
+SR_MUST_CHECK int sr_log_append(sr_log *lg, const sr_slice *recs, size_t n, uint64_t *first_seq);
+
+/* Make everything appended so far durable (and visible to iterators). */
+SR_MUST_CHECK int sr_log_sync(sr_log *lg);
+
+/* Sequence number the next appended record will get (1 for an empty log). */
+uint64_t sr_log_next_seq(sr_log *lg);
+/* Sequence numbers [sr_log_first_seq, sr_log_durable_seq) are readable. */
+uint64_t sr_log_first_seq(sr_log *lg);
+uint64_t sr_log_durable_seq(sr_log *lg);
+/* Hash of the last durable block (the chain tip), 32 bytes. */
+void sr_log_tip(sr_log *lg, uint8_t out[SR_HASH_LEN]);
+/* What recovery found at the tail. */
+void sr_log_tail_info(sr_log *lg, sr_log_tail *out);
+/* Number of segment files. */
+size_t sr_log_segment_count(sr_log *lg);
+/* Last error of the handle (poisoning cause), or SR_OK. */
+int sr_log_error(sr_log *lg);
+
+/**
+ * Remove whole segments all of whose records are below seq (never the
+ * segment being written). Iterators positioned in a removed segment keep
+ * reading it. *removed (optional) gets the number of files removed.
+ */
+SR_MUST_CHECK int sr_log_drop_below(sr_log *lg, uint64_t seq, size_t *removed);
+
+/**
+ * Iterate durable records from sequence number from (clamped to the first
+ * retained one). The iterator sees records that were durable when each block
+ * is reached: it can follow the writer, returning SR_DONE when it has caught
+ * up; calling next again later picks up newer records.
+ */
+SR_MUST_CHECK int sr_log_iter_open(sr_log *lg, uint64_t from, sr_log_iter **out);
+/* SR_OK with *seq and *rec (valid until the next call), SR_DONE at the
+ * durable end, or an error (SR_ECORRUPT with detail in sr_log_iter_errinfo). */
+SR_MUST_CHECK int sr_log_iter_next(sr_log_iter *it, uint64_t *seq, sr_slice *rec);
+const sr_errinfo *sr_log_iter_errinfo(sr_log_iter *it);
+void sr_log_iter_close(sr_log_iter *it);
+
+/* Result of sr_log_verify. */
+typedef struct sr_log_report {
+    int ok;
+    uint64_t segments, blocks, records, bytes;
+    uint64_t first_seq, last_seq; /* last_seq < first_seq when empty */
+    uint8_t tip[SR_HASH_LEN];
+    /* On failure: where. */
+    char segment[64];
+    uint64_t offset;
+    uint64_t block_seq;
+    sr_log_tail tail;
+} sr_log_report;
+
+/**
+ * Check every block of the log in dir without changing anything: header and
+ * payload checksums, decryption and authentication, decompression, record
+ * framing and counts, sequence continuity and the hash chain across blocks
+ * and segments. A torn tail is reported (rep->tail) and fails the check.
+ * Returns SR_OK if the log verifies, else the first failure's code with rep
+ * and ei naming the segment, offset and block.
+ */
+SR_MUST_CHECK int sr_log_verify(const char *dir, const sr_log_opts *opts, sr_log_report *rep,
+                                sr_errinfo *ei);
+
+/* Format constants (docs/format.md). */
+enum {
+    SR_LOG_VERSION = 1,
+    SR_SEG_HDR_LEN = 64,
+    SR_BLK_HDR_LEN = 96,
+    SR_BLK_AAD_LEN = 88,
+    SR_BLK_ZSTD = 1 << 0,
+    SR_BLK_AES_GCM = 1 << 1,
+    SR_BLK_CONT = 1 << 2,
+    SR_BLK_KNOWN_FLAGS = 7,
+};
+#define SR_SEG_MAGIC "SUIROLOG"
+#define SR_BLK_MAGIC 0x4B425253u /* "SRBK" little-endian */
+
+#endif

@@ -1,0 +1,147 @@
+/* tests/storage/test_log_fault.c -- for every k, fail the k-th VFS call (or
+ * the k-th allocation) during appends: each append either succeeds or returns
+ * a listed error, and the reopened log holds exactly the acknowledged
+ * records -- no more, no fewer -- and verifies. */
+#include <criterion/criterion.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "fault_alloc.h"
+#include "logtest.h"
+#include "storage/log.h"
+#include "testutil.h"
+#include "vfs_faulty.h"
+
+static char *dir;
+static void setup(void) { dir = tu_tmpdir("fault"); }
+static void teardown(void)
+{
+    tu_rmrf(dir);
+    free(dir);
+}
+TestSuite(storage_log_fault, .init = setup, .fini = teardown, .timeout = 600);
+
+enum { MAXLEN = 3000 };
+
+/* A fresh log with 30 records in it, closed. */
+static void base_log(const sr_log_opts *o)
+{
+    tu_rmrf(dir);
+    sr_log *lg = NULL;
+    sr_errinfo ei;
+    cr_assert_eq(sr_log_open(dir, o, &lg, &ei), SR_OK, "%s", ei.msg);
+    for (int i = 0; i < 3; i++) cr_assert_eq(lt_append(lg, 10, MAXLEN, NULL), SR_OK);
+    cr_assert_eq(sr_log_close(lg), SR_OK);
+}
+
+/* Reopen with the real VFS: exactly `acked` records, all intact, verifies. */
+static void expect_exactly(const sr_log_opts *o, uint64_t acked, const char *ctx)
+{
+    sr_log_opts po = *o;
+    po.vfs = NULL;
+    sr_log *lg = NULL;
+    sr_errinfo ei;
+    int rc = sr_log_open(dir, &po, &lg, &ei);
+    cr_assert_eq(rc, SR_OK, "%s: reopen: %s %s", ctx, sr_err_name(rc), ei.msg);
+    cr_assert_eq(sr_log_next_seq(lg), acked + 1, "%s: log has %" PRIu64 " records, %" PRIu64 " acknowledged",
+                 ctx, sr_log_next_seq(lg) - 1, acked);
+    char why[256];
+    cr_assert_eq(lt_check(lg, 1, acked + 1, MAXLEN, why, sizeof why), 0, "%s: %s", ctx, why);
+    cr_assert_eq(sr_log_close(lg), SR_OK);
+    sr_log_report rep;
+    cr_assert_eq(sr_log_verify(dir, &po, &rep, &ei), SR_OK, "%s: verify: %s", ctx, ei.msg);
+}
+
+static void run_vfs_faults(vf_kind kind, const char *kname, int encrypted)
+{
+    sr_key key;
+    lt_key(&key, 3);
+    /* tiny segments and blocks: appends roll segments and span blocks */
+    sr_log_opts o = {.vfs = &vfs_faulty, .segment_bytes = 6000, .block_bytes = 2000, .zstd_level = 1,
+                     .key = encrypted ? &key : NULL};
+    unsigned long k;
+    for (k = 1; k < 2000; k++) {
+        base_log(&o);
+        vfs_faulty_arm(0, kind);
+        sr_log *lg = NULL;
+        sr_errinfo ei;
+        cr_assert_eq(sr_log_open(dir, &o, &lg, &ei), SR_OK, "%s", ei.msg);
+        vfs_faulty_arm(k, kind);
+        uint64_t acked = 30;
+        for (int a = 0; a < 12; a++) {
+            uint64_t first = 0;
+            int rc = lt_append(lg, 1 + (size_t)(a * 3 % 7), MAXLEN, &first);
+            cr_assert(rc == SR_OK || rc == SR_EIO || rc == SR_ENOSPC || rc == SR_EPOISONED,
+                      "%s k=%lu: append returned %s", kname, k, sr_err_name(rc));
+            if (rc == SR_OK) acked = sr_log_next_seq(lg) - 1;
+        }
+        int fired = vfs_faulty_fired();
+        vfs_faulty_arm(0, kind);
+        (void)sr_log_close(lg);
+        char ctx[64];
+        snprintf(ctx, sizeof ctx, "%s k=%lu", kname, k);
+        expect_exactly(&o, acked, ctx);
+        if (!fired) break; /* k is past the last call: every call has been failed once */
+    }
+    cr_assert_gt(k, 10, "the fault loop should have covered many calls");
+}
+
+Test(storage_log_fault, eio_at_every_call) { run_vfs_faults(VF_EIO, "EIO", 0); }
+Test(storage_log_fault, enospc_at_every_call_encrypted) { run_vfs_faults(VF_ENOSPC, "ENOSPC", 1); }
+Test(storage_log_fault, short_write_at_every_call) { run_vfs_faults(VF_SHORT, "SHORT", 0); }
+Test(storage_log_fault, fsync_failure_at_every_sync) { run_vfs_faults(VF_SYNC_FAIL, "FSYNC", 1); }
+
+Test(storage_log_fault, allocation_failure_at_every_allocation)
+{
+    sr_log_opts o = {.segment_bytes = 6000, .block_bytes = 2000, .zstd_level = 1};
+    unsigned long k;
+    for (k = 1; k < 5000; k++) {
+        base_log(&o);
+        sr_log *lg = NULL;
+        sr_errinfo ei;
+        cr_assert_eq(sr_log_open(dir, &o, &lg, &ei), SR_OK, "%s", ei.msg);
+        fault_alloc_install();
+        fault_alloc_arm(k);
+        uint64_t acked = 30;
+        for (int a = 0; a < 12; a++) {
+            int rc = lt_append(lg, 1 + (size_t)(a * 3 % 7), MAXLEN, NULL);
+            /* an allocation failure is reported and undone; it never poisons */
+            cr_assert(rc == SR_OK || rc == SR_ENOMEM, "k=%lu: append returned %s", k, sr_err_name(rc));
+            if (rc == SR_OK) acked = sr_log_next_seq(lg) - 1;
+        }
+        int fired = fault_alloc_fired();
+        fault_alloc_arm(0);
+        (void)sr_log_close(lg);
+        fault_alloc_uninstall();
+        char ctx[64];
+        snprintf(ctx, sizeof ctx, "ENOMEM k=%lu", k);
+        expect_exactly(&o, acked, ctx);
+        if (!fired) break;
+    }
+    cr_assert_gt(k, 5);
+}
+
+/* Open itself under faults: it fails with an error or succeeds, and a later
+ * clean open always sees all 30 records. */
+Test(storage_log_fault, open_fails_cleanly_at_every_call)
+{
+    sr_log_opts o = {.vfs = &vfs_faulty, .segment_bytes = 6000, .block_bytes = 2000};
+    unsigned long k;
+    for (k = 1; k < 1000; k++) {
+        base_log(&o);
+        vfs_faulty_arm(k, VF_EIO);
+        sr_log *lg = NULL;
+        sr_errinfo ei;
+        int rc = sr_log_open(dir, &o, &lg, &ei);
+        int fired = vfs_faulty_fired();
+        vfs_faulty_arm(0, VF_EIO);
+        cr_assert(rc == SR_OK || rc == SR_EIO, "k=%lu: %s", k, sr_err_name(rc));
+        if (rc == SR_OK) sr_log_close(lg);
+        char ctx[64];
+        snprintf(ctx, sizeof ctx, "open k=%lu", k);
+        expect_exactly(&o, 30, ctx);
+        if (!fired) break;
+    }
+    cr_assert_gt(k, 5);
+}
