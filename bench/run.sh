@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# `make bench`: run every bench/ program and append their JSON lines to
+# bench/results/<UTC date-time>.jsonl (one file per run). Peers (InfluxDB,
+# VictoriaMetrics, Mosquitto, Redis) join as the later bench programs land.
+set -euo pipefail
+BUILD=${1:-build}
+cd "$(dirname "$0")/.."
+mkdir -p bench/results
+out="bench/results/$(date -u +%Y%m%dT%H%M%SZ).jsonl"
+host=$(printf '{"bench":"machine","cores":%s,"mem_kb":%s,"kernel":"%s","date":"%s"}' \
+  "$(nproc)" "$(awk '/MemTotal/{print $2}' /proc/meminfo)" "$(uname -r)" "$(date -u +%FT%TZ)")
+echo "$host" | tee "$out"
+echo "bench: log_append (the goal configuration, then the matrix)" >&2
+"$BUILD/bench/log_append" --records 3000000 --zstd 0 --enc 1 | tee -a "$out"
+"$BUILD/bench/log_append" --records 3000000 --zstd 1 --enc 1 | tee -a "$out"
+"$BUILD/bench/log_append" --records 3000000 --zstd 1 --enc 1 --threads 2 | tee -a "$out"
+"$BUILD/bench/log_append" --matrix | tee -a "$out"
+if grep -q '"verify":"FAILED"' "$out"; then
+  echo "bench: a benchmark failed its own verification; see $out" >&2
+  exit 1
+fi
+echo "bench: results in $out" >&2
