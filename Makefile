@@ -22,11 +22,12 @@ build: deps
 	@cmake --build $(BUILD) -j$(JOBS)
 
 build-asan: deps
-	@cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DSR_SANITIZE="address;undefined" \
-	  -DSR_BUILD_BENCH=OFF $(WERROR) $(CMAKE_ARGS) >/dev/null
+	@CC=clang cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DSR_SANITIZE="address;undefined" \
+	  -DSR_BUILD_BENCH=OFF -DSR_BUILD_FUZZ=ON $(WERROR) $(CMAKE_ARGS) >/dev/null
 	@cmake --build $(ASAN_BUILD) -j$(JOBS)
 
-# Everything: the normal build's suites, then the same suites under ASan/UBSan.
+# Everything: the normal build's suites, then the same suites under ASan/UBSan
+# (clang), which also runs each libFuzzer target for a bounded time.
 test: build build-asan
 	@cd $(BUILD) && ctest --output-on-failure -j2
 	@$(MAKE) --no-print-directory test-asan

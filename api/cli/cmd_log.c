@@ -11,7 +11,9 @@
 #include "storage/log.h"
 
 #include <inttypes.h>
+#include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static void json_str(FILE *f, const char *s)
@@ -34,6 +36,21 @@ static int load_key(const char *path, sr_key *key)
         return -1;
     }
     return 0;
+}
+
+/* Keys must live outside the data directory (a copied or stolen data
+ * directory must not carry its own key). */
+static int key_outside(const char *keyfile, const char *dir)
+{
+    char k[PATH_MAX], d[PATH_MAX];
+    if (!realpath(keyfile, k)) return 1; /* load_key reports a missing file */
+    if (!realpath(dir, d)) return 1;     /* directory not created yet */
+    size_t n = strlen(d);
+    if (!strncmp(k, d, n) && (k[n] == '/' || k[n] == 0)) {
+        fprintf(stderr, "suiro log: key file %s is inside the data directory %s; keep keys elsewhere\n", keyfile, dir);
+        return 0;
+    }
+    return 1;
 }
 
 static int cmd_verify(int argc, char **argv)
@@ -224,7 +241,7 @@ static int cmd_append(int argc, char **argv)
     sr_key key;
     sr_log_opts o = {.zstd_level = 1};
     if (keyfile) {
-        if (load_key(keyfile, &key)) return 2;
+        if (!key_outside(keyfile, dir) || load_key(keyfile, &key)) return 2;
         o.key = &key;
     }
     sr_buf all;

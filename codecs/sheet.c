@@ -1,0 +1,2 @@
+/* codecs/csv.c -- STUB: being written. */
+#include "engine/sr_error.h"

@@ -1,0 +1,152 @@
+/*
+ * storage/series.h -- time-series chunks: the compressed unit the index
+ * stores per data point (one LMDB value = one chunk of many samples).
+ *
+ * A chunk holds samples of ONE data point, of ONE value type, with strictly
+ * increasing timestamps (UTC milliseconds). Encoding (docs/format.md,
+ * "Series chunk"):
+ *  - timestamps: delta-of-delta (the Gorilla scheme, variable-width buckets);
+ *  - numbers (double): XOR with the previous value, leading/trailing-zero
+ *    windows (Gorilla); NaN payloads, +-Inf, -0.0 and denormals round-trip
+ *    bit for bit;
+ *  - integers (int64): zigzag delta, varint;
+ *  - booleans: one bit each;
+ *  - strings: length varint + bytes, with a "same as previous" flag;
+ *  - quality: a flag in the chunk header when every sample is GOOD, else two
+ *    bits per sample.
+ * The chunk header carries the type, count, first and last timestamp, so a
+ * range query can skip a chunk without decoding it.
+ *
+ * Pure functions: no I/O, no globals, no threads; allocation only through
+ * sr_buf / sr_malloc (so fault injection reaches it). All functions taking
+ * bytes from disk return SR_ECORRUPT on malformed input, never crash.
+ */
+#ifndef SR_SERIES_H
+#define SR_SERIES_H
+
+#include "engine/sr_alloc.h"
+#include "engine/sr_error.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum sr_vtype {
+    SR_VT_NUMBER = 1,  /* double */
+    SR_VT_INTEGER = 2, /* int64 */
+    SR_VT_BOOL = 3,
+    SR_VT_STRING = 4,
+} sr_vtype;
+
+typedef enum sr_quality {
+    SR_Q_GOOD = 0,
+    SR_Q_UNCERTAIN = 1,
+    SR_Q_BAD = 2,
+    SR_Q_NO_DATA = 3,
+} sr_quality;
+
+/* One sample. For strings, s/slen borrow memory (see each function). */
+typedef struct sr_sample {
+    int64_t ts; /* UTC ms */
+    uint8_t quality;
+    union {
+        double f;
+        int64_t i;
+        int b; /* 0 or 1 */
+        struct {
+            const char *s;
+            uint32_t slen;
+        } str;
+    } v;
+} sr_sample;
+
+/* Chunk header facts, readable without decoding the body. */
+typedef struct sr_chunk_info {
+    sr_vtype type;
+    uint32_t count;
+    int64_t first_ts, last_ts;
+} sr_chunk_info;
+
+SR_MUST_CHECK int sr_chunk_info_get(const void *chunk, size_t len, sr_chunk_info *out);
+
+/* ---- encoding ---------------------------------------------------------- */
+
+typedef struct sr_chunk_enc sr_chunk_enc; /* opaque; create/destroy */
+
+SR_MUST_CHECK int sr_chunk_enc_create(sr_vtype type, sr_chunk_enc **out);
+void sr_chunk_enc_destroy(sr_chunk_enc *e); /* NULL-safe */
+/* Append a sample; ts must be > the previous one (SR_EINVAL otherwise, and
+ * the encoder is unchanged). String bytes are copied. */
+SR_MUST_CHECK int sr_chunk_enc_add(sr_chunk_enc *e, const sr_sample *s);
+uint32_t sr_chunk_enc_count(const sr_chunk_enc *e);
+size_t sr_chunk_enc_bytes(const sr_chunk_enc *e); /* encoded size so far */
+/* Write the finished chunk to out (appended at out->len); the encoder is
+ * reset to empty and can be reused. */
+SR_MUST_CHECK int sr_chunk_enc_finish(sr_chunk_enc *e, sr_buf *out);
+
+/* ---- decoding ---------------------------------------------------------- */
+
+typedef struct sr_chunk_dec {
+    /* private: decoder state (transparent so it lives on the stack) */
+    const uint8_t *p;
+    size_t len;
+    sr_chunk_info info;
+    uint32_t i;
+    uint64_t bitpos;
+    int64_t ts, dts;
+    uint64_t prev_bits;
+    int lead, trail;
+    int64_t prev_i;
+    const char *prev_s;
+    uint32_t prev_slen;
+    size_t qoff, boff;
+    uint64_t reserved[8];
+} sr_chunk_dec;
+
+SR_MUST_CHECK int sr_chunk_dec_init(sr_chunk_dec *d, const void *chunk, size_t len);
+/* SR_OK and *s (string bytes borrowed from the chunk, valid while it is),
+ * SR_DONE after the last sample, or SR_ECORRUPT. */
+SR_MUST_CHECK int sr_chunk_dec_next(sr_chunk_dec *d, sr_sample *s);
+
+/* ---- merging (out-of-order and late values) ---------------------------- */
+
+/*
+ * Merge samples into an existing chunk (NULL/0 for none): the result has the
+ * union of timestamps; where a timestamp appears in both, the new sample
+ * wins; within `add`, later entries win over earlier ones with the same ts.
+ * `add` need not be sorted. The merged samples are written as one or more
+ * chunks of at most max_count samples each, appended to out (each chunk is
+ * preceded by a 4-byte little-endian length), and *nchunks is set.
+ */
+SR_MUST_CHECK int sr_chunk_merge(sr_vtype type, const void *chunk, size_t len, const sr_sample *add,
+                                 size_t nadd, uint32_t max_count, sr_buf *out, size_t *nchunks);
+
+/* ---- downsampling ------------------------------------------------------ */
+
+typedef enum sr_agg_fill {
+    SR_FILL_NONE = 0,     /* empty intervals are omitted */
+    SR_FILL_PREVIOUS = 1, /* empty intervals repeat the previous interval's last value */
+} sr_agg_fill;
+
+typedef struct sr_bucket {
+    int64_t start; /* interval start, ms */
+    uint64_t count;
+    double min, max, sum, first, last; /* numbers and integers (as double); bools as 0/1 */
+    int64_t first_ts, last_ts;
+    int filled; /* 1 if produced by SR_FILL_PREVIOUS (count = 0) */
+} sr_bucket;
+
+typedef struct sr_agg sr_agg; /* streaming aggregator */
+
+/* Buckets [from, to) of `interval` ms, aligned to multiples of interval
+ * (interval > 0, from < to). Feed samples in increasing ts order from any
+ * number of chunks; samples outside [from, to) and samples whose quality is
+ * not GOOD or UNCERTAIN are ignored; strings are SR_EINVAL at create. */
+SR_MUST_CHECK int sr_agg_create(sr_vtype type, int64_t from, int64_t to, int64_t interval, sr_agg_fill fill,
+                                sr_agg **out);
+void sr_agg_destroy(sr_agg *a);
+void sr_agg_add(sr_agg *a, const sr_sample *s);
+/* Emit the buckets in order; returns the number written to out (at most
+ * max), call repeatedly until it returns 0. */
+size_t sr_agg_emit(sr_agg *a, sr_bucket *out, size_t max);
+
+#endif
