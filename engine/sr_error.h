@@ -31,7 +31,9 @@
     X(EEXIST,    -14, "already exists")                                        \
     X(ELOCKED,   -15, "directory is in use by another process")                \
     X(ECRYPTO,   -16, "cryptographic library failure")                         \
-    X(ECLOSED,   -17, "handle is closing")
+    X(ECLOSED,   -17, "handle is closing")                                   \
+    X(ECONFLICT, -18, "revision does not match (changed by someone else)")    \
+    X(EDB,       -19, "index database failure")
 
 typedef enum sr_err {
 #define SR__ERR_ENUM(name, val, msg) SR_##name = (val),

@@ -1,0 +1,1898 @@
+/*
+ * engine/engine.c -- open/close, the writer thread, apply, replay, queries.
+ *
+ * INVARIANTS
+ *  (1) The index watermark W is the highest sequence number whose event is
+ *      applied to LMDB; it is written in the same transaction as the changes.
+ *  (2) W <= the log's durable end. At open, events (W, end] are applied.
+ *  (3) apply() reads nothing but the event and the index (and the heads,
+ *      which are themselves a function of the applied events): replaying the
+ *      log into an empty index gives the same content (sr_engine_content_hash).
+ *  (4) Series heads: for each point, head[p] holds the samples of events with
+ *      seq >= heads_db[p].first_seq that were not merged into stored chunks;
+ *      after a restart they are rebuilt by replaying from the smallest
+ *      first_seq, adding only head-bound samples of events <= W.
+ *  (5) A reader sees a head sample only if its seq <= its snapshot's W; the
+ *      previous generation of a head (flushed into a chunk at seq F) is shown
+ *      to readers whose snapshot has W < F, for whom that chunk is not yet
+ *      visible. A reader that finds the generation moved on retries.
+ *  (6) A failed log append or index commit poisons the engine: heads may hold
+ *      samples that are not durable, so only a reopen (replay) repairs it.
+ *
+ * WRITER LOOP (one thread)
+ *   wait for commands -> take a group (round-robin over operators)
+ *   -> for each command: tentative seqs; pass 1 in a nested txn validates
+ *      every event and applies non-series events; refused -> abort nested,
+ *      reuse the seqs; accepted -> commit nested, encode the events
+ *   -> pass 2 applies the group's measurements (heads, chunks, latest)
+ *   -> log append (one atomic batch, durable) -> watermark -> commit
+ *   -> publish W -> callbacks.
+ */
+#include "engine/suiro.h"
+
+#include "codecs/events.pb-c.h"
+#include "storage/index.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+typedef Suiro__V1__Event Event;
+typedef Suiro__V1__PointValues PointValues;
+typedef Suiro__V1__MasterPut MasterPut;
+
+/* ------------------------------------------------------------------------ */
+/* Heads                                                                     */
+
+typedef struct hsample {
+    int64_t ts;
+    uint64_t seq;
+    uint8_t q;
+    union {
+        double f;
+        int64_t i;
+        int b;
+        struct {
+            char *p;
+            uint32_t n;
+        } s;
+    } v;
+} hsample;
+
+typedef struct head {
+    uint32_t point;
+    sr_vtype type;
+    hsample *v;
+    size_t n, cap;
+    hsample *old; /* previous generation, flushed at old_seq */
+    size_t nold;
+    uint64_t old_seq;
+    uint64_t prev_flush_seq; /* the flush before old_seq: readers older than it retry */
+    uint64_t first_seq;
+    int64_t flushed_max;
+    int has_flushed;
+    uint64_t gen;
+} head;
+
+enum { HPAGE_BITS = 12, HPAGE = 1 << HPAGE_BITS, HDIR = 1 << 16, NSTRIPE = 64 };
+
+/* ------------------------------------------------------------------------ */
+/* Commands and the queue                                                    */
+
+typedef struct cmd {
+    sr_slice *ev;   /* copies of the serialized events */
+    size_t n;
+    uint8_t *bytes; /* one allocation holding them */
+    sr_engine_cb cb;
+    void *ctx;
+    char op[72];
+    struct cmd *next;
+} cmd;
+
+typedef struct opq {
+    char op[72];
+    cmd *head, *tail;
+    uint32_t depth;
+} opq;
+
+struct sr_engine {
+    char *dir;
+    sr_engine_opts o;
+    sr_log *log;
+    sr_index *ix;
+
+    pthread_mutex_t mu;
+    pthread_cond_t cv_work;
+    opq *q;
+    size_t nq, capq, rr;
+    uint32_t depth;
+    int stopping, poisoned;
+    pthread_t writer;
+    int writer_started;
+
+    _Atomic uint64_t watermark; /* published W */
+    uint64_t next_seq;          /* writer-only */
+
+    head **hdir[HDIR];
+    pthread_mutex_t stripe[NSTRIPE];
+    _Atomic uint64_t npoints;
+
+    _Atomic uint64_t st_commands, st_events, st_groups;
+    int replaying_heads_only;
+};
+
+static int64_t now_ms(sr_engine *e)
+{
+    if (e->o.clock_ms) return e->o.clock_ms();
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static pthread_mutex_t *stripe_of(sr_engine *e, uint32_t p) { return &e->stripe[p % NSTRIPE]; }
+
+static head *head_find(sr_engine *e, uint32_t p)
+{
+    head **page = e->hdir[p >> HPAGE_BITS];
+    return page ? page[p & (HPAGE - 1)] : NULL;
+}
+
+static head *head_get(sr_engine *e, uint32_t p, sr_vtype type)
+{
+    if ((p >> HPAGE_BITS) >= HDIR) return NULL;
+    head **page = e->hdir[p >> HPAGE_BITS];
+    if (!page) {
+        page = sr_calloc(HPAGE, sizeof *page);
+        if (!page) return NULL;
+        e->hdir[p >> HPAGE_BITS] = page; /* published once, never freed until close */
+    }
+    head *h = page[p & (HPAGE - 1)];
+    if (!h) {
+        h = sr_calloc(1, sizeof *h);
+        if (!h) return NULL;
+        h->point = p;
+        h->type = type;
+        h->flushed_max = INT64_MIN;
+        pthread_mutex_lock(stripe_of(e, p));
+        page[p & (HPAGE - 1)] = h;
+        pthread_mutex_unlock(stripe_of(e, p));
+        atomic_fetch_add(&e->npoints, 1);
+    }
+    return h;
+}
+
+static void hs_free_strings(hsample *v, size_t n, sr_vtype t)
+{
+    if (t != SR_VT_STRING) return;
+    for (size_t i = 0; i < n; i++) sr_free(v[i].v.s.p);
+}
+
+static void heads_free(sr_engine *e)
+{
+    for (size_t d = 0; d < HDIR; d++) {
+        head **page = e->hdir[d];
+        if (!page) continue;
+        for (size_t i = 0; i < HPAGE; i++) {
+            head *h = page[i];
+            if (!h) continue;
+            hs_free_strings(h->v, h->n, h->type);
+            hs_free_strings(h->old, h->nold, h->type);
+            sr_free(h->v);
+            sr_free(h->old);
+            sr_free(h);
+        }
+        sr_free(page);
+        e->hdir[d] = NULL;
+    }
+}
+
+/* ------------------------------------------------------------------------ */
+/* Keys                                                                      */
+
+static void be32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)(v >> 24); p[1] = (uint8_t)(v >> 16); p[2] = (uint8_t)(v >> 8); p[3] = (uint8_t)v;
+}
+static uint32_t get_be32(const uint8_t *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+static void be64(uint8_t *p, uint64_t v)
+{
+    be32(p, (uint32_t)(v >> 32));
+    be32(p + 4, (uint32_t)v);
+}
+static uint64_t get_be64(const uint8_t *p) { return (uint64_t)get_be32(p) << 32 | get_be32(p + 4); }
+static uint64_t ts_key(int64_t ts) { return (uint64_t)ts ^ (1ull << 63); } /* order-preserving */
+
+/* key = parts joined by \0; returns length or 0 if too long */
+static size_t mkkey(uint8_t *k, size_t cap, const char *a, const char *b, const char *c)
+{
+    size_t n = 0;
+    const char *parts[3] = {a, b, c};
+    for (int i = 0; i < 3 && parts[i]; i++) {
+        size_t l = strlen(parts[i]);
+        if (n + l + 1 > cap) return 0;
+        if (i) k[n++] = 0;
+        memcpy(k + n, parts[i], l);
+        n += l;
+    }
+    return n;
+}
+
+static int put(MDB_txn *t, MDB_dbi d, const void *k, size_t kl, const void *v, size_t vl)
+{
+    MDB_val K = {kl, (void *)k}, V = {vl, (void *)v};
+    return sr_index_err(mdb_put(t, d, &K, &V, 0));
+}
+
+static int get(MDB_txn *t, MDB_dbi d, const void *k, size_t kl, MDB_val *v)
+{
+    MDB_val K = {kl, (void *)k};
+    return sr_index_err(mdb_get(t, d, &K, v));
+}
+
+static int del(MDB_txn *t, MDB_dbi d, const void *k, size_t kl)
+{
+    MDB_val K = {kl, (void *)k};
+    int rc = mdb_del(t, d, &K, NULL);
+    return rc == MDB_NOTFOUND ? SR_OK : sr_index_err(rc);
+}
+
+#define DB(e, which) sr_index_dbi((e)->ix, which)
+
+static int put_packed(sr_engine *e, MDB_txn *t, sr_dbi d, const void *k, size_t kl, const ProtobufCMessage *m)
+{
+    size_t n = protobuf_c_message_get_packed_size(m);
+    uint8_t stackbuf[512];
+    uint8_t *b = n <= sizeof stackbuf ? stackbuf : sr_malloc(n);
+    if (!b) return SR_ENOMEM;
+    protobuf_c_message_pack(m, b);
+    int rc = put(t, DB(e, d), k, kl, b, n);
+    if (b != stackbuf) sr_free(b);
+    return rc;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Measurement decoding                                                      */
+
+/* Number of values in pv, its type, or -1 if inconsistent. */
+static long pv_count(const PointValues *pv, sr_vtype *t)
+{
+    long n = -1;
+    int kinds = 0;
+    if (pv->n_f) { n = (long)pv->n_f; *t = SR_VT_NUMBER; kinds++; }
+    if (pv->n_dmant) { n = (long)pv->n_dmant; *t = SR_VT_NUMBER; kinds++; }
+    if (pv->n_i) { n = (long)pv->n_i; *t = SR_VT_INTEGER; kinds++; }
+    if (pv->n_b) { n = (long)pv->n_b; *t = SR_VT_BOOL; kinds++; }
+    if (pv->n_s) { n = (long)pv->n_s; *t = SR_VT_STRING; kinds++; }
+    if (kinds != 1) return -1;
+    if (pv->n_dod != (size_t)n - 1) return -1;
+    if (pv->n_quality && pv->n_quality != (size_t)n) return -1;
+    return n;
+}
+
+static const int64_t TS_MAX = 253402300799999; /* 9999-12-31T23:59:59.999Z */
+
+/* Sample i of pv (after pv_count succeeded); strings borrowed from pv. */
+typedef struct pv_iter {
+    const PointValues *pv;
+    size_t i, n;
+    int64_t ts, delta;
+    int64_t acc; /* running mantissa / integer */
+    double pow10;
+} pv_iter;
+
+static void pv_iter_init(pv_iter *it, const PointValues *pv, size_t n)
+{
+    memset(it, 0, sizeof *it);
+    it->pv = pv;
+    it->n = n;
+    it->ts = pv->t0;
+    it->pow10 = pow(10.0, (double)pv->scale);
+}
+
+/* 0 ok, -1 timestamp out of range */
+static int pv_iter_next(pv_iter *it, sr_sample *s)
+{
+    const PointValues *pv = it->pv;
+    size_t i = it->i++;
+    if (i > 0) {
+        it->delta = (int64_t)((uint64_t)it->delta + (uint64_t)pv->dod[i - 1]);
+        it->ts = (int64_t)((uint64_t)it->ts + (uint64_t)it->delta);
+    }
+    if (it->ts < 0 || it->ts > TS_MAX) return -1;
+    s->ts = it->ts;
+    s->quality = pv->n_quality ? (uint8_t)(pv->quality[i] & 3) : SR_Q_GOOD;
+    if (pv->n_f) s->v.f = pv->f[i];
+    else if (pv->n_dmant) {
+        it->acc = (int64_t)((uint64_t)it->acc + (uint64_t)pv->dmant[i]);
+        s->v.f = pv->scale < 0 ? (double)it->acc / pow(10.0, (double)-pv->scale) : (double)it->acc * it->pow10;
+    } else if (pv->n_i) {
+        it->acc = (int64_t)((uint64_t)it->acc + (uint64_t)pv->i[i]);
+        s->v.i = it->acc;
+    } else if (pv->n_b) s->v.b = pv->b[i] ? 1 : 0;
+    else {
+        s->v.str.s = pv->s[i];
+        s->v.str.slen = (uint32_t)strlen(pv->s[i]);
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Pass 1: validate (and apply non-series events)                            */
+
+typedef struct pointinfo {
+    char op[72];
+    char gateway[72];
+    MasterPut *m; /* unpacked master; free with master_put__free_unpacked */
+} pointinfo;
+
+static int pointinfo_get(sr_engine *e, MDB_txn *t, uint32_t p, pointinfo *pi)
+{
+    uint8_t k[4];
+    be32(k, p);
+    MDB_val v;
+    int rc = get(t, DB(e, SR_DB_POINTINFO), k, 4, &v);
+    if (rc) return rc;
+    const uint8_t *d = v.mv_data;
+    size_t n = v.mv_size, a = strnlen((const char *)d, n);
+    if (a >= n || a >= sizeof pi->op) return SR_ECORRUPT;
+    memcpy(pi->op, d, a + 1);
+    size_t b = strnlen((const char *)d + a + 1, n - a - 1);
+    if (a + 1 + b >= n || b >= sizeof pi->gateway) return SR_ECORRUPT;
+    memcpy(pi->gateway, d + a + 1, b + 1);
+    pi->m = suiro__v1__master_put__unpack(NULL, n - a - b - 2, d + a + b + 2);
+    return pi->m ? SR_OK : SR_ECORRUPT;
+}
+
+static int refuse(sr_result *r, int rc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int refuse(sr_result *r, int rc, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(r->msg, sizeof r->msg, fmt, ap);
+    va_end(ap);
+    r->rc = rc;
+    return rc;
+}
+
+static int check_measurements(sr_engine *e, MDB_txn *t, const Event *ev, sr_result *r)
+{
+    const Suiro__V1__Measurements *m = ev->measurements;
+    for (size_t k = 0; k < m->n_points; k++) {
+        const PointValues *pv = m->points[k];
+        pointinfo pi = {0};
+        int rc = pointinfo_get(e, t, pv->point, &pi);
+        if (rc == SR_ENOTFOUND) return refuse(r, SR_EINVAL, "point %u: unknown data point", pv->point);
+        if (rc) return refuse(r, rc, "point %u: %s", pv->point, sr_strerror(rc));
+        int bad = 0;
+        sr_vtype t2 = 0;
+        long n = pv_count(pv, &t2);
+        const MasterPut *mp = pi.m;
+        if (strcmp(pi.op, ev->operator_id) != 0) {
+            bad = refuse(r, SR_EINVAL, "point %u: unknown data point", pv->point);
+        } else if (n < 0) {
+            bad = refuse(r, SR_EINVAL, "%s: inconsistent value arrays", mp->id);
+        } else if ((int)t2 != (int)mp->type) {
+            bad = refuse(r, SR_EINVAL, "%s: values of the wrong type for a %s point", mp->id,
+                         mp->type == SUIRO__V1__VALUE_TYPE__VT_NUMBER    ? "number"
+                         : mp->type == SUIRO__V1__VALUE_TYPE__VT_INTEGER ? "integer"
+                         : mp->type == SUIRO__V1__VALUE_TYPE__VT_BOOL    ? "boolean"
+                                                                         : "string");
+        } else if (ev->actor_kind == SUIRO__V1__ACTOR_KIND__ACTOR_GATEWAY && strcmp(pi.gateway, ev->actor) != 0) {
+            bad = refuse(r, SR_EINVAL, "%s: not reached through gateway %s", mp->id, ev->actor);
+        } else {
+            pv_iter it;
+            pv_iter_init(&it, pv, (size_t)n);
+            for (long i = 0; i < n && !bad; i++) {
+                sr_sample s;
+                if (pv_iter_next(&it, &s)) {
+                    bad = refuse(r, SR_EINVAL, "%s: value %ld: timestamp out of range", mp->id, i);
+                    break;
+                }
+                if (s.quality > SR_Q_UNCERTAIN) continue;
+                double x = mp->type == SUIRO__V1__VALUE_TYPE__VT_NUMBER    ? s.v.f
+                           : mp->type == SUIRO__V1__VALUE_TYPE__VT_INTEGER ? (double)s.v.i
+                                                                           : 0;
+                if (mp->type == SUIRO__V1__VALUE_TYPE__VT_NUMBER && !isfinite(x))
+                    bad = refuse(r, SR_EINVAL, "%s: value %ld is not a finite number", mp->id, i);
+                else if (mp->has_min && x < mp->min && (t2 == SR_VT_NUMBER || t2 == SR_VT_INTEGER))
+                    bad = refuse(r, SR_EINVAL, "%s: value %g below the minimum %g", mp->id, x, mp->min);
+                else if (mp->has_max && x > mp->max && (t2 == SR_VT_NUMBER || t2 == SR_VT_INTEGER))
+                    bad = refuse(r, SR_EINVAL, "%s: value %g above the maximum %g", mp->id, x, mp->max);
+            }
+        }
+        suiro__v1__master_put__free_unpacked(pi.m, NULL);
+        if (bad) return bad;
+    }
+    return SR_OK;
+}
+
+static int apply_master_put(sr_engine *e, MDB_txn *t, const Event *ev, MasterPut *mp, sr_result *r, int validate)
+{
+    int rc;
+    uint8_t k[300];
+    char kind[2] = {(char)('0' + mp->kind), 0};
+    if (mp->kind < 1 || mp->kind > 4) return refuse(r, SR_EINVAL, "master %s: unknown kind", mp->id);
+    if (!mp->id[0] || strlen(mp->id) > 64) return refuse(r, SR_EINVAL, "master id empty or too long");
+    size_t kl = mkkey(k, sizeof k, ev->operator_id, kind, mp->id);
+    if (!kl) return refuse(r, SR_EINVAL, "master %s: key too long", mp->id);
+    if (validate && mp->kind > 1) {
+        /* the parent must exist */
+        uint8_t pk[300];
+        char pkind[2] = {(char)('0' + mp->kind - 1), 0};
+        size_t pkl = mkkey(pk, sizeof pk, ev->operator_id, pkind, mp->parent_id);
+        MDB_val v;
+        if (!pkl || get(t, DB(e, SR_DB_MASTERS), pk, pkl, &v))
+            return refuse(r, SR_EINVAL, "master %s: parent %s does not exist", mp->id, mp->parent_id);
+    }
+    if (mp->kind == SUIRO__V1__MASTER_KIND__MK_DATA_POINT) {
+        if (validate && (mp->type < 1 || mp->type > 4))
+            return refuse(r, SR_EINVAL, "data point %s: unknown value type", mp->id);
+        if (validate && mp->has_min && mp->has_max && mp->min > mp->max)
+            return refuse(r, SR_EINVAL, "data point %s: min above max", mp->id);
+        uint8_t pk[300];
+        size_t pkl = mkkey(pk, sizeof pk, ev->operator_id, mp->id, NULL);
+        MDB_val v;
+        uint32_t point;
+        if (get(t, DB(e, SR_DB_POINTS), pk, pkl, &v) == SR_OK && v.mv_size == 4) {
+            point = get_be32(v.mv_data);
+            if (validate) {
+                pointinfo pi = {0};
+                if (pointinfo_get(e, t, point, &pi) == SR_OK) {
+                    int changed = pi.m->type != mp->type;
+                    suiro__v1__master_put__free_unpacked(pi.m, NULL);
+                    if (changed) return refuse(r, SR_EINVAL, "data point %s: its value type cannot change", mp->id);
+                }
+            }
+        } else {
+            MDB_val nv;
+            point = 1;
+            if (get(t, DB(e, SR_DB_META), "next_point", 10, &nv) == SR_OK && nv.mv_size == 4)
+                point = sr_get_le32(nv.mv_data);
+            if (!validate) point = mp->point; /* replay: the number is in the event */
+            uint8_t b[4];
+            sr_put_le32(b, point + 1);
+            if ((rc = put(t, DB(e, SR_DB_META), "next_point", 10, b, 4))) return rc;
+        }
+        if (validate) mp->point = point;
+        point = mp->point;
+        r->point = point;
+        uint8_t pb[4];
+        be32(pb, point);
+        if ((rc = put(t, DB(e, SR_DB_POINTS), pk, pkl, pb, 4))) return rc;
+        /* pointinfo: op \0 gateway \0 packed master; the gateway is the device's */
+        char gw[72] = "";
+        uint8_t dk[300];
+        char dkind[2] = {'0' + SUIRO__V1__MASTER_KIND__MK_DEVICE, 0};
+        size_t dkl = mkkey(dk, sizeof dk, ev->operator_id, dkind, mp->parent_id);
+        MDB_val dv;
+        if (dkl && get(t, DB(e, SR_DB_MASTERS), dk, dkl, &dv) == SR_OK) {
+            MasterPut *dm = suiro__v1__master_put__unpack(NULL, dv.mv_size, dv.mv_data);
+            if (dm) {
+                snprintf(gw, sizeof gw, "%s", dm->gateway_id);
+                suiro__v1__master_put__free_unpacked(dm, NULL);
+            }
+        }
+        size_t ol = strlen(ev->operator_id), gl = strlen(gw), ml = protobuf_c_message_get_packed_size(&mp->base);
+        uint8_t *buf = sr_malloc(ol + gl + 2 + ml);
+        if (!buf) return SR_ENOMEM;
+        memcpy(buf, ev->operator_id, ol + 1);
+        memcpy(buf + ol + 1, gw, gl + 1);
+        protobuf_c_message_pack(&mp->base, buf + ol + gl + 2);
+        rc = put(t, DB(e, SR_DB_POINTINFO), pb, 4, buf, ol + gl + 2 + ml);
+        sr_free(buf);
+        if (rc) return rc;
+    }
+    return put_packed(e, t, SR_DB_MASTERS, k, kl, &mp->base);
+}
+
+static int apply_master_delete(sr_engine *e, MDB_txn *t, const Event *ev, const Suiro__V1__MasterDelete *md,
+                               sr_result *r, int validate)
+{
+    uint8_t k[300];
+    char kind[2] = {(char)('0' + md->kind), 0};
+    size_t kl = mkkey(k, sizeof k, ev->operator_id, kind, md->id);
+    MDB_val v;
+    if (!kl || get(t, DB(e, SR_DB_MASTERS), k, kl, &v)) {
+        if (validate) return refuse(r, SR_ENOTFOUND, "master %s does not exist", md->id);
+        return SR_OK;
+    }
+    if (md->kind == SUIRO__V1__MASTER_KIND__MK_DATA_POINT) {
+        uint8_t pk[300];
+        size_t pkl = mkkey(pk, sizeof pk, ev->operator_id, md->id, NULL);
+        int rc = del(t, DB(e, SR_DB_POINTS), pk, pkl);
+        if (rc) return rc;
+        /* pointinfo and stored values stay: the point number is never reused,
+         * and history remains readable by replay */
+    }
+    return del(t, DB(e, SR_DB_MASTERS), k, kl);
+}
+
+static int apply_doc(sr_engine *e, MDB_txn *t, const Event *ev, sr_result *r, int validate)
+{
+    uint8_t k[600];
+    int is_put = ev->body_case == SUIRO__V1__EVENT__BODY_DOC_PUT;
+    const char *coll = is_put ? ev->doc_put->collection : ev->doc_delete->collection;
+    const char *id = is_put ? ev->doc_put->doc_id : ev->doc_delete->doc_id;
+    if (validate && (!coll[0] || !id[0] || strlen(coll) > 128 || strlen(id) > 256))
+        return refuse(r, SR_EINVAL, "document: collection and id are required (at most 128 and 256 bytes)");
+    size_t kl = mkkey(k, sizeof k, ev->operator_id, coll, id);
+    MDB_val v;
+    uint64_t cur = 0;
+    int exists = get(t, DB(e, SR_DB_DOCS), k, kl, &v) == SR_OK && v.mv_size >= 8;
+    if (exists) cur = sr_get_le64(v.mv_data);
+    if (is_put) {
+        Suiro__V1__DocumentPut *d = ev->doc_put;
+        if (validate) {
+            if (d->revision && d->revision != cur)
+                return refuse(r, SR_ECONFLICT, "document %s/%s: revision is %" PRIu64 ", not %" PRIu64, coll, id, cur,
+                              d->revision);
+            d->revision = cur + 1;
+        }
+        r->revision = d->revision;
+        uint8_t *b = sr_malloc(8 + d->json.len);
+        if (!b) return SR_ENOMEM;
+        sr_put_le64(b, d->revision);
+        if (d->json.len) memcpy(b + 8, d->json.data, d->json.len);
+        int rc = put(t, DB(e, SR_DB_DOCS), k, kl, b, 8 + d->json.len);
+        sr_free(b);
+        return rc;
+    }
+    Suiro__V1__DocumentDelete *d = ev->doc_delete;
+    if (validate) {
+        if (!exists) return refuse(r, SR_ENOTFOUND, "document %s/%s does not exist", coll, id);
+        if (d->revision && d->revision != cur)
+            return refuse(r, SR_ECONFLICT, "document %s/%s: revision is %" PRIu64 ", not %" PRIu64, coll, id, cur,
+                          d->revision);
+        d->revision = cur;
+    }
+    return del(t, DB(e, SR_DB_DOCS), k, kl);
+}
+
+static int apply_keyed(sr_engine *e, MDB_txn *t, const Event *ev, sr_result *r, int validate)
+{
+    uint8_t k[600];
+    size_t kl;
+    switch (ev->body_case) {
+    case SUIRO__V1__EVENT__BODY_FILE_PUT:
+        if (validate && (!ev->file_put->path[0] || ev->file_put->sha256.len != 32))
+            return refuse(r, SR_EINVAL, "file: path and a 32-byte sha256 are required");
+        kl = mkkey(k, sizeof k, ev->operator_id, ev->file_put->path, NULL);
+        if (!kl) return refuse(r, SR_EINVAL, "file path too long");
+        return put_packed(e, t, SR_DB_FILES, k, kl, &ev->file_put->base);
+    case SUIRO__V1__EVENT__BODY_FILE_DELETE: {
+        kl = mkkey(k, sizeof k, ev->operator_id, ev->file_delete->path, NULL);
+        MDB_val v;
+        if (validate && (!kl || get(t, DB(e, SR_DB_FILES), k, kl, &v)))
+            return refuse(r, SR_ENOTFOUND, "file %s does not exist", ev->file_delete->path);
+        return kl ? del(t, DB(e, SR_DB_FILES), k, kl) : SR_OK;
+    }
+    case SUIRO__V1__EVENT__BODY_REGISTRY_PUT: {
+        char kind[2] = {(char)('0' + ev->registry_put->kind), 0};
+        if (validate && (!ev->registry_put->id[0] || ev->registry_put->kind < 1 || ev->registry_put->kind > 5))
+            return refuse(r, SR_EINVAL, "registry: kind and id are required");
+        kl = mkkey(k, sizeof k, ev->operator_id, kind, ev->registry_put->id);
+        if (!kl) return refuse(r, SR_EINVAL, "registry id too long");
+        if (validate && !ev->registry_put->secret_hash.len) {
+            /* empty secret: keep the stored one */
+            MDB_val v;
+            if (get(t, DB(e, SR_DB_REGISTRY), k, kl, &v) == SR_OK) {
+                Suiro__V1__RegistryPut *old = suiro__v1__registry_put__unpack(NULL, v.mv_size, v.mv_data);
+                if (old && old->secret_hash.len) {
+                    uint8_t *cp = malloc(old->secret_hash.len); /* freed by free_unpacked (system allocator) */
+                    if (cp) {
+                        memcpy(cp, old->secret_hash.data, old->secret_hash.len);
+                        ev->registry_put->secret_hash.data = cp;
+                        ev->registry_put->secret_hash.len = old->secret_hash.len;
+                    }
+                }
+                if (old) suiro__v1__registry_put__free_unpacked(old, NULL);
+            }
+        }
+        return put_packed(e, t, SR_DB_REGISTRY, k, kl, &ev->registry_put->base);
+    }
+    case SUIRO__V1__EVENT__BODY_REGISTRY_DELETE: {
+        char kind[2] = {(char)('0' + ev->registry_delete->kind), 0};
+        kl = mkkey(k, sizeof k, ev->operator_id, kind, ev->registry_delete->id);
+        return kl ? del(t, DB(e, SR_DB_REGISTRY), k, kl) : SR_OK;
+    }
+    case SUIRO__V1__EVENT__BODY_REQUEST_CREATED:
+        kl = mkkey(k, sizeof k, ev->operator_id, ev->request_created->request_id, NULL);
+        if (validate && (!kl || !ev->request_created->request_id[0]))
+            return refuse(r, SR_EINVAL, "request id required");
+        return put_packed(e, t, SR_DB_REQUESTS, k, kl, &ev->request_created->base);
+    case SUIRO__V1__EVENT__BODY_REQUEST_TRANSITION: {
+        /* state is kept beside the creation record: "state" suffix key */
+        kl = mkkey(k, sizeof k, ev->operator_id, ev->request_transition->request_id, "state");
+        if (!kl) return SR_OK;
+        return put_packed(e, t, SR_DB_REQUESTS, k, kl, &ev->request_transition->base);
+    }
+    case SUIRO__V1__EVENT__BODY_MONITOR:
+        kl = mkkey(k, sizeof k, ev->operator_id, ev->monitor->monitor_id, NULL);
+        if (validate && (!kl || !ev->monitor->monitor_id[0])) return refuse(r, SR_EINVAL, "monitor id required");
+        return put_packed(e, t, SR_DB_MONITORS, k, kl, &ev->monitor->base);
+    default:
+        return SR_OK; /* sessions, auth, users, keys, alarms: the log is their store */
+    }
+}
+
+/* Apply everything but the series part of an event. validate: writer path
+ * (checks, fills writer-decided fields); !validate: replay. */
+static int apply_nonseries(sr_engine *e, MDB_txn *t, Event *ev, sr_result *r, int validate)
+{
+    switch (ev->body_case) {
+    case SUIRO__V1__EVENT__BODY_MEASUREMENTS:
+        return validate ? check_measurements(e, t, ev, r) : SR_OK;
+    case SUIRO__V1__EVENT__BODY_MASTER_PUT:
+        return apply_master_put(e, t, ev, ev->master_put, r, validate);
+    case SUIRO__V1__EVENT__BODY_MASTER_DELETE:
+        return apply_master_delete(e, t, ev, ev->master_delete, r, validate);
+    case SUIRO__V1__EVENT__BODY_DOC_PUT:
+    case SUIRO__V1__EVENT__BODY_DOC_DELETE:
+        return apply_doc(e, t, ev, r, validate);
+    case SUIRO__V1__EVENT__BODY__NOT_SET:
+        return validate ? refuse(r, SR_EINVAL, "event has no body") : SR_OK;
+    default:
+        return apply_keyed(e, t, ev, r, validate);
+    }
+}
+
+static int msgid_key(const Event *ev, uint8_t *k, size_t cap, size_t *kl)
+{
+    *kl = mkkey(k, cap, ev->operator_id, ev->actor, ev->message_id);
+    return *kl ? SR_OK : SR_EINVAL;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Series apply (pass 2)                                                     */
+
+static void sample_encode_latest(const hsample *s, sr_vtype t, sr_buf *b)
+{
+    uint8_t x[18];
+    sr_put_le64(x, (uint64_t)s->ts);
+    x[8] = s->q;
+    x[9] = (uint8_t)t;
+    b->len = 0;
+    if (t == SR_VT_STRING) {
+        if (sr_buf_append(b, x, 10) == SR_OK) (void)!sr_buf_append(b, s->v.s.p, s->v.s.n);
+        return;
+    }
+    uint64_t bits;
+    if (t == SR_VT_NUMBER) memcpy(&bits, &s->v.f, 8);
+    else if (t == SR_VT_INTEGER) bits = (uint64_t)s->v.i;
+    else bits = (uint64_t)s->v.b;
+    sr_put_le64(x + 10, bits);
+    (void)!sr_buf_append(b, x, 18);
+}
+
+static int latest_decode(const void *p, size_t n, sr_sample *s, sr_vtype *t)
+{
+    const uint8_t *x = p;
+    if (n < 10) return SR_ECORRUPT;
+    s->ts = (int64_t)sr_get_le64(x);
+    s->quality = x[8];
+    *t = (sr_vtype)x[9];
+    if (*t == SR_VT_STRING) {
+        s->v.str.s = (const char *)x + 10;
+        s->v.str.slen = (uint32_t)(n - 10);
+        return SR_OK;
+    }
+    if (n != 18) return SR_ECORRUPT;
+    uint64_t bits = sr_get_le64(x + 10);
+    if (*t == SR_VT_NUMBER) memcpy(&s->v.f, &bits, 8);
+    else if (*t == SR_VT_INTEGER) s->v.i = (int64_t)bits;
+    else s->v.b = (int)bits;
+    return SR_OK;
+}
+
+static void hs_to_sample(const hsample *h, sr_vtype t, sr_sample *s)
+{
+    s->ts = h->ts;
+    s->quality = h->q;
+    if (t == SR_VT_STRING) {
+        s->v.str.s = h->v.s.p;
+        s->v.str.slen = h->v.s.n;
+    } else if (t == SR_VT_NUMBER) s->v.f = h->v.f;
+    else if (t == SR_VT_INTEGER) s->v.i = h->v.i;
+    else s->v.b = h->v.b;
+}
+
+static int heads_db_put(sr_engine *e, MDB_txn *t, head *h)
+{
+    uint8_t k[4], v[17];
+    be32(k, h->point);
+    sr_put_le64(v, h->first_seq);
+    sr_put_le64(v + 8, (uint64_t)h->flushed_max);
+    v[16] = (uint8_t)h->has_flushed;
+    return put(t, DB(e, SR_DB_HEADS), k, 4, v, 17);
+}
+
+/* Merge late samples into the stored chunk that covers them. */
+static int merge_late(sr_engine *e, MDB_txn *t, head *h, const sr_sample *s, size_t n)
+{
+    int rc;
+    MDB_cursor *c = NULL;
+    sr_buf out;
+    sr_buf_init(&out);
+    uint8_t k[12];
+    be32(k, h->point);
+    be64(k + 4, ts_key(s[0].ts));
+    MDB_val K = {12, k}, V;
+    if ((rc = sr_index_err(mdb_cursor_open(t, DB(e, SR_DB_SERIES), &c)))) return rc;
+    /* the chunk starting at or before ts; else the first one after */
+    int r = mdb_cursor_get(c, &K, &V, MDB_SET_RANGE);
+    if (r == 0 && !(K.mv_size == 12 && get_be32(K.mv_data) == h->point && get_be64((uint8_t *)K.mv_data + 4) == ts_key(s[0].ts)))
+        r = mdb_cursor_get(c, &K, &V, MDB_PREV);
+    else if (r == MDB_NOTFOUND)
+        r = mdb_cursor_get(c, &K, &V, MDB_LAST);
+    if (r == 0 && (K.mv_size != 12 || get_be32(K.mv_data) != h->point)) {
+        /* previous key is another point's: take the first chunk of ours, if any */
+        K.mv_size = 12;
+        K.mv_data = k;
+        be64(k + 4, 0);
+        r = mdb_cursor_get(c, &K, &V, MDB_SET_RANGE);
+        if (r == 0 && (K.mv_size != 12 || get_be32(K.mv_data) != h->point)) r = MDB_NOTFOUND;
+    }
+    if (r != 0 && r != MDB_NOTFOUND) {
+        rc = sr_index_err(r);
+        goto done;
+    }
+    const void *old = r == 0 ? V.mv_data : NULL;
+    size_t oldlen = r == 0 ? V.mv_size : 0;
+    uint8_t oldkey[12];
+    if (r == 0) memcpy(oldkey, K.mv_data, 12);
+    size_t nch = 0;
+    if ((rc = sr_chunk_merge(h->type, old, oldlen, s, n, e->o.head_max, &out, &nch))) goto done;
+    mdb_cursor_close(c);
+    c = NULL;
+    if (old && (rc = del(t, DB(e, SR_DB_SERIES), oldkey, 12))) goto done;
+    size_t pos = 0;
+    for (size_t i = 0; i < nch; i++) {
+        uint32_t len = sr_get_le32(out.data + pos);
+        sr_chunk_info info;
+        if ((rc = sr_chunk_info_get(out.data + pos + 4, len, &info))) goto done;
+        uint8_t nk[12];
+        be32(nk, h->point);
+        be64(nk + 4, ts_key(info.first_ts));
+        if ((rc = put(t, DB(e, SR_DB_SERIES), nk, 12, out.data + pos + 4, len))) goto done;
+        pos += 4 + len;
+    }
+done:
+    if (c) mdb_cursor_close(c);
+    sr_buf_release(&out);
+    return rc;
+}
+
+/* Write the head as chunk(s); keep it as the previous generation for
+ * readers whose snapshot predates this commit (invariant 5). */
+static int head_flush(sr_engine *e, MDB_txn *t, head *h, uint64_t seq)
+{
+    int rc = SR_OK;
+    sr_chunk_enc *enc = NULL;
+    sr_buf out;
+    sr_buf_init(&out);
+    if ((rc = sr_chunk_enc_create(h->type, &enc))) return rc;
+    for (size_t i = 0; i < h->n; i++) {
+        sr_sample s;
+        hs_to_sample(&h->v[i], h->type, &s);
+        if ((rc = sr_chunk_enc_add(enc, &s))) goto done;
+    }
+    if ((rc = sr_chunk_enc_finish(enc, &out))) goto done;
+    uint8_t k[12];
+    be32(k, h->point);
+    be64(k + 4, ts_key(h->v[0].ts));
+    if ((rc = put(t, DB(e, SR_DB_SERIES), k, 12, out.data, out.len))) goto done;
+    pthread_mutex_lock(stripe_of(e, h->point));
+    hs_free_strings(h->old, h->nold, h->type);
+    sr_free(h->old);
+    h->old = h->v;
+    h->nold = h->n;
+    h->prev_flush_seq = h->old_seq;
+    h->old_seq = seq;
+    h->flushed_max = h->v[h->n - 1].ts;
+    h->has_flushed = 1;
+    h->v = NULL;
+    h->n = h->cap = 0;
+    h->first_seq = seq + 1;
+    h->gen++;
+    pthread_mutex_unlock(stripe_of(e, h->point));
+    rc = heads_db_put(e, t, h);
+done:
+    sr_chunk_enc_destroy(enc);
+    sr_buf_release(&out);
+    return rc;
+}
+
+/* Insert into the head, sorted, equal ts replaced. Caller holds the stripe. */
+static int head_insert(head *h, const sr_sample *s, uint64_t seq)
+{
+    size_t lo = 0, hi = h->n;
+    if (h->n && h->v[h->n - 1].ts < s->ts) lo = h->n;
+    else
+        while (lo < hi) {
+            size_t mid = (lo + hi) / 2;
+            if (h->v[mid].ts < s->ts) lo = mid + 1;
+            else hi = mid;
+        }
+    hsample x = {.ts = s->ts, .seq = seq, .q = s->quality};
+    if (h->type == SR_VT_STRING) {
+        x.v.s.p = sr_malloc(s->v.str.slen + 1);
+        if (!x.v.s.p) return SR_ENOMEM;
+        memcpy(x.v.s.p, s->v.str.s, s->v.str.slen);
+        x.v.s.p[s->v.str.slen] = 0;
+        x.v.s.n = s->v.str.slen;
+    } else if (h->type == SR_VT_NUMBER) x.v.f = s->v.f;
+    else if (h->type == SR_VT_INTEGER) x.v.i = s->v.i;
+    else x.v.b = s->v.b;
+    if (lo < h->n && h->v[lo].ts == s->ts) {
+        hs_free_strings(&h->v[lo], 1, h->type);
+        h->v[lo] = x;
+        return SR_OK;
+    }
+    if (h->n == h->cap) {
+        size_t cap = h->cap ? h->cap * 2 : 64;
+        hsample *v = sr_realloc(h->v, cap * sizeof *v);
+        if (!v) {
+            hs_free_strings(&x, 1, h->type);
+            return SR_ENOMEM;
+        }
+        h->v = v;
+        h->cap = cap;
+    }
+    memmove(h->v + lo + 1, h->v + lo, (h->n - lo) * sizeof *h->v);
+    h->v[lo] = x;
+    h->n++;
+    return SR_OK;
+}
+
+/*
+ * Apply one PointValues. heads_only (restart, events <= W): rebuild the head
+ * from head-bound samples only; everything else is already in the index.
+ */
+static int apply_pv(sr_engine *e, MDB_txn *t, const PointValues *pv, uint64_t seq, int heads_only)
+{
+    int rc = SR_OK;
+    sr_vtype type = 0;
+    long n = pv_count(pv, &type);
+    if (n <= 0) return SR_OK; /* validated at write time; a bad replayed one is skipped */
+    head *h = head_get(e, pv->point, type);
+    if (!h) return SR_ENOMEM;
+    if (heads_only && seq < h->first_seq) return SR_OK;
+    int fresh = h->n == 0 && h->first_seq == 0;
+    if (fresh) {
+        h->first_seq = seq;
+        if (!heads_only && (rc = heads_db_put(e, t, h))) return rc;
+    }
+    sr_sample *late = NULL;
+    size_t nlate = 0;
+    pv_iter it;
+    pv_iter_init(&it, pv, (size_t)n);
+    hsample best = {.ts = INT64_MIN};
+    int have_best = 0;
+    sr_sample bests = {0};
+    for (long i = 0; i < n; i++) {
+        sr_sample s;
+        if (pv_iter_next(&it, &s)) continue;
+        /* heads hold (flushed_max, +inf); older samples belong to chunks */
+        int is_late = h->has_flushed && s.ts <= h->flushed_max;
+        if (is_late) {
+            if (heads_only) continue;
+            if (!late && !(late = sr_malloc((size_t)n * sizeof *late))) return SR_ENOMEM;
+            late[nlate++] = s;
+        } else {
+            pthread_mutex_lock(stripe_of(e, h->point));
+            rc = head_insert(h, &s, seq);
+            pthread_mutex_unlock(stripe_of(e, h->point));
+            if (rc) goto done;
+        }
+        if (!heads_only && s.ts >= best.ts) {
+            best.ts = s.ts;
+            bests = s;
+            have_best = 1;
+        }
+    }
+    if (heads_only) goto done;
+    if (nlate && (rc = merge_late(e, t, h, late, nlate))) goto done;
+    if (have_best) {
+        uint8_t k[4];
+        be32(k, h->point);
+        MDB_val v;
+        sr_sample cur;
+        sr_vtype ct;
+        if (get(t, DB(e, SR_DB_LATEST), k, 4, &v) != SR_OK || latest_decode(v.mv_data, v.mv_size, &cur, &ct) ||
+            bests.ts >= cur.ts) {
+            hsample hs = {.ts = bests.ts, .q = bests.quality};
+            if (type == SR_VT_STRING) {
+                hs.v.s.p = (char *)bests.v.str.s;
+                hs.v.s.n = bests.v.str.slen;
+            } else if (type == SR_VT_NUMBER) hs.v.f = bests.v.f;
+            else if (type == SR_VT_INTEGER) hs.v.i = bests.v.i;
+            else hs.v.b = bests.v.b;
+            sr_buf b;
+            sr_buf_init(&b);
+            sample_encode_latest(&hs, type, &b);
+            rc = b.len ? put(t, DB(e, SR_DB_LATEST), k, 4, b.data, b.len) : SR_ENOMEM;
+            sr_buf_release(&b);
+            if (rc) goto done;
+        }
+    }
+    if (h->n >= e->o.head_max) rc = head_flush(e, t, h, seq);
+done:
+    sr_free(late);
+    return rc;
+}
+
+static int apply_series(sr_engine *e, MDB_txn *t, const Event *ev, int heads_only)
+{
+    if (ev->body_case != SUIRO__V1__EVENT__BODY_MEASUREMENTS) return SR_OK;
+    for (size_t k = 0; k < ev->measurements->n_points; k++) {
+        int rc = apply_pv(e, t, ev->measurements->points[k], ev->seq, heads_only);
+        if (rc) return rc;
+    }
+    return SR_OK;
+}
+
+static int apply_common(sr_engine *e, MDB_txn *t, const Event *ev)
+{
+    if (!ev->message_id[0]) return SR_OK;
+    uint8_t k[600], v[8];
+    size_t kl;
+    if (msgid_key(ev, k, sizeof k, &kl)) return SR_OK;
+    sr_put_le64(v, ev->seq);
+    return put(t, DB(e, SR_DB_MSGIDS), k, kl, v, 8);
+}
+
+static int put_watermark(sr_engine *e, MDB_txn *t, uint64_t w)
+{
+    uint8_t b[8];
+    sr_put_le64(b, w);
+    return put(t, DB(e, SR_DB_META), "watermark", 9, b, 8);
+}
+
+/* ------------------------------------------------------------------------ */
+/* The writer                                                                */
+
+static void poison(sr_engine *e)
+{
+    pthread_mutex_lock(&e->mu);
+    e->poisoned = 1;
+    pthread_mutex_unlock(&e->mu);
+}
+
+static void cmd_free(cmd *c)
+{
+    if (!c) return;
+    sr_free(c->bytes);
+    sr_free(c->ev);
+    sr_free(c);
+}
+
+/* Keep the index map at most half full, so that MDB_MAP_FULL cannot hit a
+ * group half-way (the heads could not be rolled back). */
+static int ensure_room(sr_engine *e)
+{
+    MDB_envinfo info;
+    MDB_stat st;
+    MDB_env *env = sr_index_env(e->ix);
+    mdb_env_info(env, &info);
+    mdb_env_stat(env, &st);
+    uint64_t used = ((uint64_t)info.me_last_pgno + 1) * st.ms_psize;
+    while (used * 2 > info.me_mapsize) {
+        int rc = sr_index_grow(e->ix);
+        if (rc) return rc;
+        mdb_env_info(env, &info);
+    }
+    return SR_OK;
+}
+
+typedef struct accepted {
+    Event *ev;
+} accepted;
+
+static void process_group(sr_engine *e, cmd **cmds, size_t nc)
+{
+    sr_result *res = sr_calloc(nc, sizeof *res);
+    accepted *acc = NULL;
+    size_t nacc = 0, capacc = 0;
+    sr_buf packed;
+    sr_buf_init(&packed);
+    sr_slice *recs = NULL;
+    size_t nrecs = 0, caprecs = 0;
+    MDB_txn *txn = NULL;
+    int fatal = SR_OK;
+    uint64_t seq = e->next_seq;
+    int64_t now = now_ms(e);
+
+    if (!res) {
+        fatal = SR_ENOMEM;
+        goto finish;
+    }
+    pthread_mutex_lock(&e->mu);
+    int poisoned = e->poisoned;
+    pthread_mutex_unlock(&e->mu);
+    if (poisoned) {
+        fatal = SR_EPOISONED;
+        goto finish;
+    }
+    if ((fatal = ensure_room(e))) goto finish;
+    if ((fatal = sr_index_write_begin(e->ix, &txn))) goto finish;
+
+    for (size_t ci = 0; ci < nc; ci++) {
+        cmd *c = cmds[ci];
+        sr_result *r = &res[ci];
+        Event **evs = sr_calloc(c->n, sizeof *evs);
+        MDB_txn *child = NULL;
+        int rc = evs ? SR_OK : SR_ENOMEM;
+        if (!rc) rc = sr_index_err(mdb_txn_begin(sr_index_env(e->ix), txn, 0, &child));
+        for (size_t k = 0; !rc && k < c->n; k++) {
+            evs[k] = suiro__v1__event__unpack(NULL, c->ev[k].len, c->ev[k].data);
+            if (!evs[k]) rc = refuse(r, SR_EINVAL, "event %zu does not decode", k);
+        }
+        if (!rc && evs[0]->message_id[0]) {
+            uint8_t mk[600];
+            size_t mkl;
+            MDB_val v;
+            if (msgid_key(evs[0], mk, sizeof mk, &mkl) == SR_OK &&
+                get(child, DB(e, SR_DB_MSGIDS), mk, mkl, &v) == SR_OK && v.mv_size == 8) {
+                r->duplicate = 1;
+                r->seq = sr_get_le64(v.mv_data);
+                rc = 1; /* not an error: skip */
+            }
+        }
+        for (size_t k = 0; !rc && k < c->n; k++) {
+            Event *ev = evs[k];
+            ev->seq = seq + k;
+            ev->ingest_ms = now;
+            rc = apply_nonseries(e, child, ev, r, 1);
+            if (!rc) rc = apply_common(e, child, ev);
+        }
+        if (rc) {
+            if (child) mdb_txn_abort(child);
+            if (rc < 0 && !r->rc) refuse(r, rc, "%s", sr_strerror(rc));
+            if (rc == 1) r->rc = SR_OK;
+            for (size_t k = 0; evs && k < c->n; k++)
+                if (evs[k]) suiro__v1__event__free_unpacked(evs[k], NULL);
+            sr_free(evs);
+            continue;
+        }
+        if ((rc = sr_index_err(mdb_txn_commit(child)))) {
+            fatal = rc;
+            for (size_t k = 0; k < c->n; k++) suiro__v1__event__free_unpacked(evs[k], NULL);
+            sr_free(evs);
+            goto finish;
+        }
+        r->seq = seq;
+        r->count = (uint32_t)c->n;
+        for (size_t k = 0; k < c->n; k++) {
+            size_t n = protobuf_c_message_get_packed_size(&evs[k]->base);
+            if (nacc == capacc) {
+                size_t cap = capacc ? capacc * 2 : 64;
+                accepted *a = sr_realloc(acc, cap * sizeof *a);
+                if (!a) {
+                    fatal = SR_ENOMEM;
+                    break;
+                }
+                acc = a;
+                capacc = cap;
+            }
+            if (nrecs == caprecs) {
+                size_t cap = caprecs ? caprecs * 2 : 64;
+                sr_slice *a = sr_realloc(recs, cap * sizeof *a);
+                if (!a) {
+                    fatal = SR_ENOMEM;
+                    break;
+                }
+                recs = a;
+                caprecs = cap;
+            }
+            if (sr_buf_reserve(&packed, n)) {
+                fatal = SR_ENOMEM;
+                break;
+            }
+            protobuf_c_message_pack(&evs[k]->base, packed.data + packed.len);
+            recs[nrecs++] = (sr_slice){(const void *)(uintptr_t)packed.len, n}; /* offset; fixed below */
+            packed.len += n;
+            acc[nacc++].ev = evs[k];
+        }
+        sr_free(evs);
+        if (fatal) goto finish;
+        seq += c->n;
+    }
+    /* pass 2: the series */
+    for (size_t i = 0; i < nacc; i++)
+        if ((fatal = apply_series(e, txn, acc[i].ev, 0))) goto finish;
+    if (nrecs) {
+        for (size_t i = 0; i < nrecs; i++) recs[i].data = packed.data + (uintptr_t)recs[i].data;
+        uint64_t first = 0;
+        if ((fatal = sr_log_append(e->log, recs, nrecs, &first))) goto finish;
+        SR_VERIFY(first == e->next_seq);
+        if ((fatal = put_watermark(e, txn, seq - 1))) goto finish;
+    }
+    fatal = sr_index_commit(e->ix, txn);
+    txn = NULL;
+    if (fatal) goto finish;
+    e->next_seq = seq;
+    atomic_store(&e->watermark, seq - 1);
+    atomic_fetch_add(&e->st_groups, 1);
+    atomic_fetch_add(&e->st_events, nrecs);
+finish:
+    if (txn) sr_index_abort(txn);
+    if (fatal && fatal != SR_EPOISONED) poison(e);
+    for (size_t i = 0; i < nacc; i++) suiro__v1__event__free_unpacked(acc[i].ev, NULL);
+    sr_free(acc);
+    sr_free(recs);
+    sr_buf_release(&packed);
+    for (size_t ci = 0; ci < nc; ci++) {
+        sr_result fr = {0};
+        sr_result *r = res ? &res[ci] : &fr;
+        if (fatal) {
+            memset(r, 0, sizeof *r);
+            r->rc = fatal == SR_EPOISONED ? SR_EPOISONED : fatal;
+            snprintf(r->msg, sizeof r->msg, "write failed: %s", sr_strerror(fatal));
+        }
+        if (cmds[ci]->cb) cmds[ci]->cb(cmds[ci]->ctx, r);
+        atomic_fetch_add(&e->st_commands, 1);
+        cmd_free(cmds[ci]);
+    }
+    sr_free(res);
+}
+
+enum { GROUP_MAX_CMDS = 4096 };
+
+static void *writer_main(void *arg)
+{
+    sr_engine *e = arg;
+    cmd **group = sr_malloc(GROUP_MAX_CMDS * sizeof *group);
+    if (!group) abort();
+    for (;;) {
+        size_t n = 0;
+        pthread_mutex_lock(&e->mu);
+        while (!e->depth && !e->stopping) pthread_cond_wait(&e->cv_work, &e->mu);
+        if (!e->depth && e->stopping) {
+            pthread_mutex_unlock(&e->mu);
+            break;
+        }
+        /* round-robin over operators: one command from each in turn */
+        int took = 1;
+        while (n < GROUP_MAX_CMDS && took) {
+            took = 0;
+            for (size_t k = 0; k < e->nq && n < GROUP_MAX_CMDS; k++) {
+                opq *q = &e->q[(e->rr + k) % e->nq];
+                if (!q->head) continue;
+                cmd *c = q->head;
+                q->head = c->next;
+                if (!q->head) q->tail = NULL;
+                q->depth--;
+                e->depth--;
+                group[n++] = c;
+                took = 1;
+            }
+        }
+        e->rr++;
+        pthread_mutex_unlock(&e->mu);
+        process_group(e, group, n);
+    }
+    sr_free(group);
+    return NULL;
+}
+
+int sr_engine_submit(sr_engine *e, const sr_slice *events, size_t n, sr_engine_cb cb, void *ctx)
+{
+    if (!e || !events || !n || e->o.readonly) return SR_EINVAL;
+    /* copy, and find the operator (every event of a command has the same) */
+    size_t total = 0;
+    for (size_t i = 0; i < n; i++) total += events[i].len;
+    cmd *c = sr_calloc(1, sizeof *c);
+    if (!c) return SR_ENOMEM;
+    c->bytes = sr_malloc(total ? total : 1);
+    c->ev = sr_calloc(n, sizeof *c->ev);
+    if (!c->bytes || !c->ev) {
+        cmd_free(c);
+        return SR_ENOMEM;
+    }
+    size_t pos = 0;
+    for (size_t i = 0; i < n; i++) {
+        memcpy(c->bytes + pos, events[i].data, events[i].len);
+        c->ev[i] = (sr_slice){c->bytes + pos, events[i].len};
+        pos += events[i].len;
+        Event *ev = suiro__v1__event__unpack(NULL, events[i].len, events[i].data);
+        if (!ev) {
+            cmd_free(c);
+            return SR_EINVAL;
+        }
+        int same = i == 0 || !strcmp(c->op, ev->operator_id);
+        if (i == 0) snprintf(c->op, sizeof c->op, "%s", ev->operator_id);
+        int toolong = strlen(ev->operator_id) >= sizeof c->op;
+        suiro__v1__event__free_unpacked(ev, NULL);
+        if (!same || toolong) {
+            cmd_free(c);
+            return SR_EINVAL;
+        }
+    }
+    c->n = n;
+    c->cb = cb;
+    c->ctx = ctx;
+    pthread_mutex_lock(&e->mu);
+    int rc = e->poisoned ? SR_EPOISONED : e->stopping ? SR_ECLOSED : SR_OK;
+    opq *q = NULL;
+    for (size_t k = 0; !rc && k < e->nq; k++)
+        if (!strcmp(e->q[k].op, c->op)) q = &e->q[k];
+    if (!rc && !q) {
+        if (e->nq == e->capq) {
+            size_t cap = e->capq ? e->capq * 2 : 8;
+            opq *nqs = sr_realloc(e->q, cap * sizeof *nqs);
+            if (!nqs) rc = SR_ENOMEM;
+            else {
+                e->q = nqs;
+                e->capq = cap;
+            }
+        }
+        if (!rc) {
+            q = &e->q[e->nq++];
+            memset(q, 0, sizeof *q);
+            snprintf(q->op, sizeof q->op, "%s", c->op);
+        }
+    }
+    if (!rc && (e->depth >= e->o.queue_max || q->depth >= e->o.queue_max_per_op)) rc = SR_EFULL;
+    if (!rc) {
+        if (q->tail) q->tail->next = c;
+        else q->head = c;
+        q->tail = c;
+        q->depth++;
+        e->depth++;
+        pthread_cond_signal(&e->cv_work);
+    }
+    pthread_mutex_unlock(&e->mu);
+    if (rc) cmd_free(c);
+    return rc;
+}
+
+typedef struct waitbox {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int done;
+    sr_result res;
+} waitbox;
+
+static void wait_cb(void *ctx, const sr_result *r)
+{
+    waitbox *w = ctx;
+    pthread_mutex_lock(&w->mu);
+    w->res = *r;
+    w->done = 1;
+    pthread_cond_signal(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+}
+
+int sr_engine_submit_wait(sr_engine *e, const sr_slice *events, size_t n, sr_result *res)
+{
+    waitbox w = {.done = 0};
+    pthread_mutex_init(&w.mu, NULL);
+    pthread_cond_init(&w.cv, NULL);
+    int rc = sr_engine_submit(e, events, n, wait_cb, &w);
+    if (!rc) {
+        pthread_mutex_lock(&w.mu);
+        while (!w.done) pthread_cond_wait(&w.cv, &w.mu);
+        pthread_mutex_unlock(&w.mu);
+        *res = w.res;
+        rc = w.res.rc;
+    }
+    pthread_mutex_destroy(&w.mu);
+    pthread_cond_destroy(&w.cv);
+    return rc;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Open, replay, close                                                       */
+
+static char *join(const char *a, const char *b)
+{
+    size_t x = strlen(a), y = strlen(b);
+    char *p = sr_malloc(x + y + 2);
+    if (!p) return NULL;
+    memcpy(p, a, x);
+    p[x] = '/';
+    memcpy(p + x + 1, b, y + 1);
+    return p;
+}
+
+static int load_heads(sr_engine *e, uint64_t *min_first)
+{
+    MDB_txn *t;
+    int rc = sr_index_read_begin(e->ix, &t);
+    if (rc) return rc;
+    MDB_cursor *c;
+    if ((rc = sr_index_err(mdb_cursor_open(t, DB(e, SR_DB_HEADS), &c)))) {
+        sr_index_read_end(e->ix, t);
+        return rc;
+    }
+    MDB_val k, v;
+    int r = mdb_cursor_get(c, &k, &v, MDB_FIRST);
+    while (r == 0) {
+        if (k.mv_size != 4 || v.mv_size != 17) {
+            rc = SR_ECORRUPT;
+            break;
+        }
+        uint32_t p = get_be32(k.mv_data);
+        pointinfo pi = {0};
+        sr_vtype type = SR_VT_NUMBER;
+        if (pointinfo_get(e, t, p, &pi) == SR_OK) {
+            type = (sr_vtype)pi.m->type;
+            suiro__v1__master_put__free_unpacked(pi.m, NULL);
+        }
+        head *h = head_get(e, p, type);
+        if (!h) {
+            rc = SR_ENOMEM;
+            break;
+        }
+        h->first_seq = sr_get_le64(v.mv_data);
+        h->flushed_max = (int64_t)sr_get_le64((uint8_t *)v.mv_data + 8);
+        h->has_flushed = ((uint8_t *)v.mv_data)[16];
+        if (h->first_seq < *min_first) *min_first = h->first_seq;
+        r = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+    }
+    mdb_cursor_close(c);
+    sr_index_read_end(e->ix, t);
+    return rc;
+}
+
+/* Apply events from the log: (W, end] in full, and [min_first, W] for the
+ * heads only (invariant 4). */
+static int replay(sr_engine *e, uint64_t w, uint64_t min_first, sr_errinfo *ei)
+{
+    uint64_t end = sr_log_durable_seq(e->log); /* next seq */
+    uint64_t from = min_first < w + 1 ? min_first : w + 1;
+    if (from >= end) return SR_OK;
+    sr_log_iter *it = NULL;
+    MDB_txn *txn = NULL;
+    int rc = sr_log_iter_open(e->log, from, &it);
+    if (rc) return rc;
+    uint64_t seq, done = 0, total = end - from, in_txn = 0;
+    sr_slice rec;
+    while ((rc = sr_log_iter_next(it, &seq, &rec)) == SR_OK) {
+        Event *ev = suiro__v1__event__unpack(NULL, rec.len, rec.data);
+        if (!ev) {
+            rc = SR_ECORRUPT;
+            if (ei) snprintf(ei->msg, sizeof ei->msg, "log record %" PRIu64 " is not a valid event", seq);
+            break;
+        }
+        ev->seq = seq;
+        if (seq <= w) {
+            rc = apply_series(e, NULL, ev, 1);
+        } else if (!e->o.readonly) {
+            if (!txn && (rc = ensure_room(e)) == SR_OK) rc = sr_index_write_begin(e->ix, &txn);
+            sr_result r = {0};
+            if (!rc) rc = apply_nonseries(e, txn, ev, &r, 0);
+            if (!rc) rc = apply_common(e, txn, ev);
+            if (!rc) rc = apply_series(e, txn, ev, 0);
+            if (!rc && ++in_txn >= 4096) {
+                if (!(rc = put_watermark(e, txn, seq))) rc = sr_index_commit(e->ix, txn);
+                txn = NULL;
+                in_txn = 0;
+            }
+        }
+        suiro__v1__event__free_unpacked(ev, NULL);
+        if (rc) break;
+        if (++done % 65536 == 0 && e->o.progress) e->o.progress(e->o.progress_ctx, done, total);
+    }
+    if (rc == SR_DONE) rc = SR_OK;
+    else if (rc && ei && !ei->msg[0]) snprintf(ei->msg, sizeof ei->msg, "replay at seq %" PRIu64 ": %s", seq, sr_strerror(rc));
+    if (!rc && txn) {
+        if (!(rc = put_watermark(e, txn, seq))) rc = sr_index_commit(e->ix, txn);
+        txn = NULL;
+    }
+    if (txn) sr_index_abort(txn);
+    sr_log_iter_close(it);
+    if (!rc && e->o.progress) e->o.progress(e->o.progress_ctx, total, total);
+    return rc;
+}
+
+int sr_engine_open(const char *dir, const sr_engine_opts *opts, sr_engine **out, sr_errinfo *ei)
+{
+    int rc;
+    char *logdir = NULL, *ixdir = NULL;
+    sr_errinfo local;
+    if (!ei) ei = &local;
+    memset(ei, 0, sizeof *ei);
+    sr_engine *e = sr_calloc(1, sizeof *e);
+    if (!e) return SR_ENOMEM;
+    if (opts) e->o = *opts;
+    if (!e->o.queue_max) e->o.queue_max = 65536;
+    if (!e->o.queue_max_per_op) e->o.queue_max_per_op = e->o.queue_max / 4 ? e->o.queue_max / 4 : 1;
+    if (!e->o.head_max) e->o.head_max = 1024;
+    pthread_mutex_init(&e->mu, NULL);
+    pthread_cond_init(&e->cv_work, NULL);
+    for (int i = 0; i < NSTRIPE; i++) pthread_mutex_init(&e->stripe[i], NULL);
+    size_t dl = strlen(dir);
+    e->dir = sr_malloc(dl + 1);
+    if (!e->dir) {
+        rc = SR_ENOMEM;
+        goto fail;
+    }
+    memcpy(e->dir, dir, dl + 1);
+    if (!e->o.readonly && mkdir(dir, 0755) != 0 && errno != EEXIST) {
+        rc = sr_err_from_errno(errno);
+        snprintf(ei->msg, sizeof ei->msg, "cannot create %s: %s", dir, strerror(errno));
+        goto fail;
+    }
+    logdir = join(dir, "log");
+    ixdir = e->o.index_dir ? NULL : join(dir, "index");
+    if (!logdir || (!e->o.index_dir && !ixdir)) {
+        rc = SR_ENOMEM;
+        goto fail;
+    }
+    sr_log_opts lo = {.vfs = e->o.vfs, .segment_bytes = e->o.segment_bytes, .sync = e->o.sync, .key = e->o.key,
+                      .readonly = e->o.readonly,
+                      .zstd_level = e->o.zstd_level == -100 ? 0 : e->o.zstd_level ? e->o.zstd_level : 1};
+    if ((rc = sr_log_open(logdir, &lo, &e->log, ei))) goto fail;
+    char err[256] = "";
+    if ((rc = sr_index_open(e->o.index_dir ? e->o.index_dir : ixdir, e->o.map_bytes, e->o.readonly, &e->ix, err,
+                            sizeof err))) {
+        snprintf(ei->msg, sizeof ei->msg, "%s", err);
+        goto fail;
+    }
+    MDB_txn *t;
+    if ((rc = sr_index_read_begin(e->ix, &t))) goto fail;
+    uint64_t w = sr_index_watermark(e->ix, t);
+    sr_index_read_end(e->ix, t);
+    uint64_t end = sr_log_durable_seq(e->log);
+    if (w >= end) {
+        rc = SR_ECORRUPT;
+        snprintf(ei->msg, sizeof ei->msg,
+                 "index has events up to %" PRIu64 " but the log ends at %" PRIu64 "; run `suiro rebuild %s`", w,
+                 end - 1, dir);
+        goto fail;
+    }
+    uint64_t min_first = UINT64_MAX;
+    if ((rc = load_heads(e, &min_first))) goto fail;
+    if ((rc = replay(e, w, min_first, ei))) goto fail;
+    e->next_seq = end;
+    atomic_store(&e->watermark, end - 1);
+    if (!e->o.readonly) {
+        if (pthread_create(&e->writer, NULL, writer_main, e) != 0) {
+            rc = SR_ENOMEM;
+            goto fail;
+        }
+        e->writer_started = 1;
+    }
+    sr_free(logdir);
+    sr_free(ixdir);
+    *out = e;
+    return SR_OK;
+fail:
+    if (!ei->code) ei->code = rc;
+    if (!ei->msg[0]) snprintf(ei->msg, sizeof ei->msg, "%s: %s", dir, sr_strerror(rc));
+    sr_free(logdir);
+    sr_free(ixdir);
+    sr_engine_close(e);
+    return rc;
+}
+
+int sr_engine_close(sr_engine *e)
+{
+    if (!e) return SR_OK;
+    int rc = SR_OK;
+    if (e->writer_started) {
+        pthread_mutex_lock(&e->mu);
+        e->stopping = 1;
+        pthread_cond_broadcast(&e->cv_work);
+        pthread_mutex_unlock(&e->mu);
+        pthread_join(e->writer, NULL);
+    }
+    if (e->poisoned) rc = SR_EPOISONED;
+    sr_index_close(e->ix);
+    int lrc = sr_log_close(e->log);
+    if (!rc) rc = lrc;
+    heads_free(e);
+    for (size_t k = 0; k < e->nq; k++) {
+        cmd *c = e->q[k].head;
+        while (c) {
+            cmd *n = c->next;
+            cmd_free(c);
+            c = n;
+        }
+    }
+    sr_free(e->q);
+    for (int i = 0; i < NSTRIPE; i++) pthread_mutex_destroy(&e->stripe[i]);
+    pthread_mutex_destroy(&e->mu);
+    pthread_cond_destroy(&e->cv_work);
+    sr_free(e->dir);
+    sr_free(e);
+    return rc;
+}
+
+static int rm_index_files(const char *ixdir)
+{
+    static const char *const files[] = {"data.mdb", "lock.mdb"};
+    for (int i = 0; i < 2; i++) {
+        char *p = join(ixdir, files[i]);
+        if (!p) return SR_ENOMEM;
+        int r = unlink(p);
+        int er = errno;
+        sr_free(p);
+        if (r != 0 && er != ENOENT) return sr_err_from_errno(er);
+    }
+    return SR_OK;
+}
+
+int sr_engine_rebuild(const char *dir, const sr_engine_opts *opts, sr_errinfo *ei)
+{
+    sr_engine_opts o = opts ? *opts : (sr_engine_opts){0};
+    o.readonly = 0;
+    char *ixdir = o.index_dir ? NULL : join(dir, "index");
+    if (!o.index_dir && !ixdir) return SR_ENOMEM;
+    int rc = rm_index_files(o.index_dir ? o.index_dir : ixdir);
+    sr_free(ixdir);
+    if (rc) return rc;
+    sr_engine *e = NULL;
+    if ((rc = sr_engine_open(dir, &o, &e, ei))) return rc;
+    return sr_engine_close(e);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Queries                                                                   */
+
+int sr_engine_point(sr_engine *e, const char *op, const char *data_id, uint32_t *point, sr_vtype *type)
+{
+    MDB_txn *t;
+    int rc = sr_index_read_begin(e->ix, &t);
+    if (rc) return rc;
+    uint8_t k[300];
+    size_t kl = mkkey(k, sizeof k, op, data_id, NULL);
+    MDB_val v;
+    rc = kl ? get(t, DB(e, SR_DB_POINTS), k, kl, &v) : SR_ENOTFOUND;
+    if (!rc && v.mv_size != 4) rc = SR_ECORRUPT;
+    if (!rc) {
+        uint32_t p = get_be32(v.mv_data);
+        pointinfo pi = {0};
+        if (!(rc = pointinfo_get(e, t, p, &pi))) {
+            *point = p;
+            if (type) *type = (sr_vtype)pi.m->type;
+            suiro__v1__master_put__free_unpacked(pi.m, NULL);
+        }
+    }
+    sr_index_read_end(e->ix, t);
+    return rc;
+}
+
+int sr_engine_latest(sr_engine *e, const uint32_t *points, size_t n, sr_sample *out, int *found, sr_buf *strings)
+{
+    MDB_txn *t;
+    int rc = sr_index_read_begin(e->ix, &t);
+    if (rc) return rc;
+    /* string offsets first, pointers after (the buffer may move) */
+    size_t *soff = NULL;
+    for (size_t i = 0; i < n && !rc; i++) {
+        uint8_t k[4];
+        be32(k, points[i]);
+        MDB_val v;
+        found[i] = 0;
+        if (get(t, DB(e, SR_DB_LATEST), k, 4, &v) != SR_OK) continue;
+        sr_vtype ty;
+        if ((rc = latest_decode(v.mv_data, v.mv_size, &out[i], &ty))) break;
+        found[i] = 1;
+        if (ty == SR_VT_STRING) {
+            if (!strings) {
+                rc = SR_EINVAL;
+                break;
+            }
+            if (!soff && !(soff = sr_calloc(n, sizeof *soff))) {
+                rc = SR_ENOMEM;
+                break;
+            }
+            soff[i] = strings->len + 1;
+            if ((rc = sr_buf_append(strings, out[i].v.str.s, out[i].v.str.slen))) break;
+            if ((rc = sr_buf_append(strings, "", 1))) break;
+        }
+    }
+    if (!rc && soff)
+        for (size_t i = 0; i < n; i++)
+            if (soff[i]) out[i].v.str.s = (const char *)strings->data + soff[i] - 1;
+    sr_free(soff);
+    sr_index_read_end(e->ix, t);
+    return rc;
+}
+
+/* append a sample (copying string bytes into strings, as an offset) */
+static int out_sample(sr_buf *samples, sr_buf *strings, const sr_sample *s, sr_vtype t)
+{
+    sr_sample c = *s;
+    if (t == SR_VT_STRING) {
+        if (!strings) return SR_EINVAL;
+        size_t off = strings->len;
+        int rc = sr_buf_append(strings, s->v.str.s, s->v.str.slen);
+        if (!rc) rc = sr_buf_append(strings, "", 1);
+        if (rc) return rc;
+        c.v.str.s = (const char *)(uintptr_t)off;
+    }
+    return sr_buf_append(samples, &c, sizeof c);
+}
+
+static int range_once(sr_engine *e, const sr_range_q *q, sr_buf *samples, sr_buf *strings, int *retry,
+                      sr_vtype *type_out)
+{
+    MDB_txn *t;
+    MDB_cursor *c = NULL;
+    int rc = sr_index_read_begin(e->ix, &t);
+    if (rc) return rc;
+    size_t base = samples->len;
+    uint64_t w = sr_index_watermark(e->ix, t);
+    int64_t lo = q->from, hi = q->to; /* [lo, hi) */
+    if (q->after != INT64_MIN) {
+        if (!q->desc && q->after + 1 > lo) lo = q->after + 1;
+        if (q->desc && q->after < hi) hi = q->after;
+    }
+    sr_vtype type = SR_VT_NUMBER;
+    pointinfo pi = {0};
+    if (pointinfo_get(e, t, q->point, &pi) == SR_OK) {
+        type = (sr_vtype)pi.m->type;
+        suiro__v1__master_put__free_unpacked(pi.m, NULL);
+    }
+    *type_out = type;
+    if (lo >= hi) goto done;
+    /* stored chunks */
+    uint8_t k[12];
+    be32(k, q->point);
+    be64(k + 4, ts_key(lo));
+    MDB_val K = {12, k}, V;
+    if ((rc = sr_index_err(mdb_cursor_open(t, DB(e, SR_DB_SERIES), &c)))) goto done;
+    int r = mdb_cursor_get(c, &K, &V, MDB_SET_RANGE);
+    /* a chunk that starts before lo may still hold samples >= lo */
+    int r2 = r == 0 ? mdb_cursor_get(c, &K, &V, MDB_PREV) : mdb_cursor_get(c, &K, &V, MDB_LAST);
+    if (r2 == 0 && (K.mv_size != 12 || get_be32(K.mv_data) != q->point)) r2 = mdb_cursor_get(c, &K, &V, MDB_NEXT);
+    else if (r2 == MDB_NOTFOUND) r2 = mdb_cursor_get(c, &K, &V, MDB_FIRST);
+    r = r2;
+    while (r == 0 && K.mv_size == 12 && get_be32(K.mv_data) == q->point) {
+        sr_chunk_dec d;
+        if ((rc = sr_chunk_dec_init(&d, V.mv_data, V.mv_size))) goto done;
+        if (d.info.first_ts >= hi) break;
+        if (d.info.last_ts >= lo) {
+            sr_sample s;
+            while ((rc = sr_chunk_dec_next(&d, &s)) == SR_OK) {
+                if (s.ts < lo) continue;
+                if (s.ts >= hi) break;
+                if ((rc = out_sample(samples, strings, &s, type))) goto done;
+            }
+            if (rc == SR_DONE) rc = SR_OK;
+            if (rc) goto done;
+        }
+        r = mdb_cursor_get(c, &K, &V, MDB_NEXT);
+    }
+    if (r != 0 && r != MDB_NOTFOUND) {
+        rc = sr_index_err(r);
+        goto done;
+    }
+    /* the head (invariant 5) */
+    pthread_mutex_lock(stripe_of(e, q->point));
+    head *h = head_find(e, q->point);
+    if (h) {
+        if (h->prev_flush_seq > w) *retry = 1; /* a flush we can see neither in memory nor in the snapshot */
+        for (int g = 0; g < 2 && !*retry && !rc; g++) {
+            hsample *v = g ? h->v : h->old;
+            size_t n = g ? h->n : h->nold;
+            if (!g && (!h->old || h->old_seq <= w)) continue; /* that chunk is in our snapshot */
+            for (size_t i = 0; i < n && !rc; i++) {
+                if (v[i].seq > w || v[i].ts < lo) continue;
+                if (v[i].ts >= hi) break;
+                sr_sample s;
+                hs_to_sample(&v[i], type, &s);
+                rc = out_sample(samples, strings, &s, type);
+            }
+        }
+    }
+    pthread_mutex_unlock(stripe_of(e, q->point));
+done:
+    if (c) mdb_cursor_close(c);
+    sr_index_read_end(e->ix, t);
+    if (*retry) samples->len = base;
+    return rc;
+}
+
+int sr_engine_range(sr_engine *e, const sr_range_q *q, sr_buf *samples, sr_buf *strings, int *more)
+{
+    size_t base = samples->len;
+    int rc, retry;
+    sr_vtype type = SR_VT_NUMBER;
+    size_t sbase = strings ? strings->len : 0;
+    do {
+        retry = 0;
+        samples->len = base;
+        if (strings) strings->len = sbase;
+        rc = range_once(e, q, samples, strings, &retry, &type);
+    } while (!rc && retry);
+    if (rc) return rc;
+    sr_sample *s = (sr_sample *)(samples->data + base);
+    size_t n = (samples->len - base) / sizeof *s;
+    if (q->desc)
+        for (size_t i = 0; i < n / 2; i++) {
+            sr_sample x = s[i];
+            s[i] = s[n - 1 - i];
+            s[n - 1 - i] = x;
+        }
+    *more = 0;
+    if (q->limit && n > q->limit) {
+        n = q->limit;
+        samples->len = base + n * sizeof *s;
+        *more = 1;
+    }
+    /* string offsets -> pointers (valid until strings changes) */
+    if (type == SR_VT_STRING && strings)
+        for (size_t i = 0; i < n; i++) s[i].v.str.s = (const char *)strings->data + (uintptr_t)s[i].v.str.s;
+    return SR_OK;
+}
+
+int sr_engine_downsample(sr_engine *e, uint32_t point, int64_t from, int64_t to, int64_t interval, sr_agg_fill fill,
+                         sr_buf *buckets)
+{
+    if (interval <= 0 || from >= to) return SR_EINVAL;
+    if ((to - from) / interval > 10000000) return SR_ETOOBIG;
+    sr_buf samples, strings;
+    sr_buf_init(&samples);
+    sr_buf_init(&strings);
+    sr_range_q q = {.point = point, .from = from, .to = to, .after = INT64_MIN};
+    int more = 0;
+    sr_agg *a = NULL;
+    int rc = sr_engine_range(e, &q, &samples, &strings, &more);
+    sr_vtype type = SR_VT_NUMBER;
+    uint32_t p2;
+    (void)p2;
+    if (!rc) {
+        MDB_txn *t;
+        if (!(rc = sr_index_read_begin(e->ix, &t))) {
+            pointinfo pi = {0};
+            if (pointinfo_get(e, t, point, &pi) == SR_OK) {
+                type = (sr_vtype)pi.m->type;
+                suiro__v1__master_put__free_unpacked(pi.m, NULL);
+            }
+            sr_index_read_end(e->ix, t);
+        }
+    }
+    if (!rc) rc = sr_agg_create(type, from, to, interval, fill, &a);
+    if (!rc) {
+        const sr_sample *s = (const sr_sample *)samples.data;
+        size_t n = samples.len / sizeof *s;
+        for (size_t i = 0; i < n; i++) sr_agg_add(a, &s[i]);
+        sr_bucket tmp[256];
+        size_t got;
+        while (!rc && (got = sr_agg_emit(a, tmp, 256)) > 0) rc = sr_buf_append(buckets, tmp, got * sizeof *tmp);
+    }
+    sr_agg_destroy(a);
+    sr_buf_release(&samples);
+    sr_buf_release(&strings);
+    return rc;
+}
+
+int sr_engine_master_get(sr_engine *e, const char *op, int kind, const char *id, sr_buf *packed)
+{
+    MDB_txn *t;
+    int rc = sr_index_read_begin(e->ix, &t);
+    if (rc) return rc;
+    uint8_t k[300];
+    char ks[2] = {(char)('0' + kind), 0};
+    size_t kl = mkkey(k, sizeof k, op, ks, id);
+    MDB_val v;
+    rc = kl ? get(t, DB(e, SR_DB_MASTERS), k, kl, &v) : SR_ENOTFOUND;
+    if (!rc) {
+        packed->len = 0;
+        rc = sr_buf_append(packed, v.mv_data, v.mv_size);
+    }
+    sr_index_read_end(e->ix, t);
+    return rc;
+}
+
+int sr_engine_master_list(sr_engine *e, const char *op, int kind, sr_buf *out, size_t *count)
+{
+    MDB_txn *t;
+    int rc = sr_index_read_begin(e->ix, &t);
+    if (rc) return rc;
+    uint8_t k[300];
+    char ks[2] = {(char)('0' + kind), 0};
+    size_t kl = mkkey(k, sizeof k, op, ks, "");
+    MDB_cursor *c;
+    *count = 0;
+    if (!kl || (rc = sr_index_err(mdb_cursor_open(t, DB(e, SR_DB_MASTERS), &c)))) {
+        sr_index_read_end(e->ix, t);
+        return kl ? rc : SR_EINVAL;
+    }
+    MDB_val K = {kl, k}, V;
+    int r = mdb_cursor_get(c, &K, &V, MDB_SET_RANGE);
+    while (r == 0 && K.mv_size >= kl && !memcmp(K.mv_data, k, kl)) {
+        uint8_t lb[4];
+        sr_put_le32(lb, (uint32_t)V.mv_size);
+        if ((rc = sr_buf_append(out, lb, 4)) || (rc = sr_buf_append(out, V.mv_data, V.mv_size))) break;
+        (*count)++;
+        r = mdb_cursor_get(c, &K, &V, MDB_NEXT);
+    }
+    mdb_cursor_close(c);
+    sr_index_read_end(e->ix, t);
+    return rc;
+}
+
+int sr_engine_doc_get(sr_engine *e, const char *op, const char *coll, const char *id, uint64_t *revision,
+                      sr_buf *json)
+{
+    MDB_txn *t;
+    int rc = sr_index_read_begin(e->ix, &t);
+    if (rc) return rc;
+    uint8_t k[600];
+    size_t kl = mkkey(k, sizeof k, op, coll, id);
+    MDB_val v;
+    rc = kl ? get(t, DB(e, SR_DB_DOCS), k, kl, &v) : SR_ENOTFOUND;
+    if (!rc && v.mv_size < 8) rc = SR_ECORRUPT;
+    if (!rc) {
+        *revision = sr_get_le64(v.mv_data);
+        json->len = 0;
+        rc = sr_buf_append(json, (uint8_t *)v.mv_data + 8, v.mv_size - 8);
+    }
+    sr_index_read_end(e->ix, t);
+    return rc;
+}
+
+void sr_engine_get_stats(sr_engine *e, sr_engine_stats *out)
+{
+    memset(out, 0, sizeof *out);
+    out->log_next_seq = sr_log_next_seq(e->log);
+    out->watermark = atomic_load(&e->watermark);
+    out->commands = atomic_load(&e->st_commands);
+    out->events = atomic_load(&e->st_events);
+    out->groups = atomic_load(&e->st_groups);
+    out->points = atomic_load(&e->npoints);
+    pthread_mutex_lock(&e->mu);
+    out->queue_depth = e->depth;
+    pthread_mutex_unlock(&e->mu);
+}
+
+int sr_engine_content_hash(sr_engine *e, uint8_t out[32])
+{
+    uint8_t ih[32];
+    int rc = sr_index_content_hash(e->ix, ih);
+    if (rc) return rc;
+    sr_buf b;
+    sr_buf_init(&b);
+    rc = sr_buf_append(&b, ih, 32);
+    for (size_t d = 0; d < HDIR && !rc; d++) {
+        head **page = e->hdir[d];
+        if (!page) continue;
+        for (size_t i = 0; i < HPAGE && !rc; i++) {
+            head *h = page[i];
+            if (!h) continue;
+            pthread_mutex_lock(stripe_of(e, h->point));
+            uint8_t x[32];
+            sr_put_le32(x, h->point);
+            sr_put_le64(x + 4, h->first_seq);
+            sr_put_le64(x + 12, (uint64_t)h->flushed_max);
+            sr_put_le64(x + 20, h->n);
+            x[28] = (uint8_t)h->has_flushed;
+            rc = sr_buf_append(&b, x, 29);
+            for (size_t j = 0; j < h->n && !rc; j++) {
+                uint8_t y[25];
+                sr_put_le64(y, (uint64_t)h->v[j].ts);
+                sr_put_le64(y + 8, h->v[j].seq);
+                y[16] = h->v[j].q;
+                uint64_t bits = 0;
+                if (h->type == SR_VT_NUMBER) memcpy(&bits, &h->v[j].v.f, 8);
+                else if (h->type == SR_VT_INTEGER) bits = (uint64_t)h->v[j].v.i;
+                else if (h->type == SR_VT_BOOL) bits = (uint64_t)h->v[j].v.b;
+                else bits = h->v[j].v.s.n;
+                sr_put_le64(y + 17, bits);
+                rc = sr_buf_append(&b, y, 25);
+                if (!rc && h->type == SR_VT_STRING) rc = sr_buf_append(&b, h->v[j].v.s.p, h->v[j].v.s.n);
+            }
+            pthread_mutex_unlock(stripe_of(e, h->point));
+        }
+    }
+    if (!rc) sr_sha256(b.data, b.len, out);
+    sr_buf_release(&b);
+    return rc;
+}

@@ -1,0 +1,164 @@
+/*
+ * engine/suiro.h -- the engine API: what api/ (servers, CLI) and the tests use.
+ *
+ * An engine owns one data directory:
+ *     DIR/log/     the event log (storage/log.h), the source of truth
+ *     DIR/index/   LMDB index derived from the log (storage/index.h)
+ *
+ * WRITES are commands: one or more serialized suiro.v1.Event messages
+ * (codecs/events.proto) submitted together. A single writer thread takes
+ * every queued command (group commit), validates each against the index,
+ * fills in what the writer decides (sequence number, ingest time, data-point
+ * numbers, document revisions), appends all of the group's events to the log
+ * as one atomic batch, applies them to the index in one LMDB transaction
+ * with the new watermark, and only then calls each command's callback. A
+ * command is atomic: if any of its events is refused, none is stored.
+ *
+ * READS use LMDB read transactions (plus the in-memory heads of open
+ * series chunks) and never wait for the writer.
+ *
+ * THREADS
+ *  - sr_engine_submit and every query may be called from any thread.
+ *  - Callbacks run on the writer thread: they must be quick and must not
+ *    call sr_engine_submit synchronously-waiting on themselves (hand work to
+ *    your own loop, e.g. with uv_async_send).
+ *  - sr_engine_close must be called once, after every other call returned;
+ *    it drains the queue (every queued command gets its callback) first.
+ */
+#ifndef SUIRO_H
+#define SUIRO_H
+
+#include "engine/sr_alloc.h"
+#include "engine/sr_error.h"
+#include "storage/log.h"
+#include "storage/series.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct sr_engine sr_engine;
+
+typedef struct sr_engine_opts {
+    const sr_key *key;          /* log encryption; NULL: none */
+    sr_sync_mode sync;          /* default SR_SYNC_ALWAYS */
+    int zstd_level;             /* log compression; default 1 (0 is default-> 1); -100: off */
+    uint32_t queue_max;         /* queued commands, all operators; default 65536 */
+    uint32_t queue_max_per_op;  /* queued commands per operator; default queue_max / 4 */
+    uint32_t head_max;          /* samples per point kept in memory before a chunk is written; default 1024 */
+    uint64_t map_bytes;         /* initial LMDB map size; default 1 GiB; grows automatically */
+    uint64_t segment_bytes;     /* log segment size; default 64 MiB */
+    const sr_vfs *vfs;          /* log file system (tests); NULL: POSIX */
+    int readonly;               /* queries only: no writer thread, no recovery writes */
+    int64_t (*clock_ms)(void);  /* tests: ingest time source; NULL: CLOCK_REALTIME */
+    const char *index_dir;      /* index elsewhere than DIR/index (verify, rebuild checks) */
+    void (*progress)(void *ctx, uint64_t done, uint64_t total); /* replay progress at open */
+    void *progress_ctx;
+} sr_engine_opts;
+
+/**
+ * Open (creating if needed) the engine in dir: recover the log, open the
+ * index, replay every event after the index watermark, rebuild the in-memory
+ * series heads, start the writer thread.
+ * @return SR_OK or the failing layer's code with ei describing it.
+ */
+SR_MUST_CHECK int sr_engine_open(const char *dir, const sr_engine_opts *opts, sr_engine **out,
+                                 sr_errinfo *ei);
+/* Drain the queue, stop the writer, close everything. NULL-safe. */
+int sr_engine_close(sr_engine *e);
+
+/* ---- writing ------------------------------------------------------------ */
+
+typedef struct sr_result {
+    int rc;             /* SR_OK, or why the command was refused */
+    uint64_t seq;       /* sequence number of the command's first event */
+    uint32_t count;     /* events stored */
+    int duplicate;      /* 1: message id seen before; nothing stored, seq is the original */
+    uint64_t revision;  /* documents: the new revision */
+    uint32_t point;     /* data-point master put: the point number */
+    char msg[200];      /* for a refusal: what and where ("point 17: value 12.5 above max 10") */
+} sr_result;
+
+typedef void (*sr_engine_cb)(void *ctx, const sr_result *res);
+
+/**
+ * Queue a command of n serialized events. On SR_OK the callback is called
+ * exactly once, on the writer thread, after the events are durable and
+ * visible to queries (or with res->rc set when refused). On any other
+ * return the callback is never called:
+ *   SR_EFULL      the queue (or this operator's share) is full: retry later;
+ *   SR_EINVAL     n == 0, an event does not decode, or events of different operators;
+ *   SR_EPOISONED  a write failed earlier: the engine must be reopened;
+ *   SR_ECLOSED    the engine is closing.
+ * Event fields the writer fills: seq, ingest_ms; MasterPut.point (data
+ * points); DocumentPut.revision (input: the expected current revision, 0 =
+ * any; output: the new one; a mismatch refuses with SR_ECONFLICT).
+ * Measurements are checked against the data-point masters (the point
+ * exists, its type, its range, and for gateways: the gateway reaches the
+ * point's device); a bad value refuses the whole command naming it.
+ * A non-empty message_id already stored for the same operator and actor
+ * makes the command a duplicate: res->duplicate = 1, nothing stored.
+ */
+SR_MUST_CHECK int sr_engine_submit(sr_engine *e, const sr_slice *events, size_t n, sr_engine_cb cb,
+                                   void *ctx);
+
+/* Convenience for tools and tests: submit and wait for the result. */
+SR_MUST_CHECK int sr_engine_submit_wait(sr_engine *e, const sr_slice *events, size_t n, sr_result *res);
+
+/* ---- reading ------------------------------------------------------------ */
+
+/* Point number of operator/dataId (SR_ENOTFOUND if none). */
+SR_MUST_CHECK int sr_engine_point(sr_engine *e, const char *op, const char *data_id, uint32_t *point,
+                                  sr_vtype *type);
+
+/* Latest value of each point; found[i] = 0 when the point has no value.
+ * String values are copied into *strings (caller sr_buf, may be NULL if no
+ * string points are asked) and out[i].v.str points into it. */
+SR_MUST_CHECK int sr_engine_latest(sr_engine *e, const uint32_t *points, size_t n, sr_sample *out, int *found,
+                                   sr_buf *strings);
+
+typedef struct sr_range_q {
+    uint32_t point;
+    int64_t from, to;   /* [from, to) UTC ms */
+    size_t limit;       /* at most this many samples; 0: no limit */
+    int desc;           /* 1: newest first */
+    int64_t after;      /* cursor: resume after this timestamp (exclusive), or INT64_MIN */
+} sr_range_q;
+
+/* Raw values in range. samples (sr_buf of sr_sample) and strings are
+ * appended to; *more = 1 if the limit cut the result (resume with
+ * after = the last returned ts). */
+SR_MUST_CHECK int sr_engine_range(sr_engine *e, const sr_range_q *q, sr_buf *samples, sr_buf *strings, int *more);
+
+/* Downsampled values: buckets of `interval` ms over [from, to). */
+SR_MUST_CHECK int sr_engine_downsample(sr_engine *e, uint32_t point, int64_t from, int64_t to, int64_t interval,
+                                       sr_agg_fill fill, sr_buf *buckets /* of sr_bucket */);
+
+/* A master (packed MasterPut) by kind and id: SR_ENOTFOUND if none. */
+SR_MUST_CHECK int sr_engine_master_get(sr_engine *e, const char *op, int kind, const char *id, sr_buf *packed);
+/* Every master of a kind of an operator, as packed MasterPut records each
+ * preceded by a 4-byte LE length. */
+SR_MUST_CHECK int sr_engine_master_list(sr_engine *e, const char *op, int kind, sr_buf *out, size_t *count);
+
+/* Document: revision and JSON. */
+SR_MUST_CHECK int sr_engine_doc_get(sr_engine *e, const char *op, const char *coll, const char *id,
+                                    uint64_t *revision, sr_buf *json);
+
+/* ---- operations ---------------------------------------------------------- */
+
+typedef struct sr_engine_stats {
+    uint64_t log_next_seq, watermark;
+    uint64_t commands, events, groups;
+    uint64_t queue_depth;
+    uint64_t points;            /* data points with a head */
+} sr_engine_stats;
+void sr_engine_get_stats(sr_engine *e, sr_engine_stats *out);
+
+/* SHA-256 of the index content and the in-memory heads: equal for two
+ * engines that applied the same events (the determinism check). */
+SR_MUST_CHECK int sr_engine_content_hash(sr_engine *e, uint8_t out[32]);
+
+/* Drop the index (DIR/index or opts->index_dir) and rebuild it from the log
+ * (opts->progress is called now and then). */
+SR_MUST_CHECK int sr_engine_rebuild(const char *dir, const sr_engine_opts *opts, sr_errinfo *ei);
+
+#endif

@@ -1,0 +1,190 @@
+/* storage/index.c -- LMDB environment for the index (see index.h). */
+#include "storage/index.h"
+
+#include "engine/sr_alloc.h"
+#include "storage/crypto.h"
+
+#include <openssl/evp.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+static const char *const names[SR_DB_COUNT] = {
+    "meta", "masters", "points", "pointinfo", "latest", "series", "heads",
+    "docs", "files", "registry", "requests", "monitors", "msgids",
+};
+
+struct sr_index {
+    MDB_env *env;
+    MDB_dbi dbi[SR_DB_COUNT];
+    pthread_rwlock_t resize; /* readers hold it shared; a resize takes it exclusively */
+    uint64_t map_bytes;
+    int readonly;
+};
+
+const char *sr_index_db_name(sr_dbi which) { return names[which]; }
+MDB_env *sr_index_env(sr_index *ix) { return ix->env; }
+MDB_dbi sr_index_dbi(sr_index *ix, sr_dbi which) { return ix->dbi[which]; }
+
+int sr_index_err(int rc)
+{
+    switch (rc) {
+    case MDB_SUCCESS: return SR_OK;
+    case MDB_NOTFOUND: return SR_ENOTFOUND;
+    case MDB_MAP_FULL: return SR_EFULL;
+    case MDB_CORRUPTED:
+    case MDB_PAGE_NOTFOUND:
+    case MDB_INVALID: return SR_ECORRUPT;
+    case MDB_VERSION_MISMATCH: return SR_EVERSION;
+    case ENOMEM: return SR_ENOMEM;
+    case ENOSPC: return SR_ENOSPC;
+    case EIO: return SR_EIO;
+    default: return SR_EDB;
+    }
+}
+
+int sr_index_open(const char *dir, uint64_t map_bytes, int readonly, sr_index **out, char *err, size_t errlen)
+{
+    int rc;
+    sr_index *ix = sr_calloc(1, sizeof *ix);
+    if (!ix) return SR_ENOMEM;
+    pthread_rwlock_init(&ix->resize, NULL);
+    ix->readonly = readonly;
+    ix->map_bytes = map_bytes ? map_bytes : (1ull << 30);
+    if (!readonly && mkdir(dir, 0755) != 0 && errno != EEXIST) {
+        snprintf(err, errlen, "cannot create %s: %s", dir, strerror(errno));
+        rc = sr_err_from_errno(errno);
+        goto fail;
+    }
+    if ((rc = mdb_env_create(&ix->env))) goto mdb_fail;
+    if ((rc = mdb_env_set_maxdbs(ix->env, SR_DB_COUNT + 2))) goto mdb_fail;
+    if ((rc = mdb_env_set_maxreaders(ix->env, 256))) goto mdb_fail;
+    if ((rc = mdb_env_set_mapsize(ix->env, (size_t)ix->map_bytes))) goto mdb_fail;
+    unsigned flags = MDB_NOTLS | MDB_NOMETASYNC | MDB_NORDAHEAD | (readonly ? MDB_RDONLY : 0);
+    if ((rc = mdb_env_open(ix->env, dir, flags, 0644))) goto mdb_fail;
+    {
+        MDB_envinfo info;
+        mdb_env_info(ix->env, &info);
+        if (info.me_mapsize > ix->map_bytes) ix->map_bytes = info.me_mapsize;
+    }
+    MDB_txn *txn;
+    if ((rc = mdb_txn_begin(ix->env, NULL, readonly ? MDB_RDONLY : 0, &txn))) goto mdb_fail;
+    for (int i = 0; i < SR_DB_COUNT; i++) {
+        if ((rc = mdb_dbi_open(txn, names[i], readonly ? 0 : MDB_CREATE, &ix->dbi[i]))) {
+            mdb_txn_abort(txn);
+            goto mdb_fail;
+        }
+    }
+    if ((rc = mdb_txn_commit(txn))) goto mdb_fail;
+    *out = ix;
+    return SR_OK;
+mdb_fail:
+    snprintf(err, errlen, "index %s: %s", dir, mdb_strerror(rc));
+    rc = sr_index_err(rc);
+fail:
+    if (ix->env) mdb_env_close(ix->env);
+    pthread_rwlock_destroy(&ix->resize);
+    sr_free(ix);
+    return rc;
+}
+
+void sr_index_close(sr_index *ix)
+{
+    if (!ix) return;
+    if (!ix->readonly) mdb_env_sync(ix->env, 1);
+    mdb_env_close(ix->env);
+    pthread_rwlock_destroy(&ix->resize);
+    sr_free(ix);
+}
+
+int sr_index_read_begin(sr_index *ix, MDB_txn **txn)
+{
+    pthread_rwlock_rdlock(&ix->resize);
+    int rc = mdb_txn_begin(ix->env, NULL, MDB_RDONLY, txn);
+    if (rc) {
+        pthread_rwlock_unlock(&ix->resize);
+        return sr_index_err(rc);
+    }
+    return SR_OK;
+}
+
+void sr_index_read_end(sr_index *ix, MDB_txn *txn)
+{
+    if (!txn) return;
+    mdb_txn_abort(txn);
+    pthread_rwlock_unlock(&ix->resize);
+}
+
+int sr_index_write_begin(sr_index *ix, MDB_txn **txn)
+{
+    return sr_index_err(mdb_txn_begin(ix->env, NULL, 0, txn));
+}
+
+int sr_index_commit(sr_index *ix, MDB_txn *txn)
+{
+    (void)ix;
+    return sr_index_err(mdb_txn_commit(txn));
+}
+
+void sr_index_abort(MDB_txn *txn)
+{
+    if (txn) mdb_txn_abort(txn);
+}
+
+int sr_index_grow(sr_index *ix)
+{
+    pthread_rwlock_wrlock(&ix->resize);
+    uint64_t next = ix->map_bytes * 2;
+    int rc = mdb_env_set_mapsize(ix->env, (size_t)next);
+    if (!rc) ix->map_bytes = next;
+    pthread_rwlock_unlock(&ix->resize);
+    return sr_index_err(rc);
+}
+
+uint64_t sr_index_watermark(sr_index *ix, MDB_txn *txn)
+{
+    MDB_val k = {9, "watermark"}, v;
+    if (mdb_get(txn, ix->dbi[SR_DB_META], &k, &v) || v.mv_size != 8) return 0;
+    return sr_get_le64(v.mv_data);
+}
+
+int sr_index_content_hash(sr_index *ix, uint8_t out[32])
+{
+    MDB_txn *txn = NULL;
+    int rc = sr_index_read_begin(ix, &txn);
+    if (rc) return rc;
+    EVP_MD_CTX *c = EVP_MD_CTX_new();
+    if (!c || !EVP_DigestInit_ex(c, EVP_sha256(), NULL)) {
+        rc = SR_ECRYPTO;
+        goto done;
+    }
+    for (int i = 0; i < SR_DB_COUNT; i++) {
+        MDB_cursor *cur;
+        if ((rc = sr_index_err(mdb_cursor_open(txn, ix->dbi[i], &cur)))) goto done;
+        EVP_DigestUpdate(c, names[i], strlen(names[i]) + 1);
+        MDB_val k, v;
+        int r = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+        while (r == 0) {
+            uint8_t lens[16];
+            sr_put_le64(lens, k.mv_size);
+            sr_put_le64(lens + 8, v.mv_size);
+            EVP_DigestUpdate(c, lens, 16);
+            EVP_DigestUpdate(c, k.mv_data, k.mv_size);
+            EVP_DigestUpdate(c, v.mv_data, v.mv_size);
+            r = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+        }
+        mdb_cursor_close(cur);
+        if (r != MDB_NOTFOUND) {
+            rc = sr_index_err(r);
+            goto done;
+        }
+    }
+    unsigned int len = 0;
+    if (!EVP_DigestFinal_ex(c, out, &len)) rc = SR_ECRYPTO;
+done:
+    EVP_MD_CTX_free(c);
+    sr_index_read_end(ix, txn);
+    return rc;
+}
