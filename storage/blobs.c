@@ -126,7 +126,7 @@ static void set_err(sr_blob_errinfo *ei, int code, const char *blob, uint64_t of
 {
     if (!ei) return;
     ei->code = code;
-    snprintf(ei->blob, sizeof ei->blob, "%s", blob ? blob : "");
+    if (blob != ei->blob) snprintf(ei->blob, sizeof ei->blob, "%s", blob ? blob : "");
     ei->offset = off;
     va_list ap;
     va_start(ap, fmt);
