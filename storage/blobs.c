@@ -235,7 +235,8 @@ static int ftr_encode(uint8_t *f, sr_aead *aead, const uint8_t file_id[FILE_ID_L
         memcpy(aad + FILE_ID_LEN, f, FTR_FIELDS);
         int rc = sr_random(f + at, SR_NONCE_LEN);
         if (rc) return rc;
-        rc = sr_aead_seal(aead, f + at, aad, sizeof aad, NULL, 0, NULL, f + at + SR_NONCE_LEN);
+        uint8_t none[1] = {0}; /* empty plaintext; crypto.c offsets out even when n == 0 */
+        rc = sr_aead_seal(aead, f + at, aad, sizeof aad, none, 0, none, f + at + SR_NONCE_LEN);
         if (rc) return rc;
         at += SR_NONCE_LEN + SR_TAG_LEN;
     }
@@ -329,7 +330,8 @@ static int read_meta(sr_blobs *bs, sr_file *f, const char *hex, meta *m, sr_aead
         memcpy(aad, m->file_id, FILE_ID_LEN);
         memcpy(aad + FILE_ID_LEN, ft, FTR_FIELDS);
         if ((rc = need_aead(bs, aead))) return rc;
-        rc = sr_aead_open(*aead, ft + FTR_FIELDS, aad, sizeof aad, NULL, 0, NULL, ft + FTR_FIELDS + SR_NONCE_LEN);
+        uint8_t none[1] = {0}; /* empty plaintext */
+        rc = sr_aead_open(*aead, ft + FTR_FIELDS, aad, sizeof aad, none, 0, none, ft + FTR_FIELDS + SR_NONCE_LEN);
         if (rc == SR_ECORRUPT) set_err(ei, rc, hex, foff, "blob %s: footer fails authentication", hex);
         if (rc) return rc;
     }
