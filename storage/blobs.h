@@ -130,7 +130,7 @@ SR_MUST_CHECK int sr_blob_reader_open(sr_blobs *bs, const uint8_t sha256[SR_HASH
  * Bytes returned before SR_DONE belong to a blob not yet verified in full:
  * do not act on them irrevocably until SR_DONE.
  *
- * @param[out] got  bytes stored in buf (> 0 on SR_OK).
+ * @param[out] got  bytes stored in buf (> 0 on SR_OK when cap > 0).
  * @return SR_OK; SR_DONE (end, verified; *got = 0); SR_ECORRUPT (detail,
  *         naming the blob, in sr_blob_reader_errinfo); SR_EIO, SR_ECRYPTO.
  *         After an error every later call returns the same error.
