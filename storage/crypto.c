@@ -84,6 +84,41 @@ void sr_sha256_2(const void *a, size_t an, const void *b, size_t bn, uint8_t out
     EVP_MD_CTX_free(c);
 }
 
+int sr_sha256_init(sr_sha256_ctx *c)
+{
+    EVP_MD_CTX *m = EVP_MD_CTX_new();
+    c->md = NULL;
+    if (!m) return SR_ENOMEM;
+    if (EVP_DigestInit_ex(m, EVP_sha256(), NULL) != 1) {
+        EVP_MD_CTX_free(m);
+        return SR_ECRYPTO;
+    }
+    c->md = m;
+    return SR_OK;
+}
+
+int sr_sha256_update(sr_sha256_ctx *c, const void *p, size_t n)
+{
+    if (!c->md) return SR_EINVAL;
+    if (n && EVP_DigestUpdate(c->md, p, n) != 1) return SR_ECRYPTO;
+    return SR_OK;
+}
+
+int sr_sha256_final(sr_sha256_ctx *c, uint8_t out[SR_HASH_LEN])
+{
+    unsigned int len = 0;
+    if (!c->md) return SR_EINVAL;
+    if (EVP_DigestFinal_ex(c->md, out, &len) != 1 || len != SR_HASH_LEN) return SR_ECRYPTO;
+    return SR_OK;
+}
+
+void sr_sha256_release(sr_sha256_ctx *c)
+{
+    if (!c) return;
+    EVP_MD_CTX_free(c->md);
+    c->md = NULL;
+}
+
 int sr_random(void *buf, size_t n)
 {
     return RAND_bytes(buf, (int)n) == 1 ? SR_OK : SR_ECRYPTO;

@@ -32,6 +32,18 @@ void sr_sha256(const void *p, size_t n, uint8_t out[SR_HASH_LEN]);
 /* SHA-256 of two concatenated pieces. */
 void sr_sha256_2(const void *a, size_t an, const void *b, size_t bn, uint8_t out[SR_HASH_LEN]);
 
+/* Incremental SHA-256 (for data streamed in pieces). init allocates an
+ * OpenSSL digest context (SR_ENOMEM, SR_ECRYPTO); release frees it and is
+ * NULL-safe and idempotent (a zeroed ctx is released safely). final may be
+ * called once; the ctx must then be released. */
+typedef struct sr_sha256_ctx {
+    void *md; /* EVP_MD_CTX * */
+} sr_sha256_ctx;
+SR_MUST_CHECK int sr_sha256_init(sr_sha256_ctx *c);
+SR_MUST_CHECK int sr_sha256_update(sr_sha256_ctx *c, const void *p, size_t n);
+SR_MUST_CHECK int sr_sha256_final(sr_sha256_ctx *c, uint8_t out[SR_HASH_LEN]);
+void sr_sha256_release(sr_sha256_ctx *c);
+
 SR_MUST_CHECK int sr_random(void *buf, size_t n);
 
 typedef struct sr_aead sr_aead; /* one per thread; caches the cipher context */

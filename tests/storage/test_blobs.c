@@ -1,0 +1,790 @@
+/* tests/storage/test_blobs.c -- the content-addressed blob store.
+ *
+ * storage_blobs:       round trips (edge sizes, streamed MiB, with and without
+ *                      a key), dedup, stat/exists/delete, temp-file sweep.
+ * storage_blobs_bad:   a flipped byte anywhere, truncation at every length,
+ *                      swapped / dropped / foreign chunks -> SR_ECORRUPT;
+ *                      wrong or missing key -> SR_EKEY.
+ * storage_blobs_fault: the k-th VFS call or allocation fails during
+ *                      begin/write/commit, for every k.
+ * storage_blobs_crash: power loss at a random fsync; committed blobs are
+ *                      whole, uncommitted ones absent.
+ * storage_blobs_mem:   a 200 MiB streamed write and read stay within a few
+ *                      chunks of memory. */
+#include <criterion/criterion.h>
+#include <inttypes.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "engine/sr_alloc.h"
+#include "fault_alloc.h"
+#include "storage/blobs.h"
+#include "testutil.h"
+#include "vfs_crash.h"
+#include "vfs_faulty.h"
+
+static char *dir;
+static void setup(void) { dir = tu_tmpdir("blobs"); }
+static void teardown(void)
+{
+    tu_rmrf(dir);
+    free(dir);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Helpers                                                                   */
+
+enum { HDR = 64, SMALL_CHUNK = 64 };
+
+static uint64_t mix64(uint64_t z)
+{
+    z += 0x9E3779B97F4A7C15ull;
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+/* Byte pos of the deterministic stream `seed`. */
+static void gen_fill(uint64_t seed, uint64_t pos, uint8_t *p, size_t n)
+{
+    size_t i = 0;
+    while (i < n) {
+        uint64_t w = mix64(seed * 0x100000001B3ull + ((pos + i) >> 3));
+        for (unsigned b = (unsigned)((pos + i) & 7); b < 8 && i < n; b++, i++) p[i] = (uint8_t)(w >> (8 * b));
+    }
+}
+
+static void test_key(sr_key *k, uint8_t v)
+{
+    uint8_t b[SR_KEY_LEN];
+    for (int i = 0; i < SR_KEY_LEN; i++) b[i] = (uint8_t)(v * 31 + i);
+    sr_key_from_bytes(k, b);
+}
+
+static sr_blobs *store_open(const sr_vfs *vfs, const sr_key *key, uint32_t chunk)
+{
+    sr_blobs_opts o = {.vfs = vfs, .key = key, .chunk_size = chunk};
+    sr_blobs *bs = NULL;
+    sr_blob_errinfo ei;
+    int rc = sr_blobs_open(dir, &o, &bs, &ei);
+    cr_assert_eq(rc, SR_OK, "open: %s %s", sr_err_name(rc), ei.msg);
+    return bs;
+}
+
+/* Write `size` bytes of stream `seed` in random pieces (rng r; r NULL: one
+ * piece at a time of up to 1 MiB). Returns the commit's rc; sha/size out. */
+static int write_blob(sr_blobs *bs, uint64_t seed, uint64_t size, tu_rng *r, uint8_t sha[SR_HASH_LEN])
+{
+    sr_blob_writer *w = NULL;
+    int rc = sr_blob_writer_begin(bs, &w);
+    if (rc) return rc;
+    size_t bufsz = 1u << 20;
+    uint8_t *buf = malloc(bufsz);
+    uint64_t pos = 0;
+    while (pos < size) {
+        size_t n = r ? 1 + (size_t)tu_below(r, tu_below(r, 4) ? 3000 : 300000) : bufsz;
+        if (n > size - pos) n = (size_t)(size - pos);
+        gen_fill(seed, pos, buf, n);
+        rc = sr_blob_writer_write(w, buf, n);
+        if (rc) break;
+        pos += n;
+    }
+    free(buf);
+    if (rc) {
+        sr_blob_writer_abort(w);
+        return rc;
+    }
+    uint64_t got = 0;
+    rc = sr_blob_writer_commit(w, sha, &got);
+    if (!rc) cr_assert_eq(got, size);
+    return rc;
+}
+
+static void expected_sha(uint64_t seed, uint64_t size, uint8_t out[SR_HASH_LEN])
+{
+    sr_sha256_ctx c;
+    cr_assert_eq(sr_sha256_init(&c), SR_OK);
+    uint8_t buf[65536];
+    for (uint64_t pos = 0; pos < size;) {
+        size_t n = size - pos < sizeof buf ? (size_t)(size - pos) : sizeof buf;
+        gen_fill(seed, pos, buf, n);
+        cr_assert_eq(sr_sha256_update(&c, buf, n), SR_OK);
+        pos += n;
+    }
+    cr_assert_eq(sr_sha256_final(&c, out), SR_OK);
+    sr_sha256_release(&c);
+}
+
+/* Read the whole blob with random buffer sizes; compare with the stream when
+ * seed != 0. Returns SR_OK (read to a verified SR_DONE) or the error. */
+static int read_blob(sr_blobs *bs, const uint8_t sha[SR_HASH_LEN], uint64_t seed, uint64_t size, tu_rng *r,
+                     sr_blob_errinfo *eo)
+{
+    sr_blob_reader *rd = NULL;
+    sr_blob_errinfo ei;
+    int rc = sr_blob_reader_open(bs, sha, &rd, &ei);
+    if (rc) {
+        if (eo) *eo = ei;
+        return rc;
+    }
+    cr_assert_eq(sr_blob_reader_size(rd), size);
+    uint8_t *buf = malloc(70000), *want = malloc(70000);
+    uint64_t pos = 0;
+    for (;;) {
+        size_t cap = r ? 1 + (size_t)tu_below(r, 70000) : 70000, got = 0;
+        rc = sr_blob_reader_read(rd, buf, cap, &got);
+        if (rc) break;
+        cr_assert(got > 0 && got <= cap);
+        if (seed) {
+            gen_fill(seed, pos, want, got);
+            cr_assert(memcmp(buf, want, got) == 0, "content differs at %" PRIu64, pos);
+        }
+        pos += got;
+    }
+    if (rc == SR_DONE) {
+        cr_assert_eq(pos, size);
+        size_t got = 1;
+        cr_assert_eq(sr_blob_reader_read(rd, buf, 10, &got), SR_DONE, "DONE is sticky");
+        cr_assert_eq(got, 0);
+        rc = SR_OK;
+    } else {
+        const sr_blob_errinfo *e = sr_blob_reader_errinfo(rd);
+        if (rc == SR_ECORRUPT) cr_assert(strstr(e->msg, e->blob) && e->blob[0], "error names the blob: %s", e->msg);
+        if (eo) *eo = *e;
+    }
+    free(buf);
+    free(want);
+    sr_blob_reader_close(rd);
+    return rc;
+}
+
+static char *blob_file(const uint8_t sha[SR_HASH_LEN])
+{
+    char hex[2 * SR_HASH_LEN + 1];
+    sr_hex(sha, SR_HASH_LEN, hex);
+    size_t n = strlen(dir) + 80;
+    char *p = malloc(n);
+    snprintf(p, n, "%s/%.2s/%.2s/%s", dir, hex, hex + 2, hex);
+    return p;
+}
+
+static int file_exists(const char *p)
+{
+    struct stat st;
+    return stat(p, &st) == 0;
+}
+
+static int count_cb(void *ctx, const char *name)
+{
+    (void)name;
+    (*(int *)ctx)++;
+    return 0;
+}
+
+static int tmp_count(void)
+{
+    char p[4096];
+    snprintf(p, sizeof p, "%s/tmp", dir);
+    int n = 0;
+    if (sr_vfs_posix.list(&sr_vfs_posix, p, count_cb, &n)) return -1;
+    return n;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Round trips                                                               */
+
+TestSuite(storage_blobs, .init = setup, .fini = teardown, .timeout = 300);
+
+static void round_trips(const sr_key *key)
+{
+    tu_rng r = {tu_seed(11)};
+    uint32_t chunk = 4096;
+    sr_blobs *bs = store_open(NULL, key, chunk);
+    const uint64_t sizes[] = {0, 1, chunk - 1, chunk, chunk + 1, 3 * chunk, 3 * chunk + 7};
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        uint8_t sha[SR_HASH_LEN], want[SR_HASH_LEN];
+        uint64_t seed = 100 + i, size = sizes[i];
+        cr_assert_eq(write_blob(bs, seed, size, &r, sha), SR_OK, "size %" PRIu64, size);
+        expected_sha(seed, size, want);
+        cr_assert(memcmp(sha, want, SR_HASH_LEN) == 0, "address is the SHA-256 of the plaintext");
+        cr_assert_eq(read_blob(bs, sha, seed, size, &r, NULL), SR_OK, "size %" PRIu64, size);
+        uint64_t st = 99;
+        cr_assert_eq(sr_blob_stat(bs, sha, &st), SR_OK);
+        cr_assert_eq(st, size);
+        cr_assert_eq(sr_blob_exists(bs, sha), SR_OK);
+    }
+    /* several MiB with the default chunk, streamed in random pieces */
+    sr_blobs_close(bs);
+    bs = store_open(NULL, key, 0);
+    uint8_t sha[SR_HASH_LEN];
+    uint64_t big = (5u << 20) + 12345;
+    cr_assert_eq(write_blob(bs, 7, big, &r, sha), SR_OK);
+    cr_assert_eq(read_blob(bs, sha, 7, big, &r, NULL), SR_OK);
+    cr_assert_eq(tmp_count(), 0, "no temp files after commits");
+    sr_blobs_close(bs);
+}
+
+Test(storage_blobs, round_trip_edge_sizes_and_mib_without_key) { round_trips(NULL); }
+
+Test(storage_blobs, round_trip_edge_sizes_and_mib_with_key)
+{
+    sr_key k;
+    test_key(&k, 1);
+    round_trips(&k);
+}
+
+Test(storage_blobs, encrypted_blob_does_not_contain_plaintext)
+{
+    sr_key k;
+    test_key(&k, 1);
+    sr_blobs *bs = store_open(NULL, &k, SMALL_CHUNK);
+    sr_blob_writer *w = NULL;
+    const char text[] = "the quick brown fox jumps over the lazy dog";
+    cr_assert_eq(sr_blob_writer_begin(bs, &w), SR_OK);
+    cr_assert_eq(sr_blob_writer_write(w, text, sizeof text - 1), SR_OK);
+    uint8_t sha[SR_HASH_LEN];
+    cr_assert_eq(sr_blob_writer_commit(w, sha, NULL), SR_OK);
+    char *p = blob_file(sha);
+    size_t n;
+    uint8_t *d = tu_read_file(p, &n);
+    cr_assert(d);
+    cr_assert(memmem(d, n, "brown fox", 9) == NULL);
+    free(d);
+    free(p);
+    sr_blobs_close(bs);
+}
+
+Test(storage_blobs, identical_content_is_stored_once)
+{
+    sr_blobs *bs = store_open(NULL, NULL, 1024);
+    tu_rng r = {5};
+    uint8_t a[SR_HASH_LEN], b[SR_HASH_LEN];
+    cr_assert_eq(write_blob(bs, 9, 5000, &r, a), SR_OK);
+    char *p = blob_file(a);
+    struct stat st1, st2;
+    cr_assert_eq(stat(p, &st1), 0);
+    cr_assert_eq(write_blob(bs, 9, 5000, &r, b), SR_OK);
+    cr_assert(memcmp(a, b, SR_HASH_LEN) == 0);
+    cr_assert_eq(stat(p, &st2), 0);
+    cr_assert_eq(st1.st_ino, st2.st_ino, "the first copy is kept");
+    cr_assert_eq(tmp_count(), 0, "the duplicate's temp file is dropped");
+    cr_assert_eq(read_blob(bs, a, 9, 5000, NULL, NULL), SR_OK);
+    free(p);
+    sr_blobs_close(bs);
+}
+
+Test(storage_blobs, damaged_blob_is_replaced_by_a_new_commit)
+{
+    sr_blobs *bs = store_open(NULL, NULL, 1024);
+    uint8_t a[SR_HASH_LEN];
+    cr_assert_eq(write_blob(bs, 9, 5000, NULL, a), SR_OK);
+    char *p = blob_file(a);
+    cr_assert_eq(tu_write_file(p, "junk", 4), 0);
+    cr_assert_eq(read_blob(bs, a, 9, 5000, NULL, NULL), SR_ECORRUPT);
+    cr_assert_eq(write_blob(bs, 9, 5000, NULL, a), SR_OK);
+    cr_assert_eq(read_blob(bs, a, 9, 5000, NULL, NULL), SR_OK);
+    free(p);
+    sr_blobs_close(bs);
+}
+
+Test(storage_blobs, stat_exists_delete_and_not_found)
+{
+    sr_blobs *bs = store_open(NULL, NULL, 0);
+    uint8_t sha[SR_HASH_LEN], none[SR_HASH_LEN] = {1, 2, 3};
+    uint64_t sz;
+    cr_assert_eq(write_blob(bs, 3, 777, NULL, sha), SR_OK);
+    cr_assert_eq(sr_blob_exists(bs, none), SR_ENOTFOUND);
+    cr_assert_eq(sr_blob_stat(bs, none, &sz), SR_ENOTFOUND);
+    sr_blob_reader *rd = NULL;
+    sr_blob_errinfo ei;
+    cr_assert_eq(sr_blob_reader_open(bs, none, &rd, &ei), SR_ENOTFOUND);
+    cr_assert_null(rd);
+    cr_assert_eq(sr_blob_delete(bs, sha), SR_OK);
+    cr_assert_eq(sr_blob_exists(bs, sha), SR_ENOTFOUND);
+    cr_assert_eq(sr_blob_delete(bs, sha), SR_ENOTFOUND);
+    sr_blobs_close(bs);
+}
+
+Test(storage_blobs, abort_and_open_remove_temp_files)
+{
+    sr_blobs *bs = store_open(NULL, NULL, 0);
+    sr_blob_writer *w = NULL;
+    cr_assert_eq(sr_blob_writer_begin(bs, &w), SR_OK);
+    cr_assert_eq(sr_blob_writer_write(w, "abc", 3), SR_OK);
+    cr_assert_eq(tmp_count(), 1);
+    sr_blob_writer_abort(w);
+    cr_assert_eq(tmp_count(), 0);
+    sr_blobs_close(bs);
+    char p[4096];
+    snprintf(p, sizeof p, "%s/tmp/leftover.tmp", dir);
+    cr_assert_eq(tu_write_file(p, "xx", 2), 0);
+    bs = store_open(NULL, NULL, 0);
+    cr_assert_eq(tmp_count(), 0);
+    sr_blobs_close(bs);
+}
+
+Test(storage_blobs, second_open_is_locked_out_and_options_checked)
+{
+    sr_blobs *bs = store_open(NULL, NULL, 0), *b2 = NULL;
+    sr_blob_errinfo ei;
+    cr_assert_eq(sr_blobs_open(dir, NULL, &b2, &ei), SR_ELOCKED);
+    cr_assert_null(b2);
+    sr_blobs_close(bs);
+    sr_blobs_opts o = {.chunk_size = 10};
+    cr_assert_eq(sr_blobs_open(dir, &o, &b2, &ei), SR_EINVAL);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Damage and keys                                                           */
+
+TestSuite(storage_blobs_bad, .init = setup, .fini = teardown, .timeout = 300);
+
+enum { BAD_SIZE = 4 * SMALL_CHUNK + 17 }; /* four full chunks and a short one */
+
+static void put_file(const char *p, const uint8_t *d, size_t n) { cr_assert_eq(tu_write_file(p, d, n), 0); }
+
+static void every_flip(const sr_key *key)
+{
+    sr_blobs *bs = store_open(NULL, key, SMALL_CHUNK);
+    uint8_t sha[SR_HASH_LEN];
+    cr_assert_eq(write_blob(bs, 42, BAD_SIZE, NULL, sha), SR_OK);
+    char *p = blob_file(sha);
+    size_t n;
+    uint8_t *orig = tu_read_file(p, &n), *d = malloc(n);
+    for (size_t i = 0; i < n; i++) {
+        for (int bit = 0; bit < 8; bit += 7) {
+            memcpy(d, orig, n);
+            d[i] ^= (uint8_t)(1u << bit);
+            put_file(p, d, n);
+            sr_blob_errinfo ei;
+            int rc = read_blob(bs, sha, 0, BAD_SIZE, NULL, &ei);
+            cr_assert_eq(rc, SR_ECORRUPT, "flip of bit %d at byte %zu of %zu: %s", bit, i, n, sr_err_name(rc));
+        }
+    }
+    put_file(p, orig, n);
+    cr_assert_eq(read_blob(bs, sha, 42, BAD_SIZE, NULL, NULL), SR_OK);
+    free(orig);
+    free(d);
+    free(p);
+    sr_blobs_close(bs);
+}
+
+Test(storage_blobs_bad, flipped_byte_anywhere_is_corrupt_without_key) { every_flip(NULL); }
+Test(storage_blobs_bad, flipped_byte_anywhere_is_corrupt_with_key)
+{
+    sr_key k;
+    test_key(&k, 2);
+    every_flip(&k);
+}
+
+static void every_truncation(const sr_key *key)
+{
+    sr_blobs *bs = store_open(NULL, key, SMALL_CHUNK);
+    uint8_t sha[SR_HASH_LEN];
+    cr_assert_eq(write_blob(bs, 43, BAD_SIZE, NULL, sha), SR_OK);
+    char *p = blob_file(sha);
+    size_t n;
+    uint8_t *orig = tu_read_file(p, &n);
+    for (size_t len = 0; len < n; len++) { /* includes every chunk boundary */
+        put_file(p, orig, len);
+        int rc = read_blob(bs, sha, 0, BAD_SIZE, NULL, NULL);
+        cr_assert_eq(rc, SR_ECORRUPT, "truncated to %zu of %zu: %s", len, n, sr_err_name(rc));
+        uint64_t sz;
+        cr_assert_eq(sr_blob_stat(bs, sha, &sz), SR_ECORRUPT, "stat, truncated to %zu", len);
+    }
+    /* and an appended byte */
+    uint8_t *more = malloc(n + 1);
+    memcpy(more, orig, n);
+    more[n] = 0;
+    put_file(p, more, n + 1);
+    cr_assert_eq(read_blob(bs, sha, 0, BAD_SIZE, NULL, NULL), SR_ECORRUPT);
+    free(more);
+    free(orig);
+    free(p);
+    sr_blobs_close(bs);
+}
+
+Test(storage_blobs_bad, truncation_at_every_length_is_corrupt_without_key) { every_truncation(NULL); }
+Test(storage_blobs_bad, truncation_at_every_length_is_corrupt_with_key)
+{
+    sr_key k;
+    test_key(&k, 2);
+    every_truncation(&k);
+}
+
+static void chunk_games(const sr_key *key, size_t rec)
+{
+    sr_blobs *bs = store_open(NULL, key, SMALL_CHUNK);
+    uint8_t a[SR_HASH_LEN], b[SR_HASH_LEN];
+    cr_assert_eq(write_blob(bs, 44, BAD_SIZE, NULL, a), SR_OK);
+    cr_assert_eq(write_blob(bs, 45, BAD_SIZE, NULL, b), SR_OK);
+    char *pa = blob_file(a), *pb = blob_file(b);
+    size_t na, nb;
+    uint8_t *da = tu_read_file(pa, &na), *db = tu_read_file(pb, &nb), *d = malloc(na);
+    cr_assert_eq(na, nb);
+    cr_assert_eq(na, HDR + 4 * rec + (17 + rec - SMALL_CHUNK) + (key ? 84 : 56), "layout as documented");
+    /* swap chunks 1 and 2 */
+    memcpy(d, da, na);
+    memcpy(d + HDR + rec, da + HDR + 2 * rec, rec);
+    memcpy(d + HDR + 2 * rec, da + HDR + rec, rec);
+    put_file(pa, d, na);
+    cr_assert_eq(read_blob(bs, a, 0, BAD_SIZE, NULL, NULL), SR_ECORRUPT, "swapped chunks");
+    /* chunk 1 of blob b in blob a */
+    memcpy(d, da, na);
+    memcpy(d + HDR + rec, db + HDR + rec, rec);
+    put_file(pa, d, na);
+    cr_assert_eq(read_blob(bs, a, 0, BAD_SIZE, NULL, NULL), SR_ECORRUPT, "foreign chunk");
+    /* chunk 1 dropped (file shorter by one record) */
+    memcpy(d, da, HDR + rec);
+    memcpy(d + HDR + rec, da + HDR + 2 * rec, na - HDR - 2 * rec);
+    put_file(pa, d, na - rec);
+    cr_assert_eq(read_blob(bs, a, 0, BAD_SIZE, NULL, NULL), SR_ECORRUPT, "dropped chunk");
+    /* all of b's file under a's name */
+    put_file(pa, db, nb);
+    cr_assert_eq(read_blob(bs, a, 0, BAD_SIZE, NULL, NULL), SR_ECORRUPT, "misplaced blob");
+    put_file(pa, da, na);
+    cr_assert_eq(read_blob(bs, a, 44, BAD_SIZE, NULL, NULL), SR_OK);
+    free(da);
+    free(db);
+    free(d);
+    free(pa);
+    free(pb);
+    sr_blobs_close(bs);
+}
+
+Test(storage_blobs_bad, swapped_dropped_foreign_chunks_are_corrupt_without_key)
+{
+    chunk_games(NULL, SMALL_CHUNK + 8);
+}
+Test(storage_blobs_bad, swapped_dropped_foreign_chunks_are_corrupt_with_key)
+{
+    sr_key k;
+    test_key(&k, 2);
+    chunk_games(&k, SMALL_CHUNK + 32);
+}
+
+Test(storage_blobs_bad, wrong_or_missing_key_is_ekey_not_corruption)
+{
+    sr_key k1, k2;
+    test_key(&k1, 1);
+    test_key(&k2, 2);
+    sr_blobs *bs = store_open(NULL, &k1, SMALL_CHUNK);
+    uint8_t sha[SR_HASH_LEN];
+    cr_assert_eq(write_blob(bs, 46, BAD_SIZE, NULL, sha), SR_OK);
+    sr_blobs_close(bs);
+    const sr_key *others[] = {&k2, NULL};
+    for (int i = 0; i < 2; i++) {
+        bs = store_open(NULL, others[i], SMALL_CHUNK);
+        sr_blob_errinfo ei;
+        cr_assert_eq(read_blob(bs, sha, 0, BAD_SIZE, NULL, &ei), SR_EKEY, "%s", i ? "no key" : "wrong key");
+        cr_assert(strstr(ei.msg, "key"), "%s", ei.msg);
+        uint64_t sz;
+        cr_assert_eq(sr_blob_stat(bs, sha, &sz), SR_EKEY);
+        sr_blobs_close(bs);
+    }
+    bs = store_open(NULL, &k1, SMALL_CHUNK);
+    cr_assert_eq(read_blob(bs, sha, 46, BAD_SIZE, NULL, NULL), SR_OK);
+    sr_blobs_close(bs);
+}
+
+Test(storage_blobs_bad, unencrypted_blobs_stay_readable_after_a_key_is_set)
+{
+    sr_key k;
+    test_key(&k, 1);
+    sr_blobs *bs = store_open(NULL, NULL, SMALL_CHUNK);
+    uint8_t sha[SR_HASH_LEN];
+    cr_assert_eq(write_blob(bs, 47, BAD_SIZE, NULL, sha), SR_OK);
+    sr_blobs_close(bs);
+    bs = store_open(NULL, &k, SMALL_CHUNK);
+    cr_assert_eq(read_blob(bs, sha, 47, BAD_SIZE, NULL, NULL), SR_OK);
+    sr_blobs_close(bs);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Faults                                                                    */
+
+TestSuite(storage_blobs_fault, .init = setup, .fini = teardown, .timeout = 600);
+
+enum { FAULT_SIZE = 3 * 256 + 100 };
+
+/* After a write+commit that returned rc: reopen with the real VFS and check
+ * the blob is readable (rc == OK) or absent, and no temp file survives. */
+static void check_after(int rc, int had_before, const uint8_t want[SR_HASH_LEN], const sr_key *key,
+                        const char *ctx)
+{
+    char *p = blob_file(want);
+    if (rc != SR_OK && !had_before) cr_assert(!file_exists(p), "%s: failed commit left a visible blob", ctx);
+    free(p);
+    sr_blobs *bs = store_open(NULL, key, 256);
+    cr_assert_eq(tmp_count(), 0, "%s: open sweeps temp files", ctx);
+    if (rc == SR_OK || had_before)
+        cr_assert_eq(read_blob(bs, want, 77, FAULT_SIZE, NULL, NULL), SR_OK, "%s: blob unreadable", ctx);
+    else
+        cr_assert_eq(sr_blob_exists(bs, want), SR_ENOTFOUND, "%s", ctx);
+    sr_blobs_close(bs);
+}
+
+static void vfs_faults(vf_kind kind, const char *kname, const sr_key *key, int dedup)
+{
+    uint8_t want[SR_HASH_LEN];
+    expected_sha(77, FAULT_SIZE, want);
+    unsigned long k;
+    for (k = 1; k < 500; k++) {
+        tu_rmrf(dir);
+        vfs_faulty_arm(0, kind);
+        sr_blobs *bs = store_open(&vfs_faulty, key, 256);
+        if (dedup) {
+            uint8_t s[SR_HASH_LEN];
+            cr_assert_eq(write_blob(bs, 77, FAULT_SIZE, NULL, s), SR_OK);
+        }
+        tu_rng r = {k};
+        uint8_t sha[SR_HASH_LEN];
+        vfs_faulty_arm(k, kind);
+        int rc = write_blob(bs, 77, FAULT_SIZE, &r, sha);
+        int fired = vfs_faulty_fired();
+        vfs_faulty_arm(0, kind);
+        char ctx[96];
+        snprintf(ctx, sizeof ctx, "%s%s k=%lu", kname, dedup ? " dedup" : "", k);
+        cr_assert(rc == SR_OK || rc == SR_EIO || rc == SR_ENOSPC || rc == SR_EPOISONED, "%s: %s", ctx,
+                  sr_err_name(rc));
+        if (!fired) cr_assert_eq(rc, SR_OK, "%s", ctx);
+        if (rc == SR_OK) cr_assert(memcmp(sha, want, SR_HASH_LEN) == 0);
+        sr_blobs_close(bs);
+        check_after(rc, dedup, want, key, ctx);
+        if (!fired) break;
+    }
+    cr_assert(k > 3 && k < 500, "%s: fault sweep ended at k=%lu", kname, k);
+}
+
+Test(storage_blobs_fault, every_vfs_call_fails_eio)
+{
+    sr_key key;
+    test_key(&key, 3);
+    vfs_faults(VF_EIO, "EIO", NULL, 0);
+    vfs_faults(VF_EIO, "EIO key", &key, 0);
+    vfs_faults(VF_EIO, "EIO", NULL, 1);
+}
+Test(storage_blobs_fault, every_vfs_call_fails_enospc_or_short)
+{
+    sr_key key;
+    test_key(&key, 3);
+    vfs_faults(VF_ENOSPC, "ENOSPC", &key, 0);
+    vfs_faults(VF_SHORT, "SHORT", NULL, 0);
+    vfs_faults(VF_SHORT, "SHORT key", &key, 1);
+}
+Test(storage_blobs_fault, every_sync_fails)
+{
+    sr_key key;
+    test_key(&key, 3);
+    vfs_faults(VF_SYNC_FAIL, "SYNC", NULL, 0);
+    vfs_faults(VF_SYNC_FAIL, "SYNC key", &key, 1);
+}
+
+static void alloc_faults(const sr_key *key)
+{
+    uint8_t want[SR_HASH_LEN];
+    expected_sha(77, FAULT_SIZE, want);
+    unsigned long k;
+    for (k = 1; k < 500; k++) {
+        tu_rmrf(dir);
+        sr_blobs *bs = store_open(NULL, key, 256);
+        tu_rng r = {k};
+        uint8_t sha[SR_HASH_LEN];
+        fault_alloc_install();
+        fault_alloc_arm(k);
+        int rc = write_blob(bs, 77, FAULT_SIZE, &r, sha);
+        int fired = fault_alloc_fired();
+        fault_alloc_arm(0);
+        sr_blobs_close(bs);
+        fault_alloc_uninstall();
+        char ctx[64];
+        snprintf(ctx, sizeof ctx, "alloc%s k=%lu", key ? " key" : "", k);
+        cr_assert(rc == SR_OK || rc == SR_ENOMEM, "%s: %s", ctx, sr_err_name(rc));
+        if (!fired) cr_assert_eq(rc, SR_OK, "%s", ctx);
+        check_after(rc, 0, want, key, ctx);
+        if (!fired) break;
+    }
+    cr_assert(k > 3 && k < 500, "alloc sweep ended at k=%lu", k);
+}
+
+Test(storage_blobs_fault, every_allocation_fails)
+{
+    sr_key key;
+    test_key(&key, 3);
+    alloc_faults(NULL);
+    alloc_faults(&key);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Crashes                                                                   */
+
+TestSuite(storage_blobs_crash, .init = setup, .fini = teardown, .timeout = 600);
+
+static int rounds_torn, rounds_acked; /* the test covers what it claims */
+
+static void crash_round(uint64_t seed)
+{
+    tu_rng r = {seed};
+    sr_key key;
+    test_key(&key, 4);
+    const sr_key *kp = tu_below(&r, 2) ? &key : NULL;
+    uint32_t chunk = 64 + (uint32_t)tu_below(&r, 2000);
+    tu_rmrf(dir);
+    vfs_crash_reset();
+    sr_blobs *bs = store_open(&vfs_crash, kp, chunk);
+    vfs_crash_at_sync(1 + tu_below(&r, 8));
+    enum { N = 6 };
+    uint64_t seeds[N], sizes[N];
+    int acked[N] = {0};
+    int n;
+    for (n = 0; n < N; n++) {
+        seeds[n] = 1 + tu_below(&r, 4); /* repeats exercise dedup */
+        sizes[n] = 1000 * seeds[n] + seeds[n];
+        if (tu_below(&r, 10) == 0) vfs_crash_now();
+        uint8_t sha[SR_HASH_LEN];
+        int rc = write_blob(bs, seeds[n], sizes[n], &r, sha);
+        if (rc != SR_OK) break;
+        acked[n] = 1;
+    }
+    if (n == N) vfs_crash_now();
+    else rounds_torn++;
+    if (acked[0]) rounds_acked++;
+    sr_blobs_close(bs);
+    vfs_crash_resolve(seed ^ 0x5eed);
+    vfs_crash_reset();
+    bs = store_open(NULL, kp, chunk);
+    cr_assert_eq(tmp_count(), 0);
+    for (uint64_t s = 1; s <= 4; s++) {
+        int was_acked = 0, tried = 0;
+        for (int i = 0; i < N && i <= n; i++)
+            if (seeds[i] == s && i < N) {
+                tried = 1;
+                was_acked |= acked[i];
+            }
+        uint8_t sha[SR_HASH_LEN];
+        uint64_t size = 1000 * s + s;
+        expected_sha(s, size, sha);
+        int ex = sr_blob_exists(bs, sha);
+        if (was_acked) {
+            sr_blob_errinfo ei;
+            int rc = read_blob(bs, sha, s, size, NULL, &ei);
+            cr_assert_eq(rc, SR_OK, "seed %" PRIu64 ": committed blob %" PRIu64 " unreadable: %s %s", seed, s,
+                         sr_err_name(rc), ei.msg);
+        } else {
+            cr_assert_eq(ex, SR_ENOTFOUND, "seed %" PRIu64 ": uncommitted blob %" PRIu64 " (tried %d) is visible",
+                         seed, s, tried);
+        }
+    }
+    /* the store works after recovery */
+    uint8_t sha[SR_HASH_LEN];
+    cr_assert_eq(write_blob(bs, 99, 5000, &r, sha), SR_OK);
+    cr_assert_eq(read_blob(bs, sha, 99, 5000, NULL, NULL), SR_OK);
+    sr_blobs_close(bs);
+}
+
+Test(storage_blobs_crash, committed_blobs_whole_uncommitted_absent)
+{
+    uint64_t base = tu_seed(1000);
+    int iters = tu_iters(300);
+    for (int i = 0; i < iters; i++) crash_round(base + (uint64_t)i);
+    cr_assert(rounds_torn > iters / 4 && rounds_acked > iters / 4,
+              "crash coverage: %d rounds crashed mid-write, %d had a committed blob", rounds_torn, rounds_acked);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Memory bound                                                              */
+
+TestSuite(storage_blobs_mem, .init = setup, .fini = teardown, .timeout = 600);
+
+static atomic_size_t live, peak;
+
+static void *cm_malloc(size_t n)
+{
+    size_t *p = malloc(n + 16);
+    if (!p) return NULL;
+    p[0] = n;
+    size_t now = atomic_fetch_add(&live, n) + n, pk = atomic_load(&peak);
+    while (now > pk && !atomic_compare_exchange_weak(&peak, &pk, now)) {
+    }
+    return (char *)p + 16;
+}
+static void cm_free(void *q)
+{
+    if (!q) return;
+    size_t *p = (size_t *)((char *)q - 16);
+    atomic_fetch_sub(&live, p[0]);
+    free(p);
+}
+static void *cm_realloc(void *q, size_t n)
+{
+    void *r = cm_malloc(n);
+    if (!r) return NULL;
+    if (q) {
+        size_t old = ((size_t *)((char *)q - 16))[0];
+        memcpy(r, q, old < n ? old : n);
+        cm_free(q);
+    }
+    return r;
+}
+
+Test(storage_blobs_mem, streamed_200_mib_stays_within_a_few_chunks)
+{
+    static const sr_allocator ca = {cm_malloc, cm_realloc, cm_free};
+    sr_set_allocator(&ca);
+    sr_key key;
+    test_key(&key, 5);
+    sr_blobs *bs = store_open(NULL, &key, 0);
+    const uint64_t total = 200ull << 20;
+    const size_t piece = 100000; /* not a multiple of the chunk */
+    uint8_t *buf = malloc(piece);
+    gen_fill(1, 0, buf, piece);
+    sr_sha256_ctx want;
+    cr_assert_eq(sr_sha256_init(&want), SR_OK);
+    atomic_store(&peak, atomic_load(&live));
+    size_t base = atomic_load(&live);
+    sr_blob_writer *w = NULL;
+    cr_assert_eq(sr_blob_writer_begin(bs, &w), SR_OK);
+    uint64_t pos = 0, i = 0;
+    while (pos < total) {
+        size_t n = total - pos < piece ? (size_t)(total - pos) : piece;
+        memcpy(buf, &i, sizeof i); /* every piece differs */
+        i++;
+        cr_assert_eq(sr_sha256_update(&want, buf, n), SR_OK);
+        cr_assert_eq(sr_blob_writer_write(w, buf, n), SR_OK);
+        pos += n;
+    }
+    uint8_t sha[SR_HASH_LEN], wsha[SR_HASH_LEN];
+    uint64_t size = 0;
+    cr_assert_eq(sr_blob_writer_commit(w, sha, &size), SR_OK);
+    cr_assert_eq(sr_sha256_final(&want, wsha), SR_OK);
+    sr_sha256_release(&want);
+    cr_assert(memcmp(sha, wsha, SR_HASH_LEN) == 0);
+    cr_assert_eq(size, total);
+    size_t wpeak = atomic_load(&peak) - base;
+    cr_assert(wpeak < 4 * SR_BLOB_DEFAULT_CHUNK, "writer peaked at %zu bytes", wpeak);
+    /* read it back, also bounded */
+    atomic_store(&peak, atomic_load(&live));
+    sr_blob_reader *rd = NULL;
+    sr_blob_errinfo ei;
+    cr_assert_eq(sr_blob_reader_open(bs, sha, &rd, &ei), SR_OK, "%s", ei.msg);
+    uint64_t got_total = 0;
+    int rc;
+    for (;;) {
+        size_t got = 0;
+        rc = sr_blob_reader_read(rd, buf, piece, &got);
+        if (rc) break;
+        got_total += got;
+    }
+    cr_assert_eq(rc, SR_DONE, "%s", sr_blob_reader_errinfo(rd)->msg);
+    cr_assert_eq(got_total, total);
+    sr_blob_reader_close(rd);
+    size_t rpeak = atomic_load(&peak) - base;
+    cr_assert(rpeak < 4 * SR_BLOB_DEFAULT_CHUNK, "reader peaked at %zu bytes", rpeak);
+    cr_assert_eq(sr_blob_delete(bs, sha), SR_OK);
+    sr_blobs_close(bs);
+    free(buf);
+    sr_set_allocator(NULL);
+}
