@@ -31,6 +31,7 @@
 #include "engine/suiro.h"
 
 #include "codecs/events.pb-c.h"
+#include "engine/evbuild.h"
 #include "storage/index.h"
 
 #include <errno.h>
@@ -265,69 +266,6 @@ static int put_packed(sr_engine *e, MDB_txn *t, sr_dbi d, const void *k, size_t 
 /* ------------------------------------------------------------------------ */
 /* Measurement decoding                                                      */
 
-/* Number of values in pv, its type, or -1 if inconsistent. */
-static long pv_count(const PointValues *pv, sr_vtype *t)
-{
-    long n = -1;
-    int kinds = 0;
-    if (pv->n_f) { n = (long)pv->n_f; *t = SR_VT_NUMBER; kinds++; }
-    if (pv->n_dmant) { n = (long)pv->n_dmant; *t = SR_VT_NUMBER; kinds++; }
-    if (pv->n_i) { n = (long)pv->n_i; *t = SR_VT_INTEGER; kinds++; }
-    if (pv->n_b) { n = (long)pv->n_b; *t = SR_VT_BOOL; kinds++; }
-    if (pv->n_s) { n = (long)pv->n_s; *t = SR_VT_STRING; kinds++; }
-    if (kinds != 1) return -1;
-    if (pv->n_dod != (size_t)n - 1) return -1;
-    if (pv->n_quality && pv->n_quality != (size_t)n) return -1;
-    return n;
-}
-
-static const int64_t TS_MAX = 253402300799999; /* 9999-12-31T23:59:59.999Z */
-
-/* Sample i of pv (after pv_count succeeded); strings borrowed from pv. */
-typedef struct pv_iter {
-    const PointValues *pv;
-    size_t i, n;
-    int64_t ts, delta;
-    int64_t acc; /* running mantissa / integer */
-    double pow10;
-} pv_iter;
-
-static void pv_iter_init(pv_iter *it, const PointValues *pv, size_t n)
-{
-    memset(it, 0, sizeof *it);
-    it->pv = pv;
-    it->n = n;
-    it->ts = pv->t0;
-    it->pow10 = pow(10.0, (double)pv->scale);
-}
-
-/* 0 ok, -1 timestamp out of range */
-static int pv_iter_next(pv_iter *it, sr_sample *s)
-{
-    const PointValues *pv = it->pv;
-    size_t i = it->i++;
-    if (i > 0) {
-        it->delta = (int64_t)((uint64_t)it->delta + (uint64_t)pv->dod[i - 1]);
-        it->ts = (int64_t)((uint64_t)it->ts + (uint64_t)it->delta);
-    }
-    if (it->ts < 0 || it->ts > TS_MAX) return -1;
-    s->ts = it->ts;
-    s->quality = pv->n_quality ? (uint8_t)(pv->quality[i] & 3) : SR_Q_GOOD;
-    if (pv->n_f) s->v.f = pv->f[i];
-    else if (pv->n_dmant) {
-        it->acc = (int64_t)((uint64_t)it->acc + (uint64_t)pv->dmant[i]);
-        s->v.f = pv->scale < 0 ? (double)it->acc / pow(10.0, (double)-pv->scale) : (double)it->acc * it->pow10;
-    } else if (pv->n_i) {
-        it->acc = (int64_t)((uint64_t)it->acc + (uint64_t)pv->i[i]);
-        s->v.i = it->acc;
-    } else if (pv->n_b) s->v.b = pv->b[i] ? 1 : 0;
-    else {
-        s->v.str.s = pv->s[i];
-        s->v.str.slen = (uint32_t)strlen(pv->s[i]);
-    }
-    return 0;
-}
-
 /* ------------------------------------------------------------------------ */
 /* Pass 1: validate (and apply non-series events)                            */
 
@@ -377,7 +315,7 @@ static int check_measurements(sr_engine *e, MDB_txn *t, const Event *ev, sr_resu
         if (rc) return refuse(r, rc, "point %u: %s", pv->point, sr_strerror(rc));
         int bad = 0;
         sr_vtype t2 = 0;
-        long n = pv_count(pv, &t2);
+        long n = sr_pv_count(pv, &t2);
         const MasterPut *mp = pi.m;
         if (strcmp(pi.op, ev->operator_id) != 0) {
             bad = refuse(r, SR_EINVAL, "point %u: unknown data point", pv->point);
@@ -392,11 +330,11 @@ static int check_measurements(sr_engine *e, MDB_txn *t, const Event *ev, sr_resu
         } else if (ev->actor_kind == SUIRO__V1__ACTOR_KIND__ACTOR_GATEWAY && strcmp(pi.gateway, ev->actor) != 0) {
             bad = refuse(r, SR_EINVAL, "%s: not reached through gateway %s", mp->id, ev->actor);
         } else {
-            pv_iter it;
-            pv_iter_init(&it, pv, (size_t)n);
+            sr_pv_iter it;
+            sr_pv_iter_init(&it, pv, (size_t)n);
             for (long i = 0; i < n && !bad; i++) {
                 sr_sample s;
-                if (pv_iter_next(&it, &s)) {
+                if (sr_pv_iter_next(&it, &s)) {
                     bad = refuse(r, SR_EINVAL, "%s: value %ld: timestamp out of range", mp->id, i);
                     break;
                 }
@@ -864,7 +802,7 @@ static int apply_pv(sr_engine *e, MDB_txn *t, const PointValues *pv, uint64_t se
 {
     int rc = SR_OK;
     sr_vtype type = 0;
-    long n = pv_count(pv, &type);
+    long n = sr_pv_count(pv, &type);
     if (n <= 0) return SR_OK; /* validated at write time; a bad replayed one is skipped */
     head *h = head_get(e, pv->point, type);
     if (!h) return SR_ENOMEM;
@@ -876,14 +814,14 @@ static int apply_pv(sr_engine *e, MDB_txn *t, const PointValues *pv, uint64_t se
     }
     sr_sample *late = NULL;
     size_t nlate = 0;
-    pv_iter it;
-    pv_iter_init(&it, pv, (size_t)n);
+    sr_pv_iter it;
+    sr_pv_iter_init(&it, pv, (size_t)n);
     hsample best = {.ts = INT64_MIN};
     int have_best = 0;
     sr_sample bests = {0};
     for (long i = 0; i < n; i++) {
         sr_sample s;
-        if (pv_iter_next(&it, &s)) continue;
+        if (sr_pv_iter_next(&it, &s)) continue;
         /* heads hold (flushed_max, +inf); older samples belong to chunks */
         int is_late = h->has_flushed && s.ts <= h->flushed_max;
         if (is_late) {
@@ -1189,7 +1127,7 @@ static void *writer_main(void *arg)
 
 int sr_engine_submit(sr_engine *e, const sr_slice *events, size_t n, sr_engine_cb cb, void *ctx)
 {
-    if (!e || !events || !n || e->o.readonly) return SR_EINVAL;
+    if (!e || !events || !n || e->o.readonly || e->o.log_readonly) return SR_EINVAL;
     /* copy, and find the operator (every event of a command has the same) */
     size_t total = 0;
     for (size_t i = 0; i < n; i++) total += events[i].len;
@@ -1352,6 +1290,7 @@ static int load_heads(sr_engine *e, uint64_t *min_first)
 static int replay(sr_engine *e, uint64_t w, uint64_t min_first, sr_errinfo *ei)
 {
     uint64_t end = sr_log_durable_seq(e->log); /* next seq */
+    if (e->o.replay_to && e->o.replay_to + 1 < end) end = e->o.replay_to + 1;
     uint64_t from = min_first < w + 1 ? min_first : w + 1;
     if (from >= end) return SR_OK;
     sr_log_iter *it = NULL;
@@ -1361,6 +1300,7 @@ static int replay(sr_engine *e, uint64_t w, uint64_t min_first, sr_errinfo *ei)
     uint64_t seq, done = 0, total = end - from, in_txn = 0;
     sr_slice rec;
     while ((rc = sr_log_iter_next(it, &seq, &rec)) == SR_OK) {
+        if (seq >= end) break;
         Event *ev = suiro__v1__event__unpack(NULL, rec.len, rec.data);
         if (!ev) {
             rc = SR_ECORRUPT;
@@ -1433,7 +1373,7 @@ int sr_engine_open(const char *dir, const sr_engine_opts *opts, sr_engine **out,
         goto fail;
     }
     sr_log_opts lo = {.vfs = e->o.vfs, .segment_bytes = e->o.segment_bytes, .sync = e->o.sync, .key = e->o.key,
-                      .readonly = e->o.readonly,
+                      .readonly = e->o.readonly || e->o.log_readonly,
                       .zstd_level = e->o.zstd_level == -100 ? 0 : e->o.zstd_level ? e->o.zstd_level : 1};
     if ((rc = sr_log_open(logdir, &lo, &e->log, ei))) goto fail;
     char err[256] = "";
@@ -1447,6 +1387,7 @@ int sr_engine_open(const char *dir, const sr_engine_opts *opts, sr_engine **out,
     uint64_t w = sr_index_watermark(e->ix, t);
     sr_index_read_end(e->ix, t);
     uint64_t end = sr_log_durable_seq(e->log);
+    if (e->o.replay_to && e->o.replay_to + 1 < end) end = e->o.replay_to + 1;
     if (w >= end) {
         rc = SR_ECORRUPT;
         snprintf(ei->msg, sizeof ei->msg,
@@ -1459,7 +1400,7 @@ int sr_engine_open(const char *dir, const sr_engine_opts *opts, sr_engine **out,
     if ((rc = replay(e, w, min_first, ei))) goto fail;
     e->next_seq = end;
     atomic_store(&e->watermark, end - 1);
-    if (!e->o.readonly) {
+    if (!e->o.readonly && !e->o.log_readonly) {
         if (pthread_create(&e->writer, NULL, writer_main, e) != 0) {
             rc = SR_ENOMEM;
             goto fail;

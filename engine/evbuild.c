@@ -176,3 +176,58 @@ done:
     sr_free(pp);
     return rc;
 }
+
+/* ---- decoding PointValues ----------------------------------------------- */
+
+/* Number of values in pv, its type, or -1 if inconsistent. */
+long sr_pv_count(const Suiro__V1__PointValues *pv, sr_vtype *t)
+{
+    long n = -1;
+    int kinds = 0;
+    if (pv->n_f) { n = (long)pv->n_f; *t = SR_VT_NUMBER; kinds++; }
+    if (pv->n_dmant) { n = (long)pv->n_dmant; *t = SR_VT_NUMBER; kinds++; }
+    if (pv->n_i) { n = (long)pv->n_i; *t = SR_VT_INTEGER; kinds++; }
+    if (pv->n_b) { n = (long)pv->n_b; *t = SR_VT_BOOL; kinds++; }
+    if (pv->n_s) { n = (long)pv->n_s; *t = SR_VT_STRING; kinds++; }
+    if (kinds != 1) return -1;
+    if (pv->n_dod != (size_t)n - 1) return -1;
+    if (pv->n_quality && pv->n_quality != (size_t)n) return -1;
+    return n;
+}
+
+void sr_pv_iter_init(sr_pv_iter *it, const Suiro__V1__PointValues *pv, size_t n)
+{
+    memset(it, 0, sizeof *it);
+    it->pv = pv;
+    it->n = n;
+    it->ts = pv->t0;
+    it->pow10 = pow(10.0, fabs((double)pv->scale)); /* divisor when scale < 0, as the encoder */
+}
+
+/* 0 ok, -1 timestamp out of range */
+int sr_pv_iter_next(sr_pv_iter *it, sr_sample *s)
+{
+    const Suiro__V1__PointValues *pv = it->pv;
+    size_t i = it->i++;
+    if (i > 0) {
+        it->delta = (int64_t)((uint64_t)it->delta + (uint64_t)pv->dod[i - 1]);
+        it->ts = (int64_t)((uint64_t)it->ts + (uint64_t)it->delta);
+    }
+    if (it->ts < 0 || it->ts > SR_TS_MAX) return -1;
+    s->ts = it->ts;
+    s->quality = pv->n_quality ? (uint8_t)(pv->quality[i] & 3) : SR_Q_GOOD;
+    if (pv->n_f) s->v.f = pv->f[i];
+    else if (pv->n_dmant) {
+        it->acc = (int64_t)((uint64_t)it->acc + (uint64_t)pv->dmant[i]);
+        s->v.f = pv->scale < 0 ? (double)it->acc / it->pow10 : (double)it->acc * it->pow10;
+    } else if (pv->n_i) {
+        it->acc = (int64_t)((uint64_t)it->acc + (uint64_t)pv->i[i]);
+        s->v.i = it->acc;
+    } else if (pv->n_b) s->v.b = pv->b[i] ? 1 : 0;
+    else {
+        s->v.str.s = pv->s[i];
+        s->v.str.slen = (uint32_t)strlen(pv->s[i]);
+    }
+    return 0;
+}
+

@@ -28,4 +28,23 @@ SR_MUST_CHECK int sr_ev_measurements(const char *op, const char *actor, Suiro__V
 SR_MUST_CHECK int sr_ev_pack(Suiro__V1__Event *ev, const char *op, const char *actor, Suiro__V1__ActorKind kind,
                              const char *message_id, sr_buf *out);
 
+/* Decoding a PointValues (the engine's apply, replay output). */
+#define SR_TS_MAX INT64_C(253402300799999) /* 9999-12-31T23:59:59.999Z */
+
+/* Number of samples and their type, or -1 if the arrays are inconsistent. */
+long sr_pv_count(const Suiro__V1__PointValues *pv, sr_vtype *t);
+
+typedef struct sr_pv_iter {
+    const Suiro__V1__PointValues *pv;
+    size_t i, n;
+    int64_t ts, delta;
+    int64_t acc; /* running mantissa / integer */
+    double pow10;
+} sr_pv_iter;
+
+void sr_pv_iter_init(sr_pv_iter *it, const Suiro__V1__PointValues *pv, size_t n);
+/* Next sample (strings borrowed from pv); 0, or -1 if its timestamp is
+ * outside [0, SR_TS_MAX]. */
+int sr_pv_iter_next(sr_pv_iter *it, sr_sample *s);
+
 #endif

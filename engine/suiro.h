@@ -51,6 +51,8 @@ typedef struct sr_engine_opts {
     int readonly;               /* queries only: no writer thread, no recovery writes */
     int64_t (*clock_ms)(void);  /* tests: ingest time source; NULL: CLOCK_REALTIME */
     const char *index_dir;      /* index elsewhere than DIR/index (verify, rebuild checks) */
+    int log_readonly;           /* read the log without locking it; apply to the index; no writer */
+    uint64_t replay_to;         /* with log_readonly: apply events up to this seq only (0: all) */
     void (*progress)(void *ctx, uint64_t done, uint64_t total); /* replay progress at open */
     void *progress_ctx;
 } sr_engine_opts;
