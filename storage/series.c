@@ -513,8 +513,7 @@ static inline int dec_ts(sr_chunk_dec *d)
         z = 0;
         d->bitpos += 1;
     } else {
-        unsigned ones = (unsigned)__builtin_clzll(~w);
-        if (ones > 5) ones = 5;
+        unsigned ones = (~w >> 59) ? (unsigned)__builtin_clzll(~w) : 5; /* leading 1s, at most 5 */
         static const unsigned width[6] = {0, 7, 9, 12, 32, 64};
         unsigned pre = ones == 5 ? 5 : ones + 1, n = width[ones];
         if (ones < 5) {

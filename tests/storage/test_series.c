@@ -551,7 +551,7 @@ Test(storage_series, merge_matches_sort_and_last_wins_model)
             uint64_t k = tu_below(&r, 4);
             if (k == 0 && nold) add[i].ts = old[tu_below(&r, nold)].ts;
             else if (k == 1 && i) add[i].ts = add[tu_below(&r, i)].ts;
-            else if (k == 2 && nold) add[i].ts = old[0].ts + (int64_t)tu_below(&r, 1000) - 500;
+            else if (k == 2 && nold) add[i].ts = (int64_t)((uint64_t)old[0].ts + tu_below(&r, 1000) - 500);
         }
         for (size_t i = nadd; i > 1; i--) {
             size_t j = tu_below(&r, i);
