@@ -1,2 +1,894 @@
-/* storage/series.c -- time-series chunk codec (see series.h). STUB: being written. */
+/*
+ * storage/series.c -- time-series chunk codec, merge and downsampling
+ * (chunk format v1, docs/series-format.md).
+ *
+ * A chunk is a 32-byte header, an optional quality section (2 bits a sample),
+ * a timestamp bit stream and a value stream. The header carries type, count,
+ * first/last timestamp, the length of the timestamp stream and a CRC-32C of
+ * the whole chunk, so sr_chunk_info_get reads it in O(1) and a decoder can
+ * check every byte before trusting it.
+ *
+ * INVARIANTS (encoder)
+ *  (1) count == 0 or last_ts > every earlier ts; prev_delta = last_ts - the
+ *      timestamp before it (mod 2^64), 0 when count <= 1.
+ *  (2) q holds ceil(count / 4) bytes, 2 bits a sample, LSB first; any_bad is
+ *      1 iff some sample's quality is not GOOD.
+ *  (3) ts/val hold exactly the bits of samples 0..count-1 (pending bits in
+ *      acc); a failed add leaves all of this unchanged (every allocation of
+ *      an add happens before its first mutation).
+ *
+ * INVARIANTS (decoder)
+ *  (4) Every bit read lies inside its own stream; running out is ECORRUPT.
+ *  (5) Decoded timestamps are strictly increasing and never pass last_ts;
+ *      the last one equals last_ts and both streams end exactly (zero pad).
+ *
+ * Timestamp and integer deltas are computed in uint64_t (wrapping), so every
+ * gap between INT64_MIN and INT64_MAX encodes without signed overflow.
+ */
 #include "storage/series.h"
+
+#include "storage/crc32c.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+enum {
+    SR_SERIES_VERSION = 1,
+    HDR_LEN = 32,
+    FLAG_ALL_GOOD = 0x01,
+};
+
+/* ------------------------------------------------------------------------ */
+/* Small helpers                                                             */
+
+static inline uint64_t zz_enc(uint64_t d) { return (d << 1) ^ (0 - (d >> 63)); }
+static inline uint64_t zz_dec(uint64_t z) { return (z >> 1) ^ (0 - (z & 1)); }
+
+static inline uint64_t load_be64(const uint8_t *p)
+{
+    uint64_t v;
+    memcpy(&v, p, 8);
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    return __builtin_bswap64(v);
+#else
+    return v;
+#endif
+}
+
+static inline void store_be64(uint8_t *p, uint64_t v)
+{
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    v = __builtin_bswap64(v);
+#endif
+    memcpy(p, &v, 8);
+}
+
+static int valid_type(int t) { return t >= SR_VT_NUMBER && t <= SR_VT_STRING; }
+
+static size_t qbytes_for(uint32_t count) { return ((size_t)count + 3) / 4; }
+
+static uint64_t dbl_bits(double f)
+{
+    uint64_t u;
+    memcpy(&u, &f, 8);
+    return u;
+}
+
+static double bits_dbl(uint64_t u)
+{
+    double f;
+    memcpy(&f, &u, 8);
+    return f;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Bit writer: MSB first; whole 64-bit words go to the buffer big-endian.    */
+
+typedef struct bitw {
+    sr_buf b;
+    uint64_t acc; /* the low `fill` bits are pending */
+    unsigned fill; /* 0..63 */
+} bitw;
+
+/* Space must have been reserved (16 bytes covers any put of <= 64 bits plus
+ * another one, see enc_add). v must fit in n bits; 1 <= n <= 64. */
+static void bw_put(bitw *w, uint64_t v, unsigned n)
+{
+    unsigned room = 64 - w->fill;
+    if (n < room) {
+        w->acc = (w->acc << n) | v;
+        w->fill += n;
+        return;
+    }
+    unsigned over = n - room; /* 0..63 */
+    uint64_t word = (w->fill ? w->acc << room : 0) | (v >> over);
+    store_be64(w->b.data + w->b.len, word);
+    w->b.len += 8;
+    w->acc = over ? v & ((UINT64_C(1) << over) - 1) : 0;
+    w->fill = over;
+}
+
+static size_t bw_bytes(const bitw *w) { return w->b.len + (w->fill + 7) / 8; }
+
+/* Copy the stream (with its zero-padded tail) to dst. */
+static void bw_copy(const bitw *w, uint8_t *dst)
+{
+    if (w->b.len) memcpy(dst, w->b.data, w->b.len);
+    if (w->fill) {
+        uint8_t tail[8];
+        store_be64(tail, w->acc << (64 - w->fill));
+        memcpy(dst + w->b.len, tail, (w->fill + 7) / 8);
+    }
+}
+
+static void bw_reset(bitw *w)
+{
+    w->b.len = 0;
+    w->acc = 0;
+    w->fill = 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Encoder                                                                   */
+
+struct sr_chunk_enc {
+    sr_vtype type;
+    uint32_t count;
+    int any_bad;
+    int64_t first_ts, last_ts;
+    uint64_t prev_delta;
+    sr_buf q;
+    bitw ts;
+    bitw val;       /* bit stream (numbers, bools) */
+    sr_buf bytes;   /* byte stream (integers, strings) */
+    uint64_t prev_bits;
+    int lead, trail; /* current XOR window; lead < 0: none yet */
+    int64_t prev_i;
+    sr_buf prev_s;  /* previous string (a copy) */
+};
+
+int sr_chunk_enc_create(sr_vtype type, sr_chunk_enc **out)
+{
+    if (!out || !valid_type((int)type)) return SR_EINVAL;
+    sr_chunk_enc *e = sr_calloc(1, sizeof *e);
+    if (!e) return SR_ENOMEM;
+    e->type = type;
+    e->lead = -1;
+    *out = e;
+    return SR_OK;
+}
+
+void sr_chunk_enc_destroy(sr_chunk_enc *e)
+{
+    if (!e) return;
+    sr_buf_release(&e->q);
+    sr_buf_release(&e->ts.b);
+    sr_buf_release(&e->val.b);
+    sr_buf_release(&e->bytes);
+    sr_buf_release(&e->prev_s);
+    sr_free(e);
+}
+
+static void enc_reset(sr_chunk_enc *e)
+{
+    e->count = 0;
+    e->any_bad = 0;
+    e->first_ts = e->last_ts = 0;
+    e->prev_delta = 0;
+    e->q.len = 0;
+    bw_reset(&e->ts);
+    bw_reset(&e->val);
+    e->bytes.len = 0;
+    e->prev_bits = 0;
+    e->lead = e->trail = -1;
+    e->prev_i = 0;
+    e->prev_s.len = 0;
+}
+
+static size_t put_varint(uint8_t *p, uint64_t v)
+{
+    size_t n = 0;
+    while (v >= 0x80) {
+        p[n++] = (uint8_t)(v | 0x80);
+        v >>= 7;
+    }
+    p[n++] = (uint8_t)v;
+    return n;
+}
+
+static void enc_ts(sr_chunk_enc *e, int64_t ts)
+{
+    uint64_t delta = (uint64_t)ts - (uint64_t)e->last_ts;
+    uint64_t z = zz_enc(delta - e->prev_delta);
+    e->prev_delta = delta;
+    if (z == 0) bw_put(&e->ts, 0, 1);
+    else if (z < (UINT64_C(1) << 7)) bw_put(&e->ts, (UINT64_C(0x2) << 7) | z, 9);
+    else if (z < (UINT64_C(1) << 9)) bw_put(&e->ts, (UINT64_C(0x6) << 9) | z, 12);
+    else if (z < (UINT64_C(1) << 12)) bw_put(&e->ts, (UINT64_C(0xE) << 12) | z, 16);
+    else if (z < (UINT64_C(1) << 32)) bw_put(&e->ts, (UINT64_C(0x1E) << 32) | z, 37);
+    else {
+        bw_put(&e->ts, 0x1F, 5);
+        bw_put(&e->ts, z, 64);
+    }
+}
+
+static void enc_number(sr_chunk_enc *e, double f)
+{
+    uint64_t bits = dbl_bits(f);
+    if (e->count == 0) {
+        bw_put(&e->val, bits, 64);
+        e->prev_bits = bits;
+        return;
+    }
+    uint64_t x = bits ^ e->prev_bits;
+    e->prev_bits = bits;
+    if (x == 0) {
+        bw_put(&e->val, 0, 1);
+        return;
+    }
+    int lead = __builtin_clzll(x), trail = __builtin_ctzll(x);
+    int mlen = 64 - lead - trail;
+    if (e->lead >= 0 && lead >= e->lead && trail >= e->trail && 64 - e->lead - e->trail <= mlen + 12) {
+        unsigned wlen = (unsigned)(64 - e->lead - e->trail);
+        bw_put(&e->val, 0x2, 2);
+        bw_put(&e->val, x >> e->trail, wlen);
+        return;
+    }
+    e->lead = lead;
+    e->trail = trail;
+    bw_put(&e->val, (UINT64_C(0x3) << 12) | ((uint64_t)lead << 6) | (uint64_t)(mlen - 1), 14);
+    bw_put(&e->val, x >> trail, (unsigned)mlen);
+}
+
+int sr_chunk_enc_add(sr_chunk_enc *e, const sr_sample *s)
+{
+    if (!e || !s) return SR_EINVAL;
+    if (s->quality > SR_Q_NO_DATA) return SR_EINVAL;
+    if (e->count && s->ts <= e->last_ts) return SR_EINVAL;
+    if (e->type == SR_VT_BOOL && s->v.b != 0 && s->v.b != 1) return SR_EINVAL;
+    if (e->type == SR_VT_STRING && !s->v.str.s && s->v.str.slen) return SR_EINVAL;
+    if (e->count == UINT32_MAX || bw_bytes(&e->ts) > UINT32_MAX - 16) return SR_ETOOBIG;
+
+    /* (3): reserve everything this add may need before changing anything */
+    int rc;
+    if ((rc = sr_buf_reserve(&e->ts.b, 16))) return rc;
+    if (e->count % 4 == 0 && (rc = sr_buf_reserve(&e->q, 1))) return rc;
+    switch (e->type) {
+    case SR_VT_NUMBER:
+    case SR_VT_BOOL:
+        rc = sr_buf_reserve(&e->val.b, 16);
+        break;
+    case SR_VT_INTEGER:
+        rc = sr_buf_reserve(&e->bytes, 10);
+        break;
+    case SR_VT_STRING:
+        rc = sr_buf_reserve(&e->bytes, 10 + (size_t)s->v.str.slen);
+        if (!rc) rc = sr_buf_reserve(&e->prev_s, s->v.str.slen);
+        break;
+    }
+    if (rc) return rc;
+
+    if (e->count == 0) e->first_ts = s->ts;
+    else enc_ts(e, s->ts);
+    e->last_ts = s->ts;
+
+    if (e->count % 4 == 0) e->q.data[e->q.len++] = 0;
+    e->q.data[e->q.len - 1] |= (uint8_t)(s->quality << ((e->count % 4) * 2));
+    if (s->quality != SR_Q_GOOD) e->any_bad = 1;
+
+    switch (e->type) {
+    case SR_VT_NUMBER:
+        enc_number(e, s->v.f);
+        break;
+    case SR_VT_INTEGER: {
+        uint64_t z = zz_enc((uint64_t)s->v.i - (uint64_t)e->prev_i);
+        e->bytes.len += put_varint(e->bytes.data + e->bytes.len, z);
+        e->prev_i = s->v.i;
+        break;
+    }
+    case SR_VT_BOOL:
+        bw_put(&e->val, (uint64_t)s->v.b, 1);
+        break;
+    case SR_VT_STRING: {
+        uint32_t n = s->v.str.slen;
+        if (e->count && e->prev_s.len == n && (n == 0 || !memcmp(e->prev_s.data, s->v.str.s, n))) {
+            e->bytes.data[e->bytes.len++] = 1; /* same as previous */
+        } else {
+            e->bytes.len += put_varint(e->bytes.data + e->bytes.len, (uint64_t)n << 1);
+            if (n) {
+                memcpy(e->bytes.data + e->bytes.len, s->v.str.s, n);
+                memcpy(e->prev_s.data, s->v.str.s, n);
+            }
+            e->bytes.len += n;
+            e->prev_s.len = n;
+        }
+        break;
+    }
+    }
+    e->count++;
+    return SR_OK;
+}
+
+uint32_t sr_chunk_enc_count(const sr_chunk_enc *e) { return e ? e->count : 0; }
+
+static size_t enc_val_bytes(const sr_chunk_enc *e)
+{
+    return (e->type == SR_VT_NUMBER || e->type == SR_VT_BOOL) ? bw_bytes(&e->val) : e->bytes.len;
+}
+
+size_t sr_chunk_enc_bytes(const sr_chunk_enc *e)
+{
+    if (!e) return 0;
+    return HDR_LEN + (e->any_bad ? e->q.len : 0) + bw_bytes(&e->ts) + enc_val_bytes(e);
+}
+
+int sr_chunk_enc_finish(sr_chunk_enc *e, sr_buf *out)
+{
+    if (!e || !out) return SR_EINVAL;
+    size_t qn = e->any_bad ? e->q.len : 0, tn = bw_bytes(&e->ts), vn = enc_val_bytes(e);
+    size_t total = HDR_LEN + qn + tn + vn;
+    int rc = sr_buf_reserve(out, total);
+    if (rc) return rc;
+    uint8_t *p = out->data + out->len;
+    p[0] = SR_SERIES_VERSION;
+    p[1] = (uint8_t)e->type;
+    p[2] = e->any_bad ? 0 : FLAG_ALL_GOOD;
+    p[3] = 0;
+    sr_put_le32(p + 4, e->count);
+    sr_put_le64(p + 8, (uint64_t)e->first_ts);
+    sr_put_le64(p + 16, (uint64_t)e->last_ts);
+    sr_put_le32(p + 24, (uint32_t)tn);
+    sr_put_le32(p + 28, 0);
+    uint8_t *w = p + HDR_LEN;
+    if (qn) memcpy(w, e->q.data, qn);
+    w += qn;
+    bw_copy(&e->ts, w);
+    w += tn;
+    if (e->type == SR_VT_NUMBER || e->type == SR_VT_BOOL) bw_copy(&e->val, w);
+    else if (vn) memcpy(w, e->bytes.data, vn);
+    uint32_t crc = sr_crc32c(0, p, 28);
+    crc = sr_crc32c(crc, p + HDR_LEN, total - HDR_LEN);
+    sr_put_le32(p + 28, crc);
+    out->len += total;
+    enc_reset(e);
+    return SR_OK;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Header                                                                    */
+
+/* Header checks that need no body bytes; *qn and *tn get the section sizes. */
+static int hdr_parse(const uint8_t *p, size_t len, sr_chunk_info *info, size_t *qn, size_t *tn)
+{
+    if (!p || len < HDR_LEN) return SR_ECORRUPT;
+    if (p[0] != SR_SERIES_VERSION) return SR_EVERSION;
+    if (!valid_type(p[1]) || (p[2] & ~FLAG_ALL_GOOD) || p[3]) return SR_ECORRUPT;
+    uint32_t count = sr_get_le32(p + 4);
+    int64_t first = (int64_t)sr_get_le64(p + 8), last = (int64_t)sr_get_le64(p + 16);
+    uint32_t tbytes = sr_get_le32(p + 24);
+    size_t q = (p[2] & FLAG_ALL_GOOD) ? 0 : qbytes_for(count);
+    if (count == 0) {
+        if (first || last || tbytes || !(p[2] & FLAG_ALL_GOOD) || len != HDR_LEN) return SR_ECORRUPT;
+    } else {
+        if (count == 1 ? first != last : first >= last) return SR_ECORRUPT;
+        if ((count == 1) != (tbytes == 0)) return SR_ECORRUPT;
+        /* every sample after the first costs >= 1 timestamp bit */
+        if ((uint64_t)count - 1 > (uint64_t)tbytes * 8) return SR_ECORRUPT;
+        /* and >= 1 value bit (>= 1 byte for byte streams) */
+        if (len - HDR_LEN < q || len - HDR_LEN - q < tbytes) return SR_ECORRUPT;
+        size_t vn = len - HDR_LEN - q - tbytes;
+        if (vn == 0 || (uint64_t)count > (uint64_t)vn * 8) return SR_ECORRUPT;
+    }
+    info->type = (sr_vtype)p[1];
+    info->count = count;
+    info->first_ts = first;
+    info->last_ts = last;
+    *qn = q;
+    *tn = tbytes;
+    return SR_OK;
+}
+
+int sr_chunk_info_get(const void *chunk, size_t len, sr_chunk_info *out)
+{
+    if (!out) return SR_EINVAL;
+    sr_chunk_info info;
+    size_t qn, tn;
+    int rc = hdr_parse(chunk, len, &info, &qn, &tn);
+    if (rc) return rc;
+    *out = info;
+    return SR_OK;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Decoder                                                                   */
+
+/* reserved[] slots used by the decoder */
+#define D_VPOS reserved[0] /* value stream position: bits (numbers, bools) or bytes */
+
+/* Up to 57 bits at bit position pos, left-aligned in *w; returns how many of
+ * them lie before the stream end `end` (bits). Bits past the return value
+ * are unspecified (but never read outside the chunk). */
+static inline unsigned peek(const uint8_t *p, size_t len, uint64_t pos, uint64_t end, uint64_t *w)
+{
+    size_t byte = (size_t)(pos >> 3);
+    uint64_t v;
+    if (byte + 8 <= len) {
+        v = load_be64(p + byte);
+    } else {
+        uint8_t tmp[8] = {0};
+        if (byte < len) memcpy(tmp, p + byte, len - byte);
+        v = load_be64(tmp);
+    }
+    *w = v << (pos & 7);
+    uint64_t left = end - pos;
+    return left < 57 ? (unsigned)left : 57;
+}
+
+/* Read n bits (0..64) as an unsigned value. */
+static inline int getbits(const uint8_t *p, size_t len, uint64_t *pos, uint64_t end, unsigned n, uint64_t *out)
+{
+    if (n == 0) {
+        *out = 0;
+        return SR_OK;
+    }
+    if (end - *pos < n) return SR_ECORRUPT;
+    uint64_t w;
+    if (n <= 57) {
+        (void)peek(p, len, *pos, end, &w);
+        *out = w >> (64 - n);
+        *pos += n;
+        return SR_OK;
+    }
+    (void)peek(p, len, *pos, end, &w);
+    uint64_t hi = w >> 32;
+    *pos += 32;
+    (void)peek(p, len, *pos, end, &w);
+    *out = (hi << (n - 32)) | (w >> (96 - n));
+    *pos += n - 32;
+    return SR_OK;
+}
+
+/* A stream ends exactly: fewer than 8 bits left, all zero. */
+static int stream_ends(const uint8_t *p, size_t len, uint64_t pos, uint64_t end)
+{
+    if (end - pos >= 8) return 0;
+    if (end == pos) return 1;
+    uint64_t w;
+    (void)peek(p, len, pos, end, &w);
+    return (w >> (64 - (end - pos))) == 0;
+}
+
+int sr_chunk_dec_init(sr_chunk_dec *d, const void *chunk, size_t len)
+{
+    if (!d) return SR_EINVAL;
+    const uint8_t *p = chunk;
+    sr_chunk_info info;
+    size_t qn, tn;
+    int rc = hdr_parse(p, len, &info, &qn, &tn);
+    if (rc) return rc;
+    uint32_t crc = sr_crc32c(0, p, 28);
+    crc = sr_crc32c(crc, p + HDR_LEN, len - HDR_LEN);
+    if (crc != sr_get_le32(p + 28)) return SR_ECORRUPT;
+    if (qn && (info.count % 4) && (p[HDR_LEN + qn - 1] >> ((info.count % 4) * 2))) return SR_ECORRUPT;
+    memset(d, 0, sizeof *d);
+    d->p = p;
+    d->len = len;
+    d->info = info;
+    d->i = 0;
+    d->qoff = qn ? HDR_LEN : 0;
+    d->bitpos = (uint64_t)(HDR_LEN + qn) * 8;
+    d->boff = HDR_LEN + qn + tn;
+    d->ts = info.first_ts;
+    d->dts = 0;
+    d->lead = d->trail = -1;
+    d->D_VPOS = (info.type == SR_VT_NUMBER || info.type == SR_VT_BOOL) ? (uint64_t)d->boff * 8 : d->boff;
+    return SR_OK;
+}
+
+static int get_varint(const uint8_t *p, size_t len, uint64_t *pos, uint64_t *out)
+{
+    uint64_t v = 0;
+    size_t i = (size_t)*pos;
+    for (unsigned shift = 0; shift < 70; shift += 7) {
+        if (i >= len) return SR_ECORRUPT;
+        uint8_t b = p[i++];
+        if (shift == 63 && b > 1) return SR_ECORRUPT;
+        v |= (uint64_t)(b & 0x7F) << shift;
+        if (!(b & 0x80)) {
+            *pos = i;
+            *out = v;
+            return SR_OK;
+        }
+    }
+    return SR_ECORRUPT;
+}
+
+static inline int dec_ts(sr_chunk_dec *d)
+{
+    const uint64_t end = (uint64_t)d->boff * 8;
+    uint64_t w, z;
+    unsigned avail = peek(d->p, d->len, d->bitpos, end, &w);
+    if (avail == 0) return SR_ECORRUPT;
+    if (!(w >> 63)) {
+        z = 0;
+        d->bitpos += 1;
+    } else {
+        unsigned ones = (~w >> 59) ? (unsigned)__builtin_clzll(~w) : 5; /* leading 1s, at most 5 */
+        static const unsigned width[6] = {0, 7, 9, 12, 32, 64};
+        unsigned pre = ones == 5 ? 5 : ones + 1, n = width[ones];
+        if (ones < 5) {
+            if (avail < pre + n) return SR_ECORRUPT;
+            z = (w << pre) >> (64 - n);
+            d->bitpos += pre + n;
+        } else {
+            if (avail < 5) return SR_ECORRUPT;
+            d->bitpos += 5;
+            if (getbits(d->p, d->len, &d->bitpos, end, 64, &z)) return SR_ECORRUPT;
+        }
+    }
+    uint64_t delta = (uint64_t)d->dts + zz_dec(z);
+    uint64_t room = (uint64_t)d->info.last_ts - (uint64_t)d->ts; /* true value, >= 0 */
+    if (delta == 0 || delta > room) return SR_ECORRUPT;
+    if (d->i + 1 < d->info.count && delta == room) return SR_ECORRUPT;
+    d->dts = (int64_t)delta;
+    d->ts = (int64_t)((uint64_t)d->ts + delta);
+    return SR_OK;
+}
+
+static inline int dec_number(sr_chunk_dec *d, double *out)
+{
+    const uint64_t end = (uint64_t)d->len * 8;
+    uint64_t pos = d->D_VPOS, w, x;
+    if (d->i == 0) {
+        if (getbits(d->p, d->len, &pos, end, 64, &x)) return SR_ECORRUPT;
+        d->prev_bits = x;
+        d->D_VPOS = pos;
+        *out = bits_dbl(x);
+        return SR_OK;
+    }
+    unsigned avail = peek(d->p, d->len, pos, end, &w);
+    if (avail == 0) return SR_ECORRUPT;
+    if (!(w >> 63)) {
+        pos += 1;
+    } else {
+        if (avail < 2) return SR_ECORRUPT;
+        unsigned mlen;
+        if (!((w >> 62) & 1)) { /* '10': previous window */
+            if (d->lead < 0) return SR_ECORRUPT;
+            mlen = (unsigned)(64 - d->lead - d->trail);
+            if (mlen <= 55 && avail >= 2 + mlen) {
+                x = (w << 2) >> (64 - mlen);
+                pos += 2 + mlen;
+            } else {
+                pos += 2;
+                if (getbits(d->p, d->len, &pos, end, mlen, &x)) return SR_ECORRUPT;
+            }
+        } else { /* '11': new window */
+            if (avail < 14) return SR_ECORRUPT;
+            unsigned lead = (unsigned)(w >> 56) & 63;
+            mlen = ((unsigned)(w >> 50) & 63) + 1;
+            if (lead + mlen > 64) return SR_ECORRUPT;
+            d->lead = (int)lead;
+            d->trail = (int)(64 - lead - mlen);
+            if (mlen <= 43 && avail >= 14 + mlen) {
+                x = (w << 14) >> (64 - mlen);
+                pos += 14 + mlen;
+            } else {
+                pos += 14;
+                if (getbits(d->p, d->len, &pos, end, mlen, &x)) return SR_ECORRUPT;
+            }
+        }
+        d->prev_bits ^= x << d->trail;
+    }
+    d->D_VPOS = pos;
+    *out = bits_dbl(d->prev_bits);
+    return SR_OK;
+}
+
+static int dec_string(sr_chunk_dec *d, sr_sample *s)
+{
+    uint64_t pos = d->D_VPOS, h;
+    if (get_varint(d->p, d->len, &pos, &h)) return SR_ECORRUPT;
+    if (h & 1) {
+        if (h != 1 || d->i == 0) return SR_ECORRUPT;
+    } else {
+        uint64_t n = h >> 1;
+        if (n > UINT32_MAX || n > d->len - pos) return SR_ECORRUPT;
+        d->prev_s = (const char *)d->p + pos;
+        d->prev_slen = (uint32_t)n;
+        pos += n;
+    }
+    s->v.str.s = d->prev_s;
+    s->v.str.slen = d->prev_slen;
+    d->D_VPOS = pos;
+    return SR_OK;
+}
+
+int sr_chunk_dec_next(sr_chunk_dec *d, sr_sample *s)
+{
+    if (!d || !s) return SR_EINVAL;
+    if (d->i >= d->info.count) return SR_DONE;
+    if (d->i > 0 && dec_ts(d)) return SR_ECORRUPT;
+    sr_sample o;
+    o.ts = d->ts;
+    o.quality = d->qoff ? (uint8_t)((d->p[d->qoff + d->i / 4] >> ((d->i % 4) * 2)) & 3) : SR_Q_GOOD;
+    switch (d->info.type) {
+    case SR_VT_NUMBER:
+        if (dec_number(d, &o.v.f)) return SR_ECORRUPT;
+        break;
+    case SR_VT_INTEGER: {
+        uint64_t z, pos = d->D_VPOS;
+        if (get_varint(d->p, d->len, &pos, &z)) return SR_ECORRUPT;
+        d->prev_i = (int64_t)((uint64_t)d->prev_i + zz_dec(z));
+        d->D_VPOS = pos;
+        o.v.i = d->prev_i;
+        break;
+    }
+    case SR_VT_BOOL: {
+        uint64_t b, pos = d->D_VPOS;
+        if (getbits(d->p, d->len, &pos, (uint64_t)d->len * 8, 1, &b)) return SR_ECORRUPT;
+        d->D_VPOS = pos;
+        o.v.b = (int)b;
+        break;
+    }
+    case SR_VT_STRING:
+        if (dec_string(d, &o)) return SR_ECORRUPT;
+        break;
+    }
+    if (d->i + 1 == d->info.count) { /* (5): exact ends */
+        if (d->ts != d->info.last_ts) return SR_ECORRUPT;
+        if (!stream_ends(d->p, d->len, d->bitpos, (uint64_t)d->boff * 8)) return SR_ECORRUPT;
+        if (d->info.type == SR_VT_NUMBER || d->info.type == SR_VT_BOOL) {
+            if (!stream_ends(d->p, d->len, d->D_VPOS, (uint64_t)d->len * 8)) return SR_ECORRUPT;
+        } else if (d->D_VPOS != d->len) {
+            return SR_ECORRUPT;
+        }
+    }
+    d->i++;
+    *s = o;
+    return SR_OK;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Merge                                                                     */
+
+typedef struct ts_idx {
+    int64_t ts;
+    size_t idx;
+} ts_idx;
+
+static int ts_idx_cmp(const void *a, const void *b)
+{
+    const ts_idx *x = a, *y = b;
+    if (x->ts != y->ts) return x->ts < y->ts ? -1 : 1;
+    return x->idx < y->idx ? -1 : x->idx > y->idx;
+}
+
+int sr_chunk_merge(sr_vtype type, const void *chunk, size_t len, const sr_sample *add, size_t nadd,
+                   uint32_t max_count, sr_buf *out, size_t *nchunks)
+{
+    if (!valid_type((int)type) || !max_count || !out || !nchunks || (nadd && !add)) return SR_EINVAL;
+    if (nadd > SIZE_MAX / (2 * sizeof(sr_sample))) return SR_ENOMEM;
+    int rc = SR_OK;
+    size_t orig_len = out->len, nout = 0, nold = 0;
+    sr_sample *old = NULL;
+    ts_idx *ord = NULL;
+    const sr_sample **res = NULL;
+    sr_chunk_enc *e = NULL;
+
+    if (chunk && len) {
+        sr_chunk_dec d;
+        if ((rc = sr_chunk_dec_init(&d, chunk, len))) goto done;
+        if (d.info.type != type) {
+            rc = SR_EINVAL;
+            goto done;
+        }
+        old = sr_malloc((size_t)d.info.count * sizeof *old);
+        if (!old) {
+            rc = SR_ENOMEM;
+            goto done;
+        }
+        while ((rc = sr_chunk_dec_next(&d, &old[nold])) == SR_OK) nold++;
+        if (rc != SR_DONE) goto done;
+        rc = SR_OK;
+    }
+    ord = sr_malloc(nadd * sizeof *ord);
+    res = sr_malloc((nold + nadd) * sizeof *res);
+    if (!ord || !res) {
+        rc = SR_ENOMEM;
+        goto done;
+    }
+    for (size_t i = 0; i < nadd; i++) ord[i] = (ts_idx){add[i].ts, i};
+    qsort(ord, nadd, sizeof *ord, ts_idx_cmp);
+    /* keep the last entry of each run of equal timestamps */
+    size_t nu = 0;
+    for (size_t i = 0; i < nadd; i++) {
+        if (i + 1 < nadd && ord[i + 1].ts == ord[i].ts) continue;
+        ord[nu++] = ord[i];
+    }
+    size_t a = 0, b = 0, nres = 0;
+    while (a < nold || b < nu) {
+        if (b >= nu || (a < nold && old[a].ts < ord[b].ts)) {
+            res[nres++] = &old[a++];
+        } else {
+            if (a < nold && old[a].ts == ord[b].ts) a++; /* the new sample wins */
+            res[nres++] = &add[ord[b++].idx];
+        }
+    }
+
+    if ((rc = sr_chunk_enc_create(type, &e))) goto done;
+    for (size_t i = 0; i < nres;) {
+        size_t at = out->len;
+        uint8_t zero[4] = {0};
+        if ((rc = sr_buf_append(out, zero, 4))) goto done;
+        size_t stop = nres - i > max_count ? i + max_count : nres;
+        for (; i < stop; i++)
+            if ((rc = sr_chunk_enc_add(e, res[i]))) goto done;
+        if ((rc = sr_chunk_enc_finish(e, out))) goto done;
+        size_t clen = out->len - at - 4;
+        if (clen > UINT32_MAX) {
+            rc = SR_ETOOBIG;
+            goto done;
+        }
+        sr_put_le32(out->data + at, (uint32_t)clen);
+        nout++;
+    }
+
+done:
+    sr_chunk_enc_destroy(e);
+    sr_free(res);
+    sr_free(ord);
+    sr_free(old);
+    if (rc) out->len = orig_len;
+    else *nchunks = nout;
+    return rc;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Downsampling                                                              */
+
+/*
+ * Samples are accumulated into the current bucket; a sample of a later bucket
+ * closes it into `done` (only non-empty buckets are stored). The first call
+ * to sr_agg_emit closes the aggregation: later sr_agg_add calls are ignored.
+ * Emission walks the bucket starts and synthesises the filled buckets of
+ * SR_FILL_PREVIOUS on the fly (none before the first non-empty bucket), so
+ * their number costs no memory. A sample whose ts is not greater than the
+ * previous accepted one is ignored. If growing `done` fails, the sample is
+ * dropped and sr_agg_status() reports SR_ENOMEM.
+ */
+struct sr_agg {
+    sr_vtype type;
+    sr_agg_fill fill;
+    int64_t from, to, interval;
+    int64_t last_start; /* start of the bucket holding to - 1 */
+    sr_bucket *done;
+    size_t ndone, cap, head;
+    sr_bucket cur;
+    int have_cur, have_last, closed, finished, err;
+    int64_t last_ts;
+    int64_t pos; /* next bucket start to emit (SR_FILL_PREVIOUS) */
+    double prev_v;
+    int64_t prev_ts;
+};
+
+/* floor(ts / iv) * iv, or SR_EINVAL if that is below INT64_MIN */
+static int align_down(int64_t ts, int64_t iv, int64_t *out)
+{
+    int64_t m = ts % iv;
+    if (m < 0) m += iv;
+    if (ts < INT64_MIN + m) return SR_EINVAL;
+    *out = ts - m;
+    return SR_OK;
+}
+
+int sr_agg_create(sr_vtype type, int64_t from, int64_t to, int64_t interval, sr_agg_fill fill, sr_agg **out)
+{
+    if (!out || !valid_type((int)type) || type == SR_VT_STRING) return SR_EINVAL;
+    if (interval <= 0 || from >= to || (fill != SR_FILL_NONE && fill != SR_FILL_PREVIOUS)) return SR_EINVAL;
+    int64_t first_start, last_start;
+    if (align_down(from, interval, &first_start) || align_down(to - 1, interval, &last_start)) return SR_EINVAL;
+    uint64_t nb = ((uint64_t)last_start - (uint64_t)first_start) / (uint64_t)interval + 1;
+    size_t cap = nb < 4096 ? (size_t)nb + 1 : 4096;
+    sr_agg *a = sr_calloc(1, sizeof *a);
+    if (!a) return SR_ENOMEM;
+    a->done = sr_malloc(cap * sizeof *a->done);
+    if (!a->done) {
+        sr_free(a);
+        return SR_ENOMEM;
+    }
+    a->cap = cap;
+    a->type = type;
+    a->fill = fill;
+    a->from = from;
+    a->to = to;
+    a->interval = interval;
+    a->last_start = last_start;
+    *out = a;
+    return SR_OK;
+}
+
+void sr_agg_destroy(sr_agg *a)
+{
+    if (!a) return;
+    sr_free(a->done);
+    sr_free(a);
+}
+
+int sr_agg_status(const sr_agg *a) { return a ? a->err : SR_EINVAL; }
+
+void sr_agg_add(sr_agg *a, const sr_sample *s)
+{
+    if (!a || !s || a->closed) return;
+    if (s->ts < a->from || s->ts >= a->to) return;
+    if (s->quality != SR_Q_GOOD && s->quality != SR_Q_UNCERTAIN) return;
+    if (a->have_last && s->ts <= a->last_ts) return;
+    double v;
+    switch (a->type) {
+    case SR_VT_NUMBER: v = s->v.f; break;
+    case SR_VT_INTEGER: v = (double)s->v.i; break;
+    default: v = s->v.b ? 1.0 : 0.0; break;
+    }
+    int64_t start;
+    if (align_down(s->ts, a->interval, &start)) return; /* cannot happen: ts >= from */
+    if (a->have_cur && start == a->cur.start) {
+        sr_bucket *b = &a->cur;
+        b->count++;
+        if (v < b->min) b->min = v;
+        if (v > b->max) b->max = v;
+        b->sum += v;
+        b->last = v;
+        b->last_ts = s->ts;
+    } else {
+        /* room to close the current bucket now and the new one later */
+        size_t need = a->ndone + (size_t)a->have_cur + 1;
+        if (need > a->cap) {
+            size_t nc = a->cap * 2;
+            sr_bucket *nd = nc > a->cap ? sr_realloc(a->done, nc * sizeof *nd) : NULL;
+            if (!nd) {
+                a->err = SR_ENOMEM;
+                return;
+            }
+            a->done = nd;
+            a->cap = nc;
+        }
+        if (a->have_cur) a->done[a->ndone++] = a->cur;
+        a->cur = (sr_bucket){.start = start, .count = 1, .min = v, .max = v, .sum = v, .first = v, .last = v,
+                             .first_ts = s->ts, .last_ts = s->ts, .filled = 0};
+        a->have_cur = 1;
+    }
+    a->have_last = 1;
+    a->last_ts = s->ts;
+}
+
+size_t sr_agg_emit(sr_agg *a, sr_bucket *out, size_t max)
+{
+    if (!a || !out) return 0;
+    if (!a->closed) {
+        a->closed = 1;
+        if (a->have_cur) a->done[a->ndone++] = a->cur; /* room kept by sr_agg_add */
+        a->have_cur = 0;
+        if (a->ndone) a->pos = a->done[0].start;
+        else a->finished = 1;
+    }
+    size_t n = 0;
+    if (a->fill == SR_FILL_NONE) {
+        while (n < max && a->head < a->ndone) out[n++] = a->done[a->head++];
+        return n;
+    }
+    while (n < max && !a->finished) {
+        if (a->head < a->ndone && a->done[a->head].start == a->pos) {
+            out[n] = a->done[a->head++];
+            a->prev_v = out[n].last;
+            a->prev_ts = out[n].last_ts;
+        } else {
+            double v = a->prev_v;
+            out[n] = (sr_bucket){.start = a->pos, .count = 0, .min = v, .max = v, .sum = 0, .first = v, .last = v,
+                                 .first_ts = a->prev_ts, .last_ts = a->prev_ts, .filled = 1};
+        }
+        n++;
+        if (a->pos >= a->last_start) a->finished = 1;
+        else a->pos += a->interval;
+    }
+    return n;
+}

@@ -3,8 +3,8 @@
  * stores per data point (one LMDB value = one chunk of many samples).
  *
  * A chunk holds samples of ONE data point, of ONE value type, with strictly
- * increasing timestamps (UTC milliseconds). Encoding (docs/format.md,
- * "Series chunk"):
+ * increasing timestamps (UTC milliseconds). Encoding (byte format:
+ * docs/series-format.md):
  *  - timestamps: delta-of-delta (the Gorilla scheme, variable-width buckets);
  *  - numbers (double): XOR with the previous value, leading/trailing-zero
  *    windows (Gorilla); NaN payloads, +-Inf, -0.0 and denormals round-trip
@@ -148,5 +148,8 @@ void sr_agg_add(sr_agg *a, const sr_sample *s);
 /* Emit the buckets in order; returns the number written to out (at most
  * max), call repeatedly until it returns 0. */
 size_t sr_agg_emit(sr_agg *a, sr_bucket *out, size_t max);
+/* SR_OK, or SR_ENOMEM if sr_agg_add had to drop a sample because growing
+ * its bucket list failed (sticky). Added with storage/series.c. */
+SR_MUST_CHECK int sr_agg_status(const sr_agg *a);
 
 #endif

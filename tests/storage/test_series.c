@@ -1,2 +1,1002 @@
+/* tests/storage/test_series.c -- storage/series.c behaviour: seeded property
+ * tests of the chunk codec (every type, special doubles, extreme timestamps),
+ * merge and downsampling against naive models, corrupt and truncated input,
+ * allocation failure, and the golden corpus in tests/data/series/.
+ *
+ * SR_TEST_SEED changes the seed, SR_SOAK multiplies the iteration counts.
+ * SR_GOLDEN_WRITE=1 regenerates the golden corpus (only for a new format
+ * version: existing golden files are never edited). */
 #include <criterion/criterion.h>
-Test(stub, pending) { cr_assert(1); }
+#include <float.h>
+#include <inttypes.h>
+#include <math.h> /* isnan */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fault_alloc.h"
+#include "storage/crc32c.h"
+#include "storage/series.h"
+#include "testutil.h"
+
+#define DATA SR_TEST_DATA "/series"
+
+TestSuite(storage_series, .timeout = 240);
+
+/* ---- generators ---------------------------------------------------------- */
+
+static const char *const str_pool[] = {"", "open", "closed", "fault", "pump 3 running",
+                                       "\x00\x01\xff binary", "a much longer status text that repeats", "x"};
+static const uint32_t str_len[] = {0, 4, 6, 5, 14, 10, 38, 1};
+#define NSTR (sizeof str_pool / sizeof str_pool[0])
+
+static uint64_t bits_of(double f)
+{
+    uint64_t u;
+    memcpy(&u, &f, 8);
+    return u;
+}
+static double dbl_of(uint64_t u)
+{
+    double f;
+    memcpy(&f, &u, 8);
+    return f;
+}
+
+static double special_double(tu_rng *r)
+{
+    static const uint64_t sp[] = {
+        0x7FF8000000000000ull, /* qNaN */
+        0x7FF0000000000001ull, /* sNaN payload 1 */
+        0xFFF8DEADBEEF0001ull, /* negative NaN with payload */
+        0x7FF0000000000000ull, /* +Inf */
+        0xFFF0000000000000ull, /* -Inf */
+        0x8000000000000000ull, /* -0.0 */
+        0x0000000000000000ull, /* +0.0 */
+        0x0000000000000001ull, /* smallest denormal */
+        0x800FFFFFFFFFFFFFull, /* largest negative denormal */
+        0x7FEFFFFFFFFFFFFFull, /* DBL_MAX */
+        0x0010000000000000ull, /* DBL_MIN */
+    };
+    if (tu_below(r, 4) == 0) return dbl_of(tu_next(r)); /* any bit pattern */
+    return dbl_of(sp[tu_below(r, sizeof sp / sizeof sp[0])]);
+}
+
+/* Timestamps: strictly increasing, in one of several regimes. */
+static void gen_ts(tu_rng *r, int64_t *ts, size_t n)
+{
+    if (!n) return;
+    int regime = (int)tu_below(r, 6);
+    uint64_t t;
+    switch (regime) {
+    case 0: t = (uint64_t)INT64_MIN + tu_below(r, 1000); break;
+    case 1: t = (uint64_t)(-(int64_t)tu_below(r, 1000000000)); break;
+    default: t = 1700000000000ull + tu_below(r, 1000000); break;
+    }
+    uint64_t step = 1 + tu_below(r, 60000);
+    ts[0] = (int64_t)t;
+    for (size_t i = 1; i < n; i++) {
+        uint64_t room = (uint64_t)INT64_MAX - (uint64_t)ts[i - 1];
+        size_t left = n - i; /* samples still to place, including this one */
+        if (room < left) {      /* squeeze: not enough room, restart below */
+            ts[i] = ts[i - 1] + 1;
+            continue;
+        }
+        uint64_t d;
+        switch (regime) {
+        case 2: d = step; break; /* perfectly regular */
+        case 3: d = step + tu_below(r, 3) - (step > 1 ? 1 : 0); break;
+        case 4: /* huge gaps now and then */
+            d = tu_below(r, 8) ? 1 + tu_below(r, 5000) : (uint64_t)1 << tu_below(r, 63);
+            break;
+        default: d = 1 + (tu_next(r) >> tu_below(r, 64)); break;
+        }
+        if (d == 0) d = 1;
+        uint64_t maxd = room - (left - 1); /* leave room for the rest */
+        if (d > maxd) d = 1 + tu_below(r, maxd);
+        ts[i] = (int64_t)((uint64_t)ts[i - 1] + d);
+    }
+}
+
+static void gen_values(tu_rng *r, sr_vtype type, sr_sample *s, size_t n)
+{
+    int mode = (int)tu_below(r, 4);
+    int64_t cents = (int64_t)tu_below(r, 100000);
+    int64_t iv = (int64_t)tu_next(r) >> tu_below(r, 64);
+    int qmode = (int)tu_below(r, 3);
+    for (size_t i = 0; i < n; i++) {
+        s[i].quality = qmode == 0 ? (uint8_t)tu_below(r, 4) : (qmode == 1 && tu_below(r, 50) == 0) ? SR_Q_BAD
+                                                                                                   : SR_Q_GOOD;
+        switch (type) {
+        case SR_VT_NUMBER:
+            if (mode == 0) s[i].v.f = special_double(r);
+            else if (mode == 1) s[i].v.f = dbl_of(tu_next(r));
+            else if (mode == 2 && tu_below(r, 3)) s[i].v.f = i ? s[i - 1].v.f : 1.5;
+            else {
+                cents += (int64_t)tu_below(r, 201) - 100;
+                s[i].v.f = (double)cents / 100.0;
+            }
+            break;
+        case SR_VT_INTEGER:
+            if (mode == 0) s[i].v.i = (int64_t)tu_next(r);
+            else if (mode == 1) s[i].v.i = tu_below(r, 2) ? INT64_MIN : INT64_MAX;
+            else {
+                iv += (int64_t)tu_below(r, 21) - 10;
+                s[i].v.i = iv;
+            }
+            break;
+        case SR_VT_BOOL: s[i].v.b = mode == 0 ? (int)tu_below(r, 2) : (int)(tu_below(r, 10) == 0); break;
+        case SR_VT_STRING: {
+            size_t k = mode == 0 ? tu_below(r, NSTR) : (i && tu_below(r, 4)) ? NSTR : tu_below(r, NSTR);
+            if (k == NSTR) s[i].v.str = s[i - 1].v.str;
+            else {
+                s[i].v.str.s = str_pool[k];
+                s[i].v.str.slen = str_len[k];
+            }
+            break;
+        }
+        }
+    }
+}
+
+static size_t gen_len(tu_rng *r)
+{
+    uint64_t k = tu_below(r, 100);
+    if (k < 70) return 1 + tu_below(r, 20);
+    if (k < 95) return 1 + tu_below(r, 200);
+    if (k < 99) return 1 + tu_below(r, 2000);
+    return 1 + tu_below(r, 8000);
+}
+
+static sr_sample *gen_series(tu_rng *r, sr_vtype type, size_t n)
+{
+    sr_sample *s = calloc(n ? n : 1, sizeof *s);
+    int64_t *ts = malloc((n ? n : 1) * sizeof *ts);
+    gen_ts(r, ts, n);
+    for (size_t i = 0; i < n; i++) s[i].ts = ts[i];
+    gen_values(r, type, s, n);
+    free(ts);
+    return s;
+}
+
+/* ---- helpers ------------------------------------------------------------- */
+
+static int same_sample(sr_vtype type, const sr_sample *a, const sr_sample *b)
+{
+    if (a->ts != b->ts || a->quality != b->quality) return 0;
+    switch (type) {
+    case SR_VT_NUMBER: return bits_of(a->v.f) == bits_of(b->v.f);
+    case SR_VT_INTEGER: return a->v.i == b->v.i;
+    case SR_VT_BOOL: return a->v.b == b->v.b;
+    case SR_VT_STRING:
+        return a->v.str.slen == b->v.str.slen && (!a->v.str.slen || !memcmp(a->v.str.s, b->v.str.s, a->v.str.slen));
+    }
+    return 0;
+}
+
+static void encode(sr_vtype type, const sr_sample *s, size_t n, sr_buf *out)
+{
+    sr_chunk_enc *e = NULL;
+    cr_assert_eq(sr_chunk_enc_create(type, &e), SR_OK);
+    for (size_t i = 0; i < n; i++) cr_assert_eq(sr_chunk_enc_add(e, &s[i]), SR_OK, "sample %zu", i);
+    cr_assert_eq(sr_chunk_enc_count(e), n);
+    size_t before = out->len, predicted = sr_chunk_enc_bytes(e);
+    cr_assert_eq(sr_chunk_enc_finish(e, out), SR_OK);
+    cr_assert_eq(out->len - before, predicted, "enc_bytes predicts the chunk size");
+    cr_assert_eq(sr_chunk_enc_count(e), 0, "finish resets");
+    sr_chunk_enc_destroy(e);
+}
+
+/* Decode everything; returns the rc that ended the loop, *n the samples. */
+static int decode_all(const void *p, size_t len, sr_sample *out, size_t max, size_t *n)
+{
+    sr_chunk_dec d;
+    *n = 0;
+    int rc = sr_chunk_dec_init(&d, p, len);
+    if (rc) return rc;
+    sr_sample s;
+    while ((rc = sr_chunk_dec_next(&d, &s)) == SR_OK) {
+        if (*n < max) out[*n] = s;
+        (*n)++;
+    }
+    return rc;
+}
+
+static void check_round_trip(sr_vtype type, const sr_sample *s, size_t n, const char *what)
+{
+    sr_buf b;
+    sr_buf_init(&b);
+    encode(type, s, n, &b);
+    sr_chunk_info info;
+    cr_assert_eq(sr_chunk_info_get(b.data, b.len, &info), SR_OK, "%s", what);
+    cr_assert_eq(info.type, type);
+    cr_assert_eq(info.count, n);
+    if (n) {
+        cr_assert_eq(info.first_ts, s[0].ts, "%s", what);
+        cr_assert_eq(info.last_ts, s[n - 1].ts, "%s", what);
+    }
+    sr_sample *got = calloc(n + 1, sizeof *got);
+    size_t m;
+    int rc = decode_all(b.data, b.len, got, n + 1, &m);
+    cr_assert_eq(rc, SR_DONE, "%s: n=%zu rc=%s", what, n, sr_err_name(rc));
+    cr_assert_eq(m, n, "%s", what);
+    for (size_t i = 0; i < n; i++)
+        cr_assert(same_sample(type, &s[i], &got[i]), "%s: sample %zu of %zu differs (ts %" PRId64 " vs %" PRId64 ")",
+                  what, i, n, s[i].ts, got[i].ts);
+    free(got);
+    sr_buf_release(&b);
+}
+
+/* ---- round trips ---------------------------------------------------------- */
+
+static void random_round_trips(sr_vtype type, uint64_t salt, int iters)
+{
+    tu_rng r = {tu_seed(20240611) ^ salt};
+    int n_iter = tu_iters(iters);
+    for (int it = 0; it < n_iter; it++) {
+        size_t n = gen_len(&r);
+        sr_sample *s = gen_series(&r, type, n);
+        char what[64];
+        snprintf(what, sizeof what, "type %d iteration %d", (int)type, it);
+        check_round_trip(type, s, n, what);
+        free(s);
+    }
+}
+
+/* 4 x 26,000 = 104,000 random series */
+Test(storage_series, numbers_round_trip_bit_exact) { random_round_trips(SR_VT_NUMBER, 1, 26000); }
+Test(storage_series, integers_round_trip) { random_round_trips(SR_VT_INTEGER, 2, 26000); }
+Test(storage_series, booleans_round_trip) { random_round_trips(SR_VT_BOOL, 3, 26000); }
+Test(storage_series, strings_round_trip) { random_round_trips(SR_VT_STRING, 4, 26000); }
+
+Test(storage_series, special_doubles_round_trip_bit_for_bit)
+{
+    static const uint64_t sp[] = {0x7FF8000000000000ull, 0x7FF0000000000001ull, 0x7FF4000000000000ull,
+                                  0xFFF8DEADBEEF0001ull, 0x7FFFFFFFFFFFFFFFull, 0xFFFFFFFFFFFFFFFFull,
+                                  0x7FF0000000000000ull, 0xFFF0000000000000ull, 0x8000000000000000ull,
+                                  0x0000000000000000ull, 0x0000000000000001ull, 0x000FFFFFFFFFFFFFull,
+                                  0x800FFFFFFFFFFFFFull, 0x7FEFFFFFFFFFFFFFull, 0xFFEFFFFFFFFFFFFFull,
+                                  0x0010000000000000ull};
+    size_t k = sizeof sp / sizeof sp[0];
+    /* every ordered pair, so every XOR pattern between them is exercised */
+    sr_sample *s = calloc(k * k * 2, sizeof *s);
+    size_t n = 0;
+    for (size_t a = 0; a < k; a++)
+        for (size_t b = 0; b < k; b++) {
+            s[n].ts = (int64_t)n * 1000;
+            s[n++].v.f = dbl_of(sp[a]);
+            s[n].ts = (int64_t)n * 1000;
+            s[n++].v.f = dbl_of(sp[b]);
+        }
+    check_round_trip(SR_VT_NUMBER, s, n, "special pairs");
+    for (size_t a = 0; a < k; a++) check_round_trip(SR_VT_NUMBER, &s[a * 2 * k], 1, "single special");
+    cr_assert(isnan(DBL_MAX - DBL_MAX) == 0);
+    free(s);
+}
+
+Test(storage_series, huge_gaps_and_negative_timestamps_round_trip)
+{
+    static const int64_t cases[][4] = {
+        {0, INT64_MAX / 2, INT64_MAX - 1, INT64_MAX},
+        {INT64_MIN, -1, 0, INT64_MAX},
+        {INT64_MIN, INT64_MIN + 1, INT64_MAX - 1, INT64_MAX},
+        {-1000, -999, -998, -1},
+        {INT64_MIN, 0, 1, 2},
+        {-5, INT64_MAX, 0, 0}, /* 2 samples */
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        size_t n = c == 5 ? 2 : 4;
+        for (int t = SR_VT_NUMBER; t <= SR_VT_STRING; t++) {
+            sr_sample s[4];
+            memset(s, 0, sizeof s);
+            for (size_t i = 0; i < n; i++) {
+                s[i].ts = cases[c][i];
+                s[i].v.i = (int64_t)(i * 7);
+                if (t == SR_VT_BOOL) s[i].v.b = (int)(i & 1);
+                if (t == SR_VT_STRING) {
+                    s[i].v.str.s = str_pool[i];
+                    s[i].v.str.slen = str_len[i];
+                }
+                if (t == SR_VT_NUMBER) s[i].v.f = (double)i * 0.25;
+            }
+            check_round_trip((sr_vtype)t, s, n, "gaps");
+        }
+    }
+    /* alternating tiny and huge deltas: every delta-of-delta width */
+    sr_sample s[130];
+    memset(s, 0, sizeof s);
+    int64_t t = INT64_MIN;
+    for (int i = 0; i < 130; i++) {
+        s[i].ts = t;
+        s[i].v.i = i;
+        uint64_t d = (i % 2) ? 1 : (uint64_t)1 << (i / 2 % 57);
+        t = (int64_t)((uint64_t)t + d);
+    }
+    check_round_trip(SR_VT_INTEGER, s, 130, "widths");
+}
+
+Test(storage_series, empty_chunk_has_a_header_and_no_samples)
+{
+    sr_buf b;
+    sr_buf_init(&b);
+    encode(SR_VT_NUMBER, NULL, 0, &b);
+    sr_chunk_info info;
+    cr_assert_eq(sr_chunk_info_get(b.data, b.len, &info), SR_OK);
+    cr_assert_eq(info.count, 0);
+    size_t m;
+    cr_assert_eq(decode_all(b.data, b.len, NULL, 0, &m), SR_DONE);
+    cr_assert_eq(m, 0);
+    sr_buf_release(&b);
+}
+
+Test(storage_series, enc_add_rejects_equal_or_older_timestamps_and_stays_unchanged)
+{
+    for (int t = SR_VT_NUMBER; t <= SR_VT_STRING; t++) {
+        sr_sample s[3] = {{.ts = 10}, {.ts = 20}, {.ts = 30}};
+        for (int i = 0; i < 3; i++) {
+            if (t == SR_VT_STRING) {
+                s[i].v.str.s = str_pool[i + 1];
+                s[i].v.str.slen = str_len[i + 1];
+            }
+            else if (t == SR_VT_BOOL) s[i].v.b = i & 1;
+            else s[i].v.i = i + 1;
+        }
+        sr_buf ref, b;
+        sr_buf_init(&ref);
+        sr_buf_init(&b);
+        encode((sr_vtype)t, s, 3, &ref);
+        sr_chunk_enc *e = NULL;
+        cr_assert_eq(sr_chunk_enc_create((sr_vtype)t, &e), SR_OK);
+        cr_assert_eq(sr_chunk_enc_add(e, &s[0]), SR_OK);
+        cr_assert_eq(sr_chunk_enc_add(e, &s[1]), SR_OK);
+        size_t bytes = sr_chunk_enc_bytes(e);
+        sr_sample bad = s[2];
+        bad.ts = 20;
+        cr_assert_eq(sr_chunk_enc_add(e, &bad), SR_EINVAL, "equal ts");
+        bad.ts = 19;
+        cr_assert_eq(sr_chunk_enc_add(e, &bad), SR_EINVAL, "older ts");
+        bad.ts = INT64_MIN;
+        cr_assert_eq(sr_chunk_enc_add(e, &bad), SR_EINVAL, "much older ts");
+        bad = s[2];
+        bad.quality = 4;
+        cr_assert_eq(sr_chunk_enc_add(e, &bad), SR_EINVAL, "quality out of range");
+        if (t == SR_VT_BOOL) {
+            bad = s[2];
+            bad.v.b = 2;
+            cr_assert_eq(sr_chunk_enc_add(e, &bad), SR_EINVAL, "bool not 0/1");
+        }
+        cr_assert_eq(sr_chunk_enc_count(e), 2);
+        cr_assert_eq(sr_chunk_enc_bytes(e), bytes);
+        cr_assert_eq(sr_chunk_enc_add(e, &s[2]), SR_OK);
+        cr_assert_eq(sr_chunk_enc_finish(e, &b), SR_OK);
+        cr_assert(b.len == ref.len && !memcmp(b.data, ref.data, b.len), "type %d: rejected adds changed nothing", t);
+        /* the encoder is reusable after finish */
+        b.len = 0;
+        for (int i = 0; i < 3; i++) cr_assert_eq(sr_chunk_enc_add(e, &s[i]), SR_OK);
+        cr_assert_eq(sr_chunk_enc_finish(e, &b), SR_OK);
+        cr_assert(b.len == ref.len && !memcmp(b.data, ref.data, b.len), "type %d: reuse", t);
+        sr_chunk_enc_destroy(e);
+        sr_buf_release(&ref);
+        sr_buf_release(&b);
+    }
+    sr_chunk_enc *e = NULL;
+    cr_assert_eq(sr_chunk_enc_create((sr_vtype)0, &e), SR_EINVAL);
+    cr_assert_eq(sr_chunk_enc_create((sr_vtype)5, &e), SR_EINVAL);
+    sr_chunk_enc_destroy(NULL);
+}
+
+Test(storage_series, info_is_read_from_the_header_alone)
+{
+    sr_sample s[3] = {{.ts = -7, .v.i = 1}, {.ts = 5, .v.i = 2}, {.ts = 99, .v.i = 3}};
+    sr_buf b;
+    sr_buf_init(&b);
+    encode(SR_VT_INTEGER, s, 3, &b);
+    /* scribble over the body: the header is still readable */
+    for (size_t i = 32; i < b.len; i++) b.data[i] ^= 0x5A;
+    sr_chunk_info info;
+    cr_assert_eq(sr_chunk_info_get(b.data, b.len, &info), SR_OK);
+    cr_assert_eq(info.type, SR_VT_INTEGER);
+    cr_assert_eq(info.count, 3);
+    cr_assert_eq(info.first_ts, -7);
+    cr_assert_eq(info.last_ts, 99);
+    sr_chunk_dec d;
+    cr_assert_eq(sr_chunk_dec_init(&d, b.data, b.len), SR_ECORRUPT, "but the body fails its CRC");
+    cr_assert_eq(sr_chunk_info_get(b.data, 31, &info), SR_ECORRUPT);
+    b.data[0] = 2;
+    cr_assert_eq(sr_chunk_info_get(b.data, b.len, &info), SR_EVERSION);
+    sr_buf_release(&b);
+}
+
+/* ---- corrupt input ------------------------------------------------------- */
+
+static void fix_crc(uint8_t *p, size_t len)
+{
+    if (len < 32) return;
+    uint32_t c = sr_crc32c(0, p, 28);
+    c = sr_crc32c(c, p + 32, len - 32);
+    sr_put_le32(p + 28, c);
+}
+
+Test(storage_series, truncated_and_flipped_chunks_are_corrupt)
+{
+    tu_rng r = {tu_seed(77)};
+    for (int it = 0; it < tu_iters(60); it++) {
+        sr_vtype type = (sr_vtype)(1 + it % 4);
+        size_t n = 1 + tu_below(&r, it < 40 ? 12 : 300);
+        sr_sample *s = gen_series(&r, type, n);
+        sr_buf b;
+        sr_buf_init(&b);
+        encode(type, s, n, &b);
+        sr_sample *got = calloc(n + 2, sizeof *got);
+        size_t m;
+        uint8_t *c = malloc(b.len);
+        for (size_t cut = 0; cut < b.len; cut++) { /* truncation at every length */
+            memcpy(c, b.data, cut);
+            int rc = decode_all(c, cut, got, n + 2, &m);
+            cr_assert_eq(rc, SR_ECORRUPT, "cut at %zu of %zu: %s", cut, b.len, sr_err_name(rc));
+            /* even with a repaired CRC, a truncated body never decodes */
+            if (cut >= 32) {
+                fix_crc(c, cut);
+                rc = decode_all(c, cut, got, n + 2, &m);
+                cr_assert(rc == SR_ECORRUPT, "cut at %zu (crc fixed): %s", cut, sr_err_name(rc));
+            }
+        }
+        for (size_t i = 0; i < b.len; i++) { /* one flipped byte anywhere */
+            memcpy(c, b.data, b.len);
+            c[i] ^= (uint8_t)(1 + tu_below(&r, 255));
+            int rc = decode_all(c, b.len, got, n + 2, &m);
+            cr_assert(rc == SR_ECORRUPT || (i == 0 && rc == SR_EVERSION), "flip at %zu: %s", i, sr_err_name(rc));
+            /* with a repaired CRC: any result but a crash or an overread */
+            fix_crc(c, b.len);
+            rc = decode_all(c, b.len, got, n + 2, &m);
+            cr_assert(rc == SR_DONE || rc == SR_ECORRUPT || rc == SR_EVERSION, "%s", sr_err_name(rc));
+            if (rc == SR_DONE) cr_assert_leq(m, n + 2);
+        }
+        free(c);
+        free(got);
+        free(s);
+        sr_buf_release(&b);
+    }
+}
+
+Test(storage_series, random_bytes_never_crash)
+{
+    tu_rng r = {tu_seed(78)};
+    uint8_t buf[512];
+    for (int it = 0; it < tu_iters(20000); it++) {
+        size_t len = tu_below(&r, sizeof buf);
+        for (size_t i = 0; i < len; i++) buf[i] = (uint8_t)tu_next(&r);
+        if (len >= 32) { /* a plausible header */
+            buf[0] = 1;
+            buf[1] = (uint8_t)(1 + tu_below(&r, 4));
+            buf[2] &= 1;
+            buf[3] = 0;
+            sr_put_le32(buf + 4, (uint32_t)tu_below(&r, 64));
+            sr_put_le64(buf + 8, (uint64_t)tu_below(&r, 100));
+            sr_put_le64(buf + 16, 100 + tu_below(&r, 100000));
+            sr_put_le32(buf + 24, (uint32_t)tu_below(&r, len - 31));
+            fix_crc(buf, len);
+        }
+        sr_sample out[80];
+        size_t m;
+        int rc = decode_all(buf, len, out, 80, &m);
+        cr_assert(rc == SR_DONE || rc == SR_ECORRUPT || rc == SR_EVERSION);
+    }
+}
+
+/* ---- merge --------------------------------------------------------------- */
+
+static int cmp_ts(const void *a, const void *b)
+{
+    const sr_sample *x = a, *y = b;
+    return x->ts < y->ts ? -1 : x->ts > y->ts;
+}
+
+/* The model: old samples, then add in order, each replacing an equal ts. */
+static size_t merge_model(const sr_sample *old, size_t nold, const sr_sample *add, size_t nadd, sr_sample *out)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < nold; i++) out[n++] = old[i];
+    for (size_t i = 0; i < nadd; i++) {
+        size_t j = 0;
+        while (j < n && out[j].ts != add[i].ts) j++;
+        out[j] = add[i];
+        if (j == n) n++;
+    }
+    qsort(out, n, sizeof *out, cmp_ts); /* timestamps are unique now */
+    return n;
+}
+
+/* Check a merge output against the expected samples. */
+static void check_merged(sr_vtype type, const sr_buf *out, size_t nchunks, uint32_t max_count, const sr_sample *want,
+                         size_t nwant)
+{
+    size_t off = 0, k = 0, chunks = 0;
+    sr_sample *got = calloc(max_count + 1, sizeof *got);
+    while (off < out->len) {
+        cr_assert_geq(out->len - off, 4);
+        uint32_t clen = sr_get_le32(out->data + off);
+        off += 4;
+        cr_assert_geq(out->len - off, clen);
+        size_t m;
+        cr_assert_eq(decode_all(out->data + off, clen, got, max_count + 1, &m), SR_DONE);
+        cr_assert(m >= 1 && m <= max_count, "chunk of %zu samples, max %u", m, max_count);
+        if (off + clen < out->len) cr_assert_eq(m, max_count, "only the last chunk may be short");
+        sr_chunk_info info;
+        cr_assert_eq(sr_chunk_info_get(out->data + off, clen, &info), SR_OK);
+        cr_assert_eq(info.type, type);
+        for (size_t i = 0; i < m; i++, k++) {
+            cr_assert_lt(k, nwant);
+            cr_assert(same_sample(type, &got[i], &want[k]), "merged sample %zu differs", k);
+        }
+        off += clen;
+        chunks++;
+    }
+    cr_assert_eq(k, nwant);
+    cr_assert_eq(chunks, nchunks);
+    free(got);
+}
+
+Test(storage_series, merge_matches_sort_and_last_wins_model)
+{
+    tu_rng r = {tu_seed(99)};
+    for (int it = 0; it < tu_iters(3000); it++) {
+        sr_vtype type = (sr_vtype)(1 + tu_below(&r, 4));
+        size_t nold = tu_below(&r, 4) ? tu_below(&r, 60) : 0;
+        size_t nadd = tu_below(&r, 60);
+        sr_sample *old = gen_series(&r, type, nold);
+        /* new samples: some on old timestamps, some in between, duplicates, shuffled */
+        sr_sample *add = gen_series(&r, type, nadd);
+        for (size_t i = 0; i < nadd; i++) {
+            uint64_t k = tu_below(&r, 4);
+            if (k == 0 && nold) add[i].ts = old[tu_below(&r, nold)].ts;
+            else if (k == 1 && i) add[i].ts = add[tu_below(&r, i)].ts;
+            else if (k == 2 && nold) add[i].ts = (int64_t)((uint64_t)old[0].ts + tu_below(&r, 1000) - 500);
+        }
+        for (size_t i = nadd; i > 1; i--) {
+            size_t j = tu_below(&r, i);
+            sr_sample t = add[i - 1];
+            add[i - 1] = add[j];
+            add[j] = t;
+        }
+        sr_buf chunk, out;
+        sr_buf_init(&chunk);
+        sr_buf_init(&out);
+        if (nold) encode(type, old, nold, &chunk);
+        sr_sample *want = calloc(nold + nadd + 1, sizeof *want);
+        size_t nwant = merge_model(old, nold, add, nadd, want);
+        uint32_t max_count = (uint32_t)(1 + tu_below(&r, nwant + 3));
+        size_t nchunks = 99;
+        out.len = 0;
+        cr_assert_eq(sr_buf_append(&out, "pre", 3), SR_OK); /* appends after existing bytes */
+        sr_buf view;
+        int rc = sr_chunk_merge(type, nold ? chunk.data : NULL, chunk.len, add, nadd, max_count, &out, &nchunks);
+        cr_assert_eq(rc, SR_OK, "%s", sr_err_name(rc));
+        cr_assert(!memcmp(out.data, "pre", 3));
+        cr_assert_eq(nchunks, (nwant + max_count - 1) / max_count);
+        view = (sr_buf){out.data + 3, out.len - 3, 0};
+        check_merged(type, &view, nchunks, max_count, want, nwant);
+        free(want);
+        free(old);
+        free(add);
+        sr_buf_release(&chunk);
+        sr_buf_release(&out);
+    }
+}
+
+Test(storage_series, merge_splits_at_every_boundary)
+{
+    tu_rng r = {tu_seed(5)};
+    const size_t n = 40;
+    sr_sample *s = gen_series(&r, SR_VT_NUMBER, n);
+    for (uint32_t mc = 1; mc <= n + 2; mc++) {
+        sr_buf out;
+        sr_buf_init(&out);
+        size_t nchunks;
+        cr_assert_eq(sr_chunk_merge(SR_VT_NUMBER, NULL, 0, s, n, mc, &out, &nchunks), SR_OK);
+        cr_assert_eq(nchunks, (n + mc - 1) / mc, "max_count %u", mc);
+        check_merged(SR_VT_NUMBER, &out, nchunks, mc, s, n);
+        /* re-merging every output chunk with nothing gives the same chunks */
+        size_t off = 0;
+        while (off < out.len) {
+            uint32_t clen = sr_get_le32(out.data + off);
+            sr_buf again;
+            sr_buf_init(&again);
+            size_t nc;
+            cr_assert_eq(sr_chunk_merge(SR_VT_NUMBER, out.data + off + 4, clen, NULL, 0, mc, &again, &nc), SR_OK);
+            cr_assert_eq(nc, 1);
+            cr_assert(again.len == clen + 4 && !memcmp(again.data, out.data + off, clen + 4));
+            sr_buf_release(&again);
+            off += 4 + clen;
+        }
+        sr_buf_release(&out);
+    }
+    free(s);
+}
+
+Test(storage_series, merge_rejects_bad_arguments_and_keeps_out)
+{
+    sr_sample s[2] = {{.ts = 1, .v.i = 1}, {.ts = 2, .v.i = 2}};
+    sr_buf chunk, out;
+    sr_buf_init(&chunk);
+    sr_buf_init(&out);
+    encode(SR_VT_INTEGER, s, 2, &chunk);
+    size_t nc = 7;
+    cr_assert_eq(sr_chunk_merge(SR_VT_INTEGER, NULL, 0, s, 2, 0, &out, &nc), SR_EINVAL);
+    cr_assert_eq(sr_chunk_merge(SR_VT_NUMBER, chunk.data, chunk.len, s, 2, 10, &out, &nc), SR_EINVAL);
+    chunk.data[chunk.len - 1] ^= 1;
+    cr_assert_eq(sr_chunk_merge(SR_VT_INTEGER, chunk.data, chunk.len, s, 2, 10, &out, &nc), SR_ECORRUPT);
+    sr_sample bad = {.ts = 3, .quality = 9};
+    cr_assert_eq(sr_chunk_merge(SR_VT_INTEGER, NULL, 0, &bad, 1, 10, &out, &nc), SR_EINVAL);
+    cr_assert_eq(out.len, 0, "out unchanged on failure");
+    cr_assert_eq(nc, 7, "nchunks unchanged on failure");
+    cr_assert_eq(sr_chunk_merge(SR_VT_INTEGER, NULL, 0, NULL, 0, 10, &out, &nc), SR_OK);
+    cr_assert_eq(nc, 0);
+    cr_assert_eq(out.len, 0);
+    sr_buf_release(&chunk);
+    sr_buf_release(&out);
+}
+
+/* ---- downsampling --------------------------------------------------------- */
+
+static int64_t floor_to(int64_t t, int64_t iv)
+{
+    int64_t m = t % iv;
+    if (m < 0) m += iv;
+    return t - m;
+}
+
+static double agg_value(sr_vtype type, const sr_sample *s)
+{
+    return type == SR_VT_NUMBER ? s->v.f : type == SR_VT_INTEGER ? (double)s->v.i : (double)s->v.b;
+}
+
+/* Naive model: scan every bucket start and every sample. */
+static size_t agg_model(sr_vtype type, const sr_sample *s, size_t n, int64_t from, int64_t to, int64_t iv,
+                        sr_agg_fill fill, sr_bucket *out)
+{
+    size_t k = 0;
+    int have_prev = 0;
+    double pv = 0;
+    int64_t pts = 0;
+    for (int64_t b = floor_to(from, iv); b <= floor_to(to - 1, iv); b += iv) {
+        sr_bucket bk = {.start = b};
+        for (size_t i = 0; i < n; i++) {
+            if (s[i].ts < from || s[i].ts >= to || s[i].ts < b || s[i].ts - b >= iv) continue;
+            if (s[i].quality > SR_Q_UNCERTAIN) continue;
+            double v = agg_value(type, &s[i]);
+            if (!bk.count) {
+                bk.min = bk.max = bk.first = v;
+                bk.first_ts = s[i].ts;
+            }
+            bk.min = v < bk.min ? v : bk.min;
+            bk.max = v > bk.max ? v : bk.max;
+            bk.sum += v;
+            bk.last = v;
+            bk.last_ts = s[i].ts;
+            bk.count++;
+        }
+        if (bk.count) {
+            out[k++] = bk;
+            have_prev = 1;
+            pv = bk.last;
+            pts = bk.last_ts;
+        } else if (fill == SR_FILL_PREVIOUS && have_prev) {
+            out[k++] = (sr_bucket){.start = b, .min = pv, .max = pv, .first = pv, .last = pv, .first_ts = pts,
+                                   .last_ts = pts, .filled = 1};
+        }
+        if (b > INT64_MAX - iv) break;
+    }
+    return k;
+}
+
+static void check_bucket(const sr_bucket *a, const sr_bucket *b, size_t i)
+{
+    cr_assert_eq(a->start, b->start, "bucket %zu start", i);
+    cr_assert_eq(a->count, b->count, "bucket %zu count", i);
+    cr_assert_eq(a->filled, b->filled, "bucket %zu filled", i);
+    cr_assert(a->min == b->min && a->max == b->max && a->sum == b->sum && a->first == b->first &&
+                  a->last == b->last,
+              "bucket %zu values: %g/%g %g/%g %g/%g %g/%g %g/%g", i, a->min, b->min, a->max, b->max, a->sum, b->sum,
+              a->first, b->first, a->last, b->last);
+    cr_assert(a->first_ts == b->first_ts && a->last_ts == b->last_ts, "bucket %zu ts", i);
+}
+
+Test(storage_series, downsampling_matches_naive_model_for_every_aggregate_and_fill)
+{
+    tu_rng r = {tu_seed(31337)};
+    for (int it = 0; it < tu_iters(4000); it++) {
+        sr_vtype type = (sr_vtype)(1 + tu_below(&r, 3));
+        size_t n = tu_below(&r, 300);
+        int64_t base = (int64_t)tu_below(&r, 2000000) - 1000000;
+        int64_t iv = 1 + (int64_t)tu_below(&r, 5000);
+        sr_sample *s = calloc(n + 1, sizeof *s);
+        int64_t t = base;
+        for (size_t i = 0; i < n; i++) {
+            t += 1 + (int64_t)(tu_below(&r, 5) ? tu_below(&r, 1000) : tu_below(&r, 40000));
+            s[i].ts = t;
+            s[i].quality = tu_below(&r, 5) ? SR_Q_GOOD : (uint8_t)tu_below(&r, 4);
+            if (type == SR_VT_NUMBER) s[i].v.f = (double)((int64_t)tu_below(&r, 20001) - 10000) / 100.0;
+            else if (type == SR_VT_INTEGER) s[i].v.i = (int64_t)tu_below(&r, 2001) - 1000;
+            else s[i].v.b = (int)tu_below(&r, 2);
+        }
+        int64_t span = t - base + 2;
+        int64_t from = base + (int64_t)tu_below(&r, (uint64_t)span) - span / 8;
+        int64_t to = from + 1 + (int64_t)tu_below(&r, (uint64_t)span);
+        /* keep the number of buckets small for the model */
+        if ((to - from) / iv > 2000) iv = (to - from) / 2000 + 1;
+        sr_agg_fill fill = (sr_agg_fill)tu_below(&r, 2);
+        size_t nb = (size_t)((floor_to(to - 1, iv) - floor_to(from, iv)) / iv + 1);
+        sr_bucket *want = calloc(nb, sizeof *want), *got = calloc(nb + 1, sizeof *got);
+        size_t nw = agg_model(type, s, n, from, to, iv, fill, want);
+        sr_agg *a = NULL;
+        cr_assert_eq(sr_agg_create(type, from, to, iv, fill, &a), SR_OK);
+        for (size_t i = 0; i < n; i++) sr_agg_add(a, &s[i]);
+        cr_assert_eq(sr_agg_status(a), SR_OK);
+        size_t ng = 0, step;
+        size_t maxper = 1 + tu_below(&r, 50);
+        while ((step = sr_agg_emit(a, got + ng, nb + 1 - ng < maxper ? nb + 1 - ng : maxper)) > 0) {
+            ng += step;
+            cr_assert_leq(ng, nb);
+        }
+        cr_assert_eq(sr_agg_emit(a, got, 4), 0, "stays done");
+        cr_assert_eq(ng, nw, "iteration %d: %zu buckets, model %zu", it, ng, nw);
+        for (size_t i = 0; i < nw; i++) check_bucket(&got[i], &want[i], i);
+        sr_agg_destroy(a);
+        free(want);
+        free(got);
+        free(s);
+    }
+}
+
+Test(storage_series, downsampling_rejects_strings_and_bad_ranges)
+{
+    sr_agg *a = NULL;
+    cr_assert_eq(sr_agg_create(SR_VT_STRING, 0, 100, 10, SR_FILL_NONE, &a), SR_EINVAL);
+    cr_assert_eq(sr_agg_create(SR_VT_NUMBER, 0, 100, 0, SR_FILL_NONE, &a), SR_EINVAL);
+    cr_assert_eq(sr_agg_create(SR_VT_NUMBER, 100, 100, 10, SR_FILL_NONE, &a), SR_EINVAL);
+    cr_assert_eq(sr_agg_create(SR_VT_NUMBER, 0, 100, 10, (sr_agg_fill)7, &a), SR_EINVAL);
+    cr_assert_eq(sr_agg_create(SR_VT_NUMBER, INT64_MIN, 100, 7, SR_FILL_NONE, &a), SR_EINVAL,
+                 "first bucket would start below INT64_MIN");
+    cr_assert_null(a);
+    /* the extreme range works, buckets emitted lazily */
+    cr_assert_eq(sr_agg_create(SR_VT_INTEGER, INT64_MIN, INT64_MAX, 1, SR_FILL_PREVIOUS, &a), SR_OK);
+    sr_sample s = {.ts = -5, .v.i = 42};
+    sr_agg_add(a, &s);
+    sr_bucket b[3];
+    cr_assert_eq(sr_agg_emit(a, b, 3), 3);
+    cr_assert(b[0].start == -5 && b[0].count == 1 && !b[0].filled);
+    cr_assert(b[1].start == -4 && b[1].count == 0 && b[1].filled && b[1].last == 42.0 && b[1].last_ts == -5);
+    cr_assert(b[2].start == -3 && b[2].filled);
+    sr_agg_destroy(a);
+    sr_agg_destroy(NULL);
+    /* negative timestamps align to multiples of the interval */
+    cr_assert_eq(sr_agg_create(SR_VT_NUMBER, -25, 25, 10, SR_FILL_NONE, &a), SR_OK);
+    sr_sample t = {.ts = -21, .v.f = 1.0};
+    sr_agg_add(a, &t);
+    cr_assert_eq(sr_agg_emit(a, b, 3), 1);
+    cr_assert_eq(b[0].start, -30);
+    sr_agg_destroy(a);
+}
+
+/* ---- allocation failure --------------------------------------------------- */
+
+Test(storage_series, allocation_failure_gives_enomem_and_no_leak)
+{
+    tu_rng r = {tu_seed(4242)};
+    const size_t n = 300;
+    sr_sample *s = gen_series(&r, SR_VT_STRING, n);
+    sr_buf ref;
+    sr_buf_init(&ref);
+    encode(SR_VT_STRING, s, n, &ref);
+    fault_alloc_install();
+    int saw_ok = 0;
+    for (unsigned long k = 1; k < 200 && !saw_ok; k++) {
+        fault_alloc_arm(k);
+        sr_chunk_enc *e = NULL;
+        sr_buf out;
+        sr_buf_init(&out);
+        int rc = sr_chunk_enc_create(SR_VT_STRING, &e);
+        size_t i = 0;
+        int failed = rc != SR_OK;
+        while (!rc && i < n) {
+            rc = sr_chunk_enc_add(e, &s[i]);
+            if (rc == SR_ENOMEM) {
+                failed = 1;
+                fault_alloc_arm(0); /* retry: the encoder was left unchanged */
+                rc = sr_chunk_enc_add(e, &s[i]);
+            }
+            i++;
+        }
+        if (!rc) {
+            rc = sr_chunk_enc_finish(e, &out);
+            if (rc == SR_ENOMEM) {
+                failed = 1;
+                fault_alloc_arm(0);
+                rc = sr_chunk_enc_finish(e, &out);
+            }
+        }
+        cr_assert(rc == SR_OK || (rc == SR_ENOMEM && !e), "k=%lu: %s", k, sr_err_name(rc));
+        if (e) cr_assert(out.len == ref.len && !memcmp(out.data, ref.data, ref.len), "k=%lu: output differs", k);
+        if (!failed) saw_ok = 1;
+        sr_chunk_enc_destroy(e);
+        sr_buf_release(&out);
+    }
+    cr_assert(saw_ok);
+    /* merge and aggregation */
+    saw_ok = 0;
+    for (unsigned long k = 1; k < 200 && !saw_ok; k++) {
+        fault_alloc_arm(k);
+        sr_buf out;
+        sr_buf_init(&out);
+        size_t nc = 0;
+        int rc = sr_chunk_merge(SR_VT_STRING, ref.data, ref.len, s, 50, 64, &out, &nc);
+        cr_assert(rc == SR_OK || rc == SR_ENOMEM, "merge k=%lu: %s", k, sr_err_name(rc));
+        if (rc == SR_ENOMEM) cr_assert_eq(out.len, 0);
+        else {
+            saw_ok = !fault_alloc_fired();
+            cr_assert_eq(nc, 5);
+        }
+        sr_buf_release(&out);
+    }
+    cr_assert(saw_ok);
+    sr_sample *num = gen_series(&r, SR_VT_NUMBER, 6000);
+    for (size_t i = 0; i < 6000; i++) {
+        num[i].ts = (int64_t)i * 7 - 20000;
+        num[i].quality = SR_Q_GOOD;
+    }
+    for (unsigned long k = 1; k < 10; k++) {
+        fault_alloc_arm(k);
+        sr_agg *a = NULL;
+        int rc = sr_agg_create(SR_VT_NUMBER, INT64_MIN + 1, INT64_MAX, 1, SR_FILL_NONE, &a);
+        cr_assert(rc == SR_OK || rc == SR_ENOMEM);
+        if (rc) continue;
+        for (size_t i = 0; i < 6000; i++) sr_agg_add(a, &num[i]);
+        rc = sr_agg_status(a);
+        cr_assert(rc == SR_OK || rc == SR_ENOMEM);
+        sr_bucket b[64];
+        size_t total = 0, got;
+        while ((got = sr_agg_emit(a, b, 64)) > 0) total += got;
+        if (rc == SR_OK) cr_assert_eq(total, 6000);
+        else cr_assert_lt(total, 6000);
+        sr_agg_destroy(a);
+    }
+    fault_alloc_arm(0);
+    fault_alloc_uninstall();
+    free(num);
+    free(s);
+    sr_buf_release(&ref);
+}
+
+/* ---- golden corpus -------------------------------------------------------- */
+
+/* Each golden chunk's samples, regenerated deterministically. */
+static const char *golden_names[] = {"number-walk", "number-special", "integer", "bool", "string", "quality-mixed",
+                                     "gaps", "single", "empty"};
+#define NGOLDEN (sizeof golden_names / sizeof golden_names[0])
+
+static size_t golden_samples(size_t g, sr_vtype *type, sr_sample *s)
+{
+    tu_rng r = {1000 + g}; /* fixed: never the suite seed */
+    size_t n = 0;
+    memset(s, 0, 200 * sizeof *s);
+    switch (g) {
+    case 0: /* 2-decimal random walk at 1 s */
+        *type = SR_VT_NUMBER;
+        n = 120;
+        for (size_t i = 0; i < n; i++) {
+            s[i].ts = 1700000000000 + (int64_t)i * 1000;
+            s[i].v.f = (double)(10000 + (int64_t)i * 3 - (int64_t)tu_below(&r, 7)) / 100.0;
+        }
+        break;
+    case 1: {
+        static const uint64_t sp[] = {0x7FF8000000000000ull, 0xFFF8DEADBEEF0001ull, 0x7FF0000000000000ull,
+                                      0xFFF0000000000000ull, 0x8000000000000000ull, 0x0000000000000001ull,
+                                      0x7FEFFFFFFFFFFFFFull, 0x3FF0000000000000ull};
+        *type = SR_VT_NUMBER;
+        n = 8;
+        for (size_t i = 0; i < n; i++) {
+            s[i].ts = -4000 + (int64_t)i * 1000;
+            s[i].v.f = dbl_of(sp[i]);
+        }
+        break;
+    }
+    case 2:
+        *type = SR_VT_INTEGER;
+        n = 60;
+        for (size_t i = 0; i < n; i++) {
+            s[i].ts = 1700000000000 + (int64_t)i * 60000 + (int64_t)tu_below(&r, 3);
+            s[i].v.i = i == 7 ? INT64_MIN : i == 8 ? INT64_MAX : (int64_t)i * 1000 - (int64_t)tu_below(&r, 500);
+        }
+        break;
+    case 3:
+        *type = SR_VT_BOOL;
+        n = 50;
+        for (size_t i = 0; i < n; i++) {
+            s[i].ts = (int64_t)i * 500;
+            s[i].v.b = (int)((i / 7) & 1);
+        }
+        break;
+    case 4:
+        *type = SR_VT_STRING;
+        n = 20;
+        for (size_t i = 0; i < n; i++) {
+            size_t k = (i / 3) % NSTR;
+            s[i].ts = 1000 + (int64_t)i * 10;
+            s[i].v.str.s = str_pool[k];
+            s[i].v.str.slen = str_len[k];
+        }
+        break;
+    case 5:
+        *type = SR_VT_NUMBER;
+        n = 30;
+        for (size_t i = 0; i < n; i++) {
+            s[i].ts = (int64_t)i * 1000;
+            s[i].quality = (uint8_t)(i % 4);
+            s[i].v.f = (double)i * 0.5;
+        }
+        break;
+    case 6: {
+        static const int64_t ts[] = {INT64_MIN, -1, 0, 1, INT64_MAX / 2, INT64_MAX - 1, INT64_MAX};
+        *type = SR_VT_INTEGER;
+        n = 7;
+        for (size_t i = 0; i < n; i++) {
+            s[i].ts = ts[i];
+            s[i].v.i = (int64_t)i - 3;
+        }
+        break;
+    }
+    case 7:
+        *type = SR_VT_NUMBER;
+        n = 1;
+        s[0].ts = 1700000000000;
+        s[0].v.f = 3.25;
+        break;
+    case 8: *type = SR_VT_STRING; break;
+    }
+    return n;
+}
+
+static void golden_encode(size_t g, sr_buf *b, sr_vtype *type, sr_sample *s, size_t *n)
+{
+    *n = golden_samples(g, type, s);
+    sr_buf_init(b);
+    encode(*type, s, *n, b);
+}
+
+Test(storage_series, regenerate_golden_when_asked)
+{
+    if (!getenv("SR_GOLDEN_WRITE")) return;
+    for (size_t g = 0; g < NGOLDEN; g++) {
+        sr_sample s[200];
+        sr_vtype type;
+        size_t n;
+        sr_buf b;
+        golden_encode(g, &b, &type, s, &n);
+        char p[1024];
+        snprintf(p, sizeof p, "%s/%s.chunk", DATA, golden_names[g]);
+        cr_assert_eq(tu_write_file(p, b.data, b.len), 0, "%s", p);
+        sr_buf_release(&b);
+    }
+}
+
+Test(storage_series, golden_chunks_are_reproduced_and_decoded)
+{
+    for (size_t g = 0; g < NGOLDEN; g++) {
+        sr_sample s[200], got[201];
+        sr_vtype type;
+        size_t n, m, flen;
+        sr_buf b;
+        golden_encode(g, &b, &type, s, &n);
+        char p[1024];
+        snprintf(p, sizeof p, "%s/%s.chunk", DATA, golden_names[g]);
+        uint8_t *f = tu_read_file(p, &flen);
+        cr_assert(f, "missing golden file %s", p);
+        cr_assert(flen == b.len && !memcmp(f, b.data, flen), "%s: encoder output differs from the golden file", p);
+        cr_assert_eq(decode_all(f, flen, got, 201, &m), SR_DONE, "%s", p);
+        cr_assert_eq(m, n, "%s", p);
+        for (size_t i = 0; i < n; i++) cr_assert(same_sample(type, &got[i], &s[i]), "%s: sample %zu", p, i);
+        free(f);
+        sr_buf_release(&b);
+    }
+}
