@@ -656,45 +656,18 @@ static int heads_db_put(sr_engine *e, MDB_txn *t, head *h)
     return put(t, DB(e, SR_DB_HEADS), k, 4, v, 17);
 }
 
-/* Merge late samples into the stored chunk that covers them. */
-static int merge_late(sr_engine *e, MDB_txn *t, head *h, const sr_sample *s, size_t n)
+/* Merge one run of late samples (sorted) into the chunk at key `ck` (or a
+ * new chunk when has_ck is 0). */
+static int merge_into(sr_engine *e, MDB_txn *t, head *h, const uint8_t *ck, int has_ck, const sr_sample *s, size_t n)
 {
     int rc;
-    MDB_cursor *c = NULL;
+    MDB_val v = {0, NULL};
     sr_buf out;
     sr_buf_init(&out);
-    uint8_t k[12];
-    be32(k, h->point);
-    be64(k + 4, ts_key(s[0].ts));
-    MDB_val K = {12, k}, V;
-    if ((rc = sr_index_err(mdb_cursor_open(t, DB(e, SR_DB_SERIES), &c)))) return rc;
-    /* the chunk starting at or before ts; else the first one after */
-    int r = mdb_cursor_get(c, &K, &V, MDB_SET_RANGE);
-    if (r == 0 && !(K.mv_size == 12 && get_be32(K.mv_data) == h->point && get_be64((uint8_t *)K.mv_data + 4) == ts_key(s[0].ts)))
-        r = mdb_cursor_get(c, &K, &V, MDB_PREV);
-    else if (r == MDB_NOTFOUND)
-        r = mdb_cursor_get(c, &K, &V, MDB_LAST);
-    if (r == 0 && (K.mv_size != 12 || get_be32(K.mv_data) != h->point)) {
-        /* previous key is another point's: take the first chunk of ours, if any */
-        K.mv_size = 12;
-        K.mv_data = k;
-        be64(k + 4, 0);
-        r = mdb_cursor_get(c, &K, &V, MDB_SET_RANGE);
-        if (r == 0 && (K.mv_size != 12 || get_be32(K.mv_data) != h->point)) r = MDB_NOTFOUND;
-    }
-    if (r != 0 && r != MDB_NOTFOUND) {
-        rc = sr_index_err(r);
-        goto done;
-    }
-    const void *old = r == 0 ? V.mv_data : NULL;
-    size_t oldlen = r == 0 ? V.mv_size : 0;
-    uint8_t oldkey[12];
-    if (r == 0) memcpy(oldkey, K.mv_data, 12);
+    if (has_ck && (rc = get(t, DB(e, SR_DB_SERIES), ck, 12, &v))) return rc;
     size_t nch = 0;
-    if ((rc = sr_chunk_merge(h->type, old, oldlen, s, n, e->o.head_max, &out, &nch))) goto done;
-    mdb_cursor_close(c);
-    c = NULL;
-    if (old && (rc = del(t, DB(e, SR_DB_SERIES), oldkey, 12))) goto done;
+    if ((rc = sr_chunk_merge(h->type, v.mv_data, v.mv_size, s, n, e->o.head_max, &out, &nch))) goto done;
+    if (has_ck && (rc = del(t, DB(e, SR_DB_SERIES), ck, 12))) goto done;
     size_t pos = 0;
     for (size_t i = 0; i < nch; i++) {
         uint32_t len = sr_get_le32(out.data + pos);
@@ -707,8 +680,76 @@ static int merge_late(sr_engine *e, MDB_txn *t, head *h, const sr_sample *s, siz
         pos += 4 + len;
     }
 done:
-    if (c) mdb_cursor_close(c);
     sr_buf_release(&out);
+    return rc;
+}
+
+/* Merge late samples into the stored chunks that cover them. A sample
+ * belongs to the chunk with the greatest first timestamp <= its own (or the
+ * point's first chunk if it is older than all): so chunks never overlap. */
+static int merge_late(sr_engine *e, MDB_txn *t, head *h, sr_sample *s, size_t n)
+{
+    int rc = SR_OK;
+    /* stable sort by time: equal timestamps keep their order (later wins) */
+    for (size_t i = 1; i < n; i++) {
+        sr_sample x = s[i];
+        size_t j = i;
+        while (j > 0 && s[j - 1].ts > x.ts) {
+            s[j] = s[j - 1];
+            j--;
+        }
+        s[j] = x;
+    }
+    size_t i = 0;
+    while (i < n && !rc) {
+        MDB_cursor *c = NULL;
+        if ((rc = sr_index_err(mdb_cursor_open(t, DB(e, SR_DB_SERIES), &c)))) break;
+        uint8_t k[12], ck[12], nk[12];
+        be32(k, h->point);
+        be64(k + 4, ts_key(s[i].ts));
+        MDB_val K = {12, k}, V;
+        int has_ck = 0, has_next = 0;
+        int r = mdb_cursor_get(c, &K, &V, MDB_SET_RANGE);
+        int exact = r == 0 && K.mv_size == 12 && !memcmp(K.mv_data, k, 12);
+        if (r == 0 && K.mv_size == 12 && get_be32(K.mv_data) == h->point && !exact) {
+            has_next = 1; /* the chunk after ts */
+            memcpy(nk, K.mv_data, 12);
+        }
+        if (exact) {
+            has_ck = 1;
+            memcpy(ck, k, 12);
+            int r2 = mdb_cursor_get(c, &K, &V, MDB_NEXT);
+            if (r2 == 0 && K.mv_size == 12 && get_be32(K.mv_data) == h->point) {
+                has_next = 1;
+                memcpy(nk, K.mv_data, 12);
+            }
+        } else {
+            int r2 = r == 0 ? mdb_cursor_get(c, &K, &V, MDB_PREV) : mdb_cursor_get(c, &K, &V, MDB_LAST);
+            if (r2 == 0 && K.mv_size == 12 && get_be32(K.mv_data) == h->point) {
+                has_ck = 1;
+                memcpy(ck, K.mv_data, 12);
+            } else if (has_next) {
+                /* older than every chunk: goes into the first one */
+                has_ck = 1;
+                memcpy(ck, nk, 12);
+                has_next = 0;
+                MDB_val K2 = {12, ck};
+                if (mdb_cursor_get(c, &K2, &V, MDB_SET_KEY) == 0 && mdb_cursor_get(c, &K2, &V, MDB_NEXT) == 0 &&
+                    K2.mv_size == 12 && get_be32(K2.mv_data) == h->point) {
+                    has_next = 1;
+                    memcpy(nk, K2.mv_data, 12);
+                }
+            }
+        }
+        mdb_cursor_close(c);
+        /* the run: samples below the next chunk's start */
+        size_t j = i;
+        uint64_t lim = has_next ? get_be64(nk + 4) : UINT64_MAX;
+        while (j < n && (!has_next || ts_key(s[j].ts) < lim)) j++;
+        if (j == i) j = i + 1;
+        rc = merge_into(e, t, h, ck, has_ck, s + i, j - i);
+        i = j;
+    }
     return rc;
 }
 

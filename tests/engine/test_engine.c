@@ -252,8 +252,8 @@ static void workload(sr_engine *e, wl *w, tu_rng *r, int batches)
         for (size_t i = 0; i < n; i++) {
             int64_t ts;
             uint64_t c = tu_below(r, 100);
-            if (c < 3 && w->clock[k] > 5000) ts = w->clock[k] - 1000 * (int64_t)(1 + tu_below(r, 300)); /* late */
-            else if (c < 5 && w->clock[k] > 0) ts = w->clock[k] - 1000; /* duplicate time */
+            if (c < 3) ts = w->clock[k] - 1000 * (int64_t)(1 + tu_below(r, 300)); /* late */
+            else if (c < 5) ts = w->clock[k] - 1000; /* duplicate time */
             else ts = (w->clock[k] += 1000);
             s[i] = rand_sample(r, w->types[k], ts);
         }
@@ -277,6 +277,7 @@ static void wl_init(sr_engine *e, wl *w)
         snprintf(id, sizeof id, "P%03d", i);
         w->points[i] = point_of(e, id);
         w->types[i] = T[i % 4];
+        w->clock[i] = 1600000000000 + 977 * i;
     }
 }
 
@@ -289,7 +290,8 @@ static void check_against_model(sr_engine *e, wl *w, tu_rng *r)
         sr_vtype t = w->types[k];
         /* full range */
         for (int trial = 0; trial < 12; trial++) {
-            int64_t from = trial ? (int64_t)tu_below(r, (uint64_t)w->clock[k] + 2000) - 1000 : INT64_MIN / 4;
+            int64_t base = 1600000000000 - 400000;
+            int64_t from = trial ? base + (int64_t)tu_below(r, (uint64_t)(w->clock[k] - base) + 2000) : INT64_MIN / 4;
             int64_t to = trial ? from + 1 + (int64_t)tu_below(r, 200000) : INT64_MAX / 4;
             sr_sample *want;
             size_t nw = et_model_range(w->m, w->points[k], from, to, &want);
