@@ -1,0 +1,15 @@
+/* engine/event_json.h -- events as JSON (see event_json.c). */
+#ifndef SR_EVENT_JSON_H
+#define SR_EVENT_JSON_H
+
+#include "codecs/events.pb-c.h"
+#include "engine/sr_alloc.h"
+
+/* Append ev as one JSON object (no newline). */
+int sr_event_json(const Suiro__V1__Event *ev, sr_buf *out);
+/* The body's field name ("measurements", "master_put", ...), or "none". */
+const char *sr_event_kind(const Suiro__V1__Event *ev);
+/* Append a JSON string literal of s[0..n). */
+int sr_json_str(sr_buf *b, const char *s, size_t n);
+
+#endif
