@@ -970,7 +970,12 @@ done:
 
 static void fmt_num(double d, char buf[40])
 {
-    /* Shortest %g form that reads back as the same double. */
+    /* Whole numbers as plain digits; others in the shortest %g form that
+     * reads back as the same double. */
+    if (d == floor(d) && fabs(d) < 1e15) {
+        snprintf(buf, 40, "%.0f", d);
+        return;
+    }
     for (int p = 1; p <= 17; p++) {
         snprintf(buf, 40, "%.*g", p, d);
         if (strtod(buf, NULL) == d) return;
