@@ -748,6 +748,7 @@ static int on_magic(ctx *c, const sr_csv_record *rec)
         return 0;
     }
     add_err(c, rec->line, "", "not a suiro set-up sheet: the first line must be \"%s\"", magic);
+    c->csv_bad = 1;
     return 0;
 }
 
@@ -915,7 +916,10 @@ int sr_sheet_parse(const void *data, size_t len, const sr_sheet_opts *opts, sr_s
         size_t eline;
         int r = sr_csv_next(&rd, &rec);
         if (r == SR_DONE) {
-            if (first) add_err(&c, 1, "", "empty input: the first line must be \"" SR_SHEET_MAGIC "\"");
+            if (first) {
+                add_err(&c, 1, "", "empty input: the first line must be \"" SR_SHEET_MAGIC "\"");
+                c.csv_bad = 1;
+            }
             break;
         }
         if (r == SR_ENOMEM) c.nomem = 1;

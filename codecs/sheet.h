@@ -158,7 +158,8 @@ typedef struct sr_sheet_opts {
  *                   other code *out is NULL.
  * @return SR_OK        the sheet is valid (n_errors == 0);
  *         SR_EINVAL    validation errors (bad values, references, sections);
- *         SR_ECODEC    the CSV itself is malformed somewhere (bad quoting,
+ *         SR_ECODEC    not a sheet (empty, or no magic first line), or
+ *                      the CSV itself is malformed somewhere (bad quoting,
  *                      invalid UTF-8, NUL, oversized field) -- validation
  *                      errors of the other rows are listed too;
  *         SR_EVERSION  the first line names another sheet version;
@@ -186,8 +187,9 @@ void sr_sheet_free(sr_sheet *sh);
  */
 SR_MUST_CHECK int sr_sheet_write(const sr_sheet *sh, sr_buf *out);
 
-/* 1 if a and b hold the same entries (order, line numbers, errors and
- * secrets are ignored: secrets are not part of the exported state), else 0. */
+/* 1 if a and b hold the same entries in the same order (parsed sheets are
+ * sorted), else 0. Line numbers, errors and secrets are ignored: secrets are
+ * not part of the exported state. */
 int sr_sheet_equal(const sr_sheet *a, const sr_sheet *b);
 
 /* Canonical names of the enums ("number", "measure", "read", ...); "?" if out of range. */
