@@ -585,7 +585,7 @@ static inline int dec_number(sr_chunk_dec *d, double *out)
     return SR_OK;
 }
 
-static int dec_string(sr_chunk_dec *d, sr_sample *s)
+static int dec_string(sr_chunk_dec *d)
 {
     uint64_t pos = d->D_VPOS, h;
     if (get_varint(d->p, d->len, &pos, &h)) return SR_ECORRUPT;
@@ -598,8 +598,6 @@ static int dec_string(sr_chunk_dec *d, sr_sample *s)
         d->prev_slen = (uint32_t)n;
         pos += n;
     }
-    s->v.str.s = d->prev_s;
-    s->v.str.slen = d->prev_slen;
     d->D_VPOS = pos;
     return SR_OK;
 }
@@ -609,30 +607,33 @@ int sr_chunk_dec_next(sr_chunk_dec *d, sr_sample *s)
     if (!d || !s) return SR_EINVAL;
     if (d->i >= d->info.count) return SR_DONE;
     if (d->i > 0 && dec_ts(d)) return SR_ECORRUPT;
-    sr_sample o;
-    o.ts = d->ts;
-    o.quality = d->qoff ? (uint8_t)((d->p[d->qoff + d->i / 4] >> ((d->i % 4) * 2)) & 3) : SR_Q_GOOD;
+    uint8_t q = d->qoff ? (uint8_t)((d->p[d->qoff + d->i / 4] >> ((d->i % 4) * 2)) & 3) : SR_Q_GOOD;
+    /* The value goes to locals and then field by field to *s: building a
+     * whole sr_sample on the stack and copying it stalls store forwarding. */
+    double f = 0;
+    int64_t iv = 0;
+    int b = 0;
     switch (d->info.type) {
     case SR_VT_NUMBER:
-        if (dec_number(d, &o.v.f)) return SR_ECORRUPT;
+        if (dec_number(d, &f)) return SR_ECORRUPT;
         break;
     case SR_VT_INTEGER: {
         uint64_t z, pos = d->D_VPOS;
         if (get_varint(d->p, d->len, &pos, &z)) return SR_ECORRUPT;
         d->prev_i = (int64_t)((uint64_t)d->prev_i + zz_dec(z));
         d->D_VPOS = pos;
-        o.v.i = d->prev_i;
+        iv = d->prev_i;
         break;
     }
     case SR_VT_BOOL: {
-        uint64_t b, pos = d->D_VPOS;
-        if (getbits(d->p, d->len, &pos, (uint64_t)d->len * 8, 1, &b)) return SR_ECORRUPT;
+        uint64_t bit, pos = d->D_VPOS;
+        if (getbits(d->p, d->len, &pos, (uint64_t)d->len * 8, 1, &bit)) return SR_ECORRUPT;
         d->D_VPOS = pos;
-        o.v.b = (int)b;
+        b = (int)bit;
         break;
     }
     case SR_VT_STRING:
-        if (dec_string(d, &o)) return SR_ECORRUPT;
+        if (dec_string(d)) return SR_ECORRUPT;
         break;
     }
     if (d->i + 1 == d->info.count) { /* (5): exact ends */
@@ -645,7 +646,17 @@ int sr_chunk_dec_next(sr_chunk_dec *d, sr_sample *s)
         }
     }
     d->i++;
-    *s = o;
+    s->ts = d->ts;
+    s->quality = q;
+    switch (d->info.type) {
+    case SR_VT_NUMBER: s->v.f = f; break;
+    case SR_VT_INTEGER: s->v.i = iv; break;
+    case SR_VT_BOOL: s->v.b = b; break;
+    case SR_VT_STRING:
+        s->v.str.s = d->prev_s;
+        s->v.str.slen = d->prev_slen;
+        break;
+    }
     return SR_OK;
 }
 
@@ -829,9 +840,8 @@ void sr_agg_add(sr_agg *a, const sr_sample *s)
     case SR_VT_INTEGER: v = (double)s->v.i; break;
     default: v = s->v.b ? 1.0 : 0.0; break;
     }
-    int64_t start;
-    if (align_down(s->ts, a->interval, &start)) return; /* cannot happen: ts >= from */
-    if (a->have_cur && start == a->cur.start) {
+    /* same bucket as the last sample: no division (ts > last_ts >= start) */
+    if (a->have_cur && (uint64_t)s->ts - (uint64_t)a->cur.start < (uint64_t)a->interval) {
         sr_bucket *b = &a->cur;
         b->count++;
         if (v < b->min) b->min = v;
@@ -840,6 +850,8 @@ void sr_agg_add(sr_agg *a, const sr_sample *s)
         b->last = v;
         b->last_ts = s->ts;
     } else {
+        int64_t start;
+        if (align_down(s->ts, a->interval, &start)) return; /* cannot happen: ts >= from */
         /* room to close the current bucket now and the new one later */
         size_t need = a->ndone + (size_t)a->have_cur + 1;
         if (need > a->cap) {
