@@ -1694,6 +1694,8 @@ int sr_engine_range(sr_engine *e, const sr_range_q *q, sr_buf *samples, sr_buf *
         rc = range_once(e, q, samples, strings, &retry, &type);
     } while (!rc && retry);
     if (rc) return rc;
+    *more = 0;
+    if (samples->len == base) return SR_OK;
     sr_sample *s = (sr_sample *)(samples->data + base);
     size_t n = (samples->len - base) / sizeof *s;
     if (q->desc)
@@ -1745,6 +1747,7 @@ int sr_engine_downsample(sr_engine *e, uint32_t point, int64_t from, int64_t to,
         const sr_sample *s = (const sr_sample *)samples.data;
         size_t n = samples.len / sizeof *s;
         for (size_t i = 0; i < n; i++) sr_agg_add(a, &s[i]);
+        rc = sr_agg_status(a);
         sr_bucket tmp[256];
         size_t got;
         while (!rc && (got = sr_agg_emit(a, tmp, 256)) > 0) rc = sr_buf_append(buckets, tmp, got * sizeof *tmp);
