@@ -1440,7 +1440,8 @@ int sr_engine_open(const char *dir, const sr_engine_opts *opts, sr_engine **out,
     if ((rc = load_heads(e, &min_first))) goto fail;
     if ((rc = replay(e, w, min_first, ei))) goto fail;
     e->next_seq = end;
-    atomic_store(&e->watermark, end - 1);
+    /* read-only: the index keeps its own watermark (nothing was applied) */
+    atomic_store(&e->watermark, e->o.readonly && w < end - 1 ? w : end - 1);
     if (!e->o.readonly && !e->o.log_readonly) {
         if (pthread_create(&e->writer, NULL, writer_main, e) != 0) {
             rc = SR_ENOMEM;
@@ -1776,7 +1777,9 @@ int sr_engine_master_get(sr_engine *e, const char *op, int kind, const char *id,
     return rc;
 }
 
-int sr_engine_master_list(sr_engine *e, const char *op, int kind, sr_buf *out, size_t *count)
+/* Every value of db whose key starts with op \0 kind: packed records each
+ * preceded by a 4-byte LE length. */
+static int scan_kind(sr_engine *e, sr_dbi db, const char *op, int kind, sr_buf *out, size_t *count)
 {
     MDB_txn *t;
     int rc = sr_index_read_begin(e->ix, &t);
@@ -1786,7 +1789,7 @@ int sr_engine_master_list(sr_engine *e, const char *op, int kind, sr_buf *out, s
     size_t kl = mkkey(k, sizeof k, op, ks, "");
     MDB_cursor *c;
     *count = 0;
-    if (!kl || (rc = sr_index_err(mdb_cursor_open(t, DB(e, SR_DB_MASTERS), &c)))) {
+    if (!kl || (rc = sr_index_err(mdb_cursor_open(t, DB(e, db), &c)))) {
         sr_index_read_end(e->ix, t);
         return kl ? rc : SR_EINVAL;
     }
@@ -1800,6 +1803,34 @@ int sr_engine_master_list(sr_engine *e, const char *op, int kind, sr_buf *out, s
         r = mdb_cursor_get(c, &K, &V, MDB_NEXT);
     }
     mdb_cursor_close(c);
+    sr_index_read_end(e->ix, t);
+    return rc;
+}
+
+int sr_engine_master_list(sr_engine *e, const char *op, int kind, sr_buf *out, size_t *count)
+{
+    return scan_kind(e, SR_DB_MASTERS, op, kind, out, count);
+}
+
+int sr_engine_registry_list(sr_engine *e, const char *op, int kind, sr_buf *out, size_t *count)
+{
+    return scan_kind(e, SR_DB_REGISTRY, op, kind, out, count);
+}
+
+int sr_engine_registry_get(sr_engine *e, const char *op, int kind, const char *id, sr_buf *packed)
+{
+    MDB_txn *t;
+    int rc = sr_index_read_begin(e->ix, &t);
+    if (rc) return rc;
+    uint8_t k[300];
+    char ks[2] = {(char)('0' + kind), 0};
+    size_t kl = mkkey(k, sizeof k, op, ks, id);
+    MDB_val v;
+    rc = kl ? get(t, DB(e, SR_DB_REGISTRY), k, kl, &v) : SR_ENOTFOUND;
+    if (!rc) {
+        packed->len = 0;
+        rc = sr_buf_append(packed, v.mv_data, v.mv_size);
+    }
     sr_index_read_end(e->ix, t);
     return rc;
 }

@@ -141,6 +141,11 @@ SR_MUST_CHECK int sr_engine_master_get(sr_engine *e, const char *op, int kind, c
  * preceded by a 4-byte LE length. */
 SR_MUST_CHECK int sr_engine_master_list(sr_engine *e, const char *op, int kind, sr_buf *out, size_t *count);
 
+/* Registry entries (packed RegistryPut) of an operator, by kind
+ * (codecs/events.proto RegistryKind); same framing as master_list. */
+SR_MUST_CHECK int sr_engine_registry_list(sr_engine *e, const char *op, int kind, sr_buf *out, size_t *count);
+SR_MUST_CHECK int sr_engine_registry_get(sr_engine *e, const char *op, int kind, const char *id, sr_buf *packed);
+
 /* Document: revision and JSON. */
 SR_MUST_CHECK int sr_engine_doc_get(sr_engine *e, const char *op, const char *coll, const char *id,
                                     uint64_t *revision, sr_buf *json);

@@ -4,6 +4,8 @@
 #define SR_CLI_H
 
 int sr_cmd_log(int argc, char **argv);
+/* init, sheet, rebuild, replay, verify; -1 if name is none of them. */
+int sr_cmd_engine(const char *name, int argc, char **argv);
 
 /* Shared: parse an unsigned decimal; 0 on success. */
 int sr_cli_parse_u64(const char *s, unsigned long long *out);

@@ -18,7 +18,15 @@ static void usage(FILE *f)
             "  log dump DIR [--from SEQ] [--count N] [--key-file F]\n"
             "                                           print records as JSON lines\n"
             "  log append DIR [--key-file F] < lines    append each line as a record, durably\n"
+            "  init [--demo] DIR                        create a data directory (--demo: the demo operator)\n"
+            "  sheet import FILE DIR                    apply a set-up sheet (all-or-nothing, idempotent)\n"
+            "  sheet export DIR --operator OP           the operator's set-up as a sheet\n"
+            "  rebuild DIR                              drop the index and rebuild it from the log\n"
+            "  replay DIR [--from SEQ|TIME] [--to ..] [--operator OP] [--gateway GW] [--point ID] [--kind K]\n"
+            "                                           decoded events as JSON lines\n"
+            "  verify DIR                               log chain + index equals a rebuild\n"
             "  version                                  print the version\n"
+            "Commands on a data directory take --key-file F when the log is encrypted.\n"
             "\n"
             "`suiro <command> --help` for more. Documentation: docs/ in the source tree.\n");
 }
@@ -45,6 +53,8 @@ int main(int argc, char **argv)
         return 0;
     }
     if (!strcmp(argv[1], "log")) return sr_cmd_log(argc - 2, argv + 2);
+    int rc = sr_cmd_engine(argv[1], argc - 2, argv + 2);
+    if (rc >= 0) return rc;
     fprintf(stderr, "suiro: unknown command '%s'\n\n", argv[1]);
     usage(stderr);
     return 2;

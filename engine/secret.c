@@ -1,0 +1,64 @@
+/* engine/secret.c -- scrypt through OpenSSL (see secret.h). */
+#include "engine/secret.h"
+
+#include "storage/crypto.h"
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum { LOG2N = 14, R = 8, P = 1, SALT = 16, HASH = 32 };
+
+static int derive(const char *secret, const uint8_t *salt, size_t saltlen, int log2n, int r, int p, uint8_t *out)
+{
+    if (log2n < 10 || log2n > 20 || r < 1 || r > 16 || p < 1 || p > 4) return SR_EINVAL;
+    uint64_t n = 1ull << log2n;
+    return EVP_PBE_scrypt(secret, strlen(secret), salt, saltlen, n, (uint64_t)r, (uint64_t)p, 256ull << 20, out,
+                          HASH) == 1
+               ? SR_OK
+               : SR_ECRYPTO;
+}
+
+int sr_secret_hash(const char *secret, sr_buf *out)
+{
+    uint8_t salt[SALT], h[HASH];
+    int rc = sr_random(salt, sizeof salt);
+    if (!rc) rc = derive(secret, salt, sizeof salt, LOG2N, R, P, h);
+    if (rc) return rc;
+    char sh[2 * SALT + 1], hh[2 * HASH + 1], line[160];
+    sr_hex(salt, SALT, sh);
+    sr_hex(h, HASH, hh);
+    int n = snprintf(line, sizeof line, "scrypt$%d$%d$%d$%s$%s", LOG2N, R, P, sh, hh);
+    OPENSSL_cleanse(h, sizeof h);
+    return sr_buf_append(out, line, (size_t)n);
+}
+
+static int unhex(const char *s, size_t n, uint8_t *out)
+{
+    for (size_t i = 0; i < n; i++) {
+        unsigned v;
+        if (sscanf(s + 2 * i, "%2x", &v) != 1) return -1;
+        out[i] = (uint8_t)v;
+    }
+    return 0;
+}
+
+int sr_secret_verify(const char *secret, const void *stored, size_t len)
+{
+    char buf[200];
+    if (!secret || len == 0 || len >= sizeof buf) return 0;
+    memcpy(buf, stored, len);
+    buf[len] = 0;
+    int log2n, r, p;
+    char sh[2 * SALT + 1], hh[2 * HASH + 1];
+    if (sscanf(buf, "scrypt$%d$%d$%d$%32[0-9a-f]$%64[0-9a-f]", &log2n, &r, &p, sh, hh) != 5) return 0;
+    if (strlen(sh) != 2 * SALT || strlen(hh) != 2 * HASH) return 0;
+    uint8_t salt[SALT], want[HASH], got[HASH];
+    if (unhex(sh, SALT, salt) || unhex(hh, HASH, want)) return 0;
+    if (derive(secret, salt, SALT, log2n, r, p, got)) return 0;
+    int ok = CRYPTO_memcmp(got, want, HASH) == 0;
+    OPENSSL_cleanse(got, sizeof got);
+    return ok;
+}
