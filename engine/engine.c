@@ -32,7 +32,10 @@
 
 #include "codecs/events.pb-c.h"
 #include "engine/evbuild.h"
+#include "storage/blobs.h"
 #include "storage/index.h"
+
+#include <jansson.h>
 
 #include <errno.h>
 #include <inttypes.h>
@@ -110,6 +113,7 @@ struct sr_engine {
     sr_engine_opts o;
     sr_log *log;
     sr_index *ix;
+    sr_blobs *blobs;
 
     pthread_mutex_t mu;
     pthread_cond_t cv_work;
@@ -1423,6 +1427,17 @@ int sr_engine_open(const char *dir, const sr_engine_opts *opts, sr_engine **out,
         snprintf(ei->msg, sizeof ei->msg, "%s", err);
         goto fail;
     }
+    if (!e->o.readonly && !e->o.log_readonly) {
+        char *bd = join(dir, "blobs");
+        sr_blobs_opts bo = {.key = e->o.key};
+        sr_blob_errinfo bei;
+        rc = bd ? sr_blobs_open(bd, &bo, &e->blobs, &bei) : SR_ENOMEM;
+        sr_free(bd);
+        if (rc) {
+            snprintf(ei->msg, sizeof ei->msg, "blob store: %.280s", bei.msg);
+            goto fail;
+        }
+    }
     MDB_txn *t;
     if ((rc = sr_index_read_begin(e->ix, &t))) goto fail;
     uint64_t w = sr_index_watermark(e->ix, t);
@@ -1474,6 +1489,7 @@ int sr_engine_close(sr_engine *e)
         pthread_join(e->writer, NULL);
     }
     if (e->poisoned) rc = SR_EPOISONED;
+    sr_blobs_close(e->blobs);
     sr_index_close(e->ix);
     int lrc = sr_log_close(e->log);
     if (!rc) rc = lrc;
@@ -1910,5 +1926,139 @@ int sr_engine_content_hash(sr_engine *e, uint8_t out[32])
     }
     if (!rc) sr_sha256(b.data, b.len, out);
     sr_buf_release(&b);
+    return rc;
+}
+
+struct sr_blobs *sr_engine_blobs(sr_engine *e) { return e->blobs; }
+
+int sr_engine_doc_query(sr_engine *e, const char *op, const char *coll, const char *field, const char *value,
+                        size_t limit, const char *after_id, sr_buf *out, size_t *count, int *more)
+{
+    json_t *want = NULL;
+    *count = 0;
+    *more = 0;
+    if (!limit) limit = 1000;
+    if (field) {
+        json_error_t jerr;
+        want = json_loads(value ? value : "", JSON_DECODE_ANY, &jerr);
+        if (!want) return SR_EINVAL;
+    }
+    MDB_txn *t;
+    int rc = sr_index_read_begin(e->ix, &t);
+    if (rc) {
+        json_decref(want);
+        return rc;
+    }
+    uint8_t k[600];
+    size_t kl = mkkey(k, sizeof k, op, coll, "");
+    MDB_cursor *c = NULL;
+    if (!kl) rc = SR_EINVAL;
+    if (!rc) rc = sr_index_err(mdb_cursor_open(t, DB(e, SR_DB_DOCS), &c));
+    if (!rc) {
+        uint8_t sk[900];
+        size_t skl = kl;
+        memcpy(sk, k, kl);
+        if (after_id && *after_id) {
+            size_t al = strlen(after_id);
+            if (kl + al + 1 > sizeof sk) rc = SR_EINVAL;
+            else {
+                memcpy(sk + kl, after_id, al);
+                sk[kl + al] = 0; /* just past after_id */
+                skl = kl + al + 1;
+            }
+        }
+        MDB_val K = {skl, sk}, V;
+        int r = rc ? MDB_NOTFOUND : mdb_cursor_get(c, &K, &V, MDB_SET_RANGE);
+        while (!rc && r == 0 && K.mv_size >= kl && !memcmp(K.mv_data, k, kl)) {
+            const char *id = (const char *)K.mv_data + kl;
+            size_t idl = K.mv_size - kl;
+            int match = 1;
+            if (V.mv_size < 8) {
+                rc = SR_ECORRUPT;
+                break;
+            }
+            if (want) {
+                json_error_t jerr;
+                json_t *doc = json_loadb((const char *)V.mv_data + 8, V.mv_size - 8, 0, &jerr);
+                json_t *f = doc && json_is_object(doc) ? json_object_get(doc, field) : NULL;
+                match = f && json_equal(f, want);
+                json_decref(doc);
+            }
+            if (match) {
+                if (*count == limit) {
+                    *more = 1;
+                    break;
+                }
+                uint8_t hdr[12];
+                memcpy(hdr, V.mv_data, 8);
+                sr_put_le32(hdr + 8, (uint32_t)(V.mv_size - 8));
+                if ((rc = sr_buf_append(out, id, idl)) || (rc = sr_buf_append(out, "", 1)) ||
+                    (rc = sr_buf_append(out, hdr, 12)) ||
+                    (rc = sr_buf_append(out, (const uint8_t *)V.mv_data + 8, V.mv_size - 8)))
+                    break;
+                (*count)++;
+            }
+            r = mdb_cursor_get(c, &K, &V, MDB_NEXT);
+        }
+    }
+    if (c) mdb_cursor_close(c);
+    sr_index_read_end(e->ix, t);
+    json_decref(want);
+    return rc;
+}
+
+int sr_engine_file_get(sr_engine *e, const char *op, const char *path, sr_buf *packed)
+{
+    MDB_txn *t;
+    int rc = sr_index_read_begin(e->ix, &t);
+    if (rc) return rc;
+    uint8_t k[600];
+    size_t kl = mkkey(k, sizeof k, op, path, NULL);
+    MDB_val v;
+    rc = kl ? get(t, DB(e, SR_DB_FILES), k, kl, &v) : SR_ENOTFOUND;
+    if (!rc) {
+        packed->len = 0;
+        rc = sr_buf_append(packed, v.mv_data, v.mv_size);
+    }
+    sr_index_read_end(e->ix, t);
+    return rc;
+}
+
+int sr_engine_file_list(sr_engine *e, const char *op, const char *prefix, size_t limit, sr_buf *out, size_t *count,
+                        int *more)
+{
+    MDB_txn *t;
+    *count = 0;
+    *more = 0;
+    if (!limit) limit = 1000;
+    int rc = sr_index_read_begin(e->ix, &t);
+    if (rc) return rc;
+    uint8_t k[600];
+    size_t kl = mkkey(k, sizeof k, op, prefix ? prefix : "", NULL);
+    MDB_cursor *c = NULL;
+    if (!kl && (!prefix || *prefix)) rc = SR_EINVAL;
+    if (!rc) rc = sr_index_err(mdb_cursor_open(t, DB(e, SR_DB_FILES), &c));
+    if (!rc) {
+        if (!prefix || !*prefix) { /* op \0 */
+            kl = strlen(op) + 1;
+            memcpy(k, op, kl - 1);
+            k[kl - 1] = 0;
+        }
+        MDB_val K = {kl, k}, V;
+        int r = mdb_cursor_get(c, &K, &V, MDB_SET_RANGE);
+        while (r == 0 && K.mv_size >= kl && !memcmp(K.mv_data, k, kl)) {
+            if (*count == limit) {
+                *more = 1;
+                break;
+            }
+            uint8_t lb[4];
+            sr_put_le32(lb, (uint32_t)V.mv_size);
+            if ((rc = sr_buf_append(out, lb, 4)) || (rc = sr_buf_append(out, V.mv_data, V.mv_size))) break;
+            (*count)++;
+            r = mdb_cursor_get(c, &K, &V, MDB_NEXT);
+        }
+    }
+    if (c) mdb_cursor_close(c);
+    sr_index_read_end(e->ix, t);
     return rc;
 }

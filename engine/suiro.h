@@ -150,6 +150,25 @@ SR_MUST_CHECK int sr_engine_registry_get(sr_engine *e, const char *op, int kind,
 SR_MUST_CHECK int sr_engine_doc_get(sr_engine *e, const char *op, const char *coll, const char *id,
                                     uint64_t *revision, sr_buf *json);
 
+/* Documents of a collection whose top-level `field` equals `value` (a JSON
+ * text: "\"abc\"", "12", "true", "null" ...); field NULL: every document.
+ * Appended to out as records: id \0, revision (8 LE), json length (4 LE),
+ * json. At most limit (0: 1000) documents, in id order, starting after
+ * after_id (cursor; NULL or "" for the start); *more = 1 if cut. */
+SR_MUST_CHECK int sr_engine_doc_query(sr_engine *e, const char *op, const char *coll, const char *field,
+                                      const char *value, size_t limit, const char *after_id, sr_buf *out,
+                                      size_t *count, int *more);
+
+/* Files: metadata (packed FilePut) by path; list by path prefix (packed
+ * FilePut records each preceded by a 4-byte LE length, path order). The
+ * bytes live in the blob store (sr_engine_blobs) under FilePut.sha256: write
+ * them there first, then submit the FilePut event. */
+SR_MUST_CHECK int sr_engine_file_get(sr_engine *e, const char *op, const char *path, sr_buf *packed);
+SR_MUST_CHECK int sr_engine_file_list(sr_engine *e, const char *op, const char *prefix, size_t limit, sr_buf *out,
+                                      size_t *count, int *more);
+struct sr_blobs;
+struct sr_blobs *sr_engine_blobs(sr_engine *e);
+
 /* ---- operations ---------------------------------------------------------- */
 
 typedef struct sr_engine_stats {

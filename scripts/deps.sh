@@ -10,7 +10,7 @@ set -euo pipefail
 PKGS=(
   build-essential cmake pkg-config git
   liblmdb-dev lmdb-utils libuv1-dev libprotobuf-c-dev protobuf-c-compiler
-  libzstd-dev libssl-dev openssl libcriterion-dev
+  libzstd-dev libssl-dev openssl libcriterion-dev libjansson-dev
   clang libclang-rt-14-dev
   python3
 )

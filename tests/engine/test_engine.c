@@ -450,3 +450,93 @@ Test(engine, unknown_event_fields_survive_append_and_replay)
     sr_log_close(lg);
     sr_buf_release(&b);
 }
+
+Test(engine, documents_query_by_top_level_field_with_paging)
+{
+    sr_engine *e = open_engine(NULL);
+    sr_result r;
+    cr_assert_eq(put_doc(e, "a1", "{\"site\":\"A\",\"n\":1}", 0, &r), SR_OK);
+    cr_assert_eq(put_doc(e, "b1", "{\"site\":\"B\",\"n\":1}", 0, &r), SR_OK);
+    cr_assert_eq(put_doc(e, "a2", "{\"site\":\"A\",\"n\":2}", 0, &r), SR_OK);
+    cr_assert_eq(put_doc(e, "x", "[1,2]", 0, &r), SR_OK);
+    sr_buf out;
+    sr_buf_init(&out);
+    size_t n;
+    int more;
+    cr_assert_eq(sr_engine_doc_query(e, "op1", "reports", "site", "\"A\"", 0, NULL, &out, &n, &more), SR_OK);
+    cr_assert_eq(n, 2);
+    cr_assert_str_eq((const char *)out.data, "a1");
+    out.len = 0;
+    cr_assert_eq(sr_engine_doc_query(e, "op1", "reports", "n", "1", 1, NULL, &out, &n, &more), SR_OK);
+    cr_assert_eq(n, 1);
+    cr_assert_eq(more, 1);
+    cr_assert_str_eq((const char *)out.data, "a1");
+    out.len = 0;
+    cr_assert_eq(sr_engine_doc_query(e, "op1", "reports", "n", "1", 1, "a1", &out, &n, &more), SR_OK);
+    cr_assert_eq(n, 1);
+    cr_assert_str_eq((const char *)out.data, "b1", "the cursor resumes after a1");
+    out.len = 0;
+    cr_assert_eq(sr_engine_doc_query(e, "op1", "reports", NULL, NULL, 0, NULL, &out, &n, &more), SR_OK);
+    cr_assert_eq(n, 4);
+    cr_assert_eq(sr_engine_doc_query(e, "op1", "reports", "site", "{bad", 0, NULL, &out, &n, &more), SR_EINVAL);
+    out.len = 0;
+    cr_assert_eq(sr_engine_doc_query(e, "op2", "reports", NULL, NULL, 0, NULL, &out, &n, &more), SR_OK);
+    cr_assert_eq(n, 0, "another operator sees nothing");
+    sr_buf_release(&out);
+    sr_engine_close(e);
+}
+
+#include "storage/blobs.h"
+
+Test(engine, files_bytes_in_the_blob_store_metadata_in_the_index)
+{
+    sr_engine *e = open_engine(NULL);
+    sr_blob_writer *w;
+    cr_assert_eq(sr_blob_writer_begin(sr_engine_blobs(e), &w), SR_OK);
+    const char *body = "daily report, plant A";
+    cr_assert_eq(sr_blob_writer_write(w, body, strlen(body)), SR_OK);
+    uint8_t sha[32];
+    uint64_t size;
+    cr_assert_eq(sr_blob_writer_commit(w, sha, &size), SR_OK);
+    Suiro__V1__FilePut fp = SUIRO__V1__FILE_PUT__INIT;
+    fp.path = "reports/2026/a.txt";
+    fp.sha256.data = sha;
+    fp.sha256.len = 32;
+    fp.size = size;
+    Suiro__V1__Event ev = SUIRO__V1__EVENT__INIT;
+    ev.body_case = SUIRO__V1__EVENT__BODY_FILE_PUT;
+    ev.file_put = &fp;
+    sr_buf b;
+    sr_buf_init(&b);
+    cr_assert_eq(sr_ev_pack(&ev, "op1", "APP1", SUIRO__V1__ACTOR_KIND__ACTOR_APP, NULL, &b), SR_OK);
+    size_t len = b.len;
+    sr_result r;
+    cr_assert_eq(et_submit(e, &b, &len, 1, &r), SR_OK, "%s", r.msg);
+    sr_buf out;
+    sr_buf_init(&out);
+    size_t n;
+    int more;
+    cr_assert_eq(sr_engine_file_list(e, "op1", "reports/", 0, &out, &n, &more), SR_OK);
+    cr_assert_eq(n, 1);
+    out.len = 0;
+    cr_assert_eq(sr_engine_file_list(e, "op1", "other/", 0, &out, &n, &more), SR_OK);
+    cr_assert_eq(n, 0);
+    cr_assert_eq(sr_engine_file_get(e, "op1", "reports/2026/a.txt", &out), SR_OK);
+    Suiro__V1__FilePut *back = suiro__v1__file_put__unpack(NULL, out.len, out.data);
+    cr_assert_not_null(back);
+    cr_assert_eq(back->size, strlen(body));
+    sr_blob_reader *rd;
+    sr_blob_errinfo bei;
+    cr_assert_eq(sr_blob_reader_open(sr_engine_blobs(e), back->sha256.data, &rd, &bei), SR_OK);
+    char got[64];
+    size_t g = 0;
+    cr_assert_eq(sr_blob_reader_read(rd, got, sizeof got, &g), SR_OK);
+    cr_assert_eq(g, strlen(body));
+    cr_assert_eq(memcmp(got, body, g), 0);
+    sr_blob_reader_close(rd);
+    suiro__v1__file_put__free_unpacked(back, NULL);
+    cr_assert_eq(sr_engine_file_get(e, "op2", "reports/2026/a.txt", &out), SR_ENOTFOUND);
+    sr_buf_release(&out);
+    sr_buf_release(&b);
+    sr_engine_close(e);
+}
