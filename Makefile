@@ -19,12 +19,12 @@ deps:
 
 build: deps
 	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo $(WERROR) $(CMAKE_ARGS) >/dev/null
-	@cmake --build $(BUILD) -j$(JOBS)
+	@MAKEFLAGS=--no-print-directory cmake --build $(BUILD) -j$(JOBS)
 
 build-asan: deps
 	@CC=clang cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DSR_SANITIZE="address;undefined" \
 	  -DSR_BUILD_BENCH=OFF -DSR_BUILD_FUZZ=ON $(WERROR) $(CMAKE_ARGS) >/dev/null
-	@cmake --build $(ASAN_BUILD) -j$(JOBS)
+	@MAKEFLAGS=--no-print-directory cmake --build $(ASAN_BUILD) -j$(JOBS)
 
 # Everything: the normal build's suites, then the same suites under ASan/UBSan
 # (clang), which also runs each libFuzzer target for a bounded time.

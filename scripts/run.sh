@@ -1,36 +1,32 @@
 #!/usr/bin/env bash
-# `make run`: the main job as far as it exists. Today that is the event log:
-# create an encrypted log in ./suiro-data/log (key in ./suiro-keys, outside the
-# data directory), append a few demo events, verify the chain, dump them back.
+# `make run`: the main job as far as it exists. Until the network server lands
+# (GW-IF issue) that is the engine on a local data directory: an encrypted
+# event log (key outside the data directory), the demo operator from the
+# set-up sheet, a verification, and what to try next.
 set -euo pipefail
 BUILD=${1:-build}
 BIN="$BUILD/suiro"
 DATA=./suiro-data
 KEYS=./suiro-keys
-mkdir -p "$DATA" "$KEYS"
+mkdir -p "$KEYS"
 chmod 700 "$KEYS"
 if [ ! -s "$KEYS/log.key" ]; then
-  umask 077
-  openssl rand -hex 32 > "$KEYS/log.key"
+  (umask 077; openssl rand -hex 32 > "$KEYS/log.key")
   echo "created a log key: $KEYS/log.key (keep it outside the data directory)"
 fi
-now=$(date -u +%Y-%m-%dT%H:%M:%SZ)
-printf '%s\n' \
-  "{\"at\":\"$now\",\"kind\":\"gateway.session\",\"gateway\":\"GW001\",\"state\":\"online\"}" \
-  "{\"at\":\"$now\",\"kind\":\"measurement\",\"dataId\":\"P001\",\"value\":12.34}" \
-  "{\"at\":\"$now\",\"kind\":\"measurement\",\"dataId\":\"P002\",\"value\":0.56}" |
-  "$BIN" log append "$DATA/log" --key-file "$KEYS/log.key"
-"$BIN" log verify "$DATA/log" --key-file "$KEYS/log.key"
+K=(--key-file "$KEYS/log.key")
+"$BIN" init --demo "$DATA" "${K[@]}"
+"$BIN" verify "$DATA" "${K[@]}"
 echo
-echo "last records:"
-"$BIN" log dump "$DATA/log" --key-file "$KEYS/log.key" | tail -n 3
+echo "the demo operator's data points:"
+"$BIN" sheet export "$DATA" --operator demo "${K[@]}" | sed -n '/^\[datapoints\]/,/^$/p'
 cat <<MSG
-
 What to try next:
-  $BIN log verify $DATA/log --key-file $KEYS/log.key --json
-  $BIN log dump $DATA/log --key-file $KEYS/log.key --from 1 --count 5
-  echo 'my event' | $BIN log append $DATA/log --key-file $KEYS/log.key
-  make test     # the whole suite, also under ASan/UBSan
-  make bench    # bench/log_append against the plain write()+fdatasync() floor
-The network server (GW-IF / AP-IF) is not built yet; see docs/architecture.md.
+  $BIN replay $DATA ${K[*]} --kind master_put          # the events, decoded, as JSON lines
+  $BIN sheet export $DATA --operator demo ${K[*]} > my-sheet.csv
+  (edit my-sheet.csv)  $BIN sheet import my-sheet.csv $DATA ${K[*]}
+  $BIN rebuild $DATA ${K[*]} && $BIN verify $DATA ${K[*]}
+  make test     # every suite, also under ASan/UBSan and the fuzzers
+  make bench    # bench/ programs, results in bench/results/
+The network server (GW-IF / AP-IF) and the gateway simulator come with the next issues.
 MSG
