@@ -334,11 +334,13 @@ static void check_against_model(sr_engine *e, wl *w, tu_rng *r)
                 for (size_t i = 0; i < nb; i++) {
                     if (bs[i].filled) continue;
                     uint64_t cnt = 0;
-                    double mn = INFINITY, mx = -INFINITY, sum = 0;
+                    double mn = INFINITY, mx = -INFINITY, sum = 0, first = 0, last = 0;
                     for (size_t j = 0; j < nw; j++) {
                         if (want[j].ts < bs[i].start || want[j].ts >= bs[i].start + iv) continue;
                         if (want[j].quality > SR_Q_UNCERTAIN) continue;
                         double x = t == SR_VT_NUMBER ? want[j].v.f : (double)want[j].v.i;
+                        if (!cnt) first = x;
+                        last = x;
                         cnt++;
                         mn = x < mn ? x : mn;
                         mx = x > mx ? x : mx;
@@ -348,7 +350,19 @@ static void check_against_model(sr_engine *e, wl *w, tu_rng *r)
                     cr_assert_float_eq(bs[i].min, mn, 1e-9);
                     cr_assert_float_eq(bs[i].max, mx, 1e-9);
                     cr_assert_float_eq(bs[i].sum, sum, 1e-6 * (1 + fabs(sum)));
+                    cr_assert_float_eq(bs[i].first, first, 1e-9, "bucket %" PRId64 ": first", bs[i].start);
+                    cr_assert_float_eq(bs[i].last, last, 1e-9, "bucket %" PRId64 ": last", bs[i].start);
+                    cr_assert_eq(bs[i].start % iv, 0, "buckets are aligned to the interval");
                     total += cnt;
+                }
+                /* fill: a filled bucket repeats the previous bucket's last value; without fill, none */
+                for (size_t i = 0; i < nb; i++) {
+                    if (!bs[i].filled) continue;
+                    cr_assert_eq(fill, SR_FILL_PREVIOUS, "filled bucket without fill");
+                    cr_assert_gt(i, 0);
+                    cr_assert_eq(bs[i].count, 0);
+                    cr_assert_float_eq(bs[i].last, bs[i - 1].last, 1e-9, "fill carries the previous last value");
+                    cr_assert_eq(bs[i].start, bs[i - 1].start + iv, "filled buckets are consecutive");
                 }
                 uint64_t want_total = 0;
                 for (size_t j = 0; j < nw; j++) want_total += want[j].quality <= SR_Q_UNCERTAIN;
@@ -538,5 +552,36 @@ Test(engine, files_bytes_in_the_blob_store_metadata_in_the_index)
     cr_assert_eq(sr_engine_file_get(e, "op2", "reports/2026/a.txt", &out), SR_ENOTFOUND);
     sr_buf_release(&out);
     sr_buf_release(&b);
+    sr_engine_close(e);
+}
+
+Test(engine, special_numbers_round_trip_through_the_engine)
+{
+    sr_engine *e = open_engine(NULL);
+    cr_assert_eq(et_setup_masters(e, "op1", 1, NUM, 1), SR_OK);
+    uint32_t p = point_of(e, "P000");
+    double denorm = 4.9406564584124654e-324;
+    sr_sample s[4] = {{.ts = 1000, .v.f = -0.0},
+                      {.ts = 2000, .v.f = denorm},
+                      {.ts = 3000, .v.f = NAN, .quality = SR_Q_BAD}, /* a bad reading may be anything */
+                      {.ts = 4000, .v.f = 0.1 + 0.2}};
+    sr_result r;
+    cr_assert_eq(et_put(e, "op1", "GW1", p, SR_VT_NUMBER, s, 4, NULL, &r), SR_OK, "%s", r.msg);
+    for (int pass = 0; pass < 2; pass++) {
+        sr_buf out;
+        sr_buf_init(&out);
+        int more;
+        sr_range_q q = {.point = p, .from = 0, .to = 10000, .after = INT64_MIN};
+        cr_assert_eq(sr_engine_range(e, &q, &out, NULL, &more), SR_OK);
+        cr_assert_eq(out.len / sizeof(sr_sample), 4);
+        sr_sample *v = (sr_sample *)out.data;
+        for (int i = 0; i < 4; i++) {
+            cr_assert_eq(memcmp(&v[i].v.f, &s[i].v.f, 8), 0, "value %d is not bit-identical", i);
+            cr_assert_eq(v[i].quality, s[i].quality);
+        }
+        sr_buf_release(&out);
+        sr_engine_close(e);
+        e = open_engine(NULL); /* and again from the log */
+    }
     sr_engine_close(e);
 }
