@@ -193,7 +193,42 @@ static void fresh_db(void)
 typedef struct outcome {
     et_model *m;       /* base + acknowledged */
     uint64_t events;   /* events in the log expected */
+    int acked, refused;
 } outcome;
+
+static int listed(int rc) { return rc == SR_OK || rc == SR_EIO || rc == SR_ENOSPC || rc == SR_EPOISONED || rc == SR_ENOMEM; }
+
+/* Submit every command; record what was acknowledged. */
+static void submit_all(sr_engine *e, fixture *f, outcome *out, const char *ctx)
+{
+    int stored[NCMD] = {0};
+    for (int c = 0; c < NCMD; c++) {
+        command *cm = &f->cmds[c];
+        sr_slice sl[2];
+        for (size_t v = 0, pos = 0; v < cm->nev; pos += cm->lens[v], v++)
+            sl[v] = (sr_slice){cm->bytes.data + pos, cm->lens[v]};
+        sr_result res;
+        memset(&res, 0, sizeof res);
+        int rc = sr_engine_submit_wait(e, sl, cm->nev, &res);
+        cr_assert(listed(rc), "%s: command %d returned %s (%s)", ctx, c, sr_err_name(rc), res.msg);
+        if (rc != SR_OK) {
+            out->refused++;
+            continue;
+        }
+        out->acked++;
+        if (res.duplicate) {
+            /* only the last command repeats an id: of the one before it */
+            cr_assert_eq(c, NCMD - 1, "%s: command %d is a duplicate", ctx, c);
+            cr_assert(stored[NCMD - 2], "%s: duplicate of a command that was not stored", ctx);
+            continue;
+        }
+        stored[c] = 1;
+        cr_assert_eq(res.count, cm->nev);
+        out->events += cm->nev;
+        for (size_t v = 0; v < cm->nev; v++)
+            for (size_t i = 0; i < cm->ns[v]; i++) et_model_put(out->m, cm->point[v], &cm->s[v][i]);
+    }
+}
 
 static void check_db(fixture *f, const outcome *out, const char *ctx)
 {
@@ -252,6 +287,89 @@ static void outcome_init(outcome *out, const fixture *f)
         for (size_t i = 0; i < n; i++) et_model_put(out->m, f->points[k], &s[i]);
         free(s);
     }
+}
+
+/* ---- (a) file-system faults --------------------------------------------- */
+
+static void run_vfs_faults(vf_kind kind, const char *kname)
+{
+    fixture f;
+    fixture_init(&f);
+    unsigned long k;
+    int total_refused = 0, total_acked = 0;
+    for (k = 1; k < 5000; k++) {
+        fresh_db();
+        outcome out;
+        outcome_init(&out, &f);
+        sr_engine_opts o = opts(&vfs_faulty, NULL);
+        vfs_faulty_arm(0, kind);
+        sr_engine *e = open_at(db, &o);
+        vfs_faulty_arm(k, kind);
+        char ctx[64];
+        snprintf(ctx, sizeof ctx, "%s k=%lu", kname, k);
+        submit_all(e, &f, &out, ctx);
+        int fired = vfs_faulty_fired();
+        vfs_faulty_arm(0, kind);
+        int crc = sr_engine_close(e);
+        cr_assert(crc == SR_OK || crc == SR_EPOISONED || crc == SR_EIO || crc == SR_ENOSPC, "%s: close: %s", ctx,
+                  sr_err_name(crc));
+        check_db(&f, &out, ctx);
+        total_refused += out.refused;
+        total_acked += out.acked;
+        et_model_free(out.m);
+        if (!fired) {
+            cr_assert_eq(out.acked, NCMD, "%s: no fault, yet a command was refused", ctx);
+            break; /* k is past the last call: every call has failed once */
+        }
+    }
+    cr_log_info("%s: %lu runs, %d acknowledged, %d refused", kname, k, total_acked, total_refused);
+    cr_assert_gt(k, 10, "the fault loop should have covered many calls");
+    cr_assert_gt(total_refused, 0, "some fault should have refused a command");
+    fixture_release(&f);
+}
+
+Test(engine_fault, eio_at_every_log_call) { run_vfs_faults(VF_EIO, "EIO"); }
+Test(engine_fault, enospc_at_every_log_call) { run_vfs_faults(VF_ENOSPC, "ENOSPC"); }
+Test(engine_fault, short_write_at_every_log_call) { run_vfs_faults(VF_SHORT, "SHORT"); }
+Test(engine_fault, fsync_failure_at_every_log_sync) { run_vfs_faults(VF_SYNC_FAIL, "FSYNC"); }
+
+/* ---- (b) allocation failures --------------------------------------------- */
+
+Test(engine_fault, allocation_failure_at_every_allocation)
+{
+    fault_alloc_install(); /* before anything is opened */
+    fault_alloc_arm(0);
+    fixture f;
+    fixture_init(&f);
+    unsigned long k;
+    int total_refused = 0;
+    for (k = 1; k < 20000; k++) {
+        fresh_db();
+        outcome out;
+        outcome_init(&out, &f);
+        sr_engine_opts o = opts(NULL, NULL);
+        sr_engine *e = open_at(db, &o);
+        fault_alloc_arm(k);
+        char ctx[64];
+        snprintf(ctx, sizeof ctx, "ENOMEM k=%lu", k);
+        submit_all(e, &f, &out, ctx);
+        int fired = fault_alloc_fired();
+        fault_alloc_arm(0);
+        int crc = sr_engine_close(e);
+        cr_assert(crc == SR_OK || crc == SR_EPOISONED, "%s: close: %s", ctx, sr_err_name(crc));
+        check_db(&f, &out, ctx);
+        total_refused += out.refused;
+        et_model_free(out.m);
+        if (!fired) {
+            cr_assert_eq(out.acked, NCMD, "%s: no fault, yet a command was refused", ctx);
+            break;
+        }
+    }
+    cr_log_info("ENOMEM: %lu runs, %d refused", k, total_refused);
+    cr_assert_gt(k, 10);
+    cr_assert_gt(total_refused, 0);
+    fixture_release(&f);
+    fault_alloc_uninstall();
 }
 
 /* Open under allocation faults: it succeeds or returns SR_ENOMEM -- never
