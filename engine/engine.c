@@ -123,6 +123,7 @@ struct sr_engine {
     int stopping, poisoned;
     pthread_t writer;
     int writer_started;
+    struct cmd **group; /* the writer's group array, allocated by open */
 
     _Atomic uint64_t watermark; /* published W */
     uint64_t next_seq;          /* writer-only */
@@ -1136,8 +1137,7 @@ enum { GROUP_MAX_CMDS = 4096 };
 static void *writer_main(void *arg)
 {
     sr_engine *e = arg;
-    cmd **group = sr_malloc(GROUP_MAX_CMDS * sizeof *group);
-    if (!group) abort();
+    cmd **group = e->group;
     for (;;) {
         size_t n = 0;
         pthread_mutex_lock(&e->mu);
@@ -1166,7 +1166,6 @@ static void *writer_main(void *arg)
         pthread_mutex_unlock(&e->mu);
         process_group(e, group, n);
     }
-    sr_free(group);
     return NULL;
 }
 
@@ -1458,6 +1457,12 @@ int sr_engine_open(const char *dir, const sr_engine_opts *opts, sr_engine **out,
     /* read-only: the index keeps its own watermark (nothing was applied) */
     atomic_store(&e->watermark, e->o.readonly && w < end - 1 ? w : end - 1);
     if (!e->o.readonly && !e->o.log_readonly) {
+        /* allocated here, not on the writer thread: an allocation failure
+         * must be this function's SR_ENOMEM, not an abort later */
+        if (!(e->group = sr_malloc(GROUP_MAX_CMDS * sizeof *e->group))) {
+            rc = SR_ENOMEM;
+            goto fail;
+        }
         if (pthread_create(&e->writer, NULL, writer_main, e) != 0) {
             rc = SR_ENOMEM;
             goto fail;
@@ -1503,6 +1508,7 @@ int sr_engine_close(sr_engine *e)
         }
     }
     sr_free(e->q);
+    sr_free(e->group);
     for (int i = 0; i < NSTRIPE; i++) pthread_mutex_destroy(&e->stripe[i]);
     pthread_mutex_destroy(&e->mu);
     pthread_cond_destroy(&e->cv_work);

@@ -1,0 +1,407 @@
+/* tests/engine/test_engine_fault.c -- faults through the whole engine path.
+ * For every k, fail the k-th call of the log's file system (EIO, ENOSPC,
+ * short write, failed fsync) or the k-th allocation while measurement
+ * commands are submitted: each command is acknowledged or refused with a
+ * listed error (a failed write poisons the engine, later submits return
+ * SR_EPOISONED), and after a reopen with the real file system and
+ * allocator:
+ *  - the log holds exactly the acknowledged events (no more, no fewer);
+ *  - every point's range equals the model of the acknowledged commands;
+ *  - the index equals one rebuilt from the log (content hash). */
+#include <criterion/criterion.h>
+#include <dirent.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "engtest.h"
+#include "fault_alloc.h"
+#include "testutil.h"
+#include "vfs_faulty.h"
+
+static char *dir;
+static char base[1100], db[1100];
+static void setup(void)
+{
+    dir = tu_tmpdir("efault");
+    snprintf(base, sizeof base, "%s/base", dir);
+    snprintf(db, sizeof db, "%s/db", dir);
+}
+static void teardown(void)
+{
+    fault_alloc_uninstall();
+    tu_rmrf(dir);
+    free(dir);
+}
+TestSuite(engine_fault, .init = setup, .fini = teardown, .timeout = 900);
+
+enum { NPOINTS = 3, NCMD = 9, HEAD_MAX = 8 };
+
+static const sr_vtype TYPES[NPOINTS] = {SR_VT_NUMBER, SR_VT_INTEGER, SR_VT_BOOL};
+static int64_t fixed_clock(void) { return 1700000000000; }
+
+/* small segments so that the fault loop meets segment rolls; a small head so
+ * that commands flush chunks and late samples merge into them */
+static sr_engine_opts opts(const sr_vfs *vfs, const char *index_dir)
+{
+    return (sr_engine_opts){.clock_ms = fixed_clock, .head_max = HEAD_MAX, .segment_bytes = 4096, .vfs = vfs,
+                            .index_dir = index_dir};
+}
+
+static sr_engine *open_at(const char *d, const sr_engine_opts *o)
+{
+    sr_engine *e = NULL;
+    sr_errinfo ei;
+    int rc = sr_engine_open(d, o, &e, &ei);
+    cr_assert_eq(rc, SR_OK, "open %s: %s: %s", d, sr_err_name(rc), ei.msg);
+    return e;
+}
+
+/* ---- the workload ---------------------------------------------------------- */
+
+typedef struct command {
+    sr_buf bytes;
+    size_t lens[2], nev;
+    uint32_t point[2];
+    sr_sample s[2][24];
+    size_t ns[2];
+    char msgid[32];
+} command;
+
+typedef struct fixture {
+    uint32_t points[NPOINTS];
+    et_model *m;          /* the base content */
+    uint64_t base_events; /* events in the base log */
+    command cmds[NCMD];
+} fixture;
+
+static sr_sample value(tu_rng *r, sr_vtype t, int64_t ts)
+{
+    sr_sample s = {.ts = ts, .quality = tu_below(r, 8) ? SR_Q_GOOD : (uint8_t)tu_below(r, 4)};
+    if (t == SR_VT_NUMBER) s.v.f = (double)((int64_t)tu_below(r, 200000) - 100000) / 100.0;
+    else if (t == SR_VT_INTEGER) s.v.i = (int64_t)tu_below(r, 2000000) - 1000000;
+    else s.v.b = (int)tu_below(r, 2);
+    return s;
+}
+
+/* Command c: one event (or two, for c % 4 == 1: atomic) on point(s), with
+ * new, repeated and late timestamps; command NCMD-1 repeats the message id
+ * of command NCMD-2 (a duplicate when that one was stored). */
+static void build_commands(fixture *f, int64_t *clock)
+{
+    tu_rng r = {77};
+    for (int c = 0; c < NCMD; c++) {
+        command *cm = &f->cmds[c];
+        sr_buf_init(&cm->bytes);
+        cm->nev = c % 4 == 1 ? 2 : 1;
+        if (c >= NCMD - 2) snprintf(cm->msgid, sizeof cm->msgid, "m-%d", NCMD - 2);
+        else if (c % 2) snprintf(cm->msgid, sizeof cm->msgid, "m-%d", c);
+        for (size_t v = 0; v < cm->nev; v++) {
+            int k = (c + 2 * (int)v) % NPOINTS;
+            cm->point[v] = f->points[k];
+            cm->ns[v] = 1 + (size_t)tu_below(&r, 20);
+            for (size_t i = 0; i < cm->ns[v]; i++) {
+                uint64_t x = tu_below(&r, 10);
+                int64_t ts = x == 0 ? clock[k] - 1000 * (int64_t)(1 + tu_below(&r, 40)) /* late: into chunks */
+                           : x == 1 ? clock[k]                                       /* same ts again */
+                                    : (clock[k] += 1000);
+                cm->s[v][i] = value(&r, TYPES[k], ts);
+            }
+            sr_pv_in in = {cm->point[v], TYPES[k], cm->s[v], cm->ns[v]};
+            size_t before = cm->bytes.len;
+            cr_assert_eq(sr_ev_measurements("op1", k % 2 ? "GW2" : "GW1", SUIRO__V1__ACTOR_KIND__ACTOR_GATEWAY,
+                                            cm->nev == 2 ? "" : cm->msgid, &in, 1, &cm->bytes),
+                         SR_OK);
+            cm->lens[v] = cm->bytes.len - before;
+        }
+    }
+}
+
+/* The base database: masters and 40 samples per point (chunks flushed),
+ * closed; the model holds them. */
+static void fixture_init(fixture *f)
+{
+    memset(f, 0, sizeof *f);
+    f->m = et_model_new();
+    sr_engine_opts o = opts(NULL, NULL);
+    sr_engine *e = open_at(base, &o);
+    cr_assert_eq(et_setup_masters(e, "op1", NPOINTS, TYPES, NPOINTS), SR_OK);
+    int64_t clock[NPOINTS];
+    tu_rng r = {5};
+    for (int k = 0; k < NPOINTS; k++) {
+        char id[16];
+        snprintf(id, sizeof id, "P%03d", k);
+        cr_assert_eq(sr_engine_point(e, "op1", id, &f->points[k], NULL), SR_OK);
+        clock[k] = 1600000000000 + 333 * k;
+        for (int b = 0; b < 4; b++) {
+            sr_sample s[10];
+            for (int i = 0; i < 10; i++) s[i] = value(&r, TYPES[k], clock[k] += 1000);
+            sr_result res;
+            cr_assert_eq(et_put(e, "op1", k % 2 ? "GW2" : "GW1", f->points[k], TYPES[k], s, 10, NULL, &res), SR_OK,
+                         "%s", res.msg);
+            for (int i = 0; i < 10; i++) et_model_put(f->m, f->points[k], &s[i]);
+        }
+    }
+    sr_engine_stats st;
+    sr_engine_get_stats(e, &st);
+    f->base_events = st.log_next_seq - 1;
+    cr_assert_eq(sr_engine_close(e), SR_OK);
+    build_commands(f, clock);
+}
+
+static void fixture_release(fixture *f)
+{
+    for (int c = 0; c < NCMD; c++) sr_buf_release(&f->cmds[c].bytes);
+    et_model_free(f->m);
+}
+
+/* ---- copying the base database -------------------------------------------- */
+
+static void copy_dir(const char *from, const char *to)
+{
+    cr_assert_eq(mkdir(to, 0755), 0, "mkdir %s", to);
+    DIR *d = opendir(from);
+    cr_assert_not_null(d, "%s", from);
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        if (de->d_name[0] == '.' || !strcmp(de->d_name, "LOCK") || !strcmp(de->d_name, "lock.mdb")) continue;
+        char a[1400], b[1400];
+        snprintf(a, sizeof a, "%s/%s", from, de->d_name);
+        snprintf(b, sizeof b, "%s/%s", to, de->d_name);
+        cr_assert_eq(tu_copy_file(a, b), 0, "copy %s", a);
+    }
+    closedir(d);
+}
+
+static void fresh_db(void)
+{
+    char a[1200], b[1200];
+    tu_rmrf(db);
+    cr_assert_eq(mkdir(db, 0755), 0);
+    snprintf(a, sizeof a, "%s/log", base);
+    snprintf(b, sizeof b, "%s/log", db);
+    copy_dir(a, b);
+    snprintf(a, sizeof a, "%s/index", base);
+    snprintf(b, sizeof b, "%s/index", db);
+    copy_dir(a, b);
+}
+
+/* ---- one faulty run and its checks --------------------------------------- */
+
+typedef struct outcome {
+    et_model *m;       /* base + acknowledged */
+    uint64_t events;   /* events in the log expected */
+    int acked, refused;
+} outcome;
+
+static int listed(int rc) { return rc == SR_OK || rc == SR_EIO || rc == SR_ENOSPC || rc == SR_EPOISONED || rc == SR_ENOMEM; }
+
+/* Submit every command; record what was acknowledged. */
+static void submit_all(sr_engine *e, fixture *f, outcome *out, const char *ctx)
+{
+    int stored[NCMD] = {0};
+    for (int c = 0; c < NCMD; c++) {
+        command *cm = &f->cmds[c];
+        sr_slice sl[2];
+        for (size_t v = 0, pos = 0; v < cm->nev; pos += cm->lens[v], v++)
+            sl[v] = (sr_slice){cm->bytes.data + pos, cm->lens[v]};
+        sr_result res;
+        memset(&res, 0, sizeof res);
+        int rc = sr_engine_submit_wait(e, sl, cm->nev, &res);
+        cr_assert(listed(rc), "%s: command %d returned %s (%s)", ctx, c, sr_err_name(rc), res.msg);
+        if (rc != SR_OK) {
+            out->refused++;
+            continue;
+        }
+        out->acked++;
+        if (res.duplicate) {
+            /* only the last command repeats an id: of the one before it */
+            cr_assert_eq(c, NCMD - 1, "%s: command %d is a duplicate", ctx, c);
+            cr_assert(stored[NCMD - 2], "%s: duplicate of a command that was not stored", ctx);
+            continue;
+        }
+        stored[c] = 1;
+        cr_assert_eq(res.count, cm->nev);
+        out->events += cm->nev;
+        for (size_t v = 0; v < cm->nev; v++)
+            for (size_t i = 0; i < cm->ns[v]; i++) et_model_put(out->m, cm->point[v], &cm->s[v][i]);
+    }
+}
+
+static void check_db(fixture *f, const outcome *out, const char *ctx)
+{
+    sr_engine_opts o = opts(NULL, NULL);
+    sr_engine *e = open_at(db, &o);
+    sr_engine_stats st;
+    sr_engine_get_stats(e, &st);
+    cr_assert_eq(st.log_next_seq - 1, out->events, "%s: the log holds %" PRIu64 " events, %" PRIu64 " acknowledged",
+                 ctx, st.log_next_seq - 1, out->events);
+    sr_buf sb, strs;
+    sr_buf_init(&sb);
+    sr_buf_init(&strs);
+    for (int k = 0; k < NPOINTS; k++) {
+        sr_sample *want;
+        size_t nw = et_model_range(out->m, f->points[k], INT64_MIN / 4, INT64_MAX / 4, &want);
+        sb.len = strs.len = 0;
+        int more = 0;
+        sr_range_q q = {.point = f->points[k], .from = INT64_MIN / 4, .to = INT64_MAX / 4, .after = INT64_MIN};
+        cr_assert_eq(sr_engine_range(e, &q, &sb, &strs, &more), SR_OK);
+        sr_sample *v = (sr_sample *)sb.data;
+        size_t n = sb.len / sizeof *v;
+        cr_assert_eq(n, nw, "%s: point %d has %zu samples, %zu acknowledged", ctx, k, n, nw);
+        for (size_t i = 0; i < n; i++)
+            cr_assert(et_sample_eq(TYPES[k], &v[i], &want[i]), "%s: point %d sample %zu (ts %" PRId64 ") differs",
+                      ctx, k, i, want[i].ts);
+        sr_sample l;
+        int found = 0;
+        cr_assert_eq(sr_engine_latest(e, &f->points[k], 1, &l, &found, NULL), SR_OK);
+        cr_assert(found && nw && l.ts == want[nw - 1].ts, "%s: point %d: latest", ctx, k);
+        free(want);
+    }
+    sr_buf_release(&sb);
+    sr_buf_release(&strs);
+    uint8_t live[32], rebuilt[32];
+    cr_assert_eq(sr_engine_content_hash(e, live), SR_OK);
+    cr_assert_eq(sr_engine_close(e), SR_OK, "%s: close after reopen", ctx);
+    char ix[1200];
+    snprintf(ix, sizeof ix, "%s/rebuilt-index", dir);
+    sr_engine_opts ro = opts(NULL, ix);
+    sr_errinfo ei;
+    cr_assert_eq(sr_engine_rebuild(db, &ro, &ei), SR_OK, "%s: rebuild: %s", ctx, ei.msg);
+    e = open_at(db, &ro);
+    cr_assert_eq(sr_engine_content_hash(e, rebuilt), SR_OK);
+    cr_assert_eq(sr_engine_close(e), SR_OK);
+    cr_assert_eq(memcmp(live, rebuilt, 32), 0, "%s: the index differs from one rebuilt from the log", ctx);
+}
+
+static void outcome_init(outcome *out, const fixture *f)
+{
+    memset(out, 0, sizeof *out);
+    out->m = et_model_new();
+    out->events = f->base_events;
+    for (int k = 0; k < NPOINTS; k++) {
+        sr_sample *s;
+        size_t n = et_model_range(f->m, f->points[k], INT64_MIN / 4, INT64_MAX / 4, &s);
+        for (size_t i = 0; i < n; i++) et_model_put(out->m, f->points[k], &s[i]);
+        free(s);
+    }
+}
+
+/* ---- (a) file-system faults --------------------------------------------- */
+
+static void run_vfs_faults(vf_kind kind, const char *kname)
+{
+    fixture f;
+    fixture_init(&f);
+    unsigned long k;
+    int total_refused = 0, total_acked = 0;
+    for (k = 1; k < 5000; k++) {
+        fresh_db();
+        outcome out;
+        outcome_init(&out, &f);
+        sr_engine_opts o = opts(&vfs_faulty, NULL);
+        vfs_faulty_arm(0, kind);
+        sr_engine *e = open_at(db, &o);
+        vfs_faulty_arm(k, kind);
+        char ctx[64];
+        snprintf(ctx, sizeof ctx, "%s k=%lu", kname, k);
+        submit_all(e, &f, &out, ctx);
+        int fired = vfs_faulty_fired();
+        vfs_faulty_arm(0, kind);
+        int crc = sr_engine_close(e);
+        cr_assert(crc == SR_OK || crc == SR_EPOISONED || crc == SR_EIO || crc == SR_ENOSPC, "%s: close: %s", ctx,
+                  sr_err_name(crc));
+        check_db(&f, &out, ctx);
+        total_refused += out.refused;
+        total_acked += out.acked;
+        et_model_free(out.m);
+        if (!fired) {
+            cr_assert_eq(out.acked, NCMD, "%s: no fault, yet a command was refused", ctx);
+            break; /* k is past the last call: every call has failed once */
+        }
+    }
+    cr_log_info("%s: %lu runs, %d acknowledged, %d refused", kname, k, total_acked, total_refused);
+    cr_assert_gt(k, 10, "the fault loop should have covered many calls");
+    cr_assert_gt(total_refused, 0, "some fault should have refused a command");
+    fixture_release(&f);
+}
+
+Test(engine_fault, eio_at_every_log_call) { run_vfs_faults(VF_EIO, "EIO"); }
+Test(engine_fault, enospc_at_every_log_call) { run_vfs_faults(VF_ENOSPC, "ENOSPC"); }
+Test(engine_fault, short_write_at_every_log_call) { run_vfs_faults(VF_SHORT, "SHORT"); }
+Test(engine_fault, fsync_failure_at_every_log_sync) { run_vfs_faults(VF_SYNC_FAIL, "FSYNC"); }
+
+/* ---- (b) allocation failures --------------------------------------------- */
+
+Test(engine_fault, allocation_failure_at_every_allocation)
+{
+    fault_alloc_install(); /* before anything is opened */
+    fault_alloc_arm(0);
+    fixture f;
+    fixture_init(&f);
+    unsigned long k;
+    int total_refused = 0;
+    for (k = 1; k < 20000; k++) {
+        fresh_db();
+        outcome out;
+        outcome_init(&out, &f);
+        sr_engine_opts o = opts(NULL, NULL);
+        sr_engine *e = open_at(db, &o);
+        fault_alloc_arm(k);
+        char ctx[64];
+        snprintf(ctx, sizeof ctx, "ENOMEM k=%lu", k);
+        submit_all(e, &f, &out, ctx);
+        int fired = fault_alloc_fired();
+        fault_alloc_arm(0);
+        int crc = sr_engine_close(e);
+        cr_assert(crc == SR_OK || crc == SR_EPOISONED, "%s: close: %s", ctx, sr_err_name(crc));
+        check_db(&f, &out, ctx);
+        total_refused += out.refused;
+        et_model_free(out.m);
+        if (!fired) {
+            cr_assert_eq(out.acked, NCMD, "%s: no fault, yet a command was refused", ctx);
+            break;
+        }
+    }
+    cr_log_info("ENOMEM: %lu runs, %d refused", k, total_refused);
+    cr_assert_gt(k, 10);
+    cr_assert_gt(total_refused, 0);
+    fixture_release(&f);
+    fault_alloc_uninstall();
+}
+
+/* Open under allocation faults: it succeeds or returns SR_ENOMEM -- never
+ * aborts, also when the failing allocation is the writer thread's own -- and
+ * the data is untouched. */
+Test(engine_fault, open_fails_cleanly_at_every_allocation)
+{
+    fault_alloc_install();
+    fault_alloc_arm(0);
+    fixture f;
+    fixture_init(&f);
+    unsigned long k;
+    for (k = 1; k < 20000; k++) {
+        fresh_db();
+        outcome out;
+        outcome_init(&out, &f);
+        sr_engine_opts o = opts(NULL, NULL);
+        fault_alloc_arm(k);
+        sr_engine *e = NULL;
+        sr_errinfo ei;
+        int rc = sr_engine_open(db, &o, &e, &ei);
+        cr_assert(rc == SR_OK || rc == SR_ENOMEM, "k=%lu: open: %s: %s", k, sr_err_name(rc), ei.msg);
+        if (rc == SR_OK) cr_assert_eq(sr_engine_close(e), SR_OK, "k=%lu: close", k);
+        int fired = fault_alloc_fired();
+        fault_alloc_arm(0);
+        char ctx[64];
+        snprintf(ctx, sizeof ctx, "open ENOMEM k=%lu", k);
+        check_db(&f, &out, ctx);
+        et_model_free(out.m);
+        if (!fired) break;
+    }
+    cr_assert_gt(k, 10);
+    fixture_release(&f);
+    fault_alloc_uninstall();
+}

@@ -1,0 +1,216 @@
+/* tests/support/engine_writer.c -- child process for the engine kill -9 test.
+ *
+ * usage: engine_writer DIR SEED
+ * Opens the engine in DIR with sync=always, registers the masters once
+ * (EW_NPOINTS points P000.. of types number/integer/boolean), prints
+ * "ready", then submits measurement commands forever from two threads with
+ * sr_engine_submit ("point INDEX NUMBER TYPE" lines before "ready" say
+ * which point number P<INDEX> got). Thread t writes only the points with index % 2 == t
+ * (all behind gateway GW<t+1>), so the value of a (point, ts) is decided by
+ * one thread's submission order. Commands carry random batch sizes,
+ * out-of-order, repeated and late timestamps, and sometimes repeat a recent
+ * message id (a duplicate: nothing is stored).
+ *
+ * From the callback (the writer thread, after the command is durable) one
+ * block per acknowledged command is printed and stdout flushed:
+ *     ack SEQ POINT TS QUALITY BITS    one line per stored sample, in input
+ *                                      order (later lines win for equal ts)
+ *     dup SEQ                          a duplicate: nothing stored
+ *     end SEQ                          the block is complete
+ * BITS is the value as 16 hex digits: the double's bits, the int64, or 0/1.
+ * A block without its "end" line was not acknowledged. Any error: exit 1. */
+#include "engtest.h"
+#include "testutil.h"
+
+#include <inttypes.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#ifdef __linux__
+#include <sys/prctl.h>
+#endif
+
+enum { EW_NPOINTS = 6, WINDOW = 6, MAXS = 24, PTS_PER_THREAD = EW_NPOINTS / 2, RECENT = 8 };
+
+static const sr_vtype TYPES[] = {SR_VT_NUMBER, SR_VT_INTEGER, SR_VT_BOOL};
+
+static sr_engine *eng;
+static uint64_t seed;
+
+typedef struct wthread {
+    int t;
+    tu_rng r;
+    uint32_t point[PTS_PER_THREAD];
+    sr_vtype type[PTS_PER_THREAD];
+    int64_t clock[PTS_PER_THREAD];
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int inflight;
+    char recent[RECENT][48];
+    int nrecent;
+} wthread;
+
+typedef struct wcmd {
+    wthread *w;
+    size_t npts;
+    sr_pv_in pts[PTS_PER_THREAD];
+    sr_sample s[PTS_PER_THREAD][MAXS];
+} wcmd;
+
+static void die(const char *what, int rc)
+{
+    fprintf(stderr, "engine_writer: %s: %s\n", what, sr_err_name(rc));
+    fflush(stderr);
+    _Exit(1);
+}
+
+static uint64_t bits_of(sr_vtype t, const sr_sample *s)
+{
+    uint64_t b = 0;
+    if (t == SR_VT_NUMBER) memcpy(&b, &s->v.f, sizeof b);
+    else if (t == SR_VT_INTEGER) b = (uint64_t)s->v.i;
+    else b = (uint64_t)(s->v.b != 0);
+    return b;
+}
+
+/* On the writer thread, after the command is durable and visible. */
+static void on_done(void *ctx, const sr_result *res)
+{
+    wcmd *c = ctx;
+    if (res->rc != SR_OK) {
+        fprintf(stderr, "engine_writer: command refused: %s\n", res->msg);
+        die("submit", res->rc);
+    }
+    if (res->duplicate) {
+        printf("dup %" PRIu64 "\n", res->seq);
+    } else {
+        for (size_t p = 0; p < c->npts; p++)
+            for (size_t i = 0; i < c->pts[p].n; i++) {
+                const sr_sample *s = &c->s[p][i];
+                printf("ack %" PRIu64 " %" PRIu32 " %" PRId64 " %u %016" PRIx64 "\n", res->seq, c->pts[p].point, s->ts,
+                       (unsigned)s->quality, bits_of(c->pts[p].type, s));
+            }
+    }
+    printf("end %" PRIu64 "\n", res->seq);
+    fflush(stdout); /* a printed block is a promise: the samples are durable */
+    wthread *w = c->w;
+    free(c);
+    pthread_mutex_lock(&w->mu);
+    w->inflight--;
+    pthread_cond_signal(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+}
+
+static sr_sample make_sample(tu_rng *r, sr_vtype t, int64_t ts)
+{
+    sr_sample s = {.ts = ts, .quality = tu_below(r, 10) == 0 ? (uint8_t)tu_below(r, 4) : SR_Q_GOOD};
+    if (t == SR_VT_NUMBER)
+        s.v.f = tu_below(r, 2) ? (double)((int64_t)tu_below(r, 200000) - 100000) / 100.0
+                               : (double)(int64_t)(tu_next(r) % 1000000) / 7.0;
+    else if (t == SR_VT_INTEGER) s.v.i = (int64_t)tu_below(r, 2000000) - 1000000;
+    else s.v.b = (int)tu_below(r, 2);
+    return s;
+}
+
+static void *thread_main(void *arg)
+{
+    wthread *w = arg;
+    sr_buf b;
+    sr_buf_init(&b);
+    for (uint64_t n = 0;; n++) {
+        pthread_mutex_lock(&w->mu);
+        while (w->inflight >= WINDOW) pthread_cond_wait(&w->cv, &w->mu);
+        w->inflight++;
+        pthread_mutex_unlock(&w->mu);
+
+        wcmd *c = calloc(1, sizeof *c);
+        if (!c) die("calloc", SR_ENOMEM);
+        c->w = w;
+        /* one to three of this thread's points, each once */
+        size_t first = (size_t)tu_below(&w->r, PTS_PER_THREAD);
+        c->npts = 1 + (size_t)tu_below(&w->r, PTS_PER_THREAD);
+        for (size_t p = 0; p < c->npts; p++) {
+            size_t k = (first + p) % PTS_PER_THREAD;
+            size_t ns = 1 + (size_t)tu_below(&w->r, MAXS);
+            for (size_t i = 0; i < ns; i++) {
+                uint64_t x = tu_below(&w->r, 100);
+                int64_t ts;
+                if (x < 8) ts = w->clock[k] - 1000 * (int64_t)(1 + tu_below(&w->r, 400)); /* late */
+                else if (x < 14) ts = w->clock[k];                                      /* same ts again */
+                else if (x < 18) ts = w->clock[k] + 1000 * (int64_t)(1 + tu_below(&w->r, 5)); /* ahead */
+                else ts = (w->clock[k] += 1000);
+                c->s[p][i] = make_sample(&w->r, w->type[k], ts);
+            }
+            c->pts[p] = (sr_pv_in){w->point[k], w->type[k], c->s[p], ns};
+        }
+        /* message id: none, a fresh one, or (sometimes) a recent one again */
+        char msgid[48] = "";
+        uint64_t m = tu_below(&w->r, 10);
+        if (m == 0 && w->nrecent) {
+            int i = (int)tu_below(&w->r, (uint64_t)(w->nrecent < RECENT ? w->nrecent : RECENT));
+            memcpy(msgid, w->recent[i], sizeof msgid);
+        } else if (m < 6) {
+            snprintf(msgid, sizeof msgid, "%016" PRIx64 "-%d-%" PRIu64, seed, w->t, n);
+            memcpy(w->recent[w->nrecent++ % RECENT], msgid, sizeof msgid);
+        }
+        b.len = 0;
+        int rc = sr_ev_measurements("op1", w->t ? "GW2" : "GW1", SUIRO__V1__ACTOR_KIND__ACTOR_GATEWAY, msgid, c->pts,
+                                    c->npts, &b);
+        if (rc) die("build", rc);
+        sr_slice sl = {b.data, b.len};
+        if ((rc = sr_engine_submit(eng, &sl, 1, on_done, c))) die("sr_engine_submit", rc);
+    }
+    return NULL;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 3) {
+        fprintf(stderr, "usage: engine_writer DIR SEED\n");
+        return 2;
+    }
+#ifdef __linux__
+    prctl(PR_SET_PDEATHSIG, SIGKILL); /* never outlive the test */
+#endif
+    seed = strtoull(argv[2], NULL, 10);
+    sr_engine_opts o = {.sync = SR_SYNC_ALWAYS, .head_max = 16, .segment_bytes = 128u << 10};
+    sr_errinfo ei;
+    int rc = sr_engine_open(argv[1], &o, &eng, &ei);
+    if (rc) {
+        fprintf(stderr, "engine_writer: open: %s\n", ei.msg);
+        return 1;
+    }
+    uint32_t p;
+    sr_vtype t;
+    rc = sr_engine_point(eng, "op1", "P000", &p, &t);
+    if (rc == SR_ENOTFOUND) rc = et_setup_masters(eng, "op1", EW_NPOINTS, TYPES, 3);
+    if (rc) die("masters", rc);
+    static wthread w[2];
+    for (int k = 0; k < 2; k++) {
+        w[k].t = k;
+        w[k].r.s = seed * 2 + (uint64_t)k;
+        pthread_mutex_init(&w[k].mu, NULL);
+        pthread_cond_init(&w[k].cv, NULL);
+        for (int j = 0; j < PTS_PER_THREAD; j++) {
+            char id[16];
+            int idx = 2 * j + k;
+            snprintf(id, sizeof id, "P%03d", idx);
+            if ((rc = sr_engine_point(eng, "op1", id, &w[k].point[j], &w[k].type[j]))) die(id, rc);
+            printf("point %d %" PRIu32 " %d\n", idx, w[k].point[j], (int)w[k].type[j]);
+            /* continue after the newest stored sample, so rounds grow the series */
+            sr_sample l;
+            int found = 0;
+            if ((rc = sr_engine_latest(eng, &w[k].point[j], 1, &l, &found, NULL))) die("latest", rc);
+            w[k].clock[j] = found ? l.ts + 1000 : 1600000000000 + 977 * idx;
+        }
+    }
+    printf("ready\n");
+    fflush(stdout);
+    pthread_t th[2];
+    for (int k = 0; k < 2; k++)
+        if (pthread_create(&th[k], NULL, thread_main, &w[k])) die("pthread_create", SR_ENOMEM);
+    pthread_join(th[0], NULL); /* never returns: the parent kills us */
+    return 1;
+}
