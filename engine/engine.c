@@ -1440,7 +1440,20 @@ int sr_engine_open(const char *dir, const sr_engine_opts *opts, sr_engine **out,
     MDB_txn *t;
     if ((rc = sr_index_read_begin(e->ix, &t))) goto fail;
     uint64_t w = sr_index_watermark(e->ix, t);
+    MDB_val hv;
+    int have_hm = get(t, DB(e, SR_DB_META), "head_max", 8, &hv) == SR_OK && hv.mv_size == 4;
+    if (have_hm) e->o.head_max = sr_get_le32(hv.mv_data); /* chunk layout is part of the index */
     sr_index_read_end(e->ix, t);
+    if (!have_hm && !e->o.readonly) {
+        uint8_t b[4];
+        sr_put_le32(b, e->o.head_max);
+        if ((rc = sr_index_write_begin(e->ix, &t))) goto fail;
+        if ((rc = put(t, DB(e, SR_DB_META), "head_max", 8, b, 4))) {
+            sr_index_abort(t);
+            goto fail;
+        }
+        if ((rc = sr_index_commit(e->ix, t))) goto fail;
+    }
     uint64_t end = sr_log_durable_seq(e->log);
     if (e->o.replay_to && e->o.replay_to + 1 < end) end = e->o.replay_to + 1;
     if (w >= end) {
@@ -1531,12 +1544,29 @@ static int rm_index_files(const char *ixdir)
     return SR_OK;
 }
 
+uint32_t sr_engine_head_max(sr_engine *e) { return e->o.head_max; }
+
 int sr_engine_rebuild(const char *dir, const sr_engine_opts *opts, sr_errinfo *ei)
 {
     sr_engine_opts o = opts ? *opts : (sr_engine_opts){0};
     o.readonly = 0;
     char *ixdir = o.index_dir ? NULL : join(dir, "index");
     if (!o.index_dir && !ixdir) return SR_ENOMEM;
+    {
+        /* keep the chunk layout of the index being replaced */
+        sr_index *old = NULL;
+        char err[256];
+        if (sr_index_open(o.index_dir ? o.index_dir : ixdir, 0, 1, &old, err, sizeof err) == SR_OK) {
+            MDB_txn *t;
+            if (sr_index_read_begin(old, &t) == SR_OK) {
+                MDB_val K = {8, "head_max"}, V;
+                if (mdb_get(t, sr_index_dbi(old, SR_DB_META), &K, &V) == 0 && V.mv_size == 4)
+                    o.head_max = sr_get_le32(V.mv_data);
+                sr_index_read_end(old, t);
+            }
+            sr_index_close(old);
+        }
+    }
     int rc = rm_index_files(o.index_dir ? o.index_dir : ixdir);
     sr_free(ixdir);
     if (rc) return rc;

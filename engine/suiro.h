@@ -44,7 +44,8 @@ typedef struct sr_engine_opts {
     int zstd_level;             /* log compression; default 1 (0 is default-> 1); -100: off */
     uint32_t queue_max;         /* queued commands, all operators; default 65536 */
     uint32_t queue_max_per_op;  /* queued commands per operator; default queue_max / 4 */
-    uint32_t head_max;          /* samples per point kept in memory before a chunk is written; default 1024 */
+    uint32_t head_max;          /* samples per point kept in memory before a chunk is written; default 1024.
+                                   Fixed when the index is created (stored in it; rebuild keeps it). */
     uint64_t map_bytes;         /* initial LMDB map size; default 1 GiB; grows automatically */
     uint64_t segment_bytes;     /* log segment size; default 64 MiB */
     const sr_vfs *vfs;          /* log file system (tests); NULL: POSIX */
@@ -178,6 +179,8 @@ typedef struct sr_engine_stats {
     uint64_t points;            /* data points with a head */
 } sr_engine_stats;
 void sr_engine_get_stats(sr_engine *e, sr_engine_stats *out);
+/* The head size this index was built with. */
+uint32_t sr_engine_head_max(sr_engine *e);
 
 /* SHA-256 of the index content and the in-memory heads: equal for two
  * engines that applied the same events (the determinism check). */

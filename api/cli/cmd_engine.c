@@ -398,6 +398,7 @@ static int cmd_verify(int argc, char **argv)
     if (open_engine(&c, 1, &e)) return 1;
     sr_engine_stats st;
     sr_engine_get_stats(e, &st);
+    uint32_t head_max = sr_engine_head_max(e);
     uint8_t live[32], fresh[32];
     rc = sr_engine_content_hash(e, live);
     sr_engine_close(e);
@@ -406,7 +407,8 @@ static int cmd_verify(int argc, char **argv)
     snprintf(tmpl, sizeof tmpl, "%s/verify-index-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
     if (!rc && !mkdtemp(tmpl)) rc = SR_EIO;
     if (!rc) {
-        sr_engine_opts o = {.key = c.has_key ? &c.key : NULL, .index_dir = tmpl, .log_readonly = 1};
+        sr_engine_opts o = {.key = c.has_key ? &c.key : NULL, .index_dir = tmpl, .log_readonly = 1,
+                            .head_max = head_max};
         sr_engine *e2;
         w = st.watermark;
         o.replay_to = w;
