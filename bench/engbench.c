@@ -423,7 +423,12 @@ int eb_sizes_get(const char *dir, eb_sizes *s)
             if (mdb_stat(t, sr_index_dbi(ix, (sr_dbi)i), &ds) != 0) continue;
             uint64_t pg = ds.ms_branch_pages + ds.ms_leaf_pages + ds.ms_overflow_pages;
             pages += pg;
-            if (i == SR_DB_SERIES) s->series_used = pg * est.ms_psize;
+            if (i == SR_DB_SERIES) {
+                s->series_used = pg * est.ms_psize;
+                s->series_chunks = ds.ms_entries;
+                s->series_overflow_pages = ds.ms_overflow_pages;
+                s->series_leaf_pages = ds.ms_leaf_pages;
+            }
         }
         s->index_used = pages * est.ms_psize;
         sr_index_read_end(ix, t);

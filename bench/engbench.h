@@ -81,6 +81,7 @@ typedef struct eb_sizes {
     uint64_t index_used;       /* LMDB pages in use by every database (branch+leaf+overflow) */
     uint64_t index_hwm;        /* (me_last_pgno + 1) * page size */
     uint64_t series_used;      /* of which the series chunks */
+    uint64_t series_chunks, series_overflow_pages, series_leaf_pages;
 } eb_sizes;
 int eb_sizes_get(const char *dir, eb_sizes *s);
 

@@ -112,13 +112,15 @@ int main(int argc, char **argv)
            ",\"events_per_group\":%.1f,\"efull_retries\":%" PRIu64 ",\"log_bytes\":%" PRIu64
            ",\"log_b_per_point\":%.3f,\"index_file_bytes\":%" PRIu64 ",\"index_alloc_bytes\":%" PRIu64
            ",\"index_used_bytes\":%" PRIu64 ",\"index_hwm_bytes\":%" PRIu64 ",\"index_b_per_point\":%.3f"
-           ",\"index_alloc_b_per_point\":%.3f,\"series_b_per_point\":%.3f,\"verify_s\":%.3f,"
+           ",\"index_alloc_b_per_point\":%.3f,\"series_b_per_point\":%.3f,\"series_chunks\":%" PRIu64
+           ",\"series_leaf_pages\":%" PRIu64 ",\"series_overflow_pages\":%" PRIu64 ",\"verify_s\":%.3f,"
            "\"verify\":\"%s\",\"hash\":\"%016" PRIx64 "\"}\n",
            c.points, c.seconds, c.batch, c.late_bp, c.threads, c.window, c.enc, c.zstd, d.nev, d.sent, d.unique,
            d.moved, d.dups, t_gen, r.secs, (double)d.sent / r.secs, (double)d.nev / r.secs, groups,
            groups ? (double)(st1.events - st0.events) / (double)groups : 0.0, r.efull_retries, sz.log_bytes,
            (double)sz.log_bytes / u, sz.index_file, sz.index_alloc, sz.index_used, sz.index_hwm,
-           (double)sz.index_used / u, (double)sz.index_alloc / u, (double)sz.series_used / u, t_verify,
+           (double)sz.index_used / u, (double)sz.index_alloc / u, (double)sz.series_used / u, sz.series_chunks,
+           sz.series_leaf_pages, sz.series_overflow_pages, t_verify,
            ok ? "ok" : "FAILED", gh);
     fflush(stdout);
     if (!ok)
