@@ -15,6 +15,13 @@ echo "bench: log_append (the goal configuration, then the matrix)" >&2
 "$BUILD/bench/log_append" --records 3000000 --zstd 1 --enc 1 | tee -a "$out"
 "$BUILD/bench/log_append" --records 3000000 --zstd 1 --enc 1 --threads 2 | tee -a "$out"
 "$BUILD/bench/log_append" --matrix | tee -a "$out"
+echo "bench: engine ingest (reference data set: 10k points, 1 s, 1 % late; 1 and 2 threads; enc and zstd on)" >&2
+"$BUILD/bench/engine_ingest" --threads 1 | tee -a "$out"
+"$BUILD/bench/engine_ingest" --threads 2 | tee -a "$out"
+"$BUILD/bench/engine_ingest" --threads 1 --enc 0 --zstd 0 | tee -a "$out"
+echo "bench: engine queries, rebuild and restart" >&2
+"$BUILD/bench/engine_query" | tee -a "$out"
+"$BUILD/bench/engine_restart" | tee -a "$out"
 if grep -q '"verify":"FAILED"' "$out"; then
   echo "bench: a benchmark failed its own verification; see $out" >&2
   exit 1

@@ -1,0 +1,438 @@
+/* bench/engbench.c -- see engbench.h. */
+#include "engbench.h"
+
+#include "storage/crypto.h"
+#include "storage/index.h"
+
+#include <ftw.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+double eb_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+uint64_t eb_mix(uint64_t z)
+{
+    z += 0x9E3779B97F4A7C15ull;
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+uint64_t eb_hash(uint32_t pidx, int64_t ts, double v)
+{
+    uint64_t b;
+    memcpy(&b, &v, 8);
+    return eb_mix(eb_mix(eb_mix(pidx) ^ (uint64_t)ts) ^ b);
+}
+
+static uint64_t rnd(const eb_cfg *c, uint32_t p, uint32_t i)
+{
+    return eb_mix(eb_mix(c->seed * 0x100000001B3ull + p) + i);
+}
+
+static int64_t walk_start(const eb_cfg *c, uint32_t p) { return 10000 + (int64_t)(eb_mix(c->seed ^ p) % 50000); }
+
+void eb_values(const eb_cfg *c, uint32_t p, double *out)
+{
+    int64_t cents = walk_start(c, p);
+    for (uint32_t i = 0; i < c->seconds; i++) {
+        cents += (int64_t)(rnd(c, p, i) % 21) - 10;
+        out[i] = (double)cents / 100.0;
+    }
+}
+
+/* pending late values of one point */
+typedef struct late {
+    uint32_t batch;
+    sr_sample s;
+} late;
+typedef struct lvec {
+    late *v;
+    size_t n, cap;
+} lvec;
+
+static const char *gw_of(uint32_t pidx) { return pidx % 2 ? "GW2" : "GW1"; }
+
+int eb_generate(const eb_cfg *c, eb_data *d)
+{
+    memset(d, 0, sizeof *d);
+    sr_buf_init(&d->bytes);
+    uint32_t nb = (c->seconds + c->batch - 1) / c->batch;
+    size_t cap = (size_t)nb * c->points;
+    d->ev = malloc(cap * sizeof *d->ev);
+    int64_t *cents = malloc((size_t)c->points * sizeof *cents);
+    lvec *pend = calloc(c->points, sizeof *pend);
+    sr_sample *buf = malloc(((size_t)c->batch * 3 + 64) * sizeof *buf);
+    size_t bufcap = (size_t)c->batch * 3 + 64;
+    if (!d->ev || !cents || !pend || !buf) return SR_ENOMEM;
+    for (uint32_t p = 0; p < c->points; p++) cents[p] = walk_start(c, p);
+    int rc = SR_OK;
+    for (uint32_t b = 0; b < nb && !rc; b++) {
+        for (uint32_t p = 0; p < c->points && !rc; p++) {
+            size_t n = 0;
+            uint32_t end = (b + 1) * c->batch < c->seconds ? (b + 1) * c->batch : c->seconds;
+            for (uint32_t i = b * c->batch; i < end; i++) {
+                uint64_t r = rnd(c, p, i);
+                cents[p] += (int64_t)(r % 21) - 10;
+                sr_sample s = {.ts = EB_T0 + (int64_t)i * 1000, .quality = SR_Q_GOOD};
+                s.v.f = (double)cents[p] / 100.0;
+                d->unique++;
+                d->hash += eb_hash(p, s.ts, s.v.f);
+                uint64_t l = eb_mix(r ^ 0x5BD1E995ull);
+                int is_late = (l % 10000) < c->late_bp;
+                uint32_t target = b + 1 + (uint32_t)((l >> 20) % 20);
+                if (target >= nb) target = nb - 1;
+                if (!is_late || target == b) {
+                    buf[n++] = s;
+                    continue;
+                }
+                int dup = (l >> 40) & 1;
+                if (dup) {
+                    buf[n++] = s;
+                    d->dups++;
+                } else d->moved++;
+                lvec *lv = &pend[p];
+                if (lv->n == lv->cap) {
+                    lv->cap = lv->cap ? lv->cap * 2 : 16;
+                    lv->v = realloc(lv->v, lv->cap * sizeof *lv->v);
+                }
+                lv->v[lv->n++] = (late){target, s};
+            }
+            /* late values due in this batch go after the batch's own */
+            lvec *lv = &pend[p];
+            size_t keep = 0;
+            for (size_t k = 0; k < lv->n; k++) {
+                if (lv->v[k].batch == b) {
+                    if (n == bufcap) {
+                        bufcap *= 2;
+                        buf = realloc(buf, bufcap * sizeof *buf);
+                    }
+                    buf[n++] = lv->v[k].s;
+                } else lv->v[keep++] = lv->v[k];
+            }
+            lv->n = keep;
+            if (!n) continue;
+            d->sent += n;
+            size_t before = d->bytes.len;
+            sr_pv_in in = {p + 1, SR_VT_NUMBER, buf, n}; /* point number fixed up below */
+            rc = sr_ev_measurements(EB_OP, gw_of(p), SUIRO__V1__ACTOR_KIND__ACTOR_GATEWAY, "", &in, 1, &d->bytes);
+            d->ev[d->nev++] = (eb_ev){p, (uint32_t)(d->bytes.len - before), before};
+        }
+    }
+    for (uint32_t p = 0; p < c->points; p++) free(pend[p].v);
+    free(pend);
+    free(cents);
+    free(buf);
+    return rc;
+}
+
+void eb_data_free(eb_data *d)
+{
+    sr_buf_release(&d->bytes);
+    free(d->ev);
+    free(d->point_no);
+    memset(d, 0, sizeof *d);
+}
+
+void eb_opts(const eb_cfg *c, sr_engine_opts *o, sr_key *key)
+{
+    memset(o, 0, sizeof *o);
+    o->sync = SR_SYNC_ALWAYS;
+    o->zstd_level = c->zstd;
+    if (c->enc) {
+        uint8_t kb[32];
+        for (int i = 0; i < 32; i++) kb[i] = (uint8_t)(i * 31 + 7);
+        sr_key_from_bytes(key, kb);
+        o->key = key;
+    }
+}
+
+static int add_master(sr_buf *b, size_t *lens, size_t *n, Suiro__V1__MasterPut *mp)
+{
+    Suiro__V1__Event ev = SUIRO__V1__EVENT__INIT;
+    ev.body_case = SUIRO__V1__EVENT__BODY_MASTER_PUT;
+    ev.master_put = mp;
+    size_t before = b->len;
+    int rc = sr_ev_pack(&ev, EB_OP, "admin", SUIRO__V1__ACTOR_KIND__ACTOR_USER, "", b);
+    lens[(*n)++] = b->len - before;
+    return rc;
+}
+
+int eb_masters(sr_engine *e, const eb_cfg *c, eb_data *d)
+{
+    sr_buf b;
+    sr_buf_init(&b);
+    size_t *lens = calloc((size_t)c->points + 8, sizeof *lens), n = 0;
+    Suiro__V1__MasterPut f = SUIRO__V1__MASTER_PUT__INIT, q = SUIRO__V1__MASTER_PUT__INIT,
+                         d1 = SUIRO__V1__MASTER_PUT__INIT, d2 = SUIRO__V1__MASTER_PUT__INIT;
+    f.kind = SUIRO__V1__MASTER_KIND__MK_FACILITY;
+    f.id = "F1";
+    f.name = "Plant";
+    q.kind = SUIRO__V1__MASTER_KIND__MK_EQUIPMENT;
+    q.id = "E1";
+    q.parent_id = "F1";
+    d1.kind = d2.kind = SUIRO__V1__MASTER_KIND__MK_DEVICE;
+    d1.id = "D-GW1";
+    d1.parent_id = "E1";
+    d1.gateway_id = "GW1";
+    d2.id = "D-GW2";
+    d2.parent_id = "E1";
+    d2.gateway_id = "GW2";
+    int rc = add_master(&b, lens, &n, &f);
+    rc |= add_master(&b, lens, &n, &q);
+    rc |= add_master(&b, lens, &n, &d1);
+    rc |= add_master(&b, lens, &n, &d2);
+    char id[32];
+    for (uint32_t i = 0; i < c->points && !rc; i++) {
+        Suiro__V1__MasterPut p = SUIRO__V1__MASTER_PUT__INIT;
+        snprintf(id, sizeof id, "P%05u", i);
+        p.kind = SUIRO__V1__MASTER_KIND__MK_DATA_POINT;
+        p.id = id;
+        p.parent_id = i % 2 ? "D-GW2" : "D-GW1";
+        p.type = SUIRO__V1__VALUE_TYPE__VT_NUMBER;
+        p.unit = "m3/h";
+        p.point_kind = SUIRO__V1__POINT_KIND__PK_BOTH;
+        p.has_min = p.has_max = 1;
+        p.min = -1e9;
+        p.max = 1e9;
+        rc = add_master(&b, lens, &n, &p);
+    }
+    sr_slice *sl = calloc(n, sizeof *sl);
+    size_t pos = 0;
+    for (size_t i = 0; i < n; i++) {
+        sl[i] = (sr_slice){b.data + pos, lens[i]};
+        pos += lens[i];
+    }
+    sr_result res;
+    if (!rc) rc = sr_engine_submit_wait(e, sl, n, &res);
+    free(sl);
+    sr_buf_release(&b);
+    free(lens);
+    if (rc) return rc;
+    free(d->point_no);
+    d->point_no = malloc((size_t)c->points * sizeof *d->point_no);
+    for (uint32_t i = 0; i < c->points && !rc; i++) {
+        snprintf(id, sizeof id, "P%05u", i);
+        rc = sr_engine_point(e, EB_OP, id, &d->point_no[i], NULL);
+    }
+    return rc;
+}
+
+/* ---- ingest ------------------------------------------------------------- */
+
+typedef struct ingest_ctx {
+    sr_engine *e;
+    const eb_cfg *c;
+    const eb_data *d;
+    int t;
+    uint8_t *scratch; /* events with the engine's point number */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    uint32_t inflight, window;
+    int waiting;
+    _Atomic uint64_t ok, failed;
+    uint64_t retries;
+    int rc;
+} ingest_ctx;
+
+static void ingest_cb(void *ctx, const sr_result *r)
+{
+    ingest_ctx *x = ctx;
+    if (r->rc == SR_OK && !r->duplicate) atomic_fetch_add_explicit(&x->ok, 1, memory_order_relaxed);
+    else {
+        if (atomic_fetch_add(&x->failed, 1) < 3) fprintf(stderr, "engine bench: refused: %s\n", r->msg);
+    }
+    pthread_mutex_lock(&x->mu);
+    x->inflight--;
+    if (x->waiting) pthread_cond_signal(&x->cv);
+    pthread_mutex_unlock(&x->mu);
+}
+
+static void *ingest_main(void *arg)
+{
+    ingest_ctx *x = arg;
+    const eb_data *d = x->d;
+    int T = x->c->threads;
+    for (size_t i = 0; i < d->nev; i++) {
+        const eb_ev *ev = &d->ev[i];
+        if ((int)(ev->pidx % (uint32_t)T) != x->t) continue;
+        pthread_mutex_lock(&x->mu);
+        while (x->inflight >= x->window) {
+            x->waiting = 1;
+            pthread_cond_wait(&x->cv, &x->mu);
+            x->waiting = 0;
+        }
+        x->inflight++;
+        pthread_mutex_unlock(&x->mu);
+        sr_slice sl = {d->bytes.data + ev->off, ev->len};
+        int rc;
+        while ((rc = sr_engine_submit(x->e, &sl, 1, ingest_cb, x)) == SR_EFULL) {
+            x->retries++;
+            usleep(50);
+        }
+        if (rc) {
+            x->rc = rc;
+            pthread_mutex_lock(&x->mu);
+            x->inflight--;
+            pthread_mutex_unlock(&x->mu);
+            break;
+        }
+    }
+    pthread_mutex_lock(&x->mu);
+    while (x->inflight) {
+        x->waiting = 1;
+        pthread_cond_wait(&x->cv, &x->mu);
+        x->waiting = 0;
+    }
+    pthread_mutex_unlock(&x->mu);
+    return NULL;
+}
+
+/* The generator numbers points pidx + 1; the engine numbers them in master
+ * order from 1 as well. Check rather than rewrite the events. */
+int eb_ingest(sr_engine *e, const eb_cfg *c, const eb_data *d, eb_ingest_res *r)
+{
+    for (uint32_t p = 0; p < c->points; p++)
+        if (d->point_no[p] != p + 1) {
+            fprintf(stderr, "engine bench: P%05u has point number %u, expected %u\n", p, d->point_no[p], p + 1);
+            return SR_EINVAL;
+        }
+    int T = c->threads < 1 ? 1 : c->threads;
+    ingest_ctx *xs = calloc((size_t)T, sizeof *xs);
+    pthread_t *th = calloc((size_t)T, sizeof *th);
+    double t0 = eb_now();
+    for (int t = 0; t < T; t++) {
+        ingest_ctx *x = &xs[t];
+        x->e = e;
+        x->c = c;
+        x->d = d;
+        x->t = t;
+        x->window = c->window / (uint32_t)T ? c->window / (uint32_t)T : 1;
+        pthread_mutex_init(&x->mu, NULL);
+        pthread_cond_init(&x->cv, NULL);
+        pthread_create(&th[t], NULL, ingest_main, x);
+    }
+    int rc = SR_OK;
+    memset(r, 0, sizeof *r);
+    for (int t = 0; t < T; t++) {
+        pthread_join(th[t], NULL);
+        r->ok += atomic_load(&xs[t].ok);
+        r->failed += atomic_load(&xs[t].failed);
+        r->efull_retries += xs[t].retries;
+        if (xs[t].rc) rc = xs[t].rc;
+        pthread_mutex_destroy(&xs[t].mu);
+        pthread_cond_destroy(&xs[t].cv);
+    }
+    r->secs = eb_now() - t0;
+    free(xs);
+    free(th);
+    return rc;
+}
+
+int eb_verify(sr_engine *e, const eb_cfg *c, const eb_data *d, uint64_t *count, uint64_t *hash)
+{
+    sr_buf s;
+    sr_buf_init(&s);
+    *count = 0;
+    *hash = 0;
+    int rc = SR_OK;
+    for (uint32_t p = 0; p < c->points && !rc; p++) {
+        sr_range_q q = {.point = d->point_no[p], .from = EB_T0 - 86400000, .to = EB_T0 + (int64_t)c->seconds * 1000 + 86400000,
+                        .after = INT64_MIN};
+        int more = 0;
+        s.len = 0;
+        if ((rc = sr_engine_range(e, &q, &s, NULL, &more))) break;
+        const sr_sample *v = (const sr_sample *)s.data;
+        size_t n = s.len / sizeof *v;
+        for (size_t i = 0; i < n; i++) *hash += eb_hash(p, v[i].ts, v[i].v.f);
+        *count += n;
+    }
+    sr_buf_release(&s);
+    if (rc) return rc;
+    return *count == d->unique && *hash == d->hash ? 0 : 1;
+}
+
+/* ---- sizes --------------------------------------------------------------- */
+
+static uint64_t du_sum;
+static int du_cb(const char *p, const struct stat *st, int fl, struct FTW *f)
+{
+    (void)p;
+    (void)f;
+    if (fl == FTW_F) du_sum += (uint64_t)st->st_size;
+    return 0;
+}
+uint64_t eb_du(const char *d)
+{
+    du_sum = 0;
+    nftw(d, du_cb, 8, FTW_PHYS);
+    return du_sum;
+}
+
+static int rm_cb(const char *p, const struct stat *st, int fl, struct FTW *f)
+{
+    (void)st;
+    (void)fl;
+    (void)f;
+    return remove(p);
+}
+void eb_rmrf(const char *d) { nftw(d, rm_cb, 8, FTW_DEPTH | FTW_PHYS); }
+
+int eb_sizes_get(const char *dir, eb_sizes *s)
+{
+    memset(s, 0, sizeof *s);
+    char p[1024];
+    snprintf(p, sizeof p, "%s/log", dir);
+    s->log_bytes = eb_du(p);
+    snprintf(p, sizeof p, "%s/index/data.mdb", dir);
+    struct stat st;
+    if (stat(p, &st) != 0) return SR_EIO;
+    s->index_file = (uint64_t)st.st_size;
+    s->index_alloc = (uint64_t)st.st_blocks * 512;
+    snprintf(p, sizeof p, "%s/index", dir);
+    sr_index *ix = NULL;
+    char err[256];
+    int rc = sr_index_open(p, 0, 1, &ix, err, sizeof err);
+    if (rc) {
+        fprintf(stderr, "engine bench: index: %s\n", err);
+        return rc;
+    }
+    MDB_env *env = sr_index_env(ix);
+    MDB_envinfo info;
+    MDB_stat est;
+    mdb_env_info(env, &info);
+    mdb_env_stat(env, &est);
+    s->index_hwm = ((uint64_t)info.me_last_pgno + 1) * est.ms_psize;
+    MDB_txn *t;
+    if ((rc = sr_index_read_begin(ix, &t)) == SR_OK) {
+        uint64_t pages = est.ms_branch_pages + est.ms_leaf_pages + est.ms_overflow_pages; /* the main DB */
+        for (int i = 0; i < SR_DB_COUNT; i++) {
+            MDB_stat ds;
+            if (mdb_stat(t, sr_index_dbi(ix, (sr_dbi)i), &ds) != 0) continue;
+            uint64_t pg = ds.ms_branch_pages + ds.ms_leaf_pages + ds.ms_overflow_pages;
+            pages += pg;
+            if (i == SR_DB_SERIES) {
+                s->series_used = pg * est.ms_psize;
+                s->series_chunks = ds.ms_entries;
+                s->series_overflow_pages = ds.ms_overflow_pages;
+                s->series_leaf_pages = ds.ms_leaf_pages;
+            }
+        }
+        s->index_used = pages * est.ms_psize;
+        sr_index_read_end(ix, t);
+    }
+    sr_index_close(ix);
+    return rc;
+}

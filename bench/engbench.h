@@ -1,0 +1,91 @@
+/*
+ * bench/engbench.h -- the reference data set of the engine benchmarks and the
+ * pieces they share: masters, the durable ingest driver, verification, sizes.
+ *
+ * Data set (seeded, regenerated identically by every program): `points`
+ * number data points "P%05d" at a 1 s interval from EB_T0, `seconds` values
+ * each, a 2-decimal random walk (cents / 100.0). Values travel in events of
+ * one point and `batch` consecutive seconds, time-major (every point's batch
+ * 0, then every point's batch 1, ...). A `late_bp` basis-point share of the
+ * values (default 100 = 1 %) is late: half of them are moved out of their
+ * batch into the same point's event 1..20 batches later (out of order, older
+ * than what is already stored), half are sent in place and again in that
+ * later event (duplicates with the same value). So the engine must store
+ * exactly points x seconds distinct samples.
+ */
+#ifndef SR_ENGBENCH_H
+#define SR_ENGBENCH_H
+
+#include "engine/evbuild.h"
+#include "engine/suiro.h"
+
+#include <stdint.h>
+
+#define EB_T0 INT64_C(1700006400000) /* 2023-11-15T00:00:00Z, a day boundary */
+#define EB_OP "op1"
+
+typedef struct eb_cfg {
+    uint32_t points, seconds, batch, late_bp;
+    uint64_t seed;
+    int threads, enc, zstd;
+    uint32_t window; /* commands in flight, all threads together */
+    const char *dir; /* engine directory (created, removed by the caller) */
+} eb_cfg;
+
+typedef struct eb_ev {
+    uint32_t pidx;
+    uint32_t len;
+    uint64_t off; /* into eb_data.bytes */
+} eb_ev;
+
+typedef struct eb_data {
+    sr_buf bytes;          /* every serialized event, in submission order */
+    eb_ev *ev;
+    size_t nev;
+    uint64_t sent, unique, moved, dups; /* values */
+    uint64_t hash;         /* eb_hash sum over the unique samples */
+    uint32_t *point_no;    /* engine point number of each generated point */
+} eb_data;
+
+double eb_now(void);
+uint64_t eb_mix(uint64_t z);
+/* Order-independent sample hash term (sum these). */
+uint64_t eb_hash(uint32_t pidx, int64_t ts, double v);
+/* Value of generated point pidx at second i (the walk, recomputed). */
+void eb_values(const eb_cfg *c, uint32_t pidx, double *out /* seconds */);
+
+/* Build every event (no engine needed). */
+int eb_generate(const eb_cfg *c, eb_data *d);
+void eb_data_free(eb_data *d);
+
+/* Engine options of the bench (sync always, key and zstd per cfg). */
+void eb_opts(const eb_cfg *c, sr_engine_opts *o, sr_key *key);
+/* Register facility, equipment, devices and the data points; fill point_no. */
+int eb_masters(sr_engine *e, const eb_cfg *c, eb_data *d);
+
+typedef struct eb_ingest_res {
+    double secs;
+    uint64_t ok, failed, efull_retries;
+} eb_ingest_res;
+/* Submit every event from c->threads threads with a bounded window. */
+int eb_ingest(sr_engine *e, const eb_cfg *c, const eb_data *d, eb_ingest_res *r);
+
+/* Range-query every point in full; count and hash against d. 0 = ok. */
+int eb_verify(sr_engine *e, const eb_cfg *c, const eb_data *d, uint64_t *count, uint64_t *hash);
+
+/* Sizes on disk after close. */
+typedef struct eb_sizes {
+    uint64_t log_bytes;        /* DIR/log, apparent size */
+    uint64_t index_file;       /* DIR/index/data.mdb st_size (sparse) */
+    uint64_t index_alloc;      /* st_blocks * 512 */
+    uint64_t index_used;       /* LMDB pages in use by every database (branch+leaf+overflow) */
+    uint64_t index_hwm;        /* (me_last_pgno + 1) * page size */
+    uint64_t series_used;      /* of which the series chunks */
+    uint64_t series_chunks, series_overflow_pages, series_leaf_pages;
+} eb_sizes;
+int eb_sizes_get(const char *dir, eb_sizes *s);
+
+void eb_rmrf(const char *d);
+uint64_t eb_du(const char *d);
+
+#endif
