@@ -15,6 +15,8 @@ echo "bench: log_append (the goal configuration, then the matrix)" >&2
 "$BUILD/bench/log_append" --records 3000000 --zstd 1 --enc 1 | tee -a "$out"
 "$BUILD/bench/log_append" --records 3000000 --zstd 1 --enc 1 --threads 2 | tee -a "$out"
 "$BUILD/bench/log_append" --matrix | tee -a "$out"
+echo "bench: series chunk codec" >&2
+"$BUILD/bench/series_codec" | tee -a "$out"
 echo "bench: engine ingest (reference data set: 10k points, 1 s, 1 % late; 1 and 2 threads; enc and zstd on)" >&2
 "$BUILD/bench/engine_ingest" --threads 1 | tee -a "$out"
 "$BUILD/bench/engine_ingest" --threads 2 | tee -a "$out"

@@ -1088,7 +1088,11 @@ static void process_group(sr_engine *e, cmd **cmds, size_t nc)
             recs[nrecs++] = (sr_slice){(const void *)(uintptr_t)packed.len, n}; /* offset; fixed below */
             packed.len += n;
             acc[nacc++].ev = evs[k];
+            evs[k] = NULL; /* owned by acc now */
         }
+        if (fatal)
+            for (size_t k = 0; k < c->n; k++)
+                if (evs[k]) suiro__v1__event__free_unpacked(evs[k], NULL);
         sr_free(evs);
         if (fatal) goto finish;
         seq += c->n;

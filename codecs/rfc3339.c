@@ -1,0 +1,95 @@
+/* codecs/rfc3339.c -- see rfc3339.h. Civil-date arithmetic without the C
+ * library's time zone state (timegm is not thread-safe everywhere). */
+#include "codecs/rfc3339.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static int digits(const char *s, size_t n, int *out)
+{
+    int v = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9') return -1;
+        v = v * 10 + (s[i] - '0');
+    }
+    *out = v;
+    return 0;
+}
+
+static int leap(int y) { return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0; }
+
+static int64_t days_from_civil(int y, int m, int d)
+{
+    y -= m <= 2;
+    int64_t era = (y >= 0 ? y : y - 399) / 400;
+    int64_t yoe = y - era * 400;
+    int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + doe - 719468;
+}
+
+int sr_rfc3339_parse(const char *s, size_t len, int64_t *ms)
+{
+    int Y, M, D, h, mi, sec;
+    if (len < 20) return SR_EINVAL;
+    if (digits(s, 4, &Y) || s[4] != '-' || digits(s + 5, 2, &M) || s[7] != '-' || digits(s + 8, 2, &D))
+        return SR_EINVAL;
+    if (s[10] != 'T' && s[10] != 't' && s[10] != ' ') return SR_EINVAL;
+    if (digits(s + 11, 2, &h) || s[13] != ':' || digits(s + 14, 2, &mi) || s[16] != ':' || digits(s + 17, 2, &sec))
+        return SR_EINVAL;
+    static const int mdays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    if (M < 1 || M > 12 || D < 1 || D > mdays[M - 1] + (M == 2 && leap(Y)) || h > 23 || mi > 59 || sec > 60)
+        return SR_EINVAL;
+    if (sec == 60) sec = 59; /* leap second: clamp (UTC ms has no slot for it) */
+    size_t i = 19;
+    int frac = 0, nf = 0;
+    if (i < len && s[i] == '.') {
+        i++;
+        while (i < len && s[i] >= '0' && s[i] <= '9') {
+            if (nf < 3) frac = frac * 10 + (s[i] - '0');
+            nf++;
+            i++;
+        }
+        if (nf == 0) return SR_EINVAL;
+        while (nf < 3) {
+            frac *= 10;
+            nf++;
+        }
+    }
+    int off = 0;
+    if (i < len && (s[i] == 'Z' || s[i] == 'z')) i++;
+    else if (i + 6 == len && (s[i] == '+' || s[i] == '-') && s[i + 3] == ':') {
+        int oh, om;
+        if (digits(s + i + 1, 2, &oh) || digits(s + i + 4, 2, &om) || oh > 23 || om > 59) return SR_EINVAL;
+        off = (oh * 60 + om) * (s[i] == '-' ? -1 : 1);
+        i += 6;
+    } else
+        return SR_EINVAL;
+    if (i != len) return SR_EINVAL;
+    int64_t days = days_from_civil(Y, M, D);
+    *ms = ((days * 86400 + h * 3600 + mi * 60 + sec) - (int64_t)off * 60) * 1000 + frac;
+    return SR_OK;
+}
+
+void sr_rfc3339_format(int64_t ms, char out[32])
+{
+    int64_t s = ms >= 0 ? ms / 1000 : (ms - 999) / 1000;
+    int msec = (int)(ms - s * 1000);
+    int64_t z = (s >= 0 ? s : s - 86399) / 86400;
+    int64_t secs = s - z * 86400;
+    z += 719468;
+    int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+    int64_t doe = z - era * 146097;
+    int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    int64_t y = yoe + era * 400;
+    int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    int64_t mp = (5 * doy + 2) / 153;
+    int d = (int)(doy - (153 * mp + 2) / 5 + 1);
+    int m = (int)(mp < 10 ? mp + 3 : mp - 9);
+    y += m <= 2;
+    char tmp[96];
+    snprintf(tmp, sizeof tmp, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", (int)(y % 100000), m % 100, d % 100,
+             (int)(secs / 3600) % 100, (int)(secs / 60 % 60), (int)(secs % 60), msec % 1000);
+    memcpy(out, tmp, 31);
+    out[31] = 0;
+}

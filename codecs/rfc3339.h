@@ -1,0 +1,18 @@
+/* codecs/rfc3339.h -- RFC 3339 timestamps <-> UTC milliseconds (interface.md:
+ * any offset or Z accepted; answers in UTC with milliseconds). */
+#ifndef SR_RFC3339_H
+#define SR_RFC3339_H
+
+#include "engine/sr_error.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Parse "2026-04-01T09:00:00.123+09:00" (fraction optional, any number of
+ * digits, truncated to ms; 'T'/'t' or ' ' separator; 'Z'/'z' or +hh:mm).
+ * SR_EINVAL on anything else, including impossible dates (Feb 30, hour 24). */
+SR_MUST_CHECK int sr_rfc3339_parse(const char *s, size_t len, int64_t *ms);
+/* Format as "2026-04-01T00:00:00.000Z" into out (at least 25 bytes). */
+void sr_rfc3339_format(int64_t ms, char out[32]);
+
+#endif

@@ -1,0 +1,53 @@
+/* tests/codecs/test_rfc3339.c -- RFC 3339 parsing and formatting. */
+#include <criterion/criterion.h>
+#include <string.h>
+
+#include "codecs/rfc3339.h"
+#include "testutil.h"
+
+static int64_t p(const char *s)
+{
+    int64_t ms = 0;
+    cr_assert_eq(sr_rfc3339_parse(s, strlen(s), &ms), SR_OK, "%s", s);
+    return ms;
+}
+
+Test(rfc3339, known_instants_and_offsets)
+{
+    cr_assert_eq(p("1970-01-01T00:00:00Z"), 0);
+    cr_assert_eq(p("1970-01-01T00:00:00.001Z"), 1);
+    cr_assert_eq(p("2026-04-01T09:00:00.000+09:00"), p("2026-04-01T00:00:00Z"));
+    cr_assert_eq(p("2026-04-01T00:00:00Z"), 1775001600000);
+    cr_assert_eq(p("2000-02-29T12:00:00.5Z"), 951825600500);
+    cr_assert_eq(p("2026-01-01T00:00:00.123456789-05:30"), p("2026-01-01T05:30:00.123Z"));
+    cr_assert_eq(p("1969-12-31T23:59:59.999Z"), -1);
+    cr_assert_eq(p("2026-06-30t23:59:60z"), p("2026-06-30T23:59:59Z"), "leap seconds clamp");
+}
+
+Test(rfc3339, impossible_or_malformed_inputs_are_refused)
+{
+    static const char *bad[] = {"", "2026-02-30T00:00:00Z", "2025-02-29T00:00:00Z", "2026-13-01T00:00:00Z",
+                                "2026-01-01T24:00:00Z", "2026-01-01T00:60:00Z", "2026-01-01T00:00:00",
+                                "2026-01-01T00:00:00.Z", "2026-01-01T00:00:00+0900", "2026-01-01T00:00:00+09:00x",
+                                "2026-1-01T00:00:00Z", "２０２６-01-01T00:00:00Z", "2026-01-01X00:00:00Z"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        int64_t ms;
+        cr_assert_eq(sr_rfc3339_parse(bad[i], strlen(bad[i]), &ms), SR_EINVAL, "accepted '%s'", bad[i]);
+    }
+}
+
+Test(rfc3339, format_then_parse_round_trips_across_centuries)
+{
+    tu_rng r = {9};
+    for (int i = 0; i < 100000; i++) {
+        int64_t ms = (int64_t)(tu_next(&r) % 253402300799999ull) - (i % 2 ? 0 : 62135596800000 / 2);
+        if (ms < -62135596800000) ms = -ms; /* keep years >= 1 */
+        char buf[32];
+        sr_rfc3339_format(ms, buf);
+        cr_assert_eq(strlen(buf), 24, "%s", buf);
+        cr_assert_eq(p(buf), ms, "%s", buf);
+    }
+    char b[32];
+    sr_rfc3339_format(0, b);
+    cr_assert_str_eq(b, "1970-01-01T00:00:00.000Z");
+}
