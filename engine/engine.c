@@ -1605,6 +1605,34 @@ int sr_engine_point(sr_engine *e, const char *op, const char *data_id, uint32_t 
     return rc;
 }
 
+int sr_engine_point_info(sr_engine *e, const char *op, const char *data_id, sr_point_info *out)
+{
+    MDB_txn *t;
+    int rc = sr_index_read_begin(e->ix, &t);
+    if (rc) return rc;
+    uint8_t k[300];
+    size_t kl = mkkey(k, sizeof k, op, data_id, NULL);
+    MDB_val v;
+    rc = kl ? get(t, DB(e, SR_DB_POINTS), k, kl, &v) : SR_ENOTFOUND;
+    if (!rc && v.mv_size != 4) rc = SR_ECORRUPT;
+    if (!rc) {
+        pointinfo pi = {0};
+        if (!(rc = pointinfo_get(e, t, get_be32(v.mv_data), &pi))) {
+            out->point = get_be32(v.mv_data);
+            out->type = (sr_vtype)pi.m->type;
+            out->kind = (int)pi.m->point_kind;
+            out->has_min = pi.m->has_min;
+            out->min = pi.m->min;
+            out->has_max = pi.m->has_max;
+            out->max = pi.m->max;
+            snprintf(out->gateway, sizeof out->gateway, "%s", pi.gateway);
+            suiro__v1__master_put__free_unpacked(pi.m, NULL);
+        }
+    }
+    sr_index_read_end(e->ix, t);
+    return rc;
+}
+
 int sr_engine_latest(sr_engine *e, const uint32_t *points, size_t n, sr_sample *out, int *found, sr_buf *strings)
 {
     MDB_txn *t;

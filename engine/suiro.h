@@ -113,6 +113,17 @@ SR_MUST_CHECK int sr_engine_submit_wait(sr_engine *e, const sr_slice *events, si
 SR_MUST_CHECK int sr_engine_point(sr_engine *e, const char *op, const char *data_id, uint32_t *point,
                                   sr_vtype *type);
 
+/* What a gateway binding needs to check a value before submitting it. */
+typedef struct sr_point_info {
+    uint32_t point;
+    sr_vtype type;
+    int kind;             /* PointKind: 1 measure, 2 control, 3 both */
+    int has_min, has_max;
+    double min, max;
+    char gateway[72];     /* the gateway that reaches the point's device */
+} sr_point_info;
+SR_MUST_CHECK int sr_engine_point_info(sr_engine *e, const char *op, const char *data_id, sr_point_info *out);
+
 /* Latest value of each point; found[i] = 0 when the point has no value.
  * String values are copied into *strings (caller sr_buf, may be NULL if no
  * string points are asked) and out[i].v.str points into it. */

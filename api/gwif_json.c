@@ -1,0 +1,262 @@
+/* api/gwif_json.c -- see gwif_json.h. */
+#include "api/gwif_json.h"
+
+#include "codecs/rfc3339.h"
+#include "engine/evbuild.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+void sr_gw_err_clear(sr_gw_err *e)
+{
+    if (e->detail) json_decref(e->detail);
+    memset(e, 0, sizeof *e);
+}
+
+static int fail(sr_gw_err *err, const char *code, const char *msg)
+{
+    err->code = code;
+    snprintf(err->message, sizeof err->message, "%s", msg);
+    return SR_EINVAL;
+}
+
+void sr_gw_msg_release(sr_gw_msg *m)
+{
+    if (m->root) json_decref(m->root);
+    memset(m, 0, sizeof *m);
+}
+
+static int is_id(const char *s)
+{
+    size_t n = strlen(s);
+    if (n < 1 || n > 64) return 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
+              c == '-'))
+            return 0;
+    }
+    return 1;
+}
+
+int sr_gw_parse(const void *data, size_t len, sr_gw_msg *out, sr_gw_err *err)
+{
+    memset(out, 0, sizeof *out);
+    json_error_t je;
+    json_t *root = json_loadb(data, len, JSON_REJECT_DUPLICATES, &je);
+    if (!root) {
+        char m[200];
+        snprintf(m, sizeof m, "malformed JSON at line %d column %d: %s", je.line, je.column, je.text);
+        return fail(err, SR_GW_E_JSON, m);
+    }
+    out->root = root;
+    json_t *h = json_object_get(root, "header");
+    json_t *b = json_object_get(root, "body");
+    if (!json_is_object(root) || !json_is_object(h)) return fail(err, SR_GW_E_PARAM, "header: an object is required");
+    if (!json_is_object(b)) return fail(err, SR_GW_E_PARAM, "body: an object is required");
+    json_t *t = json_object_get(h, "messageType"), *id = json_object_get(h, "messageId"),
+           *cid = json_object_get(h, "correlationId"), *ts = json_object_get(h, "timestamp");
+    if (!json_is_string(t)) return fail(err, SR_GW_E_PARAM, "header.messageType: a string is required");
+    if (id && (!json_is_string(id) || !is_id(json_string_value(id))))
+        return fail(err, SR_GW_E_PARAM, "header.messageId: [A-Za-z0-9._-]{1,64}");
+    if (cid && !json_is_string(cid)) return fail(err, SR_GW_E_PARAM, "header.correlationId: a string");
+    if (ts) {
+        if (!json_is_string(ts) ||
+            sr_rfc3339_parse(json_string_value(ts), json_string_length(ts), &out->ts))
+            return fail(err, SR_GW_E_PARAM, "header.timestamp: an RFC 3339 time");
+    }
+    out->type = json_string_value(t);
+    out->message_id = id ? json_string_value(id) : "";
+    out->correlation_id = cid ? json_string_value(cid) : "";
+    out->body = b;
+    return SR_OK;
+}
+
+static void bad_value(sr_gw_err *err, size_t i, const char *data_id, const char *what)
+{
+    if (!err->detail) err->detail = json_array();
+    json_t *o = json_pack("{s:I,s:s,s:s}", "index", (json_int_t)i, "dataId", data_id ? data_id : "", "error", what);
+    if (o) json_array_append_new(err->detail, o);
+}
+
+static int quality_of(json_t *q, uint8_t *out)
+{
+    if (!q) {
+        *out = SR_Q_GOOD;
+        return 0;
+    }
+    static const char *names[] = {"GOOD", "UNCERTAIN", "BAD", "NO_DATA"};
+    if (!json_is_string(q)) return -1;
+    for (int i = 0; i < 4; i++)
+        if (!strcmp(json_string_value(q), names[i])) {
+            *out = (uint8_t)i;
+            return 0;
+        }
+    return -1;
+}
+
+typedef struct per_point {
+    sr_point_info info;
+    sr_sample *s;
+    size_t n, cap;
+} per_point;
+
+int sr_gw_values_event(sr_engine *e, const char *op, const char *gw, const char *message_id, json_t *values,
+                       sr_buf *event, size_t *nvalues, sr_gw_err *err)
+{
+    if (!json_is_array(values)) return fail(err, SR_GW_E_PARAM, "body.values: an array is required");
+    size_t n = json_array_size(values);
+    *nvalues = n;
+    if (n == 0) return fail(err, SR_GW_E_PARAM, "body.values: at least one value");
+    if (n > 100000) return fail(err, SR_GW_E_LARGE, "body.values: at most 100000 values a message");
+    per_point *pts = NULL;
+    size_t np = 0, capp = 0;
+    int rc = SR_OK, last_rc = SR_OK;
+    const char *last_id = NULL;
+    sr_point_info last_info;
+    memset(&last_info, 0, sizeof last_info);
+    for (size_t i = 0; i < n; i++) {
+        json_t *v = json_array_get(values, i);
+        json_t *jd = json_object_get(v, "dataId"), *jt = json_object_get(v, "timestamp"),
+               *jv = json_object_get(v, "value"), *jq = json_object_get(v, "quality");
+        const char *did = json_is_string(jd) ? json_string_value(jd) : NULL;
+        if (!json_is_object(v) || !did || !is_id(did)) {
+            bad_value(err, i, did, "dataId: [A-Za-z0-9._-]{1,64} is required");
+            continue;
+        }
+        per_point *pp = NULL;
+        sr_point_info info;
+        int lrc = SR_OK;
+        /* messages usually repeat one data point: look it up once */
+        if (last_id && !strcmp(last_id, did)) {
+            info = last_info;
+            lrc = last_rc;
+        } else {
+            lrc = sr_engine_point_info(e, op, did, &info);
+            last_id = did;
+            last_info = info;
+            last_rc = lrc;
+        }
+        if (lrc == SR_ENOTFOUND) {
+            bad_value(err, i, did, "unknown data point");
+            continue;
+        }
+        if (lrc) {
+            rc = lrc;
+            break;
+        }
+        if (strcmp(info.gateway, gw) != 0) {
+            bad_value(err, i, did, "not reached through this gateway");
+            continue;
+        }
+        for (size_t k = 0; k < np; k++)
+            if (pts[k].info.point == info.point) pp = &pts[k];
+        sr_sample s = {0};
+        if (!json_is_string(jt) || sr_rfc3339_parse(json_string_value(jt), json_string_length(jt), &s.ts) ||
+            s.ts < 0 || s.ts > SR_TS_MAX) {
+            bad_value(err, i, did, "timestamp: an RFC 3339 time is required");
+            continue;
+        }
+        if (quality_of(jq, &s.quality)) {
+            bad_value(err, i, did, "quality: GOOD, UNCERTAIN, BAD or NO_DATA");
+            continue;
+        }
+        const char *terr = NULL;
+        switch (info.type) {
+        case SR_VT_NUMBER:
+            if (!json_is_number(jv)) terr = "value: a number is required";
+            else s.v.f = json_number_value(jv);
+            break;
+        case SR_VT_INTEGER:
+            if (!json_is_integer(jv)) terr = "value: an integer is required";
+            else s.v.i = (int64_t)json_integer_value(jv);
+            break;
+        case SR_VT_BOOL:
+            if (!json_is_boolean(jv)) terr = "value: true or false is required";
+            else s.v.b = json_is_true(jv);
+            break;
+        default:
+            if (!json_is_string(jv) || strlen(json_string_value(jv)) != json_string_length(jv))
+                terr = "value: a string (without NUL) is required";
+            else if (json_string_length(jv) > 4096)
+                terr = "value: at most 4096 bytes";
+            else {
+                s.v.str.s = json_string_value(jv);
+                s.v.str.slen = (uint32_t)json_string_length(jv);
+            }
+        }
+        if (!terr && s.quality <= SR_Q_UNCERTAIN && (info.type == SR_VT_NUMBER || info.type == SR_VT_INTEGER)) {
+            double x = info.type == SR_VT_NUMBER ? s.v.f : (double)s.v.i;
+            if (!isfinite(x)) terr = "value: not a finite number";
+            else if (info.has_min && x < info.min) terr = "value: below the data point's minimum";
+            else if (info.has_max && x > info.max) terr = "value: above the data point's maximum";
+        }
+        if (terr) {
+            bad_value(err, i, did, terr);
+            continue;
+        }
+        if (!pp) {
+            if (np == capp) {
+                size_t cap = capp ? capp * 2 : 16;
+                per_point *q = sr_realloc(pts, cap * sizeof *q);
+                if (!q) {
+                    rc = SR_ENOMEM;
+                    break;
+                }
+                pts = q;
+                capp = cap;
+            }
+            pp = &pts[np++];
+            memset(pp, 0, sizeof *pp);
+            pp->info = info;
+        }
+        if (pp->n == pp->cap) {
+            size_t cap = pp->cap ? pp->cap * 2 : 16;
+            sr_sample *q = sr_realloc(pp->s, cap * sizeof *q);
+            if (!q) {
+                rc = SR_ENOMEM;
+                break;
+            }
+            pp->s = q;
+            pp->cap = cap;
+        }
+        pp->s[pp->n++] = s;
+    }
+    if (!rc && err->detail) {
+        char m[120];
+        snprintf(m, sizeof m, "%zu of %zu values refused; nothing stored", json_array_size(err->detail), n);
+        fail(err, SR_GW_E_PARAM, m);
+        rc = SR_EINVAL;
+    }
+    if (!rc) {
+        sr_pv_in *in = sr_calloc(np ? np : 1, sizeof *in);
+        if (!in) rc = SR_ENOMEM;
+        for (size_t k = 0; !rc && k < np; k++) in[k] = (sr_pv_in){pts[k].info.point, pts[k].info.type, pts[k].s, pts[k].n};
+        if (!rc) rc = sr_ev_measurements(op, gw, SUIRO__V1__ACTOR_KIND__ACTOR_GATEWAY, message_id, in, np, event);
+        sr_free(in);
+    }
+    if (rc && !err->code) fail(err, SR_GW_E_INTERNAL, sr_strerror(rc));
+    for (size_t k = 0; k < np; k++) sr_free(pts[k].s);
+    sr_free(pts);
+    return rc;
+}
+
+int sr_gw_ack(const char *correlation_id, const char *code, const char *message, json_t *detail, int64_t now_ms,
+              sr_buf *out)
+{
+    char ts[32];
+    sr_rfc3339_format(now_ms, ts);
+    json_t *result = json_pack("{s:s,s:s}", "code", code, "message", message ? message : "");
+    if (result && detail) json_object_set(result, "detail", detail);
+    json_t *msg = result ? json_pack("{s:{s:s,s:s,s:s},s:{s:o}}", "header", "messageType", "GW_ACK", "correlationId",
+                                     correlation_id ? correlation_id : "", "timestamp", ts, "body", "result", result)
+                         : NULL;
+    if (!msg) return SR_ENOMEM;
+    char *txt = json_dumps(msg, JSON_COMPACT);
+    json_decref(msg);
+    if (!txt) return SR_ENOMEM;
+    int rc = sr_buf_append(out, txt, strlen(txt));
+    free(txt);
+    return rc;
+}

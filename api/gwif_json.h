@@ -1,0 +1,63 @@
+/*
+ * api/gwif_json.h -- the GW-IF JSON binding (../shared/docs/interface.md):
+ * the message envelope, values, and the acknowledgement. Shared by the MQTT
+ * and HTTP bindings, so that field names live in one place.
+ *
+ *   {"header":{"messageType","messageId","correlationId?","timestamp"},
+ *    "body":{...}, "protection?":{...}}
+ */
+#ifndef SR_GWIF_JSON_H
+#define SR_GWIF_JSON_H
+
+#include "engine/suiro.h"
+
+#include <jansson.h>
+
+/* interface.md error codes */
+#define SR_GW_OK "0"
+#define SR_GW_E_PARAM "E1001"
+#define SR_GW_E_JSON "E1002"
+#define SR_GW_E_LARGE "E1003"
+#define SR_GW_E_FORBIDDEN "E2003"
+#define SR_GW_E_INTERNAL "E9001"
+#define SR_GW_E_BUSY "E9002"
+
+typedef struct sr_gw_msg {
+    const char *type;       /* header.messageType (borrowed from root) */
+    const char *message_id; /* header.messageId, "" if absent */
+    const char *correlation_id;
+    int64_t ts;             /* header.timestamp, UTC ms (0 if absent) */
+    json_t *root;           /* owned */
+    json_t *body;           /* borrowed from root; an object */
+} sr_gw_msg;
+
+/* A refusal: code, message, and detail (a JSON array of {index,dataId,error}). */
+typedef struct sr_gw_err {
+    const char *code;
+    char message[200];
+    json_t *detail; /* owned; may be NULL */
+} sr_gw_err;
+
+void sr_gw_err_clear(sr_gw_err *e);
+
+/* Parse an envelope. SR_OK, or an error with err->code E1002 (not JSON,
+ * invalid UTF-8) or E1001 (header fields missing or of the wrong type). */
+SR_MUST_CHECK int sr_gw_parse(const void *data, size_t len, sr_gw_msg *out, sr_gw_err *err);
+void sr_gw_msg_release(sr_gw_msg *m);
+
+/*
+ * Turn body.values (an array of {dataId, timestamp, value, quality?}) into
+ * one serialized measurements event for gateway gw of operator op. Every
+ * value is checked (known data point of this operator, reached through this
+ * gateway, JSON type of the point's type, range, time, quality); on any
+ * problem nothing is built and err names EACH bad value in err->detail.
+ * *nvalues gets the number of values.
+ */
+SR_MUST_CHECK int sr_gw_values_event(sr_engine *e, const char *op, const char *gw, const char *message_id,
+                                     json_t *values, sr_buf *event, size_t *nvalues, sr_gw_err *err);
+
+/* The GW_ACK message for a message (correlationId = its messageId). */
+SR_MUST_CHECK int sr_gw_ack(const char *correlation_id, const char *code, const char *message, json_t *detail,
+                            int64_t now_ms, sr_buf *out);
+
+#endif

@@ -1,0 +1,147 @@
+/* tests/api/test_gwif_json.c -- the GW-IF JSON binding: envelopes, values
+ * into a measurements event (each bad value named, nothing built), acks. */
+#include <criterion/criterion.h>
+#include <string.h>
+
+#include "api/gwif_json.h"
+#include "engtest.h"
+#include "testutil.h"
+
+static char *dir;
+static sr_engine *e;
+static void setup(void)
+{
+    dir = tu_tmpdir("gwjson");
+    sr_errinfo ei;
+    sr_engine_opts o = {0};
+    cr_assert_eq(sr_engine_open(dir, &o, &e, &ei), SR_OK, "%s", ei.msg);
+    static const sr_vtype T[] = {SR_VT_NUMBER, SR_VT_BOOL, SR_VT_INTEGER, SR_VT_STRING};
+    cr_assert_eq(et_setup_masters(e, "op1", 4, T, 4), SR_OK);
+}
+static void teardown(void)
+{
+    sr_engine_close(e);
+    tu_rmrf(dir);
+    free(dir);
+}
+TestSuite(gwif_json, .init = setup, .fini = teardown, .timeout = 60);
+
+static int parse(const char *txt, sr_gw_msg *m, sr_gw_err *err)
+{
+    memset(err, 0, sizeof *err);
+    return sr_gw_parse(txt, strlen(txt), m, err);
+}
+
+Test(gwif_json, envelope_fields_are_checked)
+{
+    sr_gw_msg m;
+    sr_gw_err err;
+    cr_assert_eq(parse("{\"header\":{\"messageType\":\"GW_MEASUREMENTS\",\"messageId\":\"m-1\","
+                       "\"timestamp\":\"2026-04-01T09:00:00+09:00\"},\"body\":{}}", &m, &err), SR_OK);
+    cr_assert_str_eq(m.type, "GW_MEASUREMENTS");
+    cr_assert_str_eq(m.message_id, "m-1");
+    cr_assert_eq(m.ts, 1775001600000);
+    sr_gw_msg_release(&m);
+    static const struct {
+        const char *txt, *code;
+    } bad[] = {
+        {"{", SR_GW_E_JSON},
+        {"[]", SR_GW_E_PARAM},
+        {"{\"header\":{},\"body\":{}}", SR_GW_E_PARAM},
+        {"{\"header\":{\"messageType\":\"X\"}}", SR_GW_E_PARAM},
+        {"{\"header\":{\"messageType\":\"X\",\"messageId\":\"bad id!\"},\"body\":{}}", SR_GW_E_PARAM},
+        {"{\"header\":{\"messageType\":\"X\",\"timestamp\":\"yesterday\"},\"body\":{}}", SR_GW_E_PARAM},
+        {"{\"header\":{\"messageType\":\"X\",\"messageType\":\"Y\"},\"body\":{}}", SR_GW_E_JSON},
+        {"{\"header\":{\"messageType\":\"\xff\"},\"body\":{}}", SR_GW_E_JSON},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        cr_assert_neq(parse(bad[i].txt, &m, &err), SR_OK, "accepted %s", bad[i].txt);
+        cr_assert_str_eq(err.code, bad[i].code, "%s: %s", bad[i].txt, err.message);
+        sr_gw_msg_release(&m);
+        sr_gw_err_clear(&err);
+    }
+}
+
+static int values(const char *json, sr_buf *ev, sr_gw_err *err, const char *gw)
+{
+    json_error_t je;
+    json_t *v = json_loads(json, 0, &je);
+    cr_assert_not_null(v, "%s", je.text);
+    size_t n;
+    memset(err, 0, sizeof *err);
+    int rc = sr_gw_values_event(e, "op1", gw, "msg-7", v, ev, &n, err);
+    json_decref(v);
+    return rc;
+}
+
+Test(gwif_json, good_values_become_one_event_that_the_engine_stores)
+{
+    sr_buf ev;
+    sr_buf_init(&ev);
+    sr_gw_err err;
+    cr_assert_eq(values("[{\"dataId\":\"P000\",\"timestamp\":\"2026-04-01T00:00:01Z\",\"value\":3.42},"
+                        "{\"dataId\":\"P000\",\"timestamp\":\"2026-04-01T00:00:00Z\",\"value\":3.40,\"quality\":\"UNCERTAIN\"},"
+                        "{\"dataId\":\"P002\",\"timestamp\":\"2026-04-01T00:00:00Z\",\"value\":7}]",
+                        &ev, &err, "GW1"),
+                 SR_OK, "%s", err.message);
+    sr_slice sl = {ev.data, ev.len};
+    sr_result r;
+    cr_assert_eq(sr_engine_submit_wait(e, &sl, 1, &r), SR_OK, "%s", r.msg);
+    uint32_t p;
+    cr_assert_eq(sr_engine_point(e, "op1", "P000", &p, NULL), SR_OK);
+    sr_buf out;
+    sr_buf_init(&out);
+    int more;
+    sr_range_q q = {.point = p, .from = 0, .to = INT64_MAX / 2, .after = INT64_MIN};
+    cr_assert_eq(sr_engine_range(e, &q, &out, NULL, &more), SR_OK);
+    cr_assert_eq(out.len / sizeof(sr_sample), 2);
+    sr_sample *s = (sr_sample *)out.data;
+    cr_assert_eq(s[0].quality, SR_Q_UNCERTAIN);
+    cr_assert_float_eq(s[1].v.f, 3.42, 0);
+    sr_buf_release(&out);
+    sr_buf_release(&ev);
+}
+
+Test(gwif_json, each_bad_value_is_named_and_nothing_is_built)
+{
+    sr_buf ev;
+    sr_buf_init(&ev);
+    sr_gw_err err;
+    int rc = values("[{\"dataId\":\"P000\",\"timestamp\":\"2026-04-01T00:00:00Z\",\"value\":\"high\"},"
+                    "{\"dataId\":\"P000\",\"timestamp\":\"2026-04-01T00:00:01Z\",\"value\":1.5},"
+                    "{\"dataId\":\"NOPE\",\"timestamp\":\"2026-04-01T00:00:00Z\",\"value\":1},"
+                    "{\"dataId\":\"P001\",\"timestamp\":\"2026-04-01T00:00:00Z\",\"value\":true},"
+                    "{\"dataId\":\"P000\",\"timestamp\":\"2026-04-01T00:00:00Z\",\"value\":5e12},"
+                    "{\"dataId\":\"P000\",\"timestamp\":\"not a time\",\"value\":1},"
+                    "{\"dataId\":\"P000\",\"timestamp\":\"2026-04-01T00:00:00Z\",\"value\":1,\"quality\":\"MEH\"}]",
+                    &ev, &err, "GW1");
+    cr_assert_eq(rc, SR_EINVAL);
+    cr_assert_str_eq(err.code, SR_GW_E_PARAM);
+    cr_assert_eq(ev.len, 0, "nothing was built");
+    cr_assert_eq(json_array_size(err.detail), 6, "six bad values, each named");
+    static const int idx[] = {0, 2, 3, 4, 5, 6};
+    for (int i = 0; i < 6; i++)
+        cr_assert_eq(json_integer_value(json_object_get(json_array_get(err.detail, (size_t)i), "index")), idx[i]);
+    /* P001 is behind GW2, not GW1 */
+    cr_assert(strstr(json_string_value(json_object_get(json_array_get(err.detail, 2), "error")), "gateway"));
+    sr_gw_err_clear(&err);
+    sr_buf_release(&ev);
+}
+
+Test(gwif_json, ack_carries_the_correlation_id_and_result)
+{
+    sr_buf b;
+    sr_buf_init(&b);
+    json_t *d = json_array();
+    cr_assert_eq(sr_gw_ack("m-1", SR_GW_E_PARAM, "bad", d, 0, &b), SR_OK);
+    json_decref(d);
+    json_error_t je;
+    json_t *m = json_loadb((const char *)b.data, b.len, 0, &je);
+    cr_assert_not_null(m);
+    cr_assert_str_eq(json_string_value(json_object_get(json_object_get(m, "header"), "messageType")), "GW_ACK");
+    cr_assert_str_eq(json_string_value(json_object_get(json_object_get(m, "header"), "correlationId")), "m-1");
+    cr_assert_str_eq(json_string_value(json_object_get(json_object_get(json_object_get(m, "body"), "result"), "code")),
+                     "E1001");
+    json_decref(m);
+    sr_buf_release(&b);
+}
