@@ -1,0 +1,119 @@
+/* api/config.c -- see config.h. */
+#include "api/config.h"
+
+#include <errno.h>
+#include <ini.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void sr_config_defaults(sr_config *c)
+{
+    memset(c, 0, sizeof *c);
+    snprintf(c->data_dir, sizeof c->data_dir, "./suiro-data");
+    snprintf(c->sync, sizeof c->sync, "always");
+    c->queue_max = 65536;
+    snprintf(c->mqtt_listen, sizeof c->mqtt_listen, "127.0.0.1:1883");
+    c->mqtt_max_packet = 1u << 20;
+    c->max_connections = 10000;
+    c->connect_timeout_ms = 10000;
+    c->keepalive_max_s = 600;
+    c->inflight_max = 64;
+    snprintf(c->log_level, sizeof c->log_level, "info");
+}
+
+typedef struct ctx {
+    sr_config *c;
+    char *err;
+    size_t errlen;
+} ctx;
+
+static int u32(const char *v, uint32_t lo, uint32_t hi, uint32_t *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long long x = strtoull(v, &end, 10);
+    if (errno || !*v || *end || x < lo || x > hi || v[0] == '-') return -1;
+    *out = (uint32_t)x;
+    return 0;
+}
+
+static int handler(void *user, const char *section, const char *name, const char *value)
+{
+    ctx *x = user;
+    sr_config *c = x->c;
+    int bad = 0, known = 1;
+#define STR(sec, key, field)                                                                                           \
+    else if (!strcmp(section, sec) && !strcmp(name, key)) {                                                            \
+        if (strlen(value) >= sizeof c->field) bad = 1;                                                                 \
+        else snprintf(c->field, sizeof c->field, "%s", value);                                                        \
+    }
+#define NUM(sec, key, field, lo, hi) else if (!strcmp(section, sec) && !strcmp(name, key)) bad = u32(value, lo, hi, &c->field);
+    if (0) {
+    }
+    STR("engine", "data_dir", data_dir)
+    STR("engine", "key_file", key_file)
+    STR("engine", "sync", sync)
+    NUM("engine", "queue_max", queue_max, 16, 1u << 24)
+    STR("mqtt", "listen", mqtt_listen)
+    NUM("mqtt", "max_packet", mqtt_max_packet, 1024, 268435455u)
+    NUM("mqtt", "keepalive_max_s", keepalive_max_s, 1, 65535)
+    NUM("mqtt", "inflight_max", inflight_max, 1, 65535)
+    NUM("server", "max_connections", max_connections, 1, 1000000)
+    NUM("server", "connect_timeout_ms", connect_timeout_ms, 100, 600000)
+    STR("log", "level", log_level)
+    else known = 0;
+#undef STR
+#undef NUM
+    /* ini_parse_file returns the line of the first handler failure */
+    if (!known) snprintf(x->err, x->errlen, "unknown key '%s' in section [%s]", name, section);
+    else if (bad) snprintf(x->err, x->errlen, "bad value for [%s] %s: '%s'", section, name, value);
+    if (!known || bad) return 0;
+    return 1;
+}
+
+int sr_config_load(sr_config *c, const char *file, char *err, size_t errlen)
+{
+    ctx x = {c, err, errlen};
+    err[0] = 0;
+    FILE *f = fopen(file, "r");
+    if (!f) {
+        snprintf(err, errlen, "%s: %s", file, strerror(errno));
+        return -1;
+    }
+    int r = ini_parse_file(f, handler, &x);
+    fclose(f);
+    if (r != 0) {
+        char tmp[512];
+        if (r < 0) snprintf(tmp, sizeof tmp, "%s: cannot read", file);
+        else snprintf(tmp, sizeof tmp, "%s:%d: %s", file, r, err[0] ? err : "not a valid INI line");
+        snprintf(err, errlen, "%s", tmp);
+        return -1;
+    }
+    if (strcmp(c->sync, "always") && strcmp(c->sync, "interval") && strcmp(c->sync, "none")) {
+        snprintf(err, errlen, "%s: [engine] sync must be always, interval or none", file);
+        return -1;
+    }
+    return 0;
+}
+
+int sr_config_hostport(const char *s, char *host, size_t hostlen, int *port)
+{
+    const char *colon = strrchr(s, ':');
+    if (!colon || colon == s) return -1;
+    size_t hl = (size_t)(colon - s);
+    const char *h = s;
+    if (s[0] == '[') {
+        if (hl < 2 || s[hl - 1] != ']') return -1;
+        h = s + 1;
+        hl -= 2;
+    }
+    if (hl >= hostlen) return -1;
+    memcpy(host, h, hl);
+    host[hl] = 0;
+    char *end;
+    long p = strtol(colon + 1, &end, 10);
+    if (*end || p < 0 || p > 65535) return -1;
+    *port = (int)p;
+    return 0;
+}

@@ -1,0 +1,32 @@
+/*
+ * api/config.h -- the server's configuration file (INI, through libinih).
+ * Every key, its default and meaning: docs/configuration.md. Unknown
+ * sections or keys are errors naming the line. Defaults serve on a laptop.
+ */
+#ifndef SR_CONFIG_H
+#define SR_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct sr_config {
+    char data_dir[1024];     /* [engine] data_dir = ./suiro-data */
+    char key_file[1024];     /* [engine] key_file = (none: no encryption) */
+    char sync[16];           /* [engine] sync = always | interval | none */
+    uint32_t queue_max;      /* [engine] queue_max = 65536 */
+    char mqtt_listen[128];   /* [mqtt] listen = 127.0.0.1:1883 ("" disables) */
+    uint32_t mqtt_max_packet;     /* [mqtt] max_packet = 1048576 */
+    uint32_t max_connections;     /* [server] max_connections = 10000 */
+    uint32_t connect_timeout_ms;  /* [server] connect_timeout_ms = 10000 */
+    uint32_t keepalive_max_s;     /* [mqtt] keepalive_max_s = 600 */
+    uint32_t inflight_max;        /* [mqtt] inflight_max = 64: QoS 1 messages per connection not yet durable */
+    char log_level[8];       /* [log] level = info */
+} sr_config;
+
+void sr_config_defaults(sr_config *c);
+/* Load FILE over the defaults. 0, or -1 with a message naming the line. */
+int sr_config_load(sr_config *c, const char *file, char *err, size_t errlen);
+/* Split "host:port" ("[::1]:1883" for IPv6). 0 or -1. */
+int sr_config_hostport(const char *s, char *host, size_t hostlen, int *port);
+
+#endif

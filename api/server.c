@@ -1,0 +1,910 @@
+/*
+ * api/server.c -- the server loop and the GW-IF MQTT binding.
+ *
+ * CONNECTION STATES                       TRANSITION
+ *   AWAIT_CONNECT -> AUTH                  CONNECT decoded (scrypt check on the thread pool)
+ *   AUTH -> ACTIVE                         password verified: CONNACK 0
+ *   AUTH -> CLOSING                        refused: CONNACK 0x86 / rc 4, auth event
+ *   ACTIVE -> CLOSING                      DISCONNECT, keep-alive expiry, protocol error,
+ *                                          takeover by a new connection, server stop
+ * INVARIANTS
+ *  (1) A QoS 1 PUBLISH is acknowledged (PUBACK, then GW_ACK on R/res/ack)
+ *      only from the engine's completion: the data is durable or refused.
+ *  (2) A connection is freed only when it is closed AND no engine completion
+ *      or auth job refers to it (refs == 0).
+ *  (3) While a connection has inflight_max messages in the engine, or the
+ *      engine's queue is full, its socket is not read (back-pressure).
+ *  (4) A gateway publishes and subscribes only under its own topic root
+ *      wip/v1/{operatorId}/gw/{gatewayId}.
+ */
+#include "api/server.h"
+
+#include "api/gwif_json.h"
+#include "api/slog.h"
+#include "codecs/events.pb-c.h"
+#include "codecs/mqtt.h"
+#include "codecs/rfc3339.h"
+#include "engine/evbuild.h"
+#include "engine/secret.h"
+#include "engine/suiro.h"
+
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <uv.h>
+
+enum { ST_AWAIT_CONNECT, ST_AUTH, ST_ACTIVE, ST_CLOSING };
+
+typedef struct conn conn;
+
+struct sr_server {
+    sr_config cfg;
+    uv_loop_t loop;
+    uv_tcp_t mqtt;
+    int mqtt_port;
+    uv_async_t async;
+    uv_signal_t sigint, sigterm;
+    uv_timer_t tick;
+    sr_engine *eng;
+    sr_key key;
+    conn *conns;
+    size_t nconns;
+    int stopping;
+    pthread_mutex_t mu;
+    struct completion *done_head, *done_tail; /* from the writer thread */
+    uint64_t next_conn_id;
+};
+
+typedef struct sub {
+    char *filter;
+    struct sub *next;
+} sub;
+
+struct conn {
+    uv_tcp_t tcp; /* first: handle->data is not needed */
+    sr_server *srv;
+    conn *next, *prev;
+    uint64_t id;
+    int state, version, refs, handle_closed, reading;
+    sr_buf rbuf;
+    char op[72], gw[72], root[200], peer[96];
+    uint16_t keepalive;
+    uint64_t last_rx;
+    uint64_t connected_at;
+    int inflight;
+    sub *subs;
+    int has_will;
+    char *will_topic;
+    sr_buf will_payload;
+    uint16_t next_pid;
+};
+
+typedef struct completion {
+    conn *c;
+    uint16_t packet_id;
+    uint8_t qos;
+    char msgid[72];
+    sr_result res;
+    struct completion *next;
+} completion;
+
+static uint64_t now_ms(void) { return uv_hrtime() / 1000000; }
+
+static int64_t wall_ms(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_REALTIME, &t);
+    return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Connection I/O                                                            */
+
+static void conn_unref(conn *c);
+
+static void on_closed(uv_handle_t *h)
+{
+    conn *c = (conn *)h;
+    c->handle_closed = 1;
+    conn_unref(c);
+}
+
+static void conn_free(conn *c)
+{
+    sr_buf_release(&c->rbuf);
+    sr_buf_release(&c->will_payload);
+    free(c->will_topic);
+    while (c->subs) {
+        sub *n = c->subs->next;
+        free(c->subs->filter);
+        free(c->subs);
+        c->subs = n;
+    }
+    free(c);
+}
+
+static void conn_unref(conn *c)
+{
+    if (--c->refs == 0) conn_free(c);
+}
+
+typedef struct wreq {
+    uv_write_t req;
+    uv_buf_t buf;
+} wreq;
+
+static void on_written(uv_write_t *r, int status)
+{
+    (void)status;
+    wreq *w = (wreq *)r;
+    free(w->buf.base);
+    free(w);
+}
+
+static void conn_send(conn *c, const sr_buf *b)
+{
+    if (c->state == ST_CLOSING || !b->len) return;
+    wreq *w = malloc(sizeof *w);
+    char *copy = malloc(b->len);
+    if (!w || !copy) {
+        free(w);
+        free(copy);
+        return;
+    }
+    memcpy(copy, b->data, b->len);
+    w->buf = uv_buf_init(copy, (unsigned)b->len);
+    if (uv_write(&w->req, (uv_stream_t *)&c->tcp, &w->buf, 1, on_written) != 0) {
+        free(copy);
+        free(w);
+    }
+}
+
+static void session_event(conn *c, int state, const char *reason);
+
+static void conn_close(conn *c, const char *why, int send_will)
+{
+    if (c->state == ST_CLOSING) return;
+    int was_active = c->state == ST_ACTIVE;
+    c->state = ST_CLOSING;
+    sr_server *s = c->srv;
+    if (c->prev) c->prev->next = c->next;
+    else s->conns = c->next;
+    if (c->next) c->next->prev = c->prev;
+    s->nconns--;
+    if (was_active) {
+        sr_slog(SR_LOG_INFO, "gateway disconnected", "op=%s gw=%s peer=%s reason=%s", c->op, c->gw, c->peer,
+                sr_slog_q(why));
+        session_event(c, send_will ? SUIRO__V1__SESSION_STATE__SS_EXPIRED : SUIRO__V1__SESSION_STATE__SS_DISCONNECTED,
+                      why);
+    }
+    uv_close((uv_handle_t *)&c->tcp, on_closed);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Engine bridge                                                             */
+
+static void engine_done(void *ctx, const sr_result *r)
+{
+    completion *d = ctx;
+    d->res = *r;
+    sr_server *s = d->c->srv;
+    pthread_mutex_lock(&s->mu);
+    if (s->done_tail) s->done_tail->next = d;
+    else s->done_head = d;
+    s->done_tail = d;
+    pthread_mutex_unlock(&s->mu);
+    uv_async_send(&s->async);
+}
+
+/* Fire-and-forget audit events (sessions, auth failures). */
+static void audit_done(void *ctx, const sr_result *r)
+{
+    (void)ctx;
+    if (r->rc) sr_slog(SR_LOG_WARN, "audit event not stored", "error=%s", sr_err_name(r->rc));
+}
+
+static void submit_audit(sr_server *s, Suiro__V1__Event *ev, const char *op, const char *actor,
+                         Suiro__V1__ActorKind kind, const char *peer)
+{
+    sr_buf b;
+    sr_buf_init(&b);
+    ev->source = (char *)peer;
+    if (sr_ev_pack(ev, op, actor, kind, NULL, &b) == SR_OK) {
+        sr_slice sl = {b.data, b.len};
+        int rc = sr_engine_submit(s->eng, &sl, 1, audit_done, NULL);
+        if (rc) sr_slog(SR_LOG_WARN, "audit event not queued", "error=%s", sr_err_name(rc));
+    }
+    sr_buf_release(&b);
+}
+
+static void session_event(conn *c, int state, const char *reason)
+{
+    Suiro__V1__SessionEvent se = SUIRO__V1__SESSION_EVENT__INIT;
+    se.kind = SUIRO__V1__ACTOR_KIND__ACTOR_GATEWAY;
+    se.id = c->gw;
+    se.state = (Suiro__V1__SessionState)state;
+    se.protocol = "mqtt";
+    se.reason = (char *)reason;
+    Suiro__V1__Event ev = SUIRO__V1__EVENT__INIT;
+    ev.body_case = SUIRO__V1__EVENT__BODY_SESSION;
+    ev.session = &se;
+    submit_audit(c->srv, &ev, c->op, c->gw, SUIRO__V1__ACTOR_KIND__ACTOR_GATEWAY, c->peer);
+}
+
+/* Publish to the gateway on one of its topics, if it subscribed (QoS 0). */
+static void deliver(conn *c, const char *suffix, const sr_buf *payload)
+{
+    char topic[260];
+    snprintf(topic, sizeof topic, "%s/%s", c->root, suffix);
+    int match = 0;
+    for (sub *x = c->subs; x && !match; x = x->next)
+        match = sr_mqtt_topic_match(x->filter, strlen(x->filter), topic, strlen(topic));
+    if (!match) return;
+    sr_buf out;
+    sr_buf_init(&out);
+    sr_mqtt_publish m = {{topic, strlen(topic)}, {payload->data, payload->len}, 0, 0, 0};
+    if (sr_mqtt_encode_publish(&out, c->version, &m, 0, NULL) == SR_OK) conn_send(c, &out);
+    sr_buf_release(&out);
+}
+
+static void send_gw_ack(conn *c, const char *msgid, const char *code, const char *message, json_t *detail)
+{
+    sr_buf b;
+    sr_buf_init(&b);
+    if (sr_gw_ack(msgid, code, message, detail, wall_ms(), &b) == SR_OK) deliver(c, "res/ack", &b);
+    sr_buf_release(&b);
+}
+
+static void send_puback(conn *c, uint16_t pid, uint8_t reason)
+{
+    if (!pid) return;
+    sr_buf b;
+    sr_buf_init(&b);
+    if (sr_mqtt_encode_ack(&b, c->version, SR_MQTT_PUBACK, pid, c->version == 5 ? reason : 0, NULL) == SR_OK)
+        conn_send(c, &b);
+    sr_buf_release(&b);
+}
+
+static void conn_maybe_resume(conn *c);
+
+static void on_async(uv_async_t *a)
+{
+    sr_server *s = a->data;
+    pthread_mutex_lock(&s->mu);
+    completion *d = s->done_head;
+    s->done_head = s->done_tail = NULL;
+    pthread_mutex_unlock(&s->mu);
+    while (d) {
+        completion *n = d->next;
+        conn *c = d->c;
+        c->inflight--;
+        if (c->state != ST_CLOSING) {
+            /* (1): durable or refused -- now acknowledge */
+            const char *code = SR_GW_OK, *msg = d->res.duplicate ? "duplicate; stored once" : "stored";
+            if (d->res.rc == SR_EINVAL) code = SR_GW_E_PARAM, msg = d->res.msg;
+            else if (d->res.rc) code = SR_GW_E_INTERNAL, msg = d->res.msg[0] ? d->res.msg : sr_strerror(d->res.rc);
+            send_puback(c, d->packet_id, d->res.rc ? SR_MQTT_RC_IMPL_SPECIFIC : 0);
+            send_gw_ack(c, d->msgid, code, msg, NULL);
+            conn_maybe_resume(c);
+        }
+        conn_unref(c);
+        free(d);
+        d = n;
+    }
+}
+
+/* ------------------------------------------------------------------------ */
+/* MQTT                                                                      */
+
+static void on_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf);
+static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *b);
+static void process(conn *c);
+
+static void conn_pause(conn *c)
+{
+    if (c->reading) {
+        uv_read_stop((uv_stream_t *)&c->tcp);
+        c->reading = 0;
+    }
+}
+
+static void conn_maybe_resume(conn *c)
+{
+    if (!c->reading && c->state != ST_CLOSING && c->inflight < (int)c->srv->cfg.inflight_max) {
+        if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) == 0) c->reading = 1;
+    }
+}
+
+static void protocol_error(conn *c, uint8_t reason, const char *why)
+{
+    sr_slog(SR_LOG_WARN, "mqtt protocol error", "peer=%s gw=%s reason=0x%02x detail=%s", c->peer, c->gw, reason,
+            sr_slog_q(why));
+    if (c->version == 5 && c->state == ST_ACTIVE) {
+        sr_buf b;
+        sr_buf_init(&b);
+        if (sr_mqtt_encode_disconnect(&b, 5, reason, NULL) == SR_OK) conn_send(c, &b);
+        sr_buf_release(&b);
+    }
+    conn_close(c, why, 1);
+}
+
+typedef struct auth_job {
+    uv_work_t w;
+    conn *c;
+    char secret[300];
+    sr_buf stored;
+    int ok;
+} auth_job;
+
+static void auth_work(uv_work_t *w)
+{
+    auth_job *j = (auth_job *)w;
+    j->ok = j->stored.len && sr_secret_verify(j->secret, j->stored.data, j->stored.len);
+    memset(j->secret, 0, sizeof j->secret);
+}
+
+static void connack(conn *c, uint8_t reason)
+{
+    sr_buf b;
+    sr_buf_init(&b);
+    uint8_t code = reason;
+    if (c->version == 4) {
+        int rc311 = sr_mqtt_connack_rc311(reason);
+        code = (uint8_t)(rc311 < 0 ? 5 : rc311);
+    }
+    sr_mqtt_props p;
+    memset(&p, 0, sizeof p);
+    if (c->version == 5 && reason == 0) {
+        p.present = SR_MQTT_P_RECEIVE_MAX | SR_MQTT_P_MAX_PACKET_SIZE | SR_MQTT_P_MAX_QOS | SR_MQTT_P_RETAIN_AVAILABLE;
+        p.receive_max = (uint16_t)(c->srv->cfg.inflight_max > 65535 ? 65535 : c->srv->cfg.inflight_max);
+        p.max_packet_size = c->srv->cfg.mqtt_max_packet;
+        p.max_qos = 1;
+        p.retain_available = 1;
+    }
+    if (sr_mqtt_encode_connack(&b, c->version, 0, code, c->version == 5 ? &p : NULL) == SR_OK) conn_send(c, &b);
+    sr_buf_release(&b);
+}
+
+static void auth_after(uv_work_t *w, int status)
+{
+    auth_job *j = (auth_job *)w;
+    conn *c = j->c;
+    if (c->state == ST_AUTH) {
+        if (status == 0 && j->ok) {
+            /* session takeover: an older connection of the same gateway goes */
+            for (conn *o = c->srv->conns; o;) {
+                conn *n = o->next;
+                if (o != c && o->state == ST_ACTIVE && !strcmp(o->op, c->op) && !strcmp(o->gw, c->gw)) {
+                    if (o->version == 5) {
+                        sr_buf b;
+                        sr_buf_init(&b);
+                        if (sr_mqtt_encode_disconnect(&b, 5, SR_MQTT_RC_SESSION_TAKEN_OVER, NULL) == SR_OK)
+                            conn_send(o, &b);
+                        sr_buf_release(&b);
+                    }
+                    conn_close(o, "session taken over", 0);
+                }
+                o = n;
+            }
+            c->state = ST_ACTIVE;
+            snprintf(c->root, sizeof c->root, "wip/v1/%s/gw/%s", c->op, c->gw);
+            connack(c, 0);
+            sr_slog(SR_LOG_INFO, "gateway connected", "op=%s gw=%s peer=%s mqtt=%s", c->op, c->gw, c->peer,
+                    c->version == 5 ? "5.0" : "3.1.1");
+            session_event(c, SUIRO__V1__SESSION_STATE__SS_CONNECTED, "");
+            /* packets that arrived while authenticating */
+            process(c);
+            conn_maybe_resume(c);
+        } else {
+            sr_slog(SR_LOG_WARN, "gateway login refused", "op=%s gw=%s peer=%s", c->op, c->gw, c->peer);
+            Suiro__V1__AuthEvent ae = SUIRO__V1__AUTH_EVENT__INIT;
+            ae.kind = SUIRO__V1__ACTOR_KIND__ACTOR_GATEWAY;
+            ae.principal = c->gw;
+            ae.method = "password";
+            ae.reason = "bad user name or password";
+            Suiro__V1__Event ev = SUIRO__V1__EVENT__INIT;
+            ev.body_case = SUIRO__V1__EVENT__BODY_AUTH;
+            ev.auth = &ae;
+            if (c->op[0]) submit_audit(c->srv, &ev, c->op, c->gw, SUIRO__V1__ACTOR_KIND__ACTOR_GATEWAY, c->peer);
+            connack(c, SR_MQTT_RC_BAD_USER_OR_PASSWORD);
+            conn_close(c, "login refused", 0);
+        }
+    }
+    sr_buf_release(&j->stored);
+    free(j);
+    conn_unref(c);
+}
+
+static void handle_connect(conn *c, const sr_mqtt_pkt *p)
+{
+    c->version = p->version;
+    c->keepalive = p->connect.keep_alive;
+    if (c->keepalive > c->srv->cfg.keepalive_max_s) c->keepalive = (uint16_t)c->srv->cfg.keepalive_max_s;
+    /* client id = gatewayId; user name = operatorId/gatewayId */
+    const sr_mqtt_str *cid = &p->connect.client_id, *un = &p->connect.username;
+    const char *slash = un->len ? memchr(un->s, '/', un->len) : NULL;
+    if (!p->connect.has_username || !p->connect.has_password || !slash || cid->len == 0 || cid->len >= sizeof c->gw ||
+        (size_t)(slash - un->s) >= sizeof c->op || un->len - (size_t)(slash - un->s) - 1 != cid->len ||
+        memcmp(slash + 1, cid->s, cid->len) != 0 || p->connect.password.len >= 300) {
+        c->state = ST_AUTH; /* so that connack reports it */
+        connack(c, p->connect.has_username ? SR_MQTT_RC_BAD_USER_OR_PASSWORD : SR_MQTT_RC_NOT_AUTHORIZED);
+        sr_slog(SR_LOG_WARN, "gateway login refused", "peer=%s detail=%s", c->peer,
+                sr_slog_q("user name must be operatorId/gatewayId with gatewayId = client id, and a password"));
+        conn_close(c, "bad credentials form", 0);
+        return;
+    }
+    memcpy(c->gw, cid->s, cid->len);
+    c->gw[cid->len] = 0;
+    memcpy(c->op, un->s, (size_t)(slash - un->s));
+    c->op[slash - un->s] = 0;
+    if (p->connect.will) {
+        c->has_will = 1;
+        c->will_topic = strndup(p->connect.will_topic.s, p->connect.will_topic.len);
+        (void)!sr_buf_append(&c->will_payload, p->connect.will_payload.data, p->connect.will_payload.len);
+    }
+    auth_job *j = calloc(1, sizeof *j);
+    if (!j) {
+        conn_close(c, "out of memory", 0);
+        return;
+    }
+    j->c = c;
+    memcpy(j->secret, p->connect.password.data, p->connect.password.len);
+    sr_buf_init(&j->stored);
+    sr_buf reg;
+    sr_buf_init(&reg);
+    if (sr_engine_registry_get(c->srv->eng, c->op, SUIRO__V1__REGISTRY_KIND__RG_GATEWAY, c->gw, &reg) == SR_OK) {
+        Suiro__V1__RegistryPut *rp = suiro__v1__registry_put__unpack(NULL, reg.len, reg.data);
+        if (rp) {
+            (void)!sr_buf_append(&j->stored, rp->secret_hash.data, rp->secret_hash.len);
+            suiro__v1__registry_put__free_unpacked(rp, NULL);
+        }
+    }
+    sr_buf_release(&reg);
+    c->state = ST_AUTH;
+    c->refs++;
+    conn_pause(c); /* packets after CONNECT wait for the verdict */
+    if (uv_queue_work(&c->srv->loop, &j->w, auth_work, auth_after) != 0) {
+        c->refs--;
+        sr_buf_release(&j->stored);
+        free(j);
+        conn_close(c, "cannot queue the login check", 0);
+    }
+}
+
+/* topic must be R/<suffix>; returns the suffix or NULL */
+static const char *own_suffix(conn *c, const sr_mqtt_str *t, char *buf, size_t cap)
+{
+    size_t rl = strlen(c->root);
+    if (t->len >= cap || t->len <= rl + 1 || memcmp(t->s, c->root, rl) != 0 || t->s[rl] != '/') return NULL;
+    memcpy(buf, t->s, t->len);
+    buf[t->len] = 0;
+    return buf + rl + 1;
+}
+
+static void handle_publish(conn *c, const sr_mqtt_pkt *p)
+{
+    char tb[512];
+    const sr_mqtt_publish *m = &p->publish;
+    if (m->qos > 1) {
+        /* QoS 2 is not supported (interface.md: QoS 0 and 1) */
+        protocol_error(c, SR_MQTT_RC_QOS_NOT_SUPPORTED, "QoS 2 is not supported");
+        return;
+    }
+    const char *suffix = own_suffix(c, &m->topic, tb, sizeof tb);
+    if (!suffix) {
+        size_t tl = m->topic.len < sizeof tb ? m->topic.len : sizeof tb - 1;
+        memcpy(tb, m->topic.s, tl);
+        tb[tl] = 0;
+        sr_slog(SR_LOG_WARN, "publish outside the gateway's root refused", "op=%s gw=%s topic=%s", c->op, c->gw,
+                sr_slog_q(tb));
+        if (c->version == 5) send_puback(c, p->packet_id, SR_MQTT_RC_NOT_AUTHORIZED);
+        else protocol_error(c, SR_MQTT_RC_NOT_AUTHORIZED, "publish outside the gateway's topic root");
+        return;
+    }
+    sr_gw_msg msg;
+    sr_gw_err err;
+    memset(&err, 0, sizeof err);
+    if (sr_gw_parse(m->payload.data, m->payload.len, &msg, &err) != SR_OK) {
+        send_puback(c, p->packet_id, SR_MQTT_RC_PAYLOAD_FORMAT_INVALID);
+        send_gw_ack(c, msg.message_id ? msg.message_id : "", err.code, err.message, err.detail);
+        sr_gw_msg_release(&msg);
+        sr_gw_err_clear(&err);
+        return;
+    }
+    int is_values = !strcmp(suffix, "data/measurements") || !strcmp(suffix, "data/periodic") ||
+                    !strcmp(suffix, "data/immediate");
+    sr_buf ev;
+    sr_buf_init(&ev);
+    int rc = SR_OK;
+    if (is_values) {
+        size_t nv = 0;
+        rc = sr_gw_values_event(c->srv->eng, c->op, c->gw, msg.message_id, json_object_get(msg.body, "values"), &ev,
+                                &nv, &err);
+    } else if (!strcmp(suffix, "status")) {
+        json_t *st = json_object_get(msg.body, "state");
+        const char *s = json_is_string(st) ? json_string_value(st) : "";
+        if (strcmp(s, "ONLINE") && strcmp(s, "OFFLINE")) {
+            err.code = SR_GW_E_PARAM;
+            snprintf(err.message, sizeof err.message, "body.state: ONLINE or OFFLINE");
+            rc = SR_EINVAL;
+        } else {
+            Suiro__V1__SessionEvent se = SUIRO__V1__SESSION_EVENT__INIT;
+            se.kind = SUIRO__V1__ACTOR_KIND__ACTOR_GATEWAY;
+            se.id = c->gw;
+            se.state = !strcmp(s, "ONLINE") ? SUIRO__V1__SESSION_STATE__SS_CONNECTED
+                                            : SUIRO__V1__SESSION_STATE__SS_DISCONNECTED;
+            se.protocol = "mqtt";
+            se.reason = "status message";
+            Suiro__V1__Event e = SUIRO__V1__EVENT__INIT;
+            e.body_case = SUIRO__V1__EVENT__BODY_SESSION;
+            e.session = &se;
+            e.source = c->peer;
+            rc = sr_ev_pack(&e, c->op, c->gw, SUIRO__V1__ACTOR_KIND__ACTOR_GATEWAY, msg.message_id, &ev);
+        }
+    } else {
+        err.code = SR_GW_E_PARAM;
+        snprintf(err.message, sizeof err.message, "topic %s is not handled by this server version", suffix);
+        rc = SR_EINVAL;
+    }
+    if (rc) {
+        /* refused as a whole: nothing stored */
+        send_puback(c, p->packet_id, SR_MQTT_RC_IMPL_SPECIFIC);
+        send_gw_ack(c, msg.message_id, err.code ? err.code : SR_GW_E_INTERNAL, err.message, err.detail);
+    } else {
+        completion *d = calloc(1, sizeof *d);
+        sr_slice sl = {ev.data, ev.len};
+        if (!d) rc = SR_ENOMEM;
+        else {
+            d->c = c;
+            d->packet_id = p->packet_id;
+            d->qos = m->qos;
+            snprintf(d->msgid, sizeof d->msgid, "%s", msg.message_id);
+            rc = sr_engine_submit(c->srv->eng, &sl, 1, engine_done, d);
+        }
+        if (rc == SR_OK) {
+            c->refs++;
+            c->inflight++;
+            if (c->inflight >= (int)c->srv->cfg.inflight_max) conn_pause(c); /* (3) */
+        } else {
+            free(d);
+            send_puback(c, p->packet_id, rc == SR_EFULL ? SR_MQTT_RC_SERVER_BUSY : SR_MQTT_RC_UNSPECIFIED);
+            send_gw_ack(c, msg.message_id, rc == SR_EFULL ? SR_GW_E_BUSY : SR_GW_E_INTERNAL, sr_strerror(rc), NULL);
+        }
+    }
+    sr_buf_release(&ev);
+    sr_gw_msg_release(&msg);
+    sr_gw_err_clear(&err);
+}
+
+static void handle_subscribe(conn *c, const sr_mqtt_pkt *p)
+{
+    uint8_t codes[64];
+    size_t n = 0, pos = 0;
+    sr_mqtt_sub s;
+    size_t rl = strlen(c->root);
+    while (n < sizeof codes && sr_mqtt_sub_next(p, &pos, &s)) {
+        /* (4): only filters inside the own root */
+        int own = s.match.len >= rl && !memcmp(s.match.s, c->root, rl) &&
+                  (s.match.len == rl || s.match.s[rl] == '/');
+        if (!own || s.share_name.len) {
+            codes[n++] = c->version == 5 ? SR_MQTT_RC_NOT_AUTHORIZED : 0x80;
+            continue;
+        }
+        sub *x = calloc(1, sizeof *x);
+        if (!x || !(x->filter = strndup(s.match.s, s.match.len))) {
+            free(x);
+            codes[n++] = c->version == 5 ? SR_MQTT_RC_UNSPECIFIED : 0x80;
+            continue;
+        }
+        x->next = c->subs;
+        c->subs = x;
+        codes[n++] = 0; /* granted QoS 0: server-to-gateway messages are QoS 0 in this version */
+    }
+    sr_buf b;
+    sr_buf_init(&b);
+    if (sr_mqtt_encode_suback(&b, c->version, p->packet_id, codes, n, NULL) == SR_OK) conn_send(c, &b);
+    sr_buf_release(&b);
+}
+
+static void handle_unsubscribe(conn *c, const sr_mqtt_pkt *p)
+{
+    uint8_t codes[64];
+    size_t n = 0, pos = 0;
+    sr_mqtt_sub s;
+    while (n < sizeof codes && sr_mqtt_sub_next(p, &pos, &s)) {
+        uint8_t code = 0x11;
+        for (sub **x = &c->subs; *x;) {
+            if (strlen((*x)->filter) == s.match.len && !memcmp((*x)->filter, s.match.s, s.match.len)) {
+                sub *d = *x;
+                *x = d->next;
+                free(d->filter);
+                free(d);
+                code = 0;
+            } else
+                x = &(*x)->next;
+        }
+        codes[n++] = code;
+    }
+    sr_buf b;
+    sr_buf_init(&b);
+    if (sr_mqtt_encode_unsuback(&b, c->version, p->packet_id, codes, n, NULL) == SR_OK) conn_send(c, &b);
+    sr_buf_release(&b);
+}
+
+static void process(conn *c)
+{
+    while (c->state != ST_CLOSING && c->state != ST_AUTH && c->rbuf.len) {
+        sr_mqtt_pkt p;
+        size_t used = 0;
+        int rc = sr_mqtt_decode(c->rbuf.data, c->rbuf.len, c->state == ST_AWAIT_CONNECT ? 0 : c->version,
+                                c->srv->cfg.mqtt_max_packet, &p, &used);
+        if (rc == SR_MQTT_MORE) return;
+        if (rc) {
+            if (c->state == ST_AWAIT_CONNECT && p.version == 5) {
+                c->version = 5;
+                connack(c, p.err_reason);
+            } else if (c->state == ST_AWAIT_CONNECT && p.err_reason == SR_MQTT_RC_UNSUPPORTED_VERSION) {
+                c->version = 4;
+                connack(c, p.err_reason);
+            }
+            protocol_error(c, p.err_reason ? p.err_reason : SR_MQTT_RC_MALFORMED, p.err_msg ? p.err_msg : "malformed");
+            return;
+        }
+        c->last_rx = now_ms();
+        if (c->state == ST_AWAIT_CONNECT) {
+            if (p.type != SR_MQTT_CONNECT) {
+                protocol_error(c, SR_MQTT_RC_PROTOCOL_ERROR, "first packet is not CONNECT");
+                return;
+            }
+            handle_connect(c, &p);
+        } else {
+            switch (p.type) {
+            case SR_MQTT_CONNECT: protocol_error(c, SR_MQTT_RC_PROTOCOL_ERROR, "second CONNECT"); return;
+            case SR_MQTT_PUBLISH: handle_publish(c, &p); break;
+            case SR_MQTT_SUBSCRIBE: handle_subscribe(c, &p); break;
+            case SR_MQTT_UNSUBSCRIBE: handle_unsubscribe(c, &p); break;
+            case SR_MQTT_PINGREQ: {
+                sr_buf b;
+                sr_buf_init(&b);
+                if (sr_mqtt_encode_pingresp(&b) == SR_OK) conn_send(c, &b);
+                sr_buf_release(&b);
+                break;
+            }
+            case SR_MQTT_DISCONNECT:
+                if (!(c->version == 5 && p.reason == SR_MQTT_RC_DISCONNECT_WITH_WILL)) c->has_will = 0;
+                conn_close(c, "client disconnected", c->has_will);
+                return;
+            case SR_MQTT_PUBACK: break; /* server-to-gateway messages are QoS 0 today */
+            default: protocol_error(c, SR_MQTT_RC_PROTOCOL_ERROR, "unexpected packet type"); return;
+            }
+        }
+        memmove(c->rbuf.data, c->rbuf.data + used, c->rbuf.len - used);
+        c->rbuf.len -= used;
+    }
+}
+
+static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *b)
+{
+    conn *c = (conn *)h;
+    (void)hint;
+    if (sr_buf_reserve(&c->rbuf, 65536)) {
+        b->base = NULL;
+        b->len = 0;
+        return;
+    }
+    b->base = (char *)c->rbuf.data + c->rbuf.len;
+    b->len = c->rbuf.cap - c->rbuf.len;
+}
+
+static void on_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
+{
+    conn *c = (conn *)st;
+    (void)buf;
+    if (n < 0) {
+        conn_close(c, n == UV_EOF ? "connection closed by peer" : uv_strerror((int)n), 1);
+        return;
+    }
+    c->rbuf.len += (size_t)n;
+    if (c->rbuf.len > (size_t)c->srv->cfg.mqtt_max_packet + 65536 && c->state == ST_AUTH) {
+        conn_close(c, "too much data before the login check", 0);
+        return;
+    }
+    process(c);
+}
+
+static void on_connection(uv_stream_t *server, int status)
+{
+    sr_server *s = server->data;
+    if (status < 0) return;
+    conn *c = calloc(1, sizeof *c);
+    if (!c) return;
+    c->srv = s;
+    c->refs = 1; /* the handle */
+    c->id = ++s->next_conn_id;
+    sr_buf_init(&c->rbuf);
+    sr_buf_init(&c->will_payload);
+    uv_tcp_init(&s->loop, &c->tcp);
+    if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0) {
+        uv_close((uv_handle_t *)&c->tcp, on_closed);
+        return;
+    }
+    struct sockaddr_storage ss;
+    int len = sizeof ss;
+    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) == 0) {
+        char ip[64];
+        if (ss.ss_family == AF_INET6) {
+            uv_ip6_name((struct sockaddr_in6 *)&ss, ip, sizeof ip);
+            snprintf(c->peer, sizeof c->peer, "[%s]:%d", ip, ntohs(((struct sockaddr_in6 *)&ss)->sin6_port));
+        } else {
+            uv_ip4_name((struct sockaddr_in *)&ss, ip, sizeof ip);
+            snprintf(c->peer, sizeof c->peer, "%s:%d", ip, ntohs(((struct sockaddr_in *)&ss)->sin_port));
+        }
+    }
+    uv_tcp_nodelay(&c->tcp, 1);
+    c->next = s->conns;
+    if (s->conns) s->conns->prev = c;
+    s->conns = c;
+    s->nconns++;
+    c->last_rx = c->connected_at = now_ms();
+    if (s->stopping || s->nconns > s->cfg.max_connections) {
+        conn_close(c, "connection limit", 0);
+        return;
+    }
+    if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) == 0) c->reading = 1;
+}
+
+/* once a second: handshake timeouts, keep-alive expiry */
+static void on_tick(uv_timer_t *t)
+{
+    sr_server *s = t->data;
+    uint64_t now = now_ms();
+    for (conn *c = s->conns; c;) {
+        conn *n = c->next;
+        if (c->state == ST_AWAIT_CONNECT && now - c->connected_at > s->cfg.connect_timeout_ms)
+            conn_close(c, "no CONNECT in time", 0);
+        else if (c->state == ST_ACTIVE && c->keepalive && now - c->last_rx > (uint64_t)c->keepalive * 1500)
+            conn_close(c, "keep-alive expired", 1);
+        c = n;
+    }
+}
+
+static void on_signal(uv_signal_t *h, int sig)
+{
+    sr_server *s = h->data;
+    sr_slog(SR_LOG_INFO, "stopping", "signal=%d connections=%zu", sig, s->nconns);
+    s->stopping = 1;
+    uv_close((uv_handle_t *)&s->mqtt, NULL);
+    uv_timer_stop(&s->tick);
+    for (conn *c = s->conns; c;) {
+        conn *n = c->next;
+        if (c->inflight == 0) conn_close(c, "server stopping", 0);
+        else conn_pause(c); /* finish what is in flight, then close (on_async) */
+        c = n;
+    }
+    uv_signal_stop(&s->sigint);
+    uv_signal_stop(&s->sigterm);
+}
+
+static void on_stop_check(uv_async_t *a);
+
+/* ------------------------------------------------------------------------ */
+
+static int engine_open(sr_server *s, char *err, size_t errlen)
+{
+    sr_engine_opts o = {.queue_max = s->cfg.queue_max};
+    o.sync = !strcmp(s->cfg.sync, "none") ? SR_SYNC_NONE : !strcmp(s->cfg.sync, "interval") ? SR_SYNC_INTERVAL
+                                                                                             : SR_SYNC_ALWAYS;
+    if (s->cfg.key_file[0]) {
+        if (sr_key_load(s->cfg.key_file, &s->key, err, errlen)) return SR_EKEY;
+        o.key = &s->key;
+    }
+    sr_errinfo ei;
+    int rc = sr_engine_open(s->cfg.data_dir, &o, &s->eng, &ei);
+    if (rc) snprintf(err, errlen, "engine: %s", ei.msg);
+    return rc;
+}
+
+int sr_server_open(const sr_config *cfg, sr_server **out, char *err, size_t errlen)
+{
+    sr_server *s = calloc(1, sizeof *s);
+    if (!s) return SR_ENOMEM;
+    s->cfg = *cfg;
+    int lvl = sr_slog_level_parse(cfg->log_level);
+    sr_slog_set_level(lvl < 0 ? SR_LOG_INFO : lvl);
+    pthread_mutex_init(&s->mu, NULL);
+    uv_loop_init(&s->loop);
+    int rc = engine_open(s, err, errlen);
+    if (rc) goto fail;
+    uv_async_init(&s->loop, &s->async, on_async);
+    s->async.data = s;
+    uv_timer_init(&s->loop, &s->tick);
+    s->tick.data = s;
+    uv_timer_start(&s->tick, on_tick, 1000, 1000);
+    uv_signal_init(&s->loop, &s->sigint);
+    uv_signal_init(&s->loop, &s->sigterm);
+    s->sigint.data = s->sigterm.data = s;
+    uv_signal_start(&s->sigint, on_signal, SIGINT);
+    uv_signal_start(&s->sigterm, on_signal, SIGTERM);
+    if (cfg->mqtt_listen[0]) {
+        char host[128];
+        int port;
+        struct sockaddr_storage addr;
+        if (sr_config_hostport(cfg->mqtt_listen, host, sizeof host, &port)) {
+            snprintf(err, errlen, "[mqtt] listen: '%s' is not host:port", cfg->mqtt_listen);
+            rc = SR_EINVAL;
+            goto fail;
+        }
+        if (uv_ip4_addr(host, port, (struct sockaddr_in *)&addr) && uv_ip6_addr(host, port, (struct sockaddr_in6 *)&addr)) {
+            snprintf(err, errlen, "[mqtt] listen: '%s' is not an IP address", host);
+            rc = SR_EINVAL;
+            goto fail;
+        }
+        uv_tcp_init(&s->loop, &s->mqtt);
+        s->mqtt.data = s;
+        int r = uv_tcp_bind(&s->mqtt, (struct sockaddr *)&addr, 0);
+        if (!r) r = uv_listen((uv_stream_t *)&s->mqtt, 511, on_connection);
+        if (r) {
+            snprintf(err, errlen, "[mqtt] listen %s: %s", cfg->mqtt_listen, uv_strerror(r));
+            rc = SR_EIO;
+            goto fail;
+        }
+        struct sockaddr_storage b;
+        int bl = sizeof b;
+        uv_tcp_getsockname(&s->mqtt, (struct sockaddr *)&b, &bl);
+        s->mqtt_port = ntohs(b.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&b)->sin6_port
+                                                     : ((struct sockaddr_in *)&b)->sin_port);
+    }
+    (void)on_stop_check;
+    *out = s;
+    return SR_OK;
+fail:
+    sr_server_close(s);
+    return rc;
+}
+
+int sr_server_mqtt_port(sr_server *s) { return s->mqtt_port; }
+
+static void on_stop_check(uv_async_t *a) { (void)a; }
+
+static void close_walk(uv_handle_t *h, void *arg)
+{
+    (void)arg;
+    if (!uv_is_closing(h)) uv_close(h, h->type == UV_TCP && h->data == NULL ? on_closed : NULL);
+}
+
+int sr_server_run(sr_server *s)
+{
+    sr_slog(SR_LOG_INFO, "serving", "data=%s mqtt_port=%d", sr_slog_q(s->cfg.data_dir), s->mqtt_port);
+    while (uv_run(&s->loop, UV_RUN_ONCE)) {
+        if (!s->stopping) continue;
+        /* stopping: close connections whose in-flight work is done */
+        for (conn *c = s->conns; c;) {
+            conn *n = c->next;
+            if (c->inflight == 0) conn_close(c, "server stopping", 0);
+            c = n;
+        }
+        if (!s->conns) break;
+    }
+    return 0;
+}
+
+void sr_server_close(sr_server *s)
+{
+    if (!s) return;
+    /* the engine drains its queue; completions arrive through the async */
+    int rc = sr_engine_close(s->eng);
+    s->eng = NULL;
+    if (rc) sr_slog(SR_LOG_ERROR, "engine closed with an error", "error=%s", sr_err_name(rc));
+    if (s->async.data) on_async(&s->async);
+    if (uv_loop_alive(&s->loop)) {
+        uv_walk(&s->loop, close_walk, NULL);
+        uv_run(&s->loop, UV_RUN_DEFAULT);
+    }
+    uv_loop_close(&s->loop);
+    pthread_mutex_destroy(&s->mu);
+    sr_slog(SR_LOG_INFO, "stopped", "%s", "");
+    free(s);
+}
