@@ -1,0 +1,250 @@
+#!/usr/bin/python3
+"""tests/integration/test_gw_mqtt.py -- GW-IF over MQTT through the real
+`suiro serve`, with real clients (python3-paho-mqtt 3.1.1 and 5.0,
+mosquitto_pub). The server runs on a loopback port chosen at run time and is
+stopped by its PID. usage: test_gw_mqtt.py SUIRO_BIN"""
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+import paho.mqtt.client as mqtt
+
+BIN = sys.argv[1]
+T = tempfile.mkdtemp(prefix="suiro-gwmqtt-")
+D = os.path.join(T, "data")
+passes = fails = 0
+server = None
+
+
+def check(name, cond, extra=""):
+    global passes, fails
+    if cond:
+        passes += 1
+        print("ok:", name)
+    else:
+        fails += 1
+        print("FAIL:", name, extra)
+
+
+def start_server():
+    p = subprocess.Popen([BIN, "serve", "--data", D, "--mqtt", "127.0.0.1:0"], stdout=subprocess.PIPE,
+                         stderr=open(os.path.join(T, "server.log"), "a"), text=True)
+    line = p.stdout.readline()
+    port = int(line.strip().rsplit(":", 1)[1])
+    return p, port
+
+
+def envelope(mtype, mid, body):
+    return json.dumps({"header": {"messageType": mtype, "messageId": mid, "timestamp": "2026-11-22T00:00:00.000Z"},
+                       "body": body})
+
+
+def values(*vals):
+    return {"values": [{"dataId": d, "timestamp": ts, "value": v} for d, ts, v in vals]}
+
+
+class Gw:
+    """A gateway client that records acks (GW_ACK on R/res/ack) and PUBACKs."""
+
+    def __init__(self, port, gw, secret, v5=False, op="demo", subscribe=True):
+        self.root = "wip/v1/%s/gw/%s" % (op, gw)
+        self.acks = {}
+        self.cv = threading.Condition()
+        self.connack = None
+        self.published = set()
+        self.disconnected = False
+        proto = mqtt.MQTTv5 if v5 else mqtt.MQTTv311
+        self.c = mqtt.Client(client_id=gw, protocol=proto)
+        self.c.username_pw_set("%s/%s" % (op, gw), secret)
+        self.c.on_connect = self._on_connect
+        self.c.on_message = self._on_message
+        self.c.on_publish = self._on_publish
+        self.c.on_disconnect = self._on_disconnect
+        self.c.on_subscribe = self._on_subscribe
+        self.suback = None
+        self.c.connect("127.0.0.1", port, keepalive=30)
+        self.c.loop_start()
+        with self.cv:
+            self.cv.wait_for(lambda: self.connack is not None or self.disconnected, 10)
+        if subscribe and self.connack == 0:
+            self.c.subscribe(self.root + "/res/#", qos=0)
+            with self.cv:
+                self.cv.wait_for(lambda: self.suback is not None, 10)
+
+    def _on_connect(self, c, u, flags, rc, props=None):
+        with self.cv:
+            self.connack = rc if isinstance(rc, int) else rc.value
+            self.cv.notify_all()
+
+    def _on_disconnect(self, c, u, rc, props=None):
+        with self.cv:
+            self.disconnected = True
+            self.cv.notify_all()
+
+    def _on_subscribe(self, c, u, mid, granted, props=None):
+        with self.cv:
+            self.suback = [g if isinstance(g, int) else g.value for g in granted]
+            self.cv.notify_all()
+
+    def _on_message(self, c, u, msg):
+        m = json.loads(msg.payload)
+        with self.cv:
+            self.acks.setdefault(m["header"]["correlationId"], []).append(m["body"]["result"])
+            self.cv.notify_all()
+
+    def _on_publish(self, c, u, mid):
+        with self.cv:
+            self.published.add(mid)
+            self.cv.notify_all()
+
+    def send(self, suffix, payload, qos=1, topic=None):
+        info = self.c.publish(topic or (self.root + "/" + suffix), payload, qos=qos)
+        return info.mid
+
+    def wait_ack(self, mid, n=1):
+        with self.cv:
+            self.cv.wait_for(lambda: len(self.acks.get(mid, [])) >= n, 10)
+            return self.acks.get(mid, [])
+
+    def wait_puback(self, mid):
+        with self.cv:
+            return self.cv.wait_for(lambda: mid in self.published, 10)
+
+    def close(self):
+        self.c.disconnect()
+        self.c.loop_stop()
+
+
+def replay(kind):
+    out = subprocess.run([BIN, "replay", D, "--kind", kind], capture_output=True, text=True).stdout
+    return [json.loads(l) for l in out.splitlines() if l.strip()]
+
+
+def stored_values():
+    n = 0
+    for ev in replay("measurements"):
+        for p in ev["measurements"]["points"]:
+            n += len(p["values"])
+    return n
+
+
+try:
+    subprocess.run([BIN, "init", "--demo", D], check=True, capture_output=True)
+    server, port = start_server()
+
+    # 1. a good measurement: PUBACK and GW_ACK code 0, stored
+    g1 = Gw(port, "GW001", "demo-gw001-secret")
+    check("gateway GW001 connects with operatorId/gatewayId and its secret", g1.connack == 0, g1.connack)
+    check("subscribing under its own root is granted", g1.suback == [0], g1.suback)
+    mid = g1.send("data/measurements", envelope("GW_MEASUREMENTS", "m-1",
+                                                values(("P001", "2026-11-22T00:00:00Z", 12.5),
+                                                       ("P002", "2026-11-22T00:00:00Z", 0.42))))
+    check("QoS 1 publish is PUBACKed", g1.wait_puback(mid))
+    acks = g1.wait_ack("m-1")
+    check("GW_ACK with code 0 arrives on R/res/ack", acks and acks[0]["code"] == "0", acks)
+    check("both values are stored", stored_values() == 2, stored_values())
+
+    # 2. the same messageId again: acknowledged again, stored once
+    g1.send("data/measurements", envelope("GW_MEASUREMENTS", "m-1",
+                                          values(("P001", "2026-11-22T00:00:00Z", 99.0))))
+    acks = g1.wait_ack("m-1", 2)
+    check("a repeated messageId is acknowledged again", len(acks) == 2 and acks[1]["code"] == "0", acks)
+    check("... and stored once", stored_values() == 2, stored_values())
+
+    # 3. bad values: each one named, nothing stored
+    g1.send("data/periodic", envelope("GW_PERIODIC_DATA", "m-2",
+                                      values(("P001", "2026-11-22T00:00:01Z", "high"),
+                                             ("P001", "2026-11-22T00:00:02Z", 13.0),
+                                             ("NOPE", "2026-11-22T00:00:01Z", 1),
+                                             ("P006", "2026-11-22T00:00:01Z", 1.0))))
+    acks = g1.wait_ack("m-2")
+    ok = acks and acks[0]["code"] == "E1001" and len(acks[0].get("detail", [])) == 3
+    check("an invalid batch is refused with E1001 naming each bad value", ok, acks)
+    check("nothing of the invalid batch is stored", stored_values() == 2, stored_values())
+
+    # 4. not JSON
+    g1.send("data/measurements", b"{not json")
+    time.sleep(0.2)
+    acks = g1.wait_ack("")
+    check("malformed JSON gets E1002", acks and acks[-1]["code"] == "E1002", acks)
+
+    # 5. wrong password
+    bad = Gw(port, "GW002", "wrong-secret-xxxx", subscribe=False)
+    check("a wrong password is refused (CONNACK 4)", bad.connack == 4, bad.connack)
+    bad.close()
+    srv_alive = server.poll() is None
+    check("the server stays up", srv_alive)
+
+    # 6. another gateway's and another operator's topics
+    g2 = Gw(port, "GW002", "demo-gw002-secret", v5=True)
+    check("MQTT 5.0 gateway connects", g2.connack == 0, g2.connack)
+    g2.c.subscribe("wip/v1/demo/gw/GW001/#", qos=0)
+    with g2.cv:
+        g2.suback = None
+        g2.cv.wait_for(lambda: g2.suback is not None, 10)
+    check("subscribing to another gateway's root is refused (0x87)", g2.suback == [0x87], g2.suback)
+    mid = g2.send(None, envelope("GW_MEASUREMENTS", "x-1", values(("P001", "2026-11-22T00:00:05Z", 1.0))),
+                  topic="wip/v1/demo/gw/GW001/data/measurements")
+    time.sleep(0.3)
+    mid2 = g2.send(None, envelope("GW_MEASUREMENTS", "x-2", values(("P006", "2026-11-22T00:00:05Z", 1.0))),
+                   topic="wip/v1/other/gw/GW002/data/measurements")
+    time.sleep(0.3)
+    check("publishing under another gateway's or operator's root stores nothing", stored_values() == 2,
+          stored_values())
+    mid = g2.send("data/measurements", envelope("GW_MEASUREMENTS", "g2-1",
+                                                values(("P006", "2026-11-22T00:00:00Z", 3.3))))
+    acks = g2.wait_ack("g2-1")
+    check("GW002 stores its own value over 5.0", acks and acks[0]["code"] == "0", acks)
+
+    # 7. garbage on a raw socket: that connection is closed, others are unaffected
+    s = socket.create_connection(("127.0.0.1", port))
+    s.sendall(b"\x10\xff\xff\xff\xff\x7f garbage")
+    s.settimeout(5)
+    try:
+        closed = s.recv(100) == b""
+    except Exception:
+        closed = True
+    s.close()
+    check("a malformed packet closes only that connection", closed)
+    g1.send("data/measurements", envelope("GW_MEASUREMENTS", "m-3",
+                                          values(("P001", "2026-11-22T00:00:03Z", 14.0))))
+    acks = g1.wait_ack("m-3")
+    check("other gateways keep working", acks and acks[0]["code"] == "0", acks)
+
+    # 8. mosquitto_pub as a gateway
+    r = subprocess.run(["mosquitto_pub", "-h", "127.0.0.1", "-p", str(port), "-i", "GW001", "-u", "demo/GW001",
+                        "-P", "demo-gw001-secret", "-q", "1", "-t", "wip/v1/demo/gw/GW001/data/measurements", "-m",
+                        envelope("GW_MEASUREMENTS", "mp-1", values(("P001", "2026-11-22T00:00:04Z", 15.0)))],
+                       capture_output=True, timeout=20)
+    check("mosquitto_pub (QoS 1) succeeds", r.returncode == 0, r.stderr)
+    check("... and its value is stored", stored_values() == 5, stored_values())
+    sessions = [e["session"] for e in replay("session")]
+    check("session takeover and connects are in the audit trail",
+          any(x.get("state") == "SS_CONNECTED" and x["id"] == "GW001" for x in sessions))
+    auths = replay("auth")
+    check("the failed login is in the audit trail", any(not a["auth"].get("success") for a in auths), auths)
+
+    g1.close()
+    g2.close()
+finally:
+    if server and server.poll() is None:
+        server.send_signal(signal.SIGTERM)
+        try:
+            rc = server.wait(20)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            rc = -9
+        check("SIGTERM stops the server cleanly (exit 0)", rc == 0, rc)
+    if fails:
+        print(open(os.path.join(T, "server.log")).read())
+    shutil.rmtree(T, ignore_errors=True)
+
+print("%d passed, %d failed" % (passes, fails))
+sys.exit(1 if fails else 0)
