@@ -97,6 +97,7 @@ static int quality_of(json_t *q, uint8_t *out)
 }
 
 typedef struct per_point {
+    const char *data_id; /* borrowed from the JSON */
     sr_point_info info;
     sr_sample *s;
     size_t n, cap;
@@ -128,8 +129,12 @@ int sr_gw_values_event(sr_engine *e, const char *op, const char *gw, const char 
         per_point *pp = NULL;
         sr_point_info info;
         int lrc = SR_OK;
-        /* messages usually repeat one data point: look it up once */
-        if (last_id && !strcmp(last_id, did)) {
+        /* a message names few data points many times: look each up once */
+        for (size_t k = 0; k < np && !pp; k++)
+            if (!strcmp(pts[k].data_id, did)) pp = &pts[k];
+        if (pp) {
+            info = pp->info;
+        } else if (last_id && !strcmp(last_id, did)) {
             info = last_info;
             lrc = last_rc;
         } else {
@@ -150,8 +155,6 @@ int sr_gw_values_event(sr_engine *e, const char *op, const char *gw, const char 
             bad_value(err, i, did, "not reached through this gateway");
             continue;
         }
-        for (size_t k = 0; k < np; k++)
-            if (pts[k].info.point == info.point) pp = &pts[k];
         sr_sample s = {0};
         if (!json_is_string(jt) || sr_rfc3339_parse(json_string_value(jt), json_string_length(jt), &s.ts) ||
             s.ts < 0 || s.ts > SR_TS_MAX) {
@@ -210,6 +213,7 @@ int sr_gw_values_event(sr_engine *e, const char *op, const char *gw, const char 
             pp = &pts[np++];
             memset(pp, 0, sizeof *pp);
             pp->info = info;
+            pp->data_id = did;
         }
         if (pp->n == pp->cap) {
             size_t cap = pp->cap ? pp->cap * 2 : 16;

@@ -809,6 +809,8 @@ static int engine_open(sr_server *s, char *err, size_t errlen)
 
 int sr_server_open(const sr_config *cfg, sr_server **out, char *err, size_t errlen)
 {
+    /* a peer that went away must not kill the server: writes get EPIPE */
+    signal(SIGPIPE, SIG_IGN);
     sr_server *s = calloc(1, sizeof *s);
     if (!s) return SR_ENOMEM;
     s->cfg = *cfg;

@@ -1345,10 +1345,14 @@ static int replay(sr_engine *e, uint64_t w, uint64_t min_first, sr_errinfo *ei)
     MDB_txn *txn = NULL;
     int rc = sr_log_iter_open(e->log, from, &it);
     if (rc) return rc;
-    uint64_t seq, done = 0, total = end - from, in_txn = 0;
+    uint64_t seq = 0, last = 0, done = 0, total = end - from, in_txn = 0;
     sr_slice rec;
     while ((rc = sr_log_iter_next(it, &seq, &rec)) == SR_OK) {
-        if (seq >= end) break;
+        if (seq >= end) {
+            rc = SR_DONE; /* replay_to reached: stop before this one */
+            break;
+        }
+        last = seq;
         Event *ev = suiro__v1__event__unpack(NULL, rec.len, rec.data);
         if (!ev) {
             rc = SR_ECORRUPT;
@@ -1365,7 +1369,7 @@ static int replay(sr_engine *e, uint64_t w, uint64_t min_first, sr_errinfo *ei)
             if (!rc) rc = apply_common(e, txn, ev);
             if (!rc) rc = apply_series(e, txn, ev, 0);
             if (!rc && ++in_txn >= 4096) {
-                if (!(rc = put_watermark(e, txn, seq))) rc = sr_index_commit(e->ix, txn);
+                if (!(rc = put_watermark(e, txn, seq))) rc = sr_index_commit(e->ix, txn); /* seq is applied */
                 txn = NULL;
                 in_txn = 0;
             }
@@ -1377,7 +1381,7 @@ static int replay(sr_engine *e, uint64_t w, uint64_t min_first, sr_errinfo *ei)
     if (rc == SR_DONE) rc = SR_OK;
     else if (rc && ei && !ei->msg[0]) snprintf(ei->msg, sizeof ei->msg, "replay at seq %" PRIu64 ": %s", seq, sr_strerror(rc));
     if (!rc && txn) {
-        if (!(rc = put_watermark(e, txn, seq))) rc = sr_index_commit(e->ix, txn);
+        if (!(rc = put_watermark(e, txn, last))) rc = sr_index_commit(e->ix, txn);
         txn = NULL;
     }
     if (txn) sr_index_abort(txn);
