@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
-# `make run`: the main job as far as it exists. Until the network server lands
-# (GW-IF issue) that is the engine on a local data directory: an encrypted
-# event log (key outside the data directory), the demo operator from the
-# set-up sheet, a verification, and what to try next.
+# `make run`: the server on a local data directory, fed by the gateway
+# simulator. The demo operator ("demo", from the set-up sheet) and a simulated
+# operator ("sim": 2 gateways x 5 points) are registered; the log is encrypted
+# with a key kept outside the data directory. Ctrl-C stops both (by PID).
 set -euo pipefail
 BUILD=${1:-build}
 BIN="$BUILD/suiro"
 DATA=./suiro-data
 KEYS=./suiro-keys
+PORT=${SUIRO_MQTT_PORT:-1883}
 mkdir -p "$KEYS"
 chmod 700 "$KEYS"
 if [ ! -s "$KEYS/log.key" ]; then
@@ -16,17 +17,37 @@ if [ ! -s "$KEYS/log.key" ]; then
 fi
 K=(--key-file "$KEYS/log.key")
 "$BIN" init --demo "$DATA" "${K[@]}"
-"$BIN" verify "$DATA" "${K[@]}"
-echo
-echo "the demo operator's data points:"
-"$BIN" sheet export "$DATA" --operator demo "${K[@]}" | sed -n '/^\[datapoints\]/,/^$/p'
+"$BIN" gwsim sheet --gateways 2 --points 5 --operator sim > "$KEYS/sim-sheet.csv"
+"$BIN" sheet import "$KEYS/sim-sheet.csv" "$DATA" "${K[@]}"
+
+"$BIN" serve --data "$DATA" --mqtt "127.0.0.1:$PORT" "${K[@]}" > "$KEYS/serve.out" &
+SRV=$!
+GW=
+cleanup() {
+  [ -n "$GW" ] && kill "$GW" 2>/dev/null || true
+  kill -TERM "$SRV" 2>/dev/null || true
+  wait "$SRV" 2>/dev/null || true
+}
+trap cleanup EXIT INT TERM
+for _ in $(seq 50); do grep -q listening "$KEYS/serve.out" 2>/dev/null && break; sleep 0.1; done
+if ! grep -q listening "$KEYS/serve.out"; then
+  echo "the server did not start (is port $PORT free? SUIRO_MQTT_PORT=... make run)" >&2
+  exit 1
+fi
+"$BIN" gwsim run --port "$PORT" --operator sim --gateways 2 --points 5 --batch 10 --interval-ms 1000 \
+  --messages 100000000 --duration 86400 > /dev/null 2>&1 &
+GW=$!
 cat <<MSG
-What to try next:
-  $BIN replay $DATA ${K[*]} --kind master_put          # the events, decoded, as JSON lines
-  $BIN sheet export $DATA --operator demo ${K[*]} > my-sheet.csv
-  (edit my-sheet.csv)  $BIN sheet import my-sheet.csv $DATA ${K[*]}
-  $BIN rebuild $DATA ${K[*]} && $BIN verify $DATA ${K[*]}
-  make test     # every suite, also under ASan/UBSan and the fuzzers
-  make bench    # bench/ programs, results in bench/results/
-The network server (GW-IF / AP-IF) and the gateway simulator come with the next issues.
+
+suiro is serving GW-IF over MQTT on 127.0.0.1:$PORT (data: $DATA); the gateway
+simulator sends 10 values a second from gateways SIM0001 and SIM0002.
+
+Try, in another terminal:
+  $BIN replay $DATA ${K[*]} --operator sim --kind measurements | tail -n 3
+  mosquitto_pub -p $PORT -i GW001 -u demo/GW001 -P demo-gw001-secret -q 1 \\
+    -t wip/v1/demo/gw/GW001/data/measurements \\
+    -m '{"header":{"messageType":"GW_MEASUREMENTS","messageId":"try-1"},"body":{"values":[{"dataId":"P001","timestamp":"2026-11-22T00:00:00Z","value":12.5}]}}'
+  $BIN verify $DATA ${K[*]}        (while it runs, or after)
+Ctrl-C stops the server and the simulator.
 MSG
+wait "$SRV"

@@ -6,6 +6,7 @@
  *       points each (SP0001_01..), for `suiro sheet import`.
  *   suiro gwsim run --port P [--host H] --gateways N --points M [--operator OP]
  *       [--batch B] [--messages K] [--window W] [--mqtt5] [--acks FILE] [--seed S]
+ *       [--duration S] [--interval-ms I]
  *       N gateways over MQTT (libmosquitto, one thread, poll), each sending K
  *       GW_MEASUREMENTS messages of B values (2-decimal random walks, 1 s apart)
  *       with QoS 1 and at most W unacknowledged; after a disconnect it
@@ -55,6 +56,7 @@ typedef struct gwc {
     uint64_t next, acked;
     pend *p;
     size_t np, cap;
+    double next_at; /* --interval-ms: when this gateway may send next */
     uint64_t *redo; /* message numbers to send again after a reconnect */
     size_t nredo, capredo;
 } gwc;
@@ -188,7 +190,7 @@ static int run(int argc, char **argv)
     sim s = {.op = "sim", .host = "127.0.0.1", .ngw = 4, .npts = 10, .batch = 100, .window = 20, .messages = 100,
              .seed = 1};
     const char *ackfile = NULL;
-    double duration = 0;
+    double duration = 0, interval = 0;
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!v && strcmp(a, "--mqtt5")) {
@@ -206,6 +208,7 @@ static int run(int argc, char **argv)
         else if (!strcmp(a, "--seed")) s.seed = strtoull(argv[++i], NULL, 10);
         else if (!strcmp(a, "--acks")) ackfile = argv[++i];
         else if (!strcmp(a, "--duration")) duration = atof(argv[++i]);
+        else if (!strcmp(a, "--interval-ms")) interval = atof(argv[++i]) / 1000.0;
         else if (!strcmp(a, "--mqtt5")) s.v5 = 1;
         else {
             fprintf(stderr, "gwsim run: unknown option '%s'\n", a);
@@ -259,7 +262,11 @@ static int run(int argc, char **argv)
             }
             while (g->connected && g->np < (size_t)s.window && (g->nredo || g->next < s.messages)) {
                 if (g->nredo) send_one(&s, k, g->redo[--g->nredo], 1);
-                else send_one(&s, k, g->next++, 0);
+                else if (interval > 0 && t < g->next_at) break;
+                else {
+                    send_one(&s, k, g->next++, 0);
+                    if (interval > 0) g->next_at = (g->next_at ? g->next_at : t) + interval;
+                }
             }
             int fd = mosquitto_socket(g->m);
             pf[k].fd = fd;
@@ -345,6 +352,7 @@ int sr_cmd_gwsim(int argc, char **argv)
     if (argc >= 1 && !strcmp(argv[0], "run")) return run(argc - 1, argv + 1);
     fprintf(stderr, "usage: suiro gwsim sheet --gateways N --points M [--operator OP] > sheet.csv\n"
                     "       suiro gwsim run --port P [--host H] --gateways N --points M [--operator OP] [--batch B]\n"
-                    "                       [--messages K] [--window W] [--mqtt5] [--acks FILE] [--duration S]\n");
+                    "                       [--messages K] [--window W] [--mqtt5] [--acks FILE] [--duration S]\n"
+                    "                       [--interval-ms I]   (each gateway sends one message every I ms)\n");
     return 2;
 }
