@@ -558,12 +558,14 @@ int sr_mqtt_decode(const uint8_t *buf, size_t len, int version, uint32_t max_pac
     uint32_t rem = 0, mult = 1;
     size_t i = 1;
     for (;;) {
-        if (i >= len) {
-            /* at least one more length byte, and it or a later one is >= 1 */
-            if (1 + (uint64_t)i + rem + mult > limit)
-                return fail(pkt, SR_MQTT_RC_PACKET_TOO_LARGE, "declared packet size over the maximum");
-            return SR_MQTT_MORE;
-        }
+        /* Lower bound of the whole packet before reading length byte i: after
+         * a continuation byte, a later byte must add at least `mult` (the
+         * last byte of a minimal encoding is not 0). Checked whether or not
+         * byte i has arrived, so the answer does not depend on how the
+         * stream was split. */
+        if (1 + (uint64_t)i + rem + (i > 1 ? mult : 0) > limit)
+            return fail(pkt, SR_MQTT_RC_PACKET_TOO_LARGE, "declared packet size over the maximum");
+        if (i >= len) return SR_MQTT_MORE;
         uint8_t c = buf[i];
         rem += (uint32_t)(c & 0x7f) * mult;
         if (!(c & 0x80)) {

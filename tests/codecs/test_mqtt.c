@@ -819,4 +819,25 @@ Test(codecs_mqtt, write_fuzz_seeds_when_asked)
         snprintf(path, sizeof path, "%s/%s.bin", dir, s[i].name);
         cr_assert_eq(tu_write_file(path, buf, n), 0, "%s", path);
     }
+    /* streams of an established connection (the fuzzer also decodes every
+     * input as version 4 and as version 5 without a CONNECT) */
+    struct { const char *name; int v; const char *p[4]; size_t n[4]; } e[] = {
+        {"established-v311", 4, {PUB1_4, SUB4, PINGREQ, DISC}, {sizeof PUB1_4 - 1, sizeof SUB4 - 1, 2, 2}},
+        {"established-v5", 5, {PUB1_5, SUB5, UNSUB5, DISC5},
+         {sizeof PUB1_5 - 1, sizeof SUB5 - 1, sizeof UNSUB5 - 1, sizeof DISC5 - 1}},
+    };
+    for (size_t i = 0; i < sizeof e / sizeof e[0]; i++) {
+        uint8_t buf[512];
+        size_t n = 0;
+        for (int j = 0; j < 4; j++) memcpy(buf + n, e[i].p[j], e[i].n[j]), n += e[i].n[j];
+        for (size_t off = 0; off < n;) {
+            sr_mqtt_pkt p;
+            size_t used;
+            cr_assert_eq(sr_mqtt_decode(buf + off, n - off, e[i].v, 0, &p, &used), SR_OK, "%s", e[i].name);
+            off += used;
+        }
+        char path[1024];
+        snprintf(path, sizeof path, "%s/%s.bin", dir, e[i].name);
+        cr_assert_eq(tu_write_file(path, buf, n), 0, "%s", path);
+    }
 }
