@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "codecs/mqtt.h"
+#include "fault_alloc.h"
 #include "testutil.h"
 
 #define B(lit) (lit), sizeof(lit) - 1
@@ -653,6 +654,30 @@ Test(codecs_mqtt, suback_unsuback_pingresp_disconnect_bytes)
     cr_assert_eq(sr_mqtt_encode_disconnect(&b, 5, 0x81, &pr), SR_OK);
     EXPECT(&b, "\xE0\x08\x81\x06\x1F\x00\x03" "bad");
     cr_assert_eq(sr_mqtt_encode_disconnect(&b, 4, 0, NULL), SR_EINVAL);
+    sr_buf_release(&b);
+}
+
+Test(codecs_mqtt, encoders_fail_cleanly_when_memory_runs_out)
+{
+    sr_buf b;
+    sr_buf_init(&b);
+    cr_assert_eq(sr_mqtt_encode_pingresp(&b), SR_OK); /* b now has some capacity */
+    uint8_t big[4096] = {0};
+    sr_mqtt_publish m = {STR("t"), {big, sizeof big}, 1, 0, 0};
+    const uint8_t codes[] = {0};
+    fault_alloc_install();
+    fault_alloc_arm(1);
+    cr_assert_eq(sr_mqtt_encode_publish(&b, 5, &m, 1, NULL), SR_ENOMEM);
+    cr_assert(fault_alloc_fired());
+    cr_assert_eq(b.len, 2, "buffer changed on ENOMEM");
+    sr_buf_release(&b);
+    sr_buf_init(&b);
+    fault_alloc_arm(1);
+    cr_assert_eq(sr_mqtt_encode_suback(&b, 4, 1, codes, 1, NULL), SR_ENOMEM);
+    cr_assert_eq(b.len, 0);
+    fault_alloc_arm(0);
+    cr_assert_eq(sr_mqtt_encode_publish(&b, 5, &m, 1, NULL), SR_OK);
+    fault_alloc_uninstall();
     sr_buf_release(&b);
 }
 
