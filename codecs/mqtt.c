@@ -947,6 +947,8 @@ int sr_mqtt_encode_disconnect(sr_buf *out, int version, uint8_t reason, const sr
     if (version != SR_MQTT_V5) return SR_EINVAL;
     if (props && !props->present && !props->n_user) props = NULL;
     if (props_check(props, C_DISCONNECT)) return SR_EINVAL;
+    /* 3.14.2.2.2: the server never sends a session expiry in DISCONNECT */
+    if (props && (props->present & SR_MQTT_P_SESSION_EXPIRY)) return SR_EINVAL;
     enc e = {.version = version, .type = SR_MQTT_DISCONNECT, .props = props, .code = reason};
     return finish(out, SR_MQTT_DISCONNECT << 4, &e);
 }

@@ -760,11 +760,15 @@ Test(codecs_mqtt, ack_and_disconnect_round_trips)
     pr.present |= SR_MQTT_P_SESSION_EXPIRY | SR_MQTT_P_SERVER_REFERENCE;
     pr.session_expiry = 30;
     pr.server_reference = STR("other:1883");
+    cr_assert_eq(sr_mqtt_encode_disconnect(&b, 5, 0x98, &pr), SR_EINVAL); /* server: no session expiry */
+    cr_assert_eq(b.len, 0);
+    pr.present &= ~(uint32_t)SR_MQTT_P_SESSION_EXPIRY;
     cr_assert_eq(sr_mqtt_encode_disconnect(&b, 5, 0x98, &pr), SR_OK);
     sr_mqtt_pkt p;
     size_t used;
     cr_assert_eq(sr_mqtt_decode(b.data, b.len, 5, 0, &p, &used), SR_OK, "%s", p.err_msg);
-    cr_assert(p.reason == 0x98 && p.props.session_expiry == 30 && str_is(p.props.server_reference, "other:1883"));
+    cr_assert(p.reason == 0x98 && !(p.props.present & SR_MQTT_P_SESSION_EXPIRY) &&
+              str_is(p.props.server_reference, "other:1883") && str_is(p.props.reason_string, "quota"));
     sr_buf_release(&b);
 }
 

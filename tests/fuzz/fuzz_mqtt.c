@@ -48,7 +48,8 @@ static int reencode(const sr_mqtt_pkt *p, int v, sr_buf *out)
     case SR_MQTT_PUBREL:
     case SR_MQTT_PUBCOMP: rc = sr_mqtt_encode_ack(out, v, p->type, p->packet_id, p->reason, &p->props); break;
     case SR_MQTT_DISCONNECT:
-        if (v != SR_MQTT_V5) return 0;
+        /* a server's DISCONNECT cannot carry the client's session expiry */
+        if (v != SR_MQTT_V5 || (p->props.present & SR_MQTT_P_SESSION_EXPIRY)) return 0;
         rc = sr_mqtt_encode_disconnect(out, v, p->reason, &p->props);
         break;
     default: return 0;
