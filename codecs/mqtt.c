@@ -558,12 +558,14 @@ int sr_mqtt_decode(const uint8_t *buf, size_t len, int version, uint32_t max_pac
     uint32_t rem = 0, mult = 1;
     size_t i = 1;
     for (;;) {
-        if (i >= len) {
-            /* at least one more length byte, and it or a later one is >= 1 */
-            if (1 + (uint64_t)i + rem + mult > limit)
-                return fail(pkt, SR_MQTT_RC_PACKET_TOO_LARGE, "declared packet size over the maximum");
-            return SR_MQTT_MORE;
-        }
+        /* Lower bound of the whole packet before reading length byte i: after
+         * a continuation byte, a later byte must add at least `mult` (the
+         * last byte of a minimal encoding is not 0). Checked whether or not
+         * byte i has arrived, so the answer does not depend on how the
+         * stream was split. */
+        if (1 + (uint64_t)i + rem + (i > 1 ? mult : 0) > limit)
+            return fail(pkt, SR_MQTT_RC_PACKET_TOO_LARGE, "declared packet size over the maximum");
+        if (i >= len) return SR_MQTT_MORE;
         uint8_t c = buf[i];
         rem += (uint32_t)(c & 0x7f) * mult;
         if (!(c & 0x80)) {
@@ -945,6 +947,8 @@ int sr_mqtt_encode_disconnect(sr_buf *out, int version, uint8_t reason, const sr
     if (version != SR_MQTT_V5) return SR_EINVAL;
     if (props && !props->present && !props->n_user) props = NULL;
     if (props_check(props, C_DISCONNECT)) return SR_EINVAL;
+    /* 3.14.2.2.2: the server never sends a session expiry in DISCONNECT */
+    if (props && (props->present & SR_MQTT_P_SESSION_EXPIRY)) return SR_EINVAL;
     enc e = {.version = version, .type = SR_MQTT_DISCONNECT, .props = props, .code = reason};
     return finish(out, SR_MQTT_DISCONNECT << 4, &e);
 }

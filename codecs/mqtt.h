@@ -272,7 +272,8 @@ SR_MUST_CHECK int sr_mqtt_encode_unsuback(sr_buf *out, int version, uint16_t pac
 SR_MUST_CHECK int sr_mqtt_encode_pingresp(sr_buf *out);
 
 /* DISCONNECT from the server: 5.0 only (3.1.1 servers just close: SR_EINVAL).
- * Reason 0 without props is the 2-byte form. */
+ * Reason 0 without props is the 2-byte form. A Session Expiry property is
+ * refused (SR_EINVAL): only the client may send it in DISCONNECT. */
 SR_MUST_CHECK int sr_mqtt_encode_disconnect(sr_buf *out, int version, uint8_t reason,
                                             const sr_mqtt_props *props);
 
