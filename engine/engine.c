@@ -1847,22 +1847,28 @@ int sr_engine_downsample(sr_engine *e, uint32_t point, int64_t from, int64_t to,
     return rc;
 }
 
-int sr_engine_master_get(sr_engine *e, const char *op, int kind, const char *id, sr_buf *packed)
+/* Copy the value at key (a \0 b \0 c) of db into out. */
+static int get_copy(sr_engine *e, sr_dbi db, const char *a, const char *b, const char *c, sr_buf *out)
 {
     MDB_txn *t;
     int rc = sr_index_read_begin(e->ix, &t);
     if (rc) return rc;
-    uint8_t k[300];
-    char ks[2] = {(char)('0' + kind), 0};
-    size_t kl = mkkey(k, sizeof k, op, ks, id);
+    uint8_t k[600];
+    size_t kl = mkkey(k, sizeof k, a, b, c);
     MDB_val v;
-    rc = kl ? get(t, DB(e, SR_DB_MASTERS), k, kl, &v) : SR_ENOTFOUND;
+    rc = kl ? get(t, DB(e, db), k, kl, &v) : SR_ENOTFOUND;
     if (!rc) {
-        packed->len = 0;
-        rc = sr_buf_append(packed, v.mv_data, v.mv_size);
+        out->len = 0;
+        rc = sr_buf_append(out, v.mv_data, v.mv_size);
     }
     sr_index_read_end(e->ix, t);
     return rc;
+}
+
+int sr_engine_master_get(sr_engine *e, const char *op, int kind, const char *id, sr_buf *packed)
+{
+    char ks[2] = {(char)('0' + kind), 0};
+    return get_copy(e, SR_DB_MASTERS, op, ks, id, packed);
 }
 
 /* Every value of db whose key starts with op \0 kind: packed records each
@@ -1907,20 +1913,8 @@ int sr_engine_registry_list(sr_engine *e, const char *op, int kind, sr_buf *out,
 
 int sr_engine_registry_get(sr_engine *e, const char *op, int kind, const char *id, sr_buf *packed)
 {
-    MDB_txn *t;
-    int rc = sr_index_read_begin(e->ix, &t);
-    if (rc) return rc;
-    uint8_t k[300];
     char ks[2] = {(char)('0' + kind), 0};
-    size_t kl = mkkey(k, sizeof k, op, ks, id);
-    MDB_val v;
-    rc = kl ? get(t, DB(e, SR_DB_REGISTRY), k, kl, &v) : SR_ENOTFOUND;
-    if (!rc) {
-        packed->len = 0;
-        rc = sr_buf_append(packed, v.mv_data, v.mv_size);
-    }
-    sr_index_read_end(e->ix, t);
-    return rc;
+    return get_copy(e, SR_DB_REGISTRY, op, ks, id, packed);
 }
 
 int sr_engine_doc_get(sr_engine *e, const char *op, const char *coll, const char *id, uint64_t *revision,
@@ -2081,19 +2075,7 @@ int sr_engine_doc_query(sr_engine *e, const char *op, const char *coll, const ch
 
 int sr_engine_file_get(sr_engine *e, const char *op, const char *path, sr_buf *packed)
 {
-    MDB_txn *t;
-    int rc = sr_index_read_begin(e->ix, &t);
-    if (rc) return rc;
-    uint8_t k[600];
-    size_t kl = mkkey(k, sizeof k, op, path, NULL);
-    MDB_val v;
-    rc = kl ? get(t, DB(e, SR_DB_FILES), k, kl, &v) : SR_ENOTFOUND;
-    if (!rc) {
-        packed->len = 0;
-        rc = sr_buf_append(packed, v.mv_data, v.mv_size);
-    }
-    sr_index_read_end(e->ix, t);
-    return rc;
+    return get_copy(e, SR_DB_FILES, op, path, NULL, packed);
 }
 
 int sr_engine_file_list(sr_engine *e, const char *op, const char *prefix, size_t limit, sr_buf *out, size_t *count,
