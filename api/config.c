@@ -20,6 +20,7 @@ void sr_config_defaults(sr_config *c)
     c->keepalive_max_s = 600;
     c->inflight_max = 64;
     snprintf(c->log_level, sizeof c->log_level, "info");
+    snprintf(c->tls_client_cert, sizeof c->tls_client_cert, "optional");
 }
 
 typedef struct ctx {
@@ -62,6 +63,11 @@ static int handler(void *user, const char *section, const char *name, const char
     NUM("server", "max_connections", max_connections, 1, 1000000)
     NUM("server", "connect_timeout_ms", connect_timeout_ms, 100, 600000)
     STR("log", "level", log_level)
+    STR("mqtt", "tls_listen", tls_listen)
+    STR("mqtt", "tls_cert", tls_cert)
+    STR("mqtt", "tls_key", tls_key)
+    STR("mqtt", "tls_ca", tls_ca)
+    STR("mqtt", "tls_client_cert", tls_client_cert)
     else known = 0;
 #undef STR
 #undef NUM
@@ -88,6 +94,15 @@ int sr_config_load(sr_config *c, const char *file, char *err, size_t errlen)
         if (r < 0) snprintf(tmp, sizeof tmp, "%s: cannot read", file);
         else snprintf(tmp, sizeof tmp, "%s:%d: %s", file, r, err[0] ? err : "not a valid INI line");
         snprintf(err, errlen, "%s", tmp);
+        return -1;
+    }
+    if (strcmp(c->tls_client_cert, "none") && strcmp(c->tls_client_cert, "optional") &&
+        strcmp(c->tls_client_cert, "require")) {
+        snprintf(err, errlen, "%s: [mqtt] tls_client_cert must be none, optional or require", file);
+        return -1;
+    }
+    if (c->tls_listen[0] && (!c->tls_cert[0] || !c->tls_key[0])) {
+        snprintf(err, errlen, "%s: [mqtt] tls_listen needs tls_cert and tls_key", file);
         return -1;
     }
     if (strcmp(c->sync, "always") && strcmp(c->sync, "interval") && strcmp(c->sync, "none")) {

@@ -21,6 +21,11 @@ typedef struct sr_config {
     uint32_t keepalive_max_s;     /* [mqtt] keepalive_max_s = 600 */
     uint32_t inflight_max;        /* [mqtt] inflight_max = 64: QoS 1 messages per connection not yet durable */
     char log_level[8];       /* [log] level = info */
+    char tls_listen[128];    /* [mqtt] tls_listen = (none) e.g. 127.0.0.1:8883 */
+    char tls_cert[1024];     /* [mqtt] tls_cert = server certificate chain (PEM) */
+    char tls_key[1024];      /* [mqtt] tls_key = its private key (PEM) */
+    char tls_ca[1024];       /* [mqtt] tls_ca = CA (PEM) that signs gateway client certificates */
+    char tls_client_cert[12];/* [mqtt] tls_client_cert = none | optional | require */
 } sr_config;
 
 void sr_config_defaults(sr_config *c);

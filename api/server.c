@@ -28,6 +28,9 @@
 #include "engine/secret.h"
 #include "engine/suiro.h"
 
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -43,8 +46,9 @@ typedef struct conn conn;
 struct sr_server {
     sr_config cfg;
     uv_loop_t loop;
-    uv_tcp_t mqtt;
-    int mqtt_port;
+    uv_tcp_t mqtt, mqtts;
+    int mqtt_port, mqtts_port;
+    SSL_CTX *tls;
     uv_async_t async;
     uv_signal_t sigint, sigterm;
     uv_timer_t tick;
@@ -70,6 +74,11 @@ struct conn {
     uint64_t id;
     int state, version, refs, handle_closed, reading;
     sr_buf rbuf;
+    SSL *ssl;            /* TLS listener: the session; bytes pass through memory BIOs */
+    BIO *rbio, *wbio;
+    sr_buf tlsin;        /* ciphertext read from the socket */
+    int tls_ready;
+    char cert_cn[160];   /* subject CN of a verified client certificate: "operatorId/gatewayId" */
     char op[72], gw[72], root[200], peer[96];
     uint16_t keepalive;
     uint64_t last_rx;
@@ -114,6 +123,8 @@ static void on_closed(uv_handle_t *h)
 
 static void conn_free(conn *c)
 {
+    if (c->ssl) SSL_free(c->ssl); /* frees the BIOs */
+    sr_buf_release(&c->tlsin);
     sr_buf_release(&c->rbuf);
     sr_buf_release(&c->will_payload);
     free(c->will_topic);
@@ -144,9 +155,32 @@ static void on_written(uv_write_t *r, int status)
     free(w);
 }
 
+static void raw_send(conn *c, const void *data, size_t len);
+
+/* Ciphertext the TLS session produced goes to the socket. */
+static void tls_flush(conn *c)
+{
+    char tmp[16384];
+    int n;
+    while ((n = BIO_read(c->wbio, tmp, sizeof tmp)) > 0) raw_send(c, tmp, (size_t)n);
+}
+
 static void conn_send(conn *c, const sr_buf *b)
 {
     if (c->state == ST_CLOSING || !b->len) return;
+    if (c->ssl) {
+        if (SSL_write(c->ssl, b->data, (int)b->len) <= 0) return;
+        tls_flush(c);
+        return;
+    }
+    raw_send(c, b->data, b->len);
+}
+
+static void raw_send(conn *c, const void *data, size_t len)
+{
+    if (uv_is_closing((uv_handle_t *)&c->tcp)) return;
+    sr_buf tmpb = {(uint8_t *)data, len, len};
+    const sr_buf *b = &tmpb;
     wreq *w = malloc(sizeof *w);
     char *copy = malloc(b->len);
     if (!w || !copy) {
@@ -342,7 +376,7 @@ typedef struct auth_job {
 static void auth_work(uv_work_t *w)
 {
     auth_job *j = (auth_job *)w;
-    j->ok = j->stored.len && sr_secret_verify(j->secret, j->stored.data, j->stored.len);
+    if (!j->ok) j->ok = j->stored.len && sr_secret_verify(j->secret, j->stored.data, j->stored.len);
     memset(j->secret, 0, sizeof j->secret);
 }
 
@@ -425,6 +459,48 @@ static void handle_connect(conn *c, const sr_mqtt_pkt *p)
     if (c->keepalive > c->srv->cfg.keepalive_max_s) c->keepalive = (uint16_t)c->srv->cfg.keepalive_max_s;
     /* client id = gatewayId; user name = operatorId/gatewayId */
     const sr_mqtt_str *cid = &p->connect.client_id, *un = &p->connect.username;
+    if (c->cert_cn[0]) {
+        /* a verified client certificate authenticates: its subject CN is
+         * operatorId/gatewayId; the client id (and a user name, if given) must agree */
+        char want[160];
+        int okc = cid->len && cid->len < sizeof c->gw;
+        const char *cs = strchr(c->cert_cn, '/');
+        if (okc && cs) {
+            snprintf(want, sizeof want, "%.*s", (int)cid->len, cid->s);
+            okc = !strcmp(cs + 1, want) && (size_t)(cs - c->cert_cn) < sizeof c->op;
+        } else
+            okc = 0;
+        if (okc && p->connect.has_username)
+            okc = un->len == strlen(c->cert_cn) && !memcmp(un->s, c->cert_cn, un->len);
+        c->version = p->version;
+        if (!okc) {
+            c->state = ST_AUTH;
+            connack(c, SR_MQTT_RC_NOT_AUTHORIZED);
+            sr_slog(SR_LOG_WARN, "gateway login refused", "peer=%s cert=%s detail=%s", c->peer, sr_slog_q(c->cert_cn),
+                    sr_slog_q("client id / user name do not match the certificate"));
+            conn_close(c, "certificate does not match", 0);
+            return;
+        }
+        snprintf(c->op, sizeof c->op, "%.*s", (int)(cs - c->cert_cn), c->cert_cn);
+        snprintf(c->gw, sizeof c->gw, "%s", cs + 1);
+        auth_job *j = calloc(1, sizeof *j);
+        if (!j) {
+            conn_close(c, "out of memory", 0);
+            return;
+        }
+        j->c = c;
+        j->ok = 1; /* no password to check; the job only orders the steps */
+        sr_buf_init(&j->stored);
+        c->state = ST_AUTH;
+        c->refs++;
+        conn_pause(c);
+        if (uv_queue_work(&c->srv->loop, &j->w, auth_work, auth_after) != 0) {
+            c->refs--;
+            free(j);
+            conn_close(c, "cannot queue the login", 0);
+        }
+        return;
+    }
     const char *slash = un->len ? memchr(un->s, '/', un->len) : NULL;
     if (!p->connect.has_username || !p->connect.has_password || !slash || cid->len == 0 || cid->len >= sizeof c->gw ||
         (size_t)(slash - un->s) >= sizeof c->op || un->len - (size_t)(slash - un->s) - 1 != cid->len ||
@@ -689,14 +765,61 @@ static void process(conn *c)
 static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *b)
 {
     conn *c = (conn *)h;
+    sr_buf *into = c->ssl ? &c->tlsin : &c->rbuf;
     (void)hint;
-    if (sr_buf_reserve(&c->rbuf, 65536)) {
+    if (sr_buf_reserve(into, 65536)) {
         b->base = NULL;
         b->len = 0;
         return;
     }
-    b->base = (char *)c->rbuf.data + c->rbuf.len;
-    b->len = c->rbuf.cap - c->rbuf.len;
+    b->base = (char *)into->data + into->len;
+    b->len = into->cap - into->len;
+}
+
+/* TLS: feed the ciphertext, finish the handshake, decrypt into rbuf.
+ * 0 to go on, -1 if the connection was closed. */
+static int tls_input(conn *c, size_t n)
+{
+    c->tlsin.len += n;
+    if (c->tlsin.len && BIO_write(c->rbio, c->tlsin.data, (int)c->tlsin.len) != (int)c->tlsin.len) {
+        conn_close(c, "TLS buffer", 0);
+        return -1;
+    }
+    c->tlsin.len = 0;
+    if (!c->tls_ready) {
+        int r = SSL_do_handshake(c->ssl);
+        tls_flush(c);
+        if (r != 1) {
+            int e = SSL_get_error(c->ssl, r);
+            if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) return 0;
+            char why[200];
+            snprintf(why, sizeof why, "TLS handshake failed: %s", ERR_reason_error_string(ERR_get_error()));
+            ERR_clear_error();
+            sr_slog(SR_LOG_WARN, "tls handshake failed", "peer=%s detail=%s", c->peer, sr_slog_q(why));
+            conn_close(c, why, 0);
+            return -1;
+        }
+        c->tls_ready = 1;
+        X509 *cert = SSL_get1_peer_certificate(c->ssl);
+        if (cert && SSL_get_verify_result(c->ssl) == X509_V_OK) {
+            X509_NAME_get_text_by_NID(X509_get_subject_name(cert), NID_commonName, c->cert_cn, sizeof c->cert_cn);
+        }
+        X509_free(cert);
+    }
+    for (;;) {
+        if (sr_buf_reserve(&c->rbuf, 16384)) return 0;
+        int r = SSL_read(c->ssl, c->rbuf.data + c->rbuf.len, (int)(c->rbuf.cap - c->rbuf.len));
+        if (r > 0) {
+            c->rbuf.len += (size_t)r;
+            continue;
+        }
+        int e = SSL_get_error(c->ssl, r);
+        tls_flush(c);
+        if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) return 0;
+        if (e == SSL_ERROR_ZERO_RETURN) conn_close(c, "TLS closed by peer", 1);
+        else conn_close(c, "TLS error", 1);
+        return -1;
+    }
 }
 
 static void on_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
@@ -707,7 +830,10 @@ static void on_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
         conn_close(c, n == UV_EOF ? "connection closed by peer" : uv_strerror((int)n), 1);
         return;
     }
-    c->rbuf.len += (size_t)n;
+    if (c->ssl) {
+        if (tls_input(c, (size_t)n)) return;
+    } else
+        c->rbuf.len += (size_t)n;
     if (c->rbuf.len > (size_t)c->srv->cfg.mqtt_max_packet + 65536 && c->state == ST_AUTH) {
         conn_close(c, "too much data before the login check", 0);
         return;
@@ -744,6 +870,19 @@ static void on_connection(uv_stream_t *server, int status)
         }
     }
     uv_tcp_nodelay(&c->tcp, 1);
+    if (server == (uv_stream_t *)&s->mqtts) {
+        c->ssl = SSL_new(s->tls);
+        c->rbio = BIO_new(BIO_s_mem());
+        c->wbio = BIO_new(BIO_s_mem());
+        if (!c->ssl || !c->rbio || !c->wbio) {
+            BIO_free(c->rbio);
+            BIO_free(c->wbio);
+            uv_close((uv_handle_t *)&c->tcp, on_closed);
+            return;
+        }
+        SSL_set_bio(c->ssl, c->rbio, c->wbio);
+        SSL_set_accept_state(c->ssl);
+    }
     c->next = s->conns;
     if (s->conns) s->conns->prev = c;
     s->conns = c;
@@ -776,7 +915,8 @@ static void on_signal(uv_signal_t *h, int sig)
     sr_server *s = h->data;
     sr_slog(SR_LOG_INFO, "stopping", "signal=%d connections=%zu", sig, s->nconns);
     s->stopping = 1;
-    uv_close((uv_handle_t *)&s->mqtt, NULL);
+    if (s->cfg.mqtt_listen[0]) uv_close((uv_handle_t *)&s->mqtt, NULL);
+    if (s->cfg.tls_listen[0]) uv_close((uv_handle_t *)&s->mqtts, NULL);
     uv_timer_stop(&s->tick);
     for (conn *c = s->conns; c;) {
         conn *n = c->next;
@@ -807,6 +947,69 @@ static int engine_open(sr_server *s, char *err, size_t errlen)
     return rc;
 }
 
+static int listen_on(sr_server *s, uv_tcp_t *h, const char *spec, const char *key, int *port_out, char *err,
+                     size_t errlen)
+{
+    char host[128];
+    int port;
+    struct sockaddr_storage addr;
+    if (sr_config_hostport(spec, host, sizeof host, &port)) {
+        snprintf(err, errlen, "[mqtt] %s: '%s' is not host:port", key, spec);
+        return SR_EINVAL;
+    }
+    if (uv_ip4_addr(host, port, (struct sockaddr_in *)&addr) && uv_ip6_addr(host, port, (struct sockaddr_in6 *)&addr)) {
+        snprintf(err, errlen, "[mqtt] %s: '%s' is not an IP address", key, host);
+        return SR_EINVAL;
+    }
+    uv_tcp_init(&s->loop, h);
+    h->data = s;
+    int r = uv_tcp_bind(h, (struct sockaddr *)&addr, 0);
+    if (!r) r = uv_listen((uv_stream_t *)h, 511, on_connection);
+    if (r) {
+        snprintf(err, errlen, "[mqtt] %s %s: %s", key, spec, uv_strerror(r));
+        return SR_EIO;
+    }
+    struct sockaddr_storage b;
+    int bl = sizeof b;
+    uv_tcp_getsockname(h, (struct sockaddr *)&b, &bl);
+    *port_out = ntohs(b.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&b)->sin6_port
+                                              : ((struct sockaddr_in *)&b)->sin_port);
+    return SR_OK;
+}
+
+static int tls_setup(sr_server *s, char *err, size_t errlen)
+{
+    const sr_config *c = &s->cfg;
+    s->tls = SSL_CTX_new(TLS_server_method());
+    if (!s->tls) goto ssl_fail;
+    SSL_CTX_set_min_proto_version(s->tls, TLS1_2_VERSION);
+    if (SSL_CTX_use_certificate_chain_file(s->tls, c->tls_cert) != 1) {
+        snprintf(err, errlen, "[mqtt] tls_cert %s: %s", c->tls_cert, ERR_reason_error_string(ERR_get_error()));
+        return SR_ETLS;
+    }
+    if (SSL_CTX_use_PrivateKey_file(s->tls, c->tls_key, SSL_FILETYPE_PEM) != 1 || SSL_CTX_check_private_key(s->tls) != 1) {
+        snprintf(err, errlen, "[mqtt] tls_key %s: %s", c->tls_key, ERR_reason_error_string(ERR_get_error()));
+        return SR_ETLS;
+    }
+    if (strcmp(c->tls_client_cert, "none")) {
+        if (!c->tls_ca[0]) {
+            snprintf(err, errlen, "[mqtt] tls_client_cert = %s needs tls_ca", c->tls_client_cert);
+            return SR_EINVAL;
+        }
+        if (SSL_CTX_load_verify_locations(s->tls, c->tls_ca, NULL) != 1) {
+            snprintf(err, errlen, "[mqtt] tls_ca %s: %s", c->tls_ca, ERR_reason_error_string(ERR_get_error()));
+            return SR_ETLS;
+        }
+        int mode = SSL_VERIFY_PEER;
+        if (!strcmp(c->tls_client_cert, "require")) mode |= SSL_VERIFY_FAIL_IF_NO_PEER_CERT;
+        SSL_CTX_set_verify(s->tls, mode, NULL);
+    }
+    return SR_OK;
+ssl_fail:
+    snprintf(err, errlen, "TLS: %s", ERR_reason_error_string(ERR_get_error()));
+    return SR_ETLS;
+}
+
 int sr_server_open(const sr_config *cfg, sr_server **out, char *err, size_t errlen)
 {
     /* a peer that went away must not kill the server: writes get EPIPE */
@@ -830,34 +1033,11 @@ int sr_server_open(const sr_config *cfg, sr_server **out, char *err, size_t errl
     s->sigint.data = s->sigterm.data = s;
     uv_signal_start(&s->sigint, on_signal, SIGINT);
     uv_signal_start(&s->sigterm, on_signal, SIGTERM);
-    if (cfg->mqtt_listen[0]) {
-        char host[128];
-        int port;
-        struct sockaddr_storage addr;
-        if (sr_config_hostport(cfg->mqtt_listen, host, sizeof host, &port)) {
-            snprintf(err, errlen, "[mqtt] listen: '%s' is not host:port", cfg->mqtt_listen);
-            rc = SR_EINVAL;
-            goto fail;
-        }
-        if (uv_ip4_addr(host, port, (struct sockaddr_in *)&addr) && uv_ip6_addr(host, port, (struct sockaddr_in6 *)&addr)) {
-            snprintf(err, errlen, "[mqtt] listen: '%s' is not an IP address", host);
-            rc = SR_EINVAL;
-            goto fail;
-        }
-        uv_tcp_init(&s->loop, &s->mqtt);
-        s->mqtt.data = s;
-        int r = uv_tcp_bind(&s->mqtt, (struct sockaddr *)&addr, 0);
-        if (!r) r = uv_listen((uv_stream_t *)&s->mqtt, 511, on_connection);
-        if (r) {
-            snprintf(err, errlen, "[mqtt] listen %s: %s", cfg->mqtt_listen, uv_strerror(r));
-            rc = SR_EIO;
-            goto fail;
-        }
-        struct sockaddr_storage b;
-        int bl = sizeof b;
-        uv_tcp_getsockname(&s->mqtt, (struct sockaddr *)&b, &bl);
-        s->mqtt_port = ntohs(b.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&b)->sin6_port
-                                                     : ((struct sockaddr_in *)&b)->sin_port);
+    if (cfg->mqtt_listen[0] && (rc = listen_on(s, &s->mqtt, cfg->mqtt_listen, "listen", &s->mqtt_port, err, errlen)))
+        goto fail;
+    if (cfg->tls_listen[0]) {
+        if ((rc = tls_setup(s, err, errlen))) goto fail;
+        if ((rc = listen_on(s, &s->mqtts, cfg->tls_listen, "tls_listen", &s->mqtts_port, err, errlen))) goto fail;
     }
     (void)on_stop_check;
     *out = s;
@@ -868,6 +1048,7 @@ fail:
 }
 
 int sr_server_mqtt_port(sr_server *s) { return s->mqtt_port; }
+int sr_server_mqtts_port(sr_server *s) { return s->mqtts_port; }
 
 static void on_stop_check(uv_async_t *a) { (void)a; }
 
@@ -906,6 +1087,7 @@ void sr_server_close(sr_server *s)
         uv_run(&s->loop, UV_RUN_DEFAULT);
     }
     uv_loop_close(&s->loop);
+    if (s->tls) SSL_CTX_free(s->tls);
     pthread_mutex_destroy(&s->mu);
     sr_slog(SR_LOG_INFO, "stopped", "%s", "");
     free(s);

@@ -50,6 +50,8 @@ int sr_cmd_serve(int argc, char **argv)
     int port;
     if (cfg.mqtt_listen[0] && sr_config_hostport(cfg.mqtt_listen, host, sizeof host, &port) == 0)
         printf("listening mqtt=%s:%d\n", host, sr_server_mqtt_port(s));
+    if (cfg.tls_listen[0] && sr_config_hostport(cfg.tls_listen, host, sizeof host, &port) == 0)
+        printf("listening mqtts=%s:%d\n", host, sr_server_mqtts_port(s));
     fflush(stdout);
     sr_server_run(s);
     sr_server_close(s);

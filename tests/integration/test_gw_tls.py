@@ -1,0 +1,179 @@
+#!/usr/bin/python3
+"""tests/integration/test_gw_tls.py -- GW-IF over MQTT with TLS through the
+real `suiro serve`: a test PKI made with the openssl command, then paho and
+mosquitto_pub with a password, with a client certificate (its subject CN is
+operatorId/gatewayId), with a certificate of another CA, with a certificate
+of another gateway, without TLS on the TLS port; and a server that requires
+client certificates. Servers run on loopback ports chosen at run time and
+are stopped by PID. usage: test_gw_tls.py SUIRO_BIN"""
+import json
+import os
+import shutil
+import signal
+import ssl
+import subprocess
+import sys
+import tempfile
+import threading
+
+import paho.mqtt.client as mqtt
+
+BIN = sys.argv[1]
+T = tempfile.mkdtemp(prefix="suiro-tls-")
+D = os.path.join(T, "data")
+P = os.path.join(T, "pki")
+passes = fails = 0
+servers = []
+
+
+def check(name, cond, extra=""):
+    global passes, fails
+    if cond:
+        passes += 1
+        print("ok:", name)
+    else:
+        fails += 1
+        print("FAIL:", name, extra)
+
+
+def sh(*args):
+    subprocess.run(args, check=True, capture_output=True)
+
+
+def make_ca(name):
+    sh("openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout",
+       f"{P}/{name}.key", "-out", f"{P}/{name}.pem", "-days", "2", "-subj", f"/CN={name}")
+
+
+def make_cert(name, cn, ca, server=False):
+    sh("openssl", "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout",
+       f"{P}/{name}.key", "-out", f"{P}/{name}.csr", "-subj", f"/CN={cn}")
+    args = ["openssl", "x509", "-req", "-in", f"{P}/{name}.csr", "-CA", f"{P}/{ca}.pem", "-CAkey", f"{P}/{ca}.key",
+            "-CAcreateserial", "-out", f"{P}/{name}.pem", "-days", "2"]
+    if server:
+        open(f"{P}/ext", "w").write("subjectAltName=IP:127.0.0.1,DNS:localhost")
+        args += ["-extfile", f"{P}/ext"]
+    sh(*args)
+
+
+def start(mode):
+    cfg = f"{T}/suiro-{mode}.ini"
+    open(cfg, "w").write(f"""[engine]
+data_dir = {D}
+[mqtt]
+listen = 127.0.0.1:0
+tls_listen = 127.0.0.1:0
+tls_cert = {P}/srv.pem
+tls_key = {P}/srv.key
+tls_ca = {P}/ca.pem
+tls_client_cert = {mode}
+""")
+    p = subprocess.Popen([BIN, "serve", "--config", cfg], stdout=subprocess.PIPE,
+                         stderr=open(f"{T}/server.log", "a"), text=True)
+    servers.append(p)
+    ports = {}
+    for _ in range(2):
+        k, v = p.stdout.readline().strip().split(" ", 1)[1].split("=")
+        ports[k] = int(v.rsplit(":", 1)[1])
+    return p, ports["mqtts"]
+
+
+def msg(mid, ts):
+    return json.dumps({"header": {"messageType": "GW_MEASUREMENTS", "messageId": mid},
+                       "body": {"values": [{"dataId": "P001", "timestamp": ts, "value": 1.25}]}})
+
+
+def paho_connect(port, cid, user=None, pw=None, cert=None, key=None):
+    done = threading.Event()
+    res = {}
+    c = mqtt.Client(client_id=cid)
+    if user:
+        c.username_pw_set(user, pw)
+    c.tls_set(ca_certs=f"{P}/ca.pem", certfile=cert, keyfile=key)
+
+    def on_connect(cl, u, f, rc, props=None):
+        res["rc"] = rc
+        done.set()
+
+    def on_disconnect(cl, u, rc, props=None):
+        res.setdefault("rc", "disconnected")
+        done.set()
+
+    c.on_connect = on_connect
+    c.on_disconnect = on_disconnect
+    try:
+        c.connect("127.0.0.1", port, 30)
+    except (ssl.SSLError, OSError) as e:
+        return None, "tls:" + type(e).__name__
+    c.loop_start()
+    done.wait(10)
+    return c, res.get("rc")
+
+
+def pub(port, cid, payload, *extra):
+    r = subprocess.run(["mosquitto_pub", "-h", "127.0.0.1", "-p", str(port), "--cafile", f"{P}/ca.pem", "-i", cid,
+                        "-q", "1", "-t", f"wip/v1/demo/gw/{cid}/data/measurements", "-m", payload, *extra],
+                       capture_output=True, timeout=20)
+    return r.returncode
+
+
+def stored():
+    out = subprocess.run([BIN, "replay", D, "--kind", "measurements"], capture_output=True, text=True).stdout
+    return [json.loads(l)["message_id"] for l in out.splitlines() if l.strip()]
+
+
+try:
+    os.makedirs(P)
+    make_ca("ca")
+    make_ca("rogue")
+    make_cert("srv", "localhost", "ca", server=True)
+    make_cert("gw1", "demo\\/GW001", "ca")
+    make_cert("gw1rogue", "demo\\/GW001", "rogue")
+    subprocess.run([BIN, "init", "--demo", D], check=True, capture_output=True)
+    srv, port = start("optional")
+
+    c, rc = paho_connect(port, "GW001", "demo/GW001", "demo-gw001-secret")
+    check("TLS with a password (paho)", rc == 0, rc)
+    if c:
+        info = c.publish("wip/v1/demo/gw/GW001/data/measurements", msg("tls-1", "2026-11-22T00:00:01Z"), qos=1)
+        info.wait_for_publish(10)
+        check("... and its QoS 1 publish is acknowledged", info.is_published())
+        c.disconnect()
+        c.loop_stop()
+    rc = pub(port, "GW001", msg("tls-2", "2026-11-22T00:00:02Z"), "--cert", f"{P}/gw1.pem", "--key", f"{P}/gw1.key")
+    check("TLS with a client certificate and no password (mosquitto_pub)", rc == 0, rc)
+    rc = pub(port, "GW002", msg("tls-3", "2026-11-22T00:00:03Z"), "--cert", f"{P}/gw1.pem", "--key", f"{P}/gw1.key")
+    check("GW001's certificate cannot log in as GW002", rc != 0, rc)
+    rc = pub(port, "GW001", msg("tls-4", "2026-11-22T00:00:04Z"), "--cert", f"{P}/gw1rogue.pem", "--key",
+             f"{P}/gw1rogue.key")
+    check("a certificate of another CA is refused", rc != 0, rc)
+    rc = pub(port, "GW001", msg("tls-5", "2026-11-22T00:00:05Z"), "-u", "demo/GW001", "-P", "wrong-password-x")
+    check("a wrong password over TLS is refused", rc != 0, rc)
+    r = subprocess.run(["mosquitto_pub", "-h", "127.0.0.1", "-p", str(port), "-i", "GW001", "-u", "demo/GW001", "-P",
+                        "demo-gw001-secret", "-q", "1", "-t", "wip/v1/demo/gw/GW001/data/measurements", "-m",
+                        msg("tls-6", "2026-11-22T00:00:06Z")], capture_output=True, timeout=20)
+    check("plain MQTT on the TLS port fails", r.returncode != 0, r.returncode)
+    check("the server is still up", srv.poll() is None)
+    ids = stored()
+    check("exactly the two authenticated messages are stored", sorted(ids) == ["tls-1", "tls-2"], ids)
+    srv.send_signal(signal.SIGTERM)
+    check("SIGTERM stops it cleanly", srv.wait(20) == 0)
+
+    srv, port = start("require")
+    rc = pub(port, "GW001", msg("tls-7", "2026-11-22T00:00:07Z"), "-u", "demo/GW001", "-P", "demo-gw001-secret")
+    check("tls_client_cert = require refuses a client without a certificate", rc != 0, rc)
+    rc = pub(port, "GW001", msg("tls-8", "2026-11-22T00:00:08Z"), "--cert", f"{P}/gw1.pem", "--key", f"{P}/gw1.key")
+    check("... and accepts one with", rc == 0, rc)
+    srv.send_signal(signal.SIGTERM)
+    srv.wait(20)
+finally:
+    for p in servers:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    if fails:
+        print(open(f"{T}/server.log").read()[-3000:])
+    shutil.rmtree(T, ignore_errors=True)
+
+print("%d passed, %d failed" % (passes, fails))
+sys.exit(1 if fails else 0)
