@@ -51,10 +51,11 @@ struct sr_server {
     SSL_CTX *tls;
     uv_async_t async;
     uv_signal_t sigint, sigterm;
-    uv_timer_t tick;
+    uv_timer_t tick, retry;
     sr_engine *eng;
     sr_key key;
     conn *conns;
+    conn *blocked; /* connections waiting for room in the engine's queue */
     size_t nconns;
     int stopping;
     pthread_mutex_t mu;
@@ -89,6 +90,12 @@ struct conn {
     char *will_topic;
     sr_buf will_payload;
     uint16_t next_pid;
+    /* back-pressure: a command the engine's queue had no room for, retried
+     * by the server's retry timer; nothing more is read meanwhile */
+    sr_buf pend_ev;
+    struct completion *pend_d;
+    conn *blocked_next;
+    int blocked;
 };
 
 typedef struct completion {
@@ -125,6 +132,8 @@ static void conn_free(conn *c)
 {
     if (c->ssl) SSL_free(c->ssl); /* frees the BIOs */
     sr_buf_release(&c->tlsin);
+    sr_buf_release(&c->pend_ev);
+    free(c->pend_d);
     sr_buf_release(&c->rbuf);
     sr_buf_release(&c->will_payload);
     free(c->will_topic);
@@ -347,7 +356,7 @@ static void conn_pause(conn *c)
 
 static void conn_maybe_resume(conn *c)
 {
-    if (!c->reading && c->state != ST_CLOSING && c->inflight < (int)c->srv->cfg.inflight_max) {
+    if (!c->reading && !c->blocked && c->state != ST_CLOSING && c->inflight < (int)c->srv->cfg.inflight_max) {
         if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) == 0) c->reading = 1;
     }
 }
@@ -560,6 +569,57 @@ static const char *own_suffix(conn *c, const sr_mqtt_str *t, char *buf, size_t c
     return buf + rl + 1;
 }
 
+static void process(conn *c);
+
+/* Submit the blocked connections' pending commands again (in the order they
+ * blocked); a connection that got through reads on. */
+static void on_retry(uv_timer_t *t)
+{
+    sr_server *s = t->data;
+    conn *list = s->blocked, *keep = NULL;
+    s->blocked = NULL;
+    while (list) {
+        conn *c = list;
+        list = c->blocked_next;
+        int rc = SR_EFULL;
+        if (c->state != ST_CLOSING) {
+            sr_slice sl = {c->pend_ev.data, c->pend_ev.len};
+            rc = sr_engine_submit(s->eng, &sl, 1, engine_done, c->pend_d);
+        }
+        if (rc == SR_EFULL && c->state != ST_CLOSING) {
+            c->blocked_next = keep;
+            keep = c;
+            continue;
+        }
+        c->blocked = 0;
+        if (rc == SR_OK) {
+            c->pend_d = NULL; /* owned by the engine until engine_done */
+            c->refs++;
+            c->inflight++;
+        } else if (c->state != ST_CLOSING) {
+            send_puback(c, c->pend_d->packet_id, SR_MQTT_RC_UNSPECIFIED);
+            send_gw_ack(c, c->pend_d->msgid, SR_GW_E_INTERNAL, sr_strerror(rc), NULL);
+        }
+        if (c->pend_d) {
+            free(c->pend_d);
+            c->pend_d = NULL;
+        }
+        if (c->state != ST_CLOSING) {
+            process(c); /* what was read before blocking */
+            conn_maybe_resume(c);
+        }
+        conn_unref(c);
+    }
+    /* keep the original order */
+    while (keep) {
+        conn *c = keep;
+        keep = c->blocked_next;
+        c->blocked_next = s->blocked;
+        s->blocked = c;
+    }
+    if (!s->blocked) uv_timer_stop(&s->retry);
+}
+
 static void handle_publish(conn *c, const sr_mqtt_pkt *p)
 {
     char tb[512];
@@ -644,6 +704,22 @@ static void handle_publish(conn *c, const sr_mqtt_pkt *p)
             c->refs++;
             c->inflight++;
             if (c->inflight >= (int)c->srv->cfg.inflight_max) conn_pause(c); /* (3) */
+        } else if (rc == SR_EFULL) {
+            /* (3): no acknowledgement yet; keep it, stop reading, retry */
+            c->pend_ev.len = 0;
+            if (sr_buf_append(&c->pend_ev, ev.data, ev.len) == SR_OK) {
+                c->pend_d = d;
+                c->blocked = 1;
+                c->refs++;
+                c->blocked_next = c->srv->blocked;
+                c->srv->blocked = c;
+                conn_pause(c);
+                if (!uv_is_active((uv_handle_t *)&c->srv->retry)) uv_timer_start(&c->srv->retry, on_retry, 2, 2);
+            } else {
+                free(d);
+                send_puback(c, p->packet_id, SR_MQTT_RC_SERVER_BUSY);
+                send_gw_ack(c, msg.message_id, SR_GW_E_BUSY, sr_strerror(rc), NULL);
+            }
         } else {
             free(d);
             send_puback(c, p->packet_id, rc == SR_EFULL ? SR_MQTT_RC_SERVER_BUSY : SR_MQTT_RC_UNSPECIFIED);
@@ -712,7 +788,7 @@ static void handle_unsubscribe(conn *c, const sr_mqtt_pkt *p)
 
 static void process(conn *c)
 {
-    while (c->state != ST_CLOSING && c->state != ST_AUTH && c->rbuf.len) {
+    while (c->state != ST_CLOSING && c->state != ST_AUTH && !c->blocked && c->rbuf.len) {
         sr_mqtt_pkt p;
         size_t used = 0;
         int rc = sr_mqtt_decode(c->rbuf.data, c->rbuf.len, c->state == ST_AWAIT_CONNECT ? 0 : c->version,
@@ -920,7 +996,7 @@ static void on_signal(uv_signal_t *h, int sig)
     uv_timer_stop(&s->tick);
     for (conn *c = s->conns; c;) {
         conn *n = c->next;
-        if (c->inflight == 0) conn_close(c, "server stopping", 0);
+        if (c->inflight == 0 && !c->blocked) conn_close(c, "server stopping", 0);
         else conn_pause(c); /* finish what is in flight, then close (on_async) */
         c = n;
     }
@@ -935,6 +1011,9 @@ static void on_stop_check(uv_async_t *a);
 static int engine_open(sr_server *s, char *err, size_t errlen)
 {
     sr_engine_opts o = {.queue_max = s->cfg.queue_max};
+    /* test hook: a slow writer, to show back-pressure (tests/integration/test_gw_backpressure.py) */
+    const char *slow = getenv("SUIRO_TEST_WRITER_DELAY_MS");
+    if (slow) o.test_group_delay_ms = (uint32_t)atoi(slow);
     o.sync = !strcmp(s->cfg.sync, "none") ? SR_SYNC_NONE : !strcmp(s->cfg.sync, "interval") ? SR_SYNC_INTERVAL
                                                                                              : SR_SYNC_ALWAYS;
     if (s->cfg.key_file[0]) {
@@ -1028,6 +1107,8 @@ int sr_server_open(const sr_config *cfg, sr_server **out, char *err, size_t errl
     uv_timer_init(&s->loop, &s->tick);
     s->tick.data = s;
     uv_timer_start(&s->tick, on_tick, 1000, 1000);
+    uv_timer_init(&s->loop, &s->retry);
+    s->retry.data = s;
     uv_signal_init(&s->loop, &s->sigint);
     uv_signal_init(&s->loop, &s->sigterm);
     s->sigint.data = s->sigterm.data = s;
@@ -1066,10 +1147,13 @@ int sr_server_run(sr_server *s)
         /* stopping: close connections whose in-flight work is done */
         for (conn *c = s->conns; c;) {
             conn *n = c->next;
-            if (c->inflight == 0) conn_close(c, "server stopping", 0);
+            if (c->inflight == 0 && !c->blocked) conn_close(c, "server stopping", 0);
             c = n;
         }
-        if (!s->conns) break;
+        if (!s->conns) {
+            uv_timer_stop(&s->retry);
+            break;
+        }
     }
     return 0;
 }

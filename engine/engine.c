@@ -1168,6 +1168,10 @@ static void *writer_main(void *arg)
         }
         e->rr++;
         pthread_mutex_unlock(&e->mu);
+        if (e->o.test_group_delay_ms) {
+            struct timespec d = {e->o.test_group_delay_ms / 1000, (long)(e->o.test_group_delay_ms % 1000) * 1000000};
+            nanosleep(&d, NULL);
+        }
         process_group(e, group, n);
     }
     return NULL;

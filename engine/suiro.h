@@ -54,6 +54,7 @@ typedef struct sr_engine_opts {
     const char *index_dir;      /* index elsewhere than DIR/index (verify, rebuild checks) */
     int log_readonly;           /* read the log without locking it; apply to the index; no writer */
     uint64_t replay_to;         /* with log_readonly: apply events up to this seq only (0: all) */
+    uint32_t test_group_delay_ms; /* tests only: the writer sleeps this long before each group */
     void (*progress)(void *ctx, uint64_t done, uint64_t total); /* replay progress at open */
     void *progress_ctx;
 } sr_engine_opts;
