@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `make bench`: run every bench/ program and append their JSON lines to
 # bench/results/<UTC date-time>.jsonl (one file per run). Peers (InfluxDB,
-# VictoriaMetrics, Mosquitto, Redis) join as the later bench programs land.
+# VictoriaMetrics, Redis) join as the later bench programs land; Mosquitto is
+# in bench/gw_ingest.sh.
 set -euo pipefail
 BUILD=${1:-build}
 cd "$(dirname "$0")/.."
@@ -24,6 +25,8 @@ echo "bench: engine ingest (reference data set: 10k points, 1 s, 1 % late; 1 and
 echo "bench: engine queries, rebuild and restart" >&2
 "$BUILD/bench/engine_query" | tee -a "$out"
 "$BUILD/bench/engine_restart" | tee -a "$out"
+echo "bench: GW-IF ingest over MQTT, suiro serve vs Mosquitto (bench/gw_ingest.sh)" >&2
+bash bench/gw_ingest.sh "$BUILD" | tee -a "$out"
 if grep -q '"verify":"FAILED"' "$out"; then
   echo "bench: a benchmark failed its own verification; see $out" >&2
   exit 1

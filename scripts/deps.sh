@@ -17,7 +17,7 @@ PKGS=(
 )
 BENCH_PKGS=()
 if [ "${1:-}" = "--bench" ]; then
-  BENCH_PKGS=(redis-server)
+  BENCH_PKGS=(redis-server mosquitto)
 fi
 want=("${PKGS[@]}" "${BENCH_PKGS[@]}")
 
