@@ -629,6 +629,16 @@ static void handle_publish(conn *c, const sr_mqtt_pkt *p)
         protocol_error(c, SR_MQTT_RC_QOS_NOT_SUPPORTED, "QoS 2 is not supported");
         return;
     }
+    if (c->version == 5 && (p->props.present & SR_MQTT_P_TOPIC_ALIAS)) {
+        /* CONNACK advertised Topic Alias Maximum 0 */
+        protocol_error(c, SR_MQTT_RC_TOPIC_ALIAS_INVALID, "topic aliases are not accepted");
+        return;
+    }
+    if (m->qos == 1 && c->version == 5 && c->inflight >= (int)c->srv->cfg.inflight_max + 1) {
+        /* more unacknowledged QoS 1 messages than the Receive Maximum we gave */
+        protocol_error(c, SR_MQTT_RC_RECEIVE_MAX_EXCEEDED, "receive maximum exceeded");
+        return;
+    }
     const char *suffix = own_suffix(c, &m->topic, tb, sizeof tb);
     if (!suffix) {
         size_t tl = m->topic.len < sizeof tb ? m->topic.len : sizeof tb - 1;

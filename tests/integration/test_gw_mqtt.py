@@ -203,6 +203,43 @@ try:
     acks = g2.wait_ack("g2-1")
     check("GW002 stores its own value over 5.0", acks and acks[0]["code"] == "0", acks)
 
+    # 6b. MQTT 5 topic alias: we advertise a maximum of 0, so using one is a protocol error
+    from paho.mqtt.properties import Properties
+    from paho.mqtt.packettypes import PacketTypes
+    g3 = Gw(port, "GW002", "demo-gw002-secret", v5=True, subscribe=False)
+    props = Properties(PacketTypes.PUBLISH)
+    props.TopicAlias = 1
+    g3.c.publish(g3.root + "/data/measurements", envelope("GW_MEASUREMENTS", "al-1",
+                 values(("P006", "2026-11-22T00:00:09Z", 1.0))), qos=1, properties=props)
+    with g3.cv:
+        g3.cv.wait_for(lambda: g3.disconnected, 10)
+    check("a 5.0 topic alias (maximum 0) gets the connection closed", g3.disconnected)
+    g3.c.loop_stop()
+
+    # 6c. a flood of connections: bad logins, half-open CONNECTs, idle sockets
+    flood = []
+    for i in range(150):
+        try:
+            fs = socket.create_connection(("127.0.0.1", port), timeout=5)
+        except OSError:
+            continue
+        if i % 3 == 0:   # a CONNECT with a wrong password (3.1.1)
+            user, pw = b"demo/GW001", b"nope-nope-nope"
+            var = b"\x00\x04MQTT\x04\xc2\x00\x3c"
+            pay = b"\x00\x05GW001" + len(user).to_bytes(2, "big") + user + len(pw).to_bytes(2, "big") + pw
+            body = var + pay
+            fs.sendall(bytes([0x10, len(body)]) + body)
+        elif i % 3 == 1:  # half a CONNECT
+            fs.sendall(b"\x10\x20\x00\x04MQ")
+        flood.append(fs)
+    mid = g1.send("data/measurements", envelope("GW_MEASUREMENTS", "m-flood",
+                                                values(("P001", "2026-11-22T00:00:08Z", 8.0))))
+    acks = g1.wait_ack("m-flood")
+    check("a gateway is served during a flood of bad connections", acks and acks[0]["code"] == "0", acks)
+    for fs in flood:
+        fs.close()
+    check("the server survives the flood", server.poll() is None)
+
     # 7. garbage on a raw socket: that connection is closed, others are unaffected
     s = socket.create_connection(("127.0.0.1", port))
     s.sendall(b"\x10\xff\xff\xff\xff\x7f garbage")
@@ -224,7 +261,7 @@ try:
                         envelope("GW_MEASUREMENTS", "mp-1", values(("P001", "2026-11-22T00:00:04Z", 15.0)))],
                        capture_output=True, timeout=20)
     check("mosquitto_pub (QoS 1) succeeds", r.returncode == 0, r.stderr)
-    check("... and its value is stored", stored_values() == 5, stored_values())
+    check("... and its value is stored", stored_values() == 6, stored_values())
     sessions = [e["session"] for e in replay("session")]
     check("session takeover and connects are in the audit trail",
           any(x.get("state") == "SS_CONNECTED" and x["id"] == "GW001" for x in sessions))
