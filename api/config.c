@@ -21,6 +21,8 @@ void sr_config_defaults(sr_config *c)
     c->inflight_max = 64;
     snprintf(c->log_level, sizeof c->log_level, "info");
     snprintf(c->tls_client_cert, sizeof c->tls_client_cert, "optional");
+    snprintf(c->http_listen, sizeof c->http_listen, "127.0.0.1:8080");
+    c->http_max_body = 16u << 20;
 }
 
 typedef struct ctx {
@@ -63,6 +65,8 @@ static int handler(void *user, const char *section, const char *name, const char
     NUM("server", "max_connections", max_connections, 1, 1000000)
     NUM("server", "connect_timeout_ms", connect_timeout_ms, 100, 600000)
     STR("log", "level", log_level)
+    STR("http", "listen", http_listen)
+    NUM("http", "max_body", http_max_body, 1024, 1u << 30)
     STR("mqtt", "tls_listen", tls_listen)
     STR("mqtt", "tls_cert", tls_cert)
     STR("mqtt", "tls_key", tls_key)

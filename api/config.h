@@ -21,6 +21,8 @@ typedef struct sr_config {
     uint32_t keepalive_max_s;     /* [mqtt] keepalive_max_s = 600 */
     uint32_t inflight_max;        /* [mqtt] inflight_max = 64: QoS 1 messages per connection not yet durable */
     char log_level[8];       /* [log] level = info */
+    char http_listen[128];   /* [http] listen = 127.0.0.1:8080 ("" disables): GW-IF HTTP binding */
+    uint32_t http_max_body;  /* [http] max_body = 16777216 */
     char tls_listen[128];    /* [mqtt] tls_listen = (none) e.g. 127.0.0.1:8883 */
     char tls_cert[1024];     /* [mqtt] tls_cert = server certificate chain (PEM) */
     char tls_key[1024];      /* [mqtt] tls_key = its private key (PEM) */

@@ -19,6 +19,7 @@
  */
 #include "api/server.h"
 
+#include "api/gwif_http.h"
 #include "api/gwif_json.h"
 #include "api/slog.h"
 #include "codecs/events.pb-c.h"
@@ -49,6 +50,7 @@ struct sr_server {
     uv_tcp_t mqtt, mqtts;
     int mqtt_port, mqtts_port;
     SSL_CTX *tls;
+    sr_gwhttp *http;
     uv_async_t async;
     uv_signal_t sigint, sigterm;
     uv_timer_t tick, retry;
@@ -1003,6 +1005,7 @@ static void on_signal(uv_signal_t *h, int sig)
     s->stopping = 1;
     if (s->cfg.mqtt_listen[0]) uv_close((uv_handle_t *)&s->mqtt, NULL);
     if (s->cfg.tls_listen[0]) uv_close((uv_handle_t *)&s->mqtts, NULL);
+    sr_gwhttp_stop_accepting(s->http);
     uv_timer_stop(&s->tick);
     for (conn *c = s->conns; c;) {
         conn *n = c->next;
@@ -1126,6 +1129,16 @@ int sr_server_open(const sr_config *cfg, sr_server **out, char *err, size_t errl
     uv_signal_start(&s->sigterm, on_signal, SIGTERM);
     if (cfg->mqtt_listen[0] && (rc = listen_on(s, &s->mqtt, cfg->mqtt_listen, "listen", &s->mqtt_port, err, errlen)))
         goto fail;
+    if (cfg->http_listen[0]) {
+        char host[128];
+        int port;
+        if (sr_config_hostport(cfg->http_listen, host, sizeof host, &port)) {
+            snprintf(err, errlen, "[http] listen: '%s' is not host:port", cfg->http_listen);
+            rc = SR_EINVAL;
+            goto fail;
+        }
+        if ((rc = sr_gwhttp_open(&s->loop, s->eng, host, port, cfg->http_max_body, &s->http, err, errlen))) goto fail;
+    }
     if (cfg->tls_listen[0]) {
         if ((rc = tls_setup(s, err, errlen))) goto fail;
         if ((rc = listen_on(s, &s->mqtts, cfg->tls_listen, "tls_listen", &s->mqtts_port, err, errlen))) goto fail;
@@ -1140,6 +1153,7 @@ fail:
 
 int sr_server_mqtt_port(sr_server *s) { return s->mqtt_port; }
 int sr_server_mqtts_port(sr_server *s) { return s->mqtts_port; }
+int sr_server_http_port(sr_server *s) { return s->http ? sr_gwhttp_port(s->http) : 0; }
 
 static void on_stop_check(uv_async_t *a) { (void)a; }
 
@@ -1176,10 +1190,14 @@ void sr_server_close(sr_server *s)
     s->eng = NULL;
     if (rc) sr_slog(SR_LOG_ERROR, "engine closed with an error", "error=%s", sr_err_name(rc));
     if (s->async.data) on_async(&s->async);
+    sr_gwhttp_flush(s->http);
+    sr_gwhttp_dispose(s->http);
+    uv_run(&s->loop, UV_RUN_NOWAIT);
     if (uv_loop_alive(&s->loop)) {
         uv_walk(&s->loop, close_walk, NULL);
         uv_run(&s->loop, UV_RUN_DEFAULT);
     }
+    sr_gwhttp_free(s->http);
     uv_loop_close(&s->loop);
     if (s->tls) SSL_CTX_free(s->tls);
     pthread_mutex_destroy(&s->mu);

@@ -26,5 +26,6 @@ void sr_server_close(sr_server *s);
 /* The port actually bound (when the config said :0). */
 int sr_server_mqtt_port(sr_server *s);
 int sr_server_mqtts_port(sr_server *s);
+int sr_server_http_port(sr_server *s);
 
 #endif

@@ -11,7 +11,7 @@ PKGS=(
   build-essential cmake pkg-config git
   liblmdb-dev lmdb-utils libuv1-dev libprotobuf-c-dev protobuf-c-compiler
   libzstd-dev libssl-dev openssl libcriterion-dev libjansson-dev
-  libinih-dev libmosquitto-dev mosquitto-clients python3-paho-mqtt
+  libinih-dev libmosquitto-dev mosquitto-clients python3-paho-mqtt libh2o-dev curl
   clang libclang-rt-14-dev
   python3
 )

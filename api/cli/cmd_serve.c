@@ -29,10 +29,11 @@ int sr_cmd_serve(int argc, char **argv)
         if (!strcmp(a, "--config") && v) i++;
         else if (!strcmp(a, "--data") && v) snprintf(cfg.data_dir, sizeof cfg.data_dir, "%s", argv[++i]);
         else if (!strcmp(a, "--mqtt") && v) snprintf(cfg.mqtt_listen, sizeof cfg.mqtt_listen, "%s", argv[++i]);
+        else if (!strcmp(a, "--http") && v) snprintf(cfg.http_listen, sizeof cfg.http_listen, "%s", argv[++i]);
         else if (!strcmp(a, "--key-file") && v) snprintf(cfg.key_file, sizeof cfg.key_file, "%s", argv[++i]);
         else if (!strcmp(a, "--log-level") && v) snprintf(cfg.log_level, sizeof cfg.log_level, "%s", argv[++i]);
         else if (!strcmp(a, "--help")) {
-            printf("usage: suiro serve [--config FILE] [--data DIR] [--mqtt HOST:PORT] [--key-file F] [--log-level L]\n"
+            printf("usage: suiro serve [--config FILE] [--data DIR] [--mqtt HOST:PORT] [--http HOST:PORT] [--key-file F] [--log-level L]\n"
                    "configuration keys: docs/configuration.md\n");
             return 0;
         } else {
@@ -50,6 +51,8 @@ int sr_cmd_serve(int argc, char **argv)
     int port;
     if (cfg.mqtt_listen[0] && sr_config_hostport(cfg.mqtt_listen, host, sizeof host, &port) == 0)
         printf("listening mqtt=%s:%d\n", host, sr_server_mqtt_port(s));
+    if (cfg.http_listen[0] && sr_config_hostport(cfg.http_listen, host, sizeof host, &port) == 0)
+        printf("listening http=%s:%d\n", host, sr_server_http_port(s));
     if (cfg.tls_listen[0] && sr_config_hostport(cfg.tls_listen, host, sizeof host, &port) == 0)
         printf("listening mqtts=%s:%d\n", host, sr_server_mqtts_port(s));
     fflush(stdout);

@@ -1,0 +1,464 @@
+/*
+ * api/gwif_http.c -- the GW-IF HTTP binding on libh2o (libuv flavour), base
+ * /gw/v1 (../shared/docs/interface.md). Same bodies and semantics as MQTT:
+ *
+ *   POST   /gw/v1/sessions           {operatorId, gatewayId, secret} -> 201 {token, expiresAt}
+ *   DELETE /gw/v1/sessions/current   -> 204
+ *   POST   /gw/v1/measurements | /periodic-values | /immediate-results
+ *          envelope with body.values  -> 200 {"result":{"code":"0"}} once durable
+ *
+ * A 200 answer means durable, exactly as a PUBACK does: the response is sent
+ * from the engine's completion. Tokens are 256-bit random, kept only as their
+ * SHA-256, for `token_ttl` (1 h); a disconnect revokes at once. Requests of
+ * the binding that need the request flows (fetch, monitor acks, control
+ * results, certificates) answer 501 until the AP-IF requests exist.
+ */
+#include "api/gwif_http.h"
+
+#include "api/gwif_json.h"
+#include "api/slog.h"
+#include "codecs/events.pb-c.h"
+#include "codecs/rfc3339.h"
+#include "engine/evbuild.h"
+#include "engine/secret.h"
+#include "storage/crypto.h"
+
+#include <h2o.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+enum { TOKEN_TTL_MS = 3600 * 1000, MAX_TOKENS = 100000 };
+
+typedef struct token {
+    uint8_t hash[32];
+    char op[72], gw[72];
+    int64_t expires;
+} token;
+
+struct sr_gwhttp {
+    sr_engine *eng;
+    uv_loop_t *loop;
+    h2o_globalconf_t config;
+    h2o_context_t ctx;
+    h2o_accept_ctx_t accept;
+    uv_tcp_t listener;
+    int port;
+    token *tokens;
+    size_t ntokens;
+    uv_async_t async;
+    pthread_mutex_t mu;
+    struct pending *done;
+    int ctx_ready;
+};
+
+/* Shared between the h2o request (its pool) and an engine completion or an
+ * auth job: whoever finishes last frees it. */
+typedef struct pending {
+    h2o_req_t *req;  /* NULL once h2o disposed of the request */
+    int refs;
+    sr_gwhttp *g;
+    sr_result res;
+    char msgid[72];
+    /* auth */
+    uv_work_t w;
+    char op[72], gw[72], secret[300];
+    sr_buf stored;
+    int ok;
+    struct pending *next;
+} pending;
+
+static int64_t wall_ms(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_REALTIME, &t);
+    return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+static void pending_unref(pending *p)
+{
+    if (--p->refs == 0) {
+        sr_buf_release(&p->stored);
+        free(p);
+    }
+}
+
+static void on_dispose(void *slot)
+{
+    pending *p = *(pending **)slot;
+    p->req = NULL;
+    pending_unref(p);
+}
+
+static pending *pending_new(sr_gwhttp *g, h2o_req_t *req)
+{
+    pending *p = calloc(1, sizeof *p);
+    if (!p) return NULL;
+    pending **slot = h2o_mem_alloc_shared(&req->pool, sizeof *slot, on_dispose);
+    *slot = p;
+    p->req = req;
+    p->g = g;
+    p->refs = 1; /* the request's pool */
+    sr_buf_init(&p->stored);
+    return p;
+}
+
+static void respond_json(h2o_req_t *req, int status, const char *reason, const char *body, size_t len)
+{
+    req->res.status = status;
+    req->res.reason = reason;
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, H2O_STRLIT("application/json"));
+    char *copy = h2o_mem_alloc_pool(&req->pool, len ? len : 1);
+    memcpy(copy, body, len);
+    h2o_send_inline(req, copy, len);
+}
+
+static int http_status(const char *code)
+{
+    if (!strcmp(code, "0")) return 200;
+    if (!strcmp(code, SR_GW_E_LARGE)) return 413;
+    if (!strncmp(code, "E1", 2)) return 400;
+    if (!strcmp(code, "E2003")) return 403;
+    if (!strcmp(code, "E3001")) return 404;
+    if (!strcmp(code, "E3002")) return 409;
+    if (!strncmp(code, "E2", 2)) return 401;
+    if (!strcmp(code, SR_GW_E_BUSY)) return 429;
+    return 500;
+}
+
+static void respond_status(h2o_req_t *req, int status, const char *code, const char *message, json_t *detail);
+
+static void respond_result(h2o_req_t *req, const char *code, const char *message, json_t *detail)
+{
+    respond_status(req, 0, code, message, detail);
+}
+
+/* status 0: the one interface.md gives the code */
+static void respond_status(h2o_req_t *req, int status, const char *code, const char *message, json_t *detail)
+{
+    json_t *r = json_pack("{s:s,s:s}", "code", code, "message", message ? message : "");
+    if (r && detail) json_object_set(r, "detail", detail);
+    json_t *o = r ? json_pack("{s:o}", "result", r) : NULL;
+    char *txt = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    int st = status ? status : http_status(code);
+    if (st == 429) h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL, H2O_STRLIT("1"));
+    respond_json(req, st, st == 200 ? "OK" : "Error", txt ? txt : "{}", txt ? strlen(txt) : 2);
+    free(txt);
+    json_decref(o);
+}
+
+/* ---- tokens ----------------------------------------------------------- */
+
+static const token *token_find(sr_gwhttp *g, h2o_req_t *req)
+{
+    ssize_t i = h2o_find_header(&req->headers, H2O_TOKEN_AUTHORIZATION, -1);
+    if (i < 0) return NULL;
+    h2o_iovec_t v = req->headers.entries[i].value;
+    if (v.len < 8 || strncasecmp(v.base, "Bearer ", 7) != 0) return NULL;
+    uint8_t h[32];
+    sr_sha256(v.base + 7, v.len - 7, h);
+    int64_t now = wall_ms();
+    for (size_t k = 0; k < g->ntokens; k++)
+        if (!memcmp(g->tokens[k].hash, h, 32)) return g->tokens[k].expires > now ? &g->tokens[k] : NULL;
+    return NULL;
+}
+
+static void token_drop_expired(sr_gwhttp *g)
+{
+    int64_t now = wall_ms();
+    for (size_t k = 0; k < g->ntokens;)
+        if (g->tokens[k].expires <= now) g->tokens[k] = g->tokens[--g->ntokens];
+        else k++;
+}
+
+/* ---- engine completions back to the loop ------------------------------- */
+
+static void on_engine_done(void *ctx, const sr_result *r)
+{
+    pending *p = ctx;
+    p->res = *r;
+    pthread_mutex_lock(&p->g->mu);
+    p->next = p->g->done;
+    p->g->done = p;
+    pthread_mutex_unlock(&p->g->mu);
+    uv_async_send(&p->g->async);
+}
+
+static void on_async(uv_async_t *a)
+{
+    sr_gwhttp *g = a->data;
+    pthread_mutex_lock(&g->mu);
+    pending *p = g->done;
+    g->done = NULL;
+    pthread_mutex_unlock(&g->mu);
+    while (p) {
+        pending *n = p->next;
+        if (p->req) {
+            if (p->res.rc == SR_OK)
+                respond_result(p->req, SR_GW_OK, p->res.duplicate ? "duplicate; stored once" : "stored", NULL);
+            else if (p->res.rc == SR_EINVAL)
+                respond_result(p->req, SR_GW_E_PARAM, p->res.msg, NULL);
+            else
+                respond_result(p->req, SR_GW_E_INTERNAL, p->res.msg[0] ? p->res.msg : sr_strerror(p->res.rc), NULL);
+        }
+        pending_unref(p);
+        p = n;
+    }
+}
+
+/* ---- sessions ----------------------------------------------------------- */
+
+static void auth_work(uv_work_t *w)
+{
+    pending *p = (pending *)((char *)w - offsetof(pending, w));
+    p->ok = p->stored.len && sr_secret_verify(p->secret, p->stored.data, p->stored.len);
+    memset(p->secret, 0, sizeof p->secret);
+}
+
+static void auth_after(uv_work_t *w, int status)
+{
+    pending *p = (pending *)((char *)w - offsetof(pending, w));
+    sr_gwhttp *g = p->g;
+    if (p->req) {
+        if (status == 0 && p->ok && g->ntokens < MAX_TOKENS) {
+            uint8_t raw[32];
+            char hex[65], exp[32], body[256];
+            if (sr_random(raw, sizeof raw) == SR_OK) {
+                sr_hex(raw, 32, hex);
+                token_drop_expired(g);
+                token *t = &g->tokens[g->ntokens++];
+                sr_sha256(hex, 64, t->hash);
+                snprintf(t->op, sizeof t->op, "%s", p->op);
+                snprintf(t->gw, sizeof t->gw, "%s", p->gw);
+                t->expires = wall_ms() + TOKEN_TTL_MS;
+                sr_rfc3339_format(t->expires, exp);
+                int n = snprintf(body, sizeof body, "{\"token\":\"%s\",\"expiresAt\":\"%s\"}", hex, exp);
+                respond_json(p->req, 201, "Created", body, (size_t)n);
+                sr_slog(SR_LOG_INFO, "gateway session opened", "op=%s gw=%s binding=http", p->op, p->gw);
+            } else
+                respond_result(p->req, SR_GW_E_INTERNAL, "no randomness", NULL);
+        } else {
+            sr_slog(SR_LOG_WARN, "gateway login refused", "op=%s gw=%s binding=http", p->op, p->gw);
+            respond_result(p->req, "E2001", "not authenticated: wrong operatorId, gatewayId or secret", NULL);
+        }
+    }
+    pending_unref(p);
+}
+
+static void open_session(sr_gwhttp *g, h2o_req_t *req)
+{
+    json_error_t je;
+    json_t *b = json_loadb(req->entity.base, req->entity.len, 0, &je);
+    json_t *op = json_object_get(b, "operatorId"), *gw = json_object_get(b, "gatewayId"),
+           *sec = json_object_get(b, "secret");
+    if (!b) {
+        respond_result(req, SR_GW_E_JSON, "malformed JSON", NULL);
+        return;
+    }
+    if (!json_is_string(op) || !json_is_string(gw) || !json_is_string(sec) || json_string_length(op) >= 72 ||
+        json_string_length(gw) >= 72 || json_string_length(sec) >= 300) {
+        json_decref(b);
+        respond_result(req, SR_GW_E_PARAM, "operatorId, gatewayId and secret (strings) are required", NULL);
+        return;
+    }
+    pending *p = pending_new(g, req);
+    if (!p) {
+        json_decref(b);
+        respond_result(req, SR_GW_E_INTERNAL, "out of memory", NULL);
+        return;
+    }
+    snprintf(p->op, sizeof p->op, "%s", json_string_value(op));
+    snprintf(p->gw, sizeof p->gw, "%s", json_string_value(gw));
+    snprintf(p->secret, sizeof p->secret, "%s", json_string_value(sec));
+    json_decref(b);
+    sr_buf reg;
+    sr_buf_init(&reg);
+    if (sr_engine_registry_get(g->eng, p->op, SUIRO__V1__REGISTRY_KIND__RG_GATEWAY, p->gw, &reg) == SR_OK) {
+        Suiro__V1__RegistryPut *rp = suiro__v1__registry_put__unpack(NULL, reg.len, reg.data);
+        if (rp) {
+            (void)!sr_buf_append(&p->stored, rp->secret_hash.data, rp->secret_hash.len);
+            suiro__v1__registry_put__free_unpacked(rp, NULL);
+        }
+    }
+    sr_buf_release(&reg);
+    p->refs++;
+    if (uv_queue_work(g->loop, &p->w, auth_work, auth_after) != 0) {
+        p->refs--;
+        respond_result(req, SR_GW_E_INTERNAL, "cannot queue the login check", NULL);
+    }
+}
+
+/* ---- values ------------------------------------------------------------- */
+
+static void post_values(sr_gwhttp *g, h2o_req_t *req, const token *t)
+{
+    sr_gw_msg msg;
+    sr_gw_err err;
+    memset(&err, 0, sizeof err);
+    sr_buf ev;
+    sr_buf_init(&ev);
+    int rc = sr_gw_parse(req->entity.base, req->entity.len, &msg, &err);
+    size_t nv = 0;
+    if (!rc) rc = sr_gw_values_event(g->eng, t->op, t->gw, msg.message_id, json_object_get(msg.body, "values"), &ev,
+                                     &nv, &err);
+    if (rc) {
+        respond_result(req, err.code ? err.code : SR_GW_E_INTERNAL, err.message, err.detail);
+    } else {
+        pending *p = pending_new(g, req);
+        sr_slice sl = {ev.data, ev.len};
+        if (!p) respond_result(req, SR_GW_E_INTERNAL, "out of memory", NULL);
+        else {
+            p->refs++;
+            rc = sr_engine_submit(g->eng, &sl, 1, on_engine_done, p);
+            if (rc) {
+                p->refs--;
+                respond_result(req, rc == SR_EFULL ? SR_GW_E_BUSY : SR_GW_E_INTERNAL, sr_strerror(rc), NULL);
+            }
+        }
+    }
+    sr_buf_release(&ev);
+    sr_gw_msg_release(&msg);
+    sr_gw_err_clear(&err);
+}
+
+static int is(h2o_req_t *req, const char *method, const char *path)
+{
+    return h2o_memis(req->method.base, req->method.len, method, strlen(method)) &&
+           h2o_memis(req->path_normalized.base, req->path_normalized.len, path, strlen(path));
+}
+
+static int on_req(h2o_handler_t *self, h2o_req_t *req)
+{
+    sr_gwhttp *g = *(sr_gwhttp **)(self + 1);
+    if (is(req, "POST", "/gw/v1/sessions")) {
+        open_session(g, req);
+        return 0;
+    }
+    const token *t = token_find(g, req);
+    if (!t) {
+        respond_result(req, "E2001", "not authenticated: POST /gw/v1/sessions first, then Authorization: Bearer <token>",
+                       NULL);
+        return 0;
+    }
+    if (is(req, "DELETE", "/gw/v1/sessions/current")) {
+        size_t k = (size_t)(t - g->tokens);
+        g->tokens[k] = g->tokens[--g->ntokens];
+        req->res.status = 204;
+        req->res.reason = "No Content";
+        h2o_send_inline(req, NULL, 0);
+        return 0;
+    }
+    if (is(req, "POST", "/gw/v1/measurements") || is(req, "POST", "/gw/v1/periodic-values") ||
+        is(req, "POST", "/gw/v1/immediate-results")) {
+        post_values(g, req, t);
+        return 0;
+    }
+    if (is(req, "POST", "/gw/v1/requests/fetch") || is(req, "POST", "/gw/v1/monitor-acks") ||
+        is(req, "POST", "/gw/v1/control-results") ||
+        (h2o_memis(req->method.base, req->method.len, H2O_STRLIT("GET")) && req->path_normalized.len > 20 &&
+         !strncmp(req->path_normalized.base, "/gw/v1/certificates/", 20))) {
+        respond_status(req, 501, SR_GW_E_INTERNAL, "not implemented in this version (needs the AP-IF request flows)",
+                       NULL);
+        return 0;
+    }
+    respond_result(req, "E3001", "unknown path", NULL);
+    return 0;
+}
+
+/* ---- listener ----------------------------------------------------------- */
+
+static void on_accept(uv_stream_t *listener, int status)
+{
+    sr_gwhttp *g = listener->data;
+    if (status) return;
+    uv_tcp_t *conn = calloc(1, sizeof *conn);
+    if (!conn) return;
+    uv_tcp_init(g->loop, conn);
+    if (uv_accept(listener, (uv_stream_t *)conn) != 0) {
+        uv_close((uv_handle_t *)conn, (uv_close_cb)free);
+        return;
+    }
+    h2o_socket_t *sock = h2o_uv_socket_create((uv_stream_t *)conn, (uv_close_cb)free);
+    h2o_accept(&g->accept, sock);
+}
+
+int sr_gwhttp_open(uv_loop_t *loop, sr_engine *eng, const char *host, int port, size_t max_body, sr_gwhttp **out,
+                   char *err, size_t errlen)
+{
+    sr_gwhttp *g = calloc(1, sizeof *g);
+    if (!g) return SR_ENOMEM;
+    g->eng = eng;
+    g->loop = loop;
+    g->tokens = calloc(MAX_TOKENS, sizeof *g->tokens);
+    if (!g->tokens) {
+        free(g);
+        return SR_ENOMEM;
+    }
+    pthread_mutex_init(&g->mu, NULL);
+    h2o_config_init(&g->config);
+    g->config.max_request_entity_size = max_body;
+    h2o_hostconf_t *hc = h2o_config_register_host(&g->config, h2o_iovec_init(H2O_STRLIT("default")), 65535);
+    h2o_pathconf_t *pc = h2o_config_register_path(hc, "/", 0);
+    h2o_handler_t *h = h2o_create_handler(pc, sizeof *h + sizeof(sr_gwhttp *));
+    h->on_req = on_req;
+    *(sr_gwhttp **)(h + 1) = g;
+    h2o_context_init(&g->ctx, loop, &g->config);
+    g->ctx_ready = 1;
+    g->accept.ctx = &g->ctx;
+    g->accept.hosts = g->config.hosts;
+    uv_async_init(loop, &g->async, on_async);
+    g->async.data = g;
+    struct sockaddr_storage addr;
+    if (uv_ip4_addr(host, port, (struct sockaddr_in *)&addr) && uv_ip6_addr(host, port, (struct sockaddr_in6 *)&addr)) {
+        snprintf(err, errlen, "[http] listen: '%s' is not an IP address", host);
+        *out = g;
+        return SR_EINVAL;
+    }
+    uv_tcp_init(loop, &g->listener);
+    g->listener.data = g;
+    int r = uv_tcp_bind(&g->listener, (struct sockaddr *)&addr, 0);
+    if (!r) r = uv_listen((uv_stream_t *)&g->listener, 511, on_accept);
+    if (r) {
+        snprintf(err, errlen, "[http] listen %s:%d: %s", host, port, uv_strerror(r));
+        *out = g;
+        return SR_EIO;
+    }
+    struct sockaddr_storage b;
+    int bl = sizeof b;
+    uv_tcp_getsockname(&g->listener, (struct sockaddr *)&b, &bl);
+    g->port = ntohs(b.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&b)->sin6_port
+                                            : ((struct sockaddr_in *)&b)->sin_port);
+    *out = g;
+    return SR_OK;
+}
+
+int sr_gwhttp_port(sr_gwhttp *g) { return g->port; }
+
+void sr_gwhttp_stop_accepting(sr_gwhttp *g)
+{
+    if (g && !uv_is_closing((uv_handle_t *)&g->listener)) uv_close((uv_handle_t *)&g->listener, NULL);
+}
+
+void sr_gwhttp_flush(sr_gwhttp *g)
+{
+    if (g) on_async(&g->async);
+}
+
+void sr_gwhttp_dispose(sr_gwhttp *g)
+{
+    if (!g) return;
+    if (g->ctx_ready) h2o_context_dispose(&g->ctx); /* closes h2o's own handles */
+    g->ctx_ready = 0;
+}
+
+void sr_gwhttp_free(sr_gwhttp *g)
+{
+    if (!g) return;
+    sr_gwhttp_dispose(g);
+    h2o_config_dispose(&g->config);
+    pthread_mutex_destroy(&g->mu);
+    free(g->tokens);
+    free(g);
+}
