@@ -1022,6 +1022,8 @@ static void process_group(sr_engine *e, cmd **cmds, size_t nc)
         for (size_t k = 0; !rc && k < c->n; k++) {
             evs[k] = suiro__v1__event__unpack(NULL, c->ev[k].len, c->ev[k].data);
             if (!evs[k]) rc = refuse(r, SR_EINVAL, "event %zu does not decode", k);
+            else if (strcmp(evs[k]->operator_id, c->op) != 0)
+                rc = refuse(r, SR_EINVAL, "event %zu: operator differs from the command's", k);
         }
         if (!rc && evs[0]->message_id[0]) {
             uint8_t mk[600];
@@ -1177,6 +1179,59 @@ static void *writer_main(void *arg)
     return NULL;
 }
 
+/* Find field 3 (operator_id) of a serialized Event by walking the wire
+ * format, without decoding the rest; the last occurrence wins, as in a full
+ * decode. 0, or -1 if the bytes are not a well-formed message. */
+static int wire_operator(const uint8_t *p, size_t n, const uint8_t **op, size_t *oplen)
+{
+    size_t i = 0;
+    *op = NULL;
+    *oplen = 0;
+    while (i < n) {
+        uint64_t key = 0, len = 0;
+        int shift = 0;
+        do {
+            if (i >= n || shift > 63) return -1;
+            key |= (uint64_t)(p[i] & 0x7f) << shift;
+            shift += 7;
+        } while (p[i++] & 0x80);
+        switch (key & 7) {
+        case 0: /* varint */
+            shift = 0;
+            do {
+                if (i >= n || shift > 63) return -1;
+                shift += 7;
+            } while (p[i++] & 0x80);
+            break;
+        case 1: /* 64-bit */
+            if (n - i < 8) return -1;
+            i += 8;
+            break;
+        case 5: /* 32-bit */
+            if (n - i < 4) return -1;
+            i += 4;
+            break;
+        case 2: /* length-delimited */
+            shift = 0;
+            do {
+                if (i >= n || shift > 63) return -1;
+                len |= (uint64_t)(p[i] & 0x7f) << shift;
+                shift += 7;
+            } while (p[i++] & 0x80);
+            if (len > n - i) return -1;
+            if ((key >> 3) == 3) {
+                *op = p + i;
+                *oplen = (size_t)len;
+            }
+            i += (size_t)len;
+            break;
+        default: return -1; /* groups are not used */
+        }
+        if ((key >> 3) == 0) return -1;
+    }
+    return 0;
+}
+
 int sr_engine_submit(sr_engine *e, const sr_slice *events, size_t n, sr_engine_cb cb, void *ctx)
 {
     if (!e || !events || !n || e->o.readonly || e->o.log_readonly) return SR_EINVAL;
@@ -1196,18 +1251,18 @@ int sr_engine_submit(sr_engine *e, const sr_slice *events, size_t n, sr_engine_c
         memcpy(c->bytes + pos, events[i].data, events[i].len);
         c->ev[i] = (sr_slice){c->bytes + pos, events[i].len};
         pos += events[i].len;
-        Event *ev = suiro__v1__event__unpack(NULL, events[i].len, events[i].data);
-        if (!ev) {
+        /* only the operator is needed here (the queue is per operator); the
+         * writer decodes the whole event and refuses what does not decode */
+        const uint8_t *op = NULL;
+        size_t oplen = 0;
+        if (wire_operator(events[i].data, events[i].len, &op, &oplen) || oplen >= sizeof c->op ||
+            (i > 0 && (strlen(c->op) != oplen || memcmp(c->op, op, oplen)))) {
             cmd_free(c);
             return SR_EINVAL;
         }
-        int same = i == 0 || !strcmp(c->op, ev->operator_id);
-        if (i == 0) snprintf(c->op, sizeof c->op, "%s", ev->operator_id);
-        int toolong = strlen(ev->operator_id) >= sizeof c->op;
-        suiro__v1__event__free_unpacked(ev, NULL);
-        if (!same || toolong) {
-            cmd_free(c);
-            return SR_EINVAL;
+        if (i == 0) {
+            if (oplen) memcpy(c->op, op, oplen);
+            c->op[oplen] = 0;
         }
     }
     c->n = n;

@@ -585,3 +585,39 @@ Test(engine, special_numbers_round_trip_through_the_engine)
     }
     sr_engine_close(e);
 }
+
+Test(engine, malformed_or_mixed_commands_are_refused_without_storing)
+{
+    sr_engine *e = open_engine(NULL);
+    sr_engine_stats st0, st1;
+    sr_engine_get_stats(e, &st0);
+    /* not protobuf at all: refused at submit */
+    static const uint8_t junk[] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
+    sr_slice j = {junk, sizeof junk};
+    sr_result r;
+    cr_assert_eq(sr_engine_submit_wait(e, &j, 1, &r), SR_EINVAL);
+    /* well-formed on the outside, garbage inside the measurements body:
+     * refused by the writer, which decodes everything */
+    static const uint8_t inner[] = {0x1a, 0x03, 'o', 'p', '1', 0x82, 0x01, 0x03, 0x0a, 0x05, 0x01};
+    sr_slice in = {inner, sizeof inner};
+    int rc = sr_engine_submit_wait(e, &in, 1, &r);
+    cr_assert_eq(rc, SR_EINVAL, "%s", sr_err_name(rc));
+    cr_assert(strstr(r.msg, "does not decode"), "%s", r.msg);
+    /* events of two operators in one command */
+    sr_buf b;
+    sr_buf_init(&b);
+    Suiro__V1__AlarmEvent a = SUIRO__V1__ALARM_EVENT__INIT;
+    a.alarm_id = "A1";
+    Suiro__V1__Event ev = SUIRO__V1__EVENT__INIT;
+    ev.body_case = SUIRO__V1__EVENT__BODY_ALARM;
+    ev.alarm = &a;
+    cr_assert_eq(sr_ev_pack(&ev, "op1", "system", SUIRO__V1__ACTOR_KIND__ACTOR_SYSTEM, NULL, &b), SR_OK);
+    size_t l1 = b.len;
+    cr_assert_eq(sr_ev_pack(&ev, "op2", "system", SUIRO__V1__ACTOR_KIND__ACTOR_SYSTEM, NULL, &b), SR_OK);
+    sr_slice two[2] = {{b.data, l1}, {b.data + l1, b.len - l1}};
+    cr_assert_eq(sr_engine_submit_wait(e, two, 2, &r), SR_EINVAL);
+    sr_engine_get_stats(e, &st1);
+    cr_assert_eq(st1.log_next_seq, st0.log_next_seq, "nothing was appended");
+    sr_buf_release(&b);
+    sr_engine_close(e);
+}
