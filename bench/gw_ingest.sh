@@ -108,7 +108,7 @@ fi
 "$BIN" gwsim sheet --gateways "$GW_N" --points "$GW_POINTS" --operator "$OP" > "$T/sheet.csv"
 "$BIN" sheet import "$T/sheet.csv" "$D" "${K[@]}" >/dev/null
 echo "gw_ingest: suiro serve, $GW_N gateways x $GW_MSGS messages x $GW_BATCH values (window $GW_WINDOW)" >&2
-"$BIN" serve --data "$D" --mqtt 127.0.0.1:0 "${K[@]}" > "$T/serve.out" 2> "$T/serve.err" &
+"$BIN" serve --data "$D" --mqtt 127.0.0.1:0 --http 127.0.0.1:0 "${K[@]}" > "$T/serve.out" 2> "$T/serve.err" &
 SRV=$!
 for _ in $(seq 100); do grep -q '^listening' "$T/serve.out" 2>/dev/null && break; kill -0 "$SRV" 2>/dev/null || break; sleep 0.1; done
 grep -q '^listening' "$T/serve.out" || { tail -n 20 "$T/serve.err" >&2; die "suiro serve did not start"; }

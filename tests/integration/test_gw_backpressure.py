@@ -54,7 +54,7 @@ try:
     open(f"{T}/sim.csv", "wb").write(sheet)
     subprocess.run([BIN, "sheet", "import", f"{T}/sim.csv", D], check=True, capture_output=True)
     cfg = f"{T}/suiro.ini"
-    open(cfg, "w").write(f"[engine]\ndata_dir = {D}\nqueue_max = 16\n[mqtt]\nlisten = 127.0.0.1:0\ninflight_max = 4\n")
+    open(cfg, "w").write(f"[engine]\ndata_dir = {D}\nqueue_max = 16\n[mqtt]\nlisten = 127.0.0.1:0\ninflight_max = 4\n[http]\nlisten = 127.0.0.1:0\n")
     env = dict(os.environ, SUIRO_TEST_WRITER_DELAY_MS="10")
     srv = subprocess.Popen([BIN, "serve", "--config", cfg], stdout=subprocess.PIPE, env=env,
                            stderr=open(f"{T}/server.log", "w"), text=True)

@@ -37,7 +37,7 @@ def free_port():
 
 
 def start_server(port):
-    p = subprocess.Popen([BIN, "serve", "--data", D, "--mqtt", "127.0.0.1:%d" % port], stdout=subprocess.PIPE,
+    p = subprocess.Popen([BIN, "serve", "--data", D, "--mqtt", "127.0.0.1:%d" % port, "--http", "127.0.0.1:0"], stdout=subprocess.PIPE,
                          stderr=open(os.path.join(T, "server.log"), "a"), text=True)
     procs.append(p)
     line = p.stdout.readline()  # "listening ..." once bound (recovery done)

@@ -34,7 +34,7 @@ def check(name, cond, extra=""):
 
 
 def start_server():
-    p = subprocess.Popen([BIN, "serve", "--data", D, "--mqtt", "127.0.0.1:0"], stdout=subprocess.PIPE,
+    p = subprocess.Popen([BIN, "serve", "--data", D, "--mqtt", "127.0.0.1:0", "--http", "127.0.0.1:0"], stdout=subprocess.PIPE,
                          stderr=open(os.path.join(T, "server.log"), "a"), text=True)
     line = p.stdout.readline()
     port = int(line.strip().rsplit(":", 1)[1])

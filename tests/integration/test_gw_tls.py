@@ -67,13 +67,18 @@ tls_cert = {P}/srv.pem
 tls_key = {P}/srv.key
 tls_ca = {P}/ca.pem
 tls_client_cert = {mode}
+[http]
+listen = 127.0.0.1:0
 """)
     p = subprocess.Popen([BIN, "serve", "--config", cfg], stdout=subprocess.PIPE,
                          stderr=open(f"{T}/server.log", "a"), text=True)
     servers.append(p)
     ports = {}
-    for _ in range(2):
-        k, v = p.stdout.readline().strip().split(" ", 1)[1].split("=")
+    while "mqtts" not in ports:
+        line = p.stdout.readline()
+        if not line:
+            raise RuntimeError("server did not start")
+        k, v = line.strip().split(" ", 1)[1].split("=")
         ports[k] = int(v.rsplit(":", 1)[1])
     return p, ports["mqtts"]
 
