@@ -299,9 +299,14 @@ static void post_values(sr_gwhttp *g, h2o_req_t *req, const token *t)
     memset(&err, 0, sizeof err);
     sr_buf ev;
     sr_buf_init(&ev);
-    int rc = sr_gw_parse(req->entity.base, req->entity.len, &msg, &err);
+    sr_gw_fast_msg fm;
+    int rc;
     size_t nv = 0;
-    if (!rc) rc = sr_gw_values_event(g->eng, t->op, t->gw, msg.message_id, json_object_get(msg.body, "values"), &ev,
+    memset(&msg, 0, sizeof msg);
+    if (sr_gw_fast(g->eng, t->op, t->gw, req->entity.base, req->entity.len, &fm, &ev) == 0)
+        rc = SR_OK; /* one pass, no JSON tree */
+    else if (!(rc = sr_gw_parse(req->entity.base, req->entity.len, &msg, &err)))
+        rc = sr_gw_values_event(g->eng, t->op, t->gw, msg.message_id, json_object_get(msg.body, "values"), &ev,
                                      &nv, &err);
     if (rc) {
         respond_result(req, err.code ? err.code : SR_GW_E_INTERNAL, err.message, err.detail);

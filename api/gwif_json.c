@@ -97,7 +97,8 @@ static int quality_of(json_t *q, uint8_t *out)
 }
 
 typedef struct per_point {
-    const char *data_id; /* borrowed from the JSON */
+    const char *data_id; /* borrowed from the JSON (or id_copy) */
+    char *id_copy;
     sr_point_info info;
     sr_sample *s;
     size_t n, cap;
@@ -263,4 +264,229 @@ int sr_gw_ack(const char *correlation_id, const char *code, const char *message,
     int rc = sr_buf_append(out, txt, strlen(txt));
     free(txt);
     return rc;
+}
+
+/* ---- the fast path --------------------------------------------------------
+ * One pass over the bytes with the pull lexer, no tree: for messages of the
+ * canonical shape (header {messageType, messageId?, correlationId?,
+ * timestamp?}, body {values: [{dataId, timestamp, value, quality?}...]}, no
+ * escapes in the strings it reads, nothing else) that are fully valid. Anything
+ * else -- an error to report, an unknown member, an escape -- returns -1 and
+ * the caller takes the jansson path, which decides and explains. So both
+ * paths accept exactly the same messages and build the same events
+ * (tests/api/test_gwif_json.c compares them; tests/fuzz/fuzz_gwjson.c too). */
+
+#include "codecs/jsonlex.h"
+
+#include <errno.h>
+#include <stdlib.h>
+
+static int tok_str(sr_jlex *l, sr_jtok t, char *out, size_t cap)
+{
+    if (t != SR_J_STRING || l->escaped || l->n >= cap) return -1;
+    memcpy(out, l->s, l->n);
+    out[l->n] = 0;
+    return 0;
+}
+
+static int key_is(const sr_jlex *l, const char *k)
+{
+    return !l->escaped && l->n == strlen(k) && !memcmp(l->s, k, l->n);
+}
+
+int sr_gw_fast(sr_engine *e, const char *op, const char *gw, const void *data, size_t len, sr_gw_fast_msg *m,
+               sr_buf *event)
+{
+    sr_jlex l;
+    sr_jtok t;
+    per_point *pts = NULL;
+    size_t np = 0, capp = 0, nv = 0;
+    char **strs = NULL;
+    size_t nstrs = 0, capstrs = 0;
+    int ok = -1, seen_header = 0, seen_body = 0, seen_values = 0;
+    memset(m, 0, sizeof *m);
+    sr_jlex_init(&l, data, len);
+    if (sr_jlex_next(&l) != SR_J_OBJ_BEGIN) goto done;
+    while ((t = sr_jlex_next(&l)) == SR_J_KEY) {
+        if (key_is(&l, "header") && !seen_header) {
+            seen_header = 1;
+            int f_type = 0, f_id = 0, f_cid = 0, f_ts = 0;
+            if (sr_jlex_next(&l) != SR_J_OBJ_BEGIN) goto done;
+            while ((t = sr_jlex_next(&l)) == SR_J_KEY) {
+                char ts[64];
+                if (key_is(&l, "messageType") && !f_type++) {
+                    if (tok_str(&l, sr_jlex_next(&l), m->type, sizeof m->type)) goto done;
+                } else if (key_is(&l, "messageId") && !f_id++) {
+                    if (tok_str(&l, sr_jlex_next(&l), m->message_id, sizeof m->message_id) || !is_id(m->message_id))
+                        goto done;
+                } else if (key_is(&l, "correlationId") && !f_cid++) {
+                    if (tok_str(&l, sr_jlex_next(&l), m->correlation_id, sizeof m->correlation_id)) goto done;
+                } else if (key_is(&l, "timestamp") && !f_ts++) {
+                    if (tok_str(&l, sr_jlex_next(&l), ts, sizeof ts) || sr_rfc3339_parse(ts, strlen(ts), &m->ts))
+                        goto done;
+                } else
+                    goto done;
+            }
+            if (t != SR_J_OBJ_END || !f_type) goto done;
+        } else if (key_is(&l, "body") && !seen_body) {
+            seen_body = 1;
+            if (sr_jlex_next(&l) != SR_J_OBJ_BEGIN) goto done;
+            while ((t = sr_jlex_next(&l)) == SR_J_KEY) {
+                if (!key_is(&l, "values") || seen_values++) goto done;
+                if (sr_jlex_next(&l) != SR_J_ARR_BEGIN) goto done;
+                const char *last_id = NULL;
+                size_t last_len = 0;
+                sr_point_info info;
+                memset(&info, 0, sizeof info);
+                while ((t = sr_jlex_next(&l)) == SR_J_OBJ_BEGIN) {
+                    if (++nv > 100000) goto done;
+                    const char *did = NULL, *vs = NULL;
+                    size_t dlen = 0, vn = 0;
+                    char ts[64] = "", q[16] = "";
+                    int f_d = 0, f_t = 0, f_v = 0, f_q = 0, vint = 0;
+                    sr_jtok vt = SR_J_ERROR;
+                    while ((t = sr_jlex_next(&l)) == SR_J_KEY) {
+                        if (key_is(&l, "dataId") && !f_d++) {
+                            if (sr_jlex_next(&l) != SR_J_STRING || l.escaped || l.n < 1 || l.n > 64) goto done;
+                            did = l.s;
+                            dlen = l.n;
+                        } else if (key_is(&l, "timestamp") && !f_t++) {
+                            if (tok_str(&l, sr_jlex_next(&l), ts, sizeof ts)) goto done;
+                        } else if (key_is(&l, "value") && !f_v++) {
+                            vt = sr_jlex_next(&l);
+                            if (vt == SR_J_STRING && l.escaped) goto done;
+                            if (vt != SR_J_NUMBER && vt != SR_J_STRING && vt != SR_J_TRUE && vt != SR_J_FALSE) goto done;
+                            vs = l.s;
+                            vn = l.n;
+                            vint = l.is_int;
+                        } else if (key_is(&l, "quality") && !f_q++) {
+                            if (tok_str(&l, sr_jlex_next(&l), q, sizeof q)) goto done;
+                        } else
+                            goto done;
+                    }
+                    if (t != SR_J_OBJ_END || !did || !ts[0] || !f_v) goto done;
+                    char id[72];
+                    memcpy(id, did, dlen);
+                    id[dlen] = 0;
+                    if (!is_id(id)) goto done;
+                    per_point *pp = NULL;
+                    for (size_t k = 0; k < np && !pp; k++)
+                        if (!strcmp(pts[k].data_id, id)) pp = &pts[k];
+                    if (pp) info = pp->info;
+                    else if (!last_id || last_len != dlen || memcmp(last_id, did, dlen)) {
+                        if (sr_engine_point_info(e, op, id, &info)) goto done;
+                        last_id = did;
+                        last_len = dlen;
+                    }
+                    if (strcmp(info.gateway, gw)) goto done;
+                    sr_sample s = {0};
+                    if (sr_rfc3339_parse(ts, strlen(ts), &s.ts) || s.ts < 0 || s.ts > SR_TS_MAX) goto done;
+                    if (f_q) {
+                        static const char *qn[] = {"GOOD", "UNCERTAIN", "BAD", "NO_DATA"};
+                        int found = -1;
+                        for (int k = 0; k < 4; k++)
+                            if (!strcmp(q, qn[k])) found = k;
+                        if (found < 0) goto done;
+                        s.quality = (uint8_t)found;
+                    }
+                    char num[40];
+                    if (vt == SR_J_NUMBER) {
+                        if (vn >= sizeof num) goto done;
+                        memcpy(num, vs, vn);
+                        num[vn] = 0;
+                    }
+                    switch (info.type) {
+                    case SR_VT_NUMBER:
+                        if (vt != SR_J_NUMBER || (vint && vn > 15)) goto done; /* big integers: jansson decides */
+                        s.v.f = strtod(num, NULL);
+                        break;
+                    case SR_VT_INTEGER: {
+                        if (vt != SR_J_NUMBER || !vint) goto done;
+                        errno = 0;
+                        long long x = strtoll(num, NULL, 10);
+                        if (errno) goto done;
+                        s.v.i = x;
+                        break;
+                    }
+                    case SR_VT_BOOL:
+                        if (vt != SR_J_TRUE && vt != SR_J_FALSE) goto done;
+                        s.v.b = vt == SR_J_TRUE;
+                        break;
+                    default: {
+                        if (vt != SR_J_STRING || vn > 4096) goto done;
+                        char *cp = malloc(vn + 1);
+                        if (!cp) goto done;
+                        memcpy(cp, vs, vn);
+                        cp[vn] = 0;
+                        if (nstrs == capstrs) {
+                            capstrs = capstrs ? capstrs * 2 : 16;
+                            char **ns = realloc(strs, capstrs * sizeof *ns);
+                            if (!ns) {
+                                free(cp);
+                                goto done;
+                            }
+                            strs = ns;
+                        }
+                        strs[nstrs++] = cp;
+                        s.v.str.s = cp;
+                        s.v.str.slen = (uint32_t)vn;
+                    }
+                    }
+                    if (s.quality <= SR_Q_UNCERTAIN && (info.type == SR_VT_NUMBER || info.type == SR_VT_INTEGER)) {
+                        double x = info.type == SR_VT_NUMBER ? s.v.f : (double)s.v.i;
+                        if (!isfinite(x) || (info.has_min && x < info.min) || (info.has_max && x > info.max)) goto done;
+                    }
+                    if (!pp) {
+                        if (np == capp) {
+                            size_t cap = capp ? capp * 2 : 16;
+                            per_point *nq = sr_realloc(pts, cap * sizeof *nq);
+                            if (!nq) goto done;
+                            pts = nq;
+                            capp = cap;
+                        }
+                        pp = &pts[np++];
+                        memset(pp, 0, sizeof *pp);
+                        pp->info = info;
+                        pp->data_id = NULL;
+                        pp->id_copy = strdup(id);
+                        if (!pp->id_copy) goto done;
+                        pp->data_id = pp->id_copy;
+                    }
+                    if (pp->n == pp->cap) {
+                        size_t cap = pp->cap ? pp->cap * 2 : 16;
+                        sr_sample *nq = sr_realloc(pp->s, cap * sizeof *nq);
+                        if (!nq) goto done;
+                        pp->s = nq;
+                        pp->cap = cap;
+                    }
+                    pp->s[pp->n++] = s;
+                }
+                if (t != SR_J_ARR_END || nv == 0) goto done;
+            }
+            if (t != SR_J_OBJ_END || !seen_values) goto done;
+        } else
+            goto done;
+    }
+    if (t != SR_J_OBJ_END || !seen_header || !seen_body || sr_jlex_next(&l) != SR_J_END) goto done;
+    {
+        sr_pv_in *in = sr_calloc(np, sizeof *in);
+        if (!in) goto done;
+        for (size_t k = 0; k < np; k++) in[k] = (sr_pv_in){pts[k].info.point, pts[k].info.type, pts[k].s, pts[k].n};
+        size_t before = event->len;
+        if (sr_ev_measurements(op, gw, SUIRO__V1__ACTOR_KIND__ACTOR_GATEWAY, m->message_id, in, np, event) == SR_OK)
+            ok = 0;
+        else
+            event->len = before;
+        sr_free(in);
+    }
+    m->nvalues = nv;
+done:
+    for (size_t k = 0; k < np; k++) {
+        sr_free(pts[k].s);
+        free(pts[k].id_copy);
+    }
+    sr_free(pts);
+    for (size_t k = 0; k < nstrs; k++) free(strs[k]);
+    free(strs);
+    return ok;
 }

@@ -56,6 +56,21 @@ void sr_gw_msg_release(sr_gw_msg *m);
 SR_MUST_CHECK int sr_gw_values_event(sr_engine *e, const char *op, const char *gw, const char *message_id,
                                      json_t *values, sr_buf *event, size_t *nvalues, sr_gw_err *err);
 
+/* The fast path for values messages: a canonical, fully valid message is
+ * read in one pass (no JSON tree) straight into a measurements event
+ * (appended to event), and 0 is returned; -1 means "not sure": call
+ * sr_gw_parse + sr_gw_values_event, which accept exactly the same messages
+ * and explain every refusal. */
+typedef struct sr_gw_fast_msg {
+    char type[40];
+    char message_id[72];
+    char correlation_id[72];
+    int64_t ts;
+    size_t nvalues;
+} sr_gw_fast_msg;
+int sr_gw_fast(sr_engine *e, const char *op, const char *gw, const void *data, size_t len, sr_gw_fast_msg *m,
+               sr_buf *event);
+
 /* The GW_ACK message for a message (correlationId = its messageId). */
 SR_MUST_CHECK int sr_gw_ack(const char *correlation_id, const char *code, const char *message, json_t *detail,
                             int64_t now_ms, sr_buf *out);

@@ -622,6 +622,49 @@ static void on_retry(uv_timer_t *t)
     if (!s->blocked) uv_timer_stop(&s->retry);
 }
 
+/* Hand a built event to the engine; acknowledge from its completion, or
+ * keep it for a retry while the queue is full (back-pressure). */
+static void submit_values(conn *c, const sr_mqtt_pkt *p, const char *msgid, const sr_buf *ev)
+{
+    const sr_mqtt_publish *m = &p->publish;
+    int rc = SR_OK;
+    completion *d = calloc(1, sizeof *d);
+    sr_slice sl = {ev->data, ev->len};
+    if (!d) rc = SR_ENOMEM;
+    else {
+        d->c = c;
+        d->packet_id = p->packet_id;
+        d->qos = m->qos;
+        snprintf(d->msgid, sizeof d->msgid, "%s", msgid);
+        rc = sr_engine_submit(c->srv->eng, &sl, 1, engine_done, d);
+    }
+    if (rc == SR_OK) {
+        c->refs++;
+        c->inflight++;
+        if (c->inflight >= (int)c->srv->cfg.inflight_max) conn_pause(c); /* (3) */
+    } else if (rc == SR_EFULL) {
+        /* (3): no acknowledgement yet; keep it, stop reading, retry */
+        c->pend_ev.len = 0;
+        if (sr_buf_append(&c->pend_ev, ev->data, ev->len) == SR_OK) {
+            c->pend_d = d;
+            c->blocked = 1;
+            c->refs++;
+            c->blocked_next = c->srv->blocked;
+            c->srv->blocked = c;
+            conn_pause(c);
+            if (!uv_is_active((uv_handle_t *)&c->srv->retry)) uv_timer_start(&c->srv->retry, on_retry, 2, 2);
+        } else {
+            free(d);
+            send_puback(c, p->packet_id, SR_MQTT_RC_SERVER_BUSY);
+            send_gw_ack(c, msgid, SR_GW_E_BUSY, sr_strerror(rc), NULL);
+        }
+    } else {
+        free(d);
+        send_puback(c, p->packet_id, rc == SR_EFULL ? SR_MQTT_RC_SERVER_BUSY : SR_MQTT_RC_UNSPECIFIED);
+        send_gw_ack(c, msgid, rc == SR_EFULL ? SR_GW_E_BUSY : SR_GW_E_INTERNAL, sr_strerror(rc), NULL);
+    }
+}
+
 static void handle_publish(conn *c, const sr_mqtt_pkt *p)
 {
     char tb[512];
@@ -652,6 +695,20 @@ static void handle_publish(conn *c, const sr_mqtt_pkt *p)
         else protocol_error(c, SR_MQTT_RC_NOT_AUTHORIZED, "publish outside the gateway's topic root");
         return;
     }
+    int is_values = !strcmp(suffix, "data/measurements") || !strcmp(suffix, "data/periodic") ||
+                    !strcmp(suffix, "data/immediate");
+    if (is_values) {
+        /* the fast path: one pass, no JSON tree (api/gwif_json.c) */
+        sr_gw_fast_msg fm;
+        sr_buf fev;
+        sr_buf_init(&fev);
+        if (sr_gw_fast(c->srv->eng, c->op, c->gw, m->payload.data, m->payload.len, &fm, &fev) == 0) {
+            submit_values(c, p, fm.message_id, &fev);
+            sr_buf_release(&fev);
+            return;
+        }
+        sr_buf_release(&fev);
+    }
     sr_gw_msg msg;
     sr_gw_err err;
     memset(&err, 0, sizeof err);
@@ -662,8 +719,6 @@ static void handle_publish(conn *c, const sr_mqtt_pkt *p)
         sr_gw_err_clear(&err);
         return;
     }
-    int is_values = !strcmp(suffix, "data/measurements") || !strcmp(suffix, "data/periodic") ||
-                    !strcmp(suffix, "data/immediate");
     sr_buf ev;
     sr_buf_init(&ev);
     int rc = SR_OK;
@@ -701,43 +756,8 @@ static void handle_publish(conn *c, const sr_mqtt_pkt *p)
         /* refused as a whole: nothing stored */
         send_puback(c, p->packet_id, SR_MQTT_RC_IMPL_SPECIFIC);
         send_gw_ack(c, msg.message_id, err.code ? err.code : SR_GW_E_INTERNAL, err.message, err.detail);
-    } else {
-        completion *d = calloc(1, sizeof *d);
-        sr_slice sl = {ev.data, ev.len};
-        if (!d) rc = SR_ENOMEM;
-        else {
-            d->c = c;
-            d->packet_id = p->packet_id;
-            d->qos = m->qos;
-            snprintf(d->msgid, sizeof d->msgid, "%s", msg.message_id);
-            rc = sr_engine_submit(c->srv->eng, &sl, 1, engine_done, d);
-        }
-        if (rc == SR_OK) {
-            c->refs++;
-            c->inflight++;
-            if (c->inflight >= (int)c->srv->cfg.inflight_max) conn_pause(c); /* (3) */
-        } else if (rc == SR_EFULL) {
-            /* (3): no acknowledgement yet; keep it, stop reading, retry */
-            c->pend_ev.len = 0;
-            if (sr_buf_append(&c->pend_ev, ev.data, ev.len) == SR_OK) {
-                c->pend_d = d;
-                c->blocked = 1;
-                c->refs++;
-                c->blocked_next = c->srv->blocked;
-                c->srv->blocked = c;
-                conn_pause(c);
-                if (!uv_is_active((uv_handle_t *)&c->srv->retry)) uv_timer_start(&c->srv->retry, on_retry, 2, 2);
-            } else {
-                free(d);
-                send_puback(c, p->packet_id, SR_MQTT_RC_SERVER_BUSY);
-                send_gw_ack(c, msg.message_id, SR_GW_E_BUSY, sr_strerror(rc), NULL);
-            }
-        } else {
-            free(d);
-            send_puback(c, p->packet_id, rc == SR_EFULL ? SR_MQTT_RC_SERVER_BUSY : SR_MQTT_RC_UNSPECIFIED);
-            send_gw_ack(c, msg.message_id, rc == SR_EFULL ? SR_GW_E_BUSY : SR_GW_E_INTERNAL, sr_strerror(rc), NULL);
-        }
-    }
+    } else
+        submit_values(c, p, msg.message_id, &ev);
     sr_buf_release(&ev);
     sr_gw_msg_release(&msg);
     sr_gw_err_clear(&err);

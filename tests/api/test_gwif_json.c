@@ -145,3 +145,81 @@ Test(gwif_json, ack_carries_the_correlation_id_and_result)
     json_decref(m);
     sr_buf_release(&b);
 }
+
+/* The fast path accepts a subset of what the jansson path accepts and builds
+ * the same event bytes for it; everything it declines, the slow path decides. */
+static void differential(const char *txt, int expect_fast)
+{
+    sr_buf fast, slow;
+    sr_buf_init(&fast);
+    sr_buf_init(&slow);
+    sr_gw_fast_msg fm;
+    int f = sr_gw_fast(e, "op1", "GW1", txt, strlen(txt), &fm, &fast);
+    sr_gw_msg m;
+    sr_gw_err err;
+    memset(&err, 0, sizeof err);
+    int s = sr_gw_parse(txt, strlen(txt), &m, &err);
+    size_t n = 0;
+    if (!s) s = sr_gw_values_event(e, "op1", "GW1", m.message_id, json_object_get(m.body, "values"), &slow, &n, &err);
+    if (f == 0) {
+        cr_assert_eq(s, SR_OK, "fast accepted what the slow path refuses: %s (%s)", txt, err.message);
+        cr_assert_eq(fast.len, slow.len, "%s", txt);
+        cr_assert_eq(memcmp(fast.data, slow.data, fast.len), 0, "different events for %s", txt);
+        cr_assert_str_eq(fm.message_id, m.message_id);
+    }
+    if (expect_fast >= 0) cr_assert_eq(f == 0, expect_fast, "fast path %s %s", f == 0 ? "took" : "declined", txt);
+    sr_gw_msg_release(&m);
+    sr_gw_err_clear(&err);
+    sr_buf_release(&fast);
+    sr_buf_release(&slow);
+}
+
+Test(gwif_json, fast_path_builds_the_same_events_and_declines_the_rest)
+{
+    const char *V = "{\"dataId\":\"P000\",\"timestamp\":\"2026-04-01T00:00:00Z\",\"value\":3.42}";
+    char buf[2048];
+#define ENV(hdr, vals) (snprintf(buf, sizeof buf, "{\"header\":{%s},\"body\":{\"values\":[%s]}}", hdr, vals), buf)
+    differential(ENV("\"messageType\":\"GW_MEASUREMENTS\",\"messageId\":\"a-1\"", V), 1);
+    differential(ENV("\"messageType\":\"GW_MEASUREMENTS\",\"timestamp\":\"2026-04-01T09:00:00+09:00\"", V), 1);
+    differential(" { \"body\" : { \"values\" : [ { \"value\" : -0.5e1 , \"timestamp\" : \"2026-04-01T00:00:00.123Z\","
+                 " \"dataId\" : \"P000\" , \"quality\" : \"BAD\" } ] } , \"header\" : { \"messageType\" : \"X\" } } ",
+                 1);
+    differential(ENV("\"messageType\":\"X\"", "{\"dataId\":\"P001\",\"timestamp\":\"2026-04-01T00:00:00Z\",\"value\":true}"),
+                 0); /* P001 is behind GW2: the slow path explains */
+    differential(ENV("\"messageType\":\"X\"", "{\"dataId\":\"P002\",\"timestamp\":\"2026-04-01T00:00:00Z\",\"value\":7}"),
+                 1);
+    differential(ENV("\"messageType\":\"X\"", "{\"dataId\":\"P002\",\"timestamp\":\"2026-04-01T00:00:00Z\",\"value\":7.5}"),
+                 0);
+    differential(ENV("\"messageType\":\"X\"",
+                     "{\"dataId\":\"P000\",\"timestamp\":\"2026-04-01T00:00:00Z\",\"value\":1},"
+                     "{\"dataId\":\"P002\",\"timestamp\":\"2026-04-01T00:00:01Z\",\"value\":-999999999},"
+                     "{\"dataId\":\"P000\",\"timestamp\":\"2026-04-01T00:00:02Z\",\"value\":123456789}"),
+                 1);
+    /* declined: escapes, unknown members, duplicates, bad values, trailing junk, protection */
+    differential(ENV("\"messageType\":\"X\\u0041\"", V), 0);
+    differential(ENV("\"messageType\":\"X\",\"extra\":1", V), 0);
+    differential(ENV("\"messageType\":\"X\",\"messageType\":\"Y\"", V), 0);
+    differential(ENV("\"messageType\":\"X\"", "{\"dataId\":\"P000\",\"timestamp\":\"2026-04-01T00:00:00Z\",\"value\":3e99}"), 0);
+    differential(ENV("\"messageType\":\"X\"", "{\"dataId\":\"P000\",\"dataId\":\"P000\",\"timestamp\":\"2026-04-01T00:00:00Z\",\"value\":1}"), 0);
+    differential("{\"header\":{\"messageType\":\"X\"},\"body\":{\"values\":[]}}", 0);
+    differential("{\"header\":{\"messageType\":\"X\"},\"body\":{\"values\":[{}]}} x", 0);
+    differential("{\"header\":{\"messageType\":\"X\"},\"body\":{\"values\":[{\"dataId\":\"P000\",\"timestamp\":"
+                 "\"2026-04-01T00:00:00Z\",\"value\":1}]},\"protection\":{\"signAlg\":\"ES256\"}}",
+                 0);
+    differential("{\"header\":{\"messageType\":\"X\"},\"body\":{\"values\":[{\"dataId\":\"P000\",\"timestamp\":"
+                 "\"2026-04-01T00:00:00Z\",\"value\":01}]}}",
+                 0);
+    /* random mutations of a valid message: never a disagreement */
+    const char *base = "{\"header\":{\"messageType\":\"GW_MEASUREMENTS\",\"messageId\":\"m-9\"},\"body\":{\"values\":["
+                       "{\"dataId\":\"P000\",\"timestamp\":\"2026-04-01T00:00:00Z\",\"value\":1.25},"
+                       "{\"dataId\":\"P002\",\"timestamp\":\"2026-04-01T00:00:00Z\",\"value\":42}]}}";
+    tu_rng r = {tu_seed(77)};
+    size_t bl = strlen(base);
+    for (int i = 0; i < 3000; i++) {
+        char mut[512];
+        memcpy(mut, base, bl + 1);
+        int k = 1 + (int)tu_below(&r, 3);
+        while (k--) mut[tu_below(&r, bl)] = " \"{}[],:0123456789.eE-+tfnulx\\PZ"[tu_below(&r, 32)];
+        differential(mut, -1);
+    }
+}

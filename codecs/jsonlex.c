@@ -1,0 +1,267 @@
+/* codecs/jsonlex.c -- see jsonlex.h. */
+#include "codecs/jsonlex.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum {
+    TOP,
+    O_KEY_OR_END, /* after '{' */
+    O_KEY,        /* after ',' in an object */
+    O_COLON,      /* after a key */
+    O_VALUE,      /* after ':' */
+    O_NEXT,       /* after a member's value: ',' or '}' */
+    A_VALUE_OR_END, /* after '[' */
+    A_VALUE,      /* after ',' in an array */
+    A_NEXT,       /* after an element: ',' or ']' */
+};
+
+void sr_jlex_init(sr_jlex *l, const void *data, size_t len)
+{
+    memset(l, 0, sizeof *l);
+    l->p = data;
+    l->end = (const char *)data + len;
+}
+
+static int hexv(int c)
+{
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+/* \uXXXX at p (after the backslash-u): the code unit, or -1 */
+static long u4(const char *p, const char *end)
+{
+    if (end - p < 4) return -1;
+    long v = 0;
+    for (int i = 0; i < 4; i++) {
+        int h = hexv((unsigned char)p[i]);
+        if (h < 0) return -1;
+        v = v * 16 + h;
+    }
+    return v;
+}
+
+/* p just past the opening quote; sets l->s/n/escaped, returns 0 or -1 */
+static int string(sr_jlex *l)
+{
+    const unsigned char *p = (const unsigned char *)l->p, *end = (const unsigned char *)l->end;
+    l->s = (const char *)p;
+    l->escaped = 0;
+    while (p < end) {
+        unsigned c = *p;
+        if (c == '"') {
+            l->n = (size_t)((const char *)p - l->s);
+            l->p = (const char *)p + 1;
+            return 0;
+        }
+        if (c < 0x20) return -1;
+        if (c == '\\') {
+            l->escaped = 1;
+            if (++p >= end) return -1;
+            c = *p;
+            if (c == 'u') {
+                long u = u4((const char *)p + 1, (const char *)end);
+                if (u <= 0) return -1; /* \u0000 is refused, as by the full parser */
+                p += 5;
+                if (u >= 0xDC00 && u <= 0xDFFF) return -1; /* lone low surrogate */
+                if (u >= 0xD800 && u <= 0xDBFF) {
+                    if (end - p < 6 || p[0] != '\\' || p[1] != 'u') return -1;
+                    long lo = u4((const char *)p + 2, (const char *)end);
+                    if (lo < 0xDC00 || lo > 0xDFFF) return -1;
+                    p += 6;
+                }
+                continue;
+            }
+            if (!strchr("\"\\/bfnrt", (int)c) || c == 0) return -1;
+            p++;
+            continue;
+        }
+        if (c < 0x80) {
+            p++;
+            continue;
+        }
+        /* UTF-8: no overlongs, no surrogates, at most U+10FFFF */
+        int len;
+        unsigned cp;
+        if (c >= 0xC2 && c <= 0xDF) len = 2, cp = c & 0x1F;
+        else if (c >= 0xE0 && c <= 0xEF) len = 3, cp = c & 0x0F;
+        else if (c >= 0xF0 && c <= 0xF4) len = 4, cp = c & 0x07;
+        else return -1;
+        if (end - p < len) return -1;
+        for (int i = 1; i < len; i++) {
+            if ((p[i] & 0xC0) != 0x80) return -1;
+            cp = (cp << 6) | (p[i] & 0x3F);
+        }
+        if ((len == 3 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) || (len == 4 && (cp < 0x10000 || cp > 0x10FFFF)))
+            return -1;
+        p += len;
+    }
+    return -1;
+}
+
+static int digits(const char **pp, const char *end)
+{
+    const char *p = *pp;
+    if (p >= end || *p < '0' || *p > '9') return -1;
+    while (p < end && *p >= '0' && *p <= '9') p++;
+    *pp = p;
+    return 0;
+}
+
+static int number(sr_jlex *l)
+{
+    const char *p = l->p, *end = l->end;
+    l->s = p;
+    l->is_int = 1;
+    if (p < end && *p == '-') p++;
+    if (p < end && *p == '0') p++;
+    else if (digits(&p, end)) return -1;
+    if (p < end && *p == '.') {
+        p++;
+        l->is_int = 0;
+        if (digits(&p, end)) return -1;
+    }
+    if (p < end && (*p == 'e' || *p == 'E')) {
+        p++;
+        l->is_int = 0;
+        if (p < end && (*p == '+' || *p == '-')) p++;
+        if (digits(&p, end)) return -1;
+    }
+    l->n = (size_t)(p - l->s);
+    l->p = p;
+    if (l->is_int && l->n > 18) {
+        /* as the full parser: an integer must fit in 64 bits */
+        char tmp[24];
+        if (l->n > 20) return -1;
+        memcpy(tmp, l->s, l->n);
+        tmp[l->n] = 0;
+        errno = 0;
+        (void)strtoll(tmp, NULL, 10);
+        if (errno) return -1;
+    }
+    if (!l->is_int) {
+        /* as the full parser: a real must not overflow */
+        char tmp[128];
+        if (l->n >= sizeof tmp) return -1;
+        memcpy(tmp, l->s, l->n);
+        tmp[l->n] = 0;
+        errno = 0;
+        double d = strtod(tmp, NULL);
+        if (errno == ERANGE && (d == HUGE_VAL || d == -HUGE_VAL)) return -1;
+    }
+    return 0;
+}
+
+static void after_value(sr_jlex *l)
+{
+    if (!l->depth) l->done = 1;
+    else l->state[l->depth - 1] = l->stack[l->depth - 1] == 'o' ? O_NEXT : A_NEXT;
+}
+
+sr_jtok sr_jlex_next(sr_jlex *l)
+{
+    int top = TOP;
+    for (;;) {
+        while (l->p < l->end && (*l->p == ' ' || *l->p == '\t' || *l->p == '\n' || *l->p == '\r')) l->p++;
+        if (!l->depth && l->done) return l->p == l->end ? SR_J_END : SR_J_ERROR;
+        if (l->p >= l->end) return SR_J_ERROR;
+        char c = *l->p;
+        int st = l->depth ? l->state[l->depth - 1] : top;
+        switch (st) {
+        case O_KEY_OR_END:
+        case O_KEY:
+            if (c == '}' && st == O_KEY_OR_END) {
+                l->p++;
+                l->depth--;
+                after_value(l);
+                return SR_J_OBJ_END;
+            }
+            if (c != '"') return SR_J_ERROR;
+            l->p++;
+            if (string(l)) return SR_J_ERROR;
+            l->state[l->depth - 1] = O_COLON;
+            return SR_J_KEY;
+        case O_COLON:
+            if (c != ':') return SR_J_ERROR;
+            l->p++;
+            l->state[l->depth - 1] = O_VALUE;
+            continue;
+        case O_NEXT:
+        case A_NEXT:
+            if (c == ',') {
+                l->p++;
+                l->state[l->depth - 1] = st == O_NEXT ? O_KEY : A_VALUE;
+                continue;
+            }
+            if ((st == O_NEXT && c == '}') || (st == A_NEXT && c == ']')) {
+                l->p++;
+                l->depth--;
+                after_value(l);
+                return st == O_NEXT ? SR_J_OBJ_END : SR_J_ARR_END;
+            }
+            return SR_J_ERROR;
+        case A_VALUE_OR_END:
+            if (c == ']') {
+                l->p++;
+                l->depth--;
+                after_value(l);
+                return SR_J_ARR_END;
+            }
+            __attribute__((fallthrough)); /* a value */
+        default: /* TOP, O_VALUE, A_VALUE */
+            if (c == '{' || c == '[') {
+                if (l->depth >= SR_JSON_MAX_DEPTH) return SR_J_ERROR;
+                after_value(l); /* the parent sees a value when this one closes */
+                l->done = 0;
+                l->stack[l->depth] = c == '{' ? 'o' : 'a';
+                l->state[l->depth] = c == '{' ? O_KEY_OR_END : A_VALUE_OR_END;
+                l->depth++;
+                l->p++;
+                return c == '{' ? SR_J_OBJ_BEGIN : SR_J_ARR_BEGIN;
+            }
+            if (c == '"') {
+                l->p++;
+                if (string(l)) return SR_J_ERROR;
+                after_value(l);
+                return SR_J_STRING;
+            }
+            if (c == '-' || (c >= '0' && c <= '9')) {
+                if (number(l)) return SR_J_ERROR;
+                after_value(l);
+                return SR_J_NUMBER;
+            }
+            static const struct {
+                const char *w;
+                sr_jtok t;
+            } lits[] = {{"true", SR_J_TRUE}, {"false", SR_J_FALSE}, {"null", SR_J_NULL}};
+            for (int i = 0; i < 3; i++) {
+                size_t n = strlen(lits[i].w);
+                if ((size_t)(l->end - l->p) >= n && !memcmp(l->p, lits[i].w, n)) {
+                    l->p += n;
+                    after_value(l);
+                    return lits[i].t;
+                }
+            }
+            return SR_J_ERROR;
+        }
+    }
+}
+
+int sr_jlex_skip(sr_jlex *l, sr_jtok t)
+{
+    if (t == SR_J_ERROR) return -1;
+    if (t != SR_J_OBJ_BEGIN && t != SR_J_ARR_BEGIN) return 0;
+    int d = 1;
+    while (d > 0) {
+        sr_jtok x = sr_jlex_next(l);
+        if (x == SR_J_ERROR || x == SR_J_END) return -1;
+        if (x == SR_J_OBJ_BEGIN || x == SR_J_ARR_BEGIN) d++;
+        else if (x == SR_J_OBJ_END || x == SR_J_ARR_END) d--;
+    }
+    return 0;
+}

@@ -1,0 +1,53 @@
+/*
+ * codecs/jsonlex.h -- a strict, allocation-free JSON pull lexer (RFC 8259).
+ *
+ * It returns one token at a time over a buffer and validates as it goes:
+ * the grammar (commas, colons, nesting), numbers (integers must fit in 64
+ * bits, as in jansson), string escapes and UTF-8.
+ * String tokens are borrowed raw (escapes NOT decoded; `escaped` tells if
+ * there are any). It exists for the hot path of the GW-IF binding, which
+ * walks the envelope once without building a tree (api/gwif_json.c); callers
+ * fall back to a full parser for anything unusual.
+ */
+#ifndef SR_JSONLEX_H
+#define SR_JSONLEX_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum sr_jtok {
+    SR_J_ERROR = -1,
+    SR_J_END = 0, /* the document ended after one complete value */
+    SR_J_OBJ_BEGIN,
+    SR_J_OBJ_END,
+    SR_J_ARR_BEGIN,
+    SR_J_ARR_END,
+    SR_J_KEY,    /* a member name (s, n) */
+    SR_J_STRING, /* a string value (s, n) */
+    SR_J_NUMBER, /* s, n: the number's text */
+    SR_J_TRUE,
+    SR_J_FALSE,
+    SR_J_NULL,
+} sr_jtok;
+
+enum { SR_JSON_MAX_DEPTH = 64 };
+
+typedef struct sr_jlex {
+    const char *p, *end;
+    const char *s; /* token text (borrowed) */
+    size_t n;
+    int escaped;   /* the string token contains backslash escapes */
+    int is_int;    /* the number token has no fraction and no exponent */
+    /* private */
+    int depth, done;
+    uint8_t stack[SR_JSON_MAX_DEPTH]; /* 'o' object, 'a' array */
+    uint8_t state[SR_JSON_MAX_DEPTH]; /* what may come next at each level */
+} sr_jlex;
+
+void sr_jlex_init(sr_jlex *l, const void *data, size_t len);
+sr_jtok sr_jlex_next(sr_jlex *l);
+/* Skip the value whose first token t was just returned (an object or array
+ * is skipped to its end). 0, or -1 on a syntax error. */
+int sr_jlex_skip(sr_jlex *l, sr_jtok t);
+
+#endif
