@@ -58,6 +58,8 @@ struct sr_server {
     sr_key key;
     conn *conns;
     conn *blocked; /* connections waiting for room in the engine's queue */
+    struct throttle *thr; /* failed logins per (peer address, operator, gateway) */
+    size_t nthr;
     size_t nconns;
     int stopping;
     pthread_mutex_t mu;
@@ -376,6 +378,71 @@ static void protocol_error(conn *c, uint8_t reason, const char *why)
     conn_close(c, why, 1);
 }
 
+/* ---- login throttling ----------------------------------------------------
+ * A password check costs ~50 ms of scrypt, so repeated failures for one
+ * (peer address, operator/gateway) are refused without checking, for a time
+ * that doubles with each failure past the fifth (at most 5 minutes). Unknown
+ * gateways cost nothing (no stored hash, no scrypt). */
+enum { THR_MAX = 4096, THR_FREE_FAILS = 5 };
+
+typedef struct throttle {
+    char key[200];
+    uint32_t fails;
+    uint64_t until, last;
+} throttle;
+
+static void thr_key(conn *c, char *k, size_t n)
+{
+    const char *colon = strrchr(c->peer, ':'); /* the address without the port */
+    int al = colon ? (int)(colon - c->peer) : (int)strlen(c->peer);
+    snprintf(k, n, "%.*s|%s|%s", al, c->peer, c->op, c->gw);
+}
+
+static throttle *thr_find(sr_server *s, const char *k)
+{
+    for (size_t i = 0; i < s->nthr; i++)
+        if (!strcmp(s->thr[i].key, k)) return &s->thr[i];
+    return NULL;
+}
+
+static int thr_blocked(sr_server *s, conn *c)
+{
+    char k[200];
+    thr_key(c, k, sizeof k);
+    throttle *t = thr_find(s, k);
+    return t && t->until > now_ms();
+}
+
+static void thr_result(sr_server *s, conn *c, int ok)
+{
+    char k[200];
+    thr_key(c, k, sizeof k);
+    throttle *t = thr_find(s, k);
+    if (ok) {
+        if (t) *t = s->thr[--s->nthr];
+        return;
+    }
+    if (!t) {
+        if (!s->thr && !(s->thr = calloc(THR_MAX, sizeof *s->thr))) return;
+        if (s->nthr == THR_MAX) { /* forget the least recent */
+            size_t old = 0;
+            for (size_t i = 1; i < s->nthr; i++)
+                if (s->thr[i].last < s->thr[old].last) old = i;
+            s->thr[old] = s->thr[--s->nthr];
+        }
+        t = &s->thr[s->nthr++];
+        memset(t, 0, sizeof *t);
+        snprintf(t->key, sizeof t->key, "%s", k);
+    }
+    t->fails++;
+    t->last = now_ms();
+    if (t->fails >= THR_FREE_FAILS) {
+        uint32_t sh = t->fails - THR_FREE_FAILS;
+        uint64_t secs = sh >= 9 ? 300 : (1ull << sh);
+        t->until = t->last + (secs > 300 ? 300 : secs) * 1000;
+    }
+}
+
 typedef struct auth_job {
     uv_work_t w;
     conn *c;
@@ -435,6 +502,7 @@ static void auth_after(uv_work_t *w, int status)
                 o = n;
             }
             c->state = ST_ACTIVE;
+            thr_result(c->srv, c, 1);
             snprintf(c->root, sizeof c->root, "wip/v1/%s/gw/%s", c->op, c->gw);
             connack(c, 0);
             sr_slog(SR_LOG_INFO, "gateway connected", "op=%s gw=%s peer=%s mqtt=%s", c->op, c->gw, c->peer,
@@ -445,6 +513,7 @@ static void auth_after(uv_work_t *w, int status)
             conn_maybe_resume(c);
         } else {
             sr_slog(SR_LOG_WARN, "gateway login refused", "op=%s gw=%s peer=%s", c->op, c->gw, c->peer);
+            if (j->stored.len) thr_result(c->srv, c, 0); /* only checks that cost scrypt count */
             Suiro__V1__AuthEvent ae = SUIRO__V1__AUTH_EVENT__INIT;
             ae.kind = SUIRO__V1__ACTOR_KIND__ACTOR_GATEWAY;
             ae.principal = c->gw;
@@ -531,6 +600,13 @@ static void handle_connect(conn *c, const sr_mqtt_pkt *p)
         c->has_will = 1;
         c->will_topic = strndup(p->connect.will_topic.s, p->connect.will_topic.len);
         (void)!sr_buf_append(&c->will_payload, p->connect.will_payload.data, p->connect.will_payload.len);
+    }
+    if (thr_blocked(c->srv, c)) {
+        c->state = ST_AUTH;
+        connack(c, c->version == 5 ? SR_MQTT_RC_SERVER_BUSY : SR_MQTT_RC_NOT_AUTHORIZED);
+        sr_slog(SR_LOG_WARN, "gateway login throttled", "op=%s gw=%s peer=%s", c->op, c->gw, c->peer);
+        conn_close(c, "too many failed logins", 0);
+        return;
     }
     auth_job *j = calloc(1, sizeof *j);
     if (!j) {
@@ -1218,6 +1294,7 @@ void sr_server_close(sr_server *s)
         uv_run(&s->loop, UV_RUN_DEFAULT);
     }
     sr_gwhttp_free(s->http);
+    free(s->thr);
     uv_loop_close(&s->loop);
     if (s->tls) SSL_CTX_free(s->tls);
     pthread_mutex_destroy(&s->mu);

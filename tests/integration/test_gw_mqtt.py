@@ -269,8 +269,24 @@ try:
     auths = replay("auth")
     check("the failed login is in the audit trail", any(not a["auth"].get("success") for a in auths), auths)
 
-    g1.close()
+    # 9. repeated failed logins for one gateway are throttled (no scrypt for
+    #    each), while other gateways are unaffected
     g2.close()
+    codes = []
+    for i in range(7):
+        b = Gw(port, "GW002", "wrong-secret-%02d" % i, subscribe=False)
+        codes.append(b.connack)
+        b.c.loop_stop()
+    good = Gw(port, "GW002", "demo-gw002-secret", subscribe=False)
+    check("after 5 failures even the right password is refused for a while (throttled)",
+          good.connack not in (0, None), (codes, good.connack))
+    good.c.loop_stop()
+    other = Gw(port, "GW001", "demo-gw001-secret", subscribe=False)
+    check("... other gateways still log in", other.connack == 0, other.connack)
+    other.close()
+    log = open(os.path.join(T, "server.log")).read()
+    check("throttled logins are logged", "gateway login throttled" in log)
+    g1.close()
 finally:
     if server and server.poll() is None:
         server.send_signal(signal.SIGTERM)
