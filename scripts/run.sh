@@ -39,7 +39,8 @@ fi
 GW=$!
 cat <<MSG
 
-suiro is serving GW-IF over MQTT on 127.0.0.1:$PORT (data: $DATA); the gateway
+suiro is serving GW-IF over MQTT on 127.0.0.1:$PORT and HTTP on 127.0.0.1:8080
+(data: $DATA); the gateway
 simulator sends 10 values a second from gateways SIM0001 and SIM0002.
 
 Try, in another terminal:
@@ -47,6 +48,10 @@ Try, in another terminal:
   mosquitto_pub -p $PORT -i GW001 -u demo/GW001 -P demo-gw001-secret -q 1 \\
     -t wip/v1/demo/gw/GW001/data/measurements \\
     -m '{"header":{"messageType":"GW_MEASUREMENTS","messageId":"try-1"},"body":{"values":[{"dataId":"P001","timestamp":"2026-11-22T00:00:00Z","value":12.5}]}}'
+  T=\$(curl -s -X POST http://127.0.0.1:8080/gw/v1/sessions \\
+        -d '{"operatorId":"demo","gatewayId":"GW002","secret":"demo-gw002-secret"}' | sed 's/.*"token":"\\([0-9a-f]*\\)".*/\\1/')
+  curl -s -X POST http://127.0.0.1:8080/gw/v1/measurements -H "Authorization: Bearer \$T" \\
+    -d '{"header":{"messageType":"GW_MEASUREMENTS","messageId":"try-2"},"body":{"values":[{"dataId":"P006","timestamp":"2026-11-22T00:00:00Z","value":3.2}]}}'
   $BIN verify $DATA ${K[*]}        (while it runs, or after)
 Ctrl-C stops the server and the simulator.
 MSG
