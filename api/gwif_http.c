@@ -52,6 +52,7 @@ struct sr_gwhttp {
     pthread_mutex_t mu;
     struct pending *done;
     int ctx_ready;
+    size_t open_conns; /* h2o connections not yet closed */
 };
 
 /* Shared between the h2o request (its pool) and an engine completion or an
@@ -374,6 +375,13 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
 
 /* ---- listener ----------------------------------------------------------- */
 
+static void on_conn_closed(uv_handle_t *h)
+{
+    sr_gwhttp *g = h->data;
+    g->open_conns--;
+    free(h);
+}
+
 static void on_accept(uv_stream_t *listener, int status)
 {
     sr_gwhttp *g = listener->data;
@@ -381,11 +389,13 @@ static void on_accept(uv_stream_t *listener, int status)
     uv_tcp_t *conn = calloc(1, sizeof *conn);
     if (!conn) return;
     uv_tcp_init(g->loop, conn);
+    conn->data = g; /* marks it as h2o's, and counts it */
+    g->open_conns++;
     if (uv_accept(listener, (uv_stream_t *)conn) != 0) {
-        uv_close((uv_handle_t *)conn, (uv_close_cb)free);
+        uv_close((uv_handle_t *)conn, on_conn_closed);
         return;
     }
-    h2o_socket_t *sock = h2o_uv_socket_create((uv_stream_t *)conn, (uv_close_cb)free);
+    h2o_socket_t *sock = h2o_uv_socket_create((uv_stream_t *)conn, on_conn_closed);
     h2o_accept(&g->accept, sock);
 }
 
@@ -451,10 +461,28 @@ void sr_gwhttp_flush(sr_gwhttp *g)
     if (g) on_async(&g->async);
 }
 
+static void on_wake(uv_timer_t *t) { (void)t; }
+
 void sr_gwhttp_dispose(sr_gwhttp *g)
 {
-    if (!g) return;
-    if (g->ctx_ready) h2o_context_dispose(&g->ctx); /* closes h2o's own handles */
+    if (!g || !g->ctx_ready) return;
+    /* ask every connection to finish and close; wait (bounded) for them */
+    h2o_context_request_shutdown(&g->ctx);
+    uv_timer_t wake; /* bounds the wait: a client may never finish its request */
+    uv_timer_init(g->loop, &wake);
+    uv_timer_start(&wake, on_wake, 50, 50);
+    uv_update_time(g->loop);
+    uint64_t deadline = uv_now(g->loop) + 2000;
+    while (g->open_conns && uv_now(g->loop) < deadline) uv_run(g->loop, UV_RUN_ONCE);
+    uv_close((uv_handle_t *)&wake, NULL);
+    uv_run(g->loop, UV_RUN_NOWAIT);
+    if (g->open_conns) {
+        /* h2o cannot be torn down under live connections: leave it to the exit */
+        sr_slog(SR_LOG_WARN, "http connections still open at exit", "count=%zu", g->open_conns);
+        g->ctx_ready = -1;
+        return;
+    }
+    h2o_context_dispose(&g->ctx); /* closes h2o's own handles */
     g->ctx_ready = 0;
 }
 
@@ -462,6 +490,7 @@ void sr_gwhttp_free(sr_gwhttp *g)
 {
     if (!g) return;
     sr_gwhttp_dispose(g);
+    if (g->ctx_ready < 0) return; /* see sr_gwhttp_dispose */
     h2o_config_dispose(&g->config);
     pthread_mutex_destroy(&g->mu);
     free(g->tokens);

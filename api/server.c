@@ -1256,6 +1256,8 @@ static void on_stop_check(uv_async_t *a) { (void)a; }
 static void close_walk(uv_handle_t *h, void *arg)
 {
     (void)arg;
+    /* our MQTT connections have data == NULL (they are all closed by now);
+     * h2o's sockets carry their binding in data and are closed by h2o */
     if (!uv_is_closing(h)) uv_close(h, h->type == UV_TCP && h->data == NULL ? on_closed : NULL);
 }
 

@@ -59,7 +59,12 @@ check "disconnect gets 204" "[[ \"\$r\" == 204* ]]"
 r=$(req POST /measurements "$(msg h-4 '{"dataId":"P001","timestamp":"2026-11-22T00:00:04Z","value":1}')" "$TOK")
 check "the token is revoked at once" "[[ \"\$r\" == 401* ]]"
 check "the server is up" "kill -0 $SRV"
+# an idle keep-alive connection stays open across the stop
+exec 3<>/dev/tcp/127.0.0.1/$P
+printf 'GET /gw/v1/nothing HTTP/1.1\r\nHost: x\r\n\r\n' >&3
+sleep 0.2
 kill -TERM "$SRV"; wait "$SRV"; rc=$?; SRV=
+exec 3>&-
 check "SIGTERM stops it cleanly" "[ $rc -eq 0 ]"
 [ $fails -eq 0 ] || tail -20 "$T/log"
 echo "$passes passed, $fails failed"
