@@ -467,7 +467,7 @@ void sr_gwhttp_dispose(sr_gwhttp *g)
 {
     if (!g || !g->ctx_ready) return;
     /* ask every connection to finish and close; wait (bounded) for them */
-    h2o_context_request_shutdown(&g->ctx);
+    if (g->open_conns) h2o_context_request_shutdown(&g->ctx);
     uv_timer_t wake; /* bounds the wait: a client may never finish its request */
     uv_timer_init(g->loop, &wake);
     uv_timer_start(&wake, on_wake, 50, 50);
@@ -482,6 +482,10 @@ void sr_gwhttp_dispose(sr_gwhttp *g)
         g->ctx_ready = -1;
         return;
     }
+    /* request_shutdown arms HTTP/2's graceful-shutdown timer even when every
+     * connection is gone; dispose insists that no timer is pending */
+    if (h2o_timeout_is_linked(&g->ctx.http2._graceful_shutdown_timeout))
+        h2o_timeout_unlink(&g->ctx.http2._graceful_shutdown_timeout);
     h2o_context_dispose(&g->ctx); /* closes h2o's own handles */
     g->ctx_ready = 0;
 }

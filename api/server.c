@@ -602,6 +602,7 @@ static void handle_connect(conn *c, const sr_mqtt_pkt *p)
         (void)!sr_buf_append(&c->will_payload, p->connect.will_payload.data, p->connect.will_payload.len);
     }
     if (thr_blocked(c->srv, c)) {
+        thr_result(c->srv, c, 0); /* hammering while blocked prolongs the block */
         c->state = ST_AUTH;
         connack(c, c->version == 5 ? SR_MQTT_RC_SERVER_BUSY : SR_MQTT_RC_NOT_AUTHORIZED);
         sr_slog(SR_LOG_WARN, "gateway login throttled", "op=%s gw=%s peer=%s", c->op, c->gw, c->peer);
