@@ -375,27 +375,35 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
 
 /* ---- listener ----------------------------------------------------------- */
 
+/* h2o's libuv binding keeps its socket in handle->data, so our side of a
+ * connection lives in a wrapper around the handle */
+typedef struct hconn {
+    uv_tcp_t tcp; /* first */
+    sr_gwhttp *g;
+} hconn;
+
 static void on_conn_closed(uv_handle_t *h)
 {
-    sr_gwhttp *g = h->data;
-    g->open_conns--;
-    free(h);
+    hconn *hc = (hconn *)h;
+    hc->g->open_conns--;
+    free(hc);
 }
 
 static void on_accept(uv_stream_t *listener, int status)
 {
     sr_gwhttp *g = listener->data;
     if (status) return;
-    uv_tcp_t *conn = calloc(1, sizeof *conn);
-    if (!conn) return;
-    uv_tcp_init(g->loop, conn);
-    conn->data = g; /* marks it as h2o's, and counts it */
+    hconn *hc = calloc(1, sizeof *hc);
+    if (!hc) return;
+    hc->g = g;
+    uv_tcp_init(g->loop, &hc->tcp);
+    hc->tcp.data = g; /* non-NULL: not an MQTT connection (server.c close_walk); h2o replaces it */
     g->open_conns++;
-    if (uv_accept(listener, (uv_stream_t *)conn) != 0) {
-        uv_close((uv_handle_t *)conn, on_conn_closed);
+    if (uv_accept(listener, (uv_stream_t *)&hc->tcp) != 0) {
+        uv_close((uv_handle_t *)&hc->tcp, on_conn_closed);
         return;
     }
-    h2o_socket_t *sock = h2o_uv_socket_create((uv_stream_t *)conn, on_conn_closed);
+    h2o_socket_t *sock = h2o_uv_socket_create((uv_stream_t *)&hc->tcp, on_conn_closed);
     h2o_accept(&g->accept, sock);
 }
 
