@@ -1062,27 +1062,8 @@ static void process_group(sr_engine *e, cmd **cmds, size_t nc)
         r->count = (uint32_t)c->n;
         for (size_t k = 0; k < c->n; k++) {
             size_t n = protobuf_c_message_get_packed_size(&evs[k]->base);
-            if (nacc == capacc) {
-                size_t cap = capacc ? capacc * 2 : 64;
-                accepted *a = sr_realloc(acc, cap * sizeof *a);
-                if (!a) {
-                    fatal = SR_ENOMEM;
-                    break;
-                }
-                acc = a;
-                capacc = cap;
-            }
-            if (nrecs == caprecs) {
-                size_t cap = caprecs ? caprecs * 2 : 64;
-                sr_slice *a = sr_realloc(recs, cap * sizeof *a);
-                if (!a) {
-                    fatal = SR_ENOMEM;
-                    break;
-                }
-                recs = a;
-                caprecs = cap;
-            }
-            if (sr_buf_reserve(&packed, n)) {
+            if (sr_array_reserve(&acc, &capacc, nacc + 1, sizeof *acc) ||
+                sr_array_reserve(&recs, &caprecs, nrecs + 1, sizeof *recs) || sr_buf_reserve(&packed, n)) {
                 fatal = SR_ENOMEM;
                 break;
             }

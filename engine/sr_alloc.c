@@ -66,3 +66,19 @@ void sr__assert_fail(const char *expr, const char *file, int line)
     fflush(stderr);
     abort();
 }
+
+int sr_array_reserve(void *pp, size_t *cap, size_t need, size_t size)
+{
+    void **p = pp;
+    if (need <= *cap) return SR_OK;
+    size_t c = *cap ? *cap : 16;
+    while (c < need) {
+        if (c > SIZE_MAX / 2 / size) return SR_ENOMEM;
+        c *= 2;
+    }
+    void *n = sr_realloc(*p, c * size);
+    if (!n) return SR_ENOMEM;
+    *p = n;
+    *cap = c;
+    return SR_OK;
+}

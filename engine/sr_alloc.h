@@ -45,6 +45,10 @@ void sr_buf_release(sr_buf *b);
 int sr_buf_reserve(sr_buf *b, size_t more);
 int sr_buf_append(sr_buf *b, const void *p, size_t n);
 
+/* Make room for at least `need` elements of `size` bytes in the array *p of
+ * capacity *cap (doubling, from 16). SR_OK or SR_ENOMEM (array unchanged). */
+int sr_array_reserve(void *pp, size_t *cap, size_t need, size_t size);
+
 /* Little-endian field encoding (on-disk formats are encoded field by field). */
 static inline void sr_put_le16(uint8_t *p, uint16_t v) { p[0] = (uint8_t)v; p[1] = (uint8_t)(v >> 8); }
 static inline void sr_put_le32(uint8_t *p, uint32_t v)
