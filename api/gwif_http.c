@@ -7,15 +7,22 @@
  *   POST   /gw/v1/measurements | /periodic-values | /immediate-results
  *          envelope with body.values  -> 200 {"result":{"code":"0"}} once durable
  *
+ *   POST   /gw/v1/requests/fetch     GW_FETCH_REQ {maxItems, waitMs} -> GW_FETCH_RES (long poll)
+ *   POST   /gw/v1/immediate-results | /periodic-values | /monitor-acks | /control-results
+ *          the broker's messages (api/broker.c, docs/requests.md)
+ *   GET    /gw/v1/certificates/{platform|app}/{id}
+ *
  * A 200 answer means durable, exactly as a PUBACK does: the response is sent
  * from the engine's completion. Tokens are 256-bit random, kept only as their
- * SHA-256, for `token_ttl` (1 h); a disconnect revokes at once. Requests of
- * the binding that need the request flows (fetch, monitor acks, control
- * results, certificates) answer 501 until the AP-IF requests exist.
+ * SHA-256, for `token_ttl` (1 h); a disconnect revokes at once. Paths under
+ * /api/v1 are AP-IF (api/apif_http.c) on the same listener.
  */
 #include "api/gwif_http.h"
 
+#include "api/apif_http.h"
+#include "api/broker.h"
 #include "api/gwif_json.h"
+#include "api/httpu.h"
 #include "api/slog.h"
 #include "codecs/events.pb-c.h"
 #include "codecs/rfc3339.h"
@@ -40,6 +47,8 @@ typedef struct token {
 
 struct sr_gwhttp {
     sr_engine *eng;
+    sr_broker *broker;
+    sr_apif *apif;
     uv_loop_t *loop;
     h2o_globalconf_t config;
     h2o_context_t ctx;
@@ -329,6 +338,138 @@ static void post_values(sr_gwhttp *g, h2o_req_t *req, const token *t)
     sr_gw_err_clear(&err);
 }
 
+/* ---- request flows (the broker) ------------------------------------------ */
+
+typedef struct bctx {
+    sr_http_ctx h;
+    sr_broker *b;
+    void *fetch; /* a waiting long poll */
+} bctx;
+
+static void on_gw_answer(void *ctx, const sr_gw_answer *a)
+{
+    bctx *c = ctx;
+    if (c->h.req) {
+        if (a->reply) sr_http_json(c->h.req, 200, (const char *)a->reply->data, a->reply->len);
+        else sr_http_result(c->h.req, 0, a->code, a->message, a->detail);
+    }
+    sr_http_ctx_unref(&c->h);
+}
+
+static void broker_message(sr_gwhttp *g, h2o_req_t *req, const token *t, const char *suffix)
+{
+    sr_gw_msg msg;
+    sr_gw_err err;
+    memset(&err, 0, sizeof err);
+    if (sr_gw_parse(req->entity.base, req->entity.len, &msg, &err) != SR_OK) {
+        respond_result(req, err.code, err.message, err.detail);
+    } else {
+        bctx *c = sr_http_ctx_new(req, sizeof *c);
+        if (!c) respond_result(req, SR_GW_E_INTERNAL, "out of memory", NULL);
+        else {
+            c->h.refs++;
+            sr_broker_gw_message(g->broker, t->op, t->gw, "http", suffix, &msg, on_gw_answer, c);
+        }
+    }
+    sr_gw_msg_release(&msg);
+    sr_gw_err_clear(&err);
+}
+
+static void on_fetched(void *ctx, const sr_buf *env)
+{
+    bctx *c = ctx;
+    c->fetch = NULL;
+    if (c->h.req) {
+        if (env->len) sr_http_json(c->h.req, 200, (const char *)env->data, env->len);
+        else sr_http_result(c->h.req, 0, SR_GW_E_INTERNAL, "out of memory", NULL);
+    }
+    sr_http_ctx_unref(&c->h);
+}
+
+static void fetch_ctx_free(sr_http_ctx *h)
+{
+    bctx *c = (bctx *)h;
+    (void)c;
+}
+
+/* the h2o request went away while the poll waited: stop waiting */
+static void on_fetch_dispose(void *slot)
+{
+    bctx *c = *(bctx **)slot;
+    if (c->fetch) {
+        void *f = c->fetch;
+        c->fetch = NULL;
+        sr_broker_fetch_cancel(c->b, f);
+        sr_http_ctx_unref(&c->h); /* the broker's reference */
+    }
+}
+
+static void fetch(sr_gwhttp *g, h2o_req_t *req, const token *t)
+{
+    sr_gw_msg msg;
+    sr_gw_err err;
+    memset(&err, 0, sizeof err);
+    if (sr_gw_parse(req->entity.base, req->entity.len, &msg, &err) != SR_OK) {
+        respond_result(req, err.code, err.message, err.detail);
+        goto done;
+    }
+    json_t *mx = json_object_get(msg.body, "maxItems"), *wt = json_object_get(msg.body, "waitMs");
+    if ((mx && (!json_is_integer(mx) || json_integer_value(mx) < 1 || json_integer_value(mx) > 1000)) ||
+        (wt && (!json_is_integer(wt) || json_integer_value(wt) < 0 || json_integer_value(wt) > 60000))) {
+        respond_result(req, SR_GW_E_PARAM, "body.maxItems: 1..1000; body.waitMs: 0..60000", NULL);
+        goto done;
+    }
+    bctx *c = sr_http_ctx_new(req, sizeof *c);
+    if (!c) {
+        respond_result(req, SR_GW_E_INTERNAL, "out of memory", NULL);
+        goto done;
+    }
+    c->b = g->broker;
+    c->h.on_free = fetch_ctx_free;
+    c->h.refs++; /* the broker's, until on_fetched or the cancel */
+    void *f = sr_broker_fetch(g->broker, t->op, t->gw, msg.message_id, mx ? (int)json_integer_value(mx) : 100,
+                              wt ? (uint32_t)json_integer_value(wt) : 0, on_fetched, c);
+    if (f) {
+        c->fetch = f;
+        bctx **slot = h2o_mem_alloc_shared(&req->pool, sizeof *slot, on_fetch_dispose);
+        *slot = c;
+    }
+done:
+    sr_gw_msg_release(&msg);
+    sr_gw_err_clear(&err);
+}
+
+static void certificate(sr_gwhttp *g, h2o_req_t *req, const token *t)
+{
+    char rest[200], subject[16];
+    h2o_iovec_t p = req->path_normalized;
+    size_t pl = strlen("/gw/v1/certificates/");
+    if (p.len - pl >= sizeof rest) return respond_result(req, "E3001", "unknown certificate", NULL);
+    memcpy(rest, p.base + pl, p.len - pl);
+    rest[p.len - pl] = 0;
+    char *slash = strchr(rest, '/');
+    if (!slash || (size_t)(slash - rest) >= sizeof subject)
+        return respond_result(req, "E3001", "certificates/{platform|app}/{id}", NULL);
+    memcpy(subject, rest, (size_t)(slash - rest));
+    subject[slash - rest] = 0;
+    sr_buf pem;
+    sr_buf_init(&pem);
+    int rc = strcmp(subject, "platform") && strcmp(subject, "app") && strcmp(subject, "gateway")
+                 ? SR_ENOTFOUND
+                 : sr_broker_cert(g->broker, t->op, subject, slash + 1, &pem);
+    if (rc == SR_ENOTFOUND || rc == SR_EINVAL) respond_result(req, "E3001", "no certificate for that subject", NULL);
+    else if (rc) respond_result(req, SR_GW_E_INTERNAL, sr_strerror(rc), NULL);
+    else {
+        req->res.status = 200;
+        req->res.reason = "OK";
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, H2O_STRLIT("application/x-pem-file"));
+        char *copy = h2o_mem_alloc_pool(&req->pool, pem.len);
+        memcpy(copy, pem.data, pem.len);
+        h2o_send_inline(req, copy, pem.len);
+    }
+    sr_buf_release(&pem);
+}
+
 static int is(h2o_req_t *req, const char *method, const char *path)
 {
     return h2o_memis(req->method.base, req->method.len, method, strlen(method)) &&
@@ -338,6 +479,10 @@ static int is(h2o_req_t *req, const char *method, const char *path)
 static int on_req(h2o_handler_t *self, h2o_req_t *req)
 {
     sr_gwhttp *g = *(sr_gwhttp **)(self + 1);
+    if (req->path_normalized.len >= 8 && !memcmp(req->path_normalized.base, "/api/v1/", 8)) {
+        sr_apif_handle(g->apif, req);
+        return 0;
+    }
     if (is(req, "POST", "/gw/v1/sessions")) {
         open_session(g, req);
         return 0;
@@ -356,17 +501,28 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
         h2o_send_inline(req, NULL, 0);
         return 0;
     }
-    if (is(req, "POST", "/gw/v1/measurements") || is(req, "POST", "/gw/v1/periodic-values") ||
-        is(req, "POST", "/gw/v1/immediate-results")) {
+    if (is(req, "POST", "/gw/v1/measurements")) {
         post_values(g, req, t);
         return 0;
     }
-    if (is(req, "POST", "/gw/v1/requests/fetch") || is(req, "POST", "/gw/v1/monitor-acks") ||
-        is(req, "POST", "/gw/v1/control-results") ||
-        (h2o_memis(req->method.base, req->method.len, H2O_STRLIT("GET")) && req->path_normalized.len > 20 &&
-         !strncmp(req->path_normalized.base, "/gw/v1/certificates/", 20))) {
-        respond_status(req, 501, SR_GW_E_INTERNAL, "not implemented in this version (needs the AP-IF request flows)",
-                       NULL);
+    static const struct {
+        const char *path, *suffix;
+    } routes[] = {{"/gw/v1/immediate-results", "data/immediate"},
+                  {"/gw/v1/periodic-values", "data/periodic"},
+                  {"/gw/v1/monitor-acks", "ack/monitor"},
+                  {"/gw/v1/control-results", "ack/control"}};
+    for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++)
+        if (is(req, "POST", routes[i].path)) {
+            broker_message(g, req, t, routes[i].suffix);
+            return 0;
+        }
+    if (is(req, "POST", "/gw/v1/requests/fetch")) {
+        fetch(g, req, t);
+        return 0;
+    }
+    if (h2o_memis(req->method.base, req->method.len, H2O_STRLIT("GET")) && req->path_normalized.len > 20 &&
+        !strncmp(req->path_normalized.base, "/gw/v1/certificates/", 20)) {
+        certificate(g, req, t);
         return 0;
     }
     respond_result(req, "E3001", "unknown path", NULL);
@@ -407,12 +563,17 @@ static void on_accept(uv_stream_t *listener, int status)
     h2o_accept(&g->accept, sock);
 }
 
-int sr_gwhttp_open(uv_loop_t *loop, sr_engine *eng, const char *host, int port, size_t max_body, sr_gwhttp **out,
-                   char *err, size_t errlen)
+int sr_gwhttp_open(uv_loop_t *loop, sr_engine *eng, sr_broker *broker, const char *host, int port, size_t max_body,
+                   sr_gwhttp **out, char *err, size_t errlen)
 {
     sr_gwhttp *g = calloc(1, sizeof *g);
     if (!g) return SR_ENOMEM;
     g->eng = eng;
+    g->broker = broker;
+    if (sr_apif_open(loop, eng, broker, &g->apif) != SR_OK) {
+        free(g);
+        return SR_ENOMEM;
+    }
     g->loop = loop;
     g->tokens = calloc(MAX_TOKENS, sizeof *g->tokens);
     if (!g->tokens) {
@@ -504,6 +665,7 @@ void sr_gwhttp_free(sr_gwhttp *g)
     sr_gwhttp_dispose(g);
     if (g->ctx_ready < 0) return; /* see sr_gwhttp_dispose */
     h2o_config_dispose(&g->config);
+    sr_apif_free(g->apif);
     pthread_mutex_destroy(&g->mu);
     free(g->tokens);
     free(g);

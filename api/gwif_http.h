@@ -4,6 +4,7 @@
 #ifndef SR_GWIF_HTTP_H
 #define SR_GWIF_HTTP_H
 
+#include "api/broker.h"
 #include "engine/suiro.h"
 
 #include <uv.h>
@@ -11,7 +12,7 @@
 typedef struct sr_gwhttp sr_gwhttp;
 
 /* Bind host:port (port 0: a free one). On failure *out may be set (free it). */
-SR_MUST_CHECK int sr_gwhttp_open(uv_loop_t *loop, sr_engine *eng, const char *host, int port, size_t max_body,
+SR_MUST_CHECK int sr_gwhttp_open(uv_loop_t *loop, sr_engine *eng, sr_broker *broker, const char *host, int port, size_t max_body,
                                  sr_gwhttp **out, char *err, size_t errlen);
 int sr_gwhttp_port(sr_gwhttp *g);
 void sr_gwhttp_stop_accepting(sr_gwhttp *g);

@@ -19,6 +19,7 @@
  */
 #include "api/server.h"
 
+#include "api/broker.h"
 #include "api/gwif_http.h"
 #include "api/gwif_json.h"
 #include "api/slog.h"
@@ -51,6 +52,7 @@ struct sr_server {
     int mqtt_port, mqtts_port;
     SSL_CTX *tls;
     sr_gwhttp *http;
+    sr_broker *broker;
     uv_async_t async;
     uv_signal_t sigint, sigterm;
     uv_timer_t tick, retry;
@@ -226,6 +228,7 @@ static void conn_close(conn *c, const char *why, int send_will)
                 sr_slog_q(why));
         session_event(c, send_will ? SUIRO__V1__SESSION_STATE__SS_EXPIRED : SUIRO__V1__SESSION_STATE__SS_DISCONNECTED,
                       why);
+        if (s->broker) sr_broker_gw_offline(s->broker, c->op, c->gw, c);
     }
     uv_close((uv_handle_t *)&c->tcp, on_closed);
 }
@@ -281,21 +284,26 @@ static void session_event(conn *c, int state, const char *reason)
     submit_audit(c->srv, &ev, c->op, c->gw, SUIRO__V1__ACTOR_KIND__ACTOR_GATEWAY, c->peer);
 }
 
-/* Publish to the gateway on one of its topics, if it subscribed (QoS 0). */
-static void deliver(conn *c, const char *suffix, const sr_buf *payload)
+/* Publish to the gateway on one of its topics, if it subscribed (QoS 0);
+ * 1 if it did. */
+static int deliver(conn *c, const char *suffix, const sr_buf *payload)
 {
     char topic[260];
     snprintf(topic, sizeof topic, "%s/%s", c->root, suffix);
     int match = 0;
     for (sub *x = c->subs; x && !match; x = x->next)
         match = sr_mqtt_topic_match(x->filter, strlen(x->filter), topic, strlen(topic));
-    if (!match) return;
+    if (!match || c->state != ST_ACTIVE) return 0;
     sr_buf out;
     sr_buf_init(&out);
     sr_mqtt_publish m = {{topic, strlen(topic)}, {payload->data, payload->len}, 0, 0, 0};
     if (sr_mqtt_encode_publish(&out, c->version, &m, 0, NULL) == SR_OK) conn_send(c, &out);
     sr_buf_release(&out);
+    return 1;
 }
+
+/* the broker pushes requests through this (api/broker.h sr_gwlink) */
+static int link_send(void *ctx, const char *suffix, const sr_buf *payload) { return deliver(ctx, suffix, payload); }
 
 static void send_gw_ack(conn *c, const char *msgid, const char *code, const char *message, json_t *detail)
 {
@@ -508,6 +516,8 @@ static void auth_after(uv_work_t *w, int status)
             sr_slog(SR_LOG_INFO, "gateway connected", "op=%s gw=%s peer=%s mqtt=%s", c->op, c->gw, c->peer,
                     c->version == 5 ? "5.0" : "3.1.1");
             session_event(c, SUIRO__V1__SESSION_STATE__SS_CONNECTED, "");
+            sr_gwlink link = {c, link_send};
+            sr_broker_gw_online(c->srv->broker, c->op, c->gw, &link);
             /* packets that arrived while authenticating */
             process(c);
             conn_maybe_resume(c);
@@ -742,6 +752,54 @@ static void submit_values(conn *c, const sr_mqtt_pkt *p, const char *msgid, cons
     }
 }
 
+static int is_broker_topic(const char *suffix)
+{
+    return !strcmp(suffix, "data/immediate") || !strcmp(suffix, "data/periodic") || !strcmp(suffix, "ack/monitor") ||
+           !strcmp(suffix, "ack/control") || !strcmp(suffix, "req/fetch") || !strcmp(suffix, "req/cert");
+}
+
+typedef struct bjob {
+    conn *c;
+    uint16_t packet_id;
+    char msgid[72];
+} bjob;
+
+/* The broker's answer: PUBACK, then the reply (fetch, certificate) or the
+ * GW_ACK. Durable-before-ack holds: the broker answers from the engine's
+ * completion (api/broker.c invariant 1). */
+static void on_broker_answer(void *ctx, const sr_gw_answer *a)
+{
+    bjob *j = ctx;
+    conn *c = j->c;
+    c->inflight--;
+    if (c->state != ST_CLOSING) {
+        int ok = !strcmp(a->code, SR_GW_OK);
+        send_puback(c, j->packet_id, ok ? 0 : SR_MQTT_RC_IMPL_SPECIFIC);
+        if (a->reply) deliver(c, a->reply_suffix, a->reply);
+        else send_gw_ack(c, j->msgid, a->code, a->message, a->detail);
+        conn_maybe_resume(c);
+    }
+    free(j);
+    conn_unref(c);
+}
+
+static void to_broker(conn *c, const sr_mqtt_pkt *p, const char *suffix, const sr_gw_msg *msg)
+{
+    bjob *j = calloc(1, sizeof *j);
+    if (!j) {
+        send_puback(c, p->packet_id, SR_MQTT_RC_UNSPECIFIED);
+        send_gw_ack(c, msg->message_id, SR_GW_E_INTERNAL, "out of memory", NULL);
+        return;
+    }
+    j->c = c;
+    j->packet_id = p->packet_id;
+    snprintf(j->msgid, sizeof j->msgid, "%s", msg->message_id);
+    c->refs++;
+    c->inflight++;
+    if (c->inflight >= (int)c->srv->cfg.inflight_max) conn_pause(c); /* (3) */
+    sr_broker_gw_message(c->srv->broker, c->op, c->gw, c->peer, suffix, msg, on_broker_answer, j);
+}
+
 static void handle_publish(conn *c, const sr_mqtt_pkt *p)
 {
     char tb[512];
@@ -772,8 +830,7 @@ static void handle_publish(conn *c, const sr_mqtt_pkt *p)
         else protocol_error(c, SR_MQTT_RC_NOT_AUTHORIZED, "publish outside the gateway's topic root");
         return;
     }
-    int is_values = !strcmp(suffix, "data/measurements") || !strcmp(suffix, "data/periodic") ||
-                    !strcmp(suffix, "data/immediate");
+    int is_values = !strcmp(suffix, "data/measurements");
     if (is_values) {
         /* the fast path: one pass, no JSON tree (api/gwif_json.c) */
         sr_gw_fast_msg fm;
@@ -803,6 +860,10 @@ static void handle_publish(conn *c, const sr_mqtt_pkt *p)
         size_t nv = 0;
         rc = sr_gw_values_event(c->srv->eng, c->op, c->gw, msg.message_id, json_object_get(msg.body, "values"), &ev,
                                 &nv, &err);
+    } else if (is_broker_topic(suffix)) {
+        to_broker(c, p, suffix, &msg);
+        sr_gw_msg_release(&msg);
+        return;
     } else if (!strcmp(suffix, "status")) {
         json_t *st = json_object_get(msg.body, "state");
         const char *s = json_is_string(st) ? json_string_value(st) : "";
@@ -868,6 +929,8 @@ static void handle_subscribe(conn *c, const sr_mqtt_pkt *p)
     sr_buf_init(&b);
     if (sr_mqtt_encode_suback(&b, c->version, p->packet_id, codes, n, NULL) == SR_OK) conn_send(c, &b);
     sr_buf_release(&b);
+    /* requests that wait for this gateway go out now if it subscribed to them */
+    sr_broker_gw_kick(c->srv->broker, c->op, c->gw);
 }
 
 static void handle_unsubscribe(conn *c, const sr_mqtt_pkt *p)
@@ -1212,6 +1275,7 @@ int sr_server_open(const sr_config *cfg, sr_server **out, char *err, size_t errl
     uv_loop_init(&s->loop);
     int rc = engine_open(s, err, errlen);
     if (rc) goto fail;
+    if ((rc = sr_broker_open(&s->loop, s->eng, cfg->data_dir, &s->broker, err, errlen))) goto fail;
     uv_async_init(&s->loop, &s->async, on_async);
     s->async.data = s;
     uv_timer_init(&s->loop, &s->tick);
@@ -1234,7 +1298,7 @@ int sr_server_open(const sr_config *cfg, sr_server **out, char *err, size_t errl
             rc = SR_EINVAL;
             goto fail;
         }
-        if ((rc = sr_gwhttp_open(&s->loop, s->eng, host, port, cfg->http_max_body, &s->http, err, errlen))) goto fail;
+        if ((rc = sr_gwhttp_open(&s->loop, s->eng, s->broker, host, port, cfg->http_max_body, &s->http, err, errlen))) goto fail;
     }
     if (cfg->tls_listen[0]) {
         if ((rc = tls_setup(s, err, errlen))) goto fail;
@@ -1289,7 +1353,9 @@ void sr_server_close(sr_server *s)
     s->eng = NULL;
     if (rc) sr_slog(SR_LOG_ERROR, "engine closed with an error", "error=%s", sr_err_name(rc));
     if (s->async.data) on_async(&s->async);
+    sr_broker_flush(s->broker);
     sr_gwhttp_flush(s->http);
+    sr_broker_dispose(s->broker);
     sr_gwhttp_dispose(s->http);
     uv_run(&s->loop, UV_RUN_NOWAIT);
     if (uv_loop_alive(&s->loop)) {
@@ -1297,6 +1363,7 @@ void sr_server_close(sr_server *s)
         uv_run(&s->loop, UV_RUN_DEFAULT);
     }
     sr_gwhttp_free(s->http);
+    sr_broker_free(s->broker);
     free(s->thr);
     uv_loop_close(&s->loop);
     if (s->tls) SSL_CTX_free(s->tls);

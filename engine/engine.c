@@ -235,6 +235,16 @@ static size_t mkkey(uint8_t *k, size_t cap, const char *a, const char *b, const 
     return n;
 }
 
+/* request keys: op \0 request \0 gateway \0 tag */
+static size_t rkey(uint8_t *k, size_t cap, const char *op, const char *req, const char *gw, char tag)
+{
+    size_t n = mkkey(k, cap, op, req, gw ? gw : "");
+    if (!n || n + 2 > cap) return 0;
+    k[n++] = 0;
+    k[n++] = (uint8_t)tag;
+    return n;
+}
+
 static int put(MDB_txn *t, MDB_dbi d, const void *k, size_t kl, const void *v, size_t vl)
 {
     MDB_val K = {kl, (void *)k}, V = {vl, (void *)v};
@@ -551,15 +561,17 @@ static int apply_keyed(sr_engine *e, MDB_txn *t, const Event *ev, sr_result *r, 
         return kl ? del(t, DB(e, SR_DB_REGISTRY), k, kl) : SR_OK;
     }
     case SUIRO__V1__EVENT__BODY_REQUEST_CREATED:
-        kl = mkkey(k, sizeof k, ev->operator_id, ev->request_created->request_id, NULL);
+        /* op \0 request \0 gateway ("" for the app-level request) \0 'c' */
+        kl = rkey(k, sizeof k, ev->operator_id, ev->request_created->request_id, ev->request_created->gateway_id, 'c');
         if (validate && (!kl || !ev->request_created->request_id[0]))
             return refuse(r, SR_EINVAL, "request id required");
-        return put_packed(e, t, SR_DB_REQUESTS, k, kl, &ev->request_created->base);
+        return kl ? put_packed(e, t, SR_DB_REQUESTS, k, kl, &ev->request_created->base) : SR_OK;
     case SUIRO__V1__EVENT__BODY_REQUEST_TRANSITION: {
-        /* state is kept beside the creation record: "state" suffix key */
-        kl = mkkey(k, sizeof k, ev->operator_id, ev->request_transition->request_id, "state");
-        if (!kl) return SR_OK;
-        return put_packed(e, t, SR_DB_REQUESTS, k, kl, &ev->request_transition->base);
+        /* the latest state, beside the creation record: ... \0 's' */
+        const Suiro__V1__RequestTransition *rt = ev->request_transition;
+        kl = rkey(k, sizeof k, ev->operator_id, rt->request_id, rt->gateway_id, 's');
+        if (validate && (!kl || !rt->request_id[0])) return refuse(r, SR_EINVAL, "request id required");
+        return kl ? put_packed(e, t, SR_DB_REQUESTS, k, kl, &rt->base) : SR_OK;
     }
     case SUIRO__V1__EVENT__BODY_MONITOR:
         kl = mkkey(k, sizeof k, ev->operator_id, ev->monitor->monitor_id, NULL);
@@ -1955,6 +1967,58 @@ int sr_engine_registry_get(sr_engine *e, const char *op, int kind, const char *i
 {
     char ks[2] = {(char)('0' + kind), 0};
     return get_copy(e, SR_DB_REGISTRY, op, ks, id, packed);
+}
+
+int sr_engine_request_get(sr_engine *e, const char *op, const char *req, const char *gw, sr_buf *created,
+                          sr_buf *state)
+{
+    MDB_txn *t;
+    int rc = sr_index_read_begin(e->ix, &t);
+    if (rc) return rc;
+    uint8_t k[400];
+    size_t kl = rkey(k, sizeof k, op, req, gw, 'c');
+    MDB_val v;
+    created->len = state->len = 0;
+    rc = kl ? get(t, DB(e, SR_DB_REQUESTS), k, kl, &v) : SR_ENOTFOUND;
+    if (!rc) rc = sr_buf_append(created, v.mv_data, v.mv_size);
+    if (!rc) {
+        k[kl - 1] = 's';
+        if (get(t, DB(e, SR_DB_REQUESTS), k, kl, &v) == SR_OK) rc = sr_buf_append(state, v.mv_data, v.mv_size);
+    }
+    sr_index_read_end(e->ix, t);
+    return rc;
+}
+
+int sr_engine_monitor_get(sr_engine *e, const char *op, const char *monitor, sr_buf *packed)
+{
+    return get_copy(e, SR_DB_MONITORS, op, monitor, NULL, packed);
+}
+
+int sr_engine_monitor_list(sr_engine *e, const char *op, sr_buf *out, size_t *count)
+{
+    MDB_txn *t;
+    int rc = sr_index_read_begin(e->ix, &t);
+    if (rc) return rc;
+    uint8_t k[100];
+    size_t kl = mkkey(k, sizeof k, op, "", NULL);
+    MDB_cursor *c;
+    *count = 0;
+    if (!kl || (rc = sr_index_err(mdb_cursor_open(t, DB(e, SR_DB_MONITORS), &c)))) {
+        sr_index_read_end(e->ix, t);
+        return kl ? rc : SR_EINVAL;
+    }
+    MDB_val K = {kl, k}, V;
+    int r = mdb_cursor_get(c, &K, &V, MDB_SET_RANGE);
+    while (r == 0 && K.mv_size >= kl && !memcmp(K.mv_data, k, kl)) {
+        uint8_t lb[4];
+        sr_put_le32(lb, (uint32_t)V.mv_size);
+        if ((rc = sr_buf_append(out, lb, 4)) || (rc = sr_buf_append(out, V.mv_data, V.mv_size))) break;
+        (*count)++;
+        r = mdb_cursor_get(c, &K, &V, MDB_NEXT);
+    }
+    mdb_cursor_close(c);
+    sr_index_read_end(e->ix, t);
+    return rc;
 }
 
 int sr_engine_doc_get(sr_engine *e, const char *op, const char *coll, const char *id, uint64_t *revision,

@@ -159,6 +159,16 @@ SR_MUST_CHECK int sr_engine_master_list(sr_engine *e, const char *op, int kind, 
 SR_MUST_CHECK int sr_engine_registry_list(sr_engine *e, const char *op, int kind, sr_buf *out, size_t *count);
 SR_MUST_CHECK int sr_engine_registry_get(sr_engine *e, const char *op, int kind, const char *id, sr_buf *packed);
 
+/* A request (packed RequestCreated) and its latest RequestTransition
+ * (state->len 0: none yet), by id and gateway ("" or NULL: the app-level
+ * request). SR_ENOTFOUND if there is no such request. docs/requests.md */
+SR_MUST_CHECK int sr_engine_request_get(sr_engine *e, const char *op, const char *req, const char *gw,
+                                        sr_buf *created, sr_buf *state);
+/* A monitor's latest MonitorEvent (packed); every monitor of an operator
+ * (same framing as master_list). */
+SR_MUST_CHECK int sr_engine_monitor_get(sr_engine *e, const char *op, const char *monitor, sr_buf *packed);
+SR_MUST_CHECK int sr_engine_monitor_list(sr_engine *e, const char *op, sr_buf *out, size_t *count);
+
 /* Document: revision and JSON. */
 SR_MUST_CHECK int sr_engine_doc_get(sr_engine *e, const char *op, const char *coll, const char *id,
                                     uint64_t *revision, sr_buf *json);

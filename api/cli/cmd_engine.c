@@ -9,6 +9,7 @@
  * Every command takes --key-file F when the log is encrypted.
  */
 #include "api/cli/cli.h"
+#include "api/pki.h"
 #include "codecs/sheet.h"
 #include "engine/event_json.h"
 #include "engine/sheet.h"
@@ -118,6 +119,11 @@ static int cmd_init(int argc, char **argv)
     int code = 0;
     if (demo) code = import_bytes(e, sr_demo_sheet, sr_demo_sheet_len, "demo-sheet.csv");
     if (sr_engine_close(e)) code = 1;
+    char perr[1200];
+    if (!code && sr_pki_ensure_platform(c.dir, perr, sizeof perr)) {
+        fprintf(stderr, "suiro init: %s\n", perr);
+        code = 1;
+    }
     if (!code) printf("data directory %s ready%s\n", c.dir, demo ? " (demo operator 'demo')" : "");
     return code;
 }

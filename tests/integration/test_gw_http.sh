@@ -42,7 +42,7 @@ check "... and are in the log" "[ \$(stored) -eq 1 ]"
 r=$(req POST /measurements "$(msg h-1 '{"dataId":"P001","timestamp":"2026-11-22T00:00:00Z","value":9.9}')" "$TOK")
 check "a repeated messageId is acknowledged again" "[[ \"\$r\" == 200*duplicate* ]]"
 check "... and stored once" "[ \$(stored) -eq 1 ]"
-r=$(req POST /periodic-values "$(msg h-2 '{"dataId":"P001","timestamp":"2026-11-22T00:00:01Z","value":"high"},{"dataId":"P006","timestamp":"2026-11-22T00:00:01Z","value":1},{"dataId":"P001","timestamp":"2026-11-22T00:00:02Z","value":1}')" "$TOK")
+r=$(req POST /measurements "$(msg h-2 '{"dataId":"P001","timestamp":"2026-11-22T00:00:01Z","value":"high"},{"dataId":"P006","timestamp":"2026-11-22T00:00:01Z","value":1},{"dataId":"P001","timestamp":"2026-11-22T00:00:02Z","value":1}')" "$TOK")
 check "a bad batch gets 400 E1001 naming each bad value" "[[ \"\$r\" == 400*E1001* && \$(grep -o '\"index\"' \"$T/body\" | wc -l) -eq 2 ]]"
 check "... and nothing of it is stored" "[ \$(stored) -eq 1 ]"
 r=$(req POST /measurements '{"header":' "$TOK")

@@ -159,7 +159,7 @@ try:
     check("... and stored once", stored_values() == 2, stored_values())
 
     # 3. bad values: each one named, nothing stored
-    g1.send("data/periodic", envelope("GW_PERIODIC_DATA", "m-2",
+    g1.send("data/measurements", envelope("GW_MEASUREMENTS", "m-2",
                                       values(("P001", "2026-11-22T00:00:01Z", "high"),
                                              ("P001", "2026-11-22T00:00:02Z", 13.0),
                                              ("NOPE", "2026-11-22T00:00:01Z", 1),

@@ -1,0 +1,786 @@
+/*
+ * api/apif_http.c -- AP-IF over HTTP (../shared/docs/interface.md, base
+ * /api/v1): app sessions, grants, masters, immediate acquisition, monitors,
+ * control, certificates, request status, stored values. The request flows
+ * themselves are the broker's (api/broker.c, docs/requests.md).
+ *
+ * AUTHORIZATION
+ *  Every call after connect carries `Authorization: Bearer <token>`; the
+ *  operator and the app come from the token. A data point is reachable only
+ *  if it exists in the app's operator AND a grant of the app matches it with
+ *  the access the call needs (read: values, monitors; control: control
+ *  values). An unknown point and a point not granted get the same answer
+ *  (403 E2003), so an app learns nothing of data it may not see. Grants are
+ *  read when the session opens; a changed grant applies from the next login.
+ */
+#include "api/apif_http.h"
+
+#include "api/broker.h"
+#include "api/httpu.h"
+#include "api/slog.h"
+#include "codecs/events.pb-c.h"
+#include "codecs/rfc3339.h"
+#include "engine/secret.h"
+#include "storage/crypto.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+enum { TOKEN_TTL_MS = 3600 * 1000, MAX_TOKENS = 100000, MAX_IDS = 1000, MAX_GRANTS = 256 };
+
+typedef struct grant {
+    char pattern[72];
+    int access; /* 1 read, 2 control, 3 both */
+} grant;
+
+typedef struct atoken {
+    uint8_t hash[32];
+    char op[72], app[72];
+    int64_t expires;
+    grant *grants;
+    size_t ngrants;
+} atoken;
+
+struct sr_apif {
+    sr_engine *eng;
+    sr_broker *broker;
+    uv_loop_t *loop;
+    atoken *tokens;
+    size_t ntokens;
+};
+
+static int64_t wall_ms(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_REALTIME, &t);
+    return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+int sr_apif_open(uv_loop_t *loop, sr_engine *eng, sr_broker *broker, sr_apif **out)
+{
+    sr_apif *a = calloc(1, sizeof *a);
+    if (!a || !(a->tokens = calloc(MAX_TOKENS, sizeof *a->tokens))) {
+        free(a);
+        return SR_ENOMEM;
+    }
+    a->eng = eng;
+    a->broker = broker;
+    a->loop = loop;
+    *out = a;
+    return SR_OK;
+}
+
+void sr_apif_free(sr_apif *a)
+{
+    if (!a) return;
+    for (size_t i = 0; i < a->ntokens; i++) free(a->tokens[i].grants);
+    free(a->tokens);
+    free(a);
+}
+
+/* ---- tokens and grants --------------------------------------------------- */
+
+static atoken *token_find(sr_apif *a, h2o_req_t *req)
+{
+    size_t len;
+    const char *t = sr_http_bearer(req, &len);
+    if (!t) return NULL;
+    uint8_t h[32];
+    sr_sha256(t, len, h);
+    int64_t now = wall_ms();
+    for (size_t k = 0; k < a->ntokens; k++)
+        if (!memcmp(a->tokens[k].hash, h, 32)) return a->tokens[k].expires > now ? &a->tokens[k] : NULL;
+    return NULL;
+}
+
+static void token_drop(sr_apif *a, size_t k)
+{
+    free(a->tokens[k].grants);
+    a->tokens[k] = a->tokens[--a->ntokens];
+}
+
+static void tokens_expire(sr_apif *a)
+{
+    int64_t now = wall_ms();
+    for (size_t k = 0; k < a->ntokens;)
+        if (a->tokens[k].expires <= now) token_drop(a, k);
+        else k++;
+}
+
+static int load_grants(sr_apif *a, atoken *t)
+{
+    sr_buf all;
+    sr_buf_init(&all);
+    size_t count = 0;
+    int rc = sr_engine_registry_list(a->eng, t->op, SUIRO__V1__REGISTRY_KIND__RG_GRANT, &all, &count);
+    t->grants = calloc(count ? count : 1, sizeof *t->grants);
+    if (!rc && !t->grants) rc = SR_ENOMEM;
+    size_t pos = 0;
+    while (!rc && pos + 4 <= all.len) {
+        uint32_t len = sr_get_le32(all.data + pos);
+        pos += 4;
+        if (pos + len > all.len) break;
+        Suiro__V1__RegistryPut *rp = suiro__v1__registry_put__unpack(NULL, len, all.data + pos);
+        pos += len;
+        if (!rp) continue;
+        if (!strcmp(rp->app_id, t->app) && t->ngrants < count) {
+            grant *g = &t->grants[t->ngrants++];
+            snprintf(g->pattern, sizeof g->pattern, "%s", rp->pattern);
+            g->access = !strcmp(rp->access, "read") ? 1 : !strcmp(rp->access, "control") ? 2 : 3;
+        }
+        suiro__v1__registry_put__free_unpacked(rp, NULL);
+    }
+    sr_buf_release(&all);
+    return rc;
+}
+
+static int granted(const atoken *t, const char *data_id, int access)
+{
+    size_t dl = strlen(data_id);
+    for (size_t i = 0; i < t->ngrants; i++) {
+        const grant *g = &t->grants[i];
+        if (!(g->access & access)) continue;
+        size_t pl = strlen(g->pattern);
+        if (pl && g->pattern[pl - 1] == '*') {
+            if (dl >= pl - 1 && !memcmp(data_id, g->pattern, pl - 1)) return 1;
+        } else if (!strcmp(g->pattern, data_id))
+            return 1;
+    }
+    return 0;
+}
+
+static int is_id(const char *s)
+{
+    size_t n = strlen(s);
+    if (n < 1 || n > 64) return 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
+              c == '-'))
+            return 0;
+    }
+    return 1;
+}
+
+/* A data id the app may reach with access: its point info, or the refusal
+ * (the same for unknown and not granted). */
+static const char *reach(sr_apif *a, const atoken *t, const char *data_id, int access, sr_point_info *info)
+{
+    if (!is_id(data_id)) return "E1001";
+    if (!granted(t, data_id, access) || sr_engine_point_info(a->eng, t->op, data_id, info) != SR_OK) return "E2003";
+    return NULL;
+}
+
+/* ---- request plumbing ----------------------------------------------------- */
+
+typedef struct actx {
+    sr_http_ctx h;
+} actx;
+
+static void on_broker_answer(void *ctx, int status, json_t *body)
+{
+    actx *c = ctx;
+    if (c->h.req) sr_http_jsonv(c->h.req, status, body);
+    sr_http_ctx_unref(&c->h);
+}
+
+static actx *ctx_for(h2o_req_t *req)
+{
+    actx *c = sr_http_ctx_new(req, sizeof *c);
+    if (!c) {
+        sr_http_result(req, 0, "E9001", "out of memory", NULL);
+        return NULL;
+    }
+    c->h.refs++; /* the broker's, released in on_broker_answer */
+    return c;
+}
+
+static json_t *body_json(h2o_req_t *req)
+{
+    json_error_t je;
+    json_t *b = json_loadb(req->entity.base, req->entity.len, JSON_REJECT_DUPLICATES, &je);
+    if (!b) {
+        char m[200];
+        snprintf(m, sizeof m, "malformed JSON at line %d column %d: %s", je.line, je.column, je.text);
+        sr_http_result(req, 0, "E1002", m, NULL);
+        return NULL;
+    }
+    if (!json_is_object(b)) {
+        json_decref(b);
+        sr_http_result(req, 0, "E1001", "the body must be a JSON object", NULL);
+        return NULL;
+    }
+    return b;
+}
+
+/* dataIds (array of strings) -> targets; answers the refusal itself */
+static sr_target *targets(sr_apif *a, h2o_req_t *req, const atoken *t, json_t *ids, int access, size_t *n)
+{
+    if (!json_is_array(ids) || !json_array_size(ids) || json_array_size(ids) > MAX_IDS) {
+        sr_http_result(req, 0, "E1001", "dataIds: an array of 1..1000 data IDs is required", NULL);
+        return NULL;
+    }
+    size_t k = json_array_size(ids);
+    sr_target *tg = calloc(k, sizeof *tg);
+    if (!tg) {
+        sr_http_result(req, 0, "E9001", "out of memory", NULL);
+        return NULL;
+    }
+    for (size_t i = 0; i < k; i++) {
+        json_t *d = json_array_get(ids, i);
+        sr_point_info info;
+        const char *code = json_is_string(d) ? reach(a, t, json_string_value(d), access, &info) : "E1001";
+        if (code) {
+            char m[160];
+            snprintf(m, sizeof m, "dataIds[%zu]: %s", i,
+                     !strcmp(code, "E1001") ? "a data ID [A-Za-z0-9._-]{1,64}" : "not a data point this app may use");
+            sr_http_result(req, 0, code, m, NULL);
+            free(tg);
+            return NULL;
+        }
+        for (size_t j = 0; j < i; j++)
+            if (!strcmp(tg[j].data_id, json_string_value(d))) {
+                sr_http_result(req, 0, "E1001", "dataIds: each data ID once", NULL);
+                free(tg);
+                return NULL;
+            }
+        snprintf(tg[i].data_id, sizeof tg[i].data_id, "%s", json_string_value(d));
+        snprintf(tg[i].gw, sizeof tg[i].gw, "%s", info.gateway);
+        if (!info.gateway[0]) {
+            sr_http_result(req, 0, "E4001", "the data point has no gateway", NULL);
+            free(tg);
+            return NULL;
+        }
+    }
+    *n = k;
+    return tg;
+}
+
+static int async_param(h2o_req_t *req)
+{
+    char v[8];
+    return sr_http_query(req, "async", v, sizeof v) && (!strcmp(v, "true") || !strcmp(v, "1"));
+}
+
+static int get_timeout(h2o_req_t *req, json_t *b, uint32_t *out)
+{
+    json_t *t = json_object_get(b, "timeoutMs");
+    *out = 10000;
+    if (!t) return 0;
+    if (!json_is_integer(t) || json_integer_value(t) < 1 || json_integer_value(t) > 60000) {
+        sr_http_result(req, 0, "E1001", "timeoutMs: an integer 1..60000", NULL);
+        return -1;
+    }
+    *out = (uint32_t)json_integer_value(t);
+    return 0;
+}
+
+/* ---- sessions ----------------------------------------------------------- */
+
+typedef struct login {
+    sr_http_ctx h;
+    sr_apif *a;
+    uv_work_t w;
+    char op[72], app[72], secret[300];
+    sr_buf stored;
+    int ok;
+} login;
+
+static void login_free(sr_http_ctx *h)
+{
+    login *l = (login *)h;
+    sr_buf_release(&l->stored);
+}
+
+static void login_work(uv_work_t *w)
+{
+    login *l = w->data;
+    l->ok = l->stored.len && sr_secret_verify(l->secret, l->stored.data, l->stored.len);
+    memset(l->secret, 0, sizeof l->secret);
+}
+
+static void login_after(uv_work_t *w, int status)
+{
+    login *l = w->data;
+    sr_apif *a = l->a;
+    if (l->h.req) {
+        if (status == 0 && l->ok) {
+            tokens_expire(a);
+            uint8_t raw[32];
+            char hex[65], exp[32];
+            if (a->ntokens >= MAX_TOKENS) sr_http_result(l->h.req, 0, "E9002", "too many sessions", NULL);
+            else if (sr_random(raw, sizeof raw) != SR_OK) sr_http_result(l->h.req, 0, "E9001", "no randomness", NULL);
+            else {
+                sr_hex(raw, 32, hex);
+                atoken *t = &a->tokens[a->ntokens];
+                memset(t, 0, sizeof *t);
+                sr_sha256(hex, 64, t->hash);
+                snprintf(t->op, sizeof t->op, "%s", l->op);
+                snprintf(t->app, sizeof t->app, "%s", l->app);
+                t->expires = wall_ms() + TOKEN_TTL_MS;
+                if (load_grants(a, t) != SR_OK) {
+                    free(t->grants);
+                    sr_http_result(l->h.req, 0, "E9001", "cannot read the app's grants", NULL);
+                } else {
+                    a->ntokens++;
+                    sr_rfc3339_format(t->expires, exp);
+                    json_t *o = json_pack("{s:s,s:s}", "token", hex, "expiresAt", exp);
+                    sr_http_jsonv(l->h.req, 201, o);
+                    json_decref(o);
+                    sr_slog(SR_LOG_INFO, "app session opened", "op=%s app=%s", l->op, l->app);
+                }
+            }
+        } else {
+            sr_slog(SR_LOG_WARN, "app login refused", "op=%s app=%s", l->op, l->app);
+            sr_http_result(l->h.req, 0, "E2001", "not authenticated: wrong operatorId, appId or secret", NULL);
+        }
+    }
+    sr_http_ctx_unref(&l->h);
+}
+
+static void open_session(sr_apif *a, h2o_req_t *req)
+{
+    json_t *b = body_json(req);
+    if (!b) return;
+    json_t *op = json_object_get(b, "operatorId"), *app = json_object_get(b, "appId"),
+           *sec = json_object_get(b, "secret");
+    if (!json_is_string(op) || !json_is_string(app) || !json_is_string(sec) || json_string_length(op) >= 72 ||
+        json_string_length(app) >= 72 || json_string_length(sec) >= 300) {
+        json_decref(b);
+        sr_http_result(req, 0, "E1001", "operatorId, appId and secret (strings) are required", NULL);
+        return;
+    }
+    login *l = sr_http_ctx_new(req, sizeof *l);
+    if (!l) {
+        json_decref(b);
+        sr_http_result(req, 0, "E9001", "out of memory", NULL);
+        return;
+    }
+    l->h.on_free = login_free;
+    l->a = a;
+    sr_buf_init(&l->stored);
+    snprintf(l->op, sizeof l->op, "%s", json_string_value(op));
+    snprintf(l->app, sizeof l->app, "%s", json_string_value(app));
+    snprintf(l->secret, sizeof l->secret, "%s", json_string_value(sec));
+    json_decref(b);
+    sr_buf reg;
+    sr_buf_init(&reg);
+    if (sr_engine_registry_get(a->eng, l->op, SUIRO__V1__REGISTRY_KIND__RG_APP, l->app, &reg) == SR_OK) {
+        Suiro__V1__RegistryPut *rp = suiro__v1__registry_put__unpack(NULL, reg.len, reg.data);
+        if (rp) {
+            (void)!sr_buf_append(&l->stored, rp->secret_hash.data, rp->secret_hash.len);
+            suiro__v1__registry_put__free_unpacked(rp, NULL);
+        }
+    }
+    sr_buf_release(&reg);
+    l->w.data = l;
+    l->h.refs++;
+    if (uv_queue_work(a->loop, &l->w, login_work, login_after) != 0) {
+        l->h.refs--;
+        sr_http_result(req, 0, "E9001", "cannot queue the login check", NULL);
+    }
+}
+
+/* ---- values --------------------------------------------------------------- */
+
+static json_t *sample_json(const char *data_id, sr_vtype type, const sr_sample *s)
+{
+    static const char *qn[] = {"GOOD", "UNCERTAIN", "BAD", "NO_DATA"};
+    char t[32];
+    sr_rfc3339_format(s->ts, t);
+    json_t *v;
+    switch (type) {
+    case SR_VT_INTEGER: v = json_integer(s->v.i); break;
+    case SR_VT_BOOL: v = json_boolean(s->v.b); break;
+    case SR_VT_STRING: v = json_stringn(s->v.str.s, s->v.str.slen); break;
+    default: v = isfinite(s->v.f) ? json_real(s->v.f) : json_null(); break;
+    }
+    return json_pack("{s:s,s:s,s:o,s:s}", "dataId", data_id, "timestamp", t, "value", v, "quality",
+                     qn[s->quality <= 3 ? s->quality : 0]);
+}
+
+/* every dataId=... of the query string */
+static size_t query_ids(h2o_req_t *req, char (*ids)[72], size_t max)
+{
+    if (req->query_at == SIZE_MAX) return 0;
+    const char *q = req->path.base + req->query_at + 1, *end = req->path.base + req->path.len;
+    size_t n = 0;
+    while (q < end && n < max) {
+        const char *amp = memchr(q, '&', (size_t)(end - q));
+        if (!amp) amp = end;
+        if (amp - q > 7 && !memcmp(q, "dataId=", 7)) {
+            size_t l = (size_t)(amp - q - 7);
+            if (l >= 72) l = 71;
+            memcpy(ids[n], q + 7, l);
+            ids[n][l] = 0;
+            n++;
+        }
+        q = amp + 1;
+    }
+    return n;
+}
+
+static void stored_latest(sr_apif *a, h2o_req_t *req, const atoken *t)
+{
+    char ids[100][72];
+    size_t n = query_ids(req, ids, 100);
+    if (!n) return sr_http_result(req, 0, "E1001", "dataId: at least one is required", NULL);
+    uint32_t pts[100];
+    sr_vtype types[100];
+    for (size_t i = 0; i < n; i++) {
+        sr_point_info info;
+        const char *code = reach(a, t, ids[i], 1, &info);
+        if (code) return sr_http_result(req, 0, code, "dataId: not a data point this app may read", NULL);
+        pts[i] = info.point;
+        types[i] = info.type;
+    }
+    sr_sample s[100];
+    int found[100];
+    sr_buf strings;
+    sr_buf_init(&strings);
+    int rc = sr_engine_latest(a->eng, pts, n, s, found, &strings);
+    if (rc) {
+        sr_buf_release(&strings);
+        return sr_http_result(req, 0, "E9001", sr_strerror(rc), NULL);
+    }
+    json_t *vals = json_array();
+    for (size_t i = 0; i < n; i++)
+        if (found[i]) json_array_append_new(vals, sample_json(ids[i], types[i], &s[i]));
+    json_t *o = json_pack("{s:o}", "values", vals);
+    sr_http_jsonv(req, 200, o);
+    json_decref(o);
+    sr_buf_release(&strings);
+}
+
+static int parse_time(const char *s, int64_t now, int64_t *out)
+{
+    /* RFC 3339, or relative: -1h, -30m, -10s, -2d, "now" */
+    if (!strcmp(s, "now")) {
+        *out = now;
+        return 0;
+    }
+    if (s[0] == '-' && s[1]) {
+        char *end;
+        double v = strtod(s + 1, &end);
+        int64_t unit = !strcmp(end, "s") ? 1000 : !strcmp(end, "m") ? 60000 : !strcmp(end, "h") ? 3600000
+                     : !strcmp(end, "d") ? 86400000 : !strcmp(end, "ms") ? 1 : 0;
+        if (!unit || end == s + 1 || !(v >= 0) || v > 1e6) return -1;
+        *out = now - (int64_t)(v * (double)unit);
+        return 0;
+    }
+    return sr_rfc3339_parse(s, strlen(s), out) ? -1 : 0;
+}
+
+static void stored_values(sr_apif *a, h2o_req_t *req, const atoken *t)
+{
+    char ids[100][72], v[64];
+    size_t n = query_ids(req, ids, 100);
+    if (n != 1)
+        return sr_http_result(req, 0, "E1001", "dataId: exactly one for raw values (latest takes several)", NULL);
+    sr_point_info info;
+    const char *code = reach(a, t, ids[0], 1, &info);
+    if (code) return sr_http_result(req, 0, code, "dataId: not a data point this app may read", NULL);
+    int64_t now = wall_ms(), from = 0, to = now + 1;
+    if (sr_http_query(req, "from", v, sizeof v) && parse_time(v, now, &from))
+        return sr_http_result(req, 0, "E1001", "from: an RFC 3339 time or -1h / -30m / -10s / -2d", NULL);
+    if (sr_http_query(req, "to", v, sizeof v) && parse_time(v, now, &to))
+        return sr_http_result(req, 0, "E1001", "to: an RFC 3339 time or -1h / -30m / -10s / -2d", NULL);
+    if (to <= from) return sr_http_result(req, 0, "E1001", "to must be after from", NULL);
+    size_t limit = 1000;
+    if (sr_http_query(req, "limit", v, sizeof v)) {
+        char *end;
+        long l = strtol(v, &end, 10);
+        if (*end || l < 1 || l > 100000) return sr_http_result(req, 0, "E1001", "limit: 1..100000", NULL);
+        limit = (size_t)l;
+    }
+    int desc = 0;
+    if (sr_http_query(req, "order", v, sizeof v)) {
+        if (!strcmp(v, "desc")) desc = 1;
+        else if (strcmp(v, "asc")) return sr_http_result(req, 0, "E1001", "order: asc or desc", NULL);
+    }
+    int64_t after = INT64_MIN;
+    if (sr_http_query(req, "cursor", v, sizeof v)) {
+        /* the cursor is the last timestamp returned, in decimal ms, prefixed "c" */
+        char *end;
+        long long c = v[0] == 'c' ? strtoll(v + 1, &end, 10) : 0;
+        if (v[0] != 'c' || *end || end == v + 1) return sr_http_result(req, 0, "E1001", "cursor: not one we made", NULL);
+        after = c;
+    }
+    sr_range_q q = {info.point, from, to, limit, desc, after};
+    sr_buf samples, strings;
+    sr_buf_init(&samples);
+    sr_buf_init(&strings);
+    int more = 0;
+    int rc = sr_engine_range(a->eng, &q, &samples, &strings, &more);
+    if (rc) {
+        sr_buf_release(&samples);
+        sr_buf_release(&strings);
+        return sr_http_result(req, 0, "E9001", sr_strerror(rc), NULL);
+    }
+    size_t ns = samples.len / sizeof(sr_sample);
+    const sr_sample *s = (const sr_sample *)samples.data;
+    json_t *vals = json_array();
+    for (size_t i = 0; i < ns; i++) json_array_append_new(vals, sample_json(ids[0], info.type, &s[i]));
+    json_t *o = json_pack("{s:o}", "values", vals);
+    if (more && ns) {
+        char c[32];
+        snprintf(c, sizeof c, "c%lld", (long long)s[ns - 1].ts);
+        json_object_set_new(o, "nextCursor", json_string(c));
+    } else
+        json_object_set_new(o, "nextCursor", json_null());
+    sr_http_jsonv(req, 200, o);
+    json_decref(o);
+    sr_buf_release(&samples);
+    sr_buf_release(&strings);
+}
+
+/* ---- masters -------------------------------------------------------------- */
+
+static void masters(sr_apif *a, h2o_req_t *req, const atoken *t, const char *what)
+{
+    int kind = !strcmp(what, "facilities") ? SUIRO__V1__MASTER_KIND__MK_FACILITY
+               : !strcmp(what, "equipment") ? SUIRO__V1__MASTER_KIND__MK_EQUIPMENT
+               : !strcmp(what, "devices")   ? SUIRO__V1__MASTER_KIND__MK_DEVICE
+               : !strcmp(what, "datapoints") ? SUIRO__V1__MASTER_KIND__MK_DATA_POINT
+                                            : 0;
+    if (!kind) return sr_http_result(req, 0, "E3001", "masters: facilities, equipment, devices or datapoints", NULL);
+    char parent[72] = "";
+    int has_parent = sr_http_query(req, "parentId", parent, sizeof parent);
+    sr_buf all;
+    sr_buf_init(&all);
+    size_t count = 0;
+    int rc = sr_engine_master_list(a->eng, t->op, kind, &all, &count);
+    if (rc) {
+        sr_buf_release(&all);
+        return sr_http_result(req, 0, "E9001", sr_strerror(rc), NULL);
+    }
+    static const char *tn[] = {"", "number", "integer", "boolean", "string"};
+    static const char *kn[] = {"", "measure", "control", "both"};
+    json_t *items = json_array();
+    size_t pos = 0;
+    while (pos + 4 <= all.len) {
+        uint32_t len = sr_get_le32(all.data + pos);
+        pos += 4;
+        if (pos + len > all.len) break;
+        Suiro__V1__MasterPut *m = suiro__v1__master_put__unpack(NULL, len, all.data + pos);
+        pos += len;
+        if (!m) continue;
+        /* data points: only those the app may read */
+        int show = (!has_parent || !strcmp(m->parent_id, parent)) &&
+                   (kind != SUIRO__V1__MASTER_KIND__MK_DATA_POINT || granted(t, m->id, 3));
+        if (show) {
+            json_t *o = json_pack("{s:s,s:s}", "id", m->id, "name", m->name);
+            if (m->parent_id[0]) json_object_set_new(o, "parentId", json_string(m->parent_id));
+            if (m->gateway_id[0]) json_object_set_new(o, "gatewayId", json_string(m->gateway_id));
+            if (kind == SUIRO__V1__MASTER_KIND__MK_DATA_POINT) {
+                json_object_set_new(o, "type", json_string(m->type <= 4 ? tn[m->type] : ""));
+                json_object_set_new(o, "kind", json_string(m->point_kind <= 3 ? kn[m->point_kind] : ""));
+                if (m->unit[0]) json_object_set_new(o, "unit", json_string(m->unit));
+                if (m->has_min) json_object_set_new(o, "min", json_real(m->min));
+                if (m->has_max) json_object_set_new(o, "max", json_real(m->max));
+            }
+            json_array_append_new(items, o);
+        }
+        suiro__v1__master_put__free_unpacked(m, NULL);
+    }
+    sr_buf_release(&all);
+    json_t *o = json_pack("{s:o}", "items", items);
+    sr_http_jsonv(req, 200, o);
+    json_decref(o);
+}
+
+/* ---- requests --------------------------------------------------------------- */
+
+static void current_values(sr_apif *a, h2o_req_t *req, const atoken *t)
+{
+    json_t *b = body_json(req);
+    if (!b) return;
+    uint32_t timeout;
+    size_t n = 0;
+    sr_target *tg = get_timeout(req, b, &timeout) ? NULL : targets(a, req, t, json_object_get(b, "dataIds"), 1, &n);
+    if (tg) {
+        actx *c = ctx_for(req);
+        if (c)
+            (void)sr_broker_request(a->broker, t->op, t->app, SUIRO__V1__REQUEST_KIND__RK_IMMEDIATE, tg, n, timeout,
+                                    async_param(req), NULL, NULL, on_broker_answer, c);
+        free(tg);
+    }
+    json_decref(b);
+}
+
+/* The value fits the point: type, range, control kind. NULL or why not. */
+static const char *control_check(const sr_point_info *info, json_t *v)
+{
+    if (info->kind != 2 && info->kind != 3) return "the data point is not a control point";
+    switch (info->type) {
+    case SR_VT_NUMBER:
+    case SR_VT_INTEGER: {
+        if (!json_is_number(v)) return "value: a number is required";
+        if (info->type == SR_VT_INTEGER && !json_is_integer(v)) return "value: an integer is required";
+        double x = json_number_value(v);
+        if ((info->has_min && x < info->min) || (info->has_max && x > info->max)) return "value: out of the point's range";
+        return NULL;
+    }
+    case SR_VT_BOOL: return json_is_boolean(v) ? NULL : "value: true or false is required";
+    default: return json_is_string(v) ? NULL : "value: a string is required";
+    }
+}
+
+static void control_values(sr_apif *a, h2o_req_t *req, const atoken *t)
+{
+    json_t *b = body_json(req);
+    if (!b) return;
+    json_t *d = json_object_get(b, "dataId"), *v = json_object_get(b, "value"), *p = json_object_get(b, "protection");
+    uint32_t timeout;
+    sr_point_info info;
+    const char *code, *why;
+    if (get_timeout(req, b, &timeout)) goto done;
+    if (!json_is_string(d) || !v) {
+        sr_http_result(req, 0, "E1001", "dataId (string) and value are required", NULL);
+        goto done;
+    }
+    if (p && (!json_is_object(p) || !json_is_string(json_object_get(p, "signature")))) {
+        sr_http_result(req, 0, "E1001", "protection: an object with signAlg, certId and signature", NULL);
+        goto done;
+    }
+    if ((code = reach(a, t, json_string_value(d), 2, &info))) {
+        sr_http_result(req, 0, code, "dataId: not a data point this app may control", NULL);
+        goto done;
+    }
+    if ((why = control_check(&info, v))) {
+        sr_http_result(req, 0, "E4004", why, NULL);
+        goto done;
+    }
+    sr_target tg;
+    snprintf(tg.data_id, sizeof tg.data_id, "%s", json_string_value(d));
+    snprintf(tg.gw, sizeof tg.gw, "%s", info.gateway);
+    actx *c = ctx_for(req);
+    if (c)
+        (void)sr_broker_request(a->broker, t->op, t->app, SUIRO__V1__REQUEST_KIND__RK_CONTROL, &tg, 1, timeout,
+                                async_param(req), v, p, on_broker_answer, c);
+done:
+    json_decref(b);
+}
+
+static void monitor_start(sr_apif *a, h2o_req_t *req, const atoken *t)
+{
+    json_t *b = body_json(req);
+    if (!b) return;
+    json_t *iv = json_object_get(b, "intervalMs"), *sa = json_object_get(b, "startAt"), *ea = json_object_get(b, "endAt");
+    int64_t start = 0, end = 0;
+    if (!json_is_integer(iv) || json_integer_value(iv) < 100 || json_integer_value(iv) > 86400000) {
+        sr_http_result(req, 0, "E1001", "intervalMs: an integer 100..86400000", NULL);
+        goto done;
+    }
+    if ((sa && (!json_is_string(sa) || sr_rfc3339_parse(json_string_value(sa), json_string_length(sa), &start))) ||
+        (ea && (!json_is_string(ea) || sr_rfc3339_parse(json_string_value(ea), json_string_length(ea), &end)))) {
+        sr_http_result(req, 0, "E1001", "startAt / endAt: RFC 3339 times", NULL);
+        goto done;
+    }
+    if (start && end && end <= start) {
+        sr_http_result(req, 0, "E1001", "endAt must be after startAt", NULL);
+        goto done;
+    }
+    size_t n = 0;
+    sr_target *tg = targets(a, req, t, json_object_get(b, "dataIds"), 1, &n);
+    if (tg) {
+        actx *c = ctx_for(req);
+        if (c)
+            sr_broker_monitor_start(a->broker, t->op, t->app, tg, n, (uint32_t)json_integer_value(iv), start, end,
+                                    on_broker_answer, c);
+        free(tg);
+    }
+done:
+    json_decref(b);
+}
+
+/* ---- router --------------------------------------------------------------- */
+
+/* path below prefix (e.g. "/api/v1/monitors/"), or NULL */
+static const char *below(h2o_req_t *req, const char *prefix, char *buf, size_t cap)
+{
+    size_t pl = strlen(prefix);
+    h2o_iovec_t p = req->path_normalized;
+    if (p.len <= pl || p.len - pl >= cap || memcmp(p.base, prefix, pl)) return NULL;
+    memcpy(buf, p.base + pl, p.len - pl);
+    buf[p.len - pl] = 0;
+    return buf;
+}
+
+void sr_apif_handle(sr_apif *a, h2o_req_t *req)
+{
+    char rest[512];
+    const char *r;
+    if (sr_http_is(req, "POST", "/api/v1/sessions")) return open_session(a, req);
+    atoken *t = token_find(a, req);
+    if (!t) {
+        size_t l;
+        return sr_http_result(req, 0, sr_http_bearer(req, &l) ? "E2002" : "E2001",
+                              "not authenticated: POST /api/v1/sessions first, then Authorization: Bearer <token>",
+                              NULL);
+    }
+    if (sr_http_is(req, "DELETE", "/api/v1/sessions/current")) {
+        sr_slog(SR_LOG_INFO, "app session closed", "op=%s app=%s", t->op, t->app);
+        token_drop(a, (size_t)(t - a->tokens));
+        return sr_http_no_content(req);
+    }
+    if (sr_http_is(req, "POST", "/api/v1/current-values")) return current_values(a, req, t);
+    if (sr_http_is(req, "POST", "/api/v1/control-values")) return control_values(a, req, t);
+    if (sr_http_is(req, "POST", "/api/v1/monitors")) return monitor_start(a, req, t);
+    if (sr_http_is(req, "GET", "/api/v1/monitors")) {
+        json_t *items = NULL;
+        if (sr_broker_monitor_list(a->broker, t->op, t->app, &items)) return sr_http_result(req, 0, "E9001", "", NULL);
+        json_t *o = json_pack("{s:o}", "items", items);
+        sr_http_jsonv(req, 200, o);
+        json_decref(o);
+        return;
+    }
+    if (sr_http_method(req, "DELETE") && (r = below(req, "/api/v1/monitors/", rest, sizeof rest))) {
+        if (!is_id(r)) return sr_http_result(req, 0, "E3001", "unknown monitorId", NULL);
+        actx *c = ctx_for(req);
+        if (c) sr_broker_monitor_stop(a->broker, t->op, t->app, r, on_broker_answer, c);
+        return;
+    }
+    if (sr_http_method(req, "GET") && (r = below(req, "/api/v1/requests/", rest, sizeof rest))) {
+        json_t *o = NULL;
+        int rc = is_id(r) ? sr_broker_request_status(a->broker, t->op, t->app, r, &o) : SR_ENOTFOUND;
+        if (rc == SR_ENOTFOUND) return sr_http_result(req, 0, "E3001", "unknown requestId", NULL);
+        if (rc) return sr_http_result(req, 0, "E9001", sr_strerror(rc), NULL);
+        sr_http_jsonv(req, 200, o);
+        json_decref(o);
+        return;
+    }
+    if (sr_http_method(req, "GET") && (r = below(req, "/api/v1/certificates/", rest, sizeof rest))) {
+        char subject[16], id[80];
+        const char *slash = strchr(r, '/');
+        if (!slash || (size_t)(slash - r) >= sizeof subject || strlen(slash + 1) >= sizeof id)
+            return sr_http_result(req, 0, "E3001", "certificates/{platform|app|gateway}/{id}", NULL);
+        memcpy(subject, r, (size_t)(slash - r));
+        subject[slash - r] = 0;
+        snprintf(id, sizeof id, "%s", slash + 1);
+        sr_buf pem;
+        sr_buf_init(&pem);
+        int rc = sr_broker_cert(a->broker, t->op, subject, id, &pem);
+        if (rc == SR_ENOTFOUND || rc == SR_EINVAL) sr_http_result(req, 0, "E3001", "no certificate for that subject", NULL);
+        else if (rc) sr_http_result(req, 0, "E9001", sr_strerror(rc), NULL);
+        else {
+            req->res.status = 200;
+            req->res.reason = "OK";
+            h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL,
+                           H2O_STRLIT("application/x-pem-file"));
+            char *copy = h2o_mem_alloc_pool(&req->pool, pem.len);
+            memcpy(copy, pem.data, pem.len);
+            h2o_send_inline(req, copy, pem.len);
+        }
+        sr_buf_release(&pem);
+        return;
+    }
+    if (sr_http_method(req, "GET") && (r = below(req, "/api/v1/masters/", rest, sizeof rest)))
+        return masters(a, req, t, r);
+    if (sr_http_is(req, "GET", "/api/v1/stored-values/latest")) return stored_latest(a, req, t);
+    if (sr_http_is(req, "GET", "/api/v1/stored-values")) return stored_values(a, req, t);
+    sr_http_result(req, 0, "E3001", "unknown path", NULL);
+}

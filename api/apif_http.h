@@ -1,0 +1,19 @@
+/* api/apif_http.h -- AP-IF over HTTP (see apif_http.c). Served by the same
+ * h2o listener as the GW-IF binding (api/gwif_http.c routes /api/v1 here). */
+#ifndef SR_APIF_HTTP_H
+#define SR_APIF_HTTP_H
+
+#include "api/broker.h"
+#include "engine/suiro.h"
+
+#include <h2o.h>
+#include <uv.h>
+
+typedef struct sr_apif sr_apif;
+
+SR_MUST_CHECK int sr_apif_open(uv_loop_t *loop, sr_engine *eng, sr_broker *broker, sr_apif **out);
+void sr_apif_free(sr_apif *a);
+/* Answer one request whose path starts with /api/v1/. */
+void sr_apif_handle(sr_apif *a, h2o_req_t *req);
+
+#endif

@@ -1,0 +1,1986 @@
+/*
+ * api/broker.c -- requests, monitors and control (see broker.h and
+ * docs/requests.md).
+ *
+ * REQUEST STATES (one app request, split in one part per gateway)
+ *   created (durable) -> parts handed out (DISPATCHED) -> each part answered
+ *   (SUCCEEDED / FAILED) or timed out at the deadline (TIMED_OUT) -> the
+ *   app-level outcome is written -> the app is answered.
+ * INVARIANTS
+ *  (1) A request is handed to a gateway only after its creation is durable;
+ *      the app is answered only after the outcome is durable; a gateway's
+ *      answer is acknowledged only after it is durable.
+ *  (2) An answer being made durable marks its part busy: a second answer
+ *      or the deadline does not settle the part twice.
+ *  (3) The app-level outcome is written once, when no part is open and no
+ *      answer is in flight.
+ *  (4) Monitors are event-sourced: the latest MonitorEvent (index) holds the
+ *      whole state (gateways, which acked); the memory copy is a cache that
+ *      is loaded per operator from the index.
+ */
+#include "api/broker.h"
+
+#include "api/pki.h"
+#include "api/slog.h"
+#include "codecs/events.pb-c.h"
+#include "codecs/rfc3339.h"
+#include "engine/evbuild.h"
+#include "storage/crypto.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+enum {
+    REHAND_MS = 5000,         /* a handed-out request unanswered this long is handed out again by a fetch */
+    HTTP_ONLINE_MS = 30000,   /* an HTTP gateway that fetched this recently is connected */
+    MAX_LIVE = 100000,        /* open requests, all operators */
+    MAX_WAIT_MS = 60000,
+};
+
+typedef struct areq areq;
+typedef struct mon mon;
+
+typedef struct part {
+    areq *r;
+    char gw[72];
+    int state; /* RequestState */
+    int busy;  /* (2) */
+    int handed;
+    uint64_t handed_at;
+    json_t *wire;   /* the request object the gateway gets */
+    json_t *values; /* answered values (array) */
+    json_t *applied;
+    char code[8];
+    char msg[160];
+} part;
+
+struct areq {
+    sr_broker *b;
+    char id[24], op[72], app[72], monitor[24];
+    int kind;
+    int state;
+    part *parts;
+    size_t nparts, nopen;
+    int inflight, refs, created, finished, settled_answered, offline;
+    int64_t created_ms, deadline_ms;
+    uv_timer_t timer;
+    int timer_init;
+    sr_app_cb cb;
+    void *cbctx;
+    int async;
+    json_t *value, *protection;
+    areq *next, *prev;
+};
+
+struct mon {
+    char id[24], op[72], app[72];
+    int state;
+    json_t *data_ids;   /* array of strings */
+    char (*gws)[72];
+    int *acked;
+    size_t ngws;
+    uint32_t interval_ms;
+    int64_t start_ms, end_ms, created_ms;
+    mon *next;
+};
+
+typedef struct fwait fwait;
+
+typedef struct gwent {
+    char op[72], gw[72];
+    sr_gwlink link; /* link.ctx NULL: no MQTT session */
+    uint64_t http_seen;
+    fwait *waiters;
+    struct gwent *next;
+} gwent;
+
+struct fwait {
+    sr_broker *b;
+    gwent *g;
+    char corr[72];
+    int max;
+    uv_timer_t timer;
+    sr_fetch_cb cb;
+    void *ctx;
+    fwait *next;
+};
+
+typedef struct oploaded {
+    char op[72];
+    struct oploaded *next;
+} oploaded;
+
+enum { J_CREATED, J_ANSWER, J_FINAL, J_STORE, J_MONITOR, J_FIRE };
+
+typedef struct job {
+    int what;
+    sr_broker *b;
+    areq *r;
+    part *p;
+    int p_state;
+    json_t *p_values, *p_applied;
+    char p_code[8], p_msg[160];
+    sr_gw_answer_cb gcb;
+    void *gctx;
+    const char *ok_msg;
+    sr_app_cb acb; /* J_MONITOR: the app's answer */
+    void *actx;
+    int a_status;
+    json_t *a_body;
+    sr_result res;
+    struct job *next;
+} job;
+
+struct sr_broker {
+    uv_loop_t *loop;
+    sr_engine *eng;
+    char dir[1024];
+    areq *live;
+    size_t nlive;
+    mon *mons;
+    oploaded *loaded;
+    gwent *gws;
+    uv_async_t async;
+    pthread_mutex_t mu;
+    job *done;
+};
+
+static int64_t wall_ms(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_REALTIME, &t);
+    return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+static uint64_t mono_ms(void) { return uv_hrtime() / 1000000; }
+
+static void new_id(char prefix, char out[24])
+{
+    uint8_t r[8];
+    char hex[17];
+    if (sr_random(r, sizeof r) != SR_OK) {
+        uint64_t x = uv_hrtime() ^ (uint64_t)(uintptr_t)out;
+        memcpy(r, &x, 8);
+    }
+    sr_hex(r, 8, hex);
+    snprintf(out, 24, "%c%s", prefix, hex);
+}
+
+static const char *rs_name(int s)
+{
+    switch (s) {
+    case SUIRO__V1__REQUEST_STATE__RS_CREATED: return "PENDING";
+    case SUIRO__V1__REQUEST_STATE__RS_DISPATCHED: return "DISPATCHED";
+    case SUIRO__V1__REQUEST_STATE__RS_ACKNOWLEDGED: return "DISPATCHED";
+    case SUIRO__V1__REQUEST_STATE__RS_SUCCEEDED: return "SUCCEEDED";
+    case SUIRO__V1__REQUEST_STATE__RS_FAILED: return "FAILED";
+    case SUIRO__V1__REQUEST_STATE__RS_TIMED_OUT: return "TIMED_OUT";
+    case SUIRO__V1__REQUEST_STATE__RS_CANCELLED: return "CANCELLED";
+    default: return "PENDING";
+    }
+}
+
+static const char *rk_name(int k)
+{
+    switch (k) {
+    case SUIRO__V1__REQUEST_KIND__RK_IMMEDIATE: return "IMMEDIATE";
+    case SUIRO__V1__REQUEST_KIND__RK_PERIODIC_START: return "PERIODIC_START";
+    case SUIRO__V1__REQUEST_KIND__RK_PERIODIC_STOP: return "PERIODIC_STOP";
+    case SUIRO__V1__REQUEST_KIND__RK_CONTROL: return "CONTROL";
+    default: return "UNKNOWN";
+    }
+}
+
+static const char *ms_name(int s)
+{
+    switch (s) {
+    case SUIRO__V1__MONITOR_STATE__MS_STARTING: return "STARTING";
+    case SUIRO__V1__MONITOR_STATE__MS_RUNNING: return "RUNNING";
+    case SUIRO__V1__MONITOR_STATE__MS_STOPPING: return "STOPPING";
+    case SUIRO__V1__MONITOR_STATE__MS_STOPPED: return "STOPPED";
+    default: return "UNKNOWN";
+    }
+}
+
+static json_t *result_obj(const char *code, const char *msg)
+{
+    return json_pack("{s:s,s:s}", "code", code, "message", msg ? msg : "");
+}
+
+static json_t *error_body(const char *code, const char *msg, json_t *detail)
+{
+    json_t *r = result_obj(code, msg);
+    if (r && detail) json_object_set(r, "detail", detail);
+    return json_pack("{s:o}", "result", r);
+}
+
+static int status_of(const char *code)
+{
+    if (!strcmp(code, "0")) return 200;
+    if (!strcmp(code, "E4001")) return 503;
+    if (!strcmp(code, "E4002")) return 504;
+    if (!strcmp(code, "E4003")) return 502;
+    if (!strcmp(code, "E4004") || !strncmp(code, "E5", 2)) return 422;
+    if (!strcmp(code, "E3001")) return 404;
+    if (!strcmp(code, "E3002")) return 409;
+    if (!strcmp(code, "E2003")) return 403;
+    if (!strncmp(code, "E2", 2)) return 401;
+    if (!strcmp(code, "E1003")) return 413;
+    if (!strncmp(code, "E1", 2)) return 400;
+    if (!strcmp(code, "E9002")) return 429;
+    return 500;
+}
+
+static void app_answer(sr_app_cb cb, void *ctx, const char *code, const char *msg)
+{
+    json_t *body = error_body(code, msg, NULL);
+    cb(ctx, status_of(code), body);
+    json_decref(body);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Engine completions                                                         */
+
+static void on_done(void *ctx, const sr_result *r)
+{
+    job *j = ctx;
+    j->res = *r;
+    sr_broker *b = j->b;
+    pthread_mutex_lock(&b->mu);
+    j->next = b->done;
+    b->done = j;
+    pthread_mutex_unlock(&b->mu);
+    uv_async_send(&b->async);
+}
+
+static void fire_done(void *ctx, const sr_result *r)
+{
+    (void)ctx;
+    if (r->rc) sr_slog(SR_LOG_WARN, "request event not stored", "error=%s", sr_err_name(r->rc));
+}
+
+/* Submit n events as one command; j NULL: fire and forget. */
+static int submit(sr_broker *b, sr_buf *evs, size_t *lens, size_t n, job *j)
+{
+    sr_slice sl[64];
+    if (n > 64) return SR_EINVAL;
+    size_t off = 0;
+    for (size_t i = 0; i < n; i++) {
+        sl[i].data = evs->data + off;
+        sl[i].len = lens[i];
+        off += lens[i];
+    }
+    return sr_engine_submit(b->eng, sl, n, j ? on_done : fire_done, j);
+}
+
+/* events are appended one after another to one buffer; lens[] records them */
+typedef struct evlist {
+    sr_buf b;
+    size_t lens[64];
+    size_t n;
+} evlist;
+
+static int evl_add(evlist *l, Suiro__V1__Event *ev, const char *op, const char *actor, Suiro__V1__ActorKind kind,
+                   const char *msgid)
+{
+    if (l->n == 64) return SR_EINVAL;
+    size_t before = l->b.len;
+    int rc = sr_ev_pack(ev, op, actor, kind, msgid, &l->b);
+    if (!rc) l->lens[l->n++] = l->b.len - before;
+    return rc;
+}
+
+static int evl_add_raw(evlist *l, const sr_buf *packed)
+{
+    if (l->n == 64) return SR_EINVAL;
+    int rc = sr_buf_append(&l->b, packed->data, packed->len);
+    if (!rc) l->lens[l->n++] = packed->len;
+    return rc;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Values: JSON <-> ControlValue                                              */
+
+/* A value object {dataId, timestamp, value, quality} as the app sees it. */
+static json_t *value_json(const char *data_id, int64_t ts, json_t *value, int quality)
+{
+    static const char *qn[] = {"GOOD", "UNCERTAIN", "BAD", "NO_DATA"};
+    char t[32];
+    sr_rfc3339_format(ts, t);
+    return json_pack("{s:s,s:s,s:O,s:s}", "dataId", data_id, "timestamp", t, "value", value ? value : json_null(),
+                     "quality", qn[quality >= 0 && quality <= 3 ? quality : 0]);
+}
+
+/* Normalise a gateway's (validated) values array into the app's form. */
+static json_t *values_norm(json_t *in)
+{
+    json_t *out = json_array();
+    size_t i;
+    json_t *v;
+    json_array_foreach(in, i, v)
+    {
+        int64_t ts = 0;
+        json_t *t = json_object_get(v, "timestamp"), *q = json_object_get(v, "quality");
+        if (json_is_string(t)) (void)!sr_rfc3339_parse(json_string_value(t), json_string_length(t), &ts);
+        int quality = 0;
+        const char *qs = json_is_string(q) ? json_string_value(q) : "GOOD";
+        if (!strcmp(qs, "UNCERTAIN")) quality = 1;
+        else if (!strcmp(qs, "BAD")) quality = 2;
+        else if (!strcmp(qs, "NO_DATA")) quality = 3;
+        json_array_append_new(out, value_json(json_string_value(json_object_get(v, "dataId")), ts,
+                                              json_object_get(v, "value"), quality));
+    }
+    return out;
+}
+
+/* ControlValue array for a normalised values array (types from the masters).
+ * Strings point into the JSON; free cvs and *ptrs with cv_free. */
+typedef struct cvset {
+    Suiro__V1__ControlValue *cv;
+    Suiro__V1__ControlValue **ptr;
+    size_t n;
+} cvset;
+
+static void cv_free(cvset *s)
+{
+    free(s->cv);
+    free(s->ptr);
+    memset(s, 0, sizeof *s);
+}
+
+static int cv_one(sr_engine *e, const char *op, const char *data_id, json_t *value, Suiro__V1__ControlValue *c)
+{
+    suiro__v1__control_value__init(c);
+    c->data_id = (char *)data_id;
+    sr_point_info info;
+    int type = 0;
+    if (sr_engine_point_info(e, op, data_id, &info) == SR_OK) type = (int)info.type;
+    else type = json_is_boolean(value) ? SR_VT_BOOL : json_is_string(value) ? SR_VT_STRING : SR_VT_NUMBER;
+    c->type = (Suiro__V1__ValueType)type;
+    switch (type) {
+    case SR_VT_NUMBER: c->f = json_number_value(value); break;
+    case SR_VT_INTEGER: c->i = json_is_integer(value) ? json_integer_value(value) : (int64_t)json_number_value(value); break;
+    case SR_VT_BOOL: c->b = json_is_true(value); break;
+    default: c->s = (char *)(json_is_string(value) ? json_string_value(value) : ""); break;
+    }
+    return SR_OK;
+}
+
+static int cv_build(sr_engine *e, const char *op, json_t *vals, cvset *s)
+{
+    memset(s, 0, sizeof *s);
+    size_t n = json_array_size(vals);
+    if (!n) return SR_OK;
+    s->cv = calloc(n, sizeof *s->cv);
+    s->ptr = calloc(n, sizeof *s->ptr);
+    if (!s->cv || !s->ptr) {
+        cv_free(s);
+        return SR_ENOMEM;
+    }
+    for (size_t i = 0; i < n; i++) {
+        json_t *v = json_array_get(vals, i);
+        cv_one(e, op, json_string_value(json_object_get(v, "dataId")), json_object_get(v, "value"), &s->cv[i]);
+        json_t *t = json_object_get(v, "timestamp");
+        int64_t ts = 0;
+        if (json_is_string(t)) (void)!sr_rfc3339_parse(json_string_value(t), json_string_length(t), &ts);
+        s->cv[i].timestamp_ms = ts;
+        const char *q = json_string_value(json_object_get(v, "quality"));
+        s->cv[i].quality = !q ? 0 : !strcmp(q, "UNCERTAIN") ? 1 : !strcmp(q, "BAD") ? 2 : !strcmp(q, "NO_DATA") ? 3 : 0;
+        s->ptr[i] = &s->cv[i];
+    }
+    s->n = n;
+    return SR_OK;
+}
+
+static json_t *cv_json(const Suiro__V1__ControlValue *c)
+{
+    switch (c->type) {
+    case SUIRO__V1__VALUE_TYPE__VT_INTEGER: return json_integer(c->i);
+    case SUIRO__V1__VALUE_TYPE__VT_BOOL: return json_boolean(c->b);
+    case SUIRO__V1__VALUE_TYPE__VT_STRING: return json_string(c->s);
+    default: return json_real(c->f);
+    }
+}
+
+/* ------------------------------------------------------------------------ */
+/* Gateways                                                                   */
+
+static gwent *gw_find(sr_broker *b, const char *op, const char *gw, int create)
+{
+    for (gwent *g = b->gws; g; g = g->next)
+        if (!strcmp(g->gw, gw) && !strcmp(g->op, op)) return g;
+    if (!create) return NULL;
+    gwent *g = calloc(1, sizeof *g);
+    if (!g) return NULL;
+    snprintf(g->op, sizeof g->op, "%s", op);
+    snprintf(g->gw, sizeof g->gw, "%s", gw);
+    g->next = b->gws;
+    b->gws = g;
+    return g;
+}
+
+static int gw_online(sr_broker *b, const char *op, const char *gw)
+{
+    gwent *g = gw_find(b, op, gw, 0);
+    if (!g) return 0;
+    return g->link.ctx || g->waiters || (g->http_seen && mono_ms() - g->http_seen < HTTP_ONLINE_MS);
+}
+
+static json_t *envelope(const char *type, const char *corr, json_t *body)
+{
+    char id[24], ts[32];
+    new_id('S', id);
+    sr_rfc3339_format(wall_ms(), ts);
+    json_t *h = json_pack("{s:s,s:s,s:s}", "messageType", type, "messageId", id, "timestamp", ts);
+    if (h && corr && corr[0]) json_object_set_new(h, "correlationId", json_string(corr));
+    return json_pack("{s:o,s:o}", "header", h, "body", body);
+}
+
+static int dump_to(json_t *o, sr_buf *out)
+{
+    char *txt = o ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+    int rc = txt ? sr_buf_append(out, txt, strlen(txt)) : SR_ENOMEM;
+    free(txt);
+    return rc;
+}
+
+/* A part was handed out: first time -> DISPATCHED event. */
+static void part_handed(sr_broker *b, part *p)
+{
+    p->handed = 1;
+    p->handed_at = mono_ms();
+    if (p->state != SUIRO__V1__REQUEST_STATE__RS_CREATED) return;
+    p->state = SUIRO__V1__REQUEST_STATE__RS_DISPATCHED;
+    if (p->r->state == SUIRO__V1__REQUEST_STATE__RS_CREATED) p->r->state = SUIRO__V1__REQUEST_STATE__RS_DISPATCHED;
+    Suiro__V1__RequestTransition rt = SUIRO__V1__REQUEST_TRANSITION__INIT;
+    rt.request_id = p->r->id;
+    rt.gateway_id = p->gw;
+    rt.state = SUIRO__V1__REQUEST_STATE__RS_DISPATCHED;
+    Suiro__V1__Event ev = SUIRO__V1__EVENT__INIT;
+    ev.body_case = SUIRO__V1__EVENT__BODY_REQUEST_TRANSITION;
+    ev.request_transition = &rt;
+    evlist l = {0};
+    sr_buf_init(&l.b);
+    if (evl_add(&l, &ev, p->r->op, "system", SUIRO__V1__ACTOR_KIND__ACTOR_SYSTEM, NULL) == SR_OK)
+        (void)!submit(b, &l.b, l.lens, l.n, NULL);
+    sr_buf_release(&l.b);
+}
+
+static int part_open(const part *p)
+{
+    return (p->state == SUIRO__V1__REQUEST_STATE__RS_CREATED || p->state == SUIRO__V1__REQUEST_STATE__RS_DISPATCHED) &&
+           !p->busy;
+}
+
+/* The gateway's open parts that may be handed out (fresh: never handed in
+ * this session, or handed REHAND_MS ago and still unanswered). */
+static size_t collect(sr_broker *b, gwent *g, int fresh_only, part **out, size_t max)
+{
+    size_t n = 0;
+    uint64_t now = mono_ms();
+    for (areq *r = b->live; r && n < max; r = r->next) {
+        if (!r->created || r->finished || strcmp(r->op, g->op)) continue;
+        for (size_t i = 0; i < r->nparts && n < max; i++) {
+            part *p = &r->parts[i];
+            if (!part_open(p) || strcmp(p->gw, g->gw)) continue;
+            if (fresh_only && p->handed && now - p->handed_at < REHAND_MS) continue;
+            out[n++] = p;
+        }
+    }
+    return n;
+}
+
+static int requests_envelope(part **ps, size_t n, const char *type, const char *corr, sr_buf *out)
+{
+    json_t *arr = json_array();
+    for (size_t i = 0; i < n; i++) json_array_append(arr, ps[i]->wire);
+    json_t *env = envelope(type, corr, json_pack("{s:o}", "requests", arr));
+    int rc = dump_to(env, out);
+    json_decref(env);
+    return rc;
+}
+
+static void fwait_finish(fwait *w, part **ps, size_t n);
+
+/* Hand out what waits for gateway g: MQTT push, or the oldest HTTP fetch. */
+static void gw_deliver(sr_broker *b, gwent *g)
+{
+    part *ps[256];
+    if (g->link.ctx) {
+        size_t n = collect(b, g, 1, ps, 256);
+        if (!n) return;
+        sr_buf env;
+        sr_buf_init(&env);
+        if (requests_envelope(ps, n, "GW_REQUESTS", NULL, &env) == SR_OK && g->link.send(g->link.ctx, "requests", &env))
+            for (size_t i = 0; i < n; i++) part_handed(b, ps[i]);
+        sr_buf_release(&env);
+        return;
+    }
+    while (g->waiters) {
+        fwait *w = g->waiters;
+        size_t n = collect(b, g, 1, ps, (size_t)w->max < 256 ? (size_t)w->max : 256);
+        if (!n) return;
+        g->waiters = w->next;
+        fwait_finish(w, ps, n);
+    }
+}
+
+static void gw_deliver_op(sr_broker *b, const char *op, const char *gw)
+{
+    gwent *g = gw_find(b, op, gw, 0);
+    if (g) gw_deliver(b, g);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Requests                                                                   */
+
+static void areq_free(areq *r)
+{
+    for (size_t i = 0; i < r->nparts; i++) {
+        json_decref(r->parts[i].wire);
+        json_decref(r->parts[i].values);
+        json_decref(r->parts[i].applied);
+    }
+    free(r->parts);
+    json_decref(r->value);
+    json_decref(r->protection);
+    free(r);
+}
+
+static void on_timer_closed(uv_handle_t *h) { areq_free(h->data); }
+
+static void areq_unref(areq *r)
+{
+    if (--r->refs > 0) return;
+    sr_broker *b = r->b;
+    if (r->prev) r->prev->next = r->next;
+    else if (b->live == r) b->live = r->next;
+    if (r->next) r->next->prev = r->prev;
+    b->nlive--;
+    if (r->timer_init) uv_close((uv_handle_t *)&r->timer, on_timer_closed);
+    else areq_free(r);
+}
+
+static void request_answer_app(areq *r)
+{
+    if (!r->cb) return;
+    sr_app_cb cb = r->cb;
+    void *ctx = r->cbctx;
+    r->cb = NULL;
+    /* the outcome: the first failure, else a timeout, else success */
+    const char *code = "0", *msg = "";
+    for (size_t i = 0; i < r->nparts; i++)
+        if (r->parts[i].state == SUIRO__V1__REQUEST_STATE__RS_FAILED) {
+            code = r->parts[i].code;
+            msg = r->parts[i].msg;
+            break;
+        }
+    if (!strcmp(code, "0"))
+        for (size_t i = 0; i < r->nparts; i++)
+            if (r->parts[i].state == SUIRO__V1__REQUEST_STATE__RS_TIMED_OUT) {
+                code = "E4002";
+                msg = "the gateway did not answer in time";
+                break;
+            }
+    json_t *body;
+    if (!strcmp(code, "0")) {
+        body = json_pack("{s:s,s:o}", "requestId", r->id, "result", result_obj("0", "OK"));
+        if (r->kind == SUIRO__V1__REQUEST_KIND__RK_CONTROL) {
+            json_t *ap = r->nparts ? r->parts[0].applied : NULL;
+            json_object_set(body, "appliedValue", ap ? ap : json_null());
+        } else {
+            json_t *all = json_array();
+            for (size_t i = 0; i < r->nparts; i++)
+                if (r->parts[i].values) json_array_extend(all, r->parts[i].values);
+            json_object_set_new(body, "values", all);
+        }
+    } else {
+        json_t *det = json_pack("{s:s}", "requestId", r->id);
+        body = error_body(code, msg, det);
+        json_decref(det);
+    }
+    cb(ctx, status_of(code), body);
+    json_decref(body);
+}
+
+/* (3): every part settled and nothing in flight: write the outcome. */
+static void request_maybe_finish(areq *r)
+{
+    if (r->finished || r->nopen || r->inflight || !r->created) return;
+    r->finished = 1;
+    if (r->timer_init) uv_timer_stop(&r->timer);
+    int st = SUIRO__V1__REQUEST_STATE__RS_SUCCEEDED;
+    const char *code = "0", *msg = "";
+    for (size_t i = 0; i < r->nparts; i++) {
+        part *p = &r->parts[i];
+        if (p->state == SUIRO__V1__REQUEST_STATE__RS_FAILED && st != SUIRO__V1__REQUEST_STATE__RS_FAILED)
+            st = p->state, code = p->code, msg = p->msg;
+        else if (p->state == SUIRO__V1__REQUEST_STATE__RS_TIMED_OUT && st == SUIRO__V1__REQUEST_STATE__RS_SUCCEEDED)
+            st = p->state, code = "E4002", msg = "the gateway did not answer in time";
+    }
+    r->state = st;
+    json_t *all = json_array();
+    for (size_t i = 0; i < r->nparts; i++)
+        if (r->parts[i].values) json_array_extend(all, r->parts[i].values);
+    cvset vs, ap;
+    memset(&ap, 0, sizeof ap);
+    int rc = cv_build(r->b->eng, r->op, all, &vs);
+    Suiro__V1__ControlValue apc;
+    Suiro__V1__ControlValue *app = &apc;
+    Suiro__V1__RequestTransition rt = SUIRO__V1__REQUEST_TRANSITION__INIT;
+    rt.request_id = r->id;
+    rt.state = (Suiro__V1__RequestState)st;
+    rt.error_code = (char *)(strcmp(code, "0") ? code : "");
+    rt.message = (char *)msg;
+    rt.values = vs.ptr;
+    rt.n_values = vs.n;
+    if (r->kind == SUIRO__V1__REQUEST_KIND__RK_CONTROL && r->nparts && r->parts[0].applied) {
+        json_t *d = json_object_get(r->parts[0].wire, "dataId");
+        cv_one(r->b->eng, r->op, json_string_value(d), r->parts[0].applied, &apc);
+        rt.applied = &app;
+        rt.n_applied = 1;
+    }
+    Suiro__V1__Event ev = SUIRO__V1__EVENT__INIT;
+    ev.body_case = SUIRO__V1__EVENT__BODY_REQUEST_TRANSITION;
+    ev.request_transition = &rt;
+    evlist l = {0};
+    sr_buf_init(&l.b);
+    if (!rc) rc = evl_add(&l, &ev, r->op, "system", SUIRO__V1__ACTOR_KIND__ACTOR_SYSTEM, NULL);
+    job *j = rc ? NULL : calloc(1, sizeof *j);
+    if (j) {
+        j->what = J_FINAL;
+        j->b = r->b;
+        j->r = r;
+        r->refs++;
+        rc = submit(r->b, &l.b, l.lens, l.n, j);
+        if (rc) {
+            r->refs--;
+            free(j);
+        }
+    } else if (!rc)
+        rc = SR_ENOMEM;
+    if (rc) {
+        sr_slog(SR_LOG_ERROR, "request outcome not stored", "request=%s error=%s", r->id, sr_err_name(rc));
+        request_answer_app(r);
+        areq_unref(r); /* the live table's reference */
+    }
+    sr_buf_release(&l.b);
+    cv_free(&vs);
+    json_decref(all);
+}
+
+static void on_deadline(uv_timer_t *t)
+{
+    areq *r = t->data;
+    if (r->finished) return;
+    Suiro__V1__RequestTransition rts[64];
+    Suiro__V1__Event evs[64];
+    evlist l = {0};
+    sr_buf_init(&l.b);
+    for (size_t i = 0; i < r->nparts && l.n < 64; i++) {
+        part *p = &r->parts[i];
+        if (!part_open(p)) continue;
+        p->state = SUIRO__V1__REQUEST_STATE__RS_TIMED_OUT;
+        snprintf(p->code, sizeof p->code, "E4002");
+        snprintf(p->msg, sizeof p->msg, "gateway %s did not answer in time", p->gw);
+        r->nopen--;
+        suiro__v1__request_transition__init(&rts[l.n]);
+        rts[l.n].request_id = r->id;
+        rts[l.n].gateway_id = p->gw;
+        rts[l.n].state = SUIRO__V1__REQUEST_STATE__RS_TIMED_OUT;
+        rts[l.n].error_code = "E4002";
+        rts[l.n].message = p->msg;
+        suiro__v1__event__init(&evs[l.n]);
+        evs[l.n].body_case = SUIRO__V1__EVENT__BODY_REQUEST_TRANSITION;
+        evs[l.n].request_transition = &rts[l.n];
+        if (evl_add(&l, &evs[l.n], r->op, "system", SUIRO__V1__ACTOR_KIND__ACTOR_SYSTEM, NULL)) break;
+    }
+    if (l.n) (void)!submit(r->b, &l.b, l.lens, l.n, NULL);
+    sr_buf_release(&l.b);
+    sr_slog(SR_LOG_INFO, "request timed out", "op=%s request=%s", r->op, r->id);
+    request_maybe_finish(r);
+}
+
+void *sr_broker_request(sr_broker *b, const char *op, const char *app, int kind, const sr_target *t, size_t n,
+                        uint32_t timeout_ms, int async, json_t *value, json_t *protection, sr_app_cb cb, void *ctx)
+{
+    if (b->nlive >= MAX_LIVE) {
+        app_answer(cb, ctx, "E9002", "too many open requests");
+        return NULL;
+    }
+    areq *r = calloc(1, sizeof *r);
+    if (!r || !(r->parts = calloc(n ? n : 1, sizeof *r->parts))) {
+        free(r);
+        app_answer(cb, ctx, "E9001", "out of memory");
+        return NULL;
+    }
+    r->b = b;
+    new_id('Q', r->id);
+    snprintf(r->op, sizeof r->op, "%s", op);
+    snprintf(r->app, sizeof r->app, "%s", app);
+    r->kind = kind;
+    r->state = SUIRO__V1__REQUEST_STATE__RS_CREATED;
+    r->created_ms = wall_ms();
+    r->deadline_ms = r->created_ms + timeout_ms;
+    r->cb = cb;
+    r->cbctx = ctx;
+    r->async = async;
+    r->value = value ? json_incref(value) : NULL;
+    r->protection = protection ? json_incref(protection) : NULL;
+    r->refs = 1; /* the live table */
+    char deadline[32];
+    sr_rfc3339_format(r->deadline_ms, deadline);
+    /* one part per gateway, in the order the gateways first appear */
+    for (size_t i = 0; i < n; i++) {
+        size_t k = 0;
+        while (k < r->nparts && strcmp(r->parts[k].gw, t[i].gw)) k++;
+        part *p = &r->parts[k];
+        if (k == r->nparts) {
+            r->nparts++;
+            p->r = r;
+            snprintf(p->gw, sizeof p->gw, "%s", t[i].gw);
+            p->state = SUIRO__V1__REQUEST_STATE__RS_CREATED;
+            if (kind == SUIRO__V1__REQUEST_KIND__RK_CONTROL) {
+                p->wire = json_pack("{s:s,s:s,s:s,s:O,s:s}", "requestId", r->id, "type", "CONTROL", "dataId",
+                                    t[i].data_id, "value", value ? value : json_null(), "appId", app);
+                if (p->wire && protection) json_object_set(p->wire, "protection", protection);
+            } else
+                p->wire = json_pack("{s:s,s:s,s:[],s:s}", "requestId", r->id, "type", "IMMEDIATE", "dataIds",
+                                    "deadline", deadline);
+        }
+        if (kind != SUIRO__V1__REQUEST_KIND__RK_CONTROL)
+            json_array_append_new(json_object_get(p->wire, "dataIds"), json_string(t[i].data_id));
+    }
+    r->nopen = r->nparts;
+    const char *offline = NULL;
+    for (size_t k = 0; k < r->nparts && !offline; k++)
+        if (!gw_online(b, op, r->parts[k].gw)) offline = r->parts[k].gw;
+    /* the events: the app request, each part, and (gateway offline) the failure */
+    evlist l = {0};
+    sr_buf_init(&l.b);
+    char **ids = calloc(n ? n : 1, sizeof *ids);
+    char *prot = protection ? json_dumps(protection, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+    Suiro__V1__ControlValue cv, *cvp = &cv;
+    int rc = ids ? SR_OK : SR_ENOMEM;
+    for (size_t i = 0; i < n && ids; i++) ids[i] = (char *)t[i].data_id;
+    if (kind == SUIRO__V1__REQUEST_KIND__RK_CONTROL && n) cv_one(b->eng, op, t[0].data_id, value, &cv);
+    for (size_t k = 0; !rc && k <= r->nparts; k++) {
+        Suiro__V1__RequestCreated rq = SUIRO__V1__REQUEST_CREATED__INIT;
+        rq.request_id = r->id;
+        rq.kind = (Suiro__V1__RequestKind)kind;
+        rq.app_id = r->app;
+        rq.timeout_ms = timeout_ms;
+        rq.deadline_ms = r->deadline_ms;
+        if (kind == SUIRO__V1__REQUEST_KIND__RK_CONTROL && n) {
+            rq.control = &cvp;
+            rq.n_control = 1;
+        }
+        if (prot) {
+            rq.protection.data = (uint8_t *)prot;
+            rq.protection.len = strlen(prot);
+        }
+        if (k == 0) {
+            rq.data_ids = ids;
+            rq.n_data_ids = n;
+        } else {
+            part *p = &r->parts[k - 1];
+            rq.gateway_id = p->gw;
+            size_t nd = 0;
+            for (size_t i = 0; i < n; i++)
+                if (!strcmp(t[i].gw, p->gw)) ids[nd++] = (char *)t[i].data_id;
+            rq.data_ids = ids;
+            rq.n_data_ids = nd;
+        }
+        Suiro__V1__Event ev = SUIRO__V1__EVENT__INIT;
+        ev.body_case = SUIRO__V1__EVENT__BODY_REQUEST_CREATED;
+        ev.request_created = &rq;
+        rc = evl_add(&l, &ev, op, app, SUIRO__V1__ACTOR_KIND__ACTOR_APP, NULL);
+        for (size_t i = 0; i < n && ids; i++) ids[i] = (char *)t[i].data_id;
+    }
+    char omsg[160];
+    if (!rc && offline) {
+        snprintf(omsg, sizeof omsg, "gateway %s is not connected", offline);
+        Suiro__V1__RequestTransition rt = SUIRO__V1__REQUEST_TRANSITION__INIT;
+        rt.request_id = r->id;
+        rt.state = SUIRO__V1__REQUEST_STATE__RS_FAILED;
+        rt.error_code = "E4001";
+        rt.message = omsg;
+        Suiro__V1__Event ev = SUIRO__V1__EVENT__INIT;
+        ev.body_case = SUIRO__V1__EVENT__BODY_REQUEST_TRANSITION;
+        ev.request_transition = &rt;
+        rc = evl_add(&l, &ev, op, "system", SUIRO__V1__ACTOR_KIND__ACTOR_SYSTEM, NULL);
+        r->offline = 1;
+        r->finished = 1;
+        r->state = SUIRO__V1__REQUEST_STATE__RS_FAILED;
+    }
+    free(ids);
+    free(prot);
+    job *j = rc ? NULL : calloc(1, sizeof *j);
+    if (!rc && !j) rc = SR_ENOMEM;
+    if (!rc) {
+        j->what = J_CREATED;
+        j->b = b;
+        j->r = r;
+        r->refs++;
+        rc = submit(b, &l.b, l.lens, l.n, j);
+        if (rc) {
+            r->refs--;
+            free(j);
+        }
+    }
+    sr_buf_release(&l.b);
+    if (rc) {
+        areq_free(r);
+        app_answer(cb, ctx, rc == SR_EFULL ? "E9002" : "E9001", sr_strerror(rc));
+        return NULL;
+    }
+    r->next = b->live;
+    if (b->live) b->live->prev = r;
+    b->live = r;
+    b->nlive++;
+    return r;
+}
+
+void sr_broker_detach(sr_broker *b, void *waiter)
+{
+    (void)b;
+    areq *r = waiter;
+    if (r) r->cb = NULL;
+}
+
+static void created_done(job *j)
+{
+    areq *r = j->r;
+    sr_broker *b = j->b;
+    if (j->res.rc) {
+        r->finished = 1;
+        if (r->cb) app_answer(r->cb, r->cbctx, j->res.rc == SR_EINVAL ? "E1001" : "E9001",
+                              j->res.msg[0] ? j->res.msg : sr_strerror(j->res.rc));
+        r->cb = NULL;
+        areq_unref(r); /* the live table's */
+        return;
+    }
+    if (r->offline) {
+        char msg[160] = "gateway not connected";
+        for (size_t k = 0; k < r->nparts; k++)
+            if (!gw_online(b, r->op, r->parts[k].gw)) {
+                snprintf(msg, sizeof msg, "gateway %s is not connected", r->parts[k].gw);
+                break;
+            }
+        if (r->cb) {
+            json_t *det = json_pack("{s:s}", "requestId", r->id);
+            json_t *body = error_body("E4001", msg, det);
+            r->cb(r->cbctx, 503, body);
+            json_decref(body);
+            json_decref(det);
+        }
+        r->cb = NULL;
+        areq_unref(r);
+        return;
+    }
+    r->created = 1;
+    if (r->async && r->cb) {
+        json_t *body = json_pack("{s:s,s:s}", "requestId", r->id, "status", "PENDING");
+        r->cb(r->cbctx, 202, body);
+        json_decref(body);
+        r->cb = NULL;
+    }
+    if (r->deadline_ms) {
+        uv_timer_init(b->loop, &r->timer);
+        r->timer.data = r;
+        r->timer_init = 1;
+        int64_t left = r->deadline_ms - wall_ms();
+        uv_timer_start(&r->timer, on_deadline, left > 0 ? (uint64_t)left : 0, 0);
+    }
+    for (size_t k = 0; k < r->nparts; k++) gw_deliver_op(b, r->op, r->parts[k].gw);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Monitors                                                                   */
+
+static void mon_free(mon *m)
+{
+    json_decref(m->data_ids);
+    free(m->gws);
+    free(m->acked);
+    free(m);
+}
+
+static mon *mon_from_event(const char *op, const Suiro__V1__MonitorEvent *me)
+{
+    mon *m = calloc(1, sizeof *m);
+    if (!m) return NULL;
+    snprintf(m->id, sizeof m->id, "%s", me->monitor_id);
+    snprintf(m->op, sizeof m->op, "%s", op);
+    snprintf(m->app, sizeof m->app, "%s", me->app_id);
+    m->state = me->state;
+    m->data_ids = json_array();
+    for (size_t i = 0; i < me->n_data_ids; i++) json_array_append_new(m->data_ids, json_string(me->data_ids[i]));
+    m->ngws = me->n_gateway_ids;
+    m->gws = calloc(m->ngws ? m->ngws : 1, sizeof *m->gws);
+    m->acked = calloc(m->ngws ? m->ngws : 1, sizeof *m->acked);
+    if (!m->gws || !m->acked) {
+        mon_free(m);
+        return NULL;
+    }
+    for (size_t i = 0; i < m->ngws; i++) {
+        snprintf(m->gws[i], 72, "%s", me->gateway_ids[i]);
+        for (size_t k = 0; k < me->n_acked; k++)
+            if (!strcmp(me->acked[k], me->gateway_ids[i])) m->acked[i] = 1;
+    }
+    m->interval_ms = me->interval_ms;
+    m->start_ms = me->start_ms;
+    m->end_ms = me->end_ms;
+    m->created_ms = me->created_ms;
+    return m;
+}
+
+static void mons_load(sr_broker *b, const char *op)
+{
+    for (oploaded *o = b->loaded; o; o = o->next)
+        if (!strcmp(o->op, op)) return;
+    oploaded *o = calloc(1, sizeof *o);
+    if (!o) return;
+    snprintf(o->op, sizeof o->op, "%s", op);
+    o->next = b->loaded;
+    b->loaded = o;
+    sr_buf all;
+    sr_buf_init(&all);
+    size_t count = 0;
+    if (sr_engine_monitor_list(b->eng, op, &all, &count) == SR_OK) {
+        size_t pos = 0;
+        while (pos + 4 <= all.len) {
+            uint32_t len = sr_get_le32(all.data + pos);
+            pos += 4;
+            if (pos + len > all.len) break;
+            Suiro__V1__MonitorEvent *me = suiro__v1__monitor_event__unpack(NULL, len, all.data + pos);
+            pos += len;
+            if (!me) continue;
+            mon *m = mon_from_event(op, me);
+            suiro__v1__monitor_event__free_unpacked(me, NULL);
+            if (m) {
+                m->next = b->mons;
+                b->mons = m;
+            }
+        }
+    }
+    sr_buf_release(&all);
+}
+
+static mon *mon_find(sr_broker *b, const char *op, const char *id)
+{
+    mons_load(b, op);
+    for (mon *m = b->mons; m; m = m->next)
+        if (!strcmp(m->id, id) && !strcmp(m->op, op)) return m;
+    return NULL;
+}
+
+static json_t *mon_json(const mon *m)
+{
+    char c[32];
+    sr_rfc3339_format(m->created_ms, c);
+    json_t *o = json_pack("{s:s,s:O,s:I,s:s,s:s}", "monitorId", m->id, "dataIds", m->data_ids, "intervalMs",
+                          (json_int_t)m->interval_ms, "status", ms_name(m->state), "createdAt", c);
+    if (o && m->start_ms) {
+        sr_rfc3339_format(m->start_ms, c);
+        json_object_set_new(o, "startAt", json_string(c));
+    }
+    if (o && m->end_ms) {
+        sr_rfc3339_format(m->end_ms, c);
+        json_object_set_new(o, "endAt", json_string(c));
+    }
+    return o;
+}
+
+/* The monitor's state as an event (appended to l). */
+static int mon_event(evlist *l, const mon *m, const char *actor, Suiro__V1__ActorKind kind)
+{
+    size_t nd = json_array_size(m->data_ids);
+    char **ids = calloc(nd ? nd : 1, sizeof *ids), **gws = calloc(m->ngws ? m->ngws : 1, sizeof *gws),
+         **acked = calloc(m->ngws ? m->ngws : 1, sizeof *acked);
+    int rc = ids && gws && acked ? SR_OK : SR_ENOMEM;
+    if (!rc) {
+        Suiro__V1__MonitorEvent me = SUIRO__V1__MONITOR_EVENT__INIT;
+        me.monitor_id = (char *)m->id;
+        me.state = (Suiro__V1__MonitorState)m->state;
+        me.app_id = (char *)m->app;
+        for (size_t i = 0; i < nd; i++) ids[i] = (char *)json_string_value(json_array_get(m->data_ids, i));
+        me.data_ids = ids;
+        me.n_data_ids = nd;
+        me.interval_ms = m->interval_ms;
+        size_t na = 0;
+        for (size_t i = 0; i < m->ngws; i++) {
+            gws[i] = (char *)m->gws[i];
+            if (m->acked[i]) acked[na++] = (char *)m->gws[i];
+        }
+        me.gateway_ids = gws;
+        me.n_gateway_ids = m->ngws;
+        me.acked = acked;
+        me.n_acked = na;
+        me.start_ms = m->start_ms;
+        me.end_ms = m->end_ms;
+        me.created_ms = m->created_ms;
+        if (m->ngws == 1) me.gateway_id = (char *)m->gws[0];
+        Suiro__V1__Event ev = SUIRO__V1__EVENT__INIT;
+        ev.body_case = SUIRO__V1__EVENT__BODY_MONITOR;
+        ev.monitor = &me;
+        rc = evl_add(l, &ev, m->op, actor, kind, NULL);
+    }
+    free(ids);
+    free(gws);
+    free(acked);
+    return rc;
+}
+
+/* A PERIODIC_START / STOP part for one gateway of a monitor (no deadline:
+ * the monitor's state sends it again at every reconnect). Its creation is
+ * appended to l; the request joins the live table at once (handed out once
+ * l is durable: created is set by the caller's completion). */
+static areq *mon_request(sr_broker *b, mon *m, size_t gi, int kind, evlist *l)
+{
+    areq *r = calloc(1, sizeof *r);
+    if (!r || !(r->parts = calloc(1, sizeof *r->parts))) {
+        free(r);
+        return NULL;
+    }
+    r->b = b;
+    new_id('Q', r->id);
+    snprintf(r->op, sizeof r->op, "%s", m->op);
+    snprintf(r->app, sizeof r->app, "%s", m->app);
+    snprintf(r->monitor, sizeof r->monitor, "%s", m->id);
+    r->kind = kind;
+    r->state = SUIRO__V1__REQUEST_STATE__RS_CREATED;
+    r->created_ms = wall_ms();
+    r->refs = 1;
+    r->nparts = r->nopen = 1;
+    part *p = &r->parts[0];
+    p->r = r;
+    p->state = SUIRO__V1__REQUEST_STATE__RS_CREATED;
+    snprintf(p->gw, sizeof p->gw, "%s", m->gws[gi]);
+    if (kind == SUIRO__V1__REQUEST_KIND__RK_PERIODIC_START) {
+        json_t *mine = json_array();
+        /* only the gateway's own points */
+        size_t i;
+        json_t *d;
+        json_array_foreach(m->data_ids, i, d)
+        {
+            sr_point_info info;
+            if (sr_engine_point_info(b->eng, m->op, json_string_value(d), &info) == SR_OK &&
+                !strcmp(info.gateway, p->gw))
+                json_array_append(mine, d);
+        }
+        p->wire = json_pack("{s:s,s:s,s:s,s:o,s:I}", "requestId", r->id, "type", "PERIODIC_START", "monitorId", m->id,
+                            "dataIds", mine, "intervalMs", (json_int_t)m->interval_ms);
+    } else
+        p->wire = json_pack("{s:s,s:s,s:s}", "requestId", r->id, "type", "PERIODIC_STOP", "monitorId", m->id);
+    Suiro__V1__RequestCreated rq = SUIRO__V1__REQUEST_CREATED__INIT;
+    rq.request_id = r->id;
+    rq.kind = (Suiro__V1__RequestKind)kind;
+    rq.app_id = r->app;
+    rq.gateway_id = p->gw;
+    rq.monitor_id = m->id;
+    rq.interval_ms = m->interval_ms;
+    Suiro__V1__Event ev = SUIRO__V1__EVENT__INIT;
+    ev.body_case = SUIRO__V1__EVENT__BODY_REQUEST_CREATED;
+    ev.request_created = &rq;
+    if (!p->wire || evl_add(l, &ev, m->op, "system", SUIRO__V1__ACTOR_KIND__ACTOR_SYSTEM, NULL)) {
+        areq_free(r);
+        return NULL;
+    }
+    r->next = b->live;
+    if (b->live) b->live->prev = r;
+    b->live = r;
+    b->nlive++;
+    return r;
+}
+
+/* The open START/STOP part of monitor m for gateway gw, if any. */
+static part *mon_part(sr_broker *b, const mon *m, const char *gw, int kind)
+{
+    for (areq *r = b->live; r; r = r->next)
+        if (!r->finished && r->kind == kind && !strcmp(r->monitor, m->id) && !strcmp(r->op, m->op) &&
+            part_open(&r->parts[0]) && !strcmp(r->parts[0].gw, gw))
+            return &r->parts[0];
+    return NULL;
+}
+
+/* Cancel the open START parts of a monitor (it is being stopped). */
+static void mon_cancel_parts(sr_broker *b, const mon *m, int kind)
+{
+    for (areq *r = b->live, *n; r; r = n) {
+        n = r->next;
+        if (!r->finished && r->kind == kind && !strcmp(r->monitor, m->id) && !strcmp(r->op, m->op) &&
+            part_open(&r->parts[0])) {
+            r->parts[0].state = SUIRO__V1__REQUEST_STATE__RS_CANCELLED;
+            r->nopen = 0;
+            r->finished = 1;
+            areq_unref(r);
+        }
+    }
+}
+
+typedef struct monjob_ctx {
+    areq *reqs[64];
+    size_t n;
+} monjob_ctx;
+
+/* Submit l (monitor events and new parts); parts are handed out once durable. */
+static void mon_submit(sr_broker *b, evlist *l, areq **reqs, size_t nreq, sr_app_cb cb, void *ctx, int status,
+                       json_t *body)
+{
+    job *j = calloc(1, sizeof *j);
+    int rc = j ? SR_OK : SR_ENOMEM;
+    if (j) {
+        j->what = J_MONITOR;
+        j->b = b;
+        j->acb = cb;
+        j->actx = ctx;
+        j->a_status = status;
+        j->a_body = body ? json_incref(body) : NULL;
+        /* the parts: chained through p_values (a JSON array of pointers is
+         * overkill); keep them in a small array on the heap */
+        monjob_ctx *mc = calloc(1, sizeof *mc);
+        if (!mc) rc = SR_ENOMEM;
+        else {
+            for (size_t i = 0; i < nreq && i < 64; i++) {
+                mc->reqs[mc->n++] = reqs[i];
+                reqs[i]->refs++;
+            }
+            j->r = (areq *)mc; /* J_MONITOR: r is a monjob_ctx */
+            rc = submit(b, &l->b, l->lens, l->n, j);
+            if (rc) {
+                for (size_t i = 0; i < mc->n; i++) mc->reqs[i]->refs--;
+                free(mc);
+            }
+        }
+        if (rc) {
+            json_decref(j->a_body);
+            free(j);
+        }
+    }
+    if (rc) {
+        sr_slog(SR_LOG_ERROR, "monitor event not stored", "error=%s", sr_err_name(rc));
+        for (size_t i = 0; i < nreq; i++) {
+            reqs[i]->finished = 1;
+            areq_unref(reqs[i]);
+        }
+        if (cb) app_answer(cb, ctx, rc == SR_EFULL ? "E9002" : "E9001", sr_strerror(rc));
+    }
+}
+
+static void monitor_done(job *j)
+{
+    monjob_ctx *mc = (monjob_ctx *)j->r;
+    for (size_t i = 0; i < mc->n; i++) {
+        areq *r = mc->reqs[i];
+        if (!j->res.rc) r->created = 1;
+        else r->finished = 1;
+    }
+    if (j->acb) {
+        if (j->res.rc) app_answer(j->acb, j->actx, "E9001", j->res.msg[0] ? j->res.msg : sr_strerror(j->res.rc));
+        else j->acb(j->actx, j->a_status, j->a_body);
+    }
+    for (size_t i = 0; i < mc->n; i++) {
+        areq *r = mc->reqs[i];
+        if (!j->res.rc) gw_deliver_op(j->b, r->op, r->parts[0].gw);
+        else areq_unref(r); /* the live table's */
+        areq_unref(r);      /* the job's */
+    }
+    json_decref(j->a_body);
+    free(mc);
+}
+
+void sr_broker_monitor_start(sr_broker *b, const char *op, const char *app, const sr_target *t, size_t n,
+                             uint32_t interval_ms, int64_t start_ms, int64_t end_ms, sr_app_cb cb, void *ctx)
+{
+    mons_load(b, op);
+    mon *m = calloc(1, sizeof *m);
+    if (!m || !(m->gws = calloc(n ? n : 1, 72)) || !(m->acked = calloc(n ? n : 1, sizeof *m->acked))) {
+        if (m) mon_free(m);
+        app_answer(cb, ctx, "E9001", "out of memory");
+        return;
+    }
+    new_id('M', m->id);
+    snprintf(m->op, sizeof m->op, "%s", op);
+    snprintf(m->app, sizeof m->app, "%s", app);
+    m->state = SUIRO__V1__MONITOR_STATE__MS_STARTING;
+    m->data_ids = json_array();
+    m->interval_ms = interval_ms;
+    m->start_ms = start_ms;
+    m->end_ms = end_ms;
+    m->created_ms = wall_ms();
+    for (size_t i = 0; i < n; i++) {
+        json_array_append_new(m->data_ids, json_string(t[i].data_id));
+        size_t k = 0;
+        while (k < m->ngws && strcmp(m->gws[k], t[i].gw)) k++;
+        if (k == m->ngws) snprintf(m->gws[m->ngws++], 72, "%s", t[i].gw);
+    }
+    evlist l = {0};
+    sr_buf_init(&l.b);
+    areq *reqs[64];
+    size_t nreq = 0;
+    int rc = mon_event(&l, m, app, SUIRO__V1__ACTOR_KIND__ACTOR_APP);
+    for (size_t k = 0; !rc && k < m->ngws && nreq < 64; k++) {
+        areq *r = mon_request(b, m, k, SUIRO__V1__REQUEST_KIND__RK_PERIODIC_START, &l);
+        if (!r) rc = SR_ENOMEM;
+        else reqs[nreq++] = r;
+    }
+    if (rc) {
+        for (size_t i = 0; i < nreq; i++) {
+            reqs[i]->finished = 1;
+            areq_unref(reqs[i]);
+        }
+        mon_free(m);
+        sr_buf_release(&l.b);
+        app_answer(cb, ctx, "E9001", sr_strerror(rc));
+        return;
+    }
+    m->next = b->mons;
+    b->mons = m;
+    json_t *body = json_pack("{s:s,s:s}", "monitorId", m->id, "status", "STARTING");
+    mon_submit(b, &l, reqs, nreq, cb, ctx, 201, body);
+    json_decref(body);
+    sr_buf_release(&l.b);
+    sr_slog(SR_LOG_INFO, "monitor created", "op=%s app=%s monitor=%s gateways=%zu", op, app, m->id, m->ngws);
+}
+
+void sr_broker_monitor_stop(sr_broker *b, const char *op, const char *app, const char *monitor, sr_app_cb cb,
+                            void *ctx)
+{
+    mon *m = mon_find(b, op, monitor);
+    if (!m || strcmp(m->app, app)) {
+        app_answer(cb, ctx, "E3001", "unknown monitorId");
+        return;
+    }
+    if (m->state == SUIRO__V1__MONITOR_STATE__MS_STOPPING || m->state == SUIRO__V1__MONITOR_STATE__MS_STOPPED) {
+        json_t *body = json_pack("{s:s,s:s}", "monitorId", m->id, "status", ms_name(m->state));
+        cb(ctx, 202, body);
+        json_decref(body);
+        return;
+    }
+    /* a monitor that no gateway has seen stops at once */
+    int seen = 0;
+    for (size_t k = 0; k < m->ngws; k++) {
+        part *p = mon_part(b, m, m->gws[k], SUIRO__V1__REQUEST_KIND__RK_PERIODIC_START);
+        if (m->acked[k] || !p || p->handed) seen = 1;
+    }
+    mon_cancel_parts(b, m, SUIRO__V1__REQUEST_KIND__RK_PERIODIC_START);
+    m->state = seen ? SUIRO__V1__MONITOR_STATE__MS_STOPPING : SUIRO__V1__MONITOR_STATE__MS_STOPPED;
+    for (size_t k = 0; k < m->ngws; k++) m->acked[k] = 0;
+    evlist l = {0};
+    sr_buf_init(&l.b);
+    areq *reqs[64];
+    size_t nreq = 0;
+    int rc = mon_event(&l, m, app, SUIRO__V1__ACTOR_KIND__ACTOR_APP);
+    for (size_t k = 0; !rc && seen && k < m->ngws && nreq < 64; k++) {
+        areq *r = mon_request(b, m, k, SUIRO__V1__REQUEST_KIND__RK_PERIODIC_STOP, &l);
+        if (!r) rc = SR_ENOMEM;
+        else reqs[nreq++] = r;
+    }
+    if (rc) {
+        for (size_t i = 0; i < nreq; i++) {
+            reqs[i]->finished = 1;
+            areq_unref(reqs[i]);
+        }
+        sr_buf_release(&l.b);
+        app_answer(cb, ctx, "E9001", sr_strerror(rc));
+        return;
+    }
+    json_t *body = json_pack("{s:s,s:s}", "monitorId", m->id, "status", ms_name(m->state));
+    mon_submit(b, &l, reqs, nreq, cb, ctx, 202, body);
+    json_decref(body);
+    sr_buf_release(&l.b);
+}
+
+int sr_broker_monitor_list(sr_broker *b, const char *op, const char *app, json_t **items)
+{
+    mons_load(b, op);
+    json_t *a = json_array();
+    if (!a) return SR_ENOMEM;
+    for (mon *m = b->mons; m; m = m->next)
+        if (!strcmp(m->op, op) && !strcmp(m->app, app)) json_array_append_new(a, mon_json(m));
+    *items = a;
+    return SR_OK;
+}
+
+/* A gateway came back: send its monitors' START (running or starting) or
+ * STOP (stopping) again, unless one is already open. */
+static void mon_resend(sr_broker *b, const char *op, const char *gw)
+{
+    mons_load(b, op);
+    evlist l = {0};
+    sr_buf_init(&l.b);
+    areq *reqs[64];
+    size_t nreq = 0;
+    for (mon *m = b->mons; m && nreq < 64; m = m->next) {
+        if (strcmp(m->op, op)) continue;
+        int kind;
+        if (m->state == SUIRO__V1__MONITOR_STATE__MS_STARTING || m->state == SUIRO__V1__MONITOR_STATE__MS_RUNNING)
+            kind = SUIRO__V1__REQUEST_KIND__RK_PERIODIC_START;
+        else if (m->state == SUIRO__V1__MONITOR_STATE__MS_STOPPING)
+            kind = SUIRO__V1__REQUEST_KIND__RK_PERIODIC_STOP;
+        else
+            continue;
+        for (size_t k = 0; k < m->ngws && nreq < 64; k++) {
+            if (strcmp(m->gws[k], gw) || mon_part(b, m, gw, kind)) continue;
+            if (kind == SUIRO__V1__REQUEST_KIND__RK_PERIODIC_STOP && m->acked[k]) continue;
+            areq *r = mon_request(b, m, k, kind, &l);
+            if (r) reqs[nreq++] = r;
+        }
+    }
+    if (nreq) mon_submit(b, &l, reqs, nreq, NULL, NULL, 0, NULL);
+    sr_buf_release(&l.b);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Gateway messages                                                           */
+
+static void gw_ack(sr_gw_answer_cb cb, void *ctx, const char *code, const char *msg, json_t *detail)
+{
+    sr_gw_answer a = {code, msg, detail, NULL, NULL};
+    cb(ctx, &a);
+}
+
+/* "0", {"code":"0"}, "E4003" or {"code":"E4003","message":...} */
+static int parse_result(json_t *res, char code[8], char *msg, size_t msglen)
+{
+    msg[0] = 0;
+    json_t *c = res;
+    if (json_is_object(res)) {
+        c = json_object_get(res, "code");
+        json_t *m = json_object_get(res, "message");
+        if (json_is_string(m)) snprintf(msg, msglen, "%s", json_string_value(m));
+    }
+    if (json_is_integer(c) && json_integer_value(c) == 0) {
+        snprintf(code, 8, "0");
+        return 0;
+    }
+    if (!json_is_string(c)) return -1;
+    const char *s = json_string_value(c);
+    if (!strcmp(s, "0") || !strcmp(s, "OK")) {
+        snprintf(code, 8, "0");
+        return 0;
+    }
+    if (strlen(s) != 5 || s[0] != 'E') return -1;
+    for (int i = 1; i < 5; i++)
+        if (s[i] < '0' || s[i] > '9') return -1;
+    snprintf(code, 8, "%s", s);
+    if (!msg[0]) snprintf(msg, msglen, "the gateway reported %s", s);
+    return 0;
+}
+
+static areq *req_find(sr_broker *b, const char *op, const char *id)
+{
+    for (areq *r = b->live; r; r = r->next)
+        if (!strcmp(r->id, id) && !strcmp(r->op, op)) return r;
+    return NULL;
+}
+
+static part *part_of(areq *r, const char *gw)
+{
+    for (size_t i = 0; r && i < r->nparts; i++)
+        if (!strcmp(r->parts[i].gw, gw)) return &r->parts[i];
+    return NULL;
+}
+
+/* Submit l; acknowledge the gateway when durable. */
+static void submit_for_gw(sr_broker *b, evlist *l, job *j, sr_gw_answer_cb cb, void *ctx, const char *ok_msg)
+{
+    if (!j) j = calloc(1, sizeof *j);
+    if (!j) {
+        gw_ack(cb, ctx, "E9001", "out of memory", NULL);
+        return;
+    }
+    if (!j->what) j->what = J_STORE;
+    j->b = b;
+    j->gcb = cb;
+    j->gctx = ctx;
+    j->ok_msg = ok_msg;
+    int rc = submit(b, &l->b, l->lens, l->n, j);
+    if (rc) {
+        if (j->r) {
+            j->p->busy = 0;
+            j->r->inflight--;
+            areq_unref(j->r);
+        }
+        json_decref(j->p_values);
+        json_decref(j->p_applied);
+        free(j);
+        gw_ack(cb, ctx, rc == SR_EFULL ? "E9002" : "E9001", sr_strerror(rc), NULL);
+    }
+}
+
+static void answer_done(job *j)
+{
+    part *p = j->p;
+    areq *r = j->r;
+    p->busy = 0;
+    r->inflight--;
+    if (j->res.rc == SR_OK) {
+        if (part_open(p)) {
+            p->state = j->p_state;
+            snprintf(p->code, sizeof p->code, "%s", j->p_code);
+            snprintf(p->msg, sizeof p->msg, "%s", j->p_msg);
+            json_decref(p->values);
+            p->values = j->p_values;
+            j->p_values = NULL;
+            json_decref(p->applied);
+            p->applied = j->p_applied;
+            j->p_applied = NULL;
+            r->nopen--;
+        }
+        gw_ack(j->gcb, j->gctx, "0", j->res.duplicate ? "duplicate; stored once" : j->ok_msg, NULL);
+    } else
+        gw_ack(j->gcb, j->gctx, j->res.rc == SR_EINVAL ? "E1001" : "E9001",
+               j->res.msg[0] ? j->res.msg : sr_strerror(j->res.rc), NULL);
+    json_decref(j->p_values);
+    json_decref(j->p_applied);
+    request_maybe_finish(r);
+    areq_unref(r);
+}
+
+/* GW_IMMEDIATE_RESULT / GW_CONTROL_RESULT */
+static void gw_result(sr_broker *b, const char *op, const char *gw, const sr_gw_msg *msg, int kind,
+                      sr_gw_answer_cb cb, void *ctx)
+{
+    json_t *body = msg->body;
+    json_t *rid = json_object_get(body, "requestId");
+    char code[8], rmsg[160];
+    if (!json_is_string(rid)) return gw_ack(cb, ctx, "E1001", "body.requestId: a string is required", NULL);
+    if (parse_result(json_object_get(body, "result"), code, rmsg, sizeof rmsg))
+        return gw_ack(cb, ctx, "E1001", "body.result: \"0\" or {\"code\":\"E....\",\"message\":...}", NULL);
+    json_t *vals = json_object_get(body, "values");
+    if (kind == SUIRO__V1__REQUEST_KIND__RK_IMMEDIATE && vals && !json_is_array(vals))
+        return gw_ack(cb, ctx, "E1001", "body.values: an array", NULL);
+    if (kind == SUIRO__V1__REQUEST_KIND__RK_CONTROL && !strcmp(code, "0") &&
+        !json_object_get(body, "appliedValue"))
+        return gw_ack(cb, ctx, "E1001", "body.appliedValue is required with result 0", NULL);
+    const char *id = json_string_value(rid);
+    areq *r = req_find(b, op, id);
+    part *p = r && r->kind == kind ? part_of(r, gw) : NULL;
+    int late = 0;
+    if (!p) {
+        /* finished (or before a restart)? then only its values count */
+        sr_buf c, s;
+        sr_buf_init(&c);
+        sr_buf_init(&s);
+        int rc = sr_engine_request_get(b->eng, op, id, gw, &c, &s);
+        sr_buf_release(&c);
+        sr_buf_release(&s);
+        if (rc) return gw_ack(cb, ctx, "E3001", "unknown requestId (never sent to this gateway)", NULL);
+        late = 1;
+    } else if (!part_open(p))
+        late = 1;
+    /* the values (stored in any case: they are measurements) */
+    evlist l = {0};
+    sr_buf_init(&l.b);
+    sr_gw_err err;
+    memset(&err, 0, sizeof err);
+    size_t nv = 0;
+    int rc = SR_OK;
+    if (json_array_size(vals)) {
+        sr_buf ev;
+        sr_buf_init(&ev);
+        rc = sr_gw_values_event(b->eng, op, gw, msg->message_id, vals, &ev, &nv, &err);
+        if (!rc) rc = evl_add_raw(&l, &ev);
+        sr_buf_release(&ev);
+        if (rc) {
+            gw_ack(cb, ctx, err.code ? err.code : "E9001", err.code ? err.message : sr_strerror(rc), err.detail);
+            sr_gw_err_clear(&err);
+            sr_buf_release(&l.b);
+            return;
+        }
+    }
+    if (late) {
+        if (!l.n) {
+            sr_buf_release(&l.b);
+            return gw_ack(cb, ctx, "0", "request already finished", NULL);
+        }
+        submit_for_gw(b, &l, NULL, cb, ctx, "request already finished; values stored");
+        sr_buf_release(&l.b);
+        return;
+    }
+    job *j = calloc(1, sizeof *j);
+    if (!j) {
+        sr_buf_release(&l.b);
+        return gw_ack(cb, ctx, "E9001", "out of memory", NULL);
+    }
+    j->what = J_ANSWER;
+    j->r = r;
+    j->p = p;
+    snprintf(j->p_code, sizeof j->p_code, "%s", code);
+    snprintf(j->p_msg, sizeof j->p_msg, "%s", rmsg);
+    j->p_state = strcmp(code, "0") ? SUIRO__V1__REQUEST_STATE__RS_FAILED : SUIRO__V1__REQUEST_STATE__RS_SUCCEEDED;
+    if (vals) j->p_values = values_norm(vals);
+    json_t *applied = json_object_get(body, "appliedValue");
+    if (applied) j->p_applied = json_incref(applied);
+    /* the part's transition */
+    cvset vs;
+    memset(&vs, 0, sizeof vs);
+    rc = j->p_values ? cv_build(b->eng, op, j->p_values, &vs) : SR_OK;
+    Suiro__V1__ControlValue apc, *app = &apc;
+    Suiro__V1__RequestTransition rt = SUIRO__V1__REQUEST_TRANSITION__INIT;
+    rt.request_id = r->id;
+    rt.gateway_id = p->gw;
+    rt.state = (Suiro__V1__RequestState)j->p_state;
+    rt.error_code = strcmp(code, "0") ? code : "";
+    rt.message = rmsg;
+    rt.values = vs.ptr;
+    rt.n_values = vs.n;
+    if (applied) {
+        json_t *d = json_object_get(p->wire, "dataId");
+        cv_one(b->eng, op, json_string_value(d), applied, &apc);
+        rt.applied = &app;
+        rt.n_applied = 1;
+    }
+    Suiro__V1__Event ev = SUIRO__V1__EVENT__INIT;
+    ev.body_case = SUIRO__V1__EVENT__BODY_REQUEST_TRANSITION;
+    ev.request_transition = &rt;
+    /* the first event carries the messageId (de-duplication) */
+    if (!rc) rc = evl_add(&l, &ev, op, gw, SUIRO__V1__ACTOR_KIND__ACTOR_GATEWAY, l.n ? NULL : msg->message_id);
+    cv_free(&vs);
+    if (rc) {
+        json_decref(j->p_values);
+        json_decref(j->p_applied);
+        free(j);
+        sr_buf_release(&l.b);
+        return gw_ack(cb, ctx, "E9001", sr_strerror(rc), NULL);
+    }
+    p->busy = 1; /* (2) */
+    r->inflight++;
+    r->refs++;
+    submit_for_gw(b, &l, j, cb, ctx, "stored");
+    sr_buf_release(&l.b);
+}
+
+static void gw_periodic(sr_broker *b, const char *op, const char *gw, const sr_gw_msg *msg, sr_gw_answer_cb cb,
+                        void *ctx)
+{
+    json_t *mid = json_object_get(msg->body, "monitorId");
+    if (!json_is_string(mid)) return gw_ack(cb, ctx, "E1001", "body.monitorId: a string is required", NULL);
+    mon *m = mon_find(b, op, json_string_value(mid));
+    int mine = 0;
+    for (size_t k = 0; m && k < m->ngws; k++) mine |= !strcmp(m->gws[k], gw);
+    if (!mine) return gw_ack(cb, ctx, "E3001", "unknown monitorId (not a monitor of this gateway)", NULL);
+    json_t *vals = json_object_get(msg->body, "values");
+    if (!json_is_array(vals)) return gw_ack(cb, ctx, "E1001", "body.values: an array is required", NULL);
+    sr_gw_err err;
+    memset(&err, 0, sizeof err);
+    sr_buf ev;
+    sr_buf_init(&ev);
+    size_t nv = 0;
+    int rc = sr_gw_values_event(b->eng, op, gw, msg->message_id, vals, &ev, &nv, &err);
+    if (rc) {
+        gw_ack(cb, ctx, err.code ? err.code : "E9001", err.code ? err.message : sr_strerror(rc), err.detail);
+        sr_gw_err_clear(&err);
+    } else {
+        evlist l = {0};
+        sr_buf_init(&l.b);
+        if (evl_add_raw(&l, &ev) == SR_OK) submit_for_gw(b, &l, NULL, cb, ctx, "stored");
+        else gw_ack(cb, ctx, "E9001", "out of memory", NULL);
+        sr_buf_release(&l.b);
+    }
+    sr_buf_release(&ev);
+}
+
+static void gw_monitor_ack(sr_broker *b, const char *op, const char *gw, const sr_gw_msg *msg, sr_gw_answer_cb cb,
+                           void *ctx)
+{
+    json_t *mid = json_object_get(msg->body, "monitorId"), *act = json_object_get(msg->body, "action");
+    char code[8], rmsg[160];
+    if (!json_is_string(mid)) return gw_ack(cb, ctx, "E1001", "body.monitorId: a string is required", NULL);
+    const char *a = json_is_string(act) ? json_string_value(act) : "";
+    if (strcmp(a, "START") && strcmp(a, "STOP")) return gw_ack(cb, ctx, "E1001", "body.action: START or STOP", NULL);
+    if (parse_result(json_object_get(msg->body, "result"), code, rmsg, sizeof rmsg))
+        return gw_ack(cb, ctx, "E1001", "body.result: \"0\" or {\"code\":\"E....\",\"message\":...}", NULL);
+    mon *m = mon_find(b, op, json_string_value(mid));
+    size_t gi = 0;
+    while (m && gi < m->ngws && strcmp(m->gws[gi], gw)) gi++;
+    if (!m || gi == m->ngws) return gw_ack(cb, ctx, "E3001", "unknown monitorId (not a monitor of this gateway)", NULL);
+    int start = !strcmp(a, "START");
+    int kind = start ? SUIRO__V1__REQUEST_KIND__RK_PERIODIC_START : SUIRO__V1__REQUEST_KIND__RK_PERIODIC_STOP;
+    part *p = mon_part(b, m, gw, kind);
+    int ok = !strcmp(code, "0");
+    evlist l = {0};
+    sr_buf_init(&l.b);
+    int rc = SR_OK;
+    if (p) {
+        Suiro__V1__RequestTransition rt = SUIRO__V1__REQUEST_TRANSITION__INIT;
+        rt.request_id = p->r->id;
+        rt.gateway_id = p->gw;
+        rt.state = ok ? SUIRO__V1__REQUEST_STATE__RS_SUCCEEDED : SUIRO__V1__REQUEST_STATE__RS_FAILED;
+        rt.error_code = ok ? "" : code;
+        rt.message = rmsg;
+        Suiro__V1__Event ev = SUIRO__V1__EVENT__INIT;
+        ev.body_case = SUIRO__V1__EVENT__BODY_REQUEST_TRANSITION;
+        ev.request_transition = &rt;
+        rc = evl_add(&l, &ev, op, gw, SUIRO__V1__ACTOR_KIND__ACTOR_GATEWAY, msg->message_id);
+        p->state = rt.state;
+        p->r->nopen = 0;
+        p->r->finished = 1;
+        areq_unref(p->r);
+    }
+    /* the monitor moves on when every gateway acknowledged */
+    int want = start ? (m->state == SUIRO__V1__MONITOR_STATE__MS_STARTING || m->state == SUIRO__V1__MONITOR_STATE__MS_RUNNING)
+                     : m->state == SUIRO__V1__MONITOR_STATE__MS_STOPPING;
+    if (!rc && ok && want && !m->acked[gi]) {
+        m->acked[gi] = 1;
+        int all = 1;
+        for (size_t k = 0; k < m->ngws; k++) all &= m->acked[k];
+        if (all) m->state = start ? SUIRO__V1__MONITOR_STATE__MS_RUNNING : SUIRO__V1__MONITOR_STATE__MS_STOPPED;
+        rc = mon_event(&l, m, gw, SUIRO__V1__ACTOR_KIND__ACTOR_GATEWAY);
+        if (all) sr_slog(SR_LOG_INFO, "monitor state", "op=%s monitor=%s status=%s", op, m->id, ms_name(m->state));
+    } else if (!ok)
+        sr_slog(SR_LOG_WARN, "monitor action refused by the gateway", "op=%s gw=%s monitor=%s action=%s code=%s", op,
+                gw, m->id, a, code);
+    if (!rc && l.n) submit_for_gw(b, &l, NULL, cb, ctx, "stored");
+    else if (!rc) gw_ack(cb, ctx, "0", "nothing to change", NULL);
+    else gw_ack(cb, ctx, "E9001", sr_strerror(rc), NULL);
+    sr_buf_release(&l.b);
+}
+
+int sr_broker_cert(sr_broker *b, const char *op, const char *subject, const char *id, sr_buf *pem)
+{
+    pem->len = 0;
+    if (!strcmp(subject, "platform")) return sr_pki_platform_cert(b->dir, pem);
+    int kind = !strcmp(subject, "app") ? SUIRO__V1__REGISTRY_KIND__RG_APP
+               : !strcmp(subject, "gateway") ? SUIRO__V1__REGISTRY_KIND__RG_GATEWAY : -1;
+    if (kind < 0) return SR_EINVAL;
+    sr_buf reg;
+    sr_buf_init(&reg);
+    int rc = sr_engine_registry_get(b->eng, op, kind, id, &reg);
+    if (!rc) {
+        Suiro__V1__RegistryPut *rp = suiro__v1__registry_put__unpack(NULL, reg.len, reg.data);
+        if (!rp) rc = SR_ECORRUPT;
+        else {
+            rc = rp->cert_pem[0] ? sr_buf_append(pem, rp->cert_pem, strlen(rp->cert_pem)) : SR_ENOTFOUND;
+            suiro__v1__registry_put__free_unpacked(rp, NULL);
+        }
+    }
+    sr_buf_release(&reg);
+    return rc;
+}
+
+static void gw_cert(sr_broker *b, const char *op, const sr_gw_msg *msg, sr_gw_answer_cb cb, void *ctx)
+{
+    json_t *st = json_object_get(msg->body, "subjectType"), *si = json_object_get(msg->body, "subjectId");
+    if (!json_is_string(st)) return gw_ack(cb, ctx, "E1001", "body.subjectType: platform, app or gateway", NULL);
+    sr_buf pem;
+    sr_buf_init(&pem);
+    int rc = sr_broker_cert(b, op, json_string_value(st), json_is_string(si) ? json_string_value(si) : "", &pem);
+    if (rc == SR_EINVAL) gw_ack(cb, ctx, "E1001", "body.subjectType: platform, app or gateway", NULL);
+    else if (rc == SR_ENOTFOUND) gw_ack(cb, ctx, "E3001", "no certificate for that subject", NULL);
+    else if (rc) gw_ack(cb, ctx, "E9001", sr_strerror(rc), NULL);
+    else {
+        json_t *env = envelope("GW_CERT_RES", msg->message_id, json_pack("{s:s%}", "pem", (const char *)pem.data, pem.len));
+        sr_buf out;
+        sr_buf_init(&out);
+        if (dump_to(env, &out) == SR_OK) {
+            sr_gw_answer a = {"0", "", NULL, "res/cert", &out};
+            cb(ctx, &a);
+        } else
+            gw_ack(cb, ctx, "E9001", "out of memory", NULL);
+        sr_buf_release(&out);
+        json_decref(env);
+    }
+    sr_buf_release(&pem);
+}
+
+static void gw_fetch_now(sr_broker *b, const char *op, const char *gw, const sr_gw_msg *msg, sr_gw_answer_cb cb,
+                         void *ctx)
+{
+    json_t *mx = json_object_get(msg->body, "maxItems");
+    if (mx && (!json_is_integer(mx) || json_integer_value(mx) < 1 || json_integer_value(mx) > 1000))
+        return gw_ack(cb, ctx, "E1001", "body.maxItems: an integer 1..1000", NULL);
+    int max = mx ? (int)json_integer_value(mx) : 100;
+    gwent *g = gw_find(b, op, gw, 1);
+    if (!g) return gw_ack(cb, ctx, "E9001", "out of memory", NULL);
+    part *ps[1000];
+    size_t n = collect(b, g, 1, ps, (size_t)max);
+    sr_buf env;
+    sr_buf_init(&env);
+    if (requests_envelope(ps, n, "GW_FETCH_RES", msg->message_id, &env) == SR_OK) {
+        for (size_t i = 0; i < n; i++) part_handed(b, ps[i]);
+        sr_gw_answer a = {"0", "", NULL, "res/fetch", &env};
+        cb(ctx, &a);
+    } else
+        gw_ack(cb, ctx, "E9001", "out of memory", NULL);
+    sr_buf_release(&env);
+}
+
+void sr_broker_gw_message(sr_broker *b, const char *op, const char *gw, const char *peer, const char *suffix,
+                          const sr_gw_msg *msg, sr_gw_answer_cb cb, void *ctx)
+{
+    (void)peer;
+    if (!strcmp(suffix, "data/immediate")) gw_result(b, op, gw, msg, SUIRO__V1__REQUEST_KIND__RK_IMMEDIATE, cb, ctx);
+    else if (!strcmp(suffix, "ack/control")) gw_result(b, op, gw, msg, SUIRO__V1__REQUEST_KIND__RK_CONTROL, cb, ctx);
+    else if (!strcmp(suffix, "data/periodic")) gw_periodic(b, op, gw, msg, cb, ctx);
+    else if (!strcmp(suffix, "ack/monitor")) gw_monitor_ack(b, op, gw, msg, cb, ctx);
+    else if (!strcmp(suffix, "req/cert")) gw_cert(b, op, msg, cb, ctx);
+    else if (!strcmp(suffix, "req/fetch")) gw_fetch_now(b, op, gw, msg, cb, ctx);
+    else gw_ack(cb, ctx, "E1001", "not a request topic", NULL);
+}
+
+/* ---- presence -------------------------------------------------------------- */
+
+void sr_broker_gw_online(sr_broker *b, const char *op, const char *gw, const sr_gwlink *link)
+{
+    gwent *g = gw_find(b, op, gw, 1);
+    if (!g) return;
+    g->link = *link;
+    /* what was handed out to an earlier session is handed out again */
+    for (areq *r = b->live; r; r = r->next)
+        if (!strcmp(r->op, op))
+            for (size_t i = 0; i < r->nparts; i++)
+                if (!strcmp(r->parts[i].gw, gw)) r->parts[i].handed = 0;
+    mon_resend(b, op, gw);
+}
+
+void sr_broker_gw_offline(sr_broker *b, const char *op, const char *gw, void *link_ctx)
+{
+    gwent *g = gw_find(b, op, gw, 0);
+    if (g && g->link.ctx == link_ctx) memset(&g->link, 0, sizeof g->link);
+}
+
+void sr_broker_gw_kick(sr_broker *b, const char *op, const char *gw) { gw_deliver_op(b, op, gw); }
+
+/* ---- HTTP long poll -------------------------------------------------------- */
+
+static void on_fwait_closed(uv_handle_t *h) { free(h->data); }
+
+static void fwait_unlink(fwait *w)
+{
+    for (fwait **x = &w->g->waiters; *x; x = &(*x)->next)
+        if (*x == w) {
+            *x = w->next;
+            break;
+        }
+}
+
+static void fwait_finish(fwait *w, part **ps, size_t n)
+{
+    sr_buf env;
+    sr_buf_init(&env);
+    if (requests_envelope(ps, n, "GW_FETCH_RES", w->corr, &env) == SR_OK) {
+        for (size_t i = 0; i < n; i++) part_handed(w->b, ps[i]);
+        w->cb(w->ctx, &env);
+    }
+    sr_buf_release(&env);
+    w->g->http_seen = mono_ms();
+    uv_timer_stop(&w->timer);
+    uv_close((uv_handle_t *)&w->timer, on_fwait_closed);
+}
+
+static void on_fwait_timeout(uv_timer_t *t)
+{
+    fwait *w = t->data;
+    fwait_unlink(w);
+    fwait_finish(w, NULL, 0);
+}
+
+void *sr_broker_fetch(sr_broker *b, const char *op, const char *gw, const char *corr, int max, uint32_t wait_ms,
+                      sr_fetch_cb cb, void *ctx)
+{
+    gwent *g = gw_find(b, op, gw, 1);
+    fwait *w = g ? calloc(1, sizeof *w) : NULL;
+    if (!w) {
+        sr_buf empty;
+        sr_buf_init(&empty);
+        cb(ctx, &empty);
+        return NULL;
+    }
+    g->http_seen = mono_ms();
+    w->b = b;
+    w->g = g;
+    w->max = max < 1 ? 1 : max > 1000 ? 1000 : max;
+    w->cb = cb;
+    w->ctx = ctx;
+    snprintf(w->corr, sizeof w->corr, "%s", corr ? corr : "");
+    uv_timer_init(b->loop, &w->timer);
+    w->timer.data = w;
+    part *ps[1000];
+    size_t n = collect(b, g, 1, ps, (size_t)w->max);
+    if (n || !wait_ms) {
+        fwait_finish(w, ps, n);
+        return NULL;
+    }
+    /* wait, in arrival order */
+    fwait **x = &g->waiters;
+    while (*x) x = &(*x)->next;
+    *x = w;
+    uv_timer_start(&w->timer, on_fwait_timeout, wait_ms > MAX_WAIT_MS ? MAX_WAIT_MS : wait_ms, 0);
+    return w;
+}
+
+void sr_broker_fetch_cancel(sr_broker *b, void *handle)
+{
+    (void)b;
+    fwait *w = handle;
+    if (!w) return;
+    fwait_unlink(w);
+    w->g->http_seen = mono_ms();
+    uv_timer_stop(&w->timer);
+    uv_close((uv_handle_t *)&w->timer, on_fwait_closed);
+}
+
+/* ---- status ------------------------------------------------------------------ */
+
+int sr_broker_request_status(sr_broker *b, const char *op, const char *app, const char *id, json_t **out)
+{
+    sr_buf c, s;
+    sr_buf_init(&c);
+    sr_buf_init(&s);
+    int rc = sr_engine_request_get(b->eng, op, id, "", &c, &s);
+    Suiro__V1__RequestCreated *rq = rc ? NULL : suiro__v1__request_created__unpack(NULL, c.len, c.data);
+    Suiro__V1__RequestTransition *rt = s.len ? suiro__v1__request_transition__unpack(NULL, s.len, s.data) : NULL;
+    if (!rc && !rq) rc = SR_ECORRUPT;
+    if (!rc && strcmp(rq->app_id, app)) rc = SR_ENOTFOUND; /* another app's: does not exist for this one */
+    if (!rc) {
+        areq *r = req_find(b, op, id);
+        int st = rt ? (int)rt->state : r ? r->state : SUIRO__V1__REQUEST_STATE__RS_CREATED;
+        char t[32];
+        sr_rfc3339_format(rq->deadline_ms - rq->timeout_ms, t);
+        json_t *o = json_pack("{s:s,s:s,s:s,s:s}", "requestId", id, "type", rk_name(rq->kind), "status", rs_name(st),
+                              "createdAt", t);
+        if (rt && rt->error_code[0]) json_object_set_new(o, "result", result_obj(rt->error_code, rt->message));
+        else if (rt) json_object_set_new(o, "result", result_obj("0", "OK"));
+        if (rt && rt->n_values) {
+            json_t *vals = json_array();
+            for (size_t i = 0; i < rt->n_values; i++) {
+                json_t *v = cv_json(rt->values[i]);
+                json_array_append_new(vals, value_json(rt->values[i]->data_id, rt->values[i]->timestamp_ms, v,
+                                                       (int)rt->values[i]->quality));
+                json_decref(v);
+            }
+            json_object_set_new(o, "values", vals);
+        } else if (rt && rq->kind == SUIRO__V1__REQUEST_KIND__RK_IMMEDIATE)
+            json_object_set_new(o, "values", json_array());
+        if (rt && rt->n_applied) json_object_set_new(o, "appliedValue", cv_json(rt->applied[0]));
+        *out = o;
+    }
+    if (rq) suiro__v1__request_created__free_unpacked(rq, NULL);
+    if (rt) suiro__v1__request_transition__free_unpacked(rt, NULL);
+    sr_buf_release(&c);
+    sr_buf_release(&s);
+    return rc;
+}
+
+/* ---- loop plumbing ------------------------------------------------------------ */
+
+static void on_async(uv_async_t *a)
+{
+    sr_broker *b = a->data;
+    pthread_mutex_lock(&b->mu);
+    job *j = b->done, *rev = NULL;
+    b->done = NULL;
+    pthread_mutex_unlock(&b->mu);
+    while (j) { /* oldest first */
+        job *n = j->next;
+        j->next = rev;
+        rev = j;
+        j = n;
+    }
+    for (j = rev; j;) {
+        job *n = j->next;
+        switch (j->what) {
+        case J_CREATED:
+            created_done(j);
+            areq_unref(j->r);
+            break;
+        case J_ANSWER: answer_done(j); break;
+        case J_FINAL:
+            if (j->res.rc)
+                sr_slog(SR_LOG_ERROR, "request outcome not stored", "request=%s error=%s", j->r->id,
+                        sr_err_name(j->res.rc));
+            request_answer_app(j->r);
+            areq_unref(j->r); /* the job's */
+            areq_unref(j->r); /* the live table's */
+            break;
+        case J_MONITOR: monitor_done(j); break;
+        default:
+            if (j->res.rc)
+                gw_ack(j->gcb, j->gctx, j->res.rc == SR_EINVAL ? "E1001" : "E9001",
+                       j->res.msg[0] ? j->res.msg : sr_strerror(j->res.rc), NULL);
+            else
+                gw_ack(j->gcb, j->gctx, "0", j->res.duplicate ? "duplicate; stored once" : j->ok_msg, NULL);
+            break;
+        }
+        free(j);
+        j = n;
+    }
+}
+
+int sr_broker_open(uv_loop_t *loop, sr_engine *eng, const char *data_dir, sr_broker **out, char *err, size_t errlen)
+{
+    sr_broker *b = calloc(1, sizeof *b);
+    if (!b) return SR_ENOMEM;
+    b->loop = loop;
+    b->eng = eng;
+    snprintf(b->dir, sizeof b->dir, "%s", data_dir);
+    int rc = sr_pki_ensure_platform(data_dir, err, errlen);
+    if (rc) {
+        free(b);
+        return rc;
+    }
+    pthread_mutex_init(&b->mu, NULL);
+    uv_async_init(loop, &b->async, on_async);
+    b->async.data = b;
+    *out = b;
+    return SR_OK;
+}
+
+void sr_broker_flush(sr_broker *b)
+{
+    if (b) on_async(&b->async);
+}
+
+void sr_broker_dispose(sr_broker *b)
+{
+    if (!b) return;
+    on_async(&b->async);
+    for (gwent *g = b->gws; g; g = g->next)
+        while (g->waiters) {
+            fwait *w = g->waiters;
+            g->waiters = w->next;
+            fwait_finish(w, NULL, 0);
+        }
+    for (areq *r = b->live; r; r = r->next)
+        if (r->timer_init) {
+            uv_close((uv_handle_t *)&r->timer, NULL);
+            r->timer_init = 0;
+        }
+    if (!uv_is_closing((uv_handle_t *)&b->async)) uv_close((uv_handle_t *)&b->async, NULL);
+}
+
+void sr_broker_free(sr_broker *b)
+{
+    if (!b) return;
+    /* answer whoever still waits, then drop everything */
+    while (b->live) {
+        areq *r = b->live;
+        if (r->cb) app_answer(r->cb, r->cbctx, "E9001", "server stopping");
+        r->cb = NULL;
+        b->live = r->next;
+        areq_free(r); /* timers were closed by the loop walk */
+    }
+    while (b->mons) {
+        mon *m = b->mons;
+        b->mons = m->next;
+        mon_free(m);
+    }
+    while (b->loaded) {
+        oploaded *o = b->loaded;
+        b->loaded = o->next;
+        free(o);
+    }
+    while (b->gws) {
+        gwent *g = b->gws;
+        b->gws = g->next;
+        free(g);
+    }
+    pthread_mutex_destroy(&b->mu);
+    free(b);
+}

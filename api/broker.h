@@ -1,0 +1,108 @@
+/*
+ * api/broker.h -- requests, monitors and control between apps and gateways
+ * (docs/requests.md). Runs on the server's libuv loop: every function here is
+ * called from the loop thread, and every callback is called on it.
+ *
+ * The broker keeps, per gateway, the open parts of requests (not yet
+ * answered) and hands them out: pushed at once on MQTT to a gateway that
+ * subscribed to R/requests, or returned by a fetch (MQTT R/req/fetch, HTTP
+ * long poll). Every step is an event in the log; an app is answered, and a
+ * gateway's answer acknowledged, only once the events are durable.
+ */
+#ifndef SR_BROKER_H
+#define SR_BROKER_H
+
+#include "api/gwif_json.h"
+#include "engine/suiro.h"
+
+#include <jansson.h>
+#include <uv.h>
+
+typedef struct sr_broker sr_broker;
+
+SR_MUST_CHECK int sr_broker_open(uv_loop_t *loop, sr_engine *eng, const char *data_dir, sr_broker **out, char *err,
+                                 size_t errlen);
+/* Answer what the engine completed; after the engine was closed. */
+void sr_broker_flush(sr_broker *b);
+/* Answer waiting fetches, close the broker's handles (before the server
+ * walks the loop), then free after the loop ran. */
+void sr_broker_dispose(sr_broker *b);
+void sr_broker_free(sr_broker *b);
+
+/* ---- gateways ----------------------------------------------------------- */
+
+/* A gateway's MQTT session, as the broker pushes to it. send delivers an
+ * envelope on R/<suffix> if the gateway subscribed to it and returns 1, or
+ * returns 0 (not subscribed: the gateway must fetch). */
+typedef struct sr_gwlink {
+    void *ctx;
+    int (*send)(void *ctx, const char *suffix, const sr_buf *payload);
+} sr_gwlink;
+
+void sr_broker_gw_online(sr_broker *b, const char *op, const char *gw, const sr_gwlink *link);
+/* The session of link ctx ended (a newer session of the gateway is kept). */
+void sr_broker_gw_offline(sr_broker *b, const char *op, const char *gw, void *link_ctx);
+/* The MQTT gateway subscribed to something: push what waits. */
+void sr_broker_gw_kick(sr_broker *b, const char *op, const char *gw);
+
+/* The answer to a gateway's message. code "0" or an interface.md code; for
+ * fetch and certificate requests, reply_suffix ("res/fetch", "res/cert") and
+ * reply (the whole envelope) are set instead of an acknowledgement. */
+typedef struct sr_gw_answer {
+    const char *code;
+    const char *message;
+    json_t *detail;           /* borrowed, may be NULL */
+    const char *reply_suffix; /* NULL: a GW_ACK */
+    const sr_buf *reply;
+} sr_gw_answer;
+typedef void (*sr_gw_answer_cb)(void *ctx, const sr_gw_answer *a);
+
+/* A gateway message for the broker: suffix is its topic below R
+ * ("data/immediate", "data/periodic", "ack/monitor", "ack/control",
+ * "req/fetch", "req/cert"). cb is called exactly once, maybe before this
+ * returns. msg is borrowed for the call only. */
+void sr_broker_gw_message(sr_broker *b, const char *op, const char *gw, const char *peer, const char *suffix,
+                          const sr_gw_msg *msg, sr_gw_answer_cb cb, void *ctx);
+
+/* HTTP long poll: hand out up to max requests now, or wait up to wait_ms.
+ * cb gets the GW_FETCH_RES envelope. The returned handle is cancelled
+ * (sr_broker_fetch_cancel) if the HTTP request goes away first. */
+typedef void (*sr_fetch_cb)(void *ctx, const sr_buf *envelope);
+void *sr_broker_fetch(sr_broker *b, const char *op, const char *gw, const char *correlation_id, int max,
+                      uint32_t wait_ms, sr_fetch_cb cb, void *ctx);
+void sr_broker_fetch_cancel(sr_broker *b, void *handle);
+
+/* A certificate as PEM: subject "platform", "app" or "gateway". */
+SR_MUST_CHECK int sr_broker_cert(sr_broker *b, const char *op, const char *subject, const char *id, sr_buf *pem);
+
+/* ---- apps --------------------------------------------------------------- */
+
+/* The outcome for the app: an HTTP status and the JSON body (owned by the
+ * broker; the callee copies what it keeps). */
+typedef void (*sr_app_cb)(void *ctx, int status, json_t *body);
+
+typedef struct sr_target {
+    char data_id[72];
+    char gw[72];
+} sr_target;
+
+/* Immediate acquisition (kind IMMEDIATE) or a control value (CONTROL, one
+ * target, value and protection JSON borrowed). async: answered at once
+ * (202) once the request is durable. Returns a waiter handle for
+ * sr_broker_detach (the HTTP request went away), or NULL if cb was called. */
+void *sr_broker_request(sr_broker *b, const char *op, const char *app, int kind, const sr_target *t, size_t n,
+                        uint32_t timeout_ms, int async, json_t *value, json_t *protection, sr_app_cb cb, void *ctx);
+void sr_broker_detach(sr_broker *b, void *waiter);
+
+/* GET /api/v1/requests/{id}: SR_ENOTFOUND if no such request of this app. */
+SR_MUST_CHECK int sr_broker_request_status(sr_broker *b, const char *op, const char *app, const char *id,
+                                           json_t **out);
+
+/* Monitors: start (201 {monitorId, status}), stop (202), list. */
+void sr_broker_monitor_start(sr_broker *b, const char *op, const char *app, const sr_target *t, size_t n,
+                             uint32_t interval_ms, int64_t start_ms, int64_t end_ms, sr_app_cb cb, void *ctx);
+void sr_broker_monitor_stop(sr_broker *b, const char *op, const char *app, const char *monitor, sr_app_cb cb,
+                            void *ctx);
+SR_MUST_CHECK int sr_broker_monitor_list(sr_broker *b, const char *op, const char *app, json_t **items);
+
+#endif

@@ -1,0 +1,44 @@
+/*
+ * api/httpu.h -- what the HTTP bindings (GW-IF /gw/v1, AP-IF /api/v1) share
+ * on libh2o: JSON answers with interface.md's error body, and a request
+ * context that outlives the h2o request safely.
+ */
+#ifndef SR_HTTPU_H
+#define SR_HTTPU_H
+
+#include <h2o.h>
+#include <jansson.h>
+
+/* Send body (copied) with status. */
+void sr_http_json(h2o_req_t *req, int status, const char *body, size_t len);
+/* Send a JSON value (not consumed) with status. */
+void sr_http_jsonv(h2o_req_t *req, int status, json_t *v);
+/* {"result":{"code","message","detail?"}} with the status interface.md gives
+ * the code (status 0) or the one given. */
+void sr_http_result(h2o_req_t *req, int status, const char *code, const char *message, json_t *detail);
+int sr_http_status_of(const char *code);
+/* 204 No Content */
+void sr_http_no_content(h2o_req_t *req);
+
+/* A context shared by an h2o request and work that finishes later (engine
+ * completion, broker answer, auth job): refcounted; req becomes NULL when
+ * h2o disposes of the request first. */
+typedef struct sr_http_ctx {
+    h2o_req_t *req;
+    int refs;
+    void (*on_free)(struct sr_http_ctx *); /* optional */
+} sr_http_ctx;
+
+/* Allocate size bytes (>= sizeof(sr_http_ctx)), zeroed, tied to req; refs 1. */
+void *sr_http_ctx_new(h2o_req_t *req, size_t size);
+void sr_http_ctx_unref(sr_http_ctx *c);
+
+/* Path helpers */
+int sr_http_is(h2o_req_t *req, const char *method, const char *path);
+int sr_http_method(h2o_req_t *req, const char *method);
+/* The value of query parameter name (first one), URL-decoded into out; 1 if present. */
+int sr_http_query(h2o_req_t *req, const char *name, char *out, size_t cap);
+/* Bearer token of the Authorization header, or NULL. */
+const char *sr_http_bearer(h2o_req_t *req, size_t *len);
+
+#endif
