@@ -67,6 +67,8 @@ static int handler(void *user, const char *section, const char *name, const char
     STR("log", "level", log_level)
     STR("http", "listen", http_listen)
     NUM("http", "max_body", http_max_body, 1024, 1u << 30)
+    STR("http", "tls_cert", http_tls_cert)
+    STR("http", "tls_key", http_tls_key)
     STR("mqtt", "tls_listen", tls_listen)
     STR("mqtt", "tls_cert", tls_cert)
     STR("mqtt", "tls_key", tls_key)

@@ -23,6 +23,8 @@ typedef struct sr_config {
     char log_level[8];       /* [log] level = info */
     char http_listen[128];   /* [http] listen = 127.0.0.1:8080 ("" disables): GW-IF HTTP binding */
     uint32_t http_max_body;  /* [http] max_body = 16777216 */
+    char http_tls_cert[1024];/* [http] tls_cert = (none) server certificate chain: the listener speaks HTTPS */
+    char http_tls_key[1024]; /* [http] tls_key = its private key */
     char tls_listen[128];    /* [mqtt] tls_listen = (none) e.g. 127.0.0.1:8883 */
     char tls_cert[1024];     /* [mqtt] tls_cert = server certificate chain (PEM) */
     char tls_key[1024];      /* [mqtt] tls_key = its private key (PEM) */

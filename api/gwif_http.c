@@ -31,6 +31,8 @@
 #include "storage/crypto.h"
 
 #include <h2o.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -61,6 +63,7 @@ struct sr_gwhttp {
     pthread_mutex_t mu;
     struct pending *done;
     int ctx_ready;
+    SSL_CTX *ssl; /* HTTPS */
     size_t open_conns; /* h2o connections not yet closed */
 };
 
@@ -563,8 +566,8 @@ static void on_accept(uv_stream_t *listener, int status)
     h2o_accept(&g->accept, sock);
 }
 
-int sr_gwhttp_open(uv_loop_t *loop, sr_engine *eng, sr_broker *broker, const char *host, int port, size_t max_body,
-                   sr_gwhttp **out, char *err, size_t errlen)
+int sr_gwhttp_open(uv_loop_t *loop, sr_engine *eng, sr_broker *broker, const char *host, int port,
+                   const char *tls_cert, const char *tls_key, size_t max_body, sr_gwhttp **out, char *err, size_t errlen)
 {
     sr_gwhttp *g = calloc(1, sizeof *g);
     if (!g) return SR_ENOMEM;
@@ -592,6 +595,27 @@ int sr_gwhttp_open(uv_loop_t *loop, sr_engine *eng, sr_broker *broker, const cha
     g->ctx_ready = 1;
     g->accept.ctx = &g->ctx;
     g->accept.hosts = g->config.hosts;
+    if (tls_cert && tls_cert[0] && tls_key && tls_key[0]) {
+        SSL_CTX *ssl = SSL_CTX_new(TLS_server_method());
+        g->ssl = ssl;
+        if (!ssl) {
+            snprintf(err, errlen, "[http] TLS: %s", ERR_reason_error_string(ERR_get_error()));
+            *out = g;
+            return SR_ETLS;
+        }
+        SSL_CTX_set_min_proto_version(ssl, TLS1_2_VERSION);
+        if (SSL_CTX_use_certificate_chain_file(ssl, tls_cert) != 1) {
+            snprintf(err, errlen, "[http] tls_cert %s: %s", tls_cert, ERR_reason_error_string(ERR_get_error()));
+            *out = g;
+            return SR_ETLS;
+        }
+        if (SSL_CTX_use_PrivateKey_file(ssl, tls_key, SSL_FILETYPE_PEM) != 1 || SSL_CTX_check_private_key(ssl) != 1) {
+            snprintf(err, errlen, "[http] tls_key %s: %s", tls_key, ERR_reason_error_string(ERR_get_error()));
+            *out = g;
+            return SR_ETLS;
+        }
+        g->accept.ssl_ctx = ssl;
+    }
     uv_async_init(loop, &g->async, on_async);
     g->async.data = g;
     struct sockaddr_storage addr;
@@ -666,6 +690,7 @@ void sr_gwhttp_free(sr_gwhttp *g)
     if (g->ctx_ready < 0) return; /* see sr_gwhttp_dispose */
     h2o_config_dispose(&g->config);
     sr_apif_free(g->apif);
+    if (g->ssl) SSL_CTX_free(g->ssl);
     pthread_mutex_destroy(&g->mu);
     free(g->tokens);
     free(g);

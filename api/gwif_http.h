@@ -12,7 +12,9 @@
 typedef struct sr_gwhttp sr_gwhttp;
 
 /* Bind host:port (port 0: a free one). On failure *out may be set (free it). */
-SR_MUST_CHECK int sr_gwhttp_open(uv_loop_t *loop, sr_engine *eng, sr_broker *broker, const char *host, int port, size_t max_body,
+/* tls_cert and tls_key (PEM files) both non-empty: HTTPS. */
+SR_MUST_CHECK int sr_gwhttp_open(uv_loop_t *loop, sr_engine *eng, sr_broker *broker, const char *host, int port,
+                                 const char *tls_cert, const char *tls_key, size_t max_body,
                                  sr_gwhttp **out, char *err, size_t errlen);
 int sr_gwhttp_port(sr_gwhttp *g);
 void sr_gwhttp_stop_accepting(sr_gwhttp *g);

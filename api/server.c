@@ -1298,7 +1298,7 @@ int sr_server_open(const sr_config *cfg, sr_server **out, char *err, size_t errl
             rc = SR_EINVAL;
             goto fail;
         }
-        if ((rc = sr_gwhttp_open(&s->loop, s->eng, s->broker, host, port, cfg->http_max_body, &s->http, err, errlen))) goto fail;
+        if ((rc = sr_gwhttp_open(&s->loop, s->eng, s->broker, host, port, cfg->http_tls_cert, cfg->http_tls_key, cfg->http_max_body, &s->http, err, errlen))) goto fail;
     }
     if (cfg->tls_listen[0]) {
         if ((rc = tls_setup(s, err, errlen))) goto fail;

@@ -52,7 +52,7 @@ int sr_cmd_serve(int argc, char **argv)
     if (cfg.mqtt_listen[0] && sr_config_hostport(cfg.mqtt_listen, host, sizeof host, &port) == 0)
         printf("listening mqtt=%s:%d\n", host, sr_server_mqtt_port(s));
     if (cfg.http_listen[0] && sr_config_hostport(cfg.http_listen, host, sizeof host, &port) == 0)
-        printf("listening http=%s:%d\n", host, sr_server_http_port(s));
+        printf("listening %s=%s:%d\n", cfg.http_tls_cert[0] ? "https" : "http", host, sr_server_http_port(s));
     if (cfg.tls_listen[0] && sr_config_hostport(cfg.tls_listen, host, sizeof host, &port) == 0)
         printf("listening mqtts=%s:%d\n", host, sr_server_mqtts_port(s));
     fflush(stdout);

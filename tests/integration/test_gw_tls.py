@@ -69,6 +69,8 @@ tls_ca = {P}/ca.pem
 tls_client_cert = {mode}
 [http]
 listen = 127.0.0.1:0
+tls_cert = {P}/srv.pem
+tls_key = {P}/srv.key
 """)
     p = subprocess.Popen([BIN, "serve", "--config", cfg], stdout=subprocess.PIPE,
                          stderr=open(f"{T}/server.log", "a"), text=True)
@@ -80,7 +82,28 @@ listen = 127.0.0.1:0
             raise RuntimeError("server did not start")
         k, v = line.strip().split(" ", 1)[1].split("=")
         ports[k] = int(v.rsplit(":", 1)[1])
+    ports_seen.update(ports)
     return p, ports["mqtts"]
+
+
+ports_seen = {}
+
+
+def curl_https(method, path, body=None, token=None, plain=False):
+    port = ports_seen["https"]
+    url = ("http" if plain else "https") + "://localhost:%d%s" % (port, path)
+    args = ["curl", "-s", "-o", f"{T}/body", "-w", "%{http_code}", "--max-time", "10", "--resolve",
+            "localhost:%d:127.0.0.1" % port, "--cacert", f"{P}/ca.pem", "-X", method, url]
+    if body is not None:
+        args += ["-H", "Content-Type: application/json", "--data-binary", body]
+    if token:
+        args += ["-H", "Authorization: Bearer " + token]
+    r = subprocess.run(args, capture_output=True, text=True, timeout=20)
+    try:
+        b = open(f"{T}/body").read()
+    except OSError:
+        b = ""
+    return r.stdout.strip(), b
 
 
 def msg(mid, ts):
@@ -158,9 +181,21 @@ try:
                         "demo-gw001-secret", "-q", "1", "-t", "wip/v1/demo/gw/GW001/data/measurements", "-m",
                         msg("tls-6", "2026-11-22T00:00:06Z")], capture_output=True, timeout=20)
     check("plain MQTT on the TLS port fails", r.returncode != 0, r.returncode)
+    # the HTTP listener with tls_cert speaks HTTPS: GW-IF and AP-IF over TLS
+    st, b = curl_https("POST", "/gw/v1/sessions", '{"operatorId":"demo","gatewayId":"GW001","secret":"demo-gw001-secret"}')
+    check("HTTPS: a gateway session over TLS (curl, verified server certificate)", st == "201" and "token" in b, (st, b))
+    tok = json.loads(b)["token"] if st == "201" else ""
+    st, b = curl_https("POST", "/gw/v1/measurements", msg("tls-h1", "2026-11-22T00:00:09Z"), tok)
+    check("HTTPS: values are acknowledged once durable", st == "200" and '"code":"0"' in b, (st, b))
+    st, b = curl_https("POST", "/api/v1/sessions", '{"operatorId":"demo","appId":"APP001","secret":"demo-app001-secret"}')
+    check("HTTPS: AP-IF on the same listener", st == "201", (st, b))
+    st, b = curl_https("GET", "/gw/v1/certificates/platform/platform", None, tok)
+    check("HTTPS: the platform certificate", st == "200" and b.startswith("-----BEGIN CERTIFICATE-----"), (st, b[:60]))
+    st, b = curl_https("POST", "/gw/v1/sessions", "{}", plain=True)
+    check("plain HTTP on the HTTPS listener gets no answer", st in ("000", "400"), st)
     check("the server is still up", srv.poll() is None)
     ids = stored()
-    check("exactly the two authenticated messages are stored", sorted(ids) == ["tls-1", "tls-2"], ids)
+    check("exactly the authenticated messages are stored", sorted(ids) == ["tls-1", "tls-2", "tls-h1"], ids)
     srv.send_signal(signal.SIGTERM)
     check("SIGTERM stops it cleanly", srv.wait(20) == 0)
 
