@@ -64,7 +64,7 @@ struct areq {
     int state;
     part *parts;
     size_t nparts, nopen;
-    int inflight, refs, created, finished, settled_answered, offline;
+    int inflight, refs, created, finished, offline, final_state;
     int64_t created_ms, deadline_ms;
     uv_timer_t timer;
     int timer_init;
@@ -621,7 +621,10 @@ static void request_maybe_finish(areq *r)
         else if (p->state == SUIRO__V1__REQUEST_STATE__RS_TIMED_OUT && st == SUIRO__V1__REQUEST_STATE__RS_SUCCEEDED)
             st = p->state, code = "E4002", msg = "the gateway did not answer in time";
     }
-    r->state = st;
+    /* r->state stays as it is until the outcome is durable (J_FINAL): a
+     * status query meanwhile reads "DISPATCHED", never a final state
+     * without its values */
+    r->final_state = st;
     json_t *all = json_array();
     for (size_t i = 0; i < r->nparts; i++)
         if (r->parts[i].values) json_array_extend(all, r->parts[i].values);
@@ -1892,6 +1895,7 @@ static void on_async(uv_async_t *a)
             break;
         case J_ANSWER: answer_done(j); break;
         case J_FINAL:
+            j->r->state = j->r->final_state;
             if (j->res.rc)
                 sr_slog(SR_LOG_ERROR, "request outcome not stored", "request=%s error=%s", j->r->id,
                         sr_err_name(j->res.rc));
