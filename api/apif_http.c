@@ -14,6 +14,7 @@
  *  read when the session opens; a changed grant applies from the next login.
  */
 #include "api/apif_http.h"
+#include "api/apif_int.h"
 
 #include "api/broker.h"
 #include "api/httpu.h"
@@ -31,26 +32,8 @@
 
 enum { TOKEN_TTL_MS = 3600 * 1000, MAX_TOKENS = 100000, MAX_IDS = 1000, MAX_GRANTS = 256 };
 
-typedef struct grant {
-    char pattern[72];
-    int access; /* 1 read, 2 control, 3 both */
-} grant;
-
-typedef struct atoken {
-    uint8_t hash[32];
-    char op[72], app[72];
-    int64_t expires;
-    grant *grants;
-    size_t ngrants;
-} atoken;
-
-struct sr_apif {
-    sr_engine *eng;
-    sr_broker *broker;
-    uv_loop_t *loop;
-    atoken *tokens;
-    size_t ntokens;
-};
+typedef sr_ap_grant grant;
+typedef sr_ap_token atoken;
 
 static int64_t wall_ms(void)
 {
@@ -69,14 +52,25 @@ int sr_apif_open(uv_loop_t *loop, sr_engine *eng, sr_broker *broker, sr_apif **o
     a->eng = eng;
     a->broker = broker;
     a->loop = loop;
+    if (sr_apif_store_open(a) != SR_OK) {
+        free(a->tokens);
+        free(a);
+        return SR_ENOMEM;
+    }
     *out = a;
     return SR_OK;
+}
+
+void sr_apif_quiesce(sr_apif *a)
+{
+    if (a) a->closing = 1;
 }
 
 void sr_apif_free(sr_apif *a)
 {
     if (!a) return;
     for (size_t i = 0; i < a->ntokens; i++) free(a->tokens[i].grants);
+    sr_apif_store_free(a);
     free(a->tokens);
     free(a);
 }
@@ -152,7 +146,9 @@ static int granted(const atoken *t, const char *data_id, int access)
     return 0;
 }
 
-static int is_id(const char *s)
+int sr_apif_id_ok(const char *s);
+#define is_id sr_apif_id_ok
+int sr_apif_id_ok(const char *s)
 {
     size_t n = strlen(s);
     if (n < 1 || n > 64) return 0;
@@ -780,6 +776,9 @@ void sr_apif_handle(sr_apif *a, h2o_req_t *req)
     }
     if (sr_http_method(req, "GET") && (r = below(req, "/api/v1/masters/", rest, sizeof rest)))
         return masters(a, req, t, r);
+    if ((r = below(req, "/api/v1/documents/", rest, sizeof rest))) return sr_apif_documents(a, req, t, r);
+    if (sr_http_is(req, "GET", "/api/v1/files")) return sr_apif_files(a, req, t, "");
+    if ((r = below(req, "/api/v1/files/", rest, sizeof rest))) return sr_apif_files(a, req, t, r);
     if (sr_http_is(req, "GET", "/api/v1/stored-values/latest")) return stored_latest(a, req, t);
     if (sr_http_is(req, "GET", "/api/v1/stored-values")) return stored_values(a, req, t);
     sr_http_result(req, 0, "E3001", "unknown path", NULL);

@@ -13,6 +13,8 @@ typedef struct sr_apif sr_apif;
 
 SR_MUST_CHECK int sr_apif_open(uv_loop_t *loop, sr_engine *eng, sr_broker *broker, sr_apif **out);
 void sr_apif_free(sr_apif *a);
+/* The engine is about to close: nothing more is submitted. */
+void sr_apif_quiesce(sr_apif *a);
 /* Answer one request whose path starts with /api/v1/. */
 void sr_apif_handle(sr_apif *a, h2o_req_t *req);
 

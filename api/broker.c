@@ -146,6 +146,7 @@ struct sr_broker {
     uv_async_t async;
     pthread_mutex_t mu;
     job *done;
+    int closing; /* the engine is closing: submit nothing more */
 };
 
 static int64_t wall_ms(void)
@@ -266,6 +267,7 @@ static void fire_done(void *ctx, const sr_result *r)
 static int submit(sr_broker *b, sr_buf *evs, size_t *lens, size_t n, job *j)
 {
     sr_slice sl[64];
+    if (b->closing) return SR_ECLOSED;
     if (n > 64) return SR_EINVAL;
     size_t off = 0;
     for (size_t i = 0; i < n; i++) {
@@ -1934,6 +1936,11 @@ int sr_broker_open(uv_loop_t *loop, sr_engine *eng, const char *data_dir, sr_bro
     b->async.data = b;
     *out = b;
     return SR_OK;
+}
+
+void sr_broker_quiesce(sr_broker *b)
+{
+    if (b) b->closing = 1;
 }
 
 void sr_broker_flush(sr_broker *b)

@@ -22,6 +22,8 @@ typedef struct sr_broker sr_broker;
 
 SR_MUST_CHECK int sr_broker_open(uv_loop_t *loop, sr_engine *eng, const char *data_dir, sr_broker **out, char *err,
                                  size_t errlen);
+/* Before the engine closes: nothing more is submitted (SR_ECLOSED). */
+void sr_broker_quiesce(sr_broker *b);
 /* Answer what the engine completed; after the engine was closed. */
 void sr_broker_flush(sr_broker *b);
 /* Answer waiting fetches, close the broker's handles (before the server

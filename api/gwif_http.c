@@ -62,7 +62,7 @@ struct sr_gwhttp {
     uv_async_t async;
     pthread_mutex_t mu;
     struct pending *done;
-    int ctx_ready;
+    int ctx_ready, closing;
     SSL_CTX *ssl; /* HTTPS */
     size_t open_conns; /* h2o connections not yet closed */
 };
@@ -482,6 +482,10 @@ static int is(h2o_req_t *req, const char *method, const char *path)
 static int on_req(h2o_handler_t *self, h2o_req_t *req)
 {
     sr_gwhttp *g = *(sr_gwhttp **)(self + 1);
+    if (g->closing) {
+        sr_http_result(req, 503, SR_GW_E_BUSY, "server stopping", NULL);
+        return 0;
+    }
     if (req->path_normalized.len >= 8 && !memcmp(req->path_normalized.base, "/api/v1/", 8)) {
         sr_apif_handle(g->apif, req);
         return 0;
@@ -647,6 +651,13 @@ int sr_gwhttp_port(sr_gwhttp *g) { return g->port; }
 void sr_gwhttp_stop_accepting(sr_gwhttp *g)
 {
     if (g && !uv_is_closing((uv_handle_t *)&g->listener)) uv_close((uv_handle_t *)&g->listener, NULL);
+}
+
+void sr_gwhttp_quiesce(sr_gwhttp *g)
+{
+    if (!g) return;
+    g->closing = 1;
+    sr_apif_quiesce(g->apif);
 }
 
 void sr_gwhttp_flush(sr_gwhttp *g)

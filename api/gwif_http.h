@@ -18,6 +18,8 @@ SR_MUST_CHECK int sr_gwhttp_open(uv_loop_t *loop, sr_engine *eng, sr_broker *bro
                                  sr_gwhttp **out, char *err, size_t errlen);
 int sr_gwhttp_port(sr_gwhttp *g);
 void sr_gwhttp_stop_accepting(sr_gwhttp *g);
+/* Before the engine closes: requests from now on are answered 503 E9002. */
+void sr_gwhttp_quiesce(sr_gwhttp *g);
 /* Answer what the engine completed (after the engine was closed). */
 void sr_gwhttp_flush(sr_gwhttp *g);
 /* Release h2o's context (its handles close on the loop); before walking the loop. */

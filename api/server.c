@@ -1348,7 +1348,10 @@ int sr_server_run(sr_server *s)
 void sr_server_close(sr_server *s)
 {
     if (!s) return;
-    /* the engine drains its queue; completions arrive through the async */
+    /* nothing new reaches the engine; it drains its queue (completions
+     * arrive through the asyncs) */
+    sr_gwhttp_quiesce(s->http);
+    sr_broker_quiesce(s->broker);
     int rc = sr_engine_close(s->eng);
     s->eng = NULL;
     if (rc) sr_slog(SR_LOG_ERROR, "engine closed with an error", "error=%s", sr_err_name(rc));

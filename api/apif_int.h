@@ -1,0 +1,43 @@
+/* api/apif_int.h -- AP-IF internals shared by apif_http.c (router, sessions,
+ * values, requests) and apif_store.c (documents, files). Not an API. */
+#ifndef SR_APIF_INT_H
+#define SR_APIF_INT_H
+
+#include "api/apif_http.h"
+
+#include <stdint.h>
+
+typedef struct sr_ap_grant {
+    char pattern[72];
+    int access; /* 1 read, 2 control, 3 both */
+} sr_ap_grant;
+
+typedef struct sr_ap_token {
+    uint8_t hash[32];
+    char op[72], app[72];
+    int64_t expires;
+    sr_ap_grant *grants;
+    size_t ngrants;
+} sr_ap_token;
+
+struct sr_apif_store;
+
+struct sr_apif {
+    sr_engine *eng;
+    sr_broker *broker;
+    uv_loop_t *loop;
+    sr_ap_token *tokens;
+    size_t ntokens;
+    struct sr_apif_store *store;
+    int closing; /* the engine is being closed: submit nothing more */
+};
+
+/* documents: rest is the path below /api/v1/documents/ */
+void sr_apif_documents(sr_apif *a, h2o_req_t *req, const sr_ap_token *t, const char *rest);
+/* files: rest is the path below /api/v1/files/ ("" for the list) */
+void sr_apif_files(sr_apif *a, h2o_req_t *req, const sr_ap_token *t, const char *rest);
+int sr_apif_store_open(sr_apif *a);
+void sr_apif_store_free(sr_apif *a);
+int sr_apif_id_ok(const char *s);
+
+#endif

@@ -1,0 +1,753 @@
+/*
+ * api/apif_store.c -- AP-IF documents and files (interface.md rows 11-16 and
+ * the (ext) reads).
+ *
+ * DOCUMENTS  JSON objects in collections per operator; revisions assigned by
+ *            the engine's writer; If-Match is checked in the writer (the
+ *            command carries the expected revision), so two racing updates
+ *            cannot both win (E3002).
+ * FILES      bytes in the blob store (content-addressed, encrypted with the
+ *            log key, storage/blobs.c), metadata as FilePut events. h2o 2.2
+ *            hands a handler the whole request body, so one request holds at
+ *            most [http] max_body bytes; a larger file is uploaded in parts,
+ *            each a PUT with `Content-Range: bytes FIRST-LAST/TOTAL`, in
+ *            order (202 until the last part, then 201). The parts stream into
+ *            one blob writer on the thread pool (disk and fsync never block
+ *            the loop); memory is bounded by one part per upload in flight.
+ *            An upload idle for 10 minutes is dropped. Downloads stream from
+ *            the blob reader (256 KiB at a time, verified chunk by chunk).
+ *
+ * Paths: segments of [A-Za-z0-9._-] separated by '/', no "." or ".."
+ * segment, at most 512 bytes: nothing else reaches the store.
+ */
+#include "api/apif_int.h"
+#include "api/httpu.h"
+#include "api/slog.h"
+#include "codecs/events.pb-c.h"
+#include "codecs/rfc3339.h"
+#include "engine/evbuild.h"
+#include "storage/blobs.h"
+#include "storage/crypto.h"
+
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+enum { DOC_MAX = 1 << 20, PATH_MAX_LEN = 512, UPLOAD_IDLE_MS = 600000, READ_STEP = 256 * 1024, MAX_UPLOADS = 1024 };
+
+typedef struct upload {
+    char op[72], path[PATH_MAX_LEN + 1], ctype[128], app[72];
+    sr_blob_writer *w;
+    uint64_t received, total;
+    uint64_t last_used;
+    int busy;
+    struct upload *next;
+} upload;
+
+typedef struct sr_apif_store {
+    upload *ups;
+    size_t nups;
+    /* engine completions come back through this async */
+    uv_async_t async;
+    pthread_mutex_t mu;
+    struct pjob *done;
+} store;
+
+static int64_t wall_ms(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_REALTIME, &t);
+    return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+/* ---- engine submissions answered on the loop --------------------------- */
+
+typedef struct pjob {
+    sr_http_ctx h;
+    sr_apif *a;
+    int what; /* 0 doc put (201/200), 1 doc delete, 2 file put, 3 file delete */
+    int created;
+    char id[80];
+    char path[PATH_MAX_LEN + 1];
+    uint64_t size;
+    uint8_t sha[32];
+    sr_result res;
+    struct pjob *next;
+} pjob;
+
+static void on_engine(void *ctx, const sr_result *r)
+{
+    pjob *j = ctx;
+    j->res = *r;
+    store *s = j->a->store;
+    pthread_mutex_lock(&s->mu);
+    j->next = s->done;
+    s->done = j;
+    pthread_mutex_unlock(&s->mu);
+    uv_async_send(&s->async);
+}
+
+static void answer(pjob *j)
+{
+    h2o_req_t *req = j->h.req;
+    if (!req) return;
+    const sr_result *r = &j->res;
+    if (r->rc == SR_ECONFLICT) return sr_http_result(req, 0, "E3002", r->msg, NULL);
+    if (r->rc == SR_ENOTFOUND) return sr_http_result(req, 0, "E3001", r->msg, NULL);
+    if (r->rc == SR_EINVAL) return sr_http_result(req, 0, "E1001", r->msg, NULL);
+    if (r->rc) return sr_http_result(req, 0, "E9001", r->msg[0] ? r->msg : sr_strerror(r->rc), NULL);
+    json_t *o = NULL;
+    char hex[65];
+    switch (j->what) {
+    case 0:
+        o = j->created ? json_pack("{s:s,s:I}", "documentId", j->id, "revision", (json_int_t)r->revision)
+                       : json_pack("{s:I}", "revision", (json_int_t)r->revision);
+        sr_http_jsonv(req, j->created ? 201 : 200, o);
+        break;
+    case 2:
+        sr_hex(j->sha, 32, hex);
+        o = json_pack("{s:s,s:I,s:s}", "path", j->path, "size", (json_int_t)j->size, "sha256", hex);
+        sr_http_jsonv(req, 201, o);
+        break;
+    default: sr_http_no_content(req); break;
+    }
+    json_decref(o);
+}
+
+static void on_async(uv_async_t *h)
+{
+    store *s = h->data;
+    pthread_mutex_lock(&s->mu);
+    pjob *j = s->done;
+    s->done = NULL;
+    pthread_mutex_unlock(&s->mu);
+    while (j) {
+        pjob *n = j->next;
+        answer(j);
+        sr_http_ctx_unref(&j->h);
+        j = n;
+    }
+}
+
+static void submit_ev(sr_apif *a, h2o_req_t *req, Suiro__V1__Event *ev, const sr_ap_token *t, pjob *j)
+{
+    sr_buf b;
+    sr_buf_init(&b);
+    int rc = sr_ev_pack(ev, t->op, t->app, SUIRO__V1__ACTOR_KIND__ACTOR_APP, NULL, &b);
+    if (!rc) {
+        sr_slice sl = {b.data, b.len};
+        j->h.refs++;
+        rc = sr_engine_submit(a->eng, &sl, 1, on_engine, j);
+        if (rc) j->h.refs--;
+    }
+    sr_buf_release(&b);
+    if (rc && req) sr_http_result(req, 0, rc == SR_EFULL ? "E9002" : "E9001", sr_strerror(rc), NULL);
+}
+
+int sr_apif_store_open(sr_apif *a)
+{
+    store *s = calloc(1, sizeof *s);
+    if (!s) return SR_ENOMEM;
+    pthread_mutex_init(&s->mu, NULL);
+    uv_async_init(a->loop, &s->async, on_async);
+    s->async.data = s;
+    a->store = s;
+    return SR_OK;
+}
+
+void sr_apif_store_free(sr_apif *a)
+{
+    store *s = a->store;
+    if (!s) return;
+    on_async(&s->async);
+    while (s->ups) {
+        upload *u = s->ups;
+        s->ups = u->next;
+        sr_blob_writer_abort(u->w);
+        free(u);
+    }
+    pthread_mutex_destroy(&s->mu);
+    /* the async handle was closed by the server's loop walk */
+    free(s);
+}
+
+/* ---- documents ------------------------------------------------------------ */
+
+static uint64_t if_match(h2o_req_t *req, int *bad)
+{
+    *bad = 0;
+    ssize_t i = h2o_find_header(&req->headers, H2O_TOKEN_IF_MATCH, -1);
+    if (i < 0) return 0;
+    h2o_iovec_t v = req->headers.entries[i].value;
+    char b[32];
+    size_t n = 0;
+    for (size_t k = 0; k < v.len && n + 1 < sizeof b; k++)
+        if (v.base[k] != '"' && v.base[k] != ' ') b[n++] = v.base[k];
+    b[n] = 0;
+    char *end;
+    unsigned long long r = strtoull(b, &end, 10);
+    if (!n || *end || r == 0) *bad = 1;
+    return r;
+}
+
+static void doc_put(sr_apif *a, h2o_req_t *req, const sr_ap_token *t, const char *coll, const char *id, uint64_t rev)
+{
+    if (req->entity.len > DOC_MAX) return sr_http_result(req, 0, "E1003", "a document is at most 1 MiB", NULL);
+    json_error_t je;
+    json_t *doc = json_loadb(req->entity.base, req->entity.len, JSON_REJECT_DUPLICATES, &je);
+    if (!doc) {
+        char m[200];
+        snprintf(m, sizeof m, "malformed JSON at line %d column %d: %s", je.line, je.column, je.text);
+        return sr_http_result(req, 0, "E1002", m, NULL);
+    }
+    int is_obj = json_is_object(doc);
+    json_decref(doc);
+    if (!is_obj) return sr_http_result(req, 0, "E1001", "a document is a JSON object", NULL);
+    pjob *j = sr_http_ctx_new(req, sizeof *j);
+    if (!j) return sr_http_result(req, 0, "E9001", "out of memory", NULL);
+    j->a = a;
+    j->what = 0;
+    j->created = id == NULL;
+    char gen[24];
+    if (!id) {
+        uint8_t r[8];
+        if (sr_random(r, sizeof r) != SR_OK) return sr_http_result(req, 0, "E9001", "no randomness", NULL);
+        gen[0] = 'D';
+        sr_hex(r, 8, gen + 1);
+        id = gen;
+    }
+    snprintf(j->id, sizeof j->id, "%s", id);
+    Suiro__V1__DocumentPut dp = SUIRO__V1__DOCUMENT_PUT__INIT;
+    dp.collection = (char *)coll;
+    dp.doc_id = j->id;
+    dp.revision = rev;
+    dp.json.data = (uint8_t *)req->entity.base;
+    dp.json.len = req->entity.len;
+    Suiro__V1__Event ev = SUIRO__V1__EVENT__INIT;
+    ev.body_case = SUIRO__V1__EVENT__BODY_DOC_PUT;
+    ev.doc_put = &dp;
+    submit_ev(a, req, &ev, t, j);
+}
+
+static void doc_get(sr_apif *a, h2o_req_t *req, const sr_ap_token *t, const char *coll, const char *id)
+{
+    uint64_t rev = 0;
+    sr_buf js;
+    sr_buf_init(&js);
+    int rc = sr_engine_doc_get(a->eng, t->op, coll, id, &rev, &js);
+    if (rc == SR_ENOTFOUND) sr_http_result(req, 0, "E3001", "unknown document", NULL);
+    else if (rc) sr_http_result(req, 0, "E9001", sr_strerror(rc), NULL);
+    else {
+        char etag[32];
+        int n = snprintf(etag, sizeof etag, "\"%" PRIu64 "\"", rev);
+        char *e = h2o_mem_alloc_pool(&req->pool, (size_t)n);
+        memcpy(e, etag, (size_t)n);
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ETAG, NULL, e, (size_t)n);
+        sr_http_json(req, 200, (const char *)js.data, js.len);
+    }
+    sr_buf_release(&js);
+}
+
+static void doc_query(sr_apif *a, h2o_req_t *req, const sr_ap_token *t, const char *coll)
+{
+    /* the one query parameter other than limit/cursor is the field */
+    char field[128] = "", value[1024] = "", v[128];
+    const char *fp = NULL;
+    if (req->query_at != SIZE_MAX) {
+        const char *q = req->path.base + req->query_at + 1, *end = req->path.base + req->path.len;
+        while (q < end) {
+            const char *amp = memchr(q, '&', (size_t)(end - q));
+            if (!amp) amp = end;
+            const char *eq = memchr(q, '=', (size_t)(amp - q));
+            size_t kl = (size_t)((eq ? eq : amp) - q);
+            if (!(kl == 5 && !memcmp(q, "limit", 5)) && !(kl == 6 && !memcmp(q, "cursor", 6)) && kl &&
+                kl < sizeof field) {
+                if (fp) return sr_http_result(req, 0, "E1001", "query by one field (field=value)", NULL);
+                memcpy(field, q, kl);
+                field[kl] = 0;
+                fp = field;
+            }
+            q = amp + 1;
+        }
+    }
+    if (fp && !sr_http_query(req, field, value, sizeof value)) value[0] = 0;
+    size_t limit = 100;
+    if (sr_http_query(req, "limit", v, sizeof v)) {
+        char *end;
+        long l = strtol(v, &end, 10);
+        if (*end || l < 1 || l > 1000) return sr_http_result(req, 0, "E1001", "limit: 1..1000", NULL);
+        limit = (size_t)l;
+    }
+    char cursor[300] = "";
+    if (sr_http_query(req, "cursor", cursor, sizeof cursor) && !sr_apif_id_ok(cursor))
+        return sr_http_result(req, 0, "E1001", "cursor: not one we made", NULL);
+    /* the value as JSON text: numbers, true/false/null and "quoted" as they
+     * are; anything else is a string */
+    char *jtext = NULL;
+    if (fp) {
+        json_error_t je;
+        json_t *jv = json_loads(value, JSON_DECODE_ANY, &je);
+        if (!jv || json_is_object(jv) || json_is_array(jv)) {
+            json_decref(jv);
+            jv = json_string(value);
+        }
+        jtext = jv ? json_dumps(jv, JSON_ENCODE_ANY | JSON_COMPACT) : NULL;
+        json_decref(jv);
+        if (!jtext) return sr_http_result(req, 0, "E1001", "the field's value is not valid UTF-8", NULL);
+    }
+    sr_buf out;
+    sr_buf_init(&out);
+    size_t count = 0;
+    int more = 0;
+    int rc = sr_engine_doc_query(a->eng, t->op, coll, fp, jtext, limit, cursor, &out, &count, &more);
+    free(jtext);
+    if (rc) {
+        sr_buf_release(&out);
+        return sr_http_result(req, 0, "E9001", sr_strerror(rc), NULL);
+    }
+    json_t *items = json_array();
+    size_t pos = 0;
+    const char *last = NULL;
+    for (size_t i = 0; i < count && pos < out.len; i++) {
+        const char *id = (const char *)out.data + pos;
+        size_t il = strnlen(id, out.len - pos);
+        pos += il + 1;
+        if (pos + 12 > out.len) break;
+        uint64_t rev = sr_get_le64(out.data + pos);
+        uint32_t jl = sr_get_le32(out.data + pos + 8);
+        pos += 12;
+        if (pos + jl > out.len) break;
+        json_error_t je;
+        json_t *doc = json_loadb((const char *)out.data + pos, jl, 0, &je);
+        pos += jl;
+        json_array_append_new(items, json_pack("{s:s,s:I,s:o}", "documentId", id, "revision", (json_int_t)rev,
+                                               "document", doc ? doc : json_null()));
+        last = id;
+    }
+    json_t *o = json_pack("{s:o}", "items", items);
+    json_object_set_new(o, "nextCursor", more && last ? json_string(last) : json_null());
+    sr_http_jsonv(req, 200, o);
+    json_decref(o);
+    sr_buf_release(&out);
+}
+
+void sr_apif_documents(sr_apif *a, h2o_req_t *req, const sr_ap_token *t, const char *rest)
+{
+    char coll[80], id[80];
+    const char *slash = strchr(rest, '/');
+    size_t cl = slash ? (size_t)(slash - rest) : strlen(rest);
+    if (cl >= sizeof coll) return sr_http_result(req, 0, "E1001", "collection: [A-Za-z0-9._-]{1,64}", NULL);
+    memcpy(coll, rest, cl);
+    coll[cl] = 0;
+    if (!sr_apif_id_ok(coll)) return sr_http_result(req, 0, "E1001", "collection: [A-Za-z0-9._-]{1,64}", NULL);
+    int has_id = slash && slash[1];
+    if (has_id) {
+        if (strlen(slash + 1) >= sizeof id || !sr_apif_id_ok(slash + 1))
+            return sr_http_result(req, 0, "E1001", "documentId: [A-Za-z0-9._-]{1,64}", NULL);
+        snprintf(id, sizeof id, "%s", slash + 1);
+    }
+    int bad;
+    uint64_t rev = if_match(req, &bad);
+    if (bad) return sr_http_result(req, 0, "E1001", "If-Match: a revision number", NULL);
+    if (!has_id && sr_http_method(req, "POST")) return doc_put(a, req, t, coll, NULL, 0);
+    if (!has_id && sr_http_method(req, "GET")) return doc_query(a, req, t, coll);
+    if (has_id && sr_http_method(req, "PUT")) return doc_put(a, req, t, coll, id, rev);
+    if (has_id && sr_http_method(req, "GET")) return doc_get(a, req, t, coll, id);
+    if (has_id && sr_http_method(req, "DELETE")) {
+        pjob *j = sr_http_ctx_new(req, sizeof *j);
+        if (!j) return sr_http_result(req, 0, "E9001", "out of memory", NULL);
+        j->a = a;
+        j->what = 1;
+        Suiro__V1__DocumentDelete dd = SUIRO__V1__DOCUMENT_DELETE__INIT;
+        dd.collection = coll;
+        dd.doc_id = id;
+        dd.revision = rev;
+        Suiro__V1__Event ev = SUIRO__V1__EVENT__INIT;
+        ev.body_case = SUIRO__V1__EVENT__BODY_DOC_DELETE;
+        ev.doc_delete = &dd;
+        return submit_ev(a, req, &ev, t, j);
+    }
+    sr_http_result(req, 405, "E1001", "method not allowed here", NULL);
+}
+
+/* ---- files ------------------------------------------------------------------ */
+
+static int path_ok(const char *p)
+{
+    size_t n = strlen(p);
+    if (!n || n > PATH_MAX_LEN || p[0] == '/' || p[n - 1] == '/') return 0;
+    const char *seg = p;
+    for (size_t i = 0; i <= n; i++) {
+        if (i == n || p[i] == '/') {
+            size_t sl = (size_t)(p + i - seg);
+            if (!sl || (sl == 1 && seg[0] == '.') || (sl == 2 && seg[0] == '.' && seg[1] == '.')) return 0;
+            seg = p + i + 1;
+            continue;
+        }
+        char c = p[i];
+        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
+              c == '-'))
+            return 0;
+    }
+    return 1;
+}
+
+static upload *up_find(store *s, const char *op, const char *path)
+{
+    for (upload *u = s->ups; u; u = u->next)
+        if (!strcmp(u->path, path) && !strcmp(u->op, op)) return u;
+    return NULL;
+}
+
+static void up_drop(store *s, upload *u)
+{
+    for (upload **x = &s->ups; *x; x = &(*x)->next)
+        if (*x == u) {
+            *x = u->next;
+            break;
+        }
+    s->nups--;
+    sr_blob_writer_abort(u->w);
+    free(u);
+}
+
+static void up_expire(store *s)
+{
+    uint64_t now = uv_hrtime() / 1000000;
+    for (upload *u = s->ups, *n; u; u = n) {
+        n = u->next;
+        if (!u->busy && now - u->last_used > UPLOAD_IDLE_MS) {
+            sr_slog(SR_LOG_INFO, "upload dropped (idle)", "op=%s path=%s", u->op, sr_slog_q(u->path));
+            up_drop(s, u);
+        }
+    }
+}
+
+/* one part on the thread pool */
+typedef struct partjob {
+    uv_work_t w;
+    pjob *j; /* the answer (what = 2) */
+    sr_apif *a;
+    upload *u;
+    uint8_t *data;
+    size_t len;
+    int last;
+    int rc;
+    char op[72], app[72];
+} partjob;
+
+static void part_work(uv_work_t *w)
+{
+    partjob *p = w->data;
+    upload *u = p->u;
+    int rc = SR_OK;
+    if (!u->w) rc = sr_blob_writer_begin(sr_engine_blobs(p->a->eng), &u->w);
+    if (!rc && p->len) rc = sr_blob_writer_write(u->w, p->data, p->len);
+    if (!rc && p->last) {
+        rc = sr_blob_writer_commit(u->w, p->j->sha, &p->j->size);
+        u->w = NULL; /* consumed */
+    }
+    p->rc = rc;
+}
+
+static void part_after(uv_work_t *w, int status)
+{
+    partjob *p = w->data;
+    store *s = p->a->store;
+    upload *u = p->u;
+    pjob *j = p->j;
+    h2o_req_t *req = j->h.req;
+    u->busy = 0;
+    u->last_used = uv_hrtime() / 1000000;
+    int rc = status ? SR_EIO : p->rc;
+    if (!rc && p->a->closing) rc = SR_ECLOSED;
+    if (rc) {
+        sr_slog(SR_LOG_WARN, "file upload failed", "op=%s path=%s error=%s", u->op, sr_slog_q(u->path), sr_err_name(rc));
+        if (req) sr_http_result(req, 0, rc == SR_ENOSPC ? "E9002" : "E9001", sr_strerror(rc), NULL);
+        up_drop(s, u);
+    } else if (!p->last) {
+        u->received += p->len;
+        if (req) {
+            json_t *o = json_pack("{s:s,s:I}", "path", u->path, "received", (json_int_t)u->received);
+            sr_http_jsonv(req, 202, o);
+            json_decref(o);
+        }
+    } else {
+        /* the bytes are durable: now the metadata */
+        Suiro__V1__FilePut fp = SUIRO__V1__FILE_PUT__INIT;
+        fp.path = u->path;
+        fp.sha256.data = j->sha;
+        fp.sha256.len = 32;
+        fp.size = j->size;
+        fp.content_type = u->ctype;
+        fp.owner = u->app;
+        fp.updated_ms = wall_ms();
+        Suiro__V1__Event ev = SUIRO__V1__EVENT__INIT;
+        ev.body_case = SUIRO__V1__EVENT__BODY_FILE_PUT;
+        ev.file_put = &fp;
+        snprintf(j->path, sizeof j->path, "%s", u->path);
+        sr_ap_token t;
+        memset(&t, 0, sizeof t);
+        snprintf(t.op, sizeof t.op, "%s", p->op);
+        snprintf(t.app, sizeof t.app, "%s", p->app);
+        submit_ev(p->a, req, &ev, &t, j);
+        up_drop(s, u);
+    }
+    free(p->data);
+    sr_http_ctx_unref(&j->h);
+    free(p);
+}
+
+/* "bytes FIRST-LAST/TOTAL" */
+static int content_range(h2o_req_t *req, uint64_t *first, uint64_t *last, uint64_t *total, int *present)
+{
+    ssize_t i = h2o_find_header_by_str(&req->headers, H2O_STRLIT("content-range"), -1);
+    *present = i >= 0;
+    if (i < 0) return 0;
+    h2o_iovec_t v = req->headers.entries[i].value;
+    char b[96];
+    if (v.len >= sizeof b) return -1;
+    memcpy(b, v.base, v.len);
+    b[v.len] = 0;
+    unsigned long long f, l, t;
+    char tail;
+    if (sscanf(b, "bytes %llu-%llu/%llu%c", &f, &l, &t, &tail) != 3 || l < f || l >= t) return -1;
+    *first = f;
+    *last = l;
+    *total = t;
+    return 0;
+}
+
+static void file_put(sr_apif *a, h2o_req_t *req, const sr_ap_token *t, const char *path)
+{
+    store *s = a->store;
+    uint64_t first = 0, last = 0, total = 0;
+    int ranged;
+    if (content_range(req, &first, &last, &total, &ranged))
+        return sr_http_result(req, 0, "E1001", "Content-Range: bytes FIRST-LAST/TOTAL", NULL);
+    if (ranged && last - first + 1 != req->entity.len)
+        return sr_http_result(req, 0, "E1001", "Content-Range does not match the body's length", NULL);
+    up_expire(s);
+    upload *u = up_find(s, t->op, path);
+    if (u && u->busy) return sr_http_result(req, 0, "E3002", "a part of this upload is being written", NULL);
+    if (!ranged || first == 0) {
+        if (u) up_drop(s, u); /* a new upload of the path replaces an unfinished one */
+        if (s->nups >= MAX_UPLOADS) return sr_http_result(req, 0, "E9002", "too many unfinished uploads", NULL);
+        u = calloc(1, sizeof *u);
+        if (!u) return sr_http_result(req, 0, "E9001", "out of memory", NULL);
+        snprintf(u->op, sizeof u->op, "%s", t->op);
+        snprintf(u->app, sizeof u->app, "%s", t->app);
+        snprintf(u->path, sizeof u->path, "%s", path);
+        ssize_t ci = h2o_find_header(&req->headers, H2O_TOKEN_CONTENT_TYPE, -1);
+        if (ci >= 0) {
+            h2o_iovec_t cv = req->headers.entries[ci].value;
+            size_t cl = cv.len < sizeof u->ctype - 1 ? cv.len : sizeof u->ctype - 1;
+            memcpy(u->ctype, cv.base, cl);
+        } else
+            snprintf(u->ctype, sizeof u->ctype, "application/octet-stream");
+        u->total = ranged ? total : req->entity.len;
+        u->next = s->ups;
+        s->ups = u;
+        s->nups++;
+    } else if (!u) {
+        return sr_http_result(req, 0, "E3001", "no upload of this path is in progress (start with bytes 0-...)", NULL);
+    } else if (first != u->received || total != u->total) {
+        char m[160];
+        snprintf(m, sizeof m, "expected bytes %" PRIu64 "-.../%" PRIu64, u->received, u->total);
+        return sr_http_result(req, 0, "E3002", m, NULL);
+    }
+    partjob *p = calloc(1, sizeof *p);
+    pjob *j = sr_http_ctx_new(req, sizeof *j);
+    uint8_t *copy = req->entity.len ? malloc(req->entity.len) : NULL;
+    if (!p || !j || (req->entity.len && !copy)) {
+        free(p);
+        free(copy);
+        up_drop(s, u);
+        return sr_http_result(req, 0, "E9001", "out of memory", NULL);
+    }
+    if (req->entity.len) memcpy(copy, req->entity.base, req->entity.len);
+    j->a = a;
+    j->what = 2;
+    j->h.refs++; /* the part job's */
+    p->w.data = p;
+    p->j = j;
+    p->a = a;
+    p->u = u;
+    p->data = copy;
+    p->len = req->entity.len;
+    p->last = !ranged || last + 1 == total;
+    snprintf(p->op, sizeof p->op, "%s", t->op);
+    snprintf(p->app, sizeof p->app, "%s", t->app);
+    u->busy = 1;
+    u->last_used = uv_hrtime() / 1000000;
+    if (uv_queue_work(a->loop, &p->w, part_work, part_after) != 0) {
+        u->busy = 0;
+        j->h.refs--;
+        free(copy);
+        free(p);
+        up_drop(s, u);
+        sr_http_result(req, 0, "E9001", "cannot queue the write", NULL);
+    }
+}
+
+/* streaming download */
+typedef struct dl {
+    h2o_generator_t gen; /* first */
+    sr_blob_reader *r;
+    char *buf;
+    int done;
+} dl;
+
+static void dl_close(dl *d)
+{
+    sr_blob_reader_close(d->r);
+    d->r = NULL;
+    free(d->buf);
+    d->buf = NULL;
+}
+
+static void dl_dispose(void *p) { dl_close(p); }
+
+static void dl_proceed(h2o_generator_t *g, h2o_req_t *req)
+{
+    dl *d = (dl *)g;
+    if (!d->r) return;
+    size_t got = 0;
+    int rc = SR_OK;
+    /* fill up to READ_STEP */
+    size_t fill = 0;
+    while (fill < READ_STEP && rc == SR_OK) {
+        rc = sr_blob_reader_read(d->r, d->buf + fill, READ_STEP - fill, &got);
+        if (rc == SR_OK) fill += got;
+    }
+    h2o_iovec_t v = h2o_iovec_init(d->buf, fill);
+    if (rc == SR_DONE) {
+        h2o_send(req, &v, 1, H2O_SEND_STATE_FINAL);
+        return;
+    }
+    if (rc != SR_OK) {
+        const sr_blob_errinfo *ei = sr_blob_reader_errinfo(d->r);
+        sr_slog(SR_LOG_ERROR, "file download failed", "error=%s detail=%s", sr_err_name(rc),
+                sr_slog_q(ei ? ei->msg : ""));
+        h2o_send(req, &v, fill ? 1 : 0, H2O_SEND_STATE_ERROR);
+        return;
+    }
+    h2o_send(req, &v, 1, H2O_SEND_STATE_IN_PROGRESS);
+}
+
+static void dl_stop(h2o_generator_t *g, h2o_req_t *req)
+{
+    (void)req;
+    dl_close((dl *)g);
+}
+
+static json_t *file_json(const Suiro__V1__FilePut *fp)
+{
+    char hex[65], t[32];
+    sr_hex(fp->sha256.data, fp->sha256.len == 32 ? 32 : 0, hex);
+    sr_rfc3339_format(fp->updated_ms, t);
+    return json_pack("{s:s,s:I,s:s,s:s,s:s}", "path", fp->path, "size", (json_int_t)fp->size, "sha256", hex,
+                     "contentType", fp->content_type, "updatedAt", t);
+}
+
+static void file_get(sr_apif *a, h2o_req_t *req, const sr_ap_token *t, const char *path)
+{
+    sr_buf m;
+    sr_buf_init(&m);
+    int rc = sr_engine_file_get(a->eng, t->op, path, &m);
+    Suiro__V1__FilePut *fp = rc ? NULL : suiro__v1__file_put__unpack(NULL, m.len, m.data);
+    sr_buf_release(&m);
+    if (rc == SR_ENOTFOUND) return sr_http_result(req, 0, "E3001", "unknown file", NULL);
+    if (!fp || fp->sha256.len != 32) {
+        if (fp) suiro__v1__file_put__free_unpacked(fp, NULL);
+        return sr_http_result(req, 0, "E9001", rc ? sr_strerror(rc) : "file metadata does not decode", NULL);
+    }
+    dl *d = h2o_mem_alloc_shared(&req->pool, sizeof *d, dl_dispose);
+    memset(d, 0, sizeof *d);
+    d->gen.proceed = dl_proceed;
+    d->gen.stop = dl_stop;
+    sr_blob_errinfo ei;
+    rc = sr_blob_reader_open(sr_engine_blobs(a->eng), fp->sha256.data, &d->r, &ei);
+    if (rc || !(d->buf = malloc(READ_STEP))) {
+        suiro__v1__file_put__free_unpacked(fp, NULL);
+        dl_close(d);
+        return sr_http_result(req, 0, "E9001", rc ? sr_strerror(rc) : "out of memory", NULL);
+    }
+    req->res.status = 200;
+    req->res.reason = "OK";
+    req->res.content_length = fp->size;
+    char *ct = h2o_mem_alloc_pool(&req->pool, strlen(fp->content_type) + 1);
+    memcpy(ct, fp->content_type, strlen(fp->content_type) + 1);
+    if (ct[0]) h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, ct, strlen(ct));
+    char hex[65];
+    sr_hex(fp->sha256.data, 32, hex);
+    char *hx = h2o_mem_alloc_pool(&req->pool, 64);
+    memcpy(hx, hex, 64);
+    h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-suiro-sha256"), 0, NULL, hx, 64);
+    suiro__v1__file_put__free_unpacked(fp, NULL);
+    h2o_start_response(req, &d->gen);
+    dl_proceed(&d->gen, req);
+}
+
+static void file_list(sr_apif *a, h2o_req_t *req, const sr_ap_token *t)
+{
+    char prefix[PATH_MAX_LEN + 1] = "";
+    sr_http_query(req, "prefix", prefix, sizeof prefix);
+    sr_buf out;
+    sr_buf_init(&out);
+    size_t count = 0;
+    int more = 0;
+    int rc = sr_engine_file_list(a->eng, t->op, prefix, 1000, &out, &count, &more);
+    if (rc) {
+        sr_buf_release(&out);
+        return sr_http_result(req, 0, "E9001", sr_strerror(rc), NULL);
+    }
+    json_t *items = json_array();
+    size_t pos = 0;
+    while (pos + 4 <= out.len) {
+        uint32_t len = sr_get_le32(out.data + pos);
+        pos += 4;
+        if (pos + len > out.len) break;
+        Suiro__V1__FilePut *fp = suiro__v1__file_put__unpack(NULL, len, out.data + pos);
+        pos += len;
+        if (!fp) continue;
+        json_array_append_new(items, file_json(fp));
+        suiro__v1__file_put__free_unpacked(fp, NULL);
+    }
+    json_t *o = json_pack("{s:o,s:b}", "items", items, "truncated", more);
+    sr_http_jsonv(req, 200, o);
+    json_decref(o);
+    sr_buf_release(&out);
+}
+
+void sr_apif_files(sr_apif *a, h2o_req_t *req, const sr_ap_token *t, const char *rest)
+{
+    if (!rest[0]) return file_list(a, req, t);
+    if (!path_ok(rest))
+        return sr_http_result(req, 0, "E1001",
+                              "path: segments of [A-Za-z0-9._-] separated by '/', no '.' or '..', at most 512 bytes",
+                              NULL);
+    if (sr_http_method(req, "PUT")) return file_put(a, req, t, rest);
+    if (sr_http_method(req, "GET")) return file_get(a, req, t, rest);
+    if (sr_http_method(req, "DELETE")) {
+        sr_buf m;
+        sr_buf_init(&m);
+        int rc = sr_engine_file_get(a->eng, t->op, rest, &m);
+        sr_buf_release(&m);
+        if (rc == SR_ENOTFOUND) return sr_http_result(req, 0, "E3001", "unknown file", NULL);
+        pjob *j = sr_http_ctx_new(req, sizeof *j);
+        if (!j) return sr_http_result(req, 0, "E9001", "out of memory", NULL);
+        j->a = a;
+        j->what = 3;
+        Suiro__V1__FileDelete fd = SUIRO__V1__FILE_DELETE__INIT;
+        fd.path = (char *)rest;
+        Suiro__V1__Event ev = SUIRO__V1__EVENT__INIT;
+        ev.body_case = SUIRO__V1__EVENT__BODY_FILE_DELETE;
+        ev.file_delete = &fd;
+        return submit_ev(a, req, &ev, t, j);
+    }
+    sr_http_result(req, 405, "E1001", "method not allowed here", NULL);
+}
