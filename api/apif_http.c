@@ -470,21 +470,120 @@ static int parse_time(const char *s, int64_t now, int64_t *out)
     return sr_rfc3339_parse(s, strlen(s), out) ? -1 : 0;
 }
 
+static int parse_interval(const char *s, int64_t *ms)
+{
+    char *end;
+    double v = strtod(s, &end);
+    int64_t unit = !strcmp(end, "ms") ? 1 : !strcmp(end, "s") ? 1000 : !strcmp(end, "m") ? 60000
+                 : !strcmp(end, "h") ? 3600000 : !strcmp(end, "d") ? 86400000 : 0;
+    if (!unit || end == s || !(v > 0) || v * (double)unit > 366.0 * 86400000) return -1;
+    *ms = (int64_t)(v * (double)unit);
+    return *ms > 0 ? 0 : -1;
+}
+
+enum { AGG_MIN = 1, AGG_MAX = 2, AGG_AVG = 4, AGG_COUNT = 8, AGG_FIRST = 16, AGG_LAST = 32, AGG_SUM = 64 };
+
+static int parse_aggs(const char *s, int *mask)
+{
+    static const struct {
+        const char *n;
+        int m;
+    } names[] = {{"min", AGG_MIN},     {"max", AGG_MAX},   {"avg", AGG_AVG}, {"count", AGG_COUNT},
+                 {"first", AGG_FIRST}, {"last", AGG_LAST}, {"sum", AGG_SUM}};
+    *mask = 0;
+    while (*s) {
+        const char *c = strchr(s, ',');
+        size_t l = c ? (size_t)(c - s) : strlen(s);
+        int found = 0;
+        for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+            if (strlen(names[i].n) == l && !memcmp(names[i].n, s, l)) {
+                *mask |= names[i].m;
+                found = 1;
+            }
+        if (!found) return -1;
+        s += l + (c ? 1 : 0);
+    }
+    return *mask ? 0 : -1;
+}
+
+static void downsampled(sr_apif *a, h2o_req_t *req, char (*ids)[72], const sr_point_info *info, size_t n,
+                        int64_t from, int64_t to, const char *iv)
+{
+    int64_t interval;
+    char v[64];
+    int mask = AGG_MIN | AGG_MAX | AGG_AVG | AGG_COUNT;
+    sr_agg_fill fill = SR_FILL_NONE;
+    if (parse_interval(iv, &interval))
+        return sr_http_result(req, 0, "E1001", "interval: a duration like 500ms, 10s, 1m, 1h, 1d", NULL);
+    if (sr_http_query(req, "agg", v, sizeof v) && parse_aggs(v, &mask))
+        return sr_http_result(req, 0, "E1001", "agg: a list of min,max,avg,sum,count,first,last", NULL);
+    if (sr_http_query(req, "fill", v, sizeof v)) {
+        if (!strcmp(v, "previous")) fill = SR_FILL_PREVIOUS;
+        else if (strcmp(v, "none")) return sr_http_result(req, 0, "E1001", "fill: none or previous", NULL);
+    }
+    if ((to - from) / interval > 100000)
+        return sr_http_result(req, 0, "E1003", "more than 100000 intervals: widen interval or narrow from/to", NULL);
+    json_t *vals = json_array();
+    sr_buf bk;
+    sr_buf_init(&bk);
+    for (size_t k = 0; k < n; k++) {
+        if (info[k].type == SR_VT_STRING) {
+            json_decref(vals);
+            sr_buf_release(&bk);
+            return sr_http_result(req, 0, "E1001", "string data points cannot be downsampled", NULL);
+        }
+        bk.len = 0;
+        int rc = sr_engine_downsample(a->eng, info[k].point, from, to, interval, fill, &bk);
+        if (rc) {
+            json_decref(vals);
+            sr_buf_release(&bk);
+            return sr_http_result(req, 0, "E9001", sr_strerror(rc), NULL);
+        }
+        const sr_bucket *b = (const sr_bucket *)bk.data;
+        for (size_t i = 0; i < bk.len / sizeof *b; i++) {
+            char ts[32];
+            sr_rfc3339_format(b[i].start, ts);
+            json_t *o = json_pack("{s:s,s:s}", "dataId", ids[k], "timestamp", ts);
+            int empty = b[i].count == 0;
+#define NUMV(x) (empty && !b[i].filled ? json_null() : json_real(x))
+            if (mask & AGG_COUNT) json_object_set_new(o, "count", json_integer((json_int_t)b[i].count));
+            if (mask & AGG_MIN) json_object_set_new(o, "min", NUMV(b[i].min));
+            if (mask & AGG_MAX) json_object_set_new(o, "max", NUMV(b[i].max));
+            if (mask & AGG_AVG) json_object_set_new(o, "avg", empty ? NUMV(b[i].last) : json_real(b[i].sum / (double)b[i].count));
+            if (mask & AGG_SUM) json_object_set_new(o, "sum", json_real(b[i].sum));
+            if (mask & AGG_FIRST) json_object_set_new(o, "first", NUMV(b[i].first));
+            if (mask & AGG_LAST) json_object_set_new(o, "last", NUMV(b[i].last));
+#undef NUMV
+            if (b[i].filled) json_object_set_new(o, "filled", json_true());
+            json_array_append_new(vals, o);
+        }
+    }
+    sr_buf_release(&bk);
+    json_t *o = json_pack("{s:o,s:n}", "values", vals, "nextCursor");
+    sr_http_jsonv(req, 200, o);
+    json_decref(o);
+}
+
+/* Raw values of one or more points: point after point, each in time order
+ * (or newest first); the cursor "c<k>.<ts>" resumes after timestamp ts of
+ * the k-th data ID of the request. */
 static void stored_values(sr_apif *a, h2o_req_t *req, const atoken *t)
 {
     char ids[100][72], v[64];
+    sr_point_info info[100];
     size_t n = query_ids(req, ids, 100);
-    if (n != 1)
-        return sr_http_result(req, 0, "E1001", "dataId: exactly one for raw values (latest takes several)", NULL);
-    sr_point_info info;
-    const char *code = reach(a, t, ids[0], 1, &info);
-    if (code) return sr_http_result(req, 0, code, "dataId: not a data point this app may read", NULL);
+    if (!n) return sr_http_result(req, 0, "E1001", "dataId: at least one (at most 100)", NULL);
+    for (size_t i = 0; i < n; i++) {
+        const char *code = reach(a, t, ids[i], 1, &info[i]);
+        if (code) return sr_http_result(req, 0, code, "dataId: not a data point this app may read", NULL);
+    }
     int64_t now = wall_ms(), from = 0, to = now + 1;
     if (sr_http_query(req, "from", v, sizeof v) && parse_time(v, now, &from))
         return sr_http_result(req, 0, "E1001", "from: an RFC 3339 time or -1h / -30m / -10s / -2d", NULL);
     if (sr_http_query(req, "to", v, sizeof v) && parse_time(v, now, &to))
         return sr_http_result(req, 0, "E1001", "to: an RFC 3339 time or -1h / -30m / -10s / -2d", NULL);
     if (to <= from) return sr_http_result(req, 0, "E1001", "to must be after from", NULL);
+    if (sr_http_query(req, "interval", v, sizeof v)) return downsampled(a, req, ids, info, n, from, to, v);
     size_t limit = 1000;
     if (sr_http_query(req, "limit", v, sizeof v)) {
         char *end;
@@ -497,38 +596,104 @@ static void stored_values(sr_apif *a, h2o_req_t *req, const atoken *t)
         if (!strcmp(v, "desc")) desc = 1;
         else if (strcmp(v, "asc")) return sr_http_result(req, 0, "E1001", "order: asc or desc", NULL);
     }
+    size_t k0 = 0;
     int64_t after = INT64_MIN;
     if (sr_http_query(req, "cursor", v, sizeof v)) {
-        /* the cursor is the last timestamp returned, in decimal ms, prefixed "c" */
-        char *end;
-        long long c = v[0] == 'c' ? strtoll(v + 1, &end, 10) : 0;
-        if (v[0] != 'c' || *end || end == v + 1) return sr_http_result(req, 0, "E1001", "cursor: not one we made", NULL);
+        char *end, *end2;
+        unsigned long k = v[0] == 'c' ? strtoul(v + 1, &end, 10) : 0;
+        long long c = v[0] == 'c' && *end == '.' ? strtoll(end + 1, &end2, 10) : 0;
+        if (v[0] != 'c' || *end != '.' || *end2 || end2 == end + 1 || k >= n)
+            return sr_http_result(req, 0, "E1001", "cursor: not one we made", NULL);
+        k0 = k;
         after = c;
     }
-    sr_range_q q = {info.point, from, to, limit, desc, after};
+    json_t *vals = json_array();
     sr_buf samples, strings;
     sr_buf_init(&samples);
     sr_buf_init(&strings);
-    int more = 0;
-    int rc = sr_engine_range(a->eng, &q, &samples, &strings, &more);
-    if (rc) {
-        sr_buf_release(&samples);
-        sr_buf_release(&strings);
-        return sr_http_result(req, 0, "E9001", sr_strerror(rc), NULL);
+    size_t left = limit;
+    char next[64] = "";
+    for (size_t k = k0; k < n && left; k++) {
+        sr_range_q q = {info[k].point, from, to, left, desc, k == k0 ? after : INT64_MIN};
+        int more = 0;
+        samples.len = strings.len = 0;
+        int rc = sr_engine_range(a->eng, &q, &samples, &strings, &more);
+        if (rc) {
+            json_decref(vals);
+            sr_buf_release(&samples);
+            sr_buf_release(&strings);
+            return sr_http_result(req, 0, "E9001", sr_strerror(rc), NULL);
+        }
+        size_t ns = samples.len / sizeof(sr_sample);
+        const sr_sample *s = (const sr_sample *)samples.data;
+        for (size_t i = 0; i < ns; i++) json_array_append_new(vals, sample_json(ids[k], info[k].type, &s[i]));
+        left -= ns < left ? ns : left;
+        if (more && ns) {
+            snprintf(next, sizeof next, "c%zu.%lld", k, (long long)s[ns - 1].ts);
+            break;
+        }
+        if (!left && k + 1 < n) { /* the limit ended exactly at a point's end */
+            snprintf(next, sizeof next, "c%zu.%lld", k + 1, (long long)INT64_MIN);
+            break;
+        }
     }
-    size_t ns = samples.len / sizeof(sr_sample);
-    const sr_sample *s = (const sr_sample *)samples.data;
-    json_t *vals = json_array();
-    for (size_t i = 0; i < ns; i++) json_array_append_new(vals, sample_json(ids[0], info.type, &s[i]));
     json_t *o = json_pack("{s:o}", "values", vals);
-    if (more && ns) {
-        char c[32];
-        snprintf(c, sizeof c, "c%lld", (long long)s[ns - 1].ts);
-        json_object_set_new(o, "nextCursor", json_string(c));
-    } else
-        json_object_set_new(o, "nextCursor", json_null());
+    json_object_set_new(o, "nextCursor", next[0] ? json_string(next) : json_null());
     sr_http_jsonv(req, 200, o);
     json_decref(o);
+    sr_buf_release(&samples);
+    sr_buf_release(&strings);
+}
+
+/* GET /api/v1/monitors/{id}/values?after=T: what the monitor's points stored
+ * after T (exclusive), the same data the push delivers */
+static void monitor_values(sr_apif *a, h2o_req_t *req, const atoken *t, const char *mid)
+{
+    json_t *items = NULL, *m = NULL;
+    if (sr_broker_monitor_list(a->broker, t->op, t->app, &items)) return sr_http_result(req, 0, "E9001", "", NULL);
+    size_t i;
+    json_t *it;
+    json_array_foreach(items, i, it) if (!strcmp(json_string_value(json_object_get(it, "monitorId")), mid)) m = it;
+    if (!m) {
+        json_decref(items);
+        return sr_http_result(req, 0, "E3001", "unknown monitorId", NULL);
+    }
+    char v[64];
+    int64_t now = wall_ms(), after = INT64_MIN;
+    if (sr_http_query(req, "after", v, sizeof v) && parse_time(v, now, &after)) {
+        json_decref(items);
+        return sr_http_result(req, 0, "E1001", "after: an RFC 3339 time", NULL);
+    }
+    json_t *vals = json_array();
+    json_t *ids = json_object_get(m, "dataIds");
+    sr_buf samples, strings;
+    sr_buf_init(&samples);
+    sr_buf_init(&strings);
+    json_t *d;
+    int64_t last = after;
+    json_array_foreach(ids, i, d)
+    {
+        sr_point_info info;
+        if (reach(a, t, json_string_value(d), 1, &info)) continue;
+        sr_range_q q = {info.point, 0, INT64_MAX, 10000, 0, after};
+        int more = 0;
+        samples.len = strings.len = 0;
+        if (sr_engine_range(a->eng, &q, &samples, &strings, &more) != SR_OK) continue;
+        const sr_sample *s = (const sr_sample *)samples.data;
+        for (size_t k = 0; k < samples.len / sizeof *s; k++) {
+            json_array_append_new(vals, sample_json(json_string_value(d), info.type, &s[k]));
+            if (s[k].ts > last) last = s[k].ts;
+        }
+    }
+    json_t *o = json_pack("{s:s,s:o}", "monitorId", mid, "values", vals);
+    if (last != INT64_MIN) {
+        char ts[32];
+        sr_rfc3339_format(last, ts);
+        json_object_set_new(o, "after", json_string(ts));
+    }
+    sr_http_jsonv(req, 200, o);
+    json_decref(o);
+    json_decref(items);
     sr_buf_release(&samples);
     sr_buf_release(&strings);
 }
@@ -733,6 +898,14 @@ void sr_apif_handle(sr_apif *a, h2o_req_t *req)
         sr_http_jsonv(req, 200, o);
         json_decref(o);
         return;
+    }
+    if (sr_http_method(req, "GET") && (r = below(req, "/api/v1/monitors/", rest, sizeof rest))) {
+        size_t rl = strlen(r);
+        if (rl > 7 && !strcmp(r + rl - 7, "/values")) {
+            rest[rl - 7] = 0;
+            if (is_id(rest)) return monitor_values(a, req, t, rest);
+        }
+        return sr_http_result(req, 0, "E3001", "unknown path", NULL);
     }
     if (sr_http_method(req, "DELETE") && (r = below(req, "/api/v1/monitors/", rest, sizeof rest))) {
         if (!is_id(r)) return sr_http_result(req, 0, "E3001", "unknown monitorId", NULL);
