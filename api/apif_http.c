@@ -18,6 +18,7 @@
 
 #include "api/broker.h"
 #include "api/httpu.h"
+#include "api/routes.h"
 #include "api/slog.h"
 #include "codecs/events.pb-c.h"
 #include "codecs/rfc3339.h"
@@ -860,22 +861,36 @@ done:
 
 /* ---- router --------------------------------------------------------------- */
 
-/* path below prefix (e.g. "/api/v1/monitors/"), or NULL */
-static const char *below(h2o_req_t *req, const char *prefix, char *buf, size_t cap)
+/* parameter k of the route into buf (NUL-terminated); 0 if it does not fit */
+static int param(const sr_route_params *p, size_t k, char *buf, size_t cap)
 {
-    size_t pl = strlen(prefix);
-    h2o_iovec_t p = req->path_normalized;
-    if (p.len <= pl || p.len - pl >= cap || memcmp(p.base, prefix, pl)) return NULL;
-    memcpy(buf, p.base + pl, p.len - pl);
-    buf[p.len - pl] = 0;
-    return buf;
+    if (k >= p->n || p->len[k] >= cap) return 0;
+    memcpy(buf, p->v[k], p->len[k]);
+    buf[p->len[k]] = 0;
+    return 1;
+}
+
+static void send_pem(h2o_req_t *req, const sr_buf *pem)
+{
+    req->res.status = 200;
+    req->res.reason = "OK";
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, H2O_STRLIT("application/x-pem-file"));
+    char *copy = h2o_mem_alloc_pool(&req->pool, pem->len ? pem->len : 1);
+    memcpy(copy, pem->data, pem->len);
+    h2o_send_inline(req, copy, pem->len);
 }
 
 void sr_apif_handle(sr_apif *a, h2o_req_t *req)
 {
-    char rest[512];
-    const char *r;
-    if (sr_http_is(req, "POST", "/api/v1/sessions")) return open_session(a, req);
+    char p0[600], p1[600];
+    sr_route_params rp;
+    int known;
+    sr_route_id id = sr_route_find(req->method.base, req->method.len, req->path_normalized.base,
+                                   req->path_normalized.len, &rp, &known);
+    if (id == SR_R_NONE)
+        return sr_http_result(req, known ? 405 : 0, known ? "E1001" : "E3001",
+                              known ? "method not allowed on this path" : "unknown path", NULL);
+    if (id == SR_R_AP_SESSION_OPEN) return open_session(a, req);
     atoken *t = token_find(a, req);
     if (!t) {
         size_t l;
@@ -883,15 +898,16 @@ void sr_apif_handle(sr_apif *a, h2o_req_t *req)
                               "not authenticated: POST /api/v1/sessions first, then Authorization: Bearer <token>",
                               NULL);
     }
-    if (sr_http_is(req, "DELETE", "/api/v1/sessions/current")) {
+    int ok0 = param(&rp, 0, p0, sizeof p0), ok1 = param(&rp, 1, p1, sizeof p1);
+    switch (id) {
+    case SR_R_AP_SESSION_CLOSE:
         sr_slog(SR_LOG_INFO, "app session closed", "op=%s app=%s", t->op, t->app);
         token_drop(a, (size_t)(t - a->tokens));
         return sr_http_no_content(req);
-    }
-    if (sr_http_is(req, "POST", "/api/v1/current-values")) return current_values(a, req, t);
-    if (sr_http_is(req, "POST", "/api/v1/control-values")) return control_values(a, req, t);
-    if (sr_http_is(req, "POST", "/api/v1/monitors")) return monitor_start(a, req, t);
-    if (sr_http_is(req, "GET", "/api/v1/monitors")) {
+    case SR_R_AP_CURRENT_VALUES: return current_values(a, req, t);
+    case SR_R_AP_CONTROL: return control_values(a, req, t);
+    case SR_R_AP_MONITOR_START: return monitor_start(a, req, t);
+    case SR_R_AP_MONITOR_LIST: {
         json_t *items = NULL;
         if (sr_broker_monitor_list(a->broker, t->op, t->app, &items)) return sr_http_result(req, 0, "E9001", "", NULL);
         json_t *o = json_pack("{s:o}", "items", items);
@@ -899,60 +915,53 @@ void sr_apif_handle(sr_apif *a, h2o_req_t *req)
         json_decref(o);
         return;
     }
-    if (sr_http_method(req, "GET") && (r = below(req, "/api/v1/monitors/", rest, sizeof rest))) {
-        size_t rl = strlen(r);
-        if (rl > 7 && !strcmp(r + rl - 7, "/values")) {
-            rest[rl - 7] = 0;
-            if (is_id(rest)) return monitor_values(a, req, t, rest);
-        }
-        return sr_http_result(req, 0, "E3001", "unknown path", NULL);
-    }
-    if (sr_http_method(req, "DELETE") && (r = below(req, "/api/v1/monitors/", rest, sizeof rest))) {
-        if (!is_id(r)) return sr_http_result(req, 0, "E3001", "unknown monitorId", NULL);
+    case SR_R_AP_MONITOR_VALUES:
+        if (!ok0 || !is_id(p0)) return sr_http_result(req, 0, "E3001", "unknown monitorId", NULL);
+        return monitor_values(a, req, t, p0);
+    case SR_R_AP_MONITOR_STOP: {
+        if (!ok0 || !is_id(p0)) return sr_http_result(req, 0, "E3001", "unknown monitorId", NULL);
         actx *c = ctx_for(req);
-        if (c) sr_broker_monitor_stop(a->broker, t->op, t->app, r, on_broker_answer, c);
+        if (c) sr_broker_monitor_stop(a->broker, t->op, t->app, p0, on_broker_answer, c);
         return;
     }
-    if (sr_http_method(req, "GET") && (r = below(req, "/api/v1/requests/", rest, sizeof rest))) {
+    case SR_R_AP_REQUEST: {
         json_t *o = NULL;
-        int rc = is_id(r) ? sr_broker_request_status(a->broker, t->op, t->app, r, &o) : SR_ENOTFOUND;
+        int rc = ok0 && is_id(p0) ? sr_broker_request_status(a->broker, t->op, t->app, p0, &o) : SR_ENOTFOUND;
         if (rc == SR_ENOTFOUND) return sr_http_result(req, 0, "E3001", "unknown requestId", NULL);
         if (rc) return sr_http_result(req, 0, "E9001", sr_strerror(rc), NULL);
         sr_http_jsonv(req, 200, o);
         json_decref(o);
         return;
     }
-    if (sr_http_method(req, "GET") && (r = below(req, "/api/v1/certificates/", rest, sizeof rest))) {
-        char subject[16], id[80];
-        const char *slash = strchr(r, '/');
-        if (!slash || (size_t)(slash - r) >= sizeof subject || strlen(slash + 1) >= sizeof id)
-            return sr_http_result(req, 0, "E3001", "certificates/{platform|app|gateway}/{id}", NULL);
-        memcpy(subject, r, (size_t)(slash - r));
-        subject[slash - r] = 0;
-        snprintf(id, sizeof id, "%s", slash + 1);
+    case SR_R_AP_CERT: {
         sr_buf pem;
         sr_buf_init(&pem);
-        int rc = sr_broker_cert(a->broker, t->op, subject, id, &pem);
+        int rc = ok0 && ok1 ? sr_broker_cert(a->broker, t->op, p0, p1, &pem) : SR_ENOTFOUND;
         if (rc == SR_ENOTFOUND || rc == SR_EINVAL) sr_http_result(req, 0, "E3001", "no certificate for that subject", NULL);
         else if (rc) sr_http_result(req, 0, "E9001", sr_strerror(rc), NULL);
-        else {
-            req->res.status = 200;
-            req->res.reason = "OK";
-            h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL,
-                           H2O_STRLIT("application/x-pem-file"));
-            char *copy = h2o_mem_alloc_pool(&req->pool, pem.len);
-            memcpy(copy, pem.data, pem.len);
-            h2o_send_inline(req, copy, pem.len);
-        }
+        else send_pem(req, &pem);
         sr_buf_release(&pem);
         return;
     }
-    if (sr_http_method(req, "GET") && (r = below(req, "/api/v1/masters/", rest, sizeof rest)))
-        return masters(a, req, t, r);
-    if ((r = below(req, "/api/v1/documents/", rest, sizeof rest))) return sr_apif_documents(a, req, t, r);
-    if (sr_http_is(req, "GET", "/api/v1/files")) return sr_apif_files(a, req, t, "");
-    if ((r = below(req, "/api/v1/files/", rest, sizeof rest))) return sr_apif_files(a, req, t, r);
-    if (sr_http_is(req, "GET", "/api/v1/stored-values/latest")) return stored_latest(a, req, t);
-    if (sr_http_is(req, "GET", "/api/v1/stored-values")) return stored_values(a, req, t);
-    sr_http_result(req, 0, "E3001", "unknown path", NULL);
+    case SR_R_AP_MASTERS: return masters(a, req, t, ok0 ? p0 : "");
+    case SR_R_AP_DOC_CREATE:
+    case SR_R_AP_DOC_QUERY:
+        return sr_apif_documents(a, req, t, ok0 ? p0 : "");
+    case SR_R_AP_DOC_GET:
+    case SR_R_AP_DOC_PUT:
+    case SR_R_AP_DOC_DELETE: {
+        char both[1300];
+        snprintf(both, sizeof both, "%s/%s", ok0 ? p0 : "", ok1 ? p1 : "");
+        return sr_apif_documents(a, req, t, both);
+    }
+    case SR_R_AP_FILE_LIST: return sr_apif_files(a, req, t, "");
+    case SR_R_AP_FILE_GET:
+    case SR_R_AP_FILE_PUT:
+    case SR_R_AP_FILE_DELETE:
+        if (!ok0) return sr_http_result(req, 0, "E1001", "path: at most 512 bytes", NULL);
+        return sr_apif_files(a, req, t, p0);
+    case SR_R_AP_LATEST: return stored_latest(a, req, t);
+    case SR_R_AP_STORED: return stored_values(a, req, t);
+    default: return sr_http_result(req, 0, "E3001", "unknown path", NULL);
+    }
 }

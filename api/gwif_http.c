@@ -23,6 +23,7 @@
 #include "api/broker.h"
 #include "api/gwif_json.h"
 #include "api/httpu.h"
+#include "api/routes.h"
 #include "api/slog.h"
 #include "codecs/events.pb-c.h"
 #include "codecs/rfc3339.h"
@@ -473,12 +474,6 @@ static void certificate(sr_gwhttp *g, h2o_req_t *req, const token *t)
     sr_buf_release(&pem);
 }
 
-static int is(h2o_req_t *req, const char *method, const char *path)
-{
-    return h2o_memis(req->method.base, req->method.len, method, strlen(method)) &&
-           h2o_memis(req->path_normalized.base, req->path_normalized.len, path, strlen(path));
-}
-
 static int on_req(h2o_handler_t *self, h2o_req_t *req)
 {
     sr_gwhttp *g = *(sr_gwhttp **)(self + 1);
@@ -490,7 +485,16 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
         sr_apif_handle(g->apif, req);
         return 0;
     }
-    if (is(req, "POST", "/gw/v1/sessions")) {
+    sr_route_params rp;
+    int known;
+    sr_route_id id = sr_route_find(req->method.base, req->method.len, req->path_normalized.base,
+                                   req->path_normalized.len, &rp, &known);
+    if (id == SR_R_NONE) {
+        sr_http_result(req, known ? 405 : 0, known ? SR_GW_E_PARAM : "E3001",
+                       known ? "method not allowed on this path" : "unknown path", NULL);
+        return 0;
+    }
+    if (id == SR_R_GW_SESSION_OPEN) {
         open_session(g, req);
         return 0;
     }
@@ -500,39 +504,22 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
                        NULL);
         return 0;
     }
-    if (is(req, "DELETE", "/gw/v1/sessions/current")) {
+    switch (id) {
+    case SR_R_GW_SESSION_CLOSE: {
         size_t k = (size_t)(t - g->tokens);
         g->tokens[k] = g->tokens[--g->ntokens];
-        req->res.status = 204;
-        req->res.reason = "No Content";
-        h2o_send_inline(req, NULL, 0);
-        return 0;
+        sr_http_no_content(req);
+        break;
     }
-    if (is(req, "POST", "/gw/v1/measurements")) {
-        post_values(g, req, t);
-        return 0;
+    case SR_R_GW_MEASUREMENTS: post_values(g, req, t); break;
+    case SR_R_GW_IMMEDIATE: broker_message(g, req, t, "data/immediate"); break;
+    case SR_R_GW_PERIODIC: broker_message(g, req, t, "data/periodic"); break;
+    case SR_R_GW_MONITOR_ACK: broker_message(g, req, t, "ack/monitor"); break;
+    case SR_R_GW_CONTROL_RESULT: broker_message(g, req, t, "ack/control"); break;
+    case SR_R_GW_FETCH: fetch(g, req, t); break;
+    case SR_R_GW_CERT: certificate(g, req, t); break;
+    default: respond_result(req, "E3001", "unknown path", NULL); break;
     }
-    static const struct {
-        const char *path, *suffix;
-    } routes[] = {{"/gw/v1/immediate-results", "data/immediate"},
-                  {"/gw/v1/periodic-values", "data/periodic"},
-                  {"/gw/v1/monitor-acks", "ack/monitor"},
-                  {"/gw/v1/control-results", "ack/control"}};
-    for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++)
-        if (is(req, "POST", routes[i].path)) {
-            broker_message(g, req, t, routes[i].suffix);
-            return 0;
-        }
-    if (is(req, "POST", "/gw/v1/requests/fetch")) {
-        fetch(g, req, t);
-        return 0;
-    }
-    if (h2o_memis(req->method.base, req->method.len, H2O_STRLIT("GET")) && req->path_normalized.len > 20 &&
-        !strncmp(req->path_normalized.base, "/gw/v1/certificates/", 20)) {
-        certificate(g, req, t);
-        return 0;
-    }
-    respond_result(req, "E3001", "unknown path", NULL);
     return 0;
 }
 

@@ -55,7 +55,7 @@ int sr_ev_measurements(const char *op, const char *actor, Suiro__V1__ActorKind k
     Suiro__V1__Measurements m = SUIRO__V1__MEASUREMENTS__INIT;
     Suiro__V1__PointValues *pvs = sr_calloc(npts ? npts : 1, sizeof *pvs);
     Suiro__V1__PointValues **pp = sr_calloc(npts ? npts : 1, sizeof *pp);
-    void **allocs = sr_calloc(npts * 4 + 1, sizeof *allocs);
+    void **allocs = sr_calloc(npts * 5 + 1, sizeof *allocs); /* 4 per point, +1 for bool and string arrays */
     size_t na = 0;
     if (!pvs || !pp || !allocs) {
         rc = SR_ENOMEM;

@@ -1,5 +1,6 @@
 /* api/cli/main.c -- the `suiro` command: dispatch to subcommands. */
 #include "api/cli/cli.h"
+#include "api/routes.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -27,6 +28,7 @@ static void usage(FILE *f)
             "  replay DIR [--from SEQ|TIME] [--to ..] [--operator OP] [--gateway GW] [--point ID] [--kind K]\n"
             "                                           decoded events as JSON lines\n"
             "  verify DIR                               log chain + index equals a rebuild\n"
+            "  routes                                   the HTTP routes (METHOD PATH), as docs/api/openapi.yaml has them\n"
             "  version                                  print the version\n"
             "Commands on a data directory take --key-file F when the log is encrypted.\n"
             "\n"
@@ -52,6 +54,10 @@ int main(int argc, char **argv)
     }
     if (!strcmp(argv[1], "version") || !strcmp(argv[1], "--version")) {
         printf("suiro %s\n", SUIRO_VERSION);
+        return 0;
+    }
+    if (!strcmp(argv[1], "routes")) {
+        for (size_t i = 0; i < sr_nroutes; i++) printf("%s %s\n", sr_routes[i].method, sr_routes[i].path);
         return 0;
     }
     if (!strcmp(argv[1], "log")) return sr_cmd_log(argc - 2, argv + 2);
