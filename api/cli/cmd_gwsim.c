@@ -4,28 +4,106 @@
  *   suiro gwsim sheet --gateways N --points M [--operator OP]
  *       print a set-up sheet registering N gateways (SIM0001..) with M number
  *       points each (SP0001_01..), for `suiro sheet import`.
- *   suiro gwsim run --port P [--host H] --gateways N --points M [--operator OP]
- *       [--batch B] [--messages K] [--window W] [--mqtt5] [--acks FILE] [--seed S]
- *       [--duration S] [--interval-ms I]
+ *
+ *   suiro gwsim run --port P [options]
  *       N gateways over MQTT (libmosquitto, one thread, poll), each sending K
  *       GW_MEASUREMENTS messages of B values (2-decimal random walks, 1 s apart)
  *       with QoS 1 and at most W unacknowledged; after a disconnect it
  *       reconnects and sends again what was not acknowledged (same messageId:
- *       the server stores it once). --acks FILE gets one line per PUBACK
- *       ("ack GATEWAY MESSAGE-NUMBER"), flushed at once. Prints a live line of
- *       rates on a terminal and a JSON summary: sent, acknowledged, resent,
- *       errors, PUBACK latency p50/p99.
+ *       the server stores it once). With --answer the gateways also answer the
+ *       server's requests (docs/requests.md) like real ones. Prints a live line
+ *       of rates on a terminal and, at the end, a JSON summary: sent,
+ *       acknowledged, resent, errors, PUBACK latency p50/p99 (all of these are
+ *       about measurement messages only), requests, answered, periodic,
+ *       answers_refused. SIGINT / SIGTERM end the run early: the summary is
+ *       printed and the exit code is 0 (unless a gateway's connection was
+ *       refused). Otherwise the exit code is 0 when every measurement message
+ *       was acknowledged and no connection was refused.
+ *
+ *   Options of `run` (defaults in brackets):
+ *     --port P            the server's MQTT port (required; the TLS port with --tls-ca)
+ *     --host H            the server's address [127.0.0.1]
+ *     --gateways N        1..9999 gateways SIM0001.. [4]
+ *     --points M          1..99 measurement points per gateway, SP0001_01.. [10]
+ *     --operator OP       the operator: topic root wip/v1/OP/gw/GW, username OP/GW [sim]
+ *     --batch B           values in one GW_MEASUREMENTS message, 1..5000 [100]
+ *     --messages K        GW_MEASUREMENTS messages per gateway; 0 sends none [100]
+ *     --window W          at most W unacknowledged measurement messages per gateway [20]
+ *     --interval-ms I     each gateway sends one measurement message every I ms
+ *                         [as fast as the window allows]
+ *     --duration S        stop after S seconds [no limit]
+ *     --mqtt5             speak MQTT 5 [3.1.1]
+ *     --acks FILE         append one line per measurement PUBACK ("ack GATEWAY
+ *                         MESSAGE-NUMBER"), flushed at once
+ *     --seed S            seed of the simulated values [1]
+ *     --answer            answer requests: after every (re)connect each gateway
+ *                         subscribes to R/requests and R/res/# and sends a
+ *                         GW_FETCH_REQ {maxItems:100} on R/req/fetch (again while
+ *                         the answer comes back full). IMMEDIATE is answered with
+ *                         GW_IMMEDIATE_RESULT on R/data/immediate (the current
+ *                         value of each point, any dataId: a 2-decimal random
+ *                         walk per dataId, see --sheet; stamped with the wall
+ *                         clock; each read takes a step); PERIODIC_START
+ *                         with GW_MONITOR_ACK on R/ack/monitor, then GW_PERIODIC_DATA
+ *                         on R/data/periodic every intervalMs (a repeated start of
+ *                         a running monitor is acknowledged again, one timer);
+ *                         PERIODIC_STOP stops it and is acknowledged; CONTROL
+ *                         stores the value (number, boolean or string; the point
+ *                         then holds it) and answers GW_CONTROL_RESULT with it
+ *                         read back as appliedValue on R/ack/control, logging a
+ *                         request's protection on stderr ("gwsim: control
+ *                         REQUESTID protection JSON"). A repeated IMMEDIATE or
+ *                         CONTROL (same requestId) gets the very same answer
+ *                         message again (same messageId and body; the last 1024
+ *                         answers of each gateway are remembered). Answers are
+ *                         QoS 1 and counted as "answered" (periodic messages as
+ *                         "periodic"); a GW_ACK refusing one is logged and counted
+ *                         as "answers_refused". With --answer the run ends only
+ *                         at --duration or on a signal, not when the measurement
+ *                         messages are all acknowledged.
+ *     --control-fail D    (with --answer; repeatable) a CONTROL of data point D
+ *                         fails: result {"code":"E4003","message":"simulated
+ *                         device failure"}, nothing applied, no appliedValue
+ *     --no-answer D       (with --answer; repeatable) an IMMEDIATE or CONTROL that
+ *                         involves only data point D (or only such points) is
+ *                         not answered (for timeout tests)
+ *     --sheet FILE|demo   (with --answer) a set-up sheet (`demo`: the one of `suiro
+ *                         init --demo`) giving the data points' types and ranges:
+ *                         answered values then have the point's type (number: 2
+ *                         decimals, steps of at most 1 % of a narrower range;
+ *                         integer: steps of -1..1; boolean: flips now and then;
+ *                         string: "OK") and stay within min..max, as the server
+ *                         checks; points not in the sheet stay numbers
+ *     --gateway-id ID     (one gateway) the gateway's ID instead of SIM0001, e.g.
+ *                         GW001 with --operator demo --secret demo-gw001-secret;
+ *                         measurement messages keep their SPxxxx data IDs, so
+ *                         such runs usually say --messages 0
+ *     --secret S          the password [sim-secret-GATEWAY]
+ *     --tls-ca FILE       connect with TLS, trusting the CA certificates in FILE
+ *     --cert FILE --key FILE
+ *                         (with --tls-ca) a client certificate and its key; the
+ *                         certificate then authenticates the gateway and no
+ *                         username/password is sent unless --secret is given
  */
 #include "api/cli/cli.h"
+#include "codecs/sheet.h"
 
+#include <errno.h>
+#include <jansson.h>
+#include <math.h>
 #include <mosquitto.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+
+#define FETCH_MAX 100   /* maxItems of a GW_FETCH_REQ */
+#define CACHE_N 1024    /* answers each gateway remembers for repeated requests */
+#define DUMP_FLAGS (JSON_COMPACT | JSON_REAL_PRECISION(15))
 
 static double now_s(void)
 {
@@ -42,15 +120,55 @@ static uint64_t mix(uint64_t z)
     return z ^ (z >> 31);
 }
 
+static uint64_t fnv(const char *s)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ull;
+    return h;
+}
+
+/* the wall clock, RFC 3339 with milliseconds, UTC */
+static void now_rfc3339(char *out, size_t cap)
+{
+    struct timespec ts;
+    struct tm tm;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    gmtime_r(&ts.tv_sec, &tm);
+    snprintf(out, cap, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+             tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ts.tv_nsec / 1000000));
+}
+
 typedef struct pend {
     int mid;
     uint64_t n;
     double t;
 } pend;
 
+/* a data point as --answer sees it: a random walk, or the value a CONTROL set */
+typedef struct point {
+    char *id;
+    const sr_sheet_datapoint *dp; /* its type and range (--sheet), or NULL: a number */
+    double v;                     /* the walk (number: 2 decimals; integer; boolean 0/1) */
+    json_t *held;                 /* set by CONTROL (number, boolean or string): read back as is */
+} point;
+
+typedef struct monitor {
+    char *id;
+    json_t *data_ids; /* array of strings */
+    double every, next_at;
+} monitor;
+
+/* an answer sent, kept to send it again when the request comes again */
+typedef struct answer {
+    const char *type; /* "IMMEDIATE" or "CONTROL" (literals) */
+    char *request_id;
+    const char *suffix; /* topic under the gateway's root (literal) */
+    char *payload;
+} answer;
+
 typedef struct gwc {
     struct mosquitto *m;
-    char id[32];
+    char id[72];
     int connected, failed;
     double retry_at;
     uint64_t next, acked;
@@ -59,6 +177,14 @@ typedef struct gwc {
     double next_at; /* --interval-ms: when this gateway may send next */
     uint64_t *redo; /* message numbers to send again after a reconnect */
     size_t nredo, capredo;
+    /* --answer */
+    uint64_t seq; /* answers and fetches sent: their messageIds */
+    point *pt;
+    size_t npt, cappt;
+    monitor *mon;
+    size_t nmon, capmon;
+    answer *cache; /* CACHE_N entries, a ring; allocated on first use */
+    size_t cache_next;
 } gwc;
 
 typedef struct sim {
@@ -70,30 +196,27 @@ typedef struct sim {
     uint64_t sent, acked, resent, errors;
     double *lat;
     size_t nlat, caplat;
+    /* --answer */
+    int answering;
+    const char **fail_ids, **quiet_ids; /* --control-fail, --no-answer */
+    size_t nfail, nquiet;
+    char nonce[17]; /* makes this run's messageIds differ from any other run's */
+    uint64_t rng;
+    uint64_t requests, answered, periodic, refused;
+    sr_sheet *sheet; /* --sheet: the data points' types and ranges */
 } sim;
 
 static sim *S;
+static volatile sig_atomic_t stop_signal;
 
-static void on_connect(struct mosquitto *m, void *obj, int rc)
+static void on_signal(int sig)
 {
-    (void)m;
-    gwc *g = obj;
-    if (rc == 0) {
-        g->connected = 1;
-        /* whatever was in flight is sent again (same messageId) */
-        for (size_t i = 0; i < g->np; i++) {
-            if (g->nredo == g->capredo) {
-                g->capredo = g->capredo ? g->capredo * 2 : 64;
-                g->redo = realloc(g->redo, g->capredo * sizeof *g->redo);
-            }
-            g->redo[g->nredo++] = g->p[i].n;
-        }
-        g->np = 0;
-    } else {
-        g->failed = 1;
-        S->errors++;
-        fprintf(stderr, "gwsim: %s: connection refused (%s)\n", g->id, mosquitto_connack_string(rc));
-    }
+    stop_signal = sig;
+}
+
+static uint64_t rnd(sim *s)
+{
+    return mix(s->seed * 0xD1B54A32D192ED69ull ^ s->rng++);
 }
 
 static void on_disconnect(struct mosquitto *m, void *obj, int rc)
@@ -179,28 +302,636 @@ static void send_one(sim *s, int k, uint64_t n, int again)
     if (again) s->resent++;
 }
 
+/* ---- answering requests (--answer) ------------------------------------ */
+
+static int listed(const char **ids, size_t n, const char *id)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!strcmp(ids[i], id)) return 1;
+    return 0;
+}
+
+/* a non-empty array of strings */
+static int ids_ok(const json_t *ids)
+{
+    size_t i;
+    json_t *id;
+    if (!json_is_array(ids) || !json_array_size(ids)) return 0;
+    json_array_foreach(ids, i, id) if (!json_is_string(id)) return 0;
+    return 1;
+}
+
+/* the range a point's walk keeps to */
+static void point_range(const point *p, double *lo, double *hi)
+{
+    *lo = p->dp && p->dp->has_min ? p->dp->min : -1e6;
+    *hi = p->dp && p->dp->has_max ? p->dp->max : 1e6;
+}
+
+/* v kept in [lo, hi], with 2 decimals (number) or none (integer) where the range allows */
+static double clamp_round(double v, double lo, double hi, int integer)
+{
+    double q = integer ? 1.0 : 100.0;
+    v = round(v * q) / q;
+    if (v < lo) v = ceil(lo * q) / q;
+    if (v > hi) v = floor(hi * q) / q;
+    return v < lo || v > hi ? lo : v; /* no such value in the range: its bound */
+}
+
+/* The point, created on first use; NULL when out of memory. Its walk starts
+ * at a value keyed by (seed, dataId): without --sheet a number in
+ * -1000..1000, with it a value of the point's type within its range. */
+static point *point_get(sim *s, gwc *g, const char *id)
+{
+    for (size_t i = 0; i < g->npt; i++)
+        if (!strcmp(g->pt[i].id, id)) return &g->pt[i];
+    if (g->npt == g->cappt) {
+        size_t cap = g->cappt ? g->cappt * 2 : 16;
+        point *np = realloc(g->pt, cap * sizeof *np);
+        if (!np) return NULL;
+        g->pt = np;
+        g->cappt = cap;
+    }
+    char *dup = strdup(id);
+    if (!dup) return NULL;
+    point *p = &g->pt[g->npt++];
+    *p = (point){.id = dup};
+    for (size_t i = 0; s->sheet && i < s->sheet->n_datapoints; i++)
+        if (!strcmp(s->sheet->datapoints[i].id, id)) p->dp = &s->sheet->datapoints[i];
+    uint64_t h = mix(s->seed ^ fnv(id));
+    double frac = (double)(h >> 11) / 9007199254740992.0, lo, hi; /* [0, 1) */
+    point_range(p, &lo, &hi);
+    if (p->dp && p->dp->type == SR_DP_BOOLEAN) p->v = h & 1;
+    else if (p->dp && p->dp->has_min && p->dp->has_max) p->v = lo + frac * (hi - lo);
+    else if (p->dp && p->dp->has_min) p->v = lo + frac * 1000;
+    else if (p->dp && p->dp->has_max) p->v = hi - frac * 1000;
+    else p->v = (double)((int64_t)(h % 200000) - 100000) / 100.0;
+    p->v = clamp_round(p->v, lo, hi, p->dp && p->dp->type == SR_DP_INTEGER);
+    return p;
+}
+
+/* The point's value now (a new reference): the walk takes a step (a number:
+ * at most +-1.00, or +-1 % of a narrower range; an integer: -1, 0 or +1; a
+ * boolean flips now and then; a string stays "OK"), unless a CONTROL set
+ * the value. */
+static json_t *point_read(sim *s, point *p)
+{
+    if (p->held) return json_copy(p->held);
+    sr_dp_type type = p->dp ? p->dp->type : SR_DP_NUMBER;
+    uint64_t r = rnd(s);
+    double lo, hi;
+    point_range(p, &lo, &hi);
+    switch (type) {
+    case SR_DP_BOOLEAN:
+        if (r % 10 == 0) p->v = !p->v;
+        return json_boolean(p->v != 0);
+    case SR_DP_STRING:
+        return json_string("OK");
+    case SR_DP_INTEGER:
+        p->v = clamp_round(p->v + (double)(int)(r % 3) - 1, lo, hi, 1);
+        return json_integer((json_int_t)p->v);
+    default: {
+        double scale = (hi - lo) / 100 < 1 ? (hi - lo) / 100 : 1;
+        p->v = clamp_round(p->v + scale * ((double)(r % 201) - 100) / 100, lo, hi, 0);
+        return json_real(p->v);
+    }
+    }
+}
+
+/* [{dataId, timestamp, value}, ...] for the data IDs (an array of strings) */
+static json_t *read_values(sim *s, gwc *g, const json_t *ids, const char *ts)
+{
+    json_t *vals = json_array(), *id;
+    size_t i;
+    if (!vals) return NULL;
+    json_array_foreach(ids, i, id) {
+        point *p = point_get(s, g, json_string_value(id));
+        json_t *v = p ? point_read(s, p) : NULL;
+        if (!v) goto fail;
+        if (json_array_append_new(vals, json_pack("{s:s,s:s,s:o}", "dataId", p->id, "timestamp", ts, "value", v)))
+            goto fail;
+    }
+    return vals;
+fail:
+    json_decref(vals);
+    return NULL;
+}
+
+/* The envelope around body (a reference that is taken over), as text to
+ * free; NULL when out of memory. kind 'A' (answers, periodic data) or 'F'
+ * (fetches) starts the messageId, then this run's nonce, then a counter. */
+static char *envelope(sim *s, gwc *g, char kind, const char *type, json_t *body, const char *ts)
+{
+    char mid[48];
+    if (!body) return NULL;
+    snprintf(mid, sizeof mid, "%c%s-%llu", kind, s->nonce, (unsigned long long)++g->seq);
+    json_t *env = json_pack("{s:{s:s,s:s,s:s},s:o}", "header", "messageType", type, "messageId", mid, "timestamp",
+                            ts, "body", body);
+    if (!env) return NULL;
+    char *text = json_dumps(env, DUMP_FLAGS);
+    json_decref(env);
+    return text;
+}
+
+/* QoS 1 on R/suffix; 0 when handed to libmosquitto */
+static int publish(sim *s, gwc *g, const char *suffix, const char *payload)
+{
+    char topic[320];
+    snprintf(topic, sizeof topic, "wip/v1/%s/gw/%s/%s", s->op, g->id, suffix);
+    int rc = mosquitto_publish(g->m, NULL, topic, (int)strlen(payload), payload, 1, false);
+    if (rc == MOSQ_ERR_SUCCESS) return 0;
+    /* not connected: the server hands the request out again after the reconnect */
+    if (rc != MOSQ_ERR_NO_CONN)
+        fprintf(stderr, "gwsim: %s: publishing on %s failed: %s\n", g->id, suffix, mosquitto_strerror(rc));
+    return -1;
+}
+
+static void out_of_memory(gwc *g, const char *what)
+{
+    fprintf(stderr, "gwsim: %s: out of memory (%s)\n", g->id, what);
+}
+
+static answer *cache_find(gwc *g, const char *type, const char *request_id)
+{
+    if (!g->cache) return NULL;
+    for (size_t i = 0; i < CACHE_N; i++) {
+        answer *a = &g->cache[i];
+        if (a->payload && !strcmp(a->type, type) && !strcmp(a->request_id, request_id)) return a;
+    }
+    return NULL;
+}
+
+/* remember the answer (best effort: when out of memory it is just not remembered) */
+static void cache_put(gwc *g, const char *type, const char *request_id, const char *suffix, const char *payload)
+{
+    if (!g->cache && !(g->cache = calloc(CACHE_N, sizeof *g->cache))) return;
+    answer *a = &g->cache[g->cache_next];
+    char *rid = strdup(request_id), *text = strdup(payload);
+    if (!rid || !text) {
+        free(rid);
+        free(text);
+        return;
+    }
+    free(a->request_id);
+    free(a->payload);
+    *a = (answer){type, rid, suffix, text};
+    g->cache_next = (g->cache_next + 1) % CACHE_N;
+}
+
+static void cache_free(gwc *g)
+{
+    if (!g->cache) return;
+    for (size_t i = 0; i < CACHE_N; i++) {
+        free(g->cache[i].request_id);
+        free(g->cache[i].payload);
+    }
+    free(g->cache);
+    g->cache = NULL;
+}
+
+/* Send a new answer to request (type, request_id): the envelope around body
+ * (taken over), remembered for a repeated request, counted as answered. */
+static void answer_new(sim *s, gwc *g, const char *type, const char *request_id, const char *suffix,
+                       const char *message_type, json_t *body, const char *ts)
+{
+    char *text = envelope(s, g, 'A', message_type, body, ts);
+    if (!text) {
+        out_of_memory(g, message_type);
+        return;
+    }
+    if (type) cache_put(g, type, request_id, suffix, text);
+    if (!publish(s, g, suffix, text)) s->answered++;
+    free(text);
+}
+
+/* {"code":code,"message":message} */
+static json_t *failure(const char *code, const char *message)
+{
+    return json_pack("{s:s,s:s}", "code", code, "message", message);
+}
+
+/* the same request again (the server hands out what it has no answer for):
+ * the same message again; 1 if there was one */
+static int answer_again(sim *s, gwc *g, const char *type, const char *request_id)
+{
+    answer *a = cache_find(g, type, request_id);
+    if (!a) return 0;
+    if (!publish(s, g, a->suffix, a->payload)) s->answered++;
+    return 1;
+}
+
+static void immediate(sim *s, gwc *g, const char *rid, const json_t *rq)
+{
+    const json_t *ids = json_object_get(rq, "dataIds");
+    char ts[64];
+    now_rfc3339(ts, sizeof ts);
+    if (!ids_ok(ids)) {
+        fprintf(stderr, "gwsim: %s: IMMEDIATE %s without dataIds: answered E1001\n", g->id, rid);
+        answer_new(s, g, "IMMEDIATE", rid, "data/immediate", "GW_IMMEDIATE_RESULT",
+                   json_pack("{s:s,s:[],s:o}", "requestId", rid, "values", "result",
+                             failure("E1001", "dataIds: a non-empty array of data IDs is required")),
+                   ts);
+        return;
+    }
+    int quiet = 1;
+    size_t i;
+    json_t *id;
+    json_array_foreach(ids, i, id) if (!listed(s->quiet_ids, s->nquiet, json_string_value(id))) quiet = 0;
+    if (quiet) {
+        fprintf(stderr, "gwsim: %s: IMMEDIATE %s not answered (--no-answer)\n", g->id, rid);
+        return;
+    }
+    if (answer_again(s, g, "IMMEDIATE", rid)) return;
+    json_t *vals = read_values(s, g, ids, ts);
+    if (!vals) {
+        out_of_memory(g, "IMMEDIATE");
+        return;
+    }
+    answer_new(s, g, "IMMEDIATE", rid, "data/immediate", "GW_IMMEDIATE_RESULT",
+               json_pack("{s:s,s:o,s:s}", "requestId", rid, "values", vals, "result", "0"), ts);
+}
+
+static void control(sim *s, gwc *g, const char *rid, const json_t *rq)
+{
+    const char *did = json_string_value(json_object_get(rq, "dataId"));
+    const json_t *val = json_object_get(rq, "value"), *prot = json_object_get(rq, "protection");
+    char ts[64];
+    now_rfc3339(ts, sizeof ts);
+    if (!did) {
+        fprintf(stderr, "gwsim: %s: CONTROL %s without dataId: answered E1001\n", g->id, rid);
+        answer_new(s, g, "CONTROL", rid, "ack/control", "GW_CONTROL_RESULT",
+                   json_pack("{s:s,s:o}", "requestId", rid, "result",
+                             failure("E1001", "dataId: a data ID is required")),
+                   ts);
+        return;
+    }
+    if (listed(s->quiet_ids, s->nquiet, did)) {
+        fprintf(stderr, "gwsim: %s: CONTROL %s not answered (--no-answer)\n", g->id, rid);
+        return;
+    }
+    if (answer_again(s, g, "CONTROL", rid)) return;
+    if (prot) {
+        char *pj = json_dumps(prot, JSON_COMPACT | JSON_ENCODE_ANY);
+        fprintf(stderr, "gwsim: control %s protection %s\n", rid, pj ? pj : "(out of memory)");
+        free(pj);
+    }
+    json_t *body;
+    if (listed(s->fail_ids, s->nfail, did))
+        body = json_pack("{s:s,s:s,s:o}", "requestId", rid, "dataId", did, "result",
+                         failure("E4003", "simulated device failure"));
+    else if (!json_is_number(val) && !json_is_boolean(val) && !json_is_string(val))
+        body = json_pack("{s:s,s:s,s:o}", "requestId", rid, "dataId", did, "result",
+                         failure("E4004", "value: a number, boolean or string is required"));
+    else {
+        point *p = point_get(s, g, did);
+        json_t *copy = p ? json_deep_copy(val) : NULL;
+        if (!copy) {
+            out_of_memory(g, "CONTROL");
+            return;
+        }
+        json_decref(p->held);
+        p->held = copy;
+        body = json_pack("{s:s,s:s,s:o,s:s}", "requestId", rid, "dataId", did, "appliedValue", point_read(s, p),
+                         "result", "0");
+    }
+    answer_new(s, g, "CONTROL", rid, "ack/control", "GW_CONTROL_RESULT", body, ts);
+}
+
+static monitor *monitor_find(gwc *g, const char *id)
+{
+    for (size_t i = 0; i < g->nmon; i++)
+        if (!strcmp(g->mon[i].id, id)) return &g->mon[i];
+    return NULL;
+}
+
+static void monitor_ack(sim *s, gwc *g, const char *mon, const char *action, json_t *result)
+{
+    char ts[64];
+    now_rfc3339(ts, sizeof ts);
+    if (!result) {
+        out_of_memory(g, "GW_MONITOR_ACK");
+        return;
+    }
+    answer_new(s, g, NULL, NULL, "ack/monitor", "GW_MONITOR_ACK",
+               json_pack("{s:s,s:s,s:o}", "monitorId", mon, "action", action, "result", result), ts);
+}
+
+static void periodic_start(sim *s, gwc *g, const char *rid, const json_t *rq)
+{
+    const char *mon = json_string_value(json_object_get(rq, "monitorId"));
+    const json_t *ids = json_object_get(rq, "dataIds"), *iv = json_object_get(rq, "intervalMs");
+    if (!mon) {
+        fprintf(stderr, "gwsim: %s: PERIODIC_START %s without monitorId ignored\n", g->id, rid);
+        return;
+    }
+    if (!ids_ok(ids) || !json_is_number(iv) || json_number_value(iv) < 1) {
+        fprintf(stderr, "gwsim: %s: PERIODIC_START %s without dataIds or intervalMs: acknowledged E1001\n", g->id,
+                rid);
+        monitor_ack(s, g, mon, "START", failure("E1001", "dataIds and intervalMs (>= 1) are required"));
+        return;
+    }
+    json_t *copy = json_deep_copy(ids);
+    if (!copy) goto oom;
+    monitor *m = monitor_find(g, mon);
+    if (m) { /* running already: one timer; the latest points and interval apply */
+        json_decref(m->data_ids);
+        m->data_ids = copy;
+        m->every = json_number_value(iv) / 1000.0;
+    } else {
+        if (g->nmon == g->capmon) {
+            size_t cap = g->capmon ? g->capmon * 2 : 8;
+            monitor *nm = realloc(g->mon, cap * sizeof *nm);
+            if (!nm) goto oom;
+            g->mon = nm;
+            g->capmon = cap;
+        }
+        char *dup = strdup(mon);
+        if (!dup) goto oom;
+        double every = json_number_value(iv) / 1000.0;
+        g->mon[g->nmon++] = (monitor){dup, copy, every, now_s() + every};
+    }
+    monitor_ack(s, g, mon, "START", json_string("0"));
+    return;
+oom:
+    json_decref(copy);
+    out_of_memory(g, "PERIODIC_START");
+}
+
+static void periodic_stop(sim *s, gwc *g, const char *rid, const json_t *rq)
+{
+    const char *mon = json_string_value(json_object_get(rq, "monitorId"));
+    if (!mon) {
+        fprintf(stderr, "gwsim: %s: PERIODIC_STOP %s without monitorId ignored\n", g->id, rid);
+        return;
+    }
+    monitor *m = monitor_find(g, mon);
+    if (m) {
+        free(m->id);
+        json_decref(m->data_ids);
+        *m = g->mon[--g->nmon];
+    }
+    /* a monitor this gateway does not know is stopped as well */
+    monitor_ack(s, g, mon, "STOP", json_string("0"));
+}
+
+static void handle_request(sim *s, gwc *g, const json_t *rq)
+{
+    const char *rid = json_string_value(json_object_get(rq, "requestId"));
+    const char *type = json_string_value(json_object_get(rq, "type"));
+    if (!rid || !type) {
+        fprintf(stderr, "gwsim: %s: a request without requestId or type ignored\n", g->id);
+        return;
+    }
+    s->requests++;
+    if (!strcmp(type, "IMMEDIATE")) immediate(s, g, rid, rq);
+    else if (!strcmp(type, "CONTROL")) control(s, g, rid, rq);
+    else if (!strcmp(type, "PERIODIC_START")) periodic_start(s, g, rid, rq);
+    else if (!strcmp(type, "PERIODIC_STOP")) periodic_stop(s, g, rid, rq);
+    else fprintf(stderr, "gwsim: %s: request %s of unknown type '%s' ignored\n", g->id, rid, type);
+}
+
+/* GW_FETCH_REQ {maxItems} on R/req/fetch */
+static void send_fetch(sim *s, gwc *g)
+{
+    char ts[64];
+    now_rfc3339(ts, sizeof ts);
+    char *text = envelope(s, g, 'F', "GW_FETCH_REQ", json_pack("{s:i}", "maxItems", FETCH_MAX), ts);
+    if (!text) {
+        out_of_memory(g, "GW_FETCH_REQ");
+        return;
+    }
+    publish(s, g, "req/fetch", text);
+    free(text);
+}
+
+/* GW_ACK: only refusals of our answers and fetches are of interest */
+static void handle_ack(sim *s, gwc *g, const json_t *msg)
+{
+    const char *cid = json_string_value(json_object_get(json_object_get(msg, "header"), "correlationId"));
+    const json_t *res = json_object_get(json_object_get(msg, "body"), "result");
+    const char *code = json_string_value(json_object_get(res, "code"));
+    if (!cid || !code || !strcmp(code, "0")) return;
+    if ((cid[0] != 'A' && cid[0] != 'F') || strncmp(cid + 1, s->nonce, 16)) return;
+    const char *text = json_string_value(json_object_get(res, "message"));
+    fprintf(stderr, "gwsim: %s: %s %s refused: %s %s\n", g->id, cid[0] == 'A' ? "answer" : "fetch", cid, code,
+            text ? text : "");
+    if (cid[0] == 'A') s->refused++;
+}
+
+static void on_message(struct mosquitto *m, void *obj, const struct mosquitto_message *msg)
+{
+    (void)m;
+    gwc *g = obj;
+    sim *s = S;
+    char root[320];
+    int rl = snprintf(root, sizeof root, "wip/v1/%s/gw/%s/", s->op, g->id);
+    if (rl < 0 || (size_t)rl >= sizeof root || strncmp(msg->topic, root, (size_t)rl)) return;
+    const char *suffix = msg->topic + rl;
+    int is_ack = !strcmp(suffix, "res/ack"), is_fetch = !strcmp(suffix, "res/fetch");
+    if (!is_ack && !is_fetch && strcmp(suffix, "requests")) return; /* e.g. res/cert */
+    json_error_t je;
+    json_t *doc = msg->payloadlen > 0 ? json_loadb(msg->payload, (size_t)msg->payloadlen, 0, &je) : NULL;
+    if (!doc) {
+        fprintf(stderr, "gwsim: %s: unreadable message on %s: %s\n", g->id, suffix,
+                msg->payloadlen > 0 ? je.text : "empty");
+        return;
+    }
+    if (is_ack) {
+        handle_ack(s, g, doc);
+    } else {
+        const json_t *rqs = json_object_get(json_object_get(doc, "body"), "requests");
+        if (!json_is_array(rqs)) {
+            fprintf(stderr, "gwsim: %s: message on %s without body.requests ignored\n", g->id, suffix);
+        } else {
+            size_t i;
+            json_t *rq;
+            json_array_foreach(rqs, i, rq) handle_request(s, g, rq);
+            /* a full page: there may be more */
+            if (is_fetch && json_array_size(rqs) >= FETCH_MAX) send_fetch(s, g);
+        }
+    }
+    json_decref(doc);
+}
+
+/* GW_PERIODIC_DATA for every monitor that is due */
+static void tick(sim *s, gwc *g, double t)
+{
+    for (size_t i = 0; i < g->nmon; i++) {
+        monitor *m = &g->mon[i];
+        if (t < m->next_at) continue;
+        m->next_at += m->every;
+        if (m->next_at <= t) m->next_at = t + m->every; /* fell behind: no burst */
+        if (!g->connected) continue;
+        char ts[64];
+        now_rfc3339(ts, sizeof ts);
+        json_t *vals = read_values(s, g, m->data_ids, ts);
+        char *text = vals ? envelope(s, g, 'A', "GW_PERIODIC_DATA",
+                                     json_pack("{s:s,s:o}", "monitorId", m->id, "values", vals), ts)
+                          : NULL;
+        if (!text) {
+            out_of_memory(g, "GW_PERIODIC_DATA");
+            continue;
+        }
+        if (!publish(s, g, "data/periodic", text)) s->periodic++;
+        free(text);
+    }
+}
+
+static void gw_free(gwc *g)
+{
+    mosquitto_destroy(g->m);
+    free(g->p);
+    free(g->redo);
+    for (size_t i = 0; i < g->npt; i++) {
+        free(g->pt[i].id);
+        json_decref(g->pt[i].held);
+    }
+    free(g->pt);
+    for (size_t i = 0; i < g->nmon; i++) {
+        free(g->mon[i].id);
+        json_decref(g->mon[i].data_ids);
+    }
+    free(g->mon);
+    cache_free(g);
+}
+
+static void on_connect(struct mosquitto *m, void *obj, int rc)
+{
+    gwc *g = obj;
+    if (rc == 0) {
+        g->connected = 1;
+        /* whatever was in flight is sent again (same messageId) */
+        for (size_t i = 0; i < g->np; i++) {
+            if (g->nredo == g->capredo) {
+                g->capredo = g->capredo ? g->capredo * 2 : 64;
+                g->redo = realloc(g->redo, g->capredo * sizeof *g->redo);
+            }
+            g->redo[g->nredo++] = g->p[i].n;
+        }
+        g->np = 0;
+        if (S->answering) {
+            /* a clean session: subscribe again, then ask for what is pending */
+            char topic[320];
+            snprintf(topic, sizeof topic, "wip/v1/%s/gw/%s/requests", S->op, g->id);
+            int r1 = mosquitto_subscribe(m, NULL, topic, 1);
+            snprintf(topic, sizeof topic, "wip/v1/%s/gw/%s/res/#", S->op, g->id);
+            int r2 = mosquitto_subscribe(m, NULL, topic, 1);
+            if (r1 != MOSQ_ERR_SUCCESS || r2 != MOSQ_ERR_SUCCESS)
+                fprintf(stderr, "gwsim: %s: subscribing failed: %s\n", g->id,
+                        mosquitto_strerror(r1 != MOSQ_ERR_SUCCESS ? r1 : r2));
+            send_fetch(S, g);
+        }
+    } else {
+        g->failed = 1;
+        S->errors++;
+        fprintf(stderr, "gwsim: %s: connection refused (%s)\n", g->id, mosquitto_connack_string(rc));
+    }
+}
+
 static int cmp_d(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;
     return x < y ? -1 : x > y;
 }
 
+extern const unsigned char sr_demo_sheet[];
+extern const size_t sr_demo_sheet_len;
+
+/* --sheet FILE (or "demo": the demo sheet of `suiro init --demo`); 0 or 1 after saying why */
+static int load_sheet(const char *name, sr_sheet **out)
+{
+    unsigned char *data = NULL;
+    size_t len = 0;
+    int rc = 1;
+    *out = NULL;
+    if (strcmp(name, "demo")) {
+        FILE *f = fopen(name, "rb");
+        if (!f) {
+            fprintf(stderr, "gwsim run: %s: %s\n", name, strerror(errno));
+            return 1;
+        }
+        size_t cap = 0;
+        for (;;) {
+            if (len == cap) {
+                unsigned char *nd = cap < (64u << 20) ? realloc(data, cap ? cap * 2 : 65536) : NULL;
+                if (!nd) {
+                    fprintf(stderr, "gwsim run: %s: too large or out of memory\n", name);
+                    fclose(f);
+                    goto out;
+                }
+                data = nd;
+                cap = cap ? cap * 2 : 65536;
+            }
+            size_t n = fread(data + len, 1, cap - len, f);
+            len += n;
+            if (n == 0) break;
+        }
+        int bad = ferror(f);
+        fclose(f);
+        if (bad) {
+            fprintf(stderr, "gwsim run: %s: read error\n", name);
+            goto out;
+        }
+    }
+    int prc = strcmp(name, "demo") ? sr_sheet_parse(data, len, NULL, out)
+                                    : sr_sheet_parse(sr_demo_sheet, sr_demo_sheet_len, NULL, out);
+    if (!*out) {
+        fprintf(stderr, "gwsim run: %s: %s\n", name, sr_strerror(prc));
+        goto out;
+    }
+    if (prc || (*out)->n_errors) {
+        const sr_sheet_error *e = (*out)->n_errors ? &(*out)->errors[0] : NULL;
+        fprintf(stderr, "gwsim run: %s: not a valid set-up sheet (line %zu%s%s: %s)\n", name, e ? e->line : 0,
+                e && e->column[0] ? ", column " : "", e ? e->column : "", e ? e->msg : sr_strerror(prc));
+        sr_sheet_free(*out);
+        *out = NULL;
+        goto out;
+    }
+    rc = 0;
+out:
+    free(data);
+    return rc;
+}
+
+/* an ID as interface.md says: [A-Za-z0-9._-]{1,64} */
+static int id_ok(const char *id)
+{
+    size_t n = strlen(id);
+    return n >= 1 && n <= 64 && strspn(id, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-") == n;
+}
+
 static int run(int argc, char **argv)
 {
     sim s = {.op = "sim", .host = "127.0.0.1", .ngw = 4, .npts = 10, .batch = 100, .window = 20, .messages = 100,
              .seed = 1};
-    const char *ackfile = NULL;
+    const char *ackfile = NULL, *gwid = NULL, *secret = NULL, *tls_ca = NULL, *cert = NULL, *key = NULL,
+               *sheetfile = NULL;
     double duration = 0, interval = 0;
+    int ngw_given = 0, rc = 2, lib = 0;
+    struct pollfd *pf = NULL;
+    struct sigaction sa, old_int, old_term;
+    int handlers = 0;
+    s.fail_ids = calloc((size_t)argc + 1, sizeof *s.fail_ids);
+    s.quiet_ids = calloc((size_t)argc + 1, sizeof *s.quiet_ids);
+    if (!s.fail_ids || !s.quiet_ids) {
+        fprintf(stderr, "gwsim run: out of memory\n");
+        rc = 1;
+        goto out;
+    }
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!v && strcmp(a, "--mqtt5")) {
+        int flag = !strcmp(a, "--mqtt5") || !strcmp(a, "--answer");
+        if (!v && !flag) {
             fprintf(stderr, "gwsim run: option '%s' needs a value\n", a);
-            return 2;
+            goto out;
         }
         if (!strcmp(a, "--port")) s.port = atoi(argv[++i]);
         else if (!strcmp(a, "--host")) s.host = argv[++i];
         else if (!strcmp(a, "--operator")) s.op = argv[++i];
-        else if (!strcmp(a, "--gateways")) s.ngw = atoi(argv[++i]);
+        else if (!strcmp(a, "--gateways")) {
+            s.ngw = atoi(argv[++i]);
+            ngw_given = 1;
+        }
         else if (!strcmp(a, "--points")) s.npts = atoi(argv[++i]);
         else if (!strcmp(a, "--batch")) s.batch = atoi(argv[++i]);
         else if (!strcmp(a, "--messages")) s.messages = strtoull(argv[++i], NULL, 10);
@@ -210,45 +941,120 @@ static int run(int argc, char **argv)
         else if (!strcmp(a, "--duration")) duration = atof(argv[++i]);
         else if (!strcmp(a, "--interval-ms")) interval = atof(argv[++i]) / 1000.0;
         else if (!strcmp(a, "--mqtt5")) s.v5 = 1;
+        else if (!strcmp(a, "--answer")) s.answering = 1;
+        else if (!strcmp(a, "--control-fail")) s.fail_ids[s.nfail++] = argv[++i];
+        else if (!strcmp(a, "--no-answer")) s.quiet_ids[s.nquiet++] = argv[++i];
+        else if (!strcmp(a, "--gateway-id")) gwid = argv[++i];
+        else if (!strcmp(a, "--secret")) secret = argv[++i];
+        else if (!strcmp(a, "--tls-ca")) tls_ca = argv[++i];
+        else if (!strcmp(a, "--cert")) cert = argv[++i];
+        else if (!strcmp(a, "--key")) key = argv[++i];
+        else if (!strcmp(a, "--sheet")) sheetfile = argv[++i];
         else {
             fprintf(stderr, "gwsim run: unknown option '%s'\n", a);
-            return 2;
+            goto out;
         }
     }
+    if (gwid && !ngw_given) s.ngw = 1;
     if (s.port <= 0 || s.ngw < 1 || s.ngw > 9999 || s.npts < 1 || s.npts > 99 || s.batch < 1 || s.batch > 5000 ||
         s.window < 1) {
         fprintf(stderr, "gwsim run: need --port, 1..9999 gateways, 1..99 points, batch 1..5000\n");
-        return 2;
+        goto out;
     }
+    if (!id_ok(s.op)) {
+        fprintf(stderr, "gwsim run: --operator '%s': [A-Za-z0-9._-]{1,64}\n", s.op);
+        goto out;
+    }
+    if (gwid && (s.ngw != 1 || !id_ok(gwid))) {
+        fprintf(stderr, "gwsim run: --gateway-id needs --gateways 1 and an ID [A-Za-z0-9._-]{1,64}\n");
+        goto out;
+    }
+    if ((s.nfail || s.nquiet || sheetfile) && !s.answering) {
+        fprintf(stderr, "gwsim run: --control-fail, --no-answer and --sheet need --answer\n");
+        goto out;
+    }
+    if (!cert != !key) {
+        fprintf(stderr, "gwsim run: --cert and --key go together\n");
+        goto out;
+    }
+    if (cert && !tls_ca) {
+        fprintf(stderr, "gwsim run: --cert needs --tls-ca\n");
+        goto out;
+    }
+    rc = 1;
+    {
+        const char *files[] = {tls_ca, cert, key};
+        for (size_t i = 0; i < sizeof files / sizeof *files; i++) {
+            FILE *f = files[i] ? fopen(files[i], "r") : NULL;
+            if (files[i] && !f) {
+                fprintf(stderr, "gwsim run: %s: %s\n", files[i], strerror(errno));
+                goto out;
+            }
+            if (f) fclose(f);
+        }
+    }
+    if (sheetfile && load_sheet(sheetfile, &s.sheet)) goto out;
     if (ackfile && !(s.acks = fopen(ackfile, "a"))) {
         perror(ackfile);
-        return 1;
+        goto out;
+    }
+    {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        uint64_t n = mix(((uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec) ^ ((uint64_t)getpid() << 32));
+        snprintf(s.nonce, sizeof s.nonce, "%016llx", (unsigned long long)n);
     }
     S = &s;
     mosquitto_lib_init();
-    s.g = calloc((size_t)s.ngw, sizeof *s.g);
+    lib = 1;
+    if (!(s.g = calloc((size_t)s.ngw, sizeof *s.g)) || !(pf = calloc((size_t)s.ngw, sizeof *pf))) {
+        fprintf(stderr, "gwsim run: out of memory\n");
+        goto out;
+    }
     for (int k = 0; k < s.ngw; k++) {
         gwc *g = &s.g[k];
-        snprintf(g->id, sizeof g->id, "SIM%04d", k + 1);
-        g->m = mosquitto_new(g->id, true, g);
-        char user[128], pass[64];
-        snprintf(user, sizeof user, "%s/%s", s.op, g->id);
-        snprintf(pass, sizeof pass, "sim-secret-%s", g->id);
-        mosquitto_username_pw_set(g->m, user, pass);
+        if (gwid) snprintf(g->id, sizeof g->id, "%s", gwid);
+        else snprintf(g->id, sizeof g->id, "SIM%04d", k + 1);
+        if (!(g->m = mosquitto_new(g->id, true, g))) {
+            fprintf(stderr, "gwsim run: %s: cannot create the MQTT client\n", g->id);
+            goto out;
+        }
+        if (secret || !cert) {
+            char user[160], pass[96];
+            snprintf(user, sizeof user, "%s/%s", s.op, g->id);
+            snprintf(pass, sizeof pass, "sim-secret-%s", g->id);
+            mosquitto_username_pw_set(g->m, user, secret ? secret : pass);
+        }
+        if (tls_ca) {
+            int r = mosquitto_tls_set(g->m, tls_ca, NULL, cert, key, NULL);
+            if (r != MOSQ_ERR_SUCCESS) {
+                fprintf(stderr, "gwsim run: TLS set-up (--tls-ca %s%s%s): %s\n", tls_ca, cert ? ", --cert " : "",
+                        cert ? cert : "", mosquitto_strerror(r));
+                goto out;
+            }
+        }
         mosquitto_int_option(g->m, MOSQ_OPT_PROTOCOL_VERSION, s.v5 ? MQTT_PROTOCOL_V5 : MQTT_PROTOCOL_V311);
         mosquitto_max_inflight_messages_set(g->m, (unsigned)s.window);
         mosquitto_connect_callback_set(g->m, on_connect);
         mosquitto_disconnect_callback_set(g->m, on_disconnect);
         mosquitto_publish_callback_set(g->m, on_publish);
+        mosquitto_message_callback_set(g->m, on_message);
         if (mosquitto_connect(g->m, s.host, s.port, 60) != MOSQ_ERR_SUCCESS) {
             g->retry_at = now_s() + 0.2;
         }
     }
-    struct pollfd *pf = calloc((size_t)s.ngw, sizeof *pf);
+    /* SIGINT / SIGTERM: stop, print the summary */
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, &old_int);
+    sigaction(SIGTERM, &sa, &old_term);
+    handlers = 1;
     double t0 = now_s(), last_print = t0, last_misc = 0;
     uint64_t total = s.messages * (uint64_t)s.ngw;
     int tty = isatty(2);
-    while (s.acked < total) {
+    /* with --answer only the clock or a signal ends the run */
+    while (!stop_signal && (s.answering || s.acked < total)) {
         double t = now_s();
         if (duration > 0 && t - t0 > duration) break;
         int alive = 0;
@@ -268,53 +1074,72 @@ static int run(int argc, char **argv)
                     if (interval > 0) g->next_at = (g->next_at ? g->next_at : t) + interval;
                 }
             }
+            if (g->nmon) tick(&s, g, t);
             int fd = mosquitto_socket(g->m);
             pf[k].fd = fd;
             pf[k].events = (short)(fd >= 0 ? POLLIN | (mosquitto_want_write(g->m) ? POLLOUT : 0) : 0);
             pf[k].revents = 0;
         }
         if (!alive) break;
-        poll(pf, (nfds_t)s.ngw, 20);
-        for (int k = 0; k < s.ngw; k++) {
-            gwc *g = &s.g[k];
-            if (pf[k].fd < 0 || g->failed) continue;
-            if (pf[k].revents & (POLLIN | POLLHUP | POLLERR)) mosquitto_loop_read(g->m, 1);
-            if (pf[k].revents & POLLOUT) mosquitto_loop_write(g->m, 1);
+        if (poll(pf, (nfds_t)s.ngw, 20) > 0) {
+            for (int k = 0; k < s.ngw; k++) {
+                gwc *g = &s.g[k];
+                if (pf[k].fd < 0 || g->failed) continue;
+                if (pf[k].revents & (POLLIN | POLLHUP | POLLERR)) mosquitto_loop_read(g->m, 1);
+                if (pf[k].revents & POLLOUT) mosquitto_loop_write(g->m, 1);
+            }
         }
         if (t - last_misc > 0.05) {
             for (int k = 0; k < s.ngw; k++) mosquitto_loop_misc(s.g[k].m);
             last_misc = t;
         }
         if (tty && t - last_print >= 1.0) {
-            fprintf(stderr, "\rgwsim: %llu sent, %llu acknowledged, %.0f msg/s, %.0f points/s   ",
+            fprintf(stderr, "\rgwsim: %llu sent, %llu acknowledged, %.0f msg/s, %.0f points/s",
                     (unsigned long long)s.sent, (unsigned long long)s.acked, (double)s.acked / (t - t0),
                     (double)s.acked * s.batch / (t - t0));
+            if (s.answering)
+                fprintf(stderr, ", %llu requests, %llu answered", (unsigned long long)s.requests,
+                        (unsigned long long)s.answered);
+            fputs("   ", stderr);
             last_print = t;
         }
     }
     double secs = now_s() - t0;
+    if (secs <= 0) secs = 1e-9; /* no division by zero in the rates */
     if (tty) fputc('\n', stderr);
     for (int k = 0; k < s.ngw; k++) {
         mosquitto_disconnect(s.g[k].m);
         mosquitto_loop_write(s.g[k].m, 1);
-        mosquitto_destroy(s.g[k].m);
-        free(s.g[k].p);
-        free(s.g[k].redo);
     }
     qsort(s.lat, s.nlat, sizeof *s.lat, cmp_d);
     double p50 = s.nlat ? s.lat[s.nlat / 2] * 1000 : 0, p99 = s.nlat ? s.lat[s.nlat * 99 / 100] * 1000 : 0;
     printf("{\"bench\":\"gwsim\",\"gateways\":%d,\"points\":%d,\"batch\":%d,\"sent\":%llu,\"acked\":%llu,"
-           "\"resent\":%llu,\"errors\":%llu,\"secs\":%.3f,\"msg_per_s\":%.0f,\"points_per_s\":%.0f,"
+           "\"resent\":%llu,\"errors\":%llu,\"requests\":%llu,\"answered\":%llu,\"periodic\":%llu,"
+           "\"answers_refused\":%llu,\"secs\":%.3f,\"msg_per_s\":%.0f,\"points_per_s\":%.0f,"
            "\"puback_p50_ms\":%.3f,\"puback_p99_ms\":%.3f}\n",
            s.ngw, s.npts, s.batch, (unsigned long long)s.sent, (unsigned long long)s.acked,
-           (unsigned long long)s.resent, (unsigned long long)s.errors, secs, (double)s.acked / secs,
-           (double)s.acked * s.batch / secs, p50, p99);
-    free(s.lat);
+           (unsigned long long)s.resent, (unsigned long long)s.errors, (unsigned long long)s.requests,
+           (unsigned long long)s.answered, (unsigned long long)s.periodic, (unsigned long long)s.refused, secs,
+           (double)s.acked / secs, (double)s.acked * s.batch / secs, p50, p99);
+    fflush(stdout);
+    rc = !s.errors && (s.acked == total || stop_signal) ? 0 : 1;
+out:
+    if (handlers) {
+        sigaction(SIGINT, &old_int, NULL);
+        sigaction(SIGTERM, &old_term, NULL);
+    }
+    if (s.g)
+        for (int k = 0; k < s.ngw; k++) gw_free(&s.g[k]);
     free(s.g);
     free(pf);
+    free(s.lat);
+    free(s.fail_ids);
+    free(s.quiet_ids);
     if (s.acks) fclose(s.acks);
-    mosquitto_lib_cleanup();
-    return s.acked == total && !s.errors ? 0 : 1;
+    sr_sheet_free(s.sheet);
+    if (lib) mosquitto_lib_cleanup();
+    S = NULL;
+    return rc;
 }
 
 static int sheet(int argc, char **argv)
@@ -352,7 +1177,11 @@ int sr_cmd_gwsim(int argc, char **argv)
     if (argc >= 1 && !strcmp(argv[0], "run")) return run(argc - 1, argv + 1);
     fprintf(stderr, "usage: suiro gwsim sheet --gateways N --points M [--operator OP] > sheet.csv\n"
                     "       suiro gwsim run --port P [--host H] --gateways N --points M [--operator OP] [--batch B]\n"
-                    "                       [--messages K] [--window W] [--mqtt5] [--acks FILE] [--duration S]\n"
-                    "                       [--interval-ms I]   (each gateway sends one message every I ms)\n");
+                    "                       [--messages K] [--window W] [--mqtt5] [--acks FILE] [--seed S]\n"
+                    "                       [--duration S] [--interval-ms I] (one message every I ms)\n"
+                    "                       [--answer [--control-fail DATAID]... [--no-answer DATAID]...\n"
+                    "                                 [--sheet FILE|demo]]\n"
+                    "                       [--gateway-id ID] [--secret S] [--tls-ca FILE [--cert FILE --key FILE]]\n"
+                    "       (the options are described at the top of api/cli/cmd_gwsim.c)\n");
     return 2;
 }
