@@ -19,7 +19,9 @@ void sr_http_json(h2o_req_t *req, int status, const char *body, size_t len)
 
 void sr_http_jsonv(h2o_req_t *req, int status, json_t *v)
 {
-    char *txt = v ? json_dumps(v, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+    /* 15 significant digits: every decimal of up to 15 digits (what gateways
+     * send) prints as it was sent (604.22, not 604.22000000000003) */
+    char *txt = v ? json_dumps(v, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(15)) : NULL;
     if (!txt) {
         sr_http_json(req, 500, "{\"result\":{\"code\":\"E9001\",\"message\":\"out of memory\"}}", 55);
         return;
