@@ -24,7 +24,7 @@ K=(--key-file "$KEYS/log.key")
 SRV=$!
 GW=
 cleanup() {
-  [ -n "$GW" ] && kill "$GW" 2>/dev/null || true
+  for p in $GW; do kill "$p" 2>/dev/null || true; done
   kill -TERM "$SRV" 2>/dev/null || true
   wait "$SRV" 2>/dev/null || true
 }
@@ -37,13 +37,28 @@ fi
 "$BIN" gwsim run --port "$PORT" --operator sim --gateways 2 --points 5 --batch 10 --interval-ms 1000 \
   --messages 100000000 --duration 86400 > /dev/null 2>&1 &
 GW=$!
+# the demo's gateways answer requests (immediate, monitors, control)
+for g in GW001 GW002; do
+  s=$(echo "$g" | tr 'A-Z' 'a-z')
+  "$BIN" gwsim run --port "$PORT" --operator demo --gateway-id "$g" --secret "demo-$s-secret" \
+    --messages 0 --answer --sheet demo --duration 86400 > /dev/null 2> "$KEYS/gwsim-$g.log" &
+  GW="$GW $!"
+done
 cat <<MSG
 
-suiro is serving GW-IF over MQTT on 127.0.0.1:$PORT and HTTP on 127.0.0.1:8080
-(data: $DATA); the gateway
-simulator sends 10 values a second from gateways SIM0001 and SIM0002.
+suiro is serving GW-IF over MQTT on 127.0.0.1:$PORT, and AP-IF + the GW-IF HTTP
+binding on http://127.0.0.1:8080 (data: $DATA). The gateway simulator sends 10
+values a second from SIM0001 and SIM0002, and plays the demo gateways GW001 and
+GW002, answering requests from apps.
 
-Try, in another terminal:
+Try, in another terminal -- an app (APP001 of operator demo):
+  T=\$(curl -s -X POST http://127.0.0.1:8080/api/v1/sessions \\
+        -d '{"appId":"APP001","operatorId":"demo","secret":"demo-app001-secret"}' | sed 's/.*"token":"\\([0-9a-f]*\\)".*/\\1/')
+  curl -s -X POST http://127.0.0.1:8080/api/v1/current-values -H "Authorization: Bearer \$T" -d '{"dataIds":["P001","P006"]}'
+  curl -s -X POST http://127.0.0.1:8080/api/v1/control-values -H "Authorization: Bearer \$T" -d '{"dataId":"P007","value":42.5}'
+  curl -s -X POST http://127.0.0.1:8080/api/v1/monitors -H "Authorization: Bearer \$T" -d '{"dataIds":["P001"],"intervalMs":1000}'
+  curl -s "http://127.0.0.1:8080/api/v1/stored-values?dataId=P001&from=-5m" -H "Authorization: Bearer \$T"
+A gateway:
   $BIN replay $DATA ${K[*]} --operator sim --kind measurements | tail -n 3
   mosquitto_pub -p $PORT -i GW001 -u demo/GW001 -P demo-gw001-secret -q 1 \\
     -t wip/v1/demo/gw/GW001/data/measurements \\
