@@ -1051,6 +1051,8 @@ static int run(int argc, char **argv)
     sigaction(SIGTERM, &sa, &old_term);
     handlers = 1;
     double t0 = now_s(), last_print = t0, last_misc = 0;
+    double t_all = 0;      /* when every gateway was first connected (logins done) */
+    uint64_t acked_all = 0; /* acknowledged by then */
     uint64_t total = s.messages * (uint64_t)s.ngw;
     int tty = isatty(2);
     /* with --answer only the clock or a signal ends the run */
@@ -1081,6 +1083,14 @@ static int run(int argc, char **argv)
             pf[k].revents = 0;
         }
         if (!alive) break;
+        if (!t_all) {
+            int up = 0;
+            for (int k = 0; k < s.ngw; k++) up += s.g[k].connected;
+            if (up == s.ngw) {
+                t_all = t;
+                acked_all = s.acked;
+            }
+        }
         if (poll(pf, (nfds_t)s.ngw, 20) > 0) {
             for (int k = 0; k < s.ngw; k++) {
                 gwc *g = &s.g[k];
@@ -1104,8 +1114,10 @@ static int run(int argc, char **argv)
             last_print = t;
         }
     }
-    double secs = now_s() - t0;
+    double t_end = now_s(), secs = t_end - t0;
     if (secs <= 0) secs = 1e-9; /* no division by zero in the rates */
+    /* the steady rate: from the moment every gateway was logged in */
+    double steady = t_all && t_end > t_all ? (double)(s.acked - acked_all) / (t_end - t_all) : 0;
     if (tty) fputc('\n', stderr);
     for (int k = 0; k < s.ngw; k++) {
         mosquitto_disconnect(s.g[k].m);
@@ -1116,11 +1128,11 @@ static int run(int argc, char **argv)
     printf("{\"bench\":\"gwsim\",\"gateways\":%d,\"points\":%d,\"batch\":%d,\"sent\":%llu,\"acked\":%llu,"
            "\"resent\":%llu,\"errors\":%llu,\"requests\":%llu,\"answered\":%llu,\"periodic\":%llu,"
            "\"answers_refused\":%llu,\"secs\":%.3f,\"msg_per_s\":%.0f,\"points_per_s\":%.0f,"
-           "\"puback_p50_ms\":%.3f,\"puback_p99_ms\":%.3f}\n",
+           "\"puback_p50_ms\":%.3f,\"puback_p99_ms\":%.3f,\"connect_s\":%.3f,\"steady_msg_per_s\":%.0f}\n",
            s.ngw, s.npts, s.batch, (unsigned long long)s.sent, (unsigned long long)s.acked,
            (unsigned long long)s.resent, (unsigned long long)s.errors, (unsigned long long)s.requests,
            (unsigned long long)s.answered, (unsigned long long)s.periodic, (unsigned long long)s.refused, secs,
-           (double)s.acked / secs, (double)s.acked * s.batch / secs, p50, p99);
+           (double)s.acked / secs, (double)s.acked * s.batch / secs, p50, p99, t_all ? t_all - t0 : -1.0, steady);
     fflush(stdout);
     rc = !s.errors && (s.acked == total || stop_signal) ? 0 : 1;
 out:
