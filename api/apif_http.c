@@ -399,19 +399,31 @@ static json_t *sample_json(const char *data_id, sr_vtype type, const sr_sample *
                      qn[s->quality <= 3 ? s->quality : 0]);
 }
 
-/* every dataId=... of the query string */
+static int hexd(char c)
+{
+    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+}
+
+/* every dataId=... of the query string, percent-decoded; more than max is
+ * (size_t)-1 */
 static size_t query_ids(h2o_req_t *req, char (*ids)[72], size_t max)
 {
     if (req->query_at == SIZE_MAX) return 0;
     const char *q = req->path.base + req->query_at + 1, *end = req->path.base + req->path.len;
     size_t n = 0;
-    while (q < end && n < max) {
+    while (q < end) {
         const char *amp = memchr(q, '&', (size_t)(end - q));
         if (!amp) amp = end;
-        if (amp - q > 7 && !memcmp(q, "dataId=", 7)) {
-            size_t l = (size_t)(amp - q - 7);
-            if (l >= 72) l = 71;
-            memcpy(ids[n], q + 7, l);
+        if (amp - q >= 7 && !memcmp(q, "dataId=", 7)) {
+            if (n == max) return (size_t)-1;
+            size_t l = 0;
+            for (const char *p = q + 7; p < amp && l < 71; p++) {
+                if (*p == '%' && p + 2 < amp && hexd(p[1]) >= 0 && hexd(p[2]) >= 0) {
+                    ids[n][l++] = (char)(hexd(p[1]) * 16 + hexd(p[2]));
+                    p += 2;
+                } else
+                    ids[n][l++] = *p;
+            }
             ids[n][l] = 0;
             n++;
         }
@@ -424,7 +436,7 @@ static void stored_latest(sr_apif *a, h2o_req_t *req, const atoken *t)
 {
     char ids[100][72];
     size_t n = query_ids(req, ids, 100);
-    if (!n) return sr_http_result(req, 0, "E1001", "dataId: at least one is required", NULL);
+    if (!n || n > 100) return sr_http_result(req, 0, "E1001", "dataId: 1..100 data IDs", NULL);
     uint32_t pts[100];
     sr_vtype types[100];
     for (size_t i = 0; i < n; i++) {
@@ -573,7 +585,7 @@ static void stored_values(sr_apif *a, h2o_req_t *req, const atoken *t)
     char ids[100][72], v[64];
     sr_point_info info[100];
     size_t n = query_ids(req, ids, 100);
-    if (!n) return sr_http_result(req, 0, "E1001", "dataId: at least one (at most 100)", NULL);
+    if (!n || n > 100) return sr_http_result(req, 0, "E1001", "dataId: 1..100 data IDs", NULL);
     for (size_t i = 0; i < n; i++) {
         const char *code = reach(a, t, ids[i], 1, &info[i]);
         if (code) return sr_http_result(req, 0, code, "dataId: not a data point this app may read", NULL);

@@ -12,7 +12,7 @@ PKGS=(
   liblmdb-dev lmdb-utils libuv1-dev libprotobuf-c-dev protobuf-c-compiler
   libzstd-dev libssl-dev openssl libcriterion-dev libjansson-dev
   libinih-dev libmosquitto-dev mosquitto-clients python3-paho-mqtt libh2o-dev curl
-  libcurl4-openssl-dev python3-cryptography
+  libcurl4-openssl-dev python3-cryptography python3-yaml
   clang libclang-rt-14-dev
   python3
 )
