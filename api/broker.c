@@ -21,6 +21,7 @@
 #include "api/broker.h"
 
 #include "api/pki.h"
+#include "api/push.h"
 #include "api/slog.h"
 #include "codecs/events.pb-c.h"
 #include "codecs/rfc3339.h"
@@ -113,7 +114,7 @@ typedef struct oploaded {
     struct oploaded *next;
 } oploaded;
 
-enum { J_CREATED, J_ANSWER, J_FINAL, J_STORE, J_MONITOR, J_FIRE };
+enum { J_CREATED, J_ANSWER, J_FINAL, J_STORE, J_MONITOR, J_FIRE, J_PERIODIC /* J_STORE + push */ };
 
 typedef struct job {
     int what;
@@ -131,6 +132,9 @@ typedef struct job {
     int a_status;
     json_t *a_body;
     sr_result res;
+    /* push (J_PERIODIC): POST {url}/{push_path} with push_body for push_app */
+    json_t *push_body;
+    char push_op[72], push_app[72], push_path[48];
     struct job *next;
 } job;
 
@@ -147,6 +151,7 @@ struct sr_broker {
     pthread_mutex_t mu;
     job *done;
     int closing; /* the engine is closing: submit nothing more */
+    sr_push *push; /* NULL: no push to apps */
 };
 
 static int64_t wall_ms(void)
@@ -1413,6 +1418,7 @@ static void submit_for_gw(sr_broker *b, evlist *l, job *j, sr_gw_answer_cb cb, v
         }
         json_decref(j->p_values);
         json_decref(j->p_applied);
+        json_decref(j->push_body);
         free(j);
         gw_ack(cb, ctx, rc == SR_EFULL ? "E9002" : "E9001", sr_strerror(rc), NULL);
     }
@@ -1584,11 +1590,43 @@ static void gw_periodic(sr_broker *b, const char *op, const char *gw, const sr_g
     } else {
         evlist l = {0};
         sr_buf_init(&l.b);
-        if (evl_add_raw(&l, &ev) == SR_OK) submit_for_gw(b, &l, NULL, cb, ctx, "stored");
-        else gw_ack(cb, ctx, "E9001", "out of memory", NULL);
+        /* push (R-AP-17): the job carries the app's body until durable */
+        job *j = b->push ? calloc(1, sizeof *j) : NULL;
+        if (j) {
+            j->what = J_PERIODIC;
+            j->push_body = json_pack("{s:s,s:o}", "monitorId", m->id, "values", values_norm(vals));
+            snprintf(j->push_op, sizeof j->push_op, "%s", op);
+            snprintf(j->push_app, sizeof j->push_app, "%s", m->app);
+            snprintf(j->push_path, sizeof j->push_path, "monitors/%s", m->id);
+        }
+        if (evl_add_raw(&l, &ev) == SR_OK) submit_for_gw(b, &l, j, cb, ctx, "stored");
+        else {
+            if (j) json_decref(j->push_body);
+            free(j);
+            gw_ack(cb, ctx, "E9001", "out of memory", NULL);
+        }
         sr_buf_release(&l.b);
     }
     sr_buf_release(&ev);
+}
+
+/* Push what became durable to the app (api/push.h); nothing if no push. */
+static void push_out(sr_broker *b, const char *op, const char *app, const char *path, json_t *body)
+{
+    if (!b->push || !body) return;
+    int rc = sr_push_enqueue(b->push, op, app, path, body);
+    if (rc) sr_slog(SR_LOG_WARN, "push not queued", "op=%s app=%s path=%s error=%s", op, app, path, sr_err_name(rc));
+}
+
+/* An async request's outcome is durable: push what GET /api/v1/requests/{id} says. */
+static void push_outcome(sr_broker *b, areq *r)
+{
+    if (!b->push || !r->async) return;
+    json_t *o = NULL;
+    char path[48];
+    snprintf(path, sizeof path, "requests/%s", r->id);
+    if (sr_broker_request_status(b, r->op, r->app, r->id, &o) == SR_OK) push_out(b, r->op, r->app, path, o);
+    json_decref(o);
 }
 
 static void gw_monitor_ack(sr_broker *b, const char *op, const char *gw, const sr_gw_msg *msg, sr_gw_answer_cb cb,
@@ -1902,11 +1940,18 @@ static void on_async(uv_async_t *a)
                 sr_slog(SR_LOG_ERROR, "request outcome not stored", "request=%s error=%s", j->r->id,
                         sr_err_name(j->res.rc));
             request_answer_app(j->r);
+            if (!j->res.rc) push_outcome(b, j->r); /* R-AP-17 */
             areq_unref(j->r); /* the job's */
             areq_unref(j->r); /* the live table's */
             break;
         case J_MONITOR: monitor_done(j); break;
-        default:
+        default: /* J_STORE, J_PERIODIC */
+            /* R-AP-17: queued before the gateway is acknowledged (a gateway
+             * holding its ack knows the push is queued); a duplicate was
+             * pushed the first time */
+            if (j->what == J_PERIODIC && !j->res.rc && !j->res.duplicate)
+                push_out(b, j->push_op, j->push_app, j->push_path, j->push_body);
+            json_decref(j->push_body);
             if (j->res.rc)
                 gw_ack(j->gcb, j->gctx, j->res.rc == SR_EINVAL ? "E1001" : "E9001",
                        j->res.msg[0] ? j->res.msg : sr_strerror(j->res.rc), NULL);
@@ -1941,6 +1986,11 @@ int sr_broker_open(uv_loop_t *loop, sr_engine *eng, const char *data_dir, sr_bro
 void sr_broker_quiesce(sr_broker *b)
 {
     if (b) b->closing = 1;
+}
+
+void sr_broker_set_push(sr_broker *b, sr_push *p)
+{
+    if (b) b->push = p;
 }
 
 void sr_broker_flush(sr_broker *b)

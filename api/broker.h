@@ -19,6 +19,7 @@
 #include <uv.h>
 
 typedef struct sr_broker sr_broker;
+typedef struct sr_push sr_push; /* api/push.h */
 
 SR_MUST_CHECK int sr_broker_open(uv_loop_t *loop, sr_engine *eng, const char *data_dir, sr_broker **out, char *err,
                                  size_t errlen);
@@ -30,6 +31,10 @@ void sr_broker_flush(sr_broker *b);
  * walks the loop), then free after the loop ran. */
 void sr_broker_dispose(sr_broker *b);
 void sr_broker_free(sr_broker *b);
+/* Push to apps (R-AP-17, api/push.h): once durable, monitor values and the
+ * outcomes of async requests are queued on p for the app's push URL. NULL
+ * (the default) stops pushing; set NULL before p is disposed. */
+void sr_broker_set_push(sr_broker *b, sr_push *p);
 
 /* ---- gateways ----------------------------------------------------------- */
 

@@ -23,6 +23,8 @@ void sr_config_defaults(sr_config *c)
     snprintf(c->tls_client_cert, sizeof c->tls_client_cert, "optional");
     snprintf(c->http_listen, sizeof c->http_listen, "127.0.0.1:8080");
     c->http_max_body = 16u << 20;
+    c->push_max_queue = 10000;
+    c->push_max_backoff_ms = 60000;
 }
 
 typedef struct ctx {
@@ -74,6 +76,8 @@ static int handler(void *user, const char *section, const char *name, const char
     STR("mqtt", "tls_key", tls_key)
     STR("mqtt", "tls_ca", tls_ca)
     STR("mqtt", "tls_client_cert", tls_client_cert)
+    NUM("push", "max_queue", push_max_queue, 1, 10000000)
+    NUM("push", "max_backoff_ms", push_max_backoff_ms, 500, 3600000)
     else known = 0;
 #undef STR
 #undef NUM

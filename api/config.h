@@ -30,6 +30,8 @@ typedef struct sr_config {
     char tls_key[1024];      /* [mqtt] tls_key = its private key (PEM) */
     char tls_ca[1024];       /* [mqtt] tls_ca = CA (PEM) that signs gateway client certificates */
     char tls_client_cert[12];/* [mqtt] tls_client_cert = none | optional | require */
+    uint32_t push_max_queue;      /* [push] max_queue = 10000: messages waiting per app; over it the oldest is dropped */
+    uint32_t push_max_backoff_ms; /* [push] max_backoff_ms = 60000: longest wait between two attempts */
 } sr_config;
 
 void sr_config_defaults(sr_config *c);

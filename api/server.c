@@ -22,6 +22,7 @@
 #include "api/broker.h"
 #include "api/gwif_http.h"
 #include "api/gwif_json.h"
+#include "api/push.h"
 #include "api/slog.h"
 #include "codecs/events.pb-c.h"
 #include "codecs/mqtt.h"
@@ -53,6 +54,7 @@ struct sr_server {
     SSL_CTX *tls;
     sr_gwhttp *http;
     sr_broker *broker;
+    sr_push *push; /* push to apps (R-AP-17) */
     uv_async_t async;
     uv_signal_t sigint, sigterm;
     uv_timer_t tick, retry;
@@ -1276,6 +1278,13 @@ int sr_server_open(const sr_config *cfg, sr_server **out, char *err, size_t errl
     int rc = engine_open(s, err, errlen);
     if (rc) goto fail;
     if ((rc = sr_broker_open(&s->loop, s->eng, cfg->data_dir, &s->broker, err, errlen))) goto fail;
+    /* push to apps (R-AP-17): after the broker, which made the platform key */
+    sr_push_opts po;
+    sr_push_opts_default(&po);
+    po.max_queue = cfg->push_max_queue;
+    po.max_backoff_ms = cfg->push_max_backoff_ms;
+    if ((rc = sr_push_open(&s->loop, s->eng, cfg->data_dir, &po, &s->push, err, errlen))) goto fail;
+    sr_broker_set_push(s->broker, s->push);
     uv_async_init(&s->loop, &s->async, on_async);
     s->async.data = s;
     uv_timer_init(&s->loop, &s->tick);
@@ -1348,6 +1357,10 @@ int sr_server_run(sr_server *s)
 void sr_server_close(sr_server *s)
 {
     if (!s) return;
+    /* push first: it reads the registry and submits alarms, so it must stop
+     * before the engine closes; what is still queued is dropped (logged) */
+    sr_broker_set_push(s->broker, NULL);
+    sr_push_dispose(s->push);
     /* nothing new reaches the engine; it drains its queue (completions
      * arrive through the asyncs) */
     sr_gwhttp_quiesce(s->http);
@@ -1367,6 +1380,7 @@ void sr_server_close(sr_server *s)
     }
     sr_gwhttp_free(s->http);
     sr_broker_free(s->broker);
+    sr_push_free(s->push);
     free(s->thr);
     uv_loop_close(&s->loop);
     if (s->tls) SSL_CTX_free(s->tls);

@@ -1,0 +1,697 @@
+/*
+ * api/push.c -- push to the apps (see push.h, docs/requests.md "Push to
+ * apps").
+ *
+ * One queue per (operator, app). A message is created by sr_push_enqueue and
+ * leaves its queue when it was delivered (HTTP 2xx), when the bound drops it,
+ * or at dispose.
+ *
+ * APP STATES
+ *   idle      no transfer, no back-off timer (queue empty, or about to send)
+ *   sending   the head message is in flight (a->easy set)
+ *   waiting   the head failed; the back-off timer runs (a->waiting)
+ *   idle -> sending       a message was queued (app_kick)
+ *   sending -> idle       2xx: the head is delivered and removed; the next one is sent at once
+ *   sending -> waiting    anything else: the head stays, the timer is armed
+ *   waiting -> sending    the timer fired
+ * INVARIANTS
+ *  (1) Only the head of a queue is ever in flight, and at most one message
+ *      per app: a receiver sees an app's messages in queue order.
+ *  (2) A message keeps its delivery id and its signature on every attempt.
+ *  (3) An app's queue holds at most max_queue messages; when one more comes,
+ *      the oldest message that is not in flight is dropped (the head, unless
+ *      it is in flight, then the one behind it).
+ *  (4) Each libcurl socket has exactly one uv_poll handle (the psock that
+ *      curl_multi_assign ties to it), closed when curl says CURL_POLL_REMOVE
+ *      or at dispose.
+ *
+ * libcurl runs in its multi-socket mode on our loop: curl tells which
+ * sockets to watch (on_curl_socket -> uv_poll) and when to call it back
+ * (on_curl_timer -> one uv_timer); readiness and timeouts go back to it
+ * through curl_multi_socket_action, and finished transfers are collected
+ * with curl_multi_info_read (check_done).
+ */
+#include "api/push.h"
+
+#include "api/slog.h"
+#include "codecs/events.pb-c.h"
+#include "engine/evbuild.h"
+#include "storage/crypto.h"
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <openssl/core_names.h>
+#include <openssl/ec.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum {
+    ALARM_EVERY_MS = 60000, /* an app's "dropped" alarm and warning: at most this often */
+    FAIL_LOG_EVERY_MS = 60000,
+    SIG_B64_LEN = 86,       /* base64url of 64 bytes, no padding */
+};
+
+typedef struct pmsg {
+    struct pmsg *next;
+    char *url;  /* {push url}/{path suffix} */
+    char *body; /* compact JSON, exactly the signed bytes */
+    size_t len;
+    char id[48];                                /* X-Suiro-Delivery (2) */
+    char sig[SIG_B64_LEN + 1];                  /* made at the first attempt (2) */
+    uint32_t attempts;
+} pmsg;
+
+typedef struct papp {
+    sr_push *p;
+    char op[72], app[72];
+    pmsg *head, *tail;
+    size_t n;
+    CURL *easy;                 /* the head's transfer (1) */
+    struct curl_slist *hdrs;
+    uv_timer_t retry;
+    int waiting;
+    uint32_t backoff_ms;        /* the next wait after a failure; 0: first_backoff_ms */
+    uint64_t delivered, retried, dropped;
+    uint64_t last_alarm, last_fail_log; /* mono ms; 0: never */
+    uint64_t fails_unlogged, streak;    /* failures since the last log line; since the last success */
+    char errbuf[CURL_ERROR_SIZE];
+    struct papp *next;
+} papp;
+
+typedef struct psock {
+    uv_poll_t h;
+    curl_socket_t fd;
+    sr_push *p;
+    struct psock *next, *prev;
+} psock;
+
+struct sr_push {
+    uv_loop_t *loop;
+    sr_engine *eng;
+    sr_push_opts o;
+    EVP_PKEY *key;
+    CURLM *multi;
+    uv_timer_t timer; /* libcurl's */
+    psock *socks;
+    papp *apps;
+    char boot[17];    /* random per process: delivery ids are unique across restarts */
+    uint64_t seq;
+    int closed;
+};
+
+static uint64_t mono_ms(void) { return uv_hrtime() / 1000000; }
+
+/* ------------------------------------------------------------------------ */
+/* libcurl's global state, shared by every sr_push of the process            */
+
+static pthread_mutex_t g_mu = PTHREAD_MUTEX_INITIALIZER;
+static int g_users;
+
+static int curl_global_ref(void)
+{
+    int rc = SR_OK;
+    pthread_mutex_lock(&g_mu);
+    if (g_users == 0 && curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) rc = SR_EIO;
+    if (!rc) g_users++;
+    pthread_mutex_unlock(&g_mu);
+    return rc;
+}
+
+static void curl_global_unref(void)
+{
+    pthread_mutex_lock(&g_mu);
+    if (--g_users == 0) curl_global_cleanup();
+    pthread_mutex_unlock(&g_mu);
+}
+
+/* ------------------------------------------------------------------------ */
+/* The signature: ES256 over the body, raw r||s (64 bytes), base64url        */
+
+static void b64url(const unsigned char *in, size_t n, char *out)
+{
+    static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    size_t o = 0, i = 0;
+    for (; i + 3 <= n; i += 3) {
+        uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 | in[i + 2];
+        out[o++] = tab[v >> 18];
+        out[o++] = tab[(v >> 12) & 63];
+        out[o++] = tab[(v >> 6) & 63];
+        out[o++] = tab[v & 63];
+    }
+    if (n - i == 1) {
+        uint32_t v = (uint32_t)in[i] << 16;
+        out[o++] = tab[v >> 18];
+        out[o++] = tab[(v >> 12) & 63];
+    } else if (n - i == 2) {
+        uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8;
+        out[o++] = tab[v >> 18];
+        out[o++] = tab[(v >> 12) & 63];
+        out[o++] = tab[(v >> 6) & 63];
+    }
+    out[o] = 0;
+}
+
+static int sign_body(EVP_PKEY *key, const char *body, size_t len, char out[SIG_B64_LEN + 1])
+{
+    int rc = SR_ECRYPTO;
+    unsigned char der[160], raw[64];
+    size_t dlen = sizeof der;
+    ECDSA_SIG *sig = NULL;
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    if (!md) goto done;
+    if (EVP_DigestSignInit(md, NULL, EVP_sha256(), NULL, key) != 1) goto done;
+    if (EVP_DigestSign(md, der, &dlen, (const unsigned char *)body, len) != 1) goto done;
+    const unsigned char *q = der;
+    sig = d2i_ECDSA_SIG(NULL, &q, (long)dlen);
+    if (!sig) goto done;
+    const BIGNUM *r, *s;
+    ECDSA_SIG_get0(sig, &r, &s);
+    if (BN_bn2binpad(r, raw, 32) != 32 || BN_bn2binpad(s, raw + 32, 32) != 32) goto done;
+    b64url(raw, sizeof raw, out);
+    rc = SR_OK;
+done:
+    ECDSA_SIG_free(sig);
+    EVP_MD_CTX_free(md);
+    return rc;
+}
+
+static int load_key(const char *dir, EVP_PKEY **out, char *err, size_t errlen)
+{
+    char path[1100], group[64] = "";
+    snprintf(path, sizeof path, "%s/platform-key.pem", dir);
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        snprintf(err, errlen, "push: cannot open %s: %s", path, strerror(errno));
+        return sr_err_from_errno(errno);
+    }
+    EVP_PKEY *k = PEM_read_PrivateKey(f, NULL, NULL, NULL);
+    fclose(f);
+    if (!k) {
+        snprintf(err, errlen, "push: %s is not a PEM private key", path);
+        return SR_ECRYPTO;
+    }
+    if (!EVP_PKEY_is_a(k, "EC") ||
+        EVP_PKEY_get_utf8_string_param(k, OSSL_PKEY_PARAM_GROUP_NAME, group, sizeof group, NULL) != 1 ||
+        strcmp(group, "prime256v1")) {
+        snprintf(err, errlen, "push: %s must be an EC P-256 key (pushes are signed ES256)", path);
+        EVP_PKEY_free(k);
+        return SR_ECRYPTO;
+    }
+    *out = k;
+    return SR_OK;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Queues                                                                     */
+
+static void msg_free(pmsg *m)
+{
+    if (!m) return;
+    free(m->url);
+    free(m->body);
+    free(m);
+}
+
+static void on_retry(uv_timer_t *t);
+
+static papp *app_find(sr_push *p, const char *op, const char *app, int create)
+{
+    for (papp *a = p->apps; a; a = a->next)
+        if (!strcmp(a->app, app) && !strcmp(a->op, op)) return a;
+    if (!create) return NULL;
+    papp *a = calloc(1, sizeof *a);
+    if (!a) return NULL;
+    a->p = p;
+    snprintf(a->op, sizeof a->op, "%s", op);
+    snprintf(a->app, sizeof a->app, "%s", app);
+    uv_timer_init(p->loop, &a->retry);
+    a->retry.data = a;
+    a->next = p->apps;
+    p->apps = a;
+    return a;
+}
+
+static void alarm_done(void *ctx, const sr_result *r)
+{
+    (void)ctx;
+    if (r->rc) sr_slog(SR_LOG_WARN, "push alarm event not stored", "error=%s", sr_err_name(r->rc));
+}
+
+/* Fire and forget: an AlarmEvent saying the app's queue dropped messages. */
+static void raise_alarm(sr_push *p, papp *a)
+{
+    char id[128], msg[256];
+    snprintf(id, sizeof id, "push-dropped-%s", a->app);
+    snprintf(msg, sizeof msg, "push queue of app %s over %u: oldest dropped", a->app, p->o.max_queue);
+    Suiro__V1__AlarmEvent al = SUIRO__V1__ALARM_EVENT__INIT;
+    al.alarm_id = id;
+    al.level = SUIRO__V1__ALARM_LEVEL__AL_MINOR;
+    al.state = "raised";
+    al.source = "push";
+    al.message = msg;
+    Suiro__V1__Event ev = SUIRO__V1__EVENT__INIT;
+    ev.body_case = SUIRO__V1__EVENT__BODY_ALARM;
+    ev.alarm = &al;
+    sr_buf b;
+    sr_buf_init(&b);
+    int rc = sr_ev_pack(&ev, a->op, "system", SUIRO__V1__ACTOR_KIND__ACTOR_SYSTEM, NULL, &b);
+    if (!rc) {
+        sr_slice sl = {b.data, b.len};
+        rc = sr_engine_submit(p->eng, &sl, 1, alarm_done, NULL);
+    }
+    if (rc) sr_slog(SR_LOG_WARN, "push alarm event not queued", "app=%s error=%s", a->app, sr_err_name(rc));
+    sr_buf_release(&b);
+}
+
+/* (3) One message too many: drop the oldest one not in flight. */
+static void app_trim(sr_push *p, papp *a)
+{
+    while (a->n > p->o.max_queue) {
+        pmsg *prev = a->easy ? a->head : NULL; /* the head is in flight: keep it */
+        pmsg *m = prev ? prev->next : a->head;
+        if (!m) break;
+        if (prev) prev->next = m->next;
+        else a->head = m->next;
+        if (a->tail == m) a->tail = prev;
+        a->n--;
+        a->dropped++;
+        msg_free(m);
+        uint64_t now = mono_ms();
+        if (!a->last_alarm || now - a->last_alarm >= ALARM_EVERY_MS) {
+            a->last_alarm = now;
+            sr_slog(SR_LOG_WARN, "push queue over its bound: oldest dropped",
+                    "op=%s app=%s max_queue=%u dropped_total=%llu", a->op, a->app, p->o.max_queue,
+                    (unsigned long long)a->dropped);
+            raise_alarm(p, a);
+        }
+    }
+}
+
+/* ------------------------------------------------------------------------ */
+/* Transfers                                                                  */
+
+static size_t discard(char *ptr, size_t size, size_t n, void *ud)
+{
+    (void)ptr;
+    (void)ud;
+    return size * n;
+}
+
+static void attempt_done(papp *a, int ok, const char *why);
+
+/* idle -> sending: start the head's transfer. */
+static void app_kick(papp *a)
+{
+    sr_push *p = a->p;
+    if (p->closed || a->easy || a->waiting || !a->head) return;
+    pmsg *m = a->head;
+    char h[160];
+    const char *why = "cannot start the transfer";
+    if (!m->sig[0] && sign_body(p->key, m->body, m->len, m->sig)) {
+        why = "cannot sign the body";
+        goto fail;
+    }
+    struct curl_slist *l = curl_slist_append(NULL, "Content-Type: application/json");
+    snprintf(h, sizeof h, "X-Suiro-Signature: ES256;keyId=platform;sig=%s", m->sig);
+    if (l && !curl_slist_append(l, h)) goto fail_list;
+    snprintf(h, sizeof h, "X-Suiro-Delivery: %s", m->id);
+    if (l && !curl_slist_append(l, h)) goto fail_list;
+    if (l && !curl_slist_append(l, "Expect:")) goto fail_list; /* no 100-continue round trip */
+    CURL *e = l ? curl_easy_init() : NULL;
+    if (!e) goto fail_list;
+    a->errbuf[0] = 0;
+    curl_easy_setopt(e, CURLOPT_URL, m->url);
+#if LIBCURL_VERSION_NUM >= 0x075500 /* 7.85 */
+    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+#else
+    curl_easy_setopt(e, CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
+#endif
+    curl_easy_setopt(e, CURLOPT_POST, 1L);
+    curl_easy_setopt(e, CURLOPT_POSTFIELDS, m->body); /* not copied: m outlives the transfer (1) */
+    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)m->len);
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, l);
+    curl_easy_setopt(e, CURLOPT_USERAGENT, "suiro-push/1");
+    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)p->o.connect_timeout_ms);
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)p->o.timeout_ms);
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, discard);
+    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, a->errbuf);
+    curl_easy_setopt(e, CURLOPT_PRIVATE, (void *)a);
+    if (curl_multi_add_handle(p->multi, e) != CURLM_OK) {
+        curl_easy_cleanup(e);
+        goto fail_list;
+    }
+    a->easy = e;
+    a->hdrs = l;
+    m->attempts++;
+    sr_slog(SR_LOG_DEBUG, "push attempt", "op=%s app=%s delivery=%s attempt=%u queued=%zu", a->op, a->app, m->id,
+            m->attempts, a->n);
+    return;
+fail_list:
+    curl_slist_free_all(l);
+fail:
+    /* counted as a failed attempt: retried after the back-off, never in a tight loop */
+    attempt_done(a, 0, why);
+}
+
+static void on_retry(uv_timer_t *t)
+{
+    papp *a = t->data;
+    a->waiting = 0;
+    app_kick(a);
+}
+
+/* The head's attempt ended: sending -> idle (ok) or -> waiting. */
+static void attempt_done(papp *a, int ok, const char *why)
+{
+    sr_push *p = a->p;
+    if (ok) {
+        pmsg *m = a->head;
+        a->head = m->next;
+        if (!a->head) a->tail = NULL;
+        a->n--;
+        a->delivered++;
+        if (a->streak)
+            sr_slog(SR_LOG_INFO, "push delivered again", "op=%s app=%s failed_attempts=%llu", a->op, a->app,
+                    (unsigned long long)a->streak);
+        a->streak = 0;
+        a->fails_unlogged = 0;
+        a->last_fail_log = 0;
+        a->backoff_ms = 0;
+        msg_free(m);
+        app_kick(a);
+        return;
+    }
+    a->retried++;
+    a->streak++;
+    a->fails_unlogged++;
+    uint32_t wait = a->backoff_ms ? a->backoff_ms : p->o.first_backoff_ms;
+    a->backoff_ms = wait >= p->o.max_backoff_ms / 2 ? p->o.max_backoff_ms : wait * 2;
+    if (wait > p->o.max_backoff_ms) wait = p->o.max_backoff_ms;
+    uint64_t now = mono_ms();
+    if (!a->last_fail_log || now - a->last_fail_log >= FAIL_LOG_EVERY_MS) {
+        sr_slog(SR_LOG_WARN, "push attempt failed", "op=%s app=%s reason=%s failures=%llu queued=%zu retry_ms=%u",
+                a->op, a->app, sr_slog_q(why), (unsigned long long)a->fails_unlogged, a->n, wait);
+        a->last_fail_log = now;
+        a->fails_unlogged = 0;
+    }
+    a->waiting = 1;
+    uv_timer_start(&a->retry, on_retry, wait, 0);
+    /* the head is no longer in flight: the bound may drop it now */
+    app_trim(p, a);
+}
+
+static void check_done(sr_push *p)
+{
+    CURLMsg *cm;
+    int left;
+    while ((cm = curl_multi_info_read(p->multi, &left))) {
+        if (cm->msg != CURLMSG_DONE) continue;
+        CURL *e = cm->easy_handle;
+        CURLcode res = cm->data.result; /* cm is invalid once the handle is removed */
+        char *priv = NULL;
+        long code = 0;
+        curl_easy_getinfo(e, CURLINFO_PRIVATE, &priv);
+        papp *a = (papp *)(void *)priv;
+        curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &code);
+        curl_multi_remove_handle(p->multi, e);
+        curl_easy_cleanup(e);
+        if (!a) continue;
+        curl_slist_free_all(a->hdrs);
+        a->hdrs = NULL;
+        a->easy = NULL;
+        char why[CURL_ERROR_SIZE + 64];
+        int ok = res == CURLE_OK && code >= 200 && code < 300;
+        if (res != CURLE_OK) snprintf(why, sizeof why, "%s", a->errbuf[0] ? a->errbuf : curl_easy_strerror(res));
+        else snprintf(why, sizeof why, "HTTP %ld", code);
+        sr_slog(SR_LOG_DEBUG, "push attempt done", "op=%s app=%s ok=%d reason=%s", a->op, a->app, ok, sr_slog_q(why));
+        attempt_done(a, ok, why);
+    }
+}
+
+/* ------------------------------------------------------------------------ */
+/* libcurl on the libuv loop                                                  */
+
+static void on_psock_closed(uv_handle_t *h) { free(h->data); }
+
+static void psock_close(psock *s)
+{
+    sr_push *p = s->p;
+    if (s->prev) s->prev->next = s->next;
+    else p->socks = s->next;
+    if (s->next) s->next->prev = s->prev;
+    uv_poll_stop(&s->h);
+    uv_close((uv_handle_t *)&s->h, on_psock_closed);
+}
+
+static void on_poll(uv_poll_t *h, int status, int events)
+{
+    psock *s = h->data;
+    sr_push *p = s->p;
+    int flags = 0, running;
+    if (status < 0) flags = CURL_CSELECT_ERR;
+    if (events & UV_READABLE) flags |= CURL_CSELECT_IN;
+    if (events & UV_WRITABLE) flags |= CURL_CSELECT_OUT;
+    curl_multi_socket_action(p->multi, s->fd, flags, &running); /* may close s (freed later) */
+    check_done(p);
+}
+
+static int on_curl_socket(CURL *e, curl_socket_t fd, int what, void *userp, void *socketp)
+{
+    (void)e;
+    sr_push *p = userp;
+    psock *s = socketp;
+    if (what == CURL_POLL_REMOVE) {
+        if (s) {
+            curl_multi_assign(p->multi, fd, NULL);
+            psock_close(s);
+        }
+        return 0;
+    }
+    if (!s) {
+        s = calloc(1, sizeof *s);
+        if (!s) return -1;
+        if (uv_poll_init_socket(p->loop, &s->h, fd)) {
+            free(s);
+            return -1;
+        }
+        s->fd = fd;
+        s->p = p;
+        s->h.data = s;
+        s->next = p->socks;
+        if (p->socks) p->socks->prev = s;
+        p->socks = s;
+        curl_multi_assign(p->multi, fd, s); /* (4) */
+    }
+    int ev = 0;
+    if (what & CURL_POLL_IN) ev |= UV_READABLE;
+    if (what & CURL_POLL_OUT) ev |= UV_WRITABLE;
+    uv_poll_start(&s->h, ev, on_poll);
+    return 0;
+}
+
+static void on_uv_timeout(uv_timer_t *t)
+{
+    sr_push *p = t->data;
+    int running;
+    curl_multi_socket_action(p->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+    check_done(p);
+}
+
+static int on_curl_timer(CURLM *m, long timeout_ms, void *userp)
+{
+    (void)m;
+    sr_push *p = userp;
+    if (timeout_ms < 0) uv_timer_stop(&p->timer);
+    else uv_timer_start(&p->timer, on_uv_timeout, (uint64_t)timeout_ms, 0); /* 0: on the next turn of the loop */
+    return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* API                                                                        */
+
+void sr_push_opts_default(sr_push_opts *o)
+{
+    o->max_queue = 10000;
+    o->first_backoff_ms = 500;
+    o->max_backoff_ms = 60000;
+    o->connect_timeout_ms = 5000;
+    o->timeout_ms = 10000;
+}
+
+int sr_push_open(uv_loop_t *loop, sr_engine *eng, const char *data_dir, const sr_push_opts *o, sr_push **out,
+                 char *err, size_t errlen)
+{
+    sr_push_opts d;
+    sr_push_opts_default(&d);
+    if (o) {
+        if (o->max_queue) d.max_queue = o->max_queue;
+        if (o->first_backoff_ms) d.first_backoff_ms = o->first_backoff_ms;
+        if (o->max_backoff_ms) d.max_backoff_ms = o->max_backoff_ms;
+        if (o->connect_timeout_ms) d.connect_timeout_ms = o->connect_timeout_ms;
+        if (o->timeout_ms) d.timeout_ms = o->timeout_ms;
+    }
+    if (d.first_backoff_ms > d.max_backoff_ms) d.first_backoff_ms = d.max_backoff_ms;
+    sr_push *p = calloc(1, sizeof *p);
+    if (!p) return SR_ENOMEM;
+    p->loop = loop;
+    p->eng = eng;
+    p->o = d;
+    uint8_t r[8];
+    if (sr_random(r, sizeof r)) {
+        uint64_t x = uv_hrtime() ^ (uint64_t)(uintptr_t)p;
+        memcpy(r, &x, sizeof r);
+    }
+    sr_hex(r, sizeof r, p->boot);
+    int rc = load_key(data_dir, &p->key, err, errlen);
+    if (rc) goto fail;
+    if ((rc = curl_global_ref())) {
+        snprintf(err, errlen, "push: libcurl did not initialise");
+        goto fail;
+    }
+    p->multi = curl_multi_init();
+    if (!p->multi) {
+        curl_global_unref();
+        snprintf(err, errlen, "push: curl_multi_init failed");
+        rc = SR_ENOMEM;
+        goto fail;
+    }
+    curl_multi_setopt(p->multi, CURLMOPT_SOCKETFUNCTION, on_curl_socket);
+    curl_multi_setopt(p->multi, CURLMOPT_SOCKETDATA, p);
+    curl_multi_setopt(p->multi, CURLMOPT_TIMERFUNCTION, on_curl_timer);
+    curl_multi_setopt(p->multi, CURLMOPT_TIMERDATA, p);
+    uv_timer_init(loop, &p->timer);
+    p->timer.data = p;
+    *out = p;
+    return SR_OK;
+fail:
+    EVP_PKEY_free(p->key);
+    free(p);
+    return rc;
+}
+
+int sr_push_enqueue(sr_push *p, const char *op, const char *app, const char *path_suffix, json_t *body)
+{
+    if (!p || p->closed) return SR_ECLOSED;
+    sr_buf reg;
+    sr_buf_init(&reg);
+    pmsg *m = NULL;
+    Suiro__V1__RegistryPut *rp = NULL;
+    int rc = sr_engine_registry_get(p->eng, op, SUIRO__V1__REGISTRY_KIND__RG_APP, app, &reg);
+    if (rc == SR_ENOTFOUND) {
+        rc = SR_OK; /* not (or no longer) registered: nobody to push to */
+        goto done;
+    }
+    if (rc) goto done;
+    rp = suiro__v1__registry_put__unpack(NULL, reg.len, reg.data);
+    if (!rp) {
+        rc = SR_ECORRUPT;
+        goto done;
+    }
+    size_t ul = strlen(rp->url);
+    while (ul && rp->url[ul - 1] == '/') ul--;
+    if (!ul) goto done; /* the app pulls */
+    papp *a = app_find(p, op, app, 1);
+    m = calloc(1, sizeof *m);
+    if (!a || !m) {
+        rc = SR_ENOMEM;
+        goto done;
+    }
+    size_t sl = strlen(path_suffix);
+    m->url = malloc(ul + 1 + sl + 1);
+    m->body = json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    if (!m->url || !m->body) {
+        rc = SR_ENOMEM;
+        goto done;
+    }
+    memcpy(m->url, rp->url, ul);
+    m->url[ul] = '/';
+    memcpy(m->url + ul + 1, path_suffix, sl + 1);
+    m->len = strlen(m->body);
+    snprintf(m->id, sizeof m->id, "%s-%llu", p->boot, (unsigned long long)++p->seq);
+    if (a->tail) a->tail->next = m;
+    else a->head = m;
+    a->tail = m;
+    a->n++;
+    m = NULL;
+    app_trim(p, a);
+    app_kick(a);
+done:
+    msg_free(m);
+    if (rp) suiro__v1__registry_put__free_unpacked(rp, NULL);
+    sr_buf_release(&reg);
+    return rc;
+}
+
+int sr_push_stats(sr_push *p, const char *op, const char *app, sr_push_counts *out)
+{
+    papp *a = p ? app_find(p, op, app, 0) : NULL;
+    if (!a) return SR_ENOTFOUND;
+    out->delivered = a->delivered;
+    out->retried = a->retried;
+    out->dropped = a->dropped;
+    out->queued = a->n;
+    return SR_OK;
+}
+
+void sr_push_dispose(sr_push *p)
+{
+    if (!p || p->closed) return;
+    p->closed = 1;
+    for (papp *a = p->apps; a; a = a->next) {
+        if (a->easy) { /* aborted: the receiver may or may not have it */
+            curl_multi_remove_handle(p->multi, a->easy);
+            curl_easy_cleanup(a->easy);
+            curl_slist_free_all(a->hdrs);
+            a->easy = NULL;
+            a->hdrs = NULL;
+        }
+        a->waiting = 0;
+        uv_timer_stop(&a->retry);
+        uv_close((uv_handle_t *)&a->retry, NULL);
+        size_t left = a->n;
+        while (a->head) {
+            pmsg *m = a->head;
+            a->head = m->next;
+            msg_free(m);
+        }
+        a->tail = NULL;
+        a->n = 0;
+        a->dropped += left;
+        sr_slog(left ? SR_LOG_WARN : SR_LOG_INFO, "push stopped",
+                "op=%s app=%s delivered=%llu retried=%llu dropped=%llu not_delivered_now=%zu", a->op, a->app,
+                (unsigned long long)a->delivered, (unsigned long long)a->retried, (unsigned long long)a->dropped,
+                left);
+    }
+    curl_multi_cleanup(p->multi); /* closes the cached connections (CURL_POLL_REMOVE) */
+    p->multi = NULL;
+    while (p->socks) psock_close(p->socks); /* whatever curl did not say goodbye to (4) */
+    uv_timer_stop(&p->timer);
+    uv_close((uv_handle_t *)&p->timer, NULL);
+}
+
+void sr_push_free(sr_push *p)
+{
+    if (!p) return;
+    if (p->multi) { /* never disposed: only safe if the loop never ran a transfer */
+        curl_multi_cleanup(p->multi);
+        p->multi = NULL;
+    }
+    while (p->apps) {
+        papp *a = p->apps;
+        p->apps = a->next;
+        while (a->head) {
+            pmsg *m = a->head;
+            a->head = m->next;
+            msg_free(m);
+        }
+        free(a);
+    }
+    EVP_PKEY_free(p->key);
+    curl_global_unref();
+    free(p);
+}

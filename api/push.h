@@ -1,0 +1,76 @@
+/*
+ * api/push.h -- push to the apps (R-AP-17, docs/requests.md "Push to apps").
+ *
+ * Monitor values and the outcomes of async requests are POSTed to the app's
+ * registered push URL (the registry's RegistryPut.url of the app):
+ *
+ *   POST {url}/monitors/{monitorId}   {"monitorId":"M…","values":[…]}
+ *   POST {url}/requests/{requestId}   what GET /api/v1/requests/{id} answers
+ *
+ * signed with the platform key (X-Suiro-Signature: ES256, raw r||s over the
+ * exact body bytes), with an X-Suiro-Delivery id that stays the same on
+ * retries. Per app: FIFO, one transfer in flight (a receiver sees values in
+ * order), retried with exponential back-off until it is delivered (HTTP 2xx)
+ * or dropped by the bound (max_queue; the oldest message that is not in
+ * flight goes, with an alarm event at most once a minute). Apps are served
+ * in parallel through one libcurl multi handle driven by the libuv loop.
+ *
+ * Nothing here is durable: a queue lives in memory and is lost when the
+ * server stops; the same data stays readable through AP-IF.
+ *
+ * Every function is called on the loop's thread.
+ */
+#ifndef SR_PUSH_H
+#define SR_PUSH_H
+
+#include "engine/suiro.h"
+
+#include <jansson.h>
+#include <stdint.h>
+#include <uv.h>
+
+typedef struct sr_push sr_push;
+
+typedef struct sr_push_opts {
+    uint32_t max_queue;          /* messages per app, in flight included (default 10000) */
+    uint32_t first_backoff_ms;   /* wait after the first failure (default 500), doubling */
+    uint32_t max_backoff_ms;     /* longest wait between attempts (default 60000) */
+    uint32_t connect_timeout_ms; /* per attempt (default 5000) */
+    uint32_t timeout_ms;         /* per attempt, whole transfer (default 10000) */
+} sr_push_opts;
+
+/* Defaults (above) into o. */
+void sr_push_opts_default(sr_push_opts *o);
+
+/* Open on loop: loads DATA_DIR/platform-key.pem (EC P-256; anything else is
+ * SR_ECRYPTO) and sets up libcurl. o NULL: the defaults; a 0 field takes its
+ * default. On failure err says why. */
+SR_MUST_CHECK int sr_push_open(uv_loop_t *loop, sr_engine *eng, const char *data_dir, const sr_push_opts *o,
+                               sr_push **out, char *err, size_t errlen);
+
+/* Queue POST {url}/{path_suffix} with body (borrowed; serialized compact at
+ * once) for app of operator op. The URL is looked up in the registry now; an
+ * app with no push URL (or none registered) is not an error: SR_OK, nothing
+ * queued. SR_ECLOSED after sr_push_dispose. */
+SR_MUST_CHECK int sr_push_enqueue(sr_push *p, const char *op, const char *app, const char *path_suffix,
+                                  json_t *body);
+
+/* Per-app counters (tests, logs). queued counts the messages waiting now,
+ * the one in flight included. SR_ENOTFOUND if nothing was ever queued for
+ * that app. */
+typedef struct sr_push_counts {
+    uint64_t delivered; /* answered 2xx */
+    uint64_t retried;   /* failed attempts (each is retried, or dropped by the bound) */
+    uint64_t dropped;   /* dropped by the bound, or at dispose */
+    uint64_t queued;
+} sr_push_counts;
+SR_MUST_CHECK int sr_push_stats(sr_push *p, const char *op, const char *app, sr_push_counts *out);
+
+/* Stop: in-flight transfers are aborted, what waits is dropped (one log line
+ * per app, with its counters), the handles are closed. Call before the
+ * server walks the loop, and before the engine is closed; enqueue fails
+ * afterwards. Free after the loop ran the close callbacks. NULL is a no-op. */
+void sr_push_dispose(sr_push *p);
+void sr_push_free(sr_push *p);
+
+#endif
