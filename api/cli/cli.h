@@ -6,6 +6,8 @@
 int sr_cmd_log(int argc, char **argv);
 int sr_cmd_serve(int argc, char **argv);
 int sr_cmd_gwsim(int argc, char **argv);
+/* the app stub: every AP-IF call from the command line, and `load` */
+int sr_cmd_apsim(int argc, char **argv);
 /* init, sheet, rebuild, replay, verify; -1 if name is none of them. */
 int sr_cmd_engine(const char *name, int argc, char **argv);
 

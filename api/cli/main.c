@@ -21,6 +21,7 @@ static void usage(FILE *f)
             "  log append DIR [--key-file F] < lines    append each line as a record, durably\n"
             "  serve [--config F] [--data DIR] [--mqtt HOST:PORT]   run the server (GW-IF over MQTT)\n"
             "  gwsim sheet|run ...                      the gateway simulator (suiro gwsim for usage)\n"
+            "  apsim COMMAND ...                        the app stub: AP-IF calls, `load` (suiro apsim --help)\n"
             "  init [--demo] DIR                        create a data directory (--demo: the demo operator)\n"
             "  sheet import FILE DIR                    apply a set-up sheet (all-or-nothing, idempotent)\n"
             "  sheet export DIR --operator OP           the operator's set-up as a sheet\n"
@@ -63,6 +64,7 @@ int main(int argc, char **argv)
     if (!strcmp(argv[1], "log")) return sr_cmd_log(argc - 2, argv + 2);
     if (!strcmp(argv[1], "serve")) return sr_cmd_serve(argc - 2, argv + 2);
     if (!strcmp(argv[1], "gwsim")) return sr_cmd_gwsim(argc - 2, argv + 2);
+    if (!strcmp(argv[1], "apsim")) return sr_cmd_apsim(argc - 2, argv + 2);
     int rc = sr_cmd_engine(argv[1], argc - 2, argv + 2);
     if (rc >= 0) return rc;
     fprintf(stderr, "suiro: unknown command '%s'\n\n", argv[1]);
