@@ -656,7 +656,7 @@ static void on_wake(uv_timer_t *t) { (void)t; }
 
 void sr_gwhttp_dispose(sr_gwhttp *g)
 {
-    if (!g || !g->ctx_ready) return;
+    if (!g || g->ctx_ready <= 0) return; /* -1: gave up waiting once already */
     /* ask every connection to finish and close; wait (bounded) for them */
     if (g->open_conns) h2o_context_request_shutdown(&g->ctx);
     uv_timer_t wake; /* bounds the wait: a client may never finish its request */
