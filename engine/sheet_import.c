@@ -111,6 +111,8 @@ static int put_registry(sr_engine *e, batch *b, Suiro__V1__RegistryPut *rp, cons
         /* unchanged secret: compare with the stored hash in place */
         if (old && !rp->secret_hash.len) rp->secret_hash = old->secret_hash;
     }
+    /* a certificate registered with `suiro cert import` stays when the sheet has none */
+    if (old && !rp->cert_pem[0] && old->cert_pem[0]) rp->cert_pem = old->cert_pem;
     int skip = old && same_packed(&cur, &rp->base);
     if (old && rp->secret_hash.data == old->secret_hash.data) {
         rp->secret_hash.data = NULL; /* empty in the event: the writer keeps the stored one */

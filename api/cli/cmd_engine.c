@@ -14,6 +14,10 @@
 #include "engine/event_json.h"
 #include "engine/sheet.h"
 #include "engine/suiro.h"
+#include "engine/evbuild.h"
+
+#include <openssl/pem.h>
+#include <openssl/x509.h>
 
 #include <errno.h>
 #include <inttypes.h>
@@ -445,8 +449,104 @@ static int cmd_verify(int argc, char **argv)
     return same ? 0 : 1;
 }
 
+/* suiro cert import DIR --operator OP (--app ID | --gateway ID) --pem FILE:
+ * register the data-protection certificate of an app or a gateway (AP-IF row
+ * 9, GW_CERT_REQ). The PEM must hold one X.509 certificate. */
+static int cmd_cert(int argc, char **argv)
+{
+    common c = {0};
+    const char *op = NULL, *id = NULL, *pemfile = NULL;
+    int kind = 0;
+    if (argc < 1 || strcmp(argv[0], "import")) goto usage;
+    for (int i = 1; i < argc; i++) {
+        int k = opt_key(&c, argc, argv, &i);
+        if (k < 0) return 2;
+        if (k) continue;
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "--operator") && v) op = argv[++i];
+        else if (!strcmp(a, "--app") && v) kind = SUIRO__V1__REGISTRY_KIND__RG_APP, id = argv[++i];
+        else if (!strcmp(a, "--gateway") && v) kind = SUIRO__V1__REGISTRY_KIND__RG_GATEWAY, id = argv[++i];
+        else if (!strcmp(a, "--pem") && v) pemfile = argv[++i];
+        else if (a[0] != '-' && !c.dir) c.dir = a;
+        else goto usage;
+    }
+    if (!c.dir || !op || !id || !pemfile) goto usage;
+    FILE *f = fopen(pemfile, "rb");
+    if (!f) {
+        fprintf(stderr, "suiro cert: %s: %s\n", pemfile, strerror(errno));
+        return 1;
+    }
+    X509 *x = PEM_read_X509(f, NULL, NULL, NULL);
+    long len = 0;
+    char *pem = NULL;
+    if (x && fseek(f, 0, SEEK_END) == 0 && (len = ftell(f)) > 0 && len < 65536 && fseek(f, 0, SEEK_SET) == 0 &&
+        (pem = calloc(1, (size_t)len + 1)) && fread(pem, 1, (size_t)len, f) != (size_t)len) {
+        free(pem);
+        pem = NULL;
+    }
+    fclose(f);
+    X509_free(x);
+    if (!x || !pem) {
+        fprintf(stderr, "suiro cert: %s: not a PEM X.509 certificate (at most 64 KiB)\n", pemfile);
+        free(pem);
+        return 1;
+    }
+    sr_engine *e;
+    if (open_engine(&c, 0, &e)) {
+        free(pem);
+        return 1;
+    }
+    int code = 1;
+    sr_buf cur, evb;
+    sr_buf_init(&cur);
+    sr_buf_init(&evb);
+    Suiro__V1__RegistryPut *rp = NULL;
+    int rc = sr_engine_registry_get(e, op, kind, id, &cur);
+    if (rc) {
+        fprintf(stderr, "suiro cert: %s %s of operator %s: %s\n", kind == SUIRO__V1__REGISTRY_KIND__RG_APP ? "app" : "gateway",
+                id, op, rc == SR_ENOTFOUND ? "not registered (import a set-up sheet first)" : sr_strerror(rc));
+        goto done;
+    }
+    rp = suiro__v1__registry_put__unpack(NULL, cur.len, cur.data);
+    if (!rp) {
+        fprintf(stderr, "suiro cert: the registry entry does not decode\n");
+        goto done;
+    }
+    char *orig_pem = rp->cert_pem;
+    rp->cert_pem = pem;
+    rp->secret_hash.len = 0; /* empty: the writer keeps the stored hash */
+    Suiro__V1__Event ev = SUIRO__V1__EVENT__INIT;
+    ev.body_case = SUIRO__V1__EVENT__BODY_REGISTRY_PUT;
+    ev.registry_put = rp;
+    ev.source = "cli";
+    sr_result res;
+    if ((rc = sr_ev_pack(&ev, op, "cli", SUIRO__V1__ACTOR_KIND__ACTOR_USER, NULL, &evb)) == SR_OK) {
+        sr_slice sl = {evb.data, evb.len};
+        rc = sr_engine_submit_wait(e, &sl, 1, &res);
+        if (!rc) rc = res.rc;
+    }
+    if (rc) fprintf(stderr, "suiro cert: %s\n", sr_strerror(rc));
+    else {
+        printf("certificate of %s %s registered (seq %" PRIu64 ")\n",
+               kind == SUIRO__V1__REGISTRY_KIND__RG_APP ? "app" : "gateway", id, res.seq);
+        code = 0;
+    }
+    rp->cert_pem = orig_pem; /* ours is freed below */
+done:
+    if (rp) suiro__v1__registry_put__free_unpacked(rp, NULL);
+    free(pem);
+    sr_buf_release(&cur);
+    sr_buf_release(&evb);
+    if (sr_engine_close(e)) code = 1;
+    return code;
+usage:
+    fprintf(stderr, "usage: suiro cert import DIR --operator OP (--app ID | --gateway ID) --pem FILE [--key-file F]\n");
+    return 2;
+}
+
 int sr_cmd_engine(const char *name, int argc, char **argv)
 {
+    if (!strcmp(name, "cert")) return cmd_cert(argc, argv);
     if (!strcmp(name, "init")) return cmd_init(argc, argv);
     if (!strcmp(name, "sheet")) return cmd_sheet(argc, argv);
     if (!strcmp(name, "rebuild")) return cmd_rebuild(argc, argv);

@@ -29,6 +29,8 @@ static void usage(FILE *f)
             "  replay DIR [--from SEQ|TIME] [--to ..] [--operator OP] [--gateway GW] [--point ID] [--kind K]\n"
             "                                           decoded events as JSON lines\n"
             "  verify DIR                               log chain + index equals a rebuild\n"
+            "  cert import DIR --operator OP (--app ID|--gateway ID) --pem FILE\n"
+            "                                           register an app's or a gateway's certificate\n"
             "  routes                                   the HTTP routes (METHOD PATH), as docs/api/openapi.yaml has them\n"
             "  version                                  print the version\n"
             "Commands on a data directory take --key-file F when the log is encrypted.\n"

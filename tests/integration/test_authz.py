@@ -139,6 +139,21 @@ APPX,PX1,both
     open(os.path.join(T, "ro.csv"), "w", encoding="utf-8").write(ro)
     r = subprocess.run([BIN, "sheet", "import", os.path.join(T, "ro.csv"), D], capture_output=True, text=True)
     check("a read-only app is registered for operator demo", r.returncode == 0, r.stderr)
+    # an app certificate (AP-IF row 9): registered with `suiro cert import`,
+    # kept when the sheet is imported again
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                    "-keyout", os.path.join(T, "app.key"), "-out", os.path.join(T, "app.pem"), "-days", "30",
+                    "-subj", "/CN=demo\\/APP001"], check=True, capture_output=True)
+    r = subprocess.run([BIN, "cert", "import", D, "--operator", "demo", "--app", "APP001", "--pem",
+                        os.path.join(T, "app.pem")], capture_output=True, text=True)
+    check("cert import registers APP001's certificate", r.returncode == 0, r.stderr)
+    r = subprocess.run([BIN, "cert", "import", D, "--operator", "demo", "--app", "APP001", "--pem",
+                        os.path.join(T, "app.key")], capture_output=True, text=True)
+    check("cert import refuses a file that is not a certificate", r.returncode == 1 and "not a PEM" in r.stderr, r.stderr)
+    r = subprocess.run([BIN, "cert", "import", D, "--operator", "demo", "--app", "NOPE", "--pem",
+                        os.path.join(T, "app.pem")], capture_output=True, text=True)
+    check("cert import refuses an unknown app", r.returncode == 1 and "not registered" in r.stderr, r.stderr)
+    r = subprocess.run([BIN, "sheet", "import", os.path.join(T, "ro.csv"), D], capture_output=True, text=True)
     server = subprocess.Popen([BIN, "serve", "--data", D, "--mqtt", "127.0.0.1:0", "--http", "127.0.0.1:0"],
                               stdout=subprocess.PIPE, stderr=open(os.path.join(T, "server.log"), "a"), text=True)
     port = None
@@ -151,6 +166,13 @@ APPX,PX1,both
     full = login(port, "APP001", "demo", "demo-app001-secret")
     rd = login(port, "APPR", "demo", "ro-app-secret")
     ox = login(port, "APPX", "other", "other-app-secret")
+
+    st, b = rd.call("GET", "/api/v1/certificates/app/APP001")
+    check("the app certificate is served as registered (and survived a sheet import)",
+          st == 200 and b == open(os.path.join(T, "app.pem")).read(), (st, str(b)[:80]))
+    s1, b1 = ox.call("GET", "/api/v1/certificates/app/APP001")
+    s2, b2 = ox.call("GET", "/api/v1/certificates/app/NOPE9")
+    check("another operator's app certificate looks unknown", s1 == s2 == 404 and b1 == b2, (s1, b1, s2, b2))
 
     # resources of APP001 (operator demo) that others must not see
     st, b = full.call("POST", "/api/v1/documents/notes", {"a": 1})
