@@ -17,6 +17,7 @@
 #include "api/apif_int.h"
 
 #include "api/broker.h"
+#include "api/gwif_http.h"
 #include "api/httpu.h"
 #include "api/routes.h"
 #include "api/slog.h"
@@ -299,43 +300,75 @@ static void login_work(uv_work_t *w)
     memset(l->secret, 0, sizeof l->secret);
 }
 
+/* a new session for (op, app): 201 {token, expiresAt} */
+static void issue_token(sr_apif *a, h2o_req_t *req, const char *op, const char *app, const char *how)
+{
+    tokens_expire(a);
+    uint8_t raw[32];
+    char hex[65], exp[32];
+    if (a->ntokens >= MAX_TOKENS) return sr_http_result(req, 0, "E9002", "too many sessions", NULL);
+    if (sr_random(raw, sizeof raw) != SR_OK) return sr_http_result(req, 0, "E9001", "no randomness", NULL);
+    sr_hex(raw, 32, hex);
+    atoken *t = &a->tokens[a->ntokens];
+    memset(t, 0, sizeof *t);
+    sr_sha256(hex, 64, t->hash);
+    snprintf(t->op, sizeof t->op, "%s", op);
+    snprintf(t->app, sizeof t->app, "%s", app);
+    t->expires = wall_ms() + TOKEN_TTL_MS;
+    if (load_grants(a, t) != SR_OK) {
+        free(t->grants);
+        return sr_http_result(req, 0, "E9001", "cannot read the app's grants", NULL);
+    }
+    a->ntokens++;
+    sr_rfc3339_format(t->expires, exp);
+    json_t *o = json_pack("{s:s,s:s}", "token", hex, "expiresAt", exp);
+    sr_http_jsonv(req, 201, o);
+    json_decref(o);
+    sr_slog(SR_LOG_INFO, "app session opened", "op=%s app=%s auth=%s", op, app, how);
+}
+
 static void login_after(uv_work_t *w, int status)
 {
     login *l = w->data;
-    sr_apif *a = l->a;
     if (l->h.req) {
-        if (status == 0 && l->ok) {
-            tokens_expire(a);
-            uint8_t raw[32];
-            char hex[65], exp[32];
-            if (a->ntokens >= MAX_TOKENS) sr_http_result(l->h.req, 0, "E9002", "too many sessions", NULL);
-            else if (sr_random(raw, sizeof raw) != SR_OK) sr_http_result(l->h.req, 0, "E9001", "no randomness", NULL);
-            else {
-                sr_hex(raw, 32, hex);
-                atoken *t = &a->tokens[a->ntokens];
-                memset(t, 0, sizeof *t);
-                sr_sha256(hex, 64, t->hash);
-                snprintf(t->op, sizeof t->op, "%s", l->op);
-                snprintf(t->app, sizeof t->app, "%s", l->app);
-                t->expires = wall_ms() + TOKEN_TTL_MS;
-                if (load_grants(a, t) != SR_OK) {
-                    free(t->grants);
-                    sr_http_result(l->h.req, 0, "E9001", "cannot read the app's grants", NULL);
-                } else {
-                    a->ntokens++;
-                    sr_rfc3339_format(t->expires, exp);
-                    json_t *o = json_pack("{s:s,s:s}", "token", hex, "expiresAt", exp);
-                    sr_http_jsonv(l->h.req, 201, o);
-                    json_decref(o);
-                    sr_slog(SR_LOG_INFO, "app session opened", "op=%s app=%s", l->op, l->app);
-                }
-            }
-        } else {
+        if (status == 0 && l->ok) issue_token(l->a, l->h.req, l->op, l->app, "secret");
+        else {
             sr_slog(SR_LOG_WARN, "app login refused", "op=%s app=%s", l->op, l->app);
             sr_http_result(l->h.req, 0, "E2001", "not authenticated: wrong operatorId, appId or secret", NULL);
         }
     }
     sr_http_ctx_unref(&l->h);
+}
+
+/* A verified client certificate whose CN is "operatorId/appId" of a
+ * registered app opens a session without a secret. 1 if it answered. */
+static int session_by_cert(sr_apif *a, h2o_req_t *req, json_t *op, json_t *app)
+{
+    const char *cn = sr_http_client_cn(req);
+    const char *slash = cn ? strchr(cn, '/') : NULL;
+    if (!slash) return 0;
+    char cop[72], capp[72];
+    size_t ol = (size_t)(slash - cn);
+    if (ol >= sizeof cop || strlen(slash + 1) >= sizeof capp) return 0;
+    memcpy(cop, cn, ol);
+    cop[ol] = 0;
+    snprintf(capp, sizeof capp, "%s", slash + 1);
+    if ((op && (!json_is_string(op) || strcmp(json_string_value(op), cop))) ||
+        (app && (!json_is_string(app) || strcmp(json_string_value(app), capp)))) {
+        sr_slog(SR_LOG_WARN, "app login refused", "cert=%s detail=\"ids differ from the certificate\"", sr_slog_q(cn));
+        sr_http_result(req, 0, "E2001", "not authenticated: the ids differ from the client certificate's", NULL);
+        return 1;
+    }
+    sr_buf reg;
+    sr_buf_init(&reg);
+    int rc = sr_engine_registry_get(a->eng, cop, SUIRO__V1__REGISTRY_KIND__RG_APP, capp, &reg);
+    sr_buf_release(&reg);
+    if (rc) {
+        sr_http_result(req, 0, "E2001", "not authenticated: the certificate's app is not registered", NULL);
+        return 1;
+    }
+    issue_token(a, req, cop, capp, "certificate");
+    return 1;
 }
 
 static void open_session(sr_apif *a, h2o_req_t *req)
@@ -344,6 +377,10 @@ static void open_session(sr_apif *a, h2o_req_t *req)
     if (!b) return;
     json_t *op = json_object_get(b, "operatorId"), *app = json_object_get(b, "appId"),
            *sec = json_object_get(b, "secret");
+    if (!sec && session_by_cert(a, req, op, app)) {
+        json_decref(b);
+        return;
+    }
     if (!json_is_string(op) || !json_is_string(app) || !json_is_string(sec) || json_string_length(op) >= 72 ||
         json_string_length(app) >= 72 || json_string_length(sec) >= 300) {
         json_decref(b);

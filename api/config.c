@@ -23,6 +23,7 @@ void sr_config_defaults(sr_config *c)
     snprintf(c->tls_client_cert, sizeof c->tls_client_cert, "optional");
     snprintf(c->http_listen, sizeof c->http_listen, "127.0.0.1:8080");
     c->http_max_body = 16u << 20;
+    snprintf(c->http_tls_client_cert, sizeof c->http_tls_client_cert, "none");
     c->push_max_queue = 10000;
     c->push_max_backoff_ms = 60000;
 }
@@ -71,6 +72,8 @@ static int handler(void *user, const char *section, const char *name, const char
     NUM("http", "max_body", http_max_body, 1024, 1u << 30)
     STR("http", "tls_cert", http_tls_cert)
     STR("http", "tls_key", http_tls_key)
+    STR("http", "tls_ca", http_tls_ca)
+    STR("http", "tls_client_cert", http_tls_client_cert)
     STR("mqtt", "tls_listen", tls_listen)
     STR("mqtt", "tls_cert", tls_cert)
     STR("mqtt", "tls_key", tls_key)
@@ -109,6 +112,16 @@ int sr_config_load(sr_config *c, const char *file, char *err, size_t errlen)
     if (strcmp(c->tls_client_cert, "none") && strcmp(c->tls_client_cert, "optional") &&
         strcmp(c->tls_client_cert, "require")) {
         snprintf(err, errlen, "%s: [mqtt] tls_client_cert must be none, optional or require", file);
+        return -1;
+    }
+    if (strcmp(c->http_tls_client_cert, "none") && strcmp(c->http_tls_client_cert, "optional") &&
+        strcmp(c->http_tls_client_cert, "require")) {
+        snprintf(err, errlen, "%s: [http] tls_client_cert must be none, optional or require", file);
+        return -1;
+    }
+    if (strcmp(c->http_tls_client_cert, "none") && (!c->http_tls_ca[0] || !c->http_tls_cert[0])) {
+        snprintf(err, errlen, "%s: [http] tls_client_cert = %s needs tls_cert, tls_key and tls_ca", file,
+                 c->http_tls_client_cert);
         return -1;
     }
     if (c->tls_listen[0] && (!c->tls_cert[0] || !c->tls_key[0])) {

@@ -25,6 +25,8 @@ typedef struct sr_config {
     uint32_t http_max_body;  /* [http] max_body = 16777216 */
     char http_tls_cert[1024];/* [http] tls_cert = (none) server certificate chain: the listener speaks HTTPS */
     char http_tls_key[1024]; /* [http] tls_key = its private key */
+    char http_tls_ca[1024];  /* [http] tls_ca = CA (PEM) that signs app / gateway client certificates */
+    char http_tls_client_cert[12]; /* [http] tls_client_cert = none | optional | require */
     char tls_listen[128];    /* [mqtt] tls_listen = (none) e.g. 127.0.0.1:8883 */
     char tls_cert[1024];     /* [mqtt] tls_cert = server certificate chain (PEM) */
     char tls_key[1024];      /* [mqtt] tls_key = its private key (PEM) */

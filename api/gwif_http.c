@@ -557,8 +557,75 @@ static void on_accept(uv_stream_t *listener, int status)
     h2o_accept(&g->accept, sock);
 }
 
+/* ---- client certificates ------------------------------------------------
+ * h2o 2.2 does not expose a connection's SSL object, only its session id
+ * (and under TLS 1.3 the id exists only after the handshake). So when a
+ * handshake completes with a verified client certificate, the SSL object and
+ * the certificate's CN are remembered (the entry dies with the SSL object,
+ * through an ex_data free callback), and a request finds its entry by
+ * comparing session ids. Everything runs on the loop thread. */
+typedef struct cn_entry {
+    const SSL *ssl;
+    char cn[160];
+    struct cn_entry *next;
+} cn_entry;
+static cn_entry *cn_list;
+static int cn_idx = -1;
+
+static void cn_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl, void *argp)
+{
+    (void)parent;
+    (void)ad;
+    (void)idx;
+    (void)argl;
+    (void)argp;
+    if (!ptr) return;
+    for (cn_entry **x = &cn_list; *x; x = &(*x)->next)
+        if (*x == ptr) {
+            *x = ((cn_entry *)ptr)->next;
+            break;
+        }
+    free(ptr);
+}
+
+static void on_ssl_info(const SSL *ssl, int where, int ret)
+{
+    (void)ret;
+    if (!(where & SSL_CB_HANDSHAKE_DONE) || SSL_get_ex_data(ssl, cn_idx)) return;
+    if (SSL_get_verify_result(ssl) != X509_V_OK) return;
+    X509 *peer = SSL_get1_peer_certificate(ssl);
+    if (!peer) return;
+    cn_entry *e = calloc(1, sizeof *e);
+    if (e) {
+        e->ssl = ssl;
+        X509_NAME_get_text_by_NID(X509_get_subject_name(peer), NID_commonName, e->cn, sizeof e->cn);
+        if (SSL_set_ex_data((SSL *)ssl, cn_idx, e) == 1) {
+            e->next = cn_list;
+            cn_list = e;
+        } else
+            free(e);
+    }
+    X509_free(peer);
+}
+
+const char *sr_http_client_cn(h2o_req_t *req)
+{
+    if (!cn_list || !req->conn->callbacks->get_socket) return NULL;
+    h2o_socket_t *sock = req->conn->callbacks->get_socket(req->conn);
+    if (!sock || !sock->ssl) return NULL;
+    h2o_iovec_t id = h2o_socket_get_ssl_session_id(sock);
+    if (!id.len) return NULL;
+    for (cn_entry *e = cn_list; e; e = e->next) {
+        SSL_SESSION *ss = SSL_get_session(e->ssl);
+        unsigned len = 0;
+        const unsigned char *sid = ss ? SSL_SESSION_get_id(ss, &len) : NULL;
+        if (sid && len == id.len && !memcmp(sid, id.base, len)) return e->cn[0] ? e->cn : NULL;
+    }
+    return NULL;
+}
+
 int sr_gwhttp_open(uv_loop_t *loop, sr_engine *eng, sr_broker *broker, const char *host, int port,
-                   const char *tls_cert, const char *tls_key, size_t max_body, sr_gwhttp **out, char *err, size_t errlen)
+                   const sr_http_tls *tls, size_t max_body, sr_gwhttp **out, char *err, size_t errlen)
 {
     sr_gwhttp *g = calloc(1, sizeof *g);
     if (!g) return SR_ENOMEM;
@@ -586,6 +653,7 @@ int sr_gwhttp_open(uv_loop_t *loop, sr_engine *eng, sr_broker *broker, const cha
     g->ctx_ready = 1;
     g->accept.ctx = &g->ctx;
     g->accept.hosts = g->config.hosts;
+    const char *tls_cert = tls ? tls->cert : NULL, *tls_key = tls ? tls->key : NULL;
     if (tls_cert && tls_cert[0] && tls_key && tls_key[0]) {
         SSL_CTX *ssl = SSL_CTX_new(TLS_server_method());
         g->ssl = ssl;
@@ -604,6 +672,21 @@ int sr_gwhttp_open(uv_loop_t *loop, sr_engine *eng, sr_broker *broker, const cha
             snprintf(err, errlen, "[http] tls_key %s: %s", tls_key, ERR_reason_error_string(ERR_get_error()));
             *out = g;
             return SR_ETLS;
+        }
+        if (tls->client && strcmp(tls->client, "none")) {
+            if (SSL_CTX_load_verify_locations(ssl, tls->ca, NULL) != 1) {
+                snprintf(err, errlen, "[http] tls_ca %s: %s", tls->ca, ERR_reason_error_string(ERR_get_error()));
+                *out = g;
+                return SR_ETLS;
+            }
+            int mode = SSL_VERIFY_PEER;
+            if (!strcmp(tls->client, "require")) mode |= SSL_VERIFY_FAIL_IF_NO_PEER_CERT;
+            SSL_CTX_set_verify(ssl, mode, NULL);
+            if (cn_idx < 0) cn_idx = SSL_get_ex_new_index(0, NULL, NULL, NULL, cn_free);
+            SSL_CTX_set_info_callback(ssl, on_ssl_info);
+            /* a resumed session skips the certificate: full handshakes only */
+            SSL_CTX_set_session_cache_mode(ssl, SSL_SESS_CACHE_OFF);
+            SSL_CTX_set_options(ssl, SSL_OP_NO_TICKET);
         }
         g->accept.ssl_ctx = ssl;
     }

@@ -7,14 +7,20 @@
 #include "api/broker.h"
 #include "engine/suiro.h"
 
+#include <h2o.h>
 #include <uv.h>
 
 typedef struct sr_gwhttp sr_gwhttp;
 
 /* Bind host:port (port 0: a free one). On failure *out may be set (free it). */
-/* tls_cert and tls_key (PEM files) both non-empty: HTTPS. */
+typedef struct sr_http_tls {
+    const char *cert, *key; /* both non-empty: HTTPS */
+    const char *ca;         /* client certificates are verified against it */
+    const char *client;     /* "none", "optional", "require" */
+} sr_http_tls;
+
 SR_MUST_CHECK int sr_gwhttp_open(uv_loop_t *loop, sr_engine *eng, sr_broker *broker, const char *host, int port,
-                                 const char *tls_cert, const char *tls_key, size_t max_body,
+                                 const sr_http_tls *tls, size_t max_body,
                                  sr_gwhttp **out, char *err, size_t errlen);
 int sr_gwhttp_port(sr_gwhttp *g);
 void sr_gwhttp_stop_accepting(sr_gwhttp *g);
@@ -25,5 +31,8 @@ void sr_gwhttp_flush(sr_gwhttp *g);
 /* Release h2o's context (its handles close on the loop); before walking the loop. */
 void sr_gwhttp_dispose(sr_gwhttp *g);
 void sr_gwhttp_free(sr_gwhttp *g);
+/* The subject CN of the verified client certificate of req's connection
+ * ("operatorId/appId"), or NULL. */
+const char *sr_http_client_cn(h2o_req_t *req);
 
 #endif

@@ -1307,7 +1307,8 @@ int sr_server_open(const sr_config *cfg, sr_server **out, char *err, size_t errl
             rc = SR_EINVAL;
             goto fail;
         }
-        if ((rc = sr_gwhttp_open(&s->loop, s->eng, s->broker, host, port, cfg->http_tls_cert, cfg->http_tls_key, cfg->http_max_body, &s->http, err, errlen))) goto fail;
+        sr_http_tls htls = {cfg->http_tls_cert, cfg->http_tls_key, cfg->http_tls_ca, cfg->http_tls_client_cert};
+        if ((rc = sr_gwhttp_open(&s->loop, s->eng, s->broker, host, port, &htls, cfg->http_max_body, &s->http, err, errlen))) goto fail;
     }
     if (cfg->tls_listen[0]) {
         if ((rc = tls_setup(s, err, errlen))) goto fail;

@@ -71,6 +71,8 @@ tls_client_cert = {mode}
 listen = 127.0.0.1:0
 tls_cert = {P}/srv.pem
 tls_key = {P}/srv.key
+tls_ca = {P}/ca.pem
+tls_client_cert = optional
 """)
     p = subprocess.Popen([BIN, "serve", "--config", cfg], stdout=subprocess.PIPE,
                          stderr=open(f"{T}/server.log", "a"), text=True)
@@ -89,7 +91,7 @@ tls_key = {P}/srv.key
 ports_seen = {}
 
 
-def curl_https(method, path, body=None, token=None, plain=False):
+def curl_https(method, path, body=None, token=None, plain=False, cert=None):
     port = ports_seen["https"]
     url = ("http" if plain else "https") + "://localhost:%d%s" % (port, path)
     args = ["curl", "-s", "-o", f"{T}/body", "-w", "%{http_code}", "--max-time", "10", "--resolve",
@@ -98,6 +100,8 @@ def curl_https(method, path, body=None, token=None, plain=False):
         args += ["-H", "Content-Type: application/json", "--data-binary", body]
     if token:
         args += ["-H", "Authorization: Bearer " + token]
+    if cert:
+        args += ["--cert", f"{P}/{cert}.pem", "--key", f"{P}/{cert}.key"]
     r = subprocess.run(args, capture_output=True, text=True, timeout=20)
     try:
         b = open(f"{T}/body").read()
@@ -157,6 +161,8 @@ try:
     make_cert("srv", "localhost", "ca", server=True)
     make_cert("gw1", "demo\\/GW001", "ca")
     make_cert("gw1rogue", "demo\\/GW001", "rogue")
+    make_cert("app1", "demo\\/APP001", "ca")
+    make_cert("app1rogue", "demo\\/APP001", "rogue")
     subprocess.run([BIN, "init", "--demo", D], check=True, capture_output=True)
     srv, port = start("optional")
 
@@ -191,6 +197,17 @@ try:
     check("HTTPS: AP-IF on the same listener", st == "201", (st, b))
     st, b = curl_https("GET", "/gw/v1/certificates/platform/platform", None, tok)
     check("HTTPS: the platform certificate", st == "200" and b.startswith("-----BEGIN CERTIFICATE-----"), (st, b[:60]))
+    st, b = curl_https("POST", "/api/v1/sessions", "{}", cert="app1")
+    check("HTTPS: an app's client certificate opens a session without a secret", st == "201" and "token" in b, (st, b))
+    atok = json.loads(b)["token"] if st == "201" else ""
+    st, b = curl_https("GET", "/api/v1/masters/facilities", None, atok)
+    check("... and its token works", st == "200" and "F001" in b, (st, b))
+    st, b = curl_https("POST", "/api/v1/sessions", '{"operatorId":"demo","appId":"APP002"}', cert="app1")
+    check("HTTPS: ids that differ from the certificate's are refused (401 E2001)", st == "401" and "E2001" in b, (st, b))
+    st, b = curl_https("POST", "/api/v1/sessions", "{}", cert="app1rogue")
+    check("HTTPS: a certificate of another CA opens nothing", st != "201", (st, b))
+    st, b = curl_https("POST", "/api/v1/sessions", "{}")
+    check("HTTPS: no certificate and no secret is 400 E1001", st == "400" and "E1001" in b, (st, b))
     st, b = curl_https("POST", "/gw/v1/sessions", "{}", plain=True)
     check("plain HTTP on the HTTPS listener gets no answer", st in ("000", "400"), st)
     check("the server is still up", srv.poll() is None)
