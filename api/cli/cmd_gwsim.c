@@ -1123,7 +1123,7 @@ static int run(int argc, char **argv)
         mosquitto_disconnect(s.g[k].m);
         mosquitto_loop_write(s.g[k].m, 1);
     }
-    qsort(s.lat, s.nlat, sizeof *s.lat, cmp_d);
+    if (s.nlat) qsort(s.lat, s.nlat, sizeof *s.lat, cmp_d); /* qsort(NULL, 0) is undefined */
     double p50 = s.nlat ? s.lat[s.nlat / 2] * 1000 : 0, p99 = s.nlat ? s.lat[s.nlat * 99 / 100] * 1000 : 0;
     printf("{\"bench\":\"gwsim\",\"gateways\":%d,\"points\":%d,\"batch\":%d,\"sent\":%llu,\"acked\":%llu,"
            "\"resent\":%llu,\"errors\":%llu,\"requests\":%llu,\"answered\":%llu,\"periodic\":%llu,"
