@@ -436,6 +436,85 @@ static json_t *sample_json(const char *data_id, sr_vtype type, const sr_sample *
                      qn[s->quality <= 3 ? s->quality : 0]);
 }
 
+/* ---- the values writer: JSON straight into a buffer ----------------------
+ * A raw query answers up to 100,000 values; building a jansson tree for each
+ * (an object, four keys, a real) was most of the answer's time. The writer
+ * gives the same JSON as jansson would (numbers with 15 significant digits,
+ * reals always with a '.', strings escaped). */
+static int put_s(sr_buf *b, const char *s, size_t n) { return sr_buf_append(b, s, n); }
+#define PUT_LIT(b, lit) put_s(b, lit, sizeof lit - 1)
+
+static int put_json_string(sr_buf *b, const char *s, size_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    int rc = PUT_LIT(b, "\"");
+    size_t run = 0;
+    for (size_t i = 0; !rc && i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c >= 0x20 && c != '"' && c != '\\') continue;
+        if (i > run) rc = put_s(b, s + run, i - run);
+        char esc[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
+        if (!rc) {
+            if (c == '"' || c == '\\') {
+                esc[1] = (char)c;
+                rc = put_s(b, esc, 2);
+            } else if (c == '\n') rc = PUT_LIT(b, "\\n");
+            else if (c == '\t') rc = PUT_LIT(b, "\\t");
+            else rc = put_s(b, esc, 6);
+        }
+        run = i + 1;
+    }
+    if (!rc && n > run) rc = put_s(b, s + run, n - run);
+    return rc ? rc : PUT_LIT(b, "\"");
+}
+
+static int put_number(sr_buf *b, double f)
+{
+    char t[40];
+    if (!isfinite(f)) return PUT_LIT(b, "null");
+    int n = snprintf(t, sizeof t, "%.15g", f);
+    if (n <= 0 || n >= (int)sizeof t - 3) return SR_EINVAL;
+    if (!strpbrk(t, ".eE")) { /* a real keeps its '.', as jansson writes it */
+        t[n++] = '.';
+        t[n++] = '0';
+    }
+    return put_s(b, t, (size_t)n);
+}
+
+/* {"dataId":..,"timestamp":..,"value":..,"quality":..} for n samples,
+ * comma-separated; *first is 1 before the first value of the array */
+static int put_values(sr_buf *b, const char *data_id, sr_vtype type, const sr_sample *s, size_t n, int *first)
+{
+    static const char *qn[] = {"\"GOOD\"}", "\"UNCERTAIN\"}", "\"BAD\"}", "\"NO_DATA\"}"};
+    sr_buf head;
+    sr_buf_init(&head);
+    int rc = PUT_LIT(&head, "{\"dataId\":");
+    if (!rc) rc = put_json_string(&head, data_id, strlen(data_id));
+    if (!rc) rc = PUT_LIT(&head, ",\"timestamp\":\"");
+    for (size_t i = 0; !rc && i < n; i++) {
+        char t[32], num[24];
+        if (!*first) rc = PUT_LIT(b, ",");
+        *first = 0;
+        sr_rfc3339_format(s[i].ts, t);
+        if (!rc) rc = put_s(b, (const char *)head.data, head.len);
+        if (!rc) rc = put_s(b, t, 24);
+        if (!rc) rc = PUT_LIT(b, "\",\"value\":");
+        if (!rc) switch (type) {
+            case SR_VT_INTEGER: rc = put_s(b, num, (size_t)snprintf(num, sizeof num, "%lld", (long long)s[i].v.i)); break;
+            case SR_VT_BOOL: rc = s[i].v.b ? PUT_LIT(b, "true") : PUT_LIT(b, "false"); break;
+            case SR_VT_STRING: rc = put_json_string(b, s[i].v.str.s, s[i].v.str.slen); break;
+            default: rc = put_number(b, s[i].v.f); break;
+            }
+        if (!rc) rc = PUT_LIT(b, ",\"quality\":");
+        if (!rc) {
+            const char *q = qn[s[i].quality <= 3 ? s[i].quality : 0];
+            rc = put_s(b, q, strlen(q));
+        }
+    }
+    sr_buf_release(&head);
+    return rc;
+}
+
 static int hexd(char c)
 {
     return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
@@ -657,26 +736,21 @@ static void stored_values(sr_apif *a, h2o_req_t *req, const atoken *t)
         k0 = k;
         after = c;
     }
-    json_t *vals = json_array();
-    sr_buf samples, strings;
+    sr_buf out, samples, strings;
+    sr_buf_init(&out);
     sr_buf_init(&samples);
     sr_buf_init(&strings);
     size_t left = limit;
     char next[64] = "";
-    for (size_t k = k0; k < n && left; k++) {
+    int first = 1, rc = PUT_LIT(&out, "{\"values\":[");
+    for (size_t k = k0; !rc && k < n && left; k++) {
         sr_range_q q = {info[k].point, from, to, left, desc, k == k0 ? after : INT64_MIN};
         int more = 0;
         samples.len = strings.len = 0;
-        int rc = sr_engine_range(a->eng, &q, &samples, &strings, &more);
-        if (rc) {
-            json_decref(vals);
-            sr_buf_release(&samples);
-            sr_buf_release(&strings);
-            return sr_http_result(req, 0, "E9001", sr_strerror(rc), NULL);
-        }
+        if ((rc = sr_engine_range(a->eng, &q, &samples, &strings, &more))) break;
         size_t ns = samples.len / sizeof(sr_sample);
         const sr_sample *s = (const sr_sample *)samples.data;
-        for (size_t i = 0; i < ns; i++) json_array_append_new(vals, sample_json(ids[k], info[k].type, &s[i]));
+        if ((rc = put_values(&out, ids[k], info[k].type, s, ns, &first))) break;
         left -= ns < left ? ns : left;
         if (more && ns) {
             snprintf(next, sizeof next, "c%zu.%lld", k, (long long)s[ns - 1].ts);
@@ -687,10 +761,12 @@ static void stored_values(sr_apif *a, h2o_req_t *req, const atoken *t)
             break;
         }
     }
-    json_t *o = json_pack("{s:o}", "values", vals);
-    json_object_set_new(o, "nextCursor", next[0] ? json_string(next) : json_null());
-    sr_http_jsonv(req, 200, o);
-    json_decref(o);
+    if (!rc) rc = PUT_LIT(&out, "],\"nextCursor\":");
+    if (!rc) rc = next[0] ? put_json_string(&out, next, strlen(next)) : PUT_LIT(&out, "null");
+    if (!rc) rc = PUT_LIT(&out, "}");
+    if (rc) sr_http_result(req, 0, "E9001", sr_strerror(rc), NULL);
+    else sr_http_json(req, 200, (const char *)out.data, out.len);
+    sr_buf_release(&out);
     sr_buf_release(&samples);
     sr_buf_release(&strings);
 }

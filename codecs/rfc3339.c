@@ -87,9 +87,38 @@ void sr_rfc3339_format(int64_t ms, char out[32])
     int d = (int)(doy - (153 * mp + 2) / 5 + 1);
     int m = (int)(mp < 10 ? mp + 3 : mp - 9);
     y += m <= 2;
-    char tmp[96];
-    snprintf(tmp, sizeof tmp, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", (int)(y % 100000), m % 100, d % 100,
-             (int)(secs / 3600) % 100, (int)(secs / 60 % 60), (int)(secs % 60), msec % 1000);
-    memcpy(out, tmp, 31);
-    out[31] = 0;
+    /* digits by hand: this runs once per value of every query answer */
+    int yy = (int)(y % 100000);
+    char *o = out;
+    if (yy < 0 || yy > 9999) { /* out of RFC 3339's range: keep a readable form */
+        snprintf(out, 32, "%d-%02d-%02dT%02d:%02d:%02d.%03dZ", yy, m, d, (int)(secs / 3600), (int)(secs / 60 % 60),
+                 (int)(secs % 60), msec);
+        return;
+    }
+    int hh = (int)(secs / 3600), mi = (int)(secs / 60 % 60), ss = (int)(secs % 60);
+    *o++ = (char)('0' + yy / 1000);
+    *o++ = (char)('0' + yy / 100 % 10);
+    *o++ = (char)('0' + yy / 10 % 10);
+    *o++ = (char)('0' + yy % 10);
+    *o++ = '-';
+    *o++ = (char)('0' + m / 10);
+    *o++ = (char)('0' + m % 10);
+    *o++ = '-';
+    *o++ = (char)('0' + d / 10);
+    *o++ = (char)('0' + d % 10);
+    *o++ = 'T';
+    *o++ = (char)('0' + hh / 10);
+    *o++ = (char)('0' + hh % 10);
+    *o++ = ':';
+    *o++ = (char)('0' + mi / 10);
+    *o++ = (char)('0' + mi % 10);
+    *o++ = ':';
+    *o++ = (char)('0' + ss / 10);
+    *o++ = (char)('0' + ss % 10);
+    *o++ = '.';
+    *o++ = (char)('0' + msec / 100);
+    *o++ = (char)('0' + msec / 10 % 10);
+    *o++ = (char)('0' + msec % 10);
+    *o++ = 'Z';
+    *o = 0;
 }
