@@ -652,45 +652,60 @@ static void downsampled(sr_apif *a, h2o_req_t *req, char (*ids)[72], const sr_po
     }
     if ((to - from) / interval > 100000)
         return sr_http_result(req, 0, "E1003", "more than 100000 intervals: widen interval or narrow from/to", NULL);
-    json_t *vals = json_array();
-    sr_buf bk;
+    sr_buf out, bk;
+    sr_buf_init(&out);
     sr_buf_init(&bk);
-    for (size_t k = 0; k < n; k++) {
+    int rc = PUT_LIT(&out, "{\"values\":[");
+    int first = 1;
+    for (size_t k = 0; !rc && k < n; k++) {
         if (info[k].type == SR_VT_STRING) {
-            json_decref(vals);
+            sr_buf_release(&out);
             sr_buf_release(&bk);
             return sr_http_result(req, 0, "E1001", "string data points cannot be downsampled", NULL);
         }
         bk.len = 0;
-        int rc = sr_engine_downsample(a->eng, info[k].point, from, to, interval, fill, &bk);
-        if (rc) {
-            json_decref(vals);
-            sr_buf_release(&bk);
-            return sr_http_result(req, 0, "E9001", sr_strerror(rc), NULL);
-        }
-        const sr_bucket *b = (const sr_bucket *)bk.data;
-        for (size_t i = 0; i < bk.len / sizeof *b; i++) {
-            char ts[32];
-            sr_rfc3339_format(b[i].start, ts);
-            json_t *o = json_pack("{s:s,s:s}", "dataId", ids[k], "timestamp", ts);
-            int empty = b[i].count == 0;
-#define NUMV(x) (empty && !b[i].filled ? json_null() : json_real(x))
-            if (mask & AGG_COUNT) json_object_set_new(o, "count", json_integer((json_int_t)b[i].count));
-            if (mask & AGG_MIN) json_object_set_new(o, "min", NUMV(b[i].min));
-            if (mask & AGG_MAX) json_object_set_new(o, "max", NUMV(b[i].max));
-            if (mask & AGG_AVG) json_object_set_new(o, "avg", empty ? NUMV(b[i].last) : json_real(b[i].sum / (double)b[i].count));
-            if (mask & AGG_SUM) json_object_set_new(o, "sum", json_real(b[i].sum));
-            if (mask & AGG_FIRST) json_object_set_new(o, "first", NUMV(b[i].first));
-            if (mask & AGG_LAST) json_object_set_new(o, "last", NUMV(b[i].last));
-#undef NUMV
-            if (b[i].filled) json_object_set_new(o, "filled", json_true());
-            json_array_append_new(vals, o);
-        }
+        if ((rc = sr_engine_downsample(a->eng, info[k].point, from, to, interval, fill, &bk))) break;
+        sr_buf head;
+        sr_buf_init(&head);
+        rc = PUT_LIT(&head, "{\"dataId\":");
+        if (!rc) rc = put_json_string(&head, ids[k], strlen(ids[k]));
+        if (!rc) rc = PUT_LIT(&head, ",\"timestamp\":\"");
+        const sr_bucket *bu = (const sr_bucket *)bk.data;
+        for (size_t i = 0; !rc && i < bk.len / sizeof *bu; i++) {
+            char ts[32], num[32];
+            int empty = bu[i].count == 0 && !bu[i].filled;
+            if (!first) rc = PUT_LIT(&out, ",");
+            first = 0;
+            sr_rfc3339_format(bu[i].start, ts);
+            if (!rc) rc = put_s(&out, (const char *)head.data, head.len);
+            if (!rc) rc = put_s(&out, ts, 24);
+            if (!rc) rc = PUT_LIT(&out, "\"");
+#define FIELD(flag, name, expr)                                                                                        \
+    if (!rc && (mask & (flag))) {                                                                                      \
+        rc = PUT_LIT(&out, ",\"" name "\":");                                                                          \
+        if (!rc) rc = empty ? PUT_LIT(&out, "null") : put_number(&out, (expr));                                        \
     }
+            if (!rc && (mask & AGG_COUNT)) {
+                rc = PUT_LIT(&out, ",\"count\":");
+                if (!rc) rc = put_s(&out, num, (size_t)snprintf(num, sizeof num, "%llu", (unsigned long long)bu[i].count));
+            }
+            FIELD(AGG_MIN, "min", bu[i].min)
+            FIELD(AGG_MAX, "max", bu[i].max)
+            FIELD(AGG_AVG, "avg", bu[i].count ? bu[i].sum / (double)bu[i].count : bu[i].last)
+            FIELD(AGG_SUM, "sum", bu[i].sum)
+            FIELD(AGG_FIRST, "first", bu[i].first)
+            FIELD(AGG_LAST, "last", bu[i].last)
+#undef FIELD
+            if (!rc && bu[i].filled) rc = PUT_LIT(&out, ",\"filled\":true");
+            if (!rc) rc = PUT_LIT(&out, "}");
+        }
+        sr_buf_release(&head);
+    }
+    if (!rc) rc = PUT_LIT(&out, "],\"nextCursor\":null}");
+    if (rc) sr_http_result(req, 0, "E9001", sr_strerror(rc), NULL);
+    else sr_http_json(req, 200, (const char *)out.data, out.len);
+    sr_buf_release(&out);
     sr_buf_release(&bk);
-    json_t *o = json_pack("{s:o,s:n}", "values", vals, "nextCursor");
-    sr_http_jsonv(req, 200, o);
-    json_decref(o);
 }
 
 /* Raw values of one or more points: point after point, each in time order
