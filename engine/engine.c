@@ -1742,15 +1742,33 @@ static int out_sample(sr_buf *samples, sr_buf *strings, const sr_sample *s, sr_v
     return sr_buf_append(samples, &c, sizeof c);
 }
 
-static int range_once(sr_engine *e, const sr_range_q *q, sr_buf *samples, sr_buf *strings, int *retry,
-                      sr_vtype *type_out)
+/* Where range_once puts each sample, in time order: copied into buffers
+ * (queries) or fed to an aggregator (downsampling, no copy). stop_after: an
+ * ascending read stops once it has that many (0: all). */
+typedef struct sink {
+    sr_buf *samples, *strings;
+    sr_agg *agg;
+    size_t stop_after, count;
+} sink;
+
+static int sink_add(sink *k, const sr_sample *s, sr_vtype t)
+{
+    k->count++;
+    if (k->agg) {
+        sr_agg_add(k->agg, s);
+        return SR_OK;
+    }
+    return out_sample(k->samples, k->strings, s, t);
+}
+
+static int range_once(sr_engine *e, const sr_range_q *q, sink *out, int *retry, sr_vtype *type_out)
 {
     MDB_txn *t;
     MDB_cursor *c = NULL;
     int rc = sr_index_read_begin(e->ix, &t);
     if (rc) return rc;
-    size_t base = samples->len;
     uint64_t w = sr_index_watermark(e->ix, t);
+    int can_stop = out->stop_after && !q->desc;
     int64_t lo = q->from, hi = q->to; /* [lo, hi) */
     if (q->after != INT64_MIN) {
         if (!q->desc && q->after + 1 > lo) lo = q->after + 1;
@@ -1785,10 +1803,12 @@ static int range_once(sr_engine *e, const sr_range_q *q, sr_buf *samples, sr_buf
             while ((rc = sr_chunk_dec_next(&d, &s)) == SR_OK) {
                 if (s.ts < lo) continue;
                 if (s.ts >= hi) break;
-                if ((rc = out_sample(samples, strings, &s, type))) goto done;
+                if ((rc = sink_add(out, &s, type))) goto done;
             }
             if (rc == SR_DONE) rc = SR_OK;
             if (rc) goto done;
+            /* enough for an ascending read with a limit: the rest is later */
+            if (can_stop && out->count >= out->stop_after) goto done;
         }
         r = mdb_cursor_get(c, &K, &V, MDB_NEXT);
     }
@@ -1810,7 +1830,7 @@ static int range_once(sr_engine *e, const sr_range_q *q, sr_buf *samples, sr_buf
                 if (v[i].ts >= hi) break;
                 sr_sample s;
                 hs_to_sample(&v[i], type, &s);
-                rc = out_sample(samples, strings, &s, type);
+                rc = sink_add(out, &s, type);
             }
         }
     }
@@ -1818,7 +1838,6 @@ static int range_once(sr_engine *e, const sr_range_q *q, sr_buf *samples, sr_buf
 done:
     if (c) mdb_cursor_close(c);
     sr_index_read_end(e->ix, t);
-    if (*retry) samples->len = base;
     return rc;
 }
 
@@ -1832,7 +1851,8 @@ int sr_engine_range(sr_engine *e, const sr_range_q *q, sr_buf *samples, sr_buf *
         retry = 0;
         samples->len = base;
         if (strings) strings->len = sbase;
-        rc = range_once(e, q, samples, strings, &retry, &type);
+        sink k = {samples, strings, NULL, q->limit && !q->desc ? q->limit + 1 : 0, 0};
+        rc = range_once(e, q, &k, &retry, &type);
     } while (!rc && retry);
     if (rc) return rc;
     *more = 0;
@@ -1862,40 +1882,34 @@ int sr_engine_downsample(sr_engine *e, uint32_t point, int64_t from, int64_t to,
 {
     if (interval <= 0 || from >= to) return SR_EINVAL;
     if ((to - from) / interval > 10000000) return SR_ETOOBIG;
-    sr_buf samples, strings;
-    sr_buf_init(&samples);
-    sr_buf_init(&strings);
     sr_range_q q = {.point = point, .from = from, .to = to, .after = INT64_MIN};
-    int more = 0;
-    sr_agg *a = NULL;
-    int rc = sr_engine_range(e, &q, &samples, &strings, &more);
     sr_vtype type = SR_VT_NUMBER;
-    uint32_t p2;
-    (void)p2;
-    if (!rc) {
-        MDB_txn *t;
-        if (!(rc = sr_index_read_begin(e->ix, &t))) {
-            pointinfo pi = {0};
-            if (pointinfo_get(e, t, point, &pi) == SR_OK) {
-                type = (sr_vtype)pi.m->type;
-                suiro__v1__master_put__free_unpacked(pi.m, NULL);
-            }
-            sr_index_read_end(e->ix, t);
-        }
+    MDB_txn *t;
+    int rc = sr_index_read_begin(e->ix, &t);
+    if (rc) return rc;
+    pointinfo pi = {0};
+    if (pointinfo_get(e, t, point, &pi) == SR_OK) {
+        type = (sr_vtype)pi.m->type;
+        suiro__v1__master_put__free_unpacked(pi.m, NULL);
     }
-    if (!rc) rc = sr_agg_create(type, from, to, interval, fill, &a);
-    if (!rc) {
-        const sr_sample *s = (const sr_sample *)samples.data;
-        size_t n = samples.len / sizeof *s;
-        for (size_t i = 0; i < n; i++) sr_agg_add(a, &s[i]);
-        rc = sr_agg_status(a);
-        sr_bucket tmp[256];
-        size_t got;
-        while (!rc && (got = sr_agg_emit(a, tmp, 256)) > 0) rc = sr_buf_append(buckets, tmp, got * sizeof *tmp);
-    }
+    sr_index_read_end(e->ix, t);
+    /* samples go straight from the chunk decoder into the aggregator */
+    sr_agg *a = NULL;
+    int retry;
+    do {
+        retry = 0;
+        sr_agg_destroy(a);
+        a = NULL;
+        if ((rc = sr_agg_create(type, from, to, interval, fill, &a))) break;
+        sink k = {NULL, NULL, a, 0, 0};
+        sr_vtype t2;
+        rc = range_once(e, &q, &k, &retry, &t2);
+    } while (!rc && retry);
+    if (!rc) rc = sr_agg_status(a);
+    sr_bucket tmp[256];
+    size_t got;
+    while (!rc && (got = sr_agg_emit(a, tmp, 256)) > 0) rc = sr_buf_append(buckets, tmp, got * sizeof *tmp);
     sr_agg_destroy(a);
-    sr_buf_release(&samples);
-    sr_buf_release(&strings);
     return rc;
 }
 
