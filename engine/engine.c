@@ -18,6 +18,12 @@
  *      visible. A reader that finds the generation moved on retries.
  *  (6) A failed log append or index commit poisons the engine: heads may hold
  *      samples that are not durable, so only a reopen (replay) repairs it.
+ *  (7) Late samples (older than what a point has flushed) wait in the head's
+ *      late list and are merged into the chunks at the head's next flush, or
+ *      when the list reaches LATE_MAX; like head samples they have seq >=
+ *      first_seq and are rebuilt by the replay. Readers merge them, in time
+ *      order and winning ties, with the chunks of their snapshot; the batch
+ *      merged at seq F stays visible to readers with W < F.
  *
  * WRITER LOOP (one thread)
  *   wait for commands -> take a group (round-robin over operators)
@@ -85,6 +91,15 @@ typedef struct head {
     int64_t flushed_max;
     int has_flushed;
     uint64_t gen;
+    /* late samples (ts <= flushed_max): kept here, sorted, and merged into
+     * the stored chunks at the next flush (one chunk rewrite per flush, not
+     * one per late value); the previous batch stays visible to readers whose
+     * snapshot predates its merge (invariant 7) */
+    hsample *late;
+    size_t nlate, caplate;
+    hsample *old_late;
+    size_t nold_late;
+    uint64_t old_late_seq, late_prev_seq;
 } head;
 
 enum { HPAGE_BITS = 12, HPAGE = 1 << HPAGE_BITS, HDIR = 1 << 16, NSTRIPE = 64 };
@@ -192,8 +207,12 @@ static void heads_free(sr_engine *e)
             if (!h) continue;
             hs_free_strings(h->v, h->n, h->type);
             hs_free_strings(h->old, h->nold, h->type);
+            hs_free_strings(h->late, h->nlate, h->type);
+            hs_free_strings(h->old_late, h->nold_late, h->type);
             sr_free(h->v);
             sr_free(h->old);
+            sr_free(h->late);
+            sr_free(h->old_late);
             sr_free(h);
         }
         sr_free(page);
@@ -770,11 +789,87 @@ static int merge_late(sr_engine *e, MDB_txn *t, head *h, sr_sample *s, size_t n)
     return rc;
 }
 
+enum { LATE_MAX = 4096 }; /* late samples a head keeps before it merges them anyway */
+
+/* Insert into a sorted sample list, equal ts replaced (later wins). Caller
+ * holds the stripe. */
+static int hs_insert(hsample **vp, size_t *np, size_t *capp, sr_vtype type, const sr_sample *s, uint64_t seq)
+{
+    hsample *v = *vp;
+    size_t n = *np, lo = 0, hi = n;
+    if (n && v[n - 1].ts < s->ts) lo = n;
+    else
+        while (lo < hi) {
+            size_t mid = (lo + hi) / 2;
+            if (v[mid].ts < s->ts) lo = mid + 1;
+            else hi = mid;
+        }
+    hsample x = {.ts = s->ts, .seq = seq, .q = s->quality};
+    if (type == SR_VT_STRING) {
+        x.v.s.p = sr_malloc(s->v.str.slen + 1);
+        if (!x.v.s.p) return SR_ENOMEM;
+        memcpy(x.v.s.p, s->v.str.s, s->v.str.slen);
+        x.v.s.p[s->v.str.slen] = 0;
+        x.v.s.n = s->v.str.slen;
+    } else if (type == SR_VT_NUMBER) x.v.f = s->v.f;
+    else if (type == SR_VT_INTEGER) x.v.i = s->v.i;
+    else x.v.b = s->v.b;
+    if (lo < n && v[lo].ts == s->ts) {
+        hs_free_strings(&v[lo], 1, type);
+        v[lo] = x;
+        return SR_OK;
+    }
+    if (n == *capp) {
+        size_t cap = *capp ? *capp * 2 : 16;
+        hsample *nv = sr_realloc(v, cap * sizeof *nv);
+        if (!nv) {
+            hs_free_strings(&x, 1, type);
+            return SR_ENOMEM;
+        }
+        *vp = v = nv;
+        *capp = cap;
+    }
+    memmove(v + lo + 1, v + lo, (n - lo) * sizeof *v);
+    v[lo] = x;
+    *np = n + 1;
+    return SR_OK;
+}
+
+/* Merge the head's late samples into the stored chunks (one rewrite per
+ * chunk they touch); the batch stays visible to older readers (invariant 7). */
+static int late_merge(sr_engine *e, MDB_txn *t, head *h, uint64_t seq)
+{
+    if (!h->nlate) return SR_OK;
+    sr_sample *s = sr_malloc(h->nlate * sizeof *s);
+    if (!s) return SR_ENOMEM;
+    for (size_t i = 0; i < h->nlate; i++) hs_to_sample(&h->late[i], h->type, &s[i]);
+    int rc = merge_late(e, t, h, s, h->nlate);
+    sr_free(s);
+    if (rc) return rc;
+    pthread_mutex_lock(stripe_of(e, h->point));
+    hs_free_strings(h->old_late, h->nold_late, h->type);
+    sr_free(h->old_late);
+    h->old_late = h->late;
+    h->nold_late = h->nlate;
+    h->late_prev_seq = h->old_late_seq;
+    h->old_late_seq = seq;
+    h->late = NULL;
+    h->nlate = h->caplate = 0;
+    pthread_mutex_unlock(stripe_of(e, h->point));
+    return SR_OK;
+}
+
 /* Write the head as chunk(s); keep it as the previous generation for
- * readers whose snapshot predates this commit (invariant 5). */
+ * readers whose snapshot predates this commit (invariant 5). The late
+ * samples are merged first (invariant 7). */
 static int head_flush(sr_engine *e, MDB_txn *t, head *h, uint64_t seq)
 {
-    int rc = SR_OK;
+    int rc = late_merge(e, t, h, seq);
+    if (rc) return rc;
+    if (!h->n) { /* only late samples were waiting */
+        h->first_seq = seq + 1;
+        return heads_db_put(e, t, h);
+    }
     sr_chunk_enc *enc = NULL;
     sr_buf out;
     sr_buf_init(&out);
@@ -813,43 +908,7 @@ done:
 /* Insert into the head, sorted, equal ts replaced. Caller holds the stripe. */
 static int head_insert(head *h, const sr_sample *s, uint64_t seq)
 {
-    size_t lo = 0, hi = h->n;
-    if (h->n && h->v[h->n - 1].ts < s->ts) lo = h->n;
-    else
-        while (lo < hi) {
-            size_t mid = (lo + hi) / 2;
-            if (h->v[mid].ts < s->ts) lo = mid + 1;
-            else hi = mid;
-        }
-    hsample x = {.ts = s->ts, .seq = seq, .q = s->quality};
-    if (h->type == SR_VT_STRING) {
-        x.v.s.p = sr_malloc(s->v.str.slen + 1);
-        if (!x.v.s.p) return SR_ENOMEM;
-        memcpy(x.v.s.p, s->v.str.s, s->v.str.slen);
-        x.v.s.p[s->v.str.slen] = 0;
-        x.v.s.n = s->v.str.slen;
-    } else if (h->type == SR_VT_NUMBER) x.v.f = s->v.f;
-    else if (h->type == SR_VT_INTEGER) x.v.i = s->v.i;
-    else x.v.b = s->v.b;
-    if (lo < h->n && h->v[lo].ts == s->ts) {
-        hs_free_strings(&h->v[lo], 1, h->type);
-        h->v[lo] = x;
-        return SR_OK;
-    }
-    if (h->n == h->cap) {
-        size_t cap = h->cap ? h->cap * 2 : 64;
-        hsample *v = sr_realloc(h->v, cap * sizeof *v);
-        if (!v) {
-            hs_free_strings(&x, 1, h->type);
-            return SR_ENOMEM;
-        }
-        h->v = v;
-        h->cap = cap;
-    }
-    memmove(h->v + lo + 1, h->v + lo, (h->n - lo) * sizeof *h->v);
-    h->v[lo] = x;
-    h->n++;
-    return SR_OK;
+    return hs_insert(&h->v, &h->n, &h->cap, h->type, s, seq);
 }
 
 /*
@@ -870,8 +929,6 @@ static int apply_pv(sr_engine *e, MDB_txn *t, const PointValues *pv, uint64_t se
         h->first_seq = seq;
         if (!heads_only && (rc = heads_db_put(e, t, h))) return rc;
     }
-    sr_sample *late = NULL;
-    size_t nlate = 0;
     sr_pv_iter it;
     sr_pv_iter_init(&it, pv, (size_t)n);
     hsample best = {.ts = INT64_MIN};
@@ -883,9 +940,11 @@ static int apply_pv(sr_engine *e, MDB_txn *t, const PointValues *pv, uint64_t se
         /* heads hold (flushed_max, +inf); older samples belong to chunks */
         int is_late = h->has_flushed && s.ts <= h->flushed_max;
         if (is_late) {
-            if (heads_only) continue;
-            if (!late && !(late = sr_malloc((size_t)n * sizeof *late))) return SR_ENOMEM;
-            late[nlate++] = s;
+            /* kept in the head until its next flush (invariant 7) */
+            pthread_mutex_lock(stripe_of(e, h->point));
+            rc = hs_insert(&h->late, &h->nlate, &h->caplate, h->type, &s, seq);
+            pthread_mutex_unlock(stripe_of(e, h->point));
+            if (rc) goto done;
         } else {
             pthread_mutex_lock(stripe_of(e, h->point));
             rc = head_insert(h, &s, seq);
@@ -899,7 +958,6 @@ static int apply_pv(sr_engine *e, MDB_txn *t, const PointValues *pv, uint64_t se
         }
     }
     if (heads_only) goto done;
-    if (nlate && (rc = merge_late(e, t, h, late, nlate))) goto done;
     if (have_best) {
         uint8_t k[4];
         be32(k, h->point);
@@ -923,9 +981,8 @@ static int apply_pv(sr_engine *e, MDB_txn *t, const PointValues *pv, uint64_t se
             if (rc) goto done;
         }
     }
-    if (h->n >= e->o.head_max) rc = head_flush(e, t, h, seq);
+    if (h->n >= e->o.head_max || h->nlate >= LATE_MAX) rc = head_flush(e, t, h, seq);
 done:
-    sr_free(late);
     return rc;
 }
 
@@ -1765,6 +1822,10 @@ static int range_once(sr_engine *e, const sr_range_q *q, sink *out, int *retry, 
 {
     MDB_txn *t;
     MDB_cursor *c = NULL;
+    sr_sample *ov = NULL; /* late samples to merge (invariant 7) */
+    size_t nov = 0, iov = 0;
+    sr_buf ovstr;
+    sr_buf_init(&ovstr);
     int rc = sr_index_read_begin(e->ix, &t);
     if (rc) return rc;
     uint64_t w = sr_index_watermark(e->ix, t);
@@ -1782,6 +1843,39 @@ static int range_once(sr_engine *e, const sr_range_q *q, sink *out, int *retry, 
     }
     *type_out = type;
     if (lo >= hi) goto done;
+    /* the late samples this snapshot must see (invariant 7): copied, sorted */
+    pthread_mutex_lock(stripe_of(e, q->point));
+    head *lh = head_find(e, q->point);
+    if (lh && lh->late_prev_seq > w) *retry = 1;
+    if (lh && !*retry && (lh->nlate || (lh->old_late && lh->old_late_seq > w))) {
+        size_t cap = lh->nlate + (lh->old_late_seq > w ? lh->nold_late : 0);
+        ov = cap ? sr_malloc(cap * sizeof *ov) : NULL;
+        if (cap && !ov) rc = SR_ENOMEM;
+        /* two sorted lists; on equal ts the newer (current) list wins */
+        const hsample *a = lh->old_late_seq > w ? lh->old_late : NULL, *b = lh->late;
+        size_t na = a ? lh->nold_late : 0, nb = lh->nlate, ia = 0, ib = 0;
+        while (!rc && (ia < na || ib < nb)) {
+            const hsample *x;
+            if (ib >= nb || (ia < na && a[ia].ts < b[ib].ts)) x = &a[ia++];
+            else {
+                if (ia < na && a[ia].ts == b[ib].ts) ia++;
+                x = &b[ib++];
+            }
+            if (x->seq > w || x->ts < lo || x->ts >= hi) continue;
+            if (nov && ov[nov - 1].ts == x->ts) nov--; /* a newer one of the same ts (b after a) */
+            hs_to_sample(x, type, &ov[nov]);
+            if (type == SR_VT_STRING) { /* the strings may be freed once the stripe is released */
+                size_t off = ovstr.len;
+                if ((rc = sr_buf_append(&ovstr, x->v.s.p, x->v.s.n + 1))) break;
+                ov[nov].v.str.s = (const char *)(uintptr_t)off;
+            }
+            nov++;
+        }
+    }
+    pthread_mutex_unlock(stripe_of(e, q->point));
+    if (type == SR_VT_STRING)
+        for (size_t i = 0; i < nov; i++) ov[i].v.str.s = (const char *)ovstr.data + (uintptr_t)ov[i].v.str.s;
+    if (rc || *retry) goto done_ov;
     /* stored chunks */
     uint8_t k[12];
     be32(k, q->point);
@@ -1803,6 +1897,10 @@ static int range_once(sr_engine *e, const sr_range_q *q, sink *out, int *retry, 
             while ((rc = sr_chunk_dec_next(&d, &s)) == SR_OK) {
                 if (s.ts < lo) continue;
                 if (s.ts >= hi) break;
+                /* late samples before it go first; one of the same ts replaces it */
+                while (iov < nov && ov[iov].ts < s.ts)
+                    if ((rc = sink_add(out, &ov[iov++], type))) goto done;
+                if (iov < nov && ov[iov].ts == s.ts) s = ov[iov++];
                 if ((rc = sink_add(out, &s, type))) goto done;
             }
             if (rc == SR_DONE) rc = SR_OK;
@@ -1816,6 +1914,9 @@ static int range_once(sr_engine *e, const sr_range_q *q, sink *out, int *retry, 
         rc = sr_index_err(r);
         goto done;
     }
+    /* late samples after the last chunk's (they are older than every head sample) */
+    while (!rc && iov < nov) rc = sink_add(out, &ov[iov++], type);
+    if (rc) goto done;
     /* the head (invariant 5) */
     pthread_mutex_lock(stripe_of(e, q->point));
     head *h = head_find(e, q->point);
@@ -1837,6 +1938,9 @@ static int range_once(sr_engine *e, const sr_range_q *q, sink *out, int *retry, 
     pthread_mutex_unlock(stripe_of(e, q->point));
 done:
     if (c) mdb_cursor_close(c);
+done_ov:
+    sr_free(ov);
+    sr_buf_release(&ovstr);
     sr_index_read_end(e->ix, t);
     return rc;
 }

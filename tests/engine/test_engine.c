@@ -393,6 +393,62 @@ Test(engine, random_workload_queries_match_the_model_before_and_after_restart)
     et_model_free(w.m);
 }
 
+/* only late samples (older than what each point flushed): they wait in the
+ * heads (engine invariant 7) until a flush, or until LATE_MAX of them force a
+ * merge with nothing new in the head */
+static void workload_late(sr_engine *e, wl *w, tu_rng *r, int batches)
+{
+    for (int b = 0; b < batches; b++) {
+        int k = (int)tu_below(r, 2); /* two points take them all: > LATE_MAX each */
+        size_t n = 40;
+        sr_sample s[40];
+        for (size_t i = 0; i < n; i++)
+            s[i] = rand_sample(r, w->types[k], w->clock[k] - 1000 * (int64_t)(1 + tu_below(r, 20000)));
+        sr_result res;
+        int rc = et_put(e, "op1", k % 2 ? "GW2" : "GW1", w->points[k], w->types[k], s, n, NULL, &res);
+        cr_assert_eq(rc, SR_OK, "%s", res.msg);
+        for (size_t i = 0; i < n; i++) et_model_put(w->m, w->points[k], &s[i]);
+    }
+}
+
+Test(engine, late_values_wait_in_the_heads_and_survive_restart_and_rebuild)
+{
+    tu_rng r = {tu_seed(33)};
+    sr_engine *e = open_engine(NULL);
+    wl w;
+    wl_init(e, &w);
+    for (int k = 0; k < w.np; k++) w.clock[k] += 20000 * 1000; /* room for late samples */
+    workload(e, &w, &r, 300);
+    workload_late(e, &w, &r, 150); /* some late samples still wait in the heads */
+    check_against_model(e, &w, &r);
+    workload_late(e, &w, &r, 250); /* > LATE_MAX late samples on a point: merged with an empty head */
+    check_against_model(e, &w, &r);
+    uint8_t live[32], again[32], rebuilt[32];
+    cr_assert_eq(sr_engine_content_hash(e, live), SR_OK);
+    sr_engine_close(e);
+    e = open_engine(NULL); /* the waiting late samples come back from the log */
+    cr_assert_eq(sr_engine_content_hash(e, again), SR_OK);
+    cr_assert_eq(memcmp(live, again, 32), 0, "reopen changed the content");
+    check_against_model(e, &w, &r);
+    workload(e, &w, &r, 200);
+    workload_late(e, &w, &r, 60);
+    check_against_model(e, &w, &r);
+    cr_assert_eq(sr_engine_content_hash(e, live), SR_OK);
+    sr_engine_close(e);
+    char ix[1100];
+    snprintf(ix, sizeof ix, "%s/index2", dir);
+    sr_engine_opts o = {.clock_ms = fixed_clock, .head_max = 64, .index_dir = ix};
+    sr_errinfo ei;
+    cr_assert_eq(sr_engine_rebuild(dir, &o, &ei), SR_OK, "%s", ei.msg);
+    sr_engine *e2 = NULL;
+    cr_assert_eq(sr_engine_open(dir, &o, &e2, &ei), SR_OK, "%s", ei.msg);
+    cr_assert_eq(sr_engine_content_hash(e2, rebuilt), SR_OK);
+    cr_assert_eq(memcmp(live, rebuilt, 32), 0, "rebuild from the log differs from the live index");
+    check_against_model(e2, &w, &r);
+    sr_engine_close(e2);
+    et_model_free(w.m);
+}
+
 Test(engine, rebuilt_index_equals_the_live_one)
 {
     tu_rng r = {tu_seed(5)};
