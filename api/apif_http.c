@@ -148,20 +148,7 @@ static int granted(const atoken *t, const char *data_id, int access)
     return 0;
 }
 
-int sr_apif_id_ok(const char *s);
-#define is_id sr_apif_id_ok
-int sr_apif_id_ok(const char *s)
-{
-    size_t n = strlen(s);
-    if (n < 1 || n > 64) return 0;
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
-              c == '-'))
-            return 0;
-    }
-    return 1;
-}
+#define is_id sr_gw_id_ok
 
 /* A data id the app may reach with access: its point info, or the refusal
  * (the same for unknown and not granted). */

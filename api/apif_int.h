@@ -38,6 +38,5 @@ void sr_apif_documents(sr_apif *a, h2o_req_t *req, const sr_ap_token *t, const c
 void sr_apif_files(sr_apif *a, h2o_req_t *req, const sr_ap_token *t, const char *rest);
 int sr_apif_store_open(sr_apif *a);
 void sr_apif_store_free(sr_apif *a);
-int sr_apif_id_ok(const char *s);
 
 #endif

@@ -282,7 +282,7 @@ static void doc_query(sr_apif *a, h2o_req_t *req, const sr_ap_token *t, const ch
         limit = (size_t)l;
     }
     char cursor[300] = "";
-    if (sr_http_query(req, "cursor", cursor, sizeof cursor) && !sr_apif_id_ok(cursor))
+    if (sr_http_query(req, "cursor", cursor, sizeof cursor) && !sr_gw_id_ok(cursor))
         return sr_http_result(req, 0, "E1001", "cursor: not one we made", NULL);
     /* the value as JSON text: numbers, true/false/null and "quoted" as they
      * are; anything else is a string */
@@ -342,10 +342,10 @@ void sr_apif_documents(sr_apif *a, h2o_req_t *req, const sr_ap_token *t, const c
     if (cl >= sizeof coll) return sr_http_result(req, 0, "E1001", "collection: [A-Za-z0-9._-]{1,64}", NULL);
     memcpy(coll, rest, cl);
     coll[cl] = 0;
-    if (!sr_apif_id_ok(coll)) return sr_http_result(req, 0, "E1001", "collection: [A-Za-z0-9._-]{1,64}", NULL);
+    if (!sr_gw_id_ok(coll)) return sr_http_result(req, 0, "E1001", "collection: [A-Za-z0-9._-]{1,64}", NULL);
     int has_id = slash && slash[1];
     if (has_id) {
-        if (strlen(slash + 1) >= sizeof id || !sr_apif_id_ok(slash + 1))
+        if (strlen(slash + 1) >= sizeof id || !sr_gw_id_ok(slash + 1))
             return sr_http_result(req, 0, "E1001", "documentId: [A-Za-z0-9._-]{1,64}", NULL);
         snprintf(id, sizeof id, "%s", slash + 1);
     }

@@ -27,7 +27,7 @@ void sr_gw_msg_release(sr_gw_msg *m)
     memset(m, 0, sizeof *m);
 }
 
-static int is_id(const char *s)
+int sr_gw_id_ok(const char *s)
 {
     size_t n = strlen(s);
     if (n < 1 || n > 64) return 0;
@@ -58,7 +58,7 @@ int sr_gw_parse(const void *data, size_t len, sr_gw_msg *out, sr_gw_err *err)
     json_t *t = json_object_get(h, "messageType"), *id = json_object_get(h, "messageId"),
            *cid = json_object_get(h, "correlationId"), *ts = json_object_get(h, "timestamp");
     if (!json_is_string(t)) return fail(err, SR_GW_E_PARAM, "header.messageType: a string is required");
-    if (id && (!json_is_string(id) || !is_id(json_string_value(id))))
+    if (id && (!json_is_string(id) || !sr_gw_id_ok(json_string_value(id))))
         return fail(err, SR_GW_E_PARAM, "header.messageId: [A-Za-z0-9._-]{1,64}");
     if (cid && !json_is_string(cid)) return fail(err, SR_GW_E_PARAM, "header.correlationId: a string");
     if (ts) {
@@ -123,7 +123,7 @@ int sr_gw_values_event(sr_engine *e, const char *op, const char *gw, const char 
         json_t *jd = json_object_get(v, "dataId"), *jt = json_object_get(v, "timestamp"),
                *jv = json_object_get(v, "value"), *jq = json_object_get(v, "quality");
         const char *did = json_is_string(jd) ? json_string_value(jd) : NULL;
-        if (!json_is_object(v) || !did || !is_id(did)) {
+        if (!json_is_object(v) || !did || !sr_gw_id_ok(did)) {
             bad_value(err, i, did, "dataId: [A-Za-z0-9._-]{1,64} is required");
             continue;
         }
@@ -317,7 +317,7 @@ int sr_gw_fast(sr_engine *e, const char *op, const char *gw, const void *data, s
                 if (key_is(&l, "messageType") && !f_type++) {
                     if (tok_str(&l, sr_jlex_next(&l), m->type, sizeof m->type)) goto done;
                 } else if (key_is(&l, "messageId") && !f_id++) {
-                    if (tok_str(&l, sr_jlex_next(&l), m->message_id, sizeof m->message_id) || !is_id(m->message_id))
+                    if (tok_str(&l, sr_jlex_next(&l), m->message_id, sizeof m->message_id) || !sr_gw_id_ok(m->message_id))
                         goto done;
                 } else if (key_is(&l, "correlationId") && !f_cid++) {
                     if (tok_str(&l, sr_jlex_next(&l), m->correlation_id, sizeof m->correlation_id)) goto done;
@@ -368,7 +368,7 @@ int sr_gw_fast(sr_engine *e, const char *op, const char *gw, const void *data, s
                     char id[72];
                     memcpy(id, did, dlen);
                     id[dlen] = 0;
-                    if (!is_id(id)) goto done;
+                    if (!sr_gw_id_ok(id)) goto done;
                     per_point *pp = NULL;
                     for (size_t k = 0; k < np && !pp; k++)
                         if (!strcmp(pts[k].data_id, id)) pp = &pts[k];

@@ -2041,23 +2041,20 @@ int sr_engine_master_get(sr_engine *e, const char *op, int kind, const char *id,
     return get_copy(e, SR_DB_MASTERS, op, ks, id, packed);
 }
 
-/* Every value of db whose key starts with op \0 kind: packed records each
+/* Every value of db whose key starts with the kl bytes of k: records each
  * preceded by a 4-byte LE length. */
-static int scan_kind(sr_engine *e, sr_dbi db, const char *op, int kind, sr_buf *out, size_t *count)
+static int scan_prefix(sr_engine *e, sr_dbi db, const uint8_t *k, size_t kl, sr_buf *out, size_t *count)
 {
     MDB_txn *t;
     int rc = sr_index_read_begin(e->ix, &t);
     if (rc) return rc;
-    uint8_t k[300];
-    char ks[2] = {(char)('0' + kind), 0};
-    size_t kl = mkkey(k, sizeof k, op, ks, "");
     MDB_cursor *c;
     *count = 0;
     if (!kl || (rc = sr_index_err(mdb_cursor_open(t, DB(e, db), &c)))) {
         sr_index_read_end(e->ix, t);
         return kl ? rc : SR_EINVAL;
     }
-    MDB_val K = {kl, k}, V;
+    MDB_val K = {kl, (void *)k}, V;
     int r = mdb_cursor_get(c, &K, &V, MDB_SET_RANGE);
     while (r == 0 && K.mv_size >= kl && !memcmp(K.mv_data, k, kl)) {
         uint8_t lb[4];
@@ -2069,6 +2066,14 @@ static int scan_kind(sr_engine *e, sr_dbi db, const char *op, int kind, sr_buf *
     mdb_cursor_close(c);
     sr_index_read_end(e->ix, t);
     return rc;
+}
+
+/* Every value of db whose key starts with op \0 kind. */
+static int scan_kind(sr_engine *e, sr_dbi db, const char *op, int kind, sr_buf *out, size_t *count)
+{
+    uint8_t k[300];
+    char ks[2] = {(char)('0' + kind), 0};
+    return scan_prefix(e, db, k, mkkey(k, sizeof k, op, ks, ""), out, count);
 }
 
 int sr_engine_master_list(sr_engine *e, const char *op, int kind, sr_buf *out, size_t *count)
@@ -2114,29 +2119,8 @@ int sr_engine_monitor_get(sr_engine *e, const char *op, const char *monitor, sr_
 
 int sr_engine_monitor_list(sr_engine *e, const char *op, sr_buf *out, size_t *count)
 {
-    MDB_txn *t;
-    int rc = sr_index_read_begin(e->ix, &t);
-    if (rc) return rc;
     uint8_t k[100];
-    size_t kl = mkkey(k, sizeof k, op, "", NULL);
-    MDB_cursor *c;
-    *count = 0;
-    if (!kl || (rc = sr_index_err(mdb_cursor_open(t, DB(e, SR_DB_MONITORS), &c)))) {
-        sr_index_read_end(e->ix, t);
-        return kl ? rc : SR_EINVAL;
-    }
-    MDB_val K = {kl, k}, V;
-    int r = mdb_cursor_get(c, &K, &V, MDB_SET_RANGE);
-    while (r == 0 && K.mv_size >= kl && !memcmp(K.mv_data, k, kl)) {
-        uint8_t lb[4];
-        sr_put_le32(lb, (uint32_t)V.mv_size);
-        if ((rc = sr_buf_append(out, lb, 4)) || (rc = sr_buf_append(out, V.mv_data, V.mv_size))) break;
-        (*count)++;
-        r = mdb_cursor_get(c, &K, &V, MDB_NEXT);
-    }
-    mdb_cursor_close(c);
-    sr_index_read_end(e->ix, t);
-    return rc;
+    return scan_prefix(e, SR_DB_MONITORS, k, mkkey(k, sizeof k, op, "", NULL), out, count);
 }
 
 int sr_engine_doc_get(sr_engine *e, const char *op, const char *coll, const char *id, uint64_t *revision,

@@ -393,6 +393,24 @@ Test(engine, random_workload_queries_match_the_model_before_and_after_restart)
     et_model_free(w.m);
 }
 
+/* A rebuild of the index from the log (into DIR/index2) has the live
+ * index's content and answers as the model does. */
+static void assert_rebuild_equals(const uint8_t live[32], wl *w, tu_rng *r)
+{
+    uint8_t rebuilt[32];
+    char ix[1100];
+    snprintf(ix, sizeof ix, "%s/index2", dir);
+    sr_engine_opts o = {.clock_ms = fixed_clock, .head_max = 64, .index_dir = ix};
+    sr_errinfo ei;
+    cr_assert_eq(sr_engine_rebuild(dir, &o, &ei), SR_OK, "%s", ei.msg);
+    sr_engine *e2 = NULL;
+    cr_assert_eq(sr_engine_open(dir, &o, &e2, &ei), SR_OK, "%s", ei.msg);
+    cr_assert_eq(sr_engine_content_hash(e2, rebuilt), SR_OK);
+    cr_assert_eq(memcmp(live, rebuilt, 32), 0, "rebuild from the log differs from the live index");
+    check_against_model(e2, w, r);
+    sr_engine_close(e2);
+}
+
 /* only late samples (older than what each point flushed): they wait in the
  * heads (engine invariant 7) until a flush, or until LATE_MAX of them force a
  * merge with nothing new in the head */
@@ -423,7 +441,7 @@ Test(engine, late_values_wait_in_the_heads_and_survive_restart_and_rebuild)
     check_against_model(e, &w, &r);
     workload_late(e, &w, &r, 250); /* > LATE_MAX late samples on a point: merged with an empty head */
     check_against_model(e, &w, &r);
-    uint8_t live[32], again[32], rebuilt[32];
+    uint8_t live[32], again[32];
     cr_assert_eq(sr_engine_content_hash(e, live), SR_OK);
     sr_engine_close(e);
     e = open_engine(NULL); /* the waiting late samples come back from the log */
@@ -435,17 +453,7 @@ Test(engine, late_values_wait_in_the_heads_and_survive_restart_and_rebuild)
     check_against_model(e, &w, &r);
     cr_assert_eq(sr_engine_content_hash(e, live), SR_OK);
     sr_engine_close(e);
-    char ix[1100];
-    snprintf(ix, sizeof ix, "%s/index2", dir);
-    sr_engine_opts o = {.clock_ms = fixed_clock, .head_max = 64, .index_dir = ix};
-    sr_errinfo ei;
-    cr_assert_eq(sr_engine_rebuild(dir, &o, &ei), SR_OK, "%s", ei.msg);
-    sr_engine *e2 = NULL;
-    cr_assert_eq(sr_engine_open(dir, &o, &e2, &ei), SR_OK, "%s", ei.msg);
-    cr_assert_eq(sr_engine_content_hash(e2, rebuilt), SR_OK);
-    cr_assert_eq(memcmp(live, rebuilt, 32), 0, "rebuild from the log differs from the live index");
-    check_against_model(e2, &w, &r);
-    sr_engine_close(e2);
+    assert_rebuild_equals(live, &w, &r);
     et_model_free(w.m);
 }
 
@@ -458,24 +466,14 @@ Test(engine, rebuilt_index_equals_the_live_one)
     workload(e, &w, &r, 500);
     sr_result res;
     cr_assert_eq(put_doc(e, "d1", "{}", 0, &res), SR_OK);
-    uint8_t live[32], again[32], rebuilt[32];
+    uint8_t live[32], again[32];
     cr_assert_eq(sr_engine_content_hash(e, live), SR_OK);
     sr_engine_close(e);
     e = open_engine(NULL);
     cr_assert_eq(sr_engine_content_hash(e, again), SR_OK);
     cr_assert_eq(memcmp(live, again, 32), 0, "reopen changed the content");
     sr_engine_close(e);
-    char ix[1100];
-    snprintf(ix, sizeof ix, "%s/index2", dir);
-    sr_engine_opts o = {.clock_ms = fixed_clock, .head_max = 64, .index_dir = ix};
-    sr_errinfo ei;
-    cr_assert_eq(sr_engine_rebuild(dir, &o, &ei), SR_OK, "%s", ei.msg);
-    sr_engine *e2 = NULL;
-    cr_assert_eq(sr_engine_open(dir, &o, &e2, &ei), SR_OK, "%s", ei.msg);
-    cr_assert_eq(sr_engine_content_hash(e2, rebuilt), SR_OK);
-    cr_assert_eq(memcmp(live, rebuilt, 32), 0, "rebuild from the log differs from the live index");
-    check_against_model(e2, &w, &r);
-    sr_engine_close(e2);
+    assert_rebuild_equals(live, &w, &r);
     et_model_free(w.m);
 }
 

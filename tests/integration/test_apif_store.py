@@ -6,7 +6,6 @@ with the server's RSS bounded, path traversal, paging over 1 M points
 (each exactly once), downsampling against a naive computation, monitor
 values, and bad input for each endpoint. usage: test_apif_store.py SUIRO_BIN"""
 import hashlib
-import http.client
 import json
 import os
 import shutil
@@ -21,62 +20,11 @@ BIN = sys.argv[1]
 BIG_MB = int(os.environ.get("SUIRO_TEST_BIG_MB", "200"))
 T = tempfile.mkdtemp(prefix="suiro-apstore-")
 D = os.path.join(T, "data")
-passes = fails = 0
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from srtest import Api, Checks, code, start_server  # noqa: E402
+
+check = Checks()
 server = None
-
-
-def check(name, cond, extra=""):
-    global passes, fails
-    if cond:
-        passes += 1
-        print("ok:", name)
-    else:
-        fails += 1
-        print("FAIL:", name, extra)
-
-
-class Api:
-    def __init__(self, port):
-        self.port = port
-        self.c = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-        self.token = None
-
-    def call(self, method, path, body=None, headers=None, raw=False):
-        h = dict(headers or {})
-        if self.token:
-            h["Authorization"] = "Bearer " + self.token
-        if isinstance(body, (dict, list)):
-            body = json.dumps(body).encode()
-        elif isinstance(body, str):
-            body = body.encode()
-        for attempt in (0, 1):
-            try:
-                self.c.request(method, path, body=body, headers=h)
-                r = self.c.getresponse()
-                break
-            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
-                # the server closed an idle keep-alive connection: reconnect once
-                self.c.close()
-                self.c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
-                if attempt:
-                    raise
-        data = r.read()
-        if raw:
-            return r.status, data, r
-        try:
-            return r.status, json.loads(data) if data else None
-        except ValueError:
-            return r.status, data
-
-    def login(self, app, op, secret):
-        st, b = self.call("POST", "/api/v1/sessions", {"appId": app, "operatorId": op, "secret": secret})
-        if st == 201:
-            self.token = b["token"]
-        return st
-
-
-def code(b):
-    return (b or {}).get("result", {}).get("code") if isinstance(b, dict) else None
 
 
 def rss_kb(pid):
@@ -88,16 +36,7 @@ def rss_kb(pid):
 
 
 def start():
-    p = subprocess.Popen([BIN, "serve", "--data", D, "--mqtt", "127.0.0.1:0", "--http", "127.0.0.1:0"],
-                         stdout=subprocess.PIPE, stderr=open(os.path.join(T, "server.log"), "a"), text=True)
-    ports = {}
-    while "http" not in ports:
-        line = p.stdout.readline()
-        if not line:
-            raise RuntimeError("server did not start")
-        k, v = line.strip().split(" ", 1)[1].split("=")
-        ports[k] = int(v.rsplit(":", 1)[1])
-    return p, ports
+    return start_server(BIN, D, os.path.join(T, "server.log"))
 
 
 try:
@@ -321,12 +260,11 @@ finally:
     if server and server.poll() is None:
         server.kill()
         server.wait()
-    if fails:
+    if check.fails:
         try:
             print(open(os.path.join(T, "server.log")).read()[-3000:])
         except OSError:
             pass
     shutil.rmtree(T, ignore_errors=True)
 
-print("%d passed, %d failed" % (passes, fails))
-sys.exit(1 if fails else 0)
+sys.exit(check.summary())

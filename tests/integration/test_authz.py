@@ -23,49 +23,11 @@ import tempfile
 BIN = sys.argv[1]
 T = tempfile.mkdtemp(prefix="suiro-authz-")
 D = os.path.join(T, "data")
-passes = fails = 0
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from srtest import Api, Checks, code, start_server  # noqa: E402
+
+check = Checks()
 server = None
-
-
-def check(name, cond, extra=""):
-    global passes, fails
-    if cond:
-        passes += 1
-        print("ok:", name)
-    else:
-        fails += 1
-        print("FAIL:", name, extra)
-
-
-class Api:
-    def __init__(self, port, token=None):
-        self.port = port
-        self.token = token
-        self.c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-
-    def call(self, method, path, body=None, headers=None):
-        h = dict(headers or {})
-        if self.token:
-            h["Authorization"] = "Bearer " + self.token
-        if isinstance(body, (dict, list)):
-            body = json.dumps(body).encode()
-        elif isinstance(body, str):
-            body = body.encode()
-        for attempt in (0, 1):
-            try:
-                self.c.request(method, path, body=body, headers=h)
-                r = self.c.getresponse()
-                data = r.read()
-                break
-            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
-                self.c.close()
-                self.c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
-                if attempt:
-                    raise
-        try:
-            return r.status, json.loads(data) if data else None
-        except ValueError:
-            return r.status, data.decode(errors="replace")
 
 
 def login(port, app, op, secret):
@@ -81,10 +43,6 @@ def mask(v, *ids):
     for i in ids:
         s = s.replace(i, "<ID>")
     return re.sub(r'"(Q|M|D)[0-9a-f]{16}"', '"<GEN>"', s)
-
-
-def code(b):
-    return b.get("result", {}).get("code") if isinstance(b, dict) else None
 
 
 def stored_count():
@@ -154,15 +112,8 @@ APPX,PX1,both
                         os.path.join(T, "app.pem")], capture_output=True, text=True)
     check("cert import refuses an unknown app", r.returncode == 1 and "not registered" in r.stderr, r.stderr)
     r = subprocess.run([BIN, "sheet", "import", os.path.join(T, "ro.csv"), D], capture_output=True, text=True)
-    server = subprocess.Popen([BIN, "serve", "--data", D, "--mqtt", "127.0.0.1:0", "--http", "127.0.0.1:0"],
-                              stdout=subprocess.PIPE, stderr=open(os.path.join(T, "server.log"), "a"), text=True)
-    port = None
-    while port is None:
-        line = server.stdout.readline()
-        if not line:
-            raise RuntimeError("server did not start")
-        if "http=" in line:
-            port = int(line.strip().rsplit(":", 1)[1])
+    server, ports = start_server(BIN, D, os.path.join(T, "server.log"))
+    port = ports["http"]
     full = login(port, "APP001", "demo", "demo-app001-secret")
     rd = login(port, "APPR", "demo", "ro-app-secret")
     ox = login(port, "APPX", "other", "other-app-secret")
@@ -304,12 +255,11 @@ finally:
     if server and server.poll() is None:
         server.kill()
         server.wait()
-    if fails:
+    if check.fails:
         try:
             print(open(os.path.join(T, "server.log")).read()[-3000:])
         except OSError:
             pass
     shutil.rmtree(T, ignore_errors=True)
 
-print("%d passed, %d failed" % (passes, fails))
-sys.exit(1 if fails else 0)
+sys.exit(check.summary())

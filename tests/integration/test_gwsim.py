@@ -18,32 +18,16 @@ import urllib.request
 BIN = sys.argv[1]
 T = tempfile.mkdtemp(prefix="suiro-gwsim-")
 D = os.path.join(T, "data")
-passes = fails = 0
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from srtest import Checks, code, start_server  # noqa: E402
+
+check = Checks()
 procs = []
 
 
-def check(name, cond, extra=""):
-    global passes, fails
-    if cond:
-        passes += 1
-        print("ok:", name)
-    else:
-        fails += 1
-        print("FAIL:", name, extra)
-
-
 def start(mqtt_port=0, http_port=0):
-    p = subprocess.Popen([BIN, "serve", "--data", D, "--mqtt", "127.0.0.1:%d" % mqtt_port,
-                          "--http", "127.0.0.1:%d" % http_port], stdout=subprocess.PIPE,
-                         stderr=open(os.path.join(T, "server.log"), "a"), text=True)
+    p, ports = start_server(BIN, D, os.path.join(T, "server.log"), mqtt_port, http_port)
     procs.append(p)
-    ports = {}
-    while "http" not in ports:
-        line = p.stdout.readline()
-        if not line:
-            raise RuntimeError("server did not start")
-        k, v = line.strip().split(" ", 1)[1].split("=")
-        ports[k] = int(v.rsplit(":", 1)[1])
     return p, ports
 
 
@@ -74,10 +58,6 @@ class App:
                 return r.status, json.loads(data) if data else None
         except urllib.error.HTTPError as e:
             return e.code, json.loads(e.read() or b"null")
-
-
-def code(b):
-    return (b or {}).get("result", {}).get("code")
 
 
 try:
@@ -152,7 +132,7 @@ finally:
         if p.poll() is None:
             p.kill()
             p.wait()
-    if fails:
+    if check.fails:
         for f in ("server.log", "gwsim.err"):
             try:
                 print("----", f)
@@ -161,5 +141,4 @@ finally:
                 pass
     shutil.rmtree(T, ignore_errors=True)
 
-print("%d passed, %d failed" % (passes, fails))
-sys.exit(1 if fails else 0)
+sys.exit(check.summary())
