@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # `make bench`: run every bench/ program and append their JSON lines to
-# bench/results/<UTC date-time>.jsonl (one file per run). Peers (InfluxDB,
-# VictoriaMetrics, Redis) join as the later bench programs land; Mosquitto is
-# in bench/gw_ingest.sh.
+# bench/results/<UTC date-time>.jsonl (one file per run). Peers: Mosquitto in
+# bench/gw_ingest.sh, InfluxDB 1.6 and VictoriaMetrics in bench/ap_query.sh
+# (Debian packages, installed by scripts/deps.sh --bench); Redis joins later.
 set -euo pipefail
 BUILD=${1:-build}
 cd "$(dirname "$0")/.."
@@ -27,6 +27,8 @@ echo "bench: engine queries, rebuild and restart" >&2
 "$BUILD/bench/engine_restart" | tee -a "$out"
 echo "bench: GW-IF ingest over MQTT, suiro serve vs Mosquitto (bench/gw_ingest.sh)" >&2
 bash bench/gw_ingest.sh "$BUILD" | tee -a "$out"
+echo "bench: AP-IF queries over HTTP, suiro serve vs InfluxDB 1.6 and VictoriaMetrics (bench/ap_query.sh)" >&2
+bash bench/ap_query.sh "$BUILD" | tee -a "$out"
 if grep -q '"verify":"FAILED"' "$out"; then
   echo "bench: a benchmark failed its own verification; see $out" >&2
   exit 1

@@ -18,7 +18,9 @@ PKGS=(
 )
 BENCH_PKGS=()
 if [ "${1:-}" = "--bench" ]; then
-  BENCH_PKGS=(redis-server mosquitto)
+  # peers of bench/gw_ingest.sh (mosquitto) and bench/ap_query.sh (influxdb,
+  # victoria-metrics); redis-server for the later ones
+  BENCH_PKGS=(redis-server mosquitto influxdb victoria-metrics)
 fi
 want=("${PKGS[@]}" "${BENCH_PKGS[@]}")
 

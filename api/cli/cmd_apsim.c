@@ -6,7 +6,9 @@
  * answer on stdout: JSON compact (or --pretty) in the server's member order,
  * a PEM as it is, a downloaded file's bytes. It is what an app developer tries the
  * API with and what scripts and tests drive the server with; `load` is the
- * read benchmark (libcurl multi, C keep-alive connections, one JSON line).
+ * read benchmark (libcurl multi, C keep-alive connections, one JSON line),
+ * of an AP-IF query or, with --get-url, of any HTTP GET: bench/ap_query.sh
+ * measures suiro and its peers (InfluxDB, VictoriaMetrics) with the one client.
  *
  * SESSIONS
  *  Without --token (or SUIRO_TOKEN) a run logs in (POST /api/v1/sessions)
@@ -50,6 +52,7 @@ enum { EX_OK = 0, EX_API = 1, EX_USAGE = 2, EX_CONN = 3 };
 enum {
     MAX_IDS = 1000,           /* data IDs a call may name (the server's limit) */
     MAX_GIVEN = 64,           /* command options on one command line */
+    MAX_HEADERS = 8,          /* load --header lines */
     MAX_ANSWER = 256 << 20,   /* a JSON answer held in memory */
     MAX_ERROR_BODY = 1 << 20, /* an error answer kept while downloading */
     MAX_STDIN = 64 << 20,     /* a document read from stdin */
@@ -68,10 +71,12 @@ typedef struct opts {
     /* per command, as given; numbers are checked where they are used */
     const char *parent, *interval_ms, *start_at, *end_at, *monitor_id, *after, *value, *protection, *request_id,
         *from, *to, *limit, *order, *interval, *agg, *fill, *id, *if_match, *json, *file, *field, *content_type,
-        *part_size, *out, *prefix, *what, *duration, *requests, *connections;
+        *part_size, *out, *prefix, *what, *duration, *requests, *connections, *get_url, *save_body;
     int async, all, changing;
     char **ids; /* --data-id, repeated or comma-separated; owned */
     size_t nids;
+    const char *headers[MAX_HEADERS]; /* load --header, repeated; borrowed from argv */
+    size_t nheaders;
     const char *pos[4]; /* the command and its arguments */
     int npos;
     const char *given[MAX_GIVEN]; /* command options seen, for the check */
@@ -80,7 +85,7 @@ typedef struct opts {
 
 typedef struct optdef {
     const char *name;
-    char kind; /* 's' string, 'f' flag, 'l' list (--data-id) */
+    char kind; /* 's' string, 'f' flag, 'l' list (--data-id), 'h' repeated (--header) */
     size_t off;
 } optdef;
 
@@ -94,7 +99,7 @@ static const optdef COMMON[] = {
     OF("help", help),
 };
 static const optdef SPECIFIC[] = {
-    {"data-id", 'l', 0},
+    {"data-id", 'l', 0},              {"header", 'h', 0},
     OS("parent", parent),             OS("interval-ms", interval_ms), OS("start-at", start_at),
     OS("end-at", end_at),             OS("monitor-id", monitor_id),   OS("after", after),
     OS("value", value),               OS("protection", protection),   OS("request-id", request_id),
@@ -104,7 +109,8 @@ static const optdef SPECIFIC[] = {
     OS("json", json),                 OS("file", file),               OS("field", field),
     OS("content-type", content_type), OS("part-size", part_size),     OS("out", out),
     OS("prefix", prefix),             OS("what", what),               OS("duration", duration),
-    OS("requests", requests),         OS("connections", connections), OF("async", async),
+    OS("requests", requests),         OS("connections", connections), OS("get-url", get_url),
+    OS("save-body", save_body),       OF("async", async),
     OF("all", all),                   OF("changing", changing),
 };
 
@@ -157,6 +163,12 @@ static void usage(FILE *f)
             "                     prints one JSON line (verify: FNV-1a 64 of the first body;\n"
             "                     bodies must all be identical unless the data may change:\n"
             "                     a relative time, or --changing)\n"
+            "  load --get-url URL [--header 'Name: value']... [--requests N | --duration S]\n"
+            "       [--connections C] [--changing]\n"
+            "                     the same load on any HTTP GET (another system's query API,\n"
+            "                     for bench/ap_query.sh): no session, every 200 answer counts,\n"
+            "                     the same verification; --header repeats (at most 8)\n"
+            "       --save-body FILE  (either form) write the first answer's body to FILE\n"
             "\n"
             "exit: 0 ok, 1 error answer (printed), 2 usage, 3 server not reachable\n");
 }
@@ -229,6 +241,10 @@ static int parse(int argc, char **argv, opts *o)
         if (d->kind == 'l') {
             int rc = add_ids(o, v);
             if (rc) return rc;
+        } else if (d->kind == 'h') {
+            if (o->nheaders == MAX_HEADERS) return usage_error("--header: at most 8 (%s)", v);
+            if (!strchr(v, ':') || strpbrk(v, "\r\n")) return usage_error("--header: 'Name: value', not '%s'", v);
+            o->headers[o->nheaders++] = v;
         } else
             *(const char **)((char *)o + d->off) = v;
     }
@@ -1232,15 +1248,40 @@ static int cmp_d(const void *a, const void *b)
 
 static int relative_time(const char *t) { return t && (t[0] == '-' || !strcmp(t, "now")); }
 
+/* --save-body: the first answer's bytes, as they came */
+static int save_body(const char *file, const sr_buf *b)
+{
+    FILE *f = fopen(file, "wb");
+    int bad = !f || (b->len && fwrite(b->data, 1, b->len, f) != b->len);
+    if (f && fclose(f)) bad = 1;
+    if (bad) fprintf(stderr, "suiro apsim: load --save-body %s: %s\n", file, strerror(errno));
+    return bad ? EX_API : EX_OK;
+}
+
+/* load: C keep-alive connections (libcurl multi, one thread) repeat one GET
+ * for --requests N or --duration S and print one JSON line. The query is an
+ * AP-IF stored-values query (--what, after a login) or, with --get-url, any
+ * URL with the given --header lines and no session (the peers of
+ * bench/ap_query.sh are measured by this same loop). Only 200 answers count
+ * as done; the first is kept (--save-body writes it out) and hashed, and each
+ * later one is compared with it: for a static query a difference is an error. */
 static int cmd_load(client *cl, opts *o)
 {
     unsigned long long nreq = 0, conns = 8;
     double duration = 0;
-    const char *what = o->what ? o->what : "latest";
-    if (strcmp(what, "latest") && strcmp(what, "raw") && strcmp(what, "downsample"))
-        return usage_error("load --what: latest, raw or downsample, not '%s'", what);
-    int rc = check_query("load", o);
-    if (rc) return rc;
+    int generic = o->get_url != NULL, rc;
+    const char *what = generic ? "get" : o->what ? o->what : "latest";
+    if (generic) {
+        if (o->what || o->nids || o->from || o->to || o->limit || o->order || o->interval || o->agg || o->fill)
+            return usage_error("load --get-url: %s", "the URL is the whole query (no --what, --data-id, --from ...)");
+        if (strncmp(o->get_url, "http://", 7) && strncmp(o->get_url, "https://", 8))
+            return usage_error("--get-url: http://HOST:PORT/PATH or https://..., not '%s'", o->get_url);
+    } else {
+        if (o->nheaders) return usage_error("load: %s", "--header goes with --get-url");
+        if (strcmp(what, "latest") && strcmp(what, "raw") && strcmp(what, "downsample"))
+            return usage_error("load --what: latest, raw or downsample, not '%s'", what);
+        if ((rc = check_query("load", o))) return rc;
+    }
     if (o->requests && o->duration) return usage_error("load: %s", "--requests or --duration, not both");
     if (o->requests && num_opt("requests", o->requests, 1, 1ull << 40, &nreq)) return EX_USAGE;
     if (o->duration) {
@@ -1257,16 +1298,20 @@ static int cmd_load(client *cl, opts *o)
     /* a static query must answer the same bytes every time */
     int is_static = !o->changing && !relative_time(o->from) && !relative_time(o->to);
 
-    if (!cl->auth[0] && (rc = login(cl, 0))) return rc;
+    if (!generic && !cl->auth[0] && (rc = login(cl, 0))) return rc;
     path p = {0};
-    values_path(&p, cl->c, o, what);
-    const char *s = p_str(&p);
     sr_buf url;
     sr_buf_init(&url);
-    if (!s || sr_buf_append(&url, cl->base, strlen(cl->base)) || sr_buf_append(&url, s, strlen(s) + 1)) {
-        sr_buf_release(&url);
-        sr_buf_release(&p.b);
-        return EX_API;
+    if (generic) {
+        if (sr_buf_append(&url, o->get_url, strlen(o->get_url) + 1)) return EX_API;
+    } else {
+        values_path(&p, cl->c, o, what);
+        const char *s = p_str(&p);
+        if (!s || sr_buf_append(&url, cl->base, strlen(cl->base)) || sr_buf_append(&url, s, strlen(s) + 1)) {
+            sr_buf_release(&url);
+            sr_buf_release(&p.b);
+            return EX_API;
+        }
     }
     CURLM *m = curl_multi_init();
     lconn *k = calloc(conns, sizeof *k);
@@ -1274,8 +1319,15 @@ static int cmd_load(client *cl, opts *o)
     double *lat = malloc(caplat * sizeof *lat);
     sr_buf first;
     sr_buf_init(&first);
-    struct curl_slist *h = curl_slist_append(NULL, cl->auth);
-    if (!m || !k || !lat || !h) {
+    struct curl_slist *h = NULL;
+    int hbad = 0;
+    if (!generic && !(h = curl_slist_append(NULL, cl->auth))) hbad = 1;
+    for (size_t i = 0; i < o->nheaders && !hbad; i++) {
+        struct curl_slist *nh = curl_slist_append(h, o->headers[i]);
+        if (!nh) hbad = 1;
+        else h = nh;
+    }
+    if (!m || !k || !lat || hbad) {
         fprintf(stderr, "suiro apsim: out of memory\n");
         rc = EX_API;
         goto done;
@@ -1335,20 +1387,22 @@ static int cmd_load(client *cl, opts *o)
                 if (errors - conn_errors == 1)
                     fprintf(stderr, "suiro apsim: load: HTTP %ld %.*s\n", code,
                             (int)(c->body.len > 300 ? 300 : c->body.len), (const char *)c->body.data);
-            } else if (!c->body.len || c->body.data[0] != '{') {
-                errors++; /* not a JSON object: whatever it is, not an answer */
+            } else if (!c->body.len || (!generic && c->body.data[0] != '{')) {
+                errors++; /* empty, or not a JSON object: whatever it is, not an answer */
                 streak = 0;
             } else if (!have_first) {
-                /* the first body: kept; it must be a {"values":[...]} answer */
+                /* the first body: kept; from the AP-IF it must be a {"values":[...]} answer */
                 streak = 0;
                 have_first = 1;
-                json_t *j = json_loadb((const char *)c->body.data, c->body.len, 0, NULL);
-                if (!json_is_array(json_object_get(j, "values"))) {
-                    fprintf(stderr, "suiro apsim: load: the answer is not {\"values\":[...]}\n");
-                    errors++;
-                    aborted = 1;
+                if (!generic) {
+                    json_t *j = json_loadb((const char *)c->body.data, c->body.len, 0, NULL);
+                    if (!json_is_array(json_object_get(j, "values"))) {
+                        fprintf(stderr, "suiro apsim: load: the answer is not {\"values\":[...]}\n");
+                        errors++;
+                        aborted = 1;
+                    }
+                    json_decref(j);
                 }
-                json_decref(j);
                 if (sr_buf_append(&first, c->body.data, c->body.len)) {
                     errors++;
                     aborted = 1;
@@ -1378,12 +1432,16 @@ static int cmd_load(client *cl, opts *o)
     double p50 = nlat ? lat[nlat / 2] : 0, p99 = nlat ? lat[nlat * 99 / 100] : 0;
     printf("{\"bench\":\"apsim_load\",\"what\":\"%s\",\"connections\":%llu,\"requests\":%llu,\"errors\":%llu,"
            "\"secs\":%.3f,\"req_per_s\":%.0f,\"p50_ms\":%.3f,\"p99_ms\":%.3f,\"bytes\":%lld,"
-           "\"verify\":\"%016llx\",\"static\":%s,\"identical\":%s}\n",
+           "\"body_bytes\":%zu,\"verify\":\"%016llx\",\"static\":%s,\"identical\":%s}\n",
            what, conns, done_n, errors, secs, secs > 0 ? (double)done_n / secs : 0.0, p50, p99, (long long)bytes,
-           (unsigned long long)fnv1a64(first.data, first.len), is_static ? "true" : "false",
+           first.len, (unsigned long long)fnv1a64(first.data, first.len), is_static ? "true" : "false",
            mismatches ? "false" : "true");
     fflush(stdout);
     rc = conn_errors && conn_errors == done_n ? EX_CONN : errors || !done_n ? EX_API : EX_OK;
+    if (o->save_body && have_first) {
+        int src = save_body(o->save_body, &first);
+        if (!rc) rc = src;
+    }
 done:
     for (size_t i = 0; k && i < conns; i++) {
         if (!k[i].e) continue;
@@ -1433,7 +1491,9 @@ static const cmddef CMDS[] = {
     {"file-get", 1, 1, " out ", cmd_file_get},
     {"file-list", 0, 0, " prefix ", cmd_file_list},
     {"file-delete", 1, 1, "", cmd_file_delete},
-    {"load", 0, 0, " what data-id requests duration connections from to limit order interval agg fill changing ",
+    {"load", 0, 0,
+     " what data-id requests duration connections from to limit order interval agg fill changing get-url header"
+     " save-body ",
      cmd_load},
 };
 
@@ -1482,7 +1542,8 @@ static int run(opts *o)
     int is_login = cd->run == cmd_login, is_logout = cd->run == cmd_logout;
     if (is_login && !o->secret) return usage_error("login: %s", "--secret (or SUIRO_APP_SECRET) is required");
     if (is_logout && !o->token) return usage_error("logout: %s", "--token (or SUIRO_TOKEN) is required");
-    if (!is_login && !o->token && !o->secret)
+    int sessionless = cd->run == cmd_load && o->get_url; /* load --get-url: another system, no session */
+    if (!is_login && !sessionless && !o->token && !o->secret)
         return usage_error("%s", "--secret (or SUIRO_APP_SECRET) to log in, or --token (or SUIRO_TOKEN)");
     if (strncmp(o->url, "http://", 7) && strncmp(o->url, "https://", 8))
         return usage_error("--url: http://HOST:PORT or https://HOST:PORT, not '%s'", o->url);

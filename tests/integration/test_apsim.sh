@@ -129,6 +129,19 @@ ap load --what raw "${W[@]}" --limit 500 --requests 50 --connections 8; v=$(json
 check "load raw (a static window)" '[ $rc -eq 0 ] && [ "$v" = "50 0 True" ]'
 ap load --what latest --data-id P999 --requests 5; v=$(json "d['errors']")
 check "load of a refused query: exit 1, errors counted" '[ $rc -eq 1 ] && [ "$v" = 5 ]'
+ap login; LTOK=$(json "d['token']")
+ap load --get-url "$SUIRO_URL/api/v1/stored-values/latest?dataId=P001" --header "Authorization: Bearer $LTOK" \
+  --requests 40 --connections 2 --save-body "$T/first"
+v=$(json "d['what'], d['requests'], d['errors'], d['identical'], d['body_bytes'] == $(wc -c < "$T/first" 2>/dev/null || echo -1)")
+check "load --get-url with --header: any URL, no login; the first body saved" \
+  '[ $rc -eq 0 ] && [ "$v" = "get 40 0 True True" ] && grep -q 12.5 "$T/first"'
+ap load --get-url "$SUIRO_URL/api/v1/stored-values/latest?dataId=P001" --requests 3; v=$(json "d['errors']")
+check "load --get-url without the header: the 401s are errors, exit 1" '[ $rc -eq 1 ] && [ "$v" = 3 ]'
+ap load --get-url "$SUIRO_URL/api/v1/stored-values/latest?dataId=P001" --what raw
+check "load --get-url with --what exits 2" '[ $rc -eq 2 ]'
+ap load --what latest --data-id P001 --header "X-A: b"
+check "load --header without --get-url exits 2" '[ $rc -eq 2 ]'
+ap logout --token "$LTOK"
 
 # --- documents (skipped while the server has no /api/v1/documents) ---
 ap doc-query apsimtest
