@@ -431,41 +431,14 @@ static json_t *sample_json(const char *data_id, sr_vtype type, const sr_sample *
 static int put_s(sr_buf *b, const char *s, size_t n) { return sr_buf_append(b, s, n); }
 #define PUT_LIT(b, lit) put_s(b, lit, sizeof lit - 1)
 
-static int put_json_string(sr_buf *b, const char *s, size_t n)
-{
-    static const char hex[] = "0123456789abcdef";
-    int rc = PUT_LIT(b, "\"");
-    size_t run = 0;
-    for (size_t i = 0; !rc && i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c >= 0x20 && c != '"' && c != '\\') continue;
-        if (i > run) rc = put_s(b, s + run, i - run);
-        char esc[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
-        if (!rc) {
-            if (c == '"' || c == '\\') {
-                esc[1] = (char)c;
-                rc = put_s(b, esc, 2);
-            } else if (c == '\n') rc = PUT_LIT(b, "\\n");
-            else if (c == '\t') rc = PUT_LIT(b, "\\t");
-            else rc = put_s(b, esc, 6);
-        }
-        run = i + 1;
-    }
-    if (!rc && n > run) rc = put_s(b, s + run, n - run);
-    return rc ? rc : PUT_LIT(b, "\"");
-}
+#define put_json_string sr_json_put_string
+#define fmt_number sr_json_number
 
 static int put_number(sr_buf *b, double f)
 {
     char t[40];
-    if (!isfinite(f)) return PUT_LIT(b, "null");
-    int n = snprintf(t, sizeof t, "%.15g", f);
-    if (n <= 0 || n >= (int)sizeof t - 3) return SR_EINVAL;
-    if (!strpbrk(t, ".eE")) { /* a real keeps its '.', as jansson writes it */
-        t[n++] = '.';
-        t[n++] = '0';
-    }
-    return put_s(b, t, (size_t)n);
+    int n = fmt_number(t, f);
+    return n ? put_s(b, t, (size_t)n) : SR_EINVAL;
 }
 
 /* {"dataId":..,"timestamp":..,"value":..,"quality":..} for n samples,
@@ -478,7 +451,37 @@ static int put_values(sr_buf *b, const char *data_id, sr_vtype type, const sr_sa
     int rc = PUT_LIT(&head, "{\"dataId\":");
     if (!rc) rc = put_json_string(&head, data_id, strlen(data_id));
     if (!rc) rc = PUT_LIT(&head, ",\"timestamp\":\"");
-    for (size_t i = 0; !rc && i < n; i++) {
+    /* numbers, integers and booleans: each value composed in one line */
+    char line[512];
+    int fast = type != SR_VT_STRING && head.len < sizeof line - 128;
+    for (size_t i = 0; !rc && fast && i < n; i++) {
+        size_t l = 0;
+        if (!*first) line[l++] = ',';
+        *first = 0;
+        memcpy(line + l, head.data, head.len);
+        l += head.len;
+        sr_rfc3339_format(s[i].ts, line + l);
+        l += 24;
+        memcpy(line + l, "\",\"value\":", 10);
+        l += 10;
+        if (type == SR_VT_INTEGER) l += (size_t)snprintf(line + l, 24, "%lld", (long long)s[i].v.i);
+        else if (type == SR_VT_BOOL) {
+            memcpy(line + l, s[i].v.b ? "true" : "false", s[i].v.b ? 4 : 5);
+            l += s[i].v.b ? 4 : 5;
+        } else {
+            int m = fmt_number(line + l, s[i].v.f);
+            if (!m) rc = SR_EINVAL;
+            l += (size_t)m;
+        }
+        memcpy(line + l, ",\"quality\":", 11);
+        l += 11;
+        const char *q = qn[s[i].quality <= 3 ? s[i].quality : 0];
+        size_t ql = strlen(q);
+        memcpy(line + l, q, ql);
+        l += ql;
+        if (!rc) rc = put_s(b, line, l);
+    }
+    for (size_t i = 0; !rc && !fast && i < n; i++) {
         char t[32], num[24];
         if (!*first) rc = PUT_LIT(b, ",");
         *first = 0;

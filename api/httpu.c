@@ -1,6 +1,11 @@
 /* api/httpu.c -- see httpu.h. */
 #include "api/httpu.h"
 
+#include "engine/sr_error.h"
+
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -17,17 +22,143 @@ void sr_http_json(h2o_req_t *req, int status, const char *body, size_t len)
     h2o_send_inline(req, copy, len);
 }
 
+#define PUT_LIT(b, lit) sr_buf_append(b, lit, sizeof lit - 1)
+static int put_s(sr_buf *b, const char *s, size_t n) { return sr_buf_append(b, s, n); }
+
+int sr_json_put_string(sr_buf *b, const char *s, size_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    int rc = PUT_LIT(b, "\"");
+    size_t run = 0;
+    for (size_t i = 0; !rc && i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c >= 0x20 && c != '"' && c != '\\') continue;
+        if (i > run) rc = put_s(b, s + run, i - run);
+        char esc[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
+        if (!rc) {
+            if (c == '"' || c == '\\') {
+                esc[1] = (char)c;
+                rc = put_s(b, esc, 2);
+            } else if (c == '\n') rc = PUT_LIT(b, "\\n");
+            else if (c == '\t') rc = PUT_LIT(b, "\\t");
+            else rc = put_s(b, esc, 6);
+        }
+        run = i + 1;
+    }
+    if (!rc && n > run) rc = put_s(b, s + run, n - run);
+    return rc ? rc : PUT_LIT(b, "\"");
+}
+
+/* A double as JSON into t (at least 40 bytes); the length. Decimals of up to
+ * 6 places below 10^15 (what gateways send) are written from their integer
+ * mantissa: m / 10^k == f exactly, so the text reads back as f. Anything else
+ * takes the shortest %.Ng (N = 15..17) that reads back as f. A real always
+ * has a '.' (as jansson writes it). */
+int sr_json_number(char *t, double f)
+{
+    static const double p10[] = {1, 10, 100, 1e3, 1e4, 1e5, 1e6};
+    if (!isfinite(f)) {
+        memcpy(t, "null", 4);
+        return 4;
+    }
+    double a = fabs(f);
+    if (a < 1e15 && (f != 0 || !signbit(f)))
+        for (int k = 0; k <= 6; k++) {
+            double m = a * p10[k];
+            if (m >= 1e15) break;
+            if (m != floor(m) || m / p10[k] != a) continue;
+            uint64_t u = (uint64_t)m;
+            char d[24];
+            int nd = 0;
+            do {
+                d[nd++] = (char)('0' + u % 10);
+                u /= 10;
+            } while (u);
+            while (nd <= k) d[nd++] = '0'; /* a leading 0 before the point */
+            int n = 0;
+            if (f < 0) t[n++] = '-';
+            for (int i = nd - 1; i >= 0; i--) {
+                t[n++] = d[i];
+                if (i == k && k) t[n++] = '.';
+            }
+            if (!k) {
+                t[n++] = '.';
+                t[n++] = '0';
+            }
+            return n;
+        }
+    /* the shortest of %.15g, %.16g, %.17g that reads back as f */
+    int n = 0;
+    for (int prec = 15; prec <= 17; prec++) {
+        n = snprintf(t, 40, "%.*g", prec, f);
+        if (n <= 0 || n >= 37) return 0;
+        if (strtod(t, NULL) == f) break;
+    }
+    if (!strpbrk(t, ".eE")) {
+        t[n++] = '.';
+        t[n++] = '0';
+    }
+    return n;
+}
+
+int sr_json_write(sr_buf *b, json_t *v)
+{
+    char t[48];
+    int rc = SR_OK;
+    switch (json_typeof(v)) {
+    case JSON_OBJECT: {
+        const char *k;
+        json_t *x;
+        int first = 1;
+        rc = PUT_LIT(b, "{");
+        json_object_foreach(v, k, x)
+        {
+            if (!rc && !first) rc = PUT_LIT(b, ",");
+            first = 0;
+            if (!rc) rc = sr_json_put_string(b, k, strlen(k));
+            if (!rc) rc = PUT_LIT(b, ":");
+            if (!rc) rc = sr_json_write(b, x);
+        }
+        return rc ? rc : PUT_LIT(b, "}");
+    }
+    case JSON_ARRAY: {
+        size_t i;
+        json_t *x;
+        rc = PUT_LIT(b, "[");
+        json_array_foreach(v, i, x)
+        {
+            if (!rc && i) rc = PUT_LIT(b, ",");
+            if (!rc) rc = sr_json_write(b, x);
+        }
+        return rc ? rc : PUT_LIT(b, "]");
+    }
+    case JSON_STRING: return sr_json_put_string(b, json_string_value(v), json_string_length(v));
+    case JSON_INTEGER: {
+        int n = snprintf(t, sizeof t, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+        return sr_buf_append(b, t, (size_t)n);
+    }
+    case JSON_REAL: {
+        int n = sr_json_number(t, json_real_value(v));
+        if (!n) return SR_EINVAL;
+        return sr_buf_append(b, t, (size_t)n);
+    }
+    case JSON_TRUE: return PUT_LIT(b, "true");
+    case JSON_FALSE: return PUT_LIT(b, "false");
+    default: return PUT_LIT(b, "null");
+    }
+}
+
 void sr_http_jsonv(h2o_req_t *req, int status, json_t *v)
 {
-    /* 15 significant digits: every decimal of up to 15 digits (what gateways
-     * send) prints as it was sent (604.22, not 604.22000000000003) */
-    char *txt = v ? json_dumps(v, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(15)) : NULL;
-    if (!txt) {
+    sr_buf b;
+    sr_buf_init(&b);
+    if (!v || sr_json_write(&b, v) != SR_OK) {
+        sr_buf_release(&b);
         sr_http_json(req, 500, "{\"result\":{\"code\":\"E9001\",\"message\":\"out of memory\"}}", 55);
         return;
     }
-    sr_http_json(req, status, txt, strlen(txt));
-    free(txt);
+    sr_http_json(req, status, (const char *)b.data, b.len);
+    sr_buf_release(&b);
 }
 
 int sr_http_status_of(const char *code)

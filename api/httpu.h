@@ -6,12 +6,22 @@
 #ifndef SR_HTTPU_H
 #define SR_HTTPU_H
 
+#include "engine/sr_alloc.h"
+
 #include <h2o.h>
 #include <jansson.h>
 
 /* Send body (copied) with status. */
 void sr_http_json(h2o_req_t *req, int status, const char *body, size_t len);
-/* Send a JSON value (not consumed) with status. */
+/* JSON text, written by us rather than jansson: numbers exact and short
+ * (a decimal prints as it was sent, 604.22; any other double with the
+ * fewest digits that read back as it), keys in insertion order. */
+int sr_json_write(sr_buf *b, json_t *v);
+int sr_json_put_string(sr_buf *b, const char *s, size_t n);
+/* a double into t (>= 40 bytes): its length, 0 on failure; "null" if not finite */
+int sr_json_number(char *t, double f);
+
+/* Send a JSON value (not consumed) with status (sr_json_write). */
 void sr_http_jsonv(h2o_req_t *req, int status, json_t *v);
 /* {"result":{"code","message","detail?"}} with the status interface.md gives
  * the code (status 0) or the one given. */

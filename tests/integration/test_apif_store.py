@@ -231,6 +231,20 @@ try:
             bk["first"] == vals[0] and bk["last"] == vals[-1]
     check("downsampled to 1 min equals a naive computation over the raw values", ok and len(raw) > 100,
           (st, len(raw), b if st != 200 else ""))
+    # numbers read back exactly as sent (the answer writer formats them itself)
+    tricky = [0.1, -0.25, 1e-07, 123456.789012, 987654.321, 3.0000000000000004, 0.0, 999999.999999, -999999.5, 7.0,
+              0.30000000000000004, 5e-05, 12.5]
+    g = Api(port)
+    st, b = g.call("POST", "/gw/v1/sessions", {"operatorId": "sim", "gatewayId": "SIM0001",
+                                                "secret": "sim-secret-SIM0001"})
+    g.token = b.get("token") if st == 201 else None
+    vals = [{"dataId": "SP0001_02", "timestamp": "2025-06-01T00:00:%02dZ" % i, "value": v} for i, v in enumerate(tricky)]
+    st, b = g.call("POST", "/gw/v1/measurements",
+                   {"header": {"messageType": "GW_MEASUREMENTS", "messageId": "tricky-1"}, "body": {"values": vals}})
+    st2, b2 = s.call("GET", "/api/v1/stored-values?dataId=SP0001_02&from=2025-06-01T00:00:00Z&to=2025-06-02T00:00:00Z")
+    back = [v["value"] for v in b2.get("values", [])] if st2 == 200 else []
+    check("numbers read back exactly as sent (decimals, tiny, huge, non-decimal doubles)",
+          st == 200 and back == tricky and all(isinstance(x, float) for x in back), (st, b, back))
     st, b = s.call("GET", "/api/v1/stored-values/latest?dataId=SP0001_01&dataId=SP0004_10")
     check("latest of two points", st == 200 and len(b["values"]) == 2, (st, b))
     for bad, want in [("dataId=SP0001_01&cursor=zzz", "E1001"), ("dataId=SP0001_01&from=yesterday", "E1001"),
