@@ -19,6 +19,8 @@ PKGS=(
 BENCH_PKGS=()
 if [ "${1:-}" = "--bench" ]; then
   BENCH_PKGS=(redis-server mosquitto)
+  # bench/callgrind.sh (instruction counts) and bench/report.py (charts)
+  BENCH_PKGS+=(valgrind gnuplot-nox)
 fi
 want=("${PKGS[@]}" "${BENCH_PKGS[@]}")
 
