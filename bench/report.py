@@ -542,6 +542,9 @@ def gp_num(v):
     return str(v) if bl.is_num(v) else "?"
 
 
+CHART_FILES = ("ingest.png", "latency.png")
+
+
 def chart_specs(lines):
     """[(file, title, gnuplot data text, gnuplot commands)] for the charts the file has data for."""
     specs = []
@@ -615,6 +618,10 @@ def render_charts(lines, chart_dir):
                 errs.append("%s: %s" % (name, r.stderr.strip().splitlines()[-1] if r.stderr.strip() else "failed"))
             else:
                 done.append((title, name))
+    # a chart this file has no data for must not linger from an earlier run
+    for name in CHART_FILES:
+        if name not in [n for _, n in done] and os.path.exists(os.path.join(chart_dir, name)):
+            os.remove(os.path.join(chart_dir, name))
     if errs:
         print("report: gnuplot: " + "; ".join(errs), file=sys.stderr)
     note = "%d rendered with gnuplot" % len(done) + (" (%d failed)" % len(errs) if errs else "")
