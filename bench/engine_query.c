@@ -5,6 +5,9 @@
  *
  * usage: engine_query [--points N] [--seconds S] [--lookups L] [--ranges R]
  *                     [--downsamples Q] [--enc 0|1] [--zstd L] [--seed S] [--dir D]
+ * A count of 0 skips that phase (its figures print as null): bench/callgrind.sh
+ * runs one phase at a time so that each call is counted alone
+ * (sr_engine_downsample calls sr_engine_range).
  * The data set is the reference one of engbench.h (seconds >= 86400; the
  * default, 2 days of 20 points, leaves the newest samples of every point in
  * its in-memory head so the queries read chunks and head). Loaded through
@@ -34,9 +37,17 @@ static int cmpd(const void *a, const void *b)
 
 static double pct(double *v, size_t n, double p)
 {
+    if (!n) return 0;
     qsort(v, n, sizeof *v, cmpd);
     size_t i = (size_t)(p * (double)(n - 1) + 0.5);
     return v[i];
+}
+
+/* A figure, or null when its phase was skipped. */
+static void fig(char *buf, size_t cap, uint64_t count, const char *fmt, double v)
+{
+    if (count) snprintf(buf, cap, fmt, v);
+    else snprintf(buf, cap, "null");
 }
 
 int main(int argc, char **argv)
@@ -62,8 +73,8 @@ int main(int argc, char **argv)
             return 2;
         }
     }
-    if (!c.points || c.seconds < 86400 || !lookups || !ranges || !downs) {
-        fprintf(stderr, "engine_query: need points >= 1, seconds >= 86400 and positive counts\n");
+    if (!c.points || c.seconds < 86400 || (!lookups && !ranges && !downs)) {
+        fprintf(stderr, "engine_query: need points >= 1, seconds >= 86400 and a positive count\n");
         return 2;
     }
     char tmpl[] = "/var/tmp/suiro-engbench-XXXXXX", dir[1100];
@@ -103,7 +114,7 @@ int main(int argc, char **argv)
 
     /* latest of one point */
     uint32_t lp = c.points / 2, lpn = d.point_no[lp];
-    double *lat = malloc((size_t)(lookups > downs ? lookups : downs) * sizeof *lat);
+    double *lat = malloc(((size_t)(lookups > downs ? lookups : downs) + 1) * sizeof *lat);
     int64_t want_ts = EB_T0 + (int64_t)(c.seconds - 1) * 1000;
     uint64_t lbad = 0;
     double t0 = eb_now();
@@ -194,14 +205,21 @@ int main(int argc, char **argv)
     sr_buf_release(&bb);
     if (sr_engine_close(e)) ok = 0;
 
+    /* figures of a skipped phase are null */
+    char f_lps[32], f_l50[32], f_l99[32], f_rps[32], f_d50[32], f_d99[32];
+    fig(f_lps, sizeof f_lps, lookups, "%.0f", (double)lookups / t_latest);
+    fig(f_l50, sizeof f_l50, lookups, "%.2f", lat_p50);
+    fig(f_l99, sizeof f_l99, lookups, "%.2f", lat_p99);
+    fig(f_rps, sizeof f_rps, ranges, "%.0f", (double)rsamples / t_range);
+    fig(f_d50, sizeof f_d50, downs, "%.1f", ds_p50);
+    fig(f_d99, sizeof f_d99, downs, "%.1f", ds_p99);
     printf("{\"bench\":\"engine_query\",\"points\":%u,\"seconds\":%u,\"enc\":%d,\"zstd\":%d,\"loaded\":%" PRIu64
-           ",\"load_s\":%.3f,\"latest_lookups\":%u,\"latest_per_s\":%.0f,\"latest_p50_us\":%.2f,"
-           "\"latest_p99_us\":%.2f,\"ranges\":%u,\"range_samples\":%" PRIu64 ",\"range_pts_per_s\":%.0f,"
-           "\"downsamples\":%u,\"downsample_p50_us\":%.1f,\"downsample_p99_us\":%.1f,"
+           ",\"load_s\":%.3f,\"latest_lookups\":%u,\"latest_per_s\":%s,\"latest_p50_us\":%s,"
+           "\"latest_p99_us\":%s,\"ranges\":%u,\"range_samples\":%" PRIu64 ",\"range_pts_per_s\":%s,"
+           "\"downsamples\":%u,\"downsample_p50_us\":%s,\"downsample_p99_us\":%s,"
            "\"bad\":[%" PRIu64 ",%" PRIu64 ",%" PRIu64 "],\"verify\":\"%s\",\"hash\":\"%016" PRIx64 "\"}\n",
-           c.points, c.seconds, c.enc, c.zstd, d.unique, ir.secs, lookups, (double)lookups / t_latest, lat_p50, lat_p99,
-           ranges, rsamples, (double)rsamples / t_range, downs, ds_p50, ds_p99, lbad, rbad, dbad,
-           ok ? "ok" : "FAILED", rh_all);
+           c.points, c.seconds, c.enc, c.zstd, d.unique, ir.secs, lookups, f_lps, f_l50, f_l99, ranges, rsamples, f_rps,
+           downs, f_d50, f_d99, lbad, rbad, dbad, ok ? "ok" : "FAILED", rh_all);
     fflush(stdout);
     for (uint32_t p = 0; p < c.points; p++) free(vals[p]);
     free(vals);

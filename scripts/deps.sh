@@ -18,9 +18,11 @@ PKGS=(
 )
 BENCH_PKGS=()
 if [ "${1:-}" = "--bench" ]; then
-  # peers of bench/gw_ingest.sh (mosquitto) and bench/ap_query.sh (influxdb,
-  # victoria-metrics); redis-server for the later ones
+  # peers: mosquitto (bench/gw_ingest.sh), influxdb and victoria-metrics
+  # (bench/ap_query.sh, bench/net_ingest.sh), redis-server (bench/net_ingest.sh)
   BENCH_PKGS=(redis-server mosquitto influxdb victoria-metrics)
+  # bench/callgrind.sh (instruction counts) and bench/report.py (charts)
+  BENCH_PKGS+=(valgrind gnuplot-nox)
 fi
 want=("${PKGS[@]}" "${BENCH_PKGS[@]}")
 

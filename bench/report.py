@@ -1,0 +1,697 @@
+#!/usr/bin/env python3
+"""bench/report.py -- docs/performance.md from one results file.
+
+usage: python3 bench/report.py RESULTS.jsonl [--out FILE] [--charts DIR] [--no-charts]
+
+RESULTS.jsonl is a file of bench/results/ (bench/run.sh writes one a run: one
+JSON object a line, each with a "bench" key). The report has: the run (date,
+commit, what ran, what failed its verification), the machine (cores, memory,
+kernel, the disk's write+fdatasync latency), the goals at a glance, then one
+table per workload, suiro next to each peer with its ratio to it, the goal
+beside each figure that has one (met / not met), callgrind instruction
+counts, and every line of a kind this script does not know in a generic
+table at the end.
+
+Every figure comes from the file and is printed as the benchmark wrote it;
+the only numbers computed here are ratios a file lacks (suiro's figure over
+a peer's, to 3 decimals, said so under the table) and memory in GiB. The
+goals are the issues' targets, hard-coded in GOALS below. The output depends
+on the file only (no time of generation), so a test can regenerate the report
+from a fixed file and compare (tests/integration/test_bench_report.sh).
+
+Charts (PNG, rendered by gnuplot, Debian package gnuplot-nox) go to
+--charts DIR (default: DIR/perf next to --out): ingest rates by system and
+AP-IF query latency p50/p99 by system and query. Without gnuplot, or with
+--no-charts, the report says so and has the tables only. Without --out the
+report goes to stdout (and no charts are drawn unless --charts is given).
+"""
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from decimal import Decimal
+
+sys.dont_write_bytecode = True  # no bench/__pycache__ in the tree
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import benchlines as bl  # noqa: E402
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+D = Decimal
+
+PEERS = ["influxdb", "victoriametrics", "redis", "mosquitto"]
+QUERIES = ["latest", "day_raw", "day_1m", "series_raw", "series_1m"]
+HANDLED = {"run", "machine", "fsync", "log_append", "series_codec", "series_downsample", "engine_ingest",
+           "engine_query", "engine_restart", "gw_ingest", "gw_ingest_ratio", "gw_parse", "net_ingest",
+           "net_ingest_ratio", "disk_bytes", "restart", "ap_query", "ap_query_ratio", "callgrind"}
+
+# The goals of the issues. "where": the lines a goal applies to; "field": the
+# figure (_ratio is suiro's figure over this line's system's, see ratios());
+# op and limit: the target. Thresholds are targets, not results.
+GOAL_CFG = {"size": 100, "batch": 1000, "sync": "always"}
+GOALS = [
+    dict(id="log_rate", kind="log_append", where=GOAL_CFG, field="rec_per_s", op=">=", limit=D(1500000),
+         text="log append ≥ 1.5 M records/s (100 B records, batches of 1,000, sync=always)"),
+    dict(id="log_floor", kind="log_append", where=GOAL_CFG, field="ratio_to_floor", op=">=", limit=D("0.8"),
+         text="log append ≥ 0.8 × the write+fdatasync floor (same configuration)"),
+    dict(id="ingest", kind="engine_ingest", where={}, field="points_per_s", op=">=", limit=D(5000000),
+         text="engine ingest ≥ 5 M points/s (durable, sync=always)"),
+    dict(id="index_bpp", kind="engine_ingest", where={}, field="index_b_per_point", op="<=", limit=D("1.0"),
+         text="index ≤ 1.0 B/point (engine ingest)"),
+    dict(id="log_bpp", kind="engine_ingest", where={}, field="log_b_per_point", op="<=", limit=D("2.5"),
+         text="log ≤ 2.5 B/point (engine ingest)"),
+    dict(id="disk_index", kind="disk_bytes", where={"system": "suiro"}, field="index_bytes_per_point", op="<=",
+         limit=D("1.0"), text="index ≤ 1.0 B/point (bytes on disk)"),
+    dict(id="disk_log", kind="disk_bytes", where={"system": "suiro"}, field="log_bytes_per_point", op="<=",
+         limit=D("2.5"), text="log ≤ 2.5 B/point (bytes on disk)"),
+    dict(id="latest", kind="engine_query", where={}, field="latest_per_s", op=">=", limit=D(2000000),
+         text="latest value ≥ 2 M lookups/s (engine, 1 thread)"),
+    dict(id="downsample", kind="engine_query", where={}, field="downsample_p50_us", op="<=", limit=D(1000),
+         text="downsample 1 day of 1 s values to 1 min ≤ 1 ms (p50, engine)"),
+    dict(id="net_vm", kind="net_ingest", where={"system": "victoriametrics"}, field="_ratio", op=">=",
+         limit=D("1.5"), text="network ingest ≥ 1.5 × VictoriaMetrics"),
+    dict(id="net_influx", kind="net_ingest", where={"system": "influxdb"}, field="_ratio", op=">=", limit=D(5),
+         text="network ingest ≥ 5 × InfluxDB"),
+    dict(id="restart_vm", kind="restart", where={"system": "victoriametrics"}, field="_ratio", op="<=",
+         limit=D(1), text="restart time ≤ VictoriaMetrics' (suiro ÷ VictoriaMetrics ≤ 1)"),
+    dict(id="ap_latest", kind="ap_query", where={"system": "suiro", "query": "latest"}, field="req_per_s",
+         op=">=", limit=D(35000), text="AP-IF latest ≥ 35 k requests/s"),
+    dict(id="ap_latest_p99", kind="ap_query", where={"system": "suiro", "query": "latest"}, field="p99_ms",
+         op="<=", limit=D("0.3"), text="AP-IF latest p99 ≤ 0.3 ms"),
+    dict(id="ap_vm", kind="ap_query", where={"system": "victoriametrics"}, field="_ratio", op=">", limit=D(1),
+         text="AP-IF: every query faster than VictoriaMetrics (req/s ratio > 1)"),
+    dict(id="ap_influx", kind="ap_query", where={"system": "influxdb"}, field="_ratio", op=">=", limit=D(3),
+         text="AP-IF: every query ≥ 3 × InfluxDB (req/s ratio)"),
+]
+OPS = {">=": lambda a, b: a >= b, "<=": lambda a, b: a <= b, ">": lambda a, b: a > b, "<": lambda a, b: a < b}
+SYM = {">=": "≥", "<=": "≤", ">": ">", "<": "<"}
+
+
+# ---- formatting ------------------------------------------------------------------------------
+
+def md(s):
+    return str(s).replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
+
+
+def num(v):
+    """A value as the file has it; numbers get thousands separators."""
+    if v is None:
+        return "—"
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int):
+        return format(v, ",")
+    if isinstance(v, Decimal):
+        return format(v, ",") if v.is_finite() else str(v)
+    if isinstance(v, str):
+        return md(v)
+    return md(bl.fmt_plain(v))
+
+
+def verify_cell(line):
+    v = line.get("verify")
+    if v is None:
+        return "—"
+    if v == "ok":
+        return "ok"
+    return "**%s**" % md(v) + (" (%s)" % md(line["why"]) if line.get("why") else "")
+
+
+def table(headers, rows):
+    out = ["| " + " | ".join(headers) + " |", "|" + "|".join(" --- " for _ in headers) + "|"]
+    for r in rows:
+        out.append("| " + " | ".join(r) + " |")
+    return out
+
+
+def ratio(a, b):
+    """a / b to 3 decimals, or None."""
+    if not (bl.is_num(a) and bl.is_num(b)) or b == 0:
+        return None
+    return (D(a) / D(b)).quantize(D("0.001"))
+
+
+def gib(kb):
+    return (D(kb) / D(1024 * 1024)).quantize(D("0.1")) if bl.is_num(kb) else None
+
+
+# ---- goals -----------------------------------------------------------------------------------
+
+def matches(line, where):
+    return all(line.get(k) == v for k, v in where.items())
+
+
+def goal_status(goal, value):
+    if not bl.is_num(value):
+        return None
+    return "met" if OPS[goal["op"]](value, goal["limit"]) else "not met"
+
+
+def with_goals(line, field, value=None):
+    """The figure, and beside it every goal that applies to this line and field."""
+    v = line.get(field) if value is None else value
+    cell = num(v)
+    notes = []
+    for g in GOALS:
+        if g["kind"] == line["bench"] and g["field"] == field and matches(line, g["where"]):
+            st = goal_status(g, v)
+            notes.append("goal %s %s: %s" % (SYM[g["op"]], num(g["limit"]), "**%s**" % st if st == "not met"
+                                             else st or "no figure"))
+    return cell + (" (" + "; ".join(notes) + ")" if notes else "")
+
+
+def label(line):
+    keys = [k for k in bl.id_keys(line) if k not in ("type", "data", "sync", "window", "late_bp", "batch")]
+    return " ".join("%s=%s" % (k, bl.fmt_plain(line[k])) for k in keys) or line["bench"]
+
+
+def goals_glance(lines):
+    rows = []
+    for g in GOALS:
+        hits = [l for l in lines if l["bench"] == g["kind"] and matches(l, g["where"])]
+        vals = [(l, l.get(g["field"])) for l in hits]
+        if not vals:
+            rows.append([md(g["text"]), "no %s line" % g["kind"], "—"])
+            continue
+        sts = [goal_status(g, v) for _, v in vals]
+        n_met = sum(1 for s in sts if s == "met")
+        n_fig = sum(1 for s in sts if s is not None)
+        if n_fig == 0:
+            status = "no figure"
+        elif n_met == n_fig == len(sts):
+            status = "met"
+        elif n_met == 0:
+            status = "**not met**"
+        else:
+            status = "met by %d of %d" % (n_met, len(sts))
+        if len(vals) == 1:
+            figs = num(vals[0][1])
+        else:
+            figs = "; ".join("%s (%s)" % (num(v), md(label(l))) for l, v in vals)
+        rows.append([md(g["text"]), figs, status])
+    return table(["goal", "figure", "status"], rows)
+
+
+# ---- ratios: suiro's figure over each peer's ----------------------------------------------------
+
+def ratios(lines):
+    """Set line["_ratio"] (suiro / this line's system) on peer lines, from the
+    file's ratio lines where they exist, else computed from the two figures;
+    return {kind: {"file", "computed"}}: where each table's ratios come from."""
+    src = {}
+
+    def first(kind, **where):
+        for l in lines:
+            if l["bench"] == kind and matches(l, where):
+                return l
+        return None
+
+    def put(l, value, how):
+        l["_ratio"] = value
+        src.setdefault(l["bench"], set()).add(how)
+
+    for l in lines:
+        kind, system = l["bench"], l.get("system")
+        if system == "suiro" or kind not in ("net_ingest", "ap_query", "gw_ingest", "restart", "disk_bytes"):
+            continue
+        key = "suiro_vs_" + str(system)
+        if kind == "net_ingest":
+            rl, s, field = first("net_ingest_ratio"), first("net_ingest", system="suiro"), "points_per_s"
+        elif kind == "ap_query":
+            rl = first("ap_query_ratio", query=l.get("query"))
+            s, field = first("ap_query", system="suiro", query=l.get("query")), "req_per_s"
+        elif kind == "gw_ingest":
+            rl, s, field = first("gw_ingest_ratio"), first("gw_ingest", system="suiro"), "steady_msg_per_s"
+            if rl is not None and system == "mosquitto" and "ratio" in rl:
+                key = "ratio"
+        else:  # restart seconds, bytes on disk: no ratio lines
+            rl, s = None, first(kind, system="suiro")
+            field = "secs" if kind == "restart" else "bytes_per_point"
+        if rl is not None and key in rl:
+            put(l, rl[key], "file")
+        elif s is not None:
+            put(l, ratio(s.get(field), l.get(field)), "computed")
+    return src
+
+
+def ratio_note(src, kind, what):
+    how = src.get(kind)
+    if not how:
+        return []
+    if how == {"file"}:
+        return ["", "suiro ÷ system: %s, from the file's `%s_ratio` lines." % (what, kind)]
+    if how == {"computed"}:
+        return ["", "suiro ÷ system: %s, computed here from the figures above (3 decimals)." % what]
+    return ["", "suiro ÷ system: %s, from the file's `%s_ratio` lines where they have one, else computed here "
+                "from the figures above (3 decimals)." % (what, kind)]
+
+
+def sys_order(s):
+    s = str(s)
+    return (0, "") if s == "suiro" else (1, "%02d" % PEERS.index(s)) if s in PEERS else (2, s)
+
+
+# ---- sections --------------------------------------------------------------------------------
+
+def of(lines, kind):
+    return [l for l in lines if l["bench"] == kind]
+
+
+def none_line(kinds):
+    return ["No %s line in this file." % " or ".join("`%s`" % k for k in kinds)]
+
+
+def sec_run(path, lines, bad, charts_note):
+    run = of(lines, "run")
+    mach = of(lines, "machine")
+    r = run[0] if run else {}
+    date = r.get("date") or (mach[0].get("date") if mach else None)
+    if not date:
+        base = os.path.basename(path)
+        date = base[:-6] if base.endswith(".jsonl") else base
+        date += " (the file's name)"
+    out = ["## The run", ""]
+    out.append("- results file: `%s` (%d lines)" % (display_path(path), len(lines) + len(bad)))
+    out.append("- date: %s" % md(date))
+    if r.get("commit"):
+        out.append("- commit: `%s`%s" % (md(r["commit"]), " (with uncommitted changes)" if r.get("dirty") else ""))
+    else:
+        out.append("- commit: not recorded (no `run` line)")
+    extra = [k for k in sorted(r) if k not in ("bench", "commit", "date", "dirty")]
+    for k in extra:
+        out.append("- %s: %s" % (md(k), num(r[k])))
+    kinds = {}
+    for l in lines:
+        kinds[l["bench"]] = kinds.get(l["bench"], 0) + 1
+    out.append("- lines: " + ", ".join("%s × %d" % (k, kinds[k]) for k in sorted(kinds)))
+    ok = [l for l in lines if l.get("verify") == "ok"]
+    failed = [l for l in lines if "verify" in l and l.get("verify") != "ok"]
+    missing = sorted({l["bench"] for l in lines if "verify" not in l and l["bench"] not in bl.NO_VERIFY
+                      and not l["bench"].endswith("_ratio")})
+    out.append("- verification: %d line(s) verified ok, %d FAILED%s" % (
+        len(ok), len(failed), "" if not missing else "; no verify field in: " + ", ".join(missing)))
+    for l in failed:
+        out.append("  - **FAILED**: %s%s" % (md(bl.ident(l)), " — " + md(l["why"]) if l.get("why") else ""))
+    for no, why in bad:
+        out.append("- line %d skipped: %s" % (no, md(why)))
+    out.append("- charts: %s" % charts_note)
+    return out
+
+
+def sec_machine(lines):
+    out = ["## Machine", ""]
+    mach = of(lines, "machine")
+    fs = of(lines, "fsync")
+    if not mach and not fs:
+        return out + none_line(["machine", "fsync"])
+    rows = []
+    m = mach[0] if mach else {}
+    if mach:
+        rows.append(["cores", num(m.get("cores"))])
+        mem = m.get("mem_kb")
+        rows.append(["memory", "%s kB (%s GiB)" % (num(mem), num(gib(mem))) if bl.is_num(mem) else num(mem)])
+        rows.append(["kernel", num(m.get("kernel"))])
+        for k in sorted(m):
+            if k not in ("bench", "cores", "mem_kb", "kernel", "date"):
+                rows.append([md(k), num(m[k])])
+    for f in fs:
+        what = "disk write+fdatasync (%s × %s B appends in `%s`)" % (num(f.get("n")), num(f.get("size")),
+                                                                    md(f.get("dir", "?")))
+        rows.append([what, "p50 %s ms, p99 %s ms, mean %s ms, max %s ms; verify %s" % (
+            num(f.get("p50_ms")), num(f.get("p99_ms")), num(f.get("mean_ms")), num(f.get("max_ms")),
+            verify_cell(f))])
+    if not fs:
+        rows.append(["disk write+fdatasync", "not measured (no `fsync` line)"])
+    return out + table(["what", "value"], rows)
+
+
+def sec_log(lines):
+    out = ["## Log append", "",
+           "`bench/log_append`: records appended to `storage/log` (framing, hash chain, optional zstd and "
+           "AES-GCM) against the floor: the same bytes with plain write() + fdatasync() per batch.", ""]
+    la = of(lines, "log_append")
+    if not la:
+        return out + none_line(["log_append"])
+    head = ["size B", "batch", "sync", "zstd", "enc", "threads", "records", "records/s", "floor records/s",
+            "ratio to floor", "replay records/s", "disk B/record", "verify"]
+
+    def row(l):
+        return [num(l.get("size")), num(l.get("batch")), num(l.get("sync")), num(l.get("zstd")), num(l.get("enc")),
+                num(l.get("threads")), num(l.get("records")), with_goals(l, "rec_per_s"),
+                num(l.get("floor_rec_per_s")), with_goals(l, "ratio_to_floor"), num(l.get("replay_rec_per_s")),
+                num(l.get("disk_bytes_per_rec")), verify_cell(l)]
+
+    goal = [l for l in la if matches(l, GOAL_CFG)]
+    rest = [l for l in la if not matches(l, GOAL_CFG)]
+    if goal:
+        out += ["The goal configuration (100 B records, batches of 1,000, sync=always):", ""]
+        out += table(head, [row(l) for l in goal])
+    if rest:
+        out += ["", "Other configurations:", ""] if goal else []
+        out += table(head, [row(l) for l in rest])
+    return out
+
+
+def sec_codec(lines):
+    out = ["## Series chunk codec", "",
+           "`bench/series_codec`: encoding and decoding `storage/series` chunks of 2-decimal random walks at 1 s, "
+           "and downsampling one day (86,400 values) to 1-minute buckets.", ""]
+    sc, sd = of(lines, "series_codec"), of(lines, "series_downsample")
+    if not sc and not sd:
+        return out + none_line(["series_codec", "series_downsample"])
+    if sc:
+        out += table(["chunk", "points", "encode points/s", "decode points/s", "bytes/point", "verify"],
+                     [[num(l.get("chunk")), num(l.get("points")), num(l.get("encode_pts_per_s")),
+                       num(l.get("decode_pts_per_s")), num(l.get("bytes_per_point")), verify_cell(l)] for l in sc])
+    if sd:
+        out += [""] if sc else []
+        out += table(["points", "interval ms", "buckets", "aggregate µs", "decode + aggregate µs", "verify"],
+                     [[num(l.get("points")), num(l.get("interval_ms")), num(l.get("buckets")), num(l.get("agg_us")),
+                       num(l.get("decode_agg_us")), verify_cell(l)] for l in sd])
+    return out
+
+
+def sec_ingest(lines):
+    out = ["## Engine ingest", "",
+           "`bench/engine_ingest`: durable ingest through `sr_engine_submit` (sync=always) of the reference data "
+           "set (`bench/engbench.h`), then the bytes on disk per distinct point.", ""]
+    ei = of(lines, "engine_ingest")
+    if not ei:
+        return out + none_line(["engine_ingest"])
+    return out + table(
+        ["points × seconds", "late bp", "threads", "enc", "zstd", "points/s", "events/s", "log B/point",
+         "index B/point", "index allocated B/point", "verify"],
+        [["%s × %s" % (num(l.get("points")), num(l.get("seconds"))), num(l.get("late_bp")), num(l.get("threads")),
+          num(l.get("enc")), num(l.get("zstd")), with_goals(l, "points_per_s"), num(l.get("events_per_s")),
+          with_goals(l, "log_b_per_point"), with_goals(l, "index_b_per_point"),
+          num(l.get("index_alloc_b_per_point")), verify_cell(l)] for l in ei])
+
+
+def sec_query(lines):
+    out = ["## Engine queries", "",
+           "`bench/engine_query`: latest value of one point (one thread), full-range raw reads, and one day of 1 s "
+           "values downsampled to 1-minute avg/min/max; every answer checked against the generator.", ""]
+    eq = of(lines, "engine_query")
+    if not eq:
+        return out + none_line(["engine_query"])
+    return out + table(
+        ["points × seconds", "latest lookups/s", "latest p50 µs", "latest p99 µs", "raw range points/s",
+         "downsample 1 day p50 µs", "downsample p99 µs", "verify"],
+        [["%s × %s" % (num(l.get("points")), num(l.get("seconds"))), with_goals(l, "latest_per_s"),
+          num(l.get("latest_p50_us")), num(l.get("latest_p99_us")), num(l.get("range_pts_per_s")),
+          with_goals(l, "downsample_p50_us"), num(l.get("downsample_p99_us")), verify_cell(l)] for l in eq])
+
+
+def sec_restart(lines, src):
+    out = ["## Restart", ""]
+    er, rs = of(lines, "engine_restart"), of(lines, "restart")
+    if not er and not rs:
+        return out + none_line(["engine_restart", "restart"])
+    if er:
+        out += ["`bench/engine_restart`: rebuilding the index from the log, and reopening a loaded engine "
+                "(recovery, head replay, first query).", ""]
+        out += table(["points × seconds", "values loaded", "rebuild points/s", "rebuild events/s",
+                      "rebuild log MB/s", "restart s", "verify"],
+                     [["%s × %s" % (num(l.get("points")), num(l.get("seconds"))), num(l.get("loaded")),
+                       num(l.get("rebuild_pts_per_s")), num(l.get("rebuild_events_per_s")),
+                       num(l.get("rebuild_log_mb_per_s")), num(l.get("restart_s")), verify_cell(l)] for l in er])
+    if rs:
+        out += ["", "Restart against the peers (seconds from start to answering):", ""] if er else []
+        out += table(["system", "seconds", "suiro ÷ system (< 1: suiro faster)", "verify"],
+                     [[num(l.get("system")), num(l.get("secs")), with_goals(l, "_ratio", l.get("_ratio")),
+                       verify_cell(l)] for l in sorted(rs, key=lambda l: sys_order(l.get("system")))])
+        out += ratio_note(src, "restart", "seconds")
+    return out
+
+
+def sec_gw(lines, src):
+    out = ["## GW-IF ingest over MQTT vs Mosquitto", "",
+           "`bench/gw_ingest.sh`: `suiro serve` and Mosquitto under the same `suiro gwsim run` load (QoS 1). "
+           "Steady rates are measured from the moment every gateway is logged in.", ""]
+    gi, gr, gp = of(lines, "gw_ingest"), of(lines, "gw_ingest_ratio"), of(lines, "gw_parse")
+    if not gi and not gr and not gp:
+        return out + none_line(["gw_ingest", "gw_parse"])
+    if gi:
+        out += table(["system", "gateways × messages × values", "window", "steady msg/s", "msg/s with logins",
+                      "points/s", "PUBACK p50 ms", "PUBACK p99 ms", "durability", "suiro ÷ system (steady)",
+                      "verify"],
+                     [[num(l.get("system")), "%s × %s × %s" % (num(l.get("gateways")),
+                                                               num(l.get("messages_per_gateway")),
+                                                               num(l.get("batch"))),
+                       num(l.get("window")), num(l.get("steady_msg_per_s")), num(l.get("msg_per_s")),
+                       num(l.get("points_per_s")), num(l.get("puback_p50_ms")), num(l.get("puback_p99_ms")),
+                       num(l.get("durability") or ("sync=%s" % l["sync"] if "sync" in l else None)),
+                       num(l.get("_ratio")) if l.get("system") != "suiro" else "—", verify_cell(l)]
+                      for l in sorted(gi, key=lambda l: sys_order(l.get("system")))])
+        out += ratio_note(src, "gw_ingest", "steady messages/s")
+    if gp:
+        out += ["", "The GW-IF values fast path alone (`bench/gw_parse`: `sr_gw_fast`, no network, no write):", ""]
+        out += table(["messages × values", "bytes/message", "messages/s", "values/s", "ns/message", "verify"],
+                     [["%s × %s" % (num(l.get("messages")), num(l.get("batch"))), num(l.get("msg_bytes")),
+                       num(l.get("msg_per_s")), num(l.get("values_per_s")), num(l.get("ns_per_msg")),
+                       verify_cell(l)] for l in gp])
+    return out
+
+
+def sec_net(lines, src):
+    out = ["## Network ingest vs peers", ""]
+    ni = of(lines, "net_ingest")
+    if not ni:
+        return out + none_line(["net_ingest"])
+    out += table(["system", "points/s", "durability", "suiro ÷ system", "verify"],
+                 [[num(l.get("system")), num(l.get("points_per_s")), num(l.get("durability")),
+                   with_goals(l, "_ratio", l.get("_ratio")) if l.get("system") != "suiro" else "—", verify_cell(l)]
+                  for l in sorted(ni, key=lambda l: sys_order(l.get("system")))])
+    return out + ratio_note(src, "net_ingest", "points/s")
+
+
+def sec_disk(lines, src):
+    out = ["## Bytes on disk per point", ""]
+    db = of(lines, "disk_bytes")
+    if not db:
+        return out + none_line(["disk_bytes"])
+    out += table(["system", "bytes/point", "log B/point", "index B/point", "suiro ÷ system (< 1: suiro smaller)",
+                  "verify"],
+                 [[num(l.get("system")), num(l.get("bytes_per_point")), with_goals(l, "log_bytes_per_point"),
+                   with_goals(l, "index_bytes_per_point"),
+                   num(l.get("_ratio")) if l.get("system") != "suiro" else "—", verify_cell(l)]
+                  for l in sorted(db, key=lambda l: sys_order(l.get("system")))])
+    return out + ratio_note(src, "disk_bytes", "bytes/point")
+
+
+def query_order(q):
+    q = str(q)
+    return (0, "%02d" % QUERIES.index(q)) if q in QUERIES else (1, q)
+
+
+def sec_ap(lines, src):
+    out = ["## AP-IF queries vs peers", "",
+           "`bench/ap_query.sh`: the same data set in every system, each answer checked value by value; "
+           "requests/s over HTTP on this machine, latency per request.", ""]
+    aq = of(lines, "ap_query")
+    if not aq:
+        return out + none_line(["ap_query"])
+    rows = []
+    for l in sorted(aq, key=lambda l: (query_order(l.get("query")), sys_order(l.get("system")))):
+        rows.append([num(l.get("query")), num(l.get("system")), with_goals(l, "req_per_s"), num(l.get("p50_ms")),
+                     with_goals(l, "p99_ms"),
+                     with_goals(l, "_ratio", l.get("_ratio")) if l.get("system") != "suiro" else "—",
+                     verify_cell(l)])
+    out += table(["query", "system", "requests/s", "p50 ms", "p99 ms", "suiro ÷ system (req/s)", "verify"], rows)
+    return out + ratio_note(src, "ap_query", "requests/s")
+
+
+def sec_callgrind(lines):
+    out = ["## Instruction counts (callgrind)", "",
+           "`bench/callgrind.sh`: small seeded runs under `valgrind --tool=callgrind`, counting only inside the "
+           "measured functions. Stable to well under 1 % on a noisy machine; `bench/compare` shows the change "
+           "against the previous results file.", ""]
+    cg = of(lines, "callgrind")
+    if not cg:
+        return out + none_line(["callgrind"])
+    return out + table(["what", "instructions per unit", "unit", "instructions", "units", "collected in", "run",
+                        "verify"],
+                       [[num(l.get("what")), num(l.get("instr_per_unit")), num(l.get("unit")), num(l.get("instr")),
+                         num(l.get("per")), num(l.get("collect")),
+                         "`%s %s`" % (md(l.get("program", "?")), md(l.get("args", ""))), verify_cell(l)]
+                        for l in cg])
+
+
+def sec_other(lines):
+    other = [l for l in lines if l["bench"] not in HANDLED]
+    out = ["## Other lines", ""]
+    if not other:
+        return out + ["Every line of this file is tabled above."]
+    out += ["Lines of kinds this report does not know yet, as they are:"]
+    for kind in sorted({l["bench"] for l in other}):
+        ls = of(other, kind)
+        keys = sorted({k for l in ls for k in l if k != "bench" and not k.startswith("_")})
+        out += ["", "### %s" % md(kind), ""]
+        out += table([md(k) for k in keys], [[num(l[k]) if k in l else "" for k in keys] for l in ls])
+    return out
+
+
+# ---- charts ----------------------------------------------------------------------------------
+
+def gp_str(s):
+    return '"' + str(s).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def gp_num(v):
+    return str(v) if bl.is_num(v) else "?"
+
+
+CHART_FILES = ("ingest.png", "latency.png")
+
+
+def chart_specs(lines):
+    """[(file, title, gnuplot data text, gnuplot commands)] for the charts the file has data for."""
+    specs = []
+    # ingest rates by system: one panel per workload
+    panels = []
+    for kind, field, title in (("net_ingest", "points_per_s", "network ingest, points/s"),
+                               ("gw_ingest", "steady_msg_per_s", "GW-IF over MQTT, steady messages/s")):
+        ls = sorted([l for l in of(lines, kind) if bl.is_num(l.get(field))], key=lambda l: sys_order(l.get("system")))
+        if ls:
+            panels.append((title, ["%s %s" % (gp_str(l.get("system")), gp_num(l.get(field))) for l in ls]))
+    if panels:
+        data, cmds = [], ["set multiplot layout 1,%d" % len(panels)]
+        for i, (title, rows) in enumerate(panels):
+            data += rows + ["", ""]
+            cmds += ["set title %s" % gp_str(title), "set yrange [0:*]", "set style fill solid 0.8 border -1",
+                     "set boxwidth 0.6", "set grid ytics", "set format y \"%.1s%c\"", "unset key",
+                     "plot DATA index %d using 0:2:xtic(1) with boxes lc rgb \"#3b6ea5\"" % i]
+        cmds.append("unset multiplot")
+        specs.append(("ingest.png", "Ingest rates by system", "\n".join(data) + "\n", cmds, 420 * len(panels) + 160))
+    # AP-IF latency p50/p99 by system and query
+    aq = [l for l in of(lines, "ap_query") if bl.is_num(l.get("p50_ms")) or bl.is_num(l.get("p99_ms"))]
+    if aq:
+        systems = sorted({str(l.get("system")) for l in aq}, key=sys_order)
+        queries = sorted({str(l.get("query")) for l in aq}, key=query_order)
+        get = {(str(l.get("system")), str(l.get("query"))): l for l in aq}
+        rows = ["# query, then p50 and p99 of: " + " ".join(systems)]
+        for q in queries:
+            cells = []
+            for s in systems:
+                l = get.get((s, q), {})
+                cells += [gp_num(l.get("p50_ms")), gp_num(l.get("p99_ms"))]
+            rows.append(gp_str(q) + " " + " ".join(cells))
+        palette = ["#3b6ea5", "#c0504d", "#9bbb59", "#8064a2", "#f79646"]
+        plots = []
+        for i, s in enumerate(systems):
+            c = palette[i % len(palette)]
+            plots.append("DATA using %d:xtic(1) title %s lc rgb \"%s\" fs solid 0.9" % (2 + 2 * i, gp_str(s + " p50"), c))
+            plots.append("DATA using %d title %s lc rgb \"%s\" fs pattern 4" % (3 + 2 * i, gp_str(s + " p99"), c))
+        cmds = ["set title \"AP-IF query latency, ms (log scale)\"", "set style data histograms",
+                "set style histogram clustered gap 1", "set style fill border -1", "set logscale y",
+                "set grid ytics", "set key outside right top", "set datafile missing \"?\"",
+                "plot " + ", \\\n  ".join(plots)]
+        specs.append(("latency.png", "AP-IF query latency p50/p99 by system and query", "\n".join(rows) + "\n", cmds,
+                      900))
+    return specs
+
+
+def render_charts(lines, chart_dir):
+    """Render the charts; return (note for the run section, [(title, file)])."""
+    specs = chart_specs(lines)
+    if not specs:
+        return "nothing to chart (no `net_ingest`, `gw_ingest` or `ap_query` lines)", []
+    gp = shutil.which("gnuplot")
+    if not gp:
+        return "not rendered: gnuplot is not installed (Debian package gnuplot-nox); the tables have every figure", []
+    os.makedirs(chart_dir, exist_ok=True)
+    done, errs = [], []
+    with tempfile.TemporaryDirectory(prefix="suiro-report-") as tmp:
+        for name, title, data, cmds, width in specs:
+            dpath = os.path.join(tmp, name + ".dat")
+            with open(dpath, "w", encoding="utf-8") as f:
+                f.write(data)
+            script = ["set terminal pngcairo size %d,480 font \"sans,9\"" % width,
+                      "set output %s" % gp_str(os.path.join(chart_dir, name)),
+                      "set termoption noenhanced", "DATA = %s" % gp_str(dpath)] + cmds + ["unset output"]
+            spath = os.path.join(tmp, name + ".gp")
+            with open(spath, "w", encoding="utf-8") as f:
+                f.write("\n".join(script) + "\n")
+            r = subprocess.run([gp, spath], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            if r.returncode != 0:
+                errs.append("%s: %s" % (name, r.stderr.strip().splitlines()[-1] if r.stderr.strip() else "failed"))
+            else:
+                done.append((title, name))
+    # a chart this file has no data for must not linger from an earlier run
+    for name in CHART_FILES:
+        if name not in [n for _, n in done] and os.path.exists(os.path.join(chart_dir, name)):
+            os.remove(os.path.join(chart_dir, name))
+    if errs:
+        print("report: gnuplot: " + "; ".join(errs), file=sys.stderr)
+    note = "%d rendered with gnuplot" % len(done) + (" (%d failed)" % len(errs) if errs else "")
+    return note, done
+
+
+# ---- main ------------------------------------------------------------------------------------
+
+def display_path(path):
+    a = os.path.abspath(path)
+    if a.startswith(REPO + os.sep):
+        return os.path.relpath(a, REPO)
+    return os.path.basename(a)
+
+
+def build(path, lines, bad, charts_note, charts, chart_rel):
+    src = ratios(lines)
+    out = ["# suiro performance", "",
+           "Generated by `bench/report.py` from `%s`; do not edit by hand. Every figure below is the results "
+           "file's, as the benchmark printed it; goals are the issues' targets (`GOALS` in `bench/report.py`). "
+           "The analysis behind the figures is in `docs/performance-notes.md`." % display_path(path), ""]
+    out += sec_run(path, lines, bad, charts_note) + [""]
+    out += sec_machine(lines) + [""]
+    out += ["## Goals at a glance", ""] + goals_glance(lines) + [""]
+    for sec in (sec_log(lines), sec_codec(lines), sec_ingest(lines), sec_query(lines), sec_restart(lines, src),
+                sec_gw(lines, src), sec_net(lines, src), sec_disk(lines, src), sec_ap(lines, src),
+                sec_callgrind(lines)):
+        out += sec + [""]
+    if charts:
+        out += ["## Charts", ""]
+        for title, name in charts:
+            out += ["![%s](%s)" % (title, "/".join([chart_rel, name]) if chart_rel else name), ""]
+    out += sec_other(lines)
+    return "\n".join(out).rstrip("\n") + "\n"
+
+
+def main(argv):
+    ap = argparse.ArgumentParser(description="docs/performance.md from a bench/results file")
+    ap.add_argument("results")
+    ap.add_argument("--out", help="the Markdown file to write (default: stdout)")
+    ap.add_argument("--charts", help="directory for the PNG charts (default: perf/ next to --out)")
+    ap.add_argument("--no-charts", action="store_true", help="tables only (no gnuplot)")
+    a = ap.parse_args(argv)
+    try:
+        good, bad = bl.load(a.results)
+    except OSError as e:
+        print("report: %s" % e, file=sys.stderr)
+        return 1
+    lines = [obj for _, obj in good]
+    charts, chart_rel = [], ""
+    chart_dir = a.charts or (os.path.join(os.path.dirname(os.path.abspath(a.out)), "perf") if a.out else None)
+    if a.no_charts:
+        note = "not rendered (--no-charts)"
+    elif not chart_dir:
+        note = "not rendered (no --out or --charts)"
+    else:
+        note, charts = render_charts(lines, chart_dir)
+        base = os.path.dirname(os.path.abspath(a.out)) if a.out else os.getcwd()
+        chart_rel = os.path.relpath(os.path.abspath(chart_dir), base).replace(os.sep, "/")
+    text = build(a.results, lines, bad, note, charts, chart_rel)
+    if a.out:
+        os.makedirs(os.path.dirname(os.path.abspath(a.out)), exist_ok=True)
+        tmp = a.out + ".tmp"
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, a.out)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
