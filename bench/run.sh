@@ -1,36 +1,62 @@
 #!/usr/bin/env bash
-# `make bench`: run every bench/ program and append their JSON lines to
-# bench/results/<UTC date-time>.jsonl (one file per run). Peers: Mosquitto in
-# bench/gw_ingest.sh, InfluxDB 1.6 and VictoriaMetrics in bench/ap_query.sh
-# (Debian packages, installed by scripts/deps.sh --bench); Redis joins later.
-set -euo pipefail
+# `make bench`: run every bench/ program and the same workloads against the
+# peers, append their JSON lines to bench/results/<UTC date-time>.jsonl (one
+# file per run), regenerate docs/performance.md from it, and show the change
+# against the previous run (bench/compare).
+#
+# Peers (Debian packages, installed by scripts/deps.sh --bench, each started on
+# loopback in a temporary directory and stopped by its PID by the script that
+# uses it): Mosquitto (bench/gw_ingest.sh), InfluxDB 1.6 and VictoriaMetrics
+# (bench/ap_query.sh, bench/net_ingest.sh), Redis Streams with appendfsync
+# always (bench/net_ingest.sh).
+#
+# Every benchmark verifies what it measured ("verify":"ok"|"FAILED"); a step
+# that fails is reported and the run goes on, so the report shows what did
+# run; the exit status is non-zero if anything failed.
+set -uo pipefail
 BUILD=${1:-build}
 cd "$(dirname "$0")/.."
 mkdir -p bench/results
 out="bench/results/$(date -u +%Y%m%dT%H%M%SZ).jsonl"
+failed=0
+step() { # step "what" command...: run it, its JSON lines into the results file
+  echo "bench: $1" >&2
+  shift
+  if ! "$@" | tee -a "$out"; then
+    echo "bench: FAILED: $*" >&2
+    failed=1
+  fi
+}
 host=$(printf '{"bench":"machine","cores":%s,"mem_kb":%s,"kernel":"%s","date":"%s"}' \
   "$(nproc)" "$(awk '/MemTotal/{print $2}' /proc/meminfo)" "$(uname -r)" "$(date -u +%FT%TZ)")
 echo "$host" | tee "$out"
-echo "bench: log_append (the goal configuration, then the matrix)" >&2
-"$BUILD/bench/log_append" --records 3000000 --zstd 0 --enc 1 | tee -a "$out"
-"$BUILD/bench/log_append" --records 3000000 --zstd 1 --enc 1 | tee -a "$out"
-"$BUILD/bench/log_append" --records 3000000 --zstd 1 --enc 1 --threads 2 | tee -a "$out"
-"$BUILD/bench/log_append" --matrix | tee -a "$out"
-echo "bench: series chunk codec" >&2
-"$BUILD/bench/series_codec" | tee -a "$out"
-echo "bench: engine ingest (reference data set: 10k points, 1 s, 1 % late; 1 and 2 threads; enc and zstd on)" >&2
-"$BUILD/bench/engine_ingest" --threads 1 | tee -a "$out"
-"$BUILD/bench/engine_ingest" --threads 2 | tee -a "$out"
-"$BUILD/bench/engine_ingest" --threads 1 --enc 0 --zstd 0 | tee -a "$out"
-echo "bench: engine queries, rebuild and restart" >&2
-"$BUILD/bench/engine_query" | tee -a "$out"
-"$BUILD/bench/engine_restart" | tee -a "$out"
-echo "bench: GW-IF ingest over MQTT, suiro serve vs Mosquitto (bench/gw_ingest.sh)" >&2
-bash bench/gw_ingest.sh "$BUILD" | tee -a "$out"
-echo "bench: AP-IF queries over HTTP, suiro serve vs InfluxDB 1.6 and VictoriaMetrics (bench/ap_query.sh)" >&2
-bash bench/ap_query.sh "$BUILD" | tee -a "$out"
+step "the run (commit, build)" bash bench/run_info.sh "$BUILD"
+step "disk write+fdatasync latency (200 x 4 KiB)" "$BUILD/bench/fsync_probe" --dir bench/results
+step "log_append, the goal configuration" "$BUILD/bench/log_append" --records 3000000 --zstd 0 --enc 1
+step "log_append, zstd" "$BUILD/bench/log_append" --records 3000000 --zstd 1 --enc 1
+step "log_append, zstd, 2 appenders" "$BUILD/bench/log_append" --records 3000000 --zstd 1 --enc 1 --threads 2
+step "log_append, the matrix" "$BUILD/bench/log_append" --matrix
+step "series chunk codec" "$BUILD/bench/series_codec"
+step "engine ingest (reference set: 10k points, 1 s, 1 % late; enc+zstd)" "$BUILD/bench/engine_ingest" --threads 1
+step "engine ingest, 2 submitting threads" "$BUILD/bench/engine_ingest" --threads 2
+step "engine ingest, no encryption, no zstd" "$BUILD/bench/engine_ingest" --threads 1 --enc 0 --zstd 0
+step "engine queries" "$BUILD/bench/engine_query"
+step "engine rebuild and restart" "$BUILD/bench/engine_restart"
+step "GW-IF ingest over MQTT, suiro serve vs Mosquitto" bash bench/gw_ingest.sh "$BUILD"
+step "the GW-IF values fast path alone" "$BUILD/bench/gw_parse"
+if [ -f bench/net_ingest.sh ]; then
+  step "durable ingest over the network, disk bytes, restart: suiro vs InfluxDB, VictoriaMetrics, Redis" \
+    bash bench/net_ingest.sh "$BUILD"
+fi
+step "AP-IF queries over HTTP, suiro serve vs InfluxDB 1.6 and VictoriaMetrics" bash bench/ap_query.sh "$BUILD"
+step "instruction counts of the hot paths (callgrind)" bash bench/callgrind.sh "$BUILD"
 if grep -q '"verify":"FAILED"' "$out"; then
   echo "bench: a benchmark failed its own verification; see $out" >&2
-  exit 1
+  failed=1
 fi
+echo "bench: docs/performance.md from $out" >&2
+/usr/bin/python3 bench/report.py "$out" --out docs/performance.md --charts docs/perf || failed=1
+echo "bench: the change against the previous run:" >&2
+bash bench/compare --brief >&2 || true
 echo "bench: results in $out" >&2
+exit "$failed"
