@@ -17,9 +17,14 @@ void sr_http_json(h2o_req_t *req, int status, const char *body, size_t len)
     req->res.reason = status >= 200 && status <= 202 ? reasons[status - 200] : "Error";
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, H2O_STRLIT("application/json"));
     if (status == 429) h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL, H2O_STRLIT("1"));
-    char *copy = h2o_mem_alloc_pool(&req->pool, len ? len : 1);
-    memcpy(copy, body, len);
-    h2o_send_inline(req, copy, len);
+    /* one copy into the request's pool, and a Content-Length (h2o_send_inline
+     * would copy again and answer chunked) */
+    static h2o_generator_t gen = {NULL, NULL};
+    h2o_iovec_t buf = h2o_strdup(&req->pool, body, len);
+    req->res.content_length = len;
+    h2o_start_response(req, &gen);
+    if (h2o_memis(req->method.base, req->method.len, H2O_STRLIT("HEAD"))) h2o_send(req, NULL, 0, H2O_SEND_STATE_FINAL);
+    else h2o_send(req, &buf, 1, H2O_SEND_STATE_FINAL);
 }
 
 #define PUT_LIT(b, lit) sr_buf_append(b, lit, sizeof lit - 1)
