@@ -6,22 +6,56 @@
  *       points each (SP0001_01..), for `suiro sheet import`.
  *
  *   suiro gwsim run --port P [options]
+ *   suiro gwsim run --http URL [options]
  *       N gateways over MQTT (libmosquitto, one thread, poll), each sending K
  *       GW_MEASUREMENTS messages of B values (2-decimal random walks, 1 s apart)
  *       with QoS 1 and at most W unacknowledged; after a disconnect it
  *       reconnects and sends again what was not acknowledged (same messageId:
- *       the server stores it once). With --answer the gateways also answer the
+ *       the server stores it once). With --http the same gateways use the
+ *       GW-IF HTTP binding instead (libcurl multi, same thread and loop; see
+ *       --http below). With --answer the gateways also answer the
  *       server's requests (docs/requests.md) like real ones. Prints a live line
  *       of rates on a terminal and, at the end, a JSON summary: sent,
  *       acknowledged, resent, errors, PUBACK latency p50/p99 (all of these are
- *       about measurement messages only), requests, answered, periodic,
- *       answers_refused. SIGINT / SIGTERM end the run early: the summary is
+ *       about measurement messages only; over HTTP "acknowledged" is a 200
+ *       with result code "0" and the latency is that of the POST), requests,
+ *       answered, periodic, answers_refused, connect_s (until every gateway
+ *       was connected / logged in) and steady_msg_per_s (acknowledged per
+ *       second from then on). SIGINT / SIGTERM end the run early: the summary is
  *       printed and the exit code is 0 (unless a gateway's connection was
  *       refused). Otherwise the exit code is 0 when every measurement message
  *       was acknowledged and no connection was refused.
  *
  *   Options of `run` (defaults in brackets):
- *     --port P            the server's MQTT port (required; the TLS port with --tls-ca)
+ *     --port P            the server's MQTT port (required without --http; the TLS
+ *                         port with --tls-ca)
+ *     --http URL          GW-IF over HTTP(S) instead of MQTT: the server's HTTP
+ *                         listener, e.g. http://127.0.0.1:8080 or https://host:8443
+ *                         (the /gw/v1 paths are appended; not with --port, --host,
+ *                         --mqtt5, --cert, --key). Each gateway logs in with
+ *                         POST /gw/v1/sessions {operatorId, gatewayId, secret}
+ *                         (201 {token}) and POSTs its messages to
+ *                         /gw/v1/measurements with "Authorization: Bearer TOKEN",
+ *                         at most W at a time: HTTP/1.1 keep-alive, one connection
+ *                         per request in flight, easy handles reused.
+ *                         - A 200 with result code "0" acknowledges the message
+ *                           as a PUBACK does (counters, latency, --acks).
+ *                         - No answer, 408, 429 or 5xx: the same message (same
+ *                           messageId, stored once) is sent again after 0.2 s,
+ *                           counted as "resent"; while the server does not
+ *                           answer, a gateway has one request in flight, not W.
+ *                         - 401 (token expired, server restarted): log in again,
+ *                           then send it again.
+ *                         - Any other 4xx (400 E1001 bad values, 404, 413 ...)
+ *                           refuses the message for good: logged, counted in
+ *                           "errors" (exit code 1), not sent again.
+ *                         A login refused with 400/401/403 stops that gateway (as
+ *                         a refused MQTT connection does); a login without answer
+ *                         or with 429/5xx is tried again after 0.2 s. At the end
+ *                         each gateway logs out (DELETE /gw/v1/sessions/current,
+ *                         best effort, at most 1 s). An unreachable server: one
+ *                         line on stderr when it stops answering, one when it is
+ *                         back.
  *     --host H            the server's address [127.0.0.1]
  *     --gateways N        1..9999 gateways SIM0001.. [4]
  *     --points M          1..99 measurement points per gateway, SP0001_01.. [10]
@@ -39,7 +73,17 @@
  *     --answer            answer requests: after every (re)connect each gateway
  *                         subscribes to R/requests and R/res/# and sends a
  *                         GW_FETCH_REQ {maxItems:100} on R/req/fetch (again while
- *                         the answer comes back full). IMMEDIATE is answered with
+ *                         the answer comes back full); with --http each gateway
+ *                         keeps one long poll POST /gw/v1/requests/fetch
+ *                         {maxItems:100, waitMs:25000} open and polls again as
+ *                         soon as it is answered, and its answers are POSTed one
+ *                         at a time, in order, to /gw/v1/immediate-results,
+ *                         /monitor-acks, /periodic-values and /control-results
+ *                         (a 200 acknowledges; no answer, 401, 408, 429 or 5xx:
+ *                         sent again after 0.2 s or a new login; another 4xx
+ *                         refuses it, as a GW_ACK with an error code does; while
+ *                         the server does not answer no periodic data is made,
+ *                         as while MQTT is disconnected). IMMEDIATE is answered with
  *                         GW_IMMEDIATE_RESULT on R/data/immediate (the current
  *                         value of each point, any dataId: a 2-decimal random
  *                         walk per dataId, see --sheet; stamped with the wall
@@ -78,8 +122,12 @@
  *                         GW001 with --operator demo --secret demo-gw001-secret;
  *                         measurement messages keep their SPxxxx data IDs, so
  *                         such runs usually say --messages 0
- *     --secret S          the password [sim-secret-GATEWAY]
+ *     --secret S          the password (with --http: the login's secret)
+ *                         [sim-secret-GATEWAY]
  *     --tls-ca FILE       connect with TLS, trusting the CA certificates in FILE
+ *                         (with --http: verify the https:// server against FILE
+ *                         instead of the system's CAs; the URL's host must match
+ *                         the certificate)
  *     --cert FILE --key FILE
  *                         (with --tls-ca) a client certificate and its key; the
  *                         certificate then authenticates the gateway and no
@@ -88,6 +136,7 @@
 #include "api/cli/cli.h"
 #include "codecs/sheet.h"
 
+#include <curl/curl.h>
 #include <errno.h>
 #include <jansson.h>
 #include <math.h>
@@ -104,6 +153,9 @@
 #define FETCH_MAX 100   /* maxItems of a GW_FETCH_REQ */
 #define CACHE_N 1024    /* answers each gateway remembers for repeated requests */
 #define DUMP_FLAGS (JSON_COMPACT | JSON_REAL_PRECISION(15))
+#define HTTP_WAIT_MS 25000 /* waitMs of the HTTP long poll */
+#define HTTP_RETRY_S 0.2   /* after a failed request, before the next try */
+#define OUTQ_MAX 65536     /* answers a gateway queues for HTTP before dropping more */
 
 static double now_s(void)
 {
@@ -166,6 +218,35 @@ typedef struct answer {
     char *payload;
 } answer;
 
+/* --http: one easy handle and what it is doing. Slots are reused: the easy
+ * handle keeps its connection settings, the body and answer buffers grow. */
+enum { HK_LOGIN, HK_MEAS, HK_FETCH, HK_ANSWER };
+
+typedef struct hslot {
+    CURL *e;                 /* created on first use */
+    struct gwc *g;           /* the gateway it works for */
+    int kind;                /* HK_* */
+    int busy;                /* added to the multi handle */
+    uint64_t n;              /* HK_MEAS: the message number */
+    double t;                /* when the request was started */
+    unsigned gen;            /* the login generation whose token hdr carries */
+    int auth;                /* hdr has the Authorization line */
+    struct curl_slist *hdr;  /* Content-Type, no Expect, Authorization */
+    char *body;              /* the request body it owns (HK_MEAS: a buffer of cap) */
+    size_t cap;
+    char *resp;              /* the answer's body, NUL-terminated */
+    size_t nresp, capresp;
+    char err[CURL_ERROR_SIZE];
+} hslot;
+
+/* an answer waiting for its POST (--http) */
+typedef struct outmsg {
+    const char *suffix; /* topic suffix (literal): which path */
+    char *payload;
+} outmsg;
+
+enum { L_NONE, L_PENDING, L_IN }; /* HTTP login state */
+
 typedef struct gwc {
     struct mosquitto *m;
     char id[72];
@@ -185,6 +266,17 @@ typedef struct gwc {
     size_t nmon, capmon;
     answer *cache; /* CACHE_N entries, a ring; allocated on first use */
     size_t cache_next;
+    /* --http */
+    int login;         /* L_* */
+    unsigned gen;      /* incremented by every successful login */
+    char token[72];
+    double hold_until; /* after a failure nothing is sent before */
+    hslot *ms;         /* nms (--window) slots for measurement messages */
+    int nms;
+    hslot ls, fs, as;  /* login (and logout), long poll, answers */
+    double fetch_at, ans_at;
+    outmsg *outq;      /* answers to POST, in order; the first is in flight when as.busy */
+    size_t nout, capout;
 } gwc;
 
 typedef struct sim {
@@ -204,6 +296,11 @@ typedef struct sim {
     uint64_t rng;
     uint64_t requests, answered, periodic, refused;
     sr_sheet *sheet; /* --sheet: the data points' types and ranges */
+    /* --http */
+    const char *url, *secret, *tls_ca; /* the base URL without a trailing '/' */
+    CURLM *multi;
+    uint64_t dropped; /* measurement messages refused for good (counted in errors too) */
+    int http_down;    /* the last request got no answer: said once on stderr */
 } sim;
 
 static sim *S;
@@ -228,25 +325,31 @@ static void on_disconnect(struct mosquitto *m, void *obj, int rc)
     g->retry_at = now_s() + 0.2;
 }
 
+/* measurement message n of g is acknowledged (a PUBACK, or a 200 over HTTP) */
+static void count_ack(sim *s, gwc *g, uint64_t n, double sent_at)
+{
+    double lat = now_s() - sent_at;
+    if (s->nlat == s->caplat) {
+        s->caplat = s->caplat ? s->caplat * 2 : 4096;
+        s->lat = realloc(s->lat, s->caplat * sizeof *s->lat);
+    }
+    s->lat[s->nlat++] = lat;
+    if (s->acks) {
+        fprintf(s->acks, "ack %s %llu\n", g->id, (unsigned long long)n);
+        fflush(s->acks);
+    }
+    g->acked++;
+    s->acked++;
+}
+
 static void on_publish(struct mosquitto *m, void *obj, int mid)
 {
     (void)m;
     gwc *g = obj;
     for (size_t i = 0; i < g->np; i++)
         if (g->p[i].mid == mid) {
-            double lat = now_s() - g->p[i].t;
-            if (S->nlat == S->caplat) {
-                S->caplat = S->caplat ? S->caplat * 2 : 4096;
-                S->lat = realloc(S->lat, S->caplat * sizeof *S->lat);
-            }
-            S->lat[S->nlat++] = lat;
-            if (S->acks) {
-                fprintf(S->acks, "ack %s %llu\n", g->id, (unsigned long long)g->p[i].n);
-                fflush(S->acks);
-            }
+            count_ack(S, g, g->p[i].n, g->p[i].t);
             g->p[i] = g->p[--g->np];
-            g->acked++;
-            S->acked++;
             return;
         }
 }
@@ -433,8 +536,10 @@ static char *envelope(sim *s, gwc *g, char kind, const char *type, json_t *body,
     return text;
 }
 
+static int http_queue(sim *s, gwc *g, const char *suffix, const char *payload);
+
 /* QoS 1 on R/suffix; 0 when handed to libmosquitto */
-static int publish(sim *s, gwc *g, const char *suffix, const char *payload)
+static int mqtt_send(sim *s, gwc *g, const char *suffix, const char *payload)
 {
     char topic[320];
     snprintf(topic, sizeof topic, "wip/v1/%s/gw/%s/%s", s->op, g->id, suffix);
@@ -444,6 +549,15 @@ static int publish(sim *s, gwc *g, const char *suffix, const char *payload)
     if (rc != MOSQ_ERR_NO_CONN)
         fprintf(stderr, "gwsim: %s: publishing on %s failed: %s\n", g->id, suffix, mosquitto_strerror(rc));
     return -1;
+}
+
+/* Send payload (an envelope) as the message of topic R/suffix: QoS 1 over
+ * MQTT, or a POST to the matching /gw/v1 path over HTTP (queued, sent in
+ * order). 0 when handed to the transport. The answer code below is the same
+ * for both. */
+static int publish(sim *s, gwc *g, const char *suffix, const char *payload)
+{
+    return s->url ? http_queue(s, g, suffix, payload) : mqtt_send(s, g, suffix, payload);
 }
 
 static void out_of_memory(gwc *g, const char *what)
@@ -690,6 +804,21 @@ static void handle_request(sim *s, gwc *g, const json_t *rq)
     else fprintf(stderr, "gwsim: %s: request %s of unknown type '%s' ignored\n", g->id, rid, type);
 }
 
+/* Every request of a GW_REQUESTS / GW_FETCH_RES envelope (doc); where names
+ * its origin for the log. The number of requests, -1 without body.requests. */
+static int handle_requests(sim *s, gwc *g, const json_t *doc, const char *where)
+{
+    const json_t *rqs = json_object_get(json_object_get(doc, "body"), "requests");
+    if (!json_is_array(rqs)) {
+        fprintf(stderr, "gwsim: %s: message on %s without body.requests ignored\n", g->id, where);
+        return -1;
+    }
+    size_t i;
+    json_t *rq;
+    json_array_foreach(rqs, i, rq) handle_request(s, g, rq);
+    return (int)json_array_size(rqs);
+}
+
 /* GW_FETCH_REQ {maxItems} on R/req/fetch */
 static void send_fetch(sim *s, gwc *g)
 {
@@ -739,16 +868,8 @@ static void on_message(struct mosquitto *m, void *obj, const struct mosquitto_me
     if (is_ack) {
         handle_ack(s, g, doc);
     } else {
-        const json_t *rqs = json_object_get(json_object_get(doc, "body"), "requests");
-        if (!json_is_array(rqs)) {
-            fprintf(stderr, "gwsim: %s: message on %s without body.requests ignored\n", g->id, suffix);
-        } else {
-            size_t i;
-            json_t *rq;
-            json_array_foreach(rqs, i, rq) handle_request(s, g, rq);
-            /* a full page: there may be more */
-            if (is_fetch && json_array_size(rqs) >= FETCH_MAX) send_fetch(s, g);
-        }
+        /* a full page: there may be more */
+        if (handle_requests(s, g, doc, suffix) >= FETCH_MAX && is_fetch) send_fetch(s, g);
     }
     json_decref(doc);
 }
@@ -777,6 +898,495 @@ static void tick(sim *s, gwc *g, double t)
     }
 }
 
+/* ---- the HTTP binding (--http) ------------------------------------------ */
+
+/* The /gw/v1 path of a message sent on topic R/suffix (the answer code's
+ * names); NULL when HTTP has no such path. */
+static const char *http_path(const char *suffix)
+{
+    static const char *const map[][2] = {
+        {"data/immediate", "/gw/v1/immediate-results"}, {"ack/monitor", "/gw/v1/monitor-acks"},
+        {"data/periodic", "/gw/v1/periodic-values"},    {"ack/control", "/gw/v1/control-results"},
+        {"data/measurements", "/gw/v1/measurements"},
+    };
+    for (size_t i = 0; i < sizeof map / sizeof *map; i++)
+        if (!strcmp(map[i][0], suffix)) return map[i][1];
+    return NULL;
+}
+
+/* an answer to POST later, in order; 0 when queued */
+static int http_queue(sim *s, gwc *g, const char *suffix, const char *payload)
+{
+    (void)s;
+    if (!http_path(suffix)) {
+        fprintf(stderr, "gwsim: %s: no HTTP path for %s: not sent\n", g->id, suffix);
+        return -1;
+    }
+    if (g->nout >= OUTQ_MAX) {
+        fprintf(stderr, "gwsim: %s: %d answers waiting: one on %s dropped\n", g->id, OUTQ_MAX, suffix);
+        return -1;
+    }
+    if (g->nout == g->capout) {
+        size_t cap = g->capout ? g->capout * 2 : 16;
+        outmsg *nq = realloc(g->outq, cap * sizeof *nq);
+        if (!nq) goto oom;
+        g->outq = nq;
+        g->capout = cap;
+    }
+    char *text = strdup(payload);
+    if (!text) goto oom;
+    g->outq[g->nout++] = (outmsg){suffix, text};
+    return 0;
+oom:
+    out_of_memory(g, suffix);
+    return -1;
+}
+
+static size_t http_on_body(char *data, size_t size, size_t nmemb, void *ud)
+{
+    hslot *h = ud;
+    size_t n = size * nmemb;
+    if (h->nresp + n + 1 > h->capresp) {
+        size_t cap = h->capresp ? h->capresp : 1024;
+        while (cap < h->nresp + n + 1) cap *= 2;
+        char *nr = cap <= (64u << 20) ? realloc(h->resp, cap) : NULL;
+        if (!nr) return 0; /* the transfer fails: tried again */
+        h->resp = nr;
+        h->capresp = cap;
+    }
+    memcpy(h->resp + h->nresp, data, n);
+    h->nresp += n;
+    h->resp[h->nresp] = 0;
+    return n;
+}
+
+/* Start a request on slot h: POST body (len bytes, kept alive by the caller
+ * until it completes) to the base URL + path, with the gateway's token when
+ * auth; method NULL is POST. 0 when added to the multi handle. */
+static int http_start(sim *s, hslot *h, const char *method, const char *path, const char *body, size_t len, int auth)
+{
+    gwc *g = h->g;
+    if (!h->e) {
+        if (!(h->e = curl_easy_init())) return -1;
+        curl_easy_setopt(h->e, CURLOPT_PRIVATE, (void *)h);
+        curl_easy_setopt(h->e, CURLOPT_WRITEFUNCTION, http_on_body);
+        curl_easy_setopt(h->e, CURLOPT_WRITEDATA, (void *)h);
+        curl_easy_setopt(h->e, CURLOPT_ERRORBUFFER, h->err);
+        curl_easy_setopt(h->e, CURLOPT_NOSIGNAL, 1L);
+        curl_easy_setopt(h->e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
+        curl_easy_setopt(h->e, CURLOPT_PIPEWAIT, 0L);
+        curl_easy_setopt(h->e, CURLOPT_CONNECTTIMEOUT_MS, 5000L);
+        curl_easy_setopt(h->e, CURLOPT_TIMEOUT_MS, h->kind == HK_FETCH ? HTTP_WAIT_MS + 15000L : 30000L);
+        if (s->tls_ca) curl_easy_setopt(h->e, CURLOPT_CAINFO, s->tls_ca);
+    }
+    if (!h->hdr || auth != h->auth || (auth && h->gen != g->gen)) {
+        struct curl_slist *l = curl_slist_append(NULL, "Content-Type: application/json"), *l2 = NULL;
+        if (l && (l2 = curl_slist_append(l, "Expect:"))) l = l2; /* no 100-continue round trip */
+        if (l && l2 && auth) {
+            char line[128];
+            snprintf(line, sizeof line, "Authorization: Bearer %s", g->token);
+            l2 = curl_slist_append(l, line);
+        }
+        if (!l2) {
+            curl_slist_free_all(l);
+            return -1;
+        }
+        curl_slist_free_all(h->hdr);
+        h->hdr = l;
+        h->gen = g->gen;
+        h->auth = auth;
+        curl_easy_setopt(h->e, CURLOPT_HTTPHEADER, h->hdr);
+    }
+    char url[1200];
+    snprintf(url, sizeof url, "%s%s", s->url, path);
+    curl_easy_setopt(h->e, CURLOPT_URL, url);
+    curl_easy_setopt(h->e, CURLOPT_POSTFIELDS, body);
+    curl_easy_setopt(h->e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
+    curl_easy_setopt(h->e, CURLOPT_CUSTOMREQUEST, method);
+    h->nresp = 0;
+    if (h->resp) h->resp[0] = 0;
+    h->err[0] = 0;
+    h->t = now_s();
+    if (curl_multi_add_handle(s->multi, h->e) != CURLM_OK) return -1;
+    h->busy = 1;
+    return 0;
+}
+
+/* a transport failure or an answer: said once per outage */
+static void http_reached(sim *s, CURLcode cc, const hslot *h)
+{
+    if (cc != CURLE_OK && !s->http_down) {
+        fprintf(stderr, "gwsim: %s: %s (trying again every %.1f s)\n", s->url,
+                h->err[0] ? h->err : curl_easy_strerror(cc), HTTP_RETRY_S);
+        s->http_down = 1;
+    } else if (cc == CURLE_OK && s->http_down) {
+        fprintf(stderr, "gwsim: %s: the server answers again\n", s->url);
+        s->http_down = 0;
+    }
+}
+
+/* the answer's body as JSON (NULL if it is none), and its result code and message */
+static json_t *http_result(const hslot *h, const char **code, const char **msg)
+{
+    json_t *doc = h->nresp ? json_loadb(h->resp, h->nresp, 0, NULL) : NULL;
+    const json_t *r = json_object_get(doc, "result");
+    *code = json_string_value(json_object_get(r, "code"));
+    *msg = json_string_value(json_object_get(r, "message"));
+    if (!*code) *code = "";
+    if (!*msg) *msg = "";
+    return doc;
+}
+
+/* worth trying again: no answer, 401 (after a new login), 408, 429, 5xx */
+static int http_transient(CURLcode cc, long st)
+{
+    return cc != CURLE_OK || st == 401 || st == 408 || st == 429 || st >= 500 || st < 200;
+}
+
+/* a 401 to a request made with login generation gen: log in again (once) */
+static void http_relogin(gwc *g, unsigned gen)
+{
+    if (g->login == L_IN && gen == g->gen) {
+        g->login = L_NONE;
+        g->connected = 0;
+    }
+}
+
+static int redo_push(gwc *g, uint64_t n)
+{
+    if (g->nredo == g->capredo) {
+        size_t cap = g->capredo ? g->capredo * 2 : 64;
+        uint64_t *nr = realloc(g->redo, cap * sizeof *nr);
+        if (!nr) return -1;
+        g->redo = nr;
+        g->capredo = cap;
+    }
+    g->redo[g->nredo++] = n;
+    return 0;
+}
+
+static void http_login(sim *s, gwc *g)
+{
+    char pass[96];
+    snprintf(pass, sizeof pass, "sim-secret-%s", g->id);
+    json_t *b = json_pack("{s:s,s:s,s:s}", "operatorId", s->op, "gatewayId", g->id, "secret",
+                          s->secret ? s->secret : pass);
+    char *text = b ? json_dumps(b, JSON_COMPACT) : NULL;
+    json_decref(b);
+    if (!text) {
+        out_of_memory(g, "login");
+        g->hold_until = now_s() + HTTP_RETRY_S;
+        return;
+    }
+    free(g->ls.body);
+    g->ls.body = text;
+    if (http_start(s, &g->ls, NULL, "/gw/v1/sessions", text, strlen(text), 0)) {
+        fprintf(stderr, "gwsim: %s: cannot start the login request\n", g->id);
+        g->hold_until = now_s() + HTTP_RETRY_S;
+        return;
+    }
+    g->login = L_PENDING;
+}
+
+static void http_login_done(sim *s, gwc *g, CURLcode cc, long st)
+{
+    hslot *h = &g->ls;
+    const char *code, *msg;
+    json_t *doc = http_result(h, &code, &msg);
+    const char *tok = json_string_value(json_object_get(doc, "token"));
+    g->login = L_NONE;
+    if (st == 201 && tok && strlen(tok) < sizeof g->token) {
+        snprintf(g->token, sizeof g->token, "%s", tok);
+        g->gen++;
+        g->login = L_IN;
+        g->connected = 1;
+        g->fetch_at = g->ans_at = 0;
+    } else if (cc == CURLE_OK && (st == 400 || st == 401 || st == 403)) {
+        g->failed = 1;
+        s->errors++;
+        fprintf(stderr, "gwsim: %s: login refused (HTTP %ld %s %s)\n", g->id, st, code, msg);
+    } else {
+        if (cc == CURLE_OK && !http_transient(cc, st))
+            fprintf(stderr, "gwsim: %s: login: HTTP %ld %s %s\n", g->id, st, code, msg);
+        g->hold_until = now_s() + HTTP_RETRY_S;
+    }
+    json_decref(doc);
+}
+
+/* measurement message n of gateway k on a free slot (again: a re-send); -1
+ * when no request could be started (the caller keeps n, and nothing is sent
+ * for HTTP_RETRY_S) */
+static int http_send_one(sim *s, int k, uint64_t n, int again)
+{
+    gwc *g = &s->g[k];
+    hslot *h = NULL;
+    for (int i = 0; i < s->window && !h; i++)
+        if (!g->ms[i].busy) h = &g->ms[i];
+    size_t need = 256 + (size_t)s->batch * 128; /* a value is at most ~80 bytes */
+    if (h && h->cap < need) {
+        char *nb = realloc(h->body, need);
+        if (nb) {
+            h->body = nb;
+            h->cap = need;
+        }
+    }
+    if (!h || h->cap < need) goto later;
+    int len = build(s, k, n, h->body, h->cap);
+    h->n = n;
+    if (http_start(s, h, NULL, "/gw/v1/measurements", h->body, (size_t)len, 1)) goto later;
+    g->np++;
+    s->sent++;
+    if (again) s->resent++;
+    return 0;
+later:
+    fprintf(stderr, "gwsim: %s: cannot start a request (out of memory?)\n", g->id);
+    g->hold_until = now_s() + HTTP_RETRY_S;
+    return -1;
+}
+
+static void http_meas_done(sim *s, hslot *h, CURLcode cc, long st)
+{
+    gwc *g = h->g;
+    g->np--;
+    const char *code, *msg;
+    json_t *doc = http_result(h, &code, &msg);
+    if (st == 200 && !strcmp(code, "0")) {
+        count_ack(s, g, h->n, h->t);
+        if (g->login == L_IN) g->connected = 1;
+    } else if (!http_transient(cc, st) || st == 200) {
+        /* refused for good: sending it again would get the same answer */
+        fprintf(stderr, "gwsim: %s: message %s-%llu refused: HTTP %ld %s %s\n", g->id, g->id,
+                (unsigned long long)h->n, st, code, msg);
+        s->errors++;
+        s->dropped++;
+    } else {
+        if (redo_push(g, h->n)) out_of_memory(g, "re-send list"); /* lost: the run cannot end */
+        if (st == 401) http_relogin(g, h->gen);
+        else {
+            g->hold_until = now_s() + HTTP_RETRY_S;
+            if (cc != CURLE_OK) g->connected = 0;
+        }
+    }
+    json_decref(doc);
+}
+
+/* the long poll: GW_FETCH_REQ {maxItems, waitMs} */
+static void http_fetch(sim *s, gwc *g)
+{
+    char ts[64];
+    now_rfc3339(ts, sizeof ts);
+    char *text = envelope(s, g, 'F', "GW_FETCH_REQ",
+                          json_pack("{s:i,s:i}", "maxItems", FETCH_MAX, "waitMs", HTTP_WAIT_MS), ts);
+    if (!text) {
+        out_of_memory(g, "GW_FETCH_REQ");
+        g->fetch_at = now_s() + 1;
+        return;
+    }
+    free(g->fs.body);
+    g->fs.body = text;
+    if (http_start(s, &g->fs, NULL, "/gw/v1/requests/fetch", text, strlen(text), 1)) {
+        fprintf(stderr, "gwsim: %s: cannot start the fetch request\n", g->id);
+        g->fetch_at = now_s() + 1;
+    }
+}
+
+static void http_fetch_done(sim *s, gwc *g, CURLcode cc, long st)
+{
+    hslot *h = &g->fs;
+    if (st == 200) {
+        json_error_t je;
+        json_t *doc = json_loadb(h->resp ? h->resp : "", h->nresp, 0, &je);
+        if (doc) handle_requests(s, g, doc, "requests/fetch");
+        else fprintf(stderr, "gwsim: %s: unreadable fetch answer: %s\n", g->id, je.text);
+        json_decref(doc);
+        if (g->login == L_IN) g->connected = 1;
+        g->fetch_at = 0; /* poll again at once */
+    } else if (st == 401) {
+        http_relogin(g, h->gen);
+        g->fetch_at = 0;
+    } else if (http_transient(cc, st)) {
+        if (cc != CURLE_OK) g->connected = 0;
+        g->fetch_at = now_s() + HTTP_RETRY_S;
+    } else {
+        const char *code, *msg;
+        json_t *doc = http_result(h, &code, &msg);
+        fprintf(stderr, "gwsim: %s: fetch refused: HTTP %ld %s %s\n", g->id, st, code, msg);
+        json_decref(doc);
+        g->fetch_at = now_s() + 1;
+    }
+}
+
+/* POST the first queued answer */
+static void http_answer(sim *s, gwc *g)
+{
+    outmsg *o = &g->outq[0];
+    if (http_start(s, &g->as, NULL, http_path(o->suffix), o->payload, strlen(o->payload), 1))
+        g->ans_at = now_s() + HTTP_RETRY_S;
+}
+
+static void http_answer_done(sim *s, gwc *g, CURLcode cc, long st)
+{
+    hslot *h = &g->as;
+    outmsg *o = &g->outq[0];
+    if (st != 200 && http_transient(cc, st)) {
+        /* kept first in the queue, sent again */
+        if (st == 401) http_relogin(g, h->gen);
+        else {
+            g->ans_at = now_s() + HTTP_RETRY_S;
+            if (cc != CURLE_OK) g->connected = 0;
+        }
+        return;
+    }
+    if (st != 200) { /* refused, as by a GW_ACK with an error code */
+        const char *code, *msg;
+        json_t *doc = http_result(h, &code, &msg);
+        json_t *env = json_loads(o->payload, 0, NULL);
+        const char *mid = json_string_value(json_object_get(json_object_get(env, "header"), "messageId"));
+        fprintf(stderr, "gwsim: %s: answer %s refused: %s %s\n", g->id, mid ? mid : o->suffix, code, msg);
+        s->refused++;
+        json_decref(env);
+        json_decref(doc);
+    } else if (g->login == L_IN) {
+        g->connected = 1;
+    }
+    free(o->payload);
+    memmove(g->outq, g->outq + 1, --g->nout * sizeof *g->outq);
+}
+
+/* what every gateway may start now; the number of gateways not refused */
+static int http_schedule(sim *s, double t, double interval)
+{
+    int alive = 0;
+    for (int k = 0; k < s->ngw; k++) {
+        gwc *g = &s->g[k];
+        if (g->failed) continue;
+        alive++;
+        if (g->login == L_NONE && !g->ls.busy && t >= g->hold_until) http_login(s, g);
+        if (g->login == L_IN && t >= g->hold_until) {
+            /* while the server does not answer, one request at a time finds out when it is back */
+            size_t window = g->connected ? (size_t)s->window : 1;
+            while (g->np < window && (g->nredo || g->next < s->messages)) {
+                if (g->nredo) {
+                    if (http_send_one(s, k, g->redo[g->nredo - 1], 1)) break;
+                    g->nredo--;
+                } else if (interval > 0 && t < g->next_at) break;
+                else {
+                    if (http_send_one(s, k, g->next, 0)) break;
+                    g->next++;
+                    if (interval > 0) g->next_at = (g->next_at ? g->next_at : t) + interval;
+                }
+            }
+        }
+        if (g->nmon) tick(s, g, t);
+        if (g->login == L_IN && s->answering) {
+            if (!g->fs.busy && t >= g->fetch_at) http_fetch(s, g);
+            if (!g->as.busy && g->nout && t >= g->ans_at) http_answer(s, g);
+        }
+    }
+    return alive;
+}
+
+static void http_done(sim *s, hslot *h, CURLcode cc)
+{
+    long st = 0;
+    curl_multi_remove_handle(s->multi, h->e);
+    h->busy = 0;
+    if (cc == CURLE_OK) curl_easy_getinfo(h->e, CURLINFO_RESPONSE_CODE, &st);
+    http_reached(s, cc, h);
+    gwc *g = h->g;
+    switch (h->kind) {
+    case HK_LOGIN: http_login_done(s, g, cc, st); break;
+    case HK_MEAS: http_meas_done(s, h, cc, st); break;
+    case HK_FETCH: http_fetch_done(s, g, cc, st); break;
+    case HK_ANSWER: http_answer_done(s, g, cc, st); break;
+    }
+}
+
+/* wait up to ms for the transfers, run them, and handle every finished one */
+static void http_wait(sim *s, int ms)
+{
+    int running, left;
+    CURLMsg *m;
+    curl_multi_poll(s->multi, NULL, 0, ms, NULL);
+    curl_multi_perform(s->multi, &running);
+    while ((m = curl_multi_info_read(s->multi, &left))) {
+        if (m->msg != CURLMSG_DONE) continue;
+        CURLcode cc = m->data.result;
+        char *priv = NULL;
+        curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, &priv);
+        http_done(s, (hslot *)priv, cc);
+    }
+}
+
+/* the gateways' slots; -1 when out of memory */
+static int http_init(sim *s)
+{
+    if (!(s->multi = curl_multi_init())) return -1;
+    /* every request in flight gets its own HTTP/1.1 connection; idle ones stay open */
+    curl_multi_setopt(s->multi, CURLMOPT_PIPELINING, (long)CURLPIPE_NOTHING);
+    curl_multi_setopt(s->multi, CURLMOPT_MAX_HOST_CONNECTIONS, 0L);
+    curl_multi_setopt(s->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, 0L);
+    curl_multi_setopt(s->multi, CURLMOPT_MAXCONNECTS, (long)s->ngw * (s->window + 3) + 16);
+    for (int k = 0; k < s->ngw; k++) {
+        gwc *g = &s->g[k];
+        if (!(g->ms = calloc((size_t)s->window, sizeof *g->ms))) return -1;
+        g->nms = s->window;
+        for (int i = 0; i < s->window; i++) g->ms[i] = (hslot){.g = g, .kind = HK_MEAS};
+        g->ls = (hslot){.g = g, .kind = HK_LOGIN};
+        g->fs = (hslot){.g = g, .kind = HK_FETCH};
+        g->as = (hslot){.g = g, .kind = HK_ANSWER};
+    }
+    return 0;
+}
+
+static void hslot_stop(sim *s, hslot *h)
+{
+    if (h->busy) curl_multi_remove_handle(s->multi, h->e);
+    h->busy = 0;
+}
+
+/* abort what is in flight, then log every gateway out (best effort, at most 1 s) */
+static void http_close(sim *s)
+{
+    if (!s->multi) return;
+    for (int k = 0; k < s->ngw; k++) {
+        gwc *g = &s->g[k];
+        for (int i = 0; i < g->nms; i++) hslot_stop(s, &g->ms[i]);
+        hslot_stop(s, &g->ls);
+        hslot_stop(s, &g->fs);
+        hslot_stop(s, &g->as);
+    }
+    int n = 0;
+    for (int k = 0; k < s->ngw; k++) {
+        gwc *g = &s->g[k];
+        if (g->login != L_IN) continue;
+        curl_easy_setopt(g->ls.e, CURLOPT_TIMEOUT_MS, 1000L);
+        if (!http_start(s, &g->ls, "DELETE", "/gw/v1/sessions/current", "", 0, 1)) n++;
+    }
+    for (double end = now_s() + 1.0; n > 0 && now_s() < end;) {
+        int running, left;
+        CURLMsg *m;
+        curl_multi_poll(s->multi, NULL, 0, 50, NULL);
+        curl_multi_perform(s->multi, &running);
+        while ((m = curl_multi_info_read(s->multi, &left)))
+            if (m->msg == CURLMSG_DONE) {
+                char *priv = NULL;
+                curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, &priv);
+                hslot_stop(s, (hslot *)priv);
+                n--;
+            }
+    }
+    for (int k = 0; k < s->ngw; k++) hslot_stop(s, &s->g[k].ls);
+}
+
+static void hslot_free(hslot *h)
+{
+    if (h->e) curl_easy_cleanup(h->e);
+    curl_slist_free_all(h->hdr);
+    free(h->body);
+    free(h->resp);
+}
+
 static void gw_free(gwc *g)
 {
     mosquitto_destroy(g->m);
@@ -793,6 +1403,13 @@ static void gw_free(gwc *g)
     }
     free(g->mon);
     cache_free(g);
+    for (int i = 0; i < g->nms; i++) hslot_free(&g->ms[i]);
+    free(g->ms);
+    hslot_free(&g->ls);
+    hslot_free(&g->fs);
+    hslot_free(&g->as);
+    for (size_t i = 0; i < g->nout; i++) free(g->outq[i].payload);
+    free(g->outq);
 }
 
 static void on_connect(struct mosquitto *m, void *obj, int rc)
@@ -907,9 +1524,10 @@ static int run(int argc, char **argv)
     const char *ackfile = NULL, *gwid = NULL, *secret = NULL, *tls_ca = NULL, *cert = NULL, *key = NULL,
                *sheetfile = NULL;
     double duration = 0, interval = 0;
-    int ngw_given = 0, rc = 2, lib = 0;
+    int ngw_given = 0, host_given = 0, rc = 2, lib = 0, curl_lib = 0;
+    char *url = NULL; /* --http, without a trailing '/' */
     struct pollfd *pf = NULL;
-    struct sigaction sa, old_int, old_term;
+    struct sigaction sa, old_int, old_term, old_pipe;
     int handlers = 0;
     s.fail_ids = calloc((size_t)argc + 1, sizeof *s.fail_ids);
     s.quiet_ids = calloc((size_t)argc + 1, sizeof *s.quiet_ids);
@@ -926,7 +1544,19 @@ static int run(int argc, char **argv)
             goto out;
         }
         if (!strcmp(a, "--port")) s.port = atoi(argv[++i]);
-        else if (!strcmp(a, "--host")) s.host = argv[++i];
+        else if (!strcmp(a, "--host")) {
+            s.host = argv[++i];
+            host_given = 1;
+        }
+        else if (!strcmp(a, "--http")) {
+            free(url);
+            url = strdup(argv[++i]);
+            if (!url) {
+                fprintf(stderr, "gwsim run: out of memory\n");
+                rc = 1;
+                goto out;
+            }
+        }
         else if (!strcmp(a, "--operator")) s.op = argv[++i];
         else if (!strcmp(a, "--gateways")) {
             s.ngw = atoi(argv[++i]);
@@ -956,9 +1586,29 @@ static int run(int argc, char **argv)
         }
     }
     if (gwid && !ngw_given) s.ngw = 1;
-    if (s.port <= 0 || s.ngw < 1 || s.ngw > 9999 || s.npts < 1 || s.npts > 99 || s.batch < 1 || s.batch > 5000 ||
+    if (url) {
+        size_t n = strlen(url);
+        while (n > 0 && url[n - 1] == '/') url[--n] = 0;
+        int tls = !strncmp(url, "https://", 8);
+        if ((!tls && strncmp(url, "http://", 7)) || n <= (size_t)(tls ? 8 : 7) || n > 1000) {
+            fprintf(stderr, "gwsim run: --http needs a URL http://HOST:PORT or https://HOST:PORT\n");
+            goto out;
+        }
+        if (s.port || host_given || s.v5 || cert || key) {
+            fprintf(stderr, "gwsim run: --http goes without --port, --host, --mqtt5, --cert and --key\n");
+            goto out;
+        }
+        if (tls_ca && !tls) {
+            fprintf(stderr, "gwsim run: --tls-ca with --http needs an https:// URL\n");
+            goto out;
+        }
+        s.url = url;
+        s.secret = secret;
+        s.tls_ca = tls_ca;
+    }
+    if ((!s.url && s.port <= 0) || s.ngw < 1 || s.ngw > 9999 || s.npts < 1 || s.npts > 99 || s.batch < 1 || s.batch > 5000 ||
         s.window < 1) {
-        fprintf(stderr, "gwsim run: need --port, 1..9999 gateways, 1..99 points, batch 1..5000\n");
+        fprintf(stderr, "gwsim run: need --port or --http, 1..9999 gateways, 1..99 points, batch 1..5000\n");
         goto out;
     }
     if (!id_ok(s.op)) {
@@ -1005,8 +1655,16 @@ static int run(int argc, char **argv)
         snprintf(s.nonce, sizeof s.nonce, "%016llx", (unsigned long long)n);
     }
     S = &s;
-    mosquitto_lib_init();
-    lib = 1;
+    if (s.url) {
+        if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+            fprintf(stderr, "gwsim run: libcurl cannot start\n");
+            goto out;
+        }
+        curl_lib = 1;
+    } else {
+        mosquitto_lib_init();
+        lib = 1;
+    }
     if (!(s.g = calloc((size_t)s.ngw, sizeof *s.g)) || !(pf = calloc((size_t)s.ngw, sizeof *pf))) {
         fprintf(stderr, "gwsim run: out of memory\n");
         goto out;
@@ -1015,6 +1673,13 @@ static int run(int argc, char **argv)
         gwc *g = &s.g[k];
         if (gwid) snprintf(g->id, sizeof g->id, "%s", gwid);
         else snprintf(g->id, sizeof g->id, "SIM%04d", k + 1);
+    }
+    if (s.url && http_init(&s)) {
+        fprintf(stderr, "gwsim run: out of memory\n");
+        goto out;
+    }
+    for (int k = 0; k < s.ngw && !s.url; k++) {
+        gwc *g = &s.g[k];
         if (!(g->m = mosquitto_new(g->id, true, g))) {
             fprintf(stderr, "gwsim run: %s: cannot create the MQTT client\n", g->id);
             goto out;
@@ -1049,6 +1714,10 @@ static int run(int argc, char **argv)
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, &old_int);
     sigaction(SIGTERM, &sa, &old_term);
+    if (s.url) { /* a server that goes away mid-request must not end the run */
+        sa.sa_handler = SIG_IGN;
+        sigaction(SIGPIPE, &sa, &old_pipe);
+    }
     handlers = 1;
     double t0 = now_s(), last_print = t0, last_misc = 0;
     double t_all = 0;      /* when every gateway was first connected (logins done) */
@@ -1056,11 +1725,12 @@ static int run(int argc, char **argv)
     uint64_t total = s.messages * (uint64_t)s.ngw;
     int tty = isatty(2);
     /* with --answer only the clock or a signal ends the run */
-    while (!stop_signal && (s.answering || s.acked < total)) {
+    while (!stop_signal && (s.answering || s.acked + s.dropped < total)) {
         double t = now_s();
         if (duration > 0 && t - t0 > duration) break;
         int alive = 0;
-        for (int k = 0; k < s.ngw; k++) {
+        if (s.url) alive = http_schedule(&s, t, interval);
+        for (int k = 0; k < s.ngw && !s.url; k++) {
             gwc *g = &s.g[k];
             if (g->failed) continue;
             alive++;
@@ -1091,7 +1761,8 @@ static int run(int argc, char **argv)
                 acked_all = s.acked;
             }
         }
-        if (poll(pf, (nfds_t)s.ngw, 20) > 0) {
+        if (s.url) http_wait(&s, 20);
+        else if (poll(pf, (nfds_t)s.ngw, 20) > 0) {
             for (int k = 0; k < s.ngw; k++) {
                 gwc *g = &s.g[k];
                 if (pf[k].fd < 0 || g->failed) continue;
@@ -1099,7 +1770,7 @@ static int run(int argc, char **argv)
                 if (pf[k].revents & POLLOUT) mosquitto_loop_write(g->m, 1);
             }
         }
-        if (t - last_misc > 0.05) {
+        if (!s.url && t - last_misc > 0.05) {
             for (int k = 0; k < s.ngw; k++) mosquitto_loop_misc(s.g[k].m);
             last_misc = t;
         }
@@ -1119,7 +1790,8 @@ static int run(int argc, char **argv)
     /* the steady rate: from the moment every gateway was logged in */
     double steady = t_all && t_end > t_all ? (double)(s.acked - acked_all) / (t_end - t_all) : 0;
     if (tty) fputc('\n', stderr);
-    for (int k = 0; k < s.ngw; k++) {
+    if (s.url) http_close(&s);
+    for (int k = 0; k < s.ngw && !s.url; k++) {
         mosquitto_disconnect(s.g[k].m);
         mosquitto_loop_write(s.g[k].m, 1);
     }
@@ -1139,10 +1811,14 @@ out:
     if (handlers) {
         sigaction(SIGINT, &old_int, NULL);
         sigaction(SIGTERM, &old_term, NULL);
+        if (s.url) sigaction(SIGPIPE, &old_pipe, NULL);
     }
     if (s.g)
         for (int k = 0; k < s.ngw; k++) gw_free(&s.g[k]);
     free(s.g);
+    if (s.multi) curl_multi_cleanup(s.multi);
+    if (curl_lib) curl_global_cleanup();
+    free(url);
     free(pf);
     free(s.lat);
     free(s.fail_ids);
@@ -1188,7 +1864,8 @@ int sr_cmd_gwsim(int argc, char **argv)
     if (argc >= 1 && !strcmp(argv[0], "sheet")) return sheet(argc - 1, argv + 1);
     if (argc >= 1 && !strcmp(argv[0], "run")) return run(argc - 1, argv + 1);
     fprintf(stderr, "usage: suiro gwsim sheet --gateways N --points M [--operator OP] > sheet.csv\n"
-                    "       suiro gwsim run --port P [--host H] --gateways N --points M [--operator OP] [--batch B]\n"
+                    "       suiro gwsim run --port P [--host H] | --http URL\n"
+                    "                       --gateways N --points M [--operator OP] [--batch B]\n"
                     "                       [--messages K] [--window W] [--mqtt5] [--acks FILE] [--seed S]\n"
                     "                       [--duration S] [--interval-ms I] (one message every I ms)\n"
                     "                       [--answer [--control-fail DATAID]... [--no-answer DATAID]...\n"
