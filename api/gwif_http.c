@@ -119,48 +119,16 @@ static pending *pending_new(sr_gwhttp *g, h2o_req_t *req)
     return p;
 }
 
+/* the shared answers (api/httpu.c): one copy, Content-Length, keep-alive */
 static void respond_json(h2o_req_t *req, int status, const char *reason, const char *body, size_t len)
 {
-    req->res.status = status;
-    req->res.reason = reason;
-    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, H2O_STRLIT("application/json"));
-    char *copy = h2o_mem_alloc_pool(&req->pool, len ? len : 1);
-    memcpy(copy, body, len);
-    h2o_send_inline(req, copy, len);
+    (void)reason;
+    sr_http_json(req, status, body, len);
 }
-
-static int http_status(const char *code)
-{
-    if (!strcmp(code, "0")) return 200;
-    if (!strcmp(code, SR_GW_E_LARGE)) return 413;
-    if (!strncmp(code, "E1", 2)) return 400;
-    if (!strcmp(code, "E2003")) return 403;
-    if (!strcmp(code, "E3001")) return 404;
-    if (!strcmp(code, "E3002")) return 409;
-    if (!strncmp(code, "E2", 2)) return 401;
-    if (!strcmp(code, SR_GW_E_BUSY)) return 429;
-    return 500;
-}
-
-static void respond_status(h2o_req_t *req, int status, const char *code, const char *message, json_t *detail);
 
 static void respond_result(h2o_req_t *req, const char *code, const char *message, json_t *detail)
 {
-    respond_status(req, 0, code, message, detail);
-}
-
-/* status 0: the one interface.md gives the code */
-static void respond_status(h2o_req_t *req, int status, const char *code, const char *message, json_t *detail)
-{
-    json_t *r = json_pack("{s:s,s:s}", "code", code, "message", message ? message : "");
-    if (r && detail) json_object_set(r, "detail", detail);
-    json_t *o = r ? json_pack("{s:o}", "result", r) : NULL;
-    char *txt = o ? json_dumps(o, JSON_COMPACT) : NULL;
-    int st = status ? status : http_status(code);
-    if (st == 429) h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL, H2O_STRLIT("1"));
-    respond_json(req, st, st == 200 ? "OK" : "Error", txt ? txt : "{}", txt ? strlen(txt) : 2);
-    free(txt);
-    json_decref(o);
+    sr_http_result(req, 0, code, message, detail);
 }
 
 /* ---- tokens ----------------------------------------------------------- */
