@@ -294,6 +294,33 @@ static int key_is(const sr_jlex *l, const char *k)
     return !l->escaped && l->n == strlen(k) && !memcmp(l->s, k, l->n);
 }
 
+/* A plain decimal ("-12.34", at most 15 digits, no exponent) without strtod:
+ * m / 10^k with m < 2^53 and 10^k exact is the correctly rounded quotient,
+ * the same double strtod gives. 0, or -1 for anything else (use strtod). */
+static int fast_decimal(const char *t, size_t n, double *out)
+{
+    static const double p10[] = {1, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15};
+    size_t i = 0;
+    int neg = 0, digits = 0, k = -1;
+    uint64_t m = 0;
+    if (i < n && t[i] == '-') neg = 1, i++;
+    for (; i < n; i++) {
+        char c = t[i];
+        if (c >= '0' && c <= '9') {
+            if (++digits > 15) return -1;
+            m = m * 10 + (uint64_t)(c - '0');
+            if (k >= 0) k++;
+        } else if (c == '.' && k < 0)
+            k = 0;
+        else
+            return -1;
+    }
+    if (!digits || k == 0) return -1;
+    double v = (double)m / p10[k < 0 ? 0 : k];
+    *out = neg ? -v : v;
+    return 0;
+}
+
 int sr_gw_fast(sr_engine *e, const char *op, const char *gw, const void *data, size_t len, sr_gw_fast_msg *m,
                sr_buf *event)
 {
@@ -398,7 +425,8 @@ int sr_gw_fast(sr_engine *e, const char *op, const char *gw, const void *data, s
                     switch (info.type) {
                     case SR_VT_NUMBER:
                         if (vt != SR_J_NUMBER || (vint && vn > 15)) goto done; /* big integers: jansson decides */
-                        s.v.f = strtod(num, NULL);
+                        if (fast_decimal(num, vn, &s.v.f)) s.v.f = strtod(num, NULL);
+                        if (vint && s.v.f == 0 && signbit(s.v.f)) goto done; /* "-0": jansson reads an integer 0 */
                         break;
                     case SR_VT_INTEGER: {
                         if (vt != SR_J_NUMBER || !vint) goto done;

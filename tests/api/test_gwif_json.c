@@ -1,6 +1,7 @@
 /* tests/api/test_gwif_json.c -- the GW-IF JSON binding: envelopes, values
  * into a measurements event (each bad value named, nothing built), acks. */
 #include <criterion/criterion.h>
+#include <math.h>
 #include <string.h>
 
 #include "api/gwif_json.h"
@@ -221,5 +222,50 @@ Test(gwif_json, fast_path_builds_the_same_events_and_declines_the_rest)
         int k = 1 + (int)tu_below(&r, 3);
         while (k--) mut[tu_below(&r, bl)] = " \"{}[],:0123456789.eE-+tfnulx\\PZ"[tu_below(&r, 32)];
         differential(mut, -1);
+    }
+}
+
+/* Numbers the fast path reads without strtod (plain decimals of up to 15
+ * digits) give the same doubles -- and so the same events -- as jansson's
+ * strtod; everything else still goes through strtod. Random decimals of
+ * every length and scale, and random doubles printed with 15 to 17 digits. */
+Test(gwif_json, fast_decimals_read_exactly_as_strtod_does)
+{
+    char buf[4096], vals[3200], num[64];
+    uint64_t x = 0x9E3779B97F4A7C15ull;
+    for (int round = 0; round < 400; round++) {
+        size_t off = 0;
+        for (int i = 0; i < 20; i++) {
+            x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+            int kind = (int)(x % 4);
+            if (kind < 3) { /* a decimal: up to 15 digits, the point anywhere */
+                int digits = 1 + (int)((x >> 8) % 15), point = (int)((x >> 16) % (unsigned)(digits + 1));
+                size_t n = 0;
+                if ((x >> 24) & 1) num[n++] = '-';
+                uint64_t y = x;
+                for (int d = 0; d < digits; d++) {
+                    if (d == point && d) num[n++] = '.';
+                    y = y * 6364136223846793005ull + 1442695040888963407ull;
+                    num[n++] = (char)('0' + (y >> 60) % 10);
+                }
+                if (point == 0 && digits > 1 && num[n - digits] == '0' && (x >> 30) % 2) { /* 0.xxx */
+                }
+                num[n] = 0;
+                /* JSON forbids leading zeros: "007" -> "7" */
+                char *p = num + (num[0] == '-');
+                while (p[0] == '0' && p[1] >= '0' && p[1] <= '9') memmove(p, p + 1, strlen(p));
+            } else { /* a double with 15..17 significant digits */
+                double d;
+                uint64_t bits = (x & 0x3FFFFFFFFFFFFFFFull) | 0x3000000000000000ull;
+                memcpy(&d, &bits, 8);
+                if (!isfinite(d) || fabs(d) > 1e15) d = 1.0 / 3.0;
+                snprintf(num, sizeof num, "%.*g", 15 + (int)((x >> 40) % 3), (x >> 50) & 1 ? -d : d);
+            }
+            off += (size_t)snprintf(vals + off, sizeof vals - off,
+                                    "%s{\"dataId\":\"P000\",\"timestamp\":\"2026-04-01T00:00:%02dZ\",\"value\":%s}",
+                                    i ? "," : "", i, num);
+        }
+        snprintf(buf, sizeof buf, "{\"header\":{\"messageType\":\"X\"},\"body\":{\"values\":[%s]}}", vals);
+        differential(buf, -1);
     }
 }
