@@ -18,7 +18,11 @@ PKGS=(
 )
 BENCH_PKGS=()
 if [ "${1:-}" = "--bench" ]; then
-  BENCH_PKGS=(redis-server mosquitto)
+  # the peers of bench/gw_ingest.sh (mosquitto) and bench/net_ingest.sh
+  # (influxdb, victoria-metrics, redis-server); on a machine with systemd
+  # their packages also start system services on the default ports, which
+  # the benchmarks do not use (they start their own on free loopback ports)
+  BENCH_PKGS=(mosquitto influxdb victoria-metrics redis-server)
 fi
 want=("${PKGS[@]}" "${BENCH_PKGS[@]}")
 
