@@ -1,5 +1,6 @@
 /* bench/engbench.c -- see engbench.h. */
 #include "engbench.h"
+#include "refset.h"
 
 #include "storage/crypto.h"
 #include "storage/index.h"
@@ -22,120 +23,77 @@ double eb_now(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-uint64_t eb_mix(uint64_t z)
-{
-    z += 0x9E3779B97F4A7C15ull;
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
+uint64_t eb_mix(uint64_t z) { return rs_mix(z); }
 
-uint64_t eb_hash(uint32_t pidx, int64_t ts, double v)
-{
-    uint64_t b;
-    memcpy(&b, &v, 8);
-    return eb_mix(eb_mix(eb_mix(pidx) ^ (uint64_t)ts) ^ b);
-}
+uint64_t eb_hash(uint32_t pidx, int64_t ts, double v) { return rs_hash(pidx, ts, v); }
 
-static uint64_t rnd(const eb_cfg *c, uint32_t p, uint32_t i)
+static rs_cfg rs_of(const eb_cfg *c)
 {
-    return eb_mix(eb_mix(c->seed * 0x100000001B3ull + p) + i);
+    return (rs_cfg){.points = c->points, .seconds = c->seconds, .batch = c->batch, .late_bp = c->late_bp,
+                    .seed = c->seed};
 }
-
-static int64_t walk_start(const eb_cfg *c, uint32_t p) { return 10000 + (int64_t)(eb_mix(c->seed ^ p) % 50000); }
 
 void eb_values(const eb_cfg *c, uint32_t p, double *out)
 {
-    int64_t cents = walk_start(c, p);
-    for (uint32_t i = 0; i < c->seconds; i++) {
-        cents += (int64_t)(rnd(c, p, i) % 21) - 10;
-        out[i] = (double)cents / 100.0;
-    }
+    rs_cfg rc = rs_of(c);
+    int64_t *cents = malloc(((size_t)c->seconds + 1) * sizeof *cents);
+    if (!cents) abort();
+    rs_cents(&rc, p, cents);
+    for (uint32_t i = 0; i < c->seconds; i++) out[i] = (double)cents[i] / 100.0;
+    free(cents);
 }
 
-/* pending late values of one point */
-typedef struct late {
-    uint32_t batch;
-    sr_sample s;
-} late;
-typedef struct lvec {
-    late *v;
-    size_t n, cap;
-} lvec;
-
 static const char *gw_of(uint32_t pidx) { return pidx % 2 ? "GW2" : "GW1"; }
+
+/* rs_generate's callback: one engine event per reference event */
+typedef struct gen_ctx {
+    eb_data *d;
+    sr_sample *buf;
+    size_t cap;
+} gen_ctx;
+
+static int gen_event(void *ctx, uint32_t p, uint32_t b, const rs_sample *s, size_t n)
+{
+    (void)b;
+    gen_ctx *g = ctx;
+    eb_data *d = g->d;
+    if (n > g->cap) {
+        size_t cap = n * 2;
+        sr_sample *nb = realloc(g->buf, cap * sizeof *nb);
+        if (!nb) return SR_ENOMEM;
+        g->buf = nb;
+        g->cap = cap;
+    }
+    for (size_t i = 0; i < n; i++) {
+        g->buf[i] = (sr_sample){.ts = s[i].ts, .quality = SR_Q_GOOD};
+        g->buf[i].v.f = (double)s[i].cents / 100.0;
+    }
+    size_t before = d->bytes.len;
+    sr_pv_in in = {p + 1, SR_VT_NUMBER, g->buf, n}; /* point number checked in eb_ingest */
+    int rc = sr_ev_measurements(EB_OP, gw_of(p), SUIRO__V1__ACTOR_KIND__ACTOR_GATEWAY, "", &in, 1, &d->bytes);
+    d->ev[d->nev++] = (eb_ev){p, (uint32_t)(d->bytes.len - before), before};
+    return rc;
+}
 
 int eb_generate(const eb_cfg *c, eb_data *d)
 {
     memset(d, 0, sizeof *d);
     sr_buf_init(&d->bytes);
-    uint32_t nb = (c->seconds + c->batch - 1) / c->batch;
-    size_t cap = (size_t)nb * c->points;
-    d->ev = malloc(cap * sizeof *d->ev);
-    int64_t *cents = malloc((size_t)c->points * sizeof *cents);
-    lvec *pend = calloc(c->points, sizeof *pend);
-    sr_sample *buf = malloc(((size_t)c->batch * 3 + 64) * sizeof *buf);
-    size_t bufcap = (size_t)c->batch * 3 + 64;
-    if (!d->ev || !cents || !pend || !buf) return SR_ENOMEM;
-    for (uint32_t p = 0; p < c->points; p++) cents[p] = walk_start(c, p);
-    int rc = SR_OK;
-    for (uint32_t b = 0; b < nb && !rc; b++) {
-        for (uint32_t p = 0; p < c->points && !rc; p++) {
-            size_t n = 0;
-            uint32_t end = (b + 1) * c->batch < c->seconds ? (b + 1) * c->batch : c->seconds;
-            for (uint32_t i = b * c->batch; i < end; i++) {
-                uint64_t r = rnd(c, p, i);
-                cents[p] += (int64_t)(r % 21) - 10;
-                sr_sample s = {.ts = EB_T0 + (int64_t)i * 1000, .quality = SR_Q_GOOD};
-                s.v.f = (double)cents[p] / 100.0;
-                d->unique++;
-                d->hash += eb_hash(p, s.ts, s.v.f);
-                uint64_t l = eb_mix(r ^ 0x5BD1E995ull);
-                int is_late = (l % 10000) < c->late_bp;
-                uint32_t target = b + 1 + (uint32_t)((l >> 20) % 20);
-                if (target >= nb) target = nb - 1;
-                if (!is_late || target == b) {
-                    buf[n++] = s;
-                    continue;
-                }
-                int dup = (l >> 40) & 1;
-                if (dup) {
-                    buf[n++] = s;
-                    d->dups++;
-                } else d->moved++;
-                lvec *lv = &pend[p];
-                if (lv->n == lv->cap) {
-                    lv->cap = lv->cap ? lv->cap * 2 : 16;
-                    lv->v = realloc(lv->v, lv->cap * sizeof *lv->v);
-                }
-                lv->v[lv->n++] = (late){target, s};
-            }
-            /* late values due in this batch go after the batch's own */
-            lvec *lv = &pend[p];
-            size_t keep = 0;
-            for (size_t k = 0; k < lv->n; k++) {
-                if (lv->v[k].batch == b) {
-                    if (n == bufcap) {
-                        bufcap *= 2;
-                        buf = realloc(buf, bufcap * sizeof *buf);
-                    }
-                    buf[n++] = lv->v[k].s;
-                } else lv->v[keep++] = lv->v[k];
-            }
-            lv->n = keep;
-            if (!n) continue;
-            d->sent += n;
-            size_t before = d->bytes.len;
-            sr_pv_in in = {p + 1, SR_VT_NUMBER, buf, n}; /* point number fixed up below */
-            rc = sr_ev_measurements(EB_OP, gw_of(p), SUIRO__V1__ACTOR_KIND__ACTOR_GATEWAY, "", &in, 1, &d->bytes);
-            d->ev[d->nev++] = (eb_ev){p, (uint32_t)(d->bytes.len - before), before};
-        }
-    }
-    for (uint32_t p = 0; p < c->points; p++) free(pend[p].v);
-    free(pend);
-    free(cents);
-    free(buf);
-    return rc;
+    rs_cfg rc = rs_of(c);
+    size_t cap = (size_t)rs_batches(&rc) * c->points;
+    d->ev = malloc((cap ? cap : 1) * sizeof *d->ev);
+    if (!d->ev) return SR_ENOMEM;
+    gen_ctx g = {.d = d};
+    rs_stats st;
+    int r = rs_generate(&rc, gen_event, &g, &st);
+    free(g.buf);
+    if (r < 0) return SR_ENOMEM;
+    d->sent = st.sent;
+    d->unique = st.unique;
+    d->moved = st.moved;
+    d->dups = st.dups;
+    d->hash = st.hash;
+    return r;
 }
 
 void eb_data_free(eb_data *d)

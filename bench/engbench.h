@@ -2,26 +2,24 @@
  * bench/engbench.h -- the reference data set of the engine benchmarks and the
  * pieces they share: masters, the durable ingest driver, verification, sizes.
  *
- * Data set (seeded, regenerated identically by every program): `points`
- * number data points "P%05d" at a 1 s interval from EB_T0, `seconds` values
- * each, a 2-decimal random walk (cents / 100.0). Values travel in events of
- * one point and `batch` consecutive seconds, time-major (every point's batch
- * 0, then every point's batch 1, ...). A `late_bp` basis-point share of the
- * values (default 100 = 1 %) is late: half of them are moved out of their
- * batch into the same point's event 1..20 batches later (out of order, older
- * than what is already stored), half are sent in place and again in that
- * later event (duplicates with the same value). So the engine must store
- * exactly points x seconds distinct samples.
+ * Data set: bench/refset.h (the generator is rs_generate; these programs
+ * turn each of its events into one engine event). `points` number data
+ * points "P%05d" at a 1 s interval from EB_T0, `seconds` values each, a
+ * 2-decimal random walk, events of one point and `batch` consecutive
+ * seconds, a `late_bp` basis-point share of late values (half moved 1..20
+ * batches later, half sent again there as duplicates). So the engine must
+ * store exactly points x seconds distinct samples.
  */
 #ifndef SR_ENGBENCH_H
 #define SR_ENGBENCH_H
 
 #include "engine/evbuild.h"
 #include "engine/suiro.h"
+#include "refset.h"
 
 #include <stdint.h>
 
-#define EB_T0 INT64_C(1700006400000) /* 2023-11-15T00:00:00Z, a day boundary */
+#define EB_T0 RS_T0 /* 2023-11-15T00:00:00Z, a day boundary */
 #define EB_OP "op1"
 
 typedef struct eb_cfg {

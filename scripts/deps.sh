@@ -18,7 +18,8 @@ PKGS=(
 )
 BENCH_PKGS=()
 if [ "${1:-}" = "--bench" ]; then
-  # peers: mosquitto (bench/gw_ingest.sh), influxdb and victoria-metrics
+  # peers (on a machine with systemd their packages also start services on the
+  # default ports, which the benchmarks do not use): mosquitto (bench/gw_ingest.sh), influxdb and victoria-metrics
   # (bench/ap_query.sh, bench/net_ingest.sh), redis-server (bench/net_ingest.sh)
   BENCH_PKGS=(redis-server mosquitto influxdb victoria-metrics)
   # bench/callgrind.sh (instruction counts) and bench/report.py (charts)

@@ -124,6 +124,21 @@
  *                         such runs usually say --messages 0
  *     --secret S          the password (with --http: the login's secret)
  *                         [sim-secret-GATEWAY]
+ *     --reference         send the benchmarks' reference data set (bench/refset.h)
+ *                         instead of the random values: --ref-points P data
+ *                         points [1000] at 1 s for --ref-seconds S [600], in
+ *                         messages of one point and --batch B consecutive
+ *                         seconds (the engine benchmarks' events, in the same
+ *                         order), --ref-late-bp L basis points of late values
+ *                         [100 = 1 %: half moved 1..20 batches later, half sent
+ *                         again there], --ref-seed [42]; timestamps from
+ *                         2023-11-15T00:00:00Z. Point p (0-based) is data point
+ *                         SP<g>_<j> of gateway g = p % N + 1, j = p / N + 1, so
+ *                         the sheet is `gwsim sheet --gateways N --points
+ *                         ceil(P / N)` (at most 99). --messages is ignored: each
+ *                         gateway sends its points' events. The summary adds
+ *                         ref_values_sent (values in every message, duplicates
+ *                         included), ref_values_unique (P x S) and ref_hash.
  *     --tls-ca FILE       connect with TLS, trusting the CA certificates in FILE
  *                         (with --http: verify the https:// server against FILE
  *                         instead of the system's CAs; the URL's host must match
@@ -134,6 +149,7 @@
  *                         username/password is sent unless --secret is given
  */
 #include "api/cli/cli.h"
+#include "bench/refset.h"
 #include "codecs/sheet.h"
 
 #include <curl/curl.h>
@@ -253,6 +269,8 @@ typedef struct gwc {
     int connected, failed;
     double retry_at;
     uint64_t next, acked;
+    uint64_t limit; /* measurement messages to send (--messages, or its events with --reference) */
+    size_t *ref;    /* --reference: index into sim.rmsg of each of its messages */
     pend *p;
     size_t np, cap;
     double next_at; /* --interval-ms: when this gateway may send next */
@@ -286,6 +304,18 @@ typedef struct sim {
     FILE *acks;
     gwc *g;
     uint64_t sent, acked, resent, errors;
+    uint64_t vacked; /* values in the acknowledged measurement messages */
+    /* --reference: every event of the data set, in generation order */
+    int reference;
+    rs_cfg rcfg;
+    rs_stats rstats;
+    rs_sample *rsmp;
+    size_t nrsmp, caprsmp;
+    struct ref_msg {
+        uint32_t pidx, n;
+        size_t off; /* into rsmp */
+    } *rmsg;
+    size_t nrmsg, caprmsg;
     double *lat;
     size_t nlat, caplat;
     /* --answer */
@@ -340,6 +370,7 @@ static void count_ack(sim *s, gwc *g, uint64_t n, double sent_at)
     }
     g->acked++;
     s->acked++;
+    s->vacked += s->reference ? s->rmsg[g->ref[n]].n : (uint64_t)s->batch;
 }
 
 static void on_publish(struct mosquitto *m, void *obj, int mid)
@@ -356,8 +387,11 @@ static void on_publish(struct mosquitto *m, void *obj, int mid)
 
 /* The payload of message n of gateway k. Values are a function of (k, n),
  * so a resent message is identical. */
+static int build_ref(sim *s, int k, uint64_t n, char *buf, size_t cap);
+
 static int build(sim *s, int k, uint64_t n, char *buf, size_t cap)
 {
+    if (s->reference) return build_ref(s, k, n, buf, cap);
     int len = snprintf(buf, cap,
                        "{\"header\":{\"messageType\":\"GW_MEASUREMENTS\",\"messageId\":\"%s-%llu\","
                        "\"timestamp\":\"2026-01-01T00:00:00.000Z\"},\"body\":{\"values\":[",
@@ -377,6 +411,83 @@ static int build(sim *s, int k, uint64_t n, char *buf, size_t cap)
     }
     len += snprintf(buf + len, cap - (size_t)len, "]}}");
     return len;
+}
+
+/* --reference: message n of gateway k is reference event g->ref[n] */
+static int build_ref(sim *s, int k, uint64_t n, char *buf, size_t cap)
+{
+    const struct ref_msg *m = &s->rmsg[s->g[k].ref[n]];
+    int len = snprintf(buf, cap,
+                       "{\"header\":{\"messageType\":\"GW_MEASUREMENTS\",\"messageId\":\"%s-%llu\","
+                       "\"timestamp\":\"2023-11-15T00:00:00.000Z\"},\"body\":{\"values\":[",
+                       s->g[k].id, (unsigned long long)n);
+    int j = (int)(m->pidx / (uint32_t)s->ngw) + 1;
+    for (uint32_t i = 0; i < m->n && len > 0 && (size_t)len < cap - 200; i++) {
+        const rs_sample *v = &s->rsmp[m->off + i];
+        time_t t = (time_t)(v->ts / 1000);
+        struct tm tm;
+        gmtime_r(&t, &tm);
+        int64_t a = v->cents < 0 ? -v->cents : v->cents;
+        len += snprintf(buf + len, cap - (size_t)len,
+                        "%s{\"dataId\":\"SP%04d_%02d\",\"timestamp\":\"%04d-%02d-%02dT%02d:%02d:%02d.%03dZ\","
+                        "\"value\":%s%lld.%02lld}",
+                        i ? "," : "", k + 1, j, tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
+                        tm.tm_sec, (int)(v->ts % 1000), v->cents < 0 ? "-" : "", (long long)(a / 100),
+                        (long long)(a % 100));
+    }
+    len += snprintf(buf + len, cap - (size_t)len, "]}}");
+    return len;
+}
+
+/* rs_generate's callback: keep the event */
+static int ref_keep(void *ctx, uint32_t pidx, uint32_t b, const rs_sample *smp, size_t n)
+{
+    (void)b;
+    sim *s = ctx;
+    if (s->nrsmp + n > s->caprsmp) {
+        size_t cap = s->caprsmp ? s->caprsmp * 2 : 65536;
+        while (cap < s->nrsmp + n) cap *= 2;
+        rs_sample *ns = realloc(s->rsmp, cap * sizeof *ns);
+        if (!ns) return -1;
+        s->rsmp = ns;
+        s->caprsmp = cap;
+    }
+    if (s->nrmsg == s->caprmsg) {
+        size_t cap = s->caprmsg ? s->caprmsg * 2 : 4096;
+        struct ref_msg *nm = realloc(s->rmsg, cap * sizeof *nm);
+        if (!nm) return -1;
+        s->rmsg = nm;
+        s->caprmsg = cap;
+    }
+    memcpy(s->rsmp + s->nrsmp, smp, n * sizeof *smp);
+    s->rmsg[s->nrmsg++] = (struct ref_msg){pidx, (uint32_t)n, s->nrsmp};
+    s->nrsmp += n;
+    return 0;
+}
+
+/* --reference: generate the data set and give each gateway its points'
+ * events (point p to gateway p % N, in generation order); 0 or 1 after
+ * saying why */
+static int ref_setup(sim *s)
+{
+    if (rs_generate(&s->rcfg, ref_keep, s, &s->rstats)) {
+        fprintf(stderr, "gwsim run: --reference: out of memory\n");
+        return 1;
+    }
+    for (size_t i = 0; i < s->nrmsg; i++) s->g[s->rmsg[i].pidx % (uint32_t)s->ngw].limit++;
+    for (int k = 0; k < s->ngw; k++) {
+        gwc *g = &s->g[k];
+        if (!(g->ref = malloc((g->limit ? g->limit : 1) * sizeof *g->ref))) {
+            fprintf(stderr, "gwsim run: --reference: out of memory\n");
+            return 1;
+        }
+        g->limit = 0;
+    }
+    for (size_t i = 0; i < s->nrmsg; i++) {
+        gwc *g = &s->g[s->rmsg[i].pidx % (uint32_t)s->ngw];
+        g->ref[g->limit++] = i;
+    }
+    return 0;
 }
 
 static void send_one(sim *s, int k, uint64_t n, int again)
@@ -1390,6 +1501,7 @@ static void hslot_free(hslot *h)
 static void gw_free(gwc *g)
 {
     mosquitto_destroy(g->m);
+    free(g->ref);
     free(g->p);
     free(g->redo);
     for (size_t i = 0; i < g->npt; i++) {
@@ -1520,7 +1632,7 @@ static int id_ok(const char *id)
 static int run(int argc, char **argv)
 {
     sim s = {.op = "sim", .host = "127.0.0.1", .ngw = 4, .npts = 10, .batch = 100, .window = 20, .messages = 100,
-             .seed = 1};
+             .seed = 1, .rcfg = {.points = 1000, .seconds = 600, .late_bp = 100, .seed = 42}};
     const char *ackfile = NULL, *gwid = NULL, *secret = NULL, *tls_ca = NULL, *cert = NULL, *key = NULL,
                *sheetfile = NULL;
     double duration = 0, interval = 0;
@@ -1538,7 +1650,7 @@ static int run(int argc, char **argv)
     }
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        int flag = !strcmp(a, "--mqtt5") || !strcmp(a, "--answer");
+        int flag = !strcmp(a, "--mqtt5") || !strcmp(a, "--answer") || !strcmp(a, "--reference");
         if (!v && !flag) {
             fprintf(stderr, "gwsim run: option '%s' needs a value\n", a);
             goto out;
@@ -1580,6 +1692,11 @@ static int run(int argc, char **argv)
         else if (!strcmp(a, "--cert")) cert = argv[++i];
         else if (!strcmp(a, "--key")) key = argv[++i];
         else if (!strcmp(a, "--sheet")) sheetfile = argv[++i];
+        else if (!strcmp(a, "--reference")) s.reference = 1;
+        else if (!strcmp(a, "--ref-points")) s.rcfg.points = (uint32_t)strtoul(argv[++i], NULL, 10);
+        else if (!strcmp(a, "--ref-seconds")) s.rcfg.seconds = (uint32_t)strtoul(argv[++i], NULL, 10);
+        else if (!strcmp(a, "--ref-late-bp")) s.rcfg.late_bp = (uint32_t)strtoul(argv[++i], NULL, 10);
+        else if (!strcmp(a, "--ref-seed")) s.rcfg.seed = strtoull(argv[++i], NULL, 10);
         else {
             fprintf(stderr, "gwsim run: unknown option '%s'\n", a);
             goto out;
@@ -1610,6 +1727,15 @@ static int run(int argc, char **argv)
         s.window < 1) {
         fprintf(stderr, "gwsim run: need --port or --http, 1..9999 gateways, 1..99 points, batch 1..5000\n");
         goto out;
+    }
+    if (s.reference) {
+        s.rcfg.batch = (uint32_t)s.batch;
+        if (!s.rcfg.points || !s.rcfg.seconds || s.rcfg.late_bp > 10000 || s.answering || gwid ||
+            (s.rcfg.points + (uint32_t)s.ngw - 1) / (uint32_t)s.ngw > 99) {
+            fprintf(stderr, "gwsim run: --reference needs --ref-points and --ref-seconds > 0, --ref-late-bp <= 10000,\n"
+                            "  at most 99 points per gateway (--ref-points <= 99 x --gateways), no --answer or --gateway-id\n");
+            goto out;
+        }
     }
     if (!id_ok(s.op)) {
         fprintf(stderr, "gwsim run: --operator '%s': [A-Za-z0-9._-]{1,64}\n", s.op);
@@ -1708,6 +1834,8 @@ static int run(int argc, char **argv)
             g->retry_at = now_s() + 0.2;
         }
     }
+    for (int k = 0; k < s.ngw; k++) s.g[k].limit = s.reference ? 0 : s.messages;
+    if (s.reference && ref_setup(&s)) goto out;
     /* SIGINT / SIGTERM: stop, print the summary */
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal;
@@ -1721,8 +1849,9 @@ static int run(int argc, char **argv)
     handlers = 1;
     double t0 = now_s(), last_print = t0, last_misc = 0;
     double t_all = 0;      /* when every gateway was first connected (logins done) */
-    uint64_t acked_all = 0; /* acknowledged by then */
-    uint64_t total = s.messages * (uint64_t)s.ngw;
+    uint64_t acked_all = 0, vacked_all = 0; /* acknowledged by then (messages, values) */
+    uint64_t total = 0;
+    for (int k = 0; k < s.ngw; k++) total += s.g[k].limit;
     int tty = isatty(2);
     /* with --answer only the clock or a signal ends the run */
     while (!stop_signal && (s.answering || s.acked + s.dropped < total)) {
@@ -1738,7 +1867,7 @@ static int run(int argc, char **argv)
                 g->retry_at = 0;
                 if (mosquitto_reconnect(g->m) != MOSQ_ERR_SUCCESS) g->retry_at = t + 0.2;
             }
-            while (g->connected && g->np < (size_t)s.window && (g->nredo || g->next < s.messages)) {
+            while (g->connected && g->np < (size_t)s.window && (g->nredo || g->next < g->limit)) {
                 if (g->nredo) send_one(&s, k, g->redo[--g->nredo], 1);
                 else if (interval > 0 && t < g->next_at) break;
                 else {
@@ -1759,6 +1888,7 @@ static int run(int argc, char **argv)
             if (up == s.ngw) {
                 t_all = t;
                 acked_all = s.acked;
+                vacked_all = s.vacked;
             }
         }
         if (s.url) http_wait(&s, 20);
@@ -1777,7 +1907,7 @@ static int run(int argc, char **argv)
         if (tty && t - last_print >= 1.0) {
             fprintf(stderr, "\rgwsim: %llu sent, %llu acknowledged, %.0f msg/s, %.0f points/s",
                     (unsigned long long)s.sent, (unsigned long long)s.acked, (double)s.acked / (t - t0),
-                    (double)s.acked * s.batch / (t - t0));
+                    (double)s.vacked / (t - t0));
             if (s.answering)
                 fprintf(stderr, ", %llu requests, %llu answered", (unsigned long long)s.requests,
                         (unsigned long long)s.answered);
@@ -1789,6 +1919,7 @@ static int run(int argc, char **argv)
     if (secs <= 0) secs = 1e-9; /* no division by zero in the rates */
     /* the steady rate: from the moment every gateway was logged in */
     double steady = t_all && t_end > t_all ? (double)(s.acked - acked_all) / (t_end - t_all) : 0;
+    double steady_v = t_all && t_end > t_all ? (double)(s.vacked - vacked_all) / (t_end - t_all) : 0;
     if (tty) fputc('\n', stderr);
     if (s.url) http_close(&s);
     for (int k = 0; k < s.ngw && !s.url; k++) {
@@ -1800,11 +1931,20 @@ static int run(int argc, char **argv)
     printf("{\"bench\":\"gwsim\",\"gateways\":%d,\"points\":%d,\"batch\":%d,\"sent\":%llu,\"acked\":%llu,"
            "\"resent\":%llu,\"errors\":%llu,\"requests\":%llu,\"answered\":%llu,\"periodic\":%llu,"
            "\"answers_refused\":%llu,\"secs\":%.3f,\"msg_per_s\":%.0f,\"points_per_s\":%.0f,"
-           "\"puback_p50_ms\":%.3f,\"puback_p99_ms\":%.3f,\"connect_s\":%.3f,\"steady_msg_per_s\":%.0f}\n",
+           "\"puback_p50_ms\":%.3f,\"puback_p99_ms\":%.3f,\"connect_s\":%.3f,\"steady_msg_per_s\":%.0f,"
+           "\"values_acked\":%llu,\"steady_points_per_s\":%.0f",
            s.ngw, s.npts, s.batch, (unsigned long long)s.sent, (unsigned long long)s.acked,
            (unsigned long long)s.resent, (unsigned long long)s.errors, (unsigned long long)s.requests,
            (unsigned long long)s.answered, (unsigned long long)s.periodic, (unsigned long long)s.refused, secs,
-           (double)s.acked / secs, (double)s.acked * s.batch / secs, p50, p99, t_all ? t_all - t0 : -1.0, steady);
+           (double)s.acked / secs, (double)s.vacked / secs, p50, p99, t_all ? t_all - t0 : -1.0, steady,
+           (unsigned long long)s.vacked, steady_v);
+    if (s.reference)
+        printf(",\"reference\":true,\"ref_points\":%u,\"ref_seconds\":%u,\"ref_late_bp\":%u,\"ref_seed\":%llu,"
+               "\"ref_messages\":%zu,\"ref_values_sent\":%llu,\"ref_values_unique\":%llu,\"ref_hash\":\"%016llx\"",
+               s.rcfg.points, s.rcfg.seconds, s.rcfg.late_bp, (unsigned long long)s.rcfg.seed, s.nrmsg,
+               (unsigned long long)s.rstats.sent, (unsigned long long)s.rstats.unique,
+               (unsigned long long)s.rstats.hash);
+    printf("}\n");
     fflush(stdout);
     rc = !s.errors && (s.acked == total || stop_signal) ? 0 : 1;
 out:
@@ -1823,6 +1963,8 @@ out:
     free(s.lat);
     free(s.fail_ids);
     free(s.quiet_ids);
+    free(s.rsmp);
+    free(s.rmsg);
     if (s.acks) fclose(s.acks);
     sr_sheet_free(s.sheet);
     if (lib) mosquitto_lib_cleanup();
@@ -1866,6 +2008,7 @@ int sr_cmd_gwsim(int argc, char **argv)
     fprintf(stderr, "usage: suiro gwsim sheet --gateways N --points M [--operator OP] > sheet.csv\n"
                     "       suiro gwsim run --port P [--host H] | --http URL\n"
                     "                       --gateways N --points M [--operator OP] [--batch B]\n"
+                    "                       [--reference [--ref-points P] [--ref-seconds S] [--ref-late-bp L] [--ref-seed S]]\n"
                     "                       [--messages K] [--window W] [--mqtt5] [--acks FILE] [--seed S]\n"
                     "                       [--duration S] [--interval-ms I] (one message every I ms)\n"
                     "                       [--answer [--control-fail DATAID]... [--no-answer DATAID]...\n"
