@@ -109,6 +109,10 @@ fi
 "$BIN" init "$D" "${K[@]}" >/dev/null
 "$BIN" gwsim sheet --gateways "$GW_N" --points "$GW_POINTS" --operator "$OP" > "$T/sheet.csv"
 "$BIN" sheet import "$T/sheet.csv" "$D" "${K[@]}" >/dev/null
+# a second operator for the paced run (its own messageIds, nothing a duplicate)
+PACE_N=$(( GW_N < 100 ? GW_N : 100 ))
+"$BIN" gwsim sheet --gateways "$PACE_N" --points "$GW_POINTS" --operator simp > "$T/sheet-paced.csv"
+"$BIN" sheet import "$T/sheet-paced.csv" "$D" "${K[@]}" >/dev/null
 echo "gw_ingest: suiro serve, $GW_N gateways x $GW_MSGS messages x $GW_BATCH values (window $GW_WINDOW)" >&2
 "$BIN" serve --data "$D" --mqtt 127.0.0.1:0 --http 127.0.0.1:0 "${K[@]}" > "$T/serve.out" 2> "$T/serve.err" &
 SRV=$!
@@ -122,13 +126,31 @@ fi
 s_json=$(gwsim "$SPORT" suiro)
 s_cpu=$(cpu_s "$SRV")
 if [ -n "$PERF" ]; then wait "$PERF" || echo "gw_ingest: perf record failed: $(tail -n 3 "$T/perf.log")" >&2; PERF=; fi
+# PUBACK latency at half the steady rate (issue #4: p99 <= 5 ms): PACE_N
+# gateways each sending one message every PACE_N / (rate / 2) seconds for ~10 s
+steady_now=$(field "$s_json" steady_msg_per_s)
+p_json='{}'
+if [ -n "$steady_now" ] && [ "${steady_now%.*}" -gt 0 ] 2>/dev/null; then
+  half=$(( ${steady_now%.*} / 2 ))
+  [ "$half" -ge 1 ] || half=1
+  iv=$("$PY" -c "print(round($PACE_N * 1000.0 / $half, 3))")
+  pm=$(( half * 10 / PACE_N )); [ "$pm" -ge 5 ] || pm=5
+  echo "gw_ingest: paced run, $PACE_N gateways x one message every $iv ms (~$half msg/s, half the steady rate)" >&2
+  p_json=$("$BIN" gwsim run --port "$SPORT" --operator simp --gateways "$PACE_N" --points "$GW_POINTS" \
+    --batch "$GW_BATCH" --messages "$pm" --window 4 --interval-ms "$iv" 2>"$T/gwsim-paced.err" | tail -n 1) || true
+  [ -n "$p_json" ] || p_json='{}'
+  p_acked=$(field "$p_json" acked)
+  pverify=FAILED
+  [ "${p_acked:-0}" = "$(( pm * PACE_N ))" ] && [ "$(field "$p_json" errors)" = 0 ] && pverify=ok
+  merge "$p_json" "{\"bench\":\"gw_ingest_paced\",\"system\":\"suiro\",\"sync\":\"always\",\"target_msg_per_s\":$half,\"interval_ms\":$iv,\"goal_puback_p99_ms\":5,\"verify\":\"$pverify\"}"
+fi
 kill -TERM "$SRV"
 s_rc=0
 wait "$SRV" || s_rc=$?
 SRV=
 [ "$s_rc" = 0 ] || { echo "gw_ingest: suiro serve exited $s_rc after SIGTERM" >&2; tail -n 20 "$T/serve.err" >&2; }
 # what the log holds: values and distinct messages of the measurement events
-read -r stored msgs dup < <("$BIN" replay "$D" "${K[@]}" --kind measurements | "$PY" -c '
+read -r stored msgs dup < <("$BIN" replay "$D" "${K[@]}" --operator "$OP" --kind measurements | "$PY" -c '
 import json, sys
 v = 0; ids = set(); dup = 0
 for l in sys.stdin:
