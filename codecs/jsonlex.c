@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
+#include <stdint.h>
 #include <string.h>
 
 enum {
@@ -53,6 +54,18 @@ static int string(sr_jlex *l)
     l->s = (const char *)p;
     l->escaped = 0;
     while (p < end) {
+        /* 8 plain ASCII bytes at a time: no '"', no '\\', no control, no
+         * high bit (a false alarm only sends the bytes to the loop below) */
+        while (end - p >= 8) {
+            uint64_t v;
+            memcpy(&v, p, 8);
+            const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
+            uint64_t q = v ^ (ones * '"'), b = v ^ (ones * '\\');
+            uint64_t hit = ((q - ones) & ~q) | ((b - ones) & ~b) | ((v - ones * 0x20) & ~v) | v;
+            if (hit & highs) break;
+            p += 8;
+        }
+        if (p >= end) break;
         unsigned c = *p;
         if (c == '"') {
             l->n = (size_t)((const char *)p - l->s);
@@ -118,9 +131,12 @@ static int number(sr_jlex *l)
     const char *p = l->p, *end = l->end;
     l->s = p;
     l->is_int = 1;
+    int has_exp = 0;
     if (p < end && *p == '-') p++;
+    const char *int_start = p;
     if (p < end && *p == '0') p++;
     else if (digits(&p, end)) return -1;
+    size_t int_digits = (size_t)(p - int_start);
     if (p < end && *p == '.') {
         p++;
         l->is_int = 0;
@@ -129,6 +145,7 @@ static int number(sr_jlex *l)
     if (p < end && (*p == 'e' || *p == 'E')) {
         p++;
         l->is_int = 0;
+        has_exp = 1;
         if (p < end && (*p == '+' || *p == '-')) p++;
         if (digits(&p, end)) return -1;
     }
@@ -144,8 +161,9 @@ static int number(sr_jlex *l)
         (void)strtoll(tmp, NULL, 10);
         if (errno) return -1;
     }
-    if (!l->is_int) {
-        /* as the full parser: a real must not overflow */
+    if (!l->is_int && (has_exp || int_digits > 300)) {
+        /* as the full parser: a real must not overflow (only an exponent or
+         * over 308 integer digits can make it) */
         char tmp[128];
         if (l->n >= sizeof tmp) return -1;
         memcpy(tmp, l->s, l->n);

@@ -123,9 +123,23 @@ typedef struct opq {
     uint32_t depth;
 } opq;
 
+/* sr_engine_point_info answers from here while no master changed (the
+ * writer bumps masters_gen after committing a group that changed one). */
+enum { PICACHE = 1024 };
+typedef struct picache_ent {
+    uint64_t gen; /* masters_gen + 1 when filled; 0: empty */
+    char key[146]; /* op \0 data_id */
+    size_t kl;
+    sr_point_info info;
+} picache_ent;
+
 struct sr_engine {
     char *dir;
     sr_engine_opts o;
+    picache_ent *picache;
+    pthread_mutex_t picache_mu;
+    _Atomic uint64_t masters_gen;
+    int masters_dirty; /* writer: this group changed a master (or one was refused after it) */
     sr_log *log;
     sr_index *ix;
     sr_blobs *blobs;
@@ -609,8 +623,10 @@ static int apply_nonseries(sr_engine *e, MDB_txn *t, Event *ev, sr_result *r, in
     case SUIRO__V1__EVENT__BODY_MEASUREMENTS:
         return validate ? check_measurements(e, t, ev, r) : SR_OK;
     case SUIRO__V1__EVENT__BODY_MASTER_PUT:
+        e->masters_dirty = 1;
         return apply_master_put(e, t, ev, ev->master_put, r, validate);
     case SUIRO__V1__EVENT__BODY_MASTER_DELETE:
+        e->masters_dirty = 1;
         return apply_master_delete(e, t, ev, ev->master_delete, r, validate);
     case SUIRO__V1__EVENT__BODY_DOC_PUT:
     case SUIRO__V1__EVENT__BODY_DOC_DELETE:
@@ -1162,6 +1178,10 @@ static void process_group(sr_engine *e, cmd **cmds, size_t nc)
     fatal = sr_index_commit(e->ix, txn);
     txn = NULL;
     if (fatal) goto finish;
+    if (e->masters_dirty) { /* after the commit: a reader never caches older masters under the new gen */
+        atomic_fetch_add(&e->masters_gen, 1);
+        e->masters_dirty = 0;
+    }
     e->next_seq = seq;
     atomic_store(&e->watermark, seq - 1);
     atomic_fetch_add(&e->st_groups, 1);
@@ -1513,8 +1533,10 @@ int sr_engine_open(const char *dir, const sr_engine_opts *opts, sr_engine **out,
     if (!e->o.queue_max_per_op) e->o.queue_max_per_op = e->o.queue_max / 4 ? e->o.queue_max / 4 : 1;
     if (!e->o.head_max) e->o.head_max = 1024;
     pthread_mutex_init(&e->mu, NULL);
+    pthread_mutex_init(&e->picache_mu, NULL);
     pthread_cond_init(&e->cv_work, NULL);
     for (int i = 0; i < NSTRIPE; i++) pthread_mutex_init(&e->stripe[i], NULL);
+    e->picache = sr_calloc(PICACHE, sizeof *e->picache); /* NULL (no memory): no cache, still correct */
     size_t dl = strlen(dir);
     e->dir = sr_malloc(dl + 1);
     if (!e->dir) {
@@ -1641,7 +1663,9 @@ int sr_engine_close(sr_engine *e)
     sr_free(e->group);
     for (int i = 0; i < NSTRIPE; i++) pthread_mutex_destroy(&e->stripe[i]);
     pthread_mutex_destroy(&e->mu);
+    pthread_mutex_destroy(&e->picache_mu);
     pthread_cond_destroy(&e->cv_work);
+    sr_free(e->picache);
     sr_free(e->dir);
     sr_free(e);
     return rc;
@@ -1718,8 +1742,31 @@ int sr_engine_point(sr_engine *e, const char *op, const char *data_id, uint32_t 
     return rc;
 }
 
+static uint32_t fnv1a(const char *p, size_t n)
+{
+    uint32_t h = 2166136261u;
+    for (size_t i = 0; i < n; i++) h = (h ^ (uint8_t)p[i]) * 16777619u;
+    return h;
+}
+
 int sr_engine_point_info(sr_engine *e, const char *op, const char *data_id, sr_point_info *out)
 {
+    /* the cache: op \0 data_id, tagged with the masters generation */
+    char ck[146];
+    size_t ol = strlen(op), dl = strlen(data_id), ckl = ol + 1 + dl;
+    picache_ent *ce = NULL;
+    uint64_t gen = atomic_load(&e->masters_gen) + 1;
+    if (e->picache && ckl <= sizeof ck) {
+        memcpy(ck, op, ol);
+        ck[ol] = 0;
+        memcpy(ck + ol + 1, data_id, dl);
+        ce = &e->picache[fnv1a(ck, ckl) % PICACHE];
+        pthread_mutex_lock(&e->picache_mu);
+        int hit = ce->gen == gen && ce->kl == ckl && !memcmp(ce->key, ck, ckl);
+        if (hit) *out = ce->info;
+        pthread_mutex_unlock(&e->picache_mu);
+        if (hit) return SR_OK;
+    }
     MDB_txn *t;
     int rc = sr_index_read_begin(e->ix, &t);
     if (rc) return rc;
@@ -1743,6 +1790,14 @@ int sr_engine_point_info(sr_engine *e, const char *op, const char *data_id, sr_p
         }
     }
     sr_index_read_end(e->ix, t);
+    if (!rc && ce) {
+        pthread_mutex_lock(&e->picache_mu);
+        ce->gen = gen; /* read before the lookup: a newer master makes it stale, never wrong */
+        memcpy(ce->key, ck, ckl);
+        ce->kl = ckl;
+        ce->info = *out;
+        pthread_mutex_unlock(&e->picache_mu);
+    }
     return rc;
 }
 

@@ -675,3 +675,55 @@ Test(engine, malformed_or_mixed_commands_are_refused_without_storing)
     sr_buf_release(&b);
     sr_engine_close(e);
 }
+
+/* sr_engine_point_info is cached; a committed master change is seen at once
+ * (range, gateway through the device, type) and a deleted point is gone. */
+Test(engine, point_info_follows_master_changes)
+{
+    sr_engine *e = open_engine(NULL);
+    cr_assert_eq(et_setup_masters(e, "op1", 2, NUM, 1), SR_OK);
+    sr_point_info a, b;
+    cr_assert_eq(sr_engine_point_info(e, "op1", "P000", &a), SR_OK);
+    cr_assert_eq(sr_engine_point_info(e, "op1", "P000", &b), SR_OK); /* from the cache */
+    cr_assert_eq(a.point, b.point);
+    cr_assert_float_eq(b.max, 1e9, 1);
+    cr_assert_str_eq(b.gateway, "GW1");
+    /* P000 moves to the other device, with a new range */
+    Suiro__V1__MasterPut p = SUIRO__V1__MASTER_PUT__INIT;
+    p.kind = SUIRO__V1__MASTER_KIND__MK_DATA_POINT;
+    p.id = "P000";
+    p.parent_id = "D-GW2";
+    p.type = SUIRO__V1__VALUE_TYPE__VT_NUMBER;
+    p.point_kind = SUIRO__V1__POINT_KIND__PK_MEASURE;
+    p.has_min = p.has_max = 1;
+    p.min = 0;
+    p.max = 5;
+    Suiro__V1__Event ev = SUIRO__V1__EVENT__INIT;
+    ev.body_case = SUIRO__V1__EVENT__BODY_MASTER_PUT;
+    ev.master_put = &p;
+    sr_buf buf;
+    sr_buf_init(&buf);
+    cr_assert_eq(sr_ev_pack(&ev, "op1", "cli", SUIRO__V1__ACTOR_KIND__ACTOR_USER, NULL, &buf), SR_OK);
+    size_t len = buf.len;
+    sr_result r;
+    cr_assert_eq(et_submit(e, &buf, &len, 1, &r), SR_OK, "%s", r.msg);
+    cr_assert_eq(sr_engine_point_info(e, "op1", "P000", &b), SR_OK);
+    cr_assert_eq(b.point, a.point);
+    cr_assert_float_eq(b.max, 5, 1e-9);
+    cr_assert_str_eq(b.gateway, "GW2");
+    cr_assert_eq(b.kind, SUIRO__V1__POINT_KIND__PK_MEASURE);
+    /* and deleted */
+    Suiro__V1__MasterDelete d = SUIRO__V1__MASTER_DELETE__INIT;
+    d.kind = SUIRO__V1__MASTER_KIND__MK_DATA_POINT;
+    d.id = "P000";
+    Suiro__V1__Event ev2 = SUIRO__V1__EVENT__INIT;
+    ev2.body_case = SUIRO__V1__EVENT__BODY_MASTER_DELETE;
+    ev2.master_delete = &d;
+    buf.len = 0;
+    cr_assert_eq(sr_ev_pack(&ev2, "op1", "cli", SUIRO__V1__ACTOR_KIND__ACTOR_USER, NULL, &buf), SR_OK);
+    len = buf.len;
+    cr_assert_eq(et_submit(e, &buf, &len, 1, &r), SR_OK, "%s", r.msg);
+    cr_assert_eq(sr_engine_point_info(e, "op1", "P000", &b), SR_ENOTFOUND);
+    sr_buf_release(&buf);
+    sr_engine_close(e);
+}
