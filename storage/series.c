@@ -1,6 +1,6 @@
 /*
  * storage/series.c -- time-series chunk codec, merge and downsampling
- * (chunk format v1, docs/series-format.md).
+ * (chunk formats v1 and v2, docs/series-format.md).
  *
  * A chunk is a 32-byte header, an optional quality section (2 bits a sample),
  * a timestamp bit stream and a value stream. The header carries type, count,
@@ -8,19 +8,46 @@
  * the whole chunk, so sr_chunk_info_get reads it in O(1) and a decoder can
  * check every byte before trusting it.
  *
+ * Version 2 differs from version 1 only in the value stream of number chunks:
+ * when every value is m / 10^k for one k in 0..6 (bit for bit, |m| < 2^53),
+ * the value stream holds the integer mantissas m (first one as a varint, then
+ * deltas or delta-of-deltas in a per-chunk bucket code) instead of XORed
+ * doubles. While the values stay decimal, the encoder keeps their mantissas,
+ * their bits, a histogram of the bit lengths of the mantissas'
+ * (delta-of-)deltas, from which it picks the cheapest code exactly, and a
+ * lower bound of the version 1 size. At finish (plan_values) it writes
+ * version 2 if that is not longer than version 1 (the bound settles it
+ * mostly; else the version 1 size is counted), else version 1, byte for byte
+ * what a version 1 encoder writes. The first value that is not decimal
+ * turns the chunk into version 1: the version 1 stream of the samples so far
+ * is built from their bits, and later samples go to it directly, as before.
+ * Every other type is always version 1.
+ *
  * INVARIANTS (encoder)
  *  (1) count == 0 or last_ts > every earlier ts; prev_delta = last_ts - the
  *      timestamp before it (mod 2^64), 0 when count <= 1.
  *  (2) q holds ceil(count / 4) bytes, 2 bits a sample, LSB first; any_bad is
  *      1 iff some sample's quality is not GOOD.
  *  (3) ts/val hold exactly the bits of samples 0..count-1 (pending bits in
- *      acc); a failed add leaves all of this unchanged (every allocation of
- *      an add happens before its first mutation).
+ *      acc), except that for numbers val is empty while dec_ok is 1; a
+ *      failed add leaves all of this unchanged (every allocation of an add
+ *      happens before its first mutation).
+ *  (4) Numbers: dec_ok is 1 iff every value so far is mant[i] / 10^scale bit
+ *      for bit with |mant[i]| <= MANT_MAX; then vbits[i] are the values'
+ *      bits, max_abs = max |mant[i]|, hist[0][b] / hist[1][b] count the
+ *      samples i >= 1 whose zigzag(delta) / zigzag(delta - previous delta)
+ *      has bit length b, prev_d is the last delta, and lb1 <= the bit length
+ *      of the version 1 value stream of the samples. Raising the scale
+ *      multiplies every mantissa by a power of ten (exact: the same real
+ *      quotient, so the same rounded double) and recounts the histograms.
+ *      When dec_ok is 0 none of these are used.
  *
  * INVARIANTS (decoder)
- *  (4) Every bit read lies inside its own stream; running out is ECORRUPT.
- *  (5) Decoded timestamps are strictly increasing and never pass last_ts;
+ *  (5) Every bit read lies inside its own stream; running out is ECORRUPT.
+ *  (6) Decoded timestamps are strictly increasing and never pass last_ts;
  *      the last one equals last_ts and both streams end exactly (zero pad).
+ *  (7) Version 2: every decoded mantissa has |m| <= MANT_MAX, so the value
+ *      m / 10^k is the double the encoder checked.
  *
  * Timestamp and integer deltas are computed in uint64_t (wrapping), so every
  * gap between INT64_MIN and INT64_MAX encodes without signed overflow.
@@ -33,10 +60,19 @@
 #include <string.h>
 
 enum {
-    SR_SERIES_VERSION = 1,
+    SR_SERIES_VERSION = 1,  /* every type; numbers that are not decimal */
+    SR_SERIES_VERSION2 = 2, /* numbers only: decimal mantissas */
     HDR_LEN = 32,
     FLAG_ALL_GOOD = 0x01,
+    /* version 2 value code (docs/series-format.md, "Version 2") */
+    V2_MAX_SCALE = 6,
+    V2_MAX_W = 27,      /* so that the longest non-escape code, w + 30 bits, fits one 57-bit peek */
+    V2_ESC_ZEROS = 16,  /* this many leading zero bits: escape, z follows in 56 bits */
+    V2_ESC_BITS = 56,
+    V2_NBL = 57,        /* bit lengths 0..56 of zigzag values below 2^56 */
 };
+
+#define MANT_MAX ((UINT64_C(1) << 53) - 1) /* |mantissa| <= 2^53 - 1 */
 
 /* ------------------------------------------------------------------------ */
 /* Small helpers                                                             */
@@ -79,6 +115,60 @@ static double bits_dbl(uint64_t u)
     double f;
     memcpy(&f, &u, 8);
     return f;
+}
+
+static inline unsigned bitlen(uint64_t z) { return z ? 64 - (unsigned)__builtin_clzll(z) : 0; }
+
+/* Version 2 scales: 10^k, exact in binary64 for k <= 22. */
+static const double pow10_dbl[V2_MAX_SCALE + 1] = {1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6};
+static const int64_t pow10_int[V2_MAX_SCALE + 1] = {1, 10, 100, 1000, 10000, 100000, 1000000};
+
+/* |m| <= MANT_MAX, for m as a two's complement uint64 */
+static inline int mant_ok(uint64_t m) { return m + MANT_MAX <= 2 * MANT_MAX; }
+
+/* The value of mantissa m at scale k: the one computation of both the
+ * encoder's check and the decoder (IEEE 754 division, round to nearest). */
+static inline double dec_value(int64_t m, unsigned k) { return (double)m / pow10_dbl[k]; }
+
+/* The smallest k in from..6 at which f == m / 10^k bit for bit with
+ * |m| <= MANT_MAX, and *m; -1 if there is none. The candidate m is f * 10^k
+ * rounded; only the exact check decides, so a rounding slip can only miss a
+ * scale (and write a larger k, or version 1), never store a wrong value.
+ * NaN, infinities, -0.0 (m = 0 gives +0.0) and most non-decimals fail. */
+static int decimal_at(double f, int from, int64_t *m)
+{
+    for (int k = from; k <= V2_MAX_SCALE; k++) {
+        double x = f * pow10_dbl[k];
+        /* not finite or too big; a larger k only makes |x| larger */
+        if (!(x > -9007199254740992.0 && x < 9007199254740992.0)) return -1;
+        int64_t c = (int64_t)x; /* rounded half away from zero; x - c is exact */
+        double frac = x - (double)c;
+        c += (frac >= 0.5) - (frac <= -0.5);
+        if (mant_ok((uint64_t)c) && dbl_bits(dec_value(c, (unsigned)k)) == dbl_bits(f)) {
+            *m = c;
+            return k;
+        }
+    }
+    return -1;
+}
+
+/* Bits of the version 2 code of a zigzag value of bit length b with base
+ * width w: '1' + w bits; j = b - w zeros + b bits; or the escape. */
+static inline uint64_t v2_code_bits(unsigned b, unsigned w)
+{
+    if (b <= w) return w + 1;
+    if (b - w < V2_ESC_ZEROS) return 2 * (uint64_t)b - w;
+    return V2_ESC_ZEROS + V2_ESC_BITS;
+}
+
+static size_t varint_len(uint64_t v)
+{
+    size_t n = 1;
+    while (v >= 0x80) {
+        v >>= 7;
+        n++;
+    }
+    return n;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -145,6 +235,18 @@ struct sr_chunk_enc {
     int lead, trail; /* current XOR window; lead < 0: none yet */
     int64_t prev_i;
     sr_buf prev_s;  /* previous string (a copy) */
+    /* numbers, version 2 candidate (invariant 4) */
+    int dec_ok;
+    int scale;         /* k, 0..6 */
+    int64_t *mant;     /* count mantissas at scale */
+    size_t mant_cap;
+    uint64_t *vbits;   /* count values' bits */
+    size_t vbits_cap;
+    uint64_t lb1;
+    uint64_t max_abs;
+    uint64_t prev_d;
+    uint32_t hist[2][V2_NBL];
+    bitw v2;           /* scratch: the version 2 value bits, built at finish */
 };
 
 int sr_chunk_enc_create(sr_vtype type, sr_chunk_enc **out)
@@ -154,6 +256,7 @@ int sr_chunk_enc_create(sr_vtype type, sr_chunk_enc **out)
     if (!e) return SR_ENOMEM;
     e->type = type;
     e->lead = -1;
+    e->dec_ok = 1;
     *out = e;
     return SR_OK;
 }
@@ -166,6 +269,9 @@ void sr_chunk_enc_destroy(sr_chunk_enc *e)
     sr_buf_release(&e->val.b);
     sr_buf_release(&e->bytes);
     sr_buf_release(&e->prev_s);
+    sr_buf_release(&e->v2.b);
+    sr_free(e->mant);
+    sr_free(e->vbits);
     sr_free(e);
 }
 
@@ -183,6 +289,12 @@ static void enc_reset(sr_chunk_enc *e)
     e->lead = e->trail = -1;
     e->prev_i = 0;
     e->prev_s.len = 0;
+    e->dec_ok = 1;
+    e->scale = 0;
+    e->max_abs = 0;
+    e->prev_d = 0;
+    e->lb1 = 0;
+    memset(e->hist, 0, sizeof e->hist);
 }
 
 static size_t put_varint(uint8_t *p, uint64_t v)
@@ -212,10 +324,23 @@ static void enc_ts(sr_chunk_enc *e, int64_t ts)
     }
 }
 
-static void enc_number(sr_chunk_enc *e, double f)
+/* Version 1 numbers: for XOR x != 0, 1 if x fits the window (*wl, *wt)
+ * ('10'), else 0 and x's own window becomes the window ('11'). The one
+ * decision of both xor_put and xor_bytes. */
+static inline int xor_window(int *wl, int *wt, uint64_t x)
 {
-    uint64_t bits = dbl_bits(f);
-    if (e->count == 0) {
+    int lead = __builtin_clzll(x), trail = __builtin_ctzll(x);
+    int mlen = 64 - lead - trail;
+    if (*wl >= 0 && lead >= *wl && trail >= *wt && 64 - *wl - *wt <= mlen + 12) return 1;
+    *wl = lead;
+    *wt = trail;
+    return 0;
+}
+
+/* Append a number's bits to the version 1 stream (first: sample 0). */
+static void xor_put(sr_chunk_enc *e, uint64_t bits, int first)
+{
+    if (first) {
         bw_put(&e->val, bits, 64);
         e->prev_bits = bits;
         return;
@@ -226,18 +351,85 @@ static void enc_number(sr_chunk_enc *e, double f)
         bw_put(&e->val, 0, 1);
         return;
     }
-    int lead = __builtin_clzll(x), trail = __builtin_ctzll(x);
-    int mlen = 64 - lead - trail;
-    if (e->lead >= 0 && lead >= e->lead && trail >= e->trail && 64 - e->lead - e->trail <= mlen + 12) {
+    if (xor_window(&e->lead, &e->trail, x)) {
         unsigned wlen = (unsigned)(64 - e->lead - e->trail);
         bw_put(&e->val, 0x2, 2);
         bw_put(&e->val, x >> e->trail, wlen);
         return;
     }
-    e->lead = lead;
-    e->trail = trail;
-    bw_put(&e->val, (UINT64_C(0x3) << 12) | ((uint64_t)lead << 6) | (uint64_t)(mlen - 1), 14);
-    bw_put(&e->val, x >> trail, (unsigned)mlen);
+    int mlen = 64 - e->lead - e->trail;
+    bw_put(&e->val, (UINT64_C(0x3) << 12) | ((uint64_t)e->lead << 6) | (uint64_t)(mlen - 1), 14);
+    bw_put(&e->val, x >> e->trail, (unsigned)mlen);
+}
+
+static void enc_number(sr_chunk_enc *e, double f) { xor_put(e, dbl_bits(f), e->count == 0); }
+
+/* Bytes of the version 1 value stream of n numbers' bits (as xor_put). */
+static size_t xor_bytes(const uint64_t *b, uint32_t n)
+{
+    if (!n) return 0;
+    uint64_t bits = 64;
+    int wl = -1, wt = -1;
+    for (uint32_t i = 1; i < n; i++) {
+        uint64_t x = b[i] ^ b[i - 1];
+        if (!x) bits += 1;
+        else if (xor_window(&wl, &wt, x)) bits += 2 + (uint64_t)(64 - wl - wt);
+        else bits += 14 + (uint64_t)(64 - wl - wt);
+    }
+    return (size_t)((bits + 7) / 8);
+}
+
+/* Build the version 1 stream of the numbers so far from their bits (room
+ * reserved: (count + 1) * 10 + 16 bytes). */
+static void xor_replay(sr_chunk_enc *e)
+{
+    bw_reset(&e->val);
+    e->lead = e->trail = -1;
+    for (uint32_t i = 0; i < e->count; i++) xor_put(e, e->vbits[i], i == 0);
+}
+
+/* Count sample i >= 1 of the mantissas in the histograms (invariant 4). */
+static inline void dec_count(sr_chunk_enc *e, uint64_t d)
+{
+    e->hist[0][bitlen(zz_enc(d))]++;
+    e->hist[1][bitlen(zz_enc(d - e->prev_d))]++;
+    e->prev_d = d;
+}
+
+/* Raise the scale to k: exact, the caller checked max_abs * 10^(k - scale)
+ * <= MANT_MAX. */
+static void dec_rescale(sr_chunk_enc *e, int k)
+{
+    int64_t mul = pow10_int[k - e->scale];
+    memset(e->hist, 0, sizeof e->hist);
+    e->prev_d = 0;
+    for (uint32_t i = 0; i < e->count; i++) {
+        e->mant[i] *= mul;
+        SR_ASSERT(dbl_bits(dec_value(e->mant[i], (unsigned)k)) ==
+                  dbl_bits(dec_value(e->mant[i] / mul, (unsigned)e->scale)));
+        if (i) dec_count(e, (uint64_t)e->mant[i] - (uint64_t)e->mant[i - 1]);
+    }
+    e->max_abs *= (uint64_t)mul;
+    e->scale = k;
+}
+
+/* Sample `count`, of bits fb, is decimal at scale k >= scale with mantissa
+ * m. Room for it was reserved. */
+static void dec_track(sr_chunk_enc *e, int k, int64_t m, uint64_t fb)
+{
+    if (k > e->scale) dec_rescale(e, k);
+    uint64_t a = m < 0 ? 0 - (uint64_t)m : (uint64_t)m;
+    if (a > e->max_abs) e->max_abs = a;
+    e->mant[e->count] = m;
+    e->vbits[e->count] = fb;
+    if (e->count) {
+        dec_count(e, (uint64_t)m - (uint64_t)e->mant[e->count - 1]);
+        /* version 1 spends 1 bit on a repeat, else >= 2 + the XOR's meaningful bits */
+        uint64_t x = fb ^ e->vbits[e->count - 1];
+        e->lb1 += x ? 2 + (uint64_t)(64 - __builtin_clzll(x) - __builtin_ctzll(x)) : 1;
+    } else {
+        e->lb1 = 64;
+    }
 }
 
 int sr_chunk_enc_add(sr_chunk_enc *e, const sr_sample *s)
@@ -253,8 +445,29 @@ int sr_chunk_enc_add(sr_chunk_enc *e, const sr_sample *s)
     int rc;
     if ((rc = sr_buf_reserve(&e->ts.b, 16))) return rc;
     if (e->count % 4 == 0 && (rc = sr_buf_reserve(&e->q, 1))) return rc;
+    int dk = -1; /* version 2: the scale of this value, -1 if it is not decimal */
+    int64_t dm = 0;
     switch (e->type) {
     case SR_VT_NUMBER:
+        rc = sr_buf_reserve(&e->val.b, 16);
+        if (!rc && e->dec_ok) {
+            if (e->count && dbl_bits(s->v.f) == e->vbits[e->count - 1]) { /* a repeat: no division */
+                dk = e->scale;
+                dm = e->mant[e->count - 1];
+            } else {
+                dk = decimal_at(s->v.f, e->scale, &dm);
+                if (dk > e->scale && e->max_abs > MANT_MAX / (uint64_t)pow10_int[dk - e->scale]) dk = -1;
+            }
+            if (dk >= 0) {
+                if (e->count >= e->mant_cap)
+                    rc = sr_array_reserve(&e->mant, &e->mant_cap, (size_t)e->count + 1, sizeof *e->mant);
+                if (!rc && e->count >= e->vbits_cap)
+                    rc = sr_array_reserve(&e->vbits, &e->vbits_cap, (size_t)e->count + 1, sizeof *e->vbits);
+            } else { /* room for the version 1 stream of every sample so far and this one */
+                rc = sr_buf_reserve(&e->val.b, ((size_t)e->count + 1) * 10 + 16);
+            }
+        }
+        break;
     case SR_VT_BOOL:
         rc = sr_buf_reserve(&e->val.b, 16);
         break;
@@ -278,7 +491,15 @@ int sr_chunk_enc_add(sr_chunk_enc *e, const sr_sample *s)
 
     switch (e->type) {
     case SR_VT_NUMBER:
-        enc_number(e, s->v.f);
+        if (e->dec_ok && dk >= 0) {
+            dec_track(e, dk, dm, dbl_bits(s->v.f));
+        } else {
+            if (e->dec_ok) { /* the first value that is not decimal: version 1 from now on */
+                xor_replay(e);
+                e->dec_ok = 0;
+            }
+            enc_number(e, s->v.f);
+        }
         break;
     case SR_VT_INTEGER: {
         uint64_t z = zz_enc((uint64_t)s->v.i - (uint64_t)e->prev_i);
@@ -316,24 +537,107 @@ static size_t enc_val_bytes(const sr_chunk_enc *e)
     return (e->type == SR_VT_NUMBER || e->type == SR_VT_BOOL) ? bw_bytes(&e->val) : e->bytes.len;
 }
 
+/* The version 2 value stream the encoder would write: order 0 codes the
+ * deltas, 1 the delta-of-deltas; w the base width. */
+typedef struct v2_plan {
+    unsigned order, w;
+    uint64_t bits;  /* of the bit stream (samples 1..count-1) */
+    size_t vbytes;  /* the whole value stream: coding byte, varint, bits */
+} v2_plan;
+
+/* The value stream finish writes: 1 and *p for version 2 (a number chunk,
+ * at least one sample, every value decimal, and a value stream no longer
+ * than version 1's), else 0 and *v1 its bytes. The code is the cheapest
+ * (order, w), exactly, from the histograms; ties go to order 0, then to the
+ * smaller w. The version 1 size is counted only if the bound lb1 does not
+ * settle the comparison. */
+static int plan_values(const sr_chunk_enc *e, v2_plan *p, size_t *v1)
+{
+    if (e->type != SR_VT_NUMBER || !e->count || !e->dec_ok) {
+        *v1 = enc_val_bytes(e);
+        return 0;
+    }
+    uint64_t best = UINT64_MAX;
+    for (unsigned order = 0; order < 2; order++) {
+        const uint32_t *h = e->hist[order];
+        unsigned top = 0; /* the largest bit length present */
+        for (unsigned b = 0; b < V2_NBL; b++)
+            if (h[b]) top = b;
+        for (unsigned w = 0; w <= V2_MAX_W; w++) {
+            uint64_t bits = 0;
+            for (unsigned b = 0; b <= top; b++) bits += (uint64_t)h[b] * v2_code_bits(b, w);
+            if (bits < best) {
+                best = bits;
+                p->order = order;
+                p->w = w;
+            }
+            if (w >= top) break; /* a larger w only costs more */
+        }
+    }
+    p->bits = best;
+    p->vbytes = 1 + varint_len(zz_enc((uint64_t)e->mant[0])) + (size_t)((best + 7) / 8);
+    if (p->vbytes <= (e->lb1 + 7) / 8) return 1;
+    *v1 = xor_bytes(e->vbits, e->count);
+    return p->vbytes <= *v1;
+}
+
 size_t sr_chunk_enc_bytes(const sr_chunk_enc *e)
 {
     if (!e) return 0;
-    return HDR_LEN + (e->any_bad ? e->q.len : 0) + bw_bytes(&e->ts) + enc_val_bytes(e);
+    v2_plan pl;
+    size_t v1 = 0;
+    size_t vn = plan_values(e, &pl, &v1) ? pl.vbytes : v1;
+    return HDR_LEN + (e->any_bad ? e->q.len : 0) + bw_bytes(&e->ts) + vn;
+}
+
+/* One version 2 code of zigzag value z < 2^56 (room reserved). */
+static inline void v2_put(bitw *w, uint64_t z, unsigned base)
+{
+    unsigned b = bitlen(z);
+    if (b <= base) bw_put(w, (UINT64_C(1) << base) | z, base + 1);
+    else if (b - base < V2_ESC_ZEROS) bw_put(w, z, 2 * b - base); /* b - base zeros, then z's b bits */
+    else {
+        bw_put(w, 0, V2_ESC_ZEROS);
+        bw_put(w, z, V2_ESC_BITS);
+    }
+}
+
+/* Build the version 2 value bits of the plan in e->v2 (room reserved). */
+static void v2_build(sr_chunk_enc *e, const v2_plan *p)
+{
+    bw_reset(&e->v2);
+    uint64_t pd = 0;
+    for (uint32_t i = 1; i < e->count; i++) {
+        uint64_t d = (uint64_t)e->mant[i] - (uint64_t)e->mant[i - 1];
+        v2_put(&e->v2, zz_enc(p->order ? d - pd : d), p->w);
+        pd = d;
+    }
 }
 
 int sr_chunk_enc_finish(sr_chunk_enc *e, sr_buf *out)
 {
     if (!e || !out) return SR_EINVAL;
-    size_t qn = e->any_bad ? e->q.len : 0, tn = bw_bytes(&e->ts), vn = enc_val_bytes(e);
+    v2_plan pl;
+    size_t v1n = 0;
+    int v2 = plan_values(e, &pl, &v1n);
+    /* decimal numbers that version 1 codes shorter: build that stream now */
+    int replay = !v2 && e->type == SR_VT_NUMBER && e->count && e->dec_ok;
+    size_t qn = e->any_bad ? e->q.len : 0, tn = bw_bytes(&e->ts), vn = v2 ? pl.vbytes : v1n;
     size_t total = HDR_LEN + qn + tn + vn;
-    int rc = sr_buf_reserve(out, total);
+    int rc = SR_OK;
+    if (v2) rc = sr_buf_reserve(&e->v2.b, (size_t)(pl.bits / 8) + 16);
+    if (replay) rc = sr_buf_reserve(&e->val.b, ((size_t)e->count + 1) * 10 + 16);
+    if (!rc) rc = sr_buf_reserve(out, total);
     if (rc) return rc;
+    if (replay) {
+        xor_replay(e);
+        SR_VERIFY(bw_bytes(&e->val) == v1n);
+    }
     uint8_t *p = out->data + out->len;
-    p[0] = SR_SERIES_VERSION;
+    p[0] = v2 ? SR_SERIES_VERSION2 : SR_SERIES_VERSION;
     p[1] = (uint8_t)e->type;
     p[2] = e->any_bad ? 0 : FLAG_ALL_GOOD;
-    p[3] = 0;
+    p[3] = v2 ? (uint8_t)e->scale : 0;
     sr_put_le32(p + 4, e->count);
     sr_put_le64(p + 8, (uint64_t)e->first_ts);
     sr_put_le64(p + 16, (uint64_t)e->last_ts);
@@ -344,8 +648,17 @@ int sr_chunk_enc_finish(sr_chunk_enc *e, sr_buf *out)
     w += qn;
     bw_copy(&e->ts, w);
     w += tn;
-    if (e->type == SR_VT_NUMBER || e->type == SR_VT_BOOL) bw_copy(&e->val, w);
-    else if (vn) memcpy(w, e->bytes.data, vn);
+    if (v2) {
+        v2_build(e, &pl);
+        SR_VERIFY(bw_bytes(&e->v2) == (size_t)((pl.bits + 7) / 8)); /* the plan is what we write */
+        *w++ = (uint8_t)(pl.w | (pl.order << 5));
+        w += put_varint(w, zz_enc((uint64_t)e->mant[0]));
+        bw_copy(&e->v2, w);
+    } else if (e->type == SR_VT_NUMBER || e->type == SR_VT_BOOL) {
+        bw_copy(&e->val, w);
+    } else if (vn) {
+        memcpy(w, e->bytes.data, vn);
+    }
     uint32_t crc = sr_crc32c(0, p, 28);
     crc = sr_crc32c(crc, p + HDR_LEN, total - HDR_LEN);
     sr_put_le32(p + 28, crc);
@@ -361,14 +674,17 @@ int sr_chunk_enc_finish(sr_chunk_enc *e, sr_buf *out)
 static int hdr_parse(const uint8_t *p, size_t len, sr_chunk_info *info, size_t *qn, size_t *tn)
 {
     if (!p || len < HDR_LEN) return SR_ECORRUPT;
-    if (p[0] != SR_SERIES_VERSION) return SR_EVERSION;
-    if (!valid_type(p[1]) || (p[2] & ~FLAG_ALL_GOOD) || p[3]) return SR_ECORRUPT;
+    if (p[0] != SR_SERIES_VERSION && p[0] != SR_SERIES_VERSION2) return SR_EVERSION;
+    if (!valid_type(p[1]) || (p[2] & ~FLAG_ALL_GOOD)) return SR_ECORRUPT;
+    int v2 = p[0] == SR_SERIES_VERSION2;
+    /* byte 3: reserved (0) in version 1, the scale k in version 2 */
+    if (v2 ? (p[1] != SR_VT_NUMBER || p[3] > V2_MAX_SCALE) : p[3] != 0) return SR_ECORRUPT;
     uint32_t count = sr_get_le32(p + 4);
     int64_t first = (int64_t)sr_get_le64(p + 8), last = (int64_t)sr_get_le64(p + 16);
     uint32_t tbytes = sr_get_le32(p + 24);
     size_t q = (p[2] & FLAG_ALL_GOOD) ? 0 : qbytes_for(count);
     if (count == 0) {
-        if (first || last || tbytes || !(p[2] & FLAG_ALL_GOOD) || len != HDR_LEN) return SR_ECORRUPT;
+        if (v2 || first || last || tbytes || !(p[2] & FLAG_ALL_GOOD) || len != HDR_LEN) return SR_ECORRUPT;
     } else {
         if (count == 1 ? first != last : first >= last) return SR_ECORRUPT;
         if ((count == 1) != (tbytes == 0)) return SR_ECORRUPT;
@@ -378,6 +694,8 @@ static int hdr_parse(const uint8_t *p, size_t len, sr_chunk_info *info, size_t *
         if (len - HDR_LEN < q || len - HDR_LEN - q < tbytes) return SR_ECORRUPT;
         size_t vn = len - HDR_LEN - q - tbytes;
         if (vn == 0 || (uint64_t)count > (uint64_t)vn * 8) return SR_ECORRUPT;
+        /* version 2: a coding byte, a varint, then >= 1 bit a later sample */
+        if (v2 && (vn < 2 || (uint64_t)count - 1 > (uint64_t)(vn - 2) * 8)) return SR_ECORRUPT;
     }
     info->type = (sr_vtype)p[1];
     info->count = count;
@@ -403,7 +721,13 @@ int sr_chunk_info_get(const void *chunk, size_t len, sr_chunk_info *out)
 /* Decoder                                                                   */
 
 /* reserved[] slots used by the decoder */
-#define D_VPOS reserved[0] /* value stream position: bits (numbers, bools) or bytes */
+#define D_VPOS reserved[0]  /* value stream position: bits (numbers, bools) or bytes */
+#define D_VER reserved[1]   /* format version, 1 or 2 */
+#define D_SCALE reserved[2] /* version 2: k */
+#define D_W reserved[3]     /* version 2: base width w */
+#define D_ORDER reserved[4] /* version 2: 0 deltas, 1 delta-of-deltas */
+#define D_D reserved[5]     /* version 2: the previous delta (order 1) */
+/* version 2 keeps the previous mantissa in prev_i */
 
 /* Up to 57 bits at bit position pos, left-aligned in *w; returns how many of
  * them lie before the stream end `end` (bits). Bits past the return value
@@ -458,6 +782,24 @@ static int stream_ends(const uint8_t *p, size_t len, uint64_t pos, uint64_t end)
     return (w >> (64 - (end - pos))) == 0;
 }
 
+static int get_varint(const uint8_t *p, size_t len, uint64_t *pos, uint64_t *out)
+{
+    uint64_t v = 0;
+    size_t i = (size_t)*pos;
+    for (unsigned shift = 0; shift < 70; shift += 7) {
+        if (i >= len) return SR_ECORRUPT;
+        uint8_t b = p[i++];
+        if (shift == 63 && b > 1) return SR_ECORRUPT;
+        v |= (uint64_t)(b & 0x7F) << shift;
+        if (!(b & 0x80)) {
+            *pos = i;
+            *out = v;
+            return SR_OK;
+        }
+    }
+    return SR_ECORRUPT;
+}
+
 int sr_chunk_dec_init(sr_chunk_dec *d, const void *chunk, size_t len)
 {
     if (!d) return SR_EINVAL;
@@ -482,25 +824,21 @@ int sr_chunk_dec_init(sr_chunk_dec *d, const void *chunk, size_t len)
     d->dts = 0;
     d->lead = d->trail = -1;
     d->D_VPOS = (info.type == SR_VT_NUMBER || info.type == SR_VT_BOOL) ? (uint64_t)d->boff * 8 : d->boff;
-    return SR_OK;
-}
-
-static int get_varint(const uint8_t *p, size_t len, uint64_t *pos, uint64_t *out)
-{
-    uint64_t v = 0;
-    size_t i = (size_t)*pos;
-    for (unsigned shift = 0; shift < 70; shift += 7) {
-        if (i >= len) return SR_ECORRUPT;
-        uint8_t b = p[i++];
-        if (shift == 63 && b > 1) return SR_ECORRUPT;
-        v |= (uint64_t)(b & 0x7F) << shift;
-        if (!(b & 0x80)) {
-            *pos = i;
-            *out = v;
-            return SR_OK;
-        }
+    d->D_VER = p[0];
+    if (p[0] == SR_SERIES_VERSION2) { /* coding byte and the first mantissa */
+        uint8_t c = p[d->boff];
+        uint64_t pos = d->boff + 1, z;
+        if ((c & 31) > V2_MAX_W || (c >> 6)) return SR_ECORRUPT;
+        if (get_varint(p, len, &pos, &z)) return SR_ECORRUPT;
+        if (!mant_ok(zz_dec(z))) return SR_ECORRUPT;
+        d->D_SCALE = p[3];
+        d->D_W = c & 31;
+        d->D_ORDER = (c >> 5) & 1;
+        d->D_D = 0;
+        d->prev_i = (int64_t)zz_dec(z);
+        d->D_VPOS = pos * 8;
     }
-    return SR_ECORRUPT;
+    return SR_OK;
 }
 
 static inline int dec_ts(sr_chunk_dec *d)
@@ -585,6 +923,37 @@ static inline int dec_number(sr_chunk_dec *d, double *out)
     return SR_OK;
 }
 
+/* Version 2: the next mantissa (invariant 7). A code is j < 16 leading
+ * zeros then, for j = 0, '1' + w bits of z; for j >= 1, z's w + j bits
+ * (whose top bit is the '1'); or 16 zeros and z in 56 bits. */
+static inline int dec_decimal(sr_chunk_dec *d, double *out)
+{
+    if (d->i > 0) {
+        const uint64_t end = (uint64_t)d->len * 8;
+        uint64_t pos = d->D_VPOS, w, z;
+        unsigned avail = peek(d->p, d->len, pos, end, &w);
+        unsigned j = (unsigned)__builtin_clzll(w | 1); /* w = 0: 63, an escape like any j >= 16 */
+        if (j < V2_ESC_ZEROS) {
+            unsigned start = j + (j == 0), n = (unsigned)d->D_W + j; /* z's bits: [start, start + n) */
+            if (start + n > avail) return SR_ECORRUPT;
+            z = ((w << start) >> 1) >> (63 - n);
+            pos += start + n;
+        } else {
+            if (end - pos < V2_ESC_ZEROS + V2_ESC_BITS) return SR_ECORRUPT;
+            pos += V2_ESC_ZEROS;
+            if (getbits(d->p, d->len, &pos, end, V2_ESC_BITS, &z)) return SR_ECORRUPT;
+        }
+        uint64_t delta = zz_dec(z);
+        if (d->D_ORDER) delta = d->D_D += delta;
+        uint64_t m = (uint64_t)d->prev_i + delta;
+        if (!mant_ok(m)) return SR_ECORRUPT;
+        d->prev_i = (int64_t)m;
+        d->D_VPOS = pos;
+    }
+    *out = dec_value(d->prev_i, (unsigned)d->D_SCALE);
+    return SR_OK;
+}
+
 static int dec_string(sr_chunk_dec *d)
 {
     uint64_t pos = d->D_VPOS, h;
@@ -615,7 +984,7 @@ int sr_chunk_dec_next(sr_chunk_dec *d, sr_sample *s)
     int b = 0;
     switch (d->info.type) {
     case SR_VT_NUMBER:
-        if (dec_number(d, &f)) return SR_ECORRUPT;
+        if (d->D_VER == SR_SERIES_VERSION2 ? dec_decimal(d, &f) : dec_number(d, &f)) return SR_ECORRUPT;
         break;
     case SR_VT_INTEGER: {
         uint64_t z, pos = d->D_VPOS;
@@ -636,7 +1005,7 @@ int sr_chunk_dec_next(sr_chunk_dec *d, sr_sample *s)
         if (dec_string(d)) return SR_ECORRUPT;
         break;
     }
-    if (d->i + 1 == d->info.count) { /* (5): exact ends */
+    if (d->i + 1 == d->info.count) { /* (6): exact ends */
         if (d->ts != d->info.last_ts) return SR_ECORRUPT;
         if (!stream_ends(d->p, d->len, d->bitpos, (uint64_t)d->boff * 8)) return SR_ECORRUPT;
         if (d->info.type == SR_VT_NUMBER || d->info.type == SR_VT_BOOL) {

@@ -6,9 +6,12 @@
  * increasing timestamps (UTC milliseconds). Encoding (byte format:
  * docs/series-format.md):
  *  - timestamps: delta-of-delta (the Gorilla scheme, variable-width buckets);
- *  - numbers (double): XOR with the previous value, leading/trailing-zero
- *    windows (Gorilla); NaN payloads, +-Inf, -0.0 and denormals round-trip
- *    bit for bit;
+ *  - numbers (double): when every value of the chunk is m / 10^k for one k
+ *    in 0..6 (2-decimal readings, say), the integer mantissas m as deltas or
+ *    delta-of-deltas in a per-chunk bucket code (format version 2), unless
+ *    that is longer than version 1; else XOR with the previous value,
+ *    leading/trailing-zero windows (Gorilla, version 1); NaN payloads,
+ *    +-Inf, -0.0 and denormals round-trip bit for bit;
  *  - integers (int64): zigzag delta, varint;
  *  - booleans: one bit each;
  *  - strings: length varint + bytes, with a "same as previous" flag;

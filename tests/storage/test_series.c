@@ -402,8 +402,14 @@ Test(storage_series, info_is_read_from_the_header_alone)
     sr_chunk_dec d;
     cr_assert_eq(sr_chunk_dec_init(&d, b.data, b.len), SR_ECORRUPT, "but the body fails its CRC");
     cr_assert_eq(sr_chunk_info_get(b.data, 31, &info), SR_ECORRUPT);
-    b.data[0] = 2;
-    cr_assert_eq(sr_chunk_info_get(b.data, b.len, &info), SR_EVERSION);
+    static const uint8_t unknown[] = {0, 3, 4, 255};
+    for (size_t i = 0; i < sizeof unknown; i++) {
+        b.data[0] = unknown[i];
+        cr_assert_eq(sr_chunk_info_get(b.data, b.len, &info), SR_EVERSION, "version %u", unknown[i]);
+        cr_assert_eq(sr_chunk_dec_init(&d, b.data, b.len), SR_EVERSION);
+    }
+    b.data[0] = 2; /* known, but only for numbers */
+    cr_assert_eq(sr_chunk_info_get(b.data, b.len, &info), SR_ECORRUPT);
     sr_buf_release(&b);
 }
 
@@ -635,6 +641,550 @@ Test(storage_series, merge_rejects_bad_arguments_and_keeps_out)
     cr_assert_eq(out.len, 0);
     sr_buf_release(&chunk);
     sr_buf_release(&out);
+}
+
+/* ---- version 2: decimal numbers ------------------------------------------ */
+
+static const int64_t pow10_i[7] = {1, 10, 100, 1000, 10000, 100000, 1000000};
+#define MANT_MAX ((INT64_C(1) << 53) - 1)
+
+/* Offset of the value stream of a well-formed chunk. */
+static size_t value_off(const uint8_t *p)
+{
+    uint32_t n = sr_get_le32(p + 4);
+    return 32 + ((p[2] & 1) ? 0 : ((size_t)n + 3) / 4) + sr_get_le32(p + 24);
+}
+
+/* Mantissa sequences of one shape, |m| <= MANT_MAX. */
+enum { SH_WALK, SH_METER, SH_CONST, SH_WIDE, SH_JUMPS, SH_BIG, SH_NSHAPES };
+
+static void gen_mantissas(tu_rng *r, int shape, int64_t *m, size_t n)
+{
+    int64_t c = (int64_t)tu_below(r, 2000001) - 1000000;
+    unsigned bits = (unsigned)tu_below(r, 50); /* SH_WIDE: step magnitude */
+    for (size_t i = 0; i < n; i++) {
+        switch (shape) {
+        case SH_WALK: c += (int64_t)tu_below(r, 21) - 10; break;
+        case SH_METER: c += 20 + (int64_t)tu_below(r, 6); break;
+        case SH_CONST: break;
+        case SH_WIDE: c += (int64_t)(tu_next(r) >> (64 - bits - 1)) - ((int64_t)1 << bits); break;
+        case SH_JUMPS: /* small steps, and now and then anywhere, the extremes included */
+            if (tu_below(r, 40)) c += (int64_t)tu_below(r, 7) - 3;
+            else {
+                uint64_t k = tu_below(r, 4);
+                if (k < 2) c = k ? MANT_MAX : -MANT_MAX;
+                else c = (int64_t)(tu_next(r) % (2 * (uint64_t)MANT_MAX + 1)) - MANT_MAX;
+            }
+            break;
+        case SH_BIG: /* within 1,000 of +-(2^53 - 1) */
+            c = tu_below(r, 2) ? MANT_MAX - (int64_t)tu_below(r, 1000) : -MANT_MAX + (int64_t)tu_below(r, 1000);
+            break;
+        }
+        if (c > MANT_MAX) c = MANT_MAX - (int64_t)tu_below(r, 100);
+        if (c < -MANT_MAX) c = -MANT_MAX + (int64_t)tu_below(r, 100);
+        m[i] = c;
+    }
+}
+
+/* Samples m[i] / 10^k with timestamps of any regime and mixed qualities. */
+static sr_sample *gen_decimal(tu_rng *r, const int64_t *m, size_t n, int k)
+{
+    sr_sample *s = gen_series(r, SR_VT_NUMBER, n); /* timestamps, qualities */
+    for (size_t i = 0; i < n; i++) s[i].v.f = (double)m[i] / (double)pow10_i[k];
+    return s;
+}
+
+/* The smallest scale at which m[i] / 10^k are all decimal, for mantissas
+ * small enough that no two decimals of scale <= 6 share a double. */
+static int min_scale(const int64_t *m, size_t n, int k)
+{
+    for (int kk = 0; kk < k; kk++) {
+        size_t i = 0;
+        while (i < n && m[i] % pow10_i[k - kk] == 0) i++;
+        if (i == n) return kk;
+    }
+    return k;
+}
+
+Test(storage_series, decimal_numbers_round_trip_as_version_2_at_every_scale)
+{
+    tu_rng r = {tu_seed(2024)};
+    int seen_w[28] = {0}, seen_order[2] = {0}, seen_k[7] = {0};
+    for (int it = 0; it < tu_iters(6000); it++) {
+        size_t n = gen_len(&r);
+        int shape = (int)tu_below(&r, SH_NSHAPES), k = (int)tu_below(&r, 7);
+        int64_t *m = malloc(n * sizeof *m);
+        gen_mantissas(&r, shape, m, n);
+        sr_sample *s = gen_decimal(&r, m, n, k);
+        char what[96];
+        snprintf(what, sizeof what, "decimal iteration %d shape %d k %d n %zu", it, shape, k, n);
+        check_round_trip(SR_VT_NUMBER, s, n, what);
+        sr_buf b;
+        sr_buf_init(&b);
+        encode(SR_VT_NUMBER, s, n, &b);
+        int small = 1;
+        for (size_t i = 0; i < n; i++) small &= m[i] > -1000000000 && m[i] < 1000000000;
+        if (b.data[0] == 2) {
+            cr_assert_leq(b.data[3], 6, "%s", what);
+            seen_k[b.data[3]]++;
+            uint8_t c = b.data[value_off(b.data)];
+            cr_assert(c >> 6 == 0 && (c & 31) <= 27, "%s: coding byte %#x", what, c);
+            if (n > 1) {
+                seen_w[c & 31]++;
+                seen_order[c >> 5]++;
+            }
+            if (small) cr_assert_eq(b.data[3], min_scale(m, n, k), "%s: the smallest scale", what);
+        } else {
+            cr_assert_eq(b.data[0], 1, "%s", what);
+        }
+        /* walks and constants are always smaller as version 2 */
+        if (small && (shape == SH_WALK || shape == SH_CONST || shape == SH_METER))
+            cr_assert_eq(b.data[0], 2, "%s", what);
+        sr_buf_release(&b);
+        free(s);
+        free(m);
+    }
+    for (int k = 0; k <= 6; k++) cr_assert(seen_k[k], "scale %d never written", k);
+    for (int w = 0; w <= 24; w++) cr_assert(seen_w[w], "base width %d never chosen", w);
+    cr_assert(seen_order[0] && seen_order[1], "both orders are chosen");
+}
+
+Test(storage_series, decimal_walk_is_about_one_byte_a_sample)
+{
+    /* the benchmark's data: 2-decimal random walk, steps -0.10..+0.10, 1 s */
+    tu_rng r = {7};
+    sr_sample s[1024];
+    int64_t c = 25000;
+    for (size_t i = 0; i < 1024; i++) {
+        c += (int64_t)tu_below(&r, 21) - 10;
+        s[i] = (sr_sample){.ts = 1700000000000 + (int64_t)i * 1000, .quality = SR_Q_GOOD, .v.f = (double)c / 100.0};
+    }
+    sr_buf b;
+    sr_buf_init(&b);
+    encode(SR_VT_NUMBER, s, 1024, &b);
+    cr_assert_eq(b.data[0], 2);
+    cr_assert_eq(b.data[3], 2);
+    cr_assert_eq(b.data[value_off(b.data)], 3, "deltas, base width 3");
+    /* 32 header + 128 timestamps (1 bit a sample) + 3 + ~5.1 bits a value */
+    cr_assert_lt(b.len, 840, "%zu bytes for 1,024 samples", b.len);
+    check_round_trip(SR_VT_NUMBER, s, 1024, "walk");
+    sr_buf_release(&b);
+}
+
+/* Values that are not decimal for version 2. */
+static const uint64_t not_decimal[] = {
+    0x8000000000000000ull, /* -0.0 */
+    0x7FF8000000000000ull, /* NaN */
+    0x7FF0000000000000ull, /* +Inf */
+    0xFFF0000000000000ull, /* -Inf */
+    0x0000000000000001ull, /* a denormal */
+    0x4340000000000000ull, /* 2^53: an integer, but |m| > 2^53 - 1 */
+    0x3FD3333333333334ull, /* 0.1 + 0.2 */
+    0x3FD5555555555555ull, /* 1/3 */
+    0x3EB0C6F7A0B5ED8Eull, /* 1e-6 + 1 ulp */
+    0x7FEFFFFFFFFFFFFFull, /* DBL_MAX */
+};
+
+Test(storage_series, one_value_that_is_not_decimal_keeps_the_chunk_at_version_1)
+{
+    tu_rng r = {tu_seed(606)};
+    size_t nk = sizeof not_decimal / sizeof not_decimal[0];
+    for (int it = 0; it < tu_iters(2000); it++) {
+        size_t n = 1 + tu_below(&r, it < 200 ? 5 : 300);
+        int64_t *m = malloc(n * sizeof *m);
+        gen_mantissas(&r, SH_WALK, m, n);
+        sr_sample *s = gen_decimal(&r, m, n, (int)tu_below(&r, 7));
+        size_t at = tu_below(&r, 3) == 0 ? 0 : tu_below(&r, 2) ? n - 1 : tu_below(&r, n);
+        s[at].v.f = dbl_of(not_decimal[it % nk]);
+        sr_buf b;
+        sr_buf_init(&b);
+        encode(SR_VT_NUMBER, s, n, &b);
+        cr_assert_eq(b.data[0], 1, "iteration %d: %#llx at %zu of %zu", it, (unsigned long long)not_decimal[it % nk],
+                     at, n);
+        check_round_trip(SR_VT_NUMBER, s, n, "mixed");
+        sr_buf_release(&b);
+        free(s);
+        free(m);
+    }
+}
+
+Test(storage_series, negative_zero_keeps_its_sign)
+{
+    sr_sample s[3] = {{.ts = 1, .v.f = 1.5}, {.ts = 2, .v.f = -0.0}, {.ts = 3, .v.f = 2.25}};
+    sr_buf b;
+    sr_buf_init(&b);
+    encode(SR_VT_NUMBER, &s[1], 1, &b);
+    cr_assert_eq(b.data[0], 1, "a lone -0.0 is version 1");
+    check_round_trip(SR_VT_NUMBER, &s[1], 1, "-0.0");
+    b.len = 0;
+    encode(SR_VT_NUMBER, s, 3, &b);
+    cr_assert_eq(b.data[0], 1);
+    check_round_trip(SR_VT_NUMBER, s, 3, "with -0.0");
+    /* +0.0 is decimal (m = 0) */
+    s[1].v.f = 0.0;
+    b.len = 0;
+    encode(SR_VT_NUMBER, s, 3, &b);
+    cr_assert_eq(b.data[0], 2);
+    sr_sample got[4];
+    size_t m;
+    cr_assert_eq(decode_all(b.data, b.len, got, 4, &m), SR_DONE);
+    cr_assert_eq(bits_of(got[1].v.f), 0, "+0.0 stays +0.0");
+    sr_buf_release(&b);
+}
+
+Test(storage_series, scale_rises_mid_chunk_and_overflowing_mantissas_fall_back)
+{
+    /* integers, then 1 decimal, then 6: everything is rescaled to k = 6 */
+    sr_sample s[300];
+    memset(s, 0, sizeof s);
+    for (int i = 0; i < 300; i++) {
+        s[i].ts = i * 1000;
+        int64_t m = 1000 + i;
+        s[i].v.f = i < 100 ? (double)m : i < 200 ? (double)m / 10.0 : (double)m / 1e6;
+    }
+    sr_buf b;
+    sr_buf_init(&b);
+    encode(SR_VT_NUMBER, s, 300, &b);
+    cr_assert_eq(b.data[0], 2);
+    cr_assert_eq(b.data[3], 6);
+    check_round_trip(SR_VT_NUMBER, s, 300, "rising scale");
+    /* 2^50 at k = 0, then a 1-decimal value: 2^50 * 10 > 2^53 - 1 */
+    s[0].v.f = 1125899906842624.0;
+    s[1].v.f = 0.5;
+    b.len = 0;
+    encode(SR_VT_NUMBER, s, 2, &b);
+    cr_assert_eq(b.data[0], 1);
+    check_round_trip(SR_VT_NUMBER, s, 2, "overflowing rescale");
+    /* the other order: 0.5 then 2^50 (10 * 2^50 at k = 1) */
+    s[0].v.f = 0.5;
+    s[1].v.f = 1125899906842624.0;
+    b.len = 0;
+    encode(SR_VT_NUMBER, s, 2, &b);
+    cr_assert_eq(b.data[0], 1);
+    /* but 2^49 fits: 10 * 2^49 < 2^53 */
+    s[1].v.f = 562949953421312.0;
+    for (int i = 2; i < 40; i++) s[i].v.f = s[i - 1].v.f + 0.5;
+    b.len = 0;
+    encode(SR_VT_NUMBER, s, 40, &b);
+    cr_assert_eq(b.data[0], 2);
+    cr_assert_eq(b.data[3], 1);
+    check_round_trip(SR_VT_NUMBER, s, 40, "2^49 at k = 1");
+    /* the largest mantissas, both signs, at k = 0: escape codes */
+    for (int i = 0; i < 300; i++)
+        s[i].v.f = (double)(i % 50 == 7 ? MANT_MAX : i % 50 == 31 ? -MANT_MAX : (int64_t)(i % 9));
+    b.len = 0;
+    encode(SR_VT_NUMBER, s, 300, &b);
+    cr_assert_eq(b.data[0], 2);
+    check_round_trip(SR_VT_NUMBER, s, 300, "extremes");
+    sr_buf_release(&b);
+}
+
+Test(storage_series, single_sample_and_empty_number_chunks)
+{
+    /* version 2 unless the varint of the mantissa is longer than the double */
+    static const double v[] = {0.0, 1.0, -1.0, 3.25, -0.000001, 123456.789, 281474976710655.0, 281474976710656.0,
+                               9007199254740991.0, -9007199254740991.0};
+    static const uint8_t ver[] = {2, 2, 2, 2, 2, 2, 2, 1, 1, 1};
+    for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) {
+        sr_sample s = {.ts = -5 + (int64_t)i, .quality = (uint8_t)(i % 4), .v.f = v[i]};
+        sr_buf b;
+        sr_buf_init(&b);
+        encode(SR_VT_NUMBER, &s, 1, &b);
+        cr_assert_eq(b.data[0], ver[i], "%g", v[i]);
+        if (ver[i] == 2) cr_assert_eq(b.data[value_off(b.data)], 0, "a single sample codes nothing");
+        check_round_trip(SR_VT_NUMBER, &s, 1, "single");
+        sr_buf_release(&b);
+    }
+    sr_buf b;
+    sr_buf_init(&b);
+    encode(SR_VT_NUMBER, NULL, 0, &b);
+    cr_assert_eq(b.len, 32);
+    cr_assert_eq(b.data[0], 1, "the empty chunk stays version 1");
+    sr_buf_release(&b);
+}
+
+Test(storage_series, merge_writes_version_2_for_decimal_input)
+{
+    tu_rng r = {tu_seed(123)};
+    int64_t m[400];
+    gen_mantissas(&r, SH_WALK, m, 400);
+    sr_sample *s = gen_decimal(&r, m, 400, 2);
+    for (size_t i = 0; i < 400; i++) s[i].ts = 1700000120000 + (int64_t)i * 1000; /* after the golden walk */
+    /* a version 1 chunk of decimal values (the golden walk) plus new samples */
+    size_t flen;
+    char p[1024];
+    snprintf(p, sizeof p, "%s/number-walk.chunk", DATA);
+    uint8_t *f = tu_read_file(p, &flen);
+    cr_assert(f && f[0] == 1);
+    sr_buf out;
+    sr_buf_init(&out);
+    size_t nc;
+    cr_assert_eq(sr_chunk_merge(SR_VT_NUMBER, f, flen, s, 400, 200, &out, &nc), SR_OK);
+    cr_assert_eq(nc, 3); /* 120 + 400 samples, no shared timestamps */
+    for (size_t off = 0; off < out.len;) {
+        uint32_t clen = sr_get_le32(out.data + off);
+        cr_assert_eq(out.data[off + 4], 2, "merged chunk at %zu is version 2", off);
+        off += 4 + clen;
+    }
+    /* a version 2 chunk plus one value that is not decimal: version 1 */
+    sr_buf v2;
+    sr_buf_init(&v2);
+    encode(SR_VT_NUMBER, s, 400, &v2);
+    cr_assert_eq(v2.data[0], 2);
+    sr_sample x = {.ts = s[10].ts, .v.f = 1.0 / 3.0};
+    out.len = 0;
+    cr_assert_eq(sr_chunk_merge(SR_VT_NUMBER, v2.data, v2.len, &x, 1, 1000, &out, &nc), SR_OK);
+    cr_assert_eq(nc, 1);
+    cr_assert_eq(out.data[4], 1);
+    s[10] = x;
+    check_merged(SR_VT_NUMBER, &out, 1, 1000, s, 400);
+    /* and merging nothing into a version 2 chunk reproduces it */
+    out.len = 0;
+    cr_assert_eq(sr_chunk_merge(SR_VT_NUMBER, v2.data, v2.len, NULL, 0, 1000, &out, &nc), SR_OK);
+    cr_assert(out.len == v2.len + 4 && !memcmp(out.data + 4, v2.data, v2.len));
+    sr_buf_release(&v2);
+    sr_buf_release(&out);
+    free(f);
+    free(s);
+}
+
+/* A version 2 chunk built by hand: the timestamps of ts[0..n-1] (taken from
+ * an integer chunk), scale k, coding byte c, then `val` as the value stream
+ * after the coding byte. */
+static void hand_v2(const int64_t *ts, size_t n, uint8_t k, uint8_t c, const uint8_t *val, size_t vlen, sr_buf *b)
+{
+    sr_sample s[16];
+    memset(s, 0, sizeof s);
+    for (size_t i = 0; i < n; i++) s[i].ts = ts[i];
+    sr_buf_init(b);
+    encode(SR_VT_INTEGER, s, n, b);
+    b->len = value_off(b->data);
+    b->data[0] = 2;
+    b->data[1] = SR_VT_NUMBER;
+    b->data[3] = k;
+    cr_assert_eq(sr_buf_append(b, &c, 1), SR_OK);
+    if (vlen) cr_assert_eq(sr_buf_append(b, val, vlen), SR_OK);
+    uint32_t crc = sr_crc32c(0, b->data, 28);
+    crc = sr_crc32c(crc, b->data + 32, b->len - 32);
+    sr_put_le32(b->data + 28, crc);
+}
+
+Test(storage_series, version_2_structure_is_checked)
+{
+    static const int64_t ts[] = {1000, 2000, 3000};
+    sr_chunk_info info;
+    sr_sample got[4];
+    size_t m;
+    sr_buf b;
+    /* m0 = 5 (zigzag 10), then with w = 1: zigzag(+1) = 2 has b = 2 > w, so
+     * j = 1 zero and its 2 bits, '010'; zigzag(-1) = 1 fits w: '1' + '1' */
+    static const uint8_t good[] = {10, 0x58}; /* 010 11 000 */
+    hand_v2(ts, 3, 1, 1, good, sizeof good, &b);
+    cr_assert_eq(decode_all(b.data, b.len, got, 4, &m), SR_DONE);
+    cr_assert_eq(m, 3);
+    cr_assert(got[0].v.f == 0.5 && got[1].v.f == 0.6 && got[2].v.f == 0.5, "%g %g %g", got[0].v.f, got[1].v.f,
+              got[2].v.f);
+    /* it is the encoder's chunk too (the example of docs/series-format.md) */
+    sr_buf enc;
+    sr_buf_init(&enc);
+    encode(SR_VT_NUMBER, got, 3, &enc);
+    cr_assert(enc.len == b.len && !memcmp(enc.data, b.data, b.len), "the documented example");
+    sr_buf_release(&enc);
+    sr_buf_release(&b);
+    /* the same codes as order 1: delta-of-deltas +1, -1, so deltas +1, 0 */
+    hand_v2(ts, 3, 1, 1 | 32, good, sizeof good, &b);
+    cr_assert_eq(decode_all(b.data, b.len, got, 4, &m), SR_DONE);
+    cr_assert(got[1].v.f == 0.6 && got[2].v.f == 0.6, "dod: %g %g", got[1].v.f, got[2].v.f);
+    sr_buf_release(&b);
+    /* scale 7 */
+    hand_v2(ts, 3, 7, 1, good, sizeof good, &b);
+    cr_assert_eq(sr_chunk_info_get(b.data, b.len, &info), SR_ECORRUPT);
+    sr_buf_release(&b);
+    /* w = 28, and the reserved bits of the coding byte */
+    static const uint8_t bad_c[] = {28, 64, 128, 29 | 32};
+    for (size_t i = 0; i < sizeof bad_c; i++) {
+        hand_v2(ts, 3, 1, bad_c[i], good, sizeof good, &b);
+        cr_assert_eq(decode_all(b.data, b.len, got, 4, &m), SR_ECORRUPT, "coding byte %#x", bad_c[i]);
+        sr_buf_release(&b);
+    }
+    /* first mantissa 2^53 (zigzag 2^54) and -(2^53) (zigzag 2^54 - 1): out of range; 2^53 - 1 is fine */
+    static const uint8_t m_big[] = {0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x20};
+    static const uint8_t m_neg[] = {0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x1F};
+    static const uint8_t m_max[] = {0xFE, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x1F};
+    hand_v2(ts, 1, 0, 0, m_big, 8, &b);
+    cr_assert_eq(decode_all(b.data, b.len, got, 4, &m), SR_ECORRUPT);
+    sr_buf_release(&b);
+    hand_v2(ts, 1, 0, 0, m_neg, 8, &b);
+    cr_assert_eq(decode_all(b.data, b.len, got, 4, &m), SR_ECORRUPT);
+    sr_buf_release(&b);
+    hand_v2(ts, 1, 0, 0, m_max, 8, &b);
+    cr_assert_eq(decode_all(b.data, b.len, got, 4, &m), SR_DONE);
+    cr_assert(got[0].v.f == 9007199254740991.0);
+    sr_buf_release(&b);
+    /* a delta that leaves the range: 2^53 - 1, then +1 ('1' + '0' with w = 1 is z = 0; z = 2 is '010') */
+    uint8_t drift[9];
+    memcpy(drift, m_max, 8);
+    drift[8] = 0x40; /* 010 00000 */
+    hand_v2(ts, 2, 0, 1, drift, 9, &b);
+    cr_assert_eq(decode_all(b.data, b.len, got, 4, &m), SR_ECORRUPT);
+    sr_buf_release(&b);
+    drift[8] = 0x60; /* 011: z = 3, -2: fine */
+    hand_v2(ts, 2, 0, 1, drift, 9, &b);
+    cr_assert_eq(decode_all(b.data, b.len, got, 4, &m), SR_DONE);
+    cr_assert(got[1].v.f == 9007199254740989.0);
+    sr_buf_release(&b);
+    /* an escape code running past the end; a stream with a spare byte; bits missing */
+    static const uint8_t esc[] = {10, 0x00, 0x00, 0x00, 0x00};
+    hand_v2(ts, 2, 1, 1, esc, sizeof esc, &b);
+    cr_assert_eq(decode_all(b.data, b.len, got, 4, &m), SR_ECORRUPT);
+    sr_buf_release(&b);
+    static const uint8_t spare[] = {10, 0x58, 0x00};
+    hand_v2(ts, 3, 1, 1, spare, sizeof spare, &b);
+    cr_assert_eq(decode_all(b.data, b.len, got, 4, &m), SR_ECORRUPT);
+    sr_buf_release(&b);
+    static const uint8_t padbits[] = {10, 0x59}; /* 010 11 001: a pad bit set */
+    hand_v2(ts, 3, 1, 1, padbits, sizeof padbits, &b);
+    cr_assert_eq(decode_all(b.data, b.len, got, 4, &m), SR_ECORRUPT);
+    sr_buf_release(&b);
+    /* no varint at all (the value stream is just the coding byte) */
+    hand_v2(ts, 1, 0, 0, NULL, 0, &b);
+    cr_assert_eq(sr_chunk_info_get(b.data, b.len, &info), SR_ECORRUPT);
+    sr_buf_release(&b);
+    /* version 2 of another type; version 2 and no samples */
+    sr_sample one = {.ts = 1, .v.i = 1};
+    sr_buf_init(&b);
+    encode(SR_VT_INTEGER, &one, 1, &b);
+    b.data[0] = 2;
+    cr_assert_eq(sr_chunk_info_get(b.data, b.len, &info), SR_ECORRUPT);
+    b.len = 0;
+    encode(SR_VT_NUMBER, NULL, 0, &b);
+    b.data[0] = 2;
+    fix_crc(b.data, b.len);
+    cr_assert_eq(sr_chunk_info_get(b.data, b.len, &info), SR_ECORRUPT);
+    sr_buf_release(&b);
+}
+
+/* Encode decimal series of every shape as version 2, then truncate them at
+ * every length and flip every byte (and, in some, every bit). */
+Test(storage_series, truncated_and_flipped_version_2_chunks_are_corrupt)
+{
+    tu_rng r = {tu_seed(88)};
+    int done = 0;
+    for (int it = 0; it < tu_iters(400) && done < tu_iters(70); it++) {
+        size_t n = 1 + tu_below(&r, done < 40 ? 12 : 300);
+        int64_t *mm = malloc(n * sizeof *mm);
+        gen_mantissas(&r, it % SH_NSHAPES, mm, n);
+        sr_sample *s = gen_decimal(&r, mm, n, (int)tu_below(&r, 7));
+        sr_buf b;
+        sr_buf_init(&b);
+        encode(SR_VT_NUMBER, s, n, &b);
+        if (b.data[0] == 2) {
+            done++;
+            int unique = 1, order_free = 1; /* every value has one mantissa; m_0 .. m_(n-2) equal */
+            for (size_t i = 0; i < n; i++) unique &= mm[i] > -(INT64_C(1) << 50) && mm[i] < (INT64_C(1) << 50);
+            for (size_t i = 1; i + 1 < n; i++) order_free &= mm[i] == mm[0];
+            sr_sample *got = calloc(n + 2, sizeof *got);
+            size_t m;
+            uint8_t *c = malloc(b.len);
+            for (size_t cut = 0; cut < b.len; cut++) {
+                memcpy(c, b.data, cut);
+                cr_assert_eq(decode_all(c, cut, got, n + 2, &m), SR_ECORRUPT, "cut at %zu of %zu", cut, b.len);
+                if (cut >= 32) {
+                    fix_crc(c, cut);
+                    int rc = decode_all(c, cut, got, n + 2, &m);
+                    cr_assert_eq(rc, SR_ECORRUPT, "cut at %zu (crc fixed): %s", cut, sr_err_name(rc));
+                }
+            }
+            int every_bit = done % 10 == 0;
+            for (size_t i = 0; i < b.len; i++) {
+                for (int bit = 0; bit < (every_bit ? 8 : 1); bit++) {
+                    memcpy(c, b.data, b.len);
+                    c[i] ^= every_bit ? (uint8_t)(1u << bit) : (uint8_t)(1 + tu_below(&r, 255));
+                    int rc = decode_all(c, b.len, got, n + 2, &m);
+                    cr_assert(rc == SR_ECORRUPT || (i == 0 && rc == SR_EVERSION), "flip at %zu: %s", i,
+                              sr_err_name(rc));
+                    /* with a repaired CRC: an error, or a decode that differs, never a crash */
+                    fix_crc(c, b.len);
+                    rc = decode_all(c, b.len, got, n + 2, &m);
+                    cr_assert(rc == SR_DONE || rc == SR_ECORRUPT || rc == SR_EVERSION, "%s", sr_err_name(rc));
+                    if (rc == SR_DONE) {
+                        cr_assert_leq(m, n + 2);
+                        int same = m == n;
+                        for (size_t j = 0; same && j < n; j++) same = same_sample(SR_VT_NUMBER, &got[j], &s[j]);
+                        /* the CRC itself; the coding byte of a chunk of <= 2 samples
+                         * (unused, or one code that another w can read the same,
+                         * taking its extra bits from the zero padding); the order bit
+                         * when deltas and delta-of-deltas are the same codes (every
+                         * delta but the last is 0); mantissas above 2^50 at k > 0,
+                         * where neighbouring decimals can round to one double */
+                        size_t cb = value_off(b.data);
+                        int benign = (i >= 28 && i < 32) || (i == cb && n <= 2) ||
+                                     (i == cb && (c[i] ^ b.data[i]) == 0x20 && order_free) ||
+                                     (b.data[3] > 0 && !unique);
+                        cr_assert(!same || benign, "flip at %zu of %zu decodes to the original", i, b.len);
+                    }
+                }
+            }
+            free(c);
+            free(got);
+        }
+        sr_buf_release(&b);
+        free(s);
+        free(mm);
+    }
+    cr_assert_geq(done, tu_iters(70));
+}
+
+Test(storage_series, allocation_failure_while_encoding_decimals)
+{
+    /* integers, then 2 decimals (a rescale mid-chunk), then one that is not */
+    sr_sample s[600];
+    memset(s, 0, sizeof s);
+    for (int i = 0; i < 600; i++) {
+        s[i].ts = 1000 + i;
+        s[i].v.f = i < 250 ? (double)(i % 17) : (double)(i * 7 % 1000) / 100.0;
+    }
+    for (int variant = 0; variant < 2; variant++) {
+        if (variant) s[599].v.f = 1.0 / 3.0;
+        sr_buf ref;
+        sr_buf_init(&ref);
+        encode(SR_VT_NUMBER, s, 600, &ref);
+        cr_assert_eq(ref.data[0], variant ? 1 : 2);
+        fault_alloc_install();
+        int saw_ok = 0;
+        for (unsigned long k = 1; k < 400 && !saw_ok; k++) {
+            fault_alloc_arm(k);
+            sr_chunk_enc *e = NULL;
+            sr_buf out;
+            sr_buf_init(&out);
+            int rc = sr_chunk_enc_create(SR_VT_NUMBER, &e), failed = rc != SR_OK;
+            for (size_t i = 0; !rc && i < 600; i++) {
+                rc = sr_chunk_enc_add(e, &s[i]);
+                if (rc == SR_ENOMEM) {
+                    failed = 1;
+                    fault_alloc_arm(0); /* the encoder was left unchanged */
+                    rc = sr_chunk_enc_add(e, &s[i]);
+                }
+            }
+            if (!rc) {
+                rc = sr_chunk_enc_finish(e, &out);
+                if (rc == SR_ENOMEM) {
+                    failed = 1;
+                    fault_alloc_arm(0);
+                    rc = sr_chunk_enc_finish(e, &out);
+                }
+            }
+            cr_assert(rc == SR_OK || (rc == SR_ENOMEM && !e), "k=%lu: %s", k, sr_err_name(rc));
+            if (e) cr_assert(out.len == ref.len && !memcmp(out.data, ref.data, ref.len), "k=%lu: output differs", k);
+            if (!failed) saw_ok = 1;
+            sr_chunk_enc_destroy(e);
+            sr_buf_release(&out);
+        }
+        fault_alloc_arm(0);
+        fault_alloc_uninstall();
+        cr_assert(saw_ok);
+        sr_buf_release(&ref);
+    }
 }
 
 /* ---- downsampling --------------------------------------------------------- */
@@ -870,16 +1420,28 @@ Test(storage_series, allocation_failure_gives_enomem_and_no_leak)
 
 /* ---- golden corpus -------------------------------------------------------- */
 
-/* Each golden chunk's samples, regenerated deterministically. */
-static const char *golden_names[] = {"number-walk", "number-special", "integer", "bool", "string", "quality-mixed",
-                                     "gaps", "single", "empty"};
-#define NGOLDEN (sizeof golden_names / sizeof golden_names[0])
+/* Each golden chunk's samples, regenerated deterministically. A file keeps
+ * its version forever; `now_v2` marks the version 1 files of decimal numbers,
+ * which the encoder now writes as version 2 (so only their decoding, and the
+ * parts version 2 shares with version 1, are compared). */
+#define GOLDEN_MAX 400
+static const struct {
+    const char *name;
+    int version, now_v2;
+} golden[] = {
+    {"number-walk", 1, 1}, {"number-special", 1, 0}, {"integer", 1, 0},    {"bool", 1, 0},
+    {"string", 1, 0},      {"quality-mixed", 1, 1},  {"gaps", 1, 0},       {"single", 1, 1},
+    {"empty", 1, 0},       {"v2-walk", 2, 0},        {"v2-scale6", 2, 0},  {"v2-dod", 2, 0},
+    {"v2-escape", 2, 0},   {"v2-quality", 2, 0},     {"v2-single", 2, 0},
+};
+#define NGOLDEN (sizeof golden / sizeof golden[0])
+#define GOLDEN_NEWEST 2 /* SR_GOLDEN_WRITE writes only the files of this version */
 
 static size_t golden_samples(size_t g, sr_vtype *type, sr_sample *s)
 {
     tu_rng r = {1000 + g}; /* fixed: never the suite seed */
     size_t n = 0;
-    memset(s, 0, 200 * sizeof *s);
+    memset(s, 0, GOLDEN_MAX * sizeof *s);
     switch (g) {
     case 0: /* 2-decimal random walk at 1 s */
         *type = SR_VT_NUMBER;
@@ -953,6 +1515,63 @@ static size_t golden_samples(size_t g, sr_vtype *type, sr_sample *s)
         s[0].v.f = 3.25;
         break;
     case 8: *type = SR_VT_STRING; break;
+    case 9: { /* the benchmark's data: 2 decimals, steps -0.10..+0.10, 1 s */
+        *type = SR_VT_NUMBER;
+        n = 300;
+        int64_t c = 25000;
+        for (size_t i = 0; i < n; i++) {
+            c += (int64_t)tu_below(&r, 21) - 10;
+            s[i].ts = 1700000000000 + (int64_t)i * 1000;
+            s[i].v.f = (double)c / 100.0;
+        }
+        break;
+    }
+    case 10: { /* 6 decimals around -47.1, negative jittered timestamps */
+        *type = SR_VT_NUMBER;
+        n = 100;
+        int64_t c = -47123456;
+        for (size_t i = 0; i < n; i++) {
+            c += (int64_t)tu_below(&r, 101) - 50;
+            s[i].ts = -3600000 + (int64_t)i * 250 + (int64_t)tu_below(&r, 3);
+            s[i].v.f = (double)c / 1e6;
+        }
+        break;
+    }
+    case 11: { /* an energy meter: 1 decimal, +2.0..2.5 a minute (delta-of-deltas) */
+        *type = SR_VT_NUMBER;
+        n = 200;
+        int64_t c = 1234567;
+        for (size_t i = 0; i < n; i++) {
+            c += 20 + (int64_t)tu_below(&r, 6);
+            s[i].ts = 1700000000000 + (int64_t)i * 60000;
+            s[i].v.f = (double)c / 10.0;
+        }
+        break;
+    }
+    case 12: /* integers in a small walk, jumping to +-(2^53 - 1) and back: escape codes */
+        *type = SR_VT_NUMBER;
+        n = 120;
+        for (size_t i = 0; i < n; i++) {
+            s[i].ts = 1000 * (int64_t)i;
+            s[i].v.f = i % 40 == 17 ? 9007199254740991.0 : i % 40 == 18 ? -9007199254740991.0
+                                                                       : (double)((int64_t)(i % 7) - 3);
+        }
+        break;
+    case 13: /* negative quarters with every quality code */
+        *type = SR_VT_NUMBER;
+        n = 40;
+        for (size_t i = 0; i < n; i++) {
+            s[i].ts = (int64_t)i * 1000;
+            s[i].quality = (uint8_t)((i * 3) % 4);
+            s[i].v.f = -12.5 + (double)i * 0.25;
+        }
+        break;
+    case 14:
+        *type = SR_VT_NUMBER;
+        n = 1;
+        s[0].ts = -1;
+        s[0].v.f = -0.001;
+        break;
     }
     return n;
 }
@@ -968,13 +1587,15 @@ Test(storage_series, regenerate_golden_when_asked)
 {
     if (!getenv("SR_GOLDEN_WRITE")) return;
     for (size_t g = 0; g < NGOLDEN; g++) {
-        sr_sample s[200];
+        if (golden[g].version != GOLDEN_NEWEST) continue; /* older files are never rewritten */
+        sr_sample s[GOLDEN_MAX];
         sr_vtype type;
         size_t n;
         sr_buf b;
         golden_encode(g, &b, &type, s, &n);
+        cr_assert_eq(b.data[0], golden[g].version, "%s", golden[g].name);
         char p[1024];
-        snprintf(p, sizeof p, "%s/%s.chunk", DATA, golden_names[g]);
+        snprintf(p, sizeof p, "%s/%s.chunk", DATA, golden[g].name);
         cr_assert_eq(tu_write_file(p, b.data, b.len), 0, "%s", p);
         sr_buf_release(&b);
     }
@@ -983,17 +1604,28 @@ Test(storage_series, regenerate_golden_when_asked)
 Test(storage_series, golden_chunks_are_reproduced_and_decoded)
 {
     for (size_t g = 0; g < NGOLDEN; g++) {
-        sr_sample s[200], got[201];
+        sr_sample s[GOLDEN_MAX], got[GOLDEN_MAX + 1];
         sr_vtype type;
         size_t n, m, flen;
         sr_buf b;
         golden_encode(g, &b, &type, s, &n);
         char p[1024];
-        snprintf(p, sizeof p, "%s/%s.chunk", DATA, golden_names[g]);
+        snprintf(p, sizeof p, "%s/%s.chunk", DATA, golden[g].name);
         uint8_t *f = tu_read_file(p, &flen);
         cr_assert(f, "missing golden file %s", p);
-        cr_assert(flen == b.len && !memcmp(f, b.data, flen), "%s: encoder output differs from the golden file", p);
-        cr_assert_eq(decode_all(f, flen, got, 201, &m), SR_DONE, "%s", p);
+        cr_assert(flen >= 32 && f[0] == golden[g].version, "%s: version", p);
+        if (!golden[g].now_v2) {
+            cr_assert(flen == b.len && !memcmp(f, b.data, flen), "%s: encoder output differs from the golden file", p);
+        } else {
+            /* version 2 keeps the header fields, the quality section and the
+             * timestamp stream of version 1 byte for byte */
+            cr_assert_eq(b.data[0], 2, "%s: now written as version 2", p);
+            size_t voff = value_off(f);
+            cr_assert(!memcmp(f + 1, b.data + 1, 2) && !memcmp(f + 4, b.data + 4, 24), "%s: header", p);
+            cr_assert(voff == value_off(b.data) && !memcmp(f + 32, b.data + 32, voff - 32), "%s: q + ts", p);
+            cr_assert_lt(b.len, flen, "%s: version 2 is smaller", p);
+        }
+        cr_assert_eq(decode_all(f, flen, got, GOLDEN_MAX + 1, &m), SR_DONE, "%s", p);
         cr_assert_eq(m, n, "%s", p);
         for (size_t i = 0; i < n; i++) cr_assert(same_sample(type, &got[i], &s[i]), "%s: sample %zu", p, i);
         free(f);
