@@ -68,6 +68,8 @@ void sr_apif_quiesce(sr_apif *a)
     if (a) a->closing = 1;
 }
 
+size_t sr_apif_busy(sr_apif *a) { return a ? a->busy : 0; }
+
 void sr_apif_free(sr_apif *a)
 {
     if (!a) return;
@@ -625,59 +627,65 @@ static int parse_aggs(const char *s, int *mask)
     return *mask ? 0 : -1;
 }
 
-static void downsampled(sr_apif *a, h2o_req_t *req, char (*ids)[72], const sr_point_info *info, size_t n,
-                        int64_t from, int64_t to, const char *iv)
+/* A values query: checked on the loop, run on libuv's thread pool (the
+ * engine's reads never wait for the writer and may run on any thread), so a
+ * long one does not hold up the loop and two run on two cores. */
+typedef struct vq {
+    sr_http_ctx h;
+    uv_work_t w;
+    sr_apif *a;
+    char ids[100][72];
+    sr_point_info info[100];
+    size_t n, limit, k0;
+    int64_t from, to, after, interval;
+    int desc, down, mask;
+    sr_agg_fill fill;
+    sr_buf out;         /* the answer */
+    int rc;             /* an engine error */
+    const char *code;   /* or a refusal found while running */
+    char msg[160];
+} vq;
+
+static void vq_free(sr_http_ctx *h) { sr_buf_release(&((vq *)h)->out); }
+
+static void run_down(vq *q)
 {
-    int64_t interval;
-    char v[64];
-    int mask = AGG_MIN | AGG_MAX | AGG_AVG | AGG_COUNT;
-    sr_agg_fill fill = SR_FILL_NONE;
-    if (parse_interval(iv, &interval))
-        return sr_http_result(req, 0, "E1001", "interval: a duration like 500ms, 10s, 1m, 1h, 1d", NULL);
-    if (sr_http_query(req, "agg", v, sizeof v) && parse_aggs(v, &mask))
-        return sr_http_result(req, 0, "E1001", "agg: a list of min,max,avg,sum,count,first,last", NULL);
-    if (sr_http_query(req, "fill", v, sizeof v)) {
-        if (!strcmp(v, "previous")) fill = SR_FILL_PREVIOUS;
-        else if (strcmp(v, "none")) return sr_http_result(req, 0, "E1001", "fill: none or previous", NULL);
-    }
-    if ((to - from) / interval > 100000)
-        return sr_http_result(req, 0, "E1003", "more than 100000 intervals: widen interval or narrow from/to", NULL);
-    sr_buf out, bk;
-    sr_buf_init(&out);
+    sr_buf *out = &q->out, bk;
     sr_buf_init(&bk);
-    int rc = PUT_LIT(&out, "{\"values\":[");
+    int mask = q->mask;
+    int rc = PUT_LIT(out, "{\"values\":[");
     int first = 1;
-    for (size_t k = 0; !rc && k < n; k++) {
-        if (info[k].type == SR_VT_STRING) {
-            sr_buf_release(&out);
-            sr_buf_release(&bk);
-            return sr_http_result(req, 0, "E1001", "string data points cannot be downsampled", NULL);
+    for (size_t k = 0; !rc && k < q->n; k++) {
+        if (q->info[k].type == SR_VT_STRING) {
+            q->code = "E1001";
+            snprintf(q->msg, sizeof q->msg, "string data points cannot be downsampled");
+            break;
         }
         bk.len = 0;
-        if ((rc = sr_engine_downsample(a->eng, info[k].point, from, to, interval, fill, &bk))) break;
+        if ((rc = sr_engine_downsample(q->a->eng, q->info[k].point, q->from, q->to, q->interval, q->fill, &bk))) break;
         sr_buf head;
         sr_buf_init(&head);
         rc = PUT_LIT(&head, "{\"dataId\":");
-        if (!rc) rc = put_json_string(&head, ids[k], strlen(ids[k]));
+        if (!rc) rc = put_json_string(&head, q->ids[k], strlen(q->ids[k]));
         if (!rc) rc = PUT_LIT(&head, ",\"timestamp\":\"");
         const sr_bucket *bu = (const sr_bucket *)bk.data;
         for (size_t i = 0; !rc && i < bk.len / sizeof *bu; i++) {
             char ts[32], num[32];
             int empty = bu[i].count == 0 && !bu[i].filled;
-            if (!first) rc = PUT_LIT(&out, ",");
+            if (!first) rc = PUT_LIT(out, ",");
             first = 0;
             sr_rfc3339_format(bu[i].start, ts);
-            if (!rc) rc = put_s(&out, (const char *)head.data, head.len);
-            if (!rc) rc = put_s(&out, ts, 24);
-            if (!rc) rc = PUT_LIT(&out, "\"");
+            if (!rc) rc = put_s(out, (const char *)head.data, head.len);
+            if (!rc) rc = put_s(out, ts, 24);
+            if (!rc) rc = PUT_LIT(out, "\"");
 #define FIELD(flag, name, expr)                                                                                        \
     if (!rc && (mask & (flag))) {                                                                                      \
-        rc = PUT_LIT(&out, ",\"" name "\":");                                                                          \
-        if (!rc) rc = empty ? PUT_LIT(&out, "null") : put_number(&out, (expr));                                        \
+        rc = PUT_LIT(out, ",\"" name "\":");                                                                          \
+        if (!rc) rc = empty ? PUT_LIT(out, "null") : put_number(out, (expr));                                        \
     }
             if (!rc && (mask & AGG_COUNT)) {
-                rc = PUT_LIT(&out, ",\"count\":");
-                if (!rc) rc = put_s(&out, num, (size_t)snprintf(num, sizeof num, "%llu", (unsigned long long)bu[i].count));
+                rc = PUT_LIT(out, ",\"count\":");
+                if (!rc) rc = put_s(out, num, (size_t)snprintf(num, sizeof num, "%llu", (unsigned long long)bu[i].count));
             }
             FIELD(AGG_MIN, "min", bu[i].min)
             FIELD(AGG_MAX, "max", bu[i].max)
@@ -686,94 +694,143 @@ static void downsampled(sr_apif *a, h2o_req_t *req, char (*ids)[72], const sr_po
             FIELD(AGG_FIRST, "first", bu[i].first)
             FIELD(AGG_LAST, "last", bu[i].last)
 #undef FIELD
-            if (!rc && bu[i].filled) rc = PUT_LIT(&out, ",\"filled\":true");
-            if (!rc) rc = PUT_LIT(&out, "}");
+            if (!rc && bu[i].filled) rc = PUT_LIT(out, ",\"filled\":true");
+            if (!rc) rc = PUT_LIT(out, "}");
         }
         sr_buf_release(&head);
     }
-    if (!rc) rc = PUT_LIT(&out, "],\"nextCursor\":null}");
-    if (rc) sr_http_result(req, 0, "E9001", sr_strerror(rc), NULL);
-    else sr_http_json(req, 200, (const char *)out.data, out.len);
-    sr_buf_release(&out);
+    if (!rc) rc = PUT_LIT(out, "],\"nextCursor\":null}");
+    q->rc = rc;
     sr_buf_release(&bk);
 }
 
 /* Raw values of one or more points: point after point, each in time order
  * (or newest first); the cursor "c<k>.<ts>" resumes after timestamp ts of
  * the k-th data ID of the request. */
-static void stored_values(sr_apif *a, h2o_req_t *req, const atoken *t)
+static void run_raw(vq *q)
 {
-    char ids[100][72], v[64];
-    sr_point_info info[100];
-    size_t n = query_ids(req, ids, 100);
-    if (!n || n > 100) return sr_http_result(req, 0, "E1001", "dataId: 1..100 data IDs", NULL);
-    for (size_t i = 0; i < n; i++) {
-        const char *code = reach(a, t, ids[i], 1, &info[i]);
-        if (code) return sr_http_result(req, 0, code, "dataId: not a data point this app may read", NULL);
-    }
-    int64_t now = wall_ms(), from = 0, to = now + 1;
-    if (sr_http_query(req, "from", v, sizeof v) && parse_time(v, now, &from))
-        return sr_http_result(req, 0, "E1001", "from: an RFC 3339 time or -1h / -30m / -10s / -2d", NULL);
-    if (sr_http_query(req, "to", v, sizeof v) && parse_time(v, now, &to))
-        return sr_http_result(req, 0, "E1001", "to: an RFC 3339 time or -1h / -30m / -10s / -2d", NULL);
-    if (to <= from) return sr_http_result(req, 0, "E1001", "to must be after from", NULL);
-    if (sr_http_query(req, "interval", v, sizeof v)) return downsampled(a, req, ids, info, n, from, to, v);
-    size_t limit = 1000;
-    if (sr_http_query(req, "limit", v, sizeof v)) {
-        char *end;
-        long l = strtol(v, &end, 10);
-        if (*end || l < 1 || l > 100000) return sr_http_result(req, 0, "E1001", "limit: 1..100000", NULL);
-        limit = (size_t)l;
-    }
-    int desc = 0;
-    if (sr_http_query(req, "order", v, sizeof v)) {
-        if (!strcmp(v, "desc")) desc = 1;
-        else if (strcmp(v, "asc")) return sr_http_result(req, 0, "E1001", "order: asc or desc", NULL);
-    }
-    size_t k0 = 0;
-    int64_t after = INT64_MIN;
-    if (sr_http_query(req, "cursor", v, sizeof v)) {
-        char *end, *end2;
-        unsigned long k = v[0] == 'c' ? strtoul(v + 1, &end, 10) : 0;
-        long long c = v[0] == 'c' && *end == '.' ? strtoll(end + 1, &end2, 10) : 0;
-        if (v[0] != 'c' || *end != '.' || *end2 || end2 == end + 1 || k >= n)
-            return sr_http_result(req, 0, "E1001", "cursor: not one we made", NULL);
-        k0 = k;
-        after = c;
-    }
-    sr_buf out, samples, strings;
-    sr_buf_init(&out);
+    sr_buf *out = &q->out, samples, strings;
     sr_buf_init(&samples);
     sr_buf_init(&strings);
-    size_t left = limit;
+    size_t left = q->limit;
     char next[64] = "";
-    int first = 1, rc = PUT_LIT(&out, "{\"values\":[");
-    for (size_t k = k0; !rc && k < n && left; k++) {
-        sr_range_q q = {info[k].point, from, to, left, desc, k == k0 ? after : INT64_MIN};
+    int first = 1, rc = PUT_LIT(out, "{\"values\":[");
+    for (size_t k = q->k0; !rc && k < q->n && left; k++) {
+        sr_range_q r = {q->info[k].point, q->from, q->to, left, q->desc, k == q->k0 ? q->after : INT64_MIN};
         int more = 0;
         samples.len = strings.len = 0;
-        if ((rc = sr_engine_range(a->eng, &q, &samples, &strings, &more))) break;
+        if ((rc = sr_engine_range(q->a->eng, &r, &samples, &strings, &more))) break;
         size_t ns = samples.len / sizeof(sr_sample);
         const sr_sample *s = (const sr_sample *)samples.data;
-        if ((rc = put_values(&out, ids[k], info[k].type, s, ns, &first))) break;
+        if ((rc = put_values(out, q->ids[k], q->info[k].type, s, ns, &first))) break;
         left -= ns < left ? ns : left;
         if (more && ns) {
             snprintf(next, sizeof next, "c%zu.%lld", k, (long long)s[ns - 1].ts);
             break;
         }
-        if (!left && k + 1 < n) { /* the limit ended exactly at a point's end */
+        if (!left && k + 1 < q->n) { /* the limit ended exactly at a point's end */
             snprintf(next, sizeof next, "c%zu.%lld", k + 1, (long long)INT64_MIN);
             break;
         }
     }
-    if (!rc) rc = PUT_LIT(&out, "],\"nextCursor\":");
-    if (!rc) rc = next[0] ? put_json_string(&out, next, strlen(next)) : PUT_LIT(&out, "null");
-    if (!rc) rc = PUT_LIT(&out, "}");
-    if (rc) sr_http_result(req, 0, "E9001", sr_strerror(rc), NULL);
-    else sr_http_json(req, 200, (const char *)out.data, out.len);
-    sr_buf_release(&out);
+    if (!rc) rc = PUT_LIT(out, "],\"nextCursor\":");
+    if (!rc) rc = next[0] ? put_json_string(out, next, strlen(next)) : PUT_LIT(out, "null");
+    if (!rc) rc = PUT_LIT(out, "}");
+    q->rc = rc;
     sr_buf_release(&samples);
     sr_buf_release(&strings);
+}
+
+static void vq_work(uv_work_t *w)
+{
+    vq *q = w->data;
+    if (q->down) run_down(q);
+    else run_raw(q);
+}
+
+static void vq_after(uv_work_t *w, int status)
+{
+    vq *q = w->data;
+    h2o_req_t *req = q->h.req;
+    q->a->busy--;
+    if (req) {
+        if (status) sr_http_result(req, 0, "E9001", "the query was cancelled", NULL);
+        else if (q->code) sr_http_result(req, 0, q->code, q->msg, NULL);
+        else if (q->rc) sr_http_result(req, 0, "E9001", sr_strerror(q->rc), NULL);
+        else sr_http_json(req, 200, (const char *)q->out.data, q->out.len);
+    }
+    sr_http_ctx_unref(&q->h);
+}
+
+static void stored_values(sr_apif *a, h2o_req_t *req, const atoken *t)
+{
+    vq *q = sr_http_ctx_new(req, sizeof *q);
+    if (!q) return sr_http_result(req, 0, "E9001", "out of memory", NULL);
+    q->h.on_free = vq_free;
+    q->a = a;
+    sr_buf_init(&q->out);
+    char v[64];
+    size_t n = query_ids(req, q->ids, 100);
+    if (!n || n > 100) return sr_http_result(req, 0, "E1001", "dataId: 1..100 data IDs", NULL);
+    q->n = n;
+    for (size_t i = 0; i < n; i++) {
+        const char *code = reach(a, t, q->ids[i], 1, &q->info[i]);
+        if (code) return sr_http_result(req, 0, code, "dataId: not a data point this app may read", NULL);
+    }
+    int64_t now = wall_ms();
+    q->from = 0;
+    q->to = now + 1;
+    if (sr_http_query(req, "from", v, sizeof v) && parse_time(v, now, &q->from))
+        return sr_http_result(req, 0, "E1001", "from: an RFC 3339 time or -1h / -30m / -10s / -2d", NULL);
+    if (sr_http_query(req, "to", v, sizeof v) && parse_time(v, now, &q->to))
+        return sr_http_result(req, 0, "E1001", "to: an RFC 3339 time or -1h / -30m / -10s / -2d", NULL);
+    if (q->to <= q->from) return sr_http_result(req, 0, "E1001", "to must be after from", NULL);
+    if (sr_http_query(req, "interval", v, sizeof v)) {
+        q->down = 1;
+        q->mask = AGG_MIN | AGG_MAX | AGG_AVG | AGG_COUNT;
+        q->fill = SR_FILL_NONE;
+        if (parse_interval(v, &q->interval))
+            return sr_http_result(req, 0, "E1001", "interval: a duration like 500ms, 10s, 1m, 1h, 1d", NULL);
+        if (sr_http_query(req, "agg", v, sizeof v) && parse_aggs(v, &q->mask))
+            return sr_http_result(req, 0, "E1001", "agg: a list of min,max,avg,sum,count,first,last", NULL);
+        if (sr_http_query(req, "fill", v, sizeof v)) {
+            if (!strcmp(v, "previous")) q->fill = SR_FILL_PREVIOUS;
+            else if (strcmp(v, "none")) return sr_http_result(req, 0, "E1001", "fill: none or previous", NULL);
+        }
+        if ((q->to - q->from) / q->interval > 100000)
+            return sr_http_result(req, 0, "E1003", "more than 100000 intervals: widen interval or narrow from/to",
+                                  NULL);
+    } else {
+        q->limit = 1000;
+        if (sr_http_query(req, "limit", v, sizeof v)) {
+            char *end;
+            long l = strtol(v, &end, 10);
+            if (*end || l < 1 || l > 100000) return sr_http_result(req, 0, "E1001", "limit: 1..100000", NULL);
+            q->limit = (size_t)l;
+        }
+        if (sr_http_query(req, "order", v, sizeof v)) {
+            if (!strcmp(v, "desc")) q->desc = 1;
+            else if (strcmp(v, "asc")) return sr_http_result(req, 0, "E1001", "order: asc or desc", NULL);
+        }
+        q->after = INT64_MIN;
+        if (sr_http_query(req, "cursor", v, sizeof v)) {
+            char *end, *end2;
+            unsigned long k = v[0] == 'c' ? strtoul(v + 1, &end, 10) : 0;
+            long long c = v[0] == 'c' && *end == '.' ? strtoll(end + 1, &end2, 10) : 0;
+            if (v[0] != 'c' || *end != '.' || *end2 || end2 == end + 1 || k >= n)
+                return sr_http_result(req, 0, "E1001", "cursor: not one we made", NULL);
+            q->k0 = k;
+            q->after = c;
+        }
+    }
+    q->w.data = q;
+    q->h.refs++; /* the work's, released in vq_after */
+    a->busy++;
+    if (uv_queue_work(a->loop, &q->w, vq_work, vq_after) != 0) {
+        q->h.refs--;
+        a->busy--;
+        sr_http_result(req, 0, "E9001", "cannot queue the query", NULL);
+    }
 }
 
 /* GET /api/v1/monitors/{id}/values?after=T: what the monitor's points stored

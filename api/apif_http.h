@@ -15,6 +15,9 @@ SR_MUST_CHECK int sr_apif_open(uv_loop_t *loop, sr_engine *eng, sr_broker *broke
 void sr_apif_free(sr_apif *a);
 /* The engine is about to close: nothing more is submitted. */
 void sr_apif_quiesce(sr_apif *a);
+/* Work on the thread pool that still uses the engine (wait for 0 before
+ * closing it). */
+size_t sr_apif_busy(sr_apif *a);
 /* Answer one request whose path starts with /api/v1/. */
 void sr_apif_handle(sr_apif *a, h2o_req_t *req);
 

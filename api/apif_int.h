@@ -30,6 +30,7 @@ struct sr_apif {
     size_t ntokens;
     struct sr_apif_store *store;
     int closing; /* the engine is being closed: submit nothing more */
+    size_t busy; /* queries and file parts on the thread pool (they use the engine) */
 };
 
 /* documents: rest is the path below /api/v1/documents/ */

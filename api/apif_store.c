@@ -460,6 +460,7 @@ static void part_after(uv_work_t *w, int status)
     upload *u = p->u;
     pjob *j = p->j;
     h2o_req_t *req = j->h.req;
+    p->a->busy--;
     u->busy = 0;
     u->last_used = uv_hrtime() / 1000000;
     int rc = status ? SR_EIO : p->rc;
@@ -583,7 +584,9 @@ static void file_put(sr_apif *a, h2o_req_t *req, const sr_ap_token *t, const cha
     snprintf(p->app, sizeof p->app, "%s", t->app);
     u->busy = 1;
     u->last_used = uv_hrtime() / 1000000;
+    a->busy++;
     if (uv_queue_work(a->loop, &p->w, part_work, part_after) != 0) {
+        a->busy--;
         u->busy = 0;
         j->h.refs--;
         free(copy);

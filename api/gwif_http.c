@@ -698,6 +698,8 @@ void sr_gwhttp_quiesce(sr_gwhttp *g)
     sr_apif_quiesce(g->apif);
 }
 
+size_t sr_gwhttp_busy(sr_gwhttp *g) { return g ? sr_apif_busy(g->apif) : 0; }
+
 void sr_gwhttp_flush(sr_gwhttp *g)
 {
     if (g) on_async(&g->async);

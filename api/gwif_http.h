@@ -26,6 +26,8 @@ int sr_gwhttp_port(sr_gwhttp *g);
 void sr_gwhttp_stop_accepting(sr_gwhttp *g);
 /* Before the engine closes: requests from now on are answered 503 E9002. */
 void sr_gwhttp_quiesce(sr_gwhttp *g);
+/* Work on the thread pool that still uses the engine. */
+size_t sr_gwhttp_busy(sr_gwhttp *g);
 /* Answer what the engine completed (after the engine was closed). */
 void sr_gwhttp_flush(sr_gwhttp *g);
 /* Release h2o's context (its handles close on the loop); before walking the loop. */

@@ -1366,6 +1366,8 @@ void sr_server_close(sr_server *s)
      * arrive through the asyncs) */
     sr_gwhttp_quiesce(s->http);
     sr_broker_quiesce(s->broker);
+    /* queries and file parts on the thread pool read the engine: let them end */
+    while (sr_gwhttp_busy(s->http)) uv_run(&s->loop, UV_RUN_ONCE);
     int rc = sr_engine_close(s->eng);
     s->eng = NULL;
     if (rc) sr_slog(SR_LOG_ERROR, "engine closed with an error", "error=%s", sr_err_name(rc));
