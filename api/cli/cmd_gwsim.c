@@ -405,9 +405,9 @@ static int build(sim *s, int k, uint64_t n, char *buf, size_t cap)
         struct tm tm;
         gmtime_r(&t, &tm);
         len += snprintf(buf + len, cap - (size_t)len,
-                        "%s{\"dataId\":\"SP%04d_%02d\",\"timestamp\":\"%04d-%02d-%02dT%02d:%02d:%02dZ\",\"value\":%lld.%02lld}",
+                        "%s{\"dataId\":\"SP%04d_%02d\",\"timestamp\":\"%04d-%02d-%02dT%02d:%02d:%02dZ\",\"value\":%s%lld.%02lld}",
                         i ? "," : "", k + 1, pt, tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
-                        tm.tm_sec, (long long)(cents / 100), (long long)llabs(cents % 100));
+                        tm.tm_sec, cents < 0 ? "-" : "", (long long)(llabs(cents) / 100), (long long)(llabs(cents) % 100));
     }
     len += snprintf(buf + len, cap - (size_t)len, "]}}");
     return len;
