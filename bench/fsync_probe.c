@@ -14,6 +14,7 @@
  *   {"bench":"fsync","dir":..,"n":..,"size":..,"p50_ms":..,"p99_ms":..,
  *    "mean_ms":..,"max_ms":..,"verify":"ok"|"FAILED"}
  */
+#include "benchutil.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -22,21 +23,6 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static uint64_t mix(uint64_t z)
-{
-    z += 0x9E3779B97F4A7C15ull;
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
 
 static uint64_t fnv(uint64_t h, const uint8_t *p, size_t n)
 {

@@ -12,6 +12,7 @@
  * post a figure. --matrix runs record sizes 64/256/1024 x batches 1/100/1000
  * x sync always/none x compression on/off x encryption on/off.
  */
+#include "benchutil.h"
 #include "storage/log.h"
 
 #include <errno.h>
@@ -33,21 +34,6 @@ typedef struct cfg {
     uint64_t seed;
     const char *dir;
 } cfg;
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static uint64_t mix(uint64_t z)
-{
-    z += 0x9E3779B97F4A7C15ull;
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
 
 /* Record checksum for verification: 8 bytes a step, so that hashing does
  * not dominate the replay figure. */

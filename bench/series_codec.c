@@ -11,6 +11,7 @@
  * timestamps and value bits against the source ("verify":"ok"); the
  * downsampling run checks its buckets against a plain loop.
  */
+#include "benchutil.h"
 #include "storage/series.h"
 
 #include <inttypes.h>
@@ -18,21 +19,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static uint64_t mix(uint64_t z)
-{
-    z += 0x9E3779B97F4A7C15ull;
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
 
 static uint64_t sample_hash(uint64_t h, const sr_sample *s)
 {

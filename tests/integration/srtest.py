@@ -91,3 +91,22 @@ class Api:
         if st == 201:
             self.token = b["token"]
         return st
+
+
+def finish(check, tmp, procs, log_name="server.log"):
+    """Stop what is still running (by PID), show the server's log when a
+    check failed, remove the temporary directory, and exit with the verdict."""
+    import os
+    import shutil
+    import sys
+    for p in procs:
+        if p is not None and p.poll() is None:
+            p.kill()
+            p.wait()
+    if check.fails:
+        try:
+            print(open(os.path.join(tmp, log_name)).read()[-3000:])
+        except OSError:
+            pass
+    shutil.rmtree(tmp, ignore_errors=True)
+    sys.exit(check.summary())

@@ -8,7 +8,6 @@ values, and bad input for each endpoint. usage: test_apif_store.py SUIRO_BIN"""
 import hashlib
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -21,7 +20,7 @@ BIG_MB = int(os.environ.get("SUIRO_TEST_BIG_MB", "200"))
 T = tempfile.mkdtemp(prefix="suiro-apstore-")
 D = os.path.join(T, "data")
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from srtest import Api, Checks, code, start_server  # noqa: E402
+from srtest import Api, Checks, code, finish, start_server  # noqa: E402
 
 check = Checks()
 server = None
@@ -271,14 +270,4 @@ try:
     server.send_signal(signal.SIGTERM)
     check("SIGTERM stops it cleanly", server.wait(30) == 0)
 finally:
-    if server and server.poll() is None:
-        server.kill()
-        server.wait()
-    if check.fails:
-        try:
-            print(open(os.path.join(T, "server.log")).read()[-3000:])
-        except OSError:
-            pass
-    shutil.rmtree(T, ignore_errors=True)
-
-sys.exit(check.summary())
+    finish(check, T, [server])

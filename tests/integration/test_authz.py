@@ -14,7 +14,6 @@ import http.client
 import json
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -24,7 +23,7 @@ BIN = sys.argv[1]
 T = tempfile.mkdtemp(prefix="suiro-authz-")
 D = os.path.join(T, "data")
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from srtest import Api, Checks, code, start_server  # noqa: E402
+from srtest import Api, Checks, code, finish, start_server  # noqa: E402
 
 check = Checks()
 server = None
@@ -252,14 +251,4 @@ APPX,PX1,both
     server.send_signal(signal.SIGTERM)
     check("SIGTERM stops it cleanly", server.wait(30) == 0)
 finally:
-    if server and server.poll() is None:
-        server.kill()
-        server.wait()
-    if check.fails:
-        try:
-            print(open(os.path.join(T, "server.log")).read()[-3000:])
-        except OSError:
-            pass
-    shutil.rmtree(T, ignore_errors=True)
-
-sys.exit(check.summary())
+    finish(check, T, [server])
