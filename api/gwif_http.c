@@ -38,6 +38,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 
 enum { TOKEN_TTL_MS = 3600 * 1000, MAX_TOKENS = 100000 };
@@ -66,6 +67,7 @@ struct sr_gwhttp {
     int ctx_ready, closing;
     SSL_CTX *ssl; /* HTTPS */
     size_t open_conns; /* h2o connections not yet closed */
+    struct hconn *conns;
 };
 
 /* Shared between the h2o request (its pool) and an engine completion or an
@@ -498,12 +500,17 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
 typedef struct hconn {
     uv_tcp_t tcp; /* first */
     sr_gwhttp *g;
+    struct hconn *next, *prev; /* the open connections */
 } hconn;
 
 static void on_conn_closed(uv_handle_t *h)
 {
     hconn *hc = (hconn *)h;
-    hc->g->open_conns--;
+    sr_gwhttp *g = hc->g;
+    if (hc->prev) hc->prev->next = hc->next;
+    else if (g->conns == hc) g->conns = hc->next;
+    if (hc->next) hc->next->prev = hc->prev;
+    g->open_conns--;
     free(hc);
 }
 
@@ -514,6 +521,9 @@ static void on_accept(uv_stream_t *listener, int status)
     hconn *hc = calloc(1, sizeof *hc);
     if (!hc) return;
     hc->g = g;
+    hc->next = g->conns;
+    if (g->conns) g->conns->prev = hc;
+    g->conns = hc;
     uv_tcp_init(g->loop, &hc->tcp);
     hc->tcp.data = g; /* non-NULL: not an MQTT connection (server.c close_walk); h2o replaces it */
     g->open_conns++;
@@ -716,8 +726,21 @@ void sr_gwhttp_dispose(sr_gwhttp *g)
     uv_timer_init(g->loop, &wake);
     uv_timer_start(&wake, on_wake, 50, 50);
     uv_update_time(g->loop);
-    uint64_t deadline = uv_now(g->loop) + 2000;
-    while (g->open_conns && uv_now(g->loop) < deadline) uv_run(g->loop, UV_RUN_ONCE);
+    uint64_t deadline = uv_now(g->loop) + 2000, idle_at = uv_now(g->loop) + 200;
+    int shut = 0;
+    while (g->open_conns && uv_now(g->loop) < deadline) {
+        uv_run(g->loop, UV_RUN_ONCE);
+        if (!shut && g->open_conns && uv_now(g->loop) >= idle_at) {
+            /* h2o 2.2 leaves idle HTTP/1 keep-alive connections open: end
+             * their reading side, so h2o sees the end and closes them (a
+             * response still being written goes on) */
+            shut = 1;
+            for (hconn *hc = g->conns; hc; hc = hc->next) {
+                uv_os_fd_t fd;
+                if (uv_fileno((uv_handle_t *)&hc->tcp, &fd) == 0) shutdown(fd, SHUT_RD);
+            }
+        }
+    }
     uv_close((uv_handle_t *)&wake, NULL);
     uv_run(g->loop, UV_RUN_NOWAIT);
     if (g->open_conns) {
