@@ -20,6 +20,8 @@
  */
 #include "api/broker.h"
 
+#include "api/httpu.h"
+
 #include "api/pki.h"
 #include "api/push.h"
 #include "api/slog.h"
@@ -223,27 +225,11 @@ static json_t *error_body(const char *code, const char *msg, json_t *detail)
     return json_pack("{s:o}", "result", r);
 }
 
-static int status_of(const char *code)
-{
-    if (!strcmp(code, "0")) return 200;
-    if (!strcmp(code, "E4001")) return 503;
-    if (!strcmp(code, "E4002")) return 504;
-    if (!strcmp(code, "E4003")) return 502;
-    if (!strcmp(code, "E4004") || !strncmp(code, "E5", 2)) return 422;
-    if (!strcmp(code, "E3001")) return 404;
-    if (!strcmp(code, "E3002")) return 409;
-    if (!strcmp(code, "E2003")) return 403;
-    if (!strncmp(code, "E2", 2)) return 401;
-    if (!strcmp(code, "E1003")) return 413;
-    if (!strncmp(code, "E1", 2)) return 400;
-    if (!strcmp(code, "E9002")) return 429;
-    return 500;
-}
 
 static void app_answer(sr_app_cb cb, void *ctx, const char *code, const char *msg)
 {
     json_t *body = error_body(code, msg, NULL);
-    cb(ctx, status_of(code), body);
+    cb(ctx, sr_http_status_of(code), body);
     json_decref(body);
 }
 
@@ -609,7 +595,7 @@ static void request_answer_app(areq *r)
         body = error_body(code, msg, det);
         json_decref(det);
     }
-    cb(ctx, status_of(code), body);
+    cb(ctx, sr_http_status_of(code), body);
     json_decref(body);
 }
 
@@ -1203,6 +1189,26 @@ static void monitor_done(job *j)
     free(mc);
 }
 
+/* One START / STOP part per gateway of m, their creation appended to l;
+ * on failure nothing is left behind. */
+static int mon_parts(sr_broker *b, mon *m, int kind, evlist *l, areq **reqs, size_t *nreq)
+{
+    *nreq = 0;
+    for (size_t k = 0; k < m->ngws && *nreq < 64; k++) {
+        areq *r = mon_request(b, m, k, kind, l);
+        if (!r) {
+            for (size_t i = 0; i < *nreq; i++) {
+                reqs[i]->finished = 1;
+                areq_unref(reqs[i]);
+            }
+            *nreq = 0;
+            return SR_ENOMEM;
+        }
+        reqs[(*nreq)++] = r;
+    }
+    return SR_OK;
+}
+
 void sr_broker_monitor_start(sr_broker *b, const char *op, const char *app, const sr_target *t, size_t n,
                              uint32_t interval_ms, int64_t start_ms, int64_t end_ms, sr_app_cb cb, void *ctx)
 {
@@ -1233,16 +1239,8 @@ void sr_broker_monitor_start(sr_broker *b, const char *op, const char *app, cons
     areq *reqs[64];
     size_t nreq = 0;
     int rc = mon_event(&l, m, app, SUIRO__V1__ACTOR_KIND__ACTOR_APP);
-    for (size_t k = 0; !rc && k < m->ngws && nreq < 64; k++) {
-        areq *r = mon_request(b, m, k, SUIRO__V1__REQUEST_KIND__RK_PERIODIC_START, &l);
-        if (!r) rc = SR_ENOMEM;
-        else reqs[nreq++] = r;
-    }
+    if (!rc) rc = mon_parts(b, m, SUIRO__V1__REQUEST_KIND__RK_PERIODIC_START, &l, reqs, &nreq);
     if (rc) {
-        for (size_t i = 0; i < nreq; i++) {
-            reqs[i]->finished = 1;
-            areq_unref(reqs[i]);
-        }
         mon_free(m);
         sr_buf_release(&l.b);
         app_answer(cb, ctx, "E9001", sr_strerror(rc));
@@ -1285,16 +1283,8 @@ void sr_broker_monitor_stop(sr_broker *b, const char *op, const char *app, const
     areq *reqs[64];
     size_t nreq = 0;
     int rc = mon_event(&l, m, app, SUIRO__V1__ACTOR_KIND__ACTOR_APP);
-    for (size_t k = 0; !rc && seen && k < m->ngws && nreq < 64; k++) {
-        areq *r = mon_request(b, m, k, SUIRO__V1__REQUEST_KIND__RK_PERIODIC_STOP, &l);
-        if (!r) rc = SR_ENOMEM;
-        else reqs[nreq++] = r;
-    }
+    if (!rc && seen) rc = mon_parts(b, m, SUIRO__V1__REQUEST_KIND__RK_PERIODIC_STOP, &l, reqs, &nreq);
     if (rc) {
-        for (size_t i = 0; i < nreq; i++) {
-            reqs[i]->finished = 1;
-            areq_unref(reqs[i]);
-        }
         sr_buf_release(&l.b);
         app_answer(cb, ctx, "E9001", sr_strerror(rc));
         return;

@@ -1719,27 +1719,15 @@ int sr_engine_rebuild(const char *dir, const sr_engine_opts *opts, sr_errinfo *e
 /* ------------------------------------------------------------------------ */
 /* Queries                                                                   */
 
+/* (point_info does the lookup, and caches it) */
 int sr_engine_point(sr_engine *e, const char *op, const char *data_id, uint32_t *point, sr_vtype *type)
 {
-    MDB_txn *t;
-    int rc = sr_index_read_begin(e->ix, &t);
+    sr_point_info info;
+    int rc = sr_engine_point_info(e, op, data_id, &info);
     if (rc) return rc;
-    uint8_t k[300];
-    size_t kl = mkkey(k, sizeof k, op, data_id, NULL);
-    MDB_val v;
-    rc = kl ? get(t, DB(e, SR_DB_POINTS), k, kl, &v) : SR_ENOTFOUND;
-    if (!rc && v.mv_size != 4) rc = SR_ECORRUPT;
-    if (!rc) {
-        uint32_t p = get_be32(v.mv_data);
-        pointinfo pi = {0};
-        if (!(rc = pointinfo_get(e, t, p, &pi))) {
-            *point = p;
-            if (type) *type = (sr_vtype)pi.m->type;
-            suiro__v1__master_put__free_unpacked(pi.m, NULL);
-        }
-    }
-    sr_index_read_end(e->ix, t);
-    return rc;
+    *point = info.point;
+    if (type) *type = info.type;
+    return SR_OK;
 }
 
 static uint32_t fnv1a(const char *p, size_t n)
