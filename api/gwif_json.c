@@ -201,31 +201,13 @@ int sr_gw_values_event(sr_engine *e, const char *op, const char *gw, const char 
             continue;
         }
         if (!pp) {
-            if (np == capp) {
-                size_t cap = capp ? capp * 2 : 16;
-                per_point *q = sr_realloc(pts, cap * sizeof *q);
-                if (!q) {
-                    rc = SR_ENOMEM;
-                    break;
-                }
-                pts = q;
-                capp = cap;
-            }
+            if ((rc = sr_array_reserve(&pts, &capp, np + 1, sizeof *pts))) break;
             pp = &pts[np++];
             memset(pp, 0, sizeof *pp);
             pp->info = info;
             pp->data_id = did;
         }
-        if (pp->n == pp->cap) {
-            size_t cap = pp->cap ? pp->cap * 2 : 16;
-            sr_sample *q = sr_realloc(pp->s, cap * sizeof *q);
-            if (!q) {
-                rc = SR_ENOMEM;
-                break;
-            }
-            pp->s = q;
-            pp->cap = cap;
-        }
+        if ((rc = sr_array_reserve(&pp->s, &pp->cap, pp->n + 1, sizeof *pp->s))) break;
         pp->s[pp->n++] = s;
     }
     if (!rc && err->detail) {
@@ -465,13 +447,7 @@ int sr_gw_fast(sr_engine *e, const char *op, const char *gw, const void *data, s
                         if (!isfinite(x) || (info.has_min && x < info.min) || (info.has_max && x > info.max)) goto done;
                     }
                     if (!pp) {
-                        if (np == capp) {
-                            size_t cap = capp ? capp * 2 : 16;
-                            per_point *nq = sr_realloc(pts, cap * sizeof *nq);
-                            if (!nq) goto done;
-                            pts = nq;
-                            capp = cap;
-                        }
+                        if (sr_array_reserve(&pts, &capp, np + 1, sizeof *pts)) goto done;
                         pp = &pts[np++];
                         memset(pp, 0, sizeof *pp);
                         pp->info = info;
@@ -480,13 +456,7 @@ int sr_gw_fast(sr_engine *e, const char *op, const char *gw, const void *data, s
                         if (!pp->id_copy) goto done;
                         pp->data_id = pp->id_copy;
                     }
-                    if (pp->n == pp->cap) {
-                        size_t cap = pp->cap ? pp->cap * 2 : 16;
-                        sr_sample *nq = sr_realloc(pp->s, cap * sizeof *nq);
-                        if (!nq) goto done;
-                        pp->s = nq;
-                        pp->cap = cap;
-                    }
+                    if (sr_array_reserve(&pp->s, &pp->cap, pp->n + 1, sizeof *pp->s)) goto done;
                     pp->s[pp->n++] = s;
                 }
                 if (t != SR_J_ARR_END || nv == 0) goto done;

@@ -835,16 +835,11 @@ static int hs_insert(hsample **vp, size_t *np, size_t *capp, sr_vtype type, cons
         v[lo] = x;
         return SR_OK;
     }
-    if (n == *capp) {
-        size_t cap = *capp ? *capp * 2 : 16;
-        hsample *nv = sr_realloc(v, cap * sizeof *nv);
-        if (!nv) {
-            hs_free_strings(&x, 1, type);
-            return SR_ENOMEM;
-        }
-        *vp = v = nv;
-        *capp = cap;
+    if (sr_array_reserve(vp, capp, n + 1, sizeof *v)) {
+        hs_free_strings(&x, 1, type);
+        return SR_ENOMEM;
     }
+    v = *vp;
     memmove(v + lo + 1, v + lo, (n - lo) * sizeof *v);
     v[lo] = x;
     *np = n + 1;
