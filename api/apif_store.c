@@ -22,6 +22,7 @@
  */
 #include "api/apif_int.h"
 #include "api/httpu.h"
+#include "api/loopq.h"
 #include "api/slog.h"
 #include "codecs/events.pb-c.h"
 #include "codecs/rfc3339.h"
@@ -50,10 +51,7 @@ typedef struct upload {
 typedef struct sr_apif_store {
     upload *ups;
     size_t nups;
-    /* engine completions come back through this async */
-    uv_async_t async;
-    pthread_mutex_t mu;
-    struct pjob *done;
+    sr_loopq doneq; /* engine completions */
 } store;
 
 static int64_t wall_ms(void)
@@ -75,19 +73,14 @@ typedef struct pjob {
     uint64_t size;
     uint8_t sha[32];
     sr_result res;
-    struct pjob *next;
+    sr_loopq_item li;
 } pjob;
 
 static void on_engine(void *ctx, const sr_result *r)
 {
     pjob *j = ctx;
     j->res = *r;
-    store *s = j->a->store;
-    pthread_mutex_lock(&s->mu);
-    j->next = s->done;
-    s->done = j;
-    pthread_mutex_unlock(&s->mu);
-    uv_async_send(&s->async);
+    sr_loopq_push(&j->a->store->doneq, &j->li);
 }
 
 static void answer(pjob *j)
@@ -117,19 +110,12 @@ static void answer(pjob *j)
     json_decref(o);
 }
 
-static void on_async(uv_async_t *h)
+static void on_done(void *ctx, sr_loopq_item *it)
 {
-    store *s = h->data;
-    pthread_mutex_lock(&s->mu);
-    pjob *j = s->done;
-    s->done = NULL;
-    pthread_mutex_unlock(&s->mu);
-    while (j) {
-        pjob *n = j->next;
-        answer(j);
-        sr_http_ctx_unref(&j->h);
-        j = n;
-    }
+    (void)ctx;
+    pjob *j = SR_CONTAINER(it, pjob, li);
+    answer(j);
+    sr_http_ctx_unref(&j->h);
 }
 
 static void submit_ev(sr_apif *a, h2o_req_t *req, Suiro__V1__Event *ev, const sr_ap_token *t, pjob *j)
@@ -151,9 +137,7 @@ int sr_apif_store_open(sr_apif *a)
 {
     store *s = calloc(1, sizeof *s);
     if (!s) return SR_ENOMEM;
-    pthread_mutex_init(&s->mu, NULL);
-    uv_async_init(a->loop, &s->async, on_async);
-    s->async.data = s;
+    sr_loopq_init(&s->doneq, a->loop, on_done, s);
     a->store = s;
     return SR_OK;
 }
@@ -162,14 +146,14 @@ void sr_apif_store_free(sr_apif *a)
 {
     store *s = a->store;
     if (!s) return;
-    on_async(&s->async);
+    sr_loopq_drain(&s->doneq);
     while (s->ups) {
         upload *u = s->ups;
         s->ups = u->next;
         sr_blob_writer_abort(u->w);
         free(u);
     }
-    pthread_mutex_destroy(&s->mu);
+    sr_loopq_destroy(&s->doneq);
     /* the async handle was closed by the server's loop walk */
     free(s);
 }

@@ -21,6 +21,7 @@
 #include "api/broker.h"
 
 #include "api/httpu.h"
+#include "api/loopq.h"
 
 #include "api/pki.h"
 #include "api/push.h"
@@ -137,7 +138,7 @@ typedef struct job {
     /* push (J_PERIODIC): POST {url}/{push_path} with push_body for push_app */
     json_t *push_body;
     char push_op[72], push_app[72], push_path[48];
-    struct job *next;
+    sr_loopq_item li;
 } job;
 
 struct sr_broker {
@@ -149,9 +150,7 @@ struct sr_broker {
     mon *mons;
     oploaded *loaded;
     gwent *gws;
-    uv_async_t async;
-    pthread_mutex_t mu;
-    job *done;
+    sr_loopq doneq; /* engine completions */
     int closing; /* the engine is closing: submit nothing more */
     sr_push *push; /* NULL: no push to apps */
 };
@@ -240,12 +239,7 @@ static void on_done(void *ctx, const sr_result *r)
 {
     job *j = ctx;
     j->res = *r;
-    sr_broker *b = j->b;
-    pthread_mutex_lock(&b->mu);
-    j->next = b->done;
-    b->done = j;
-    pthread_mutex_unlock(&b->mu);
-    uv_async_send(&b->async);
+    sr_loopq_push(&j->b->doneq, &j->li);
 }
 
 static void fire_done(void *ctx, const sr_result *r)
@@ -1903,21 +1897,12 @@ int sr_broker_request_status(sr_broker *b, const char *op, const char *app, cons
 
 /* ---- loop plumbing ------------------------------------------------------------ */
 
-static void on_async(uv_async_t *a)
+/* an engine completion, on the loop (oldest first) */
+static void on_job(void *ctx, sr_loopq_item *it)
 {
-    sr_broker *b = a->data;
-    pthread_mutex_lock(&b->mu);
-    job *j = b->done, *rev = NULL;
-    b->done = NULL;
-    pthread_mutex_unlock(&b->mu);
-    while (j) { /* oldest first */
-        job *n = j->next;
-        j->next = rev;
-        rev = j;
-        j = n;
-    }
-    for (j = rev; j;) {
-        job *n = j->next;
+    sr_broker *b = ctx;
+    job *j = SR_CONTAINER(it, job, li);
+    {
         switch (j->what) {
         case J_CREATED:
             created_done(j);
@@ -1950,7 +1935,6 @@ static void on_async(uv_async_t *a)
             break;
         }
         free(j);
-        j = n;
     }
 }
 
@@ -1966,9 +1950,7 @@ int sr_broker_open(uv_loop_t *loop, sr_engine *eng, const char *data_dir, sr_bro
         free(b);
         return rc;
     }
-    pthread_mutex_init(&b->mu, NULL);
-    uv_async_init(loop, &b->async, on_async);
-    b->async.data = b;
+    sr_loopq_init(&b->doneq, loop, on_job, b);
     *out = b;
     return SR_OK;
 }
@@ -1985,13 +1967,13 @@ void sr_broker_set_push(sr_broker *b, sr_push *p)
 
 void sr_broker_flush(sr_broker *b)
 {
-    if (b) on_async(&b->async);
+    if (b) sr_loopq_drain(&b->doneq);
 }
 
 void sr_broker_dispose(sr_broker *b)
 {
     if (!b) return;
-    on_async(&b->async);
+    sr_loopq_drain(&b->doneq);
     for (gwent *g = b->gws; g; g = g->next)
         while (g->waiters) {
             fwait *w = g->waiters;
@@ -2003,7 +1985,7 @@ void sr_broker_dispose(sr_broker *b)
             uv_close((uv_handle_t *)&r->timer, NULL);
             r->timer_init = 0;
         }
-    if (!uv_is_closing((uv_handle_t *)&b->async)) uv_close((uv_handle_t *)&b->async, NULL);
+    if (!uv_is_closing((uv_handle_t *)&b->doneq.async)) uv_close((uv_handle_t *)&b->doneq.async, NULL);
 }
 
 void sr_broker_free(sr_broker *b)
@@ -2032,6 +2014,6 @@ void sr_broker_free(sr_broker *b)
         b->gws = g->next;
         free(g);
     }
-    pthread_mutex_destroy(&b->mu);
+    sr_loopq_destroy(&b->doneq);
     free(b);
 }

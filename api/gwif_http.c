@@ -23,6 +23,7 @@
 #include "api/broker.h"
 #include "api/gwif_json.h"
 #include "api/httpu.h"
+#include "api/loopq.h"
 #include "api/routes.h"
 #include "api/slog.h"
 #include "codecs/events.pb-c.h"
@@ -61,9 +62,7 @@ struct sr_gwhttp {
     int port;
     token *tokens;
     size_t ntokens;
-    uv_async_t async;
-    pthread_mutex_t mu;
-    struct pending *done;
+    sr_loopq doneq; /* engine completions */
     int ctx_ready, closing;
     SSL_CTX *ssl; /* HTTPS */
     size_t open_conns; /* h2o connections not yet closed */
@@ -83,7 +82,7 @@ typedef struct pending {
     char op[72], gw[72], secret[300];
     sr_buf stored;
     int ok;
-    struct pending *next;
+    sr_loopq_item li;
 } pending;
 
 static int64_t wall_ms(void)
@@ -163,22 +162,14 @@ static void on_engine_done(void *ctx, const sr_result *r)
 {
     pending *p = ctx;
     p->res = *r;
-    pthread_mutex_lock(&p->g->mu);
-    p->next = p->g->done;
-    p->g->done = p;
-    pthread_mutex_unlock(&p->g->mu);
-    uv_async_send(&p->g->async);
+    sr_loopq_push(&p->g->doneq, &p->li);
 }
 
-static void on_async(uv_async_t *a)
+static void on_done(void *ctx, sr_loopq_item *it)
 {
-    sr_gwhttp *g = a->data;
-    pthread_mutex_lock(&g->mu);
-    pending *p = g->done;
-    g->done = NULL;
-    pthread_mutex_unlock(&g->mu);
-    while (p) {
-        pending *n = p->next;
+    (void)ctx;
+    pending *p = SR_CONTAINER(it, pending, li);
+    {
         if (p->req) {
             if (p->res.rc == SR_OK)
                 respond_result(p->req, SR_GW_OK, p->res.duplicate ? "duplicate; stored once" : "stored", NULL);
@@ -188,7 +179,6 @@ static void on_async(uv_async_t *a)
                 respond_result(p->req, SR_GW_E_INTERNAL, p->res.msg[0] ? p->res.msg : sr_strerror(p->res.rc), NULL);
         }
         pending_unref(p);
-        p = n;
     }
 }
 
@@ -619,7 +609,6 @@ int sr_gwhttp_open(uv_loop_t *loop, sr_engine *eng, sr_broker *broker, const cha
         free(g);
         return SR_ENOMEM;
     }
-    pthread_mutex_init(&g->mu, NULL);
     h2o_config_init(&g->config);
     g->config.max_request_entity_size = max_body;
     h2o_hostconf_t *hc = h2o_config_register_host(&g->config, h2o_iovec_init(H2O_STRLIT("default")), 65535);
@@ -668,8 +657,7 @@ int sr_gwhttp_open(uv_loop_t *loop, sr_engine *eng, sr_broker *broker, const cha
         }
         g->accept.ssl_ctx = ssl;
     }
-    uv_async_init(loop, &g->async, on_async);
-    g->async.data = g;
+    sr_loopq_init(&g->doneq, loop, on_done, g);
     struct sockaddr_storage addr;
     if (uv_ip4_addr(host, port, (struct sockaddr_in *)&addr) && uv_ip6_addr(host, port, (struct sockaddr_in6 *)&addr)) {
         snprintf(err, errlen, "[http] listen: '%s' is not an IP address", host);
@@ -712,7 +700,7 @@ size_t sr_gwhttp_busy(sr_gwhttp *g) { return g ? sr_apif_busy(g->apif) : 0; }
 
 void sr_gwhttp_flush(sr_gwhttp *g)
 {
-    if (g) on_async(&g->async);
+    if (g) sr_loopq_drain(&g->doneq);
 }
 
 static void on_wake(uv_timer_t *t) { (void)t; }
@@ -765,7 +753,7 @@ void sr_gwhttp_free(sr_gwhttp *g)
     h2o_config_dispose(&g->config);
     sr_apif_free(g->apif);
     if (g->ssl) SSL_CTX_free(g->ssl);
-    pthread_mutex_destroy(&g->mu);
+    sr_loopq_destroy(&g->doneq);
     free(g->tokens);
     free(g);
 }

@@ -22,6 +22,7 @@
 #include "api/broker.h"
 #include "api/gwif_http.h"
 #include "api/gwif_json.h"
+#include "api/loopq.h"
 #include "api/push.h"
 #include "api/slog.h"
 #include "codecs/events.pb-c.h"
@@ -55,7 +56,7 @@ struct sr_server {
     sr_gwhttp *http;
     sr_broker *broker;
     sr_push *push; /* push to apps (R-AP-17) */
-    uv_async_t async;
+    sr_loopq doneq; /* engine completions, from the writer thread */
     uv_signal_t sigint, sigterm;
     uv_timer_t tick, retry;
     sr_engine *eng;
@@ -66,8 +67,6 @@ struct sr_server {
     size_t nthr;
     size_t nconns;
     int stopping;
-    pthread_mutex_t mu;
-    struct completion *done_head, *done_tail; /* from the writer thread */
     uint64_t next_conn_id;
 };
 
@@ -107,12 +106,12 @@ struct conn {
 };
 
 typedef struct completion {
+    sr_loopq_item li;
     conn *c;
     uint16_t packet_id;
     uint8_t qos;
     char msgid[72];
     sr_result res;
-    struct completion *next;
 } completion;
 
 static uint64_t now_ms(void) { return uv_hrtime() / 1000000; }
@@ -242,13 +241,7 @@ static void engine_done(void *ctx, const sr_result *r)
 {
     completion *d = ctx;
     d->res = *r;
-    sr_server *s = d->c->srv;
-    pthread_mutex_lock(&s->mu);
-    if (s->done_tail) s->done_tail->next = d;
-    else s->done_head = d;
-    s->done_tail = d;
-    pthread_mutex_unlock(&s->mu);
-    uv_async_send(&s->async);
+    sr_loopq_push(&d->c->srv->doneq, &d->li);
 }
 
 /* Fire-and-forget audit events (sessions, auth failures). */
@@ -327,15 +320,12 @@ static void send_puback(conn *c, uint16_t pid, uint8_t reason)
 
 static void conn_maybe_resume(conn *c);
 
-static void on_async(uv_async_t *a)
+/* an engine completion, on the loop */
+static void on_done(void *ctx, sr_loopq_item *it)
 {
-    sr_server *s = a->data;
-    pthread_mutex_lock(&s->mu);
-    completion *d = s->done_head;
-    s->done_head = s->done_tail = NULL;
-    pthread_mutex_unlock(&s->mu);
-    while (d) {
-        completion *n = d->next;
+    (void)ctx;
+    completion *d = SR_CONTAINER(it, completion, li);
+    {
         conn *c = d->c;
         c->inflight--;
         if (c->state != ST_CLOSING) {
@@ -349,7 +339,6 @@ static void on_async(uv_async_t *a)
         }
         conn_unref(c);
         free(d);
-        d = n;
     }
 }
 
@@ -1172,7 +1161,7 @@ static void on_signal(uv_signal_t *h, int sig)
     for (conn *c = s->conns; c;) {
         conn *n = c->next;
         if (c->inflight == 0 && !c->blocked) conn_close(c, "server stopping", 0);
-        else conn_pause(c); /* finish what is in flight, then close (on_async) */
+        else conn_pause(c); /* finish what is in flight, then close (on_done) */
         c = n;
     }
     uv_signal_stop(&s->sigint);
@@ -1273,7 +1262,6 @@ int sr_server_open(const sr_config *cfg, sr_server **out, char *err, size_t errl
     s->cfg = *cfg;
     int lvl = sr_slog_level_parse(cfg->log_level);
     sr_slog_set_level(lvl < 0 ? SR_LOG_INFO : lvl);
-    pthread_mutex_init(&s->mu, NULL);
     uv_loop_init(&s->loop);
     int rc = engine_open(s, err, errlen);
     if (rc) goto fail;
@@ -1285,8 +1273,7 @@ int sr_server_open(const sr_config *cfg, sr_server **out, char *err, size_t errl
     po.max_backoff_ms = cfg->push_max_backoff_ms;
     if ((rc = sr_push_open(&s->loop, s->eng, cfg->data_dir, &po, &s->push, err, errlen))) goto fail;
     sr_broker_set_push(s->broker, s->push);
-    uv_async_init(&s->loop, &s->async, on_async);
-    s->async.data = s;
+    sr_loopq_init(&s->doneq, &s->loop, on_done, s);
     uv_timer_init(&s->loop, &s->tick);
     s->tick.data = s;
     uv_timer_start(&s->tick, on_tick, 1000, 1000);
@@ -1371,7 +1358,7 @@ void sr_server_close(sr_server *s)
     int rc = sr_engine_close(s->eng);
     s->eng = NULL;
     if (rc) sr_slog(SR_LOG_ERROR, "engine closed with an error", "error=%s", sr_err_name(rc));
-    if (s->async.data) on_async(&s->async);
+    sr_loopq_drain(&s->doneq);
     sr_broker_flush(s->broker);
     sr_gwhttp_flush(s->http);
     sr_broker_dispose(s->broker);
@@ -1387,7 +1374,7 @@ void sr_server_close(sr_server *s)
     free(s->thr);
     uv_loop_close(&s->loop);
     if (s->tls) SSL_CTX_free(s->tls);
-    pthread_mutex_destroy(&s->mu);
+    sr_loopq_destroy(&s->doneq);
     sr_slog(SR_LOG_INFO, "stopped", "%s", "");
     free(s);
 }
