@@ -44,10 +44,12 @@ static int64_t wall_ms(void)
     return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
 }
 
+static void token_free(void *payload) { free(((atoken *)payload)->grants); }
+
 int sr_apif_open(uv_loop_t *loop, sr_engine *eng, sr_broker *broker, sr_apif **out)
 {
     sr_apif *a = calloc(1, sizeof *a);
-    if (!a || !(a->tokens = calloc(MAX_TOKENS, sizeof *a->tokens))) {
+    if (!a || !(a->tokens = sr_tokens_new(MAX_TOKENS, sizeof(atoken), token_free))) {
         free(a);
         return SR_ENOMEM;
     }
@@ -55,7 +57,7 @@ int sr_apif_open(uv_loop_t *loop, sr_engine *eng, sr_broker *broker, sr_apif **o
     a->broker = broker;
     a->loop = loop;
     if (sr_apif_store_open(a) != SR_OK) {
-        free(a->tokens);
+        sr_tokens_free(a->tokens);
         free(a);
         return SR_ENOMEM;
     }
@@ -73,40 +75,14 @@ size_t sr_apif_busy(sr_apif *a) { return a ? a->busy : 0; }
 void sr_apif_free(sr_apif *a)
 {
     if (!a) return;
-    for (size_t i = 0; i < a->ntokens; i++) free(a->tokens[i].grants);
     sr_apif_store_free(a);
-    free(a->tokens);
+    sr_tokens_free(a->tokens);
     free(a);
 }
 
 /* ---- tokens and grants --------------------------------------------------- */
 
-static atoken *token_find(sr_apif *a, h2o_req_t *req)
-{
-    size_t len;
-    const char *t = sr_http_bearer(req, &len);
-    if (!t) return NULL;
-    uint8_t h[32];
-    sr_sha256(t, len, h);
-    int64_t now = wall_ms();
-    for (size_t k = 0; k < a->ntokens; k++)
-        if (!memcmp(a->tokens[k].hash, h, 32)) return a->tokens[k].expires > now ? &a->tokens[k] : NULL;
-    return NULL;
-}
-
-static void token_drop(sr_apif *a, size_t k)
-{
-    free(a->tokens[k].grants);
-    a->tokens[k] = a->tokens[--a->ntokens];
-}
-
-static void tokens_expire(sr_apif *a)
-{
-    int64_t now = wall_ms();
-    for (size_t k = 0; k < a->ntokens;)
-        if (a->tokens[k].expires <= now) token_drop(a, k);
-        else k++;
-}
+static atoken *token_find(sr_apif *a, h2o_req_t *req) { return sr_tokens_find(a->tokens, req); }
 
 static int load_grants(sr_apif *a, atoken *t)
 {
@@ -292,24 +268,17 @@ static void login_work(uv_work_t *w)
 /* a new session for (op, app): 201 {token, expiresAt} */
 static void issue_token(sr_apif *a, h2o_req_t *req, const char *op, const char *app, const char *how)
 {
-    tokens_expire(a);
-    uint8_t raw[32];
     char hex[65], exp[32];
-    if (a->ntokens >= MAX_TOKENS) return sr_http_result(req, 0, "E9002", "too many sessions", NULL);
-    if (sr_random(raw, sizeof raw) != SR_OK) return sr_http_result(req, 0, "E9001", "no randomness", NULL);
-    sr_hex(raw, 32, hex);
-    atoken *t = &a->tokens[a->ntokens];
-    memset(t, 0, sizeof *t);
-    sr_sha256(hex, 64, t->hash);
+    int64_t expires;
+    atoken *t = sr_tokens_add(a->tokens, TOKEN_TTL_MS, hex, &expires);
+    if (!t) return sr_http_result(req, 0, "E9002", "too many sessions", NULL);
     snprintf(t->op, sizeof t->op, "%s", op);
     snprintf(t->app, sizeof t->app, "%s", app);
-    t->expires = wall_ms() + TOKEN_TTL_MS;
     if (load_grants(a, t) != SR_OK) {
-        free(t->grants);
+        sr_tokens_remove(a->tokens, t); /* frees the grants read so far */
         return sr_http_result(req, 0, "E9001", "cannot read the app's grants", NULL);
     }
-    a->ntokens++;
-    sr_rfc3339_format(t->expires, exp);
+    sr_rfc3339_format(expires, exp);
     json_t *o = json_pack("{s:s,s:s}", "token", hex, "expiresAt", exp);
     sr_http_jsonv(req, 201, o);
     json_decref(o);
@@ -1089,7 +1058,7 @@ void sr_apif_handle(sr_apif *a, h2o_req_t *req)
     switch (id) {
     case SR_R_AP_SESSION_CLOSE:
         sr_slog(SR_LOG_INFO, "app session closed", "op=%s app=%s", t->op, t->app);
-        token_drop(a, (size_t)(t - a->tokens));
+        sr_tokens_remove(a->tokens, t);
         return sr_http_no_content(req);
     case SR_R_AP_CURRENT_VALUES: return current_values(a, req, t);
     case SR_R_AP_CONTROL: return control_values(a, req, t);

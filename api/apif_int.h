@@ -12,10 +12,8 @@ typedef struct sr_ap_grant {
     int access; /* 1 read, 2 control, 3 both */
 } sr_ap_grant;
 
-typedef struct sr_ap_token {
-    uint8_t hash[32];
+typedef struct sr_ap_token { /* the payload of an AP-IF session token (api/httpu.h) */
     char op[72], app[72];
-    int64_t expires;
     sr_ap_grant *grants;
     size_t ngrants;
 } sr_ap_token;
@@ -26,8 +24,7 @@ struct sr_apif {
     sr_engine *eng;
     sr_broker *broker;
     uv_loop_t *loop;
-    sr_ap_token *tokens;
-    size_t ntokens;
+    struct sr_tokens *tokens;
     struct sr_apif_store *store;
     int closing; /* the engine is being closed: submit nothing more */
     size_t busy; /* queries and file parts on the thread pool (they use the engine) */

@@ -44,10 +44,8 @@
 
 enum { TOKEN_TTL_MS = 3600 * 1000, MAX_TOKENS = 100000 };
 
-typedef struct token {
-    uint8_t hash[32];
+typedef struct token { /* the payload of a GW-IF session token (api/httpu.h) */
     char op[72], gw[72];
-    int64_t expires;
 } token;
 
 struct sr_gwhttp {
@@ -60,8 +58,7 @@ struct sr_gwhttp {
     h2o_accept_ctx_t accept;
     uv_tcp_t listener;
     int port;
-    token *tokens;
-    size_t ntokens;
+    sr_tokens *tokens;
     sr_loopq doneq; /* engine completions */
     int ctx_ready, closing;
     SSL_CTX *ssl; /* HTTPS */
@@ -84,13 +81,6 @@ typedef struct pending {
     int ok;
     sr_loopq_item li;
 } pending;
-
-static int64_t wall_ms(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_REALTIME, &t);
-    return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
-}
 
 static void pending_unref(pending *p)
 {
@@ -134,27 +124,7 @@ static void respond_result(h2o_req_t *req, const char *code, const char *message
 
 /* ---- tokens ----------------------------------------------------------- */
 
-static const token *token_find(sr_gwhttp *g, h2o_req_t *req)
-{
-    ssize_t i = h2o_find_header(&req->headers, H2O_TOKEN_AUTHORIZATION, -1);
-    if (i < 0) return NULL;
-    h2o_iovec_t v = req->headers.entries[i].value;
-    if (v.len < 8 || strncasecmp(v.base, "Bearer ", 7) != 0) return NULL;
-    uint8_t h[32];
-    sr_sha256(v.base + 7, v.len - 7, h);
-    int64_t now = wall_ms();
-    for (size_t k = 0; k < g->ntokens; k++)
-        if (!memcmp(g->tokens[k].hash, h, 32)) return g->tokens[k].expires > now ? &g->tokens[k] : NULL;
-    return NULL;
-}
-
-static void token_drop_expired(sr_gwhttp *g)
-{
-    int64_t now = wall_ms();
-    for (size_t k = 0; k < g->ntokens;)
-        if (g->tokens[k].expires <= now) g->tokens[k] = g->tokens[--g->ntokens];
-        else k++;
-}
+static const token *token_find(sr_gwhttp *g, h2o_req_t *req) { return sr_tokens_find(g->tokens, req); }
 
 /* ---- engine completions back to the loop ------------------------------- */
 
@@ -196,23 +166,19 @@ static void auth_after(uv_work_t *w, int status)
     pending *p = (pending *)((char *)w - offsetof(pending, w));
     sr_gwhttp *g = p->g;
     if (p->req) {
-        if (status == 0 && p->ok && g->ntokens < MAX_TOKENS) {
-            uint8_t raw[32];
+        if (status == 0 && p->ok) {
             char hex[65], exp[32], body[256];
-            if (sr_random(raw, sizeof raw) == SR_OK) {
-                sr_hex(raw, 32, hex);
-                token_drop_expired(g);
-                token *t = &g->tokens[g->ntokens++];
-                sr_sha256(hex, 64, t->hash);
+            int64_t expires;
+            token *t = sr_tokens_add(g->tokens, TOKEN_TTL_MS, hex, &expires);
+            if (t) {
                 snprintf(t->op, sizeof t->op, "%s", p->op);
                 snprintf(t->gw, sizeof t->gw, "%s", p->gw);
-                t->expires = wall_ms() + TOKEN_TTL_MS;
-                sr_rfc3339_format(t->expires, exp);
+                sr_rfc3339_format(expires, exp);
                 int n = snprintf(body, sizeof body, "{\"token\":\"%s\",\"expiresAt\":\"%s\"}", hex, exp);
                 respond_json(p->req, 201, "Created", body, (size_t)n);
                 sr_slog(SR_LOG_INFO, "gateway session opened", "op=%s gw=%s binding=http", p->op, p->gw);
             } else
-                respond_result(p->req, SR_GW_E_INTERNAL, "no randomness", NULL);
+                respond_result(p->req, SR_GW_E_BUSY, "too many sessions", NULL);
         } else {
             sr_slog(SR_LOG_WARN, "gateway login refused", "op=%s gw=%s binding=http", p->op, p->gw);
             respond_result(p->req, "E2001", "not authenticated: wrong operatorId, gatewayId or secret", NULL);
@@ -466,8 +432,7 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     }
     switch (id) {
     case SR_R_GW_SESSION_CLOSE: {
-        size_t k = (size_t)(t - g->tokens);
-        g->tokens[k] = g->tokens[--g->ntokens];
+        sr_tokens_remove(g->tokens, (void *)t);
         sr_http_no_content(req);
         break;
     }
@@ -604,7 +569,7 @@ int sr_gwhttp_open(uv_loop_t *loop, sr_engine *eng, sr_broker *broker, const cha
         return SR_ENOMEM;
     }
     g->loop = loop;
-    g->tokens = calloc(MAX_TOKENS, sizeof *g->tokens);
+    g->tokens = sr_tokens_new(MAX_TOKENS, sizeof(token), NULL);
     if (!g->tokens) {
         free(g);
         return SR_ENOMEM;
@@ -754,6 +719,6 @@ void sr_gwhttp_free(sr_gwhttp *g)
     sr_apif_free(g->apif);
     if (g->ssl) SSL_CTX_free(g->ssl);
     sr_loopq_destroy(&g->doneq);
-    free(g->tokens);
+    sr_tokens_free(g->tokens);
     free(g);
 }

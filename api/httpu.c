@@ -2,6 +2,7 @@
 #include "api/httpu.h"
 
 #include "engine/sr_error.h"
+#include "storage/crypto.h"
 
 #include <math.h>
 #include <stdint.h>
@@ -9,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 void sr_http_json(h2o_req_t *req, int status, const char *body, size_t len)
 {
@@ -278,3 +280,145 @@ const char *sr_http_bearer(h2o_req_t *req, size_t *len)
     *len = v.len - 7;
     return v.base + 7;
 }
+
+/* ---- session tokens --------------------------------------------------- */
+
+typedef struct tok_head {
+    uint8_t hash[32];
+    int64_t expires;
+    uint32_t slot; /* where the index points at it */
+} tok_head;
+
+struct sr_tokens {
+    uint8_t *e;    /* dense entries: tok_head + payload, `stride` bytes each */
+    size_t n, cap, stride, max, payload;
+    uint32_t *ix;  /* open addressing: entry index + 1; 0 empty; TOMB removed */
+    size_t mask, tombs;
+    void (*drop)(void *);
+};
+
+#define TOMB UINT32_MAX
+
+static int64_t tok_now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_REALTIME, &t);
+    return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+static tok_head *tok_at(sr_tokens *t, size_t i) { return (tok_head *)(t->e + i * t->stride); }
+
+static uint64_t tok_h(const uint8_t *hash)
+{
+    uint64_t h;
+    memcpy(&h, hash, 8);
+    return h;
+}
+
+sr_tokens *sr_tokens_new(size_t max, size_t payload, void (*drop)(void *))
+{
+    sr_tokens *t = calloc(1, sizeof *t);
+    size_t slots = 16;
+    while (slots < max * 2) slots *= 2;
+    if (!t || !(t->ix = calloc(slots, sizeof *t->ix))) {
+        free(t);
+        return NULL;
+    }
+    t->mask = slots - 1;
+    t->max = max;
+    t->payload = payload;
+    t->stride = (sizeof(tok_head) + payload + 15) & ~(size_t)15;
+    t->drop = drop;
+    return t;
+}
+
+void sr_tokens_free(sr_tokens *t)
+{
+    if (!t) return;
+    for (size_t i = 0; t->drop && i < t->n; i++) t->drop(tok_at(t, i) + 1);
+    free(t->e);
+    free(t->ix);
+    free(t);
+}
+
+static void tok_remove_at(sr_tokens *t, size_t i)
+{
+    tok_head *h = tok_at(t, i);
+    if (t->drop) t->drop(h + 1);
+    t->ix[h->slot] = TOMB;
+    t->tombs++;
+    if (i != t->n - 1) { /* the last entry takes its place */
+        memcpy(h, tok_at(t, t->n - 1), t->stride);
+        t->ix[h->slot] = (uint32_t)i + 1;
+    }
+    t->n--;
+}
+
+/* rebuild the index (too many tombstones) */
+static void tok_reindex(sr_tokens *t)
+{
+    memset(t->ix, 0, (t->mask + 1) * sizeof *t->ix);
+    t->tombs = 0;
+    for (size_t i = 0; i < t->n; i++) {
+        tok_head *h = tok_at(t, i);
+        size_t p = tok_h(h->hash) & t->mask;
+        while (t->ix[p]) p = (p + 1) & t->mask;
+        t->ix[p] = (uint32_t)i + 1;
+        h->slot = (uint32_t)p;
+    }
+}
+
+void *sr_tokens_find(sr_tokens *t, h2o_req_t *req)
+{
+    size_t len;
+    const char *b = sr_http_bearer(req, &len);
+    return b ? sr_tokens_lookup(t, b, len) : NULL;
+}
+
+void *sr_tokens_lookup(sr_tokens *t, const char *token, size_t len)
+{
+    uint8_t hash[32];
+    sr_sha256(token, len, hash);
+    for (size_t p = tok_h(hash) & t->mask; t->ix[p]; p = (p + 1) & t->mask) {
+        if (t->ix[p] == TOMB) continue;
+        tok_head *h = tok_at(t, t->ix[p] - 1);
+        if (!memcmp(h->hash, hash, 32)) return h->expires > tok_now() ? (void *)(h + 1) : NULL;
+    }
+    return NULL;
+}
+
+void *sr_tokens_add(sr_tokens *t, int64_t ttl_ms, char hex[65], int64_t *expires)
+{
+    int64_t now = tok_now();
+    if (t->n >= t->max) { /* sweep the expired ones */
+        for (size_t i = 0; i < t->n;) {
+            if (tok_at(t, i)->expires <= now) tok_remove_at(t, i);
+            else i++;
+        }
+    }
+    if (t->n >= t->max) return NULL;
+    if (t->tombs > (t->mask + 1) / 4) tok_reindex(t);
+    uint8_t raw[32];
+    if (sr_random(raw, sizeof raw) != SR_OK) return NULL;
+    if (sr_array_reserve(&t->e, &t->cap, (t->n + 1) * t->stride, 1)) return NULL;
+    sr_hex(raw, 32, hex);
+    tok_head *h = tok_at(t, t->n);
+    memset(h, 0, t->stride);
+    sr_sha256(hex, 64, h->hash);
+    h->expires = *expires = now + ttl_ms;
+    size_t p = tok_h(h->hash) & t->mask;
+    while (t->ix[p] && t->ix[p] != TOMB) p = (p + 1) & t->mask;
+    if (t->ix[p] == TOMB) t->tombs--;
+    t->ix[p] = (uint32_t)t->n + 1;
+    h->slot = (uint32_t)p;
+    t->n++;
+    return h + 1;
+}
+
+void sr_tokens_remove(sr_tokens *t, void *payload)
+{
+    tok_head *h = (tok_head *)payload - 1;
+    tok_remove_at(t, (size_t)((uint8_t *)h - t->e) / t->stride);
+}
+
+size_t sr_tokens_count(const sr_tokens *t) { return t->n; }

@@ -43,6 +43,23 @@ typedef struct sr_http_ctx {
 void *sr_http_ctx_new(h2o_req_t *req, size_t size);
 void sr_http_ctx_unref(sr_http_ctx *c);
 
+/* Session tokens (both HTTP bindings): 256-bit random, kept only as their
+ * SHA-256 with an expiry and the caller's payload (`payload` bytes, zeroed
+ * when added). Found by hash in O(1); at most `max` live tokens (expired
+ * ones are swept when the table is full). A payload pointer is valid until
+ * the next sr_tokens_add or sr_tokens_remove. */
+typedef struct sr_tokens sr_tokens;
+sr_tokens *sr_tokens_new(size_t max, size_t payload, void (*drop)(void *payload));
+void sr_tokens_free(sr_tokens *t);
+/* the payload of req's bearer token, if known and not expired; else NULL */
+void *sr_tokens_find(sr_tokens *t, h2o_req_t *req);
+void *sr_tokens_lookup(sr_tokens *t, const char *token, size_t len);
+/* a new token (hex, 64 digits + NUL) living ttl_ms: its payload to fill, or
+ * NULL (table full of live tokens, or no randomness) */
+void *sr_tokens_add(sr_tokens *t, int64_t ttl_ms, char hex[65], int64_t *expires);
+void sr_tokens_remove(sr_tokens *t, void *payload);
+size_t sr_tokens_count(const sr_tokens *t);
+
 /* Path helpers */
 int sr_http_is(h2o_req_t *req, const char *method, const char *path);
 int sr_http_method(h2o_req_t *req, const char *method);

@@ -1,0 +1,84 @@
+/* tests/api/test_tokens.c -- the session token table shared by the HTTP
+ * bindings (api/httpu.c): found by hash, removed (tombstones, the moved last
+ * entry, the index rebuilt), expired ones swept when full, payload dropped. */
+#include "api/httpu.h"
+
+#include <criterion/criterion.h>
+#include <string.h>
+
+typedef struct pl {
+    int id;
+    int *dropped;
+} pl;
+
+static void drop(void *p)
+{
+    pl *x = p;
+    if (x->dropped) (*x->dropped)++;
+}
+
+Test(tokens, add_find_remove_many_times)
+{
+    enum { MAX = 64 };
+    int dropped = 0;
+    sr_tokens *t = sr_tokens_new(MAX, sizeof(pl), drop);
+    cr_assert_not_null(t);
+    char hex[MAX][65];
+    int live[MAX] = {0};
+    int64_t exp;
+    /* fill, then churn: remove one, add one, 5,000 times (tombstones pile up
+     * and the index is rebuilt); every live token is found with its payload */
+    for (int i = 0; i < MAX; i++) {
+        pl *p = sr_tokens_add(t, 60000, hex[i], &exp);
+        cr_assert_not_null(p);
+        p->id = i;
+        p->dropped = &dropped;
+        live[i] = 1;
+    }
+    char extra[65];
+    cr_assert_null(sr_tokens_add(t, 60000, extra, &exp), "full of live tokens");
+    unsigned r = 7;
+    for (int round = 0; round < 5000; round++) {
+        r = r * 1103515245u + 12345u;
+        int k = (int)(r >> 8) % MAX;
+        pl *p = sr_tokens_lookup(t, hex[k], 64);
+        cr_assert_not_null(p, "round %d: token %d lost", round, k);
+        cr_assert_eq(p->id, k);
+        sr_tokens_remove(t, p);
+        cr_assert_null(sr_tokens_lookup(t, hex[k], 64), "a removed token is gone");
+        p = sr_tokens_add(t, 60000, hex[k], &exp);
+        cr_assert_not_null(p);
+        p->id = k;
+        p->dropped = &dropped;
+    }
+    cr_assert_eq(dropped, 5000);
+    cr_assert_eq(sr_tokens_count(t), MAX);
+    for (int i = 0; i < MAX; i++) {
+        pl *p = sr_tokens_lookup(t, hex[i], 64);
+        cr_assert(p && p->id == i && live[i]);
+    }
+    cr_assert_null(sr_tokens_lookup(t, "0000000000000000000000000000000000000000000000000000000000000000", 64));
+    sr_tokens_free(t);
+    cr_assert_eq(dropped, 5000 + MAX, "free drops the rest");
+}
+
+Test(tokens, expired_tokens_are_not_found_and_make_room)
+{
+    int dropped = 0;
+    sr_tokens *t = sr_tokens_new(4, sizeof(pl), drop);
+    char hex[8][65];
+    int64_t exp;
+    for (int i = 0; i < 4; i++) {
+        pl *p = sr_tokens_add(t, -1, hex[i], &exp); /* already expired */
+        cr_assert_not_null(p);
+        p->dropped = &dropped;
+        cr_assert_null(sr_tokens_lookup(t, hex[i], 64), "an expired token does not open anything");
+    }
+    /* full of expired ones: the next add sweeps them */
+    pl *p = sr_tokens_add(t, 60000, hex[4], &exp);
+    cr_assert_not_null(p);
+    cr_assert_eq(dropped, 4);
+    cr_assert_eq(sr_tokens_count(t), 1);
+    cr_assert_not_null(sr_tokens_lookup(t, hex[4], 64));
+    sr_tokens_free(t);
+}
