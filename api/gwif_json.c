@@ -27,9 +27,8 @@ void sr_gw_msg_release(sr_gw_msg *m)
     memset(m, 0, sizeof *m);
 }
 
-int sr_gw_id_ok(const char *s)
+static int id_ok_n(const char *s, size_t n)
 {
-    size_t n = strlen(s);
     if (n < 1 || n > 64) return 0;
     for (size_t i = 0; i < n; i++) {
         char c = s[i];
@@ -39,6 +38,8 @@ int sr_gw_id_ok(const char *s)
     }
     return 1;
 }
+
+int sr_gw_id_ok(const char *s) { return id_ok_n(s, strlen(s)); }
 
 int sr_gw_parse(const void *data, size_t len, sr_gw_msg *out, sr_gw_err *err)
 {
@@ -97,8 +98,8 @@ static int quality_of(json_t *q, uint8_t *out)
 }
 
 typedef struct per_point {
-    const char *data_id; /* borrowed from the JSON (or id_copy) */
-    char *id_copy;
+    const char *data_id; /* borrowed from the message */
+    size_t id_len;       /* the fast path's ids are not NUL-terminated */
     sr_point_info info;
     sr_sample *s;
     size_t n, cap;
@@ -347,20 +348,23 @@ int sr_gw_fast(sr_engine *e, const char *op, const char *gw, const void *data, s
                 size_t last_len = 0;
                 sr_point_info info;
                 memset(&info, 0, sizeof info);
+                per_point *cur = NULL; /* the point of the previous value */
+                sr_rfc3339_cache tsc = {{0}, 0, 0};
                 while ((t = sr_jlex_next(&l)) == SR_J_OBJ_BEGIN) {
                     if (++nv > 100000) goto done;
-                    const char *did = NULL, *vs = NULL;
-                    size_t dlen = 0, vn = 0;
-                    char ts[64] = "", q[16] = "";
+                    const char *did = NULL, *vs = NULL, *ts = NULL, *q = NULL;
+                    size_t dlen = 0, vn = 0, tsn = 0, qn = 0;
                     int f_d = 0, f_t = 0, f_v = 0, f_q = 0, vint = 0;
                     sr_jtok vt = SR_J_ERROR;
                     while ((t = sr_jlex_next(&l)) == SR_J_KEY) {
                         if (key_is(&l, "dataId") && !f_d++) {
-                            if (sr_jlex_next(&l) != SR_J_STRING || l.escaped || l.n < 1 || l.n > 64) goto done;
+                            if (sr_jlex_next(&l) != SR_J_STRING || l.escaped || !id_ok_n(l.s, l.n)) goto done;
                             did = l.s;
                             dlen = l.n;
                         } else if (key_is(&l, "timestamp") && !f_t++) {
-                            if (tok_str(&l, sr_jlex_next(&l), ts, sizeof ts)) goto done;
+                            if (sr_jlex_next(&l) != SR_J_STRING || l.escaped) goto done;
+                            ts = l.s;
+                            tsn = l.n;
                         } else if (key_is(&l, "value") && !f_v++) {
                             vt = sr_jlex_next(&l);
                             if (vt == SR_J_STRING && l.escaped) goto done;
@@ -369,49 +373,54 @@ int sr_gw_fast(sr_engine *e, const char *op, const char *gw, const void *data, s
                             vn = l.n;
                             vint = l.is_int;
                         } else if (key_is(&l, "quality") && !f_q++) {
-                            if (tok_str(&l, sr_jlex_next(&l), q, sizeof q)) goto done;
+                            if (sr_jlex_next(&l) != SR_J_STRING || l.escaped) goto done;
+                            q = l.s;
+                            qn = l.n;
                         } else
                             goto done;
                     }
-                    if (t != SR_J_OBJ_END || !did || !ts[0] || !f_v) goto done;
-                    char id[72];
-                    memcpy(id, did, dlen);
-                    id[dlen] = 0;
-                    if (!sr_gw_id_ok(id)) goto done;
+                    if (t != SR_J_OBJ_END || !did || !ts || !f_v) goto done;
+                    /* a message names few data points many times: look each up once */
                     per_point *pp = NULL;
+                    if (cur && cur->id_len == dlen && !memcmp(cur->data_id, did, dlen)) pp = cur;
                     for (size_t k = 0; k < np && !pp; k++)
-                        if (!strcmp(pts[k].data_id, id)) pp = &pts[k];
+                        if (pts[k].id_len == dlen && !memcmp(pts[k].data_id, did, dlen)) pp = &pts[k];
                     if (pp) info = pp->info;
                     else if (!last_id || last_len != dlen || memcmp(last_id, did, dlen)) {
+                        char id[72];
+                        memcpy(id, did, dlen);
+                        id[dlen] = 0;
                         if (sr_engine_point_info(e, op, id, &info)) goto done;
                         last_id = did;
                         last_len = dlen;
                     }
                     if (strcmp(info.gateway, gw)) goto done;
                     sr_sample s = {0};
-                    if (sr_rfc3339_parse(ts, strlen(ts), &s.ts) || s.ts < 0 || s.ts > SR_TS_MAX) goto done;
+                    if (sr_rfc3339_parse_cached(&tsc, ts, tsn, &s.ts) || s.ts < 0 || s.ts > SR_TS_MAX) goto done;
                     if (f_q) {
-                        static const char *qn[] = {"GOOD", "UNCERTAIN", "BAD", "NO_DATA"};
+                        static const char *qnames[] = {"GOOD", "UNCERTAIN", "BAD", "NO_DATA"};
                         int found = -1;
                         for (int k = 0; k < 4; k++)
-                            if (!strcmp(q, qn[k])) found = k;
+                            if (qn == strlen(qnames[k]) && !memcmp(q, qnames[k], qn)) found = k;
                         if (found < 0) goto done;
                         s.quality = (uint8_t)found;
                     }
                     char num[40];
-                    if (vt == SR_J_NUMBER) {
-                        if (vn >= sizeof num) goto done;
-                        memcpy(num, vs, vn);
-                        num[vn] = 0;
-                    }
+                    if (vt == SR_J_NUMBER && vn >= sizeof num) goto done;
                     switch (info.type) {
                     case SR_VT_NUMBER:
                         if (vt != SR_J_NUMBER || (vint && vn > 15)) goto done; /* big integers: jansson decides */
-                        if (fast_decimal(num, vn, &s.v.f)) s.v.f = strtod(num, NULL);
+                        if (fast_decimal(vs, vn, &s.v.f)) {
+                            memcpy(num, vs, vn);
+                            num[vn] = 0;
+                            s.v.f = strtod(num, NULL);
+                        }
                         if (vint && s.v.f == 0 && signbit(s.v.f)) goto done; /* "-0": jansson reads an integer 0 */
                         break;
                     case SR_VT_INTEGER: {
                         if (vt != SR_J_NUMBER || !vint) goto done;
+                        memcpy(num, vs, vn);
+                        num[vn] = 0;
                         errno = 0;
                         long long x = strtoll(num, NULL, 10);
                         if (errno) goto done;
@@ -451,13 +460,12 @@ int sr_gw_fast(sr_engine *e, const char *op, const char *gw, const void *data, s
                         pp = &pts[np++];
                         memset(pp, 0, sizeof *pp);
                         pp->info = info;
-                        pp->data_id = NULL;
-                        pp->id_copy = strdup(id);
-                        if (!pp->id_copy) goto done;
-                        pp->data_id = pp->id_copy;
+                        pp->data_id = did; /* borrowed from the message, alive until we return */
+                        pp->id_len = dlen;
                     }
                     if (sr_array_reserve(&pp->s, &pp->cap, pp->n + 1, sizeof *pp->s)) goto done;
                     pp->s[pp->n++] = s;
+                    cur = pp;
                 }
                 if (t != SR_J_ARR_END || nv == 0) goto done;
             }
@@ -481,7 +489,6 @@ int sr_gw_fast(sr_engine *e, const char *op, const char *gw, const void *data, s
 done:
     for (size_t k = 0; k < np; k++) {
         sr_free(pts[k].s);
-        free(pts[k].id_copy);
     }
     sr_free(pts);
     for (size_t k = 0; k < nstrs; k++) free(strs[k]);

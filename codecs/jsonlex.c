@@ -61,8 +61,16 @@ static int string(sr_jlex *l)
             memcpy(&v, p, 8);
             const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
             uint64_t q = v ^ (ones * '"'), b = v ^ (ones * '\\');
-            uint64_t hit = ((q - ones) & ~q) | ((b - ones) & ~b) | ((v - ones * 0x20) & ~v) | v;
-            if (hit & highs) break;
+            uint64_t hit = (((q - ones) & ~q) | ((b - ones) & ~b) | ((v - ones * 0x20) & ~v) | v) & highs;
+            if (hit) {
+                /* each term's lowest flagged byte is exact (a borrow only
+                 * flags bytes above a real hit), so the lowest set bit is
+                 * the first byte that needs a look (little-endian load) */
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+                p += (unsigned)__builtin_ctzll(hit) >> 3;
+#endif
+                break;
+            }
             p += 8;
         }
         if (p >= end) break;

@@ -28,18 +28,26 @@ static int64_t days_from_civil(int y, int m, int d)
     return era * 146097 + doe - 719468;
 }
 
-int sr_rfc3339_parse(const char *s, size_t len, int64_t *ms)
+/* "YYYY-MM-DDTHH:MM" (16 bytes, s has at least 20): seconds since the epoch of
+ * that minute, before any offset; -1 if invalid. */
+static int prefix_secs(const char *s, int64_t *out)
 {
-    int Y, M, D, h, mi, sec;
-    if (len < 20) return SR_EINVAL;
+    int Y, M, D, h, mi;
     if (digits(s, 4, &Y) || s[4] != '-' || digits(s + 5, 2, &M) || s[7] != '-' || digits(s + 8, 2, &D))
-        return SR_EINVAL;
-    if (s[10] != 'T' && s[10] != 't' && s[10] != ' ') return SR_EINVAL;
-    if (digits(s + 11, 2, &h) || s[13] != ':' || digits(s + 14, 2, &mi) || s[16] != ':' || digits(s + 17, 2, &sec))
-        return SR_EINVAL;
+        return -1;
+    if (s[10] != 'T' && s[10] != 't' && s[10] != ' ') return -1;
+    if (digits(s + 11, 2, &h) || s[13] != ':' || digits(s + 14, 2, &mi)) return -1;
     static const int mdays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-    if (M < 1 || M > 12 || D < 1 || D > mdays[M - 1] + (M == 2 && leap(Y)) || h > 23 || mi > 59 || sec > 60)
-        return SR_EINVAL;
+    if (M < 1 || M > 12 || D < 1 || D > mdays[M - 1] + (M == 2 && leap(Y)) || h > 23 || mi > 59) return -1;
+    *out = days_from_civil(Y, M, D) * 86400 + h * 3600 + mi * 60;
+    return 0;
+}
+
+/* ":SS[.fff...](Z|+hh:mm)" from s + 16 to len, on top of prefix_secs' base */
+static int tail(const char *s, size_t len, int64_t base, int64_t *ms)
+{
+    int sec;
+    if (s[16] != ':' || digits(s + 17, 2, &sec) || sec > 60) return SR_EINVAL;
     if (sec == 60) sec = 59; /* leap second: clamp (UTC ms has no slot for it) */
     size_t i = 19;
     int frac = 0, nf = 0;
@@ -66,9 +74,28 @@ int sr_rfc3339_parse(const char *s, size_t len, int64_t *ms)
     } else
         return SR_EINVAL;
     if (i != len) return SR_EINVAL;
-    int64_t days = days_from_civil(Y, M, D);
-    *ms = ((days * 86400 + h * 3600 + mi * 60 + sec) - (int64_t)off * 60) * 1000 + frac;
+    *ms = (base + sec - (int64_t)off * 60) * 1000 + frac;
     return SR_OK;
+}
+
+int sr_rfc3339_parse(const char *s, size_t len, int64_t *ms)
+{
+    int64_t base;
+    if (len < 20 || prefix_secs(s, &base)) return SR_EINVAL;
+    return tail(s, len, base, ms);
+}
+
+int sr_rfc3339_parse_cached(sr_rfc3339_cache *c, const char *s, size_t len, int64_t *ms)
+{
+    if (len < 20) return SR_EINVAL;
+    if (!c->valid || memcmp(c->prefix, s, sizeof c->prefix) != 0) {
+        int64_t base;
+        if (prefix_secs(s, &base)) return SR_EINVAL;
+        memcpy(c->prefix, s, sizeof c->prefix);
+        c->base = base;
+        c->valid = 1;
+    }
+    return tail(s, len, c->base, ms);
 }
 
 void sr_rfc3339_format(int64_t ms, char out[32])

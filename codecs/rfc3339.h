@@ -12,6 +12,16 @@
  * digits, truncated to ms; 'T'/'t' or ' ' separator; 'Z'/'z' or +hh:mm).
  * SR_EINVAL on anything else, including impossible dates (Feb 30, hour 24). */
 SR_MUST_CHECK int sr_rfc3339_parse(const char *s, size_t len, int64_t *ms);
+/* The same, for runs of timestamps that share their minute (a message's
+ * values): the "YYYY-MM-DDTHH:MM" prefix of the last parse is remembered and
+ * only the rest is read when the next one starts alike. Zero the cache
+ * before first use; one cache per thread. */
+typedef struct sr_rfc3339_cache {
+    char prefix[16];
+    int64_t base; /* seconds of that minute, before the offset */
+    int valid;
+} sr_rfc3339_cache;
+SR_MUST_CHECK int sr_rfc3339_parse_cached(sr_rfc3339_cache *c, const char *s, size_t len, int64_t *ms);
 /* Format as "2026-04-01T00:00:00.000Z" into out (at least 25 bytes). */
 void sr_rfc3339_format(int64_t ms, char out[32]);
 

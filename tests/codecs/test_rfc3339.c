@@ -51,3 +51,37 @@ Test(rfc3339, format_then_parse_round_trips_across_centuries)
     sr_rfc3339_format(0, b);
     cr_assert_str_eq(b, "1970-01-01T00:00:00.000Z");
 }
+
+/* The cached parser reads only the seconds on when the minute repeats: it
+ * must answer exactly as the plain one for every input, in any order,
+ * including a bad tail after a good prefix and a bad prefix after a good
+ * one (the cache must not vouch for what it did not read). */
+Test(rfc3339, cached_parse_agrees_with_the_plain_one)
+{
+    static const char *in[] = {
+        "2026-04-01T09:00:00.000+09:00", "2026-04-01T09:00:01.500+09:00", "2026-04-01T09:00:59Z",
+        "2026-04-01T09:00:60Z",          "2026-04-01T09:00:61Z",          "2026-04-01T09:00:0xZ",
+        "2026-04-01T09:00:01.Z",         "2026-04-01T09:00:01.123456-05:30", "2026-04-01T09:01:00Z",
+        "2026-02-30T09:01:00Z",          "2026-02-30T09:01:01Z",          "2026-04-01T09:01:02z",
+        "2026-04-01t09:01:03Z",          "2026-04-01T09:01:03",           "2026-04-01T09:01",
+        "2025-02-29T00:00:00Z",          "2024-02-29T00:00:00Z",          "2024-02-29T00:00:01.9Z",
+        "1969-12-31T23:59:59.999Z",      "2026-04-01T09:01:03+09:00x",    "2026-04-01 09:01:04Z"};
+    tu_rng r = {3};
+    sr_rfc3339_cache c = {0};
+    for (int round = 0; round < 2000; round++) {
+        const char *s = in[tu_next(&r) % (sizeof in / sizeof in[0])];
+        int64_t a = 7, b = 7;
+        int ra = sr_rfc3339_parse(s, strlen(s), &a), rb = sr_rfc3339_parse_cached(&c, s, strlen(s), &b);
+        cr_assert_eq(ra, rb, "'%s': plain %d, cached %d", s, ra, rb);
+        if (ra == SR_OK) cr_assert_eq(a, b, "'%s'", s);
+    }
+    /* every second of a minute, then the next minute: one prefix parse each */
+    sr_rfc3339_cache d = {0};
+    for (int s = 0; s < 120; s++) {
+        char buf[32];
+        sr_rfc3339_format(1775001600000 + s * 1000 + 7, buf);
+        int64_t ms;
+        cr_assert_eq(sr_rfc3339_parse_cached(&d, buf, strlen(buf), &ms), SR_OK, "%s", buf);
+        cr_assert_eq(ms, 1775001600000 + s * 1000 + 7, "%s", buf);
+    }
+}
