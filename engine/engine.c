@@ -39,6 +39,7 @@
 #include "codecs/events.pb-c.h"
 #include "engine/evbuild.h"
 #include "storage/blobs.h"
+#include "storage/crypto.h"
 #include "storage/index.h"
 
 #include <jansson.h>
@@ -638,10 +639,36 @@ static int apply_nonseries(sr_engine *e, MDB_txn *t, Event *ev, sr_result *r, in
     }
 }
 
-static int msgid_key(const Event *ev, uint8_t *k, size_t cap, size_t *kl)
+/*
+ * Message ids (SR_DB_MSGIDS, index layout 2): under the key op \0, one
+ * 16-byte duplicate per stored event that has a message id: the first 8
+ * bytes of SHA-256(op \0 actor \0 id), then the event's seq, both
+ * big-endian, so the events of one hash sort together by seq. A hash only
+ * names candidates: msgid_find reads each candidate event back (from the
+ * group being written, or the log) and compares its ids, so a collision
+ * costs a read and can never make a distinct message a duplicate.
+ */
+static int msgid_item(const sr_engine *e, const Event *ev, uint64_t seq, uint8_t item[16])
 {
-    *kl = mkkey(k, cap, ev->operator_id, ev->actor, ev->message_id);
-    return *kl ? SR_OK : SR_EINVAL;
+    uint8_t k[600], d[SR_HASH_LEN];
+    size_t kl = mkkey(k, sizeof k, ev->operator_id, ev->actor, ev->message_id);
+    if (!kl) return SR_EINVAL;
+    sr_sha256(k, kl, d);
+    uint64_t h = get_be64(d);
+    unsigned bits = e->o.test_msgid_hash_bits;
+    if (bits && bits < 64) h &= (UINT64_C(1) << bits) - 1;
+    be64(item, h);
+    be64(item + 8, seq);
+    return SR_OK;
+}
+
+/* the key: op \0 (never empty) */
+static size_t msgid_op_key(const Event *ev, uint8_t *k, size_t cap)
+{
+    size_t n = strlen(ev->operator_id) + 1;
+    if (n > cap) return 0;
+    memcpy(k, ev->operator_id, n);
+    return n;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -718,7 +745,7 @@ static int merge_into(sr_engine *e, MDB_txn *t, head *h, const uint8_t *ck, int 
     sr_buf_init(&out);
     if (has_ck && (rc = get(t, DB(e, SR_DB_SERIES), ck, 12, &v))) return rc;
     size_t nch = 0;
-    if ((rc = sr_chunk_merge(h->type, v.mv_data, v.mv_size, s, n, e->o.head_max, &out, &nch))) goto done;
+    if ((rc = sr_chunk_merge_balanced(h->type, v.mv_data, v.mv_size, s, n, e->o.head_max, &out, &nch))) goto done;
     if (has_ck && (rc = del(t, DB(e, SR_DB_SERIES), ck, 12))) goto done;
     size_t pos = 0;
     for (size_t i = 0; i < nch; i++) {
@@ -1010,11 +1037,10 @@ static int apply_series(sr_engine *e, MDB_txn *t, const Event *ev, int heads_onl
 static int apply_common(sr_engine *e, MDB_txn *t, const Event *ev)
 {
     if (!ev->message_id[0]) return SR_OK;
-    uint8_t k[600], v[8];
-    size_t kl;
-    if (msgid_key(ev, k, sizeof k, &kl)) return SR_OK;
-    sr_put_le64(v, ev->seq);
-    return put(t, DB(e, SR_DB_MSGIDS), k, kl, v, 8);
+    uint8_t k[300], item[16];
+    size_t kl = msgid_op_key(ev, k, sizeof k);
+    if (!kl || msgid_item(e, ev, ev->seq, item)) return SR_OK;
+    return put(t, DB(e, SR_DB_MSGIDS), k, kl, item, 16);
 }
 
 static int put_watermark(sr_engine *e, MDB_txn *t, uint64_t w)
@@ -1064,6 +1090,67 @@ typedef struct accepted {
     Event *ev;
 } accepted;
 
+/* *same: the event at seq has ev's operator, actor and message id. seq is
+ * in the log, or in this group (acc: its accepted events, from next_seq). */
+static int msgid_same(sr_engine *e, const Event *ev, uint64_t seq, accepted *acc, size_t nacc, int *same)
+{
+    *same = 0;
+    if (seq >= e->next_seq) {
+        if (seq - e->next_seq >= nacc) return SR_ECORRUPT;
+        const Event *o = acc[seq - e->next_seq].ev;
+        *same = !strcmp(o->operator_id, ev->operator_id) && !strcmp(o->actor, ev->actor) &&
+                !strcmp(o->message_id, ev->message_id);
+        return SR_OK;
+    }
+    int rc = SR_OK;
+    if (seq >= sr_log_durable_seq(e->log) && (rc = sr_log_sync(e->log))) return rc; /* sync=interval|none */
+    sr_log_iter *it = NULL;
+    if ((rc = sr_log_iter_open(e->log, seq, &it))) return rc;
+    uint64_t got = 0;
+    sr_slice rec;
+    while ((rc = sr_log_iter_next(it, &got, &rec)) == SR_OK && got < seq) {}
+    if (rc == SR_OK && got == seq) {
+        Event *o = suiro__v1__event__unpack(NULL, rec.len, rec.data);
+        if (!o) rc = SR_ECORRUPT;
+        else {
+            *same = !strcmp(o->operator_id, ev->operator_id) && !strcmp(o->actor, ev->actor) &&
+                    !strcmp(o->message_id, ev->message_id);
+            suiro__v1__event__free_unpacked(o, NULL);
+        }
+    } else if (rc == SR_OK || rc == SR_DONE) rc = SR_ECORRUPT; /* the index names an event the log lacks */
+    sr_log_iter_close(it);
+    return rc;
+}
+
+/* A stored event with ev's (operator, actor, message id)? *seq: the latest
+ * such event (as the key -> seq map of index layout 1 kept it). */
+static int msgid_find(sr_engine *e, MDB_txn *t, const Event *ev, accepted *acc, size_t nacc, int *found,
+                      uint64_t *seq)
+{
+    uint8_t k[300], want[16];
+    size_t kl = msgid_op_key(ev, k, sizeof k);
+    *found = 0;
+    if (!kl || msgid_item(e, ev, 0, want)) return SR_OK;
+    MDB_cursor *c;
+    int rc = sr_index_err(mdb_cursor_open(t, DB(e, SR_DB_MSGIDS), &c));
+    if (rc) return rc;
+    MDB_val K = {kl, k}, V = {16, want};
+    int r = mdb_cursor_get(c, &K, &V, MDB_GET_BOTH_RANGE);
+    while (r == 0 && V.mv_size == 16 && !memcmp(V.mv_data, want, 8)) {
+        uint64_t cand = get_be64((const uint8_t *)V.mv_data + 8);
+        int same;
+        if ((rc = msgid_same(e, ev, cand, acc, nacc, &same))) break;
+        if (same) {
+            *found = 1;
+            *seq = cand;
+        }
+        r = mdb_cursor_get(c, &K, &V, MDB_NEXT_DUP);
+    }
+    if (!rc && r != 0 && r != MDB_NOTFOUND) rc = sr_index_err(r);
+    mdb_cursor_close(c);
+    return rc;
+}
+
 static void process_group(sr_engine *e, cmd **cmds, size_t nc)
 {
     sr_result *res = sr_calloc(nc, sizeof *res);
@@ -1106,13 +1193,12 @@ static void process_group(sr_engine *e, cmd **cmds, size_t nc)
                 rc = refuse(r, SR_EINVAL, "event %zu: operator differs from the command's", k);
         }
         if (!rc && evs[0]->message_id[0]) {
-            uint8_t mk[600];
-            size_t mkl;
-            MDB_val v;
-            if (msgid_key(evs[0], mk, sizeof mk, &mkl) == SR_OK &&
-                get(child, DB(e, SR_DB_MSGIDS), mk, mkl, &v) == SR_OK && v.mv_size == 8) {
+            int found = 0;
+            uint64_t dseq = 0;
+            rc = msgid_find(e, child, evs[0], acc, nacc, &found, &dseq);
+            if (!rc && found) {
                 r->duplicate = 1;
-                r->seq = sr_get_le64(v.mv_data);
+                r->seq = dseq;
                 rc = 1; /* not an error: skip */
             }
         }
@@ -1514,6 +1600,72 @@ static int replay(sr_engine *e, uint64_t w, uint64_t min_first, sr_errinfo *ei)
     return rc;
 }
 
+static int rm_index_files(const char *ixdir);
+
+static void notice(sr_engine *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void notice(sr_engine *e, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (e->o.notice) e->o.notice(e->o.notice_ctx, msg);
+    else fprintf(stderr, "suiro: %s\n", msg);
+}
+
+/* The index's layout (SR_INDEX_LAYOUT): an empty index gets the current one;
+ * an older one is dropped here and rebuilt from the log by the replay that
+ * follows (it is a cache of the log), keeping its head_max; a newer one is
+ * SR_EVERSION. Read-only: an older one is SR_EVERSION. */
+static int index_layout(sr_engine *e, const char *ixdir, sr_errinfo *ei)
+{
+    MDB_txn *t;
+    MDB_val v;
+    int rc = sr_index_read_begin(e->ix, &t);
+    if (rc) return rc;
+    uint32_t layout = get(t, DB(e, SR_DB_META), "layout", 6, &v) == SR_OK && v.mv_size == 4 ? sr_get_le32(v.mv_data) : 1;
+    int used = sr_index_watermark(e->ix, t) > 0;
+    if (get(t, DB(e, SR_DB_META), "head_max", 8, &v) == SR_OK && v.mv_size == 4) {
+        used = 1;
+        e->o.head_max = sr_get_le32(v.mv_data); /* the rebuild keeps the chunk size */
+    }
+    sr_index_read_end(e->ix, t);
+    if (used && layout == SR_INDEX_LAYOUT) return SR_OK;
+    if (used && layout > SR_INDEX_LAYOUT) {
+        snprintf(ei->msg, sizeof ei->msg, "index %s has layout %u, newer than this suiro's (%u)", ixdir, layout,
+                 SR_INDEX_LAYOUT);
+        return SR_EVERSION;
+    }
+    if (used && e->o.readonly) {
+        snprintf(ei->msg, sizeof ei->msg,
+                 "index %s has layout %u (this suiro writes %u): open it read-write once or run `suiro rebuild`", ixdir,
+                 layout, SR_INDEX_LAYOUT);
+        return SR_EVERSION;
+    }
+    if (e->o.readonly) return SR_OK;
+    if (used) {
+        notice(e, "index %s has layout %u, this suiro writes layout %u: rebuilding it from the log", ixdir, layout,
+               SR_INDEX_LAYOUT);
+        sr_index_close(e->ix);
+        e->ix = NULL;
+        char err[256] = "";
+        if ((rc = rm_index_files(ixdir)) ||
+            (rc = sr_index_open(ixdir, e->o.map_bytes, 0, &e->ix, err, sizeof err))) {
+            snprintf(ei->msg, sizeof ei->msg, "rebuilding index %s: %s", ixdir, err[0] ? err : sr_strerror(rc));
+            return rc;
+        }
+    }
+    uint8_t b[4];
+    sr_put_le32(b, SR_INDEX_LAYOUT);
+    if ((rc = sr_index_write_begin(e->ix, &t))) return rc;
+    if ((rc = put(t, DB(e, SR_DB_META), "layout", 6, b, 4))) {
+        sr_index_abort(t);
+        return rc;
+    }
+    return sr_index_commit(e->ix, t);
+}
+
 int sr_engine_open(const char *dir, const sr_engine_opts *opts, sr_engine **out, sr_errinfo *ei)
 {
     int rc;
@@ -1560,6 +1712,7 @@ int sr_engine_open(const char *dir, const sr_engine_opts *opts, sr_engine **out,
         snprintf(ei->msg, sizeof ei->msg, "%s", err);
         goto fail;
     }
+    if ((rc = index_layout(e, e->o.index_dir ? e->o.index_dir : ixdir, ei))) goto fail;
     if (!e->o.readonly && !e->o.log_readonly) {
         char *bd = join(dir, "blobs");
         sr_blobs_opts bo = {.key = e->o.key};

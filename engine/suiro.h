@@ -57,6 +57,12 @@ typedef struct sr_engine_opts {
     uint32_t test_group_delay_ms; /* tests only: the writer sleeps this long before each group */
     void (*progress)(void *ctx, uint64_t done, uint64_t total); /* replay progress at open */
     void *progress_ctx;
+    /* notices at open (an index of an older layout rebuilt from the log);
+     * NULL: one line on stderr */
+    void (*notice)(void *ctx, const char *msg);
+    void *notice_ctx;
+    uint32_t test_msgid_hash_bits; /* tests only: keep this many low bits of the message-id hash
+                                      (forces collisions); 0: all 64 */
 } sr_engine_opts;
 
 /**

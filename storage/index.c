@@ -13,7 +13,7 @@
 
 static const char *const names[SR_DB_COUNT] = {
     "meta", "masters", "points", "pointinfo", "latest", "series", "heads",
-    "docs", "files", "registry", "requests", "monitors", "msgids",
+    "docs", "files", "registry", "requests", "monitors", "msgidx",
 };
 
 struct sr_index {
@@ -72,8 +72,17 @@ int sr_index_open(const char *dir, uint64_t map_bytes, int readonly, sr_index **
     MDB_txn *txn;
     if ((rc = mdb_txn_begin(ix->env, NULL, readonly ? MDB_RDONLY : 0, &txn))) goto mdb_fail;
     for (int i = 0; i < SR_DB_COUNT; i++) {
-        if ((rc = mdb_dbi_open(txn, names[i], readonly ? 0 : MDB_CREATE, &ix->dbi[i]))) {
+        unsigned dflags = i == SR_DB_MSGIDS ? MDB_DUPSORT | MDB_DUPFIXED : 0;
+        if ((rc = mdb_dbi_open(txn, names[i], dflags | (readonly ? 0 : MDB_CREATE), &ix->dbi[i]))) {
             mdb_txn_abort(txn);
+            if (readonly && rc == MDB_NOTFOUND) { /* written by an older suiro (SR_INDEX_LAYOUT) */
+                snprintf(err, errlen,
+                         "index %s has an older layout (no database '%s'): open it read-write once "
+                         "(it is rebuilt from the log) or run `suiro rebuild`",
+                         dir, names[i]);
+                rc = SR_EVERSION;
+                goto fail;
+            }
             goto mdb_fail;
         }
     }

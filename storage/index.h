@@ -24,7 +24,7 @@
 #include <stdint.h>
 
 typedef enum sr_dbi {
-    SR_DB_META,      /* "watermark" -> u64; "version" -> u32; "next_point" -> u32 */
+    SR_DB_META,      /* "watermark" -> u64; "layout" -> u32 (SR_INDEX_LAYOUT); "head_max" -> u32; "next_point" -> u32 */
     SR_DB_MASTERS,   /* op \0 kind(1) id -> packed MasterPut */
     SR_DB_POINTS,    /* op \0 dataId -> point u32 (BE) */
     SR_DB_POINTINFO, /* point u32 BE -> op \0 gateway \0 packed MasterPut */
@@ -36,9 +36,21 @@ typedef enum sr_dbi {
     SR_DB_REGISTRY,  /* op \0 kind(1) id -> packed RegistryPut */
     SR_DB_REQUESTS,  /* op \0 request id -> state(1) + packed RequestCreated */
     SR_DB_MONITORS,  /* op \0 monitor id -> packed MonitorEvent (latest state) */
-    SR_DB_MSGIDS,    /* op \0 actor \0 message id -> seq u64 */
+    SR_DB_MSGIDS,    /* "msgidx": op \0 -> dups of hash64(op, actor, message id) BE + seq u64 BE */
     SR_DB_COUNT
 } sr_dbi;
+
+/*
+ * Layout of what the index stores, in SR_DB_META "layout" (u32 LE). An index
+ * without it is layout 1. The engine rebuilds an index of an older layout
+ * from the log when it opens it read-write (sr_engine_open).
+ *   1: message ids as op \0 actor \0 id -> seq ("msgids"); a late value
+ *      merged into a full chunk split off a chunk of the overflow.
+ *   2: message ids as 16-byte hash + seq duplicates ("msgidx", DUPFIXED);
+ *      late-value merges keep a chunk whole up to head_max * 5/4 samples and
+ *      split evenly above (sr_chunk_merge_balanced).
+ */
+#define SR_INDEX_LAYOUT 2u
 
 typedef struct sr_index sr_index;
 

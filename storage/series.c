@@ -1044,8 +1044,11 @@ static int ts_idx_cmp(const void *a, const void *b)
     return x->idx < y->idx ? -1 : x->idx > y->idx;
 }
 
-int sr_chunk_merge(sr_vtype type, const void *chunk, size_t len, const sr_sample *add, size_t nadd,
-                   uint32_t max_count, sr_buf *out, size_t *nchunks)
+/* The merge; balanced: one chunk up to max_count + max_count / 4 samples,
+ * else ceil(n / max_count) chunks of equal size (+-1), in place of full
+ * chunks and a short last one (see sr_chunk_merge_balanced). */
+static int chunk_merge(sr_vtype type, const void *chunk, size_t len, const sr_sample *add, size_t nadd,
+                       uint32_t max_count, int balanced, sr_buf *out, size_t *nchunks)
 {
     if (!valid_type((int)type) || !max_count || !out || !nchunks || (nadd && !add)) return SR_EINVAL;
     if (nadd > SIZE_MAX / (2 * sizeof(sr_sample))) return SR_ENOMEM;
@@ -1097,11 +1100,14 @@ int sr_chunk_merge(sr_vtype type, const void *chunk, size_t len, const sr_sample
     }
 
     if ((rc = sr_chunk_enc_create(type, &e))) goto done;
+    size_t parts = (nres + max_count - 1) / max_count;
+    if (balanced && nres <= (size_t)max_count + max_count / 4) parts = 1;
     for (size_t i = 0; i < nres;) {
         size_t at = out->len;
         uint8_t zero[4] = {0};
         if ((rc = sr_buf_append(out, zero, 4))) goto done;
         size_t stop = nres - i > max_count ? i + max_count : nres;
+        if (balanced) stop = nres * (nout + 1) / parts; /* part nout ends here */
         for (; i < stop; i++)
             if ((rc = sr_chunk_enc_add(e, res[i]))) goto done;
         if ((rc = sr_chunk_enc_finish(e, out))) goto done;
@@ -1122,6 +1128,18 @@ done:
     if (rc) out->len = orig_len;
     else *nchunks = nout;
     return rc;
+}
+
+int sr_chunk_merge(sr_vtype type, const void *chunk, size_t len, const sr_sample *add, size_t nadd,
+                   uint32_t max_count, sr_buf *out, size_t *nchunks)
+{
+    return chunk_merge(type, chunk, len, add, nadd, max_count, 0, out, nchunks);
+}
+
+int sr_chunk_merge_balanced(sr_vtype type, const void *chunk, size_t len, const sr_sample *add, size_t nadd,
+                            uint32_t max_count, sr_buf *out, size_t *nchunks)
+{
+    return chunk_merge(type, chunk, len, add, nadd, max_count, 1, out, nchunks);
 }
 
 /* ------------------------------------------------------------------------ */

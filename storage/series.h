@@ -122,6 +122,15 @@ SR_MUST_CHECK int sr_chunk_dec_next(sr_chunk_dec *d, sr_sample *s);
  */
 SR_MUST_CHECK int sr_chunk_merge(sr_vtype type, const void *chunk, size_t len, const sr_sample *add,
                                  size_t nadd, uint32_t max_count, sr_buf *out, size_t *nchunks);
+/*
+ * The same merge, for chunks that late values keep growing: the merged
+ * samples stay one chunk while they number at most max_count + max_count / 4
+ * (a few late values never split a full chunk into a full one and a tiny
+ * one); above that they are written as ceil(n / max_count) chunks of equal
+ * size (+-1, each at most max_count).
+ */
+SR_MUST_CHECK int sr_chunk_merge_balanced(sr_vtype type, const void *chunk, size_t len, const sr_sample *add,
+                                          size_t nadd, uint32_t max_count, sr_buf *out, size_t *nchunks);
 
 /* ---- downsampling ------------------------------------------------------ */
 

@@ -2,6 +2,9 @@
  * thread, validation, de-duplication, documents, queries against a naive
  * model, determinism (live index == rebuilt index), restart. */
 #include <criterion/criterion.h>
+#include <lmdb.h>
+#include <pthread.h>
+#include <time.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
@@ -725,5 +728,257 @@ Test(engine, point_info_follows_master_changes)
     cr_assert_eq(et_submit(e, &buf, &len, 1, &r), SR_OK, "%s", r.msg);
     cr_assert_eq(sr_engine_point_info(e, "op1", "P000", &b), SR_ENOTFOUND);
     sr_buf_release(&buf);
+    sr_engine_close(e);
+}
+
+/* ---- message ids (index layout 2: hash + seq, checked against the event) ---- */
+
+enum { NMSG = 40 };
+
+/* Every message of the scenario is acknowledged as a duplicate, with the seq
+ * of its original, and the point still holds the original values. */
+static void check_msgids(sr_engine *e, const uint64_t *seqs, const char *when)
+{
+    uint32_t p[2] = {point_of(e, "P000"), point_of(e, "P001")};
+    for (int i = 0; i < NMSG; i++) {
+        char id[32];
+        snprintf(id, sizeof id, "m-%d", i);
+        sr_sample s = {.ts = 1000 * i, .v.f = -1};
+        sr_result r;
+        int g = i % 2;
+        cr_assert_eq(et_put(e, "op1", g ? "GW2" : "GW1", p[g], SR_VT_NUMBER, &s, 1, id, &r), SR_OK, "%s", r.msg);
+        cr_assert_eq(r.duplicate, 1, "%s: %s/%s is a duplicate", when, g ? "GW2" : "GW1", id);
+        cr_assert_eq(r.seq, seqs[i], "%s: %s answers the original seq", when, id);
+    }
+    for (int g = 0; g < 2; g++) {
+        sr_sample l;
+        int found;
+        cr_assert_eq(sr_engine_latest(e, &p[g], 1, &l, &found, NULL), SR_OK);
+        cr_assert(found);
+        cr_assert_float_eq(l.v.f, (double)(NMSG - 2 + g), 0, "%s: the re-sent values were not stored", when);
+    }
+}
+
+/* NMSG distinct messages: ids m-0.. alternately from GW1 (P000) and GW2
+ * (P001), and the same ids once more from the other gateway (another actor:
+ * distinct messages). With hash_bits 1 every lookup meets many candidates
+ * of the same hash: none of them may make a distinct message a duplicate. */
+static void msgid_scenario(uint32_t hash_bits)
+{
+    sr_engine_opts o = {.clock_ms = fixed_clock, .head_max = 64, .test_msgid_hash_bits = hash_bits};
+    sr_engine *e = open_engine(&o);
+    cr_assert_eq(et_setup_masters(e, "op1", 2, NUM, 1), SR_OK);
+    uint32_t p[2] = {point_of(e, "P000"), point_of(e, "P001")};
+    uint64_t seqs[NMSG];
+    for (int i = 0; i < NMSG; i++) {
+        char id[32];
+        snprintf(id, sizeof id, "m-%d", i);
+        sr_sample s = {.ts = 1000 * i, .v.f = i};
+        sr_result r;
+        int g = i % 2;
+        cr_assert_eq(et_put(e, "op1", g ? "GW2" : "GW1", p[g], SR_VT_NUMBER, &s, 1, id, &r), SR_OK, "%s", r.msg);
+        cr_assert_eq(r.duplicate, 0, "%s is new", id);
+        seqs[i] = r.seq;
+    }
+    check_msgids(e, seqs, "live");
+    /* the same ids from the other gateway are other messages */
+    for (int i = 0; i < 4; i++) {
+        char id[32];
+        snprintf(id, sizeof id, "m-%d", i);
+        sr_sample s = {.ts = 1000 * i + 1, .v.f = 0.5};
+        sr_result r;
+        int g = 1 - i % 2;
+        cr_assert_eq(et_put(e, "op1", g ? "GW2" : "GW1", p[g], SR_VT_NUMBER, &s, 1, id, &r), SR_OK, "%s", r.msg);
+        cr_assert_eq(r.duplicate, 0, "%s from the other gateway is new", id);
+        cr_assert_eq(et_put(e, "op1", g ? "GW2" : "GW1", p[g], SR_VT_NUMBER, &s, 1, id, &r), SR_OK, "%s", r.msg);
+        cr_assert_eq(r.duplicate, 1);
+    }
+    uint8_t live[32], rebuilt[32];
+    cr_assert_eq(sr_engine_content_hash(e, live), SR_OK);
+    sr_engine_close(e);
+    e = open_engine(&o);
+    check_msgids(e, seqs, "after a restart");
+    sr_engine_close(e);
+    sr_errinfo ei;
+    cr_assert_eq(sr_engine_rebuild(dir, &o, &ei), SR_OK, "%s", ei.msg);
+    e = open_engine(&o);
+    cr_assert_eq(sr_engine_content_hash(e, rebuilt), SR_OK);
+    cr_assert(!memcmp(live, rebuilt, 32), "the rebuilt message ids equal the live ones");
+    check_msgids(e, seqs, "after a rebuild");
+    sr_engine_close(e);
+}
+
+Test(engine, message_ids_survive_restart_and_rebuild)
+{
+    msgid_scenario(0);
+}
+
+Test(engine, message_id_hash_collisions_never_drop_a_distinct_message)
+{
+    msgid_scenario(1); /* two hash values for 44 messages */
+}
+
+typedef struct async_res {
+    pthread_mutex_t mu;
+    int done;
+    sr_result r[16];
+} async_res;
+
+static async_res *g_async;
+static void async_cb(void *ctx, const sr_result *res)
+{
+    pthread_mutex_lock(&g_async->mu);
+    g_async->r[(intptr_t)ctx] = *res;
+    g_async->done++;
+    pthread_mutex_unlock(&g_async->mu);
+}
+
+Test(engine, a_message_id_repeated_within_one_group_is_a_duplicate_of_the_first)
+{
+    /* the writer sleeps before each group, so the commands queue up into a
+     * few groups: the repeats are resolved against the group's own events */
+    sr_engine_opts o = {.clock_ms = fixed_clock, .head_max = 64, .test_msgid_hash_bits = 1,
+                        .test_group_delay_ms = 100};
+    sr_engine *e = open_engine(&o);
+    cr_assert_eq(et_setup_masters(e, "op1", 2, NUM, 1), SR_OK);
+    uint32_t p = point_of(e, "P000");
+    static const char *ids[] = {"a", "b", "c", "d", "b", "e", "a", "f", "d", "b"};
+    enum { N = sizeof ids / sizeof ids[0] };
+    async_res ar = {.done = 0};
+    pthread_mutex_init(&ar.mu, NULL);
+    g_async = &ar;
+    sr_engine_stats st0, st1;
+    sr_engine_get_stats(e, &st0);
+    sr_buf b[N];
+    for (int i = 0; i < N; i++) {
+        sr_buf_init(&b[i]);
+        sr_sample s = {.ts = 1000 * i, .v.f = i};
+        sr_pv_in in = {p, SR_VT_NUMBER, &s, 1};
+        cr_assert_eq(sr_ev_measurements("op1", "GW1", SUIRO__V1__ACTOR_KIND__ACTOR_GATEWAY, ids[i], &in, 1, &b[i]),
+                     SR_OK);
+        sr_slice sl = {b[i].data, b[i].len};
+        cr_assert_eq(sr_engine_submit(e, &sl, 1, async_cb, (void *)(intptr_t)i), SR_OK);
+    }
+    for (;;) {
+        pthread_mutex_lock(&ar.mu);
+        int d = ar.done;
+        pthread_mutex_unlock(&ar.mu);
+        if (d == N) break;
+        struct timespec ts = {0, 5000000};
+        nanosleep(&ts, NULL);
+    }
+    sr_engine_get_stats(e, &st1);
+    cr_assert_lt(st1.groups - st0.groups, N - 2, "several commands shared a group");
+    for (int i = 0; i < N; i++) {
+        int first = i;
+        for (int j = 0; j < i; j++)
+            if (!strcmp(ids[j], ids[i])) {
+                first = j;
+                break;
+            }
+        cr_assert_eq(ar.r[i].rc, SR_OK);
+        cr_assert_eq(ar.r[i].duplicate, first != i, "command %d (%s)", i, ids[i]);
+        if (first != i) cr_assert_eq(ar.r[i].seq, ar.r[first].seq, "command %d answers the seq of %d", i, first);
+    }
+    for (int i = 0; i < N; i++) sr_buf_release(&b[i]);
+    pthread_mutex_destroy(&ar.mu);
+    sr_engine_close(e);
+}
+
+Test(engine, a_command_of_two_events_with_one_message_id_answers_the_last_seq)
+{
+    /* as the key -> seq map of index layout 1 did: the later event's put won */
+    sr_engine *e = open_engine(NULL);
+    cr_assert_eq(et_setup_masters(e, "op1", 2, NUM, 1), SR_OK);
+    uint32_t p = point_of(e, "P000");
+    sr_buf b;
+    sr_buf_init(&b);
+    size_t lens[2];
+    for (int i = 0; i < 2; i++) {
+        sr_sample s = {.ts = 1000 * i, .v.f = i};
+        sr_pv_in in = {p, SR_VT_NUMBER, &s, 1};
+        size_t before = b.len;
+        cr_assert_eq(sr_ev_measurements("op1", "GW1", SUIRO__V1__ACTOR_KIND__ACTOR_GATEWAY, "two", &in, 1, &b), SR_OK);
+        lens[i] = b.len - before;
+    }
+    sr_result r;
+    cr_assert_eq(et_submit(e, &b, lens, 2, &r), SR_OK);
+    cr_assert_eq(r.duplicate, 0);
+    uint64_t first = r.seq;
+    cr_assert_eq(et_submit(e, &b, lens, 2, &r), SR_OK);
+    cr_assert_eq(r.duplicate, 1);
+    cr_assert_eq(r.seq, first + 1);
+    sr_buf_release(&b);
+    sr_engine_close(e);
+}
+
+/* Turn the index in dir into what an older suiro (layout 1) left: no
+ * "layout" key, message ids in "msgids" as op \0 actor \0 id -> seq. */
+static void make_layout1(void)
+{
+    char ix[1100];
+    snprintf(ix, sizeof ix, "%s/index", dir);
+    MDB_env *env;
+    MDB_txn *t;
+    MDB_dbi meta, neu, old;
+    cr_assert_eq(mdb_env_create(&env), 0);
+    cr_assert_eq(mdb_env_set_maxdbs(env, 32), 0);
+    cr_assert_eq(mdb_env_set_mapsize(env, 1u << 30), 0);
+    cr_assert_eq(mdb_env_open(env, ix, 0, 0644), 0);
+    cr_assert_eq(mdb_txn_begin(env, NULL, 0, &t), 0);
+    cr_assert_eq(mdb_dbi_open(t, "meta", 0, &meta), 0);
+    MDB_val k = {6, "layout"};
+    cr_assert_eq(mdb_del(t, meta, &k, NULL), 0);
+    cr_assert_eq(mdb_dbi_open(t, "msgidx", MDB_DUPSORT | MDB_DUPFIXED, &neu), 0);
+    cr_assert_eq(mdb_drop(t, neu, 1), 0);
+    cr_assert_eq(mdb_dbi_open(t, "msgids", MDB_CREATE, &old), 0);
+    uint8_t seq[8] = {5};
+    MDB_val ok = {sizeof "op1\0GW1\0msg-1" - 1, "op1\0GW1\0msg-1"}, ov = {8, seq};
+    cr_assert_eq(mdb_put(t, old, &ok, &ov, 0), 0);
+    cr_assert_eq(mdb_txn_commit(t), 0);
+    mdb_env_close(env);
+}
+
+static int notices;
+static void count_notice(void *ctx, const char *msg)
+{
+    (void)ctx;
+    if (strstr(msg, "layout 1") && strstr(msg, "rebuilding")) notices++;
+}
+
+Test(engine, an_index_of_layout_1_is_rebuilt_from_the_log_at_open)
+{
+    sr_engine *e = open_engine(NULL); /* head_max 64 */
+    cr_assert_eq(et_setup_masters(e, "op1", 2, NUM, 1), SR_OK);
+    uint32_t p = point_of(e, "P000");
+    sr_sample s[100];
+    for (int i = 0; i < 100; i++) s[i] = (sr_sample){.ts = 1000 * i, .v.f = i};
+    sr_result r1, r;
+    cr_assert_eq(et_put(e, "op1", "GW1", p, SR_VT_NUMBER, s, 100, "msg-1", &r1), SR_OK);
+    uint8_t before[32], after[32];
+    cr_assert_eq(sr_engine_content_hash(e, before), SR_OK);
+    sr_engine_close(e);
+    make_layout1();
+
+    sr_errinfo ei;
+    sr_engine_opts ro = {.clock_ms = fixed_clock, .readonly = 1};
+    cr_assert_eq(sr_engine_open(dir, &ro, &e, &ei), SR_EVERSION, "read-only cannot upgrade");
+    cr_assert(strstr(ei.msg, "older layout") && strstr(ei.msg, "rebuild"), "%s", ei.msg);
+
+    notices = 0;
+    sr_engine_opts o = {.clock_ms = fixed_clock, .notice = count_notice}; /* head_max: the index's */
+    cr_assert_eq(sr_engine_open(dir, &o, &e, &ei), SR_OK, "%s", ei.msg);
+    cr_assert_eq(notices, 1, "the rebuild is logged");
+    cr_assert_eq(sr_engine_head_max(e), 64, "the rebuilt index keeps its chunk size");
+    cr_assert_eq(sr_engine_content_hash(e, after), SR_OK);
+    cr_assert(!memcmp(before, after, 32), "the rebuilt index equals the one written live");
+    cr_assert_eq(et_put(e, "op1", "GW1", p, SR_VT_NUMBER, s, 1, "msg-1", &r), SR_OK);
+    cr_assert_eq(r.duplicate, 1, "the message id is still known");
+    cr_assert_eq(r.seq, r1.seq);
+    sr_engine_close(e);
+    cr_assert_eq(sr_engine_open(dir, &o, &e, &ei), SR_OK, "%s", ei.msg);
+    cr_assert_eq(notices, 1, "upgraded once");
+    sr_engine_close(e);
+    cr_assert_eq(sr_engine_open(dir, &ro, &e, &ei), SR_OK, "%s", ei.msg);
     sr_engine_close(e);
 }

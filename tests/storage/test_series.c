@@ -1632,3 +1632,51 @@ Test(storage_series, golden_chunks_are_reproduced_and_decoded)
         sr_buf_release(&b);
     }
 }
+
+/* Late values merged into a full chunk: one chunk up to max + max/4 samples
+ * (no tiny chunk split off), above that equal parts of at most max. */
+Test(storage_series, merge_balanced_keeps_a_chunk_whole_then_splits_evenly)
+{
+    tu_rng r = {tu_seed(17)};
+    const uint32_t mc = 64;
+    for (size_t n = 1; n <= 4 * mc + 3; n++) {
+        sr_sample *s = gen_series(&r, SR_VT_NUMBER, n);
+        sr_buf out;
+        sr_buf_init(&out);
+        size_t nchunks = 0;
+        cr_assert_eq(sr_chunk_merge_balanced(SR_VT_NUMBER, NULL, 0, s, n, mc, &out, &nchunks), SR_OK);
+        size_t parts = n <= mc + mc / 4 ? 1 : (n + mc - 1) / mc;
+        cr_assert_eq(nchunks, parts, "n %zu", n);
+        size_t off = 0, k = 0, lo = SIZE_MAX, hi = 0;
+        while (off < out.len) {
+            uint32_t clen = sr_get_le32(out.data + off);
+            sr_chunk_info info;
+            cr_assert_eq(sr_chunk_info_get(out.data + off + 4, clen, &info), SR_OK);
+            cr_assert_eq(info.first_ts, s[k].ts, "chunks in order, none lost");
+            k += info.count;
+            cr_assert_eq(info.last_ts, s[k - 1].ts);
+            if (info.count < lo) lo = info.count;
+            if (info.count > hi) hi = info.count;
+            off += 4 + clen;
+        }
+        cr_assert_eq(k, n);
+        cr_assert_leq(hi - lo, 1, "n %zu: equal parts", n);
+        if (parts > 1) cr_assert_leq(hi, mc);
+        sr_buf_release(&out);
+        free(s);
+    }
+    /* a full chunk and one late value: still one chunk */
+    sr_sample *s = gen_series(&r, SR_VT_NUMBER, mc + 1);
+    sr_buf chunk, out;
+    sr_buf_init(&chunk);
+    sr_buf_init(&out);
+    encode(SR_VT_NUMBER, s + 1, mc, &chunk);
+    size_t nc = 0;
+    cr_assert_eq(sr_chunk_merge_balanced(SR_VT_NUMBER, chunk.data, chunk.len, s, 1, mc, &out, &nc), SR_OK);
+    cr_assert_eq(nc, 1);
+    cr_assert_eq(sr_chunk_merge(SR_VT_NUMBER, chunk.data, chunk.len, s, 1, mc, &out, &nc), SR_OK);
+    cr_assert_eq(nc, 2, "the plain merge splits at max_count");
+    sr_buf_release(&chunk);
+    sr_buf_release(&out);
+    free(s);
+}
