@@ -27,16 +27,24 @@ void sr_gw_msg_release(sr_gw_msg *m)
     memset(m, 0, sizeof *m);
 }
 
+/* [A-Za-z0-9._-] */
+static const uint8_t id_char[256] = {
+    ['-'] = 1, ['.'] = 1, ['_'] = 1,
+    ['0'] = 1, ['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1, ['5'] = 1, ['6'] = 1, ['7'] = 1, ['8'] = 1, ['9'] = 1,
+    ['A'] = 1, ['B'] = 1, ['C'] = 1, ['D'] = 1, ['E'] = 1, ['F'] = 1, ['G'] = 1, ['H'] = 1, ['I'] = 1, ['J'] = 1,
+    ['K'] = 1, ['L'] = 1, ['M'] = 1, ['N'] = 1, ['O'] = 1, ['P'] = 1, ['Q'] = 1, ['R'] = 1, ['S'] = 1, ['T'] = 1,
+    ['U'] = 1, ['V'] = 1, ['W'] = 1, ['X'] = 1, ['Y'] = 1, ['Z'] = 1,
+    ['a'] = 1, ['b'] = 1, ['c'] = 1, ['d'] = 1, ['e'] = 1, ['f'] = 1, ['g'] = 1, ['h'] = 1, ['i'] = 1, ['j'] = 1,
+    ['k'] = 1, ['l'] = 1, ['m'] = 1, ['n'] = 1, ['o'] = 1, ['p'] = 1, ['q'] = 1, ['r'] = 1, ['s'] = 1, ['t'] = 1,
+    ['u'] = 1, ['v'] = 1, ['w'] = 1, ['x'] = 1, ['y'] = 1, ['z'] = 1,
+};
+
 static int id_ok_n(const char *s, size_t n)
 {
     if (n < 1 || n > 64) return 0;
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
-              c == '-'))
-            return 0;
-    }
-    return 1;
+    unsigned ok = 1;
+    for (size_t i = 0; i < n; i++) ok &= id_char[(unsigned char)s[i]];
+    return (int)ok;
 }
 
 int sr_gw_id_ok(const char *s) { return id_ok_n(s, strlen(s)); }
@@ -272,10 +280,8 @@ static int tok_str(sr_jlex *l, sr_jtok t, char *out, size_t cap)
     return 0;
 }
 
-static int key_is(const sr_jlex *l, const char *k)
-{
-    return !l->escaped && l->n == strlen(k) && !memcmp(l->s, k, l->n);
-}
+/* k a string literal: the compare is of a constant size, so inlined */
+#define key_is(l, k) (!(l)->escaped && (l)->n == sizeof(k) - 1 && !memcmp((l)->s, k, sizeof(k) - 1))
 
 /* A plain decimal ("-12.34", at most 15 digits, no exponent) without strtod:
  * m / 10^k with m < 2^53 and 10^k exact is the correctly rounded quotient,
@@ -302,6 +308,22 @@ static int fast_decimal(const char *t, size_t n, double *out)
     double v = (double)m / p10[k < 0 ? 0 : k];
     *out = neg ? -v : v;
     return 0;
+}
+
+/* a == b for n bytes, inline; ids of one message tend to differ at their
+ * end ("SP0001_01", "SP0001_02"), so the compare runs from the end */
+static int id_eq(const char *a, const char *b, size_t n)
+{
+    if (n >= 8) {
+        uint64_t x, y;
+        memcpy(&x, a + n - 8, 8);
+        memcpy(&y, b + n - 8, 8);
+        if (x != y) return 0;
+        n -= 8;
+    }
+    while (n--)
+        if (a[n] != b[n]) return 0;
+    return 1;
 }
 
 int sr_gw_fast(sr_engine *e, const char *op, const char *gw, const void *data, size_t len, sr_gw_fast_msg *m,
@@ -382,11 +404,11 @@ int sr_gw_fast(sr_engine *e, const char *op, const char *gw, const void *data, s
                     if (t != SR_J_OBJ_END || !did || !ts || !f_v) goto done;
                     /* a message names few data points many times: look each up once */
                     per_point *pp = NULL;
-                    if (cur && cur->id_len == dlen && !memcmp(cur->data_id, did, dlen)) pp = cur;
+                    if (cur && cur->id_len == dlen && id_eq(cur->data_id, did, dlen)) pp = cur;
                     for (size_t k = 0; k < np && !pp; k++)
-                        if (pts[k].id_len == dlen && !memcmp(pts[k].data_id, did, dlen)) pp = &pts[k];
+                        if (pts[k].id_len == dlen && id_eq(pts[k].data_id, did, dlen)) pp = &pts[k];
                     if (pp) info = pp->info;
-                    else if (!last_id || last_len != dlen || memcmp(last_id, did, dlen)) {
+                    else if (!last_id || last_len != dlen || !id_eq(last_id, did, dlen)) {
                         char id[72];
                         memcpy(id, did, dlen);
                         id[dlen] = 0;

@@ -193,7 +193,8 @@ sr_jtok sr_jlex_next(sr_jlex *l)
 {
     int top = TOP;
     for (;;) {
-        while (l->p < l->end && (*l->p == ' ' || *l->p == '\t' || *l->p == '\n' || *l->p == '\r')) l->p++;
+        if (l->p < l->end && (unsigned char)*l->p <= ' ')
+            while (l->p < l->end && (*l->p == ' ' || *l->p == '\t' || *l->p == '\n' || *l->p == '\r')) l->p++;
         if (!l->depth && l->done) return l->p == l->end ? SR_J_END : SR_J_ERROR;
         if (l->p >= l->end) return SR_J_ERROR;
         char c = *l->p;
@@ -210,7 +211,13 @@ sr_jtok sr_jlex_next(sr_jlex *l)
             if (c != '"') return SR_J_ERROR;
             l->p++;
             if (string(l)) return SR_J_ERROR;
-            l->state[l->depth - 1] = O_COLON;
+            /* the colon now (the common "key":value has no space): one
+             * trip through the state machine less per member */
+            if (l->p < l->end && *l->p == ':') {
+                l->p++;
+                l->state[l->depth - 1] = O_VALUE;
+            } else
+                l->state[l->depth - 1] = O_COLON;
             return SR_J_KEY;
         case O_COLON:
             if (c != ':') return SR_J_ERROR;

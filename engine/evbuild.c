@@ -47,39 +47,162 @@ static int cmp_ts(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
+/* ---- the measurements event, written straight to the wire --------------
+ * The bytes protobuf-c would write for the same Event (fields in number
+ * order, proto3 zero values left out, packed repeated fields), without
+ * building the message structs and walking them twice through its generic
+ * packer: this runs once per GW-IF message on the loop thread.
+ * tests/engine/test_evbuild.c checks the output decodes to the input and
+ * re-packs byte for byte. */
+
+static size_t vsize(uint64_t v)
+{
+    size_t n = 1;
+    while (v >= 0x80) {
+        v >>= 7;
+        n++;
+    }
+    return n;
+}
+
+static uint8_t *put_varint(uint8_t *p, uint64_t v)
+{
+    while (v >= 0x80) {
+        *p++ = (uint8_t)(v | 0x80);
+        v >>= 7;
+    }
+    *p++ = (uint8_t)v;
+    return p;
+}
+
+static uint64_t zz64(int64_t v) { return ((uint64_t)v << 1) ^ (uint64_t)(v >> 63); }
+
+typedef struct pvenc {
+    uint32_t point;
+    int64_t t0;
+    size_t n;
+    const int64_t *dod;      /* n - 1 */
+    const int64_t *vals;     /* dmant or i (delta-encoded), or the doubles' bits */
+    const sr_sample *s;      /* sorted samples (bools, strings) */
+    const uint32_t *q;       /* NULL: all good */
+    int field;               /* 4 f, 6 dmant, 7 i, 8 b, 9 s */
+    int32_t scale;
+    size_t dod_b, val_b, q_b, size;
+} pvenc;
+
+static size_t str_len(const sr_sample *x) { return x->v.str.s ? strlen(x->v.str.s) : 0; }
+
+static void pv_size(pvenc *v)
+{
+    size_t z = 0;
+    if (v->point) z += 1 + vsize(v->point);
+    if (v->t0) z += 1 + vsize((uint64_t)v->t0);
+    v->dod_b = 0;
+    for (size_t i = 0; i + 1 < v->n; i++) v->dod_b += vsize(zz64(v->dod[i]));
+    if (v->dod_b) z += 1 + vsize(v->dod_b) + v->dod_b;
+    v->val_b = 0;
+    switch (v->field) {
+    case 4: v->val_b = 8 * v->n; break;
+    case 6:
+    case 7:
+        for (size_t i = 0; i < v->n; i++) v->val_b += vsize(zz64(v->vals[i]));
+        break;
+    case 8: v->val_b = v->n; break;
+    default: break;
+    }
+    if (v->field == 9) {
+        for (size_t i = 0; i < v->n; i++) {
+            size_t l = str_len(&v->s[i]);
+            z += 1 + vsize(l) + l;
+        }
+    } else if (v->n)
+        z += 1 + vsize(v->val_b) + v->val_b;
+    if (v->scale) z += 1 + vsize((uint32_t)(((uint32_t)v->scale << 1) ^ (uint32_t)(v->scale >> 31)));
+    v->q_b = 0;
+    if (v->q) {
+        for (size_t i = 0; i < v->n; i++) v->q_b += vsize(v->q[i]);
+        z += 1 + vsize(v->q_b) + v->q_b;
+    }
+    v->size = z;
+}
+
+static uint8_t *put_tag(uint8_t *p, unsigned field, unsigned wt) { return put_varint(p, (uint64_t)(field << 3 | wt)); }
+
+static uint8_t *put_bytes(uint8_t *p, unsigned field, const void *d, size_t n)
+{
+    p = put_tag(p, field, 2);
+    p = put_varint(p, n);
+    memcpy(p, d, n);
+    return p + n;
+}
+
+static uint8_t *pv_write(uint8_t *p, const pvenc *v)
+{
+    if (v->point) p = put_varint(put_tag(p, 1, 0), v->point);
+    if (v->t0) p = put_varint(put_tag(p, 2, 0), (uint64_t)v->t0);
+    if (v->dod_b) {
+        p = put_varint(put_tag(p, 3, 2), v->dod_b);
+        for (size_t i = 0; i + 1 < v->n; i++) p = put_varint(p, zz64(v->dod[i]));
+    }
+    if (v->field == 4 && v->n) {
+        p = put_varint(put_tag(p, 4, 2), v->val_b);
+        for (size_t i = 0; i < v->n; i++) { /* little-endian doubles */
+            uint64_t x = (uint64_t)v->vals[i];
+            for (int k = 0; k < 8; k++) *p++ = (uint8_t)(x >> (8 * k));
+        }
+    }
+    if (v->scale) p = put_varint(put_tag(p, 5, 0), (uint32_t)(((uint32_t)v->scale << 1) ^ (uint32_t)(v->scale >> 31)));
+    if ((v->field == 6 || v->field == 7) && v->n) {
+        p = put_varint(put_tag(p, (unsigned)v->field, 2), v->val_b);
+        for (size_t i = 0; i < v->n; i++) p = put_varint(p, zz64(v->vals[i]));
+    }
+    if (v->field == 8 && v->n) {
+        p = put_varint(put_tag(p, 8, 2), v->val_b);
+        for (size_t i = 0; i < v->n; i++) *p++ = v->s[i].v.b ? 1 : 0;
+    }
+    if (v->field == 9)
+        for (size_t i = 0; i < v->n; i++) p = put_bytes(p, 9, v->s[i].v.str.s ? v->s[i].v.str.s : "", str_len(&v->s[i]));
+    if (v->q) {
+        p = put_varint(put_tag(p, 10, 2), v->q_b);
+        for (size_t i = 0; i < v->n; i++) p = put_varint(p, v->q[i]);
+    }
+    return p;
+}
+
 int sr_ev_measurements(const char *op, const char *actor, Suiro__V1__ActorKind kind, const char *message_id,
                        const sr_pv_in *pts, size_t npts, sr_buf *out)
 {
     int rc = SR_OK;
-    Suiro__V1__Event ev = SUIRO__V1__EVENT__INIT;
-    Suiro__V1__Measurements m = SUIRO__V1__MEASUREMENTS__INIT;
-    Suiro__V1__PointValues *pvs = sr_calloc(npts ? npts : 1, sizeof *pvs);
-    Suiro__V1__PointValues **pp = sr_calloc(npts ? npts : 1, sizeof *pp);
-    void **allocs = sr_calloc(npts * 5 + 1, sizeof *allocs); /* 4 per point, +1 for bool and string arrays */
-    size_t na = 0;
-    if (!pvs || !pp || !allocs) {
+    size_t total = 0;
+    for (size_t k = 0; k < npts; k++) total += pts[k].n;
+    pvenc *pv = sr_calloc(npts ? npts : 1, sizeof *pv);
+    /* one scratch block: sorted samples, dod, values, qualities */
+    size_t each = sizeof(sr_sample) + 2 * sizeof(int64_t) + sizeof(uint32_t);
+    uint8_t *scratch = sr_malloc(total ? total * each : 1);
+    if (!pv || !scratch) {
         rc = SR_ENOMEM;
         goto done;
     }
+    sr_sample *s_all = (sr_sample *)scratch;
+    int64_t *dod_all = (int64_t *)(scratch + total * sizeof(sr_sample));
+    int64_t *val_all = dod_all + total;
+    uint32_t *q_all = (uint32_t *)(val_all + total);
+    size_t off = 0, msize = 0;
     for (size_t k = 0; k < npts; k++) {
         const sr_pv_in *in = &pts[k];
-        Suiro__V1__PointValues *pv = &pvs[k];
-        suiro__v1__point_values__init(pv);
-        pp[k] = pv;
-        pv->point = in->point;
-        if (!in->n) continue;
-        /* stable sort by time (later entries with equal ts keep their order) */
-        sr_sample *s = sr_malloc(in->n * sizeof *s);
-        int64_t *dod = sr_malloc(in->n * sizeof *dod), *vals = sr_malloc(in->n * sizeof *vals);
-        uint32_t *q = sr_malloc(in->n * sizeof *q);
-        allocs[na++] = s;
-        allocs[na++] = dod;
-        allocs[na++] = vals;
-        allocs[na++] = q;
-        if (!s || !dod || !vals || !q) {
-            rc = SR_ENOMEM;
-            goto done;
+        pvenc *v = &pv[k];
+        v->point = in->point;
+        v->n = in->n;
+        if (!in->n) {
+            pv_size(v);
+            msize += 1 + vsize(v->size) + v->size;
+            continue;
         }
+        sr_sample *s = s_all + off;
+        int64_t *dod = dod_all + off, *vals = val_all + off;
+        uint32_t *q = q_all + off;
+        off += in->n;
+        /* stable sort by time (later entries with equal ts keep their order) */
         memcpy(s, in->s, in->n * sizeof *s);
         int sorted = 1;
         for (size_t i = 1; i < in->n; i++)
@@ -96,84 +219,66 @@ int sr_ev_measurements(const char *op, const char *actor, Suiro__V1__ActorKind k
                 s[j] = x;
             }
         }
-        pv->t0 = s[0].ts;
+        v->s = s;
+        v->t0 = s[0].ts;
         int64_t prev_delta = 0;
         for (size_t i = 1; i < in->n; i++) {
             int64_t delta = (int64_t)((uint64_t)s[i].ts - (uint64_t)s[i - 1].ts);
             dod[i - 1] = (int64_t)((uint64_t)delta - (uint64_t)prev_delta);
             prev_delta = delta;
         }
-        pv->n_dod = in->n - 1;
-        pv->dod = dod;
+        v->dod = dod;
         int allgood = 1;
         for (size_t i = 0; i < in->n; i++) {
             q[i] = s[i].quality;
             if (q[i]) allgood = 0;
         }
-        if (!allgood) {
-            pv->n_quality = in->n;
-            pv->quality = q;
-        }
+        v->q = allgood ? NULL : q;
         switch (in->type) {
         case SR_VT_NUMBER: {
             int k2 = decimal_scale(s, in->n, vals);
             if (k2 >= 0) {
                 for (size_t i = in->n; i-- > 1;) vals[i] = (int64_t)((uint64_t)vals[i] - (uint64_t)vals[i - 1]);
-                pv->scale = -k2;
-                pv->n_dmant = in->n;
-                pv->dmant = vals;
+                v->scale = -k2;
+                v->field = 6;
             } else {
-                double *f = (double *)vals; /* same size */
-                for (size_t i = 0; i < in->n; i++) f[i] = s[i].v.f;
-                pv->n_f = in->n;
-                pv->f = f;
+                for (size_t i = 0; i < in->n; i++) memcpy(&vals[i], &s[i].v.f, sizeof vals[i]);
+                v->field = 4;
             }
             break;
         }
         case SR_VT_INTEGER:
             for (size_t i = 0; i < in->n; i++) vals[i] = (int64_t)((uint64_t)s[i].v.i - (i ? (uint64_t)s[i - 1].v.i : 0));
-            pv->n_i = in->n;
-            pv->i = vals;
+            v->field = 7;
             break;
-        case SR_VT_BOOL: {
-            protobuf_c_boolean *b = sr_malloc(in->n * sizeof *b);
-            allocs[na++] = b;
-            if (!b) {
-                rc = SR_ENOMEM;
-                goto done;
-            }
-            for (size_t i = 0; i < in->n; i++) b[i] = s[i].v.b ? 1 : 0;
-            pv->n_b = in->n;
-            pv->b = b;
-            break;
+        case SR_VT_BOOL: v->field = 8; break;
+        case SR_VT_STRING: v->field = 9; break; /* NUL-terminated by contract */
+        default: rc = SR_EINVAL; goto done;
         }
-        case SR_VT_STRING: {
-            char **strs = sr_malloc(in->n * sizeof *strs);
-            allocs[na++] = strs;
-            if (!strs) {
-                rc = SR_ENOMEM;
-                goto done;
-            }
-            for (size_t i = 0; i < in->n; i++) strs[i] = (char *)s[i].v.str.s; /* NUL-terminated by contract */
-            pv->n_s = in->n;
-            pv->s = strs;
-            break;
-        }
-        default:
-            rc = SR_EINVAL;
-            goto done;
-        }
+        v->vals = vals;
+        pv_size(v);
+        msize += 1 + vsize(v->size) + v->size;
     }
-    m.n_points = npts;
-    m.points = pp;
-    ev.body_case = SUIRO__V1__EVENT__BODY_MEASUREMENTS;
-    ev.measurements = &m;
-    rc = sr_ev_pack(&ev, op, actor, kind, message_id, out);
+    const char *mid = message_id ? message_id : "";
+    size_t ol = op ? strlen(op) : 0, al = actor ? strlen(actor) : 0, ml = strlen(mid);
+    size_t esize = (ol ? 1 + vsize(ol) + ol : 0) + (al ? 1 + vsize(al) + al : 0) + (kind ? 1 + vsize((uint64_t)kind) : 0) +
+                   (ml ? 1 + vsize(ml) + ml : 0) + 2 + vsize(msize) + msize;
+    if ((rc = sr_buf_reserve(out, esize))) goto done;
+    uint8_t *p = out->data + out->len, *start = p;
+    if (ol) p = put_bytes(p, 3, op, ol);
+    if (al) p = put_bytes(p, 4, actor, al);
+    if (kind) p = put_varint(put_tag(p, 5, 0), (uint64_t)kind);
+    if (ml) p = put_bytes(p, 7, mid, ml);
+    p = put_varint(put_tag(p, 16, 2), msize);
+    for (size_t k = 0; k < npts; k++) {
+        p = put_varint(put_tag(p, 1, 2), pv[k].size);
+        p = pv_write(p, &pv[k]);
+    }
+    SR_VERIFY((size_t)(p - start) == esize);
+    out->len += esize;
 done:
-    for (size_t i = 0; i < na; i++) sr_free(allocs[i]);
-    sr_free(allocs);
-    sr_free(pvs);
-    sr_free(pp);
+    sr_free(scratch);
+    sr_free(pv);
     return rc;
 }
 
