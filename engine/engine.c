@@ -138,6 +138,9 @@ struct sr_engine {
     char *dir;
     sr_engine_opts o;
     picache_ent *picache;
+    sr_arena ev_arena;          /* the writer's decoded events of one group */
+    ProtobufCAllocator ev_alloc; /* protobuf-c's view of ev_arena */
+    int ev_oom;                  /* an ev_arena allocation failed (writer thread) */
     pthread_mutex_t picache_mu;
     _Atomic uint64_t masters_gen;
     int masters_dirty; /* writer: this group changed a master (or one was refused after it) */
@@ -1151,6 +1154,92 @@ static int msgid_find(sr_engine *e, MDB_txn *t, const Event *ev, accepted *acc, 
     return rc;
 }
 
+static size_t vsize(uint64_t v)
+{
+    size_t n = 1;
+    while (v >= 0x80) {
+        v >>= 7;
+        n++;
+    }
+    return n;
+}
+
+static uint8_t *put_varint(uint8_t *p, uint64_t v)
+{
+    while (v >= 0x80) {
+        *p++ = (uint8_t)(v | 0x80);
+        v >>= 7;
+    }
+    *p++ = (uint8_t)v;
+    return p;
+}
+
+/* Can the writer put seq (field 1) and ingest_ms (2) in front of these
+ * submitted bytes instead of re-packing the decoded event? Yes when the
+ * top-level fields are well formed, in increasing number order and all
+ * above 2: then the result decodes to the same event with seq and ingest
+ * time set (a later field 1 or 2 would win over ours) and, for bytes
+ * protobuf-c wrote (sr_ev_measurements writes the same), is byte for byte
+ * what a re-pack gives. */
+static int splice_ok(const uint8_t *p, size_t n)
+{
+    size_t i = 0;
+    uint64_t last = 2;
+    while (i < n) {
+        uint64_t key = 0, len = 0;
+        int shift = 0;
+        do {
+            if (i >= n || shift > 63) return 0;
+            key |= (uint64_t)(p[i] & 0x7f) << shift;
+            shift += 7;
+        } while (p[i++] & 0x80);
+        if ((key >> 3) <= last) return 0;
+        last = key >> 3;
+        switch (key & 7) {
+        case 0:
+            shift = 0;
+            do {
+                if (i >= n || shift > 63) return 0;
+                shift += 7;
+            } while (p[i++] & 0x80);
+            break;
+        case 1:
+            if (n - i < 8) return 0;
+            i += 8;
+            break;
+        case 5:
+            if (n - i < 4) return 0;
+            i += 4;
+            break;
+        case 2:
+            shift = 0;
+            do {
+                if (i >= n || shift > 63) return 0;
+                len |= (uint64_t)(p[i] & 0x7f) << shift;
+                shift += 7;
+            } while (p[i++] & 0x80);
+            if (len > n - i) return 0;
+            i += (size_t)len;
+            break;
+        default: return 0;
+        }
+    }
+    return 1;
+}
+
+static void *arena_alloc(void *d, size_t n)
+{
+    sr_engine *e = d;
+    void *p = sr_arena_alloc(&e->ev_arena, n);
+    if (!p) e->ev_oom = 1; /* so a failed decode is reported as SR_ENOMEM, not as bad input */
+    return p;
+}
+static void arena_free(void *d, void *p)
+{
+    (void)d;
+    (void)p; /* the whole group's events go at once: sr_arena_reset */
+}
+
 static void process_group(sr_engine *e, cmd **cmds, size_t nc)
 {
     sr_result *res = sr_calloc(nc, sizeof *res);
@@ -1187,8 +1276,10 @@ static void process_group(sr_engine *e, cmd **cmds, size_t nc)
         int rc = evs ? SR_OK : SR_ENOMEM;
         if (!rc) rc = sr_index_err(mdb_txn_begin(sr_index_env(e->ix), txn, 0, &child));
         for (size_t k = 0; !rc && k < c->n; k++) {
-            evs[k] = suiro__v1__event__unpack(NULL, c->ev[k].len, c->ev[k].data);
-            if (!evs[k]) rc = refuse(r, SR_EINVAL, "event %zu does not decode", k);
+            e->ev_oom = 0;
+            evs[k] = suiro__v1__event__unpack(&e->ev_alloc, c->ev[k].len, c->ev[k].data);
+            if (!evs[k] && e->ev_oom) rc = SR_ENOMEM;
+            else if (!evs[k]) rc = refuse(r, SR_EINVAL, "event %zu does not decode", k);
             else if (strcmp(evs[k]->operator_id, c->op) != 0)
                 rc = refuse(r, SR_EINVAL, "event %zu: operator differs from the command's", k);
         }
@@ -1213,35 +1304,43 @@ static void process_group(sr_engine *e, cmd **cmds, size_t nc)
             if (child) mdb_txn_abort(child);
             if (rc < 0 && !r->rc) refuse(r, rc, "%s", sr_strerror(rc));
             if (rc == 1) r->rc = SR_OK;
-            for (size_t k = 0; evs && k < c->n; k++)
-                if (evs[k]) suiro__v1__event__free_unpacked(evs[k], NULL);
-            sr_free(evs);
+            sr_free(evs); /* the events themselves are in the group's arena */
             continue;
         }
         if ((rc = sr_index_err(mdb_txn_commit(child)))) {
             fatal = rc;
-            for (size_t k = 0; k < c->n; k++) suiro__v1__event__free_unpacked(evs[k], NULL);
             sr_free(evs);
             goto finish;
         }
         r->seq = seq;
         r->count = (uint32_t)c->n;
         for (size_t k = 0; k < c->n; k++) {
-            size_t n = protobuf_c_message_get_packed_size(&evs[k]->base);
+            /* the log record: a measurements event as it came with seq and
+             * ingest time put in front (the bytes a re-pack gives, see
+             * splice_ok), anything else re-packed */
+            int splice = evs[k]->body_case == SUIRO__V1__EVENT__BODY_MEASUREMENTS && evs[k]->seq && evs[k]->ingest_ms > 0 &&
+                         splice_ok(c->ev[k].data, c->ev[k].len);
+            size_t n = splice ? 2 + vsize(evs[k]->seq) + vsize((uint64_t)evs[k]->ingest_ms) + c->ev[k].len
+                              : protobuf_c_message_get_packed_size(&evs[k]->base);
             if (sr_array_reserve(&acc, &capacc, nacc + 1, sizeof *acc) ||
                 sr_array_reserve(&recs, &caprecs, nrecs + 1, sizeof *recs) || sr_buf_reserve(&packed, n)) {
                 fatal = SR_ENOMEM;
                 break;
             }
-            protobuf_c_message_pack(&evs[k]->base, packed.data + packed.len);
+            if (splice) {
+                uint8_t *w = packed.data + packed.len;
+                *w++ = 1 << 3; /* seq, varint */
+                w = put_varint(w, evs[k]->seq);
+                *w++ = 2 << 3; /* ingest_ms, varint */
+                w = put_varint(w, (uint64_t)evs[k]->ingest_ms);
+                memcpy(w, c->ev[k].data, c->ev[k].len);
+            } else
+                protobuf_c_message_pack(&evs[k]->base, packed.data + packed.len);
             recs[nrecs++] = (sr_slice){(const void *)(uintptr_t)packed.len, n}; /* offset; fixed below */
             packed.len += n;
             acc[nacc++].ev = evs[k];
             evs[k] = NULL; /* owned by acc now */
         }
-        if (fatal)
-            for (size_t k = 0; k < c->n; k++)
-                if (evs[k]) suiro__v1__event__free_unpacked(evs[k], NULL);
         sr_free(evs);
         if (fatal) goto finish;
         seq += c->n;
@@ -1270,7 +1369,7 @@ static void process_group(sr_engine *e, cmd **cmds, size_t nc)
 finish:
     if (txn) sr_index_abort(txn);
     if (fatal && fatal != SR_EPOISONED) poison(e);
-    for (size_t i = 0; i < nacc; i++) suiro__v1__event__free_unpacked(acc[i].ev, NULL);
+    sr_arena_reset(&e->ev_arena); /* every event of the group */
     sr_free(acc);
     sr_free(recs);
     sr_buf_release(&packed);
@@ -1763,6 +1862,7 @@ int sr_engine_open(const char *dir, const sr_engine_opts *opts, sr_engine **out,
             rc = SR_ENOMEM;
             goto fail;
         }
+        e->ev_alloc = (ProtobufCAllocator){arena_alloc, arena_free, e};
         if (pthread_create(&e->writer, NULL, writer_main, e) != 0) {
             rc = SR_ENOMEM;
             goto fail;
@@ -1809,6 +1909,7 @@ int sr_engine_close(sr_engine *e)
     }
     sr_free(e->q);
     sr_free(e->group);
+    sr_arena_release(&e->ev_arena);
     for (int i = 0; i < NSTRIPE; i++) pthread_mutex_destroy(&e->stripe[i]);
     pthread_mutex_destroy(&e->mu);
     pthread_mutex_destroy(&e->picache_mu);

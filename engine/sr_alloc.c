@@ -3,6 +3,7 @@
 
 #include "engine/sr_error.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -81,4 +82,51 @@ int sr_array_reserve(void *pp, size_t *cap, size_t need, size_t size)
     *p = n;
     *cap = c;
     return SR_OK;
+}
+
+struct sr_arena_blk {
+    sr_arena_blk *next;
+    size_t cap, used;
+    _Alignas(16) unsigned char data[];
+};
+
+void *sr_arena_alloc(sr_arena *a, size_t n)
+{
+    n = (n + 15) & ~(size_t)15;
+    if (!n) n = 16;
+    sr_arena_blk *b = a->head;
+    if (!b || b->cap - b->used < n) {
+        size_t blk = a->blk ? a->blk : 65536;
+        size_t cap = n > blk ? n : blk;
+        if (cap > SIZE_MAX - sizeof *b) return NULL;
+        b = sr_malloc(sizeof *b + cap);
+        if (!b) return NULL;
+        b->cap = cap;
+        b->used = 0;
+        b->next = a->head;
+        a->head = b;
+    }
+    void *p = b->data + b->used;
+    b->used += n;
+    return p;
+}
+
+void sr_arena_reset(sr_arena *a)
+{
+    if (!a->head) return;
+    sr_arena_blk *b = a->head->next;
+    while (b) {
+        sr_arena_blk *nx = b->next;
+        sr_free(b);
+        b = nx;
+    }
+    a->head->next = NULL;
+    a->head->used = 0;
+}
+
+void sr_arena_release(sr_arena *a)
+{
+    sr_arena_reset(a);
+    sr_free(a->head);
+    a->head = NULL;
 }

@@ -49,6 +49,19 @@ int sr_buf_append(sr_buf *b, const void *p, size_t n);
  * capacity *cap (doubling, from 16). SR_OK or SR_ENOMEM (array unchanged). */
 int sr_array_reserve(void *pp, size_t *cap, size_t need, size_t size);
 
+/* Bump allocator for data that dies together (the writer's decoded events
+ * of one group): sr_arena_alloc is a pointer bump in blocks of at least
+ * `blk` bytes taken with sr_malloc, reset frees all but the newest block.
+ * Zero-initialise, set blk (0: 64 KiB). 16-byte aligned; NULL on ENOMEM. */
+typedef struct sr_arena_blk sr_arena_blk;
+typedef struct sr_arena {
+    sr_arena_blk *head;
+    size_t blk;
+} sr_arena;
+void *sr_arena_alloc(sr_arena *a, size_t n);
+void sr_arena_reset(sr_arena *a);
+void sr_arena_release(sr_arena *a);
+
 /* Little-endian field encoding (on-disk formats are encoded field by field). */
 static inline void sr_put_le16(uint8_t *p, uint16_t v) { p[0] = (uint8_t)v; p[1] = (uint8_t)(v >> 8); }
 static inline void sr_put_le32(uint8_t *p, uint32_t v)

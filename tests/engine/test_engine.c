@@ -522,6 +522,84 @@ Test(engine, unknown_event_fields_survive_append_and_replay)
     sr_buf_release(&b);
 }
 
+/* The writer stores a measurements event as the submitted bytes with seq and
+ * ingest time put in front: the record must be exactly what re-packing the
+ * decoded event gives; and submitted bytes that carry their own seq (field 1)
+ * or are out of field order must still get the writer's seq (re-packed). */
+Test(engine, measurement_records_are_the_canonical_bytes_with_the_writers_seq)
+{
+    sr_engine *e = open_engine(NULL);
+    cr_assert_eq(et_setup_masters(e, "op1", 2, NUM, 1), SR_OK);
+    uint32_t p = point_of(e, "P000");
+    sr_sample smp[50];
+    for (int i = 0; i < 50; i++) smp[i] = (sr_sample){.ts = 1000 * i, .v.f = i * 0.5 - 3};
+    sr_pv_in in = {p, SR_VT_NUMBER, smp, 50};
+    sr_buf b;
+    sr_buf_init(&b);
+    size_t lens[3];
+    /* 1: as sr_ev_measurements writes it */
+    cr_assert_eq(sr_ev_measurements("op1", "GW1", SUIRO__V1__ACTOR_KIND__ACTOR_GATEWAY, "m-a", &in, 1, &b), SR_OK);
+    lens[0] = b.len;
+    /* 2: the same with a seq of its own in front (field 1 = 999999) */
+    static const uint8_t own_seq[] = {0x08, 0xbf, 0x84, 0x3d};
+    cr_assert_eq(sr_buf_append(&b, own_seq, sizeof own_seq), SR_OK);
+    cr_assert_eq(sr_ev_measurements("op1", "GW1", SUIRO__V1__ACTOR_KIND__ACTOR_GATEWAY, "m-b", &in, 1, &b), SR_OK);
+    lens[1] = b.len - lens[0];
+    /* 3: fields out of order: the envelope's message id (7) after the body */
+    sr_buf t;
+    sr_buf_init(&t);
+    cr_assert_eq(sr_ev_measurements("op1", "GW1", SUIRO__V1__ACTOR_KIND__ACTOR_GATEWAY, NULL, &in, 1, &t), SR_OK);
+    cr_assert_eq(sr_buf_append(&b, t.data, t.len), SR_OK);
+    static const uint8_t mid7[] = {0x3a, 3, 'm', '-', 'c'};
+    cr_assert_eq(sr_buf_append(&b, mid7, sizeof mid7), SR_OK);
+    lens[2] = t.len + sizeof mid7;
+    sr_result r[3];
+    size_t off = 0;
+    for (int i = 0; i < 3; i++) {
+        sr_buf one;
+        sr_buf_init(&one);
+        cr_assert_eq(sr_buf_append(&one, b.data + off, lens[i]), SR_OK);
+        off += lens[i];
+        cr_assert_eq(et_submit(e, &one, &lens[i], 1, &r[i]), SR_OK, "%d: %s", i, r[i].msg);
+        sr_buf_release(&one);
+    }
+    sr_engine_close(e);
+    char ld[1100];
+    snprintf(ld, sizeof ld, "%s/log", dir);
+    sr_log_opts lo = {.readonly = 1};
+    sr_log *lg;
+    sr_errinfo ei;
+    cr_assert_eq(sr_log_open(ld, &lo, &lg, &ei), SR_OK);
+    static const char *mids[] = {"m-a", "m-b", "m-c"};
+    for (int i = 0; i < 3; i++) {
+        sr_log_iter *it;
+        cr_assert_eq(sr_log_iter_open(lg, r[i].seq, &it), SR_OK);
+        uint64_t sq;
+        sr_slice rec;
+        cr_assert_eq(sr_log_iter_next(it, &sq, &rec), SR_OK);
+        cr_assert_eq(sq, r[i].seq);
+        Suiro__V1__Event *back = suiro__v1__event__unpack(NULL, rec.len, rec.data);
+        cr_assert_not_null(back);
+        cr_assert_eq(back->seq, r[i].seq, "record %d: seq %llu, the writer gave %llu", i,
+                     (unsigned long long)back->seq, (unsigned long long)r[i].seq);
+        cr_assert_eq(back->ingest_ms, fixed_clock());
+        cr_assert_str_eq(back->message_id, mids[i]);
+        cr_assert_eq(back->measurements->n_points, 1);
+        cr_assert_eq(back->measurements->points[0]->n_dmant, 50);
+        size_t n = suiro__v1__event__get_packed_size(back);
+        uint8_t *re = malloc(n);
+        suiro__v1__event__pack(back, re);
+        cr_assert_eq(n, rec.len, "record %d: %zu bytes, re-packed %zu", i, rec.len, n);
+        cr_assert_eq(memcmp(re, rec.data, n), 0, "record %d differs from its re-pack", i);
+        free(re);
+        suiro__v1__event__free_unpacked(back, NULL);
+        sr_log_iter_close(it);
+    }
+    sr_log_close(lg);
+    sr_buf_release(&t);
+    sr_buf_release(&b);
+}
+
 Test(engine, documents_query_by_top_level_field_with_paging)
 {
     sr_engine *e = open_engine(NULL);
