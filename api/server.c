@@ -281,14 +281,20 @@ static void session_event(conn *c, int state, const char *reason)
 
 /* Publish to the gateway on one of its topics, if it subscribed (QoS 0);
  * 1 if it did. */
-static int deliver(conn *c, const char *suffix, const sr_buf *payload)
+/* Would the gateway get a publish on suffix? (topic: the full name) */
+static int wants(conn *c, const char *suffix, char topic[260])
 {
-    char topic[260];
-    snprintf(topic, sizeof topic, "%s/%s", c->root, suffix);
+    snprintf(topic, 260, "%s/%s", c->root, suffix);
     int match = 0;
     for (sub *x = c->subs; x && !match; x = x->next)
         match = sr_mqtt_topic_match(x->filter, strlen(x->filter), topic, strlen(topic));
-    if (!match || c->state != ST_ACTIVE) return 0;
+    return match && c->state == ST_ACTIVE;
+}
+
+static int deliver(conn *c, const char *suffix, const sr_buf *payload)
+{
+    char topic[260];
+    if (!wants(c, suffix, topic)) return 0;
     sr_buf out;
     sr_buf_init(&out);
     sr_mqtt_publish m = {{topic, strlen(topic)}, {payload->data, payload->len}, 0, 0, 0};
@@ -302,6 +308,8 @@ static int link_send(void *ctx, const char *suffix, const sr_buf *payload) { ret
 
 static void send_gw_ack(conn *c, const char *msgid, const char *code, const char *message, json_t *detail)
 {
+    char topic[260];
+    if (!wants(c, "res/ack", topic)) return; /* most gateways rely on PUBACK: build nothing */
     sr_buf b;
     sr_buf_init(&b);
     if (sr_gw_ack(msgid, code, message, detail, wall_ms(), &b) == SR_OK) deliver(c, "res/ack", &b);
