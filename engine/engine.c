@@ -643,15 +643,19 @@ static int apply_nonseries(sr_engine *e, MDB_txn *t, Event *ev, sr_result *r, in
 }
 
 /*
- * Message ids (SR_DB_MSGIDS, index layout 2): under the key op \0, one
- * 16-byte duplicate per stored event that has a message id: the first 8
- * bytes of SHA-256(op \0 actor \0 id), then the event's seq, both
- * big-endian, so the events of one hash sort together by seq. A hash only
- * names candidates: msgid_find reads each candidate event back (from the
- * group being written, or the log) and compares its ids, so a collision
- * costs a read and can never make a distinct message a duplicate.
+ * Message ids (SR_DB_MSGIDS, index layout 3): under the key op \0 seq_hi,
+ * where seq_hi is the high 32 bits of the event's seq (big-endian; one key
+ * per 2^32 events), one 12-byte duplicate per stored event that has a
+ * message id: the first 8 bytes of SHA-256(op \0 actor \0 id), then the low
+ * 32 bits of the seq, both big-endian, so the events of one hash sort
+ * together by seq. A hash only names candidates: msgid_find reads each
+ * candidate event back (from the group being written, or the log) and
+ * compares its ids, so a collision costs a read and can never make a
+ * distinct message a duplicate.
  */
-static int msgid_item(const sr_engine *e, const Event *ev, uint64_t seq, uint8_t item[16])
+enum { MSGID_ITEM = 12 };
+
+static int msgid_item(const sr_engine *e, const Event *ev, uint64_t seq, uint8_t item[MSGID_ITEM])
 {
     uint8_t k[600], d[SR_HASH_LEN];
     size_t kl = mkkey(k, sizeof k, ev->operator_id, ev->actor, ev->message_id);
@@ -661,17 +665,18 @@ static int msgid_item(const sr_engine *e, const Event *ev, uint64_t seq, uint8_t
     unsigned bits = e->o.test_msgid_hash_bits;
     if (bits && bits < 64) h &= (UINT64_C(1) << bits) - 1;
     be64(item, h);
-    be64(item + 8, seq);
+    be32(item + 8, (uint32_t)seq);
     return SR_OK;
 }
 
-/* the key: op \0 (never empty) */
-static size_t msgid_op_key(const Event *ev, uint8_t *k, size_t cap)
+/* the key: op \0 (never empty), then seq_hi (4 bytes BE) */
+static size_t msgid_op_key(const Event *ev, uint64_t seq, uint8_t *k, size_t cap)
 {
     size_t n = strlen(ev->operator_id) + 1;
-    if (n > cap) return 0;
+    if (n + 4 > cap) return 0;
     memcpy(k, ev->operator_id, n);
-    return n;
+    be32(k + n, (uint32_t)(seq >> 32));
+    return n + 4;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -1040,10 +1045,10 @@ static int apply_series(sr_engine *e, MDB_txn *t, const Event *ev, int heads_onl
 static int apply_common(sr_engine *e, MDB_txn *t, const Event *ev)
 {
     if (!ev->message_id[0]) return SR_OK;
-    uint8_t k[300], item[16];
-    size_t kl = msgid_op_key(ev, k, sizeof k);
+    uint8_t k[300], item[MSGID_ITEM];
+    size_t kl = msgid_op_key(ev, ev->seq, k, sizeof k);
     if (!kl || msgid_item(e, ev, ev->seq, item)) return SR_OK;
-    return put(t, DB(e, SR_DB_MSGIDS), k, kl, item, 16);
+    return put(t, DB(e, SR_DB_MSGIDS), k, kl, item, MSGID_ITEM);
 }
 
 static int put_watermark(sr_engine *e, MDB_txn *t, uint64_t w)
@@ -1130,24 +1135,35 @@ static int msgid_same(sr_engine *e, const Event *ev, uint64_t seq, accepted *acc
 static int msgid_find(sr_engine *e, MDB_txn *t, const Event *ev, accepted *acc, size_t nacc, int *found,
                       uint64_t *seq)
 {
-    uint8_t k[300], want[16];
-    size_t kl = msgid_op_key(ev, k, sizeof k);
+    uint8_t k[300], want[MSGID_ITEM];
+    size_t kl = msgid_op_key(ev, 0, k, sizeof k);
     *found = 0;
     if (!kl || msgid_item(e, ev, 0, want)) return SR_OK;
     MDB_cursor *c;
     int rc = sr_index_err(mdb_cursor_open(t, DB(e, SR_DB_MSGIDS), &c));
     if (rc) return rc;
-    MDB_val K = {kl, k}, V = {16, want};
-    int r = mdb_cursor_get(c, &K, &V, MDB_GET_BOTH_RANGE);
-    while (r == 0 && V.mv_size == 16 && !memcmp(V.mv_data, want, 8)) {
-        uint64_t cand = get_be64((const uint8_t *)V.mv_data + 8);
-        int same;
-        if ((rc = msgid_same(e, ev, cand, acc, nacc, &same))) break;
-        if (same) {
-            *found = 1;
-            *seq = cand;
+    /* every seq_hi key of the operator (one per 2^32 events), ascending */
+    MDB_val K = {kl, k}, V;
+    int r = mdb_cursor_get(c, &K, &V, MDB_SET_RANGE);
+    while (!rc && r == 0 && K.mv_size == kl && !memcmp(K.mv_data, k, kl - 4)) {
+        memcpy(k, K.mv_data, kl);
+        uint64_t hi = (uint64_t)get_be32(k + kl - 4) << 32;
+        MDB_val V2 = {MSGID_ITEM, want};
+        r = mdb_cursor_get(c, &K, &V2, MDB_GET_BOTH_RANGE);
+        while (r == 0 && V2.mv_size == MSGID_ITEM && !memcmp(V2.mv_data, want, 8)) {
+            uint64_t cand = hi | get_be32((const uint8_t *)V2.mv_data + 8);
+            int same;
+            if ((rc = msgid_same(e, ev, cand, acc, nacc, &same))) break;
+            if (same) { /* keys and items ascend: the last match is the latest */
+                *found = 1;
+                *seq = cand;
+            }
+            r = mdb_cursor_get(c, &K, &V2, MDB_NEXT_DUP);
         }
-        r = mdb_cursor_get(c, &K, &V, MDB_NEXT_DUP);
+        if (rc) break;
+        K = (MDB_val){kl, k};
+        r = mdb_cursor_get(c, &K, &V, MDB_SET_KEY);
+        if (r == 0) r = mdb_cursor_get(c, &K, &V, MDB_NEXT_NODUP);
     }
     if (!rc && r != 0 && r != MDB_NOTFOUND) rc = sr_index_err(r);
     mdb_cursor_close(c);

@@ -36,7 +36,7 @@ typedef enum sr_dbi {
     SR_DB_REGISTRY,  /* op \0 kind(1) id -> packed RegistryPut */
     SR_DB_REQUESTS,  /* op \0 request id -> state(1) + packed RequestCreated */
     SR_DB_MONITORS,  /* op \0 monitor id -> packed MonitorEvent (latest state) */
-    SR_DB_MSGIDS,    /* "msgidx": op \0 -> dups of hash64(op, actor, message id) BE + seq u64 BE */
+    SR_DB_MSGIDS,    /* "msgidx": op \0 seq_hi u32 BE -> dups of hash64(op, actor, message id) BE + seq_lo u32 BE */
     SR_DB_COUNT
 } sr_dbi;
 
@@ -49,8 +49,10 @@ typedef enum sr_dbi {
  *   2: message ids as 16-byte hash + seq duplicates ("msgidx", DUPFIXED);
  *      late-value merges keep a chunk whole up to head_max * 5/4 samples and
  *      split evenly above (sr_chunk_merge_balanced).
+ *   3: message ids as 12-byte hash + low-32-bit seq duplicates under the
+ *      key op \0 seq_hi (the high 32 bits of the seq, BE).
  */
-#define SR_INDEX_LAYOUT 2u
+#define SR_INDEX_LAYOUT 3u
 
 typedef struct sr_index sr_index;
 

@@ -1060,3 +1060,118 @@ Test(engine, an_index_of_layout_1_is_rebuilt_from_the_log_at_open)
     cr_assert_eq(sr_engine_open(dir, &ro, &e, &ei), SR_OK, "%s", ei.msg);
     sr_engine_close(e);
 }
+
+/* Index layout 3: message ids are 12-byte items (hash64 + low 32 bits of
+ * the seq) under op \0 seq_hi; an index of layout 2 (16-byte items under
+ * op \0) is rebuilt from the log at a read-write open. */
+static void msgidx_shape(const char *op, size_t *keylen, size_t *itemlen, size_t *items)
+{
+    char ix[1100];
+    snprintf(ix, sizeof ix, "%s/index", dir);
+    MDB_env *env;
+    MDB_txn *t;
+    MDB_dbi d;
+    MDB_cursor *c;
+    cr_assert_eq(mdb_env_create(&env), 0);
+    cr_assert_eq(mdb_env_set_maxdbs(env, 32), 0);
+    cr_assert_eq(mdb_env_open(env, ix, MDB_RDONLY, 0644), 0);
+    cr_assert_eq(mdb_txn_begin(env, NULL, MDB_RDONLY, &t), 0);
+    cr_assert_eq(mdb_dbi_open(t, "msgidx", MDB_DUPSORT | MDB_DUPFIXED, &d), 0);
+    cr_assert_eq(mdb_cursor_open(t, d, &c), 0);
+    MDB_val K, V;
+    *keylen = *itemlen = *items = 0;
+    while (mdb_cursor_get(c, &K, &V, MDB_NEXT) == 0) {
+        cr_assert(K.mv_size > strlen(op) && !memcmp(K.mv_data, op, strlen(op) + 1));
+        *keylen = K.mv_size;
+        *itemlen = V.mv_size;
+        (*items)++;
+    }
+    mdb_cursor_close(c);
+    mdb_txn_abort(t);
+    mdb_env_close(env);
+}
+
+static void set_layout(uint32_t layout)
+{
+    char ix[1100];
+    snprintf(ix, sizeof ix, "%s/index", dir);
+    MDB_env *env;
+    MDB_txn *t;
+    MDB_dbi meta;
+    cr_assert_eq(mdb_env_create(&env), 0);
+    cr_assert_eq(mdb_env_set_maxdbs(env, 32), 0);
+    cr_assert_eq(mdb_env_set_mapsize(env, 1u << 30), 0);
+    cr_assert_eq(mdb_env_open(env, ix, 0, 0644), 0);
+    cr_assert_eq(mdb_txn_begin(env, NULL, 0, &t), 0);
+    cr_assert_eq(mdb_dbi_open(t, "meta", 0, &meta), 0);
+    uint8_t b[4] = {(uint8_t)layout, (uint8_t)(layout >> 8), (uint8_t)(layout >> 16), (uint8_t)(layout >> 24)};
+    MDB_val k = {6, "layout"}, v = {4, b};
+    cr_assert_eq(mdb_put(t, meta, &k, &v, 0), 0);
+    cr_assert_eq(mdb_txn_commit(t), 0);
+    mdb_env_close(env);
+}
+
+static int notices2;
+static void count_notice2(void *ctx, const char *msg)
+{
+    (void)ctx;
+    if (strstr(msg, "layout 2") && strstr(msg, "rebuilding")) notices2++;
+}
+
+Test(engine, message_ids_are_12_byte_items_under_op_and_seq_high_key)
+{
+    sr_engine *e = open_engine(NULL);
+    cr_assert_eq(et_setup_masters(e, "op1", 1, NUM, 1), SR_OK);
+    uint32_t p = point_of(e, "P000");
+    sr_sample s[3];
+    sr_result r[3], again;
+    const char *ids[3] = {"m-a", "m-b", "m-c"};
+    for (int i = 0; i < 3; i++) {
+        s[i] = (sr_sample){.ts = 1000 * i, .v.f = i};
+        cr_assert_eq(et_put(e, "op1", "GW1", p, SR_VT_NUMBER, &s[i], 1, ids[i], &r[i]), SR_OK);
+        cr_assert_eq(r[i].duplicate, 0);
+    }
+    sr_engine_close(e);
+    size_t kl, il, n;
+    msgidx_shape("op1", &kl, &il, &n);
+    cr_assert_eq(kl, 4 + 4, "op \\0 + 4-byte seq_hi");
+    cr_assert_eq(il, 12, "hash64 + seq_lo32");
+    cr_assert_eq(n, 3);
+    e = open_engine(NULL);
+    for (int i = 0; i < 3; i++) {
+        cr_assert_eq(et_put(e, "op1", "GW1", p, SR_VT_NUMBER, &s[i], 1, ids[i], &again), SR_OK);
+        cr_assert_eq(again.duplicate, 1, "%s is known after a restart", ids[i]);
+        cr_assert_eq(again.seq, r[i].seq);
+    }
+    sr_engine_close(e);
+}
+
+Test(engine, an_index_of_layout_2_is_rebuilt_from_the_log_at_open)
+{
+    sr_engine *e = open_engine(NULL); /* head_max 64 */
+    cr_assert_eq(et_setup_masters(e, "op1", 2, NUM, 1), SR_OK);
+    uint32_t p = point_of(e, "P000");
+    sr_sample s[100];
+    for (int i = 0; i < 100; i++) s[i] = (sr_sample){.ts = 1000 * i, .v.f = i};
+    sr_result r1, r;
+    cr_assert_eq(et_put(e, "op1", "GW1", p, SR_VT_NUMBER, s, 100, "msg-1", &r1), SR_OK);
+    uint8_t before[32], after[32];
+    cr_assert_eq(sr_engine_content_hash(e, before), SR_OK);
+    sr_engine_close(e);
+    set_layout(2);
+
+    sr_errinfo ei;
+    sr_engine_opts ro = {.clock_ms = fixed_clock, .readonly = 1};
+    cr_assert_eq(sr_engine_open(dir, &ro, &e, &ei), SR_EVERSION, "read-only cannot upgrade");
+    notices2 = 0;
+    sr_engine_opts o = {.clock_ms = fixed_clock, .notice = count_notice2};
+    cr_assert_eq(sr_engine_open(dir, &o, &e, &ei), SR_OK, "%s", ei.msg);
+    cr_assert_eq(notices2, 1, "the rebuild is logged");
+    cr_assert_eq(sr_engine_head_max(e), 64);
+    cr_assert_eq(sr_engine_content_hash(e, after), SR_OK);
+    cr_assert(!memcmp(before, after, 32), "the rebuilt index equals the one written live");
+    cr_assert_eq(et_put(e, "op1", "GW1", p, SR_VT_NUMBER, s, 1, "msg-1", &r), SR_OK);
+    cr_assert_eq(r.duplicate, 1);
+    cr_assert_eq(r.seq, r1.seq);
+    sr_engine_close(e);
+}
