@@ -60,8 +60,22 @@ try:
                             "--duration", "3600"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     procs.append(sim)
     kills = 0
+
+    def acks_now():
+        try:
+            with open(ACKS) as f:
+                return sum(1 for l in f if l.startswith("ack "))
+        except FileNotFoundError:
+            return 0
+
     for r in range(ROUNDS):
-        time.sleep(rng.uniform(0.15, 0.6))
+        # kill only once this server has acknowledged something (the
+        # gateways log in again after each kill: scrypt, slow on a busy
+        # machine), then at a random moment of the load
+        before, deadline = acks_now(), time.time() + 60
+        while acks_now() <= before and time.time() < deadline:
+            time.sleep(0.02)
+        time.sleep(rng.uniform(0.0, 0.4))
         srv.send_signal(signal.SIGKILL)
         srv.wait()
         kills += 1
