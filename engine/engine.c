@@ -85,7 +85,7 @@ typedef struct head {
     hsample *v;
     size_t n, cap;
     hsample *old; /* previous generation, flushed at old_seq */
-    size_t nold;
+    size_t nold, capold;
     uint64_t old_seq;
     uint64_t prev_flush_seq; /* the flush before old_seq: readers older than it retry */
     uint64_t first_seq;
@@ -932,15 +932,20 @@ static int head_flush(sr_engine *e, MDB_txn *t, head *h, uint64_t seq)
     if ((rc = put(t, DB(e, SR_DB_SERIES), k, 12, out.data, out.len))) goto done;
     pthread_mutex_lock(stripe_of(e, h->point));
     hs_free_strings(h->old, h->nold, h->type);
-    sr_free(h->old);
+    /* the generation before goes out of sight now (the stripe is held): its
+     * array becomes the new head, so a steady head never grows again */
+    hsample *reuse = h->old;
+    size_t reuse_cap = h->capold;
     h->old = h->v;
     h->nold = h->n;
+    h->capold = h->cap;
     h->prev_flush_seq = h->old_seq;
     h->old_seq = seq;
     h->flushed_max = h->v[h->n - 1].ts;
     h->has_flushed = 1;
-    h->v = NULL;
-    h->n = h->cap = 0;
+    h->v = reuse;
+    h->n = 0;
+    h->cap = reuse ? reuse_cap : 0;
     h->first_seq = seq + 1;
     h->gen++;
     pthread_mutex_unlock(stripe_of(e, h->point));
