@@ -298,3 +298,33 @@ int sr_jlex_skip(sr_jlex *l, sr_jtok t)
     }
     return 0;
 }
+
+int sr_jlex_value_read(sr_jlex *l, const char *after)
+{
+    if (!l->depth || after < l->p || after > l->end) return -1;
+    int st = l->state[l->depth - 1];
+    if (st != A_VALUE_OR_END && st != A_VALUE && st != O_VALUE) return -1;
+    l->p = after;
+    after_value(l);
+    return 0;
+}
+
+static const char *skip_ws(const char *p, const char *end)
+{
+    while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')) p++;
+    return p;
+}
+
+void sr_jlex_to_element(sr_jlex *l)
+{
+    if (!l->depth) return;
+    uint8_t *st = &l->state[l->depth - 1];
+    if (*st == A_NEXT) {
+        const char *p = skip_ws(l->p, l->end);
+        if (p < l->end && *p == ',') {
+            l->p = skip_ws(p + 1, l->end);
+            *st = A_VALUE;
+        }
+    } else if (*st == A_VALUE || *st == A_VALUE_OR_END)
+        l->p = skip_ws(l->p, l->end);
+}

@@ -49,5 +49,14 @@ sr_jtok sr_jlex_next(sr_jlex *l);
 /* Skip the value whose first token t was just returned (an object or array
  * is skipped to its end). 0, or -1 on a syntax error. */
 int sr_jlex_skip(sr_jlex *l, sr_jtok t);
+/* The caller read one complete, valid value itself, from l->p up to `after`
+ * (a fast path for a known shape), where the lexer expects a value (after
+ * '[', ',' in an array, or ':'): go on after it. 0, or -1 (nothing changed)
+ * if the lexer does not expect a value here. */
+int sr_jlex_value_read(sr_jlex *l, const char *after);
+/* In an array after an element: step over the ',' (and white space) so that
+ * l->p is at the next element's first byte, for sr_jlex_value_read. Does
+ * nothing anywhere else (sr_jlex_next then reads on as ever). */
+void sr_jlex_to_element(sr_jlex *l);
 
 #endif

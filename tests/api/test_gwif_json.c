@@ -210,6 +210,23 @@ Test(gwif_json, fast_path_builds_the_same_events_and_declines_the_rest)
     differential("{\"header\":{\"messageType\":\"X\"},\"body\":{\"values\":[{\"dataId\":\"P000\",\"timestamp\":"
                  "\"2026-04-01T00:00:00Z\",\"value\":01}]}}",
                  0);
+    /* the canonical element form, read without the lexer: every kind of value, quality, and the
+     * near misses it must leave to the lexer (which then decides as the full path does) */
+    differential(ENV("\"messageType\":\"X\"", "{\"dataId\":\"P000\",\"timestamp\":\"2026-04-01T00:00:00Z\",\"value\":-0.25,"
+                                          "\"quality\":\"UNCERTAIN\"},{\"dataId\":\"P002\",\"timestamp\":"
+                                          "\"2026-04-01T00:00:01.5Z\",\"value\":123456789012345678,\"quality\":\"BAD\"}"),
+                 1); /* out of range, BAD: kept as sent */
+    differential(ENV("\"messageType\":\"X\"", "{\"dataId\":\"P002\",\"timestamp\":\"2026-04-01T00:00:01Z\",\"value\":1234567890123456789,\"quality\":\"BAD\"}"),
+                 1); /* 19 characters: the lexer's way, still taken */
+    differential(ENV("\"messageType\":\"X\"", "{\"dataId\":\"P000\",\"timestamp\":\"2026-04-01T00:00:00Z\",\"value\":-0}"), 0);
+    differential(ENV("\"messageType\":\"X\"", "{\"dataId\":\"P000\",\"timestamp\":\"2026-04-01T00:00:00Z\",\"value\":1.}"), 0);
+    differential(ENV("\"messageType\":\"X\"", "{\"dataId\":\"P000\",\"timestamp\":\"2026-04-01T00:00:00Z\",\"value\":1,\"quality\":\"GOOD\" }"), 1);
+    differential(ENV("\"messageType\":\"X\"", "{\"dataId\":\"P000\",\"timestamp\":\"2026-04-01T00:00:00Z\",\"value\":1,\"quality\":\"good\"}"), 0);
+    differential(ENV("\"messageType\":\"X\"", "{\"dataId\":\"P000\",\"timestamp\":\"2026-04-01T00:00:0\\u0030Z\",\"value\":1}"), 0);
+    differential(ENV("\"messageType\":\"X\"", "{\"dataId\":\"P000\",\"timestamp\":\"2026-04-01T00:00:00Z\",\"value\":1} ,"
+                                          " {\"dataId\":\"P000\",\"timestamp\":\"2026-04-01T00:00:01Z\",\"value\":2}"),
+                 1);
+    differential(ENV("\"messageType\":\"X\"", "{\"dataId\":\"P000\",\"timestamp\":\"2026-04-01T00:00:00Z\",\"value\":1},]"), 0);
     /* random mutations of a valid message: never a disagreement */
     const char *base = "{\"header\":{\"messageType\":\"GW_MEASUREMENTS\",\"messageId\":\"m-9\"},\"body\":{\"values\":["
                        "{\"dataId\":\"P000\",\"timestamp\":\"2026-04-01T00:00:00Z\",\"value\":1.25},"
