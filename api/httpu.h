@@ -20,6 +20,33 @@ int sr_json_write(sr_buf *b, json_t *v);
 int sr_json_put_string(sr_buf *b, const char *s, size_t n);
 /* a double into t (>= 40 bytes): its length, 0 on failure; "null" if not finite */
 int sr_json_number(char *t, double f);
+/* an integer into t (>= 21 bytes, no NUL): its length */
+int sr_json_u64(char *t, uint64_t v);
+int sr_json_i64(char *t, int64_t v);
+/* Timestamps of a value writer: the same text as sr_rfc3339_format (24
+ * characters and a NUL), the "YYYY-MM-DDT" of the last day kept (values
+ * come in time order). Zero-initialise: sr_json_ts c = {0}. */
+typedef struct sr_json_ts {
+    int64_t day; /* ms of the cached day's start */
+    int ok;
+    char date[12];
+} sr_json_ts;
+#define SR_JSON_TS_MAX ((int64_t)1 << 60)
+void sr_json_ts_put(sr_json_ts *c, int64_t ms, char out[32]);
+
+/* Send the JSON text in b with status, without a copy: b's memory is taken
+ * (b is left empty) and handed back to the answer buffers below when h2o is
+ * done with the request. */
+void sr_http_json_buf(h2o_req_t *req, int status, sr_buf *b);
+/* Answer buffers: a large answer (a day of raw values is ~8 MB) is written
+ * into a recycled buffer, whose pages are already mapped, instead of a fresh
+ * allocation each time. get gives an empty buffer (maybe with capacity), put
+ * keeps a few (at most 8, of at most 32 MiB each) and frees the others.
+ * Thread-safe (the thread pool writes, the loop sends). */
+void sr_http_buf_get(sr_buf *b);
+void sr_http_buf_put(sr_buf *b);
+/* frees the kept buffers (at exit) */
+void sr_http_buf_drain(void);
 
 /* Send a JSON value (not consumed) with status (sr_json_write). */
 void sr_http_jsonv(h2o_req_t *req, int status, json_t *v);
