@@ -535,12 +535,17 @@ static void stored_latest(sr_apif *a, h2o_req_t *req, const atoken *t)
         sr_buf_release(&strings);
         return sr_http_result(req, 0, "E9001", sr_strerror(rc), NULL);
     }
-    json_t *vals = json_array();
-    for (size_t i = 0; i < n; i++)
-        if (found[i]) json_array_append_new(vals, sample_json(ids[i], types[i], &s[i]));
-    json_t *o = json_pack("{s:o}", "values", vals);
-    sr_http_jsonv(req, 200, o);
-    json_decref(o);
+    /* the same writer as the raw values, into a recycled buffer sent as it is */
+    sr_buf out;
+    sr_http_buf_get(&out);
+    int first = 1;
+    rc = PUT_LIT(&out, "{\"values\":[");
+    for (size_t i = 0; i < n && !rc; i++)
+        if (found[i]) rc = put_values(&out, ids[i], types[i], &s[i], 1, &first);
+    if (!rc) rc = PUT_LIT(&out, "]}");
+    if (rc) sr_http_result(req, 0, "E9001", sr_strerror(rc), NULL);
+    else sr_http_json_buf(req, 200, &out);
+    sr_http_buf_put(&out);
     sr_buf_release(&strings);
 }
 

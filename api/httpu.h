@@ -74,7 +74,8 @@ void sr_http_ctx_unref(sr_http_ctx *c);
  * SHA-256 with an expiry and the caller's payload (`payload` bytes, zeroed
  * when added). Found by hash in O(1); at most `max` live tokens (expired
  * ones are swept when the table is full). A payload pointer is valid until
- * the next sr_tokens_add or sr_tokens_remove. */
+ * the next sr_tokens_add or sr_tokens_remove. One thread at a time (the
+ * loop's). */
 typedef struct sr_tokens sr_tokens;
 sr_tokens *sr_tokens_new(size_t max, size_t payload, void (*drop)(void *payload));
 void sr_tokens_free(sr_tokens *t);
