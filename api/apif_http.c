@@ -433,6 +433,7 @@ static int put_values(sr_buf *b, const char *data_id, sr_vtype type, const sr_sa
     char head[160];
     size_t hl = value_head(head, data_id);
     sr_json_ts tc = {0};
+    int kh = 0; /* decimal places of the last value (sr_json_number_k) */
     /* the most one value takes: , head ts(24) ","value": number(40) ,"quality": "UNCERTAIN"} */
     size_t most = 1 + hl + 24 + 10 + 40 + 11 + 14; /* > 1 + 64 */
     if (type != SR_VT_STRING && n && !room(b, n * (hl + 64) + most)) return SR_ENOMEM;
@@ -463,7 +464,7 @@ static int put_values(sr_buf *b, const char *data_id, sr_vtype type, const sr_sa
             break;
         }
         default: {
-            int m = sr_json_number(p, s[i].v.f);
+            int m = sr_json_number_k(p, s[i].v.f, &kh);
             if (!m) return SR_EINVAL;
             p += m;
             break;
@@ -643,6 +644,7 @@ static void run_down(vq *q)
         char head[160];
         size_t hl = value_head(head, q->ids[k]);
         sr_json_ts tc = {0};
+        int kh = 0; /* decimal places of the last number (sr_json_number_k) */
         /* the most one bucket takes: , head ts(24) " + 7 fields of ,"first": and a number + ,"filled":true} */
         size_t most = 1 + hl + 24 + 1 + 7 * (10 + 40) + 15 + 1; /* > 1 + 64 */
         const sr_bucket *bu = (const sr_bucket *)bk.data;
@@ -678,7 +680,7 @@ static void run_down(vq *q)
             memcpy(p, "null", 4);                                                                                      \
             p += 4;                                                                                                    \
         } else {                                                                                                       \
-            int m_ = sr_json_number(p, (expr));                                                                        \
+            int m_ = sr_json_number_k(p, (expr), &kh);                                                                 \
             if (!m_) rc = SR_EINVAL;                                                                                   \
             p += m_;                                                                                                   \
         }                                                                                                              \

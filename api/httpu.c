@@ -167,12 +167,13 @@ int sr_json_i64(char *t, int64_t v)
 __extension__ typedef unsigned __int128 u128;
 
 /* 10^k, k = 0..22, exact in 128 bits */
-static u128 p10w(int k)
-{
-    u128 r = 1;
-    while (k--) r *= 10;
-    return r;
-}
+#define P10W_19 ((u128)10000000000000000000ull)
+static const u128 p10w_tab[23] = {1ull, 10ull, 100ull, 1000ull, 10000ull, 100000ull, 1000000ull, 10000000ull,
+                                  100000000ull, 1000000000ull, 10000000000ull, 100000000000ull, 1000000000000ull,
+                                  10000000000000ull, 100000000000000ull, 1000000000000000ull, 10000000000000000ull,
+                                  100000000000000000ull, 1000000000000000000ull, P10W_19, P10W_19 * 10,
+                                  P10W_19 * 100, P10W_19 * 1000};
+#define p10w(k) p10w_tab[k]
 
 /* The shortest of %.15g, %.16g, %.17g that reads back as f, computed
  * exactly: f = m * 2^-q (m the 53-bit significand), the N-digit rounding of
@@ -255,7 +256,32 @@ static int shortest_g(char *t, double f)
  * mantissa: m / 10^k == f exactly, so the text reads back as f. Anything else
  * takes the shortest %.Ng (N = 15..17) that reads back as f. A real always
  * has a '.' (as jansson writes it). */
-int sr_json_number(char *t, double f)
+/* a decimal u / 10^k (u < 10^15, k <= 6) into t: the digits right-aligned at
+ * d + 20, then copied in two fixed-size moves (inlined): the integer part,
+ * and after the point the k decimals (what is copied past them is
+ * overwritten later or lies past the length) */
+static inline int put_decimal(char *t, int neg, uint64_t u, int k)
+{
+    char d[40] = {0};
+    int nd = u64_digits(u, d);
+    while (nd <= k) d[20 - ++nd] = '0'; /* a leading 0 before the point */
+    const char *s = d + 20 - nd;
+    int n = 0, ip = nd - k;
+    if (neg) t[n++] = '-';
+    memcpy(t + n, s, 16);
+    n += ip;
+    t[n++] = '.';
+    if (!k) {
+        t[n++] = '0';
+        return n;
+    }
+    memcpy(t + n, s + ip, 8);
+    return n + k;
+}
+
+int sr_json_number(char *t, double f) { return sr_json_number_k(t, f, NULL); }
+
+int sr_json_number_k(char *t, double f, int *khint)
 {
     static const double p10[] = {1, 10, 100, 1e3, 1e4, 1e5, 1e6};
     if (!isfinite(f)) {
@@ -263,32 +289,26 @@ int sr_json_number(char *t, double f)
         return 4;
     }
     double a = fabs(f);
-    if (a < 1e15 && (f != 0 || !signbit(f)))
-        for (int k = 0; k <= 6; k++) {
+    if (a < 1e15 && (f != 0 || !signbit(f))) {
+        /* The places of the previous value first: if m = a * 10^k is an
+         * integer not ending in 0, no fewer places work (a fewer-place u'
+         * would make m exactly u' * 10^(k-k'), a multiple of 10), so the
+         * loop below would stop at this k too. */
+        int k = khint ? *khint : 0;
+        if (k > 0 && k <= 6) {
+            double m = a * p10[k];
+            int64_t u = (int64_t)(m < 1e15 ? m : 0);
+            if (m < 1e15 && (double)u == m && u % 10 && m / p10[k] == a) return put_decimal(t, f < 0, (uint64_t)u, k);
+        }
+        for (k = 0; k <= 6; k++) {
             double m = a * p10[k];
             if (m >= 1e15) break;
             int64_t u = (int64_t)m; /* 0 <= m < 10^15: its floor */
             if ((double)u != m || m / p10[k] != a) continue;
-            /* the digits right-aligned at d + 20, then copied in two fixed
-             * size moves (inlined): the integer part, and after the point
-             * the k decimals (what is copied past them is overwritten or
-             * past the length) */
-            char d[40] = {0};
-            int nd = u64_digits((uint64_t)u, d);
-            while (nd <= k) d[20 - ++nd] = '0'; /* a leading 0 before the point */
-            const char *s = d + 20 - nd;
-            int n = 0, ip = nd - k;
-            if (f < 0) t[n++] = '-';
-            memcpy(t + n, s, 16);
-            n += ip;
-            t[n++] = '.';
-            if (!k) {
-                t[n++] = '0';
-                return n;
-            }
-            memcpy(t + n, s + ip, 8);
-            return n + k;
+            if (khint) *khint = k;
+            return put_decimal(t, f < 0, (uint64_t)u, k);
         }
+    }
     int n = shortest_g(t, f);
     if (n) goto point;
     /* the shortest of %.15g, %.16g, %.17g that reads back as f */

@@ -20,6 +20,9 @@ int sr_json_write(sr_buf *b, json_t *v);
 int sr_json_put_string(sr_buf *b, const char *s, size_t n);
 /* a double into t (>= 40 bytes): its length, 0 on failure; "null" if not finite */
 int sr_json_number(char *t, double f);
+/* the same, faster for a run of values with the same decimal places: *khint
+ * (start at 0) remembers the places of the last decimal written */
+int sr_json_number_k(char *t, double f, int *khint);
 /* an integer into t (>= 21 bytes, no NUL): its length */
 int sr_json_u64(char *t, uint64_t v);
 int sr_json_i64(char *t, int64_t v);

@@ -74,14 +74,23 @@ static uint64_t next(void)
 }
 
 static long checked;
+static int khint; /* carried from value to value, as the writers do */
 
 static void check(double f)
 {
-    char a[48], b[48];
+    char a[48], b[48], c[48], e[48];
     int na = sr_json_number(a, f), nb = ref_number(b, f);
     a[na > 0 ? na : 0] = b[nb > 0 ? nb : 0] = 0;
     cr_assert_eq(na, nb, "%.17g: \"%s\" vs the definition's \"%s\"", f, a, b);
     cr_assert_str_eq(a, b, "%.17g", f);
+    /* with the hint of the previous value, and with any hint */
+    int nc = sr_json_number_k(c, f, &khint);
+    c[nc > 0 ? nc : 0] = 0;
+    cr_assert_str_eq(c, b, "%.17g with a carried hint", f);
+    int any = (int)(next() % 9) - 1;
+    int ne = sr_json_number_k(e, f, &any);
+    e[ne > 0 ? ne : 0] = 0;
+    cr_assert_str_eq(e, b, "%.17g with a hint", f);
     if (isfinite(f)) {
         double back = strtod(a, NULL);
         cr_assert(back == f && signbit(back) == signbit(f), "%.17g does not read back from \"%s\"", f, a);
@@ -134,10 +143,14 @@ Test(jsonw, number_random)
         double f = ldexp((double)(next() >> 11) / 9007199254740992.0 + 0.5, (int)(next() % 81) - 20);
         check(next() & 1 ? f : -f);
     }
-    /* decimals of 0..9 places, mantissas of 1..17 digits */
+    /* decimals of 0..9 places, mantissas of 1..17 digits; runs of the same
+     * places (what the hint is for), mantissas ending in 0 among them */
     for (int i = 0; i < 300000; i++) {
-        int places = (int)(next() % 10), digits = 1 + (int)(next() % 17);
+        static int places = 2;
+        if (next() % 8 == 0) places = (int)(next() % 10);
+        int digits = 1 + (int)(next() % 17);
         uint64_t m = next() % (uint64_t)pow(10, digits);
+        if (next() % 4 == 0) m -= m % 10;
         double f = (double)m / pow(10, places);
         check(next() & 1 ? f : -f);
     }
