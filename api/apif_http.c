@@ -78,6 +78,7 @@ void sr_apif_free(sr_apif *a)
     sr_apif_store_free(a);
     sr_tokens_free(a->tokens);
     free(a);
+    sr_http_buf_drain(); /* the answers are all sent: the kept buffers go */
 }
 
 /* ---- tokens and grants --------------------------------------------------- */
