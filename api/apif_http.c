@@ -446,9 +446,7 @@ static int put_values(sr_buf *b, const char *data_id, sr_vtype type, const sr_sa
         if (hl <= 64) memcpy(p, head, 64); /* a constant size: inlined; room has it */
         else memcpy(p, head, hl);
         p += hl;
-        char ts[32];
-        sr_json_ts_put(&tc, s[i].ts, ts);
-        memcpy(p, ts, 24);
+        sr_json_ts_put(&tc, s[i].ts, p); /* 24 bytes and a NUL: room has 32 and more */
         p += 24;
         memcpy(p, "\",\"value\":", 10);
         p += 10;
@@ -663,9 +661,7 @@ static void run_down(vq *q)
             if (hl <= 64) memcpy(p, head, 64); /* a constant size: inlined; room has it */
             else memcpy(p, head, hl);
             p += hl;
-            char ts[32];
-            sr_json_ts_put(&tc, bu[i].start, ts);
-            memcpy(p, ts, 24);
+            sr_json_ts_put(&tc, bu[i].start, p); /* 24 bytes and a NUL: room has 32 and more */
             p += 24;
             *p++ = '"';
             if (mask & AGG_COUNT) {

@@ -331,6 +331,19 @@ void sr_json_ts_put(sr_json_ts *c, int64_t ms, char out[32])
         sr_rfc3339_format(ms, out);
         return;
     }
+    /* one second after the last one, not at a minute's end (a 1 s series):
+     * only the seconds' digits change */
+    if (c->ok && ms - c->last == 1000 && !(c->text[17] == '5' && c->text[18] == '9')) {
+        if (c->text[18] == '9') {
+            c->text[18] = '0';
+            c->text[17]++;
+        } else
+            c->text[18]++;
+        c->last = ms;
+        memcpy(out, c->text, 24);
+        out[24] = 0;
+        return;
+    }
     if (!c->ok || ms < c->day || ms - c->day >= 86400000) {
         int64_t day = (ms >= 0 ? ms : ms - 86399999) / 86400000 * 86400000;
         char t[32];
@@ -359,6 +372,8 @@ void sr_json_ts_put(sr_json_ts *c, int64_t ms, char out[32])
     memcpy(out + 21, dig2 + 2 * (f % 100), 2);
     out[23] = 'Z';
     out[24] = 0;
+    memcpy(c->text, out, 24);
+    c->last = ms;
 }
 
 int sr_json_write(sr_buf *b, json_t *v)

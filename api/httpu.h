@@ -30,9 +30,11 @@ int sr_json_i64(char *t, int64_t v);
  * characters and a NUL), the "YYYY-MM-DDT" of the last day kept (values
  * come in time order). Zero-initialise: sr_json_ts c = {0}. */
 typedef struct sr_json_ts {
-    int64_t day; /* ms of the cached day's start */
+    int64_t day;  /* ms of the cached day's start */
+    int64_t last; /* the last time written, when ok */
     int ok;
     char date[12];
+    char text[24]; /* the last time's text */
 } sr_json_ts;
 #define SR_JSON_TS_MAX ((int64_t)1 << 60)
 void sr_json_ts_put(sr_json_ts *c, int64_t ms, char out[32]);

@@ -211,6 +211,9 @@ Test(jsonw, timestamps)
         for (int64_t k = -3000; k <= 3000; k++) ts_check(&c, t0 + k);
         for (int64_t k = 5000; k >= -5000; k -= 7) ts_check(&c, t0 + k * 1000);
         for (int64_t k = 0; k < 400; k++) ts_check(&c, t0 + k * 86400000 + 86399999);
+        /* 1 s steps forward over minutes, hours, the day, from several phases */
+        for (int64_t ph = 0; ph < 3; ph++)
+            for (int64_t k = -4000; k <= 4000; k++) ts_check(&c, t0 + ph * 333 + k * 1000);
     }
     /* past year 9999 and before year 0: no fixed width, not cached */
     int64_t y10k;
