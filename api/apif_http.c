@@ -78,6 +78,7 @@ void sr_apif_free(sr_apif *a)
     sr_apif_store_free(a);
     sr_tokens_free(a->tokens);
     free(a);
+    sr_http_buf_drain(); /* the answers are all sent: the kept buffers go */
 }
 
 /* ---- tokens and grants --------------------------------------------------- */
@@ -403,77 +404,79 @@ static int put_s(sr_buf *b, const char *s, size_t n) { return sr_buf_append(b, s
 #define PUT_LIT(b, lit) put_s(b, lit, sizeof lit - 1)
 
 #define put_json_string sr_json_put_string
-#define fmt_number sr_json_number
 
-static int put_number(sr_buf *b, double f)
+/* Room for `need` more bytes past b->len: where to write, or NULL (no memory).
+ * The writers below reserve once for a whole series (an estimate) and only
+ * check per value, then write with a pointer: no call per field. */
+static inline char *room(sr_buf *b, size_t need)
 {
-    char t[40];
-    int n = fmt_number(t, f);
-    return n ? put_s(b, t, (size_t)n) : SR_EINVAL;
+    if (b->cap - b->len < need && sr_buf_reserve(b, need)) return NULL;
+    return (char *)b->data + b->len;
+}
+
+/* {"dataId":"<id>","timestamp":" of one point into h (at most 160 bytes:
+ * ids are [A-Za-z0-9._-]{1,64}, nothing escaped); its length */
+static size_t value_head(char h[160], const char *data_id)
+{
+    size_t il = strnlen(data_id, 71);
+    memcpy(h, "{\"dataId\":\"", 11);
+    memcpy(h + 11, data_id, il);
+    memcpy(h + 11 + il, "\",\"timestamp\":\"", 15);
+    return 26 + il;
 }
 
 /* {"dataId":..,"timestamp":..,"value":..,"quality":..} for n samples,
  * comma-separated; *first is 1 before the first value of the array */
 static int put_values(sr_buf *b, const char *data_id, sr_vtype type, const sr_sample *s, size_t n, int *first)
 {
-    static const char *qn[] = {"\"GOOD\"}", "\"UNCERTAIN\"}", "\"BAD\"}", "\"NO_DATA\"}"};
-    sr_buf head;
-    sr_buf_init(&head);
-    int rc = PUT_LIT(&head, "{\"dataId\":");
-    if (!rc) rc = put_json_string(&head, data_id, strlen(data_id));
-    if (!rc) rc = PUT_LIT(&head, ",\"timestamp\":\"");
-    /* numbers, integers and booleans: each value composed in one line */
-    char line[512];
-    int fast = type != SR_VT_STRING && head.len < sizeof line - 128;
-    for (size_t i = 0; !rc && fast && i < n; i++) {
-        size_t l = 0;
-        if (!*first) line[l++] = ',';
+    static const char qn[4][14] = {"\"GOOD\"}", "\"UNCERTAIN\"}", "\"BAD\"}", "\"NO_DATA\"}"};
+    static const uint8_t ql[4] = {7, 12, 6, 10};
+    char head[160];
+    size_t hl = value_head(head, data_id);
+    sr_json_ts tc = {0};
+    int kh = 0; /* decimal places of the last value (sr_json_number_k) */
+    /* the most one value takes: , head ts(24) ","value": number(40) ,"quality": "UNCERTAIN"} */
+    size_t most = 1 + hl + 24 + 10 + 40 + 11 + 14; /* > 1 + 64 */
+    if (type != SR_VT_STRING && n && !room(b, n * (hl + 64) + most)) return SR_ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+        char *p = room(b, most), *p0 = p;
+        if (!p) return SR_ENOMEM;
+        if (!*first) *p++ = ',';
         *first = 0;
-        memcpy(line + l, head.data, head.len);
-        l += head.len;
-        sr_rfc3339_format(s[i].ts, line + l);
-        l += 24;
-        memcpy(line + l, "\",\"value\":", 10);
-        l += 10;
-        if (type == SR_VT_INTEGER) l += (size_t)snprintf(line + l, 24, "%lld", (long long)s[i].v.i);
-        else if (type == SR_VT_BOOL) {
-            memcpy(line + l, s[i].v.b ? "true" : "false", s[i].v.b ? 4 : 5);
-            l += s[i].v.b ? 4 : 5;
-        } else {
-            int m = fmt_number(line + l, s[i].v.f);
-            if (!m) rc = SR_EINVAL;
-            l += (size_t)m;
+        if (hl <= 64) memcpy(p, head, 64); /* a constant size: inlined; room has it */
+        else memcpy(p, head, hl);
+        p += hl;
+        sr_json_ts_put(&tc, s[i].ts, p); /* 24 bytes and a NUL: room has 32 and more */
+        p += 24;
+        memcpy(p, "\",\"value\":", 10);
+        p += 10;
+        switch (type) {
+        case SR_VT_INTEGER: p += sr_json_i64(p, s[i].v.i); break;
+        case SR_VT_BOOL:
+            memcpy(p, s[i].v.b ? "true" : "false", s[i].v.b ? 4 : 5);
+            p += s[i].v.b ? 4 : 5;
+            break;
+        case SR_VT_STRING: {
+            b->len += (size_t)(p - p0);
+            int rc = sr_json_put_string(b, s[i].v.str.s, s[i].v.str.slen);
+            if (rc || !(p = p0 = room(b, 11 + 14))) return rc ? rc : SR_ENOMEM;
+            break;
         }
-        memcpy(line + l, ",\"quality\":", 11);
-        l += 11;
-        const char *q = qn[s[i].quality <= 3 ? s[i].quality : 0];
-        size_t ql = strlen(q);
-        memcpy(line + l, q, ql);
-        l += ql;
-        if (!rc) rc = put_s(b, line, l);
-    }
-    for (size_t i = 0; !rc && !fast && i < n; i++) {
-        char t[32], num[24];
-        if (!*first) rc = PUT_LIT(b, ",");
-        *first = 0;
-        sr_rfc3339_format(s[i].ts, t);
-        if (!rc) rc = put_s(b, (const char *)head.data, head.len);
-        if (!rc) rc = put_s(b, t, 24);
-        if (!rc) rc = PUT_LIT(b, "\",\"value\":");
-        if (!rc) switch (type) {
-            case SR_VT_INTEGER: rc = put_s(b, num, (size_t)snprintf(num, sizeof num, "%lld", (long long)s[i].v.i)); break;
-            case SR_VT_BOOL: rc = s[i].v.b ? PUT_LIT(b, "true") : PUT_LIT(b, "false"); break;
-            case SR_VT_STRING: rc = put_json_string(b, s[i].v.str.s, s[i].v.str.slen); break;
-            default: rc = put_number(b, s[i].v.f); break;
-            }
-        if (!rc) rc = PUT_LIT(b, ",\"quality\":");
-        if (!rc) {
-            const char *q = qn[s[i].quality <= 3 ? s[i].quality : 0];
-            rc = put_s(b, q, strlen(q));
+        default: {
+            int m = sr_json_number_k(p, s[i].v.f, &kh);
+            if (!m) return SR_EINVAL;
+            p += m;
+            break;
         }
+        }
+        memcpy(p, ",\"quality\":", 11);
+        p += 11;
+        unsigned q = s[i].quality <= 3 ? s[i].quality : 0;
+        memcpy(p, qn[q], 14); /* room for the longest; only ql[q] count */
+        p += ql[q];
+        b->len += (size_t)(p - p0);
     }
-    sr_buf_release(&head);
-    return rc;
+    return SR_OK;
 }
 
 static int hexd(char c)
@@ -532,12 +535,17 @@ static void stored_latest(sr_apif *a, h2o_req_t *req, const atoken *t)
         sr_buf_release(&strings);
         return sr_http_result(req, 0, "E9001", sr_strerror(rc), NULL);
     }
-    json_t *vals = json_array();
-    for (size_t i = 0; i < n; i++)
-        if (found[i]) json_array_append_new(vals, sample_json(ids[i], types[i], &s[i]));
-    json_t *o = json_pack("{s:o}", "values", vals);
-    sr_http_jsonv(req, 200, o);
-    json_decref(o);
+    /* the same writer as the raw values, into a recycled buffer sent as it is */
+    sr_buf out;
+    sr_http_buf_get(&out);
+    int first = 1;
+    rc = PUT_LIT(&out, "{\"values\":[");
+    for (size_t i = 0; i < n && !rc; i++)
+        if (found[i]) rc = put_values(&out, ids[i], types[i], &s[i], 1, &first);
+    if (!rc) rc = PUT_LIT(&out, "]}");
+    if (rc) sr_http_result(req, 0, "E9001", sr_strerror(rc), NULL);
+    else sr_http_json_buf(req, 200, &out);
+    sr_http_buf_put(&out);
     sr_buf_release(&strings);
 }
 
@@ -615,12 +623,12 @@ typedef struct vq {
     char msg[160];
 } vq;
 
-static void vq_free(sr_http_ctx *h) { sr_buf_release(&((vq *)h)->out); }
+static void vq_free(sr_http_ctx *h) { sr_http_buf_put(&((vq *)h)->out); }
 
 static void run_down(vq *q)
 {
     sr_buf *out = &q->out, bk;
-    sr_buf_init(&bk);
+    sr_http_buf_get(&bk);
     int mask = q->mask;
     int rc = PUT_LIT(out, "{\"values\":[");
     int first = 1;
@@ -632,30 +640,48 @@ static void run_down(vq *q)
         }
         bk.len = 0;
         if ((rc = sr_engine_downsample(q->a->eng, q->info[k].point, q->from, q->to, q->interval, q->fill, &bk))) break;
-        sr_buf head;
-        sr_buf_init(&head);
-        rc = PUT_LIT(&head, "{\"dataId\":");
-        if (!rc) rc = put_json_string(&head, q->ids[k], strlen(q->ids[k]));
-        if (!rc) rc = PUT_LIT(&head, ",\"timestamp\":\"");
+        char head[160];
+        size_t hl = value_head(head, q->ids[k]);
+        sr_json_ts tc = {0};
+        int kh = 0; /* decimal places of the last number (sr_json_number_k) */
+        /* the most one bucket takes: , head ts(24) " + 7 fields of ,"first": and a number + ,"filled":true} */
+        size_t most = 1 + hl + 24 + 1 + 7 * (10 + 40) + 15 + 1; /* > 1 + 64 */
         const sr_bucket *bu = (const sr_bucket *)bk.data;
-        for (size_t i = 0; !rc && i < bk.len / sizeof *bu; i++) {
-            char ts[32], num[32];
-            int empty = bu[i].count == 0 && !bu[i].filled;
-            if (!first) rc = PUT_LIT(out, ",");
-            first = 0;
-            sr_rfc3339_format(bu[i].start, ts);
-            if (!rc) rc = put_s(out, (const char *)head.data, head.len);
-            if (!rc) rc = put_s(out, ts, 24);
-            if (!rc) rc = PUT_LIT(out, "\"");
-#define FIELD(flag, name, expr)                                                                                        \
-    if (!rc && (mask & (flag))) {                                                                                      \
-        rc = PUT_LIT(out, ",\"" name "\":");                                                                          \
-        if (!rc) rc = empty ? PUT_LIT(out, "null") : put_number(out, (expr));                                        \
-    }
-            if (!rc && (mask & AGG_COUNT)) {
-                rc = PUT_LIT(out, ",\"count\":");
-                if (!rc) rc = put_s(out, num, (size_t)snprintf(num, sizeof num, "%llu", (unsigned long long)bu[i].count));
+        size_t nb = bk.len / sizeof *bu;
+        if (nb && !room(out, nb * (hl + 120))) rc = SR_ENOMEM;
+        for (size_t i = 0; !rc && i < nb; i++) {
+            char *p = room(out, most), *p0 = p;
+            if (!p) {
+                rc = SR_ENOMEM;
+                break;
             }
+            int empty = bu[i].count == 0 && !bu[i].filled;
+            if (!first) *p++ = ',';
+            first = 0;
+            if (hl <= 64) memcpy(p, head, 64); /* a constant size: inlined; room has it */
+            else memcpy(p, head, hl);
+            p += hl;
+            sr_json_ts_put(&tc, bu[i].start, p); /* 24 bytes and a NUL: room has 32 and more */
+            p += 24;
+            *p++ = '"';
+            if (mask & AGG_COUNT) {
+                memcpy(p, ",\"count\":", 9);
+                p += 9;
+                p += sr_json_u64(p, bu[i].count);
+            }
+#define FIELD(flag, name, expr)                                                                                        \
+    if (mask & (flag)) {                                                                                               \
+        memcpy(p, ",\"" name "\":", sizeof name + 3);                                                                  \
+        p += sizeof name + 3;                                                                                          \
+        if (empty) {                                                                                                   \
+            memcpy(p, "null", 4);                                                                                      \
+            p += 4;                                                                                                    \
+        } else {                                                                                                       \
+            int m_ = sr_json_number_k(p, (expr), &kh);                                                                 \
+            if (!m_) rc = SR_EINVAL;                                                                                   \
+            p += m_;                                                                                                   \
+        }                                                                                                              \
+    }
             FIELD(AGG_MIN, "min", bu[i].min)
             FIELD(AGG_MAX, "max", bu[i].max)
             FIELD(AGG_AVG, "avg", bu[i].count ? bu[i].sum / (double)bu[i].count : bu[i].last)
@@ -663,14 +689,17 @@ static void run_down(vq *q)
             FIELD(AGG_FIRST, "first", bu[i].first)
             FIELD(AGG_LAST, "last", bu[i].last)
 #undef FIELD
-            if (!rc && bu[i].filled) rc = PUT_LIT(out, ",\"filled\":true");
-            if (!rc) rc = PUT_LIT(out, "}");
+            if (bu[i].filled) {
+                memcpy(p, ",\"filled\":true", 14);
+                p += 14;
+            }
+            *p++ = '}';
+            out->len += (size_t)(p - p0);
         }
-        sr_buf_release(&head);
     }
     if (!rc) rc = PUT_LIT(out, "],\"nextCursor\":null}");
     q->rc = rc;
-    sr_buf_release(&bk);
+    sr_http_buf_put(&bk);
 }
 
 /* Raw values of one or more points: point after point, each in time order
@@ -679,7 +708,7 @@ static void run_down(vq *q)
 static void run_raw(vq *q)
 {
     sr_buf *out = &q->out, samples, strings;
-    sr_buf_init(&samples);
+    sr_http_buf_get(&samples); /* ~3 MB for a day of values: a recycled one */
     sr_buf_init(&strings);
     size_t left = q->limit;
     char next[64] = "";
@@ -706,7 +735,7 @@ static void run_raw(vq *q)
     if (!rc) rc = next[0] ? put_json_string(out, next, strlen(next)) : PUT_LIT(out, "null");
     if (!rc) rc = PUT_LIT(out, "}");
     q->rc = rc;
-    sr_buf_release(&samples);
+    sr_http_buf_put(&samples);
     sr_buf_release(&strings);
 }
 
@@ -726,7 +755,7 @@ static void vq_after(uv_work_t *w, int status)
         if (status) sr_http_result(req, 0, "E9001", "the query was cancelled", NULL);
         else if (q->code) sr_http_result(req, 0, q->code, q->msg, NULL);
         else if (q->rc) sr_http_result(req, 0, "E9001", sr_strerror(q->rc), NULL);
-        else sr_http_json(req, 200, (const char *)q->out.data, q->out.len);
+        else sr_http_json_buf(req, 200, &q->out);
     }
     sr_http_ctx_unref(&q->h);
 }
@@ -737,7 +766,7 @@ static void stored_values(sr_apif *a, h2o_req_t *req, const atoken *t)
     if (!q) return sr_http_result(req, 0, "E9001", "out of memory", NULL);
     q->h.on_free = vq_free;
     q->a = a;
-    sr_buf_init(&q->out);
+    sr_http_buf_get(&q->out);
     char v[64];
     size_t n = query_ids(req, q->ids, 100);
     if (!n || n > 100) return sr_http_result(req, 0, "E1001", "dataId: 1..100 data IDs", NULL);

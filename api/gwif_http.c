@@ -486,6 +486,10 @@ static void on_accept(uv_stream_t *listener, int status)
         uv_close((uv_handle_t *)&hc->tcp, on_conn_closed);
         return;
     }
+    /* an answer goes out as h2o writes it, not held back by Nagle's algorithm
+     * waiting for the ACK of the previous segment (h2o's libuv binding does
+     * not set it) */
+    uv_tcp_nodelay(&hc->tcp, 1);
     h2o_socket_t *sock = h2o_uv_socket_create((uv_stream_t *)&hc->tcp, on_conn_closed);
     h2o_accept(&g->accept, sock);
 }

@@ -1,10 +1,13 @@
 /* api/httpu.c -- see httpu.h. */
 #include "api/httpu.h"
 
+#include "codecs/rfc3339.h"
 #include "engine/sr_error.h"
 #include "storage/crypto.h"
 
 #include <math.h>
+#include <openssl/evp.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,21 +15,84 @@
 #include <strings.h>
 #include <time.h>
 
-void sr_http_json(h2o_req_t *req, int status, const char *body, size_t len)
+static void json_start(h2o_req_t *req, int status, size_t len)
 {
     static const char *reasons[] = {"OK", "Created", "Accepted"};
     req->res.status = status;
     req->res.reason = status >= 200 && status <= 202 ? reasons[status - 200] : "Error";
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, H2O_STRLIT("application/json"));
     if (status == 429) h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL, H2O_STRLIT("1"));
-    /* one copy into the request's pool, and a Content-Length (h2o_send_inline
-     * would copy again and answer chunked) */
     static h2o_generator_t gen = {NULL, NULL};
-    h2o_iovec_t buf = h2o_strdup(&req->pool, body, len);
     req->res.content_length = len;
     h2o_start_response(req, &gen);
+}
+
+static void json_send(h2o_req_t *req, h2o_iovec_t *buf)
+{
     if (h2o_memis(req->method.base, req->method.len, H2O_STRLIT("HEAD"))) h2o_send(req, NULL, 0, H2O_SEND_STATE_FINAL);
-    else h2o_send(req, &buf, 1, H2O_SEND_STATE_FINAL);
+    else h2o_send(req, buf, 1, H2O_SEND_STATE_FINAL);
+}
+
+void sr_http_json(h2o_req_t *req, int status, const char *body, size_t len)
+{
+    /* one copy into the request's pool, and a Content-Length (h2o_send_inline
+     * would copy again and answer chunked) */
+    h2o_iovec_t buf = h2o_strdup(&req->pool, body, len);
+    json_start(req, status, len);
+    json_send(req, &buf);
+}
+
+/* ---- answer buffers ------------------------------------------------------- */
+
+enum { BUF_KEEP = 8, BUF_KEEP_MAX = 32 << 20 };
+static pthread_mutex_t buf_mu = PTHREAD_MUTEX_INITIALIZER;
+static sr_buf buf_kept[BUF_KEEP];
+static size_t buf_nkept;
+
+void sr_http_buf_get(sr_buf *b)
+{
+    sr_buf_init(b);
+    pthread_mutex_lock(&buf_mu);
+    if (buf_nkept) *b = buf_kept[--buf_nkept];
+    pthread_mutex_unlock(&buf_mu);
+    b->len = 0;
+}
+
+void sr_http_buf_put(sr_buf *b)
+{
+    if (b->data && b->cap <= BUF_KEEP_MAX) {
+        pthread_mutex_lock(&buf_mu);
+        int kept = buf_nkept < BUF_KEEP;
+        if (kept) buf_kept[buf_nkept++] = *b;
+        pthread_mutex_unlock(&buf_mu);
+        if (kept) {
+            sr_buf_init(b);
+            return;
+        }
+    }
+    sr_buf_release(b);
+}
+
+void sr_http_buf_drain(void)
+{
+    pthread_mutex_lock(&buf_mu);
+    while (buf_nkept) sr_buf_release(&buf_kept[--buf_nkept]);
+    pthread_mutex_unlock(&buf_mu);
+}
+
+static void on_buf_dispose(void *slot)
+{
+    sr_http_buf_put((sr_buf *)slot);
+}
+
+void sr_http_json_buf(h2o_req_t *req, int status, sr_buf *b)
+{
+    sr_buf *slot = h2o_mem_alloc_shared(&req->pool, sizeof *slot, on_buf_dispose);
+    *slot = *b;
+    sr_buf_init(b);
+    h2o_iovec_t buf = h2o_iovec_init(slot->data, slot->len);
+    json_start(req, status, slot->len);
+    json_send(req, &buf);
 }
 
 #define PUT_LIT(b, lit) sr_buf_append(b, lit, sizeof lit - 1)
@@ -56,12 +122,166 @@ int sr_json_put_string(sr_buf *b, const char *s, size_t n)
     return rc ? rc : PUT_LIT(b, "\"");
 }
 
+/* ---- numbers and timestamps of the value writers ----------------------------
+ * These run once per value of every answer (86,400 for a day of 1 s values),
+ * so they avoid printf/strtod where the result can be computed exactly. The
+ * text is the same as the reference definition below, byte for byte
+ * (tests/api/test_jsonw.c compares them over millions of values). */
+
+static const char dig2[200] = "0001020304050607080910111213141516171819202122232425262728293031323334353637383940414243444546474849"
+                              "5051525354555657585960616263646566676869707172737475767778798081828384858687888990919293949596979899";
+
+/* the decimal digits of u into the END of d[20]; their count */
+static inline int u64_digits(uint64_t u, char d[20])
+{
+    char *p = d + 20;
+    while (u >= 100) {
+        unsigned r = (unsigned)(u % 100);
+        u /= 100;
+        p -= 2;
+        memcpy(p, dig2 + 2 * r, 2);
+    }
+    if (u >= 10) {
+        p -= 2;
+        memcpy(p, dig2 + 2 * u, 2);
+    } else
+        *--p = (char)('0' + u);
+    return (int)(d + 20 - p);
+}
+
+int sr_json_u64(char *t, uint64_t v)
+{
+    char d[20];
+    int n = u64_digits(v, d);
+    memcpy(t, d + 20 - n, (size_t)n);
+    return n;
+}
+
+int sr_json_i64(char *t, int64_t v)
+{
+    if (v >= 0) return sr_json_u64(t, (uint64_t)v);
+    t[0] = '-';
+    return 1 + sr_json_u64(t + 1, (uint64_t)0 - (uint64_t)v);
+}
+
+__extension__ typedef unsigned __int128 u128;
+
+/* 10^k, k = 0..22, exact in 128 bits */
+#define P10W_19 ((u128)10000000000000000000ull)
+static const u128 p10w_tab[23] = {1ull, 10ull, 100ull, 1000ull, 10000ull, 100000ull, 1000000ull, 10000000ull,
+                                  100000000ull, 1000000000ull, 10000000000ull, 100000000000ull, 1000000000000ull,
+                                  10000000000000ull, 100000000000000ull, 1000000000000000ull, 10000000000000000ull,
+                                  100000000000000000ull, 1000000000000000000ull, P10W_19, P10W_19 * 10,
+                                  P10W_19 * 100, P10W_19 * 1000};
+#define p10w(k) p10w_tab[k]
+
+/* The shortest of %.15g, %.16g, %.17g that reads back as f, computed
+ * exactly: f = m * 2^-q (m the 53-bit significand), the N-digit rounding of
+ * f is D = round-half-even(m * 10^k / 2^q) with k = N - 1 - X, and D * 10^-k
+ * reads back as f when it is within half a unit in the last place of f (ties
+ * to the even significand, a quarter below a power of two). Only the plain
+ * notation %g gives for -4 <= X < N, with q in 1..68 and k <= 21 (128-bit
+ * products); otherwise 0 and the caller prints. */
+static int shortest_g(char *t, double f)
+{
+    double a = fabs(f);
+    int e;
+    double fr = frexp(a, &e);
+    uint64_t m = (uint64_t)ldexp(fr, 53);
+    int q = 53 - e;
+    if (q < 1 || q > 68 || m < (1ull << 52)) return 0;
+    int x0 = (int)floor(log10(a));
+    for (int nd = 15; nd <= 17; nd++) {
+        int x = x0;
+        uint64_t d = 0;
+        u128 lo = p10w(nd - 1), hi = lo * 10;
+        for (int tries = 0;; tries++) { /* x such that 10^x <= |f| < 10^(x+1) */
+            int k = nd - 1 - x;
+            if (x < -4 || x >= nd || k > 21 || tries > 3) return 0;
+            u128 num = (u128)m * p10w(k);
+            u128 r = num >> q; /* the floor of |f| * 10^k */
+            if (r >= hi) x++;
+            else if (r < lo) x--;
+            else {
+                u128 rem = num & (((u128)1 << q) - 1), half = (u128)1 << (q - 1);
+                if (rem > half || (rem == half && (r & 1))) r++;
+                if (r == hi) { /* 9.99..5 rounds up to the next power of ten */
+                    r = lo;
+                    x++;
+                    if (x >= nd) return 0;
+                }
+                d = (uint64_t)r;
+                break;
+            }
+        }
+        int k = nd - 1 - x;
+        if (nd < 17) { /* does D * 10^-k read back as f? */
+            u128 lhs = (u128)d << q, rhs = (u128)m * p10w(k), tk = p10w(k);
+            int below = lhs < rhs;
+            u128 diff = below ? rhs - lhs : lhs - rhs;
+            u128 scaled = diff * (below && m == (1ull << 52) ? 4 : 2);
+            if (scaled > tk || (scaled == tk && (m & 1))) continue;
+        }
+        char dg[20];
+        u64_digits(d, dg);
+        const char *s = dg + 20 - nd; /* exactly nd digits */
+        int last = nd;                /* strip the fraction's trailing zeros */
+        int ip = nd - k;              /* digits before the point */
+        while (last > (ip > 0 ? ip : 0) && s[last - 1] == '0') last--;
+        int n = 0;
+        if (f < 0) t[n++] = '-';
+        if (ip > 0) {
+            memcpy(t + n, s, (size_t)ip);
+            n += ip;
+            if (last > ip) {
+                t[n++] = '.';
+                memcpy(t + n, s + ip, (size_t)(last - ip));
+                n += last - ip;
+            }
+        } else {
+            t[n++] = '0';
+            t[n++] = '.';
+            memset(t + n, '0', (size_t)-ip);
+            n += -ip;
+            memcpy(t + n, s, (size_t)last);
+            n += last;
+        }
+        return n;
+    }
+    return 0;
+}
+
 /* A double as JSON into t (at least 40 bytes); the length. Decimals of up to
  * 6 places below 10^15 (what gateways send) are written from their integer
  * mantissa: m / 10^k == f exactly, so the text reads back as f. Anything else
  * takes the shortest %.Ng (N = 15..17) that reads back as f. A real always
  * has a '.' (as jansson writes it). */
-int sr_json_number(char *t, double f)
+/* a decimal u / 10^k (u < 10^15, k <= 6) into t: the digits right-aligned at
+ * d + 20, then copied in two fixed-size moves (inlined): the integer part,
+ * and after the point the k decimals (what is copied past them is
+ * overwritten later or lies past the length) */
+static inline int put_decimal(char *t, int neg, uint64_t u, int k)
+{
+    char d[40] = {0};
+    int nd = u64_digits(u, d);
+    while (nd <= k) d[20 - ++nd] = '0'; /* a leading 0 before the point */
+    const char *s = d + 20 - nd;
+    int n = 0, ip = nd - k;
+    if (neg) t[n++] = '-';
+    memcpy(t + n, s, 16);
+    n += ip;
+    t[n++] = '.';
+    if (!k) {
+        t[n++] = '0';
+        return n;
+    }
+    memcpy(t + n, s + ip, 8);
+    return n + k;
+}
+
+int sr_json_number(char *t, double f) { return sr_json_number_k(t, f, NULL); }
+
+int sr_json_number_k(char *t, double f, int *khint)
 {
     static const double p10[] = {1, 10, 100, 1e3, 1e4, 1e5, 1e6};
     if (!isfinite(f)) {
@@ -69,43 +289,91 @@ int sr_json_number(char *t, double f)
         return 4;
     }
     double a = fabs(f);
-    if (a < 1e15 && (f != 0 || !signbit(f)))
-        for (int k = 0; k <= 6; k++) {
+    if (a < 1e15 && (f != 0 || !signbit(f))) {
+        /* The places of the previous value first: if m = a * 10^k is an
+         * integer not ending in 0, no fewer places work (a fewer-place u'
+         * would make m exactly u' * 10^(k-k'), a multiple of 10), so the
+         * loop below would stop at this k too. */
+        int k = khint ? *khint : 0;
+        if (k > 0 && k <= 6) {
+            double m = a * p10[k];
+            int64_t u = (int64_t)(m < 1e15 ? m : 0);
+            if (m < 1e15 && (double)u == m && u % 10 && m / p10[k] == a) return put_decimal(t, f < 0, (uint64_t)u, k);
+        }
+        for (k = 0; k <= 6; k++) {
             double m = a * p10[k];
             if (m >= 1e15) break;
-            if (m != floor(m) || m / p10[k] != a) continue;
-            uint64_t u = (uint64_t)m;
-            char d[24];
-            int nd = 0;
-            do {
-                d[nd++] = (char)('0' + u % 10);
-                u /= 10;
-            } while (u);
-            while (nd <= k) d[nd++] = '0'; /* a leading 0 before the point */
-            int n = 0;
-            if (f < 0) t[n++] = '-';
-            for (int i = nd - 1; i >= 0; i--) {
-                t[n++] = d[i];
-                if (i == k && k) t[n++] = '.';
-            }
-            if (!k) {
-                t[n++] = '.';
-                t[n++] = '0';
-            }
-            return n;
+            int64_t u = (int64_t)m; /* 0 <= m < 10^15: its floor */
+            if ((double)u != m || m / p10[k] != a) continue;
+            if (khint) *khint = k;
+            return put_decimal(t, f < 0, (uint64_t)u, k);
         }
+    }
+    int n = shortest_g(t, f);
+    if (n) goto point;
     /* the shortest of %.15g, %.16g, %.17g that reads back as f */
-    int n = 0;
     for (int prec = 15; prec <= 17; prec++) {
         n = snprintf(t, 40, "%.*g", prec, f);
         if (n <= 0 || n >= 37) return 0;
         if (strtod(t, NULL) == f) break;
     }
-    if (!strpbrk(t, ".eE")) {
+point:
+    if (!memchr(t, '.', (size_t)n) && !memchr(t, 'e', (size_t)n) && !memchr(t, 'E', (size_t)n)) {
         t[n++] = '.';
         t[n++] = '0';
     }
     return n;
+}
+
+void sr_json_ts_put(sr_json_ts *c, int64_t ms, char out[32])
+{
+    if (ms < -SR_JSON_TS_MAX || ms > SR_JSON_TS_MAX) {
+        sr_rfc3339_format(ms, out);
+        return;
+    }
+    /* one second after the last one, not at a minute's end (a 1 s series):
+     * only the seconds' digits change */
+    if (c->ok && ms - c->last == 1000 && !(c->text[17] == '5' && c->text[18] == '9')) {
+        if (c->text[18] == '9') {
+            c->text[18] = '0';
+            c->text[17]++;
+        } else
+            c->text[18]++;
+        c->last = ms;
+        memcpy(out, c->text, 24);
+        out[24] = 0;
+        return;
+    }
+    if (!c->ok || ms < c->day || ms - c->day >= 86400000) {
+        int64_t day = (ms >= 0 ? ms : ms - 86399999) / 86400000 * 86400000;
+        char t[32];
+        sr_rfc3339_format(day, t);
+        /* a year outside 0000..9999 has no fixed-width form: not cached */
+        if (t[0] < '0' || t[0] > '9' || t[4] != '-' || t[10] != 'T' || strlen(t) != 24) {
+            c->ok = 0;
+            sr_rfc3339_format(ms, out);
+            return;
+        }
+        memcpy(c->date, t, 11);
+        c->day = day;
+        c->ok = 1;
+    }
+    /* unsigned 32-bit divisions by constants: multiplications */
+    uint32_t r = (uint32_t)(ms - c->day), sod = r / 1000, f = r - sod * 1000;
+    uint32_t h = sod / 3600, rem = sod - h * 3600, mi = rem / 60, s = rem - mi * 60;
+    memcpy(out, c->date, 11);
+    memcpy(out + 11, dig2 + 2 * h, 2);
+    out[13] = ':';
+    memcpy(out + 14, dig2 + 2 * mi, 2);
+    out[16] = ':';
+    memcpy(out + 17, dig2 + 2 * s, 2);
+    out[19] = '.';
+    out[20] = (char)('0' + f / 100);
+    memcpy(out + 21, dig2 + 2 * (f % 100), 2);
+    out[23] = 'Z';
+    out[24] = 0;
+    memcpy(c->text, out, 24);
+    c->last = ms;
 }
 
 int sr_json_write(sr_buf *b, json_t *v)
@@ -295,7 +563,22 @@ struct sr_tokens {
     uint32_t *ix;  /* open addressing: entry index + 1; 0 empty; TOMB removed */
     size_t mask, tombs;
     void (*drop)(void *);
+    /* SHA-256 for every request's token: the digest fetched once and one
+     * context reused (OpenSSL's one-shot SHA256() fetches the algorithm
+     * under a lock and allocates a context each time: ~8 % of a latest-value
+     * request on the loop). NULL: sr_sha256. */
+    EVP_MD *md;
+    EVP_MD_CTX *mdc;
 };
+
+static void tok_hash(sr_tokens *t, const void *p, size_t n, uint8_t out[32])
+{
+    unsigned len = 0;
+    if (t->mdc && EVP_DigestInit_ex2(t->mdc, t->md, NULL) == 1 && EVP_DigestUpdate(t->mdc, p, n) == 1 &&
+        EVP_DigestFinal_ex(t->mdc, out, &len) == 1 && len == 32)
+        return;
+    sr_sha256(p, n, out);
+}
 
 #define TOMB UINT32_MAX
 
@@ -325,6 +608,8 @@ sr_tokens *sr_tokens_new(size_t max, size_t payload, void (*drop)(void *))
         return NULL;
     }
     t->mask = slots - 1;
+    t->md = EVP_MD_fetch(NULL, "SHA256", NULL);
+    t->mdc = t->md ? EVP_MD_CTX_new() : NULL;
     t->max = max;
     t->payload = payload;
     t->stride = (sizeof(tok_head) + payload + 15) & ~(size_t)15;
@@ -336,6 +621,8 @@ void sr_tokens_free(sr_tokens *t)
 {
     if (!t) return;
     for (size_t i = 0; t->drop && i < t->n; i++) t->drop(tok_at(t, i) + 1);
+    EVP_MD_CTX_free(t->mdc);
+    EVP_MD_free(t->md);
     free(t->e);
     free(t->ix);
     free(t);
@@ -378,7 +665,7 @@ void *sr_tokens_find(sr_tokens *t, h2o_req_t *req)
 void *sr_tokens_lookup(sr_tokens *t, const char *token, size_t len)
 {
     uint8_t hash[32];
-    sr_sha256(token, len, hash);
+    tok_hash(t, token, len, hash);
     for (size_t p = tok_h(hash) & t->mask; t->ix[p]; p = (p + 1) & t->mask) {
         if (t->ix[p] == TOMB) continue;
         tok_head *h = tok_at(t, t->ix[p] - 1);
@@ -404,7 +691,7 @@ void *sr_tokens_add(sr_tokens *t, int64_t ttl_ms, char hex[65], int64_t *expires
     sr_hex(raw, 32, hex);
     tok_head *h = tok_at(t, t->n);
     memset(h, 0, t->stride);
-    sr_sha256(hex, 64, h->hash);
+    tok_hash(t, hex, 64, h->hash);
     h->expires = *expires = now + ttl_ms;
     size_t p = tok_h(h->hash) & t->mask;
     while (t->ix[p] && t->ix[p] != TOMB) p = (p + 1) & t->mask;

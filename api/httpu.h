@@ -20,6 +20,38 @@ int sr_json_write(sr_buf *b, json_t *v);
 int sr_json_put_string(sr_buf *b, const char *s, size_t n);
 /* a double into t (>= 40 bytes): its length, 0 on failure; "null" if not finite */
 int sr_json_number(char *t, double f);
+/* the same, faster for a run of values with the same decimal places: *khint
+ * (start at 0) remembers the places of the last decimal written */
+int sr_json_number_k(char *t, double f, int *khint);
+/* an integer into t (>= 21 bytes, no NUL): its length */
+int sr_json_u64(char *t, uint64_t v);
+int sr_json_i64(char *t, int64_t v);
+/* Timestamps of a value writer: the same text as sr_rfc3339_format (24
+ * characters and a NUL), the "YYYY-MM-DDT" of the last day kept (values
+ * come in time order). Zero-initialise: sr_json_ts c = {0}. */
+typedef struct sr_json_ts {
+    int64_t day;  /* ms of the cached day's start */
+    int64_t last; /* the last time written, when ok */
+    int ok;
+    char date[12];
+    char text[24]; /* the last time's text */
+} sr_json_ts;
+#define SR_JSON_TS_MAX ((int64_t)1 << 60)
+void sr_json_ts_put(sr_json_ts *c, int64_t ms, char out[32]);
+
+/* Send the JSON text in b with status, without a copy: b's memory is taken
+ * (b is left empty) and handed back to the answer buffers below when h2o is
+ * done with the request. */
+void sr_http_json_buf(h2o_req_t *req, int status, sr_buf *b);
+/* Answer buffers: a large answer (a day of raw values is ~8 MB) is written
+ * into a recycled buffer, whose pages are already mapped, instead of a fresh
+ * allocation each time. get gives an empty buffer (maybe with capacity), put
+ * keeps a few (at most 8, of at most 32 MiB each) and frees the others.
+ * Thread-safe (the thread pool writes, the loop sends). */
+void sr_http_buf_get(sr_buf *b);
+void sr_http_buf_put(sr_buf *b);
+/* frees the kept buffers (at exit) */
+void sr_http_buf_drain(void);
 
 /* Send a JSON value (not consumed) with status (sr_json_write). */
 void sr_http_jsonv(h2o_req_t *req, int status, json_t *v);
@@ -47,7 +79,8 @@ void sr_http_ctx_unref(sr_http_ctx *c);
  * SHA-256 with an expiry and the caller's payload (`payload` bytes, zeroed
  * when added). Found by hash in O(1); at most `max` live tokens (expired
  * ones are swept when the table is full). A payload pointer is valid until
- * the next sr_tokens_add or sr_tokens_remove. */
+ * the next sr_tokens_add or sr_tokens_remove. One thread at a time (the
+ * loop's). */
 typedef struct sr_tokens sr_tokens;
 sr_tokens *sr_tokens_new(size_t max, size_t payload, void (*drop)(void *payload));
 void sr_tokens_free(sr_tokens *t);
