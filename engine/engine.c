@@ -1932,7 +1932,18 @@ static int range_once(sr_engine *e, const sr_range_q *q, sink *out, int *retry, 
         if (d.info.first_ts >= hi) break;
         if (d.info.last_ts >= lo) {
             sr_sample s;
-            while ((rc = sr_chunk_dec_next(&d, &s)) == SR_OK) {
+            for (;;) {
+                if (out->agg) {
+                    /* straight into the aggregator, up to the next late sample
+                     * or hi (it drops samples before lo: its from is lo) */
+                    int64_t stop = iov < nov && ov[iov].ts < hi ? ov[iov].ts : hi;
+                    uint64_t fed = 0;
+                    rc = sr_chunk_dec_agg(&d, out->agg, stop, &s, &fed);
+                    out->count += fed;
+                } else {
+                    rc = sr_chunk_dec_next(&d, &s);
+                }
+                if (rc) break;
                 if (s.ts < lo) continue;
                 if (s.ts >= hi) break;
                 /* late samples before it go first; one of the same ts replaces it */

@@ -74,6 +74,13 @@ enum {
 
 #define MANT_MAX ((UINT64_C(1) << 53) - 1) /* |mantissa| <= 2^53 - 1 */
 
+/* the decoder's per-sample steps, inlined into each loop that uses them */
+#if defined(__GNUC__)
+#define SR_INLINE inline __attribute__((always_inline))
+#else
+#define SR_INLINE inline
+#endif
+
 /* ------------------------------------------------------------------------ */
 /* Small helpers                                                             */
 
@@ -732,7 +739,7 @@ int sr_chunk_info_get(const void *chunk, size_t len, sr_chunk_info *out)
 /* Up to 57 bits at bit position pos, left-aligned in *w; returns how many of
  * them lie before the stream end `end` (bits). Bits past the return value
  * are unspecified (but never read outside the chunk). */
-static inline unsigned peek(const uint8_t *p, size_t len, uint64_t pos, uint64_t end, uint64_t *w)
+static SR_INLINE unsigned peek(const uint8_t *p, size_t len, uint64_t pos, uint64_t end, uint64_t *w)
 {
     size_t byte = (size_t)(pos >> 3);
     uint64_t v;
@@ -749,7 +756,7 @@ static inline unsigned peek(const uint8_t *p, size_t len, uint64_t pos, uint64_t
 }
 
 /* Read n bits (0..64) as an unsigned value. */
-static inline int getbits(const uint8_t *p, size_t len, uint64_t *pos, uint64_t end, unsigned n, uint64_t *out)
+static SR_INLINE int getbits(const uint8_t *p, size_t len, uint64_t *pos, uint64_t end, unsigned n, uint64_t *out)
 {
     if (n == 0) {
         *out = 0;
@@ -841,7 +848,7 @@ int sr_chunk_dec_init(sr_chunk_dec *d, const void *chunk, size_t len)
     return SR_OK;
 }
 
-static inline int dec_ts(sr_chunk_dec *d)
+static SR_INLINE int dec_ts(sr_chunk_dec *d)
 {
     const uint64_t end = (uint64_t)d->boff * 8;
     uint64_t w, z;
@@ -873,7 +880,7 @@ static inline int dec_ts(sr_chunk_dec *d)
     return SR_OK;
 }
 
-static inline int dec_number(sr_chunk_dec *d, double *out)
+static SR_INLINE int dec_number(sr_chunk_dec *d, double *out)
 {
     const uint64_t end = (uint64_t)d->len * 8;
     uint64_t pos = d->D_VPOS, w, x;
@@ -926,7 +933,7 @@ static inline int dec_number(sr_chunk_dec *d, double *out)
 /* Version 2: the next mantissa (invariant 7). A code is j < 16 leading
  * zeros then, for j = 0, '1' + w bits of z; for j >= 1, z's w + j bits
  * (whose top bit is the '1'); or 16 zeros and z in 56 bits. */
-static inline int dec_decimal(sr_chunk_dec *d, double *out)
+static SR_INLINE int dec_decimal(sr_chunk_dec *d, double *out)
 {
     if (d->i > 0) {
         const uint64_t end = (uint64_t)d->len * 8;
@@ -1272,4 +1279,256 @@ size_t sr_agg_emit(sr_agg *a, sr_bucket *out, size_t max)
         else a->pos += a->interval;
     }
     return n;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Decoding straight into an aggregator                                      */
+
+/*
+ * sr_chunk_dec_agg: sr_chunk_dec_next + sr_agg_add for every sample, without
+ * the sample in between. Most samples fall in the bucket that the previous
+ * one opened; for those the aggregator's work is a compare against one
+ * bound, worked out once per bucket, plus count/sum/min/max in registers.
+ * Everything else (a chunk's first and last sample, the first sample of a
+ * bucket, samples outside [from, to) or at/after the caller's stop, chunks
+ * with a quality section, booleans, a chunk of another type than the
+ * aggregator's, a closed aggregator) takes the plain path, sample by sample.
+ *
+ * Bit-identical to the plain path: the same decoder steps (dec_ts,
+ * dec_decimal, dec_number, the varint of integers, with their checks), the
+ * same value of each sample (m / 10^k, the XORed bits, (double)int64), the
+ * sum in the same order, and min/max written as the comparisons of
+ * sr_agg_add (v < min ? v : min keeps min when v is NaN, as `if (v < min)`).
+ *
+ * The fast run is valid while ts < bound, with bound = min(end of the current
+ * bucket, to, stop), entered only when the aggregator's current bucket holds
+ * the last sample it accepted and that sample is not newer than the
+ * decoder's previous one: then each later sample of the chunk is newer than
+ * everything accepted (timestamps strictly increase within a chunk), inside
+ * [from, to), GOOD (no quality section) and in the current bucket -- exactly
+ * sr_agg_add's same-bucket case.
+ */
+enum { AGG_V1 = 1, AGG_V2 = 2, AGG_INT = 3 };
+
+static SR_INLINE int agg_value_next(sr_chunk_dec *d, double *v, const int kind)
+{
+    if (kind == AGG_V2) return dec_decimal(d, v);
+    if (kind == AGG_V1) return dec_number(d, v);
+    uint64_t z, pos = d->D_VPOS;
+    if (get_varint(d->p, d->len, &pos, &z)) return SR_ECORRUPT;
+    d->prev_i = (int64_t)((uint64_t)d->prev_i + zz_dec(z));
+    d->D_VPOS = pos;
+    *v = (double)d->prev_i;
+    return SR_OK;
+}
+
+/* The bound of a fast run after the decoder's last sample, or INT64_MIN
+ * (none: the next sample takes the plain path). */
+static inline int64_t agg_bound(const sr_agg *a, int64_t dec_ts, int64_t stop)
+{
+    if (!a->have_cur || dec_ts < a->last_ts) return INT64_MIN;
+    int64_t b = a->cur.start <= INT64_MAX - a->interval ? a->cur.start + a->interval : INT64_MAX;
+    if (a->to < b) b = a->to;
+    return stop < b ? stop : b;
+}
+
+/* The running aggregates of a fast run (in registers). */
+typedef struct agg_run {
+    double sum, mn, mx, last;
+    uint64_t n;
+} agg_run;
+
+static SR_INLINE void run_add(agg_run *u, double v)
+{
+    u->n++;
+    u->sum += v;
+    u->mn = v < u->mn ? v : u->mn;
+    u->mx = v > u->mx ? v : u->mx;
+    u->last = v;
+}
+
+/* A fast run (samples d->i .. count - 2) of any chunk: the decoder's own
+ * steps on a copy that never escapes. Returns 0 at the last sample, 1 on a
+ * sample with ts >= bound (decoded, not added, its value in *vout), -1 if
+ * the chunk is corrupt. */
+static SR_INLINE int run_plain(sr_chunk_dec *d, int64_t bound, agg_run *u, double *vout, const int kind)
+{
+    sr_chunk_dec r = *d;
+    const uint32_t end = r.info.count - 1;
+    double v = 0;
+    int ret = 0;
+    while (r.i < end) {
+        if (dec_ts(&r) || agg_value_next(&r, &v, kind)) {
+            ret = -1;
+            break;
+        }
+        r.i++;
+        if (r.ts >= bound) {
+            ret = 1;
+            break;
+        }
+        run_add(u, v);
+    }
+    *d = r;
+    *vout = v;
+    return ret;
+}
+
+/* The same for a version 2 chunk, with the decoder state in locals: the
+ * common codes inline -- a '0' timestamp (the same delta), a mantissa code
+ * without escape, both read with one unchecked 8-byte load while at least 8
+ * bytes (and so the 57 bits of any non-escape code) remain -- and every
+ * other case through dec_ts / dec_decimal themselves. The checks are
+ * dec_ts's and dec_decimal's: a delta of 0 or one reaching last_ts (this is
+ * never the last sample), |m| > MANT_MAX. */
+static SR_INLINE int run_v2(sr_chunk_dec *d, int64_t bound, agg_run *u, double *vout)
+{
+    const uint8_t *p = d->p;
+    const uint32_t end = d->info.count - 1;
+    const uint64_t tend = (uint64_t)d->boff * 8;
+    const uint64_t safe = d->len >= 8 ? ((uint64_t)d->len - 7) * 8 : 0; /* pos < safe: 8 bytes at pos / 8 */
+    const uint64_t tsafe = tend < safe ? tend : safe;
+    const uint64_t last_ts = (uint64_t)d->info.last_ts;
+    const unsigned w0 = (unsigned)d->D_W;
+    const int order = (int)d->D_ORDER;
+    const double div = pow10_dbl[d->D_SCALE];
+    uint64_t tpos = d->bitpos, vpos = d->D_VPOS, ts = (uint64_t)d->ts, dts = (uint64_t)d->dts;
+    uint64_t m = (uint64_t)d->prev_i, dd = d->D_D;
+    uint32_t i = d->i;
+    double v = 0;
+    int ret = 0;
+    while (i < end) {
+        if (tpos < tsafe && !((load_be64(p + (tpos >> 3)) << (tpos & 7)) >> 63)) {
+            if (dts == 0 || dts >= last_ts - ts) {
+                ret = -1;
+                break;
+            }
+            tpos++;
+            ts += dts;
+        } else {
+            d->bitpos = tpos;
+            d->ts = (int64_t)ts;
+            d->dts = (int64_t)dts;
+            d->i = i;
+            if (dec_ts(d)) {
+                ret = -1;
+                break;
+            }
+            tpos = d->bitpos;
+            ts = (uint64_t)d->ts;
+            dts = (uint64_t)d->dts;
+        }
+        uint64_t w = vpos < safe ? load_be64(p + (vpos >> 3)) << (vpos & 7) : 0;
+        unsigned j = (unsigned)__builtin_clzll(w | 1);
+        if (j < V2_ESC_ZEROS) { /* (w = 0 near the end: j = 63, below) */
+            unsigned start = j + (j == 0), n = w0 + j;
+            uint64_t z = ((w << start) >> 1) >> (63 - n);
+            vpos += start + n;
+            uint64_t delta = zz_dec(z);
+            if (order) delta = dd += delta;
+            m += delta;
+            if (!mant_ok(m)) {
+                ret = -1;
+                break;
+            }
+            v = (double)(int64_t)m / div; /* = dec_value(m, k) */
+        } else {
+            d->D_VPOS = vpos;
+            d->prev_i = (int64_t)m;
+            d->D_D = dd;
+            d->i = i;
+            if (dec_decimal(d, &v)) {
+                ret = -1;
+                break;
+            }
+            vpos = d->D_VPOS;
+            m = (uint64_t)d->prev_i;
+            dd = d->D_D;
+        }
+        i++;
+        if ((int64_t)ts >= bound) {
+            ret = 1;
+            break;
+        }
+        run_add(u, v);
+    }
+    d->bitpos = tpos;
+    d->D_VPOS = vpos;
+    d->ts = (int64_t)ts;
+    d->dts = (int64_t)dts;
+    d->prev_i = (int64_t)m;
+    d->D_D = dd;
+    d->i = i;
+    *vout = v;
+    return ret;
+}
+
+static SR_INLINE int agg_chunk(sr_chunk_dec *dp, sr_agg *a, int64_t stop, sr_sample *s, uint64_t *added,
+                               const int kind)
+{
+    sr_chunk_dec d = *dp;
+    uint64_t fed = 0;
+    int rc;
+    for (;;) {
+        sr_sample x;
+        if (d.i == 0 || d.i + 1 >= d.info.count) {
+            /* the first sample, and the last one (with its end checks) */
+            if ((rc = sr_chunk_dec_next(&d, &x))) break;
+        } else {
+            sr_bucket *b = &a->cur;
+            agg_run u = {b->sum, b->min, b->max, b->last, 0};
+            double v;
+            int64_t bound = agg_bound(a, d.ts, stop);
+            int st = kind == AGG_V2 ? run_v2(&d, bound, &u, &v) : run_plain(&d, bound, &u, &v, kind);
+            if (st < 0) {
+                rc = SR_ECORRUPT;
+                break;
+            }
+            if (u.n) {
+                /* the run's last sample: the decoder's, or the one before it */
+                int64_t lts = st ? (int64_t)((uint64_t)d.ts - (uint64_t)d.dts) : d.ts;
+                b->count += u.n;
+                b->sum = u.sum;
+                b->min = u.mn;
+                b->max = u.mx;
+                b->last = u.last;
+                b->last_ts = lts;
+                a->last_ts = lts;
+                fed += u.n;
+            }
+            if (!st) continue; /* on to the last sample */
+            x.ts = d.ts;
+            x.quality = SR_Q_GOOD;
+            if (kind == AGG_INT) x.v.i = d.prev_i;
+            else x.v.f = v;
+        }
+        if (x.ts >= stop) {
+            *s = x;
+            rc = SR_OK;
+            break;
+        }
+        sr_agg_add(a, &x);
+        fed++;
+    }
+    *dp = d;
+    *added += fed;
+    return rc;
+}
+
+int sr_chunk_dec_agg(sr_chunk_dec *d, sr_agg *a, int64_t stop, sr_sample *s, uint64_t *added)
+{
+    if (!d || !a || !s || !added) return SR_EINVAL;
+    *added = 0;
+    if (!a->closed && !d->qoff && d->info.type == a->type) {
+        if (a->type == SR_VT_NUMBER && d->D_VER == SR_SERIES_VERSION2) return agg_chunk(d, a, stop, s, added, AGG_V2);
+        if (a->type == SR_VT_NUMBER) return agg_chunk(d, a, stop, s, added, AGG_V1);
+        if (a->type == SR_VT_INTEGER) return agg_chunk(d, a, stop, s, added, AGG_INT);
+    }
+    int rc;
+    while ((rc = sr_chunk_dec_next(d, s)) == SR_OK) {
+        if (s->ts >= stop) return SR_OK;
+        sr_agg_add(a, s);
+        ++*added;
+    }
+    return rc;
 }
