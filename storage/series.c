@@ -1332,10 +1332,17 @@ static inline int64_t agg_bound(const sr_agg *a, int64_t dec_ts, int64_t stop)
     return stop < b ? stop : b;
 }
 
-/* The running aggregates of a fast run (in registers). */
+/* The running aggregates of a fast run (in registers). No two doubles side
+ * by side: GCC's SLP vectoriser would pair them (the stores at the end of a
+ * run) and then shuffle the pair in and out of one vector every sample. */
 typedef struct agg_run {
-    double sum, mn, mx, last;
+    double sum;
     uint64_t n;
+    double mn;
+    uint64_t pad1;
+    double mx;
+    uint64_t pad2;
+    double last;
 } agg_run;
 
 static SR_INLINE void run_add(agg_run *u, double v)
@@ -1374,91 +1381,259 @@ static SR_INLINE int run_plain(sr_chunk_dec *d, int64_t bound, agg_run *u, doubl
     return ret;
 }
 
-/* The same for a version 2 chunk, with the decoder state in locals: the
- * common codes inline -- a '0' timestamp (the same delta), a mantissa code
- * without escape, both read with one unchecked 8-byte load while at least 8
- * bytes (and so the 57 bits of any non-escape code) remain -- and every
- * other case through dec_ts / dec_decimal themselves. The checks are
- * dec_ts's and dec_decimal's: a delta of 0 or one reaching last_ts (this is
- * never the last sample), |m| > MANT_MAX. */
-static SR_INLINE int run_v2(sr_chunk_dec *d, int64_t bound, agg_run *u, double *vout)
+/* Version 2 decoder state in locals (run_v2), and the chunk's codes: for j
+ * leading zeros (j < 16), the code is len bits, and z = (w >> (64 - len)) &
+ * mask for the code at the top of w (dec_decimal's start = j + (j == 0),
+ * n = w + j: len = start + n, mask = 2^n - 1, which also drops j = 0's '1'). */
+typedef struct v2_loc {
+    const uint8_t *p;
+    uint64_t safe; /* a bit position below it has 8 whole bytes at pos / 8 */
+    uint64_t vpos, m, dd;
+    double div;
+    unsigned w0;
+    uint64_t mask[V2_ESC_ZEROS];
+    uint8_t shr[V2_ESC_ZEROS], len[V2_ESC_ZEROS];
+} v2_loc;
+
+static void v2_loc_init(v2_loc *l, const sr_chunk_dec *d)
 {
-    const uint8_t *p = d->p;
+    l->p = d->p;
+    l->safe = d->len >= 8 ? ((uint64_t)d->len - 7) * 8 : 0;
+    l->vpos = d->D_VPOS;
+    l->m = (uint64_t)d->prev_i;
+    l->dd = d->D_D;
+    l->div = pow10_dbl[d->D_SCALE];
+    unsigned w = (unsigned)d->D_W; /* <= V2_MAX_W: len <= 57 */
+    l->w0 = w;
+    for (unsigned j = 0; j < V2_ESC_ZEROS; j++) {
+        unsigned n = w + j, len = j + (j == 0) + n;
+        l->mask[j] = (UINT64_C(1) << n) - 1;
+        l->len[j] = (uint8_t)len;
+        l->shr[j] = (uint8_t)(64 - len);
+    }
+}
+
+/* The next value (of a sample i >= 1), when its code has no escape and at
+ * least 8 bytes remain (so the <= 57 bits of the code are in one unchecked
+ * 8-byte load): 1 and *v, 0 if not so (nothing read), -1 if corrupt. */
+static SR_INLINE int v2_fast(const v2_loc *l, uint64_t *vpos, uint64_t *m, uint64_t *dd, double *v, const int order)
+{
+    if (*vpos >= l->safe) return 0;
+    uint64_t w = load_be64(l->p + (*vpos >> 3)) << (*vpos & 7);
+    unsigned j = (unsigned)__builtin_clzll(w | 1);
+    if (j >= V2_ESC_ZEROS) return 0;
+    uint64_t z = (w >> l->shr[j]) & l->mask[j];
+    *vpos += l->len[j];
+    uint64_t delta = zz_dec(z);
+    if (order) delta = *dd += delta;
+    *m += delta;
+    if (!mant_ok(*m)) return -1;
+    *v = (double)(int64_t)*m / l->div; /* = dec_value(m, k) */
+    return 1;
+}
+
+/* Any next value, by dec_decimal (out of line: the loops that call it keep
+ * their sums in registers). 0, or -1 if corrupt. */
+static __attribute__((noinline)) int v2_slow(v2_loc *l, sr_chunk_dec *d, double *v)
+{
+    d->D_VPOS = l->vpos;
+    d->prev_i = (int64_t)l->m;
+    d->D_D = l->dd;
+    d->i = 1; /* (dec_decimal only asks whether i > 0; run_v2 sets i) */
+    if (dec_decimal(d, v)) return -1;
+    l->vpos = d->D_VPOS;
+    l->m = (uint64_t)d->prev_i;
+    l->dd = d->D_D;
+    return 0;
+}
+
+static SR_INLINE int v2_value(v2_loc *l, sr_chunk_dec *d, double *v, const int order)
+{
+    int r = v2_fast(l, &l->vpos, &l->m, &l->dd, v, order);
+    if (r) return r > 0 ? 0 : -1;
+    double x; /* (v stays in a register) */
+    if (v2_slow(l, d, &x)) return -1;
+    *v = x;
+    return 0;
+}
+
+/* Up to c values into u (sum, min, max, last; not n) while codes without
+ * escape come, read as v2_fast does: how many (fewer than c: the next one
+ * needs v2_slow), or -1 if corrupt. A function of its own, without calls:
+ * its sums stay in registers. The bits come from a 64-bit buffer, refilled
+ * with v2_fast's unchecked load only when a code does not fit in what is
+ * left of it, so that the next code's position does not wait on a load. */
+static SR_INLINE int64_t v2_batch(v2_loc *lp, uint64_t c, agg_run *u, const int order)
+{
+    const uint8_t *p = lp->p;
+    const uint64_t safe = lp->safe;
+    const unsigned w0 = lp->w0;
+    const double div = lp->div;
+    uint64_t pos = lp->vpos, m = lp->m, dd = lp->dd, s = 0, buf = 0;
+    unsigned avail = 0; /* buf's top `avail` bits are the stream's from pos; the rest are 0 */
+    double sum = u->sum, mn = u->mn, mx = u->mx, v = 0;
+    int r = 1;
+    for (; s < c; s++) {
+        unsigned j = (unsigned)__builtin_clzll(buf | 1), len = 2 * j + w0 + (j == 0);
+        if (j >= V2_ESC_ZEROS || len > avail) { /* (zeros past avail may be anything) */
+            if (pos >= safe) {
+                r = 0;
+                break;
+            }
+            buf = load_be64(p + (pos >> 3)) << (pos & 7);
+            avail = 64 - (unsigned)(pos & 7); /* >= 57 */
+            j = (unsigned)__builtin_clzll(buf | 1);
+            if (j >= V2_ESC_ZEROS) {
+                r = 0;
+                break;
+            }
+            len = 2 * j + w0 + (j == 0); /* <= 57 */
+        }
+        uint64_t z = (buf >> (64 - len)) & lp->mask[j];
+        buf <<= len;
+        avail -= len;
+        pos += len;
+        uint64_t delta = zz_dec(z);
+        if (order) delta = dd += delta;
+        m += delta;
+        if (!mant_ok(m)) {
+            r = -1;
+            break;
+        }
+        v = (double)(int64_t)m / div; /* = dec_value(m, k) */
+        sum += v;
+        mn = v < mn ? v : mn;
+        mx = v > mx ? v : mx;
+    }
+    if (r < 0) return -1;
+    lp->vpos = pos;
+    lp->m = m;
+    lp->dd = dd;
+    u->sum = sum;
+    u->mn = mn;
+    u->mx = mx;
+    if (s) u->last = v;
+    return (int64_t)s;
+}
+
+static __attribute__((noinline)) int64_t v2_batch0(v2_loc *l, uint64_t c, agg_run *u) { return v2_batch(l, c, u, 0); }
+static __attribute__((noinline)) int64_t v2_batch1(v2_loc *l, uint64_t c, agg_run *u) { return v2_batch(l, c, u, 1); }
+
+/* dec_ts out of line, on the state of run_v2. 0, or -1 if corrupt. */
+static __attribute__((noinline)) int ts_slow(sr_chunk_dec *d, uint32_t i, uint64_t *tpos, uint64_t *ts, uint64_t *dts)
+{
+    d->bitpos = *tpos;
+    d->ts = (int64_t)*ts;
+    d->dts = (int64_t)*dts;
+    d->i = i;
+    if (dec_ts(d)) return -1;
+    *tpos = d->bitpos;
+    *ts = (uint64_t)d->ts;
+    *dts = (uint64_t)d->dts;
+    return 0;
+}
+
+/* The same as run_plain for a version 2 chunk of the given order, with the
+ * decoder state in locals. Timestamps come in batches: k leading zero bits
+ * at the timestamp position are k '0' codes (k samples with the same
+ * delta), and one check, k * delta < last_ts - ts, is dec_ts's check of
+ * each of them (delta >= 1, never reaching last_ts: none is the last
+ * sample). Of a batch, the c samples below bound, c worked out from the
+ * delta, need no compare; the next one ends the run. A batch that fails the
+ * check, and every other code, goes through dec_ts, one sample at a time. */
+static SR_INLINE int run_v2(sr_chunk_dec *d, v2_loc *l, int64_t bound, agg_run *u, double *vout, const int order)
+{
     const uint32_t end = d->info.count - 1;
     const uint64_t tend = (uint64_t)d->boff * 8;
-    const uint64_t safe = d->len >= 8 ? ((uint64_t)d->len - 7) * 8 : 0; /* pos < safe: 8 bytes at pos / 8 */
-    const uint64_t tsafe = tend < safe ? tend : safe;
+    const uint64_t tsafe = tend < l->safe ? tend : l->safe;
     const uint64_t last_ts = (uint64_t)d->info.last_ts;
-    const unsigned w0 = (unsigned)d->D_W;
-    const int order = (int)d->D_ORDER;
-    const double div = pow10_dbl[d->D_SCALE];
-    uint64_t tpos = d->bitpos, vpos = d->D_VPOS, ts = (uint64_t)d->ts, dts = (uint64_t)d->dts;
-    uint64_t m = (uint64_t)d->prev_i, dd = d->D_D;
+    l->vpos = d->D_VPOS;
+    l->m = (uint64_t)d->prev_i;
+    l->dd = d->D_D;
+    uint64_t tpos = d->bitpos, ts = (uint64_t)d->ts, dts = (uint64_t)d->dts;
     uint32_t i = d->i;
-    double v = 0;
+    double v = 0, sum = u->sum, mn = u->mn, mx = u->mx, last = u->last;
+    uint64_t n = 0;
     int ret = 0;
     while (i < end) {
-        if (tpos < tsafe && !((load_be64(p + (tpos >> 3)) << (tpos & 7)) >> 63)) {
-            if (dts == 0 || dts >= last_ts - ts) {
+        uint64_t k = 0, span = 0;
+        if (tpos < tsafe) {
+            k = (unsigned)__builtin_clzll((load_be64(l->p + (tpos >> 3)) << (tpos & 7)) | 1);
+            if (k > 57) k = 57; /* the bits of the load that are real */
+            if (k > tend - tpos) k = tend - tpos;
+            if (k > end - i) k = end - i;
+            if (k && (dts == 0 || __builtin_mul_overflow(k, dts, &span) || span >= last_ts - ts)) k = 0;
+        }
+        if (!k) { /* one sample, its timestamp by dec_ts */
+            if (ts_slow(d, i, &tpos, &ts, &dts) || v2_value(l, d, &v, order)) {
                 ret = -1;
                 break;
             }
-            tpos++;
+            i++;
+            if ((int64_t)ts >= bound) {
+                ret = 1;
+                break;
+            }
+            n++;
+            sum += v;
+            mn = v < mn ? v : mn;
+            mx = v > mx ? v : mx;
+            last = v;
+            continue;
+        }
+        /* c of the k samples ts + dts, ts + 2 dts, ... lie below bound */
+        uint64_t c = 0;
+        if ((int64_t)ts < bound) {
+            uint64_t gap = (uint64_t)bound - ts;
+            c = gap > span ? k : (gap - 1) / dts;
+        }
+        for (uint64_t s = 0; s < c;) {
+            agg_run b = {.sum = sum, .mn = mn, .mx = mx, .last = last};
+            int64_t got = order ? v2_batch1(l, c - s, &b) : v2_batch0(l, c - s, &b);
+            if (got < 0) goto bad;
+            sum = b.sum;
+            mn = b.mn;
+            mx = b.mx;
+            last = b.last;
+            s += (uint64_t)got;
+            if (s < c) {
+                if (v2_value(l, d, &v, order)) goto bad;
+                sum += v;
+                mn = v < mn ? v : mn;
+                mx = v > mx ? v : mx;
+                last = v;
+                s++;
+            }
+        }
+        n += c;
+        ts += c * dts;
+        tpos += c;
+        i += (uint32_t)c;
+        if (c < k) { /* the next sample is at or past bound */
             ts += dts;
-        } else {
-            d->bitpos = tpos;
-            d->ts = (int64_t)ts;
-            d->dts = (int64_t)dts;
-            d->i = i;
-            if (dec_ts(d)) {
-                ret = -1;
-                break;
-            }
-            tpos = d->bitpos;
-            ts = (uint64_t)d->ts;
-            dts = (uint64_t)d->dts;
-        }
-        uint64_t w = vpos < safe ? load_be64(p + (vpos >> 3)) << (vpos & 7) : 0;
-        unsigned j = (unsigned)__builtin_clzll(w | 1);
-        if (j < V2_ESC_ZEROS) { /* (w = 0 near the end: j = 63, below) */
-            unsigned start = j + (j == 0), n = w0 + j;
-            uint64_t z = ((w << start) >> 1) >> (63 - n);
-            vpos += start + n;
-            uint64_t delta = zz_dec(z);
-            if (order) delta = dd += delta;
-            m += delta;
-            if (!mant_ok(m)) {
-                ret = -1;
-                break;
-            }
-            v = (double)(int64_t)m / div; /* = dec_value(m, k) */
-        } else {
-            d->D_VPOS = vpos;
-            d->prev_i = (int64_t)m;
-            d->D_D = dd;
-            d->i = i;
-            if (dec_decimal(d, &v)) {
-                ret = -1;
-                break;
-            }
-            vpos = d->D_VPOS;
-            m = (uint64_t)d->prev_i;
-            dd = d->D_D;
-        }
-        i++;
-        if ((int64_t)ts >= bound) {
+            tpos++;
+            if (v2_value(l, d, &v, order)) goto bad;
+            i++;
             ret = 1;
             break;
         }
-        run_add(u, v);
+    }
+    if (0) {
+    bad:
+        ret = -1;
     }
     d->bitpos = tpos;
-    d->D_VPOS = vpos;
+    d->D_VPOS = l->vpos;
     d->ts = (int64_t)ts;
     d->dts = (int64_t)dts;
-    d->prev_i = (int64_t)m;
-    d->D_D = dd;
+    d->prev_i = (int64_t)l->m;
+    d->D_D = l->dd;
     d->i = i;
+    u->sum = sum;
+    u->mn = mn;
+    u->mx = mx;
+    u->last = last;
+    u->n = n;
     *vout = v;
     return ret;
 }
@@ -1469,6 +1644,8 @@ static SR_INLINE int agg_chunk(sr_chunk_dec *dp, sr_agg *a, int64_t stop, sr_sam
     sr_chunk_dec d = *dp;
     uint64_t fed = 0;
     int rc;
+    v2_loc l;
+    if (kind == AGG_V2) v2_loc_init(&l, &d);
     for (;;) {
         sr_sample x;
         if (d.i == 0 || d.i + 1 >= d.info.count) {
@@ -1476,10 +1653,12 @@ static SR_INLINE int agg_chunk(sr_chunk_dec *dp, sr_agg *a, int64_t stop, sr_sam
             if ((rc = sr_chunk_dec_next(&d, &x))) break;
         } else {
             sr_bucket *b = &a->cur;
-            agg_run u = {b->sum, b->min, b->max, b->last, 0};
+            agg_run u = {.sum = b->sum, .mn = b->min, .mx = b->max, .last = b->last};
             double v;
             int64_t bound = agg_bound(a, d.ts, stop);
-            int st = kind == AGG_V2 ? run_v2(&d, bound, &u, &v) : run_plain(&d, bound, &u, &v, kind);
+            int st = kind != AGG_V2 ? run_plain(&d, bound, &u, &v, kind)
+                     : d.D_ORDER    ? run_v2(&d, &l, bound, &u, &v, 1)
+                                    : run_v2(&d, &l, bound, &u, &v, 0);
             if (st < 0) {
                 rc = SR_ECORRUPT;
                 break;
