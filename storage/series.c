@@ -1457,12 +1457,20 @@ static SR_INLINE int v2_value(v2_loc *l, sr_chunk_dec *d, double *v, const int o
     return 0;
 }
 
-/* Up to c values into u (sum, min, max, last; not n) while codes without
- * escape come, read as v2_fast does: how many (fewer than c: the next one
- * needs v2_slow), or -1 if corrupt. A function of its own, without calls:
- * its sums stay in registers. The bits come from a 64-bit buffer, refilled
- * with v2_fast's unchecked load only when a code does not fit in what is
- * left of it, so that the next code's position does not wait on a load. */
+/* Up to c <= 57 values into u (sum, min, max, last; not n) while codes
+ * without escape come, read as v2_fast does: how many (fewer than c: the
+ * next one needs v2_slow), or -1 if corrupt. A function of its own, without
+ * calls: its sums stay in registers. The bits come from a 64-bit buffer,
+ * refilled with v2_fast's unchecked load only when a code does not fit in
+ * what is left of it, so that the next code's position does not wait on a
+ * load.
+ * Min and max are those of the mantissas, turned into values once: m / 10^k
+ * (rounded) never decreases as m grows, so the value of the least mantissa
+ * is the least value, and comparing it with the bucket's min as sr_agg_add
+ * would gives the same min (no NaN and no -0.0 is a decimal). They also
+ * stand for dec_decimal's |m| <= MANT_MAX check of every mantissa: from a
+ * valid m, 57 steps of |delta| < 2^42 (a delta-of-delta added to a delta
+ * below 2^54) cannot wrap, so a mantissa out of range shows in lo or hi. */
 static SR_INLINE int64_t v2_batch(v2_loc *lp, uint64_t c, agg_run *u, const int order)
 {
     const uint8_t *p = lp->p;
@@ -1471,22 +1479,17 @@ static SR_INLINE int64_t v2_batch(v2_loc *lp, uint64_t c, agg_run *u, const int 
     const double div = lp->div;
     uint64_t pos = lp->vpos, m = lp->m, dd = lp->dd, s = 0, buf = 0;
     unsigned avail = 0; /* buf's top `avail` bits are the stream's from pos; the rest are 0 */
-    double sum = u->sum, mn = u->mn, mx = u->mx, v = 0;
-    int r = 1;
+    int64_t lo = INT64_MAX, hi = INT64_MIN;
+    double sum = u->sum, v = 0;
+    SR_ASSERT(c <= 57);
     for (; s < c; s++) {
         unsigned j = (unsigned)__builtin_clzll(buf | 1), len = 2 * j + w0 + (j == 0);
         if (j >= V2_ESC_ZEROS || len > avail) { /* (zeros past avail may be anything) */
-            if (pos >= safe) {
-                r = 0;
-                break;
-            }
+            if (pos >= safe) break;
             buf = load_be64(p + (pos >> 3)) << (pos & 7);
             avail = 64 - (unsigned)(pos & 7); /* >= 57 */
             j = (unsigned)__builtin_clzll(buf | 1);
-            if (j >= V2_ESC_ZEROS) {
-                r = 0;
-                break;
-            }
+            if (j >= V2_ESC_ZEROS) break;
             len = 2 * j + w0 + (j == 0); /* <= 57 */
         }
         uint64_t z = (buf >> (64 - len)) & lp->mask[j];
@@ -1496,23 +1499,22 @@ static SR_INLINE int64_t v2_batch(v2_loc *lp, uint64_t c, agg_run *u, const int 
         uint64_t delta = zz_dec(z);
         if (order) delta = dd += delta;
         m += delta;
-        if (!mant_ok(m)) {
-            r = -1;
-            break;
-        }
-        v = (double)(int64_t)m / div; /* = dec_value(m, k) */
+        int64_t sm = (int64_t)m;
+        lo = sm < lo ? sm : lo;
+        hi = sm > hi ? sm : hi;
+        v = (double)sm / div; /* = dec_value(m, k) */
         sum += v;
-        mn = v < mn ? v : mn;
-        mx = v > mx ? v : mx;
     }
-    if (r < 0) return -1;
+    if (!s) return 0;
+    if (!mant_ok((uint64_t)lo) || !mant_ok((uint64_t)hi)) return -1;
+    double vlo = (double)lo / div, vhi = (double)hi / div;
     lp->vpos = pos;
     lp->m = m;
     lp->dd = dd;
     u->sum = sum;
-    u->mn = mn;
-    u->mx = mx;
-    if (s) u->last = v;
+    u->mn = vlo < u->mn ? vlo : u->mn;
+    u->mx = vhi > u->mx ? vhi : u->mx;
+    u->last = v;
     return (int64_t)s;
 }
 
