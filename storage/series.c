@@ -74,11 +74,14 @@ enum {
 
 #define MANT_MAX ((UINT64_C(1) << 53) - 1) /* |mantissa| <= 2^53 - 1 */
 
-/* the decoder's per-sample steps, inlined into each loop that uses them */
+/* the decoder's per-sample steps, inlined into each loop that uses them;
+ * and the rare paths kept out of the hot loops */
 #if defined(__GNUC__)
 #define SR_INLINE inline __attribute__((always_inline))
+#define SR_NOINLINE __attribute__((noinline))
 #else
 #define SR_INLINE inline
+#define SR_NOINLINE
 #endif
 
 /* ------------------------------------------------------------------------ */
@@ -1298,7 +1301,8 @@ size_t sr_agg_emit(sr_agg *a, sr_bucket *out, size_t max)
  * dec_decimal, dec_number, the varint of integers, with their checks), the
  * same value of each sample (m / 10^k, the XORed bits, (double)int64), the
  * sum in the same order, and min/max written as the comparisons of
- * sr_agg_add (v < min ? v : min keeps min when v is NaN, as `if (v < min)`).
+ * sr_agg_add (v < min ? v : min keeps min when v is NaN, as `if (v < min)`)
+ * or, for runs of version 2 mantissas, taken on the mantissas (v2_batch).
  *
  * The fast run is valid while ts < bound, with bound = min(end of the current
  * bucket, to, stop), entered only when the aggregator's current bucket holds
@@ -1434,7 +1438,7 @@ static SR_INLINE int v2_fast(const v2_loc *l, uint64_t *vpos, uint64_t *m, uint6
 
 /* Any next value, by dec_decimal (out of line: the loops that call it keep
  * their sums in registers). 0, or -1 if corrupt. */
-static __attribute__((noinline)) int v2_slow(v2_loc *l, sr_chunk_dec *d, double *v)
+static SR_NOINLINE int v2_slow(v2_loc *l, sr_chunk_dec *d, double *v)
 {
     d->D_VPOS = l->vpos;
     d->prev_i = (int64_t)l->m;
@@ -1468,9 +1472,11 @@ static SR_INLINE int v2_value(v2_loc *l, sr_chunk_dec *d, double *v, const int o
  * (rounded) never decreases as m grows, so the value of the least mantissa
  * is the least value, and comparing it with the bucket's min as sr_agg_add
  * would gives the same min (no NaN and no -0.0 is a decimal). They also
- * stand for dec_decimal's |m| <= MANT_MAX check of every mantissa: from a
- * valid m, 57 steps of |delta| < 2^42 (a delta-of-delta added to a delta
- * below 2^54) cannot wrap, so a mantissa out of range shows in lo or hi. */
+ * stand for dec_decimal's |m| <= MANT_MAX check of every mantissa: a code
+ * here is below 2^42, so from a valid mantissa (and, for delta-of-deltas, a
+ * previous delta below 2^54) 57 of them keep |m| below 2^61: nothing wraps,
+ * and a mantissa out of range shows in lo or hi. The chunk is then corrupt
+ * (the sums already taken do not matter: the query fails). */
 static SR_INLINE int64_t v2_batch(v2_loc *lp, uint64_t c, agg_run *u, const int order)
 {
     const uint8_t *p = lp->p;
@@ -1518,11 +1524,11 @@ static SR_INLINE int64_t v2_batch(v2_loc *lp, uint64_t c, agg_run *u, const int 
     return (int64_t)s;
 }
 
-static __attribute__((noinline)) int64_t v2_batch0(v2_loc *l, uint64_t c, agg_run *u) { return v2_batch(l, c, u, 0); }
-static __attribute__((noinline)) int64_t v2_batch1(v2_loc *l, uint64_t c, agg_run *u) { return v2_batch(l, c, u, 1); }
+static SR_NOINLINE int64_t v2_batch0(v2_loc *l, uint64_t c, agg_run *u) { return v2_batch(l, c, u, 0); }
+static SR_NOINLINE int64_t v2_batch1(v2_loc *l, uint64_t c, agg_run *u) { return v2_batch(l, c, u, 1); }
 
 /* dec_ts out of line, on the state of run_v2. 0, or -1 if corrupt. */
-static __attribute__((noinline)) int ts_slow(sr_chunk_dec *d, uint32_t i, uint64_t *tpos, uint64_t *ts, uint64_t *dts)
+static SR_NOINLINE int ts_slow(sr_chunk_dec *d, uint32_t i, uint64_t *tpos, uint64_t *ts, uint64_t *dts)
 {
     d->bitpos = *tpos;
     d->ts = (int64_t)*ts;

@@ -1437,7 +1437,7 @@ Test(storage_series, decoding_into_the_aggregator_matches_decode_then_add_bit_fo
         for (size_t j = 0; j < nlate; j++) {
             const sr_sample *o = &s[tu_below(&r, n)];
             late[j] = *o;
-            late[j].ts = o->ts - (tu_below(&r, 2) ? 0 : (int64_t)tu_below(&r, 3));
+            late[j].ts = o->ts - (tu_below(&r, 2) || o->ts < INT64_MIN + 3 ? 0 : (int64_t)tu_below(&r, 3));
             late[j].quality = tu_below(&r, 4) ? SR_Q_GOOD : (uint8_t)tu_below(&r, 4);
             if (type == SR_VT_NUMBER) late[j].v.f = -(double)tu_below(&r, 1000) / 8.0;
             else if (type == SR_VT_INTEGER) late[j].v.i = -(int64_t)tu_below(&r, 1000);
@@ -1466,7 +1466,9 @@ Test(storage_series, decoding_into_the_aggregator_matches_decode_then_add_bit_fo
         }
         /* range and interval: bucket edges inside and across chunks */
         int64_t t0 = s[0].ts, t1 = s[n - 1].ts, span = t1 / 2 - t0 / 2 + 2;
-        int64_t from = tu_below(&r, 3) ? t0 - (int64_t)tu_below(&r, 3) : t0 + (int64_t)(tu_next(&r) % (uint64_t)span);
+        int64_t from = t0;
+        if (tu_below(&r, 3)) from -= t0 >= INT64_MIN + 3 ? (int64_t)tu_below(&r, 3) : 0;
+        else from += (int64_t)(tu_next(&r) % (uint64_t)span);
         int64_t to = tu_below(&r, 3) ? INT64_MAX / 2 + t1 / 2 : from + 1 + (int64_t)(tu_next(&r) % (uint64_t)span);
         if (to <= from || from < INT64_MIN / 2) {
             from = t0 > INT64_MIN / 2 ? t0 : INT64_MIN / 2;
@@ -1479,9 +1481,9 @@ Test(storage_series, decoding_into_the_aggregator_matches_decode_then_add_bit_fo
         case 2: iv = 60000; break;
         default: iv = 1 + (int64_t)(tu_next(&r) % (uint64_t)span); break;
         }
-        if ((uint64_t)to - (uint64_t)from > 20000 * (uint64_t)iv) { /* few buckets, for the fill */
+        if (((uint64_t)to - (uint64_t)from) / (uint64_t)iv > 20000) { /* few buckets, for the fill */
             if (tu_below(&r, 2)) iv = (int64_t)(((uint64_t)to - (uint64_t)from) / 20000 + 1);
-            else to = from + 20000 * iv;
+            else to = (int64_t)((uint64_t)from + 20000 * (uint64_t)iv); /* < the old to */
         }
         sr_agg_fill fill = (sr_agg_fill)tu_below(&r, 2);
         sr_agg *ref = NULL, *fast = NULL;
@@ -1495,7 +1497,7 @@ Test(storage_series, decoding_into_the_aggregator_matches_decode_then_add_bit_fo
         cr_assert_eq(sr_agg_create(type, from, to, iv, fill, &fast), SR_OK);
         if (tu_below(&r, 8) == 0) { /* a sample ahead of the chunks: later ones up to its ts are ignored */
             sr_sample pre = s[tu_below(&r, n)];
-            pre.ts += (int64_t)tu_below(&r, 2);
+            pre.ts += pre.ts < INT64_MAX ? (int64_t)tu_below(&r, 2) : 0;
             sr_agg_add(ref, &pre);
             sr_agg_add(fast, &pre);
         }
