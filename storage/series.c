@@ -742,7 +742,7 @@ int sr_chunk_info_get(const void *chunk, size_t len, sr_chunk_info *out)
 /* Up to 57 bits at bit position pos, left-aligned in *w; returns how many of
  * them lie before the stream end `end` (bits). Bits past the return value
  * are unspecified (but never read outside the chunk). */
-static SR_INLINE unsigned peek(const uint8_t *p, size_t len, uint64_t pos, uint64_t end, uint64_t *w)
+static inline unsigned peek(const uint8_t *p, size_t len, uint64_t pos, uint64_t end, uint64_t *w)
 {
     size_t byte = (size_t)(pos >> 3);
     uint64_t v;
@@ -759,7 +759,7 @@ static SR_INLINE unsigned peek(const uint8_t *p, size_t len, uint64_t pos, uint6
 }
 
 /* Read n bits (0..64) as an unsigned value. */
-static SR_INLINE int getbits(const uint8_t *p, size_t len, uint64_t *pos, uint64_t end, unsigned n, uint64_t *out)
+static inline int getbits(const uint8_t *p, size_t len, uint64_t *pos, uint64_t end, unsigned n, uint64_t *out)
 {
     if (n == 0) {
         *out = 0;
