@@ -2131,6 +2131,17 @@ static int sink_add(sink *k, const sr_sample *s, sr_vtype t)
     return out_sample(k->samples, k->strings, s, t);
 }
 
+/* A stored sample s, merged with the late samples ov[*iov..nov): those
+ * before it go first; one of the same ts replaces it. */
+static inline int sink_merged(sink *out, const sr_sample *ov, size_t nov, size_t *iov, sr_sample *s, sr_vtype type)
+{
+    int rc;
+    while (*iov < nov && ov[*iov].ts < s->ts)
+        if ((rc = sink_add(out, &ov[(*iov)++], type))) return rc;
+    if (*iov < nov && ov[*iov].ts == s->ts) *s = ov[(*iov)++];
+    return sink_add(out, s, type);
+}
+
 static int range_once(sr_engine *e, const sr_range_q *q, sink *out, int *retry, sr_vtype *type_out)
 {
     MDB_txn *t;
@@ -2207,14 +2218,24 @@ static int range_once(sr_engine *e, const sr_range_q *q, sink *out, int *retry, 
         if (d.info.first_ts >= hi) break;
         if (d.info.last_ts >= lo) {
             sr_sample s;
-            while ((rc = sr_chunk_dec_next(&d, &s)) == SR_OK) {
-                if (s.ts < lo) continue;
-                if (s.ts >= hi) break;
-                /* late samples before it go first; one of the same ts replaces it */
-                while (iov < nov && ov[iov].ts < s.ts)
-                    if ((rc = sink_add(out, &ov[iov++], type))) goto done;
-                if (iov < nov && ov[iov].ts == s.ts) s = ov[iov++];
-                if ((rc = sink_add(out, &s, type))) goto done;
+            if (out->agg) {
+                /* straight into the aggregator, up to the next late sample or
+                 * hi (it drops samples before lo: its from is lo); s is the
+                 * first sample at or after that stop */
+                for (;;) {
+                    int64_t stop = iov < nov && ov[iov].ts < hi ? ov[iov].ts : hi;
+                    uint64_t fed = 0;
+                    rc = sr_chunk_dec_agg(&d, out->agg, stop, &s, &fed);
+                    out->count += fed;
+                    if (rc || s.ts >= hi) break;
+                    if ((rc = sink_merged(out, ov, nov, &iov, &s, type))) goto done;
+                }
+            } else {
+                while ((rc = sr_chunk_dec_next(&d, &s)) == SR_OK) {
+                    if (s.ts < lo) continue;
+                    if (s.ts >= hi) break;
+                    if ((rc = sink_merged(out, ov, nov, &iov, &s, type))) goto done;
+                }
             }
             if (rc == SR_DONE) rc = SR_OK;
             if (rc) goto done;

@@ -74,6 +74,16 @@ enum {
 
 #define MANT_MAX ((UINT64_C(1) << 53) - 1) /* |mantissa| <= 2^53 - 1 */
 
+/* the decoder's per-sample steps, inlined into each loop that uses them;
+ * and the rare paths kept out of the hot loops */
+#if defined(__GNUC__)
+#define SR_INLINE inline __attribute__((always_inline))
+#define SR_NOINLINE __attribute__((noinline))
+#else
+#define SR_INLINE inline
+#define SR_NOINLINE
+#endif
+
 /* ------------------------------------------------------------------------ */
 /* Small helpers                                                             */
 
@@ -841,7 +851,7 @@ int sr_chunk_dec_init(sr_chunk_dec *d, const void *chunk, size_t len)
     return SR_OK;
 }
 
-static inline int dec_ts(sr_chunk_dec *d)
+static SR_INLINE int dec_ts(sr_chunk_dec *d)
 {
     const uint64_t end = (uint64_t)d->boff * 8;
     uint64_t w, z;
@@ -873,7 +883,7 @@ static inline int dec_ts(sr_chunk_dec *d)
     return SR_OK;
 }
 
-static inline int dec_number(sr_chunk_dec *d, double *out)
+static SR_INLINE int dec_number(sr_chunk_dec *d, double *out)
 {
     const uint64_t end = (uint64_t)d->len * 8;
     uint64_t pos = d->D_VPOS, w, x;
@@ -926,7 +936,7 @@ static inline int dec_number(sr_chunk_dec *d, double *out)
 /* Version 2: the next mantissa (invariant 7). A code is j < 16 leading
  * zeros then, for j = 0, '1' + w bits of z; for j >= 1, z's w + j bits
  * (whose top bit is the '1'); or 16 zeros and z in 56 bits. */
-static inline int dec_decimal(sr_chunk_dec *d, double *out)
+static SR_INLINE int dec_decimal(sr_chunk_dec *d, double *out)
 {
     if (d->i > 0) {
         const uint64_t end = (uint64_t)d->len * 8;
@@ -1231,8 +1241,10 @@ void sr_agg_add(sr_agg *a, const sr_sample *s)
     if (a->have_cur && (uint64_t)s->ts - (uint64_t)a->cur.start < (uint64_t)a->interval) {
         sr_bucket *b = &a->cur;
         b->count++;
-        if (v < b->min) b->min = v;
-        if (v > b->max) b->max = v;
+        /* (min/max without a branch: a random walk mispredicts them; the
+         * same as `if (v < min) min = v`, NaN included) */
+        b->min = v < b->min ? v : b->min;
+        b->max = v > b->max ? v : b->max;
         b->sum += v;
         b->last = v;
         b->last_ts = s->ts;
@@ -1290,4 +1302,440 @@ size_t sr_agg_emit(sr_agg *a, sr_bucket *out, size_t max)
         else a->pos += a->interval;
     }
     return n;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Decoding straight into an aggregator                                      */
+
+/*
+ * sr_chunk_dec_agg: sr_chunk_dec_next + sr_agg_add for every sample, without
+ * the sample in between. Most samples fall in the bucket that the previous
+ * one opened; for those the aggregator's work is a compare against one
+ * bound, worked out once per bucket, plus count/sum/min/max in registers.
+ * Everything else (a chunk's first and last sample, the first sample of a
+ * bucket, samples outside [from, to) or at/after the caller's stop, chunks
+ * with a quality section, booleans, a chunk of another type than the
+ * aggregator's, a closed aggregator) takes the plain path, sample by sample.
+ *
+ * Bit-identical to the plain path: the same decoder steps (dec_ts,
+ * dec_decimal, dec_number, the varint of integers, with their checks), the
+ * same value of each sample (m / 10^k, the XORed bits, (double)int64), the
+ * sum in the same order, and min/max written as the comparisons of
+ * sr_agg_add (v < min ? v : min keeps min when v is NaN, as `if (v < min)`)
+ * or, for runs of version 2 mantissas, taken on the mantissas (v2_batch).
+ *
+ * The fast run is valid while ts < bound, with bound = min(end of the current
+ * bucket, to, stop), entered only when the aggregator's current bucket holds
+ * the last sample it accepted and that sample is not newer than the
+ * decoder's previous one: then each later sample of the chunk is newer than
+ * everything accepted (timestamps strictly increase within a chunk), inside
+ * [from, to), GOOD (no quality section) and in the current bucket -- exactly
+ * sr_agg_add's same-bucket case.
+ */
+enum { AGG_V1 = 1, AGG_V2 = 2, AGG_INT = 3 };
+
+static SR_INLINE int agg_value_next(sr_chunk_dec *d, double *v, const int kind)
+{
+    if (kind == AGG_V2) return dec_decimal(d, v);
+    if (kind == AGG_V1) return dec_number(d, v);
+    uint64_t z, pos = d->D_VPOS;
+    if (get_varint(d->p, d->len, &pos, &z)) return SR_ECORRUPT;
+    d->prev_i = (int64_t)((uint64_t)d->prev_i + zz_dec(z));
+    d->D_VPOS = pos;
+    *v = (double)d->prev_i;
+    return SR_OK;
+}
+
+/* The bound of a fast run after the decoder's last sample, or INT64_MIN
+ * (none: the next sample takes the plain path). */
+static inline int64_t agg_bound(const sr_agg *a, int64_t dec_ts, int64_t stop)
+{
+    if (!a->have_cur || dec_ts < a->last_ts) return INT64_MIN;
+    int64_t b = a->cur.start <= INT64_MAX - a->interval ? a->cur.start + a->interval : INT64_MAX;
+    if (a->to < b) b = a->to;
+    return stop < b ? stop : b;
+}
+
+/* The running aggregates of a fast run (in registers). No two doubles side
+ * by side: GCC's SLP vectoriser would pair them (the stores at the end of a
+ * run) and then shuffle the pair in and out of one vector every sample. */
+typedef struct agg_run {
+    double sum;
+    uint64_t n;
+    double mn;
+    uint64_t pad1;
+    double mx;
+    uint64_t pad2;
+    double last;
+} agg_run;
+
+static SR_INLINE void run_add(agg_run *u, double v)
+{
+    u->n++;
+    u->sum += v;
+    u->mn = v < u->mn ? v : u->mn;
+    u->mx = v > u->mx ? v : u->mx;
+    u->last = v;
+}
+
+/* A fast run (samples d->i .. count - 2) of any chunk: the decoder's own
+ * steps on a copy that never escapes. Returns 0 at the last sample, 1 on a
+ * sample with ts >= bound (decoded, not added, its value in *vout), -1 if
+ * the chunk is corrupt. */
+static SR_INLINE int run_plain(sr_chunk_dec *d, int64_t bound, agg_run *u, double *vout, const int kind)
+{
+    sr_chunk_dec r = *d;
+    const uint32_t end = r.info.count - 1;
+    double v = 0;
+    int ret = 0;
+    while (r.i < end) {
+        if (dec_ts(&r) || agg_value_next(&r, &v, kind)) {
+            ret = -1;
+            break;
+        }
+        r.i++;
+        if (r.ts >= bound) {
+            ret = 1;
+            break;
+        }
+        run_add(u, v);
+    }
+    *d = r;
+    *vout = v;
+    return ret;
+}
+
+/* Version 2 decoder state in locals (run_v2), and the chunk's codes: for j
+ * leading zeros (j < 16), the code is len bits, and z = (w >> (64 - len)) &
+ * mask for the code at the top of w (dec_decimal's start = j + (j == 0),
+ * n = w + j: len = start + n, mask = 2^n - 1, which also drops j = 0's '1'). */
+typedef struct v2_loc {
+    const uint8_t *p;
+    uint64_t safe; /* a bit position below it has 8 whole bytes at pos / 8 */
+    uint64_t vpos, m, dd;
+    double div;
+    unsigned w0;
+    uint64_t mask[V2_ESC_ZEROS];
+    uint8_t shr[V2_ESC_ZEROS], len[V2_ESC_ZEROS];
+} v2_loc;
+
+static void v2_loc_init(v2_loc *l, const sr_chunk_dec *d)
+{
+    l->p = d->p;
+    l->safe = d->len >= 8 ? ((uint64_t)d->len - 7) * 8 : 0;
+    l->vpos = d->D_VPOS;
+    l->m = (uint64_t)d->prev_i;
+    l->dd = d->D_D;
+    l->div = pow10_dbl[d->D_SCALE];
+    unsigned w = (unsigned)d->D_W; /* <= V2_MAX_W: len <= 57 */
+    l->w0 = w;
+    for (unsigned j = 0; j < V2_ESC_ZEROS; j++) {
+        unsigned n = w + j, len = j + (j == 0) + n;
+        l->mask[j] = (UINT64_C(1) << n) - 1;
+        l->len[j] = (uint8_t)len;
+        l->shr[j] = (uint8_t)(64 - len);
+    }
+}
+
+/* The next value (of a sample i >= 1), when its code has no escape and at
+ * least 8 bytes remain (so the <= 57 bits of the code are in one unchecked
+ * 8-byte load): 1 and *v, 0 if not so (nothing read), -1 if corrupt. */
+static SR_INLINE int v2_fast(const v2_loc *l, uint64_t *vpos, uint64_t *m, uint64_t *dd, double *v, const int order)
+{
+    if (*vpos >= l->safe) return 0;
+    uint64_t w = load_be64(l->p + (*vpos >> 3)) << (*vpos & 7);
+    unsigned j = (unsigned)__builtin_clzll(w | 1);
+    if (j >= V2_ESC_ZEROS) return 0;
+    uint64_t z = (w >> l->shr[j]) & l->mask[j];
+    *vpos += l->len[j];
+    uint64_t delta = zz_dec(z);
+    if (order) delta = *dd += delta;
+    *m += delta;
+    if (!mant_ok(*m)) return -1;
+    *v = (double)(int64_t)*m / l->div; /* = dec_value(m, k) */
+    return 1;
+}
+
+/* Any next value, by dec_decimal (out of line: the loops that call it keep
+ * their sums in registers). 0, or -1 if corrupt. */
+static SR_NOINLINE int v2_slow(v2_loc *l, sr_chunk_dec *d, double *v)
+{
+    d->D_VPOS = l->vpos;
+    d->prev_i = (int64_t)l->m;
+    d->D_D = l->dd;
+    d->i = 1; /* (dec_decimal only asks whether i > 0; run_v2 sets i) */
+    if (dec_decimal(d, v)) return -1;
+    l->vpos = d->D_VPOS;
+    l->m = (uint64_t)d->prev_i;
+    l->dd = d->D_D;
+    return 0;
+}
+
+static SR_INLINE int v2_value(v2_loc *l, sr_chunk_dec *d, double *v, const int order)
+{
+    int r = v2_fast(l, &l->vpos, &l->m, &l->dd, v, order);
+    if (r) return r > 0 ? 0 : -1;
+    double x; /* (v stays in a register) */
+    if (v2_slow(l, d, &x)) return -1;
+    *v = x;
+    return 0;
+}
+
+/* Up to c <= 57 values into u (sum, min, max, last; not n) while codes
+ * without escape come, read as v2_fast does: how many (fewer than c: the
+ * next one needs v2_slow), or -1 if corrupt. A function of its own, without
+ * calls: its sums stay in registers. The bits come from a 64-bit buffer,
+ * refilled with v2_fast's unchecked load only when a code does not fit in
+ * what is left of it, so that the next code's position does not wait on a
+ * load.
+ * Min and max are those of the mantissas, turned into values once: m / 10^k
+ * (rounded) never decreases as m grows, so the value of the least mantissa
+ * is the least value, and comparing it with the bucket's min as sr_agg_add
+ * would gives the same min (no NaN and no -0.0 is a decimal). They also
+ * stand for dec_decimal's |m| <= MANT_MAX check of every mantissa: a code
+ * here is below 2^42, so from a valid mantissa (and, for delta-of-deltas, a
+ * previous delta below 2^54) 57 of them keep |m| below 2^61: nothing wraps,
+ * and a mantissa out of range shows in lo or hi. The chunk is then corrupt
+ * (the sums already taken do not matter: the query fails). */
+static SR_INLINE int64_t v2_batch(v2_loc *lp, uint64_t c, agg_run *u, const int order)
+{
+    const uint8_t *p = lp->p;
+    const uint64_t safe = lp->safe;
+    const unsigned w0 = lp->w0;
+    const double div = lp->div;
+    uint64_t pos = lp->vpos, m = lp->m, dd = lp->dd, s = 0, buf = 0;
+    unsigned avail = 0; /* buf's top `avail` bits are the stream's from pos; the rest are 0 */
+    int64_t lo = INT64_MAX, hi = INT64_MIN;
+    double sum = u->sum, v = 0;
+    SR_ASSERT(c <= 57);
+    for (; s < c; s++) {
+        unsigned j = (unsigned)__builtin_clzll(buf | 1), len = 2 * j + w0 + (j == 0);
+        if (j >= V2_ESC_ZEROS || len > avail) { /* (zeros past avail may be anything) */
+            if (pos >= safe) break;
+            buf = load_be64(p + (pos >> 3)) << (pos & 7);
+            avail = 64 - (unsigned)(pos & 7); /* >= 57 */
+            j = (unsigned)__builtin_clzll(buf | 1);
+            if (j >= V2_ESC_ZEROS) break;
+            len = 2 * j + w0 + (j == 0); /* <= 57 */
+        }
+        uint64_t z = (buf >> (64 - len)) & lp->mask[j];
+        buf <<= len;
+        avail -= len;
+        pos += len;
+        uint64_t delta = zz_dec(z);
+        if (order) delta = dd += delta;
+        m += delta;
+        int64_t sm = (int64_t)m;
+        lo = sm < lo ? sm : lo;
+        hi = sm > hi ? sm : hi;
+        v = (double)sm / div; /* = dec_value(m, k) */
+        sum += v;
+    }
+    if (!s) return 0;
+    if (!mant_ok((uint64_t)lo) || !mant_ok((uint64_t)hi)) return -1;
+    double vlo = (double)lo / div, vhi = (double)hi / div;
+    lp->vpos = pos;
+    lp->m = m;
+    lp->dd = dd;
+    u->sum = sum;
+    u->mn = vlo < u->mn ? vlo : u->mn;
+    u->mx = vhi > u->mx ? vhi : u->mx;
+    u->last = v;
+    return (int64_t)s;
+}
+
+static SR_NOINLINE int64_t v2_batch0(v2_loc *l, uint64_t c, agg_run *u) { return v2_batch(l, c, u, 0); }
+static SR_NOINLINE int64_t v2_batch1(v2_loc *l, uint64_t c, agg_run *u) { return v2_batch(l, c, u, 1); }
+
+/* dec_ts out of line, on the state of run_v2. 0, or -1 if corrupt. */
+static SR_NOINLINE int ts_slow(sr_chunk_dec *d, uint32_t i, uint64_t *tpos, uint64_t *ts, uint64_t *dts)
+{
+    d->bitpos = *tpos;
+    d->ts = (int64_t)*ts;
+    d->dts = (int64_t)*dts;
+    d->i = i;
+    if (dec_ts(d)) return -1;
+    *tpos = d->bitpos;
+    *ts = (uint64_t)d->ts;
+    *dts = (uint64_t)d->dts;
+    return 0;
+}
+
+/* The same as run_plain for a version 2 chunk of the given order, with the
+ * decoder state in locals. Timestamps come in batches: k leading zero bits
+ * at the timestamp position are k '0' codes (k samples with the same
+ * delta), and one check, k * delta < last_ts - ts, is dec_ts's check of
+ * each of them (delta >= 1, never reaching last_ts: none is the last
+ * sample). Of a batch, the c samples below bound, c worked out from the
+ * delta, need no compare; the next one ends the run. A batch that fails the
+ * check, and every other code, goes through dec_ts, one sample at a time. */
+static SR_INLINE int run_v2(sr_chunk_dec *d, v2_loc *l, int64_t bound, agg_run *u, double *vout, const int order)
+{
+    const uint32_t end = d->info.count - 1;
+    const uint64_t tend = (uint64_t)d->boff * 8;
+    const uint64_t tsafe = tend < l->safe ? tend : l->safe;
+    const uint64_t last_ts = (uint64_t)d->info.last_ts;
+    l->vpos = d->D_VPOS;
+    l->m = (uint64_t)d->prev_i;
+    l->dd = d->D_D;
+    uint64_t tpos = d->bitpos, ts = (uint64_t)d->ts, dts = (uint64_t)d->dts;
+    uint32_t i = d->i;
+    double v = 0, sum = u->sum, mn = u->mn, mx = u->mx, last = u->last;
+    uint64_t n = 0;
+    int ret = 0;
+    while (i < end) {
+        uint64_t k = 0, span = 0;
+        if (tpos < tsafe) {
+            k = (unsigned)__builtin_clzll((load_be64(l->p + (tpos >> 3)) << (tpos & 7)) | 1);
+            if (k > 57) k = 57; /* the bits of the load that are real */
+            if (k > tend - tpos) k = tend - tpos;
+            if (k > end - i) k = end - i;
+            if (k && (dts == 0 || __builtin_mul_overflow(k, dts, &span) || span >= last_ts - ts)) k = 0;
+        }
+        if (!k) { /* one sample, its timestamp by dec_ts */
+            if (ts_slow(d, i, &tpos, &ts, &dts) || v2_value(l, d, &v, order)) {
+                ret = -1;
+                break;
+            }
+            i++;
+            if ((int64_t)ts >= bound) {
+                ret = 1;
+                break;
+            }
+            n++;
+            sum += v;
+            mn = v < mn ? v : mn;
+            mx = v > mx ? v : mx;
+            last = v;
+            continue;
+        }
+        /* c of the k samples ts + dts, ts + 2 dts, ... lie below bound */
+        uint64_t c = 0;
+        if ((int64_t)ts < bound) {
+            uint64_t gap = (uint64_t)bound - ts;
+            c = gap > span ? k : (gap - 1) / dts;
+        }
+        for (uint64_t s = 0; s < c;) {
+            agg_run b = {.sum = sum, .mn = mn, .mx = mx, .last = last};
+            int64_t got = order ? v2_batch1(l, c - s, &b) : v2_batch0(l, c - s, &b);
+            if (got < 0) goto bad;
+            sum = b.sum;
+            mn = b.mn;
+            mx = b.mx;
+            last = b.last;
+            s += (uint64_t)got;
+            if (s < c) {
+                if (v2_value(l, d, &v, order)) goto bad;
+                sum += v;
+                mn = v < mn ? v : mn;
+                mx = v > mx ? v : mx;
+                last = v;
+                s++;
+            }
+        }
+        n += c;
+        ts += c * dts;
+        tpos += c;
+        i += (uint32_t)c;
+        if (c < k) { /* the next sample is at or past bound */
+            ts += dts;
+            tpos++;
+            if (v2_value(l, d, &v, order)) goto bad;
+            i++;
+            ret = 1;
+            break;
+        }
+    }
+    if (0) {
+    bad:
+        ret = -1;
+    }
+    d->bitpos = tpos;
+    d->D_VPOS = l->vpos;
+    d->ts = (int64_t)ts;
+    d->dts = (int64_t)dts;
+    d->prev_i = (int64_t)l->m;
+    d->D_D = l->dd;
+    d->i = i;
+    u->sum = sum;
+    u->mn = mn;
+    u->mx = mx;
+    u->last = last;
+    u->n = n;
+    *vout = v;
+    return ret;
+}
+
+static SR_INLINE int agg_chunk(sr_chunk_dec *dp, sr_agg *a, int64_t stop, sr_sample *s, uint64_t *added,
+                               const int kind)
+{
+    sr_chunk_dec d = *dp;
+    uint64_t fed = 0;
+    int rc;
+    v2_loc l;
+    if (kind == AGG_V2) v2_loc_init(&l, &d);
+    for (;;) {
+        sr_sample x;
+        if (d.i == 0 || d.i + 1 >= d.info.count) {
+            /* the first sample, and the last one (with its end checks) */
+            if ((rc = sr_chunk_dec_next(&d, &x))) break;
+        } else {
+            sr_bucket *b = &a->cur;
+            agg_run u = {.sum = b->sum, .mn = b->min, .mx = b->max, .last = b->last};
+            double v;
+            int64_t bound = agg_bound(a, d.ts, stop);
+            int st = kind != AGG_V2 ? run_plain(&d, bound, &u, &v, kind)
+                     : d.D_ORDER    ? run_v2(&d, &l, bound, &u, &v, 1)
+                                    : run_v2(&d, &l, bound, &u, &v, 0);
+            if (st < 0) {
+                rc = SR_ECORRUPT;
+                break;
+            }
+            if (u.n) {
+                /* the run's last sample: the decoder's, or the one before it */
+                int64_t lts = st ? (int64_t)((uint64_t)d.ts - (uint64_t)d.dts) : d.ts;
+                b->count += u.n;
+                b->sum = u.sum;
+                b->min = u.mn;
+                b->max = u.mx;
+                b->last = u.last;
+                b->last_ts = lts;
+                a->last_ts = lts;
+                fed += u.n;
+            }
+            if (!st) continue; /* on to the last sample */
+            x.ts = d.ts;
+            x.quality = SR_Q_GOOD;
+            if (kind == AGG_INT) x.v.i = d.prev_i;
+            else x.v.f = v;
+        }
+        if (x.ts >= stop) {
+            *s = x;
+            rc = SR_OK;
+            break;
+        }
+        sr_agg_add(a, &x);
+        fed++;
+    }
+    *dp = d;
+    *added += fed;
+    return rc;
+}
+
+int sr_chunk_dec_agg(sr_chunk_dec *d, sr_agg *a, int64_t stop, sr_sample *s, uint64_t *added)
+{
+    if (!d || !a || !s || !added) return SR_EINVAL;
+    *added = 0;
+    if (!a->closed && !d->qoff && d->info.type == a->type) {
+        if (a->type == SR_VT_NUMBER && d->D_VER == SR_SERIES_VERSION2) return agg_chunk(d, a, stop, s, added, AGG_V2);
+        if (a->type == SR_VT_NUMBER) return agg_chunk(d, a, stop, s, added, AGG_V1);
+        if (a->type == SR_VT_INTEGER) return agg_chunk(d, a, stop, s, added, AGG_INT);
+    }
+    int rc;
+    while ((rc = sr_chunk_dec_next(d, s)) == SR_OK) {
+        if (s->ts >= stop) return SR_OK;
+        sr_agg_add(a, s);
+        ++*added;
+    }
+    return rc;
 }

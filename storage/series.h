@@ -164,4 +164,13 @@ size_t sr_agg_emit(sr_agg *a, sr_bucket *out, size_t max);
  * its bucket list failed (sticky). Added with storage/series.c. */
 SR_MUST_CHECK int sr_agg_status(const sr_agg *a);
 
+/* Decode d's next samples straight into a: the same as sr_chunk_dec_next
+ * and then sr_agg_add for each sample with ts < stop, in order (the same
+ * checks and errors, bit-identical buckets), without materialising the
+ * samples (the fast path of sr_engine_downsample). Returns SR_OK with *s the
+ * first sample with ts >= stop (decoded but not added: the caller deals with
+ * it, then may call again), SR_DONE once the chunk has no more samples, or
+ * SR_ECORRUPT. *added is set to the number of samples handed to a. */
+SR_MUST_CHECK int sr_chunk_dec_agg(sr_chunk_dec *d, sr_agg *a, int64_t stop, sr_sample *s, uint64_t *added);
+
 #endif

@@ -332,6 +332,27 @@ static void check_against_model(sr_engine *e, wl *w, tu_rng *r)
                 cr_assert_eq(sr_engine_downsample(e, w->points[k], from, to, iv, fill, &bk), SR_OK);
                 sr_bucket *bs = (sr_bucket *)bk.data;
                 size_t nb = bk.len / sizeof *bs;
+                /* bit for bit what sr_agg_add makes of the model's samples (the
+                 * chunks are decoded straight into the aggregator, late
+                 * samples and heads merged in: sr_chunk_dec_agg) */
+                {
+                    sr_agg *ag = NULL;
+                    cr_assert_eq(sr_agg_create(t, from, to, iv, (sr_agg_fill)fill, &ag), SR_OK);
+                    for (size_t j = 0; j < nw; j++) sr_agg_add(ag, &want[j]);
+                    sr_bucket one;
+                    size_t i = 0;
+                    while (sr_agg_emit(ag, &one, 1) == 1) {
+                        cr_assert_lt(i, nb, "point %d: fewer buckets than the aggregator", k);
+                        const sr_bucket *g = &bs[i++];
+                        cr_assert(g->start == one.start && g->count == one.count && g->filled == one.filled &&
+                                      !memcmp(&g->min, &one.min, 5 * sizeof(double)) && g->first_ts == one.first_ts &&
+                                      g->last_ts == one.last_ts,
+                                  "point %d: bucket %zu (start %" PRId64 ") differs from sr_agg_add's", k, i - 1,
+                                  one.start);
+                    }
+                    cr_assert_eq(i, nb, "point %d: as many buckets as the aggregator", k);
+                    sr_agg_destroy(ag);
+                }
                 /* check every non-empty bucket against the model */
                 uint64_t total = 0;
                 for (size_t i = 0; i < nb; i++) {

@@ -6,8 +6,11 @@
  * body decoders instead of stopping at the checksum. A chunk that decodes is
  * encoded again from its samples (version 1 or 2, the encoder's choice),
  * which must give back the same samples bit for bit: the mutated doubles
- * exercise the decimal detection of version 2. Corpus: tests/fuzz/series/
- * (copies of tests/data/series/, versions 1 and 2). */
+ * exercise the decimal detection of version 2. Decoding straight into an
+ * aggregator (sr_chunk_dec_agg, the downsampling path) must give what
+ * decoding and sr_agg_add give: the same error, or the same buckets bit for
+ * bit. Corpus: tests/fuzz/series/ (copies of tests/data/series/, versions 1
+ * and 2). */
 #include "storage/crc32c.h"
 #include "storage/series.h"
 
@@ -51,6 +54,62 @@ static void reencode(sr_vtype t, const sr_sample *s, uint32_t n)
     sr_buf_release(&b);
 }
 
+/* All buckets of a (at most max); aborts on more. */
+static size_t drain(sr_agg *a, sr_bucket *b, size_t max)
+{
+    size_t n = 0, got;
+    while ((got = sr_agg_emit(a, b + n, max - n < 64 ? max - n : 64)) > 0) n += got;
+    if (sr_agg_emit(a, b, 1)) abort();
+    return n;
+}
+
+/* sr_chunk_dec_agg against sr_chunk_dec_next + sr_agg_add on [from, to),
+ * with a stop in the middle (as a late sample makes one in range_once). */
+static void agg_check(const uint8_t *data, size_t size, const sr_chunk_info *info)
+{
+    if (info->type == SR_VT_STRING || !info->count) return;
+    uint64_t span = (uint64_t)info->last_ts - (uint64_t)info->first_ts;
+    uint64_t div = 1 + size % 61;
+    int64_t iv = (int64_t)(span / div > INT64_MAX - 1 ? INT64_MAX : span / div + 1);
+    int64_t from = info->first_ts + (int64_t)(span / 7 * (size % 3));
+    int64_t to = info->last_ts == INT64_MAX ? INT64_MAX : info->last_ts + 1 - (int64_t)(size % 2);
+    int64_t mid = (int64_t)((uint64_t)info->first_ts + span / 2);
+    if (from >= to) return;
+    sr_agg *ap = NULL, *af = NULL;
+    if (sr_agg_create(info->type, from, to, iv, SR_FILL_NONE, &ap)) return;
+    if (sr_agg_create(info->type, from, to, iv, SR_FILL_NONE, &af)) abort();
+    sr_chunk_dec d;
+    sr_sample s;
+    int rp, rf;
+    if (sr_chunk_dec_init(&d, data, size)) abort();
+    while ((rp = sr_chunk_dec_next(&d, &s)) == SR_OK && s.ts < to) sr_agg_add(ap, &s);
+    if (sr_chunk_dec_init(&d, data, size)) abort();
+    int64_t stop = mid < to ? mid : to;
+    for (;;) {
+        uint64_t fed;
+        if ((rf = sr_chunk_dec_agg(&d, af, stop, &s, &fed)) != SR_OK) break;
+        if (s.ts < stop || s.ts >= to) break;
+        sr_agg_add(af, &s);
+        stop = to;
+    }
+    if ((rp == SR_DONE ? SR_OK : rp) != (rf == SR_DONE ? SR_OK : rf)) abort();
+    if (rp == SR_OK || rp == SR_DONE) {
+        size_t max = (size_t)info->count + 1;
+        sr_bucket *bp = malloc(max * sizeof *bp), *bf = malloc(max * sizeof *bf);
+        if (!bp || !bf) abort();
+        size_t np = drain(ap, bp, max), nf = drain(af, bf, max);
+        if (np != nf) abort();
+        for (size_t i = 0; i < np; i++)
+            if (bp[i].start != bf[i].start || bp[i].count != bf[i].count || memcmp(&bp[i].min, &bf[i].min, 40) ||
+                bp[i].first_ts != bf[i].first_ts || bp[i].last_ts != bf[i].last_ts)
+                abort();
+        free(bp);
+        free(bf);
+    }
+    sr_agg_destroy(ap);
+    sr_agg_destroy(af);
+}
+
 static void one(const uint8_t *data, size_t size)
 {
     sr_chunk_info info;
@@ -58,6 +117,7 @@ static void one(const uint8_t *data, size_t size)
     if (rc != SR_OK && rc != SR_ECORRUPT && rc != SR_EVERSION) abort();
     sr_chunk_dec d;
     if (sr_chunk_dec_init(&d, data, size) == SR_OK) {
+        agg_check(data, size, &info);
         sr_sample s;
         int64_t prev = INT64_MIN;
         uint32_t n = 0;

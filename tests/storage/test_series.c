@@ -1329,6 +1329,331 @@ Test(storage_series, downsampling_rejects_strings_and_bad_ranges)
     sr_agg_destroy(a);
 }
 
+/* ---- decoding straight into the aggregator (sr_chunk_dec_agg) ------------- */
+
+static int same_bucket_bits(const sr_bucket *a, const sr_bucket *b)
+{
+    return a->start == b->start && a->count == b->count && a->filled == b->filled &&
+           bits_of(a->min) == bits_of(b->min) && bits_of(a->max) == bits_of(b->max) &&
+           bits_of(a->sum) == bits_of(b->sum) && bits_of(a->first) == bits_of(b->first) &&
+           bits_of(a->last) == bits_of(b->last) && a->first_ts == b->first_ts && a->last_ts == b->last_ts;
+}
+
+/* All buckets of a (emitted in random batch sizes); *n set. */
+static sr_bucket *agg_drain(tu_rng *r, sr_agg *a, size_t *n)
+{
+    size_t cap = 64, k = 0, step;
+    sr_bucket *b = malloc(cap * sizeof *b);
+    for (;;) {
+        if (cap - k < 64) b = realloc(b, (cap *= 2) * sizeof *b);
+        if (!(step = sr_agg_emit(a, b + k, 1 + tu_below(r, 63)))) break;
+        k += step;
+    }
+    *n = k;
+    return b;
+}
+
+/* Series for the fast path: mostly all-GOOD, regular 1 s data (version 2
+ * decimals, version 1 doubles with specials, integers, booleans), with
+ * jitter, gaps and now and then a quality section. */
+static sr_sample *gen_agg_series(tu_rng *r, sr_vtype type, size_t n)
+{
+    sr_sample *s = gen_series(r, type, n); /* timestamps of every regime, values, qualities */
+    int regular = tu_below(r, 3) != 0, all_good = tu_below(r, 4) != 0;
+    int64_t t = (int64_t)tu_below(r, 4000000) - 2000000, step = 1 + (int64_t)tu_below(r, 2000);
+    int shape = (int)tu_below(r, SH_NSHAPES), k = (int)tu_below(r, 7);
+    int64_t *m = malloc((n ? n : 1) * sizeof *m);
+    gen_mantissas(r, shape, m, n);
+    int dec = type == SR_VT_NUMBER && tu_below(r, 3) != 0;
+    for (size_t i = 0; i < n; i++) {
+        if (regular) {
+            s[i].ts = t;
+            t += tu_below(r, 50) ? step : 1 + (int64_t)tu_below(r, 3 * (uint64_t)step); /* jitter, gaps */
+        }
+        if (all_good) s[i].quality = SR_Q_GOOD;
+        if (dec) s[i].v.f = (double)m[i] / (double)pow10_i[k];
+        if (type == SR_VT_NUMBER && !dec && tu_below(r, 2)) s[i].v.f = (double)(m[i] % 100000) / 7.0; /* negatives */
+    }
+    free(m);
+    return s;
+}
+
+/* Feed the chunks [c, c + len) of `chunks` (4-byte lengths) to a the way
+ * range_once does: sr_chunk_dec_agg up to the next extra ("late") sample or
+ * hi, the late samples merged in ts order, one of the same ts replacing the
+ * chunk's. Returns the first error, or SR_OK. */
+static int feed_fast(sr_agg *a, const sr_buf *chunks, const sr_sample *late, size_t nlate, int64_t hi)
+{
+    size_t off = 0, il = 0;
+    int rc = SR_OK;
+    while (!rc && off < chunks->len) {
+        uint32_t len = sr_get_le32(chunks->data + off);
+        sr_chunk_dec d;
+        rc = sr_chunk_dec_init(&d, chunks->data + off + 4, len);
+        off += 4 + len;
+        if (rc) break;
+        sr_sample s;
+        for (;;) {
+            int64_t stop = il < nlate && late[il].ts < hi ? late[il].ts : hi;
+            uint64_t fed = UINT64_MAX;
+            rc = sr_chunk_dec_agg(&d, a, stop, &s, &fed);
+            cr_assert_neq(fed, UINT64_MAX, "added is set");
+            if (rc) break;
+            cr_assert_geq(s.ts, stop);
+            if (s.ts >= hi) break;
+            while (il < nlate && late[il].ts < s.ts) sr_agg_add(a, &late[il++]);
+            if (il < nlate && late[il].ts == s.ts) s = late[il++];
+            sr_agg_add(a, &s);
+        }
+        if (rc == SR_DONE) rc = SR_OK;
+    }
+    while (!rc && il < nlate) sr_agg_add(a, &late[il++]);
+    return rc;
+}
+
+Test(storage_series, decoding_into_the_aggregator_matches_decode_then_add_bit_for_bit)
+{
+    tu_rng r = {tu_seed(4242)};
+    for (int it = 0; it < tu_iters(3000); it++) {
+        sr_vtype type = (sr_vtype)(1 + (tu_below(&r, 5) < 3 ? 0 : tu_below(&r, 3)));
+        size_t n = tu_below(&r, 10) ? 1 + tu_below(&r, 600) : 1 + tu_below(&r, 4000);
+        sr_sample *s = gen_agg_series(&r, type, n);
+        /* cut into chunks (each 1..n samples) */
+        sr_buf chunks;
+        sr_buf_init(&chunks);
+        for (size_t i = 0; i < n;) {
+            size_t c = 1 + tu_below(&r, tu_below(&r, 2) ? 60 : n);
+            if (c > n - i) c = n - i;
+            size_t at = chunks.len;
+            uint8_t z4[4] = {0};
+            cr_assert_eq(sr_buf_append(&chunks, z4, 4), SR_OK);
+            encode(type, s + i, c, &chunks);
+            sr_put_le32(chunks.data + at, (uint32_t)(chunks.len - at - 4));
+            i += c;
+        }
+        /* late samples: some replace a chunk sample, some fall between */
+        size_t nlate = tu_below(&r, 3) ? 0 : tu_below(&r, 12);
+        sr_sample *late = calloc(nlate + 1, sizeof *late);
+        for (size_t j = 0; j < nlate; j++) {
+            const sr_sample *o = &s[tu_below(&r, n)];
+            late[j] = *o;
+            late[j].ts = o->ts - (tu_below(&r, 2) || o->ts < INT64_MIN + 3 ? 0 : (int64_t)tu_below(&r, 3));
+            late[j].quality = tu_below(&r, 4) ? SR_Q_GOOD : (uint8_t)tu_below(&r, 4);
+            if (type == SR_VT_NUMBER) late[j].v.f = -(double)tu_below(&r, 1000) / 8.0;
+            else if (type == SR_VT_INTEGER) late[j].v.i = -(int64_t)tu_below(&r, 1000);
+            else late[j].v.b = (int)tu_below(&r, 2);
+        }
+        /* sorted, unique ts (the engine's late list) */
+        for (size_t j = 1; j < nlate; j++)
+            for (size_t k = j; k > 0 && late[k - 1].ts > late[k].ts; k--) {
+                sr_sample x = late[k];
+                late[k] = late[k - 1];
+                late[k - 1] = x;
+            }
+        size_t nl = 0;
+        for (size_t j = 0; j < nlate; j++)
+            if (!nl || late[nl - 1].ts != late[j].ts) late[nl++] = late[j];
+        nlate = nl;
+        /* the reference: the merged samples through sr_agg_add */
+        sr_sample *all = malloc((n + nlate) * sizeof *all);
+        size_t na = 0;
+        for (size_t i = 0, j = 0; i < n || j < nlate;) {
+            if (j >= nlate || (i < n && s[i].ts < late[j].ts)) all[na++] = s[i++];
+            else {
+                if (i < n && s[i].ts == late[j].ts) i++;
+                all[na++] = late[j++];
+            }
+        }
+        /* range and interval: bucket edges inside and across chunks */
+        int64_t t0 = s[0].ts, t1 = s[n - 1].ts, span = t1 / 2 - t0 / 2 + 2;
+        int64_t from = t0;
+        if (tu_below(&r, 3)) from -= t0 >= INT64_MIN + 3 ? (int64_t)tu_below(&r, 3) : 0;
+        else from += (int64_t)(tu_next(&r) % (uint64_t)span);
+        int64_t to = tu_below(&r, 3) ? INT64_MAX / 2 + t1 / 2 : from + 1 + (int64_t)(tu_next(&r) % (uint64_t)span);
+        if (to <= from || from < INT64_MIN / 2) {
+            from = t0 > INT64_MIN / 2 ? t0 : INT64_MIN / 2;
+            to = from + 1 + (int64_t)tu_below(&r, 100000);
+        }
+        int64_t iv;
+        switch (tu_below(&r, 4)) {
+        case 0: iv = 1; break;
+        case 1: iv = 1 + (int64_t)tu_below(&r, 100); break;
+        case 2: iv = 60000; break;
+        default: iv = 1 + (int64_t)(tu_next(&r) % (uint64_t)span); break;
+        }
+        if (((uint64_t)to - (uint64_t)from) / (uint64_t)iv > 20000) { /* few buckets, for the fill */
+            if (tu_below(&r, 2)) iv = (int64_t)(((uint64_t)to - (uint64_t)from) / 20000 + 1);
+            else to = (int64_t)((uint64_t)from + 20000 * (uint64_t)iv); /* < the old to */
+        }
+        sr_agg_fill fill = (sr_agg_fill)tu_below(&r, 2);
+        sr_agg *ref = NULL, *fast = NULL;
+        if (sr_agg_create(type, from, to, iv, fill, &ref)) { /* alignment below INT64_MIN: skip */
+            free(all);
+            free(late);
+            free(s);
+            sr_buf_release(&chunks);
+            continue;
+        }
+        cr_assert_eq(sr_agg_create(type, from, to, iv, fill, &fast), SR_OK);
+        if (tu_below(&r, 8) == 0) { /* a sample ahead of the chunks: later ones up to its ts are ignored */
+            sr_sample pre = s[tu_below(&r, n)];
+            pre.ts += pre.ts < INT64_MAX ? (int64_t)tu_below(&r, 2) : 0;
+            sr_agg_add(ref, &pre);
+            sr_agg_add(fast, &pre);
+        }
+        for (size_t i = 0; i < na; i++) sr_agg_add(ref, &all[i]);
+        cr_assert_eq(feed_fast(fast, &chunks, late, nlate, to), SR_OK, "iteration %d", it);
+        size_t nr, nf;
+        sr_bucket *br = agg_drain(&r, ref, &nr), *bf = agg_drain(&r, fast, &nf);
+        cr_assert_eq(nf, nr, "iteration %d: %zu buckets, decode + add %zu", it, nf, nr);
+        for (size_t i = 0; i < nr; i++)
+            cr_assert(same_bucket_bits(&bf[i], &br[i]),
+                      "iteration %d (type %d, iv %" PRId64 "): bucket %zu start %" PRId64 " count %" PRIu64
+                      "/%" PRIu64 " sum %.17g/%.17g min %g/%g max %g/%g",
+                      it, (int)type, iv, i, br[i].start, bf[i].count, br[i].count, bf[i].sum, br[i].sum, bf[i].min,
+                      br[i].min, bf[i].max, br[i].max);
+        free(br);
+        free(bf);
+        sr_agg_destroy(ref);
+        sr_agg_destroy(fast);
+        free(all);
+        free(late);
+        free(s);
+        sr_buf_release(&chunks);
+    }
+}
+
+/* A day of 1 s two-decimal values in 1,024-sample version 2 chunks, into
+ * 1-minute buckets: every bucket equals a naive computation exactly (sum in
+ * time order, min, max, first, last). */
+Test(storage_series, decoding_into_the_aggregator_gives_naive_one_minute_buckets)
+{
+    tu_rng r = {tu_seed(86400)};
+    enum { N = 86400, CH = 1024 };
+    sr_sample *s = calloc(N, sizeof *s);
+    int64_t cents = -5000, t0 = 1700000000000 - 1700000000000 % 60000;
+    for (size_t i = 0; i < N; i++) {
+        cents += (int64_t)tu_below(&r, 21) - 10;
+        s[i].ts = t0 + (int64_t)i * 1000;
+        s[i].v.f = (double)cents / 100.0;
+    }
+    sr_buf chunks;
+    sr_buf_init(&chunks);
+    for (size_t i = 0; i < N; i += CH) {
+        size_t at = chunks.len, c = N - i < CH ? N - i : CH;
+        uint8_t z4[4] = {0};
+        cr_assert_eq(sr_buf_append(&chunks, z4, 4), SR_OK);
+        encode(SR_VT_NUMBER, s + i, c, &chunks);
+        cr_assert_eq(chunks.data[at + 4], 2, "version 2");
+        sr_put_le32(chunks.data + at, (uint32_t)(chunks.len - at - 4));
+    }
+    sr_agg *a = NULL;
+    cr_assert_eq(sr_agg_create(SR_VT_NUMBER, t0, t0 + 86400000, 60000, SR_FILL_NONE, &a), SR_OK);
+    cr_assert_eq(feed_fast(a, &chunks, NULL, 0, t0 + 86400000), SR_OK);
+    size_t nb;
+    sr_bucket *b = agg_drain(&r, a, &nb);
+    cr_assert_eq(nb, 1440);
+    for (size_t k = 0; k < nb; k++) {
+        const sr_sample *x = &s[k * 60];
+        double sum = 0, mn = x[0].v.f, mx = x[0].v.f;
+        for (int j = 0; j < 60; j++) {
+            sum += x[j].v.f;
+            mn = x[j].v.f < mn ? x[j].v.f : mn;
+            mx = x[j].v.f > mx ? x[j].v.f : mx;
+        }
+        cr_assert(b[k].start == x[0].ts && b[k].count == 60 && b[k].sum == sum && b[k].min == mn && b[k].max == mx &&
+                      b[k].first == x[0].v.f && b[k].last == x[59].v.f && b[k].first_ts == x[0].ts &&
+                      b[k].last_ts == x[59].ts,
+                  "bucket %zu", k);
+    }
+    free(b);
+    sr_agg_destroy(a);
+    sr_buf_release(&chunks);
+    free(s);
+}
+
+/* A corrupt chunk (CRC repaired) gives the same result through
+ * sr_chunk_dec_agg as through sr_chunk_dec_next + sr_agg_add: the same
+ * error, or the same buckets. */
+Test(storage_series, decoding_into_the_aggregator_finds_the_same_corruption)
+{
+    tu_rng r = {tu_seed(4343)};
+    for (int it = 0; it < tu_iters(400); it++) {
+        sr_vtype type = it % 4 == 3 ? SR_VT_INTEGER : SR_VT_NUMBER;
+        size_t n = 2 + tu_below(&r, 300);
+        sr_sample *s = gen_agg_series(&r, type, n);
+        sr_buf b;
+        sr_buf_init(&b);
+        encode(type, s, n, &b);
+        uint8_t *c = malloc(b.len);
+        int64_t iv = 1 + (int64_t)tu_below(&r, 5000), from = s[0].ts > INT64_MIN / 2 ? s[0].ts : INT64_MIN / 2;
+        for (int flip = 0; flip < 40; flip++) {
+            memcpy(c, b.data, b.len);
+            size_t at = 32 + tu_below(&r, b.len - 32);
+            c[at] ^= (uint8_t)(1 + tu_below(&r, 255));
+            fix_crc(c, b.len);
+            int64_t to = from + 1 + (int64_t)tu_below(&r, 2000000);
+            sr_agg *ap = NULL, *af = NULL;
+            if (sr_agg_create(type, from, to, iv, SR_FILL_NONE, &ap)) continue;
+            cr_assert_eq(sr_agg_create(type, from, to, iv, SR_FILL_NONE, &af), SR_OK);
+            /* plain */
+            sr_chunk_dec d;
+            sr_sample x;
+            int rp = sr_chunk_dec_init(&d, c, b.len);
+            while (!rp && (rp = sr_chunk_dec_next(&d, &x)) == SR_OK && x.ts < to) sr_agg_add(ap, &x);
+            if (rp == SR_DONE) rp = SR_OK;
+            /* fast */
+            sr_buf one;
+            sr_buf_init(&one);
+            uint8_t l4[4];
+            sr_put_le32(l4, (uint32_t)b.len);
+            cr_assert_eq(sr_buf_append(&one, l4, 4), SR_OK);
+            cr_assert_eq(sr_buf_append(&one, c, b.len), SR_OK);
+            int rf = feed_fast(af, &one, NULL, 0, to);
+            cr_assert_eq(rf, rp, "iteration %d flip at %zu: %s, plain %s", it, at, sr_err_name(rf), sr_err_name(rp));
+            if (!rp) {
+                size_t np, nf;
+                sr_bucket *bp = agg_drain(&r, ap, &np), *bf = agg_drain(&r, af, &nf);
+                cr_assert_eq(nf, np);
+                for (size_t i = 0; i < np; i++) cr_assert(same_bucket_bits(&bf[i], &bp[i]), "bucket %zu", i);
+                free(bp);
+                free(bf);
+            }
+            sr_buf_release(&one);
+            sr_agg_destroy(ap);
+            sr_agg_destroy(af);
+        }
+        free(c);
+        free(s);
+        sr_buf_release(&b);
+    }
+    /* a '0' timestamp code that reaches last_ts before the last sample: a
+     * regular version 2 chunk of 40 samples that claims 41 (the fast run
+     * decodes sample 39 and must reject it even when to <= its ts) */
+    sr_sample forty[40];
+    for (int i = 0; i < 40; i++) forty[i] = (sr_sample){.ts = 1000 * i, .quality = SR_Q_GOOD, .v.f = 0.5 * i};
+    sr_buf b;
+    sr_buf_init(&b);
+    encode(SR_VT_NUMBER, forty, 40, &b);
+    cr_assert_eq(b.data[0], 2);
+    sr_put_le32(b.data + 4, 41);
+    fix_crc(b.data, b.len);
+    sr_buf one;
+    sr_buf_init(&one);
+    uint8_t l4[4];
+    sr_put_le32(l4, (uint32_t)b.len);
+    cr_assert_eq(sr_buf_append(&one, l4, 4), SR_OK);
+    cr_assert_eq(sr_buf_append(&one, b.data, b.len), SR_OK);
+    for (int64_t to = 38000; to <= 40000; to += 500) {
+        sr_agg *a = NULL;
+        cr_assert_eq(sr_agg_create(SR_VT_NUMBER, 0, to, 60000, SR_FILL_NONE, &a), SR_OK);
+        cr_assert_eq(feed_fast(a, &one, NULL, 0, to), to <= 38000 ? SR_OK : SR_ECORRUPT, "to %" PRId64, to);
+        sr_agg_destroy(a);
+    }
+    sr_buf_release(&one);
+    sr_buf_release(&b);
+}
+
 /* ---- allocation failure --------------------------------------------------- */
 
 Test(storage_series, allocation_failure_gives_enomem_and_no_leak)
