@@ -22,7 +22,8 @@
 # NI_WINDOW unacknowledged messages per gateway [16], NI_LINES lines per HTTP
 # request [5000], NI_CONC HTTP requests in flight / Redis connections [4],
 # NI_REDIS_WINDOW commands pipelined per Redis connection [64],
-# NI_SYSTEMS [suiro influxdb victoriametrics redis], NI_KEEP=1 keeps the
+# NI_SYSTEMS [suiro influxdb victoriametrics redis], NI_POLL_MS the restart
+# poll interval, every system [5], NI_KEEP=1 keeps the
 # temporary directory (data directories, logs) for a look afterwards.
 #
 # For each system, after the load: what it holds is counted from the system
@@ -32,10 +33,26 @@
 # stream in a Lua script); then `du` of its data directory (running, and
 # after a graceful stop: apparent bytes as `du -sb`, and allocated blocks);
 # then the restart: started again on the same directory, timed until it
-# answers a query that returns the loaded data (suiro: an app session and
-# GET /api/v1/stored-values/latest of one point; InfluxDB: SELECT last(value);
-# VictoriaMetrics: count_over_time of one point; Redis: XLEN), and counted
-# again. Bytes per point divide by the distinct values (points x seconds).
+# answers a query that returns the loaded data, and counted again. Bytes per
+# point divide by the distinct values (points x seconds).
+#
+# The restart clock is the same for every system: bench/ready_poll, started
+# right after the server with the time taken just before it ($EPOCHREALTIME),
+# sends the system's query on a fresh connection every NI_POLL_MS [5] ms until
+# the answer holds the data: suiro: the 1-day count of reference point 0
+# through AP-IF (GET /api/v1/stored-values?..&interval=1d&agg=count = S);
+# InfluxDB: SELECT last(value) of point 0; VictoriaMetrics:
+# count_over_time(..[1d]) of point 0 = S; Redis: XLEN of point 0's stream.
+# suiro's AP-IF needs an app session: the poller first logs in (POST
+# /api/v1/sessions, which checks the app secret's scrypt hash, N=2^14 r=8:
+# ~50 ms of CPU by design, for every login, restart or not) and times that
+# request apart. The peers run without authentication. The goal ratio
+# (restart_ratio) therefore compares suiro's "secs" = start -> the data query
+# answered, without the login's own round trip (the time the server is up and
+# able to answer); "secs_with_login" (and suiro_with_login_vs_*) is the
+# figure an app sees, login included, reported beside it. suiro's restart
+# line also carries its startup phases from the serve log ("serving" line:
+# key, log recovery, index, heads table, replay, listeners; in ms).
 #
 # Reading the figures: every system gets the same values (the "hash" of
 # gwsim and peer_ingest is the same sum over the distinct samples) in events
@@ -63,6 +80,8 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=$(cd "$BUILD" && pwd)
 BIN=$BUILD/suiro
 PI=$BUILD/bench/peer_ingest
+RP=$BUILD/bench/ready_poll
+POLL_MS=${NI_POLL_MS:-5}
 P=${NI_POINTS:-2000}
 S=${NI_SECONDS:-3600}
 B=100
@@ -82,6 +101,7 @@ die() { echo "net_ingest: $*" >&2; exit 1; }
 say() { echo "net_ingest: $*" >&2; }
 [ -x "$BIN" ] || die "no $BIN (build first: cmake -S . -B $BUILD && cmake --build $BUILD)"
 [ -x "$PI" ] || die "no $PI (build with -DSR_BUILD_BENCH=ON)"
+[ -x "$RP" ] || die "no $RP (build with -DSR_BUILD_BENCH=ON)"
 
 # ---- the peers' programs (Debian packages; installed when missing) ----------
 INFLUXD=$(command -v influxd || true)
@@ -167,7 +187,7 @@ load=$(printf '{"points":%d,"seconds":%d,"batch":%d,"late_bp":%d,"seed":%d,"valu
 say "reference data set: $P points x $S s = $UNIQUE values, batches of $B, ${LATE} bp late"
 
 # results, by system
-declare -A CPUPP RATE DUR VERIFY BPP BPPA IBPP LBPP IBPPA LBPPA RESTART
+declare -A CPUPP RATE DUR VERIFY BPP BPPA IBPP LBPP IBPPA LBPPA RESTART RESTART_LOGIN
 ALL_OK=1
 
 # emit_disk SYSTEM DURABILITY VERIFY RUN_ALLOC RUN_APPARENT DIR EXTRA_JSON [PART=SUBDIR]...
@@ -191,7 +211,16 @@ emit_disk() {
 # emit_restart SYSTEM DURABILITY VERIFY SECS EXTRA_JSON
 emit_restart() {
   RESTART[$1]=$4
-  merge "{\"bench\":\"restart\",\"system\":\"$1\",\"durability\":\"$2\"}" "$load" "{\"secs\":$4}" "$5" "{\"verify\":\"$3\"}"
+  merge "{\"bench\":\"restart\",\"system\":\"$1\",\"durability\":\"$2\"}" "$load" "{\"secs\":$4,\"poll_ms\":$POLL_MS}" "$5" "{\"verify\":\"$3\"}"
+}
+# ready T0 ARGS...: bench/ready_poll for the server $PID started at T0; its JSON
+# line on stdout ({"ready_s":null,..} when it did not answer in time)
+ready() {
+  local t0=$1 out
+  shift
+  out=$("$RP" --t0 "$t0" --pid "$PID" --every-ms "$POLL_MS" --timeout 300 "$@") || true
+  [ -n "$out" ] || out='{"ready_s":null}'
+  echo "$out"
 }
 
 # ---- suiro -------------------------------------------------------------------
@@ -242,12 +271,6 @@ for i in range(0, len(ids), 100):
 print(n)
 EOF
   }
-  latest_ok() { # an app session, then the latest value of reference point 0
-    local tok
-    tok=$(token) || return 1
-    curl -sf -H "Authorization: Bearer $tok" \
-      "http://127.0.0.1:$hport/api/v1/stored-values/latest?dataId=$(head -n 1 "$T/suiro-ids")" | grep -q "\"timestamp\":\"$LAST_ISO"
-  }
 
   say "suiro serve (sync=always, encrypted log): gwsim --reference, $G gateways, window $W"
   suiro_start
@@ -294,17 +317,34 @@ print(v, len(ids), dup)')
     log=log index=index
 
   say "suiro: restart"
+  # known ports, so the poller can knock from the start as for the peers
+  sport=$(free_port); hport=$(free_port)
+  : > "$T/serve.out"
+  local q0 rp
+  q0="dataId=$(head -n 1 "$T/suiro-ids")&from=2023-11-15T00:00:00Z&to=$DAY_END&interval=1d&agg=count"
   t0=$EPOCHREALTIME
-  suiro_start
-  t1=$EPOCHREALTIME
-  local rv=FAILED t2=''
-  if wait_for 120 latest_ok; then t2=$EPOCHREALTIME; fi
+  "$BIN" serve --data "$D" --mqtt "127.0.0.1:$sport" --http "127.0.0.1:$hport" "${K[@]}" > "$T/serve.out" 2>> "$T/serve.err" &
+  PID=$!
+  rp=$(ready "$t0" --http "http://127.0.0.1:$hport/api/v1/stored-values?$q0" --expect "\"count\":$S" \
+    --login "http://127.0.0.1:$hport/api/v1/sessions" \
+    --login-body "{\"operatorId\":\"$OP\",\"appId\":\"BENCH\",\"secret\":\"bench-app-secret-1\"}")
+  local rs ls up secs
+  rs=$(fieldn "$rp" ready_s); ls=$(fieldn "$rp" login_s); up=$(fieldn "$rp" up_s)
+  secs=null
+  [ "$rs" != null ] && [ "$ls" != null ] && secs=$(elapsed "$ls" "$rs")
+  # the startup phases the server logged ("serving" line), in ms
+  local phases
+  phases=$(grep 'msg="serving"' "$T/serve.err" | tail -n 1 | "$PY" -c 'import json, re, sys
+l = sys.stdin.read()
+print(json.dumps({k: float(v) for k, v in re.findall(r"(\w+_ms)=([0-9.]+)", l)}, separators=(",", ":")))')
   local idx_after; idx_after=$(index_count)
-  [ -n "$t2" ] && [ "$idx_after" = "$UNIQUE" ] && [ "$v" = ok ] && rv=ok
-  [ "$rv" = ok ] || say "suiro restart FAILED: answered=${t2:+yes} index=$idx_after/$UNIQUE"
+  local rv=FAILED
+  [ "$secs" != null ] && [ "$idx_after" = "$UNIQUE" ] && [ "$v" = ok ] && rv=ok
+  [ "$rv" = ok ] || say "suiro restart FAILED: poll=$rp index=$idx_after/$UNIQUE"
   stop_pid "$PID"; PID=
-  emit_restart suiro "$dur" "$rv" "$( [ -n "$t2" ] && elapsed "$t0" "$t2" || echo null)" \
-    "{\"listening_s\":$(elapsed "$t0" "$t1"),\"query\":\"POST /api/v1/sessions + GET /api/v1/stored-values/latest\",\"stored_index_values_after\":$idx_after}"
+  RESTART_LOGIN[suiro]=$rs
+  emit_restart suiro "$dur" "$rv" "$secs" \
+    "{\"secs_with_login\":$rs,\"login_s\":$ls,\"up_s\":$up,\"query_s\":$(fieldn "$rp" query_s),\"polls\":$(fieldn "$rp" attempts),\"startup_ms\":${phases:-null},\"query\":\"POST /api/v1/sessions (timed apart: login_s), then GET /api/v1/stored-values?dataId=<point 0>&interval=1d&agg=count = $S\",\"stored_index_values_after\":$idx_after}"
   [ "$rv" = ok ] || VERIFY[suiro]=FAILED
 }
 
@@ -345,7 +385,6 @@ EOF
 d = json.load(sys.stdin)
 try: print(d["results"][0]["series"][0]["values"][0][1])
 except Exception: print(-1)'; }
-  last_ok() { iq "SELECT last(value) FROM v WHERE p='P00000'" | grep -q "\"$LAST_ISO"; }
   local ver; ver=$(pkgver influxdb)
   say "InfluxDB (${ver:-?}): line protocol, $LINES lines a request, $CONC in flight"
   influx_start
@@ -370,16 +409,18 @@ except Exception: print(-1)'; }
     wal=wal data=data
 
   say "InfluxDB: restart"
+  local rp rv=FAILED secs iurl
+  iurl="$U/query?db=bench&q=$("$PY" -c 'import sys, urllib.parse; print(urllib.parse.quote(sys.argv[1]))' "SELECT last(value) FROM v WHERE p='P00000'")"
   t0=$EPOCHREALTIME
   influx_start
-  local t2='' rv=FAILED
-  if wait_for 300 last_ok; then t2=$EPOCHREALTIME; fi
+  rp=$(ready "$t0" --http "$iurl" --expect "\"$LAST_ISO")
+  secs=$(fieldn "$rp" ready_s)
   local after; after=$(icount)
-  [ -n "$t2" ] && [ "$after" = "$UNIQUE" ] && [ "$v" = ok ] && rv=ok
-  [ "$rv" = ok ] || say "influxdb restart FAILED: answered=${t2:+yes} count=$after/$UNIQUE"
+  [ "$secs" != null ] && [ "$after" = "$UNIQUE" ] && [ "$v" = ok ] && rv=ok
+  [ "$rv" = ok ] || say "influxdb restart FAILED: poll=$rp count=$after/$UNIQUE"
   stop_pid "$PID"; PID=
-  emit_restart influxdb "$dur" "$rv" "$( [ -n "$t2" ] && elapsed "$t0" "$t2" || echo null)" \
-    "{\"query\":\"SELECT last(value) FROM v WHERE p='P00000'\",\"stored_values_after\":$after}"
+  emit_restart influxdb "$dur" "$rv" "$secs" \
+    "{\"up_s\":$(fieldn "$rp" up_s),\"query_s\":$(fieldn "$rp" query_s),\"polls\":$(fieldn "$rp" attempts),\"query\":\"SELECT last(value) FROM v WHERE p='P00000'\",\"stored_values_after\":$after}"
   [ "$rv" = ok ] || VERIFY[influxdb]=FAILED
 }
 
@@ -404,10 +445,6 @@ run_victoriametrics() {
       --data-urlencode 'match[]={__name__="v_value"}' --data-urlencode 'start=2023-11-14T00:00:00Z' \
       --data-urlencode "end=$DAY_END" | wc -l
   }
-  one_ok() { # count_over_time of reference point 0 at the end of the data: S values
-    curl -sf "$U/api/v1/query" --data-urlencode "query=count_over_time(v_value{p=\"P00000\"}[1d])" \
-      --data-urlencode "time=$((LAST_S + 1))" | grep -q "\"$S\"\]"
-  }
   local ver; ver=$(pkgver victoria-metrics)
   say "VictoriaMetrics (${ver:-?}): line protocol, $LINES lines a request, $CONC in flight"
   vm_start
@@ -431,16 +468,18 @@ run_victoriametrics() {
     data=data indexdb=indexdb cache=cache
 
   say "VictoriaMetrics: restart"
+  local rp rv=FAILED secs vurl
+  vurl="$U/api/v1/query?query=$("$PY" -c 'import sys, urllib.parse; print(urllib.parse.quote(sys.argv[1]))' 'count_over_time(v_value{p="P00000"}[1d])')&time=$((LAST_S + 1))"
   t0=$EPOCHREALTIME
   vm_start
-  local t2='' rv=FAILED
-  if wait_for 300 one_ok; then t2=$EPOCHREALTIME; fi
+  rp=$(ready "$t0" --http "$vurl" --expect "\"$S\"]")
+  secs=$(fieldn "$rp" ready_s)
   local after; after=$(vcount)
-  [ -n "$t2" ] && [ "$after" = "$UNIQUE" ] && [ "$v" = ok ] && rv=ok
-  [ "$rv" = ok ] || say "victoriametrics restart FAILED: answered=${t2:+yes} exported=$after/$UNIQUE"
+  [ "$secs" != null ] && [ "$after" = "$UNIQUE" ] && [ "$v" = ok ] && rv=ok
+  [ "$rv" = ok ] || say "victoriametrics restart FAILED: poll=$rp exported=$after/$UNIQUE"
   stop_pid "$PID"; PID=
-  emit_restart victoriametrics "$dur" "$rv" "$( [ -n "$t2" ] && elapsed "$t0" "$t2" || echo null)" \
-    "{\"query\":\"count_over_time(v_value{p='P00000'}[1d])\",\"stored_values_after\":$after}"
+  emit_restart victoriametrics "$dur" "$rv" "$secs" \
+    "{\"up_s\":$(fieldn "$rp" up_s),\"query_s\":$(fieldn "$rp" query_s),\"polls\":$(fieldn "$rp" attempts),\"query\":\"count_over_time(v_value{p='P00000'}[1d])\",\"stored_values_after\":$after}"
   [ "$rv" = ok ] || VERIFY[victoriametrics]=FAILED
 }
 
@@ -472,7 +511,6 @@ end
 return {e, n}" 0 "$P" | tr '\n' ' '
     echo
   }
-  xlen_ok() { [ "$(rc_ XLEN s:P00000 2>/dev/null)" = "$NB" ]; }
   local ver; ver=$(pkgver redis-server)
   say "Redis (${ver:-?}) streams: $CONC connections, $RWIN pipelined each"
   redis_start
@@ -495,16 +533,17 @@ return {e, n}" 0 "$P" | tr '\n' ' '
   emit_disk redis "$dur" "$v" "$run_a" "$run_b" "$D" '{"what":"appendonlydir/ (the AOF: the XADD commands as sent); no RDB (save \"\")"}'
 
   say "Redis: restart (AOF replay)"
+  local rp rv=FAILED secs
   t0=$EPOCHREALTIME
   redis_start
-  local t2='' rv=FAILED
-  if wait_for 300 xlen_ok; then t2=$EPOCHREALTIME; fi
+  rp=$(ready "$t0" --redis "127.0.0.1:$port" --cmd "XLEN s:P00000" --expect ":$NB")
+  secs=$(fieldn "$rp" ready_s)
   local e2 n2; read -r e2 n2 < <(rcount)
-  [ -n "$t2" ] && [ "$n2" = "$n" ] && [ "$e2" = "$e" ] && [ "$v" = ok ] && rv=ok
-  [ "$rv" = ok ] || say "redis restart FAILED: answered=${t2:+yes} entries=$e2/$e values=$n2/$n"
+  [ "$secs" != null ] && [ "$n2" = "$n" ] && [ "$e2" = "$e" ] && [ "$v" = ok ] && rv=ok
+  [ "$rv" = ok ] || say "redis restart FAILED: poll=$rp entries=$e2/$e values=$n2/$n"
   stop_pid "$PID"; PID=
-  emit_restart redis "$dur" "$rv" "$( [ -n "$t2" ] && elapsed "$t0" "$t2" || echo null)" \
-    "{\"query\":\"XLEN s:P00000\",\"stored_values_after\":${n2:-null}}"
+  emit_restart redis "$dur" "$rv" "$secs" \
+    "{\"up_s\":$(fieldn "$rp" up_s),\"query_s\":$(fieldn "$rp" query_s),\"polls\":$(fieldn "$rp" attempts),\"query\":\"XLEN s:P00000\",\"stored_values_after\":${n2:-null}}"
   [ "$rv" = ok ] || VERIFY[redis]=FAILED
 }
 
@@ -555,11 +594,11 @@ if has suiro; then
   fi
   merge "$r" "{\"durability\":$d,\"verify\":\"$(both_ok $SYSTEMS)\"}"
 
-  r='{"bench":"restart_ratio","metric":"seconds from start to the first query answered with the loaded data"}'
-  r=$(merge "$r" "{\"suiro_secs\":${RESTART[suiro]:-null}}")
+  r="{\"bench\":\"restart_ratio\",\"metric\":\"seconds from start to the first query answered with the loaded data (bench/ready_poll every $POLL_MS ms, the same for every system); suiro without its app login's round trip (one scrypt check), which *_with_login includes\"}"
+  r=$(merge "$r" "{\"suiro_secs\":${RESTART[suiro]:-null},\"suiro_secs_with_login\":${RESTART_LOGIN[suiro]:-null},\"poll_ms\":$POLL_MS}")
   for s in influxdb victoriametrics redis; do
     has "$s" || continue
-    r=$(merge "$r" "{\"${s}_secs\":${RESTART[$s]:-null},\"suiro_vs_$s\":$(div "${RESTART[suiro]:-}" "${RESTART[$s]:-}")}")
+    r=$(merge "$r" "{\"${s}_secs\":${RESTART[$s]:-null},\"suiro_vs_$s\":$(div "${RESTART[suiro]:-}" "${RESTART[$s]:-}"),\"suiro_with_login_vs_$s\":$(div "${RESTART_LOGIN[suiro]:-}" "${RESTART[$s]:-}")}")
   done
   has victoriametrics && r=$(merge "$r" "{\"goal_vs_victoriametrics\":\"<= 1\",\"met_vs_victoriametrics\":$(met "$(field "$r" suiro_vs_victoriametrics)" "<=" 1)}")
   merge "$r" "{\"durability\":$d,\"verify\":\"$(both_ok $SYSTEMS)\"}"

@@ -163,7 +163,15 @@ struct sr_engine {
 
     _Atomic uint64_t st_commands, st_events, st_groups;
     int replaying_heads_only;
+    sr_engine_open_stats ost; /* what sr_engine_open spent, set once by it */
 };
+
+static uint64_t mono_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
 
 static int64_t now_ms(sr_engine *e)
 {
@@ -1457,6 +1465,127 @@ static int load_heads(sr_engine *e, uint64_t *min_first)
     return rc;
 }
 
+/* ------------------------------------------------------------------------ */
+/* Replay at open, decoding ahead                                            */
+
+/*
+ * The replay's events are read and decoded (log read, checksum, decrypt,
+ * decompress, protobuf unpack) by a helper thread, RQ_MAX events ahead of
+ * the applying thread, which takes them in seq order: applying stays on one
+ * thread and in log order exactly as before; on a 2-core machine the
+ * decoding (about a third of a heads replay) overlaps it. Without the thread
+ * (pthread_create failed) rq_next decodes inline.
+ */
+enum { RQ_MAX = 1024, RQ_WAKE = 64 }; /* a waiting side is woken when RQ_WAKE events (or room) are ready */
+
+typedef struct rq_ent {
+    uint64_t seq;
+    Event *ev;
+} rq_ent;
+
+typedef struct replay_q {
+    sr_log_iter *it;
+    uint64_t end;        /* stop before this seq */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;   /* either side waits on it: room / an event / the end */
+    rq_ent ring[RQ_MAX];
+    size_t head, n;      /* guarded by mu */
+    int rc;              /* decoder's end: SR_DONE (all read), an error; guarded by mu */
+    int finished;        /* the decoder stopped (rc set); guarded by mu */
+    int quit;            /* the applier stopped early; guarded by mu */
+    int get_waits, put_waits; /* a side sleeps on cv; guarded by mu */
+    uint64_t bad_seq;    /* SR_ECORRUPT: the record that is not an event */
+    int threaded;
+    pthread_t th;
+} replay_q;
+
+/* Read and unpack one event: SR_OK, SR_DONE at the end, or an error. */
+static int rq_decode(replay_q *q, uint64_t *seq, Event **ev)
+{
+    sr_slice rec;
+    int rc = sr_log_iter_next(q->it, seq, &rec);
+    if (rc) return rc;
+    if (*seq >= q->end) return SR_DONE; /* replay_to reached: stop before this one */
+    *ev = suiro__v1__event__unpack(NULL, rec.len, rec.data);
+    if (!*ev) {
+        q->bad_seq = *seq;
+        return SR_ECORRUPT;
+    }
+    (*ev)->seq = *seq;
+    return SR_OK;
+}
+
+static void *rq_main(void *arg)
+{
+    replay_q *q = arg;
+    int rc;
+    for (;;) {
+        uint64_t seq = 0;
+        Event *ev = NULL;
+        rc = rq_decode(q, &seq, &ev);
+        pthread_mutex_lock(&q->mu);
+        if (rc == SR_OK) {
+            while (q->n == RQ_MAX && !q->quit) {
+                q->put_waits = 1;
+                pthread_cond_wait(&q->cv, &q->mu);
+            }
+            q->put_waits = 0;
+            if (!q->quit) {
+                q->ring[(q->head + q->n) % RQ_MAX] = (rq_ent){seq, ev};
+                ev = NULL;
+                /* wake the applier with a batch, not for each event */
+                if (++q->n >= RQ_WAKE && q->get_waits) pthread_cond_signal(&q->cv);
+            } else rc = SR_DONE;
+        }
+        if (rc) {
+            q->rc = rc;
+            q->finished = 1;
+            pthread_cond_signal(&q->cv);
+        }
+        pthread_mutex_unlock(&q->mu);
+        if (ev) suiro__v1__event__free_unpacked(ev, NULL);
+        if (rc) return NULL;
+    }
+}
+
+/* The next event in seq order: SR_OK, SR_DONE after the last, or the error
+ * that ended the reading (the events before it were all returned). */
+static int rq_next(replay_q *q, uint64_t *seq, Event **ev)
+{
+    if (!q->threaded) return rq_decode(q, seq, ev);
+    int rc = SR_OK;
+    pthread_mutex_lock(&q->mu);
+    while (q->n == 0 && !q->finished) {
+        q->get_waits = 1;
+        pthread_cond_wait(&q->cv, &q->mu);
+    }
+    q->get_waits = 0;
+    if (q->n) {
+        *seq = q->ring[q->head].seq;
+        *ev = q->ring[q->head].ev;
+        q->head = (q->head + 1) % RQ_MAX;
+        if (--q->n <= RQ_MAX - RQ_WAKE && q->put_waits) pthread_cond_signal(&q->cv);
+    } else rc = q->rc;
+    pthread_mutex_unlock(&q->mu);
+    return rc;
+}
+
+/* Stop the decoder (if it still runs) and drop what it decoded ahead. */
+static void rq_stop(replay_q *q)
+{
+    if (!q->threaded) return;
+    pthread_mutex_lock(&q->mu);
+    q->quit = 1;
+    pthread_cond_signal(&q->cv);
+    pthread_mutex_unlock(&q->mu);
+    pthread_join(q->th, NULL);
+    for (; q->n; q->n--, q->head = (q->head + 1) % RQ_MAX)
+        suiro__v1__event__free_unpacked(q->ring[q->head].ev, NULL);
+    pthread_cond_destroy(&q->cv);
+    pthread_mutex_destroy(&q->mu);
+    q->threaded = 0;
+}
+
 /* Apply events from the log: (W, end] in full, and [min_first, W] for the
  * heads only (invariant 4). */
 static int replay(sr_engine *e, uint64_t w, uint64_t min_first, sr_errinfo *ei)
@@ -1465,26 +1594,29 @@ static int replay(sr_engine *e, uint64_t w, uint64_t min_first, sr_errinfo *ei)
     if (e->o.replay_to && e->o.replay_to + 1 < end) end = e->o.replay_to + 1;
     uint64_t from = min_first < w + 1 ? min_first : w + 1;
     if (from >= end) return SR_OK;
-    sr_log_iter *it = NULL;
     MDB_txn *txn = NULL;
-    int rc = sr_log_iter_open(e->log, from, &it);
-    if (rc) return rc;
+    replay_q *q = sr_calloc(1, sizeof *q);
+    if (!q) return SR_ENOMEM;
+    q->end = end;
+    int rc = sr_log_iter_open(e->log, from, &q->it);
+    if (rc) {
+        sr_free(q);
+        return rc;
+    }
+    pthread_mutex_init(&q->mu, NULL);
+    pthread_cond_init(&q->cv, NULL);
+    q->threaded = pthread_create(&q->th, NULL, rq_main, q) == 0;
+    if (!q->threaded) {
+        pthread_cond_destroy(&q->cv);
+        pthread_mutex_destroy(&q->mu);
+    }
     uint64_t seq = 0, last = 0, done = 0, total = end - from, in_txn = 0;
-    sr_slice rec;
-    while ((rc = sr_log_iter_next(it, &seq, &rec)) == SR_OK) {
-        if (seq >= end) {
-            rc = SR_DONE; /* replay_to reached: stop before this one */
-            break;
-        }
+    Event *ev = NULL;
+    while ((rc = rq_next(q, &seq, &ev)) == SR_OK) {
         last = seq;
-        Event *ev = suiro__v1__event__unpack(NULL, rec.len, rec.data);
-        if (!ev) {
-            rc = SR_ECORRUPT;
-            if (ei) snprintf(ei->msg, sizeof ei->msg, "log record %" PRIu64 " is not a valid event", seq);
-            break;
-        }
-        ev->seq = seq;
+        e->ost.replay_events++;
         if (seq <= w) {
+            e->ost.replay_head_events++;
             rc = apply_series(e, NULL, ev, 1);
         } else if (!e->o.readonly) {
             if (!txn && (rc = ensure_room(e)) == SR_OK) rc = sr_index_write_begin(e->ix, &txn);
@@ -1502,6 +1634,11 @@ static int replay(sr_engine *e, uint64_t w, uint64_t min_first, sr_errinfo *ei)
         if (rc) break;
         if (++done % 65536 == 0 && e->o.progress) e->o.progress(e->o.progress_ctx, done, total);
     }
+    rq_stop(q);
+    if (rc == SR_ECORRUPT && q->bad_seq) {
+        if (ei) snprintf(ei->msg, sizeof ei->msg, "log record %" PRIu64 " is not a valid event", q->bad_seq);
+        seq = q->bad_seq;
+    }
     if (rc == SR_DONE) rc = SR_OK;
     else if (rc && ei && !ei->msg[0]) snprintf(ei->msg, sizeof ei->msg, "replay at seq %" PRIu64 ": %s", seq, sr_strerror(rc));
     if (!rc && txn) {
@@ -1509,7 +1646,8 @@ static int replay(sr_engine *e, uint64_t w, uint64_t min_first, sr_errinfo *ei)
         txn = NULL;
     }
     if (txn) sr_index_abort(txn);
-    sr_log_iter_close(it);
+    sr_log_iter_close(q->it);
+    sr_free(q);
     if (!rc && e->o.progress) e->o.progress(e->o.progress_ctx, total, total);
     return rc;
 }
@@ -1553,7 +1691,10 @@ int sr_engine_open(const char *dir, const sr_engine_opts *opts, sr_engine **out,
     sr_log_opts lo = {.vfs = e->o.vfs, .segment_bytes = e->o.segment_bytes, .sync = e->o.sync, .key = e->o.key,
                       .readonly = e->o.readonly || e->o.log_readonly,
                       .zstd_level = e->o.zstd_level == -100 ? 0 : e->o.zstd_level ? e->o.zstd_level : 1};
+    uint64_t t0 = mono_us();
     if ((rc = sr_log_open(logdir, &lo, &e->log, ei))) goto fail;
+    uint64_t t1 = mono_us();
+    e->ost.log_us = t1 - t0;
     char err[256] = "";
     if ((rc = sr_index_open(e->o.index_dir ? e->o.index_dir : ixdir, e->o.map_bytes, e->o.readonly, &e->ix, err,
                             sizeof err))) {
@@ -1598,8 +1739,13 @@ int sr_engine_open(const char *dir, const sr_engine_opts *opts, sr_engine **out,
         goto fail;
     }
     uint64_t min_first = UINT64_MAX;
+    uint64_t t2 = mono_us();
+    e->ost.index_us = t2 - t1;
     if ((rc = load_heads(e, &min_first))) goto fail;
+    uint64_t t3 = mono_us();
+    e->ost.heads_us = t3 - t2;
     if ((rc = replay(e, w, min_first, ei))) goto fail;
+    e->ost.replay_us = mono_us() - t3;
     e->next_seq = end;
     /* read-only: the index keeps its own watermark (nothing was applied) */
     atomic_store(&e->watermark, e->o.readonly && w < end - 1 ? w : end - 1);
@@ -2180,6 +2326,8 @@ int sr_engine_doc_get(sr_engine *e, const char *op, const char *coll, const char
     sr_index_read_end(e->ix, t);
     return rc;
 }
+
+void sr_engine_get_open_stats(sr_engine *e, sr_engine_open_stats *out) { *out = e->ost; }
 
 void sr_engine_get_stats(sr_engine *e, sr_engine_stats *out)
 {
