@@ -22,7 +22,10 @@
 # NI_WINDOW unacknowledged messages per gateway [16], NI_LINES lines per HTTP
 # request [5000], NI_CONC HTTP requests in flight / Redis connections [4],
 # NI_REDIS_WINDOW commands pipelined per Redis connection [64],
-# NI_SYSTEMS [suiro influxdb victoriametrics redis], NI_POLL_MS the restart
+# NI_SYSTEMS [suiro suiro_plain influxdb victoriametrics redis] (suiro_plain:
+# suiro without a key_file, the log unencrypted: the second axis of issue #6,
+# encryption on vs off; the hash chain is on in both and timed apart by
+# bench/chain_cost, "chain_s"), NI_POLL_MS the restart
 # poll interval, every system [5], NI_KEEP=1 keeps the
 # temporary directory (data directories, logs) for a look afterwards.
 #
@@ -92,7 +95,7 @@ W=${NI_WINDOW:-16}
 LINES=${NI_LINES:-5000}
 CONC=${NI_CONC:-4}
 RWIN=${NI_REDIS_WINDOW:-64}
-SYSTEMS=${NI_SYSTEMS:-suiro influxdb victoriametrics redis}
+SYSTEMS=${NI_SYSTEMS:-suiro suiro_plain influxdb victoriametrics redis}
 OP=sim
 PY=/usr/bin/python3
 [ -x "$PY" ] || PY=$(command -v python3)
@@ -118,7 +121,7 @@ if [ -z "$INFLUXD" ] || [ -z "$VMBIN" ] || [ -z "$REDIS" ] || [ -z "$RCLI" ]; th
 fi
 for s in $SYSTEMS; do
   case $s in
-    suiro) ;;
+    suiro|suiro_plain) ;;
     influxdb) [ -n "$INFLUXD" ] || die "influxd (Debian package 'influxdb') is missing; run 'bash scripts/deps.sh --bench' as root" ;;
     victoriametrics) [ -n "$VMBIN" ] || die "victoria-metrics (Debian package 'victoria-metrics') is missing; run 'bash scripts/deps.sh --bench' as root" ;;
     redis) [ -n "$REDIS" ] && [ -n "$RCLI" ] || die "redis-server / redis-cli (Debian package 'redis-server') is missing; run 'bash scripts/deps.sh --bench' as root" ;;
@@ -224,12 +227,14 @@ ready() {
 }
 
 # ---- suiro -------------------------------------------------------------------
-run_suiro() {
-  local dur="sync=always: PUBACK once the log is fdatasynced and the index committed; log AES-256-GCM"
-  local D="$T/suiro" K=(--key-file "$T/log.key") sport hport
+run_suiro() { # run_suiro [plain]: suiro, or with "plain" suiro_plain (no key_file: the log unencrypted)
+  local sys=suiro D K=(--key-file "$T/log.key") sport hport enc="log AES-256-GCM"
+  if [ "${1:-}" = plain ]; then sys=suiro_plain; K=(); enc="log not encrypted (no key_file)"; fi
+  local dur="sync=always: PUBACK once the log is fdatasynced and the index committed; $enc"
+  D="$T/$sys"
   local ppg=$(( (P + G - 1) / G ))
   [ "$ppg" -le 99 ] || die "suiro: $P points need at most 99 per gateway: NI_GATEWAYS >= $(( (P + 98) / 99 ))"
-  DUR[suiro]=$dur
+  DUR[$sys]=$dur
   (umask 077; "$PY" -c 'import os; print(os.urandom(32).hex())' > "$T/log.key")
   "$BIN" init "$D" "${K[@]}" >/dev/null
   "$BIN" gwsim sheet --gateways "$G" --points "$ppg" --operator "$OP" > "$T/sheet.csv"
@@ -272,7 +277,7 @@ print(n)
 EOF
   }
 
-  say "suiro serve (sync=always, encrypted log): gwsim --reference, $G gateways, window $W"
+  say "$sys serve (sync=always, $enc): gwsim --reference, $G gateways, window $W"
   suiro_start
   local gw rc=0
   gw=$("$BIN" gwsim run --port "$sport" --operator "$OP" --gateways "$G" --batch "$B" --window "$W" --reference \
@@ -286,6 +291,9 @@ EOF
   kill -TERM "$PID"; wait "$PID" || s_rc=$?; PID=
   t1=$EPOCHREALTIME
   local stop_s; stop_s=$(elapsed "$t0" "$t1")
+  # the hash chain's SHA-256 work for this log, timed apart (bench/chain_cost; the chain has no off switch)
+  local chain; chain=$("$BUILD/bench/chain_cost" "$D/log" "${K[@]}" 2>/dev/null | tail -n 1) || true
+  [ -n "$chain" ] || chain='{}'
   # the log: values and distinct messages of the measurement events
   local stored msgs dup
   read -r stored msgs dup < <("$BIN" replay "$D" "${K[@]}" --kind measurements | "$PY" -c '
@@ -305,18 +313,18 @@ print(v, len(ids), dup)')
   if [ "$rc" = 0 ] && [ "$s_rc" = 0 ] && [ "$(field "$gw" errors)" = 0 ] && [ "$(field "$gw" acked)" = "$msgs_total" ] \
      && [ "$(field "$gw" values_acked)" = "$sent_total" ] && [ "$stored" = "$sent_total" ] && [ "$msgs" = "$msgs_total" ] \
      && [ "$dup" = 0 ] && [ "$idx_run" = "$UNIQUE" ] && [ "$(field "$gw" ref_values_unique)" = "$UNIQUE" ]; then v=ok; fi
-  [ "$v" = ok ] || say "suiro verify FAILED: gwsim rc=$rc errors=$(field "$gw" errors) acked=$(field "$gw" acked)/$msgs_total values_acked=$(field "$gw" values_acked)/$sent_total log values=$stored messages=$msgs duplicates=$dup index=$idx_run/$UNIQUE serve_rc=$s_rc; $(tail -n 3 "$T/gwsim.err")"
-  VERIFY[suiro]=$v
-  RATE[suiro]=$(field "$gw" steady_points_per_s)
-  CPUPP[suiro]=$(cpu_pp "$cpu" "${sent_total:-0}")   # the gateways' logins (scrypt) included
-  merge '{"bench":"net_ingest","system":"suiro"}' "$load" \
-    "{\"durability\":\"$dur\",\"protocol\":\"MQTT 3.1.1 QoS 1, GW_MEASUREMENTS JSON (suiro gwsim run --reference)\",\"gateways\":$G,\"window\":$W,\"events\":${msgs_total:-null},\"points_total\":${sent_total:-null},\"secs\":$(fieldn "$gw" secs),\"points_per_s\":${RATE[suiro]:-null},\"points_per_s_with_logins\":$(fieldn "$gw" points_per_s),\"connect_s\":$(fieldn "$gw" connect_s),\"requests\":$(fieldn "$gw" sent),\"errors\":$(fieldn "$gw" errors),\"puback_p50_ms\":$(fieldn "$gw" puback_p50_ms),\"puback_p99_ms\":$(fieldn "$gw" puback_p99_ms),\"hash\":\"$(field "$gw" ref_hash)\",\"server_cpu_s\":$cpu,\"server_cpu_us_per_point\":${CPUPP[suiro]},\"stored_log_values\":${stored:-null},\"stored_index_values\":${idx_run:-null},\"stop_s\":$stop_s,\"verify\":\"$v\"}"
-  IBPP[suiro]=$(div "$(du_alloc "$D/index")" "$UNIQUE"); IBPPA[suiro]=$(div "$(du_b "$D/index")" "$UNIQUE")
-  LBPP[suiro]=$(div "$(du_alloc "$D/log")" "$UNIQUE"); LBPPA[suiro]=$(div "$(du_b "$D/log")" "$UNIQUE")
-  emit_disk suiro "$dur" "$v" "$run_a" "$run_b" "$D" '{"what":"the data directory: log/ (events as received, encrypted, zstd) and index/ (LMDB: series chunks, latest values, masters)"}' \
+  [ "$v" = ok ] || say "$sys verify FAILED: gwsim rc=$rc errors=$(field "$gw" errors) acked=$(field "$gw" acked)/$msgs_total values_acked=$(field "$gw" values_acked)/$sent_total log values=$stored messages=$msgs duplicates=$dup index=$idx_run/$UNIQUE serve_rc=$s_rc; $(tail -n 3 "$T/gwsim.err")"
+  VERIFY[$sys]=$v
+  RATE[$sys]=$(field "$gw" steady_points_per_s)
+  CPUPP[$sys]=$(cpu_pp "$cpu" "${sent_total:-0}")   # the gateways' logins (scrypt) included
+  merge "{\"bench\":\"net_ingest\",\"system\":\"$sys\"}" "$load" \
+    "{\"durability\":\"$dur\",\"protocol\":\"MQTT 3.1.1 QoS 1, GW_MEASUREMENTS JSON (suiro gwsim run --reference)\",\"gateways\":$G,\"window\":$W,\"events\":${msgs_total:-null},\"points_total\":${sent_total:-null},\"secs\":$(fieldn "$gw" secs),\"points_per_s\":${RATE[$sys]:-null},\"points_per_s_with_logins\":$(fieldn "$gw" points_per_s),\"connect_s\":$(fieldn "$gw" connect_s),\"requests\":$(fieldn "$gw" sent),\"errors\":$(fieldn "$gw" errors),\"puback_p50_ms\":$(fieldn "$gw" puback_p50_ms),\"puback_p99_ms\":$(fieldn "$gw" puback_p99_ms),\"hash\":\"$(field "$gw" ref_hash)\",\"server_cpu_s\":$cpu,\"server_cpu_us_per_point\":${CPUPP[$sys]},\"stored_log_values\":${stored:-null},\"stored_index_values\":${idx_run:-null},\"stop_s\":$stop_s,\"chain_s\":$(fieldn "$chain" chain_s),\"log_blocks\":$(fieldn "$chain" blocks),\"chain_verify\":\"$(field "$chain" verify)\",\"verify\":\"$v\"}"
+  IBPP[$sys]=$(div "$(du_alloc "$D/index")" "$UNIQUE"); IBPPA[$sys]=$(div "$(du_b "$D/index")" "$UNIQUE")
+  LBPP[$sys]=$(div "$(du_alloc "$D/log")" "$UNIQUE"); LBPPA[$sys]=$(div "$(du_b "$D/log")" "$UNIQUE")
+  emit_disk "$sys" "$dur" "$v" "$run_a" "$run_b" "$D" '{"what":"the data directory: log/ (events as received, zstd, encrypted unless suiro_plain) and index/ (LMDB: series chunks, latest values, masters)"}' \
     log=log index=index
 
-  say "suiro: restart"
+  say "$sys: restart"
   # known ports, so the poller can knock from the start as for the peers
   sport=$(free_port); hport=$(free_port)
   : > "$T/serve.out"
@@ -340,12 +348,12 @@ print(json.dumps({k: float(v) for k, v in re.findall(r"(\w+_ms)=([0-9.]+)", l)},
   local idx_after; idx_after=$(index_count)
   local rv=FAILED
   [ "$secs" != null ] && [ "$idx_after" = "$UNIQUE" ] && [ "$v" = ok ] && rv=ok
-  [ "$rv" = ok ] || say "suiro restart FAILED: poll=$rp index=$idx_after/$UNIQUE"
+  [ "$rv" = ok ] || say "$sys restart FAILED: poll=$rp index=$idx_after/$UNIQUE"
   stop_pid "$PID"; PID=
-  RESTART_LOGIN[suiro]=$rs
-  emit_restart suiro "$dur" "$rv" "$secs" \
+  RESTART_LOGIN[$sys]=$rs
+  emit_restart "$sys" "$dur" "$rv" "$secs" \
     "{\"secs_with_login\":$rs,\"login_s\":$ls,\"up_s\":$up,\"query_s\":$(fieldn "$rp" query_s),\"polls\":$(fieldn "$rp" attempts),\"startup_ms\":${phases:-null},\"query\":\"POST /api/v1/sessions (timed apart: login_s), then GET /api/v1/stored-values?dataId=<point 0>&interval=1d&agg=count = $S\",\"stored_index_values_after\":$idx_after}"
-  [ "$rv" = ok ] || VERIFY[suiro]=FAILED
+  [ "$rv" = ok ] || VERIFY[$sys]=FAILED
 }
 
 # ---- InfluxDB 1.x ----------------------------------------------------------------
@@ -547,7 +555,9 @@ return {e, n}" 0 "$P" | tr '\n' ' '
   [ "$rv" = ok ] || VERIFY[redis]=FAILED
 }
 
-for s in $SYSTEMS; do "run_$s"; done
+for s in $SYSTEMS; do
+  if [ "$s" = suiro_plain ]; then run_suiro plain; else "run_$s"; fi
+done
 
 # ---- ratios against the goals of issue #6 -------------------------------------------
 for s in $SYSTEMS; do [ "${VERIFY[$s]:-FAILED}" = ok ] || ALL_OK=0; done
