@@ -1349,11 +1349,11 @@ int sr_server_run(sr_server *s)
     /* where the startup went (ms): docs/performance-notes.md, "Restart" */
     sr_slog(SR_LOG_INFO, "serving",
             "data=%s mqtt_port=%d key_ms=%.1f engine_ms=%.1f log_ms=%.1f index_ms=%.1f heads_ms=%.1f replay_ms=%.1f "
-            "replay_events=%" PRIu64 " replay_head_events=%" PRIu64
+            "replay_events=%" PRIu64 " replay_head_events=%" PRIu64 " replay_skipped=%" PRIu64
             " pki_ms=%.1f push_ms=%.1f listen_ms=%.1f",
             sr_slog_q(s->cfg.data_dir), s->mqtt_port, s->start_us[0] / 1e3, s->start_us[1] / 1e3, os.log_us / 1e3,
             os.index_us / 1e3, os.heads_us / 1e3, os.replay_us / 1e3, os.replay_events, os.replay_head_events,
-            s->start_us[2] / 1e3, s->start_us[3] / 1e3, s->start_us[4] / 1e3);
+            os.replay_skipped, s->start_us[2] / 1e3, s->start_us[3] / 1e3, s->start_us[4] / 1e3);
     while (uv_run(&s->loop, UV_RUN_ONCE)) {
         if (!s->stopping) continue;
         /* stopping: close connections whose in-flight work is done */

@@ -1466,124 +1466,156 @@ static int load_heads(sr_engine *e, uint64_t *min_first)
 }
 
 /* ------------------------------------------------------------------------ */
-/* Replay at open, decoding ahead                                            */
+/* Replay at open: events unpacked into an arena                            */
 
 /*
- * The replay's events are read and decoded (log read, checksum, decrypt,
- * decompress, protobuf unpack) by a helper thread, RQ_MAX events ahead of
- * the applying thread, which takes them in seq order: applying stays on one
- * thread and in log order exactly as before; on a 2-core machine the
- * decoding (about a third of a heads replay) overlaps it. Without the thread
- * (pthread_create failed) rq_next decodes inline.
+ * A restart replays tens of thousands of events (the heads' samples); each
+ * unpacked event is a dozen small allocations (the event, its measurements,
+ * every PointValues and its packed arrays) freed right after it is applied.
+ * The replay unpacks into one arena instead, reset after each event: no
+ * malloc/free per piece. A piece that does not fit is malloc'ed and freed at
+ * the reset, and the arena grows to fit the next event like it. Nothing of an
+ * event outlives its apply (apply copies what it keeps, as it must for the
+ * writer, whose events are freed after the group).
  */
-enum { RQ_MAX = 1024, RQ_WAKE = 64 }; /* a waiting side is woken when RQ_WAKE events (or room) are ready */
+typedef struct replay_arena {
+    uint8_t *buf;
+    size_t cap, off, want; /* want: the size the last event needed */
+    void **big;            /* pieces that did not fit */
+    size_t nbig, capbig;
+    int failed;            /* an allocation failed: unpack returns NULL */
+} replay_arena;
 
-typedef struct rq_ent {
-    uint64_t seq;
-    Event *ev;
-} rq_ent;
-
-typedef struct replay_q {
-    sr_log_iter *it;
-    uint64_t end;        /* stop before this seq */
-    pthread_mutex_t mu;
-    pthread_cond_t cv;   /* either side waits on it: room / an event / the end */
-    rq_ent ring[RQ_MAX];
-    size_t head, n;      /* guarded by mu */
-    int rc;              /* decoder's end: SR_DONE (all read), an error; guarded by mu */
-    int finished;        /* the decoder stopped (rc set); guarded by mu */
-    int quit;            /* the applier stopped early; guarded by mu */
-    int get_waits, put_waits; /* a side sleeps on cv; guarded by mu */
-    uint64_t bad_seq;    /* SR_ECORRUPT: the record that is not an event */
-    int threaded;
-    pthread_t th;
-} replay_q;
-
-/* Read and unpack one event: SR_OK, SR_DONE at the end, or an error. */
-static int rq_decode(replay_q *q, uint64_t *seq, Event **ev)
+static void *ra_alloc(void *ctx, size_t n)
 {
-    sr_slice rec;
-    int rc = sr_log_iter_next(q->it, seq, &rec);
-    if (rc) return rc;
-    if (*seq >= q->end) return SR_DONE; /* replay_to reached: stop before this one */
-    *ev = suiro__v1__event__unpack(NULL, rec.len, rec.data);
-    if (!*ev) {
-        q->bad_seq = *seq;
-        return SR_ECORRUPT;
+    replay_arena *a = ctx;
+    size_t need = (n + 15) & ~(size_t)15;
+    a->want += need;
+    if (a->off + need <= a->cap) {
+        void *p = a->buf + a->off;
+        a->off += need;
+        return p;
     }
-    (*ev)->seq = *seq;
-    return SR_OK;
+    if (a->nbig == a->capbig && sr_array_reserve(&a->big, &a->capbig, a->nbig + 1, sizeof *a->big)) {
+        a->failed = 1;
+        return NULL;
+    }
+    void *p = sr_malloc(n ? n : 1);
+    if (!p) a->failed = 1;
+    else a->big[a->nbig++] = p;
+    return p;
 }
 
-static void *rq_main(void *arg)
+static void ra_free(void *ctx, void *p) { (void)ctx, (void)p; } /* all at the reset */
+
+/* Drop the last event's pieces; grow for the next when it did not fit. */
+static void ra_reset(replay_arena *a)
 {
-    replay_q *q = arg;
-    int rc;
-    for (;;) {
-        uint64_t seq = 0;
-        Event *ev = NULL;
-        rc = rq_decode(q, &seq, &ev);
-        pthread_mutex_lock(&q->mu);
-        if (rc == SR_OK) {
-            while (q->n == RQ_MAX && !q->quit) {
-                q->put_waits = 1;
-                pthread_cond_wait(&q->cv, &q->mu);
+    for (size_t i = 0; i < a->nbig; i++) sr_free(a->big[i]);
+    a->nbig = 0;
+    a->off = 0;
+    if (a->want > a->cap) {
+        size_t cap = a->cap ? a->cap : 16384;
+        while (cap < a->want) cap *= 2;
+        uint8_t *nb = sr_malloc(cap);
+        if (nb) { /* else: keep the old one, the pieces spill to malloc */
+            sr_free(a->buf);
+            a->buf = nb;
+            a->cap = cap;
+        }
+    }
+    a->want = 0;
+}
+
+static void ra_release(replay_arena *a)
+{
+    ra_reset(a);
+    sr_free(a->buf);
+    sr_free(a->big);
+}
+
+/* Protobuf wire reading for heads_needed: a varint, or a field's extent. */
+static int wire_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
+{
+    *v = 0;
+    for (int sh = 0; sh < 64 && *p < end; sh += 7) {
+        uint8_t b = *(*p)++;
+        *v |= (uint64_t)(b & 0x7f) << sh;
+        if (!(b & 0x80)) return 0;
+    }
+    return -1;
+}
+
+/* Skip a field of wire type wt; for type 2, body and blen get its bytes. */
+static int wire_skip(const uint8_t **p, const uint8_t *end, unsigned wt, const uint8_t **body, size_t *blen)
+{
+    uint64_t v;
+    switch (wt) {
+    case 0: return wire_varint(p, end, &v);
+    case 1: if (end - *p < 8) return -1; *p += 8; return 0;
+    case 5: if (end - *p < 4) return -1; *p += 4; return 0;
+    case 2:
+        if (wire_varint(p, end, &v) || v > (uint64_t)(end - *p)) return -1;
+        if (body) *body = *p, *blen = (size_t)v;
+        *p += v;
+        return 0;
+    default: return -1;
+    }
+}
+
+/*
+ * Whether a heads-only replay (an event at or below W) needs to unpack this
+ * record, read from its wire form without unpacking: not when the event is
+ * not measurements (apply_series ignores it), nor when every point it names
+ * already has a head that starts after it (apply_pv returns at once for
+ * those). 1 (unpack it) whenever in doubt: a record it cannot read, a point
+ * without a head yet, an event with two bodies. A skipped record is not
+ * unpacked, so a malformed one at or below W (its block passed its checksum
+ * and tag) is found by `suiro verify` / rebuild, not by the restart.
+ */
+static int heads_needed(sr_engine *e, const uint8_t *p, size_t n, uint64_t seq)
+{
+    const uint8_t *end = p + n;
+    int meas = 0, other = 0;
+    const uint8_t *scan = p;
+    while (scan < end) { /* the body: field 16 (measurements) or another of the oneof (17..32) */
+        uint64_t key;
+        if (wire_varint(&scan, end, &key)) return 1;
+        uint64_t f = key >> 3;
+        if (wire_skip(&scan, end, (unsigned)(key & 7), NULL, NULL)) return 1;
+        if (f == 16) meas = 1;
+        else if (f >= 17 && f <= 32) other = 1;
+    }
+    if (meas == other) return 1; /* both (the last wins) or no body: let apply decide */
+    if (other) return 0;
+    while (p < end) {
+        uint64_t key;
+        const uint8_t *m = NULL;
+        size_t ml = 0;
+        if (wire_varint(&p, end, &key) || wire_skip(&p, end, (unsigned)(key & 7), &m, &ml)) return 1;
+        if (key >> 3 != 16) continue;
+        if ((key & 7) != 2) return 1; /* not a message: unpack reports it */
+        for (const uint8_t *q = m, *qe = m + ml; q < qe;) { /* Measurements: points = 1 */
+            const uint8_t *pv = NULL;
+            size_t pl = 0;
+            if (wire_varint(&q, qe, &key) || wire_skip(&q, qe, (unsigned)(key & 7), &pv, &pl)) return 1;
+            if (key >> 3 != 1) continue;
+            if ((key & 7) != 2) return 1;
+            uint64_t point = 0;
+            for (const uint8_t *r = pv, *re = pv + pl; r < re;) { /* PointValues: point = 1 (the last wins) */
+                uint64_t k2;
+                if (wire_varint(&r, re, &k2)) return 1;
+                if (k2 >> 3 == 1) {
+                    if ((k2 & 7) != 0 || wire_varint(&r, re, &point)) return 1;
+                } else if (wire_skip(&r, re, (unsigned)(k2 & 7), NULL, NULL))
+                    return 1;
             }
-            q->put_waits = 0;
-            if (!q->quit) {
-                q->ring[(q->head + q->n) % RQ_MAX] = (rq_ent){seq, ev};
-                ev = NULL;
-                /* wake the applier with a batch, not for each event */
-                if (++q->n >= RQ_WAKE && q->get_waits) pthread_cond_signal(&q->cv);
-            } else rc = SR_DONE;
+            if (point > UINT32_MAX) return 1;
+            head *h = head_find(e, (uint32_t)point);
+            if (!h || seq >= h->first_seq) return 1;
         }
-        if (rc) {
-            q->rc = rc;
-            q->finished = 1;
-            pthread_cond_signal(&q->cv);
-        }
-        pthread_mutex_unlock(&q->mu);
-        if (ev) suiro__v1__event__free_unpacked(ev, NULL);
-        if (rc) return NULL;
     }
-}
-
-/* The next event in seq order: SR_OK, SR_DONE after the last, or the error
- * that ended the reading (the events before it were all returned). */
-static int rq_next(replay_q *q, uint64_t *seq, Event **ev)
-{
-    if (!q->threaded) return rq_decode(q, seq, ev);
-    int rc = SR_OK;
-    pthread_mutex_lock(&q->mu);
-    while (q->n == 0 && !q->finished) {
-        q->get_waits = 1;
-        pthread_cond_wait(&q->cv, &q->mu);
-    }
-    q->get_waits = 0;
-    if (q->n) {
-        *seq = q->ring[q->head].seq;
-        *ev = q->ring[q->head].ev;
-        q->head = (q->head + 1) % RQ_MAX;
-        if (--q->n <= RQ_MAX - RQ_WAKE && q->put_waits) pthread_cond_signal(&q->cv);
-    } else rc = q->rc;
-    pthread_mutex_unlock(&q->mu);
-    return rc;
-}
-
-/* Stop the decoder (if it still runs) and drop what it decoded ahead. */
-static void rq_stop(replay_q *q)
-{
-    if (!q->threaded) return;
-    pthread_mutex_lock(&q->mu);
-    q->quit = 1;
-    pthread_cond_signal(&q->cv);
-    pthread_mutex_unlock(&q->mu);
-    pthread_join(q->th, NULL);
-    for (; q->n; q->n--, q->head = (q->head + 1) % RQ_MAX)
-        suiro__v1__event__free_unpacked(q->ring[q->head].ev, NULL);
-    pthread_cond_destroy(&q->cv);
-    pthread_mutex_destroy(&q->mu);
-    q->threaded = 0;
+    return 0;
 }
 
 /* Apply events from the log: (W, end] in full, and [min_first, W] for the
@@ -1594,27 +1626,34 @@ static int replay(sr_engine *e, uint64_t w, uint64_t min_first, sr_errinfo *ei)
     if (e->o.replay_to && e->o.replay_to + 1 < end) end = e->o.replay_to + 1;
     uint64_t from = min_first < w + 1 ? min_first : w + 1;
     if (from >= end) return SR_OK;
+    sr_log_iter *it = NULL;
     MDB_txn *txn = NULL;
-    replay_q *q = sr_calloc(1, sizeof *q);
-    if (!q) return SR_ENOMEM;
-    q->end = end;
-    int rc = sr_log_iter_open(e->log, from, &q->it);
-    if (rc) {
-        sr_free(q);
-        return rc;
-    }
-    pthread_mutex_init(&q->mu, NULL);
-    pthread_cond_init(&q->cv, NULL);
-    q->threaded = pthread_create(&q->th, NULL, rq_main, q) == 0;
-    if (!q->threaded) {
-        pthread_cond_destroy(&q->cv);
-        pthread_mutex_destroy(&q->mu);
-    }
+    int rc = sr_log_iter_open(e->log, from, &it);
+    if (rc) return rc;
+    replay_arena ar = {0};
+    ProtobufCAllocator pa = {.alloc = ra_alloc, .free = ra_free, .allocator_data = &ar};
     uint64_t seq = 0, last = 0, done = 0, total = end - from, in_txn = 0;
-    Event *ev = NULL;
-    while ((rc = rq_next(q, &seq, &ev)) == SR_OK) {
+    sr_slice rec;
+    while ((rc = sr_log_iter_next(it, &seq, &rec)) == SR_OK) {
+        if (seq >= end) {
+            rc = SR_DONE; /* replay_to reached: stop before this one */
+            break;
+        }
         last = seq;
         e->ost.replay_events++;
+        if (seq <= w && !heads_needed(e, rec.data, rec.len, seq)) {
+            e->ost.replay_head_events++;
+            e->ost.replay_skipped++;
+            if (++done % 65536 == 0 && e->o.progress) e->o.progress(e->o.progress_ctx, done, total);
+            continue;
+        }
+        Event *ev = suiro__v1__event__unpack(&pa, rec.len, rec.data);
+        if (!ev || ar.failed) {
+            rc = ar.failed ? SR_ENOMEM : SR_ECORRUPT;
+            if (ei && !ar.failed) snprintf(ei->msg, sizeof ei->msg, "log record %" PRIu64 " is not a valid event", seq);
+            break;
+        }
+        ev->seq = seq;
         if (seq <= w) {
             e->ost.replay_head_events++;
             rc = apply_series(e, NULL, ev, 1);
@@ -1630,15 +1669,11 @@ static int replay(sr_engine *e, uint64_t w, uint64_t min_first, sr_errinfo *ei)
                 in_txn = 0;
             }
         }
-        suiro__v1__event__free_unpacked(ev, NULL);
+        ra_reset(&ar); /* the event is gone (its pieces were the arena's) */
         if (rc) break;
         if (++done % 65536 == 0 && e->o.progress) e->o.progress(e->o.progress_ctx, done, total);
     }
-    rq_stop(q);
-    if (rc == SR_ECORRUPT && q->bad_seq) {
-        if (ei) snprintf(ei->msg, sizeof ei->msg, "log record %" PRIu64 " is not a valid event", q->bad_seq);
-        seq = q->bad_seq;
-    }
+    ra_release(&ar);
     if (rc == SR_DONE) rc = SR_OK;
     else if (rc && ei && !ei->msg[0]) snprintf(ei->msg, sizeof ei->msg, "replay at seq %" PRIu64 ": %s", seq, sr_strerror(rc));
     if (!rc && txn) {
@@ -1646,8 +1681,7 @@ static int replay(sr_engine *e, uint64_t w, uint64_t min_first, sr_errinfo *ei)
         txn = NULL;
     }
     if (txn) sr_index_abort(txn);
-    sr_log_iter_close(q->it);
-    sr_free(q);
+    sr_log_iter_close(it);
     if (!rc && e->o.progress) e->o.progress(e->o.progress_ctx, total, total);
     return rc;
 }

@@ -211,6 +211,7 @@ typedef struct sr_engine_open_stats {
     uint64_t replay_us;    /* replay: events after W in full, events of the heads */
     uint64_t replay_events;      /* events read by the replay */
     uint64_t replay_head_events; /* of which at or below W (heads only) */
+    uint64_t replay_skipped;     /* of those, not unpacked: no head needs them (heads_needed) */
 } sr_engine_open_stats;
 void sr_engine_get_open_stats(sr_engine *e, sr_engine_open_stats *out);
 /* The head size this index was built with. */
