@@ -480,6 +480,9 @@ def crypto_rows(lines):
          "points_per_s", False),
         ("network ingest (MQTT QoS 1, `net_ingest.sh`, steady)", "points/s",
          pick("net_ingest", system="suiro_plain"), pick("net_ingest", system="suiro"), "points_per_s", False),
+        ("network ingest, the server's CPU per value (steadier on a shared machine)", "µs",
+         pick("net_ingest", system="suiro_plain"), pick("net_ingest", system="suiro"), "server_cpu_us_per_point",
+         True),
         ("restart to the first answer (`net_ingest.sh`, without the login)", "s",
          pick("restart", system="suiro_plain"), pick("restart", system="suiro"), "secs", True),
         ("engine restart (`engine_restart`: open + first query)", "s",
@@ -495,10 +498,12 @@ def crypto_rows(lines):
         a, b = D(pl.get(field)), D(en.get(field))
         t_plain, t_enc = (a, b) if timelike else (1 / a, 1 / b)  # seconds, or seconds per value
         # the chain's seconds, per the same unit: its timed SHA-256 work for the run's log
-        chain = D(0)
-        if not timelike and bl.is_num(en.get("chain_s")):
+        chain, has_chain = D(0), bl.is_num(en.get("chain_s"))
+        if has_chain:
             n = en.get("values_sent", en.get("points_total"))
             chain = D(en.get("chain_s")) / D(n) if bl.is_num(n) and D(n) > 0 else D(0)
+            if timelike:
+                chain *= D(1000000)  # µs per value
         base = t_plain - chain  # neither encryption nor chain
         enc_cost = t_enc / t_plain - 1
         chain_cost = chain / base if base > 0 else None
@@ -506,7 +511,7 @@ def crypto_rows(lines):
         st = "—" if both is None else ("met" if both * 100 < CRYPTO_LIMIT else "**not met**")
         rows.append([md(what), "%s %s" % (num(pl.get(field)), unit), "%s %s" % (num(en.get(field)), unit),
                      "%s %%" % num(pct(enc_cost)),
-                     "%s %%" % num(pct(chain_cost)) if not timelike else "— (one block hashed)",
+                     "%s %%" % num(pct(chain_cost)) if has_chain else "— (one block hashed)",
                      "%s %%" % num(pct(both)), st])
         res.append((what, pct(both), None if both is None else both * 100 < CRYPTO_LIMIT))
     return rows, res
