@@ -101,10 +101,10 @@ int main(int argc, char **argv)
            ",\"events\":%" PRIu64 ",\"log_bytes\":%" PRIu64 ",\"load_s\":%.3f,\"rebuild_s\":%.3f,"
            "\"rebuild_events_per_s\":%.0f,\"rebuild_log_mb_per_s\":%.1f,\"rebuild_pts_per_s\":%.0f,"
            "\"open_s\":%.3f,\"restart_s\":%.3f,\"open_log_s\":%.4f,\"open_replay_s\":%.4f,\"replay_events\":%" PRIu64
-           ",\"verify\":\"%s\",\"hash\":\"%016" PRIx64 "\"}\n",
+           ",\"replay_skipped\":%" PRIu64 ",\"verify\":\"%s\",\"hash\":\"%016" PRIx64 "\"}\n",
            c.points, c.seconds, c.enc, c.zstd, d.unique, events, log_bytes, ir.secs, t_rebuild,
            (double)events / t_rebuild, (double)log_bytes / 1e6 / t_rebuild, (double)d.sent / t_rebuild, t_open,
-           t_first, os.log_us / 1e6, os.replay_us / 1e6, os.replay_events, ok && got == d.unique && gh == d.hash ? "ok" : "FAILED", gh);
+           t_first, os.log_us / 1e6, os.replay_us / 1e6, os.replay_events, os.replay_skipped, ok && got == d.unique && gh == d.hash ? "ok" : "FAILED", gh);
     fflush(stdout);
     ok = ok && got == d.unique && gh == d.hash;
     if (!ok) fprintf(stderr, "engine_restart: verify: %" PRIu64 " of %" PRIu64 " samples\n", got, d.unique);
