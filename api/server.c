@@ -35,6 +35,7 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
+#include <inttypes.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -68,7 +69,15 @@ struct sr_server {
     size_t nconns;
     int stopping;
     uint64_t next_conn_id;
+    uint64_t start_us[5]; /* startup phases: key, engine, broker (PKI), push, listeners */
 };
+
+static uint64_t mono_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
 
 typedef struct sub {
     char *filter;
@@ -1188,13 +1197,17 @@ static int engine_open(sr_server *s, char *err, size_t errlen)
     if (slow) o.test_group_delay_ms = (uint32_t)atoi(slow);
     o.sync = !strcmp(s->cfg.sync, "none") ? SR_SYNC_NONE : !strcmp(s->cfg.sync, "interval") ? SR_SYNC_INTERVAL
                                                                                              : SR_SYNC_ALWAYS;
+    uint64_t t0 = mono_us();
     if (s->cfg.key_file[0]) {
         if (sr_key_load(s->cfg.key_file, &s->key, err, errlen)) return SR_EKEY;
         o.key = &s->key;
     }
+    uint64_t t1 = mono_us();
+    s->start_us[0] = t1 - t0;
     sr_errinfo ei;
     int rc = sr_engine_open(s->cfg.data_dir, &o, &s->eng, &ei);
     if (rc) snprintf(err, errlen, "engine: %s", ei.msg);
+    s->start_us[1] = mono_us() - t1;
     return rc;
 }
 
@@ -1273,7 +1286,10 @@ int sr_server_open(const sr_config *cfg, sr_server **out, char *err, size_t errl
     uv_loop_init(&s->loop);
     int rc = engine_open(s, err, errlen);
     if (rc) goto fail;
+    uint64_t t0 = mono_us();
     if ((rc = sr_broker_open(&s->loop, s->eng, cfg->data_dir, &s->broker, err, errlen))) goto fail;
+    uint64_t t1 = mono_us();
+    s->start_us[2] = t1 - t0;
     /* push to apps (R-AP-17): after the broker, which made the platform key */
     sr_push_opts po;
     sr_push_opts_default(&po);
@@ -1281,6 +1297,8 @@ int sr_server_open(const sr_config *cfg, sr_server **out, char *err, size_t errl
     po.max_backoff_ms = cfg->push_max_backoff_ms;
     if ((rc = sr_push_open(&s->loop, s->eng, cfg->data_dir, &po, &s->push, err, errlen))) goto fail;
     sr_broker_set_push(s->broker, s->push);
+    t0 = mono_us();
+    s->start_us[3] = t0 - t1;
     sr_loopq_init(&s->doneq, &s->loop, on_done, s);
     uv_timer_init(&s->loop, &s->tick);
     s->tick.data = s;
@@ -1309,6 +1327,7 @@ int sr_server_open(const sr_config *cfg, sr_server **out, char *err, size_t errl
         if ((rc = tls_setup(s, err, errlen))) goto fail;
         if ((rc = listen_on(s, &s->mqtts, cfg->tls_listen, "tls_listen", &s->mqtts_port, err, errlen))) goto fail;
     }
+    s->start_us[4] = mono_us() - t0;
     (void)on_stop_check;
     *out = s;
     return SR_OK;
@@ -1333,7 +1352,16 @@ static void close_walk(uv_handle_t *h, void *arg)
 
 int sr_server_run(sr_server *s)
 {
-    sr_slog(SR_LOG_INFO, "serving", "data=%s mqtt_port=%d", sr_slog_q(s->cfg.data_dir), s->mqtt_port);
+    sr_engine_open_stats os;
+    sr_engine_get_open_stats(s->eng, &os);
+    /* where the startup went (ms): docs/performance-notes.md, "Restart" */
+    sr_slog(SR_LOG_INFO, "serving",
+            "data=%s mqtt_port=%d key_ms=%.1f engine_ms=%.1f log_ms=%.1f index_ms=%.1f heads_ms=%.1f replay_ms=%.1f "
+            "replay_events=%" PRIu64 " replay_head_events=%" PRIu64 " replay_skipped=%" PRIu64
+            " pki_ms=%.1f push_ms=%.1f listen_ms=%.1f",
+            sr_slog_q(s->cfg.data_dir), s->mqtt_port, s->start_us[0] / 1e3, s->start_us[1] / 1e3, os.log_us / 1e3,
+            os.index_us / 1e3, os.heads_us / 1e3, os.replay_us / 1e3, os.replay_events, os.replay_head_events,
+            os.replay_skipped, s->start_us[2] / 1e3, s->start_us[3] / 1e3, s->start_us[4] / 1e3);
     while (uv_run(&s->loop, UV_RUN_ONCE)) {
         if (!s->stopping) continue;
         /* stopping: close connections whose in-flight work is done */

@@ -83,6 +83,20 @@ typedef struct eb_sizes {
 } eb_sizes;
 int eb_sizes_get(const char *dir, eb_sizes *s);
 
+/* The hash chain's work for the log in logdir (key: NULL when unencrypted),
+ * timed here with the same SHA-256 calls the log makes: per block, the digest
+ * of its plaintext and the hash of its header with that digest (the chain
+ * link), over the log's own block count and plaintext bytes (the blocks'
+ * average size). The log cannot be written without its chain, so this is how
+ * the benchmarks tell the chain's share. sr_log_verify checks the chain first
+ * (ok = 1 when it holds). */
+typedef struct eb_chain {
+    uint64_t blocks, records, plain_bytes;
+    double secs; /* the chain's SHA-256 work, best of 3 */
+    int ok;
+} eb_chain;
+int eb_chain_cost(const char *logdir, const sr_key *key, eb_chain *out);
+
 void eb_rmrf(const char *d);
 uint64_t eb_du(const char *d);
 

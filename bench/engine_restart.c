@@ -8,7 +8,8 @@
  * = 7.2 M samples) through sr_engine_submit, closes, then times:
  *  - rebuild: drop the index and apply every event of the log again
  *    (events/s, log MB/s, samples/s);
- *  - restart: sr_engine_open (recovery, head replay) and one latest query,
+ *  - restart: sr_engine_open (recovery, head replay) and one latest query
+ *    (open_log_s, open_replay_s: its log recovery and replay phases),
  *    then (untimed) a full-range query of every point: count and hash of
  *    (point, ts, value bits) against what was sent ("verify":"ok").
  */
@@ -90,6 +91,8 @@ int main(int argc, char **argv)
     if (sr_engine_latest(e, &lp, 1, &s, &found, NULL) || !found || s.ts != EB_T0 + (int64_t)(c.seconds - 1) * 1000)
         ok = 0;
     double t_first = eb_now() - t0;
+    sr_engine_open_stats os;
+    sr_engine_get_open_stats(e, &os);
     uint64_t got = 0, gh = 0;
     if (eb_verify(e, &c, &d, &got, &gh)) ok = 0;
     if (sr_engine_close(e)) ok = 0;
@@ -97,10 +100,11 @@ int main(int argc, char **argv)
     printf("{\"bench\":\"engine_restart\",\"points\":%u,\"seconds\":%u,\"enc\":%d,\"zstd\":%d,\"loaded\":%" PRIu64
            ",\"events\":%" PRIu64 ",\"log_bytes\":%" PRIu64 ",\"load_s\":%.3f,\"rebuild_s\":%.3f,"
            "\"rebuild_events_per_s\":%.0f,\"rebuild_log_mb_per_s\":%.1f,\"rebuild_pts_per_s\":%.0f,"
-           "\"open_s\":%.3f,\"restart_s\":%.3f,\"verify\":\"%s\",\"hash\":\"%016" PRIx64 "\"}\n",
+           "\"open_s\":%.3f,\"restart_s\":%.3f,\"open_log_s\":%.4f,\"open_replay_s\":%.4f,\"replay_events\":%" PRIu64
+           ",\"replay_skipped\":%" PRIu64 ",\"verify\":\"%s\",\"hash\":\"%016" PRIx64 "\"}\n",
            c.points, c.seconds, c.enc, c.zstd, d.unique, events, log_bytes, ir.secs, t_rebuild,
            (double)events / t_rebuild, (double)log_bytes / 1e6 / t_rebuild, (double)d.sent / t_rebuild, t_open,
-           t_first, ok && got == d.unique && gh == d.hash ? "ok" : "FAILED", gh);
+           t_first, os.log_us / 1e6, os.replay_us / 1e6, os.replay_events, os.replay_skipped, ok && got == d.unique && gh == d.hash ? "ok" : "FAILED", gh);
     fflush(stdout);
     ok = ok && got == d.unique && gh == d.hash;
     if (!ok) fprintf(stderr, "engine_restart: verify: %" PRIu64 " of %" PRIu64 " samples\n", got, d.unique);

@@ -22,7 +22,11 @@
 # NI_WINDOW unacknowledged messages per gateway [16], NI_LINES lines per HTTP
 # request [5000], NI_CONC HTTP requests in flight / Redis connections [4],
 # NI_REDIS_WINDOW commands pipelined per Redis connection [64],
-# NI_SYSTEMS [suiro influxdb victoriametrics redis], NI_KEEP=1 keeps the
+# NI_SYSTEMS [suiro suiro_plain influxdb victoriametrics redis] (suiro_plain:
+# suiro without a key_file, the log unencrypted: the second axis of issue #6,
+# encryption on vs off; the hash chain is on in both and timed apart by
+# bench/chain_cost, "chain_s"), NI_POLL_MS the restart
+# poll interval, every system [5], NI_KEEP=1 keeps the
 # temporary directory (data directories, logs) for a look afterwards.
 #
 # For each system, after the load: what it holds is counted from the system
@@ -32,10 +36,26 @@
 # stream in a Lua script); then `du` of its data directory (running, and
 # after a graceful stop: apparent bytes as `du -sb`, and allocated blocks);
 # then the restart: started again on the same directory, timed until it
-# answers a query that returns the loaded data (suiro: an app session and
-# GET /api/v1/stored-values/latest of one point; InfluxDB: SELECT last(value);
-# VictoriaMetrics: count_over_time of one point; Redis: XLEN), and counted
-# again. Bytes per point divide by the distinct values (points x seconds).
+# answers a query that returns the loaded data, and counted again. Bytes per
+# point divide by the distinct values (points x seconds).
+#
+# The restart clock is the same for every system: bench/ready_poll, started
+# right after the server with the time taken just before it ($EPOCHREALTIME),
+# sends the system's query on a fresh connection every NI_POLL_MS [5] ms until
+# the answer holds the data: suiro: the 1-day count of reference point 0
+# through AP-IF (GET /api/v1/stored-values?..&interval=1d&agg=count = S);
+# InfluxDB: SELECT last(value) of point 0; VictoriaMetrics:
+# count_over_time(..[1d]) of point 0 = S; Redis: XLEN of point 0's stream.
+# suiro's AP-IF needs an app session: the poller first logs in (POST
+# /api/v1/sessions, which checks the app secret's scrypt hash, N=2^14 r=8:
+# ~50 ms of CPU by design, for every login, restart or not) and times that
+# request apart. The peers run without authentication. The goal ratio
+# (restart_ratio) therefore compares suiro's "secs" = start -> the data query
+# answered, without the login's own round trip (the time the server is up and
+# able to answer); "secs_with_login" (and suiro_with_login_vs_*) is the
+# figure an app sees, login included, reported beside it. suiro's restart
+# line also carries its startup phases from the serve log ("serving" line:
+# key, log recovery, index, heads table, replay, listeners; in ms).
 #
 # Reading the figures: every system gets the same values (the "hash" of
 # gwsim and peer_ingest is the same sum over the distinct samples) in events
@@ -63,6 +83,8 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=$(cd "$BUILD" && pwd)
 BIN=$BUILD/suiro
 PI=$BUILD/bench/peer_ingest
+RP=$BUILD/bench/ready_poll
+POLL_MS=${NI_POLL_MS:-5}
 P=${NI_POINTS:-2000}
 S=${NI_SECONDS:-3600}
 B=100
@@ -73,7 +95,7 @@ W=${NI_WINDOW:-16}
 LINES=${NI_LINES:-5000}
 CONC=${NI_CONC:-4}
 RWIN=${NI_REDIS_WINDOW:-64}
-SYSTEMS=${NI_SYSTEMS:-suiro influxdb victoriametrics redis}
+SYSTEMS=${NI_SYSTEMS:-suiro suiro_plain influxdb victoriametrics redis}
 OP=sim
 PY=/usr/bin/python3
 [ -x "$PY" ] || PY=$(command -v python3)
@@ -82,6 +104,7 @@ die() { echo "net_ingest: $*" >&2; exit 1; }
 say() { echo "net_ingest: $*" >&2; }
 [ -x "$BIN" ] || die "no $BIN (build first: cmake -S . -B $BUILD && cmake --build $BUILD)"
 [ -x "$PI" ] || die "no $PI (build with -DSR_BUILD_BENCH=ON)"
+[ -x "$RP" ] || die "no $RP (build with -DSR_BUILD_BENCH=ON)"
 
 # ---- the peers' programs (Debian packages; installed when missing) ----------
 INFLUXD=$(command -v influxd || true)
@@ -98,7 +121,7 @@ if [ -z "$INFLUXD" ] || [ -z "$VMBIN" ] || [ -z "$REDIS" ] || [ -z "$RCLI" ]; th
 fi
 for s in $SYSTEMS; do
   case $s in
-    suiro) ;;
+    suiro|suiro_plain) ;;
     influxdb) [ -n "$INFLUXD" ] || die "influxd (Debian package 'influxdb') is missing; run 'bash scripts/deps.sh --bench' as root" ;;
     victoriametrics) [ -n "$VMBIN" ] || die "victoria-metrics (Debian package 'victoria-metrics') is missing; run 'bash scripts/deps.sh --bench' as root" ;;
     redis) [ -n "$REDIS" ] && [ -n "$RCLI" ] || die "redis-server / redis-cli (Debian package 'redis-server') is missing; run 'bash scripts/deps.sh --bench' as root" ;;
@@ -167,7 +190,7 @@ load=$(printf '{"points":%d,"seconds":%d,"batch":%d,"late_bp":%d,"seed":%d,"valu
 say "reference data set: $P points x $S s = $UNIQUE values, batches of $B, ${LATE} bp late"
 
 # results, by system
-declare -A CPUPP RATE DUR VERIFY BPP BPPA IBPP LBPP IBPPA LBPPA RESTART
+declare -A CPUPP RATE DUR VERIFY BPP BPPA IBPP LBPP IBPPA LBPPA RESTART RESTART_LOGIN
 ALL_OK=1
 
 # emit_disk SYSTEM DURABILITY VERIFY RUN_ALLOC RUN_APPARENT DIR EXTRA_JSON [PART=SUBDIR]...
@@ -191,16 +214,27 @@ emit_disk() {
 # emit_restart SYSTEM DURABILITY VERIFY SECS EXTRA_JSON
 emit_restart() {
   RESTART[$1]=$4
-  merge "{\"bench\":\"restart\",\"system\":\"$1\",\"durability\":\"$2\"}" "$load" "{\"secs\":$4}" "$5" "{\"verify\":\"$3\"}"
+  merge "{\"bench\":\"restart\",\"system\":\"$1\",\"durability\":\"$2\"}" "$load" "{\"secs\":$4,\"poll_ms\":$POLL_MS}" "$5" "{\"verify\":\"$3\"}"
+}
+# ready T0 ARGS...: bench/ready_poll for the server $PID started at T0; its JSON
+# line on stdout ({"ready_s":null,..} when it did not answer in time)
+ready() {
+  local t0=$1 out
+  shift
+  out=$("$RP" --t0 "$t0" --pid "$PID" --every-ms "$POLL_MS" --timeout 300 "$@") || true
+  [ -n "$out" ] || out='{"ready_s":null}'
+  echo "$out"
 }
 
 # ---- suiro -------------------------------------------------------------------
-run_suiro() {
-  local dur="sync=always: PUBACK once the log is fdatasynced and the index committed; log AES-256-GCM"
-  local D="$T/suiro" K=(--key-file "$T/log.key") sport hport
+run_suiro() { # run_suiro [plain]: suiro, or with "plain" suiro_plain (no key_file: the log unencrypted)
+  local sys=suiro D K=(--key-file "$T/log.key") sport hport enc="log AES-256-GCM"
+  if [ "${1:-}" = plain ]; then sys=suiro_plain; K=(); enc="log not encrypted (no key_file)"; fi
+  local dur="sync=always: PUBACK once the log is fdatasynced and the index committed; $enc"
+  D="$T/$sys"
   local ppg=$(( (P + G - 1) / G ))
   [ "$ppg" -le 99 ] || die "suiro: $P points need at most 99 per gateway: NI_GATEWAYS >= $(( (P + 98) / 99 ))"
-  DUR[suiro]=$dur
+  DUR[$sys]=$dur
   (umask 077; "$PY" -c 'import os; print(os.urandom(32).hex())' > "$T/log.key")
   "$BIN" init "$D" "${K[@]}" >/dev/null
   "$BIN" gwsim sheet --gateways "$G" --points "$ppg" --operator "$OP" > "$T/sheet.csv"
@@ -242,14 +276,8 @@ for i in range(0, len(ids), 100):
 print(n)
 EOF
   }
-  latest_ok() { # an app session, then the latest value of reference point 0
-    local tok
-    tok=$(token) || return 1
-    curl -sf -H "Authorization: Bearer $tok" \
-      "http://127.0.0.1:$hport/api/v1/stored-values/latest?dataId=$(head -n 1 "$T/suiro-ids")" | grep -q "\"timestamp\":\"$LAST_ISO"
-  }
 
-  say "suiro serve (sync=always, encrypted log): gwsim --reference, $G gateways, window $W"
+  say "$sys serve (sync=always, $enc): gwsim --reference, $G gateways, window $W"
   suiro_start
   local gw rc=0
   gw=$("$BIN" gwsim run --port "$sport" --operator "$OP" --gateways "$G" --batch "$B" --window "$W" --reference \
@@ -263,6 +291,9 @@ EOF
   kill -TERM "$PID"; wait "$PID" || s_rc=$?; PID=
   t1=$EPOCHREALTIME
   local stop_s; stop_s=$(elapsed "$t0" "$t1")
+  # the hash chain's SHA-256 work for this log, timed apart (bench/chain_cost; the chain has no off switch)
+  local chain; chain=$("$BUILD/bench/chain_cost" "$D/log" "${K[@]}" 2>/dev/null | tail -n 1) || true
+  [ -n "$chain" ] || chain='{}'
   # the log: values and distinct messages of the measurement events
   local stored msgs dup
   read -r stored msgs dup < <("$BIN" replay "$D" "${K[@]}" --kind measurements | "$PY" -c '
@@ -282,30 +313,47 @@ print(v, len(ids), dup)')
   if [ "$rc" = 0 ] && [ "$s_rc" = 0 ] && [ "$(field "$gw" errors)" = 0 ] && [ "$(field "$gw" acked)" = "$msgs_total" ] \
      && [ "$(field "$gw" values_acked)" = "$sent_total" ] && [ "$stored" = "$sent_total" ] && [ "$msgs" = "$msgs_total" ] \
      && [ "$dup" = 0 ] && [ "$idx_run" = "$UNIQUE" ] && [ "$(field "$gw" ref_values_unique)" = "$UNIQUE" ]; then v=ok; fi
-  [ "$v" = ok ] || say "suiro verify FAILED: gwsim rc=$rc errors=$(field "$gw" errors) acked=$(field "$gw" acked)/$msgs_total values_acked=$(field "$gw" values_acked)/$sent_total log values=$stored messages=$msgs duplicates=$dup index=$idx_run/$UNIQUE serve_rc=$s_rc; $(tail -n 3 "$T/gwsim.err")"
-  VERIFY[suiro]=$v
-  RATE[suiro]=$(field "$gw" steady_points_per_s)
-  CPUPP[suiro]=$(cpu_pp "$cpu" "${sent_total:-0}")   # the gateways' logins (scrypt) included
-  merge '{"bench":"net_ingest","system":"suiro"}' "$load" \
-    "{\"durability\":\"$dur\",\"protocol\":\"MQTT 3.1.1 QoS 1, GW_MEASUREMENTS JSON (suiro gwsim run --reference)\",\"gateways\":$G,\"window\":$W,\"events\":${msgs_total:-null},\"points_total\":${sent_total:-null},\"secs\":$(fieldn "$gw" secs),\"points_per_s\":${RATE[suiro]:-null},\"points_per_s_with_logins\":$(fieldn "$gw" points_per_s),\"connect_s\":$(fieldn "$gw" connect_s),\"requests\":$(fieldn "$gw" sent),\"errors\":$(fieldn "$gw" errors),\"puback_p50_ms\":$(fieldn "$gw" puback_p50_ms),\"puback_p99_ms\":$(fieldn "$gw" puback_p99_ms),\"hash\":\"$(field "$gw" ref_hash)\",\"server_cpu_s\":$cpu,\"server_cpu_us_per_point\":${CPUPP[suiro]},\"stored_log_values\":${stored:-null},\"stored_index_values\":${idx_run:-null},\"stop_s\":$stop_s,\"verify\":\"$v\"}"
-  IBPP[suiro]=$(div "$(du_alloc "$D/index")" "$UNIQUE"); IBPPA[suiro]=$(div "$(du_b "$D/index")" "$UNIQUE")
-  LBPP[suiro]=$(div "$(du_alloc "$D/log")" "$UNIQUE"); LBPPA[suiro]=$(div "$(du_b "$D/log")" "$UNIQUE")
-  emit_disk suiro "$dur" "$v" "$run_a" "$run_b" "$D" '{"what":"the data directory: log/ (events as received, encrypted, zstd) and index/ (LMDB: series chunks, latest values, masters)"}' \
+  [ "$v" = ok ] || say "$sys verify FAILED: gwsim rc=$rc errors=$(field "$gw" errors) acked=$(field "$gw" acked)/$msgs_total values_acked=$(field "$gw" values_acked)/$sent_total log values=$stored messages=$msgs duplicates=$dup index=$idx_run/$UNIQUE serve_rc=$s_rc; $(tail -n 3 "$T/gwsim.err")"
+  VERIFY[$sys]=$v
+  RATE[$sys]=$(field "$gw" steady_points_per_s)
+  CPUPP[$sys]=$(cpu_pp "$cpu" "${sent_total:-0}")   # the gateways' logins (scrypt) included
+  merge "{\"bench\":\"net_ingest\",\"system\":\"$sys\"}" "$load" \
+    "{\"durability\":\"$dur\",\"protocol\":\"MQTT 3.1.1 QoS 1, GW_MEASUREMENTS JSON (suiro gwsim run --reference)\",\"gateways\":$G,\"window\":$W,\"events\":${msgs_total:-null},\"points_total\":${sent_total:-null},\"secs\":$(fieldn "$gw" secs),\"points_per_s\":${RATE[$sys]:-null},\"points_per_s_with_logins\":$(fieldn "$gw" points_per_s),\"connect_s\":$(fieldn "$gw" connect_s),\"requests\":$(fieldn "$gw" sent),\"errors\":$(fieldn "$gw" errors),\"puback_p50_ms\":$(fieldn "$gw" puback_p50_ms),\"puback_p99_ms\":$(fieldn "$gw" puback_p99_ms),\"hash\":\"$(field "$gw" ref_hash)\",\"server_cpu_s\":$cpu,\"server_cpu_us_per_point\":${CPUPP[$sys]},\"stored_log_values\":${stored:-null},\"stored_index_values\":${idx_run:-null},\"stop_s\":$stop_s,\"chain_s\":$(fieldn "$chain" chain_s),\"log_blocks\":$(fieldn "$chain" blocks),\"chain_verify\":\"$(field "$chain" verify)\",\"verify\":\"$v\"}"
+  IBPP[$sys]=$(div "$(du_alloc "$D/index")" "$UNIQUE"); IBPPA[$sys]=$(div "$(du_b "$D/index")" "$UNIQUE")
+  LBPP[$sys]=$(div "$(du_alloc "$D/log")" "$UNIQUE"); LBPPA[$sys]=$(div "$(du_b "$D/log")" "$UNIQUE")
+  emit_disk "$sys" "$dur" "$v" "$run_a" "$run_b" "$D" '{"what":"the data directory: log/ (events as received, zstd, encrypted unless suiro_plain) and index/ (LMDB: series chunks, latest values, masters)"}' \
     log=log index=index
 
-  say "suiro: restart"
+  say "$sys: restart"
+  # known ports, so the poller can knock from the start as for the peers
+  sport=$(free_port); hport=$(free_port)
+  : > "$T/serve.out"
+  local q0 rp
+  q0="dataId=$(head -n 1 "$T/suiro-ids")&from=2023-11-15T00:00:00Z&to=$DAY_END&interval=1d&agg=count"
   t0=$EPOCHREALTIME
-  suiro_start
-  t1=$EPOCHREALTIME
-  local rv=FAILED t2=''
-  if wait_for 120 latest_ok; then t2=$EPOCHREALTIME; fi
+  "$BIN" serve --data "$D" --mqtt "127.0.0.1:$sport" --http "127.0.0.1:$hport" "${K[@]}" > "$T/serve.out" 2>> "$T/serve.err" &
+  PID=$!
+  rp=$(ready "$t0" --http "http://127.0.0.1:$hport/api/v1/stored-values?$q0" --expect "\"count\":$S" \
+    --login "http://127.0.0.1:$hport/api/v1/sessions" \
+    --login-body "{\"operatorId\":\"$OP\",\"appId\":\"BENCH\",\"secret\":\"bench-app-secret-1\"}")
+  local rs ls up secs
+  rs=$(fieldn "$rp" ready_s); ls=$(fieldn "$rp" login_s); up=$(fieldn "$rp" up_s)
+  secs=null
+  [ "$rs" != null ] && [ "$ls" != null ] && secs=$(elapsed "$ls" "$rs")
+  # the startup phases the server logged ("serving" line), in ms
+  local phases
+  phases=$(grep 'msg="serving"' "$T/serve.err" | tail -n 1 | "$PY" -c 'import json, re, sys
+l = sys.stdin.read()
+print(json.dumps({k: float(v) for k, v in re.findall(r"(\w+_ms)=([0-9.]+)", l)}, separators=(",", ":")))')
   local idx_after; idx_after=$(index_count)
-  [ -n "$t2" ] && [ "$idx_after" = "$UNIQUE" ] && [ "$v" = ok ] && rv=ok
-  [ "$rv" = ok ] || say "suiro restart FAILED: answered=${t2:+yes} index=$idx_after/$UNIQUE"
+  local rv=FAILED
+  [ "$secs" != null ] && [ "$idx_after" = "$UNIQUE" ] && [ "$v" = ok ] && rv=ok
+  [ "$rv" = ok ] || say "$sys restart FAILED: poll=$rp index=$idx_after/$UNIQUE"
   stop_pid "$PID"; PID=
-  emit_restart suiro "$dur" "$rv" "$( [ -n "$t2" ] && elapsed "$t0" "$t2" || echo null)" \
-    "{\"listening_s\":$(elapsed "$t0" "$t1"),\"query\":\"POST /api/v1/sessions + GET /api/v1/stored-values/latest\",\"stored_index_values_after\":$idx_after}"
-  [ "$rv" = ok ] || VERIFY[suiro]=FAILED
+  RESTART_LOGIN[$sys]=$rs
+  emit_restart "$sys" "$dur" "$rv" "$secs" \
+    "{\"secs_with_login\":$rs,\"login_s\":$ls,\"up_s\":$up,\"query_s\":$(fieldn "$rp" query_s),\"polls\":$(fieldn "$rp" attempts),\"startup_ms\":${phases:-null},\"query\":\"POST /api/v1/sessions (timed apart: login_s), then GET /api/v1/stored-values?dataId=<point 0>&interval=1d&agg=count = $S\",\"stored_index_values_after\":$idx_after}"
+  [ "$rv" = ok ] || VERIFY[$sys]=FAILED
 }
 
 # ---- InfluxDB 1.x ----------------------------------------------------------------
@@ -345,7 +393,6 @@ EOF
 d = json.load(sys.stdin)
 try: print(d["results"][0]["series"][0]["values"][0][1])
 except Exception: print(-1)'; }
-  last_ok() { iq "SELECT last(value) FROM v WHERE p='P00000'" | grep -q "\"$LAST_ISO"; }
   local ver; ver=$(pkgver influxdb)
   say "InfluxDB (${ver:-?}): line protocol, $LINES lines a request, $CONC in flight"
   influx_start
@@ -370,16 +417,18 @@ except Exception: print(-1)'; }
     wal=wal data=data
 
   say "InfluxDB: restart"
+  local rp rv=FAILED secs iurl
+  iurl="$U/query?db=bench&q=$("$PY" -c 'import sys, urllib.parse; print(urllib.parse.quote(sys.argv[1]))' "SELECT last(value) FROM v WHERE p='P00000'")"
   t0=$EPOCHREALTIME
   influx_start
-  local t2='' rv=FAILED
-  if wait_for 300 last_ok; then t2=$EPOCHREALTIME; fi
+  rp=$(ready "$t0" --http "$iurl" --expect "\"$LAST_ISO")
+  secs=$(fieldn "$rp" ready_s)
   local after; after=$(icount)
-  [ -n "$t2" ] && [ "$after" = "$UNIQUE" ] && [ "$v" = ok ] && rv=ok
-  [ "$rv" = ok ] || say "influxdb restart FAILED: answered=${t2:+yes} count=$after/$UNIQUE"
+  [ "$secs" != null ] && [ "$after" = "$UNIQUE" ] && [ "$v" = ok ] && rv=ok
+  [ "$rv" = ok ] || say "influxdb restart FAILED: poll=$rp count=$after/$UNIQUE"
   stop_pid "$PID"; PID=
-  emit_restart influxdb "$dur" "$rv" "$( [ -n "$t2" ] && elapsed "$t0" "$t2" || echo null)" \
-    "{\"query\":\"SELECT last(value) FROM v WHERE p='P00000'\",\"stored_values_after\":$after}"
+  emit_restart influxdb "$dur" "$rv" "$secs" \
+    "{\"up_s\":$(fieldn "$rp" up_s),\"query_s\":$(fieldn "$rp" query_s),\"polls\":$(fieldn "$rp" attempts),\"query\":\"SELECT last(value) FROM v WHERE p='P00000'\",\"stored_values_after\":$after}"
   [ "$rv" = ok ] || VERIFY[influxdb]=FAILED
 }
 
@@ -404,10 +453,6 @@ run_victoriametrics() {
       --data-urlencode 'match[]={__name__="v_value"}' --data-urlencode 'start=2023-11-14T00:00:00Z' \
       --data-urlencode "end=$DAY_END" | wc -l
   }
-  one_ok() { # count_over_time of reference point 0 at the end of the data: S values
-    curl -sf "$U/api/v1/query" --data-urlencode "query=count_over_time(v_value{p=\"P00000\"}[1d])" \
-      --data-urlencode "time=$((LAST_S + 1))" | grep -q "\"$S\"\]"
-  }
   local ver; ver=$(pkgver victoria-metrics)
   say "VictoriaMetrics (${ver:-?}): line protocol, $LINES lines a request, $CONC in flight"
   vm_start
@@ -431,16 +476,18 @@ run_victoriametrics() {
     data=data indexdb=indexdb cache=cache
 
   say "VictoriaMetrics: restart"
+  local rp rv=FAILED secs vurl
+  vurl="$U/api/v1/query?query=$("$PY" -c 'import sys, urllib.parse; print(urllib.parse.quote(sys.argv[1]))' 'count_over_time(v_value{p="P00000"}[1d])')&time=$((LAST_S + 1))"
   t0=$EPOCHREALTIME
   vm_start
-  local t2='' rv=FAILED
-  if wait_for 300 one_ok; then t2=$EPOCHREALTIME; fi
+  rp=$(ready "$t0" --http "$vurl" --expect "\"$S\"]")
+  secs=$(fieldn "$rp" ready_s)
   local after; after=$(vcount)
-  [ -n "$t2" ] && [ "$after" = "$UNIQUE" ] && [ "$v" = ok ] && rv=ok
-  [ "$rv" = ok ] || say "victoriametrics restart FAILED: answered=${t2:+yes} exported=$after/$UNIQUE"
+  [ "$secs" != null ] && [ "$after" = "$UNIQUE" ] && [ "$v" = ok ] && rv=ok
+  [ "$rv" = ok ] || say "victoriametrics restart FAILED: poll=$rp exported=$after/$UNIQUE"
   stop_pid "$PID"; PID=
-  emit_restart victoriametrics "$dur" "$rv" "$( [ -n "$t2" ] && elapsed "$t0" "$t2" || echo null)" \
-    "{\"query\":\"count_over_time(v_value{p='P00000'}[1d])\",\"stored_values_after\":$after}"
+  emit_restart victoriametrics "$dur" "$rv" "$secs" \
+    "{\"up_s\":$(fieldn "$rp" up_s),\"query_s\":$(fieldn "$rp" query_s),\"polls\":$(fieldn "$rp" attempts),\"query\":\"count_over_time(v_value{p='P00000'}[1d])\",\"stored_values_after\":$after}"
   [ "$rv" = ok ] || VERIFY[victoriametrics]=FAILED
 }
 
@@ -472,7 +519,6 @@ end
 return {e, n}" 0 "$P" | tr '\n' ' '
     echo
   }
-  xlen_ok() { [ "$(rc_ XLEN s:P00000 2>/dev/null)" = "$NB" ]; }
   local ver; ver=$(pkgver redis-server)
   say "Redis (${ver:-?}) streams: $CONC connections, $RWIN pipelined each"
   redis_start
@@ -495,20 +541,23 @@ return {e, n}" 0 "$P" | tr '\n' ' '
   emit_disk redis "$dur" "$v" "$run_a" "$run_b" "$D" '{"what":"appendonlydir/ (the AOF: the XADD commands as sent); no RDB (save \"\")"}'
 
   say "Redis: restart (AOF replay)"
+  local rp rv=FAILED secs
   t0=$EPOCHREALTIME
   redis_start
-  local t2='' rv=FAILED
-  if wait_for 300 xlen_ok; then t2=$EPOCHREALTIME; fi
+  rp=$(ready "$t0" --redis "127.0.0.1:$port" --cmd "XLEN s:P00000" --expect ":$NB")
+  secs=$(fieldn "$rp" ready_s)
   local e2 n2; read -r e2 n2 < <(rcount)
-  [ -n "$t2" ] && [ "$n2" = "$n" ] && [ "$e2" = "$e" ] && [ "$v" = ok ] && rv=ok
-  [ "$rv" = ok ] || say "redis restart FAILED: answered=${t2:+yes} entries=$e2/$e values=$n2/$n"
+  [ "$secs" != null ] && [ "$n2" = "$n" ] && [ "$e2" = "$e" ] && [ "$v" = ok ] && rv=ok
+  [ "$rv" = ok ] || say "redis restart FAILED: poll=$rp entries=$e2/$e values=$n2/$n"
   stop_pid "$PID"; PID=
-  emit_restart redis "$dur" "$rv" "$( [ -n "$t2" ] && elapsed "$t0" "$t2" || echo null)" \
-    "{\"query\":\"XLEN s:P00000\",\"stored_values_after\":${n2:-null}}"
+  emit_restart redis "$dur" "$rv" "$secs" \
+    "{\"up_s\":$(fieldn "$rp" up_s),\"query_s\":$(fieldn "$rp" query_s),\"polls\":$(fieldn "$rp" attempts),\"query\":\"XLEN s:P00000\",\"stored_values_after\":${n2:-null}}"
   [ "$rv" = ok ] || VERIFY[redis]=FAILED
 }
 
-for s in $SYSTEMS; do "run_$s"; done
+for s in $SYSTEMS; do
+  if [ "$s" = suiro_plain ]; then run_suiro plain; else "run_$s"; fi
+done
 
 # ---- ratios against the goals of issue #6 -------------------------------------------
 for s in $SYSTEMS; do [ "${VERIFY[$s]:-FAILED}" = ok ] || ALL_OK=0; done
@@ -555,11 +604,11 @@ if has suiro; then
   fi
   merge "$r" "{\"durability\":$d,\"verify\":\"$(both_ok $SYSTEMS)\"}"
 
-  r='{"bench":"restart_ratio","metric":"seconds from start to the first query answered with the loaded data"}'
-  r=$(merge "$r" "{\"suiro_secs\":${RESTART[suiro]:-null}}")
+  r="{\"bench\":\"restart_ratio\",\"metric\":\"seconds from start to the first query answered with the loaded data (bench/ready_poll every $POLL_MS ms, the same for every system); suiro without its app login's round trip (one scrypt check), which *_with_login includes\"}"
+  r=$(merge "$r" "{\"suiro_secs\":${RESTART[suiro]:-null},\"suiro_secs_with_login\":${RESTART_LOGIN[suiro]:-null},\"poll_ms\":$POLL_MS}")
   for s in influxdb victoriametrics redis; do
     has "$s" || continue
-    r=$(merge "$r" "{\"${s}_secs\":${RESTART[$s]:-null},\"suiro_vs_$s\":$(div "${RESTART[suiro]:-}" "${RESTART[$s]:-}")}")
+    r=$(merge "$r" "{\"${s}_secs\":${RESTART[$s]:-null},\"suiro_vs_$s\":$(div "${RESTART[suiro]:-}" "${RESTART[$s]:-}"),\"suiro_with_login_vs_$s\":$(div "${RESTART_LOGIN[suiro]:-}" "${RESTART[$s]:-}")}")
   done
   has victoriametrics && r=$(merge "$r" "{\"goal_vs_victoriametrics\":\"<= 1\",\"met_vs_victoriametrics\":$(met "$(field "$r" suiro_vs_victoriametrics)" "<=" 1)}")
   merge "$r" "{\"durability\":$d,\"verify\":\"$(both_ok $SYSTEMS)\"}"

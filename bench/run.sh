@@ -40,12 +40,14 @@ step "series chunk codec" "$BUILD/bench/series_codec"
 step "engine ingest (reference set: 10k points, 1 s, 1 % late; enc+zstd)" "$BUILD/bench/engine_ingest" --threads 1
 step "engine ingest, 2 submitting threads" "$BUILD/bench/engine_ingest" --threads 2
 step "engine ingest, no encryption, no zstd" "$BUILD/bench/engine_ingest" --threads 1 --enc 0 --zstd 0
+step "engine ingest, no encryption (zstd on: the encryption axis)" "$BUILD/bench/engine_ingest" --threads 1 --enc 0
 step "engine queries" "$BUILD/bench/engine_query"
 step "engine rebuild and restart" "$BUILD/bench/engine_restart"
+step "engine rebuild and restart, no encryption" "$BUILD/bench/engine_restart" --enc 0
 step "GW-IF ingest over MQTT, suiro serve vs Mosquitto" bash bench/gw_ingest.sh "$BUILD"
 step "the GW-IF values fast path alone" "$BUILD/bench/gw_parse"
 if [ -f bench/net_ingest.sh ]; then
-  step "durable ingest over the network, disk bytes, restart: suiro vs InfluxDB, VictoriaMetrics, Redis" \
+  step "durable ingest over the network, disk bytes, restart: suiro (encrypted and plain) vs InfluxDB, VictoriaMetrics, Redis" \
     bash bench/net_ingest.sh "$BUILD"
 fi
 step "AP-IF queries over HTTP, suiro serve vs InfluxDB 1.6 and VictoriaMetrics" bash bench/ap_query.sh "$BUILD"

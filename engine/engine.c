@@ -167,7 +167,15 @@ struct sr_engine {
 
     _Atomic uint64_t st_commands, st_events, st_groups;
     int replaying_heads_only;
+    sr_engine_open_stats ost; /* what sr_engine_open spent, set once by it */
 };
+
+static uint64_t mono_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
 
 static int64_t now_ms(sr_engine *e)
 {
@@ -1663,6 +1671,159 @@ static int load_heads(sr_engine *e, uint64_t *min_first)
     return rc;
 }
 
+/* ------------------------------------------------------------------------ */
+/* Replay at open: events unpacked into an arena                            */
+
+/*
+ * A restart replays tens of thousands of events (the heads' samples); each
+ * unpacked event is a dozen small allocations (the event, its measurements,
+ * every PointValues and its packed arrays) freed right after it is applied.
+ * The replay unpacks into one arena instead, reset after each event: no
+ * malloc/free per piece. A piece that does not fit is malloc'ed and freed at
+ * the reset, and the arena grows to fit the next event like it. Nothing of an
+ * event outlives its apply (apply copies what it keeps, as it must for the
+ * writer, whose events are freed after the group).
+ */
+typedef struct replay_arena {
+    uint8_t *buf;
+    size_t cap, off, want; /* want: the size the last event needed */
+    void **big;            /* pieces that did not fit */
+    size_t nbig, capbig;
+    int failed;            /* an allocation failed: unpack returns NULL */
+} replay_arena;
+
+static void *ra_alloc(void *ctx, size_t n)
+{
+    replay_arena *a = ctx;
+    size_t need = (n + 15) & ~(size_t)15;
+    a->want += need;
+    if (a->off + need <= a->cap) {
+        void *p = a->buf + a->off;
+        a->off += need;
+        return p;
+    }
+    if (a->nbig == a->capbig && sr_array_reserve(&a->big, &a->capbig, a->nbig + 1, sizeof *a->big)) {
+        a->failed = 1;
+        return NULL;
+    }
+    void *p = sr_malloc(n ? n : 1);
+    if (!p) a->failed = 1;
+    else a->big[a->nbig++] = p;
+    return p;
+}
+
+static void ra_free(void *ctx, void *p) { (void)ctx, (void)p; } /* all at the reset */
+
+/* Drop the last event's pieces; grow for the next when it did not fit. */
+static void ra_reset(replay_arena *a)
+{
+    for (size_t i = 0; i < a->nbig; i++) sr_free(a->big[i]);
+    a->nbig = 0;
+    a->off = 0;
+    if (a->want > a->cap) {
+        size_t cap = a->cap ? a->cap : 16384;
+        while (cap < a->want) cap *= 2;
+        uint8_t *nb = sr_malloc(cap);
+        if (nb) { /* else: keep the old one, the pieces spill to malloc */
+            sr_free(a->buf);
+            a->buf = nb;
+            a->cap = cap;
+        }
+    }
+    a->want = 0;
+}
+
+static void ra_release(replay_arena *a)
+{
+    ra_reset(a);
+    sr_free(a->buf);
+    sr_free(a->big);
+}
+
+/* Protobuf wire reading for heads_needed: a varint, or a field's extent. */
+static int wire_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
+{
+    *v = 0;
+    for (int sh = 0; sh < 64 && *p < end; sh += 7) {
+        uint8_t b = *(*p)++;
+        *v |= (uint64_t)(b & 0x7f) << sh;
+        if (!(b & 0x80)) return 0;
+    }
+    return -1;
+}
+
+/* Skip a field of wire type wt; for type 2, body and blen get its bytes. */
+static int wire_skip(const uint8_t **p, const uint8_t *end, unsigned wt, const uint8_t **body, size_t *blen)
+{
+    uint64_t v;
+    switch (wt) {
+    case 0: return wire_varint(p, end, &v);
+    case 1: if (end - *p < 8) return -1; *p += 8; return 0;
+    case 5: if (end - *p < 4) return -1; *p += 4; return 0;
+    case 2:
+        if (wire_varint(p, end, &v) || v > (uint64_t)(end - *p)) return -1;
+        if (body) *body = *p, *blen = (size_t)v;
+        *p += v;
+        return 0;
+    default: return -1;
+    }
+}
+
+/*
+ * Whether a heads-only replay (an event at or below W) needs to unpack this
+ * record, read from its wire form without unpacking: not when the event is
+ * not measurements (apply_series ignores it), nor when every point it names
+ * already has a head that starts after it (apply_pv returns at once for
+ * those). 1 (unpack it) whenever in doubt: a record it cannot read, a point
+ * without a head yet, an event with two bodies. A skipped record is not
+ * unpacked, so a malformed one at or below W (its block passed its checksum
+ * and tag) is found by `suiro verify` / rebuild, not by the restart.
+ */
+static int heads_needed(sr_engine *e, const uint8_t *p, size_t n, uint64_t seq)
+{
+    const uint8_t *end = p + n;
+    int meas = 0, other = 0;
+    const uint8_t *scan = p;
+    while (scan < end) { /* the body: field 16 (measurements) or another of the oneof (17..32) */
+        uint64_t key;
+        if (wire_varint(&scan, end, &key)) return 1;
+        uint64_t f = key >> 3;
+        if (wire_skip(&scan, end, (unsigned)(key & 7), NULL, NULL)) return 1;
+        if (f == 16) meas = 1;
+        else if (f >= 17 && f <= 32) other = 1;
+    }
+    if (meas == other) return 1; /* both (the last wins) or no body: let apply decide */
+    if (other) return 0;
+    while (p < end) {
+        uint64_t key;
+        const uint8_t *m = NULL;
+        size_t ml = 0;
+        if (wire_varint(&p, end, &key) || wire_skip(&p, end, (unsigned)(key & 7), &m, &ml)) return 1;
+        if (key >> 3 != 16) continue;
+        if ((key & 7) != 2) return 1; /* not a message: unpack reports it */
+        for (const uint8_t *q = m, *qe = m + ml; q < qe;) { /* Measurements: points = 1 */
+            const uint8_t *pv = NULL;
+            size_t pl = 0;
+            if (wire_varint(&q, qe, &key) || wire_skip(&q, qe, (unsigned)(key & 7), &pv, &pl)) return 1;
+            if (key >> 3 != 1) continue;
+            if ((key & 7) != 2) return 1;
+            uint64_t point = 0;
+            for (const uint8_t *r = pv, *re = pv + pl; r < re;) { /* PointValues: point = 1 (the last wins) */
+                uint64_t k2;
+                if (wire_varint(&r, re, &k2)) return 1;
+                if (k2 >> 3 == 1) {
+                    if ((k2 & 7) != 0 || wire_varint(&r, re, &point)) return 1;
+                } else if (wire_skip(&r, re, (unsigned)(k2 & 7), NULL, NULL))
+                    return 1;
+            }
+            if (point > UINT32_MAX) return 1;
+            head *h = head_find(e, (uint32_t)point);
+            if (!h || seq >= h->first_seq) return 1;
+        }
+    }
+    return 0;
+}
+
 /* Apply events from the log: (W, end] in full, and [min_first, W] for the
  * heads only (invariant 4). */
 static int replay(sr_engine *e, uint64_t w, uint64_t min_first, sr_errinfo *ei)
@@ -1675,6 +1836,8 @@ static int replay(sr_engine *e, uint64_t w, uint64_t min_first, sr_errinfo *ei)
     MDB_txn *txn = NULL;
     int rc = sr_log_iter_open(e->log, from, &it);
     if (rc) return rc;
+    replay_arena ar = {0};
+    ProtobufCAllocator pa = {.alloc = ra_alloc, .free = ra_free, .allocator_data = &ar};
     uint64_t seq = 0, last = 0, done = 0, total = end - from, in_txn = 0;
     sr_slice rec;
     while ((rc = sr_log_iter_next(it, &seq, &rec)) == SR_OK) {
@@ -1683,14 +1846,22 @@ static int replay(sr_engine *e, uint64_t w, uint64_t min_first, sr_errinfo *ei)
             break;
         }
         last = seq;
-        Event *ev = suiro__v1__event__unpack(NULL, rec.len, rec.data);
-        if (!ev) {
-            rc = SR_ECORRUPT;
-            if (ei) snprintf(ei->msg, sizeof ei->msg, "log record %" PRIu64 " is not a valid event", seq);
+        e->ost.replay_events++;
+        if (seq <= w && !heads_needed(e, rec.data, rec.len, seq)) {
+            e->ost.replay_head_events++;
+            e->ost.replay_skipped++;
+            if (++done % 65536 == 0 && e->o.progress) e->o.progress(e->o.progress_ctx, done, total);
+            continue;
+        }
+        Event *ev = suiro__v1__event__unpack(&pa, rec.len, rec.data);
+        if (!ev || ar.failed) {
+            rc = ar.failed ? SR_ENOMEM : SR_ECORRUPT;
+            if (ei && !ar.failed) snprintf(ei->msg, sizeof ei->msg, "log record %" PRIu64 " is not a valid event", seq);
             break;
         }
         ev->seq = seq;
         if (seq <= w) {
+            e->ost.replay_head_events++;
             rc = apply_series(e, NULL, ev, 1);
         } else if (!e->o.readonly) {
             if (!txn && (rc = ensure_room(e)) == SR_OK) rc = sr_index_write_begin(e->ix, &txn);
@@ -1704,10 +1875,11 @@ static int replay(sr_engine *e, uint64_t w, uint64_t min_first, sr_errinfo *ei)
                 in_txn = 0;
             }
         }
-        suiro__v1__event__free_unpacked(ev, NULL);
+        ra_reset(&ar); /* the event is gone (its pieces were the arena's) */
         if (rc) break;
         if (++done % 65536 == 0 && e->o.progress) e->o.progress(e->o.progress_ctx, done, total);
     }
+    ra_release(&ar);
     if (rc == SR_DONE) rc = SR_OK;
     else if (rc && ei && !ei->msg[0]) snprintf(ei->msg, sizeof ei->msg, "replay at seq %" PRIu64 ": %s", seq, sr_strerror(rc));
     if (!rc && txn) {
@@ -1825,7 +1997,10 @@ int sr_engine_open(const char *dir, const sr_engine_opts *opts, sr_engine **out,
     sr_log_opts lo = {.vfs = e->o.vfs, .segment_bytes = e->o.segment_bytes, .sync = e->o.sync, .key = e->o.key,
                       .readonly = e->o.readonly || e->o.log_readonly,
                       .zstd_level = e->o.zstd_level == -100 ? 0 : e->o.zstd_level ? e->o.zstd_level : 1};
+    uint64_t t0 = mono_us();
     if ((rc = sr_log_open(logdir, &lo, &e->log, ei))) goto fail;
+    uint64_t t1 = mono_us();
+    e->ost.log_us = t1 - t0;
     char err[256] = "";
     if ((rc = sr_index_open(e->o.index_dir ? e->o.index_dir : ixdir, e->o.map_bytes, e->o.readonly, &e->ix, err,
                             sizeof err))) {
@@ -1871,8 +2046,13 @@ int sr_engine_open(const char *dir, const sr_engine_opts *opts, sr_engine **out,
         goto fail;
     }
     uint64_t min_first = UINT64_MAX;
+    uint64_t t2 = mono_us();
+    e->ost.index_us = t2 - t1;
     if ((rc = load_heads(e, &min_first))) goto fail;
+    uint64_t t3 = mono_us();
+    e->ost.heads_us = t3 - t2;
     if ((rc = replay(e, w, min_first, ei))) goto fail;
+    e->ost.replay_us = mono_us() - t3;
     e->next_seq = end;
     /* read-only: the index keeps its own watermark (nothing was applied) */
     atomic_store(&e->watermark, e->o.readonly && w < end - 1 ? w : end - 1);
@@ -2476,6 +2656,8 @@ int sr_engine_doc_get(sr_engine *e, const char *op, const char *coll, const char
     sr_index_read_end(e->ix, t);
     return rc;
 }
+
+void sr_engine_get_open_stats(sr_engine *e, sr_engine_open_stats *out) { *out = e->ost; }
 
 void sr_engine_get_stats(sr_engine *e, sr_engine_stats *out)
 {

@@ -207,6 +207,19 @@ typedef struct sr_engine_stats {
     uint64_t points;            /* data points with a head */
 } sr_engine_stats;
 void sr_engine_get_stats(sr_engine *e, sr_engine_stats *out);
+
+/* Where sr_engine_open spent its time (microseconds, monotonic clock), for
+ * the server's startup log line and bench/engine_restart. */
+typedef struct sr_engine_open_stats {
+    uint64_t log_us;       /* sr_log_open: segment scan, torn-tail check, chain tip */
+    uint64_t index_us;     /* LMDB open, blob store, head_max */
+    uint64_t heads_us;     /* load_heads: the heads table */
+    uint64_t replay_us;    /* replay: events after W in full, events of the heads */
+    uint64_t replay_events;      /* events read by the replay */
+    uint64_t replay_head_events; /* of which at or below W (heads only) */
+    uint64_t replay_skipped;     /* of those, not unpacked: no head needs them (heads_needed) */
+} sr_engine_open_stats;
+void sr_engine_get_open_stats(sr_engine *e, sr_engine_open_stats *out);
 /* The head size this index was built with. */
 uint32_t sr_engine_head_max(sr_engine *e);
 

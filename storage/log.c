@@ -1049,6 +1049,49 @@ static int decode_at(sr_log *lg, segment *s, uint64_t off, sr_buf *raw, sr_buf *
 }
 
 /*
+ * The recovery scan reads a segment through a window of SCAN_WIN bytes
+ * instead of one pread per block header and one per payload: a segment of
+ * small blocks (one event each under sync=always) has tens of thousands of
+ * them. Where the previous block was large, only the next header is read
+ * (headers-only scans of sealed segments do not read their payloads).
+ */
+enum { SCAN_WIN = 256u << 10 };
+
+typedef struct scanwin {
+    sr_file *f;
+    uint64_t size; /* the file's size */
+    uint8_t *buf;
+    size_t cap, len;
+    uint64_t off;  /* file offset of buf[0] */
+} scanwin;
+
+/* Point *out at n bytes at off, reading max(n, want) bytes when they are not
+ * in the window: SR_OK, SR_DONE when the file ends first, or an error. */
+static int win_get(scanwin *w, uint64_t off, size_t n, size_t want, const uint8_t **out)
+{
+    if (off >= w->off && off + n <= w->off + w->len) {
+        *out = w->buf + (off - w->off);
+        return SR_OK;
+    }
+    if (off > w->size || n > w->size - off) return SR_DONE;
+    if (want < n) want = n;
+    if (want > w->size - off) want = (size_t)(w->size - off);
+    if (want > w->cap) {
+        uint8_t *nb = sr_realloc(w->buf, want);
+        if (!nb) return SR_ENOMEM;
+        w->buf = nb;
+        w->cap = want;
+    }
+    w->len = 0;
+    int rc = sr_vfs_read_exact(w->f, w->buf, want, off);
+    if (rc) return rc;
+    w->off = off;
+    w->len = want;
+    *out = w->buf;
+    return SR_OK;
+}
+
+/*
  * Open and scan one segment: header, then every block header (and, for the
  * last segment, every payload CRC). On a bad block, *bad_off / *bad_why are
  * set and scanning stops (SR_OK is returned; the caller applies the torn-tail
@@ -1097,14 +1140,14 @@ static int scan_segment(sr_log *lg, segment *s, int last, uint64_t expect_seq, u
     *size_out = size;
     *bad_off = UINT64_MAX;
     uint64_t off = SR_SEG_HDR_LEN, seq = s->first_seq;
-    uint8_t hdrb[SR_BLK_HDR_LEN];
-    sr_buf raw;
-    sr_buf_init(&raw);
+    const uint8_t *hdrb = NULL;
+    scanwin win = {.f = s->file, .size = size};
+    size_t want = SCAN_WIN; /* how much to read for the next header */
     rc = SR_OK;
     while (off < size) {
         blk_hdr h;
         const char *why = NULL;
-        int r = sr_vfs_read_exact(s->file, hdrb, SR_BLK_HDR_LEN, off);
+        int r = win_get(&win, off, SR_BLK_HDR_LEN, want, &hdrb);
         if (r < 0) {
             rc = r;
             break;
@@ -1132,16 +1175,13 @@ static int scan_segment(sr_log *lg, segment *s, int last, uint64_t expect_seq, u
             }
         }
         if (!why && last) {
-            raw.len = 0;
-            if ((r = sr_buf_reserve(&raw, (size_t)h.stored_len + 1))) {
+            const uint8_t *pl = NULL;
+            if ((r = win_get(&win, off + SR_BLK_HDR_LEN, h.stored_len, SCAN_WIN, &pl)) < 0) {
                 rc = r;
                 break;
             }
-            if ((r = sr_vfs_read_exact(s->file, raw.data, h.stored_len, off + SR_BLK_HDR_LEN)) < 0) {
-                rc = r;
-                break;
-            }
-            if (sr_crc32c(0, raw.data, h.stored_len) != h.payload_crc) why = "payload checksum mismatch";
+            if (r == SR_DONE) why = "block extends past end of file";
+            else if (sr_crc32c(0, pl, h.stored_len) != h.payload_crc) why = "payload checksum mismatch";
         }
         if (why) {
             *bad_off = off;
@@ -1157,8 +1197,10 @@ static int scan_segment(sr_log *lg, segment *s, int last, uint64_t expect_seq, u
         }
         seq += h.count;
         off += SR_BLK_HDR_LEN + h.stored_len;
+        /* headers only, after a large block: read just the next header */
+        want = !last && h.stored_len >= SCAN_WIN / 4 ? SR_BLK_HDR_LEN : SCAN_WIN;
     }
-    sr_buf_release(&raw);
+    sr_free(win.buf);
     return rc;
 }
 
