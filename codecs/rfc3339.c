@@ -100,10 +100,12 @@ int sr_rfc3339_parse_cached(sr_rfc3339_cache *c, const char *s, size_t len, int6
 
 void sr_rfc3339_format(int64_t ms, char out[32])
 {
-    int64_t s = ms >= 0 ? ms / 1000 : (ms - 999) / 1000;
-    int msec = (int)(ms - s * 1000);
-    int64_t z = (s >= 0 ? s : s - 86399) / 86400;
-    int64_t secs = s - z * 86400;
+    /* floor divisions that cannot overflow, for any int64 */
+    int64_t s = ms / 1000;
+    int msec = (int)(ms % 1000);
+    if (msec < 0) msec += 1000, s--;
+    int64_t z = s / 86400, secs = s % 86400;
+    if (secs < 0) secs += 86400, z--;
     z += 719468;
     int64_t era = (z >= 0 ? z : z - 146096) / 146097;
     int64_t doe = z - era * 146097;

@@ -588,7 +588,7 @@ static int apply_keyed(sr_engine *e, MDB_txn *t, const Event *ev, sr_result *r, 
             if (get(t, DB(e, SR_DB_REGISTRY), k, kl, &v) == SR_OK) {
                 Suiro__V1__RegistryPut *old = suiro__v1__registry_put__unpack(NULL, v.mv_size, v.mv_data);
                 if (old && old->secret_hash.len) {
-                    uint8_t *cp = malloc(old->secret_hash.len); /* freed by free_unpacked (system allocator) */
+                    uint8_t *cp = sr_arena_alloc(&e->ev_arena, old->secret_hash.len); /* dies with the group's events */
                     if (cp) {
                         memcpy(cp, old->secret_hash.data, old->secret_hash.len);
                         ev->registry_put->secret_hash.data = cp;
