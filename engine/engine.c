@@ -928,6 +928,7 @@ static int head_flush(sr_engine *e, MDB_txn *t, head *h, uint64_t seq)
     sr_buf out;
     sr_buf_init(&out);
     if ((rc = sr_chunk_enc_create(h->type, &enc))) return rc;
+    if ((rc = sr_chunk_enc_expect(enc, h->n))) goto done;
     for (size_t i = 0; i < h->n; i++) {
         sr_sample s;
         hs_to_sample(&h->v[i], h->type, &s);

@@ -271,6 +271,21 @@ int sr_chunk_enc_create(sr_vtype type, sr_chunk_enc **out)
     return SR_OK;
 }
 
+int sr_chunk_enc_expect(sr_chunk_enc *e, size_t n)
+{
+    if (!e) return SR_EINVAL;
+    if (n > UINT32_MAX) n = UINT32_MAX;
+    int rc = SR_OK;
+    if (e->type == SR_VT_NUMBER) {
+        if (!rc) rc = sr_array_reserve(&e->mant, &e->mant_cap, n, sizeof *e->mant);
+        if (!rc) rc = sr_array_reserve(&e->vbits, &e->vbits_cap, n, sizeof *e->vbits);
+        if (!rc) rc = sr_buf_reserve(&e->val.b, n / 2 + 16);
+    }
+    if (!rc) rc = sr_buf_reserve(&e->ts.b, n / 4 + 16);
+    if (!rc) rc = sr_buf_reserve(&e->q, n / 4 + 1);
+    return rc;
+}
+
 void sr_chunk_enc_destroy(sr_chunk_enc *e)
 {
     if (!e) return;
@@ -442,6 +457,9 @@ static void dec_track(sr_chunk_enc *e, int k, int64_t m, uint64_t fb)
     }
 }
 
+/* sr_buf_reserve's answer without the call when there is room (per sample) */
+static inline int room(sr_buf *b, size_t n) { return b->cap - b->len >= n ? SR_OK : sr_buf_reserve(b, n); }
+
 int sr_chunk_enc_add(sr_chunk_enc *e, const sr_sample *s)
 {
     if (!e || !s) return SR_EINVAL;
@@ -453,13 +471,13 @@ int sr_chunk_enc_add(sr_chunk_enc *e, const sr_sample *s)
 
     /* (3): reserve everything this add may need before changing anything */
     int rc;
-    if ((rc = sr_buf_reserve(&e->ts.b, 16))) return rc;
-    if (e->count % 4 == 0 && (rc = sr_buf_reserve(&e->q, 1))) return rc;
+    if ((rc = room(&e->ts.b, 16))) return rc;
+    if (e->count % 4 == 0 && (rc = room(&e->q, 1))) return rc;
     int dk = -1; /* version 2: the scale of this value, -1 if it is not decimal */
     int64_t dm = 0;
     switch (e->type) {
     case SR_VT_NUMBER:
-        rc = sr_buf_reserve(&e->val.b, 16);
+        rc = room(&e->val.b, 16);
         if (!rc && e->dec_ok) {
             if (e->count && dbl_bits(s->v.f) == e->vbits[e->count - 1]) { /* a repeat: no division */
                 dk = e->scale;
@@ -1110,6 +1128,7 @@ static int chunk_merge(sr_vtype type, const void *chunk, size_t len, const sr_sa
     }
 
     if ((rc = sr_chunk_enc_create(type, &e))) goto done;
+    if ((rc = sr_chunk_enc_expect(e, nres < max_count ? nres : max_count))) goto done;
     size_t parts = (nres + max_count - 1) / max_count;
     if (balanced && nres <= (size_t)max_count + max_count / 4) parts = 1;
     for (size_t i = 0; i < nres;) {

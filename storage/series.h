@@ -76,6 +76,9 @@ SR_MUST_CHECK int sr_chunk_info_get(const void *chunk, size_t len, sr_chunk_info
 typedef struct sr_chunk_enc sr_chunk_enc; /* opaque; create/destroy */
 
 SR_MUST_CHECK int sr_chunk_enc_create(sr_vtype type, sr_chunk_enc **out);
+/* Room for about n samples up front (the encoder grows anyway; this only
+ * saves the regrowth when the caller knows the count). */
+SR_MUST_CHECK int sr_chunk_enc_expect(sr_chunk_enc *e, size_t n);
 void sr_chunk_enc_destroy(sr_chunk_enc *e); /* NULL-safe */
 /* Append a sample; ts must be > the previous one (SR_EINVAL otherwise, and
  * the encoder is unchanged). String bytes are copied. */
