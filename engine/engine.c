@@ -878,12 +878,12 @@ static int hs_insert(hsample **vp, size_t *np, size_t *capp, sr_vtype type, cons
         v[lo] = x;
         return SR_OK;
     }
-    if (sr_array_reserve(vp, capp, n + 1, sizeof *v)) {
+    if (n + 1 > *capp && sr_array_reserve(vp, capp, n + 1, sizeof *v)) {
         hs_free_strings(&x, 1, type);
         return SR_ENOMEM;
     }
     v = *vp;
-    memmove(v + lo + 1, v + lo, (n - lo) * sizeof *v);
+    if (lo < n) memmove(v + lo + 1, v + lo, (n - lo) * sizeof *v); /* in order: an append */
     v[lo] = x;
     *np = n + 1;
     return SR_OK;
@@ -994,22 +994,22 @@ static int apply_pv(sr_engine *e, MDB_txn *t, const PointValues *pv, uint64_t se
     hsample best = {.ts = INT64_MIN};
     int have_best = 0;
     sr_sample bests = {0};
+    /* one hold of the stripe for the batch (readers wait at most for its
+     * inserts, not once per sample) */
+    pthread_mutex_t *mu = stripe_of(e, h->point);
+    pthread_mutex_lock(mu);
     for (long i = 0; i < n; i++) {
         sr_sample s;
         if (sr_pv_iter_next(&it, &s)) continue;
         /* heads hold (flushed_max, +inf); older samples belong to chunks */
         int is_late = h->has_flushed && s.ts <= h->flushed_max;
-        if (is_late) {
-            /* kept in the head until its next flush (invariant 7) */
-            pthread_mutex_lock(stripe_of(e, h->point));
+        if (is_late) /* kept in the head until its next flush (invariant 7) */
             rc = hs_insert(&h->late, &h->nlate, &h->caplate, h->type, &s, seq);
-            pthread_mutex_unlock(stripe_of(e, h->point));
-            if (rc) goto done;
-        } else {
-            pthread_mutex_lock(stripe_of(e, h->point));
+        else
             rc = head_insert(h, &s, seq);
-            pthread_mutex_unlock(stripe_of(e, h->point));
-            if (rc) goto done;
+        if (rc) {
+            pthread_mutex_unlock(mu);
+            goto done;
         }
         if (!heads_only && s.ts >= best.ts) {
             best.ts = s.ts;
@@ -1017,6 +1017,7 @@ static int apply_pv(sr_engine *e, MDB_txn *t, const PointValues *pv, uint64_t se
             have_best = 1;
         }
     }
+    pthread_mutex_unlock(mu);
     if (heads_only) goto done;
     if (have_best) {
         uint8_t k[4];
