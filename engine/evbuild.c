@@ -309,30 +309,4 @@ void sr_pv_iter_init(sr_pv_iter *it, const Suiro__V1__PointValues *pv, size_t n)
     it->pow10 = pow(10.0, fabs((double)pv->scale)); /* divisor when scale < 0, as the encoder */
 }
 
-/* 0 ok, -1 timestamp out of range */
-int sr_pv_iter_next(sr_pv_iter *it, sr_sample *s)
-{
-    const Suiro__V1__PointValues *pv = it->pv;
-    size_t i = it->i++;
-    if (i > 0) {
-        it->delta = (int64_t)((uint64_t)it->delta + (uint64_t)pv->dod[i - 1]);
-        it->ts = (int64_t)((uint64_t)it->ts + (uint64_t)it->delta);
-    }
-    if (it->ts < 0 || it->ts > SR_TS_MAX) return -1;
-    s->ts = it->ts;
-    s->quality = pv->n_quality ? (uint8_t)(pv->quality[i] & 3) : SR_Q_GOOD;
-    if (pv->n_f) s->v.f = pv->f[i];
-    else if (pv->n_dmant) {
-        it->acc = (int64_t)((uint64_t)it->acc + (uint64_t)pv->dmant[i]);
-        s->v.f = pv->scale < 0 ? (double)it->acc / it->pow10 : (double)it->acc * it->pow10;
-    } else if (pv->n_i) {
-        it->acc = (int64_t)((uint64_t)it->acc + (uint64_t)pv->i[i]);
-        s->v.i = it->acc;
-    } else if (pv->n_b) s->v.b = pv->b[i] ? 1 : 0;
-    else {
-        s->v.str.s = pv->s[i];
-        s->v.str.slen = (uint32_t)strlen(pv->s[i]);
-    }
-    return 0;
-}
 

@@ -65,7 +65,7 @@ static int put_pv(sr_buf *b, const Suiro__V1__PointValues *pv)
     sr_pv_iter it;
     sr_pv_iter_init(&it, pv, (size_t)n);
     for (long i = 0; i < n && !rc; i++) {
-        sr_sample s;
+        sr_sample s = {0};
         if (sr_pv_iter_next(&it, &s)) break;
         rc = putf(b, "%s[%" PRId64 ",", i ? "," : "", s.ts);
         if (rc) break;
