@@ -345,28 +345,8 @@ typedef struct gw_elem {
  * it is a backslash, a control character or not ASCII */
 static const char *plain_str(const char *p, const char *end)
 {
-    while (end - p >= 8) {
-        uint64_t v;
-        memcpy(&v, p, 8);
-        const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
-        uint64_t q = v ^ (ones * '"'), b = v ^ (ones * '\\');
-        uint64_t hit = (((q - ones) & ~q) | ((b - ones) & ~b) | ((v - ones * 0x20) & ~v) | v) & highs;
-        if (hit) {
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-            p += (unsigned)__builtin_ctzll(hit) >> 3;
-            return *p == '"' ? p : NULL;
-#else
-            break;
-#endif
-        }
-        p += 8;
-    }
-    for (; p < end; p++) {
-        unsigned char c = (unsigned char)*p;
-        if (c == '"') return p;
-        if (c < 0x20 || c >= 0x80 || c == '\\') return NULL;
-    }
-    return NULL;
+    p = sr_json_plain_end(p, end);
+    return p < end && *p == '"' ? p : NULL;
 }
 
 #define LIT(p, end, k) ((size_t)((end) - (p)) >= sizeof(k) - 1 && !memcmp((p), k, sizeof(k) - 1))

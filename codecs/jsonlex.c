@@ -47,6 +47,33 @@ static long u4(const char *p, const char *end)
     return v;
 }
 
+const char *sr_json_plain_end(const char *p, const char *end)
+{
+    /* 8 bytes at a time: each term's lowest flagged byte is exact (a borrow
+     * only flags bytes above a real hit), so the lowest set bit of the mask
+     * is the first byte that needs a look (little-endian load) */
+    while (end - p >= 8) {
+        uint64_t v;
+        memcpy(&v, p, 8);
+        const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
+        uint64_t q = v ^ (ones * '"'), b = v ^ (ones * '\\');
+        uint64_t hit = (((q - ones) & ~q) | ((b - ones) & ~b) | ((v - ones * 0x20) & ~v) | v) & highs;
+        if (hit) {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+            return p + ((unsigned)__builtin_ctzll(hit) >> 3);
+#else
+            break;
+#endif
+        }
+        p += 8;
+    }
+    for (; p < end; p++) {
+        unsigned char c = (unsigned char)*p;
+        if (c == '"' || c == '\\' || c < 0x20 || c >= 0x80) return p;
+    }
+    return end;
+}
+
 /* p just past the opening quote; sets l->s/n/escaped, returns 0 or -1 */
 static int string(sr_jlex *l)
 {
@@ -54,25 +81,7 @@ static int string(sr_jlex *l)
     l->s = (const char *)p;
     l->escaped = 0;
     while (p < end) {
-        /* 8 plain ASCII bytes at a time: no '"', no '\\', no control, no
-         * high bit (a false alarm only sends the bytes to the loop below) */
-        while (end - p >= 8) {
-            uint64_t v;
-            memcpy(&v, p, 8);
-            const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
-            uint64_t q = v ^ (ones * '"'), b = v ^ (ones * '\\');
-            uint64_t hit = (((q - ones) & ~q) | ((b - ones) & ~b) | ((v - ones * 0x20) & ~v) | v) & highs;
-            if (hit) {
-                /* each term's lowest flagged byte is exact (a borrow only
-                 * flags bytes above a real hit), so the lowest set bit is
-                 * the first byte that needs a look (little-endian load) */
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-                p += (unsigned)__builtin_ctzll(hit) >> 3;
-#endif
-                break;
-            }
-            p += 8;
-        }
+        p = (const unsigned char *)sr_json_plain_end((const char *)p, (const char *)end);
         if (p >= end) break;
         unsigned c = *p;
         if (c == '"') {

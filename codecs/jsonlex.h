@@ -45,6 +45,9 @@ typedef struct sr_jlex {
 } sr_jlex;
 
 void sr_jlex_init(sr_jlex *l, const void *data, size_t len);
+/* The first byte in [p, end) that a JSON string cannot hold as it is: '"',
+ * '\\', a control character or a byte >= 0x80 (end if none). */
+const char *sr_json_plain_end(const char *p, const char *end);
 sr_jtok sr_jlex_next(sr_jlex *l);
 /* Skip the value whose first token t was just returned (an object or array
  * is skipped to its end). 0, or -1 on a syntax error. */

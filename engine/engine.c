@@ -1185,26 +1185,6 @@ static int msgid_find(sr_engine *e, MDB_txn *t, const Event *ev, accepted *acc, 
     return rc;
 }
 
-static size_t vsize(uint64_t v)
-{
-    size_t n = 1;
-    while (v >= 0x80) {
-        v >>= 7;
-        n++;
-    }
-    return n;
-}
-
-static uint8_t *put_varint(uint8_t *p, uint64_t v)
-{
-    while (v >= 0x80) {
-        *p++ = (uint8_t)(v | 0x80);
-        v >>= 7;
-    }
-    *p++ = (uint8_t)v;
-    return p;
-}
-
 /* Can the writer put seq (field 1) and ingest_ms (2) in front of these
  * submitted bytes instead of re-packing the decoded event? Yes when the
  * top-level fields are well formed, in increasing number order and all
@@ -1351,7 +1331,7 @@ static void process_group(sr_engine *e, cmd **cmds, size_t nc)
              * splice_ok), anything else re-packed */
             int splice = evs[k]->body_case == SUIRO__V1__EVENT__BODY_MEASUREMENTS && evs[k]->seq && evs[k]->ingest_ms > 0 &&
                          splice_ok(c->ev[k].data, c->ev[k].len);
-            size_t n = splice ? 2 + vsize(evs[k]->seq) + vsize((uint64_t)evs[k]->ingest_ms) + c->ev[k].len
+            size_t n = splice ? 2 + sr_varint_len(evs[k]->seq) + sr_varint_len((uint64_t)evs[k]->ingest_ms) + c->ev[k].len
                               : protobuf_c_message_get_packed_size(&evs[k]->base);
             if (sr_array_reserve(&acc, &capacc, nacc + 1, sizeof *acc) ||
                 sr_array_reserve(&recs, &caprecs, nrecs + 1, sizeof *recs) || sr_buf_reserve(&packed, n)) {
@@ -1361,9 +1341,9 @@ static void process_group(sr_engine *e, cmd **cmds, size_t nc)
             if (splice) {
                 uint8_t *w = packed.data + packed.len;
                 *w++ = 1 << 3; /* seq, varint */
-                w = put_varint(w, evs[k]->seq);
+                w = sr_varint_put(w, evs[k]->seq);
                 *w++ = 2 << 3; /* ingest_ms, varint */
-                w = put_varint(w, (uint64_t)evs[k]->ingest_ms);
+                w = sr_varint_put(w, (uint64_t)evs[k]->ingest_ms);
                 memcpy(w, c->ev[k].data, c->ev[k].len);
             } else
                 protobuf_c_message_pack(&evs[k]->base, packed.data + packed.len);

@@ -55,26 +55,6 @@ static int cmp_ts(const void *a, const void *b)
  * tests/engine/test_evbuild.c checks the output decodes to the input and
  * re-packs byte for byte. */
 
-static size_t vsize(uint64_t v)
-{
-    size_t n = 1;
-    while (v >= 0x80) {
-        v >>= 7;
-        n++;
-    }
-    return n;
-}
-
-static uint8_t *put_varint(uint8_t *p, uint64_t v)
-{
-    while (v >= 0x80) {
-        *p++ = (uint8_t)(v | 0x80);
-        v >>= 7;
-    }
-    *p++ = (uint8_t)v;
-    return p;
-}
-
 static uint64_t zz64(int64_t v) { return ((uint64_t)v << 1) ^ (uint64_t)(v >> 63); }
 
 typedef struct pvenc {
@@ -95,17 +75,17 @@ static size_t str_len(const sr_sample *x) { return x->v.str.s ? strlen(x->v.str.
 static void pv_size(pvenc *v)
 {
     size_t z = 0;
-    if (v->point) z += 1 + vsize(v->point);
-    if (v->t0) z += 1 + vsize((uint64_t)v->t0);
+    if (v->point) z += 1 + sr_varint_len(v->point);
+    if (v->t0) z += 1 + sr_varint_len((uint64_t)v->t0);
     v->dod_b = 0;
-    for (size_t i = 0; i + 1 < v->n; i++) v->dod_b += vsize(zz64(v->dod[i]));
-    if (v->dod_b) z += 1 + vsize(v->dod_b) + v->dod_b;
+    for (size_t i = 0; i + 1 < v->n; i++) v->dod_b += sr_varint_len(zz64(v->dod[i]));
+    if (v->dod_b) z += 1 + sr_varint_len(v->dod_b) + v->dod_b;
     v->val_b = 0;
     switch (v->field) {
     case 4: v->val_b = 8 * v->n; break;
     case 6:
     case 7:
-        for (size_t i = 0; i < v->n; i++) v->val_b += vsize(zz64(v->vals[i]));
+        for (size_t i = 0; i < v->n; i++) v->val_b += sr_varint_len(zz64(v->vals[i]));
         break;
     case 8: v->val_b = v->n; break;
     default: break;
@@ -113,58 +93,58 @@ static void pv_size(pvenc *v)
     if (v->field == 9) {
         for (size_t i = 0; i < v->n; i++) {
             size_t l = str_len(&v->s[i]);
-            z += 1 + vsize(l) + l;
+            z += 1 + sr_varint_len(l) + l;
         }
     } else if (v->n)
-        z += 1 + vsize(v->val_b) + v->val_b;
-    if (v->scale) z += 1 + vsize((uint32_t)(((uint32_t)v->scale << 1) ^ (uint32_t)(v->scale >> 31)));
+        z += 1 + sr_varint_len(v->val_b) + v->val_b;
+    if (v->scale) z += 1 + sr_varint_len((uint32_t)(((uint32_t)v->scale << 1) ^ (uint32_t)(v->scale >> 31)));
     v->q_b = 0;
     if (v->q) {
-        for (size_t i = 0; i < v->n; i++) v->q_b += vsize(v->q[i]);
-        z += 1 + vsize(v->q_b) + v->q_b;
+        for (size_t i = 0; i < v->n; i++) v->q_b += sr_varint_len(v->q[i]);
+        z += 1 + sr_varint_len(v->q_b) + v->q_b;
     }
     v->size = z;
 }
 
-static uint8_t *put_tag(uint8_t *p, unsigned field, unsigned wt) { return put_varint(p, (uint64_t)(field << 3 | wt)); }
+static uint8_t *put_tag(uint8_t *p, unsigned field, unsigned wt) { return sr_varint_put(p, (uint64_t)(field << 3 | wt)); }
 
 static uint8_t *put_bytes(uint8_t *p, unsigned field, const void *d, size_t n)
 {
     p = put_tag(p, field, 2);
-    p = put_varint(p, n);
+    p = sr_varint_put(p, n);
     memcpy(p, d, n);
     return p + n;
 }
 
 static uint8_t *pv_write(uint8_t *p, const pvenc *v)
 {
-    if (v->point) p = put_varint(put_tag(p, 1, 0), v->point);
-    if (v->t0) p = put_varint(put_tag(p, 2, 0), (uint64_t)v->t0);
+    if (v->point) p = sr_varint_put(put_tag(p, 1, 0), v->point);
+    if (v->t0) p = sr_varint_put(put_tag(p, 2, 0), (uint64_t)v->t0);
     if (v->dod_b) {
-        p = put_varint(put_tag(p, 3, 2), v->dod_b);
-        for (size_t i = 0; i + 1 < v->n; i++) p = put_varint(p, zz64(v->dod[i]));
+        p = sr_varint_put(put_tag(p, 3, 2), v->dod_b);
+        for (size_t i = 0; i + 1 < v->n; i++) p = sr_varint_put(p, zz64(v->dod[i]));
     }
     if (v->field == 4 && v->n) {
-        p = put_varint(put_tag(p, 4, 2), v->val_b);
+        p = sr_varint_put(put_tag(p, 4, 2), v->val_b);
         for (size_t i = 0; i < v->n; i++) { /* little-endian doubles */
             uint64_t x = (uint64_t)v->vals[i];
             for (int k = 0; k < 8; k++) *p++ = (uint8_t)(x >> (8 * k));
         }
     }
-    if (v->scale) p = put_varint(put_tag(p, 5, 0), (uint32_t)(((uint32_t)v->scale << 1) ^ (uint32_t)(v->scale >> 31)));
+    if (v->scale) p = sr_varint_put(put_tag(p, 5, 0), (uint32_t)(((uint32_t)v->scale << 1) ^ (uint32_t)(v->scale >> 31)));
     if ((v->field == 6 || v->field == 7) && v->n) {
-        p = put_varint(put_tag(p, (unsigned)v->field, 2), v->val_b);
-        for (size_t i = 0; i < v->n; i++) p = put_varint(p, zz64(v->vals[i]));
+        p = sr_varint_put(put_tag(p, (unsigned)v->field, 2), v->val_b);
+        for (size_t i = 0; i < v->n; i++) p = sr_varint_put(p, zz64(v->vals[i]));
     }
     if (v->field == 8 && v->n) {
-        p = put_varint(put_tag(p, 8, 2), v->val_b);
+        p = sr_varint_put(put_tag(p, 8, 2), v->val_b);
         for (size_t i = 0; i < v->n; i++) *p++ = v->s[i].v.b ? 1 : 0;
     }
     if (v->field == 9)
         for (size_t i = 0; i < v->n; i++) p = put_bytes(p, 9, v->s[i].v.str.s ? v->s[i].v.str.s : "", str_len(&v->s[i]));
     if (v->q) {
-        p = put_varint(put_tag(p, 10, 2), v->q_b);
-        for (size_t i = 0; i < v->n; i++) p = put_varint(p, v->q[i]);
+        p = sr_varint_put(put_tag(p, 10, 2), v->q_b);
+        for (size_t i = 0; i < v->n; i++) p = sr_varint_put(p, v->q[i]);
     }
     return p;
 }
@@ -195,7 +175,7 @@ int sr_ev_measurements(const char *op, const char *actor, Suiro__V1__ActorKind k
         v->n = in->n;
         if (!in->n) {
             pv_size(v);
-            msize += 1 + vsize(v->size) + v->size;
+            msize += 1 + sr_varint_len(v->size) + v->size;
             continue;
         }
         sr_sample *s = s_all + off;
@@ -257,21 +237,21 @@ int sr_ev_measurements(const char *op, const char *actor, Suiro__V1__ActorKind k
         }
         v->vals = vals;
         pv_size(v);
-        msize += 1 + vsize(v->size) + v->size;
+        msize += 1 + sr_varint_len(v->size) + v->size;
     }
     const char *mid = message_id ? message_id : "";
     size_t ol = op ? strlen(op) : 0, al = actor ? strlen(actor) : 0, ml = strlen(mid);
-    size_t esize = (ol ? 1 + vsize(ol) + ol : 0) + (al ? 1 + vsize(al) + al : 0) + (kind ? 1 + vsize((uint64_t)kind) : 0) +
-                   (ml ? 1 + vsize(ml) + ml : 0) + 2 + vsize(msize) + msize;
+    size_t esize = (ol ? 1 + sr_varint_len(ol) + ol : 0) + (al ? 1 + sr_varint_len(al) + al : 0) + (kind ? 1 + sr_varint_len((uint64_t)kind) : 0) +
+                   (ml ? 1 + sr_varint_len(ml) + ml : 0) + 2 + sr_varint_len(msize) + msize;
     if ((rc = sr_buf_reserve(out, esize))) goto done;
     uint8_t *p = out->data + out->len, *start = p;
     if (ol) p = put_bytes(p, 3, op, ol);
     if (al) p = put_bytes(p, 4, actor, al);
-    if (kind) p = put_varint(put_tag(p, 5, 0), (uint64_t)kind);
+    if (kind) p = sr_varint_put(put_tag(p, 5, 0), (uint64_t)kind);
     if (ml) p = put_bytes(p, 7, mid, ml);
-    p = put_varint(put_tag(p, 16, 2), msize);
+    p = sr_varint_put(put_tag(p, 16, 2), msize);
     for (size_t k = 0; k < npts; k++) {
-        p = put_varint(put_tag(p, 1, 2), pv[k].size);
+        p = sr_varint_put(put_tag(p, 1, 2), pv[k].size);
         p = pv_write(p, &pv[k]);
     }
     SR_VERIFY((size_t)(p - start) == esize);

@@ -62,6 +62,27 @@ void *sr_arena_alloc(sr_arena *a, size_t n);
 void sr_arena_reset(sr_arena *a);
 void sr_arena_release(sr_arena *a);
 
+/* Protobuf/LEB128 varints (the event wire format): bytes of v, and v written
+ * at p (returns the end). */
+static inline size_t sr_varint_len(uint64_t v)
+{
+    size_t n = 1;
+    while (v >= 0x80) {
+        v >>= 7;
+        n++;
+    }
+    return n;
+}
+static inline uint8_t *sr_varint_put(uint8_t *p, uint64_t v)
+{
+    while (v >= 0x80) {
+        *p++ = (uint8_t)(v | 0x80);
+        v >>= 7;
+    }
+    *p++ = (uint8_t)v;
+    return p;
+}
+
 /* Little-endian field encoding (on-disk formats are encoded field by field). */
 static inline void sr_put_le16(uint8_t *p, uint16_t v) { p[0] = (uint8_t)v; p[1] = (uint8_t)(v >> 8); }
 static inline void sr_put_le32(uint8_t *p, uint32_t v)
