@@ -165,7 +165,7 @@ struct sr_engine {
     pthread_mutex_t stripe[NSTRIPE];
     _Atomic uint64_t npoints;
 
-    _Atomic uint64_t st_commands, st_events, st_groups;
+    _Atomic uint64_t st_commands, st_events, st_groups, st_flushes;
     int replaying_heads_only;
     sr_engine_open_stats ost; /* what sr_engine_open spent, set once by it */
 };
@@ -958,6 +958,7 @@ static int head_flush(sr_engine *e, MDB_txn *t, head *h, uint64_t seq)
     h->first_seq = seq + 1;
     h->gen++;
     pthread_mutex_unlock(stripe_of(e, h->point));
+    atomic_fetch_add(&e->st_flushes, 1);
     rc = heads_db_put(e, t, h);
 done:
     sr_chunk_enc_destroy(enc);
@@ -975,6 +976,27 @@ static int head_insert(head *h, const sr_sample *s, uint64_t seq)
  * Apply one PointValues. heads_only (restart, events <= W): rebuild the head
  * from head-bound samples only; everything else is already in the index.
  */
+/* When a head is flushed: at head_max samples, except the first time, when
+ * each point waits for a share of head_max of its own (half to all of it,
+ * from a hash of the point). Points fed at the same rate would otherwise fill
+ * their heads in lockstep and flush all together in one group, a commit of
+ * every point's chunk at once (the PUBACK p99 of a paced load was that
+ * group); staggered once, they stay staggered. A function of the point and
+ * its persisted has_flushed only, so a rebuild and a restart flush at the
+ * same samples as the live writer did. */
+static uint32_t flush_at(const sr_engine *e, const head *h)
+{
+    uint32_t hm = e->o.head_max;
+    if (h->has_flushed || hm < 4) return hm;
+    uint32_t x = h->point; /* a 32-bit finaliser: consecutive points spread */
+    x ^= x >> 16;
+    x *= 0x85ebca6bu;
+    x ^= x >> 13;
+    x *= 0xc2b2ae35u;
+    x ^= x >> 16;
+    return hm / 2 + x % (hm - hm / 2);
+}
+
 static int apply_pv(sr_engine *e, MDB_txn *t, const PointValues *pv, uint64_t seq, int heads_only)
 {
     int rc = SR_OK;
@@ -1042,7 +1064,7 @@ static int apply_pv(sr_engine *e, MDB_txn *t, const PointValues *pv, uint64_t se
             if (rc) goto done;
         }
     }
-    if (h->n >= e->o.head_max || h->nlate >= LATE_MAX) rc = head_flush(e, t, h, seq);
+    if (h->n >= flush_at(e, h) || h->nlate >= LATE_MAX) rc = head_flush(e, t, h, seq);
 done:
     return rc;
 }
@@ -2649,6 +2671,7 @@ void sr_engine_get_stats(sr_engine *e, sr_engine_stats *out)
     out->commands = atomic_load(&e->st_commands);
     out->events = atomic_load(&e->st_events);
     out->groups = atomic_load(&e->st_groups);
+    out->flushes = atomic_load(&e->st_flushes);
     out->points = atomic_load(&e->npoints);
     pthread_mutex_lock(&e->mu);
     out->queue_depth = e->depth;

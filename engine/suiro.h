@@ -205,6 +205,7 @@ typedef struct sr_engine_stats {
     uint64_t commands, events, groups;
     uint64_t queue_depth;
     uint64_t points;            /* data points with a head */
+    uint64_t flushes;           /* heads written out as chunks since open */
 } sr_engine_stats;
 void sr_engine_get_stats(sr_engine *e, sr_engine_stats *out);
 

@@ -656,6 +656,63 @@ Test(engine, measurement_records_are_the_canonical_bytes_with_the_writers_seq)
     sr_buf_release(&b);
 }
 
+/* Points fed in lockstep must not all flush their heads in the same group:
+ * the first flush of each point comes at its own share of head_max (half to
+ * all of it), so 40 points fed 4 samples a round flush over several rounds,
+ * never all at once; later flushes keep the stagger. The same samples flush
+ * after a restart (the rule depends on the point and has_flushed only). */
+Test(engine, heads_fed_in_lockstep_flush_staggered)
+{
+    sr_engine_opts o = {.clock_ms = fixed_clock, .head_max = 64};
+    sr_engine *e = open_engine(&o);
+    enum { NP = 40, PER = 4, ROUNDS = 40 };
+    cr_assert_eq(et_setup_masters(e, "op1", NP, NUM, 1), SR_OK);
+    uint32_t pts[NP];
+    char id[16];
+    for (int p = 0; p < NP; p++) {
+        snprintf(id, sizeof id, "P%03d", p);
+        pts[p] = point_of(e, id);
+    }
+    uint64_t before = 0, most = 0, rounds_with = 0;
+    sr_engine_stats st;
+    for (int r = 0; r < ROUNDS; r++) {
+        if (r == ROUNDS / 2) { /* a restart in the middle: the same rule on */
+            sr_engine_get_stats(e, &st);
+            uint64_t f = st.flushes;
+            sr_engine_close(e);
+            e = open_engine(&o);
+            before -= f; /* the counter starts again at 0 */
+        }
+        for (int p = 0; p < NP; p++) {
+            sr_sample s[PER];
+            for (int i = 0; i < PER; i++) s[i] = (sr_sample){.ts = 1000 * (r * PER + i), .v.f = r + i * 0.5};
+            sr_result res;
+            cr_assert_eq(et_put(e, "op1", p % 2 ? "GW2" : "GW1", pts[p], SR_VT_NUMBER, s, PER, NULL, &res), SR_OK, "%s", res.msg);
+        }
+        sr_engine_get_stats(e, &st);
+        uint64_t d = st.flushes - before;
+        before = st.flushes;
+        if (d) rounds_with++;
+        if (d > most) most = d;
+    }
+    /* 160 samples a point: every point flushed at least twice */
+    cr_assert_leq(most, NP / 3, "%llu of %d points flushed in one round", (unsigned long long)most, NP);
+    cr_assert_geq(rounds_with, 10, "flushes in only %llu rounds", (unsigned long long)rounds_with);
+    /* and nothing is lost: every point holds its 160 samples */
+    for (int p = 0; p < NP; p++) {
+        sr_buf out, strs;
+        sr_buf_init(&out);
+        sr_buf_init(&strs);
+        int more;
+        sr_range_q q = {.point = pts[p], .from = 0, .to = 1000 * ROUNDS * PER, .after = INT64_MIN};
+        cr_assert_eq(sr_engine_range(e, &q, &out, &strs, &more), SR_OK);
+        cr_assert_eq(out.len / sizeof(sr_sample), ROUNDS * PER, "point %d", p);
+        sr_buf_release(&out);
+        sr_buf_release(&strs);
+    }
+    sr_engine_close(e);
+}
+
 Test(engine, documents_query_by_top_level_field_with_paging)
 {
     sr_engine *e = open_engine(NULL);
