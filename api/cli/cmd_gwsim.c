@@ -554,6 +554,12 @@ static void send_one(sim *s, int k, uint64_t n, int again)
             g->redo = realloc(g->redo, g->capredo * sizeof *g->redo);
         }
         g->redo[g->nredo++] = n;
+        /* and treat the connection as gone now, as on_disconnect will once
+         * the loop notices: the send loop would otherwise take this message
+         * back off the redo list and fail again, forever (seen when the
+         * server was killed between a poll and a publish) */
+        g->connected = 0;
+        if (!g->retry_at) g->retry_at = now_s() + 0.2;
         return;
     }
     if (g->np == g->cap) {
