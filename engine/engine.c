@@ -977,7 +977,7 @@ static int head_insert(head *h, const sr_sample *s, uint64_t seq)
  * from head-bound samples only; everything else is already in the index.
  */
 /* When a head is flushed: at head_max samples, except the first time, when
- * each point waits for a share of head_max of its own (half to all of it,
+ * each point waits for a share of head_max of its own (three quarters to all,
  * from a hash of the point). Points fed at the same rate would otherwise fill
  * their heads in lockstep and flush all together in one group, a commit of
  * every point's chunk at once (the PUBACK p99 of a paced load was that
@@ -994,7 +994,7 @@ static uint32_t flush_at(const sr_engine *e, const head *h)
     x ^= x >> 13;
     x *= 0xc2b2ae35u;
     x ^= x >> 16;
-    return hm / 2 + x % (hm - hm / 2);
+    return hm - hm / 4 + x % (hm / 4); /* [3/4, 1) of head_max: chunks stay near full */
 }
 
 static int apply_pv(sr_engine *e, MDB_txn *t, const PointValues *pv, uint64_t seq, int heads_only)

@@ -539,7 +539,9 @@ static int ref_setup(sim *s)
     return 0;
 }
 
-static void send_one(sim *s, int k, uint64_t n, int again)
+/* 0 sent; -1 not sent (kept on the redo list: the caller stops sending to
+ * this gateway until the next turn of the poll loop) */
+static int send_one(sim *s, int k, uint64_t n, int again)
 {
     gwc *g = &s->g[k];
     static char buf[1 << 20];
@@ -547,20 +549,22 @@ static void send_one(sim *s, int k, uint64_t n, int again)
     char topic[160];
     snprintf(topic, sizeof topic, "wip/v1/%s/gw/%s/data/measurements", s->op, g->id);
     int mid = 0;
-    if (mosquitto_publish(g->m, &mid, topic, len, buf, 1, false) != MOSQ_ERR_SUCCESS) {
-        /* not connected after all: keep it for later */
+    int rc = mosquitto_publish(g->m, &mid, topic, len, buf, 1, false);
+    if (rc != MOSQ_ERR_SUCCESS) {
+        /* not connected after all: keep it for later, and stop sending to
+         * this gateway until the poll loop has run (the send loop would
+         * otherwise take it back off the redo list and fail again, forever:
+         * seen when the server died between a poll and a publish) */
         if (g->nredo == g->capredo) {
             g->capredo = g->capredo ? g->capredo * 2 : 64;
             g->redo = realloc(g->redo, g->capredo * sizeof *g->redo);
         }
         g->redo[g->nredo++] = n;
-        /* and treat the connection as gone now, as on_disconnect will once
-         * the loop notices: the send loop would otherwise take this message
-         * back off the redo list and fail again, forever (seen when the
-         * server was killed between a poll and a publish) */
-        g->connected = 0;
-        if (!g->retry_at) g->retry_at = now_s() + 0.2;
-        return;
+        if (rc == MOSQ_ERR_NO_CONN || rc == MOSQ_ERR_CONN_LOST) { /* as on_disconnect will say */
+            g->connected = 0;
+            if (!g->retry_at) g->retry_at = now_s() + 0.2;
+        }
+        return -1;
     }
     if (g->np == g->cap) {
         g->cap = g->cap ? g->cap * 2 : 64;
@@ -569,6 +573,7 @@ static void send_one(sim *s, int k, uint64_t n, int again)
     g->p[g->np++] = (pend){mid, n, now_s()};
     s->sent++;
     if (again) s->resent++;
+    return 0;
 }
 
 /* ---- answering requests (--answer) ------------------------------------ */
@@ -1923,10 +1928,12 @@ static int run(int argc, char **argv)
                 if (mosquitto_reconnect(g->m) != MOSQ_ERR_SUCCESS) g->retry_at = t + 0.2;
             }
             while (g->connected && g->np < (size_t)s.window && (g->nredo || g->next < g->limit)) {
-                if (g->nredo) send_one(&s, k, g->redo[--g->nredo], 1);
+                if (g->nredo) {
+                    if (send_one(&s, k, g->redo[--g->nredo], 1)) break;
+                }
                 else if (interval > 0 && t < g->next_at) break;
                 else {
-                    send_one(&s, k, g->next++, 0);
+                    if (send_one(&s, k, g->next++, 0)) break;
                     if (interval > 0) g->next_at = (g->next_at ? g->next_at : t) + interval;
                 }
             }

@@ -657,8 +657,8 @@ Test(engine, measurement_records_are_the_canonical_bytes_with_the_writers_seq)
 }
 
 /* Points fed in lockstep must not all flush their heads in the same group:
- * the first flush of each point comes at its own share of head_max (half to
- * all of it), so 40 points fed 4 samples a round flush over several rounds,
+ * the first flush of each point comes at its own share of head_max (three quarters
+ * to all of it), so 40 points fed 4 samples a round flush over several rounds,
  * never all at once; later flushes keep the stagger. The same samples flush
  * after a restart (the rule depends on the point and has_flushed only). */
 Test(engine, heads_fed_in_lockstep_flush_staggered)
