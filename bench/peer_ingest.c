@@ -39,6 +39,8 @@
  */
 #include "refset.h"
 
+#include "netutil.h"
+
 #include <curl/curl.h>
 #include <errno.h>
 #include <inttypes.h>
@@ -359,27 +361,6 @@ static size_t reply_len(const char *p, size_t n, int *err)
     return n >= need ? need : 0;
 }
 
-static int tcp_connect(const char *hostport)
-{
-    char host[256];
-    const char *c = strrchr(hostport, ':');
-    if (!c || (size_t)(c - hostport) >= sizeof host) return -1;
-    memcpy(host, hostport, (size_t)(c - hostport));
-    host[c - hostport] = 0;
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *ai = NULL;
-    if (getaddrinfo(host, c + 1, &hints, &ai) != 0 || !ai) return -1;
-    int fd = socket(ai->ai_family, ai->ai_socktype, ai->ai_protocol);
-    if (fd >= 0 && connect(fd, ai->ai_addr, ai->ai_addrlen) != 0) {
-        close(fd);
-        fd = -1;
-    }
-    freeaddrinfo(ai);
-    if (fd >= 0) {
-        int one = 1;
-        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    }
-    return fd;
-}
 
 static int run_redis(const set *d, const char *hostport, int conc, uint32_t window, res *r)
 {
@@ -389,7 +370,7 @@ static int run_redis(const set *d, const char *hostport, int conc, uint32_t wind
     if (!cs || !pf) return 1;
     for (int i = 0; i < conc; i++) {
         rconn *c = &cs[i];
-        if ((c->fd = tcp_connect(hostport)) < 0) {
+        if ((c->fd = bn_tcp_connect(hostport)) < 0) {
             fprintf(stderr, "peer_ingest: cannot connect to %s: %s\n", hostport, strerror(errno));
             return 1;
         }

@@ -33,6 +33,8 @@
  * successful login's own round trip (null without --login); query_s: the
  * last query's round trip.
  */
+#include "netutil.h"
+
 #include <curl/curl.h>
 #include <errno.h>
 #include <netdb.h>
@@ -112,27 +114,6 @@ static int token_of(const char *json, char *out, size_t n)
     return 0;
 }
 
-static int tcp_connect(const char *hostport)
-{
-    char host[256];
-    const char *c = strrchr(hostport, ':');
-    if (!c || (size_t)(c - hostport) >= sizeof host) return -1;
-    memcpy(host, hostport, (size_t)(c - hostport));
-    host[c - hostport] = 0;
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *ai = NULL;
-    if (getaddrinfo(host, c + 1, &hints, &ai) != 0 || !ai) return -1;
-    int fd = socket(ai->ai_family, ai->ai_socktype, ai->ai_protocol);
-    if (fd >= 0 && connect(fd, ai->ai_addr, ai->ai_addrlen) != 0) {
-        close(fd);
-        fd = -1;
-    }
-    freeaddrinfo(ai);
-    if (fd >= 0) {
-        int one = 1;
-        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    }
-    return fd;
-}
 
 /* One Redis command on a fresh connection: 1 answered (first reply line in
  * line), 0 no answer. */
@@ -147,7 +128,7 @@ static int redis_do(const char *hostport, const char *cmd, char *line, size_t n)
     for (int i = 0; i < nw && k > 0 && (size_t)k < sizeof req; i++)
         k += snprintf(req + k, sizeof req - (size_t)k, "$%zu\r\n%s\r\n", strlen(w[i]), w[i]);
     if (k <= 0 || (size_t)k >= sizeof req) return 0;
-    int fd = tcp_connect(hostport);
+    int fd = bn_tcp_connect(hostport);
     if (fd < 0) return 0;
     int ok = 0;
     size_t got = 0;
