@@ -134,13 +134,41 @@ typedef struct picache_ent {
     sr_point_info info;
 } picache_ent;
 
+/* protobuf-c decoding into an sr_arena: nothing is freed piece by piece (the
+ * whole arena is reset when its events are done with); oom records that an
+ * allocation failed, so a failed unpack reads as SR_ENOMEM, not bad input.
+ * The writer decodes a group's events into one, the replay each event. */
+typedef struct pb_arena {
+    sr_arena a;
+    int oom;
+    ProtobufCAllocator pa;
+} pb_arena;
+
+static void *pb_arena_alloc(void *d, size_t n)
+{
+    pb_arena *x = d;
+    void *p = sr_arena_alloc(&x->a, n);
+    if (!p) x->oom = 1;
+    return p;
+}
+
+static void pb_arena_free(void *d, void *p)
+{
+    (void)d;
+    (void)p; /* all at sr_arena_reset */
+}
+
+static void pb_arena_init(pb_arena *x)
+{
+    memset(x, 0, sizeof *x);
+    x->pa = (ProtobufCAllocator){pb_arena_alloc, pb_arena_free, x};
+}
+
 struct sr_engine {
     char *dir;
     sr_engine_opts o;
     picache_ent *picache;
-    sr_arena ev_arena;          /* the writer's decoded events of one group */
-    ProtobufCAllocator ev_alloc; /* protobuf-c's view of ev_arena */
-    int ev_oom;                  /* an ev_arena allocation failed (writer thread) */
+    pb_arena ev;                /* the writer's decoded events of one group */
     pthread_mutex_t picache_mu;
     _Atomic uint64_t masters_gen;
     int masters_dirty; /* writer: this group changed a master (or one was refused after it) */
@@ -588,7 +616,7 @@ static int apply_keyed(sr_engine *e, MDB_txn *t, const Event *ev, sr_result *r, 
             if (get(t, DB(e, SR_DB_REGISTRY), k, kl, &v) == SR_OK) {
                 Suiro__V1__RegistryPut *old = suiro__v1__registry_put__unpack(NULL, v.mv_size, v.mv_data);
                 if (old && old->secret_hash.len) {
-                    uint8_t *cp = sr_arena_alloc(&e->ev_arena, old->secret_hash.len); /* dies with the group's events */
+                    uint8_t *cp = sr_arena_alloc(&e->ev.a, old->secret_hash.len); /* dies with the group's events */
                     if (cp) {
                         memcpy(cp, old->secret_hash.data, old->secret_hash.len);
                         ev->registry_put->secret_hash.data = cp;
@@ -1207,6 +1235,37 @@ static int msgid_find(sr_engine *e, MDB_txn *t, const Event *ev, accepted *acc, 
     return rc;
 }
 
+/* Protobuf wire reading without unpacking (the submit's operator, the
+ * writer's splice check, the replay's heads_needed): a varint, or a field's
+ * extent. */
+static int wire_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
+{
+    *v = 0;
+    for (int sh = 0; sh < 64 && *p < end; sh += 7) {
+        uint8_t b = *(*p)++;
+        *v |= (uint64_t)(b & 0x7f) << sh;
+        if (!(b & 0x80)) return 0;
+    }
+    return -1;
+}
+
+/* Skip a field of wire type wt; for type 2, body and blen get its bytes. */
+static int wire_skip(const uint8_t **p, const uint8_t *end, unsigned wt, const uint8_t **body, size_t *blen)
+{
+    uint64_t v;
+    switch (wt) {
+    case 0: return wire_varint(p, end, &v);
+    case 1: if (end - *p < 8) return -1; *p += 8; return 0;
+    case 5: if (end - *p < 4) return -1; *p += 4; return 0;
+    case 2:
+        if (wire_varint(p, end, &v) || v > (uint64_t)(end - *p)) return -1;
+        if (body) *body = *p, *blen = (size_t)v;
+        *p += v;
+        return 0;
+    default: return -1;
+    }
+}
+
 /* Can the writer put seq (field 1) and ingest_ms (2) in front of these
  * submitted bytes instead of re-packing the decoded event? Yes when the
  * top-level fields are well formed, in increasing number order and all
@@ -1216,61 +1275,14 @@ static int msgid_find(sr_engine *e, MDB_txn *t, const Event *ev, accepted *acc, 
  * what a re-pack gives. */
 static int splice_ok(const uint8_t *p, size_t n)
 {
-    size_t i = 0;
-    uint64_t last = 2;
-    while (i < n) {
-        uint64_t key = 0, len = 0;
-        int shift = 0;
-        do {
-            if (i >= n || shift > 63) return 0;
-            key |= (uint64_t)(p[i] & 0x7f) << shift;
-            shift += 7;
-        } while (p[i++] & 0x80);
-        if ((key >> 3) <= last) return 0;
+    const uint8_t *end = p + n;
+    uint64_t last = 2, key;
+    while (p < end) {
+        if (wire_varint(&p, end, &key) || (key >> 3) <= last) return 0;
         last = key >> 3;
-        switch (key & 7) {
-        case 0:
-            shift = 0;
-            do {
-                if (i >= n || shift > 63) return 0;
-                shift += 7;
-            } while (p[i++] & 0x80);
-            break;
-        case 1:
-            if (n - i < 8) return 0;
-            i += 8;
-            break;
-        case 5:
-            if (n - i < 4) return 0;
-            i += 4;
-            break;
-        case 2:
-            shift = 0;
-            do {
-                if (i >= n || shift > 63) return 0;
-                len |= (uint64_t)(p[i] & 0x7f) << shift;
-                shift += 7;
-            } while (p[i++] & 0x80);
-            if (len > n - i) return 0;
-            i += (size_t)len;
-            break;
-        default: return 0;
-        }
+        if (wire_skip(&p, end, (unsigned)(key & 7), NULL, NULL)) return 0;
     }
     return 1;
-}
-
-static void *arena_alloc(void *d, size_t n)
-{
-    sr_engine *e = d;
-    void *p = sr_arena_alloc(&e->ev_arena, n);
-    if (!p) e->ev_oom = 1; /* so a failed decode is reported as SR_ENOMEM, not as bad input */
-    return p;
-}
-static void arena_free(void *d, void *p)
-{
-    (void)d;
-    (void)p; /* the whole group's events go at once: sr_arena_reset */
 }
 
 static void process_group(sr_engine *e, cmd **cmds, size_t nc)
@@ -1309,9 +1321,9 @@ static void process_group(sr_engine *e, cmd **cmds, size_t nc)
         int rc = evs ? SR_OK : SR_ENOMEM;
         if (!rc) rc = sr_index_err(mdb_txn_begin(sr_index_env(e->ix), txn, 0, &child));
         for (size_t k = 0; !rc && k < c->n; k++) {
-            e->ev_oom = 0;
-            evs[k] = suiro__v1__event__unpack(&e->ev_alloc, c->ev[k].len, c->ev[k].data);
-            if (!evs[k] && e->ev_oom) rc = SR_ENOMEM;
+            e->ev.oom = 0;
+            evs[k] = suiro__v1__event__unpack(&e->ev.pa, c->ev[k].len, c->ev[k].data);
+            if (!evs[k] && e->ev.oom) rc = SR_ENOMEM;
             else if (!evs[k]) rc = refuse(r, SR_EINVAL, "event %zu does not decode", k);
             else if (strcmp(evs[k]->operator_id, c->op) != 0)
                 rc = refuse(r, SR_EINVAL, "event %zu: operator differs from the command's", k);
@@ -1402,7 +1414,7 @@ static void process_group(sr_engine *e, cmd **cmds, size_t nc)
 finish:
     if (txn) sr_index_abort(txn);
     if (fatal && fatal != SR_EPOISONED) poison(e);
-    sr_arena_reset(&e->ev_arena); /* every event of the group */
+    sr_arena_reset(&e->ev.a); /* every event of the group */
     sr_free(acc);
     sr_free(recs);
     sr_buf_release(&packed);
@@ -1467,50 +1479,19 @@ static void *writer_main(void *arg)
  * decode. 0, or -1 if the bytes are not a well-formed message. */
 static int wire_operator(const uint8_t *p, size_t n, const uint8_t **op, size_t *oplen)
 {
-    size_t i = 0;
+    const uint8_t *end = p + n;
     *op = NULL;
     *oplen = 0;
-    while (i < n) {
-        uint64_t key = 0, len = 0;
-        int shift = 0;
-        do {
-            if (i >= n || shift > 63) return -1;
-            key |= (uint64_t)(p[i] & 0x7f) << shift;
-            shift += 7;
-        } while (p[i++] & 0x80);
-        switch (key & 7) {
-        case 0: /* varint */
-            shift = 0;
-            do {
-                if (i >= n || shift > 63) return -1;
-                shift += 7;
-            } while (p[i++] & 0x80);
-            break;
-        case 1: /* 64-bit */
-            if (n - i < 8) return -1;
-            i += 8;
-            break;
-        case 5: /* 32-bit */
-            if (n - i < 4) return -1;
-            i += 4;
-            break;
-        case 2: /* length-delimited */
-            shift = 0;
-            do {
-                if (i >= n || shift > 63) return -1;
-                len |= (uint64_t)(p[i] & 0x7f) << shift;
-                shift += 7;
-            } while (p[i++] & 0x80);
-            if (len > n - i) return -1;
-            if ((key >> 3) == 3) {
-                *op = p + i;
-                *oplen = (size_t)len;
-            }
-            i += (size_t)len;
-            break;
-        default: return -1; /* groups are not used */
+    while (p < end) {
+        uint64_t key;
+        const uint8_t *body = NULL;
+        size_t blen = 0;
+        if (wire_varint(&p, end, &key) || (key >> 3) == 0) return -1;
+        if (wire_skip(&p, end, (unsigned)(key & 7), &body, &blen)) return -1;
+        if ((key >> 3) == 3 && (key & 7) == 2) {
+            *op = body;
+            *oplen = blen;
         }
-        if ((key >> 3) == 0) return -1;
     }
     return 0;
 }
@@ -1678,100 +1659,9 @@ static int load_heads(sr_engine *e, uint64_t *min_first)
 /* ------------------------------------------------------------------------ */
 /* Replay at open: events unpacked into an arena                            */
 
-/*
- * A restart replays tens of thousands of events (the heads' samples); each
- * unpacked event is a dozen small allocations (the event, its measurements,
- * every PointValues and its packed arrays) freed right after it is applied.
- * The replay unpacks into one arena instead, reset after each event: no
- * malloc/free per piece. A piece that does not fit is malloc'ed and freed at
- * the reset, and the arena grows to fit the next event like it. Nothing of an
- * event outlives its apply (apply copies what it keeps, as it must for the
- * writer, whose events are freed after the group).
- */
-typedef struct replay_arena {
-    uint8_t *buf;
-    size_t cap, off, want; /* want: the size the last event needed */
-    void **big;            /* pieces that did not fit */
-    size_t nbig, capbig;
-    int failed;            /* an allocation failed: unpack returns NULL */
-} replay_arena;
-
-static void *ra_alloc(void *ctx, size_t n)
-{
-    replay_arena *a = ctx;
-    size_t need = (n + 15) & ~(size_t)15;
-    a->want += need;
-    if (a->off + need <= a->cap) {
-        void *p = a->buf + a->off;
-        a->off += need;
-        return p;
-    }
-    if (a->nbig == a->capbig && sr_array_reserve(&a->big, &a->capbig, a->nbig + 1, sizeof *a->big)) {
-        a->failed = 1;
-        return NULL;
-    }
-    void *p = sr_malloc(n ? n : 1);
-    if (!p) a->failed = 1;
-    else a->big[a->nbig++] = p;
-    return p;
-}
-
-static void ra_free(void *ctx, void *p) { (void)ctx, (void)p; } /* all at the reset */
-
-/* Drop the last event's pieces; grow for the next when it did not fit. */
-static void ra_reset(replay_arena *a)
-{
-    for (size_t i = 0; i < a->nbig; i++) sr_free(a->big[i]);
-    a->nbig = 0;
-    a->off = 0;
-    if (a->want > a->cap) {
-        size_t cap = a->cap ? a->cap : 16384;
-        while (cap < a->want) cap *= 2;
-        uint8_t *nb = sr_malloc(cap);
-        if (nb) { /* else: keep the old one, the pieces spill to malloc */
-            sr_free(a->buf);
-            a->buf = nb;
-            a->cap = cap;
-        }
-    }
-    a->want = 0;
-}
-
-static void ra_release(replay_arena *a)
-{
-    ra_reset(a);
-    sr_free(a->buf);
-    sr_free(a->big);
-}
-
-/* Protobuf wire reading for heads_needed: a varint, or a field's extent. */
-static int wire_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
-{
-    *v = 0;
-    for (int sh = 0; sh < 64 && *p < end; sh += 7) {
-        uint8_t b = *(*p)++;
-        *v |= (uint64_t)(b & 0x7f) << sh;
-        if (!(b & 0x80)) return 0;
-    }
-    return -1;
-}
-
-/* Skip a field of wire type wt; for type 2, body and blen get its bytes. */
-static int wire_skip(const uint8_t **p, const uint8_t *end, unsigned wt, const uint8_t **body, size_t *blen)
-{
-    uint64_t v;
-    switch (wt) {
-    case 0: return wire_varint(p, end, &v);
-    case 1: if (end - *p < 8) return -1; *p += 8; return 0;
-    case 5: if (end - *p < 4) return -1; *p += 4; return 0;
-    case 2:
-        if (wire_varint(p, end, &v) || v > (uint64_t)(end - *p)) return -1;
-        if (body) *body = *p, *blen = (size_t)v;
-        *p += v;
-        return 0;
-    default: return -1;
-    }
-}
+/* A restart replays tens of thousands of events (the heads' samples); each
+ * is unpacked into one pb_arena, reset after its apply (apply copies what it
+ * keeps, as it must for the writer, whose events die with their group). */
 
 /*
  * Whether a heads-only replay (an event at or below W) needs to unpack this
@@ -1840,8 +1730,8 @@ static int replay(sr_engine *e, uint64_t w, uint64_t min_first, sr_errinfo *ei)
     MDB_txn *txn = NULL;
     int rc = sr_log_iter_open(e->log, from, &it);
     if (rc) return rc;
-    replay_arena ar = {0};
-    ProtobufCAllocator pa = {.alloc = ra_alloc, .free = ra_free, .allocator_data = &ar};
+    pb_arena ar;
+    pb_arena_init(&ar);
     uint64_t seq = 0, last = 0, done = 0, total = end - from, in_txn = 0;
     sr_slice rec;
     while ((rc = sr_log_iter_next(it, &seq, &rec)) == SR_OK) {
@@ -1857,10 +1747,10 @@ static int replay(sr_engine *e, uint64_t w, uint64_t min_first, sr_errinfo *ei)
             if (++done % 65536 == 0 && e->o.progress) e->o.progress(e->o.progress_ctx, done, total);
             continue;
         }
-        Event *ev = suiro__v1__event__unpack(&pa, rec.len, rec.data);
-        if (!ev || ar.failed) {
-            rc = ar.failed ? SR_ENOMEM : SR_ECORRUPT;
-            if (ei && !ar.failed) snprintf(ei->msg, sizeof ei->msg, "log record %" PRIu64 " is not a valid event", seq);
+        Event *ev = suiro__v1__event__unpack(&ar.pa, rec.len, rec.data);
+        if (!ev || ar.oom) {
+            rc = ar.oom ? SR_ENOMEM : SR_ECORRUPT;
+            if (ei && !ar.oom) snprintf(ei->msg, sizeof ei->msg, "log record %" PRIu64 " is not a valid event", seq);
             break;
         }
         ev->seq = seq;
@@ -1879,11 +1769,11 @@ static int replay(sr_engine *e, uint64_t w, uint64_t min_first, sr_errinfo *ei)
                 in_txn = 0;
             }
         }
-        ra_reset(&ar); /* the event is gone (its pieces were the arena's) */
+        sr_arena_reset(&ar.a); /* the event is gone (its pieces were the arena's) */
         if (rc) break;
         if (++done % 65536 == 0 && e->o.progress) e->o.progress(e->o.progress_ctx, done, total);
     }
-    ra_release(&ar);
+    sr_arena_release(&ar.a);
     if (rc == SR_DONE) rc = SR_OK;
     else if (rc && ei && !ei->msg[0]) snprintf(ei->msg, sizeof ei->msg, "replay at seq %" PRIu64 ": %s", seq, sr_strerror(rc));
     if (!rc && txn) {
@@ -2067,7 +1957,7 @@ int sr_engine_open(const char *dir, const sr_engine_opts *opts, sr_engine **out,
             rc = SR_ENOMEM;
             goto fail;
         }
-        e->ev_alloc = (ProtobufCAllocator){arena_alloc, arena_free, e};
+        pb_arena_init(&e->ev);
         if (pthread_create(&e->writer, NULL, writer_main, e) != 0) {
             rc = SR_ENOMEM;
             goto fail;
@@ -2114,7 +2004,7 @@ int sr_engine_close(sr_engine *e)
     }
     sr_free(e->q);
     sr_free(e->group);
-    sr_arena_release(&e->ev_arena);
+    sr_arena_release(&e->ev.a);
     for (int i = 0; i < NSTRIPE; i++) pthread_mutex_destroy(&e->stripe[i]);
     pthread_mutex_destroy(&e->mu);
     pthread_mutex_destroy(&e->picache_mu);
