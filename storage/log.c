@@ -186,27 +186,6 @@ static char *path_join(const char *dir, const char *name)
     return p;
 }
 
-static size_t varint_put(uint8_t *p, uint64_t v)
-{
-    size_t n = 0;
-    while (v >= 0x80) {
-        p[n++] = (uint8_t)(v | 0x80);
-        v >>= 7;
-    }
-    p[n++] = (uint8_t)v;
-    return n;
-}
-
-static size_t varint_len(uint64_t v)
-{
-    size_t n = 1;
-    while (v >= 0x80) {
-        v >>= 7;
-        n++;
-    }
-    return n;
-}
-
 /* Returns bytes consumed, 0 on malformed/overlong input. */
 static size_t varint_get(const uint8_t *p, size_t n, uint64_t *v)
 {
@@ -467,7 +446,7 @@ static int prepare_one(sr_log *lg, ZSTD_CCtx *cctx, const sr_slice *recs, size_t
     if ((rc = sr_buf_reserve(scratch, plain_len))) return rc;
     uint8_t *p = scratch->data;
     for (size_t i = 0; i < n; i++) {
-        p += varint_put(p, recs[i].len);
+        p = sr_varint_put(p, recs[i].len);
         if (recs[i].len) memcpy(p, recs[i].data, recs[i].len);
         p += recs[i].len;
     }
@@ -511,7 +490,7 @@ static int prepare(sr_log *lg, const sr_slice *recs, size_t n, pblock **out, siz
     while (i < n) {
         size_t j = i, plain = 0;
         while (j < n) {
-            size_t add = varint_len(recs[j].len) + recs[j].len;
+            size_t add = sr_varint_len(recs[j].len) + recs[j].len;
             if (j > i && (plain + add > lg->o.block_bytes || j - i >= UINT32_MAX - 1)) break;
             plain += add;
             j++;

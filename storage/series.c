@@ -171,16 +171,6 @@ static inline uint64_t v2_code_bits(unsigned b, unsigned w)
     return V2_ESC_ZEROS + V2_ESC_BITS;
 }
 
-static size_t varint_len(uint64_t v)
-{
-    size_t n = 1;
-    while (v >= 0x80) {
-        v >>= 7;
-        n++;
-    }
-    return n;
-}
-
 /* ------------------------------------------------------------------------ */
 /* Bit writer: MSB first; whole 64-bit words go to the buffer big-endian.    */
 
@@ -320,17 +310,6 @@ static void enc_reset(sr_chunk_enc *e)
     e->prev_d = 0;
     e->lb1 = 0;
     memset(e->hist, 0, sizeof e->hist);
-}
-
-static size_t put_varint(uint8_t *p, uint64_t v)
-{
-    size_t n = 0;
-    while (v >= 0x80) {
-        p[n++] = (uint8_t)(v | 0x80);
-        v >>= 7;
-    }
-    p[n++] = (uint8_t)v;
-    return n;
 }
 
 static void enc_ts(sr_chunk_enc *e, int64_t ts)
@@ -531,7 +510,7 @@ int sr_chunk_enc_add(sr_chunk_enc *e, const sr_sample *s)
         break;
     case SR_VT_INTEGER: {
         uint64_t z = zz_enc((uint64_t)s->v.i - (uint64_t)e->prev_i);
-        e->bytes.len += put_varint(e->bytes.data + e->bytes.len, z);
+        e->bytes.len = (size_t)(sr_varint_put(e->bytes.data + e->bytes.len, z) - e->bytes.data);
         e->prev_i = s->v.i;
         break;
     }
@@ -543,7 +522,7 @@ int sr_chunk_enc_add(sr_chunk_enc *e, const sr_sample *s)
         if (e->count && e->prev_s.len == n && (n == 0 || !memcmp(e->prev_s.data, s->v.str.s, n))) {
             e->bytes.data[e->bytes.len++] = 1; /* same as previous */
         } else {
-            e->bytes.len += put_varint(e->bytes.data + e->bytes.len, (uint64_t)n << 1);
+            e->bytes.len = (size_t)(sr_varint_put(e->bytes.data + e->bytes.len, (uint64_t)n << 1) - e->bytes.data);
             if (n) {
                 memcpy(e->bytes.data + e->bytes.len, s->v.str.s, n);
                 memcpy(e->prev_s.data, s->v.str.s, n);
@@ -603,7 +582,7 @@ static int plan_values(const sr_chunk_enc *e, v2_plan *p, size_t *v1)
         }
     }
     p->bits = best;
-    p->vbytes = 1 + varint_len(zz_enc((uint64_t)e->mant[0])) + (size_t)((best + 7) / 8);
+    p->vbytes = 1 + sr_varint_len(zz_enc((uint64_t)e->mant[0])) + (size_t)((best + 7) / 8);
     if (p->vbytes <= (e->lb1 + 7) / 8) return 1;
     *v1 = xor_bytes(e->vbits, e->count);
     return p->vbytes <= *v1;
@@ -680,7 +659,7 @@ int sr_chunk_enc_finish(sr_chunk_enc *e, sr_buf *out)
         v2_build(e, &pl);
         SR_VERIFY(bw_bytes(&e->v2) == (size_t)((pl.bits + 7) / 8)); /* the plan is what we write */
         *w++ = (uint8_t)(pl.w | (pl.order << 5));
-        w += put_varint(w, zz_enc((uint64_t)e->mant[0]));
+        w = sr_varint_put(w, zz_enc((uint64_t)e->mant[0]));
         bw_copy(&e->v2, w);
     } else if (e->type == SR_VT_NUMBER || e->type == SR_VT_BOOL) {
         bw_copy(&e->val, w);
