@@ -150,6 +150,7 @@
  */
 #include "api/cli/cli.h"
 #include "bench/refset.h"
+#include "api/httpu.h"
 #include "codecs/rfc3339.h"
 #include "codecs/sheet.h"
 
@@ -400,24 +401,12 @@ static char *put_lit(char *p, const char *s)
     return p + n;
 }
 
-static char *put_uint(char *p, uint64_t v)
-{
-    char t[24];
-    int n = 0;
-    do {
-        t[n++] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    while (n) *p++ = t[--n];
-    return p;
-}
-
 /* "-123.45" from hundredths */
 static char *put_cents(char *p, int64_t cents)
 {
     uint64_t a = cents < 0 ? (uint64_t)0 - (uint64_t)cents : (uint64_t)cents;
     if (cents < 0) *p++ = '-';
-    p = put_uint(p, a / 100);
+    p += sr_json_u64(p, a / 100); /* the AP-IF writer's digits */
     *p++ = '.';
     *p++ = (char)('0' + a % 100 / 10);
     *p++ = (char)('0' + a % 10);
