@@ -216,6 +216,25 @@ emit_restart() {
   RESTART[$1]=$4
   merge "{\"bench\":\"restart\",\"system\":\"$1\",\"durability\":\"$2\"}" "$load" "{\"secs\":$4,\"poll_ms\":$POLL_MS}" "$5" "{\"verify\":\"$3\"}"
 }
+# restart_http SYSTEM DURABILITY VERIFY START_FN URL EXPECT COUNT_FN QUERY WORD:
+# the restart of an HTTP peer: start it, time the first answer holding
+# EXPECT (bench/ready_poll), count what it holds (COUNT_FN, must be
+# $UNIQUE), stop it, print the restart line
+restart_http() {
+  local sys=$1 dur=$2 v=$3 startfn=$4 url=$5 expect=$6 countfn=$7 query=$8 word=$9
+  local rp rv=FAILED secs after t0
+  t0=$EPOCHREALTIME
+  "$startfn"
+  rp=$(ready "$t0" --http "$url" --expect "$expect")
+  secs=$(fieldn "$rp" ready_s)
+  after=$("$countfn")
+  [ "$secs" != null ] && [ "$after" = "$UNIQUE" ] && [ "$v" = ok ] && rv=ok
+  [ "$rv" = ok ] || say "$sys restart FAILED: poll=$rp $word=$after/$UNIQUE"
+  stop_pid "$PID"; PID=
+  emit_restart "$sys" "$dur" "$rv" "$secs" \
+    "{\"up_s\":$(fieldn "$rp" up_s),\"query_s\":$(fieldn "$rp" query_s),\"polls\":$(fieldn "$rp" attempts),\"query\":\"$query\",\"stored_values_after\":$after}"
+  [ "$rv" = ok ] || VERIFY[$sys]=FAILED
+}
 # ready T0 ARGS...: bench/ready_poll for the server $PID started at T0; its JSON
 # line on stdout ({"ready_s":null,..} when it did not answer in time)
 ready() {
@@ -417,19 +436,9 @@ except Exception: print(-1)'; }
     wal=wal data=data
 
   say "InfluxDB: restart"
-  local rp rv=FAILED secs iurl
-  iurl="$U/query?db=bench&q=$("$PY" -c 'import sys, urllib.parse; print(urllib.parse.quote(sys.argv[1]))' "SELECT last(value) FROM v WHERE p='P00000'")"
-  t0=$EPOCHREALTIME
-  influx_start
-  rp=$(ready "$t0" --http "$iurl" --expect "\"$LAST_ISO")
-  secs=$(fieldn "$rp" ready_s)
-  local after; after=$(icount)
-  [ "$secs" != null ] && [ "$after" = "$UNIQUE" ] && [ "$v" = ok ] && rv=ok
-  [ "$rv" = ok ] || say "influxdb restart FAILED: poll=$rp count=$after/$UNIQUE"
-  stop_pid "$PID"; PID=
-  emit_restart influxdb "$dur" "$rv" "$secs" \
-    "{\"up_s\":$(fieldn "$rp" up_s),\"query_s\":$(fieldn "$rp" query_s),\"polls\":$(fieldn "$rp" attempts),\"query\":\"SELECT last(value) FROM v WHERE p='P00000'\",\"stored_values_after\":$after}"
-  [ "$rv" = ok ] || VERIFY[influxdb]=FAILED
+  restart_http influxdb "$dur" "$v" influx_start \
+    "$U/query?db=bench&q=$("$PY" -c 'import sys, urllib.parse; print(urllib.parse.quote(sys.argv[1]))' "SELECT last(value) FROM v WHERE p='P00000'")" \
+    "\"$LAST_ISO" icount "SELECT last(value) FROM v WHERE p='P00000'" count
 }
 
 # ---- VictoriaMetrics -----------------------------------------------------------------
@@ -476,19 +485,9 @@ run_victoriametrics() {
     data=data indexdb=indexdb cache=cache
 
   say "VictoriaMetrics: restart"
-  local rp rv=FAILED secs vurl
-  vurl="$U/api/v1/query?query=$("$PY" -c 'import sys, urllib.parse; print(urllib.parse.quote(sys.argv[1]))' 'count_over_time(v_value{p="P00000"}[1d])')&time=$((LAST_S + 1))"
-  t0=$EPOCHREALTIME
-  vm_start
-  rp=$(ready "$t0" --http "$vurl" --expect "\"$S\"]")
-  secs=$(fieldn "$rp" ready_s)
-  local after; after=$(vcount)
-  [ "$secs" != null ] && [ "$after" = "$UNIQUE" ] && [ "$v" = ok ] && rv=ok
-  [ "$rv" = ok ] || say "victoriametrics restart FAILED: poll=$rp exported=$after/$UNIQUE"
-  stop_pid "$PID"; PID=
-  emit_restart victoriametrics "$dur" "$rv" "$secs" \
-    "{\"up_s\":$(fieldn "$rp" up_s),\"query_s\":$(fieldn "$rp" query_s),\"polls\":$(fieldn "$rp" attempts),\"query\":\"count_over_time(v_value{p='P00000'}[1d])\",\"stored_values_after\":$after}"
-  [ "$rv" = ok ] || VERIFY[victoriametrics]=FAILED
+  restart_http victoriametrics "$dur" "$v" vm_start \
+    "$U/api/v1/query?query=$("$PY" -c 'import sys, urllib.parse; print(urllib.parse.quote(sys.argv[1]))' 'count_over_time(v_value{p="P00000"}[1d])')&time=$((LAST_S + 1))" \
+    "\"$S\"]" vcount "count_over_time(v_value{p='P00000'}[1d])" exported
 }
 
 # ---- Redis 7 Streams, appendfsync always ---------------------------------------------
