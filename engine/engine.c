@@ -1891,16 +1891,30 @@ int sr_engine_open(const char *dir, const sr_engine_opts *opts, sr_engine **out,
     sr_log_opts lo = {.vfs = e->o.vfs, .segment_bytes = e->o.segment_bytes, .sync = e->o.sync, .key = e->o.key,
                       .readonly = e->o.readonly || e->o.log_readonly,
                       .zstd_level = e->o.zstd_level == -100 ? 0 : e->o.zstd_level ? e->o.zstd_level : 1};
-    uint64_t t0 = mono_us();
-    if ((rc = sr_log_open(logdir, &lo, &e->log, ei))) goto fail;
-    uint64_t t1 = mono_us();
-    e->ost.log_us = t1 - t0;
+    /* The index first: its watermark is the highest seq known durable (the
+     * writer applies an event only after its append was fsynced, with
+     * sync=always), so the log's recovery must not cut it as a torn tail
+     * (durability.md §3). With sync=interval/none the index may lead the log
+     * after a power loss, so the floor is not used. */
     char err[256] = "";
     if ((rc = sr_index_open(e->o.index_dir ? e->o.index_dir : ixdir, e->o.map_bytes, e->o.readonly, &e->ix, err,
                             sizeof err))) {
         snprintf(ei->msg, sizeof ei->msg, "%s", err);
         goto fail;
     }
+    uint64_t floor = e->o.durable_floor;
+    {
+        MDB_txn *ft;
+        if ((rc = sr_index_read_begin(e->ix, &ft))) goto fail;
+        uint64_t iw = sr_index_watermark(e->ix, ft);
+        sr_index_read_end(e->ix, ft);
+        if (iw > floor) floor = iw;
+    }
+    if (e->o.sync == SR_SYNC_ALWAYS) lo.durable_floor = floor;
+    uint64_t t0 = mono_us();
+    if ((rc = sr_log_open(logdir, &lo, &e->log, ei))) goto fail;
+    uint64_t t1 = mono_us();
+    e->ost.log_us = t1 - t0;
     if ((rc = index_layout(e, e->o.index_dir ? e->o.index_dir : ixdir, ei))) goto fail;
     if (!e->o.readonly && !e->o.log_readonly) {
         char *bd = join(dir, "blobs");
@@ -1933,10 +1947,16 @@ int sr_engine_open(const char *dir, const sr_engine_opts *opts, sr_engine **out,
     uint64_t end = sr_log_durable_seq(e->log);
     if (e->o.replay_to && e->o.replay_to + 1 < end) end = e->o.replay_to + 1;
     if (w >= end) {
+        /* The index applied events the log no longer has. With sync=always
+         * they were acknowledged: never advise a rebuild (it would drop them
+         * for good). */
         rc = SR_ECORRUPT;
         snprintf(ei->msg, sizeof ei->msg,
-                 "index has events up to %" PRIu64 " but the log ends at %" PRIu64 "; run `suiro rebuild %s`", w,
-                 end - 1, dir);
+                 "index has events up to %" PRIu64 " but the log ends at %" PRIu64
+                 ": the log lost events %" PRIu64 "..%" PRIu64
+                 " that were applied (acknowledged with sync=always); restore %s/log from a backup. Only if they "
+                 "were written with sync=interval/none and lost in a power loss, `suiro rebuild --discard-lost` drops them",
+                 w, end - 1, end, w, dir);
         goto fail;
     }
     uint64_t min_first = UINT64_MAX;
@@ -2031,6 +2051,31 @@ static int rm_index_files(const char *ixdir)
 
 uint32_t sr_engine_head_max(sr_engine *e) { return e->o.head_max; }
 
+int sr_engine_index_watermark(const char *dir, const sr_engine_opts *opts, uint64_t *w)
+{
+    *w = 0;
+    const char *ixd = opts && opts->index_dir ? opts->index_dir : NULL;
+    char *ixdir = ixd ? NULL : join(dir, "index");
+    if (!ixd && !ixdir) return SR_ENOMEM;
+    sr_index *ix = NULL;
+    char err[256];
+    struct stat st;
+    const char *path = ixd ? ixd : ixdir;
+    char *dm = join(path, "data.mdb");
+    int have = dm && stat(dm, &st) == 0;
+    sr_free(dm);
+    if (have && sr_index_open(path, 0, 1, &ix, err, sizeof err) == SR_OK) {
+        MDB_txn *t;
+        if (sr_index_read_begin(ix, &t) == SR_OK) {
+            *w = sr_index_watermark(ix, t);
+            sr_index_read_end(ix, t);
+        }
+        sr_index_close(ix);
+    }
+    sr_free(ixdir);
+    return SR_OK;
+}
+
 int sr_engine_rebuild(const char *dir, const sr_engine_opts *opts, sr_errinfo *ei)
 {
     sr_engine_opts o = opts ? *opts : (sr_engine_opts){0};
@@ -2047,9 +2092,42 @@ int sr_engine_rebuild(const char *dir, const sr_engine_opts *opts, sr_errinfo *e
                 MDB_val K = {8, "head_max"}, V;
                 if (mdb_get(t, sr_index_dbi(old, SR_DB_META), &K, &V) == 0 && V.mv_size == 4)
                     o.head_max = sr_get_le32(V.mv_data);
+                /* ... and what it knew durable: the replay must not cut it */
+                uint64_t ow = sr_index_watermark(old, t);
+                if (ow > o.durable_floor) o.durable_floor = ow;
                 sr_index_read_end(old, t);
             }
             sr_index_close(old);
+        }
+    }
+    /* Check the log before dropping the index: once the index is gone,
+     * nothing would remember which tail records had been acknowledged. */
+    if (o.discard_lost) o.durable_floor = 0;
+    if (o.durable_floor && o.sync == SR_SYNC_ALWAYS) {
+        char *logdir = join(dir, "log");
+        if (!logdir) {
+            sr_free(ixdir);
+            return SR_ENOMEM;
+        }
+        sr_log_opts lo = {.vfs = o.vfs, .key = o.key, .readonly = 1, .durable_floor = o.durable_floor};
+        sr_log *lg = NULL;
+        sr_errinfo local;
+        sr_errinfo *lei = ei ? ei : &local;
+        int lrc = sr_log_open(logdir, &lo, &lg, lei);
+        sr_free(logdir);
+        if (!lrc && sr_log_durable_seq(lg) <= o.durable_floor && !o.discard_lost) {
+            lrc = SR_ECORRUPT;
+            lei->code = lrc;
+            snprintf(lei->msg, sizeof lei->msg,
+                     "the index had applied events up to %" PRIu64 " but the log ends at %" PRIu64
+                     ": the log lost acknowledged events; nothing was changed. Restore %s/log from a backup "
+                     "(--discard-lost rebuilds without them, for good)",
+                     o.durable_floor, sr_log_durable_seq(lg) - 1, dir);
+        }
+        sr_log_close(lg);
+        if (lrc) {
+            sr_free(ixdir);
+            return lrc;
         }
     }
     int rc = rm_index_files(o.index_dir ? o.index_dir : ixdir);

@@ -54,6 +54,10 @@ typedef struct sr_engine_opts {
     const char *index_dir;      /* index elsewhere than DIR/index (verify, rebuild checks) */
     int log_readonly;           /* read the log without locking it; apply to the index; no writer */
     uint64_t replay_to;         /* with log_readonly: apply events up to this seq only (0: all) */
+    uint64_t durable_floor;     /* events 1..this are known durable besides the index's watermark
+                                   (rebuild passes the dropped index's): recovery refuses to cut them */
+    int discard_lost;           /* sr_engine_rebuild only: rebuild even if the log lacks events the dropped
+                                   index had applied or its tail block is damaged (they are lost for good) */
     uint32_t test_group_delay_ms; /* tests only: the writer sleeps this long before each group */
     void (*progress)(void *ctx, uint64_t done, uint64_t total); /* replay progress at open */
     void *progress_ctx;
@@ -231,5 +235,10 @@ SR_MUST_CHECK int sr_engine_content_hash(sr_engine *e, uint8_t out[32]);
 /* Drop the index (DIR/index or opts->index_dir) and rebuild it from the log
  * (opts->progress is called now and then). */
 SR_MUST_CHECK int sr_engine_rebuild(const char *dir, const sr_engine_opts *opts, sr_errinfo *ei);
+/* The watermark of the index in DIR/index (or opts->index_dir) read-only:
+ * the highest seq the index applied, known durable with sync=always; 0 if
+ * there is no index (or it cannot be read). Pass it as sr_log_opts.durable_floor
+ * to check the log without opening the engine (suiro verify). */
+SR_MUST_CHECK int sr_engine_index_watermark(const char *dir, const sr_engine_opts *opts, uint64_t *w);
 
 #endif

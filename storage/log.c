@@ -33,7 +33,9 @@
  * Torn-tail rule (docs/durability.md §3): a bad block in the last segment is a
  * torn tail, and is cut, unless some intact block after it records (in its
  * synced_off field) that the writer had already fsynced past the bad block's
- * offset: then the bad block had been durable, and it is SR_ECORRUPT. A bad
+ * offset: then the bad block had been durable, and it is SR_ECORRUPT. It is
+ * SR_ECORRUPT too when the cut would drop a record <= o.durable_floor (the
+ * caller knows, from its index, that the record had been durable). A bad
  * block in any other segment is always SR_ECORRUPT.
  */
 #include "storage/log.h"
@@ -1280,6 +1282,18 @@ static int recover_dir(sr_log *lg, sr_errinfo *ei)
             if (nb != s->nblocks) {
                 s->nblocks = nb;
                 s->next_seq = nb ? s->blocks[nb - 1].first_seq + s->blocks[nb - 1].count : s->first_seq;
+            }
+            if (end < size && lg->o.durable_floor && s->next_seq <= lg->o.durable_floor) {
+                /* The cut would drop records the index had applied, which it
+                 * does only once they were fsynced: they were acknowledged,
+                 * so this is corruption, never a torn tail. Nothing is cut. */
+                rc = SR_ECORRUPT;
+                set_err_at(ei, rc, s->name, end,
+                           "%s offset %" PRIu64 " (block seq %" PRIu64 "): %s; the index had applied records up to %" PRIu64
+                           ", so they were durable: corruption, not a torn tail. Nothing was cut; restore %s from a "
+                           "backup",
+                           s->name, end, s->next_seq, why ? why : "bad block", lg->o.durable_floor, s->name);
+                goto done;
             }
             if (end < size) {
                 lg->tail.torn = 1;

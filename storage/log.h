@@ -53,6 +53,13 @@ typedef struct sr_log_opts {
     uint32_t sync_interval_ms;  /* for SR_SYNC_INTERVAL; 0: 100 */
     const sr_key *key;          /* NULL: no encryption. Copied at open. */
     int readonly;               /* no lock, no repair: a torn tail is reported, not cut */
+    /* Records 1 .. durable_floor are known, from outside the log, to have been
+     * durable (the engine passes its index's watermark: the index applies an
+     * event only after its append was fsynced). Recovery never cuts one of
+     * them as a torn tail: a bad or unfinished last block holding a record
+     * <= durable_floor is SR_ECORRUPT naming the segment, offset and block,
+     * on read-only opens too. 0: nothing known (the synced_off rule alone). */
+    uint64_t durable_floor;
     /* Tests only: deterministic nonces (golden files). NULL: random prefix + counter. */
     void (*nonce_fn)(void *ctx, uint8_t nonce[SR_NONCE_LEN]);
     void *nonce_ctx;
@@ -74,7 +81,9 @@ typedef struct sr_log_tail {
  * segment's blocks in full, cuts a torn or partial last block (it was never
  * acknowledged: the cut bytes are kept in "<segment>.torn-<offset>" for
  * forensics), and fsyncs the last segment. A bad block anywhere else is
- * SR_ECORRUPT, with the segment and offset in ei.
+ * SR_ECORRUPT, with the segment and offset in ei; so is a bad or unfinished
+ * last block that holds a record <= opts->durable_floor (it had been
+ * acknowledged: corruption, never a torn tail; nothing is cut).
  *
  * @return SR_OK; SR_ECORRUPT; SR_EVERSION (a segment of a newer format);
  *         SR_EKEY (blocks encrypted and no key, or another key);

@@ -3,7 +3,8 @@
  *   suiro init [--demo] DIR            create a data directory (demo operator from the embedded sheet)
  *   suiro sheet import FILE DIR        apply a set-up sheet (all-or-nothing, idempotent)
  *   suiro sheet export DIR --operator OP
- *   suiro rebuild DIR                  drop the index and replay the whole log (progress on a terminal)
+ *   suiro rebuild DIR [--discard-lost] drop the index and replay the whole log (progress on a terminal);
+ *                                      refuses a log that lost events the index had applied
  *   suiro replay DIR [filters]         decoded events as JSON lines (R-RE-1)
  *   suiro verify DIR                   log verify + index-vs-log consistency (R-RE-3)
  * Every command takes --key-file F when the log is encrypted.
@@ -202,16 +203,23 @@ static void progress(void *ctx, uint64_t done, uint64_t total)
 static int cmd_rebuild(int argc, char **argv)
 {
     common c = {0};
+    int discard = 0;
     for (int i = 0; i < argc; i++) {
         int k = opt_key(&c, argc, argv, &i);
         if (k < 0) return 2;
-        if (!k) c.dir = argv[i];
+        if (k) continue;
+        if (!strcmp(argv[i], "--discard-lost")) discard = 1;
+        else if (argv[i][0] == '-') {
+            fprintf(stderr, "suiro rebuild: unknown option '%s'\n", argv[i]);
+            return 2;
+        } else
+            c.dir = argv[i];
     }
     if (!c.dir) {
-        fprintf(stderr, "usage: suiro rebuild DIR [--key-file F]\n");
+        fprintf(stderr, "usage: suiro rebuild DIR [--key-file F] [--discard-lost]\n");
         return 2;
     }
-    sr_engine_opts o = {.key = c.has_key ? &c.key : NULL};
+    sr_engine_opts o = {.key = c.has_key ? &c.key : NULL, .discard_lost = discard};
     if (isatty(2)) o.progress = progress;
     sr_errinfo ei;
     struct timespec t0, t1;
@@ -397,7 +405,10 @@ static int cmd_verify(int argc, char **argv)
     sr_log_opts lo = {.key = c.has_key ? &c.key : NULL};
     sr_log_report rep;
     sr_errinfo ei;
-    int rc = sr_log_verify(logdir, &lo, &rep, &ei);
+    /* what the index applied was durable: a bad tail below it is corruption */
+    sr_engine_opts wo = {0};
+    int rc = sr_engine_index_watermark(c.dir, &wo, &lo.durable_floor);
+    if (!rc) rc = sr_log_verify(logdir, &lo, &rep, &ei);
     if (rc) {
         if (json) printf("{\"verdict\":\"log-corrupt\",\"error\":\"%s\"}\n", sr_err_name(rc));
         printf("log: %s\n", ei.msg);

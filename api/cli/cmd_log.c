@@ -4,10 +4,13 @@
  * verify exits 0 when every block verifies, 1 on corruption (the first bad
  * block is named), 2 on usage errors, 3 when the only problem is a torn tail
  * (unacknowledged bytes that the next writable open cuts), 4 when the log
- * cannot be read at all (missing, wrong key, newer format).
+ * cannot be read at all (missing, wrong key, newer format). A log inside a
+ * data directory (DIR/../index exists) is checked against its index's
+ * watermark: a bad tail block the index had applied is corruption (1).
  * Both commands open the log read-only and change nothing.
  */
 #include "api/cli/cli.h"
+#include "engine/suiro.h"
 #include "storage/log.h"
 
 #include <inttypes.h>
@@ -15,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static void json_str(FILE *f, const char *s)
 {
@@ -82,6 +86,16 @@ static int cmd_verify(int argc, char **argv)
     if (keyfile) {
         if (load_key(keyfile, &key)) return 2;
         o.key = &key;
+    }
+    /* A log inside a data directory (DIR = <data>/log): what its index
+     * applied was durable, so a bad tail below that is corruption, not torn. */
+    {
+        char parent[PATH_MAX], ixp[PATH_MAX + 32];
+        snprintf(parent, sizeof parent, "%s/..", dir);
+        snprintf(ixp, sizeof ixp, "%s/index/data.mdb", parent);
+        sr_engine_opts eo = {0};
+        if (access(ixp, R_OK) == 0 && sr_engine_index_watermark(parent, &eo, &o.durable_floor) != SR_OK)
+            o.durable_floor = 0;
     }
     sr_log_report rep;
     sr_errinfo ei;

@@ -25,7 +25,7 @@ static void usage(FILE *f)
             "  init [--demo] DIR                        create a data directory (--demo: the demo operator)\n"
             "  sheet import FILE DIR                    apply a set-up sheet (all-or-nothing, idempotent)\n"
             "  sheet export DIR --operator OP           the operator's set-up as a sheet\n"
-            "  rebuild DIR                              drop the index and rebuild it from the log\n"
+            "  rebuild DIR [--discard-lost]             drop the index and rebuild it from the log\n"
             "  replay DIR [--from SEQ|TIME] [--to ..] [--operator OP] [--gateway GW] [--point ID] [--kind K]\n"
             "                                           decoded events as JSON lines\n"
             "  verify DIR                               log chain + index equals a rebuild\n"
