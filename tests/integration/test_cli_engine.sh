@@ -81,11 +81,40 @@ check "verify accepts an index that lags the log (crash before the index commit)
 out=$("$BIN" sheet export "$D4" --operator demo 2>&1)
 check "opening it for writing applies what the index missed" "grep -q 'Intake gateway renamed' <<<\"\$out\""
 
-# a torn log tail: verify names it (the index was closed cleanly, so it is the log's problem)
-sz=$(stat -c %s "$D/log/00000000000000000001.seg")
-truncate -s $((sz - 3)) "$D/log/00000000000000000001.seg"
-out=$("$BIN" verify "$D" 2>&1); rc=$?
-check "verify reports a torn log tail" "[ $rc -ne 0 ] && grep -q 'torn tail' <<<\"\$out\""
+# a damaged last block the index had applied (acknowledged data): corruption,
+# never a torn tail; verify, log verify, serve and rebuild all refuse and name
+# the block, and none advises a command that would drop it (issue #11 item 9)
+D5=$T/data5
+"$BIN" init --demo "$D5" >/dev/null
+SEG=$D5/log/00000000000000000001.seg
+cp "$SEG" "$T/seg.orig"
+sz=$(stat -c %s "$SEG")
+printf '\x5a' | dd of="$SEG" bs=1 seek=$((sz - 5)) conv=notrunc status=none
+cp "$SEG" "$T/seg.flipped"
+out=$("$BIN" verify "$D5" 2>&1); rc=$?
+check "verify: a flipped byte in the applied last block is corruption (exit 1)" "[ $rc -eq 1 ] && grep -q 'corruption, not a torn tail' <<<\"\$out\""
+check "verify names the segment and the block" "grep -q '00000000000000000001.seg offset [0-9]* (block seq [0-9]*)' <<<\"\$out\""
+check "verify does not advise a rebuild" "! grep -q rebuild <<<\"\$out\""
+out=$("$BIN" log verify "$D5/log" 2>&1); rc=$?
+check "log verify inside a data directory: corrupt (1), not torn (3)" "[ $rc -eq 1 ] && grep -q 'block seq' <<<\"\$out\""
+out=$(timeout 20 "$BIN" serve --data "$D5" --mqtt 127.0.0.1:0 2>&1); rc=$?
+check "serve refuses to start, naming the block" "[ $rc -ne 0 ] && [ $rc -ne 124 ] && grep -q 'block seq' <<<\"\$out\" && ! grep -q rebuild <<<\"\$out\""
+out=$("$BIN" rebuild "$D5" 2>&1); rc=$?
+check "rebuild refuses and changes nothing" "[ $rc -ne 0 ] && cmp -s \"$SEG\" \"$T/seg.flipped\" && ! ls $D5/log | grep -q torn && [ -f $D5/index/data.mdb ]"
+# a truncated applied block is corruption too
+cp "$T/seg.orig" "$SEG"
+truncate -s $((sz - 3)) "$SEG"
+out=$("$BIN" verify "$D5" 2>&1); rc=$?
+check "verify: a cut applied last block is corruption" "[ $rc -eq 1 ] && grep -q 'not a torn tail' <<<\"\$out\""
+# a genuinely torn tail (bytes after what the index applied) is still cut
+cp "$T/seg.orig" "$SEG"
+printf 'SRBKxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx' >> "$SEG"
+out=$("$BIN" log verify "$D5/log" 2>&1); rc=$?
+check "log verify: bytes beyond the index watermark are a torn tail (exit 3)" "[ $rc -eq 3 ]"
+"$BIN" init "$D5" >/dev/null 2>&1
+check "opening for writing cuts it and keeps it aside" "cmp -s \"$SEG\" \"$T/seg.orig\" && ls $D5/log | grep -q torn"
+out=$("$BIN" verify "$D5" 2>&1); rc=$?
+check "verify passes after the cut" "[ $rc -eq 0 ]"
 
 echo "$passes passed, $fails failed"
 [ $fails -eq 0 ]
