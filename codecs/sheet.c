@@ -45,6 +45,8 @@ enum {
 /* Kinds, sections and columns                                               */
 
 enum kind { K_OPERATOR, K_GATEWAY, K_APP, K_FACILITY, K_EQUIPMENT, K_DEVICE, K_DATAPOINT, K_GRANT, K_N };
+_Static_assert(SR_SHEET_S_GATEWAYS == 1 << K_GATEWAY && SR_SHEET_S_GRANTS == 1 << K_GRANT,
+               "sr_sheet.sections bits follow enum kind");
 
 static const char *const section_name[K_N] = {
     "operator", "gateways", "apps", "facilities", "equipment", "devices", "datapoints", "grants",
@@ -715,6 +717,7 @@ static void on_section(ctx *c, const sr_csv_record *rec, val name)
     for (int k = 0; k < K_N; k++)
         if (eq_nocase(inner, section_name[k])) {
             c->cur = k;
+            c->sh->sections |= 1u << k;
             c->need_header = 1;
             c->section_line = rec->line;
             if (!c->first_line[k]) c->first_line[k] = rec->line;

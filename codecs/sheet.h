@@ -104,6 +104,19 @@ typedef struct sr_sheet_grant {
     sr_grant_access access;
 } sr_sheet_grant;
 
+/* Bits of sr_sheet.sections: which [section] lines the sheet has. */
+enum {
+    SR_SHEET_S_OPERATOR = 1 << 0,
+    SR_SHEET_S_GATEWAYS = 1 << 1,
+    SR_SHEET_S_APPS = 1 << 2,
+    SR_SHEET_S_FACILITIES = 1 << 3,
+    SR_SHEET_S_EQUIPMENT = 1 << 4,
+    SR_SHEET_S_DEVICES = 1 << 5,
+    SR_SHEET_S_DATAPOINTS = 1 << 6,
+    SR_SHEET_S_GRANTS = 1 << 7,
+    SR_SHEET_S_ALL = 0xff,
+};
+
 typedef struct sr_sheet_error {
     size_t line;      /* 1-based line of the offending row or header; 0: whole sheet */
     char column[24];  /* column name, or "" */
@@ -131,6 +144,13 @@ typedef struct sr_sheet {
     size_t n_datapoints;
     sr_sheet_grant *grants;
     size_t n_grants;
+
+    /* SR_SHEET_S_* bits of the sections the sheet has (a [section] line,
+     * even with no rows after its header). A listed section is the complete
+     * list of its kind: the importer removes stored entries it does not
+     * list; a section left out leaves its kind as it is
+     * (docs/setup-sheet.md "Removal"). Not compared by sr_sheet_equal. */
+    unsigned sections;
 
     /* Every problem found, sorted by line. Empty after SR_OK. */
     sr_sheet_error *errors;

@@ -483,13 +483,35 @@ static int apply_master_put(sr_engine *e, MDB_txn *t, const Event *ev, MasterPut
             }
         } else {
             MDB_val nv;
-            point = 1;
-            if (get(t, DB(e, SR_DB_META), "next_point", 10, &nv) == SR_OK && nv.mv_size == 4)
-                point = sr_get_le32(nv.mv_data);
-            if (!validate) point = mp->point; /* replay: the number is in the event */
-            uint8_t b[4];
-            sr_put_le32(b, point + 1);
-            if ((rc = put(t, DB(e, SR_DB_META), "next_point", 10, b, 4))) return rc;
+            uint8_t rk[300];
+            size_t rkl = mkkey(rk, sizeof rk, "retired", ev->operator_id, mp->id);
+            if (rkl && get(t, DB(e, SR_DB_META), rk, rkl, &nv) == SR_OK && nv.mv_size == 4) {
+                /* a removed data point comes back: its old number, so its
+                 * stored values are its history again */
+                point = get_be32(nv.mv_data);
+                if (validate) {
+                    pointinfo pi = {0};
+                    if (pointinfo_get(e, t, point, &pi) == SR_OK) {
+                        int changed = pi.m->type != mp->type;
+                        suiro__v1__master_put__free_unpacked(pi.m, NULL);
+                        if (changed)
+                            return refuse(r, SR_EINVAL,
+                                          "data point %s: it was removed with another value type, which cannot "
+                                          "change",
+                                          mp->id);
+                    }
+                }
+                if (!validate) point = mp->point;
+                if ((rc = del(t, DB(e, SR_DB_META), rk, rkl))) return rc;
+            } else {
+                point = 1;
+                if (get(t, DB(e, SR_DB_META), "next_point", 10, &nv) == SR_OK && nv.mv_size == 4)
+                    point = sr_get_le32(nv.mv_data);
+                if (!validate) point = mp->point; /* replay: the number is in the event */
+                uint8_t b[4];
+                sr_put_le32(b, point + 1);
+                if ((rc = put(t, DB(e, SR_DB_META), "next_point", 10, b, 4))) return rc;
+            }
         }
         if (validate) mp->point = point;
         point = mp->point;
@@ -537,10 +559,20 @@ static int apply_master_delete(sr_engine *e, MDB_txn *t, const Event *ev, const 
     if (md->kind == SUIRO__V1__MASTER_KIND__MK_DATA_POINT) {
         uint8_t pk[300];
         size_t pkl = mkkey(pk, sizeof pk, ev->operator_id, md->id, NULL);
-        int rc = del(t, DB(e, SR_DB_POINTS), pk, pkl);
+        MDB_val pv;
+        int rc = get(t, DB(e, SR_DB_POINTS), pk, pkl, &pv);
+        if (rc == SR_OK && pv.mv_size == 4) {
+            /* deactivated, not forgotten: remember its number so that listing
+             * it again brings its history back (apply_master_put) */
+            uint8_t rk[300], nb[4];
+            size_t rkl = mkkey(rk, sizeof rk, "retired", ev->operator_id, md->id);
+            memcpy(nb, pv.mv_data, 4);
+            if (rkl && (rc = put(t, DB(e, SR_DB_META), rk, rkl, nb, 4))) return rc;
+        }
+        rc = del(t, DB(e, SR_DB_POINTS), pk, pkl);
         if (rc) return rc;
-        /* pointinfo and stored values stay: the point number is never reused,
-         * and history remains readable by replay */
+        /* pointinfo and stored values stay: the point number is never given
+         * to another data point, and history remains readable by replay */
     }
     return del(t, DB(e, SR_DB_MASTERS), k, kl);
 }

@@ -9,6 +9,17 @@
  * one) produces no event, so importing the same sheet twice appends nothing
  * the second time. Export builds a sheet from the index and writes it in the
  * canonical form (secrets are never exported).
+ *
+ * Removal (docs/setup-sheet.md "Removal"): a section the sheet lists is the
+ * complete list of its kind, so a stored gateway, app, grant or master that
+ * a listed section leaves out is removed, each by one RegistryDelete or
+ * MasterDelete event in the same command. A section left out changes
+ * nothing of its kind, except that grants of a removed app, and grants
+ * naming a removed data point exactly, go with them (a grant must never
+ * come back to life with a new app of the same id). A removal that would
+ * leave a stored entry of an unlisted section pointing at nothing (an
+ * equipment whose facility goes, a device whose gateway goes, ...) refuses
+ * the whole import, naming both. The operator row cannot be removed.
  */
 #include "engine/sheet.h"
 
@@ -16,6 +27,7 @@
 #include "engine/evbuild.h"
 #include "engine/secret.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -131,6 +143,233 @@ done:
     return rc;
 }
 
+/* ---- removal ------------------------------------------------------------ */
+
+/* Sheet kinds that removal handles, in sr_sheet order. */
+enum { RK_GATEWAY, RK_APP, RK_FACILITY, RK_EQUIPMENT, RK_DEVICE, RK_DATAPOINT, RK_GRANT, RK_N };
+static const unsigned rk_section[RK_N] = {SR_SHEET_S_GATEWAYS,   SR_SHEET_S_APPS,    SR_SHEET_S_FACILITIES,
+                                          SR_SHEET_S_EQUIPMENT,  SR_SHEET_S_DEVICES, SR_SHEET_S_DATAPOINTS,
+                                          SR_SHEET_S_GRANTS};
+static const char *const rk_name[RK_N] = {"gateway", "app", "facility", "equipment", "device", "data point", "grant"};
+static const char *const rk_sect[RK_N] = {"gateways", "apps", "facilities", "equipment", "devices", "datapoints",
+                                          "grants"};
+
+/* The ids of one kind that this import removes (sorted). */
+typedef struct idset {
+    char **ids;
+    size_t n, cap;
+} idset;
+
+static int str_cmp(const void *a, const void *b) { return strcmp(*(const char *const *)a, *(const char *const *)b); }
+
+static int idset_add(idset *s, const char *id)
+{
+    if (s->n == s->cap) {
+        size_t cap = s->cap ? s->cap * 2 : 16;
+        char **p = sr_realloc(s->ids, cap * sizeof *p);
+        if (!p) return SR_ENOMEM;
+        s->ids = p;
+        s->cap = cap;
+    }
+    size_t l = strlen(id);
+    char *c = sr_malloc(l + 1);
+    if (!c) return SR_ENOMEM;
+    memcpy(c, id, l + 1);
+    s->ids[s->n++] = c;
+    return SR_OK;
+}
+
+static int idset_has(const idset *s, const char *id)
+{
+    return s->n && bsearch(&id, s->ids, s->n, sizeof *s->ids, str_cmp) != NULL;
+}
+
+static void idset_free(idset *s)
+{
+    for (size_t i = 0; i < s->n; i++) sr_free(s->ids[i]);
+    sr_free(s->ids);
+}
+
+/* 1 if the sheet lists id among the entries of kind k (sorted by id; every
+ * entry struct starts with line, then id). */
+static int sheet_has(const sr_sheet *sh, int k, const char *id)
+{
+    const void *base;
+    size_t n, stride;
+    switch (k) {
+    case RK_GATEWAY: base = sh->gateways, n = sh->n_gateways, stride = sizeof *sh->gateways; break;
+    case RK_APP: base = sh->apps, n = sh->n_apps, stride = sizeof *sh->apps; break;
+    case RK_FACILITY: base = sh->facilities, n = sh->n_facilities, stride = sizeof *sh->facilities; break;
+    case RK_EQUIPMENT: base = sh->equipment, n = sh->n_equipment, stride = sizeof *sh->equipment; break;
+    case RK_DEVICE: base = sh->devices, n = sh->n_devices, stride = sizeof *sh->devices; break;
+    default: base = sh->datapoints, n = sh->n_datapoints, stride = sizeof *sh->datapoints; break;
+    }
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        const char *mid_id = *(const char *const *)((const char *)base + mid * stride + offsetof(sr_sheet_gateway, id));
+        int c = strcmp(mid_id, id);
+        if (!c) return 1;
+        if (c < 0) lo = mid + 1;
+        else hi = mid;
+    }
+    return 0;
+}
+
+static int sheet_has_grant(const sr_sheet *sh, const char *app, const char *pattern)
+{
+    for (size_t i = 0; i < sh->n_grants; i++) /* sorted, but (app, pattern) pairs: a linear scan is clear */
+        if (!strcmp(sh->grants[i].app, app) && !strcmp(sh->grants[i].datapoint, pattern)) return 1;
+    return 0;
+}
+
+_Static_assert(offsetof(sr_sheet_gateway, id) == offsetof(sr_sheet_app, id) &&
+                   offsetof(sr_sheet_gateway, id) == offsetof(sr_sheet_facility, id) &&
+                   offsetof(sr_sheet_gateway, id) == offsetof(sr_sheet_equipment, id) &&
+                   offsetof(sr_sheet_gateway, id) == offsetof(sr_sheet_device, id) &&
+                   offsetof(sr_sheet_gateway, id) == offsetof(sr_sheet_datapoint, id),
+               "sheet_has reads the id at one offset");
+
+/* A stored entry of kind k, as the listing returns it. */
+typedef struct stored {
+    const char *id, *parent, *gateway, *app, *pattern;
+} stored;
+
+typedef int (*stored_fn)(void *ctx, int k, const stored *st);
+
+/* Call fn for every stored entry of kind k. */
+static int each_stored(sr_engine *e, const char *op, int k, stored_fn fn, void *ctx)
+{
+    static const int reg_kind[RK_N] = {SUIRO__V1__REGISTRY_KIND__RG_GATEWAY, SUIRO__V1__REGISTRY_KIND__RG_APP, 0, 0,
+                                       0, 0, SUIRO__V1__REGISTRY_KIND__RG_GRANT};
+    static const int mas_kind[RK_N] = {0, 0, SUIRO__V1__MASTER_KIND__MK_FACILITY, SUIRO__V1__MASTER_KIND__MK_EQUIPMENT,
+                                       SUIRO__V1__MASTER_KIND__MK_DEVICE, SUIRO__V1__MASTER_KIND__MK_DATA_POINT, 0};
+    int registry = reg_kind[k] != 0;
+    sr_buf b;
+    sr_buf_init(&b);
+    size_t n = 0, pos = 0;
+    int rc = registry ? sr_engine_registry_list(e, op, reg_kind[k], &b, &n)
+                      : sr_engine_master_list(e, op, mas_kind[k], &b, &n);
+    for (size_t i = 0; !rc && i < n; i++) {
+        uint32_t len = sr_get_le32(b.data + pos);
+        const uint8_t *p = b.data + pos + 4;
+        pos += 4 + len;
+        stored st = {0};
+        if (registry) {
+            Suiro__V1__RegistryPut *m = suiro__v1__registry_put__unpack(NULL, len, p);
+            if (!m) {
+                rc = SR_ECORRUPT;
+                break;
+            }
+            st = (stored){m->id, "", "", m->app_id, m->pattern};
+            rc = fn(ctx, k, &st);
+            suiro__v1__registry_put__free_unpacked(m, NULL);
+        } else {
+            Suiro__V1__MasterPut *m = suiro__v1__master_put__unpack(NULL, len, p);
+            if (!m) {
+                rc = SR_ECORRUPT;
+                break;
+            }
+            st = (stored){m->id, m->parent_id, m->gateway_id, "", ""};
+            rc = fn(ctx, k, &st);
+            suiro__v1__master_put__free_unpacked(m, NULL);
+        }
+    }
+    sr_buf_release(&b);
+    return rc;
+}
+
+typedef struct rmctx {
+    const sr_sheet *sh;
+    batch *b;
+    idset rm[RK_N];
+    sr_result *res;
+} rmctx;
+
+static int add_delete(batch *b, int k, const char *id)
+{
+    Suiro__V1__Event ev = SUIRO__V1__EVENT__INIT;
+    if (k == RK_GATEWAY || k == RK_APP || k == RK_GRANT) {
+        Suiro__V1__RegistryDelete d = SUIRO__V1__REGISTRY_DELETE__INIT;
+        d.kind = k == RK_GATEWAY ? SUIRO__V1__REGISTRY_KIND__RG_GATEWAY
+                 : k == RK_APP   ? SUIRO__V1__REGISTRY_KIND__RG_APP
+                                 : SUIRO__V1__REGISTRY_KIND__RG_GRANT;
+        d.id = (char *)id;
+        ev.body_case = SUIRO__V1__EVENT__BODY_REGISTRY_DELETE;
+        ev.registry_delete = &d;
+        return add(b, &ev);
+    }
+    Suiro__V1__MasterDelete d = SUIRO__V1__MASTER_DELETE__INIT;
+    d.kind = (Suiro__V1__MasterKind)(k - RK_FACILITY + SUIRO__V1__MASTER_KIND__MK_FACILITY);
+    d.id = (char *)id;
+    ev.body_case = SUIRO__V1__EVENT__BODY_MASTER_DELETE;
+    ev.master_delete = &d;
+    return add(b, &ev);
+}
+
+/* Listed section: remove what it leaves out. */
+static int rm_missing(void *vc, int k, const stored *st)
+{
+    rmctx *c = vc;
+    int listed = k == RK_GRANT ? sheet_has_grant(c->sh, st->app, st->pattern) : sheet_has(c->sh, k, st->id);
+    if (listed) return SR_OK;
+    int rc = add_delete(c->b, k, st->id);
+    return rc ? rc : idset_add(&c->rm[k], st->id);
+}
+
+/* Unlisted [grants]: grants of a removed app or naming a removed point go too. */
+static int rm_orphan_grant(void *vc, int k, const stored *st)
+{
+    rmctx *c = vc;
+    size_t pl = strlen(st->pattern);
+    int exact = pl && st->pattern[pl - 1] != '*';
+    if (!idset_has(&c->rm[RK_APP], st->app) && !(exact && idset_has(&c->rm[RK_DATAPOINT], st->pattern)))
+        return SR_OK;
+    int rc = add_delete(c->b, k, st->id);
+    return rc ? rc : idset_add(&c->rm[k], st->id);
+}
+
+/* Unlisted masters: refuse one that would point at a removed entry. */
+static int check_parent(void *vc, int k, const stored *st)
+{
+    rmctx *c = vc;
+    int pk = k - 1; /* equipment -> facility, device -> equipment, data point -> device */
+    int bad = -1;
+    if (idset_has(&c->rm[pk], st->parent)) bad = pk;
+    else if (k == RK_DEVICE && idset_has(&c->rm[RK_GATEWAY], st->gateway)) bad = RK_GATEWAY;
+    if (bad < 0) return SR_OK;
+    snprintf(c->res->msg, sizeof c->res->msg,
+             "%s %s is not in [%s], but the stored %s %s (the sheet has no [%s]) refers to it: list [%s] without "
+             "%s, or keep the %s; nothing imported",
+             rk_name[bad], bad == RK_GATEWAY ? st->gateway : st->parent, rk_sect[bad], rk_name[k], st->id, rk_sect[k],
+             rk_sect[k], st->id, rk_name[bad]);
+    return c->res->rc = SR_EINVAL;
+}
+
+/* Removal events for every listed section (see the top of the file). */
+static int removals(sr_engine *e, const sr_sheet *sh, batch *b, sr_result *res, size_t *nremoved)
+{
+    rmctx c = {.sh = sh, .b = b, .res = res};
+    int rc = SR_OK;
+    /* children first, so the log reads in dependency order */
+    static const int order[RK_N] = {RK_GRANT, RK_DATAPOINT, RK_DEVICE, RK_EQUIPMENT, RK_FACILITY, RK_APP, RK_GATEWAY};
+    for (int i = 0; !rc && i < RK_N; i++)
+        if (sh->sections & rk_section[order[i]]) rc = each_stored(e, b->op, order[i], rm_missing, &c);
+    for (int k = 0; !rc && k < RK_N; k++)
+        if (c.rm[k].n) qsort(c.rm[k].ids, c.rm[k].n, sizeof *c.rm[k].ids, str_cmp);
+    if (!rc && !(sh->sections & SR_SHEET_S_GRANTS) && (c.rm[RK_APP].n || c.rm[RK_DATAPOINT].n))
+        rc = each_stored(e, b->op, RK_GRANT, rm_orphan_grant, &c);
+    for (int k = RK_EQUIPMENT; !rc && k <= RK_DATAPOINT; k++)
+        if (!(sh->sections & rk_section[k]) && (c.rm[k - 1].n || (k == RK_DEVICE && c.rm[RK_GATEWAY].n)))
+            rc = each_stored(e, b->op, k, check_parent, &c);
+    *nremoved = 0;
+    for (int k = 0; k < RK_N; k++) {
+        *nremoved += c.rm[k].n;
+        idset_free(&c.rm[k]);
+    }
+    return rc;
+}
+
 static const Suiro__V1__ValueType vt[] = {SUIRO__V1__VALUE_TYPE__VT_NUMBER, SUIRO__V1__VALUE_TYPE__VT_INTEGER,
                                            SUIRO__V1__VALUE_TYPE__VT_BOOL, SUIRO__V1__VALUE_TYPE__VT_STRING};
 static const Suiro__V1__PointKind pk[] = {SUIRO__V1__POINT_KIND__PK_MEASURE, SUIRO__V1__POINT_KIND__PK_CONTROL,
@@ -222,6 +461,8 @@ int sr_engine_import_sheet(sr_engine *e, const sr_sheet *sh, sr_result *res)
         m.max = d->max;
         rc = put_master(e, &b, &m);
     }
+    size_t nremoved = 0;
+    if (!rc) rc = removals(e, sh, &b, res, &nremoved);
     if (!rc && b.n) {
         sr_slice *sl = sr_calloc(b.n, sizeof *sl);
         if (!sl) rc = SR_ENOMEM;

@@ -524,3 +524,29 @@ Test(codecs_sheet, allocation_failure_is_enomem_and_leaks_nothing)
     cr_assert(done_demo && done_bad, "never ran without a fault");
     free(p);
 }
+
+/* ---- which sections a sheet lists (the importer's removal rule) --------- */
+
+Test(codecs_sheet, sections_records_the_listed_sections_even_when_empty)
+{
+    sr_sheet *sh = NULL;
+    const char *s = "#suiro-setup-sheet v1\n[operator]\nid\nop1\n[Grants]\napp,datapoint\n\n[gateways]\nid\nGW1\n";
+    cr_assert_eq(parse_str(s, &sh), SR_OK);
+    cr_assert_eq(sh->sections, SR_SHEET_S_OPERATOR | SR_SHEET_S_GRANTS | SR_SHEET_S_GATEWAYS);
+    cr_assert_eq(sh->n_grants, 0);
+    sr_sheet_free(sh);
+    size_t n;
+    uint8_t *p = read_demo(&n);
+    cr_assert_eq(sr_sheet_parse(p, n, NULL, &sh), SR_OK);
+    cr_assert_eq(sh->sections, SR_SHEET_S_ALL, "the demo (and every export) lists every section");
+    sr_buf out;
+    sr_buf_init(&out);
+    cr_assert_eq(sr_sheet_write(sh, &out), SR_OK);
+    sr_sheet *back = NULL;
+    cr_assert_eq(sr_sheet_parse(out.data, out.len, NULL, &back), SR_OK);
+    cr_assert_eq(back->sections, SR_SHEET_S_ALL);
+    sr_sheet_free(back);
+    sr_buf_release(&out);
+    sr_sheet_free(sh);
+    free(p);
+}

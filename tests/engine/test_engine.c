@@ -1460,3 +1460,166 @@ Test(engine, a_log_that_lost_applied_events_is_refused_without_advising_rebuild)
     free(b);
     free(seg);
 }
+
+/* ---- issue #11 item 4: a listed section is the whole truth (removal) ----- */
+
+#include "engine/sheet.h"
+
+#define SHEET_HEAD "#suiro-setup-sheet v1\n[operator]\nid\nop1\n"
+#define SHEET_GW "[gateways]\nid,secret\nGW1,gw1-secret-123\nGW2,gw2-secret-123\n"
+#define SHEET_APPS "[apps]\nid,secret\nA1,app1-secret-12\nA2,app2-secret-12\n"
+#define SHEET_MASTERS                                                                                        \
+    "[facilities]\nid\nF1\n[equipment]\nid,facility\nE1,F1\n[devices]\nid,equipment,gateway\nD1,E1,GW1\n" \
+    "D2,E1,GW2\n[datapoints]\nid,device,type\nP1,D1,number\nP2,D1,number\nP3,D2,number\n"
+
+static uint64_t wm(sr_engine *e)
+{
+    sr_engine_stats st;
+    sr_engine_get_stats(e, &st);
+    return st.watermark;
+}
+
+static int import_text(sr_engine *e, const char *text, sr_result *res)
+{
+    sr_sheet *sh = NULL;
+    int rc = sr_sheet_parse(text, strlen(text), NULL, &sh);
+    for (size_t i = 0; sh && i < sh->n_errors; i++) cr_log_error("line %zu: %s", sh->errors[i].line, sh->errors[i].msg);
+    cr_assert_eq(rc, SR_OK, "sheet parses: %s", sr_err_name(rc));
+    rc = sr_engine_import_sheet(e, sh, res);
+    sr_sheet_free(sh);
+    return rc;
+}
+
+static int has_registry(sr_engine *e, int kind, const char *id)
+{
+    sr_buf b;
+    sr_buf_init(&b);
+    int rc = sr_engine_registry_get(e, "op1", kind, id, &b);
+    sr_buf_release(&b);
+    cr_assert(rc == SR_OK || rc == SR_ENOTFOUND, "%s", sr_err_name(rc));
+    return rc == SR_OK;
+}
+
+static int has_master(sr_engine *e, int kind, const char *id)
+{
+    sr_buf b;
+    sr_buf_init(&b);
+    int rc = sr_engine_master_get(e, "op1", kind, id, &b);
+    sr_buf_release(&b);
+    cr_assert(rc == SR_OK || rc == SR_ENOTFOUND, "%s", sr_err_name(rc));
+    return rc == SR_OK;
+}
+
+#define RG_GRANT SUIRO__V1__REGISTRY_KIND__RG_GRANT
+
+Test(engine, sheet_without_a_grant_row_revokes_the_grant_and_logs_the_removal)
+{
+    sr_engine *e = open_engine(NULL);
+    sr_result r;
+    const char *full = SHEET_HEAD SHEET_GW SHEET_APPS SHEET_MASTERS "[grants]\napp,datapoint,access\nA1,P1,read\nA1,P2,read\nA2,P*,both\n";
+    cr_assert_eq(import_text(e, full, &r), SR_OK, "%s", r.msg);
+    cr_assert(has_registry(e, RG_GRANT, "A1:P2"));
+    uint64_t before = wm(e) + 1;
+    const char *less = SHEET_HEAD SHEET_GW SHEET_APPS SHEET_MASTERS "[grants]\napp,datapoint,access\nA1,P1,read\nA2,P*,both\n";
+    cr_assert_eq(import_text(e, less, &r), SR_OK, "%s", r.msg);
+    cr_assert_eq(r.count, 1, "one removal event");
+    cr_assert_not(has_registry(e, RG_GRANT, "A1:P2"), "the grant is revoked");
+    cr_assert(has_registry(e, RG_GRANT, "A1:P1"));
+    cr_assert(has_registry(e, RG_GRANT, "A2:P*"));
+    /* the removal is an event in the log */
+    sr_log_iter *it;
+    sr_log *lg;
+    char ld[4096];
+    snprintf(ld, sizeof ld, "%s/log", dir);
+    sr_log_opts lo = {.readonly = 1};
+    cr_assert_eq(sr_log_open(ld, &lo, &lg, NULL), SR_OK);
+    cr_assert_eq(sr_log_iter_open(lg, before, &it), SR_OK);
+    uint64_t seq;
+    sr_slice rec;
+    int found = 0;
+    while (sr_log_iter_next(it, &seq, &rec) == SR_OK) {
+        Suiro__V1__Event *ev = suiro__v1__event__unpack(NULL, rec.len, rec.data);
+        cr_assert(ev);
+        if (ev->body_case == SUIRO__V1__EVENT__BODY_REGISTRY_DELETE && ev->registry_delete->kind == RG_GRANT &&
+            !strcmp(ev->registry_delete->id, "A1:P2"))
+            found = 1;
+        suiro__v1__event__free_unpacked(ev, NULL);
+    }
+    sr_log_iter_close(it);
+    sr_log_close(lg);
+    cr_assert(found, "RegistryDelete A1:P2 in the log");
+    /* idempotent: the same sheet again stores nothing */
+    cr_assert_eq(import_text(e, less, &r), SR_OK, "%s", r.msg);
+    cr_assert_eq(r.count, 0);
+    /* an empty [grants] section revokes every grant */
+    const char *none = SHEET_HEAD SHEET_GW SHEET_APPS SHEET_MASTERS "[grants]\napp,datapoint,access\n";
+    cr_assert_eq(import_text(e, none, &r), SR_OK, "%s", r.msg);
+    cr_assert_eq(r.count, 2);
+    cr_assert_not(has_registry(e, RG_GRANT, "A2:P*"));
+    cr_assert_eq(sr_engine_close(e), SR_OK);
+    /* and it stays revoked after a restart (replay) and a rebuild */
+    e = open_engine(NULL);
+    cr_assert_not(has_registry(e, RG_GRANT, "A1:P1"));
+    cr_assert_eq(sr_engine_close(e), SR_OK);
+}
+
+Test(engine, sheet_removes_every_kind_a_listed_section_leaves_out)
+{
+    sr_engine *e = open_engine(NULL);
+    sr_result r;
+    const char *full = SHEET_HEAD SHEET_GW SHEET_APPS SHEET_MASTERS "[grants]\napp,datapoint,access\nA1,P3,read\n";
+    cr_assert_eq(import_text(e, full, &r), SR_OK, "%s", r.msg);
+    uint32_t p3 = point_of(e, "P3");
+    sr_sample s = {.ts = 1000, .v.f = 7};
+    cr_assert_eq(et_put(e, "op1", "GW2", p3, SR_VT_NUMBER, &s, 1, "v1", &r), SR_OK, "%s", r.msg);
+    /* GW2, A2, D2, P3 (and the grant on P3) left out */
+    const char *less = SHEET_HEAD "[gateways]\nid\nGW1\n[apps]\nid\nA1\n"
+                                  "[facilities]\nid\nF1\n[equipment]\nid,facility\nE1,F1\n[devices]\nid,equipment,"
+                                  "gateway\nD1,E1,GW1\n[datapoints]\nid,device,type\nP1,D1,number\nP2,D1,number\n"
+                                  "[grants]\napp,datapoint,access\n";
+    cr_assert_eq(import_text(e, less, &r), SR_OK, "%s", r.msg);
+    cr_assert_eq(r.count, 5, "grant, point, device, app, gateway: %u", r.count);
+    cr_assert_not(has_registry(e, SUIRO__V1__REGISTRY_KIND__RG_GATEWAY, "GW2"));
+    cr_assert_not(has_registry(e, SUIRO__V1__REGISTRY_KIND__RG_APP, "A2"));
+    cr_assert_not(has_master(e, SUIRO__V1__MASTER_KIND__MK_DEVICE, "D2"));
+    cr_assert_not(has_master(e, SUIRO__V1__MASTER_KIND__MK_DATA_POINT, "P3"));
+    cr_assert(has_master(e, SUIRO__V1__MASTER_KIND__MK_DATA_POINT, "P1"));
+    uint32_t p;
+    sr_vtype t;
+    cr_assert_eq(sr_engine_point(e, "op1", "P3", &p, &t), SR_ENOTFOUND, "a removed data point no longer resolves");
+    /* listing it again brings back the same point and its stored values */
+    cr_assert_eq(import_text(e, full, &r), SR_OK, "%s", r.msg);
+    cr_assert_eq(point_of(e, "P3"), p3, "the data point comes back with its number");
+    sr_sample l;
+    int found;
+    cr_assert_eq(sr_engine_latest(e, &p3, 1, &l, &found, NULL), SR_OK);
+    cr_assert(found, "its history is back");
+    cr_assert_eq(sr_engine_close(e), SR_OK);
+    /* replay gives the same state */
+    e = open_engine(NULL);
+    cr_assert_eq(point_of(e, "P3"), p3);
+    cr_assert_eq(sr_engine_close(e), SR_OK);
+}
+
+Test(engine, sheet_sections_left_out_are_kept_and_dangling_references_refuse_the_import)
+{
+    sr_engine *e = open_engine(NULL);
+    sr_result r;
+    const char *full = SHEET_HEAD SHEET_GW SHEET_APPS SHEET_MASTERS "[grants]\napp,datapoint,access\nA2,P1,read\n";
+    cr_assert_eq(import_text(e, full, &r), SR_OK, "%s", r.msg);
+    /* only [operator]: nothing changes */
+    cr_assert_eq(import_text(e, SHEET_HEAD, &r), SR_OK, "%s", r.msg);
+    cr_assert_eq(r.count, 0);
+    cr_assert(has_master(e, SUIRO__V1__MASTER_KIND__MK_DEVICE, "D2"));
+    /* [gateways] without GW2 while the stored device D2 (no [devices]) uses it: refused, nothing stored */
+    uint64_t seq0 = wm(e);
+    cr_assert_eq(import_text(e, SHEET_HEAD "[gateways]\nid\nGW1\n", &r), SR_EINVAL);
+    cr_assert(strstr(r.msg, "GW2") && strstr(r.msg, "D2"), "names both: %s", r.msg);
+    cr_assert_eq(wm(e), seq0, "nothing stored");
+    cr_assert(has_registry(e, SUIRO__V1__REGISTRY_KIND__RG_GATEWAY, "GW2"));
+    /* [apps] without A2 and no [grants]: A2's grants go with it */
+    cr_assert_eq(import_text(e, SHEET_HEAD "[apps]\nid\nA1\n", &r), SR_OK, "%s", r.msg);
+    cr_assert_eq(r.count, 2, "the app and its grant");
+    cr_assert_not(has_registry(e, RG_GRANT, "A2:P1"));
+    cr_assert_eq(sr_engine_close(e), SR_OK);
+}
