@@ -15,7 +15,11 @@
  *            one blob writer on the thread pool (disk and fsync never block
  *            the loop); memory is bounded by one part per upload in flight.
  *            An upload idle for 10 minutes is dropped. Downloads stream from
- *            the blob reader (256 KiB at a time, verified chunk by chunk).
+ *            the blob reader (256 KiB at a time, verified chunk by chunk);
+ *            the first 256 KiB are read and verified before the headers, so
+ *            a damaged blob answers 500 E9001 (a blob that small is checked
+ *            in full, SHA-256 included); damage found later closes the
+ *            connection short of the Content-Length.
  *
  * Paths: segments of [A-Za-z0-9._-] separated by '/', no "." or ".."
  * segment, at most 512 bytes: nothing else reaches the store.
@@ -586,7 +590,25 @@ typedef struct dl {
     sr_blob_reader *r;
     char *buf;
     int done;
+    int primed;    /* buf holds the first step, read before the headers */
+    int primed_rc; /* its reader result (SR_OK or SR_DONE) */
+    size_t primed_len;
 } dl;
+
+/* Read up to READ_STEP verified bytes into d->buf. SR_OK (more to come),
+ * SR_DONE (the blob ended and was verified in full: size and SHA-256), or
+ * the reader's error. */
+static int dl_fill(dl *d, size_t *fill)
+{
+    int rc = SR_OK;
+    size_t got = 0;
+    *fill = 0;
+    while (*fill < READ_STEP && rc == SR_OK) {
+        rc = sr_blob_reader_read(d->r, d->buf + *fill, READ_STEP - *fill, &got);
+        if (rc == SR_OK) *fill += got;
+    }
+    return rc;
+}
 
 static void dl_close(dl *d)
 {
@@ -602,14 +624,14 @@ static void dl_proceed(h2o_generator_t *g, h2o_req_t *req)
 {
     dl *d = (dl *)g;
     if (!d->r) return;
-    size_t got = 0;
-    int rc = SR_OK;
-    /* fill up to READ_STEP */
-    size_t fill = 0;
-    while (fill < READ_STEP && rc == SR_OK) {
-        rc = sr_blob_reader_read(d->r, d->buf + fill, READ_STEP - fill, &got);
-        if (rc == SR_OK) fill += got;
-    }
+    int rc;
+    size_t fill;
+    if (d->primed) {
+        d->primed = 0;
+        rc = d->primed_rc;
+        fill = d->primed_len;
+    } else
+        rc = dl_fill(d, &fill);
     h2o_iovec_t v = h2o_iovec_init(d->buf, fill);
     if (rc == SR_DONE) {
         h2o_send(req, &v, 1, H2O_SEND_STATE_FINAL);
@@ -619,6 +641,10 @@ static void dl_proceed(h2o_generator_t *g, h2o_req_t *req)
         const sr_blob_errinfo *ei = sr_blob_reader_errinfo(d->r);
         sr_slog(SR_LOG_ERROR, "file download failed", "error=%s detail=%s", sr_err_name(rc),
                 sr_slog_q(ei ? ei->msg : ""));
+        /* a later chunk is damaged, after the headers went out: ERROR makes
+         * h2o close the connection, so the client sees fewer bytes than the
+         * Content-Length (a truncated body), never a complete-looking one;
+         * the unverified bytes of the damaged chunk are never sent */
         h2o_send(req, &v, fill ? 1 : 0, H2O_SEND_STATE_ERROR);
         return;
     }
@@ -659,10 +685,27 @@ static void file_get(sr_apif *a, h2o_req_t *req, const sr_ap_token *t, const cha
     sr_blob_errinfo ei;
     rc = sr_blob_reader_open(sr_engine_blobs(a->eng), fp->sha256.data, &d->r, &ei);
     if (rc || !(d->buf = malloc(READ_STEP))) {
+        if (rc)
+            sr_slog(SR_LOG_ERROR, "file download failed", "error=%s path=%s detail=%s", sr_err_name(rc),
+                    sr_slog_q(path), sr_slog_q(ei.msg));
         suiro__v1__file_put__free_unpacked(fp, NULL);
         dl_close(d);
-        return sr_http_result(req, 0, "E9001", rc ? sr_strerror(rc) : "out of memory", NULL);
+        return sr_http_result(req, 0, "E9001", rc ? "the file's stored content cannot be read (see the server log)"
+                                                  : "out of memory", NULL);
     }
+    /* The first step is read and authenticated before any header goes out:
+     * a damaged blob answers 500 E9001 instead of a 200 that sends nothing.
+     * A blob of at most READ_STEP bytes is verified in full (size, SHA-256). */
+    d->primed_rc = dl_fill(d, &d->primed_len);
+    if (d->primed_rc != SR_OK && d->primed_rc != SR_DONE) {
+        const sr_blob_errinfo *bei = sr_blob_reader_errinfo(d->r);
+        sr_slog(SR_LOG_ERROR, "file download failed", "error=%s path=%s detail=%s", sr_err_name(d->primed_rc),
+                sr_slog_q(path), sr_slog_q(bei ? bei->msg : ""));
+        suiro__v1__file_put__free_unpacked(fp, NULL);
+        dl_close(d);
+        return sr_http_result(req, 0, "E9001", "the file's stored content is damaged (see the server log)", NULL);
+    }
+    d->primed = 1;
     req->res.status = 200;
     req->res.reason = "OK";
     req->res.content_length = fp->size;

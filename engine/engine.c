@@ -2805,6 +2805,34 @@ int sr_engine_file_get(sr_engine *e, const char *op, const char *path, sr_buf *p
     return get_copy(e, SR_DB_FILES, op, path, NULL, packed);
 }
 
+int sr_engine_file_each(sr_engine *e, int (*fn)(void *ctx, const char *op, const uint8_t *packed, size_t len),
+                        void *ctx)
+{
+    MDB_txn *t;
+    int rc = sr_index_read_begin(e->ix, &t);
+    if (rc) return rc;
+    MDB_cursor *c = NULL;
+    rc = sr_index_err(mdb_cursor_open(t, DB(e, SR_DB_FILES), &c));
+    char op[300];
+    if (!rc) {
+        MDB_val K, V;
+        int r = mdb_cursor_get(c, &K, &V, MDB_FIRST);
+        while (!rc && r == 0) {
+            const uint8_t *z = memchr(K.mv_data, 0, K.mv_size); /* op \0 path */
+            size_t ol = z ? (size_t)(z - (const uint8_t *)K.mv_data) : K.mv_size;
+            if (ol >= sizeof op) ol = sizeof op - 1;
+            memcpy(op, K.mv_data, ol);
+            op[ol] = 0;
+            rc = fn(ctx, op, V.mv_data, V.mv_size);
+            if (!rc) r = mdb_cursor_get(c, &K, &V, MDB_NEXT);
+        }
+        if (!rc && r != MDB_NOTFOUND) rc = sr_index_err(r);
+    }
+    if (c) mdb_cursor_close(c);
+    sr_index_read_end(e->ix, t);
+    return rc;
+}
+
 int sr_engine_file_list(sr_engine *e, const char *op, const char *prefix, size_t limit, sr_buf *out, size_t *count,
                         int *more)
 {

@@ -199,6 +199,12 @@ SR_MUST_CHECK int sr_engine_doc_query(sr_engine *e, const char *op, const char *
 SR_MUST_CHECK int sr_engine_file_get(sr_engine *e, const char *op, const char *path, sr_buf *packed);
 SR_MUST_CHECK int sr_engine_file_list(sr_engine *e, const char *op, const char *prefix, size_t limit, sr_buf *out,
                                       size_t *count, int *more);
+/* Every file of every operator, in (operator, path) order: fn gets the
+ * operator and the packed FilePut (valid during the call); a non-zero return
+ * stops the walk and is returned. Runs in one read snapshot. */
+SR_MUST_CHECK int sr_engine_file_each(sr_engine *e,
+                                      int (*fn)(void *ctx, const char *op, const uint8_t *packed, size_t len),
+                                      void *ctx);
 struct sr_blobs;
 struct sr_blobs *sr_engine_blobs(sr_engine *e);
 

@@ -22,6 +22,8 @@
  *  (5) Sizes read from disk are checked against the header's chunk size and
  *      the file's size before they size a read or an allocation.
  *  (6) A poisoned writer (err != 0) writes nothing again; commit fails.
+ *  (7) A read-only store (opts.readonly) holds no lock and changes nothing:
+ *      writers and delete are refused; readers and sr_blob_verify work.
  *
  * STATES (writer)                 TRANSITION              FUNCTION
  *   -> WRITING                     temp file created       sr_blob_writer_begin()
@@ -78,6 +80,7 @@ struct sr_blobs {
     int has_key;
     sr_key key;
     uint32_t chunk;
+    int readonly;       /* no lock held: no writer, no delete */
     pthread_mutex_t mu; /* publish / delete */
 };
 
@@ -400,6 +403,12 @@ int sr_blobs_open(const char *dir, const sr_blobs_opts *o, sr_blobs **out, sr_bl
         rc = SR_ENOMEM;
         goto fail;
     }
+    if (opts.readonly) {
+        bs->readonly = 1;
+        sr_free(lockp);
+        *out = bs;
+        return SR_OK;
+    }
     if ((rc = bs->vfs->mkdir(bs->vfs, dir))) {
         set_err(ei, rc, NULL, 0, "cannot create blob directory %s: %s", dir, sr_strerror(rc));
         goto fail;
@@ -464,7 +473,7 @@ int sr_blob_writer_begin(sr_blobs *bs, sr_blob_writer **out)
     int rc = SR_OK;
     uint8_t rnd[16], h[HDR_LEN];
     char rhex[33];
-    if (!bs || !out) return SR_EINVAL;
+    if (!bs || !out || bs->readonly) return SR_EINVAL;
     sr_blob_writer *w = sr_calloc(1, sizeof *w);
     if (!w) return SR_ENOMEM;
     w->bs = bs;
@@ -843,7 +852,7 @@ int sr_blob_exists(sr_blobs *bs, const uint8_t sha256[SR_HASH_LEN])
 
 int sr_blob_delete(sr_blobs *bs, const uint8_t sha256[SR_HASH_LEN])
 {
-    if (!bs || !sha256) return SR_EINVAL;
+    if (!bs || !sha256 || bs->readonly) return SR_EINVAL;
     blob_paths bp = {0};
     int rc = paths_init(bs, sha256, &bp);
     if (rc) goto done;
@@ -853,5 +862,30 @@ int sr_blob_delete(sr_blobs *bs, const uint8_t sha256[SR_HASH_LEN])
     pthread_mutex_unlock(&bs->mu);
 done:
     paths_release(&bp);
+    return rc;
+}
+
+int sr_blob_verify(sr_blobs *bs, const uint8_t sha256[SR_HASH_LEN], uint64_t *size, sr_blob_errinfo *ei)
+{
+    sr_blob_reader *r = NULL;
+    int rc = sr_blob_reader_open(bs, sha256, &r, ei);
+    if (rc) return rc;
+    size_t cap = bs->chunk > 65536 ? bs->chunk : 65536, got = 0;
+    uint8_t *buf = sr_malloc(cap);
+    if (!buf) {
+        sr_blob_reader_close(r);
+        return SR_ENOMEM;
+    }
+    while ((rc = sr_blob_reader_read(r, buf, cap, &got)) == SR_OK) {
+    }
+    if (rc == SR_DONE) {
+        rc = SR_OK;
+        if (size) *size = sr_blob_reader_size(r);
+    } else if (ei) {
+        *ei = *sr_blob_reader_errinfo(r);
+        if (!ei->code) ei->code = rc;
+    }
+    sr_free(buf);
+    sr_blob_reader_close(r);
     return rc;
 }

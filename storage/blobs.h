@@ -43,6 +43,8 @@ typedef struct sr_blobs_opts {
     const sr_vfs *vfs;   /* NULL: sr_vfs_posix */
     const sr_key *key;   /* NULL: new blobs are not encrypted. Copied at open. */
     uint32_t chunk_size; /* plaintext bytes per chunk for new blobs; 0: 64 KiB */
+    int readonly;        /* read only (verify, a server may hold the store): no lock,
+                            no tmp/ sweep, nothing created; writers and delete are SR_EINVAL */
 } sr_blobs_opts;
 
 /* Detail for a failure: what and which blob. */
@@ -148,6 +150,18 @@ void sr_blob_reader_close(sr_blob_reader *r); /* NULL-safe */
  * read). Same errors as sr_blob_reader_open.
  */
 SR_MUST_CHECK int sr_blob_stat(sr_blobs *bs, const uint8_t sha256[SR_HASH_LEN], uint64_t *size);
+
+/**
+ * Read a whole blob and check it: every chunk authenticated (GCM tag, or
+ * CRC-32C), the footer, the size and the SHA-256 of the plaintext against
+ * the blob's name. Nothing is returned but the verdict.
+ * @param[out] size  plaintext size (optional), on SR_OK.
+ * @return SR_OK; SR_ENOTFOUND (no file under the address); SR_ECORRUPT
+ *         (detail naming the blob and offset in ei); SR_EKEY, SR_EVERSION,
+ *         SR_EIO, SR_ENOMEM, SR_ECRYPTO.
+ */
+SR_MUST_CHECK int sr_blob_verify(sr_blobs *bs, const uint8_t sha256[SR_HASH_LEN], uint64_t *size,
+                                 sr_blob_errinfo *ei);
 
 /* SR_OK if a file exists under the blob's address, SR_ENOTFOUND if not, or
  * an I/O error. Does not validate the file (sr_blob_stat does). */

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "engine/sr_alloc.h"
 #include "fault_alloc.h"
@@ -787,4 +788,76 @@ Test(storage_blobs_mem, streamed_200_mib_stays_within_a_few_chunks)
     sr_blobs_close(bs);
     free(buf);
     sr_set_allocator(NULL);
+}
+
+/* ------------------------------------------------------------------------ */
+/* sr_blob_verify and read-only stores (issue #11 item 11: `suiro verify`)   */
+
+static void verify_every_flip(const sr_key *key)
+{
+    sr_blobs *bs = store_open(NULL, key, SMALL_CHUNK);
+    uint8_t sha[SR_HASH_LEN];
+    cr_assert_eq(write_blob(bs, 7, BAD_SIZE, NULL, sha), SR_OK);
+    /* a read-only handle beside the locked one, as `suiro verify` beside a server */
+    sr_blobs_opts ro = {.key = key, .readonly = 1};
+    sr_blobs *rb = NULL;
+    cr_assert_eq(sr_blobs_open(dir, &ro, &rb, NULL), SR_OK);
+    uint64_t size = 0;
+    sr_blob_errinfo ei;
+    cr_assert_eq(sr_blob_verify(rb, sha, &size, &ei), SR_OK, "%s", ei.msg);
+    cr_assert_eq(size, BAD_SIZE);
+    char hex[2 * SR_HASH_LEN + 1];
+    sr_hex(sha, SR_HASH_LEN, hex);
+    char *p = blob_file(sha);
+    size_t n;
+    uint8_t *orig = tu_read_file(p, &n), *d = malloc(n);
+    for (size_t i = 0; i < n; i++) {
+        memcpy(d, orig, n);
+        d[i] ^= 0x10;
+        put_file(p, d, n);
+        memset(&ei, 0, sizeof ei);
+        int rc = sr_blob_verify(rb, sha, NULL, &ei);
+        cr_assert_eq(rc, SR_ECORRUPT, "flip at byte %zu of %zu: %s", i, n, sr_err_name(rc));
+        cr_assert_str_eq(ei.blob, hex, "names the blob (byte %zu): %s", i, ei.msg);
+    }
+    put_file(p, orig, n);
+    cr_assert_eq(sr_blob_verify(rb, sha, NULL, NULL), SR_OK);
+    unlink(p);
+    cr_assert_eq(sr_blob_verify(rb, sha, NULL, NULL), SR_ENOTFOUND);
+    free(orig);
+    free(d);
+    free(p);
+    sr_blobs_close(rb);
+    sr_blobs_close(bs);
+}
+
+Test(storage_blobs_bad, verify_finds_a_flipped_byte_anywhere_without_key) { verify_every_flip(NULL); }
+Test(storage_blobs_bad, verify_finds_a_flipped_byte_anywhere_with_key)
+{
+    sr_key k;
+    test_key(&k, 5);
+    verify_every_flip(&k);
+}
+
+Test(storage_blobs, readonly_store_takes_no_lock_and_refuses_writes)
+{
+    sr_blobs *bs = store_open(NULL, NULL, 0);
+    sr_blobs_opts ro = {.readonly = 1};
+    sr_blobs *rb = NULL;
+    cr_assert_eq(sr_blobs_open(dir, &ro, &rb, NULL), SR_OK, "no lock taken: the writer holds it");
+    sr_blob_writer *w = NULL;
+    cr_assert_eq(sr_blob_writer_begin(rb, &w), SR_EINVAL);
+    uint8_t sha[SR_HASH_LEN] = {0};
+    cr_assert_eq(sr_blob_delete(rb, sha), SR_EINVAL);
+    sr_blobs_close(rb);
+    sr_blobs_close(bs);
+    /* a missing store directory is not created */
+    char *nd = malloc(strlen(dir) + 16);
+    sprintf(nd, "%s/none", dir);
+    cr_assert_eq(sr_blobs_open(nd, &ro, &rb, NULL), SR_OK);
+    struct stat st;
+    cr_assert_neq(stat(nd, &st), 0);
+    cr_assert_eq(sr_blob_verify(rb, sha, NULL, NULL), SR_ENOTFOUND);
+    sr_blobs_close(rb);
+    free(nd);
 }
