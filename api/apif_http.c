@@ -479,11 +479,6 @@ static int put_values(sr_buf *b, const char *data_id, sr_vtype type, const sr_sa
     return SR_OK;
 }
 
-static int hexd(char c)
-{
-    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
-}
-
 /* every dataId=... of the query string, percent-decoded; more than max is
  * (size_t)-1 */
 static size_t query_ids(h2o_req_t *req, char (*ids)[72], size_t max)
@@ -496,15 +491,9 @@ static size_t query_ids(h2o_req_t *req, char (*ids)[72], size_t max)
         if (!amp) amp = end;
         if (amp - q >= 7 && !memcmp(q, "dataId=", 7)) {
             if (n == max) return (size_t)-1;
-            size_t l = 0;
-            for (const char *p = q + 7; p < amp && l < 71; p++) {
-                if (*p == '%' && p + 2 < amp && hexd(p[1]) >= 0 && hexd(p[2]) >= 0) {
-                    ids[n][l++] = (char)(hexd(p[1]) * 16 + hexd(p[2]));
-                    p += 2;
-                } else
-                    ids[n][l++] = *p;
-            }
-            ids[n][l] = 0;
+            /* the server's one decoder; too long for an id: empty (unknown) */
+            if (sr_pct_decode(q + 7, (size_t)(amp - q - 7), 1, ids[n], sizeof ids[n], NULL) != SR_PCT_OK)
+                ids[n][0] = 0;
             n++;
         }
         q = amp + 1;

@@ -407,6 +407,9 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
         sr_http_result(req, 503, SR_GW_E_BUSY, "server stopping", NULL);
         return 0;
     }
+    /* before any handler: the path, the query and the head parse strictly
+     * (one percent-decoder; 400 E1001 naming the field) */
+    if (sr_http_check_request(req)) return 0;
     if (req->path_normalized.len >= 8 && !memcmp(req->path_normalized.base, "/api/v1/", 8)) {
         sr_apif_handle(g->apif, req);
         return 0;

@@ -511,6 +511,236 @@ static int hexv(char c)
     return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
 }
 
+/* ---- percent-decoding and request checks -------------------------------- */
+
+/* Length of the valid UTF-8 sequence at p (n bytes left), or 0. */
+static size_t utf8_seq(const unsigned char *p, size_t n)
+{
+    unsigned c = p[0];
+    if (c < 0x80) return 1;
+    size_t len = c >= 0xC2 && c <= 0xDF ? 2 : c >= 0xE0 && c <= 0xEF ? 3 : c >= 0xF0 && c <= 0xF4 ? 4 : 0;
+    if (!len || len > n) return 0;
+    for (size_t i = 1; i < len; i++)
+        if ((p[i] & 0xC0) != 0x80) return 0;
+    if (c == 0xE0 && p[1] < 0xA0) return 0; /* overlong */
+    if (c == 0xED && p[1] > 0x9F) return 0; /* surrogates */
+    if (c == 0xF0 && p[1] < 0x90) return 0; /* overlong */
+    if (c == 0xF4 && p[1] > 0x8F) return 0; /* > U+10FFFF */
+    return len;
+}
+
+int sr_pct_decode(const char *in, size_t n, int plus_space, char *out, size_t cap, size_t *olen)
+{
+    /* decode (into out, or only check); then UTF-8 over the result */
+    unsigned char *d = out ? (unsigned char *)out : NULL;
+    if (d && !cap) return SR_PCT_TOOLONG;
+    size_t k = 0;
+    int rc = SR_PCT_OK;
+    /* when only checking: the open UTF-8 sequence */
+    unsigned char pend[4];
+    size_t npend = 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)in[i];
+        if (c == '%') {
+            if (i + 2 >= n || hexv(in[i + 1]) < 0 || hexv(in[i + 2]) < 0) return SR_PCT_ESCAPE;
+            c = (unsigned char)(hexv(in[i + 1]) * 16 + hexv(in[i + 2]));
+            i += 2;
+        } else if (c == '+' && plus_space)
+            c = ' ';
+        if (c < 0x20 || c == 0x7F) return SR_PCT_CONTROL;
+        if (d) {
+            if (k + 1 >= cap) return SR_PCT_TOOLONG;
+            d[k] = c;
+        } else {
+            /* UTF-8 check without an output buffer: keep the open sequence */
+            pend[npend++] = c;
+            size_t need = pend[0] < 0x80 ? 1 : pend[0] >= 0xF0 ? 4 : pend[0] >= 0xE0 ? 3 : 2;
+            if (npend == need) {
+                if (!utf8_seq(pend, npend)) return SR_PCT_UTF8;
+                npend = 0;
+            } else if (npend > 1 && (pend[npend - 1] & 0xC0) != 0x80)
+                return SR_PCT_UTF8;
+        }
+        k++;
+    }
+    if (!d) {
+        if (npend) return SR_PCT_UTF8;
+    } else {
+        d[k] = 0;
+        for (size_t i = 0; i < k;) {
+            size_t l = utf8_seq(d + i, k - i);
+            if (!l) return SR_PCT_UTF8;
+            i += l;
+        }
+    }
+    if (olen) *olen = k;
+    return rc;
+}
+
+const char *sr_pct_error(int rc)
+{
+    switch (rc) {
+    case SR_PCT_OK: return "ok";
+    case SR_PCT_ESCAPE: return "an invalid percent escape ('%' needs two hex digits)";
+    case SR_PCT_CONTROL: return "a NUL or control character";
+    case SR_PCT_UTF8: return "invalid UTF-8";
+    default: return "too long";
+    }
+}
+
+static void bad_set(sr_http_bad *bad, int close, const char *field, size_t flen, const char *fmt, const char *arg)
+{
+    if (flen > 40) flen = 40;
+    snprintf(bad->field, sizeof bad->field, "%.*s", (int)flen, field);
+    /* the field as sent may hold anything: keep it printable */
+    for (char *p = bad->field; *p; p++)
+        if ((unsigned char)*p < 0x20 || (unsigned char)*p >= 0x7F) *p = '?';
+    snprintf(bad->msg, sizeof bad->msg, fmt, bad->field, arg);
+    bad->close = close;
+}
+
+int sr_http_check_target(const char *target, size_t len, char *dpath, size_t cap, size_t *dlen, sr_http_bad *bad)
+{
+    const char *q = memchr(target, '?', len);
+    size_t pl = q ? (size_t)(q - target) : len;
+    int rc = sr_pct_decode(target, pl, 0, dpath, cap, dlen);
+    if (rc) {
+        bad_set(bad, 0, "path", 4, "%s: %s", sr_pct_error(rc));
+        return -1;
+    }
+    /* no "." or ".." segment, decoded (%2e%2e is ".." too) */
+    const char *seg = dpath, *end = dpath + *dlen;
+    for (const char *p = dpath; p <= end; p++) {
+        if (p == end || *p == '/') {
+            size_t sl = (size_t)(p - seg);
+            if ((sl == 1 && seg[0] == '.') || (sl == 2 && seg[0] == '.' && seg[1] == '.')) {
+                bad_set(bad, 0, "path", 4, "%s: %s", "'.' and '..' segments are not allowed");
+                return -1;
+            }
+            seg = p + 1;
+        }
+    }
+    if (!q) return 0;
+    const char *s = q + 1, *qe = target + len;
+    while (s < qe) {
+        const char *amp = memchr(s, '&', (size_t)(qe - s));
+        if (!amp) amp = qe;
+        const char *eq = memchr(s, '=', (size_t)(amp - s));
+        const char *ke = eq ? eq : amp;
+        char fname[96];
+        int nrc = sr_pct_decode(s, (size_t)(ke - s), 1, NULL, 0, NULL);
+        int vrc = eq ? sr_pct_decode(eq + 1, (size_t)(amp - eq - 1), 1, NULL, 0, NULL) : SR_PCT_OK;
+        if (nrc || vrc) {
+            snprintf(fname, sizeof fname, "query parameter %.*s", (int)((ke - s) > 40 ? 40 : (ke - s)), s);
+            bad_set(bad, 0, fname, strlen(fname), "%s: %s", sr_pct_error(nrc ? nrc : vrc));
+            return -1;
+        }
+        s = amp + 1;
+    }
+    return 0;
+}
+
+static int name_is(const char *n, size_t nl, const char *want)
+{
+    return strlen(want) == nl && !strncasecmp(n, want, nl);
+}
+
+int sr_http_check_head(const char *head, size_t len, sr_http_bad *bad)
+{
+    static const char *const single[] = {"Content-Length", "Host", "Authorization", "Content-Type"};
+    int count[4] = {0}, te = 0;
+    const char *p = memchr(head, '\n', len), *end = head + len;
+    if (!p) return 0; /* no header lines */
+    p++;
+    while (p < end) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        const char *le = nl ? nl : end;
+        size_t ll = (size_t)(le - p);
+        if (ll && p[ll - 1] == '\r') ll--;
+        if (!ll) break; /* the empty line: end of the head */
+        if (p[0] == ' ' || p[0] == '\t') {
+            bad_set(bad, 1, "header", 6, "%s: %s", "obsolete line folding is not allowed");
+            return -1;
+        }
+        const char *colon = memchr(p, ':', ll);
+        if (colon) {
+            size_t nlen = (size_t)(colon - p);
+            char fname[96];
+            snprintf(fname, sizeof fname, "header %.*s", (int)(nlen > 40 ? 40 : nlen), p);
+            for (const char *v = colon + 1; v < p + ll; v++) {
+                unsigned char c = (unsigned char)*v;
+                if ((c < 0x20 && c != '\t') || c == 0x7F) {
+                    bad_set(bad, 0, fname, strlen(fname), "%s: %s", "a NUL or control character in the value");
+                    return -1;
+                }
+            }
+            for (int i = 0; i < 4; i++)
+                if (name_is(p, nlen, single[i]) && ++count[i] > 1) {
+                    snprintf(fname, sizeof fname, "header %s", single[i]);
+                    bad_set(bad, i < 2, fname, strlen(fname), "%s: %s", "given more than once (it must be single)");
+                    return -1;
+                }
+            if (name_is(p, nlen, "Transfer-Encoding")) te = 1;
+        }
+        if (!nl) break;
+        p = nl + 1;
+    }
+    if (te && count[0]) {
+        bad_set(bad, 1, "header Transfer-Encoding", 24, "%s: %s", "not allowed together with Content-Length");
+        return -1;
+    }
+    return 0;
+}
+
+int sr_http_check_request(h2o_req_t *req)
+{
+    sr_http_bad bad;
+    memset(&bad, 0, sizeof bad);
+    size_t cap = req->path.len + 1, dlen = 0;
+    char *dpath = h2o_mem_alloc_pool(&req->pool, cap);
+    int r = sr_http_check_target(req->path.base, req->path.len, dpath, cap, &dlen, &bad);
+    if (!r && req->version < 0x200) {
+        /* the head as sent: h2o keeps one Content-Length and one Host and
+         * hides them from req->headers, so only the raw bytes show a second.
+         * At this point the request's head is still at the start of the
+         * connection's input buffer; checked only if it is this request's. */
+        h2o_socket_t *sk = req->conn->callbacks->get_socket ? req->conn->callbacks->get_socket(req->conn) : NULL;
+        const char *raw = sk && sk->input ? sk->input->bytes : NULL;
+        size_t rl = raw ? sk->input->size : 0, ml = req->method.len;
+        if (raw && rl > ml + 1 + req->path.len && !memcmp(raw, req->method.base, ml) && raw[ml] == ' ' &&
+            !memcmp(raw + ml + 1, req->path.base, req->path.len)) {
+            const char *he = NULL;
+            for (size_t i = 0; i + 3 < rl; i++)
+                if (raw[i] == '\r' && raw[i + 1] == '\n' && raw[i + 2] == '\r' && raw[i + 3] == '\n') {
+                    he = raw + i + 4;
+                    break;
+                }
+            r = sr_http_check_head(raw, he ? (size_t)(he - raw) : rl, &bad);
+        }
+    }
+    if (!r) {
+        /* every version: the single headers h2o passes on */
+        static const h2o_token_t *const tok[] = {H2O_TOKEN_AUTHORIZATION, H2O_TOKEN_CONTENT_TYPE};
+        static const char *const nm[] = {"header Authorization", "header Content-Type"};
+        for (int i = 0; i < 2 && !r; i++) {
+            ssize_t k = h2o_find_header(&req->headers, tok[i], -1);
+            if (k >= 0 && h2o_find_header(&req->headers, tok[i], k) >= 0) {
+                bad_set(&bad, 0, nm[i], strlen(nm[i]), "%s: %s", "given more than once (it must be single)");
+                r = -1;
+            }
+        }
+    }
+    if (!r) {
+        req->path_normalized = h2o_iovec_init(dpath, dlen);
+        return 0;
+    }
+    if (bad.close) req->http1_is_persistent = 0;
+    json_t *detail = json_pack("{s:s}", "field", bad.field);
+    sr_http_result(req, 400, "E1001", bad.msg, detail);
+    json_decref(detail);
+    return 1;
+}
+
 int sr_http_query(h2o_req_t *req, const char *name, char *out, size_t cap)
 {
     if (req->query_at == SIZE_MAX) return 0;
@@ -522,16 +752,10 @@ int sr_http_query(h2o_req_t *req, const char *name, char *out, size_t cap)
         const char *eq = memchr(q, '=', (size_t)(amp - q));
         const char *ke = eq ? eq : amp;
         if ((size_t)(ke - q) == nl && !memcmp(q, name, nl)) {
-            size_t n = 0;
-            for (const char *p = eq ? eq + 1 : amp; p < amp && n + 1 < cap; p++) {
-                if (*p == '+') out[n++] = ' ';
-                else if (*p == '%' && p + 2 < amp && hexv(p[1]) >= 0 && hexv(p[2]) >= 0) {
-                    out[n++] = (char)(hexv(p[1]) * 16 + hexv(p[2]));
-                    p += 2;
-                } else
-                    out[n++] = *p;
-            }
-            out[n] = 0;
+            const char *v = eq ? eq + 1 : amp;
+            /* bad escapes and control characters were refused before the
+             * handler; a value too long for out reads as empty (invalid) */
+            if (sr_pct_decode(v, (size_t)(amp - v), 1, out, cap, NULL) != SR_PCT_OK && cap) out[0] = 0;
             return 1;
         }
         q = amp + 1;

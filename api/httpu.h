@@ -1,7 +1,9 @@
 /*
  * api/httpu.h -- what the HTTP bindings (GW-IF /gw/v1, AP-IF /api/v1) share
- * on libh2o: JSON answers with interface.md's error body, and a request
- * context that outlives the h2o request safely.
+ * on libh2o: JSON answers with interface.md's error body, a request
+ * context that outlives the h2o request safely, and the checks every request
+ * passes before a handler sees it (the server's one percent-decoder, strict
+ * path / query / head parsing: sr_http_check_request).
  */
 #ifndef SR_HTTPU_H
 #define SR_HTTPU_H
@@ -93,10 +95,57 @@ void *sr_tokens_add(sr_tokens *t, int64_t ttl_ms, char hex[65], int64_t *expires
 void sr_tokens_remove(sr_tokens *t, void *payload);
 size_t sr_tokens_count(const sr_tokens *t);
 
+/* ---- request parsing checks (one percent-decoder for the whole server) ---- */
+
+enum {
+    SR_PCT_OK = 0,
+    SR_PCT_ESCAPE = -1,  /* '%' not followed by two hex digits */
+    SR_PCT_CONTROL = -2, /* a NUL or other control character (0x00-0x1f, 0x7f), decoded or not */
+    SR_PCT_UTF8 = -3,    /* not valid UTF-8 (overlong, surrogate, > U+10FFFF, truncated) */
+    SR_PCT_TOOLONG = -4, /* the decoded text does not fit out */
+};
+/* Percent-decode in[0..n) into out (cap bytes, NUL-terminated; out may be
+ * NULL to only check), '+' as a space if plus_space (query strings). The
+ * result must be valid UTF-8 without control characters. *olen (optional)
+ * gets the decoded length. Returns SR_PCT_OK or an SR_PCT_* error. The only
+ * percent-decoder of the server: query values, data ids and the request
+ * path all go through it. */
+int sr_pct_decode(const char *in, size_t n, int plus_space, char *out, size_t cap, size_t *olen);
+/* what an SR_PCT_* error means, for messages ("an invalid percent escape") */
+const char *sr_pct_error(int rc);
+
+/* What is wrong with a request: the field (for the error's detail) and why. */
+typedef struct sr_http_bad {
+    char field[80];  /* "path", "query parameter x", "header Content-Length" */
+    char msg[200];
+    int close;       /* 1: framing in doubt (Content-Length / Transfer-Encoding / Host): close after answering */
+} sr_http_bad;
+
+/* The request target (path and query, as sent): every path segment and
+ * query name and value must decode (sr_pct_decode); no "." or ".." path
+ * segment. The decoded path (no query) goes to dpath (cap bytes) and *dlen.
+ * 0 if fine, -1 with *bad filled. */
+int sr_http_check_target(const char *target, size_t len, char *dpath, size_t cap, size_t *dlen, sr_http_bad *bad);
+/* The raw HTTP/1 request head (request line, header lines, up to the empty
+ * line or len): Content-Length, Host, Authorization and Content-Type at most
+ * once; no Transfer-Encoding together with Content-Length; no control
+ * characters in header values; no obsolete line folding. 0 if fine, -1 with
+ * *bad filled. */
+int sr_http_check_head(const char *head, size_t len, sr_http_bad *bad);
+/* Both checks on an h2o request, before any handler looks at it (the raw
+ * head is read from the connection's input buffer for HTTP/1; with HTTP/2
+ * the duplicate checks use req->headers). On a problem it answers 400 E1001
+ * naming the field (closing the connection when the framing is in doubt)
+ * and returns 1; else it replaces req->path_normalized by the strictly
+ * decoded path and returns 0. */
+int sr_http_check_request(h2o_req_t *req);
+
 /* Path helpers */
 int sr_http_is(h2o_req_t *req, const char *method, const char *path);
 int sr_http_method(h2o_req_t *req, const char *method);
-/* The value of query parameter name (first one), URL-decoded into out; 1 if present. */
+/* The value of query parameter name (first one), URL-decoded into out
+ * (sr_pct_decode); 1 if present (and decodes: sr_http_check_request refused
+ * anything else before the handler). */
 int sr_http_query(h2o_req_t *req, const char *name, char *out, size_t cap);
 /* Bearer token of the Authorization header, or NULL. */
 const char *sr_http_bearer(h2o_req_t *req, size_t *len);
