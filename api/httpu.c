@@ -551,20 +551,22 @@ int sr_pct_decode(const char *in, size_t n, int plus_space, char *out, size_t ca
         if (d) {
             if (k + 1 >= cap) return SR_PCT_TOOLONG;
             d[k] = c;
-        } else {
-            /* UTF-8 check without an output buffer: keep the open sequence */
+        } else if (rc == SR_PCT_OK) {
+            /* UTF-8 check without an output buffer: keep the open sequence.
+             * A UTF-8 error is reported after escape and control errors (as
+             * when decoding into out), so the scan goes on. */
             pend[npend++] = c;
             size_t need = pend[0] < 0x80 ? 1 : pend[0] >= 0xF0 ? 4 : pend[0] >= 0xE0 ? 3 : 2;
             if (npend == need) {
-                if (!utf8_seq(pend, npend)) return SR_PCT_UTF8;
+                if (!utf8_seq(pend, npend)) rc = SR_PCT_UTF8;
                 npend = 0;
             } else if (npend > 1 && (pend[npend - 1] & 0xC0) != 0x80)
-                return SR_PCT_UTF8;
+                rc = SR_PCT_UTF8;
         }
         k++;
     }
     if (!d) {
-        if (npend) return SR_PCT_UTF8;
+        if (npend || rc) return SR_PCT_UTF8;
     } else {
         d[k] = 0;
         for (size_t i = 0; i < k;) {

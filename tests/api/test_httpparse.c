@@ -54,6 +54,10 @@ static const pct_case pct_cases[] = {
     {"%E6%B0", 0, SR_PCT_UTF8, NULL},      /* truncated */
     {"%E6%B0x", 0, SR_PCT_UTF8, NULL},
     {"\xc3(", 0, SR_PCT_UTF8, NULL},       /* raw invalid UTF-8 */
+    /* several problems: escape and control errors win over UTF-8 ones, with
+     * or without an output buffer (found by fuzz_httpparse) */
+    {"a%E6%Ba%E6%/../", 0, SR_PCT_ESCAPE, NULL},
+    {"%FF%00", 0, SR_PCT_CONTROL, NULL},
 };
 
 Test(api_httpparse, percent_decoding_table)
