@@ -420,3 +420,53 @@ Test(storage_log, readonly_open_of_a_missing_directory_names_it)
     cr_assert_neq(sr_log_open(p, &ro, &lg, &ei), SR_OK);
     cr_assert(strstr(ei.msg, "nope"), "%s", ei.msg);
 }
+
+/* ---- durable_floor: what the caller knows was durable is never torn ------- */
+
+static char *only_segment(void)
+{
+    char *p = malloc(strlen(dir) + 32);
+    sprintf(p, "%s/00000000000000000001.seg", dir);
+    return p;
+}
+
+Test(storage_log, a_bad_last_block_below_the_durable_floor_is_corruption_and_nothing_is_cut)
+{
+    sr_log_opts o = {0};
+    sr_log *lg = open_log(&o);
+    uint64_t first;
+    cr_assert_eq(lt_append(lg, 10, 300, &first), SR_OK);
+    cr_assert_eq(lt_append(lg, 5, 300, &first), SR_OK); /* the last block: 11..15 */
+    cr_assert_eq(sr_log_close(lg), SR_OK);
+    char *seg = only_segment();
+    size_t n;
+    uint8_t *b = tu_read_file(seg, &n);
+    b[n - 2] ^= 0x01;
+    cr_assert_eq(tu_write_file(seg, b, n), 0);
+    for (int ro = 0; ro < 2; ro++) {
+        for (uint64_t floor = 11; floor <= 15; floor += 4) {
+            sr_log_opts f = {.durable_floor = floor, .readonly = ro};
+            sr_errinfo ei;
+            lg = NULL;
+            cr_assert_eq(sr_log_open(dir, &f, &lg, &ei), SR_ECORRUPT, "floor %" PRIu64 " readonly %d", floor, ro);
+            cr_assert(strstr(ei.msg, "block seq 11"), "names the block: %s", ei.msg);
+            cr_assert(strstr(ei.msg, "00000000000000000001.seg"), "%s", ei.msg);
+            cr_assert_str_eq(ei.segment, "00000000000000000001.seg");
+        }
+    }
+    size_t n2;
+    uint8_t *b2 = tu_read_file(seg, &n2);
+    cr_assert(n2 == n && !memcmp(b, b2, n), "nothing was cut");
+    free(b2);
+    /* a floor below the block (the caller never saw it durable): a torn tail, cut */
+    sr_log_opts f = {.durable_floor = 10};
+    lg = open_log(&f);
+    sr_log_tail t;
+    sr_log_tail_info(lg, &t);
+    cr_assert(t.torn);
+    cr_assert_eq(sr_log_next_seq(lg), 11);
+    check(lg, 1, 10, 300);
+    cr_assert_eq(sr_log_close(lg), SR_OK);
+    free(b);
+    free(seg);
+}
