@@ -2124,16 +2124,17 @@ int sr_engine_rebuild(const char *dir, const sr_engine_opts *opts, sr_errinfo *e
                 MDB_val K = {8, "head_max"}, V;
                 if (mdb_get(t, sr_index_dbi(old, SR_DB_META), &K, &V) == 0 && V.mv_size == 4)
                     o.head_max = sr_get_le32(V.mv_data);
-                /* ... and what it knew durable: the replay must not cut it */
-                uint64_t ow = sr_index_watermark(old, t);
-                if (ow > o.durable_floor) o.durable_floor = ow;
                 sr_index_read_end(old, t);
             }
             sr_index_close(old);
         }
     }
-    /* Check the log before dropping the index: once the index is gone,
-     * nothing would remember which tail records had been acknowledged. */
+    /* What the data directory's own index (DIR/index, also when the rebuild
+     * goes to another index_dir) knew durable: the replay must not cut it.
+     * Checked before dropping the index: once it is gone, nothing would
+     * remember which tail records had been acknowledged. */
+    uint64_t ow = 0;
+    if (sr_engine_index_watermark(dir, NULL, &ow) == SR_OK && ow > o.durable_floor) o.durable_floor = ow;
     if (o.discard_lost) o.durable_floor = 0;
     if (o.durable_floor && o.sync == SR_SYNC_ALWAYS) {
         char *logdir = join(dir, "log");

@@ -347,7 +347,8 @@ static int check_parent(void *vc, int k, const stored *st)
 }
 
 /* Removal events for every listed section (see the top of the file). */
-static int removals(sr_engine *e, const sr_sheet *sh, batch *b, sr_result *res, size_t *nremoved)
+static int removals(sr_engine *e, const sr_sheet *sh, batch *b, sr_result *res, size_t *nremoved, char *sum,
+                    size_t sumcap)
 {
     rmctx c = {.sh = sh, .b = b, .res = res};
     int rc = SR_OK;
@@ -363,10 +364,17 @@ static int removals(sr_engine *e, const sr_sheet *sh, batch *b, sr_result *res, 
         if (!(sh->sections & rk_section[k]) && (c.rm[k - 1].n || (k == RK_DEVICE && c.rm[RK_GATEWAY].n)))
             rc = each_stored(e, b->op, k, check_parent, &c);
     *nremoved = 0;
+    size_t sl = 0;
+    sum[0] = 0;
     for (int k = 0; k < RK_N; k++) {
+        for (size_t i = 0; !rc && i < c.rm[k].n && sl + 1 < sumcap; i++) {
+            int w = snprintf(sum + sl, sumcap - sl, "%s%s %s", sl ? ", " : "", rk_name[k], c.rm[k].ids[i]);
+            sl = w < 0 ? sumcap : sl + (size_t)w;
+        }
         *nremoved += c.rm[k].n;
         idset_free(&c.rm[k]);
     }
+    if (sl >= sumcap && sumcap > 4) memcpy(sum + sumcap - 4, "...", 4);
     return rc;
 }
 
@@ -462,7 +470,9 @@ int sr_engine_import_sheet(sr_engine *e, const sr_sheet *sh, sr_result *res)
         rc = put_master(e, &b, &m);
     }
     size_t nremoved = 0;
-    if (!rc) rc = removals(e, sh, &b, res, &nremoved);
+    char removed[sizeof res->msg - 24];
+    removed[0] = 0;
+    if (!rc) rc = removals(e, sh, &b, res, &nremoved, removed, sizeof removed);
     if (!rc && b.n) {
         sr_slice *sl = sr_calloc(b.n, sizeof *sl);
         if (!sl) rc = SR_ENOMEM;
@@ -479,6 +489,8 @@ int sr_engine_import_sheet(sr_engine *e, const sr_sheet *sh, sr_result *res)
         res->rc = SR_OK;
         res->count = 0;
     }
+    if (!rc && res->rc == SR_OK && nremoved) /* what was removed, for the operator */
+        snprintf(res->msg, sizeof res->msg, "removed %zu: %s", nremoved, removed);
     if (rc && !res->rc) {
         res->rc = rc;
         if (!res->msg[0]) snprintf(res->msg, sizeof res->msg, "%s", sr_strerror(rc));

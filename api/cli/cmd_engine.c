@@ -94,8 +94,8 @@ static int import_bytes(sr_engine *e, const void *data, size_t len, const char *
     rc = sr_engine_import_sheet(e, sh, &res);
     if (rc) fprintf(stderr, "suiro: %s: %s\n", name, res.msg[0] ? res.msg : sr_strerror(rc));
     else if (res.count)
-        printf("imported %s: %u change(s) stored (seq %" PRIu64 "..%" PRIu64 ")\n", name, res.count, res.seq,
-               res.seq + res.count - 1);
+        printf("imported %s: %u change(s) stored (seq %" PRIu64 "..%" PRIu64 ")%s%s\n", name, res.count, res.seq,
+               res.seq + res.count - 1, res.msg[0] ? "; " : "", res.msg);
     else
         printf("imported %s: nothing changed\n", name);
     sr_sheet_free(sh);
