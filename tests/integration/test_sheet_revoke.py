@@ -67,8 +67,9 @@ try:
     # the grant row for P001 is gone from the sheet: revoked
     p = sheet("one.csv", "APPR,P006,read\n")
     r = imp(p)
-    check("importing the sheet without the grant row stores one change", r.returncode == 0 and
-          "1 change(s) stored" in r.stdout, (r.returncode, r.stdout, r.stderr))
+    check("importing the sheet without the grant row stores one change and says what it removed",
+          r.returncode == 0 and "1 change(s) stored" in r.stdout and "removed 1: grant APPR:P001" in r.stdout,
+          (r.returncode, r.stdout, r.stderr))
     rp = subprocess.run([BIN, "replay", D, "--kind", "registry_delete"], capture_output=True, text=True).stdout
     check("the revocation is an event in the log", "APPR:P001" in rp, rp[-400:])
     r = imp(p)
