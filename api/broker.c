@@ -1460,15 +1460,35 @@ static void gw_ack(sr_gw_answer_cb cb, void *ctx, const char *code, const char *
     cb(ctx, &a);
 }
 
-/* "0", {"code":"0"}, "E4003" or {"code":"E4003","message":...} */
+/* Cut a UTF-8 string that snprintf may have cut inside a character back to
+ * the last whole one (the message is stored and later put in JSON). */
+static void utf8_tidy(char *s)
+{
+    size_t n = strlen(s), k = n;
+    while (k && ((unsigned char)s[k - 1] & 0xC0) == 0x80) k--; /* continuation bytes */
+    if (!k) return;
+    unsigned char lead = (unsigned char)s[k - 1];
+    size_t want = lead < 0x80 ? 1 : (lead & 0xE0) == 0xC0 ? 2 : (lead & 0xF0) == 0xE0 ? 3 : 4;
+    if (lead >= 0x80 && n - (k - 1) < want) s[k - 1] = 0;
+}
+
+/* "0", {"code":"0"}, "E4003" or {"code":"E4003","message":...}. The code
+ * must be one of interface.md's, and not one about the app's own session
+ * (E2001, E2002), which an app would take as its own. */
 static int parse_result(json_t *res, char code[8], char *msg, size_t msglen)
 {
+    static const char *const codes[] = {"E1001", "E1002", "E1003", "E2003", "E3001", "E3002", "E4001", "E4002",
+                                        "E4003", "E4004", "E5001", "E5002", "E5003", "E9001", "E9002"};
     msg[0] = 0;
     json_t *c = res;
     if (json_is_object(res)) {
         c = json_object_get(res, "code");
         json_t *m = json_object_get(res, "message");
-        if (json_is_string(m)) snprintf(msg, msglen, "%s", json_string_value(m));
+        if (m && !json_is_string(m)) return -1;
+        if (m) {
+            snprintf(msg, msglen, "%s", json_string_value(m));
+            utf8_tidy(msg);
+        }
     }
     if (json_is_integer(c) && json_integer_value(c) == 0) {
         snprintf(code, 8, "0");
@@ -1480,9 +1500,9 @@ static int parse_result(json_t *res, char code[8], char *msg, size_t msglen)
         snprintf(code, 8, "0");
         return 0;
     }
-    if (strlen(s) != 5 || s[0] != 'E') return -1;
-    for (int i = 1; i < 5; i++)
-        if (s[i] < '0' || s[i] > '9') return -1;
+    size_t k = 0;
+    while (k < sizeof codes / sizeof codes[0] && strcmp(codes[k], s)) k++;
+    if (k == sizeof codes / sizeof codes[0]) return -1;
     snprintf(code, 8, "%s", s);
     if (!msg[0]) snprintf(msg, msglen, "the gateway reported %s", s);
     return 0;
@@ -1538,7 +1558,9 @@ static void answer_done(job *j)
     p->busy = 0;
     r->inflight--;
     if (j->res.rc == SR_OK) {
-        if (part_open(p)) {
+        /* a duplicate stored nothing of this message: it settles nothing
+         * (the first one with that messageId did, if it answered this part) */
+        if (part_open(p) && !j->res.duplicate) {
             p->state = j->p_state;
             snprintf(p->code, sizeof p->code, "%s", j->p_code);
             snprintf(p->msg, sizeof p->msg, "%s", j->p_msg);
@@ -1635,7 +1657,7 @@ static void gw_result(sr_broker *b, const char *op, const char *gw, const sr_gw_
     if (!json_is_string(rid) || !sr_gw_id_ok(json_string_value(rid)))
         return gw_ack(cb, ctx, "E1001", "body.requestId: [A-Za-z0-9._-]{1,64} is required", NULL);
     if (parse_result(json_object_get(body, "result"), code, rmsg, sizeof rmsg))
-        return gw_ack(cb, ctx, "E1001", "body.result: \"0\" or {\"code\":\"E....\",\"message\":...}", NULL);
+        return gw_ack(cb, ctx, "E1001", "body.result: \"0\" or {\"code\":\"E....\",\"message\":\"...\"} (an interface.md code)", NULL);
     int ok = !strcmp(code, "0");
     json_t *vals = json_object_get(body, "values"), *applied = json_object_get(body, "appliedValue"),
            *did = json_object_get(body, "dataId");
@@ -1900,7 +1922,7 @@ static void gw_monitor_ack(sr_broker *b, const char *op, const char *gw, const s
     const char *a = json_is_string(act) ? json_string_value(act) : "";
     if (strcmp(a, "START") && strcmp(a, "STOP")) return gw_ack(cb, ctx, "E1001", "body.action: START or STOP", NULL);
     if (parse_result(json_object_get(msg->body, "result"), code, rmsg, sizeof rmsg))
-        return gw_ack(cb, ctx, "E1001", "body.result: \"0\" or {\"code\":\"E....\",\"message\":...}", NULL);
+        return gw_ack(cb, ctx, "E1001", "body.result: \"0\" or {\"code\":\"E....\",\"message\":\"...\"} (an interface.md code)", NULL);
     mon *m = mon_find(b, op, json_string_value(mid));
     size_t gi = 0;
     while (m && gi < m->ngws && strcmp(m->gws[gi], gw)) gi++;

@@ -272,6 +272,9 @@ def case_table():
         ("immediate: no result", I, IT, {"requestId": rid_i, "values": ok_vals}, "E1001"),
         ("immediate: result 5", I, IT, {"requestId": rid_i, "values": ok_vals, "result": 5}, "E1001"),
         ("immediate: result {code: X}", I, IT, {"requestId": rid_i, "values": ok_vals, "result": {"code": "X"}}, "E1001"),
+        ("immediate: result code E2001 (an app session's code)", I, IT, {"requestId": rid_i, "values": ok_vals, "result": {"code": "E2001"}}, "E1001"),
+        ("immediate: result code E4999 (not in interface.md)", I, IT, {"requestId": rid_i, "values": ok_vals, "result": "E4999"}, "E1001"),
+        ("immediate: result message 5", I, IT, {"requestId": rid_i, "values": ok_vals, "result": {"code": "E4003", "message": 5}}, "E1001"),
         ("immediate: values a string", I, IT, {"requestId": rid_i, "values": "PA.NUM", "result": "0"}, "E1001"),
         ("immediate: values missing with result 0", I, IT, {"requestId": rid_i, "result": "0"}, "E1001"),
         ("immediate: a value not an object", I, IT, {"requestId": rid_i, "values": [1], "result": "0"}, "E1001"),
@@ -392,6 +395,41 @@ def case_sync_extra():
           st == 200 and ids_of((js or {}).get("values")) == ["PA.NUM"] and "withheldValues" not in js, (st, js))
 
 
+def case_long_message():
+    """A failure message longer than what is kept is cut at a character,
+    never inside one: the app still gets its error with the message."""
+    rid = open_async(app, ["PA.NUM"])
+    g1.wait_pushed(lambda r: r.get("requestId") == rid)
+    res = g1.ack(g1.send("data/immediate", "GW_IMMEDIATE_RESULT",
+                         {"requestId": rid, "values": [], "result": {"code": "E4003", "message": "x" + "水" * 100}}))
+    check("long message: the failure is stored (0)", tr.code_of({"result": res}) == "0", res)
+    st, js = app.wait_request(rid, ("FAILED",))
+    msg = ((js or {}).get("result") or {}).get("message") or ""
+    check("long message: GET /requests/{id} has E4003 and the message cut at a character",
+          tr.code_of(js) == "E4003" and msg.startswith("x水水") and len(msg.encode()) < 160, (st, js))
+
+
+def case_reused_message_id():
+    """A messageId used again for another request's answer is a duplicate:
+    stored once (nothing of the second), so it settles nothing."""
+    r1, r2 = open_async(app, ["PA.NUM"]), open_async(app, ["PA.NUM"])
+    for r in (r1, r2):
+        g1.wait_pushed(lambda q: q.get("requestId") == r)
+    mid = tr.new_mid("reuse")
+    res = g1.ack(g1.send("data/immediate", "GW_IMMEDIATE_RESULT",
+                         {"requestId": r1, "values": [val("PA.NUM", 11.0)], "result": "0"}, mid))
+    check("reused messageId: the first answer is stored (0)", tr.code_of({"result": res}) == "0", res)
+    st, js = app.wait_request(r1, ("SUCCEEDED",))
+    check("reused messageId: the first request SUCCEEDED", (js or {}).get("status") == "SUCCEEDED", js)
+    with g1.cv:
+        g1.msgs = [m for m in g1.msgs if m[0] != "res/ack"]
+    res = g1.ack(g1.send("data/immediate", "GW_IMMEDIATE_RESULT",
+                         {"requestId": r2, "values": [val("PA.NUM", 22.0)], "result": "0"}, mid))
+    check("reused messageId: the second is acknowledged as a duplicate (0)", tr.code_of({"result": res}) == "0", res)
+    check("reused messageId: the second request is still open (its answer was not stored)",
+          status_of(app, r2) == "DISPATCHED", app.request(r2))
+
+
 def case_async_extra():
     rid = open_async(app, ["PA.NUM"])
     g1.wait_pushed(lambda r: r.get("requestId") == rid)
@@ -473,7 +511,8 @@ try:
     check("the test operator's sheet is imported", r.returncode == 0, r.stderr)
     tr.start_server()
     connect()
-    for name, fn in (("crash", case_crash), ("table", case_table), ("sync extra", case_sync_extra),
+    for name, fn in (("crash", case_crash), ("table", case_table), ("long message", case_long_message),
+                     ("reused messageId", case_reused_message_id), ("sync extra", case_sync_extra),
                      ("async extra", case_async_extra), ("monitor extra", case_monitor_extra),
                      ("grant withdrawn", case_grant_withdrawn)):
         print("--", name, flush=True)
