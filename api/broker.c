@@ -17,6 +17,16 @@
  *  (4) Monitors are event-sourced: the latest MonitorEvent (index) holds the
  *      whole state (gateways, which acked); the memory copy is a cache that
  *      is loaded per operator from the index.
+ *  (5) A gateway's message is used only after every field was checked
+ *      against what it answers (gw_result, gw_periodic, ...): its type and
+ *      topic, the request's kind and gateway, the dataIds the request (or
+ *      monitor) asked for, the control point's type. A refusal names the
+ *      field and stores nothing; nothing unchecked reaches cv_one or an app.
+ *  (6) What an app gets (sync answer, GET /requests/{id}, pushes) holds only
+ *      values its request or monitor asked for AND that the app's grants,
+ *      read from the engine at delivery (grants_load), allow; the rest is
+ *      counted (withheldValues) and logged.
+ *  (7) An answer that stored nothing (a duplicate messageId) settles nothing.
  */
 #include "api/broker.h"
 
