@@ -4,7 +4,7 @@
  * acks, certificate and fetch requests (issue 11 item 1).
  *
  * The broker runs on its own libuv loop against a real engine (a temporary
- * directory, log not synced) with operator fz: gateways G1 and G2, app A1
+ * directory, log not synced: tests/support/brokertest.h) with operator fz: gateways G1 and G2, app A1
  * granted N, I, B, S and Y (not X), and open requests of each kind that are
  * made again once answered: a synchronous IMMEDIATE for N, I and S, a
  * CONTROL of N and one of B (G1), an IMMEDIATE for Y (G2), and a monitor of
@@ -22,12 +22,10 @@
  * the point's type; no input gets E9001 (an internal error: the engine
  * refusing an event the broker built, or the broker failing on a value).
  * Corpus: tests/fuzz/gwanswer/. */
-#include "api/broker.h"
 #include "api/gwif_json.h"
 #include "api/slog.h"
+#include "brokertest.h"
 #include "codecs/events.pb-c.h"
-#include "engine/sheet.h"
-#include "testutil.h"
 
 #include <stdint.h>
 #include <stdio.h>
@@ -54,39 +52,27 @@ typedef struct slot {
     void *waiter;
 } slot;
 
-static uv_loop_t loop;
-static sr_engine *eng;
+static bt t;
 static sr_broker *bk;
-static char tmpl[] = "/tmp/fuzz-gwanswer-XXXXXX";
 static slot reqs[NREQ];
 static char mon_id[24], start_id[24];
-static int link1 = 1, link2 = 2;
 static unsigned counter;
 
 /* ---- what the gateways get: the request ids ---------------------------- */
 
-static int on_send(void *ctx, const char *suffix, const sr_buf *payload)
+static void on_request(void *arg, const char *gw, json_t *r)
 {
-    if (strcmp(suffix, "requests")) return 1;
-    json_t *env = json_loadb((const char *)payload->data, payload->len, 0, NULL);
-    json_t *rs = json_object_get(json_object_get(env, "body"), "requests");
-    size_t i;
-    json_t *r;
-    json_array_foreach(rs, i, r)
-    {
-        const char *id = json_string_value(json_object_get(r, "requestId"));
-        const char *type = json_string_value(json_object_get(r, "type"));
-        const char *did = json_string_value(json_object_get(r, "dataId"));
-        if (!id || !type) abort();
-        slot *s = NULL;
-        if (ctx == &link2) s = &reqs[R_OTHER];
-        else if (!strcmp(type, "IMMEDIATE")) s = &reqs[R_IMM];
-        else if (!strcmp(type, "CONTROL")) s = did && !strcmp(did, "B") ? &reqs[R_CTLB] : &reqs[R_CTL];
-        else if (!strcmp(type, "PERIODIC_START")) snprintf(start_id, sizeof start_id, "%s", id);
-        if (s && !s->done) snprintf(s->id, sizeof s->id, "%s", id);
-    }
-    json_decref(env);
-    return 1;
+    (void)arg;
+    const char *id = json_string_value(json_object_get(r, "requestId"));
+    const char *type = json_string_value(json_object_get(r, "type"));
+    const char *did = json_string_value(json_object_get(r, "dataId"));
+    if (!id || !type) abort();
+    slot *s = NULL;
+    if (!strcmp(gw, "G2")) s = &reqs[R_OTHER];
+    else if (!strcmp(type, "IMMEDIATE")) s = &reqs[R_IMM];
+    else if (!strcmp(type, "CONTROL")) s = did && !strcmp(did, "B") ? &reqs[R_CTLB] : &reqs[R_CTL];
+    else if (!strcmp(type, "PERIODIC_START")) snprintf(start_id, sizeof start_id, "%s", id);
+    if (s && !s->done) snprintf(s->id, sizeof s->id, "%s", id);
 }
 
 /* ---- what the app gets --------------------------------------------------- */
@@ -126,27 +112,7 @@ static void on_monitor(void *ctx, int status, json_t *body)
 
 /* ---- set-up and tear-down ------------------------------------------------- */
 
-static void close_walk(uv_handle_t *h, void *arg)
-{
-    (void)arg;
-    if (!uv_is_closing(h)) uv_close(h, NULL);
-}
-
-static void cleanup(void)
-{
-    sr_broker_quiesce(bk);
-    (void)!sr_engine_close(eng);
-    sr_broker_flush(bk);
-    sr_broker_dispose(bk);
-    uv_run(&loop, UV_RUN_NOWAIT);
-    if (uv_loop_alive(&loop)) {
-        uv_walk(&loop, close_walk, NULL);
-        uv_run(&loop, UV_RUN_DEFAULT);
-    }
-    sr_broker_free(bk);
-    uv_loop_close(&loop);
-    tu_rmrf(tmpl);
-}
+static void cleanup(void) { bt_close(&t); }
 
 static void open_req(int k)
 {
@@ -161,33 +127,21 @@ static void open_req(int k)
                                   600000, 0, v, NULL, on_app, s);
     json_decref(v);
     /* until it is handed to the gateway (or refused) */
-    for (int i = 0; i < 100000 && !s->id[0] && !s->done; i++) uv_run(&loop, UV_RUN_ONCE);
+    for (int i = 0; i < 100000 && !s->id[0] && !s->done; i++) uv_run(&t.loop, UV_RUN_ONCE);
     if (!s->id[0] && !s->done) abort();
 }
 
 static void setup(void)
 {
-    if (!mkdtemp(tmpl)) abort();
     sr_slog_set_level(SR_LOG_ERROR); /* quiet: refusals are expected */
-    sr_errinfo ei;
-    sr_engine_opts o = {0};
-    o.sync = SR_SYNC_NONE;
-    if (sr_engine_open(tmpl, &o, &eng, &ei) != SR_OK) abort();
-    sr_sheet *sh = NULL;
-    sr_result res;
-    if (sr_sheet_parse(SHEET, sizeof SHEET - 1, NULL, &sh) != SR_OK || sr_engine_import_sheet(eng, sh, &res) != SR_OK)
-        abort();
-    sr_sheet_free(sh);
-    if (uv_loop_init(&loop)) abort();
-    char err[256];
-    if (sr_broker_open(&loop, eng, tmpl, &bk, err, sizeof err) != SR_OK) abort();
+    static const char *const gws[] = {"G1", "G2"};
+    if (bt_open(&t, SHEET, "fz", gws, 2) != SR_OK) abort();
+    t.on_request = on_request;
+    bk = t.b;
     atexit(cleanup);
-    sr_gwlink l1 = {&link1, on_send}, l2 = {&link2, on_send};
-    sr_broker_gw_online(bk, "fz", "G1", &l1);
-    sr_broker_gw_online(bk, "fz", "G2", &l2);
     sr_target mt[2] = {{"N", "G1"}, {"I", "G1"}};
     sr_broker_monitor_start(bk, "fz", "A1", mt, 2, 1000, 0, 0, on_monitor, NULL);
-    for (int i = 0; i < 100000 && (!mon_id[0] || !start_id[0]); i++) uv_run(&loop, UV_RUN_ONCE);
+    for (int i = 0; i < 100000 && (!mon_id[0] || !start_id[0]); i++) uv_run(&t.loop, UV_RUN_ONCE);
     if (!mon_id[0] || !start_id[0]) abort();
 }
 
@@ -242,11 +196,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         {"req/cert", "GW_CERT_REQ"},               {"req/fetch", "GW_FETCH_REQ"},
         {"data/immediate", "GW_IMMEDIATE_RESULT"}, {"ack/control", "GW_CONTROL_RESULT"},
     };
-    if (!eng) setup();
+    if (!bk) setup();
     if (size < 1 || size > 65536) return 0;
     for (int k = 0; k < NREQ; k++)
         if (!reqs[k].id[0] || reqs[k].done) open_req(k);
-    int t = data[0] & 7;
+    int tp = data[0] & 7;
     const char *gw = data[0] & 0x40 ? "G2" : "G1";
     sr_buf env;
     sr_buf_init(&env);
@@ -254,7 +208,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     snprintf(head, sizeof head,
              "{\"header\":{\"messageType\":\"%s\",\"messageId\":\"f%u\",\"timestamp\":\"2026-01-01T00:00:00.000Z\"},"
              "\"body\":",
-             data[0] & 0x80 ? "GW_MEASUREMENTS" : topics[t][1], ++counter);
+             data[0] & 0x80 ? "GW_MEASUREMENTS" : topics[tp][1], ++counter);
     int rc = sr_buf_append(&env, head, strlen(head));
     if (!rc) rc = expand(data + 1, size - 1, &env);
     if (!rc) rc = sr_buf_append(&env, "}", 1);
@@ -264,12 +218,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     memset(&err, 0, sizeof err);
     if (!rc && sr_gw_parse(env.data, env.len, &msg, &err) == SR_OK) {
         answer a = {0};
-        sr_broker_gw_message(bk, "fz", gw, "fuzz", topics[t][0], &msg, on_answer, &a);
+        sr_broker_gw_message(bk, "fz", gw, "fuzz", topics[tp][0], &msg, on_answer, &a);
         sr_gw_msg_release(&msg);
-        for (int i = 0; i < 100000 && !a.calls; i++) uv_run(&loop, UV_RUN_ONCE);
+        for (int i = 0; i < 100000 && !a.calls; i++) uv_run(&t.loop, UV_RUN_ONCE);
         if (a.calls != 1) abort(); /* no answer, or two */
         /* let the outcome of a finished request reach the app */
-        uv_run(&loop, UV_RUN_NOWAIT);
+        uv_run(&t.loop, UV_RUN_NOWAIT);
         if (a.calls != 1) abort();
     }
     sr_gw_msg_release(&msg); /* a refused envelope may hold its tree too */
