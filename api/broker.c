@@ -1985,7 +1985,7 @@ int sr_broker_cert(sr_broker *b, const char *op, const char *subject, const char
     if (!strcmp(subject, "platform")) return sr_pki_platform_cert(b->dir, pem);
     int kind = !strcmp(subject, "app") ? SUIRO__V1__REGISTRY_KIND__RG_APP
                : !strcmp(subject, "gateway") ? SUIRO__V1__REGISTRY_KIND__RG_GATEWAY : -1;
-    if (kind < 0) return SR_EINVAL;
+    if (kind < 0 || !id || !sr_gw_id_ok(id)) return SR_EINVAL; /* an ID of interface.md, nothing else */
     sr_buf reg;
     sr_buf_init(&reg);
     int rc = sr_engine_registry_get(b->eng, op, kind, id, &reg);

@@ -19,7 +19,10 @@ when the answer is delivered:
   - a grant withdrawn while the request's outcome is stored (the grant's
     access changed from both to control by a sheet import, server stopped:
     the server has no live import) hides those values from GET
-    /requests/{id} and from a monitor's push after the restart.
+    /requests/{id} and from a monitor's push after the restart. A grant
+    withdrawn between a request and its answer is tested in process
+    (tests/api/test_broker_answers.c), where the sheet can change while the
+    broker serves.
 
 The App and Gateway clients are test_requests.py's (imported). Ports are
 chosen at run time; the server is stopped by its PID; every wait is on a
