@@ -478,29 +478,42 @@ static int grants_allow(const grantset *gs, const char *data_id, int access)
     return 0;
 }
 
-/* asked: a JSON array of strings; NULL matches nothing. */
-static int ids_has(const json_t *asked, const char *id)
-{
-    size_t i;
-    json_t *d;
-    if (!id) return 0;
-    json_array_foreach(asked, i, d) if (json_is_string(d) && !strcmp(json_string_value(d), id)) return 1;
-    return 0;
-}
-
 /* The values (app form) the app gets: asked for by the request (or the
- * monitor) AND readable by the app now; *withheld counts the others. */
+ * monitor) AND readable by the app now; *withheld counts the others. Each
+ * asked id is judged once (sorted), so a message of many values costs
+ * n log m. */
+typedef struct verdict {
+    const char *id;
+    int ok;
+} verdict;
+
+static int verdict_cmp(const void *x, const void *y) { return strcmp(((const verdict *)x)->id, ((const verdict *)y)->id); }
+
 static json_t *values_for_app(json_t *vals, const json_t *asked, const grantset *gs, size_t *withheld)
 {
-    json_t *out = json_array();
+    size_t na = json_array_size(asked);
+    verdict *vd = calloc(na ? na : 1, sizeof *vd);
+    json_t *out = vd ? json_array() : NULL;
+    if (!out) { /* out of memory: nothing is delivered */
+        free(vd);
+        *withheld += json_array_size(vals);
+        return NULL;
+    }
+    for (size_t i = 0; i < na; i++) {
+        const char *d = json_string_value(json_array_get(asked, i));
+        vd[i] = (verdict){d ? d : "", d && grants_allow(gs, d, 1)};
+    }
+    qsort(vd, na, sizeof *vd, verdict_cmp);
     size_t i;
     json_t *v;
     json_array_foreach(vals, i, v)
     {
         const char *d = json_string_value(json_object_get(v, "dataId"));
-        if (out && ids_has(asked, d) && grants_allow(gs, d, 1)) json_array_append(out, v);
+        verdict key = {d ? d : "", 0}, *hit = d ? bsearch(&key, vd, na, sizeof *vd, verdict_cmp) : NULL;
+        if (hit && hit->ok) json_array_append(out, v);
         else (*withheld)++;
     }
+    free(vd);
     return out;
 }
 
@@ -1625,33 +1638,84 @@ static const char *value_type_err(int t, const json_t *v)
     }
 }
 
+typedef struct idx_id {
+    const char *id;
+    size_t i;
+} idx_id;
+
+static int idx_cmp(const void *x, const void *y)
+{
+    const idx_id *a = x, *b = y;
+    int c = strcmp(a->id, b->id);
+    return c ? c : a->i < b->i ? -1 : a->i > b->i;
+}
+
+static void value_refused(sr_gw_err *err, size_t i, const char *d, const char *why)
+{
+    if (!err->detail) err->detail = json_array();
+    json_t *o = json_pack("{s:I,s:s,s:s}", "index", (json_int_t)i, "dataId", d ? d : "", "error", why);
+    if (o && err->detail) json_array_append_new(err->detail, o);
+    else json_decref(o);
+}
+
 /* vals were checked by sr_gw_values_event (objects with a dataId each).
  * Each dataId must be one of asked (and, once set, appear only once);
- * otherwise err names every such value (E1001). */
+ * otherwise err names every such value (E1001). Sorted, so that a message
+ * of many values costs n log n, not n times the dataIds asked. */
 static int values_asked(json_t *vals, const json_t *asked, int once, const char *of, sr_gw_err *err)
 {
-    size_t i, bad = 0;
-    json_t *v;
-    json_array_foreach(vals, i, v)
-    {
-        const char *d = json_string_value(json_object_get(v, "dataId"));
-        const char *why = NULL;
-        if (!ids_has(asked, d)) why = "not asked for by this request";
-        for (size_t k = 0; once && !why && k < i; k++) {
-            const char *e = json_string_value(json_object_get(json_array_get(vals, k), "dataId"));
-            if (e && d && !strcmp(e, d)) why = "given twice";
+    size_t n = json_array_size(vals), na = json_array_size(asked), bad = 0;
+    idx_id *v = calloc(n ? n : 1, sizeof *v), *a = calloc(na ? na : 1, sizeof *a);
+    if (!v || !a) {
+        free(v);
+        free(a);
+        err->code = SR_GW_E_INTERNAL;
+        snprintf(err->message, sizeof err->message, "out of memory");
+        return SR_ENOMEM;
+    }
+    for (size_t i = 0; i < na; i++) {
+        const char *d = json_string_value(json_array_get(asked, i));
+        a[i] = (idx_id){d ? d : "", i};
+    }
+    qsort(a, na, sizeof *a, idx_cmp);
+    for (size_t i = 0; i < n; i++) {
+        const char *d = json_string_value(json_object_get(json_array_get(vals, i), "dataId"));
+        v[i] = (idx_id){d ? d : "", i};
+    }
+    qsort(v, n, sizeof *v, idx_cmp); /* by id, then by index: the first of equal ids comes first */
+    char *why = calloc(n ? n : 1, 1); /* per value index: 1 not asked, 2 given twice */
+    for (size_t k = 0; why && k < n; k++) {
+        idx_id key = {v[k].id, 0};
+        size_t lo = 0, hi = na;
+        while (lo < hi) { /* lower bound of id in a */
+            size_t mid = (lo + hi) / 2;
+            if (strcmp(a[mid].id, key.id) < 0) lo = mid + 1;
+            else hi = mid;
         }
-        if (!why) continue;
-        bad++;
-        if (!err->detail) err->detail = json_array();
-        json_t *o = json_pack("{s:I,s:s,s:s}", "index", (json_int_t)i, "dataId", d ? d : "", "error", why);
-        if (o && err->detail) json_array_append_new(err->detail, o);
-        else json_decref(o);
+        if (lo == na || strcmp(a[lo].id, key.id)) why[v[k].i] = 1;
+        else if (once && k && !strcmp(v[k - 1].id, v[k].id)) why[v[k].i] = 2;
+    }
+    char notasked[64];
+    snprintf(notasked, sizeof notasked, "not asked for by %s", of);
+    for (size_t i = 0; why && i < n; i++)
+        if (why[i]) {
+            bad++;
+            value_refused(err, i, json_string_value(json_object_get(json_array_get(vals, i), "dataId")),
+                          why[i] == 1 ? notasked : "given twice");
+        }
+    int oom = !why;
+    free(why);
+    free(v);
+    free(a);
+    if (oom) {
+        err->code = SR_GW_E_INTERNAL;
+        snprintf(err->message, sizeof err->message, "out of memory");
+        return SR_ENOMEM;
     }
     if (!bad) return SR_OK;
     err->code = SR_GW_E_PARAM;
     snprintf(err->message, sizeof err->message, "body.values: %zu of %zu values not asked for by %s; nothing stored",
-             bad, json_array_size(vals), of);
+             bad, n, of);
     return SR_EINVAL;
 }
 
