@@ -12,6 +12,8 @@
  *  values). An unknown point and a point not granted get the same answer
  *  (403 E2003), so an app learns nothing of data it may not see. Grants are
  *  read when the session opens; a changed grant applies from the next login.
+ *  What the broker delivers (answers, request status, pushes) is filtered
+ *  again with the grants at delivery (api/broker.c invariant 6).
  */
 #include "api/apif_http.h"
 #include "api/apif_int.h"

@@ -17,6 +17,16 @@
  *  (4) Monitors are event-sourced: the latest MonitorEvent (index) holds the
  *      whole state (gateways, which acked); the memory copy is a cache that
  *      is loaded per operator from the index.
+ *  (5) A gateway's message is used only after every field was checked
+ *      against what it answers (gw_result, gw_periodic, ...): its type and
+ *      topic, the request's kind and gateway, the dataIds the request (or
+ *      monitor) asked for, the control point's type. A refusal names the
+ *      field and stores nothing; nothing unchecked reaches cv_one or an app.
+ *  (6) What an app gets (sync answer, GET /requests/{id}, pushes) holds only
+ *      values its request or monitor asked for AND that the app's grants,
+ *      read from the engine at delivery (grants_load), allow; the rest is
+ *      counted (withheldValues) and logged.
+ *  (7) An answer that stored nothing (a duplicate messageId) settles nothing.
  */
 #include "api/broker.h"
 
@@ -32,6 +42,7 @@
 #include "storage/crypto.h"
 
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -137,6 +148,7 @@ typedef struct job {
     sr_result res;
     /* push (J_PERIODIC): POST {url}/{push_path} with push_body for push_app */
     json_t *push_body;
+    json_t *push_asked; /* the monitor's dataIds: what the push may carry */
     char push_op[72], push_app[72], push_path[48];
     sr_loopq_item li;
 } job;
@@ -338,9 +350,12 @@ static void cv_free(cvset *s)
     memset(s, 0, sizeof *s);
 }
 
+/* data_id NULL (no such field): SR_EINVAL, c stays an empty value (callers
+ * validate before; this is the last line of defence, never a crash). */
 static int cv_one(sr_engine *e, const char *op, const char *data_id, json_t *value, Suiro__V1__ControlValue *c)
 {
     suiro__v1__control_value__init(c);
+    if (!data_id) return SR_EINVAL;
     c->data_id = (char *)data_id;
     sr_point_info info;
     int type = 0;
@@ -369,7 +384,10 @@ static int cv_build(sr_engine *e, const char *op, json_t *vals, cvset *s)
     }
     for (size_t i = 0; i < n; i++) {
         json_t *v = json_array_get(vals, i);
-        cv_one(e, op, json_string_value(json_object_get(v, "dataId")), json_object_get(v, "value"), &s->cv[i]);
+        if (cv_one(e, op, json_string_value(json_object_get(v, "dataId")), json_object_get(v, "value"), &s->cv[i])) {
+            cv_free(s);
+            return SR_EINVAL;
+        }
         json_t *t = json_object_get(v, "timestamp");
         int64_t ts = 0;
         if (json_is_string(t)) (void)!sr_rfc3339_parse(json_string_value(t), json_string_length(t), &ts);
@@ -390,6 +408,120 @@ static json_t *cv_json(const Suiro__V1__ControlValue *c)
     case SUIRO__V1__VALUE_TYPE__VT_STRING: return json_string(c->s);
     default: return json_real(c->f);
     }
+}
+
+/* ------------------------------------------------------------------------ */
+/* What an app may see, at delivery                                           */
+
+/* The app's grants as the engine holds them NOW (not the copy its session
+ * token took at login): every answer, push and status is filtered through
+ * them when it is delivered (docs/requests.md "What reaches the app"). */
+typedef struct grantset {
+    struct {
+        char pattern[72];
+        int access; /* 1 read, 2 control, 3 both */
+    } *g;
+    size_t n;
+} grantset;
+
+static void grants_free(grantset *gs)
+{
+    free(gs->g);
+    memset(gs, 0, sizeof *gs);
+}
+
+/* On any error the set is empty (nothing is delivered) and it is logged. */
+static void grants_load(sr_broker *b, const char *op, const char *app, grantset *gs)
+{
+    memset(gs, 0, sizeof *gs);
+    sr_buf all;
+    sr_buf_init(&all);
+    size_t count = 0;
+    int rc = sr_engine_registry_list(b->eng, op, SUIRO__V1__REGISTRY_KIND__RG_GRANT, &all, &count);
+    if (rc == SR_ENOTFOUND) rc = SR_OK, count = 0;
+    if (!rc && count && !(gs->g = calloc(count, sizeof *gs->g))) rc = SR_ENOMEM;
+    size_t pos = 0;
+    while (!rc && count && pos + 4 <= all.len) {
+        uint32_t len = sr_get_le32(all.data + pos);
+        pos += 4;
+        if (pos + len > all.len) break;
+        Suiro__V1__RegistryPut *rp = suiro__v1__registry_put__unpack(NULL, len, all.data + pos);
+        pos += len;
+        if (!rp) continue;
+        if (rp->app_id && rp->pattern && rp->access && !strcmp(rp->app_id, app) && gs->n < count) {
+            snprintf(gs->g[gs->n].pattern, sizeof gs->g[gs->n].pattern, "%s", rp->pattern);
+            gs->g[gs->n++].access = !strcmp(rp->access, "read") ? 1 : !strcmp(rp->access, "control") ? 2 : 3;
+        }
+        suiro__v1__registry_put__free_unpacked(rp, NULL);
+    }
+    sr_buf_release(&all);
+    if (rc) {
+        grants_free(gs);
+        sr_slog(SR_LOG_ERROR, "grants not readable: nothing delivered to the app", "op=%s app=%s error=%s", op, app,
+                sr_err_name(rc));
+    }
+}
+
+static int grants_allow(const grantset *gs, const char *data_id, int access)
+{
+    if (!data_id) return 0;
+    size_t dl = strlen(data_id);
+    for (size_t i = 0; i < gs->n; i++) {
+        if (!(gs->g[i].access & access)) continue;
+        const char *pat = gs->g[i].pattern;
+        size_t pl = strlen(pat);
+        if (pl && pat[pl - 1] == '*') {
+            if (dl >= pl - 1 && !memcmp(data_id, pat, pl - 1)) return 1;
+        } else if (!strcmp(pat, data_id))
+            return 1;
+    }
+    return 0;
+}
+
+/* The values (app form) the app gets: asked for by the request (or the
+ * monitor) AND readable by the app now; *withheld counts the others. Each
+ * asked id is judged once (sorted), so a message of many values costs
+ * n log m. */
+typedef struct verdict {
+    const char *id;
+    int ok;
+} verdict;
+
+static int verdict_cmp(const void *x, const void *y) { return strcmp(((const verdict *)x)->id, ((const verdict *)y)->id); }
+
+static json_t *values_for_app(json_t *vals, const json_t *asked, const grantset *gs, size_t *withheld)
+{
+    size_t na = json_array_size(asked);
+    verdict *vd = calloc(na ? na : 1, sizeof *vd);
+    json_t *out = vd ? json_array() : NULL;
+    if (!out) { /* out of memory: nothing is delivered */
+        free(vd);
+        *withheld += json_array_size(vals);
+        return NULL;
+    }
+    for (size_t i = 0; i < na; i++) {
+        const char *d = json_string_value(json_array_get(asked, i));
+        vd[i] = (verdict){d ? d : "", d && grants_allow(gs, d, 1)};
+    }
+    qsort(vd, na, sizeof *vd, verdict_cmp);
+    size_t i;
+    json_t *v;
+    json_array_foreach(vals, i, v)
+    {
+        const char *d = json_string_value(json_object_get(v, "dataId"));
+        verdict key = {d ? d : "", 0}, *hit = d ? bsearch(&key, vd, na, sizeof *vd, verdict_cmp) : NULL;
+        if (hit && hit->ok) json_array_append(out, v);
+        else (*withheld)++;
+    }
+    free(vd);
+    return out;
+}
+
+static void log_withheld(const char *op, const char *app, const char *what, const char *id, size_t n)
+{
+    if (n)
+        sr_slog(SR_LOG_WARN, "values withheld from the app (not asked for, or not granted now)",
+                "op=%s app=%s %s=%s withheld=%zu", op, app, what, id, n);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -574,16 +706,29 @@ static void request_answer_app(areq *r)
             }
     json_t *body;
     if (!strcmp(code, "0")) {
+        /* only what the request asked for and the app may see now */
+        grantset gs;
+        grants_load(r->b, r->op, r->app, &gs);
+        size_t withheld = 0;
         body = json_pack("{s:s,s:o}", "requestId", r->id, "result", result_obj("0", "OK"));
         if (r->kind == SUIRO__V1__REQUEST_KIND__RK_CONTROL) {
             json_t *ap = r->nparts ? r->parts[0].applied : NULL;
+            const char *d = r->nparts ? json_string_value(json_object_get(r->parts[0].wire, "dataId")) : NULL;
+            if (ap && !grants_allow(&gs, d, 2)) ap = NULL, withheld++;
             json_object_set(body, "appliedValue", ap ? ap : json_null());
         } else {
-            json_t *all = json_array();
-            for (size_t i = 0; i < r->nparts; i++)
+            json_t *all = json_array(), *asked = json_array();
+            for (size_t i = 0; i < r->nparts; i++) {
                 if (r->parts[i].values) json_array_extend(all, r->parts[i].values);
-            json_object_set_new(body, "values", all);
+                json_array_extend(asked, json_object_get(r->parts[i].wire, "dataIds"));
+            }
+            json_object_set_new(body, "values", values_for_app(all, asked, &gs, &withheld));
+            json_decref(all);
+            json_decref(asked);
         }
+        if (withheld) json_object_set_new(body, "withheldValues", json_integer((json_int_t)withheld));
+        log_withheld(r->op, r->app, "request", r->id, withheld);
+        grants_free(&gs);
     } else {
         json_t *det = json_pack("{s:s}", "requestId", r->id);
         body = error_body(code, msg, det);
@@ -629,7 +774,7 @@ static void request_maybe_finish(areq *r)
     rt.n_values = vs.n;
     if (r->kind == SUIRO__V1__REQUEST_KIND__RK_CONTROL && r->nparts && r->parts[0].applied) {
         json_t *d = json_object_get(r->parts[0].wire, "dataId");
-        cv_one(r->b->eng, r->op, json_string_value(d), r->parts[0].applied, &apc);
+        if (!rc) rc = cv_one(r->b->eng, r->op, json_string_value(d), r->parts[0].applied, &apc);
         rt.applied = &app;
         rt.n_applied = 1;
     }
@@ -756,7 +901,7 @@ void *sr_broker_request(sr_broker *b, const char *op, const char *app, int kind,
     Suiro__V1__ControlValue cv, *cvp = &cv;
     int rc = ids ? SR_OK : SR_ENOMEM;
     for (size_t i = 0; i < n && ids; i++) ids[i] = (char *)t[i].data_id;
-    if (kind == SUIRO__V1__REQUEST_KIND__RK_CONTROL && n) cv_one(b->eng, op, t[0].data_id, value, &cv);
+    if (kind == SUIRO__V1__REQUEST_KIND__RK_CONTROL && n && !rc) rc = cv_one(b->eng, op, t[0].data_id, value, &cv);
     for (size_t k = 0; !rc && k <= r->nparts; k++) {
         Suiro__V1__RequestCreated rq = SUIRO__V1__REQUEST_CREATED__INIT;
         rq.request_id = r->id;
@@ -1338,15 +1483,35 @@ static void gw_ack(sr_gw_answer_cb cb, void *ctx, const char *code, const char *
     cb(ctx, &a);
 }
 
-/* "0", {"code":"0"}, "E4003" or {"code":"E4003","message":...} */
+/* Cut a UTF-8 string that snprintf may have cut inside a character back to
+ * the last whole one (the message is stored and later put in JSON). */
+static void utf8_tidy(char *s)
+{
+    size_t n = strlen(s), k = n;
+    while (k && ((unsigned char)s[k - 1] & 0xC0) == 0x80) k--; /* continuation bytes */
+    if (!k) return;
+    unsigned char lead = (unsigned char)s[k - 1];
+    size_t want = lead < 0x80 ? 1 : (lead & 0xE0) == 0xC0 ? 2 : (lead & 0xF0) == 0xE0 ? 3 : 4;
+    if (lead >= 0x80 && n - (k - 1) < want) s[k - 1] = 0;
+}
+
+/* "0", {"code":"0"}, "E4003" or {"code":"E4003","message":...}. The code
+ * must be one of interface.md's, and not one about the app's own session
+ * (E2001, E2002), which an app would take as its own. */
 static int parse_result(json_t *res, char code[8], char *msg, size_t msglen)
 {
+    static const char *const codes[] = {"E1001", "E1002", "E1003", "E2003", "E3001", "E3002", "E4001", "E4002",
+                                        "E4003", "E4004", "E5001", "E5002", "E5003", "E9001", "E9002"};
     msg[0] = 0;
     json_t *c = res;
     if (json_is_object(res)) {
         c = json_object_get(res, "code");
         json_t *m = json_object_get(res, "message");
-        if (json_is_string(m)) snprintf(msg, msglen, "%s", json_string_value(m));
+        if (m && !json_is_string(m)) return -1;
+        if (m) {
+            snprintf(msg, msglen, "%s", json_string_value(m));
+            utf8_tidy(msg);
+        }
     }
     if (json_is_integer(c) && json_integer_value(c) == 0) {
         snprintf(code, 8, "0");
@@ -1358,9 +1523,9 @@ static int parse_result(json_t *res, char code[8], char *msg, size_t msglen)
         snprintf(code, 8, "0");
         return 0;
     }
-    if (strlen(s) != 5 || s[0] != 'E') return -1;
-    for (int i = 1; i < 5; i++)
-        if (s[i] < '0' || s[i] > '9') return -1;
+    size_t k = 0;
+    while (k < sizeof codes / sizeof codes[0] && strcmp(codes[k], s)) k++;
+    if (k == sizeof codes / sizeof codes[0]) return -1;
     snprintf(code, 8, "%s", s);
     if (!msg[0]) snprintf(msg, msglen, "the gateway reported %s", s);
     return 0;
@@ -1403,6 +1568,7 @@ static void submit_for_gw(sr_broker *b, evlist *l, job *j, sr_gw_answer_cb cb, v
         json_decref(j->p_values);
         json_decref(j->p_applied);
         json_decref(j->push_body);
+        json_decref(j->push_asked);
         free(j);
         gw_ack(cb, ctx, rc == SR_EFULL ? "E9002" : "E9001", sr_strerror(rc), NULL);
     }
@@ -1415,7 +1581,9 @@ static void answer_done(job *j)
     p->busy = 0;
     r->inflight--;
     if (j->res.rc == SR_OK) {
-        if (part_open(p)) {
+        /* a duplicate stored nothing of this message: it settles nothing
+         * (the first one with that messageId did, if it answered this part) */
+        if (part_open(p) && !j->res.duplicate) {
             p->state = j->p_state;
             snprintf(p->code, sizeof p->code, "%s", j->p_code);
             snprintf(p->msg, sizeof p->msg, "%s", j->p_msg);
@@ -1437,6 +1605,120 @@ static void answer_done(job *j)
     areq_unref(r);
 }
 
+/* ---- checking a gateway's answer against the request it answers ----------
+ * Every field is checked for presence and type, then against the request
+ * (its kind, its dataIds, the master type of the control point) BEFORE
+ * anything is built or stored; a refusal names the field (E1001, E3001) and
+ * stores nothing. */
+
+static void gw_refuse(sr_gw_answer_cb cb, void *ctx, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void gw_refuse(sr_gw_answer_cb cb, void *ctx, const char *code, const char *fmt, ...)
+{
+    char m[200];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(m, sizeof m, fmt, ap);
+    va_end(ap);
+    gw_ack(cb, ctx, code, m, NULL);
+}
+
+/* NULL if v is a value of a point of type t, else what is wrong (the same
+ * rules as api/gwif_json.c's values). */
+static const char *value_type_err(int t, const json_t *v)
+{
+    switch (t) {
+    case SR_VT_NUMBER: return json_is_number(v) ? NULL : "a number is required";
+    case SR_VT_INTEGER: return json_is_integer(v) ? NULL : "an integer is required";
+    case SR_VT_BOOL: return json_is_boolean(v) ? NULL : "true or false is required";
+    default:
+        if (!json_is_string(v) || strlen(json_string_value(v)) != json_string_length(v))
+            return "a string (without NUL) is required";
+        return json_string_length(v) > 4096 ? "at most 4096 bytes" : NULL;
+    }
+}
+
+typedef struct idx_id {
+    const char *id;
+    size_t i;
+} idx_id;
+
+static int idx_cmp(const void *x, const void *y)
+{
+    const idx_id *a = x, *b = y;
+    int c = strcmp(a->id, b->id);
+    return c ? c : a->i < b->i ? -1 : a->i > b->i;
+}
+
+static void value_refused(sr_gw_err *err, size_t i, const char *d, const char *why)
+{
+    if (!err->detail) err->detail = json_array();
+    json_t *o = json_pack("{s:I,s:s,s:s}", "index", (json_int_t)i, "dataId", d ? d : "", "error", why);
+    if (o && err->detail) json_array_append_new(err->detail, o);
+    else json_decref(o);
+}
+
+/* vals were checked by sr_gw_values_event (objects with a dataId each).
+ * Each dataId must be one of asked (and, once set, appear only once);
+ * otherwise err names every such value (E1001). Sorted, so that a message
+ * of many values costs n log n, not n times the dataIds asked. */
+static int values_asked(json_t *vals, const json_t *asked, int once, const char *of, sr_gw_err *err)
+{
+    size_t n = json_array_size(vals), na = json_array_size(asked), bad = 0;
+    idx_id *v = calloc(n ? n : 1, sizeof *v), *a = calloc(na ? na : 1, sizeof *a);
+    if (!v || !a) {
+        free(v);
+        free(a);
+        err->code = SR_GW_E_INTERNAL;
+        snprintf(err->message, sizeof err->message, "out of memory");
+        return SR_ENOMEM;
+    }
+    for (size_t i = 0; i < na; i++) {
+        const char *d = json_string_value(json_array_get(asked, i));
+        a[i] = (idx_id){d ? d : "", i};
+    }
+    qsort(a, na, sizeof *a, idx_cmp);
+    for (size_t i = 0; i < n; i++) {
+        const char *d = json_string_value(json_object_get(json_array_get(vals, i), "dataId"));
+        v[i] = (idx_id){d ? d : "", i};
+    }
+    qsort(v, n, sizeof *v, idx_cmp); /* by id, then by index: the first of equal ids comes first */
+    char *why = calloc(n ? n : 1, 1); /* per value index: 1 not asked, 2 given twice */
+    for (size_t k = 0; why && k < n; k++) {
+        idx_id key = {v[k].id, 0};
+        size_t lo = 0, hi = na;
+        while (lo < hi) { /* lower bound of id in a */
+            size_t mid = (lo + hi) / 2;
+            if (strcmp(a[mid].id, key.id) < 0) lo = mid + 1;
+            else hi = mid;
+        }
+        if (lo == na || strcmp(a[lo].id, key.id)) why[v[k].i] = 1;
+        else if (once && k && !strcmp(v[k - 1].id, v[k].id)) why[v[k].i] = 2;
+    }
+    char notasked[64];
+    snprintf(notasked, sizeof notasked, "not asked for by %s", of);
+    for (size_t i = 0; why && i < n; i++)
+        if (why[i]) {
+            bad++;
+            value_refused(err, i, json_string_value(json_object_get(json_array_get(vals, i), "dataId")),
+                          why[i] == 1 ? notasked : "given twice");
+        }
+    int oom = !why;
+    free(why);
+    free(v);
+    free(a);
+    if (oom) {
+        err->code = SR_GW_E_INTERNAL;
+        snprintf(err->message, sizeof err->message, "out of memory");
+        return SR_ENOMEM;
+    }
+    if (!bad) return SR_OK;
+    err->code = SR_GW_E_PARAM;
+    snprintf(err->message, sizeof err->message, "body.values: %zu of %zu values not asked for by %s; nothing stored",
+             bad, n, of);
+    return SR_EINVAL;
+}
+
 /* GW_IMMEDIATE_RESULT / GW_CONTROL_RESULT */
 static void gw_result(sr_broker *b, const char *op, const char *gw, const sr_gw_msg *msg, int kind,
                       sr_gw_answer_cb cb, void *ctx)
@@ -1444,31 +1726,95 @@ static void gw_result(sr_broker *b, const char *op, const char *gw, const sr_gw_
     json_t *body = msg->body;
     json_t *rid = json_object_get(body, "requestId");
     char code[8], rmsg[160];
-    if (!json_is_string(rid)) return gw_ack(cb, ctx, "E1001", "body.requestId: a string is required", NULL);
+    int control = kind == SUIRO__V1__REQUEST_KIND__RK_CONTROL;
+    /* 1. the fields on their own */
+    if (!json_is_string(rid) || !sr_gw_id_ok(json_string_value(rid)))
+        return gw_ack(cb, ctx, "E1001", "body.requestId: [A-Za-z0-9._-]{1,64} is required", NULL);
     if (parse_result(json_object_get(body, "result"), code, rmsg, sizeof rmsg))
-        return gw_ack(cb, ctx, "E1001", "body.result: \"0\" or {\"code\":\"E....\",\"message\":...}", NULL);
-    json_t *vals = json_object_get(body, "values");
-    if (kind == SUIRO__V1__REQUEST_KIND__RK_IMMEDIATE && vals && !json_is_array(vals))
-        return gw_ack(cb, ctx, "E1001", "body.values: an array", NULL);
-    if (kind == SUIRO__V1__REQUEST_KIND__RK_CONTROL && !strcmp(code, "0") &&
-        !json_object_get(body, "appliedValue"))
-        return gw_ack(cb, ctx, "E1001", "body.appliedValue is required with result 0", NULL);
+        return gw_ack(cb, ctx, "E1001", "body.result: \"0\" or {\"code\":\"E....\",\"message\":\"...\"} (an interface.md code)", NULL);
+    int ok = !strcmp(code, "0");
+    json_t *vals = json_object_get(body, "values"), *applied = json_object_get(body, "appliedValue"),
+           *did = json_object_get(body, "dataId");
+    if (control) {
+        if (vals) return gw_ack(cb, ctx, "E1001", "body.values: not part of a control result", NULL);
+        if (!json_is_string(did) || !sr_gw_id_ok(json_string_value(did)))
+            return gw_ack(cb, ctx, "E1001", "body.dataId: the controlled data point's ID is required", NULL);
+        if (json_is_null(applied)) applied = NULL;
+        if (ok && !applied)
+            return gw_ack(cb, ctx, "E1001", "body.appliedValue is required with result 0", NULL);
+    } else {
+        if (applied) return gw_ack(cb, ctx, "E1001", "body.appliedValue: not part of an immediate result", NULL);
+        if (did) return gw_ack(cb, ctx, "E1001", "body.dataId: not part of an immediate result", NULL);
+        if (vals && !json_is_array(vals)) return gw_ack(cb, ctx, "E1001", "body.values: an array", NULL);
+        if (ok && !vals) return gw_ack(cb, ctx, "E1001", "body.values: an array is required with result 0", NULL);
+    }
+    /* 2. the request: live, of this gateway, of this kind; or finished */
     const char *id = json_string_value(rid);
     areq *r = req_find(b, op, id);
-    part *p = r && r->kind == kind ? part_of(r, gw) : NULL;
-    int late = 0;
-    if (!p) {
+    part *p = r ? part_of(r, gw) : NULL;
+    int late = 0, rkind = p ? r->kind : -1;
+    json_t *asked = NULL; /* the dataIds the part asked for (owned) */
+    if (p) {
+        asked = control ? json_pack("[O]", json_object_get(p->wire, "dataId"))
+                        : json_incref(json_object_get(p->wire, "dataIds"));
+        late = !part_open(p);
+    } else {
         /* finished (or before a restart)? then only its values count */
         sr_buf c, s;
         sr_buf_init(&c);
         sr_buf_init(&s);
         int rc = sr_engine_request_get(b->eng, op, id, gw, &c, &s);
+        Suiro__V1__RequestCreated *rq = rc ? NULL : suiro__v1__request_created__unpack(NULL, c.len, c.data);
+        if (rq) {
+            rkind = (int)rq->kind;
+            asked = json_array();
+            if (rkind == SUIRO__V1__REQUEST_KIND__RK_CONTROL && rq->n_control && rq->control[0]->data_id)
+                json_array_append_new(asked, json_string(rq->control[0]->data_id));
+            else
+                for (size_t i = 0; i < rq->n_data_ids; i++) json_array_append_new(asked, json_string(rq->data_ids[i]));
+            suiro__v1__request_created__free_unpacked(rq, NULL);
+        }
         sr_buf_release(&c);
         sr_buf_release(&s);
-        if (rc) return gw_ack(cb, ctx, "E3001", "unknown requestId (never sent to this gateway)", NULL);
+        if (rc == SR_ENOTFOUND) return gw_ack(cb, ctx, "E3001", "unknown requestId (never sent to this gateway)", NULL);
+        if (rc || !rq) {
+            json_decref(asked);
+            return gw_ack(cb, ctx, "E9001", rc ? sr_strerror(rc) : "the request's record is unreadable", NULL);
+        }
         late = 1;
-    } else if (!part_open(p))
-        late = 1;
+    }
+    if (rkind != kind) {
+        json_decref(asked);
+        return gw_refuse(cb, ctx, "E1001", "body.requestId: %s is a %s request, not %s (wrong message type)", id,
+                         rk_name(rkind), rk_name(kind));
+    }
+    if (!asked) return gw_ack(cb, ctx, "E9001", "out of memory", NULL);
+    /* 3. the fields against the request */
+    if (control) {
+        const char *want = json_string_value(json_array_get(asked, 0));
+        if (!want || strcmp(want, json_string_value(did))) {
+            gw_refuse(cb, ctx, "E1001", "body.dataId: request %s controls %s, not %s", id, want ? want : "?",
+                      json_string_value(did));
+            json_decref(asked);
+            return;
+        }
+        if (applied) {
+            sr_point_info info;
+            const char *terr = sr_engine_point_info(b->eng, op, want, &info) == SR_OK
+                                   ? value_type_err((int)info.type, applied)
+                                   : "the data point is not known";
+            if (terr) {
+                gw_refuse(cb, ctx, "E1001", "body.appliedValue: %s (data point %s)", terr, want);
+                json_decref(asked);
+                return;
+            }
+        }
+    } else if (json_array_size(vals) > json_array_size(asked)) {
+        gw_refuse(cb, ctx, "E1001", "body.values: %zu values for a request of %zu dataIds", json_array_size(vals),
+                  json_array_size(asked));
+        json_decref(asked);
+        return;
+    }
     /* the values (stored in any case: they are measurements) */
     evlist l = {0};
     sr_buf_init(&l.b);
@@ -1480,14 +1826,16 @@ static void gw_result(sr_broker *b, const char *op, const char *gw, const sr_gw_
         sr_buf ev;
         sr_buf_init(&ev);
         rc = sr_gw_values_event(b->eng, op, gw, msg->message_id, vals, &ev, &nv, &err);
+        if (!rc) rc = values_asked(vals, asked, 1, "this request", &err);
         if (!rc) rc = evl_add_raw(&l, &ev);
         sr_buf_release(&ev);
-        if (rc) {
-            gw_ack(cb, ctx, err.code ? err.code : "E9001", err.code ? err.message : sr_strerror(rc), err.detail);
-            sr_gw_err_clear(&err);
-            sr_buf_release(&l.b);
-            return;
-        }
+    }
+    json_decref(asked);
+    if (rc) {
+        gw_ack(cb, ctx, err.code ? err.code : "E9001", err.code ? err.message : sr_strerror(rc), err.detail);
+        sr_gw_err_clear(&err);
+        sr_buf_release(&l.b);
+        return;
     }
     if (late) {
         if (!l.n) {
@@ -1508,9 +1856,8 @@ static void gw_result(sr_broker *b, const char *op, const char *gw, const sr_gw_
     j->p = p;
     snprintf(j->p_code, sizeof j->p_code, "%s", code);
     snprintf(j->p_msg, sizeof j->p_msg, "%s", rmsg);
-    j->p_state = strcmp(code, "0") ? SUIRO__V1__REQUEST_STATE__RS_FAILED : SUIRO__V1__REQUEST_STATE__RS_SUCCEEDED;
+    j->p_state = ok ? SUIRO__V1__REQUEST_STATE__RS_SUCCEEDED : SUIRO__V1__REQUEST_STATE__RS_FAILED;
     if (vals) j->p_values = values_norm(vals);
-    json_t *applied = json_object_get(body, "appliedValue");
     if (applied) j->p_applied = json_incref(applied);
     /* the part's transition */
     cvset vs;
@@ -1521,13 +1868,12 @@ static void gw_result(sr_broker *b, const char *op, const char *gw, const sr_gw_
     rt.request_id = r->id;
     rt.gateway_id = p->gw;
     rt.state = (Suiro__V1__RequestState)j->p_state;
-    rt.error_code = strcmp(code, "0") ? code : "";
+    rt.error_code = ok ? "" : code;
     rt.message = rmsg;
     rt.values = vs.ptr;
     rt.n_values = vs.n;
-    if (applied) {
-        json_t *d = json_object_get(p->wire, "dataId");
-        cv_one(b->eng, op, json_string_value(d), applied, &apc);
+    if (applied && !rc) {
+        rc = cv_one(b->eng, op, json_string_value(did), applied, &apc);
         rt.applied = &app;
         rt.n_applied = 1;
     }
@@ -1555,7 +1901,8 @@ static void gw_periodic(sr_broker *b, const char *op, const char *gw, const sr_g
                         void *ctx)
 {
     json_t *mid = json_object_get(msg->body, "monitorId");
-    if (!json_is_string(mid)) return gw_ack(cb, ctx, "E1001", "body.monitorId: a string is required", NULL);
+    if (!json_is_string(mid) || !sr_gw_id_ok(json_string_value(mid)))
+        return gw_ack(cb, ctx, "E1001", "body.monitorId: [A-Za-z0-9._-]{1,64} is required", NULL);
     mon *m = mon_find(b, op, json_string_value(mid));
     int mine = 0;
     for (size_t k = 0; m && k < m->ngws; k++) mine |= !strcmp(m->gws[k], gw);
@@ -1568,24 +1915,31 @@ static void gw_periodic(sr_broker *b, const char *op, const char *gw, const sr_g
     sr_buf_init(&ev);
     size_t nv = 0;
     int rc = sr_gw_values_event(b->eng, op, gw, msg->message_id, vals, &ev, &nv, &err);
+    /* a monitor's data may repeat a point (several intervals in one message) */
+    if (!rc) rc = values_asked(vals, m->data_ids, 0, "this monitor", &err);
     if (rc) {
         gw_ack(cb, ctx, err.code ? err.code : "E9001", err.code ? err.message : sr_strerror(rc), err.detail);
         sr_gw_err_clear(&err);
     } else {
         evlist l = {0};
         sr_buf_init(&l.b);
-        /* push (R-AP-17): the job carries the app's body until durable */
+        /* push (R-AP-17): the job carries the app's body until durable,
+         * filtered by the monitor's dataIds and the app's grants then */
         job *j = b->push ? calloc(1, sizeof *j) : NULL;
         if (j) {
             j->what = J_PERIODIC;
             j->push_body = json_pack("{s:s,s:o}", "monitorId", m->id, "values", values_norm(vals));
+            j->push_asked = json_incref(m->data_ids);
             snprintf(j->push_op, sizeof j->push_op, "%s", op);
             snprintf(j->push_app, sizeof j->push_app, "%s", m->app);
             snprintf(j->push_path, sizeof j->push_path, "monitors/%s", m->id);
         }
         if (evl_add_raw(&l, &ev) == SR_OK) submit_for_gw(b, &l, j, cb, ctx, "stored");
         else {
-            if (j) json_decref(j->push_body);
+            if (j) {
+                json_decref(j->push_body);
+                json_decref(j->push_asked);
+            }
             free(j);
             gw_ack(cb, ctx, "E9001", "out of memory", NULL);
         }
@@ -1600,6 +1954,25 @@ static void push_out(sr_broker *b, const char *op, const char *app, const char *
     if (!b->push || !body) return;
     int rc = sr_push_enqueue(b->push, op, app, path, body);
     if (rc) sr_slog(SR_LOG_WARN, "push not queued", "op=%s app=%s path=%s error=%s", op, app, path, sr_err_name(rc));
+}
+
+/* A monitor's values are durable: push those the monitor asked for and the
+ * app may read now (the others are counted and logged); nothing if none. */
+static void push_periodic(sr_broker *b, job *j)
+{
+    if (!b->push || !j->push_body) return;
+    grantset gs;
+    grants_load(b, j->push_op, j->push_app, &gs);
+    size_t withheld = 0;
+    json_t *vals = values_for_app(json_object_get(j->push_body, "values"), j->push_asked, &gs, &withheld);
+    grants_free(&gs);
+    log_withheld(j->push_op, j->push_app, "monitor", j->push_path + strlen("monitors/"), withheld);
+    if (json_array_size(vals)) {
+        json_object_set(j->push_body, "values", vals);
+        if (withheld) json_object_set_new(j->push_body, "withheldValues", json_integer((json_int_t)withheld));
+        push_out(b, j->push_op, j->push_app, j->push_path, j->push_body);
+    }
+    json_decref(vals);
 }
 
 /* An async request's outcome is durable: push what GET /api/v1/requests/{id} says. */
@@ -1618,11 +1991,12 @@ static void gw_monitor_ack(sr_broker *b, const char *op, const char *gw, const s
 {
     json_t *mid = json_object_get(msg->body, "monitorId"), *act = json_object_get(msg->body, "action");
     char code[8], rmsg[160];
-    if (!json_is_string(mid)) return gw_ack(cb, ctx, "E1001", "body.monitorId: a string is required", NULL);
+    if (!json_is_string(mid) || !sr_gw_id_ok(json_string_value(mid)))
+        return gw_ack(cb, ctx, "E1001", "body.monitorId: [A-Za-z0-9._-]{1,64} is required", NULL);
     const char *a = json_is_string(act) ? json_string_value(act) : "";
     if (strcmp(a, "START") && strcmp(a, "STOP")) return gw_ack(cb, ctx, "E1001", "body.action: START or STOP", NULL);
     if (parse_result(json_object_get(msg->body, "result"), code, rmsg, sizeof rmsg))
-        return gw_ack(cb, ctx, "E1001", "body.result: \"0\" or {\"code\":\"E....\",\"message\":...}", NULL);
+        return gw_ack(cb, ctx, "E1001", "body.result: \"0\" or {\"code\":\"E....\",\"message\":\"...\"} (an interface.md code)", NULL);
     mon *m = mon_find(b, op, json_string_value(mid));
     size_t gi = 0;
     while (m && gi < m->ngws && strcmp(m->gws[gi], gw)) gi++;
@@ -1675,7 +2049,7 @@ int sr_broker_cert(sr_broker *b, const char *op, const char *subject, const char
     if (!strcmp(subject, "platform")) return sr_pki_platform_cert(b->dir, pem);
     int kind = !strcmp(subject, "app") ? SUIRO__V1__REGISTRY_KIND__RG_APP
                : !strcmp(subject, "gateway") ? SUIRO__V1__REGISTRY_KIND__RG_GATEWAY : -1;
-    if (kind < 0) return SR_EINVAL;
+    if (kind < 0 || !id || !sr_gw_id_ok(id)) return SR_EINVAL; /* an ID of interface.md, nothing else */
     sr_buf reg;
     sr_buf_init(&reg);
     int rc = sr_engine_registry_get(b->eng, op, kind, id, &reg);
@@ -1695,6 +2069,10 @@ static void gw_cert(sr_broker *b, const char *op, const sr_gw_msg *msg, sr_gw_an
 {
     json_t *st = json_object_get(msg->body, "subjectType"), *si = json_object_get(msg->body, "subjectId");
     if (!json_is_string(st)) return gw_ack(cb, ctx, "E1001", "body.subjectType: platform, app or gateway", NULL);
+    if (si && !json_is_string(si))
+        return gw_ack(cb, ctx, "E1001", "body.subjectId: [A-Za-z0-9._-]{1,64} is required", NULL);
+    if (strcmp(json_string_value(st), "platform") && (!si || !sr_gw_id_ok(json_string_value(si))))
+        return gw_ack(cb, ctx, "E1001", "body.subjectId: [A-Za-z0-9._-]{1,64} is required", NULL);
     sr_buf pem;
     sr_buf_init(&pem);
     int rc = sr_broker_cert(b, op, json_string_value(st), json_is_string(si) ? json_string_value(si) : "", &pem);
@@ -1742,6 +2120,15 @@ void sr_broker_gw_message(sr_broker *b, const char *op, const char *gw, const ch
                           const sr_gw_msg *msg, sr_gw_answer_cb cb, void *ctx)
 {
     (void)peer;
+    /* the message type must be the one of its topic (route) */
+    static const char *const types[][2] = {
+        {"data/immediate", "GW_IMMEDIATE_RESULT"}, {"ack/control", "GW_CONTROL_RESULT"},
+        {"data/periodic", "GW_PERIODIC_DATA"},     {"ack/monitor", "GW_MONITOR_ACK"},
+        {"req/cert", "GW_CERT_REQ"},               {"req/fetch", "GW_FETCH_REQ"},
+    };
+    for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
+        if (!strcmp(suffix, types[i][0]) && (!msg->type || strcmp(msg->type, types[i][1])))
+            return gw_refuse(cb, ctx, "E1001", "header.messageType: %s is required on %s", types[i][1], suffix);
     if (!strcmp(suffix, "data/immediate")) gw_result(b, op, gw, msg, SUIRO__V1__REQUEST_KIND__RK_IMMEDIATE, cb, ctx);
     else if (!strcmp(suffix, "ack/control")) gw_result(b, op, gw, msg, SUIRO__V1__REQUEST_KIND__RK_CONTROL, cb, ctx);
     else if (!strcmp(suffix, "data/periodic")) gw_periodic(b, op, gw, msg, cb, ctx);
@@ -1874,18 +2261,37 @@ int sr_broker_request_status(sr_broker *b, const char *op, const char *app, cons
                               "createdAt", t);
         if (rt && rt->error_code[0]) json_object_set_new(o, "result", result_obj(rt->error_code, rt->message));
         else if (rt) json_object_set_new(o, "result", result_obj("0", "OK"));
+        /* only what the request asked for and the app may see now */
+        grantset gs;
+        size_t withheld = 0;
+        if (rt) grants_load(b, op, app, &gs);
+        else memset(&gs, 0, sizeof gs);
         if (rt && rt->n_values) {
             json_t *vals = json_array();
             for (size_t i = 0; i < rt->n_values; i++) {
+                const char *d = rt->values[i]->data_id;
+                int asked = 0;
+                for (size_t k = 0; k < rq->n_data_ids && !asked; k++) asked = !strcmp(rq->data_ids[k], d);
+                if (!asked || !grants_allow(&gs, d, 1)) {
+                    withheld++;
+                    continue;
+                }
                 json_t *v = cv_json(rt->values[i]);
-                json_array_append_new(vals, value_json(rt->values[i]->data_id, rt->values[i]->timestamp_ms, v,
-                                                       (int)rt->values[i]->quality));
+                json_array_append_new(vals, value_json(d, rt->values[i]->timestamp_ms, v, (int)rt->values[i]->quality));
                 json_decref(v);
             }
             json_object_set_new(o, "values", vals);
         } else if (rt && rq->kind == SUIRO__V1__REQUEST_KIND__RK_IMMEDIATE)
             json_object_set_new(o, "values", json_array());
-        if (rt && rt->n_applied) json_object_set_new(o, "appliedValue", cv_json(rt->applied[0]));
+        if (rt && rt->n_applied) {
+            const char *d = rt->applied[0]->data_id;
+            int asked = rq->n_control && !strcmp(rq->control[0]->data_id, d);
+            if (asked && grants_allow(&gs, d, 2)) json_object_set_new(o, "appliedValue", cv_json(rt->applied[0]));
+            else withheld++;
+        }
+        if (withheld) json_object_set_new(o, "withheldValues", json_integer((json_int_t)withheld));
+        log_withheld(op, app, "request", id, withheld);
+        grants_free(&gs);
         *out = o;
     }
     if (rq) suiro__v1__request_created__free_unpacked(rq, NULL);
@@ -1925,8 +2331,9 @@ static void on_job(void *ctx, sr_loopq_item *it)
              * holding its ack knows the push is queued); a duplicate was
              * pushed the first time */
             if (j->what == J_PERIODIC && !j->res.rc && !j->res.duplicate)
-                push_out(b, j->push_op, j->push_app, j->push_path, j->push_body);
+                push_periodic(b, j);
             json_decref(j->push_body);
+            json_decref(j->push_asked);
             if (j->res.rc)
                 gw_ack(j->gcb, j->gctx, j->res.rc == SR_EINVAL ? "E1001" : "E9001",
                        j->res.msg[0] ? j->res.msg : sr_strerror(j->res.rc), NULL);

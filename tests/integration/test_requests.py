@@ -891,50 +891,52 @@ def case_monitors():
 
 
 # ---- main -------------------------------------------------------------------
+# (guarded: test_gw_answers.py imports this file for its App and Gateway)
 
-t_start = time.monotonic()
-try:
-    subprocess.run([BIN, "init", "--demo", D], check=True, capture_output=True)
-    sheet = os.path.join(T, "other-sheet.csv")
-    with open(sheet, "w") as f:
-        f.write(OTHER_SHEET)
-    r = subprocess.run([BIN, "sheet", "import", sheet, D], capture_output=True, text=True)
-    check("a second operator's sheet is imported", r.returncode == 0, r.stderr)
-    start_server()
-except Exception:
-    check("set-up: data directory, second operator, server", False, traceback.format_exc())
-try:
-    if server is not None:
-        run_case("sessions", case_sessions)
-        run_case("gateways", case_connect_gateways)
-    if server is not None and g1 and g2:
-        run_case("immediate", case_immediate)
-        run_case("timeout", case_timeout)
-        run_case("async", case_async)
-        run_case("gateway failure", case_gateway_failure)
-        run_case("unknown request", case_unknown_request)
-        run_case("control", case_control)
-        run_case("certificates", case_certificates)
-        run_case("offline", case_offline)
-        run_case("fetch", case_fetch)
-        run_case("HTTP long-poll", case_http_longpoll)
-        run_case("authorization", case_authorization)
-        run_case("monitors", case_monitors)
-finally:
-    for g in GATEWAYS:
-        try:
-            g.c.disconnect()
-            g.c.loop_stop()
-        except Exception:
-            pass
-    if server is not None:
-        alive = server.poll() is None
-        rc = stop_server()
-        check("SIGTERM stops the server cleanly (exit 0)", alive and rc == 0, rc)
-    if fails and os.path.exists(LOG):
-        print("---- server log (last 80 lines)")
-        print("".join(open(LOG, errors="replace").readlines()[-80:]))
-    shutil.rmtree(T, ignore_errors=True)
+if __name__ == "__main__":
+    t_start = time.monotonic()
+    try:
+        subprocess.run([BIN, "init", "--demo", D], check=True, capture_output=True)
+        sheet = os.path.join(T, "other-sheet.csv")
+        with open(sheet, "w") as f:
+            f.write(OTHER_SHEET)
+        r = subprocess.run([BIN, "sheet", "import", sheet, D], capture_output=True, text=True)
+        check("a second operator's sheet is imported", r.returncode == 0, r.stderr)
+        start_server()
+    except Exception:
+        check("set-up: data directory, second operator, server", False, traceback.format_exc())
+    try:
+        if server is not None:
+            run_case("sessions", case_sessions)
+            run_case("gateways", case_connect_gateways)
+        if server is not None and g1 and g2:
+            run_case("immediate", case_immediate)
+            run_case("timeout", case_timeout)
+            run_case("async", case_async)
+            run_case("gateway failure", case_gateway_failure)
+            run_case("unknown request", case_unknown_request)
+            run_case("control", case_control)
+            run_case("certificates", case_certificates)
+            run_case("offline", case_offline)
+            run_case("fetch", case_fetch)
+            run_case("HTTP long-poll", case_http_longpoll)
+            run_case("authorization", case_authorization)
+            run_case("monitors", case_monitors)
+    finally:
+        for g in GATEWAYS:
+            try:
+                g.c.disconnect()
+                g.c.loop_stop()
+            except Exception:
+                pass
+        if server is not None:
+            alive = server.poll() is None
+            rc = stop_server()
+            check("SIGTERM stops the server cleanly (exit 0)", alive and rc == 0, rc)
+        if fails and os.path.exists(LOG):
+            print("---- server log (last 80 lines)")
+            print("".join(open(LOG, errors="replace").readlines()[-80:]))
+        shutil.rmtree(T, ignore_errors=True)
 
-print("%d passed, %d failed (%.1f s)" % (passes, fails, time.monotonic() - t_start))
-sys.exit(1 if fails else 0)
+    print("%d passed, %d failed (%.1f s)" % (passes, fails, time.monotonic() - t_start))
+    sys.exit(1 if fails else 0)
