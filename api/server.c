@@ -337,6 +337,59 @@ static void send_puback(conn *c, uint16_t pid, uint8_t reason)
 
 static void conn_maybe_resume(conn *c);
 
+/*
+ * The one place a QoS 1 PUBLISH is answered (invariant 1; the table is
+ * docs/mqtt.md "Acknowledgement outcomes"):
+ *   durable (or a duplicate already stored) -> PUBACK 0, GW_ACK 0;
+ *   refused (the message itself is invalid: a resend can never succeed)
+ *       -> 5.0: PUBACK with the error reason; 3.1.1: PUBACK (it has no
+ *          negative one, and holding the packet id would only make the
+ *          gateway resend what can never be stored); GW_ACK with the error;
+ *   transient (queue full, I/O error, no space, read-only, poisoned engine,
+ *       stopping, memory) -> never a positive PUBACK: a WARN line; GW_ACK
+ *       with the error (extra, not a replacement); 5.0: PUBACK 0x97 (quota
+ *       exceeded, busy) or 0x80 (unspecified); 3.1.1: the connection is
+ *       closed without a PUBACK, so the gateway resends the message on its
+ *       next connection (a messageId already stored is stored once).
+ * reason: the 5.0 reason code of a refusal. Returns 1 if c was closed.
+ */
+static int gw_outcome(conn *c, uint16_t pid, const char *msgid, int outcome, int busy, uint8_t reason,
+                      const char *code, const char *message, json_t *detail)
+{
+    if (c->state == ST_CLOSING) return 1;
+    if (outcome == SR_GW_DURABLE) {
+        send_puback(c, pid, 0);
+        send_gw_ack(c, msgid, SR_GW_OK, message, detail);
+        return 0;
+    }
+    if (outcome == SR_GW_REFUSED) {
+        send_puback(c, pid, reason ? reason : SR_MQTT_RC_IMPL_SPECIFIC);
+        send_gw_ack(c, msgid, code, message, detail);
+        return 0;
+    }
+    sr_slog(SR_LOG_WARN, "gateway message not stored", "op=%s gw=%s msgid=%s error=%s detail=%s mqtt=%s", c->op, c->gw,
+            sr_slog_q(msgid ? msgid : ""), code, sr_slog_q(message ? message : ""), c->version == 5 ? "5.0" : "3.1.1");
+    send_gw_ack(c, msgid, code, message, detail);
+    if (c->version == 5) {
+        send_puback(c, pid, busy ? SR_MQTT_RC_QUOTA_EXCEEDED : SR_MQTT_RC_UNSPECIFIED);
+        return 0;
+    }
+    if (!pid) return 0; /* QoS 0: no acknowledgement was promised */
+    conn_close(c, "message not stored (no negative PUBACK in MQTT 3.1.1): the gateway resends it", 0);
+    return 1;
+}
+
+/* the outcome of an engine result code */
+static int gw_outcome_rc(conn *c, uint16_t pid, const char *msgid, int rc, int duplicate, const char *msg)
+{
+    if (!rc) return gw_outcome(c, pid, msgid, SR_GW_DURABLE, 0, 0, SR_GW_OK, duplicate ? "duplicate; stored once" : "stored",
+                               NULL);
+    char m[240];
+    snprintf(m, sizeof m, "%s%s", msg && msg[0] ? msg : sr_strerror(rc),
+             sr_gw_outcome_rc(rc) == SR_GW_TRANSIENT ? "; not stored, send it again" : "");
+    return gw_outcome(c, pid, msgid, sr_gw_outcome_rc(rc), rc == SR_EFULL, 0, sr_gw_code_of_rc(rc), m, NULL);
+}
+
 /* an engine completion, on the loop */
 static void on_done(void *ctx, sr_loopq_item *it)
 {
@@ -346,13 +399,8 @@ static void on_done(void *ctx, sr_loopq_item *it)
         conn *c = d->c;
         c->inflight--;
         if (c->state != ST_CLOSING) {
-            /* (1): durable or refused -- now acknowledge */
-            const char *code = SR_GW_OK, *msg = d->res.duplicate ? "duplicate; stored once" : "stored";
-            if (d->res.rc == SR_EINVAL) code = SR_GW_E_PARAM, msg = d->res.msg;
-            else if (d->res.rc) code = SR_GW_E_INTERNAL, msg = d->res.msg[0] ? d->res.msg : sr_strerror(d->res.rc);
-            send_puback(c, d->packet_id, d->res.rc ? SR_MQTT_RC_IMPL_SPECIFIC : 0);
-            send_gw_ack(c, d->msgid, code, msg, NULL);
-            conn_maybe_resume(c);
+            /* (1): durable, refused or not stored -- now answer */
+            if (!gw_outcome_rc(c, d->packet_id, d->msgid, d->res.rc, d->res.duplicate, d->res.msg)) conn_maybe_resume(c);
         }
         conn_unref(c);
         free(d);
@@ -693,10 +741,8 @@ static void on_retry(uv_timer_t *t)
             c->pend_d = NULL; /* owned by the engine until engine_done */
             c->refs++;
             c->inflight++;
-        } else if (c->state != ST_CLOSING) {
-            send_puback(c, c->pend_d->packet_id, SR_MQTT_RC_UNSPECIFIED);
-            send_gw_ack(c, c->pend_d->msgid, SR_GW_E_INTERNAL, sr_strerror(rc), NULL);
-        }
+        } else if (c->state != ST_CLOSING)
+            (void)gw_outcome_rc(c, c->pend_d->packet_id, c->pend_d->msgid, rc, 0, NULL);
         if (c->pend_d) {
             free(c->pend_d);
             c->pend_d = NULL;
@@ -750,13 +796,11 @@ static void submit_values(conn *c, const sr_mqtt_pkt *p, const char *msgid, cons
             if (!uv_is_active((uv_handle_t *)&c->srv->retry)) uv_timer_start(&c->srv->retry, on_retry, 2, 2);
         } else {
             free(d);
-            send_puback(c, p->packet_id, SR_MQTT_RC_SERVER_BUSY);
-            send_gw_ack(c, msgid, SR_GW_E_BUSY, sr_strerror(rc), NULL);
+            (void)gw_outcome_rc(c, p->packet_id, msgid, SR_EFULL, 0, NULL);
         }
     } else {
         free(d);
-        send_puback(c, p->packet_id, rc == SR_EFULL ? SR_MQTT_RC_SERVER_BUSY : SR_MQTT_RC_UNSPECIFIED);
-        send_gw_ack(c, msgid, rc == SR_EFULL ? SR_GW_E_BUSY : SR_GW_E_INTERNAL, sr_strerror(rc), NULL);
+        (void)gw_outcome_rc(c, p->packet_id, msgid, rc, 0, NULL);
     }
 }
 
@@ -781,11 +825,20 @@ static void on_broker_answer(void *ctx, const sr_gw_answer *a)
     conn *c = j->c;
     c->inflight--;
     if (c->state != ST_CLOSING) {
-        int ok = !strcmp(a->code, SR_GW_OK);
-        send_puback(c, j->packet_id, ok ? 0 : SR_MQTT_RC_IMPL_SPECIFIC);
-        if (a->reply) deliver(c, a->reply_suffix, a->reply);
-        else send_gw_ack(c, j->msgid, a->code, a->message, a->detail);
-        conn_maybe_resume(c);
+        /* the broker's E9xxx (queue full, not stored, memory) is transient:
+         * never a positive PUBACK (gw_outcome) */
+        int out = sr_gw_outcome_code(a->code), closed = 0;
+        if (out == SR_GW_DURABLE && a->reply) {
+            send_puback(c, j->packet_id, 0);
+            deliver(c, a->reply_suffix, a->reply);
+        } else {
+            char m[240];
+            snprintf(m, sizeof m, "%s%s", a->message ? a->message : "",
+                     out == SR_GW_TRANSIENT ? "; not stored, send it again" : "");
+            closed = gw_outcome(c, j->packet_id, j->msgid, out, !strcmp(a->code, SR_GW_E_BUSY), 0, a->code,
+                                out == SR_GW_DURABLE ? a->message : m, a->detail);
+        }
+        if (!closed) conn_maybe_resume(c);
     }
     free(j);
     conn_unref(c);
@@ -795,8 +848,7 @@ static void to_broker(conn *c, const sr_mqtt_pkt *p, const char *suffix, const s
 {
     bjob *j = calloc(1, sizeof *j);
     if (!j) {
-        send_puback(c, p->packet_id, SR_MQTT_RC_UNSPECIFIED);
-        send_gw_ack(c, msg->message_id, SR_GW_E_INTERNAL, "out of memory", NULL);
+        (void)gw_outcome_rc(c, p->packet_id, msg->message_id, SR_ENOMEM, 0, NULL);
         return;
     }
     j->c = c;
@@ -855,8 +907,8 @@ static void handle_publish(conn *c, const sr_mqtt_pkt *p)
     sr_gw_err err;
     memset(&err, 0, sizeof err);
     if (sr_gw_parse(m->payload.data, m->payload.len, &msg, &err) != SR_OK) {
-        send_puback(c, p->packet_id, SR_MQTT_RC_PAYLOAD_FORMAT_INVALID);
-        send_gw_ack(c, msg.message_id ? msg.message_id : "", err.code, err.message, err.detail);
+        (void)gw_outcome(c, p->packet_id, msg.message_id ? msg.message_id : "", sr_gw_outcome_code(err.code), 0,
+                         SR_MQTT_RC_PAYLOAD_FORMAT_INVALID, err.code, err.message, err.detail);
         sr_gw_msg_release(&msg);
         sr_gw_err_clear(&err);
         return;
@@ -899,9 +951,12 @@ static void handle_publish(conn *c, const sr_mqtt_pkt *p)
         rc = SR_EINVAL;
     }
     if (rc) {
-        /* refused as a whole: nothing stored */
-        send_puback(c, p->packet_id, SR_MQTT_RC_IMPL_SPECIFIC);
-        send_gw_ack(c, msg.message_id, err.code ? err.code : SR_GW_E_INTERNAL, err.message, err.detail);
+        /* refused as a whole (or not built: memory): nothing stored */
+        if (err.code)
+            (void)gw_outcome(c, p->packet_id, msg.message_id, sr_gw_outcome_code(err.code), 0, 0, err.code,
+                             err.message, err.detail);
+        else
+            (void)gw_outcome_rc(c, p->packet_id, msg.message_id, rc, 0, NULL);
     } else
         submit_values(c, p, msg.message_id, &ev);
     sr_buf_release(&ev);
