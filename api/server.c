@@ -1244,9 +1244,23 @@ static void on_stop_check(uv_async_t *a);
 
 /* ------------------------------------------------------------------------ */
 
+/* the engine's write failures and recoveries (docs/durability.md §7), from
+ * the writer thread */
+static void engine_alert(void *ctx, int error, const char *msg)
+{
+    (void)ctx;
+    sr_slog(error ? SR_LOG_ERROR : SR_LOG_INFO, error ? "storage write failure" : "storage writing resumed", "detail=%s",
+            sr_slog_q(msg));
+}
+
 static int engine_open(sr_server *s, char *err, size_t errlen)
 {
     sr_engine_opts o = {.queue_max = s->cfg.queue_max};
+    o.alert = engine_alert;
+    o.readonly_on_nospace = 1; /* a full disk at start: serve reads (§7) */
+    /* test hook: how often a poisoned engine tries to resume (default 1 s) */
+    const char *rms = getenv("SUIRO_TEST_RECOVER_MS");
+    if (rms) o.recover_ms = (uint32_t)atoi(rms);
     /* test hook: a slow writer, to show back-pressure (tests/integration/test_gw_backpressure.py) */
     const char *slow = getenv("SUIRO_TEST_WRITER_DELAY_MS");
     if (slow) o.test_group_delay_ms = (uint32_t)atoi(slow);
