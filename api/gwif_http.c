@@ -144,7 +144,7 @@ static void on_engine_done(void *ctx, const sr_result *r)
 static void respond_transient(h2o_req_t *req, const char *op, const char *gw, const char *code, const char *message)
 {
     char m[240];
-    snprintf(m, sizeof m, "%s; not stored, send it again", message && message[0] ? message : "server busy");
+    snprintf(m, sizeof m, "%s; not acknowledged as stored, send it again", message && message[0] ? message : "server busy");
     sr_slog(SR_LOG_WARN, "gateway message not stored", "op=%s gw=%s error=%s detail=%s binding=http", op, gw, code,
             sr_slog_q(m));
     int busy = !strcmp(code, SR_GW_E_BUSY) && message && strstr(message, "queue");
@@ -155,7 +155,7 @@ static void respond_transient(h2o_req_t *req, const char *op, const char *gw, co
 /* The answer to an engine result (the outcomes of sr_gw_outcome_rc). */
 static void respond_rc(h2o_req_t *req, const char *op, const char *gw, const sr_result *r)
 {
-    const char *msg = r->msg[0] ? r->msg : sr_strerror(r->rc);
+    const char *msg = r->msg[0] ? r->msg : sr_gw_msg_of_rc(r->rc);
     switch (sr_gw_outcome_rc(r->rc)) {
     case SR_GW_DURABLE:
         respond_result(req, SR_GW_OK, r->duplicate ? "duplicate; stored once" : "stored", NULL);
@@ -272,7 +272,7 @@ static void post_values(sr_gwhttp *g, h2o_req_t *req, const token *t)
         rc = sr_gw_values_event(g->eng, t->op, t->gw, msg.message_id, json_object_get(msg.body, "values"), &ev,
                                      &nv, &err);
     if (rc) {
-        if (!err.code) respond_transient(req, t->op, t->gw, sr_gw_code_of_rc(rc), sr_strerror(rc)); /* memory */
+        if (!err.code) respond_transient(req, t->op, t->gw, sr_gw_code_of_rc(rc), sr_gw_msg_of_rc(rc)); /* memory */
         else if (sr_gw_outcome_code(err.code) == SR_GW_TRANSIENT) respond_transient(req, t->op, t->gw, err.code, err.message);
         else respond_result(req, err.code, err.message, err.detail);
     } else {
@@ -287,7 +287,7 @@ static void post_values(sr_gwhttp *g, h2o_req_t *req, const token *t)
             if (rc) {
                 p->refs--;
                 sr_result r = {.rc = rc};
-                respond_rc(req, t->op, t->gw, &r);
+                respond_rc(req, t->op, t->gw, &r); /* r.msg empty: sr_gw_msg_of_rc */
             }
         }
     }

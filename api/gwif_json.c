@@ -631,6 +631,17 @@ int sr_gw_outcome_code(const char *code)
     return SR_GW_REFUSED;
 }
 
+const char *sr_gw_msg_of_rc(int rc)
+{
+    switch (rc) {
+    case SR_EPOISONED: return "writes are stopped after a failed write (the server resumes once it works)";
+    case SR_ENOSPC: return "no space left on the server's disk";
+    case SR_EFULL: return "server busy (writer queue full)";
+    case SR_ECLOSED: return "server stopping";
+    default: return sr_strerror(rc);
+    }
+}
+
 const char *sr_gw_code_of_rc(int rc)
 {
     switch (rc) {

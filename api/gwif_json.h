@@ -36,6 +36,8 @@ int sr_gw_outcome_rc(int rc);
 /* The outcome of an interface.md result code ("0", "E1001", ...): E9xxx is
  * transient, "0" durable, anything else a refusal. */
 int sr_gw_outcome_code(const char *code);
+/* A message for a gateway naming why rc (not SR_OK) did not store. */
+const char *sr_gw_msg_of_rc(int rc);
 /* The interface.md code for an engine result code that is not SR_OK. */
 const char *sr_gw_code_of_rc(int rc);
 

@@ -385,8 +385,8 @@ static int gw_outcome_rc(conn *c, uint16_t pid, const char *msgid, int rc, int d
     if (!rc) return gw_outcome(c, pid, msgid, SR_GW_DURABLE, 0, 0, SR_GW_OK, duplicate ? "duplicate; stored once" : "stored",
                                NULL);
     char m[240];
-    snprintf(m, sizeof m, "%s%s", msg && msg[0] ? msg : sr_strerror(rc),
-             sr_gw_outcome_rc(rc) == SR_GW_TRANSIENT ? "; not stored, send it again" : "");
+    snprintf(m, sizeof m, "%s%s", msg && msg[0] ? msg : sr_gw_msg_of_rc(rc),
+             sr_gw_outcome_rc(rc) == SR_GW_TRANSIENT ? "; not acknowledged as stored, send it again" : "");
     return gw_outcome(c, pid, msgid, sr_gw_outcome_rc(rc), rc == SR_EFULL, 0, sr_gw_code_of_rc(rc), m, NULL);
 }
 
@@ -834,7 +834,7 @@ static void on_broker_answer(void *ctx, const sr_gw_answer *a)
         } else {
             char m[240];
             snprintf(m, sizeof m, "%s%s", a->message ? a->message : "",
-                     out == SR_GW_TRANSIENT ? "; not stored, send it again" : "");
+                     out == SR_GW_TRANSIENT ? "; not acknowledged as stored, send it again" : "");
             closed = gw_outcome(c, j->packet_id, j->msgid, out, !strcmp(a->code, SR_GW_E_BUSY), 0, a->code,
                                 out == SR_GW_DURABLE ? a->message : m, a->detail);
         }

@@ -1450,7 +1450,10 @@ finish:
         if (fatal) {
             memset(r, 0, sizeof *r);
             r->rc = fatal == SR_EPOISONED ? SR_EPOISONED : fatal;
-            snprintf(r->msg, sizeof r->msg, "write failed: %s", sr_strerror(fatal));
+            if (fatal == SR_EPOISONED) /* §7: the writer resumes by itself */
+                snprintf(r->msg, sizeof r->msg, "writes are stopped after a failed write (resuming once it works)");
+            else
+                snprintf(r->msg, sizeof r->msg, "write failed: %s", sr_strerror(fatal));
         }
         if (cmds[ci]->cb) cmds[ci]->cb(cmds[ci]->ctx, r);
         atomic_fetch_add(&e->st_commands, 1);
