@@ -13,7 +13,10 @@
  *   GET    /gw/v1/certificates/{platform|app}/{id}
  *
  * A 200 answer means durable, exactly as a PUBACK does: the response is sent
- * from the engine's completion. Tokens are 256-bit random, kept only as their
+ * from the engine's completion. Data not stored for a reason of the server
+ * (queue full, no space, I/O error, stopped writer, read-only, memory) is
+ * never 200: 429 (queue full) or 503, both with Retry-After, and a WARN line
+ * (respond_transient; docs/mqtt.md "Acknowledgement outcomes"). Tokens are 256-bit random, kept only as their
  * SHA-256, for `token_ttl` (1 h); a disconnect revokes at once. Paths under
  * /api/v1 are AP-IF (api/apif_http.c) on the same listener.
  */

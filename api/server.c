@@ -9,7 +9,12 @@
  *                                          takeover by a new connection, server stop
  * INVARIANTS
  *  (1) A QoS 1 PUBLISH is acknowledged (PUBACK, then GW_ACK on R/res/ack)
- *      only from the engine's completion: the data is durable or refused.
+ *      only from the engine's completion (or the broker's answer), and only
+ *      by gw_outcome: a positive PUBACK only when the data is durable (or a
+ *      duplicate already stored) or the message itself is refused; a
+ *      transient failure is never PUBACKed positively (5.0: 0x97 / 0x80;
+ *      3.1.1: the connection is closed so that the gateway resends) and is
+ *      logged (docs/mqtt.md "Acknowledgement outcomes").
  *  (2) A connection is freed only when it is closed AND no engine completion
  *      or auth job refers to it (refs == 0).
  *  (3) While a connection has inflight_max messages in the engine, or the

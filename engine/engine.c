@@ -17,7 +17,11 @@
  *      to readers whose snapshot has W < F, for whom that chunk is not yet
  *      visible. A reader that finds the generation moved on retries.
  *  (6) A failed log append or index commit poisons the engine: heads may hold
- *      samples that are not durable, so only a reopen (replay) repairs it.
+ *      samples that are not durable (all with seq > W, so readers never see
+ *      them), so only a reopen of the log and a rebuild of the heads repair
+ *      it; the writer does both by itself (recover(), docs/durability.md
+ *      section 7), and says so through opts.alert when it poisons and when
+ *      it resumes.
  *  (7) Late samples (older than what a point has flushed) wait in the head's
  *      late list and are merged into the chunks at the head's next flush, or
  *      when the list reaches LATE_MAX; like head samples they have seq >=
