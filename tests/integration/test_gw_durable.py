@@ -228,6 +228,20 @@ def kill(p):
         p.wait()
 
 
+def term(p, log, name):
+    """A clean stop: exit status 0 and no sanitizer report (ASan builds)."""
+    at = os.path.getsize(log)
+    p.send_signal(signal.SIGTERM)
+    try:
+        rc = p.wait(60)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        rc = p.wait()
+    txt = open(log, errors="replace").read()[at:]
+    check(name + ": a clean stop (exit 0, no sanitizer report)",
+          rc == 0 and "Sanitizer" not in txt and "runtime error" not in txt, (rc, txt[-800:]))
+
+
 def check_acked_stored(name, data, acked):
     ids = stored_ids(data)
     missing = sorted(m for m in acked if ids.get(m, 0) < 1)
@@ -515,7 +529,7 @@ def full_disk_phases(mnt):
         txt = open(log).read()[log_at:]
         check("restart with the disk full (a torn tail to cut): it opens READ-ONLY and says so in its log",
               "READ-ONLY" in txt and "level=error" in txt, txt[-600:])
-        kill(p)
+        term(p, log, "read-only server")
     os.unlink(filler)
     p, ports = start(data, log, None, env)
     tok = gw_token(ports["http"], "GW001")
@@ -523,7 +537,7 @@ def full_disk_phases(mnt):
     check("after space returns and a restart: writes are stored (200)", st == 200, st)
     if st == 200:
         acked.add("fd-after")
-    kill(p)
+    term(p, log, "server after the full disk")
     check_acked_stored("full disk, at the end", data, acked)
 
 
