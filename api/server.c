@@ -65,6 +65,8 @@ struct sr_server {
     sr_loopq doneq; /* engine completions, from the writer thread */
     uv_signal_t sigint, sigterm;
     uv_timer_t tick, retry;
+    uv_timer_t bretry;        /* broker messages held while the engine's queue is full */
+    struct bjob *bheld;       /* ... in arrival order */
     sr_engine *eng;
     sr_key key;
     conn *conns;
@@ -117,6 +119,7 @@ struct conn {
     struct completion *pend_d;
     conn *blocked_next;
     int blocked;
+    int bheld; /* broker messages of this connection held for a retry (queue full) */
 };
 
 typedef struct completion {
@@ -429,7 +432,7 @@ static void conn_pause(conn *c)
 
 static void conn_maybe_resume(conn *c)
 {
-    if (!c->reading && !c->blocked && c->state != ST_CLOSING && c->inflight < (int)c->srv->cfg.inflight_max) {
+    if (!c->reading && !c->blocked && !c->bheld && c->state != ST_CLOSING && c->inflight < (int)c->srv->cfg.inflight_max) {
         if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) == 0) c->reading = 1;
     }
 }
@@ -819,19 +822,57 @@ typedef struct bjob {
     conn *c;
     uint16_t packet_id;
     char msgid[72];
+    char suffix[32];
+    const uint8_t *payload; /* the PUBLISH payload while the broker call runs */
+    size_t payload_len;
+    sr_buf held;            /* a copy, once held for a retry */
+    int *in_call;           /* set while sr_broker_gw_message runs: 1 held, 2 answered (j freed) */
+    struct bjob *next;
 } bjob;
+
+static void on_broker_retry(uv_timer_t *t);
+static void on_broker_answer(void *ctx, const sr_gw_answer *a);
+
+/* Hand the message to the broker (again); the answer may come before this
+ * returns (then j may be freed). */
+static void broker_call(bjob *j, const sr_gw_msg *msg)
+{
+    conn *c = j->c;
+    int st = 0;
+    j->in_call = &st;
+    sr_broker_gw_message(c->srv->broker, c->op, c->gw, c->peer, j->suffix, msg, on_broker_answer, j);
+    if (st != 2) j->in_call = NULL; /* held, or in the engine: a later answer is not synchronous */
+}
 
 /* The broker's answer: PUBACK, then the reply (fetch, certificate) or the
  * GW_ACK. Durable-before-ack holds: the broker answers from the engine's
- * completion (api/broker.c invariant 1). */
+ * completion (api/broker.c invariant 1). A full engine queue (E9002, which
+ * the broker answers at once) is back-pressure, as for values: the message
+ * is held, the socket not read, and the message handed to the broker again
+ * by a retry timer -- never acknowledged before it is durable, and no
+ * disconnect storm when a gateway's window is larger than the queue. */
 static void on_broker_answer(void *ctx, const sr_gw_answer *a)
 {
     bjob *j = ctx;
     conn *c = j->c;
+    sr_server *s = c->srv;
+    if (c->state != ST_CLOSING && j->in_call && !s->stopping && !strcmp(a->code, SR_GW_E_BUSY) && !a->reply) {
+        if (!j->held.data && sr_buf_append(&j->held, j->payload, j->payload_len) != SR_OK) goto answer;
+        *j->in_call = 1;
+        j->next = NULL;
+        bjob **tail = &s->bheld;
+        while (*tail) tail = &(*tail)->next;
+        *tail = j;
+        if (!c->bheld++) conn_pause(c);
+        if (!uv_is_active((uv_handle_t *)&s->bretry)) uv_timer_start(&s->bretry, on_broker_retry, 2, 2);
+        return; /* still in flight: inflight and the reference stay */
+    }
+answer:
+    if (j->in_call) *j->in_call = 2;
     c->inflight--;
     if (c->state != ST_CLOSING) {
-        /* the broker's E9xxx (queue full, not stored, memory) is transient:
-         * never a positive PUBACK (gw_outcome) */
+        /* the broker's E9xxx (not stored, memory) is transient: never a
+         * positive PUBACK (gw_outcome) */
         int out = sr_gw_outcome_code(a->code), closed = 0;
         if (out == SR_GW_DURABLE && a->reply) {
             send_puback(c, j->packet_id, 0);
@@ -845,8 +886,42 @@ static void on_broker_answer(void *ctx, const sr_gw_answer *a)
         }
         if (!closed) conn_maybe_resume(c);
     }
+    sr_buf_release(&j->held);
     free(j);
     conn_unref(c);
+}
+
+/* Held broker messages, in arrival order: to the broker again. */
+static void on_broker_retry(uv_timer_t *t)
+{
+    sr_server *s = t->data;
+    bjob *list = s->bheld;
+    s->bheld = NULL;
+    while (list) {
+        bjob *j = list;
+        list = j->next;
+        conn *c = j->c;
+        c->bheld--;
+        sr_gw_msg msg;
+        sr_gw_err err;
+        memset(&err, 0, sizeof err);
+        memset(&msg, 0, sizeof msg);
+        if (c->state == ST_CLOSING || sr_gw_parse(j->held.data, j->held.len, &msg, &err) != SR_OK) {
+            /* gone (the gateway resends on its next connection); the bytes
+             * parsed once, so a failure here is memory: transient */
+            sr_gw_answer a = {SR_GW_E_INTERNAL, "out of memory", NULL, NULL, NULL};
+            j->in_call = NULL;
+            on_broker_answer(j, &a);
+        } else {
+            j->payload = j->held.data;
+            j->payload_len = j->held.len;
+            broker_call(j, &msg);
+        }
+        sr_gw_msg_release(&msg);
+        sr_gw_err_clear(&err);
+        if (c->state != ST_CLOSING && !c->bheld) conn_maybe_resume(c);
+    }
+    if (!s->bheld) uv_timer_stop(&s->bretry);
 }
 
 static void to_broker(conn *c, const sr_mqtt_pkt *p, const char *suffix, const sr_gw_msg *msg)
@@ -859,10 +934,14 @@ static void to_broker(conn *c, const sr_mqtt_pkt *p, const char *suffix, const s
     j->c = c;
     j->packet_id = p->packet_id;
     snprintf(j->msgid, sizeof j->msgid, "%s", msg->message_id);
+    snprintf(j->suffix, sizeof j->suffix, "%s", suffix);
+    sr_buf_init(&j->held);
+    j->payload = p->publish.payload.data;
+    j->payload_len = p->publish.payload.len;
     c->refs++;
     c->inflight++;
     if (c->inflight >= (int)c->srv->cfg.inflight_max) conn_pause(c); /* (3) */
-    sr_broker_gw_message(c->srv->broker, c->op, c->gw, c->peer, suffix, msg, on_broker_answer, j);
+    broker_call(j, msg);
 }
 
 static void handle_publish(conn *c, const sr_mqtt_pkt *p)
@@ -1379,6 +1458,8 @@ int sr_server_open(const sr_config *cfg, sr_server **out, char *err, size_t errl
     uv_timer_start(&s->tick, on_tick, 1000, 1000);
     uv_timer_init(&s->loop, &s->retry);
     s->retry.data = s;
+    uv_timer_init(&s->loop, &s->bretry);
+    s->bretry.data = s;
     uv_signal_init(&s->loop, &s->sigint);
     uv_signal_init(&s->loop, &s->sigterm);
     s->sigint.data = s->sigterm.data = s;
@@ -1446,6 +1527,7 @@ int sr_server_run(sr_server *s)
         }
         if (!s->conns) {
             uv_timer_stop(&s->retry);
+            uv_timer_stop(&s->bretry);
             break;
         }
     }
@@ -1469,6 +1551,14 @@ void sr_server_close(sr_server *s)
     s->eng = NULL;
     if (rc) sr_slog(SR_LOG_ERROR, "engine closed with an error", "error=%s", sr_err_name(rc));
     sr_loopq_drain(&s->doneq);
+    while (s->bheld) { /* held broker messages of closed connections: dropped (never acknowledged) */
+        bjob *j = s->bheld;
+        s->bheld = j->next;
+        j->c->bheld--;
+        j->in_call = NULL;
+        sr_gw_answer a = {SR_GW_E_BUSY, "server stopping", NULL, NULL, NULL};
+        on_broker_answer(j, &a);
+    }
     sr_broker_flush(s->broker);
     sr_gwhttp_flush(s->http);
     sr_broker_dispose(s->broker);

@@ -13,7 +13,9 @@ PUBACK; 5.0: PUBACK 0x97 or 0x80; HTTP: 429 or 503 with Retry-After).
  1. saturated writer: a tiny queue ([engine] queue_max = 16, 4 per
     operator) and a slow writer (SUIRO_TEST_WRITER_DELAY_MS) while each
     binding sends measurements and periodic monitor data (the broker path,
-    where a full queue used to come back as a PUBACKed E9002);
+    where a full queue used to come back as a PUBACKed E9002): MQTT holds
+    what meets the full queue (back-pressure) and acknowledges it once
+    durable, HTTP answers 429;
  2. a full disk: the data directory on a small tmpfs (mounted here; skipped
     with a message where mount is not permitted) filled up while the
     gateways send; the write failure is logged; once space returns the
@@ -259,102 +261,6 @@ def new_monitor(port, gws_points):
     return js.get("monitorId") if st == 201 else None
 
 
-# ---- 1. a saturated writer ----------------------------------------------------
-
-def case_saturated():
-    data = os.path.join(T, "sat")
-    subprocess.run([BIN, "init", "--demo", data], check=True, capture_output=True)
-    cfg = os.path.join(T, "sat.ini")
-    open(cfg, "w").write("[engine]\nqueue_max = 16\n[mqtt]\ninflight_max = 64\n")
-    log = os.path.join(T, "server.log")
-    p, ports = start(data, log, cfg, {"SUIRO_TEST_WRITER_DELAY_MS": "40"})
-    mon = new_monitor(ports["http"], ["P001", "P006"])
-    check("saturated: a monitor over both gateways", mon is not None)
-    n = 30 * SOAK
-    acked = set()
-    refused = {"3.1.1": 0, "5.0": 0, "http": 0}
-    tok = gw_token(ports["http"], "GW001")
-    clients = {"3.1.1": Raw(ports["mqtt"], "GW001", False), "5.0": Raw(ports["mqtt"], "GW002", True)}
-    sent = {k: {} for k in clients}
-    for k, c in clients.items():
-        for i in range(1, n + 1):
-            mid = "sat-%s-p%d" % (k, i)
-            sent[k][i] = mid
-            c.publish("data/periodic", periodic(c.gw, mid, mon), i)
-        for i in range(n + 1, 2 * n + 1):
-            mid = "sat-%s-m%d" % (k, i)
-            sent[k][i] = mid
-            c.publish("data/measurements", meas(c.gw, mid), i)
-    http_res = []
-
-    def poster(t):
-        for i in range(n // 4 + 1):
-            mid = "sat-http-%d-%d" % (t, i)
-            body = periodic("GW001", mid, mon) if i % 2 else meas("GW001", mid)
-            st, ra, _ = http_post(ports["http"], "/gw/v1/periodic-values" if i % 2 else "/gw/v1/measurements", body,
-                                  tok)
-            http_res.append((mid, st, ra))
-
-    th = [threading.Thread(target=poster, args=(t,)) for t in range(8)]
-    for t in th:
-        t.start()
-    for k, c in clients.items():
-        c.pump(2 * n, 60)
-    for t in th:
-        t.join(120)
-    for k, c in clients.items():
-        for pid, rc in c.acks.items():
-            if rc == 0:
-                acked.add(sent[k][pid])
-            elif k == "5.0":
-                refused[k] += 1
-                check("saturated 5.0: a message not stored gets PUBACK 0x97 or 0x80, never 0 (pid %d)" % pid,
-                      rc in (0x97, 0x80), hex(rc))
-        unacked = len(sent[k]) - len(c.acks)
-        if k == "3.1.1":
-            refused[k] += unacked
-            check("saturated 3.1.1: no PUBACK only where the server closed the connection",
-                  unacked == 0 or c.closed, (unacked, c.closed))
-        else:
-            check("saturated 5.0: every message answered (%d)" % len(c.acks), unacked == 0, unacked)
-        c.close()
-    bad_http = [r for r in http_res if r[1] != 200 and not (r[1] in (429, 503) and r[2])]
-    for mid, st, ra in http_res:
-        if st == 200:
-            acked.add(mid)
-        else:
-            refused["http"] += 1
-    check("saturated HTTP: every answer is 200, or 429/503 with Retry-After", not bad_http, bad_http[:3])
-    print("saturated: acknowledged %d, not stored %s" % (len(acked), refused))
-    check("saturated: the full queue was met on every binding (the test exercised it)",
-          all(refused[k] > 0 for k in refused), refused)
-    log_txt = open(log).read()
-    check("saturated: each message not stored is logged (WARN, op, gw, error)",
-          "gateway message not stored" in log_txt and "op=demo" in log_txt and "error=E9002" in log_txt)
-    kill(p)
-    check_acked_stored("saturated, after kill -9", data, acked)
-
-
-# ---- 2 and 3. a full disk ------------------------------------------------------
-
-def fill(path):
-    """Write until the file system is full; returns the bytes written."""
-    n = 0
-    with open(path, "ab", buffering=0) as f:
-        blk = b"\xa5" * 65536
-        while True:
-            try:
-                n += f.write(blk)
-            except OSError:
-                break
-        while True:
-            try:
-                n += f.write(b"\xa5" * 512)
-            except OSError:
-                break
-    return n
-
-
 class Paho311:
     """A real 3.1.1 gateway: publishes QoS 1, reconnects and resends by
     itself (paho 1.6 resends unacknowledged QoS 1 messages on reconnect)."""
@@ -389,6 +295,130 @@ class Paho311:
     def stop(self):
         self.c.loop_stop()
         self.c.disconnect()
+
+
+# ---- 1. a saturated writer ----------------------------------------------------
+
+def case_saturated():
+    data = os.path.join(T, "sat")
+    subprocess.run([BIN, "init", "--demo", data], check=True, capture_output=True)
+    cfg = os.path.join(T, "sat.ini")
+    open(cfg, "w").write("[engine]\nqueue_max = 16\n[mqtt]\ninflight_max = 64\n")
+    log = os.path.join(T, "server.log")
+    p, ports = start(data, log, cfg, {"SUIRO_TEST_WRITER_DELAY_MS": "40"})
+    mon = new_monitor(ports["http"], ["P001", "P006"])
+    check("saturated: a monitor over both gateways", mon is not None)
+    n = 30 * SOAK
+    acked = set()
+    refused = {"3.1.1": 0, "5.0": 0, "http": 0}
+    tok = gw_token(ports["http"], "GW001")
+    clients = {"3.1.1": Raw(ports["mqtt"], "GW001", False), "5.0": Raw(ports["mqtt"], "GW002", True)}
+    sent = {k: {} for k in clients}
+    todo = {}
+    for k, c in clients.items():
+        todo[k] = []
+        for i in range(1, n + 1):
+            mid = "sat-%s-p%d" % (k, i)
+            sent[k][i] = mid
+            todo[k].append((i, "data/periodic", periodic(c.gw, mid, mon)))
+        for i in range(n + 1, 2 * n + 1):
+            mid = "sat-%s-m%d" % (k, i)
+            sent[k][i] = mid
+            todo[k].append((i, "data/measurements", meas(c.gw, mid)))
+
+    def mqtt_senders():
+        # a window below the server's receive maximum (inflight_max = 64)
+        pos = {k: 0 for k in clients}
+        end = time.time() + 60 * SOAK
+        while time.time() < end and any(pos[k] < len(todo[k]) or len(clients[k].acks) < pos[k] for k in clients):
+            for k, c in clients.items():
+                while pos[k] < len(todo[k]) and pos[k] - len(c.acks) < 48 and not c.closed:
+                    pid, suffix, body = todo[k][pos[k]]
+                    c.publish(suffix, body, pid)
+                    pos[k] += 1
+                c.pump(len(c.acks) + 1, 0.05)
+                if c.closed:
+                    pos[k] = len(todo[k])
+
+    http_res = []
+
+    def poster(t):
+        for i in range(n // 4 + 1):
+            mid = "sat-http-%d-%d" % (t, i)
+            body = periodic("GW001", mid, mon) if i % 2 else meas("GW001", mid)
+            st, ra, _ = http_post(ports["http"], "/gw/v1/periodic-values" if i % 2 else "/gw/v1/measurements", body,
+                                  tok)
+            http_res.append((mid, st, ra))
+
+    th = [threading.Thread(target=poster, args=(t,)) for t in range(8)]
+    for t in th:
+        t.start()
+    mqtt_senders()
+    for t in th:
+        t.join(120)
+    for k, c in clients.items():
+        # a full queue is back-pressure on MQTT (values and broker paths
+        # alike): the message is held and the socket not read, then stored
+        # and acknowledged; never a PUBACK before it is durable
+        for pid, rc in c.acks.items():
+            if rc == 0:
+                acked.add(sent[k][pid])
+            else:
+                refused[k] += 1
+        bad = {pid: rc for pid, rc in c.acks.items() if rc}
+        check("saturated %s: every message acknowledged in the end (%d/%d), held while the queue was full, "
+              "no negative PUBACK, no disconnect" % (k, len(c.acks), len(sent[k])),
+              len(c.acks) == len(sent[k]) and not bad and not c.closed, (bad, c.closed))
+        c.close()
+    # a real 3.1.1 gateway under the same saturation: paho resends what the
+    # closed connections left unacknowledged, until all of it is stored
+    paho = Paho311(ports["mqtt"], "GW001")
+    for i in range(n):
+        paho.send("data/periodic", periodic("GW001", "sat-paho-%d" % i, mon), "sat-paho-%d" % i)
+    th = [threading.Thread(target=poster, args=(t + 100,)) for t in range(8)]
+    for t in th:
+        t.start()
+    for t in th:
+        t.join(120)
+    got = wait_for(lambda: len(paho.acked) == n, 60)
+    check("saturated paho 3.1.1: every message acknowledged in the end, by its own resends (%d/%d, %d disconnects)"
+          % (len(paho.acked), n, paho.disconnects), got)
+    paho.stop()
+    acked |= paho.acked
+    bad_http = [r for r in http_res if r[1] != 200 and not (r[1] in (429, 503) and r[2])]
+    for mid, st, ra in http_res:
+        if st == 200:
+            acked.add(mid)
+        else:
+            refused["http"] += 1
+    check("saturated HTTP: every answer is 200, or 429/503 with Retry-After", not bad_http, bad_http[:3])
+    print("saturated: acknowledged %d, not stored %s" % (len(acked), refused))
+    check("saturated: the queue was full (HTTP got 429s): the test exercised it", refused["http"] > 0, refused)
+    log_txt = open(log).read()
+    check("saturated: each message not stored is logged (WARN, op, gw, error)",
+          "gateway message not stored" in log_txt and "op=demo" in log_txt and "error=E9002" in log_txt)
+    kill(p)
+    check_acked_stored("saturated, after kill -9", data, acked)
+
+
+# ---- 2 and 3. a full disk ------------------------------------------------------
+
+def fill(path):
+    """Write until the file system is full; returns the bytes written."""
+    n = 0
+    with open(path, "ab", buffering=0) as f:
+        blk = b"\xa5" * 65536
+        while True:
+            try:
+                n += f.write(blk)
+            except OSError:
+                break
+        while True:
+            try:
+                n += f.write(b"\xa5" * 512)
+            except OSError:
+                break
+    return n
 
 
 def case_full_disk():
