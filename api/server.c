@@ -17,8 +17,10 @@
  *      logged (docs/mqtt.md "Acknowledgement outcomes").
  *  (2) A connection is freed only when it is closed AND no engine completion
  *      or auth job refers to it (refs == 0).
- *  (3) While a connection has inflight_max messages in the engine, or the
- *      engine's queue is full, its socket is not read (back-pressure).
+ *  (3) While a connection has inflight_max messages in the engine, or a
+ *      message of it is held because the engine's queue is full (values:
+ *      blocked; broker messages: bheld), its socket is not read
+ *      (back-pressure).
  *  (4) A gateway publishes and subscribes only under its own topic root
  *      wip/v1/{operatorId}/gw/{gatewayId}.
  */
@@ -353,12 +355,15 @@ static void conn_maybe_resume(conn *c);
  *       -> 5.0: PUBACK with the error reason; 3.1.1: PUBACK (it has no
  *          negative one, and holding the packet id would only make the
  *          gateway resend what can never be stored); GW_ACK with the error;
- *   transient (queue full, I/O error, no space, read-only, poisoned engine,
- *       stopping, memory) -> never a positive PUBACK: a WARN line; GW_ACK
- *       with the error (extra, not a replacement); 5.0: PUBACK 0x97 (quota
- *       exceeded, busy) or 0x80 (unspecified); 3.1.1: the connection is
- *       closed without a PUBACK, so the gateway resends the message on its
- *       next connection (a messageId already stored is stored once).
+ *   transient (I/O error, no space, read-only, poisoned engine, stopping,
+ *       memory, a full queue that could not be held) -> never a positive
+ *       PUBACK: a WARN line; GW_ACK with the error (extra, not a
+ *       replacement); 5.0: PUBACK 0x97 (quota exceeded: full queue) or 0x80
+ *       (unspecified); 3.1.1: the connection is closed without a PUBACK, so
+ *       the gateway resends the message on its next connection (a messageId
+ *       already stored is stored once).
+ * A full queue is normally not an outcome: the message is held and retried
+ * (pend_ev / on_retry for values, bheld / on_broker_retry for the broker).
  * reason: the 5.0 reason code of a refusal. Returns 1 if c was closed.
  */
 static int gw_outcome(conn *c, uint16_t pid, const char *msgid, int outcome, int busy, uint8_t reason,
