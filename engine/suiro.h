@@ -39,7 +39,8 @@
 typedef struct sr_engine sr_engine;
 
 typedef struct sr_engine_opts {
-    const sr_key *key;          /* log encryption; NULL: none */
+    const sr_key *key;          /* log encryption; NULL: none. Must outlive the engine (the writer
+                                   reopens the log after a failed write, docs/durability.md §7) */
     sr_sync_mode sync;          /* default SR_SYNC_ALWAYS */
     int zstd_level;             /* log compression; default 1 (0 is default-> 1); -100: off */
     uint32_t queue_max;         /* queued commands, all operators; default 65536 */

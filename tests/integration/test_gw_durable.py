@@ -399,6 +399,34 @@ def case_saturated():
           "gateway message not stored" in log_txt and "op=demo" in log_txt and "error=E9002" in log_txt)
     kill(p)
     check_acked_stored("saturated, after kill -9", data, acked)
+    # stopping (SIGTERM) with messages held for a full queue: what is
+    # acknowledged is stored, the rest is not acknowledged, and the stop is
+    # clean (no leak or error under the sanitizers)
+    p, ports = start(data, log, cfg, {"SUIRO_TEST_WRITER_DELAY_MS": "40"})
+    c5, c3 = Raw(ports["mqtt"], "GW002", True), Raw(ports["mqtt"], "GW001", False)
+    stop_sent = {}
+    for c, k in ((c3, "3.1.1"), (c5, "5.0")):
+        for i in range(1, 41):
+            mid = "stop-%s-%d" % (k, i)
+            stop_sent[(k, i)] = mid
+            c.publish("data/periodic" if i % 2 else "data/measurements",
+                      periodic(c.gw, mid, mon) if i % 2 else meas(c.gw, mid), i)
+    time.sleep(0.05)  # let the server read them (the stop must find them held or in flight)
+    at = os.path.getsize(log)
+    p.send_signal(signal.SIGTERM)
+    for c in (c3, c5):
+        c.pump(40, 30)
+    term_rc = p.wait(60)
+    txt = open(log, errors="replace").read()[at:]
+    check("stopping with held messages: a clean stop (exit 0, no sanitizer report)",
+          term_rc == 0 and "Sanitizer" not in txt and "runtime error" not in txt, (term_rc, txt[-800:]))
+    stop_acked = {stop_sent[("3.1.1", pid)] for pid in c3.acks} | \
+        {stop_sent[("5.0", pid)] for pid, rc in c5.acks.items() if rc == 0}
+    check("stopping with held messages: 5.0 negative answers are 0x80/0x97 only",
+          all(rc in (0, 0x80, 0x97) for rc in c5.acks.values()), c5.acks)
+    c3.close()
+    c5.close()
+    check_acked_stored("stopping with held messages (%d acknowledged)" % len(stop_acked), data, stop_acked)
 
 
 # ---- 2 and 3. a full disk ------------------------------------------------------
