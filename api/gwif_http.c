@@ -13,7 +13,10 @@
  *   GET    /gw/v1/certificates/{platform|app}/{id}
  *
  * A 200 answer means durable, exactly as a PUBACK does: the response is sent
- * from the engine's completion. Tokens are 256-bit random, kept only as their
+ * from the engine's completion. Data not stored for a reason of the server
+ * (queue full, no space, I/O error, stopped writer, read-only, memory) is
+ * never 200: 429 (queue full) or 503, both with Retry-After, and a WARN line
+ * (respond_transient; docs/mqtt.md "Acknowledgement outcomes"). Tokens are 256-bit random, kept only as their
  * SHA-256, for `token_ttl` (1 h); a disconnect revokes at once. Paths under
  * /api/v1 are AP-IF (api/apif_http.c) on the same listener.
  */
@@ -135,19 +138,42 @@ static void on_engine_done(void *ctx, const sr_result *r)
     sr_loopq_push(&p->g->doneq, &p->li);
 }
 
+/* An answer that is not a positive one and not a refusal: the data was not
+ * stored for a reason of the server, so never 200. Queue full is 429 (the
+ * interface.md table), anything else (no space, I/O error, read-only,
+ * poisoned, stopping, memory) 503; both with Retry-After: 1, and a WARN
+ * line naming the gateway and the error (docs/mqtt.md "Acknowledgement
+ * outcomes"). */
+static void respond_transient(h2o_req_t *req, const char *op, const char *gw, const char *code, const char *message)
+{
+    char m[240];
+    snprintf(m, sizeof m, "%s; not acknowledged as stored, send it again", message && message[0] ? message : "server busy");
+    sr_slog(SR_LOG_WARN, "gateway message not stored", "op=%s gw=%s error=%s detail=%s binding=http", op, gw, code,
+            sr_slog_q(m));
+    int busy = !strcmp(code, SR_GW_E_BUSY) && message && strstr(message, "queue");
+    if (!busy) h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL, H2O_STRLIT("1"));
+    sr_http_result(req, busy ? 429 : 503, code, m, NULL); /* 429 adds its own Retry-After */
+}
+
+/* The answer to an engine result (the outcomes of sr_gw_outcome_rc). */
+static void respond_rc(h2o_req_t *req, const char *op, const char *gw, const sr_result *r)
+{
+    const char *msg = r->msg[0] ? r->msg : sr_gw_msg_of_rc(r->rc);
+    switch (sr_gw_outcome_rc(r->rc)) {
+    case SR_GW_DURABLE:
+        respond_result(req, SR_GW_OK, r->duplicate ? "duplicate; stored once" : "stored", NULL);
+        break;
+    case SR_GW_REFUSED: respond_result(req, sr_gw_code_of_rc(r->rc), msg, NULL); break;
+    default: respond_transient(req, op, gw, sr_gw_code_of_rc(r->rc), r->rc == SR_EFULL ? "queue full" : msg);
+    }
+}
+
 static void on_done(void *ctx, sr_loopq_item *it)
 {
     (void)ctx;
     pending *p = SR_CONTAINER(it, pending, li);
     {
-        if (p->req) {
-            if (p->res.rc == SR_OK)
-                respond_result(p->req, SR_GW_OK, p->res.duplicate ? "duplicate; stored once" : "stored", NULL);
-            else if (p->res.rc == SR_EINVAL)
-                respond_result(p->req, SR_GW_E_PARAM, p->res.msg, NULL);
-            else
-                respond_result(p->req, SR_GW_E_INTERNAL, p->res.msg[0] ? p->res.msg : sr_strerror(p->res.rc), NULL);
-        }
+        if (p->req) respond_rc(p->req, p->op, p->gw, &p->res);
         pending_unref(p);
     }
 }
@@ -249,17 +275,22 @@ static void post_values(sr_gwhttp *g, h2o_req_t *req, const token *t)
         rc = sr_gw_values_event(g->eng, t->op, t->gw, msg.message_id, json_object_get(msg.body, "values"), &ev,
                                      &nv, &err);
     if (rc) {
-        respond_result(req, err.code ? err.code : SR_GW_E_INTERNAL, err.message, err.detail);
+        if (!err.code) respond_transient(req, t->op, t->gw, sr_gw_code_of_rc(rc), sr_gw_msg_of_rc(rc)); /* memory */
+        else if (sr_gw_outcome_code(err.code) == SR_GW_TRANSIENT) respond_transient(req, t->op, t->gw, err.code, err.message);
+        else respond_result(req, err.code, err.message, err.detail);
     } else {
         pending *p = pending_new(g, req);
         sr_slice sl = {ev.data, ev.len};
-        if (!p) respond_result(req, SR_GW_E_INTERNAL, "out of memory", NULL);
+        if (!p) respond_transient(req, t->op, t->gw, SR_GW_E_INTERNAL, "out of memory");
         else {
+            snprintf(p->op, sizeof p->op, "%s", t->op);
+            snprintf(p->gw, sizeof p->gw, "%s", t->gw);
             p->refs++;
             rc = sr_engine_submit(g->eng, &sl, 1, on_engine_done, p);
             if (rc) {
                 p->refs--;
-                respond_result(req, rc == SR_EFULL ? SR_GW_E_BUSY : SR_GW_E_INTERNAL, sr_strerror(rc), NULL);
+                sr_result r = {.rc = rc};
+                respond_rc(req, t->op, t->gw, &r); /* r.msg empty: sr_gw_msg_of_rc */
             }
         }
     }
@@ -274,13 +305,16 @@ typedef struct bctx {
     sr_http_ctx h;
     sr_broker *b;
     void *fetch; /* a waiting long poll */
+    char op[72], gw[72];
 } bctx;
 
 static void on_gw_answer(void *ctx, const sr_gw_answer *a)
 {
     bctx *c = ctx;
     if (c->h.req) {
-        if (a->reply) sr_http_json(c->h.req, 200, (const char *)a->reply->data, a->reply->len);
+        int out = sr_gw_outcome_code(a->code);
+        if (out == SR_GW_DURABLE && a->reply) sr_http_json(c->h.req, 200, (const char *)a->reply->data, a->reply->len);
+        else if (out == SR_GW_TRANSIENT) respond_transient(c->h.req, c->op, c->gw, a->code, a->message); /* never 200 */
         else sr_http_result(c->h.req, 0, a->code, a->message, a->detail);
     }
     sr_http_ctx_unref(&c->h);
@@ -295,8 +329,10 @@ static void broker_message(sr_gwhttp *g, h2o_req_t *req, const token *t, const c
         respond_result(req, err.code, err.message, err.detail);
     } else {
         bctx *c = sr_http_ctx_new(req, sizeof *c);
-        if (!c) respond_result(req, SR_GW_E_INTERNAL, "out of memory", NULL);
+        if (!c) respond_transient(req, t->op, t->gw, SR_GW_E_INTERNAL, "out of memory");
         else {
+            snprintf(c->op, sizeof c->op, "%s", t->op);
+            snprintf(c->gw, sizeof c->gw, "%s", t->gw);
             c->h.refs++;
             sr_broker_gw_message(g->broker, t->op, t->gw, "http", suffix, &msg, on_gw_answer, c);
         }
@@ -404,6 +440,7 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
 {
     sr_gwhttp *g = *(sr_gwhttp **)(self + 1);
     if (g->closing) {
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL, H2O_STRLIT("1"));
         sr_http_result(req, 503, SR_GW_E_BUSY, "server stopping", NULL);
         return 0;
     }

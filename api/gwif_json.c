@@ -605,3 +605,57 @@ done:
     free(strs);
     return ok;
 }
+
+/* ---- acknowledgement outcomes ------------------------------------------- */
+
+int sr_gw_outcome_rc(int rc)
+{
+    switch (rc) {
+    case SR_OK: return SR_GW_DURABLE;
+    /* the message itself: the same bytes can never be stored */
+    case SR_EINVAL:
+    case SR_ENOTFOUND:
+    case SR_ECONFLICT:
+    case SR_ETOOBIG:
+    case SR_ECODEC: return SR_GW_REFUSED;
+    /* the server's state (SR_EFULL, SR_EIO, SR_ENOSPC, SR_EPOISONED,
+     * SR_ECLOSED, SR_ENOMEM, SR_EDB, ...): it may store it later */
+    default: return SR_GW_TRANSIENT;
+    }
+}
+
+int sr_gw_outcome_code(const char *code)
+{
+    if (!code || !strcmp(code, SR_GW_OK)) return code ? SR_GW_DURABLE : SR_GW_TRANSIENT;
+    if (!strncmp(code, "E9", 2)) return SR_GW_TRANSIENT;
+    return SR_GW_REFUSED;
+}
+
+const char *sr_gw_msg_of_rc(int rc)
+{
+    switch (rc) {
+    case SR_EPOISONED: return "writes are stopped after a failed write (the server resumes once it works)";
+    case SR_ENOSPC: return "no space left on the server's disk";
+    case SR_EFULL: return "server busy (writer queue full)";
+    case SR_ECLOSED: return "server stopping";
+    default: return sr_strerror(rc);
+    }
+}
+
+const char *sr_gw_code_of_rc(int rc)
+{
+    switch (rc) {
+    case SR_OK: return SR_GW_OK;
+    case SR_EINVAL:
+    case SR_ECODEC: return SR_GW_E_PARAM;
+    case SR_ETOOBIG: return SR_GW_E_LARGE;
+    case SR_ENOTFOUND: return "E3001";
+    case SR_ECONFLICT: return "E3002";
+    case SR_EFULL:
+    case SR_ENOSPC:
+    case SR_EPOISONED:
+    case SR_ECLOSED:
+    case SR_EIO: return SR_GW_E_BUSY; /* retry later (the message says why) */
+    default: return SR_GW_E_INTERNAL;
+    }
+}

@@ -22,6 +22,25 @@
 #define SR_GW_E_INTERNAL "E9001"
 #define SR_GW_E_BUSY "E9002"
 
+/* What an outcome means for the acknowledgement (docs/mqtt.md,
+ * "Acknowledgement outcomes"; both bindings use it):
+ *   SR_GW_DURABLE    stored, or a duplicate already stored: positive ack;
+ *   SR_GW_REFUSED    the message itself is invalid (a resend can never
+ *                    succeed): acknowledged with the error, nothing stored;
+ *   SR_GW_TRANSIENT  not stored for a reason of the server (queue full, I/O
+ *                    error, no space, read-only, poisoned, stopping, memory):
+ *                    never a positive ack -- the gateway must resend. */
+enum { SR_GW_DURABLE = 0, SR_GW_REFUSED = 1, SR_GW_TRANSIENT = 2 };
+/* The outcome of an engine result code (SR_OK, SR_E...). */
+int sr_gw_outcome_rc(int rc);
+/* The outcome of an interface.md result code ("0", "E1001", ...): E9xxx is
+ * transient, "0" durable, anything else a refusal. */
+int sr_gw_outcome_code(const char *code);
+/* A message for a gateway naming why rc (not SR_OK) did not store. */
+const char *sr_gw_msg_of_rc(int rc);
+/* The interface.md code for an engine result code that is not SR_OK. */
+const char *sr_gw_code_of_rc(int rc);
+
 typedef struct sr_gw_msg {
     const char *type;       /* header.messageType (borrowed from root) */
     const char *message_id; /* header.messageId, "" if absent */

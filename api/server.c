@@ -9,11 +9,18 @@
  *                                          takeover by a new connection, server stop
  * INVARIANTS
  *  (1) A QoS 1 PUBLISH is acknowledged (PUBACK, then GW_ACK on R/res/ack)
- *      only from the engine's completion: the data is durable or refused.
+ *      only from the engine's completion (or the broker's answer), and only
+ *      by gw_outcome: a positive PUBACK only when the data is durable (or a
+ *      duplicate already stored) or the message itself is refused; a
+ *      transient failure is never PUBACKed positively (5.0: 0x97 / 0x80;
+ *      3.1.1: the connection is closed so that the gateway resends) and is
+ *      logged (docs/mqtt.md "Acknowledgement outcomes").
  *  (2) A connection is freed only when it is closed AND no engine completion
  *      or auth job refers to it (refs == 0).
- *  (3) While a connection has inflight_max messages in the engine, or the
- *      engine's queue is full, its socket is not read (back-pressure).
+ *  (3) While a connection has inflight_max messages in the engine, or a
+ *      message of it is held because the engine's queue is full (values:
+ *      blocked; broker messages: bheld), its socket is not read
+ *      (back-pressure).
  *  (4) A gateway publishes and subscribes only under its own topic root
  *      wip/v1/{operatorId}/gw/{gatewayId}.
  */
@@ -60,6 +67,8 @@ struct sr_server {
     sr_loopq doneq; /* engine completions, from the writer thread */
     uv_signal_t sigint, sigterm;
     uv_timer_t tick, retry;
+    uv_timer_t bretry;        /* broker messages held while the engine's queue is full */
+    struct bjob *bheld;       /* ... in arrival order */
     sr_engine *eng;
     sr_key key;
     conn *conns;
@@ -112,6 +121,7 @@ struct conn {
     struct completion *pend_d;
     conn *blocked_next;
     int blocked;
+    int bheld; /* broker messages of this connection held for a retry (queue full) */
 };
 
 typedef struct completion {
@@ -337,6 +347,62 @@ static void send_puback(conn *c, uint16_t pid, uint8_t reason)
 
 static void conn_maybe_resume(conn *c);
 
+/*
+ * The one place a QoS 1 PUBLISH is answered (invariant 1; the table is
+ * docs/mqtt.md "Acknowledgement outcomes"):
+ *   durable (or a duplicate already stored) -> PUBACK 0, GW_ACK 0;
+ *   refused (the message itself is invalid: a resend can never succeed)
+ *       -> 5.0: PUBACK with the error reason; 3.1.1: PUBACK (it has no
+ *          negative one, and holding the packet id would only make the
+ *          gateway resend what can never be stored); GW_ACK with the error;
+ *   transient (I/O error, no space, read-only, poisoned engine, stopping,
+ *       memory, a full queue that could not be held) -> never a positive
+ *       PUBACK: a WARN line; GW_ACK with the error (extra, not a
+ *       replacement); 5.0: PUBACK 0x97 (quota exceeded: full queue) or 0x80
+ *       (unspecified); 3.1.1: the connection is closed without a PUBACK, so
+ *       the gateway resends the message on its next connection (a messageId
+ *       already stored is stored once).
+ * A full queue is normally not an outcome: the message is held and retried
+ * (pend_ev / on_retry for values, bheld / on_broker_retry for the broker).
+ * reason: the 5.0 reason code of a refusal. Returns 1 if c was closed.
+ */
+static int gw_outcome(conn *c, uint16_t pid, const char *msgid, int outcome, int busy, uint8_t reason,
+                      const char *code, const char *message, json_t *detail)
+{
+    if (c->state == ST_CLOSING) return 1;
+    if (outcome == SR_GW_DURABLE) {
+        send_puback(c, pid, 0);
+        send_gw_ack(c, msgid, SR_GW_OK, message, detail);
+        return 0;
+    }
+    if (outcome == SR_GW_REFUSED) {
+        send_puback(c, pid, reason ? reason : SR_MQTT_RC_IMPL_SPECIFIC);
+        send_gw_ack(c, msgid, code, message, detail);
+        return 0;
+    }
+    sr_slog(SR_LOG_WARN, "gateway message not stored", "op=%s gw=%s msgid=%s error=%s detail=%s mqtt=%s", c->op, c->gw,
+            sr_slog_q(msgid ? msgid : ""), code, sr_slog_q(message ? message : ""), c->version == 5 ? "5.0" : "3.1.1");
+    send_gw_ack(c, msgid, code, message, detail);
+    if (c->version == 5) {
+        send_puback(c, pid, busy ? SR_MQTT_RC_QUOTA_EXCEEDED : SR_MQTT_RC_UNSPECIFIED);
+        return 0;
+    }
+    if (!pid) return 0; /* QoS 0: no acknowledgement was promised */
+    conn_close(c, "message not stored (no negative PUBACK in MQTT 3.1.1): the gateway resends it", 0);
+    return 1;
+}
+
+/* the outcome of an engine result code */
+static int gw_outcome_rc(conn *c, uint16_t pid, const char *msgid, int rc, int duplicate, const char *msg)
+{
+    if (!rc) return gw_outcome(c, pid, msgid, SR_GW_DURABLE, 0, 0, SR_GW_OK, duplicate ? "duplicate; stored once" : "stored",
+                               NULL);
+    char m[240];
+    snprintf(m, sizeof m, "%s%s", msg && msg[0] ? msg : sr_gw_msg_of_rc(rc),
+             sr_gw_outcome_rc(rc) == SR_GW_TRANSIENT ? "; not acknowledged as stored, send it again" : "");
+    return gw_outcome(c, pid, msgid, sr_gw_outcome_rc(rc), rc == SR_EFULL, 0, sr_gw_code_of_rc(rc), m, NULL);
+}
+
 /* an engine completion, on the loop */
 static void on_done(void *ctx, sr_loopq_item *it)
 {
@@ -346,13 +412,8 @@ static void on_done(void *ctx, sr_loopq_item *it)
         conn *c = d->c;
         c->inflight--;
         if (c->state != ST_CLOSING) {
-            /* (1): durable or refused -- now acknowledge */
-            const char *code = SR_GW_OK, *msg = d->res.duplicate ? "duplicate; stored once" : "stored";
-            if (d->res.rc == SR_EINVAL) code = SR_GW_E_PARAM, msg = d->res.msg;
-            else if (d->res.rc) code = SR_GW_E_INTERNAL, msg = d->res.msg[0] ? d->res.msg : sr_strerror(d->res.rc);
-            send_puback(c, d->packet_id, d->res.rc ? SR_MQTT_RC_IMPL_SPECIFIC : 0);
-            send_gw_ack(c, d->msgid, code, msg, NULL);
-            conn_maybe_resume(c);
+            /* (1): durable, refused or not stored -- now answer */
+            if (!gw_outcome_rc(c, d->packet_id, d->msgid, d->res.rc, d->res.duplicate, d->res.msg)) conn_maybe_resume(c);
         }
         conn_unref(c);
         free(d);
@@ -376,7 +437,7 @@ static void conn_pause(conn *c)
 
 static void conn_maybe_resume(conn *c)
 {
-    if (!c->reading && !c->blocked && c->state != ST_CLOSING && c->inflight < (int)c->srv->cfg.inflight_max) {
+    if (!c->reading && !c->blocked && !c->bheld && c->state != ST_CLOSING && c->inflight < (int)c->srv->cfg.inflight_max) {
         if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) == 0) c->reading = 1;
     }
 }
@@ -693,10 +754,8 @@ static void on_retry(uv_timer_t *t)
             c->pend_d = NULL; /* owned by the engine until engine_done */
             c->refs++;
             c->inflight++;
-        } else if (c->state != ST_CLOSING) {
-            send_puback(c, c->pend_d->packet_id, SR_MQTT_RC_UNSPECIFIED);
-            send_gw_ack(c, c->pend_d->msgid, SR_GW_E_INTERNAL, sr_strerror(rc), NULL);
-        }
+        } else if (c->state != ST_CLOSING)
+            (void)gw_outcome_rc(c, c->pend_d->packet_id, c->pend_d->msgid, rc, 0, NULL);
         if (c->pend_d) {
             free(c->pend_d);
             c->pend_d = NULL;
@@ -750,13 +809,11 @@ static void submit_values(conn *c, const sr_mqtt_pkt *p, const char *msgid, cons
             if (!uv_is_active((uv_handle_t *)&c->srv->retry)) uv_timer_start(&c->srv->retry, on_retry, 2, 2);
         } else {
             free(d);
-            send_puback(c, p->packet_id, SR_MQTT_RC_SERVER_BUSY);
-            send_gw_ack(c, msgid, SR_GW_E_BUSY, sr_strerror(rc), NULL);
+            (void)gw_outcome_rc(c, p->packet_id, msgid, SR_EFULL, 0, NULL);
         }
     } else {
         free(d);
-        send_puback(c, p->packet_id, rc == SR_EFULL ? SR_MQTT_RC_SERVER_BUSY : SR_MQTT_RC_UNSPECIFIED);
-        send_gw_ack(c, msgid, rc == SR_EFULL ? SR_GW_E_BUSY : SR_GW_E_INTERNAL, sr_strerror(rc), NULL);
+        (void)gw_outcome_rc(c, p->packet_id, msgid, rc, 0, NULL);
     }
 }
 
@@ -770,42 +827,126 @@ typedef struct bjob {
     conn *c;
     uint16_t packet_id;
     char msgid[72];
+    char suffix[32];
+    const uint8_t *payload; /* the PUBLISH payload while the broker call runs */
+    size_t payload_len;
+    sr_buf held;            /* a copy, once held for a retry */
+    int *in_call;           /* set while sr_broker_gw_message runs: 1 held, 2 answered (j freed) */
+    struct bjob *next;
 } bjob;
+
+static void on_broker_retry(uv_timer_t *t);
+static void on_broker_answer(void *ctx, const sr_gw_answer *a);
+
+/* Hand the message to the broker (again); the answer may come before this
+ * returns (then j may be freed). */
+static void broker_call(bjob *j, const sr_gw_msg *msg)
+{
+    conn *c = j->c;
+    int st = 0;
+    j->in_call = &st;
+    sr_broker_gw_message(c->srv->broker, c->op, c->gw, c->peer, j->suffix, msg, on_broker_answer, j);
+    if (st != 2) j->in_call = NULL; /* held, or in the engine: a later answer is not synchronous */
+}
 
 /* The broker's answer: PUBACK, then the reply (fetch, certificate) or the
  * GW_ACK. Durable-before-ack holds: the broker answers from the engine's
- * completion (api/broker.c invariant 1). */
+ * completion (api/broker.c invariant 1). A full engine queue (E9002, which
+ * the broker answers at once) is back-pressure, as for values: the message
+ * is held, the socket not read, and the message handed to the broker again
+ * by a retry timer -- never acknowledged before it is durable, and no
+ * disconnect storm when a gateway's window is larger than the queue. */
 static void on_broker_answer(void *ctx, const sr_gw_answer *a)
 {
     bjob *j = ctx;
     conn *c = j->c;
+    sr_server *s = c->srv;
+    if (c->state != ST_CLOSING && j->in_call && !s->stopping && !strcmp(a->code, SR_GW_E_BUSY) && !a->reply) {
+        if (!j->held.data && sr_buf_append(&j->held, j->payload, j->payload_len) != SR_OK) goto answer;
+        *j->in_call = 1;
+        j->next = NULL;
+        bjob **tail = &s->bheld;
+        while (*tail) tail = &(*tail)->next;
+        *tail = j;
+        if (!c->bheld++) conn_pause(c);
+        if (!uv_is_active((uv_handle_t *)&s->bretry)) uv_timer_start(&s->bretry, on_broker_retry, 2, 2);
+        return; /* still in flight: inflight and the reference stay */
+    }
+answer:
+    if (j->in_call) *j->in_call = 2;
     c->inflight--;
     if (c->state != ST_CLOSING) {
-        int ok = !strcmp(a->code, SR_GW_OK);
-        send_puback(c, j->packet_id, ok ? 0 : SR_MQTT_RC_IMPL_SPECIFIC);
-        if (a->reply) deliver(c, a->reply_suffix, a->reply);
-        else send_gw_ack(c, j->msgid, a->code, a->message, a->detail);
-        conn_maybe_resume(c);
+        /* the broker's E9xxx (not stored, memory) is transient: never a
+         * positive PUBACK (gw_outcome) */
+        int out = sr_gw_outcome_code(a->code), closed = 0;
+        if (out == SR_GW_DURABLE && a->reply) {
+            send_puback(c, j->packet_id, 0);
+            deliver(c, a->reply_suffix, a->reply);
+        } else {
+            char m[240];
+            snprintf(m, sizeof m, "%s%s", a->message ? a->message : "",
+                     out == SR_GW_TRANSIENT ? "; not acknowledged as stored, send it again" : "");
+            closed = gw_outcome(c, j->packet_id, j->msgid, out, !strcmp(a->code, SR_GW_E_BUSY), 0, a->code,
+                                out == SR_GW_DURABLE ? a->message : m, a->detail);
+        }
+        if (!closed) conn_maybe_resume(c);
     }
+    sr_buf_release(&j->held);
     free(j);
     conn_unref(c);
+}
+
+/* Held broker messages, in arrival order: to the broker again. */
+static void on_broker_retry(uv_timer_t *t)
+{
+    sr_server *s = t->data;
+    bjob *list = s->bheld;
+    s->bheld = NULL;
+    while (list) {
+        bjob *j = list;
+        list = j->next;
+        conn *c = j->c;
+        c->bheld--;
+        sr_gw_msg msg;
+        sr_gw_err err;
+        memset(&err, 0, sizeof err);
+        memset(&msg, 0, sizeof msg);
+        if (c->state == ST_CLOSING || sr_gw_parse(j->held.data, j->held.len, &msg, &err) != SR_OK) {
+            /* gone (the gateway resends on its next connection); the bytes
+             * parsed once, so a failure here is memory: transient */
+            sr_gw_answer a = {SR_GW_E_INTERNAL, "out of memory", NULL, NULL, NULL};
+            j->in_call = NULL;
+            on_broker_answer(j, &a);
+        } else {
+            j->payload = j->held.data;
+            j->payload_len = j->held.len;
+            broker_call(j, &msg);
+        }
+        sr_gw_msg_release(&msg);
+        sr_gw_err_clear(&err);
+        if (c->state != ST_CLOSING && !c->bheld) conn_maybe_resume(c);
+    }
+    if (!s->bheld) uv_timer_stop(&s->bretry);
 }
 
 static void to_broker(conn *c, const sr_mqtt_pkt *p, const char *suffix, const sr_gw_msg *msg)
 {
     bjob *j = calloc(1, sizeof *j);
     if (!j) {
-        send_puback(c, p->packet_id, SR_MQTT_RC_UNSPECIFIED);
-        send_gw_ack(c, msg->message_id, SR_GW_E_INTERNAL, "out of memory", NULL);
+        (void)gw_outcome_rc(c, p->packet_id, msg->message_id, SR_ENOMEM, 0, NULL);
         return;
     }
     j->c = c;
     j->packet_id = p->packet_id;
     snprintf(j->msgid, sizeof j->msgid, "%s", msg->message_id);
+    snprintf(j->suffix, sizeof j->suffix, "%s", suffix);
+    sr_buf_init(&j->held);
+    j->payload = p->publish.payload.data;
+    j->payload_len = p->publish.payload.len;
     c->refs++;
     c->inflight++;
     if (c->inflight >= (int)c->srv->cfg.inflight_max) conn_pause(c); /* (3) */
-    sr_broker_gw_message(c->srv->broker, c->op, c->gw, c->peer, suffix, msg, on_broker_answer, j);
+    broker_call(j, msg);
 }
 
 static void handle_publish(conn *c, const sr_mqtt_pkt *p)
@@ -855,8 +996,8 @@ static void handle_publish(conn *c, const sr_mqtt_pkt *p)
     sr_gw_err err;
     memset(&err, 0, sizeof err);
     if (sr_gw_parse(m->payload.data, m->payload.len, &msg, &err) != SR_OK) {
-        send_puback(c, p->packet_id, SR_MQTT_RC_PAYLOAD_FORMAT_INVALID);
-        send_gw_ack(c, msg.message_id ? msg.message_id : "", err.code, err.message, err.detail);
+        (void)gw_outcome(c, p->packet_id, msg.message_id ? msg.message_id : "", sr_gw_outcome_code(err.code), 0,
+                         SR_MQTT_RC_PAYLOAD_FORMAT_INVALID, err.code, err.message, err.detail);
         sr_gw_msg_release(&msg);
         sr_gw_err_clear(&err);
         return;
@@ -899,9 +1040,12 @@ static void handle_publish(conn *c, const sr_mqtt_pkt *p)
         rc = SR_EINVAL;
     }
     if (rc) {
-        /* refused as a whole: nothing stored */
-        send_puback(c, p->packet_id, SR_MQTT_RC_IMPL_SPECIFIC);
-        send_gw_ack(c, msg.message_id, err.code ? err.code : SR_GW_E_INTERNAL, err.message, err.detail);
+        /* refused as a whole (or not built: memory): nothing stored */
+        if (err.code)
+            (void)gw_outcome(c, p->packet_id, msg.message_id, sr_gw_outcome_code(err.code), 0, 0, err.code,
+                             err.message, err.detail);
+        else
+            (void)gw_outcome_rc(c, p->packet_id, msg.message_id, rc, 0, NULL);
     } else
         submit_values(c, p, msg.message_id, &ev);
     sr_buf_release(&ev);
@@ -1189,9 +1333,23 @@ static void on_stop_check(uv_async_t *a);
 
 /* ------------------------------------------------------------------------ */
 
+/* the engine's write failures and recoveries (docs/durability.md §7), from
+ * the writer thread */
+static void engine_alert(void *ctx, int error, const char *msg)
+{
+    (void)ctx;
+    sr_slog(error ? SR_LOG_ERROR : SR_LOG_INFO, error ? "storage write failure" : "storage writing resumed", "detail=%s",
+            sr_slog_q(msg));
+}
+
 static int engine_open(sr_server *s, char *err, size_t errlen)
 {
     sr_engine_opts o = {.queue_max = s->cfg.queue_max};
+    o.alert = engine_alert;
+    o.readonly_on_nospace = 1; /* a full disk at start: serve reads (§7) */
+    /* test hook: how often a poisoned engine tries to resume (default 1 s) */
+    const char *rms = getenv("SUIRO_TEST_RECOVER_MS");
+    if (rms) o.recover_ms = (uint32_t)atoi(rms);
     /* test hook: a slow writer, to show back-pressure (tests/integration/test_gw_backpressure.py) */
     const char *slow = getenv("SUIRO_TEST_WRITER_DELAY_MS");
     if (slow) o.test_group_delay_ms = (uint32_t)atoi(slow);
@@ -1305,6 +1463,8 @@ int sr_server_open(const sr_config *cfg, sr_server **out, char *err, size_t errl
     uv_timer_start(&s->tick, on_tick, 1000, 1000);
     uv_timer_init(&s->loop, &s->retry);
     s->retry.data = s;
+    uv_timer_init(&s->loop, &s->bretry);
+    s->bretry.data = s;
     uv_signal_init(&s->loop, &s->sigint);
     uv_signal_init(&s->loop, &s->sigterm);
     s->sigint.data = s->sigterm.data = s;
@@ -1372,6 +1532,7 @@ int sr_server_run(sr_server *s)
         }
         if (!s->conns) {
             uv_timer_stop(&s->retry);
+            uv_timer_stop(&s->bretry);
             break;
         }
     }
@@ -1395,6 +1556,14 @@ void sr_server_close(sr_server *s)
     s->eng = NULL;
     if (rc) sr_slog(SR_LOG_ERROR, "engine closed with an error", "error=%s", sr_err_name(rc));
     sr_loopq_drain(&s->doneq);
+    while (s->bheld) { /* held broker messages of closed connections: dropped (never acknowledged) */
+        bjob *j = s->bheld;
+        s->bheld = j->next;
+        j->c->bheld--;
+        j->in_call = NULL;
+        sr_gw_answer a = {SR_GW_E_BUSY, "server stopping", NULL, NULL, NULL};
+        on_broker_answer(j, &a);
+    }
     sr_broker_flush(s->broker);
     sr_gwhttp_flush(s->http);
     sr_broker_dispose(s->broker);

@@ -17,7 +17,11 @@
  *      to readers whose snapshot has W < F, for whom that chunk is not yet
  *      visible. A reader that finds the generation moved on retries.
  *  (6) A failed log append or index commit poisons the engine: heads may hold
- *      samples that are not durable, so only a reopen (replay) repairs it.
+ *      samples that are not durable (all with seq > W, so readers never see
+ *      them), so only a reopen of the log and a rebuild of the heads repair
+ *      it; the writer does both by itself (recover(), docs/durability.md
+ *      section 7), and says so through opts.alert when it poisons and when
+ *      it resumes.
  *  (7) Late samples (older than what a point has flushed) wait in the head's
  *      late list and are merged into the chunks at the head's next flush, or
  *      when the list reaches LATE_MAX; like head samples they have seq >=
@@ -182,6 +186,10 @@ struct sr_engine {
     size_t nq, capq, rr;
     uint32_t depth;
     int stopping, poisoned;
+    int poison_cause;           /* the failure that poisoned (under mu) */
+    int nospace_ro;             /* opened read-only for lack of space (readonly_on_nospace) */
+    char *logdir;               /* the log's directory and options: the writer reopens it (§7) */
+    struct sr_log_opts lo;
     pthread_t writer;
     int writer_started;
     struct cmd **group; /* the writer's group array, allocated by open */
@@ -1158,11 +1166,33 @@ static int put_watermark(sr_engine *e, MDB_txn *t, uint64_t w)
 /* ------------------------------------------------------------------------ */
 /* The writer                                                                */
 
-static void poison(sr_engine *e)
+static void alert(sr_engine *e, int error, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void alert(sr_engine *e, int error, const char *fmt, ...)
+{
+    char msg[600];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (e->o.alert) e->o.alert(e->o.alert_ctx, error, msg);
+    else fprintf(stderr, "suiro: %s\n", msg);
+}
+
+/* A write failed: stop writing (invariant 6) and say so, with what to do. */
+static void poison(sr_engine *e, int cause, uint64_t seq)
 {
     pthread_mutex_lock(&e->mu);
     e->poisoned = 1;
+    e->poison_cause = cause;
     pthread_mutex_unlock(&e->mu);
+    if (e->o.no_recover)
+        alert(e, 1, "write failed at seq %" PRIu64 ": %s (%s); nothing of it was acknowledged; writes refused until reopened",
+              seq, sr_strerror(cause), sr_err_name(cause));
+    else
+        alert(e, 1, "write failed at seq %" PRIu64 ": %s (%s); nothing of it was acknowledged; writes refused, resuming "
+                    "by itself once it works (tried every %u ms): %s",
+              seq, sr_strerror(cause), sr_err_name(cause), e->o.recover_ms,
+              cause == SR_ENOSPC ? "free disk space" : "check the disk");
 }
 
 static void cmd_free(cmd *c)
@@ -1445,7 +1475,7 @@ static void process_group(sr_engine *e, cmd **cmds, size_t nc)
     atomic_fetch_add(&e->st_events, nrecs);
 finish:
     if (txn) sr_index_abort(txn);
-    if (fatal && fatal != SR_EPOISONED) poison(e);
+    if (fatal && fatal != SR_EPOISONED) poison(e, fatal, e->next_seq);
     sr_arena_reset(&e->ev.a); /* every event of the group */
     sr_free(acc);
     sr_free(recs);
@@ -1456,7 +1486,10 @@ finish:
         if (fatal) {
             memset(r, 0, sizeof *r);
             r->rc = fatal == SR_EPOISONED ? SR_EPOISONED : fatal;
-            snprintf(r->msg, sizeof r->msg, "write failed: %s", sr_strerror(fatal));
+            if (fatal == SR_EPOISONED) /* §7: the writer resumes by itself */
+                snprintf(r->msg, sizeof r->msg, "writes are stopped after a failed write (resuming once it works)");
+            else
+                snprintf(r->msg, sizeof r->msg, "write failed: %s", sr_strerror(fatal));
         }
         if (cmds[ci]->cb) cmds[ci]->cb(cmds[ci]->ctx, r);
         atomic_fetch_add(&e->st_commands, 1);
@@ -1467,6 +1500,8 @@ finish:
 
 enum { GROUP_MAX_CMDS = 4096 };
 
+static int recover(sr_engine *e);
+
 static void *writer_main(void *arg)
 {
     sr_engine *e = arg;
@@ -1474,6 +1509,20 @@ static void *writer_main(void *arg)
     for (;;) {
         size_t n = 0;
         pthread_mutex_lock(&e->mu);
+        /* poisoned (§7): commands still queued get SR_EPOISONED; then, every
+         * recover_ms until it works, try to reopen the log and resume */
+        while (e->poisoned && !e->depth && !e->stopping && !e->o.no_recover) {
+            struct timespec until;
+            clock_gettime(CLOCK_REALTIME, &until);
+            uint64_t ns = (uint64_t)until.tv_nsec + (uint64_t)e->o.recover_ms * 1000000u;
+            until.tv_sec += (time_t)(ns / 1000000000u);
+            until.tv_nsec = (long)(ns % 1000000000u);
+            int tr = pthread_cond_timedwait(&e->cv_work, &e->mu, &until);
+            if (tr == 0 || e->stopping || e->depth) continue; /* woken: look again */
+            pthread_mutex_unlock(&e->mu);
+            (void)recover(e);
+            pthread_mutex_lock(&e->mu);
+        }
         while (!e->depth && !e->stopping) pthread_cond_wait(&e->cv_work, &e->mu);
         if (!e->depth && e->stopping) {
             pthread_mutex_unlock(&e->mu);
@@ -1530,6 +1579,7 @@ static int wire_operator(const uint8_t *p, size_t n, const uint8_t **op, size_t 
 
 int sr_engine_submit(sr_engine *e, const sr_slice *events, size_t n, sr_engine_cb cb, void *ctx)
 {
+    if (e && e->nospace_ro) return SR_ENOSPC; /* read-only for lack of space (§7) */
     if (!e || !events || !n || e->o.readonly || e->o.log_readonly) return SR_EINVAL;
     /* copy, and find the operator (every event of a command has the same) */
     size_t total = 0;
@@ -1818,6 +1868,169 @@ static int replay(sr_engine *e, uint64_t w, uint64_t min_first, sr_errinfo *ei)
     return rc;
 }
 
+/* ------------------------------------------------------------------------ */
+/* Resuming after a failed write (docs/durability.md section 7)              */
+
+/* Move every head of sh into e (the writer holds all of e's stripes):
+ * a point of both swaps its contents; a point only in e is reset empty; a
+ * point only in sh moves (pages were made before the stripes were taken).
+ * sh gets e's old contents, freed by the caller. */
+static void heads_swap(sr_engine *e, sr_engine *sh)
+{
+    for (size_t d = 0; d < HDIR; d++) {
+        head **pe = e->hdir[d], **ps = sh->hdir[d];
+        if (!pe) continue; /* then ps is NULL too (made beforehand) */
+        for (size_t i = 0; i < HPAGE; i++) {
+            head *he = pe[i], *hs = ps ? ps[i] : NULL;
+            if (he && hs) {
+                head tmp = *he;
+                *he = *hs;
+                *hs = tmp;
+                he->gen = hs->gen + 1;
+            } else if (he) {
+                hs_free_strings(he->v, he->n, he->type);
+                hs_free_strings(he->old, he->nold, he->type);
+                hs_free_strings(he->late, he->nlate, he->type);
+                hs_free_strings(he->old_late, he->nold_late, he->type);
+                sr_free(he->v);
+                sr_free(he->old);
+                sr_free(he->late);
+                sr_free(he->old_late);
+                uint32_t p = he->point;
+                sr_vtype t = he->type;
+                uint64_t g = he->gen + 1;
+                memset(he, 0, sizeof *he);
+                he->point = p;
+                he->type = t;
+                he->gen = g;
+                he->flushed_max = INT64_MIN;
+            } else if (hs) {
+                pe[i] = hs;
+                ps[i] = NULL;
+                atomic_fetch_add(&e->npoints, 1);
+            }
+        }
+    }
+}
+
+/*
+ * The writer, while poisoned: reopen the log (its recovery cuts what was
+ * written but not synced, so the log holds exactly what is durable), rebuild
+ * the heads from the index and the log into a private set (as an open does),
+ * apply any durable events the index lacks (a group whose log append worked
+ * but whose index commit failed: never acknowledged, now stored), swap the
+ * new heads in while holding every stripe, and resume. Readers are right
+ * throughout: while poisoned, W does not move and every head sample or
+ * generation of the failed group has a seq > W; the swap happens with the
+ * stripes held across the index commits of the apply, so a reader sees old
+ * heads only with an old snapshot. On failure the engine stays poisoned and
+ * the next attempt starts again from what the index and the log hold.
+ */
+static int recover(sr_engine *e)
+{
+    static const char what[] = "cannot resume writing yet";
+    pthread_mutex_lock(&e->mu);
+    int cause = e->poison_cause;
+    pthread_mutex_unlock(&e->mu);
+    int rc = SR_OK;
+    sr_errinfo ei;
+    memset(&ei, 0, sizeof ei);
+    /* 1. the log, reopened from what is on disk */
+    pthread_mutex_lock(&e->mu);
+    sr_log *old = e->log;
+    e->log = NULL;
+    pthread_mutex_unlock(&e->mu);
+    (void)sr_log_close(old); /* a poisoned handle: its error is known */
+    sr_log *lg = NULL;
+    /* what the index applied was durable: never a torn tail (§3) */
+    if (e->o.sync == SR_SYNC_ALWAYS) e->lo.durable_floor = atomic_load(&e->watermark);
+    rc = sr_log_open(e->logdir, &e->lo, &lg, &ei);
+    pthread_mutex_lock(&e->mu);
+    e->log = lg;
+    pthread_mutex_unlock(&e->mu);
+    if (rc) goto fail;
+    /* the index must still work (an LMDB panic needs a restart) */
+    MDB_txn *t;
+    if ((rc = sr_index_read_begin(e->ix, &t))) goto fail;
+    uint64_t w = sr_index_watermark(e->ix, t);
+    sr_index_read_end(e->ix, t);
+    uint64_t end = sr_log_durable_seq(e->log);
+    if (w >= end) {
+        rc = SR_ECORRUPT;
+        snprintf(ei.msg, sizeof ei.msg, "index has events up to %" PRIu64 " but the reopened log ends at %" PRIu64, w,
+                 end - 1);
+        goto fail;
+    }
+    if ((rc = sr_index_write_begin(e->ix, &t))) goto fail;
+    sr_index_abort(t);
+    /* 2. the heads, privately: a shadow engine sharing the index and log */
+    sr_engine *sh = sr_calloc(1, sizeof *sh);
+    if (!sh) {
+        rc = SR_ENOMEM;
+        goto fail;
+    }
+    sh->dir = e->dir;
+    sh->o = e->o;
+    sh->o.progress = NULL;
+    sh->o.replay_to = 0;
+    sh->log = e->log;
+    sh->ix = e->ix;
+    sh->blobs = e->blobs;
+    for (int i = 0; i < NSTRIPE; i++) pthread_mutex_init(&sh->stripe[i], NULL);
+    uint64_t min_first = UINT64_MAX;
+    rc = load_heads(sh, &min_first);
+    if (!rc && w > 0 && min_first <= w) {
+        sh->o.replay_to = w; /* heads only: [min_first, W] */
+        rc = replay(sh, w, min_first, &ei);
+        sh->o.replay_to = 0;
+    }
+    for (size_t d = 0; !rc && d < HDIR; d++) /* e's pages for every shadow page, before the stripes */
+        if (sh->hdir[d] && !e->hdir[d] && !(e->hdir[d] = sr_calloc(HPAGE, sizeof *e->hdir[d]))) rc = SR_ENOMEM;
+    if (!rc) {
+        /* 3. under every stripe: the events the index lacks, then the swap */
+        for (int i = 0; i < NSTRIPE; i++) pthread_mutex_lock(&e->stripe[i]);
+        int arc = end - 1 > w ? replay(sh, w, UINT64_MAX, &ei) : SR_OK;
+        for (size_t d = 0; !arc && d < HDIR; d++) /* pages the apply made */
+            if (sh->hdir[d] && !e->hdir[d] && !(e->hdir[d] = sr_calloc(HPAGE, sizeof *e->hdir[d]))) arc = SR_ENOMEM;
+        if (!arc) heads_swap(e, sh);
+        else {
+            /* the index may have moved to W'' < end - 1: heads for W'' are
+             * the shadow's only if every page could be made; else keep the
+             * old ones and stay poisoned (readers filter by seq) */
+            int pages = 1;
+            for (size_t d = 0; pages && d < HDIR; d++)
+                if (sh->hdir[d] && !e->hdir[d] && !(e->hdir[d] = sr_calloc(HPAGE, sizeof *e->hdir[d]))) pages = 0;
+            if (pages) heads_swap(e, sh);
+        }
+        for (int i = NSTRIPE - 1; i >= 0; i--) pthread_mutex_unlock(&e->stripe[i]);
+        rc = arc;
+    }
+    heads_free(sh);
+    for (int i = 0; i < NSTRIPE; i++) pthread_mutex_destroy(&sh->stripe[i]);
+    sr_free(sh);
+    if (rc) goto fail;
+    /* 4. resume */
+    atomic_fetch_add(&e->masters_gen, 1); /* the apply may have changed masters */
+    e->next_seq = end;
+    atomic_store(&e->watermark, end - 1);
+    pthread_mutex_lock(&e->mu);
+    e->poisoned = 0;
+    e->poison_cause = SR_OK;
+    pthread_mutex_unlock(&e->mu);
+    alert(e, 0, "writing resumed after %s: log reopened, ends at seq %" PRIu64 ", every acknowledged write in it",
+          sr_err_name(cause), end - 1);
+    return SR_OK;
+fail:
+    if (rc != cause) { /* once per distinct cause: a full disk retries quietly */
+        alert(e, 1, "%s: %s (%s)%s%.120s; retrying every %u ms", what, sr_strerror(rc), sr_err_name(rc),
+              ei.msg[0] ? ": " : "", ei.msg, e->o.recover_ms);
+        pthread_mutex_lock(&e->mu);
+        e->poison_cause = rc;
+        pthread_mutex_unlock(&e->mu);
+    }
+    return rc;
+}
+
 static int rm_index_files(const char *ixdir);
 
 static void notice(sr_engine *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -1884,7 +2097,35 @@ static int index_layout(sr_engine *e, const char *ixdir, sr_errinfo *ei)
     return sr_index_commit(e->ix, t);
 }
 
+static int engine_open(const char *dir, const sr_engine_opts *opts, sr_engine **out, sr_errinfo *ei);
+
 int sr_engine_open(const char *dir, const sr_engine_opts *opts, sr_engine **out, sr_errinfo *ei)
+{
+    sr_errinfo local;
+    if (!ei) ei = &local;
+    int rc = engine_open(dir, opts, out, ei);
+    if (rc != SR_ENOSPC || !opts || !opts->readonly_on_nospace || opts->readonly || opts->log_readonly) return rc;
+    /* no room to recover or replay: serve reads, refuse writes (§7) */
+    char why[sizeof ei->msg];
+    snprintf(why, sizeof why, "%s", ei->msg);
+    sr_engine_opts o = *opts;
+    o.readonly = 1;
+    if ((rc = engine_open(dir, &o, out, ei))) return rc;
+    sr_engine *e = *out;
+    e->nospace_ro = 1;
+    e->poison_cause = SR_ENOSPC;
+    char *bd = join(dir, "blobs"); /* file downloads are reads too */
+    sr_blobs_opts bo = {.key = e->o.key};
+    sr_blob_errinfo bei;
+    if (bd && sr_blobs_open(bd, &bo, &e->blobs, &bei) != SR_OK) e->blobs = NULL;
+    sr_free(bd);
+    alert(e, 1, "opened READ-ONLY, no space left on device (%.80s): queries served, writes refused; free disk space "
+                "and restart",
+          why);
+    return SR_OK;
+}
+
+static int engine_open(const char *dir, const sr_engine_opts *opts, sr_engine **out, sr_errinfo *ei)
 {
     int rc;
     char *logdir = NULL, *ixdir = NULL;
@@ -1897,6 +2138,7 @@ int sr_engine_open(const char *dir, const sr_engine_opts *opts, sr_engine **out,
     if (!e->o.queue_max) e->o.queue_max = 65536;
     if (!e->o.queue_max_per_op) e->o.queue_max_per_op = e->o.queue_max / 4 ? e->o.queue_max / 4 : 1;
     if (!e->o.head_max) e->o.head_max = 1024;
+    if (!e->o.recover_ms) e->o.recover_ms = 1000;
     pthread_mutex_init(&e->mu, NULL);
     pthread_mutex_init(&e->picache_mu, NULL);
     pthread_cond_init(&e->cv_work, NULL);
@@ -1928,6 +2170,8 @@ int sr_engine_open(const char *dir, const sr_engine_opts *opts, sr_engine **out,
      * sync=always), so the log's recovery must not cut it as a torn tail
      * (durability.md §3). With sync=interval/none the index may lead the log
      * after a power loss, so the floor is not used. */
+    e->logdir = logdir;
+    logdir = NULL; /* the engine's now (§7: the writer reopens the log) */
     char err[256] = "";
     if ((rc = sr_index_open(e->o.index_dir ? e->o.index_dir : ixdir, e->o.map_bytes, e->o.readonly, &e->ix, err,
                             sizeof err))) {
@@ -1943,8 +2187,9 @@ int sr_engine_open(const char *dir, const sr_engine_opts *opts, sr_engine **out,
         if (iw > floor) floor = iw;
     }
     if (e->o.sync == SR_SYNC_ALWAYS) lo.durable_floor = floor;
+    e->lo = lo;
     uint64_t t0 = mono_us();
-    if ((rc = sr_log_open(logdir, &lo, &e->log, ei))) goto fail;
+    if ((rc = sr_log_open(e->logdir, &lo, &e->log, ei))) goto fail;
     uint64_t t1 = mono_us();
     e->ost.log_us = t1 - t0;
     if ((rc = index_layout(e, e->o.index_dir ? e->o.index_dir : ixdir, ei))) goto fail;
@@ -2062,6 +2307,7 @@ int sr_engine_close(sr_engine *e)
     pthread_mutex_destroy(&e->picache_mu);
     pthread_cond_destroy(&e->cv_work);
     sr_free(e->picache);
+    sr_free(e->logdir);
     sr_free(e->dir);
     sr_free(e);
     return rc;
@@ -2664,10 +2910,21 @@ int sr_engine_doc_get(sr_engine *e, const char *op, const char *coll, const char
 
 void sr_engine_get_open_stats(sr_engine *e, sr_engine_open_stats *out) { *out = e->ost; }
 
+int sr_engine_write_state(sr_engine *e, int *cause)
+{
+    pthread_mutex_lock(&e->mu);
+    int st = e->nospace_ro ? SR_ENOSPC : e->poisoned ? SR_EPOISONED : SR_OK;
+    if (cause) *cause = e->poison_cause;
+    pthread_mutex_unlock(&e->mu);
+    return st;
+}
+
 void sr_engine_get_stats(sr_engine *e, sr_engine_stats *out)
 {
     memset(out, 0, sizeof *out);
-    out->log_next_seq = sr_log_next_seq(e->log);
+    pthread_mutex_lock(&e->mu); /* the writer may be reopening the log (§7) */
+    out->log_next_seq = e->log ? sr_log_next_seq(e->log) : 0;
+    pthread_mutex_unlock(&e->mu);
     out->watermark = atomic_load(&e->watermark);
     out->commands = atomic_load(&e->st_commands);
     out->events = atomic_load(&e->st_events);

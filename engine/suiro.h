@@ -39,7 +39,8 @@
 typedef struct sr_engine sr_engine;
 
 typedef struct sr_engine_opts {
-    const sr_key *key;          /* log encryption; NULL: none */
+    const sr_key *key;          /* log encryption; NULL: none. Must outlive the engine (the writer
+                                   reopens the log after a failed write, docs/durability.md §7) */
     sr_sync_mode sync;          /* default SR_SYNC_ALWAYS */
     int zstd_level;             /* log compression; default 1 (0 is default-> 1); -100: off */
     uint32_t queue_max;         /* queued commands, all operators; default 65536 */
@@ -67,6 +68,18 @@ typedef struct sr_engine_opts {
     void *notice_ctx;
     uint32_t test_msgid_hash_bits; /* tests only: keep this many low bits of the message-id hash
                                       (forces collisions); 0: all 64 */
+    /* Write failures (docs/durability.md §7): alert is called on the writer
+     * thread when a write fails and the engine stops writing (error = 1),
+     * when a recovery attempt fails (error = 1, once per distinct cause) and
+     * when writing resumes (error = 0); NULL: one line on stderr. */
+    void (*alert)(void *ctx, int error, const char *msg);
+    void *alert_ctx;
+    uint32_t recover_ms;        /* after a failed write, try to resume every this many ms; default 1000 */
+    int no_recover;             /* 1: stay stopped after a failed write until reopened (tests) */
+    /* 1: if opening read-write fails for lack of space (SR_ENOSPC), open
+     * read-only instead (queries work; every submit is SR_ENOSPC) and say so
+     * through alert; sr_engine_is_readonly tells. */
+    int readonly_on_nospace;
 } sr_engine_opts;
 
 /**
@@ -79,6 +92,12 @@ SR_MUST_CHECK int sr_engine_open(const char *dir, const sr_engine_opts *opts, sr
                                  sr_errinfo *ei);
 /* Drain the queue, stop the writer, close everything. NULL-safe. */
 int sr_engine_close(sr_engine *e);
+
+/* The writing state (docs/durability.md §7): SR_OK (writing), SR_EPOISONED
+ * (a write failed; the writer retries to resume unless no_recover), or
+ * SR_ENOSPC (opened read-only for lack of space: restart once there is room).
+ * *cause (may be NULL) gets the failure that stopped writing. */
+int sr_engine_write_state(sr_engine *e, int *cause);
 
 /* ---- writing ------------------------------------------------------------ */
 
@@ -101,7 +120,10 @@ typedef void (*sr_engine_cb)(void *ctx, const sr_result *res);
  * return the callback is never called:
  *   SR_EFULL      the queue (or this operator's share) is full: retry later;
  *   SR_EINVAL     n == 0, an event does not decode, or events of different operators;
- *   SR_EPOISONED  a write failed earlier: the engine must be reopened;
+ *   SR_EPOISONED  a write failed earlier and writing has not resumed yet
+ *                 (the writer retries, docs/durability.md §7): retry later;
+ *   SR_ENOSPC     the engine was opened read-only for lack of space
+ *                 (readonly_on_nospace);
  *   SR_ECLOSED    the engine is closing.
  * Event fields the writer fills: seq, ingest_ms; MasterPut.point (data
  * points); DocumentPut.revision (input: the expected current revision, 0 =

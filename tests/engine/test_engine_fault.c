@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include "engtest.h"
 #include "fault_alloc.h"
@@ -404,4 +405,174 @@ Test(engine_fault, open_fails_cleanly_at_every_allocation)
     cr_assert_gt(k, 10);
     fixture_release(&f);
     fault_alloc_uninstall();
+}
+
+/* ---- (c) resuming after a failed write (docs/durability.md §7) ----------- */
+
+static void alert_count(void *ctx, int error, const char *msg)
+{
+    (void)msg;
+    if (error) ++*(int *)ctx;
+}
+
+static int transient(int rc) { return rc == SR_EIO || rc == SR_ENOSPC || rc == SR_EPOISONED; }
+
+/* wait (bounded) until the writer has resumed; 1 if it did */
+static int wait_resumed(sr_engine *e)
+{
+    for (int i = 0; i < 20000; i++) {
+        if (sr_engine_write_state(e, NULL) == SR_OK) return 1;
+        struct timespec d = {0, 1000000};
+        nanosleep(&d, NULL);
+    }
+    return 0;
+}
+
+/* For every k: fail the k-th log call; a refused command is sent again (as
+ * a gateway does) once the engine says it writes again, without a reopen.
+ * Then every command is stored exactly once, the live engine answers the
+ * model, its content (index and heads) equals the reopened and the rebuilt
+ * one, and it closes cleanly. */
+static void run_recovery(vf_kind kind, const char *kname)
+{
+    fixture f;
+    fixture_init(&f);
+    unsigned long k;
+    int resumed = 0;
+    for (k = 1; k < 5000; k++) {
+        fresh_db();
+        outcome out;
+        outcome_init(&out, &f);
+        sr_engine_opts o = opts(&vfs_faulty, NULL);
+        o.recover_ms = 1;
+        int alerts = 0;
+        o.alert = alert_count;
+        o.alert_ctx = &alerts;
+        vfs_faulty_arm(0, kind);
+        sr_engine *e = open_at(db, &o);
+        vfs_faulty_arm(k, kind);
+        char ctx[64];
+        snprintf(ctx, sizeof ctx, "%s resume k=%lu", kname, k);
+        for (int c = 0; c < NCMD; c++) {
+            command *cm = &f.cmds[c];
+            sr_slice sl[2];
+            for (size_t v = 0, pos = 0; v < cm->nev; pos += cm->lens[v], v++)
+                sl[v] = (sr_slice){cm->bytes.data + pos, cm->lens[v]};
+            sr_result res;
+            int rc;
+            for (int attempt = 0;; attempt++) {
+                memset(&res, 0, sizeof res);
+                rc = sr_engine_submit_wait(e, sl, cm->nev, &res);
+                if (rc == SR_OK) break;
+                cr_assert(transient(rc), "%s: command %d: %s (%s)", ctx, c, sr_err_name(rc), res.msg);
+                cr_assert_lt(attempt, 3, "%s: command %d refused again and again", ctx, c);
+                cr_assert(wait_resumed(e), "%s: the engine did not resume after %s", ctx, sr_err_name(rc));
+                resumed++;
+                cr_assert_gt(alerts, 0, "%s: the failed write was not reported", ctx);
+            }
+            out.acked++;
+            if (res.duplicate) {
+                cr_assert_eq(c, NCMD - 1, "%s: command %d is a duplicate", ctx, c);
+                continue;
+            }
+            out.events += cm->nev;
+            for (size_t v = 0; v < cm->nev; v++)
+                for (size_t i = 0; i < cm->ns[v]; i++) et_model_put(out.m, cm->point[v], &cm->s[v][i]);
+        }
+        int fired = vfs_faulty_fired();
+        vfs_faulty_arm(0, kind);
+        /* the live engine, after the resume, answers exactly the model */
+        sr_buf sb, strs;
+        sr_buf_init(&sb);
+        sr_buf_init(&strs);
+        for (int p = 0; p < NPOINTS; p++) {
+            sr_sample *want;
+            size_t nw = et_model_range(out.m, f.points[p], INT64_MIN / 4, INT64_MAX / 4, &want);
+            sb.len = strs.len = 0;
+            int more = 0;
+            sr_range_q q = {.point = f.points[p], .from = INT64_MIN / 4, .to = INT64_MAX / 4, .after = INT64_MIN};
+            cr_assert_eq(sr_engine_range(e, &q, &sb, &strs, &more), SR_OK);
+            size_t n = sb.len / sizeof(sr_sample);
+            cr_assert_eq(n, nw, "%s: live point %d has %zu samples, %zu acknowledged", ctx, p, n, nw);
+            for (size_t i = 0; i < n; i++)
+                cr_assert(et_sample_eq(TYPES[p], &((sr_sample *)sb.data)[i], &want[i]), "%s: live point %d sample %zu",
+                          ctx, p, i);
+            free(want);
+        }
+        sr_buf_release(&sb);
+        sr_buf_release(&strs);
+        uint8_t live[32], reopened[32];
+        cr_assert_eq(sr_engine_content_hash(e, live), SR_OK);
+        cr_assert_eq(sr_engine_close(e), SR_OK, "%s: close after the resume", ctx);
+        sr_engine_opts ro = opts(NULL, NULL);
+        e = open_at(db, &ro);
+        cr_assert_eq(sr_engine_content_hash(e, reopened), SR_OK);
+        cr_assert_eq(sr_engine_close(e), SR_OK);
+        cr_assert_eq(memcmp(live, reopened, 32), 0, "%s: the resumed engine's content differs from a reopen's", ctx);
+        check_db(&f, &out, ctx);
+        et_model_free(out.m);
+        if (!fired) break;
+    }
+    cr_log_info("%s: %lu runs, %d resumes", kname, k, resumed);
+    cr_assert_gt(k, 10);
+    cr_assert_gt(resumed, 0, "some fault should have stopped and resumed the writer");
+    fixture_release(&f);
+}
+
+Test(engine_fault, resume_after_eio_at_every_log_call) { run_recovery(VF_EIO, "EIO"); }
+Test(engine_fault, resume_after_enospc_at_every_log_call) { run_recovery(VF_ENOSPC, "ENOSPC"); }
+Test(engine_fault, resume_after_short_write_at_every_log_call) { run_recovery(VF_SHORT, "SHORT"); }
+Test(engine_fault, resume_after_fsync_failure_at_every_log_sync) { run_recovery(VF_SYNC_FAIL, "FSYNC"); }
+
+/* No space while opening (ENOSPC at each log call of the open): the engine
+ * opens read-only instead of failing, says so, serves the stored data and
+ * refuses writes with SR_ENOSPC; nothing changes on disk. */
+Test(engine_fault, full_disk_at_open_opens_read_only)
+{
+    fixture f;
+    fixture_init(&f);
+    unsigned long k;
+    int ro_runs = 0;
+    for (k = 1; k < 5000; k++) {
+        fresh_db();
+        outcome out;
+        outcome_init(&out, &f);
+        int alerts = 0;
+        sr_engine_opts o = opts(&vfs_faulty, NULL);
+        o.readonly_on_nospace = 1;
+        o.alert = alert_count;
+        o.alert_ctx = &alerts;
+        vfs_faulty_arm(k, VF_ENOSPC);
+        sr_engine *e = NULL;
+        sr_errinfo ei;
+        int rc = sr_engine_open(db, &o, &e, &ei);
+        int fired = vfs_faulty_fired();
+        vfs_faulty_arm(0, VF_ENOSPC);
+        cr_assert_eq(rc, SR_OK, "k=%lu: open: %s: %s", k, sr_err_name(rc), ei.msg);
+        if (sr_engine_write_state(e, NULL) == SR_ENOSPC) {
+            ro_runs++;
+            cr_assert_gt(alerts, 0, "k=%lu: read-only without an alert", k);
+            sr_buf ev;
+            sr_buf_init(&ev);
+            size_t len = f.cmds[0].lens[0];
+            sr_slice sl = {f.cmds[0].bytes.data, len};
+            sr_result res;
+            cr_assert_eq(sr_engine_submit_wait(e, &sl, 1, &res), SR_ENOSPC, "k=%lu: a write on a read-only engine", k);
+            sr_buf_release(&ev);
+            for (int p = 0; p < NPOINTS; p++) {
+                sr_sample l;
+                int found = 0;
+                cr_assert_eq(sr_engine_latest(e, &f.points[p], 1, &l, &found, NULL), SR_OK);
+                cr_assert(found, "k=%lu: read-only: point %d has no latest value", k, p);
+            }
+        }
+        cr_assert_eq(sr_engine_close(e), SR_OK, "k=%lu: close", k);
+        char ctx[64];
+        snprintf(ctx, sizeof ctx, "open ENOSPC k=%lu", k);
+        check_db(&f, &out, ctx);
+        et_model_free(out.m);
+        if (!fired) break;
+    }
+    cr_assert_gt(ro_runs, 0, "some ENOSPC during the open should have opened read-only");
+    fixture_release(&f);
 }
