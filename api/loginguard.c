@@ -9,6 +9,7 @@
 
 #include <arpa/inet.h>
 #include <inttypes.h>
+#include <math.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -186,10 +187,11 @@ static void refill(rec *e, uint32_t burst, uint32_t every_ms, uint64_t now)
     e->t = now;
 }
 
+/* ms until the bucket holds one token again (rounded up, at least 1) */
 static uint64_t wait_token(const rec *e, uint32_t every_ms)
 {
-    double w = (1.0 - e->tokens) * every_ms;
-    return w < 1 ? 1 : (uint64_t)w + 1;
+    double w = ceil((1.0 - e->tokens) * every_ms - 1e-6);
+    return w < 1 ? 1 : (uint64_t)w;
 }
 
 static void keys(const char *principal, const char *addr, char a[KEY_MAX], char p[KEY_MAX], char k[KEY_MAX])
@@ -322,6 +324,7 @@ struct sr_loginguard {
     sr_login_job *qh, *qt; /* waiting jobs, oldest first (mu) */
     uint32_t nq;       /* (mu) */
     int stop;          /* (mu) */
+    int held;          /* (mu) tests: workers take nothing while set */
     pthread_t *th;
     uint32_t nth;
     int stopped;       /* loop thread: sr_loginguard_stop ran */
@@ -336,7 +339,7 @@ static void *worker(void *arg)
     sr_loginguard *g = arg;
     for (;;) {
         pthread_mutex_lock(&g->mu);
-        while (!g->qh && !g->stop) pthread_cond_wait(&g->cv, &g->mu);
+        while ((!g->qh || g->held) && !g->stop) pthread_cond_wait(&g->cv, &g->mu);
         if (g->stop) {
             pthread_mutex_unlock(&g->mu);
             return NULL;
@@ -469,6 +472,14 @@ void sr_loginguard_pass(sr_loginguard *g, sr_login_job *j)
     j->verdict = SR_LG_OK;
     memset(j->secret, 0, sizeof j->secret);
     sr_loopq_push(&g->doneq, &j->li);
+}
+
+void sr_loginguard_hold(sr_loginguard *g, int on)
+{
+    pthread_mutex_lock(&g->mu);
+    g->held = on;
+    pthread_cond_broadcast(&g->cv);
+    pthread_mutex_unlock(&g->mu);
 }
 
 void sr_loginguard_stats(sr_loginguard *g, sr_login_stats *out)

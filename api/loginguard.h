@@ -133,6 +133,9 @@ int sr_loginguard_submit(sr_loginguard *g, sr_login_job *j, char kind, const cha
  * client certificate already authenticated; keeps the order of steps). */
 void sr_loginguard_pass(sr_loginguard *g, sr_login_job *j);
 void sr_loginguard_stats(sr_loginguard *g, sr_login_stats *out);
+/* Tests: while on, the workers take no job (the queue's bounds can be
+ * shown without racing them). */
+void sr_loginguard_hold(sr_loginguard *g, int on);
 /* On the loop, before the bindings go: stop the workers, complete every job
  * left (verdict BUSY) and run the done callbacks. Submits after this are
  * refused busy. */
