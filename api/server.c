@@ -434,7 +434,7 @@ static void login_throttled(conn *c, int verdict, uint64_t retry_ms)
     connack(c, verdict == SR_LG_BUSY ? SR_MQTT_RC_SERVER_BUSY
                                      : c->version == 5 ? SR_MQTT_RC_SERVER_BUSY : SR_MQTT_RC_NOT_AUTHORIZED);
     sr_slog(SR_LOG_WARN, "gateway login throttled", "op=%s gw=%s peer=%s binding=mqtt reason=%s retry_ms=%" PRIu64
-            " checked=0", c->op, c->gw, c->peer, sr_lg_name(verdict), retry_ms);
+            " checked=0", sr_slog_q(c->op), sr_slog_q(c->gw), c->peer, sr_lg_name(verdict), retry_ms);
     conn_close(c, verdict == SR_LG_BUSY ? "login checks busy" : "too many failed logins", 0);
 }
 
@@ -473,8 +473,8 @@ static void auth_done(sr_login_job *lj)
             process(c);
             conn_maybe_resume(c);
         } else {
-            sr_slog(SR_LOG_WARN, "gateway login refused", "op=%s gw=%s peer=%s binding=mqtt checked=%d", c->op, c->gw,
-                    c->peer, lj->checked);
+            sr_slog(SR_LOG_WARN, "gateway login refused", "op=%s gw=%s peer=%s binding=mqtt checked=%d",
+                    sr_slog_q(c->op), sr_slog_q(c->gw), c->peer, lj->checked);
             Suiro__V1__AuthEvent ae = SUIRO__V1__AUTH_EVENT__INIT;
             ae.kind = SUIRO__V1__ACTOR_KIND__ACTOR_GATEWAY;
             ae.principal = c->gw;
