@@ -34,8 +34,8 @@ void sr_config_defaults(sr_config *c)
     c->login_principal_refill_ms = 30000;
     c->login_table_max = 16384;
     c->login_workers = 2;
-    c->login_queue_max = 64;
-    c->login_queue_per_address = 4;
+    c->login_queue_max = 1024;
+    c->login_queue_per_address = 256;
 }
 
 typedef struct ctx {

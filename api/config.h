@@ -43,8 +43,8 @@ typedef struct sr_config {
     uint32_t login_principal_refill_ms; /* [login] principal_refill_ms = 30000 */
     uint32_t login_table_max;           /* [login] table_max = 16384: throttle records */
     uint32_t login_workers;             /* [login] workers = 2: scrypt threads */
-    uint32_t login_queue_max;           /* [login] queue_max = 64: checks waiting */
-    uint32_t login_queue_per_address;   /* [login] queue_per_address = 4 */
+    uint32_t login_queue_max;           /* [login] queue_max = 1024: checks waiting */
+    uint32_t login_queue_per_address;   /* [login] queue_per_address = 256 */
 } sr_config;
 
 void sr_config_defaults(sr_config *c);

@@ -27,8 +27,8 @@ void sr_login_policy_default(sr_login_policy *p)
     p->principal_refill_ms = 30000;
     p->table_max = 16384;
     p->workers = 2;
-    p->queue_max = 64;
-    p->queue_per_address = 4;
+    p->queue_max = 1024;
+    p->queue_per_address = 256;
 }
 
 const char *sr_lg_name(int v)
@@ -313,7 +313,17 @@ void sr_login_addr_peer(const char *peer, char out[64])
 }
 
 /* ------------------------------------------------------------------------ */
-/* The guard: the throttle, a bounded FIFO, scrypt workers                    */
+/* The guard: the throttle, a bounded queue served round-robin by address,   */
+/* scrypt workers                                                             */
+
+/* The jobs waiting from one address, oldest first. A slot exists while it
+ * holds a job: at most queue_max of them, preallocated. */
+typedef struct aslot {
+    char addr[64];
+    sr_login_job *h, *t;
+    uint32_t n;
+    struct aslot *next; /* the ring of busy slots, or the free list */
+} aslot;
 
 struct sr_loginguard {
     sr_login_policy p;
@@ -321,8 +331,11 @@ struct sr_loginguard {
     sr_loopq doneq;    /* checked jobs back to the loop */
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    sr_login_job *qh, *qt; /* waiting jobs, oldest first (mu) */
-    uint32_t nq;       /* (mu) */
+    aslot *slots;      /* queue_max of them */
+    aslot *ring;       /* (mu) the next slot to serve; its ring goes round through ->next */
+    aslot *ring_prev;  /* (mu) the slot before `ring` (to unlink it) */
+    aslot *free_slots; /* (mu) */
+    uint32_t nq;       /* (mu) jobs waiting */
     int stop;          /* (mu) */
     int held;          /* (mu) tests: workers take nothing while set */
     pthread_t *th;
@@ -334,20 +347,78 @@ struct sr_loginguard {
 
 static uint64_t mono_ms(void) { return uv_hrtime() / 1000000; }
 
+/* mu held: the slot of addr, or NULL */
+static aslot *slot_find(sr_loginguard *g, const char *addr)
+{
+    aslot *x = g->ring;
+    if (!x) return NULL;
+    do {
+        if (!strcmp(x->addr, addr)) return x;
+        x = x->next;
+    } while (x != g->ring);
+    return NULL;
+}
+
+/* mu held: a new slot for addr, last in the round (just before `ring`) */
+static aslot *slot_add(sr_loginguard *g, const char *addr)
+{
+    aslot *x = g->free_slots;
+    g->free_slots = x->next;
+    memset(x, 0, sizeof *x);
+    snprintf(x->addr, sizeof x->addr, "%s", addr);
+    if (!g->ring) {
+        x->next = x;
+        g->ring = g->ring_prev = x;
+    } else {
+        x->next = g->ring;
+        g->ring_prev->next = x;
+        g->ring_prev = x;
+    }
+    return x;
+}
+
+/* mu held: x (now empty) leaves the ring */
+static void slot_drop(sr_loginguard *g, aslot *x)
+{
+    aslot *prev = g->ring_prev;
+    while (prev->next != x) prev = prev->next;
+    if (prev == x) g->ring = g->ring_prev = NULL; /* the only one */
+    else {
+        prev->next = x->next;
+        if (g->ring == x) g->ring = x->next;
+        if (g->ring_prev == x) g->ring_prev = prev;
+    }
+    x->next = g->free_slots;
+    g->free_slots = x;
+}
+
+/* mu held, a job waiting: the oldest job of the slot whose turn it is; the
+ * turn passes to the next slot */
+static sr_login_job *take(sr_loginguard *g)
+{
+    aslot *x = g->ring;
+    sr_login_job *j = x->h;
+    x->h = j->qnext;
+    if (!x->h) x->t = NULL;
+    x->n--;
+    g->nq--;
+    g->ring_prev = x;
+    g->ring = x->next;
+    if (!x->n) slot_drop(g, x);
+    return j;
+}
+
 static void *worker(void *arg)
 {
     sr_loginguard *g = arg;
     for (;;) {
         pthread_mutex_lock(&g->mu);
-        while ((!g->qh || g->held) && !g->stop) pthread_cond_wait(&g->cv, &g->mu);
+        while ((!g->nq || g->held) && !g->stop) pthread_cond_wait(&g->cv, &g->mu);
         if (g->stop) {
             pthread_mutex_unlock(&g->mu);
             return NULL;
         }
-        sr_login_job *j = g->qh;
-        g->qh = j->qnext;
-        if (!g->qh) g->qt = NULL;
-        g->nq--;
+        sr_login_job *j = take(g);
         pthread_mutex_unlock(&g->mu);
         /* (1): one scrypt, with the stored hash or the dummy */
         j->ok = sr_secret_check(j->secret, j->stored.data, j->stored.len);
@@ -376,10 +447,16 @@ int sr_loginguard_open(uv_loop_t *loop, const sr_login_policy *p, sr_loginguard 
     if (g->p.workers < 1) g->p.workers = 1;
     if (g->p.queue_max < 1) g->p.queue_max = 1;
     if (g->p.queue_per_address < 1) g->p.queue_per_address = 1;
-    if (!(g->thr = sr_lthr_new(&g->p)) || !(g->th = calloc(g->p.workers, sizeof *g->th))) {
+    if (!(g->thr = sr_lthr_new(&g->p)) || !(g->th = calloc(g->p.workers, sizeof *g->th)) ||
+        !(g->slots = calloc(g->p.queue_max, sizeof *g->slots))) {
         sr_lthr_free(g->thr);
+        free(g->th);
         free(g);
         return SR_ENOMEM;
+    }
+    for (uint32_t i = 0; i < g->p.queue_max; i++) {
+        g->slots[i].next = g->free_slots;
+        g->free_slots = &g->slots[i];
     }
     pthread_mutex_init(&g->mu, NULL);
     pthread_cond_init(&g->cv, NULL);
@@ -392,32 +469,22 @@ int sr_loginguard_open(uv_loop_t *loop, const sr_login_policy *p, sr_loginguard 
     return SR_OK;
 }
 
-/* mu held: jobs waiting from addr */
-static uint32_t waiting_from(sr_loginguard *g, const char *addr)
-{
-    uint32_t n = 0;
-    for (sr_login_job *q = g->qh; q; q = q->qnext) n += !strcmp(q->addr, addr);
-    return n;
-}
-
 /* mu held, queue full: the newest job of the address with the most jobs
  * waiting, if it has more than mine + 1 (then it makes room); else NULL */
 static sr_login_job *displace(sr_loginguard *g, uint32_t mine)
 {
-    sr_login_job *victim = NULL, *prev_of_victim = NULL;
-    uint32_t best = mine + 1;
-    for (sr_login_job *q = g->qh; q; q = q->qnext) {
-        uint32_t c = waiting_from(g, q->addr);
-        if (c > best) best = c, victim = q;
-    }
-    if (!victim) return NULL;
-    /* that address's newest job */
-    sr_login_job *prev = NULL;
-    for (sr_login_job *q = g->qh; q; prev = q, q = q->qnext)
-        if (!strcmp(q->addr, victim->addr)) victim = q, prev_of_victim = prev;
-    if (prev_of_victim) prev_of_victim->qnext = victim->qnext;
-    else g->qh = victim->qnext;
-    if (g->qt == victim) g->qt = prev_of_victim;
+    aslot *best = NULL, *x = g->ring;
+    do {
+        if (x->n > mine + 1 && (!best || x->n > best->n)) best = x;
+        x = x->next;
+    } while (x != g->ring);
+    if (!best) return NULL;
+    sr_login_job *victim = best->t, *prev = NULL;
+    for (sr_login_job *q = best->h; q != victim; q = q->qnext) prev = q;
+    if (prev) prev->qnext = NULL;
+    else best->h = NULL;
+    best->t = prev;
+    best->n--; /* more than 1 was waiting there: the slot stays */
     g->nq--;
     return victim;
 }
@@ -432,20 +499,22 @@ int sr_loginguard_submit(sr_loginguard *g, sr_login_job *j, char kind, const cha
     sr_login_principal(kind, op, id, j->principal, sizeof j->principal);
     snprintf(j->addr, sizeof j->addr, "%s", addr);
     int v = g->stopped ? SR_LG_BUSY : sr_lthr_check(g->thr, j->principal, j->addr, mono_ms(), retry_ms);
-    if (v == SR_LG_BUSY) *retry_ms = 1000;
     if (v) {
-        if (v == SR_LG_BUSY) g->busy++;
+        if (v == SR_LG_BUSY) g->busy++, *retry_ms = 1000;
         else g->throttled++;
         return v;
     }
     sr_login_job *out = NULL;
     pthread_mutex_lock(&g->mu);
-    uint32_t mine = waiting_from(g, j->addr);
+    aslot *x = slot_find(g, j->addr);
+    uint32_t mine = x ? x->n : 0;
     if (mine >= g->p.queue_per_address || (g->nq >= g->p.queue_max && !(out = displace(g, mine)))) v = SR_LG_BUSY;
     else {
-        if (g->qt) g->qt->qnext = j;
-        else g->qh = j;
-        g->qt = j;
+        if (!x) x = slot_add(g, j->addr); /* a slot is free: fewer than queue_max jobs wait */
+        if (x->t) x->t->qnext = j;
+        else x->h = j;
+        x->t = j;
+        x->n++;
         g->nq++;
         pthread_cond_signal(&g->cv);
     }
@@ -497,19 +566,16 @@ void sr_loginguard_stop(sr_loginguard *g)
     pthread_mutex_lock(&g->mu);
     g->stop = 1;
     pthread_cond_broadcast(&g->cv);
-    sr_login_job *left = g->qh;
-    g->qh = g->qt = NULL;
-    g->nq = 0;
     pthread_mutex_unlock(&g->mu);
     for (uint32_t i = 0; i < g->nth; i++) pthread_join(g->th[i], NULL);
     g->nth = 0;
-    while (left) {
-        sr_login_job *n = left->qnext;
-        memset(left->secret, 0, sizeof left->secret);
-        left->verdict = SR_LG_BUSY;
-        left->retry_ms = 1000;
-        sr_loopq_push(&g->doneq, &left->li);
-        left = n;
+    /* the workers are gone: what still waits completes "busy" */
+    while (g->nq) {
+        sr_login_job *j = take(g);
+        memset(j->secret, 0, sizeof j->secret);
+        j->verdict = SR_LG_BUSY;
+        j->retry_ms = 1000;
+        sr_loopq_push(&g->doneq, &j->li);
     }
     sr_loopq_drain(&g->doneq); /* (2): every done callback, on the loop */
 }
@@ -523,6 +589,7 @@ void sr_loginguard_free(sr_loginguard *g)
     pthread_cond_destroy(&g->cv);
     sr_lthr_free(g->thr);
     free(g->th);
+    free(g->slots);
     free(g);
 }
 

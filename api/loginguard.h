@@ -23,12 +23,15 @@
  *    or not: an unknown ID is throttled exactly like a known one.
  *  - sr_loginguard: the throttle plus scrypt on its own worker threads
  *    (never libuv's thread pool, which serves queries), fed by a bounded
- *    FIFO: at most queue_max jobs waiting, at most queue_per_address from one
- *    address; a full queue refuses at once ("busy"), except that a job from
- *    an address with fewer jobs waiting than the busiest address displaces
- *    that address's newest job (which completes "busy"). Completions come
- *    back to the loop through a sr_loopq; the throttle is updated there,
- *    then the job's done callback runs.
+ *    queue: at most queue_max jobs waiting, at most queue_per_address from
+ *    one address. The jobs wait per address (oldest first) and the workers
+ *    serve the addresses in turn (round-robin), so a login from a quiet
+ *    address waits for at most one job per busy address, not for a flood.
+ *    A full queue refuses at once ("busy"), except that a job from an
+ *    address with fewer jobs waiting than the busiest address displaces that
+ *    address's newest job (which completes "busy"). Completions come back to
+ *    the loop through a sr_loopq; the throttle is updated there, then the
+ *    job's done callback runs.
  *
  * INVARIANTS
  *  (1) Every job that passes the throttle runs exactly one scrypt
@@ -61,8 +64,8 @@ typedef struct sr_login_policy {
     uint32_t principal_refill_ms; /* [login] principal_refill_ms = 30000 */
     uint32_t table_max;           /* [login] table_max = 16384 */
     uint32_t workers;             /* [login] workers = 2 */
-    uint32_t queue_max;           /* [login] queue_max = 64 */
-    uint32_t queue_per_address;   /* [login] queue_per_address = 4 */
+    uint32_t queue_max;           /* [login] queue_max = 1024 */
+    uint32_t queue_per_address;   /* [login] queue_per_address = 256 */
 } sr_login_policy;
 
 void sr_login_policy_default(sr_login_policy *p);

@@ -196,13 +196,16 @@ Test(lthr, addresses)
 
 typedef struct tjob {
     sr_login_job lj;
-    int done, verdict, ok, checked;
+    int done, verdict, ok, checked, order;
 } tjob;
+
+static int done_seq;
 
 static void tdone(sr_login_job *lj)
 {
     tjob *t = SR_CONTAINER(lj, tjob, lj);
     t->done++;
+    t->order = ++done_seq;
     t->verdict = lj->verdict;
     t->ok = lj->ok;
     t->checked = lj->checked;
@@ -366,4 +369,38 @@ Test(guard, stop_completes_every_job_once)
     cr_assert_eq(sr_loginguard_submit(g, &late.lj, 'g', "op", "G1", "A", &r), SR_LG_BUSY, "stopped: busy");
     guard_close(&loop, g);
     cr_assert_eq(j1.done + j2.done + j3.done + late.done, 3);
+}
+
+/* one worker, jobs from A (a flood) and then B: B is served second, not
+ * after all of A's (the addresses take turns) */
+Test(guard, addresses_take_turns)
+{
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    sr_login_policy p;
+    sr_login_policy_default(&p);
+    p.workers = 1;
+    sr_loginguard *g;
+    cr_assert_eq(sr_loginguard_open(&loop, &p, &g), SR_OK);
+    sr_loginguard_hold(g, 1);
+    tjob a[4], b1, c1;
+    uint64_t r;
+    for (int i = 0; i < 4; i++) {
+        tjob_init(&a[i], "x", NULL);
+        cr_assert_eq(sr_loginguard_submit(g, &a[i].lj, 'g', "op", "G1", "A", &r), SR_LG_OK);
+    }
+    tjob_init(&b1, "x", NULL);
+    tjob_init(&c1, "x", NULL);
+    cr_assert_eq(sr_loginguard_submit(g, &b1.lj, 'a', "op", "APP", "B", &r), SR_LG_OK);
+    cr_assert_eq(sr_loginguard_submit(g, &c1.lj, 'a', "op", "APP", "C", &r), SR_LG_OK);
+    done_seq = 0;
+    sr_loginguard_hold(g, 0);
+    tjob *all[] = {&a[0], &a[1], &a[2], &a[3], &b1, &c1};
+    run_until(&loop, all, 6);
+    cr_assert_eq(a[0].order, 1);
+    cr_assert_eq(b1.order, 2, "B waits for one job of A, not four");
+    cr_assert_eq(c1.order, 3);
+    cr_assert_eq(a[1].order, 4);
+    cr_assert_eq(a[3].order, 6, "A's own jobs stay in order");
+    guard_close(&loop, g);
 }
