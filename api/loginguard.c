@@ -45,6 +45,7 @@ enum { KEY_MAX = 232 };
 typedef struct rec {
     char key[KEY_MAX]; /* "A|addr", "P|principal", "K|principal|addr" */
     uint32_t hash, fails;
+    uint32_t pending;  /* pairs: checks in flight */
     double tokens;     /* buckets: failures still allowed */
     uint64_t t;        /* buckets: last refill; pairs: unused */
     uint64_t until;    /* pairs: refused until */
@@ -220,6 +221,13 @@ int sr_lthr_check(sr_lthr *t, const char *principal, const char *addr, uint64_t 
         *retry_ms = t->r[k].until - now;
         return SR_LG_BACKOFF;
     }
+    if (k >= 0 && t->r[k].pending && t->r[k].fails + t->r[k].pending >= t->p.free_failures) {
+        /* the last free tries (or, past them, the one try the back-off
+         * allows) are in flight: a burst of concurrent guesses gets no more
+         * checks than one after the other would */
+        *retry_ms = 1000;
+        return SR_LG_BACKOFF;
+    }
     int32_t p = find(t, kp, fnv(kp));
     if (p >= 0 && k >= 0 && t->r[k].fails > 0) {
         rec *e = &t->r[p];
@@ -232,10 +240,27 @@ int sr_lthr_check(sr_lthr *t, const char *principal, const char *addr, uint64_t 
     return SR_LG_OK;
 }
 
+void sr_lthr_start(sr_lthr *t, const char *principal, const char *addr, uint64_t now)
+{
+    char ka[KEY_MAX], kp[KEY_MAX], kk[KEY_MAX];
+    keys(principal, addr, ka, kp, kk);
+    int32_t k = get(t, kk, 0, now);
+    if (k >= 0) t->r[k].pending++;
+}
+
+void sr_lthr_cancel(sr_lthr *t, const char *principal, const char *addr)
+{
+    char ka[KEY_MAX], kp[KEY_MAX], kk[KEY_MAX];
+    keys(principal, addr, ka, kp, kk);
+    int32_t k = find(t, kk, fnv(kk));
+    if (k >= 0 && t->r[k].pending) t->r[k].pending--;
+}
+
 void sr_lthr_result(sr_lthr *t, const char *principal, const char *addr, int ok, uint64_t now)
 {
     char ka[KEY_MAX], kp[KEY_MAX], kk[KEY_MAX];
     keys(principal, addr, ka, kp, kk);
+    sr_lthr_cancel(t, principal, addr);
     if (ok) {
         int32_t k = find(t, kk, fnv(kk));
         if (k >= 0) rec_remove(t, k);
@@ -435,6 +460,7 @@ static void on_checked(void *ctx, sr_loopq_item *it)
     sr_loginguard *g = ctx;
     sr_login_job *j = SR_CONTAINER(it, sr_login_job, li);
     if (j->checked) sr_lthr_result(g->thr, j->principal, j->addr, j->ok, mono_ms());
+    else if (j->principal[0]) sr_lthr_cancel(g->thr, j->principal, j->addr); /* displaced, or stopping */
     j->done(j);
 }
 
@@ -519,6 +545,7 @@ int sr_loginguard_submit(sr_loginguard *g, sr_login_job *j, char kind, const cha
         pthread_cond_signal(&g->cv);
     }
     pthread_mutex_unlock(&g->mu);
+    if (!v) sr_lthr_start(g->thr, j->principal, j->addr, mono_ms());
     if (out) { /* (2): the displaced job completes "busy" */
         memset(out->secret, 0, sizeof out->secret);
         out->verdict = SR_LG_BUSY;
@@ -536,6 +563,7 @@ int sr_loginguard_submit(sr_loginguard *g, sr_login_job *j, char kind, const cha
 void sr_loginguard_pass(sr_loginguard *g, sr_login_job *j)
 {
     j->g = g;
+    j->principal[0] = 0; /* nothing reserved in the throttle */
     j->ok = 1;
     j->checked = 0;
     j->verdict = SR_LG_OK;

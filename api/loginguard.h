@@ -10,7 +10,9 @@
  *    bounded by table_max (the least recently touched record is forgotten):
  *      (principal, address)  failures since the last success; after
  *                            free_failures, refused for 1 s doubling with each
- *                            further failure, at most backoff_max_ms
+ *                            further failure, at most backoff_max_ms; checks
+ *                            in flight count too (a burst of concurrent
+ *                            guesses gets free_failures checks, no more)
  *      address               a bucket of address_failures failures, refilled
  *                            one per address_refill_ms; empty: every login
  *                            from that address is refused
@@ -83,7 +85,12 @@ void sr_lthr_free(sr_lthr *t);
 /* May principal try from addr now? SR_LG_OK, or the refusal and in
  * *retry_ms when trying again may succeed. */
 int sr_lthr_check(sr_lthr *t, const char *principal, const char *addr, uint64_t now_ms, uint64_t *retry_ms);
-/* The outcome of a check that ran: a failure counts against the pair, the
+/* A check of principal from addr is under way (counted until its result or
+ * cancel). */
+void sr_lthr_start(sr_lthr *t, const char *principal, const char *addr, uint64_t now_ms);
+/* A started check that will not run. */
+void sr_lthr_cancel(sr_lthr *t, const char *principal, const char *addr);
+/* The outcome of a started check: a failure counts against the pair, the
  * address and the principal; a success clears the pair. */
 void sr_lthr_result(sr_lthr *t, const char *principal, const char *addr, int ok, uint64_t now_ms);
 /* Records held (<= table_max). */

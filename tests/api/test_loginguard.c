@@ -16,7 +16,7 @@
 
 /* ---- the throttle, table-driven ------------------------------------------ */
 
-enum { CHK = 'C', FAIL = 'F', SUCC = 'S' };
+enum { CHK = 'C', FAIL = 'F', SUCC = 'S', START = 'B', CANCEL = 'X' };
 
 typedef struct step {
     char op;
@@ -104,16 +104,33 @@ static const step principal[] = {
     {CHK, P, A, 10000, SR_LG_OK, 0}, /* refilled */
     END};
 
+/* checks in flight count against the pair's free failures: a burst of
+ * concurrent guesses gets no more checks than sequential ones */
+static const step inflight[] = {
+    {START, P, A, 0, 0, 0}, {START, P, A, 0, 0, 0},
+    {CHK, P, A, 0, SR_LG_OK, 0},
+    {START, P, A, 0, 0, 0},
+    {CHK, P, A, 0, SR_LG_BACKOFF, 1000}, /* 3 in flight = the free failures */
+    {CHK, P, B, 0, SR_LG_OK, 0},         /* another address: its own */
+    {FAIL, P, A, 10, 0, 0},              /* 1 failed + 2 in flight */
+    {CHK, P, A, 10, SR_LG_BACKOFF, 1000},
+    {CANCEL, P, A, 10, 0, 0},            /* one never ran (displaced) */
+    {CHK, P, A, 10, SR_LG_OK, 0},        /* 1 failed + 1 in flight */
+    {SUCC, P, A, 20, 0, 0},              /* clears the pair (its in-flight count too) */
+    {CHK, P, A, 20, SR_LG_OK, 0},
+    END};
+
 static const scenario scenarios[] = {
     {"backoff", {0}, backoff},
     {"address", {0}, address},
     {"principal", {0}, principal},
+    {"inflight", {0}, inflight},
 };
 
 Test(lthr, table)
 {
     sr_login_policy ps[] = {pol(3, 8000, 1000, 1, 1000, 1), pol(1000, 8000, 5, 1000, 1000, 1),
-                            pol(1000, 8000, 1000, 1, 3, 10000)};
+                            pol(1000, 8000, 1000, 1, 3, 10000), pol(3, 8000, 1000, 1, 1000, 1)};
     for (size_t s = 0; s < sizeof scenarios / sizeof *scenarios; s++) {
         sr_lthr *t = sr_lthr_new(&ps[s]);
         cr_assert_not_null(t);
@@ -127,7 +144,11 @@ Test(lthr, table)
                 if (x->want_retry >= 0)
                     cr_assert_eq(retry, (uint64_t)x->want_retry, "%s step %zu: retry %llu ms, want %lld",
                                  scenarios[s].name, i, (unsigned long long)retry, (long long)x->want_retry);
-            } else
+            } else if (x->op == START)
+                sr_lthr_start(t, x->principal, x->addr, x->t);
+            else if (x->op == CANCEL)
+                sr_lthr_cancel(t, x->principal, x->addr);
+            else
                 sr_lthr_result(t, x->principal, x->addr, x->op == SUCC, x->t);
         }
         sr_lthr_free(t);

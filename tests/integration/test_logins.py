@@ -8,6 +8,8 @@
     /api/v1/sessions) refuses wrong secrets with its usual answer, then after
     the free failures without a check: CONNACK 5 / 0x89, HTTP 429 E9002 with
     Retry-After -- the right secret from the flooding address too.
+ 1b. 20 concurrent guesses from one address get no more checks than
+    sequential ones would.
  2. The right secret from ANOTHER address still logs in (also once the
     principal's own budget is spent); an address that then fails for that
     principal is refused.
@@ -17,6 +19,7 @@
  5. A flood of logins from 12 clients on 3 addresses: the flood gets 401/429 and
     nothing else, while another operator's stored-values queries are all
     answered and its gateway logs in (the figures are printed, not asserted).
+    4 s, SR_SOAK times longer under `make soak`.
 usage: test_logins.py SUIRO_BIN"""
 import http.client
 import json
@@ -41,6 +44,7 @@ check = Checks()
 server = None
 
 FREE = 5  # [login] free_failures (the default)
+FLOOD_S = 4 * max(1, int(os.environ.get("SR_SOAK", "1") or 1))  # `make soak`: 20 x longer
 
 
 def post(port, path, body, src="127.0.0.1", headers=None):
@@ -245,6 +249,25 @@ APPX,PX1,both
                 r'msg="gateway login refused" op="demo" gw="GW002" peer=127\.0\.0\.4:\d+ binding=mqtt checked=1']:
         check("checked with scrypt: " + pat.split(" peer")[0].split("msg=")[1], re.search(pat, log) is not None, pat)
 
+    # 1b. a burst of concurrent guesses gets no more checks than sequential ones
+    burst = []
+    bl = threading.Lock()
+
+    def guess(i):
+        r = app_login(hp, "demo", "BURST", "guess-%d" % i, "127.0.0.6")
+        with bl:
+            burst.append((r[0], rcode(r[1])))
+
+    ts = [threading.Thread(target=guess, args=(i,)) for i in range(20)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join(120)
+    n401 = sum(1 for x in burst if x == (401, "E2001"))
+    check("20 concurrent guesses: at most %d checked (401), the rest 429" % (FREE + 1),
+          len(burst) == 20 and 1 <= n401 <= FREE + 1 and
+          all(x in ((401, "E2001"), (429, "E9002")) for x in burst), burst)
+
     # 5. a flood from 12 clients on 3 addresses while the victim queries and logs in
     stop = threading.Event()
     flood = {}
@@ -268,7 +291,7 @@ APPX,PX1,both
     threads = [threading.Thread(target=flooder, args=(i,), daemon=True) for i in range(12)]
     for t in threads:
         t.start()
-    t_end = time.monotonic() + 4
+    t_end = time.monotonic() + FLOOD_S
     loud, answered, asked = [], 0, 0
     while time.monotonic() < t_end:
         ok, ms = victim_query()
