@@ -278,7 +278,7 @@ APPX,PX1,both
         n = 0
         while not stop.is_set():
             if n % 3 == 2:
-                rc = mqtt_connect(mp, "demo", "GW001", "bad-%d" % n, src)
+                rc = mqtt_connect(mp, "demo", "GW002", "bad-%d" % n, src)  # GW001: HTTP only (item 4)
                 key = "mqtt:%s" % rc
             else:
                 f = gw_login if n % 3 == 0 else app_login
