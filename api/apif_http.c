@@ -290,18 +290,19 @@ static void issue_token(sr_apif *a, h2o_req_t *req, const char *op, const char *
 static void login_done(sr_login_job *lj)
 {
     login *l = SR_CONTAINER(lj, login, lj);
+    if (lj->verdict == SR_LG_OK && lj->checked && !lj->ok) {
+        /* logged and audited (and counted by the guard) also when the client left */
+        sr_slog(SR_LOG_WARN, "app login refused", "op=%s app=%s peer=%s binding=http checked=%d", sr_slog_q(l->op),
+                sr_slog_q(l->app), l->addr, lj->checked);
+        if (!l->a->closing)
+            sr_login_audit(l->a->eng, SUIRO__V1__ACTOR_KIND__ACTOR_APP, l->op, l->app, "bad app id or secret", l->addr);
+    }
     if (l->h.req && lj->verdict != SR_LG_OK)
         sr_login_http_refuse(l->h.req, "app", l->op, l->app, l->addr, lj->verdict, lj->retry_ms);
     else if (l->h.req) {
         if (lj->ok) issue_token(l->a, l->h.req, l->op, l->app, "secret");
-        else {
-            sr_slog(SR_LOG_WARN, "app login refused", "op=%s app=%s peer=%s binding=http checked=%d",
-                    sr_slog_q(l->op), sr_slog_q(l->app), l->addr, lj->checked);
-            if (!l->a->closing)
-                sr_login_audit(l->a->eng, SUIRO__V1__ACTOR_KIND__ACTOR_APP, l->op, l->app, "bad app id or secret",
-                               l->addr);
+        else
             sr_http_result(l->h.req, 0, "E2001", "not authenticated: wrong operatorId, appId or secret", NULL);
-        }
     }
     sr_http_ctx_unref(&l->h);
 }

@@ -160,6 +160,14 @@ static void auth_done(sr_login_job *lj)
 {
     pending *p = SR_CONTAINER(lj, pending, lj);
     sr_gwhttp *g = p->g;
+    if (lj->verdict == SR_LG_OK && lj->checked && !lj->ok) {
+        /* logged and audited (and counted by the guard) also when the client left */
+        sr_slog(SR_LOG_WARN, "gateway login refused", "op=%s gw=%s peer=%s binding=http checked=%d", sr_slog_q(p->op),
+                sr_slog_q(p->gw), p->addr, lj->checked);
+        if (!g->closing)
+            sr_login_audit(g->eng, SUIRO__V1__ACTOR_KIND__ACTOR_GATEWAY, p->op, p->gw, "bad user name or password",
+                           p->addr);
+    }
     if (p->req && lj->verdict != SR_LG_OK) {
         sr_login_http_refuse(p->req, "gateway", p->op, p->gw, p->addr, lj->verdict, lj->retry_ms);
     } else if (p->req) {
@@ -177,11 +185,6 @@ static void auth_done(sr_login_job *lj)
             } else
                 respond_result(p->req, SR_GW_E_BUSY, "too many sessions", NULL);
         } else {
-            sr_slog(SR_LOG_WARN, "gateway login refused", "op=%s gw=%s peer=%s binding=http checked=%d",
-                    sr_slog_q(p->op), sr_slog_q(p->gw), p->addr, lj->checked);
-            if (!g->closing)
-                sr_login_audit(g->eng, SUIRO__V1__ACTOR_KIND__ACTOR_GATEWAY, p->op, p->gw, "bad user name or password",
-                               p->addr);
             respond_result(p->req, "E2001", "not authenticated: wrong operatorId, gatewayId or secret", NULL);
         }
     }

@@ -606,6 +606,8 @@ void sr_loginguard_stop(sr_loginguard *g)
         sr_loopq_push(&g->doneq, &j->li);
     }
     sr_loopq_drain(&g->doneq); /* (2): every done callback, on the loop */
+    sr_slog(SR_LOG_INFO, "login guard stopped", "checks=%" PRIu64 " throttled=%" PRIu64 " busy=%" PRIu64 " records=%zu",
+            (uint64_t)atomic_load(&g->checks), g->throttled, g->busy, sr_lthr_size(g->thr));
 }
 
 void sr_loginguard_free(sr_loginguard *g)

@@ -442,6 +442,21 @@ static void auth_done(sr_login_job *lj)
 {
     auth_job *j = SR_CONTAINER(lj, auth_job, lj);
     conn *c = j->c;
+    if (lj->verdict == SR_LG_OK && lj->checked && !lj->ok) {
+        /* a failed check is logged and audited (and counted by the guard)
+         * also when the client left before the verdict */
+        sr_slog(SR_LOG_WARN, "gateway login refused", "op=%s gw=%s peer=%s binding=mqtt checked=%d",
+                sr_slog_q(c->op), sr_slog_q(c->gw), c->peer, lj->checked);
+        Suiro__V1__AuthEvent ae = SUIRO__V1__AUTH_EVENT__INIT;
+        ae.kind = SUIRO__V1__ACTOR_KIND__ACTOR_GATEWAY;
+        ae.principal = c->gw;
+        ae.method = "password";
+        ae.reason = "bad user name or password";
+        Suiro__V1__Event ev = SUIRO__V1__EVENT__INIT;
+        ev.body_case = SUIRO__V1__EVENT__BODY_AUTH;
+        ev.auth = &ae;
+        if (c->op[0]) submit_audit(c->srv, &ev, c->op, c->gw, SUIRO__V1__ACTOR_KIND__ACTOR_GATEWAY, c->peer);
+    }
     if (c->state == ST_AUTH && lj->verdict != SR_LG_OK) {
         login_throttled(c, lj->verdict, lj->retry_ms);
     } else if (c->state == ST_AUTH) {
@@ -473,17 +488,6 @@ static void auth_done(sr_login_job *lj)
             process(c);
             conn_maybe_resume(c);
         } else {
-            sr_slog(SR_LOG_WARN, "gateway login refused", "op=%s gw=%s peer=%s binding=mqtt checked=%d",
-                    sr_slog_q(c->op), sr_slog_q(c->gw), c->peer, lj->checked);
-            Suiro__V1__AuthEvent ae = SUIRO__V1__AUTH_EVENT__INIT;
-            ae.kind = SUIRO__V1__ACTOR_KIND__ACTOR_GATEWAY;
-            ae.principal = c->gw;
-            ae.method = "password";
-            ae.reason = "bad user name or password";
-            Suiro__V1__Event ev = SUIRO__V1__EVENT__INIT;
-            ev.body_case = SUIRO__V1__EVENT__BODY_AUTH;
-            ev.auth = &ae;
-            if (c->op[0]) submit_audit(c->srv, &ev, c->op, c->gw, SUIRO__V1__ACTOR_KIND__ACTOR_GATEWAY, c->peer);
             connack(c, SR_MQTT_RC_BAD_USER_OR_PASSWORD);
             conn_close(c, "login refused", 0);
         }
