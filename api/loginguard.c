@@ -240,6 +240,26 @@ int sr_lthr_check(sr_lthr *t, const char *principal, const char *addr, uint64_t 
     return SR_LG_OK;
 }
 
+/* the pair's back-off after e->fails failures */
+static void backoff_set(const sr_lthr *t, rec *e, uint64_t now)
+{
+    if (e->fails < t->p.free_failures) return;
+    uint32_t sh = e->fails - t->p.free_failures;
+    uint64_t ms = sh >= 30 ? t->p.backoff_max_ms : (uint64_t)1000 << sh;
+    if (ms > t->p.backoff_max_ms) ms = t->p.backoff_max_ms;
+    e->until = now + ms;
+}
+
+void sr_lthr_refused(sr_lthr *t, const char *principal, const char *addr, uint64_t now)
+{
+    char ka[KEY_MAX], kp[KEY_MAX], kk[KEY_MAX];
+    keys(principal, addr, ka, kp, kk);
+    int32_t k = find(t, kk, fnv(kk));
+    if (k < 0) return;
+    t->r[k].fails++;
+    backoff_set(t, &t->r[k], now);
+}
+
 void sr_lthr_start(sr_lthr *t, const char *principal, const char *addr, uint64_t now)
 {
     char ka[KEY_MAX], kp[KEY_MAX], kk[KEY_MAX];
@@ -278,14 +298,8 @@ void sr_lthr_result(sr_lthr *t, const char *principal, const char *addr, int ok,
         else t->r[i].tokens = 0;
     }
     if ((i = get(t, kk, 0, now)) >= 0) {
-        rec *e = &t->r[i];
-        e->fails++;
-        if (e->fails >= t->p.free_failures) {
-            uint32_t sh = e->fails - t->p.free_failures;
-            uint64_t ms = sh >= 30 ? t->p.backoff_max_ms : (uint64_t)1000 << sh;
-            if (ms > t->p.backoff_max_ms) ms = t->p.backoff_max_ms;
-            e->until = now + ms;
-        }
+        t->r[i].fails++;
+        backoff_set(t, &t->r[i], now);
     }
 }
 
@@ -528,6 +542,8 @@ int sr_loginguard_submit(sr_loginguard *g, sr_login_job *j, char kind, const cha
     if (v) {
         if (v == SR_LG_BUSY) g->busy++, *retry_ms = 1000;
         else g->throttled++;
+        if (v == SR_LG_BACKOFF) /* hammering during the back-off prolongs it */
+            sr_lthr_refused(g->thr, j->principal, j->addr, mono_ms());
         return v;
     }
     sr_login_job *out = NULL;

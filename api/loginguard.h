@@ -12,7 +12,9 @@
  *                            free_failures, refused for 1 s doubling with each
  *                            further failure, at most backoff_max_ms; checks
  *                            in flight count too (a burst of concurrent
- *                            guesses gets free_failures checks, no more)
+ *                            guesses gets free_failures checks, no more);
+ *                            an attempt refused so counts as a failure of
+ *                            the pair (hammering prolongs the back-off)
  *      address               a bucket of address_failures failures, refilled
  *                            one per address_refill_ms; empty: every login
  *                            from that address is refused
@@ -85,6 +87,9 @@ void sr_lthr_free(sr_lthr *t);
 /* May principal try from addr now? SR_LG_OK, or the refusal and in
  * *retry_ms when trying again may succeed. */
 int sr_lthr_check(sr_lthr *t, const char *principal, const char *addr, uint64_t now_ms, uint64_t *retry_ms);
+/* An attempt was refused SR_LG_BACKOFF: it counts as a failure of the pair
+ * (not of the address or principal budgets), the back-off grows. */
+void sr_lthr_refused(sr_lthr *t, const char *principal, const char *addr, uint64_t now_ms);
 /* A check of principal from addr is under way (counted until its result or
  * cancel). */
 void sr_lthr_start(sr_lthr *t, const char *principal, const char *addr, uint64_t now_ms);

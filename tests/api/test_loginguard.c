@@ -16,7 +16,7 @@
 
 /* ---- the throttle, table-driven ------------------------------------------ */
 
-enum { CHK = 'C', FAIL = 'F', SUCC = 'S', START = 'B', CANCEL = 'X' };
+enum { CHK = 'C', FAIL = 'F', SUCC = 'S', START = 'B', CANCEL = 'X', REFUSED = 'R' };
 
 typedef struct step {
     char op;
@@ -120,17 +120,32 @@ static const step inflight[] = {
     {CHK, P, A, 20, SR_LG_OK, 0},
     END};
 
+/* an attempt refused during the back-off prolongs it (the pair only) */
+static const step hammer[] = {
+    {FAIL, P, A, 0, 0, 0}, {FAIL, P, A, 0, 0, 0}, {FAIL, P, A, 0, 0, 0}, /* 1 s */
+    {CHK, P, A, 500, SR_LG_BACKOFF, 500},
+    {REFUSED, P, A, 500, 0, 0},               /* 4th: 2 s from 500 */
+    {CHK, P, A, 1000, SR_LG_BACKOFF, 1500},
+    {REFUSED, P, A, 1000, 0, 0},              /* 5th: 4 s from 1000 */
+    {CHK, P, A, 4999, SR_LG_BACKOFF, 1},
+    {CHK, P, B, 4999, SR_LG_OK, 0},           /* not another address */
+    {CHK, "g|op|G9", A, 4999, SR_LG_OK, 0},   /* nor the address's budget */
+    {CHK, P, A, 5000, SR_LG_OK, 0},
+    END};
+
 static const scenario scenarios[] = {
     {"backoff", {0}, backoff},
     {"address", {0}, address},
     {"principal", {0}, principal},
     {"inflight", {0}, inflight},
+    {"hammer", {0}, hammer},
 };
 
 Test(lthr, table)
 {
     sr_login_policy ps[] = {pol(3, 8000, 1000, 1, 1000, 1), pol(1000, 8000, 5, 1000, 1000, 1),
-                            pol(1000, 8000, 1000, 1, 3, 10000), pol(3, 8000, 1000, 1, 1000, 1)};
+                            pol(1000, 8000, 1000, 1, 3, 10000), pol(3, 8000, 1000, 1, 1000, 1),
+                            pol(3, 8000, 4, 1000000, 1000, 1)};
     for (size_t s = 0; s < sizeof scenarios / sizeof *scenarios; s++) {
         sr_lthr *t = sr_lthr_new(&ps[s]);
         cr_assert_not_null(t);
@@ -148,6 +163,8 @@ Test(lthr, table)
                 sr_lthr_start(t, x->principal, x->addr, x->t);
             else if (x->op == CANCEL)
                 sr_lthr_cancel(t, x->principal, x->addr);
+            else if (x->op == REFUSED)
+                sr_lthr_refused(t, x->principal, x->addr, x->t);
             else
                 sr_lthr_result(t, x->principal, x->addr, x->op == SUCC, x->t);
         }
