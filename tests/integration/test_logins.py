@@ -165,6 +165,11 @@ APPX,PX1,both
     # address), so that item 2 shows it locks only addresses that failed; a
     # per-address budget the sequential steps stay under
     open(os.path.join(T, "suiro.ini"), "w").write("[login]\nprincipal_failures = 6\naddress_failures = 40\n")
+    open(os.path.join(T, "bad.ini"), "w").write("[login]\nfree_failures = 5\nworkers = 0\n")
+    r = subprocess.run([BIN, "serve", "--data", D, "--mqtt", "127.0.0.1:0", "--http", "127.0.0.1:0", "--config",
+                        os.path.join(T, "bad.ini")], capture_output=True, text=True, timeout=60)
+    check("a bad [login] value is refused, naming the line and key",
+          r.returncode != 0 and "bad.ini:3" in r.stderr and "[login] workers" in r.stderr, r.stderr)
     server, ports = start_server(BIN, D, os.path.join(T, "server.log"),
                                  extra=["--config", os.path.join(T, "suiro.ini")])
     hp, mp = ports["http"], ports["mqtt"]
