@@ -348,10 +348,10 @@ static void open_session(sr_apif *a, h2o_req_t *req)
         json_decref(b);
         return;
     }
-    if (!json_is_string(op) || !json_is_string(app) || !json_is_string(sec) || json_string_length(op) >= 72 ||
-        json_string_length(app) >= 72 || json_string_length(sec) >= 300) {
+    if (!sr_login_str_ok(op, 72) || !sr_login_str_ok(app, 72) || !sr_login_str_ok(sec, 300)) {
         json_decref(b);
-        sr_http_result(req, 0, "E1001", "operatorId, appId and secret (strings) are required", NULL);
+        sr_http_result(req, 0, "E1001",
+                       "operatorId, appId and secret (strings, at most 71, 71 and 299 bytes, no NUL) are required", NULL);
         return;
     }
     login *l = sr_http_ctx_new(req, sizeof *l);

@@ -201,10 +201,11 @@ static void open_session(sr_gwhttp *g, h2o_req_t *req)
         respond_result(req, SR_GW_E_JSON, "malformed JSON", NULL);
         return;
     }
-    if (!json_is_string(op) || !json_is_string(gw) || !json_is_string(sec) || json_string_length(op) >= 72 ||
-        json_string_length(gw) >= 72 || json_string_length(sec) >= 300) {
+    if (!sr_login_str_ok(op, 72) || !sr_login_str_ok(gw, 72) || !sr_login_str_ok(sec, 300)) {
         json_decref(b);
-        respond_result(req, SR_GW_E_PARAM, "operatorId, gatewayId and secret (strings) are required", NULL);
+        respond_result(req, SR_GW_E_PARAM,
+                       "operatorId, gatewayId and secret (strings, at most 71, 71 and 299 bytes, no NUL) are required",
+                       NULL);
         return;
     }
     pending *p = pending_new(g, req);

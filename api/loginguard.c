@@ -671,6 +671,11 @@ void sr_login_audit(sr_engine *eng, int kind, const char *op, const char *id, co
 
 /* ------------------------------------------------------------------------ */
 
+int sr_login_str_ok(const json_t *v, size_t max)
+{
+    return json_is_string(v) && json_string_length(v) < max && strlen(json_string_value(v)) == json_string_length(v);
+}
+
 void sr_login_addr_req(h2o_req_t *req, char out[64])
 {
     struct sockaddr_storage ss;

@@ -55,6 +55,7 @@
 #include "engine/suiro.h"
 
 #include <h2o.h>
+#include <jansson.h>
 #include <stdint.h>
 #include <sys/socket.h>
 #include <uv.h>
@@ -159,6 +160,9 @@ void sr_loginguard_stop(sr_loginguard *g);
 void sr_loginguard_free(sr_loginguard *g);
 
 /* ---- HTTP helpers (the two session routes) ---- */
+/* v is a JSON string shorter than max bytes with no NUL in it (an id or
+ * secret cut at an embedded NUL would name someone else). */
+int sr_login_str_ok(const json_t *v, size_t max);
 /* The throttle's address of req's peer ("" if unknown). */
 void sr_login_addr_req(h2o_req_t *req, char out[64]);
 /* Answer a login refused without a check: 429 E9002 with Retry-After

@@ -545,11 +545,13 @@ static void handle_connect(conn *c, const sr_mqtt_pkt *p)
     const char *slash = un->len ? memchr(un->s, '/', un->len) : NULL;
     if (!p->connect.has_username || !p->connect.has_password || !slash || cid->len == 0 || cid->len >= sizeof c->gw ||
         (size_t)(slash - un->s) >= sizeof c->op || un->len - (size_t)(slash - un->s) - 1 != cid->len ||
-        memcmp(slash + 1, cid->s, cid->len) != 0 || p->connect.password.len >= 300) {
+        memcmp(slash + 1, cid->s, cid->len) != 0 || p->connect.password.len >= 300 ||
+        memchr(p->connect.password.data, 0, p->connect.password.len)) { /* a NUL would cut the secret */
         c->state = ST_AUTH; /* so that connack reports it */
         connack(c, p->connect.has_username ? SR_MQTT_RC_BAD_USER_OR_PASSWORD : SR_MQTT_RC_NOT_AUTHORIZED);
         sr_slog(SR_LOG_WARN, "gateway login refused", "peer=%s detail=%s", c->peer,
-                sr_slog_q("user name must be operatorId/gatewayId with gatewayId = client id, and a password"));
+                sr_slog_q("user name must be operatorId/gatewayId with gatewayId = client id, and a password "
+                          "(at most 299 bytes, no NUL)"));
         conn_close(c, "bad credentials form", 0);
         return;
     }

@@ -195,6 +195,17 @@ APPX,PX1,both
 
     quiet = sorted(victim_query()[1] for _ in range(30))
 
+    # 0. an id or secret with a NUL in it is refused, not cut at the NUL (which
+    #    would log in with the right secret as someone else's id / a prefix)
+    src = "127.0.0.7"
+    r1 = gw_login(hp, "demo", "GW001\u0000x", "demo-gw001-secret", src)
+    r2 = gw_login(hp, "demo", "GW001", "demo-gw001-secret\u0000junk", src)
+    r3 = app_login(hp, "demo\u0000x", "APP001", "demo-app001-secret", src)
+    check("HTTP: an id or secret with a NUL gets 400 (E1002 from the JSON parser)",
+          all(r[0] == 400 and rcode(r[1]) in ("E1001", "E1002") for r in (r1, r2, r3)), (r1, r2, r3))
+    check("MQTT: a password with a NUL gets CONNACK 4",
+          mqtt_connect(mp, "demo", "GW002", "demo-gw002-secret\u0000junk", src) == 4)
+
     # 1. each binding: FREE wrong secrets get the usual refusal, then refused without a check
     res = [gw_login(hp, "demo", "GW001", "wrong-%d" % i) for i in range(FREE + 2)]
     check("GW HTTP: %d wrong secrets get 401 E2001" % FREE,
