@@ -43,9 +43,10 @@ bench: build
 	@bash scripts/deps.sh --bench
 	@bash bench/run.sh $(BUILD)
 
-# Long crash/fault/kill runs: SR_SOAK multiplies the iteration counts.
+# Long crash/fault/kill runs: SR_SOAK multiplies the iteration counts (and
+# test_logins' flood time).
 soak: build
-	@cd $(BUILD) && SR_SOAK=$${SR_SOAK:-20} ctest --output-on-failure -R 'crash|kill9|fault|durable'
+	@cd $(BUILD) && SR_SOAK=$${SR_SOAK:-20} ctest --output-on-failure -R 'crash|kill9|fault|durable|logins'
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD)

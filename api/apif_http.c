@@ -14,6 +14,14 @@
  *  read when the session opens; a changed grant applies from the next login.
  *  What the broker delivers (answers, request status, pushes) is filtered
  *  again with the grants at delivery (api/broker.c invariant 6).
+ *
+ * LOGINS
+ *  POST /api/v1/sessions with a secret goes through the server's login
+ *  guard (api/loginguard.h): throttled per (app, address), per address and
+ *  per app (429 E9002 with Retry-After), checked with scrypt on the guard's
+ *  own threads -- an unknown app against a dummy hash, the same path and
+ *  time -- never on libuv's thread pool, which serves the queries. A wrong
+ *  secret is 401 E2001 and an auth event.
  */
 #include "api/apif_http.h"
 #include "api/apif_int.h"
@@ -21,6 +29,7 @@
 #include "api/broker.h"
 #include "api/gwif_http.h"
 #include "api/httpu.h"
+#include "api/loginguard.h"
 #include "api/routes.h"
 #include "api/slog.h"
 #include "codecs/events.pb-c.h"
@@ -48,7 +57,7 @@ static int64_t wall_ms(void)
 
 static void token_free(void *payload) { free(((atoken *)payload)->grants); }
 
-int sr_apif_open(uv_loop_t *loop, sr_engine *eng, sr_broker *broker, sr_apif **out)
+int sr_apif_open(uv_loop_t *loop, sr_engine *eng, sr_broker *broker, sr_loginguard *guard, sr_apif **out)
 {
     sr_apif *a = calloc(1, sizeof *a);
     if (!a || !(a->tokens = sr_tokens_new(MAX_TOKENS, sizeof(atoken), token_free))) {
@@ -58,6 +67,7 @@ int sr_apif_open(uv_loop_t *loop, sr_engine *eng, sr_broker *broker, sr_apif **o
     a->eng = eng;
     a->broker = broker;
     a->loop = loop;
+    a->guard = guard;
     if (sr_apif_store_open(a) != SR_OK) {
         sr_tokens_free(a->tokens);
         free(a);
@@ -249,23 +259,14 @@ static int get_timeout(h2o_req_t *req, json_t *b, uint32_t *out)
 typedef struct login {
     sr_http_ctx h;
     sr_apif *a;
-    uv_work_t w;
-    char op[72], app[72], secret[300];
-    sr_buf stored;
-    int ok;
+    sr_login_job lj; /* its stored hash: the app's (empty if unknown) */
+    char op[72], app[72], addr[64];
 } login;
 
 static void login_free(sr_http_ctx *h)
 {
     login *l = (login *)h;
-    sr_buf_release(&l->stored);
-}
-
-static void login_work(uv_work_t *w)
-{
-    login *l = w->data;
-    l->ok = l->stored.len && sr_secret_verify(l->secret, l->stored.data, l->stored.len);
-    memset(l->secret, 0, sizeof l->secret);
+    sr_buf_release(&l->lj.stored);
 }
 
 /* a new session for (op, app): 201 {token, expiresAt} */
@@ -288,15 +289,22 @@ static void issue_token(sr_apif *a, h2o_req_t *req, const char *op, const char *
     sr_slog(SR_LOG_INFO, "app session opened", "op=%s app=%s auth=%s", op, app, how);
 }
 
-static void login_after(uv_work_t *w, int status)
+static void login_done(sr_login_job *lj)
 {
-    login *l = w->data;
-    if (l->h.req) {
-        if (status == 0 && l->ok) issue_token(l->a, l->h.req, l->op, l->app, "secret");
-        else {
-            sr_slog(SR_LOG_WARN, "app login refused", "op=%s app=%s", l->op, l->app);
+    login *l = SR_CONTAINER(lj, login, lj);
+    if (lj->verdict == SR_LG_OK && lj->checked && !lj->ok) {
+        /* logged and audited (and counted by the guard) also when the client left */
+        sr_slog(SR_LOG_WARN, "app login refused", "op=%s app=%s peer=%s binding=http checked=%d", sr_slog_q(l->op),
+                sr_slog_q(l->app), l->addr, lj->checked);
+        if (!l->a->closing)
+            sr_login_audit(l->a->eng, SUIRO__V1__ACTOR_KIND__ACTOR_APP, l->op, l->app, "bad app id or secret", l->addr);
+    }
+    if (l->h.req && lj->verdict != SR_LG_OK)
+        sr_login_http_refuse(l->h.req, "app", l->op, l->app, l->addr, lj->verdict, lj->retry_ms);
+    else if (l->h.req) {
+        if (lj->ok) issue_token(l->a, l->h.req, l->op, l->app, "secret");
+        else
             sr_http_result(l->h.req, 0, "E2001", "not authenticated: wrong operatorId, appId or secret", NULL);
-        }
     }
     sr_http_ctx_unref(&l->h);
 }
@@ -342,10 +350,10 @@ static void open_session(sr_apif *a, h2o_req_t *req)
         json_decref(b);
         return;
     }
-    if (!json_is_string(op) || !json_is_string(app) || !json_is_string(sec) || json_string_length(op) >= 72 ||
-        json_string_length(app) >= 72 || json_string_length(sec) >= 300) {
+    if (!sr_login_str_ok(op, 72) || !sr_login_str_ok(app, 72) || !sr_login_str_ok(sec, 300)) {
         json_decref(b);
-        sr_http_result(req, 0, "E1001", "operatorId, appId and secret (strings) are required", NULL);
+        sr_http_result(req, 0, "E1001",
+                       "operatorId, appId and secret (strings, at most 71, 71 and 299 bytes, no NUL) are required", NULL);
         return;
     }
     login *l = sr_http_ctx_new(req, sizeof *l);
@@ -356,27 +364,31 @@ static void open_session(sr_apif *a, h2o_req_t *req)
     }
     l->h.on_free = login_free;
     l->a = a;
-    sr_buf_init(&l->stored);
+    sr_buf_init(&l->lj.stored);
     snprintf(l->op, sizeof l->op, "%s", json_string_value(op));
     snprintf(l->app, sizeof l->app, "%s", json_string_value(app));
-    snprintf(l->secret, sizeof l->secret, "%s", json_string_value(sec));
+    snprintf(l->lj.secret, sizeof l->lj.secret, "%s", json_string_value(sec));
     json_decref(b);
     sr_buf reg;
     sr_buf_init(&reg);
     if (sr_engine_registry_get(a->eng, l->op, SUIRO__V1__REGISTRY_KIND__RG_APP, l->app, &reg) == SR_OK) {
         Suiro__V1__RegistryPut *rp = suiro__v1__registry_put__unpack(NULL, reg.len, reg.data);
         if (rp) {
-            (void)!sr_buf_append(&l->stored, rp->secret_hash.data, rp->secret_hash.len);
+            (void)!sr_buf_append(&l->lj.stored, rp->secret_hash.data, rp->secret_hash.len);
             suiro__v1__registry_put__free_unpacked(rp, NULL);
         }
     }
     sr_buf_release(&reg);
-    l->w.data = l;
-    l->h.refs++;
-    if (uv_queue_work(a->loop, &l->w, login_work, login_after) != 0) {
-        l->h.refs--;
-        sr_http_result(req, 0, "E9001", "cannot queue the login check", NULL);
+    sr_login_addr_req(req, l->addr);
+    l->lj.done = login_done;
+    uint64_t retry_ms = 0;
+    int v = sr_loginguard_submit(a->guard, &l->lj, 'a', l->op, l->app, l->addr, &retry_ms);
+    if (v != SR_LG_OK) {
+        memset(l->lj.secret, 0, sizeof l->lj.secret);
+        sr_login_http_refuse(req, "app", l->op, l->app, l->addr, v, retry_ms);
+        return;
     }
+    l->h.refs++; /* the guard's, until login_done */
 }
 
 /* ---- values --------------------------------------------------------------- */

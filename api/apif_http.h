@@ -4,6 +4,7 @@
 #define SR_APIF_HTTP_H
 
 #include "api/broker.h"
+#include "api/loginguard.h"
 #include "engine/suiro.h"
 
 #include <h2o.h>
@@ -11,7 +12,9 @@
 
 typedef struct sr_apif sr_apif;
 
-SR_MUST_CHECK int sr_apif_open(uv_loop_t *loop, sr_engine *eng, sr_broker *broker, sr_apif **out);
+/* guard: the server's login guard (api/loginguard.h) for POST /api/v1/sessions. */
+SR_MUST_CHECK int sr_apif_open(uv_loop_t *loop, sr_engine *eng, sr_broker *broker, sr_loginguard *guard,
+                               sr_apif **out);
 void sr_apif_free(sr_apif *a);
 /* The engine is about to close: nothing more is submitted. */
 void sr_apif_quiesce(sr_apif *a);

@@ -26,6 +26,7 @@ struct sr_apif {
     uv_loop_t *loop;
     struct sr_tokens *tokens;
     struct sr_apif_store *store;
+    sr_loginguard *guard; /* the server's (api/loginguard.h): app logins */
     int closing; /* the engine is being closed: submit nothing more */
     size_t busy; /* queries and file parts on the thread pool (they use the engine) */
 };

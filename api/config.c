@@ -26,6 +26,16 @@ void sr_config_defaults(sr_config *c)
     snprintf(c->http_tls_client_cert, sizeof c->http_tls_client_cert, "none");
     c->push_max_queue = 10000;
     c->push_max_backoff_ms = 60000;
+    c->login_free_failures = 5;
+    c->login_backoff_max_ms = 300000;
+    c->login_address_failures = 30;
+    c->login_address_refill_ms = 6000;
+    c->login_principal_failures = 20;
+    c->login_principal_refill_ms = 30000;
+    c->login_table_max = 16384;
+    c->login_workers = 2;
+    c->login_queue_max = 1024;
+    c->login_queue_per_address = 256;
 }
 
 typedef struct ctx {
@@ -81,6 +91,16 @@ static int handler(void *user, const char *section, const char *name, const char
     STR("mqtt", "tls_client_cert", tls_client_cert)
     NUM("push", "max_queue", push_max_queue, 1, 10000000)
     NUM("push", "max_backoff_ms", push_max_backoff_ms, 500, 3600000)
+    NUM("login", "free_failures", login_free_failures, 1, 1000)
+    NUM("login", "backoff_max_ms", login_backoff_max_ms, 1000, 86400000)
+    NUM("login", "address_failures", login_address_failures, 1, 1000000)
+    NUM("login", "address_refill_ms", login_address_refill_ms, 1, 86400000)
+    NUM("login", "principal_failures", login_principal_failures, 1, 1000000)
+    NUM("login", "principal_refill_ms", login_principal_refill_ms, 1, 86400000)
+    NUM("login", "table_max", login_table_max, 16, 10000000)
+    NUM("login", "workers", login_workers, 1, 64)
+    NUM("login", "queue_max", login_queue_max, 1, 100000)
+    NUM("login", "queue_per_address", login_queue_per_address, 1, 100000)
     else known = 0;
 #undef STR
 #undef NUM

@@ -34,6 +34,17 @@ typedef struct sr_config {
     char tls_client_cert[12];/* [mqtt] tls_client_cert = none | optional | require */
     uint32_t push_max_queue;      /* [push] max_queue = 10000: messages waiting per app; over it the oldest is dropped */
     uint32_t push_max_backoff_ms; /* [push] max_backoff_ms = 60000: longest wait between two attempts */
+    /* [login]: the login guard (api/loginguard.h, docs/configuration.md "Logins") */
+    uint32_t login_free_failures;       /* [login] free_failures = 5: per (principal, address) before back-off */
+    uint32_t login_backoff_max_ms;      /* [login] backoff_max_ms = 300000 */
+    uint32_t login_address_failures;    /* [login] address_failures = 30: failures per address (bucket) */
+    uint32_t login_address_refill_ms;   /* [login] address_refill_ms = 6000: one more every ... */
+    uint32_t login_principal_failures;  /* [login] principal_failures = 20: failures per principal (bucket) */
+    uint32_t login_principal_refill_ms; /* [login] principal_refill_ms = 30000 */
+    uint32_t login_table_max;           /* [login] table_max = 16384: throttle records */
+    uint32_t login_workers;             /* [login] workers = 2: scrypt threads */
+    uint32_t login_queue_max;           /* [login] queue_max = 1024: checks waiting */
+    uint32_t login_queue_per_address;   /* [login] queue_per_address = 256 */
 } sr_config;
 
 void sr_config_defaults(sr_config *c);

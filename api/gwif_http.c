@@ -2,7 +2,9 @@
  * api/gwif_http.c -- the GW-IF HTTP binding on libh2o (libuv flavour), base
  * /gw/v1 (../shared/docs/interface.md). Same bodies and semantics as MQTT:
  *
- *   POST   /gw/v1/sessions           {operatorId, gatewayId, secret} -> 201 {token, expiresAt}
+ *   POST   /gw/v1/sessions           {operatorId, gatewayId, secret} -> 201 {token, expiresAt};
+ *          401 E2001 (wrong, also an auth event); 429 E9002 + Retry-After
+ *          (throttled or the checks are busy: the login guard, api/loginguard.h)
  *   DELETE /gw/v1/sessions/current   -> 204
  *   POST   /gw/v1/measurements | /periodic-values | /immediate-results
  *          envelope with body.values  -> 200 {"result":{"code":"0"}} once durable
@@ -26,6 +28,7 @@
 #include "api/broker.h"
 #include "api/gwif_json.h"
 #include "api/httpu.h"
+#include "api/loginguard.h"
 #include "api/loopq.h"
 #include "api/routes.h"
 #include "api/slog.h"
@@ -62,6 +65,7 @@ struct sr_gwhttp {
     uv_tcp_t listener;
     int port;
     sr_tokens *tokens;
+    sr_loginguard *guard; /* the server's: throttle and scrypt for logins */
     sr_loopq doneq; /* engine completions */
     int ctx_ready, closing;
     SSL_CTX *ssl; /* HTTPS */
@@ -78,17 +82,15 @@ typedef struct pending {
     sr_result res;
     char msgid[72];
     /* auth */
-    uv_work_t w;
-    char op[72], gw[72], secret[300];
-    sr_buf stored;
-    int ok;
+    sr_login_job lj; /* its stored hash: the gateway's (empty if unknown) */
+    char op[72], gw[72], addr[64];
     sr_loopq_item li;
 } pending;
 
 static void pending_unref(pending *p)
 {
     if (--p->refs == 0) {
-        sr_buf_release(&p->stored);
+        sr_buf_release(&p->lj.stored);
         free(p);
     }
 }
@@ -109,7 +111,7 @@ static pending *pending_new(sr_gwhttp *g, h2o_req_t *req)
     p->req = req;
     p->g = g;
     p->refs = 1; /* the request's pool */
-    sr_buf_init(&p->stored);
+    sr_buf_init(&p->lj.stored);
     return p;
 }
 
@@ -180,19 +182,22 @@ static void on_done(void *ctx, sr_loopq_item *it)
 
 /* ---- sessions ----------------------------------------------------------- */
 
-static void auth_work(uv_work_t *w)
+static void auth_done(sr_login_job *lj)
 {
-    pending *p = (pending *)((char *)w - offsetof(pending, w));
-    p->ok = p->stored.len && sr_secret_verify(p->secret, p->stored.data, p->stored.len);
-    memset(p->secret, 0, sizeof p->secret);
-}
-
-static void auth_after(uv_work_t *w, int status)
-{
-    pending *p = (pending *)((char *)w - offsetof(pending, w));
+    pending *p = SR_CONTAINER(lj, pending, lj);
     sr_gwhttp *g = p->g;
-    if (p->req) {
-        if (status == 0 && p->ok) {
+    if (lj->verdict == SR_LG_OK && lj->checked && !lj->ok) {
+        /* logged and audited (and counted by the guard) also when the client left */
+        sr_slog(SR_LOG_WARN, "gateway login refused", "op=%s gw=%s peer=%s binding=http checked=%d", sr_slog_q(p->op),
+                sr_slog_q(p->gw), p->addr, lj->checked);
+        if (!g->closing)
+            sr_login_audit(g->eng, SUIRO__V1__ACTOR_KIND__ACTOR_GATEWAY, p->op, p->gw, "bad user name or password",
+                           p->addr);
+    }
+    if (p->req && lj->verdict != SR_LG_OK) {
+        sr_login_http_refuse(p->req, "gateway", p->op, p->gw, p->addr, lj->verdict, lj->retry_ms);
+    } else if (p->req) {
+        if (lj->ok) {
             char hex[65], exp[32], body[256];
             int64_t expires;
             token *t = sr_tokens_add(g->tokens, TOKEN_TTL_MS, hex, &expires);
@@ -206,7 +211,6 @@ static void auth_after(uv_work_t *w, int status)
             } else
                 respond_result(p->req, SR_GW_E_BUSY, "too many sessions", NULL);
         } else {
-            sr_slog(SR_LOG_WARN, "gateway login refused", "op=%s gw=%s binding=http", p->op, p->gw);
             respond_result(p->req, "E2001", "not authenticated: wrong operatorId, gatewayId or secret", NULL);
         }
     }
@@ -223,10 +227,11 @@ static void open_session(sr_gwhttp *g, h2o_req_t *req)
         respond_result(req, SR_GW_E_JSON, "malformed JSON", NULL);
         return;
     }
-    if (!json_is_string(op) || !json_is_string(gw) || !json_is_string(sec) || json_string_length(op) >= 72 ||
-        json_string_length(gw) >= 72 || json_string_length(sec) >= 300) {
+    if (!sr_login_str_ok(op, 72) || !sr_login_str_ok(gw, 72) || !sr_login_str_ok(sec, 300)) {
         json_decref(b);
-        respond_result(req, SR_GW_E_PARAM, "operatorId, gatewayId and secret (strings) are required", NULL);
+        respond_result(req, SR_GW_E_PARAM,
+                       "operatorId, gatewayId and secret (strings, at most 71, 71 and 299 bytes, no NUL) are required",
+                       NULL);
         return;
     }
     pending *p = pending_new(g, req);
@@ -237,23 +242,28 @@ static void open_session(sr_gwhttp *g, h2o_req_t *req)
     }
     snprintf(p->op, sizeof p->op, "%s", json_string_value(op));
     snprintf(p->gw, sizeof p->gw, "%s", json_string_value(gw));
-    snprintf(p->secret, sizeof p->secret, "%s", json_string_value(sec));
+    snprintf(p->lj.secret, sizeof p->lj.secret, "%s", json_string_value(sec));
     json_decref(b);
     sr_buf reg;
     sr_buf_init(&reg);
     if (sr_engine_registry_get(g->eng, p->op, SUIRO__V1__REGISTRY_KIND__RG_GATEWAY, p->gw, &reg) == SR_OK) {
         Suiro__V1__RegistryPut *rp = suiro__v1__registry_put__unpack(NULL, reg.len, reg.data);
         if (rp) {
-            (void)!sr_buf_append(&p->stored, rp->secret_hash.data, rp->secret_hash.len);
+            (void)!sr_buf_append(&p->lj.stored, rp->secret_hash.data, rp->secret_hash.len);
             suiro__v1__registry_put__free_unpacked(rp, NULL);
         }
     }
     sr_buf_release(&reg);
-    p->refs++;
-    if (uv_queue_work(g->loop, &p->w, auth_work, auth_after) != 0) {
-        p->refs--;
-        respond_result(req, SR_GW_E_INTERNAL, "cannot queue the login check", NULL);
+    sr_login_addr_req(req, p->addr);
+    p->lj.done = auth_done;
+    uint64_t retry_ms = 0;
+    int v = sr_loginguard_submit(g->guard, &p->lj, 'g', p->op, p->gw, p->addr, &retry_ms);
+    if (v != SR_LG_OK) {
+        memset(p->lj.secret, 0, sizeof p->lj.secret);
+        sr_login_http_refuse(req, "gateway", p->op, p->gw, p->addr, v, retry_ms);
+        return;
     }
+    p->refs++; /* the guard's, until auth_done */
 }
 
 /* ---- values ------------------------------------------------------------- */
@@ -602,13 +612,15 @@ const char *sr_http_client_cn(h2o_req_t *req)
 }
 
 int sr_gwhttp_open(uv_loop_t *loop, sr_engine *eng, sr_broker *broker, const char *host, int port,
-                   const sr_http_tls *tls, size_t max_body, sr_gwhttp **out, char *err, size_t errlen)
+                   const sr_http_tls *tls, size_t max_body, sr_loginguard *guard, sr_gwhttp **out, char *err,
+                   size_t errlen)
 {
     sr_gwhttp *g = calloc(1, sizeof *g);
     if (!g) return SR_ENOMEM;
     g->eng = eng;
     g->broker = broker;
-    if (sr_apif_open(loop, eng, broker, &g->apif) != SR_OK) {
+    g->guard = guard;
+    if (sr_apif_open(loop, eng, broker, guard, &g->apif) != SR_OK) {
         free(g);
         return SR_ENOMEM;
     }

@@ -5,6 +5,7 @@
 #define SR_GWIF_HTTP_H
 
 #include "api/broker.h"
+#include "api/loginguard.h"
 #include "engine/suiro.h"
 
 #include <h2o.h>
@@ -19,8 +20,9 @@ typedef struct sr_http_tls {
     const char *client;     /* "none", "optional", "require" */
 } sr_http_tls;
 
+/* guard: the server's login guard (api/loginguard.h), used by both session routes. */
 SR_MUST_CHECK int sr_gwhttp_open(uv_loop_t *loop, sr_engine *eng, sr_broker *broker, const char *host, int port,
-                                 const sr_http_tls *tls, size_t max_body,
+                                 const sr_http_tls *tls, size_t max_body, sr_loginguard *guard,
                                  sr_gwhttp **out, char *err, size_t errlen);
 int sr_gwhttp_port(sr_gwhttp *g);
 void sr_gwhttp_stop_accepting(sr_gwhttp *g);

@@ -21,7 +21,8 @@ static void json_start(h2o_req_t *req, int status, size_t len)
     req->res.status = status;
     req->res.reason = status >= 200 && status <= 202 ? reasons[status - 200] : "Error";
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, H2O_STRLIT("application/json"));
-    if (status == 429) h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL, H2O_STRLIT("1"));
+    if (status == 429 && h2o_find_header(&req->res.headers, H2O_TOKEN_RETRY_AFTER, -1) == -1) /* the caller's wins */
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL, H2O_STRLIT("1"));
     static h2o_generator_t gen = {NULL, NULL};
     req->res.content_length = len;
     h2o_start_response(req, &gen);

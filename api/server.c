@@ -2,9 +2,11 @@
  * api/server.c -- the server loop and the GW-IF MQTT binding.
  *
  * CONNECTION STATES                       TRANSITION
- *   AWAIT_CONNECT -> AUTH                  CONNECT decoded (scrypt check on the thread pool)
+ *   AWAIT_CONNECT -> AUTH                  CONNECT decoded (throttle, then scrypt on the login
+ *                                          guard's own threads: api/loginguard.h)
  *   AUTH -> ACTIVE                         password verified: CONNACK 0
- *   AUTH -> CLOSING                        refused: CONNACK 0x86 / rc 4, auth event
+ *   AUTH -> CLOSING                        refused: CONNACK 0x86 / rc 4, auth event; throttled:
+ *                                          CONNACK 0x89 / rc 5; guard busy: 0x89 / rc 3
  *   ACTIVE -> CLOSING                      DISCONNECT, keep-alive expiry, protocol error,
  *                                          takeover by a new connection, server stop
  * INVARIANTS
@@ -29,6 +31,7 @@
 #include "api/broker.h"
 #include "api/gwif_http.h"
 #include "api/gwif_json.h"
+#include "api/loginguard.h"
 #include "api/loopq.h"
 #include "api/push.h"
 #include "api/slog.h"
@@ -73,8 +76,7 @@ struct sr_server {
     sr_key key;
     conn *conns;
     conn *blocked; /* connections waiting for room in the engine's queue */
-    struct throttle *thr; /* failed logins per (peer address, operator, gateway) */
-    size_t nthr;
+    sr_loginguard *guard; /* throttles and checks every login, MQTT and HTTP */
     size_t nconns;
     int stopping;
     uint64_t next_conn_id;
@@ -455,85 +457,14 @@ static void protocol_error(conn *c, uint8_t reason, const char *why)
     conn_close(c, why, 1);
 }
 
-/* ---- login throttling ----------------------------------------------------
- * A password check costs ~50 ms of scrypt, so repeated failures for one
- * (peer address, operator/gateway) are refused without checking, for a time
- * that doubles with each failure past the fifth (at most 5 minutes). Unknown
- * gateways cost nothing (no stored hash, no scrypt). */
-enum { THR_MAX = 4096, THR_FREE_FAILS = 5 };
-
-typedef struct throttle {
-    char key[200];
-    uint32_t fails;
-    uint64_t until, last;
-} throttle;
-
-static void thr_key(conn *c, char *k, size_t n)
-{
-    const char *colon = strrchr(c->peer, ':'); /* the address without the port */
-    int al = colon ? (int)(colon - c->peer) : (int)strlen(c->peer);
-    snprintf(k, n, "%.*s|%s|%s", al, c->peer, c->op, c->gw);
-}
-
-static throttle *thr_find(sr_server *s, const char *k)
-{
-    for (size_t i = 0; i < s->nthr; i++)
-        if (!strcmp(s->thr[i].key, k)) return &s->thr[i];
-    return NULL;
-}
-
-static int thr_blocked(sr_server *s, conn *c)
-{
-    char k[200];
-    thr_key(c, k, sizeof k);
-    throttle *t = thr_find(s, k);
-    return t && t->until > now_ms();
-}
-
-static void thr_result(sr_server *s, conn *c, int ok)
-{
-    char k[200];
-    thr_key(c, k, sizeof k);
-    throttle *t = thr_find(s, k);
-    if (ok) {
-        if (t) *t = s->thr[--s->nthr];
-        return;
-    }
-    if (!t) {
-        if (!s->thr && !(s->thr = calloc(THR_MAX, sizeof *s->thr))) return;
-        if (s->nthr == THR_MAX) { /* forget the least recent */
-            size_t old = 0;
-            for (size_t i = 1; i < s->nthr; i++)
-                if (s->thr[i].last < s->thr[old].last) old = i;
-            s->thr[old] = s->thr[--s->nthr];
-        }
-        t = &s->thr[s->nthr++];
-        memset(t, 0, sizeof *t);
-        snprintf(t->key, sizeof t->key, "%s", k);
-    }
-    t->fails++;
-    t->last = now_ms();
-    if (t->fails >= THR_FREE_FAILS) {
-        uint32_t sh = t->fails - THR_FREE_FAILS;
-        uint64_t secs = sh >= 9 ? 300 : (1ull << sh);
-        t->until = t->last + (secs > 300 ? 300 : secs) * 1000;
-    }
-}
-
+/* ---- logins ----------------------------------------------------------------
+ * The login guard (api/loginguard.h) throttles per (gateway, address), per
+ * address and per gateway, and runs the scrypt check on its own threads; an
+ * unknown gateway is checked against a dummy hash, the same path and time. */
 typedef struct auth_job {
-    uv_work_t w;
+    sr_login_job lj; /* its stored hash: the gateway's (empty if unknown) */
     conn *c;
-    char secret[300];
-    sr_buf stored;
-    int ok;
 } auth_job;
-
-static void auth_work(uv_work_t *w)
-{
-    auth_job *j = (auth_job *)w;
-    if (!j->ok) j->ok = j->stored.len && sr_secret_verify(j->secret, j->stored.data, j->stored.len);
-    memset(j->secret, 0, sizeof j->secret);
-}
 
 static void connack(conn *c, uint8_t reason)
 {
@@ -557,12 +488,40 @@ static void connack(conn *c, uint8_t reason)
     sr_buf_release(&b);
 }
 
-static void auth_after(uv_work_t *w, int status)
+/* refused without a check: throttled, or the guard is busy */
+static void login_throttled(conn *c, int verdict, uint64_t retry_ms)
 {
-    auth_job *j = (auth_job *)w;
+    c->state = ST_AUTH; /* so that connack reports it */
+    connack(c, verdict == SR_LG_BUSY ? SR_MQTT_RC_SERVER_BUSY
+                                     : c->version == 5 ? SR_MQTT_RC_SERVER_BUSY : SR_MQTT_RC_NOT_AUTHORIZED);
+    sr_slog(SR_LOG_WARN, "gateway login throttled", "op=%s gw=%s peer=%s binding=mqtt reason=%s retry_ms=%" PRIu64
+            " checked=0", sr_slog_q(c->op), sr_slog_q(c->gw), c->peer, sr_lg_name(verdict), retry_ms);
+    conn_close(c, verdict == SR_LG_BUSY ? "login checks busy" : "too many failed logins", 0);
+}
+
+static void auth_done(sr_login_job *lj)
+{
+    auth_job *j = SR_CONTAINER(lj, auth_job, lj);
     conn *c = j->c;
-    if (c->state == ST_AUTH) {
-        if (status == 0 && j->ok) {
+    if (lj->verdict == SR_LG_OK && lj->checked && !lj->ok) {
+        /* a failed check is logged and audited (and counted by the guard)
+         * also when the client left before the verdict */
+        sr_slog(SR_LOG_WARN, "gateway login refused", "op=%s gw=%s peer=%s binding=mqtt checked=%d",
+                sr_slog_q(c->op), sr_slog_q(c->gw), c->peer, lj->checked);
+        Suiro__V1__AuthEvent ae = SUIRO__V1__AUTH_EVENT__INIT;
+        ae.kind = SUIRO__V1__ACTOR_KIND__ACTOR_GATEWAY;
+        ae.principal = c->gw;
+        ae.method = "password";
+        ae.reason = "bad user name or password";
+        Suiro__V1__Event ev = SUIRO__V1__EVENT__INIT;
+        ev.body_case = SUIRO__V1__EVENT__BODY_AUTH;
+        ev.auth = &ae;
+        if (c->op[0]) submit_audit(c->srv, &ev, c->op, c->gw, SUIRO__V1__ACTOR_KIND__ACTOR_GATEWAY, c->peer);
+    }
+    if (c->state == ST_AUTH && lj->verdict != SR_LG_OK) {
+        login_throttled(c, lj->verdict, lj->retry_ms);
+    } else if (c->state == ST_AUTH) {
+        if (lj->ok) {
             /* session takeover: an older connection of the same gateway goes */
             for (conn *o = c->srv->conns; o;) {
                 conn *n = o->next;
@@ -579,7 +538,6 @@ static void auth_after(uv_work_t *w, int status)
                 o = n;
             }
             c->state = ST_ACTIVE;
-            thr_result(c->srv, c, 1);
             snprintf(c->root, sizeof c->root, "wip/v1/%s/gw/%s", c->op, c->gw);
             connack(c, 0);
             sr_slog(SR_LOG_INFO, "gateway connected", "op=%s gw=%s peer=%s mqtt=%s", c->op, c->gw, c->peer,
@@ -591,22 +549,11 @@ static void auth_after(uv_work_t *w, int status)
             process(c);
             conn_maybe_resume(c);
         } else {
-            sr_slog(SR_LOG_WARN, "gateway login refused", "op=%s gw=%s peer=%s", c->op, c->gw, c->peer);
-            if (j->stored.len) thr_result(c->srv, c, 0); /* only checks that cost scrypt count */
-            Suiro__V1__AuthEvent ae = SUIRO__V1__AUTH_EVENT__INIT;
-            ae.kind = SUIRO__V1__ACTOR_KIND__ACTOR_GATEWAY;
-            ae.principal = c->gw;
-            ae.method = "password";
-            ae.reason = "bad user name or password";
-            Suiro__V1__Event ev = SUIRO__V1__EVENT__INIT;
-            ev.body_case = SUIRO__V1__EVENT__BODY_AUTH;
-            ev.auth = &ae;
-            if (c->op[0]) submit_audit(c->srv, &ev, c->op, c->gw, SUIRO__V1__ACTOR_KIND__ACTOR_GATEWAY, c->peer);
             connack(c, SR_MQTT_RC_BAD_USER_OR_PASSWORD);
             conn_close(c, "login refused", 0);
         }
     }
-    sr_buf_release(&j->stored);
+    sr_buf_release(&lj->stored);
     free(j);
     conn_unref(c);
 }
@@ -648,26 +595,24 @@ static void handle_connect(conn *c, const sr_mqtt_pkt *p)
             return;
         }
         j->c = c;
-        j->ok = 1; /* no password to check; the job only orders the steps */
-        sr_buf_init(&j->stored);
+        j->lj.done = auth_done;
+        sr_buf_init(&j->lj.stored);
         c->state = ST_AUTH;
         c->refs++;
         conn_pause(c);
-        if (uv_queue_work(&c->srv->loop, &j->w, auth_work, auth_after) != 0) {
-            c->refs--;
-            free(j);
-            conn_close(c, "cannot queue the login", 0);
-        }
+        sr_loginguard_pass(c->srv->guard, &j->lj); /* no password to check; the job only orders the steps */
         return;
     }
     const char *slash = un->len ? memchr(un->s, '/', un->len) : NULL;
     if (!p->connect.has_username || !p->connect.has_password || !slash || cid->len == 0 || cid->len >= sizeof c->gw ||
         (size_t)(slash - un->s) >= sizeof c->op || un->len - (size_t)(slash - un->s) - 1 != cid->len ||
-        memcmp(slash + 1, cid->s, cid->len) != 0 || p->connect.password.len >= 300) {
+        memcmp(slash + 1, cid->s, cid->len) != 0 || p->connect.password.len >= 300 ||
+        memchr(p->connect.password.data, 0, p->connect.password.len)) { /* a NUL would cut the secret */
         c->state = ST_AUTH; /* so that connack reports it */
         connack(c, p->connect.has_username ? SR_MQTT_RC_BAD_USER_OR_PASSWORD : SR_MQTT_RC_NOT_AUTHORIZED);
         sr_slog(SR_LOG_WARN, "gateway login refused", "peer=%s detail=%s", c->peer,
-                sr_slog_q("user name must be operatorId/gatewayId with gatewayId = client id, and a password"));
+                sr_slog_q("user name must be operatorId/gatewayId with gatewayId = client id, and a password "
+                          "(at most 299 bytes, no NUL)"));
         conn_close(c, "bad credentials form", 0);
         return;
     }
@@ -680,41 +625,39 @@ static void handle_connect(conn *c, const sr_mqtt_pkt *p)
         c->will_topic = strndup(p->connect.will_topic.s, p->connect.will_topic.len);
         (void)!sr_buf_append(&c->will_payload, p->connect.will_payload.data, p->connect.will_payload.len);
     }
-    if (thr_blocked(c->srv, c)) {
-        thr_result(c->srv, c, 0); /* hammering while blocked prolongs the block */
-        c->state = ST_AUTH;
-        connack(c, c->version == 5 ? SR_MQTT_RC_SERVER_BUSY : SR_MQTT_RC_NOT_AUTHORIZED);
-        sr_slog(SR_LOG_WARN, "gateway login throttled", "op=%s gw=%s peer=%s", c->op, c->gw, c->peer);
-        conn_close(c, "too many failed logins", 0);
-        return;
-    }
     auth_job *j = calloc(1, sizeof *j);
     if (!j) {
         conn_close(c, "out of memory", 0);
         return;
     }
     j->c = c;
-    memcpy(j->secret, p->connect.password.data, p->connect.password.len);
-    sr_buf_init(&j->stored);
+    j->lj.done = auth_done;
+    memcpy(j->lj.secret, p->connect.password.data, p->connect.password.len);
+    sr_buf_init(&j->lj.stored);
     sr_buf reg;
     sr_buf_init(&reg);
     if (sr_engine_registry_get(c->srv->eng, c->op, SUIRO__V1__REGISTRY_KIND__RG_GATEWAY, c->gw, &reg) == SR_OK) {
         Suiro__V1__RegistryPut *rp = suiro__v1__registry_put__unpack(NULL, reg.len, reg.data);
         if (rp) {
-            (void)!sr_buf_append(&j->stored, rp->secret_hash.data, rp->secret_hash.len);
+            (void)!sr_buf_append(&j->lj.stored, rp->secret_hash.data, rp->secret_hash.len);
             suiro__v1__registry_put__free_unpacked(rp, NULL);
         }
     }
     sr_buf_release(&reg);
+    char addr[64];
+    sr_login_addr_peer(c->peer, addr);
+    uint64_t retry_ms = 0;
+    int v = sr_loginguard_submit(c->srv->guard, &j->lj, 'g', c->op, c->gw, addr, &retry_ms);
+    if (v != SR_LG_OK) {
+        sr_buf_release(&j->lj.stored);
+        memset(j->lj.secret, 0, sizeof j->lj.secret);
+        free(j);
+        login_throttled(c, v, retry_ms);
+        return;
+    }
     c->state = ST_AUTH;
     c->refs++;
     conn_pause(c); /* packets after CONNECT wait for the verdict */
-    if (uv_queue_work(&c->srv->loop, &j->w, auth_work, auth_after) != 0) {
-        c->refs--;
-        sr_buf_release(&j->stored);
-        free(j);
-        conn_close(c, "cannot queue the login check", 0);
-    }
 }
 
 /* topic must be R/<suffix>; returns the suffix or NULL */
@@ -1458,6 +1401,14 @@ int sr_server_open(const sr_config *cfg, sr_server **out, char *err, size_t errl
     t0 = mono_us();
     s->start_us[3] = t0 - t1;
     sr_loopq_init(&s->doneq, &s->loop, on_done, s);
+    sr_login_policy lp = {cfg->login_free_failures,      cfg->login_backoff_max_ms,  cfg->login_address_failures,
+                          cfg->login_address_refill_ms,  cfg->login_principal_failures,
+                          cfg->login_principal_refill_ms, cfg->login_table_max,      cfg->login_workers,
+                          cfg->login_queue_max,          cfg->login_queue_per_address};
+    if ((rc = sr_loginguard_open(&s->loop, &lp, &s->guard))) {
+        snprintf(err, errlen, "login guard: cannot start its threads");
+        goto fail;
+    }
     uv_timer_init(&s->loop, &s->tick);
     s->tick.data = s;
     uv_timer_start(&s->tick, on_tick, 1000, 1000);
@@ -1481,7 +1432,7 @@ int sr_server_open(const sr_config *cfg, sr_server **out, char *err, size_t errl
             goto fail;
         }
         sr_http_tls htls = {cfg->http_tls_cert, cfg->http_tls_key, cfg->http_tls_ca, cfg->http_tls_client_cert};
-        if ((rc = sr_gwhttp_open(&s->loop, s->eng, s->broker, host, port, &htls, cfg->http_max_body, &s->http, err, errlen))) goto fail;
+        if ((rc = sr_gwhttp_open(&s->loop, s->eng, s->broker, host, port, &htls, cfg->http_max_body, s->guard, &s->http, err, errlen))) goto fail;
     }
     if (cfg->tls_listen[0]) {
         if ((rc = tls_setup(s, err, errlen))) goto fail;
@@ -1542,6 +1493,9 @@ int sr_server_run(sr_server *s)
 void sr_server_close(sr_server *s)
 {
     if (!s) return;
+    /* logins still waiting or being checked end first (their completions
+     * answer through the bindings and may write auth events) */
+    sr_loginguard_stop(s->guard);
     /* push first: it reads the registry and submits alarms, so it must stop
      * before the engine closes; what is still queued is dropped (logged) */
     sr_broker_set_push(s->broker, NULL);
@@ -1576,8 +1530,8 @@ void sr_server_close(sr_server *s)
     sr_gwhttp_free(s->http);
     sr_broker_free(s->broker);
     sr_push_free(s->push);
-    free(s->thr);
     uv_loop_close(&s->loop);
+    sr_loginguard_free(s->guard);
     if (s->tls) SSL_CTX_free(s->tls);
     sr_loopq_destroy(&s->doneq);
     sr_slog(SR_LOG_INFO, "stopped", "%s", "");

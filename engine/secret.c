@@ -1,4 +1,8 @@
-/* engine/secret.c -- scrypt through OpenSSL (see secret.h). */
+/* engine/secret.c -- scrypt through OpenSSL (see secret.h).
+ * INVARIANT: sr_secret_check runs exactly one scrypt with the parameters
+ * sr_secret_hash writes, whatever it is given (an unknown principal, an
+ * empty or malformed stored hash): a refusal takes the same time for an
+ * unknown ID as for a known one (issue #11, item 5). */
 #include "engine/secret.h"
 
 #include "storage/crypto.h"
@@ -45,20 +49,39 @@ static int unhex(const char *s, size_t n, uint8_t *out)
     return 0;
 }
 
-int sr_secret_verify(const char *secret, const void *stored, size_t len)
+/* 1 matched, 0 did not (scrypt ran), -1 stored is malformed (no scrypt ran) */
+static int verify(const char *secret, const void *stored, size_t len)
 {
     char buf[200];
-    if (!secret || len == 0 || len >= sizeof buf) return 0;
+    if (!secret || len == 0 || len >= sizeof buf) return -1;
     memcpy(buf, stored, len);
     buf[len] = 0;
     int log2n, r, p;
     char sh[2 * SALT + 1], hh[2 * HASH + 1];
-    if (sscanf(buf, "scrypt$%d$%d$%d$%32[0-9a-f]$%64[0-9a-f]", &log2n, &r, &p, sh, hh) != 5) return 0;
-    if (strlen(sh) != 2 * SALT || strlen(hh) != 2 * HASH) return 0;
+    if (sscanf(buf, "scrypt$%d$%d$%d$%32[0-9a-f]$%64[0-9a-f]", &log2n, &r, &p, sh, hh) != 5) return -1;
+    if (strlen(sh) != 2 * SALT || strlen(hh) != 2 * HASH) return -1;
     uint8_t salt[SALT], want[HASH], got[HASH];
-    if (unhex(sh, SALT, salt) || unhex(hh, HASH, want)) return 0;
-    if (derive(secret, salt, SALT, log2n, r, p, got)) return 0;
+    if (unhex(sh, SALT, salt) || unhex(hh, HASH, want)) return -1;
+    if (derive(secret, salt, SALT, log2n, r, p, got)) return -1;
     int ok = CRYPTO_memcmp(got, want, HASH) == 0;
     OPENSSL_cleanse(got, sizeof got);
     return ok;
+}
+
+int sr_secret_verify(const char *secret, const void *stored, size_t len)
+{
+    return verify(secret, stored, len) == 1;
+}
+
+int sr_secret_check(const char *secret, const void *stored, size_t len)
+{
+    int ok = verify(secret, stored, len);
+    if (ok >= 0) return ok;
+    /* nothing (valid) to compare with: the same work against a fixed salt,
+     * whose result is thrown away */
+    static const char salt[SALT + 1] = "suiro-dummy-salt";
+    uint8_t got[HASH];
+    if (derive(secret ? secret : "", (const uint8_t *)salt, SALT, LOG2N, R, P, got) == SR_OK)
+        OPENSSL_cleanse(got, sizeof got);
+    return 0;
 }

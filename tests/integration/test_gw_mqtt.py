@@ -224,10 +224,11 @@ try:
             fs = socket.create_connection(("127.0.0.1", port), timeout=5)
         except OSError:
             continue
-        if i % 3 == 0:   # a CONNECT with a wrong password (3.1.1)
-            user, pw = b"demo/GW001", b"nope-nope-nope"
+        if i % 3 == 0:   # a CONNECT with a wrong password (3.1.1), for an unknown gateway: checked like a
+            # known one (api/loginguard.h); a known one would be in back-off from this address below
+            user, pw = b"demo/GW009", b"nope-nope-nope"
             var = b"\x00\x04MQTT\x04\xc2\x00\x3c"
-            pay = b"\x00\x05GW001" + len(user).to_bytes(2, "big") + user + len(pw).to_bytes(2, "big") + pw
+            pay = b"\x00\x05GW009" + len(user).to_bytes(2, "big") + user + len(pw).to_bytes(2, "big") + pw
             body = var + pay
             fs.sendall(bytes([0x10, len(body)]) + body)
         elif i % 3 == 1:  # half a CONNECT
