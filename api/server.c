@@ -1449,7 +1449,10 @@ int sr_server_open(const sr_config *cfg, sr_server **out, char *err, size_t errl
             goto fail;
         }
         sr_http_tls htls = {cfg->http_tls_cert, cfg->http_tls_key, cfg->http_tls_ca, cfg->http_tls_client_cert};
-        if ((rc = sr_gwhttp_open(&s->loop, s->eng, s->broker, host, port, &htls, cfg->http_max_body, &s->http, err, errlen))) goto fail;
+        sr_http_limits hl = {cfg->http_max_body,     cfg->http_max_unauth_body,   cfg->http_body_budget,
+                             cfg->http_max_conns,    cfg->http_max_conns_per_addr, cfg->http_request_timeout_ms,
+                             cfg->http_send_timeout_ms};
+        if ((rc = sr_gwhttp_open(&s->loop, s->eng, s->broker, host, port, &htls, &hl, &s->http, err, errlen))) goto fail;
     }
     if (cfg->tls_listen[0]) {
         if ((rc = tls_setup(s, err, errlen))) goto fail;
