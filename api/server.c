@@ -18,7 +18,7 @@
  *      wip/v1/{operatorId}/gw/{gatewayId}.
  *  (5) What one connection makes the server hold is bounded (issue #11):
  *      its output queue (out_bytes: bytes in our uv_write requests, TLS
- *      ciphertext included) -- above max_output_bytes/4 (the low-water
+ *      ciphertext included, and the requests themselves) -- above max_output_bytes/4 (the low-water
  *      mark) nothing more is read or processed until it drains to half of
  *      that; over max_output_bytes, or held over the mark for
  *      output_stall_ms, the connection is closed (logged); its read buffer
@@ -209,7 +209,7 @@ static void on_written(uv_write_t *r, int status)
     wreq *w = (wreq *)r;
     /* write callbacks run before the handle's close callback: c is alive */
     conn *c = (conn *)w->req.handle;
-    c->out_bytes -= w->buf.len;
+    c->out_bytes -= w->buf.len + sizeof *w;
     free(w->buf.base);
     free(w);
     if (c->out_paused && c->out_bytes <= low_water(c) / 2 && c->state != ST_CLOSING &&
@@ -248,12 +248,12 @@ static void raw_send(conn *c, const void *data, size_t len)
 {
     if (uv_is_closing((uv_handle_t *)&c->tcp) || c->out_over) return;
     sr_config *cfg = &c->srv->cfg;
-    if (c->out_bytes + len > cfg->mqtt_max_output) {
+    if (c->out_bytes + len + sizeof(wreq) > cfg->mqtt_max_output) {
         /* (5): a peer that does not read: drop this and close it soon */
         c->out_over = 1;
         conn_pause(c);
         sr_slog(SR_LOG_WARN, "mqtt output queue over the limit", "op=%s gw=%s peer=%s bytes=%zu limit=%u", c->op,
-                c->gw, c->peer, c->out_bytes + len, cfg->mqtt_max_output);
+                c->gw, c->peer, c->out_bytes + len + sizeof(wreq), cfg->mqtt_max_output);
         return;
     }
     sr_buf tmpb = {(uint8_t *)data, len, len};
@@ -272,7 +272,7 @@ static void raw_send(conn *c, const void *data, size_t len)
         free(w);
         return;
     }
-    c->out_bytes += len;
+    c->out_bytes += len + sizeof *w; /* what the request holds: the bytes and the request itself */
     if (!c->out_paused && c->out_bytes > low_water(c)) {
         /* (5): stop reading and processing until the peer reads */
         c->out_paused = 1;
