@@ -170,16 +170,19 @@ def closed_by_server(s, timeout):
 def flood_without_reading(s, chunk, seconds, pid):
     """Send chunk again and again, never reading, for at most seconds: (closed, peak RSS kB)."""
     s.setblocking(False)
-    peak = rss_kb(pid)
+    peak = start = rss_kb(pid)
     end = time.time() + seconds
+    off = 0  # a partial send goes on where it stopped: the stream stays well-formed
     while time.time() < end:
         try:
-            s.send(chunk)
+            off = (off + s.send(chunk[off:])) % len(chunk)
         except BlockingIOError:
             select.select([], [s], [], 0.05)
         except (ConnectionResetError, BrokenPipeError, OSError):
             return True, max(peak, rss_kb(pid))
         peak = max(peak, rss_kb(pid))
+        if peak - start > 8 * RSS_GROWTH_KB:
+            break  # failed already: do not take the machine's memory
     return False, peak
 
 
@@ -332,6 +335,8 @@ try:
         conns.append(c)
     chunk = b" " * 65536
     cut = [False] * 20
+    answered = [False] * 20
+    sent = [0] * 20
     peak = base_h
     end = time.time() + 5
     while time.time() < end and not all(cut):
@@ -339,24 +344,30 @@ try:
             if cut[i]:
                 continue
             try:
-                c.send(chunk)
+                # never the whole body: a server that reads it all would answer
+                if sent[i] + len(chunk) < 16000000:
+                    sent[i] += c.send(chunk)
             except BlockingIOError:
                 pass
             except OSError:
                 cut[i] = True
                 continue
             try:
-                if c.recv(65536) == b"":
+                got = c.recv(65536)
+                if got == b"":
                     cut[i] = True
+                else:
+                    answered[i] = True
             except BlockingIOError:
                 pass
             except OSError:
                 cut[i] = True
         peak = max(peak, rss_kb(srv.pid))
         time.sleep(0.01)
-    print("slow bodies: %d of 20 cut, RSS peak %d kB (base %d)" % (sum(cut), peak, base_h))
+    print("slow bodies: %d of 20 cut, %d answered, RSS peak %d kB (base %d), sent %s" %
+          (sum(cut), sum(answered), peak, base_h, sent))
     check("http: 20 connections sending 16 MB bodies without a token are cut within 5 s (h2o alone waits 10 s)",
-          all(cut), sum(cut))
+          all(cut) and not any(answered), (sum(cut), sum(answered)))
     check("http: RSS stays bounded meanwhile (< +%d kB)" % RSS_GROWTH_KB, peak - base_h < RSS_GROWTH_KB, peak - base_h)
     for c in conns:
         c.close()
