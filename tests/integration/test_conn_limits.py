@@ -139,8 +139,10 @@ def ack_codes(ver, body):
     return list(body[pos:])
 
 
-def mqtt_login(port, gw, ver=4, src=None, keepalive=0):
+def mqtt_login(port, gw, ver=4, src=None, keepalive=0, rcvbuf=0):
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    if rcvbuf:  # before connect: a small window from the start
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
     if src:
         s.bind((src, 0))
     s.connect(("127.0.0.1", port))
@@ -278,8 +280,7 @@ try:
     s.close()
 
     # ---- output queue: a PINGREQ flooder that never reads --------------------
-    s, ok = mqtt_login(MQ, "SIM0004")
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    s, ok = mqtt_login(MQ, "SIM0004", rcvbuf=4096)
     closed, peak = flood_without_reading(s, b"\xc0\x00" * 8192, 20 * SOAK, srv.pid)
     print("pingreq flood: closed=%s RSS peak %d kB" % (closed, peak))
     check("a gateway sending PINGREQs without reading is disconnected", closed)
@@ -288,10 +289,9 @@ try:
     s.close()
 
     # error acks to a non-reader: bad QoS 1 publishes, GW_ACKs subscribed
-    s, ok = mqtt_login(MQ, "SIM0005")
+    s, ok = mqtt_login(MQ, "SIM0005", rcvbuf=4096)
     s.sendall(subscribe_pkt(4, 1, [root("SIM0005") + "/res/#"]))
     read_packet(s)
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     bad = b"".join(packet(0x32, mstr(root("SIM0005") + "/data/measurements") + struct.pack(">H", 1 + i) + b"{not json")
                    for i in range(2000))
     closed, peak = flood_without_reading(s, bad, 20 * SOAK, srv.pid)
