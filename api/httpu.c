@@ -560,7 +560,7 @@ int sr_http_head_scan(const char *buf, size_t len, sr_http_head *out)
     out->content_length = -1;
     size_t lim = len < SR_HTTP_HEAD_MAX ? len : SR_HTTP_HEAD_MAX;
     size_t pos = 0;
-    int line = 0;
+    int line = 0, seen_auth = 0;
     while (pos < lim) {
         const char *nl = memchr(buf + pos, '\n', lim - pos);
         if (!nl) break;
@@ -586,6 +586,7 @@ int sr_http_head_scan(const char *buf, size_t len, sr_http_head *out)
         while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t')) ve--;
         size_t vl = (size_t)(ve - v);
         if (ci_eq(l, nlen, "authorization")) {
+            if (seen_auth++) continue; /* the first one, as h2o_find_header (sr_http_bearer) */
             if (vl > 7 && !strncasecmp(v, "Bearer ", 7)) {
                 out->bearer = v + 7;
                 out->bearer_len = vl - 7;

@@ -106,7 +106,7 @@ const char *sr_http_bearer(h2o_req_t *req, size_t *len);
  * may be held before h2o calls a handler). Pure, fuzzed (fuzz_httpreq). */
 typedef struct sr_http_head {
     size_t head_len;        /* through the blank line */
-    const char *bearer;     /* the token of "Authorization: Bearer <token>", or NULL */
+    const char *bearer;     /* the token of the first Authorization header if it is "Bearer <token>", or NULL */
     size_t bearer_len;
     int64_t content_length; /* -1: none; -2: not a number or given twice with different values */
 } sr_http_head;
