@@ -79,6 +79,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         req.method = h2o_iovec_init(method, mlen);
         req.path = h2o_iovec_init(path, plen);
         for (size_t i = 0; i < nh; i++) {
+            /* h2o 2.2 lower-cases header names before looking them up */
+            if (hdr[i].name) h2o_strtolower((char *)hdr[i].name, hdr[i].name_len);
             const h2o_token_t *t = hdr[i].name ? h2o_lookup_token(hdr[i].name, hdr[i].name_len) : NULL;
             if (t) h2o_add_header(&req.pool, &req.headers, t, NULL, hdr[i].value, hdr[i].value_len);
             else
