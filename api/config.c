@@ -22,15 +22,15 @@ void sr_config_defaults(sr_config *c)
     c->mqtt_max_output = 1u << 20;
     c->mqtt_output_stall_ms = 30000;
     c->mqtt_max_subs = 64;
-    c->max_conns_per_addr = 64;
+    c->max_conns_per_addr = 256;
     snprintf(c->log_level, sizeof c->log_level, "info");
     snprintf(c->tls_client_cert, sizeof c->tls_client_cert, "optional");
     snprintf(c->http_listen, sizeof c->http_listen, "127.0.0.1:8080");
     c->http_max_body = 16u << 20;
     c->http_max_unauth_body = 65536;
     c->http_body_budget = 128u << 20;
-    c->http_max_conns = 4096;
-    c->http_max_conns_per_addr = 256;
+    c->http_max_conns = 10000;
+    c->http_max_conns_per_addr = 1024;
     c->http_request_timeout_ms = 10000;
     c->http_send_timeout_ms = 30000;
     snprintf(c->http_tls_client_cert, sizeof c->http_tls_client_cert, "none");

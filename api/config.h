@@ -23,14 +23,14 @@ typedef struct sr_config {
     uint32_t mqtt_max_output;     /* [mqtt] max_output_bytes = 1048576: bytes queued to one connection; over it: closed */
     uint32_t mqtt_output_stall_ms;/* [mqtt] output_stall_ms = 30000: output held over the low-water mark this long: closed */
     uint32_t mqtt_max_subs;       /* [mqtt] max_subscriptions = 64: filters one connection may hold */
-    uint32_t max_conns_per_addr;  /* [server] max_connections_per_address = 64: MQTT connections not yet logged in, per address */
+    uint32_t max_conns_per_addr;  /* [server] max_connections_per_address = 256: MQTT connections not yet logged in, per address */
     char log_level[8];       /* [log] level = info */
     char http_listen[128];   /* [http] listen = 127.0.0.1:8080 ("" disables): GW-IF HTTP binding */
     uint32_t http_max_body;  /* [http] max_body = 16777216 */
     uint32_t http_max_unauth_body;  /* [http] max_unauth_body = 65536: body bytes held for a request without a known token */
     uint32_t http_body_budget;      /* [http] body_budget = 134217728: request bytes held for all connections together */
-    uint32_t http_max_conns;        /* [http] max_connections = 4096 */
-    uint32_t http_max_conns_per_addr; /* [http] max_connections_per_address = 256 */
+    uint32_t http_max_conns;        /* [http] max_connections = 10000 */
+    uint32_t http_max_conns_per_addr; /* [http] max_connections_per_address = 1024 */
     uint32_t http_request_timeout_ms; /* [http] request_timeout_ms = 10000: headers and body of a request must arrive by then */
     uint32_t http_send_timeout_ms;  /* [http] send_timeout_ms = 30000: an answer that makes no progress this long: closed */
     char http_tls_cert[1024];/* [http] tls_cert = (none) server certificate chain: the listener speaks HTTPS */
