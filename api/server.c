@@ -20,7 +20,8 @@
  *      its output queue (out_bytes: bytes in our uv_write requests, TLS
  *      ciphertext included, and the requests themselves) -- above max_output_bytes/4 (the low-water
  *      mark) nothing more is read or processed until it drains to half of
- *      that; over max_output_bytes, or held over the mark for
+ *      that; over max_output_bytes (a message queued behind others), or
+ *      held over the mark for
  *      output_stall_ms, the connection is closed (logged); its read buffer
  *      (one packet of at most max_packet); its subscriptions (at most
  *      max_subscriptions filters, an identical filter replaces the old one).
@@ -248,8 +249,9 @@ static void raw_send(conn *c, const void *data, size_t len)
 {
     if (uv_is_closing((uv_handle_t *)&c->tcp) || c->out_over) return;
     sr_config *cfg = &c->srv->cfg;
-    if (c->out_bytes + len + sizeof(wreq) > cfg->mqtt_max_output) {
-        /* (5): a peer that does not read: drop this and close it soon */
+    if (c->out_bytes && c->out_bytes + len + sizeof(wreq) > cfg->mqtt_max_output) {
+        /* (5): a peer that does not read: drop this and close it soon (one
+         * message alone always goes: a large fetch reply is no attack) */
         c->out_over = 1;
         conn_pause(c);
         sr_slog(SR_LOG_WARN, "mqtt output queue over the limit", "op=%s gw=%s peer=%s bytes=%zu limit=%u", c->op,
