@@ -18,10 +18,10 @@
  *      wip/v1/{operatorId}/gw/{gatewayId}.
  *  (5) What one connection makes the server hold is bounded (issue #11):
  *      its output queue (out_bytes: bytes in our uv_write requests, TLS
- *      ciphertext included, and the requests themselves) -- above max_output_bytes/4 (the low-water
- *      mark) nothing more is read or processed until it drains to half of
- *      that; over max_output_bytes (a message queued behind others), or
- *      held over the mark for
+ *      ciphertext included, and the requests themselves) -- above
+ *      max_output_bytes/4 (the low-water mark) nothing more is read or
+ *      processed until it drains to half of that; over max_output_bytes (a
+ *      message queued behind others), or held over the mark for
  *      output_stall_ms, the connection is closed (logged); its read buffer
  *      (one packet of at most max_packet); its subscriptions (at most
  *      max_subscriptions filters, an identical filter replaces the old one).
@@ -994,7 +994,7 @@ static uint8_t *codes_for(const sr_mqtt_pkt *p, uint8_t *small, size_t nsmall, s
 static void handle_subscribe(conn *c, const sr_mqtt_pkt *p)
 {
     uint8_t small[64], *codes;
-    size_t n = 0, pos = 0, cap;
+    size_t n = 0, pos = 0, cap, over = 0;
     sr_mqtt_sub s;
     size_t rl = strlen(c->root);
     if (!(codes = codes_for(p, small, sizeof small, &cap))) {
@@ -1017,6 +1017,7 @@ static void handle_subscribe(conn *c, const sr_mqtt_pkt *p)
         if (c->nsubs >= c->srv->cfg.mqtt_max_subs) {
             /* (5): refused, the others of the packet still get their own code */
             codes[n++] = c->version == 5 ? SR_MQTT_RC_QUOTA_EXCEEDED : 0x80;
+            over++;
             continue;
         }
         sub *x = calloc(1, sizeof *x);
@@ -1030,9 +1031,9 @@ static void handle_subscribe(conn *c, const sr_mqtt_pkt *p)
         c->nsubs++;
         codes[n++] = 0; /* granted QoS 0: server-to-gateway messages are QoS 0 in this version */
     }
-    if (c->nsubs >= c->srv->cfg.mqtt_max_subs && n && codes[n - 1] != 0)
-        sr_slog(SR_LOG_WARN, "mqtt subscriptions over the limit refused", "op=%s gw=%s peer=%s limit=%u", c->op, c->gw,
-                c->peer, c->srv->cfg.mqtt_max_subs);
+    if (over)
+        sr_slog(SR_LOG_WARN, "mqtt subscriptions over the limit refused", "op=%s gw=%s peer=%s refused=%zu limit=%u",
+                c->op, c->gw, c->peer, over, c->srv->cfg.mqtt_max_subs);
     sr_buf b;
     sr_buf_init(&b);
     if (sr_mqtt_encode_suback(&b, c->version, p->packet_id, codes, n, NULL) == SR_OK) conn_send(c, &b);
