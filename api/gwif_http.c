@@ -82,6 +82,8 @@ struct sr_gwhttp {
     sr_http_limits lim;
     uv_timer_t guard; /* the LIMITS above */
     int guard_on;
+    uint64_t refused_log_ms; /* refusals at accept: one log line a second at most, with their count */
+    size_t refused;
 };
 
 /* Shared between the h2o request (its pool) and an engine completion or an
@@ -585,8 +587,13 @@ static void on_accept(uv_stream_t *listener, int status)
     for (hconn *o = g->conns; o; o = o->next)
         if (o->family == hc->family && !memcmp(o->addr, hc->addr, 16)) same++;
     if (g->open_conns > g->lim.max_conns || same > g->lim.max_conns_per_addr) {
-        sr_slog(SR_LOG_WARN, "http connection refused", "peer=%s reason=%s", hc->peer,
-                g->open_conns > g->lim.max_conns ? "max_connections" : "max_connections_per_address");
+        g->refused++;
+        if (uv_now(g->loop) - g->refused_log_ms >= 1000) {
+            sr_slog(SR_LOG_WARN, "http connection refused", "peer=%s reason=%s refused_since_last_line=%zu", hc->peer,
+                    g->open_conns > g->lim.max_conns ? "max_connections" : "max_connections_per_address", g->refused);
+            g->refused_log_ms = uv_now(g->loop);
+            g->refused = 0;
+        }
         uv_close((uv_handle_t *)&hc->tcp, on_conn_closed);
         return;
     }
@@ -688,6 +695,7 @@ int sr_gwhttp_open(uv_loop_t *loop, sr_engine *eng, sr_broker *broker, const cha
     g->lim = *lim;
     g->config.max_request_entity_size = lim->max_body;
     g->config.http1.req_timeout = lim->request_timeout_ms;
+    g->config.handshake_timeout = lim->request_timeout_ms; /* HTTPS: the TLS handshake too */
     /* HTTP/2 (h2c prior knowledge or upgrade) would let one connection hold
      * 100 requests' bodies and answers at once: HTTP/1.1 only (LIMITS) */
     g->config.http1.upgrade_to_http2 = 0;

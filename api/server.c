@@ -82,6 +82,8 @@ struct sr_server {
     size_t nconns;
     int stopping;
     uint64_t next_conn_id;
+    uint64_t refused_log_ms; /* (6): refusals are logged at most once a second, with their count */
+    size_t refused;
     uint64_t start_us[5]; /* startup phases: key, engine, broker (PKI), push, listeners */
 };
 
@@ -1267,8 +1269,13 @@ static void on_connection(uv_stream_t *server, int status)
     for (conn *o = s->conns; o; o = o->next)
         if (o->state < ST_ACTIVE && o->addr.family == c->addr.family && !memcmp(o->addr.a, c->addr.a, 16)) pre++;
     if (pre > s->cfg.max_conns_per_addr) {
-        sr_slog(SR_LOG_WARN, "mqtt connection refused: too many not logged in from this address", "peer=%s limit=%u",
-                c->peer, s->cfg.max_conns_per_addr);
+        s->refused++;
+        if (now_ms() - s->refused_log_ms >= 1000) {
+            sr_slog(SR_LOG_WARN, "mqtt connection refused: too many not logged in from this address",
+                    "peer=%s limit=%u refused_since_last_line=%zu", c->peer, s->cfg.max_conns_per_addr, s->refused);
+            s->refused_log_ms = now_ms();
+            s->refused = 0;
+        }
         conn_close(c, "per-address limit", 0);
         return;
     }
