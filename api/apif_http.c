@@ -1153,3 +1153,8 @@ void sr_apif_handle(sr_apif *a, h2o_req_t *req)
     default: return sr_http_result(req, 0, "E3001", "unknown path", NULL);
     }
 }
+
+int sr_apif_token_known(sr_apif *a, const char *token, size_t len)
+{
+    return sr_tokens_lookup(a->tokens, token, len) != NULL;
+}

@@ -23,5 +23,8 @@ void sr_apif_quiesce(sr_apif *a);
 size_t sr_apif_busy(sr_apif *a);
 /* Answer one request whose path starts with /api/v1/. */
 void sr_apif_handle(sr_apif *a, h2o_req_t *req);
+/* 1 if token is a live app session token (api/gwif_http.c: may this
+ * connection's request body be held?) */
+int sr_apif_token_known(sr_apif *a, const char *token, size_t len);
 
 #endif

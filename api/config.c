@@ -19,10 +19,20 @@ void sr_config_defaults(sr_config *c)
     c->connect_timeout_ms = 10000;
     c->keepalive_max_s = 600;
     c->inflight_max = 64;
+    c->mqtt_max_output = 1u << 20;
+    c->mqtt_output_stall_ms = 30000;
+    c->mqtt_max_subs = 64;
+    c->max_conns_per_addr = 256;
     snprintf(c->log_level, sizeof c->log_level, "info");
     snprintf(c->tls_client_cert, sizeof c->tls_client_cert, "optional");
     snprintf(c->http_listen, sizeof c->http_listen, "127.0.0.1:8080");
     c->http_max_body = 16u << 20;
+    c->http_max_unauth_body = 65536;
+    c->http_body_budget = 128u << 20;
+    c->http_max_conns = 10000;
+    c->http_max_conns_per_addr = 1024;
+    c->http_request_timeout_ms = 10000;
+    c->http_send_timeout_ms = 30000;
     snprintf(c->http_tls_client_cert, sizeof c->http_tls_client_cert, "none");
     c->push_max_queue = 10000;
     c->push_max_backoff_ms = 60000;
@@ -75,11 +85,21 @@ static int handler(void *user, const char *section, const char *name, const char
     NUM("mqtt", "max_packet", mqtt_max_packet, 1024, 268435455u)
     NUM("mqtt", "keepalive_max_s", keepalive_max_s, 1, 65535)
     NUM("mqtt", "inflight_max", inflight_max, 1, 65535)
+    NUM("mqtt", "max_output_bytes", mqtt_max_output, 4096, 1u << 30)
+    NUM("mqtt", "output_stall_ms", mqtt_output_stall_ms, 100, 3600000)
+    NUM("mqtt", "max_subscriptions", mqtt_max_subs, 1, 65535)
+    NUM("server", "max_connections_per_address", max_conns_per_addr, 1, 1000000)
     NUM("server", "max_connections", max_connections, 1, 1000000)
     NUM("server", "connect_timeout_ms", connect_timeout_ms, 100, 600000)
     STR("log", "level", log_level)
     STR("http", "listen", http_listen)
     NUM("http", "max_body", http_max_body, 1024, 1u << 30)
+    NUM("http", "max_unauth_body", http_max_unauth_body, 1024, 1u << 30)
+    NUM("http", "body_budget", http_body_budget, 65536, 4294967295u)
+    NUM("http", "max_connections", http_max_conns, 1, 1000000)
+    NUM("http", "max_connections_per_address", http_max_conns_per_addr, 1, 1000000)
+    NUM("http", "request_timeout_ms", http_request_timeout_ms, 100, 3600000)
+    NUM("http", "send_timeout_ms", http_send_timeout_ms, 100, 3600000)
     STR("http", "tls_cert", http_tls_cert)
     STR("http", "tls_key", http_tls_key)
     STR("http", "tls_ca", http_tls_ca)

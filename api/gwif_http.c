@@ -21,6 +21,21 @@
  * (respond_transient; docs/mqtt.md "Acknowledgement outcomes"). Tokens are 256-bit random, kept only as their
  * SHA-256, for `token_ttl` (1 h); a disconnect revokes at once. Paths under
  * /api/v1 are AP-IF (api/apif_http.c) on the same listener.
+ *
+ * LIMITS (issue #11; sr_http_limits, docs/configuration.md [http])
+ *  h2o 2.2 reads a whole request body into the connection's input buffer
+ *  before it calls a handler, and has no hook between the head and the
+ *  body. So what a connection may make the server hold is bounded around
+ *  it: connections overall and per source address (refused at accept);
+ *  h2o's own limits (max_request_entity_size = max_body, http1.req_timeout
+ *  = request_timeout_ms for the head and the body, HTTP/2 off: one request
+ *  at a time per connection, so one answer at a time); and a guard timer
+ *  (every GUARD_MS) that reads each connection's input buffer: a request
+ *  holding more than max_unauth_body whose head carries no live GW-IF or
+ *  AP-IF token is cut, all connections together hold at most body_budget
+ *  (the largest is cut first), and an answer whose write queue makes no
+ *  progress for send_timeout_ms is cut. "Cut" is shutdown(2) of the socket:
+ *  h2o sees the end and closes the connection itself (as at shutdown).
  */
 #include "api/gwif_http.h"
 
@@ -48,7 +63,7 @@
 #include <sys/socket.h>
 #include <time.h>
 
-enum { TOKEN_TTL_MS = 3600 * 1000, MAX_TOKENS = 100000 };
+enum { TOKEN_TTL_MS = 3600 * 1000, MAX_TOKENS = 100000, GUARD_MS = 50 };
 
 typedef struct token { /* the payload of a GW-IF session token (api/httpu.h) */
     char op[72], gw[72];
@@ -71,6 +86,11 @@ struct sr_gwhttp {
     SSL_CTX *ssl; /* HTTPS */
     size_t open_conns; /* h2o connections not yet closed */
     struct hconn *conns;
+    sr_http_limits lim;
+    uv_timer_t limtimer; /* the LIMITS above */
+    int guard_on;
+    uint64_t refused_log_ms; /* refusals at accept: one log line a second at most, with their count */
+    size_t refused;
 };
 
 /* Shared between the h2o request (its pool) and an engine completion or an
@@ -506,7 +526,71 @@ typedef struct hconn {
     uv_tcp_t tcp; /* first */
     sr_gwhttp *g;
     struct hconn *next, *prev; /* the open connections */
+    h2o_socket_t *sock;        /* NULL until h2o has it */
+    int family;                /* the source address, to count per address */
+    uint8_t addr[16];
+    char peer[64];
+    int cut;                   /* shut down by the guard */
+    int authorized;            /* the request being read carries a live token */
+    size_t last_wq;            /* the write queue at the last guard tick */
+    uint64_t out_progress_at;  /* when the write queue last shrank or was empty */
 } hconn;
+
+/* Cut a connection (LIMITS): h2o then sees the end of the stream and closes it. */
+static void hconn_cut(hconn *hc, const char *why, size_t bytes)
+{
+    if (hc->cut) return;
+    hc->cut = 1;
+    sr_slog(SR_LOG_WARN, "http connection cut", "peer=%s bytes=%zu reason=%s", hc->peer, bytes, sr_slog_q(why));
+    uv_os_fd_t fd;
+    if (uv_fileno((uv_handle_t *)&hc->tcp, &fd) == 0) shutdown(fd, SHUT_RDWR);
+}
+
+static int token_known(sr_gwhttp *g, const char *t, size_t n)
+{
+    return sr_tokens_lookup(g->tokens, t, n) || sr_apif_token_known(g->apif, t, n);
+}
+
+static void on_guard(uv_timer_t *t)
+{
+    sr_gwhttp *g = t->data;
+    uint64_t now = uv_now(g->loop);
+    size_t total = 0;
+    for (hconn *hc = g->conns; hc; hc = hc->next) {
+        if (!hc->sock || hc->cut || uv_is_closing((uv_handle_t *)&hc->tcp)) continue;
+        h2o_buffer_t *in = hc->sock->input;
+        size_t held = in ? in->size : 0;
+        if (held > g->lim.max_unauth_body) {
+            if (!hc->authorized) {
+                sr_http_head h;
+                if (sr_http_head_scan(in->bytes, held, &h) == 1 && h.bearer && token_known(g, h.bearer, h.bearer_len))
+                    hc->authorized = 1;
+                else {
+                    hconn_cut(hc, "request body over max_unauth_body without a live token", held);
+                    continue;
+                }
+            }
+        } else
+            hc->authorized = 0; /* the next request is judged again */
+        total += held;
+        size_t wq = uv_stream_get_write_queue_size((uv_stream_t *)&hc->tcp);
+        if (wq == 0 || wq < hc->last_wq) hc->out_progress_at = now;
+        hc->last_wq = wq;
+        if (wq && now - hc->out_progress_at > g->lim.send_timeout_ms)
+            hconn_cut(hc, "answer stalled (the peer does not read)", wq);
+    }
+    while (total > g->lim.body_budget) { /* the largest first */
+        hconn *big = NULL;
+        size_t bs = 0;
+        for (hconn *hc = g->conns; hc; hc = hc->next) {
+            if (!hc->sock || hc->cut || uv_is_closing((uv_handle_t *)&hc->tcp) || !hc->sock->input) continue;
+            if (hc->sock->input->size > bs) bs = hc->sock->input->size, big = hc;
+        }
+        if (!big) break;
+        hconn_cut(big, "request bytes of all connections over body_budget", bs);
+        total -= bs;
+    }
+}
 
 static void on_conn_closed(uv_handle_t *h)
 {
@@ -536,11 +620,40 @@ static void on_accept(uv_stream_t *listener, int status)
         uv_close((uv_handle_t *)&hc->tcp, on_conn_closed);
         return;
     }
+    struct sockaddr_storage ss;
+    int sl = sizeof ss;
+    if (uv_tcp_getpeername(&hc->tcp, (struct sockaddr *)&ss, &sl) == 0) {
+        hc->family = ss.ss_family;
+        if (ss.ss_family == AF_INET6) {
+            memcpy(hc->addr, &((struct sockaddr_in6 *)&ss)->sin6_addr, 16);
+            uv_ip6_name((struct sockaddr_in6 *)&ss, hc->peer, sizeof hc->peer);
+        } else {
+            memcpy(hc->addr, &((struct sockaddr_in *)&ss)->sin_addr, 4);
+            uv_ip4_name((struct sockaddr_in *)&ss, hc->peer, sizeof hc->peer);
+        }
+    }
+    /* LIMITS: connections overall and from this address (this one included) */
+    size_t same = 0;
+    for (hconn *o = g->conns; o; o = o->next)
+        if (o->family == hc->family && !memcmp(o->addr, hc->addr, 16)) same++;
+    if (g->open_conns > g->lim.max_conns || same > g->lim.max_conns_per_addr) {
+        g->refused++;
+        if (uv_now(g->loop) - g->refused_log_ms >= 1000) {
+            sr_slog(SR_LOG_WARN, "http connection refused", "peer=%s reason=%s refused_since_last_line=%zu", hc->peer,
+                    g->open_conns > g->lim.max_conns ? "max_connections" : "max_connections_per_address", g->refused);
+            g->refused_log_ms = uv_now(g->loop);
+            g->refused = 0;
+        }
+        uv_close((uv_handle_t *)&hc->tcp, on_conn_closed);
+        return;
+    }
+    hc->out_progress_at = uv_now(g->loop);
     /* an answer goes out as h2o writes it, not held back by Nagle's algorithm
      * waiting for the ACK of the previous segment (h2o's libuv binding does
      * not set it) */
     uv_tcp_nodelay(&hc->tcp, 1);
     h2o_socket_t *sock = h2o_uv_socket_create((uv_stream_t *)&hc->tcp, on_conn_closed);
+    hc->sock = sock;
     h2o_accept(&g->accept, sock);
 }
 
@@ -612,8 +725,8 @@ const char *sr_http_client_cn(h2o_req_t *req)
 }
 
 int sr_gwhttp_open(uv_loop_t *loop, sr_engine *eng, sr_broker *broker, const char *host, int port,
-                   const sr_http_tls *tls, size_t max_body, sr_loginguard *guard, sr_gwhttp **out, char *err,
-                   size_t errlen)
+                   const sr_http_tls *tls, const sr_http_limits *lim, sr_loginguard *guard, sr_gwhttp **out,
+                   char *err, size_t errlen)
 {
     sr_gwhttp *g = calloc(1, sizeof *g);
     if (!g) return SR_ENOMEM;
@@ -631,7 +744,13 @@ int sr_gwhttp_open(uv_loop_t *loop, sr_engine *eng, sr_broker *broker, const cha
         return SR_ENOMEM;
     }
     h2o_config_init(&g->config);
-    g->config.max_request_entity_size = max_body;
+    g->lim = *lim;
+    g->config.max_request_entity_size = lim->max_body;
+    g->config.http1.req_timeout = lim->request_timeout_ms;
+    g->config.handshake_timeout = lim->request_timeout_ms; /* HTTPS: the TLS handshake too */
+    /* HTTP/2 (h2c prior knowledge or upgrade) would let one connection hold
+     * 100 requests' bodies and answers at once: HTTP/1.1 only (LIMITS) */
+    g->config.http1.upgrade_to_http2 = 0;
     h2o_hostconf_t *hc = h2o_config_register_host(&g->config, h2o_iovec_init(H2O_STRLIT("default")), 65535);
     h2o_pathconf_t *pc = h2o_config_register_path(hc, "/", 0);
     h2o_handler_t *h = h2o_create_handler(pc, sizeof *h + sizeof(sr_gwhttp *));
@@ -699,6 +818,11 @@ int sr_gwhttp_open(uv_loop_t *loop, sr_engine *eng, sr_broker *broker, const cha
     uv_tcp_getsockname(&g->listener, (struct sockaddr *)&b, &bl);
     g->port = ntohs(b.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&b)->sin6_port
                                             : ((struct sockaddr_in *)&b)->sin_port);
+    uv_timer_init(loop, &g->limtimer);
+    g->limtimer.data = g;
+    uv_timer_start(&g->limtimer, on_guard, GUARD_MS, GUARD_MS);
+    uv_unref((uv_handle_t *)&g->limtimer); /* does not keep the loop alive */
+    g->guard_on = 1;
     *out = g;
     return SR_OK;
 }
@@ -729,6 +853,10 @@ static void on_wake(uv_timer_t *t) { (void)t; }
 void sr_gwhttp_dispose(sr_gwhttp *g)
 {
     if (!g || g->ctx_ready <= 0) return; /* -1: gave up waiting once already */
+    if (g->guard_on) {
+        g->guard_on = 0;
+        uv_close((uv_handle_t *)&g->limtimer, NULL);
+    }
     /* ask every connection to finish and close; wait (bounded) for them */
     if (g->open_conns) h2o_context_request_shutdown(&g->ctx);
     uv_timer_t wake; /* bounds the wait: a client may never finish its request */

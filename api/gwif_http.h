@@ -20,9 +20,19 @@ typedef struct sr_http_tls {
     const char *client;     /* "none", "optional", "require" */
 } sr_http_tls;
 
+/* What connections may make the server hold (docs/configuration.md, [http]). */
+typedef struct sr_http_limits {
+    size_t max_body;         /* largest request body: larger is 413 (h2o's max_request_entity_size) */
+    size_t max_unauth_body;  /* request bytes held for a request without a known bearer token */
+    size_t body_budget;      /* request bytes held for all connections together */
+    size_t max_conns, max_conns_per_addr;
+    uint32_t request_timeout_ms; /* headers and body of a request (h2o's http1 req_timeout) */
+    uint32_t send_timeout_ms;    /* an answer that makes no progress this long: the connection is closed */
+} sr_http_limits;
+
 /* guard: the server's login guard (api/loginguard.h), used by both session routes. */
 SR_MUST_CHECK int sr_gwhttp_open(uv_loop_t *loop, sr_engine *eng, sr_broker *broker, const char *host, int port,
-                                 const sr_http_tls *tls, size_t max_body, sr_loginguard *guard,
+                                 const sr_http_tls *tls, const sr_http_limits *lim, sr_loginguard *guard,
                                  sr_gwhttp **out, char *err, size_t errlen);
 int sr_gwhttp_port(sr_gwhttp *g);
 void sr_gwhttp_stop_accepting(sr_gwhttp *g);

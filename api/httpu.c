@@ -776,6 +776,62 @@ const char *sr_http_bearer(h2o_req_t *req, size_t *len)
     return v.base + 7;
 }
 
+static int ci_eq(const char *a, size_t n, const char *lit)
+{
+    return strlen(lit) == n && !strncasecmp(a, lit, n);
+}
+
+int sr_http_head_scan(const char *buf, size_t len, sr_http_head *out)
+{
+    memset(out, 0, sizeof *out);
+    out->content_length = -1;
+    size_t lim = len < SR_HTTP_HEAD_MAX ? len : SR_HTTP_HEAD_MAX;
+    size_t pos = 0;
+    int line = 0, seen_auth = 0;
+    while (pos < lim) {
+        const char *nl = memchr(buf + pos, '\n', lim - pos);
+        if (!nl) break;
+        size_t end = (size_t)(nl - buf), le = end;
+        if (le > pos && buf[le - 1] == '\r') le--;
+        const char *l = buf + pos;
+        size_t ll = le - pos;
+        pos = end + 1;
+        if (line++ == 0) { /* the request line: method SP target SP version */
+            const char *sp = memchr(l, ' ', ll);
+            if (!ll || !sp || sp == l) return -1;
+            continue;
+        }
+        if (ll == 0) {
+            out->head_len = pos;
+            return 1;
+        }
+        const char *colon = memchr(l, ':', ll);
+        if (!colon || colon == l) return -1;
+        size_t nlen = (size_t)(colon - l);
+        const char *v = colon + 1, *ve = l + ll;
+        while (v < ve && (*v == ' ' || *v == '\t')) v++;
+        while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t')) ve--;
+        size_t vl = (size_t)(ve - v);
+        if (ci_eq(l, nlen, "authorization")) {
+            if (seen_auth++) continue; /* the first one, as h2o_find_header (sr_http_bearer) */
+            if (vl > 7 && !strncasecmp(v, "Bearer ", 7)) {
+                out->bearer = v + 7;
+                out->bearer_len = vl - 7;
+            }
+        } else if (ci_eq(l, nlen, "content-length")) {
+            int64_t n = 0;
+            int ok = vl > 0 && vl <= 18;
+            for (size_t i = 0; ok && i < vl; i++) {
+                if (v[i] < '0' || v[i] > '9') ok = 0;
+                else n = n * 10 + (v[i] - '0');
+            }
+            if (!ok || (out->content_length >= 0 && out->content_length != n)) out->content_length = -2;
+            else if (out->content_length != -2) out->content_length = n;
+        }
+    }
+    return lim == SR_HTTP_HEAD_MAX ? -1 : 0;
+}
+
 /* ---- session tokens --------------------------------------------------- */
 
 typedef struct tok_head {

@@ -150,4 +150,18 @@ int sr_http_query(h2o_req_t *req, const char *name, char *out, size_t cap);
 /* Bearer token of the Authorization header, or NULL. */
 const char *sr_http_bearer(h2o_req_t *req, size_t *len);
 
+/* The head of an HTTP/1 request at the start of buf, as h2o holds it while
+ * the body arrives (api/gwif_http.c reads it to decide whether a large body
+ * may be held before h2o calls a handler). Pure, fuzzed (fuzz_httpreq). */
+typedef struct sr_http_head {
+    size_t head_len;        /* through the blank line */
+    const char *bearer;     /* the token of the first Authorization header if it is "Bearer <token>", or NULL */
+    size_t bearer_len;
+    int64_t content_length; /* -1: none; -2: not a number or given twice with different values */
+} sr_http_head;
+enum { SR_HTTP_HEAD_MAX = 8192 }; /* h2o's H2O_MAX_REQLEN: a longer head is refused by h2o itself */
+/* 1: complete (out filled); 0: not complete yet; -1: not a request head, or
+ * no end within SR_HTTP_HEAD_MAX bytes. */
+int sr_http_head_scan(const char *buf, size_t len, sr_http_head *out);
+
 #endif

@@ -25,6 +25,19 @@
  *      (back-pressure).
  *  (4) A gateway publishes and subscribes only under its own topic root
  *      wip/v1/{operatorId}/gw/{gatewayId}.
+ *  (5) What one connection makes the server hold is bounded (issue #11):
+ *      its output queue (out_bytes: bytes in our uv_write requests, TLS
+ *      ciphertext included, and the requests themselves) -- above
+ *      max_output_bytes/4 (the low-water mark) nothing more is read or
+ *      processed until it drains to half of that; over max_output_bytes (a
+ *      message queued behind others), or held over the mark for
+ *      output_stall_ms, the connection is closed (logged); its read buffer
+ *      (one packet of at most max_packet); its subscriptions (at most
+ *      max_subscriptions filters, an identical filter replaces the old one).
+ *  (6) Connections that have not logged in are at most
+ *      max_connections_per_address per source address (all MQTT listeners
+ *      together) and live at most connect_timeout_ms, so idle sockets from
+ *      one address cannot keep gateways from other addresses out.
  */
 #include "api/server.h"
 
@@ -80,6 +93,8 @@ struct sr_server {
     size_t nconns;
     int stopping;
     uint64_t next_conn_id;
+    uint64_t refused_log_ms; /* (6): refusals are logged at most once a second, with their count */
+    size_t refused;
     uint64_t start_us[5]; /* startup phases: key, engine, broker (PKI), push, listeners */
 };
 
@@ -94,6 +109,12 @@ typedef struct sub {
     char *filter;
     struct sub *next;
 } sub;
+
+/* the source address without the port, to count connections per address */
+typedef struct peer_addr {
+    int family;
+    uint8_t a[16];
+} peer_addr;
 
 struct conn {
     uv_tcp_t tcp; /* first: handle->data is not needed */
@@ -113,6 +134,14 @@ struct conn {
     uint64_t connected_at;
     int inflight;
     sub *subs;
+    size_t nsubs;
+    peer_addr addr;
+    /* (5): bytes queued in our uv_write requests; reading is paused while
+     * out_paused; out_over: the limit was passed, close at the next safe
+     * point (never from inside a send: the broker may be iterating) */
+    size_t out_bytes;
+    int out_paused, out_over;
+    uint64_t out_paused_at;
     int has_will;
     char *will_topic;
     sr_buf will_payload;
@@ -184,12 +213,27 @@ typedef struct wreq {
     uv_buf_t buf;
 } wreq;
 
+static void process(conn *c);
+static void conn_maybe_resume(conn *c);
+
+static size_t low_water(const conn *c) { return c->srv->cfg.mqtt_max_output / 4; }
+
 static void on_written(uv_write_t *r, int status)
 {
     (void)status;
     wreq *w = (wreq *)r;
+    /* write callbacks run before the handle's close callback: c is alive */
+    conn *c = (conn *)w->req.handle;
+    c->out_bytes -= w->buf.len + sizeof *w;
     free(w->buf.base);
     free(w);
+    if (c->out_paused && c->out_bytes <= low_water(c) / 2 && c->state != ST_CLOSING &&
+        !uv_is_closing((uv_handle_t *)&c->tcp)) {
+        /* (5): drained: process what was read before the pause, read on */
+        c->out_paused = 0;
+        process(c);
+        conn_maybe_resume(c);
+    }
 }
 
 static void raw_send(conn *c, const void *data, size_t len);
@@ -213,9 +257,21 @@ static void conn_send(conn *c, const sr_buf *b)
     raw_send(c, b->data, b->len);
 }
 
+static void conn_pause(conn *c);
+
 static void raw_send(conn *c, const void *data, size_t len)
 {
-    if (uv_is_closing((uv_handle_t *)&c->tcp)) return;
+    if (uv_is_closing((uv_handle_t *)&c->tcp) || c->out_over) return;
+    sr_config *cfg = &c->srv->cfg;
+    if (c->out_bytes && c->out_bytes + len + sizeof(wreq) > cfg->mqtt_max_output) {
+        /* (5): a peer that does not read: drop this and close it soon (one
+         * message alone always goes: a large fetch reply is no attack) */
+        c->out_over = 1;
+        conn_pause(c);
+        sr_slog(SR_LOG_WARN, "mqtt output queue over the limit", "op=%s gw=%s peer=%s bytes=%zu limit=%u", c->op,
+                c->gw, c->peer, c->out_bytes + len + sizeof(wreq), cfg->mqtt_max_output);
+        return;
+    }
     sr_buf tmpb = {(uint8_t *)data, len, len};
     const sr_buf *b = &tmpb;
     wreq *w = malloc(sizeof *w);
@@ -230,6 +286,14 @@ static void raw_send(conn *c, const void *data, size_t len)
     if (uv_write(&w->req, (uv_stream_t *)&c->tcp, &w->buf, 1, on_written) != 0) {
         free(copy);
         free(w);
+        return;
+    }
+    c->out_bytes += len + sizeof *w; /* what the request holds: the bytes and the request itself */
+    if (!c->out_paused && c->out_bytes > low_water(c)) {
+        /* (5): stop reading and processing until the peer reads */
+        c->out_paused = 1;
+        c->out_paused_at = now_ms();
+        conn_pause(c);
     }
 }
 
@@ -439,7 +503,8 @@ static void conn_pause(conn *c)
 
 static void conn_maybe_resume(conn *c)
 {
-    if (!c->reading && !c->blocked && !c->bheld && c->state != ST_CLOSING && c->inflight < (int)c->srv->cfg.inflight_max) {
+    if (!c->reading && !c->blocked && !c->bheld && !c->out_paused && !c->out_over && c->state != ST_CLOSING &&
+        c->inflight < (int)c->srv->cfg.inflight_max) {
         if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) == 0) c->reading = 1;
     }
 }
@@ -996,18 +1061,52 @@ static void handle_publish(conn *c, const sr_mqtt_pkt *p)
     sr_gw_err_clear(&err);
 }
 
-static void handle_subscribe(conn *c, const sr_mqtt_pkt *p)
+/* the subscription with exactly this filter, or NULL */
+static sub **sub_find(conn *c, const sr_mqtt_str *f)
 {
-    uint8_t codes[64];
+    for (sub **x = &c->subs; *x; x = &(*x)->next)
+        if (strlen((*x)->filter) == f->len && !memcmp((*x)->filter, f->s, f->len)) return x;
+    return NULL;
+}
+
+/* One return code per filter, in order (MQTT-3.9.3-1, MQTT-3.11.3-1):
+ * the codes of a packet live in a buffer as long as the packet's list. */
+static uint8_t *codes_for(const sr_mqtt_pkt *p, uint8_t *small, size_t nsmall, size_t *cap)
+{
     size_t n = 0, pos = 0;
     sr_mqtt_sub s;
+    while (sr_mqtt_sub_next(p, &pos, &s)) n++;
+    *cap = n;
+    return n <= nsmall ? small : malloc(n);
+}
+
+static void handle_subscribe(conn *c, const sr_mqtt_pkt *p)
+{
+    uint8_t small[64], *codes;
+    size_t n = 0, pos = 0, cap, over = 0;
+    sr_mqtt_sub s;
     size_t rl = strlen(c->root);
-    while (n < sizeof codes && sr_mqtt_sub_next(p, &pos, &s)) {
+    if (!(codes = codes_for(p, small, sizeof small, &cap))) {
+        protocol_error(c, SR_MQTT_RC_UNSPECIFIED, "out of memory for the SUBACK");
+        return;
+    }
+    while (n < cap && sr_mqtt_sub_next(p, &pos, &s)) {
         /* (4): only filters inside the own root */
         int own = s.match.len >= rl && !memcmp(s.match.s, c->root, rl) &&
                   (s.match.len == rl || s.match.s[rl] == '/');
         if (!own || s.share_name.len) {
             codes[n++] = c->version == 5 ? SR_MQTT_RC_NOT_AUTHORIZED : 0x80;
+            continue;
+        }
+        if (sub_find(c, &s.match)) {
+            /* the same filter again replaces the old subscription (MQTT-3.8.4-3): nothing new is held */
+            codes[n++] = 0;
+            continue;
+        }
+        if (c->nsubs >= c->srv->cfg.mqtt_max_subs) {
+            /* (5): refused, the others of the packet still get their own code */
+            codes[n++] = c->version == 5 ? SR_MQTT_RC_QUOTA_EXCEEDED : 0x80;
+            over++;
             continue;
         }
         sub *x = calloc(1, sizeof *x);
@@ -1018,32 +1117,40 @@ static void handle_subscribe(conn *c, const sr_mqtt_pkt *p)
         }
         x->next = c->subs;
         c->subs = x;
+        c->nsubs++;
         codes[n++] = 0; /* granted QoS 0: server-to-gateway messages are QoS 0 in this version */
     }
+    if (over)
+        sr_slog(SR_LOG_WARN, "mqtt subscriptions over the limit refused", "op=%s gw=%s peer=%s refused=%zu limit=%u",
+                c->op, c->gw, c->peer, over, c->srv->cfg.mqtt_max_subs);
     sr_buf b;
     sr_buf_init(&b);
     if (sr_mqtt_encode_suback(&b, c->version, p->packet_id, codes, n, NULL) == SR_OK) conn_send(c, &b);
     sr_buf_release(&b);
+    if (codes != small) free(codes);
     /* requests that wait for this gateway go out now if it subscribed to them */
     sr_broker_gw_kick(c->srv->broker, c->op, c->gw);
 }
 
 static void handle_unsubscribe(conn *c, const sr_mqtt_pkt *p)
 {
-    uint8_t codes[64];
-    size_t n = 0, pos = 0;
+    uint8_t small[64], *codes;
+    size_t n = 0, pos = 0, cap;
     sr_mqtt_sub s;
-    while (n < sizeof codes && sr_mqtt_sub_next(p, &pos, &s)) {
+    if (!(codes = codes_for(p, small, sizeof small, &cap))) {
+        protocol_error(c, SR_MQTT_RC_UNSPECIFIED, "out of memory for the UNSUBACK");
+        return;
+    }
+    while (n < cap && sr_mqtt_sub_next(p, &pos, &s)) {
         uint8_t code = 0x11;
-        for (sub **x = &c->subs; *x;) {
-            if (strlen((*x)->filter) == s.match.len && !memcmp((*x)->filter, s.match.s, s.match.len)) {
-                sub *d = *x;
-                *x = d->next;
-                free(d->filter);
-                free(d);
-                code = 0;
-            } else
-                x = &(*x)->next;
+        sub **x = sub_find(c, &s.match); /* filters are unique (handle_subscribe) */
+        if (x) {
+            sub *d = *x;
+            *x = d->next;
+            free(d->filter);
+            free(d);
+            c->nsubs--;
+            code = 0;
         }
         codes[n++] = code;
     }
@@ -1051,11 +1158,16 @@ static void handle_unsubscribe(conn *c, const sr_mqtt_pkt *p)
     sr_buf_init(&b);
     if (sr_mqtt_encode_unsuback(&b, c->version, p->packet_id, codes, n, NULL) == SR_OK) conn_send(c, &b);
     sr_buf_release(&b);
+    if (codes != small) free(codes);
 }
 
 static void process(conn *c)
 {
-    while (c->state != ST_CLOSING && c->state != ST_AUTH && !c->blocked && c->rbuf.len) {
+    while (c->state != ST_CLOSING && c->state != ST_AUTH && !c->blocked && !c->out_paused && c->rbuf.len) {
+        if (c->out_over) {
+            conn_close(c, "output queue over the limit (the peer does not read)", 1);
+            return;
+        }
         sr_mqtt_pkt p;
         size_t used = 0;
         int rc = sr_mqtt_decode(c->rbuf.data, c->rbuf.len, c->state == ST_AWAIT_CONNECT ? 0 : c->version,
@@ -1103,6 +1215,7 @@ static void process(conn *c)
         memmove(c->rbuf.data, c->rbuf.data + used, c->rbuf.len - used);
         c->rbuf.len -= used;
     }
+    if (c->out_over && c->state != ST_CLOSING) conn_close(c, "output queue over the limit (the peer does not read)", 1);
 }
 
 static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *b)
@@ -1204,10 +1317,13 @@ static void on_connection(uv_stream_t *server, int status)
     int len = sizeof ss;
     if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) == 0) {
         char ip[64];
+        c->addr.family = ss.ss_family;
         if (ss.ss_family == AF_INET6) {
+            memcpy(c->addr.a, &((struct sockaddr_in6 *)&ss)->sin6_addr, 16);
             uv_ip6_name((struct sockaddr_in6 *)&ss, ip, sizeof ip);
             snprintf(c->peer, sizeof c->peer, "[%s]:%d", ip, ntohs(((struct sockaddr_in6 *)&ss)->sin6_port));
         } else {
+            memcpy(c->addr.a, &((struct sockaddr_in *)&ss)->sin_addr, 4);
             uv_ip4_name((struct sockaddr_in *)&ss, ip, sizeof ip);
             snprintf(c->peer, sizeof c->peer, "%s:%d", ip, ntohs(((struct sockaddr_in *)&ss)->sin_port));
         }
@@ -1235,10 +1351,25 @@ static void on_connection(uv_stream_t *server, int status)
         conn_close(c, "connection limit", 0);
         return;
     }
+    /* (6): connections of this address that have not logged in yet */
+    size_t pre = 0;
+    for (conn *o = s->conns; o; o = o->next)
+        if (o->state < ST_ACTIVE && o->addr.family == c->addr.family && !memcmp(o->addr.a, c->addr.a, 16)) pre++;
+    if (pre > s->cfg.max_conns_per_addr) {
+        s->refused++;
+        if (now_ms() - s->refused_log_ms >= 1000) {
+            sr_slog(SR_LOG_WARN, "mqtt connection refused: too many not logged in from this address",
+                    "peer=%s limit=%u refused_since_last_line=%zu", c->peer, s->cfg.max_conns_per_addr, s->refused);
+            s->refused_log_ms = now_ms();
+            s->refused = 0;
+        }
+        conn_close(c, "per-address limit", 0);
+        return;
+    }
     if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) == 0) c->reading = 1;
 }
 
-/* once a second: handshake timeouts, keep-alive expiry */
+/* once a second: handshake timeouts, keep-alive expiry, output over the limit or stalled (5) */
 static void on_tick(uv_timer_t *t)
 {
     sr_server *s = t->data;
@@ -1249,6 +1380,13 @@ static void on_tick(uv_timer_t *t)
             conn_close(c, "no CONNECT in time", 0);
         else if (c->state == ST_ACTIVE && c->keepalive && now - c->last_rx > (uint64_t)c->keepalive * 1500)
             conn_close(c, "keep-alive expired", 1);
+        else if (c->out_over)
+            conn_close(c, "output queue over the limit (the peer does not read)", 1);
+        else if (c->out_paused && now - c->out_paused_at > s->cfg.mqtt_output_stall_ms) {
+            sr_slog(SR_LOG_WARN, "mqtt output stalled", "op=%s gw=%s peer=%s bytes=%zu ms=%" PRIu64, c->op, c->gw,
+                    c->peer, c->out_bytes, now - c->out_paused_at);
+            conn_close(c, "output stalled (the peer does not read)", 1);
+        }
         c = n;
     }
 }
@@ -1432,7 +1570,10 @@ int sr_server_open(const sr_config *cfg, sr_server **out, char *err, size_t errl
             goto fail;
         }
         sr_http_tls htls = {cfg->http_tls_cert, cfg->http_tls_key, cfg->http_tls_ca, cfg->http_tls_client_cert};
-        if ((rc = sr_gwhttp_open(&s->loop, s->eng, s->broker, host, port, &htls, cfg->http_max_body, s->guard, &s->http, err, errlen))) goto fail;
+        sr_http_limits hl = {cfg->http_max_body,     cfg->http_max_unauth_body,   cfg->http_body_budget,
+                             cfg->http_max_conns,    cfg->http_max_conns_per_addr, cfg->http_request_timeout_ms,
+                             cfg->http_send_timeout_ms};
+        if ((rc = sr_gwhttp_open(&s->loop, s->eng, s->broker, host, port, &htls, &hl, s->guard, &s->http, err, errlen))) goto fail;
     }
     if (cfg->tls_listen[0]) {
         if ((rc = tls_setup(s, err, errlen))) goto fail;

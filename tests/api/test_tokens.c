@@ -1,9 +1,12 @@
 /* tests/api/test_tokens.c -- the session token table shared by the HTTP
  * bindings (api/httpu.c): found by hash, removed (tombstones, the moved last
- * entry, the index rebuilt), expired ones swept when full, payload dropped. */
+ * entry, the index rebuilt), expired ones swept when full, payload dropped;
+ * and the request-head scan that decides whether a large body may be held
+ * (sr_http_head_scan: the token, the Content-Length, the head's end). */
 #include "api/httpu.h"
 
 #include <criterion/criterion.h>
+#include <stdlib.h>
 #include <string.h>
 
 typedef struct pl {
@@ -81,4 +84,50 @@ Test(tokens, expired_tokens_are_not_found_and_make_room)
     cr_assert_eq(sr_tokens_count(t), 1);
     cr_assert_not_null(sr_tokens_lookup(t, hex[4], 64));
     sr_tokens_free(t);
+}
+
+#define SCAN(lit, h) sr_http_head_scan(lit, sizeof(lit) - 1, h)
+
+Test(http_head, token_length_and_end)
+{
+    sr_http_head h;
+    static const char r1[] = "POST /gw/v1/measurements HTTP/1.1\r\nHost: x\r\nauthorization:  bearer abc123 \r\n"
+                             "Content-Length: 42\r\n\r\n{\"body\"";
+    cr_assert_eq(SCAN(r1, &h), 1);
+    cr_assert_eq(h.head_len, sizeof r1 - 1 - 7);
+    cr_assert_eq(h.bearer_len, 6);
+    cr_assert(!memcmp(h.bearer, "abc123", 6));
+    cr_assert_eq(h.content_length, 42);
+    /* bare LF line ends; no token; no length */
+    cr_assert_eq(SCAN("GET / HTTP/1.0\nHost: x\n\n", &h), 1);
+    cr_assert_null(h.bearer);
+    cr_assert_eq(h.content_length, -1);
+    /* only the first Authorization counts (as sr_http_bearer), and Basic is no token */
+    cr_assert_eq(SCAN("GET / HTTP/1.1\r\nAuthorization: Basic eA==\r\nAuthorization: Bearer t\r\n\r\n", &h), 1);
+    cr_assert_null(h.bearer);
+    /* two different lengths, or a length that is not a number */
+    cr_assert_eq(SCAN("POST / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n", &h), 1);
+    cr_assert_eq(h.content_length, -2);
+    cr_assert_eq(SCAN("POST / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\n", &h), 1);
+    cr_assert_eq(h.content_length, 1);
+    cr_assert_eq(SCAN("POST / HTTP/1.1\r\nContent-Length: -1\r\n\r\n", &h), 1);
+    cr_assert_eq(h.content_length, -2);
+}
+
+Test(http_head, incomplete_malformed_and_too_long)
+{
+    sr_http_head h;
+    cr_assert_eq(SCAN("POST / HTTP/1.1\r\nAuthorization: Bearer t\r\n", &h), 0);
+    cr_assert_eq(SCAN("", &h), 0);
+    cr_assert_eq(SCAN("GARBAGE\r\n\r\n", &h), -1);
+    cr_assert_eq(SCAN("GET / HTTP/1.1\r\nno colon here\r\n\r\n", &h), -1);
+    /* a head without its end in the first 8 KiB is refused, never read further */
+    size_t n = SR_HTTP_HEAD_MAX + 100;
+    char *big = malloc(n);
+    cr_assert_not_null(big);
+    memcpy(big, "GET / HTTP/1.1\r\nX: ", 19);
+    memset(big + 19, 'a', n - 19);
+    cr_assert_eq(sr_http_head_scan(big, n, &h), -1);
+    cr_assert_eq(sr_http_head_scan(big, 4000, &h), 0);
+    free(big);
 }

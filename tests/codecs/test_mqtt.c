@@ -657,6 +657,33 @@ Test(codecs_mqtt, suback_unsuback_pingresp_disconnect_bytes)
     sr_buf_release(&b);
 }
 
+/* issue #11: a SUBACK carries one code per filter however many the
+ * SUBSCRIBE had (MQTT-3.9.3-1; the server used to stop at 64), and so does
+ * a 5.0 UNSUBACK; 300 codes take a two-byte remaining length */
+Test(codecs_mqtt, suback_and_unsuback_with_hundreds_of_codes)
+{
+    uint8_t codes[300];
+    for (size_t i = 0; i < sizeof codes; i++) codes[i] = i % 3 ? 0x00 : 0x80;
+    sr_buf b;
+    sr_buf_init(&b);
+    cr_assert_eq(sr_mqtt_encode_suback(&b, 4, 0x1234, codes, 300, NULL), SR_OK);
+    cr_assert_eq(b.len, 1 + 2 + 2 + 300);
+    cr_assert(!memcmp(b.data, "\x90\xAE\x02\x12\x34", 5));
+    cr_assert(!memcmp(b.data + 5, codes, 300));
+    b.len = 0;
+    cr_assert_eq(sr_mqtt_encode_suback(&b, 5, 0x1234, codes, 300, NULL), SR_OK);
+    cr_assert_eq(b.len, 1 + 2 + 2 + 1 + 300);
+    cr_assert(!memcmp(b.data, "\x90\xAF\x02\x12\x34\x00", 6));
+    cr_assert(!memcmp(b.data + 6, codes, 300));
+    for (size_t i = 0; i < sizeof codes; i++) codes[i] = i % 2 ? 0x11 : 0x00;
+    b.len = 0;
+    cr_assert_eq(sr_mqtt_encode_unsuback(&b, 5, 7, codes, 300, NULL), SR_OK);
+    cr_assert_eq(b.len, 1 + 2 + 2 + 1 + 300);
+    cr_assert(!memcmp(b.data, "\xB0\xAF\x02\x00\x07\x00", 6));
+    cr_assert(!memcmp(b.data + 6, codes, 300));
+    sr_buf_release(&b);
+}
+
 Test(codecs_mqtt, encoders_fail_cleanly_when_memory_runs_out)
 {
     sr_buf b;

@@ -1,0 +1,443 @@
+#!/usr/bin/python3
+"""tests/integration/test_conn_limits.py -- what one connection, or one
+source address, may make the server hold (issue #11, items 6 and 8), through
+the real `suiro serve` and raw sockets:
+
+  MQTT  a gateway that sends PINGREQs and never reads is disconnected and the
+        server's RSS stays bounded; the same for error acks to a non-reader;
+        a SUBACK / UNSUBACK has one code per filter (100 filters -> 100 codes,
+        3.1.1 and 5.0); subscriptions are capped and deduplicated, and 120
+        SUBSCRIBEs of 64 large filters do not grow the server; idle sockets
+        that never send CONNECT fill only their own address's budget and are
+        closed after connect_timeout_ms, while a gateway from 127.0.0.2 still
+        logs in at once.
+  HTTP  20 connections sending large bodies without a token are cut long
+        before h2o's request timeout and RSS stays bounded, while a
+        gateway with a token still posts a large body; per-address
+        connection limit; a client that pipelines requests and never reads
+        its answers is cut.
+
+RSS bound: the server's VmRSS may grow by at most RSS_GROWTH_KB over its
+value after start-up in each scenario (docs/configuration.md, "Limits").
+SR_SOAK=N multiplies the flood lengths. usage: test_conn_limits.py SUIRO_BIN"""
+import os
+import select
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import srtest  # noqa: E402
+
+BIN = sys.argv[1]
+SOAK = max(1, int(os.environ.get("SR_SOAK", "1") or 1))
+T = tempfile.mkdtemp(prefix="suiro-connlim-")
+D = os.path.join(T, "data")
+OP = "sim"
+RSS_GROWTH_KB = 32 * 1024
+# under ASan freed memory sits in the quarantine (256 MB) and counts in the
+# RSS: the bounds are checked only on a plain build, the behaviour on both
+ASAN = b"__asan_init" in open(BIN, "rb").read()
+FLOOD_CAP_KB = (1024 if ASAN else 256) * 1024  # a flood that grew the server this much failed: stop it
+check = srtest.Checks()
+procs = []
+
+
+def rss_kb(pid):
+    try:
+        for line in open("/proc/%d/status" % pid):
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+# ---- MQTT on raw sockets -----------------------------------------------------
+
+def varint(n):
+    out = b""
+    while True:
+        b = n % 128
+        n //= 128
+        out += bytes([b | (128 if n else 0)])
+        if not n:
+            return out
+
+
+def mstr(s):
+    if isinstance(s, str):
+        s = s.encode()
+    return struct.pack(">H", len(s)) + s
+
+
+def packet(first, body):
+    return bytes([first]) + varint(len(body)) + body
+
+
+def connect_pkt(ver, gw, secret, keepalive=0):
+    vh = mstr("MQTT") + bytes([ver, 0xC2]) + struct.pack(">H", keepalive)
+    if ver == 5:
+        vh += varint(0)
+    return packet(0x10, vh + mstr(gw) + mstr("%s/%s" % (OP, gw)) + mstr(secret))
+
+
+def subscribe_pkt(ver, pid, filters):
+    body = struct.pack(">H", pid) + (varint(0) if ver == 5 else b"")
+    for f in filters:
+        body += mstr(f) + b"\x00"
+    return packet(0x82, body)
+
+
+def unsubscribe_pkt(ver, pid, filters):
+    body = struct.pack(">H", pid) + (varint(0) if ver == 5 else b"")
+    for f in filters:
+        body += mstr(f)
+    return packet(0xA2, body)
+
+
+def recv_exact(s, n, deadline):
+    buf = b""
+    while len(buf) < n:
+        left = deadline - time.time()
+        if left <= 0:
+            raise TimeoutError("no data in time")
+        s.settimeout(left)
+        chunk = s.recv(n - len(buf))
+        if not chunk:
+            raise EOFError("closed by the server")
+        buf += chunk
+    return buf
+
+
+def read_packet(s, timeout=10):
+    """(type byte, body) of the next packet."""
+    deadline = time.time() + timeout
+    first = recv_exact(s, 1, deadline)[0]
+    n, mul = 0, 1
+    while True:
+        b = recv_exact(s, 1, deadline)[0]
+        n += (b & 127) * mul
+        mul *= 128
+        if not b & 128:
+            break
+    return first, recv_exact(s, n, deadline) if n else b""
+
+
+def ack_codes(ver, body):
+    """The return / reason codes of a SUBACK or a 5.0 UNSUBACK body."""
+    pos = 2
+    if ver == 5:
+        n, mul = 0, 1
+        while True:
+            b = body[pos]
+            pos += 1
+            n += (b & 127) * mul
+            mul *= 128
+            if not b & 128:
+                break
+        pos += n
+    return list(body[pos:])
+
+
+def mqtt_login(port, gw, ver=4, src=None, keepalive=0, rcvbuf=0):
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    if rcvbuf:  # before connect: a small window from the start
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+    if src:
+        s.bind((src, 0))
+    s.connect(("127.0.0.1", port))
+    s.sendall(connect_pkt(ver, gw, "sim-secret-" + gw, keepalive))
+    t, body = read_packet(s)
+    ok = t == 0x20 and len(body) >= 2 and body[1] == 0
+    return s, ok
+
+
+def closed_by_server(s, timeout):
+    """True once the server closed s (reading and dropping what it sends)."""
+    deadline = time.time() + timeout
+    s.setblocking(False)
+    while time.time() < deadline:
+        r, _, _ = select.select([s], [], [], 0.05)
+        if r:
+            try:
+                if not s.recv(65536):
+                    return True
+            except (ConnectionResetError, BrokenPipeError):
+                return True
+            except BlockingIOError:
+                pass
+    return False
+
+
+def flood_without_reading(s, chunk, seconds, pid):
+    """Send chunk again and again, never reading, for at most seconds: (closed, peak RSS kB)."""
+    s.setblocking(False)
+    peak = start = rss_kb(pid)
+    end = time.time() + seconds
+    off = 0  # a partial send goes on where it stopped: the stream stays well-formed
+    while time.time() < end:
+        try:
+            off = (off + s.send(chunk[off:])) % len(chunk)
+        except BlockingIOError:
+            select.select([], [s], [], 0.05)
+        except (ConnectionResetError, BrokenPipeError, OSError):
+            return True, max(peak, rss_kb(pid))
+        peak = max(peak, rss_kb(pid))
+        if peak - start > FLOOD_CAP_KB:
+            break  # failed already: do not take the machine's memory
+    return False, peak
+
+
+def rss_check(name, grown):
+    if ASAN:
+        print("(ASan build: RSS not checked) %s: +%d kB" % (name, grown))
+    else:
+        check(name, grown < RSS_GROWTH_KB, grown)
+
+
+def root(gw):
+    return "wip/v1/%s/gw/%s" % (OP, gw)
+
+
+try:
+    subprocess.run([BIN, "init", D], check=True, capture_output=True)
+    sheet = subprocess.run([BIN, "gwsim", "sheet", "--gateways", "8", "--points", "4"], check=True,
+                           capture_output=True).stdout
+    open(os.path.join(T, "sim.csv"), "wb").write(sheet)
+    subprocess.run([BIN, "sheet", "import", os.path.join(T, "sim.csv"), D], check=True, capture_output=True)
+    cfg = os.path.join(T, "suiro.ini")
+    open(cfg, "w").write(
+        "[engine]\ndata_dir = %s\n"
+        "[mqtt]\nlisten = 127.0.0.1:0\nmax_output_bytes = 262144\noutput_stall_ms = 1000\nmax_subscriptions = 80\n"
+        "[server]\nmax_connections_per_address = 16\nconnect_timeout_ms = 1500\n"
+        "[http]\nlisten = 127.0.0.1:0\nmax_connections_per_address = 24\nsend_timeout_ms = 1000\n" % D)
+    srv = subprocess.Popen([BIN, "serve", "--config", cfg], stdout=subprocess.PIPE,
+                           stderr=open(os.path.join(T, "server.log"), "w"), text=True)
+    procs.append(srv)
+    ports = {}
+    while "http" not in ports:
+        line = srv.stdout.readline()
+        if not line:
+            raise RuntimeError("server did not start")
+        k, v = line.strip().split(" ", 1)[1].split("=")
+        ports[k] = int(v.rsplit(":", 1)[1])
+    MQ, HP = ports["mqtt"], ports["http"]
+    # each login costs 16 MB of scrypt memory on a thread-pool thread, which the
+    # allocator keeps: log in on every pool thread at once, twice, before the baseline
+    for _ in range(2):
+        socks = []
+        for gw in ("SIM0001", "SIM0002", "SIM0003", "SIM0004", "SIM0005", "SIM0006"):
+            s = socket.create_connection(("127.0.0.1", MQ))
+            s.sendall(connect_pkt(4, gw, "sim-secret-" + gw))
+            socks.append(s)
+        for s in socks:
+            read_packet(s)
+            s.close()
+    time.sleep(0.5)  # let the disconnects be recorded before the baseline
+    base = rss_kb(srv.pid)
+    print("server RSS after start-up: %d kB" % base)
+
+    # ---- SUBACK / UNSUBACK: one code per filter, cap, dedup ------------------
+    for ver in (4, 5):
+        gw = "SIM0001" if ver == 4 else "SIM0002"
+        s, ok = mqtt_login(MQ, gw, ver)
+        check("mqtt %d: gateway logs in" % ver, ok)
+        filters = ["%s/res/f%03d" % (root(gw), i) for i in range(100)]
+        s.sendall(subscribe_pkt(ver, 7, filters))
+        t, body = read_packet(s)
+        codes = ack_codes(ver, body)
+        refused = 0x80 if ver == 4 else 0x97
+        check("mqtt %d: SUBACK of 100 filters has 100 codes" % ver, t == 0x90 and len(codes) == 100, len(codes))
+        check("mqtt %d: the first 80 (max_subscriptions) granted, the 20 past the cap refused" % ver,
+              codes == [0] * 80 + [refused] * 20, codes[-25:])
+        s.sendall(subscribe_pkt(ver, 8, filters))
+        t, body = read_packet(s)
+        codes = ack_codes(ver, body)
+        check("mqtt %d: subscribing the same filters again replaces them (still 80 held)" % ver,
+              codes == [0] * 80 + [refused] * 20, codes[-25:])
+        s.sendall(subscribe_pkt(ver, 9, [filters[0]] * 100))
+        t, body = read_packet(s)
+        check("mqtt %d: 100 copies of one held filter in one SUBSCRIBE: 100 codes, all granted" % ver,
+              ack_codes(ver, body) == [0] * 100)
+        s.sendall(unsubscribe_pkt(ver, 10, filters))
+        t, body = read_packet(s)
+        if ver == 5:
+            codes = ack_codes(ver, body)
+            check("mqtt 5: UNSUBACK of 100 filters has 100 codes (80 removed, 20 had no subscription)",
+                  t == 0xB0 and codes == [0] * 80 + [0x11] * 20, (len(codes), codes[-25:]))
+        else:
+            check("mqtt 3.1.1: UNSUBACK", t == 0xB0 and body[:2] == b"\x00\x0a")
+        s.sendall(subscribe_pkt(ver, 11, filters[:80]))
+        t, body = read_packet(s)
+        check("mqtt %d: after the UNSUBSCRIBE the room is free again" % ver, ack_codes(ver, body) == [0] * 80)
+        s.close()
+
+    # 120 SUBSCRIBEs of 64 large filters (the issue's example: +120 MB)
+    s, ok = mqtt_login(MQ, "SIM0003")
+    big = "x" * 8000
+    peak = base
+    for k in range(120 * SOAK):
+        s.sendall(subscribe_pkt(4, 1 + k % 60000, ["%s/%s/%d/%d" % (root("SIM0003"), big, k, i) for i in range(64)]))
+        t, body = read_packet(s)
+        peak = max(peak, rss_kb(srv.pid))
+    held = rss_kb(srv.pid)
+    print("subscribe flood: RSS peak %d kB, after %d kB" % (peak, held))
+    rss_check("120 SUBSCRIBEs of 64 8 KB filters (61 MB offered) keep the growth under %d kB" % RSS_GROWTH_KB,
+              held - base)
+    s.close()
+
+    # ---- output queue: a PINGREQ flooder that never reads --------------------
+    s, ok = mqtt_login(MQ, "SIM0004", rcvbuf=4096)
+    closed, peak = flood_without_reading(s, b"\xc0\x00" * 8192, 20 * SOAK, srv.pid)
+    print("pingreq flood: closed=%s RSS peak %d kB" % (closed, peak))
+    check("a gateway sending PINGREQs without reading is disconnected", closed)
+    rss_check("the server's RSS stays bounded under the PINGREQ flood (< +%d kB)" % RSS_GROWTH_KB, peak - base)
+    s.close()
+
+    # error acks to a non-reader: bad QoS 1 publishes, GW_ACKs subscribed
+    s, ok = mqtt_login(MQ, "SIM0005", rcvbuf=4096)
+    s.sendall(subscribe_pkt(4, 1, [root("SIM0005") + "/res/#"]))
+    read_packet(s)
+    bad = b"".join(packet(0x32, mstr(root("SIM0005") + "/data/measurements") + struct.pack(">H", 1 + i) + b"{not json")
+                   for i in range(2000))
+    closed, peak = flood_without_reading(s, bad, 20 * SOAK, srv.pid)
+    print("error-ack flood: closed=%s RSS peak %d kB" % (closed, peak))
+    check("a gateway sending refused publishes without reading its acks is disconnected", closed)
+    rss_check("the server's RSS stays bounded under the error-ack flood (< +%d kB)" % RSS_GROWTH_KB, peak - base)
+    s.close()
+    log = open(os.path.join(T, "server.log")).read()
+    check("the disconnects are logged with the gateway and the bytes",
+          "output stalled" in log or "output queue over the limit" in log)
+
+    # ---- idle sockets that never send CONNECT --------------------------------
+    idle = []
+    for i in range(16):
+        c = socket.create_connection(("127.0.0.1", MQ))
+        idle.append(c)
+    extra = socket.create_connection(("127.0.0.1", MQ))
+    check("mqtt: the 17th idle socket from one address is closed at once", closed_by_server(extra, 1.0))
+    extra.close()
+    t0 = time.time()
+    g, ok = mqtt_login(MQ, "SIM0006", src="127.0.0.2")
+    took = time.time() - t0
+    check("mqtt: a gateway from 127.0.0.2 logs in while 127.0.0.1's budget is full", ok, took)
+    g.close()
+    check("mqtt: idle sockets are closed after connect_timeout_ms", all(closed_by_server(c, 5) for c in idle))
+    for c in idle:
+        c.close()
+    g, ok = mqtt_login(MQ, "SIM0007")
+    check("mqtt: once they are gone, 127.0.0.1 gets in again", ok)
+    g.close()
+
+    # ---- HTTP: large bodies without a token ----------------------------------
+    base_h = rss_kb(srv.pid)
+    conns = []
+    for i in range(20):
+        c = socket.create_connection(("127.0.0.1", HP))
+        c.sendall(b"POST /gw/v1/measurements HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                  b"Content-Length: 16000000\r\n\r\n")
+        c.setblocking(False)
+        conns.append(c)
+    chunk = b" " * 65536
+    cut = [False] * 20
+    answered = [False] * 20
+    sent = [0] * 20
+    peak = base_h
+    end = time.time() + 5
+    while time.time() < end and not all(cut):
+        for i, c in enumerate(conns):
+            if cut[i]:
+                continue
+            try:
+                # never the whole body: a server that reads it all would answer
+                if sent[i] + len(chunk) < 16000000:
+                    sent[i] += c.send(chunk)
+            except BlockingIOError:
+                pass
+            except OSError:
+                cut[i] = True
+                continue
+            try:
+                got = c.recv(65536)
+                if got == b"":
+                    cut[i] = True
+                else:
+                    answered[i] = True
+            except BlockingIOError:
+                pass
+            except OSError:
+                cut[i] = True
+        peak = max(peak, rss_kb(srv.pid))
+        time.sleep(0.01)
+    print("slow bodies: %d of 20 cut, %d answered, RSS peak %d kB (base %d), sent %s" %
+          (sum(cut), sum(answered), peak, base_h, sent))
+    check("http: 20 connections sending 16 MB bodies without a token are cut within 5 s (h2o alone waits 10 s)",
+          all(cut) and not any(answered), (sum(cut), sum(answered)))
+    rss_check("http: RSS stays bounded meanwhile (< +%d kB)" % RSS_GROWTH_KB, peak - base_h)
+    for c in conns:
+        c.close()
+    gw = srtest.Api(HP)
+    st, b = gw.call("POST", "/gw/v1/sessions", {"operatorId": OP, "gatewayId": "SIM0008", "secret": "sim-secret-SIM0008"})
+    check("http: a gateway logs in", st == 201, (st, b))
+    gw.token = b["token"] if st == 201 else None
+    body = ('{"header":{"messageType":"GW_DATA","messageId":"m1","timestamp":"2026-11-22T00:00:00.000Z"},'
+            '"body":{"values":[' + ",".join('{"dataId":"NOPE%d","timestamp":"2026-11-22T00:00:00.000Z","value":1}' % i
+                                           for i in range(4000)) + "]}}")
+    st, b = gw.call("POST", "/gw/v1/measurements", body)
+    check("http: a body of %d kB with a live token is read and answered (not cut)" % (len(body) // 1024),
+          st in (200, 400, 422), (st, str(b)[:200]))
+
+    # ---- HTTP: per-address connections ---------------------------------------
+    held_conns = []
+    for i in range(23):  # the Api connection above is the 24th
+        held_conns.append(socket.create_connection(("127.0.0.1", HP)))
+    extra = socket.create_connection(("127.0.0.1", HP))
+    check("http: a connection over max_connections_per_address is closed at once", closed_by_server(extra, 1.0))
+    extra.close()
+    other = socket.socket()
+    other.bind(("127.0.0.2", 0))
+    other.connect(("127.0.0.1", HP))
+    other.sendall(b"GET /gw/v1/nothing HTTP/1.1\r\nHost: x\r\n\r\n")
+    other.settimeout(5)
+    try:
+        got = other.recv(100)
+    except OSError:
+        got = b""
+    check("http: another address still gets an answer", got.startswith(b"HTTP/1.1 "), got)
+    other.close()
+    for c in held_conns:
+        c.close()
+    gw.c.close()
+
+    # ---- HTTP: pipelined requests, answers never read ------------------------
+    time.sleep(0.2)
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    s.connect(("127.0.0.1", HP))
+    req = b"GET /gw/v1/nothing HTTP/1.1\r\nHost: x\r\n\r\n" * 1000
+    base_p = rss_kb(srv.pid)
+    closed, peak = flood_without_reading(s, req, 20 * SOAK, srv.pid)
+    print("pipelined non-reader: closed=%s RSS peak %d kB" % (closed, peak))
+    check("http: a client that pipelines requests and never reads the answers is cut", closed)
+    rss_check("http: RSS stays bounded while the answers pile up (< +%d kB)" % RSS_GROWTH_KB, peak - base_p)
+    s.close()
+    check("the server is still running", srv.poll() is None)
+    # a clean stop: exit 0 (under ASan this is where leaks are reported)
+    srv.send_signal(signal.SIGTERM)
+    try:
+        rc = srv.wait(60)
+    except subprocess.TimeoutExpired:
+        rc = None
+    tail = open(os.path.join(T, "server.log")).read()[-2000:]
+    check("the server stops cleanly on SIGTERM (exit 0, no sanitizer report)",
+          rc == 0 and "Sanitizer" not in tail, (rc, tail[-500:]))
+except Exception as e:  # a crash of the test itself is a failure, with the log
+    import traceback
+    traceback.print_exc()
+    check("no exception in the test", False, repr(e))
+srtest.finish(check, T, procs)
