@@ -13,7 +13,9 @@
  *   GET    /gw/v1/certificates/{platform|app}/{id}
  *
  * A 200 answer means durable, exactly as a PUBACK does: the response is sent
- * from the engine's completion. Tokens are 256-bit random, kept only as their
+ * from the engine's completion. A values message larger than [server]
+ * parse_inline_max is parsed and validated on the worker queue
+ * (api/workq.h), not on the loop. Tokens are 256-bit random, kept only as their
  * SHA-256, for `token_ttl` (1 h); a disconnect revokes at once. Paths under
  * /api/v1 are AP-IF (api/apif_http.c) on the same listener.
  */
@@ -26,6 +28,7 @@
 #include "api/loopq.h"
 #include "api/routes.h"
 #include "api/slog.h"
+#include "api/workq.h"
 #include "codecs/events.pb-c.h"
 #include "codecs/rfc3339.h"
 #include "engine/evbuild.h"
@@ -62,6 +65,8 @@ struct sr_gwhttp {
     sr_loopq doneq; /* engine completions */
     int ctx_ready, closing;
     SSL_CTX *ssl; /* HTTPS */
+    sr_workq *wq; /* the server's; NULL: everything inline */
+    uint32_t parse_inline_max;
     size_t open_conns; /* h2o connections not yet closed */
     struct hconn *conns;
 };
@@ -232,8 +237,95 @@ static void open_session(sr_gwhttp *g, h2o_req_t *req)
 
 /* ---- values ------------------------------------------------------------- */
 
+static void submit_checked(sr_gwhttp *g, h2o_req_t *req, int rc, sr_buf *ev, sr_gw_err *err)
+{
+    if (rc) {
+        respond_result(req, err->code ? err->code : SR_GW_E_INTERNAL, err->message, err->detail);
+    } else {
+        pending *p = pending_new(g, req);
+        sr_slice sl = {ev->data, ev->len};
+        if (!p) respond_result(req, SR_GW_E_INTERNAL, "out of memory", NULL);
+        else {
+            p->refs++;
+            rc = sr_engine_submit(g->eng, &sl, 1, on_engine_done, p);
+            if (rc) {
+                p->refs--;
+                respond_result(req, rc == SR_EFULL ? SR_GW_E_BUSY : SR_GW_E_INTERNAL, sr_strerror(rc), NULL);
+            }
+        }
+    }
+}
+
+/* a values message over parse_inline_max, checked on the worker queue */
+typedef struct vcheck {
+    sr_http_ctx h; /* first */
+    sr_work w;
+    sr_gwhttp *g;
+    sr_engine *eng;
+    char op[72], gw[72];
+    uint8_t *data;
+    size_t len;
+    sr_gw_checked r;
+} vcheck;
+
+static void vcheck_free(sr_http_ctx *h)
+{
+    vcheck *v = (vcheck *)h;
+    free(v->data);
+    sr_gw_checked_release(&v->r);
+}
+
+static void vcheck_work(sr_work *w)
+{
+    vcheck *v = SR_CONTAINER(w, vcheck, w);
+    sr_gw_check(v->eng, v->op, v->gw, v->data, v->len, 1, &v->r);
+}
+
+static void vcheck_done(sr_work *w, int status)
+{
+    vcheck *v = SR_CONTAINER(w, vcheck, w);
+    free(v->data);
+    v->data = NULL;
+    if (v->h.req) {
+        if (status) respond_result(v->h.req, SR_GW_E_INTERNAL, "the message could not be checked", NULL);
+        else if (v->g->closing) respond_result(v->h.req, SR_GW_E_BUSY, "the server is stopping", NULL);
+        else {
+            sr_gw_checked *k = &v->r;
+            int rc = k->fast == 0 ? SR_OK : k->parse_rc ? k->parse_rc : k->values_rc;
+            submit_checked(v->g, v->h.req, rc, &k->ev, &k->err);
+        }
+    }
+    sr_http_ctx_unref(&v->h);
+}
+
+/* 1 if the message went to the worker queue */
+static int post_values_async(sr_gwhttp *g, h2o_req_t *req, const token *t)
+{
+    if (!g->wq || req->entity.len <= g->parse_inline_max) return 0;
+    vcheck *v = sr_http_ctx_new(req, sizeof *v);
+    if (!v) return 0;
+    v->h.on_free = vcheck_free;
+    if (!(v->data = malloc(req->entity.len))) return 0; /* inline, then; v goes with req */
+    memcpy(v->data, req->entity.base, req->entity.len);
+    v->len = req->entity.len;
+    v->g = g;
+    v->eng = g->eng;
+    snprintf(v->op, sizeof v->op, "%s", t->op);
+    snprintf(v->gw, sizeof v->gw, "%s", t->gw);
+    v->w.work = vcheck_work;
+    v->w.done = vcheck_done;
+    v->h.refs++;
+    int rc = sr_workq_submit(g->wq, t->op, v->len, 0, &v->w);
+    if (rc) {
+        v->h.refs--;
+        respond_result(req, SR_GW_E_BUSY, "busy: this operator has too many messages waiting to be checked", NULL);
+    }
+    return 1;
+}
+
 static void post_values(sr_gwhttp *g, h2o_req_t *req, const token *t)
 {
+    if (post_values_async(g, req, t)) return;
     sr_gw_msg msg;
     sr_gw_err err;
     memset(&err, 0, sizeof err);
@@ -652,6 +744,14 @@ int sr_gwhttp_open(uv_loop_t *loop, sr_engine *eng, sr_broker *broker, const cha
 }
 
 int sr_gwhttp_port(sr_gwhttp *g) { return g->port; }
+
+void sr_gwhttp_set_limits(sr_gwhttp *g, sr_workq *wq, const sr_apif_limits *l, uint32_t parse_inline_max)
+{
+    if (!g) return;
+    g->wq = wq;
+    g->parse_inline_max = parse_inline_max;
+    sr_apif_set_limits(g->apif, wq, l);
+}
 
 void sr_gwhttp_stop_accepting(sr_gwhttp *g)
 {
