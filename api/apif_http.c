@@ -32,7 +32,10 @@
 #include <string.h>
 #include <time.h>
 
-enum { TOKEN_TTL_MS = 3600 * 1000, MAX_TOKENS = 100000, MAX_IDS = 1000, MAX_GRANTS = 256 };
+/* SMALL_BODY_MAX: the JSON bodies other than documents (sessions, current
+ * values, control, monitors) are parsed on the loop, so they are bounded:
+ * 1,000 data IDs take ~70 KB */
+enum { TOKEN_TTL_MS = 3600 * 1000, MAX_TOKENS = 100000, MAX_IDS = 1000, MAX_GRANTS = 256, SMALL_BODY_MAX = 128 << 10 };
 
 typedef sr_ap_grant grant;
 typedef sr_ap_token atoken;
@@ -54,6 +57,7 @@ void sr_apif_limits_default(sr_apif_limits *l)
     l->uploads_per_op = 64;
     l->uploads_per_app = 16;
     l->upload_idle_ms = 600000;
+    l->parse_inline_max = 65536;
 }
 
 int sr_apif_open(uv_loop_t *loop, sr_engine *eng, sr_broker *broker, sr_apif **out)
@@ -155,6 +159,7 @@ static void job_done(sr_work *w, int status)
         if (status) sr_http_result(req, 0, "E9001", "the query was cancelled", NULL);
         else if (j->code) sr_http_result(req, 0, j->code, j->msg, NULL);
         else if (j->rc) sr_http_result(req, 0, "E9001", sr_strerror(j->rc), NULL);
+        else if (j->after) j->after(j, req);
         else sr_http_json_buf(req, 200, &j->out);
     }
     sr_http_ctx_unref(&j->h);
@@ -260,6 +265,10 @@ static actx *ctx_for(h2o_req_t *req)
 
 static json_t *body_json(h2o_req_t *req)
 {
+    if (req->entity.len > SMALL_BODY_MAX) {
+        sr_http_result(req, 0, "E1003", "payload too large: this request's body is at most 128 KiB", NULL);
+        return NULL;
+    }
     json_error_t je;
     json_t *b = json_loadb(req->entity.base, req->entity.len, JSON_REJECT_DUPLICATES, &je);
     if (!b) {

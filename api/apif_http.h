@@ -20,6 +20,7 @@ typedef struct sr_apif_limits {
     uint32_t uploads_per_op;   /* [http] uploads_per_operator */
     uint32_t uploads_per_app;  /* [http] uploads_per_app */
     uint32_t upload_idle_ms;   /* [http] upload_idle_ms */
+    uint32_t parse_inline_max; /* [server] parse_inline_max: a larger document is checked on a worker */
 } sr_apif_limits;
 void sr_apif_limits_default(sr_apif_limits *l);
 

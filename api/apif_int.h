@@ -44,6 +44,9 @@ typedef struct sr_apjob {
     sr_apif *a;
     void (*run)(struct sr_apjob *j);
     void (*fini)(struct sr_apjob *j); /* optional: frees the job's own fields */
+    /* optional: answers req itself on the loop once run() found no refusal
+     * (instead of sending out) */
+    void (*after)(struct sr_apjob *j, h2o_req_t *req);
     sr_buf out;       /* the answer (JSON) */
     int rc;           /* an engine error */
     const char *code; /* or a refusal found while running */

@@ -177,19 +177,12 @@ static uint64_t if_match(h2o_req_t *req, int *bad)
     return r;
 }
 
-static void doc_put(sr_apif *a, h2o_req_t *req, const sr_ap_token *t, const char *coll, const char *id, uint64_t rev)
+/* Submit a document checked to be a JSON object (op and app copied: the
+ * token may be gone when a worker checked it). */
+static void doc_submit(sr_apif *a, h2o_req_t *req, const char *op, const char *app, const char *coll, const char *id,
+                       uint64_t rev, const void *json, size_t len)
 {
-    if (req->entity.len > DOC_MAX) return sr_http_result(req, 0, "E1003", "a document is at most 1 MiB", NULL);
-    json_error_t je;
-    json_t *doc = json_loadb(req->entity.base, req->entity.len, JSON_REJECT_DUPLICATES, &je);
-    if (!doc) {
-        char m[200];
-        snprintf(m, sizeof m, "malformed JSON at line %d column %d: %s", je.line, je.column, je.text);
-        return sr_http_result(req, 0, "E1002", m, NULL);
-    }
-    int is_obj = json_is_object(doc);
-    json_decref(doc);
-    if (!is_obj) return sr_http_result(req, 0, "E1001", "a document is a JSON object", NULL);
+    if (a->closing) return sr_apif_busy_answer(req, "the server is stopping");
     pjob *j = sr_http_ctx_new(req, sizeof *j);
     if (!j) return sr_http_result(req, 0, "E9001", "out of memory", NULL);
     j->a = a;
@@ -208,31 +201,123 @@ static void doc_put(sr_apif *a, h2o_req_t *req, const sr_ap_token *t, const char
     dp.collection = (char *)coll;
     dp.doc_id = j->id;
     dp.revision = rev;
-    dp.json.data = (uint8_t *)req->entity.base;
-    dp.json.len = req->entity.len;
+    dp.json.data = (uint8_t *)json;
+    dp.json.len = len;
     Suiro__V1__Event ev = SUIRO__V1__EVENT__INIT;
     ev.body_case = SUIRO__V1__EVENT__BODY_DOC_PUT;
     ev.doc_put = &dp;
-    submit_ev(a, req, &ev, t, j);
+    sr_ap_token t;
+    memset(&t, 0, sizeof t);
+    snprintf(t.op, sizeof t.op, "%s", op);
+    snprintf(t.app, sizeof t.app, "%s", app);
+    submit_ev(a, req, &ev, &t, j);
+}
+
+/* NULL if the bytes are one JSON object, else the refusal's code (message in m) */
+static const char *doc_check(const void *body, size_t len, char *m, size_t ml)
+{
+    json_error_t je;
+    json_t *doc = json_loadb(body, len, JSON_REJECT_DUPLICATES, &je);
+    if (!doc) {
+        snprintf(m, ml, "malformed JSON at line %d column %d: %s", je.line, je.column, je.text);
+        return "E1002";
+    }
+    int is_obj = json_is_object(doc);
+    json_decref(doc);
+    if (!is_obj) {
+        snprintf(m, ml, "a document is a JSON object");
+        return "E1001";
+    }
+    return NULL;
+}
+
+/* a document larger than [server] parse_inline_max: its JSON is checked on
+ * the worker queue (a copy of the body), then submitted from the loop */
+typedef struct dput {
+    sr_apjob j; /* first */
+    char op[72], app[72], coll[80], id[80];
+    int has_id;
+    uint64_t rev;
+    uint8_t *body;
+    size_t len;
+} dput;
+
+static void dput_fini(sr_apjob *j) { free(((dput *)j)->body); }
+
+static void dput_run(sr_apjob *j)
+{
+    dput *d = (dput *)j;
+    j->code = doc_check(d->body, d->len, j->msg, sizeof j->msg);
+}
+
+static void dput_after(sr_apjob *j, h2o_req_t *req)
+{
+    dput *d = (dput *)j;
+    doc_submit(j->a, req, d->op, d->app, d->coll, d->has_id ? d->id : NULL, d->rev, d->body, d->len);
+}
+
+static void doc_put(sr_apif *a, h2o_req_t *req, const sr_ap_token *t, const char *coll, const char *id, uint64_t rev)
+{
+    if (req->entity.len > DOC_MAX) return sr_http_result(req, 0, "E1003", "a document is at most 1 MiB", NULL);
+    if (req->entity.len > a->lim.parse_inline_max) {
+        dput *d = sr_apif_job_new(req, sizeof *d, dput_run);
+        if (!d) return;
+        d->j.fini = dput_fini;
+        d->j.after = dput_after;
+        if (!(d->body = malloc(req->entity.len))) return sr_http_result(req, 0, "E9001", "out of memory", NULL);
+        memcpy(d->body, req->entity.base, req->entity.len);
+        d->len = req->entity.len;
+        snprintf(d->op, sizeof d->op, "%s", t->op);
+        snprintf(d->app, sizeof d->app, "%s", t->app);
+        snprintf(d->coll, sizeof d->coll, "%s", coll);
+        d->has_id = id != NULL;
+        if (id) snprintf(d->id, sizeof d->id, "%s", id);
+        d->rev = rev;
+        return sr_apif_job_submit(a, t->op, &d->j, d->len);
+    }
+    char m[200];
+    const char *code = doc_check(req->entity.base, req->entity.len, m, sizeof m);
+    if (code) return sr_http_result(req, 0, code, m, NULL);
+    doc_submit(a, req, t->op, t->app, coll, id, rev, req->entity.base, req->entity.len);
+}
+
+/* one document (up to 1 MiB) is read on the worker queue */
+typedef struct dget {
+    sr_apjob j; /* first */
+    char op[72], coll[80], id[80];
+    uint64_t rev;
+} dget;
+
+static void dget_run(sr_apjob *j)
+{
+    dget *d = (dget *)j;
+    int rc = sr_engine_doc_get(j->a->eng, d->op, d->coll, d->id, &d->rev, &j->out);
+    if (rc == SR_ENOTFOUND) {
+        j->code = "E3001";
+        snprintf(j->msg, sizeof j->msg, "unknown document");
+    } else
+        j->rc = rc;
+}
+
+static void dget_after(sr_apjob *j, h2o_req_t *req)
+{
+    char etag[32];
+    int n = snprintf(etag, sizeof etag, "\"%" PRIu64 "\"", ((dget *)j)->rev);
+    char *e = h2o_mem_alloc_pool(&req->pool, (size_t)n);
+    memcpy(e, etag, (size_t)n);
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ETAG, NULL, e, (size_t)n);
+    sr_http_json_buf(req, 200, &j->out);
 }
 
 static void doc_get(sr_apif *a, h2o_req_t *req, const sr_ap_token *t, const char *coll, const char *id)
 {
-    uint64_t rev = 0;
-    sr_buf js;
-    sr_buf_init(&js);
-    int rc = sr_engine_doc_get(a->eng, t->op, coll, id, &rev, &js);
-    if (rc == SR_ENOTFOUND) sr_http_result(req, 0, "E3001", "unknown document", NULL);
-    else if (rc) sr_http_result(req, 0, "E9001", sr_strerror(rc), NULL);
-    else {
-        char etag[32];
-        int n = snprintf(etag, sizeof etag, "\"%" PRIu64 "\"", rev);
-        char *e = h2o_mem_alloc_pool(&req->pool, (size_t)n);
-        memcpy(e, etag, (size_t)n);
-        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ETAG, NULL, e, (size_t)n);
-        sr_http_json(req, 200, (const char *)js.data, js.len);
-    }
-    sr_buf_release(&js);
+    dget *d = sr_apif_job_new(req, sizeof *d, dget_run);
+    if (!d) return;
+    d->j.after = dget_after;
+    snprintf(d->op, sizeof d->op, "%s", t->op);
+    snprintf(d->coll, sizeof d->coll, "%s", coll);
+    snprintf(d->id, sizeof d->id, "%s", id);
+    sr_apif_job_submit(a, t->op, &d->j, 0);
 }
 
 /* A query of a collection runs on the worker queue (it may examine every

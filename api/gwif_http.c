@@ -256,13 +256,14 @@ static void submit_checked(sr_gwhttp *g, h2o_req_t *req, int rc, sr_buf *ev, sr_
     }
 }
 
-/* a values message over parse_inline_max, checked on the worker queue */
+/* a message over parse_inline_max, checked on the worker queue: a values
+ * message parsed and validated, a broker message (suffix) parsed */
 typedef struct vcheck {
     sr_http_ctx h; /* first */
     sr_work w;
     sr_gwhttp *g;
     sr_engine *eng;
-    char op[72], gw[72];
+    char op[72], gw[72], suffix[40];
     uint8_t *data;
     size_t len;
     sr_gw_checked r;
@@ -278,8 +279,11 @@ static void vcheck_free(sr_http_ctx *h)
 static void vcheck_work(sr_work *w)
 {
     vcheck *v = SR_CONTAINER(w, vcheck, w);
-    sr_gw_check(v->eng, v->op, v->gw, v->data, v->len, 1, &v->r);
+    sr_gw_check(v->eng, v->op, v->gw, v->data, v->len, !v->suffix[0], &v->r);
 }
+
+static void to_broker(sr_gwhttp *g, h2o_req_t *req, const char *op, const char *gw, const char *suffix,
+                      const sr_gw_msg *msg);
 
 static void vcheck_done(sr_work *w, int status)
 {
@@ -289,6 +293,10 @@ static void vcheck_done(sr_work *w, int status)
     if (v->h.req) {
         if (status) respond_result(v->h.req, SR_GW_E_INTERNAL, "the message could not be checked", NULL);
         else if (v->g->closing) respond_result(v->h.req, SR_GW_E_BUSY, "the server is stopping", NULL);
+        else if (v->suffix[0] && v->r.parse_rc)
+            respond_result(v->h.req, v->r.err.code, v->r.err.message, v->r.err.detail);
+        else if (v->suffix[0])
+            to_broker(v->g, v->h.req, v->op, v->gw, v->suffix, &v->r.msg);
         else {
             sr_gw_checked *k = &v->r;
             int rc = k->fast == 0 ? SR_OK : k->parse_rc ? k->parse_rc : k->values_rc;
@@ -298,8 +306,8 @@ static void vcheck_done(sr_work *w, int status)
     sr_http_ctx_unref(&v->h);
 }
 
-/* 1 if the message went to the worker queue */
-static int post_values_async(sr_gwhttp *g, h2o_req_t *req, const token *t)
+/* 1 if the message went to the worker queue (suffix: a broker message's) */
+static int check_async(sr_gwhttp *g, h2o_req_t *req, const token *t, const char *suffix)
 {
     if (!g->wq || req->entity.len <= g->parse_inline_max) return 0;
     vcheck *v = sr_http_ctx_new(req, sizeof *v);
@@ -312,6 +320,7 @@ static int post_values_async(sr_gwhttp *g, h2o_req_t *req, const token *t)
     v->eng = g->eng;
     snprintf(v->op, sizeof v->op, "%s", t->op);
     snprintf(v->gw, sizeof v->gw, "%s", t->gw);
+    snprintf(v->suffix, sizeof v->suffix, "%s", suffix ? suffix : "");
     v->w.work = vcheck_work;
     v->w.done = vcheck_done;
     v->h.refs++;
@@ -325,7 +334,7 @@ static int post_values_async(sr_gwhttp *g, h2o_req_t *req, const token *t)
 
 static void post_values(sr_gwhttp *g, h2o_req_t *req, const token *t)
 {
-    if (post_values_async(g, req, t)) return;
+    if (check_async(g, req, t, NULL)) return;
     sr_gw_msg msg;
     sr_gw_err err;
     memset(&err, 0, sizeof err);
@@ -378,21 +387,27 @@ static void on_gw_answer(void *ctx, const sr_gw_answer *a)
     sr_http_ctx_unref(&c->h);
 }
 
+static void to_broker(sr_gwhttp *g, h2o_req_t *req, const char *op, const char *gw, const char *suffix,
+                      const sr_gw_msg *msg)
+{
+    bctx *c = sr_http_ctx_new(req, sizeof *c);
+    if (!c) respond_result(req, SR_GW_E_INTERNAL, "out of memory", NULL);
+    else {
+        c->h.refs++;
+        sr_broker_gw_message(g->broker, op, gw, "http", suffix, msg, on_gw_answer, c);
+    }
+}
+
 static void broker_message(sr_gwhttp *g, h2o_req_t *req, const token *t, const char *suffix)
 {
+    if (check_async(g, req, t, suffix)) return; /* a large one is parsed on a worker */
     sr_gw_msg msg;
     sr_gw_err err;
     memset(&err, 0, sizeof err);
     if (sr_gw_parse(req->entity.base, req->entity.len, &msg, &err) != SR_OK) {
         respond_result(req, err.code, err.message, err.detail);
-    } else {
-        bctx *c = sr_http_ctx_new(req, sizeof *c);
-        if (!c) respond_result(req, SR_GW_E_INTERNAL, "out of memory", NULL);
-        else {
-            c->h.refs++;
-            sr_broker_gw_message(g->broker, t->op, t->gw, "http", suffix, &msg, on_gw_answer, c);
-        }
-    }
+    } else
+        to_broker(g, req, t->op, t->gw, suffix, &msg);
     sr_gw_msg_release(&msg);
     sr_gw_err_clear(&err);
 }

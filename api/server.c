@@ -1472,7 +1472,8 @@ int sr_server_open(const sr_config *cfg, sr_server **out, char *err, size_t errl
         sr_http_tls htls = {cfg->http_tls_cert, cfg->http_tls_key, cfg->http_tls_ca, cfg->http_tls_client_cert};
         if ((rc = sr_gwhttp_open(&s->loop, s->eng, s->broker, host, port, &htls, cfg->http_max_body, &s->http, err, errlen))) goto fail;
         sr_apif_limits al = {cfg->http_answer_max_bytes, cfg->http_doc_scan_max, cfg->http_uploads_max,
-                             cfg->http_uploads_per_op, cfg->http_uploads_per_app, cfg->http_upload_idle_ms};
+                             cfg->http_uploads_per_op, cfg->http_uploads_per_app, cfg->http_upload_idle_ms,
+                             cfg->parse_inline_max};
         sr_gwhttp_set_limits(s->http, s->workq, &al, cfg->parse_inline_max);
     }
     if (cfg->tls_listen[0]) {

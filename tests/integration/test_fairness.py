@@ -206,6 +206,15 @@ try:
         ok += st == 201
     check("A stored %d documents of %d KB" % (NDOCS, DOC_KB), ok == NDOCS, ok)
 
+    st, b = A.call("POST", "/api/v1/documents/big", '{"pad":"%s", "n": }' % filler)
+    check("a large malformed document (checked on a worker) is refused 400 E1002", st == 400 and
+          code(b) == "E1002", (st, b))
+    st, b = A.call("POST", "/api/v1/documents/big", '["%s"]' % filler)
+    check("a large document that is not an object is refused 400 E1001", st == 400 and code(b) == "E1001", (st, b))
+    st, b = A.call("POST", "/api/v1/current-values", '{"dataIds":["%s"]}' % ("x" * 200000))
+    check("a 200 KB body where a small one is expected (current-values) is refused 413 E1003 unparsed",
+          st == 413 and code(b) == "E1003", (st, b))
+
     # a query over more than answer_max_bytes is paged: every document once
     seen, pages, cursor, bad = [], 0, None, None
     while pages < 200:
