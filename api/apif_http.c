@@ -12,6 +12,14 @@
  *  values). An unknown point and a point not granted get the same answer
  *  (403 E2003), so an app learns nothing of data it may not see. Grants are
  *  read when the session opens; a changed grant applies from the next login.
+ *
+ * THE LOOP
+ *  Work proportional to data (stored values, masters, monitor values, and
+ *  apif_store.c's documents and files) is a job on the worker queue
+ *  (api/workq.h, sr_apif_job_*): checked on the loop, run and written on a
+ *  worker, sent from the loop; an operator over its share is answered 429
+ *  E9002. What stays inline is bounded: latest values (<= 100 points) and
+ *  JSON bodies of at most SMALL_BODY_MAX.
  */
 #include "api/apif_http.h"
 #include "api/apif_int.h"

@@ -12,10 +12,19 @@
  *            most [http] max_body bytes; a larger file is uploaded in parts,
  *            each a PUT with `Content-Range: bytes FIRST-LAST/TOTAL`, in
  *            order (202 until the last part, then 201). The parts stream into
- *            one blob writer on the thread pool (disk and fsync never block
- *            the loop); memory is bounded by one part per upload in flight.
- *            An upload idle for 10 minutes is dropped. Downloads stream from
- *            the blob reader (256 KiB at a time, verified chunk by chunk).
+ *            one blob writer on the worker queue (api/workq.h: disk and fsync
+ *            never block the loop; a part's bytes count against its
+ *            operator's work_bytes_per_operator); memory is bounded by one
+ *            part per upload in flight. Unfinished uploads are bounded per
+ *            app, per operator and overall ([http] uploads_per_app,
+ *            uploads_per_operator, uploads_max: 429 E9002 with Retry-After
+ *            above them), so one app cannot take every slot; one idle for
+ *            [http] upload_idle_ms is dropped. Downloads stream from the
+ *            blob reader (256 KiB at a time, verified chunk by chunk).
+ * OFF THE LOOP  document queries and reads, a document's JSON check when it
+ *            is larger than parse_inline_max, file lists: jobs on the worker
+ *            queue that write the answer's bytes there. A query's page is
+ *            bounded by limit, [http] answer_max_bytes and doc_scan_max.
  *
  * Paths: segments of [A-Za-z0-9._-] separated by '/', no "." or ".."
  * segment, at most 512 bytes: nothing else reaches the store.

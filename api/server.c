@@ -858,6 +858,7 @@ static void check_done(sr_work *w, int status)
     k->data = NULL;
     c->checking = 0;
     c->inflight--;
+    c->last_rx = now_ms(); /* nothing was read meanwhile: the keep-alive counts from now */
     if (status || c->state == ST_CLOSING) {
         gwcheck_free(k);
         if (c->state != ST_CLOSING) conn_close(c, "the message could not be checked", 0);

@@ -182,6 +182,19 @@ try:
     check("A's large messages stored each value once (3,000 of point 1)", st == 200 and
           len(b.get("values", [])) == 3000, (st, len(b.get("values", [])) if isinstance(b, dict) else b))
 
+    # the packet checked on a worker keeps its place: what the gateway sent after it is acknowledged after it
+    m1 = gwa.c.publish(gwa.root + "/data/measurements",
+                       envelope("ord-big", good_values(pts["opa"], 6000, 50000000)), qos=1).mid
+    m2 = gwa.c.publish(gwa.root + "/data/measurements", envelope("ord-small", good_values(pts["opa"], 4, 60000000)),
+                       qos=1).mid
+    with gwa.cv:
+        gwa.cv.wait_for(lambda: m1 in gwa.pubacked and m2 in gwa.pubacked and "ord-big" in gwa.acks and
+                        "ord-small" in gwa.acks, 30)
+    check("a small message sent after a large one on the same connection is acknowledged after it",
+          m1 in gwa.pubacked and m2 in gwa.pubacked and gwa.pubacked[m1] <= gwa.pubacked[m2] and
+          gwa.acks.get("ord-big", {}).get("code") == "0" and gwa.acks.get("ord-small", {}).get("code") == "0",
+          (gwa.pubacked.get(m1), gwa.pubacked.get(m2), gwa.acks.get("ord-big"), gwa.acks.get("ord-small")))
+
     # ---- B's data and quiet figures
     for i in range(20):
         gwb.publish_wait("b-seed-%d" % i, envelope("b-seed-%d" % i, good_values(pts["opb"], 4, 20000000 + i * 10)))
