@@ -110,7 +110,9 @@ void sr_apif_set_limits(sr_apif *a, sr_workq *wq, const sr_apif_limits *l)
 
 void sr_apif_quiesce(sr_apif *a)
 {
-    if (a) a->closing = 1;
+    if (!a) return;
+    a->closing = 1;
+    sr_apif_store_quiesce(a);
 }
 
 size_t sr_apif_busy(sr_apif *a) { return a ? a->busy : 0; }

@@ -67,6 +67,10 @@ void sr_apif_documents(sr_apif *a, h2o_req_t *req, const sr_ap_token *t, const c
 /* files: rest is the path below /api/v1/files/ ("" for the list) */
 void sr_apif_files(sr_apif *a, h2o_req_t *req, const sr_ap_token *t, const char *rest);
 int sr_apif_store_open(sr_apif *a);
+/* before the engine closes: unfinished uploads not being written are
+ * dropped now (their blob writers use the engine's blob store), the others
+ * when their part ends (a->closing) */
+void sr_apif_store_quiesce(sr_apif *a);
 void sr_apif_store_free(sr_apif *a);
 
 #endif

@@ -573,6 +573,15 @@ static const char *up_quota(const sr_apif *a, const store *s, const char *op, co
     return m;
 }
 
+void sr_apif_store_quiesce(sr_apif *a)
+{
+    store *s = a->store;
+    for (upload *u = s ? s->ups : NULL, *n; u; u = n) {
+        n = u->next;
+        if (!u->busy) up_drop(s, u);
+    }
+}
+
 /* one part on the worker queue (its bytes count against the operator's
  * [server] work_bytes_per_operator while it waits and runs) */
 typedef struct partjob {
