@@ -349,21 +349,7 @@ static void post_values(sr_gwhttp *g, h2o_req_t *req, const token *t)
     else if (!(rc = sr_gw_parse(req->entity.base, req->entity.len, &msg, &err)))
         rc = sr_gw_values_event(g->eng, t->op, t->gw, msg.message_id, json_object_get(msg.body, "values"), &ev,
                                      &nv, &err);
-    if (rc) {
-        respond_result(req, err.code ? err.code : SR_GW_E_INTERNAL, err.message, err.detail);
-    } else {
-        pending *p = pending_new(g, req);
-        sr_slice sl = {ev.data, ev.len};
-        if (!p) respond_result(req, SR_GW_E_INTERNAL, "out of memory", NULL);
-        else {
-            p->refs++;
-            rc = sr_engine_submit(g->eng, &sl, 1, on_engine_done, p);
-            if (rc) {
-                p->refs--;
-                respond_result(req, rc == SR_EFULL ? SR_GW_E_BUSY : SR_GW_E_INTERNAL, sr_strerror(rc), NULL);
-            }
-        }
-    }
+    submit_checked(g, req, rc, &ev, &err);
     sr_buf_release(&ev);
     sr_gw_msg_release(&msg);
     sr_gw_err_clear(&err);
