@@ -145,6 +145,18 @@ try:
         open(os.path.join(T, op + ".csv"), "w").write(sheet)
         subprocess.run([BIN, "sheet", "import", os.path.join(T, op + ".csv"), D], check=True, capture_output=True)
         pts[op] = ["SP0001_%02d" % i for i in range(1, 5)]
+    for bad, why in (("[http]\nuploads_per_operator = 1024\n", "uploads_per_operator < uploads_max"),
+                     ("[server]\nwork_running_per_operator = 5\n", "work_*_per_operator"),
+                     ("[http]\nanswer_max_bytes = 1000\n", "answer_max_bytes")):
+        open(os.path.join(T, "bad.ini"), "w").write(bad)
+        try:
+            r = subprocess.run([BIN, "serve", "--config", os.path.join(T, "bad.ini"), "--data", D, "--mqtt",
+                                "127.0.0.1:0", "--http", "127.0.0.1:0"], capture_output=True, text=True, timeout=30)
+            rc, err = r.returncode, r.stderr
+        except subprocess.TimeoutExpired:
+            rc, err = None, "still running"
+        check("a bad quota setting is refused at start, naming it (%s)" % why,
+              rc not in (0, None) and why in err, (rc, err[-300:]))
     cfg = os.path.join(T, "suiro.ini")
     open(cfg, "w").write("[http]\nanswer_max_bytes = 2097152\ndoc_scan_max = 100\n"
                          "[server]\nwork_queue_per_operator = 4\n")
