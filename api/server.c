@@ -1425,6 +1425,14 @@ int sr_server_open(const sr_config *cfg, sr_server **out, char *err, size_t errl
 {
     /* a peer that went away must not kill the server: writes get EPIPE */
     signal(SIGPIPE, SIG_IGN);
+    /* libuv's thread pool (started by the first job) runs the worker queue's
+     * jobs: room for work_running_max of them and two logins (unless the
+     * environment sizes it) */
+    if (!getenv("UV_THREADPOOL_SIZE")) {
+        char n[16];
+        snprintf(n, sizeof n, "%u", cfg->work_running_max + 2 > 1024 ? 1024 : cfg->work_running_max + 2);
+        setenv("UV_THREADPOOL_SIZE", n, 0);
+    }
     sr_server *s = calloc(1, sizeof *s);
     if (!s) return SR_ENOMEM;
     s->cfg = *cfg;
