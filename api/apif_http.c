@@ -22,6 +22,14 @@
  *  own threads -- an unknown app against a dummy hash, the same path and
  *  time -- never on libuv's thread pool, which serves the queries. A wrong
  *  secret is 401 E2001 and an auth event.
+ *
+ * THE LOOP
+ *  Work proportional to data (stored values, masters, monitor values, and
+ *  apif_store.c's documents and files) is a job on the worker queue
+ *  (api/workq.h, sr_apif_job_*): checked on the loop, run and written on a
+ *  worker, sent from the loop; an operator over its share is answered 429
+ *  E9002. What stays inline is bounded: latest values (<= 100 points) and
+ *  JSON bodies of at most SMALL_BODY_MAX.
  */
 #include "api/apif_http.h"
 #include "api/apif_int.h"
@@ -43,7 +51,10 @@
 #include <string.h>
 #include <time.h>
 
-enum { TOKEN_TTL_MS = 3600 * 1000, MAX_TOKENS = 100000, MAX_IDS = 1000, MAX_GRANTS = 256 };
+/* SMALL_BODY_MAX: the JSON bodies other than documents (sessions, current
+ * values, control, monitors) are parsed on the loop, so they are bounded:
+ * 1,000 data IDs take ~70 KB */
+enum { TOKEN_TTL_MS = 3600 * 1000, MAX_TOKENS = 100000, MAX_IDS = 1000, MAX_GRANTS = 256, SMALL_BODY_MAX = 128 << 10 };
 
 typedef sr_ap_grant grant;
 typedef sr_ap_token atoken;
@@ -57,6 +68,17 @@ static int64_t wall_ms(void)
 
 static void token_free(void *payload) { free(((atoken *)payload)->grants); }
 
+void sr_apif_limits_default(sr_apif_limits *l)
+{
+    l->answer_max_bytes = 8u << 20;
+    l->doc_scan_max = 10000;
+    l->uploads_max = 1024;
+    l->uploads_per_op = 64;
+    l->uploads_per_app = 16;
+    l->upload_idle_ms = 600000;
+    l->parse_inline_max = 65536;
+}
+
 int sr_apif_open(uv_loop_t *loop, sr_engine *eng, sr_broker *broker, sr_loginguard *guard, sr_apif **out)
 {
     sr_apif *a = calloc(1, sizeof *a);
@@ -68,7 +90,17 @@ int sr_apif_open(uv_loop_t *loop, sr_engine *eng, sr_broker *broker, sr_logingua
     a->broker = broker;
     a->loop = loop;
     a->guard = guard;
+    sr_apif_limits_default(&a->lim);
+    sr_workq_limits wl;
+    sr_workq_limits_default(&wl);
+    if (sr_workq_new(loop, &wl, &a->own_wq) != SR_OK) {
+        sr_tokens_free(a->tokens);
+        free(a);
+        return SR_ENOMEM;
+    }
+    a->wq = a->own_wq;
     if (sr_apif_store_open(a) != SR_OK) {
+        sr_workq_free(a->own_wq);
         sr_tokens_free(a->tokens);
         free(a);
         return SR_ENOMEM;
@@ -77,9 +109,22 @@ int sr_apif_open(uv_loop_t *loop, sr_engine *eng, sr_broker *broker, sr_logingua
     return SR_OK;
 }
 
+void sr_apif_set_limits(sr_apif *a, sr_workq *wq, const sr_apif_limits *l)
+{
+    if (!a) return;
+    if (l) a->lim = *l;
+    if (wq && a->wq == a->own_wq && !sr_workq_pending(a->own_wq, NULL)) {
+        sr_workq_free(a->own_wq);
+        a->own_wq = NULL;
+        a->wq = wq;
+    }
+}
+
 void sr_apif_quiesce(sr_apif *a)
 {
-    if (a) a->closing = 1;
+    if (!a) return;
+    a->closing = 1;
+    sr_apif_store_quiesce(a);
 }
 
 size_t sr_apif_busy(sr_apif *a) { return a ? a->busy : 0; }
@@ -89,8 +134,74 @@ void sr_apif_free(sr_apif *a)
     if (!a) return;
     sr_apif_store_free(a);
     sr_tokens_free(a->tokens);
+    sr_workq_free(a->own_wq);
     free(a);
     sr_http_buf_drain(); /* the answers are all sent: the kept buffers go */
+}
+
+/* ---- jobs on the worker queue (apif_int.h) -------------------------------- */
+
+void sr_apif_busy_answer(h2o_req_t *req, const char *message)
+{
+    sr_http_result(req, 0, "E9002", message, NULL); /* 429 carries Retry-After (httpu.c) */
+}
+
+static void job_free(sr_http_ctx *h)
+{
+    sr_apjob *j = (sr_apjob *)h;
+    if (j->fini) j->fini(j);
+    sr_http_buf_put(&j->out);
+}
+
+void *sr_apif_job_new(h2o_req_t *req, size_t size, void (*run)(sr_apjob *j))
+{
+    sr_apjob *j = sr_http_ctx_new(req, size);
+    if (!j) {
+        sr_http_result(req, 0, "E9001", "out of memory", NULL);
+        return NULL;
+    }
+    j->h.on_free = job_free;
+    j->run = run;
+    sr_http_buf_get(&j->out);
+    return j;
+}
+
+static void job_work(sr_work *w)
+{
+    sr_apjob *j = SR_CONTAINER(w, sr_apjob, w);
+    j->run(j);
+}
+
+static void job_done(sr_work *w, int status)
+{
+    sr_apjob *j = SR_CONTAINER(w, sr_apjob, w);
+    h2o_req_t *req = j->h.req;
+    j->a->busy--;
+    if (req) {
+        if (status) sr_http_result(req, 0, "E9001", "the query was cancelled", NULL);
+        else if (j->code) sr_http_result(req, 0, j->code, j->msg, NULL);
+        else if (j->rc) sr_http_result(req, 0, "E9001", sr_strerror(j->rc), NULL);
+        else if (j->after) j->after(j, req);
+        else sr_http_json_buf(req, 200, &j->out);
+    }
+    sr_http_ctx_unref(&j->h);
+}
+
+void sr_apif_job_submit(sr_apif *a, const char *op, sr_apjob *j, uint64_t bytes)
+{
+    j->a = a;
+    j->w.work = job_work;
+    j->w.done = job_done;
+    j->h.refs++; /* the job's, released in job_done */
+    a->busy++;
+    int rc = sr_workq_submit(a->wq, op, bytes, 0, &j->w);
+    if (rc) {
+        j->h.refs--;
+        a->busy--;
+        if (rc == SR_EFULL)
+            sr_apif_busy_answer(j->h.req, "busy: this operator has too many requests waiting; retry later");
+        else sr_http_result(j->h.req, 0, "E9001", sr_strerror(rc), NULL);
+    }
 }
 
 /* ---- tokens and grants --------------------------------------------------- */
@@ -176,6 +287,10 @@ static actx *ctx_for(h2o_req_t *req)
 
 static json_t *body_json(h2o_req_t *req)
 {
+    if (req->entity.len > SMALL_BODY_MAX) {
+        sr_http_result(req, 0, "E1003", "payload too large: this request's body is at most 128 KiB", NULL);
+        return NULL;
+    }
     json_error_t je;
     json_t *b = json_loadb(req->entity.base, req->entity.len, JSON_REJECT_DUPLICATES, &je);
     if (!b) {
@@ -607,42 +722,35 @@ static int parse_aggs(const char *s, int *mask)
     return *mask ? 0 : -1;
 }
 
-/* A values query: checked on the loop, run on libuv's thread pool (the
- * engine's reads never wait for the writer and may run on any thread), so a
- * long one does not hold up the loop and two run on two cores. */
+/* A values query: checked on the loop, run on the worker queue (api/workq.h:
+ * libuv's thread pool, at most work_running_per_operator of one operator at
+ * once; the engine's reads never wait for the writer and may run on any
+ * thread), so a long one does not hold up the loop and two run on two cores. */
 typedef struct vq {
-    sr_http_ctx h;
-    uv_work_t w;
-    sr_apif *a;
+    sr_apjob j; /* first: out, rc, code, msg */
     char ids[100][72];
     sr_point_info info[100];
     size_t n, limit, k0;
     int64_t from, to, after, interval;
     int desc, down, mask;
     sr_agg_fill fill;
-    sr_buf out;         /* the answer */
-    int rc;             /* an engine error */
-    const char *code;   /* or a refusal found while running */
-    char msg[160];
 } vq;
-
-static void vq_free(sr_http_ctx *h) { sr_http_buf_put(&((vq *)h)->out); }
 
 static void run_down(vq *q)
 {
-    sr_buf *out = &q->out, bk;
+    sr_buf *out = &q->j.out, bk;
     sr_http_buf_get(&bk);
     int mask = q->mask;
     int rc = PUT_LIT(out, "{\"values\":[");
     int first = 1;
     for (size_t k = 0; !rc && k < q->n; k++) {
         if (q->info[k].type == SR_VT_STRING) {
-            q->code = "E1001";
-            snprintf(q->msg, sizeof q->msg, "string data points cannot be downsampled");
+            q->j.code = "E1001";
+            snprintf(q->j.msg, sizeof q->j.msg, "string data points cannot be downsampled");
             break;
         }
         bk.len = 0;
-        if ((rc = sr_engine_downsample(q->a->eng, q->info[k].point, q->from, q->to, q->interval, q->fill, &bk))) break;
+        if ((rc = sr_engine_downsample(q->j.a->eng, q->info[k].point, q->from, q->to, q->interval, q->fill, &bk))) break;
         char head[160];
         size_t hl = value_head(head, q->ids[k]);
         sr_json_ts tc = {0};
@@ -701,7 +809,7 @@ static void run_down(vq *q)
         }
     }
     if (!rc) rc = PUT_LIT(out, "],\"nextCursor\":null}");
-    q->rc = rc;
+    q->j.rc = rc;
     sr_http_buf_put(&bk);
 }
 
@@ -710,7 +818,7 @@ static void run_down(vq *q)
  * the k-th data ID of the request. */
 static void run_raw(vq *q)
 {
-    sr_buf *out = &q->out, samples, strings;
+    sr_buf *out = &q->j.out, samples, strings;
     sr_http_buf_get(&samples); /* ~3 MB for a day of values: a recycled one */
     sr_buf_init(&strings);
     size_t left = q->limit;
@@ -720,7 +828,7 @@ static void run_raw(vq *q)
         sr_range_q r = {q->info[k].point, q->from, q->to, left, q->desc, k == q->k0 ? q->after : INT64_MIN};
         int more = 0;
         samples.len = strings.len = 0;
-        if ((rc = sr_engine_range(q->a->eng, &r, &samples, &strings, &more))) break;
+        if ((rc = sr_engine_range(q->j.a->eng, &r, &samples, &strings, &more))) break;
         size_t ns = samples.len / sizeof(sr_sample);
         const sr_sample *s = (const sr_sample *)samples.data;
         if ((rc = put_values(out, q->ids[k], q->info[k].type, s, ns, &first))) break;
@@ -737,39 +845,22 @@ static void run_raw(vq *q)
     if (!rc) rc = PUT_LIT(out, "],\"nextCursor\":");
     if (!rc) rc = next[0] ? put_json_string(out, next, strlen(next)) : PUT_LIT(out, "null");
     if (!rc) rc = PUT_LIT(out, "}");
-    q->rc = rc;
+    q->j.rc = rc;
     sr_http_buf_put(&samples);
     sr_buf_release(&strings);
 }
 
-static void vq_work(uv_work_t *w)
+static void vq_run(sr_apjob *j)
 {
-    vq *q = w->data;
+    vq *q = (vq *)j;
     if (q->down) run_down(q);
     else run_raw(q);
 }
 
-static void vq_after(uv_work_t *w, int status)
-{
-    vq *q = w->data;
-    h2o_req_t *req = q->h.req;
-    q->a->busy--;
-    if (req) {
-        if (status) sr_http_result(req, 0, "E9001", "the query was cancelled", NULL);
-        else if (q->code) sr_http_result(req, 0, q->code, q->msg, NULL);
-        else if (q->rc) sr_http_result(req, 0, "E9001", sr_strerror(q->rc), NULL);
-        else sr_http_json_buf(req, 200, &q->out);
-    }
-    sr_http_ctx_unref(&q->h);
-}
-
 static void stored_values(sr_apif *a, h2o_req_t *req, const atoken *t)
 {
-    vq *q = sr_http_ctx_new(req, sizeof *q);
-    if (!q) return sr_http_result(req, 0, "E9001", "out of memory", NULL);
-    q->h.on_free = vq_free;
-    q->a = a;
-    sr_http_buf_get(&q->out);
+    vq *q = sr_apif_job_new(req, sizeof *q, vq_run);
+    if (!q) return;
     char v[64];
     size_t n = query_ids(req, q->ids, 100);
     if (!n || n > 100) return sr_http_result(req, 0, "E1001", "dataId: 1..100 data IDs", NULL);
@@ -824,18 +915,58 @@ static void stored_values(sr_apif *a, h2o_req_t *req, const atoken *t)
             q->after = c;
         }
     }
-    q->w.data = q;
-    q->h.refs++; /* the work's, released in vq_after */
-    a->busy++;
-    if (uv_queue_work(a->loop, &q->w, vq_work, vq_after) != 0) {
-        q->h.refs--;
-        a->busy--;
-        sr_http_result(req, 0, "E9001", "cannot queue the query", NULL);
-    }
+    sr_apif_job_submit(a, t->op, &q->j, 0);
 }
 
 /* GET /api/v1/monitors/{id}/values?after=T: what the monitor's points stored
- * after T (exclusive), the same data the push delivers */
+ * after T (exclusive), the same data the push delivers. The monitor and the
+ * grants are checked on the loop; the reads and the answer are a job on the
+ * worker queue. */
+typedef struct mvq {
+    sr_apjob j; /* first */
+    char mid[72];
+    int64_t after;
+    size_t n;
+    struct mvp {
+        char id[72];
+        uint32_t point;
+        sr_vtype type;
+    } *p;
+} mvq;
+
+static void mvq_fini(sr_apjob *j) { free(((mvq *)j)->p); }
+
+static void mvq_run(sr_apjob *j)
+{
+    mvq *q = (mvq *)j;
+    json_t *vals = json_array();
+    sr_buf samples, strings;
+    sr_buf_init(&samples);
+    sr_buf_init(&strings);
+    int64_t last = q->after;
+    for (size_t i = 0; i < q->n; i++) {
+        sr_range_q r = {q->p[i].point, 0, INT64_MAX, 10000, 0, q->after};
+        int more = 0;
+        samples.len = strings.len = 0;
+        if (sr_engine_range(j->a->eng, &r, &samples, &strings, &more) != SR_OK) continue;
+        const sr_sample *s = (const sr_sample *)samples.data;
+        for (size_t k = 0; k < samples.len / sizeof *s; k++) {
+            json_array_append_new(vals, sample_json(q->p[i].id, q->p[i].type, &s[k]));
+            if (s[k].ts > last) last = s[k].ts;
+        }
+    }
+    json_t *o = json_pack("{s:s,s:o}", "monitorId", q->mid, "values", vals);
+    if (o && last != INT64_MIN) {
+        char ts[32];
+        sr_rfc3339_format(last, ts);
+        json_object_set_new(o, "after", json_string(ts));
+    }
+    j->rc = o ? sr_json_write(&j->out, o) : SR_ENOMEM;
+    json_decref(o);
+    sr_buf_release(&samples);
+    sr_buf_release(&strings);
+}
+
 static void monitor_values(sr_apif *a, h2o_req_t *req, const atoken *t, const char *mid)
 {
     json_t *items = NULL, *m = NULL;
@@ -853,59 +984,57 @@ static void monitor_values(sr_apif *a, h2o_req_t *req, const atoken *t, const ch
         json_decref(items);
         return sr_http_result(req, 0, "E1001", "after: an RFC 3339 time", NULL);
     }
-    json_t *vals = json_array();
     json_t *ids = json_object_get(m, "dataIds");
-    sr_buf samples, strings;
-    sr_buf_init(&samples);
-    sr_buf_init(&strings);
-    json_t *d;
-    int64_t last = after;
-    json_array_foreach(ids, i, d)
-    {
-        sr_point_info info;
-        if (reach(a, t, json_string_value(d), 1, &info)) continue;
-        sr_range_q q = {info.point, 0, INT64_MAX, 10000, 0, after};
-        int more = 0;
-        samples.len = strings.len = 0;
-        if (sr_engine_range(a->eng, &q, &samples, &strings, &more) != SR_OK) continue;
-        const sr_sample *s = (const sr_sample *)samples.data;
-        for (size_t k = 0; k < samples.len / sizeof *s; k++) {
-            json_array_append_new(vals, sample_json(json_string_value(d), info.type, &s[k]));
-            if (s[k].ts > last) last = s[k].ts;
+    mvq *q = sr_apif_job_new(req, sizeof *q, mvq_run);
+    if (q) {
+        q->j.fini = mvq_fini;
+        q->p = calloc(json_array_size(ids) ? json_array_size(ids) : 1, sizeof *q->p);
+        snprintf(q->mid, sizeof q->mid, "%.71s", mid);
+        q->after = after;
+    }
+    if (q && !q->p) sr_http_result(req, 0, "E9001", "out of memory", NULL);
+    else if (q) {
+        json_t *d;
+        json_array_foreach(ids, i, d)
+        {
+            sr_point_info info;
+            if (!json_is_string(d) || reach(a, t, json_string_value(d), 1, &info)) continue;
+            snprintf(q->p[q->n].id, sizeof q->p[q->n].id, "%s", json_string_value(d));
+            q->p[q->n].point = info.point;
+            q->p[q->n].type = info.type;
+            q->n++;
         }
+        sr_apif_job_submit(a, t->op, &q->j, 0);
     }
-    json_t *o = json_pack("{s:s,s:o}", "monitorId", mid, "values", vals);
-    if (last != INT64_MIN) {
-        char ts[32];
-        sr_rfc3339_format(last, ts);
-        json_object_set_new(o, "after", json_string(ts));
-    }
-    sr_http_jsonv(req, 200, o);
-    json_decref(o);
     json_decref(items);
-    sr_buf_release(&samples);
-    sr_buf_release(&strings);
 }
 
 /* ---- masters -------------------------------------------------------------- */
 
-static void masters(sr_apif *a, h2o_req_t *req, const atoken *t, const char *what)
+/* The list is read and written on the worker queue (an operator may have
+ * 100,000 data points); the grants travel with the job (a copy). */
+typedef struct mq {
+    sr_apjob j; /* first */
+    char op[72], parent[72];
+    int kind, has_parent;
+    atoken tok; /* op and a copy of the grants */
+} mq;
+
+static void mq_fini(sr_apjob *j) { free(((mq *)j)->tok.grants); }
+
+static void mq_run(sr_apjob *j)
 {
-    int kind = !strcmp(what, "facilities") ? SUIRO__V1__MASTER_KIND__MK_FACILITY
-               : !strcmp(what, "equipment") ? SUIRO__V1__MASTER_KIND__MK_EQUIPMENT
-               : !strcmp(what, "devices")   ? SUIRO__V1__MASTER_KIND__MK_DEVICE
-               : !strcmp(what, "datapoints") ? SUIRO__V1__MASTER_KIND__MK_DATA_POINT
-                                            : 0;
-    if (!kind) return sr_http_result(req, 0, "E3001", "masters: facilities, equipment, devices or datapoints", NULL);
-    char parent[72] = "";
-    int has_parent = sr_http_query(req, "parentId", parent, sizeof parent);
+    mq *q = (mq *)j;
+    const atoken *t = &q->tok;
+    int kind = q->kind;
     sr_buf all;
     sr_buf_init(&all);
     size_t count = 0;
-    int rc = sr_engine_master_list(a->eng, t->op, kind, &all, &count);
+    int rc = sr_engine_master_list(j->a->eng, q->op, kind, &all, &count);
     if (rc) {
         sr_buf_release(&all);
-        return sr_http_result(req, 0, "E9001", sr_strerror(rc), NULL);
+        j->rc = rc;
+        return;
     }
     static const char *tn[] = {"", "number", "integer", "boolean", "string"};
     static const char *kn[] = {"", "measure", "control", "both"};
@@ -919,7 +1048,7 @@ static void masters(sr_apif *a, h2o_req_t *req, const atoken *t, const char *wha
         pos += len;
         if (!m) continue;
         /* data points: only those the app may read */
-        int show = (!has_parent || !strcmp(m->parent_id, parent)) &&
+        int show = (!q->has_parent || !strcmp(m->parent_id, q->parent)) &&
                    (kind != SUIRO__V1__MASTER_KIND__MK_DATA_POINT || granted(t, m->id, 3));
         if (show) {
             json_t *o = json_pack("{s:s,s:s}", "id", m->id, "name", m->name);
@@ -938,8 +1067,32 @@ static void masters(sr_apif *a, h2o_req_t *req, const atoken *t, const char *wha
     }
     sr_buf_release(&all);
     json_t *o = json_pack("{s:o}", "items", items);
-    sr_http_jsonv(req, 200, o);
+    j->rc = o ? sr_json_write(&j->out, o) : SR_ENOMEM;
     json_decref(o);
+}
+
+static void masters(sr_apif *a, h2o_req_t *req, const atoken *t, const char *what)
+{
+    int kind = !strcmp(what, "facilities") ? SUIRO__V1__MASTER_KIND__MK_FACILITY
+               : !strcmp(what, "equipment") ? SUIRO__V1__MASTER_KIND__MK_EQUIPMENT
+               : !strcmp(what, "devices")   ? SUIRO__V1__MASTER_KIND__MK_DEVICE
+               : !strcmp(what, "datapoints") ? SUIRO__V1__MASTER_KIND__MK_DATA_POINT
+                                            : 0;
+    if (!kind) return sr_http_result(req, 0, "E3001", "masters: facilities, equipment, devices or datapoints", NULL);
+    mq *q = sr_apif_job_new(req, sizeof *q, mq_run);
+    if (!q) return;
+    q->j.fini = mq_fini;
+    q->kind = kind;
+    q->has_parent = sr_http_query(req, "parentId", q->parent, sizeof q->parent);
+    snprintf(q->op, sizeof q->op, "%s", t->op);
+    q->tok = *t;
+    q->tok.grants = t->ngrants ? malloc(t->ngrants * sizeof *t->grants) : NULL;
+    if (t->ngrants && !q->tok.grants) {
+        q->tok.ngrants = 0;
+        return sr_http_result(req, 0, "E9001", "out of memory", NULL);
+    }
+    if (t->ngrants) memcpy(q->tok.grants, t->grants, t->ngrants * sizeof *t->grants);
+    sr_apif_job_submit(a, t->op, &q->j, 0);
 }
 
 /* ---- requests --------------------------------------------------------------- */

@@ -11,6 +11,19 @@
 #include <uv.h>
 
 typedef struct sr_apif sr_apif;
+struct sr_workq;
+
+/* Per-request and per-operator limits of AP-IF (docs/configuration.md). */
+typedef struct sr_apif_limits {
+    uint32_t answer_max_bytes; /* [http] answer_max_bytes: one document answer, then nextCursor */
+    uint32_t doc_scan_max;     /* [http] doc_scan_max: documents one query examines, then nextCursor */
+    uint32_t uploads_max;      /* [http] uploads_max: unfinished uploads, all operators */
+    uint32_t uploads_per_op;   /* [http] uploads_per_operator */
+    uint32_t uploads_per_app;  /* [http] uploads_per_app */
+    uint32_t upload_idle_ms;   /* [http] upload_idle_ms */
+    uint32_t parse_inline_max; /* [server] parse_inline_max: a larger document is checked on a worker */
+} sr_apif_limits;
+void sr_apif_limits_default(sr_apif_limits *l);
 
 /* guard: the server's login guard (api/loginguard.h) for POST /api/v1/sessions. */
 SR_MUST_CHECK int sr_apif_open(uv_loop_t *loop, sr_engine *eng, sr_broker *broker, sr_loginguard *guard,
@@ -21,6 +34,9 @@ void sr_apif_quiesce(sr_apif *a);
 /* Work on the thread pool that still uses the engine (wait for 0 before
  * closing it). */
 size_t sr_apif_busy(sr_apif *a);
+/* Use the server's worker queue (shared with the MQTT side; not owned) and
+ * these limits instead of the defaults sr_apif_open set (its own queue). */
+void sr_apif_set_limits(sr_apif *a, struct sr_workq *wq, const sr_apif_limits *l);
 /* Answer one request whose path starts with /api/v1/. */
 void sr_apif_handle(sr_apif *a, h2o_req_t *req);
 /* 1 if token is a live app session token (api/gwif_http.c: may this

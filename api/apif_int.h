@@ -4,6 +4,8 @@
 #define SR_APIF_INT_H
 
 #include "api/apif_http.h"
+#include "api/httpu.h"
+#include "api/workq.h"
 
 #include <stdint.h>
 
@@ -29,13 +31,47 @@ struct sr_apif {
     sr_loginguard *guard; /* the server's (api/loginguard.h): app logins */
     int closing; /* the engine is being closed: submit nothing more */
     size_t busy; /* queries and file parts on the thread pool (they use the engine) */
+    sr_workq *wq;     /* every job proportional to data runs here, never on the loop */
+    sr_workq *own_wq; /* the default one, until sr_apif_set_limits */
+    sr_apif_limits lim;
 };
+
+/* A job on the worker queue that answers one request: run() fills out with
+ * the JSON answer (or code/msg with a refusal, or rc) on a pool thread;
+ * the loop then sends it. Embed first in the job's own struct. */
+typedef struct sr_apjob {
+    sr_http_ctx h; /* first */
+    sr_work w;
+    sr_apif *a;
+    void (*run)(struct sr_apjob *j);
+    void (*fini)(struct sr_apjob *j); /* optional: frees the job's own fields */
+    /* optional: answers req itself on the loop once run() found no refusal
+     * (instead of sending out) */
+    void (*after)(struct sr_apjob *j, h2o_req_t *req);
+    sr_buf out;       /* the answer (JSON) */
+    int rc;           /* an engine error */
+    const char *code; /* or a refusal found while running */
+    char msg[200];
+} sr_apjob;
+
+/* A zeroed job of size bytes tied to req; NULL (answered E9001) if no memory. */
+void *sr_apif_job_new(h2o_req_t *req, size_t size, void (*run)(sr_apjob *j));
+/* Queue it for the token's operator, holding bytes; answers the request from
+ * the loop when run() is done. A refused job is answered 429 E9002 with
+ * Retry-After and freed. */
+void sr_apif_job_submit(sr_apif *a, const char *op, sr_apjob *j, uint64_t bytes);
+/* 429 E9002 with Retry-After: 1 */
+void sr_apif_busy_answer(h2o_req_t *req, const char *message);
 
 /* documents: rest is the path below /api/v1/documents/ */
 void sr_apif_documents(sr_apif *a, h2o_req_t *req, const sr_ap_token *t, const char *rest);
 /* files: rest is the path below /api/v1/files/ ("" for the list) */
 void sr_apif_files(sr_apif *a, h2o_req_t *req, const sr_ap_token *t, const char *rest);
 int sr_apif_store_open(sr_apif *a);
+/* before the engine closes: unfinished uploads not being written are
+ * dropped now (their blob writers use the engine's blob store), the others
+ * when their part ends (a->closing) */
+void sr_apif_store_quiesce(sr_apif *a);
 void sr_apif_store_free(sr_apif *a);
 
 #endif

@@ -12,14 +12,23 @@
  *            most [http] max_body bytes; a larger file is uploaded in parts,
  *            each a PUT with `Content-Range: bytes FIRST-LAST/TOTAL`, in
  *            order (202 until the last part, then 201). The parts stream into
- *            one blob writer on the thread pool (disk and fsync never block
- *            the loop); memory is bounded by one part per upload in flight.
- *            An upload idle for 10 minutes is dropped. Downloads stream from
- *            the blob reader (256 KiB at a time, verified chunk by chunk);
- *            the first 256 KiB are read and verified before the headers, so
- *            a damaged blob answers 500 E9001 (a blob that small is checked
- *            in full, SHA-256 included); damage found later closes the
+ *            one blob writer on the worker queue (api/workq.h: disk and fsync
+ *            never block the loop; a part's bytes count against its
+ *            operator's work_bytes_per_operator); memory is bounded by one
+ *            part per upload in flight. Unfinished uploads are bounded per
+ *            app, per operator and overall ([http] uploads_per_app,
+ *            uploads_per_operator, uploads_max: 429 E9002 with Retry-After
+ *            above them), so one app cannot take every slot; one idle for
+ *            [http] upload_idle_ms is dropped. Downloads stream from the
+ *            blob reader (256 KiB at a time, verified chunk by chunk); the
+ *            first 256 KiB are read and verified before the headers, so a
+ *            damaged blob answers 500 E9001 (a blob that small is checked in
+ *            full, SHA-256 included); damage found later closes the
  *            connection short of the Content-Length.
+ * OFF THE LOOP  document queries and reads, a document's JSON check when it
+ *            is larger than parse_inline_max, file lists: jobs on the worker
+ *            queue that write the answer's bytes there. A query's page is
+ *            bounded by limit, [http] answer_max_bytes and doc_scan_max.
  *
  * Paths: segments of [A-Za-z0-9._-] separated by '/', no "." or ".."
  * segment, at most 512 bytes: nothing else reaches the store.
@@ -41,7 +50,7 @@
 #include <string.h>
 #include <time.h>
 
-enum { DOC_MAX = 1 << 20, PATH_MAX_LEN = 512, UPLOAD_IDLE_MS = 600000, READ_STEP = 256 * 1024, MAX_UPLOADS = 1024 };
+enum { DOC_MAX = 1 << 20, PATH_MAX_LEN = 512, READ_STEP = 256 * 1024 };
 
 typedef struct upload {
     char op[72], path[PATH_MAX_LEN + 1], ctype[128], app[72];
@@ -181,19 +190,12 @@ static uint64_t if_match(h2o_req_t *req, int *bad)
     return r;
 }
 
-static void doc_put(sr_apif *a, h2o_req_t *req, const sr_ap_token *t, const char *coll, const char *id, uint64_t rev)
+/* Submit a document checked to be a JSON object (op and app copied: the
+ * token may be gone when a worker checked it). */
+static void doc_submit(sr_apif *a, h2o_req_t *req, const char *op, const char *app, const char *coll, const char *id,
+                       uint64_t rev, const void *json, size_t len)
 {
-    if (req->entity.len > DOC_MAX) return sr_http_result(req, 0, "E1003", "a document is at most 1 MiB", NULL);
-    json_error_t je;
-    json_t *doc = json_loadb(req->entity.base, req->entity.len, JSON_REJECT_DUPLICATES, &je);
-    if (!doc) {
-        char m[200];
-        snprintf(m, sizeof m, "malformed JSON at line %d column %d: %s", je.line, je.column, je.text);
-        return sr_http_result(req, 0, "E1002", m, NULL);
-    }
-    int is_obj = json_is_object(doc);
-    json_decref(doc);
-    if (!is_obj) return sr_http_result(req, 0, "E1001", "a document is a JSON object", NULL);
+    if (a->closing) return sr_apif_busy_answer(req, "the server is stopping");
     pjob *j = sr_http_ctx_new(req, sizeof *j);
     if (!j) return sr_http_result(req, 0, "E9001", "out of memory", NULL);
     j->a = a;
@@ -212,31 +214,185 @@ static void doc_put(sr_apif *a, h2o_req_t *req, const sr_ap_token *t, const char
     dp.collection = (char *)coll;
     dp.doc_id = j->id;
     dp.revision = rev;
-    dp.json.data = (uint8_t *)req->entity.base;
-    dp.json.len = req->entity.len;
+    dp.json.data = (uint8_t *)json;
+    dp.json.len = len;
     Suiro__V1__Event ev = SUIRO__V1__EVENT__INIT;
     ev.body_case = SUIRO__V1__EVENT__BODY_DOC_PUT;
     ev.doc_put = &dp;
-    submit_ev(a, req, &ev, t, j);
+    sr_ap_token t;
+    memset(&t, 0, sizeof t);
+    snprintf(t.op, sizeof t.op, "%s", op);
+    snprintf(t.app, sizeof t.app, "%s", app);
+    submit_ev(a, req, &ev, &t, j);
+}
+
+/* NULL if the bytes are one JSON object, else the refusal's code (message in m) */
+static const char *doc_check(const void *body, size_t len, char *m, size_t ml)
+{
+    json_error_t je;
+    json_t *doc = json_loadb(body, len, JSON_REJECT_DUPLICATES, &je);
+    if (!doc) {
+        snprintf(m, ml, "malformed JSON at line %d column %d: %s", je.line, je.column, je.text);
+        return "E1002";
+    }
+    int is_obj = json_is_object(doc);
+    json_decref(doc);
+    if (!is_obj) {
+        snprintf(m, ml, "a document is a JSON object");
+        return "E1001";
+    }
+    return NULL;
+}
+
+/* a document larger than [server] parse_inline_max: its JSON is checked on
+ * the worker queue (a copy of the body), then submitted from the loop */
+typedef struct dput {
+    sr_apjob j; /* first */
+    char op[72], app[72], coll[80], id[80];
+    int has_id;
+    uint64_t rev;
+    uint8_t *body;
+    size_t len;
+} dput;
+
+static void dput_fini(sr_apjob *j) { free(((dput *)j)->body); }
+
+static void dput_run(sr_apjob *j)
+{
+    dput *d = (dput *)j;
+    j->code = doc_check(d->body, d->len, j->msg, sizeof j->msg);
+}
+
+static void dput_after(sr_apjob *j, h2o_req_t *req)
+{
+    dput *d = (dput *)j;
+    doc_submit(j->a, req, d->op, d->app, d->coll, d->has_id ? d->id : NULL, d->rev, d->body, d->len);
+}
+
+static void doc_put(sr_apif *a, h2o_req_t *req, const sr_ap_token *t, const char *coll, const char *id, uint64_t rev)
+{
+    if (req->entity.len > DOC_MAX) return sr_http_result(req, 0, "E1003", "a document is at most 1 MiB", NULL);
+    if (req->entity.len > a->lim.parse_inline_max) {
+        dput *d = sr_apif_job_new(req, sizeof *d, dput_run);
+        if (!d) return;
+        d->j.fini = dput_fini;
+        d->j.after = dput_after;
+        if (!(d->body = malloc(req->entity.len))) return sr_http_result(req, 0, "E9001", "out of memory", NULL);
+        memcpy(d->body, req->entity.base, req->entity.len);
+        d->len = req->entity.len;
+        snprintf(d->op, sizeof d->op, "%s", t->op);
+        snprintf(d->app, sizeof d->app, "%s", t->app);
+        snprintf(d->coll, sizeof d->coll, "%s", coll);
+        d->has_id = id != NULL;
+        if (id) snprintf(d->id, sizeof d->id, "%s", id);
+        d->rev = rev;
+        return sr_apif_job_submit(a, t->op, &d->j, d->len);
+    }
+    char m[200];
+    const char *code = doc_check(req->entity.base, req->entity.len, m, sizeof m);
+    if (code) return sr_http_result(req, 0, code, m, NULL);
+    doc_submit(a, req, t->op, t->app, coll, id, rev, req->entity.base, req->entity.len);
+}
+
+/* one document (up to 1 MiB) is read on the worker queue */
+typedef struct dget {
+    sr_apjob j; /* first */
+    char op[72], coll[80], id[80];
+    uint64_t rev;
+} dget;
+
+static void dget_run(sr_apjob *j)
+{
+    dget *d = (dget *)j;
+    int rc = sr_engine_doc_get(j->a->eng, d->op, d->coll, d->id, &d->rev, &j->out);
+    if (rc == SR_ENOTFOUND) {
+        j->code = "E3001";
+        snprintf(j->msg, sizeof j->msg, "unknown document");
+    } else
+        j->rc = rc;
+}
+
+static void dget_after(sr_apjob *j, h2o_req_t *req)
+{
+    char etag[32];
+    int n = snprintf(etag, sizeof etag, "\"%" PRIu64 "\"", ((dget *)j)->rev);
+    char *e = h2o_mem_alloc_pool(&req->pool, (size_t)n);
+    memcpy(e, etag, (size_t)n);
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ETAG, NULL, e, (size_t)n);
+    sr_http_json_buf(req, 200, &j->out);
 }
 
 static void doc_get(sr_apif *a, h2o_req_t *req, const sr_ap_token *t, const char *coll, const char *id)
 {
-    uint64_t rev = 0;
-    sr_buf js;
-    sr_buf_init(&js);
-    int rc = sr_engine_doc_get(a->eng, t->op, coll, id, &rev, &js);
-    if (rc == SR_ENOTFOUND) sr_http_result(req, 0, "E3001", "unknown document", NULL);
-    else if (rc) sr_http_result(req, 0, "E9001", sr_strerror(rc), NULL);
-    else {
-        char etag[32];
-        int n = snprintf(etag, sizeof etag, "\"%" PRIu64 "\"", rev);
-        char *e = h2o_mem_alloc_pool(&req->pool, (size_t)n);
-        memcpy(e, etag, (size_t)n);
-        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ETAG, NULL, e, (size_t)n);
-        sr_http_json(req, 200, (const char *)js.data, js.len);
+    dget *d = sr_apif_job_new(req, sizeof *d, dget_run);
+    if (!d) return;
+    d->j.after = dget_after;
+    snprintf(d->op, sizeof d->op, "%s", t->op);
+    snprintf(d->coll, sizeof d->coll, "%s", coll);
+    snprintf(d->id, sizeof d->id, "%s", id);
+    sr_apif_job_submit(a, t->op, &d->j, 0);
+}
+
+/* A query of a collection runs on the worker queue (it may examine every
+ * document of the collection and answer megabytes): bounded per call by
+ * limit (documents), [http] answer_max_bytes (the documents' JSON) and
+ * [http] doc_scan_max (documents examined); cut by any of them, nextCursor
+ * resumes after the last document examined. */
+typedef struct dq {
+    sr_apjob j; /* first */
+    char op[72], coll[80], cursor[300];
+    char *field, *jtext;
+    sr_doc_bounds bounds;
+} dq;
+
+static void dq_fini(sr_apjob *j)
+{
+    dq *q = (dq *)j;
+    free(q->field);
+    free(q->jtext);
+}
+
+static void dq_run(sr_apjob *j)
+{
+    dq *q = (dq *)j;
+    sr_buf out;
+    sr_buf_init(&out);
+    size_t count = 0;
+    int more = 0;
+    char next[260];
+    int rc = sr_engine_doc_scan(j->a->eng, q->op, q->coll, q->field, q->jtext, &q->bounds, q->cursor, &out, &count,
+                                &more, next);
+    if (rc) {
+        sr_buf_release(&out);
+        j->rc = rc;
+        return;
     }
-    sr_buf_release(&js);
+    sr_buf *w = &j->out;
+    rc = sr_buf_append(w, "{\"items\":[", 10);
+    size_t pos = 0;
+    for (size_t i = 0; !rc && i < count && pos < out.len; i++) {
+        const char *id = (const char *)out.data + pos;
+        size_t il = strnlen(id, out.len - pos);
+        pos += il + 1;
+        if (pos + 12 > out.len) break;
+        uint64_t rev = sr_get_le64(out.data + pos);
+        uint32_t jl = sr_get_le32(out.data + pos + 8);
+        pos += 12;
+        if (pos + jl > out.len) break;
+        json_error_t je;
+        json_t *doc = json_loadb((const char *)out.data + pos, jl, 0, &je);
+        pos += jl;
+        json_t *o = json_pack("{s:s,s:I,s:o}", "documentId", id, "revision", (json_int_t)rev, "document",
+                              doc ? doc : json_null());
+        if (i) rc = sr_buf_append(w, ",", 1);
+        if (!rc) rc = o ? sr_json_write(w, o) : SR_ENOMEM;
+        json_decref(o);
+    }
+    if (!rc) rc = sr_buf_append(w, "],\"nextCursor\":", 15);
+    if (!rc) rc = more && next[0] ? sr_json_put_string(w, next, strlen(next)) : sr_buf_append(w, "null", 4);
+    if (!rc) rc = sr_buf_append(w, "}", 1);
+    j->rc = rc;
+    sr_buf_release(&out);
 }
 
 static void doc_query(sr_apif *a, h2o_req_t *req, const sr_ap_token *t, const char *coll)
@@ -286,40 +442,21 @@ static void doc_query(sr_apif *a, h2o_req_t *req, const sr_ap_token *t, const ch
         json_decref(jv);
         if (!jtext) return sr_http_result(req, 0, "E1001", "the field's value is not valid UTF-8", NULL);
     }
-    sr_buf out;
-    sr_buf_init(&out);
-    size_t count = 0;
-    int more = 0;
-    int rc = sr_engine_doc_query(a->eng, t->op, coll, fp, jtext, limit, cursor, &out, &count, &more);
-    free(jtext);
-    if (rc) {
-        sr_buf_release(&out);
-        return sr_http_result(req, 0, "E9001", sr_strerror(rc), NULL);
+    dq *q = sr_apif_job_new(req, sizeof *q, dq_run);
+    if (!q) {
+        free(jtext);
+        return;
     }
-    json_t *items = json_array();
-    size_t pos = 0;
-    const char *last = NULL;
-    for (size_t i = 0; i < count && pos < out.len; i++) {
-        const char *id = (const char *)out.data + pos;
-        size_t il = strnlen(id, out.len - pos);
-        pos += il + 1;
-        if (pos + 12 > out.len) break;
-        uint64_t rev = sr_get_le64(out.data + pos);
-        uint32_t jl = sr_get_le32(out.data + pos + 8);
-        pos += 12;
-        if (pos + jl > out.len) break;
-        json_error_t je;
-        json_t *doc = json_loadb((const char *)out.data + pos, jl, 0, &je);
-        pos += jl;
-        json_array_append_new(items, json_pack("{s:s,s:I,s:o}", "documentId", id, "revision", (json_int_t)rev,
-                                               "document", doc ? doc : json_null()));
-        last = id;
-    }
-    json_t *o = json_pack("{s:o}", "items", items);
-    json_object_set_new(o, "nextCursor", more && last ? json_string(last) : json_null());
-    sr_http_jsonv(req, 200, o);
-    json_decref(o);
-    sr_buf_release(&out);
+    q->j.fini = dq_fini;
+    q->jtext = jtext;
+    if (fp && !(q->field = strdup(fp))) return sr_http_result(req, 0, "E9001", "out of memory", NULL);
+    snprintf(q->op, sizeof q->op, "%s", t->op);
+    snprintf(q->coll, sizeof q->coll, "%s", coll);
+    snprintf(q->cursor, sizeof q->cursor, "%s", cursor);
+    q->bounds.limit = limit;
+    q->bounds.max_bytes = a->lim.answer_max_bytes;
+    q->bounds.max_scan = a->lim.doc_scan_max;
+    sr_apif_job_submit(a, t->op, &q->j, 0);
 }
 
 void sr_apif_documents(sr_apif *a, h2o_req_t *req, const sr_ap_token *t, const char *rest)
@@ -402,21 +539,57 @@ static void up_drop(store *s, upload *u)
     free(u);
 }
 
-static void up_expire(store *s)
+static void up_expire(store *s, uint64_t idle_ms)
 {
     uint64_t now = uv_hrtime() / 1000000;
     for (upload *u = s->ups, *n; u; u = n) {
         n = u->next;
-        if (!u->busy && now - u->last_used > UPLOAD_IDLE_MS) {
+        if (!u->busy && now - u->last_used > idle_ms) {
             sr_slog(SR_LOG_INFO, "upload dropped (idle)", "op=%s path=%s", u->op, sr_slog_q(u->path));
             up_drop(s, u);
         }
     }
 }
 
-/* one part on the thread pool */
+/* Unfinished uploads of op (and of op's app): the upload slots are shared by
+ * every operator, so each operator and each app has its own share
+ * ([http] uploads_per_operator, uploads_per_app) of the global
+ * uploads_max, and one cannot lock the others out. NULL if a slot is free,
+ * else the refusal. */
+static const char *up_quota(const sr_apif *a, const store *s, const char *op, const char *app, char *m, size_t ml)
+{
+    size_t nop = 0, napp = 0;
+    for (const upload *u = s->ups; u; u = u->next)
+        if (!strcmp(u->op, op)) {
+            nop++;
+            if (!strcmp(u->app, app)) napp++;
+        }
+    if (napp >= a->lim.uploads_per_app)
+        snprintf(m, ml, "busy: this app has %zu unfinished uploads ([http] uploads_per_app); finish one or wait",
+                 napp);
+    else if (nop >= a->lim.uploads_per_op)
+        snprintf(m, ml,
+                 "busy: this operator has %zu unfinished uploads ([http] uploads_per_operator); finish one or wait",
+                 nop);
+    else if (s->nups >= a->lim.uploads_max)
+        snprintf(m, ml, "busy: too many unfinished uploads ([http] uploads_max); retry later");
+    else return NULL;
+    return m;
+}
+
+void sr_apif_store_quiesce(sr_apif *a)
+{
+    store *s = a->store;
+    for (upload *u = s ? s->ups : NULL, *n; u; u = n) {
+        n = u->next;
+        if (!u->busy) up_drop(s, u);
+    }
+}
+
+/* one part on the worker queue (its bytes count against the operator's
+ * [server] work_bytes_per_operator while it waits and runs) */
 typedef struct partjob {
-    uv_work_t w;
+    sr_work w;
     pjob *j; /* the answer (what = 2) */
     sr_apif *a;
     upload *u;
@@ -427,9 +600,9 @@ typedef struct partjob {
     char op[72], app[72];
 } partjob;
 
-static void part_work(uv_work_t *w)
+static void part_work(sr_work *w)
 {
-    partjob *p = w->data;
+    partjob *p = SR_CONTAINER(w, partjob, w);
     upload *u = p->u;
     int rc = SR_OK;
     if (!u->w) rc = sr_blob_writer_begin(sr_engine_blobs(p->a->eng), &u->w);
@@ -441,9 +614,9 @@ static void part_work(uv_work_t *w)
     p->rc = rc;
 }
 
-static void part_after(uv_work_t *w, int status)
+static void part_after(sr_work *w, int status)
 {
-    partjob *p = w->data;
+    partjob *p = SR_CONTAINER(w, partjob, w);
     store *s = p->a->store;
     upload *u = p->u;
     pjob *j = p->j;
@@ -451,7 +624,7 @@ static void part_after(uv_work_t *w, int status)
     p->a->busy--;
     u->busy = 0;
     u->last_used = uv_hrtime() / 1000000;
-    int rc = status ? SR_EIO : p->rc;
+    int rc = status ? status : p->rc;
     if (!rc && p->a->closing) rc = SR_ECLOSED;
     if (rc) {
         sr_slog(SR_LOG_WARN, "file upload failed", "op=%s path=%s error=%s", u->op, sr_slog_q(u->path), sr_err_name(rc));
@@ -519,12 +692,17 @@ static void file_put(sr_apif *a, h2o_req_t *req, const sr_ap_token *t, const cha
         return sr_http_result(req, 0, "E1001", "Content-Range: bytes FIRST-LAST/TOTAL", NULL);
     if (ranged && last - first + 1 != req->entity.len)
         return sr_http_result(req, 0, "E1001", "Content-Range does not match the body's length", NULL);
-    up_expire(s);
+    up_expire(s, a->lim.upload_idle_ms);
     upload *u = up_find(s, t->op, path);
     if (u && u->busy) return sr_http_result(req, 0, "E3002", "a part of this upload is being written", NULL);
     if (!ranged || first == 0) {
         if (u) up_drop(s, u); /* a new upload of the path replaces an unfinished one */
-        if (s->nups >= MAX_UPLOADS) return sr_http_result(req, 0, "E9002", "too many unfinished uploads", NULL);
+        char qm[160];
+        const char *why = up_quota(a, s, t->op, t->app, qm, sizeof qm);
+        if (why) {
+            sr_slog(SR_LOG_WARN, "upload refused (quota)", "op=%s app=%s detail=%s", t->op, t->app, sr_slog_q(why));
+            return sr_apif_busy_answer(req, why);
+        }
         u = calloc(1, sizeof *u);
         if (!u) return sr_http_result(req, 0, "E9001", "out of memory", NULL);
         snprintf(u->op, sizeof u->op, "%s", t->op);
@@ -548,6 +726,7 @@ static void file_put(sr_apif *a, h2o_req_t *req, const sr_ap_token *t, const cha
         snprintf(m, sizeof m, "expected bytes %" PRIu64 "-.../%" PRIu64, u->received, u->total);
         return sr_http_result(req, 0, "E3002", m, NULL);
     }
+    int fresh = !ranged || first == 0; /* u was made for this request */
     partjob *p = calloc(1, sizeof *p);
     pjob *j = sr_http_ctx_new(req, sizeof *j);
     uint8_t *copy = req->entity.len ? malloc(req->entity.len) : NULL;
@@ -561,7 +740,8 @@ static void file_put(sr_apif *a, h2o_req_t *req, const sr_ap_token *t, const cha
     j->a = a;
     j->what = 2;
     j->h.refs++; /* the part job's */
-    p->w.data = p;
+    p->w.work = part_work;
+    p->w.done = part_after;
     p->j = j;
     p->a = a;
     p->u = u;
@@ -573,14 +753,17 @@ static void file_put(sr_apif *a, h2o_req_t *req, const sr_ap_token *t, const cha
     u->busy = 1;
     u->last_used = uv_hrtime() / 1000000;
     a->busy++;
-    if (uv_queue_work(a->loop, &p->w, part_work, part_after) != 0) {
+    int rc = sr_workq_submit(a->wq, t->op, p->len, 0, &p->w);
+    if (rc) {
         a->busy--;
         u->busy = 0;
         j->h.refs--;
         free(copy);
         free(p);
-        up_drop(s, u);
-        sr_http_result(req, 0, "E9001", "cannot queue the write", NULL);
+        if (fresh) up_drop(s, u); /* a refused later part can be sent again */
+        if (rc == SR_EFULL)
+            sr_apif_busy_answer(req, "busy: this operator has too many requests or bytes waiting; send the part again");
+        else sr_http_result(req, 0, "E9001", "cannot queue the write", NULL);
     }
 }
 
@@ -722,18 +905,24 @@ static void file_get(sr_apif *a, h2o_req_t *req, const sr_ap_token *t, const cha
     dl_proceed(&d->gen, req);
 }
 
-static void file_list(sr_apif *a, h2o_req_t *req, const sr_ap_token *t)
+/* the list (at most 1,000 entries) is read and written on the worker queue */
+typedef struct flq {
+    sr_apjob j; /* first */
+    char op[72], prefix[PATH_MAX_LEN + 1];
+} flq;
+
+static void flq_run(sr_apjob *j)
 {
-    char prefix[PATH_MAX_LEN + 1] = "";
-    sr_http_query(req, "prefix", prefix, sizeof prefix);
+    flq *q = (flq *)j;
     sr_buf out;
     sr_buf_init(&out);
     size_t count = 0;
     int more = 0;
-    int rc = sr_engine_file_list(a->eng, t->op, prefix, 1000, &out, &count, &more);
+    int rc = sr_engine_file_list(j->a->eng, q->op, q->prefix, 1000, &out, &count, &more);
     if (rc) {
         sr_buf_release(&out);
-        return sr_http_result(req, 0, "E9001", sr_strerror(rc), NULL);
+        j->rc = rc;
+        return;
     }
     json_t *items = json_array();
     size_t pos = 0;
@@ -748,9 +937,18 @@ static void file_list(sr_apif *a, h2o_req_t *req, const sr_ap_token *t)
         suiro__v1__file_put__free_unpacked(fp, NULL);
     }
     json_t *o = json_pack("{s:o,s:b}", "items", items, "truncated", more);
-    sr_http_jsonv(req, 200, o);
+    j->rc = o ? sr_json_write(&j->out, o) : SR_ENOMEM;
     json_decref(o);
     sr_buf_release(&out);
+}
+
+static void file_list(sr_apif *a, h2o_req_t *req, const sr_ap_token *t)
+{
+    flq *q = sr_apif_job_new(req, sizeof *q, flq_run);
+    if (!q) return;
+    sr_http_query(req, "prefix", q->prefix, sizeof q->prefix);
+    snprintf(q->op, sizeof q->op, "%s", t->op);
+    sr_apif_job_submit(a, t->op, &q->j, 0);
 }
 
 void sr_apif_files(sr_apif *a, h2o_req_t *req, const sr_ap_token *t, const char *rest)

@@ -46,6 +46,18 @@ void sr_config_defaults(sr_config *c)
     c->login_workers = 2;
     c->login_queue_max = 1024;
     c->login_queue_per_address = 256;
+    c->work_running_max = 4;
+    c->work_running_per_op = 2;
+    c->work_queue_max = 4096;
+    c->work_queue_per_op = 64;
+    c->work_bytes_per_op = 64u << 20;
+    c->parse_inline_max = 65536;
+    c->http_answer_max_bytes = 8u << 20;
+    c->http_doc_scan_max = 10000;
+    c->http_uploads_max = 1024;
+    c->http_uploads_per_op = 64;
+    c->http_uploads_per_app = 16;
+    c->http_upload_idle_ms = 600000;
 }
 
 typedef struct ctx {
@@ -121,6 +133,18 @@ static int handler(void *user, const char *section, const char *name, const char
     NUM("login", "workers", login_workers, 1, 64)
     NUM("login", "queue_max", login_queue_max, 1, 100000)
     NUM("login", "queue_per_address", login_queue_per_address, 1, 100000)
+    NUM("server", "work_running_max", work_running_max, 1, 1024)
+    NUM("server", "work_running_per_operator", work_running_per_op, 1, 1024)
+    NUM("server", "work_queue_max", work_queue_max, 1, 1000000)
+    NUM("server", "work_queue_per_operator", work_queue_per_op, 1, 1000000)
+    NUM("server", "work_bytes_per_operator", work_bytes_per_op, 1u << 20, 4000000000u)
+    NUM("server", "parse_inline_max", parse_inline_max, 0, 268435455u)
+    NUM("http", "answer_max_bytes", http_answer_max_bytes, 2u << 20, 1u << 30)
+    NUM("http", "doc_scan_max", http_doc_scan_max, 1, 100000000)
+    NUM("http", "uploads_max", http_uploads_max, 1, 1000000)
+    NUM("http", "uploads_per_operator", http_uploads_per_op, 1, 1000000)
+    NUM("http", "uploads_per_app", http_uploads_per_app, 1, 1000000)
+    NUM("http", "upload_idle_ms", http_upload_idle_ms, 1000, 86400000)
     else known = 0;
 #undef STR
 #undef NUM
@@ -170,6 +194,15 @@ int sr_config_load(sr_config *c, const char *file, char *err, size_t errlen)
     }
     if (strcmp(c->sync, "always") && strcmp(c->sync, "interval") && strcmp(c->sync, "none")) {
         snprintf(err, errlen, "%s: [engine] sync must be always, interval or none", file);
+        return -1;
+    }
+    /* one operator (or app) must not be able to take a shared limit */
+    if (c->work_running_per_op > c->work_running_max || c->work_queue_per_op > c->work_queue_max) {
+        snprintf(err, errlen, "%s: [server] work_*_per_operator must not exceed the matching work_*_max", file);
+        return -1;
+    }
+    if (c->http_uploads_per_op >= c->http_uploads_max || c->http_uploads_per_app > c->http_uploads_per_op) {
+        snprintf(err, errlen, "%s: [http] uploads_per_app <= uploads_per_operator < uploads_max is required", file);
         return -1;
     }
     return 0;

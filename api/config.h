@@ -55,6 +55,19 @@ typedef struct sr_config {
     uint32_t login_workers;             /* [login] workers = 2: scrypt threads */
     uint32_t login_queue_max;           /* [login] queue_max = 1024: checks waiting */
     uint32_t login_queue_per_address;   /* [login] queue_per_address = 256 */
+    /* the worker queue (api/workq.h) and per-operator quotas (issue #11 item 7) */
+    uint32_t work_running_max;        /* [server] work_running_max = 4: jobs on the worker pool at once */
+    uint32_t work_running_per_op;     /* [server] work_running_per_operator = 2: ... of one operator */
+    uint32_t work_queue_max;          /* [server] work_queue_max = 4096: jobs waiting, all operators */
+    uint32_t work_queue_per_op;       /* [server] work_queue_per_operator = 64: jobs waiting, one operator */
+    uint32_t work_bytes_per_op;       /* [server] work_bytes_per_operator = 67108864: bytes one operator's jobs hold */
+    uint32_t parse_inline_max;        /* [server] parse_inline_max = 65536: larger GW-IF messages are checked on a worker */
+    uint32_t http_answer_max_bytes;   /* [http] answer_max_bytes = 8388608: one document answer (then paged) */
+    uint32_t http_doc_scan_max;       /* [http] doc_scan_max = 10000: documents one query examines (then paged) */
+    uint32_t http_uploads_max;        /* [http] uploads_max = 1024: unfinished uploads, all operators */
+    uint32_t http_uploads_per_op;     /* [http] uploads_per_operator = 64 */
+    uint32_t http_uploads_per_app;    /* [http] uploads_per_app = 16 */
+    uint32_t http_upload_idle_ms;     /* [http] upload_idle_ms = 600000: an idle unfinished upload is dropped */
 } sr_config;
 
 void sr_config_defaults(sr_config *c);

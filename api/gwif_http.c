@@ -18,7 +18,9 @@
  * from the engine's completion. Data not stored for a reason of the server
  * (queue full, no space, I/O error, stopped writer, read-only, memory) is
  * never 200: 429 (queue full) or 503, both with Retry-After, and a WARN line
- * (respond_transient; docs/mqtt.md "Acknowledgement outcomes"). Tokens are 256-bit random, kept only as their
+ * (respond_transient; docs/mqtt.md "Acknowledgement outcomes"). A values message larger than [server]
+ * parse_inline_max is parsed and validated on the worker queue
+ * (api/workq.h), not on the loop. Tokens are 256-bit random, kept only as their
  * SHA-256, for `token_ttl` (1 h); a disconnect revokes at once. Paths under
  * /api/v1 are AP-IF (api/apif_http.c) on the same listener.
  *
@@ -47,6 +49,7 @@
 #include "api/loopq.h"
 #include "api/routes.h"
 #include "api/slog.h"
+#include "api/workq.h"
 #include "codecs/events.pb-c.h"
 #include "codecs/rfc3339.h"
 #include "engine/evbuild.h"
@@ -84,6 +87,8 @@ struct sr_gwhttp {
     sr_loopq doneq; /* engine completions */
     int ctx_ready, closing;
     SSL_CTX *ssl; /* HTTPS */
+    sr_workq *wq; /* the server's; NULL: everything inline */
+    uint32_t parse_inline_max;
     size_t open_conns; /* h2o connections not yet closed */
     struct hconn *conns;
     sr_http_limits lim;
@@ -288,8 +293,112 @@ static void open_session(sr_gwhttp *g, h2o_req_t *req)
 
 /* ---- values ------------------------------------------------------------- */
 
+/* A values message checked (inline or on a worker): submit it, or answer
+ * the refusal; data not stored for a reason of the server is never 200. */
+static void submit_checked(sr_gwhttp *g, h2o_req_t *req, const char *op, const char *gw, int rc, sr_buf *ev,
+                           sr_gw_err *err)
+{
+    if (rc) {
+        if (!err->code) respond_transient(req, op, gw, sr_gw_code_of_rc(rc), sr_gw_msg_of_rc(rc)); /* memory */
+        else if (sr_gw_outcome_code(err->code) == SR_GW_TRANSIENT) respond_transient(req, op, gw, err->code, err->message);
+        else respond_result(req, err->code, err->message, err->detail);
+    } else {
+        pending *p = pending_new(g, req);
+        sr_slice sl = {ev->data, ev->len};
+        if (!p) respond_transient(req, op, gw, SR_GW_E_INTERNAL, "out of memory");
+        else {
+            snprintf(p->op, sizeof p->op, "%s", op);
+            snprintf(p->gw, sizeof p->gw, "%s", gw);
+            p->refs++;
+            rc = sr_engine_submit(g->eng, &sl, 1, on_engine_done, p);
+            if (rc) {
+                p->refs--;
+                sr_result r = {.rc = rc};
+                respond_rc(req, op, gw, &r); /* r.msg empty: sr_gw_msg_of_rc */
+            }
+        }
+    }
+}
+
+/* a message over parse_inline_max, checked on the worker queue: a values
+ * message parsed and validated, a broker message (suffix) parsed */
+typedef struct vcheck {
+    sr_http_ctx h; /* first */
+    sr_work w;
+    sr_gwhttp *g;
+    sr_engine *eng;
+    char op[72], gw[72], suffix[40];
+    uint8_t *data;
+    size_t len;
+    sr_gw_checked r;
+} vcheck;
+
+static void vcheck_free(sr_http_ctx *h)
+{
+    vcheck *v = (vcheck *)h;
+    free(v->data);
+    sr_gw_checked_release(&v->r);
+}
+
+static void vcheck_work(sr_work *w)
+{
+    vcheck *v = SR_CONTAINER(w, vcheck, w);
+    sr_gw_check(v->eng, v->op, v->gw, v->data, v->len, !v->suffix[0], &v->r);
+}
+
+static void to_broker(sr_gwhttp *g, h2o_req_t *req, const char *op, const char *gw, const char *suffix,
+                      const sr_gw_msg *msg);
+
+static void vcheck_done(sr_work *w, int status)
+{
+    vcheck *v = SR_CONTAINER(w, vcheck, w);
+    free(v->data);
+    v->data = NULL;
+    if (v->h.req) {
+        if (status) respond_transient(v->h.req, v->op, v->gw, SR_GW_E_INTERNAL, "the message could not be checked");
+        else if (v->g->closing) respond_transient(v->h.req, v->op, v->gw, SR_GW_E_BUSY, "the server is stopping");
+        else if (v->suffix[0] && v->r.parse_rc)
+            respond_result(v->h.req, v->r.err.code, v->r.err.message, v->r.err.detail);
+        else if (v->suffix[0])
+            to_broker(v->g, v->h.req, v->op, v->gw, v->suffix, &v->r.msg);
+        else {
+            sr_gw_checked *k = &v->r;
+            int rc = k->fast == 0 ? SR_OK : k->parse_rc ? k->parse_rc : k->values_rc;
+            submit_checked(v->g, v->h.req, v->op, v->gw, rc, &k->ev, &k->err);
+        }
+    }
+    sr_http_ctx_unref(&v->h);
+}
+
+/* 1 if the message went to the worker queue (suffix: a broker message's) */
+static int check_async(sr_gwhttp *g, h2o_req_t *req, const token *t, const char *suffix)
+{
+    if (!g->wq || req->entity.len <= g->parse_inline_max) return 0;
+    vcheck *v = sr_http_ctx_new(req, sizeof *v);
+    if (!v) return 0;
+    v->h.on_free = vcheck_free;
+    if (!(v->data = malloc(req->entity.len))) return 0; /* inline, then; v goes with req */
+    memcpy(v->data, req->entity.base, req->entity.len);
+    v->len = req->entity.len;
+    v->g = g;
+    v->eng = g->eng;
+    snprintf(v->op, sizeof v->op, "%s", t->op);
+    snprintf(v->gw, sizeof v->gw, "%s", t->gw);
+    snprintf(v->suffix, sizeof v->suffix, "%s", suffix ? suffix : "");
+    v->w.work = vcheck_work;
+    v->w.done = vcheck_done;
+    v->h.refs++;
+    int rc = sr_workq_submit(g->wq, t->op, v->len, 0, &v->w);
+    if (rc) {
+        v->h.refs--;
+        respond_transient(req, t->op, t->gw, SR_GW_E_BUSY, "busy: this operator has too many messages waiting to be checked");
+    }
+    return 1;
+}
+
 static void post_values(sr_gwhttp *g, h2o_req_t *req, const token *t)
 {
+    if (check_async(g, req, t, NULL)) return;
     sr_gw_msg msg;
     sr_gw_err err;
     memset(&err, 0, sizeof err);
@@ -304,26 +413,7 @@ static void post_values(sr_gwhttp *g, h2o_req_t *req, const token *t)
     else if (!(rc = sr_gw_parse(req->entity.base, req->entity.len, &msg, &err)))
         rc = sr_gw_values_event(g->eng, t->op, t->gw, msg.message_id, json_object_get(msg.body, "values"), &ev,
                                      &nv, &err);
-    if (rc) {
-        if (!err.code) respond_transient(req, t->op, t->gw, sr_gw_code_of_rc(rc), sr_gw_msg_of_rc(rc)); /* memory */
-        else if (sr_gw_outcome_code(err.code) == SR_GW_TRANSIENT) respond_transient(req, t->op, t->gw, err.code, err.message);
-        else respond_result(req, err.code, err.message, err.detail);
-    } else {
-        pending *p = pending_new(g, req);
-        sr_slice sl = {ev.data, ev.len};
-        if (!p) respond_transient(req, t->op, t->gw, SR_GW_E_INTERNAL, "out of memory");
-        else {
-            snprintf(p->op, sizeof p->op, "%s", t->op);
-            snprintf(p->gw, sizeof p->gw, "%s", t->gw);
-            p->refs++;
-            rc = sr_engine_submit(g->eng, &sl, 1, on_engine_done, p);
-            if (rc) {
-                p->refs--;
-                sr_result r = {.rc = rc};
-                respond_rc(req, t->op, t->gw, &r); /* r.msg empty: sr_gw_msg_of_rc */
-            }
-        }
-    }
+    submit_checked(g, req, t->op, t->gw, rc, &ev, &err);
     sr_buf_release(&ev);
     sr_gw_msg_release(&msg);
     sr_gw_err_clear(&err);
@@ -350,23 +440,29 @@ static void on_gw_answer(void *ctx, const sr_gw_answer *a)
     sr_http_ctx_unref(&c->h);
 }
 
+static void to_broker(sr_gwhttp *g, h2o_req_t *req, const char *op, const char *gw, const char *suffix,
+                      const sr_gw_msg *msg)
+{
+    bctx *c = sr_http_ctx_new(req, sizeof *c);
+    if (!c) respond_transient(req, op, gw, SR_GW_E_INTERNAL, "out of memory");
+    else {
+        snprintf(c->op, sizeof c->op, "%s", op);
+        snprintf(c->gw, sizeof c->gw, "%s", gw);
+        c->h.refs++;
+        sr_broker_gw_message(g->broker, op, gw, "http", suffix, msg, on_gw_answer, c);
+    }
+}
+
 static void broker_message(sr_gwhttp *g, h2o_req_t *req, const token *t, const char *suffix)
 {
+    if (check_async(g, req, t, suffix)) return; /* a large one is parsed on a worker */
     sr_gw_msg msg;
     sr_gw_err err;
     memset(&err, 0, sizeof err);
     if (sr_gw_parse(req->entity.base, req->entity.len, &msg, &err) != SR_OK) {
         respond_result(req, err.code, err.message, err.detail);
-    } else {
-        bctx *c = sr_http_ctx_new(req, sizeof *c);
-        if (!c) respond_transient(req, t->op, t->gw, SR_GW_E_INTERNAL, "out of memory");
-        else {
-            snprintf(c->op, sizeof c->op, "%s", t->op);
-            snprintf(c->gw, sizeof c->gw, "%s", t->gw);
-            c->h.refs++;
-            sr_broker_gw_message(g->broker, t->op, t->gw, "http", suffix, &msg, on_gw_answer, c);
-        }
-    }
+    } else
+        to_broker(g, req, t->op, t->gw, suffix, &msg);
     sr_gw_msg_release(&msg);
     sr_gw_err_clear(&err);
 }
@@ -828,6 +924,14 @@ int sr_gwhttp_open(uv_loop_t *loop, sr_engine *eng, sr_broker *broker, const cha
 }
 
 int sr_gwhttp_port(sr_gwhttp *g) { return g->port; }
+
+void sr_gwhttp_set_limits(sr_gwhttp *g, sr_workq *wq, const sr_apif_limits *l, uint32_t parse_inline_max)
+{
+    if (!g) return;
+    g->wq = wq;
+    g->parse_inline_max = parse_inline_max;
+    sr_apif_set_limits(g->apif, wq, l);
+}
 
 void sr_gwhttp_stop_accepting(sr_gwhttp *g)
 {

@@ -34,6 +34,12 @@ typedef struct sr_http_limits {
 SR_MUST_CHECK int sr_gwhttp_open(uv_loop_t *loop, sr_engine *eng, sr_broker *broker, const char *host, int port,
                                  const sr_http_tls *tls, const sr_http_limits *lim, sr_loginguard *guard,
                                  sr_gwhttp **out, char *err, size_t errlen);
+/* The server's worker queue (not owned) and limits: AP-IF's, and GW-IF
+ * values messages over parse_inline_max bytes are checked on the queue. */
+struct sr_workq;
+struct sr_apif_limits;
+void sr_gwhttp_set_limits(sr_gwhttp *g, struct sr_workq *wq, const struct sr_apif_limits *l,
+                          uint32_t parse_inline_max);
 int sr_gwhttp_port(sr_gwhttp *g);
 void sr_gwhttp_stop_accepting(sr_gwhttp *g);
 /* Before the engine closes: requests from now on are answered 503 E9002. */

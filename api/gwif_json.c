@@ -659,3 +659,24 @@ const char *sr_gw_code_of_rc(int rc)
     default: return SR_GW_E_INTERNAL;
     }
 }
+
+void sr_gw_check(sr_engine *e, const char *op, const char *gw, const void *data, size_t len, int is_values,
+                 sr_gw_checked *out)
+{
+    memset(out, 0, sizeof *out);
+    sr_buf_init(&out->ev);
+    out->fast = is_values ? sr_gw_fast(e, op, gw, data, len, &out->fm, &out->ev) : -1;
+    if (out->fast == 0) return;
+    sr_buf_release(&out->ev);
+    out->parse_rc = sr_gw_parse(data, len, &out->msg, &out->err);
+    if (out->parse_rc || !is_values) return;
+    out->values_rc = sr_gw_values_event(e, op, gw, out->msg.message_id, json_object_get(out->msg.body, "values"),
+                                        &out->ev, &out->nvalues, &out->err);
+}
+
+void sr_gw_checked_release(sr_gw_checked *c)
+{
+    sr_buf_release(&c->ev);
+    sr_gw_msg_release(&c->msg);
+    sr_gw_err_clear(&c->err);
+}

@@ -93,6 +93,26 @@ typedef struct sr_gw_fast_msg {
 int sr_gw_fast(sr_engine *e, const char *op, const char *gw, const void *data, size_t len, sr_gw_fast_msg *m,
                sr_buf *event);
 
+/* A GW-IF message checked off the loop (issue #11 item 7: a large message is
+ * parsed and validated on the worker queue, api/workq.h): exactly what the
+ * loop's handlers compute inline, kept for them to use. For a values
+ * message (is_values) the fast path first (fast == 0: ev and fm are set),
+ * else sr_gw_parse (parse_rc, msg, err) and, if it parsed and is_values,
+ * sr_gw_values_event (values_rc, ev, nvalues, err). Any thread. */
+typedef struct sr_gw_checked {
+    int fast;
+    sr_gw_fast_msg fm;
+    int parse_rc;
+    sr_gw_msg msg;
+    int values_rc;
+    size_t nvalues;
+    sr_buf ev;
+    sr_gw_err err;
+} sr_gw_checked;
+void sr_gw_check(sr_engine *e, const char *op, const char *gw, const void *data, size_t len, int is_values,
+                 sr_gw_checked *out);
+void sr_gw_checked_release(sr_gw_checked *c);
+
 /* The GW_ACK message for a message (correlationId = its messageId). */
 SR_MUST_CHECK int sr_gw_ack(const char *correlation_id, const char *code, const char *message, json_t *detail,
                             int64_t now_ms, sr_buf *out);

@@ -38,9 +38,15 @@
  *      max_connections_per_address per source address (all MQTT listeners
  *      together) and live at most connect_timeout_ms, so idle sockets from
  *      one address cannot keep gateways from other addresses out.
+ *  (7) A PUBLISH larger than [server] parse_inline_max is parsed and
+ *      validated on the worker queue (api/workq.h), never on the loop: the
+ *      packet stays in rbuf, nothing more of the connection is read or
+ *      processed meanwhile (order of PUBACKs kept), and once checked the
+ *      same packet is handled again with the worker's result (c->chk).
  */
 #include "api/server.h"
 
+#include "api/apif_http.h"
 #include "api/broker.h"
 #include "api/gwif_http.h"
 #include "api/gwif_json.h"
@@ -48,6 +54,7 @@
 #include "api/loopq.h"
 #include "api/push.h"
 #include "api/slog.h"
+#include "api/workq.h"
 #include "codecs/events.pb-c.h"
 #include "codecs/mqtt.h"
 #include "codecs/rfc3339.h"
@@ -78,6 +85,7 @@ struct sr_server {
     int mqtt_port, mqtts_port;
     SSL_CTX *tls;
     sr_gwhttp *http;
+    sr_workq *workq; /* work proportional to data, off the loop (invariant 5) */
     sr_broker *broker;
     sr_push *push; /* push to apps (R-AP-17) */
     sr_loopq doneq; /* engine completions, from the writer thread */
@@ -153,6 +161,9 @@ struct conn {
     conn *blocked_next;
     int blocked;
     int bheld; /* broker messages of this connection held for a retry (queue full) */
+    /* (5): a large PUBLISH being checked on the worker queue, then its result */
+    int checking;
+    struct gwcheck *chk;
 };
 
 typedef struct completion {
@@ -185,8 +196,12 @@ static void on_closed(uv_handle_t *h)
     conn_unref(c);
 }
 
+struct gwcheck;
+static void gwcheck_free(struct gwcheck *k);
+
 static void conn_free(conn *c)
 {
+    gwcheck_free(c->chk);
     if (c->ssl) SSL_free(c->ssl); /* frees the BIOs */
     sr_buf_release(&c->tlsin);
     sr_buf_release(&c->pend_ev);
@@ -503,7 +518,7 @@ static void conn_pause(conn *c)
 
 static void conn_maybe_resume(conn *c)
 {
-    if (!c->reading && !c->blocked && !c->bheld && !c->out_paused && !c->out_over && c->state != ST_CLOSING &&
+    if (!c->reading && !c->blocked && !c->bheld && !c->checking && !c->out_paused && !c->out_over && c->state != ST_CLOSING &&
         c->inflight < (int)c->srv->cfg.inflight_max) {
         if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) == 0) c->reading = 1;
     }
@@ -957,6 +972,121 @@ static void to_broker(conn *c, const sr_mqtt_pkt *p, const char *suffix, const s
     broker_call(j, msg);
 }
 
+/* ---- (5) large messages are checked on the worker queue ---------------- */
+
+typedef struct gwcheck {
+    sr_work w;
+    conn *c;
+    sr_engine *eng;
+    uint8_t *data;
+    size_t len;
+    int is_values;
+    char op[72], gw[72];
+    sr_gw_checked r;
+} gwcheck;
+
+static void gwcheck_free(gwcheck *k)
+{
+    if (!k) return;
+    sr_gw_checked_release(&k->r);
+    free(k->data);
+    free(k);
+}
+
+static void check_work(sr_work *w)
+{
+    gwcheck *k = SR_CONTAINER(w, gwcheck, w);
+    sr_gw_check(k->eng, k->op, k->gw, k->data, k->len, k->is_values, &k->r);
+}
+
+static void check_done(sr_work *w, int status)
+{
+    gwcheck *k = SR_CONTAINER(w, gwcheck, w);
+    conn *c = k->c;
+    free(k->data);
+    k->data = NULL;
+    c->checking = 0;
+    c->inflight--;
+    c->last_rx = now_ms(); /* nothing was read meanwhile: the keep-alive counts from now */
+    if (status || c->state == ST_CLOSING) {
+        gwcheck_free(k);
+        if (c->state != ST_CLOSING) conn_close(c, "the message could not be checked", 0);
+    } else {
+        c->chk = k; /* handle_publish takes it when it sees the packet again */
+        process(c);
+        conn_maybe_resume(c);
+    }
+    conn_unref(c);
+}
+
+/* 1 if the message went to the worker queue (handle_publish returns and is
+ * called again for the same packet once checked); 0: check it inline. */
+static int check_async(conn *c, const sr_mqtt_publish *m, int is_values)
+{
+    sr_server *s = c->srv;
+    if (!s->workq || m->payload.len <= s->cfg.parse_inline_max) return 0;
+    gwcheck *k = calloc(1, sizeof *k);
+    uint8_t *copy = k ? malloc(m->payload.len) : NULL;
+    if (!copy) {
+        free(k);
+        return 0;
+    }
+    memcpy(copy, m->payload.data, m->payload.len);
+    k->c = c;
+    k->eng = s->eng;
+    k->data = copy;
+    k->len = m->payload.len;
+    k->is_values = is_values;
+    snprintf(k->op, sizeof k->op, "%s", c->op);
+    snprintf(k->gw, sizeof k->gw, "%s", c->gw);
+    k->w.work = check_work;
+    k->w.done = check_done;
+    /* never refused: one message per connection, which stops reading */
+    if (sr_workq_submit(s->workq, c->op, k->len, 1, &k->w) != SR_OK) {
+        gwcheck_free(k);
+        return 0;
+    }
+    c->checking = 1;
+    c->inflight++;
+    c->refs++;
+    conn_pause(c);
+    return 1;
+}
+
+/* The worker's result, moved out of c->chk into what handle_publish's inline
+ * calls would have filled (each part once). */
+static int chk_fast(sr_gw_checked *k, sr_gw_fast_msg *fm, sr_buf *fev)
+{
+    if (k->fast) return k->fast;
+    *fm = k->fm;
+    sr_buf_release(fev);
+    *fev = k->ev;
+    sr_buf_init(&k->ev);
+    return 0;
+}
+
+static int chk_parse(sr_gw_checked *k, sr_gw_msg *msg, sr_gw_err *err)
+{
+    *msg = k->msg;
+    memset(&k->msg, 0, sizeof k->msg);
+    if (k->parse_rc) {
+        *err = k->err;
+        memset(&k->err, 0, sizeof k->err);
+    }
+    return k->parse_rc;
+}
+
+static int chk_values(sr_gw_checked *k, sr_buf *ev, size_t *nv, sr_gw_err *err)
+{
+    sr_buf_release(ev);
+    *ev = k->ev;
+    sr_buf_init(&k->ev);
+    *nv = k->nvalues;
+    *err = k->err;
+    memset(&k->err, 0, sizeof k->err);
+    return k->values_rc;
+}
+
 static void handle_publish(conn *c, const sr_mqtt_pkt *p)
 {
     char tb[512];
@@ -988,12 +1118,25 @@ static void handle_publish(conn *c, const sr_mqtt_pkt *p)
         return;
     }
     int is_values = !strcmp(suffix, "data/measurements");
+    /* (5): a large message is checked on a worker; what it found comes back
+     * in ck (moved out of c->chk), used by the calls below instead of
+     * checking again */
+    sr_gw_checked ck, *chk = NULL;
+    if (c->chk) {
+        ck = c->chk->r;
+        memset(&c->chk->r, 0, sizeof c->chk->r);
+        gwcheck_free(c->chk);
+        c->chk = NULL;
+        chk = &ck;
+    } else if (check_async(c, m, is_values))
+        return;
     if (is_values) {
         /* the fast path: one pass, no JSON tree (api/gwif_json.c) */
         sr_gw_fast_msg fm;
         sr_buf fev;
         sr_buf_init(&fev);
-        if (sr_gw_fast(c->srv->eng, c->op, c->gw, m->payload.data, m->payload.len, &fm, &fev) == 0) {
+        if ((chk ? chk_fast(chk, &fm, &fev)
+                 : sr_gw_fast(c->srv->eng, c->op, c->gw, m->payload.data, m->payload.len, &fm, &fev)) == 0) {
             submit_values(c, p, fm.message_id, &fev);
             sr_buf_release(&fev);
             return;
@@ -1003,7 +1146,7 @@ static void handle_publish(conn *c, const sr_mqtt_pkt *p)
     sr_gw_msg msg;
     sr_gw_err err;
     memset(&err, 0, sizeof err);
-    if (sr_gw_parse(m->payload.data, m->payload.len, &msg, &err) != SR_OK) {
+    if ((chk ? chk_parse(chk, &msg, &err) : sr_gw_parse(m->payload.data, m->payload.len, &msg, &err)) != SR_OK) {
         (void)gw_outcome(c, p->packet_id, msg.message_id ? msg.message_id : "", sr_gw_outcome_code(err.code), 0,
                          SR_MQTT_RC_PAYLOAD_FORMAT_INVALID, err.code, err.message, err.detail);
         sr_gw_msg_release(&msg);
@@ -1015,8 +1158,9 @@ static void handle_publish(conn *c, const sr_mqtt_pkt *p)
     int rc = SR_OK;
     if (is_values) {
         size_t nv = 0;
-        rc = sr_gw_values_event(c->srv->eng, c->op, c->gw, msg.message_id, json_object_get(msg.body, "values"), &ev,
-                                &nv, &err);
+        rc = chk ? chk_values(chk, &ev, &nv, &err)
+                 : sr_gw_values_event(c->srv->eng, c->op, c->gw, msg.message_id, json_object_get(msg.body, "values"),
+                                      &ev, &nv, &err);
     } else if (is_broker_topic(suffix)) {
         to_broker(c, p, suffix, &msg);
         sr_gw_msg_release(&msg);
@@ -1163,7 +1307,7 @@ static void handle_unsubscribe(conn *c, const sr_mqtt_pkt *p)
 
 static void process(conn *c)
 {
-    while (c->state != ST_CLOSING && c->state != ST_AUTH && !c->blocked && !c->out_paused && c->rbuf.len) {
+    while (c->state != ST_CLOSING && c->state != ST_AUTH && !c->blocked && !c->checking && !c->out_paused && c->rbuf.len) {
         if (c->out_over) {
             conn_close(c, "output queue over the limit (the peer does not read)", 1);
             return;
@@ -1194,7 +1338,10 @@ static void process(conn *c)
         } else {
             switch (p.type) {
             case SR_MQTT_CONNECT: protocol_error(c, SR_MQTT_RC_PROTOCOL_ERROR, "second CONNECT"); return;
-            case SR_MQTT_PUBLISH: handle_publish(c, &p); break;
+            case SR_MQTT_PUBLISH:
+                handle_publish(c, &p);
+                if (c->checking) return; /* (5): the packet stays; handled again once checked */
+                break;
             case SR_MQTT_SUBSCRIBE: handle_subscribe(c, &p); break;
             case SR_MQTT_UNSUBSCRIBE: handle_unsubscribe(c, &p); break;
             case SR_MQTT_PINGREQ: {
@@ -1517,6 +1664,14 @@ int sr_server_open(const sr_config *cfg, sr_server **out, char *err, size_t errl
 {
     /* a peer that went away must not kill the server: writes get EPIPE */
     signal(SIGPIPE, SIG_IGN);
+    /* libuv's thread pool (started by the first job) runs the worker queue's
+     * jobs: room for work_running_max of them and two logins (unless the
+     * environment sizes it) */
+    if (!getenv("UV_THREADPOOL_SIZE")) {
+        char n[16];
+        snprintf(n, sizeof n, "%u", cfg->work_running_max + 2 > 1024 ? 1024 : cfg->work_running_max + 2);
+        setenv("UV_THREADPOOL_SIZE", n, 0);
+    }
     sr_server *s = calloc(1, sizeof *s);
     if (!s) return SR_ENOMEM;
     s->cfg = *cfg;
@@ -1547,6 +1702,9 @@ int sr_server_open(const sr_config *cfg, sr_server **out, char *err, size_t errl
         snprintf(err, errlen, "login guard: cannot start its threads");
         goto fail;
     }
+    sr_workq_limits wl = {cfg->work_running_max, cfg->work_running_per_op, cfg->work_queue_max,
+                          cfg->work_queue_per_op, cfg->work_bytes_per_op};
+    if ((rc = sr_workq_new(&s->loop, &wl, &s->workq))) goto fail;
     uv_timer_init(&s->loop, &s->tick);
     s->tick.data = s;
     uv_timer_start(&s->tick, on_tick, 1000, 1000);
@@ -1574,6 +1732,10 @@ int sr_server_open(const sr_config *cfg, sr_server **out, char *err, size_t errl
                              cfg->http_max_conns,    cfg->http_max_conns_per_addr, cfg->http_request_timeout_ms,
                              cfg->http_send_timeout_ms};
         if ((rc = sr_gwhttp_open(&s->loop, s->eng, s->broker, host, port, &htls, &hl, s->guard, &s->http, err, errlen))) goto fail;
+        sr_apif_limits al = {cfg->http_answer_max_bytes, cfg->http_doc_scan_max, cfg->http_uploads_max,
+                             cfg->http_uploads_per_op, cfg->http_uploads_per_app, cfg->http_upload_idle_ms,
+                             cfg->parse_inline_max};
+        sr_gwhttp_set_limits(s->http, s->workq, &al, cfg->parse_inline_max);
     }
     if (cfg->tls_listen[0]) {
         if ((rc = tls_setup(s, err, errlen))) goto fail;
@@ -1646,7 +1808,7 @@ void sr_server_close(sr_server *s)
     sr_gwhttp_quiesce(s->http);
     sr_broker_quiesce(s->broker);
     /* queries and file parts on the thread pool read the engine: let them end */
-    while (sr_gwhttp_busy(s->http)) uv_run(&s->loop, UV_RUN_ONCE);
+    while (sr_gwhttp_busy(s->http) || sr_workq_pending(s->workq, NULL)) uv_run(&s->loop, UV_RUN_ONCE);
     int rc = sr_engine_close(s->eng);
     s->eng = NULL;
     if (rc) sr_slog(SR_LOG_ERROR, "engine closed with an error", "error=%s", sr_err_name(rc));
@@ -1671,6 +1833,7 @@ void sr_server_close(sr_server *s)
     sr_gwhttp_free(s->http);
     sr_broker_free(s->broker);
     sr_push_free(s->push);
+    sr_workq_free(s->workq);
     uv_loop_close(&s->loop);
     sr_loginguard_free(s->guard);
     if (s->tls) SSL_CTX_free(s->tls);

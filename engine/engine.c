@@ -2985,10 +2985,20 @@ struct sr_blobs *sr_engine_blobs(sr_engine *e) { return e->blobs; }
 int sr_engine_doc_query(sr_engine *e, const char *op, const char *coll, const char *field, const char *value,
                         size_t limit, const char *after_id, sr_buf *out, size_t *count, int *more)
 {
+    sr_doc_bounds b = {limit, 0, 0};
+    char next[260];
+    return sr_engine_doc_scan(e, op, coll, field, value, &b, after_id, out, count, more, next);
+}
+
+int sr_engine_doc_scan(sr_engine *e, const char *op, const char *coll, const char *field, const char *value,
+                       const sr_doc_bounds *bd, const char *after_id, sr_buf *out, size_t *count, int *more,
+                       char *next_after)
+{
     json_t *want = NULL;
     *count = 0;
     *more = 0;
-    if (!limit) limit = 1000;
+    next_after[0] = 0;
+    size_t limit = bd->limit ? bd->limit : 1000, scanned = 0, bytes = 0;
     if (field) {
         json_error_t jerr;
         want = json_loads(value ? value : "", JSON_DECODE_ANY, &jerr);
@@ -3028,6 +3038,14 @@ int sr_engine_doc_query(sr_engine *e, const char *op, const char *coll, const ch
                 rc = SR_ECORRUPT;
                 break;
             }
+            if (bd->max_scan && scanned == bd->max_scan) { /* resume after the last one examined */
+                *more = 1;
+                break;
+            }
+            if (idl >= 260) {
+                rc = SR_ECORRUPT;
+                break;
+            }
             if (want) {
                 json_error_t jerr;
                 json_t *doc = json_loadb((const char *)V.mv_data + 8, V.mv_size - 8, 0, &jerr);
@@ -3036,10 +3054,11 @@ int sr_engine_doc_query(sr_engine *e, const char *op, const char *coll, const ch
                 json_decref(doc);
             }
             if (match) {
-                if (*count == limit) {
+                if (*count == limit || (bd->max_bytes && *count && bytes + (V.mv_size - 8) > bd->max_bytes)) {
                     *more = 1;
                     break;
                 }
+                bytes += V.mv_size - 8;
                 uint8_t hdr[12];
                 memcpy(hdr, V.mv_data, 8);
                 sr_put_le32(hdr + 8, (uint32_t)(V.mv_size - 8));
@@ -3049,6 +3068,9 @@ int sr_engine_doc_query(sr_engine *e, const char *op, const char *coll, const ch
                     break;
                 (*count)++;
             }
+            scanned++;
+            memcpy(next_after, id, idl);
+            next_after[idl] = 0;
             r = mdb_cursor_get(c, &K, &V, MDB_NEXT);
         }
     }

@@ -213,6 +213,19 @@ SR_MUST_CHECK int sr_engine_doc_get(sr_engine *e, const char *op, const char *co
 SR_MUST_CHECK int sr_engine_doc_query(sr_engine *e, const char *op, const char *coll, const char *field,
                                       const char *value, size_t limit, const char *after_id, sr_buf *out,
                                       size_t *count, int *more);
+/* The same with bounds on one call's work: at most max_bytes of document
+ * JSON appended (0: no bound; the first match is always taken, so one
+ * document larger than it still comes back alone) and at most max_scan
+ * documents examined (0: no bound). Cut by any bound, *more = 1 and
+ * next_after (>= 260 bytes: ids are at most 256) holds the id to resume after: the last document
+ * returned, or the last examined when the scan bound cut it (so a query
+ * that matches nothing still makes progress page by page). */
+typedef struct sr_doc_bounds {
+    size_t limit, max_bytes, max_scan;
+} sr_doc_bounds;
+SR_MUST_CHECK int sr_engine_doc_scan(sr_engine *e, const char *op, const char *coll, const char *field,
+                                     const char *value, const sr_doc_bounds *b, const char *after_id, sr_buf *out,
+                                     size_t *count, int *more, char *next_after);
 
 /* Files: metadata (packed FilePut) by path; list by path prefix (packed
  * FilePut records each preceded by a 4-byte LE length, path order). The

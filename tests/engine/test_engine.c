@@ -748,6 +748,82 @@ Test(engine, documents_query_by_top_level_field_with_paging)
     sr_engine_close(e);
 }
 
+/* issue #11 item 7: one call's work is bounded by the bytes it answers and
+ * the documents it examines; the cursor then resumes after the last one
+ * examined, so paging visits every match exactly once and a query that
+ * matches nothing still ends */
+Test(engine, documents_scan_bounded_by_bytes_and_documents_examined)
+{
+    sr_engine *e = open_engine(NULL);
+    sr_result r;
+    char id[16], js[1200];
+    for (int i = 0; i < 30; i++) { /* d00..d29: ~1 KB each, every third one site A */
+        snprintf(id, sizeof id, "d%02d", i);
+        snprintf(js, sizeof js, "{\"site\":\"%s\",\"n\":%d,\"pad\":\"%0900d\"}", i % 3 ? "B" : "A", i, 0);
+        cr_assert_eq(put_doc(e, id, js, 0, &r), SR_OK);
+    }
+    sr_buf out;
+    sr_buf_init(&out);
+    size_t n;
+    int more;
+    char next[260];
+    /* bytes: at most ~3 documents' JSON a page, every document once */
+    sr_doc_bounds b = {.limit = 1000, .max_bytes = 3 * 950, .max_scan = 0};
+    int seen[30] = {0}, pages = 0;
+    char cur[260] = "";
+    do {
+        out.len = 0;
+        cr_assert_eq(sr_engine_doc_scan(e, "op1", "reports", NULL, NULL, &b, cur, &out, &n, &more, next), SR_OK);
+        cr_assert(n >= 1 && n <= 3, "page %d: %zu documents", pages, n);
+        cr_assert_leq(out.len, 3 * 950 + 3 * 20);
+        size_t pos = 0;
+        for (size_t k = 0; k < n; k++) {
+            int d = atoi((const char *)out.data + pos + 1);
+            seen[d]++;
+            pos += strlen((const char *)out.data + pos) + 1;
+            pos += 12 + sr_get_le32(out.data + pos + 8);
+        }
+        snprintf(cur, sizeof cur, "%s", next);
+        pages++;
+    } while (more && pages < 100);
+    cr_assert_eq(pages, 10);
+    for (int i = 0; i < 30; i++) cr_assert_eq(seen[i], 1, "document %d seen %d times", i, seen[i]);
+    /* one document larger than the bound still comes, alone */
+    sr_doc_bounds tiny = {.limit = 1000, .max_bytes = 10, .max_scan = 0};
+    out.len = 0;
+    cr_assert_eq(sr_engine_doc_scan(e, "op1", "reports", NULL, NULL, &tiny, NULL, &out, &n, &more, next), SR_OK);
+    cr_assert(n == 1 && more && !strcmp(next, "d00"), "%zu %d %s", n, more, next);
+    /* documents examined: a filter matching 10 of 30, 7 examined a call */
+    sr_doc_bounds scan = {.limit = 1000, .max_bytes = 0, .max_scan = 7};
+    int matched = 0;
+    pages = 0;
+    cur[0] = 0;
+    do {
+        out.len = 0;
+        cr_assert_eq(sr_engine_doc_scan(e, "op1", "reports", "site", "\"A\"", &scan, cur, &out, &n, &more, next),
+                     SR_OK);
+        matched += (int)n;
+        snprintf(cur, sizeof cur, "%s", next);
+        pages++;
+    } while (more && pages < 100);
+    cr_assert_eq(matched, 10);
+    cr_assert_eq(pages, 5, "30 documents, 7 a call: 5 calls");
+    /* nothing matches: pages without items, then the end */
+    pages = 0;
+    cur[0] = 0;
+    do {
+        out.len = 0;
+        cr_assert_eq(sr_engine_doc_scan(e, "op1", "reports", "site", "\"Z\"", &scan, cur, &out, &n, &more, next),
+                     SR_OK);
+        cr_assert_eq(n, 0);
+        snprintf(cur, sizeof cur, "%s", next);
+        pages++;
+    } while (more && pages < 100);
+    cr_assert_eq(pages, 5);
+    sr_buf_release(&out);
+    sr_engine_close(e);
+}
+
 #include "storage/blobs.h"
 
 Test(engine, files_bytes_in_the_blob_store_metadata_in_the_index)

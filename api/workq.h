@@ -1,0 +1,78 @@
+/*
+ * api/workq.h -- the worker queue: work proportional to a request's data
+ * (AP-IF queries and listings, file parts, GW-IF messages too large to
+ * validate inline) runs on libuv's thread pool, never on the loop thread,
+ * and no operator can take more than its share of it.
+ *
+ * QUOTAS (per operator, checked on the loop at submit)
+ *  running_per_op   jobs of one operator on the pool at once; the others wait
+ *                   in the operator's FIFO. Operators with waiting jobs are
+ *                   served round-robin as pool slots free up.
+ *  running_max      jobs on the pool at once, all operators.
+ *  queued_per_op    jobs of one operator waiting; one more is refused
+ *                   (SR_EFULL: busy, E9002 with Retry-After) unless the
+ *                   caller must not be refused (sr_workq_submit's `must`:
+ *                   a GW-IF message whose connection is held meanwhile).
+ *  queued_max       jobs waiting, all operators (the same refusal).
+ *  bytes_per_op     bytes one operator's jobs hold (waiting and running:
+ *                   request bodies, file parts, payload copies); a job that
+ *                   would pass it is refused the same way (a lone job of an
+ *                   operator holding nothing is always taken).
+ *
+ * INVARIANTS
+ *  (1) A submitted job runs work() once on a pool thread, then done() once on
+ *      the loop, in that order, unless it is refused at submit (nothing runs).
+ *  (2) The counters are exact: an operator's entry exists while it has a job
+ *      waiting or running and is freed with its last one.
+ *  (3) One thread: the loop's (submit, done, dispatch); work() runs elsewhere
+ *      and must not touch the queue.
+ */
+#ifndef SR_WORKQ_H
+#define SR_WORKQ_H
+
+#include "api/loopq.h" /* SR_CONTAINER */
+#include "engine/sr_alloc.h"
+#include "engine/sr_error.h"
+
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+typedef struct sr_workq_limits {
+    uint32_t running_max;
+    uint32_t running_per_op;
+    uint32_t queued_max;
+    uint32_t queued_per_op;
+    uint64_t bytes_per_op;
+} sr_workq_limits;
+
+/* the defaults (docs/configuration.md [server] work_*) */
+void sr_workq_limits_default(sr_workq_limits *l);
+
+typedef struct sr_workq sr_workq;
+typedef struct sr_work sr_work;
+
+/* Embed in the job's own struct (SR_CONTAINER gets it back). */
+struct sr_work {
+    void (*work)(sr_work *w);             /* a pool thread */
+    void (*done)(sr_work *w, int status); /* the loop; status 0, or an SR_E* if the pool refused it */
+    /* the queue's */
+    uv_work_t uw;
+    sr_workq *q;
+    struct sr_workq_op *o;
+    uint64_t bytes;
+    sr_work *next;
+};
+
+SR_MUST_CHECK int sr_workq_new(uv_loop_t *loop, const sr_workq_limits *l, sr_workq **out);
+/* Only with no job queued or running (the server drains first). */
+void sr_workq_free(sr_workq *q);
+/* Queue w (work and done set) for operator op, holding `bytes` until done.
+ * SR_OK, or SR_EFULL (refused by a quota: nothing queued, done never runs)
+ * or SR_ENOMEM. must: never refuse for the queue's length or bytes. */
+SR_MUST_CHECK int sr_workq_submit(sr_workq *q, const char *op, uint64_t bytes, int must, sr_work *w);
+/* jobs waiting + running (all operators; or one operator if op) */
+size_t sr_workq_pending(const sr_workq *q, const char *op);
+size_t sr_workq_running(const sr_workq *q, const char *op);
+
+#endif
