@@ -45,7 +45,7 @@ bench: build
 
 # Long crash/fault/kill runs: SR_SOAK multiplies the iteration counts.
 soak: build
-	@cd $(BUILD) && SR_SOAK=$${SR_SOAK:-20} ctest --output-on-failure -R 'crash|kill9|fault'
+	@cd $(BUILD) && SR_SOAK=$${SR_SOAK:-20} ctest --output-on-failure -R 'crash|kill9|fault|overload'
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD)
