@@ -110,3 +110,111 @@ def finish(check, tmp, procs, log_name="server.log"):
             pass
     shutil.rmtree(tmp, ignore_errors=True)
     sys.exit(check.summary())
+
+
+# ---- raw MQTT (for exact timing and for clients that misbehave on purpose) --
+
+def _mqtt_str(s):
+    b = s.encode() if isinstance(s, str) else s
+    return len(b).to_bytes(2, "big") + b
+
+
+def _mqtt_len(n):
+    out = bytearray()
+    while True:
+        d = n % 128
+        n //= 128
+        out.append(d | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def mqtt_packet(ptype_flags, body):
+    """One MQTT packet: fixed header byte, remaining length, body."""
+    return bytes([ptype_flags]) + _mqtt_len(len(body)) + body
+
+
+def mqtt_connect(client_id, username, password, keepalive=60, v5=False):
+    """A CONNECT packet (clean session / clean start, user name + password)."""
+    vh = _mqtt_str("MQTT") + bytes([5 if v5 else 4, 0xC2]) + keepalive.to_bytes(2, "big")
+    if v5:
+        vh += b"\x00"  # no properties
+    return mqtt_packet(0x10, vh + _mqtt_str(client_id) + _mqtt_str(username) + _mqtt_str(password))
+
+
+def mqtt_publish(topic, payload, pid=0, qos=1, v5=False):
+    """A PUBLISH packet (QoS 0 or 1)."""
+    b = payload.encode() if isinstance(payload, str) else payload
+    vh = _mqtt_str(topic) + (pid.to_bytes(2, "big") if qos else b"") + (b"\x00" if v5 else b"")
+    return mqtt_packet(0x30 | (qos << 1), vh + b)
+
+
+def mqtt_read(sock):
+    """The next packet from a blocking socket: (type, body bytes); raises
+    ConnectionError when the server closed it."""
+    def need(n):
+        out = b""
+        while len(out) < n:
+            d = sock.recv(n - len(out))
+            if not d:
+                raise ConnectionError("closed by the server")
+            out += d
+        return out
+    h = need(1)[0]
+    n, mul = 0, 1
+    while True:
+        d = need(1)[0]
+        n += (d & 0x7F) * mul
+        mul *= 128
+        if not d & 0x80:
+            break
+    return h >> 4, need(n) if n else b""
+
+
+class RawGw:
+    """A gateway on one blocking socket: connect, then publish QoS 1 and wait
+    for its PUBACK (publish_wait returns the PUBACK's reason code, 0 for 3.1.1),
+    so the time between the two is exactly the server's acknowledgement."""
+
+    def __init__(self, port, op, gw, secret, v5=False, timeout=15, source=None):
+        import socket
+        self.v5 = v5
+        self.root = "wip/v1/%s/gw/%s" % (op, gw)
+        self.s = socket.create_connection(("127.0.0.1", port), timeout=timeout,
+                                          source_address=(source, 0) if source else None)
+        self.s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.s.sendall(mqtt_connect(gw, "%s/%s" % (op, gw), secret, v5=v5))
+        t, body = mqtt_read(self.s)
+        self.connack = body[1] if t == 2 and len(body) >= 2 else None
+        self.pid = 0
+
+    def publish_wait(self, suffix, payload):
+        self.pid = self.pid % 65535 + 1
+        self.s.sendall(mqtt_publish(self.root + "/" + suffix, payload, self.pid, 1, self.v5))
+        while True:
+            t, body = mqtt_read(self.s)
+            if t == 4 and int.from_bytes(body[:2], "big") == self.pid:
+                return body[2] if self.v5 and len(body) > 2 else 0
+
+    def close(self):
+        try:
+            self.s.sendall(b"\xe0\x00")
+            self.s.close()
+        except OSError:
+            pass
+
+
+def gw_envelope(mtype, mid, body, ts="2026-11-22T00:00:00.000Z"):
+    """A GW-IF message as JSON text."""
+    return json.dumps({"header": {"messageType": mtype, "messageId": mid, "timestamp": ts}, "body": body})
+
+
+def rss_kb(pid):
+    """VmRSS of a process in KiB (0 when it is gone)."""
+    try:
+        for line in open("/proc/%d/status" % pid):
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
