@@ -710,8 +710,17 @@ int sr_http_check_request(h2o_req_t *req)
         h2o_socket_t *sk = req->conn->callbacks->get_socket ? req->conn->callbacks->get_socket(req->conn) : NULL;
         const char *raw = sk && sk->input ? sk->input->bytes : NULL;
         size_t rl = raw ? sk->input->size : 0, ml = req->method.len;
-        if (raw && rl > ml + 1 + req->path.len && !memcmp(raw, req->method.base, ml) && raw[ml] == ' ' &&
-            !memcmp(raw + ml + 1, req->path.base, req->path.len)) {
+        /* this request's line: "METHOD SP target SP version", the target in
+         * origin form (= req->path) or absolute form (ending with it) */
+        const char *eol = raw ? memchr(raw, '\n', rl) : NULL;
+        int mine = eol && (size_t)(eol - raw) > ml + 1 + req->path.len && !memcmp(raw, req->method.base, ml) &&
+                   raw[ml] == ' ';
+        if (mine) {
+            const char *sp = memchr(raw + ml + 1, ' ', (size_t)(eol - raw - (ptrdiff_t)ml - 1));
+            mine = sp && (size_t)(sp - raw - (ptrdiff_t)ml - 1) >= req->path.len &&
+                   !memcmp(sp - req->path.len, req->path.base, req->path.len);
+        }
+        if (mine) {
             const char *he = NULL;
             for (size_t i = 0; i + 3 < rl; i++)
                 if (raw[i] == '\r' && raw[i + 1] == '\n' && raw[i + 2] == '\r' && raw[i + 3] == '\n') {

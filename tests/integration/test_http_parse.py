@@ -160,6 +160,10 @@ try:
               st == 400 and (plain or (code(b) == "E1001" and field(b) == want)), (st, b))
         if closes:
             check("%s: the connection is closed (framing in doubt)" % name, closed)
+    st, b, closed, _ = raw(("PUT http://127.0.0.1/api/v1/files/y HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer %s\r\n"
+                            "Content-Length: 1\r\nContent-Length: 2\r\n\r\nzz" % token).encode(), see_close=True)
+    check("absolute-form target with two Content-Length -> 400 E1001, closed",
+          st == 400 and code(b) == "E1001" and field(b) == "header Content-Length" and closed, (st, b, closed))
     st, b, closed, _ = raw(("PUT /api/v1/files/y HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer %s\r\n"
                             "Authorization: Bearer %s\r\nContent-Length: 1\r\n\r\nz" % (token, token)).encode(),
                            )
