@@ -3,9 +3,10 @@
  * back-off's growth and cap, a success clearing it, the address bucket, the
  * principal bucket that locks only addresses that failed (the owner still
  * logs in from a fresh address), independence of addresses and principals,
- * the bound on records. The guard, with its threads and a libuv loop: an
- * unknown ID runs the same scrypt as a known one, the queue's bounds (per
- * address, overall, displacement of the busiest address), every job
+ * the bound on records, checks in flight, hammering during a back-off. The
+ * guard, with its threads and a libuv loop: an unknown ID runs the same
+ * scrypt as a known one, the queue's bounds (per address, overall,
+ * displacement of the busiest address), addresses served in turn, every job
  * completed once, also when the guard stops. */
 #include "api/loginguard.h"
 #include "engine/secret.h"
