@@ -31,6 +31,7 @@ ID_KEYS = {
     "ap_query": ["system", "query"],
     "ap_query_ratio": ["query"],
     "callgrind": ["what"],
+    "overload": ["phase"],
 }
 
 # The figures bench/compare.py shows by default (--all: every number).
@@ -53,6 +54,8 @@ HEADLINE = {
     "ap_query": ["req_per_s", "p50_ms", "p99_ms"],
     "ap_query_ratio": ["suiro_vs_influxdb", "suiro_vs_victoriametrics"],
     "callgrind": ["instr_per_unit"],
+    "overload": ["latest_p50_ms", "latest_p99_ms", "latest_p99_x_quiet", "puback_p50_ms", "puback_p99_ms",
+                 "puback_p99_x_quiet", "errors", "rss_max_mb"],
 }
 
 # String fields that never identify a line of an unknown kind (free text,
@@ -132,6 +135,8 @@ def better(name):
     n = name.lower()
     if n in ("cores", "mem_kb", "n", "size"):
         return 0
+    if n.endswith("_x_quiet") or n in ("errors", "rss_max_mb"):
+        return -1
     if n.endswith("_per_s") or "ratio" in n or n.startswith("suiro_vs_"):
         return 1
     if (n.endswith(("_ms", "_us", "_s", "_ns")) or n in ("secs", "ns_per_msg") or "bytes_per" in n

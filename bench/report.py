@@ -44,7 +44,7 @@ PEERS = ["influxdb", "victoriametrics", "redis", "mosquitto"]
 QUERIES = ["latest", "day_raw", "day_1m", "series_raw", "series_1m"]
 HANDLED = {"run", "machine", "fsync", "log_append", "series_codec", "series_downsample", "engine_ingest",
            "engine_query", "engine_restart", "gw_ingest", "gw_ingest_ratio", "gw_parse", "net_ingest",
-           "net_ingest_ratio", "disk_bytes", "restart", "ap_query", "ap_query_ratio", "callgrind"}
+           "net_ingest_ratio", "disk_bytes", "restart", "ap_query", "ap_query_ratio", "callgrind", "overload"}
 
 # The goals of the issues. "where": the lines a goal applies to; "field": the
 # figure (_ratio is suiro's figure over this line's system's, see ratios());
@@ -84,6 +84,12 @@ GOALS = [
          text="AP-IF: every query faster than VictoriaMetrics (req/s ratio > 1)"),
     dict(id="ap_influx", kind="ap_query", where={"system": "influxdb"}, field="_ratio", op=">=", limit=D(3),
          text="AP-IF: every query ≥ 3 × InfluxDB (req/s ratio)"),
+    dict(id="overload_latest", kind="overload", where={}, field="latest_p99_x_quiet", op="<=", limit=D(3),
+         text="under attack, the victim operator's latest-value p99 ≤ 3 × its quiet p99 (floored at 1 ms)"),
+    dict(id="overload_puback", kind="overload", where={}, field="puback_p99_x_quiet", op="<=", limit=D(3),
+         text="under attack, the victim operator's PUBACK p99 ≤ 3 × its quiet p99 (floored at 1 ms)"),
+    dict(id="overload_rss", kind="overload", where={}, field="rss_max_mb", op="<=", limit=D(512),
+         text="under attack, the server's RSS ≤ 512 MB"),
 ]
 OPS = {">=": lambda a, b: a >= b, "<=": lambda a, b: a <= b, ">": lambda a, b: a > b, "<": lambda a, b: a < b}
 SYM = {">=": "≥", "<=": "≤", ">": ">", "<": "<"}
@@ -623,6 +629,25 @@ def sec_callgrind(lines):
                         for l in cg])
 
 
+def sec_overload(lines):
+    out = ["## Overload", "",
+           "`bench/overload.sh` (`tests/integration/test_overload.py` with longer phases): operator `atk` attacks "
+           "the real server one way at a time, then all at once, from its own process at a lower CPU priority, "
+           "while operator `demo` is measured as its users see it: an app asks for a latest value every 4 ms and a "
+           "gateway publishes one QoS 1 message every 10 ms and waits for its PUBACK. Ratios are against the "
+           "quiet phase's p99, floored at 1 ms. On this 2-core machine the attacker's clients, the victim's and the "
+           "server share the cores, so the ingest floods cost the victim CPU as well as server time.", ""]
+    ov = of(lines, "overload")
+    if not ov:
+        return out + none_line(["overload"])
+    return out + table(["phase", "s", "latest p50 ms", "latest p99 ms", "latest p99 ÷ quiet", "PUBACK p50 ms",
+                        "PUBACK p99 ms", "PUBACK p99 ÷ quiet", "victim errors", "server RSS max MB", "verify"],
+                       [[num(l.get("phase")), num(l.get("phase_s")), num(l.get("latest_p50_ms")),
+                         num(l.get("latest_p99_ms")), with_goals(l, "latest_p99_x_quiet"), num(l.get("puback_p50_ms")),
+                         num(l.get("puback_p99_ms")), with_goals(l, "puback_p99_x_quiet"), num(l.get("errors")),
+                         with_goals(l, "rss_max_mb"), verify_cell(l)] for l in ov])
+
+
 def sec_other(lines):
     other = [l for l in lines if l["bench"] not in HANDLED]
     out = ["## Other lines", ""]
@@ -754,7 +779,7 @@ def build(path, lines, bad, charts_note, charts, chart_rel):
     for sec in (sec_log(lines), sec_codec(lines), sec_ingest(lines), sec_query(lines), sec_restart(lines, src),
                 sec_crypto(lines),
                 sec_gw(lines, src), sec_net(lines, src), sec_disk(lines, src), sec_ap(lines, src),
-                sec_callgrind(lines)):
+                sec_overload(lines), sec_callgrind(lines)):
         out += sec + [""]
     if charts:
         out += ["## Charts", ""]

@@ -51,6 +51,7 @@ if [ -f bench/net_ingest.sh ]; then
     bash bench/net_ingest.sh "$BUILD"
 fi
 step "AP-IF queries over HTTP, suiro serve vs InfluxDB 1.6 and VictoriaMetrics" bash bench/ap_query.sh "$BUILD"
+step "overload: one operator attacks, another is measured" bash bench/overload.sh "$BUILD"
 step "instruction counts of the hot paths (callgrind)" bash bench/callgrind.sh "$BUILD"
 if grep -q '"verify":"FAILED"' "$out"; then
   echo "bench: a benchmark failed its own verification; see $out" >&2

@@ -76,7 +76,8 @@ check "without gnuplot the tables are there" "grep -q '^## AP-IF queries vs peer
 report "$T/20991231T235959Z.jsonl" --no-charts > "$T/r4.md"; rc=$?
 check "report.py copes with unknown kinds and bad lines" "[ $rc -eq 0 ]"
 check "an unknown kind gets its own generic table" "grep -q '^### future_kind' $T/r4.md && grep -q '^| mode | verify | widgets |$' $T/r4.md && grep -q '^| fast | ok | 12 |$' $T/r4.md"
-check "bad lines are reported by number" "grep -q 'line 65 skipped: not JSON' $T/r4.md && grep -q 'line 66 skipped: no \"bench\" key' $T/r4.md"
+nj=$(( $(grep -v '"bench":"run"' "$S" | grep -cv '"bench":"machine"') + 2 ))
+check "bad lines are reported by number" "grep -q 'line $nj skipped: not JSON' $T/r4.md && grep -q 'line $((nj + 1)) skipped: no \"bench\" key' $T/r4.md"
 check "without a run line the date is the file's name and the commit is unrecorded" \
   "grep -q 'date: 20991231T235959Z (the file.s name)' $T/r4.md && grep -q 'commit: not recorded' $T/r4.md"
 
