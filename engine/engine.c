@@ -58,6 +58,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -1146,6 +1147,15 @@ static void alert(sr_engine *e, int error, const char *fmt, ...)
     else fprintf(stderr, "suiro: %s\n", msg);
 }
 
+/* Is dir's file system (nearly) full? LMDB reports a write cut short by a
+ * full disk as EIO, so an SR_EIO is also looked at this way. */
+static int fs_full(const char *dir)
+{
+    struct statvfs v;
+    if (!dir || statvfs(dir, &v) != 0) return 0;
+    return (uint64_t)v.f_bavail * v.f_frsize < (1u << 20);
+}
+
 /* A write failed: stop writing (invariant 6) and say so, with what to do. */
 static void poison(sr_engine *e, int cause, uint64_t seq)
 {
@@ -1160,7 +1170,7 @@ static void poison(sr_engine *e, int cause, uint64_t seq)
         alert(e, 1, "write failed at seq %" PRIu64 ": %s (%s); nothing of it was acknowledged; writes refused, resuming "
                     "by itself once it works (tried every %u ms): %s",
               seq, sr_strerror(cause), sr_err_name(cause), e->o.recover_ms,
-              cause == SR_ENOSPC ? "free disk space" : "check the disk");
+              cause == SR_ENOSPC || fs_full(e->dir) ? "free disk space (the file system is full)" : "check the disk");
 }
 
 static void cmd_free(cmd *c)
@@ -2070,7 +2080,8 @@ int sr_engine_open(const char *dir, const sr_engine_opts *opts, sr_engine **out,
     sr_errinfo local;
     if (!ei) ei = &local;
     int rc = engine_open(dir, opts, out, ei);
-    if (rc != SR_ENOSPC || !opts || !opts->readonly_on_nospace || opts->readonly || opts->log_readonly) return rc;
+    if (!opts || !opts->readonly_on_nospace || opts->readonly || opts->log_readonly) return rc;
+    if (rc != SR_ENOSPC && !((rc == SR_EIO || rc == SR_EDB) && fs_full(dir))) return rc; /* LMDB: EIO */
     /* no room to recover or replay: serve reads, refuse writes (§7) */
     char why[sizeof ei->msg];
     snprintf(why, sizeof why, "%s", ei->msg);
