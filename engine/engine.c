@@ -189,6 +189,7 @@ struct sr_engine {
     int stopping, poisoned;
     int poison_cause;           /* the failure that poisoned (under mu) */
     int nospace_ro;             /* opened read-only for lack of space (readonly_on_nospace) */
+    uint32_t test_groups;       /* writer: groups appended (opts.test_fail_commit) */
     char *logdir;               /* the log's directory and options: the writer reopens it (§7) */
     struct sr_log_opts lo;
     pthread_t writer;
@@ -1436,8 +1437,17 @@ static void process_group(sr_engine *e, cmd **cmds, size_t nc)
     if (nrecs) {
         for (size_t i = 0; i < nrecs; i++) recs[i].data = packed.data + (uintptr_t)recs[i].data;
         uint64_t first = 0;
+        ++e->test_groups;
+        if (e->o.test_fail_append && e->test_groups == e->o.test_fail_append) {
+            fatal = SR_ENOSPC; /* tests: as a log append that found no space */
+            goto finish;
+        }
         if ((fatal = sr_log_append(e->log, recs, nrecs, &first))) goto finish;
         SR_VERIFY(first == e->next_seq);
+        if (e->o.test_fail_commit && e->test_groups == e->o.test_fail_commit) {
+            fatal = SR_EIO; /* tests: durable in the log, not in the index (§7) */
+            goto finish;
+        }
         if ((fatal = put_watermark(e, txn, seq - 1))) goto finish;
     }
     fatal = sr_index_commit(e->ix, txn);

@@ -56,6 +56,10 @@ typedef struct sr_engine_opts {
     int log_readonly;           /* read the log without locking it; apply to the index; no writer */
     uint64_t replay_to;         /* with log_readonly: apply events up to this seq only (0: all) */
     uint32_t test_group_delay_ms; /* tests only: the writer sleeps this long before each group */
+    uint32_t test_fail_commit;  /* tests only: the n-th group written (from 1) fails after its log
+                                   append, as a failed index commit would (durable, not acknowledged) */
+    uint32_t test_fail_append;  /* tests only: the n-th group written (from 1) fails with SR_ENOSPC
+                                   instead of its log append (its heads were already applied) */
     void (*progress)(void *ctx, uint64_t done, uint64_t total); /* replay progress at open */
     void *progress_ctx;
     /* notices at open (an index of an older layout rebuilt from the log);
