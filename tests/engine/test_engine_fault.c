@@ -7,7 +7,11 @@
  * allocator:
  *  - the log holds exactly the acknowledged events (no more, no fewer);
  *  - every point's range equals the model of the acknowledged commands;
- *  - the index equals one rebuilt from the log (content hash). */
+ *  - the index equals one rebuilt from the log (content hash).
+ * And resuming without a reopen (docs/durability.md section 7): after each
+ * such fault the writer reopens the log and rebuilds the heads by itself;
+ * refused commands sent again are stored once, and the live engine equals a
+ * reopened one; an open without space opens read-only. */
 #include <criterion/criterion.h>
 #include <dirent.h>
 #include <inttypes.h>
