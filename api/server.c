@@ -929,6 +929,7 @@ static void on_broker_retry(uv_timer_t *t)
         bjob *j = list;
         list = j->next;
         conn *c = j->c;
+        c->refs++; /* the answer below may drop the job's reference */
         c->bheld--;
         sr_gw_msg msg;
         sr_gw_err err;
@@ -948,6 +949,7 @@ static void on_broker_retry(uv_timer_t *t)
         sr_gw_msg_release(&msg);
         sr_gw_err_clear(&err);
         if (c->state != ST_CLOSING && !c->bheld) conn_maybe_resume(c);
+        conn_unref(c);
     }
     if (!s->bheld) uv_timer_stop(&s->bretry);
 }

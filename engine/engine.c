@@ -58,6 +58,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -188,6 +189,7 @@ struct sr_engine {
     int stopping, poisoned;
     int poison_cause;           /* the failure that poisoned (under mu) */
     int nospace_ro;             /* opened read-only for lack of space (readonly_on_nospace) */
+    uint32_t test_groups;       /* writer: groups appended (opts.test_fail_commit) */
     char *logdir;               /* the log's directory and options: the writer reopens it (§7) */
     struct sr_log_opts lo;
     pthread_t writer;
@@ -1178,6 +1180,15 @@ static void alert(sr_engine *e, int error, const char *fmt, ...)
     else fprintf(stderr, "suiro: %s\n", msg);
 }
 
+/* Is dir's file system (nearly) full? LMDB reports a write cut short by a
+ * full disk as EIO, so an SR_EIO is also looked at this way. */
+static int fs_full(const char *dir)
+{
+    struct statvfs v;
+    if (!dir || statvfs(dir, &v) != 0) return 0;
+    return (uint64_t)v.f_bavail * v.f_frsize < (1u << 20);
+}
+
 /* A write failed: stop writing (invariant 6) and say so, with what to do. */
 static void poison(sr_engine *e, int cause, uint64_t seq)
 {
@@ -1192,7 +1203,7 @@ static void poison(sr_engine *e, int cause, uint64_t seq)
         alert(e, 1, "write failed at seq %" PRIu64 ": %s (%s); nothing of it was acknowledged; writes refused, resuming "
                     "by itself once it works (tried every %u ms): %s",
               seq, sr_strerror(cause), sr_err_name(cause), e->o.recover_ms,
-              cause == SR_ENOSPC ? "free disk space" : "check the disk");
+              cause == SR_ENOSPC || fs_full(e->dir) ? "free disk space (the file system is full)" : "check the disk");
 }
 
 static void cmd_free(cmd *c)
@@ -1458,8 +1469,17 @@ static void process_group(sr_engine *e, cmd **cmds, size_t nc)
     if (nrecs) {
         for (size_t i = 0; i < nrecs; i++) recs[i].data = packed.data + (uintptr_t)recs[i].data;
         uint64_t first = 0;
+        ++e->test_groups;
+        if (e->o.test_fail_append && e->test_groups == e->o.test_fail_append) {
+            fatal = SR_ENOSPC; /* tests: as a log append that found no space */
+            goto finish;
+        }
         if ((fatal = sr_log_append(e->log, recs, nrecs, &first))) goto finish;
         SR_VERIFY(first == e->next_seq);
+        if (e->o.test_fail_commit && e->test_groups == e->o.test_fail_commit) {
+            fatal = SR_EIO; /* tests: durable in the log, not in the index (§7) */
+            goto finish;
+        }
         if ((fatal = put_watermark(e, txn, seq - 1))) goto finish;
     }
     fatal = sr_index_commit(e->ix, txn);
@@ -2104,7 +2124,8 @@ int sr_engine_open(const char *dir, const sr_engine_opts *opts, sr_engine **out,
     sr_errinfo local;
     if (!ei) ei = &local;
     int rc = engine_open(dir, opts, out, ei);
-    if (rc != SR_ENOSPC || !opts || !opts->readonly_on_nospace || opts->readonly || opts->log_readonly) return rc;
+    if (!opts || !opts->readonly_on_nospace || opts->readonly || opts->log_readonly) return rc;
+    if (rc != SR_ENOSPC && !((rc == SR_EIO || rc == SR_EDB) && fs_full(dir))) return rc; /* LMDB: EIO */
     /* no room to recover or replay: serve reads, refuse writes (§7) */
     char why[sizeof ei->msg];
     snprintf(why, sizeof why, "%s", ei->msg);

@@ -60,6 +60,10 @@ typedef struct sr_engine_opts {
     int discard_lost;           /* sr_engine_rebuild only: rebuild even if the log lacks events the dropped
                                    index had applied or its tail block is damaged (they are lost for good) */
     uint32_t test_group_delay_ms; /* tests only: the writer sleeps this long before each group */
+    uint32_t test_fail_commit;  /* tests only: the n-th group written (from 1) fails after its log
+                                   append, as a failed index commit would (durable, not acknowledged) */
+    uint32_t test_fail_append;  /* tests only: the n-th group written (from 1) fails with SR_ENOSPC
+                                   instead of its log append (its heads were already applied) */
     void (*progress)(void *ctx, uint64_t done, uint64_t total); /* replay progress at open */
     void *progress_ctx;
     /* notices at open (an index of an older layout rebuilt from the log);

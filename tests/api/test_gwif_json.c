@@ -286,3 +286,35 @@ Test(gwif_json, fast_decimals_read_exactly_as_strtod_does)
         differential(buf, -1);
     }
 }
+
+/* The acknowledgement outcome table (docs/mqtt.md "Acknowledgement
+ * outcomes"): only SR_OK is durable; the message's own faults are
+ * refusals; every engine code that is about the server's state -- a full
+ * queue or a full LMDB map (SR_EFULL, also in a completion), an I/O error,
+ * no space, a poisoned engine, closing, memory, a database failure -- is
+ * transient, so no binding can acknowledge it as stored. */
+Test(gwif_json, outcome_table_never_calls_a_server_failure_durable)
+{
+    cr_assert_eq(sr_gw_outcome_rc(SR_OK), SR_GW_DURABLE);
+    static const int refused[] = {SR_EINVAL, SR_ENOTFOUND, SR_ECONFLICT, SR_ETOOBIG, SR_ECODEC};
+    for (size_t i = 0; i < sizeof refused / sizeof *refused; i++) {
+        cr_assert_eq(sr_gw_outcome_rc(refused[i]), SR_GW_REFUSED, "%s", sr_err_name(refused[i]));
+        cr_assert_eq(sr_gw_outcome_code(sr_gw_code_of_rc(refused[i])), SR_GW_REFUSED, "%s", sr_err_name(refused[i]));
+    }
+    static const int transient[] = {SR_EFULL, SR_EIO,     SR_ENOSPC, SR_EPOISONED, SR_ECLOSED, SR_ENOMEM,
+                                    SR_EDB,   SR_ECORRUPT, SR_ECRYPTO, SR_EKEY, SR_ELOCKED};
+    for (size_t i = 0; i < sizeof transient / sizeof *transient; i++) {
+        int rc = transient[i];
+        cr_assert_eq(sr_gw_outcome_rc(rc), SR_GW_TRANSIENT, "%s", sr_err_name(rc));
+        /* the code a binding sends for it is transient too (E9xxx) */
+        cr_assert_eq(sr_gw_outcome_code(sr_gw_code_of_rc(rc)), SR_GW_TRANSIENT, "%s -> %s", sr_err_name(rc),
+                     sr_gw_code_of_rc(rc));
+        cr_assert(sr_gw_msg_of_rc(rc)[0]);
+    }
+    cr_assert_eq(sr_gw_outcome_code("0"), SR_GW_DURABLE);
+    cr_assert_eq(sr_gw_outcome_code("E1001"), SR_GW_REFUSED);
+    cr_assert_eq(sr_gw_outcome_code("E3001"), SR_GW_REFUSED);
+    cr_assert_eq(sr_gw_outcome_code("E9001"), SR_GW_TRANSIENT);
+    cr_assert_eq(sr_gw_outcome_code("E9002"), SR_GW_TRANSIENT);
+    cr_assert_eq(sr_gw_outcome_code(NULL), SR_GW_TRANSIENT);
+}

@@ -7,7 +7,11 @@
  * allocator:
  *  - the log holds exactly the acknowledged events (no more, no fewer);
  *  - every point's range equals the model of the acknowledged commands;
- *  - the index equals one rebuilt from the log (content hash). */
+ *  - the index equals one rebuilt from the log (content hash).
+ * And resuming without a reopen (docs/durability.md section 7): after each
+ * such fault the writer reopens the log and rebuilds the heads by itself;
+ * refused commands sent again are stored once, and the live engine equals a
+ * reopened one; an open without space opens read-only. */
 #include <criterion/criterion.h>
 #include <dirent.h>
 #include <inttypes.h>
@@ -574,5 +578,142 @@ Test(engine_fault, full_disk_at_open_opens_read_only)
         if (!fired) break;
     }
     cr_assert_gt(ro_runs, 0, "some ENOSPC during the open should have opened read-only");
+    fixture_release(&f);
+}
+
+/* The index commit of a group fails after its log append (durable in the
+ * log, not in the index, not acknowledged): the resume applies it from the
+ * log (the resent command is then a duplicate, stored once), the heads are
+ * rebuilt with it, and the live engine equals a reopened and a rebuilt one. */
+Test(engine_fault, resume_applies_a_durable_group_the_index_missed)
+{
+    fixture f;
+    fixture_init(&f);
+    cr_assert_str_eq(f.cmds[3].msgid, "m-3");
+    cr_assert_eq(f.cmds[3].nev, 1);
+    fresh_db();
+    outcome out;
+    outcome_init(&out, &f);
+    int alerts = 0;
+    sr_engine_opts o = opts(NULL, NULL);
+    o.recover_ms = 1;
+    o.alert = alert_count;
+    o.alert_ctx = &alerts;
+    o.test_fail_commit = 4; /* the group of command 3 */
+    sr_engine *e = open_at(db, &o);
+    int failed = 0;
+    for (int c = 0; c < NCMD; c++) {
+        command *cm = &f.cmds[c];
+        sr_slice sl[2];
+        for (size_t v = 0, pos = 0; v < cm->nev; pos += cm->lens[v], v++)
+            sl[v] = (sr_slice){cm->bytes.data + pos, cm->lens[v]};
+        sr_result res;
+        memset(&res, 0, sizeof res);
+        int rc = sr_engine_submit_wait(e, sl, cm->nev, &res);
+        if (c == 3) {
+            cr_assert_eq(rc, SR_EIO, "command 3: %s", sr_err_name(rc));
+            failed = 1;
+            cr_assert(wait_resumed(e), "the engine did not resume");
+            cr_assert_gt(alerts, 0);
+            memset(&res, 0, sizeof res);
+            rc = sr_engine_submit_wait(e, sl, cm->nev, &res);
+            cr_assert_eq(rc, SR_OK, "command 3 again: %s (%s)", sr_err_name(rc), res.msg);
+            cr_assert(res.duplicate, "command 3 again: the resume should have stored it from the log");
+        } else
+            cr_assert_eq(rc, SR_OK, "command %d: %s (%s)", c, sr_err_name(rc), res.msg);
+        if (res.duplicate && c != 3) continue;
+        out.events += cm->nev;
+        for (size_t v = 0; v < cm->nev; v++)
+            for (size_t i = 0; i < cm->ns[v]; i++) et_model_put(out.m, cm->point[v], &cm->s[v][i]);
+    }
+    cr_assert(failed);
+    sr_buf sb, strs;
+    sr_buf_init(&sb);
+    sr_buf_init(&strs);
+    for (int p = 0; p < NPOINTS; p++) {
+        sr_sample *want;
+        size_t nw = et_model_range(out.m, f.points[p], INT64_MIN / 4, INT64_MAX / 4, &want);
+        sb.len = strs.len = 0;
+        int more = 0;
+        sr_range_q q = {.point = f.points[p], .from = INT64_MIN / 4, .to = INT64_MAX / 4, .after = INT64_MIN};
+        cr_assert_eq(sr_engine_range(e, &q, &sb, &strs, &more), SR_OK);
+        cr_assert_eq(sb.len / sizeof(sr_sample), nw, "live point %d", p);
+        for (size_t i = 0; i < nw; i++)
+            cr_assert(et_sample_eq(TYPES[p], &((sr_sample *)sb.data)[i], &want[i]), "live point %d sample %zu", p, i);
+        free(want);
+    }
+    sr_buf_release(&sb);
+    sr_buf_release(&strs);
+    uint8_t live[32], reopened[32];
+    cr_assert_eq(sr_engine_content_hash(e, live), SR_OK);
+    cr_assert_eq(sr_engine_close(e), SR_OK);
+    sr_engine_opts ro = opts(NULL, NULL);
+    e = open_at(db, &ro);
+    cr_assert_eq(sr_engine_content_hash(e, reopened), SR_OK);
+    cr_assert_eq(sr_engine_close(e), SR_OK);
+    cr_assert_eq(memcmp(live, reopened, 32), 0, "the resumed engine's content differs from a reopen's");
+    check_db(&f, &out, "index commit failed after the append");
+    et_model_free(out.m);
+    fixture_release(&f);
+}
+
+/* A group whose log append fails has already put its samples (and maybe a
+ * flush) into the heads. After the resume the gateway sends something else
+ * (not a resend: other values, fewer timestamps) under the same seqs: the
+ * live engine must answer exactly what was acknowledged -- the failed
+ * group's samples and flush are gone from the heads (they are rebuilt) --
+ * and equal a reopened one. */
+Test(engine_fault, resume_forgets_what_a_failed_group_put_in_the_heads)
+{
+    fixture f;
+    fixture_init(&f);
+    fresh_db();
+    outcome out;
+    outcome_init(&out, &f);
+    int alerts = 0;
+    sr_engine_opts o = opts(NULL, NULL);
+    o.recover_ms = 1;
+    o.alert = alert_count;
+    o.alert_ctx = &alerts;
+    o.test_fail_append = 1;
+    sr_engine *e = open_at(db, &o);
+    uint32_t p = f.points[0];
+    int64_t t0 = 1700000000000;
+    sr_sample a[2 * HEAD_MAX], b[3];
+    for (int i = 0; i < 2 * HEAD_MAX; i++) a[i] = (sr_sample){.ts = t0 + 1000 * i, .v.f = 1000.0 + i};
+    for (int i = 0; i < 3; i++) b[i] = (sr_sample){.ts = t0 + 1000 * i, .v.f = -5.0 - i};
+    sr_result res;
+    int rc = et_put(e, "op1", "GW1", p, TYPES[0], a, 2 * HEAD_MAX, NULL, &res); /* flushes the head */
+    cr_assert_eq(rc, SR_ENOSPC, "the failed group: %s", sr_err_name(rc));
+    cr_assert(wait_resumed(e), "the engine did not resume");
+    cr_assert_gt(alerts, 0);
+    rc = et_put(e, "op1", "GW1", p, TYPES[0], b, 3, NULL, &res);
+    cr_assert_eq(rc, SR_OK, "after the resume: %s (%s)", sr_err_name(rc), res.msg);
+    out.events += 1;
+    for (int i = 0; i < 3; i++) et_model_put(out.m, p, &b[i]);
+    sr_buf sb, strs;
+    sr_buf_init(&sb);
+    sr_buf_init(&strs);
+    sr_sample *want;
+    size_t nw = et_model_range(out.m, p, INT64_MIN / 4, INT64_MAX / 4, &want);
+    int more = 0;
+    sr_range_q q = {.point = p, .from = INT64_MIN / 4, .to = INT64_MAX / 4, .after = INT64_MIN};
+    cr_assert_eq(sr_engine_range(e, &q, &sb, &strs, &more), SR_OK);
+    cr_assert_eq(sb.len / sizeof(sr_sample), nw, "live: %zu samples, %zu acknowledged", sb.len / sizeof(sr_sample), nw);
+    for (size_t i = 0; i < nw; i++)
+        cr_assert(et_sample_eq(TYPES[0], &((sr_sample *)sb.data)[i], &want[i]), "live sample %zu", i);
+    free(want);
+    sr_buf_release(&sb);
+    sr_buf_release(&strs);
+    uint8_t live[32], reopened[32];
+    cr_assert_eq(sr_engine_content_hash(e, live), SR_OK);
+    cr_assert_eq(sr_engine_close(e), SR_OK);
+    sr_engine_opts ro = opts(NULL, NULL);
+    e = open_at(db, &ro);
+    cr_assert_eq(sr_engine_content_hash(e, reopened), SR_OK);
+    cr_assert_eq(sr_engine_close(e), SR_OK);
+    cr_assert_eq(memcmp(live, reopened, 32), 0, "the resumed engine's content differs from a reopen's");
+    check_db(&f, &out, "a failed group's heads forgotten");
+    et_model_free(out.m);
     fixture_release(&f);
 }
