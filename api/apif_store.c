@@ -34,6 +34,7 @@
  * segment, at most 512 bytes: nothing else reaches the store.
  */
 #include "api/apif_int.h"
+#include "api/gwif_json.h"
 #include "api/httpu.h"
 #include "api/loopq.h"
 #include "api/slog.h"
@@ -104,7 +105,8 @@ static void answer(pjob *j)
     if (r->rc == SR_ECONFLICT) return sr_http_result(req, 0, "E3002", r->msg, NULL);
     if (r->rc == SR_ENOTFOUND) return sr_http_result(req, 0, "E3001", r->msg, NULL);
     if (r->rc == SR_EINVAL) return sr_http_result(req, 0, "E1001", r->msg, NULL);
-    if (r->rc) return sr_http_result(req, 0, "E9001", r->msg[0] ? r->msg : sr_strerror(r->rc), NULL);
+    /* the server's state (queue full, stopped writes, no space): E9002, retry */
+    if (r->rc) return sr_http_result(req, 0, sr_gw_code_of_rc(r->rc), r->msg[0] ? r->msg : sr_gw_msg_of_rc(r->rc), NULL);
     json_t *o = NULL;
     char hex[65];
     switch (j->what) {
@@ -143,7 +145,7 @@ static void submit_ev(sr_apif *a, h2o_req_t *req, Suiro__V1__Event *ev, const sr
         if (rc) j->h.refs--;
     }
     sr_buf_release(&b);
-    if (rc && req) sr_http_result(req, 0, rc == SR_EFULL ? "E9002" : "E9001", sr_strerror(rc), NULL);
+    if (rc && req) sr_http_result(req, 0, sr_gw_code_of_rc(rc), sr_gw_msg_of_rc(rc), NULL);
 }
 
 int sr_apif_store_open(sr_apif *a)
@@ -628,7 +630,7 @@ static void part_after(sr_work *w, int status)
     if (!rc && p->a->closing) rc = SR_ECLOSED;
     if (rc) {
         sr_slog(SR_LOG_WARN, "file upload failed", "op=%s path=%s error=%s", u->op, sr_slog_q(u->path), sr_err_name(rc));
-        if (req) sr_http_result(req, 0, rc == SR_ENOSPC ? "E9002" : "E9001", sr_strerror(rc), NULL);
+        if (req) sr_http_result(req, 0, sr_gw_code_of_rc(rc), sr_gw_msg_of_rc(rc), NULL);
         up_drop(s, u);
     } else if (!p->last) {
         u->received += p->len;

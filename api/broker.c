@@ -1570,7 +1570,7 @@ static void submit_for_gw(sr_broker *b, evlist *l, job *j, sr_gw_answer_cb cb, v
         json_decref(j->push_body);
         json_decref(j->push_asked);
         free(j);
-        gw_ack(cb, ctx, rc == SR_EFULL ? "E9002" : "E9001", sr_strerror(rc), NULL);
+        gw_ack(cb, ctx, sr_gw_code_of_rc(rc), sr_gw_msg_of_rc(rc), NULL);
     }
 }
 
@@ -1597,8 +1597,8 @@ static void answer_done(job *j)
         }
         gw_ack(j->gcb, j->gctx, "0", j->res.duplicate ? "duplicate; stored once" : j->ok_msg, NULL);
     } else
-        gw_ack(j->gcb, j->gctx, j->res.rc == SR_EINVAL ? "E1001" : "E9001",
-               j->res.msg[0] ? j->res.msg : sr_strerror(j->res.rc), NULL);
+        gw_ack(j->gcb, j->gctx, sr_gw_code_of_rc(j->res.rc),
+               j->res.msg[0] ? j->res.msg : sr_gw_msg_of_rc(j->res.rc), NULL);
     json_decref(j->p_values);
     json_decref(j->p_applied);
     request_maybe_finish(r);
@@ -2335,8 +2335,8 @@ static void on_job(void *ctx, sr_loopq_item *it)
             json_decref(j->push_body);
             json_decref(j->push_asked);
             if (j->res.rc)
-                gw_ack(j->gcb, j->gctx, j->res.rc == SR_EINVAL ? "E1001" : "E9001",
-                       j->res.msg[0] ? j->res.msg : sr_strerror(j->res.rc), NULL);
+                gw_ack(j->gcb, j->gctx, sr_gw_code_of_rc(j->res.rc),
+                       j->res.msg[0] ? j->res.msg : sr_gw_msg_of_rc(j->res.rc), NULL);
             else
                 gw_ack(j->gcb, j->gctx, "0", j->res.duplicate ? "duplicate; stored once" : j->ok_msg, NULL);
             break;
