@@ -1570,7 +1570,9 @@ static void submit_for_gw(sr_broker *b, evlist *l, job *j, sr_gw_answer_cb cb, v
         json_decref(j->push_body);
         json_decref(j->push_asked);
         free(j);
-        gw_ack(cb, ctx, sr_gw_code_of_rc(rc), sr_gw_msg_of_rc(rc), NULL);
+        /* at once: only a full queue is E9002, which the server holds and
+         * retries (back-pressure); anything else is E9001 (transient too) */
+        gw_ack(cb, ctx, rc == SR_EFULL ? "E9002" : "E9001", sr_gw_msg_of_rc(rc), NULL);
     }
 }
 
