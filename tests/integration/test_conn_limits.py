@@ -4,7 +4,8 @@ source address, may make the server hold (issue #11, items 6 and 8), through
 the real `suiro serve` and raw sockets:
 
   MQTT  a gateway that sends PINGREQs and never reads is disconnected and the
-        server's RSS stays bounded; the same for error acks to a non-reader;
+        server's RSS stays bounded (on MQTT and on MQTTS, where the queue
+        holds ciphertext); the same for error acks to a non-reader;
         a SUBACK / UNSUBACK has one code per filter (100 filters -> 100 codes,
         3.1.1 and 5.0); subscriptions are capped and deduplicated, and 120
         SUBSCRIBEs of 64 large filters do not grow the server; idle sockets
@@ -24,6 +25,7 @@ import os
 import select
 import signal
 import socket
+import ssl
 import struct
 import subprocess
 import sys
@@ -231,23 +233,29 @@ try:
                            capture_output=True).stdout
     open(os.path.join(T, "sim.csv"), "wb").write(sheet)
     subprocess.run([BIN, "sheet", "import", os.path.join(T, "sim.csv"), D], check=True, capture_output=True)
+    # a self-signed server certificate for the MQTTS listener (the output
+    # queue counts the TLS ciphertext)
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                    "-keyout", os.path.join(T, "srv.key"), "-out", os.path.join(T, "srv.pem"), "-days", "2",
+                    "-subj", "/CN=127.0.0.1"], check=True, capture_output=True)
     cfg = os.path.join(T, "suiro.ini")
     open(cfg, "w").write(
         "[engine]\ndata_dir = %s\n"
         "[mqtt]\nlisten = 127.0.0.1:0\nmax_output_bytes = 262144\noutput_stall_ms = 1000\nmax_subscriptions = 80\n"
+        "tls_listen = 127.0.0.1:0\ntls_cert = %s\ntls_key = %s\ntls_client_cert = none\n"
         "[server]\nmax_connections = 40\nmax_connections_per_address = 16\nconnect_timeout_ms = 3000\n"
-        "[http]\nlisten = 127.0.0.1:0\nmax_connections_per_address = 24\nsend_timeout_ms = 1000\n" % D)
+        "[http]\nlisten = 127.0.0.1:0\nmax_connections_per_address = 24\nsend_timeout_ms = 1000\n" % (D, os.path.join(T, "srv.pem"), os.path.join(T, "srv.key")))
     srv = subprocess.Popen([BIN, "serve", "--config", cfg], stdout=subprocess.PIPE,
                            stderr=open(os.path.join(T, "server.log"), "w"), text=True)
     procs.append(srv)
     ports = {}
-    while "http" not in ports:
+    while "mqtts" not in ports:
         line = srv.stdout.readline()
         if not line:
             raise RuntimeError("server did not start")
         k, v = line.strip().split(" ", 1)[1].split("=")
         ports[k] = int(v.rsplit(":", 1)[1])
-    MQ, HP = ports["mqtt"], ports["http"]
+    MQ, HP, MQS = ports["mqtt"], ports["http"], ports["mqtts"]
     # each login costs 16 MB of scrypt memory on a thread-pool thread, which the
     # allocator keeps: log in on every pool thread at once, twice, before the baseline
     for _ in range(2):
@@ -331,6 +339,36 @@ try:
     check("a gateway sending refused publishes without reading its acks is disconnected", closed)
     rss_check("the server's RSS stays bounded under the error-ack flood (< +%d kB)" % RSS_GROWTH_KB, peak - base)
     s.close()
+    # the same over TLS: what is queued is ciphertext
+    raw = socket.socket()
+    raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    raw.connect(("127.0.0.1", MQS))
+    tctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    tctx.check_hostname = False
+    tctx.verify_mode = ssl.CERT_NONE
+    ts = tctx.wrap_socket(raw)
+    ts.sendall(connect_pkt(4, "SIM0006", "sim-secret-SIM0006"))
+    t, body = read_packet(ts)
+    check("mqtts: gateway logs in", t == 0x20 and body[1] == 0)
+    ts.setblocking(False)
+    peak = rss_kb(srv.pid)
+    end = time.time() + FLOOD_S
+    closed = False
+    chunk, off = b"\xc0\x00" * 8192, 0
+    while time.time() < end and not closed:
+        try:
+            off = (off + ts.send(chunk[off:])) % len(chunk)
+        except (ssl.SSLWantWriteError, ssl.SSLWantReadError, BlockingIOError):
+            select.select([], [ts], [], 0.05)
+        except (OSError, ssl.SSLError):
+            closed = True
+        peak = max(peak, rss_kb(srv.pid))
+        if peak - base > FLOOD_CAP_KB:
+            break
+    print("tls pingreq flood: closed=%s RSS peak %d kB" % (closed, peak))
+    check("mqtts: a gateway sending PINGREQs without reading is disconnected", closed)
+    rss_check("mqtts: the server's RSS stays bounded (< +%d kB)" % RSS_GROWTH_KB, peak - base)
+    ts.close()
     log = open(os.path.join(T, "server.log")).read()
     check("the disconnects are logged with the gateway and the bytes",
           "output stalled" in log or "output queue over the limit" in log)
