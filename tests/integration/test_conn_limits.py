@@ -15,8 +15,9 @@ the real `suiro serve` and raw sockets:
   HTTP  20 connections sending large bodies without a token are cut long
         before h2o's request timeout and RSS stays bounded, while a
         gateway with a token still posts a large body; per-address
-        connection limit; a client that pipelines requests and never reads
-        its answers is cut.
+        connection limit; over body_budget the connections holding the most
+        are cut; a client that pipelines requests and never reads its
+        answers is cut.
 
 RSS bound: the server's VmRSS may grow by at most RSS_GROWTH_KB over its
 value after start-up in each scenario (docs/configuration.md, "Limits").
@@ -244,7 +245,7 @@ try:
         "[mqtt]\nlisten = 127.0.0.1:0\nmax_output_bytes = 262144\noutput_stall_ms = 1000\nmax_subscriptions = 80\n"
         "tls_listen = 127.0.0.1:0\ntls_cert = %s\ntls_key = %s\ntls_client_cert = none\n"
         "[server]\nmax_connections = 40\nmax_connections_per_address = 16\nconnect_timeout_ms = 3000\n"
-        "[http]\nlisten = 127.0.0.1:0\nmax_connections_per_address = 24\nsend_timeout_ms = 1000\n" % (D, os.path.join(T, "srv.pem"), os.path.join(T, "srv.key")))
+        "[http]\nlisten = 127.0.0.1:0\nmax_connections_per_address = 24\nsend_timeout_ms = 1000\nbody_budget = 1048576\n" % (D, os.path.join(T, "srv.pem"), os.path.join(T, "srv.key")))
     srv = subprocess.Popen([BIN, "serve", "--config", cfg], stdout=subprocess.PIPE,
                            stderr=open(os.path.join(T, "server.log"), "w"), text=True)
     procs.append(srv)
@@ -456,6 +457,27 @@ try:
     st, b = gw.call("POST", "/gw/v1/measurements", body)
     check("http: a body of %d kB with a live token is read and answered (not cut)" % (len(body) // 1024),
           st in (200, 400, 422), (st, str(b)[:200]))
+
+    # ---- HTTP: the body budget of all connections together -------------------
+    # 6 connections with a live token each send 320 kB of a 4 MB body: 1.9 MB
+    # held in all, over body_budget (1 MB): the largest are cut until under
+    bconns = []
+    for i in range(6):
+        c = socket.create_connection(("127.0.0.1", HP))
+        bconns.append(c)
+        try:  # the guard may cut it while it sends
+            c.sendall(b"POST /gw/v1/measurements HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " +
+                      gw.token.encode() + b"\r\nContent-Length: 4000000\r\n\r\n" + b" " * 327680)
+        except OSError:
+            pass
+    gone = closed_among(bconns, 3.0)
+    print("body budget: %d of 6 cut" % len(gone))
+    check("http: over body_budget the connections holding the most are cut (at least 3 of 6), the rest kept",
+          3 <= len(gone) < 6, len(gone))
+    for c in bconns:
+        c.close()
+    log = open(os.path.join(T, "server.log")).read()
+    check("http: the cuts are logged", "over body_budget" in log)
 
     # ---- HTTP: per-address connections ---------------------------------------
     held_conns = []
