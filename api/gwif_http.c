@@ -652,6 +652,10 @@ static void on_guard(uv_timer_t *t)
     sr_gwhttp *g = t->data;
     uint64_t now = uv_now(g->loop);
     size_t total = 0;
+    if (!g->conns) { /* nothing to guard: sleep until the next accept */
+        uv_timer_stop(t);
+        return;
+    }
     for (hconn *hc = g->conns; hc; hc = hc->next) {
         if (!hc->sock || hc->cut || uv_is_closing((uv_handle_t *)&hc->tcp)) continue;
         h2o_buffer_t *in = hc->sock->input;
@@ -744,6 +748,7 @@ static void on_accept(uv_stream_t *listener, int status)
         return;
     }
     hc->out_progress_at = uv_now(g->loop);
+    if (g->guard_on && !uv_is_active((uv_handle_t *)&g->guard)) uv_timer_start(&g->guard, on_guard, GUARD_MS, GUARD_MS);
     /* an answer goes out as h2o writes it, not held back by Nagle's algorithm
      * waiting for the ACK of the previous segment (h2o's libuv binding does
      * not set it) */

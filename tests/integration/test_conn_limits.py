@@ -4,7 +4,8 @@ source address, may make the server hold (issue #11, items 6 and 8), through
 the real `suiro serve` and raw sockets:
 
   MQTT  a gateway that sends PINGREQs and never reads is disconnected and the
-        server's RSS stays bounded; the same for error acks to a non-reader;
+        server's RSS stays bounded (on MQTT and on MQTTS, where the queue
+        holds ciphertext); the same for error acks to a non-reader;
         a SUBACK / UNSUBACK has one code per filter (100 filters -> 100 codes,
         3.1.1 and 5.0); subscriptions are capped and deduplicated, and 120
         SUBSCRIBEs of 64 large filters do not grow the server; idle sockets
@@ -14,8 +15,9 @@ the real `suiro serve` and raw sockets:
   HTTP  20 connections sending large bodies without a token are cut long
         before h2o's request timeout and RSS stays bounded, while a
         gateway with a token still posts a large body; per-address
-        connection limit; a client that pipelines requests and never reads
-        its answers is cut.
+        connection limit; over body_budget the connections holding the most
+        are cut; a client that pipelines requests and never reads its
+        answers is cut.
 
 RSS bound: the server's VmRSS may grow by at most RSS_GROWTH_KB over its
 value after start-up in each scenario (docs/configuration.md, "Limits").
@@ -24,6 +26,7 @@ import os
 import select
 import signal
 import socket
+import ssl
 import struct
 import subprocess
 import sys
@@ -43,6 +46,9 @@ RSS_GROWTH_KB = 32 * 1024
 # RSS: the bounds are checked only on a plain build, the behaviour on both
 ASAN = b"__asan_init" in open(BIN, "rb").read()
 FLOOD_CAP_KB = (1024 if ASAN else 256) * 1024  # a flood that grew the server this much failed: stop it
+# the kernel takes ~7 MB of PINGRESPs (the server's send buffer grows) before
+# the server's own queue fills: ~6 s on a plain build, 3-4 times that under ASan
+FLOOD_S = (90 if ASAN else 30) * SOAK
 check = srtest.Checks()
 procs = []
 
@@ -150,9 +156,12 @@ def mqtt_login(port, gw, ver=4, src=None, keepalive=0, rcvbuf=0):
         s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
     if src:
         s.bind((src, 0))
-    s.connect(("127.0.0.1", port))
-    s.sendall(connect_pkt(ver, gw, "sim-secret-" + gw, keepalive))
-    t, body = read_packet(s)
+    try:
+        s.connect(("127.0.0.1", port))
+        s.sendall(connect_pkt(ver, gw, "sim-secret-" + gw, keepalive))
+        t, body = read_packet(s)
+    except (OSError, EOFError):  # refused or closed: not logged in
+        return s, False
     ok = t == 0x20 and len(body) >= 2 and body[1] == 0
     return s, ok
 
@@ -172,6 +181,21 @@ def closed_by_server(s, timeout):
             except BlockingIOError:
                 pass
     return False
+
+
+def closed_among(socks, timeout):
+    """The sockets of socks the server closes within timeout (waited on together)."""
+    closed = set()
+    deadline = time.time() + timeout
+    while time.time() < deadline and len(closed) < len(socks):
+        r, _, _ = select.select([c for c in socks if c not in closed], [], [], 0.05)
+        for c in r:
+            try:
+                if not c.recv(65536):
+                    closed.add(c)
+            except OSError:
+                closed.add(c)
+    return closed
 
 
 def flood_without_reading(s, chunk, seconds, pid):
@@ -210,23 +234,29 @@ try:
                            capture_output=True).stdout
     open(os.path.join(T, "sim.csv"), "wb").write(sheet)
     subprocess.run([BIN, "sheet", "import", os.path.join(T, "sim.csv"), D], check=True, capture_output=True)
+    # a self-signed server certificate for the MQTTS listener (the output
+    # queue counts the TLS ciphertext)
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                    "-keyout", os.path.join(T, "srv.key"), "-out", os.path.join(T, "srv.pem"), "-days", "2",
+                    "-subj", "/CN=127.0.0.1"], check=True, capture_output=True)
     cfg = os.path.join(T, "suiro.ini")
     open(cfg, "w").write(
         "[engine]\ndata_dir = %s\n"
         "[mqtt]\nlisten = 127.0.0.1:0\nmax_output_bytes = 262144\noutput_stall_ms = 1000\nmax_subscriptions = 80\n"
-        "[server]\nmax_connections_per_address = 16\nconnect_timeout_ms = 1500\n"
-        "[http]\nlisten = 127.0.0.1:0\nmax_connections_per_address = 24\nsend_timeout_ms = 1000\n" % D)
+        "tls_listen = 127.0.0.1:0\ntls_cert = %s\ntls_key = %s\ntls_client_cert = none\n"
+        "[server]\nmax_connections = 40\nmax_connections_per_address = 16\nconnect_timeout_ms = 3000\n"
+        "[http]\nlisten = 127.0.0.1:0\nmax_connections_per_address = 24\nsend_timeout_ms = 1000\nbody_budget = 1048576\n" % (D, os.path.join(T, "srv.pem"), os.path.join(T, "srv.key")))
     srv = subprocess.Popen([BIN, "serve", "--config", cfg], stdout=subprocess.PIPE,
                            stderr=open(os.path.join(T, "server.log"), "w"), text=True)
     procs.append(srv)
     ports = {}
-    while "http" not in ports:
+    while "mqtts" not in ports:
         line = srv.stdout.readline()
         if not line:
             raise RuntimeError("server did not start")
         k, v = line.strip().split(" ", 1)[1].split("=")
         ports[k] = int(v.rsplit(":", 1)[1])
-    MQ, HP = ports["mqtt"], ports["http"]
+    MQ, HP, MQS = ports["mqtt"], ports["http"], ports["mqtts"]
     # each login costs 16 MB of scrypt memory on a thread-pool thread, which the
     # allocator keeps: log in on every pool thread at once, twice, before the baseline
     for _ in range(2):
@@ -293,7 +323,7 @@ try:
 
     # ---- output queue: a PINGREQ flooder that never reads --------------------
     s, ok = mqtt_login(MQ, "SIM0004", rcvbuf=4096)
-    closed, peak = flood_without_reading(s, b"\xc0\x00" * 8192, 20 * SOAK, srv.pid)
+    closed, peak = flood_without_reading(s, b"\xc0\x00" * 8192, FLOOD_S, srv.pid)
     print("pingreq flood: closed=%s RSS peak %d kB" % (closed, peak))
     check("a gateway sending PINGREQs without reading is disconnected", closed)
     rss_check("the server's RSS stays bounded under the PINGREQ flood (< +%d kB)" % RSS_GROWTH_KB, peak - base)
@@ -305,23 +335,59 @@ try:
     read_packet(s)
     bad = b"".join(packet(0x32, mstr(root("SIM0005") + "/data/measurements") + struct.pack(">H", 1 + i) + b"{not json")
                    for i in range(2000))
-    closed, peak = flood_without_reading(s, bad, 20 * SOAK, srv.pid)
+    closed, peak = flood_without_reading(s, bad, FLOOD_S, srv.pid)
     print("error-ack flood: closed=%s RSS peak %d kB" % (closed, peak))
     check("a gateway sending refused publishes without reading its acks is disconnected", closed)
     rss_check("the server's RSS stays bounded under the error-ack flood (< +%d kB)" % RSS_GROWTH_KB, peak - base)
     s.close()
+    # the same over TLS: what is queued is ciphertext
+    raw = socket.socket()
+    raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    raw.connect(("127.0.0.1", MQS))
+    tctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    tctx.check_hostname = False
+    tctx.verify_mode = ssl.CERT_NONE
+    ts = tctx.wrap_socket(raw)
+    ts.sendall(connect_pkt(4, "SIM0006", "sim-secret-SIM0006"))
+    t, body = read_packet(ts)
+    check("mqtts: gateway logs in", t == 0x20 and body[1] == 0)
+    ts.setblocking(False)
+    peak = rss_kb(srv.pid)
+    end = time.time() + FLOOD_S
+    closed = False
+    chunk, off = b"\xc0\x00" * 8192, 0
+    while time.time() < end and not closed:
+        try:
+            off = (off + ts.send(chunk[off:])) % len(chunk)
+        except (ssl.SSLWantWriteError, ssl.SSLWantReadError, BlockingIOError):
+            select.select([], [ts], [], 0.05)
+        except (OSError, ssl.SSLError):
+            closed = True
+        peak = max(peak, rss_kb(srv.pid))
+        if peak - base > FLOOD_CAP_KB:
+            break
+    print("tls pingreq flood: closed=%s RSS peak %d kB" % (closed, peak))
+    check("mqtts: a gateway sending PINGREQs without reading is disconnected", closed)
+    rss_check("mqtts: the server's RSS stays bounded (< +%d kB)" % RSS_GROWTH_KB, peak - base)
+    ts.close()
     log = open(os.path.join(T, "server.log")).read()
     check("the disconnects are logged with the gateway and the bytes",
           "output stalled" in log or "output queue over the limit" in log)
 
     # ---- idle sockets that never send CONNECT --------------------------------
+    # the issue's case: idle sockets fill max_connections (40 here) and a
+    # real gateway from elsewhere waits out the timeout
     idle = []
-    for i in range(16):
-        c = socket.create_connection(("127.0.0.1", MQ))
-        idle.append(c)
-    extra = socket.create_connection(("127.0.0.1", MQ))
-    check("mqtt: the 17th idle socket from one address is closed at once", closed_by_server(extra, 1.0))
-    extra.close()
+    for i in range(40):
+        idle.append(socket.create_connection(("127.0.0.1", MQ)))
+    gone = closed_among(idle, 1.0)
+    kept = [c for c in idle if c not in gone]
+    check("mqtt: of 40 idle sockets from one address, max_connections_per_address (16) are kept, the others "
+          "closed at once", len(kept) == 16, len(kept))
+    for c in idle:
+        if c not in kept:
+            c.close()
+    idle = kept
     t0 = time.time()
     g, ok = mqtt_login(MQ, "SIM0006", src="127.0.0.2")
     took = time.time() - t0
@@ -392,6 +458,27 @@ try:
     check("http: a body of %d kB with a live token is read and answered (not cut)" % (len(body) // 1024),
           st in (200, 400, 422), (st, str(b)[:200]))
 
+    # ---- HTTP: the body budget of all connections together -------------------
+    # 6 connections with a live token each send 320 kB of a 4 MB body: 1.9 MB
+    # held in all, over body_budget (1 MB): the largest are cut until under
+    bconns = []
+    for i in range(6):
+        c = socket.create_connection(("127.0.0.1", HP))
+        bconns.append(c)
+        try:  # the guard may cut it while it sends
+            c.sendall(b"POST /gw/v1/measurements HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " +
+                      gw.token.encode() + b"\r\nContent-Length: 4000000\r\n\r\n" + b" " * 327680)
+        except OSError:
+            pass
+    gone = closed_among(bconns, 3.0)
+    print("body budget: %d of 6 cut" % len(gone))
+    check("http: over body_budget the connections holding the most are cut (at least 3 of 6), the rest kept",
+          3 <= len(gone) < 6, len(gone))
+    for c in bconns:
+        c.close()
+    log = open(os.path.join(T, "server.log")).read()
+    check("http: the cuts are logged", "over body_budget" in log)
+
     # ---- HTTP: per-address connections ---------------------------------------
     held_conns = []
     for i in range(23):  # the Api connection above is the 24th
@@ -421,7 +508,7 @@ try:
     s.connect(("127.0.0.1", HP))
     req = b"GET /gw/v1/nothing HTTP/1.1\r\nHost: x\r\n\r\n" * 1000
     base_p = rss_kb(srv.pid)
-    closed, peak = flood_without_reading(s, req, 20 * SOAK, srv.pid)
+    closed, peak = flood_without_reading(s, req, FLOOD_S, srv.pid)
     print("pipelined non-reader: closed=%s RSS peak %d kB" % (closed, peak))
     check("http: a client that pipelines requests and never reads the answers is cut", closed)
     rss_check("http: RSS stays bounded while the answers pile up (< +%d kB)" % RSS_GROWTH_KB, peak - base_p)
