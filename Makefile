@@ -46,7 +46,7 @@ bench: build
 # Long crash/fault/kill runs: SR_SOAK multiplies the iteration counts (and
 # test_logins' flood time).
 soak: build
-	@cd $(BUILD) && SR_SOAK=$${SR_SOAK:-20} ctest --output-on-failure -R 'crash|kill9|fault|durable|logins|fairness|overload'
+	@cd $(BUILD) && SR_SOAK=$${SR_SOAK:-20} ctest --output-on-failure -R 'crash|kill9|fault|durable|logins|fairness|overload|conn_limits'
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD)

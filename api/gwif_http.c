@@ -93,7 +93,7 @@ struct sr_gwhttp {
     struct hconn *conns;
     sr_http_limits lim;
     uv_timer_t limtimer; /* the LIMITS above */
-    int guard_on;
+    int limtimer_on;
     uint64_t refused_log_ms; /* refusals at accept: one log line a second at most, with their count */
     size_t refused;
 };
@@ -647,7 +647,7 @@ static int token_known(sr_gwhttp *g, const char *t, size_t n)
     return sr_tokens_lookup(g->tokens, t, n) || sr_apif_token_known(g->apif, t, n);
 }
 
-static void on_guard(uv_timer_t *t)
+static void on_limits(uv_timer_t *t)
 {
     sr_gwhttp *g = t->data;
     uint64_t now = uv_now(g->loop);
@@ -748,7 +748,7 @@ static void on_accept(uv_stream_t *listener, int status)
         return;
     }
     hc->out_progress_at = uv_now(g->loop);
-    if (g->guard_on && !uv_is_active((uv_handle_t *)&g->guard)) uv_timer_start(&g->guard, on_guard, GUARD_MS, GUARD_MS);
+    if (g->limtimer_on && !uv_is_active((uv_handle_t *)&g->limtimer)) uv_timer_start(&g->limtimer, on_limits, GUARD_MS, GUARD_MS);
     /* an answer goes out as h2o writes it, not held back by Nagle's algorithm
      * waiting for the ACK of the previous segment (h2o's libuv binding does
      * not set it) */
@@ -921,9 +921,9 @@ int sr_gwhttp_open(uv_loop_t *loop, sr_engine *eng, sr_broker *broker, const cha
                                             : ((struct sockaddr_in *)&b)->sin_port);
     uv_timer_init(loop, &g->limtimer);
     g->limtimer.data = g;
-    uv_timer_start(&g->limtimer, on_guard, GUARD_MS, GUARD_MS);
+    uv_timer_start(&g->limtimer, on_limits, GUARD_MS, GUARD_MS);
     uv_unref((uv_handle_t *)&g->limtimer); /* does not keep the loop alive */
-    g->guard_on = 1;
+    g->limtimer_on = 1;
     *out = g;
     return SR_OK;
 }
@@ -962,8 +962,8 @@ static void on_wake(uv_timer_t *t) { (void)t; }
 void sr_gwhttp_dispose(sr_gwhttp *g)
 {
     if (!g || g->ctx_ready <= 0) return; /* -1: gave up waiting once already */
-    if (g->guard_on) {
-        g->guard_on = 0;
+    if (g->limtimer_on) {
+        g->limtimer_on = 0;
         uv_close((uv_handle_t *)&g->limtimer, NULL);
     }
     /* ask every connection to finish and close; wait (bounded) for them */
