@@ -780,6 +780,9 @@ const char *sr_http_bearer(h2o_req_t *req, size_t *len)
     ssize_t i = h2o_find_header(&req->headers, H2O_TOKEN_AUTHORIZATION, -1);
     if (i < 0) return NULL;
     h2o_iovec_t v = req->headers.entries[i].value;
+    /* h2o's parser may leave trailing blanks in a value: a token is what
+     * stands before them (the same as sr_http_head_scan reads) */
+    while (v.len && (v.base[v.len - 1] == ' ' || v.base[v.len - 1] == '\t')) v.len--;
     if (v.len < 8 || strncasecmp(v.base, "Bearer ", 7) != 0) return NULL;
     *len = v.len - 7;
     return v.base + 7;
