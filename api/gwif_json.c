@@ -84,6 +84,7 @@ int sr_gw_parse(const void *data, size_t len, sr_gw_msg *out, sr_gw_err *err)
 
 static void bad_value(sr_gw_err *err, size_t i, const char *data_id, const char *what)
 {
+    if (++err->nbad > SR_GW_DETAIL_MAX) return; /* counted, not named */
     if (!err->detail) err->detail = json_array();
     json_t *o = json_pack("{s:I,s:s,s:s}", "index", (json_int_t)i, "dataId", data_id ? data_id : "", "error", what);
     if (o) json_array_append_new(err->detail, o);
@@ -219,9 +220,13 @@ int sr_gw_values_event(sr_engine *e, const char *op, const char *gw, const char 
         if ((rc = sr_array_reserve(&pp->s, &pp->cap, pp->n + 1, sizeof *pp->s))) break;
         pp->s[pp->n++] = s;
     }
-    if (!rc && err->detail) {
-        char m[120];
-        snprintf(m, sizeof m, "%zu of %zu values refused; nothing stored", json_array_size(err->detail), n);
+    if (!rc && err->nbad) {
+        char m[160];
+        if (err->nbad > SR_GW_DETAIL_MAX)
+            snprintf(m, sizeof m, "%zu of %zu values refused (the first %d named in detail); nothing stored",
+                     err->nbad, n, SR_GW_DETAIL_MAX);
+        else
+            snprintf(m, sizeof m, "%zu of %zu values refused; nothing stored", err->nbad, n);
         fail(err, SR_GW_E_PARAM, m);
         rc = SR_EINVAL;
     }

@@ -51,10 +51,16 @@ typedef struct sr_gw_msg {
 } sr_gw_msg;
 
 /* A refusal: code, message, and detail (a JSON array of {index,dataId,error}). */
+/* At most this many refused values are named in an answer's detail (the
+ * message counts them all): a refusal's answer stays small whatever the
+ * message's size. */
+#define SR_GW_DETAIL_MAX 100
+
 typedef struct sr_gw_err {
     const char *code;
     char message[200];
-    json_t *detail; /* owned; may be NULL */
+    json_t *detail; /* owned; may be NULL; at most SR_GW_DETAIL_MAX entries */
+    size_t nbad;    /* values refused (sr_gw_values_event) */
 } sr_gw_err;
 
 void sr_gw_err_clear(sr_gw_err *e);

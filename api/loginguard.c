@@ -1,5 +1,6 @@
 /* api/loginguard.c -- see loginguard.h (the contract and the policy). */
 #include "api/loginguard.h"
+#include "api/workq.h"
 
 #include "api/httpu.h"
 #include "api/slog.h"
@@ -450,6 +451,7 @@ static sr_login_job *take(sr_loginguard *g)
 static void *worker(void *arg)
 {
     sr_loginguard *g = arg;
+    sr_thread_background(); /* scrypt is bulk work (api/workq.h invariant 4) */
     for (;;) {
         pthread_mutex_lock(&g->mu);
         while ((!g->nq || g->held) && !g->stop) pthread_cond_wait(&g->cv, &g->mu);

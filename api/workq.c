@@ -6,6 +6,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 typedef struct sr_workq_op {
     char op[72];
@@ -75,9 +78,20 @@ static void op_maybe_free(sr_workq *q, opq *o)
     free(o);
 }
 
+void sr_thread_background(void)
+{
+    static _Thread_local int done;
+    if (done) return;
+    done = 1;
+    pid_t tid = (pid_t)syscall(SYS_gettid);
+    int cur = getpriority(PRIO_PROCESS, (id_t)tid);
+    if (cur < SR_BACKGROUND_NICE) (void)setpriority(PRIO_PROCESS, (id_t)tid, SR_BACKGROUND_NICE);
+}
+
 static void on_work(uv_work_t *uw)
 {
     sr_work *w = SR_CONTAINER(uw, sr_work, uw);
+    sr_thread_background(); /* (4) */
     w->work(w);
 }
 

@@ -26,6 +26,11 @@
  *      waiting or running and is freed with its last one.
  *  (3) One thread: the loop's (submit, done, dispatch); work() runs elsewhere
  *      and must not touch the queue.
+ *  (4) Threads that run bulk work (this queue's, the login guard's scrypt)
+ *      run at a lower CPU priority (sr_thread_background: nice +10) than the
+ *      network loop and the engine's writer, so on a busy machine an
+ *      operator's large job delays that operator's answer, not every
+ *      operator's latency-sensitive work on the loop.
  */
 #ifndef SR_WORKQ_H
 #define SR_WORKQ_H
@@ -74,5 +79,11 @@ SR_MUST_CHECK int sr_workq_submit(sr_workq *q, const char *op, uint64_t bytes, i
 /* jobs waiting + running (all operators; or one operator if op) */
 size_t sr_workq_pending(const sr_workq *q, const char *op);
 size_t sr_workq_running(const sr_workq *q, const char *op);
+
+/* Lower the calling thread's CPU priority once (invariant 4): nice
+ * SR_BACKGROUND_NICE for this thread only (Linux: nice is per thread). Best
+ * effort: a refusal leaves the thread as it was. */
+#define SR_BACKGROUND_NICE 10
+void sr_thread_background(void);
 
 #endif

@@ -103,6 +103,34 @@ Test(gwif_json, good_values_become_one_event_that_the_engine_stores)
     sr_buf_release(&ev);
 }
 
+/* A refusal's answer stays small: a message of many bad values names the
+ * first SR_GW_DETAIL_MAX and counts them all (issue #11: a 1 MB message of
+ * bad values made an answer as large as itself, built on the loop). */
+Test(gwif_json, a_refusal_names_at_most_detail_max_values_and_counts_all)
+{
+    sr_buf j;
+    sr_buf_init(&j);
+    cr_assert_eq(sr_buf_append(&j, "[", 1), SR_OK);
+    for (int i = 0; i < 250; i++) {
+        char el[120];
+        int n = snprintf(el, sizeof el, "%s{\"dataId\":\"P000\",\"timestamp\":\"2026-04-01T00:00:00Z\",\"value\":\"x%d\"}",
+                         i ? "," : "", i);
+        cr_assert_eq(sr_buf_append(&j, el, (size_t)n), SR_OK);
+    }
+    cr_assert_eq(sr_buf_append(&j, "]", 2), SR_OK);
+    sr_buf ev;
+    sr_buf_init(&ev);
+    sr_gw_err err;
+    cr_assert_eq(values((const char *)j.data, &ev, &err, "GW1"), SR_EINVAL);
+    cr_assert_eq(err.nbad, 250);
+    cr_assert_eq(json_array_size(err.detail), SR_GW_DETAIL_MAX);
+    cr_assert(strstr(err.message, "250 of 250 values refused"), "%s", err.message);
+    cr_assert_eq(ev.len, 0);
+    sr_gw_err_clear(&err);
+    sr_buf_release(&ev);
+    sr_buf_release(&j);
+}
+
 Test(gwif_json, each_bad_value_is_named_and_nothing_is_built)
 {
     sr_buf ev;

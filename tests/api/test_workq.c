@@ -9,7 +9,11 @@
 #include <criterion/criterion.h>
 #include <semaphore.h>
 #include <stdatomic.h>
+#include <errno.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 typedef struct tjob {
     sr_work w;
@@ -189,5 +193,36 @@ Test(workq, bytes_per_operator)
     sem_post(&go);
     wait_for(3, 3);
     cr_assert_eq(sr_workq_pending(q, NULL), 0);
+    sr_workq_free(q);
+}
+
+/* Invariant 4: a job runs at a lower CPU priority than the thread that
+ * submitted it (the loop), so bulk work yields the CPU to the loop. */
+static atomic_int job_nice = -100;
+
+static void nice_work(sr_work *w)
+{
+    (void)w;
+    errno = 0;
+    int n = getpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid));
+    atomic_store(&job_nice, errno ? -100 : n);
+    atomic_fetch_add(&started_n, 1);
+}
+
+Test(workq, jobs_run_at_background_priority)
+{
+    sr_workq_limits l;
+    sr_workq_limits_default(&l);
+    sr_workq *q;
+    cr_assert_eq(sr_workq_new(&loop, &l, &q), SR_OK);
+    int loop_nice = getpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid));
+    tjob j;
+    job(&j, 1);
+    j.w.work = nice_work;
+    cr_assert_eq(sr_workq_submit(q, "A", 1, 0, &j.w), SR_OK);
+    wait_for(1, 1);
+    int want = loop_nice > SR_BACKGROUND_NICE ? loop_nice : SR_BACKGROUND_NICE;
+    cr_assert_eq(atomic_load(&job_nice), want, "the job ran at nice %d, the loop at %d", atomic_load(&job_nice),
+                 loop_nice);
     sr_workq_free(q);
 }
