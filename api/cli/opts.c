@@ -132,8 +132,8 @@ int sr_opts_parse(const sr_command *cmd, int argc, char **argv, void *o, sr_args
         }
     }
     if (!rc && a->npos < cmd->min_args)
-        rc = sr_opts_error(cmd, "missing argument%s%s (usage: suiro %s %s)", cmd->min_args > 1 ? "s" : "",
-                           "", cmd->name, cmd->args);
+        rc = sr_opts_error(cmd, "missing argument%s: suiro %s %s", cmd->min_args > 1 ? "s" : "", cmd->name,
+                           cmd->args);
     free(lo);
     free(shorts);
     optind = 0;
