@@ -141,6 +141,9 @@ const sr_opt sr_opts_apsim[] = {
     SR_OPT_END,
 };
 
+/* which command options were given comes from sr_args.seen (rows 0..63) */
+_Static_assert(sizeof sr_opts_apsim / sizeof sr_opts_apsim[0] <= 65, "apsim options: at most 64 rows");
+
 const char sr_apsim_more[] =
     "Options may come anywhere; command options apply to the commands that name them below.\n\n"
     "commands ([n]: the row of the AP-IF table in docs/interface.md):\n"
