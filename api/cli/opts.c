@@ -65,7 +65,7 @@ int sr_opts_parse(const sr_command *cmd, int argc, char **argv, void *o, sr_args
     size_t n = count_opts(t);
     memset(a, 0, sizeof *a);
     struct option *lo = calloc(n + 2, sizeof *lo);
-    char *shorts = malloc(2 * n + 4);
+    char *shorts = malloc(2 * n + 5);
     if (!lo || !shorts) {
         free(lo);
         free(shorts);
@@ -73,6 +73,7 @@ int sr_opts_parse(const sr_command *cmd, int argc, char **argv, void *o, sr_args
         return 1;
     }
     size_t k = 0;
+    shorts[k++] = '-'; /* arguments in order as code 1, options anywhere, whatever POSIXLY_CORRECT says */
     shorts[k++] = ':'; /* a missing value returns ':' */
     shorts[k++] = 'h';
     for (size_t i = 0; i < n; i++) {
@@ -90,6 +91,13 @@ int sr_opts_parse(const sr_command *cmd, int argc, char **argv, void *o, sr_args
     optind = 0; /* GNU: start afresh (a second parse in one process) */
     while (!rc && (c = getopt_long(argc, argv, shorts, lo, NULL)) != -1) {
         const char *as_written = optind > 0 && optind <= argc ? argv[optind - 1] : "?";
+        if (c == 1) {
+            if (a->npos >= cmd->max_args || a->npos >= SR_OPTS_MAX_POS)
+                rc = sr_opts_error(cmd, "unexpected argument '%s'", optarg);
+            else
+                a->pos[a->npos++] = optarg;
+            continue;
+        }
         if (c == 'h') {
             sr_opts_usage(cmd, stdout);
             rc = SR_OPTS_HELP;
@@ -122,7 +130,7 @@ int sr_opts_parse(const sr_command *cmd, int argc, char **argv, void *o, sr_args
         else if (t[r].arg) *(const char **)((char *)o + t[r].off) = optarg;
         else *(int *)((char *)o + t[r].off) = 1;
     }
-    if (!rc) {
+    if (!rc) { /* after "--" */
         for (int i = optind; i < argc; i++) {
             if (a->npos >= cmd->max_args || a->npos >= SR_OPTS_MAX_POS) {
                 rc = sr_opts_error(cmd, "unexpected argument '%s'", argv[i]);
