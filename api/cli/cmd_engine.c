@@ -318,6 +318,7 @@ typedef struct names {
 
 static void names_set(opnames *on, uint32_t point, const char *id)
 {
+    if (point >= (1u << 24)) return; /* numbers are assigned from 1 up: not one of ours */
     if (point >= on->n) {
         uint32_t n = point + 64;
         char **ids = realloc(on->ids, n * sizeof *ids);
@@ -382,34 +383,50 @@ static void names_free(names *nm)
     if (nm->e) sr_engine_close(nm->e);
 }
 
+/* --from/--to into the bounds (now_ms for relative times): 0, or the usage error */
+static int replay_bounds(const sr_command *cmd, const eopts *o, int64_t now_ms, uint64_t seq[2], int64_t ms[2])
+{
+    for (int k = 0; k < 2; k++) {
+        const char *v = k ? o->to : o->from;
+        if (!v) continue;
+        uint64_t sq = 0;
+        int64_t t = 0;
+        int is_seq;
+        if (parse_bound(v, now_ms, &sq, &t, &is_seq))
+            return sr_opts_error(cmd,
+                                 "--%s wants a sequence number or a time (2026-11-22T03:00:00Z, "
+                                 "2026-11-22T12:00:00.5+09:00, now, -1h), not '%s'",
+                                 k ? "to" : "from", v);
+        if (is_seq) seq[k] = sq;
+        else ms[k] = t;
+    }
+    return 0;
+}
+
+static int replay_check(const sr_command *cmd, const eopts *o)
+{
+    uint64_t seq[2];
+    int64_t ms[2];
+    int rc = replay_bounds(cmd, o, 0, seq, ms);
+    if (!rc && o->point && !o->op) rc = sr_opts_error(cmd, "--point needs --operator");
+    return rc;
+}
+
 int sr_cmd_replay(const sr_command *cmd, int argc, char **argv)
 {
     common c = {0};
     eopts o = {0};
     sr_args a;
-    int brc = begin(cmd, argc, argv, &o, &c, &a, 0, 1, NULL);
+    int brc = begin(cmd, argc, argv, &o, &c, &a, 0, 1, replay_check);
     if (brc != GO_ON) return brc;
     const char *op = o.op, *gw = o.gateway, *point = o.point, *kind = o.kind;
-    uint64_t from_seq = 1, to_seq = UINT64_MAX;
-    int64_t from_ms = INT64_MIN, to_ms = INT64_MAX;
     struct timespec now;
     clock_gettime(CLOCK_REALTIME, &now);
-    int64_t now_ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
-    for (int k = 0; k < 2; k++) {
-        const char *v = k ? o.to : o.from;
-        if (!v) continue;
-        uint64_t sq = 0;
-        int64_t ms = 0;
-        int is_seq;
-        if (parse_bound(v, now_ms, &sq, &ms, &is_seq))
-            return sr_opts_error(cmd,
-                                 "--%s wants a sequence number or a time (2026-11-22T03:00:00Z, "
-                                 "2026-11-22T12:00:00.5+09:00, now, -1h), not '%s'",
-                                 k ? "to" : "from", v);
-        if (is_seq) *(k ? &to_seq : &from_seq) = sq;
-        else *(k ? &to_ms : &from_ms) = ms;
-    }
-    if (point && !op) return sr_opts_error(cmd, "--point needs --operator");
+    uint64_t seqs[2] = {1, UINT64_MAX};
+    int64_t times[2] = {INT64_MIN, INT64_MAX};
+    if (replay_bounds(cmd, &o, (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000, seqs, times)) return 2;
+    uint64_t from_seq = seqs[0], to_seq = seqs[1];
+    int64_t from_ms = times[0], to_ms = times[1];
     names nm = {0};
     if (point) {
         if (open_engine(&c, 1, &nm.e)) return 1;

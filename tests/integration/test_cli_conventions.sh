@@ -72,6 +72,13 @@ run log verify "$D0" --json=yes
 check "a flag given a value is named" "[ $rc -eq 2 ] && grep -q -- '--json' $T/err"
 run replay "$D0" --from
 check "a missing value is named" "[ $rc -eq 2 ] && grep -q -- '--from' $T/err"
+# a usage error is found before the directory is looked at
+for c in "replay $D0 --from yesterday" "replay $D0 --point P001" "log dump $D0 --count x" "sheet export $D0" \
+         "cert import $D0 --operator demo --pem $T/f"; do
+  # shellcheck disable=SC2086
+  run $c
+  check "suiro $c: a usage error (2), before the directory" "[ $rc -eq 2 ]"
+done
 check "none of it created a directory" "[ ! -e $D0 ]"
 
 # ---- 3. only init creates a data directory ------------------------------------------
