@@ -667,23 +667,11 @@ static void stored_latest(sr_apif *a, h2o_req_t *req, const atoken *t)
     sr_buf_release(&strings);
 }
 
+/* RFC 3339, or relative: -1h, -30m, -10s, -2d, "now" (the one parser of
+ * time arguments, shared with the command line) */
 static int parse_time(const char *s, int64_t now, int64_t *out)
 {
-    /* RFC 3339, or relative: -1h, -30m, -10s, -2d, "now" */
-    if (!strcmp(s, "now")) {
-        *out = now;
-        return 0;
-    }
-    if (s[0] == '-' && s[1]) {
-        char *end;
-        double v = strtod(s + 1, &end);
-        int64_t unit = !strcmp(end, "s") ? 1000 : !strcmp(end, "m") ? 60000 : !strcmp(end, "h") ? 3600000
-                     : !strcmp(end, "d") ? 86400000 : !strcmp(end, "ms") ? 1 : 0;
-        if (!unit || end == s + 1 || !(v >= 0) || v > 1e6) return -1;
-        *out = now - (int64_t)(v * (double)unit);
-        return 0;
-    }
-    return sr_rfc3339_parse(s, strlen(s), out) ? -1 : 0;
+    return sr_time_parse(s, strlen(s), now, out) ? -1 : 0;
 }
 
 static int parse_interval(const char *s, int64_t *ms)

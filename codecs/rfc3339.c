@@ -98,6 +98,40 @@ int sr_rfc3339_parse_cached(sr_rfc3339_cache *c, const char *s, size_t len, int6
     return tail(s, len, c->base, ms);
 }
 
+int sr_time_parse(const char *s, size_t len, int64_t now_ms, int64_t *ms)
+{
+    if (len == 3 && !memcmp(s, "now", 3)) {
+        *ms = now_ms;
+        return SR_OK;
+    }
+    if (len < 3 || s[0] != '-') return sr_rfc3339_parse(s, len, ms);
+    /* -D[.D]UNIT: the number by hand (no locale, no hex, no exponent) */
+    size_t i = 1;
+    double v = 0, scale = 1;
+    int nd = 0, dot = 0;
+    for (; i < len; i++) {
+        if (s[i] >= '0' && s[i] <= '9') {
+            if (dot) v += (scale /= 10) * (s[i] - '0');
+            else v = v * 10 + (s[i] - '0');
+            nd++;
+        } else if (s[i] == '.' && !dot) {
+            dot = 1;
+        } else
+            break;
+    }
+    if (!nd || s[i - 1] == '.' || v > 1e6) return SR_EINVAL;
+    static const struct {
+        const char *u;
+        int64_t ms;
+    } units[] = {{"ms", 1}, {"s", 1000}, {"m", 60000}, {"h", 3600000}, {"d", 86400000}};
+    for (size_t k = 0; k < sizeof units / sizeof units[0]; k++)
+        if (len - i == strlen(units[k].u) && !memcmp(s + i, units[k].u, len - i)) {
+            *ms = now_ms - (int64_t)(v * (double)units[k].ms);
+            return SR_OK;
+        }
+    return SR_EINVAL;
+}
+
 void sr_rfc3339_format(int64_t ms, char out[32])
 {
     /* floor divisions that cannot overflow, for any int64 */

@@ -22,6 +22,12 @@ typedef struct sr_rfc3339_cache {
     int valid;
 } sr_rfc3339_cache;
 SR_MUST_CHECK int sr_rfc3339_parse_cached(sr_rfc3339_cache *c, const char *s, size_t len, int64_t *ms);
+/* A time argument (AP-IF query parameters, `suiro replay --from/--to`): an
+ * RFC 3339 timestamp as sr_rfc3339_parse takes it, "now", or now minus a
+ * duration: "-" then a decimal (digits, optionally a fraction: -1.5h) of at
+ * most 10^6 units, then ms, s, m, h or d (-500ms, -30s, -10m, -1h, -2d).
+ * now_ms is the caller's clock. SR_EINVAL on anything else. */
+SR_MUST_CHECK int sr_time_parse(const char *s, size_t len, int64_t now_ms, int64_t *ms);
 /* Format as "2026-04-01T00:00:00.000Z" into out (at least 25 bytes). */
 void sr_rfc3339_format(int64_t ms, char out[32]);
 

@@ -3,10 +3,14 @@
  * and audits. Generic over the protobuf-c descriptors (every field of every
  * message, enums by name, bytes as hex, proto3 defaults omitted) with one
  * special case: PointValues are shown decoded, as [ts, value, quality]
- * triples, since the compact encoding means nothing to a reader.
+ * triples, since the compact encoding means nothing to a reader. The
+ * options (sr_event_json_ex) let the caller add what the engine's layer
+ * does not hold: the number writer of the AP-IF answers (numbers as sent),
+ * the dataId of a point number, and times as RFC 3339.
  */
 #include "engine/event_json.h"
 
+#include "codecs/rfc3339.h"
 #include "engine/evbuild.h"
 
 #include <inttypes.h>
@@ -48,18 +52,41 @@ int sr_json_str(sr_buf *b, const char *s, size_t n)
     return rc;
 }
 
-static int put_double(sr_buf *b, double d)
+typedef struct ctx {
+    const sr_event_json_opts *o; /* never NULL */
+    const char *op;              /* the event's operator */
+} ctx;
+
+static int put_double(sr_buf *b, const ctx *x, double d)
 {
     if (isnan(d)) return put(b, "\"NaN\"");
     if (isinf(d)) return put(b, d > 0 ? "\"Infinity\"" : "\"-Infinity\"");
+    if (x->o->number) {
+        char t[48];
+        int n = x->o->number(t, d);
+        if (n > 0) return sr_buf_append(b, t, (size_t)n);
+    }
     return putf(b, "%.17g", d);
 }
 
-static int put_pv(sr_buf *b, const Suiro__V1__PointValues *pv)
+static int put_time(sr_buf *b, const ctx *x, int64_t ms)
+{
+    if (!x->o->times) return putf(b, "%" PRId64, ms);
+    char t[32];
+    sr_rfc3339_format(ms, t);
+    return putf(b, "\"%s\"", t);
+}
+
+static int put_pv(sr_buf *b, const ctx *x, const Suiro__V1__PointValues *pv)
 {
     sr_vtype t = SR_VT_NUMBER;
     long n = sr_pv_count(pv, &t);
     int rc = putf(b, "{\"point\":%u", pv->point);
+    const char *id = x->o->data_id ? x->o->data_id(x->o->ctx, x->op, pv->point) : NULL;
+    if (!rc && id) {
+        rc = put(b, ",\"dataId\":");
+        if (!rc) rc = sr_json_str(b, id, strlen(id));
+    }
     if (n < 0) return rc ? rc : put(b, ",\"error\":\"inconsistent arrays\"}");
     rc = rc ? rc : put(b, ",\"values\":[");
     sr_pv_iter it;
@@ -67,10 +94,12 @@ static int put_pv(sr_buf *b, const Suiro__V1__PointValues *pv)
     for (long i = 0; i < n && !rc; i++) {
         sr_sample s = {0};
         if (sr_pv_iter_next(&it, &s)) break;
-        rc = putf(b, "%s[%" PRId64 ",", i ? "," : "", s.ts);
+        rc = put(b, i ? ",[" : "[");
+        if (!rc) rc = put_time(b, x, s.ts);
+        if (!rc) rc = put(b, ",");
         if (rc) break;
         switch (t) {
-        case SR_VT_NUMBER: rc = put_double(b, s.v.f); break;
+        case SR_VT_NUMBER: rc = put_double(b, x, s.v.f); break;
         case SR_VT_INTEGER: rc = putf(b, "%" PRId64, s.v.i); break;
         case SR_VT_BOOL: rc = put(b, s.v.b ? "true" : "false"); break;
         default: rc = sr_json_str(b, s.v.str.s, s.v.str.slen);
@@ -80,9 +109,16 @@ static int put_pv(sr_buf *b, const Suiro__V1__PointValues *pv)
     return rc ? rc : put(b, "]}");
 }
 
-static int put_message(sr_buf *b, const ProtobufCMessage *m);
+static int put_message(sr_buf *b, const ctx *x, const ProtobufCMessage *m);
 
-static int put_value(sr_buf *b, const ProtobufCFieldDescriptor *f, const void *p)
+/* an int64 field "..._ms" is a time (durations are uint32) */
+static int is_time(const ProtobufCFieldDescriptor *f)
+{
+    size_t n = strlen(f->name);
+    return f->type == PROTOBUF_C_TYPE_INT64 && n > 3 && !strcmp(f->name + n - 3, "_ms");
+}
+
+static int put_value(sr_buf *b, const ctx *x, const ProtobufCFieldDescriptor *f, const void *p)
 {
     switch (f->type) {
     case PROTOBUF_C_TYPE_INT32:
@@ -92,11 +128,13 @@ static int put_value(sr_buf *b, const ProtobufCFieldDescriptor *f, const void *p
     case PROTOBUF_C_TYPE_FIXED32: return putf(b, "%" PRIu32, *(const uint32_t *)p);
     case PROTOBUF_C_TYPE_INT64:
     case PROTOBUF_C_TYPE_SINT64:
-    case PROTOBUF_C_TYPE_SFIXED64: return putf(b, "%" PRId64, *(const int64_t *)p);
+    case PROTOBUF_C_TYPE_SFIXED64:
+        if (is_time(f)) return put_time(b, x, *(const int64_t *)p);
+        return putf(b, "%" PRId64, *(const int64_t *)p);
     case PROTOBUF_C_TYPE_UINT64:
     case PROTOBUF_C_TYPE_FIXED64: return putf(b, "%" PRIu64, *(const uint64_t *)p);
-    case PROTOBUF_C_TYPE_FLOAT: return put_double(b, *(const float *)p);
-    case PROTOBUF_C_TYPE_DOUBLE: return put_double(b, *(const double *)p);
+    case PROTOBUF_C_TYPE_FLOAT: return put_double(b, x, *(const float *)p);
+    case PROTOBUF_C_TYPE_DOUBLE: return put_double(b, x, *(const double *)p);
     case PROTOBUF_C_TYPE_BOOL: return put(b, *(const protobuf_c_boolean *)p ? "true" : "false");
     case PROTOBUF_C_TYPE_ENUM: {
         const ProtobufCEnumValue *ev =
@@ -113,8 +151,8 @@ static int put_value(sr_buf *b, const ProtobufCFieldDescriptor *f, const void *p
         static const char hx[] = "0123456789abcdef";
         int rc = put(b, "\"");
         for (size_t i = 0; i < d->len && !rc; i++) {
-            char x[2] = {hx[d->data[i] >> 4], hx[d->data[i] & 15]};
-            rc = sr_buf_append(b, x, 2);
+            char hx2[2] = {hx[d->data[i] >> 4], hx[d->data[i] & 15]};
+            rc = sr_buf_append(b, hx2, 2);
         }
         return rc ? rc : put(b, "\"");
     }
@@ -122,8 +160,8 @@ static int put_value(sr_buf *b, const ProtobufCFieldDescriptor *f, const void *p
         const ProtobufCMessage *sub = *(ProtobufCMessage *const *)p;
         if (!sub) return put(b, "null");
         if (sub->descriptor == &suiro__v1__point_values__descriptor)
-            return put_pv(b, (const Suiro__V1__PointValues *)sub);
-        return put_message(b, sub);
+            return put_pv(b, x, (const Suiro__V1__PointValues *)sub);
+        return put_message(b, x, sub);
     }
     }
     return put(b, "null");
@@ -163,7 +201,15 @@ static int is_default(const ProtobufCFieldDescriptor *f, const void *p)
     }
 }
 
-static int put_message(sr_buf *b, const ProtobufCMessage *m)
+/* the key of field f: a time field "ingest_ms" is "ingest" when times are RFC 3339 */
+static int put_key(sr_buf *b, const ctx *x, const ProtobufCFieldDescriptor *f, int first)
+{
+    int n = (int)strlen(f->name);
+    if (x->o->times && is_time(f)) n -= 3;
+    return putf(b, "%s\"%.*s\":", first ? "" : ",", n, f->name);
+}
+
+static int put_message(sr_buf *b, const ctx *x, const ProtobufCMessage *m)
 {
     const ProtobufCMessageDescriptor *d = m->descriptor;
     int rc = put(b, "{"), first = 1;
@@ -176,28 +222,33 @@ static int put_message(sr_buf *b, const ProtobufCMessage *m)
         } else if (f->label == PROTOBUF_C_LABEL_REPEATED) {
             size_t n = *(const size_t *)(base + f->quantifier_offset);
             if (!n) continue;
-            rc = putf(b, "%s\"%s\":[", first ? "" : ",", f->name);
+            rc = put_key(b, x, f, first);
+            if (!rc) rc = put(b, "[");
             first = 0;
             const char *arr = *(char *const *)p;
             for (size_t k = 0; k < n && !rc; k++) {
                 if (k) rc = put(b, ",");
-                if (!rc) rc = put_value(b, f, arr + k * elem_size(f->type));
+                if (!rc) rc = put_value(b, x, f, arr + k * elem_size(f->type));
             }
             if (!rc) rc = put(b, "]");
             continue;
         } else if (is_default(f, p))
             continue;
-        if (!rc) rc = putf(b, "%s\"%s\":", first ? "" : ",", f->name);
+        if (!rc) rc = put_key(b, x, f, first);
         first = 0;
-        if (!rc) rc = put_value(b, f, p);
+        if (!rc) rc = put_value(b, x, f, p);
     }
     if (!rc && m->n_unknown_fields) rc = putf(b, "%s\"_unknown_fields\":%u", first ? "" : ",", m->n_unknown_fields);
     return rc ? rc : put(b, "}");
 }
 
-int sr_event_json(const Suiro__V1__Event *ev, sr_buf *out)
+int sr_event_json(const Suiro__V1__Event *ev, sr_buf *out) { return sr_event_json_ex(ev, NULL, out); }
+
+int sr_event_json_ex(const Suiro__V1__Event *ev, const sr_event_json_opts *o, sr_buf *out)
 {
-    return put_message(out, &ev->base);
+    static const sr_event_json_opts none = {0};
+    ctx x = {.o = o ? o : &none, .op = ev->operator_id ? ev->operator_id : ""};
+    return put_message(out, &x, &ev->base);
 }
 
 const char *sr_event_kind(const Suiro__V1__Event *ev)

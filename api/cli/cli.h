@@ -1,17 +1,70 @@
-/* api/cli/cli.h -- subcommands of the `suiro` binary. Each takes the
- * arguments after its name and returns the process exit code. */
+/* api/cli/cli.h -- the commands of the `suiro` binary. Each is a row of the
+ * command table in main.c ({name, handler, arguments, doc, options table});
+ * the handlers and their options tables live in the cmd_*.c files. A handler
+ * gets its row and the arguments from its own name on, parses them with
+ * sr_opts_parse (opts.h) and returns the process exit code. */
 #ifndef SR_CLI_H
 #define SR_CLI_H
 
-int sr_cmd_log(int argc, char **argv);
-int sr_cmd_serve(int argc, char **argv);
-int sr_cmd_gwsim(int argc, char **argv);
-/* the app stub: every AP-IF call from the command line, and `load` */
-int sr_cmd_apsim(int argc, char **argv);
-/* init, sheet, rebuild, replay, verify; -1 if name is none of them. */
-int sr_cmd_engine(const char *name, int argc, char **argv);
+#include "api/cli/opts.h"
+
+#include <limits.h>
+#include <stdint.h>
+
+/* cmd_log.c */
+int sr_cmd_log_verify(const sr_command *cmd, int argc, char **argv);
+int sr_cmd_log_dump(const sr_command *cmd, int argc, char **argv);
+int sr_cmd_log_append(const sr_command *cmd, int argc, char **argv);
+extern const sr_opt sr_opts_log_verify[], sr_opts_log_dump[], sr_opts_log_append[];
+/* cmd_serve.c */
+int sr_cmd_serve(const sr_command *cmd, int argc, char **argv);
+extern const sr_opt sr_opts_serve[];
+/* cmd_gwsim.c: the gateway simulator */
+int sr_cmd_gwsim_sheet(const sr_command *cmd, int argc, char **argv);
+int sr_cmd_gwsim_run(const sr_command *cmd, int argc, char **argv);
+extern const sr_opt sr_opts_gwsim_sheet[], sr_opts_gwsim_run[];
+/* cmd_apsim.c: the app stub, every AP-IF call from the command line, and `load` */
+int sr_cmd_apsim(const sr_command *cmd, int argc, char **argv);
+extern const sr_opt sr_opts_apsim[];
+extern const char sr_apsim_more[];
+/* cmd_engine.c: init, sheet, rebuild, replay, verify, cert */
+int sr_cmd_init(const sr_command *cmd, int argc, char **argv);
+int sr_cmd_sheet_import(const sr_command *cmd, int argc, char **argv);
+int sr_cmd_sheet_export(const sr_command *cmd, int argc, char **argv);
+int sr_cmd_rebuild(const sr_command *cmd, int argc, char **argv);
+int sr_cmd_replay(const sr_command *cmd, int argc, char **argv);
+int sr_cmd_verify(const sr_command *cmd, int argc, char **argv);
+int sr_cmd_cert_import(const sr_command *cmd, int argc, char **argv);
+extern const sr_opt sr_opts_init[], sr_opts_sheet_import[], sr_opts_sheet_export[], sr_opts_rebuild[],
+    sr_opts_replay[], sr_opts_verify[], sr_opts_cert_import[];
 
 /* Shared: parse an unsigned decimal; 0 on success. */
 int sr_cli_parse_u64(const char *s, unsigned long long *out);
+
+/* DIR must be a data directory made by `suiro init` (it has a log/
+ * directory): 0; else one line on stderr naming cmd and dir (and that `suiro
+ * init` creates one), -1. Nothing is created. */
+int sr_cli_data_dir(const char *cmd, const char *dir);
+/* The log directory of DIR for the `log` commands: DIR/log of a data
+ * directory, or DIR itself when it holds log segments (*.seg); with
+ * empty_ok, an existing empty directory too (`log append` starts a log
+ * there). 0 and the path in out; else the reason in why, -1. */
+int sr_cli_log_dir(const char *dir, int empty_ok, char out[PATH_MAX], char *why, size_t whylen);
+/* What to do about an error rc of opening a log or an engine: for SR_EKEY
+ * the --key-file advice (has_key: a key was given), else "". */
+const char *sr_cli_key_hint(int rc, int has_key);
+
+/* verify and log verify share their verdicts, exit codes and JSON:
+ * the exit code (0 intact, 1 corruption, 3 torn tail only, 4 unreadable)
+ * and verdict ("ok", "corrupt", "torn-tail", "unreadable") of a
+ * sr_log_verify result. */
+struct sr_log_report;
+struct sr_errinfo;
+int sr_cli_log_verdict(int rc, const struct sr_log_report *rep, const char **verdict);
+/* The JSON members both print (no braces): verdict, code, segments, blocks,
+ * records, bytes, first_seq, last_seq, tip and, on an error, segment,
+ * offset, block_seq, error. */
+void sr_cli_log_json(FILE *f, const char *verdict, int rc, const struct sr_log_report *rep,
+                     const struct sr_errinfo *ei);
 
 #endif

@@ -32,6 +32,7 @@
  *  Content-Range), a download is written out as it arrives.
  */
 #include "api/cli/cli.h"
+#include "api/httpu.h"
 #include "engine/sr_alloc.h"
 #include "storage/crypto.h"
 
@@ -67,7 +68,7 @@ enum {
 typedef struct opts {
     /* common */
     const char *url, *op, *app, *secret, *token, *cacert, *timeout_ms;
-    int pretty, verbose, help;
+    int pretty, verbose;
     /* per command, as given; numbers are checked where they are used */
     const char *parent, *interval_ms, *start_at, *end_at, *monitor_id, *after, *value, *protection, *request_id,
         *from, *to, *limit, *order, *interval, *agg, *fill, *id, *if_match, *json, *file, *field, *content_type,
@@ -83,95 +84,107 @@ typedef struct opts {
     int ngiven;
 } opts;
 
-typedef struct optdef {
-    const char *name;
-    char kind; /* 's' string, 'f' flag, 'l' list (--data-id), 'h' repeated (--header) */
-    size_t off;
-} optdef;
+static int add_ids(void *op, const char *v);
+static int add_header(void *op, const char *v);
 
-#define OS(n, f) {n, 's', offsetof(opts, f)}
-#define OF(n, f) {n, 'f', offsetof(opts, f)}
-
-static const optdef COMMON[] = {
-    OS("url", url),        OS("operator", op),         OS("app", app),
-    OS("secret", secret),  OS("token", token),         OS("cacert", cacert),
-    OS("timeout-ms", timeout_ms), OF("pretty", pretty), OF("verbose", verbose),
-    OF("help", help),
+#define OS(n, f, arg, doc) SR_OPT_STR(n, 0, arg, opts, f, doc)
+#define OF(n, f, doc) SR_OPT_FLAG(n, 0, opts, f, doc)
+/* The session options (any command) first, then the command options (each
+ * command names the ones it takes in CMDS below). */
+enum { NCOMMON = 9 };
+const sr_opt sr_opts_apsim[] = {
+    OS("url", url, "URL", "server root (default " DEFAULT_URL ", env SUIRO_URL)"),
+    OS("operator", op, "OP", "log in as this operator's app [demo]"),
+    OS("app", app, "APP", "the app [APP001]"),
+    OS("secret", secret, "S", "the app's secret (env SUIRO_APP_SECRET)"),
+    OS("token", token, "T", "reuse a session instead (env SUIRO_TOKEN; see `login`)"),
+    OS("cacert", cacert, "FILE", "CA certificates for an https:// URL"),
+    OS("timeout-ms", timeout_ms, "N", "give up a call after N ms (current-values, control: the gateway timeout)"),
+    OF("pretty", pretty, "indented JSON (default: compact)"),
+    SR_OPT_FLAG("verbose", 'v', opts, verbose, "each call on stderr: method, path, status, time"),
+    SR_OPT_FN("data-id", 0, "ID[,ID...]", add_ids, "data IDs (repeat or comma-separate; at most 1000)"),
+    SR_OPT_FN("header", 0, "'NAME: VALUE'", add_header, "load --get-url: a request header (repeatable, at most 8)"),
+    OS("parent", parent, "ID", "masters: children of this one"),
+    OS("interval-ms", interval_ms, "N", "monitor-start: the interval"),
+    OS("start-at", start_at, "T", "monitor-start: when it starts"),
+    OS("end-at", end_at, "T", "monitor-start: when it ends"),
+    OS("monitor-id", monitor_id, "M", "the monitor"),
+    OS("after", after, "T", "monitor-values: values after T"),
+    OS("value", value, "V", "control: the value (JSON; a bare word is a string); doc-query: the value"),
+    OS("protection", protection, "JSON", "control: the protection passed to the gateway"),
+    OS("request-id", request_id, "Q", "request: the request"),
+    OS("from", from, "T", "the first time (RFC 3339, or -1h, -30m, -10s, -2d, now)"),
+    OS("to", to, "T", "the end time (as --from)"),
+    OS("limit", limit, "N", "at most N values"),
+    OS("order", order, "asc|desc", "the order of the values"),
+    OS("interval", interval, "I", "downsample: the bucket (60s, 5m, 1h)"),
+    OS("agg", agg, "A,...", "downsample: min,max,avg,count,first,last,sum"),
+    OS("fill", fill, "F", "downsample: none|null|previous|linear"),
+    OS("id", id, "ID", "doc-put: the document's ID"),
+    OS("if-match", if_match, "REV", "the revision the document must have"),
+    OS("json", json, "STR", "doc-put: the document"),
+    OS("file", file, "F", "doc-put, file-put: the local file"),
+    OS("field", field, "F", "doc-query: the field"),
+    OS("content-type", content_type, "T", "file-put: the file's type"),
+    OS("part-size", part_size, "BYTES", "file-put: parts of this size [8 MiB]"),
+    OS("out", out, "F", "file-get: write to this file"),
+    OS("prefix", prefix, "P", "file-list: paths starting with P"),
+    OS("what", what, "Q", "load: latest|raw|downsample"),
+    OS("duration", duration, "S", "load: run S seconds"),
+    OS("requests", requests, "N", "load: N requests"),
+    OS("connections", connections, "C", "load: C keep-alive connections"),
+    OS("get-url", get_url, "URL", "load: any HTTP GET instead of an AP-IF query"),
+    OS("save-body", save_body, "FILE", "load: write the first answer's body to FILE"),
+    OF("async", async, "current-values, control: answer at once with a request ID"),
+    OF("all", all, "stored-values: follow nextCursor, print one merged answer"),
+    OF("changing", changing, "load: the data may change (bodies may differ)"),
+    SR_OPT_END,
 };
-static const optdef SPECIFIC[] = {
-    {"data-id", 'l', 0},              {"header", 'h', 0},
-    OS("parent", parent),             OS("interval-ms", interval_ms), OS("start-at", start_at),
-    OS("end-at", end_at),             OS("monitor-id", monitor_id),   OS("after", after),
-    OS("value", value),               OS("protection", protection),   OS("request-id", request_id),
-    OS("from", from),                 OS("to", to),                   OS("limit", limit),
-    OS("order", order),               OS("interval", interval),       OS("agg", agg),
-    OS("fill", fill),                 OS("id", id),                   OS("if-match", if_match),
-    OS("json", json),                 OS("file", file),               OS("field", field),
-    OS("content-type", content_type), OS("part-size", part_size),     OS("out", out),
-    OS("prefix", prefix),             OS("what", what),               OS("duration", duration),
-    OS("requests", requests),         OS("connections", connections), OS("get-url", get_url),
-    OS("save-body", save_body),       OF("async", async),
-    OF("all", all),                   OF("changing", changing),
-};
 
-static void usage(FILE *f)
-{
-    fprintf(f,
-            "usage: suiro apsim COMMAND [ARGS] [OPTIONS]   the app stub: one AP-IF call per command\n"
-            "\n"
-            "session (any command; options may come anywhere):\n"
-            "  --url URL          server root (default " DEFAULT_URL ", env SUIRO_URL)\n"
-            "  --operator OP --app APP --secret S\n"
-            "                     log in first and out at the end (defaults demo, APP001;\n"
-            "                     env SUIRO_APP_SECRET)\n"
-            "  --token T          reuse a session instead (env SUIRO_TOKEN; see `login`)\n"
-            "  --cacert FILE      CA certificates for an https:// URL\n"
-            "  --timeout-ms N     give up a call after N ms; for current-values and control\n"
-            "                     it is the gateway timeout sent to the server instead\n"
-            "  --pretty           indented JSON (default: compact)\n"
-            "  -v, --verbose      each call on stderr: method, path, status, time\n"
-            "\n"
-            "commands ([n]: the row of the AP-IF table in docs/interface.md):\n"
-            "  login                                    [1] print the token JSON, stay logged in\n"
-            "  logout                                   [2] end the --token session\n"
-            "  masters facilities|equipment|devices|datapoints [--parent ID]        [3]\n"
-            "  current-values --data-id ID... [--async]                              [4]\n"
-            "  monitor-start --data-id ID... --interval-ms N [--start-at T] [--end-at T]  [5]\n"
-            "  monitors                                                              [6]\n"
-            "  monitor-stop --monitor-id M                                           [7]\n"
-            "  monitor-values --monitor-id M [--after T]\n"
-            "  control --data-id ID --value V [--protection JSON] [--async]          [8]\n"
-            "                     V is JSON (42.5, true, '\"text\"'); a bare word is a string\n"
-            "  certificate platform|app|gateway [ID]    [9] prints the PEM\n"
-            "  request --request-id Q                   the status of an async request\n"
-            "  stored-values --data-id ID [--from T] [--to T] [--limit N] [--order asc|desc] [--all]\n"
-            "                     [10] T: RFC 3339 or -1h, -30m, -10s, -2d, now; --all follows\n"
-            "                     nextCursor and prints one merged {values:[...]}\n"
-            "  latest --data-id ID...\n"
-            "  downsample --data-id ID --interval 60s --agg min,max,avg [--from T] [--to T]\n"
-            "             [--fill none|null|previous|linear]\n"
-            "  doc-put COLL [--id ID [--if-match REV]] [--json STR | --file F]  (else stdin) [11][12]\n"
-            "  doc-get COLL ID   |   doc-query COLL [--field F --value V]\n"
-            "  doc-delete COLL ID [--if-match REV]                                   [13]\n"
-            "  file-put PATH --file F [--content-type T] [--part-size BYTES]         [15]\n"
-            "                     files over --part-size (default 8 MiB) go in parts\n"
-            "  file-get PATH [--out F]   |   file-list [--prefix P]                  [14]\n"
-            "  file-delete PATH                                                      [16]\n"
-            "  load --what latest|raw|downsample --data-id ID [--requests N | --duration S]\n"
-            "       [--connections C] [--from T --to T --limit N --interval I --agg A --fill F]\n"
-            "       [--changing]  benchmark: C keep-alive connections repeat the query;\n"
-            "                     prints one JSON line (verify: FNV-1a 64 of the first body;\n"
-            "                     bodies must all be identical unless the data may change:\n"
-            "                     a relative time, or --changing)\n"
-            "  load --get-url URL [--header 'Name: value']... [--requests N | --duration S]\n"
-            "       [--connections C] [--changing]\n"
-            "                     the same load on any HTTP GET (another system's query API,\n"
-            "                     for bench/ap_query.sh): no session, every 200 answer counts,\n"
-            "                     the same verification; --header repeats (at most 8)\n"
-            "       --save-body FILE  (either form) write the first answer's body to FILE\n"
-            "\n"
-            "exit: 0 ok, 1 error answer (printed), 2 usage, 3 server not reachable\n");
-}
+/* which command options were given comes from sr_args.seen (rows 0..63) */
+_Static_assert(sizeof sr_opts_apsim / sizeof sr_opts_apsim[0] <= 65, "apsim options: at most 64 rows");
+
+const char sr_apsim_more[] =
+    "Options may come anywhere; command options apply to the commands that name them below.\n\n"
+    "commands ([n]: the row of the AP-IF table in docs/interface.md):\n"
+    "  login                                    [1] print the token JSON, stay logged in\n"
+    "  logout                                   [2] end the --token session\n"
+    "  masters facilities|equipment|devices|datapoints [--parent ID]        [3]\n"
+    "  current-values --data-id ID... [--async]                              [4]\n"
+    "  monitor-start --data-id ID... --interval-ms N [--start-at T] [--end-at T]  [5]\n"
+    "  monitors                                                              [6]\n"
+    "  monitor-stop --monitor-id M                                           [7]\n"
+    "  monitor-values --monitor-id M [--after T]\n"
+    "  control --data-id ID --value V [--protection JSON] [--async]          [8]\n"
+    "                     V is JSON (42.5, true, '\"text\"'); a bare word is a string\n"
+    "  certificate platform|app|gateway [ID]    [9] prints the PEM\n"
+    "  request --request-id Q                   the status of an async request\n"
+    "  stored-values --data-id ID [--from T] [--to T] [--limit N] [--order asc|desc] [--all]\n"
+    "                     [10] T: RFC 3339 or -1h, -30m, -10s, -2d, now; --all follows\n"
+    "                     nextCursor and prints one merged {values:[...]}\n"
+    "  latest --data-id ID...\n"
+    "  downsample --data-id ID --interval 60s --agg min,max,avg [--from T] [--to T]\n"
+    "             [--fill none|null|previous|linear]\n"
+    "  doc-put COLL [--id ID [--if-match REV]] [--json STR | --file F]  (else stdin) [11][12]\n"
+    "  doc-get COLL ID   |   doc-query COLL [--field F --value V]\n"
+    "  doc-delete COLL ID [--if-match REV]                                   [13]\n"
+    "  file-put PATH --file F [--content-type T] [--part-size BYTES]         [15]\n"
+    "                     files over --part-size (default 8 MiB) go in parts\n"
+    "  file-get PATH [--out F]   |   file-list [--prefix P]                  [14]\n"
+    "  file-delete PATH                                                      [16]\n"
+    "  load --what latest|raw|downsample --data-id ID [--requests N | --duration S]\n"
+    "       [--connections C] [--from T --to T --limit N --interval I --agg A --fill F]\n"
+    "       [--changing]  benchmark: C keep-alive connections repeat the query;\n"
+    "                     prints one JSON line (verify: FNV-1a 64 of the first body;\n"
+    "                     bodies must all be identical unless the data may change:\n"
+    "                     a relative time, or --changing)\n"
+    "  load --get-url URL [--header 'Name: value']... [--requests N | --duration S]\n"
+    "       [--connections C] [--changing]\n"
+    "                     the same load on any HTTP GET (another system's query API,\n"
+    "                     for bench/ap_query.sh): no session, every 200 answer counts,\n"
+    "                     the same verification; --header repeats (at most 8)\n"
+    "       --save-body FILE  (either form) write the first answer's body to FILE\n"
+    "\nexit: 0 ok, 1 error answer (printed), 2 usage, 3 server not reachable\n";
 
 static int usage_error(const char *fmt, const char *arg)
 {
@@ -181,15 +194,9 @@ static int usage_error(const char *fmt, const char *arg)
     return EX_USAGE;
 }
 
-static const optdef *find_opt(const optdef *t, size_t n, const char *name, size_t len)
+static int add_ids(void *op, const char *v)
 {
-    for (size_t i = 0; i < n; i++)
-        if (strlen(t[i].name) == len && !memcmp(t[i].name, name, len)) return &t[i];
-    return NULL;
-}
-
-static int add_ids(opts *o, const char *v)
-{
+    opts *o = op;
     const char *p = v;
     for (;;) {
         const char *c = strchr(p, ',');
@@ -204,50 +211,12 @@ static int add_ids(opts *o, const char *v)
     }
 }
 
-static int parse(int argc, char **argv, opts *o)
+static int add_header(void *op, const char *v)
 {
-    int only_pos = 0;
-    for (int i = 0; i < argc; i++) {
-        const char *a = argv[i];
-        if (only_pos || a[0] != '-' || !a[1]) {
-            if (o->npos == (int)(sizeof o->pos / sizeof o->pos[0])) return usage_error("too many arguments at '%s'", a);
-            o->pos[o->npos++] = a;
-            continue;
-        }
-        if (!strcmp(a, "--")) {
-            only_pos = 1;
-            continue;
-        }
-        if (!strcmp(a, "-v")) a = "--verbose";
-        else if (!strcmp(a, "-h")) a = "--help";
-        if (a[1] != '-') return usage_error("unknown option '%s'", a);
-        const char *name = a + 2, *eq = strchr(name, '=');
-        size_t len = eq ? (size_t)(eq - name) : strlen(name);
-        const optdef *d = find_opt(COMMON, sizeof COMMON / sizeof *COMMON, name, len);
-        int specific = 0;
-        if (!d && (d = find_opt(SPECIFIC, sizeof SPECIFIC / sizeof *SPECIFIC, name, len))) specific = 1;
-        if (!d) return usage_error("unknown option '%s'", a);
-        if (specific) {
-            if (o->ngiven == MAX_GIVEN) return usage_error("too many options at '%s'", a);
-            o->given[o->ngiven++] = d->name;
-        }
-        if (d->kind == 'f') {
-            if (eq) return usage_error("option '%s' takes no value", a);
-            *(int *)((char *)o + d->off) = 1;
-            continue;
-        }
-        const char *v = eq ? eq + 1 : i + 1 < argc ? argv[++i] : NULL;
-        if (!v) return usage_error("option '%s' needs a value", a);
-        if (d->kind == 'l') {
-            int rc = add_ids(o, v);
-            if (rc) return rc;
-        } else if (d->kind == 'h') {
-            if (o->nheaders == MAX_HEADERS) return usage_error("--header: at most 8 (%s)", v);
-            if (!strchr(v, ':') || strpbrk(v, "\r\n")) return usage_error("--header: 'Name: value', not '%s'", v);
-            o->headers[o->nheaders++] = v;
-        } else
-            *(const char **)((char *)o + d->off) = v;
-    }
+    opts *o = op;
+    if (o->nheaders == MAX_HEADERS) return usage_error("--header: at most 8 (%s)", v);
+    if (!strchr(v, ':') || strpbrk(v, "\r\n")) return usage_error("--header: 'Name: value', not '%s'", v);
+    o->headers[o->nheaders++] = v;
     return 0;
 }
 
@@ -432,14 +401,65 @@ static int call(client *cl, const hreq *r)
  * server's member order; anything else (a PEM) as it is; a final newline.
  * 0 for a 2xx status, EX_API otherwise (the error body is printed on stdout
  * all the same). */
+/* JSON on f as the server writes it (sr_json_write: a decimal prints as it
+ * was sent, 0.1 and not 0.10000000000000001), compact or indented by 2 */
+static int put_pretty(sr_buf *b, json_t *v, int depth)
+{
+    static const char sp[] = "                                                                ";
+    int rc = SR_OK, first = 1;
+#define NL(d) (sr_buf_append(b, "\n", 1) || sr_buf_append(b, sp, (size_t)((d) * 2 < 64 ? (d) * 2 : 64)))
+    if (json_is_object(v) && json_object_size(v)) {
+        const char *k;
+        json_t *x;
+        rc = sr_buf_append(b, "{", 1);
+        json_object_foreach(v, k, x)
+        {
+            if (!rc && !first) rc = sr_buf_append(b, ",", 1);
+            first = 0;
+            if (!rc) rc = NL(depth + 1);
+            if (!rc) rc = sr_json_put_string(b, k, strlen(k));
+            if (!rc) rc = sr_buf_append(b, ": ", 2);
+            if (!rc) rc = put_pretty(b, x, depth + 1);
+        }
+        if (!rc) rc = NL(depth);
+        return rc ? rc : sr_buf_append(b, "}", 1);
+    }
+    if (json_is_array(v) && json_array_size(v)) {
+        size_t i;
+        json_t *x;
+        rc = sr_buf_append(b, "[", 1);
+        json_array_foreach(v, i, x)
+        {
+            if (!rc && i) rc = sr_buf_append(b, ",", 1);
+            if (!rc) rc = NL(depth + 1);
+            if (!rc) rc = put_pretty(b, x, depth + 1);
+        }
+        if (!rc) rc = NL(depth);
+        return rc ? rc : sr_buf_append(b, "]", 1);
+    }
+#undef NL
+    return sr_json_write(b, v);
+}
+
+static void print_json(FILE *f, json_t *j, int pretty)
+{
+    sr_buf b;
+    sr_buf_init(&b);
+    if ((pretty ? put_pretty(&b, j, 0) : sr_json_write(&b, j)) == SR_OK) {
+        fwrite(b.data, 1, b.len, f);
+        fputc('\n', f);
+    } else
+        fprintf(stderr, "suiro apsim: out of memory\n");
+    sr_buf_release(&b);
+}
+
 static int answer(client *cl)
 {
     const char *b = (const char *)cl->body.data;
     size_t n = cl->body.len;
     json_t *j = n && (b[0] == '{' || b[0] == '[') ? json_loadb(b, n, 0, NULL) : NULL;
     if (j) {
-        json_dumpf(j, stdout, (cl->o->pretty ? JSON_INDENT(2) : JSON_COMPACT) | JSON_PRESERVE_ORDER);
-        fputc('\n', stdout);
+        print_json(stdout, j, cl->o->pretty);
         json_decref(j);
     } else if (n) {
         fwrite(b, 1, n, stdout);
@@ -457,15 +477,19 @@ static int answer(client *cl)
 /* a JSON value (consumed) as the body of method path */
 static int call_json(client *cl, const char *method, const char *path, json_t *v)
 {
-    char *txt = v ? json_dumps(v, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+    /* the numbers as given (0.1, not 0.10000000000000001) */
+    sr_buf txt;
+    sr_buf_init(&txt);
+    int wrc = v ? sr_json_write(&txt, v) : SR_ENOMEM;
     json_decref(v);
-    if (!txt) {
+    if (wrc) {
+        sr_buf_release(&txt);
         fprintf(stderr, "suiro apsim: out of memory\n");
         return EX_API;
     }
-    hreq r = {.method = method, .path = path, .data = txt, .len = strlen(txt), .ctype = "application/json"};
+    hreq r = {.method = method, .path = path, .data = txt.data, .len = txt.len, .ctype = "application/json"};
     int rc = call(cl, &r);
-    free(txt);
+    sr_buf_release(&txt);
     return rc;
 }
 
@@ -796,8 +820,7 @@ static int stored_all(client *cl, const opts *o)
     free(cursor);
     if (!rc) {
         json_t *o2 = json_pack("{s:O}", "values", all);
-        json_dumpf(o2, stdout, (cl->o->pretty ? JSON_INDENT(2) : JSON_COMPACT) | JSON_PRESERVE_ORDER);
-        fputc('\n', stdout);
+        print_json(stdout, o2, cl->o->pretty);
         fflush(stdout);
         json_decref(o2);
     }
@@ -1189,8 +1212,7 @@ static int cmd_file_get(client *cl, opts *o)
             if (!sr_sha256_final(&d.sha, h)) sr_hex(h, 32, hex);
             json_t *j = json_pack("{s:s,s:I,s:s,s:s}", "path", o->pos[1], "size", (json_int_t)d.size, "sha256", hex,
                                   "out", o->out);
-            json_dumpf(j, stdout, (o->pretty ? JSON_INDENT(2) : JSON_COMPACT) | JSON_PRESERVE_ORDER);
-            fputc('\n', stdout);
+            print_json(stdout, j, o->pretty);
             json_decref(j);
         }
     } else
@@ -1506,22 +1528,18 @@ static const char *env(const char *name)
 
 static int run(opts *o)
 {
-    if (o->help) {
-        usage(stdout);
-        return EX_OK;
-    }
-    if (!o->npos) {
-        usage(stderr);
-        return EX_USAGE;
-    }
     const cmddef *cd = NULL;
     for (size_t i = 0; i < sizeof CMDS / sizeof *CMDS; i++)
         if (!strcmp(CMDS[i].name, o->pos[0])) cd = &CMDS[i];
     if (!cd) return usage_error("unknown command '%s'", o->pos[0]);
     int nargs = o->npos - 1;
-    if (nargs < cd->minpos || nargs > cd->maxpos) {
-        fprintf(stderr, "suiro apsim %s: %s arguments (suiro apsim --help)\n", cd->name,
-                nargs < cd->minpos ? "missing" : "too many");
+    if (nargs < cd->minpos) {
+        fprintf(stderr, "suiro apsim %s: missing arguments (suiro apsim --help)\n", cd->name);
+        return EX_USAGE;
+    }
+    if (nargs > cd->maxpos) {
+        fprintf(stderr, "suiro apsim %s: unexpected argument '%s' (suiro apsim --help)\n", cd->name,
+                o->pos[1 + cd->maxpos]);
         return EX_USAGE;
     }
     for (int i = 0; i < o->ngiven; i++) {
@@ -1586,11 +1604,18 @@ static int run(opts *o)
     return rc;
 }
 
-int sr_cmd_apsim(int argc, char **argv)
+int sr_cmd_apsim(const sr_command *cmd, int argc, char **argv)
 {
     opts o = {0};
-    int rc = parse(argc, argv, &o);
-    if (!rc) rc = run(&o);
+    sr_args a;
+    int rc = sr_opts_parse(cmd, argc, argv, &o, &a);
+    if (rc == SR_OPTS_HELP) rc = 0;
+    else if (!rc) {
+        for (int i = 0; i < a.npos; i++) o.pos[o.npos++] = a.pos[i];
+        for (int i = NCOMMON; sr_opts_apsim[i].name; i++)
+            if (i < 64 && (a.seen >> i & 1) && o.ngiven < MAX_GIVEN) o.given[o.ngiven++] = sr_opts_apsim[i].name;
+        rc = run(&o);
+    }
     for (size_t i = 0; i < o.nids; i++) free(o.ids[i]);
     free(o.ids);
     return rc;

@@ -11,7 +11,9 @@
  * Every command takes --key-file F when the log is encrypted.
  */
 #include "api/cli/cli.h"
+#include "api/httpu.h"
 #include "api/pki.h"
+#include "codecs/rfc3339.h"
 #include "codecs/sheet.h"
 #include "engine/event_json.h"
 #include "engine/sheet.h"
@@ -40,22 +42,79 @@ typedef struct common {
     int has_key;
 } common;
 
-/* --key-file F: returns 1 if consumed (i advanced), -1 on error. */
-static int opt_key(common *c, int argc, char **argv, int *i)
+/* Every option of these commands (each table takes the ones it needs). */
+typedef struct eopts {
+    const char *keyfile, *op, *from, *to, *gateway, *point, *kind, *app, *pem;
+    int demo, discard_lost, json;
+} eopts;
+
+#define KEY_FILE SR_OPT_STR("key-file", 0, "FILE", eopts, keyfile, "the log's key (when the log is encrypted)")
+
+const sr_opt sr_opts_init[] = {
+    SR_OPT_FLAG("demo", 0, eopts, demo, "import the demo operator (docs/examples/demo-sheet.csv)"),
+    KEY_FILE,
+    SR_OPT_END,
+};
+const sr_opt sr_opts_sheet_import[] = {KEY_FILE, SR_OPT_END};
+const sr_opt sr_opts_sheet_export[] = {
+    SR_OPT_STR("operator", 0, "OP", eopts, op, "the operator (required)"),
+    KEY_FILE,
+    SR_OPT_END,
+};
+const sr_opt sr_opts_rebuild[] = {
+    SR_OPT_FLAG("discard-lost", 0, eopts, discard_lost,
+                "rebuild even if the log lost events the index had applied (they are lost for good)"),
+    KEY_FILE,
+    SR_OPT_END,
+};
+const sr_opt sr_opts_replay[] = {
+    SR_OPT_STR("from", 0, "SEQ|TIME", eopts, from, "the first event: a sequence number or a time"),
+    SR_OPT_STR("to", 0, "SEQ|TIME", eopts, to, "the last sequence number, or the time to stop before"),
+    SR_OPT_STR("operator", 0, "OP", eopts, op, "events of this operator only"),
+    SR_OPT_STR("gateway", 0, "GW", eopts, gateway, "events sent by this gateway only"),
+    SR_OPT_STR("point", 0, "DATAID", eopts, point, "measurements of this data point only (needs --operator)"),
+    SR_OPT_STR("kind", 0, "KIND", eopts, kind, "events of this body only (measurements, master_put, ...)"),
+    KEY_FILE,
+    SR_OPT_END,
+};
+const sr_opt sr_opts_verify[] = {
+    SR_OPT_FLAG("json", 0, eopts, json, "the verdict as one JSON object (the members of `log verify --json` and more)"),
+    KEY_FILE,
+    SR_OPT_END,
+};
+const sr_opt sr_opts_cert_import[] = {
+    SR_OPT_STR("operator", 0, "OP", eopts, op, "the operator"),
+    SR_OPT_STR("app", 0, "ID", eopts, app, "the app whose certificate it is"),
+    SR_OPT_STR("gateway", 0, "ID", eopts, gateway, "the gateway whose certificate it is"),
+    SR_OPT_STR("pem", 0, "FILE", eopts, pem, "the certificate (one PEM X.509, at most 64 KiB)"),
+    KEY_FILE,
+    SR_OPT_END,
+};
+
+enum { GO_ON = -100 };
+
+/* Parse, then (unless --help or a usage error) check the data directory
+ * (pos[dir_at]; dir_at < 0: init, which creates it) and load the key. GO_ON
+ * or the exit code; nothing is created or read before the arguments are
+ * known to be right. */
+static int begin(const sr_command *cmd, int argc, char **argv, eopts *o, common *c, sr_args *a, int dir_at,
+                 int dir_code, int (*check)(const sr_command *, const eopts *))
 {
-    if (strcmp(argv[*i], "--key-file") != 0) return 0;
-    if (*i + 1 >= argc) {
-        fprintf(stderr, "suiro: --key-file needs a file\n");
-        return -1;
+    int rc = sr_opts_parse(cmd, argc, argv, o, a);
+    if (rc) return rc == SR_OPTS_HELP ? 0 : rc;
+    if (check && (rc = check(cmd, o))) return rc;
+    c->dir = a->pos[dir_at < 0 ? 0 : dir_at];
+    if (dir_at >= 0 && sr_cli_data_dir(cmd->name, c->dir)) return dir_code;
+    if (o->keyfile) {
+        c->keyfile = o->keyfile;
+        char err[256];
+        if (sr_key_load(c->keyfile, &c->key, err, sizeof err)) {
+            fprintf(stderr, "suiro %s: %s\n", cmd->name, err);
+            return 2;
+        }
+        c->has_key = 1;
     }
-    c->keyfile = argv[++*i];
-    char err[256];
-    if (sr_key_load(c->keyfile, &c->key, err, sizeof err)) {
-        fprintf(stderr, "suiro: %s\n", err);
-        return -1;
-    }
-    c->has_key = 1;
-    return 1;
+    return GO_ON;
 }
 
 static int open_engine(const common *c, int readonly, sr_engine **e)
@@ -63,7 +122,9 @@ static int open_engine(const common *c, int readonly, sr_engine **e)
     sr_engine_opts o = {.key = c->has_key ? &c->key : NULL, .readonly = readonly};
     sr_errinfo ei;
     int rc = sr_engine_open(c->dir, &o, e, &ei);
-    if (rc) fprintf(stderr, "suiro: %s: %s\n", c->dir, ei.msg[0] ? ei.msg : sr_strerror(rc));
+    if (rc)
+        fprintf(stderr, "suiro: %s: %s%s\n", c->dir, ei.msg[0] ? ei.msg : sr_strerror(rc),
+                sr_cli_key_hint(rc, c->has_key));
     return rc;
 }
 
@@ -102,25 +163,14 @@ static int import_bytes(sr_engine *e, const void *data, size_t len, const char *
     return rc ? 1 : 0;
 }
 
-static int cmd_init(int argc, char **argv)
+int sr_cmd_init(const sr_command *cmd, int argc, char **argv)
 {
     common c = {0};
-    int demo = 0;
-    for (int i = 0; i < argc; i++) {
-        int k = opt_key(&c, argc, argv, &i);
-        if (k < 0) return 2;
-        if (k) continue;
-        if (!strcmp(argv[i], "--demo")) demo = 1;
-        else if (argv[i][0] == '-') {
-            fprintf(stderr, "suiro init: unknown option '%s'\n", argv[i]);
-            return 2;
-        } else
-            c.dir = argv[i];
-    }
-    if (!c.dir) {
-        fprintf(stderr, "usage: suiro init [--demo] [--key-file F] DIR\n");
-        return 2;
-    }
+    eopts o = {0};
+    sr_args a;
+    int rc = begin(cmd, argc, argv, &o, &c, &a, -1, 1, NULL);
+    if (rc != GO_ON) return rc;
+    int demo = o.demo;
     sr_engine *e;
     if (open_engine(&c, 0, &e)) return 1;
     int code = 0;
@@ -135,24 +185,15 @@ static int cmd_init(int argc, char **argv)
     return code;
 }
 
-static int cmd_sheet(int argc, char **argv)
+int sr_cmd_sheet_import(const sr_command *cmd, int argc, char **argv)
 {
     common c = {0};
-    const char *sub = argc > 0 ? argv[0] : "", *file = NULL, *op = NULL;
-    for (int i = 1; i < argc; i++) {
-        int k = opt_key(&c, argc, argv, &i);
-        if (k < 0) return 2;
-        if (k) continue;
-        if (!strcmp(argv[i], "--operator") && i + 1 < argc) op = argv[++i];
-        else if (argv[i][0] == '-') {
-            fprintf(stderr, "suiro sheet: unknown option '%s'\n", argv[i]);
-            return 2;
-        } else if (!strcmp(sub, "import") && !file)
-            file = argv[i];
-        else
-            c.dir = argv[i];
-    }
-    if (!strcmp(sub, "import") && file && c.dir) {
+    eopts o = {0};
+    sr_args a;
+    int rc = begin(cmd, argc, argv, &o, &c, &a, 1, 1, NULL);
+    if (rc != GO_ON) return rc;
+    const char *file = a.pos[0];
+    {
         FILE *f = fopen(file, "rb");
         if (!f) {
             fprintf(stderr, "suiro sheet import: %s: %s\n", file, strerror(errno));
@@ -174,7 +215,22 @@ static int cmd_sheet(int argc, char **argv)
         sr_buf_release(&b);
         return code;
     }
-    if (!strcmp(sub, "export") && c.dir && op) {
+}
+
+static int need_operator(const sr_command *cmd, const eopts *o)
+{
+    return o->op ? 0 : sr_opts_error(cmd, "--operator OP is required");
+}
+
+int sr_cmd_sheet_export(const sr_command *cmd, int argc, char **argv)
+{
+    common c = {0};
+    eopts o = {0};
+    sr_args a;
+    int brc = begin(cmd, argc, argv, &o, &c, &a, 0, 1, need_operator);
+    if (brc != GO_ON) return brc;
+    const char *op = o.op;
+    {
         sr_engine *e;
         if (open_engine(&c, 1, &e)) return 1;
         sr_buf out;
@@ -187,9 +243,6 @@ static int cmd_sheet(int argc, char **argv)
         sr_engine_close(e);
         return rc ? 1 : 0;
     }
-    fprintf(stderr, "usage: suiro sheet import FILE DIR [--key-file F]\n"
-                    "       suiro sheet export DIR --operator OP [--key-file F] > FILE\n");
-    return 2;
 }
 
 static void progress(void *ctx, uint64_t done, uint64_t total)
@@ -202,25 +255,14 @@ static void progress(void *ctx, uint64_t done, uint64_t total)
     if (done >= total) fputc('\n', stderr);
 }
 
-static int cmd_rebuild(int argc, char **argv)
+int sr_cmd_rebuild(const sr_command *cmd, int argc, char **argv)
 {
     common c = {0};
-    int discard = 0;
-    for (int i = 0; i < argc; i++) {
-        int k = opt_key(&c, argc, argv, &i);
-        if (k < 0) return 2;
-        if (k) continue;
-        if (!strcmp(argv[i], "--discard-lost")) discard = 1;
-        else if (argv[i][0] == '-') {
-            fprintf(stderr, "suiro rebuild: unknown option '%s'\n", argv[i]);
-            return 2;
-        } else
-            c.dir = argv[i];
-    }
-    if (!c.dir) {
-        fprintf(stderr, "usage: suiro rebuild DIR [--key-file F] [--discard-lost]\n");
-        return 2;
-    }
+    eopts eo = {0};
+    sr_args a;
+    int brc = begin(cmd, argc, argv, &eo, &c, &a, 0, 1, NULL);
+    if (brc != GO_ON) return brc;
+    int discard = eo.discard_lost;
     sr_engine_opts o = {.key = c.has_key ? &c.key : NULL, .discard_lost = discard};
     if (isatty(2)) o.progress = progress;
     sr_errinfo ei;
@@ -229,7 +271,7 @@ static int cmd_rebuild(int argc, char **argv)
     int rc = sr_engine_rebuild(c.dir, &o, &ei);
     clock_gettime(CLOCK_MONOTONIC, &t1);
     if (rc) {
-        fprintf(stderr, "suiro rebuild: %s\n", ei.msg[0] ? ei.msg : sr_strerror(rc));
+        fprintf(stderr, "suiro rebuild: %s%s\n", ei.msg[0] ? ei.msg : sr_strerror(rc), sr_cli_key_hint(rc, c.has_key));
         return 1;
     }
     printf("rebuilt the index of %s in %.2f s\n", c.dir,
@@ -237,28 +279,18 @@ static int cmd_rebuild(int argc, char **argv)
     return 0;
 }
 
-/* SEQ (digits) or a UTC time (2026-11-22T03:00:00Z, or ms since the epoch with --*-ms). */
-static int parse_bound(const char *s, uint64_t *seq, int64_t *ms)
+/* SEQ (digits) or a time (sr_time_parse: RFC 3339 with any offset, now, -1h ...):
+ * 0 and *is_seq; -1 if neither */
+static int parse_bound(const char *s, int64_t now, uint64_t *seq, int64_t *ms, int *is_seq)
 {
     unsigned long long v;
     if (!sr_cli_parse_u64(s, &v)) {
         *seq = v;
+        *is_seq = 1;
         return 0;
     }
-    struct tm tm;
-    memset(&tm, 0, sizeof tm);
-    int msec = 0;
-    if (sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour, &tm.tm_min,
-               &tm.tm_sec) != 6)
-        return -1;
-    const char *dot = strchr(s, '.');
-    if (dot) msec = atoi(dot + 1);
-    tm.tm_year -= 1900;
-    tm.tm_mon -= 1;
-    time_t t = timegm(&tm);
-    if (t == (time_t)-1) return -1;
-    *ms = (int64_t)t * 1000 + msec;
-    return 0;
+    *is_seq = 0;
+    return sr_time_parse(s, strlen(s), now, ms) ? -1 : 0;
 }
 
 static int pv_has_point(const Suiro__V1__Event *ev, uint32_t p)
@@ -269,72 +301,159 @@ static int pv_has_point(const Suiro__V1__Event *ev, uint32_t p)
     return 0;
 }
 
-static int cmd_replay(int argc, char **argv)
+/* dataIds of point numbers, per operator: from the index (every data point
+ * it holds) when an operator is first met, and from the master_put events
+ * the replay passes (a point the index no longer has). */
+typedef struct opnames {
+    struct opnames *next;
+    char *op;
+    char **ids; /* by point number */
+    uint32_t n;
+} opnames;
+
+typedef struct names {
+    sr_engine *e; /* NULL: the index could not be opened (names from the log only) */
+    opnames *ops;
+} names;
+
+static void names_set(opnames *on, uint32_t point, const char *id)
+{
+    if (point >= (1u << 24)) return; /* numbers are assigned from 1 up: not one of ours */
+    if (point >= on->n) {
+        uint32_t n = point + 64;
+        char **ids = realloc(on->ids, n * sizeof *ids);
+        if (!ids) return;
+        memset(ids + on->n, 0, (n - on->n) * sizeof *ids);
+        on->ids = ids;
+        on->n = n;
+    }
+    char *d = strdup(id);
+    if (!d) return;
+    free(on->ids[point]);
+    on->ids[point] = d;
+}
+
+static opnames *names_of(names *nm, const char *op)
+{
+    for (opnames *on = nm->ops; on; on = on->next)
+        if (!strcmp(on->op, op)) return on;
+    opnames *on = calloc(1, sizeof *on);
+    if (!on || !(on->op = strdup(op))) {
+        free(on);
+        return NULL;
+    }
+    on->next = nm->ops;
+    nm->ops = on;
+    sr_buf all;
+    sr_buf_init(&all);
+    size_t count = 0;
+    if (nm->e && sr_engine_master_list(nm->e, op, SUIRO__V1__MASTER_KIND__MK_DATA_POINT, &all, &count) == SR_OK) {
+        /* packed MasterPut records, each after a 4-byte LE length */
+        for (size_t pos = 0; pos + 4 <= all.len;) {
+            uint32_t l = sr_get_le32(all.data + pos);
+            if (l > all.len - pos - 4) break;
+            Suiro__V1__MasterPut *m = suiro__v1__master_put__unpack(NULL, l, all.data + pos + 4);
+            if (m) {
+                if (m->id && *m->id) names_set(on, m->point, m->id);
+                suiro__v1__master_put__free_unpacked(m, NULL);
+            }
+            pos += 4 + (size_t)l;
+        }
+    }
+    sr_buf_release(&all);
+    return on;
+}
+
+static const char *data_id(void *ctx, const char *op, uint32_t point)
+{
+    opnames *on = names_of(ctx, op);
+    return on && point < on->n ? on->ids[point] : NULL;
+}
+
+static void names_free(names *nm)
+{
+    while (nm->ops) {
+        opnames *on = nm->ops;
+        nm->ops = on->next;
+        for (uint32_t i = 0; i < on->n; i++) free(on->ids[i]);
+        free(on->ids);
+        free(on->op);
+        free(on);
+    }
+    if (nm->e) sr_engine_close(nm->e);
+}
+
+/* --from/--to into the bounds (now_ms for relative times): 0, or the usage error */
+static int replay_bounds(const sr_command *cmd, const eopts *o, int64_t now_ms, uint64_t seq[2], int64_t ms[2])
+{
+    for (int k = 0; k < 2; k++) {
+        const char *v = k ? o->to : o->from;
+        if (!v) continue;
+        uint64_t sq = 0;
+        int64_t t = 0;
+        int is_seq;
+        if (parse_bound(v, now_ms, &sq, &t, &is_seq))
+            return sr_opts_error(cmd,
+                                 "--%s wants a sequence number or a time (2026-11-22T03:00:00Z, "
+                                 "2026-11-22T12:00:00.5+09:00, now, -1h), not '%s'",
+                                 k ? "to" : "from", v);
+        if (is_seq) seq[k] = sq;
+        else ms[k] = t;
+    }
+    return 0;
+}
+
+static int replay_check(const sr_command *cmd, const eopts *o)
+{
+    uint64_t seq[2];
+    int64_t ms[2];
+    int rc = replay_bounds(cmd, o, 0, seq, ms);
+    if (!rc && o->point && !o->op) rc = sr_opts_error(cmd, "--point needs --operator");
+    return rc;
+}
+
+int sr_cmd_replay(const sr_command *cmd, int argc, char **argv)
 {
     common c = {0};
-    const char *op = NULL, *gw = NULL, *point = NULL, *kind = NULL;
-    uint64_t from_seq = 1, to_seq = UINT64_MAX;
-    int64_t from_ms = INT64_MIN, to_ms = INT64_MAX;
-    for (int i = 0; i < argc; i++) {
-        int k = opt_key(&c, argc, argv, &i);
-        if (k < 0) return 2;
-        if (k) continue;
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (v && (!strcmp(a, "--from") || !strcmp(a, "--to"))) {
-            uint64_t s = 0;
-            int64_t ms = 0;
-            int is_from = !strcmp(a, "--from");
-            if (parse_bound(v, &s, &ms)) {
-                fprintf(stderr, "suiro replay: %s wants a sequence number or a UTC time like 2026-11-22T03:00:00Z, got '%s'\n", a, v);
-                return 2;
-            }
-            if (strchr(v, 'T')) {
-                if (is_from) from_ms = ms;
-                else to_ms = ms;
-            } else if (is_from)
-                from_seq = s;
-            else
-                to_seq = s;
-            i++;
-        } else if (v && !strcmp(a, "--operator")) op = argv[++i];
-        else if (v && !strcmp(a, "--gateway")) gw = argv[++i];
-        else if (v && !strcmp(a, "--point")) point = argv[++i];
-        else if (v && !strcmp(a, "--kind")) kind = argv[++i];
-        else if (a[0] == '-') {
-            fprintf(stderr, "suiro replay: unknown option '%s'\n", a);
-            return 2;
-        } else
-            c.dir = a;
-    }
-    if (!c.dir) {
-        fprintf(stderr, "usage: suiro replay DIR [--from SEQ|TIME] [--to SEQ|TIME] [--operator OP] [--gateway GW]\n"
-                        "                        [--point DATAID] [--kind KIND] [--key-file F]\n");
-        return 2;
+    eopts o = {0};
+    sr_args a;
+    int brc = begin(cmd, argc, argv, &o, &c, &a, 0, 1, replay_check);
+    if (brc != GO_ON) return brc;
+    const char *op = o.op, *gw = o.gateway, *point = o.point, *kind = o.kind;
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    uint64_t seqs[2] = {1, UINT64_MAX};
+    int64_t times[2] = {INT64_MIN, INT64_MAX};
+    if (replay_bounds(cmd, &o, (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000, seqs, times)) return 2;
+    uint64_t from_seq = seqs[0], to_seq = seqs[1];
+    int64_t from_ms = times[0], to_ms = times[1];
+    names nm = {0};
+    if (point) {
+        if (open_engine(&c, 1, &nm.e)) return 1;
+    } else {
+        /* the index only names points: without it, names come from the log */
+        sr_engine_opts eo = {.key = c.has_key ? &c.key : NULL, .readonly = 1};
+        sr_errinfo ei;
+        if (sr_engine_open(c.dir, &eo, &nm.e, &ei)) nm.e = NULL;
     }
     uint32_t pnum = 0;
-    if (point) {
-        if (!op) {
-            fprintf(stderr, "suiro replay: --point needs --operator\n");
-            return 2;
-        }
-        sr_engine *e;
-        if (open_engine(&c, 1, &e)) return 1;
-        int rc = sr_engine_point(e, op, point, &pnum, NULL);
-        sr_engine_close(e);
-        if (rc) {
-            fprintf(stderr, "suiro replay: no data point '%s' for operator '%s'\n", point, op);
-            return 1;
-        }
+    if (point && sr_engine_point(nm.e, op, point, &pnum, NULL)) {
+        fprintf(stderr, "suiro replay: no data point '%s' for operator '%s'\n", point, op);
+        names_free(&nm);
+        return 1;
     }
     char logdir[PATH_MAX];
     snprintf(logdir, sizeof logdir, "%s/log", c.dir);
     sr_log_opts lo = {.readonly = 1, .key = c.has_key ? &c.key : NULL};
     sr_log *lg;
     sr_errinfo ei;
-    if (sr_log_open(logdir, &lo, &lg, &ei)) {
-        fprintf(stderr, "suiro replay: %s\n", ei.msg);
+    int orc = sr_log_open(logdir, &lo, &lg, &ei);
+    if (orc) {
+        fprintf(stderr, "suiro replay: %s%s\n", ei.msg, sr_cli_key_hint(orc, c.has_key));
+        names_free(&nm);
         return 1;
     }
+    sr_event_json_opts jo = {.number = sr_json_number, .data_id = data_id, .ctx = &nm, .times = 1};
     sr_log_iter *it;
     int rc = sr_log_iter_open(lg, from_seq, &it);
     uint64_t seq;
@@ -354,9 +473,14 @@ static int cmd_replay(int argc, char **argv)
             show = 0;
         if (show && point && !pv_has_point(ev, pnum)) show = 0;
         if (show && kind && strcmp(sr_event_kind(ev), kind)) show = 0;
+        if (ev->body_case == SUIRO__V1__EVENT__BODY_MASTER_PUT &&
+            ev->master_put->kind == SUIRO__V1__MASTER_KIND__MK_DATA_POINT && ev->master_put->id && *ev->master_put->id) {
+            opnames *on = names_of(&nm, ev->operator_id ? ev->operator_id : "");
+            if (on) names_set(on, ev->master_put->point, ev->master_put->id);
+        }
         if (show) {
             line.len = 0;
-            if (sr_event_json(ev, &line) == SR_OK) {
+            if (sr_event_json_ex(ev, &jo, &line) == SR_OK) {
                 fwrite(line.data, 1, line.len, stdout);
                 fputc('\n', stdout);
             }
@@ -368,6 +492,7 @@ static int cmd_replay(int argc, char **argv)
     sr_buf_release(&line);
     sr_log_iter_close(it);
     sr_log_close(lg);
+    names_free(&nm);
     return rc ? 1 : 0;
 }
 
@@ -444,50 +569,74 @@ static int check_blob(void *ctx, const char *op, const uint8_t *packed, size_t l
             js_str(&bc->js, why);
             (void)sr_buf_append(&bc->js, "}", 1);
         } else
-            printf("blob-damaged: %s (operator %s, file %s): %s: %s\n", hex[0] ? hex : "-", op, f->path,
-                   sr_err_name(rc), why);
+            fprintf(stderr, "blob-damaged: %s (operator %s, file %s): %s: %s\n", hex[0] ? hex : "-", op, f->path,
+                    sr_err_name(rc), why);
     }
     suiro__v1__file_put__free_unpacked(f, NULL);
     return SR_OK;
 }
 
-static int cmd_verify(int argc, char **argv)
+/* verify's findings after the log's: the JSON members and the exit code */
+static void verify_json_end(const char *a, const char *b, const blobcheck *bc)
+{
+    printf(",\"index\":\"%s\",\"rebuilt\":\"%s\",\"files\":%" PRIu64 ",\"damagedBlobs\":[%.*s]}\n", a, b, bc->files,
+           (int)bc->js.len, bc->js.len ? (char *)bc->js.data : "");
+}
+
+int sr_cmd_verify(const sr_command *cmd, int argc, char **argv)
 {
     common c = {0};
-    int json = 0;
-    for (int i = 0; i < argc; i++) {
-        int k = opt_key(&c, argc, argv, &i);
-        if (k < 0) return 2;
-        if (k) continue;
-        if (!strcmp(argv[i], "--json")) json = 1;
-        else if (argv[i][0] == '-') {
-            fprintf(stderr, "suiro verify: unknown option '%s'\n", argv[i]);
-            return 2;
-        } else
-            c.dir = argv[i];
-    }
-    if (!c.dir) {
-        fprintf(stderr, "usage: suiro verify DIR [--key-file F] [--json]\n");
-        return 2;
-    }
-    /* 1. the log: every block, checksum and the chain */
-    char logdir[PATH_MAX];
-    snprintf(logdir, sizeof logdir, "%s/log", c.dir);
-    sr_log_opts lo = {.key = c.has_key ? &c.key : NULL};
+    eopts o = {0};
+    sr_args args;
+    int rc = sr_opts_parse(cmd, argc, argv, &o, &args);
+    if (rc) return rc == SR_OPTS_HELP ? 0 : rc;
+    int json = o.json;
+    c.dir = args.pos[0];
+    /* 1. the log: every block, checksum and the chain (as `log verify`) */
+    sr_log_opts lo = {0};
     sr_log_report rep;
     sr_errinfo ei;
+    memset(&rep, 0, sizeof rep);
+    memset(&ei, 0, sizeof ei);
+    rc = SR_OK;
+    if (sr_cli_data_dir(NULL, c.dir)) {
+        rc = SR_ENOTFOUND;
+        snprintf(ei.msg, sizeof ei.msg, "%s is not a suiro data directory (no log/ in it); `suiro init %s` creates one",
+                 c.dir, c.dir);
+    } else if (o.keyfile) {
+        char err[256];
+        if (sr_key_load(o.keyfile, &c.key, err, sizeof err)) {
+            fprintf(stderr, "suiro verify: %s\n", err);
+            return 2;
+        }
+        c.has_key = 1;
+        c.keyfile = o.keyfile;
+    }
+    lo.key = c.has_key ? &c.key : NULL;
+    char logdir[PATH_MAX];
+    snprintf(logdir, sizeof logdir, "%s/log", c.dir);
     /* what the index applied was durable: a bad tail below it is corruption */
     sr_engine_opts wo = {0};
-    int rc = sr_engine_index_watermark(c.dir, &wo, &lo.durable_floor);
+    if (!rc && (rc = sr_engine_index_watermark(c.dir, &wo, &lo.durable_floor)))
+        snprintf(ei.msg, sizeof ei.msg, "%s: the index cannot be read: %s", c.dir, sr_strerror(rc));
     if (!rc) rc = sr_log_verify(logdir, &lo, &rep, &ei);
-    if (rc) {
-        if (json) printf("{\"verdict\":\"log-corrupt\",\"error\":\"%s\"}\n", sr_err_name(rc));
-        printf("log: %s\n", ei.msg);
-        return 1;
+    const char *verdict;
+    int code = sr_cli_log_verdict(rc, &rep, &verdict);
+    if (code == 1 || code == 4) {
+        if (json) {
+            printf("{");
+            sr_cli_log_json(stdout, verdict, rc, &rep, &ei);
+            printf("}\n");
+        }
+        fprintf(stderr, "%s: log: %s%s\n", verdict, ei.msg[0] ? ei.msg : sr_strerror(rc),
+                sr_cli_key_hint(rc, c.has_key));
+        return code;
     }
+    int log_rc = rc;
+    sr_errinfo log_ei = ei;
     /* 2. the index: its content equals a rebuild from the log up to its watermark */
     sr_engine *e;
-    if (open_engine(&c, 1, &e)) return 1;
+    if (open_engine(&c, 1, &e)) return 4;
     sr_engine_stats st;
     sr_engine_get_stats(e, &st);
     uint32_t head_max = sr_engine_head_max(e);
@@ -512,13 +661,14 @@ static int cmd_verify(int argc, char **argv)
     char tmpl[PATH_MAX];
     snprintf(tmpl, sizeof tmpl, "%s/verify-index-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
     if (!rc && !mkdtemp(tmpl)) rc = SR_EIO;
+    memset(&ei, 0, sizeof ei);
     if (!rc) {
-        sr_engine_opts o = {.key = c.has_key ? &c.key : NULL, .index_dir = tmpl, .log_readonly = 1,
-                            .head_max = head_max};
+        sr_engine_opts eo = {.key = c.has_key ? &c.key : NULL, .index_dir = tmpl, .log_readonly = 1,
+                             .head_max = head_max};
         sr_engine *e2;
         w = st.watermark;
-        o.replay_to = w;
-        rc = sr_engine_open(c.dir, &o, &e2, &ei);
+        eo.replay_to = w;
+        rc = sr_engine_open(c.dir, &eo, &e2, &ei);
         if (!rc) {
             rc = sr_engine_content_hash(e2, fresh);
             sr_engine_close(e2);
@@ -526,56 +676,64 @@ static int cmd_verify(int argc, char **argv)
         rm_index(tmpl);
     }
     if (rc) {
-        printf("index: cannot check: %s\n", ei.msg[0] ? ei.msg : sr_strerror(rc));
+        if (json) {
+            printf("{");
+            sr_cli_log_json(stdout, "unreadable", rc, &rep, &ei);
+            printf("}\n");
+        }
+        fprintf(stderr, "unreadable: index: cannot check: %s%s\n", ei.msg[0] ? ei.msg : sr_strerror(rc),
+                sr_cli_key_hint(rc, c.has_key));
         sr_buf_release(&bc.js);
-        return 1;
+        return 4;
     }
     char a[65], b[65], t[65];
     sr_hex(live, 32, a);
     sr_hex(fresh, 32, b);
     sr_hex(rep.tip, 32, t);
     int same = !memcmp(live, fresh, 32);
-    const char *verdict = !same ? "index-differs" : bc.damaged ? "blobs-damaged" : "ok";
-    if (json)
-        printf("{\"verdict\":\"%s\",\"records\":%" PRIu64 ",\"blocks\":%" PRIu64 ",\"tip\":\"%s\",\"index\":\"%s\","
-               "\"rebuilt\":\"%s\",\"files\":%" PRIu64 ",\"damagedBlobs\":[%.*s]}\n",
-               verdict, rep.records, rep.blocks, t, a, b, bc.files, (int)bc.js.len, bc.js.len ? (char *)bc.js.data : "");
-    else {
-        if (same)
-            printf("%s: log %" PRIu64 " records, chain tip %s; index equals a rebuild (%s)\n", verdict,
-                   rep.records, t, a);
+    if (!same) verdict = "index-differs", code = 1;
+    else if (bc.damaged) verdict = "blobs-damaged", code = 1;
+    if (json) {
+        printf("{");
+        sr_cli_log_json(stdout, verdict, log_rc, &rep, &log_ei);
+        verify_json_end(a, b, &bc);
+    } else {
+        if (!same)
+            fprintf(stderr, "index-differs: live index %s, rebuilt from the log %s; run `suiro rebuild %s`\n", a, b,
+                    c.dir);
+        else if (code == 3)
+            fprintf(stderr, "torn-tail: log: %s; index equals a rebuild (%s)\n", log_ei.msg, a);
         else
-            printf("index-differs: live index %s, rebuilt from the log %s; run `suiro rebuild %s`\n", a, b, c.dir);
-        printf("blobs: %" PRIu64 " file(s) checked, %" PRIu64 " damaged%s\n", bc.files, bc.damaged,
-               bc.damaged ? " (named above; restore those blob files from a backup: the log holds only their hash)"
-                          : "");
+            printf("%s: log %" PRIu64 " records, chain tip %s; index equals a rebuild (%s)\n", verdict, rep.records,
+                   t, a);
+        fprintf(bc.damaged ? stderr : stdout, "blobs: %" PRIu64 " file(s) checked, %" PRIu64 " damaged%s\n", bc.files,
+                bc.damaged,
+                bc.damaged ? " (named above; restore those blob files from a backup: the log holds only their hash)"
+                           : "");
     }
     sr_buf_release(&bc.js);
-    return same && !bc.damaged ? 0 : 1;
+    return code;
 }
 
 /* suiro cert import DIR --operator OP (--app ID | --gateway ID) --pem FILE:
  * register the data-protection certificate of an app or a gateway (AP-IF row
  * 9, GW_CERT_REQ). The PEM must hold one X.509 certificate. */
-static int cmd_cert(int argc, char **argv)
+static int cert_check(const sr_command *cmd, const eopts *o)
+{
+    if (!o->op || !o->pem || !o->app == !o->gateway)
+        return sr_opts_error(cmd, "needs --operator OP, one of --app ID and --gateway ID, and --pem FILE");
+    return 0;
+}
+
+int sr_cmd_cert_import(const sr_command *cmd, int argc, char **argv)
 {
     common c = {0};
-    const char *op = NULL, *id = NULL, *pemfile = NULL;
-    int kind = 0;
-    if (argc < 1 || strcmp(argv[0], "import")) goto usage;
-    for (int i = 1; i < argc; i++) {
-        int k = opt_key(&c, argc, argv, &i);
-        if (k < 0) return 2;
-        if (k) continue;
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "--operator") && v) op = argv[++i];
-        else if (!strcmp(a, "--app") && v) kind = SUIRO__V1__REGISTRY_KIND__RG_APP, id = argv[++i];
-        else if (!strcmp(a, "--gateway") && v) kind = SUIRO__V1__REGISTRY_KIND__RG_GATEWAY, id = argv[++i];
-        else if (!strcmp(a, "--pem") && v) pemfile = argv[++i];
-        else if (a[0] != '-' && !c.dir) c.dir = a;
-        else goto usage;
-    }
-    if (!c.dir || !op || !id || !pemfile) goto usage;
+    eopts o = {0};
+    sr_args a;
+    int brc = begin(cmd, argc, argv, &o, &c, &a, 0, 1, cert_check);
+    if (brc != GO_ON) return brc;
+    const char *op = o.op, *id = o.app ? o.app : o.gateway, *pemfile = o.pem;
+    int kind = o.app ? SUIRO__V1__REGISTRY_KIND__RG_APP : SUIRO__V1__REGISTRY_KIND__RG_GATEWAY;
     FILE *f = fopen(pemfile, "rb");
     if (!f) {
         fprintf(stderr, "suiro cert: %s: %s\n", pemfile, strerror(errno));
@@ -644,18 +802,4 @@ done:
     sr_buf_release(&evb);
     if (sr_engine_close(e)) code = 1;
     return code;
-usage:
-    fprintf(stderr, "usage: suiro cert import DIR --operator OP (--app ID | --gateway ID) --pem FILE [--key-file F]\n");
-    return 2;
-}
-
-int sr_cmd_engine(const char *name, int argc, char **argv)
-{
-    if (!strcmp(name, "cert")) return cmd_cert(argc, argv);
-    if (!strcmp(name, "init")) return cmd_init(argc, argv);
-    if (!strcmp(name, "sheet")) return cmd_sheet(argc, argv);
-    if (!strcmp(name, "rebuild")) return cmd_rebuild(argc, argv);
-    if (!strcmp(name, "replay")) return cmd_replay(argc, argv);
-    if (!strcmp(name, "verify")) return cmd_verify(argc, argv);
-    return -1;
 }

@@ -1678,7 +1678,62 @@ static int id_ok(const char *id)
     return n >= 1 && n <= 64 && strspn(id, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-") == n;
 }
 
-static int run(int argc, char **argv)
+typedef struct gopts {
+    sim *s;
+    const char *port, *host, *http, *op, *gateways, *points, *batch, *messages, *window, *seed, *acks, *duration,
+        *interval_ms, *gateway_id, *secret, *tls_ca, *cert, *key, *sheet, *ref_points, *ref_seconds, *ref_late_bp,
+        *ref_seed;
+    int mqtt5, answer, reference;
+} gopts;
+
+static int opt_control_fail(void *o, const char *v)
+{
+    sim *s = ((gopts *)o)->s;
+    s->fail_ids[s->nfail++] = v;
+    return 0;
+}
+
+static int opt_no_answer(void *o, const char *v)
+{
+    sim *s = ((gopts *)o)->s;
+    s->quiet_ids[s->nquiet++] = v;
+    return 0;
+}
+
+#define G(n, arg, f, doc) SR_OPT_STR(n, 0, arg, gopts, f, doc)
+const sr_opt sr_opts_gwsim_run[] = {
+    G("port", "P", port, "the server's MQTT port (the TLS port with --tls-ca)"),
+    G("host", "H", host, "the server's address [127.0.0.1]"),
+    G("http", "URL", http, "GW-IF over HTTP(S) instead of MQTT: http://HOST:PORT or https://HOST:PORT"),
+    G("operator", "OP", op, "the operator [sim]"),
+    G("gateways", "N", gateways, "1..9999 gateways SIM0001.. [4]"),
+    G("points", "M", points, "1..99 measurement points per gateway [10]"),
+    G("batch", "B", batch, "values in one GW_MEASUREMENTS message, 1..5000 [100]"),
+    G("messages", "K", messages, "measurement messages per gateway [100]"),
+    G("window", "W", window, "at most W unacknowledged messages per gateway [20]"),
+    G("interval-ms", "I", interval_ms, "one measurement message every I ms per gateway [as fast as the window allows]"),
+    G("duration", "S", duration, "stop after S seconds [no limit]"),
+    SR_OPT_FLAG("mqtt5", 0, gopts, mqtt5, "speak MQTT 5 [3.1.1]"),
+    G("acks", "FILE", acks, "append one line per acknowledged measurement message"),
+    G("seed", "S", seed, "seed of the simulated values [1]"),
+    SR_OPT_FLAG("answer", 0, gopts, answer, "answer the server's requests like real gateways"),
+    SR_OPT_FN("control-fail", 0, "DATAID", opt_control_fail, "(--answer; repeatable) a CONTROL of DATAID fails"),
+    SR_OPT_FN("no-answer", 0, "DATAID", opt_no_answer, "(--answer; repeatable) requests of DATAID are not answered"),
+    G("sheet", "FILE|demo", sheet, "(--answer) the set-up sheet giving the points' types and ranges"),
+    G("gateway-id", "ID", gateway_id, "(one gateway) its ID instead of SIM0001"),
+    G("secret", "S", secret, "the password [sim-secret-GATEWAY]"),
+    G("tls-ca", "FILE", tls_ca, "MQTTS (or https://): the CA certificates"),
+    G("cert", "FILE", cert, "MQTTS: the gateway's certificate"),
+    G("key", "FILE", key, "MQTTS: the gateway's key"),
+    SR_OPT_FLAG("reference", 0, gopts, reference, "send the benchmarks' reference data set"),
+    G("ref-points", "P", ref_points, "(--reference) data points [1000]"),
+    G("ref-seconds", "S", ref_seconds, "(--reference) seconds of 1 s values [600]"),
+    G("ref-late-bp", "L", ref_late_bp, "(--reference) basis points of late values [100]"),
+    G("ref-seed", "S", ref_seed, "(--reference) seed [42]"),
+    SR_OPT_END,
+};
+
+int sr_cmd_gwsim_run(const sr_command *cmd, int argc, char **argv)
 {
     sim s = {.op = "sim", .host = "127.0.0.1", .ngw = 4, .npts = 10, .batch = 100, .window = 20, .messages = 100,
              .seed = 1, .rcfg = {.points = 1000, .seconds = 600, .late_bp = 100, .seed = 42}};
@@ -1697,60 +1752,44 @@ static int run(int argc, char **argv)
         rc = 1;
         goto out;
     }
-    for (int i = 0; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        int flag = !strcmp(a, "--mqtt5") || !strcmp(a, "--answer") || !strcmp(a, "--reference");
-        if (!v && !flag) {
-            fprintf(stderr, "gwsim run: option '%s' needs a value\n", a);
-            goto out;
-        }
-        if (!strcmp(a, "--port")) s.port = atoi(argv[++i]);
-        else if (!strcmp(a, "--host")) {
-            s.host = argv[++i];
-            host_given = 1;
-        }
-        else if (!strcmp(a, "--http")) {
-            free(url);
-            url = strdup(argv[++i]);
-            if (!url) {
-                fprintf(stderr, "gwsim run: out of memory\n");
-                rc = 1;
-                goto out;
-            }
-        }
-        else if (!strcmp(a, "--operator")) s.op = argv[++i];
-        else if (!strcmp(a, "--gateways")) {
-            s.ngw = atoi(argv[++i]);
-            ngw_given = 1;
-        }
-        else if (!strcmp(a, "--points")) s.npts = atoi(argv[++i]);
-        else if (!strcmp(a, "--batch")) s.batch = atoi(argv[++i]);
-        else if (!strcmp(a, "--messages")) s.messages = strtoull(argv[++i], NULL, 10);
-        else if (!strcmp(a, "--window")) s.window = atoi(argv[++i]);
-        else if (!strcmp(a, "--seed")) s.seed = strtoull(argv[++i], NULL, 10);
-        else if (!strcmp(a, "--acks")) ackfile = argv[++i];
-        else if (!strcmp(a, "--duration")) duration = atof(argv[++i]);
-        else if (!strcmp(a, "--interval-ms")) interval = atof(argv[++i]) / 1000.0;
-        else if (!strcmp(a, "--mqtt5")) s.v5 = 1;
-        else if (!strcmp(a, "--answer")) s.answering = 1;
-        else if (!strcmp(a, "--control-fail")) s.fail_ids[s.nfail++] = argv[++i];
-        else if (!strcmp(a, "--no-answer")) s.quiet_ids[s.nquiet++] = argv[++i];
-        else if (!strcmp(a, "--gateway-id")) gwid = argv[++i];
-        else if (!strcmp(a, "--secret")) secret = argv[++i];
-        else if (!strcmp(a, "--tls-ca")) tls_ca = argv[++i];
-        else if (!strcmp(a, "--cert")) cert = argv[++i];
-        else if (!strcmp(a, "--key")) key = argv[++i];
-        else if (!strcmp(a, "--sheet")) sheetfile = argv[++i];
-        else if (!strcmp(a, "--reference")) s.reference = 1;
-        else if (!strcmp(a, "--ref-points")) s.rcfg.points = (uint32_t)strtoul(argv[++i], NULL, 10);
-        else if (!strcmp(a, "--ref-seconds")) s.rcfg.seconds = (uint32_t)strtoul(argv[++i], NULL, 10);
-        else if (!strcmp(a, "--ref-late-bp")) s.rcfg.late_bp = (uint32_t)strtoul(argv[++i], NULL, 10);
-        else if (!strcmp(a, "--ref-seed")) s.rcfg.seed = strtoull(argv[++i], NULL, 10);
-        else {
-            fprintf(stderr, "gwsim run: unknown option '%s'\n", a);
-            goto out;
-        }
+    gopts go = {.s = &s};
+    sr_args pa;
+    rc = sr_opts_parse(cmd, argc, argv, &go, &pa);
+    if (rc) {
+        if (rc == SR_OPTS_HELP) rc = 0;
+        goto out;
     }
+    rc = 2;
+    if (go.port) s.port = atoi(go.port);
+    if (go.host) s.host = go.host, host_given = 1;
+    if (go.http && !(url = strdup(go.http))) {
+        fprintf(stderr, "gwsim run: out of memory\n");
+        rc = 1;
+        goto out;
+    }
+    if (go.op) s.op = go.op;
+    if (go.gateways) s.ngw = atoi(go.gateways), ngw_given = 1;
+    if (go.points) s.npts = atoi(go.points);
+    if (go.batch) s.batch = atoi(go.batch);
+    if (go.messages) s.messages = strtoull(go.messages, NULL, 10);
+    if (go.window) s.window = atoi(go.window);
+    if (go.seed) s.seed = strtoull(go.seed, NULL, 10);
+    ackfile = go.acks;
+    if (go.duration) duration = atof(go.duration);
+    if (go.interval_ms) interval = atof(go.interval_ms) / 1000.0;
+    s.v5 = go.mqtt5;
+    s.answering = go.answer;
+    gwid = go.gateway_id;
+    secret = go.secret;
+    tls_ca = go.tls_ca;
+    cert = go.cert;
+    key = go.key;
+    sheetfile = go.sheet;
+    s.reference = go.reference;
+    if (go.ref_points) s.rcfg.points = (uint32_t)strtoul(go.ref_points, NULL, 10);
+    if (go.ref_seconds) s.rcfg.seconds = (uint32_t)strtoul(go.ref_seconds, NULL, 10);
+    if (go.ref_late_bp) s.rcfg.late_bp = (uint32_t)strtoul(go.ref_late_bp, NULL, 10);
+    if (go.ref_seed) s.rcfg.seed = strtoull(go.ref_seed, NULL, 10);
     if (gwid && !ngw_given) s.ngw = 1;
     if (url) {
         size_t n = strlen(url);
@@ -2023,19 +2062,25 @@ out:
     return rc;
 }
 
-static int sheet(int argc, char **argv)
+typedef struct shopts {
+    const char *gateways, *points, *op;
+} shopts;
+
+const sr_opt sr_opts_gwsim_sheet[] = {
+    SR_OPT_STR("gateways", 0, "N", shopts, gateways, "1..9999 gateways SIM0001.. [4]"),
+    SR_OPT_STR("points", 0, "M", shopts, points, "1..99 number points per gateway, SP0001_01.. [10]"),
+    SR_OPT_STR("operator", 0, "OP", shopts, op, "the operator [sim]"),
+    SR_OPT_END,
+};
+
+int sr_cmd_gwsim_sheet(const sr_command *cmd, int argc, char **argv)
 {
-    const char *op = "sim";
-    int ngw = 4, npts = 10;
-    for (int i = 0; i + 1 < argc; i += 2) {
-        if (!strcmp(argv[i], "--gateways")) ngw = atoi(argv[i + 1]);
-        else if (!strcmp(argv[i], "--points")) npts = atoi(argv[i + 1]);
-        else if (!strcmp(argv[i], "--operator")) op = argv[i + 1];
-        else {
-            fprintf(stderr, "gwsim sheet: unknown option '%s'\n", argv[i]);
-            return 2;
-        }
-    }
+    shopts so = {0};
+    sr_args a;
+    int rc = sr_opts_parse(cmd, argc, argv, &so, &a);
+    if (rc) return rc == SR_OPTS_HELP ? 0 : rc;
+    const char *op = so.op ? so.op : "sim";
+    int ngw = so.gateways ? atoi(so.gateways) : 4, npts = so.points ? atoi(so.points) : 10;
     if (ngw < 1 || ngw > 9999 || npts < 1 || npts > 99) {
         fprintf(stderr, "gwsim sheet: 1..9999 gateways, 1..99 points\n");
         return 2;
@@ -2050,21 +2095,4 @@ static int sheet(int argc, char **argv)
     for (int k = 1; k <= ngw; k++)
         for (int p = 1; p <= npts; p++) printf("SP%04d_%02d,SD%04d,Point %d of %d,number,m3/h,-1000000,1000000,measure\n", k, p, k, p, k);
     return 0;
-}
-
-int sr_cmd_gwsim(int argc, char **argv)
-{
-    if (argc >= 1 && !strcmp(argv[0], "sheet")) return sheet(argc - 1, argv + 1);
-    if (argc >= 1 && !strcmp(argv[0], "run")) return run(argc - 1, argv + 1);
-    fprintf(stderr, "usage: suiro gwsim sheet --gateways N --points M [--operator OP] > sheet.csv\n"
-                    "       suiro gwsim run --port P [--host H] | --http URL\n"
-                    "                       --gateways N --points M [--operator OP] [--batch B]\n"
-                    "                       [--reference [--ref-points P] [--ref-seconds S] [--ref-late-bp L] [--ref-seed S]]\n"
-                    "                       [--messages K] [--window W] [--mqtt5] [--acks FILE] [--seed S]\n"
-                    "                       [--duration S] [--interval-ms I] (one message every I ms)\n"
-                    "                       [--answer [--control-fail DATAID]... [--no-answer DATAID]...\n"
-                    "                                 [--sheet FILE|demo]]\n"
-                    "                       [--gateway-id ID] [--secret S] [--tls-ca FILE [--cert FILE --key FILE]]\n"
-                    "       (the options are described at the top of api/cli/cmd_gwsim.c)\n");
-    return 2;
 }

@@ -7,7 +7,12 @@
  * cannot be read at all (missing, wrong key, newer format). A log inside a
  * data directory (DIR/../index exists) is checked against its index's
  * watermark: a bad tail block the index had applied is corruption (1).
- * Both commands open the log read-only and change nothing.
+ * Both commands open the log read-only and change nothing. DIR is a data
+ * directory (its log/ is used) or a log directory itself.
+ *
+ * Also here: the checks every command on a data directory shares (nothing
+ * but `suiro init` creates one) and the verdicts, exit codes and JSON that
+ * `suiro verify` shares with `log verify`.
  */
 #include "api/cli/cli.h"
 #include "engine/suiro.h"
@@ -18,7 +23,111 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
+#include <sys/stat.h>
 #include <unistd.h>
+
+typedef struct lopts {
+    const char *keyfile, *from, *count;
+    int json;
+} lopts;
+
+#define KEY_FILE SR_OPT_STR("key-file", 0, "FILE", lopts, keyfile, "the log's key (when the log is encrypted)")
+const sr_opt sr_opts_log_verify[] = {
+    SR_OPT_FLAG("json", 0, lopts, json, "the verdict as one JSON object"),
+    KEY_FILE,
+    SR_OPT_END,
+};
+const sr_opt sr_opts_log_dump[] = {
+    SR_OPT_STR("from", 0, "SEQ", lopts, from, "the first record's sequence number [1]"),
+    SR_OPT_STR("count", 0, "N", lopts, count, "at most N records [all]"),
+    KEY_FILE,
+    SR_OPT_END,
+};
+const sr_opt sr_opts_log_append[] = {KEY_FILE, SR_OPT_END};
+
+static int is_dir(const char *p)
+{
+    struct stat st;
+    return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+int sr_cli_data_dir(const char *cmd, const char *dir)
+{
+    char log[PATH_MAX];
+    snprintf(log, sizeof log, "%s/log", dir);
+    if (is_dir(log)) return 0;
+    if (!cmd) return -1;
+    if (!is_dir(dir))
+        fprintf(stderr, "suiro %s: %s: no such data directory (`suiro init %s` creates one)\n", cmd, dir, dir);
+    else
+        fprintf(stderr, "suiro %s: %s is not a suiro data directory (no log/ in it; `suiro init DIR` creates one)\n",
+                cmd, dir);
+    return -1;
+}
+
+/* 1: dir holds a *.seg file; 0: it is empty; -1: neither (or unreadable) */
+static int log_files(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d) return -1;
+    int segs = 0, other = 0;
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        size_t n = strlen(de->d_name);
+        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..")) continue;
+        if (n > 4 && !strcmp(de->d_name + n - 4, ".seg")) segs++;
+        else other++;
+    }
+    closedir(d);
+    return segs ? 1 : other ? -1 : 0;
+}
+
+int sr_cli_log_dir(const char *dir, int empty_ok, char out[PATH_MAX], char *why, size_t whylen)
+{
+    if (!sr_cli_data_dir(NULL, dir)) {
+        snprintf(out, PATH_MAX, "%s/log", dir);
+        return 0;
+    }
+    if (!is_dir(dir)) {
+        snprintf(why, whylen, "%s: no such data or log directory (`suiro init %s` creates a data directory)", dir, dir);
+        return -1;
+    }
+    int f = log_files(dir);
+    if (f == 1 || (f == 0 && empty_ok)) {
+        snprintf(out, PATH_MAX, "%s", dir);
+        return 0;
+    }
+    snprintf(why, whylen, "%s is neither a suiro data directory (no log/ in it) nor a log directory (no *.seg in it)",
+             dir);
+    return -1;
+}
+
+const char *sr_cli_key_hint(int rc, int has_key)
+{
+    if (rc != SR_EKEY) return "";
+    return has_key ? " (the key given with --key-file is not this log's key)"
+                   : " (the log is encrypted: give its key with --key-file FILE)";
+}
+
+int sr_cli_log_verdict(int rc, const sr_log_report *rep, const char **verdict)
+{
+    if (rc == SR_ECORRUPT && rep->tail.torn && rep->blocks && !strcmp(rep->segment, rep->tail.segment) &&
+        rep->offset == rep->tail.offset) {
+        *verdict = "torn-tail";
+        return 3;
+    }
+    if (rc == SR_ECORRUPT) {
+        *verdict = "corrupt";
+        return 1;
+    }
+    if (rc) {
+        *verdict = "unreadable";
+        return 4;
+    }
+    *verdict = "ok";
+    return 0;
+}
 
 static void json_str(FILE *f, const char *s)
 {
@@ -30,6 +139,23 @@ static void json_str(FILE *f, const char *s)
         else fputc(c, f);
     }
     fputc('"', f);
+}
+
+void sr_cli_log_json(FILE *f, const char *verdict, int rc, const sr_log_report *rep, const sr_errinfo *ei)
+{
+    char tip[2 * SR_HASH_LEN + 1];
+    sr_hex(rep->tip, SR_HASH_LEN, tip);
+    fprintf(f,
+            "\"verdict\":\"%s\",\"code\":\"%s\",\"segments\":%" PRIu64 ",\"blocks\":%" PRIu64 ",\"records\":%" PRIu64
+            ",\"bytes\":%" PRIu64 ",\"first_seq\":%" PRIu64 ",\"last_seq\":%" PRIu64 ",\"tip\":\"%s\"",
+            verdict, sr_err_name(rc), rep->segments, rep->blocks, rep->records, rep->bytes, rep->first_seq,
+            rep->last_seq, tip);
+    if (rc) {
+        fprintf(f, ",\"segment\":");
+        json_str(f, rep->segment);
+        fprintf(f, ",\"offset\":%" PRIu64 ",\"block_seq\":%" PRIu64 ",\"error\":", rep->offset, rep->block_seq);
+        json_str(f, ei->msg);
+    }
 }
 
 static int load_key(const char *path, sr_key *key)
@@ -57,119 +183,74 @@ static int key_outside(const char *keyfile, const char *dir)
     return 1;
 }
 
-static int cmd_verify(int argc, char **argv)
+int sr_cmd_log_verify(const sr_command *cmd, int argc, char **argv)
 {
-    const char *dir = NULL, *keyfile = NULL;
-    int json = 0;
-    for (int i = 0; i < argc; i++) {
-        if (!strcmp(argv[i], "--json")) json = 1;
-        else if (!strcmp(argv[i], "--key-file") && i + 1 < argc) keyfile = argv[++i];
-        else if (!strcmp(argv[i], "--help")) {
-            printf("usage: suiro log verify DIR [--key-file F] [--json]\n"
-                   "exit: 0 ok, 1 corrupt, 2 usage, 3 torn tail only, 4 unreadable\n");
-            return 0;
-        } else if (argv[i][0] == '-') {
-            fprintf(stderr, "suiro log verify: unknown option '%s'\n", argv[i]);
-            return 2;
-        } else if (!dir) dir = argv[i];
-        else {
-            fprintf(stderr, "suiro log verify: unexpected argument '%s'\n", argv[i]);
-            return 2;
-        }
-    }
-    if (!dir) {
-        fprintf(stderr, "usage: suiro log verify DIR [--key-file F] [--json]\n");
-        return 2;
-    }
+    lopts lo = {0};
+    sr_args a;
+    int rc = sr_opts_parse(cmd, argc, argv, &lo, &a);
+    if (rc) return rc == SR_OPTS_HELP ? 0 : rc;
+    const char *dir = a.pos[0];
+    int json = lo.json;
     sr_key key;
     sr_log_opts o = {0};
-    if (keyfile) {
-        if (load_key(keyfile, &key)) return 2;
+    sr_log_report rep;
+    sr_errinfo ei;
+    memset(&rep, 0, sizeof rep);
+    memset(&ei, 0, sizeof ei);
+    char logdir[PATH_MAX];
+    rc = SR_OK;
+    if (sr_cli_log_dir(dir, 0, logdir, ei.msg, sizeof ei.msg)) rc = SR_ENOTFOUND;
+    else if (lo.keyfile) {
+        if (load_key(lo.keyfile, &key)) return 2;
         o.key = &key;
     }
-    /* A log inside a data directory (DIR = <data>/log): what its index
-     * applied was durable, so a bad tail below that is corruption, not torn. */
-    {
-        char parent[PATH_MAX], ixp[PATH_MAX + 32];
-        snprintf(parent, sizeof parent, "%s/..", dir);
+    /* A log inside a data directory: what its index applied was durable,
+     * so a bad tail below that is corruption, not torn. */
+    if (!rc) {
+        char parent[PATH_MAX + 8], ixp[PATH_MAX + 32];
+        snprintf(parent, sizeof parent, "%s/..", logdir);
         snprintf(ixp, sizeof ixp, "%s/index/data.mdb", parent);
         sr_engine_opts eo = {0};
         if (access(ixp, R_OK) == 0 && sr_engine_index_watermark(parent, &eo, &o.durable_floor) != SR_OK)
             o.durable_floor = 0;
+        rc = sr_log_verify(logdir, &o, &rep, &ei);
     }
-    sr_log_report rep;
-    sr_errinfo ei;
-    int rc = sr_log_verify(dir, &o, &rep, &ei);
-    int code = 0;
-    const char *verdict = "ok";
-    if (rc == SR_ECORRUPT && rep.tail.torn && rep.blocks && !strcmp(rep.segment, rep.tail.segment) &&
-        rep.offset == rep.tail.offset) {
-        code = 3;
-        verdict = "torn-tail";
-    } else if (rc == SR_ECORRUPT) {
-        code = 1;
-        verdict = "corrupt";
-    } else if (rc) {
-        code = 4;
-        verdict = "unreadable";
-    }
-    char tip[2 * SR_HASH_LEN + 1];
-    sr_hex(rep.tip, SR_HASH_LEN, tip);
+    const char *verdict;
+    int code = sr_cli_log_verdict(rc, &rep, &verdict);
     if (json) {
-        printf("{\"verdict\":\"%s\",\"code\":\"%s\",\"segments\":%" PRIu64 ",\"blocks\":%" PRIu64
-               ",\"records\":%" PRIu64 ",\"bytes\":%" PRIu64 ",\"first_seq\":%" PRIu64 ",\"last_seq\":%" PRIu64
-               ",\"tip\":\"%s\"",
-               verdict, sr_err_name(rc), rep.segments, rep.blocks, rep.records, rep.bytes, rep.first_seq,
-               rep.last_seq, tip);
-        if (rc) {
-            printf(",\"segment\":");
-            json_str(stdout, rep.segment);
-            printf(",\"offset\":%" PRIu64 ",\"block_seq\":%" PRIu64 ",\"error\":", rep.offset, rep.block_seq);
-            json_str(stdout, ei.msg);
-        }
+        printf("{");
+        sr_cli_log_json(stdout, verdict, rc, &rep, &ei);
         printf("}\n");
-    } else if (rc == SR_OK) {
-        printf("ok: %" PRIu64 " segments, %" PRIu64 " blocks, %" PRIu64 " records (seq %" PRIu64 "..%" PRIu64
-               "), chain tip %s\n",
-               rep.segments, rep.blocks, rep.records, rep.first_seq, rep.last_seq, tip);
-    } else {
-        printf("%s: %s\n", verdict, ei.msg[0] ? ei.msg : sr_strerror(rc));
     }
+    if (rc == SR_OK) {
+        if (!json) {
+            char tip[2 * SR_HASH_LEN + 1];
+            sr_hex(rep.tip, SR_HASH_LEN, tip);
+            printf("ok: %" PRIu64 " segments, %" PRIu64 " blocks, %" PRIu64 " records (seq %" PRIu64 "..%" PRIu64
+                   "), chain tip %s\n",
+                   rep.segments, rep.blocks, rep.records, rep.first_seq, rep.last_seq, tip);
+        }
+    } else
+        fprintf(stderr, "%s: %s%s\n", verdict, ei.msg[0] ? ei.msg : sr_strerror(rc), sr_cli_key_hint(rc, o.key != NULL));
     return code;
 }
 
-static int cmd_dump(int argc, char **argv)
+int sr_cmd_log_dump(const sr_command *cmd, int argc, char **argv)
 {
-    const char *dir = NULL, *keyfile = NULL;
+    lopts lo = {0};
+    sr_args a;
+    int prc = sr_opts_parse(cmd, argc, argv, &lo, &a);
+    if (prc) return prc == SR_OPTS_HELP ? 0 : prc;
+    const char *keyfile = lo.keyfile;
     unsigned long long from = 1, count = UINT64_MAX;
-    for (int i = 0; i < argc; i++) {
-        if (!strcmp(argv[i], "--from") && i + 1 < argc) {
-            if (sr_cli_parse_u64(argv[++i], &from)) {
-                fprintf(stderr, "suiro log dump: --from wants a sequence number, got '%s'\n", argv[i]);
-                return 2;
-            }
-        } else if (!strcmp(argv[i], "--count") && i + 1 < argc) {
-            if (sr_cli_parse_u64(argv[++i], &count)) {
-                fprintf(stderr, "suiro log dump: --count wants a number, got '%s'\n", argv[i]);
-                return 2;
-            }
-        } else if (!strcmp(argv[i], "--key-file") && i + 1 < argc) keyfile = argv[++i];
-        else if (!strcmp(argv[i], "--help")) {
-            printf("usage: suiro log dump DIR [--from SEQ] [--count N] [--key-file F]\n"
-                   "prints one JSON object per record: {\"seq\":N,\"len\":L,\"hex\":\"...\"}\n");
-            return 0;
-        } else if (argv[i][0] == '-') {
-            fprintf(stderr, "suiro log dump: unknown option '%s'\n", argv[i]);
-            return 2;
-        } else if (!dir) dir = argv[i];
-        else {
-            fprintf(stderr, "suiro log dump: unexpected argument '%s'\n", argv[i]);
-            return 2;
-        }
-    }
-    if (!dir) {
-        fprintf(stderr, "usage: suiro log dump DIR [--from SEQ] [--count N] [--key-file F]\n");
-        return 2;
+    if (lo.from && sr_cli_parse_u64(lo.from, &from))
+        return sr_opts_error(cmd, "--from wants a sequence number, not '%s'", lo.from);
+    if (lo.count && sr_cli_parse_u64(lo.count, &count))
+        return sr_opts_error(cmd, "--count wants a number, not '%s'", lo.count);
+    char dir[PATH_MAX], why[PATH_MAX + 200];
+    if (sr_cli_log_dir(a.pos[0], 0, dir, why, sizeof why)) {
+        fprintf(stderr, "suiro log dump: %s\n", why);
+        return 4;
     }
     sr_key key;
     sr_log_opts o = {.readonly = 1};
@@ -181,7 +262,7 @@ static int cmd_dump(int argc, char **argv)
     sr_errinfo ei;
     int rc = sr_log_open(dir, &o, &lg, &ei);
     if (rc) {
-        fprintf(stderr, "suiro log dump: %s\n", ei.msg);
+        fprintf(stderr, "suiro log dump: %s%s\n", ei.msg, sr_cli_key_hint(rc, keyfile != NULL));
         return 4;
     }
     sr_log_iter *it = NULL;
@@ -230,27 +311,22 @@ static int cmd_dump(int argc, char **argv)
 
 /* `suiro log append DIR`: each line of standard input becomes one record;
  * all lines read are appended as one batch, durably (sync=always). */
-static int cmd_append(int argc, char **argv)
+int sr_cmd_log_append(const sr_command *cmd, int argc, char **argv)
 {
-    const char *dir = NULL, *keyfile = NULL;
-    for (int i = 0; i < argc; i++) {
-        if (!strcmp(argv[i], "--key-file") && i + 1 < argc) keyfile = argv[++i];
-        else if (!strcmp(argv[i], "--help")) {
-            printf("usage: suiro log append DIR [--key-file F] < lines\n"
-                   "appends each input line as one record (one atomic batch), durably\n");
-            return 0;
-        } else if (argv[i][0] == '-') {
-            fprintf(stderr, "suiro log append: unknown option '%s'\n", argv[i]);
-            return 2;
-        } else if (!dir) dir = argv[i];
-        else {
-            fprintf(stderr, "suiro log append: unexpected argument '%s'\n", argv[i]);
-            return 2;
-        }
+    lopts lo = {0};
+    sr_args a;
+    int prc = sr_opts_parse(cmd, argc, argv, &lo, &a);
+    if (prc) return prc == SR_OPTS_HELP ? 0 : prc;
+    const char *keyfile = lo.keyfile;
+    char dir[PATH_MAX], why[PATH_MAX + 200];
+    if (!sr_cli_data_dir(NULL, a.pos[0])) {
+        fprintf(stderr, "suiro log append: %s is a data directory: its log holds events only (append to a log "
+                        "directory of your own)\n", a.pos[0]);
+        return 1;
     }
-    if (!dir) {
-        fprintf(stderr, "usage: suiro log append DIR [--key-file F] < lines\n");
-        return 2;
+    if (sr_cli_log_dir(a.pos[0], 1, dir, why, sizeof why)) {
+        fprintf(stderr, "suiro log append: %s\n", why);
+        return 1;
     }
     sr_key key;
     sr_log_opts o = {.zstd_level = 1};
@@ -303,17 +379,4 @@ static int cmd_append(int argc, char **argv)
     sr_free(recs);
     sr_buf_release(&all);
     return rc ? 1 : 0;
-}
-
-int sr_cmd_log(int argc, char **argv)
-{
-    if (argc < 1 || !strcmp(argv[0], "--help")) {
-        fprintf(argc < 1 ? stderr : stdout, "usage: suiro log verify|dump|append DIR ...\n");
-        return argc < 1 ? 2 : 0;
-    }
-    if (!strcmp(argv[0], "verify")) return cmd_verify(argc - 1, argv + 1);
-    if (!strcmp(argv[0], "dump")) return cmd_dump(argc - 1, argv + 1);
-    if (!strcmp(argv[0], "append")) return cmd_append(argc - 1, argv + 1);
-    fprintf(stderr, "suiro log: unknown subcommand '%s' (verify, dump, append)\n", argv[0]);
-    return 2;
 }

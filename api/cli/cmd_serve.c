@@ -1,8 +1,8 @@
 /*
  * api/cli/cmd_serve.c -- `suiro serve`: run the server.
- *   suiro serve [--config FILE] [--data DIR] [--mqtt HOST:PORT] [--key-file F] [--log-level L]
+ *   suiro serve [--config FILE] [--data DIR] [--mqtt HOST:PORT] [--http HOST:PORT] [--key-file F] [--log-level L]
  * Options override the file; the file overrides the defaults
- * (docs/configuration.md). Prints "listening mqtt=HOST:PORT" on stdout once
+ * (docs/configuration.md). The data directory must exist (`suiro init`). Prints "listening mqtt=HOST:PORT" on stdout once
  * bound (with :0 the port is the one the system chose).
  */
 #include "api/cli/cli.h"
@@ -12,37 +12,42 @@
 #include <stdio.h>
 #include <string.h>
 
-int sr_cmd_serve(int argc, char **argv)
+typedef struct sopts {
+    const char *config, *data, *mqtt, *http, *key_file, *log_level;
+} sopts;
+
+const sr_opt sr_opts_serve[] = {
+    SR_OPT_STR("config", 0, "FILE", sopts, config, "the configuration file (INI)"),
+    SR_OPT_STR("data", 0, "DIR", sopts, data, "the data directory [./suiro-data]"),
+    SR_OPT_STR("mqtt", 0, "HOST:PORT", sopts, mqtt, "GW-IF over MQTT on this address"),
+    SR_OPT_STR("http", 0, "HOST:PORT", sopts, http, "AP-IF and GW-IF over HTTP on this address"),
+    SR_OPT_STR("key-file", 0, "FILE", sopts, key_file, "the log's key (when the log is encrypted)"),
+    SR_OPT_STR("log-level", 0, "LEVEL", sopts, log_level, "debug, info, warn or error"),
+    SR_OPT_END,
+};
+
+int sr_cmd_serve(const sr_command *cmd, int argc, char **argv)
 {
+    sopts so = {0};
+    sr_args a;
+    int rc = sr_opts_parse(cmd, argc, argv, &so, &a);
+    if (rc) return rc == SR_OPTS_HELP ? 0 : rc;
     sr_config cfg;
     sr_config_defaults(&cfg);
     char err[512];
-    const char *file = NULL;
-    for (int i = 0; i < argc; i++)
-        if (!strcmp(argv[i], "--config") && i + 1 < argc) file = argv[i + 1];
-    if (file && sr_config_load(&cfg, file, err, sizeof err)) {
+    if (so.config && sr_config_load(&cfg, so.config, err, sizeof err)) {
         fprintf(stderr, "suiro serve: %s\n", err);
         return 2;
     }
-    for (int i = 0; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "--config") && v) i++;
-        else if (!strcmp(a, "--data") && v) snprintf(cfg.data_dir, sizeof cfg.data_dir, "%s", argv[++i]);
-        else if (!strcmp(a, "--mqtt") && v) snprintf(cfg.mqtt_listen, sizeof cfg.mqtt_listen, "%s", argv[++i]);
-        else if (!strcmp(a, "--http") && v) snprintf(cfg.http_listen, sizeof cfg.http_listen, "%s", argv[++i]);
-        else if (!strcmp(a, "--key-file") && v) snprintf(cfg.key_file, sizeof cfg.key_file, "%s", argv[++i]);
-        else if (!strcmp(a, "--log-level") && v) snprintf(cfg.log_level, sizeof cfg.log_level, "%s", argv[++i]);
-        else if (!strcmp(a, "--help")) {
-            printf("usage: suiro serve [--config FILE] [--data DIR] [--mqtt HOST:PORT] [--http HOST:PORT] [--key-file F] [--log-level L]\n"
-                   "configuration keys: docs/configuration.md\n");
-            return 0;
-        } else {
-            fprintf(stderr, "suiro serve: unknown or incomplete option '%s'\n", a);
-            return 2;
-        }
-    }
+    if (so.data) snprintf(cfg.data_dir, sizeof cfg.data_dir, "%s", so.data);
+    if (so.mqtt) snprintf(cfg.mqtt_listen, sizeof cfg.mqtt_listen, "%s", so.mqtt);
+    if (so.http) snprintf(cfg.http_listen, sizeof cfg.http_listen, "%s", so.http);
+    if (so.key_file) snprintf(cfg.key_file, sizeof cfg.key_file, "%s", so.key_file);
+    if (so.log_level) snprintf(cfg.log_level, sizeof cfg.log_level, "%s", so.log_level);
+    /* only `suiro init` creates a data directory */
+    if (sr_cli_data_dir("serve", cfg.data_dir)) return 1;
     sr_server *s = NULL;
-    int rc = sr_server_open(&cfg, &s, err, sizeof err);
+    rc = sr_server_open(&cfg, &s, err, sizeof err);
     if (rc) {
         fprintf(stderr, "suiro serve: %s\n", err);
         return 1;

@@ -1,4 +1,10 @@
-/* api/cli/main.c -- the `suiro` command: dispatch to subcommands. */
+/* api/cli/main.c -- the `suiro` command: the command table and dispatch.
+ *
+ * To add a command: one row in COMMANDS below ({name, handler, arguments,
+ * min/max arguments, one-line doc, options table, more usage text}) and its
+ * handler with its options table in a cmd_*.c file (declared in cli.h). The
+ * row drives the dispatch, `suiro --help`, `suiro NAME --help` and the
+ * option parsing (opts.h); nothing else lists commands. */
 #include "api/cli/cli.h"
 #include "api/routes.h"
 
@@ -7,35 +13,87 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define SUIRO_VERSION "0.1.0"
+#ifndef SUIRO_VERSION
+#define SUIRO_VERSION "0.0.0"
+#endif
+#ifndef SUIRO_COMMIT
+#define SUIRO_COMMIT "unknown"
+#endif
+
+static int cmd_version(const sr_command *cmd, int argc, char **argv);
+static int cmd_routes(const sr_command *cmd, int argc, char **argv);
+
+#define KEY_NOTE "Commands on a data directory take --key-file F when the log is encrypted.\n"
+#define VERIFY_EXIT                                                                                            \
+    "exit: 0 intact, 1 corruption (named), 3 torn tail only (the next writable open cuts it),\n"              \
+    "      4 unreadable (missing, not a suiro directory, newer format, no or wrong key), 2 usage\n"
+
+static const sr_command COMMANDS[] = {
+    {"init", sr_cmd_init, "DIR", 1, 1, "create a data directory (the only command that creates one)", sr_opts_init,
+     NULL},
+    {"sheet import", sr_cmd_sheet_import, "FILE DIR", 2, 2, "apply a set-up sheet (all-or-nothing, idempotent)",
+     sr_opts_sheet_import, NULL},
+    {"sheet export", sr_cmd_sheet_export, "DIR", 1, 1, "print an operator's set-up as a sheet (no secrets)",
+     sr_opts_sheet_export, NULL},
+    {"rebuild", sr_cmd_rebuild, "DIR", 1, 1, "drop the index and rebuild it from the log", sr_opts_rebuild, NULL},
+    {"replay", sr_cmd_replay, "DIR", 1, 1, "decoded events as JSON lines (dataIds, RFC 3339 times)", sr_opts_replay,
+     "TIME: RFC 3339 with Z or an offset (2026-11-22T14:21:00+09:00, fractions of a second),\n"
+     "      now, or now minus -30s, -10m, -1h, -2d, -500ms (decimals allowed: -1.5h).\n"
+     "--from is inclusive, --to exclusive (times: the event's ingest time).\n"},
+    {"verify", sr_cmd_verify, "DIR", 1, 1, "check the log's chain, that the index equals a rebuild, every blob",
+     sr_opts_verify, VERIFY_EXIT},
+    {"cert import", sr_cmd_cert_import, "DIR", 1, 1, "register an app's or a gateway's certificate",
+     sr_opts_cert_import, "One of --app and --gateway; --operator and --pem are required.\n"},
+    {"log verify", sr_cmd_log_verify, "DIR", 1, 1, "check every block, checksum and the hash chain of the log",
+     sr_opts_log_verify,
+     "DIR: a data directory, or a log directory (one holding the *.seg files).\n" VERIFY_EXIT},
+    {"log dump", sr_cmd_log_dump, "DIR", 1, 1, "print the log's records as JSON lines", sr_opts_log_dump,
+     "DIR: a data directory, or a log directory (one holding the *.seg files).\n"
+     "One JSON object per record: {\"seq\":N,\"len\":L,\"hex\":\"...\"}.\n"},
+    {"log append", sr_cmd_log_append, "DIR", 1, 1, "append each line of stdin as a record, as one durable batch",
+     sr_opts_log_append,
+     "DIR: a log directory (one holding *.seg files), or an existing empty directory to start a log in.\n"
+     "A data directory is refused: its log holds events only.\n"},
+    {"serve", sr_cmd_serve, "", 0, 0, "run the server (GW-IF over MQTT and HTTP, AP-IF)", sr_opts_serve,
+     "Options override the file; the file overrides the defaults (docs/configuration.md).\n"
+     "The data directory must exist: `suiro init DIR` creates it.\n"},
+    {"gwsim sheet", sr_cmd_gwsim_sheet, "", 0, 0, "print a set-up sheet of simulated gateways", sr_opts_gwsim_sheet,
+     NULL},
+    {"gwsim run", sr_cmd_gwsim_run, "", 0, 0, "run simulated gateways against a server (MQTT or HTTP)",
+     sr_opts_gwsim_run, "The options are described at the top of api/cli/cmd_gwsim.c.\n"},
+    {"apsim", sr_cmd_apsim, "COMMAND [ARGS]", 1, 4, "the app stub: one AP-IF call per command, and `load`",
+     sr_opts_apsim, sr_apsim_more},
+    {"routes", cmd_routes, "", 0, 0, "the HTTP routes (METHOD PATH), as docs/api/openapi.yaml has them", NULL,
+     NULL},
+    {"version", cmd_version, "", 0, 0, "print the version and the git commit it was built from", NULL, NULL},
+};
+enum { NCOMMANDS = sizeof COMMANDS / sizeof COMMANDS[0] };
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage: suiro <command> [options]\n"
-            "\n"
-            "commands:\n"
-            "  log verify DIR [--key-file F] [--json]   check every block, checksum and the hash chain\n"
-            "  log dump DIR [--from SEQ] [--count N] [--key-file F]\n"
-            "                                           print records as JSON lines\n"
-            "  log append DIR [--key-file F] < lines    append each line as a record, durably\n"
-            "  serve [--config F] [--data DIR] [--mqtt HOST:PORT]   run the server (GW-IF over MQTT)\n"
-            "  gwsim sheet|run ...                      the gateway simulator (suiro gwsim for usage)\n"
-            "  apsim COMMAND ...                        the app stub: AP-IF calls, `load` (suiro apsim --help)\n"
-            "  init [--demo] DIR                        create a data directory (--demo: the demo operator)\n"
-            "  sheet import FILE DIR                    apply a set-up sheet (all-or-nothing, idempotent)\n"
-            "  sheet export DIR --operator OP           the operator's set-up as a sheet\n"
-            "  rebuild DIR [--discard-lost]             drop the index and rebuild it from the log\n"
-            "  replay DIR [--from SEQ|TIME] [--to ..] [--operator OP] [--gateway GW] [--point ID] [--kind K]\n"
-            "                                           decoded events as JSON lines\n"
-            "  verify DIR                               log chain + index equals a rebuild\n"
-            "  cert import DIR --operator OP (--app ID|--gateway ID) --pem FILE\n"
-            "                                           register an app's or a gateway's certificate\n"
-            "  routes                                   the HTTP routes (METHOD PATH), as docs/api/openapi.yaml has them\n"
-            "  version                                  print the version\n"
-            "Commands on a data directory take --key-file F when the log is encrypted.\n"
-            "\n"
-            "`suiro <command> --help` for more. Documentation: docs/ in the source tree.\n");
+    fprintf(f, "usage: suiro <command> [options]\n\ncommands:\n");
+    for (size_t i = 0; i < NCOMMANDS; i++) {
+        char head[64];
+        snprintf(head, sizeof head, "%s%s%s", COMMANDS[i].name, COMMANDS[i].args[0] ? " " : "", COMMANDS[i].args);
+        fprintf(f, "  %-24s %s\n", head, COMMANDS[i].doc);
+    }
+    fprintf(f, "\n" KEY_NOTE "Options: --opt VALUE or --opt=VALUE, anywhere on the line.\n"
+               "`suiro <command> --help` for its options. Documentation: docs/ in the source tree.\n");
+}
+
+/* the commands of a group ("log"): for `suiro log` and `suiro log --help` */
+static void group_usage(FILE *f, const char *group)
+{
+    fprintf(f, "usage: suiro %s <subcommand> [options]\n\nsubcommands:\n", group);
+    size_t gl = strlen(group);
+    for (size_t i = 0; i < NCOMMANDS; i++)
+        if (!strncmp(COMMANDS[i].name, group, gl) && COMMANDS[i].name[gl] == ' ') {
+            char head[64];
+            snprintf(head, sizeof head, "%s%s%s", COMMANDS[i].name, COMMANDS[i].args[0] ? " " : "",
+                     COMMANDS[i].args);
+            fprintf(f, "  %-24s %s\n", head, COMMANDS[i].doc);
+        }
+    fprintf(f, "\n`suiro %s <subcommand> --help` for its options.\n", group);
 }
 
 int sr_cli_parse_u64(const char *s, unsigned long long *out)
@@ -49,27 +107,55 @@ int sr_cli_parse_u64(const char *s, unsigned long long *out)
     return 0;
 }
 
+static int cmd_version(const sr_command *cmd, int argc, char **argv)
+{
+    sr_args a;
+    int rc = sr_opts_parse(cmd, argc, argv, NULL, &a);
+    if (rc) return rc == SR_OPTS_HELP ? 0 : rc;
+    printf("suiro %s (commit %s)\n", SUIRO_VERSION, SUIRO_COMMIT);
+    return 0;
+}
+
+static int cmd_routes(const sr_command *cmd, int argc, char **argv)
+{
+    sr_args a;
+    int rc = sr_opts_parse(cmd, argc, argv, NULL, &a);
+    if (rc) return rc == SR_OPTS_HELP ? 0 : rc;
+    for (size_t i = 0; i < sr_nroutes; i++) printf("%s %s\n", sr_routes[i].method, sr_routes[i].path);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
-    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
-        usage(argc < 2 ? stderr : stdout);
-        return argc < 2 ? 2 : 0;
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
     }
-    if (!strcmp(argv[1], "version") || !strcmp(argv[1], "--version")) {
-        printf("suiro %s\n", SUIRO_VERSION);
+    const char *a1 = argv[1];
+    if (!strcmp(a1, "--help") || !strcmp(a1, "-h") || !strcmp(a1, "help")) {
+        usage(stdout);
         return 0;
     }
-    if (!strcmp(argv[1], "routes")) {
-        for (size_t i = 0; i < sr_nroutes; i++) printf("%s %s\n", sr_routes[i].method, sr_routes[i].path);
-        return 0;
+    if (!strcmp(a1, "--version")) a1 = "version";
+    int group = 0;
+    for (size_t i = 0; i < NCOMMANDS; i++) {
+        const sr_command *c = &COMMANDS[i];
+        if (!strcmp(c->name, a1)) return c->run(c, argc - 1, argv + 1);
+        size_t l = strlen(a1);
+        if (!strncmp(c->name, a1, l) && c->name[l] == ' ') {
+            group = 1;
+            if (argc > 2 && !strcmp(c->name + l + 1, argv[2])) return c->run(c, argc - 2, argv + 2);
+        }
     }
-    if (!strcmp(argv[1], "log")) return sr_cmd_log(argc - 2, argv + 2);
-    if (!strcmp(argv[1], "serve")) return sr_cmd_serve(argc - 2, argv + 2);
-    if (!strcmp(argv[1], "gwsim")) return sr_cmd_gwsim(argc - 2, argv + 2);
-    if (!strcmp(argv[1], "apsim")) return sr_cmd_apsim(argc - 2, argv + 2);
-    int rc = sr_cmd_engine(argv[1], argc - 2, argv + 2);
-    if (rc >= 0) return rc;
-    fprintf(stderr, "suiro: unknown command '%s'\n\n", argv[1]);
-    usage(stderr);
+    if (group) {
+        if (argc > 2 && (!strcmp(argv[2], "--help") || !strcmp(argv[2], "-h"))) {
+            group_usage(stdout, a1);
+            return 0;
+        }
+        if (argc > 2) fprintf(stderr, "suiro %s: unknown subcommand '%s'\n\n", a1, argv[2]);
+        group_usage(stderr, a1);
+        return 2;
+    }
+    fprintf(stderr, "suiro: unknown command '%s'\nTry 'suiro --help'.\n", a1);
     return 2;
 }

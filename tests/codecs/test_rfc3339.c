@@ -85,3 +85,56 @@ Test(rfc3339, cached_parse_agrees_with_the_plain_one)
         cr_assert_eq(ms, 1775001600000 + s * 1000 + 7, "%s", buf);
     }
 }
+
+/* sr_time_parse: the one parser of time arguments (AP-IF query parameters,
+ * `suiro replay --from/--to`): RFC 3339 with any offset and fraction, "now",
+ * and now minus a decimal duration in ms, s, m, h or d. */
+Test(rfc3339, time_arguments_relative_offsets_and_fractions)
+{
+    const int64_t now = 1795317600000; /* 2026-11-22T03:20:00Z */
+    static const struct {
+        const char *in;
+        int64_t want; /* now-relative when rel */
+        int rel;
+    } good[] = {
+        {"now", 0, 1},
+        {"-1h", -3600000, 1},
+        {"-30m", -1800000, 1},
+        {"-10s", -10000, 1},
+        {"-2d", -172800000, 1},
+        {"-500ms", -500, 1},
+        {"-1.5h", -5400000, 1},
+        {"-0.5s", -500, 1},
+        {"-.5s", -500, 1},
+        {"-0s", 0, 1},
+        {"-1000000s", -1000000000, 1},
+        {"2026-11-22T03:20:00Z", 1795317600000, 0},
+        {"2026-11-22T12:20:00+09:00", 1795317600000, 0},
+        {"2026-11-21T22:20:00-05:00", 1795317600000, 0},
+        {"2026-11-22T14:21:00+09:00", 1795324860000, 0},    /* 05:21:00Z */
+        {"2026-11-22T03:20:00.5Z", 1795317600500, 0},          /* .5 is 500 ms, not 5 */
+        {"2026-11-22T03:20:00.05Z", 1795317600050, 0},         /* .05 is 50 ms */
+        {"2026-11-22T03:20:00.005Z", 1795317600005, 0},
+        {"2026-11-22T03:20:00.1239Z", 1795317600123, 0},       /* truncated to ms */
+        {"2026-11-22T12:20:00.5+09:00", 1795317600500, 0},
+    };
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+        int64_t ms = 7;
+        int rc = sr_time_parse(good[i].in, strlen(good[i].in), now, &ms);
+        cr_assert_eq(rc, SR_OK, "refused '%s'", good[i].in);
+        int64_t want = good[i].rel ? now + good[i].want : good[i].want;
+        cr_assert_eq(ms, want, "'%s': %lld, want %lld", good[i].in, (long long)ms, (long long)want);
+    }
+    static const char *bad[] = {"",      "-",     "-h",    "-1",     "-1x",       "-1hh",   "-1 h",   "+1h",
+                                "1h",    "-1.h",  "-1..5h", "-0x10s", "-1e3s",    "-inf s", "-nans",  "NOW",
+                                "now ",  "-1h ",  "-2000000s", "-1000001d", "2026-11-22T03:20:00", "yesterday",
+                                "2026-11-22T03:20:00.Z"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        int64_t ms;
+        cr_assert_eq(sr_time_parse(bad[i], strlen(bad[i]), now, &ms), SR_EINVAL, "accepted '%s'", bad[i]);
+    }
+    /* the length bounds the input: "now" inside a longer buffer */
+    int64_t ms;
+    cr_assert_eq(sr_time_parse("nowhere", 3, now, &ms), SR_OK);
+    cr_assert_eq(ms, now);
+}

@@ -80,8 +80,8 @@ try:
     check("verify fails (exit 1) on damaged blobs", r.returncode == 1, (r.returncode, r.stdout))
     for name in ("docs/small.txt", "docs/big.bin", "docs/big2.bin"):
         check("verify names %s and its blob" % name,
-              any(shas[name] in l and name in l and "blob-damaged" in l for l in r.stdout.splitlines()), r.stdout)
-    check("verify reports the count", "3 file(s) checked, 3 damaged" in r.stdout, r.stdout)
+              any(shas[name] in l and name in l and "blob-damaged" in l for l in r.stderr.splitlines()), r.stderr)
+    check("verify reports the count (findings on stderr)", "3 file(s) checked, 3 damaged" in r.stderr, r.stderr)
     r = verify("--json")
     try:
         j = json.loads(r.stdout.strip().splitlines()[-1])
