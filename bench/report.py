@@ -636,16 +636,19 @@ def sec_overload(lines):
            "while operator `demo` is measured as its users see it: an app asks for a latest value every 4 ms and a "
            "gateway publishes one QoS 1 message every 10 ms and waits for its PUBACK. Ratios are against the "
            "quiet phase's p99, floored at 1 ms. On this 2-core machine the attacker's clients, the victim's and the "
-           "server share the cores, so the ingest floods cost the victim CPU as well as server time.", ""]
+           "server share the cores, so the ingest floods cost the victim CPU as well as server time: \"machine busy\" "
+           "is the share of both cores in use during the phase (1 = saturated), \"server CPU\" the server's own.", ""]
     ov = of(lines, "overload")
     if not ov:
         return out + none_line(["overload"])
     return out + table(["phase", "s", "latest p50 ms", "latest p99 ms", "latest p99 ÷ quiet", "PUBACK p50 ms",
-                        "PUBACK p99 ms", "PUBACK p99 ÷ quiet", "victim errors", "server RSS max MB", "verify"],
+                        "PUBACK p99 ms", "PUBACK p99 ÷ quiet", "victim errors", "server RSS max MB",
+                        "server CPU (cores)", "machine busy", "verify"],
                        [[num(l.get("phase")), num(l.get("phase_s")), num(l.get("latest_p50_ms")),
                          num(l.get("latest_p99_ms")), with_goals(l, "latest_p99_x_quiet"), num(l.get("puback_p50_ms")),
                          num(l.get("puback_p99_ms")), with_goals(l, "puback_p99_x_quiet"), num(l.get("errors")),
-                         with_goals(l, "rss_max_mb"), verify_cell(l)] for l in ov])
+                         with_goals(l, "rss_max_mb"), num(l.get("server_cpu_cores")), num(l.get("machine_busy")),
+                         verify_cell(l)] for l in ov])
 
 
 def sec_other(lines):

@@ -68,6 +68,18 @@ def now_iso(ms):
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ms // 1000)) + ".%03dZ" % (ms % 1000)
 
 
+def cpu_ticks(pid):
+    """(process CPU ticks, machine busy ticks, machine total ticks) now."""
+    try:
+        f = open("/proc/%d/stat" % pid).read().rsplit(")", 1)[1].split()
+        proc = int(f[11]) + int(f[12])
+    except (OSError, IndexError, ValueError):
+        proc = 0
+    c = [int(x) for x in open("/proc/stat").readline().split()[1:]]
+    idle = c[3] + (c[4] if len(c) > 4 else 0)
+    return proc, sum(c) - idle, sum(c)
+
+
 def pct(xs, p):
     if not xs:
         return 0.0
@@ -140,6 +152,7 @@ class Victim:
                 rss[0] = max(rss[0], rss_kb(server.pid))
                 time.sleep(0.05)
         smp = threading.Thread(target=sampler)
+        c0, t0 = cpu_ticks(server.pid), time.time()
         smp.start()
         if during:
             during(seconds)
@@ -149,10 +162,15 @@ class Victim:
         for t in ths:
             t.join(60)
         smp.join()
-        return {"latest_n": len(self.lat), "latest_p50_ms": round(pct(self.lat, 0.5), 3),
+        c1, t1 = cpu_ticks(server.pid), time.time()
+        hz = os.sysconf("SC_CLK_TCK")
+        cores = os.cpu_count() or 1
+        r_cpu = {"server_cpu_cores": round((c1[0] - c0[0]) / hz / max(t1 - t0, 1e-3), 2),
+                 "machine_busy": round((c1[1] - c0[1]) / max(c1[2] - c0[2], 1), 2), "cores": cores}
+        return dict(r_cpu, **{"latest_n": len(self.lat), "latest_p50_ms": round(pct(self.lat, 0.5), 3),
                 "latest_p99_ms": round(pct(self.lat, 0.99), 3), "puback_n": len(self.pub),
                 "puback_p50_ms": round(pct(self.pub, 0.5), 3), "puback_p99_ms": round(pct(self.pub, 0.99), 3),
-                "errors": len(self.errors), "error_sample": self.errors[:3], "rss_max_mb": rss[0] // 1024}
+                "errors": len(self.errors), "error_sample": self.errors[:3], "rss_max_mb": rss[0] // 1024})
 
 
 def threads_for(seconds, fns):
