@@ -15,6 +15,7 @@ void sr_config_defaults(sr_config *c)
     c->queue_max = 65536;
     snprintf(c->mqtt_listen, sizeof c->mqtt_listen, "127.0.0.1:1883");
     c->mqtt_max_packet = 1u << 20;
+    c->mqtt_max_unauth = 65536;
     c->max_connections = 10000;
     c->connect_timeout_ms = 10000;
     c->keepalive_max_s = 600;
@@ -97,6 +98,7 @@ static int handler(void *user, const char *section, const char *name, const char
     NUM("engine", "queue_max", queue_max, 16, 1u << 24)
     STR("mqtt", "listen", mqtt_listen)
     NUM("mqtt", "max_packet", mqtt_max_packet, 1024, 268435455u)
+    NUM("mqtt", "max_unauth_bytes", mqtt_max_unauth, 1024, 268435455u)
     NUM("mqtt", "keepalive_max_s", keepalive_max_s, 1, 65535)
     NUM("mqtt", "inflight_max", inflight_max, 1, 65535)
     NUM("mqtt", "max_output_bytes", mqtt_max_output, 4096, 1u << 30)

@@ -16,6 +16,7 @@ typedef struct sr_config {
     uint32_t queue_max;      /* [engine] queue_max = 65536 */
     char mqtt_listen[128];   /* [mqtt] listen = 127.0.0.1:1883 ("" disables) */
     uint32_t mqtt_max_packet;     /* [mqtt] max_packet = 1048576 */
+    uint32_t mqtt_max_unauth;         /* [mqtt] max_unauth_bytes = 65536: a CONNECT, and the bytes held until the login check passes */
     uint32_t max_connections;     /* [server] max_connections = 10000 */
     uint32_t connect_timeout_ms;  /* [server] connect_timeout_ms = 10000 */
     uint32_t keepalive_max_s;     /* [mqtt] keepalive_max_s = 600 */

@@ -37,7 +37,9 @@
  *  (6) Connections that have not logged in are at most
  *      max_connections_per_address per source address (all MQTT listeners
  *      together) and live at most connect_timeout_ms, so idle sockets from
- *      one address cannot keep gateways from other addresses out.
+ *      one address cannot keep gateways from other addresses out. Each holds
+ *      at most max_unauth_bytes until its login passes (a larger CONNECT is
+ *      refused from its declared length), not max_packet.
  *  (7) A PUBLISH larger than [server] parse_inline_max is parsed and
  *      validated on the worker queue (api/workq.h), never on the loop: the
  *      packet stays in rbuf, nothing more of the connection is read or
@@ -1316,8 +1318,12 @@ static void process(conn *c)
         }
         sr_mqtt_pkt p;
         size_t used = 0;
-        int rc = sr_mqtt_decode(c->rbuf.data, c->rbuf.len, c->state == ST_AWAIT_CONNECT ? 0 : c->version,
-                                c->srv->cfg.mqtt_max_packet, &p, &used);
+        /* a CONNECT comes from a peer not logged in: it may be at most
+         * max_unauth_bytes, refused (0x95) from its declared length */
+        uint32_t lim = c->srv->cfg.mqtt_max_packet;
+        if (c->state == ST_AWAIT_CONNECT && c->srv->cfg.mqtt_max_unauth < lim) lim = c->srv->cfg.mqtt_max_unauth;
+        int rc = sr_mqtt_decode(c->rbuf.data, c->rbuf.len, c->state == ST_AWAIT_CONNECT ? 0 : c->version, lim, &p,
+                                &used);
         if (rc == SR_MQTT_MORE) return;
         if (rc) {
             if (c->state == ST_AWAIT_CONNECT && p.version == 5) {
@@ -1439,8 +1445,11 @@ static void on_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
         if (tls_input(c, (size_t)n)) return;
     } else
         c->rbuf.len += (size_t)n;
-    if (c->rbuf.len > (size_t)c->srv->cfg.mqtt_max_packet + 65536 && c->state == ST_AUTH) {
-        conn_close(c, "too much data before the login check", 0);
+    /* (6) before the login check passed, a connection holds at most
+     * max_unauth_bytes (its CONNECT is refused above that, from the declared
+     * length, in process) */
+    if (c->rbuf.len > (size_t)c->srv->cfg.mqtt_max_unauth && c->state == ST_AUTH) {
+        conn_close(c, "too much data before the login check ([mqtt] max_unauth_bytes)", 0);
         return;
     }
     process(c);
