@@ -53,6 +53,7 @@ enum {
     HTTP_ONLINE_MS = 30000,   /* an HTTP gateway that fetched this recently is connected */
     MAX_LIVE = 100000,        /* open requests, all operators (default of [server] requests_max) */
     MAX_LIVE_OP = 10000,      /* ... of one operator (default of [server] requests_per_operator) */
+    MAX_MONS_OP = 1000,       /* monitors not stopped, one operator (default of [server] monitors_per_operator) */
     MAX_WAIT_MS = 60000,
 };
 
@@ -170,6 +171,7 @@ struct sr_broker {
     size_t nlive;
     oplive *oplives;          /* open requests per operator */
     size_t max_live, max_live_op; /* [server] requests_max, requests_per_operator */
+    size_t max_mons_op;           /* [server] monitors_per_operator */
     uint64_t quota_logged;        /* when a quota refusal was last logged */
     size_t quota_refused;         /* refusals since */
     mon *mons;
@@ -1418,6 +1420,18 @@ void sr_broker_monitor_start(sr_broker *b, const char *op, const char *app, cons
         return;
     }
     mons_load(b, op);
+    /* every monitor is held in memory and scanned by each periodic message
+     * and reconnect (all operators'): one operator may have at most
+     * monitors_per_operator that are not stopped */
+    size_t active = 0;
+    for (mon *o = b->mons; o; o = o->next)
+        active += !strcmp(o->op, op) && o->state != SUIRO__V1__MONITOR_STATE__MS_STOPPED;
+    if (active >= b->max_mons_op) {
+        quota_log(b, "monitor refused (quota)", op, app,
+                  "too many monitors of this operator ([server] monitors_per_operator); stop some first");
+        app_answer(cb, ctx, "E9002", "too many monitors of this operator ([server] monitors_per_operator); stop some first");
+        return;
+    }
     mon *m = calloc(1, sizeof *m);
     if (!m || !(m->gws = calloc(n ? n : 1, 72)) || !(m->acked = calloc(n ? n : 1, sizeof *m->acked))) {
         if (m) mon_free(m);
@@ -2427,6 +2441,7 @@ int sr_broker_open(uv_loop_t *loop, sr_engine *eng, const char *data_dir, sr_bro
     }
     b->max_live = MAX_LIVE;
     b->max_live_op = MAX_LIVE_OP;
+    b->max_mons_op = MAX_MONS_OP;
     sr_loopq_init(&b->doneq, loop, on_job, b);
     *out = b;
     return SR_OK;
@@ -2437,10 +2452,11 @@ void sr_broker_quiesce(sr_broker *b)
     if (b) b->closing = 1;
 }
 
-void sr_broker_set_limits(sr_broker *b, size_t requests_max, size_t requests_per_op)
+void sr_broker_set_limits(sr_broker *b, size_t requests_max, size_t requests_per_op, size_t monitors_per_op)
 {
     b->max_live = requests_max ? requests_max : MAX_LIVE;
     b->max_live_op = requests_per_op ? requests_per_op : MAX_LIVE_OP;
+    b->max_mons_op = monitors_per_op ? monitors_per_op : MAX_MONS_OP;
 }
 
 void sr_broker_set_push(sr_broker *b, sr_push *p)
