@@ -23,6 +23,8 @@ when the answer is delivered:
     withdrawn between a request and its answer is tested in process
     (tests/api/test_broker_answers.c), where the sheet can change while the
     broker serves.
+PUBACKs go out in the order the PUBLISHes came (MQTT-4.6.0-2) when broker
+messages (periodic data) and values (measurements) are pipelined.
 
 The App and Gateway clients are test_requests.py's (imported). Ports are
 chosen at run time; the server is stopped by its PID; every wait is on a
@@ -464,6 +466,56 @@ def case_monitor_extra():
           rcv.paths().count("/push/monitors/" + mon) == 1, rcv.paths())
 
 
+def raw_gateway(gw, secret, v5):
+    """A raw MQTT socket logged in as gw (the paho one must be gone)."""
+    import socket
+    s = socket.create_connection(("127.0.0.1", tr.PORTS["mqtt"]), timeout=WAIT)
+    s.sendall(srtest.mqtt_connect(gw, "ga/" + gw, secret, v5=v5))
+    t, body = srtest.mqtt_read(s)
+    return s if t == 2 and len(body) >= 2 and body[1] == 0 else None
+
+
+def case_puback_order():
+    """PUBACKs go out in the order the PUBLISHes came (MQTT-4.6.0-2), though
+    a broker message (periodic data) and values (measurements) finish on
+    different paths: pipelined, alternating, on 3.1.1 and on 5.0."""
+    for gw, secret, pt, v5, paho in (("GA1", GA1[1], "PA.NUM", False, g1), ("GA2", GA2[1], "PB.NUM", True, g2)):
+        mon, _ = start_monitor(app, paho, [pt])
+        paho.c.disconnect()  # a clean disconnect: paho does not come back
+        paho.c.loop_stop()
+        s = raw_gateway(gw, secret, v5)
+        check("puback order (%s): a raw gateway logs in" % gw, s is not None)
+        if s is None:
+            continue
+        root = "wip/v1/ga/gw/" + gw
+        bad = []
+        for rnd in range(5):
+            pids, pkts = [], b""
+            for k in range(6):
+                pid = 100 + rnd * 10 + k
+                v = [val(pt, float(rnd * 10 + k))]
+                if k % 2 == 0:
+                    env = srtest.gw_envelope("GW_PERIODIC_DATA", "po-%s-%d-%d" % (gw, rnd, k), {"monitorId": mon, "values": v})
+                    pkts += srtest.mqtt_publish(root + "/data/periodic", env, pid, 1, v5)
+                else:
+                    env = srtest.gw_envelope("GW_MEASUREMENTS", "pm-%s-%d-%d" % (gw, rnd, k), {"values": v})
+                    pkts += srtest.mqtt_publish(root + "/data/measurements", env, pid, 1, v5)
+                pids.append(pid)
+            s.sendall(pkts)
+            got = []
+            while len(got) < len(pids):
+                t, body = srtest.mqtt_read(s)
+                if t == 4:
+                    got.append((int.from_bytes(body[:2], "big"), body[2] if v5 and len(body) > 2 else 0))
+            if [g for g, _ in got] != pids or any(rc for _, rc in got):
+                bad.append((pids, got))
+        check("puback order (%s, MQTT %s): 5 rounds of 6 pipelined messages, PUBACKs in the order sent, all 0"
+              % (gw, "5.0" if v5 else "3.1.1"), not bad, bad[:2])
+        s.sendall(b"\xe0\x00")
+        s.close()
+    connect()
+
+
 def case_grant_withdrawn():
     """PA.INT's grant goes from both to control (sheet import, server
     stopped): what was stored before is no longer shown or pushed."""
@@ -517,6 +569,7 @@ try:
     for name, fn in (("crash", case_crash), ("table", case_table), ("long message", case_long_message),
                      ("reused messageId", case_reused_message_id), ("sync extra", case_sync_extra),
                      ("async extra", case_async_extra), ("monitor extra", case_monitor_extra),
+                     ("puback order", case_puback_order),
                      ("grant withdrawn", case_grant_withdrawn)):
         print("--", name, flush=True)
         if not alive():
