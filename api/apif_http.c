@@ -924,24 +924,50 @@ typedef struct mvq {
 
 static void mvq_fini(sr_apjob *j) { free(((mvq *)j)->p); }
 
+/* One answer holds at most MV_MAX values (all points together, at most
+ * MV_PER_POINT of one): a monitor of 1,000 points is not a 10 M value
+ * answer. A point cut by its share sets the answer's end: only values up to
+ * its last one are given, and "after" is that time, so the next call goes on
+ * from there for every point -- nothing is skipped, nothing given twice. */
+enum { MV_MAX = 100000, MV_PER_POINT = 10000 };
+
 static void mvq_run(sr_apjob *j)
 {
     mvq *q = (mvq *)j;
-    json_t *vals = json_array();
-    sr_buf samples, strings;
+    json_t *vals = json_array(), *got = json_array();
+    sr_buf samples, strings, tss;
     sr_buf_init(&samples);
     sr_buf_init(&strings);
-    int64_t last = q->after;
+    sr_buf_init(&tss); /* the ts of each value of got */
+    int64_t last = q->after, cut = INT64_MAX;
+    int oom = 0;
+    size_t per = q->n ? MV_MAX / q->n : MV_MAX;
+    if (per > MV_PER_POINT) per = MV_PER_POINT;
+    if (!per) per = 1;
     for (size_t i = 0; i < q->n; i++) {
-        sr_range_q r = {q->p[i].point, 0, INT64_MAX, 10000, 0, q->after};
+        sr_range_q r = {q->p[i].point, 0, INT64_MAX, per, 0, q->after};
         int more = 0;
         samples.len = strings.len = 0;
         if (sr_engine_range(j->a->eng, &r, &samples, &strings, &more) != SR_OK) continue;
         const sr_sample *s = (const sr_sample *)samples.data;
-        for (size_t k = 0; k < samples.len / sizeof *s; k++) {
-            json_array_append_new(vals, sample_json(q->p[i].id, q->p[i].type, &s[k]));
-            if (s[k].ts > last) last = s[k].ts;
+        size_t ns = samples.len / sizeof *s;
+        for (size_t k = 0; k < ns && !oom; k++) {
+            oom = sr_buf_append(&tss, &s[k].ts, sizeof s[k].ts) != SR_OK;
+            if (!oom) json_array_append_new(got, sample_json(q->p[i].id, q->p[i].type, &s[k]));
         }
+        if (more && ns && s[ns - 1].ts < cut) cut = s[ns - 1].ts;
+    }
+    const int64_t *tsv = (const int64_t *)tss.data;
+    for (size_t k = 0; k < json_array_size(got) && k < tss.len / sizeof *tsv; k++)
+        if (tsv[k] <= cut) {
+            json_array_append(vals, json_array_get(got, k));
+            if (tsv[k] > last) last = tsv[k];
+        }
+    json_decref(got);
+    sr_buf_release(&tss);
+    if (oom) {
+        json_decref(vals);
+        vals = NULL;
     }
     json_t *o = json_pack("{s:s,s:o}", "monitorId", q->mid, "values", vals);
     if (o && last != INT64_MIN) {

@@ -51,7 +51,9 @@
 enum {
     REHAND_MS = 5000,         /* a handed-out request unanswered this long is handed out again by a fetch */
     HTTP_ONLINE_MS = 30000,   /* an HTTP gateway that fetched this recently is connected */
-    MAX_LIVE = 100000,        /* open requests, all operators */
+    MAX_LIVE = 100000,        /* open requests, all operators (default of [server] requests_max) */
+    MAX_LIVE_OP = 10000,      /* ... of one operator (default of [server] requests_per_operator) */
+    MAX_MONS_OP = 1000,       /* monitors not stopped, one operator (default of [server] monitors_per_operator) */
     MAX_WAIT_MS = 60000,
 };
 
@@ -80,6 +82,7 @@ struct areq {
     part *parts;
     size_t nparts, nopen;
     int inflight, refs, created, finished, offline, final_state;
+    int counted; /* in its operator's oplive count */
     int64_t created_ms, deadline_ms;
     uv_timer_t timer;
     int timer_init;
@@ -128,6 +131,13 @@ typedef struct oploaded {
     struct oploaded *next;
 } oploaded;
 
+/* the open requests of one operator (its share of the live table) */
+typedef struct oplive {
+    char op[72];
+    size_t n;
+    struct oplive *next;
+} oplive;
+
 enum { J_CREATED, J_ANSWER, J_FINAL, J_STORE, J_MONITOR, J_FIRE, J_PERIODIC /* J_STORE + push */ };
 
 typedef struct job {
@@ -159,6 +169,11 @@ struct sr_broker {
     char dir[1024];
     areq *live;
     size_t nlive;
+    oplive *oplives;          /* open requests per operator */
+    size_t max_live, max_live_op; /* [server] requests_max, requests_per_operator */
+    size_t max_mons_op;           /* [server] monitors_per_operator */
+    uint64_t quota_logged;        /* when a quota refusal was last logged */
+    size_t quota_refused;         /* refusals since */
     mon *mons;
     oploaded *loaded;
     gwent *gws;
@@ -656,6 +671,55 @@ static void gw_deliver_op(sr_broker *b, const char *op, const char *gw)
 /* ------------------------------------------------------------------------ */
 /* Requests                                                                   */
 
+/* the count of op's open requests (created with create) */
+static oplive *op_live(sr_broker *b, const char *op, int create)
+{
+    for (oplive *o = b->oplives; o; o = o->next)
+        if (!strcmp(o->op, op)) return o;
+    if (!create) return NULL;
+    oplive *o = calloc(1, sizeof *o);
+    if (!o) return NULL;
+    snprintf(o->op, sizeof o->op, "%s", op);
+    o->next = b->oplives;
+    b->oplives = o;
+    return o;
+}
+
+/* r joins the live table (counted for the whole and for its operator) */
+static void live_add(sr_broker *b, areq *r)
+{
+    r->next = b->live;
+    if (b->live) b->live->prev = r;
+    b->live = r;
+    b->nlive++;
+    oplive *o = op_live(b, r->op, 1);
+    if (o) o->n++;
+    r->counted = o != NULL;
+}
+
+/* NULL if op may open n more requests, else why not (E9002): neither the
+ * whole table nor one operator's share may be taken by one operator */
+static const char *live_quota(sr_broker *b, const char *op, size_t n)
+{
+    if (b->nlive + n > b->max_live) return "too many open requests ([server] requests_max)";
+    oplive *o = op_live(b, op, 0);
+    if ((o ? o->n : 0) + n > b->max_live_op)
+        return "too many open requests of this operator ([server] requests_per_operator); wait for some to finish";
+    return NULL;
+}
+
+/* a refusal by quota, logged at most once a second (a flood of refusals
+ * must not become a flood of log lines); the count says how many */
+static void quota_log(sr_broker *b, const char *what, const char *op, const char *app, const char *why)
+{
+    uint64_t now = mono_ms();
+    b->quota_refused++;
+    if (b->quota_logged && now - b->quota_logged < 1000) return;
+    b->quota_logged = now;
+    sr_slog(SR_LOG_WARN, what, "op=%s app=%s refused=%zu detail=%s", op, app, b->quota_refused, sr_slog_q(why));
+    b->quota_refused = 0;
+}
+
 static void areq_free(areq *r)
 {
     for (size_t i = 0; i < r->nparts; i++) {
@@ -679,6 +743,8 @@ static void areq_unref(areq *r)
     else if (b->live == r) b->live = r->next;
     if (r->next) r->next->prev = r->prev;
     b->nlive--;
+    oplive *o = r->counted ? op_live(b, r->op, 0) : NULL;
+    if (o && o->n) o->n--;
     if (r->timer_init) uv_close((uv_handle_t *)&r->timer, on_timer_closed);
     else areq_free(r);
 }
@@ -842,8 +908,10 @@ static void on_deadline(uv_timer_t *t)
 void *sr_broker_request(sr_broker *b, const char *op, const char *app, int kind, const sr_target *t, size_t n,
                         uint32_t timeout_ms, int async, json_t *value, json_t *protection, sr_app_cb cb, void *ctx)
 {
-    if (b->nlive >= MAX_LIVE) {
-        app_answer(cb, ctx, "E9002", "too many open requests");
+    const char *full = live_quota(b, op, 1);
+    if (full) {
+        quota_log(b, "app request refused (quota)", op, app, full);
+        app_answer(cb, ctx, "E9002", full);
         return NULL;
     }
     areq *r = calloc(1, sizeof *r);
@@ -972,10 +1040,7 @@ void *sr_broker_request(sr_broker *b, const char *op, const char *app, int kind,
         app_answer(cb, ctx, rc == SR_EFULL ? "E9002" : "E9001", sr_strerror(rc));
         return NULL;
     }
-    r->next = b->live;
-    if (b->live) b->live->prev = r;
-    b->live = r;
-    b->nlive++;
+    live_add(b, r);
     return r;
 }
 
@@ -1225,10 +1290,7 @@ static areq *mon_request(sr_broker *b, mon *m, size_t gi, int kind, evlist *l)
         areq_free(r);
         return NULL;
     }
-    r->next = b->live;
-    if (b->live) b->live->prev = r;
-    b->live = r;
-    b->nlive++;
+    live_add(b, r);
     return r;
 }
 
@@ -1351,7 +1413,25 @@ static int mon_parts(sr_broker *b, mon *m, int kind, evlist *l, areq **reqs, siz
 void sr_broker_monitor_start(sr_broker *b, const char *op, const char *app, const sr_target *t, size_t n,
                              uint32_t interval_ms, int64_t start_ms, int64_t end_ms, sr_app_cb cb, void *ctx)
 {
+    const char *full = live_quota(b, op, 1); /* its START parts join the live table */
+    if (full) {
+        quota_log(b, "monitor refused (quota)", op, app, full);
+        app_answer(cb, ctx, "E9002", full);
+        return;
+    }
     mons_load(b, op);
+    /* every monitor is held in memory and scanned by each periodic message
+     * and reconnect (all operators'): one operator may have at most
+     * monitors_per_operator that are not stopped */
+    size_t active = 0;
+    for (mon *o = b->mons; o; o = o->next)
+        active += !strcmp(o->op, op) && o->state != SUIRO__V1__MONITOR_STATE__MS_STOPPED;
+    if (active >= b->max_mons_op) {
+        quota_log(b, "monitor refused (quota)", op, app,
+                  "too many monitors of this operator ([server] monitors_per_operator); stop some first");
+        app_answer(cb, ctx, "E9002", "too many monitors of this operator ([server] monitors_per_operator); stop some first");
+        return;
+    }
     mon *m = calloc(1, sizeof *m);
     if (!m || !(m->gws = calloc(n ? n : 1, 72)) || !(m->acked = calloc(n ? n : 1, sizeof *m->acked))) {
         if (m) mon_free(m);
@@ -2359,6 +2439,9 @@ int sr_broker_open(uv_loop_t *loop, sr_engine *eng, const char *data_dir, sr_bro
         free(b);
         return rc;
     }
+    b->max_live = MAX_LIVE;
+    b->max_live_op = MAX_LIVE_OP;
+    b->max_mons_op = MAX_MONS_OP;
     sr_loopq_init(&b->doneq, loop, on_job, b);
     *out = b;
     return SR_OK;
@@ -2367,6 +2450,13 @@ int sr_broker_open(uv_loop_t *loop, sr_engine *eng, const char *data_dir, sr_bro
 void sr_broker_quiesce(sr_broker *b)
 {
     if (b) b->closing = 1;
+}
+
+void sr_broker_set_limits(sr_broker *b, size_t requests_max, size_t requests_per_op, size_t monitors_per_op)
+{
+    b->max_live = requests_max ? requests_max : MAX_LIVE;
+    b->max_live_op = requests_per_op ? requests_per_op : MAX_LIVE_OP;
+    b->max_mons_op = monitors_per_op ? monitors_per_op : MAX_MONS_OP;
 }
 
 void sr_broker_set_push(sr_broker *b, sr_push *p)
@@ -2412,6 +2502,11 @@ void sr_broker_free(sr_broker *b)
         mon *m = b->mons;
         b->mons = m->next;
         mon_free(m);
+    }
+    while (b->oplives) {
+        oplive *o = b->oplives;
+        b->oplives = o->next;
+        free(o);
     }
     while (b->loaded) {
         oploaded *o = b->loaded;

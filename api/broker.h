@@ -35,6 +35,12 @@ void sr_broker_free(sr_broker *b);
  * outcomes of async requests are queued on p for the app's push URL. NULL
  * (the default) stops pushing; set NULL before p is disposed. */
 void sr_broker_set_push(sr_broker *b, sr_push *p);
+/* Open app requests (and monitor START/STOP parts) allowed at once: all
+ * operators, and one operator ([server] requests_max, requests_per_operator);
+ * a request or monitor over either is refused E9002. Monitors not stopped of
+ * one operator ([server] monitors_per_operator): one more is refused E9002.
+ * 0: the default. */
+void sr_broker_set_limits(sr_broker *b, size_t requests_max, size_t requests_per_op, size_t monitors_per_op);
 
 /* ---- gateways ----------------------------------------------------------- */
 

@@ -15,6 +15,7 @@ void sr_config_defaults(sr_config *c)
     c->queue_max = 65536;
     snprintf(c->mqtt_listen, sizeof c->mqtt_listen, "127.0.0.1:1883");
     c->mqtt_max_packet = 1u << 20;
+    c->mqtt_max_unauth = 65536;
     c->max_connections = 10000;
     c->connect_timeout_ms = 10000;
     c->keepalive_max_s = 600;
@@ -51,6 +52,9 @@ void sr_config_defaults(sr_config *c)
     c->work_queue_max = 4096;
     c->work_queue_per_op = 64;
     c->work_bytes_per_op = 64u << 20;
+    c->requests_max = 100000;
+    c->requests_per_op = 10000;
+    c->monitors_per_op = 1000;
     c->parse_inline_max = 65536;
     c->http_answer_max_bytes = 8u << 20;
     c->http_doc_scan_max = 10000;
@@ -95,6 +99,7 @@ static int handler(void *user, const char *section, const char *name, const char
     NUM("engine", "queue_max", queue_max, 16, 1u << 24)
     STR("mqtt", "listen", mqtt_listen)
     NUM("mqtt", "max_packet", mqtt_max_packet, 1024, 268435455u)
+    NUM("mqtt", "max_unauth_bytes", mqtt_max_unauth, 1024, 268435455u)
     NUM("mqtt", "keepalive_max_s", keepalive_max_s, 1, 65535)
     NUM("mqtt", "inflight_max", inflight_max, 1, 65535)
     NUM("mqtt", "max_output_bytes", mqtt_max_output, 4096, 1u << 30)
@@ -138,6 +143,9 @@ static int handler(void *user, const char *section, const char *name, const char
     NUM("server", "work_queue_max", work_queue_max, 1, 1000000)
     NUM("server", "work_queue_per_operator", work_queue_per_op, 1, 1000000)
     NUM("server", "work_bytes_per_operator", work_bytes_per_op, 1u << 20, 4000000000u)
+    NUM("server", "requests_max", requests_max, 1, 10000000)
+    NUM("server", "requests_per_operator", requests_per_op, 1, 10000000)
+    NUM("server", "monitors_per_operator", monitors_per_op, 1, 10000000)
     NUM("server", "parse_inline_max", parse_inline_max, 0, 268435455u)
     NUM("http", "answer_max_bytes", http_answer_max_bytes, 2u << 20, 1u << 30)
     NUM("http", "doc_scan_max", http_doc_scan_max, 1, 100000000)
@@ -199,6 +207,10 @@ int sr_config_load(sr_config *c, const char *file, char *err, size_t errlen)
     /* one operator (or app) must not be able to take a shared limit */
     if (c->work_running_per_op > c->work_running_max || c->work_queue_per_op > c->work_queue_max) {
         snprintf(err, errlen, "%s: [server] work_*_per_operator must not exceed the matching work_*_max", file);
+        return -1;
+    }
+    if (c->requests_per_op > c->requests_max) {
+        snprintf(err, errlen, "%s: [server] requests_per_operator must not exceed requests_max", file);
         return -1;
     }
     if (c->http_uploads_per_op >= c->http_uploads_max || c->http_uploads_per_app > c->http_uploads_per_op) {

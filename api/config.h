@@ -16,6 +16,7 @@ typedef struct sr_config {
     uint32_t queue_max;      /* [engine] queue_max = 65536 */
     char mqtt_listen[128];   /* [mqtt] listen = 127.0.0.1:1883 ("" disables) */
     uint32_t mqtt_max_packet;     /* [mqtt] max_packet = 1048576 */
+    uint32_t mqtt_max_unauth;         /* [mqtt] max_unauth_bytes = 65536: a CONNECT, and the bytes held until the login check passes */
     uint32_t max_connections;     /* [server] max_connections = 10000 */
     uint32_t connect_timeout_ms;  /* [server] connect_timeout_ms = 10000 */
     uint32_t keepalive_max_s;     /* [mqtt] keepalive_max_s = 600 */
@@ -61,6 +62,9 @@ typedef struct sr_config {
     uint32_t work_queue_max;          /* [server] work_queue_max = 4096: jobs waiting, all operators */
     uint32_t work_queue_per_op;       /* [server] work_queue_per_operator = 64: jobs waiting, one operator */
     uint32_t work_bytes_per_op;       /* [server] work_bytes_per_operator = 67108864: bytes one operator's jobs hold */
+    uint32_t requests_max;            /* [server] requests_max = 100000: open app requests (and monitor parts), all operators */
+    uint32_t requests_per_op;         /* [server] requests_per_operator = 10000: ... of one operator */
+    uint32_t monitors_per_op;         /* [server] monitors_per_operator = 1000: monitors not stopped, one operator */
     uint32_t parse_inline_max;        /* [server] parse_inline_max = 65536: larger GW-IF messages are checked on a worker */
     uint32_t http_answer_max_bytes;   /* [http] answer_max_bytes = 8388608: one document answer (then paged) */
     uint32_t http_doc_scan_max;       /* [http] doc_scan_max = 10000: documents one query examines (then paged) */

@@ -37,7 +37,9 @@
  *  (6) Connections that have not logged in are at most
  *      max_connections_per_address per source address (all MQTT listeners
  *      together) and live at most connect_timeout_ms, so idle sockets from
- *      one address cannot keep gateways from other addresses out.
+ *      one address cannot keep gateways from other addresses out. Each holds
+ *      at most max_unauth_bytes until its login passes (a larger CONNECT is
+ *      refused from its declared length), not max_packet.
  *  (7) A PUBLISH larger than [server] parse_inline_max is parsed and
  *      validated on the worker queue (api/workq.h), never on the loop: the
  *      packet stays in rbuf, nothing more of the connection is read or
@@ -164,7 +166,19 @@ struct conn {
     /* (5): a large PUBLISH being checked on the worker queue, then its result */
     int checking;
     struct gwcheck *chk;
+    /* PUBACKs go out in the order the PUBLISHes came (MQTT-4.6.0-2), though
+     * values, broker messages and worker checks finish in any order: one
+     * slot per QoS 1 PUBLISH, in arrival order; a slot's PUBACK waits until
+     * every earlier one was sent. Reading pauses while ACKQ_MAX wait. */
+    struct ackslot {
+        uint16_t pid;
+        uint8_t reason;
+        uint8_t done;
+    } *ackq;
+    size_t ackq_head, ackq_len, ackq_cap;
 };
+
+enum { ACKQ_MAX = 1024 }; /* PUBACKs one connection may have waiting for an earlier one */
 
 typedef struct completion {
     sr_loopq_item li;
@@ -206,6 +220,7 @@ static void conn_free(conn *c)
     sr_buf_release(&c->tlsin);
     sr_buf_release(&c->pend_ev);
     free(c->pend_d);
+    free(c->ackq);
     sr_buf_release(&c->rbuf);
     sr_buf_release(&c->will_payload);
     free(c->will_topic);
@@ -416,14 +431,51 @@ static void send_gw_ack(conn *c, const char *msgid, const char *code, const char
     sr_buf_release(&b);
 }
 
-static void send_puback(conn *c, uint16_t pid, uint8_t reason)
+static void puback_now(conn *c, uint16_t pid, uint8_t reason)
 {
-    if (!pid) return;
     sr_buf b;
     sr_buf_init(&b);
     if (sr_mqtt_encode_ack(&b, c->version, SR_MQTT_PUBACK, pid, c->version == 5 ? reason : 0, NULL) == SR_OK)
         conn_send(c, &b);
     sr_buf_release(&b);
+}
+
+/* A QoS 1 PUBLISH arrived: its PUBACK's place in the order (ackq). */
+static void ack_slot(conn *c, uint16_t pid)
+{
+    if (!pid) return;
+    if (c->ackq_head && c->ackq_head + c->ackq_len == c->ackq_cap) { /* room at the end: move to the front */
+        memmove(c->ackq, c->ackq + c->ackq_head, c->ackq_len * sizeof *c->ackq);
+        c->ackq_head = 0;
+    }
+    if (c->ackq_head + c->ackq_len == c->ackq_cap) {
+        size_t ncap = c->ackq_cap ? c->ackq_cap * 2 : 16;
+        struct ackslot *n = realloc(c->ackq, ncap * sizeof *n);
+        if (!n) return; /* no slot: its PUBACK goes out when it is ready (out of order, never lost) */
+        c->ackq = n;
+        c->ackq_cap = ncap;
+    }
+    c->ackq[c->ackq_head + c->ackq_len++] = (struct ackslot){pid, 0, 0};
+}
+
+static void send_puback(conn *c, uint16_t pid, uint8_t reason)
+{
+    if (!pid) return;
+    size_t i = 0;
+    while (i < c->ackq_len && (c->ackq[c->ackq_head + i].done || c->ackq[c->ackq_head + i].pid != pid)) i++;
+    if (i == c->ackq_len) { /* not in the order (no slot): now */
+        puback_now(c, pid, reason);
+        return;
+    }
+    c->ackq[c->ackq_head + i].done = 1;
+    c->ackq[c->ackq_head + i].reason = reason;
+    /* what is ready at the front goes out */
+    while (c->ackq_len && c->ackq[c->ackq_head].done) {
+        puback_now(c, c->ackq[c->ackq_head].pid, c->ackq[c->ackq_head].reason);
+        c->ackq_head++;
+        c->ackq_len--;
+    }
+    if (!c->ackq_len) c->ackq_head = 0;
 }
 
 static void conn_maybe_resume(conn *c);
@@ -519,7 +571,7 @@ static void conn_pause(conn *c)
 static void conn_maybe_resume(conn *c)
 {
     if (!c->reading && !c->blocked && !c->bheld && !c->checking && !c->out_paused && !c->out_over && c->state != ST_CLOSING &&
-        c->inflight < (int)c->srv->cfg.inflight_max) {
+        c->inflight < (int)c->srv->cfg.inflight_max && c->ackq_len < ACKQ_MAX) {
         if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) == 0) c->reading = 1;
     }
 }
@@ -1108,6 +1160,11 @@ static void handle_publish(conn *c, const sr_mqtt_pkt *p)
         protocol_error(c, SR_MQTT_RC_RECEIVE_MAX_EXCEEDED, "receive maximum exceeded");
         return;
     }
+    /* its PUBACK's place (once: a packet checked on a worker comes here again with c->chk) */
+    if (!c->chk && m->qos == 1) {
+        ack_slot(c, p->packet_id);
+        if (c->ackq_len >= ACKQ_MAX) conn_pause(c);
+    }
     const char *suffix = own_suffix(c, &m->topic, tb, sizeof tb);
     if (!suffix) {
         size_t tl = m->topic.len < sizeof tb ? m->topic.len : sizeof tb - 1;
@@ -1316,8 +1373,12 @@ static void process(conn *c)
         }
         sr_mqtt_pkt p;
         size_t used = 0;
-        int rc = sr_mqtt_decode(c->rbuf.data, c->rbuf.len, c->state == ST_AWAIT_CONNECT ? 0 : c->version,
-                                c->srv->cfg.mqtt_max_packet, &p, &used);
+        /* a CONNECT comes from a peer not logged in: it may be at most
+         * max_unauth_bytes, refused (0x95) from its declared length */
+        uint32_t lim = c->srv->cfg.mqtt_max_packet;
+        if (c->state == ST_AWAIT_CONNECT && c->srv->cfg.mqtt_max_unauth < lim) lim = c->srv->cfg.mqtt_max_unauth;
+        int rc = sr_mqtt_decode(c->rbuf.data, c->rbuf.len, c->state == ST_AWAIT_CONNECT ? 0 : c->version, lim, &p,
+                                &used);
         if (rc == SR_MQTT_MORE) return;
         if (rc) {
             if (c->state == ST_AWAIT_CONNECT && p.version == 5) {
@@ -1439,8 +1500,11 @@ static void on_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
         if (tls_input(c, (size_t)n)) return;
     } else
         c->rbuf.len += (size_t)n;
-    if (c->rbuf.len > (size_t)c->srv->cfg.mqtt_max_packet + 65536 && c->state == ST_AUTH) {
-        conn_close(c, "too much data before the login check", 0);
+    /* (6) before the login check passed, a connection holds at most
+     * max_unauth_bytes (its CONNECT is refused above that, from the declared
+     * length, in process) */
+    if (c->rbuf.len > (size_t)c->srv->cfg.mqtt_max_unauth && c->state == ST_AUTH) {
+        conn_close(c, "too much data before the login check ([mqtt] max_unauth_bytes)", 0);
         return;
     }
     process(c);
@@ -1693,6 +1757,7 @@ int sr_server_open(const sr_config *cfg, sr_server **out, char *err, size_t errl
     po.max_backoff_ms = cfg->push_max_backoff_ms;
     if ((rc = sr_push_open(&s->loop, s->eng, cfg->data_dir, &po, &s->push, err, errlen))) goto fail;
     sr_broker_set_push(s->broker, s->push);
+    sr_broker_set_limits(s->broker, cfg->requests_max, cfg->requests_per_op, cfg->monitors_per_op);
     t0 = mono_us();
     s->start_us[3] = t0 - t1;
     sr_loopq_init(&s->doneq, &s->loop, on_done, s);

@@ -11,7 +11,8 @@ the real `suiro serve` and raw sockets:
         SUBSCRIBEs of 64 large filters do not grow the server; idle sockets
         that never send CONNECT fill only their own address's budget and are
         closed after connect_timeout_ms, while a gateway from 127.0.0.2 still
-        logs in at once.
+        logs in at once; a CONNECT over max_unauth_bytes (sockets that send
+        most of a 1 MB CONNECT) is refused from its declared length.
   HTTP  20 connections sending large bodies without a token are cut long
         before h2o's request timeout and RSS stays bounded, while a
         gateway with a token still posts a large body; per-address
@@ -399,6 +400,31 @@ try:
     g, ok = mqtt_login(MQ, "SIM0007")
     check("mqtt: once they are gone, 127.0.0.1 gets in again", ok)
     g.close()
+
+    # ---- sockets that send most of a huge CONNECT ------------------------------
+    # a CONNECT comes before any login: it may be at most [mqtt]
+    # max_unauth_bytes (64 KiB), not max_packet (1 MiB): a larger one is refused
+    # from its declared length, so 16 such sockets of one address do not make
+    # the server hold 16 MiB until connect_timeout_ms
+    base_c = rss_kb(srv.pid)
+    big = []
+    for i in range(16):
+        c = socket.create_connection(("127.0.0.1", MQ), source_address=("127.0.0.3", 0))
+        try:
+            c.sendall(packet(0x10, mstr("MQTT") + bytes([4, 0xC2, 0, 60]) + b"\0" * (1000000 - 10))[:900000])
+        except OSError:
+            pass
+        big.append(c)
+    gone = closed_among(big, 1.5)
+    check("mqtt: a CONNECT declaring 1 MB (over max_unauth_bytes) is refused at once, not held until "
+          "connect_timeout_ms (%d of 16 closed within 1.5 s)" % len(gone), len(gone) == 16, len(gone))
+    rss_check("mqtt: 16 sockets sending 900 KB of a CONNECT", rss_kb(srv.pid) - base_c)
+    for c in big:
+        c.close()
+    for ver in (4, 5):
+        g, ok = mqtt_login(MQ, "SIM0007", ver=ver, src="127.0.0.3")
+        check("mqtt %d: a normal CONNECT from the same address still logs in" % ver, ok)
+        g.close()
 
     # ---- HTTP: large bodies without a token ----------------------------------
     base_h = rss_kb(srv.pid)

@@ -5,7 +5,8 @@
 Operator A (app APA, gateway of opa) attacks: document queries that scan
 150 large documents, 1 MB messages of wrongly typed values (MQTT 5 and the
 HTTP binding), a burst of concurrent queries, and more than 1,024 unfinished
-uploads. Meanwhile operator B (app APB, gateway of opb) must get every
+uploads, and more open requests than its share ([server]
+requests_per_operator). Meanwhile operator B (app APB, gateway of opb) must get every
 answer: its latest values, its PUBACKs, its stored values and an upload slot.
 Also: a document query larger than [http] answer_max_bytes or
 doc_scan_max is paged (each document exactly once), A's requests over its
@@ -35,6 +36,8 @@ from srtest import Api, Checks, code, finish, start_server  # noqa: E402
 check = Checks()
 server = None
 NDOCS, DOC_KB = 150, 400
+REQ_PER_OP = 30  # [server] requests_per_operator in this test
+MON_PER_OP = 5  # [server] monitors_per_operator in this test
 
 
 def p99(xs):
@@ -147,7 +150,8 @@ try:
         pts[op] = ["SP0001_%02d" % i for i in range(1, 5)]
     for bad, why in (("[http]\nuploads_per_operator = 1024\n", "uploads_per_operator < uploads_max"),
                      ("[server]\nwork_running_per_operator = 5\n", "work_*_per_operator"),
-                     ("[http]\nanswer_max_bytes = 1000\n", "answer_max_bytes")):
+                     ("[http]\nanswer_max_bytes = 1000\n", "answer_max_bytes"),
+                     ("[server]\nrequests_per_operator = 200001\n", "requests_per_operator")):
         open(os.path.join(T, "bad.ini"), "w").write(bad)
         try:
             r = subprocess.run([BIN, "serve", "--config", os.path.join(T, "bad.ini"), "--data", D, "--mqtt",
@@ -159,7 +163,7 @@ try:
               rc not in (0, None) and why in err, (rc, err[-300:]))
     cfg = os.path.join(T, "suiro.ini")
     open(cfg, "w").write("[http]\nanswer_max_bytes = 2097152\ndoc_scan_max = 100\n"
-                         "[server]\nwork_queue_per_operator = 4\n")
+                         "[server]\nwork_queue_per_operator = 4\nrequests_per_operator = %d\nmonitors_per_operator = %d\n" % (REQ_PER_OP, MON_PER_OP))
     server, ports = start_server(BIN, D, os.path.join(T, "server.log"), extra=("--config", cfg))
     port, mport = ports["http"], ports["mqtt"]
 
@@ -384,6 +388,52 @@ try:
           "B PUBACK p99 quiet %.2f ms, under attack %.2f ms (%d); A: %s; server RSS %d MB" %
           (p99(quiet), p99(loaded), len(loaded), p99(quiet_pub), p99(loaded_pub), len(loaded_pub), counts,
            rss_mb(server.pid)))
+
+    # ---- monitors: A's app starts its operator's share of monitors (each
+    # START waits for A's gateway, which never acks: one open request each);
+    # one more of A is refused 429 E9002, B's is still taken; once A stops
+    # one, A may start one again
+    mons, other = [], []
+    for i in range(MON_PER_OP + 1):
+        st, b = A.call("POST", "/api/v1/monitors", {"dataIds": [pts["opa"][i % 4]], "intervalMs": 1000})
+        if st == 201:
+            mons.append(b["monitorId"])
+        else:
+            other.append((st, b))
+    check("A starts %d monitors, the next one is refused 429 E9002" % MON_PER_OP, len(mons) == MON_PER_OP and
+          len(other) == 1 and other[0][0] == 429 and code(other[0][1]) == "E9002", (len(mons), other))
+    st, b = B.call("POST", "/api/v1/monitors", {"dataIds": [pts["opb"][1]], "intervalMs": 1000})
+    check("B's monitor is taken while A's monitors are at the limit", st == 201, (st, b))
+    st, b = A.call("DELETE", "/api/v1/monitors/" + mons[0])
+    st2, b2 = A.call("POST", "/api/v1/monitors", {"dataIds": [pts["opa"][0]], "intervalMs": 1000})
+    check("once A stops one, A starts one again", st in (200, 202) and st2 == 201, (st, b, st2, b2))
+    # the START (and STOP) parts of A's monitors that the gateway never
+    # acked are open requests of A too
+    st, b = A.call("GET", "/api/v1/monitors")
+    held = sum(1 for m in b.get("items", []) if m.get("status") in ("STARTING", "STOPPING"))
+
+    # ---- open requests: A's app fills its operator's share of the live
+    # requests (async, to its online gateway that never answers); more of A
+    # are refused 429 E9002 (request and monitor), B's are still taken
+    opened, refused, other = 0, 0, []
+    body = {"dataIds": [pts["opa"][0]], "timeoutMs": 60000}
+    for i in range(REQ_PER_OP - held + 10):
+        st, b = A.call("POST", "/api/v1/current-values?async=true", body)
+        if st == 202:
+            opened += 1
+        elif code(b) == "E9002":
+            refused += 1
+        else:
+            other.append((st, b))
+    check("A opens %d open requests (%d more are its monitors' parts), no more: the other 10 are refused E9002"
+          % (REQ_PER_OP - held, held), opened == REQ_PER_OP - held and refused == 10 and not other,
+          (opened, refused, held, other[:3]))
+    st, b = A.call("POST", "/api/v1/monitors", {"dataIds": [pts["opa"][0]], "intervalMs": 1000})
+    check("a monitor of A (its START joins the open requests) is refused E9002 too", code(b) == "E9002", (st, b))
+    st, b = B.call("POST", "/api/v1/current-values?async=true", {"dataIds": [pts["opb"][0]], "timeoutMs": 60000})
+    check("B's request is still taken while A's share is full", st == 202, (st, b))
+    st, b = B.call("POST", "/api/v1/monitors", {"dataIds": [pts["opb"][0]], "intervalMs": 1000})
+    check("B's monitor is still taken while A's share is full", st == 201, (st, b))
     gwa.close()
     gwb.close()
     server.terminate()

@@ -23,6 +23,10 @@ when the answer is delivered:
     withdrawn between a request and its answer is tested in process
     (tests/api/test_broker_answers.c), where the sheet can change while the
     broker serves.
+PUBACKs go out in the order the PUBLISHes came (MQTT-4.6.0-2) when broker
+messages (periodic data) and values (measurements) are pipelined. An app
+polling GET /monitors/{id}/values?after= gets every value once, also when
+one point has more new values than one answer holds.
 
 The App and Gateway clients are test_requests.py's (imported). Ports are
 chosen at run time; the server is stopped by its PID; every wait is on a
@@ -34,6 +38,7 @@ import shutil
 import sys
 import tempfile
 import threading
+import time
 import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -464,6 +469,86 @@ def case_monitor_extra():
           rcv.paths().count("/push/monitors/" + mon) == 1, rcv.paths())
 
 
+def raw_gateway(gw, secret, v5):
+    """A raw MQTT socket logged in as gw (the paho one must be gone)."""
+    import socket
+    s = socket.create_connection(("127.0.0.1", tr.PORTS["mqtt"]), timeout=WAIT)
+    s.sendall(srtest.mqtt_connect(gw, "ga/" + gw, secret, v5=v5))
+    t, body = srtest.mqtt_read(s)
+    return s if t == 2 and len(body) >= 2 and body[1] == 0 else None
+
+
+def case_puback_order():
+    """PUBACKs go out in the order the PUBLISHes came (MQTT-4.6.0-2), though
+    a broker message (periodic data) and values (measurements) finish on
+    different paths: pipelined, alternating, on 3.1.1 and on 5.0."""
+    for gw, secret, pt, v5, paho in (("GA1", GA1[1], "PA.NUM", False, g1), ("GA2", GA2[1], "PB.NUM", True, g2)):
+        mon, _ = start_monitor(app, paho, [pt])
+        paho.c.disconnect()  # a clean disconnect: paho does not come back
+        paho.c.loop_stop()
+        s = raw_gateway(gw, secret, v5)
+        check("puback order (%s): a raw gateway logs in" % gw, s is not None)
+        if s is None:
+            continue
+        root = "wip/v1/ga/gw/" + gw
+        bad = []
+        for rnd in range(5):
+            pids, pkts = [], b""
+            for k in range(6):
+                pid = 100 + rnd * 10 + k
+                v = [val(pt, float(rnd * 10 + k))]
+                if k % 2 == 0:
+                    env = srtest.gw_envelope("GW_PERIODIC_DATA", "po-%s-%d-%d" % (gw, rnd, k), {"monitorId": mon, "values": v})
+                    pkts += srtest.mqtt_publish(root + "/data/periodic", env, pid, 1, v5)
+                else:
+                    env = srtest.gw_envelope("GW_MEASUREMENTS", "pm-%s-%d-%d" % (gw, rnd, k), {"values": v})
+                    pkts += srtest.mqtt_publish(root + "/data/measurements", env, pid, 1, v5)
+                pids.append(pid)
+            s.sendall(pkts)
+            got = []
+            while len(got) < len(pids):
+                t, body = srtest.mqtt_read(s)
+                if t == 4:
+                    got.append((int.from_bytes(body[:2], "big"), body[2] if v5 and len(body) > 2 else 0))
+            if [g for g, _ in got] != pids or any(rc for _, rc in got):
+                bad.append((pids, got))
+        check("puback order (%s, MQTT %s): 5 rounds of 6 pipelined messages, PUBACKs in the order sent, all 0"
+              % (gw, "5.0" if v5 else "3.1.1"), not bad, bad[:2])
+        s.sendall(b"\xe0\x00")
+        s.close()
+    connect()
+
+
+def case_monitor_values_paged():
+    """GET /monitors/{id}/values?after=T polled by the app: a point with more
+    new values than one answer holds does not lose the rest because another
+    point has a later value ("after" stops at the cut point's last value)."""
+    st, js = app.post("/api/v1/monitors", {"dataIds": ["PA.NUM", "PA.OTHER"], "intervalMs": 1000})
+    mon = js.get("monitorId") if st == 201 and isinstance(js, dict) else None
+    check("paged: monitor of PA.NUM and PA.OTHER", mon, (st, js))
+    t0 = 1795000000000  # 2026-11-19, ms
+
+    def at(ms):
+        return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime((t0 + ms) // 1000)) + ".%03dZ" % ((t0 + ms) % 1000)
+    vals = [{"dataId": "PA.NUM", "timestamp": at(i), "value": 1.0} for i in range(10005)]
+    vals.append({"dataId": "PA.OTHER", "timestamp": at(20000), "value": 2.0})
+    res = g1.ack(g1.send("data/measurements", "GW_MEASUREMENTS", {"values": vals}))
+    check("paged: 10,006 values stored (0)", tr.code_of({"result": res}) == "0", res)
+    got, after, calls = [], at(-1000), 0
+    while calls < 10:
+        st, js = app.get("/api/v1/monitors/%s/values?after=%s" % (mon, after))
+        calls += 1
+        vs = js.get("values", []) if st == 200 and isinstance(js, dict) else []
+        if not vs:
+            break
+        got += vs
+        after = js.get("after")
+    ids = [(v["dataId"], v["timestamp"]) for v in got]
+    mine = [i for i in ids if at(0) <= i[1] <= at(20000)]  # (earlier cases stored values at the present time)
+    check("paged: polling with after gives every value once (10,005 of PA.NUM, 1 of PA.OTHER) in %d calls" % calls,
+          len(mine) == 10006 and len(set(ids)) == len(ids), (len(mine), len(ids), len(set(ids)), calls))
+
+
 def case_grant_withdrawn():
     """PA.INT's grant goes from both to control (sheet import, server
     stopped): what was stored before is no longer shown or pushed."""
@@ -517,6 +602,7 @@ try:
     for name, fn in (("crash", case_crash), ("table", case_table), ("long message", case_long_message),
                      ("reused messageId", case_reused_message_id), ("sync extra", case_sync_extra),
                      ("async extra", case_async_extra), ("monitor extra", case_monitor_extra),
+                     ("puback order", case_puback_order), ("monitor values paged", case_monitor_values_paged),
                      ("grant withdrawn", case_grant_withdrawn)):
         print("--", name, flush=True)
         if not alive():
