@@ -54,6 +54,7 @@ enum {
     MAX_LIVE = 100000,        /* open requests, all operators (default of [server] requests_max) */
     MAX_LIVE_OP = 10000,      /* ... of one operator (default of [server] requests_per_operator) */
     MAX_MONS_OP = 1000,       /* monitors not stopped, one operator (default of [server] monitors_per_operator) */
+    STOPPED_KEPT = 1000,      /* stopped monitors kept, one operator (default of [server] stopped_monitors_kept) */
     MAX_WAIT_MS = 60000,
 };
 
@@ -172,6 +173,7 @@ struct sr_broker {
     oplive *oplives;          /* open requests per operator */
     size_t max_live, max_live_op; /* [server] requests_max, requests_per_operator */
     size_t max_mons_op;           /* [server] monitors_per_operator */
+    size_t stopped_kept;          /* [server] stopped_monitors_kept */
     uint64_t quota_logged;        /* when a quota refusal was last logged */
     size_t quota_refused;         /* refusals since */
     mon *mons;
@@ -1138,6 +1140,8 @@ static mon *mon_from_event(const char *op, const Suiro__V1__MonitorEvent *me)
     return m;
 }
 
+static void mons_trim(sr_broker *b, const char *op);
+
 static void mons_load(sr_broker *b, const char *op)
 {
     for (oploaded *o = b->loaded; o; o = o->next)
@@ -1168,6 +1172,30 @@ static void mons_load(sr_broker *b, const char *op)
         }
     }
     sr_buf_release(&all);
+    mons_trim(b, op);
+}
+
+/* Stopped monitors of op beyond the stopped_kept most recent are forgotten
+ * (memory stays bounded however many monitors an app starts and stops; a
+ * stopped monitor has no open request part and no gateway part, so nothing
+ * refers to it). Called where no mon pointer is held: at load and before a
+ * monitor starts. */
+static void mons_trim(sr_broker *b, const char *op)
+{
+    for (;;) {
+        size_t n = 0;
+        mon **oldest = NULL;
+        for (mon **x = &b->mons; *x; x = &(*x)->next) {
+            mon *m = *x;
+            if (m->state != SUIRO__V1__MONITOR_STATE__MS_STOPPED || strcmp(m->op, op)) continue;
+            n++;
+            if (!oldest || m->created_ms < (*oldest)->created_ms) oldest = x;
+        }
+        if (n <= b->stopped_kept || !oldest) return;
+        mon *d = *oldest;
+        *oldest = d->next;
+        mon_free(d);
+    }
 }
 
 static mon *mon_find(sr_broker *b, const char *op, const char *id)
@@ -1420,6 +1448,7 @@ void sr_broker_monitor_start(sr_broker *b, const char *op, const char *app, cons
         return;
     }
     mons_load(b, op);
+    mons_trim(b, op);
     /* every monitor is held in memory and scanned by each periodic message
      * and reconnect (all operators'): one operator may have at most
      * monitors_per_operator that are not stopped */
@@ -2442,6 +2471,7 @@ int sr_broker_open(uv_loop_t *loop, sr_engine *eng, const char *data_dir, sr_bro
     b->max_live = MAX_LIVE;
     b->max_live_op = MAX_LIVE_OP;
     b->max_mons_op = MAX_MONS_OP;
+    b->stopped_kept = STOPPED_KEPT;
     sr_loopq_init(&b->doneq, loop, on_job, b);
     *out = b;
     return SR_OK;
@@ -2452,11 +2482,13 @@ void sr_broker_quiesce(sr_broker *b)
     if (b) b->closing = 1;
 }
 
-void sr_broker_set_limits(sr_broker *b, size_t requests_max, size_t requests_per_op, size_t monitors_per_op)
+void sr_broker_set_limits(sr_broker *b, size_t requests_max, size_t requests_per_op, size_t monitors_per_op,
+                          size_t stopped_kept)
 {
     b->max_live = requests_max ? requests_max : MAX_LIVE;
     b->max_live_op = requests_per_op ? requests_per_op : MAX_LIVE_OP;
     b->max_mons_op = monitors_per_op ? monitors_per_op : MAX_MONS_OP;
+    b->stopped_kept = stopped_kept ? stopped_kept : STOPPED_KEPT;
 }
 
 void sr_broker_set_push(sr_broker *b, sr_push *p)

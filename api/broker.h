@@ -39,8 +39,12 @@ void sr_broker_set_push(sr_broker *b, sr_push *p);
  * operators, and one operator ([server] requests_max, requests_per_operator);
  * a request or monitor over either is refused E9002. Monitors not stopped of
  * one operator ([server] monitors_per_operator): one more is refused E9002.
- * 0: the default. */
-void sr_broker_set_limits(sr_broker *b, size_t requests_max, size_t requests_per_op, size_t monitors_per_op);
+ * Stopped monitors kept in memory per operator ([server]
+ * stopped_monitors_kept, the most recent; older ones are forgotten at the
+ * next start of a monitor of that operator and at load: their events stay
+ * in the log and their values in the stored values). 0: the default. */
+void sr_broker_set_limits(sr_broker *b, size_t requests_max, size_t requests_per_op, size_t monitors_per_op,
+                          size_t stopped_kept);
 
 /* ---- gateways ----------------------------------------------------------- */
 

@@ -55,6 +55,7 @@ void sr_config_defaults(sr_config *c)
     c->requests_max = 100000;
     c->requests_per_op = 10000;
     c->monitors_per_op = 1000;
+    c->stopped_monitors_kept = 1000;
     c->parse_inline_max = 65536;
     c->http_answer_max_bytes = 8u << 20;
     c->http_doc_scan_max = 10000;
@@ -146,6 +147,7 @@ static int handler(void *user, const char *section, const char *name, const char
     NUM("server", "requests_max", requests_max, 1, 10000000)
     NUM("server", "requests_per_operator", requests_per_op, 1, 10000000)
     NUM("server", "monitors_per_operator", monitors_per_op, 1, 10000000)
+    NUM("server", "stopped_monitors_kept", stopped_monitors_kept, 1, 10000000)
     NUM("server", "parse_inline_max", parse_inline_max, 0, 268435455u)
     NUM("http", "answer_max_bytes", http_answer_max_bytes, 2u << 20, 1u << 30)
     NUM("http", "doc_scan_max", http_doc_scan_max, 1, 100000000)

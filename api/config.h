@@ -65,6 +65,7 @@ typedef struct sr_config {
     uint32_t requests_max;            /* [server] requests_max = 100000: open app requests (and monitor parts), all operators */
     uint32_t requests_per_op;         /* [server] requests_per_operator = 10000: ... of one operator */
     uint32_t monitors_per_op;         /* [server] monitors_per_operator = 1000: monitors not stopped, one operator */
+    uint32_t stopped_monitors_kept;   /* [server] stopped_monitors_kept = 1000: stopped monitors kept in memory, one operator */
     uint32_t parse_inline_max;        /* [server] parse_inline_max = 65536: larger GW-IF messages are checked on a worker */
     uint32_t http_answer_max_bytes;   /* [http] answer_max_bytes = 8388608: one document answer (then paged) */
     uint32_t http_doc_scan_max;       /* [http] doc_scan_max = 10000: documents one query examines (then paged) */

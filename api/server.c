@@ -1757,7 +1757,8 @@ int sr_server_open(const sr_config *cfg, sr_server **out, char *err, size_t errl
     po.max_backoff_ms = cfg->push_max_backoff_ms;
     if ((rc = sr_push_open(&s->loop, s->eng, cfg->data_dir, &po, &s->push, err, errlen))) goto fail;
     sr_broker_set_push(s->broker, s->push);
-    sr_broker_set_limits(s->broker, cfg->requests_max, cfg->requests_per_op, cfg->monitors_per_op);
+    sr_broker_set_limits(s->broker, cfg->requests_max, cfg->requests_per_op, cfg->monitors_per_op,
+                         cfg->stopped_monitors_kept);
     t0 = mono_us();
     s->start_us[3] = t0 - t1;
     sr_loopq_init(&s->doneq, &s->loop, on_done, s);

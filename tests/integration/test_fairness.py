@@ -38,6 +38,7 @@ server = None
 NDOCS, DOC_KB = 150, 400
 REQ_PER_OP = 30  # [server] requests_per_operator in this test
 MON_PER_OP = 5  # [server] monitors_per_operator in this test
+STOPPED_KEPT = 3  # [server] stopped_monitors_kept in this test
 
 
 def p99(xs):
@@ -163,7 +164,8 @@ try:
               rc not in (0, None) and why in err, (rc, err[-300:]))
     cfg = os.path.join(T, "suiro.ini")
     open(cfg, "w").write("[http]\nanswer_max_bytes = 2097152\ndoc_scan_max = 100\n"
-                         "[server]\nwork_queue_per_operator = 4\nrequests_per_operator = %d\nmonitors_per_operator = %d\n" % (REQ_PER_OP, MON_PER_OP))
+                         "[server]\nwork_queue_per_operator = 4\nrequests_per_operator = %d\nmonitors_per_operator = %d\n"
+                         "stopped_monitors_kept = %d\n" % (REQ_PER_OP, MON_PER_OP, STOPPED_KEPT))
     server, ports = start_server(BIN, D, os.path.join(T, "server.log"), extra=("--config", cfg))
     port, mport = ports["http"], ports["mqtt"]
 
@@ -436,6 +438,19 @@ try:
     check("B's monitor is still taken while A's share is full", st == 201, (st, b))
     gwa.close()
     gwb.close()
+    # ---- stopped monitors are bounded: B starts and stops monitors in a loop
+    # (its gateway is gone: each stops at once); only the most recent
+    # stopped_monitors_kept stay in memory (and in GET /monitors)
+    cycles = []
+    for i in range(STOPPED_KEPT + 5):
+        st, b = B.call("POST", "/api/v1/monitors", {"dataIds": [pts["opb"][0]], "intervalMs": 1000})
+        st2, b2 = B.call("DELETE", "/api/v1/monitors/" + b.get("monitorId", "x")) if st == 201 else (st, b)
+        cycles.append((st, st2, (b2 or {}).get("status")))
+    st, b = B.call("GET", "/api/v1/monitors")
+    stopped = [m for m in b.get("items", []) if m.get("status") == "STOPPED"]
+    check("B starts and stops %d monitors; at most %d stopped ones are kept" % (len(cycles), STOPPED_KEPT),
+          all(c[0] == 201 and c[2] == "STOPPED" for c in cycles) and 1 <= len(stopped) <= STOPPED_KEPT + 1,
+          (cycles, len(stopped)))
     server.terminate()
     check("the server stops cleanly (exit 0)", server.wait(60) == 0)
 except Exception as e:  # noqa: BLE001
