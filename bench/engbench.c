@@ -1,6 +1,6 @@
 /* bench/engbench.c -- see engbench.h. */
 #include "engbench.h"
-#include "refset.h"
+#include "api/cli/refset.h"
 
 #include "storage/crypto.h"
 #include "storage/index.h"

@@ -28,8 +28,8 @@
 #ifndef SUIRO_H
 #define SUIRO_H
 
-#include "engine/sr_alloc.h"
-#include "engine/sr_error.h"
+#include "codecs/base/sr_alloc.h"
+#include "codecs/base/sr_error.h"
 #include "storage/log.h"
 #include "storage/series.h"
 

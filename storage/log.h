@@ -19,8 +19,8 @@
 #ifndef SR_LOG_H
 #define SR_LOG_H
 
-#include "engine/sr_alloc.h"
-#include "engine/sr_error.h"
+#include "codecs/base/sr_alloc.h"
+#include "codecs/base/sr_error.h"
 #include "storage/crypto.h"
 #include "storage/vfs.h"
 

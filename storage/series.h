@@ -27,8 +27,8 @@
 #ifndef SR_SERIES_H
 #define SR_SERIES_H
 
-#include "engine/sr_alloc.h"
-#include "engine/sr_error.h"
+#include "codecs/base/sr_alloc.h"
+#include "codecs/base/sr_error.h"
 
 #include <stddef.h>
 #include <stdint.h>

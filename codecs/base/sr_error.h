@@ -1,5 +1,5 @@
 /*
- * engine/sr_error.h -- suiro's one error table.
+ * codecs/base/sr_error.h -- suiro's one error table.
  *
  * Every fallible function in suiro returns an int: 0 (SR_OK) on success, a
  * negative SR_E* code on failure. A few functions also return SR_DONE (a

@@ -1,5 +1,5 @@
 /*
- * engine/sr_alloc.h -- the allocator hook and small shared helpers.
+ * codecs/base/sr_alloc.h -- the allocator hook and small shared helpers.
  *
  * All of suiro's own allocations go through sr_malloc/sr_realloc/sr_free, so
  * tests can replace the allocator (tests/support/fault_alloc.c fails the N-th
