@@ -15,6 +15,7 @@
 
 #include "engine/evbuild.h"
 #include "engine/suiro.h"
+#include "storage/crypto.h"
 #include "api/cli/refset.h"
 
 #include <stdint.h>

@@ -12,6 +12,8 @@
 #ifndef SR_ERROR_H
 #define SR_ERROR_H
 
+#include <stdint.h>
+
 #define SR_ERROR_MAP(X)                                                        \
     X(DONE,        1, "no more items")                                         \
     X(OK,          0, "success")                                               \
@@ -51,6 +53,15 @@ const char *sr_err_name(int rc);
 /* Map an errno value to the nearest SR_ code (ENOSPC/EDQUOT -> SR_ENOSPC,
  * ENOMEM -> SR_ENOMEM, ENOENT -> SR_ENOTFOUND, EEXIST -> SR_EEXIST, else EIO). */
 int sr_err_from_errno(int e);
+
+/* Detail for a failure, where a handle is not available to ask (the log's
+ * and the engine's open, rebuild and verify). */
+typedef struct sr_errinfo {
+    int code;
+    char msg[320];
+    char segment[64]; /* the segment file concerned, or "" */
+    uint64_t offset;  /* byte offset in it of the bad block or header */
+} sr_errinfo;
 
 #if defined(__GNUC__)
 #define SR_MUST_CHECK __attribute__((warn_unused_result))
