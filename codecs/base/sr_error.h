@@ -8,6 +8,9 @@
  * below, so they cannot drift apart. The numeric values are part of the
  * on-disk and wire API (they appear in tool output and JSON): never renumber,
  * only append.
+ *
+ * The base layer (codecs/base/, with sr_alloc.h): every layer includes it
+ * and it includes nothing of the project (tests/integration/check_layering.py).
  */
 #ifndef SR_ERROR_H
 #define SR_ERROR_H
