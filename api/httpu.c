@@ -2,7 +2,7 @@
 #include "api/httpu.h"
 
 #include "codecs/rfc3339.h"
-#include "engine/sr_error.h"
+#include "codecs/base/sr_error.h"
 #include "storage/crypto.h"
 
 #include <math.h>

@@ -8,7 +8,7 @@
 #ifndef SR_HTTPU_H
 #define SR_HTTPU_H
 
-#include "engine/sr_alloc.h"
+#include "codecs/base/sr_alloc.h"
 
 #include <h2o.h>
 #include <jansson.h>

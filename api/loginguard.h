@@ -51,7 +51,7 @@
 #define SR_LOGINGUARD_H
 
 #include "api/loopq.h"
-#include "engine/sr_alloc.h"
+#include "codecs/base/sr_alloc.h"
 #include "engine/suiro.h"
 
 #include <h2o.h>

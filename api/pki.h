@@ -10,8 +10,8 @@
 #ifndef SR_PKI_H
 #define SR_PKI_H
 
-#include "engine/sr_alloc.h"
-#include "engine/sr_error.h"
+#include "codecs/base/sr_alloc.h"
+#include "codecs/base/sr_error.h"
 
 #include <stddef.h>
 

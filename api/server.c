@@ -63,6 +63,7 @@
 #include "engine/evbuild.h"
 #include "engine/secret.h"
 #include "engine/suiro.h"
+#include "storage/crypto.h"
 
 #include <openssl/err.h>
 #include <openssl/ssl.h>
@@ -1647,8 +1648,9 @@ static int engine_open(sr_server *s, char *err, size_t errlen)
     /* test hook: a slow writer, to show back-pressure (tests/integration/test_gw_backpressure.py) */
     const char *slow = getenv("SUIRO_TEST_WRITER_DELAY_MS");
     if (slow) o.test_group_delay_ms = (uint32_t)atoi(slow);
-    o.sync = !strcmp(s->cfg.sync, "none") ? SR_SYNC_NONE : !strcmp(s->cfg.sync, "interval") ? SR_SYNC_INTERVAL
-                                                                                             : SR_SYNC_ALWAYS;
+    o.sync = !strcmp(s->cfg.sync, "none")       ? SR_ENGINE_SYNC_NONE
+             : !strcmp(s->cfg.sync, "interval") ? SR_ENGINE_SYNC_INTERVAL
+                                                : SR_ENGINE_SYNC_ALWAYS;
     uint64_t t0 = mono_us();
     if (s->cfg.key_file[0]) {
         if (sr_key_load(s->cfg.key_file, &s->key, err, errlen)) return SR_EKEY;

@@ -12,7 +12,7 @@
 #define SR_SERVER_H
 
 #include "api/config.h"
-#include "engine/sr_error.h"
+#include "codecs/base/sr_error.h"
 
 typedef struct sr_server sr_server;
 

@@ -36,8 +36,8 @@
 #define SR_WORKQ_H
 
 #include "api/loopq.h" /* SR_CONTAINER */
-#include "engine/sr_alloc.h"
-#include "engine/sr_error.h"
+#include "codecs/base/sr_alloc.h"
+#include "codecs/base/sr_error.h"
 
 #include <stddef.h>
 #include <stdint.h>

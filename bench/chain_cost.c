@@ -11,6 +11,7 @@
 #include "engbench.h"
 
 #include "storage/crypto.h"
+#include "storage/log.h"
 
 #include <inttypes.h>
 #include <stdio.h>

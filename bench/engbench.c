@@ -1,9 +1,10 @@
 /* bench/engbench.c -- see engbench.h. */
 #include "engbench.h"
-#include "refset.h"
+#include "api/cli/refset.h"
 
 #include "storage/crypto.h"
 #include "storage/index.h"
+#include "storage/log.h"
 
 #include <ftw.h>
 #include <pthread.h>
@@ -107,7 +108,7 @@ void eb_data_free(eb_data *d)
 void eb_opts(const eb_cfg *c, sr_engine_opts *o, sr_key *key)
 {
     memset(o, 0, sizeof *o);
-    o->sync = SR_SYNC_ALWAYS;
+    o->sync = SR_ENGINE_SYNC_ALWAYS;
     o->zstd_level = c->zstd;
     if (c->enc) {
         uint8_t kb[32];

@@ -2,7 +2,7 @@
  * bench/engbench.h -- the reference data set of the engine benchmarks and the
  * pieces they share: masters, the durable ingest driver, verification, sizes.
  *
- * Data set: bench/refset.h (the generator is rs_generate; these programs
+ * Data set: api/cli/refset.h (the generator is rs_generate; these programs
  * turn each of its events into one engine event). `points` number data
  * points "P%05d" at a 1 s interval from EB_T0, `seconds` values each, a
  * 2-decimal random walk, events of one point and `batch` consecutive
@@ -15,7 +15,8 @@
 
 #include "engine/evbuild.h"
 #include "engine/suiro.h"
-#include "refset.h"
+#include "storage/crypto.h"
+#include "api/cli/refset.h"
 
 #include <stdint.h>
 

@@ -3,7 +3,7 @@
 # per point and restart time (issue #6): suiro against InfluxDB 1.6,
 # VictoriaMetrics and Redis 7 (Streams, appendfsync always), each on loopback
 # in a temporary directory, each sent the same reference data set
-# (bench/refset.h: P points x S seconds at 1 s, events of one point and 100
+# (api/cli/refset.h: P points x S seconds at 1 s, events of one point and 100
 # consecutive values, 1 % late values of which half are re-sent duplicates)
 # in its own protocol:
 #   suiro            MQTT 3.1.1, QoS 1 (PUBACK = durable), GW_MEASUREMENTS JSON:

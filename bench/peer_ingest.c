@@ -1,6 +1,6 @@
 /*
  * bench/peer_ingest.c -- durable ingest of the reference data set
- * (bench/refset.h) into a peer system over the network, in the peer's own
+ * (api/cli/refset.h) into a peer system over the network, in the peer's own
  * protocol. bench/net_ingest.sh runs it against InfluxDB, VictoriaMetrics and
  * Redis, and `suiro gwsim run --reference` sends the same set to suiro.
  *
@@ -37,7 +37,7 @@
  * and exits 0 when every request succeeded. What the peer then holds is
  * checked by bench/net_ingest.sh from the peer itself.
  */
-#include "refset.h"
+#include "api/cli/refset.h"
 
 #include "netutil.h"
 

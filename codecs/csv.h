@@ -18,15 +18,15 @@
  *
  * Writer: appends fields and records to an sr_buf, quoting only when needed.
  *
- * All allocation goes through sr_malloc/sr_realloc (engine/sr_alloc.h).
+ * All allocation goes through sr_malloc/sr_realloc (codecs/base/sr_alloc.h).
  * Threads: a reader is used by one thread at a time; the writer functions are
  * reentrant.
  */
 #ifndef SR_CSV_H
 #define SR_CSV_H
 
-#include "engine/sr_alloc.h"
-#include "engine/sr_error.h"
+#include "codecs/base/sr_alloc.h"
+#include "codecs/base/sr_error.h"
 
 #include <stddef.h>
 #include <stdint.h>

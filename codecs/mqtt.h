@@ -19,8 +19,8 @@
 #ifndef SR_MQTT_H
 #define SR_MQTT_H
 
-#include "engine/sr_alloc.h"
-#include "engine/sr_error.h"
+#include "codecs/base/sr_alloc.h"
+#include "codecs/base/sr_error.h"
 
 #include <stddef.h>
 #include <stdint.h>

@@ -3,7 +3,7 @@
 #ifndef SR_RFC3339_H
 #define SR_RFC3339_H
 
-#include "engine/sr_error.h"
+#include "codecs/base/sr_error.h"
 
 #include <stddef.h>
 #include <stdint.h>

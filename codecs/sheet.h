@@ -17,8 +17,8 @@
 #ifndef SR_SHEET_H
 #define SR_SHEET_H
 
-#include "engine/sr_alloc.h"
-#include "engine/sr_error.h"
+#include "codecs/base/sr_alloc.h"
+#include "codecs/base/sr_error.h"
 
 #include <stddef.h>
 

@@ -45,6 +45,8 @@
 #include "storage/blobs.h"
 #include "storage/crypto.h"
 #include "storage/index.h"
+#include "storage/log.h"
+#include "storage/series.h"
 
 #include <jansson.h>
 
@@ -61,6 +63,18 @@
 #include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
+
+/* The engine API's own types, converted here at the boundary to storage's
+ * (engine/suiro.h includes no storage/ header). */
+static sr_sync_mode log_sync_mode(sr_engine_sync s)
+{
+    switch (s) {
+    case SR_ENGINE_SYNC_INTERVAL: return SR_SYNC_INTERVAL;
+    case SR_ENGINE_SYNC_NONE: return SR_SYNC_NONE;
+    case SR_ENGINE_SYNC_ALWAYS: break;
+    }
+    return SR_SYNC_ALWAYS;
+}
 
 typedef Suiro__V1__Event Event;
 typedef Suiro__V1__PointValues PointValues;
@@ -1963,7 +1977,7 @@ static int recover(sr_engine *e)
     (void)sr_log_close(old); /* a poisoned handle: its error is known */
     sr_log *lg = NULL;
     /* what the index applied was durable: never a torn tail (§3) */
-    if (e->o.sync == SR_SYNC_ALWAYS) e->lo.durable_floor = atomic_load(&e->watermark);
+    if (e->o.sync == SR_ENGINE_SYNC_ALWAYS) e->lo.durable_floor = atomic_load(&e->watermark);
     rc = sr_log_open(e->logdir, &e->lo, &lg, &ei);
     pthread_mutex_lock(&e->mu);
     e->log = lg;
@@ -2183,7 +2197,8 @@ static int engine_open(const char *dir, const sr_engine_opts *opts, sr_engine **
         rc = SR_ENOMEM;
         goto fail;
     }
-    sr_log_opts lo = {.vfs = e->o.vfs, .segment_bytes = e->o.segment_bytes, .sync = e->o.sync, .key = e->o.key,
+    sr_log_opts lo = {.vfs = e->o.vfs, .segment_bytes = e->o.segment_bytes, .sync = log_sync_mode(e->o.sync),
+                      .key = e->o.key,
                       .readonly = e->o.readonly || e->o.log_readonly,
                       .zstd_level = e->o.zstd_level == -100 ? 0 : e->o.zstd_level ? e->o.zstd_level : 1};
     /* The index first: its watermark is the highest seq known durable (the
@@ -2207,7 +2222,7 @@ static int engine_open(const char *dir, const sr_engine_opts *opts, sr_engine **
         sr_index_read_end(e->ix, ft);
         if (iw > floor) floor = iw;
     }
-    if (e->o.sync == SR_SYNC_ALWAYS) lo.durable_floor = floor;
+    if (e->o.sync == SR_ENGINE_SYNC_ALWAYS) lo.durable_floor = floor;
     e->lo = lo;
     uint64_t t0 = mono_us();
     if ((rc = sr_log_open(e->logdir, &lo, &e->log, ei))) goto fail;
@@ -2403,7 +2418,7 @@ int sr_engine_rebuild(const char *dir, const sr_engine_opts *opts, sr_errinfo *e
     uint64_t ow = 0;
     if (sr_engine_index_watermark(dir, NULL, &ow) == SR_OK && ow > o.durable_floor) o.durable_floor = ow;
     if (o.discard_lost) o.durable_floor = 0;
-    if (o.durable_floor && o.sync == SR_SYNC_ALWAYS) {
+    if (o.durable_floor && o.sync == SR_ENGINE_SYNC_ALWAYS) {
         char *logdir = join(dir, "log");
         if (!logdir) {
             sr_free(ixdir);

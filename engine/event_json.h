@@ -3,7 +3,7 @@
 #define SR_EVENT_JSON_H
 
 #include "codecs/events.pb-c.h"
-#include "engine/sr_alloc.h"
+#include "codecs/base/sr_alloc.h"
 
 /* Append ev as one JSON object (no newline). */
 int sr_event_json(const Suiro__V1__Event *ev, sr_buf *out);

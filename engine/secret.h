@@ -3,8 +3,8 @@
 #ifndef SR_SECRET_H
 #define SR_SECRET_H
 
-#include "engine/sr_alloc.h"
-#include "engine/sr_error.h"
+#include "codecs/base/sr_alloc.h"
+#include "codecs/base/sr_error.h"
 
 /* Hash secret into out (appended, NUL not included). */
 SR_MUST_CHECK int sr_secret_hash(const char *secret, sr_buf *out);

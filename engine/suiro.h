@@ -28,20 +28,36 @@
 #ifndef SUIRO_H
 #define SUIRO_H
 
-#include "engine/sr_alloc.h"
-#include "engine/sr_error.h"
-#include "storage/log.h"
-#include "storage/series.h"
+#include "codecs/base/sr_alloc.h"
+#include "codecs/base/sr_error.h" /* also sr_errinfo */
+#include "codecs/sample.h"        /* sr_vtype, sr_sample, sr_bucket, sr_agg_fill */
 
 #include <stddef.h>
 #include <stdint.h>
 
+/* This header includes no storage/ header (tests/integration/check_layering.py):
+ * the engine API is the engine's own types, the value model of
+ * codecs/sample.h, and opaque handles to what a caller gets from storage/
+ * itself (a key from storage/crypto.h, a test file system from
+ * storage/vfs.h, the blob store of storage/blobs.h). */
 typedef struct sr_engine sr_engine;
+struct sr_key;
+struct sr_vfs;
+struct sr_blobs;
+
+/* When a command is durable (storage/log.h sr_sync_mode, converted inside
+ * the engine). */
+typedef enum sr_engine_sync {
+    SR_ENGINE_SYNC_ALWAYS = 0,   /* fsynced before its callback (group commit) */
+    SR_ENGINE_SYNC_INTERVAL = 1, /* fsynced within the log's interval: a crash loses at most that */
+    SR_ENGINE_SYNC_NONE = 2,     /* synced at segment roll and close only: tests and benchmarks */
+} sr_engine_sync;
 
 typedef struct sr_engine_opts {
-    const sr_key *key;          /* log encryption; NULL: none. Must outlive the engine (the writer
-                                   reopens the log after a failed write, docs/durability.md §7) */
-    sr_sync_mode sync;          /* default SR_SYNC_ALWAYS */
+    const struct sr_key *key;   /* log encryption (storage/crypto.h sr_key_load); NULL: none. Must outlive
+                                   the engine (the writer reopens the log after a failed write,
+                                   docs/durability.md §7) */
+    sr_engine_sync sync;        /* default SR_ENGINE_SYNC_ALWAYS */
     int zstd_level;             /* log compression; default 1 (0 is default-> 1); -100: off */
     uint32_t queue_max;         /* queued commands, all operators; default 65536 */
     uint32_t queue_max_per_op;  /* queued commands per operator; default queue_max / 4 */
@@ -49,7 +65,7 @@ typedef struct sr_engine_opts {
                                    Fixed when the index is created (stored in it; rebuild keeps it). */
     uint64_t map_bytes;         /* initial LMDB map size; default 1 GiB; grows automatically */
     uint64_t segment_bytes;     /* log segment size; default 64 MiB */
-    const sr_vfs *vfs;          /* log file system (tests); NULL: POSIX */
+    const struct sr_vfs *vfs;   /* log file system (tests: storage/vfs.h); NULL: POSIX */
     int readonly;               /* queries only: no writer thread, no recovery writes */
     int64_t (*clock_ms)(void);  /* tests: ingest time source; NULL: CLOCK_REALTIME */
     const char *index_dir;      /* index elsewhere than DIR/index (verify, rebuild checks) */
@@ -244,8 +260,7 @@ SR_MUST_CHECK int sr_engine_file_list(sr_engine *e, const char *op, const char *
 SR_MUST_CHECK int sr_engine_file_each(sr_engine *e,
                                       int (*fn)(void *ctx, const char *op, const uint8_t *packed, size_t len),
                                       void *ctx);
-struct sr_blobs;
-struct sr_blobs *sr_engine_blobs(sr_engine *e);
+struct sr_blobs *sr_engine_blobs(sr_engine *e); /* storage/blobs.h */
 
 /* ---- operations ---------------------------------------------------------- */
 

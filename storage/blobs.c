@@ -38,7 +38,7 @@
  */
 #include "storage/blobs.h"
 
-#include "engine/sr_alloc.h"
+#include "codecs/base/sr_alloc.h"
 #include "storage/crc32c.h"
 
 #include <inttypes.h>

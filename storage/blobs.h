@@ -21,7 +21,7 @@
 #ifndef SR_BLOBS_H
 #define SR_BLOBS_H
 
-#include "engine/sr_error.h"
+#include "codecs/base/sr_error.h"
 #include "storage/crypto.h"
 #include "storage/vfs.h"
 

@@ -2,7 +2,7 @@
  * OpenSSL's errors are translated once, here, to SR_ECRYPTO. */
 #include "storage/crypto.h"
 
-#include "engine/sr_alloc.h"
+#include "codecs/base/sr_alloc.h"
 
 #include <ctype.h>
 #include <errno.h>

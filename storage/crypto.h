@@ -11,7 +11,7 @@
 #ifndef SR_CRYPTO_H
 #define SR_CRYPTO_H
 
-#include "engine/sr_error.h"
+#include "codecs/base/sr_error.h"
 
 #include <stddef.h>
 #include <stdint.h>

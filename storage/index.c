@@ -1,7 +1,7 @@
 /* storage/index.c -- LMDB environment for the index (see index.h). */
 #include "storage/index.h"
 
-#include "engine/sr_alloc.h"
+#include "codecs/base/sr_alloc.h"
 #include "storage/crypto.h"
 
 #include <openssl/evp.h>

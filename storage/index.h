@@ -17,7 +17,7 @@
 #ifndef SR_INDEX_H
 #define SR_INDEX_H
 
-#include "engine/sr_error.h"
+#include "codecs/base/sr_error.h"
 
 #include <lmdb.h>
 #include <stddef.h>

@@ -19,8 +19,8 @@
 #ifndef SR_LOG_H
 #define SR_LOG_H
 
-#include "engine/sr_alloc.h"
-#include "engine/sr_error.h"
+#include "codecs/base/sr_alloc.h"
+#include "codecs/base/sr_error.h"
 #include "storage/crypto.h"
 #include "storage/vfs.h"
 
@@ -35,13 +35,7 @@ typedef enum sr_sync_mode {
     SR_SYNC_NONE = 2,     /* never synced but at roll and close: tests and benchmarks */
 } sr_sync_mode;
 
-/* Detail for a failure, where a handle is not available to ask. */
-typedef struct sr_errinfo {
-    int code;
-    char msg[320];
-    char segment[64]; /* the segment file concerned, or "" */
-    uint64_t offset;  /* byte offset in it of the bad block or header */
-} sr_errinfo;
+/* sr_errinfo: codecs/base/sr_error.h */
 
 typedef struct sr_log_opts {
     const sr_vfs *vfs;          /* NULL: sr_vfs_posix */

@@ -27,40 +27,12 @@
 #ifndef SR_SERIES_H
 #define SR_SERIES_H
 
-#include "engine/sr_alloc.h"
-#include "engine/sr_error.h"
+#include "codecs/base/sr_alloc.h"
+#include "codecs/base/sr_error.h"
+#include "codecs/sample.h" /* sr_vtype, sr_sample, sr_bucket, sr_agg_fill */
 
 #include <stddef.h>
 #include <stdint.h>
-
-typedef enum sr_vtype {
-    SR_VT_NUMBER = 1,  /* double */
-    SR_VT_INTEGER = 2, /* int64 */
-    SR_VT_BOOL = 3,
-    SR_VT_STRING = 4,
-} sr_vtype;
-
-typedef enum sr_quality {
-    SR_Q_GOOD = 0,
-    SR_Q_UNCERTAIN = 1,
-    SR_Q_BAD = 2,
-    SR_Q_NO_DATA = 3,
-} sr_quality;
-
-/* One sample. For strings, s/slen borrow memory (see each function). */
-typedef struct sr_sample {
-    int64_t ts; /* UTC ms */
-    uint8_t quality;
-    union {
-        double f;
-        int64_t i;
-        int b; /* 0 or 1 */
-        struct {
-            const char *s;
-            uint32_t slen;
-        } str;
-    } v;
-} sr_sample;
 
 /* Chunk header facts, readable without decoding the body. */
 typedef struct sr_chunk_info {
@@ -136,19 +108,6 @@ SR_MUST_CHECK int sr_chunk_merge_balanced(sr_vtype type, const void *chunk, size
                                           size_t nadd, uint32_t max_count, sr_buf *out, size_t *nchunks);
 
 /* ---- downsampling ------------------------------------------------------ */
-
-typedef enum sr_agg_fill {
-    SR_FILL_NONE = 0,     /* empty intervals are omitted */
-    SR_FILL_PREVIOUS = 1, /* empty intervals repeat the previous interval's last value */
-} sr_agg_fill;
-
-typedef struct sr_bucket {
-    int64_t start; /* interval start, ms */
-    uint64_t count;
-    double min, max, sum, first, last; /* numbers and integers (as double); bools as 0/1 */
-    int64_t first_ts, last_ts;
-    int filled; /* 1 if produced by SR_FILL_PREVIOUS (count = 0) */
-} sr_bucket;
 
 typedef struct sr_agg sr_agg; /* streaming aggregator */
 

@@ -23,7 +23,7 @@
 #ifndef SR_VFS_H
 #define SR_VFS_H
 
-#include "engine/sr_error.h"
+#include "codecs/base/sr_error.h"
 
 #include <stddef.h>
 #include <stdint.h>

@@ -2,7 +2,7 @@
  * short writes continued, errno mapped to SR_ codes. */
 #include "storage/vfs.h"
 
-#include "engine/sr_alloc.h"
+#include "codecs/base/sr_alloc.h"
 
 #include <dirent.h>
 #include <errno.h>

@@ -33,7 +33,7 @@
  */
 #include "api/cli/cli.h"
 #include "api/httpu.h"
-#include "engine/sr_alloc.h"
+#include "codecs/base/sr_alloc.h"
 #include "storage/crypto.h"
 
 #include <curl/curl.h>

@@ -20,6 +20,7 @@
 #include "engine/suiro.h"
 #include "engine/evbuild.h"
 #include "storage/blobs.h"
+#include "storage/log.h"
 
 #include <openssl/pem.h>
 #include <openssl/x509.h>

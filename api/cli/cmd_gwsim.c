@@ -124,7 +124,7 @@
  *                         such runs usually say --messages 0
  *     --secret S          the password (with --http: the login's secret)
  *                         [sim-secret-GATEWAY]
- *     --reference         send the benchmarks' reference data set (bench/refset.h)
+ *     --reference         send the benchmarks' reference data set (api/cli/refset.h)
  *                         instead of the random values: --ref-points P data
  *                         points [1000] at 1 s for --ref-seconds S [600], in
  *                         messages of one point and --batch B consecutive
@@ -149,7 +149,7 @@
  *                         username/password is sent unless --secret is given
  */
 #include "api/cli/cli.h"
-#include "bench/refset.h"
+#include "api/cli/refset.h"
 #include "api/httpu.h"
 #include "codecs/rfc3339.h"
 #include "codecs/sheet.h"

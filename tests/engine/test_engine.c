@@ -12,6 +12,8 @@
 #include <string.h>
 
 #include "engtest.h"
+#include "storage/log.h"
+#include "storage/series.h"
 #include "testutil.h"
 
 static char *dir;

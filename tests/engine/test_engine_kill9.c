@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "engtest.h"
+#include "storage/log.h"
 #include "testutil.h"
 
 extern char **environ;

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # tests/integration/test_gwsim_reference.sh -- `suiro gwsim run --reference`
-# sends the benchmarks' reference data set (bench/refset.h) to the real
+# sends the benchmarks' reference data set (api/cli/refset.h) to the real
 # `suiro serve`: every message acknowledged, the log holds every value sent
 # (late duplicates included), the index one value per point and second, the
 # newest value where the set ends; a second run sends the very same messages

@@ -20,7 +20,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "engine/sr_alloc.h"
+#include "codecs/base/sr_alloc.h"
 #include "fault_alloc.h"
 #include "storage/blobs.h"
 #include "testutil.h"

@@ -17,7 +17,7 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 
-#include "engine/sr_alloc.h"
+#include "codecs/base/sr_alloc.h"
 #include "logtest.h"
 #include "storage/crc32c.h"
 #include "storage/log.h"

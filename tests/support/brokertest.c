@@ -43,7 +43,7 @@ int bt_open(bt *t, const char *sheet, const char *op, const char *const *gws, si
     t->handed = json_array();
     sr_errinfo ei;
     sr_engine_opts o = {0};
-    o.sync = SR_SYNC_NONE;
+    o.sync = SR_ENGINE_SYNC_NONE;
     int rc = t->dir && t->handed ? sr_engine_open(t->dir, &o, &t->eng, &ei) : SR_ENOMEM;
     if (!rc) rc = bt_import(t, sheet);
     if (!rc && uv_loop_init(&t->loop)) rc = SR_EIO;

@@ -175,7 +175,7 @@ int main(int argc, char **argv)
     prctl(PR_SET_PDEATHSIG, SIGKILL); /* never outlive the test */
 #endif
     seed = strtoull(argv[2], NULL, 10);
-    sr_engine_opts o = {.sync = SR_SYNC_ALWAYS, .head_max = 16, .segment_bytes = 128u << 10};
+    sr_engine_opts o = {.sync = SR_ENGINE_SYNC_ALWAYS, .head_max = 16, .segment_bytes = 128u << 10};
     sr_errinfo ei;
     int rc = sr_engine_open(argv[1], &o, &eng, &ei);
     if (rc) {

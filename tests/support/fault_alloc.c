@@ -1,6 +1,6 @@
 #include "fault_alloc.h"
 
-#include "engine/sr_alloc.h"
+#include "codecs/base/sr_alloc.h"
 
 #include <stdatomic.h>
 #include <stdlib.h>

@@ -1,6 +1,6 @@
 #include "vfs_crash.h"
 
-#include "engine/sr_alloc.h"
+#include "codecs/base/sr_alloc.h"
 
 #include <pthread.h>
 #include <stdlib.h>

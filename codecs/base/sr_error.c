@@ -1,5 +1,5 @@
-/* engine/sr_error.c -- lookups generated from the table in sr_error.h. */
-#include "engine/sr_error.h"
+/* codecs/base/sr_error.c -- lookups generated from the table in sr_error.h. */
+#include "codecs/base/sr_error.h"
 
 #include <errno.h>
 

@@ -1,9 +1,10 @@
 /*
- * bench/refset.h -- the reference data set of the benchmarks, as plain
+ * api/cli/refset.h -- the reference data set of the benchmarks, as plain
  * samples: no engine, no protobuf, so every load generator can send it in
  * its own format (bench/engbench.c builds engine events from it,
  * bench/peer_ingest.c line protocol and Redis stream entries, `suiro gwsim
- * run --reference` GW-IF JSON messages).
+ * run --reference` GW-IF JSON messages). It lives in the product because
+ * gwsim sends it; bench/ links it from here (library sr_refset).
  *
  * The set (seeded; the same configuration gives the same sequence
  * everywhere): `points` number data points at a 1 s interval from RS_T0,

@@ -1,9 +1,9 @@
-/* tests/engine/test_error.c -- the error table: names, messages, errno map. */
+/* tests/codecs/base/test_error.c -- the error table: names, messages, errno map. */
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <string.h>
 
-#include "engine/sr_error.h"
+#include "codecs/base/sr_error.h"
 
 Test(sr_error, every_code_has_a_distinct_name_and_message)
 {

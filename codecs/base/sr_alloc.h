@@ -1,9 +1,12 @@
 /*
- * engine/sr_alloc.h -- the allocator hook and small shared helpers.
+ * codecs/base/sr_alloc.h -- the allocator hook and small shared helpers.
  *
  * All of suiro's own allocations go through sr_malloc/sr_realloc/sr_free, so
  * tests can replace the allocator (tests/support/fault_alloc.c fails the N-th
  * allocation). storage/, codecs/ and engine/ return SR_ENOMEM on failure.
+ *
+ * The base layer (codecs/base/, with sr_error.h): every layer includes it
+ * and it includes nothing of the project (tests/integration/check_layering.py).
  */
 #ifndef SR_ALLOC_H
 #define SR_ALLOC_H

@@ -1,5 +1,5 @@
-/* bench/refset.c -- the reference data set; see refset.h. */
-#include "refset.h"
+/* api/cli/refset.c -- the reference data set; see refset.h. */
+#include "api/cli/refset.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -1,7 +1,7 @@
-/* engine/sr_alloc.c -- allocator hook, sr_buf, assertion failure. */
-#include "engine/sr_alloc.h"
+/* codecs/base/sr_alloc.c -- allocator hook, sr_buf, assertion failure. */
+#include "codecs/base/sr_alloc.h"
 
-#include "engine/sr_error.h"
+#include "codecs/base/sr_error.h"
 
 #include <stddef.h>
 #include <stdio.h>

@@ -1,5 +1,5 @@
 /*
- * engine/sr_error.h -- suiro's one error table.
+ * codecs/base/sr_error.h -- suiro's one error table.
  *
  * Every fallible function in suiro returns an int: 0 (SR_OK) on success, a
  * negative SR_E* code on failure. A few functions also return SR_DONE (a
@@ -8,9 +8,14 @@
  * below, so they cannot drift apart. The numeric values are part of the
  * on-disk and wire API (they appear in tool output and JSON): never renumber,
  * only append.
+ *
+ * The base layer (codecs/base/, with sr_alloc.h): every layer includes it
+ * and it includes nothing of the project (tests/integration/check_layering.py).
  */
 #ifndef SR_ERROR_H
 #define SR_ERROR_H
+
+#include <stdint.h>
 
 #define SR_ERROR_MAP(X)                                                        \
     X(DONE,        1, "no more items")                                         \
@@ -51,6 +56,15 @@ const char *sr_err_name(int rc);
 /* Map an errno value to the nearest SR_ code (ENOSPC/EDQUOT -> SR_ENOSPC,
  * ENOMEM -> SR_ENOMEM, ENOENT -> SR_ENOTFOUND, EEXIST -> SR_EEXIST, else EIO). */
 int sr_err_from_errno(int e);
+
+/* Detail for a failure, where a handle is not available to ask (the log's
+ * and the engine's open, rebuild and verify). */
+typedef struct sr_errinfo {
+    int code;
+    char msg[320];
+    char segment[64]; /* the segment file concerned, or "" */
+    uint64_t offset;  /* byte offset in it of the bad block or header */
+} sr_errinfo;
 
 #if defined(__GNUC__)
 #define SR_MUST_CHECK __attribute__((warn_unused_result))
