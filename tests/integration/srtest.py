@@ -52,14 +52,15 @@ class Api:
     """HTTP calls on one keep-alive connection, reconnecting once when the
     server closed an idle one. call() returns (status, JSON or text)."""
 
-    def __init__(self, port, token=None):
+    def __init__(self, port, token=None, source=None):
         self.port = port
         self.token = token
-        self.c = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        self.source = (source, 0) if source else None  # a loopback address of 127/8 to connect from
+        self.c = http.client.HTTPConnection("127.0.0.1", port, timeout=60, source_address=self.source)
 
     def _reconnect(self):
         self.c.close()
-        self.c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
+        self.c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60, source_address=self.source)
 
     def call(self, method, path, body=None, headers=None, raw=False):
         h = dict(headers or {})

@@ -52,6 +52,7 @@ D = os.path.join(T, "data")
 check = Checks()
 server = None
 ATK_GW = 8  # attacker gateways SIM0001..SIM0008, 10 points each
+SRC = "127.0.0.1"  # the attacker's source address (set per phase in the attacker process)
 
 ATK_APP_SHEET = """
 [apps]
@@ -184,42 +185,64 @@ def threads_for(seconds, fns):
 
 
 # ---- the attacks (each runs until its deadline) ------------------------------
+# Each attack counts what it did (SR_ATTACK_TALLY: a file the attacker
+# process appends JSON lines to); the parent checks that every phase really
+# attacked (a flood that failed to start would measure nothing).
+_tally_lock = threading.Lock()
+
+
+def tally(what, n=1):
+    path = os.environ.get("SR_ATTACK_TALLY")
+    if not path or not n:
+        return
+    with _tally_lock, open(path, "a") as f:
+        f.write(json.dumps({what: n}) + "\n")
+
+
+def gwsim(args, seconds, what):
+    r = subprocess.run([BIN, "gwsim", "run"] + args + ["--duration", "%.1f" % seconds], capture_output=True,
+                       text=True, timeout=seconds + 60)
+    try:
+        summary = json.loads(r.stdout.strip().splitlines()[-1])
+        tally(what, summary.get("values_acked", 0))
+    except (ValueError, IndexError):
+        print("attack %s: gwsim printed no summary: %s" % (what, r.stderr[-500:]), file=sys.stderr)
 
 def attack_mqtt(ports):
     def run(seconds):
-        subprocess.run([BIN, "gwsim", "run", "--port", str(ports["mqtt"]), "--gateways", str(ATK_GW), "--points", "10",
-                        "--operator", "atk", "--batch", "100", "--window", "32", "--duration", "%.1f" % seconds],
-                       capture_output=True, timeout=seconds + 60)
+        gwsim(["--port", str(ports["mqtt"]), "--gateways", str(ATK_GW), "--points", "10", "--operator", "atk",
+               "--batch", "100", "--window", "32", "--messages", "100000000"], seconds, "mqtt_values_acked")
     return run
 
 
 def attack_http(ports):
     def run(seconds):
-        subprocess.run([BIN, "gwsim", "run", "--http", "http://127.0.0.1:%d" % ports["http"], "--gateways",
-                        str(ATK_GW), "--points", "10", "--operator", "atk", "--batch", "100", "--window", "8",
-                        "--duration", "%.1f" % seconds], capture_output=True, timeout=seconds + 60)
+        gwsim(["--http", "http://127.0.0.1:%d" % ports["http"], "--gateways", str(ATK_GW), "--points", "10",
+               "--operator", "atk", "--batch", "100", "--window", "8", "--messages", "100000000"], seconds, "http_values_acked")
     return run
 
 
 def attack_logins(ports):
     """Wrong secrets on every binding, known and unknown ids, 12 clients."""
     def ap(deadline):
-        a = Api(ports["http"])
+        a = Api(ports["http"], source=SRC)
         i = 0
         while time.time() < deadline:
             i += 1
             try:
+                tally("logins")
                 a.call("POST", "/api/v1/sessions", {"appId": "APPATK" if i % 2 else "NOPE%d" % i,
                                                     "operatorId": "atk", "secret": "wrong"})
             except OSError:
                 a._reconnect()
 
     def gwh(deadline):
-        a = Api(ports["http"])
+        a = Api(ports["http"], source=SRC)
         i = 0
         while time.time() < deadline:
             i += 1
             try:
+                tally("logins")
                 a.call("POST", "/gw/v1/sessions", {"gatewayId": "SIM0001" if i % 2 else "NOPE%d" % i,
                                                    "operatorId": "atk", "secret": "wrong"})
             except OSError:
@@ -228,7 +251,8 @@ def attack_logins(ports):
     def mq(deadline):
         while time.time() < deadline:
             try:
-                s = socket.create_connection(("127.0.0.1", ports["mqtt"]), timeout=5)
+                s = socket.create_connection(("127.0.0.1", ports["mqtt"]), timeout=5, source_address=(SRC, 0))
+                tally("logins")
                 s.sendall(mqtt_connect("SIM0002", "atk/SIM0002", "wrong"))
                 s.recv(16)
                 s.close()
@@ -242,43 +266,35 @@ def attack_logins(ports):
 
 def attack_slow_readers(ports):
     """MQTT connections that flood PINGREQ and never read; HTTP connections
-    that pipeline large answers and never read."""
+    that pipeline large answers and never read. A connection the server cuts
+    is opened again (a few at a time), until the deadline."""
+    def flood(deadline, port, hello, burst):
+        while time.time() < deadline:
+            try:
+                s = socket.create_connection(("127.0.0.1", port), timeout=5, source_address=(SRC, 0))
+                if hello:
+                    s.sendall(hello)
+                s.setblocking(False)
+                while time.time() < deadline:
+                    try:
+                        tally("bytes_unread", s.send(burst))
+                    except BlockingIOError:
+                        time.sleep(0.005)
+                s.close()
+            except OSError:
+                time.sleep(0.05)  # cut by the server: again
+
     def pinger(deadline):
-        try:
-            s = socket.create_connection(("127.0.0.1", ports["mqtt"]), timeout=5)
-            s.sendall(mqtt_connect("SIM0003", "atk/SIM0003", "sim-secret-SIM0003"))
-            s.setblocking(False)
-            burst = b"\xc0\x00" * 4096
-            while time.time() < deadline:
-                try:
-                    s.send(burst)
-                except BlockingIOError:
-                    time.sleep(0.005)
-                except OSError:
-                    return
-            s.close()
-        except OSError:
-            pass
+        flood(deadline, ports["mqtt"], mqtt_connect("SIM0003", "atk/SIM0003", "sim-secret-SIM0003"),
+              b"\xc0\x00" * 4096)
 
     def http_pipeliner(deadline):
-        tok = Api(ports["http"])
+        tok = Api(ports["http"], source=SRC)
         if tok.login("APPATK", "atk", "atk-app-secret") != 201:
             return
         req = ("GET /api/v1/masters/datapoints HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n\r\n"
                % tok.token).encode() * 64
-        try:
-            s = socket.create_connection(("127.0.0.1", ports["http"]), timeout=5)
-            s.setblocking(False)
-            while time.time() < deadline:
-                try:
-                    s.send(req)
-                except BlockingIOError:
-                    time.sleep(0.005)
-                except OSError:
-                    return
-            s.close()
-        except OSError:
-            pass
+        flood(deadline, ports["http"], None, req)
 
     def run(seconds):
         threads_for(seconds, [pinger] * 6 + [http_pipeliner] * 6)
@@ -294,15 +310,16 @@ def attack_large_refused(ports):
 
     def big(deadline, gw="SIM0004"):
         try:
-            g = RawGw(ports["mqtt"], "atk", gw, "sim-secret-" + gw, timeout=30)
+            g = RawGw(ports["mqtt"], "atk", gw, "sim-secret-" + gw, timeout=30, source=SRC)
             while time.time() < deadline:
                 g.publish_wait("data/measurements", payload)
+                tally("refused_mb")
             g.close()
         except OSError:
             pass
 
     def big_http(deadline):
-        a = Api(ports["http"])
+        a = Api(ports["http"], source=SRC)
         st, b = a.call("POST", "/gw/v1/sessions", {"gatewayId": "SIM0005", "operatorId": "atk",
                                                    "secret": "sim-secret-SIM0005"})
         if st != 201:
@@ -311,6 +328,7 @@ def attack_large_refused(ports):
         while time.time() < deadline:
             try:
                 a.call("POST", "/gw/v1/measurements", payload)
+                tally("refused_mb")
             except OSError:
                 a._reconnect()
 
@@ -321,21 +339,23 @@ def attack_large_refused(ports):
 
 def attack_queries(ports):
     """Document queries over 150 large documents; stored values over a long range."""
-    atk = Api(ports["http"])
+    atk = Api(ports["http"], source=SRC)
     atk.login("APPATK", "atk", "atk-app-secret")
 
     def docs(deadline):
-        a = Api(ports["http"], atk.token)
+        a = Api(ports["http"], atk.token, source=SRC)
         while time.time() < deadline:
             try:
                 a.call("GET", "/api/v1/documents/big?tag=x")
+                tally("queries")
             except OSError:
                 a._reconnect()
 
     def ranges(deadline):
-        a = Api(ports["http"], atk.token)
+        a = Api(ports["http"], atk.token, source=SRC)
         while time.time() < deadline:
             try:
+                tally("queries")
                 a.call("GET", "/api/v1/stored-values?dataId=SP0001_01&dataId=SP0002_01&from=2000-01-01T00:00:00Z"
                               "&to=2100-01-01T00:00:00Z&limit=100000")
             except OSError:
@@ -349,7 +369,7 @@ def attack_queries(ports):
 def attack_uploads(ports):
     """More unfinished uploads than the server holds (they stay for its idle
     time, 10 minutes: the victim uploads after this phase, see below)."""
-    atk = Api(ports["http"])
+    atk = Api(ports["http"], source=SRC)
     atk.login("APPATK", "atk", "atk-app-secret")
 
     def run(seconds):
@@ -358,6 +378,7 @@ def attack_uploads(ports):
         while n < 1100 and time.time() < deadline + 30:
             try:
                 atk.call("PUT", "/api/v1/files/hold/%d.bin" % n, b"x" * 10, {"Content-Range": "bytes 0-9/100"})
+                tally("uploads")
             except OSError:
                 atk._reconnect()
             n += 1
@@ -388,13 +409,28 @@ def attacker(name, ports):
     threads never wait for its GIL), at a lower CPU priority: on a shared
     2-core machine the attacker's client stands for machines elsewhere."""
     def run(seconds):
+        tf = os.path.join(T, "tally-%s" % name)
         subprocess.run(["nice", "-n", "10", sys.executable, os.path.abspath(__file__), BIN, "--attack", name,
-                        json.dumps(ports), "%.2f" % seconds], timeout=seconds + 120)
+                        json.dumps(ports), "%.2f" % seconds], timeout=seconds + 120,
+                       env=dict(os.environ, SR_ATTACK_TALLY=tf))
+        done = {}
+        if os.path.exists(tf):
+            for line in open(tf):
+                for k, v in json.loads(line).items():
+                    done[k] = done.get(k, 0) + v
+        ATTACKED[name] = done
     return run
+
+
+ATTACKED = {}  # phase -> what its attacker did (counts)
 
 
 if len(sys.argv) > 2 and sys.argv[2] == "--attack":
     os.rmdir(T)
+    # each phase attacks from its own loopback address: the login guard locks
+    # out an address that floods wrong passwords (as it should), which must
+    # not silence the next phase's attacker
+    SRC = "127.0.2.%d" % (1 + list(ATTACKS).index(sys.argv[3]))
     ATTACKS[sys.argv[3]](json.loads(sys.argv[4]))(float(sys.argv[5]))
     sys.exit(0)
 
@@ -428,6 +464,8 @@ try:
         if not alive:
             break
         passed.add(name)
+        r["attack"] = ATTACKED.get(name, {})
+        check("%s: the attack ran (%s)" % (name, r["attack"]), sum(r["attack"].values()) > 0, r)
         check("%s: every victim request answered and every victim message PUBACKed" % name,
               r["errors"] == 0 and r["latest_n"] > 0 and r["puback_n"] > 0, r)
         if not NO_RSS:
@@ -450,7 +488,8 @@ try:
     out = os.environ.get("SR_OVERLOAD_OUT")
     for name, r in results.items():
         ok = r["errors"] == 0 and r["latest_n"] > 0 and r["puback_n"] > 0 and \
-            (NO_RSS or r["rss_max_mb"] <= RSS_BOUND_MB) and name in passed
+            (NO_RSS or r["rss_max_mb"] <= RSS_BOUND_MB) and name in passed and \
+            (name == "quiet" or sum(r.get("attack", {}).values()) > 0)
         line = dict(r, bench="overload", phase=name, phase_s=PHASE_S, rss_bound_mb=RSS_BOUND_MB,
                     latest_p99_x_quiet=round(r["latest_p99_ms"] / max(quiet["latest_p99_ms"], 1.0), 2),
                     puback_p99_x_quiet=round(r["puback_p99_ms"] / max(quiet["puback_p99_ms"], 1.0), 2),
