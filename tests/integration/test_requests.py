@@ -26,6 +26,9 @@ import traceback
 
 import paho.mqtt.client as mqtt
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from srtest import paho_client  # noqa: E402
+
 BIN = sys.argv[1]
 T = tempfile.mkdtemp(prefix="suiro-requests-")
 D = os.path.join(T, "data")
@@ -323,7 +326,7 @@ class Gateway:
         self.suback = None
         self.disconnected = False
         GATEWAYS.append(self)
-        self.c = mqtt.Client(client_id=gw, protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311)
+        self.c = paho_client(gw, mqtt.MQTTv5 if v5 else mqtt.MQTTv311)
         self.c.username_pw_set("%s/%s" % (op, gw), secret or SECRETS[gw])
         self.c.on_connect = self._on_connect
         self.c.on_disconnect = self._on_disconnect
