@@ -2048,7 +2048,8 @@ static void gw_monitor_ack(sr_broker *b, const char *op, const char *gw, const s
 int sr_broker_cert(sr_broker *b, const char *op, const char *subject, const char *id, sr_buf *pem)
 {
     pem->len = 0;
-    if (!strcmp(subject, "platform")) return sr_pki_platform_cert(b->dir, pem);
+    if (!strcmp(subject, "platform"))
+        return id && !strcmp(id, SR_PLATFORM_ID) ? sr_pki_platform_cert(b->dir, pem) : SR_ENOTFOUND;
     int kind = !strcmp(subject, "app") ? SUIRO__V1__REGISTRY_KIND__RG_APP
                : !strcmp(subject, "gateway") ? SUIRO__V1__REGISTRY_KIND__RG_GATEWAY : -1;
     if (kind < 0 || !id || !sr_gw_id_ok(id)) return SR_EINVAL; /* an ID of interface.md, nothing else */
@@ -2077,7 +2078,9 @@ static void gw_cert(sr_broker *b, const char *op, const sr_gw_msg *msg, sr_gw_an
         return gw_ack(cb, ctx, "E1001", "body.subjectId: [A-Za-z0-9._-]{1,64} is required", NULL);
     sr_buf pem;
     sr_buf_init(&pem);
-    int rc = sr_broker_cert(b, op, json_string_value(st), json_is_string(si) ? json_string_value(si) : "", &pem);
+    /* no subjectId for platform: the platform's own (the one it has) */
+    int rc = sr_broker_cert(b, op, json_string_value(st), json_is_string(si) ? json_string_value(si) : SR_PLATFORM_ID,
+                            &pem);
     if (rc == SR_EINVAL) gw_ack(cb, ctx, "E1001", "body.subjectType: platform, app or gateway", NULL);
     else if (rc == SR_ENOTFOUND) gw_ack(cb, ctx, "E3001", "no certificate for that subject", NULL);
     else if (rc) gw_ack(cb, ctx, "E9001", sr_strerror(rc), NULL);

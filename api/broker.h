@@ -79,8 +79,13 @@ void *sr_broker_fetch(sr_broker *b, const char *op, const char *gw, const char *
                       uint32_t wait_ms, sr_fetch_cb cb, void *ctx);
 void sr_broker_fetch_cancel(sr_broker *b, void *handle);
 
-/* A certificate as PEM: subject "platform", "app" or "gateway"; SR_EINVAL for
- * another subject or an id that is not an interface.md ID. */
+/* The platform's own id: the subjectId of its certificate (GET
+ * /…/certificates/platform/platform) and the keyId of its signatures. */
+#define SR_PLATFORM_ID "platform"
+
+/* A certificate as PEM: subject "platform" (id SR_PLATFORM_ID; any other id
+ * is SR_ENOTFOUND), "app" or "gateway"; SR_EINVAL for another subject or an
+ * id that is not an interface.md ID. */
 SR_MUST_CHECK int sr_broker_cert(sr_broker *b, const char *op, const char *subject, const char *id, sr_buf *pem);
 
 /* ---- apps --------------------------------------------------------------- */

@@ -231,6 +231,10 @@ APPX,PX1,both
         ("stored-values: invalid time", "GET", "/api/v1/stored-values?dataId=P001&from=2026-13-45T00:00:00Z", None, "E1001", full),
         ("masters: unknown kind", "GET", "/api/v1/masters/secrets", None, "E3001", full),
         ("certificates: unknown subject type", "GET", "/api/v1/certificates/root/x", None, "E3001", full),
+        ("certificates: platform with another id than its own", "GET", "/api/v1/certificates/platform/APP001", None, "E3001", full),
+        ("token: none", "GET", "/api/v1/masters/facilities", None, "E2001", None),
+        ("token: one the server never issued", "GET", "/api/v1/masters/facilities", None, "E2001", Api(port, "ab" * 32)),
+        ("token: not hex", "GET", "/api/v1/masters/facilities", None, "E2001", Api(port, "nope")),
     ]
     for name, method, path, body, want, a in bad:
         a = a or Api(port)

@@ -683,6 +683,13 @@ def case_certificates():
           pem_mqtt.strip() and pem_mqtt.strip() == pem_app.strip() == pem_gw.strip())
     st, js = app.get("/api/v1/certificates/app/NOAPP")
     check("certificate of an unknown app: 404 E3001", st == 404 and code_of(js) == "E3001", (st, js))
+    # only the platform's own id ("platform") names the platform certificate
+    for other in ("GW001", "APP001", "platform2", "x"):
+        st, js = app.get("/api/v1/certificates/platform/" + other)
+        check("certificate platform/%s over AP-IF: 404 E3001" % other, st == 404 and code_of(js) == "E3001", (st, js))
+        st, _, body, _ = http_call("GET", "/gw/v1/certificates/platform/" + other, token=tok)
+        check("certificate platform/%s over GW HTTP: 404 E3001" % other, st == 404 and "E3001" in body, (st, body))
+    # (over MQTT: test_gw_answers.py's table)
 
 
 def case_offline():
