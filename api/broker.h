@@ -111,7 +111,11 @@ void sr_broker_detach(sr_broker *b, void *waiter);
 SR_MUST_CHECK int sr_broker_request_status(sr_broker *b, const char *op, const char *app, const char *id,
                                            json_t **out);
 
-/* Monitors: start (201 {monitorId, status}), stop (202), list. */
+/* Monitors: start (201 {monitorId, status}), stop (202), list. start_ms /
+ * end_ms (0: none) go to the gateways in PERIODIC_START as startAt / endAt;
+ * an end_ms already past is E1001; at end_ms the monitor stops as a stop by
+ * its app does (actor: the system) and values timestamped after it are
+ * refused. */
 void sr_broker_monitor_start(sr_broker *b, const char *op, const char *app, const sr_target *t, size_t n,
                              uint32_t interval_ms, int64_t start_ms, int64_t end_ms, sr_app_cb cb, void *ctx);
 void sr_broker_monitor_stop(sr_broker *b, const char *op, const char *app, const char *monitor, sr_app_cb cb,
