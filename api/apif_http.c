@@ -1248,8 +1248,7 @@ void sr_apif_handle(sr_apif *a, h2o_req_t *req)
     if (id == SR_R_AP_SESSION_OPEN) return open_session(a, req);
     atoken *t = token_find(a, req);
     if (!t) {
-        size_t l;
-        return sr_http_result(req, 0, sr_http_bearer(req, &l) ? "E2002" : "E2001",
+        return sr_http_result(req, 0, sr_tokens_expired(a->tokens, req) ? "E2002" : "E2001",
                               "not authenticated: POST /api/v1/sessions first, then Authorization: Bearer <token>",
                               NULL);
     }

@@ -27,6 +27,13 @@
  *      read from the engine at delivery (grants_load), allow; the rest is
  *      counted (withheldValues) and logged.
  *  (7) An answer that stored nothing (a duplicate messageId) settles nothing.
+ *  (8) A monitor with an endAt ends there: the broker's monitor timer (armed
+ *      for the earliest endAt of the loaded STARTING/RUNNING monitors) stops
+ *      it as an app's DELETE would (STOPPING and PERIODIC_STOP to the
+ *      gateways that saw it, else STOPPED at once), the event's actor being
+ *      the system; a reconnecting gateway gets no START for it; and values
+ *      of it timestamped after endAt are refused (E1001), nothing stored or
+ *      pushed. An endAt already past is refused at creation (E1001).
  */
 #include "api/broker.h"
 
@@ -182,6 +189,8 @@ struct sr_broker {
     sr_loopq doneq; /* engine completions */
     int closing; /* the engine is closing: submit nothing more */
     sr_push *push; /* NULL: no push to apps */
+    uv_timer_t mon_timer; /* (8): fires at mon_due */
+    int64_t mon_due;      /* wall ms the timer is armed for; 0 not armed */
 };
 
 static int64_t wall_ms(void)
@@ -1111,6 +1120,8 @@ static void mon_free(mon *m)
     free(m);
 }
 
+static void on_mon_timer(uv_timer_t *t);
+
 static mon *mon_from_event(const char *op, const Suiro__V1__MonitorEvent *me)
 {
     mon *m = calloc(1, sizeof *m);
@@ -1141,6 +1152,34 @@ static mon *mon_from_event(const char *op, const Suiro__V1__MonitorEvent *me)
 }
 
 static void mons_trim(sr_broker *b, const char *op);
+
+/* ---- (8) monitors end at their endAt ---- */
+
+static int mon_active(const mon *m)
+{
+    return m->state == SUIRO__V1__MONITOR_STATE__MS_STARTING || m->state == SUIRO__V1__MONITOR_STATE__MS_RUNNING;
+}
+
+/* an active monitor whose endAt has come */
+static int mon_over(const mon *m, int64_t now) { return mon_active(m) && m->end_ms && m->end_ms <= now; }
+
+/* Arm the monitor timer for due (wall ms) unless it fires earlier already. */
+static void mon_arm_at(sr_broker *b, int64_t due)
+{
+    if (!due || b->closing || uv_is_closing((uv_handle_t *)&b->mon_timer) || (b->mon_due && b->mon_due <= due)) return;
+    int64_t now = wall_ms();
+    b->mon_due = due;
+    uv_timer_start(&b->mon_timer, on_mon_timer, due > now ? (uint64_t)(due - now) : 0, 0);
+}
+
+/* Arm it for the earliest endAt of the loaded active monitors. */
+static void mon_arm(sr_broker *b)
+{
+    int64_t due = 0;
+    for (mon *m = b->mons; m; m = m->next)
+        if (mon_active(m) && m->end_ms && (!due || m->end_ms < due)) due = m->end_ms;
+    mon_arm_at(b, due);
+}
 
 static void mons_load(sr_broker *b, const char *op)
 {
@@ -1173,6 +1212,7 @@ static void mons_load(sr_broker *b, const char *op)
     }
     sr_buf_release(&all);
     mons_trim(b, op);
+    mon_arm(b);
 }
 
 /* Stopped monitors of op beyond the stopped_kept most recent are forgotten
@@ -1302,6 +1342,15 @@ static areq *mon_request(sr_broker *b, mon *m, size_t gi, int kind, evlist *l)
         }
         p->wire = json_pack("{s:s,s:s,s:s,s:o,s:I}", "requestId", r->id, "type", "PERIODIC_START", "monitorId", m->id,
                             "dataIds", mine, "intervalMs", (json_int_t)m->interval_ms);
+        char c[32]; /* the monitor's window, as the app gave it */
+        if (p->wire && m->start_ms) {
+            sr_rfc3339_format(m->start_ms, c);
+            json_object_set_new(p->wire, "startAt", json_string(c));
+        }
+        if (p->wire && m->end_ms) {
+            sr_rfc3339_format(m->end_ms, c);
+            json_object_set_new(p->wire, "endAt", json_string(c));
+        }
     } else
         p->wire = json_pack("{s:s,s:s,s:s}", "requestId", r->id, "type", "PERIODIC_STOP", "monitorId", m->id);
     Suiro__V1__RequestCreated rq = SUIRO__V1__REQUEST_CREATED__INIT;
@@ -1441,6 +1490,10 @@ static int mon_parts(sr_broker *b, mon *m, int kind, evlist *l, areq **reqs, siz
 void sr_broker_monitor_start(sr_broker *b, const char *op, const char *app, const sr_target *t, size_t n,
                              uint32_t interval_ms, int64_t start_ms, int64_t end_ms, sr_app_cb cb, void *ctx)
 {
+    if (end_ms && end_ms <= wall_ms()) { /* (8) */
+        app_answer(cb, ctx, "E1001", "endAt: in the past (a monitor runs until its endAt)");
+        return;
+    }
     const char *full = live_quota(b, op, 1); /* its START parts join the live table */
     if (full) {
         quota_log(b, "monitor refused (quota)", op, app, full);
@@ -1496,12 +1549,15 @@ void sr_broker_monitor_start(sr_broker *b, const char *op, const char *app, cons
     }
     m->next = b->mons;
     b->mons = m;
+    mon_arm_at(b, m->end_ms);
     json_t *body = json_pack("{s:s,s:s}", "monitorId", m->id, "status", "STARTING");
     mon_submit(b, &l, reqs, nreq, cb, ctx, 201, body);
     json_decref(body);
     sr_buf_release(&l.b);
     sr_slog(SR_LOG_INFO, "monitor created", "op=%s app=%s monitor=%s gateways=%zu", op, app, m->id, m->ngws);
 }
+
+static void mon_stop(sr_broker *b, mon *m, const char *actor, Suiro__V1__ActorKind akind, sr_app_cb cb, void *ctx);
 
 void sr_broker_monitor_stop(sr_broker *b, const char *op, const char *app, const char *monitor, sr_app_cb cb,
                             void *ctx)
@@ -1517,6 +1573,13 @@ void sr_broker_monitor_stop(sr_broker *b, const char *op, const char *app, const
         json_decref(body);
         return;
     }
+    mon_stop(b, m, app, SUIRO__V1__ACTOR_KIND__ACTOR_APP, cb, ctx);
+}
+
+/* Stop monitor m (STARTING or RUNNING) for actor: the app's DELETE, or the
+ * system at its endAt (cb NULL). */
+static void mon_stop(sr_broker *b, mon *m, const char *actor, Suiro__V1__ActorKind akind, sr_app_cb cb, void *ctx)
+{
     /* a monitor that no gateway has seen stops at once */
     int seen = 0;
     for (size_t k = 0; k < m->ngws; k++) {
@@ -1530,11 +1593,12 @@ void sr_broker_monitor_stop(sr_broker *b, const char *op, const char *app, const
     sr_buf_init(&l.b);
     areq *reqs[64];
     size_t nreq = 0;
-    int rc = mon_event(&l, m, app, SUIRO__V1__ACTOR_KIND__ACTOR_APP);
+    int rc = mon_event(&l, m, actor, akind);
     if (!rc && seen) rc = mon_parts(b, m, SUIRO__V1__REQUEST_KIND__RK_PERIODIC_STOP, &l, reqs, &nreq);
     if (rc) {
         sr_buf_release(&l.b);
-        app_answer(cb, ctx, "E9001", sr_strerror(rc));
+        if (cb) app_answer(cb, ctx, "E9001", sr_strerror(rc));
+        else sr_slog(SR_LOG_ERROR, "monitor not stopped", "op=%s monitor=%s error=%s", m->op, m->id, sr_err_name(rc));
         return;
     }
     json_t *body = json_pack("{s:s,s:s}", "monitorId", m->id, "status", ms_name(m->state));
@@ -1543,9 +1607,29 @@ void sr_broker_monitor_stop(sr_broker *b, const char *op, const char *app, const
     sr_buf_release(&l.b);
 }
 
+/* (8) Stop every loaded monitor whose endAt has come; re-arm for the next. */
+static void mon_expire(sr_broker *b)
+{
+    int64_t now = wall_ms();
+    for (mon *m = b->mons; m && !b->closing; m = m->next)
+        if (mon_over(m, now)) {
+            sr_slog(SR_LOG_INFO, "monitor ended at its endAt", "op=%s app=%s monitor=%s", m->op, m->app, m->id);
+            mon_stop(b, m, "system", SUIRO__V1__ACTOR_KIND__ACTOR_SYSTEM, NULL, NULL);
+        }
+    mon_arm(b);
+}
+
+static void on_mon_timer(uv_timer_t *t)
+{
+    sr_broker *b = t->data;
+    b->mon_due = 0;
+    mon_expire(b);
+}
+
 int sr_broker_monitor_list(sr_broker *b, const char *op, const char *app, json_t **items)
 {
     mons_load(b, op);
+    mon_expire(b); /* what is listed is what holds now */
     json_t *a = json_array();
     if (!a) return SR_ENOMEM;
     for (mon *m = b->mons; m; m = m->next)
@@ -1564,7 +1648,7 @@ static void mon_resend(sr_broker *b, const char *op, const char *gw)
     areq *reqs[64];
     size_t nreq = 0;
     for (mon *m = b->mons; m && nreq < 64; m = m->next) {
-        if (strcmp(m->op, op)) continue;
+        if (strcmp(m->op, op) || mon_over(m, wall_ms())) continue; /* (8): the timer stops it */
         int kind;
         if (m->state == SUIRO__V1__MONITOR_STATE__MS_STARTING || m->state == SUIRO__V1__MONITOR_STATE__MS_RUNNING)
             kind = SUIRO__V1__REQUEST_KIND__RK_PERIODIC_START;
@@ -1830,6 +1914,28 @@ static int values_asked(json_t *vals, const json_t *asked, int once, const char 
     return SR_EINVAL;
 }
 
+/* (8) vals were checked by sr_gw_values_event (each with an RFC 3339
+ * timestamp): none of a monitor with an endAt may be timestamped after it;
+ * otherwise err names them (E1001, at most 100) and nothing is stored. */
+static int values_before_end(json_t *vals, const mon *m, sr_gw_err *err)
+{
+    if (!m->end_ms) return SR_OK;
+    size_t n = json_array_size(vals), bad = 0;
+    for (size_t i = 0; i < n; i++) {
+        json_t *v = json_array_get(vals, i), *t = json_object_get(v, "timestamp");
+        int64_t ms;
+        if (!json_is_string(t) || sr_rfc3339_parse(json_string_value(t), json_string_length(t), &ms) || ms <= m->end_ms)
+            continue;
+        if (bad++ < 100)
+            value_refused(err, i, json_string_value(json_object_get(v, "dataId")), "timestamp after the monitor's endAt");
+    }
+    if (!bad) return SR_OK;
+    err->code = SR_GW_E_PARAM;
+    snprintf(err->message, sizeof err->message,
+             "body.values: %zu of %zu values timestamped after the monitor's endAt; nothing stored", bad, n);
+    return SR_EINVAL;
+}
+
 /* GW_IMMEDIATE_RESULT / GW_CONTROL_RESULT */
 static void gw_result(sr_broker *b, const char *op, const char *gw, const sr_gw_msg *msg, int kind,
                       sr_gw_answer_cb cb, void *ctx)
@@ -2020,6 +2126,7 @@ static void gw_periodic(sr_broker *b, const char *op, const char *gw, const sr_g
     if (!mine) return gw_ack(cb, ctx, "E3001", "unknown monitorId (not a monitor of this gateway)", NULL);
     json_t *vals = json_object_get(msg->body, "values");
     if (!json_is_array(vals)) return gw_ack(cb, ctx, "E1001", "body.values: an array is required", NULL);
+    if (mon_over(m, wall_ms())) mon_expire(b); /* (8): its endAt came before the timer */
     sr_gw_err err;
     memset(&err, 0, sizeof err);
     sr_buf ev;
@@ -2028,6 +2135,7 @@ static void gw_periodic(sr_broker *b, const char *op, const char *gw, const sr_g
     int rc = sr_gw_values_event(b->eng, op, gw, msg->message_id, vals, &ev, &nv, &err);
     /* a monitor's data may repeat a point (several intervals in one message) */
     if (!rc) rc = values_asked(vals, m->data_ids, 0, "this monitor", &err);
+    if (!rc) rc = values_before_end(vals, m, &err);
     if (rc) {
         gw_ack(cb, ctx, err.code ? err.code : "E9001", err.code ? err.message : sr_strerror(rc), err.detail);
         sr_gw_err_clear(&err);
@@ -2157,7 +2265,8 @@ static void gw_monitor_ack(sr_broker *b, const char *op, const char *gw, const s
 int sr_broker_cert(sr_broker *b, const char *op, const char *subject, const char *id, sr_buf *pem)
 {
     pem->len = 0;
-    if (!strcmp(subject, "platform")) return sr_pki_platform_cert(b->dir, pem);
+    if (!strcmp(subject, "platform"))
+        return id && !strcmp(id, SR_PLATFORM_ID) ? sr_pki_platform_cert(b->dir, pem) : SR_ENOTFOUND;
     int kind = !strcmp(subject, "app") ? SUIRO__V1__REGISTRY_KIND__RG_APP
                : !strcmp(subject, "gateway") ? SUIRO__V1__REGISTRY_KIND__RG_GATEWAY : -1;
     if (kind < 0 || !id || !sr_gw_id_ok(id)) return SR_EINVAL; /* an ID of interface.md, nothing else */
@@ -2186,7 +2295,9 @@ static void gw_cert(sr_broker *b, const char *op, const sr_gw_msg *msg, sr_gw_an
         return gw_ack(cb, ctx, "E1001", "body.subjectId: [A-Za-z0-9._-]{1,64} is required", NULL);
     sr_buf pem;
     sr_buf_init(&pem);
-    int rc = sr_broker_cert(b, op, json_string_value(st), json_is_string(si) ? json_string_value(si) : "", &pem);
+    /* no subjectId for platform: the platform's own (the one it has) */
+    int rc = sr_broker_cert(b, op, json_string_value(st), json_is_string(si) ? json_string_value(si) : SR_PLATFORM_ID,
+                            &pem);
     if (rc == SR_EINVAL) gw_ack(cb, ctx, "E1001", "body.subjectType: platform, app or gateway", NULL);
     else if (rc == SR_ENOTFOUND) gw_ack(cb, ctx, "E3001", "no certificate for that subject", NULL);
     else if (rc) gw_ack(cb, ctx, "E9001", sr_strerror(rc), NULL);
@@ -2473,6 +2584,9 @@ int sr_broker_open(uv_loop_t *loop, sr_engine *eng, const char *data_dir, sr_bro
     b->max_mons_op = MAX_MONS_OP;
     b->stopped_kept = STOPPED_KEPT;
     sr_loopq_init(&b->doneq, loop, on_job, b);
+    uv_timer_init(loop, &b->mon_timer);
+    b->mon_timer.data = b;
+    uv_unref((uv_handle_t *)&b->mon_timer); /* never what keeps the loop running */
     *out = b;
     return SR_OK;
 }
@@ -2516,6 +2630,7 @@ void sr_broker_dispose(sr_broker *b)
             uv_close((uv_handle_t *)&r->timer, NULL);
             r->timer_init = 0;
         }
+    if (!uv_is_closing((uv_handle_t *)&b->mon_timer)) uv_close((uv_handle_t *)&b->mon_timer, NULL);
     if (!uv_is_closing((uv_handle_t *)&b->doneq.async)) uv_close((uv_handle_t *)&b->doneq.async, NULL);
 }
 

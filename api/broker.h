@@ -89,8 +89,13 @@ void *sr_broker_fetch(sr_broker *b, const char *op, const char *gw, const char *
                       uint32_t wait_ms, sr_fetch_cb cb, void *ctx);
 void sr_broker_fetch_cancel(sr_broker *b, void *handle);
 
-/* A certificate as PEM: subject "platform", "app" or "gateway"; SR_EINVAL for
- * another subject or an id that is not an interface.md ID. */
+/* The platform's own id: the subjectId of its certificate (GET
+ * /…/certificates/platform/platform) and the keyId of its signatures. */
+#define SR_PLATFORM_ID "platform"
+
+/* A certificate as PEM: subject "platform" (id SR_PLATFORM_ID; any other id
+ * is SR_ENOTFOUND), "app" or "gateway"; SR_EINVAL for another subject or an
+ * id that is not an interface.md ID. */
 SR_MUST_CHECK int sr_broker_cert(sr_broker *b, const char *op, const char *subject, const char *id, sr_buf *pem);
 
 /* ---- apps --------------------------------------------------------------- */
@@ -116,7 +121,11 @@ void sr_broker_detach(sr_broker *b, void *waiter);
 SR_MUST_CHECK int sr_broker_request_status(sr_broker *b, const char *op, const char *app, const char *id,
                                            json_t **out);
 
-/* Monitors: start (201 {monitorId, status}), stop (202), list. */
+/* Monitors: start (201 {monitorId, status}), stop (202), list. start_ms /
+ * end_ms (0: none) go to the gateways in PERIODIC_START as startAt / endAt;
+ * an end_ms already past is E1001; at end_ms the monitor stops as a stop by
+ * its app does (actor: the system) and values timestamped after it are
+ * refused. */
 void sr_broker_monitor_start(sr_broker *b, const char *op, const char *app, const sr_target *t, size_t n,
                              uint32_t interval_ms, int64_t start_ms, int64_t end_ms, sr_app_cb cb, void *ctx);
 void sr_broker_monitor_stop(sr_broker *b, const char *op, const char *app, const char *monitor, sr_app_cb cb,

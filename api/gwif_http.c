@@ -21,7 +21,10 @@
  * (respond_transient; docs/mqtt.md "Acknowledgement outcomes"). A values message larger than [server]
  * parse_inline_max is parsed and validated on the worker queue
  * (api/workq.h), not on the loop. Tokens are 256-bit random, kept only as their
- * SHA-256, for `token_ttl` (1 h); a disconnect revokes at once. Paths under
+ * SHA-256, for `token_ttl` (1 h); a disconnect revokes at once. A call
+ * without a token, or with one the server does not know (never issued,
+ * revoked, or expired and swept), is 401 E2001; with an expired token still
+ * held (sr_tokens_expired), 401 E2002. Paths under
  * /api/v1 are AP-IF (api/apif_http.c) on the same listener.
  *
  * LIMITS (issue #11; sr_http_limits, docs/configuration.md [http])
@@ -592,7 +595,8 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     }
     const token *t = token_find(g, req);
     if (!t) {
-        respond_result(req, "E2001", "not authenticated: POST /gw/v1/sessions first, then Authorization: Bearer <token>",
+        respond_result(req, sr_tokens_expired(g->tokens, req) ? "E2002" : "E2001",
+                       "not authenticated: POST /gw/v1/sessions first, then Authorization: Bearer <token>",
                        NULL);
         return 0;
     }

@@ -957,16 +957,37 @@ void *sr_tokens_find(sr_tokens *t, h2o_req_t *req)
     return b ? sr_tokens_lookup(t, b, len) : NULL;
 }
 
-void *sr_tokens_lookup(sr_tokens *t, const char *token, size_t len)
+/* the entry of token, live or expired, or NULL */
+static tok_head *tok_lookup(sr_tokens *t, const char *token, size_t len)
 {
     uint8_t hash[32];
     tok_hash(t, token, len, hash);
     for (size_t p = tok_h(hash) & t->mask; t->ix[p]; p = (p + 1) & t->mask) {
         if (t->ix[p] == TOMB) continue;
         tok_head *h = tok_at(t, t->ix[p] - 1);
-        if (!memcmp(h->hash, hash, 32)) return h->expires > tok_now() ? (void *)(h + 1) : NULL;
+        if (!memcmp(h->hash, hash, 32)) return h;
     }
     return NULL;
+}
+
+void *sr_tokens_lookup(sr_tokens *t, const char *token, size_t len)
+{
+    tok_head *h = tok_lookup(t, token, len);
+    return h && h->expires > tok_now() ? (void *)(h + 1) : NULL;
+}
+
+int sr_tokens_expired(sr_tokens *t, h2o_req_t *req)
+{
+    size_t len;
+    const char *b = sr_http_bearer(req, &len);
+    return sr_tokens_expired_token(t, b, b ? len : 0);
+}
+
+int sr_tokens_expired_token(sr_tokens *t, const char *token, size_t len)
+{
+    if (!token) return 0;
+    tok_head *h = tok_lookup(t, token, len);
+    return h && h->expires <= tok_now();
 }
 
 void *sr_tokens_add(sr_tokens *t, int64_t ttl_ms, char hex[65], int64_t *expires)

@@ -80,15 +80,21 @@ void sr_http_ctx_unref(sr_http_ctx *c);
 /* Session tokens (both HTTP bindings): 256-bit random, kept only as their
  * SHA-256 with an expiry and the caller's payload (`payload` bytes, zeroed
  * when added). Found by hash in O(1); at most `max` live tokens (expired
- * ones are swept when the table is full). A payload pointer is valid until
- * the next sr_tokens_add or sr_tokens_remove. One thread at a time (the
- * loop's). */
+ * ones are kept, so that an expired token can be told from an unknown one,
+ * until the table is full: then sr_tokens_add sweeps them). A payload
+ * pointer is valid until the next sr_tokens_add or sr_tokens_remove. One
+ * thread at a time (the loop's). */
 typedef struct sr_tokens sr_tokens;
 sr_tokens *sr_tokens_new(size_t max, size_t payload, void (*drop)(void *payload));
 void sr_tokens_free(sr_tokens *t);
 /* the payload of req's bearer token, if known and not expired; else NULL */
 void *sr_tokens_find(sr_tokens *t, h2o_req_t *req);
 void *sr_tokens_lookup(sr_tokens *t, const char *token, size_t len);
+/* 1 if req's bearer token (or token) is one this table issued whose expiry
+ * has passed and that is still held (not swept, not removed): the caller
+ * answers E2002 "session expired"; 0 for any other (E2001) */
+int sr_tokens_expired(sr_tokens *t, h2o_req_t *req);
+int sr_tokens_expired_token(sr_tokens *t, const char *token, size_t len);
 /* a new token (hex, 64 digits + NUL) living ttl_ms: its payload to fill, or
  * NULL (table full of live tokens, or no randomness) */
 void *sr_tokens_add(sr_tokens *t, int64_t ttl_ms, char hex[65], int64_t *expires);

@@ -13,7 +13,7 @@ PKGS=(
   libzstd-dev libssl-dev openssl libcriterion-dev libjansson-dev
   libinih-dev libmosquitto-dev mosquitto-clients python3-paho-mqtt libh2o-dev curl
   libcurl4-openssl-dev python3-cryptography python3-yaml
-  clang libclang-rt-14-dev
+  clang
   python3
 )
 BENCH_PKGS=()
@@ -26,6 +26,34 @@ if [ "${1:-}" = "--bench" ]; then
   BENCH_PKGS+=(valgrind gnuplot-nox)
 fi
 want=("${PKGS[@]}" "${BENCH_PKGS[@]}")
+
+# The sanitizer and libFuzzer runtime must match the clang that `clang` runs:
+# Debian 12 has clang 14, Ubuntu 24.04 18, Debian 13 19. Its major version
+# comes from the running clang, else from what the `clang` package depends on
+# (installed, or as apt would install it); the runtime is libclang-rt-N-dev,
+# or libclang-common-N-dev on releases that ship it there (clang <= 13).
+clang_major() {
+  local v=
+  if command -v clang >/dev/null 2>&1; then
+    v=$(clang --version 2>/dev/null | sed -n 's/.*clang version \([0-9][0-9]*\).*/\1/p' | head -n1)
+  fi
+  if [ -z "$v" ] && command -v dpkg-query >/dev/null 2>&1; then
+    v=$(dpkg-query -W -f='${Depends}' clang 2>/dev/null | sed -n 's/.*clang-\([0-9][0-9]*\).*/\1/p' | head -n1)
+  fi
+  if [ -z "$v" ] && command -v apt-cache >/dev/null 2>&1; then
+    v=$(apt-cache depends clang 2>/dev/null | sed -n 's/^ *Depends: clang-\([0-9][0-9]*\)$/\1/p' | head -n1)
+  fi
+  printf '%s' "$v"
+}
+rt_pkg() {
+  local n=$1
+  if [ -z "$n" ]; then return 0; fi
+  if [ "$n" -le 13 ]; then printf 'libclang-common-%s-dev' "$n"; else printf 'libclang-rt-%s-dev' "$n"; fi
+}
+rt=$(rt_pkg "$(clang_major)")
+# (empty when neither clang nor the package lists are there yet: asked again
+# once clang is installed, below)
+if [ -n "$rt" ]; then want+=("$rt"); fi
 
 if ! command -v dpkg-query >/dev/null 2>&1 || ! command -v apt-get >/dev/null 2>&1; then
   echo "deps.sh: this is not a Debian/Ubuntu system (no apt-get)." >&2
@@ -55,4 +83,13 @@ fi
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+if [ -z "$rt" ]; then
+  rt=$(rt_pkg "$(clang_major)")
+  if [ -n "$rt" ]; then
+    $SUDO apt-get install -y -qq --no-install-recommends "$rt"
+  else
+    echo "deps.sh: cannot tell which clang runtime matches clang; for make build-asan" >&2
+    echo "deps.sh: install libclang-rt-N-dev for clang N (clang --version) by hand" >&2
+  fi
+fi
 echo "deps.sh: done"

@@ -732,7 +732,7 @@ static int cmd_certificate(client *cl, opts *o)
     p_add(&p, "/api/v1/certificates/");
     p_add(&p, s);
     p_add(&p, "/");
-    p_esc(&p, cl->c, id ? id : "current", 0);
+    p_esc(&p, cl->c, id ? id : "platform", 0); /* the platform's own id */
     return get_path(cl, &p);
 }
 

@@ -86,6 +86,44 @@ Test(tokens, expired_tokens_are_not_found_and_make_room)
     sr_tokens_free(t);
 }
 
+/* E2002 "session expired" is for a token this table issued whose expiry has
+ * passed and that it still holds; anything else (never issued, removed,
+ * swept, live) is not "expired" (E2001, or found) */
+Test(tokens, expired_is_told_from_unknown_until_swept)
+{
+    sr_tokens *t = sr_tokens_new(2, sizeof(pl), NULL);
+    char old[65], live[65], gone[65], next[65];
+    int64_t exp;
+    cr_assert_not_null(sr_tokens_add(t, -1, old, &exp));
+    cr_assert_not_null(sr_tokens_add(t, 60000, live, &exp));
+    static const struct {
+        const char *what;
+        int which; /* 0 old, 1 live, 2 never issued */
+        int expired;
+    } rows[] = {
+        {"an expired token still held", 0, 1},
+        {"a live token", 1, 0},
+        {"a token never issued", 2, 0},
+    };
+    const char *never = "0000000000000000000000000000000000000000000000000000000000000000";
+    for (size_t i = 0; i < sizeof rows / sizeof *rows; i++) {
+        const char *tok = rows[i].which == 0 ? old : rows[i].which == 1 ? live : never;
+        cr_assert_eq(sr_tokens_expired_token(t, tok, 64), rows[i].expired, "%s", rows[i].what);
+    }
+    cr_assert_eq(sr_tokens_expired_token(t, NULL, 0), 0, "no token");
+    cr_assert_eq(sr_tokens_expired_token(t, old, 63), 0, "a prefix of an expired token");
+    /* removed: unknown */
+    cr_assert_not_null(sr_tokens_lookup(t, live, 64));
+    sr_tokens_remove(t, sr_tokens_lookup(t, live, 64));
+    cr_assert_eq(sr_tokens_expired_token(t, live, 64), 0, "a removed token is unknown, not expired");
+    /* the full table sweeps the expired one: unknown from then on */
+    cr_assert_not_null(sr_tokens_add(t, 60000, gone, &exp));
+    cr_assert_eq(sr_tokens_expired_token(t, old, 64), 1, "kept while the table has room");
+    cr_assert_not_null(sr_tokens_add(t, 60000, next, &exp));
+    cr_assert_eq(sr_tokens_expired_token(t, old, 64), 0, "swept: unknown");
+    sr_tokens_free(t);
+}
+
 #define SCAN(lit, h) sr_http_head_scan(lit, sizeof(lit) - 1, h)
 
 Test(http_head, token_length_and_end)

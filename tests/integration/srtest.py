@@ -27,6 +27,21 @@ class Checks:
         return 1 if self.fails else 0
 
 
+def paho_client(client_id, protocol=None, **kw):
+    """A paho-mqtt client with the 1.x callback signatures, on paho 1.6
+    (Debian 12, Ubuntu 24.04) and 2.x (Debian 13): 2.x takes the callback API
+    version as its first argument (VERSION1 keeps on_connect(client, userdata,
+    flags, rc[, properties]) and the others as 1.6 calls them). protocol
+    defaults to MQTT 3.1.1; kw are Client's other keywords (clean_session).
+    paho is imported here so that the tests without MQTT do not need it."""
+    import paho.mqtt.client as mqtt
+    if protocol is None:
+        protocol = mqtt.MQTTv311
+    if hasattr(mqtt, "CallbackAPIVersion"):  # paho >= 2.0
+        return mqtt.Client(mqtt.CallbackAPIVersion.VERSION1, client_id=client_id, protocol=protocol, **kw)
+    return mqtt.Client(client_id=client_id, protocol=protocol, **kw)
+
+
 def start_server(binary, data, log, mqtt_port=0, http_port=0, extra=()):
     """`suiro serve` on loopback; returns (process, {"mqtt": port, "http": port, ...})
     read from its `listening NAME=HOST:PORT` lines."""

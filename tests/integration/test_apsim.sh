@@ -68,7 +68,7 @@ SUIRO_TOKEN=$TOK ap masters equipment --secret wrong-secret-123
 check "... and so does SUIRO_TOKEN (no login)" '[ $rc -eq 0 ] && [[ $out == *E002* ]]'
 ap logout --token "$TOK"; check "logout exits 0" '[ $rc -eq 0 ]'
 ap masters facilities --token "$TOK"
-check "... and the token is revoked (E2002)" '[ $rc -eq 1 ] && [[ $out == *E2002* ]]'
+check "... and the token is revoked (E2001: unknown now, not expired)" '[ $rc -eq 1 ] && [[ $out == *E2001* ]]'
 
 # --- masters ---
 ap masters facilities; v=$(json "[i['id'] for i in d['items']]")

@@ -221,6 +221,7 @@ APPX,PX1,both
         ("control-values: protection not an object", "POST", "/api/v1/control-values", {"dataId": "P003", "value": True, "protection": "sig"}, "E1001", full),
         ("monitors: interval too small", "POST", "/api/v1/monitors", {"dataIds": ["P001"], "intervalMs": 1}, "E1001", full),
         ("monitors: bad startAt", "POST", "/api/v1/monitors", {"dataIds": ["P001"], "intervalMs": 1000, "startAt": "tomorrow"}, "E1001", full),
+        ("monitors: endAt in the past", "POST", "/api/v1/monitors", {"dataIds": ["P001"], "intervalMs": 1000, "endAt": "2020-01-01T00:00:00Z"}, "E1001", full),
         ("monitors: endAt before startAt", "POST", "/api/v1/monitors", {"dataIds": ["P001"], "intervalMs": 1000, "startAt": "2026-01-02T00:00:00Z", "endAt": "2026-01-01T00:00:00Z"}, "E1001", full),
         ("documents: huge body", "POST", "/api/v1/documents/notes", big, None, full),
         ("documents: invalid UTF-8", "POST", "/api/v1/documents/notes", b'{"a":"\xc3\x28"}', "E1002", full),
@@ -231,6 +232,10 @@ APPX,PX1,both
         ("stored-values: invalid time", "GET", "/api/v1/stored-values?dataId=P001&from=2026-13-45T00:00:00Z", None, "E1001", full),
         ("masters: unknown kind", "GET", "/api/v1/masters/secrets", None, "E3001", full),
         ("certificates: unknown subject type", "GET", "/api/v1/certificates/root/x", None, "E3001", full),
+        ("certificates: platform with another id than its own", "GET", "/api/v1/certificates/platform/APP001", None, "E3001", full),
+        ("token: none", "GET", "/api/v1/masters/facilities", None, "E2001", None),
+        ("token: one the server never issued", "GET", "/api/v1/masters/facilities", None, "E2001", Api(port, "ab" * 32)),
+        ("token: not hex", "GET", "/api/v1/masters/facilities", None, "E2001", Api(port, "nope")),
     ]
     for name, method, path, body, want, a in bad:
         a = a or Api(port)

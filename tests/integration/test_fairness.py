@@ -31,7 +31,7 @@ ATTACK_S = 4 * SOAK
 T = tempfile.mkdtemp(prefix="suiro-fair-")
 D = os.path.join(T, "data")
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from srtest import Api, Checks, code, finish, start_server  # noqa: E402
+from srtest import Api, Checks, code, finish, paho_client, start_server  # noqa: E402
 
 check = Checks()
 server = None
@@ -76,7 +76,7 @@ class Gw:
         self.connack = None
         self.pubacked = {}
         self.acks = {}
-        self.c = mqtt.Client(client_id=gw, protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311)
+        self.c = paho_client(gw, mqtt.MQTTv5 if v5 else mqtt.MQTTv311)
         self.c.username_pw_set("%s/%s" % (op, gw), "sim-secret-" + gw)
         self.c.on_connect = self._on_connect
         self.c.on_publish = self._on_publish

@@ -333,6 +333,7 @@ def case_table():
         ("cert: subjectId a number", "req/cert", "GW_CERT_REQ", {"subjectType": "gateway", "subjectId": 5}, "E1001"),
         ("cert: app without subjectId", "req/cert", "GW_CERT_REQ", {"subjectType": "app"}, "E1001"),
         ("cert: subjectId not an ID", "req/cert", "GW_CERT_REQ", {"subjectType": "app", "subjectId": "../APA"}, "E1001"),
+        ("cert: platform with another id than its own", "req/cert", "GW_CERT_REQ", {"subjectType": "platform", "subjectId": "GA1"}, "E3001"),
         ("fetch: maxItems a string", "req/fetch", "GW_FETCH_REQ", {"maxItems": "10"}, "E1001"),
         ("fetch: maxItems 0", "req/fetch", "GW_FETCH_REQ", {"maxItems": 0}, "E1001"),
         ("fetch: maxItems 10**12", "req/fetch", "GW_FETCH_REQ", {"maxItems": 10 ** 12}, "E1001"),

@@ -270,7 +270,7 @@ class Paho311:
         self.mids = {}
         self.disconnects = 0
         self.lock = threading.Lock()
-        self.c = mqtt.Client(client_id=gw, protocol=mqtt.MQTTv311, clean_session=False)
+        self.c = srtest.paho_client(gw, mqtt.MQTTv311, clean_session=False)
         self.c.username_pw_set("demo/" + gw, SECRETS[gw])
         self.c.reconnect_delay_set(0.05, 0.2)
         self.c.on_publish = self._pub

@@ -48,7 +48,9 @@ check "... and nothing of it is stored" "[ \$(stored) -eq 1 ]"
 r=$(req POST /measurements '{"header":' "$TOK")
 check "malformed JSON gets 400 E1002" "[[ \"\$r\" == 400*E1002* ]]"
 r=$(req POST /measurements "$(msg h-3 '{"dataId":"P001","timestamp":"2026-11-22T00:00:03Z","value":1}')")
-check "no token gets 401" "[[ \"\$r\" == 401* ]]"
+check "no token gets 401 E2001" "[[ \"\$r\" == 401*E2001* ]]"
+r=$(req POST /measurements "$(msg h-3 '{"dataId":"P001","timestamp":"2026-11-22T00:00:03Z","value":1}')" "$(printf 'ab%.0s' $(seq 32))")
+check "a token the server never issued gets 401 E2001" "[[ \"\$r\" == 401*E2001* ]]"
 big=$(head -c 8000 /dev/zero | tr '\0' 'x')
 r=$(req POST /measurements "{\"pad\":\"$big\"}" "$TOK")
 check "a body over max_body gets 413" "[[ \"\$r\" == 413* ]]"
@@ -57,7 +59,7 @@ check "an unknown path gets 404 E3001" "[[ \"\$r\" == 404*E3001* ]]"
 r=$(req DELETE /sessions/current "" "$TOK")
 check "disconnect gets 204" "[[ \"\$r\" == 204* ]]"
 r=$(req POST /measurements "$(msg h-4 '{"dataId":"P001","timestamp":"2026-11-22T00:00:04Z","value":1}')" "$TOK")
-check "the token is revoked at once" "[[ \"\$r\" == 401* ]]"
+check "the token is revoked at once (401 E2001: a revoked token is unknown, not expired)" "[[ \"\$r\" == 401*E2001* ]]"
 check "the server is up" "kill -0 $SRV"
 # an idle keep-alive connection stays open across the stop
 exec 3<>/dev/tcp/127.0.0.1/$P

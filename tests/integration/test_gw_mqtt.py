@@ -16,6 +16,9 @@ import time
 
 import paho.mqtt.client as mqtt
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from srtest import paho_client  # noqa: E402
+
 BIN = sys.argv[1]
 T = tempfile.mkdtemp(prefix="suiro-gwmqtt-")
 D = os.path.join(T, "data")
@@ -61,7 +64,7 @@ class Gw:
         self.published = set()
         self.disconnected = False
         proto = mqtt.MQTTv5 if v5 else mqtt.MQTTv311
-        self.c = mqtt.Client(client_id=gw, protocol=proto)
+        self.c = paho_client(gw, proto)
         self.c.username_pw_set("%s/%s" % (op, gw), secret)
         self.c.on_connect = self._on_connect
         self.c.on_message = self._on_message

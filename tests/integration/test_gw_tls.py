@@ -18,6 +18,9 @@ import threading
 
 import paho.mqtt.client as mqtt
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from srtest import paho_client  # noqa: E402
+
 BIN = sys.argv[1]
 T = tempfile.mkdtemp(prefix="suiro-tls-")
 D = os.path.join(T, "data")
@@ -118,7 +121,7 @@ def msg(mid, ts):
 def paho_connect(port, cid, user=None, pw=None, cert=None, key=None):
     done = threading.Event()
     res = {}
-    c = mqtt.Client(client_id=cid)
+    c = paho_client(cid)
     if user:
         c.username_pw_set(user, pw)
     c.tls_set(ca_certs=f"{P}/ca.pem", certfile=cert, keyfile=key)

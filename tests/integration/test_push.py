@@ -40,6 +40,9 @@ import time
 import traceback
 
 import paho.mqtt.client as mqtt
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from srtest import paho_client  # noqa: E402
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
@@ -308,7 +311,7 @@ class Gateway:
         self.connected = None
         self.subscribed = False
         GATEWAYS.append(self)
-        self.c = mqtt.Client(client_id=gw, protocol=mqtt.MQTTv311)
+        self.c = paho_client(gw, mqtt.MQTTv311)
         self.c.username_pw_set("demo/" + gw, secret)
         self.c.on_connect = self._on_connect
         self.c.on_subscribe = self._on_subscribe

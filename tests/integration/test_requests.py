@@ -26,6 +26,9 @@ import traceback
 
 import paho.mqtt.client as mqtt
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from srtest import paho_client  # noqa: E402
+
 BIN = sys.argv[1]
 T = tempfile.mkdtemp(prefix="suiro-requests-")
 D = os.path.join(T, "data")
@@ -323,7 +326,7 @@ class Gateway:
         self.suback = None
         self.disconnected = False
         GATEWAYS.append(self)
-        self.c = mqtt.Client(client_id=gw, protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311)
+        self.c = paho_client(gw, mqtt.MQTTv5 if v5 else mqtt.MQTTv311)
         self.c.username_pw_set("%s/%s" % (op, gw), secret or SECRETS[gw])
         self.c.on_connect = self._on_connect
         self.c.on_disconnect = self._on_disconnect
@@ -680,6 +683,13 @@ def case_certificates():
           pem_mqtt.strip() and pem_mqtt.strip() == pem_app.strip() == pem_gw.strip())
     st, js = app.get("/api/v1/certificates/app/NOAPP")
     check("certificate of an unknown app: 404 E3001", st == 404 and code_of(js) == "E3001", (st, js))
+    # only the platform's own id ("platform") names the platform certificate
+    for other in ("GW001", "APP001", "platform2", "x"):
+        st, js = app.get("/api/v1/certificates/platform/" + other)
+        check("certificate platform/%s over AP-IF: 404 E3001" % other, st == 404 and code_of(js) == "E3001", (st, js))
+        st, _, body, _ = http_call("GET", "/gw/v1/certificates/platform/" + other, token=tok)
+        check("certificate platform/%s over GW HTTP: 404 E3001" % other, st == 404 and "E3001" in body, (st, body))
+    # (over MQTT: test_gw_answers.py's table)
 
 
 def case_offline():
@@ -890,6 +900,71 @@ def case_monitors():
     check("monitor: DELETE of an unknown monitor gives 404 E3001", st == 404 and code_of(js) == "E3001", (st, js))
 
 
+def iso_ms(ms):
+    t = datetime.datetime.fromtimestamp(ms / 1000, datetime.timezone.utc)
+    return t.strftime("%Y-%m-%dT%H:%M:%S.") + "%03dZ" % (ms % 1000)
+
+
+def ms_of(s):
+    """RFC 3339 (Z, optional fraction) -> ms, or None."""
+    try:
+        t = datetime.datetime.strptime(s.replace("Z", "+00:00"), "%Y-%m-%dT%H:%M:%S.%f%z" if "." in s
+                                       else "%Y-%m-%dT%H:%M:%S%z")
+    except (AttributeError, ValueError):
+        return None
+    return round(t.timestamp() * 1000)
+
+
+def case_monitor_end():
+    """startAt / endAt: sent to the gateway; an endAt in the past refused; at
+    endAt the server stops the monitor itself, and no value after it is stored."""
+    global g1
+    g1.mode = "silent"
+    now = int(time.time() * 1000)
+    st, js = app.post("/api/v1/monitors", {"dataIds": ["P001"], "intervalMs": 200, "endAt": iso_ms(now - 1000)})
+    check("monitor end: an endAt in the past gives 400 E1001", st == 400 and code_of(js) == "E1001", (st, js))
+    st, js = app.get("/api/v1/monitors")
+    ends = [m.get("endAt") for m in (js or {}).get("items", [])]
+    check("monitor end: ... and no monitor is made", iso_ms(now - 1000) not in ends and st == 200, (st, js))
+    start_ms, end_ms = now, now + 3000
+    st, js = app.post("/api/v1/monitors", {"dataIds": ["P001"], "intervalMs": 200,
+                                           "startAt": iso_ms(start_ms), "endAt": iso_ms(end_ms)})
+    mon = js.get("monitorId") if isinstance(js, dict) else None
+    check("monitor end: 201 for startAt now and endAt in 3 s", st == 201 and mon, (st, js))
+    if not mon:
+        return
+    start = g1.wait_pushed(lambda r: r.get("type") == "PERIODIC_START" and r.get("monitorId") == mon)
+    check("monitor end: PERIODIC_START carries startAt and endAt",
+          start and ms_of(start.get("startAt")) == start_ms and ms_of(start.get("endAt")) == end_ms, start)
+    res = g1.ack(g1.send("ack/monitor", "GW_MONITOR_ACK", {"monitorId": mon, "action": "START", "result": "0"}))
+    st, m = app.wait_monitor(mon, "RUNNING")
+    check("monitor end: RUNNING once acked", m and m.get("status") == "RUNNING", (st, m, res))
+    res = g1.ack(g1.send("data/periodic", "GW_PERIODIC_DATA",
+                         {"monitorId": mon, "values": [{"dataId": "P001", "timestamp": ts(), "value": 3333.5}]}))
+    check("monitor end: a value before endAt is stored (0)", code_of({"result": res}) == "0", res)
+    late = {"dataId": "P001", "timestamp": iso_ms(end_ms + 1000), "value": 4444.5}
+    res = g1.ack(g1.send("data/periodic", "GW_PERIODIC_DATA", {"monitorId": mon, "values": [late]}))
+    check("monitor end: a value timestamped after endAt is refused (E1001)", code_of({"result": res}) == "E1001", res)
+    stop = g1.wait_pushed(lambda r: r.get("type") == "PERIODIC_STOP" and r.get("monitorId") == mon, 10)
+    check("monitor end: at endAt the gateway gets PERIODIC_STOP",
+          stop and time.time() * 1000 >= end_ms - 50, (stop, g1.pushed()))
+    st, m = app.monitor(mon)
+    check("monitor end: listed STOPPING until the gateway acks", m and m.get("status") == "STOPPING", (st, m))
+    res = g1.ack(g1.send("ack/monitor", "GW_MONITOR_ACK", {"monitorId": mon, "action": "STOP", "result": "0"}))
+    st, m = app.wait_monitor(mon, "STOPPED")
+    check("monitor end: then STOPPED", m and m.get("status") == "STOPPED", (st, m, res))
+    res = g1.ack(g1.send("data/periodic", "GW_PERIODIC_DATA", {"monitorId": mon, "values": [late]}))
+    check("monitor end: after it, a value after endAt is still refused", code_of({"result": res}) == "E1001", res)
+    st, v = app.latest("P001")
+    check("monitor end: nothing after endAt was stored", st == 200 and v == 3333.5, (st, v))
+    out = subprocess.run([BIN, "replay", D, "--kind", "monitor"], capture_output=True, text=True).stdout
+    evs = [json.loads(l) for l in out.splitlines() if l.strip()]
+    mine = [e for e in evs if (e.get("monitor") or {}).get("monitor_id") == mon]
+    check("monitor end: the log holds the stop by the system (MS_STOPPING, actor system)",
+          any(e.get("actor_kind") == "ACTOR_SYSTEM" and e["monitor"].get("state") == "MS_STOPPING" for e in mine),
+          [(e.get("actor"), e.get("actor_kind"), e["monitor"].get("state")) for e in mine])
+
+
 # ---- main -------------------------------------------------------------------
 # (guarded: test_gw_answers.py imports this file for its App and Gateway)
 
@@ -922,6 +997,7 @@ if __name__ == "__main__":
             run_case("HTTP long-poll", case_http_longpoll)
             run_case("authorization", case_authorization)
             run_case("monitors", case_monitors)
+            run_case("monitor end", case_monitor_end)
     finally:
         for g in GATEWAYS:
             try:

@@ -1,0 +1,293 @@
+/* tests/storage/test_crypto.c -- storage/crypto: AES-256-GCM against known
+ * answers, seal/open round trips, tamper detection for every class of byte
+ * (ciphertext, tag, associated data, nonce) and a wrong key; key files (hex,
+ * raw, and every way one can be wrong); SHA-256 one-shot, two-piece and
+ * incremental. */
+#include <criterion/criterion.h>
+
+#include "storage/crypto.h"
+#include "testutil.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void unhex(const char *h, uint8_t *out)
+{
+    for (size_t i = 0; h[2 * i]; i++) {
+        unsigned v;
+        cr_assert_eq(sscanf(h + 2 * i, "%2x", &v), 1);
+        out[i] = (uint8_t)v;
+    }
+}
+
+static sr_aead *aead_of(const uint8_t bytes[SR_KEY_LEN], sr_key *k)
+{
+    sr_key_from_bytes(k, bytes);
+    sr_aead *a = NULL;
+    cr_assert_eq(sr_aead_create(k, &a), SR_OK);
+    return a;
+}
+
+/* McGrew & Viega, "The Galois/Counter Mode of Operation", test cases 13-16
+ * (AES-256, 96-bit IV) */
+Test(aead, known_answers)
+{
+    static const struct {
+        const char *key, *iv, *pt, *aad, *ct, *tag;
+    } kat[] = {
+        {"0000000000000000000000000000000000000000000000000000000000000000", "000000000000000000000000", "", "", "",
+         "530f8afbc74536b9a963b4f1c4cb738b"},
+        {"0000000000000000000000000000000000000000000000000000000000000000", "000000000000000000000000",
+         "00000000000000000000000000000000", "", "cea7403d4d606b6e074ec5d3baf39d18",
+         "d0d1c8a799996bf0265b98b5d48ab919"},
+        {"feffe9928665731c6d6a8f9467308308feffe9928665731c6d6a8f9467308308", "cafebabefacedbaddecaf888",
+         "d9313225f88406e5a55909c5aff5269a86a7a9531534f7da2e4c303d8a318a721c3c0c95956809532fcf0e2449a6b525b16aedf5aa0de657"
+         "ba637b391aafd255",
+         "",
+         "522dc1f099567d07f47f37a32a84427d643a8cdcbfe5c0c97598a2bd2555d1aa8cb08e48590dbb3da7b08b1056828838c5f61e6393ba7a0a"
+         "bcc9f662898015ad",
+         "b094dac5d93471bdec1a502270e3cc6c"},
+        {"feffe9928665731c6d6a8f9467308308feffe9928665731c6d6a8f9467308308", "cafebabefacedbaddecaf888",
+         "d9313225f88406e5a55909c5aff5269a86a7a9531534f7da2e4c303d8a318a721c3c0c95956809532fcf0e2449a6b525b16aedf5aa0de657"
+         "ba637b39",
+         "feedfacedeadbeeffeedfacedeadbeefabaddad2",
+         "522dc1f099567d07f47f37a32a84427d643a8cdcbfe5c0c97598a2bd2555d1aa8cb08e48590dbb3da7b08b1056828838c5f61e6393ba7a0a"
+         "bcc9f662",
+         "76fc6ece0f4e1768cddf8853bb2d551b"},
+    };
+    for (size_t i = 0; i < sizeof kat / sizeof *kat; i++) {
+        uint8_t key[SR_KEY_LEN], iv[SR_NONCE_LEN], pt[64], aad[32], ct[64], tag[SR_TAG_LEN], want_ct[64],
+            want_tag[SR_TAG_LEN], back[64];
+        size_t n = strlen(kat[i].pt) / 2, an = strlen(kat[i].aad) / 2;
+        unhex(kat[i].key, key);
+        unhex(kat[i].iv, iv);
+        unhex(kat[i].pt, pt);
+        unhex(kat[i].aad, aad);
+        unhex(kat[i].ct, want_ct);
+        unhex(kat[i].tag, want_tag);
+        sr_key k;
+        sr_aead *a = aead_of(key, &k);
+        cr_assert_eq(sr_aead_seal(a, iv, aad, an, pt, n, ct, tag), SR_OK, "case %zu", i);
+        cr_assert_arr_eq(ct, want_ct, n, "case %zu: ciphertext", i);
+        cr_assert_arr_eq(tag, want_tag, SR_TAG_LEN, "case %zu: tag", i);
+        cr_assert_eq(sr_aead_open(a, iv, aad, an, ct, n, back, tag), SR_OK, "case %zu", i);
+        cr_assert_arr_eq(back, pt, n);
+        sr_aead_destroy(a);
+    }
+}
+
+Test(aead, round_trip_at_many_lengths_with_one_context)
+{
+    static const size_t lens[] = {0, 1, 15, 16, 17, 31, 64, 1000, 65536 + 3};
+    static const size_t aads[] = {0, 1, 13, 16, 100};
+    uint8_t key[SR_KEY_LEN];
+    tu_rng r = {tu_seed(7)};
+    for (size_t i = 0; i < sizeof key; i++) key[i] = (uint8_t)tu_next(&r);
+    sr_key k;
+    sr_aead *a = aead_of(key, &k);
+    size_t max = 65536 + 3;
+    uint8_t *pt = malloc(max), *ct = malloc(max), *back = malloc(max), aad[100], nonce[SR_NONCE_LEN],
+            tag[SR_TAG_LEN];
+    cr_assert(pt && ct && back);
+    for (size_t li = 0; li < sizeof lens / sizeof *lens; li++)
+        for (size_t ai = 0; ai < sizeof aads / sizeof *aads; ai++) {
+            size_t n = lens[li], an = aads[ai];
+            for (size_t i = 0; i < n; i++) pt[i] = (uint8_t)tu_next(&r);
+            for (size_t i = 0; i < an; i++) aad[i] = (uint8_t)tu_next(&r);
+            for (size_t i = 0; i < SR_NONCE_LEN; i++) nonce[i] = (uint8_t)tu_next(&r);
+            cr_assert_eq(sr_aead_seal(a, nonce, aad, an, pt, n, ct, tag), SR_OK);
+            if (n >= 16) cr_assert_neq(memcmp(ct, pt, n), 0, "n %zu: the ciphertext is not the plaintext", n);
+            memset(back, 0xAA, n);
+            cr_assert_eq(sr_aead_open(a, nonce, aad, an, ct, n, back, tag), SR_OK, "n %zu aad %zu", n, an);
+            cr_assert_eq(memcmp(back, pt, n), 0, "n %zu aad %zu", n, an);
+        }
+    free(pt);
+    free(ct);
+    free(back);
+    sr_aead_destroy(a);
+}
+
+/* Flipping any bit of any byte of what open takes -- the ciphertext, the
+ * tag, the associated data or the nonce -- makes it refuse (SR_ECORRUPT);
+ * so does another key. */
+Test(aead, every_tampered_byte_and_a_wrong_key_are_refused)
+{
+    enum { N = 40, AN = 20 };
+    uint8_t key[SR_KEY_LEN], key2[SR_KEY_LEN], pt[N], ct[N], aad[AN], nonce[SR_NONCE_LEN], tag[SR_TAG_LEN], back[N];
+    for (int i = 0; i < SR_KEY_LEN; i++) key[i] = (uint8_t)(i * 7 + 1), key2[i] = key[i];
+    key2[31] ^= 1;
+    for (int i = 0; i < N; i++) pt[i] = (uint8_t)i;
+    for (int i = 0; i < AN; i++) aad[i] = (uint8_t)(0xA0 + i);
+    for (int i = 0; i < SR_NONCE_LEN; i++) nonce[i] = (uint8_t)(0x50 + i);
+    sr_key k, k2;
+    sr_aead *a = aead_of(key, &k), *b = aead_of(key2, &k2);
+    cr_assert_eq(sr_aead_seal(a, nonce, aad, AN, pt, N, ct, tag), SR_OK);
+    struct {
+        const char *what;
+        uint8_t *p;
+        size_t n;
+    } classes[] = {
+        {"ciphertext", ct, N},
+        {"tag", tag, SR_TAG_LEN},
+        {"associated data", aad, AN},
+        {"nonce", nonce, SR_NONCE_LEN},
+    };
+    for (size_t c = 0; c < sizeof classes / sizeof *classes; c++)
+        for (size_t i = 0; i < classes[c].n; i++)
+            for (int bit = 0; bit < 8; bit += 3) {
+                classes[c].p[i] ^= (uint8_t)(1u << bit);
+                cr_assert_eq(sr_aead_open(a, nonce, aad, AN, ct, N, back, tag), SR_ECORRUPT, "%s byte %zu bit %d",
+                             classes[c].what, i, bit);
+                classes[c].p[i] ^= (uint8_t)(1u << bit);
+            }
+    /* a shorter associated data or ciphertext (truncation) */
+    cr_assert_eq(sr_aead_open(a, nonce, aad, AN - 1, ct, N, back, tag), SR_ECORRUPT, "truncated aad");
+    cr_assert_eq(sr_aead_open(a, nonce, aad, AN, ct, N - 1, back, tag), SR_ECORRUPT, "truncated ciphertext");
+    /* untouched, it still opens (the loop restored every byte) */
+    cr_assert_eq(sr_aead_open(a, nonce, aad, AN, ct, N, back, tag), SR_OK);
+    cr_assert_arr_eq(back, pt, N);
+    cr_assert_eq(sr_aead_open(b, nonce, aad, AN, ct, N, back, tag), SR_ECORRUPT, "another key");
+    cr_assert_neq(k.id, k2.id, "keys one bit apart have different ids");
+    sr_aead_destroy(a);
+    sr_aead_destroy(b);
+}
+
+/* ---- key files ------------------------------------------------------------ */
+
+#define HEX64 "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"
+#define HEX64U "000102030405060708090A0B0C0D0E0F101112131415161718191A1B1C1D1E1F"
+
+Test(key, files_that_load_and_files_that_do_not)
+{
+    static const struct {
+        const char *what;
+        const char *content; /* NULL: no file */
+        size_t len;          /* 0: strlen */
+        int ok;
+    } rows[] = {
+        {"64 hex digits", HEX64, 0, 1},
+        {"64 upper-case hex digits", HEX64U, 0, 1},
+        {"hex with a trailing newline", HEX64 "\n", 0, 1},
+        {"hex with white space around", " \t\n" HEX64 "\r\n\n ", 0, 1},
+        {"32 raw bytes", "\x00\x01\x02\x03\x04\x05\x06\x07\x08\x09\x0a\x0b\x0c\x0d\x0e\x0f"
+                         "\x10\x11\x12\x13\x14\x15\x16\x17\x18\x19\x1a\x1b\x1c\x1d\x1e\x1f", 32, 1},
+        {"no file", NULL, 0, 0},
+        {"an empty file", "", 0, 0},
+        {"white space only", " \n\n", 0, 0},
+        {"62 hex digits", "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e", 0, 0},
+        {"63 hex digits", "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1", 0, 0},
+        {"65 hex digits", HEX64 "2", 0, 0},
+        {"66 hex digits", HEX64 "20", 0, 0},
+        {"a non-hex digit", "g00102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f", 0, 0},
+        {"a 0x prefix", "0x" HEX64, 0, 0},
+        {"white space inside", "00010203 0405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f", 0, 0},
+        {"hex then a comment", HEX64 " # key", 0, 0},
+        {"31 raw bytes", "\x01\x02\x03\x04\x05\x06\x07\x08\x09\x0a\x0b\x0c\x0d\x0e\x0f\x10"
+                         "\x11\x12\x13\x14\x15\x16\x17\x18\x19\x1a\x1b\x1c\x1d\x1e\x1f", 31, 0},
+        {"33 raw bytes", "\x01\x02\x03\x04\x05\x06\x07\x08\x09\x0a\x0b\x0c\x0d\x0e\x0f\x10"
+                         "\x11\x12\x13\x14\x15\x16\x17\x18\x19\x1a\x1b\x1c\x1d\x1e\x1f\x20\x21", 33, 0},
+    };
+    uint8_t want[SR_KEY_LEN];
+    for (int i = 0; i < SR_KEY_LEN; i++) want[i] = (uint8_t)i;
+    sr_key ref;
+    sr_key_from_bytes(&ref, want);
+    char *dir = tu_tmpdir("crypto-key");
+    for (size_t r = 0; r < sizeof rows / sizeof *rows; r++) {
+        char path[512];
+        snprintf(path, sizeof path, "%s/key%zu", dir, r);
+        if (rows[r].content) {
+            size_t n = rows[r].len ? rows[r].len : strlen(rows[r].content);
+            cr_assert_eq(tu_write_file(path, rows[r].content, n), 0);
+        }
+        sr_key k;
+        memset(&k, 0, sizeof k);
+        char err[256] = "";
+        int rc = sr_key_load(path, &k, err, sizeof err);
+        if (rows[r].ok) {
+            cr_assert_eq(rc, SR_OK, "%s: %s", rows[r].what, err);
+            cr_assert_arr_eq(k.bytes, want, SR_KEY_LEN, "%s: the key's bytes", rows[r].what);
+            cr_assert_eq(k.id, ref.id, "%s: the key id", rows[r].what);
+        } else {
+            cr_assert_eq(rc, SR_EKEY, "%s", rows[r].what);
+            cr_assert(strstr(err, path) != NULL, "%s: the message names the file: %s", rows[r].what, err);
+            cr_assert_eq(sr_key_load(path, &k, NULL, 0), SR_EKEY, "%s: without a message buffer", rows[r].what);
+        }
+    }
+    tu_rmrf(dir);
+    free(dir);
+}
+
+Test(key, the_id_names_the_key_without_being_its_bytes)
+{
+    uint8_t a[SR_KEY_LEN] = {0}, b[SR_KEY_LEN] = {0};
+    b[0] = 1;
+    sr_key ka, ka2, kb;
+    sr_key_from_bytes(&ka, a);
+    sr_key_from_bytes(&ka2, a);
+    sr_key_from_bytes(&kb, b);
+    cr_assert_eq(ka.id, ka2.id, "deterministic");
+    cr_assert_neq(ka.id, kb.id);
+    /* SHA-256("suiro-key-id-v1" || key), first 4 bytes little-endian */
+    uint8_t h[SR_HASH_LEN], buf[15 + SR_KEY_LEN];
+    memcpy(buf, "suiro-key-id-v1", 15);
+    memcpy(buf + 15, b, SR_KEY_LEN);
+    sr_sha256(buf, sizeof buf, h);
+    cr_assert_eq(kb.id, (uint32_t)h[0] | (uint32_t)h[1] << 8 | (uint32_t)h[2] << 16 | (uint32_t)h[3] << 24);
+}
+
+/* ---- SHA-256 -------------------------------------------------------------- */
+
+Test(sha256, known_answers_and_the_three_ways_agree)
+{
+    static const struct {
+        const char *in, *hex;
+    } kat[] = {
+        {"", "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"},
+        {"abc", "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"},
+        {"abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq",
+         "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1"},
+    };
+    for (size_t i = 0; i < sizeof kat / sizeof *kat; i++) {
+        uint8_t h[SR_HASH_LEN];
+        char hex[2 * SR_HASH_LEN + 1];
+        sr_sha256(kat[i].in, strlen(kat[i].in), h);
+        sr_hex(h, SR_HASH_LEN, hex);
+        cr_assert_str_eq(hex, kat[i].hex, "sha256(\"%s\")", kat[i].in);
+    }
+    /* two pieces (small: the stack path; large: the EVP path) and
+     * incremental, at every split, give the one-shot hash */
+    static const size_t lens[] = {0, 1, 100, 511, 512, 513, 5000};
+    uint8_t *buf = malloc(5000);
+    cr_assert(buf);
+    tu_rng r = {3};
+    for (size_t i = 0; i < 5000; i++) buf[i] = (uint8_t)tu_next(&r);
+    for (size_t li = 0; li < sizeof lens / sizeof *lens; li++) {
+        size_t n = lens[li];
+        uint8_t one[SR_HASH_LEN], two[SR_HASH_LEN], inc[SR_HASH_LEN];
+        sr_sha256(buf, n, one);
+        for (size_t cut = 0; cut <= n; cut += n / 7 + 1) {
+            sr_sha256_2(buf, cut, buf + cut, n - cut, two);
+            cr_assert_arr_eq(two, one, SR_HASH_LEN, "n %zu cut %zu", n, cut);
+            sr_sha256_ctx c = {0};
+            cr_assert_eq(sr_sha256_init(&c), SR_OK);
+            cr_assert_eq(sr_sha256_update(&c, buf, cut), SR_OK);
+            cr_assert_eq(sr_sha256_update(&c, buf + cut, n - cut), SR_OK);
+            cr_assert_eq(sr_sha256_final(&c, inc), SR_OK);
+            sr_sha256_release(&c);
+            sr_sha256_release(&c); /* idempotent */
+            cr_assert_arr_eq(inc, one, SR_HASH_LEN, "incremental n %zu cut %zu", n, cut);
+        }
+    }
+    free(buf);
+    sr_sha256_ctx z = {0};
+    sr_sha256_release(&z); /* a zeroed ctx is released safely */
+}
+
+Test(random, fills_and_differs)
+{
+    uint8_t a[64], b[64];
+    cr_assert_eq(sr_random(a, sizeof a), SR_OK);
+    cr_assert_eq(sr_random(b, sizeof b), SR_OK);
+    cr_assert_neq(memcmp(a, b, sizeof a), 0);
+}
