@@ -23,7 +23,11 @@
  *
  * How to add a key: one row in SR_CONFIG_KEYS (a U row for a number, S for a
  * string, E for one of a few words), one row in docs/configuration.md, and
- * the code that uses c->field. Nothing else lists keys.
+ * the code that uses c->field. Nothing else in the product lists keys (the
+ * tests keep a record of every default: tests/api/test_config.c).
+ *
+ * libinih reads lines of at most 199 bytes: a longer line of the file (a
+ * very long path) is refused as not a valid INI line.
  */
 #ifndef SR_CONFIG_H
 #define SR_CONFIG_H
