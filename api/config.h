@@ -1,83 +1,174 @@
 /*
- * api/config.h -- the server's configuration file (INI, through libinih).
- * Every key, its default and meaning: docs/configuration.md. Unknown
- * sections or keys are errors naming the line. Defaults serve on a laptop.
+ * api/config.h -- the server's configuration: one table of keys.
+ *
+ * SR_CONFIG_KEYS below is the one place a key is declared: its section,
+ * name, type, struct field, default, range (or allowed values) and a
+ * one-line doc. From it come the struct sr_config (its fields), the
+ * defaults (sr_config_defaults), the parser with its checks (sr_config_set,
+ * used by the INI file through libinih and by the command line), and the
+ * INI dump of the effective configuration (`suiro serve --print-config`).
+ * docs/configuration.md documents every key with the same default and range;
+ * tests/api/test_config.c fails when the two disagree.
+ *
+ * Invariants:
+ *  1. A value is checked when it is set: a number in [min, max], an
+ *     enumerated value one of its allowed values, a string shorter than its
+ *     field. An unknown section or key is an error. So every sr_config that
+ *     sr_config_set built is in range, before anything opens.
+ *  2. Checks between keys (a TLS listener needs its certificate, a per-
+ *     operator limit at most the overall one) are sr_config_check, run once
+ *     the file and the command line are applied.
+ *  3. sr_config_print's output, read back by sr_config_load over the
+ *     defaults, gives the same configuration (the INI round trip).
+ *
+ * How to add a key: one row in SR_CONFIG_KEYS (a U row for a number, S for a
+ * string, E for one of a few words), one row in docs/configuration.md, and
+ * the code that uses c->field. Nothing else in the product lists keys (the
+ * tests keep a record of every default: tests/api/test_config.c).
+ *
+ * libinih reads lines of at most 199 bytes: a longer line of the file (a
+ * very long path) is refused as not a valid INI line.
  */
 #ifndef SR_CONFIG_H
 #define SR_CONFIG_H
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+
+/*
+ * U(section, key, field, default, min, max, doc)      uint32_t field
+ * S(section, key, field, size, default, doc)          char field[size] (at most size - 1 bytes)
+ * E(section, key, field, default, "a|b|c", doc)       char field[16], one of the words
+ * Rows of a section stay together (--print-config prints them in this order).
+ */
+#define SR_CONFIG_KEYS(U, S, E)                                                                                        \
+    S(engine, data_dir, data_dir, 1024, "./suiro-data", "the data directory (create it with suiro init)")              \
+    S(engine, key_file, key_file, 1024, "", "the log's 256-bit key file; empty: no encryption")                        \
+    E(engine, sync, sync, "always", "always|interval|none", "always: acknowledged once fsynced")                       \
+    U(engine, queue_max, queue_max, 65536, 16, 16777216, "commands queued for the writer, all operators")               \
+    U(engine, queue_max_per_operator, queue_max_per_op, 0, 0, 16777216,                                                \
+      "commands queued for the writer, one operator; 0: a quarter of queue_max")                                       \
+    U(engine, group_max, group_max, 4096, 1, 65536, "commands the writer takes into one group (one fsync)")          \
+    U(engine, head_max, head_max, 1024, 16, 65536,                                                                     \
+      "samples per point in memory before a chunk is written; fixed when the index is created")                        \
+    U(engine, segment_bytes, segment_bytes, 67108864, 1048576, 1073741824, "log segment size (bytes)")                \
+    U(engine, zstd_level, zstd_level, 1, 0, 19, "log compression level; 0: none")                                      \
+    S(mqtt, listen, mqtt_listen, 128, "127.0.0.1:1883", "the GW-IF MQTT listener; empty: none")                        \
+    U(mqtt, max_packet, mqtt_max_packet, 1048576, 1024, 268435455, "largest MQTT packet (bytes)")                      \
+    U(mqtt, keepalive_max_s, keepalive_max_s, 600, 1, 65535, "longest keep-alive a gateway may ask for")               \
+    U(mqtt, inflight_max, inflight_max, 64, 1, 65535, "QoS 1 messages per connection not yet durable")                 \
+    U(mqtt, max_output_bytes, mqtt_max_output, 1048576, 4096, 1073741824,                                              \
+      "bytes queued to one connection; over it: closed")                                                               \
+    U(mqtt, output_stall_ms, mqtt_output_stall_ms, 30000, 100, 3600000,                                                \
+      "output held over the low-water mark this long: closed")                                                         \
+    U(mqtt, max_subscriptions, mqtt_max_subs, 64, 1, 65535, "filters one connection may hold")                         \
+    U(mqtt, max_unauth_bytes, mqtt_max_unauth, 65536, 1024, 268435455,                                                 \
+      "a CONNECT, and the bytes held until the login check passes")                                                   \
+    S(mqtt, tls_listen, tls_listen, 128, "", "the MQTT-over-TLS listener; empty: none")                                \
+    S(mqtt, tls_cert, tls_cert, 1024, "", "server certificate chain (PEM)")                                            \
+    S(mqtt, tls_key, tls_key, 1024, "", "its private key (PEM)")                                                       \
+    S(mqtt, tls_ca, tls_ca, 1024, "", "CA (PEM) that signs gateway client certificates")                               \
+    E(mqtt, tls_client_cert, tls_client_cert, "optional", "none|optional|require", "gateway client certificates")      \
+    S(http, listen, http_listen, 128, "127.0.0.1:8080", "the HTTP listener (AP-IF, GW-IF); empty: none")               \
+    U(http, max_body, http_max_body, 16777216, 1024, 1073741824, "largest request body (bytes)")                       \
+    U(http, max_unauth_body, http_max_unauth_body, 65536, 1024, 1073741824,                                            \
+      "bytes held for a request without a known token")                                                                \
+    U(http, body_budget, http_body_budget, 134217728, 65536, 4294967295u,                                              \
+      "request bytes held for all connections together")                                                               \
+    U(http, max_connections, http_max_conns, 10000, 1, 1000000, "open HTTP connections")                               \
+    U(http, max_connections_per_address, http_max_conns_per_addr, 1024, 1, 1000000,                                    \
+      "open HTTP connections from one address")                                                                        \
+    U(http, request_timeout_ms, http_request_timeout_ms, 10000, 100, 3600000,                                          \
+      "head and body of a request must arrive by then")                                                                \
+    U(http, send_timeout_ms, http_send_timeout_ms, 30000, 100, 3600000,                                                \
+      "an answer that makes no progress this long: closed")                                                            \
+    S(http, tls_cert, http_tls_cert, 1024, "", "server certificate chain (PEM): the listener speaks HTTPS")             \
+    S(http, tls_key, http_tls_key, 1024, "", "its private key (PEM)")                                                  \
+    S(http, tls_ca, http_tls_ca, 1024, "", "CA (PEM) that signs app and gateway client certificates")                  \
+    E(http, tls_client_cert, http_tls_client_cert, "none", "none|optional|require", "client certificates")             \
+    U(http, answer_max_bytes, http_answer_max_bytes, 8388608, 2097152, 1073741824,                                     \
+      "one document answer (then paged)")                                                                              \
+    U(http, doc_scan_max, http_doc_scan_max, 10000, 1, 100000000, "documents one query examines (then paged)")         \
+    U(http, uploads_max, http_uploads_max, 1024, 1, 1000000, "unfinished uploads, all operators")                      \
+    U(http, uploads_per_operator, http_uploads_per_op, 64, 1, 1000000, "unfinished uploads of one operator")           \
+    U(http, uploads_per_app, http_uploads_per_app, 16, 1, 1000000, "unfinished uploads of one app")                    \
+    U(http, upload_idle_ms, http_upload_idle_ms, 600000, 1000, 86400000, "an idle unfinished upload is dropped")       \
+    U(server, max_connections, max_connections, 10000, 1, 1000000, "MQTT connections, both listeners")                 \
+    U(server, max_connections_per_address, max_conns_per_addr, 256, 1, 1000000,                                        \
+      "MQTT connections not yet logged in, per address")                                                               \
+    U(server, connect_timeout_ms, connect_timeout_ms, 10000, 100, 600000, "an MQTT connection must send CONNECT by then") \
+    U(server, work_running_max, work_running_max, 4, 1, 1024, "jobs on the worker pool at once")                       \
+    U(server, work_running_per_operator, work_running_per_op, 2, 1, 1024, "... of one operator")                       \
+    U(server, work_queue_max, work_queue_max, 4096, 1, 1000000, "jobs waiting, all operators")                         \
+    U(server, work_queue_per_operator, work_queue_per_op, 64, 1, 1000000, "jobs waiting, one operator")                \
+    U(server, work_bytes_per_operator, work_bytes_per_op, 67108864, 1048576, 4000000000u,                              \
+      "bytes one operator's jobs hold")                                                                                \
+    U(server, requests_max, requests_max, 100000, 1, 10000000, "open app requests (and monitor parts), all operators") \
+    U(server, requests_per_operator, requests_per_op, 10000, 1, 10000000, "... of one operator")                      \
+    U(server, monitors_per_operator, monitors_per_op, 1000, 1, 10000000, "monitors not stopped, one operator")        \
+    U(server, stopped_monitors_kept, stopped_monitors_kept, 1000, 1, 10000000,                                         \
+      "stopped monitors kept in memory, one operator")                                                                \
+    U(server, parse_inline_max, parse_inline_max, 65536, 0, 268435455,                                                 \
+      "larger GW-IF messages are checked on a worker")                                                                 \
+    U(push, max_queue, push_max_queue, 10000, 1, 10000000, "messages waiting per app; over it the oldest is dropped")  \
+    U(push, max_backoff_ms, push_max_backoff_ms, 60000, 500, 3600000, "longest wait between two attempts")             \
+    U(login, free_failures, login_free_failures, 5, 1, 1000, "per (principal, address) before back-off")               \
+    U(login, backoff_max_ms, login_backoff_max_ms, 300000, 1000, 86400000, "the longest back-off")                     \
+    U(login, address_failures, login_address_failures, 30, 1, 1000000, "failures per address (bucket)")                \
+    U(login, address_refill_ms, login_address_refill_ms, 6000, 1, 86400000, "one more address failure every ...")      \
+    U(login, principal_failures, login_principal_failures, 20, 1, 1000000, "failures per principal (bucket)")          \
+    U(login, principal_refill_ms, login_principal_refill_ms, 30000, 1, 86400000,                                       \
+      "one more principal failure every ...")                                                                          \
+    U(login, table_max, login_table_max, 16384, 16, 10000000, "throttle records")                                      \
+    U(login, workers, login_workers, 2, 1, 64, "scrypt threads")                                                       \
+    U(login, queue_max, login_queue_max, 1024, 1, 100000, "logins waiting for a check")                                \
+    U(login, queue_per_address, login_queue_per_address, 256, 1, 100000, "logins of one address waiting")              \
+    E(log, level, log_level, "info", "debug|info|warn|error", "logfmt lines on standard error from this level")
 
 typedef struct sr_config {
-    char data_dir[1024];     /* [engine] data_dir = ./suiro-data */
-    char key_file[1024];     /* [engine] key_file = (none: no encryption) */
-    char sync[16];           /* [engine] sync = always | interval | none */
-    uint32_t queue_max;      /* [engine] queue_max = 65536 */
-    char mqtt_listen[128];   /* [mqtt] listen = 127.0.0.1:1883 ("" disables) */
-    uint32_t mqtt_max_packet;     /* [mqtt] max_packet = 1048576 */
-    uint32_t mqtt_max_unauth;         /* [mqtt] max_unauth_bytes = 65536: a CONNECT, and the bytes held until the login check passes */
-    uint32_t max_connections;     /* [server] max_connections = 10000 */
-    uint32_t connect_timeout_ms;  /* [server] connect_timeout_ms = 10000 */
-    uint32_t keepalive_max_s;     /* [mqtt] keepalive_max_s = 600 */
-    uint32_t inflight_max;        /* [mqtt] inflight_max = 64: QoS 1 messages per connection not yet durable */
-    uint32_t mqtt_max_output;     /* [mqtt] max_output_bytes = 1048576: bytes queued to one connection; over it: closed */
-    uint32_t mqtt_output_stall_ms;/* [mqtt] output_stall_ms = 30000: output held over the low-water mark this long: closed */
-    uint32_t mqtt_max_subs;       /* [mqtt] max_subscriptions = 64: filters one connection may hold */
-    uint32_t max_conns_per_addr;  /* [server] max_connections_per_address = 256: MQTT connections not yet logged in, per address */
-    char log_level[8];       /* [log] level = info */
-    char http_listen[128];   /* [http] listen = 127.0.0.1:8080 ("" disables): GW-IF HTTP binding */
-    uint32_t http_max_body;  /* [http] max_body = 16777216 */
-    uint32_t http_max_unauth_body;  /* [http] max_unauth_body = 65536: body bytes held for a request without a known token */
-    uint32_t http_body_budget;      /* [http] body_budget = 134217728: request bytes held for all connections together */
-    uint32_t http_max_conns;        /* [http] max_connections = 10000 */
-    uint32_t http_max_conns_per_addr; /* [http] max_connections_per_address = 1024 */
-    uint32_t http_request_timeout_ms; /* [http] request_timeout_ms = 10000: headers and body of a request must arrive by then */
-    uint32_t http_send_timeout_ms;  /* [http] send_timeout_ms = 30000: an answer that makes no progress this long: closed */
-    char http_tls_cert[1024];/* [http] tls_cert = (none) server certificate chain: the listener speaks HTTPS */
-    char http_tls_key[1024]; /* [http] tls_key = its private key */
-    char http_tls_ca[1024];  /* [http] tls_ca = CA (PEM) that signs app / gateway client certificates */
-    char http_tls_client_cert[12]; /* [http] tls_client_cert = none | optional | require */
-    char tls_listen[128];    /* [mqtt] tls_listen = (none) e.g. 127.0.0.1:8883 */
-    char tls_cert[1024];     /* [mqtt] tls_cert = server certificate chain (PEM) */
-    char tls_key[1024];      /* [mqtt] tls_key = its private key (PEM) */
-    char tls_ca[1024];       /* [mqtt] tls_ca = CA (PEM) that signs gateway client certificates */
-    char tls_client_cert[12];/* [mqtt] tls_client_cert = none | optional | require */
-    uint32_t push_max_queue;      /* [push] max_queue = 10000: messages waiting per app; over it the oldest is dropped */
-    uint32_t push_max_backoff_ms; /* [push] max_backoff_ms = 60000: longest wait between two attempts */
-    /* [login]: the login guard (api/loginguard.h, docs/configuration.md "Logins") */
-    uint32_t login_free_failures;       /* [login] free_failures = 5: per (principal, address) before back-off */
-    uint32_t login_backoff_max_ms;      /* [login] backoff_max_ms = 300000 */
-    uint32_t login_address_failures;    /* [login] address_failures = 30: failures per address (bucket) */
-    uint32_t login_address_refill_ms;   /* [login] address_refill_ms = 6000: one more every ... */
-    uint32_t login_principal_failures;  /* [login] principal_failures = 20: failures per principal (bucket) */
-    uint32_t login_principal_refill_ms; /* [login] principal_refill_ms = 30000 */
-    uint32_t login_table_max;           /* [login] table_max = 16384: throttle records */
-    uint32_t login_workers;             /* [login] workers = 2: scrypt threads */
-    uint32_t login_queue_max;           /* [login] queue_max = 1024: checks waiting */
-    uint32_t login_queue_per_address;   /* [login] queue_per_address = 256 */
-    /* the worker queue (api/workq.h) and per-operator quotas (issue #11 item 7) */
-    uint32_t work_running_max;        /* [server] work_running_max = 4: jobs on the worker pool at once */
-    uint32_t work_running_per_op;     /* [server] work_running_per_operator = 2: ... of one operator */
-    uint32_t work_queue_max;          /* [server] work_queue_max = 4096: jobs waiting, all operators */
-    uint32_t work_queue_per_op;       /* [server] work_queue_per_operator = 64: jobs waiting, one operator */
-    uint32_t work_bytes_per_op;       /* [server] work_bytes_per_operator = 67108864: bytes one operator's jobs hold */
-    uint32_t requests_max;            /* [server] requests_max = 100000: open app requests (and monitor parts), all operators */
-    uint32_t requests_per_op;         /* [server] requests_per_operator = 10000: ... of one operator */
-    uint32_t monitors_per_op;         /* [server] monitors_per_operator = 1000: monitors not stopped, one operator */
-    uint32_t stopped_monitors_kept;   /* [server] stopped_monitors_kept = 1000: stopped monitors kept in memory, one operator */
-    uint32_t parse_inline_max;        /* [server] parse_inline_max = 65536: larger GW-IF messages are checked on a worker */
-    uint32_t http_answer_max_bytes;   /* [http] answer_max_bytes = 8388608: one document answer (then paged) */
-    uint32_t http_doc_scan_max;       /* [http] doc_scan_max = 10000: documents one query examines (then paged) */
-    uint32_t http_uploads_max;        /* [http] uploads_max = 1024: unfinished uploads, all operators */
-    uint32_t http_uploads_per_op;     /* [http] uploads_per_operator = 64 */
-    uint32_t http_uploads_per_app;    /* [http] uploads_per_app = 16 */
-    uint32_t http_upload_idle_ms;     /* [http] upload_idle_ms = 600000: an idle unfinished upload is dropped */
+#define SR_CFG_U_(sec, key, field, def, lo, hi, doc) uint32_t field;
+#define SR_CFG_S_(sec, key, field, size, def, doc) char field[size];
+#define SR_CFG_E_(sec, key, field, def, vals, doc) char field[16];
+    SR_CONFIG_KEYS(SR_CFG_U_, SR_CFG_S_, SR_CFG_E_)
+#undef SR_CFG_U_
+#undef SR_CFG_S_
+#undef SR_CFG_E_
 } sr_config;
 
+typedef enum { SR_CFG_U32, SR_CFG_STR, SR_CFG_ENUM } sr_config_type;
+
+/* One row of the table, as data (tests, the docs check, the dump). */
+typedef struct sr_config_key {
+    const char *section, *key;
+    sr_config_type type;
+    size_t off, size;    /* the field in sr_config */
+    const char *def;     /* the default, as it is written in the file */
+    uint32_t min, max;   /* U32 */
+    const char *values;  /* ENUM: "a|b|c" */
+    const char *doc;
+} sr_config_key;
+
+extern const sr_config_key sr_config_keys[];
+extern const size_t sr_config_nkeys;
+
+/* The row of [section] key, or NULL. */
+const sr_config_key *sr_config_find(const char *section, const char *key);
+/* The range of a row as docs/configuration.md writes it: "16 … 65536",
+ * "always, interval, none", "up to 1023 bytes". */
+void sr_config_range(const sr_config_key *k, char *buf, size_t len);
+
 void sr_config_defaults(sr_config *c);
-/* Load FILE over the defaults. 0, or -1 with a message naming the line. */
+/* Set one key from its text. 0, or -1 with a message naming the section,
+ * the key, the value and what is allowed (invariant 1). */
+int sr_config_set(sr_config *c, const char *section, const char *key, const char *value, char *err, size_t errlen);
+/* Load FILE over c (sr_config_set for each line). 0, or -1 with a message
+ * naming the file and the line. */
 int sr_config_load(sr_config *c, const char *file, char *err, size_t errlen);
+/* The checks between keys (invariant 2). 0, or -1 with a message. */
+int sr_config_check(const sr_config *c, char *err, size_t errlen);
+/* Write c as INI: every key, each with its doc and range as a comment. */
+void sr_config_print(const sr_config *c, FILE *f);
 /* Split "host:port" ("[::1]:1883" for IPv6). 0 or -1. */
 int sr_config_hostport(const char *s, char *host, size_t hostlen, int *port);
 

@@ -1639,7 +1639,13 @@ static void engine_alert(void *ctx, int error, const char *msg)
 
 static int engine_open(sr_server *s, char *err, size_t errlen)
 {
-    sr_engine_opts o = {.queue_max = s->cfg.queue_max};
+    const sr_config *c = &s->cfg;
+    sr_engine_opts o = {.queue_max = c->queue_max,
+                        .queue_max_per_op = c->queue_max_per_op, /* 0: the engine's quarter of queue_max */
+                        .group_max = c->group_max,
+                        .head_max = c->head_max,
+                        .segment_bytes = c->segment_bytes,
+                        .zstd_level = c->zstd_level ? (int)c->zstd_level : -100 /* -100: off */};
     o.alert = engine_alert;
     o.readonly_on_nospace = 1; /* a full disk at start: serve reads (§7) */
     /* test hook: how often a poisoned engine tries to resume (default 1 s) */
@@ -1743,7 +1749,7 @@ int sr_server_open(const sr_config *cfg, sr_server **out, char *err, size_t errl
     sr_server *s = calloc(1, sizeof *s);
     if (!s) return SR_ENOMEM;
     s->cfg = *cfg;
-    int lvl = sr_slog_level_parse(cfg->log_level);
+    int lvl = sr_slog_level_parse(cfg->log_level); /* a value of the table (api/config.h): one of the four */
     sr_slog_set_level(lvl < 0 ? SR_LOG_INFO : lvl);
     uv_loop_init(&s->loop);
     int rc = engine_open(s, err, errlen);

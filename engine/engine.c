@@ -1532,8 +1532,6 @@ finish:
     sr_free(res);
 }
 
-enum { GROUP_MAX_CMDS = 4096 };
-
 static int recover(sr_engine *e);
 
 static void *writer_main(void *arg)
@@ -1564,9 +1562,9 @@ static void *writer_main(void *arg)
         }
         /* round-robin over operators: one command from each in turn */
         int took = 1;
-        while (n < GROUP_MAX_CMDS && took) {
+        while (n < e->o.group_max && took) {
             took = 0;
-            for (size_t k = 0; k < e->nq && n < GROUP_MAX_CMDS; k++) {
+            for (size_t k = 0; k < e->nq && n < e->o.group_max; k++) {
                 opq *q = &e->q[(e->rr + k) % e->nq];
                 if (!q->head) continue;
                 cmd *c = q->head;
@@ -2173,6 +2171,7 @@ static int engine_open(const char *dir, const sr_engine_opts *opts, sr_engine **
     if (!e->o.queue_max) e->o.queue_max = 65536;
     if (!e->o.queue_max_per_op) e->o.queue_max_per_op = e->o.queue_max / 4 ? e->o.queue_max / 4 : 1;
     if (!e->o.head_max) e->o.head_max = 1024;
+    if (!e->o.group_max) e->o.group_max = 4096;
     if (!e->o.recover_ms) e->o.recover_ms = 1000;
     pthread_mutex_init(&e->mu, NULL);
     pthread_mutex_init(&e->picache_mu, NULL);
@@ -2286,7 +2285,7 @@ static int engine_open(const char *dir, const sr_engine_opts *opts, sr_engine **
     if (!e->o.readonly && !e->o.log_readonly) {
         /* allocated here, not on the writer thread: an allocation failure
          * must be this function's SR_ENOMEM, not an abort later */
-        if (!(e->group = sr_malloc(GROUP_MAX_CMDS * sizeof *e->group))) {
+        if (!(e->group = sr_malloc(e->o.group_max * sizeof *e->group))) {
             rc = SR_ENOMEM;
             goto fail;
         }

@@ -61,6 +61,8 @@ typedef struct sr_engine_opts {
     int zstd_level;             /* log compression; default 1 (0 is default-> 1); -100: off */
     uint32_t queue_max;         /* queued commands, all operators; default 65536 */
     uint32_t queue_max_per_op;  /* queued commands per operator; default queue_max / 4 */
+    uint32_t group_max;         /* commands the writer takes into one group (one log append, one
+                                   fsync, one index commit); default 4096 */
     uint32_t head_max;          /* samples per point kept in memory before a chunk is written; default 1024.
                                    Fixed when the index is created (stored in it; rebuild keeps it). */
     uint64_t map_bytes;         /* initial LMDB map size; default 1 GiB; grows automatically */

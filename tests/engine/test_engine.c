@@ -1154,6 +1154,48 @@ Test(engine, a_message_id_repeated_within_one_group_is_a_duplicate_of_the_first)
     sr_engine_close(e);
 }
 
+Test(engine, group_max_bounds_the_commands_of_one_group)
+{
+    /* the writer sleeps before each group, so all N commands are queued by
+     * the second group: without the bound they would share two or three */
+    sr_engine_opts o = {.clock_ms = fixed_clock, .head_max = 64, .group_max = 2, .test_group_delay_ms = 50};
+    sr_engine *e = open_engine(&o);
+    cr_assert_eq(et_setup_masters(e, "op1", 2, NUM, 1), SR_OK);
+    uint32_t p = point_of(e, "P000");
+    enum { N = 10 };
+    async_res ar = {.done = 0};
+    pthread_mutex_init(&ar.mu, NULL);
+    g_async = &ar;
+    sr_engine_stats st0, st1;
+    sr_engine_get_stats(e, &st0);
+    sr_buf b[N];
+    for (int i = 0; i < N; i++) {
+        sr_buf_init(&b[i]);
+        char id[8];
+        snprintf(id, sizeof id, "m%d", i);
+        sr_sample s = {.ts = 1000 * i, .v.f = i};
+        sr_pv_in in = {p, SR_VT_NUMBER, &s, 1};
+        cr_assert_eq(sr_ev_measurements("op1", "GW1", SUIRO__V1__ACTOR_KIND__ACTOR_GATEWAY, id, &in, 1, &b[i]), SR_OK);
+        sr_slice sl = {b[i].data, b[i].len};
+        cr_assert_eq(sr_engine_submit(e, &sl, 1, async_cb, (void *)(intptr_t)i), SR_OK);
+    }
+    for (;;) {
+        pthread_mutex_lock(&ar.mu);
+        int d = ar.done;
+        pthread_mutex_unlock(&ar.mu);
+        if (d == N) break;
+        struct timespec ts = {0, 5000000};
+        nanosleep(&ts, NULL);
+    }
+    sr_engine_get_stats(e, &st1);
+    cr_assert_geq(st1.groups - st0.groups, N / 2, "%llu groups for %d commands of at most 2 a group",
+                  (unsigned long long)(st1.groups - st0.groups), N);
+    for (int i = 0; i < N; i++) cr_assert_eq(ar.r[i].rc, SR_OK);
+    for (int i = 0; i < N; i++) sr_buf_release(&b[i]);
+    pthread_mutex_destroy(&ar.mu);
+    sr_engine_close(e);
+}
+
 Test(engine, a_command_of_two_events_with_one_message_id_answers_the_last_seq)
 {
     /* as the key -> seq map of index layout 1 did: the later event's put won */
