@@ -484,16 +484,7 @@ static void open_session(sr_apif *a, h2o_req_t *req)
     snprintf(l->app, sizeof l->app, "%s", json_string_value(app));
     snprintf(l->lj.secret, sizeof l->lj.secret, "%s", json_string_value(sec));
     json_decref(b);
-    sr_buf reg;
-    sr_buf_init(&reg);
-    if (sr_engine_registry_get(a->eng, l->op, SUIRO__V1__REGISTRY_KIND__RG_APP, l->app, &reg) == SR_OK) {
-        Suiro__V1__RegistryPut *rp = suiro__v1__registry_put__unpack(NULL, reg.len, reg.data);
-        if (rp) {
-            (void)!sr_buf_append(&l->lj.stored, rp->secret_hash.data, rp->secret_hash.len);
-            suiro__v1__registry_put__free_unpacked(rp, NULL);
-        }
-    }
-    sr_buf_release(&reg);
+    sr_login_stored(a->eng, 'a', l->op, l->app, &l->lj.stored);
     sr_login_addr_req(req, l->addr);
     l->lj.done = login_done;
     uint64_t retry_ms = 0;

@@ -272,16 +272,7 @@ static void open_session(sr_gwhttp *g, h2o_req_t *req)
     snprintf(p->gw, sizeof p->gw, "%s", json_string_value(gw));
     snprintf(p->lj.secret, sizeof p->lj.secret, "%s", json_string_value(sec));
     json_decref(b);
-    sr_buf reg;
-    sr_buf_init(&reg);
-    if (sr_engine_registry_get(g->eng, p->op, SUIRO__V1__REGISTRY_KIND__RG_GATEWAY, p->gw, &reg) == SR_OK) {
-        Suiro__V1__RegistryPut *rp = suiro__v1__registry_put__unpack(NULL, reg.len, reg.data);
-        if (rp) {
-            (void)!sr_buf_append(&p->lj.stored, rp->secret_hash.data, rp->secret_hash.len);
-            suiro__v1__registry_put__free_unpacked(rp, NULL);
-        }
-    }
-    sr_buf_release(&reg);
+    sr_login_stored(g->eng, 'g', p->op, p->gw, &p->lj.stored);
     sr_login_addr_req(req, p->addr);
     p->lj.done = auth_done;
     uint64_t retry_ms = 0;

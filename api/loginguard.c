@@ -705,3 +705,18 @@ void sr_login_http_refuse(h2o_req_t *req, const char *what, const char *op, cons
             sr_slog_q(id), addr, sr_lg_name(verdict), retry_ms);
     sr_http_result(req, 429, "E9002", msg, NULL);
 }
+
+void sr_login_stored(sr_engine *eng, char kind, const char *op, const char *id, sr_buf *out)
+{
+    sr_buf reg;
+    sr_buf_init(&reg);
+    int rk = kind == 'a' ? SUIRO__V1__REGISTRY_KIND__RG_APP : SUIRO__V1__REGISTRY_KIND__RG_GATEWAY;
+    if (sr_engine_registry_get(eng, op, rk, id, &reg) == SR_OK) {
+        Suiro__V1__RegistryPut *rp = suiro__v1__registry_put__unpack(NULL, reg.len, reg.data);
+        if (rp) {
+            (void)!sr_buf_append(out, rp->secret_hash.data, rp->secret_hash.len);
+            suiro__v1__registry_put__free_unpacked(rp, NULL);
+        }
+    }
+    sr_buf_release(&reg);
+}

@@ -159,6 +159,11 @@ void sr_loginguard_stop(sr_loginguard *g);
 /* After the loop closed (its async handle closes with the loop's handles). */
 void sr_loginguard_free(sr_loginguard *g);
 
+/* The stored secret hash of a gateway ('g') or an app ('a') into out (left
+ * empty when the principal is unknown or has none: the guard then checks
+ * against its dummy hash, the same path and time). */
+void sr_login_stored(sr_engine *eng, char kind, const char *op, const char *id, sr_buf *out);
+
 /* ---- HTTP helpers (the two session routes) ---- */
 /* v is a JSON string shorter than max bytes with no NUL in it (an id or
  * secret cut at an embedded NUL would name someone else). */

@@ -767,16 +767,7 @@ static void handle_connect(conn *c, const sr_mqtt_pkt *p)
     j->lj.done = auth_done;
     memcpy(j->lj.secret, p->connect.password.data, p->connect.password.len);
     sr_buf_init(&j->lj.stored);
-    sr_buf reg;
-    sr_buf_init(&reg);
-    if (sr_engine_registry_get(c->srv->eng, c->op, SUIRO__V1__REGISTRY_KIND__RG_GATEWAY, c->gw, &reg) == SR_OK) {
-        Suiro__V1__RegistryPut *rp = suiro__v1__registry_put__unpack(NULL, reg.len, reg.data);
-        if (rp) {
-            (void)!sr_buf_append(&j->lj.stored, rp->secret_hash.data, rp->secret_hash.len);
-            suiro__v1__registry_put__free_unpacked(rp, NULL);
-        }
-    }
-    sr_buf_release(&reg);
+    sr_login_stored(c->srv->eng, 'g', c->op, c->gw, &j->lj.stored);
     char addr[64];
     sr_login_addr_peer(c->peer, addr);
     uint64_t retry_ms = 0;

@@ -145,6 +145,10 @@ def _mqtt_len(n):
             return bytes(out)
 
 
+mqtt_varint = _mqtt_len  # a remaining-length / property-length varint
+mqtt_str = _mqtt_str     # a length-prefixed UTF-8 string
+
+
 def mqtt_packet(ptype_flags, body):
     """One MQTT packet: fixed header byte, remaining length, body."""
     return bytes([ptype_flags]) + _mqtt_len(len(body)) + body

@@ -54,43 +54,18 @@ check = srtest.Checks()
 procs = []
 
 
-def rss_kb(pid):
-    try:
-        for line in open("/proc/%d/status" % pid):
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
+rss_kb = srtest.rss_kb
 
 
 # ---- MQTT on raw sockets -----------------------------------------------------
 
-def varint(n):
-    out = b""
-    while True:
-        b = n % 128
-        n //= 128
-        out += bytes([b | (128 if n else 0)])
-        if not n:
-            return out
-
-
-def mstr(s):
-    if isinstance(s, str):
-        s = s.encode()
-    return struct.pack(">H", len(s)) + s
-
-
-def packet(first, body):
-    return bytes([first]) + varint(len(body)) + body
+varint = srtest.mqtt_varint
+mstr = srtest.mqtt_str
+packet = srtest.mqtt_packet
 
 
 def connect_pkt(ver, gw, secret, keepalive=0):
-    vh = mstr("MQTT") + bytes([ver, 0xC2]) + struct.pack(">H", keepalive)
-    if ver == 5:
-        vh += varint(0)
-    return packet(0x10, vh + mstr(gw) + mstr("%s/%s" % (OP, gw)) + mstr(secret))
+    return srtest.mqtt_connect(gw, "%s/%s" % (OP, gw), secret, keepalive=keepalive, v5=ver == 5)
 
 
 def subscribe_pkt(ver, pid, filters):

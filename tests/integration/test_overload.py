@@ -224,29 +224,22 @@ def attack_http(ports):
 
 def attack_logins(ports):
     """Wrong secrets on every binding, known and unknown ids, 12 clients."""
-    def ap(deadline):
+    def http_logins(deadline, path, id_key, known):
         a = Api(ports["http"], source=SRC)
         i = 0
         while time.time() < deadline:
             i += 1
             try:
                 tally("logins")
-                a.call("POST", "/api/v1/sessions", {"appId": "APPATK" if i % 2 else "NOPE%d" % i,
-                                                    "operatorId": "atk", "secret": "wrong"})
+                a.call("POST", path, {id_key: known if i % 2 else "NOPE%d" % i, "operatorId": "atk", "secret": "wrong"})
             except OSError:
                 a._reconnect()
 
+    def ap(deadline):
+        http_logins(deadline, "/api/v1/sessions", "appId", "APPATK")
+
     def gwh(deadline):
-        a = Api(ports["http"], source=SRC)
-        i = 0
-        while time.time() < deadline:
-            i += 1
-            try:
-                tally("logins")
-                a.call("POST", "/gw/v1/sessions", {"gatewayId": "SIM0001" if i % 2 else "NOPE%d" % i,
-                                                   "operatorId": "atk", "secret": "wrong"})
-            except OSError:
-                a._reconnect()
+        http_logins(deadline, "/gw/v1/sessions", "gatewayId", "SIM0001")
 
     def mq(deadline):
         while time.time() < deadline:
