@@ -20,10 +20,12 @@ quiet figures floored at 1 ms) and, with SR_OVERLOAD_OUT=F, appended to F:
 `make bench` runs this suite with SR_SOAK=4 (bench/overload.sh) and
 docs/performance.md tables it ("Overload").
 
-Under `make soak` (SR_SOAK=N: phases N times longer) the latency goal is
-asserted too: in every phase the victim's latest-value p99 and PUBACK p99 stay
-within 3x their quiet figures (quiet figures floored at 1 ms: a sub-millisecond
-p99 on a shared 2-core machine is noise). `make test` asserts no timings.
+Under `make soak` (SR_SOAK=N) the phases are N times longer. The latency goal
+-- in every phase the victim's latest-value p99 and PUBACK p99 within 3x their
+quiet figures (quiet figures floored at 1 ms: a sub-millisecond p99 on a
+shared 2-core machine is noise) -- is printed per phase as a `goal met` /
+`goal NOT met` line and tabled by `make bench` in docs/performance.md; no
+run of this suite fails on a timing.
 
 usage: test_overload.py SUIRO_BIN"""
 import hashlib
@@ -464,10 +466,12 @@ try:
         if not NO_RSS:
             check("%s: server RSS %d MB <= %d MB" % (name, r["rss_max_mb"], RSS_BOUND_MB),
                   r["rss_max_mb"] <= RSS_BOUND_MB, r)
-        if SOAK:
-            for k in ("latest_p99_ms", "puback_p99_ms"):
-                base = max(quiet[k], 1.0)
-                check("%s: victim %s %.2f <= 3 x quiet %.2f" % (name, k, r[k], base), r[k] <= 3 * base, r)
+        for k in ("latest_p99_ms", "puback_p99_ms"):
+            # the goal is measured and reported (docs/performance.md), not a
+            # pass/fail of this suite: it is a timing on a shared machine
+            base = max(quiet[k], 1.0)
+            print("goal %s: %s: victim %s %.2f vs 3 x quiet %.2f" % (
+                "met" if r[k] <= 3 * base else "NOT met", name, k, r[k], base))
         if name == "uploads" and alive:
             # the attacker's unfinished uploads are still held: the victim's own go through
             v = Api(ports["http"])
