@@ -208,46 +208,11 @@ void sr_apif_job_submit(sr_apif *a, const char *op, sr_apjob *j, uint64_t bytes)
 
 static atoken *token_find(sr_apif *a, h2o_req_t *req) { return sr_tokens_find(a->tokens, req); }
 
-static int load_grants(sr_apif *a, atoken *t)
-{
-    sr_buf all;
-    sr_buf_init(&all);
-    size_t count = 0;
-    int rc = sr_engine_registry_list(a->eng, t->op, SUIRO__V1__REGISTRY_KIND__RG_GRANT, &all, &count);
-    t->grants = calloc(count ? count : 1, sizeof *t->grants);
-    if (!rc && !t->grants) rc = SR_ENOMEM;
-    size_t pos = 0;
-    while (!rc && pos + 4 <= all.len) {
-        uint32_t len = sr_get_le32(all.data + pos);
-        pos += 4;
-        if (pos + len > all.len) break;
-        Suiro__V1__RegistryPut *rp = suiro__v1__registry_put__unpack(NULL, len, all.data + pos);
-        pos += len;
-        if (!rp) continue;
-        if (!strcmp(rp->app_id, t->app) && t->ngrants < count) {
-            grant *g = &t->grants[t->ngrants++];
-            snprintf(g->pattern, sizeof g->pattern, "%s", rp->pattern);
-            g->access = !strcmp(rp->access, "read") ? 1 : !strcmp(rp->access, "control") ? 2 : 3;
-        }
-        suiro__v1__registry_put__free_unpacked(rp, NULL);
-    }
-    sr_buf_release(&all);
-    return rc;
-}
+static int load_grants(sr_apif *a, atoken *t) { return sr_grants_load(a->eng, t->op, t->app, &t->grants, &t->ngrants); }
 
 static int granted(const atoken *t, const char *data_id, int access)
 {
-    size_t dl = strlen(data_id);
-    for (size_t i = 0; i < t->ngrants; i++) {
-        const grant *g = &t->grants[i];
-        if (!(g->access & access)) continue;
-        size_t pl = strlen(g->pattern);
-        if (pl && g->pattern[pl - 1] == '*') {
-            if (dl >= pl - 1 && !memcmp(data_id, g->pattern, pl - 1)) return 1;
-        } else if (!strcmp(g->pattern, data_id))
-            return 1;
-    }
-    return 0;
+    return sr_grants_allow(t->grants, t->ngrants, data_id, access);
 }
 
 #define is_id sr_gw_id_ok

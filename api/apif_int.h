@@ -9,10 +9,7 @@
 
 #include <stdint.h>
 
-typedef struct sr_ap_grant {
-    char pattern[72];
-    int access; /* 1 read, 2 control, 3 both */
-} sr_ap_grant;
+typedef sr_grant sr_ap_grant; /* api/broker.h: sr_grants_load, sr_grants_allow */
 
 typedef struct sr_ap_token { /* the payload of an AP-IF session token (api/httpu.h) */
     char op[72], app[72];

@@ -443,10 +443,7 @@ static json_t *cv_json(const Suiro__V1__ControlValue *c)
  * token took at login): every answer, push and status is filtered through
  * them when it is delivered (docs/requests.md "What reaches the app"). */
 typedef struct grantset {
-    struct {
-        char pattern[72];
-        int access; /* 1 read, 2 control, 3 both */
-    } *g;
+    sr_grant *g;
     size_t n;
 } grantset;
 
@@ -456,17 +453,18 @@ static void grants_free(grantset *gs)
     memset(gs, 0, sizeof *gs);
 }
 
-/* On any error the set is empty (nothing is delivered) and it is logged. */
-static void grants_load(sr_broker *b, const char *op, const char *app, grantset *gs)
+int sr_grants_load(sr_engine *e, const char *op, const char *app, sr_grant **out, size_t *n)
 {
-    memset(gs, 0, sizeof *gs);
+    *out = NULL;
+    *n = 0;
     sr_buf all;
     sr_buf_init(&all);
     size_t count = 0;
-    int rc = sr_engine_registry_list(b->eng, op, SUIRO__V1__REGISTRY_KIND__RG_GRANT, &all, &count);
+    int rc = sr_engine_registry_list(e, op, SUIRO__V1__REGISTRY_KIND__RG_GRANT, &all, &count);
     if (rc == SR_ENOTFOUND) rc = SR_OK, count = 0;
-    if (!rc && count && !(gs->g = calloc(count, sizeof *gs->g))) rc = SR_ENOMEM;
-    size_t pos = 0;
+    sr_grant *g = NULL;
+    if (!rc && count && !(g = calloc(count, sizeof *g))) rc = SR_ENOMEM;
+    size_t pos = 0, k = 0;
     while (!rc && count && pos + 4 <= all.len) {
         uint32_t len = sr_get_le32(all.data + pos);
         pos += 4;
@@ -474,27 +472,29 @@ static void grants_load(sr_broker *b, const char *op, const char *app, grantset 
         Suiro__V1__RegistryPut *rp = suiro__v1__registry_put__unpack(NULL, len, all.data + pos);
         pos += len;
         if (!rp) continue;
-        if (rp->app_id && rp->pattern && rp->access && !strcmp(rp->app_id, app) && gs->n < count) {
-            snprintf(gs->g[gs->n].pattern, sizeof gs->g[gs->n].pattern, "%s", rp->pattern);
-            gs->g[gs->n++].access = !strcmp(rp->access, "read") ? 1 : !strcmp(rp->access, "control") ? 2 : 3;
+        if (rp->app_id && rp->pattern && rp->access && !strcmp(rp->app_id, app) && k < count) {
+            snprintf(g[k].pattern, sizeof g[k].pattern, "%s", rp->pattern);
+            g[k++].access = !strcmp(rp->access, "read") ? 1 : !strcmp(rp->access, "control") ? 2 : 3;
         }
         suiro__v1__registry_put__free_unpacked(rp, NULL);
     }
     sr_buf_release(&all);
     if (rc) {
-        grants_free(gs);
-        sr_slog(SR_LOG_ERROR, "grants not readable: nothing delivered to the app", "op=%s app=%s error=%s", op, app,
-                sr_err_name(rc));
+        free(g);
+        return rc;
     }
+    *out = g;
+    *n = k;
+    return SR_OK;
 }
 
-static int grants_allow(const grantset *gs, const char *data_id, int access)
+int sr_grants_allow(const sr_grant *g, size_t n, const char *data_id, int access)
 {
     if (!data_id) return 0;
     size_t dl = strlen(data_id);
-    for (size_t i = 0; i < gs->n; i++) {
-        if (!(gs->g[i].access & access)) continue;
-        const char *pat = gs->g[i].pattern;
+    for (size_t i = 0; i < n; i++) {
+        if (!(g[i].access & access)) continue;
+        const char *pat = g[i].pattern;
         size_t pl = strlen(pat);
         if (pl && pat[pl - 1] == '*') {
             if (dl >= pl - 1 && !memcmp(data_id, pat, pl - 1)) return 1;
@@ -502,6 +502,20 @@ static int grants_allow(const grantset *gs, const char *data_id, int access)
             return 1;
     }
     return 0;
+}
+
+/* On any error the set is empty (nothing is delivered) and it is logged. */
+static void grants_load(sr_broker *b, const char *op, const char *app, grantset *gs)
+{
+    int rc = sr_grants_load(b->eng, op, app, &gs->g, &gs->n);
+    if (rc)
+        sr_slog(SR_LOG_ERROR, "grants not readable: nothing delivered to the app", "op=%s app=%s error=%s", op, app,
+                sr_err_name(rc));
+}
+
+static int grants_allow(const grantset *gs, const char *data_id, int access)
+{
+    return sr_grants_allow(gs->g, gs->n, data_id, access);
 }
 
 /* The values (app form) the app gets: asked for by the request (or the

@@ -35,6 +35,19 @@ void sr_broker_free(sr_broker *b);
  * outcomes of async requests are queued on p for the app's push URL. NULL
  * (the default) stops pushing; set NULL before p is disposed. */
 void sr_broker_set_push(sr_broker *b, sr_push *p);
+
+/* An app's grant: a data-point id, or a prefix ending in '*', and the
+ * access it gives (1 read, 2 control, 3 both). */
+typedef struct sr_grant {
+    char pattern[72];
+    int access;
+} sr_grant;
+/* The app's grants as the engine holds them now: *out (*n of them; free()).
+ * No grants is SR_OK with *n 0; on an error nothing is returned. The one
+ * reader of grant records (the AP-IF session and the broker's delivery). */
+int sr_grants_load(sr_engine *e, const char *op, const char *app, sr_grant **out, size_t *n);
+/* 1 if one of g[0..n) gives data_id the access. */
+int sr_grants_allow(const sr_grant *g, size_t n, const char *data_id, int access);
 /* Open app requests (and monitor START/STOP parts) allowed at once: all
  * operators, and one operator ([server] requests_max, requests_per_operator);
  * a request or monitor over either is refused E9002. Monitors not stopped of
