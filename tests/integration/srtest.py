@@ -238,3 +238,47 @@ def rss_kb(pid):
     except OSError:
         pass
     return 0
+
+
+# A second operator ("other": gateway GWX, app APPX, point PX1) for the tests
+# that check one operator against another.
+OTHER_OPERATOR_SHEET = """#suiro-setup-sheet v1
+[operator]
+id,name
+other,Other utility
+
+[gateways]
+id,name,secret
+GWX,Other gateway,other-gw-secret
+
+[apps]
+id,name,secret,push_url
+APPX,Other app,other-app-secret,
+
+[facilities]
+id,name
+FX,Other plant
+
+[equipment]
+id,facility,name
+EX,FX,Other pump
+
+[devices]
+id,equipment,gateway,name
+DX,EX,GWX,Other device
+
+[datapoints]
+id,device,name,type,unit,min,max,kind
+PX1,DX,Other flow,number,m3/h,0,100,both
+
+[grants]
+app,datapoint,access
+APPX,PX1,both
+"""
+
+
+def import_sheet(binary, data, path, text):
+    """Write a set-up sheet to path and import it into data (it must succeed)."""
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(text)
+    subprocess.run([binary, "sheet", "import", path, data], check=True, capture_output=True)

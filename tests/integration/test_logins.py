@@ -38,7 +38,7 @@ BIN = sys.argv[1]
 T = tempfile.mkdtemp(prefix="suiro-logins-")
 D = os.path.join(T, "data")
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from srtest import Checks, finish, start_server  # noqa: E402
+from srtest import OTHER_OPERATOR_SHEET, Checks, finish, import_sheet, start_server  # noqa: E402
 
 check = Checks()
 server = None
@@ -126,41 +126,7 @@ def log_text():
 
 try:
     subprocess.run([BIN, "init", "--demo", D], check=True, capture_output=True)
-    sheet = """#suiro-setup-sheet v1
-[operator]
-id,name
-other,Other utility
-
-[gateways]
-id,name,secret
-GWX,Other gateway,other-gw-secret
-
-[apps]
-id,name,secret,push_url
-APPX,Other app,other-app-secret,
-
-[facilities]
-id,name
-FX,Other plant
-
-[equipment]
-id,facility,name
-EX,FX,Other pump
-
-[devices]
-id,equipment,gateway,name
-DX,EX,GWX,Other device
-
-[datapoints]
-id,device,name,type,unit,min,max,kind
-PX1,DX,Other flow,number,m3/h,0,100,both
-
-[grants]
-app,datapoint,access
-APPX,PX1,both
-"""
-    open(os.path.join(T, "other.csv"), "w").write(sheet)
-    subprocess.run([BIN, "sheet", "import", os.path.join(T, "other.csv"), D], check=True, capture_output=True)
+    import_sheet(BIN, D, os.path.join(T, "other.csv"), OTHER_OPERATOR_SHEET)
     # a small principal budget (6: one more than the free failures of one
     # address), so that item 2 shows it locks only addresses that failed; a
     # per-address budget the sequential steps stay under
