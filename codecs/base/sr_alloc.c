@@ -68,6 +68,13 @@ void sr__assert_fail(const char *expr, const char *file, int line)
     abort();
 }
 
+void sr__invariant_fail(const char *call, const char *why, const char *file, int line)
+{
+    fprintf(stderr, "suiro: invariant broken: %s: %s (%s:%d)\n", why, call, file, line);
+    fflush(stderr);
+    abort();
+}
+
 int sr_array_reserve(void *pp, size_t *cap, size_t need, size_t size)
 {
     void **p = pp;

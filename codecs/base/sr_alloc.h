@@ -117,4 +117,25 @@ void sr__assert_fail(const char *expr, const char *file, int line);
 #endif
 #define SR_VERIFY(x) ((x) ? (void)0 : sr__assert_fail(#x, __FILE__, __LINE__))
 
+/* Invariant checks (the model is SQLite's assert_pager_state): each stateful
+ * module has a function `const char *sr_<module>_check(const T *)` that
+ * returns NULL when its documented invariants hold, or a static string naming
+ * the one that does not. SR_INVARIANT(call) runs it at a state transition in
+ * the debug/sanitizer build (SR_DEBUG, which `make build-asan` and so the
+ * sanitizer run of `make test` define) and aborts naming the invariant; in
+ * the release build it compiles to nothing. Tests call the check functions
+ * directly, in every build. */
+void sr__invariant_fail(const char *call, const char *why, const char *file, int line);
+#ifdef SR_DEBUG
+#define SR_INVARIANTS 1
+#define SR_INVARIANT(call)                                                    \
+    do {                                                                      \
+        const char *sr_why_ = (call);                                         \
+        if (sr_why_) sr__invariant_fail(#call, sr_why_, __FILE__, __LINE__); \
+    } while (0)
+#else
+#define SR_INVARIANTS 0
+#define SR_INVARIANT(call) ((void)0)
+#endif
+
 #endif
