@@ -29,7 +29,7 @@
  *  (api/workq.h, sr_apif_job_*): checked on the loop, run and written on a
  *  worker, sent from the loop; an operator over its share is answered 429
  *  E9002. What stays inline is bounded: latest values (<= 100 points) and
- *  JSON bodies of at most SMALL_BODY_MAX.
+ *  JSON bodies of at most SR_BODY_SMALL (their routes' limit).
  */
 #include "api/apif_http.h"
 #include "api/apif_int.h"
@@ -51,10 +51,10 @@
 #include <string.h>
 #include <time.h>
 
-/* SMALL_BODY_MAX: the JSON bodies other than documents (sessions, current
- * values, control, monitors) are parsed on the loop, so they are bounded:
- * 1,000 data IDs take ~70 KB */
-enum { TOKEN_TTL_MS = 3600 * 1000, MAX_TOKENS = 100000, MAX_IDS = 1000, MAX_GRANTS = 256, SMALL_BODY_MAX = 128 << 10 };
+/* The JSON bodies other than documents (sessions, current values, control,
+ * monitors) are parsed on the loop, so their routes bound them
+ * (SR_BODY_SMALL, api/routes.h): 1,000 data IDs take ~70 KB */
+enum { TOKEN_TTL_MS = 3600 * 1000, MAX_TOKENS = 100000, MAX_IDS = 1000, MAX_GRANTS = 256 };
 
 typedef sr_ap_grant grant;
 typedef sr_ap_token atoken;
@@ -252,10 +252,6 @@ static actx *ctx_for(h2o_req_t *req)
 
 static json_t *body_json(h2o_req_t *req)
 {
-    if (req->entity.len > SMALL_BODY_MAX) {
-        sr_http_result(req, 0, "E1003", "payload too large: this request's body is at most 128 KiB", NULL);
-        return NULL;
-    }
     json_error_t je;
     json_t *b = json_loadb(req->entity.base, req->entity.len, JSON_REJECT_DUPLICATES, &je);
     if (!b) {
@@ -420,8 +416,10 @@ static int session_by_cert(sr_apif *a, h2o_req_t *req, json_t *op, json_t *app)
     return 1;
 }
 
-static void open_session(sr_apif *a, h2o_req_t *req)
+static void open_session(const sr_route_call *rt)
 {
+    sr_apif *a = rt->binding;
+    h2o_req_t *req = rt->req;
     json_t *b = body_json(req);
     if (!b) return;
     json_t *op = json_object_get(b, "operatorId"), *app = json_object_get(b, "appId"),
@@ -586,8 +584,11 @@ static size_t query_ids(h2o_req_t *req, char (*ids)[72], size_t max)
     return n;
 }
 
-static void stored_latest(sr_apif *a, h2o_req_t *req, const atoken *t)
+static void stored_latest(const sr_route_call *rt)
 {
+    sr_apif *a = rt->binding;
+    h2o_req_t *req = rt->req;
+    const atoken *t = rt->caller;
     char ids[100][72];
     size_t n = query_ids(req, ids, 100);
     if (!n || n > 100) return sr_http_result(req, 0, "E1001", "dataId: 1..100 data IDs", NULL);
@@ -801,8 +802,11 @@ static void vq_run(sr_apjob *j)
     else run_raw(q);
 }
 
-static void stored_values(sr_apif *a, h2o_req_t *req, const atoken *t)
+static void stored_values(const sr_route_call *rt)
 {
+    sr_apif *a = rt->binding;
+    h2o_req_t *req = rt->req;
+    const atoken *t = rt->caller;
     vq *q = sr_apif_job_new(req, sizeof *q, vq_run);
     if (!q) return;
     char v[64];
@@ -937,8 +941,13 @@ static void mvq_run(sr_apjob *j)
     sr_buf_release(&strings);
 }
 
-static void monitor_values(sr_apif *a, h2o_req_t *req, const atoken *t, const char *mid)
+static void monitor_values(const sr_route_call *rt)
 {
+    sr_apif *a = rt->binding;
+    h2o_req_t *req = rt->req;
+    const atoken *t = rt->caller;
+    const char *mid = sr_route_param(rt, "monitorId");
+    if (!mid || !is_id(mid)) return sr_http_result(req, 0, "E3001", "unknown monitorId", NULL);
     json_t *items = NULL, *m = NULL;
     if (sr_broker_monitor_list(a->broker, t->op, t->app, &items)) return sr_http_result(req, 0, "E9001", "", NULL);
     size_t i;
@@ -1041,8 +1050,13 @@ static void mq_run(sr_apjob *j)
     json_decref(o);
 }
 
-static void masters(sr_apif *a, h2o_req_t *req, const atoken *t, const char *what)
+static void masters(const sr_route_call *rt)
 {
+    sr_apif *a = rt->binding;
+    h2o_req_t *req = rt->req;
+    const atoken *t = rt->caller;
+    const char *what = sr_route_param(rt, "kind");
+    if (!what) what = "";
     int kind = !strcmp(what, "facilities") ? SUIRO__V1__MASTER_KIND__MK_FACILITY
                : !strcmp(what, "equipment") ? SUIRO__V1__MASTER_KIND__MK_EQUIPMENT
                : !strcmp(what, "devices")   ? SUIRO__V1__MASTER_KIND__MK_DEVICE
@@ -1067,8 +1081,11 @@ static void masters(sr_apif *a, h2o_req_t *req, const atoken *t, const char *wha
 
 /* ---- requests --------------------------------------------------------------- */
 
-static void current_values(sr_apif *a, h2o_req_t *req, const atoken *t)
+static void current_values(const sr_route_call *rt)
 {
+    sr_apif *a = rt->binding;
+    h2o_req_t *req = rt->req;
+    const atoken *t = rt->caller;
     json_t *b = body_json(req);
     if (!b) return;
     uint32_t timeout;
@@ -1102,8 +1119,11 @@ static const char *control_check(const sr_point_info *info, json_t *v)
     }
 }
 
-static void control_values(sr_apif *a, h2o_req_t *req, const atoken *t)
+static void control_values(const sr_route_call *rt)
 {
+    sr_apif *a = rt->binding;
+    h2o_req_t *req = rt->req;
+    const atoken *t = rt->caller;
     json_t *b = body_json(req);
     if (!b) return;
     json_t *d = json_object_get(b, "dataId"), *v = json_object_get(b, "value"), *p = json_object_get(b, "protection");
@@ -1138,8 +1158,11 @@ done:
     json_decref(b);
 }
 
-static void monitor_start(sr_apif *a, h2o_req_t *req, const atoken *t)
+static void monitor_start(const sr_route_call *rt)
 {
+    sr_apif *a = rt->binding;
+    h2o_req_t *req = rt->req;
+    const atoken *t = rt->caller;
     json_t *b = body_json(req);
     if (!b) return;
     json_t *iv = json_object_get(b, "intervalMs"), *sa = json_object_get(b, "startAt"), *ea = json_object_get(b, "endAt");
@@ -1172,13 +1195,48 @@ done:
 
 /* ---- router --------------------------------------------------------------- */
 
-/* parameter k of the route into buf (NUL-terminated); 0 if it does not fit */
-static int param(const sr_route_params *p, size_t k, char *buf, size_t cap)
+static void session_close(const sr_route_call *c)
 {
-    if (k >= p->n || p->len[k] >= cap) return 0;
-    memcpy(buf, p->v[k], p->len[k]);
-    buf[p->len[k]] = 0;
-    return 1;
+    sr_apif *a = c->binding;
+    atoken *t = (atoken *)c->caller;
+    sr_slog(SR_LOG_INFO, "app session closed", "op=%s app=%s", t->op, t->app);
+    sr_tokens_remove(a->tokens, t);
+    sr_http_no_content(c->req);
+}
+
+static void monitor_list(const sr_route_call *c)
+{
+    sr_apif *a = c->binding;
+    const atoken *t = c->caller;
+    json_t *items = NULL;
+    if (sr_broker_monitor_list(a->broker, t->op, t->app, &items)) return sr_http_result(c->req, 0, "E9001", "", NULL);
+    json_t *o = json_pack("{s:o}", "items", items);
+    sr_http_jsonv(c->req, 200, o);
+    json_decref(o);
+}
+
+static void monitor_stop(const sr_route_call *c)
+{
+    sr_apif *a = c->binding;
+    const atoken *t = c->caller;
+    const char *mid = sr_route_param(c, "monitorId");
+    if (!mid || !is_id(mid)) return sr_http_result(c->req, 0, "E3001", "unknown monitorId", NULL);
+    actx *x = ctx_for(c->req);
+    if (x) sr_broker_monitor_stop(a->broker, t->op, t->app, mid, on_broker_answer, x);
+}
+
+static void request_status(const sr_route_call *c)
+{
+    sr_apif *a = c->binding;
+    h2o_req_t *req = c->req;
+    const atoken *t = c->caller;
+    const char *rid = sr_route_param(c, "requestId");
+    json_t *o = NULL;
+    int rc = rid && is_id(rid) ? sr_broker_request_status(a->broker, t->op, t->app, rid, &o) : SR_ENOTFOUND;
+    if (rc == SR_ENOTFOUND) return sr_http_result(req, 0, "E3001", "unknown requestId", NULL);
+    if (rc) return sr_http_result(req, 0, "E9001", sr_strerror(rc), NULL);
+    sr_http_jsonv(req, 200, o);
+    json_decref(o);
 }
 
 static void send_pem(h2o_req_t *req, const sr_buf *pem)
@@ -1191,89 +1249,80 @@ static void send_pem(h2o_req_t *req, const sr_buf *pem)
     h2o_send_inline(req, copy, pem->len);
 }
 
+static void certificate(const sr_route_call *c)
+{
+    sr_apif *a = c->binding;
+    h2o_req_t *req = c->req;
+    const atoken *t = c->caller;
+    const char *st = sr_route_param(c, "subjectType"), *si = sr_route_param(c, "subjectId");
+    sr_buf pem;
+    sr_buf_init(&pem);
+    int rc = st && si ? sr_broker_cert(a->broker, t->op, st, si, &pem) : SR_ENOTFOUND;
+    if (rc == SR_ENOTFOUND || rc == SR_EINVAL) sr_http_result(req, 0, "E3001", "no certificate for that subject", NULL);
+    else if (rc) sr_http_result(req, 0, "E9001", sr_strerror(rc), NULL);
+    else send_pem(req, &pem);
+    sr_buf_release(&pem);
+}
+
+#ifndef SR_TEST_ROUTES
+#define SR_TEST_ROUTES /* the test build's extra rows (tests/support/tabletest.h) */
+#endif
+
+/* The AP-IF routes (api/routes.h): how to add one is this row and its
+ * handler (here or in apif_store.c, declared in apif_int.h). */
+const sr_route sr_apif_routes[] = {
+    {"POST", "/api/v1/sessions", open_session, SR_CALLER_NONE, SR_BODY_SMALL},
+    {"DELETE", "/api/v1/sessions/current", session_close, SR_CALLER_APP, SR_BODY_HTTP_MAX},
+    {"GET", "/api/v1/masters/{kind}", masters, SR_CALLER_APP, SR_BODY_HTTP_MAX},
+    {"POST", "/api/v1/current-values", current_values, SR_CALLER_APP, SR_BODY_SMALL},
+    {"POST", "/api/v1/monitors", monitor_start, SR_CALLER_APP, SR_BODY_SMALL},
+    {"GET", "/api/v1/monitors", monitor_list, SR_CALLER_APP, SR_BODY_HTTP_MAX},
+    {"DELETE", "/api/v1/monitors/{monitorId}", monitor_stop, SR_CALLER_APP, SR_BODY_HTTP_MAX},
+    {"GET", "/api/v1/monitors/{monitorId}/values", monitor_values, SR_CALLER_APP, SR_BODY_HTTP_MAX},
+    {"POST", "/api/v1/control-values", control_values, SR_CALLER_APP, SR_BODY_SMALL},
+    {"GET", "/api/v1/certificates/{subjectType}/{subjectId}", certificate, SR_CALLER_APP, SR_BODY_HTTP_MAX},
+    {"GET", "/api/v1/requests/{requestId}", request_status, SR_CALLER_APP, SR_BODY_HTTP_MAX},
+    {"GET", "/api/v1/stored-values", stored_values, SR_CALLER_APP, SR_BODY_HTTP_MAX},
+    {"GET", "/api/v1/stored-values/latest", stored_latest, SR_CALLER_APP, SR_BODY_HTTP_MAX},
+    {"POST", "/api/v1/documents/{collection}", sr_apif_doc_create, SR_CALLER_APP, SR_BODY_DOC},
+    {"GET", "/api/v1/documents/{collection}", sr_apif_doc_query, SR_CALLER_APP, SR_BODY_HTTP_MAX},
+    {"GET", "/api/v1/documents/{collection}/{documentId}", sr_apif_doc_get, SR_CALLER_APP, SR_BODY_HTTP_MAX},
+    {"PUT", "/api/v1/documents/{collection}/{documentId}", sr_apif_doc_put, SR_CALLER_APP, SR_BODY_DOC},
+    {"DELETE", "/api/v1/documents/{collection}/{documentId}", sr_apif_doc_delete, SR_CALLER_APP, SR_BODY_HTTP_MAX},
+    {"GET", "/api/v1/files", sr_apif_file_list, SR_CALLER_APP, SR_BODY_HTTP_MAX},
+    {"GET", "/api/v1/files/{path}", sr_apif_file_get, SR_CALLER_APP, SR_BODY_HTTP_MAX},
+    {"PUT", "/api/v1/files/{path}", sr_apif_file_put, SR_CALLER_APP, SR_BODY_HTTP_MAX},
+    {"DELETE", "/api/v1/files/{path}", sr_apif_file_delete, SR_CALLER_APP, SR_BODY_HTTP_MAX},
+    SR_TEST_ROUTES
+};
+const size_t sr_apif_nroutes = sizeof sr_apif_routes / sizeof sr_apif_routes[0];
+
+/* The dispatcher: the row, its caller authenticated once, its body limit,
+ * then its handler. */
 void sr_apif_handle(sr_apif *a, h2o_req_t *req)
 {
-    char p0[600], p1[600];
-    sr_route_params rp;
+    sr_route_call c;
     int known;
-    sr_route_id id = sr_route_find(req->method.base, req->method.len, req->path_normalized.base,
-                                   req->path_normalized.len, &rp, &known);
-    if (id == SR_R_NONE)
+    const sr_route *r = sr_route_find(sr_apif_routes, sr_apif_nroutes, req->method.base, req->method.len,
+                                      req->path_normalized.base, req->path_normalized.len, &c, &known);
+    if (!r)
         return sr_http_result(req, known ? 405 : 0, known ? "E1001" : "E3001",
                               known ? "method not allowed on this path" : "unknown path", NULL);
-    if (id == SR_R_AP_SESSION_OPEN) return open_session(a, req);
-    atoken *t = token_find(a, req);
-    if (!t) {
-        return sr_http_result(req, 0, sr_tokens_expired(a->tokens, req) ? "E2002" : "E2001",
-                              "not authenticated: POST /api/v1/sessions first, then Authorization: Bearer <token>",
-                              NULL);
+    c.binding = a;
+    c.req = req;
+    c.caller = NULL;
+    if (r->caller != SR_CALLER_NONE) {
+        /* SR_CALLER_ADMIN: no administrator sessions yet (issue #14) */
+        atoken *t = r->caller == SR_CALLER_APP ? token_find(a, req) : NULL;
+        if (!t)
+            return sr_http_result(req, 0, sr_tokens_expired(a->tokens, req) ? "E2002" : "E2001",
+                                  "not authenticated: POST /api/v1/sessions first, then Authorization: Bearer <token>",
+                                  NULL);
+        c.caller = t;
     }
-    int ok0 = param(&rp, 0, p0, sizeof p0), ok1 = param(&rp, 1, p1, sizeof p1);
-    switch (id) {
-    case SR_R_AP_SESSION_CLOSE:
-        sr_slog(SR_LOG_INFO, "app session closed", "op=%s app=%s", t->op, t->app);
-        sr_tokens_remove(a->tokens, t);
-        return sr_http_no_content(req);
-    case SR_R_AP_CURRENT_VALUES: return current_values(a, req, t);
-    case SR_R_AP_CONTROL: return control_values(a, req, t);
-    case SR_R_AP_MONITOR_START: return monitor_start(a, req, t);
-    case SR_R_AP_MONITOR_LIST: {
-        json_t *items = NULL;
-        if (sr_broker_monitor_list(a->broker, t->op, t->app, &items)) return sr_http_result(req, 0, "E9001", "", NULL);
-        json_t *o = json_pack("{s:o}", "items", items);
-        sr_http_jsonv(req, 200, o);
-        json_decref(o);
-        return;
-    }
-    case SR_R_AP_MONITOR_VALUES:
-        if (!ok0 || !is_id(p0)) return sr_http_result(req, 0, "E3001", "unknown monitorId", NULL);
-        return monitor_values(a, req, t, p0);
-    case SR_R_AP_MONITOR_STOP: {
-        if (!ok0 || !is_id(p0)) return sr_http_result(req, 0, "E3001", "unknown monitorId", NULL);
-        actx *c = ctx_for(req);
-        if (c) sr_broker_monitor_stop(a->broker, t->op, t->app, p0, on_broker_answer, c);
-        return;
-    }
-    case SR_R_AP_REQUEST: {
-        json_t *o = NULL;
-        int rc = ok0 && is_id(p0) ? sr_broker_request_status(a->broker, t->op, t->app, p0, &o) : SR_ENOTFOUND;
-        if (rc == SR_ENOTFOUND) return sr_http_result(req, 0, "E3001", "unknown requestId", NULL);
-        if (rc) return sr_http_result(req, 0, "E9001", sr_strerror(rc), NULL);
-        sr_http_jsonv(req, 200, o);
-        json_decref(o);
-        return;
-    }
-    case SR_R_AP_CERT: {
-        sr_buf pem;
-        sr_buf_init(&pem);
-        int rc = ok0 && ok1 ? sr_broker_cert(a->broker, t->op, p0, p1, &pem) : SR_ENOTFOUND;
-        if (rc == SR_ENOTFOUND || rc == SR_EINVAL) sr_http_result(req, 0, "E3001", "no certificate for that subject", NULL);
-        else if (rc) sr_http_result(req, 0, "E9001", sr_strerror(rc), NULL);
-        else send_pem(req, &pem);
-        sr_buf_release(&pem);
-        return;
-    }
-    case SR_R_AP_MASTERS: return masters(a, req, t, ok0 ? p0 : "");
-    case SR_R_AP_DOC_CREATE:
-    case SR_R_AP_DOC_QUERY:
-        return sr_apif_documents(a, req, t, ok0 ? p0 : "");
-    case SR_R_AP_DOC_GET:
-    case SR_R_AP_DOC_PUT:
-    case SR_R_AP_DOC_DELETE: {
-        char both[1300];
-        snprintf(both, sizeof both, "%s/%s", ok0 ? p0 : "", ok1 ? p1 : "");
-        return sr_apif_documents(a, req, t, both);
-    }
-    case SR_R_AP_FILE_LIST: return sr_apif_files(a, req, t, "");
-    case SR_R_AP_FILE_GET:
-    case SR_R_AP_FILE_PUT:
-    case SR_R_AP_FILE_DELETE:
-        if (!ok0) return sr_http_result(req, 0, "E1001", "path: at most 512 bytes", NULL);
-        return sr_apif_files(a, req, t, p0);
-    case SR_R_AP_LATEST: return stored_latest(a, req, t);
-    case SR_R_AP_STORED: return stored_values(a, req, t);
-    default: return sr_http_result(req, 0, "E3001", "unknown path", NULL);
-    }
+    char m[120];
+    if (sr_route_body_check(r, req->entity.len, m, sizeof m)) return sr_http_result(req, 0, "E1003", m, NULL);
+    r->handler(&c);
 }
 
 int sr_apif_token_known(sr_apif *a, const char *token, size_t len)

@@ -5,6 +5,7 @@
 
 #include "api/apif_http.h"
 #include "api/httpu.h"
+#include "api/routes.h"
 #include "api/workq.h"
 
 #include <stdint.h>
@@ -60,10 +61,18 @@ void sr_apif_job_submit(sr_apif *a, const char *op, sr_apjob *j, uint64_t bytes)
 /* 429 E9002 with Retry-After: 1 */
 void sr_apif_busy_answer(h2o_req_t *req, const char *message);
 
-/* documents: rest is the path below /api/v1/documents/ */
-void sr_apif_documents(sr_apif *a, h2o_req_t *req, const sr_ap_token *t, const char *rest);
-/* files: rest is the path below /api/v1/files/ ("" for the list) */
-void sr_apif_files(sr_apif *a, h2o_req_t *req, const sr_ap_token *t, const char *rest);
+/* The documents and files routes' handlers (rows in sr_apif_routes,
+ * api/apif_http.c; api/routes.h): c->binding is the sr_apif, c->caller the
+ * sr_ap_token. */
+void sr_apif_doc_create(const sr_route_call *c);
+void sr_apif_doc_query(const sr_route_call *c);
+void sr_apif_doc_get(const sr_route_call *c);
+void sr_apif_doc_put(const sr_route_call *c);
+void sr_apif_doc_delete(const sr_route_call *c);
+void sr_apif_file_list(const sr_route_call *c);
+void sr_apif_file_get(const sr_route_call *c);
+void sr_apif_file_put(const sr_route_call *c);
+void sr_apif_file_delete(const sr_route_call *c);
 int sr_apif_store_open(sr_apif *a);
 /* before the engine closes: unfinished uploads not being written are
  * dropped now (their blob writers use the engine's blob store), the others

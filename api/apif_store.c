@@ -51,7 +51,7 @@
 #include <string.h>
 #include <time.h>
 
-enum { DOC_MAX = 1 << 20, PATH_MAX_LEN = 512, READ_STEP = 256 * 1024 };
+enum { PATH_MAX_LEN = 512, READ_STEP = 256 * 1024 };
 
 typedef struct upload {
     char op[72], path[PATH_MAX_LEN + 1], ctype[128], app[72];
@@ -273,7 +273,6 @@ static void dput_after(sr_apjob *j, h2o_req_t *req)
 
 static void doc_put(sr_apif *a, h2o_req_t *req, const sr_ap_token *t, const char *coll, const char *id, uint64_t rev)
 {
-    if (req->entity.len > DOC_MAX) return sr_http_result(req, 0, "E1003", "a document is at most 1 MiB", NULL);
     if (req->entity.len > a->lim.parse_inline_max) {
         dput *d = sr_apif_job_new(req, sizeof *d, dput_run);
         if (!d) return;
@@ -461,43 +460,82 @@ static void doc_query(sr_apif *a, h2o_req_t *req, const sr_ap_token *t, const ch
     sr_apif_job_submit(a, t->op, &q->j, 0);
 }
 
-void sr_apif_documents(sr_apif *a, h2o_req_t *req, const sr_ap_token *t, const char *rest)
+/* A documents route's collection (and documentId when has_id) and If-Match,
+ * checked: 0, or -1 when answered. */
+static int doc_target(const sr_route_call *c, int has_id, char coll[80], char id[80], uint64_t *rev)
 {
-    char coll[80], id[80];
-    const char *slash = strchr(rest, '/');
-    size_t cl = slash ? (size_t)(slash - rest) : strlen(rest);
-    if (cl >= sizeof coll) return sr_http_result(req, 0, "E1001", "collection: [A-Za-z0-9._-]{1,64}", NULL);
-    memcpy(coll, rest, cl);
-    coll[cl] = 0;
-    if (!sr_gw_id_ok(coll)) return sr_http_result(req, 0, "E1001", "collection: [A-Za-z0-9._-]{1,64}", NULL);
-    int has_id = slash && slash[1];
+    h2o_req_t *req = c->req;
+    const char *cp = sr_route_param(c, "collection");
+    if (!cp || strlen(cp) >= 80 || !sr_gw_id_ok(cp)) {
+        sr_http_result(req, 0, "E1001", "collection: [A-Za-z0-9._-]{1,64}", NULL);
+        return -1;
+    }
+    snprintf(coll, 80, "%s", cp);
     if (has_id) {
-        if (strlen(slash + 1) >= sizeof id || !sr_gw_id_ok(slash + 1))
-            return sr_http_result(req, 0, "E1001", "documentId: [A-Za-z0-9._-]{1,64}", NULL);
-        snprintf(id, sizeof id, "%s", slash + 1);
+        const char *ip = sr_route_param(c, "documentId");
+        if (!ip || strlen(ip) >= 80 || !sr_gw_id_ok(ip)) {
+            sr_http_result(req, 0, "E1001", "documentId: [A-Za-z0-9._-]{1,64}", NULL);
+            return -1;
+        }
+        snprintf(id, 80, "%s", ip);
     }
     int bad;
-    uint64_t rev = if_match(req, &bad);
-    if (bad) return sr_http_result(req, 0, "E1001", "If-Match: a revision number", NULL);
-    if (!has_id && sr_http_method(req, "POST")) return doc_put(a, req, t, coll, NULL, 0);
-    if (!has_id && sr_http_method(req, "GET")) return doc_query(a, req, t, coll);
-    if (has_id && sr_http_method(req, "PUT")) return doc_put(a, req, t, coll, id, rev);
-    if (has_id && sr_http_method(req, "GET")) return doc_get(a, req, t, coll, id);
-    if (has_id && sr_http_method(req, "DELETE")) {
-        pjob *j = sr_http_ctx_new(req, sizeof *j);
-        if (!j) return sr_http_result(req, 0, "E9001", "out of memory", NULL);
-        j->a = a;
-        j->what = 1;
-        Suiro__V1__DocumentDelete dd = SUIRO__V1__DOCUMENT_DELETE__INIT;
-        dd.collection = coll;
-        dd.doc_id = id;
-        dd.revision = rev;
-        Suiro__V1__Event ev = SUIRO__V1__EVENT__INIT;
-        ev.body_case = SUIRO__V1__EVENT__BODY_DOC_DELETE;
-        ev.doc_delete = &dd;
-        return submit_ev(a, req, &ev, t, j);
+    *rev = if_match(req, &bad);
+    if (bad) {
+        sr_http_result(req, 0, "E1001", "If-Match: a revision number", NULL);
+        return -1;
     }
-    sr_http_result(req, 405, "E1001", "method not allowed here", NULL);
+    return 0;
+}
+
+void sr_apif_doc_create(const sr_route_call *c)
+{
+    char coll[80], id[80];
+    uint64_t rev;
+    if (!doc_target(c, 0, coll, id, &rev)) doc_put(c->binding, c->req, c->caller, coll, NULL, 0);
+}
+
+void sr_apif_doc_query(const sr_route_call *c)
+{
+    char coll[80], id[80];
+    uint64_t rev;
+    if (!doc_target(c, 0, coll, id, &rev)) doc_query(c->binding, c->req, c->caller, coll);
+}
+
+void sr_apif_doc_put(const sr_route_call *c)
+{
+    char coll[80], id[80];
+    uint64_t rev;
+    if (!doc_target(c, 1, coll, id, &rev)) doc_put(c->binding, c->req, c->caller, coll, id, rev);
+}
+
+void sr_apif_doc_get(const sr_route_call *c)
+{
+    char coll[80], id[80];
+    uint64_t rev;
+    if (!doc_target(c, 1, coll, id, &rev)) doc_get(c->binding, c->req, c->caller, coll, id);
+}
+
+void sr_apif_doc_delete(const sr_route_call *c)
+{
+    sr_apif *a = c->binding;
+    h2o_req_t *req = c->req;
+    const sr_ap_token *t = c->caller;
+    char coll[80], id[80];
+    uint64_t rev;
+    if (doc_target(c, 1, coll, id, &rev)) return;
+    pjob *j = sr_http_ctx_new(req, sizeof *j);
+    if (!j) return sr_http_result(req, 0, "E9001", "out of memory", NULL);
+    j->a = a;
+    j->what = 1;
+    Suiro__V1__DocumentDelete dd = SUIRO__V1__DOCUMENT_DELETE__INIT;
+    dd.collection = coll;
+    dd.doc_id = id;
+    dd.revision = rev;
+    Suiro__V1__Event ev = SUIRO__V1__EVENT__INIT;
+    ev.body_case = SUIRO__V1__EVENT__BODY_DOC_DELETE;
+    ev.doc_delete = &dd;
+    submit_ev(a, req, &ev, t, j);
 }
 
 /* ---- files ------------------------------------------------------------------ */
@@ -953,31 +991,52 @@ static void file_list(sr_apif *a, h2o_req_t *req, const sr_ap_token *t)
     sr_apif_job_submit(a, t->op, &q->j, 0);
 }
 
-void sr_apif_files(sr_apif *a, h2o_req_t *req, const sr_ap_token *t, const char *rest)
+void sr_apif_file_list(const sr_route_call *c) { file_list(c->binding, c->req, c->caller); }
+
+/* a files route's {path}, checked: NULL when answered */
+static const char *file_path(const sr_route_call *c)
 {
-    if (!rest[0]) return file_list(a, req, t);
-    if (!path_ok(rest))
-        return sr_http_result(req, 0, "E1001",
-                              "path: segments of [A-Za-z0-9._-] separated by '/', no '.' or '..', at most 512 bytes",
-                              NULL);
-    if (sr_http_method(req, "PUT")) return file_put(a, req, t, rest);
-    if (sr_http_method(req, "GET")) return file_get(a, req, t, rest);
-    if (sr_http_method(req, "DELETE")) {
-        sr_buf m;
-        sr_buf_init(&m);
-        int rc = sr_engine_file_get(a->eng, t->op, rest, &m);
-        sr_buf_release(&m);
-        if (rc == SR_ENOTFOUND) return sr_http_result(req, 0, "E3001", "unknown file", NULL);
-        pjob *j = sr_http_ctx_new(req, sizeof *j);
-        if (!j) return sr_http_result(req, 0, "E9001", "out of memory", NULL);
-        j->a = a;
-        j->what = 3;
-        Suiro__V1__FileDelete fd = SUIRO__V1__FILE_DELETE__INIT;
-        fd.path = (char *)rest;
-        Suiro__V1__Event ev = SUIRO__V1__EVENT__INIT;
-        ev.body_case = SUIRO__V1__EVENT__BODY_FILE_DELETE;
-        ev.file_delete = &fd;
-        return submit_ev(a, req, &ev, t, j);
-    }
-    sr_http_result(req, 405, "E1001", "method not allowed here", NULL);
+    const char *rest = sr_route_param(c, "path");
+    if (!rest) sr_http_result(c->req, 0, "E1001", "path: at most 512 bytes", NULL);
+    else if (!path_ok(rest))
+        sr_http_result(c->req, 0, "E1001",
+                       "path: segments of [A-Za-z0-9._-] separated by '/', no '.' or '..', at most 512 bytes", NULL);
+    else return rest;
+    return NULL;
+}
+
+void sr_apif_file_put(const sr_route_call *c)
+{
+    const char *rest = file_path(c);
+    if (rest) file_put(c->binding, c->req, c->caller, rest);
+}
+
+void sr_apif_file_get(const sr_route_call *c)
+{
+    const char *rest = file_path(c);
+    if (rest) file_get(c->binding, c->req, c->caller, rest);
+}
+
+void sr_apif_file_delete(const sr_route_call *c)
+{
+    sr_apif *a = c->binding;
+    h2o_req_t *req = c->req;
+    const sr_ap_token *t = c->caller;
+    const char *rest = file_path(c);
+    if (!rest) return;
+    sr_buf m;
+    sr_buf_init(&m);
+    int rc = sr_engine_file_get(a->eng, t->op, rest, &m);
+    sr_buf_release(&m);
+    if (rc == SR_ENOTFOUND) return sr_http_result(req, 0, "E3001", "unknown file", NULL);
+    pjob *j = sr_http_ctx_new(req, sizeof *j);
+    if (!j) return sr_http_result(req, 0, "E9001", "out of memory", NULL);
+    j->a = a;
+    j->what = 3;
+    Suiro__V1__FileDelete fd = SUIRO__V1__FILE_DELETE__INIT;
+    fd.path = (char *)rest;
+    Suiro__V1__Event ev = SUIRO__V1__EVENT__INIT;
+    ev.body_case = SUIRO__V1__EVENT__BODY_FILE_DELETE;
+    ev.file_delete = &fd;
+    submit_ev(a, req, &ev, t, j);
 }

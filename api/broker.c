@@ -2352,26 +2352,78 @@ static void gw_fetch_now(sr_broker *b, const char *op, const char *gw, const sr_
     sr_buf_release(&env);
 }
 
+static void gw_immediate(sr_broker *b, const char *op, const char *gw, const sr_gw_msg *msg, sr_gw_answer_cb cb,
+                         void *ctx)
+{
+    gw_result(b, op, gw, msg, SUIRO__V1__REQUEST_KIND__RK_IMMEDIATE, cb, ctx);
+}
+
+static void gw_control(sr_broker *b, const char *op, const char *gw, const sr_gw_msg *msg, sr_gw_answer_cb cb,
+                       void *ctx)
+{
+    gw_result(b, op, gw, msg, SUIRO__V1__REQUEST_KIND__RK_CONTROL, cb, ctx);
+}
+
+static void gw_cert_req(sr_broker *b, const char *op, const char *gw, const sr_gw_msg *msg, sr_gw_answer_cb cb,
+                        void *ctx)
+{
+    (void)gw;
+    gw_cert(b, op, msg, cb, ctx);
+}
+
+/* The GW-IF message kinds (broker.h): rows of one topic stay together. */
+const sr_gw_kind sr_gw_kinds[] = {
+    {"data/measurements", "/gw/v1/measurements", "GW_MEASUREMENTS", SR_GWK_VALUES, NULL},
+    {"data/immediate", "/gw/v1/immediate-results", "GW_IMMEDIATE_RESULT", SR_GWK_BROKER, gw_immediate},
+    {"data/periodic", "/gw/v1/periodic-values", "GW_PERIODIC_DATA", SR_GWK_BROKER, gw_periodic},
+    {"ack/monitor", "/gw/v1/monitor-acks", "GW_MONITOR_ACK", SR_GWK_BROKER, gw_monitor_ack},
+    {"ack/control", "/gw/v1/control-results", "GW_CONTROL_RESULT", SR_GWK_BROKER, gw_control},
+    {"req/fetch", "/gw/v1/requests/fetch", "GW_FETCH_REQ", SR_GWK_BROKER, gw_fetch_now},
+    {"req/cert", NULL, "GW_CERT_REQ", SR_GWK_BROKER, gw_cert_req},
+    {"status", NULL, "GW_CONNECT", SR_GWK_STATUS, NULL},
+    {"status", NULL, "GW_DISCONNECT", SR_GWK_STATUS, NULL},
+};
+const size_t sr_gw_nkinds = sizeof sr_gw_kinds / sizeof sr_gw_kinds[0];
+
+const sr_gw_kind *sr_gw_kind_of_topic(const char *suffix)
+{
+    for (size_t i = 0; i < sr_gw_nkinds; i++)
+        if (!strcmp(sr_gw_kinds[i].suffix, suffix)) return &sr_gw_kinds[i];
+    return NULL;
+}
+
+const sr_gw_kind *sr_gw_kind_of_route(const char *path)
+{
+    for (size_t i = 0; i < sr_gw_nkinds; i++)
+        if (sr_gw_kinds[i].route && !strcmp(sr_gw_kinds[i].route, path)) return &sr_gw_kinds[i];
+    return NULL;
+}
+
+int sr_gw_kind_type_check(const sr_gw_kind *k, const char *type, const char *where, char *msg, size_t cap)
+{
+    char want[80] = "";
+    size_t wl = 0;
+    for (size_t i = 0; i < sr_gw_nkinds; i++) {
+        if (strcmp(sr_gw_kinds[i].suffix, k->suffix)) continue;
+        if (type && !strcmp(type, sr_gw_kinds[i].type)) return 0;
+        wl += (size_t)snprintf(want + wl, wl < sizeof want ? sizeof want - wl : 0, "%s%s", wl ? " or " : "",
+                               sr_gw_kinds[i].type);
+        if (wl >= sizeof want) wl = sizeof want - 1;
+    }
+    snprintf(msg, cap, "header.messageType: %s is required on %s", want, where);
+    return -1;
+}
+
 void sr_broker_gw_message(sr_broker *b, const char *op, const char *gw, const char *peer, const char *suffix,
                           const sr_gw_msg *msg, sr_gw_answer_cb cb, void *ctx)
 {
     (void)peer;
+    const sr_gw_kind *k = sr_gw_kind_of_topic(suffix);
+    if (!k || k->how != SR_GWK_BROKER) return gw_ack(cb, ctx, "E1001", "not a request topic", NULL);
     /* the message type must be the one of its topic (route) */
-    static const char *const types[][2] = {
-        {"data/immediate", "GW_IMMEDIATE_RESULT"}, {"ack/control", "GW_CONTROL_RESULT"},
-        {"data/periodic", "GW_PERIODIC_DATA"},     {"ack/monitor", "GW_MONITOR_ACK"},
-        {"req/cert", "GW_CERT_REQ"},               {"req/fetch", "GW_FETCH_REQ"},
-    };
-    for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
-        if (!strcmp(suffix, types[i][0]) && (!msg->type || strcmp(msg->type, types[i][1])))
-            return gw_refuse(cb, ctx, "E1001", "header.messageType: %s is required on %s", types[i][1], suffix);
-    if (!strcmp(suffix, "data/immediate")) gw_result(b, op, gw, msg, SUIRO__V1__REQUEST_KIND__RK_IMMEDIATE, cb, ctx);
-    else if (!strcmp(suffix, "ack/control")) gw_result(b, op, gw, msg, SUIRO__V1__REQUEST_KIND__RK_CONTROL, cb, ctx);
-    else if (!strcmp(suffix, "data/periodic")) gw_periodic(b, op, gw, msg, cb, ctx);
-    else if (!strcmp(suffix, "ack/monitor")) gw_monitor_ack(b, op, gw, msg, cb, ctx);
-    else if (!strcmp(suffix, "req/cert")) gw_cert(b, op, msg, cb, ctx);
-    else if (!strcmp(suffix, "req/fetch")) gw_fetch_now(b, op, gw, msg, cb, ctx);
-    else gw_ack(cb, ctx, "E1001", "not a request topic", NULL);
+    char m[200];
+    if (sr_gw_kind_type_check(k, msg->type, suffix, m, sizeof m)) return gw_ack(cb, ctx, "E1001", m, NULL);
+    k->handler(b, op, gw, msg, cb, ctx);
 }
 
 /* ---- presence -------------------------------------------------------------- */

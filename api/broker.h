@@ -87,10 +87,44 @@ typedef struct sr_gw_answer {
 } sr_gw_answer;
 typedef void (*sr_gw_answer_cb)(void *ctx, const sr_gw_answer *a);
 
-/* A gateway message for the broker: suffix is its topic below R
- * ("data/immediate", "data/periodic", "ack/monitor", "ack/control",
- * "req/fetch", "req/cert"). cb is called exactly once, maybe before this
- * returns. msg is borrowed for the call only. */
+/*
+ * The GW-IF message kinds (../shared/docs/interface.md, "GW-IF"): one row
+ * per (topic, messageType), shared by the MQTT server (api/server.c), the
+ * HTTP binding (api/gwif_http.c) and the broker. A message's
+ * header.messageType must be its kind's (sr_gw_kind_type_check): otherwise
+ * E1001 naming header.messageType, nothing stored, on every binding.
+ *
+ * How to add a kind: one row in sr_gw_kinds (api/broker.c) with its broker
+ * handler there; an HTTP route also has its row in sr_gwif_routes
+ * (api/gwif_http.c, handler gw_message) -- tests/api/test_routes.c checks
+ * the two agree.
+ */
+typedef enum sr_gw_kind_how {
+    SR_GWK_VALUES = 1, /* the binding stores body.values as a measurements event (api/gwif_json.h) */
+    SR_GWK_STATUS,     /* the MQTT server records a session event */
+    SR_GWK_BROKER,     /* handler: the broker's (sr_broker_gw_message) */
+} sr_gw_kind_how;
+typedef struct sr_gw_kind {
+    const char *suffix; /* the topic below R ("data/measurements") */
+    const char *route;  /* the HTTP binding's POST path, NULL: MQTT only */
+    const char *type;   /* header.messageType */
+    sr_gw_kind_how how;
+    void (*handler)(sr_broker *b, const char *op, const char *gw, const sr_gw_msg *msg, sr_gw_answer_cb cb,
+                    void *ctx); /* SR_GWK_BROKER: answers through cb, exactly once */
+} sr_gw_kind;
+extern const sr_gw_kind sr_gw_kinds[];
+extern const size_t sr_gw_nkinds;
+/* The first row of a topic suffix, or of an HTTP route (path); NULL if none. */
+const sr_gw_kind *sr_gw_kind_of_topic(const char *suffix);
+const sr_gw_kind *sr_gw_kind_of_route(const char *path);
+/* 0 if type (may be NULL) is a messageType of k's topic; else -1 with msg
+ * "header.messageType: GW_X is required on WHERE" (where: the topic or the
+ * route it arrived on). */
+int sr_gw_kind_type_check(const sr_gw_kind *k, const char *type, const char *where, char *msg, size_t cap);
+
+/* A gateway message for the broker: suffix is its topic below R (a row of
+ * sr_gw_kinds with SR_GWK_BROKER). cb is called exactly once, maybe before
+ * this returns. msg is borrowed for the call only. */
 void sr_broker_gw_message(sr_broker *b, const char *op, const char *gw, const char *peer, const char *suffix,
                           const sr_gw_msg *msg, sr_gw_answer_cb cb, void *ctx);
 

@@ -42,6 +42,9 @@
  * E(section, key, field, default, "a|b|c", doc)       char field[16], one of the words
  * Rows of a section stay together (--print-config prints them in this order).
  */
+#ifndef SR_TEST_CONFIG_KEYS
+#define SR_TEST_CONFIG_KEYS(U, S, E) /* the test build's extra rows (tests/support/tabletest.h) */
+#endif
 #define SR_CONFIG_KEYS(U, S, E)                                                                                        \
     S(engine, data_dir, data_dir, 1024, "./suiro-data", "the data directory (create it with suiro init)")              \
     S(engine, key_file, key_file, 1024, "", "the log's 256-bit key file; empty: no encryption")                        \
@@ -124,7 +127,8 @@
     U(login, workers, login_workers, 2, 1, 64, "scrypt threads")                                                       \
     U(login, queue_max, login_queue_max, 1024, 1, 100000, "logins waiting for a check")                                \
     U(login, queue_per_address, login_queue_per_address, 256, 1, 100000, "logins of one address waiting")              \
-    E(log, level, log_level, "info", "debug|info|warn|error", "logfmt lines on standard error from this level")
+    E(log, level, log_level, "info", "debug|info|warn|error", "logfmt lines on standard error from this level")        \
+    SR_TEST_CONFIG_KEYS(U, S, E)
 
 typedef struct sr_config {
 #define SR_CFG_U_(sec, key, field, def, lo, hi, doc) uint32_t field;

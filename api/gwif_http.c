@@ -321,7 +321,8 @@ typedef struct vcheck {
     sr_work w;
     sr_gwhttp *g;
     sr_engine *eng;
-    char op[72], gw[72], suffix[40];
+    char op[72], gw[72];
+    const sr_gw_kind *kind; /* its row (api/broker.h) */
     uint8_t *data;
     size_t len;
     sr_gw_checked r;
@@ -337,11 +338,20 @@ static void vcheck_free(sr_http_ctx *h)
 static void vcheck_work(sr_work *w)
 {
     vcheck *v = SR_CONTAINER(w, vcheck, w);
-    sr_gw_check(v->eng, v->op, v->gw, v->data, v->len, !v->suffix[0], &v->r);
+    sr_gw_check(v->eng, v->op, v->gw, v->data, v->len, v->kind->how == SR_GWK_VALUES, &v->r);
 }
 
 static void to_broker(sr_gwhttp *g, h2o_req_t *req, const char *op, const char *gw, const char *suffix,
                       const sr_gw_msg *msg);
+
+/* 1 (answered E1001) if type is not a messageType of the route's kind */
+static int type_refused(h2o_req_t *req, const sr_gw_kind *k, const char *type)
+{
+    char m[200];
+    if (!sr_gw_kind_type_check(k, type, k->route, m, sizeof m)) return 0;
+    respond_result(req, SR_GW_E_PARAM, m, NULL);
+    return 1;
+}
 
 static void vcheck_done(sr_work *w, int status)
 {
@@ -351,21 +361,22 @@ static void vcheck_done(sr_work *w, int status)
     if (v->h.req) {
         if (status) respond_transient(v->h.req, v->op, v->gw, SR_GW_E_INTERNAL, "the message could not be checked");
         else if (v->g->closing) respond_transient(v->h.req, v->op, v->gw, SR_GW_E_BUSY, "the server is stopping");
-        else if (v->suffix[0] && v->r.parse_rc)
+        else if (v->kind->how != SR_GWK_VALUES && v->r.parse_rc)
             respond_result(v->h.req, v->r.err.code, v->r.err.message, v->r.err.detail);
-        else if (v->suffix[0])
-            to_broker(v->g, v->h.req, v->op, v->gw, v->suffix, &v->r.msg);
+        else if (v->kind->how != SR_GWK_VALUES)
+            to_broker(v->g, v->h.req, v->op, v->gw, v->kind->suffix, &v->r.msg);
         else {
             sr_gw_checked *k = &v->r;
             int rc = k->fast == 0 ? SR_OK : k->parse_rc ? k->parse_rc : k->values_rc;
-            submit_checked(v->g, v->h.req, v->op, v->gw, rc, &k->ev, &k->err);
+            if (!(k->fast == 0 || !k->parse_rc) || !type_refused(v->h.req, v->kind, k->fast == 0 ? k->fm.type : k->msg.type))
+                submit_checked(v->g, v->h.req, v->op, v->gw, rc, &k->ev, &k->err);
         }
     }
     sr_http_ctx_unref(&v->h);
 }
 
-/* 1 if the message went to the worker queue (suffix: a broker message's) */
-static int check_async(sr_gwhttp *g, h2o_req_t *req, const token *t, const char *suffix)
+/* 1 if the message (of kind k) went to the worker queue */
+static int check_async(sr_gwhttp *g, h2o_req_t *req, const token *t, const sr_gw_kind *k)
 {
     if (!g->wq || req->entity.len <= g->parse_inline_max) return 0;
     vcheck *v = sr_http_ctx_new(req, sizeof *v);
@@ -378,7 +389,7 @@ static int check_async(sr_gwhttp *g, h2o_req_t *req, const token *t, const char 
     v->eng = g->eng;
     snprintf(v->op, sizeof v->op, "%s", t->op);
     snprintf(v->gw, sizeof v->gw, "%s", t->gw);
-    snprintf(v->suffix, sizeof v->suffix, "%s", suffix ? suffix : "");
+    v->kind = k;
     v->w.work = vcheck_work;
     v->w.done = vcheck_done;
     v->h.refs++;
@@ -390,9 +401,9 @@ static int check_async(sr_gwhttp *g, h2o_req_t *req, const token *t, const char 
     return 1;
 }
 
-static void post_values(sr_gwhttp *g, h2o_req_t *req, const token *t)
+static void post_values(sr_gwhttp *g, h2o_req_t *req, const token *t, const sr_gw_kind *k)
 {
-    if (check_async(g, req, t, NULL)) return;
+    if (check_async(g, req, t, k)) return;
     sr_gw_msg msg;
     sr_gw_err err;
     memset(&err, 0, sizeof err);
@@ -402,12 +413,16 @@ static void post_values(sr_gwhttp *g, h2o_req_t *req, const token *t)
     int rc;
     size_t nv = 0;
     memset(&msg, 0, sizeof msg);
-    if (sr_gw_fast(g->eng, t->op, t->gw, req->entity.base, req->entity.len, &fm, &ev) == 0)
+    if (sr_gw_fast(g->eng, t->op, t->gw, req->entity.base, req->entity.len, &fm, &ev) == 0) {
         rc = SR_OK; /* one pass, no JSON tree */
-    else if (!(rc = sr_gw_parse(req->entity.base, req->entity.len, &msg, &err)))
+        if (type_refused(req, k, fm.type)) goto done;
+    } else if (!(rc = sr_gw_parse(req->entity.base, req->entity.len, &msg, &err))) {
+        if (type_refused(req, k, msg.type)) goto done;
         rc = sr_gw_values_event(g->eng, t->op, t->gw, msg.message_id, json_object_get(msg.body, "values"), &ev,
                                      &nv, &err);
+    }
     submit_checked(g, req, t->op, t->gw, rc, &ev, &err);
+done:
     sr_buf_release(&ev);
     sr_gw_msg_release(&msg);
     sr_gw_err_clear(&err);
@@ -447,16 +462,16 @@ static void to_broker(sr_gwhttp *g, h2o_req_t *req, const char *op, const char *
     }
 }
 
-static void broker_message(sr_gwhttp *g, h2o_req_t *req, const token *t, const char *suffix)
+static void broker_message(sr_gwhttp *g, h2o_req_t *req, const token *t, const sr_gw_kind *k)
 {
-    if (check_async(g, req, t, suffix)) return; /* a large one is parsed on a worker */
+    if (check_async(g, req, t, k)) return; /* a large one is parsed on a worker */
     sr_gw_msg msg;
     sr_gw_err err;
     memset(&err, 0, sizeof err);
     if (sr_gw_parse(req->entity.base, req->entity.len, &msg, &err) != SR_OK) {
         respond_result(req, err.code, err.message, err.detail);
     } else
-        to_broker(g, req, t->op, t->gw, suffix, &msg);
+        to_broker(g, req, t->op, t->gw, k->suffix, &msg);
     sr_gw_msg_release(&msg);
     sr_gw_err_clear(&err);
 }
@@ -490,8 +505,12 @@ static void on_fetch_dispose(void *slot)
     }
 }
 
-static void fetch(sr_gwhttp *g, h2o_req_t *req, const token *t)
+/* POST /gw/v1/requests/fetch: the long poll (MQTT's R/req/fetch is the broker's gw_fetch_now) */
+static void fetch(const sr_route_call *rc)
 {
+    sr_gwhttp *g = rc->binding;
+    h2o_req_t *req = rc->req;
+    const token *t = rc->caller;
     sr_gw_msg msg;
     sr_gw_err err;
     memset(&err, 0, sizeof err);
@@ -499,6 +518,7 @@ static void fetch(sr_gwhttp *g, h2o_req_t *req, const token *t)
         respond_result(req, err.code, err.message, err.detail);
         goto done;
     }
+    if (type_refused(req, sr_gw_kind_of_route(rc->route->path), msg.type)) goto done;
     json_t *mx = json_object_get(msg.body, "maxItems"), *wt = json_object_get(msg.body, "waitMs");
     if ((mx && (!json_is_integer(mx) || json_integer_value(mx) < 1 || json_integer_value(mx) > 1000)) ||
         (wt && (!json_is_integer(wt) || json_integer_value(wt) < 0 || json_integer_value(wt) > 60000))) {
@@ -525,24 +545,20 @@ done:
     sr_gw_err_clear(&err);
 }
 
-static void certificate(sr_gwhttp *g, h2o_req_t *req, const token *t)
+static void certificate(const sr_route_call *c)
 {
-    char rest[200], subject[16];
-    h2o_iovec_t p = req->path_normalized;
-    size_t pl = strlen("/gw/v1/certificates/");
-    if (p.len - pl >= sizeof rest) return respond_result(req, "E3001", "unknown certificate", NULL);
-    memcpy(rest, p.base + pl, p.len - pl);
-    rest[p.len - pl] = 0;
-    char *slash = strchr(rest, '/');
-    if (!slash || (size_t)(slash - rest) >= sizeof subject)
-        return respond_result(req, "E3001", "certificates/{platform|app}/{id}", NULL);
-    memcpy(subject, rest, (size_t)(slash - rest));
-    subject[slash - rest] = 0;
+    sr_gwhttp *g = c->binding;
+    h2o_req_t *req = c->req;
+    const token *t = c->caller;
+    const char *subject = sr_route_param(c, "subjectType"), *id = sr_route_param(c, "subjectId");
+    if (!subject || !id || strlen(subject) + strlen(id) + 1 >= 200)
+        return respond_result(req, "E3001", "unknown certificate", NULL);
+    if (strlen(subject) >= 16) return respond_result(req, "E3001", "certificates/{platform|app}/{id}", NULL);
     sr_buf pem;
     sr_buf_init(&pem);
     int rc = strcmp(subject, "platform") && strcmp(subject, "app") && strcmp(subject, "gateway")
                  ? SR_ENOTFOUND
-                 : sr_broker_cert(g->broker, t->op, subject, slash + 1, &pem);
+                 : sr_broker_cert(g->broker, t->op, subject, id, &pem);
     if (rc == SR_ENOTFOUND || rc == SR_EINVAL) respond_result(req, "E3001", "no certificate for that subject", NULL);
     else if (rc) respond_result(req, SR_GW_E_INTERNAL, sr_strerror(rc), NULL);
     else {
@@ -555,6 +571,39 @@ static void certificate(sr_gwhttp *g, h2o_req_t *req, const token *t)
     }
     sr_buf_release(&pem);
 }
+
+static void open_session_route(const sr_route_call *c) { open_session(c->binding, c->req); }
+
+static void session_close(const sr_route_call *c)
+{
+    sr_gwhttp *g = c->binding;
+    sr_tokens_remove(g->tokens, (void *)c->caller);
+    sr_http_no_content(c->req);
+}
+
+/* a GW-IF message kind's route (sr_gw_kinds, api/broker.h) */
+static void gw_message(const sr_route_call *c)
+{
+    const sr_gw_kind *k = sr_gw_kind_of_route(c->route->path);
+    if (!k) return respond_result(c->req, "E3001", "unknown path", NULL); /* test_routes: never */
+    if (k->how == SR_GWK_VALUES) post_values(c->binding, c->req, c->caller, k);
+    else broker_message(c->binding, c->req, c->caller, k);
+}
+
+/* The GW-IF HTTP routes (api/routes.h). A message kind's route is also in
+ * sr_gw_kinds (api/broker.c), with handler gw_message. */
+const sr_route sr_gwif_routes[] = {
+    {"POST", "/gw/v1/sessions", open_session_route, SR_CALLER_NONE, SR_BODY_HTTP_MAX},
+    {"DELETE", "/gw/v1/sessions/current", session_close, SR_CALLER_GATEWAY, SR_BODY_HTTP_MAX},
+    {"POST", "/gw/v1/measurements", gw_message, SR_CALLER_GATEWAY, SR_BODY_HTTP_MAX},
+    {"POST", "/gw/v1/immediate-results", gw_message, SR_CALLER_GATEWAY, SR_BODY_HTTP_MAX},
+    {"POST", "/gw/v1/periodic-values", gw_message, SR_CALLER_GATEWAY, SR_BODY_HTTP_MAX},
+    {"POST", "/gw/v1/monitor-acks", gw_message, SR_CALLER_GATEWAY, SR_BODY_HTTP_MAX},
+    {"POST", "/gw/v1/control-results", gw_message, SR_CALLER_GATEWAY, SR_BODY_HTTP_MAX},
+    {"POST", "/gw/v1/requests/fetch", fetch, SR_CALLER_GATEWAY, SR_BODY_HTTP_MAX},
+    {"GET", "/gw/v1/certificates/{subjectType}/{subjectId}", certificate, SR_CALLER_GATEWAY, SR_BODY_HTTP_MAX},
+};
+const size_t sr_gwif_nroutes = sizeof sr_gwif_routes / sizeof sr_gwif_routes[0];
 
 static int on_req(h2o_handler_t *self, h2o_req_t *req)
 {
@@ -571,41 +620,35 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
         sr_apif_handle(g->apif, req);
         return 0;
     }
-    sr_route_params rp;
+    /* the dispatcher: the row, its caller authenticated once, its body
+     * limit, then its handler */
+    sr_route_call c;
     int known;
-    sr_route_id id = sr_route_find(req->method.base, req->method.len, req->path_normalized.base,
-                                   req->path_normalized.len, &rp, &known);
-    if (id == SR_R_NONE) {
+    const sr_route *r = sr_route_find(sr_gwif_routes, sr_gwif_nroutes, req->method.base, req->method.len,
+                                      req->path_normalized.base, req->path_normalized.len, &c, &known);
+    if (!r) {
         sr_http_result(req, known ? 405 : 0, known ? SR_GW_E_PARAM : "E3001",
                        known ? "method not allowed on this path" : "unknown path", NULL);
         return 0;
     }
-    if (id == SR_R_GW_SESSION_OPEN) {
-        open_session(g, req);
+    c.binding = g;
+    c.req = req;
+    c.caller = NULL;
+    if (r->caller != SR_CALLER_NONE) {
+        const token *t = r->caller == SR_CALLER_GATEWAY ? token_find(g, req) : NULL;
+        if (!t) {
+            respond_result(req, sr_tokens_expired(g->tokens, req) ? "E2002" : "E2001",
+                           "not authenticated: POST /gw/v1/sessions first, then Authorization: Bearer <token>", NULL);
+            return 0;
+        }
+        c.caller = t;
+    }
+    char m[120];
+    if (sr_route_body_check(r, req->entity.len, m, sizeof m)) {
+        respond_result(req, "E1003", m, NULL);
         return 0;
     }
-    const token *t = token_find(g, req);
-    if (!t) {
-        respond_result(req, sr_tokens_expired(g->tokens, req) ? "E2002" : "E2001",
-                       "not authenticated: POST /gw/v1/sessions first, then Authorization: Bearer <token>",
-                       NULL);
-        return 0;
-    }
-    switch (id) {
-    case SR_R_GW_SESSION_CLOSE: {
-        sr_tokens_remove(g->tokens, (void *)t);
-        sr_http_no_content(req);
-        break;
-    }
-    case SR_R_GW_MEASUREMENTS: post_values(g, req, t); break;
-    case SR_R_GW_IMMEDIATE: broker_message(g, req, t, "data/immediate"); break;
-    case SR_R_GW_PERIODIC: broker_message(g, req, t, "data/periodic"); break;
-    case SR_R_GW_MONITOR_ACK: broker_message(g, req, t, "ack/monitor"); break;
-    case SR_R_GW_CONTROL_RESULT: broker_message(g, req, t, "ack/control"); break;
-    case SR_R_GW_FETCH: fetch(g, req, t); break;
-    case SR_R_GW_CERT: certificate(g, req, t); break;
-    default: respond_result(req, "E3001", "unknown path", NULL); break;
-    }
+    r->handler(&c);
     return 0;
 }
 

@@ -1,58 +1,40 @@
-/* api/routes.c -- see routes.h. */
+/* api/routes.c -- the route matcher and the one list of routes; see routes.h. */
 #include "api/routes.h"
 
+#include <stdio.h>
 #include <string.h>
 
-const sr_route sr_routes[] = {
-    {"POST", "/api/v1/sessions", SR_R_AP_SESSION_OPEN},
-    {"DELETE", "/api/v1/sessions/current", SR_R_AP_SESSION_CLOSE},
-    {"GET", "/api/v1/masters/{kind}", SR_R_AP_MASTERS},
-    {"POST", "/api/v1/current-values", SR_R_AP_CURRENT_VALUES},
-    {"POST", "/api/v1/monitors", SR_R_AP_MONITOR_START},
-    {"GET", "/api/v1/monitors", SR_R_AP_MONITOR_LIST},
-    {"DELETE", "/api/v1/monitors/{monitorId}", SR_R_AP_MONITOR_STOP},
-    {"GET", "/api/v1/monitors/{monitorId}/values", SR_R_AP_MONITOR_VALUES},
-    {"POST", "/api/v1/control-values", SR_R_AP_CONTROL},
-    {"GET", "/api/v1/certificates/{subjectType}/{subjectId}", SR_R_AP_CERT},
-    {"GET", "/api/v1/requests/{requestId}", SR_R_AP_REQUEST},
-    {"GET", "/api/v1/stored-values", SR_R_AP_STORED},
-    {"GET", "/api/v1/stored-values/latest", SR_R_AP_LATEST},
-    {"POST", "/api/v1/documents/{collection}", SR_R_AP_DOC_CREATE},
-    {"GET", "/api/v1/documents/{collection}", SR_R_AP_DOC_QUERY},
-    {"GET", "/api/v1/documents/{collection}/{documentId}", SR_R_AP_DOC_GET},
-    {"PUT", "/api/v1/documents/{collection}/{documentId}", SR_R_AP_DOC_PUT},
-    {"DELETE", "/api/v1/documents/{collection}/{documentId}", SR_R_AP_DOC_DELETE},
-    {"GET", "/api/v1/files", SR_R_AP_FILE_LIST},
-    {"GET", "/api/v1/files/{path}", SR_R_AP_FILE_GET},
-    {"PUT", "/api/v1/files/{path}", SR_R_AP_FILE_PUT},
-    {"DELETE", "/api/v1/files/{path}", SR_R_AP_FILE_DELETE},
-    {"POST", "/gw/v1/sessions", SR_R_GW_SESSION_OPEN},
-    {"DELETE", "/gw/v1/sessions/current", SR_R_GW_SESSION_CLOSE},
-    {"POST", "/gw/v1/measurements", SR_R_GW_MEASUREMENTS},
-    {"POST", "/gw/v1/immediate-results", SR_R_GW_IMMEDIATE},
-    {"POST", "/gw/v1/periodic-values", SR_R_GW_PERIODIC},
-    {"POST", "/gw/v1/monitor-acks", SR_R_GW_MONITOR_ACK},
-    {"POST", "/gw/v1/control-results", SR_R_GW_CONTROL_RESULT},
-    {"POST", "/gw/v1/requests/fetch", SR_R_GW_FETCH},
-    {"GET", "/gw/v1/certificates/{subjectType}/{subjectId}", SR_R_GW_CERT},
+const sr_route_list sr_route_lists[] = {
+    {"AP-IF", sr_apif_routes, &sr_apif_nroutes},
+    {"GW-IF", sr_gwif_routes, &sr_gwif_nroutes},
 };
-const size_t sr_nroutes = sizeof sr_routes / sizeof sr_routes[0];
+const size_t sr_nroute_lists = sizeof sr_route_lists / sizeof sr_route_lists[0];
 
-/* match template t against path; fills p */
-static int match(const char *t, const char *path, size_t plen, sr_route_params *p)
+/* is t (at a '{') the last "{path}" of its pattern: it takes the rest */
+static int is_rest(const char *t) { return !strncmp(t, "{path}", 6) && t[6] == 0; }
+
+/* match pattern t against path; fills c's parameters */
+static int match(const char *t, const char *path, size_t plen, sr_route_call *c)
 {
     size_t i = 0;
-    p->n = 0;
+    c->nparams = 0;
     while (*t) {
         if (*t == '{') {
             const char *close = strchr(t, '}');
-            if (!close) return 0;
-            int rest = !strncmp(t, "{path}", 6) && close[1] == 0;
+            if (!close || c->nparams == SR_ROUTE_PARAMS) return 0;
+            int rest = is_rest(t);
             size_t start = i;
             while (i < plen && (rest || path[i] != '/')) i++;
-            if (i == start || p->n == 3) return 0;
-            p->v[p->n] = path + start;
-            p->len[p->n++] = i - start;
+            if (i == start) return 0;
+            size_t k = c->nparams++, len = i - start;
+            c->name[k] = t + 1;
+            c->name_len[k] = (size_t)(close - t - 1);
+            c->too_long[k] = len >= SR_ROUTE_PARAM_MAX;
+            if (!c->too_long[k]) {
+                memcpy(c->value[k], path + start, len);
+                c->value[k][len] = 0;
+            } else
+                c->value[k][0] = 0;
             t = close + 1;
             continue;
         }
@@ -63,18 +45,70 @@ static int match(const char *t, const char *path, size_t plen, sr_route_params *
     return i == plen;
 }
 
-sr_route_id sr_route_find(const char *method, size_t mlen, const char *path, size_t plen, sr_route_params *p,
-                          int *path_known)
+const sr_route *sr_route_find(const sr_route *rows, size_t n, const char *method, size_t mlen, const char *path,
+                              size_t plen, sr_route_call *c, int *path_known)
 {
     *path_known = 0;
-    sr_route_params tmp;
-    for (size_t k = 0; k < sr_nroutes; k++) {
-        if (!match(sr_routes[k].path, path, plen, &tmp)) continue;
+    for (size_t k = 0; k < n; k++) {
+        if (!match(rows[k].path, path, plen, c)) continue;
         *path_known = 1;
-        if (strlen(sr_routes[k].method) == mlen && !memcmp(sr_routes[k].method, method, mlen)) {
-            *p = tmp;
-            return sr_routes[k].id;
+        if (strlen(rows[k].method) == mlen && !memcmp(rows[k].method, method, mlen)) {
+            c->route = &rows[k];
+            return &rows[k];
         }
     }
-    return SR_R_NONE;
+    c->route = NULL;
+    c->nparams = 0;
+    return NULL;
+}
+
+const char *sr_route_param(const sr_route_call *c, const char *name)
+{
+    size_t nl = strlen(name);
+    for (size_t k = 0; k < c->nparams; k++)
+        if (c->name_len[k] == nl && !memcmp(c->name[k], name, nl)) return c->too_long[k] ? NULL : c->value[k];
+    return NULL;
+}
+
+int sr_route_body_check(const sr_route *r, size_t len, char *msg, size_t cap)
+{
+    if (len <= r->body_max) return 0;
+    size_t m = r->body_max;
+    if (m >= (1u << 20) && m % (1u << 20) == 0) snprintf(msg, cap, "payload too large: this request's body is at most %zu MiB", m >> 20);
+    else if (m >= 1024 && m % 1024 == 0) snprintf(msg, cap, "payload too large: this request's body is at most %zu KiB", m >> 10);
+    else snprintf(msg, cap, "payload too large: this request's body is at most %zu bytes", m);
+    return -1;
+}
+
+/* ---- overlap (invariant 2) -------------------------------------------------- */
+
+/* the segment of p at *i: [s, s+len); kind 0 literal, 1 "{name}", 2 the rest "{path}" */
+static int seg(const char *p, size_t *len, int *kind)
+{
+    size_t l = 0;
+    while (p[l] && p[l] != '/') l++;
+    *len = l;
+    *kind = p[0] != '{' ? 0 : is_rest(p) ? 2 : 1;
+    return l > 0 || *p == 0;
+}
+
+static int overlap_at(const char *a, const char *b)
+{
+    if (!*a || !*b) return !*a && !*b;
+    size_t la, lb;
+    int ka, kb;
+    seg(a, &la, &ka);
+    seg(b, &lb, &kb);
+    if (ka == 2 || kb == 2) return 1; /* the rest matches any non-empty rest; the other side has one */
+    if (ka == 0 && kb == 0 && (la != lb || memcmp(a, b, la))) return 0;
+    const char *na = a + la, *nb = b + lb;
+    if (*na != *nb) return 0; /* one ends here, the other goes on */
+    if (*na == '/') na++, nb++;
+    return overlap_at(na, nb);
+}
+
+int sr_route_overlap(const char *a, const char *b)
+{
+    if (*a == '/' && *b == '/') return overlap_at(a + 1, b + 1);
+    return overlap_at(a, b);
 }

@@ -1,69 +1,106 @@
 /*
- * api/routes.h -- every HTTP route of the server in one table: the routers
- * (api/apif_http.c, api/gwif_http.c) dispatch through it, `suiro routes`
- * prints it, and a test checks it against docs/api/openapi.yaml.
+ * api/routes.h -- every HTTP route of the server as table rows:
+ * {method, path pattern with named parameters, handler, who may call it,
+ * body limit}. The rows live next to their handlers (sr_apif_routes in
+ * api/apif_http.c, sr_gwif_routes in api/gwif_http.c); sr_route_lists
+ * (routes.c) is the one list of them that the dispatchers read, `suiro
+ * routes` prints and the OpenAPI check (tests/integration/test_openapi.sh)
+ * and tests/api/test_routes.c compare with docs/api/openapi.yaml.
+ *
+ * A binding's dispatcher (sr_apif_handle, gwif_http.c on_req) finds the
+ * row (sr_route_find: 404 unknown path, 405 a known path with another
+ * method), authenticates the row's caller class once, refuses a body over
+ * the row's limit (413 E1003, sr_route_body_check), and calls the handler,
+ * which takes its parameters by name (sr_route_param).
+ *
+ * Invariants (tests/api/test_routes.c):
+ *  1. Every row has a method, a path under /api/v1/ (AP-IF) or /gw/v1/
+ *     (GW-IF), a handler, a caller class and a body limit (not 0).
+ *  2. No two rows of the lists match the same (method, path): a path
+ *     segment "{name}" matches one non-empty segment, a last "{path}" the
+ *     non-empty rest (slashes included).
+ *  3. Parameters are slices of the strictly percent-decoded path
+ *     (sr_http_check_request has run), copied NUL-terminated; a value of
+ *     SR_ROUTE_PARAM_MAX bytes or more is NULL (the handler refuses it).
  */
 #ifndef SR_ROUTES_H
 #define SR_ROUTES_H
 
 #include <stddef.h>
+#include <stdint.h>
 
-typedef enum sr_route_id {
-    SR_R_NONE = 0,
-    /* AP-IF */
-    SR_R_AP_SESSION_OPEN,
-    SR_R_AP_SESSION_CLOSE,
-    SR_R_AP_MASTERS,
-    SR_R_AP_CURRENT_VALUES,
-    SR_R_AP_MONITOR_START,
-    SR_R_AP_MONITOR_LIST,
-    SR_R_AP_MONITOR_STOP,
-    SR_R_AP_MONITOR_VALUES,
-    SR_R_AP_CONTROL,
-    SR_R_AP_CERT,
-    SR_R_AP_REQUEST,
-    SR_R_AP_STORED,
-    SR_R_AP_LATEST,
-    SR_R_AP_DOC_CREATE,
-    SR_R_AP_DOC_QUERY,
-    SR_R_AP_DOC_GET,
-    SR_R_AP_DOC_PUT,
-    SR_R_AP_DOC_DELETE,
-    SR_R_AP_FILE_LIST,
-    SR_R_AP_FILE_GET,
-    SR_R_AP_FILE_PUT,
-    SR_R_AP_FILE_DELETE,
-    /* GW-IF HTTP binding */
-    SR_R_GW_SESSION_OPEN,
-    SR_R_GW_SESSION_CLOSE,
-    SR_R_GW_MEASUREMENTS,
-    SR_R_GW_IMMEDIATE,
-    SR_R_GW_PERIODIC,
-    SR_R_GW_MONITOR_ACK,
-    SR_R_GW_CONTROL_RESULT,
-    SR_R_GW_FETCH,
-    SR_R_GW_CERT,
-} sr_route_id;
+struct st_h2o_req_t;
 
-typedef struct sr_route {
+/* who may call a route: the dispatcher authenticates the caller once */
+typedef enum sr_caller {
+    SR_CALLER_NONE = 1, /* anyone (the session routes: the handler checks the secret) */
+    SR_CALLER_APP,      /* an AP-IF session token (the handler gets its sr_ap_token) */
+    SR_CALLER_GATEWAY,  /* a GW-IF session token */
+    SR_CALLER_ADMIN,    /* an administrator (issue #14: /admin/v1) */
+} sr_caller;
+
+/* body limits: bytes, or [http] max_body (enforced by h2o before any handler) */
+#define SR_BODY_HTTP_MAX SIZE_MAX
+#define SR_BODY_SMALL (128u << 10) /* JSON parsed on the loop (sessions, current values, control, monitors) */
+#define SR_BODY_DOC (1u << 20)     /* one document */
+
+enum { SR_ROUTE_PARAMS = 3, SR_ROUTE_PARAM_MAX = 600 };
+
+typedef struct sr_route sr_route;
+
+/* One matched request, for its handler. */
+typedef struct sr_route_call {
+    const sr_route *route;
+    void *binding;              /* the dispatcher's: sr_apif * (AP-IF), sr_gwhttp * (GW-IF) */
+    struct st_h2o_req_t *req;
+    const void *caller;         /* the authenticated caller's token payload; NULL for SR_CALLER_NONE */
+    size_t nparams;
+    const char *name[SR_ROUTE_PARAMS]; /* into route->path, not terminated: name_len */
+    size_t name_len[SR_ROUTE_PARAMS];
+    int too_long[SR_ROUTE_PARAMS];
+    char value[SR_ROUTE_PARAMS][SR_ROUTE_PARAM_MAX];
+} sr_route_call;
+
+typedef void (*sr_route_fn)(const sr_route_call *c);
+
+struct sr_route {
     const char *method;
-    const char *path; /* "{name}" matches one segment; a last "{path}" matches the rest */
-    sr_route_id id;
-} sr_route;
+    const char *path; /* "/api/v1/documents/{collection}/{documentId}"; a last "{path}" matches the rest */
+    sr_route_fn handler;
+    sr_caller caller;
+    size_t body_max; /* bytes, SR_BODY_HTTP_MAX for [http] max_body */
+};
 
-extern const sr_route sr_routes[];
-extern const size_t sr_nroutes;
+/* The rows of each binding, next to their handlers. */
+extern const sr_route sr_apif_routes[];
+extern const size_t sr_apif_nroutes;
+extern const sr_route sr_gwif_routes[];
+extern const size_t sr_gwif_nroutes;
 
-/* Up to 3 path parameters, as slices of the request path. */
-typedef struct sr_route_params {
-    const char *v[3];
-    size_t len[3];
-    size_t n;
-} sr_route_params;
+/* The one list: every binding's rows. */
+typedef struct sr_route_list {
+    const char *binding; /* "AP-IF", "GW-IF" */
+    const sr_route *rows;
+    const size_t *n;
+} sr_route_list;
+extern const sr_route_list sr_route_lists[];
+extern const size_t sr_nroute_lists;
 
-/* The route of (method, path); SR_R_NONE if none. *method_ok is 0 when the
- * path exists but not with this method (405). */
-sr_route_id sr_route_find(const char *method, size_t mlen, const char *path, size_t plen, sr_route_params *p,
-                          int *path_known);
+/* The row of (method, path) among rows[0..n), with c's parameters filled;
+ * NULL if none, and then *path_known is 1 when the path matches a row with
+ * another method (405), 0 when no row has it (404). */
+const sr_route *sr_route_find(const sr_route *rows, size_t n, const char *method, size_t mlen, const char *path,
+                              size_t plen, sr_route_call *c, int *path_known);
+
+/* The parameter named name of the matched route (NUL-terminated), or NULL
+ * if the route has none of that name or its value is too long. */
+const char *sr_route_param(const sr_route_call *c, const char *name);
+
+/* 0 if a body of len bytes is within the row's limit; else -1 with the
+ * 413 message ("payload too large: this request's body is at most 128 KiB"). */
+int sr_route_body_check(const sr_route *r, size_t len, char *msg, size_t cap);
+
+/* Do two path patterns match a common path? (invariant 2) */
+int sr_route_overlap(const char *a, const char *b);
 
 #endif

@@ -884,12 +884,6 @@ static void submit_values(conn *c, const sr_mqtt_pkt *p, const char *msgid, cons
     }
 }
 
-static int is_broker_topic(const char *suffix)
-{
-    return !strcmp(suffix, "data/immediate") || !strcmp(suffix, "data/periodic") || !strcmp(suffix, "ack/monitor") ||
-           !strcmp(suffix, "ack/control") || !strcmp(suffix, "req/fetch") || !strcmp(suffix, "req/cert");
-}
-
 typedef struct bjob {
     conn *c;
     uint16_t packet_id;
@@ -1168,7 +1162,8 @@ static void handle_publish(conn *c, const sr_mqtt_pkt *p)
         else protocol_error(c, SR_MQTT_RC_NOT_AUTHORIZED, "publish outside the gateway's topic root");
         return;
     }
-    int is_values = !strcmp(suffix, "data/measurements");
+    const sr_gw_kind *kind = sr_gw_kind_of_topic(suffix); /* api/broker.h */
+    int is_values = kind && kind->how == SR_GWK_VALUES;
     /* (5): a large message is checked on a worker; what it found comes back
      * in ck (moved out of c->chk), used by the calls below instead of
      * checking again */
@@ -1188,7 +1183,11 @@ static void handle_publish(conn *c, const sr_mqtt_pkt *p)
         sr_buf_init(&fev);
         if ((chk ? chk_fast(chk, &fm, &fev)
                  : sr_gw_fast(c->srv->eng, c->op, c->gw, m->payload.data, m->payload.len, &fm, &fev)) == 0) {
-            submit_values(c, p, fm.message_id, &fev);
+            char tm[200];
+            if (sr_gw_kind_type_check(kind, fm.type, suffix, tm, sizeof tm)) /* nothing stored */
+                (void)gw_outcome(c, p->packet_id, fm.message_id, SR_GW_REFUSED, 0, 0, SR_GW_E_PARAM, tm, NULL);
+            else
+                submit_values(c, p, fm.message_id, &fev);
             sr_buf_release(&fev);
             return;
         }
@@ -1207,16 +1206,19 @@ static void handle_publish(conn *c, const sr_mqtt_pkt *p)
     sr_buf ev;
     sr_buf_init(&ev);
     int rc = SR_OK;
-    if (is_values) {
+    if (kind && kind->how != SR_GWK_BROKER && sr_gw_kind_type_check(kind, msg.type, suffix, err.message, sizeof err.message)) {
+        err.code = SR_GW_E_PARAM; /* the broker checks its own kinds */
+        rc = SR_EINVAL;
+    } else if (is_values) {
         size_t nv = 0;
         rc = chk ? chk_values(chk, &ev, &nv, &err)
                  : sr_gw_values_event(c->srv->eng, c->op, c->gw, msg.message_id, json_object_get(msg.body, "values"),
                                       &ev, &nv, &err);
-    } else if (is_broker_topic(suffix)) {
+    } else if (kind && kind->how == SR_GWK_BROKER) {
         to_broker(c, p, suffix, &msg);
         sr_gw_msg_release(&msg);
         return;
-    } else if (!strcmp(suffix, "status")) {
+    } else if (kind && kind->how == SR_GWK_STATUS) {
         json_t *st = json_object_get(msg.body, "state");
         const char *s = json_is_string(st) ? json_string_value(st) : "";
         if (strcmp(s, "ONLINE") && strcmp(s, "OFFLINE")) {

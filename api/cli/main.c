@@ -28,6 +28,10 @@ static int cmd_routes(const sr_command *cmd, int argc, char **argv);
     "exit: 0 intact, 1 corruption (named), 3 torn tail only (the next writable open cuts it),\n"              \
     "      4 unreadable (missing, not a suiro directory, newer format, no or wrong key), 2 usage\n"
 
+#ifndef SR_TEST_COMMANDS
+#define SR_TEST_COMMANDS /* the test build's extra rows (tests/support/tabletest.h) */
+#endif
+
 static const sr_command COMMANDS[] = {
     {"init", sr_cmd_init, "DIR", 1, 1, "create a data directory (the only command that creates one)", sr_opts_init,
      NULL},
@@ -66,6 +70,7 @@ static const sr_command COMMANDS[] = {
     {"routes", cmd_routes, "", 0, 0, "the HTTP routes (METHOD PATH), as docs/api/openapi.yaml has them", NULL,
      NULL},
     {"version", cmd_version, "", 0, 0, "print the version and the git commit it was built from", NULL, NULL},
+    SR_TEST_COMMANDS
 };
 enum { NCOMMANDS = sizeof COMMANDS / sizeof COMMANDS[0] };
 
@@ -121,7 +126,9 @@ static int cmd_routes(const sr_command *cmd, int argc, char **argv)
     sr_args a;
     int rc = sr_opts_parse(cmd, argc, argv, NULL, &a);
     if (rc) return rc == SR_OPTS_HELP ? 0 : rc;
-    for (size_t i = 0; i < sr_nroutes; i++) printf("%s %s\n", sr_routes[i].method, sr_routes[i].path);
+    for (size_t l = 0; l < sr_nroute_lists; l++)
+        for (size_t i = 0; i < *sr_route_lists[l].n; i++)
+            printf("%s %s\n", sr_route_lists[l].rows[i].method, sr_route_lists[l].rows[i].path);
     return 0;
 }
 
