@@ -47,6 +47,16 @@ check "a bad batch gets 400 E1001 naming each bad value" "[[ \"\$r\" == 400*E100
 check "... and nothing of it is stored" "[ \$(stored) -eq 1 ]"
 r=$(req POST /measurements '{"header":' "$TOK")
 check "malformed JSON gets 400 E1002" "[[ \"\$r\" == 400*E1002* ]]"
+# header.messageType is the route's (sr_gw_kinds): a mismatch is E1001 naming it, nothing stored
+r=$(req POST /measurements '{"header":{"messageType":"BOGUS","messageId":"h-t1"},"body":{"values":[{"dataId":"P001","timestamp":"2026-11-22T00:00:05Z","value":1}]}}' "$TOK")
+check "messageType BOGUS on /measurements (the fast path's shape) gets 400 E1001 naming header.messageType" "[[ \"\$r\" == 400*E1001*header.messageType* ]]"
+r=$(req POST /measurements '{ "header" : {"messageType":"GW_PERIODIC_DATA","messageId":"h-t2"},"body":{"values":[{"dataId":"P001","timestamp":"2026-11-22T00:00:06Z","value":1}]}}' "$TOK")
+check "messageType GW_PERIODIC_DATA on /measurements (the parser's shape) gets 400 E1001 naming header.messageType" "[[ \"\$r\" == 400*E1001*header.messageType* ]]"
+check "... and neither is stored" "[ \$(stored) -eq 1 ]"
+r=$(req POST /requests/fetch '{"header":{"messageType":"GW_MEASUREMENTS","messageId":"h-t3"},"body":{"maxItems":1}}' "$TOK")
+check "messageType GW_MEASUREMENTS on /requests/fetch gets 400 E1001 naming header.messageType" "[[ \"\$r\" == 400*E1001*header.messageType* ]]"
+r=$(req POST /requests/fetch '{"header":{"messageType":"GW_FETCH_REQ","messageId":"h-t4"},"body":{"maxItems":1}}' "$TOK")
+check "... and GW_FETCH_REQ there is answered 200" "[[ \"\$r\" == 200*GW_FETCH_RES* ]]"
 r=$(req POST /measurements "$(msg h-3 '{"dataId":"P001","timestamp":"2026-11-22T00:00:03Z","value":1}')")
 check "no token gets 401 E2001" "[[ \"\$r\" == 401*E2001* ]]"
 r=$(req POST /measurements "$(msg h-3 '{"dataId":"P001","timestamp":"2026-11-22T00:00:03Z","value":1}')" "$(printf 'ab%.0s' $(seq 32))")

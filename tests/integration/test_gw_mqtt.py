@@ -172,6 +172,32 @@ try:
     check("an invalid batch is refused with E1001 naming each bad value", ok, acks)
     check("nothing of the invalid batch is stored", stored_values() == 2, stored_values())
 
+    # 3b. header.messageType is the topic's (sr_gw_kinds): a mismatch is E1001 naming it, nothing stored
+    for mid, mtype, payload in [
+            ("m-t1", "BOGUS", None),
+            ("m-t2", "GW_PERIODIC_DATA", None),
+            ("m-t3", "BOGUS", '{"header":{"messageType":"BOGUS","messageId":"m-t3"},"body":{"values":'
+                              '[{"dataId":"P001","timestamp":"2026-11-22T00:00:03Z","value":1}]}}')]:
+        g1.send("data/measurements", payload or envelope(mtype, mid, values(("P001", "2026-11-22T00:00:03Z", 1.0))))
+        acks = g1.wait_ack(mid)
+        check("messageType %s on data/measurements is refused E1001 naming header.messageType%s" %
+              (mtype, " (the fast path's shape)" if payload else ""),
+              acks and acks[0]["code"] == "E1001" and "header.messageType" in acks[0].get("message", ""), acks)
+    big = values(*[("P001", "2026-11-22T01:%02d:%02d.%03dZ" % (i // 60000, i // 1000 % 60, i % 1000), 1.0)
+                   for i in range(3000)])
+    g1.send("data/measurements", envelope("BOGUS", "m-t6", big))  # over parse_inline_max: checked on a worker
+    acks = g1.wait_ack("m-t6")
+    check("messageType BOGUS on a message over parse_inline_max is refused E1001 naming header.messageType",
+          acks and acks[0]["code"] == "E1001" and "header.messageType" in acks[0].get("message", ""), acks)
+    check("... and none of them is stored", stored_values() == 2, stored_values())
+    g1.send("status", envelope("GW_MEASUREMENTS", "m-t4", {"state": "ONLINE"}))
+    acks = g1.wait_ack("m-t4")
+    check("messageType GW_MEASUREMENTS on status is refused E1001 naming header.messageType",
+          acks and acks[0]["code"] == "E1001" and "header.messageType" in acks[0].get("message", ""), acks)
+    g1.send("status", envelope("GW_CONNECT", "m-t5", {"state": "ONLINE"}))
+    acks = g1.wait_ack("m-t5")
+    check("... and GW_CONNECT there is stored (code 0)", acks and acks[0]["code"] == "0", acks)
+
     # 4. not JSON
     g1.send("data/measurements", b"{not json")
     time.sleep(0.2)
