@@ -4,6 +4,12 @@
  * control, certificates, request status, stored values. The request flows
  * themselves are the broker's (api/broker.c, docs/requests.md).
  *
+ * ROUTES
+ *  The rows of sr_apif_routes (api/routes.h) below: sr_apif_handle finds
+ *  the row, authenticates its caller class once (an app: the token), refuses
+ *  a body over the row's limit (413 E1003) and calls the handler with its
+ *  parameters by name.
+ *
  * AUTHORIZATION
  *  Every call after connect carries `Authorization: Bearer <token>`; the
  *  operator and the app come from the token. A data point is reachable only

@@ -24,7 +24,9 @@
  * How to add a key: one row in SR_CONFIG_KEYS (a U row for a number, S for a
  * string, E for one of a few words), one row in docs/configuration.md, and
  * the code that uses c->field. Nothing else in the product lists keys (the
- * tests keep a record of every default: tests/api/test_config.c).
+ * tests keep a record of every default: tests/api/test_config.c). The
+ * table ends with the hook SR_TEST_CONFIG_KEYS, empty in the product: the
+ * test build suiro-tabletest adds a key through it (test_tables).
  *
  * libinih reads lines of at most 199 bytes: a longer line of the file (a
  * very long path) is refused as not a valid INI line.

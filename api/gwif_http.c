@@ -14,6 +14,12 @@
  *          the broker's messages (api/broker.c, docs/requests.md)
  *   GET    /gw/v1/certificates/{platform|app}/{id}
  *
+ * The routes are the rows of sr_gwif_routes (api/routes.h), dispatched by
+ * on_req: the caller class authenticated once, the row's body limit, then
+ * the handler. A message's route names its kind (sr_gw_kinds,
+ * api/broker.h): header.messageType must be the kind's, or the message is
+ * 400 E1001 naming header.messageType and nothing is stored.
+ *
  * A 200 answer means durable, exactly as a PUBACK does: the response is sent
  * from the engine's completion. Data not stored for a reason of the server
  * (queue full, no space, I/O error, stopped writer, read-only, memory) is

@@ -4,7 +4,10 @@
  * min/max arguments, one-line doc, options table, more usage text}) and its
  * handler with its options table in a cmd_*.c file (declared in cli.h). The
  * row drives the dispatch, `suiro --help`, `suiro NAME --help` and the
- * option parsing (opts.h); nothing else lists commands. */
+ * option parsing (opts.h); nothing else lists commands. The table ends with
+ * the hook SR_TEST_COMMANDS, empty here: the test build suiro-tabletest adds
+ * a row through it (tests/support/tabletest.h, test_tables). `suiro routes`
+ * prints the one list of routes (sr_route_lists, api/routes.h). */
 #include "api/cli/cli.h"
 #include "api/routes.h"
 
