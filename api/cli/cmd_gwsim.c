@@ -148,6 +148,7 @@
  *                         certificate then authenticates the gateway and no
  *                         username/password is sent unless --secret is given
  */
+#include "api/broker.h"
 #include "api/cli/cli.h"
 #include "api/cli/refset.h"
 #include "api/httpu.h"
@@ -1060,18 +1061,12 @@ static void tick(sim *s, gwc *g, double t)
 
 /* ---- the HTTP binding (--http) ------------------------------------------ */
 
-/* The /gw/v1 path of a message sent on topic R/suffix (the answer code's
- * names); NULL when HTTP has no such path. */
+/* The /gw/v1 path of a message sent on topic R/suffix (the server's table
+ * of message kinds, api/broker.h); NULL when HTTP has no such path. */
 static const char *http_path(const char *suffix)
 {
-    static const char *const map[][2] = {
-        {"data/immediate", "/gw/v1/immediate-results"}, {"ack/monitor", "/gw/v1/monitor-acks"},
-        {"data/periodic", "/gw/v1/periodic-values"},    {"ack/control", "/gw/v1/control-results"},
-        {"data/measurements", "/gw/v1/measurements"},
-    };
-    for (size_t i = 0; i < sizeof map / sizeof *map; i++)
-        if (!strcmp(map[i][0], suffix)) return map[i][1];
-    return NULL;
+    const sr_gw_kind *k = sr_gw_kind_of_topic(suffix);
+    return k ? k->route : NULL;
 }
 
 /* an answer to POST later, in order; 0 when queued */

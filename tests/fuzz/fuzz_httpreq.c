@@ -7,7 +7,8 @@
  *    (picohttpparser, inside libh2o) and sr_http_bearer make of the same
  *    head (same end, same bearer token);
  *  - the request as a handler sees it: h2o's path normalisation, then
- *    api/routes.c sr_route_find (parameters inside the normalised path),
+ *    api/routes.c sr_route_find over every route list (parameters: pieces
+ *    of the normalised path, by name),
  *    api/httpu.c sr_http_query (percent-decoding into a bounded buffer,
  *    always terminated), sr_http_bearer, sr_http_is / sr_http_method.
  *
@@ -105,16 +106,30 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         req.query_at = SIZE_MAX;
         req.path_normalized = h2o_url_normalize_path(&req.pool, path, plen, &req.query_at, &norm_indexes);
         CHECK(req.query_at == SIZE_MAX || req.query_at < plen);
-        sr_route_params rp;
-        int known = 0;
-        sr_route_id id = sr_route_find(method, mlen, req.path_normalized.base, req.path_normalized.len, &rp, &known);
-        if (id != SR_R_NONE) {
-            CHECK(known && rp.n <= 3);
-            for (size_t k = 0; k < rp.n; k++)
-                CHECK(rp.v[k] >= req.path_normalized.base &&
-                      rp.v[k] + rp.len[k] <= req.path_normalized.base + req.path_normalized.len && rp.len[k] > 0);
-            for (size_t k = 0; k < sr_nroutes; k++)
-                if (sr_routes[k].id == id) CHECK(sr_http_method(&req, sr_routes[k].method));
+        for (size_t l = 0; l < sr_nroute_lists; l++) {
+            sr_route_call rc;
+            int known = 0;
+            const sr_route *r = sr_route_find(sr_route_lists[l].rows, *sr_route_lists[l].n, method, mlen,
+                                              req.path_normalized.base, req.path_normalized.len, &rc, &known);
+            if (!r) continue;
+            CHECK(known && rc.route == r && rc.nparams <= SR_ROUTE_PARAMS && sr_http_method(&req, r->method));
+            for (size_t k = 0; k < rc.nparams; k++) {
+                /* a parameter is a non-empty piece of the path, one segment unless it is the rest */
+                char name[32];
+                CHECK(rc.name_len[k] < sizeof name);
+                memcpy(name, rc.name[k], rc.name_len[k]);
+                name[rc.name_len[k]] = 0;
+                const char *v = sr_route_param(&rc, name);
+                CHECK((v == NULL) == (rc.too_long[k] != 0));
+                if (!v) continue;
+                size_t vl = strlen(v);
+                CHECK(vl > 0 && vl < SR_ROUTE_PARAM_MAX && vl <= req.path_normalized.len);
+                CHECK(!strcmp(name, "path") || !memchr(v, '/', vl));
+                int inside = 0;
+                for (size_t at = 0; !inside && at + vl <= req.path_normalized.len; at++)
+                    inside = !memcmp(req.path_normalized.base + at, v, vl);
+                CHECK(inside);
+            }
         }
         (void)sr_http_is(&req, "GET", "/api/v1/stored-values");
         char *out = malloc(cap);
