@@ -216,7 +216,9 @@ int sr__recover(sr_engine *e)
     pthread_mutex_lock(&e->mu);
     e->poisoned = 0;
     e->poison_cause = SR_OK;
+    SR_INVARIANT(sr_writer_check(e));
     pthread_mutex_unlock(&e->mu);
+    SR_INVARIANT(sr_heads_check(e));
     sr__alert(e, 0, "writing resumed after %s: log reopened, ends at seq %" PRIu64 ", every acknowledged write in it",
           sr_err_name(cause), end - 1);
     return SR_OK;
@@ -226,6 +228,7 @@ fail:
               ei.msg[0] ? ": " : "", ei.msg, e->o.recover_ms);
         pthread_mutex_lock(&e->mu);
         e->poison_cause = rc;
+        SR_INVARIANT(sr_writer_check(e));
         pthread_mutex_unlock(&e->mu);
     }
     return rc;
@@ -315,6 +318,7 @@ int sr_engine_open(const char *dir, const sr_engine_opts *opts, sr_engine **out,
     sr_engine *e = *out;
     e->nospace_ro = 1;
     e->poison_cause = SR_ENOSPC;
+    SR_INVARIANT(sr_writer_check(e)); /* no writer thread: the only thread */
     char *bd = join(dir, "blobs"); /* file downloads are reads too */
     sr_blobs_opts bo = {.key = e->o.key};
     sr_blob_errinfo bei;
@@ -447,6 +451,7 @@ static int engine_open(const char *dir, const sr_engine_opts *opts, sr_engine **
     e->ost.heads_us = t3 - t2;
     if ((rc = sr__replay(e, w, min_first, ei))) goto fail;
     e->ost.replay_us = mono_us() - t3;
+    SR_INVARIANT(sr_heads_check(e));
     e->next_seq = end;
     /* read-only: the index keeps its own watermark (nothing was applied) */
     atomic_store(&e->watermark, e->o.readonly && w < end - 1 ? w : end - 1);
@@ -461,6 +466,11 @@ static int engine_open(const char *dir, const sr_engine_opts *opts, sr_engine **
         if ((rc = sr__writer_start(e))) goto fail;
         e->writer_started = 1;
     }
+#if SR_INVARIANTS
+    pthread_mutex_lock(&e->mu);
+    SR_INVARIANT(sr_writer_check(e));
+    pthread_mutex_unlock(&e->mu);
+#endif
     sr_free(logdir);
     sr_free(ixdir);
     *out = e;

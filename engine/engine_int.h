@@ -287,10 +287,13 @@ int sr__heads_apply_measurements(sr_engine *e, MDB_txn *t, const Event *ev, int 
 int sr__heads_load(sr_engine *e, uint64_t *min_first);
 void sr__heads_swap(sr_engine *e, sr_engine *sh);
 void sr__heads_free(sr_engine *e);
-/* Invariants of one head (heads.c), NULL when they hold: the writer (or a
- * single thread) calls it; stripe_held: the caller holds the head's stripe,
- * which is checked too. */
-const char *sr_head_check(const sr_engine *e, const head *h, int stripe_held);
+/* Invariants of one head (heads.c's header), NULL when they hold, else the
+ * broken one named. The writer (or a single thread) calls it; how: 0 or
+ * SR_HEAD_STRIPE_HELD (the caller holds the head's stripe: checked) |
+ * SR_HEAD_AT_REST (a point's values are applied: the flush thresholds
+ * hold). */
+enum { SR_HEAD_STRIPE_HELD = 1, SR_HEAD_AT_REST = 2 };
+const char *sr_head_check(const sr_engine *e, const head *h, int how);
 /* Every head's, and the directory's (the writer, or a single thread). */
 const char *sr_heads_check(const sr_engine *e);
 

@@ -62,6 +62,7 @@ static head *head_get(sr_engine *e, uint32_t p, sr_vtype type)
         h->flushed_max = INT64_MIN;
         pthread_mutex_lock(stripe_of(e, p));
         page[p & (HPAGE - 1)] = h;
+        SR_INVARIANT(sr_head_check(e, h, SR_HEAD_STRIPE_HELD));
         pthread_mutex_unlock(stripe_of(e, p));
         atomic_fetch_add(&e->npoints, 1);
     }
@@ -287,6 +288,7 @@ static int late_merge(sr_engine *e, MDB_txn *t, head *h, uint64_t seq)
     h->old_late_seq = seq;
     h->late = NULL;
     h->nlate = h->caplate = 0;
+    SR_INVARIANT(sr_head_check(e, h, SR_HEAD_STRIPE_HELD));
     pthread_mutex_unlock(stripe_of(e, h->point));
     return SR_OK;
 }
@@ -335,6 +337,7 @@ static int head_flush(sr_engine *e, MDB_txn *t, head *h, uint64_t seq)
     h->cap = reuse ? reuse_cap : 0;
     h->first_seq = seq + 1;
     h->gen++;
+    SR_INVARIANT(sr_head_check(e, h, SR_HEAD_STRIPE_HELD));
     pthread_mutex_unlock(stripe_of(e, h->point));
     atomic_fetch_add(&e->st_flushes, 1);
     rc = heads_db_put(e, t, h);
@@ -417,6 +420,7 @@ static int apply_pv(sr_engine *e, MDB_txn *t, const PointValues *pv, uint64_t se
             have_best = 1;
         }
     }
+    SR_INVARIANT(sr_head_check(e, h, SR_HEAD_STRIPE_HELD));
     pthread_mutex_unlock(mu);
     if (heads_only) goto done;
     if (have_best) {
@@ -444,6 +448,7 @@ static int apply_pv(sr_engine *e, MDB_txn *t, const PointValues *pv, uint64_t se
     }
     if (h->n >= flush_at(e, h) || h->nlate >= LATE_MAX) rc = head_flush(e, t, h, seq);
 done:
+    if (!rc) SR_INVARIANT(sr_head_check(e, h, SR_HEAD_AT_REST));
     return rc;
 }
 
@@ -540,4 +545,74 @@ void sr__heads_swap(sr_engine *e, sr_engine *sh)
             }
         }
     }
+}
+
+/* ------------------------------------------------------------------------ */
+/* Invariants (the header's; SQLite's assert_pager_state is the model)       */
+
+static const char *hs_order(const hsample *v, size_t n)
+{
+    for (size_t i = 1; i < n; i++)
+        if (v[i - 1].ts >= v[i].ts) return "not sorted";
+    return NULL;
+}
+
+const char *sr_head_check(const sr_engine *e, const head *h, int how)
+{
+    /* (7) where it sits, and who holds its stripe */
+    uint32_t p = h->point;
+    head *const *page = (p >> HPAGE_BITS) < HDIR ? e->hdir[p >> HPAGE_BITS] : NULL;
+    if (!page || page[p & (HPAGE - 1)] != h) return "heads: a head is not at its point's slot of the directory";
+    if (how & SR_HEAD_STRIPE_HELD) {
+        pthread_mutex_t *mu = stripe_of((sr_engine *)e, p);
+        if (pthread_mutex_trylock(mu) == 0) {
+            pthread_mutex_unlock(mu);
+            return "heads: a head changes without its stripe held";
+        }
+    }
+    /* (1) counts vs capacity */
+    if (h->n > h->cap || (h->n && !h->v)) return "heads: more samples than the head's capacity";
+    if (h->nold > h->capold || (h->nold && !h->old)) return "heads: more samples than the previous generation's capacity";
+    if (h->nlate > h->caplate || (h->nlate && !h->late)) return "heads: more late samples than their capacity";
+    if (h->nold_late && !h->old_late) return "heads: a merged late batch without its samples";
+    /* (2) ordering */
+    if (hs_order(h->v, h->n)) return "heads: head samples out of time order";
+    if (hs_order(h->old, h->nold)) return "heads: previous generation out of time order";
+    if (hs_order(h->late, h->nlate)) return "heads: late samples out of time order";
+    if (hs_order(h->old_late, h->nold_late)) return "heads: merged late batch out of time order";
+    /* (3) head and late samples either side of flushed_max */
+    if (!h->has_flushed && h->nlate) return "heads: late samples before the head ever flushed";
+    if (h->has_flushed && h->n && h->v[0].ts <= h->flushed_max) return "heads: a head sample not newer than flushed_max";
+    if (h->nlate && h->late[h->nlate - 1].ts > h->flushed_max) return "heads: a late sample newer than flushed_max";
+    /* (4) seq >= first_seq */
+    for (size_t i = 0; i < h->n; i++)
+        if (h->v[i].seq < h->first_seq) return "heads: a head sample older than the head's first_seq";
+    for (size_t i = 0; i < h->nlate; i++)
+        if (h->late[i].seq < h->first_seq) return "heads: a late sample older than the head's first_seq";
+    /* (5) generations */
+    if (h->prev_flush_seq > h->old_seq) return "heads: the flush before the previous generation is newer than it";
+    if (h->late_prev_seq > h->old_late_seq) return "heads: the late merge before the last is newer than it";
+    /* (6) flush thresholds, once a point's values are applied */
+    if ((how & SR_HEAD_AT_REST) && h->n >= flush_at(e, h)) return "heads: a head at its flush threshold was not flushed";
+    if ((how & SR_HEAD_AT_REST) && h->nlate >= LATE_MAX) return "heads: LATE_MAX late samples were not merged";
+    return NULL;
+}
+
+const char *sr_heads_check(const sr_engine *e)
+{
+    uint64_t count = 0;
+    for (size_t d = 0; d < HDIR; d++) {
+        head *const *page = e->hdir[d];
+        if (!page) continue;
+        for (size_t i = 0; i < HPAGE; i++) {
+            const head *h = page[i];
+            if (!h) continue;
+            if (h->point != (uint32_t)(d << HPAGE_BITS | i)) return "heads: a head at another point's slot";
+            const char *why = sr_head_check(e, h, SR_HEAD_AT_REST);
+            if (why) return why;
+            count++;
+        }
+    }
+    if (count != atomic_load(&e->npoints)) return "heads: the directory does not hold npoints heads";
+    return NULL;
 }

@@ -55,6 +55,7 @@ static void poison(sr_engine *e, int cause, uint64_t seq)
     pthread_mutex_lock(&e->mu);
     e->poisoned = 1;
     e->poison_cause = cause;
+    SR_INVARIANT(sr_writer_check(e));
     pthread_mutex_unlock(&e->mu);
     if (e->o.no_recover)
         sr__alert(e, 1, "write failed at seq %" PRIu64 ": %s (%s); nothing of it was acknowledged; writes refused until reopened",
@@ -421,12 +422,65 @@ static void *writer_main(void *arg)
             }
         }
         e->rr++;
+        e->group_n = n;
+        SR_INVARIANT(sr_writer_check(e));
         pthread_mutex_unlock(&e->mu);
         if (e->o.test_group_delay_ms) {
             struct timespec d = {e->o.test_group_delay_ms / 1000, (long)(e->o.test_group_delay_ms % 1000) * 1000000};
             nanosleep(&d, NULL);
         }
         process_group(e, group, n);
+        e->group_n = 0;
+#if SR_INVARIANTS
+        pthread_mutex_lock(&e->mu);
+        SR_INVARIANT(sr_writer_check(e)); /* committed: next_seq = W + 1 */
+        pthread_mutex_unlock(&e->mu);
+#endif
+    }
+    return NULL;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Invariants (the header's; SQLite's assert_pager_state is the model)       */
+
+enum { WALK_MAX = 4096 }; /* queue lists longer than this are not walked (the debug build stays linear) */
+
+const char *sr_writer_check(const sr_engine *e)
+{
+    /* (1) the queue */
+    if (e->nq > e->capq || (e->capq && !e->q)) return "writer: more operator queues than allocated";
+    uint64_t sum = 0;
+    for (size_t k = 0; k < e->nq; k++) {
+        const opq *q = &e->q[k];
+        if (!q->head != !q->tail) return "writer: an operator queue has a head without a tail, or a tail without a head";
+        if (!q->head != !q->depth) return "writer: an operator queue's depth is not 0 exactly when it is empty";
+        if (q->tail && q->tail->next) return "writer: an operator queue's tail has a next command";
+        if (q->depth > e->o.queue_max_per_op) return "writer: an operator queue is deeper than queue_max_per_op";
+        if (e->depth <= WALK_MAX) {
+            uint32_t n = 0;
+            const cmd *last = NULL;
+            for (const cmd *c = q->head; c && n <= q->depth; c = c->next) last = c, n++;
+            if (n != q->depth) return "writer: an operator queue's depth is not the length of its list";
+            if (last != q->tail) return "writer: an operator queue's tail is not its last command";
+        }
+        sum += q->depth;
+    }
+    if (sum != e->depth) return "writer: the queue depth is not the sum of the operator queues' depths";
+    if (e->depth > e->o.queue_max) return "writer: the queue is deeper than queue_max";
+    /* (3) poisoned */
+    if (e->poisoned && e->poison_cause == SR_OK) return "writer: poisoned without a cause";
+    if (!e->poisoned && !e->nospace_ro && e->poison_cause != SR_OK) return "writer: a poison cause while not poisoned";
+    /* (4) read-only */
+    if (e->nospace_ro && (!e->o.readonly || e->poison_cause != SR_ENOSPC))
+        return "writer: read-only for lack of space, but not opened read-only with SR_ENOSPC";
+    if ((e->o.readonly || e->o.log_readonly) && (e->writer_started || e->depth))
+        return "writer: read-only with a writer thread or queued commands";
+    if (e->writer_started && (!e->group || !e->o.group_max)) return "writer: a writer thread without a group array";
+    /* (2) group commit: the writer's own fields, on the writer thread only */
+    if (e->writer_started && pthread_equal(pthread_self(), e->writer)) {
+        if (e->group_n > e->o.group_max) return "writer: a group of more than group_max commands";
+        if (!e->group_n && e->next_seq != atomic_load(&e->watermark) + 1)
+            return "writer: between groups, next_seq is not the published watermark + 1";
     }
     return NULL;
 }
@@ -523,6 +577,7 @@ int sr_engine_submit(sr_engine *e, const sr_slice *events, size_t n, sr_engine_c
         q->tail = c;
         q->depth++;
         e->depth++;
+        SR_INVARIANT(sr_writer_check(e));
         pthread_cond_signal(&e->cv_work);
     }
     pthread_mutex_unlock(&e->mu);
