@@ -79,10 +79,10 @@ static int check_measurements(sr_engine *e, MDB_txn *t, const Event *ev, sr_resu
             bad = sr__refuse(r, SR_EINVAL, "%s: inconsistent value arrays", mp->id);
         } else if ((int)t2 != (int)mp->type) {
             bad = sr__refuse(r, SR_EINVAL, "%s: values of the wrong type for a %s point", mp->id,
-                         mp->type == SUIRO__V1__VALUE_TYPE__VT_NUMBER    ? "number"
-                         : mp->type == SUIRO__V1__VALUE_TYPE__VT_INTEGER ? "integer"
-                         : mp->type == SUIRO__V1__VALUE_TYPE__VT_BOOL    ? "boolean"
-                                                                         : "string");
+                             mp->type == SUIRO__V1__VALUE_TYPE__VT_NUMBER    ? "number"
+                             : mp->type == SUIRO__V1__VALUE_TYPE__VT_INTEGER ? "integer"
+                             : mp->type == SUIRO__V1__VALUE_TYPE__VT_BOOL    ? "boolean"
+                                                                             : "string");
         } else if (ev->actor_kind == SUIRO__V1__ACTOR_KIND__ACTOR_GATEWAY && strcmp(pi.gateway, ev->actor) != 0) {
             bad = sr__refuse(r, SR_EINVAL, "%s: not reached through gateway %s", mp->id, ev->actor);
         } else {
@@ -164,9 +164,9 @@ static int apply_master_put(sr_engine *e, MDB_txn *t, const Event *ev, MasterPut
                         suiro__v1__master_put__free_unpacked(pi.m, NULL);
                         if (changed)
                             return sr__refuse(r, SR_EINVAL,
-                                          "data point %s: it was removed with another value type, which cannot "
-                                          "change",
-                                          mp->id);
+                                              "data point %s: it was removed with another value type, which cannot "
+                                              "change",
+                                              mp->id);
                     }
                 }
                 if (!validate) point = mp->point;
@@ -263,7 +263,7 @@ static int apply_doc(sr_engine *e, MDB_txn *t, Event *ev, sr_result *r, int vali
         if (validate) {
             if (d->revision && d->revision != cur)
                 return sr__refuse(r, SR_ECONFLICT, "document %s/%s: revision is %" PRIu64 ", not %" PRIu64, coll, id, cur,
-                              d->revision);
+                                  d->revision);
             d->revision = cur + 1;
         }
         r->revision = d->revision;
@@ -280,7 +280,7 @@ static int apply_doc(sr_engine *e, MDB_txn *t, Event *ev, sr_result *r, int vali
         if (!exists) return sr__refuse(r, SR_ENOTFOUND, "document %s/%s does not exist", coll, id);
         if (d->revision && d->revision != cur)
             return sr__refuse(r, SR_ECONFLICT, "document %s/%s: revision is %" PRIu64 ", not %" PRIu64, coll, id, cur,
-                          d->revision);
+                              d->revision);
         d->revision = cur;
     }
     return del(t, DB(e, SR_DB_DOCS), k, kl);
@@ -427,7 +427,7 @@ static int check_no_body(sr_engine *e, MDB_txn *t, const Event *ev, sr_result *r
     X(_KEY, NULL, NULL, NULL)                                                 \
     X(_ALARM, NULL, NULL, NULL)
 
-#define SR_X_(c, chk, app, ser) [SUIRO__V1__EVENT__BODY##c] = {SUIRO__V1__EVENT__BODY##c, #c + 1, chk, app, ser},
+#define SR_X_(c, chk, app, ser) [SUIRO__V1__EVENT__BODY##c] = {SUIRO__V1__EVENT__BODY##c, &#c[1], chk, app, ser},
 static const sr_applier appliers[] = {SR_EVENT_KINDS(SR_X_)};
 #undef SR_X_
 /* the last case of events.proto has the last row (a new kind numbered

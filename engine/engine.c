@@ -220,12 +220,12 @@ int sr__recover(sr_engine *e)
     pthread_mutex_unlock(&e->mu);
     SR_INVARIANT(sr_heads_check(e));
     sr__alert(e, 0, "writing resumed after %s: log reopened, ends at seq %" PRIu64 ", every acknowledged write in it",
-          sr_err_name(cause), end - 1);
+              sr_err_name(cause), end - 1);
     return SR_OK;
 fail:
     if (rc != cause) { /* once per distinct cause: a full disk retries quietly */
         sr__alert(e, 1, "%s: %s (%s)%s%.120s; retrying every %u ms", what, sr_strerror(rc), sr_err_name(rc),
-              ei.msg[0] ? ": " : "", ei.msg, e->o.recover_ms);
+                  ei.msg[0] ? ": " : "", ei.msg, e->o.recover_ms);
         pthread_mutex_lock(&e->mu);
         e->poison_cause = rc;
         SR_INVARIANT(sr_writer_check(e));
@@ -325,8 +325,8 @@ int sr_engine_open(const char *dir, const sr_engine_opts *opts, sr_engine **out,
     if (bd && sr_blobs_open(bd, &bo, &e->blobs, &bei) != SR_OK) e->blobs = NULL;
     sr_free(bd);
     sr__alert(e, 1, "opened READ-ONLY, no space left on device (%.80s): queries served, writes refused; free disk space "
-                "and restart",
-          why);
+                    "and restart",
+              why);
     return SR_OK;
 }
 

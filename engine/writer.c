@@ -59,12 +59,12 @@ static void poison(sr_engine *e, int cause, uint64_t seq)
     pthread_mutex_unlock(&e->mu);
     if (e->o.no_recover)
         sr__alert(e, 1, "write failed at seq %" PRIu64 ": %s (%s); nothing of it was acknowledged; writes refused until reopened",
-              seq, sr_strerror(cause), sr_err_name(cause));
+                  seq, sr_strerror(cause), sr_err_name(cause));
     else
         sr__alert(e, 1, "write failed at seq %" PRIu64 ": %s (%s); nothing of it was acknowledged; writes refused, resuming "
-                    "by itself once it works (tried every %u ms): %s",
-              seq, sr_strerror(cause), sr_err_name(cause), e->o.recover_ms,
-              cause == SR_ENOSPC || sr__fs_full(e->dir) ? "free disk space (the file system is full)" : "check the disk");
+                        "by itself once it works (tried every %u ms): %s",
+                  seq, sr_strerror(cause), sr_err_name(cause), e->o.recover_ms,
+                  cause == SR_ENOSPC || sr__fs_full(e->dir) ? "free disk space (the file system is full)" : "check the disk");
 }
 
 void sr__cmd_free(cmd *c)
