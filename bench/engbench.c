@@ -4,6 +4,7 @@
 
 #include "storage/crypto.h"
 #include "storage/index.h"
+#include "engine/schema.h"
 #include "storage/log.h"
 
 #include <ftw.h>
@@ -363,7 +364,7 @@ int eb_sizes_get(const char *dir, eb_sizes *s)
     snprintf(p, sizeof p, "%s/index", dir);
     sr_index *ix = NULL;
     char err[256];
-    int rc = sr_index_open(p, 0, 1, &ix, err, sizeof err);
+    int rc = sr_index_open(p, 0, 1, SR_SCHEMA_DBS, &ix, err, sizeof err);
     if (rc) {
         fprintf(stderr, "engine bench: index: %s\n", err);
         return rc;

@@ -11,22 +11,18 @@
 #include <string.h>
 #include <sys/stat.h>
 
-static const char *const names[SR_DB_COUNT] = {
-    "meta", "masters", "points", "pointinfo", "latest", "series", "heads",
-    "docs", "files", "registry", "requests", "monitors", "msgidx",
-};
-
 struct sr_index {
     MDB_env *env;
-    MDB_dbi dbi[SR_DB_COUNT];
+    const sr_index_db *dbs; /* the caller's table (names, flags) */
+    unsigned ndbs;
+    MDB_dbi dbi[SR_INDEX_MAX_DBS];
     pthread_rwlock_t resize; /* readers hold it shared; a resize takes it exclusively */
     uint64_t map_bytes;
     int readonly;
 };
 
-const char *sr_index_db_name(sr_dbi which) { return names[which]; }
 MDB_env *sr_index_env(sr_index *ix) { return ix->env; }
-MDB_dbi sr_index_dbi(sr_index *ix, sr_dbi which) { return ix->dbi[which]; }
+MDB_dbi sr_index_dbi(sr_index *ix, unsigned which) { return ix->dbi[which]; }
 
 int sr_index_err(int rc)
 {
@@ -45,11 +41,15 @@ int sr_index_err(int rc)
     }
 }
 
-int sr_index_open(const char *dir, uint64_t map_bytes, int readonly, sr_index **out, char *err, size_t errlen)
+int sr_index_open(const char *dir, uint64_t map_bytes, int readonly, const sr_index_db *dbs, unsigned ndbs,
+                  sr_index **out, char *err, size_t errlen)
 {
     int rc;
+    if (!dbs || !ndbs || ndbs > SR_INDEX_MAX_DBS) return SR_EINVAL;
     sr_index *ix = sr_calloc(1, sizeof *ix);
     if (!ix) return SR_ENOMEM;
+    ix->dbs = dbs;
+    ix->ndbs = ndbs;
     pthread_rwlock_init(&ix->resize, NULL);
     ix->readonly = readonly;
     ix->map_bytes = map_bytes ? map_bytes : (1ull << 30);
@@ -59,7 +59,7 @@ int sr_index_open(const char *dir, uint64_t map_bytes, int readonly, sr_index **
         goto fail;
     }
     if ((rc = mdb_env_create(&ix->env))) goto mdb_fail;
-    if ((rc = mdb_env_set_maxdbs(ix->env, SR_DB_COUNT + 2))) goto mdb_fail;
+    if ((rc = mdb_env_set_maxdbs(ix->env, ndbs + 2))) goto mdb_fail;
     if ((rc = mdb_env_set_maxreaders(ix->env, 256))) goto mdb_fail;
     if ((rc = mdb_env_set_mapsize(ix->env, (size_t)ix->map_bytes))) goto mdb_fail;
     unsigned flags = MDB_NOTLS | MDB_NOMETASYNC | MDB_NORDAHEAD | (readonly ? MDB_RDONLY : 0);
@@ -71,15 +71,14 @@ int sr_index_open(const char *dir, uint64_t map_bytes, int readonly, sr_index **
     }
     MDB_txn *txn;
     if ((rc = mdb_txn_begin(ix->env, NULL, readonly ? MDB_RDONLY : 0, &txn))) goto mdb_fail;
-    for (int i = 0; i < SR_DB_COUNT; i++) {
-        unsigned dflags = i == SR_DB_MSGIDS ? MDB_DUPSORT | MDB_DUPFIXED : 0;
-        if ((rc = mdb_dbi_open(txn, names[i], dflags | (readonly ? 0 : MDB_CREATE), &ix->dbi[i]))) {
+    for (unsigned i = 0; i < ndbs; i++) {
+        if ((rc = mdb_dbi_open(txn, dbs[i].name, dbs[i].flags | (readonly ? 0 : MDB_CREATE), &ix->dbi[i]))) {
             mdb_txn_abort(txn);
             if (readonly && rc == MDB_NOTFOUND) { /* written by an older suiro (SR_INDEX_LAYOUT) */
                 snprintf(err, errlen,
                          "index %s has an older layout (no database '%s'): open it read-write once "
                          "(it is rebuilt from the log) or run `suiro rebuild`",
-                         dir, names[i]);
+                         dir, dbs[i].name);
                 rc = SR_EVERSION;
                 goto fail;
             }
@@ -155,7 +154,7 @@ int sr_index_grow(sr_index *ix)
 uint64_t sr_index_watermark(sr_index *ix, MDB_txn *txn)
 {
     MDB_val k = {9, "watermark"}, v;
-    if (mdb_get(txn, ix->dbi[SR_DB_META], &k, &v) || v.mv_size != 8) return 0;
+    if (mdb_get(txn, ix->dbi[SR_INDEX_META], &k, &v) || v.mv_size != 8) return 0;
     return sr_get_le64(v.mv_data);
 }
 
@@ -169,10 +168,10 @@ int sr_index_content_hash(sr_index *ix, uint8_t out[32])
         rc = SR_ECRYPTO;
         goto done;
     }
-    for (int i = 0; i < SR_DB_COUNT; i++) {
+    for (unsigned i = 0; i < ix->ndbs; i++) {
         MDB_cursor *cur;
         if ((rc = sr_index_err(mdb_cursor_open(txn, ix->dbi[i], &cur)))) goto done;
-        EVP_DigestUpdate(c, names[i], strlen(names[i]) + 1);
+        EVP_DigestUpdate(c, ix->dbs[i].name, strlen(ix->dbs[i].name) + 1);
         MDB_val k, v;
         int r = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
         while (r == 0) {

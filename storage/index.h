@@ -23,45 +23,28 @@
 #include <stddef.h>
 #include <stdint.h>
 
-typedef enum sr_dbi {
-    SR_DB_META,      /* "watermark" -> u64; "layout" -> u32 (SR_INDEX_LAYOUT); "head_max" -> u32; "next_point" -> u32 */
-    SR_DB_MASTERS,   /* op \0 kind(1) id -> packed MasterPut */
-    SR_DB_POINTS,    /* op \0 dataId -> point u32 (BE) */
-    SR_DB_POINTINFO, /* point u32 BE -> op \0 gateway \0 packed MasterPut */
-    SR_DB_LATEST,    /* point u32 BE -> sample */
-    SR_DB_SERIES,    /* point u32 BE + chunk first ts (BE, sign-flipped) -> chunk */
-    SR_DB_HEADS,     /* point u32 BE -> head_first_seq u64, flushed_max_ts i64 */
-    SR_DB_DOCS,      /* op \0 collection \0 id -> revision u64 + json */
-    SR_DB_FILES,     /* op \0 path -> packed FilePut */
-    SR_DB_REGISTRY,  /* op \0 kind(1) id -> packed RegistryPut */
-    SR_DB_REQUESTS,  /* op \0 request id -> state(1) + packed RequestCreated */
-    SR_DB_MONITORS,  /* op \0 monitor id -> packed MonitorEvent (latest state) */
-    SR_DB_MSGIDS,    /* "msgidx": op \0 seq_hi u32 BE -> dups of hash64(op, actor, message id) BE + seq_lo u32 BE */
-    SR_DB_COUNT
-} sr_dbi;
+/* A named database of the environment: its name and its mdb_dbi_open flags
+ * (MDB_DUPSORT, ...). The caller's table (the engine's schema,
+ * engine/schema.h) says which the index holds; storage/ knows none of them.
+ * The first one (SR_INDEX_META) holds the watermark: "watermark" -> u64 LE. */
+typedef struct sr_index_db {
+    const char *name;
+    unsigned flags;
+} sr_index_db;
 
-/*
- * Layout of what the index stores, in SR_DB_META "layout" (u32 LE). An index
- * without it is layout 1. The engine rebuilds an index of an older layout
- * from the log when it opens it read-write (sr_engine_open).
- *   1: message ids as op \0 actor \0 id -> seq ("msgids"); a late value
- *      merged into a full chunk split off a chunk of the overflow.
- *   2: message ids as 16-byte hash + seq duplicates ("msgidx", DUPFIXED);
- *      late-value merges keep a chunk whole up to head_max * 5/4 samples and
- *      split evenly above (sr_chunk_merge_balanced).
- *   3: message ids as 12-byte hash + low-32-bit seq duplicates under the
- *      key op \0 seq_hi (the high 32 bits of the seq, BE).
- */
-#define SR_INDEX_LAYOUT 3u
+enum { SR_INDEX_META = 0, SR_INDEX_MAX_DBS = 32 };
 
 typedef struct sr_index sr_index;
 
-SR_MUST_CHECK int sr_index_open(const char *dir, uint64_t map_bytes, int readonly, sr_index **out,
-                                char *err, size_t errlen);
+/* Open (create, unless readonly) the environment in dir with the ndbs
+ * databases of dbs (ndbs <= SR_INDEX_MAX_DBS; dbs must outlive the handle).
+ * Read-only, a missing database is SR_EVERSION (an index of an older
+ * layout), named in err. */
+SR_MUST_CHECK int sr_index_open(const char *dir, uint64_t map_bytes, int readonly, const sr_index_db *dbs,
+                                unsigned ndbs, sr_index **out, char *err, size_t errlen);
 void sr_index_close(sr_index *ix);
 MDB_env *sr_index_env(sr_index *ix);
-MDB_dbi sr_index_dbi(sr_index *ix, sr_dbi which);
-const char *sr_index_db_name(sr_dbi which);
+MDB_dbi sr_index_dbi(sr_index *ix, unsigned which); /* which: a row of the open's dbs */
 
 /* Read transactions (any thread). */
 SR_MUST_CHECK int sr_index_read_begin(sr_index *ix, MDB_txn **txn);
@@ -78,7 +61,7 @@ SR_MUST_CHECK int sr_index_grow(sr_index *ix);
 /* LMDB code -> SR_ code (MDB_NOTFOUND -> SR_ENOTFOUND, MDB_MAP_FULL -> SR_EFULL, ...). */
 int sr_index_err(int mdb_rc);
 
-/* SHA-256 over every key and value of every database (in name order, keys
+/* SHA-256 over every key and value of every database (in the order of the open's table, each with its name; keys
  * in LMDB order): two indexes with equal hashes hold the same content. */
 SR_MUST_CHECK int sr_index_content_hash(sr_index *ix, uint8_t out[32]);
 

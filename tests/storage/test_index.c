@@ -7,6 +7,7 @@
 #include <criterion/criterion.h>
 
 #include "storage/index.h"
+#include "engine/schema.h"
 #include "testutil.h"
 
 #include <errno.h>
@@ -31,7 +32,7 @@ static sr_index *open_at(const char *sub, uint64_t map, int ro)
     char p[512], err[256] = "";
     snprintf(p, sizeof p, "%s/%s", dir, sub);
     sr_index *ix = NULL;
-    int rc = sr_index_open(p, map, ro, &ix, err, sizeof err);
+    int rc = sr_index_open(p, map, ro, SR_SCHEMA_DBS, &ix, err, sizeof err);
     cr_assert_eq(rc, SR_OK, "open %s: %s", p, err);
     return ix;
 }
@@ -54,9 +55,9 @@ Test(index, every_database_has_its_own_name_and_exists)
     MDB_txn *t;
     cr_assert_eq(sr_index_read_begin(ix, &t), SR_OK);
     for (int i = 0; i < SR_DB_COUNT; i++) {
-        const char *n = sr_index_db_name((sr_dbi)i);
+        const char *n = sr_schema_db_name((sr_dbi)i);
         cr_assert(n && *n, "db %d has a name", i);
-        for (int k = 0; k < i; k++) cr_assert_str_neq(n, sr_index_db_name((sr_dbi)k), "db %d and %d", i, k);
+        for (int k = 0; k < i; k++) cr_assert_str_neq(n, sr_schema_db_name((sr_dbi)k), "db %d and %d", i, k);
         for (int k = 0; k < i; k++) cr_assert_neq(sr_index_dbi(ix, (sr_dbi)i), sr_index_dbi(ix, (sr_dbi)k));
         /* the main database lists it under that name */
         MDB_dbi main;
@@ -64,8 +65,8 @@ Test(index, every_database_has_its_own_name_and_exists)
         MDB_val key = {strlen(n), (void *)n}, v;
         cr_assert_eq(mdb_get(t, main, &key, &v), 0, "database '%s' exists", n);
     }
-    cr_assert_str_eq(sr_index_db_name(SR_DB_META), "meta");
-    cr_assert_str_eq(sr_index_db_name(SR_DB_MSGIDS), "msgidx");
+    cr_assert_str_eq(sr_schema_db_name(SR_DB_META), "meta");
+    cr_assert_str_eq(sr_schema_db_name(SR_DB_MSGIDS), "msgidx");
     sr_index_read_end(ix, t);
     sr_index_close(ix);
     /* read-only, it opens every one of them again */
@@ -78,7 +79,7 @@ Test(index, read_only_needs_an_index_and_every_database)
     char p[512], err[256] = "";
     sr_index *ix = NULL;
     snprintf(p, sizeof p, "%s/none", dir);
-    cr_assert_neq(sr_index_open(p, 0, 1, &ix, err, sizeof err), SR_OK, "no index there");
+    cr_assert_neq(sr_index_open(p, 0, 1, SR_SCHEMA_DBS, &ix, err, sizeof err), SR_OK, "no index there");
     cr_assert(strstr(err, p), "%s", err);
     struct stat st;
     cr_assert_neq(stat(p, &st), 0, "read-only creates nothing");
@@ -93,11 +94,11 @@ Test(index, read_only_needs_an_index_and_every_database)
     cr_assert_eq(mdb_env_open(env, p, 0, 0644), 0);
     cr_assert_eq(mdb_txn_begin(env, NULL, 0, &t), 0);
     for (int i = 0; i < SR_DB_COUNT; i++)
-        if (i != SR_DB_MSGIDS) cr_assert_eq(mdb_dbi_open(t, sr_index_db_name((sr_dbi)i), MDB_CREATE, &d), 0);
+        if (i != SR_DB_MSGIDS) cr_assert_eq(mdb_dbi_open(t, sr_schema_db_name((sr_dbi)i), MDB_CREATE, &d), 0);
     cr_assert_eq(mdb_txn_commit(t), 0);
     mdb_env_close(env);
     err[0] = 0;
-    cr_assert_eq(sr_index_open(p, 0, 1, &ix, err, sizeof err), SR_EVERSION);
+    cr_assert_eq(sr_index_open(p, 0, 1, SR_SCHEMA_DBS, &ix, err, sizeof err), SR_EVERSION);
     cr_assert(strstr(err, "msgidx") && strstr(err, "older layout"), "%s", err);
     /* read-write, the missing one is created */
     ix = open_at("old", 0, 0);

@@ -1,0 +1,495 @@
+/*
+ * engine/apply.c -- what an event does to the index: the event appliers,
+ * one row per kind of event (SR_EVENT_KINDS below), and the message ids.
+ *
+ * The writer (writer.c) runs a group in two passes: pass 1 calls
+ * sr__apply_nonseries for each event of a command in a nested transaction
+ * (the row's check, then its apply, validate = 1: checks, and fills the
+ * fields the writer decides: a data point's number, a document's revision,
+ * a kept secret), then sr__apply_common (its message id); pass 2 calls
+ * sr__apply_series (the row's series: the measurements into the heads,
+ * heads.c). The replay (replay.c) calls the same with validate = 0: an event
+ * in the log was accepted once, so it is applied as it is, with the fields
+ * the writer filled in.
+ *
+ * INVARIANTS
+ *  (1) An apply reads nothing but the event and the index (engine.c
+ *      invariant 3): the replay gives what the writer gave.
+ *  (2) A refusal (sr__refuse: r->rc and r->msg) changes nothing that is
+ *      kept: the writer aborts the command's nested transaction.
+ *  (3) Every case of Event.body has a row (checked when it compiles, and by
+ *      test_engine); a kind with no apply is kept by the log alone.
+ *
+ * How to add an event kind: its message and its case in Event.body
+ * (codecs/events.proto), one row in SR_EVENT_KINDS and its check/apply
+ * functions here (a new database: one row in SR_INDEX_DBS, schema.h).
+ */
+#include "engine/engine_int.h"
+
+#include "storage/index.h"
+
+#include <inttypes.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int put_packed(sr_engine *e, MDB_txn *t, sr_dbi d, const void *k, size_t kl, const ProtobufCMessage *m)
+{
+    size_t n = protobuf_c_message_get_packed_size(m);
+    uint8_t stackbuf[512];
+    uint8_t *b = n <= sizeof stackbuf ? stackbuf : sr_malloc(n);
+    if (!b) return SR_ENOMEM;
+    protobuf_c_message_pack(m, b);
+    int rc = put(t, DB(e, d), k, kl, b, n);
+    if (b != stackbuf) sr_free(b);
+    return rc;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Pass 1: validate (and apply non-series events)                            */
+
+int sr__refuse(sr_result *r, int rc, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(r->msg, sizeof r->msg, fmt, ap);
+    va_end(ap);
+    r->rc = rc;
+    return rc;
+}
+
+static int check_measurements(sr_engine *e, MDB_txn *t, const Event *ev, sr_result *r)
+{
+    const Suiro__V1__Measurements *m = ev->measurements;
+    for (size_t k = 0; k < m->n_points; k++) {
+        const PointValues *pv = m->points[k];
+        pointinfo pi = {0};
+        int rc = sr__pointinfo_get(e, t, pv->point, &pi);
+        if (rc == SR_ENOTFOUND) return sr__refuse(r, SR_EINVAL, "point %u: unknown data point", pv->point);
+        if (rc) return sr__refuse(r, rc, "point %u: %s", pv->point, sr_strerror(rc));
+        int bad = 0;
+        sr_vtype t2 = 0;
+        long n = sr_pv_count(pv, &t2);
+        const MasterPut *mp = pi.m;
+        if (strcmp(pi.op, ev->operator_id) != 0) {
+            bad = sr__refuse(r, SR_EINVAL, "point %u: unknown data point", pv->point);
+        } else if (n < 0) {
+            bad = sr__refuse(r, SR_EINVAL, "%s: inconsistent value arrays", mp->id);
+        } else if ((int)t2 != (int)mp->type) {
+            bad = sr__refuse(r, SR_EINVAL, "%s: values of the wrong type for a %s point", mp->id,
+                             mp->type == SUIRO__V1__VALUE_TYPE__VT_NUMBER    ? "number"
+                             : mp->type == SUIRO__V1__VALUE_TYPE__VT_INTEGER ? "integer"
+                             : mp->type == SUIRO__V1__VALUE_TYPE__VT_BOOL    ? "boolean"
+                                                                             : "string");
+        } else if (ev->actor_kind == SUIRO__V1__ACTOR_KIND__ACTOR_GATEWAY && strcmp(pi.gateway, ev->actor) != 0) {
+            bad = sr__refuse(r, SR_EINVAL, "%s: not reached through gateway %s", mp->id, ev->actor);
+        } else {
+            sr_pv_iter it;
+            sr_pv_iter_init(&it, pv, (size_t)n);
+            for (long i = 0; i < n && !bad; i++) {
+                sr_sample s;
+                if (sr_pv_iter_next(&it, &s)) {
+                    bad = sr__refuse(r, SR_EINVAL, "%s: value %ld: timestamp out of range", mp->id, i);
+                    break;
+                }
+                if (s.quality > SR_Q_UNCERTAIN) continue;
+                double x = mp->type == SUIRO__V1__VALUE_TYPE__VT_NUMBER    ? s.v.f
+                           : mp->type == SUIRO__V1__VALUE_TYPE__VT_INTEGER ? (double)s.v.i
+                                                                           : 0;
+                if (mp->type == SUIRO__V1__VALUE_TYPE__VT_NUMBER && !isfinite(x))
+                    bad = sr__refuse(r, SR_EINVAL, "%s: value %ld is not a finite number", mp->id, i);
+                else if (mp->has_min && x < mp->min && (t2 == SR_VT_NUMBER || t2 == SR_VT_INTEGER))
+                    bad = sr__refuse(r, SR_EINVAL, "%s: value %g below the minimum %g", mp->id, x, mp->min);
+                else if (mp->has_max && x > mp->max && (t2 == SR_VT_NUMBER || t2 == SR_VT_INTEGER))
+                    bad = sr__refuse(r, SR_EINVAL, "%s: value %g above the maximum %g", mp->id, x, mp->max);
+            }
+        }
+        suiro__v1__master_put__free_unpacked(pi.m, NULL);
+        if (bad) return bad;
+    }
+    return SR_OK;
+}
+
+static int apply_master_put(sr_engine *e, MDB_txn *t, const Event *ev, MasterPut *mp, sr_result *r, int validate)
+{
+    int rc;
+    uint8_t k[300];
+    char kind[2] = {(char)('0' + mp->kind), 0};
+    if (mp->kind < 1 || mp->kind > 4) return sr__refuse(r, SR_EINVAL, "master %s: unknown kind", mp->id);
+    if (!mp->id[0] || strlen(mp->id) > 64) return sr__refuse(r, SR_EINVAL, "master id empty or too long");
+    size_t kl = mkkey(k, sizeof k, ev->operator_id, kind, mp->id);
+    if (!kl) return sr__refuse(r, SR_EINVAL, "master %s: key too long", mp->id);
+    if (validate && mp->kind > 1) {
+        /* the parent must exist */
+        uint8_t pk[300];
+        char pkind[2] = {(char)('0' + mp->kind - 1), 0};
+        size_t pkl = mkkey(pk, sizeof pk, ev->operator_id, pkind, mp->parent_id);
+        MDB_val v;
+        if (!pkl || get(t, DB(e, SR_DB_MASTERS), pk, pkl, &v))
+            return sr__refuse(r, SR_EINVAL, "master %s: parent %s does not exist", mp->id, mp->parent_id);
+    }
+    if (mp->kind == SUIRO__V1__MASTER_KIND__MK_DATA_POINT) {
+        if (validate && (mp->type < 1 || mp->type > 4))
+            return sr__refuse(r, SR_EINVAL, "data point %s: unknown value type", mp->id);
+        if (validate && mp->has_min && mp->has_max && mp->min > mp->max)
+            return sr__refuse(r, SR_EINVAL, "data point %s: min above max", mp->id);
+        uint8_t pk[300];
+        size_t pkl = mkkey(pk, sizeof pk, ev->operator_id, mp->id, NULL);
+        MDB_val v;
+        uint32_t point;
+        if (get(t, DB(e, SR_DB_POINTS), pk, pkl, &v) == SR_OK && v.mv_size == 4) {
+            point = get_be32(v.mv_data);
+            if (validate) {
+                pointinfo pi = {0};
+                if (sr__pointinfo_get(e, t, point, &pi) == SR_OK) {
+                    int changed = pi.m->type != mp->type;
+                    suiro__v1__master_put__free_unpacked(pi.m, NULL);
+                    if (changed) return sr__refuse(r, SR_EINVAL, "data point %s: its value type cannot change", mp->id);
+                }
+            }
+        } else {
+            MDB_val nv;
+            uint8_t rk[300];
+            size_t rkl = mkkey(rk, sizeof rk, "retired", ev->operator_id, mp->id);
+            if (rkl && get(t, DB(e, SR_DB_META), rk, rkl, &nv) == SR_OK && nv.mv_size == 4) {
+                /* a removed data point comes back: its old number, so its
+                 * stored values are its history again */
+                point = get_be32(nv.mv_data);
+                if (validate) {
+                    pointinfo pi = {0};
+                    if (sr__pointinfo_get(e, t, point, &pi) == SR_OK) {
+                        int changed = pi.m->type != mp->type;
+                        suiro__v1__master_put__free_unpacked(pi.m, NULL);
+                        if (changed)
+                            return sr__refuse(r, SR_EINVAL,
+                                              "data point %s: it was removed with another value type, which cannot "
+                                              "change",
+                                              mp->id);
+                    }
+                }
+                if (!validate) point = mp->point;
+                if ((rc = del(t, DB(e, SR_DB_META), rk, rkl))) return rc;
+            } else {
+                point = 1;
+                if (get(t, DB(e, SR_DB_META), "next_point", 10, &nv) == SR_OK && nv.mv_size == 4)
+                    point = sr_get_le32(nv.mv_data);
+                if (!validate) point = mp->point; /* replay: the number is in the event */
+                uint8_t b[4];
+                sr_put_le32(b, point + 1);
+                if ((rc = put(t, DB(e, SR_DB_META), "next_point", 10, b, 4))) return rc;
+            }
+        }
+        if (validate) mp->point = point;
+        point = mp->point;
+        r->point = point;
+        uint8_t pb[4];
+        be32(pb, point);
+        if ((rc = put(t, DB(e, SR_DB_POINTS), pk, pkl, pb, 4))) return rc;
+        /* pointinfo: op \0 gateway \0 packed master; the gateway is the device's */
+        char gw[72] = "";
+        uint8_t dk[300];
+        char dkind[2] = {'0' + SUIRO__V1__MASTER_KIND__MK_DEVICE, 0};
+        size_t dkl = mkkey(dk, sizeof dk, ev->operator_id, dkind, mp->parent_id);
+        MDB_val dv;
+        if (dkl && get(t, DB(e, SR_DB_MASTERS), dk, dkl, &dv) == SR_OK) {
+            MasterPut *dm = suiro__v1__master_put__unpack(NULL, dv.mv_size, dv.mv_data);
+            if (dm) {
+                snprintf(gw, sizeof gw, "%s", dm->gateway_id);
+                suiro__v1__master_put__free_unpacked(dm, NULL);
+            }
+        }
+        size_t ol = strlen(ev->operator_id), gl = strlen(gw), ml = protobuf_c_message_get_packed_size(&mp->base);
+        uint8_t *buf = sr_malloc(ol + gl + 2 + ml);
+        if (!buf) return SR_ENOMEM;
+        memcpy(buf, ev->operator_id, ol + 1);
+        memcpy(buf + ol + 1, gw, gl + 1);
+        protobuf_c_message_pack(&mp->base, buf + ol + gl + 2);
+        rc = put(t, DB(e, SR_DB_POINTINFO), pb, 4, buf, ol + gl + 2 + ml);
+        sr_free(buf);
+        if (rc) return rc;
+    }
+    return put_packed(e, t, SR_DB_MASTERS, k, kl, &mp->base);
+}
+
+static int apply_master_delete(sr_engine *e, MDB_txn *t, const Event *ev, const Suiro__V1__MasterDelete *md,
+                               sr_result *r, int validate)
+{
+    uint8_t k[300];
+    char kind[2] = {(char)('0' + md->kind), 0};
+    size_t kl = mkkey(k, sizeof k, ev->operator_id, kind, md->id);
+    MDB_val v;
+    if (!kl || get(t, DB(e, SR_DB_MASTERS), k, kl, &v)) {
+        if (validate) return sr__refuse(r, SR_ENOTFOUND, "master %s does not exist", md->id);
+        return SR_OK;
+    }
+    if (md->kind == SUIRO__V1__MASTER_KIND__MK_DATA_POINT) {
+        uint8_t pk[300];
+        size_t pkl = mkkey(pk, sizeof pk, ev->operator_id, md->id, NULL);
+        MDB_val pv;
+        int rc = get(t, DB(e, SR_DB_POINTS), pk, pkl, &pv);
+        if (rc == SR_OK && pv.mv_size == 4) {
+            /* deactivated, not forgotten: remember its number so that listing
+             * it again brings its history back (apply_master_put) */
+            uint8_t rk[300], nb[4];
+            size_t rkl = mkkey(rk, sizeof rk, "retired", ev->operator_id, md->id);
+            memcpy(nb, pv.mv_data, 4);
+            if (rkl && (rc = put(t, DB(e, SR_DB_META), rk, rkl, nb, 4))) return rc;
+        }
+        rc = del(t, DB(e, SR_DB_POINTS), pk, pkl);
+        if (rc) return rc;
+        /* pointinfo and stored values stay: the point number is never given
+         * to another data point, and history remains readable by replay */
+    }
+    return del(t, DB(e, SR_DB_MASTERS), k, kl);
+}
+
+static int apply_doc(sr_engine *e, MDB_txn *t, Event *ev, sr_result *r, int validate)
+{
+    uint8_t k[600];
+    int is_put = ev->body_case == SUIRO__V1__EVENT__BODY_DOC_PUT;
+    const char *coll = is_put ? ev->doc_put->collection : ev->doc_delete->collection;
+    const char *id = is_put ? ev->doc_put->doc_id : ev->doc_delete->doc_id;
+    if (validate && (!coll[0] || !id[0] || strlen(coll) > 128 || strlen(id) > 256))
+        return sr__refuse(r, SR_EINVAL, "document: collection and id are required (at most 128 and 256 bytes)");
+    size_t kl = mkkey(k, sizeof k, ev->operator_id, coll, id);
+    MDB_val v;
+    uint64_t cur = 0;
+    int exists = get(t, DB(e, SR_DB_DOCS), k, kl, &v) == SR_OK && v.mv_size >= 8;
+    if (exists) cur = sr_get_le64(v.mv_data);
+    if (is_put) {
+        Suiro__V1__DocumentPut *d = ev->doc_put;
+        if (validate) {
+            if (d->revision && d->revision != cur)
+                return sr__refuse(r, SR_ECONFLICT, "document %s/%s: revision is %" PRIu64 ", not %" PRIu64, coll, id, cur,
+                                  d->revision);
+            d->revision = cur + 1;
+        }
+        r->revision = d->revision;
+        uint8_t *b = sr_malloc(8 + d->json.len);
+        if (!b) return SR_ENOMEM;
+        sr_put_le64(b, d->revision);
+        if (d->json.len) memcpy(b + 8, d->json.data, d->json.len);
+        int rc = put(t, DB(e, SR_DB_DOCS), k, kl, b, 8 + d->json.len);
+        sr_free(b);
+        return rc;
+    }
+    Suiro__V1__DocumentDelete *d = ev->doc_delete;
+    if (validate) {
+        if (!exists) return sr__refuse(r, SR_ENOTFOUND, "document %s/%s does not exist", coll, id);
+        if (d->revision && d->revision != cur)
+            return sr__refuse(r, SR_ECONFLICT, "document %s/%s: revision is %" PRIu64 ", not %" PRIu64, coll, id, cur,
+                              d->revision);
+        d->revision = cur;
+    }
+    return del(t, DB(e, SR_DB_DOCS), k, kl);
+}
+
+static int apply_file_put(sr_engine *e, MDB_txn *t, Event *ev, sr_result *r, int validate)
+{
+    uint8_t k[600];
+    size_t kl;
+    if (validate && (!ev->file_put->path[0] || ev->file_put->sha256.len != 32))
+        return sr__refuse(r, SR_EINVAL, "file: path and a 32-byte sha256 are required");
+    kl = mkkey(k, sizeof k, ev->operator_id, ev->file_put->path, NULL);
+    if (!kl) return sr__refuse(r, SR_EINVAL, "file path too long");
+    return put_packed(e, t, SR_DB_FILES, k, kl, &ev->file_put->base);
+}
+
+static int apply_file_delete(sr_engine *e, MDB_txn *t, Event *ev, sr_result *r, int validate)
+{
+    uint8_t k[600];
+    size_t kl;
+    kl = mkkey(k, sizeof k, ev->operator_id, ev->file_delete->path, NULL);
+    MDB_val v;
+    if (validate && (!kl || get(t, DB(e, SR_DB_FILES), k, kl, &v)))
+        return sr__refuse(r, SR_ENOTFOUND, "file %s does not exist", ev->file_delete->path);
+    return kl ? del(t, DB(e, SR_DB_FILES), k, kl) : SR_OK;
+}
+
+static int apply_registry_put(sr_engine *e, MDB_txn *t, Event *ev, sr_result *r, int validate)
+{
+    uint8_t k[600];
+    size_t kl;
+    char kind[2] = {(char)('0' + ev->registry_put->kind), 0};
+    if (validate && (!ev->registry_put->id[0] || ev->registry_put->kind < 1 || ev->registry_put->kind > 5))
+        return sr__refuse(r, SR_EINVAL, "registry: kind and id are required");
+    kl = mkkey(k, sizeof k, ev->operator_id, kind, ev->registry_put->id);
+    if (!kl) return sr__refuse(r, SR_EINVAL, "registry id too long");
+    if (validate && !ev->registry_put->secret_hash.len) {
+        /* empty secret: keep the stored one */
+        MDB_val v;
+        if (get(t, DB(e, SR_DB_REGISTRY), k, kl, &v) == SR_OK) {
+            Suiro__V1__RegistryPut *old = suiro__v1__registry_put__unpack(NULL, v.mv_size, v.mv_data);
+            if (old && old->secret_hash.len) {
+                uint8_t *cp = sr_arena_alloc(&e->ev.a, old->secret_hash.len); /* dies with the group's events */
+                if (cp) {
+                    memcpy(cp, old->secret_hash.data, old->secret_hash.len);
+                    ev->registry_put->secret_hash.data = cp;
+                    ev->registry_put->secret_hash.len = old->secret_hash.len;
+                }
+            }
+            if (old) suiro__v1__registry_put__free_unpacked(old, NULL);
+        }
+    }
+    return put_packed(e, t, SR_DB_REGISTRY, k, kl, &ev->registry_put->base);
+}
+
+static int apply_registry_delete(sr_engine *e, MDB_txn *t, Event *ev, sr_result *r, int validate)
+{
+    (void)r;
+    (void)validate;
+    uint8_t k[600];
+    size_t kl;
+    char kind[2] = {(char)('0' + ev->registry_delete->kind), 0};
+    kl = mkkey(k, sizeof k, ev->operator_id, kind, ev->registry_delete->id);
+    return kl ? del(t, DB(e, SR_DB_REGISTRY), k, kl) : SR_OK;
+}
+
+static int apply_request_created(sr_engine *e, MDB_txn *t, Event *ev, sr_result *r, int validate)
+{
+    uint8_t k[600];
+    size_t kl;
+    /* op \0 request \0 gateway ("" for the app-level request) \0 'c' */
+    kl = rkey(k, sizeof k, ev->operator_id, ev->request_created->request_id, ev->request_created->gateway_id, 'c');
+    if (validate && (!kl || !ev->request_created->request_id[0]))
+        return sr__refuse(r, SR_EINVAL, "request id required");
+    return kl ? put_packed(e, t, SR_DB_REQUESTS, k, kl, &ev->request_created->base) : SR_OK;
+}
+
+static int apply_request_transition(sr_engine *e, MDB_txn *t, Event *ev, sr_result *r, int validate)
+{
+    uint8_t k[600];
+    size_t kl;
+    /* the latest state, beside the creation record: ... \0 's' */
+    const Suiro__V1__RequestTransition *rt = ev->request_transition;
+    kl = rkey(k, sizeof k, ev->operator_id, rt->request_id, rt->gateway_id, 's');
+    if (validate && (!kl || !rt->request_id[0])) return sr__refuse(r, SR_EINVAL, "request id required");
+    return kl ? put_packed(e, t, SR_DB_REQUESTS, k, kl, &rt->base) : SR_OK;
+}
+
+static int apply_monitor(sr_engine *e, MDB_txn *t, Event *ev, sr_result *r, int validate)
+{
+    uint8_t k[600];
+    size_t kl;
+    kl = mkkey(k, sizeof k, ev->operator_id, ev->monitor->monitor_id, NULL);
+    if (validate && (!kl || !ev->monitor->monitor_id[0])) return sr__refuse(r, SR_EINVAL, "monitor id required");
+    return put_packed(e, t, SR_DB_MONITORS, k, kl, &ev->monitor->base);
+}
+
+static int apply_master_put_ev(sr_engine *e, MDB_txn *t, Event *ev, sr_result *r, int validate)
+{
+    e->masters_dirty = 1;
+    return apply_master_put(e, t, ev, ev->master_put, r, validate);
+}
+
+static int apply_master_delete_ev(sr_engine *e, MDB_txn *t, Event *ev, sr_result *r, int validate)
+{
+    e->masters_dirty = 1;
+    return apply_master_delete(e, t, ev, ev->master_delete, r, validate);
+}
+
+static int check_no_body(sr_engine *e, MDB_txn *t, const Event *ev, sr_result *r)
+{
+    (void)e;
+    (void)t;
+    (void)ev;
+    return sr__refuse(r, SR_EINVAL, "event has no body");
+}
+
+/*
+ * The event appliers: one row per kind of event, the oneof case of
+ * Event.body in codecs/events.proto: X(CASE, check, apply, series), where
+ * CASE names SUIRO__V1__EVENT__BODY_<CASE> (see sr_applier in
+ * engine_int.h). Sessions, auth, users, keys and alarms have no apply: the
+ * log is their store. A kind of events.proto without a row fails the build
+ * (event_kind_has_row below, and the size of the table); test_engine's
+ * "appliers" test checks the rows against the descriptor of Event too.
+ */
+#define SR_EVENT_KINDS(X)                                                     \
+    X(__NOT_SET, check_no_body, NULL, NULL)                                    \
+    X(_MEASUREMENTS, check_measurements, NULL, sr__heads_apply_measurements)      \
+    X(_REQUEST_CREATED, NULL, apply_request_created, NULL)                    \
+    X(_REQUEST_TRANSITION, NULL, apply_request_transition, NULL)              \
+    X(_MONITOR, NULL, apply_monitor, NULL)                                    \
+    X(_SESSION, NULL, NULL, NULL)                                             \
+    X(_MASTER_PUT, NULL, apply_master_put_ev, NULL)                           \
+    X(_MASTER_DELETE, NULL, apply_master_delete_ev, NULL)                     \
+    X(_DOC_PUT, NULL, apply_doc, NULL)                                        \
+    X(_DOC_DELETE, NULL, apply_doc, NULL)                                     \
+    X(_FILE_PUT, NULL, apply_file_put, NULL)                                  \
+    X(_FILE_DELETE, NULL, apply_file_delete, NULL)                            \
+    X(_REGISTRY_PUT, NULL, apply_registry_put, NULL)                          \
+    X(_REGISTRY_DELETE, NULL, apply_registry_delete, NULL)                    \
+    X(_USER, NULL, NULL, NULL)                                                \
+    X(_AUTH, NULL, NULL, NULL)                                                \
+    X(_KEY, NULL, NULL, NULL)                                                 \
+    X(_ALARM, NULL, NULL, NULL)
+
+#define SR_X_(c, chk, app, ser) [SUIRO__V1__EVENT__BODY##c] = {SUIRO__V1__EVENT__BODY##c, &#c[1], chk, app, ser},
+static const sr_applier appliers[] = {SR_EVENT_KINDS(SR_X_)};
+#undef SR_X_
+/* the last case of events.proto has the last row (a new kind numbered
+ * after it fails here or in event_kind_has_row) */
+_Static_assert(sizeof appliers / sizeof *appliers == SUIRO__V1__EVENT__BODY_ALARM + 1,
+               "the appliers' table ends at the last case of Event.body");
+
+/* Never called: a switch over every case of Event.body (generated from the
+ * table, no default), so a case without a row is a -Wswitch error. */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic error "-Wswitch"
+static inline int event_kind_has_row(Suiro__V1__Event__BodyCase c)
+{
+    switch (c) {
+#define SR_X_(c, chk, app, ser) case SUIRO__V1__EVENT__BODY##c:
+        SR_EVENT_KINDS(SR_X_)
+#undef SR_X_
+        return 1;
+    case _SUIRO__V1__EVENT__BODY__CASE_IS_INT_SIZE: break;
+    }
+    return 0;
+}
+#pragma GCC diagnostic pop
+
+const sr_applier *sr__applier(int kind)
+{
+    (void)event_kind_has_row;
+    if (kind < 0 || (size_t)kind >= sizeof appliers / sizeof *appliers || !appliers[kind].name) return NULL;
+    return &appliers[kind];
+}
+
+/* Apply everything but the series part of an event. validate: writer path
+ * (checks, fills writer-decided fields); !validate: replay. */
+int sr__apply_nonseries(sr_engine *e, MDB_txn *t, Event *ev, sr_result *r, int validate)
+{
+    const sr_applier *a = sr__applier((int)ev->body_case);
+    if (!a) return validate ? sr__refuse(r, SR_EINVAL, "event of an unknown kind") : SR_OK;
+    int rc;
+    if (validate && a->check && (rc = a->check(e, t, ev, r))) return rc;
+    return a->apply ? a->apply(e, t, ev, r, validate) : SR_OK;
+}
+
+/* Apply the series part of an event (pass 2; heads_only: the replay of
+ * events <= W, which rebuilds the heads). */
+int sr__apply_series(sr_engine *e, MDB_txn *t, const Event *ev, int heads_only)
+{
+    const sr_applier *a = sr__applier((int)ev->body_case);
+    return a && a->series ? a->series(e, t, ev, heads_only) : SR_OK;
+}
+
+int sr__apply_common(sr_engine *e, MDB_txn *t, const Event *ev)
+{
+    if (!ev->message_id[0]) return SR_OK;
+    uint8_t k[300], item[MSGID_ITEM];
+    size_t kl = sr__msgid_key(ev, ev->seq, k, sizeof k);
+    if (!kl || sr__msgid_item(e, ev, ev->seq, item)) return SR_OK;
+    return put(t, DB(e, SR_DB_MSGIDS), k, kl, item, MSGID_ITEM);
+}
+
+int sr__put_watermark(sr_engine *e, MDB_txn *t, uint64_t w)
+{
+    uint8_t b[8];
+    sr_put_le64(b, w);
+    return put(t, DB(e, SR_DB_META), "watermark", 9, b, 8);
+}

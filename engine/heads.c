@@ -1,0 +1,618 @@
+/*
+ * engine/heads.c -- the series heads: each point's open chunk, in memory,
+ * and the series apply (pass 2) that fills them, flushes them into chunks
+ * and merges late samples into the stored chunks.
+ *
+ * A head is found through a two-level directory (hdir: pages of HPAGE heads,
+ * made once, never freed before close); its readers and the writer meet
+ * under the head's stripe (stripe_of: NSTRIPE mutexes, point % NSTRIPE).
+ * Only the writer changes a head; readers (query.c) read its samples, its
+ * previous generation and its late lists under the stripe.
+ *
+ * INVARIANTS (engine.c's (4), (5) and (7) as they read on one head; checked
+ * by sr_head_check at every transition, in the debug build)
+ *  (1) Capacity: n <= cap, nold <= capold, nlate <= caplate; an empty array
+ *      has no samples.
+ *  (2) Order: v, old, late and old_late are sorted by ts, strictly (an
+ *      equal ts replaces: hs_insert).
+ *  (3) Once flushed (has_flushed), every sample of v is newer than
+ *      flushed_max and every late sample is not; before, there is no late
+ *      sample.
+ *  (4) Every sample of v and late has seq >= first_seq (the replay rebuilds
+ *      them from first_seq: engine.c invariant 4).
+ *  (5) Generations: prev_flush_seq <= old_seq, late_prev_seq <=
+ *      old_late_seq (a reader older than the older one retries).
+ *  (6) Flush thresholds: after a point's values are applied, n <
+ *      flush_at(e, h) and nlate < LATE_MAX (else the head was flushed).
+ *  (7) Stripe ownership: the head sits at hdir[point >> HPAGE_BITS][point &
+ *      (HPAGE - 1)], and its fields that readers see change only under
+ *      stripe_of(point).
+ *
+ * STATES OF A HEAD                TRANSITION              FUNCTION
+ *   none -> empty                  first value / load      head_get()
+ *   empty|open -> open             values applied          apply_pv()
+ *   open -> empty (old = v)        flush into a chunk      head_flush()
+ *   late -> old_late               late merge              late_merge()
+ *   any -> rebuilt                 recover (section 7)     sr__heads_swap()
+ */
+#include "engine/engine_int.h"
+
+#include "storage/series.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static head *head_get(sr_engine *e, uint32_t p, sr_vtype type)
+{
+    if ((p >> HPAGE_BITS) >= HDIR) return NULL;
+    head **page = e->hdir[p >> HPAGE_BITS];
+    if (!page) {
+        page = sr_calloc(HPAGE, sizeof *page);
+        if (!page) return NULL;
+        e->hdir[p >> HPAGE_BITS] = page; /* published once, never freed until close */
+    }
+    head *h = page[p & (HPAGE - 1)];
+    if (!h) {
+        h = sr_calloc(1, sizeof *h);
+        if (!h) return NULL;
+        h->point = p;
+        h->type = type;
+        h->flushed_max = INT64_MIN;
+        pthread_mutex_lock(stripe_of(e, p));
+        page[p & (HPAGE - 1)] = h;
+        SR_INVARIANT(sr_head_check(e, h, SR_HEAD_STRIPE_HELD));
+        pthread_mutex_unlock(stripe_of(e, p));
+        atomic_fetch_add(&e->npoints, 1);
+    }
+    return h;
+}
+
+static void hs_free_strings(hsample *v, size_t n, sr_vtype t)
+{
+    if (t != SR_VT_STRING) return;
+    for (size_t i = 0; i < n; i++) sr_free(v[i].v.s.p);
+}
+
+void sr__heads_free(sr_engine *e)
+{
+    for (size_t d = 0; d < HDIR; d++) {
+        head **page = e->hdir[d];
+        if (!page) continue;
+        for (size_t i = 0; i < HPAGE; i++) {
+            head *h = page[i];
+            if (!h) continue;
+            hs_free_strings(h->v, h->n, h->type);
+            hs_free_strings(h->old, h->nold, h->type);
+            hs_free_strings(h->late, h->nlate, h->type);
+            hs_free_strings(h->old_late, h->nold_late, h->type);
+            sr_free(h->v);
+            sr_free(h->old);
+            sr_free(h->late);
+            sr_free(h->old_late);
+            sr_free(h);
+        }
+        sr_free(page);
+        e->hdir[d] = NULL;
+    }
+}
+
+/* ------------------------------------------------------------------------ */
+/* Series apply (pass 2)                                                     */
+
+static void sample_encode_latest(const hsample *s, sr_vtype t, sr_buf *b)
+{
+    uint8_t x[18];
+    sr_put_le64(x, (uint64_t)s->ts);
+    x[8] = s->q;
+    x[9] = (uint8_t)t;
+    b->len = 0;
+    if (t == SR_VT_STRING) {
+        if (sr_buf_append(b, x, 10) == SR_OK) (void)!sr_buf_append(b, s->v.s.p, s->v.s.n);
+        return;
+    }
+    uint64_t bits;
+    if (t == SR_VT_NUMBER) memcpy(&bits, &s->v.f, 8);
+    else if (t == SR_VT_INTEGER) bits = (uint64_t)s->v.i;
+    else bits = (uint64_t)s->v.b;
+    sr_put_le64(x + 10, bits);
+    (void)!sr_buf_append(b, x, 18);
+}
+
+static int heads_db_put(sr_engine *e, MDB_txn *t, head *h)
+{
+    uint8_t k[4], v[17];
+    be32(k, h->point);
+    sr_put_le64(v, h->first_seq);
+    sr_put_le64(v + 8, (uint64_t)h->flushed_max);
+    v[16] = (uint8_t)h->has_flushed;
+    return put(t, DB(e, SR_DB_HEADS), k, 4, v, 17);
+}
+
+/* Merge one run of late samples (sorted) into the chunk at key `ck` (or a
+ * new chunk when has_ck is 0). */
+static int merge_into(sr_engine *e, MDB_txn *t, head *h, const uint8_t *ck, int has_ck, const sr_sample *s, size_t n)
+{
+    int rc;
+    MDB_val v = {0, NULL};
+    sr_buf out;
+    sr_buf_init(&out);
+    if (has_ck && (rc = get(t, DB(e, SR_DB_SERIES), ck, 12, &v))) return rc;
+    size_t nch = 0;
+    if ((rc = sr_chunk_merge_balanced(h->type, v.mv_data, v.mv_size, s, n, e->o.head_max, &out, &nch))) goto done;
+    if (has_ck && (rc = del(t, DB(e, SR_DB_SERIES), ck, 12))) goto done;
+    size_t pos = 0;
+    for (size_t i = 0; i < nch; i++) {
+        uint32_t len = sr_get_le32(out.data + pos);
+        sr_chunk_info info;
+        if ((rc = sr_chunk_info_get(out.data + pos + 4, len, &info))) goto done;
+        uint8_t nk[12];
+        be32(nk, h->point);
+        be64(nk + 4, ts_key(info.first_ts));
+        if ((rc = put(t, DB(e, SR_DB_SERIES), nk, 12, out.data + pos + 4, len))) goto done;
+        pos += 4 + len;
+    }
+done:
+    sr_buf_release(&out);
+    return rc;
+}
+
+/* Merge late samples into the stored chunks that cover them. A sample
+ * belongs to the chunk with the greatest first timestamp <= its own (or the
+ * point's first chunk if it is older than all): so chunks never overlap. */
+static int merge_late(sr_engine *e, MDB_txn *t, head *h, sr_sample *s, size_t n)
+{
+    int rc = SR_OK;
+    /* stable sort by time: equal timestamps keep their order (later wins) */
+    for (size_t i = 1; i < n; i++) {
+        sr_sample x = s[i];
+        size_t j = i;
+        while (j > 0 && s[j - 1].ts > x.ts) {
+            s[j] = s[j - 1];
+            j--;
+        }
+        s[j] = x;
+    }
+    size_t i = 0;
+    while (i < n && !rc) {
+        MDB_cursor *c = NULL;
+        if ((rc = sr_index_err(mdb_cursor_open(t, DB(e, SR_DB_SERIES), &c)))) break;
+        uint8_t k[12], ck[12], nk[12];
+        be32(k, h->point);
+        be64(k + 4, ts_key(s[i].ts));
+        MDB_val K = {12, k}, V;
+        int has_ck = 0, has_next = 0;
+        int r = mdb_cursor_get(c, &K, &V, MDB_SET_RANGE);
+        int exact = r == 0 && K.mv_size == 12 && !memcmp(K.mv_data, k, 12);
+        if (r == 0 && K.mv_size == 12 && get_be32(K.mv_data) == h->point && !exact) {
+            has_next = 1; /* the chunk after ts */
+            memcpy(nk, K.mv_data, 12);
+        }
+        if (exact) {
+            has_ck = 1;
+            memcpy(ck, k, 12);
+            int r2 = mdb_cursor_get(c, &K, &V, MDB_NEXT);
+            if (r2 == 0 && K.mv_size == 12 && get_be32(K.mv_data) == h->point) {
+                has_next = 1;
+                memcpy(nk, K.mv_data, 12);
+            }
+        } else {
+            int r2 = r == 0 ? mdb_cursor_get(c, &K, &V, MDB_PREV) : mdb_cursor_get(c, &K, &V, MDB_LAST);
+            if (r2 == 0 && K.mv_size == 12 && get_be32(K.mv_data) == h->point) {
+                has_ck = 1;
+                memcpy(ck, K.mv_data, 12);
+            } else if (has_next) {
+                /* older than every chunk: goes into the first one */
+                has_ck = 1;
+                memcpy(ck, nk, 12);
+                has_next = 0;
+                MDB_val K2 = {12, ck};
+                if (mdb_cursor_get(c, &K2, &V, MDB_SET_KEY) == 0 && mdb_cursor_get(c, &K2, &V, MDB_NEXT) == 0 &&
+                    K2.mv_size == 12 && get_be32(K2.mv_data) == h->point) {
+                    has_next = 1;
+                    memcpy(nk, K2.mv_data, 12);
+                }
+            }
+        }
+        mdb_cursor_close(c);
+        /* the run: samples below the next chunk's start */
+        size_t j = i;
+        uint64_t lim = has_next ? get_be64(nk + 4) : UINT64_MAX;
+        while (j < n && (!has_next || ts_key(s[j].ts) < lim)) j++;
+        if (j == i) j = i + 1;
+        rc = merge_into(e, t, h, ck, has_ck, s + i, j - i);
+        i = j;
+    }
+    return rc;
+}
+
+enum { LATE_MAX = 4096 }; /* late samples a head keeps before it merges them anyway */
+
+/* Insert into a sorted sample list, equal ts replaced (later wins). Caller
+ * holds the stripe. */
+static int hs_insert(hsample **vp, size_t *np, size_t *capp, sr_vtype type, const sr_sample *s, uint64_t seq)
+{
+    hsample *v = *vp;
+    size_t n = *np, lo = 0, hi = n;
+    if (n && v[n - 1].ts < s->ts) lo = n;
+    else
+        while (lo < hi) {
+            size_t mid = (lo + hi) / 2;
+            if (v[mid].ts < s->ts) lo = mid + 1;
+            else hi = mid;
+        }
+    hsample x = {.ts = s->ts, .seq = seq, .q = s->quality};
+    if (type == SR_VT_STRING) {
+        x.v.s.p = sr_malloc(s->v.str.slen + 1);
+        if (!x.v.s.p) return SR_ENOMEM;
+        memcpy(x.v.s.p, s->v.str.s, s->v.str.slen);
+        x.v.s.p[s->v.str.slen] = 0;
+        x.v.s.n = s->v.str.slen;
+    } else if (type == SR_VT_NUMBER) x.v.f = s->v.f;
+    else if (type == SR_VT_INTEGER) x.v.i = s->v.i;
+    else x.v.b = s->v.b;
+    if (lo < n && v[lo].ts == s->ts) {
+        hs_free_strings(&v[lo], 1, type);
+        v[lo] = x;
+        return SR_OK;
+    }
+    if (n + 1 > *capp && sr_array_reserve(vp, capp, n + 1, sizeof *v)) {
+        hs_free_strings(&x, 1, type);
+        return SR_ENOMEM;
+    }
+    v = *vp;
+    if (lo < n) memmove(v + lo + 1, v + lo, (n - lo) * sizeof *v); /* in order: an append */
+    v[lo] = x;
+    *np = n + 1;
+    return SR_OK;
+}
+
+/* Merge the head's late samples into the stored chunks (one rewrite per
+ * chunk they touch); the batch stays visible to older readers (invariant 7). */
+static int late_merge(sr_engine *e, MDB_txn *t, head *h, uint64_t seq)
+{
+    if (!h->nlate) return SR_OK;
+    sr_sample *s = sr_malloc(h->nlate * sizeof *s);
+    if (!s) return SR_ENOMEM;
+    for (size_t i = 0; i < h->nlate; i++) hs_to_sample(&h->late[i], h->type, &s[i]);
+    int rc = merge_late(e, t, h, s, h->nlate);
+    sr_free(s);
+    if (rc) return rc;
+    pthread_mutex_lock(stripe_of(e, h->point));
+    hs_free_strings(h->old_late, h->nold_late, h->type);
+    sr_free(h->old_late);
+    h->old_late = h->late;
+    h->nold_late = h->nlate;
+    h->late_prev_seq = h->old_late_seq;
+    h->old_late_seq = seq;
+    h->late = NULL;
+    h->nlate = h->caplate = 0;
+    SR_INVARIANT(sr_head_check(e, h, SR_HEAD_STRIPE_HELD));
+    pthread_mutex_unlock(stripe_of(e, h->point));
+    return SR_OK;
+}
+
+/* Write the head as chunk(s); keep it as the previous generation for
+ * readers whose snapshot predates this commit (invariant 5). The late
+ * samples are merged first (invariant 7). */
+static int head_flush(sr_engine *e, MDB_txn *t, head *h, uint64_t seq)
+{
+    int rc = late_merge(e, t, h, seq);
+    if (rc) return rc;
+    if (!h->n) { /* only late samples were waiting */
+        h->first_seq = seq + 1;
+        return heads_db_put(e, t, h);
+    }
+    sr_chunk_enc *enc = NULL;
+    sr_buf out;
+    sr_buf_init(&out);
+    if ((rc = sr_chunk_enc_create(h->type, &enc))) return rc;
+    if ((rc = sr_chunk_enc_expect(enc, h->n))) goto done;
+    for (size_t i = 0; i < h->n; i++) {
+        sr_sample s;
+        hs_to_sample(&h->v[i], h->type, &s);
+        if ((rc = sr_chunk_enc_add(enc, &s))) goto done;
+    }
+    if ((rc = sr_chunk_enc_finish(enc, &out))) goto done;
+    uint8_t k[12];
+    be32(k, h->point);
+    be64(k + 4, ts_key(h->v[0].ts));
+    if ((rc = put(t, DB(e, SR_DB_SERIES), k, 12, out.data, out.len))) goto done;
+    pthread_mutex_lock(stripe_of(e, h->point));
+    hs_free_strings(h->old, h->nold, h->type);
+    /* the generation before goes out of sight now (the stripe is held): its
+     * array becomes the new head, so a steady head never grows again */
+    hsample *reuse = h->old;
+    size_t reuse_cap = h->capold;
+    h->old = h->v;
+    h->nold = h->n;
+    h->capold = h->cap;
+    h->prev_flush_seq = h->old_seq;
+    h->old_seq = seq;
+    h->flushed_max = h->v[h->n - 1].ts;
+    h->has_flushed = 1;
+    h->v = reuse;
+    h->n = 0;
+    h->cap = reuse ? reuse_cap : 0;
+    h->first_seq = seq + 1;
+    h->gen++;
+    SR_INVARIANT(sr_head_check(e, h, SR_HEAD_STRIPE_HELD));
+    pthread_mutex_unlock(stripe_of(e, h->point));
+    atomic_fetch_add(&e->st_flushes, 1);
+    rc = heads_db_put(e, t, h);
+done:
+    sr_chunk_enc_destroy(enc);
+    sr_buf_release(&out);
+    return rc;
+}
+
+/* Insert into the head, sorted, equal ts replaced. Caller holds the stripe. */
+static int head_insert(head *h, const sr_sample *s, uint64_t seq)
+{
+    return hs_insert(&h->v, &h->n, &h->cap, h->type, s, seq);
+}
+
+/*
+ * Apply one PointValues. heads_only (restart, events <= W): rebuild the head
+ * from head-bound samples only; everything else is already in the index.
+ */
+/* When a head is flushed: at head_max samples, except the first time, when
+ * each point waits for a share of head_max of its own (three quarters to all,
+ * from a hash of the point). Points fed at the same rate would otherwise fill
+ * their heads in lockstep and flush all together in one group, a commit of
+ * every point's chunk at once (the PUBACK p99 of a paced load was that
+ * group); staggered once, they stay staggered. A function of the point and
+ * its persisted has_flushed only, so a rebuild and a restart flush at the
+ * same samples as the live writer did. */
+static uint32_t flush_at(const sr_engine *e, const head *h)
+{
+    uint32_t hm = e->o.head_max;
+    if (h->has_flushed || hm < 4) return hm;
+    uint32_t x = h->point; /* a 32-bit finaliser: consecutive points spread */
+    x ^= x >> 16;
+    x *= 0x85ebca6bu;
+    x ^= x >> 13;
+    x *= 0xc2b2ae35u;
+    x ^= x >> 16;
+    return hm - hm / 4 + x % (hm / 4); /* [3/4, 1) of head_max: chunks stay near full */
+}
+
+static int apply_pv(sr_engine *e, MDB_txn *t, const PointValues *pv, uint64_t seq, int heads_only)
+{
+    int rc = SR_OK;
+    sr_vtype type = 0;
+    long n = sr_pv_count(pv, &type);
+    if (n <= 0) return SR_OK; /* validated at write time; a bad replayed one is skipped */
+    head *h = head_get(e, pv->point, type);
+    if (!h) return SR_ENOMEM;
+    if (heads_only && seq < h->first_seq) return SR_OK;
+    int fresh = h->n == 0 && h->first_seq == 0;
+    if (fresh) {
+        h->first_seq = seq;
+        if (!heads_only && (rc = heads_db_put(e, t, h))) return rc;
+    }
+    sr_pv_iter it;
+    sr_pv_iter_init(&it, pv, (size_t)n);
+    hsample best = {.ts = INT64_MIN};
+    int have_best = 0;
+    sr_sample bests = {0};
+    /* one hold of the stripe for the batch (readers wait at most for its
+     * inserts, not once per sample) */
+    pthread_mutex_t *mu = stripe_of(e, h->point);
+    pthread_mutex_lock(mu);
+    for (long i = 0; i < n; i++) {
+        sr_sample s;
+        if (sr_pv_iter_next(&it, &s)) continue;
+        /* heads hold (flushed_max, +inf); older samples belong to chunks */
+        int is_late = h->has_flushed && s.ts <= h->flushed_max;
+        if (is_late) /* kept in the head until its next flush (invariant 7) */
+            rc = hs_insert(&h->late, &h->nlate, &h->caplate, h->type, &s, seq);
+        else
+            rc = head_insert(h, &s, seq);
+        if (rc) {
+            pthread_mutex_unlock(mu);
+            goto done;
+        }
+        if (!heads_only && s.ts >= best.ts) {
+            best.ts = s.ts;
+            bests = s;
+            have_best = 1;
+        }
+    }
+    SR_INVARIANT(sr_head_check(e, h, SR_HEAD_STRIPE_HELD));
+    pthread_mutex_unlock(mu);
+    if (heads_only) goto done;
+    if (have_best) {
+        uint8_t k[4];
+        be32(k, h->point);
+        MDB_val v;
+        sr_sample cur;
+        sr_vtype ct;
+        if (get(t, DB(e, SR_DB_LATEST), k, 4, &v) != SR_OK || latest_decode(v.mv_data, v.mv_size, &cur, &ct) ||
+            bests.ts >= cur.ts) {
+            hsample hs = {.ts = bests.ts, .q = bests.quality};
+            if (type == SR_VT_STRING) {
+                hs.v.s.p = (char *)bests.v.str.s;
+                hs.v.s.n = bests.v.str.slen;
+            } else if (type == SR_VT_NUMBER) hs.v.f = bests.v.f;
+            else if (type == SR_VT_INTEGER) hs.v.i = bests.v.i;
+            else hs.v.b = bests.v.b;
+            sr_buf b;
+            sr_buf_init(&b);
+            sample_encode_latest(&hs, type, &b);
+            rc = b.len ? put(t, DB(e, SR_DB_LATEST), k, 4, b.data, b.len) : SR_ENOMEM;
+            sr_buf_release(&b);
+            if (rc) goto done;
+        }
+    }
+    if (h->n >= flush_at(e, h) || h->nlate >= LATE_MAX) rc = head_flush(e, t, h, seq);
+done:
+    if (!rc) SR_INVARIANT(sr_head_check(e, h, SR_HEAD_AT_REST));
+    return rc;
+}
+
+int sr__heads_apply_measurements(sr_engine *e, MDB_txn *t, const Event *ev, int heads_only)
+{
+    if (ev->body_case != SUIRO__V1__EVENT__BODY_MEASUREMENTS) return SR_OK;
+    for (size_t k = 0; k < ev->measurements->n_points; k++) {
+        int rc = apply_pv(e, t, ev->measurements->points[k], ev->seq, heads_only);
+        if (rc) return rc;
+    }
+    return SR_OK;
+}
+
+int sr__heads_load(sr_engine *e, uint64_t *min_first)
+{
+    MDB_txn *t;
+    int rc = sr_index_read_begin(e->ix, &t);
+    if (rc) return rc;
+    MDB_cursor *c;
+    if ((rc = sr_index_err(mdb_cursor_open(t, DB(e, SR_DB_HEADS), &c)))) {
+        sr_index_read_end(e->ix, t);
+        return rc;
+    }
+    MDB_val k, v;
+    int r = mdb_cursor_get(c, &k, &v, MDB_FIRST);
+    while (r == 0) {
+        if (k.mv_size != 4 || v.mv_size != 17) {
+            rc = SR_ECORRUPT;
+            break;
+        }
+        uint32_t p = get_be32(k.mv_data);
+        pointinfo pi = {0};
+        sr_vtype type = SR_VT_NUMBER;
+        if (sr__pointinfo_get(e, t, p, &pi) == SR_OK) {
+            type = (sr_vtype)pi.m->type;
+            suiro__v1__master_put__free_unpacked(pi.m, NULL);
+        }
+        head *h = head_get(e, p, type);
+        if (!h) {
+            rc = SR_ENOMEM;
+            break;
+        }
+        h->first_seq = sr_get_le64(v.mv_data);
+        h->flushed_max = (int64_t)sr_get_le64((uint8_t *)v.mv_data + 8);
+        h->has_flushed = ((uint8_t *)v.mv_data)[16];
+        if (h->first_seq < *min_first) *min_first = h->first_seq;
+        r = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+    }
+    mdb_cursor_close(c);
+    sr_index_read_end(e->ix, t);
+    return rc;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Resuming after a failed write (docs/durability.md section 7)              */
+
+/* Move every head of sh into e (the writer holds all of e's stripes):
+ * a point of both swaps its contents; a point only in e is reset empty; a
+ * point only in sh moves (pages were made before the stripes were taken).
+ * sh gets e's old contents, freed by the caller. */
+void sr__heads_swap(sr_engine *e, sr_engine *sh)
+{
+    for (size_t d = 0; d < HDIR; d++) {
+        head **pe = e->hdir[d], **ps = sh->hdir[d];
+        if (!pe) continue; /* then ps is NULL too (made beforehand) */
+        for (size_t i = 0; i < HPAGE; i++) {
+            head *he = pe[i], *hs = ps ? ps[i] : NULL;
+            if (he && hs) {
+                head tmp = *he;
+                *he = *hs;
+                *hs = tmp;
+                he->gen = hs->gen + 1;
+            } else if (he) {
+                hs_free_strings(he->v, he->n, he->type);
+                hs_free_strings(he->old, he->nold, he->type);
+                hs_free_strings(he->late, he->nlate, he->type);
+                hs_free_strings(he->old_late, he->nold_late, he->type);
+                sr_free(he->v);
+                sr_free(he->old);
+                sr_free(he->late);
+                sr_free(he->old_late);
+                uint32_t p = he->point;
+                sr_vtype t = he->type;
+                uint64_t g = he->gen + 1;
+                memset(he, 0, sizeof *he);
+                he->point = p;
+                he->type = t;
+                he->gen = g;
+                he->flushed_max = INT64_MIN;
+            } else if (hs) {
+                pe[i] = hs;
+                ps[i] = NULL;
+                atomic_fetch_add(&e->npoints, 1);
+            }
+        }
+    }
+}
+
+/* ------------------------------------------------------------------------ */
+/* Invariants (the header's; SQLite's assert_pager_state is the model)       */
+
+static const char *hs_order(const hsample *v, size_t n)
+{
+    for (size_t i = 1; i < n; i++)
+        if (v[i - 1].ts >= v[i].ts) return "not sorted";
+    return NULL;
+}
+
+const char *sr_head_check(const sr_engine *e, const head *h, int how)
+{
+    /* (7) where it sits, and who holds its stripe */
+    uint32_t p = h->point;
+    head *const *page = (p >> HPAGE_BITS) < HDIR ? e->hdir[p >> HPAGE_BITS] : NULL;
+    if (!page || page[p & (HPAGE - 1)] != h) return "heads: a head is not at its point's slot of the directory";
+    if (how & SR_HEAD_STRIPE_HELD) {
+        pthread_mutex_t *mu = stripe_of((sr_engine *)e, p);
+        if (pthread_mutex_trylock(mu) == 0) {
+            pthread_mutex_unlock(mu);
+            return "heads: a head changes without its stripe held";
+        }
+    }
+    /* (1) counts vs capacity */
+    if (h->n > h->cap || (h->n && !h->v)) return "heads: more samples than the head's capacity";
+    if (h->nold > h->capold || (h->nold && !h->old)) return "heads: more samples than the previous generation's capacity";
+    if (h->nlate > h->caplate || (h->nlate && !h->late)) return "heads: more late samples than their capacity";
+    if (h->nold_late && !h->old_late) return "heads: a merged late batch without its samples";
+    /* (2) ordering */
+    if (hs_order(h->v, h->n)) return "heads: head samples out of time order";
+    if (hs_order(h->old, h->nold)) return "heads: previous generation out of time order";
+    if (hs_order(h->late, h->nlate)) return "heads: late samples out of time order";
+    if (hs_order(h->old_late, h->nold_late)) return "heads: merged late batch out of time order";
+    /* (3) head and late samples either side of flushed_max */
+    if (!h->has_flushed && h->nlate) return "heads: late samples before the head ever flushed";
+    if (h->has_flushed && h->n && h->v[0].ts <= h->flushed_max) return "heads: a head sample not newer than flushed_max";
+    if (h->nlate && h->late[h->nlate - 1].ts > h->flushed_max) return "heads: a late sample newer than flushed_max";
+    /* (4) seq >= first_seq */
+    for (size_t i = 0; i < h->n; i++)
+        if (h->v[i].seq < h->first_seq) return "heads: a head sample older than the head's first_seq";
+    for (size_t i = 0; i < h->nlate; i++)
+        if (h->late[i].seq < h->first_seq) return "heads: a late sample older than the head's first_seq";
+    /* (5) generations */
+    if (h->prev_flush_seq > h->old_seq) return "heads: the flush before the previous generation is newer than it";
+    if (h->late_prev_seq > h->old_late_seq) return "heads: the late merge before the last is newer than it";
+    /* (6) flush thresholds, once a point's values are applied */
+    if ((how & SR_HEAD_AT_REST) && h->n >= flush_at(e, h)) return "heads: a head at its flush threshold was not flushed";
+    if ((how & SR_HEAD_AT_REST) && h->nlate >= LATE_MAX) return "heads: LATE_MAX late samples were not merged";
+    return NULL;
+}
+
+const char *sr_heads_check(const sr_engine *e)
+{
+    uint64_t count = 0;
+    for (size_t d = 0; d < HDIR; d++) {
+        head *const *page = e->hdir[d];
+        if (!page) continue;
+        for (size_t i = 0; i < HPAGE; i++) {
+            const head *h = page[i];
+            if (!h) continue;
+            if (h->point != (uint32_t)(d << HPAGE_BITS | i)) return "heads: a head at another point's slot";
+            const char *why = sr_head_check(e, h, SR_HEAD_AT_REST);
+            if (why) return why;
+            count++;
+        }
+    }
+    if (count != atomic_load(&e->npoints)) return "heads: the directory does not hold npoints heads";
+    return NULL;
+}

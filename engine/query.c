@@ -1,0 +1,760 @@
+/*
+ * engine/query.c -- the readers: point lookups (cached), latest values,
+ * ranges and downsampling (chunks, late samples and heads merged), masters,
+ * registry, requests, monitors, documents, files, stats, the content hash.
+ *
+ * INVARIANTS
+ *  (1) A reader sees exactly its LMDB snapshot (engine.c invariants 5, 7):
+ *      a head or late sample only if its seq <= the snapshot's W; a reader
+ *      whose snapshot predates what the heads still hold retries.
+ *  (2) The point cache answers only under the masters generation it was
+ *      filled with (the writer bumps masters_gen after a group that changed
+ *      a master): stale never, wrong never.
+ *  (3) Readers never wait for the writer beyond a head's stripe.
+ */
+#include "engine/engine_int.h"
+
+#include "storage/crypto.h"
+#include "storage/series.h"
+
+#include <jansson.h>
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ------------------------------------------------------------------------ */
+/* Queries                                                                   */
+
+/* (point_info does the lookup, and caches it) */
+int sr_engine_point(sr_engine *e, const char *op, const char *data_id, uint32_t *point, sr_vtype *type)
+{
+    sr_point_info info;
+    int rc = sr_engine_point_info(e, op, data_id, &info);
+    if (rc) return rc;
+    *point = info.point;
+    if (type) *type = info.type;
+    return SR_OK;
+}
+
+static uint32_t fnv1a(const char *p, size_t n)
+{
+    uint32_t h = 2166136261u;
+    for (size_t i = 0; i < n; i++) h = (h ^ (uint8_t)p[i]) * 16777619u;
+    return h;
+}
+
+int sr_engine_point_info(sr_engine *e, const char *op, const char *data_id, sr_point_info *out)
+{
+    /* the cache: op \0 data_id, tagged with the masters generation */
+    char ck[146];
+    size_t ol = strlen(op), dl = strlen(data_id), ckl = ol + 1 + dl;
+    picache_ent *ce = NULL;
+    uint64_t gen = atomic_load(&e->masters_gen) + 1;
+    if (e->picache && ckl <= sizeof ck) {
+        memcpy(ck, op, ol);
+        ck[ol] = 0;
+        memcpy(ck + ol + 1, data_id, dl);
+        ce = &e->picache[fnv1a(ck, ckl) % PICACHE];
+        pthread_mutex_lock(&e->picache_mu);
+        int hit = ce->gen == gen && ce->kl == ckl && !memcmp(ce->key, ck, ckl);
+        if (hit) *out = ce->info;
+        pthread_mutex_unlock(&e->picache_mu);
+        if (hit) return SR_OK;
+    }
+    MDB_txn *t;
+    int rc = sr_index_read_begin(e->ix, &t);
+    if (rc) return rc;
+    uint8_t k[300];
+    size_t kl = mkkey(k, sizeof k, op, data_id, NULL);
+    MDB_val v;
+    rc = kl ? get(t, DB(e, SR_DB_POINTS), k, kl, &v) : SR_ENOTFOUND;
+    if (!rc && v.mv_size != 4) rc = SR_ECORRUPT;
+    if (!rc) {
+        pointinfo pi = {0};
+        if (!(rc = sr__pointinfo_get(e, t, get_be32(v.mv_data), &pi))) {
+            out->point = get_be32(v.mv_data);
+            out->type = (sr_vtype)pi.m->type;
+            out->kind = (int)pi.m->point_kind;
+            out->has_min = pi.m->has_min;
+            out->min = pi.m->min;
+            out->has_max = pi.m->has_max;
+            out->max = pi.m->max;
+            snprintf(out->gateway, sizeof out->gateway, "%s", pi.gateway);
+            suiro__v1__master_put__free_unpacked(pi.m, NULL);
+        }
+    }
+    sr_index_read_end(e->ix, t);
+    if (!rc && ce) {
+        pthread_mutex_lock(&e->picache_mu);
+        ce->gen = gen; /* read before the lookup: a newer master makes it stale, never wrong */
+        memcpy(ce->key, ck, ckl);
+        ce->kl = ckl;
+        ce->info = *out;
+        pthread_mutex_unlock(&e->picache_mu);
+    }
+    return rc;
+}
+
+int sr_engine_latest(sr_engine *e, const uint32_t *points, size_t n, sr_sample *out, int *found, sr_buf *strings)
+{
+    MDB_txn *t;
+    int rc = sr_index_read_begin(e->ix, &t);
+    if (rc) return rc;
+    /* string offsets first, pointers after (the buffer may move) */
+    size_t *soff = NULL;
+    for (size_t i = 0; i < n && !rc; i++) {
+        uint8_t k[4];
+        be32(k, points[i]);
+        MDB_val v;
+        found[i] = 0;
+        if (get(t, DB(e, SR_DB_LATEST), k, 4, &v) != SR_OK) continue;
+        sr_vtype ty;
+        if ((rc = latest_decode(v.mv_data, v.mv_size, &out[i], &ty))) break;
+        found[i] = 1;
+        if (ty == SR_VT_STRING) {
+            if (!strings) {
+                rc = SR_EINVAL;
+                break;
+            }
+            if (!soff && !(soff = sr_calloc(n, sizeof *soff))) {
+                rc = SR_ENOMEM;
+                break;
+            }
+            soff[i] = strings->len + 1;
+            if ((rc = sr_buf_append(strings, out[i].v.str.s, out[i].v.str.slen))) break;
+            if ((rc = sr_buf_append(strings, "", 1))) break;
+        }
+    }
+    if (!rc && soff)
+        for (size_t i = 0; i < n; i++)
+            if (soff[i]) out[i].v.str.s = (const char *)strings->data + soff[i] - 1;
+    sr_free(soff);
+    sr_index_read_end(e->ix, t);
+    return rc;
+}
+
+/* append a sample (copying string bytes into strings, as an offset) */
+static int out_sample(sr_buf *samples, sr_buf *strings, const sr_sample *s, sr_vtype t)
+{
+    sr_sample c = *s;
+    if (t == SR_VT_STRING) {
+        if (!strings) return SR_EINVAL;
+        size_t off = strings->len;
+        int rc = sr_buf_append(strings, s->v.str.s, s->v.str.slen);
+        if (!rc) rc = sr_buf_append(strings, "", 1);
+        if (rc) return rc;
+        c.v.str.s = (const char *)(uintptr_t)off;
+    }
+    return sr_buf_append(samples, &c, sizeof c);
+}
+
+/* Where range_once puts each sample, in time order: copied into buffers
+ * (queries) or fed to an aggregator (downsampling, no copy). stop_after: an
+ * ascending read stops once it has that many (0: all). */
+typedef struct sink {
+    sr_buf *samples, *strings;
+    sr_agg *agg;
+    size_t stop_after, count;
+} sink;
+
+static int sink_add(sink *k, const sr_sample *s, sr_vtype t)
+{
+    k->count++;
+    if (k->agg) {
+        sr_agg_add(k->agg, s);
+        return SR_OK;
+    }
+    return out_sample(k->samples, k->strings, s, t);
+}
+
+/* A stored sample s, merged with the late samples ov[*iov..nov): those
+ * before it go first; one of the same ts replaces it. */
+static inline int sink_merged(sink *out, const sr_sample *ov, size_t nov, size_t *iov, sr_sample *s, sr_vtype type)
+{
+    int rc;
+    while (*iov < nov && ov[*iov].ts < s->ts)
+        if ((rc = sink_add(out, &ov[(*iov)++], type))) return rc;
+    if (*iov < nov && ov[*iov].ts == s->ts) *s = ov[(*iov)++];
+    return sink_add(out, s, type);
+}
+
+static int range_once(sr_engine *e, const sr_range_q *q, sink *out, int *retry, sr_vtype *type_out)
+{
+    MDB_txn *t;
+    MDB_cursor *c = NULL;
+    sr_sample *ov = NULL; /* late samples to merge (invariant 7) */
+    size_t nov = 0, iov = 0;
+    sr_buf ovstr;
+    sr_buf_init(&ovstr);
+    int rc = sr_index_read_begin(e->ix, &t);
+    if (rc) return rc;
+    uint64_t w = sr_index_watermark(e->ix, t);
+    int can_stop = out->stop_after && !q->desc;
+    int64_t lo = q->from, hi = q->to; /* [lo, hi) */
+    if (q->after != INT64_MIN) {
+        if (!q->desc && q->after + 1 > lo) lo = q->after + 1;
+        if (q->desc && q->after < hi) hi = q->after;
+    }
+    sr_vtype type = SR_VT_NUMBER;
+    pointinfo pi = {0};
+    if (sr__pointinfo_get(e, t, q->point, &pi) == SR_OK) {
+        type = (sr_vtype)pi.m->type;
+        suiro__v1__master_put__free_unpacked(pi.m, NULL);
+    }
+    *type_out = type;
+    if (lo >= hi) goto done;
+    /* the late samples this snapshot must see (invariant 7): copied, sorted */
+    pthread_mutex_lock(stripe_of(e, q->point));
+    head *lh = head_find(e, q->point);
+    if (lh && lh->late_prev_seq > w) *retry = 1;
+    if (lh && !*retry && (lh->nlate || (lh->old_late && lh->old_late_seq > w))) {
+        size_t cap = lh->nlate + (lh->old_late_seq > w ? lh->nold_late : 0);
+        ov = cap ? sr_malloc(cap * sizeof *ov) : NULL;
+        if (cap && !ov) rc = SR_ENOMEM;
+        /* two sorted lists; on equal ts the newer (current) list wins */
+        const hsample *a = lh->old_late_seq > w ? lh->old_late : NULL, *b = lh->late;
+        size_t na = a ? lh->nold_late : 0, nb = lh->nlate, ia = 0, ib = 0;
+        while (!rc && (ia < na || ib < nb)) {
+            const hsample *x;
+            if (ib >= nb || (ia < na && a[ia].ts < b[ib].ts)) x = &a[ia++];
+            else {
+                if (ia < na && a[ia].ts == b[ib].ts) ia++;
+                x = &b[ib++];
+            }
+            if (x->seq > w || x->ts < lo || x->ts >= hi) continue;
+            if (nov && ov[nov - 1].ts == x->ts) nov--; /* a newer one of the same ts (b after a) */
+            hs_to_sample(x, type, &ov[nov]);
+            if (type == SR_VT_STRING) { /* the strings may be freed once the stripe is released */
+                size_t off = ovstr.len;
+                if ((rc = sr_buf_append(&ovstr, x->v.s.p, x->v.s.n + 1))) break;
+                ov[nov].v.str.s = (const char *)(uintptr_t)off;
+            }
+            nov++;
+        }
+    }
+    pthread_mutex_unlock(stripe_of(e, q->point));
+    if (type == SR_VT_STRING)
+        for (size_t i = 0; i < nov; i++) ov[i].v.str.s = (const char *)ovstr.data + (uintptr_t)ov[i].v.str.s;
+    if (rc || *retry) goto done_ov;
+    /* stored chunks */
+    uint8_t k[12];
+    be32(k, q->point);
+    be64(k + 4, ts_key(lo));
+    MDB_val K = {12, k}, V;
+    if ((rc = sr_index_err(mdb_cursor_open(t, DB(e, SR_DB_SERIES), &c)))) goto done;
+    int r = mdb_cursor_get(c, &K, &V, MDB_SET_RANGE);
+    /* a chunk that starts before lo may still hold samples >= lo */
+    int r2 = r == 0 ? mdb_cursor_get(c, &K, &V, MDB_PREV) : mdb_cursor_get(c, &K, &V, MDB_LAST);
+    if (r2 == 0 && (K.mv_size != 12 || get_be32(K.mv_data) != q->point)) r2 = mdb_cursor_get(c, &K, &V, MDB_NEXT);
+    else if (r2 == MDB_NOTFOUND) r2 = mdb_cursor_get(c, &K, &V, MDB_FIRST);
+    r = r2;
+    while (r == 0 && K.mv_size == 12 && get_be32(K.mv_data) == q->point) {
+        sr_chunk_dec d;
+        if ((rc = sr_chunk_dec_init(&d, V.mv_data, V.mv_size))) goto done;
+        if (d.info.first_ts >= hi) break;
+        if (d.info.last_ts >= lo) {
+            sr_sample s;
+            if (out->agg) {
+                /* straight into the aggregator, up to the next late sample or
+                 * hi (it drops samples before lo: its from is lo); s is the
+                 * first sample at or after that stop */
+                for (;;) {
+                    int64_t stop = iov < nov && ov[iov].ts < hi ? ov[iov].ts : hi;
+                    uint64_t fed = 0;
+                    rc = sr_chunk_dec_agg(&d, out->agg, stop, &s, &fed);
+                    out->count += fed;
+                    if (rc || s.ts >= hi) break;
+                    if ((rc = sink_merged(out, ov, nov, &iov, &s, type))) goto done;
+                }
+            } else {
+                while ((rc = sr_chunk_dec_next(&d, &s)) == SR_OK) {
+                    if (s.ts < lo) continue;
+                    if (s.ts >= hi) break;
+                    if ((rc = sink_merged(out, ov, nov, &iov, &s, type))) goto done;
+                }
+            }
+            if (rc == SR_DONE) rc = SR_OK;
+            if (rc) goto done;
+            /* enough for an ascending read with a limit: the rest is later */
+            if (can_stop && out->count >= out->stop_after) goto done;
+        }
+        r = mdb_cursor_get(c, &K, &V, MDB_NEXT);
+    }
+    if (r != 0 && r != MDB_NOTFOUND) {
+        rc = sr_index_err(r);
+        goto done;
+    }
+    /* late samples after the last chunk's (they are older than every head sample) */
+    while (!rc && iov < nov) rc = sink_add(out, &ov[iov++], type);
+    if (rc) goto done;
+    /* the head (invariant 5) */
+    pthread_mutex_lock(stripe_of(e, q->point));
+    head *h = head_find(e, q->point);
+    if (h) {
+        if (h->prev_flush_seq > w) *retry = 1; /* a flush we can see neither in memory nor in the snapshot */
+        for (int g = 0; g < 2 && !*retry && !rc; g++) {
+            hsample *v = g ? h->v : h->old;
+            size_t n = g ? h->n : h->nold;
+            if (!g && (!h->old || h->old_seq <= w)) continue; /* that chunk is in our snapshot */
+            for (size_t i = 0; i < n && !rc; i++) {
+                if (v[i].seq > w || v[i].ts < lo) continue;
+                if (v[i].ts >= hi) break;
+                sr_sample s;
+                hs_to_sample(&v[i], type, &s);
+                rc = sink_add(out, &s, type);
+            }
+        }
+    }
+    pthread_mutex_unlock(stripe_of(e, q->point));
+done:
+    if (c) mdb_cursor_close(c);
+done_ov:
+    sr_free(ov);
+    sr_buf_release(&ovstr);
+    sr_index_read_end(e->ix, t);
+    return rc;
+}
+
+int sr_engine_range(sr_engine *e, const sr_range_q *q, sr_buf *samples, sr_buf *strings, int *more)
+{
+    size_t base = samples->len;
+    int rc, retry;
+    sr_vtype type = SR_VT_NUMBER;
+    size_t sbase = strings ? strings->len : 0;
+    do {
+        retry = 0;
+        samples->len = base;
+        if (strings) strings->len = sbase;
+        sink k = {samples, strings, NULL, q->limit && !q->desc ? q->limit + 1 : 0, 0};
+        rc = range_once(e, q, &k, &retry, &type);
+    } while (!rc && retry);
+    if (rc) return rc;
+    *more = 0;
+    if (samples->len == base) return SR_OK;
+    sr_sample *s = (sr_sample *)(samples->data + base);
+    size_t n = (samples->len - base) / sizeof *s;
+    if (q->desc)
+        for (size_t i = 0; i < n / 2; i++) {
+            sr_sample x = s[i];
+            s[i] = s[n - 1 - i];
+            s[n - 1 - i] = x;
+        }
+    *more = 0;
+    if (q->limit && n > q->limit) {
+        n = q->limit;
+        samples->len = base + n * sizeof *s;
+        *more = 1;
+    }
+    /* string offsets -> pointers (valid until strings changes) */
+    if (type == SR_VT_STRING && strings)
+        for (size_t i = 0; i < n; i++) s[i].v.str.s = (const char *)strings->data + (uintptr_t)s[i].v.str.s;
+    return SR_OK;
+}
+
+int sr_engine_downsample(sr_engine *e, uint32_t point, int64_t from, int64_t to, int64_t interval, sr_agg_fill fill,
+                         sr_buf *buckets)
+{
+    if (interval <= 0 || from >= to) return SR_EINVAL;
+    if ((to - from) / interval > 10000000) return SR_ETOOBIG;
+    sr_range_q q = {.point = point, .from = from, .to = to, .after = INT64_MIN};
+    sr_vtype type = SR_VT_NUMBER;
+    MDB_txn *t;
+    int rc = sr_index_read_begin(e->ix, &t);
+    if (rc) return rc;
+    pointinfo pi = {0};
+    if (sr__pointinfo_get(e, t, point, &pi) == SR_OK) {
+        type = (sr_vtype)pi.m->type;
+        suiro__v1__master_put__free_unpacked(pi.m, NULL);
+    }
+    sr_index_read_end(e->ix, t);
+    /* samples go straight from the chunk decoder into the aggregator */
+    sr_agg *a = NULL;
+    int retry;
+    do {
+        retry = 0;
+        sr_agg_destroy(a);
+        a = NULL;
+        if ((rc = sr_agg_create(type, from, to, interval, fill, &a))) break;
+        sink k = {NULL, NULL, a, 0, 0};
+        sr_vtype t2;
+        rc = range_once(e, &q, &k, &retry, &t2);
+    } while (!rc && retry);
+    if (!rc) rc = sr_agg_status(a);
+    sr_bucket tmp[256];
+    size_t got;
+    while (!rc && (got = sr_agg_emit(a, tmp, 256)) > 0) rc = sr_buf_append(buckets, tmp, got * sizeof *tmp);
+    sr_agg_destroy(a);
+    return rc;
+}
+
+/* Copy the value at key (a \0 b \0 c) of db into out. */
+static int get_copy(sr_engine *e, sr_dbi db, const char *a, const char *b, const char *c, sr_buf *out)
+{
+    MDB_txn *t;
+    int rc = sr_index_read_begin(e->ix, &t);
+    if (rc) return rc;
+    uint8_t k[600];
+    size_t kl = mkkey(k, sizeof k, a, b, c);
+    MDB_val v;
+    rc = kl ? get(t, DB(e, db), k, kl, &v) : SR_ENOTFOUND;
+    if (!rc) {
+        out->len = 0;
+        rc = sr_buf_append(out, v.mv_data, v.mv_size);
+    }
+    sr_index_read_end(e->ix, t);
+    return rc;
+}
+
+int sr_engine_master_get(sr_engine *e, const char *op, int kind, const char *id, sr_buf *packed)
+{
+    char ks[2] = {(char)('0' + kind), 0};
+    return get_copy(e, SR_DB_MASTERS, op, ks, id, packed);
+}
+
+/* Every value of db whose key starts with the kl bytes of k: records each
+ * preceded by a 4-byte LE length. */
+static int scan_prefix(sr_engine *e, sr_dbi db, const uint8_t *k, size_t kl, sr_buf *out, size_t *count)
+{
+    MDB_txn *t;
+    int rc = sr_index_read_begin(e->ix, &t);
+    if (rc) return rc;
+    MDB_cursor *c;
+    *count = 0;
+    if (!kl || (rc = sr_index_err(mdb_cursor_open(t, DB(e, db), &c)))) {
+        sr_index_read_end(e->ix, t);
+        return kl ? rc : SR_EINVAL;
+    }
+    MDB_val K = {kl, (void *)k}, V;
+    int r = mdb_cursor_get(c, &K, &V, MDB_SET_RANGE);
+    while (r == 0 && K.mv_size >= kl && !memcmp(K.mv_data, k, kl)) {
+        uint8_t lb[4];
+        sr_put_le32(lb, (uint32_t)V.mv_size);
+        if ((rc = sr_buf_append(out, lb, 4)) || (rc = sr_buf_append(out, V.mv_data, V.mv_size))) break;
+        (*count)++;
+        r = mdb_cursor_get(c, &K, &V, MDB_NEXT);
+    }
+    mdb_cursor_close(c);
+    sr_index_read_end(e->ix, t);
+    return rc;
+}
+
+/* Every value of db whose key starts with op \0 kind. */
+static int scan_kind(sr_engine *e, sr_dbi db, const char *op, int kind, sr_buf *out, size_t *count)
+{
+    uint8_t k[300];
+    char ks[2] = {(char)('0' + kind), 0};
+    return scan_prefix(e, db, k, mkkey(k, sizeof k, op, ks, ""), out, count);
+}
+
+int sr_engine_master_list(sr_engine *e, const char *op, int kind, sr_buf *out, size_t *count)
+{
+    return scan_kind(e, SR_DB_MASTERS, op, kind, out, count);
+}
+
+int sr_engine_registry_list(sr_engine *e, const char *op, int kind, sr_buf *out, size_t *count)
+{
+    return scan_kind(e, SR_DB_REGISTRY, op, kind, out, count);
+}
+
+int sr_engine_registry_get(sr_engine *e, const char *op, int kind, const char *id, sr_buf *packed)
+{
+    char ks[2] = {(char)('0' + kind), 0};
+    return get_copy(e, SR_DB_REGISTRY, op, ks, id, packed);
+}
+
+int sr_engine_request_get(sr_engine *e, const char *op, const char *req, const char *gw, sr_buf *created,
+                          sr_buf *state)
+{
+    MDB_txn *t;
+    int rc = sr_index_read_begin(e->ix, &t);
+    if (rc) return rc;
+    uint8_t k[400];
+    size_t kl = rkey(k, sizeof k, op, req, gw, 'c');
+    MDB_val v;
+    created->len = state->len = 0;
+    rc = kl ? get(t, DB(e, SR_DB_REQUESTS), k, kl, &v) : SR_ENOTFOUND;
+    if (!rc) rc = sr_buf_append(created, v.mv_data, v.mv_size);
+    if (!rc) {
+        k[kl - 1] = 's';
+        if (get(t, DB(e, SR_DB_REQUESTS), k, kl, &v) == SR_OK) rc = sr_buf_append(state, v.mv_data, v.mv_size);
+    }
+    sr_index_read_end(e->ix, t);
+    return rc;
+}
+
+int sr_engine_monitor_get(sr_engine *e, const char *op, const char *monitor, sr_buf *packed)
+{
+    return get_copy(e, SR_DB_MONITORS, op, monitor, NULL, packed);
+}
+
+int sr_engine_monitor_list(sr_engine *e, const char *op, sr_buf *out, size_t *count)
+{
+    uint8_t k[100];
+    return scan_prefix(e, SR_DB_MONITORS, k, mkkey(k, sizeof k, op, "", NULL), out, count);
+}
+
+int sr_engine_doc_get(sr_engine *e, const char *op, const char *coll, const char *id, uint64_t *revision,
+                      sr_buf *json)
+{
+    MDB_txn *t;
+    int rc = sr_index_read_begin(e->ix, &t);
+    if (rc) return rc;
+    uint8_t k[600];
+    size_t kl = mkkey(k, sizeof k, op, coll, id);
+    MDB_val v;
+    rc = kl ? get(t, DB(e, SR_DB_DOCS), k, kl, &v) : SR_ENOTFOUND;
+    if (!rc && v.mv_size < 8) rc = SR_ECORRUPT;
+    if (!rc) {
+        *revision = sr_get_le64(v.mv_data);
+        json->len = 0;
+        rc = sr_buf_append(json, (uint8_t *)v.mv_data + 8, v.mv_size - 8);
+    }
+    sr_index_read_end(e->ix, t);
+    return rc;
+}
+
+void sr_engine_get_open_stats(sr_engine *e, sr_engine_open_stats *out) { *out = e->ost; }
+
+int sr_engine_write_state(sr_engine *e, int *cause)
+{
+    pthread_mutex_lock(&e->mu);
+    int st = e->nospace_ro ? SR_ENOSPC : e->poisoned ? SR_EPOISONED : SR_OK;
+    if (cause) *cause = e->poison_cause;
+    pthread_mutex_unlock(&e->mu);
+    return st;
+}
+
+void sr_engine_get_stats(sr_engine *e, sr_engine_stats *out)
+{
+    memset(out, 0, sizeof *out);
+    pthread_mutex_lock(&e->mu); /* the writer may be reopening the log (§7) */
+    out->log_next_seq = e->log ? sr_log_next_seq(e->log) : 0;
+    pthread_mutex_unlock(&e->mu);
+    out->watermark = atomic_load(&e->watermark);
+    out->commands = atomic_load(&e->st_commands);
+    out->events = atomic_load(&e->st_events);
+    out->groups = atomic_load(&e->st_groups);
+    out->flushes = atomic_load(&e->st_flushes);
+    out->points = atomic_load(&e->npoints);
+    pthread_mutex_lock(&e->mu);
+    out->queue_depth = e->depth;
+    pthread_mutex_unlock(&e->mu);
+}
+
+int sr_engine_content_hash(sr_engine *e, uint8_t out[32])
+{
+    uint8_t ih[32];
+    int rc = sr_index_content_hash(e->ix, ih);
+    if (rc) return rc;
+    sr_buf b;
+    sr_buf_init(&b);
+    rc = sr_buf_append(&b, ih, 32);
+    for (size_t d = 0; d < HDIR && !rc; d++) {
+        head **page = e->hdir[d];
+        if (!page) continue;
+        for (size_t i = 0; i < HPAGE && !rc; i++) {
+            head *h = page[i];
+            if (!h) continue;
+            pthread_mutex_lock(stripe_of(e, h->point));
+            uint8_t x[32];
+            sr_put_le32(x, h->point);
+            sr_put_le64(x + 4, h->first_seq);
+            sr_put_le64(x + 12, (uint64_t)h->flushed_max);
+            sr_put_le64(x + 20, h->n);
+            x[28] = (uint8_t)h->has_flushed;
+            rc = sr_buf_append(&b, x, 29);
+            for (size_t j = 0; j < h->n && !rc; j++) {
+                uint8_t y[25];
+                sr_put_le64(y, (uint64_t)h->v[j].ts);
+                sr_put_le64(y + 8, h->v[j].seq);
+                y[16] = h->v[j].q;
+                uint64_t bits = 0;
+                if (h->type == SR_VT_NUMBER) memcpy(&bits, &h->v[j].v.f, 8);
+                else if (h->type == SR_VT_INTEGER) bits = (uint64_t)h->v[j].v.i;
+                else if (h->type == SR_VT_BOOL) bits = (uint64_t)h->v[j].v.b;
+                else bits = h->v[j].v.s.n;
+                sr_put_le64(y + 17, bits);
+                rc = sr_buf_append(&b, y, 25);
+                if (!rc && h->type == SR_VT_STRING) rc = sr_buf_append(&b, h->v[j].v.s.p, h->v[j].v.s.n);
+            }
+            pthread_mutex_unlock(stripe_of(e, h->point));
+        }
+    }
+    if (!rc) sr_sha256(b.data, b.len, out);
+    sr_buf_release(&b);
+    return rc;
+}
+
+struct sr_blobs *sr_engine_blobs(sr_engine *e) { return e->blobs; }
+
+int sr_engine_doc_query(sr_engine *e, const char *op, const char *coll, const char *field, const char *value,
+                        size_t limit, const char *after_id, sr_buf *out, size_t *count, int *more)
+{
+    sr_doc_bounds b = {limit, 0, 0};
+    char next[260];
+    return sr_engine_doc_scan(e, op, coll, field, value, &b, after_id, out, count, more, next);
+}
+
+int sr_engine_doc_scan(sr_engine *e, const char *op, const char *coll, const char *field, const char *value,
+                       const sr_doc_bounds *bd, const char *after_id, sr_buf *out, size_t *count, int *more,
+                       char *next_after)
+{
+    json_t *want = NULL;
+    *count = 0;
+    *more = 0;
+    next_after[0] = 0;
+    size_t limit = bd->limit ? bd->limit : 1000, scanned = 0, bytes = 0;
+    if (field) {
+        json_error_t jerr;
+        want = json_loads(value ? value : "", JSON_DECODE_ANY, &jerr);
+        if (!want) return SR_EINVAL;
+    }
+    MDB_txn *t;
+    int rc = sr_index_read_begin(e->ix, &t);
+    if (rc) {
+        json_decref(want);
+        return rc;
+    }
+    uint8_t k[600];
+    size_t kl = mkkey(k, sizeof k, op, coll, "");
+    MDB_cursor *c = NULL;
+    if (!kl) rc = SR_EINVAL;
+    if (!rc) rc = sr_index_err(mdb_cursor_open(t, DB(e, SR_DB_DOCS), &c));
+    if (!rc) {
+        uint8_t sk[900];
+        size_t skl = kl;
+        memcpy(sk, k, kl);
+        if (after_id && *after_id) {
+            size_t al = strlen(after_id);
+            if (kl + al + 1 > sizeof sk) rc = SR_EINVAL;
+            else {
+                memcpy(sk + kl, after_id, al);
+                sk[kl + al] = 0; /* just past after_id */
+                skl = kl + al + 1;
+            }
+        }
+        MDB_val K = {skl, sk}, V;
+        int r = rc ? MDB_NOTFOUND : mdb_cursor_get(c, &K, &V, MDB_SET_RANGE);
+        while (!rc && r == 0 && K.mv_size >= kl && !memcmp(K.mv_data, k, kl)) {
+            const char *id = (const char *)K.mv_data + kl;
+            size_t idl = K.mv_size - kl;
+            int match = 1;
+            if (V.mv_size < 8) {
+                rc = SR_ECORRUPT;
+                break;
+            }
+            if (bd->max_scan && scanned == bd->max_scan) { /* resume after the last one examined */
+                *more = 1;
+                break;
+            }
+            if (idl >= 260) {
+                rc = SR_ECORRUPT;
+                break;
+            }
+            if (want) {
+                json_error_t jerr;
+                json_t *doc = json_loadb((const char *)V.mv_data + 8, V.mv_size - 8, 0, &jerr);
+                json_t *f = doc && json_is_object(doc) ? json_object_get(doc, field) : NULL;
+                match = f && json_equal(f, want);
+                json_decref(doc);
+            }
+            if (match) {
+                if (*count == limit || (bd->max_bytes && *count && bytes + (V.mv_size - 8) > bd->max_bytes)) {
+                    *more = 1;
+                    break;
+                }
+                bytes += V.mv_size - 8;
+                uint8_t hdr[12];
+                memcpy(hdr, V.mv_data, 8);
+                sr_put_le32(hdr + 8, (uint32_t)(V.mv_size - 8));
+                if ((rc = sr_buf_append(out, id, idl)) || (rc = sr_buf_append(out, "", 1)) ||
+                    (rc = sr_buf_append(out, hdr, 12)) ||
+                    (rc = sr_buf_append(out, (const uint8_t *)V.mv_data + 8, V.mv_size - 8)))
+                    break;
+                (*count)++;
+            }
+            scanned++;
+            memcpy(next_after, id, idl);
+            next_after[idl] = 0;
+            r = mdb_cursor_get(c, &K, &V, MDB_NEXT);
+        }
+    }
+    if (c) mdb_cursor_close(c);
+    sr_index_read_end(e->ix, t);
+    json_decref(want);
+    return rc;
+}
+
+int sr_engine_file_get(sr_engine *e, const char *op, const char *path, sr_buf *packed)
+{
+    return get_copy(e, SR_DB_FILES, op, path, NULL, packed);
+}
+
+int sr_engine_file_each(sr_engine *e, int (*fn)(void *ctx, const char *op, const uint8_t *packed, size_t len),
+                        void *ctx)
+{
+    MDB_txn *t;
+    int rc = sr_index_read_begin(e->ix, &t);
+    if (rc) return rc;
+    MDB_cursor *c = NULL;
+    rc = sr_index_err(mdb_cursor_open(t, DB(e, SR_DB_FILES), &c));
+    char op[300];
+    if (!rc) {
+        MDB_val K, V;
+        int r = mdb_cursor_get(c, &K, &V, MDB_FIRST);
+        while (!rc && r == 0) {
+            const uint8_t *z = memchr(K.mv_data, 0, K.mv_size); /* op \0 path */
+            size_t ol = z ? (size_t)(z - (const uint8_t *)K.mv_data) : K.mv_size;
+            if (ol >= sizeof op) ol = sizeof op - 1;
+            memcpy(op, K.mv_data, ol);
+            op[ol] = 0;
+            rc = fn(ctx, op, V.mv_data, V.mv_size);
+            if (!rc) r = mdb_cursor_get(c, &K, &V, MDB_NEXT);
+        }
+        if (!rc && r != MDB_NOTFOUND) rc = sr_index_err(r);
+    }
+    if (c) mdb_cursor_close(c);
+    sr_index_read_end(e->ix, t);
+    return rc;
+}
+
+int sr_engine_file_list(sr_engine *e, const char *op, const char *prefix, size_t limit, sr_buf *out, size_t *count,
+                        int *more)
+{
+    MDB_txn *t;
+    *count = 0;
+    *more = 0;
+    if (!limit) limit = 1000;
+    int rc = sr_index_read_begin(e->ix, &t);
+    if (rc) return rc;
+    uint8_t k[600];
+    size_t kl = mkkey(k, sizeof k, op, prefix ? prefix : "", NULL);
+    MDB_cursor *c = NULL;
+    if (!kl && (!prefix || *prefix)) rc = SR_EINVAL;
+    if (!rc) rc = sr_index_err(mdb_cursor_open(t, DB(e, SR_DB_FILES), &c));
+    if (!rc) {
+        if (!prefix || !*prefix) { /* op \0 */
+            kl = strlen(op) + 1;
+            memcpy(k, op, kl - 1);
+            k[kl - 1] = 0;
+        }
+        MDB_val K = {kl, k}, V;
+        int r = mdb_cursor_get(c, &K, &V, MDB_SET_RANGE);
+        while (r == 0 && K.mv_size >= kl && !memcmp(K.mv_data, k, kl)) {
+            if (*count == limit) {
+                *more = 1;
+                break;
+            }
+            uint8_t lb[4];
+            sr_put_le32(lb, (uint32_t)V.mv_size);
+            if ((rc = sr_buf_append(out, lb, 4)) || (rc = sr_buf_append(out, V.mv_data, V.mv_size))) break;
+            (*count)++;
+            r = mdb_cursor_get(c, &K, &V, MDB_NEXT);
+        }
+    }
+    if (c) mdb_cursor_close(c);
+    sr_index_read_end(e->ix, t);
+    return rc;
+}

@@ -1,0 +1,177 @@
+/*
+ * engine/schema.h -- the index's schema: its named databases and the
+ * layouts of their keys and values, with the key encoders.
+ *
+ * The index (storage/index.c) is a cache of the log: every database in it is
+ * a deterministic function of the events applied (engine.c invariant 3).
+ * storage/ knows nothing of what is in it; the engine passes it this table
+ * of databases (SR_SCHEMA_DBS) when it opens the index, and names each one
+ * by its sr_dbi. The first database is "meta", where the index keeps its
+ * watermark (storage/index.h).
+ *
+ * KEY AND VALUE LAYOUTS (BE: big-endian, LE: little-endian; \0 a zero byte)
+ *   meta       "watermark" -> u64 LE (the highest applied seq);
+ *              "layout" -> u32 LE (SR_INDEX_LAYOUT); "head_max" -> u32 LE;
+ *              "next_point" -> u32 LE (the next point number);
+ *              "retired" \0 op \0 dataId -> point u32 (a removed data
+ *              point's number, given back when it is listed again)
+ *   masters    op \0 kind(1 ASCII digit) \0 id -> packed MasterPut
+ *   points     op \0 dataId -> point u32 BE
+ *   pointinfo  point u32 BE -> op \0 gateway \0 packed MasterPut (the
+ *              gateway is the data point's device's)
+ *   latest     point u32 BE -> ts i64 LE, quality u8, type u8, then the
+ *              value: u64 LE (bits of a double, an integer, a bool) or the
+ *              string's bytes (latest_decode)
+ *   series     point u32 BE ‖ ts_key(chunk's first ts) u64 BE -> a chunk
+ *              (docs/series-format.md): LMDB order is time order
+ *   heads      point u32 BE -> first_seq u64 LE, flushed_max i64 LE,
+ *              has_flushed u8 (17 bytes)
+ *   docs       op \0 collection \0 id -> revision u64 LE ‖ JSON
+ *   files      op \0 path -> packed FilePut
+ *   registry   op \0 kind(1 ASCII digit) \0 id -> packed RegistryPut
+ *   requests   op \0 request \0 gateway ("" for the app-level request) \0
+ *              tag (rkey): 'c' -> packed RequestCreated, 's' -> packed
+ *              RequestTransition (the latest state)
+ *   monitors   op \0 monitor id -> packed MonitorEvent (the latest state)
+ *   msgidx     op \0 seq_hi u32 BE (the high 32 bits of a seq: one key per
+ *              2^32 events) -> duplicates (DUPSORT, DUPFIXED) of 12 bytes:
+ *              the first 8 bytes of SHA-256(op \0 actor \0 message id), then
+ *              the low 32 bits of the seq, both BE (sr__msgid_item)
+ *
+ * INVARIANTS
+ *  (1) mkkey joins its parts with \0 and none may hold a \0: so a prefix
+ *      scan of "op \0 x" never reaches another operator's keys.
+ *  (2) ts_key is order-preserving (i64 -> u64 with the sign bit flipped), so
+ *      BE encodings of (point, ts_key) sort as (point, ts).
+ *  (3) A change to any layout above bumps SR_INDEX_LAYOUT (an index of an
+ *      older layout is rebuilt from the log at a read-write open).
+ *
+ * How to add a database: one row in SR_INDEX_DBS below (its sr_dbi, name
+ * and LMDB flags) and its layout in the list above. Nothing else opens it.
+ */
+#ifndef SR_ENGINE_SCHEMA_H
+#define SR_ENGINE_SCHEMA_H
+
+#include "codecs/base/sr_alloc.h"
+#include "codecs/sample.h"
+#include "storage/index.h"
+
+#include <stdint.h>
+#include <string.h>
+
+/*
+ * Layout of what the index stores, in meta "layout" (u32 LE). An index
+ * without it is layout 1. The engine rebuilds an index of an older layout
+ * from the log when it opens it read-write (sr_engine_open).
+ *   1: message ids as op \0 actor \0 id -> seq ("msgids"); a late value
+ *      merged into a full chunk split off a chunk of the overflow.
+ *   2: message ids as 16-byte hash + seq duplicates ("msgidx", DUPFIXED);
+ *      late-value merges keep a chunk whole up to head_max * 5/4 samples and
+ *      split evenly above (sr_chunk_merge_balanced).
+ *   3: message ids as 12-byte hash + low-32-bit seq duplicates under the
+ *      key op \0 seq_hi (the high 32 bits of the seq, BE).
+ */
+#define SR_INDEX_LAYOUT 3u
+
+/* The databases: X(enum suffix, name, LMDB flags). "meta" stays first. */
+#define SR_INDEX_DBS(X)                            \
+    X(META, "meta", 0)                             \
+    X(MASTERS, "masters", 0)                       \
+    X(POINTS, "points", 0)                         \
+    X(POINTINFO, "pointinfo", 0)                   \
+    X(LATEST, "latest", 0)                         \
+    X(SERIES, "series", 0)                         \
+    X(HEADS, "heads", 0)                           \
+    X(DOCS, "docs", 0)                             \
+    X(FILES, "files", 0)                           \
+    X(REGISTRY, "registry", 0)                     \
+    X(REQUESTS, "requests", 0)                     \
+    X(MONITORS, "monitors", 0)                     \
+    X(MSGIDS, "msgidx", MDB_DUPSORT | MDB_DUPFIXED)
+
+typedef enum sr_dbi {
+#define SR_X_(id, name, flags) SR_DB_##id,
+    SR_INDEX_DBS(SR_X_)
+#undef SR_X_
+    SR_DB_COUNT
+} sr_dbi;
+
+_Static_assert((int)SR_DB_META == (int)SR_INDEX_META, "the meta database is the index's first (storage/index.h)");
+_Static_assert((int)SR_DB_COUNT <= (int)SR_INDEX_MAX_DBS, "more databases than storage/index.c holds");
+
+/* The table storage/index.c opens, in sr_dbi order. */
+extern const sr_index_db sr_schema_dbs[SR_DB_COUNT];
+#define SR_SCHEMA_DBS sr_schema_dbs, SR_DB_COUNT /* sr_index_open(dir, map, ro, SR_SCHEMA_DBS, ...) */
+static inline const char *sr_schema_db_name(sr_dbi which) { return sr_schema_dbs[which].name; }
+
+/* ---- key encoders -------------------------------------------------------- */
+
+static inline void be32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)(v >> 24); p[1] = (uint8_t)(v >> 16); p[2] = (uint8_t)(v >> 8); p[3] = (uint8_t)v;
+}
+static inline uint32_t get_be32(const uint8_t *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+static inline void be64(uint8_t *p, uint64_t v)
+{
+    be32(p, (uint32_t)(v >> 32));
+    be32(p + 4, (uint32_t)v);
+}
+static inline uint64_t get_be64(const uint8_t *p) { return (uint64_t)get_be32(p) << 32 | get_be32(p + 4); }
+static inline uint64_t ts_key(int64_t ts) { return (uint64_t)ts ^ (1ull << 63); } /* order-preserving */
+
+/* key = parts joined by \0; returns length or 0 if too long */
+static inline size_t mkkey(uint8_t *k, size_t cap, const char *a, const char *b, const char *c)
+{
+    size_t n = 0;
+    const char *parts[3] = {a, b, c};
+    for (int i = 0; i < 3 && parts[i]; i++) {
+        size_t l = strlen(parts[i]);
+        if (n + l + 1 > cap) return 0;
+        if (i) k[n++] = 0;
+        memcpy(k + n, parts[i], l);
+        n += l;
+    }
+    return n;
+}
+
+/* request keys: op \0 request \0 gateway \0 tag */
+static inline size_t rkey(uint8_t *k, size_t cap, const char *op, const char *req, const char *gw, char tag)
+{
+    size_t n = mkkey(k, cap, op, req, gw ? gw : "");
+    if (!n || n + 2 > cap) return 0;
+    k[n++] = 0;
+    k[n++] = (uint8_t)tag;
+    return n;
+}
+
+/* ---- value decoders ------------------------------------------------------ */
+
+/* A latest value (its string, if any, points into p). */
+static inline int latest_decode(const void *p, size_t n, sr_sample *s, sr_vtype *t)
+{
+    const uint8_t *x = p;
+    if (n < 10) return SR_ECORRUPT;
+    s->ts = (int64_t)sr_get_le64(x);
+    s->quality = x[8];
+    *t = (sr_vtype)x[9];
+    if (*t == SR_VT_STRING) {
+        s->v.str.s = (const char *)x + 10;
+        s->v.str.slen = (uint32_t)(n - 10);
+        return SR_OK;
+    }
+    if (n != 18) return SR_ECORRUPT;
+    uint64_t bits = sr_get_le64(x + 10);
+    if (*t == SR_VT_NUMBER) memcpy(&s->v.f, &bits, 8);
+    else if (*t == SR_VT_INTEGER) s->v.i = (int64_t)bits;
+    else s->v.b = (int)bits;
+    return SR_OK;
+}
+
+/* The message-id items of msgidx (layout above); sr__msgid_item and
+ * sr__msgid_key, which take an event, are in engine_int.h. */
+enum { MSGID_ITEM = 12 };
+
+#endif

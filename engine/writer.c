@@ -1,0 +1,621 @@
+/*
+ * engine/writer.c -- the command queue and the writer thread: one thread owns
+ * the log appends and the LMDB write transaction (docs/durability.md
+ * section 6), and commits groups of commands at once.
+ *
+ * Commands (one or more serialized events of one operator) are queued per
+ * operator (sr_engine_submit) and taken round-robin, at most group_max a
+ * group. A group: tentative seqs; pass 1 in a nested txn per command
+ * validates every event and applies the non-series ones (apply.c); refused
+ * -> abort the nested txn, reuse the seqs; accepted -> commit it, encode the
+ * events; pass 2 applies the group's measurements (heads.c); then one log
+ * append (an atomic batch, durable), the watermark, the commit, W published,
+ * the callbacks.
+ *
+ * INVARIANTS (checked by sr_writer_check at every transition, in the debug
+ * build; the engine's own are in engine.c)
+ *  (1) Queue: depth is the sum of the operators' queue depths, each the
+ *      length of its list (head and tail both set or both NULL); depth <=
+ *      queue_max and an operator's <= queue_max_per_op (more is SR_EFULL).
+ *  (2) Group commit: a group holds at most group_max commands; between
+ *      groups the writer's next_seq is W + 1 (what it applied is published).
+ *  (3) Poisoned (a failed append or commit, engine.c invariant 6): no group
+ *      is appended, queued commands get SR_EPOISONED, submits are refused,
+ *      poison_cause names the failure; sr__recover clears both together.
+ *  (4) Read-only (opts.readonly, log_readonly, or opened read-only for lack
+ *      of space: nospace_ro, poison_cause SR_ENOSPC): no writer thread and
+ *      nothing queued.
+ *
+ * STATES                          TRANSITION              FUNCTION
+ *   (none) -> RUNNING              open                    sr__writer_start()
+ *   RUNNING -> RUNNING             a command queued        sr_engine_submit()
+ *   RUNNING -> RUNNING             a group committed       process_group()
+ *   RUNNING -> POISONED            append/commit failed    poison()
+ *   POISONED -> RUNNING            log reopened            sr__recover()
+ *   any -> STOPPING -> (none)      close                   sr_engine_close()
+ */
+#include "engine/engine_int.h"
+
+#include "storage/index.h"
+#include "storage/log.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* ------------------------------------------------------------------------ */
+/* The writer                                                                */
+
+static void poison(sr_engine *e, int cause, uint64_t seq)
+{
+    pthread_mutex_lock(&e->mu);
+    e->poisoned = 1;
+    e->poison_cause = cause;
+    SR_INVARIANT(sr_writer_check(e));
+    pthread_mutex_unlock(&e->mu);
+    if (e->o.no_recover)
+        sr__alert(e, 1, "write failed at seq %" PRIu64 ": %s (%s); nothing of it was acknowledged; writes refused until reopened",
+                  seq, sr_strerror(cause), sr_err_name(cause));
+    else
+        sr__alert(e, 1, "write failed at seq %" PRIu64 ": %s (%s); nothing of it was acknowledged; writes refused, resuming "
+                        "by itself once it works (tried every %u ms): %s",
+                  seq, sr_strerror(cause), sr_err_name(cause), e->o.recover_ms,
+                  cause == SR_ENOSPC || sr__fs_full(e->dir) ? "free disk space (the file system is full)" : "check the disk");
+}
+
+void sr__cmd_free(cmd *c)
+{
+    if (!c) return;
+    sr_free(c->bytes);
+    sr_free(c->ev);
+    sr_free(c);
+}
+
+/* Keep the index map at most half full, so that MDB_MAP_FULL cannot hit a
+ * group half-way (the heads could not be rolled back). */
+int sr__ensure_room(sr_engine *e)
+{
+    MDB_envinfo info;
+    MDB_stat st;
+    MDB_env *env = sr_index_env(e->ix);
+    mdb_env_info(env, &info);
+    mdb_env_stat(env, &st);
+    uint64_t used = ((uint64_t)info.me_last_pgno + 1) * st.ms_psize;
+    while (used * 2 > info.me_mapsize) {
+        int rc = sr_index_grow(e->ix);
+        if (rc) return rc;
+        mdb_env_info(env, &info);
+    }
+    return SR_OK;
+}
+
+typedef struct accepted {
+    Event *ev;
+} accepted;
+
+/* *same: the event at seq has ev's operator, actor and message id. seq is
+ * in the log, or in this group (acc: its accepted events, from next_seq). */
+static int msgid_same(sr_engine *e, const Event *ev, uint64_t seq, accepted *acc, size_t nacc, int *same)
+{
+    *same = 0;
+    if (seq >= e->next_seq) {
+        if (seq - e->next_seq >= nacc) return SR_ECORRUPT;
+        const Event *o = acc[seq - e->next_seq].ev;
+        *same = !strcmp(o->operator_id, ev->operator_id) && !strcmp(o->actor, ev->actor) &&
+                !strcmp(o->message_id, ev->message_id);
+        return SR_OK;
+    }
+    int rc = SR_OK;
+    if (seq >= sr_log_durable_seq(e->log) && (rc = sr_log_sync(e->log))) return rc; /* sync=interval|none */
+    sr_log_iter *it = NULL;
+    if ((rc = sr_log_iter_open(e->log, seq, &it))) return rc;
+    uint64_t got = 0;
+    sr_slice rec;
+    while ((rc = sr_log_iter_next(it, &got, &rec)) == SR_OK && got < seq) {}
+    if (rc == SR_OK && got == seq) {
+        Event *o = suiro__v1__event__unpack(NULL, rec.len, rec.data);
+        if (!o) rc = SR_ECORRUPT;
+        else {
+            *same = !strcmp(o->operator_id, ev->operator_id) && !strcmp(o->actor, ev->actor) &&
+                    !strcmp(o->message_id, ev->message_id);
+            suiro__v1__event__free_unpacked(o, NULL);
+        }
+    } else if (rc == SR_OK || rc == SR_DONE) rc = SR_ECORRUPT; /* the index names an event the log lacks */
+    sr_log_iter_close(it);
+    return rc;
+}
+
+/* A stored event with ev's (operator, actor, message id)? *seq: the latest
+ * such event (as the key -> seq map of index layout 1 kept it). */
+static int msgid_find(sr_engine *e, MDB_txn *t, const Event *ev, accepted *acc, size_t nacc, int *found,
+                      uint64_t *seq)
+{
+    uint8_t k[300], want[MSGID_ITEM];
+    size_t kl = sr__msgid_key(ev, 0, k, sizeof k);
+    *found = 0;
+    if (!kl || sr__msgid_item(e, ev, 0, want)) return SR_OK;
+    MDB_cursor *c;
+    int rc = sr_index_err(mdb_cursor_open(t, DB(e, SR_DB_MSGIDS), &c));
+    if (rc) return rc;
+    /* every seq_hi key of the operator (one per 2^32 events), ascending */
+    MDB_val K = {kl, k}, V;
+    int r = mdb_cursor_get(c, &K, &V, MDB_SET_RANGE);
+    while (!rc && r == 0 && K.mv_size == kl && !memcmp(K.mv_data, k, kl - 4)) {
+        memcpy(k, K.mv_data, kl);
+        uint64_t hi = (uint64_t)get_be32(k + kl - 4) << 32;
+        MDB_val V2 = {MSGID_ITEM, want};
+        r = mdb_cursor_get(c, &K, &V2, MDB_GET_BOTH_RANGE);
+        while (r == 0 && V2.mv_size == MSGID_ITEM && !memcmp(V2.mv_data, want, 8)) {
+            uint64_t cand = hi | get_be32((const uint8_t *)V2.mv_data + 8);
+            int same;
+            if ((rc = msgid_same(e, ev, cand, acc, nacc, &same))) break;
+            if (same) { /* keys and items ascend: the last match is the latest */
+                *found = 1;
+                *seq = cand;
+            }
+            r = mdb_cursor_get(c, &K, &V2, MDB_NEXT_DUP);
+        }
+        if (rc) break;
+        K = (MDB_val){kl, k};
+        r = mdb_cursor_get(c, &K, &V, MDB_SET_KEY);
+        if (r == 0) r = mdb_cursor_get(c, &K, &V, MDB_NEXT_NODUP);
+    }
+    if (!rc && r != 0 && r != MDB_NOTFOUND) rc = sr_index_err(r);
+    mdb_cursor_close(c);
+    return rc;
+}
+
+/* Protobuf wire reading without unpacking (the submit's operator, the
+ * writer's splice check, the replay's heads_needed): a varint, or a field's
+ * extent. */
+int sr__wire_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
+{
+    *v = 0;
+    for (int sh = 0; sh < 64 && *p < end; sh += 7) {
+        uint8_t b = *(*p)++;
+        *v |= (uint64_t)(b & 0x7f) << sh;
+        if (!(b & 0x80)) return 0;
+    }
+    return -1;
+}
+
+/* Skip a field of wire type wt; for type 2, body and blen get its bytes. */
+int sr__wire_skip(const uint8_t **p, const uint8_t *end, unsigned wt, const uint8_t **body, size_t *blen)
+{
+    uint64_t v;
+    switch (wt) {
+    case 0: return sr__wire_varint(p, end, &v);
+    case 1: if (end - *p < 8) return -1; *p += 8; return 0;
+    case 5: if (end - *p < 4) return -1; *p += 4; return 0;
+    case 2:
+        if (sr__wire_varint(p, end, &v) || v > (uint64_t)(end - *p)) return -1;
+        if (body) *body = *p, *blen = (size_t)v;
+        *p += v;
+        return 0;
+    default: return -1;
+    }
+}
+
+/* Can the writer put seq (field 1) and ingest_ms (2) in front of these
+ * submitted bytes instead of re-packing the decoded event? Yes when the
+ * top-level fields are well formed, in increasing number order and all
+ * above 2: then the result decodes to the same event with seq and ingest
+ * time set (a later field 1 or 2 would win over ours) and, for bytes
+ * protobuf-c wrote (sr_ev_measurements writes the same), is byte for byte
+ * what a re-pack gives. */
+static int splice_ok(const uint8_t *p, size_t n)
+{
+    const uint8_t *end = p + n;
+    uint64_t last = 2, key;
+    while (p < end) {
+        if (sr__wire_varint(&p, end, &key) || (key >> 3) <= last) return 0;
+        last = key >> 3;
+        if (sr__wire_skip(&p, end, (unsigned)(key & 7), NULL, NULL)) return 0;
+    }
+    return 1;
+}
+
+static void process_group(sr_engine *e, cmd **cmds, size_t nc)
+{
+    sr_result *res = sr_calloc(nc, sizeof *res);
+    accepted *acc = NULL;
+    size_t nacc = 0, capacc = 0;
+    sr_buf packed;
+    sr_buf_init(&packed);
+    sr_slice *recs = NULL;
+    size_t nrecs = 0, caprecs = 0;
+    MDB_txn *txn = NULL;
+    int fatal = SR_OK;
+    uint64_t seq = e->next_seq;
+    int64_t now = now_ms(e);
+
+    if (!res) {
+        fatal = SR_ENOMEM;
+        goto finish;
+    }
+    pthread_mutex_lock(&e->mu);
+    int poisoned = e->poisoned;
+    pthread_mutex_unlock(&e->mu);
+    if (poisoned) {
+        fatal = SR_EPOISONED;
+        goto finish;
+    }
+    if ((fatal = sr__ensure_room(e))) goto finish;
+    if ((fatal = sr_index_write_begin(e->ix, &txn))) goto finish;
+
+    for (size_t ci = 0; ci < nc; ci++) {
+        cmd *c = cmds[ci];
+        sr_result *r = &res[ci];
+        Event **evs = sr_calloc(c->n, sizeof *evs);
+        MDB_txn *child = NULL;
+        int rc = evs ? SR_OK : SR_ENOMEM;
+        if (!rc) rc = sr_index_err(mdb_txn_begin(sr_index_env(e->ix), txn, 0, &child));
+        for (size_t k = 0; !rc && k < c->n; k++) {
+            e->ev.oom = 0;
+            evs[k] = suiro__v1__event__unpack(&e->ev.pa, c->ev[k].len, c->ev[k].data);
+            if (!evs[k] && e->ev.oom) rc = SR_ENOMEM;
+            else if (!evs[k]) rc = sr__refuse(r, SR_EINVAL, "event %zu does not decode", k);
+            else if (strcmp(evs[k]->operator_id, c->op) != 0)
+                rc = sr__refuse(r, SR_EINVAL, "event %zu: operator differs from the command's", k);
+        }
+        if (!rc && evs[0]->message_id[0]) {
+            int found = 0;
+            uint64_t dseq = 0;
+            rc = msgid_find(e, child, evs[0], acc, nacc, &found, &dseq);
+            if (!rc && found) {
+                r->duplicate = 1;
+                r->seq = dseq;
+                rc = 1; /* not an error: skip */
+            }
+        }
+        for (size_t k = 0; !rc && k < c->n; k++) {
+            Event *ev = evs[k];
+            ev->seq = seq + k;
+            ev->ingest_ms = now;
+            rc = sr__apply_nonseries(e, child, ev, r, 1);
+            if (!rc) rc = sr__apply_common(e, child, ev);
+        }
+        if (rc) {
+            if (child) mdb_txn_abort(child);
+            if (rc < 0 && !r->rc) sr__refuse(r, rc, "%s", sr_strerror(rc));
+            if (rc == 1) r->rc = SR_OK;
+            sr_free(evs); /* the events themselves are in the group's arena */
+            continue;
+        }
+        if ((rc = sr_index_err(mdb_txn_commit(child)))) {
+            fatal = rc;
+            sr_free(evs);
+            goto finish;
+        }
+        r->seq = seq;
+        r->count = (uint32_t)c->n;
+        for (size_t k = 0; k < c->n; k++) {
+            /* the log record: a measurements event as it came with seq and
+             * ingest time put in front (the bytes a re-pack gives, see
+             * splice_ok), anything else re-packed */
+            int splice = evs[k]->body_case == SUIRO__V1__EVENT__BODY_MEASUREMENTS && evs[k]->seq && evs[k]->ingest_ms > 0 &&
+                         splice_ok(c->ev[k].data, c->ev[k].len);
+            size_t n = splice ? 2 + sr_varint_len(evs[k]->seq) + sr_varint_len((uint64_t)evs[k]->ingest_ms) + c->ev[k].len
+                              : protobuf_c_message_get_packed_size(&evs[k]->base);
+            if (sr_array_reserve(&acc, &capacc, nacc + 1, sizeof *acc) ||
+                sr_array_reserve(&recs, &caprecs, nrecs + 1, sizeof *recs) || sr_buf_reserve(&packed, n)) {
+                fatal = SR_ENOMEM;
+                break;
+            }
+            if (splice) {
+                uint8_t *w = packed.data + packed.len;
+                *w++ = 1 << 3; /* seq, varint */
+                w = sr_varint_put(w, evs[k]->seq);
+                *w++ = 2 << 3; /* ingest_ms, varint */
+                w = sr_varint_put(w, (uint64_t)evs[k]->ingest_ms);
+                memcpy(w, c->ev[k].data, c->ev[k].len);
+            } else
+                protobuf_c_message_pack(&evs[k]->base, packed.data + packed.len);
+            recs[nrecs++] = (sr_slice){(const void *)(uintptr_t)packed.len, n}; /* offset; fixed below */
+            packed.len += n;
+            acc[nacc++].ev = evs[k];
+            evs[k] = NULL; /* owned by acc now */
+        }
+        sr_free(evs);
+        if (fatal) goto finish;
+        seq += c->n;
+    }
+    /* pass 2: the series */
+    for (size_t i = 0; i < nacc; i++)
+        if ((fatal = sr__apply_series(e, txn, acc[i].ev, 0))) goto finish;
+    if (nrecs) {
+        for (size_t i = 0; i < nrecs; i++) recs[i].data = packed.data + (uintptr_t)recs[i].data;
+        uint64_t first = 0;
+        ++e->test_groups;
+        if (e->o.test_fail_append && e->test_groups == e->o.test_fail_append) {
+            fatal = SR_ENOSPC; /* tests: as a log append that found no space */
+            goto finish;
+        }
+        if ((fatal = sr_log_append(e->log, recs, nrecs, &first))) goto finish;
+        SR_VERIFY(first == e->next_seq);
+        if (e->o.test_fail_commit && e->test_groups == e->o.test_fail_commit) {
+            fatal = SR_EIO; /* tests: durable in the log, not in the index (§7) */
+            goto finish;
+        }
+        if ((fatal = sr__put_watermark(e, txn, seq - 1))) goto finish;
+    }
+    fatal = sr_index_commit(e->ix, txn);
+    txn = NULL;
+    if (fatal) goto finish;
+    if (e->masters_dirty) { /* after the commit: a reader never caches older masters under the new gen */
+        atomic_fetch_add(&e->masters_gen, 1);
+        e->masters_dirty = 0;
+    }
+    e->next_seq = seq;
+    atomic_store(&e->watermark, seq - 1);
+    atomic_fetch_add(&e->st_groups, 1);
+    atomic_fetch_add(&e->st_events, nrecs);
+finish:
+    if (txn) sr_index_abort(txn);
+    if (fatal && fatal != SR_EPOISONED) poison(e, fatal, e->next_seq);
+    sr_arena_reset(&e->ev.a); /* every event of the group */
+    sr_free(acc);
+    sr_free(recs);
+    sr_buf_release(&packed);
+    for (size_t ci = 0; ci < nc; ci++) {
+        sr_result fr = {0};
+        sr_result *r = res ? &res[ci] : &fr;
+        if (fatal) {
+            memset(r, 0, sizeof *r);
+            r->rc = fatal == SR_EPOISONED ? SR_EPOISONED : fatal;
+            if (fatal == SR_EPOISONED) /* §7: the writer resumes by itself */
+                snprintf(r->msg, sizeof r->msg, "writes are stopped after a failed write (resuming once it works)");
+            else
+                snprintf(r->msg, sizeof r->msg, "write failed: %s", sr_strerror(fatal));
+        }
+        if (cmds[ci]->cb) cmds[ci]->cb(cmds[ci]->ctx, r);
+        atomic_fetch_add(&e->st_commands, 1);
+        sr__cmd_free(cmds[ci]);
+    }
+    sr_free(res);
+}
+
+static void *writer_main(void *arg)
+{
+    sr_engine *e = arg;
+    cmd **group = e->group;
+    for (;;) {
+        size_t n = 0;
+        pthread_mutex_lock(&e->mu);
+        /* poisoned (§7): commands still queued get SR_EPOISONED; then, every
+         * recover_ms until it works, try to reopen the log and resume */
+        while (e->poisoned && !e->depth && !e->stopping && !e->o.no_recover) {
+            struct timespec until;
+            clock_gettime(CLOCK_REALTIME, &until);
+            uint64_t ns = (uint64_t)until.tv_nsec + (uint64_t)e->o.recover_ms * 1000000u;
+            until.tv_sec += (time_t)(ns / 1000000000u);
+            until.tv_nsec = (long)(ns % 1000000000u);
+            int tr = pthread_cond_timedwait(&e->cv_work, &e->mu, &until);
+            if (tr == 0 || e->stopping || e->depth) continue; /* woken: look again */
+            pthread_mutex_unlock(&e->mu);
+            (void)sr__recover(e);
+            pthread_mutex_lock(&e->mu);
+        }
+        while (!e->depth && !e->stopping) pthread_cond_wait(&e->cv_work, &e->mu);
+        if (!e->depth && e->stopping) {
+            pthread_mutex_unlock(&e->mu);
+            break;
+        }
+        /* round-robin over operators: one command from each in turn */
+        int took = 1;
+        while (n < e->o.group_max && took) {
+            took = 0;
+            for (size_t k = 0; k < e->nq && n < e->o.group_max; k++) {
+                opq *q = &e->q[(e->rr + k) % e->nq];
+                if (!q->head) continue;
+                cmd *c = q->head;
+                q->head = c->next;
+                if (!q->head) q->tail = NULL;
+                q->depth--;
+                e->depth--;
+                group[n++] = c;
+                took = 1;
+            }
+        }
+        e->rr++;
+        e->group_n = n;
+        SR_INVARIANT(sr_writer_check(e));
+        pthread_mutex_unlock(&e->mu);
+        if (e->o.test_group_delay_ms) {
+            struct timespec d = {e->o.test_group_delay_ms / 1000, (long)(e->o.test_group_delay_ms % 1000) * 1000000};
+            nanosleep(&d, NULL);
+        }
+        process_group(e, group, n);
+        e->group_n = 0;
+#if SR_INVARIANTS
+        pthread_mutex_lock(&e->mu);
+        SR_INVARIANT(sr_writer_check(e)); /* committed: next_seq = W + 1 */
+        pthread_mutex_unlock(&e->mu);
+#endif
+    }
+    return NULL;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Invariants (the header's; SQLite's assert_pager_state is the model)       */
+
+enum { WALK_MAX = 4096 }; /* queue lists longer than this are not walked (the debug build stays linear) */
+
+const char *sr_writer_check(const sr_engine *e)
+{
+    /* (1) the queue */
+    if (e->nq > e->capq || (e->capq && !e->q)) return "writer: more operator queues than allocated";
+    uint64_t sum = 0;
+    for (size_t k = 0; k < e->nq; k++) {
+        const opq *q = &e->q[k];
+        if (!q->head != !q->tail) return "writer: an operator queue has a head without a tail, or a tail without a head";
+        if (!q->head != !q->depth) return "writer: an operator queue's depth is not 0 exactly when it is empty";
+        if (q->tail && q->tail->next) return "writer: an operator queue's tail has a next command";
+        if (q->depth > e->o.queue_max_per_op) return "writer: an operator queue is deeper than queue_max_per_op";
+        if (e->depth <= WALK_MAX) {
+            uint32_t n = 0;
+            const cmd *last = NULL;
+            for (const cmd *c = q->head; c && n <= q->depth; c = c->next) last = c, n++;
+            if (n != q->depth) return "writer: an operator queue's depth is not the length of its list";
+            if (last != q->tail) return "writer: an operator queue's tail is not its last command";
+        }
+        sum += q->depth;
+    }
+    if (sum != e->depth) return "writer: the queue depth is not the sum of the operator queues' depths";
+    if (e->depth > e->o.queue_max) return "writer: the queue is deeper than queue_max";
+    /* (3) poisoned */
+    if (e->poisoned && e->poison_cause == SR_OK) return "writer: poisoned without a cause";
+    if (!e->poisoned && !e->nospace_ro && e->poison_cause != SR_OK) return "writer: a poison cause while not poisoned";
+    /* (4) read-only */
+    if (e->nospace_ro && (!e->o.readonly || e->poison_cause != SR_ENOSPC))
+        return "writer: read-only for lack of space, but not opened read-only with SR_ENOSPC";
+    if ((e->o.readonly || e->o.log_readonly) && (e->writer_started || e->depth))
+        return "writer: read-only with a writer thread or queued commands";
+    if (e->writer_started && (!e->group || !e->o.group_max)) return "writer: a writer thread without a group array";
+    /* (2) group commit: the writer's own fields, on the writer thread only */
+    if (e->writer_started && pthread_equal(pthread_self(), e->writer)) {
+        if (e->group_n > e->o.group_max) return "writer: a group of more than group_max commands";
+        if (!e->group_n && e->next_seq != atomic_load(&e->watermark) + 1)
+            return "writer: between groups, next_seq is not the published watermark + 1";
+    }
+    return NULL;
+}
+
+int sr__writer_start(sr_engine *e)
+{
+    return pthread_create(&e->writer, NULL, writer_main, e) != 0 ? SR_ENOMEM : SR_OK;
+}
+
+/* Find field 3 (operator_id) of a serialized Event by walking the wire
+ * format, without decoding the rest; the last occurrence wins, as in a full
+ * decode. 0, or -1 if the bytes are not a well-formed message. */
+static int wire_operator(const uint8_t *p, size_t n, const uint8_t **op, size_t *oplen)
+{
+    const uint8_t *end = p + n;
+    *op = NULL;
+    *oplen = 0;
+    while (p < end) {
+        uint64_t key;
+        const uint8_t *body = NULL;
+        size_t blen = 0;
+        if (sr__wire_varint(&p, end, &key) || (key >> 3) == 0) return -1;
+        if (sr__wire_skip(&p, end, (unsigned)(key & 7), &body, &blen)) return -1;
+        if ((key >> 3) == 3 && (key & 7) == 2) {
+            *op = body;
+            *oplen = blen;
+        }
+    }
+    return 0;
+}
+
+int sr_engine_submit(sr_engine *e, const sr_slice *events, size_t n, sr_engine_cb cb, void *ctx)
+{
+    if (e && e->nospace_ro) return SR_ENOSPC; /* read-only for lack of space (§7) */
+    if (!e || !events || !n || e->o.readonly || e->o.log_readonly) return SR_EINVAL;
+    /* copy, and find the operator (every event of a command has the same) */
+    size_t total = 0;
+    for (size_t i = 0; i < n; i++) total += events[i].len;
+    cmd *c = sr_calloc(1, sizeof *c);
+    if (!c) return SR_ENOMEM;
+    c->bytes = sr_malloc(total ? total : 1);
+    c->ev = sr_calloc(n, sizeof *c->ev);
+    if (!c->bytes || !c->ev) {
+        sr__cmd_free(c);
+        return SR_ENOMEM;
+    }
+    size_t pos = 0;
+    for (size_t i = 0; i < n; i++) {
+        memcpy(c->bytes + pos, events[i].data, events[i].len);
+        c->ev[i] = (sr_slice){c->bytes + pos, events[i].len};
+        pos += events[i].len;
+        /* only the operator is needed here (the queue is per operator); the
+         * writer decodes the whole event and refuses what does not decode */
+        const uint8_t *op = NULL;
+        size_t oplen = 0;
+        if (wire_operator(events[i].data, events[i].len, &op, &oplen) || oplen >= sizeof c->op ||
+            (i > 0 && (strlen(c->op) != oplen || memcmp(c->op, op, oplen)))) {
+            sr__cmd_free(c);
+            return SR_EINVAL;
+        }
+        if (i == 0) {
+            if (oplen) memcpy(c->op, op, oplen);
+            c->op[oplen] = 0;
+        }
+    }
+    c->n = n;
+    c->cb = cb;
+    c->ctx = ctx;
+    pthread_mutex_lock(&e->mu);
+    int rc = e->poisoned ? SR_EPOISONED : e->stopping ? SR_ECLOSED : SR_OK;
+    opq *q = NULL;
+    for (size_t k = 0; !rc && k < e->nq; k++)
+        if (!strcmp(e->q[k].op, c->op)) q = &e->q[k];
+    if (!rc && !q) {
+        if (e->nq == e->capq) {
+            size_t cap = e->capq ? e->capq * 2 : 8;
+            opq *nqs = sr_realloc(e->q, cap * sizeof *nqs);
+            if (!nqs) rc = SR_ENOMEM;
+            else {
+                e->q = nqs;
+                e->capq = cap;
+            }
+        }
+        if (!rc) {
+            q = &e->q[e->nq++];
+            memset(q, 0, sizeof *q);
+            snprintf(q->op, sizeof q->op, "%s", c->op);
+        }
+    }
+    if (!rc && (e->depth >= e->o.queue_max || q->depth >= e->o.queue_max_per_op)) rc = SR_EFULL;
+    if (!rc) {
+        if (q->tail) q->tail->next = c;
+        else q->head = c;
+        q->tail = c;
+        q->depth++;
+        e->depth++;
+        SR_INVARIANT(sr_writer_check(e));
+        pthread_cond_signal(&e->cv_work);
+    }
+    pthread_mutex_unlock(&e->mu);
+    if (rc) sr__cmd_free(c);
+    return rc;
+}
+
+typedef struct waitbox {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int done;
+    sr_result res;
+} waitbox;
+
+static void wait_cb(void *ctx, const sr_result *r)
+{
+    waitbox *w = ctx;
+    pthread_mutex_lock(&w->mu);
+    w->res = *r;
+    w->done = 1;
+    pthread_cond_signal(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+}
+
+int sr_engine_submit_wait(sr_engine *e, const sr_slice *events, size_t n, sr_result *res)
+{
+    waitbox w = {.done = 0};
+    pthread_mutex_init(&w.mu, NULL);
+    pthread_cond_init(&w.cv, NULL);
+    int rc = sr_engine_submit(e, events, n, wait_cb, &w);
+    if (!rc) {
+        pthread_mutex_lock(&w.mu);
+        while (!w.done) pthread_cond_wait(&w.cv, &w.mu);
+        pthread_mutex_unlock(&w.mu);
+        *res = w.res;
+        rc = w.res.rc;
+    }
+    pthread_mutex_destroy(&w.mu);
+    pthread_cond_destroy(&w.cv);
+    return rc;
+}
