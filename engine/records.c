@@ -16,6 +16,7 @@
 #include "engine/records.h"
 
 #include "codecs/events.pb-c.h"
+#include "engine/event_json.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -139,11 +140,8 @@ static int next_raw(sr_rec *r, const uint8_t **p, size_t *len)
 
 /* ---- decoders (one per record) ------------------------------------------------ */
 
-static int dec_master(sr_rec *r, const uint8_t *p, size_t len, sr_master *o)
+static void master_of(const Suiro__V1__MasterPut *m, sr_master *o)
 {
-    Suiro__V1__MasterPut *m = suiro__v1__master_put__unpack(NULL, len, p);
-    int rc = keep(r, m, 1);
-    if (rc) return rc;
     *o = (sr_master){.kind = (sr_master_kind)m->kind,
                      .id = m->id,
                      .parent_id = m->parent_id,
@@ -158,7 +156,14 @@ static int dec_master(sr_rec *r, const uint8_t *p, size_t len, sr_master *o)
                      .max = m->max,
                      .point_kind = (int)m->point_kind,
                      .location = m->location};
-    return SR_OK;
+}
+
+static int dec_master(sr_rec *r, const uint8_t *p, size_t len, sr_master *o)
+{
+    Suiro__V1__MasterPut *m = suiro__v1__master_put__unpack(NULL, len, p);
+    int rc = keep(r, m, 1);
+    if (!rc) master_of(m, o);
+    return rc;
 }
 
 static int dec_registry(sr_rec *r, const uint8_t *p, size_t len, sr_reg_entry *o)
@@ -370,4 +375,40 @@ int sr_read_request(sr_engine *e, const char *op, const char *req, const char *g
     sr_buf_release(&c);
     sr_buf_release(&s);
     return rc;
+}
+
+/* ---- events ------------------------------------------------------------------- */
+
+int sr_event_decode(const void *rec, size_t len, sr_rec *r, sr_event_view *out)
+{
+    Suiro__V1__Event *ev = suiro__v1__event__unpack(NULL, len, rec);
+    int rc = keep(r, ev, 1);
+    if (rc) return rc;
+    memset(out, 0, sizeof *out);
+    out->seq = ev->seq;
+    out->ingest_ms = ev->ingest_ms;
+    out->op = ev->operator_id;
+    out->actor = ev->actor;
+    out->actor_kind = (sr_actor_kind)ev->actor_kind;
+    out->kind = sr_event_kind(ev);
+    out->ev = ev;
+    if (ev->body_case == SUIRO__V1__EVENT__BODY_MASTER_PUT && ev->master_put) {
+        out->has_master = 1;
+        master_of(ev->master_put, &out->master);
+    }
+    return SR_OK;
+}
+
+int sr_event_has_point(const sr_event_view *v, uint32_t point)
+{
+    const Suiro__V1__Event *ev = v->ev;
+    if (!ev || ev->body_case != SUIRO__V1__EVENT__BODY_MEASUREMENTS || !ev->measurements) return 0;
+    for (size_t i = 0; i < ev->measurements->n_points; i++)
+        if (ev->measurements->points[i]->point == point) return 1;
+    return 0;
+}
+
+int sr_event_view_json(const sr_event_view *v, const sr_event_json_opts *o, sr_buf *out)
+{
+    return v->ev ? sr_event_json_ex(v->ev, o, out) : SR_EINVAL;
 }

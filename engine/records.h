@@ -302,4 +302,41 @@ SR_MUST_CHECK int sr_cmd_monitor(const sr_cmd_env *env, const sr_monitor_rec *m,
 /* A registry entry (secret_hash len 0: unchanged). */
 SR_MUST_CHECK int sr_cmd_registry_put(const sr_cmd_env *env, const sr_reg_entry *r, sr_buf *out);
 
+/* ---- events (the log's records, for tools: suiro replay) ------------------------ */
+
+/* How an event is written as JSON: what the engine's layer does not hold
+ * (all optional). */
+typedef struct sr_event_json_opts {
+    /* a finite double as JSON into t (at least 48 bytes): its length, 0 to
+     * fall back to %.17g; the CLI passes the AP-IF writer's sr_json_number,
+     * which prints a decimal as it was sent (0.1, not 0.10000000000000001) */
+    int (*number)(char *t, double f);
+    /* the dataId of an operator's point number, or NULL (shown as "dataId"
+     * next to "point" in measurements) */
+    const char *(*data_id)(void *ctx, const char *op, uint32_t point);
+    void *ctx;
+    /* 1: times (value timestamps, int64 fields named *_ms) as RFC 3339 UTC
+     * strings, the key without "_ms" ("ingest":"2026-11-22T05:21:00.000Z") */
+    int times;
+} sr_event_json_opts;
+
+/* One event of the log, decoded. */
+typedef struct sr_event_view {
+    uint64_t seq;
+    int64_t ingest_ms;
+    const char *op, *actor;
+    sr_actor_kind actor_kind;
+    const char *kind;  /* the body's field name ("measurements", "master_put", ...), or "none" */
+    int has_master;    /* 1: a master put, held in master */
+    sr_master master;
+    const void *ev;    /* private: the decoded event */
+} sr_event_view;
+
+/* Decode a log record (storage/log.h) into *out; SR_ECORRUPT if it is no event. */
+SR_MUST_CHECK int sr_event_decode(const void *rec, size_t len, sr_rec *r, sr_event_view *out);
+/* 1 if the event holds measurements of point number `point`. */
+int sr_event_has_point(const sr_event_view *ev, uint32_t point);
+/* Append the event as one JSON object (engine/event_json.c, no newline). */
+SR_MUST_CHECK int sr_event_view_json(const sr_event_view *ev, const sr_event_json_opts *o, sr_buf *out);
+
 #endif
