@@ -345,34 +345,22 @@ static void dq_fini(sr_apjob *j)
 static void dq_run(sr_apjob *j)
 {
     dq *q = (dq *)j;
-    sr_buf out;
-    sr_buf_init(&out);
-    size_t count = 0;
+    sr_rec out = SR_REC_INIT;
     int more = 0;
     char next[260];
-    int rc = sr_engine_doc_scan(j->a->eng, q->op, q->coll, q->field, q->jtext, &q->bounds, q->cursor, &out, &count,
-                                &more, next);
+    int rc = sr_list_docs(j->a->eng, q->op, q->coll, q->field, q->jtext, &q->bounds, q->cursor, &out, &more, next);
     if (rc) {
-        sr_buf_release(&out);
+        sr_rec_close(&out);
         j->rc = rc;
         return;
     }
     sr_buf *w = &j->out;
     rc = sr_buf_append(w, "{\"items\":[", 10);
-    size_t pos = 0;
-    for (size_t i = 0; !rc && i < count && pos < out.len; i++) {
-        const char *id = (const char *)out.data + pos;
-        size_t il = strnlen(id, out.len - pos);
-        pos += il + 1;
-        if (pos + 12 > out.len) break;
-        uint64_t rev = sr_get_le64(out.data + pos);
-        uint32_t jl = sr_get_le32(out.data + pos + 8);
-        pos += 12;
-        if (pos + jl > out.len) break;
+    sr_doc d;
+    for (size_t i = 0; !rc && sr_rec_next_doc(&out, &d) == 1; i++) {
         json_error_t je;
-        json_t *doc = json_loadb((const char *)out.data + pos, jl, 0, &je);
-        pos += jl;
-        json_t *o = json_pack("{s:s,s:I,s:o}", "documentId", id, "revision", (json_int_t)rev, "document",
+        json_t *doc = json_loadb(d.json.data, d.json.len, 0, &je);
+        json_t *o = json_pack("{s:s,s:I,s:o}", "documentId", d.id, "revision", (json_int_t)d.revision, "document",
                               doc ? doc : json_null());
         if (i) rc = sr_buf_append(w, ",", 1);
         if (!rc) rc = o ? sr_json_write(w, o) : SR_ENOMEM;
@@ -382,7 +370,7 @@ static void dq_run(sr_apjob *j)
     if (!rc) rc = more && next[0] ? sr_json_put_string(w, next, strlen(next)) : sr_buf_append(w, "null", 4);
     if (!rc) rc = sr_buf_append(w, "}", 1);
     j->rc = rc;
-    sr_buf_release(&out);
+    sr_rec_close(&out);
 }
 
 static void doc_query(sr_apif *a, h2o_req_t *req, const sr_ap_token *t, const char *coll)

@@ -348,6 +348,34 @@ int sr_file_meta_decode(const uint8_t *packed, size_t len, sr_rec *r, sr_file_me
     return dec_file(r, packed, len, out);
 }
 
+int sr_list_docs(sr_engine *e, const char *op, const char *coll, const char *field, const char *value,
+                 const sr_doc_bounds *b, const char *after_id, sr_rec *r, int *more, char *next_after)
+{
+    list_reset(r);
+    return sr_engine_doc_scan(e, op, coll, field, value, b, after_id, &r->raw, &r->count, more, next_after);
+}
+
+/* records: id \0, revision (8 LE), json length (4 LE), json (invariant 2
+ * holds for them too) */
+int sr_rec_next_doc(sr_rec *r, sr_doc *out)
+{
+    if (r->pos >= r->raw.len) return 0;
+    const uint8_t *p = r->raw.data + r->pos;
+    size_t left = r->raw.len - r->pos;
+    const uint8_t *z = memchr(p, 0, left);
+    size_t il = z ? (size_t)(z - p) : left;
+    if (!z || left - il - 1 < 12 || left - il - 1 - 12 < sr_get_le32(p + il + 1 + 8)) {
+        r->pos = r->raw.len;
+        return SR_ECORRUPT;
+    }
+    uint32_t jl = sr_get_le32(p + il + 1 + 8);
+    out->id = (const char *)p;
+    out->revision = sr_get_le64(p + il + 1);
+    out->json = (sr_slice){p + il + 1 + 12, jl};
+    r->pos += il + 1 + 12 + jl;
+    return 1;
+}
+
 int sr_read_monitor(sr_engine *e, const char *op, const char *monitor, sr_rec *r, sr_monitor_rec *out)
 {
     READ_ONE(sr_engine_monitor_get(e, op, monitor, &b_), dec_monitor, out);

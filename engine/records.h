@@ -184,6 +184,22 @@ int sr_rec_next_file(sr_rec *r, sr_file_meta *out);
 /* Decode one FilePut record (sr_engine_file_each's callback gets them). */
 SR_MUST_CHECK int sr_file_meta_decode(const uint8_t *packed, size_t len, sr_rec *r, sr_file_meta *out);
 
+/* ---- documents ----------------------------------------------------------------- */
+
+typedef struct sr_doc {
+    const char *id;
+    uint64_t revision;
+    sr_slice json;   /* the document's JSON text (not NUL-terminated) */
+} sr_doc;
+
+/* Documents of a collection, as sr_engine_doc_scan (engine/suiro.h: the
+ * field/value filter, the bounds, the cursor after_id, *more and
+ * next_after); read them with sr_rec_next_doc. */
+SR_MUST_CHECK int sr_list_docs(sr_engine *e, const char *op, const char *coll, const char *field,
+                               const char *value, const sr_doc_bounds *b, const char *after_id, sr_rec *r,
+                               int *more, char *next_after);
+int sr_rec_next_doc(sr_rec *r, sr_doc *out);
+
 /* ---- monitors ---------------------------------------------------------------- */
 
 typedef struct sr_monitor_rec {

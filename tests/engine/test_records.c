@@ -454,3 +454,51 @@ Test(records, damaged_records_are_errors_not_crashes)
     cr_assert_eq(sr_rec_next_monitor(&r, &m), SR_ECORRUPT);
     sr_rec_close(&r);
 }
+
+Test(records, documents_round_trip_and_damaged_framing)
+{
+    sr_engine *e = open_engine();
+    sr_cmd_env app = {"op1", "APP1", SR_ACTOR_APP, NULL, NULL};
+    const char *json[] = {"{\"a\":1}", "{\"a\":2,\"b\":\"x\"}"};
+    for (int i = 0; i < 2; i++) {
+        sr_buf b;
+        sr_buf_init(&b);
+        submit1(e, sr_cmd_doc_put(&app, "reports", i ? "d2" : "d1", 0, json[i], strlen(json[i]), &b), &b);
+    }
+    sr_buf b;
+    sr_buf_init(&b);
+    submit1(e, sr_cmd_doc_put(&app, "reports", "d1", 1, json[0], strlen(json[0]), &b), &b); /* revision 2 */
+    sr_rec r = SR_REC_INIT;
+    sr_doc_bounds bd = {0, 0, 0};
+    int more = 1;
+    char next[260];
+    cr_assert_eq(sr_list_docs(e, "op1", "reports", NULL, NULL, &bd, NULL, &r, &more, next), SR_OK);
+    cr_assert_eq(more, 0);
+    sr_doc d;
+    cr_assert_eq(sr_rec_next_doc(&r, &d), 1);
+    cr_assert_str_eq(d.id, "d1");
+    cr_assert_eq(d.revision, 2);
+    cr_assert_eq(d.json.len, strlen(json[0]));
+    cr_assert_eq(memcmp(d.json.data, json[0], d.json.len), 0);
+    cr_assert_eq(sr_rec_next_doc(&r, &d), 1);
+    cr_assert_str_eq(d.id, "d2");
+    cr_assert_eq(d.revision, 1);
+    cr_assert_eq(memcmp(d.json.data, json[1], d.json.len), 0);
+    cr_assert_eq(sr_rec_next_doc(&r, &d), 0);
+    /* filtered */
+    cr_assert_eq(sr_list_docs(e, "op1", "reports", "b", "\"x\"", &bd, NULL, &r, &more, next), SR_OK);
+    cr_assert_eq(sr_rec_next_doc(&r, &d), 1);
+    cr_assert_str_eq(d.id, "d2");
+    cr_assert_eq(sr_rec_next_doc(&r, &d), 0);
+    sr_rec_close(&r);
+    /* damaged: a json length past the end, an id without its NUL */
+    uint8_t rec[] = {'d', 0, 1, 0, 0, 0, 0, 0, 0, 0, 200, 0, 0, 0, '{', '}'};
+    cr_assert_eq(sr_buf_append(&r.raw, rec, sizeof rec), SR_OK);
+    cr_assert_eq(sr_rec_next_doc(&r, &d), SR_ECORRUPT);
+    cr_assert_eq(sr_rec_next_doc(&r, &d), 0);
+    sr_rec_close(&r);
+    cr_assert_eq(sr_buf_append(&r.raw, "abc", 3), SR_OK);
+    cr_assert_eq(sr_rec_next_doc(&r, &d), SR_ECORRUPT);
+    sr_rec_close(&r);
+    close_engine(e);
+}
