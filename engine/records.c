@@ -343,9 +343,26 @@ int sr_list_files(sr_engine *e, const char *op, const char *prefix, size_t limit
 
 int sr_rec_next_file(sr_rec *r, sr_file_meta *out) { NEXT_ONE(dec_file, out); }
 
-int sr_file_meta_decode(const uint8_t *packed, size_t len, sr_rec *r, sr_file_meta *out)
+typedef struct each_file {
+    int (*fn)(void *ctx, const char *op, const sr_file_meta *f);
+    void *ctx;
+} each_file;
+
+static int each_file_one(void *ctx, const char *op, const uint8_t *packed, size_t len)
 {
-    return dec_file(r, packed, len, out);
+    each_file *ef = ctx;
+    sr_rec r = SR_REC_INIT;
+    sr_file_meta f;
+    int rc = dec_file(&r, packed, len, &f);
+    if (!rc) rc = ef->fn(ef->ctx, op, &f);
+    sr_rec_close(&r);
+    return rc;
+}
+
+int sr_each_file(sr_engine *e, int (*fn)(void *ctx, const char *op, const sr_file_meta *f), void *ctx)
+{
+    each_file ef = {fn, ctx};
+    return sr_engine_file_each(e, each_file_one, &ef);
 }
 
 int sr_list_docs(sr_engine *e, const char *op, const char *coll, const char *field, const char *value,

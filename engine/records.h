@@ -181,8 +181,12 @@ SR_MUST_CHECK int sr_read_file(sr_engine *e, const char *op, const char *path, s
 SR_MUST_CHECK int sr_list_files(sr_engine *e, const char *op, const char *prefix, size_t limit, sr_rec *r,
                                 int *more);
 int sr_rec_next_file(sr_rec *r, sr_file_meta *out);
-/* Decode one FilePut record (sr_engine_file_each's callback gets them). */
-SR_MUST_CHECK int sr_file_meta_decode(const uint8_t *packed, size_t len, sr_rec *r, sr_file_meta *out);
+/* Every file of every operator, in (operator, path) order, in one read
+ * snapshot: fn gets the operator and the file (valid during the call); a
+ * non-zero return stops the walk and is returned, as is SR_ECORRUPT for a
+ * record that does not decode. */
+SR_MUST_CHECK int sr_each_file(sr_engine *e, int (*fn)(void *ctx, const char *op, const sr_file_meta *f),
+                               void *ctx);
 
 /* ---- documents ----------------------------------------------------------------- */
 

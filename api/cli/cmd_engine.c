@@ -515,16 +515,9 @@ static void js_str(sr_buf *b, const char *s)
     (void)rc; /* out of memory: the verdict (exit code) still stands */
 }
 
-static int check_blob(void *ctx, const char *op, const uint8_t *packed, size_t len)
+static int check_blob(void *ctx, const char *op, const sr_file_meta *f)
 {
     blobcheck *bc = ctx;
-    sr_rec r = SR_REC_INIT;
-    sr_file_meta fm, *f = &fm;
-    int drc = sr_file_meta_decode(packed, len, &r, f);
-    if (drc) {
-        sr_rec_close(&r);
-        return drc;
-    }
     bc->files++;
     sr_blob_errinfo bei;
     memset(&bei, 0, sizeof bei);
@@ -562,7 +555,6 @@ static int check_blob(void *ctx, const char *op, const uint8_t *packed, size_t l
             fprintf(stderr, "blob-damaged: %s (operator %s, file %s): %s: %s\n", hex[0] ? hex : "-", op, f->path,
                     sr_err_name(rc), why);
     }
-    sr_rec_close(&r);
     return SR_OK;
 }
 
@@ -642,7 +634,7 @@ int sr_cmd_verify(const sr_command *cmd, int argc, char **argv)
         sr_blobs_opts bo = {.key = c.has_key ? &c.key : NULL, .readonly = 1};
         sr_blob_errinfo bei;
         if (sr_blobs_open(bdir, &bo, &bc.bs, &bei) == SR_OK) {
-            rc = sr_engine_file_each(e, check_blob, &bc);
+            rc = sr_each_file(e, check_blob, &bc);
             sr_blobs_close(bc.bs);
         }
     }

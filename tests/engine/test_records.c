@@ -182,6 +182,23 @@ Test(records, masters_round_trip_every_field)
     close_engine(e);
 }
 
+static int count_file(void *ctx, const char *op, const sr_file_meta *f)
+{
+    cr_assert_str_eq(op, "op1");
+    cr_assert_eq(f->sha256.len, 32);
+    cr_assert_eq(f->size, 12345);
+    ++*(int *)ctx;
+    return 0;
+}
+
+static int stop_file(void *ctx, const char *op, const sr_file_meta *f)
+{
+    (void)op;
+    (void)f;
+    ++*(int *)ctx;
+    return 77;
+}
+
 Test(records, files_round_trip_every_field)
 {
     sr_engine *e = open_engine();
@@ -229,6 +246,13 @@ Test(records, files_round_trip_every_field)
     cr_assert_eq(sr_list_files(e, "op1", "reports/", 0, &r, &more), SR_OK);
     cr_assert_eq(more, 0);
     cr_assert_eq(sr_rec_count(&r), 2);
+
+    /* every file of every operator, one snapshot; a non-zero return stops it */
+    cr_assert_eq(sr_each_file(e, count_file, &more), SR_OK);
+    cr_assert_eq(more, 2);
+    more = 0;
+    cr_assert_eq(sr_each_file(e, stop_file, &more), 77);
+    cr_assert_eq(more, 1);
 
     /* delete through the builder */
     sr_buf_init(&b);
@@ -445,9 +469,10 @@ Test(records, damaged_records_are_errors_not_crashes)
     cr_assert_eq(sr_buf_append(&r.raw, l, 2), SR_OK);
     cr_assert_eq(sr_rec_next_registry(&r, &g), SR_ECORRUPT);
     cr_assert_eq(sr_rec_next_registry(&r, &g), 0);
-    /* one record on its own */
     sr_file_meta f;
-    cr_assert_eq(sr_file_meta_decode(junk, sizeof junk, &r, &f), SR_ECORRUPT);
+    sr_rec_close(&r);
+    frame(&r.raw, junk, sizeof junk);
+    cr_assert_eq(sr_rec_next_file(&r, &f), SR_ECORRUPT);
     sr_monitor_rec m;
     sr_rec_close(&r);
     frame(&r.raw, junk, sizeof junk);
