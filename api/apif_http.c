@@ -46,8 +46,8 @@
 #include "api/loginguard.h"
 #include "api/routes.h"
 #include "api/slog.h"
-#include "codecs/events.pb-c.h"
 #include "codecs/rfc3339.h"
+#include "engine/records.h"
 #include "engine/secret.h"
 #include "storage/crypto.h"
 
@@ -379,7 +379,7 @@ static void login_done(sr_login_job *lj)
         sr_slog(SR_LOG_WARN, "app login refused", "op=%s app=%s peer=%s binding=http checked=%d", sr_slog_q(l->op),
                 sr_slog_q(l->app), l->addr, lj->checked);
         if (!l->a->closing)
-            sr_login_audit(l->a->eng, SUIRO__V1__ACTOR_KIND__ACTOR_APP, l->op, l->app, "bad app id or secret", l->addr);
+            sr_login_audit(l->a->eng, SR_ACTOR_APP, l->op, l->app, "bad app id or secret", l->addr);
     }
     if (l->h.req && lj->verdict != SR_LG_OK)
         sr_login_http_refuse(l->h.req, "app", l->op, l->app, l->addr, lj->verdict, lj->retry_ms);
@@ -410,10 +410,10 @@ static int session_by_cert(sr_apif *a, h2o_req_t *req, json_t *op, json_t *app)
         sr_http_result(req, 0, "E2001", "not authenticated: the ids differ from the client certificate's", NULL);
         return 1;
     }
-    sr_buf reg;
-    sr_buf_init(&reg);
-    int rc = sr_engine_registry_get(a->eng, cop, SUIRO__V1__REGISTRY_KIND__RG_APP, capp, &reg);
-    sr_buf_release(&reg);
+    sr_rec reg = SR_REC_INIT;
+    sr_reg_entry re;
+    int rc = sr_read_registry(a->eng, cop, SR_RG_APP, capp, &reg, &re);
+    sr_rec_close(&reg);
     if (rc) {
         sr_http_result(req, 0, "E2001", "not authenticated: the certificate's app is not registered", NULL);
         return 1;
@@ -1012,45 +1012,38 @@ static void mq_run(sr_apjob *j)
     mq *q = (mq *)j;
     const atoken *t = &q->tok;
     int kind = q->kind;
-    sr_buf all;
-    sr_buf_init(&all);
-    size_t count = 0;
-    int rc = sr_engine_master_list(j->a->eng, q->op, kind, &all, &count);
+    sr_rec r = SR_REC_INIT;
+    int rc = sr_list_masters(j->a->eng, q->op, (sr_master_kind)kind, &r);
     if (rc) {
-        sr_buf_release(&all);
+        sr_rec_close(&r);
         j->rc = rc;
         return;
     }
     static const char *tn[] = {"", "number", "integer", "boolean", "string"};
     static const char *kn[] = {"", "measure", "control", "both"};
     json_t *items = json_array();
-    size_t pos = 0;
-    while (pos + 4 <= all.len) {
-        uint32_t len = sr_get_le32(all.data + pos);
-        pos += 4;
-        if (pos + len > all.len) break;
-        Suiro__V1__MasterPut *m = suiro__v1__master_put__unpack(NULL, len, all.data + pos);
-        pos += len;
-        if (!m) continue;
+    sr_master mr, *m = &mr;
+    for (int k; (k = sr_rec_next_master(&r, m)) != 0;) {
+        if (k == SR_ECORRUPT) continue; /* a record that does not decode is skipped */
+        if (k < 0) break;
         /* data points: only those the app may read */
         int show = (!q->has_parent || !strcmp(m->parent_id, q->parent)) &&
-                   (kind != SUIRO__V1__MASTER_KIND__MK_DATA_POINT || granted(t, m->id, 3));
+                   (kind != SR_MK_DATA_POINT || granted(t, m->id, 3));
         if (show) {
             json_t *o = json_pack("{s:s,s:s}", "id", m->id, "name", m->name);
             if (m->parent_id[0]) json_object_set_new(o, "parentId", json_string(m->parent_id));
             if (m->gateway_id[0]) json_object_set_new(o, "gatewayId", json_string(m->gateway_id));
-            if (kind == SUIRO__V1__MASTER_KIND__MK_DATA_POINT) {
-                json_object_set_new(o, "type", json_string(m->type <= 4 ? tn[m->type] : ""));
-                json_object_set_new(o, "kind", json_string(m->point_kind <= 3 ? kn[m->point_kind] : ""));
+            if (kind == SR_MK_DATA_POINT) {
+                json_object_set_new(o, "type", json_string(m->type >= 0 && m->type <= 4 ? tn[m->type] : ""));
+                json_object_set_new(o, "kind", json_string(m->point_kind >= 0 && m->point_kind <= 3 ? kn[m->point_kind] : ""));
                 if (m->unit[0]) json_object_set_new(o, "unit", json_string(m->unit));
                 if (m->has_min) json_object_set_new(o, "min", json_real(m->min));
                 if (m->has_max) json_object_set_new(o, "max", json_real(m->max));
             }
             json_array_append_new(items, o);
         }
-        suiro__v1__master_put__free_unpacked(m, NULL);
     }
-    sr_buf_release(&all);
+    sr_rec_close(&r);
     json_t *o = json_pack("{s:o}", "items", items);
     j->rc = o ? sr_json_write(&j->out, o) : SR_ENOMEM;
     json_decref(o);
@@ -1063,10 +1056,10 @@ static void masters(const sr_route_call *rt)
     const atoken *t = rt->caller;
     const char *what = sr_route_param(rt, "kind");
     if (!what) what = "";
-    int kind = !strcmp(what, "facilities") ? SUIRO__V1__MASTER_KIND__MK_FACILITY
-               : !strcmp(what, "equipment") ? SUIRO__V1__MASTER_KIND__MK_EQUIPMENT
-               : !strcmp(what, "devices")   ? SUIRO__V1__MASTER_KIND__MK_DEVICE
-               : !strcmp(what, "datapoints") ? SUIRO__V1__MASTER_KIND__MK_DATA_POINT
+    int kind = !strcmp(what, "facilities") ? SR_MK_FACILITY
+               : !strcmp(what, "equipment") ? SR_MK_EQUIPMENT
+               : !strcmp(what, "devices")   ? SR_MK_DEVICE
+               : !strcmp(what, "datapoints") ? SR_MK_DATA_POINT
                                             : 0;
     if (!kind) return sr_http_result(req, 0, "E3001", "masters: facilities, equipment, devices or datapoints", NULL);
     mq *q = sr_apif_job_new(req, sizeof *q, mq_run);
@@ -1100,7 +1093,7 @@ static void current_values(const sr_route_call *rt)
     if (tg) {
         actx *c = ctx_for(req);
         if (c)
-            (void)sr_broker_request(a->broker, t->op, t->app, SUIRO__V1__REQUEST_KIND__RK_IMMEDIATE, tg, n, timeout,
+            (void)sr_broker_request(a->broker, t->op, t->app, SR_RK_IMMEDIATE, tg, n, timeout,
                                     async_param(req), NULL, NULL, on_broker_answer, c);
         free(tg);
     }
@@ -1158,7 +1151,7 @@ static void control_values(const sr_route_call *rt)
     snprintf(tg.gw, sizeof tg.gw, "%s", info.gateway);
     actx *c = ctx_for(req);
     if (c)
-        (void)sr_broker_request(a->broker, t->op, t->app, SUIRO__V1__REQUEST_KIND__RK_CONTROL, &tg, 1, timeout,
+        (void)sr_broker_request(a->broker, t->op, t->app, SR_RK_CONTROL, &tg, 1, timeout,
                                 async_param(req), v, p, on_broker_answer, c);
 done:
     json_decref(b);

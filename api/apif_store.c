@@ -38,9 +38,8 @@
 #include "api/httpu.h"
 #include "api/loopq.h"
 #include "api/slog.h"
-#include "codecs/events.pb-c.h"
 #include "codecs/rfc3339.h"
-#include "engine/evbuild.h"
+#include "engine/records.h"
 #include "storage/blobs.h"
 #include "storage/crypto.h"
 
@@ -133,18 +132,17 @@ static void on_done(void *ctx, sr_loopq_item *it)
     sr_http_ctx_unref(&j->h);
 }
 
-static void submit_ev(sr_apif *a, h2o_req_t *req, Suiro__V1__Event *ev, const sr_ap_token *t, pjob *j)
+/* Submit the one event a builder (sr_cmd_*, rc its return) appended to b; b
+ * is released. */
+static void submit_ev(sr_apif *a, h2o_req_t *req, int rc, sr_buf *b, pjob *j)
 {
-    sr_buf b;
-    sr_buf_init(&b);
-    int rc = sr_ev_pack(ev, t->op, t->app, SUIRO__V1__ACTOR_KIND__ACTOR_APP, NULL, &b);
     if (!rc) {
-        sr_slice sl = {b.data, b.len};
+        sr_slice sl = {b->data, b->len};
         j->h.refs++;
         rc = sr_engine_submit(a->eng, &sl, 1, on_engine, j);
         if (rc) j->h.refs--;
     }
-    sr_buf_release(&b);
+    sr_buf_release(b);
     if (rc && req) sr_http_result(req, 0, sr_gw_code_of_rc(rc), sr_gw_msg_of_rc(rc), NULL);
 }
 
@@ -212,20 +210,10 @@ static void doc_submit(sr_apif *a, h2o_req_t *req, const char *op, const char *a
         id = gen;
     }
     snprintf(j->id, sizeof j->id, "%s", id);
-    Suiro__V1__DocumentPut dp = SUIRO__V1__DOCUMENT_PUT__INIT;
-    dp.collection = (char *)coll;
-    dp.doc_id = j->id;
-    dp.revision = rev;
-    dp.json.data = (uint8_t *)json;
-    dp.json.len = len;
-    Suiro__V1__Event ev = SUIRO__V1__EVENT__INIT;
-    ev.body_case = SUIRO__V1__EVENT__BODY_DOC_PUT;
-    ev.doc_put = &dp;
-    sr_ap_token t;
-    memset(&t, 0, sizeof t);
-    snprintf(t.op, sizeof t.op, "%s", op);
-    snprintf(t.app, sizeof t.app, "%s", app);
-    submit_ev(a, req, &ev, &t, j);
+    sr_buf b;
+    sr_buf_init(&b);
+    sr_cmd_env env = {op, app, SR_ACTOR_APP, NULL, NULL};
+    submit_ev(a, req, sr_cmd_doc_put(&env, coll, j->id, rev, json, len, &b), &b, j);
 }
 
 /* NULL if the bytes are one JSON object, else the refusal's code (message in m) */
@@ -356,34 +344,22 @@ static void dq_fini(sr_apjob *j)
 static void dq_run(sr_apjob *j)
 {
     dq *q = (dq *)j;
-    sr_buf out;
-    sr_buf_init(&out);
-    size_t count = 0;
+    sr_rec out = SR_REC_INIT;
     int more = 0;
     char next[260];
-    int rc = sr_engine_doc_scan(j->a->eng, q->op, q->coll, q->field, q->jtext, &q->bounds, q->cursor, &out, &count,
-                                &more, next);
+    int rc = sr_list_docs(j->a->eng, q->op, q->coll, q->field, q->jtext, &q->bounds, q->cursor, &out, &more, next);
     if (rc) {
-        sr_buf_release(&out);
+        sr_rec_close(&out);
         j->rc = rc;
         return;
     }
     sr_buf *w = &j->out;
     rc = sr_buf_append(w, "{\"items\":[", 10);
-    size_t pos = 0;
-    for (size_t i = 0; !rc && i < count && pos < out.len; i++) {
-        const char *id = (const char *)out.data + pos;
-        size_t il = strnlen(id, out.len - pos);
-        pos += il + 1;
-        if (pos + 12 > out.len) break;
-        uint64_t rev = sr_get_le64(out.data + pos);
-        uint32_t jl = sr_get_le32(out.data + pos + 8);
-        pos += 12;
-        if (pos + jl > out.len) break;
+    sr_doc d;
+    for (size_t i = 0; !rc && sr_rec_next_doc(&out, &d) == 1; i++) {
         json_error_t je;
-        json_t *doc = json_loadb((const char *)out.data + pos, jl, 0, &je);
-        pos += jl;
-        json_t *o = json_pack("{s:s,s:I,s:o}", "documentId", id, "revision", (json_int_t)rev, "document",
+        json_t *doc = json_loadb(d.json.data, d.json.len, 0, &je);
+        json_t *o = json_pack("{s:s,s:I,s:o}", "documentId", d.id, "revision", (json_int_t)d.revision, "document",
                               doc ? doc : json_null());
         if (i) rc = sr_buf_append(w, ",", 1);
         if (!rc) rc = o ? sr_json_write(w, o) : SR_ENOMEM;
@@ -393,7 +369,7 @@ static void dq_run(sr_apjob *j)
     if (!rc) rc = more && next[0] ? sr_json_put_string(w, next, strlen(next)) : sr_buf_append(w, "null", 4);
     if (!rc) rc = sr_buf_append(w, "}", 1);
     j->rc = rc;
-    sr_buf_release(&out);
+    sr_rec_close(&out);
 }
 
 static void doc_query(sr_apif *a, h2o_req_t *req, const sr_ap_token *t, const char *coll)
@@ -528,14 +504,10 @@ void sr_apif_doc_delete(const sr_route_call *c)
     if (!j) return sr_http_result(req, 0, "E9001", "out of memory", NULL);
     j->a = a;
     j->what = 1;
-    Suiro__V1__DocumentDelete dd = SUIRO__V1__DOCUMENT_DELETE__INIT;
-    dd.collection = coll;
-    dd.doc_id = id;
-    dd.revision = rev;
-    Suiro__V1__Event ev = SUIRO__V1__EVENT__INIT;
-    ev.body_case = SUIRO__V1__EVENT__BODY_DOC_DELETE;
-    ev.doc_delete = &dd;
-    submit_ev(a, req, &ev, t, j);
+    sr_buf b;
+    sr_buf_init(&b);
+    sr_cmd_env env = {t->op, t->app, SR_ACTOR_APP, NULL, NULL};
+    submit_ev(a, req, sr_cmd_doc_delete(&env, coll, id, rev, &b), &b, j);
 }
 
 /* ---- files ------------------------------------------------------------------ */
@@ -679,23 +651,17 @@ static void part_after(sr_work *w, int status)
         }
     } else {
         /* the bytes are durable: now the metadata */
-        Suiro__V1__FilePut fp = SUIRO__V1__FILE_PUT__INIT;
-        fp.path = u->path;
-        fp.sha256.data = j->sha;
-        fp.sha256.len = 32;
-        fp.size = j->size;
-        fp.content_type = u->ctype;
-        fp.owner = u->app;
-        fp.updated_ms = wall_ms();
-        Suiro__V1__Event ev = SUIRO__V1__EVENT__INIT;
-        ev.body_case = SUIRO__V1__EVENT__BODY_FILE_PUT;
-        ev.file_put = &fp;
+        sr_file_meta fm = {.path = u->path,
+                           .sha256 = {j->sha, 32},
+                           .size = j->size,
+                           .content_type = u->ctype,
+                           .owner = u->app,
+                           .updated_ms = wall_ms()};
         snprintf(j->path, sizeof j->path, "%s", u->path);
-        sr_ap_token t;
-        memset(&t, 0, sizeof t);
-        snprintf(t.op, sizeof t.op, "%s", p->op);
-        snprintf(t.app, sizeof t.app, "%s", p->app);
-        submit_ev(p->a, req, &ev, &t, j);
+        sr_buf b;
+        sr_buf_init(&b);
+        sr_cmd_env env = {p->op, p->app, SR_ACTOR_APP, NULL, NULL};
+        submit_ev(p->a, req, sr_cmd_file_put(&env, &fm, &b), &b, j);
         up_drop(s, u);
     }
     free(p->data);
@@ -880,7 +846,7 @@ static void dl_stop(h2o_generator_t *g, h2o_req_t *req)
     dl_close((dl *)g);
 }
 
-static json_t *file_json(const Suiro__V1__FilePut *fp)
+static json_t *file_json(const sr_file_meta *fp)
 {
     char hex[65], t[32];
     sr_hex(fp->sha256.data, fp->sha256.len == 32 ? 32 : 0, hex);
@@ -891,15 +857,17 @@ static json_t *file_json(const Suiro__V1__FilePut *fp)
 
 static void file_get(sr_apif *a, h2o_req_t *req, const sr_ap_token *t, const char *path)
 {
-    sr_buf m;
-    sr_buf_init(&m);
-    int rc = sr_engine_file_get(a->eng, t->op, path, &m);
-    Suiro__V1__FilePut *fp = rc ? NULL : suiro__v1__file_put__unpack(NULL, m.len, m.data);
-    sr_buf_release(&m);
-    if (rc == SR_ENOTFOUND) return sr_http_result(req, 0, "E3001", "unknown file", NULL);
-    if (!fp || fp->sha256.len != 32) {
-        if (fp) suiro__v1__file_put__free_unpacked(fp, NULL);
-        return sr_http_result(req, 0, "E9001", rc ? sr_strerror(rc) : "file metadata does not decode", NULL);
+    sr_rec m = SR_REC_INIT;
+    sr_file_meta fm, *fp = &fm;
+    int rc = sr_read_file(a->eng, t->op, path, &m, fp);
+    if (rc == SR_ENOTFOUND) {
+        sr_rec_close(&m);
+        return sr_http_result(req, 0, "E3001", "unknown file", NULL);
+    }
+    if (rc == SR_ECORRUPT || (!rc && fp->sha256.len != 32)) rc = SR_ECORRUPT, fp = NULL;
+    if (rc) {
+        sr_rec_close(&m);
+        return sr_http_result(req, 0, "E9001", fp ? sr_strerror(rc) : "file metadata does not decode", NULL);
     }
     dl *d = h2o_mem_alloc_shared(&req->pool, sizeof *d, dl_dispose);
     memset(d, 0, sizeof *d);
@@ -911,7 +879,7 @@ static void file_get(sr_apif *a, h2o_req_t *req, const sr_ap_token *t, const cha
         if (rc)
             sr_slog(SR_LOG_ERROR, "file download failed", "error=%s path=%s detail=%s", sr_err_name(rc),
                     sr_slog_q(path), sr_slog_q(ei.msg));
-        suiro__v1__file_put__free_unpacked(fp, NULL);
+        sr_rec_close(&m);
         dl_close(d);
         return sr_http_result(req, 0, "E9001", rc ? "the file's stored content cannot be read (see the server log)"
                                                   : "out of memory", NULL);
@@ -924,7 +892,7 @@ static void file_get(sr_apif *a, h2o_req_t *req, const sr_ap_token *t, const cha
         const sr_blob_errinfo *bei = sr_blob_reader_errinfo(d->r);
         sr_slog(SR_LOG_ERROR, "file download failed", "error=%s path=%s detail=%s", sr_err_name(d->primed_rc),
                 sr_slog_q(path), sr_slog_q(bei ? bei->msg : ""));
-        suiro__v1__file_put__free_unpacked(fp, NULL);
+        sr_rec_close(&m);
         dl_close(d);
         return sr_http_result(req, 0, "E9001", "the file's stored content is damaged (see the server log)", NULL);
     }
@@ -940,7 +908,7 @@ static void file_get(sr_apif *a, h2o_req_t *req, const sr_ap_token *t, const cha
     char *hx = h2o_mem_alloc_pool(&req->pool, 64);
     memcpy(hx, hex, 64);
     h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-suiro-sha256"), 0, NULL, hx, 64);
-    suiro__v1__file_put__free_unpacked(fp, NULL);
+    sr_rec_close(&m);
     h2o_start_response(req, &d->gen);
     dl_proceed(&d->gen, req);
 }
@@ -954,32 +922,25 @@ typedef struct flq {
 static void flq_run(sr_apjob *j)
 {
     flq *q = (flq *)j;
-    sr_buf out;
-    sr_buf_init(&out);
-    size_t count = 0;
+    sr_rec r = SR_REC_INIT;
     int more = 0;
-    int rc = sr_engine_file_list(j->a->eng, q->op, q->prefix, 1000, &out, &count, &more);
+    int rc = sr_list_files(j->a->eng, q->op, q->prefix, 1000, &r, &more);
     if (rc) {
-        sr_buf_release(&out);
+        sr_rec_close(&r);
         j->rc = rc;
         return;
     }
     json_t *items = json_array();
-    size_t pos = 0;
-    while (pos + 4 <= out.len) {
-        uint32_t len = sr_get_le32(out.data + pos);
-        pos += 4;
-        if (pos + len > out.len) break;
-        Suiro__V1__FilePut *fp = suiro__v1__file_put__unpack(NULL, len, out.data + pos);
-        pos += len;
-        if (!fp) continue;
-        json_array_append_new(items, file_json(fp));
-        suiro__v1__file_put__free_unpacked(fp, NULL);
+    sr_file_meta fm;
+    for (int k; (k = sr_rec_next_file(&r, &fm)) != 0;) {
+        if (k == SR_ECORRUPT) continue; /* a record that does not decode is skipped */
+        if (k < 0) break;
+        json_array_append_new(items, file_json(&fm));
     }
     json_t *o = json_pack("{s:o,s:b}", "items", items, "truncated", more);
     j->rc = o ? sr_json_write(&j->out, o) : SR_ENOMEM;
     json_decref(o);
-    sr_buf_release(&out);
+    sr_rec_close(&r);
 }
 
 static void file_list(sr_apif *a, h2o_req_t *req, const sr_ap_token *t)
@@ -1024,19 +985,17 @@ void sr_apif_file_delete(const sr_route_call *c)
     const sr_ap_token *t = c->caller;
     const char *rest = file_path(c);
     if (!rest) return;
-    sr_buf m;
-    sr_buf_init(&m);
-    int rc = sr_engine_file_get(a->eng, t->op, rest, &m);
-    sr_buf_release(&m);
+    sr_rec m = SR_REC_INIT;
+    sr_file_meta fm;
+    int rc = sr_read_file(a->eng, t->op, rest, &m, &fm);
+    sr_rec_close(&m);
     if (rc == SR_ENOTFOUND) return sr_http_result(req, 0, "E3001", "unknown file", NULL);
     pjob *j = sr_http_ctx_new(req, sizeof *j);
     if (!j) return sr_http_result(req, 0, "E9001", "out of memory", NULL);
     j->a = a;
     j->what = 3;
-    Suiro__V1__FileDelete fd = SUIRO__V1__FILE_DELETE__INIT;
-    fd.path = (char *)rest;
-    Suiro__V1__Event ev = SUIRO__V1__EVENT__INIT;
-    ev.body_case = SUIRO__V1__EVENT__BODY_FILE_DELETE;
-    ev.file_delete = &fd;
-    submit_ev(a, req, &ev, t, j);
+    sr_buf b;
+    sr_buf_init(&b);
+    sr_cmd_env env = {t->op, t->app, SR_ACTOR_APP, NULL, NULL};
+    submit_ev(a, req, sr_cmd_file_delete(&env, rest, &b), &b, j);
 }

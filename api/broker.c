@@ -43,9 +43,8 @@
 #include "api/pki.h"
 #include "api/push.h"
 #include "api/slog.h"
-#include "codecs/events.pb-c.h"
 #include "codecs/rfc3339.h"
-#include "engine/evbuild.h"
+#include "engine/records.h"
 #include "storage/crypto.h"
 
 #include <pthread.h>
@@ -217,13 +216,13 @@ static void new_id(char prefix, char out[24])
 static const char *rs_name(int s)
 {
     switch (s) {
-    case SUIRO__V1__REQUEST_STATE__RS_CREATED: return "PENDING";
-    case SUIRO__V1__REQUEST_STATE__RS_DISPATCHED: return "DISPATCHED";
-    case SUIRO__V1__REQUEST_STATE__RS_ACKNOWLEDGED: return "DISPATCHED";
-    case SUIRO__V1__REQUEST_STATE__RS_SUCCEEDED: return "SUCCEEDED";
-    case SUIRO__V1__REQUEST_STATE__RS_FAILED: return "FAILED";
-    case SUIRO__V1__REQUEST_STATE__RS_TIMED_OUT: return "TIMED_OUT";
-    case SUIRO__V1__REQUEST_STATE__RS_CANCELLED: return "CANCELLED";
+    case SR_RS_CREATED: return "PENDING";
+    case SR_RS_DISPATCHED: return "DISPATCHED";
+    case SR_RS_ACKNOWLEDGED: return "DISPATCHED";
+    case SR_RS_SUCCEEDED: return "SUCCEEDED";
+    case SR_RS_FAILED: return "FAILED";
+    case SR_RS_TIMED_OUT: return "TIMED_OUT";
+    case SR_RS_CANCELLED: return "CANCELLED";
     default: return "PENDING";
     }
 }
@@ -231,10 +230,10 @@ static const char *rs_name(int s)
 static const char *rk_name(int k)
 {
     switch (k) {
-    case SUIRO__V1__REQUEST_KIND__RK_IMMEDIATE: return "IMMEDIATE";
-    case SUIRO__V1__REQUEST_KIND__RK_PERIODIC_START: return "PERIODIC_START";
-    case SUIRO__V1__REQUEST_KIND__RK_PERIODIC_STOP: return "PERIODIC_STOP";
-    case SUIRO__V1__REQUEST_KIND__RK_CONTROL: return "CONTROL";
+    case SR_RK_IMMEDIATE: return "IMMEDIATE";
+    case SR_RK_PERIODIC_START: return "PERIODIC_START";
+    case SR_RK_PERIODIC_STOP: return "PERIODIC_STOP";
+    case SR_RK_CONTROL: return "CONTROL";
     default: return "UNKNOWN";
     }
 }
@@ -242,10 +241,10 @@ static const char *rk_name(int k)
 static const char *ms_name(int s)
 {
     switch (s) {
-    case SUIRO__V1__MONITOR_STATE__MS_STARTING: return "STARTING";
-    case SUIRO__V1__MONITOR_STATE__MS_RUNNING: return "RUNNING";
-    case SUIRO__V1__MONITOR_STATE__MS_STOPPING: return "STOPPING";
-    case SUIRO__V1__MONITOR_STATE__MS_STOPPED: return "STOPPED";
+    case SR_MS_STARTING: return "STARTING";
+    case SR_MS_RUNNING: return "RUNNING";
+    case SR_MS_STOPPING: return "STOPPING";
+    case SR_MS_STOPPED: return "STOPPED";
     default: return "UNKNOWN";
     }
 }
@@ -308,14 +307,23 @@ typedef struct evlist {
     size_t n;
 } evlist;
 
-static int evl_add(evlist *l, Suiro__V1__Event *ev, const char *op, const char *actor, Suiro__V1__ActorKind kind,
-                   const char *msgid)
+/* Record the event a builder (sr_cmd_*, rc its return) appended to l->b
+ * from offset before; on failure (or a full list) it is cut off again. */
+static int evl_end(evlist *l, size_t before, int rc)
 {
-    if (l->n == 64) return SR_EINVAL;
-    size_t before = l->b.len;
-    int rc = sr_ev_pack(ev, op, actor, kind, msgid, &l->b);
-    if (!rc) l->lens[l->n++] = l->b.len - before;
+    if (!rc && l->n == 64) rc = SR_EINVAL;
+    if (rc) l->b.len = before;
+    else l->lens[l->n++] = l->b.len - before;
     return rc;
+}
+
+/* A transition event of request id (gw: its part; NULL: the app-level request). */
+static int evl_transition(evlist *l, const char *op, const char *actor, sr_actor_kind kind, const char *msgid,
+                          const sr_request_transition *rt)
+{
+    sr_cmd_env env = {op, actor, kind, msgid, NULL};
+    size_t at = l->b.len;
+    return evl_end(l, at, sr_cmd_request_transition(&env, rt, &l->b));
 }
 
 static int evl_add_raw(evlist *l, const sr_buf *packed)
@@ -364,35 +372,33 @@ static json_t *values_norm(json_t *in)
 /* ControlValue array for a normalised values array (types from the masters).
  * Strings point into the JSON; free cvs and *ptrs with cv_free. */
 typedef struct cvset {
-    Suiro__V1__ControlValue *cv;
-    Suiro__V1__ControlValue **ptr;
+    sr_control_value *cv;
     size_t n;
 } cvset;
 
 static void cv_free(cvset *s)
 {
     free(s->cv);
-    free(s->ptr);
     memset(s, 0, sizeof *s);
 }
 
 /* data_id NULL (no such field): SR_EINVAL, c stays an empty value (callers
  * validate before; this is the last line of defence, never a crash). */
-static int cv_one(sr_engine *e, const char *op, const char *data_id, json_t *value, Suiro__V1__ControlValue *c)
+static int cv_one(sr_engine *e, const char *op, const char *data_id, json_t *value, sr_control_value *c)
 {
-    suiro__v1__control_value__init(c);
+    memset(c, 0, sizeof *c);
     if (!data_id) return SR_EINVAL;
-    c->data_id = (char *)data_id;
+    c->data_id = data_id;
     sr_point_info info;
     int type = 0;
     if (sr_engine_point_info(e, op, data_id, &info) == SR_OK) type = (int)info.type;
     else type = json_is_boolean(value) ? SR_VT_BOOL : json_is_string(value) ? SR_VT_STRING : SR_VT_NUMBER;
-    c->type = (Suiro__V1__ValueType)type;
+    c->type = (sr_vtype)type;
     switch (type) {
     case SR_VT_NUMBER: c->f = json_number_value(value); break;
     case SR_VT_INTEGER: c->i = json_is_integer(value) ? json_integer_value(value) : (int64_t)json_number_value(value); break;
     case SR_VT_BOOL: c->b = json_is_true(value); break;
-    default: c->s = (char *)(json_is_string(value) ? json_string_value(value) : ""); break;
+    default: c->s = json_is_string(value) ? json_string_value(value) : ""; break;
     }
     return SR_OK;
 }
@@ -403,8 +409,7 @@ static int cv_build(sr_engine *e, const char *op, json_t *vals, cvset *s)
     size_t n = json_array_size(vals);
     if (!n) return SR_OK;
     s->cv = calloc(n, sizeof *s->cv);
-    s->ptr = calloc(n, sizeof *s->ptr);
-    if (!s->cv || !s->ptr) {
+    if (!s->cv) {
         cv_free(s);
         return SR_ENOMEM;
     }
@@ -420,18 +425,17 @@ static int cv_build(sr_engine *e, const char *op, json_t *vals, cvset *s)
         s->cv[i].timestamp_ms = ts;
         const char *q = json_string_value(json_object_get(v, "quality"));
         s->cv[i].quality = !q ? 0 : !strcmp(q, "UNCERTAIN") ? 1 : !strcmp(q, "BAD") ? 2 : !strcmp(q, "NO_DATA") ? 3 : 0;
-        s->ptr[i] = &s->cv[i];
     }
     s->n = n;
     return SR_OK;
 }
 
-static json_t *cv_json(const Suiro__V1__ControlValue *c)
+static json_t *cv_json(const sr_control_value *c)
 {
     switch (c->type) {
-    case SUIRO__V1__VALUE_TYPE__VT_INTEGER: return json_integer(c->i);
-    case SUIRO__V1__VALUE_TYPE__VT_BOOL: return json_boolean(c->b);
-    case SUIRO__V1__VALUE_TYPE__VT_STRING: return json_string(c->s);
+    case SR_VT_INTEGER: return json_integer(c->i);
+    case SR_VT_BOOL: return json_boolean(c->b);
+    case SR_VT_STRING: return json_string(c->s);
     default: return json_real(c->f);
     }
 }
@@ -457,28 +461,23 @@ int sr_grants_load(sr_engine *e, const char *op, const char *app, sr_grant **out
 {
     *out = NULL;
     *n = 0;
-    sr_buf all;
-    sr_buf_init(&all);
-    size_t count = 0;
-    int rc = sr_engine_registry_list(e, op, SUIRO__V1__REGISTRY_KIND__RG_GRANT, &all, &count);
-    if (rc == SR_ENOTFOUND) rc = SR_OK, count = 0;
+    sr_rec r = SR_REC_INIT;
+    int rc = sr_list_registry(e, op, SR_RG_GRANT, &r);
+    size_t count = rc ? 0 : sr_rec_count(&r);
+    if (rc == SR_ENOTFOUND) rc = SR_OK;
     sr_grant *g = NULL;
     if (!rc && count && !(g = calloc(count, sizeof *g))) rc = SR_ENOMEM;
-    size_t pos = 0, k = 0;
-    while (!rc && count && pos + 4 <= all.len) {
-        uint32_t len = sr_get_le32(all.data + pos);
-        pos += 4;
-        if (pos + len > all.len) break;
-        Suiro__V1__RegistryPut *rp = suiro__v1__registry_put__unpack(NULL, len, all.data + pos);
-        pos += len;
-        if (!rp) continue;
-        if (rp->app_id && rp->pattern && rp->access && !strcmp(rp->app_id, app) && k < count) {
+    size_t k = 0;
+    sr_reg_entry re, *rp = &re;
+    for (int more; !rc && count && (more = sr_rec_next_registry(&r, rp)) != 0;) {
+        if (more == SR_ECORRUPT) continue; /* a record that does not decode is skipped */
+        if (more < 0) break;
+        if (!strcmp(rp->app_id, app) && k < count) {
             snprintf(g[k].pattern, sizeof g[k].pattern, "%s", rp->pattern);
             g[k++].access = !strcmp(rp->access, "read") ? 1 : !strcmp(rp->access, "control") ? 2 : 3;
         }
-        suiro__v1__registry_put__free_unpacked(rp, NULL);
     }
-    sr_buf_release(&all);
+    sr_rec_close(&r);
     if (rc) {
         free(g);
         return rc;
@@ -611,26 +610,20 @@ static void part_handed(sr_broker *b, part *p)
 {
     p->handed = 1;
     p->handed_at = mono_ms();
-    if (p->state != SUIRO__V1__REQUEST_STATE__RS_CREATED) return;
-    p->state = SUIRO__V1__REQUEST_STATE__RS_DISPATCHED;
-    if (p->r->state == SUIRO__V1__REQUEST_STATE__RS_CREATED) p->r->state = SUIRO__V1__REQUEST_STATE__RS_DISPATCHED;
-    Suiro__V1__RequestTransition rt = SUIRO__V1__REQUEST_TRANSITION__INIT;
-    rt.request_id = p->r->id;
-    rt.gateway_id = p->gw;
-    rt.state = SUIRO__V1__REQUEST_STATE__RS_DISPATCHED;
-    Suiro__V1__Event ev = SUIRO__V1__EVENT__INIT;
-    ev.body_case = SUIRO__V1__EVENT__BODY_REQUEST_TRANSITION;
-    ev.request_transition = &rt;
+    if (p->state != SR_RS_CREATED) return;
+    p->state = SR_RS_DISPATCHED;
+    if (p->r->state == SR_RS_CREATED) p->r->state = SR_RS_DISPATCHED;
+    sr_request_transition rt = {.request_id = p->r->id, .gateway_id = p->gw, .state = SR_RS_DISPATCHED};
     evlist l = {0};
     sr_buf_init(&l.b);
-    if (evl_add(&l, &ev, p->r->op, "system", SUIRO__V1__ACTOR_KIND__ACTOR_SYSTEM, NULL) == SR_OK)
+    if (evl_transition(&l, p->r->op, "system", SR_ACTOR_SYSTEM, NULL, &rt) == SR_OK)
         (void)!submit(b, &l.b, l.lens, l.n, NULL);
     sr_buf_release(&l.b);
 }
 
 static int part_open(const part *p)
 {
-    return (p->state == SUIRO__V1__REQUEST_STATE__RS_CREATED || p->state == SUIRO__V1__REQUEST_STATE__RS_DISPATCHED) &&
+    return (p->state == SR_RS_CREATED || p->state == SR_RS_DISPATCHED) &&
            !p->busy;
 }
 
@@ -783,14 +776,14 @@ static void request_answer_app(areq *r)
     /* the outcome: the first failure, else a timeout, else success */
     const char *code = "0", *msg = "";
     for (size_t i = 0; i < r->nparts; i++)
-        if (r->parts[i].state == SUIRO__V1__REQUEST_STATE__RS_FAILED) {
+        if (r->parts[i].state == SR_RS_FAILED) {
             code = r->parts[i].code;
             msg = r->parts[i].msg;
             break;
         }
     if (!strcmp(code, "0"))
         for (size_t i = 0; i < r->nparts; i++)
-            if (r->parts[i].state == SUIRO__V1__REQUEST_STATE__RS_TIMED_OUT) {
+            if (r->parts[i].state == SR_RS_TIMED_OUT) {
                 code = "E4002";
                 msg = "the gateway did not answer in time";
                 break;
@@ -802,7 +795,7 @@ static void request_answer_app(areq *r)
         grants_load(r->b, r->op, r->app, &gs);
         size_t withheld = 0;
         body = json_pack("{s:s,s:o}", "requestId", r->id, "result", result_obj("0", "OK"));
-        if (r->kind == SUIRO__V1__REQUEST_KIND__RK_CONTROL) {
+        if (r->kind == SR_RK_CONTROL) {
             json_t *ap = r->nparts ? r->parts[0].applied : NULL;
             const char *d = r->nparts ? json_string_value(json_object_get(r->parts[0].wire, "dataId")) : NULL;
             if (ap && !grants_allow(&gs, d, 2)) ap = NULL, withheld++;
@@ -835,13 +828,13 @@ static void request_maybe_finish(areq *r)
     if (r->finished || r->nopen || r->inflight || !r->created) return;
     r->finished = 1;
     if (r->timer_init) uv_timer_stop(&r->timer);
-    int st = SUIRO__V1__REQUEST_STATE__RS_SUCCEEDED;
+    int st = SR_RS_SUCCEEDED;
     const char *code = "0", *msg = "";
     for (size_t i = 0; i < r->nparts; i++) {
         part *p = &r->parts[i];
-        if (p->state == SUIRO__V1__REQUEST_STATE__RS_FAILED && st != SUIRO__V1__REQUEST_STATE__RS_FAILED)
+        if (p->state == SR_RS_FAILED && st != SR_RS_FAILED)
             st = p->state, code = p->code, msg = p->msg;
-        else if (p->state == SUIRO__V1__REQUEST_STATE__RS_TIMED_OUT && st == SUIRO__V1__REQUEST_STATE__RS_SUCCEEDED)
+        else if (p->state == SR_RS_TIMED_OUT && st == SR_RS_SUCCEEDED)
             st = p->state, code = "E4002", msg = "the gateway did not answer in time";
     }
     /* r->state stays as it is until the outcome is durable (J_FINAL): a
@@ -854,27 +847,22 @@ static void request_maybe_finish(areq *r)
     cvset vs, ap;
     memset(&ap, 0, sizeof ap);
     int rc = cv_build(r->b->eng, r->op, all, &vs);
-    Suiro__V1__ControlValue apc;
-    Suiro__V1__ControlValue *app = &apc;
-    Suiro__V1__RequestTransition rt = SUIRO__V1__REQUEST_TRANSITION__INIT;
-    rt.request_id = r->id;
-    rt.state = (Suiro__V1__RequestState)st;
-    rt.error_code = (char *)(strcmp(code, "0") ? code : "");
-    rt.message = (char *)msg;
-    rt.values = vs.ptr;
-    rt.n_values = vs.n;
-    if (r->kind == SUIRO__V1__REQUEST_KIND__RK_CONTROL && r->nparts && r->parts[0].applied) {
+    sr_control_value apc;
+    sr_request_transition rt = {.request_id = r->id,
+                                .state = (sr_req_state)st,
+                                .error_code = strcmp(code, "0") ? code : "",
+                                .message = msg,
+                                .values = vs.cv,
+                                .n_values = vs.n};
+    if (r->kind == SR_RK_CONTROL && r->nparts && r->parts[0].applied) {
         json_t *d = json_object_get(r->parts[0].wire, "dataId");
         if (!rc) rc = cv_one(r->b->eng, r->op, json_string_value(d), r->parts[0].applied, &apc);
-        rt.applied = &app;
+        rt.applied = &apc;
         rt.n_applied = 1;
     }
-    Suiro__V1__Event ev = SUIRO__V1__EVENT__INIT;
-    ev.body_case = SUIRO__V1__EVENT__BODY_REQUEST_TRANSITION;
-    ev.request_transition = &rt;
     evlist l = {0};
     sr_buf_init(&l.b);
-    if (!rc) rc = evl_add(&l, &ev, r->op, "system", SUIRO__V1__ACTOR_KIND__ACTOR_SYSTEM, NULL);
+    if (!rc) rc = evl_transition(&l, r->op, "system", SR_ACTOR_SYSTEM, NULL, &rt);
     job *j = rc ? NULL : calloc(1, sizeof *j);
     if (j) {
         j->what = J_FINAL;
@@ -902,27 +890,21 @@ static void on_deadline(uv_timer_t *t)
 {
     areq *r = t->data;
     if (r->finished) return;
-    Suiro__V1__RequestTransition rts[64];
-    Suiro__V1__Event evs[64];
     evlist l = {0};
     sr_buf_init(&l.b);
     for (size_t i = 0; i < r->nparts && l.n < 64; i++) {
         part *p = &r->parts[i];
         if (!part_open(p)) continue;
-        p->state = SUIRO__V1__REQUEST_STATE__RS_TIMED_OUT;
+        p->state = SR_RS_TIMED_OUT;
         snprintf(p->code, sizeof p->code, "E4002");
         snprintf(p->msg, sizeof p->msg, "gateway %s did not answer in time", p->gw);
         r->nopen--;
-        suiro__v1__request_transition__init(&rts[l.n]);
-        rts[l.n].request_id = r->id;
-        rts[l.n].gateway_id = p->gw;
-        rts[l.n].state = SUIRO__V1__REQUEST_STATE__RS_TIMED_OUT;
-        rts[l.n].error_code = "E4002";
-        rts[l.n].message = p->msg;
-        suiro__v1__event__init(&evs[l.n]);
-        evs[l.n].body_case = SUIRO__V1__EVENT__BODY_REQUEST_TRANSITION;
-        evs[l.n].request_transition = &rts[l.n];
-        if (evl_add(&l, &evs[l.n], r->op, "system", SUIRO__V1__ACTOR_KIND__ACTOR_SYSTEM, NULL)) break;
+        sr_request_transition rt = {.request_id = r->id,
+                                    .gateway_id = p->gw,
+                                    .state = SR_RS_TIMED_OUT,
+                                    .error_code = "E4002",
+                                    .message = p->msg};
+        if (evl_transition(&l, r->op, "system", SR_ACTOR_SYSTEM, NULL, &rt)) break;
     }
     if (l.n) (void)!submit(r->b, &l.b, l.lens, l.n, NULL);
     sr_buf_release(&l.b);
@@ -950,7 +932,7 @@ void *sr_broker_request(sr_broker *b, const char *op, const char *app, int kind,
     snprintf(r->op, sizeof r->op, "%s", op);
     snprintf(r->app, sizeof r->app, "%s", app);
     r->kind = kind;
-    r->state = SUIRO__V1__REQUEST_STATE__RS_CREATED;
+    r->state = SR_RS_CREATED;
     r->created_ms = wall_ms();
     r->deadline_ms = r->created_ms + timeout_ms;
     r->cb = cb;
@@ -970,8 +952,8 @@ void *sr_broker_request(sr_broker *b, const char *op, const char *app, int kind,
             r->nparts++;
             p->r = r;
             snprintf(p->gw, sizeof p->gw, "%s", t[i].gw);
-            p->state = SUIRO__V1__REQUEST_STATE__RS_CREATED;
-            if (kind == SUIRO__V1__REQUEST_KIND__RK_CONTROL) {
+            p->state = SR_RS_CREATED;
+            if (kind == SR_RK_CONTROL) {
                 p->wire = json_pack("{s:s,s:s,s:s,s:O,s:s}", "requestId", r->id, "type", "CONTROL", "dataId",
                                     t[i].data_id, "value", value ? value : json_null(), "appId", app);
                 if (p->wire && protection) json_object_set(p->wire, "protection", protection);
@@ -979,7 +961,7 @@ void *sr_broker_request(sr_broker *b, const char *op, const char *app, int kind,
                 p->wire = json_pack("{s:s,s:s,s:[],s:s}", "requestId", r->id, "type", "IMMEDIATE", "dataIds",
                                     "deadline", deadline);
         }
-        if (kind != SUIRO__V1__REQUEST_KIND__RK_CONTROL)
+        if (kind != SR_RK_CONTROL)
             json_array_append_new(json_object_get(p->wire, "dataIds"), json_string(t[i].data_id));
     }
     r->nopen = r->nparts;
@@ -989,25 +971,24 @@ void *sr_broker_request(sr_broker *b, const char *op, const char *app, int kind,
     /* the events: the app request, each part, and (gateway offline) the failure */
     evlist l = {0};
     sr_buf_init(&l.b);
-    char **ids = calloc(n ? n : 1, sizeof *ids);
+    const char **ids = calloc(n ? n : 1, sizeof *ids);
     char *prot = protection ? json_dumps(protection, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
-    Suiro__V1__ControlValue cv, *cvp = &cv;
+    sr_control_value cv;
     int rc = ids ? SR_OK : SR_ENOMEM;
-    for (size_t i = 0; i < n && ids; i++) ids[i] = (char *)t[i].data_id;
-    if (kind == SUIRO__V1__REQUEST_KIND__RK_CONTROL && n && !rc) rc = cv_one(b->eng, op, t[0].data_id, value, &cv);
+    for (size_t i = 0; i < n && ids; i++) ids[i] = t[i].data_id;
+    if (kind == SR_RK_CONTROL && n && !rc) rc = cv_one(b->eng, op, t[0].data_id, value, &cv);
     for (size_t k = 0; !rc && k <= r->nparts; k++) {
-        Suiro__V1__RequestCreated rq = SUIRO__V1__REQUEST_CREATED__INIT;
-        rq.request_id = r->id;
-        rq.kind = (Suiro__V1__RequestKind)kind;
-        rq.app_id = r->app;
-        rq.timeout_ms = timeout_ms;
-        rq.deadline_ms = r->deadline_ms;
-        if (kind == SUIRO__V1__REQUEST_KIND__RK_CONTROL && n) {
-            rq.control = &cvp;
+        sr_request_rec rq = {.request_id = r->id,
+                             .kind = (sr_req_kind)kind,
+                             .app_id = r->app,
+                             .timeout_ms = timeout_ms,
+                             .deadline_ms = r->deadline_ms};
+        if (kind == SR_RK_CONTROL && n) {
+            rq.control = &cv;
             rq.n_control = 1;
         }
         if (prot) {
-            rq.protection.data = (uint8_t *)prot;
+            rq.protection.data = prot;
             rq.protection.len = strlen(prot);
         }
         if (k == 0) {
@@ -1018,33 +999,26 @@ void *sr_broker_request(sr_broker *b, const char *op, const char *app, int kind,
             rq.gateway_id = p->gw;
             size_t nd = 0;
             for (size_t i = 0; i < n; i++)
-                if (!strcmp(t[i].gw, p->gw)) ids[nd++] = (char *)t[i].data_id;
+                if (!strcmp(t[i].gw, p->gw)) ids[nd++] = t[i].data_id;
             rq.data_ids = ids;
             rq.n_data_ids = nd;
         }
-        Suiro__V1__Event ev = SUIRO__V1__EVENT__INIT;
-        ev.body_case = SUIRO__V1__EVENT__BODY_REQUEST_CREATED;
-        ev.request_created = &rq;
-        rc = evl_add(&l, &ev, op, app, SUIRO__V1__ACTOR_KIND__ACTOR_APP, NULL);
-        for (size_t i = 0; i < n && ids; i++) ids[i] = (char *)t[i].data_id;
+        sr_cmd_env env = {op, app, SR_ACTOR_APP, NULL, NULL};
+        size_t at = l.b.len;
+        rc = evl_end(&l, at, sr_cmd_request_created(&env, &rq, &l.b));
+        for (size_t i = 0; i < n && ids; i++) ids[i] = t[i].data_id;
     }
     char omsg[160];
     if (!rc && offline) {
         snprintf(omsg, sizeof omsg, "gateway %s is not connected", offline);
-        Suiro__V1__RequestTransition rt = SUIRO__V1__REQUEST_TRANSITION__INIT;
-        rt.request_id = r->id;
-        rt.state = SUIRO__V1__REQUEST_STATE__RS_FAILED;
-        rt.error_code = "E4001";
-        rt.message = omsg;
-        Suiro__V1__Event ev = SUIRO__V1__EVENT__INIT;
-        ev.body_case = SUIRO__V1__EVENT__BODY_REQUEST_TRANSITION;
-        ev.request_transition = &rt;
-        rc = evl_add(&l, &ev, op, "system", SUIRO__V1__ACTOR_KIND__ACTOR_SYSTEM, NULL);
+        sr_request_transition rt = {
+            .request_id = r->id, .state = SR_RS_FAILED, .error_code = "E4001", .message = omsg};
+        rc = evl_transition(&l, op, "system", SR_ACTOR_SYSTEM, NULL, &rt);
         r->offline = 1;
         r->finished = 1;
-        r->state = SUIRO__V1__REQUEST_STATE__RS_FAILED;
+        r->state = SR_RS_FAILED;
     }
-    free(ids);
+    free((void *)ids);
     free(prot);
     job *j = rc ? NULL : calloc(1, sizeof *j);
     if (!rc && !j) rc = SR_ENOMEM;
@@ -1136,7 +1110,7 @@ static void mon_free(mon *m)
 
 static void on_mon_timer(uv_timer_t *t);
 
-static mon *mon_from_event(const char *op, const Suiro__V1__MonitorEvent *me)
+static mon *mon_from_event(const char *op, const sr_monitor_rec *me)
 {
     mon *m = calloc(1, sizeof *m);
     if (!m) return NULL;
@@ -1171,7 +1145,7 @@ static void mons_trim(sr_broker *b, const char *op);
 
 static int mon_active(const mon *m)
 {
-    return m->state == SUIRO__V1__MONITOR_STATE__MS_STARTING || m->state == SUIRO__V1__MONITOR_STATE__MS_RUNNING;
+    return m->state == SR_MS_STARTING || m->state == SR_MS_RUNNING;
 }
 
 /* an active monitor whose endAt has come */
@@ -1204,27 +1178,20 @@ static void mons_load(sr_broker *b, const char *op)
     snprintf(o->op, sizeof o->op, "%s", op);
     o->next = b->loaded;
     b->loaded = o;
-    sr_buf all;
-    sr_buf_init(&all);
-    size_t count = 0;
-    if (sr_engine_monitor_list(b->eng, op, &all, &count) == SR_OK) {
-        size_t pos = 0;
-        while (pos + 4 <= all.len) {
-            uint32_t len = sr_get_le32(all.data + pos);
-            pos += 4;
-            if (pos + len > all.len) break;
-            Suiro__V1__MonitorEvent *me = suiro__v1__monitor_event__unpack(NULL, len, all.data + pos);
-            pos += len;
-            if (!me) continue;
-            mon *m = mon_from_event(op, me);
-            suiro__v1__monitor_event__free_unpacked(me, NULL);
+    sr_rec r = SR_REC_INIT;
+    if (sr_list_monitors(b->eng, op, &r) == SR_OK) {
+        sr_monitor_rec me;
+        for (int k; (k = sr_rec_next_monitor(&r, &me)) != 0;) {
+            if (k == SR_ECORRUPT) continue; /* a record that does not decode is skipped */
+            if (k < 0) break;
+            mon *m = mon_from_event(op, &me);
             if (m) {
                 m->next = b->mons;
                 b->mons = m;
             }
         }
     }
-    sr_buf_release(&all);
+    sr_rec_close(&r);
     mons_trim(b, op);
     mon_arm(b);
 }
@@ -1241,7 +1208,7 @@ static void mons_trim(sr_broker *b, const char *op)
         mon **oldest = NULL;
         for (mon **x = &b->mons; *x; x = &(*x)->next) {
             mon *m = *x;
-            if (m->state != SUIRO__V1__MONITOR_STATE__MS_STOPPED || strcmp(m->op, op)) continue;
+            if (m->state != SR_MS_STOPPED || strcmp(m->op, op)) continue;
             n++;
             if (!oldest || m->created_ms < (*oldest)->created_ms) oldest = x;
         }
@@ -1278,42 +1245,37 @@ static json_t *mon_json(const mon *m)
 }
 
 /* The monitor's state as an event (appended to l). */
-static int mon_event(evlist *l, const mon *m, const char *actor, Suiro__V1__ActorKind kind)
+static int mon_event(evlist *l, const mon *m, const char *actor, sr_actor_kind kind)
 {
     size_t nd = json_array_size(m->data_ids);
-    char **ids = calloc(nd ? nd : 1, sizeof *ids), **gws = calloc(m->ngws ? m->ngws : 1, sizeof *gws),
-         **acked = calloc(m->ngws ? m->ngws : 1, sizeof *acked);
+    const char **ids = calloc(nd ? nd : 1, sizeof *ids), **gws = calloc(m->ngws ? m->ngws : 1, sizeof *gws),
+               **acked = calloc(m->ngws ? m->ngws : 1, sizeof *acked);
     int rc = ids && gws && acked ? SR_OK : SR_ENOMEM;
     if (!rc) {
-        Suiro__V1__MonitorEvent me = SUIRO__V1__MONITOR_EVENT__INIT;
-        me.monitor_id = (char *)m->id;
-        me.state = (Suiro__V1__MonitorState)m->state;
-        me.app_id = (char *)m->app;
-        for (size_t i = 0; i < nd; i++) ids[i] = (char *)json_string_value(json_array_get(m->data_ids, i));
-        me.data_ids = ids;
-        me.n_data_ids = nd;
-        me.interval_ms = m->interval_ms;
-        size_t na = 0;
+        sr_monitor_rec me = {.monitor_id = m->id,
+                             .state = (sr_mon_state)m->state,
+                             .app_id = m->app,
+                             .data_ids = ids,
+                             .n_data_ids = nd,
+                             .interval_ms = m->interval_ms,
+                             .gateway_ids = gws,
+                             .n_gateway_ids = m->ngws,
+                             .acked = acked,
+                             .start_ms = m->start_ms,
+                             .end_ms = m->end_ms,
+                             .created_ms = m->created_ms};
+        for (size_t i = 0; i < nd; i++) ids[i] = json_string_value(json_array_get(m->data_ids, i));
         for (size_t i = 0; i < m->ngws; i++) {
-            gws[i] = (char *)m->gws[i];
-            if (m->acked[i]) acked[na++] = (char *)m->gws[i];
+            gws[i] = m->gws[i];
+            if (m->acked[i]) acked[me.n_acked++] = m->gws[i];
         }
-        me.gateway_ids = gws;
-        me.n_gateway_ids = m->ngws;
-        me.acked = acked;
-        me.n_acked = na;
-        me.start_ms = m->start_ms;
-        me.end_ms = m->end_ms;
-        me.created_ms = m->created_ms;
-        if (m->ngws == 1) me.gateway_id = (char *)m->gws[0];
-        Suiro__V1__Event ev = SUIRO__V1__EVENT__INIT;
-        ev.body_case = SUIRO__V1__EVENT__BODY_MONITOR;
-        ev.monitor = &me;
-        rc = evl_add(l, &ev, m->op, actor, kind, NULL);
+        sr_cmd_env env = {m->op, actor, kind, NULL, NULL};
+        size_t at = l->b.len;
+        rc = evl_end(l, at, sr_cmd_monitor(&env, &me, &l->b));
     }
-    free(ids);
-    free(gws);
-    free(acked);
+    free((void *)ids);
+    free((void *)gws);
+    free((void *)acked);
     return rc;
 }
 
@@ -1334,15 +1296,15 @@ static areq *mon_request(sr_broker *b, mon *m, size_t gi, int kind, evlist *l)
     snprintf(r->app, sizeof r->app, "%s", m->app);
     snprintf(r->monitor, sizeof r->monitor, "%s", m->id);
     r->kind = kind;
-    r->state = SUIRO__V1__REQUEST_STATE__RS_CREATED;
+    r->state = SR_RS_CREATED;
     r->created_ms = wall_ms();
     r->refs = 1;
     r->nparts = r->nopen = 1;
     part *p = &r->parts[0];
     p->r = r;
-    p->state = SUIRO__V1__REQUEST_STATE__RS_CREATED;
+    p->state = SR_RS_CREATED;
     snprintf(p->gw, sizeof p->gw, "%s", m->gws[gi]);
-    if (kind == SUIRO__V1__REQUEST_KIND__RK_PERIODIC_START) {
+    if (kind == SR_RK_PERIODIC_START) {
         json_t *mine = json_array();
         /* only the gateway's own points */
         size_t i;
@@ -1367,17 +1329,15 @@ static areq *mon_request(sr_broker *b, mon *m, size_t gi, int kind, evlist *l)
         }
     } else
         p->wire = json_pack("{s:s,s:s,s:s}", "requestId", r->id, "type", "PERIODIC_STOP", "monitorId", m->id);
-    Suiro__V1__RequestCreated rq = SUIRO__V1__REQUEST_CREATED__INIT;
-    rq.request_id = r->id;
-    rq.kind = (Suiro__V1__RequestKind)kind;
-    rq.app_id = r->app;
-    rq.gateway_id = p->gw;
-    rq.monitor_id = m->id;
-    rq.interval_ms = m->interval_ms;
-    Suiro__V1__Event ev = SUIRO__V1__EVENT__INIT;
-    ev.body_case = SUIRO__V1__EVENT__BODY_REQUEST_CREATED;
-    ev.request_created = &rq;
-    if (!p->wire || evl_add(l, &ev, m->op, "system", SUIRO__V1__ACTOR_KIND__ACTOR_SYSTEM, NULL)) {
+    sr_request_rec rq = {.request_id = r->id,
+                         .kind = (sr_req_kind)kind,
+                         .app_id = r->app,
+                         .gateway_id = p->gw,
+                         .monitor_id = m->id,
+                         .interval_ms = m->interval_ms};
+    sr_cmd_env env = {m->op, "system", SR_ACTOR_SYSTEM, NULL, NULL};
+    size_t at = l->b.len;
+    if (!p->wire || evl_end(l, at, sr_cmd_request_created(&env, &rq, &l->b))) {
         areq_free(r);
         return NULL;
     }
@@ -1402,7 +1362,7 @@ static void mon_cancel_parts(sr_broker *b, const mon *m, int kind)
         n = r->next;
         if (!r->finished && r->kind == kind && !strcmp(r->monitor, m->id) && !strcmp(r->op, m->op) &&
             part_open(&r->parts[0])) {
-            r->parts[0].state = SUIRO__V1__REQUEST_STATE__RS_CANCELLED;
+            r->parts[0].state = SR_RS_CANCELLED;
             r->nopen = 0;
             r->finished = 1;
             areq_unref(r);
@@ -1521,7 +1481,7 @@ void sr_broker_monitor_start(sr_broker *b, const char *op, const char *app, cons
      * monitors_per_operator that are not stopped */
     size_t active = 0;
     for (mon *o = b->mons; o; o = o->next)
-        active += !strcmp(o->op, op) && o->state != SUIRO__V1__MONITOR_STATE__MS_STOPPED;
+        active += !strcmp(o->op, op) && o->state != SR_MS_STOPPED;
     if (active >= b->max_mons_op) {
         quota_log(b, "monitor refused (quota)", op, app,
                   "too many monitors of this operator ([server] monitors_per_operator); stop some first");
@@ -1537,7 +1497,7 @@ void sr_broker_monitor_start(sr_broker *b, const char *op, const char *app, cons
     new_id('M', m->id);
     snprintf(m->op, sizeof m->op, "%s", op);
     snprintf(m->app, sizeof m->app, "%s", app);
-    m->state = SUIRO__V1__MONITOR_STATE__MS_STARTING;
+    m->state = SR_MS_STARTING;
     m->data_ids = json_array();
     m->interval_ms = interval_ms;
     m->start_ms = start_ms;
@@ -1553,8 +1513,8 @@ void sr_broker_monitor_start(sr_broker *b, const char *op, const char *app, cons
     sr_buf_init(&l.b);
     areq *reqs[64];
     size_t nreq = 0;
-    int rc = mon_event(&l, m, app, SUIRO__V1__ACTOR_KIND__ACTOR_APP);
-    if (!rc) rc = mon_parts(b, m, SUIRO__V1__REQUEST_KIND__RK_PERIODIC_START, &l, reqs, &nreq);
+    int rc = mon_event(&l, m, app, SR_ACTOR_APP);
+    if (!rc) rc = mon_parts(b, m, SR_RK_PERIODIC_START, &l, reqs, &nreq);
     if (rc) {
         mon_free(m);
         sr_buf_release(&l.b);
@@ -1571,7 +1531,7 @@ void sr_broker_monitor_start(sr_broker *b, const char *op, const char *app, cons
     sr_slog(SR_LOG_INFO, "monitor created", "op=%s app=%s monitor=%s gateways=%zu", op, app, m->id, m->ngws);
 }
 
-static void mon_stop(sr_broker *b, mon *m, const char *actor, Suiro__V1__ActorKind akind, sr_app_cb cb, void *ctx);
+static void mon_stop(sr_broker *b, mon *m, const char *actor, sr_actor_kind akind, sr_app_cb cb, void *ctx);
 
 void sr_broker_monitor_stop(sr_broker *b, const char *op, const char *app, const char *monitor, sr_app_cb cb,
                             void *ctx)
@@ -1581,34 +1541,34 @@ void sr_broker_monitor_stop(sr_broker *b, const char *op, const char *app, const
         app_answer(cb, ctx, "E3001", "unknown monitorId");
         return;
     }
-    if (m->state == SUIRO__V1__MONITOR_STATE__MS_STOPPING || m->state == SUIRO__V1__MONITOR_STATE__MS_STOPPED) {
+    if (m->state == SR_MS_STOPPING || m->state == SR_MS_STOPPED) {
         json_t *body = json_pack("{s:s,s:s}", "monitorId", m->id, "status", ms_name(m->state));
         cb(ctx, 202, body);
         json_decref(body);
         return;
     }
-    mon_stop(b, m, app, SUIRO__V1__ACTOR_KIND__ACTOR_APP, cb, ctx);
+    mon_stop(b, m, app, SR_ACTOR_APP, cb, ctx);
 }
 
 /* Stop monitor m (STARTING or RUNNING) for actor: the app's DELETE, or the
  * system at its endAt (cb NULL). */
-static void mon_stop(sr_broker *b, mon *m, const char *actor, Suiro__V1__ActorKind akind, sr_app_cb cb, void *ctx)
+static void mon_stop(sr_broker *b, mon *m, const char *actor, sr_actor_kind akind, sr_app_cb cb, void *ctx)
 {
     /* a monitor that no gateway has seen stops at once */
     int seen = 0;
     for (size_t k = 0; k < m->ngws; k++) {
-        part *p = mon_part(b, m, m->gws[k], SUIRO__V1__REQUEST_KIND__RK_PERIODIC_START);
+        part *p = mon_part(b, m, m->gws[k], SR_RK_PERIODIC_START);
         if (m->acked[k] || !p || p->handed) seen = 1;
     }
-    mon_cancel_parts(b, m, SUIRO__V1__REQUEST_KIND__RK_PERIODIC_START);
-    m->state = seen ? SUIRO__V1__MONITOR_STATE__MS_STOPPING : SUIRO__V1__MONITOR_STATE__MS_STOPPED;
+    mon_cancel_parts(b, m, SR_RK_PERIODIC_START);
+    m->state = seen ? SR_MS_STOPPING : SR_MS_STOPPED;
     for (size_t k = 0; k < m->ngws; k++) m->acked[k] = 0;
     evlist l = {0};
     sr_buf_init(&l.b);
     areq *reqs[64];
     size_t nreq = 0;
     int rc = mon_event(&l, m, actor, akind);
-    if (!rc && seen) rc = mon_parts(b, m, SUIRO__V1__REQUEST_KIND__RK_PERIODIC_STOP, &l, reqs, &nreq);
+    if (!rc && seen) rc = mon_parts(b, m, SR_RK_PERIODIC_STOP, &l, reqs, &nreq);
     if (rc) {
         sr_buf_release(&l.b);
         if (cb) app_answer(cb, ctx, "E9001", sr_strerror(rc));
@@ -1628,7 +1588,7 @@ static void mon_expire(sr_broker *b)
     for (mon *m = b->mons; m && !b->closing; m = m->next)
         if (mon_over(m, now)) {
             sr_slog(SR_LOG_INFO, "monitor ended at its endAt", "op=%s app=%s monitor=%s", m->op, m->app, m->id);
-            mon_stop(b, m, "system", SUIRO__V1__ACTOR_KIND__ACTOR_SYSTEM, NULL, NULL);
+            mon_stop(b, m, "system", SR_ACTOR_SYSTEM, NULL, NULL);
         }
     mon_arm(b);
 }
@@ -1664,15 +1624,15 @@ static void mon_resend(sr_broker *b, const char *op, const char *gw)
     for (mon *m = b->mons; m && nreq < 64; m = m->next) {
         if (strcmp(m->op, op) || mon_over(m, wall_ms())) continue; /* (8): the timer stops it */
         int kind;
-        if (m->state == SUIRO__V1__MONITOR_STATE__MS_STARTING || m->state == SUIRO__V1__MONITOR_STATE__MS_RUNNING)
-            kind = SUIRO__V1__REQUEST_KIND__RK_PERIODIC_START;
-        else if (m->state == SUIRO__V1__MONITOR_STATE__MS_STOPPING)
-            kind = SUIRO__V1__REQUEST_KIND__RK_PERIODIC_STOP;
+        if (m->state == SR_MS_STARTING || m->state == SR_MS_RUNNING)
+            kind = SR_RK_PERIODIC_START;
+        else if (m->state == SR_MS_STOPPING)
+            kind = SR_RK_PERIODIC_STOP;
         else
             continue;
         for (size_t k = 0; k < m->ngws && nreq < 64; k++) {
             if (strcmp(m->gws[k], gw) || mon_part(b, m, gw, kind)) continue;
-            if (kind == SUIRO__V1__REQUEST_KIND__RK_PERIODIC_STOP && m->acked[k]) continue;
+            if (kind == SR_RK_PERIODIC_STOP && m->acked[k]) continue;
             areq *r = mon_request(b, m, k, kind, &l);
             if (r) reqs[nreq++] = r;
         }
@@ -1957,7 +1917,7 @@ static void gw_result(sr_broker *b, const char *op, const char *gw, const sr_gw_
     json_t *body = msg->body;
     json_t *rid = json_object_get(body, "requestId");
     char code[8], rmsg[160];
-    int control = kind == SUIRO__V1__REQUEST_KIND__RK_CONTROL;
+    int control = kind == SR_RK_CONTROL;
     /* 1. the fields on their own */
     if (!json_is_string(rid) || !sr_gw_id_ok(json_string_value(rid)))
         return gw_ack(cb, ctx, "E1001", "body.requestId: [A-Za-z0-9._-]{1,64} is required", NULL);
@@ -1991,22 +1951,22 @@ static void gw_result(sr_broker *b, const char *op, const char *gw, const sr_gw_
         late = !part_open(p);
     } else {
         /* finished (or before a restart)? then only its values count */
-        sr_buf c, s;
-        sr_buf_init(&c);
-        sr_buf_init(&s);
-        int rc = sr_engine_request_get(b->eng, op, id, gw, &c, &s);
-        Suiro__V1__RequestCreated *rq = rc ? NULL : suiro__v1__request_created__unpack(NULL, c.len, c.data);
+        sr_rec rr = SR_REC_INIT;
+        sr_request_rec rqv, *rq = &rqv;
+        sr_request_transition st;
+        int has_st;
+        int rc = sr_read_request(b->eng, op, id, gw, &rr, rq, &st, &has_st);
+        if (rc == SR_ECORRUPT) rq = NULL, rc = SR_OK; /* the record does not decode */
+        else if (rc) rq = NULL;
         if (rq) {
             rkind = (int)rq->kind;
             asked = json_array();
-            if (rkind == SUIRO__V1__REQUEST_KIND__RK_CONTROL && rq->n_control && rq->control[0]->data_id)
-                json_array_append_new(asked, json_string(rq->control[0]->data_id));
+            if (rkind == SR_RK_CONTROL && rq->n_control)
+                json_array_append_new(asked, json_string(rq->control[0].data_id));
             else
                 for (size_t i = 0; i < rq->n_data_ids; i++) json_array_append_new(asked, json_string(rq->data_ids[i]));
-            suiro__v1__request_created__free_unpacked(rq, NULL);
         }
-        sr_buf_release(&c);
-        sr_buf_release(&s);
+        sr_rec_close(&rr);
         if (rc == SR_ENOTFOUND) return gw_ack(cb, ctx, "E3001", "unknown requestId (never sent to this gateway)", NULL);
         if (rc || !rq) {
             json_decref(asked);
@@ -2087,32 +2047,28 @@ static void gw_result(sr_broker *b, const char *op, const char *gw, const sr_gw_
     j->p = p;
     snprintf(j->p_code, sizeof j->p_code, "%s", code);
     snprintf(j->p_msg, sizeof j->p_msg, "%s", rmsg);
-    j->p_state = ok ? SUIRO__V1__REQUEST_STATE__RS_SUCCEEDED : SUIRO__V1__REQUEST_STATE__RS_FAILED;
+    j->p_state = ok ? SR_RS_SUCCEEDED : SR_RS_FAILED;
     if (vals) j->p_values = values_norm(vals);
     if (applied) j->p_applied = json_incref(applied);
     /* the part's transition */
     cvset vs;
     memset(&vs, 0, sizeof vs);
     rc = j->p_values ? cv_build(b->eng, op, j->p_values, &vs) : SR_OK;
-    Suiro__V1__ControlValue apc, *app = &apc;
-    Suiro__V1__RequestTransition rt = SUIRO__V1__REQUEST_TRANSITION__INIT;
-    rt.request_id = r->id;
-    rt.gateway_id = p->gw;
-    rt.state = (Suiro__V1__RequestState)j->p_state;
-    rt.error_code = ok ? "" : code;
-    rt.message = rmsg;
-    rt.values = vs.ptr;
-    rt.n_values = vs.n;
+    sr_control_value apc;
+    sr_request_transition rt = {.request_id = r->id,
+                                .gateway_id = p->gw,
+                                .state = (sr_req_state)j->p_state,
+                                .error_code = ok ? "" : code,
+                                .message = rmsg,
+                                .values = vs.cv,
+                                .n_values = vs.n};
     if (applied && !rc) {
         rc = cv_one(b->eng, op, json_string_value(did), applied, &apc);
-        rt.applied = &app;
+        rt.applied = &apc;
         rt.n_applied = 1;
     }
-    Suiro__V1__Event ev = SUIRO__V1__EVENT__INIT;
-    ev.body_case = SUIRO__V1__EVENT__BODY_REQUEST_TRANSITION;
-    ev.request_transition = &rt;
     /* the first event carries the messageId (de-duplication) */
-    if (!rc) rc = evl_add(&l, &ev, op, gw, SUIRO__V1__ACTOR_KIND__ACTOR_GATEWAY, l.n ? NULL : msg->message_id);
+    if (!rc) rc = evl_transition(&l, op, gw, SR_ACTOR_GATEWAY, l.n ? NULL : msg->message_id, &rt);
     cv_free(&vs);
     if (rc) {
         json_decref(j->p_values);
@@ -2235,37 +2191,33 @@ static void gw_monitor_ack(sr_broker *b, const char *op, const char *gw, const s
     while (m && gi < m->ngws && strcmp(m->gws[gi], gw)) gi++;
     if (!m || gi == m->ngws) return gw_ack(cb, ctx, "E3001", "unknown monitorId (not a monitor of this gateway)", NULL);
     int start = !strcmp(a, "START");
-    int kind = start ? SUIRO__V1__REQUEST_KIND__RK_PERIODIC_START : SUIRO__V1__REQUEST_KIND__RK_PERIODIC_STOP;
+    int kind = start ? SR_RK_PERIODIC_START : SR_RK_PERIODIC_STOP;
     part *p = mon_part(b, m, gw, kind);
     int ok = !strcmp(code, "0");
     evlist l = {0};
     sr_buf_init(&l.b);
     int rc = SR_OK;
     if (p) {
-        Suiro__V1__RequestTransition rt = SUIRO__V1__REQUEST_TRANSITION__INIT;
-        rt.request_id = p->r->id;
-        rt.gateway_id = p->gw;
-        rt.state = ok ? SUIRO__V1__REQUEST_STATE__RS_SUCCEEDED : SUIRO__V1__REQUEST_STATE__RS_FAILED;
-        rt.error_code = ok ? "" : code;
-        rt.message = rmsg;
-        Suiro__V1__Event ev = SUIRO__V1__EVENT__INIT;
-        ev.body_case = SUIRO__V1__EVENT__BODY_REQUEST_TRANSITION;
-        ev.request_transition = &rt;
-        rc = evl_add(&l, &ev, op, gw, SUIRO__V1__ACTOR_KIND__ACTOR_GATEWAY, msg->message_id);
+        sr_request_transition rt = {.request_id = p->r->id,
+                                    .gateway_id = p->gw,
+                                    .state = ok ? SR_RS_SUCCEEDED : SR_RS_FAILED,
+                                    .error_code = ok ? "" : code,
+                                    .message = rmsg};
+        rc = evl_transition(&l, op, gw, SR_ACTOR_GATEWAY, msg->message_id, &rt);
         p->state = rt.state;
         p->r->nopen = 0;
         p->r->finished = 1;
         areq_unref(p->r);
     }
     /* the monitor moves on when every gateway acknowledged */
-    int want = start ? (m->state == SUIRO__V1__MONITOR_STATE__MS_STARTING || m->state == SUIRO__V1__MONITOR_STATE__MS_RUNNING)
-                     : m->state == SUIRO__V1__MONITOR_STATE__MS_STOPPING;
+    int want = start ? (m->state == SR_MS_STARTING || m->state == SR_MS_RUNNING)
+                     : m->state == SR_MS_STOPPING;
     if (!rc && ok && want && !m->acked[gi]) {
         m->acked[gi] = 1;
         int all = 1;
         for (size_t k = 0; k < m->ngws; k++) all &= m->acked[k];
-        if (all) m->state = start ? SUIRO__V1__MONITOR_STATE__MS_RUNNING : SUIRO__V1__MONITOR_STATE__MS_STOPPED;
-        rc = mon_event(&l, m, gw, SUIRO__V1__ACTOR_KIND__ACTOR_GATEWAY);
+        if (all) m->state = start ? SR_MS_RUNNING : SR_MS_STOPPED;
+        rc = mon_event(&l, m, gw, SR_ACTOR_GATEWAY);
         if (all) sr_slog(SR_LOG_INFO, "monitor state", "op=%s monitor=%s status=%s", op, m->id, ms_name(m->state));
     } else if (!ok)
         sr_slog(SR_LOG_WARN, "monitor action refused by the gateway", "op=%s gw=%s monitor=%s action=%s code=%s", op,
@@ -2281,21 +2233,14 @@ int sr_broker_cert(sr_broker *b, const char *op, const char *subject, const char
     pem->len = 0;
     if (!strcmp(subject, "platform"))
         return id && !strcmp(id, SR_PLATFORM_ID) ? sr_pki_platform_cert(b->dir, pem) : SR_ENOTFOUND;
-    int kind = !strcmp(subject, "app") ? SUIRO__V1__REGISTRY_KIND__RG_APP
-               : !strcmp(subject, "gateway") ? SUIRO__V1__REGISTRY_KIND__RG_GATEWAY : -1;
+    int kind = !strcmp(subject, "app") ? SR_RG_APP
+               : !strcmp(subject, "gateway") ? SR_RG_GATEWAY : -1;
     if (kind < 0 || !id || !sr_gw_id_ok(id)) return SR_EINVAL; /* an ID of interface.md, nothing else */
-    sr_buf reg;
-    sr_buf_init(&reg);
-    int rc = sr_engine_registry_get(b->eng, op, kind, id, &reg);
-    if (!rc) {
-        Suiro__V1__RegistryPut *rp = suiro__v1__registry_put__unpack(NULL, reg.len, reg.data);
-        if (!rp) rc = SR_ECORRUPT;
-        else {
-            rc = rp->cert_pem[0] ? sr_buf_append(pem, rp->cert_pem, strlen(rp->cert_pem)) : SR_ENOTFOUND;
-            suiro__v1__registry_put__free_unpacked(rp, NULL);
-        }
-    }
-    sr_buf_release(&reg);
+    sr_rec reg = SR_REC_INIT;
+    sr_reg_entry re;
+    int rc = sr_read_registry(b->eng, op, (sr_reg_kind)kind, id, &reg, &re);
+    if (!rc) rc = re.cert_pem[0] ? sr_buf_append(pem, re.cert_pem, strlen(re.cert_pem)) : SR_ENOTFOUND;
+    sr_rec_close(&reg);
     return rc;
 }
 
@@ -2355,13 +2300,13 @@ static void gw_fetch_now(sr_broker *b, const char *op, const char *gw, const sr_
 static void gw_immediate(sr_broker *b, const char *op, const char *gw, const sr_gw_msg *msg, sr_gw_answer_cb cb,
                          void *ctx)
 {
-    gw_result(b, op, gw, msg, SUIRO__V1__REQUEST_KIND__RK_IMMEDIATE, cb, ctx);
+    gw_result(b, op, gw, msg, SR_RK_IMMEDIATE, cb, ctx);
 }
 
 static void gw_control(sr_broker *b, const char *op, const char *gw, const sr_gw_msg *msg, sr_gw_answer_cb cb,
                        void *ctx)
 {
-    gw_result(b, op, gw, msg, SUIRO__V1__REQUEST_KIND__RK_CONTROL, cb, ctx);
+    gw_result(b, op, gw, msg, SR_RK_CONTROL, cb, ctx);
 }
 
 static void gw_cert_req(sr_broker *b, const char *op, const char *gw, const sr_gw_msg *msg, sr_gw_answer_cb cb,
@@ -2532,17 +2477,16 @@ void sr_broker_fetch_cancel(sr_broker *b, void *handle)
 
 int sr_broker_request_status(sr_broker *b, const char *op, const char *app, const char *id, json_t **out)
 {
-    sr_buf c, s;
-    sr_buf_init(&c);
-    sr_buf_init(&s);
-    int rc = sr_engine_request_get(b->eng, op, id, "", &c, &s);
-    Suiro__V1__RequestCreated *rq = rc ? NULL : suiro__v1__request_created__unpack(NULL, c.len, c.data);
-    Suiro__V1__RequestTransition *rt = s.len ? suiro__v1__request_transition__unpack(NULL, s.len, s.data) : NULL;
-    if (!rc && !rq) rc = SR_ECORRUPT;
+    sr_rec rr = SR_REC_INIT;
+    sr_request_rec rqv, *rq = &rqv;
+    sr_request_transition rtv;
+    int has_st = 0;
+    int rc = sr_read_request(b->eng, op, id, "", &rr, rq, &rtv, &has_st);
+    const sr_request_transition *rt = !rc && has_st ? &rtv : NULL;
     if (!rc && strcmp(rq->app_id, app)) rc = SR_ENOTFOUND; /* another app's: does not exist for this one */
     if (!rc) {
         areq *r = req_find(b, op, id);
-        int st = rt ? (int)rt->state : r ? r->state : SUIRO__V1__REQUEST_STATE__RS_CREATED;
+        int st = rt ? (int)rt->state : r ? r->state : SR_RS_CREATED;
         char t[32];
         sr_rfc3339_format(rq->deadline_ms - rq->timeout_ms, t);
         json_t *o = json_pack("{s:s,s:s,s:s,s:s}", "requestId", id, "type", rk_name(rq->kind), "status", rs_name(st),
@@ -2557,24 +2501,24 @@ int sr_broker_request_status(sr_broker *b, const char *op, const char *app, cons
         if (rt && rt->n_values) {
             json_t *vals = json_array();
             for (size_t i = 0; i < rt->n_values; i++) {
-                const char *d = rt->values[i]->data_id;
+                const char *d = rt->values[i].data_id;
                 int asked = 0;
                 for (size_t k = 0; k < rq->n_data_ids && !asked; k++) asked = !strcmp(rq->data_ids[k], d);
                 if (!asked || !grants_allow(&gs, d, 1)) {
                     withheld++;
                     continue;
                 }
-                json_t *v = cv_json(rt->values[i]);
-                json_array_append_new(vals, value_json(d, rt->values[i]->timestamp_ms, v, (int)rt->values[i]->quality));
+                json_t *v = cv_json(&rt->values[i]);
+                json_array_append_new(vals, value_json(d, rt->values[i].timestamp_ms, v, (int)rt->values[i].quality));
                 json_decref(v);
             }
             json_object_set_new(o, "values", vals);
-        } else if (rt && rq->kind == SUIRO__V1__REQUEST_KIND__RK_IMMEDIATE)
+        } else if (rt && rq->kind == SR_RK_IMMEDIATE)
             json_object_set_new(o, "values", json_array());
         if (rt && rt->n_applied) {
-            const char *d = rt->applied[0]->data_id;
-            int asked = rq->n_control && !strcmp(rq->control[0]->data_id, d);
-            if (asked && grants_allow(&gs, d, 2)) json_object_set_new(o, "appliedValue", cv_json(rt->applied[0]));
+            const char *d = rt->applied[0].data_id;
+            int asked = rq->n_control && !strcmp(rq->control[0].data_id, d);
+            if (asked && grants_allow(&gs, d, 2)) json_object_set_new(o, "appliedValue", cv_json(&rt->applied[0]));
             else withheld++;
         }
         if (withheld) json_object_set_new(o, "withheldValues", json_integer((json_int_t)withheld));
@@ -2582,10 +2526,7 @@ int sr_broker_request_status(sr_broker *b, const char *op, const char *app, cons
         grants_free(&gs);
         *out = o;
     }
-    if (rq) suiro__v1__request_created__free_unpacked(rq, NULL);
-    if (rt) suiro__v1__request_transition__free_unpacked(rt, NULL);
-    sr_buf_release(&c);
-    sr_buf_release(&s);
+    sr_rec_close(&rr);
     return rc;
 }
 

@@ -59,9 +59,8 @@
 #include "api/routes.h"
 #include "api/slog.h"
 #include "api/workq.h"
-#include "codecs/events.pb-c.h"
 #include "codecs/rfc3339.h"
-#include "engine/evbuild.h"
+#include "engine/records.h"
 #include "engine/secret.h"
 #include "storage/crypto.h"
 
@@ -225,7 +224,7 @@ static void auth_done(sr_login_job *lj)
         sr_slog(SR_LOG_WARN, "gateway login refused", "op=%s gw=%s peer=%s binding=http checked=%d", sr_slog_q(p->op),
                 sr_slog_q(p->gw), p->addr, lj->checked);
         if (!g->closing)
-            sr_login_audit(g->eng, SUIRO__V1__ACTOR_KIND__ACTOR_GATEWAY, p->op, p->gw, "bad user name or password",
+            sr_login_audit(g->eng, SR_ACTOR_GATEWAY, p->op, p->gw, "bad user name or password",
                            p->addr);
     }
     if (p->req && lj->verdict != SR_LG_OK) {

@@ -2,7 +2,7 @@
 #include "api/gwif_json.h"
 
 #include "codecs/rfc3339.h"
-#include "engine/evbuild.h"
+#include "engine/records.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -234,7 +234,7 @@ int sr_gw_values_event(sr_engine *e, const char *op, const char *gw, const char 
         sr_pv_in *in = sr_calloc(np ? np : 1, sizeof *in);
         if (!in) rc = SR_ENOMEM;
         for (size_t k = 0; !rc && k < np; k++) in[k] = (sr_pv_in){pts[k].info.point, pts[k].info.type, pts[k].s, pts[k].n};
-        if (!rc) rc = sr_ev_measurements(op, gw, SUIRO__V1__ACTOR_KIND__ACTOR_GATEWAY, message_id, in, np, event);
+        if (!rc) rc = sr_ev_measurements(op, gw, SR_ACTOR_GATEWAY, message_id, in, np, event);
         sr_free(in);
     }
     if (rc && !err->code) fail(err, SR_GW_E_INTERNAL, sr_strerror(rc));
@@ -594,7 +594,7 @@ int sr_gw_fast(sr_engine *e, const char *op, const char *gw, const void *data, s
         if (!in) goto done;
         for (size_t k = 0; k < np; k++) in[k] = (sr_pv_in){pts[k].info.point, pts[k].info.type, pts[k].s, pts[k].n};
         size_t before = event->len;
-        if (sr_ev_measurements(op, gw, SUIRO__V1__ACTOR_KIND__ACTOR_GATEWAY, m->message_id, in, np, event) == SR_OK)
+        if (sr_ev_measurements(op, gw, SR_ACTOR_GATEWAY, m->message_id, in, np, event) == SR_OK)
             ok = 0;
         else
             event->len = before;

@@ -4,8 +4,7 @@
 
 #include "api/httpu.h"
 #include "api/slog.h"
-#include "codecs/events.pb-c.h"
-#include "engine/evbuild.h"
+#include "engine/records.h"
 #include "engine/secret.h"
 
 #include <arpa/inet.h>
@@ -652,18 +651,10 @@ static void audit_done(void *ctx, const sr_result *r)
 void sr_login_audit(sr_engine *eng, int kind, const char *op, const char *id, const char *reason, const char *source)
 {
     if (!eng || !op[0]) return;
-    Suiro__V1__AuthEvent ae = SUIRO__V1__AUTH_EVENT__INIT;
-    ae.kind = (Suiro__V1__ActorKind)kind;
-    ae.principal = (char *)id;
-    ae.method = "password";
-    ae.reason = (char *)reason;
-    Suiro__V1__Event ev = SUIRO__V1__EVENT__INIT;
-    ev.body_case = SUIRO__V1__EVENT__BODY_AUTH;
-    ev.auth = &ae;
-    ev.source = (char *)source;
     sr_buf b;
     sr_buf_init(&b);
-    if (sr_ev_pack(&ev, op, id, (Suiro__V1__ActorKind)kind, NULL, &b) == SR_OK) {
+    sr_cmd_env env = {op, id, (sr_actor_kind)kind, NULL, source};
+    if (sr_cmd_auth(&env, (sr_actor_kind)kind, id, 0, "password", reason, &b) == SR_OK) {
         sr_slice sl = {b.data, b.len};
         int rc = sr_engine_submit(eng, &sl, 1, audit_done, NULL);
         if (rc) sr_slog(SR_LOG_WARN, "audit event not queued", "error=%s", sr_err_name(rc));
@@ -708,15 +699,9 @@ void sr_login_http_refuse(h2o_req_t *req, const char *what, const char *op, cons
 
 void sr_login_stored(sr_engine *eng, char kind, const char *op, const char *id, sr_buf *out)
 {
-    sr_buf reg;
-    sr_buf_init(&reg);
-    int rk = kind == 'a' ? SUIRO__V1__REGISTRY_KIND__RG_APP : SUIRO__V1__REGISTRY_KIND__RG_GATEWAY;
-    if (sr_engine_registry_get(eng, op, rk, id, &reg) == SR_OK) {
-        Suiro__V1__RegistryPut *rp = suiro__v1__registry_put__unpack(NULL, reg.len, reg.data);
-        if (rp) {
-            (void)!sr_buf_append(out, rp->secret_hash.data, rp->secret_hash.len);
-            suiro__v1__registry_put__free_unpacked(rp, NULL);
-        }
-    }
-    sr_buf_release(&reg);
+    sr_rec r = SR_REC_INIT;
+    sr_reg_entry re;
+    if (sr_read_registry(eng, op, kind == 'a' ? SR_RG_APP : SR_RG_GATEWAY, id, &r, &re) == SR_OK)
+        (void)!sr_buf_append(out, re.secret_hash.data, re.secret_hash.len);
+    sr_rec_close(&r);
 }

@@ -176,7 +176,7 @@ void sr_login_http_refuse(h2o_req_t *req, const char *what, const char *op, cons
                           int verdict, uint64_t retry_ms);
 
 /* Store a failed login as an auth event (fire and forget; a failure to
- * queue it is logged). kind: Suiro__V1__ActorKind. */
+ * queue it is logged). kind: sr_actor_kind (engine/records.h). */
 void sr_login_audit(sr_engine *eng, int kind, const char *op, const char *id, const char *reason,
                     const char *source);
 

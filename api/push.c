@@ -34,8 +34,7 @@
 #include "api/push.h"
 
 #include "api/slog.h"
-#include "codecs/events.pb-c.h"
-#include "engine/evbuild.h"
+#include "engine/records.h"
 #include "storage/crypto.h"
 
 #include <curl/curl.h>
@@ -247,18 +246,10 @@ static void raise_alarm(sr_push *p, papp *a)
     char id[128], msg[256];
     snprintf(id, sizeof id, "push-dropped-%s", a->app);
     snprintf(msg, sizeof msg, "push queue of app %s over %u: oldest dropped", a->app, p->o.max_queue);
-    Suiro__V1__AlarmEvent al = SUIRO__V1__ALARM_EVENT__INIT;
-    al.alarm_id = id;
-    al.level = SUIRO__V1__ALARM_LEVEL__AL_MINOR;
-    al.state = "raised";
-    al.source = "push";
-    al.message = msg;
-    Suiro__V1__Event ev = SUIRO__V1__EVENT__INIT;
-    ev.body_case = SUIRO__V1__EVENT__BODY_ALARM;
-    ev.alarm = &al;
     sr_buf b;
     sr_buf_init(&b);
-    int rc = sr_ev_pack(&ev, a->op, "system", SUIRO__V1__ACTOR_KIND__ACTOR_SYSTEM, NULL, &b);
+    sr_cmd_env env = {a->op, "system", SR_ACTOR_SYSTEM, NULL, NULL};
+    int rc = sr_cmd_alarm(&env, id, SR_AL_MINOR, "raised", "push", msg, &b);
     if (!rc) {
         sr_slice sl = {b.data, b.len};
         rc = sr_engine_submit(p->eng, &sl, 1, alarm_done, NULL);
@@ -577,21 +568,15 @@ fail:
 int sr_push_enqueue(sr_push *p, const char *op, const char *app, const char *path_suffix, json_t *body)
 {
     if (!p || p->closed) return SR_ECLOSED;
-    sr_buf reg;
-    sr_buf_init(&reg);
+    sr_rec reg = SR_REC_INIT;
     pmsg *m = NULL;
-    Suiro__V1__RegistryPut *rp = NULL;
-    int rc = sr_engine_registry_get(p->eng, op, SUIRO__V1__REGISTRY_KIND__RG_APP, app, &reg);
+    sr_reg_entry rpe, *rp = &rpe;
+    int rc = sr_read_registry(p->eng, op, SR_RG_APP, app, &reg, rp);
     if (rc == SR_ENOTFOUND) {
         rc = SR_OK; /* not (or no longer) registered: nobody to push to */
         goto done;
     }
     if (rc) goto done;
-    rp = suiro__v1__registry_put__unpack(NULL, reg.len, reg.data);
-    if (!rp) {
-        rc = SR_ECORRUPT;
-        goto done;
-    }
     size_t ul = strlen(rp->url);
     while (ul && rp->url[ul - 1] == '/') ul--;
     if (!ul) goto done; /* the app pulls */
@@ -622,8 +607,7 @@ int sr_push_enqueue(sr_push *p, const char *op, const char *app, const char *pat
     app_kick(a);
 done:
     msg_free(m);
-    if (rp) suiro__v1__registry_put__free_unpacked(rp, NULL);
-    sr_buf_release(&reg);
+    sr_rec_close(&reg);
     return rc;
 }
 

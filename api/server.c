@@ -57,10 +57,9 @@
 #include "api/push.h"
 #include "api/slog.h"
 #include "api/workq.h"
-#include "codecs/events.pb-c.h"
 #include "codecs/mqtt.h"
 #include "codecs/rfc3339.h"
-#include "engine/evbuild.h"
+#include "engine/records.h"
 #include "engine/secret.h"
 #include "engine/suiro.h"
 #include "storage/crypto.h"
@@ -343,7 +342,7 @@ static void conn_close(conn *c, const char *why, int send_will)
     if (was_active) {
         sr_slog(SR_LOG_INFO, "gateway disconnected", "op=%s gw=%s peer=%s reason=%s", c->op, c->gw, c->peer,
                 sr_slog_q(why));
-        session_event(c, send_will ? SUIRO__V1__SESSION_STATE__SS_EXPIRED : SUIRO__V1__SESSION_STATE__SS_DISCONNECTED,
+        session_event(c, send_will ? SR_SS_EXPIRED : SR_SS_DISCONNECTED,
                       why);
         if (s->broker) sr_broker_gw_offline(s->broker, c->op, c->gw, c);
     }
@@ -367,32 +366,24 @@ static void audit_done(void *ctx, const sr_result *r)
     if (r->rc) sr_slog(SR_LOG_WARN, "audit event not stored", "error=%s", sr_err_name(r->rc));
 }
 
-static void submit_audit(sr_server *s, Suiro__V1__Event *ev, const char *op, const char *actor,
-                         Suiro__V1__ActorKind kind, const char *peer)
+/* submit one audit event that a builder (sr_cmd_*) appended to b, then release b */
+static void submit_audit(sr_server *s, int built, sr_buf *b)
 {
-    sr_buf b;
-    sr_buf_init(&b);
-    ev->source = (char *)peer;
-    if (sr_ev_pack(ev, op, actor, kind, NULL, &b) == SR_OK) {
-        sr_slice sl = {b.data, b.len};
+    if (built == SR_OK) {
+        sr_slice sl = {b->data, b->len};
         int rc = sr_engine_submit(s->eng, &sl, 1, audit_done, NULL);
         if (rc) sr_slog(SR_LOG_WARN, "audit event not queued", "error=%s", sr_err_name(rc));
     }
-    sr_buf_release(&b);
+    sr_buf_release(b);
 }
 
 static void session_event(conn *c, int state, const char *reason)
 {
-    Suiro__V1__SessionEvent se = SUIRO__V1__SESSION_EVENT__INIT;
-    se.kind = SUIRO__V1__ACTOR_KIND__ACTOR_GATEWAY;
-    se.id = c->gw;
-    se.state = (Suiro__V1__SessionState)state;
-    se.protocol = "mqtt";
-    se.reason = (char *)reason;
-    Suiro__V1__Event ev = SUIRO__V1__EVENT__INIT;
-    ev.body_case = SUIRO__V1__EVENT__BODY_SESSION;
-    ev.session = &se;
-    submit_audit(c->srv, &ev, c->op, c->gw, SUIRO__V1__ACTOR_KIND__ACTOR_GATEWAY, c->peer);
+    sr_buf b;
+    sr_buf_init(&b);
+    sr_cmd_env env = {c->op, c->gw, SR_ACTOR_GATEWAY, NULL, c->peer};
+    submit_audit(c->srv, sr_cmd_session(&env, SR_ACTOR_GATEWAY, c->gw, (sr_session_state)state, "mqtt", reason, &b),
+                 &b);
 }
 
 /* Publish to the gateway on one of its topics, if it subscribed (QoS 0);
@@ -641,15 +632,14 @@ static void auth_done(sr_login_job *lj)
          * also when the client left before the verdict */
         sr_slog(SR_LOG_WARN, "gateway login refused", "op=%s gw=%s peer=%s binding=mqtt checked=%d",
                 sr_slog_q(c->op), sr_slog_q(c->gw), c->peer, lj->checked);
-        Suiro__V1__AuthEvent ae = SUIRO__V1__AUTH_EVENT__INIT;
-        ae.kind = SUIRO__V1__ACTOR_KIND__ACTOR_GATEWAY;
-        ae.principal = c->gw;
-        ae.method = "password";
-        ae.reason = "bad user name or password";
-        Suiro__V1__Event ev = SUIRO__V1__EVENT__INIT;
-        ev.body_case = SUIRO__V1__EVENT__BODY_AUTH;
-        ev.auth = &ae;
-        if (c->op[0]) submit_audit(c->srv, &ev, c->op, c->gw, SUIRO__V1__ACTOR_KIND__ACTOR_GATEWAY, c->peer);
+        if (c->op[0]) {
+            sr_buf b;
+            sr_buf_init(&b);
+            sr_cmd_env env = {c->op, c->gw, SR_ACTOR_GATEWAY, NULL, c->peer};
+            submit_audit(c->srv,
+                         sr_cmd_auth(&env, SR_ACTOR_GATEWAY, c->gw, 0, "password", "bad user name or password", &b),
+                         &b);
+        }
     }
     if (c->state == ST_AUTH && lj->verdict != SR_LG_OK) {
         login_throttled(c, lj->verdict, lj->retry_ms);
@@ -675,7 +665,7 @@ static void auth_done(sr_login_job *lj)
             connack(c, 0);
             sr_slog(SR_LOG_INFO, "gateway connected", "op=%s gw=%s peer=%s mqtt=%s", c->op, c->gw, c->peer,
                     c->version == 5 ? "5.0" : "3.1.1");
-            session_event(c, SUIRO__V1__SESSION_STATE__SS_CONNECTED, "");
+            session_event(c, SR_SS_CONNECTED, "");
             sr_gwlink link = {c, link_send};
             sr_broker_gw_online(c->srv->broker, c->op, c->gw, &link);
             /* packets that arrived while authenticating */
@@ -1226,18 +1216,10 @@ static void handle_publish(conn *c, const sr_mqtt_pkt *p)
             snprintf(err.message, sizeof err.message, "body.state: ONLINE or OFFLINE");
             rc = SR_EINVAL;
         } else {
-            Suiro__V1__SessionEvent se = SUIRO__V1__SESSION_EVENT__INIT;
-            se.kind = SUIRO__V1__ACTOR_KIND__ACTOR_GATEWAY;
-            se.id = c->gw;
-            se.state = !strcmp(s, "ONLINE") ? SUIRO__V1__SESSION_STATE__SS_CONNECTED
-                                            : SUIRO__V1__SESSION_STATE__SS_DISCONNECTED;
-            se.protocol = "mqtt";
-            se.reason = "status message";
-            Suiro__V1__Event e = SUIRO__V1__EVENT__INIT;
-            e.body_case = SUIRO__V1__EVENT__BODY_SESSION;
-            e.session = &se;
-            e.source = c->peer;
-            rc = sr_ev_pack(&e, c->op, c->gw, SUIRO__V1__ACTOR_KIND__ACTOR_GATEWAY, msg.message_id, &ev);
+            sr_cmd_env env = {c->op, c->gw, SR_ACTOR_GATEWAY, msg.message_id, c->peer};
+            rc = sr_cmd_session(&env, SR_ACTOR_GATEWAY, c->gw,
+                                !strcmp(s, "ONLINE") ? SR_SS_CONNECTED : SR_SS_DISCONNECTED, "mqtt", "status message",
+                                &ev);
         }
     } else {
         err.code = SR_GW_E_PARAM;

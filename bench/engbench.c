@@ -72,7 +72,7 @@ static int gen_event(void *ctx, uint32_t p, uint32_t b, const rs_sample *s, size
     }
     size_t before = d->bytes.len;
     sr_pv_in in = {p + 1, SR_VT_NUMBER, g->buf, n}; /* point number checked in eb_ingest */
-    int rc = sr_ev_measurements(EB_OP, gw_of(p), SUIRO__V1__ACTOR_KIND__ACTOR_GATEWAY, "", &in, 1, &d->bytes);
+    int rc = sr_ev_measurements(EB_OP, gw_of(p), SR_ACTOR_GATEWAY, "", &in, 1, &d->bytes);
     d->ev[d->nev++] = (eb_ev){p, (uint32_t)(d->bytes.len - before), before};
     return rc;
 }

@@ -149,7 +149,7 @@ static uint8_t *pv_write(uint8_t *p, const pvenc *v)
     return p;
 }
 
-int sr_ev_measurements(const char *op, const char *actor, Suiro__V1__ActorKind kind, const char *message_id,
+int sr_ev_measurements(const char *op, const char *actor, sr_actor_kind kind, const char *message_id,
                        const sr_pv_in *pts, size_t npts, sr_buf *out)
 {
     int rc = SR_OK;
@@ -290,3 +290,244 @@ void sr_pv_iter_init(sr_pv_iter *it, const Suiro__V1__PointValues *pv, size_t n)
 }
 
 
+
+/* ---- the typed command builders of engine/records.h ------------------------------ */
+
+/* protobuf-c takes char * for strings it only reads */
+#define S(x) ((char *)((x) ? (x) : ""))
+
+static int env_pack(Suiro__V1__Event *ev, const sr_cmd_env *env, sr_buf *out)
+{
+    ev->source = S(env->source);
+    return sr_ev_pack(ev, S(env->op), S(env->actor), (Suiro__V1__ActorKind)env->kind, env->message_id, out);
+}
+
+int sr_cmd_session(const sr_cmd_env *env, sr_actor_kind kind, const char *id, sr_session_state state,
+                   const char *protocol, const char *reason, sr_buf *out)
+{
+    Suiro__V1__SessionEvent se = SUIRO__V1__SESSION_EVENT__INIT;
+    se.kind = (Suiro__V1__ActorKind)kind;
+    se.id = S(id);
+    se.state = (Suiro__V1__SessionState)state;
+    se.protocol = S(protocol);
+    se.reason = S(reason);
+    Suiro__V1__Event ev = SUIRO__V1__EVENT__INIT;
+    ev.body_case = SUIRO__V1__EVENT__BODY_SESSION;
+    ev.session = &se;
+    return env_pack(&ev, env, out);
+}
+
+int sr_cmd_auth(const sr_cmd_env *env, sr_actor_kind kind, const char *principal, int success, const char *method,
+                const char *reason, sr_buf *out)
+{
+    Suiro__V1__AuthEvent ae = SUIRO__V1__AUTH_EVENT__INIT;
+    ae.kind = (Suiro__V1__ActorKind)kind;
+    ae.principal = S(principal);
+    ae.success = success ? 1 : 0;
+    ae.method = S(method);
+    ae.reason = S(reason);
+    Suiro__V1__Event ev = SUIRO__V1__EVENT__INIT;
+    ev.body_case = SUIRO__V1__EVENT__BODY_AUTH;
+    ev.auth = &ae;
+    return env_pack(&ev, env, out);
+}
+
+int sr_cmd_alarm(const sr_cmd_env *env, const char *alarm_id, sr_alarm_level level, const char *state,
+                 const char *source, const char *message, sr_buf *out)
+{
+    Suiro__V1__AlarmEvent al = SUIRO__V1__ALARM_EVENT__INIT;
+    al.alarm_id = S(alarm_id);
+    al.level = (Suiro__V1__AlarmLevel)level;
+    al.state = S(state);
+    al.source = S(source);
+    al.message = S(message);
+    Suiro__V1__Event ev = SUIRO__V1__EVENT__INIT;
+    ev.body_case = SUIRO__V1__EVENT__BODY_ALARM;
+    ev.alarm = &al;
+    return env_pack(&ev, env, out);
+}
+
+int sr_cmd_doc_put(const sr_cmd_env *env, const char *collection, const char *doc_id, uint64_t revision,
+                   const void *json, size_t json_len, sr_buf *out)
+{
+    Suiro__V1__DocumentPut dp = SUIRO__V1__DOCUMENT_PUT__INIT;
+    dp.collection = S(collection);
+    dp.doc_id = S(doc_id);
+    dp.revision = revision;
+    dp.json.data = (uint8_t *)json;
+    dp.json.len = json_len;
+    Suiro__V1__Event ev = SUIRO__V1__EVENT__INIT;
+    ev.body_case = SUIRO__V1__EVENT__BODY_DOC_PUT;
+    ev.doc_put = &dp;
+    return env_pack(&ev, env, out);
+}
+
+int sr_cmd_doc_delete(const sr_cmd_env *env, const char *collection, const char *doc_id, uint64_t revision,
+                      sr_buf *out)
+{
+    Suiro__V1__DocumentDelete dd = SUIRO__V1__DOCUMENT_DELETE__INIT;
+    dd.collection = S(collection);
+    dd.doc_id = S(doc_id);
+    dd.revision = revision;
+    Suiro__V1__Event ev = SUIRO__V1__EVENT__INIT;
+    ev.body_case = SUIRO__V1__EVENT__BODY_DOC_DELETE;
+    ev.doc_delete = &dd;
+    return env_pack(&ev, env, out);
+}
+
+int sr_cmd_file_put(const sr_cmd_env *env, const sr_file_meta *f, sr_buf *out)
+{
+    Suiro__V1__FilePut fp = SUIRO__V1__FILE_PUT__INIT;
+    fp.path = S(f->path);
+    fp.sha256.data = (uint8_t *)f->sha256.data;
+    fp.sha256.len = f->sha256.len;
+    fp.size = f->size;
+    fp.content_type = S(f->content_type);
+    fp.owner = S(f->owner);
+    fp.shared_with = (char **)f->shared_with;
+    fp.n_shared_with = f->n_shared_with;
+    fp.updated_ms = f->updated_ms;
+    Suiro__V1__Event ev = SUIRO__V1__EVENT__INIT;
+    ev.body_case = SUIRO__V1__EVENT__BODY_FILE_PUT;
+    ev.file_put = &fp;
+    return env_pack(&ev, env, out);
+}
+
+int sr_cmd_file_delete(const sr_cmd_env *env, const char *path, sr_buf *out)
+{
+    Suiro__V1__FileDelete fd = SUIRO__V1__FILE_DELETE__INIT;
+    fd.path = S(path);
+    Suiro__V1__Event ev = SUIRO__V1__EVENT__INIT;
+    ev.body_case = SUIRO__V1__EVENT__BODY_FILE_DELETE;
+    ev.file_delete = &fd;
+    return env_pack(&ev, env, out);
+}
+
+/* n control values as protobuf messages: cv[] and the pointer array ptr[]
+ * (the caller frees both) */
+static int cvs_to_pb(const sr_control_value *v, size_t n, Suiro__V1__ControlValue **cv, Suiro__V1__ControlValue ***ptr)
+{
+    *cv = NULL;
+    *ptr = NULL;
+    if (!n) return SR_OK;
+    *cv = sr_calloc(n, sizeof **cv);
+    *ptr = sr_calloc(n, sizeof **ptr);
+    if (!*cv || !*ptr) return SR_ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+        Suiro__V1__ControlValue *c = &(*cv)[i];
+        suiro__v1__control_value__init(c);
+        c->data_id = S(v[i].data_id);
+        c->type = (Suiro__V1__ValueType)v[i].type;
+        c->f = v[i].f;
+        c->i = v[i].i;
+        c->b = v[i].b ? 1 : 0;
+        c->s = S(v[i].s);
+        c->timestamp_ms = v[i].timestamp_ms;
+        c->quality = v[i].quality;
+        (*ptr)[i] = c;
+    }
+    return SR_OK;
+}
+
+int sr_cmd_request_created(const sr_cmd_env *env, const sr_request_rec *r, sr_buf *out)
+{
+    Suiro__V1__RequestCreated rq = SUIRO__V1__REQUEST_CREATED__INIT;
+    rq.request_id = S(r->request_id);
+    rq.kind = (Suiro__V1__RequestKind)r->kind;
+    rq.app_id = S(r->app_id);
+    rq.gateway_id = S(r->gateway_id);
+    rq.data_ids = (char **)r->data_ids;
+    rq.n_data_ids = r->n_data_ids;
+    rq.interval_ms = r->interval_ms;
+    rq.timeout_ms = r->timeout_ms;
+    rq.monitor_id = S(r->monitor_id);
+    rq.protection.data = (uint8_t *)r->protection.data;
+    rq.protection.len = r->protection.len;
+    rq.deadline_ms = r->deadline_ms;
+    rq.start_ms = r->start_ms;
+    rq.end_ms = r->end_ms;
+    Suiro__V1__ControlValue *cv, **ptr;
+    int rc = cvs_to_pb(r->control, r->n_control, &cv, &ptr);
+    if (!rc) {
+        rq.control = ptr;
+        rq.n_control = r->n_control;
+        Suiro__V1__Event ev = SUIRO__V1__EVENT__INIT;
+        ev.body_case = SUIRO__V1__EVENT__BODY_REQUEST_CREATED;
+        ev.request_created = &rq;
+        rc = env_pack(&ev, env, out);
+    }
+    sr_free(cv);
+    sr_free(ptr);
+    return rc;
+}
+
+int sr_cmd_request_transition(const sr_cmd_env *env, const sr_request_transition *t, sr_buf *out)
+{
+    Suiro__V1__RequestTransition rt = SUIRO__V1__REQUEST_TRANSITION__INIT;
+    rt.request_id = S(t->request_id);
+    rt.state = (Suiro__V1__RequestState)t->state;
+    rt.error_code = S(t->error_code);
+    rt.message = S(t->message);
+    rt.gateway_id = S(t->gateway_id);
+    Suiro__V1__ControlValue *acv, **aptr, *vcv = NULL, **vptr = NULL;
+    int rc = cvs_to_pb(t->applied, t->n_applied, &acv, &aptr);
+    if (!rc) rc = cvs_to_pb(t->values, t->n_values, &vcv, &vptr);
+    if (!rc) {
+        rt.applied = aptr;
+        rt.n_applied = t->n_applied;
+        rt.values = vptr;
+        rt.n_values = t->n_values;
+        Suiro__V1__Event ev = SUIRO__V1__EVENT__INIT;
+        ev.body_case = SUIRO__V1__EVENT__BODY_REQUEST_TRANSITION;
+        ev.request_transition = &rt;
+        rc = env_pack(&ev, env, out);
+    }
+    sr_free(acv);
+    sr_free(aptr);
+    sr_free(vcv);
+    sr_free(vptr);
+    return rc;
+}
+
+int sr_cmd_monitor(const sr_cmd_env *env, const sr_monitor_rec *m, sr_buf *out)
+{
+    Suiro__V1__MonitorEvent me = SUIRO__V1__MONITOR_EVENT__INIT;
+    me.monitor_id = S(m->monitor_id);
+    me.state = (Suiro__V1__MonitorState)m->state;
+    me.app_id = S(m->app_id);
+    me.data_ids = (char **)m->data_ids;
+    me.n_data_ids = m->n_data_ids;
+    me.interval_ms = m->interval_ms;
+    me.gateway_ids = (char **)m->gateway_ids;
+    me.n_gateway_ids = m->n_gateway_ids;
+    me.acked = (char **)m->acked;
+    me.n_acked = m->n_acked;
+    me.start_ms = m->start_ms;
+    me.end_ms = m->end_ms;
+    me.created_ms = m->created_ms;
+    if (m->n_gateway_ids == 1) me.gateway_id = (char *)m->gateway_ids[0];
+    Suiro__V1__Event ev = SUIRO__V1__EVENT__INIT;
+    ev.body_case = SUIRO__V1__EVENT__BODY_MONITOR;
+    ev.monitor = &me;
+    return env_pack(&ev, env, out);
+}
+
+int sr_cmd_registry_put(const sr_cmd_env *env, const sr_reg_entry *r, sr_buf *out)
+{
+    Suiro__V1__RegistryPut rp = SUIRO__V1__REGISTRY_PUT__INIT;
+    rp.kind = (Suiro__V1__RegistryKind)r->kind;
+    rp.id = S(r->id);
+    rp.name = S(r->name);
+    rp.secret_hash.data = (uint8_t *)r->secret_hash.data;
+    rp.secret_hash.len = r->secret_hash.len;
+    rp.url = S(r->url);
+    rp.cert_pem = S(r->cert_pem);
+    rp.app_id = S(r->app_id);
+    rp.pattern = S(r->pattern);
+    rp.access = S(r->access);
+    rp.protocol = S(r->protocol);
+    Suiro__V1__Event ev = SUIRO__V1__EVENT__INIT;
+    ev.body_case = SUIRO__V1__EVENT__BODY_REGISTRY_PUT;
+    ev.registry_put = &rp;
+    return env_pack(&ev, env, out);
+}

@@ -11,27 +11,17 @@
 #define SR_EVBUILD_H
 
 #include "codecs/events.pb-c.h"
+#include "engine/records.h" /* sr_pv_in, sr_ev_measurements and the typed builders (sr_cmd_*) */
 #include "engine/suiro.h"
 
 #include <string.h>
-
-typedef struct sr_pv_in {
-    uint32_t point;
-    sr_vtype type;
-    const sr_sample *s; /* n samples, any order */
-    size_t n;
-} sr_pv_in;
-
-/* Serialize a measurements event into out (appended). */
-SR_MUST_CHECK int sr_ev_measurements(const char *op, const char *actor, Suiro__V1__ActorKind kind,
-                                     const char *message_id, const sr_pv_in *pts, size_t npts, sr_buf *out);
 
 /* Serialize ev after setting its envelope fields (ev->body must be set). */
 SR_MUST_CHECK int sr_ev_pack(Suiro__V1__Event *ev, const char *op, const char *actor, Suiro__V1__ActorKind kind,
                              const char *message_id, sr_buf *out);
 
-/* Decoding a PointValues (the engine's apply, replay output). */
-#define SR_TS_MAX INT64_C(253402300799999) /* 9999-12-31T23:59:59.999Z */
+/* Decoding a PointValues (the engine's apply, replay output); SR_TS_MAX is
+ * in engine/records.h. */
 
 /* Number of samples and their type, or -1 if the arrays are inconsistent. */
 long sr_pv_count(const Suiro__V1__PointValues *pv, sr_vtype *t);

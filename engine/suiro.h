@@ -15,7 +15,11 @@
  * command is atomic: if any of its events is refused, none is stored.
  *
  * READS use LMDB read transactions (plus the in-memory heads of open
- * series chunks) and never wait for the writer.
+ * series chunks) and never wait for the writer. The functions below that
+ * return packed records (masters, registry, requests, monitors, files,
+ * document lists) are the engine's own; api/ reads them typed through
+ * engine/records.h, whose results follow LMDB's MDB_val rule: valid until
+ * the read's holder is closed (sr_rec_close), never freed by the caller.
  *
  * THREADS
  *  - sr_engine_submit and every query may be called from any thread.

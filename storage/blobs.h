@@ -47,13 +47,9 @@ typedef struct sr_blobs_opts {
                             no tmp/ sweep, nothing created; writers and delete are SR_EINVAL */
 } sr_blobs_opts;
 
-/* Detail for a failure: what and which blob. */
-typedef struct sr_blob_errinfo {
-    int code;
-    char msg[320];
-    char blob[2 * SR_HASH_LEN + 1]; /* hex name of the blob concerned, or "" */
-    uint64_t offset;                /* byte offset of the bad part of the file */
-} sr_blob_errinfo;
+/* The base layer's detail (codecs/base/sr_error.h): blob is the hex name of
+ * the blob concerned (or ""), offset the byte offset of the bad part. */
+typedef sr_errinfo sr_blob_errinfo;
 
 /**
  * Open (creating if needed) the store in dir: take its lock, create tmp/,

@@ -151,7 +151,7 @@ typedef struct sr_log_report {
     uint64_t first_seq, last_seq; /* last_seq < first_seq when empty */
     uint8_t tip[SR_HASH_LEN];
     /* On failure: where. */
-    char segment[64];
+    char segment[72]; /* as sr_errinfo.segment */
     uint64_t offset;
     uint64_t block_seq;
     sr_log_tail tail;

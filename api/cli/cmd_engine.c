@@ -15,10 +15,9 @@
 #include "api/pki.h"
 #include "codecs/rfc3339.h"
 #include "codecs/sheet.h"
-#include "engine/event_json.h"
+#include "engine/records.h"
 #include "engine/sheet.h"
 #include "engine/suiro.h"
-#include "engine/evbuild.h"
 #include "storage/blobs.h"
 #include "storage/log.h"
 
@@ -294,14 +293,6 @@ static int parse_bound(const char *s, int64_t now, uint64_t *seq, int64_t *ms, i
     return sr_time_parse(s, strlen(s), now, ms) ? -1 : 0;
 }
 
-static int pv_has_point(const Suiro__V1__Event *ev, uint32_t p)
-{
-    if (ev->body_case != SUIRO__V1__EVENT__BODY_MEASUREMENTS) return 0;
-    for (size_t i = 0; i < ev->measurements->n_points; i++)
-        if (ev->measurements->points[i]->point == p) return 1;
-    return 0;
-}
-
 /* dataIds of point numbers, per operator: from the index (every data point
  * it holds) when an operator is first met, and from the master_put events
  * the replay passes (a point the index no longer has). */
@@ -345,23 +336,16 @@ static opnames *names_of(names *nm, const char *op)
     }
     on->next = nm->ops;
     nm->ops = on;
-    sr_buf all;
-    sr_buf_init(&all);
-    size_t count = 0;
-    if (nm->e && sr_engine_master_list(nm->e, op, SUIRO__V1__MASTER_KIND__MK_DATA_POINT, &all, &count) == SR_OK) {
-        /* packed MasterPut records, each after a 4-byte LE length */
-        for (size_t pos = 0; pos + 4 <= all.len;) {
-            uint32_t l = sr_get_le32(all.data + pos);
-            if (l > all.len - pos - 4) break;
-            Suiro__V1__MasterPut *m = suiro__v1__master_put__unpack(NULL, l, all.data + pos + 4);
-            if (m) {
-                if (m->id && *m->id) names_set(on, m->point, m->id);
-                suiro__v1__master_put__free_unpacked(m, NULL);
-            }
-            pos += 4 + (size_t)l;
+    sr_rec r = SR_REC_INIT;
+    if (nm->e && sr_list_masters(nm->e, op, SR_MK_DATA_POINT, &r) == SR_OK) {
+        sr_master m;
+        for (int k; (k = sr_rec_next_master(&r, &m)) != 0;) {
+            if (k == SR_ECORRUPT) continue; /* a record that does not decode is skipped */
+            if (k < 0) break;
+            if (*m.id) names_set(on, m.point, m.id);
         }
     }
-    sr_buf_release(&all);
+    sr_rec_close(&r);
     return on;
 }
 
@@ -461,33 +445,33 @@ int sr_cmd_replay(const sr_command *cmd, int argc, char **argv)
     sr_slice rec;
     sr_buf line;
     sr_buf_init(&line);
+    sr_rec held = SR_REC_INIT;
     while (!rc && (rc = sr_log_iter_next(it, &seq, &rec)) == SR_OK && seq <= to_seq) {
-        Suiro__V1__Event *ev = suiro__v1__event__unpack(NULL, rec.len, rec.data);
-        if (!ev) {
+        sr_event_view v, *ev = &v;
+        if (sr_event_decode(rec.data, rec.len, &held, ev)) {
             fprintf(stderr, "suiro replay: record %" PRIu64 " does not decode as an event\n", seq);
             rc = SR_ECORRUPT;
             break;
         }
         int show = ev->ingest_ms >= from_ms && ev->ingest_ms < to_ms;
-        if (show && op && strcmp(ev->operator_id, op)) show = 0;
-        if (show && gw && !(ev->actor_kind == SUIRO__V1__ACTOR_KIND__ACTOR_GATEWAY && !strcmp(ev->actor, gw)))
-            show = 0;
-        if (show && point && !pv_has_point(ev, pnum)) show = 0;
-        if (show && kind && strcmp(sr_event_kind(ev), kind)) show = 0;
-        if (ev->body_case == SUIRO__V1__EVENT__BODY_MASTER_PUT &&
-            ev->master_put->kind == SUIRO__V1__MASTER_KIND__MK_DATA_POINT && ev->master_put->id && *ev->master_put->id) {
-            opnames *on = names_of(&nm, ev->operator_id ? ev->operator_id : "");
-            if (on) names_set(on, ev->master_put->point, ev->master_put->id);
+        if (show && op && strcmp(ev->op, op)) show = 0;
+        if (show && gw && !(ev->actor_kind == SR_ACTOR_GATEWAY && !strcmp(ev->actor, gw))) show = 0;
+        if (show && point && !sr_event_has_point(ev, pnum)) show = 0;
+        if (show && kind && strcmp(ev->kind, kind)) show = 0;
+        if (ev->has_master && ev->master.kind == SR_MK_DATA_POINT && *ev->master.id) {
+            opnames *on = names_of(&nm, ev->op);
+            if (on) names_set(on, ev->master.point, ev->master.id);
         }
         if (show) {
             line.len = 0;
-            if (sr_event_json_ex(ev, &jo, &line) == SR_OK) {
+            if (sr_event_view_json(ev, &jo, &line) == SR_OK) {
                 fwrite(line.data, 1, line.len, stdout);
                 fputc('\n', stdout);
             }
         }
-        suiro__v1__event__free_unpacked(ev, NULL);
+        sr_rec_close(&held); /* one event at a time */
     }
+    sr_rec_close(&held);
     if (rc == SR_DONE || rc == SR_OK) rc = SR_OK;
     else fprintf(stderr, "suiro replay: %s\n", sr_log_iter_errinfo(it)->msg);
     sr_buf_release(&line);
@@ -531,11 +515,9 @@ static void js_str(sr_buf *b, const char *s)
     (void)rc; /* out of memory: the verdict (exit code) still stands */
 }
 
-static int check_blob(void *ctx, const char *op, const uint8_t *packed, size_t len)
+static int check_blob(void *ctx, const char *op, const sr_file_meta *f)
 {
     blobcheck *bc = ctx;
-    Suiro__V1__FilePut *f = suiro__v1__file_put__unpack(NULL, len, packed);
-    if (!f) return SR_ECORRUPT;
     bc->files++;
     sr_blob_errinfo bei;
     memset(&bei, 0, sizeof bei);
@@ -573,7 +555,6 @@ static int check_blob(void *ctx, const char *op, const uint8_t *packed, size_t l
             fprintf(stderr, "blob-damaged: %s (operator %s, file %s): %s: %s\n", hex[0] ? hex : "-", op, f->path,
                     sr_err_name(rc), why);
     }
-    suiro__v1__file_put__free_unpacked(f, NULL);
     return SR_OK;
 }
 
@@ -653,7 +634,7 @@ int sr_cmd_verify(const sr_command *cmd, int argc, char **argv)
         sr_blobs_opts bo = {.key = c.has_key ? &c.key : NULL, .readonly = 1};
         sr_blob_errinfo bei;
         if (sr_blobs_open(bdir, &bo, &bc.bs, &bei) == SR_OK) {
-            rc = sr_engine_file_each(e, check_blob, &bc);
+            rc = sr_each_file(e, check_blob, &bc);
             sr_blobs_close(bc.bs);
         }
     }
@@ -734,7 +715,7 @@ int sr_cmd_cert_import(const sr_command *cmd, int argc, char **argv)
     int brc = begin(cmd, argc, argv, &o, &c, &a, 0, 1, cert_check);
     if (brc != GO_ON) return brc;
     const char *op = o.op, *id = o.app ? o.app : o.gateway, *pemfile = o.pem;
-    int kind = o.app ? SUIRO__V1__REGISTRY_KIND__RG_APP : SUIRO__V1__REGISTRY_KIND__RG_GATEWAY;
+    int kind = o.app ? SR_RG_APP : SR_RG_GATEWAY;
     FILE *f = fopen(pemfile, "rb");
     if (!f) {
         fprintf(stderr, "suiro cert: %s: %s\n", pemfile, strerror(errno));
@@ -761,30 +742,25 @@ int sr_cmd_cert_import(const sr_command *cmd, int argc, char **argv)
         return 1;
     }
     int code = 1;
-    sr_buf cur, evb;
-    sr_buf_init(&cur);
+    sr_buf evb;
     sr_buf_init(&evb);
-    Suiro__V1__RegistryPut *rp = NULL;
-    int rc = sr_engine_registry_get(e, op, kind, id, &cur);
-    if (rc) {
-        fprintf(stderr, "suiro cert: %s %s of operator %s: %s\n", kind == SUIRO__V1__REGISTRY_KIND__RG_APP ? "app" : "gateway",
-                id, op, rc == SR_ENOTFOUND ? "not registered (import a set-up sheet first)" : sr_strerror(rc));
-        goto done;
-    }
-    rp = suiro__v1__registry_put__unpack(NULL, cur.len, cur.data);
-    if (!rp) {
+    sr_rec cur = SR_REC_INIT;
+    sr_reg_entry rp;
+    int rc = sr_read_registry(e, op, (sr_reg_kind)kind, id, &cur, &rp);
+    if (rc == SR_ECORRUPT) {
         fprintf(stderr, "suiro cert: the registry entry does not decode\n");
         goto done;
     }
-    char *orig_pem = rp->cert_pem;
-    rp->cert_pem = pem;
-    rp->secret_hash.len = 0; /* empty: the writer keeps the stored hash */
-    Suiro__V1__Event ev = SUIRO__V1__EVENT__INIT;
-    ev.body_case = SUIRO__V1__EVENT__BODY_REGISTRY_PUT;
-    ev.registry_put = rp;
-    ev.source = "cli";
+    if (rc) {
+        fprintf(stderr, "suiro cert: %s %s of operator %s: %s\n", kind == SR_RG_APP ? "app" : "gateway",
+                id, op, rc == SR_ENOTFOUND ? "not registered (import a set-up sheet first)" : sr_strerror(rc));
+        goto done;
+    }
+    rp.cert_pem = pem;
+    rp.secret_hash.len = 0; /* empty: the writer keeps the stored hash */
+    sr_cmd_env env = {op, "cli", SR_ACTOR_USER, NULL, "cli"};
     sr_result res;
-    if ((rc = sr_ev_pack(&ev, op, "cli", SUIRO__V1__ACTOR_KIND__ACTOR_USER, NULL, &evb)) == SR_OK) {
+    if ((rc = sr_cmd_registry_put(&env, &rp, &evb)) == SR_OK) {
         sr_slice sl = {evb.data, evb.len};
         rc = sr_engine_submit_wait(e, &sl, 1, &res);
         if (!rc) rc = res.rc;
@@ -792,14 +768,12 @@ int sr_cmd_cert_import(const sr_command *cmd, int argc, char **argv)
     if (rc) fprintf(stderr, "suiro cert: %s\n", sr_strerror(rc));
     else {
         printf("certificate of %s %s registered (seq %" PRIu64 ")\n",
-               kind == SUIRO__V1__REGISTRY_KIND__RG_APP ? "app" : "gateway", id, res.seq);
+               kind == SR_RG_APP ? "app" : "gateway", id, res.seq);
         code = 0;
     }
-    rp->cert_pem = orig_pem; /* ours is freed below */
 done:
-    if (rp) suiro__v1__registry_put__free_unpacked(rp, NULL);
+    sr_rec_close(&cur);
     free(pem);
-    sr_buf_release(&cur);
     sr_buf_release(&evb);
     if (sr_engine_close(e)) code = 1;
     return code;

@@ -57,13 +57,20 @@ const char *sr_err_name(int rc);
  * ENOMEM -> SR_ENOMEM, ENOENT -> SR_ENOTFOUND, EEXIST -> SR_EEXIST, else EIO). */
 int sr_err_from_errno(int e);
 
-/* Detail for a failure, where a handle is not available to ask (the log's
- * and the engine's open, rebuild and verify). */
+/* The one struct that carries the detail of a failure up the layers, where
+ * a handle is not available to ask: the log's and the engine's open,
+ * rebuild and verify, the blob store (storage/blobs.h sr_blob_errinfo is this
+ * struct), the log's iterators. A command's outcome travels in sr_result
+ * (engine/suiro.h), whose msg is the same kind of text (what and where). */
 typedef struct sr_errinfo {
     int code;
     char msg[320];
-    char segment[64]; /* the segment file concerned, or "" */
-    uint64_t offset;  /* byte offset in it of the bad block or header */
+    union {                /* the file concerned, or "": */
+        char where[72];
+        char segment[72];  /* a log segment (storage/log.c) */
+        char blob[72];     /* a blob's hex name (storage/blobs.c) */
+    };
+    uint64_t offset;       /* byte offset in it of the bad block, header or part */
 } sr_errinfo;
 
 #if defined(__GNUC__)

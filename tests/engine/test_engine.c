@@ -596,17 +596,17 @@ Test(engine, measurement_records_are_the_canonical_bytes_with_the_writers_seq)
     sr_buf_init(&b);
     size_t lens[3];
     /* 1: as sr_ev_measurements writes it */
-    cr_assert_eq(sr_ev_measurements("op1", "GW1", SUIRO__V1__ACTOR_KIND__ACTOR_GATEWAY, "m-a", &in, 1, &b), SR_OK);
+    cr_assert_eq(sr_ev_measurements("op1", "GW1", SR_ACTOR_GATEWAY, "m-a", &in, 1, &b), SR_OK);
     lens[0] = b.len;
     /* 2: the same with a seq of its own in front (field 1 = 999999) */
     static const uint8_t own_seq[] = {0x08, 0xbf, 0x84, 0x3d};
     cr_assert_eq(sr_buf_append(&b, own_seq, sizeof own_seq), SR_OK);
-    cr_assert_eq(sr_ev_measurements("op1", "GW1", SUIRO__V1__ACTOR_KIND__ACTOR_GATEWAY, "m-b", &in, 1, &b), SR_OK);
+    cr_assert_eq(sr_ev_measurements("op1", "GW1", SR_ACTOR_GATEWAY, "m-b", &in, 1, &b), SR_OK);
     lens[1] = b.len - lens[0];
     /* 3: fields out of order: the envelope's message id (7) after the body */
     sr_buf t;
     sr_buf_init(&t);
-    cr_assert_eq(sr_ev_measurements("op1", "GW1", SUIRO__V1__ACTOR_KIND__ACTOR_GATEWAY, NULL, &in, 1, &t), SR_OK);
+    cr_assert_eq(sr_ev_measurements("op1", "GW1", SR_ACTOR_GATEWAY, NULL, &in, 1, &t), SR_OK);
     cr_assert_eq(sr_buf_append(&b, t.data, t.len), SR_OK);
     static const uint8_t mid7[] = {0x3a, 3, 'm', '-', 'c'};
     cr_assert_eq(sr_buf_append(&b, mid7, sizeof mid7), SR_OK);
@@ -1123,7 +1123,7 @@ Test(engine, a_message_id_repeated_within_one_group_is_a_duplicate_of_the_first)
         sr_buf_init(&b[i]);
         sr_sample s = {.ts = 1000 * i, .v.f = i};
         sr_pv_in in = {p, SR_VT_NUMBER, &s, 1};
-        cr_assert_eq(sr_ev_measurements("op1", "GW1", SUIRO__V1__ACTOR_KIND__ACTOR_GATEWAY, ids[i], &in, 1, &b[i]),
+        cr_assert_eq(sr_ev_measurements("op1", "GW1", SR_ACTOR_GATEWAY, ids[i], &in, 1, &b[i]),
                      SR_OK);
         sr_slice sl = {b[i].data, b[i].len};
         cr_assert_eq(sr_engine_submit(e, &sl, 1, async_cb, (void *)(intptr_t)i), SR_OK);
@@ -1175,7 +1175,7 @@ Test(engine, group_max_bounds_the_commands_of_one_group)
         snprintf(id, sizeof id, "m%d", i);
         sr_sample s = {.ts = 1000 * i, .v.f = i};
         sr_pv_in in = {p, SR_VT_NUMBER, &s, 1};
-        cr_assert_eq(sr_ev_measurements("op1", "GW1", SUIRO__V1__ACTOR_KIND__ACTOR_GATEWAY, id, &in, 1, &b[i]), SR_OK);
+        cr_assert_eq(sr_ev_measurements("op1", "GW1", SR_ACTOR_GATEWAY, id, &in, 1, &b[i]), SR_OK);
         sr_slice sl = {b[i].data, b[i].len};
         cr_assert_eq(sr_engine_submit(e, &sl, 1, async_cb, (void *)(intptr_t)i), SR_OK);
     }
@@ -1209,7 +1209,7 @@ Test(engine, a_command_of_two_events_with_one_message_id_answers_the_last_seq)
         sr_sample s = {.ts = 1000 * i, .v.f = i};
         sr_pv_in in = {p, SR_VT_NUMBER, &s, 1};
         size_t before = b.len;
-        cr_assert_eq(sr_ev_measurements("op1", "GW1", SUIRO__V1__ACTOR_KIND__ACTOR_GATEWAY, "two", &in, 1, &b), SR_OK);
+        cr_assert_eq(sr_ev_measurements("op1", "GW1", SR_ACTOR_GATEWAY, "two", &in, 1, &b), SR_OK);
         lens[i] = b.len - before;
     }
     sr_result r;

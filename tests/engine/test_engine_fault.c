@@ -116,7 +116,7 @@ static void build_commands(fixture *f, int64_t *clock)
             }
             sr_pv_in in = {cm->point[v], TYPES[k], cm->s[v], cm->ns[v]};
             size_t before = cm->bytes.len;
-            cr_assert_eq(sr_ev_measurements("op1", k % 2 ? "GW2" : "GW1", SUIRO__V1__ACTOR_KIND__ACTOR_GATEWAY,
+            cr_assert_eq(sr_ev_measurements("op1", k % 2 ? "GW2" : "GW1", SR_ACTOR_GATEWAY,
                                             cm->nev == 2 ? "" : cm->msgid, &in, 1, &cm->bytes),
                          SR_OK);
             cm->lens[v] = cm->bytes.len - before;

@@ -34,7 +34,7 @@ Test(evbuild, many_bool_and_string_points_round_trip)
     }
     sr_buf out;
     sr_buf_init(&out);
-    cr_assert_eq(sr_ev_measurements("op", "GW", SUIRO__V1__ACTOR_KIND__ACTOR_GATEWAY, "m1", in, NP, &out), SR_OK);
+    cr_assert_eq(sr_ev_measurements("op", "GW", SR_ACTOR_GATEWAY, "m1", in, NP, &out), SR_OK);
     Suiro__V1__Event *ev = suiro__v1__event__unpack(NULL, out.len, out.data);
     cr_assert_not_null(ev);
     cr_assert_eq(ev->body_case, SUIRO__V1__EVENT__BODY_MEASUREMENTS);
@@ -100,7 +100,7 @@ Test(evbuild, direct_encoding_is_what_protobuf_c_packs)
         sr_buf_init(&out);
         cr_assert_eq(sr_buf_append(&out, "prefix", 6), SR_OK); /* appends */
         const char *op = round % 13 == 0 ? "" : "op1", *mid = round % 4 == 0 ? NULL : round % 4 == 1 ? "" : "msg-42";
-        cr_assert_eq(sr_ev_measurements(op, "GW0001", SUIRO__V1__ACTOR_KIND__ACTOR_GATEWAY, mid, in, np, &out), SR_OK);
+        cr_assert_eq(sr_ev_measurements(op, "GW0001", SR_ACTOR_GATEWAY, mid, in, np, &out), SR_OK);
         cr_assert_eq(memcmp(out.data, "prefix", 6), 0);
         Suiro__V1__Event *ev = suiro__v1__event__unpack(NULL, out.len - 6, out.data + 6);
         cr_assert_not_null(ev, "round %d does not decode", round);

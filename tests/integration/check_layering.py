@@ -15,7 +15,11 @@ engine/, api/, bench/, tests/; anything else is "other". The rules:
   4. nothing outside bench/ and tests/ includes bench/ or tests/ (the
      product links no code of theirs);
   5. engine/suiro.h, the engine API, reaches no storage/ header, directly or
-     through the headers it includes (the API is the engine's own types).
+     through the headers it includes (the API is the engine's own types);
+  6. no file of api/ reaches a protobuf header (codecs/events.pb-c.h or
+     any *.pb-c.h, <protobuf-c/...>), directly or through the headers it
+     includes: api/ sees the engine's typed boundary (engine/records.h),
+     never a protobuf message.
 
 Every file under SOURCE_DIR is read except .git and build trees (a
 directory holding CMakeCache.txt): a file generated into the source tree is
@@ -37,6 +41,10 @@ import tempfile
 TOP = ("engine", "storage", "codecs", "api", "bench", "tests")
 INCLUDE = re.compile(r'^\s*#\s*include\s*([<"])([^>"]+)[>"]')
 API_HEADER = "engine/suiro.h"
+
+
+def is_protobuf(inc):
+    return inc.endswith(".pb-c.h") or inc.startswith("protobuf-c/")
 
 
 def layer(path):
@@ -124,6 +132,21 @@ def check(root):
                                       "storage/ header" % (via[dst], inc, API_HEADER))
                     elif dst in files:
                         todo.append(dst)
+    # rule 6: the closure of every api/ file's includes
+    for src in sorted(f for f in files if layer(f) == "api"):
+        seen, todo = {src}, [(src, None)]
+        while todo:
+            cur, first = todo.pop()
+            for no, inc, quoted in files.get(cur, []):
+                at = first or "%s:%d" % (src, no)
+                if is_protobuf(inc):
+                    errors.append("%s: #include \"%s\"%s: api/ includes no protobuf header (use "
+                                  "engine/records.h)" % (at, inc, "" if cur == src else " (reached through %s)" % cur))
+                    continue
+                for dst in resolve(files, cur, inc, quoted):
+                    if dst not in seen and dst in files:
+                        seen.add(dst)
+                        todo.append((dst, at))
     return files, errors
 
 
@@ -141,13 +164,16 @@ SELF_TEST = {
     "api/cli/main.c": '#include "refset.h"\n',                         # rule 4 (found by suffix)
     "bench/refset.h": '#include "engine/suiro.h"\n',
     "tests/support/util.h": '#include "bench/refset.h"\n#include "engine/engine.c"\n',
-    "api/server.h": '#include "codecs/events.pb-c.h"\n',
+    "api/server.h": '#include <stdint.h>\n',
+    "api/gw.h": '#include "codecs/events.pb-c.h"\n',                    # rule 6
+    "api/push.c": '#include "engine/wrap.h"\n',                        # rule 6 (through a header)
+    "engine/wrap.h": '#include <protobuf-c/protobuf-c.h>\n',
     "build/CMakeCache.txt": "",
     "build/gen/engine/bad.c": '#include "api/server.h"\n',             # build tree: exempt
 }
 SELF_EXPECT = {
     "codecs/base/sr_y.h:1", "codecs/csv.c:1", "storage/log.h:1", "engine/types.h:1",
-    "engine/engine.c:1", "api/cli/main.c:1",
+    "engine/engine.c:1", "api/cli/main.c:1", "api/gw.h:1", "api/push.c:1",
 }
 
 

@@ -156,7 +156,7 @@ static void *thread_main(void *arg)
             memcpy(w->recent[w->nrecent++ % RECENT], msgid, sizeof msgid);
         }
         b.len = 0;
-        int rc = sr_ev_measurements("op1", w->t ? "GW2" : "GW1", SUIRO__V1__ACTOR_KIND__ACTOR_GATEWAY, msgid, c->pts,
+        int rc = sr_ev_measurements("op1", w->t ? "GW2" : "GW1", SR_ACTOR_GATEWAY, msgid, c->pts,
                                     c->npts, &b);
         if (rc) die("build", rc);
         sr_slice sl = {b.data, b.len};

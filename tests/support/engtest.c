@@ -82,7 +82,7 @@ int et_put(sr_engine *e, const char *op, const char *gw, uint32_t point, sr_vtyp
     sr_buf b;
     sr_buf_init(&b);
     sr_pv_in in = {point, type, s, n};
-    int rc = sr_ev_measurements(op, gw, SUIRO__V1__ACTOR_KIND__ACTOR_GATEWAY, msgid, &in, 1, &b);
+    int rc = sr_ev_measurements(op, gw, SR_ACTOR_GATEWAY, msgid, &in, 1, &b);
     if (!rc) {
         size_t len = b.len;
         rc = et_submit(e, &b, &len, 1, res);

@@ -1,0 +1,362 @@
+/*
+ * engine/records.h -- the engine's typed boundary: what api/ reads from the
+ * index and what it builds for sr_engine_submit, as the engine's own types.
+ *
+ * api/ sees no protobuf message and no record framing (issue #12 §3; the
+ * layering check tests/integration/check_layering.py fails on an api/ file
+ * that includes a protobuf header). Every decoder of an index record and
+ * every walker of a list lives in engine/records.c, once.
+ *
+ * READS. A read fills a typed struct (sr_master, sr_reg_entry, sr_file_meta,
+ * sr_monitor_rec, sr_request_rec); a list read opens a typed iterator. Every
+ * string, array and byte slice such a struct holds points into memory that
+ * the read's holder (sr_rec) owns:
+ *
+ *     VALID UNTIL sr_rec_close (LMDB's MDB_val rule): do not modify or
+ *     free them, copy what must outlive the holder.
+ *
+ * One holder may serve several reads; every result stays valid until it is
+ * closed. Strings are never NULL ("" when absent). A holder is used by one
+ * thread at a time. Each read is one LMDB snapshot (a list is read whole,
+ * then decoded record by record as the iterator advances).
+ *
+ * Iterators: sr_rec_next_*() returns 1 with *out filled, 0 at the end, or a
+ * negative SR_E* code: SR_ECORRUPT for a record that does not decode (the
+ * iterator has moved past it, so a caller may skip it and go on) or for
+ * broken framing (the iterator is then at its end).
+ *
+ * COMMANDS. sr_cmd_*() append one serialized event (envelope: operator,
+ * actor, actor kind, message id) to a caller's sr_buf, ready for
+ * sr_engine_submit (one slice per event). Strings are copied into the bytes.
+ *
+ * ERRORS. The one carrier of error detail from the engine to api/ is
+ * sr_result (engine/suiro.h): a command's outcome (rc, msg) reaches the
+ * caller's callback in it; opening, rebuilding and verifying use sr_errinfo,
+ * the base layer's detail where no command exists. Reads return a code only.
+ */
+#ifndef SR_RECORDS_H
+#define SR_RECORDS_H
+
+#include "engine/suiro.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* ---- kinds (the same numbers as codecs/events.proto; checked in records.c) */
+
+typedef enum sr_actor_kind {
+    SR_ACTOR_UNKNOWN = 0,
+    SR_ACTOR_SYSTEM = 1,
+    SR_ACTOR_GATEWAY = 2,
+    SR_ACTOR_APP = 3,
+    SR_ACTOR_USER = 4,
+} sr_actor_kind;
+
+typedef enum sr_master_kind {
+    SR_MK_FACILITY = 1,
+    SR_MK_EQUIPMENT = 2,
+    SR_MK_DEVICE = 3,
+    SR_MK_DATA_POINT = 4,
+} sr_master_kind;
+
+typedef enum sr_reg_kind {
+    SR_RG_OPERATOR = 1,
+    SR_RG_GATEWAY = 2,
+    SR_RG_APP = 3,
+    SR_RG_GRANT = 4,
+    SR_RG_VENDOR = 5,
+} sr_reg_kind;
+
+typedef enum sr_req_kind {
+    SR_RK_IMMEDIATE = 1,
+    SR_RK_PERIODIC_START = 2,
+    SR_RK_PERIODIC_STOP = 3,
+    SR_RK_CONTROL = 4,
+} sr_req_kind;
+
+typedef enum sr_req_state {
+    SR_RS_CREATED = 1,
+    SR_RS_DISPATCHED = 2,
+    SR_RS_ACKNOWLEDGED = 3,
+    SR_RS_SUCCEEDED = 4,
+    SR_RS_FAILED = 5,
+    SR_RS_TIMED_OUT = 6,
+    SR_RS_CANCELLED = 7,
+} sr_req_state;
+
+typedef enum sr_mon_state {
+    SR_MS_STARTING = 1,
+    SR_MS_RUNNING = 2,
+    SR_MS_STOPPING = 3,
+    SR_MS_STOPPED = 4,
+} sr_mon_state;
+
+typedef enum sr_session_state {
+    SR_SS_CONNECTED = 1,
+    SR_SS_DISCONNECTED = 2,
+    SR_SS_EXPIRED = 3,   /* keep-alive or token expiry */
+    SR_SS_TAKEN_OVER = 4,
+} sr_session_state;
+
+typedef enum sr_alarm_level {
+    SR_AL_WARNING = 1,
+    SR_AL_MINOR = 2,
+    SR_AL_MAJOR = 3,
+} sr_alarm_level;
+
+/* ---- the holder ------------------------------------------------------------ */
+
+typedef struct sr_rec {
+    /* private */
+    sr_buf raw;      /* a list read's records, framed */
+    size_t pos;      /* the iterator's next record in raw */
+    size_t count;    /* records in the list */
+    void **held;     /* decoded messages and arrays, freed at close */
+    uint8_t *is_msg; /* held[i] is a decoded message (else a plain allocation) */
+    size_t nheld, capheld;
+} sr_rec;
+
+#define SR_REC_INIT {{0}, 0, 0, NULL, NULL, 0, 0}
+
+/* Release everything the holder's reads handed out; it may then be reused.
+ * NULL-safe; closing twice is harmless. */
+void sr_rec_close(sr_rec *r);
+/* Records in the list the holder's last list read opened. */
+size_t sr_rec_count(const sr_rec *r);
+
+/* ---- masters --------------------------------------------------------------- */
+
+typedef struct sr_master {
+    sr_master_kind kind;
+    const char *id, *parent_id, *name;
+    const char *gateway_id; /* devices: the gateway that reaches them */
+    uint32_t point;         /* data points: the point number */
+    int type;               /* data points: sr_vtype, 0 when unspecified */
+    const char *unit;
+    int has_min, has_max;
+    double min, max;
+    int point_kind;         /* 1 measure, 2 control, 3 both; 0 unspecified */
+    const char *location;
+} sr_master;
+
+SR_MUST_CHECK int sr_read_master(sr_engine *e, const char *op, sr_master_kind kind, const char *id, sr_rec *r,
+                                 sr_master *out);
+SR_MUST_CHECK int sr_list_masters(sr_engine *e, const char *op, sr_master_kind kind, sr_rec *r);
+int sr_rec_next_master(sr_rec *r, sr_master *out);
+
+/* ---- registry (operators, gateways, apps, grants, vendors) ------------------- */
+
+typedef struct sr_reg_entry {
+    sr_reg_kind kind;
+    const char *id, *name;
+    sr_slice secret_hash;   /* scrypt record (engine/secret.h); len 0: none */
+    const char *url;        /* apps: push URL */
+    const char *cert_pem;
+    const char *app_id;     /* grants */
+    const char *pattern;    /* grants: a data id or a prefix ending in '*' */
+    const char *access;     /* grants: read, control, read+control */
+    const char *protocol;   /* gateways: mqtt, http */
+} sr_reg_entry;
+
+SR_MUST_CHECK int sr_read_registry(sr_engine *e, const char *op, sr_reg_kind kind, const char *id, sr_rec *r,
+                                   sr_reg_entry *out);
+SR_MUST_CHECK int sr_list_registry(sr_engine *e, const char *op, sr_reg_kind kind, sr_rec *r);
+int sr_rec_next_registry(sr_rec *r, sr_reg_entry *out);
+
+/* ---- files ------------------------------------------------------------------- */
+
+typedef struct sr_file_meta {
+    const char *path;
+    sr_slice sha256;        /* content address in the blob store (32 bytes when sound) */
+    uint64_t size;
+    const char *content_type, *owner;
+    const char *const *shared_with;
+    size_t n_shared_with;
+    int64_t updated_ms;
+} sr_file_meta;
+
+SR_MUST_CHECK int sr_read_file(sr_engine *e, const char *op, const char *path, sr_rec *r, sr_file_meta *out);
+/* Files of op under a path prefix, path order, at most limit (0: 1000);
+ * *more = 1 if cut. */
+SR_MUST_CHECK int sr_list_files(sr_engine *e, const char *op, const char *prefix, size_t limit, sr_rec *r,
+                                int *more);
+int sr_rec_next_file(sr_rec *r, sr_file_meta *out);
+/* Every file of every operator, in (operator, path) order, in one read
+ * snapshot: fn gets the operator and the file (valid during the call); a
+ * non-zero return stops the walk and is returned, as is SR_ECORRUPT for a
+ * record that does not decode. */
+SR_MUST_CHECK int sr_each_file(sr_engine *e, int (*fn)(void *ctx, const char *op, const sr_file_meta *f),
+                               void *ctx);
+
+/* ---- documents ----------------------------------------------------------------- */
+
+typedef struct sr_doc {
+    const char *id;
+    uint64_t revision;
+    sr_slice json;   /* the document's JSON text (not NUL-terminated) */
+} sr_doc;
+
+/* Documents of a collection, as sr_engine_doc_scan (engine/suiro.h: the
+ * field/value filter, the bounds, the cursor after_id, *more and
+ * next_after); read them with sr_rec_next_doc. */
+SR_MUST_CHECK int sr_list_docs(sr_engine *e, const char *op, const char *coll, const char *field,
+                               const char *value, const sr_doc_bounds *b, const char *after_id, sr_rec *r,
+                               int *more, char *next_after);
+int sr_rec_next_doc(sr_rec *r, sr_doc *out);
+
+/* ---- monitors ---------------------------------------------------------------- */
+
+typedef struct sr_monitor_rec {
+    const char *monitor_id;
+    sr_mon_state state;
+    const char *app_id;
+    const char *const *data_ids;
+    size_t n_data_ids;
+    uint32_t interval_ms;
+    const char *const *gateway_ids; /* the gateways it runs on */
+    size_t n_gateway_ids;
+    const char *const *acked;       /* gateways that acknowledged the current action */
+    size_t n_acked;
+    int64_t start_ms, end_ms, created_ms;
+} sr_monitor_rec;
+
+SR_MUST_CHECK int sr_read_monitor(sr_engine *e, const char *op, const char *monitor, sr_rec *r,
+                                  sr_monitor_rec *out);
+SR_MUST_CHECK int sr_list_monitors(sr_engine *e, const char *op, sr_rec *r);
+int sr_rec_next_monitor(sr_rec *r, sr_monitor_rec *out);
+
+/* ---- requests ---------------------------------------------------------------- */
+
+/* A value of a control request, of an applied control, or of an immediate
+ * acquisition's answer. */
+typedef struct sr_control_value {
+    const char *data_id;
+    sr_vtype type;          /* 0 when unspecified (read as a number) */
+    double f;
+    int64_t i;
+    int b;
+    const char *s;
+    int64_t timestamp_ms;   /* values of an immediate result */
+    uint32_t quality;       /* sr_quality */
+} sr_control_value;
+
+typedef struct sr_request_rec {
+    const char *request_id;
+    sr_req_kind kind;
+    const char *app_id, *gateway_id;
+    const char *const *data_ids;
+    size_t n_data_ids;
+    uint32_t interval_ms, timeout_ms;
+    const char *monitor_id;
+    const sr_control_value *control;
+    size_t n_control;
+    sr_slice protection;    /* the app's signature, passed to the gateway unchanged */
+    int64_t deadline_ms, start_ms, end_ms;
+} sr_request_rec;
+
+typedef struct sr_request_transition {
+    const char *request_id;
+    sr_req_state state;
+    const char *error_code; /* interface.md code, "" on success */
+    const char *message;
+    const sr_control_value *applied;
+    size_t n_applied;
+    const char *gateway_id; /* "": the app-level request */
+    const sr_control_value *values;
+    size_t n_values;
+} sr_request_transition;
+
+/* A request and its latest transition, by id and gateway ("" or NULL: the
+ * app-level request). *has_state = 0 when no transition was stored yet (st
+ * is then zeroed). SR_ENOTFOUND if there is no such request. */
+SR_MUST_CHECK int sr_read_request(sr_engine *e, const char *op, const char *req, const char *gw, sr_rec *r,
+                                  sr_request_rec *rq, sr_request_transition *st, int *has_state);
+
+/* ---- commands ------------------------------------------------------------------ */
+
+/* The envelope of an event: who sends it. */
+typedef struct sr_cmd_env {
+    const char *op;          /* operator */
+    const char *actor;       /* gateway id, app id, user id, or "system" */
+    sr_actor_kind kind;
+    const char *message_id;  /* the sender's id for de-duplication; NULL: none */
+    const char *source;      /* peer address, or NULL */
+} sr_cmd_env;
+
+/* The latest timestamp the engine stores: 9999-12-31T23:59:59.999Z. */
+#define SR_TS_MAX INT64_C(253402300799999)
+
+/* Measurements of npts points (the compact encoding of engine/evbuild.c). */
+typedef struct sr_pv_in {
+    uint32_t point;
+    sr_vtype type;
+    const sr_sample *s; /* n samples, any order */
+    size_t n;
+} sr_pv_in;
+SR_MUST_CHECK int sr_ev_measurements(const char *op, const char *actor, sr_actor_kind kind, const char *message_id,
+                                     const sr_pv_in *pts, size_t npts, sr_buf *out);
+
+/* A session opened or ended (audit). */
+SR_MUST_CHECK int sr_cmd_session(const sr_cmd_env *env, sr_actor_kind kind, const char *id, sr_session_state state,
+                                 const char *protocol, const char *reason, sr_buf *out);
+/* A login attempt (audit). */
+SR_MUST_CHECK int sr_cmd_auth(const sr_cmd_env *env, sr_actor_kind kind, const char *principal, int success,
+                              const char *method, const char *reason, sr_buf *out);
+/* An alarm raised, acknowledged or resolved (state). */
+SR_MUST_CHECK int sr_cmd_alarm(const sr_cmd_env *env, const char *alarm_id, sr_alarm_level level, const char *state,
+                               const char *source, const char *message, sr_buf *out);
+/* Documents: revision is the expected current one (0: any). */
+SR_MUST_CHECK int sr_cmd_doc_put(const sr_cmd_env *env, const char *collection, const char *doc_id,
+                                 uint64_t revision, const void *json, size_t json_len, sr_buf *out);
+SR_MUST_CHECK int sr_cmd_doc_delete(const sr_cmd_env *env, const char *collection, const char *doc_id,
+                                    uint64_t revision, sr_buf *out);
+/* Files: the metadata of a file whose bytes are in the blob store already. */
+SR_MUST_CHECK int sr_cmd_file_put(const sr_cmd_env *env, const sr_file_meta *f, sr_buf *out);
+SR_MUST_CHECK int sr_cmd_file_delete(const sr_cmd_env *env, const char *path, sr_buf *out);
+/* Requests (docs/requests.md): a request or one gateway's part of it
+ * (gateway_id set); a transition of either. */
+SR_MUST_CHECK int sr_cmd_request_created(const sr_cmd_env *env, const sr_request_rec *rq, sr_buf *out);
+SR_MUST_CHECK int sr_cmd_request_transition(const sr_cmd_env *env, const sr_request_transition *rt, sr_buf *out);
+/* A monitor's whole state; gateway_id is set when it runs on one gateway. */
+SR_MUST_CHECK int sr_cmd_monitor(const sr_cmd_env *env, const sr_monitor_rec *m, sr_buf *out);
+/* A registry entry (secret_hash len 0: unchanged). */
+SR_MUST_CHECK int sr_cmd_registry_put(const sr_cmd_env *env, const sr_reg_entry *r, sr_buf *out);
+
+/* ---- events (the log's records, for tools: suiro replay) ------------------------ */
+
+/* How an event is written as JSON: what the engine's layer does not hold
+ * (all optional). */
+typedef struct sr_event_json_opts {
+    /* a finite double as JSON into t (at least 48 bytes): its length, 0 to
+     * fall back to %.17g; the CLI passes the AP-IF writer's sr_json_number,
+     * which prints a decimal as it was sent (0.1, not 0.10000000000000001) */
+    int (*number)(char *t, double f);
+    /* the dataId of an operator's point number, or NULL (shown as "dataId"
+     * next to "point" in measurements) */
+    const char *(*data_id)(void *ctx, const char *op, uint32_t point);
+    void *ctx;
+    /* 1: times (value timestamps, int64 fields named *_ms) as RFC 3339 UTC
+     * strings, the key without "_ms" ("ingest":"2026-11-22T05:21:00.000Z") */
+    int times;
+} sr_event_json_opts;
+
+/* One event of the log, decoded. */
+typedef struct sr_event_view {
+    uint64_t seq;
+    int64_t ingest_ms;
+    const char *op, *actor;
+    sr_actor_kind actor_kind;
+    const char *kind;  /* the body's field name ("measurements", "master_put", ...), or "none" */
+    int has_master;    /* 1: a master put, held in master */
+    sr_master master;
+    const void *ev;    /* private: the decoded event */
+} sr_event_view;
+
+/* Decode a log record (storage/log.h) into *out; SR_ECORRUPT if it is no event. */
+SR_MUST_CHECK int sr_event_decode(const void *rec, size_t len, sr_rec *r, sr_event_view *out);
+/* 1 if the event holds measurements of point number `point`. */
+int sr_event_has_point(const sr_event_view *ev, uint32_t point);
+/* Append the event as one JSON object (engine/event_json.c, no newline). */
+SR_MUST_CHECK int sr_event_view_json(const sr_event_view *ev, const sr_event_json_opts *o, sr_buf *out);
+
+#endif

@@ -1,0 +1,529 @@
+/* tests/engine/test_records.c -- engine/records.c: the typed boundary. Every
+ * field of every typed read round-trips from the event that writes it (built
+ * with the typed builders sr_cmd_*, or with protobuf for the masters, which
+ * api/ never writes); results stay valid until the holder is closed; an
+ * empty list; a damaged record or framing is SR_ECORRUPT, not a crash. */
+#include "engine/records.h"
+
+#include "engine/evbuild.h"
+#include "engtest.h"
+
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "testutil.h"
+
+static char *dir;
+
+static sr_engine *open_engine(void)
+{
+    dir = tu_tmpdir("records");
+    sr_engine_opts o = {0};
+    o.sync = SR_ENGINE_SYNC_NONE;
+    sr_engine *e = NULL;
+    sr_errinfo ei;
+    cr_assert_eq(sr_engine_open(dir, &o, &e, &ei), SR_OK, "%s", ei.msg);
+    return e;
+}
+
+static void close_engine(sr_engine *e)
+{
+    cr_assert_eq(sr_engine_close(e), SR_OK);
+    tu_rmrf(dir);
+    free(dir);
+}
+
+/* submit the one event a builder appended to b (built: its return) */
+static void submit1(sr_engine *e, int built, sr_buf *b)
+{
+    cr_assert_eq(built, SR_OK);
+    size_t len = b->len;
+    sr_result r;
+    cr_assert_eq(et_submit(e, b, &len, 1, &r), SR_OK, "%s", r.msg);
+    sr_buf_release(b);
+}
+
+static const sr_cmd_env ENV = {"op1", "admin", SR_ACTOR_USER, NULL, "cli"};
+
+Test(records, registry_entry_round_trips_every_field)
+{
+    sr_engine *e = open_engine();
+    static const uint8_t hash[] = {1, 2, 3, 0, 5};
+    sr_reg_entry in = {.kind = SR_RG_APP,
+                       .id = "APP1",
+                       .name = "Billing",
+                       .secret_hash = {hash, sizeof hash},
+                       .url = "https://app.example/push",
+                       .cert_pem = "-----BEGIN CERTIFICATE-----\nx\n",
+                       .app_id = "APP1",
+                       .pattern = "P0*",
+                       .access = "read+control",
+                       .protocol = "http"};
+    sr_buf b;
+    sr_buf_init(&b);
+    submit1(e, sr_cmd_registry_put(&ENV, &in, &b), &b);
+
+    sr_rec r = SR_REC_INIT;
+    sr_reg_entry g;
+    cr_assert_eq(sr_read_registry(e, "op1", SR_RG_APP, "APP1", &r, &g), SR_OK);
+    cr_assert_eq(g.kind, SR_RG_APP);
+    cr_assert_str_eq(g.id, in.id);
+    cr_assert_str_eq(g.name, in.name);
+    cr_assert_eq(g.secret_hash.len, sizeof hash);
+    cr_assert_eq(memcmp(g.secret_hash.data, hash, sizeof hash), 0);
+    cr_assert_str_eq(g.url, in.url);
+    cr_assert_str_eq(g.cert_pem, in.cert_pem);
+    cr_assert_str_eq(g.app_id, in.app_id);
+    cr_assert_str_eq(g.pattern, in.pattern);
+    cr_assert_str_eq(g.access, in.access);
+    cr_assert_str_eq(g.protocol, in.protocol);
+    cr_assert_eq(sr_read_registry(e, "op1", SR_RG_APP, "NOPE", &r, &g), SR_ENOTFOUND);
+    cr_assert_eq(sr_read_registry(e, "op1", SR_RG_GATEWAY, "APP1", &r, &g), SR_ENOTFOUND);
+
+    /* the list: the same entry */
+    cr_assert_eq(sr_list_registry(e, "op1", SR_RG_APP, &r), SR_OK);
+    cr_assert_eq(sr_rec_count(&r), 1);
+    sr_reg_entry l;
+    cr_assert_eq(sr_rec_next_registry(&r, &l), 1);
+    cr_assert_str_eq(l.url, in.url);
+    cr_assert_eq(sr_rec_next_registry(&r, &l), 0);
+    cr_assert_eq(sr_rec_next_registry(&r, &l), 0); /* stays at the end */
+    sr_rec_close(&r);
+    sr_rec_close(&r); /* twice: harmless */
+    close_engine(e);
+}
+
+Test(records, empty_lists)
+{
+    sr_engine *e = open_engine();
+    sr_rec r = SR_REC_INIT;
+    sr_reg_entry g;
+    cr_assert_eq(sr_list_registry(e, "op1", SR_RG_GRANT, &r), SR_OK);
+    cr_assert_eq(sr_rec_count(&r), 0);
+    cr_assert_eq(sr_rec_next_registry(&r, &g), 0);
+    sr_master m;
+    cr_assert_eq(sr_list_masters(e, "op1", SR_MK_DATA_POINT, &r), SR_OK);
+    cr_assert_eq(sr_rec_next_master(&r, &m), 0);
+    sr_monitor_rec mo;
+    cr_assert_eq(sr_list_monitors(e, "nobody", &r), SR_OK);
+    cr_assert_eq(sr_rec_next_monitor(&r, &mo), 0);
+    int more = 1;
+    sr_file_meta f;
+    cr_assert_eq(sr_list_files(e, "op1", "", 0, &r, &more), SR_OK);
+    cr_assert_eq(more, 0);
+    cr_assert_eq(sr_rec_next_file(&r, &f), 0);
+    sr_rec_close(&r);
+    close_engine(e);
+}
+
+Test(records, masters_round_trip_every_field)
+{
+    sr_engine *e = open_engine();
+    static const sr_vtype types[] = {SR_VT_NUMBER, SR_VT_STRING};
+    cr_assert_eq(et_setup_masters(e, "op1", 3, types, 2), 0);
+    /* one point with every field, written as the set-up sheet writes it */
+    Suiro__V1__MasterPut mp = SUIRO__V1__MASTER_PUT__INIT;
+    mp.kind = SUIRO__V1__MASTER_KIND__MK_DATA_POINT;
+    mp.id = "PX";
+    mp.parent_id = "D-GW1";
+    mp.name = "Pressure";
+    mp.type = SUIRO__V1__VALUE_TYPE__VT_INTEGER;
+    mp.unit = "kPa";
+    mp.has_min = 1;
+    mp.min = -5;
+    mp.has_max = 1;
+    mp.max = 900.5;
+    mp.point_kind = SUIRO__V1__POINT_KIND__PK_BOTH;
+    mp.location = "basement";
+    Suiro__V1__Event ev = SUIRO__V1__EVENT__INIT;
+    ev.body_case = SUIRO__V1__EVENT__BODY_MASTER_PUT;
+    ev.master_put = &mp;
+    sr_buf b;
+    sr_buf_init(&b);
+    submit1(e, sr_ev_pack(&ev, "op1", "admin", SUIRO__V1__ACTOR_KIND__ACTOR_USER, NULL, &b), &b);
+
+    sr_rec r = SR_REC_INIT;
+    sr_master m;
+    cr_assert_eq(sr_read_master(e, "op1", SR_MK_DATA_POINT, "PX", &r, &m), SR_OK);
+    cr_assert_eq(m.kind, SR_MK_DATA_POINT);
+    cr_assert_str_eq(m.id, "PX");
+    cr_assert_str_eq(m.parent_id, "D-GW1");
+    cr_assert_str_eq(m.name, "Pressure");
+    cr_assert_str_eq(m.gateway_id, "");
+    cr_assert_eq(m.type, SR_VT_INTEGER);
+    cr_assert_str_eq(m.unit, "kPa");
+    cr_assert(m.has_min && m.has_max);
+    cr_assert_float_eq(m.min, -5, 0);
+    cr_assert_float_eq(m.max, 900.5, 0);
+    cr_assert_eq(m.point_kind, 3);
+    cr_assert_str_eq(m.location, "basement");
+    uint32_t pt;
+    sr_vtype vt;
+    cr_assert_eq(sr_engine_point(e, "op1", "PX", &pt, &vt), SR_OK);
+    cr_assert_eq(m.point, pt); /* the writer's number */
+    cr_assert_neq(pt, 0);
+
+    /* devices carry their gateway */
+    cr_assert_eq(sr_read_master(e, "op1", SR_MK_DEVICE, "D-GW2", &r, &m), SR_OK);
+    cr_assert_str_eq(m.gateway_id, "GW2");
+
+    /* the list: 3 + 1 points, id order */
+    cr_assert_eq(sr_list_masters(e, "op1", SR_MK_DATA_POINT, &r), SR_OK);
+    cr_assert_eq(sr_rec_count(&r), 4);
+    const char *want[] = {"P000", "P001", "P002", "PX"};
+    for (int i = 0; i < 4; i++) {
+        cr_assert_eq(sr_rec_next_master(&r, &m), 1);
+        cr_assert_str_eq(m.id, want[i]);
+    }
+    cr_assert_eq(sr_rec_next_master(&r, &m), 0);
+    sr_rec_close(&r);
+    close_engine(e);
+}
+
+static int count_file(void *ctx, const char *op, const sr_file_meta *f)
+{
+    cr_assert_str_eq(op, "op1");
+    cr_assert_eq(f->sha256.len, 32);
+    cr_assert_eq(f->size, 12345);
+    ++*(int *)ctx;
+    return 0;
+}
+
+static int stop_file(void *ctx, const char *op, const sr_file_meta *f)
+{
+    (void)op;
+    (void)f;
+    ++*(int *)ctx;
+    return 77;
+}
+
+Test(records, files_round_trip_every_field)
+{
+    sr_engine *e = open_engine();
+    uint8_t sha[32];
+    for (int i = 0; i < 32; i++) sha[i] = (uint8_t)(i * 7);
+    const char *shared[] = {"APP2", "APP3"};
+    sr_file_meta in = {.path = "reports/a.csv",
+                       .sha256 = {sha, 32},
+                       .size = 12345,
+                       .content_type = "text/csv",
+                       .owner = "APP1",
+                       .shared_with = shared,
+                       .n_shared_with = 2,
+                       .updated_ms = 1767225600123};
+    sr_buf b;
+    sr_buf_init(&b);
+    submit1(e, sr_cmd_file_put(&ENV, &in, &b), &b);
+    sr_file_meta in2 = in;
+    in2.path = "reports/b.csv";
+    in2.n_shared_with = 0;
+    in2.shared_with = NULL;
+    sr_buf_init(&b);
+    submit1(e, sr_cmd_file_put(&ENV, &in2, &b), &b);
+
+    sr_rec r = SR_REC_INIT;
+    sr_file_meta g;
+    cr_assert_eq(sr_read_file(e, "op1", "reports/a.csv", &r, &g), SR_OK);
+    cr_assert_str_eq(g.path, in.path);
+    cr_assert_eq(g.sha256.len, 32);
+    cr_assert_eq(memcmp(g.sha256.data, sha, 32), 0);
+    cr_assert_eq(g.size, 12345);
+    cr_assert_str_eq(g.content_type, "text/csv");
+    cr_assert_str_eq(g.owner, "APP1");
+    cr_assert_eq(g.n_shared_with, 2);
+    cr_assert_str_eq(g.shared_with[0], "APP2");
+    cr_assert_str_eq(g.shared_with[1], "APP3");
+    cr_assert_eq(g.updated_ms, 1767225600123);
+
+    int more = 0;
+    cr_assert_eq(sr_list_files(e, "op1", "reports/", 1, &r, &more), SR_OK);
+    cr_assert_eq(more, 1); /* the limit cut it */
+    cr_assert_eq(sr_rec_next_file(&r, &g), 1);
+    cr_assert_str_eq(g.path, "reports/a.csv");
+    cr_assert_eq(sr_rec_next_file(&r, &g), 0);
+    cr_assert_eq(sr_list_files(e, "op1", "reports/", 0, &r, &more), SR_OK);
+    cr_assert_eq(more, 0);
+    cr_assert_eq(sr_rec_count(&r), 2);
+
+    /* every file of every operator, one snapshot; a non-zero return stops it */
+    cr_assert_eq(sr_each_file(e, count_file, &more), SR_OK);
+    cr_assert_eq(more, 2);
+    more = 0;
+    cr_assert_eq(sr_each_file(e, stop_file, &more), 77);
+    cr_assert_eq(more, 1);
+
+    /* delete through the builder */
+    sr_buf_init(&b);
+    submit1(e, sr_cmd_file_delete(&ENV, "reports/a.csv", &b), &b);
+    cr_assert_eq(sr_read_file(e, "op1", "reports/a.csv", &r, &g), SR_ENOTFOUND);
+    sr_rec_close(&r);
+    close_engine(e);
+}
+
+Test(records, monitor_round_trips_every_field)
+{
+    sr_engine *e = open_engine();
+    const char *ids[] = {"P001", "P002", "P003"}, *gws[] = {"GW1", "GW2"}, *acked[] = {"GW2"};
+    sr_monitor_rec in = {.monitor_id = "M1",
+                         .state = SR_MS_STOPPING,
+                         .app_id = "APP1",
+                         .data_ids = ids,
+                         .n_data_ids = 3,
+                         .interval_ms = 60000,
+                         .gateway_ids = gws,
+                         .n_gateway_ids = 2,
+                         .acked = acked,
+                         .n_acked = 1,
+                         .start_ms = 1000,
+                         .end_ms = 2000,
+                         .created_ms = 500};
+    sr_buf b;
+    sr_buf_init(&b);
+    submit1(e, sr_cmd_monitor(&ENV, &in, &b), &b);
+
+    sr_rec r = SR_REC_INIT;
+    sr_monitor_rec g;
+    cr_assert_eq(sr_read_monitor(e, "op1", "M1", &r, &g), SR_OK);
+    cr_assert_str_eq(g.monitor_id, "M1");
+    cr_assert_eq(g.state, SR_MS_STOPPING);
+    cr_assert_str_eq(g.app_id, "APP1");
+    cr_assert_eq(g.n_data_ids, 3);
+    for (int i = 0; i < 3; i++) cr_assert_str_eq(g.data_ids[i], ids[i]);
+    cr_assert_eq(g.interval_ms, 60000);
+    cr_assert_eq(g.n_gateway_ids, 2);
+    cr_assert_str_eq(g.gateway_ids[0], "GW1");
+    cr_assert_str_eq(g.gateway_ids[1], "GW2");
+    cr_assert_eq(g.n_acked, 1);
+    cr_assert_str_eq(g.acked[0], "GW2");
+    cr_assert_eq(g.start_ms, 1000);
+    cr_assert_eq(g.end_ms, 2000);
+    cr_assert_eq(g.created_ms, 500);
+
+    cr_assert_eq(sr_list_monitors(e, "op1", &r), SR_OK);
+    cr_assert_eq(sr_rec_next_monitor(&r, &g), 1);
+    cr_assert_str_eq(g.monitor_id, "M1");
+    cr_assert_eq(sr_rec_next_monitor(&r, &g), 0);
+    sr_rec_close(&r);
+    close_engine(e);
+}
+
+Test(records, request_and_transition_round_trip_every_field)
+{
+    sr_engine *e = open_engine();
+    const char *ids[] = {"P001", "P002"};
+    sr_control_value ctl = {.data_id = "P001", .type = SR_VT_STRING, .s = "open"};
+    static const char prot[] = "{\"signAlg\":\"ES256\"}";
+    sr_request_rec in = {.request_id = "Q1",
+                         .kind = SR_RK_CONTROL,
+                         .app_id = "APP1",
+                         .gateway_id = "GW1",
+                         .data_ids = ids,
+                         .n_data_ids = 2,
+                         .interval_ms = 7,
+                         .timeout_ms = 10000,
+                         .monitor_id = "M9",
+                         .control = &ctl,
+                         .n_control = 1,
+                         .protection = {prot, sizeof prot - 1},
+                         .deadline_ms = 99999,
+                         .start_ms = 11,
+                         .end_ms = 22};
+    sr_buf b;
+    sr_buf_init(&b);
+    submit1(e, sr_cmd_request_created(&ENV, &in, &b), &b);
+
+    sr_rec r = SR_REC_INIT;
+    sr_request_rec g;
+    sr_request_transition st;
+    int has = 1;
+    /* created, no transition yet */
+    cr_assert_eq(sr_read_request(e, "op1", "Q1", "GW1", &r, &g, &st, &has), SR_OK);
+    cr_assert_eq(has, 0);
+    cr_assert_str_eq(g.request_id, "Q1");
+    cr_assert_eq(g.kind, SR_RK_CONTROL);
+    cr_assert_str_eq(g.app_id, "APP1");
+    cr_assert_str_eq(g.gateway_id, "GW1");
+    cr_assert_eq(g.n_data_ids, 2);
+    cr_assert_str_eq(g.data_ids[1], "P002");
+    cr_assert_eq(g.interval_ms, 7);
+    cr_assert_eq(g.timeout_ms, 10000);
+    cr_assert_str_eq(g.monitor_id, "M9");
+    cr_assert_eq(g.n_control, 1);
+    cr_assert_str_eq(g.control[0].data_id, "P001");
+    cr_assert_eq(g.control[0].type, SR_VT_STRING);
+    cr_assert_str_eq(g.control[0].s, "open");
+    cr_assert_eq(g.protection.len, sizeof prot - 1);
+    cr_assert_eq(memcmp(g.protection.data, prot, sizeof prot - 1), 0);
+    cr_assert_eq(g.deadline_ms, 99999);
+    cr_assert_eq(g.start_ms, 11);
+    cr_assert_eq(g.end_ms, 22);
+    /* the app-level request is another record */
+    cr_assert_eq(sr_read_request(e, "op1", "Q1", "", &r, &g, &st, &has), SR_ENOTFOUND);
+
+    sr_control_value applied = {.data_id = "P001", .type = SR_VT_NUMBER, .f = 2.5};
+    sr_control_value vals[] = {
+        {.data_id = "P001", .type = SR_VT_INTEGER, .i = -42, .timestamp_ms = 123, .quality = 2},
+        {.data_id = "P002", .type = SR_VT_BOOL, .b = 1, .timestamp_ms = 456, .quality = 0}};
+    sr_request_transition tin = {.request_id = "Q1",
+                                 .state = SR_RS_FAILED,
+                                 .error_code = "E4004",
+                                 .message = "interlock",
+                                 .applied = &applied,
+                                 .n_applied = 1,
+                                 .gateway_id = "GW1",
+                                 .values = vals,
+                                 .n_values = 2};
+    sr_buf_init(&b);
+    submit1(e, sr_cmd_request_transition(&ENV, &tin, &b), &b);
+    cr_assert_eq(sr_read_request(e, "op1", "Q1", "GW1", &r, &g, &st, &has), SR_OK);
+    cr_assert_eq(has, 1);
+    cr_assert_str_eq(st.request_id, "Q1");
+    cr_assert_eq(st.state, SR_RS_FAILED);
+    cr_assert_str_eq(st.error_code, "E4004");
+    cr_assert_str_eq(st.message, "interlock");
+    cr_assert_str_eq(st.gateway_id, "GW1");
+    cr_assert_eq(st.n_applied, 1);
+    cr_assert_eq(st.applied[0].type, SR_VT_NUMBER);
+    cr_assert_float_eq(st.applied[0].f, 2.5, 0);
+    cr_assert_eq(st.n_values, 2);
+    cr_assert_eq(st.values[0].i, -42);
+    cr_assert_eq(st.values[0].timestamp_ms, 123);
+    cr_assert_eq(st.values[0].quality, 2);
+    cr_assert_eq(st.values[1].type, SR_VT_BOOL);
+    cr_assert_eq(st.values[1].b, 1);
+    cr_assert_eq(st.values[1].timestamp_ms, 456);
+    sr_rec_close(&r);
+    close_engine(e);
+}
+
+/* Results stay valid until the holder is closed, whatever the holder reads
+ * meanwhile (under ASan a freed result is a use-after-free). */
+Test(records, results_live_until_close)
+{
+    sr_engine *e = open_engine();
+    for (int i = 0; i < 20; i++) {
+        char id[16], pat[16];
+        snprintf(id, sizeof id, "G%02d", i);
+        snprintf(pat, sizeof pat, "P%02d*", i);
+        sr_reg_entry in = {.kind = SR_RG_GRANT, .id = id, .app_id = "APP1", .pattern = pat, .access = "read"};
+        sr_buf b;
+        sr_buf_init(&b);
+        submit1(e, sr_cmd_registry_put(&ENV, &in, &b), &b);
+    }
+    sr_rec r = SR_REC_INIT;
+    cr_assert_eq(sr_list_registry(e, "op1", SR_RG_GRANT, &r), SR_OK);
+    cr_assert_eq(sr_rec_count(&r), 20);
+    sr_reg_entry got[20];
+    for (int i = 0; i < 20; i++) cr_assert_eq(sr_rec_next_registry(&r, &got[i]), 1);
+    cr_assert_eq(sr_rec_next_registry(&r, &got[0]) /* end: got[0] untouched */, 0);
+    /* more reads through the same holder: a list and a single read */
+    cr_assert_eq(sr_list_registry(e, "op1", SR_RG_GRANT, &r), SR_OK);
+    sr_reg_entry one;
+    cr_assert_eq(sr_rec_next_registry(&r, &one), 1);
+    cr_assert_eq(sr_read_registry(e, "op1", SR_RG_GRANT, "G07", &r, &one), SR_OK);
+    for (int i = 0; i < 20; i++) {
+        char pat[16];
+        snprintf(pat, sizeof pat, "P%02d*", i);
+        cr_assert_str_eq(got[i].pattern, pat);
+        cr_assert_str_eq(got[i].app_id, "APP1");
+    }
+    cr_assert_str_eq(one.id, "G07");
+    sr_rec_close(&r);
+    close_engine(e);
+}
+
+/* The one walker: a record that does not decode is SR_ECORRUPT and skipped,
+ * a length past the end is SR_ECORRUPT and ends the list. */
+static void frame(sr_buf *b, const void *p, uint32_t len)
+{
+    uint8_t l[4];
+    sr_put_le32(l, len);
+    cr_assert_eq(sr_buf_append(b, l, 4), SR_OK);
+    cr_assert_eq(sr_buf_append(b, p, len), SR_OK);
+}
+
+Test(records, damaged_records_are_errors_not_crashes)
+{
+    sr_rec r = SR_REC_INIT;
+    static const uint8_t junk[] = {0xff, 0xff, 0xff, 0xff, 0x0f}; /* a field 0 varint: invalid */
+    /* a RegistryPut as the engine stores it: field 1 kind, 2 id, 3 name */
+    static const uint8_t rp[] = {0x08, 0x03, 0x12, 0x04, 'A', 'P', 'P', '1', 0x1a, 0x02, 'o', 'k'};
+    frame(&r.raw, junk, sizeof junk);
+    frame(&r.raw, rp, sizeof rp);
+    uint8_t l[4];
+    sr_put_le32(l, 1000); /* past the end */
+    cr_assert_eq(sr_buf_append(&r.raw, l, 4), SR_OK);
+    cr_assert_eq(sr_buf_append(&r.raw, rp, 3), SR_OK);
+    sr_reg_entry g;
+    cr_assert_eq(sr_rec_next_registry(&r, &g), SR_ECORRUPT);
+    cr_assert_eq(sr_rec_next_registry(&r, &g), 1);
+    cr_assert_eq(g.kind, SR_RG_APP);
+    cr_assert_str_eq(g.id, "APP1");
+    cr_assert_str_eq(g.name, "ok");
+    cr_assert_eq(sr_rec_next_registry(&r, &g), SR_ECORRUPT);
+    cr_assert_eq(sr_rec_next_registry(&r, &g), 0);
+    /* a truncated length prefix */
+    sr_rec_close(&r);
+    cr_assert_eq(sr_buf_append(&r.raw, l, 2), SR_OK);
+    cr_assert_eq(sr_rec_next_registry(&r, &g), SR_ECORRUPT);
+    cr_assert_eq(sr_rec_next_registry(&r, &g), 0);
+    sr_file_meta f;
+    sr_rec_close(&r);
+    frame(&r.raw, junk, sizeof junk);
+    cr_assert_eq(sr_rec_next_file(&r, &f), SR_ECORRUPT);
+    sr_monitor_rec m;
+    sr_rec_close(&r);
+    frame(&r.raw, junk, sizeof junk);
+    cr_assert_eq(sr_rec_next_monitor(&r, &m), SR_ECORRUPT);
+    sr_rec_close(&r);
+}
+
+Test(records, documents_round_trip_and_damaged_framing)
+{
+    sr_engine *e = open_engine();
+    sr_cmd_env app = {"op1", "APP1", SR_ACTOR_APP, NULL, NULL};
+    const char *json[] = {"{\"a\":1}", "{\"a\":2,\"b\":\"x\"}"};
+    for (int i = 0; i < 2; i++) {
+        sr_buf b;
+        sr_buf_init(&b);
+        submit1(e, sr_cmd_doc_put(&app, "reports", i ? "d2" : "d1", 0, json[i], strlen(json[i]), &b), &b);
+    }
+    sr_buf b;
+    sr_buf_init(&b);
+    submit1(e, sr_cmd_doc_put(&app, "reports", "d1", 1, json[0], strlen(json[0]), &b), &b); /* revision 2 */
+    sr_rec r = SR_REC_INIT;
+    sr_doc_bounds bd = {0, 0, 0};
+    int more = 1;
+    char next[260];
+    cr_assert_eq(sr_list_docs(e, "op1", "reports", NULL, NULL, &bd, NULL, &r, &more, next), SR_OK);
+    cr_assert_eq(more, 0);
+    sr_doc d;
+    cr_assert_eq(sr_rec_next_doc(&r, &d), 1);
+    cr_assert_str_eq(d.id, "d1");
+    cr_assert_eq(d.revision, 2);
+    cr_assert_eq(d.json.len, strlen(json[0]));
+    cr_assert_eq(memcmp(d.json.data, json[0], d.json.len), 0);
+    cr_assert_eq(sr_rec_next_doc(&r, &d), 1);
+    cr_assert_str_eq(d.id, "d2");
+    cr_assert_eq(d.revision, 1);
+    cr_assert_eq(memcmp(d.json.data, json[1], d.json.len), 0);
+    cr_assert_eq(sr_rec_next_doc(&r, &d), 0);
+    /* filtered */
+    cr_assert_eq(sr_list_docs(e, "op1", "reports", "b", "\"x\"", &bd, NULL, &r, &more, next), SR_OK);
+    cr_assert_eq(sr_rec_next_doc(&r, &d), 1);
+    cr_assert_str_eq(d.id, "d2");
+    cr_assert_eq(sr_rec_next_doc(&r, &d), 0);
+    sr_rec_close(&r);
+    /* damaged: a json length past the end, an id without its NUL */
+    uint8_t rec[] = {'d', 0, 1, 0, 0, 0, 0, 0, 0, 0, 200, 0, 0, 0, '{', '}'};
+    cr_assert_eq(sr_buf_append(&r.raw, rec, sizeof rec), SR_OK);
+    cr_assert_eq(sr_rec_next_doc(&r, &d), SR_ECORRUPT);
+    cr_assert_eq(sr_rec_next_doc(&r, &d), 0);
+    sr_rec_close(&r);
+    cr_assert_eq(sr_buf_append(&r.raw, "abc", 3), SR_OK);
+    cr_assert_eq(sr_rec_next_doc(&r, &d), SR_ECORRUPT);
+    sr_rec_close(&r);
+    close_engine(e);
+}
