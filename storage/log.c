@@ -776,9 +776,9 @@ static int roll(sr_log *lg)
     memcpy(lg->durable_tip, lg->tip, SR_HASH_LEN);
     rc = segs_push(lg, ns);
     if (rc) seg_unref_locked(ns);
+    else lg->active = ns; /* with the list, under the lock: (7) the active segment is the last */
     pthread_mutex_unlock(&lg->mu);
     if (rc) return rc;
-    lg->active = ns;
     lg->write_off = lg->synced_off = SR_SEG_HDR_LEN;
     return SR_OK;
 }
