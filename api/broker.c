@@ -34,6 +34,19 @@
  *      the system; a reconnecting gateway gets no START for it; and values
  *      of it timestamped after endAt are refused (E1001), nothing stored or
  *      pushed. An endAt already past is refused at creation (E1001).
+ *  (9) The tables agree with their counts (sr_broker_check): the live table
+ *      is a proper doubly linked list of nlive requests; each operator's
+ *      count (oplives) is the number of its live requests counted in it,
+ *      and these counts add up to the counted live requests; a live request
+ *      is referenced (refs >= 1) and its parts point back to it; nopen is
+ *      the number of its parts still CREATED/DISPATCHED, inflight the number
+ *      of its busy parts (2); a created request with no open part and no
+ *      answer in flight is finished (3); a monitor's state is a known one and
+ *      it has its gateway arrays; a fetch waiter belongs to its gateway.
+ *      SR_INVARIANT runs the whole check at every change of the live table
+ *      (live_add, a request leaving it), and the one request's part at each
+ *      of its own transitions (req_check: answer, deadline, handed out,
+ *      created), never per gateway message over the whole table.
  */
 #include "api/broker.h"
 
@@ -605,6 +618,8 @@ static int dump_to(json_t *o, sr_buf *out)
     return rc;
 }
 
+static const char *req_check(const areq *r); /* (9) */
+
 /* A part was handed out: first time -> DISPATCHED event. */
 static void part_handed(sr_broker *b, part *p)
 {
@@ -613,6 +628,7 @@ static void part_handed(sr_broker *b, part *p)
     if (p->state != SR_RS_CREATED) return;
     p->state = SR_RS_DISPATCHED;
     if (p->r->state == SR_RS_CREATED) p->r->state = SR_RS_DISPATCHED;
+    SR_INVARIANT(req_check(p->r));
     sr_request_transition rt = {.request_id = p->r->id, .gateway_id = p->gw, .state = SR_RS_DISPATCHED};
     evlist l = {0};
     sr_buf_init(&l.b);
@@ -689,6 +705,76 @@ static void gw_deliver_op(sr_broker *b, const char *op, const char *gw)
 /* ------------------------------------------------------------------------ */
 /* Requests                                                                   */
 
+/* (9) One request's own consistency: O(parts). */
+static const char *req_check(const areq *r)
+{
+    if (r->refs < 1) return "(9) a live request is not referenced";
+    if (r->nopen > r->nparts) return "(9) a request has more open parts than parts";
+    size_t open = 0, busy = 0;
+    for (size_t i = 0; i < r->nparts; i++) {
+        const part *p = &r->parts[i];
+        if (p->r != r) return "(9) a part does not point to its request";
+        open += p->state == SR_RS_CREATED || p->state == SR_RS_DISPATCHED;
+        busy += p->busy != 0;
+    }
+    if (open != r->nopen) return "(3) nopen does not count the request's open parts";
+    if (r->inflight < 0 || (size_t)r->inflight != busy) return "(2) inflight does not count the busy parts";
+    if (r->created && r->nparts && !r->finished && !r->nopen && !r->inflight)
+        return "(3) a request with no open part and nothing in flight is not finished";
+    return NULL;
+}
+
+const char *sr_broker_check(const sr_broker *b)
+{
+    if (!b) return "NULL broker";
+    size_t n = 0, counted = 0;
+    for (const areq *r = b->live; r; r = r->next) {
+        if (r->b != b) return "(9) a live request of another broker";
+        if ((r->prev ? r->prev->next : b->live) != r) return "(9) the live table's links do not agree";
+        if (++n > b->nlive) break;
+        counted += r->counted != 0;
+        const char *why = req_check(r);
+        if (why) return why;
+    }
+    if (n != b->nlive) return "(9) nlive is not the number of live requests";
+    size_t sum = 0;
+    for (const oplive *o = b->oplives; o; o = o->next) {
+        size_t mine = 0;
+        for (const areq *r = b->live; r; r = r->next) mine += r->counted && !strcmp(r->op, o->op);
+        if (mine != o->n) return "(9) an operator's count is not the number of its live requests";
+        sum += o->n;
+    }
+    if (sum != counted) return "(9) the operators' counts do not add up to the counted live requests";
+    for (const mon *m = b->mons; m; m = m->next) {
+        if ((unsigned)m->state > SR_MS_STOPPED)
+            return "(4) a monitor in an unknown state";
+        if (!m->gws || !m->acked) return "(4) a monitor without its gateway arrays";
+    }
+    for (const gwent *g = b->gws; g; g = g->next)
+        for (const fwait *w = g->waiters; w; w = w->next)
+            if (w->g != g || w->b != b) return "(9) a fetch waiter is not its gateway's";
+    return NULL;
+}
+
+void sr_broker_test_break(sr_broker *b, int what)
+{
+    int d = what < 0 ? -1 : 1;
+    areq *r = b->live;
+    switch (what < 0 ? -what : what) {
+    case SR_BROKER_BREAK_NLIVE: b->nlive = (size_t)((ptrdiff_t)b->nlive + d); break;
+    case SR_BROKER_BREAK_OPCOUNT:
+        if (b->oplives) b->oplives->n = (size_t)((ptrdiff_t)b->oplives->n + d);
+        break;
+    case SR_BROKER_BREAK_NOPEN:
+        if (r && r->nparts) r->nopen = (size_t)((ptrdiff_t)r->nopen - d);
+        break;
+    case SR_BROKER_BREAK_INFLIGHT:
+        if (r) r->inflight += d;
+        break;
+    default: break;
+    }
+}
+
 /* the count of op's open requests (created with create) */
 static oplive *op_live(sr_broker *b, const char *op, int create)
 {
@@ -713,6 +799,7 @@ static void live_add(sr_broker *b, areq *r)
     oplive *o = op_live(b, r->op, 1);
     if (o) o->n++;
     r->counted = o != NULL;
+    SR_INVARIANT(sr_broker_check(b));
 }
 
 /* NULL if op may open n more requests, else why not (E9002): neither the
@@ -765,6 +852,7 @@ static void areq_unref(areq *r)
     if (o && o->n) o->n--;
     if (r->timer_init) uv_close((uv_handle_t *)&r->timer, on_timer_closed);
     else areq_free(r);
+    SR_INVARIANT(sr_broker_check(b));
 }
 
 static void request_answer_app(areq *r)
@@ -1095,6 +1183,7 @@ static void created_done(job *j)
         uv_timer_start(&r->timer, on_deadline, left > 0 ? (uint64_t)left : 0, 0);
     }
     for (size_t k = 0; k < r->nparts; k++) gw_deliver_op(b, r->op, r->parts[k].gw);
+    SR_INVARIANT(req_check(r));
 }
 
 /* ------------------------------------------------------------------------ */
@@ -1771,6 +1860,7 @@ static void answer_done(job *j)
     json_decref(j->p_values);
     json_decref(j->p_applied);
     request_maybe_finish(r);
+    SR_INVARIANT(req_check(r)); /* r is alive: the job's reference */
     areq_unref(r);
 }
 

@@ -31,6 +31,20 @@ void sr_broker_flush(sr_broker *b);
  * walks the loop), then free after the loop ran. */
 void sr_broker_dispose(sr_broker *b);
 void sr_broker_free(sr_broker *b);
+/* Invariant check (broker.c INVARIANTS 9; codecs/base/sr_alloc.h
+ * SR_INVARIANT): NULL when the live table, the per-operator counts, each
+ * live request's part counts, the monitors and the fetch waiters agree,
+ * else a static string naming what does not. O(live requests x operators). */
+const char *sr_broker_check(const sr_broker *b);
+/* Tests only: break one invariant (what, below) to show that the check
+ * names it; -what undoes it. */
+enum {
+    SR_BROKER_BREAK_NLIVE = 1, /* nlive off by one */
+    SR_BROKER_BREAK_OPCOUNT,   /* an operator's live count off by one */
+    SR_BROKER_BREAK_NOPEN,     /* the first live request's nopen off by one */
+    SR_BROKER_BREAK_INFLIGHT,  /* the first live request's inflight off by one */
+};
+void sr_broker_test_break(sr_broker *b, int what);
 /* Push to apps (R-AP-17, api/push.h): once durable, monitor values and the
  * outcomes of async requests are queued on p for the app's push URL. NULL
  * (the default) stops pushing; set NULL before p is disposed. */

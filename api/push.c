@@ -24,6 +24,18 @@
  *  (4) Each libcurl socket has exactly one uv_poll handle (the psock that
  *      curl_multi_assign ties to it), closed when curl says CURL_POLL_REMOVE
  *      or at dispose.
+ *  (5) An app's queue is a proper list of n messages (head NULL iff tail
+ *      NULL iff n == 0; tail is the last one); only its head has ever been
+ *      attempted, and a message that was attempted has its signature (2);
+ *      a transfer's headers live exactly as long as it (hdrs iff easy);
+ *      sending and waiting exclude each other, and a queue with messages is
+ *      always one of them until dispose (no stalled queue); the back-off
+ *      stays <= max_backoff_ms. After dispose nothing is queued, sent or
+ *      waited for.
+ * sr_push_check (push.h) returns NULL or names the broken one; SR_INVARIANT
+ * runs app_check at each app transition (queued, attempt started, attempt
+ * done, retry), the socket list's check when a socket comes or goes, and
+ * the whole check at the end of dispose.
  *
  * libcurl runs in its multi-socket mode on our loop: curl tells which
  * sockets to watch (on_curl_socket -> uv_poll) and when to call it back
@@ -282,6 +294,34 @@ static void app_trim(sr_push *p, papp *a)
     }
 }
 
+/* (1)-(3), (5): one app's queue and transfer state; O(its queue). */
+static const char *app_check(const papp *a)
+{
+    const sr_push *p = a->p;
+    if (!a->head != !a->tail || !a->head != !a->n) return "(5) head, tail and n disagree about an empty queue";
+    size_t n = 0;
+    const pmsg *last = NULL;
+    for (const pmsg *m = a->head; m; m = m->next) {
+        if (++n > a->n) return "(5) n is not the queue's length";
+        if (!m->url || !m->body || !m->id[0]) return "(2) a queued message without its url, body or delivery id";
+        if (m != a->head && m->attempts) return "(1) a message behind the head was attempted";
+        if (m->attempts && !m->sig[0]) return "(2) an attempted message without its signature";
+        last = m;
+    }
+    if (n != a->n) return "(5) n is not the queue's length";
+    if (last != a->tail) return "(5) tail is not the queue's last message";
+    if (!a->easy != !a->hdrs) return "(5) a transfer without its headers (or the reverse)";
+    if (a->easy && a->waiting) return "(5) an app both sending and waiting";
+    if (a->easy && !a->head) return "(1) a transfer with no message at the head";
+    if (a->n > p->o.max_queue) return "(3) a queue over max_queue";
+    if (a->backoff_ms > p->o.max_backoff_ms) return "(5) a back-off over max_backoff_ms";
+    if (p->closed) {
+        if (a->easy || a->waiting || a->n) return "(5) an app still busy after dispose";
+    } else if (a->head && !a->easy && !a->waiting)
+        return "(5) a queue with messages neither sending nor waiting (stalled)";
+    return NULL;
+}
+
 /* ------------------------------------------------------------------------ */
 /* Transfers                                                                  */
 
@@ -341,6 +381,7 @@ static void app_kick(papp *a)
     m->attempts++;
     sr_slog(SR_LOG_DEBUG, "push attempt", "op=%s app=%s delivery=%s attempt=%u queued=%zu", a->op, a->app, m->id,
             m->attempts, a->n);
+    SR_INVARIANT(app_check(a));
     return;
 fail_list:
     curl_slist_free_all(l);
@@ -354,6 +395,7 @@ static void on_retry(uv_timer_t *t)
     papp *a = t->data;
     a->waiting = 0;
     app_kick(a);
+    SR_INVARIANT(app_check(a));
 }
 
 /* The head's attempt ended: sending -> idle (ok) or -> waiting. */
@@ -375,6 +417,7 @@ static void attempt_done(papp *a, int ok, const char *why)
         a->backoff_ms = 0;
         msg_free(m);
         app_kick(a);
+        SR_INVARIANT(app_check(a));
         return;
     }
     a->retried++;
@@ -394,6 +437,7 @@ static void attempt_done(papp *a, int ok, const char *why)
     uv_timer_start(&a->retry, on_retry, wait, 0);
     /* the head is no longer in flight: the bound may drop it now */
     app_trim(p, a);
+    SR_INVARIANT(app_check(a));
 }
 
 static void check_done(sr_push *p)
@@ -429,6 +473,15 @@ static void check_done(sr_push *p)
 
 static void on_psock_closed(uv_handle_t *h) { free(h->data); }
 
+/* (4): the socket list (not the apps: curl calls back from inside their
+ * transitions, e.g. while a transfer is removed). */
+static const char *socks_check(const sr_push *p)
+{
+    for (const psock *s = p->socks; s; s = s->next)
+        if (s->p != p || (s->prev ? s->prev->next : p->socks) != s) return "(4) the socket list's links do not agree";
+    return NULL;
+}
+
 static void psock_close(psock *s)
 {
     sr_push *p = s->p;
@@ -460,6 +513,7 @@ static int on_curl_socket(CURL *e, curl_socket_t fd, int what, void *userp, void
         if (s) {
             curl_multi_assign(p->multi, fd, NULL);
             psock_close(s);
+            SR_INVARIANT(socks_check(p));
         }
         return 0;
     }
@@ -477,6 +531,7 @@ static int on_curl_socket(CURL *e, curl_socket_t fd, int what, void *userp, void
         if (p->socks) p->socks->prev = s;
         p->socks = s;
         curl_multi_assign(p->multi, fd, s); /* (4) */
+        SR_INVARIANT(socks_check(p));
     }
     int ev = 0;
     if (what & CURL_POLL_IN) ev |= UV_READABLE;
@@ -605,6 +660,7 @@ int sr_push_enqueue(sr_push *p, const char *op, const char *app, const char *pat
     m = NULL;
     app_trim(p, a);
     app_kick(a);
+    SR_INVARIANT(app_check(a));
 done:
     msg_free(m);
     sr_rec_close(&reg);
@@ -656,6 +712,35 @@ void sr_push_dispose(sr_push *p)
     while (p->socks) psock_close(p->socks); /* whatever curl did not say goodbye to (4) */
     uv_timer_stop(&p->timer);
     uv_close((uv_handle_t *)&p->timer, NULL);
+    SR_INVARIANT(sr_push_check(p));
+}
+
+const char *sr_push_check(const sr_push *p)
+{
+    if (!p) return "NULL push";
+    const char *why = socks_check(p);
+    if (why) return why;
+    if (p->closed && p->socks) return "(4) a socket left after dispose";
+    for (const papp *a = p->apps; a; a = a->next) {
+        if (a->p != p) return "(5) an app of another push";
+        if ((why = app_check(a))) return why;
+    }
+    return NULL;
+}
+
+void sr_push_test_break(sr_push *p, int what)
+{
+    papp *a = p->apps;
+    int undo = what < 0;
+    if (!a) return;
+    switch (undo ? -what : what) {
+    case SR_PUSH_BREAK_COUNT: a->n = undo ? a->n - 1 : a->n + 1; break;
+    case SR_PUSH_BREAK_ATTEMPTED:
+        if (a->head && a->head->next) a->head->next->attempts = undo ? 0 : 1;
+        break;
+    case SR_PUSH_BREAK_STALL: a->waiting = undo; break;
+    default: break;
+    }
 }
 
 void sr_push_free(sr_push *p)

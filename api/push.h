@@ -73,4 +73,17 @@ SR_MUST_CHECK int sr_push_stats(sr_push *p, const char *op, const char *app, sr_
 void sr_push_dispose(sr_push *p);
 void sr_push_free(sr_push *p);
 
+/* Invariant check (push.c INVARIANTS; codecs/base/sr_alloc.h SR_INVARIANT):
+ * NULL when every app's queue and transfer state and the socket list agree,
+ * else a static string naming what does not. O(queued messages). */
+const char *sr_push_check(const sr_push *p);
+/* Tests only: break one invariant of the most recently created app (what,
+ * below) to show that the check names it; -what undoes it. */
+enum {
+    SR_PUSH_BREAK_COUNT = 1,  /* n off by one */
+    SR_PUSH_BREAK_ATTEMPTED,  /* the message behind the head marked attempted */
+    SR_PUSH_BREAK_STALL,      /* a waiting app no longer waiting (undo: waiting again) */
+};
+void sr_push_test_break(sr_push *p, int what);
+
 #endif

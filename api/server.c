@@ -45,6 +45,23 @@
  *      packet stays in rbuf, nothing more of the connection is read or
  *      processed meanwhile (order of PUBACKs kept), and once checked the
  *      same packet is handled again with the worker's result (c->chk).
+ *  (8) The state machine and its accounting agree (sr_mqtt_conn_check, over
+ *      the sr_mqtt_conn_state that conn_check takes from a connection):
+ *      before the login passed (AWAIT_CONNECT, AUTH) nothing is subscribed,
+ *      in flight, held or waiting for a PUBACK, and in AUTH the socket is
+ *      not read (6); an ACTIVE connection has a protocol version and the
+ *      topic root of its login, and every subscription is under that root
+ *      (4), counted by nsubs, at most max_subscriptions (5); while reading,
+ *      nothing is blocked, held, checked, paused or over the output limit,
+ *      fewer than inflight_max messages are in flight and fewer than
+ *      ACKQ_MAX PUBACKs wait (3, 5, 7); not paused means at most the
+ *      low-water mark queued for output (5); the PUBACK order queue lies
+ *      within its buffer and its first slot is not one that is ready (it
+ *      would have gone); a blocked connection holds its pending command; a
+ *      connection being checked counts that message in flight; a connection
+ *      whose handle is open is referenced. SR_INVARIANT runs it at the end
+ *      of every event of a connection (read, write done, login verdict,
+ *      engine or broker answer, retries, worker check, accept).
  */
 #include "api/server.h"
 
@@ -76,7 +93,12 @@
 #include <time.h>
 #include <uv.h>
 
-enum { ST_AWAIT_CONNECT, ST_AUTH, ST_ACTIVE, ST_CLOSING };
+enum {
+    ST_AWAIT_CONNECT = SR_MQTT_CONN_AWAIT_CONNECT,
+    ST_AUTH = SR_MQTT_CONN_AUTH,
+    ST_ACTIVE = SR_MQTT_CONN_ACTIVE,
+    ST_CLOSING = SR_MQTT_CONN_CLOSING,
+};
 
 typedef struct conn conn;
 
@@ -180,6 +202,38 @@ struct conn {
 
 enum { ACKQ_MAX = 1024 }; /* PUBACKs one connection may have waiting for an earlier one */
 
+/* ---- (8) the connection's invariants ----------------------------------- */
+
+const char *sr_mqtt_conn_check(const sr_mqtt_conn_state *c)
+{
+    if (c->state < SR_MQTT_CONN_AWAIT_CONNECT || c->state > SR_MQTT_CONN_CLOSING) return "(8) an unknown state";
+    if (!c->handle_closed && c->refs < 1) return "(2) an open connection that nothing references";
+    if (c->inflight < 0 || c->bheld < 0) return "(8) a negative in-flight or held count";
+    if (c->ackq_head + c->ackq_len > c->ackq_cap) return "(8) the PUBACK order queue is past its buffer";
+    if (c->ackq_len && c->ackq_front_done) return "(8) a ready PUBACK waits at the front of the order queue";
+    if (c->blocked && !c->has_pending) return "(3) a blocked connection without its pending command";
+    if (c->checking && c->inflight < 1) return "(7) a message being checked is not counted in flight";
+    if (c->subs_listed != c->nsubs) return "(5) nsubs is not the number of subscriptions";
+    if (c->nsubs > c->max_subs) return "(5) more subscriptions than max_subscriptions";
+    if (c->subs_outside_root) return "(4) a subscription outside the gateway's topic root";
+    if (!c->out_paused && c->out_bytes > c->max_output / 4)
+        return "(5) more output queued than the low-water mark, and reading not paused";
+    if (c->state == SR_MQTT_CONN_CLOSING) return NULL;
+    if (c->state != SR_MQTT_CONN_ACTIVE) {
+        if (c->nsubs || c->inflight || c->ackq_len || c->blocked || c->bheld || c->checking)
+            return "(6) a connection not logged in holds subscriptions or messages";
+        if (c->state == SR_MQTT_CONN_AUTH && c->reading) return "(6) the socket is read while the login is checked";
+    } else {
+        if (c->version != 3 && c->version != 4 && c->version != 5) return "(8) an active connection without a version";
+        if (!c->root_ok) return "(4) an active connection without the topic root of its login";
+    }
+    if (c->reading && (c->blocked || c->bheld || c->checking || c->out_paused || c->out_over))
+        return "(3) the socket is read while a message is blocked, held, checked or output is paused";
+    if (c->reading && (c->inflight >= (int)c->inflight_max || c->ackq_len >= c->ackq_max))
+        return "(3) the socket is read with inflight_max messages in flight or ACKQ_MAX PUBACKs waiting";
+    return NULL;
+}
+
 typedef struct completion {
     sr_loopq_item li;
     conn *c;
@@ -248,6 +302,34 @@ static void conn_maybe_resume(conn *c);
 
 static size_t low_water(const conn *c) { return c->srv->cfg.mqtt_max_output / 4; }
 
+#ifdef SR_DEBUG
+/* (8): the connection's state as sr_mqtt_conn_check sees it. O(subscriptions).
+ * Only SR_INVARIANT calls it (tests build states for sr_mqtt_conn_check). */
+static const char *conn_check(const conn *c)
+{
+    const sr_config *cfg = &c->srv->cfg;
+    sr_mqtt_conn_state v = {
+        .state = c->state, .version = c->version, .refs = c->refs, .handle_closed = c->handle_closed,
+        .reading = c->reading, .inflight = c->inflight, .blocked = c->blocked, .has_pending = c->pend_d != NULL,
+        .bheld = c->bheld, .checking = c->checking, .out_bytes = c->out_bytes, .out_paused = c->out_paused,
+        .out_over = c->out_over, .nsubs = c->nsubs, .ackq_head = c->ackq_head, .ackq_len = c->ackq_len,
+        .ackq_cap = c->ackq_cap, .ackq_front_done = c->ackq_len && c->ackq[c->ackq_head].done,
+        .inflight_max = cfg->inflight_max, .max_output = cfg->mqtt_max_output, .max_subs = cfg->mqtt_max_subs,
+        .ackq_max = ACKQ_MAX,
+    };
+    char root[sizeof c->root];
+    snprintf(root, sizeof root, "wip/v1/%s/gw/%s", c->op, c->gw);
+    v.root_ok = c->op[0] && c->gw[0] && !strcmp(root, c->root);
+    size_t rl = strlen(c->root);
+    for (const sub *x = c->subs; x; x = x->next) {
+        v.subs_listed++;
+        size_t fl = strlen(x->filter);
+        v.subs_outside_root += !(fl >= rl && !memcmp(x->filter, c->root, rl) && (fl == rl || x->filter[rl] == '/'));
+    }
+    return sr_mqtt_conn_check(&v);
+}
+#endif
+
 static void on_written(uv_write_t *r, int status)
 {
     (void)status;
@@ -264,6 +346,7 @@ static void on_written(uv_write_t *r, int status)
         process(c);
         conn_maybe_resume(c);
     }
+    SR_INVARIANT(conn_check(c));
 }
 
 static void raw_send(conn *c, const void *data, size_t len);
@@ -540,6 +623,7 @@ static void on_done(void *ctx, sr_loopq_item *it)
             /* (1): durable, refused or not stored -- now answer */
             if (!gw_outcome_rc(c, d->packet_id, d->msgid, d->res.rc, d->res.duplicate, d->res.msg)) conn_maybe_resume(c);
         }
+        SR_INVARIANT(conn_check(c));
         conn_unref(c);
         free(d);
     }
@@ -678,6 +762,7 @@ static void auth_done(sr_login_job *lj)
     }
     sr_buf_release(&lj->stored);
     free(j);
+    SR_INVARIANT(conn_check(c));
     conn_unref(c);
 }
 
@@ -821,6 +906,7 @@ static void on_retry(uv_timer_t *t)
             process(c); /* what was read before blocking */
             conn_maybe_resume(c);
         }
+        SR_INVARIANT(conn_check(c));
         conn_unref(c);
     }
     /* keep the original order */
@@ -921,6 +1007,7 @@ static void on_broker_answer(void *ctx, const sr_gw_answer *a)
         *tail = j;
         if (!c->bheld++) conn_pause(c);
         if (!uv_is_active((uv_handle_t *)&s->bretry)) uv_timer_start(&s->bretry, on_broker_retry, 2, 2);
+        SR_INVARIANT(conn_check(c));
         return; /* still in flight: inflight and the reference stay */
     }
 answer:
@@ -944,6 +1031,7 @@ answer:
     }
     sr_buf_release(&j->held);
     free(j);
+    SR_INVARIANT(conn_check(c));
     conn_unref(c);
 }
 
@@ -977,6 +1065,7 @@ static void on_broker_retry(uv_timer_t *t)
         sr_gw_msg_release(&msg);
         sr_gw_err_clear(&err);
         if (c->state != ST_CLOSING && !c->bheld) conn_maybe_resume(c);
+        SR_INVARIANT(conn_check(c));
         conn_unref(c);
     }
     if (!s->bheld) uv_timer_stop(&s->bretry);
@@ -1046,6 +1135,7 @@ static void check_done(sr_work *w, int status)
         process(c);
         conn_maybe_resume(c);
     }
+    SR_INVARIANT(conn_check(c));
     conn_unref(c);
 }
 
@@ -1484,6 +1574,7 @@ static void on_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
         return;
     }
     process(c);
+    SR_INVARIANT(conn_check(c));
 }
 
 static void on_connection(uv_stream_t *server, int status)
@@ -1556,6 +1647,7 @@ static void on_connection(uv_stream_t *server, int status)
         return;
     }
     if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) == 0) c->reading = 1;
+    SR_INVARIANT(conn_check(c));
 }
 
 /* once a second: handshake timeouts, keep-alive expiry, output over the limit or stalled (5) */

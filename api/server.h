@@ -14,6 +14,9 @@
 #include "api/config.h"
 #include "codecs/base/sr_error.h"
 
+#include <stddef.h>
+#include <stdint.h>
+
 typedef struct sr_server sr_server;
 
 /* Open the engine and bind the listeners. On failure, err says what. */
@@ -27,5 +30,30 @@ void sr_server_close(sr_server *s);
 int sr_server_mqtt_port(sr_server *s);
 int sr_server_mqtts_port(sr_server *s);
 int sr_server_http_port(sr_server *s);
+
+/* One MQTT connection's state as its invariant check sees it (server.c
+ * INVARIANTS 8): the server takes it from the connection at each transition
+ * (what the connection holds, counted from its lists), tests build one. */
+enum { SR_MQTT_CONN_AWAIT_CONNECT, SR_MQTT_CONN_AUTH, SR_MQTT_CONN_ACTIVE, SR_MQTT_CONN_CLOSING };
+typedef struct sr_mqtt_conn_state {
+    int state;   /* SR_MQTT_CONN_* */
+    int version; /* 0 before a CONNECT was read; 4 (3.1.1) or 5 */
+    int refs, handle_closed, reading;
+    int root_ok; /* the topic root is wip/v1/{operatorId}/gw/{gatewayId} of the login */
+    int inflight, blocked, has_pending, bheld, checking;
+    size_t out_bytes;
+    int out_paused, out_over;
+    size_t nsubs;              /* the count kept */
+    size_t subs_listed;        /* the subscriptions in the list */
+    size_t subs_outside_root;  /* ... whose filter is not under the root */
+    size_t ackq_head, ackq_len, ackq_cap;
+    int ackq_front_done;       /* the first waiting PUBACK is ready (it should have gone) */
+    /* the limits */
+    uint32_t inflight_max, max_output, max_subs;
+    size_t ackq_max;
+} sr_mqtt_conn_state;
+/* NULL when the state keeps the connection's invariants, else a static
+ * string naming the broken one (codecs/base/sr_alloc.h SR_INVARIANT). */
+const char *sr_mqtt_conn_check(const sr_mqtt_conn_state *c);
 
 #endif

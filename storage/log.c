@@ -22,6 +22,28 @@
  *      successor was created durably (tmp, write header, fsync, rename, fsync
  *      dir). So at most the last segment can hold unsynced bytes.
  *  (6) Poisoned (err != 0): no function writes to any file again.
+ *  (7) The segment list is ordered and whole: segments in first_seq order,
+ *      each starting where the one before it ends (next_seq); the active
+ *      segment is the last one and is never dropped; each listed segment is
+ *      referenced by the log (refs >= 1) and not removed. In a segment, the
+ *      block index is dense and in file order (first at the header's end,
+ *      offsets increasing, first_seq + count = the next block's first_seq,
+ *      the last block ending at next_seq); blocks before durable_off hold
+ *      only records < durable_seq (invariant 2 seen from the index).
+ *  (8) Leader state agrees with the active segment when no group is being
+ *      committed and the log is not poisoned: header <= durable_off <=
+ *      synced_off <= write_off (sync=none: durable_off <= write_off), every
+ *      indexed block starts before write_off, next_seq == assigned_seq ==
+ *      the active segment's next_seq, durable_seq <= assigned_seq. The
+ *      writer queue is a proper list (qhead NULL iff qtail NULL; qtail is
+ *      its last element).
+ *  (9) An iterator holds a reference on its segment, reads at or after the
+ *      segment header and never past the segment's durable_off, and its
+ *      decoded block position is within the block (blk_pos <= blk_count,
+ *      plain_pos <= plain.len).
+ * sr_log_check / sr_log_iter_check (log.h) return NULL or the broken one;
+ * SR_INVARIANT runs them at every transition in the debug build (open,
+ * each group commit, drop_below, close; each iterator block load).
  *
  * STATES                          TRANSITION              FUNCTION
  *   CLOSED -> RECOVERING           open                    sr_log_open()
@@ -237,6 +259,144 @@ static int segs_push(sr_log *lg, segment *s)
     }
     lg->segs[lg->nsegs++] = s;
     return SR_OK;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Invariant checks (7)-(9); the caller holds lg->mu                          */
+
+/* Invariant 7 over the segment list (guarded by mu). deep: every block of
+ * every segment (open, drop, close, tests); else each segment's ends and the
+ * active segment's last block (each group commit: O(segments)). */
+static const char *check_segs_locked(const sr_log *lg, int deep)
+{
+    if (!lg->nsegs || !lg->segs) return "(7) the log has no segment";
+    if (lg->nsegs > lg->capsegs) return "(7) more segments than the list holds";
+    for (size_t i = 0; i < lg->nsegs; i++) {
+        const segment *s = lg->segs[i];
+        if (!s) return "(7) a NULL segment in the list";
+        if (s->refs < 1) return "(7) a listed segment is not referenced by the log";
+        if (s->removed) return "(7) a listed segment is marked removed";
+        if (s->next_seq < s->first_seq) return "(7) a segment ends before it starts";
+        if (s->durable_off < SR_SEG_HDR_LEN) return "(7) a segment's durable_off is inside its header";
+        if (s->nblocks > s->capblocks) return "(7) more blocks than the block index holds";
+        if (i + 1 < lg->nsegs && s->next_seq != lg->segs[i + 1]->first_seq)
+            return "(1) a segment does not start where the one before it ends";
+        if (s->nblocks) {
+            const blk_ent *f = &s->blocks[0], *l = &s->blocks[s->nblocks - 1];
+            if (f->first_seq != s->first_seq || f->off != SR_SEG_HDR_LEN)
+                return "(7) a segment's first block is not at its header's end with its first_seq";
+            if (l->first_seq + l->count != s->next_seq) return "(7) a segment's last block does not end at next_seq";
+            if (i + 1 < lg->nsegs && l->off >= s->durable_off)
+                return "(2) a sealed segment has a block at or past its durable_off";
+        } else if (s->next_seq != s->first_seq)
+            return "(7) an empty segment with records";
+        if (!deep && s != lg->active) continue;
+        size_t from = deep || s->nblocks < 2 ? 1 : s->nblocks - 1;
+        for (size_t k = from; k < s->nblocks; k++) {
+            const blk_ent *a = &s->blocks[k - 1], *b = &s->blocks[k];
+            if (b->off <= a->off) return "(7) block offsets do not increase";
+            if (a->first_seq + a->count != b->first_seq) return "(1) block sequence numbers are not dense";
+        }
+        for (size_t k = from - 1; k < s->nblocks; k++) {
+            const blk_ent *b = &s->blocks[k];
+            if (b->off < s->durable_off && b->first_seq + b->count > lg->durable_seq)
+                return "(2) a block before durable_off holds records at or past durable_seq";
+        }
+    }
+    if (lg->active && lg->active != lg->segs[lg->nsegs - 1]) return "(7) the active segment is not the last one";
+    if (lg->durable_seq < lg->segs[lg->nsegs - 1]->first_seq && !lg->o.readonly)
+        return "(2) durable_seq is before the active segment";
+    if (lg->durable_seq > lg->assigned_seq) return "(8) durable_seq is past assigned_seq";
+    if (!lg->qhead != !lg->qtail) return "(8) the writer queue has a head without a tail (or the reverse)";
+    if (lg->qtail && lg->qtail->next) return "(8) the writer queue's tail is not its last waiter";
+    return NULL;
+}
+
+/* Invariant 8: leader state against the active segment. Only the leader (or
+ * a caller with no leader possible: open, close, no waiter queued) may call
+ * it, with mu held. */
+static const char *check_leader_locked(const sr_log *lg)
+{
+    const segment *as = lg->active;
+    if (!as) return "(8) no active segment";
+    if (lg->err) return NULL; /* poisoned: the leader state is what the failed group left (6) */
+    if (lg->write_off < SR_SEG_HDR_LEN) return "(8) write_off is inside the segment header";
+    if (lg->synced_off > lg->write_off) return "(8) synced_off is past write_off";
+    if (as->durable_off > (lg->o.sync == SR_SYNC_NONE ? lg->write_off : lg->synced_off))
+        return "(2) the active segment's durable_off is past what was synced (written, for sync=none)";
+    if (as->nblocks && as->blocks[as->nblocks - 1].off >= lg->write_off)
+        return "(8) an indexed block starts at or past write_off";
+    if (lg->next_seq != lg->assigned_seq) return "(8) next_seq differs from assigned_seq outside a group";
+    if (lg->next_seq != as->next_seq) return "(8) next_seq differs from the active segment's next_seq";
+    return NULL;
+}
+
+const char *sr_log_check(const sr_log *lg)
+{
+    if (!lg) return "NULL log";
+    pthread_mutex_t *mu = (pthread_mutex_t *)&lg->mu; /* the lock is not the state checked */
+    pthread_mutex_lock(mu);
+    const char *why = check_segs_locked(lg, 1);
+    if (!why && !lg->qhead) why = check_leader_locked(lg); /* no leader: its state is at rest */
+    pthread_mutex_unlock(mu);
+    return why;
+}
+
+const char *sr_log_iter_check(const sr_log_iter *it)
+{
+    if (!it || !it->lg) return "(9) NULL iterator";
+    const segment *s = it->seg;
+    if (!s) return "(9) the iterator has no segment";
+    if (it->blk_pos > it->blk_count) return "(9) the iterator is past the end of its block";
+    if (it->plain_pos > it->plain.len) return "(9) the iterator is past the end of its block's records";
+    if (it->off < SR_SEG_HDR_LEN) return "(9) the iterator reads inside the segment header";
+    pthread_mutex_t *mu = (pthread_mutex_t *)&it->lg->mu;
+    pthread_mutex_lock(mu);
+    const char *why = NULL;
+    if (s->refs < 1) why = "(9) the iterator's segment is not referenced";
+    else if (it->blk_count && it->off > s->durable_off) /* a block is loaded: it was durable */
+        why = "(2) the iterator read past its segment's durable_off";
+    pthread_mutex_unlock(mu);
+    return why;
+}
+
+#ifdef SR_DEBUG
+/* run a check that must hold mu, under SR_INVARIANT */
+#define LOG_INVARIANT_LOCKED(lg, deep, leader)                                          \
+    do {                                                                                \
+        SR_INVARIANT(check_segs_locked((lg), (deep)));                                  \
+        if (leader) SR_INVARIANT(check_leader_locked(lg));                              \
+    } while (0)
+#else
+#define LOG_INVARIANT_LOCKED(lg, deep, leader) ((void)0)
+#endif
+
+void sr_log_test_break(sr_log *lg, int what)
+{
+    const uint64_t big = (uint64_t)1 << 40;
+    int undo = what < 0;
+    pthread_mutex_lock(&lg->mu);
+    segment *as = lg->segs[lg->nsegs - 1];
+    switch (undo ? -what : what) {
+    case SR_LOG_BREAK_SYNCED: lg->synced_off = undo ? lg->synced_off - big : lg->synced_off + big; break;
+    case SR_LOG_BREAK_SEQ: lg->next_seq = undo ? lg->next_seq - 1 : lg->next_seq + 1; break;
+    case SR_LOG_BREAK_BLOCKS:
+        for (size_t i = 0; i < lg->nsegs; i++) {
+            segment *s = lg->segs[i];
+            if (s->nblocks < 3) continue;
+            uint64_t t = s->blocks[s->nblocks - 1].off; /* swapped: offsets no longer increase */
+            s->blocks[s->nblocks - 1].off = s->blocks[s->nblocks - 2].off;
+            s->blocks[s->nblocks - 2].off = t;
+            break;
+        }
+        break;
+    case SR_LOG_BREAK_ORDER:
+        if (lg->nsegs > 1) lg->segs[1]->first_seq = undo ? lg->segs[1]->first_seq - 1 : lg->segs[1]->first_seq + 1;
+        break;
+    case SR_LOG_BREAK_DURABLE: as->durable_off = undo ? as->durable_off - big : as->durable_off + big; break;
+    default: break;
+    }
+    pthread_mutex_unlock(&lg->mu);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -616,9 +776,9 @@ static int roll(sr_log *lg)
     memcpy(lg->durable_tip, lg->tip, SR_HASH_LEN);
     rc = segs_push(lg, ns);
     if (rc) seg_unref_locked(ns);
+    else lg->active = ns; /* with the list, under the lock: (7) the active segment is the last */
     pthread_mutex_unlock(&lg->mu);
     if (rc) return rc;
-    lg->active = ns;
     lg->write_off = lg->synced_off = SR_SEG_HDR_LEN;
     return SR_OK;
 }
@@ -813,6 +973,7 @@ static int submit(sr_log *lg, waiter *w)
             memcpy(lg->durable_tip, lg->tip, SR_HASH_LEN);
         }
     }
+    LOG_INVARIANT_LOCKED(lg, 0, 1); /* the leader, at the end of its group */
     sr_free(pidx);
     for (waiter *x = lg->qhead;;) {
         waiter *nx = x->next;
@@ -1422,6 +1583,7 @@ int sr_log_open(const char *dir, const sr_log_opts *opts, sr_log **out, sr_errin
         }
         lg->syncer_started = 1;
     }
+    SR_INVARIANT(sr_log_check(lg));
     *out = lg;
     return SR_OK;
 fail:
@@ -1442,6 +1604,7 @@ int sr_log_close(sr_log *lg)
         pthread_mutex_unlock(&lg->mu);
         pthread_join(lg->syncer, NULL);
     }
+    if (lg->active) SR_INVARIANT(sr_log_check(lg)); /* NULL: an open that failed before recovery ended */
     if (!lg->o.readonly && lg->nsegs) {
         pthread_mutex_lock(&lg->mu);
         int err = lg->err;
@@ -1546,6 +1709,7 @@ int sr_log_drop_below(sr_log *lg, uint64_t seq, size_t *removed)
     }
     memmove(lg->segs, lg->segs + gone, (lg->nsegs - gone) * sizeof *lg->segs);
     lg->nsegs -= gone;
+    LOG_INVARIANT_LOCKED(lg, 1, 0);
     pthread_mutex_unlock(&lg->mu);
     if (!rc && gone) rc = lg->vfs->sync_dir(lg->vfs, lg->dir);
     if (removed) *removed = gone;
@@ -1585,6 +1749,7 @@ int sr_log_iter_open(sr_log *lg, uint64_t from, sr_log_iter **out)
     }
     pthread_mutex_unlock(&lg->mu);
     it->want = from;
+    SR_INVARIANT(sr_log_iter_check(it));
     *out = it;
     return SR_OK;
 }
@@ -1637,6 +1802,7 @@ static int iter_load(sr_log_iter *it)
             }
             if (!nx) {
                 pthread_mutex_unlock(&lg->mu);
+                SR_INVARIANT(sr_log_iter_check(it));
                 return SR_DONE;
             }
             nx->refs++;
@@ -1660,6 +1826,7 @@ static int iter_load(sr_log_iter *it)
         it->blk_count = h.count;
         it->blk_pos = 0;
         it->plain_pos = 0;
+        SR_INVARIANT(sr_log_iter_check(it));
         return SR_OK;
     }
 }

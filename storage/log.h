@@ -168,6 +168,25 @@ typedef struct sr_log_report {
 SR_MUST_CHECK int sr_log_verify(const char *dir, const sr_log_opts *opts, sr_log_report *rep,
                                 sr_errinfo *ei);
 
+/* Invariant checks (log.c INVARIANTS 7-9; codecs/base/sr_alloc.h SR_INVARIANT):
+ * NULL when they hold, else a static string naming the broken one. Run at
+ * every transition in the debug build. sr_log_check takes the handle's lock;
+ * the leader-only state is checked only when no append is being committed. */
+const char *sr_log_check(const sr_log *lg);
+const char *sr_log_iter_check(const sr_log_iter *it);
+
+/* Tests only: break one invariant of an open log (what, below), to show that
+ * sr_log_check names it; -what undoes it (before sr_log_close, which checks
+ * in the debug build). Nothing else may run on the handle meanwhile. */
+enum {
+    SR_LOG_BREAK_SYNCED = 1, /* synced_off past write_off */
+    SR_LOG_BREAK_SEQ,        /* next_seq ahead of the active segment */
+    SR_LOG_BREAK_BLOCKS,     /* the last two block offsets of the first segment of 3+ blocks swapped */
+    SR_LOG_BREAK_ORDER,      /* the second segment not starting where the first ends (needs 2 segments) */
+    SR_LOG_BREAK_DURABLE,    /* the active segment's durable_off past write_off */
+};
+void sr_log_test_break(sr_log *lg, int what);
+
 /* Format constants (docs/format.md). */
 enum {
     SR_LOG_VERSION = 1,

@@ -28,6 +28,14 @@ static const char *SHEET_I_CONTROL = SHEET_HEAD "A1,N,both\nA1,I,control\nA1,Y,r
 static const char *SHEET_N_READ = SHEET_HEAD "A1,N,read\nA1,I,both\nA1,Y,read\n";
 
 static bt t;
+
+/* the broker's invariants (broker.c 9) hold */
+static void binv(void)
+{
+    const char *why = sr_broker_check(t.b);
+    cr_assert_null(why, "broker invariant broken: %s", why);
+}
+
 static void setup(void)
 {
     static const char *const gws[] = {"G1", "G2"};
@@ -75,6 +83,7 @@ static const char *ask(int kind, const char *const *ids, size_t n, const char *g
         handed = json_array_size(t.handed) > before;
     }
     cr_assert(handed, "the request was not handed to %s", gw);
+    binv();
     return json_string_value(json_object_get(json_object_get(json_array_get(t.handed, before), "request"),
                                              "requestId"));
 }
@@ -115,6 +124,7 @@ static const char *gw_send(const char *gw, const char *suffix, const char *type,
     cr_assert_eq(bt_run_until(&t, &g->done), 0);
     uv_run(&t.loop, UV_RUN_NOWAIT);
     cr_assert_eq(g->done, 1, "answered %d times", g->done);
+    binv();
     return g->code;
 }
 
@@ -240,4 +250,33 @@ Test(broker_answers, a_control_grant_withdrawn_withholds_the_applied_value)
     cr_expect(json_is_null(json_object_get(c.body, "appliedValue")));
     cr_expect_eq(json_integer_value(json_object_get(c.body, "withheldValues")), 1);
     forget(&c);
+}
+
+/* The broker's invariant check names each count broken on purpose (the
+ * live table, an operator's count, a request's open and busy parts), and
+ * passes the intact state before and after. */
+Test(broker_answers, invariant_check_names_each_broken_count)
+{
+    static const struct {
+        int what;
+        const char *names;
+    } cases[] = {
+        {SR_BROKER_BREAK_NLIVE, "nlive is not the number of live requests"},
+        {SR_BROKER_BREAK_OPCOUNT, "an operator's count"},
+        {SR_BROKER_BREAK_NOPEN, "nopen does not count"},
+        {SR_BROKER_BREAK_INFLIGHT, "inflight does not count"},
+    };
+    static const char *const ids[] = {"N"};
+    app_ans a = {0};
+    (void)ask(IMM, ids, 1, "G1", NULL, &a); /* one live request, handed out */
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        binv();
+        sr_broker_test_break(t.b, cases[i].what);
+        const char *why = sr_broker_check(t.b);
+        cr_assert_not_null(why, "case %zu: the broken state passed the check", i);
+        cr_assert(strstr(why, cases[i].names), "case %zu: \"%s\" does not name \"%s\"", i, why, cases[i].names);
+        sr_broker_test_break(t.b, -cases[i].what);
+    }
+    binv();
+    forget(&a);
 }

@@ -32,9 +32,17 @@ static sr_log *open_log(const sr_log_opts *o)
     return lg;
 }
 
+/* the log's invariants (log.c 7-9) hold */
+static void inv(sr_log *lg)
+{
+    const char *why = sr_log_check(lg);
+    cr_assert_null(why, "invariant broken: %s", why);
+}
+
 static void check(sr_log *lg, uint64_t from, uint64_t to, size_t maxlen)
 {
     char why[256];
+    inv(lg);
     cr_assert_eq(lt_check(lg, from, to, maxlen, why, sizeof why), 0, "%s", why);
 }
 
@@ -78,6 +86,7 @@ Test(storage_log, random_batches_round_trip_through_reopen_and_random_seeks)
             uint64_t first;
             cr_assert_eq(lt_append(lg, n, maxlen, &first), SR_OK);
             cr_assert_eq(first, total + 1);
+            inv(lg);
             total += n;
         }
         cr_assert_eq(sr_log_next_seq(lg), total + 1);
@@ -264,6 +273,7 @@ Test(storage_log, drop_below_removes_whole_old_segments_only)
     sr_log_iter *it;
     cr_assert_eq(sr_log_iter_open(lg, 1, &it), SR_OK);
     cr_assert_eq(sr_log_drop_below(lg, 250, &removed), SR_OK);
+    inv(lg);
     cr_assert_gt(removed, 0);
     cr_assert_eq(sr_log_segment_count(lg), before - removed);
     uint64_t first = sr_log_first_seq(lg);
@@ -272,7 +282,10 @@ Test(storage_log, drop_below_removes_whole_old_segments_only)
     uint64_t s, want = 1;
     sr_slice rec;
     int rc;
-    while ((rc = sr_log_iter_next(it, &s, &rec)) == SR_OK) cr_assert_eq(s, want++);
+    while ((rc = sr_log_iter_next(it, &s, &rec)) == SR_OK) {
+        cr_assert_eq(s, want++);
+        cr_assert_null(sr_log_iter_check(it), "%s", sr_log_iter_check(it));
+    }
     if (removed > 1) {
         /* it read its own (removed) segment, then reports the gap: never a silent skip */
         cr_assert_eq(rc, SR_ENOTFOUND, "%s", sr_err_name(rc));
@@ -366,7 +379,7 @@ Test(storage_log, failed_fsync_poisons_the_handle_until_reopen)
     cr_assert_eq(lt_append(lg, 2, 50, NULL), SR_EPOISONED);
     cr_assert_eq(sr_log_sync(lg), SR_EPOISONED);
     cr_assert_eq(sr_log_error(lg), SR_EIO);
-    check(lg, 1, 3, 50); /* durable data stays readable */
+    check(lg, 1, 3, 50); /* durable data stays readable; a poisoned handle's state is consistent */
     cr_assert_eq(sr_log_close(lg), SR_EIO);
     lg = open_log(NULL);
     cr_assert_eq(sr_log_next_seq(lg), 3, "the failed batch was never acknowledged");
@@ -469,4 +482,42 @@ Test(storage_log, a_bad_last_block_below_the_durable_floor_is_corruption_and_not
     cr_assert_eq(sr_log_close(lg), SR_OK);
     free(b);
     free(seg);
+}
+
+/* Each invariant check names what it finds broken (log.c INVARIANTS 7-8):
+ * a state broken on purpose is reported, the intact state before is not. */
+Test(storage_log, invariant_check_names_each_broken_invariant)
+{
+    static const struct {
+        int what;
+        const char *names;
+    } cases[] = {
+        {SR_LOG_BREAK_SYNCED, "synced_off is past write_off"},
+        {SR_LOG_BREAK_SEQ, "next_seq differs"},
+        {SR_LOG_BREAK_BLOCKS, "block offsets do not increase"},
+        {SR_LOG_BREAK_ORDER, "does not start where the one before it ends"},
+        {SR_LOG_BREAK_DURABLE, "durable_off is past"},
+    };
+    sr_log_opts o = {.segment_bytes = 8u << 10, .sync = SR_SYNC_NONE};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        tu_rmrf(dir);
+        sr_log *lg = open_log(&o);
+        for (int k = 0; k < 40; k++) cr_assert_eq(lt_append(lg, 5, 200, NULL), SR_OK);
+        cr_assert_gt(sr_log_segment_count(lg), 1);
+        inv(lg);
+        sr_log_iter *it;
+        cr_assert_eq(sr_log_iter_open(lg, 1, &it), SR_OK);
+        uint64_t seq;
+        sr_slice rec;
+        cr_assert_eq(sr_log_iter_next(it, &seq, &rec), SR_OK);
+        cr_assert_null(sr_log_iter_check(it), "%s", sr_log_iter_check(it));
+        sr_log_iter_close(it);
+        sr_log_test_break(lg, cases[i].what);
+        const char *why = sr_log_check(lg);
+        cr_assert_not_null(why, "case %zu: the broken state passed the check", i);
+        cr_assert(strstr(why, cases[i].names), "case %zu: \"%s\" does not name \"%s\"", i, why, cases[i].names);
+        sr_log_test_break(lg, -cases[i].what); /* mended: whole again, and closed (checked) */
+        inv(lg);
+        cr_assert_eq(sr_log_close(lg), SR_OK);
+    }
 }

@@ -44,6 +44,8 @@ static void expect_exactly(const sr_log_opts *o, uint64_t acked, const char *ctx
     sr_errinfo ei;
     int rc = sr_log_open(dir, &po, &lg, &ei);
     cr_assert_eq(rc, SR_OK, "%s: reopen: %s %s", ctx, sr_err_name(rc), ei.msg);
+    const char *bad = sr_log_check(lg);
+    cr_assert_null(bad, "%s: reopened log: %s", ctx, bad);
     cr_assert_eq(sr_log_next_seq(lg), acked + 1, "%s: log has %" PRIu64 " records, %" PRIu64 " acknowledged",
                  ctx, sr_log_next_seq(lg) - 1, acked);
     char why[256];
@@ -75,6 +77,9 @@ static void run_vfs_faults(vf_kind kind, const char *kname, int encrypted)
             cr_assert(rc == SR_OK || rc == SR_EIO || rc == SR_ENOSPC || rc == SR_EPOISONED,
                       "%s k=%lu: append returned %s", kname, k, sr_err_name(rc));
             if (rc == SR_OK) acked = sr_log_next_seq(lg) - 1;
+            /* failed, poisoned or not: the handle's state stays consistent */
+            const char *bad = sr_log_check(lg);
+            cr_assert_null(bad, "%s k=%lu: %s", kname, k, bad);
         }
         int fired = vfs_faulty_fired();
         vfs_faulty_arm(0, kind);
@@ -109,6 +114,8 @@ Test(storage_log_fault, allocation_failure_at_every_allocation)
             /* an allocation failure is reported and undone; it never poisons */
             cr_assert(rc == SR_OK || rc == SR_ENOMEM, "k=%lu: append returned %s", k, sr_err_name(rc));
             if (rc == SR_OK) acked = sr_log_next_seq(lg) - 1;
+            const char *bad = sr_log_check(lg); /* undone: consistent */
+            cr_assert_null(bad, "k=%lu: %s", k, bad);
         }
         int fired = fault_alloc_fired();
         fault_alloc_arm(0);
