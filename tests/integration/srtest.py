@@ -16,14 +16,14 @@ class Checks:
     def __call__(self, name, cond, extra=""):
         if cond:
             self.passes += 1
-            print("ok:", name)
+            print("ok:", name, flush=True)
         else:
             self.fails += 1
-            print("FAIL:", name, extra)
+            print("FAIL:", name, extra, flush=True)
         return cond
 
     def summary(self):
-        print("%d passed, %d failed" % (self.passes, self.fails))
+        print("%d passed, %d failed" % (self.passes, self.fails), flush=True)
         return 1 if self.fails else 0
 
 
@@ -42,20 +42,87 @@ def paho_client(client_id, protocol=None, **kw):
     return mqtt.Client(client_id=client_id, protocol=protocol, **kw)
 
 
-def start_server(binary, data, log, mqtt_port=0, http_port=0, extra=()):
+def start_server(binary, data, log, mqtt_port=0, http_port=0, extra=(), config=None, env=None, until=None,
+                 timeout=30):
     """`suiro serve` on loopback; returns (process, {"mqtt": port, "http": port, ...})
-    read from its `listening NAME=HOST:PORT` lines."""
-    p = subprocess.Popen([binary, "serve", "--data", data, "--mqtt", "127.0.0.1:%d" % mqtt_port,
-                          "--http", "127.0.0.1:%d" % http_port] + list(extra),
-                         stdout=subprocess.PIPE, stderr=open(log, "a"), text=True)
+    read from its `listening NAME=HOST:PORT` lines. With config, the server
+    reads its listeners and data directory from that file (data, mqtt_port
+    and http_port are not passed); env replaces the environment; until names
+    the listener to wait for (http or https by default), at most timeout
+    seconds. A thread keeps draining the server's stdout (so it never blocks
+    on it); a server that does not come up is killed (by its PID) and this
+    raises RuntimeError."""
+    import threading
+    if config is not None:
+        args = [binary, "serve", "--config", config]
+    else:
+        args = [binary, "serve", "--data", data, "--mqtt", "127.0.0.1:%d" % mqtt_port,
+                "--http", "127.0.0.1:%d" % http_port]
+    p = subprocess.Popen(args + list(extra), stdout=subprocess.PIPE, stderr=open(log, "a"), text=True, env=env)
     ports = {}
-    while "http" not in ports and "https" not in ports:
-        line = p.stdout.readline()
-        if not line:
-            raise RuntimeError("server did not start (see %s)" % log)
-        k, v = line.strip().split(" ", 1)[1].split("=")
-        ports[k] = int(v.rsplit(":", 1)[1])
+    ready = threading.Event()
+
+    def up():
+        return until in ports if until else ("http" in ports or "https" in ports)
+
+    def reader():
+        for line in p.stdout:
+            line = line.strip()
+            if line.startswith("listening ") and "=" in line:
+                k, v = line[len("listening "):].split("=", 1)
+                ports[k] = int(v.rsplit(":", 1)[1])
+                if up():
+                    ready.set()
+        ready.set()
+    threading.Thread(target=reader, daemon=True).start()
+    if not ready.wait(timeout) or not up():
+        if p.poll() is None:
+            p.kill()
+        p.wait()
+        raise RuntimeError("server did not start (ports %r, exit %r; see %s)" % (ports, p.returncode, log))
     return p, ports
+
+
+def stop_server(p, timeout=30):
+    """SIGTERM by PID and wait; the exit code (-9 when it had to be killed)."""
+    import signal
+    if p is None or p.poll() is not None:
+        return p.returncode if p is not None else None
+    p.send_signal(signal.SIGTERM)
+    try:
+        return p.wait(timeout)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.wait()
+        return -9
+
+
+def free_port():
+    """A TCP port on 127.0.0.1 that nobody listens on now (for a server that
+    must come back on the same port after a restart)."""
+    import socket
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def gwsim_sheet(binary, gateways, points, operator=None):
+    """`suiro gwsim sheet`'s set-up sheet (GATEWAYS gateways of POINTS points
+    each, operator "sim" unless named) as text."""
+    return subprocess.run([binary, "gwsim", "sheet", "--gateways", str(gateways), "--points", str(points)] +
+                          (["--operator", operator] if operator else []),
+                          check=True, capture_output=True, text=True).stdout
+
+
+def provision_gwsim(binary, data, tmp, gateways, points, operator=None, extra="", demo=False):
+    """A new data directory (with the demo operator when demo) and gwsim's
+    sheet imported, with extra (more sheet sections) appended to it."""
+    import os
+    subprocess.run([binary, "init"] + (["--demo"] if demo else []) + [data], check=True, capture_output=True)
+    import_sheet(binary, data, os.path.join(tmp, (operator or "sim") + ".csv"),
+                 gwsim_sheet(binary, gateways, points, operator) + extra)
 
 
 def code(body):

@@ -31,7 +31,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -42,7 +41,8 @@ import traceback
 import paho.mqtt.client as mqtt
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from srtest import paho_client  # noqa: E402
+from srtest import Checks, paho_client  # noqa: E402
+import srtest  # noqa: E402
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
@@ -51,22 +51,11 @@ from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
 BIN = sys.argv[1]
 T = tempfile.mkdtemp(prefix="suiro-push-")
-passes = fails = 0
+check = Checks()
 WAIT = 10.0
 SERVERS = []     # every Server made, stopped at the end
 GATEWAYS = []
 RECEIVERS = []
-
-
-def check(name, cond, extra=""):
-    global passes, fails
-    if cond:
-        passes += 1
-        print("ok:", name, flush=True)
-    else:
-        fails += 1
-        print("FAIL:", name, extra, flush=True)
-    return bool(cond)
 
 
 def run_case(name, fn):
@@ -231,38 +220,16 @@ def platform_key(d):
 class Server:
     def __init__(self, bin_, data, config=None, name="server"):
         self.log = os.path.join(T, name + ".log")
-        args = [bin_, "serve", "--data", data, "--mqtt", "127.0.0.1:0", "--http", "127.0.0.1:0"]
-        if config:
-            args[2:2] = ["--config", config]
-        self.p = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=open(self.log, "a"), text=True)
         SERVERS.append(self)
-        self.ports = {}
-        ready = threading.Event()
-
-        def reader():
-            for line in self.p.stdout:
-                line = line.strip()
-                if line.startswith("listening ") and "=" in line:
-                    k, v = line[len("listening "):].split("=", 1)
-                    self.ports[k] = int(v.rsplit(":", 1)[1])
-                    if "mqtt" in self.ports and "http" in self.ports:
-                        ready.set()
-            ready.set()
-        threading.Thread(target=reader, daemon=True).start()
-        if not ready.wait(30) or "mqtt" not in self.ports or "http" not in self.ports:
-            raise RuntimeError("server did not print its listening lines (rc %r): %s" % (self.p.poll(), self.logtext()))
+        self.p = None
+        self.p, self.ports = srtest.start_server(bin_, data, self.log,
+                                                 extra=["--config", config] if config else [])
+        if "mqtt" not in self.ports:
+            raise RuntimeError("server did not print its listening lines: %s" % self.logtext())
 
     def stop(self):
         """SIGTERM by PID; the exit code (-9 if it had to be killed)."""
-        if self.p.poll() is not None:
-            return self.p.returncode
-        self.p.send_signal(signal.SIGTERM)
-        try:
-            return self.p.wait(30)
-        except subprocess.TimeoutExpired:
-            self.p.kill()
-            self.p.wait()
-            return -9
+        return srtest.stop_server(self.p, 30)
 
     def logtext(self):
         with open(self.log, errors="replace") as f:
@@ -619,9 +586,9 @@ finally:
             r.stop()
         except Exception:
             pass
-print("%d passed, %d failed (%.1f s)" % (passes, fails, time.monotonic() - t0), flush=True)
-if fails == 0:
+print("%.1f s" % (time.monotonic() - t0), flush=True)
+if check.fails == 0:
     shutil.rmtree(T, ignore_errors=True)
 else:
     print("logs kept in", T, flush=True)
-sys.exit(1 if fails else 0)
+sys.exit(check.summary())
