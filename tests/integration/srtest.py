@@ -3,8 +3,11 @@ checks that count, the real server started on ports chosen at run time (and
 stopped by its PID), and an HTTP client for AP-IF / GW-IF on one keep-alive
 connection. /usr/bin/python3 and the standard library only."""
 import http.client
+import http.server
 import json
 import subprocess
+import threading
+import time
 
 
 class Checks:
@@ -52,7 +55,6 @@ def start_server(binary, data, log, mqtt_port=0, http_port=0, extra=(), config=N
     seconds. A thread keeps draining the server's stdout (so it never blocks
     on it); a server that does not come up is killed (by its PID) and this
     raises RuntimeError."""
-    import threading
     if config is not None:
         args = [binary, "serve", "--config", config]
     else:
@@ -289,6 +291,111 @@ class RawGw:
             self.s.close()
         except OSError:
             pass
+
+
+class PushReceiver:
+    """An app's push URL for the tests: an HTTP server on 127.0.0.1. mode: "ok" answers 200, "fail" 503,
+    "hold" blocks the request until release() (at most 8 s) then 200.
+    `down()` is a receiver whose port is bound but not listening (connections
+    are refused) until up(). Records every request: (path, headers, body,
+    status) in arrival order; `arrived` also counts requests still held."""
+
+    def __init__(self, listening=True):
+        self.cv = threading.Condition()
+        self.reqs = []          # dicts: path, headers, body, status, t
+        self.arrived = []       # delivery ids, as requests arrive (before the answer)
+        self.mode = "ok"
+        self.released = threading.Event()
+        rcv = self
+
+        class H(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self):
+                n = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(n)
+                t = time.monotonic()
+                with rcv.cv:
+                    rcv.arrived.append(self.headers.get("X-Suiro-Delivery"))
+                    mode = rcv.mode
+                    rcv.cv.notify_all()
+                if mode == "hold":
+                    rcv.released.wait(8)
+                status = 503 if mode == "fail" else 200
+                with rcv.cv:   # recorded before the answer: once suiro sees 200 the record exists
+                    rcv.reqs.append({"path": self.path, "headers": {k.lower(): v for k, v in self.headers.items()},
+                                     "body": body, "status": status, "t": t})
+                    rcv.cv.notify_all()
+                try:
+                    self.send_response(status)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                except OSError:   # suiro gave up on this request (stopped): nothing to answer
+                    pass
+
+            def log_message(self, *a):
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H, bind_and_activate=False)
+        self.httpd.daemon_threads = True
+        self.httpd.server_bind()
+        self.port = self.httpd.server_address[1]
+        self.thread = None
+        if listening:
+            self.up()
+
+    def up(self):
+        self.httpd.server_activate()
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self):
+        self.released.set()
+        if self.thread:
+            self.httpd.shutdown()
+            self.thread = None
+        self.httpd.server_close()
+
+    def release(self):
+        self.released.set()
+
+    def wait_for(self, pred, timeout=10.0):
+        with self.cv:
+            return self.cv.wait_for(lambda: pred(self), timeout)
+
+    def accepted(self, prefix):
+        with self.cv:
+            return [r for r in self.reqs if r["status"] == 200 and r["path"].startswith(prefix)]
+
+    def failed(self, prefix):
+        with self.cv:
+            return [r for r in self.reqs if r["status"] != 200 and r["path"].startswith(prefix)]
+
+    def all(self):
+        with self.cv:
+            return list(self.reqs)
+
+    def paths(self):
+        """The paths of the requests answered so far, in order."""
+        with self.cv:
+            return [r["path"] for r in self.reqs]
+
+    def wait(self, pred, timeout=10.0):
+        """The first push as (path, body parsed as JSON, or the bytes) for
+        which pred((path, body)) holds, waiting at most timeout s; or None."""
+        def parsed():
+            out = []
+            for r in self.reqs:
+                try:
+                    out.append((r["path"], json.loads(r["body"])))
+                except ValueError:
+                    out.append((r["path"], r["body"]))
+            return out
+        with self.cv:
+            self.cv.wait_for(lambda: any(pred(g) for g in parsed()), timeout)
+            found = [g for g in parsed() if pred(g)]
+        return found[0] if found else None
+
 
 
 def gw_envelope(mtype, mid, body, ts="2026-11-22T00:00:00.000Z"):

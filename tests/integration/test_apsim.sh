@@ -37,12 +37,19 @@ measure() { # messageId values-json
 }
 
 # --- usage and reachability ---
-ap; check "no command: usage, exit 2" '[ $rc -eq 2 ]'
-ap masters facilities --bogus; check "an unknown option exits 2" '[ $rc -eq 2 ]'
-ap latest --limit 5 --data-id P001; check "an option of another command exits 2" '[ $rc -eq 2 ]'
-ap latest; check "a missing --data-id exits 2" '[ $rc -eq 2 ]'
-ap masters pumps; check "an unknown master kind exits 2" '[ $rc -eq 2 ]'
-ap masters facilities --url http://127.0.0.1:1; check "an unreachable URL exits 3" '[ $rc -eq 3 ]'
+# ARGS|EXIT|WHAT (ARGS split on spaces)
+USAGE=("|2|no command: usage, exit 2"
+       "masters facilities --bogus|2|an unknown option exits 2"
+       "latest --limit 5 --data-id P001|2|an option of another command exits 2"
+       "latest|2|a missing --data-id exits 2"
+       "masters pumps|2|an unknown master kind exits 2"
+       "certificate gateway|2|certificate gateway without an ID exits 2"
+       "masters facilities --url http://127.0.0.1:1|3|an unreachable URL exits 3")
+for c in "${USAGE[@]}"; do
+  IFS='|' read -r args want what <<<"$c"
+  # shellcheck disable=SC2086
+  ap $args; check "$what" "[ \$rc -eq $want ]"
+done
 
 # --- sessions ---
 ap masters facilities --secret wrong-secret-123
@@ -105,8 +112,6 @@ ap monitor-stop --monitor-id "$M"
 check "monitor-stop" '[ $rc -eq 0 ] && [[ $out == *STOP* ]]'
 ap certificate platform
 check "certificate platform prints a PEM" '[ $rc -eq 0 ] && [[ $out == "-----BEGIN CERTIFICATE-----"* ]]'
-ap certificate gateway
-check "certificate gateway without an ID exits 2" '[ $rc -eq 2 ]'
 
 # --- load ---
 ap load --what latest --data-id P001 --requests 300 --connections 4

@@ -97,19 +97,8 @@ def wait_for(cond, timeout):
 
 # ---- a raw MQTT client (3.1.1 and 5.0) --------------------------------------
 
-def varint(n):
-    out = b""
-    while True:
-        b = n % 128
-        n //= 128
-        out += bytes([b | (0x80 if n else 0)])
-        if not n:
-            return out
-
-
-def mstr(s):
-    s = s.encode() if isinstance(s, str) else s
-    return struct.pack(">H", len(s)) + s
+varint = srtest.mqtt_varint
+mstr = srtest.mqtt_str
 
 
 class Raw:
@@ -213,13 +202,8 @@ def stored_ids(data):
 
 
 def start(data, log, cfg=None, env=None):
-    old = dict(os.environ)
-    os.environ.update(env or {})
-    try:
-        p, ports = srtest.start_server(BIN, data, log, extra=["--config", cfg] if cfg else [])
-    finally:
-        os.environ.clear()
-        os.environ.update(old)
+    p, ports = srtest.start_server(BIN, data, log, extra=["--config", cfg] if cfg else [],
+                                   env=dict(os.environ, **(env or {})))
     procs.append(p)
     return p, ports
 

@@ -32,9 +32,7 @@ def start_server():
     return p, ports["mqtt"]
 
 
-def envelope(mtype, mid, body):
-    return json.dumps({"header": {"messageType": mtype, "messageId": mid, "timestamp": "2026-11-22T00:00:00.000Z"},
-                       "body": body})
+envelope = srtest.gw_envelope  # a GW-IF message as JSON text
 
 
 def values(*vals):

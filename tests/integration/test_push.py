@@ -98,88 +98,12 @@ def wait_until(pred, timeout=WAIT, every=0.02):
 
 # ---- the receiver (the app's push URL) --------------------------------------
 
-class Receiver:
-    """An HTTP server on 127.0.0.1. mode: "ok" answers 200, "fail" 503,
-    "hold" blocks the request until release() (at most 8 s) then 200.
-    `down()` is a receiver whose port is bound but not listening (connections
-    are refused) until up(). Records every request: (path, headers, body,
-    status) in arrival order; `arrived` also counts requests still held."""
+class Receiver(srtest.PushReceiver):
+    """srtest.PushReceiver, stopped at the end of the test."""
 
     def __init__(self, listening=True):
-        self.cv = threading.Condition()
-        self.reqs = []          # dicts: path, headers, body, status, t
-        self.arrived = []       # delivery ids, as requests arrive (before the answer)
-        self.mode = "ok"
-        self.released = threading.Event()
-        rcv = self
-
-        class H(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def do_POST(self):
-                n = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(n)
-                t = time.monotonic()
-                with rcv.cv:
-                    rcv.arrived.append(self.headers.get("X-Suiro-Delivery"))
-                    mode = rcv.mode
-                    rcv.cv.notify_all()
-                if mode == "hold":
-                    rcv.released.wait(8)
-                status = 503 if mode == "fail" else 200
-                with rcv.cv:   # recorded before the answer: once suiro sees 200 the record exists
-                    rcv.reqs.append({"path": self.path, "headers": {k.lower(): v for k, v in self.headers.items()},
-                                     "body": body, "status": status, "t": t})
-                    rcv.cv.notify_all()
-                try:
-                    self.send_response(status)
-                    self.send_header("Content-Length", "0")
-                    self.end_headers()
-                except OSError:   # suiro gave up on this request (stopped): nothing to answer
-                    pass
-
-            def log_message(self, *a):
-                pass
-
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H, bind_and_activate=False)
-        self.httpd.daemon_threads = True
-        self.httpd.server_bind()
-        self.port = self.httpd.server_address[1]
-        self.thread = None
+        super().__init__(listening)
         RECEIVERS.append(self)
-        if listening:
-            self.up()
-
-    def up(self):
-        self.httpd.server_activate()
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
-
-    def stop(self):
-        self.released.set()
-        if self.thread:
-            self.httpd.shutdown()
-            self.thread = None
-        self.httpd.server_close()
-
-    def release(self):
-        self.released.set()
-
-    def wait_for(self, pred, timeout=WAIT):
-        with self.cv:
-            return self.cv.wait_for(lambda: pred(self), timeout)
-
-    def accepted(self, prefix):
-        with self.cv:
-            return [r for r in self.reqs if r["status"] == 200 and r["path"].startswith(prefix)]
-
-    def failed(self, prefix):
-        with self.cv:
-            return [r for r in self.reqs if r["status"] != 200 and r["path"].startswith(prefix)]
-
-    def all(self):
-        with self.cv:
-            return list(self.reqs)
 
 
 def values_of(reqs):
