@@ -178,6 +178,32 @@ class Api:
         return st
 
 
+def http_once(port, method, path, body=None, token=None, headers=None, source=None, timeout=30):
+    """One request on a fresh connection (from the loopback address source):
+    (status, response, body bytes, complete); complete is False when the
+    server closed before the whole body (the bytes that came are returned).
+    A dict or list body is sent as JSON. OSError and http.client.HTTPException
+    pass through."""
+    h = dict(headers or {})
+    if token:
+        h["Authorization"] = "Bearer " + token
+    if isinstance(body, (dict, list)):
+        body = json.dumps(body).encode()
+    elif isinstance(body, str):
+        body = body.encode()
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout, source_address=(source, 0) if source else None)
+    try:
+        c.request(method, path, body=body, headers=h)
+        r = c.getresponse()
+        try:
+            data, complete = r.read(), True
+        except http.client.IncompleteRead as e:
+            data, complete = e.partial, False
+        return r.status, r, data, complete
+    finally:
+        c.close()
+
+
 def finish(check, tmp, procs, log_name="server.log"):
     """Stop what is still running (by PID), show the server's log when a
     check failed, remove the temporary directory, and exit with the verdict."""

@@ -172,17 +172,12 @@ class Raw:
 
 
 def http_post(port, path, body, token):
-    c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    """(status, Retry-After, body), or (None, None, why) when the connection failed."""
     try:
-        c.request("POST", path, body=body, headers={"Authorization": "Bearer " + token,
-                                                    "Content-Type": "application/json"})
-        r = c.getresponse()
-        data = r.read()
-        return r.status, r.getheader("Retry-After"), data
+        st, r, data, _ = srtest.http_once(port, "POST", path, body, token, {"Content-Type": "application/json"})
+        return st, r.getheader("Retry-After"), data
     except (OSError, http.client.HTTPException) as e:
         return None, None, str(e).encode()
-    finally:
-        c.close()
 
 
 def gw_token(port, gw):
