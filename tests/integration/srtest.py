@@ -1,7 +1,12 @@
-"""tests/integration/srtest.py -- what the Python integration tests share:
-checks that count, the real server started on ports chosen at run time (and
-stopped by its PID), and an HTTP client for AP-IF / GW-IF on one keep-alive
-connection. /usr/bin/python3 and the standard library only."""
+"""tests/integration/srtest.py -- the one harness of the Python integration
+tests: checks that count (Checks, finish); the real server started on ports
+chosen at run time or a fixed one (start_server, free_port) and stopped by
+its PID (stop_server); data directories provisioned (provision_gwsim,
+gwsim_sheet, import_sheet, OTHER_OPERATOR_SHEET); HTTP on one keep-alive
+connection (Api) or one fresh connection (http_once); an app's push URL
+(PushReceiver); raw MQTT packets and a raw gateway (mqtt_*, RawGw); and the
+only place a paho-mqtt client is made (paho_client: 1.6 and 2.x).
+/usr/bin/python3 and the standard library only (paho where MQTT is used)."""
 import http.client
 import http.server
 import json

@@ -24,8 +24,6 @@ Every process is stopped by its PID; every wait is on a condition with a
 timeout. usage: test_push.py SUIRO_BIN"""
 import base64
 import datetime
-import http.client
-import http.server
 import itertools
 import json
 import os
@@ -169,24 +167,13 @@ class App:
             self.token = js["token"]
 
     def call(self, method, path, body=None, timeout=20):
-        conn = http.client.HTTPConnection("127.0.0.1", self.srv.ports["http"], timeout=timeout)
+        st, _, raw, _ = srtest.http_once(self.srv.ports["http"], method, path,
+                                         None if body is None else json.dumps(body), self.token,
+                                         None if body is None else {"Content-Type": "application/json"}, timeout=timeout)
         try:
-            headers = {}
-            data = None
-            if body is not None:
-                data = json.dumps(body).encode()
-                headers["Content-Type"] = "application/json"
-            if self.token:
-                headers["Authorization"] = "Bearer " + self.token
-            conn.request(method, path, body=data, headers=headers)
-            r = conn.getresponse()
-            raw = r.read()
-            try:
-                return r.status, json.loads(raw) if raw else None
-            except ValueError:
-                return r.status, None
-        finally:
-            conn.close()
+            return st, json.loads(raw) if raw else None
+        except ValueError:
+            return st, None
 
 
 class Gateway:

@@ -10,7 +10,6 @@ The server runs on loopback ports chosen at run time and is stopped by its PID
 (and restarted once, for the monitor case). Every wait is on a condition with
 a timeout; nothing sleeps and hopes. usage: test_requests.py SUIRO_BIN"""
 import datetime
-import http.client
 import itertools
 import json
 import os
@@ -173,25 +172,14 @@ def stop_server():
 
 def http_call(method, path, body=None, token=None, timeout=15):
     """(status, parsed JSON or None, text, content-type) of one HTTP call."""
-    conn = http.client.HTTPConnection("127.0.0.1", PORTS["http"], timeout=timeout)
+    st, r, data, _ = srtest.http_once(PORTS["http"], method, path, None if body is None else json.dumps(body), token,
+                                      None if body is None else {"Content-Type": "application/json"}, timeout=timeout)
+    raw = data.decode("utf-8", "replace")
     try:
-        headers = {}
-        data = None
-        if body is not None:
-            data = json.dumps(body).encode()
-            headers["Content-Type"] = "application/json"
-        if token:
-            headers["Authorization"] = "Bearer " + token
-        conn.request(method, path, body=data, headers=headers)
-        r = conn.getresponse()
-        raw = r.read().decode("utf-8", "replace")
-        try:
-            js = json.loads(raw) if raw else None
-        except ValueError:
-            js = None
-        return r.status, js, raw, r.getheader("Content-Type", "")
-    finally:
-        conn.close()
+        js = json.loads(raw) if raw else None
+    except ValueError:
+        js = None
+    return st, js, raw, r.getheader("Content-Type", "")
 
 
 class App:
