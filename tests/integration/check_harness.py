@@ -3,7 +3,8 @@
 harness (issue #12 section 8): every Python test imports srtest.py and
 starts the server through it; only srtest.py makes a paho client (so the
 tests run with paho-mqtt 1.6 and 2.x); every shell test sources lib.sh and
-starts the server through sr_start; no .pyc is committed (.gitignore).
+starts the server through sr_start; no .pyc is committed (.gitignore);
+paho_client makes its client right on paho 1.6 and 2.x.
 Prints each breach; exit 1 if there is one. --self-test checks that each
 rule catches what it is for."""
 import os
@@ -68,11 +69,44 @@ def self_test():
     return ok
 
 
+def paho_adapter_test():
+    """srtest.paho_client on both paho APIs (1.6: Client(client_id=...),
+    2.x: Client(CallbackAPIVersion.VERSION1, client_id=...)), with a stand-in
+    module, since one machine has one paho: the breaches, or []."""
+    import types
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import srtest
+    out = []
+    saved = {k: sys.modules.get(k) for k in ("paho", "paho.mqtt", "paho.mqtt.client")}
+    try:
+        for v2 in (False, True):
+            calls = []
+            m = types.ModuleType("paho.mqtt.client")
+            m.MQTTv311, m.MQTTv5 = 4, 5
+            m.Client = lambda *a, **kw: calls.append((a, kw)) or "client"
+            if v2:
+                m.CallbackAPIVersion = types.SimpleNamespace(VERSION1="V1", VERSION2="V2")
+            pkg, sub = types.ModuleType("paho"), types.ModuleType("paho.mqtt")
+            pkg.mqtt, sub.client = sub, m
+            sys.modules.update({"paho": pkg, "paho.mqtt": sub, "paho.mqtt.client": m})
+            c = srtest.paho_client("gw1", clean_session=False)
+            want = ((("V1",) if v2 else ()), {"client_id": "gw1", "protocol": 4, "clean_session": False})
+            if c != "client" or calls != [want]:
+                out.append("paho %s: Client called as %r, want %r" % ("2.x" if v2 else "1.6", calls, [want]))
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                sys.modules.pop(k, None)
+            else:
+                sys.modules[k] = v
+    return out
+
+
 def main():
     if not self_test():
         print("FAIL: the self-test")
         return 1
-    out = check(sys.argv[1])
+    out = paho_adapter_test() + check(sys.argv[1])
     for line in out:
         print("FAIL:", line)
     print("ok: every integration test uses the one harness" if not out else "%d breach(es)" % len(out))
