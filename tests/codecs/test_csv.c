@@ -36,29 +36,26 @@ static int dump(const char *s, size_t n, const sr_csv_opts *o, char *out, size_t
     return rc == SR_DONE ? SR_OK : rc;
 }
 
-Test(codecs_csv, simple_records_with_lf_crlf_and_cr)
-{
-    char out[256];
-    size_t line = 0;
-    cr_assert_eq(dump(S("a,b\nc,d\r\ne,f\rg"), NULL, out, sizeof out, &line), SR_OK);
-    cr_assert_str_eq(out, "a|b@1\nc|d@2\ne|f@3\ng@4\n");
-}
+/* input -> every record as "f1|f2@line" (see dump) */
+static const struct {
+    const char *what, *in, *out;
+} records[] = {
+    {"simple records with LF, CRLF and CR", "a,b\nc,d\r\ne,f\rg", "a|b@1\nc|d@2\ne|f@3\ng@4\n"},
+    {"a trailing newline makes no extra record and empty fields are kept", ",a,\n\n,\n", "|a|@1\n@2\n|@3\n"},
+    {"quoted fields hold commas, quotes and line breaks", "\"a,b\",\"say \"\"hi\"\"\",\"two\nlines\"\nnext,\"\"\n",
+     "a,b|say \"hi\"|two\nlines@1\nnext|@3\n"},
+    {"no input, no record", "", ""},
+    {"a quoted empty field and a quoted CRLF", "\"\",\"x\r\ny\"\r\nz", "|x\r\ny@1\nz@3\n"},
+};
 
-Test(codecs_csv, trailing_newline_makes_no_extra_record_and_empty_fields_are_kept)
+Test(codecs_csv, records_table)
 {
-    char out[256];
-    size_t line = 0;
-    cr_assert_eq(dump(S(",a,\n\n,\n"), NULL, out, sizeof out, &line), SR_OK);
-    cr_assert_str_eq(out, "|a|@1\n@2\n|@3\n");
-}
-
-Test(codecs_csv, quoted_fields_hold_commas_quotes_and_line_breaks)
-{
-    char out[256];
-    size_t line = 0;
-    cr_assert_eq(dump(S("\"a,b\",\"say \"\"hi\"\"\",\"two\nlines\"\nnext,\"\"\n"), NULL, out, sizeof out, &line),
-                 SR_OK);
-    cr_assert_str_eq(out, "a,b|say \"hi\"|two\nlines@1\nnext|@3\n");
+    for (size_t i = 0; i < sizeof records / sizeof records[0]; i++) {
+        char out[256];
+        size_t line = 0;
+        cr_expect_eq(dump(records[i].in, strlen(records[i].in), NULL, out, sizeof out, &line), SR_OK, "%s", records[i].what);
+        cr_expect_str_eq(out, records[i].out, "%s", records[i].what);
+    }
 }
 
 Test(codecs_csv, record_reports_start_and_end_line)

@@ -599,27 +599,37 @@ Test(codecs_mqtt, remaining_length_boundaries)
 
 Test(codecs_mqtt, ack_bytes)
 {
+    sr_mqtt_props no = {0};
+    no.present = SR_MQTT_P_REASON_STRING;
+    no.reason_string = STR("no");
+    /* {version, type, packet id, reason code, props, rc, bytes (when SR_OK)} */
+    static const struct {
+        int ver, type;
+        uint16_t pid;
+        uint8_t code;
+        int reason; /* with the reason string "no" */
+        int rc;
+        const char *bytes;
+        size_t len;
+    } cases[] = {
+        {4, SR_MQTT_PUBACK, 7, 0, 0, SR_OK, B("\x40\x02\x00\x07")},
+        {5, SR_MQTT_PUBACK, 7, 0, 0, SR_OK, B("\x40\x02\x00\x07")},
+        {5, SR_MQTT_PUBACK, 7, 0x10, 0, SR_OK, B("\x40\x03\x00\x07\x10")},
+        {5, SR_MQTT_PUBACK, 7, 0x80, 1, SR_OK, B("\x40\x09\x00\x07\x80\x05\x1F\x00\x02" "no")},
+        {4, SR_MQTT_PUBREC, 7, 0, 0, SR_OK, B("\x50\x02\x00\x07")},
+        {4, SR_MQTT_PUBREL, 7, 0, 0, SR_OK, B("\x62\x02\x00\x07")},
+        {5, SR_MQTT_PUBCOMP, 7, 0x92, 0, SR_OK, B("\x70\x03\x00\x07\x92")},
+        {4, SR_MQTT_PUBACK, 0, 0, 0, SR_EINVAL, B("")},
+        {4, SR_MQTT_SUBACK, 1, 0, 0, SR_EINVAL, B("")},
+    };
     sr_buf b;
     sr_buf_init(&b);
-    cr_assert_eq(sr_mqtt_encode_ack(&b, 4, SR_MQTT_PUBACK, 7, 0, NULL), SR_OK);
-    EXPECT(&b, "\x40\x02\x00\x07");
-    cr_assert_eq(sr_mqtt_encode_ack(&b, 5, SR_MQTT_PUBACK, 7, 0, NULL), SR_OK);
-    EXPECT(&b, "\x40\x02\x00\x07");
-    cr_assert_eq(sr_mqtt_encode_ack(&b, 5, SR_MQTT_PUBACK, 7, 0x10, NULL), SR_OK);
-    EXPECT(&b, "\x40\x03\x00\x07\x10");
-    sr_mqtt_props pr = {0};
-    pr.present = SR_MQTT_P_REASON_STRING;
-    pr.reason_string = STR("no");
-    cr_assert_eq(sr_mqtt_encode_ack(&b, 5, SR_MQTT_PUBACK, 7, 0x80, &pr), SR_OK);
-    EXPECT(&b, "\x40\x09\x00\x07\x80\x05\x1F\x00\x02" "no");
-    cr_assert_eq(sr_mqtt_encode_ack(&b, 4, SR_MQTT_PUBREC, 7, 0, NULL), SR_OK);
-    EXPECT(&b, "\x50\x02\x00\x07");
-    cr_assert_eq(sr_mqtt_encode_ack(&b, 4, SR_MQTT_PUBREL, 7, 0, NULL), SR_OK);
-    EXPECT(&b, "\x62\x02\x00\x07");
-    cr_assert_eq(sr_mqtt_encode_ack(&b, 5, SR_MQTT_PUBCOMP, 7, 0x92, NULL), SR_OK);
-    EXPECT(&b, "\x70\x03\x00\x07\x92");
-    cr_assert_eq(sr_mqtt_encode_ack(&b, 4, SR_MQTT_PUBACK, 0, 0, NULL), SR_EINVAL);
-    cr_assert_eq(sr_mqtt_encode_ack(&b, 4, SR_MQTT_SUBACK, 1, 0, NULL), SR_EINVAL);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        cr_assert_eq(sr_mqtt_encode_ack(&b, cases[i].ver, cases[i].type, cases[i].pid, cases[i].code,
+                                        cases[i].reason ? &no : NULL),
+                     cases[i].rc, "case %zu", i);
+        if (cases[i].rc == SR_OK) expect(&b, cases[i].bytes, cases[i].len);
+    }
     sr_buf_release(&b);
 }
 

@@ -409,19 +409,28 @@ Test(codecs_sheet, error_list_is_bounded)
 
 Test(codecs_sheet, ids_and_patterns)
 {
-    cr_assert(sr_sheet_id_valid("a.B_c-9", 7));
-    cr_assert_not(sr_sheet_id_valid("", 0));
-    cr_assert_not(sr_sheet_id_valid("a b", 3));
-    cr_assert_not(sr_sheet_id_valid("水", 3));
-    char id[66];
-    memset(id, 'x', 65);
-    cr_assert(sr_sheet_id_valid(id, 64));
-    cr_assert_not(sr_sheet_id_valid(id, 65));
-    cr_assert(sr_sheet_grant_matches("P0*", "P001"));
-    cr_assert(sr_sheet_grant_matches("*", "anything"));
-    cr_assert_not(sr_sheet_grant_matches("P0*", "P100"));
-    cr_assert(sr_sheet_grant_matches("P001", "P001"));
-    cr_assert_not(sr_sheet_grant_matches("P001", "P0011"));
+    char xs[66];
+    memset(xs, 'x', 65);
+    xs[65] = 0;
+    static const struct {
+        const char *id; /* NULL: len times 'x' */
+        size_t len;
+        int valid;
+    } ids[] = {
+        {"a.B_c-9", 7, 1}, {"", 0, 0}, {"a b", 3, 0}, {"水", 3, 0}, {NULL, 64, 1}, {NULL, 65, 0},
+    };
+    for (size_t i = 0; i < sizeof ids / sizeof ids[0]; i++)
+        cr_expect_eq(!!sr_sheet_id_valid(ids[i].id ? ids[i].id : xs, ids[i].len), ids[i].valid, "id %zu '%s' (%zu)", i,
+                     ids[i].id ? ids[i].id : "x...", ids[i].len);
+    static const struct {
+        const char *pattern, *id;
+        int match;
+    } grants[] = {
+        {"P0*", "P001", 1}, {"*", "anything", 1}, {"P0*", "P100", 0}, {"P001", "P001", 1}, {"P001", "P0011", 0},
+    };
+    for (size_t i = 0; i < sizeof grants / sizeof grants[0]; i++)
+        cr_expect_eq(!!sr_sheet_grant_matches(grants[i].pattern, grants[i].id), grants[i].match, "grant %s for %s",
+                     grants[i].pattern, grants[i].id);
     cr_assert_str_eq(sr_dp_type_name(SR_DP_BOOLEAN), "boolean");
     cr_assert_str_eq(sr_dp_kind_name((sr_dp_kind)7), "?");
 }

@@ -1,10 +1,18 @@
-"""tests/integration/srtest.py -- what the Python integration tests share:
-checks that count, the real server started on ports chosen at run time (and
-stopped by its PID), and an HTTP client for AP-IF / GW-IF on one keep-alive
-connection. /usr/bin/python3 and the standard library only."""
+"""tests/integration/srtest.py -- the one harness of the Python integration
+tests: checks that count (Checks, finish); the real server started on ports
+chosen at run time or a fixed one (start_server, free_port) and stopped by
+its PID (stop_server); data directories provisioned (provision_gwsim,
+gwsim_sheet, import_sheet, OTHER_OPERATOR_SHEET); HTTP on one keep-alive
+connection (Api) or one fresh connection (http_once); an app's push URL
+(PushReceiver); raw MQTT packets and a raw gateway (mqtt_*, RawGw); and the
+only place a paho-mqtt client is made (paho_client: 1.6 and 2.x).
+/usr/bin/python3 and the standard library only (paho where MQTT is used)."""
 import http.client
+import http.server
 import json
 import subprocess
+import threading
+import time
 
 
 class Checks:
@@ -16,14 +24,14 @@ class Checks:
     def __call__(self, name, cond, extra=""):
         if cond:
             self.passes += 1
-            print("ok:", name)
+            print("ok:", name, flush=True)
         else:
             self.fails += 1
-            print("FAIL:", name, extra)
+            print("FAIL:", name, extra, flush=True)
         return cond
 
     def summary(self):
-        print("%d passed, %d failed" % (self.passes, self.fails))
+        print("%d passed, %d failed" % (self.passes, self.fails), flush=True)
         return 1 if self.fails else 0
 
 
@@ -42,20 +50,86 @@ def paho_client(client_id, protocol=None, **kw):
     return mqtt.Client(client_id=client_id, protocol=protocol, **kw)
 
 
-def start_server(binary, data, log, mqtt_port=0, http_port=0, extra=()):
+def start_server(binary, data, log, mqtt_port=0, http_port=0, extra=(), config=None, env=None, until=None,
+                 timeout=30):
     """`suiro serve` on loopback; returns (process, {"mqtt": port, "http": port, ...})
-    read from its `listening NAME=HOST:PORT` lines."""
-    p = subprocess.Popen([binary, "serve", "--data", data, "--mqtt", "127.0.0.1:%d" % mqtt_port,
-                          "--http", "127.0.0.1:%d" % http_port] + list(extra),
-                         stdout=subprocess.PIPE, stderr=open(log, "a"), text=True)
+    read from its `listening NAME=HOST:PORT` lines. With config, the server
+    reads its listeners and data directory from that file (data, mqtt_port
+    and http_port are not passed); env replaces the environment; until names
+    the listener to wait for (http or https by default), at most timeout
+    seconds. A thread keeps draining the server's stdout (so it never blocks
+    on it); a server that does not come up is killed (by its PID) and this
+    raises RuntimeError."""
+    if config is not None:
+        args = [binary, "serve", "--config", config]
+    else:
+        args = [binary, "serve", "--data", data, "--mqtt", "127.0.0.1:%d" % mqtt_port,
+                "--http", "127.0.0.1:%d" % http_port]
+    p = subprocess.Popen(args + list(extra), stdout=subprocess.PIPE, stderr=open(log, "a"), text=True, env=env)
     ports = {}
-    while "http" not in ports and "https" not in ports:
-        line = p.stdout.readline()
-        if not line:
-            raise RuntimeError("server did not start (see %s)" % log)
-        k, v = line.strip().split(" ", 1)[1].split("=")
-        ports[k] = int(v.rsplit(":", 1)[1])
+    ready = threading.Event()
+
+    def up():
+        return until in ports if until else ("http" in ports or "https" in ports)
+
+    def reader():
+        for line in p.stdout:
+            line = line.strip()
+            if line.startswith("listening ") and "=" in line:
+                k, v = line[len("listening "):].split("=", 1)
+                ports[k] = int(v.rsplit(":", 1)[1])
+                if up():
+                    ready.set()
+        ready.set()
+    threading.Thread(target=reader, daemon=True).start()
+    if not ready.wait(timeout) or not up():
+        if p.poll() is None:
+            p.kill()
+        p.wait()
+        raise RuntimeError("server did not start (ports %r, exit %r; see %s)" % (ports, p.returncode, log))
     return p, ports
+
+
+def stop_server(p, timeout=30):
+    """SIGTERM by PID and wait; the exit code (-9 when it had to be killed)."""
+    import signal
+    if p is None or p.poll() is not None:
+        return p.returncode if p is not None else None
+    p.send_signal(signal.SIGTERM)
+    try:
+        return p.wait(timeout)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.wait()
+        return -9
+
+
+def free_port():
+    """A TCP port on 127.0.0.1 that nobody listens on now (for a server that
+    must come back on the same port after a restart)."""
+    import socket
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def gwsim_sheet(binary, gateways, points, operator=None):
+    """`suiro gwsim sheet`'s set-up sheet (GATEWAYS gateways of POINTS points
+    each, operator "sim" unless named) as text."""
+    return subprocess.run([binary, "gwsim", "sheet", "--gateways", str(gateways), "--points", str(points)] +
+                          (["--operator", operator] if operator else []),
+                          check=True, capture_output=True, text=True).stdout
+
+
+def provision_gwsim(binary, data, tmp, gateways, points, operator=None, extra="", demo=False):
+    """A new data directory (with the demo operator when demo) and gwsim's
+    sheet imported, with extra (more sheet sections) appended to it."""
+    import os
+    subprocess.run([binary, "init"] + (["--demo"] if demo else []) + [data], check=True, capture_output=True)
+    import_sheet(binary, data, os.path.join(tmp, (operator or "sim") + ".csv"),
+                 gwsim_sheet(binary, gateways, points, operator) + extra)
 
 
 def code(body):
@@ -107,6 +181,32 @@ class Api:
         if st == 201:
             self.token = b["token"]
         return st
+
+
+def http_once(port, method, path, body=None, token=None, headers=None, source=None, timeout=30):
+    """One request on a fresh connection (from the loopback address source):
+    (status, response, body bytes, complete); complete is False when the
+    server closed before the whole body (the bytes that came are returned).
+    A dict or list body is sent as JSON. OSError and http.client.HTTPException
+    pass through."""
+    h = dict(headers or {})
+    if token:
+        h["Authorization"] = "Bearer " + token
+    if isinstance(body, (dict, list)):
+        body = json.dumps(body).encode()
+    elif isinstance(body, str):
+        body = body.encode()
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout, source_address=(source, 0) if source else None)
+    try:
+        c.request(method, path, body=body, headers=h)
+        r = c.getresponse()
+        try:
+            data, complete = r.read(), True
+        except http.client.IncompleteRead as e:
+            data, complete = e.partial, False
+        return r.status, r, data, complete
+    finally:
+        c.close()
 
 
 def finish(check, tmp, procs, log_name="server.log"):
@@ -222,6 +322,111 @@ class RawGw:
             self.s.close()
         except OSError:
             pass
+
+
+class PushReceiver:
+    """An app's push URL for the tests: an HTTP server on 127.0.0.1. mode: "ok" answers 200, "fail" 503,
+    "hold" blocks the request until release() (at most 8 s) then 200.
+    `down()` is a receiver whose port is bound but not listening (connections
+    are refused) until up(). Records every request: (path, headers, body,
+    status) in arrival order; `arrived` also counts requests still held."""
+
+    def __init__(self, listening=True):
+        self.cv = threading.Condition()
+        self.reqs = []          # dicts: path, headers, body, status, t
+        self.arrived = []       # delivery ids, as requests arrive (before the answer)
+        self.mode = "ok"
+        self.released = threading.Event()
+        rcv = self
+
+        class H(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self):
+                n = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(n)
+                t = time.monotonic()
+                with rcv.cv:
+                    rcv.arrived.append(self.headers.get("X-Suiro-Delivery"))
+                    mode = rcv.mode
+                    rcv.cv.notify_all()
+                if mode == "hold":
+                    rcv.released.wait(8)
+                status = 503 if mode == "fail" else 200
+                with rcv.cv:   # recorded before the answer: once suiro sees 200 the record exists
+                    rcv.reqs.append({"path": self.path, "headers": {k.lower(): v for k, v in self.headers.items()},
+                                     "body": body, "status": status, "t": t})
+                    rcv.cv.notify_all()
+                try:
+                    self.send_response(status)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                except OSError:   # suiro gave up on this request (stopped): nothing to answer
+                    pass
+
+            def log_message(self, *a):
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H, bind_and_activate=False)
+        self.httpd.daemon_threads = True
+        self.httpd.server_bind()
+        self.port = self.httpd.server_address[1]
+        self.thread = None
+        if listening:
+            self.up()
+
+    def up(self):
+        self.httpd.server_activate()
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self):
+        self.released.set()
+        if self.thread:
+            self.httpd.shutdown()
+            self.thread = None
+        self.httpd.server_close()
+
+    def release(self):
+        self.released.set()
+
+    def wait_for(self, pred, timeout=10.0):
+        with self.cv:
+            return self.cv.wait_for(lambda: pred(self), timeout)
+
+    def accepted(self, prefix):
+        with self.cv:
+            return [r for r in self.reqs if r["status"] == 200 and r["path"].startswith(prefix)]
+
+    def failed(self, prefix):
+        with self.cv:
+            return [r for r in self.reqs if r["status"] != 200 and r["path"].startswith(prefix)]
+
+    def all(self):
+        with self.cv:
+            return list(self.reqs)
+
+    def paths(self):
+        """The paths of the requests answered so far, in order."""
+        with self.cv:
+            return [r["path"] for r in self.reqs]
+
+    def wait(self, pred, timeout=10.0):
+        """The first push as (path, body parsed as JSON, or the bytes) for
+        which pred((path, body)) holds, waiting at most timeout s; or None."""
+        def parsed():
+            out = []
+            for r in self.reqs:
+                try:
+                    out.append((r["path"], json.loads(r["body"])))
+                except ValueError:
+                    out.append((r["path"], r["body"]))
+            return out
+        with self.cv:
+            self.cv.wait_for(lambda: any(pred(g) for g in parsed()), timeout)
+            found = [g for g in parsed() if pred(g)]
+        return found[0] if found else None
+
 
 
 def gw_envelope(mtype, mid, body, ts="2026-11-22T00:00:00.000Z"):

@@ -20,18 +20,10 @@ BIG_MB = int(os.environ.get("SUIRO_TEST_BIG_MB", "200"))
 T = tempfile.mkdtemp(prefix="suiro-apstore-")
 D = os.path.join(T, "data")
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from srtest import Api, Checks, code, finish, start_server  # noqa: E402
+from srtest import Api, Checks, code, finish, gwsim_sheet, import_sheet, rss_kb, start_server  # noqa: E402
 
 check = Checks()
 server = None
-
-
-def rss_kb(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
 
 
 def start():
@@ -42,11 +34,8 @@ try:
     subprocess.run([BIN, "init", "--demo", D], check=True, capture_output=True)
     # operator "sim": 4 gateways x 10 points, an app granted everything, and
     # an app of "sim" for the cross-operator checks
-    sheet = subprocess.run([BIN, "gwsim", "sheet", "--gateways", "4", "--points", "10", "--operator", "sim"],
-                           check=True, capture_output=True, text=True).stdout
-    sheet += "\n[apps]\nid,name,secret,push_url\nSAPP,Sim app,sim-app-secret,\n\n[grants]\napp,datapoint,access\nSAPP,*,both\n"
-    open(os.path.join(T, "sim.csv"), "w").write(sheet)
-    subprocess.run([BIN, "sheet", "import", os.path.join(T, "sim.csv"), D], check=True, capture_output=True)
+    import_sheet(BIN, D, os.path.join(T, "sim.csv"), gwsim_sheet(BIN, 4, 10, "sim") +
+                 "\n[apps]\nid,name,secret,push_url\nSAPP,Sim app,sim-app-secret,\n\n[grants]\napp,datapoint,access\nSAPP,*,both\n")
     server, ports = start()
     port = ports["http"]
 

@@ -10,51 +10,46 @@
 # an ASan build's binary). usage: test_apsim.sh SUIRO_BIN
 set -u
 BIN=$1
-T=$(mktemp -d "${TMPDIR:-/tmp}/suiro-apsim-XXXXXX")
-SRV=
-cleanup() { [ -n "$SRV" ] && kill -9 "$SRV" 2>/dev/null; rm -rf "$T"; }
-trap cleanup EXIT
-fails=0; passes=0; skips=0
-check() { if eval "$2"; then passes=$((passes+1)); echo "ok: $1"; else fails=$((fails+1)); echo "FAIL: $1"; echo "  rc=$rc out=${out:0:400}"; head -c 600 "$T/err"; fi; }
-skip() { skips=$((skips+1)); echo "skip: $1"; }
+. "$(dirname "$0")/lib.sh"
+sr_setup apsim
+sr_on_fail() { echo "  rc=${rc:-} out=${out:0:400}"; head -c 600 "$T/err"; }
 # ap ARGS... -> $out (stdout), $rc; stderr in $T/err, sanitizer reports kept
 ap() {
   out=$("$BIN" apsim "$@" 2>"$T/err"); rc=$?
   if grep -q 'Sanitizer' "$T/err"; then cat "$T/err" >> "$T/san"; fi
 }
 # json EXPR: EXPR over d, the JSON of $out; a tuple prints space-separated
-json() {
-  python3 -c 'import json, sys
-d = json.load(sys.stdin); r = eval(sys.argv[1])
-print(*r) if isinstance(r, tuple) else print(r)' "$1" <<<"$out" 2>/dev/null
-}
+json() { sr_json "$1" <<<"$out"; }
 
 D=$T/data
 "$BIN" init --demo "$D" >/dev/null
-"$BIN" serve --data "$D" --mqtt 127.0.0.1:0 --http 127.0.0.1:0 > "$T/out" 2> "$T/log" &
-SRV=$!
-for _ in $(seq 200); do grep -q '^listening http' "$T/out" 2>/dev/null && break; sleep 0.05; done
-P=$(sed -n 's/^listening http=.*:\([0-9]*\)$/\1/p' "$T/out")
-[ -n "$P" ] || { echo "FAIL: the server did not start"; cat "$T/log"; exit 1; }
+sr_start --data "$D" --mqtt 127.0.0.1:0 --http 127.0.0.1:0 || { echo "FAIL: the server did not start"; cat "$T/log"; exit 1; }
+P=$HP
 export SUIRO_URL=http://127.0.0.1:$P SUIRO_APP_SECRET=demo-app001-secret
 unset SUIRO_TOKEN
 
 # --- values through GW-IF HTTP ---
 G=http://127.0.0.1:$P/gw/v1
-GTOK=$(curl -s -X POST "$G/sessions" -d '{"operatorId":"demo","gatewayId":"GW001","secret":"demo-gw001-secret"}' |
-       sed -n 's/.*"token":"\([0-9a-f]*\)".*/\1/p')
+GTOK=$(sr_token "$G/sessions" '{"operatorId":"demo","gatewayId":"GW001","secret":"demo-gw001-secret"}')
 measure() { # messageId values-json
   curl -s -o /dev/null -w '%{http_code}' -X POST "$G/measurements" -H "Authorization: Bearer $GTOK" \
     --data-binary "{\"header\":{\"messageType\":\"GW_MEASUREMENTS\",\"messageId\":\"$1\"},\"body\":{\"values\":[$2]}}"
 }
 
 # --- usage and reachability ---
-ap; check "no command: usage, exit 2" '[ $rc -eq 2 ]'
-ap masters facilities --bogus; check "an unknown option exits 2" '[ $rc -eq 2 ]'
-ap latest --limit 5 --data-id P001; check "an option of another command exits 2" '[ $rc -eq 2 ]'
-ap latest; check "a missing --data-id exits 2" '[ $rc -eq 2 ]'
-ap masters pumps; check "an unknown master kind exits 2" '[ $rc -eq 2 ]'
-ap masters facilities --url http://127.0.0.1:1; check "an unreachable URL exits 3" '[ $rc -eq 3 ]'
+# ARGS|EXIT|WHAT (ARGS split on spaces)
+USAGE=("|2|no command: usage, exit 2"
+       "masters facilities --bogus|2|an unknown option exits 2"
+       "latest --limit 5 --data-id P001|2|an option of another command exits 2"
+       "latest|2|a missing --data-id exits 2"
+       "masters pumps|2|an unknown master kind exits 2"
+       "certificate gateway|2|certificate gateway without an ID exits 2"
+       "masters facilities --url http://127.0.0.1:1|3|an unreachable URL exits 3")
+for c in "${USAGE[@]}"; do
+  IFS='|' read -r args want what <<<"$c"
+  # shellcheck disable=SC2086
+  ap $args; check "$what" "[ \$rc -eq $want ]"
+done
 
 # --- sessions ---
 ap masters facilities --secret wrong-secret-123
@@ -117,8 +112,6 @@ ap monitor-stop --monitor-id "$M"
 check "monitor-stop" '[ $rc -eq 0 ] && [[ $out == *STOP* ]]'
 ap certificate platform
 check "certificate platform prints a PEM" '[ $rc -eq 0 ] && [[ $out == "-----BEGIN CERTIFICATE-----"* ]]'
-ap certificate gateway
-check "certificate gateway without an ID exits 2" '[ $rc -eq 2 ]'
 
 # --- load ---
 ap load --what latest --data-id P001 --requests 300 --connections 4
@@ -195,7 +188,5 @@ fi
 check "no sanitizer report from apsim" '[ ! -s "$T/san" ]'
 [ -s "$T/san" ] && head -50 "$T/san"
 check "the server is up" 'kill -0 $SRV'
-kill -TERM "$SRV"; wait "$SRV"; SRV=
-[ $fails -eq 0 ] || tail -20 "$T/log"
-echo "$passes passed, $fails failed, $skips skipped"
-[ $fails -eq 0 ]
+sr_stop
+sr_finish

@@ -14,12 +14,8 @@ PY=/usr/bin/python3
 [ -x "$PY" ] || PY=$(command -v python3)
 S=$ROOT/tests/data/bench/sample.jsonl
 E=$ROOT/tests/data/bench/sample-performance.md
-T=$(mktemp -d "${TMPDIR:-/tmp}/suiro-benchreport-XXXXXX")
-trap 'rm -rf "$T"' EXIT
-fails=0; passes=0
-ok()   { passes=$((passes+1)); echo "ok: $1"; }
-bad()  { fails=$((fails+1)); echo "FAIL: $1"; }
-check() { if eval "$2"; then ok "$1"; else bad "$1"; fi; }
+. "$ROOT/tests/integration/lib.sh"
+sr_setup benchreport
 report() { (cd "$ROOT" && "$PY" bench/report.py "$@"); }
 
 # ---- the report ------------------------------------------------------------
@@ -117,5 +113,4 @@ bash "$T/repo/bench/compare" > "$T/cmp3"
 check "bench/compare with no arguments compares the two newest files" \
   "head -n 1 $T/cmp3 | grep -q '20990102T000000Z.jsonl -> .*20990103T000000Z.jsonl' && grep -q '1,425,740 -> 1,140,592' $T/cmp3"
 
-echo "test_bench_report: $passes passed, $fails failed"
-[ "$fails" -eq 0 ]
+sr_finish test_bench_report

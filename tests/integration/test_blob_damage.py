@@ -6,7 +6,6 @@ any byte of it is sent; damage past the first 256 KiB (found after the headers
 went out) closes the connection short of the Content-Length, never a
 complete-looking body. usage: test_blob_damage.py SUIRO_BIN"""
 import hashlib
-import http.client
 import json
 import os
 import signal
@@ -18,7 +17,7 @@ BIN = sys.argv[1]
 T = tempfile.mkdtemp(prefix="suiro-blobdmg-")
 D = os.path.join(T, "data")
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from srtest import Api, Checks, code, finish, start_server  # noqa: E402
+from srtest import Api, Checks, code, finish, http_once, start_server  # noqa: E402
 
 check = Checks()
 server = None
@@ -42,15 +41,7 @@ def verify(*extra):
 
 def get_raw(port, token, path):
     """(status, headers, body bytes, complete?) on a fresh connection."""
-    c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-    c.request("GET", path, headers={"Authorization": "Bearer " + token})
-    r = c.getresponse()
-    try:
-        body, complete = r.read(), True
-    except http.client.IncompleteRead as e:
-        body, complete = e.partial, False
-    c.close()
-    return r.status, r, body, complete
+    return http_once(port, "GET", path, token=token)
 
 
 try:

@@ -12,19 +12,14 @@
 set -u
 BIN=$(readlink -f "$1")
 SRC=${2:-}
-T=$(mktemp -d "${TMPDIR:-/tmp}/suiro-conv-XXXXXX")
-SRV=
-cleanup() { [ -n "$SRV" ] && kill -9 "$SRV" 2>/dev/null; rm -rf "$T"; }
-trap cleanup EXIT
-fails=0; passes=0
-ok()   { passes=$((passes+1)); echo "ok: $1"; }
-bad()  { fails=$((fails+1)); echo "FAIL: $1"; }
-check() { if eval "$2"; then ok "$1"; else bad "$1"; echo "  rc=${rc:-} out=${out:0:300} err=$(head -c 300 "$T/err" 2>/dev/null)"; fi; }
+. "$(dirname "$0")/lib.sh"
+sr_setup conv
+sr_on_fail() { echo "  rc=${rc:-} out=${out:0:300} err=$(head -c 300 "$T/err" 2>/dev/null)"; }
 # run ARGS...: in the empty directory $W; stdout in $out, stderr in $T/err, exit in $rc
 W=$T/cwd
 mkdir -p "$W"
-run() { out=$(cd "$W" && timeout 60 "$BIN" "$@" 2>"$T/err"); rc=$?; }
-listing() { (cd "$1" && find . | sort); }
+run() { sr_run "$@"; }
+listing() { sr_listing "$1"; }
 
 # ---- 1. --help and -h: every command and subcommand ----------------------------
 CMDS=("" "init" "sheet" "sheet import" "sheet export" "rebuild" "replay" "verify" "cert" "cert import"
@@ -173,14 +168,11 @@ run replay "$D" --from -1x
 check "replay --from -1x: a usage error naming it" "[ $rc -eq 2 ] && grep -q -- '-1x' $T/err"
 
 # ---- 7. replay (and apsim) print dataIds, RFC 3339 times and numbers as sent --------
-"$BIN" serve --data "$D" --mqtt 127.0.0.1:0 --http 127.0.0.1:0 > "$T/out" 2> "$T/log" &
-SRV=$!
-for _ in $(seq 200); do grep -q '^listening http' "$T/out" 2>/dev/null && break; sleep 0.05; done
-P=$(sed -n 's/^listening http=.*:\([0-9]*\)$/\1/p' "$T/out")
+sr_start --data "$D" --mqtt 127.0.0.1:0 --http 127.0.0.1:0
+P=$HP
 check "the server starts" "[ -n '$P' ]"
 U=http://127.0.0.1:$P
-TOK=$(curl -s -X POST "$U/gw/v1/sessions" -H 'Content-Type: application/json' \
-  -d '{"operatorId":"demo","gatewayId":"GW001","secret":"demo-gw001-secret"}' | sed -n 's/.*"token":"\([0-9a-f]*\)".*/\1/p')
+TOK=$(sr_token "$U/gw/v1/sessions" '{"operatorId":"demo","gatewayId":"GW001","secret":"demo-gw001-secret"}')
 r=$(curl -s -X POST "$U/gw/v1/measurements" -H 'Content-Type: application/json' -H "Authorization: Bearer $TOK" \
   -d '{"header":{"messageType":"GW_MEASUREMENTS","messageId":"c-1"},"body":{"values":[{"dataId":"P001","timestamp":"2026-11-22T05:21:00.5Z","value":0.1},{"dataId":"P002","timestamp":"2026-11-22T05:21:00Z","value":0.3}]}}')
 check "a measurement of 0.1 is stored" "grep -q '\"code\":\"0\"' <<<'$r'"
@@ -195,7 +187,7 @@ run apsim latest --data-id P001
 check "apsim prints 0.1 as sent" "[ $rc -eq 0 ] && grep -q '\"value\":0.1[,}]' <<<\"\$out\""
 run apsim stored-values --data-id=P001 --from=-1000d --pretty
 check "apsim --pretty prints 0.1 as sent (and --opt=value)" "[ $rc -eq 0 ] && grep -q '\"value\": 0.1,' <<<\"\$out\" && ! grep -q '0000000000' <<<\"\$out\""
-kill "$SRV" 2>/dev/null; wait "$SRV" 2>/dev/null; SRV=
+sr_stop
 
 # ---- 8. verify and log verify: the same exit codes and JSON --------------------------
 # both --json objects: the same verdict and the same log members
@@ -252,5 +244,4 @@ if [ -n "$SRC" ] && head=$(git -C "$SRC" rev-parse --short=12 HEAD 2>/dev/null);
   echo "  (built at $out, source at $head)"
 fi
 
-echo "$passes passed, $fails failed"
-[ $fails -eq 0 ]
+sr_finish

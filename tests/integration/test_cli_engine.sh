@@ -5,12 +5,8 @@
 # usage: test_cli_engine.sh SUIRO_BIN
 set -u
 BIN=$1
-T=$(mktemp -d "${TMPDIR:-/tmp}/suiro-cli-XXXXXX")
-trap 'rm -rf "$T"' EXIT
-fails=0; passes=0
-ok()   { passes=$((passes+1)); echo "ok: $1"; }
-bad()  { fails=$((fails+1)); echo "FAIL: $1"; }
-check() { if eval "$2"; then ok "$1"; else bad "$1"; fi; }
+. "$(dirname "$0")/lib.sh"
+sr_setup cli
 
 D=$T/data
 out=$("$BIN" init --demo "$D" 2>&1); rc=$?
@@ -116,5 +112,4 @@ check "opening for writing cuts it and keeps it aside" "cmp -s \"$SEG\" \"$T/seg
 out=$("$BIN" verify "$D5" 2>&1); rc=$?
 check "verify passes after the cut" "[ $rc -eq 0 ]"
 
-echo "$passes passed, $fails failed"
-[ $fails -eq 0 ]
+sr_finish

@@ -205,11 +205,7 @@ def root(gw):
 
 
 try:
-    subprocess.run([BIN, "init", D], check=True, capture_output=True)
-    sheet = subprocess.run([BIN, "gwsim", "sheet", "--gateways", "8", "--points", "4"], check=True,
-                           capture_output=True).stdout
-    open(os.path.join(T, "sim.csv"), "wb").write(sheet)
-    subprocess.run([BIN, "sheet", "import", os.path.join(T, "sim.csv"), D], check=True, capture_output=True)
+    srtest.provision_gwsim(BIN, D, T, 8, 4)
     # a self-signed server certificate for the MQTTS listener (the output
     # queue counts the TLS ciphertext)
     subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
@@ -222,16 +218,8 @@ try:
         "tls_listen = 127.0.0.1:0\ntls_cert = %s\ntls_key = %s\ntls_client_cert = none\n"
         "[server]\nmax_connections = 40\nmax_connections_per_address = 16\nconnect_timeout_ms = 3000\n"
         "[http]\nlisten = 127.0.0.1:0\nmax_connections_per_address = 24\nsend_timeout_ms = 1000\nbody_budget = 1048576\n" % (D, os.path.join(T, "srv.pem"), os.path.join(T, "srv.key")))
-    srv = subprocess.Popen([BIN, "serve", "--config", cfg], stdout=subprocess.PIPE,
-                           stderr=open(os.path.join(T, "server.log"), "w"), text=True)
+    srv, ports = srtest.start_server(BIN, D, os.path.join(T, "server.log"), config=cfg, until="mqtts")
     procs.append(srv)
-    ports = {}
-    while "mqtts" not in ports:
-        line = srv.stdout.readline()
-        if not line:
-            raise RuntimeError("server did not start")
-        k, v = line.strip().split(" ", 1)[1].split("=")
-        ports[k] = int(v.rsplit(":", 1)[1])
     MQ, HP, MQS = ports["mqtt"], ports["http"], ports["mqtts"]
     # each login costs 16 MB of scrypt memory on a thread-pool thread, which the
     # allocator keeps: log in on every pool thread at once, twice, before the baseline

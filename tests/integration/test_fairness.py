@@ -31,7 +31,7 @@ ATTACK_S = 4 * SOAK
 T = tempfile.mkdtemp(prefix="suiro-fair-")
 D = os.path.join(T, "data")
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from srtest import Api, Checks, code, finish, paho_client, start_server  # noqa: E402
+from srtest import Api, Checks, code, finish, gwsim_sheet, import_sheet, paho_client, rss_kb, start_server  # noqa: E402
 
 check = Checks()
 server = None
@@ -131,23 +131,16 @@ class Gw:
 
 
 def rss_mb(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) // 1024
-    return 0
+    return rss_kb(pid) // 1024
 
 
 try:
     subprocess.run([BIN, "init", D], check=True, capture_output=True)
     pts = {}
     for op, app in (("opa", "APA"), ("opb", "APB")):
-        sheet = subprocess.run([BIN, "gwsim", "sheet", "--gateways", "1", "--points", "4", "--operator", op],
-                               check=True, capture_output=True, text=True).stdout
-        sheet += "\n[apps]\nid,name,secret,push_url\n%s,App of %s,%s-app-secret,\n\n[grants]\napp,datapoint,access\n" \
-                 "%s,*,both\n" % (app, op, app, app)
-        open(os.path.join(T, op + ".csv"), "w").write(sheet)
-        subprocess.run([BIN, "sheet", "import", os.path.join(T, op + ".csv"), D], check=True, capture_output=True)
+        import_sheet(BIN, D, os.path.join(T, op + ".csv"), gwsim_sheet(BIN, 1, 4, op) +
+                     "\n[apps]\nid,name,secret,push_url\n%s,App of %s,%s-app-secret,\n\n[grants]\napp,datapoint,access\n"
+                     "%s,*,both\n" % (app, op, app, app))
         pts[op] = ["SP0001_%02d" % i for i in range(1, 5)]
     for bad, why in (("[http]\nuploads_per_operator = 1024\n", "uploads_per_operator < uploads_max"),
                      ("[server]\nwork_running_per_operator = 5\n", "work_*_per_operator"),

@@ -31,8 +31,6 @@ one point has more new values than one answer holds.
 The App and Gateway clients are test_requests.py's (imported). Ports are
 chosen at run time; the server is stopped by its PID; every wait is on a
 condition with a timeout. usage: test_gw_answers.py SUIRO_BIN"""
-import http.server
-import json
 import os
 import shutil
 import sys
@@ -107,51 +105,7 @@ APB,PA.SECRET,read
 
 # ---- the app's push URL -------------------------------------------------------
 
-class Receiver:
-    """Records every push (path, parsed body); answers 200."""
-
-    def __init__(self):
-        self.cv = threading.Condition()
-        self.got = []
-        rcv = self
-
-        class H(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def do_POST(self):
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                with rcv.cv:
-                    try:
-                        rcv.got.append((self.path, json.loads(body)))
-                    except ValueError:
-                        rcv.got.append((self.path, body))
-                    rcv.cv.notify_all()
-                self.send_response(200)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *a):
-                pass
-
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
-        self.httpd.daemon_threads = True
-        self.port = self.httpd.server_address[1]
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def wait(self, pred, timeout=WAIT):
-        """The first push (path, body) matching pred, or None."""
-        found = []
-
-        def look():
-            found[:] = [g for g in self.got if pred(g)]
-            return bool(found)
-        with self.cv:
-            self.cv.wait_for(look, timeout)
-        return found[0] if found else None
-
-    def paths(self):
-        with self.cv:
-            return [p for p, _ in self.got]
+Receiver = srtest.PushReceiver  # records every push; wait(pred) and paths() as (path, JSON body)
 
 
 # ---- helpers --------------------------------------------------------------------

@@ -10,56 +10,32 @@ and lose nothing. usage: test_gw_backpressure.py SUIRO_BIN"""
 import collections
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from srtest import Checks, finish, provision_gwsim, rss_kb, start_server  # noqa: E402
 
 BIN = sys.argv[1]
 MSGS = 1000  # per gateway, 200 values each: ~60 MB of JSON in all
 T = tempfile.mkdtemp(prefix="suiro-bp-")
 D = os.path.join(T, "data")
 ACKS = os.path.join(T, "acks.txt")
-passes = fails = 0
+check = Checks()
 procs = []
 
 
-def check(name, cond, extra=""):
-    global passes, fails
-    if cond:
-        passes += 1
-        print("ok:", name)
-    else:
-        fails += 1
-        print("FAIL:", name, extra)
-
-
-def rss_kb(pid):
-    try:
-        for line in open(f"/proc/{pid}/status"):
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
-
-
 try:
-    subprocess.run([BIN, "init", D], check=True, capture_output=True)
-    sheet = subprocess.run([BIN, "gwsim", "sheet", "--gateways", "4", "--points", "10"], check=True,
-                           capture_output=True).stdout
-    open(f"{T}/sim.csv", "wb").write(sheet)
-    subprocess.run([BIN, "sheet", "import", f"{T}/sim.csv", D], check=True, capture_output=True)
+    provision_gwsim(BIN, D, T, 4, 10)
     cfg = f"{T}/suiro.ini"
     open(cfg, "w").write(f"[engine]\ndata_dir = {D}\nqueue_max = 16\n[mqtt]\nlisten = 127.0.0.1:0\ninflight_max = 4\n[http]\nlisten = 127.0.0.1:0\n")
     env = dict(os.environ, SUIRO_TEST_WRITER_DELAY_MS="10")
-    srv = subprocess.Popen([BIN, "serve", "--config", cfg], stdout=subprocess.PIPE, env=env,
-                           stderr=open(f"{T}/server.log", "w"), text=True)
+    srv, ports = start_server(BIN, D, f"{T}/server.log", config=cfg, env=env)
     procs.append(srv)
-    port = int(srv.stdout.readline().strip().rsplit(":", 1)[1])
+    port = ports["mqtt"]
     sim = subprocess.Popen([BIN, "gwsim", "run", "--port", str(port), "--gateways", "4", "--points", "10",
                             "--batch", "200", "--messages", str(MSGS), "--window", "64", "--acks", ACKS],
                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
@@ -93,11 +69,4 @@ try:
     log = open(f"{T}/server.log").read()
     check("the server logged no errors", "level=error" not in log)
 finally:
-    for p in procs:
-        if p.poll() is None:
-            p.kill()
-            p.wait()
-    shutil.rmtree(T, ignore_errors=True)
-
-print("%d passed, %d failed" % (passes, fails))
-sys.exit(1 if fails else 0)
+    finish(check, T, procs)

@@ -97,19 +97,8 @@ def wait_for(cond, timeout):
 
 # ---- a raw MQTT client (3.1.1 and 5.0) --------------------------------------
 
-def varint(n):
-    out = b""
-    while True:
-        b = n % 128
-        n //= 128
-        out += bytes([b | (0x80 if n else 0)])
-        if not n:
-            return out
-
-
-def mstr(s):
-    s = s.encode() if isinstance(s, str) else s
-    return struct.pack(">H", len(s)) + s
+varint = srtest.mqtt_varint
+mstr = srtest.mqtt_str
 
 
 class Raw:
@@ -183,17 +172,12 @@ class Raw:
 
 
 def http_post(port, path, body, token):
-    c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    """(status, Retry-After, body), or (None, None, why) when the connection failed."""
     try:
-        c.request("POST", path, body=body, headers={"Authorization": "Bearer " + token,
-                                                    "Content-Type": "application/json"})
-        r = c.getresponse()
-        data = r.read()
-        return r.status, r.getheader("Retry-After"), data
+        st, r, data, _ = srtest.http_once(port, "POST", path, body, token, {"Content-Type": "application/json"})
+        return st, r.getheader("Retry-After"), data
     except (OSError, http.client.HTTPException) as e:
         return None, None, str(e).encode()
-    finally:
-        c.close()
 
 
 def gw_token(port, gw):
@@ -213,13 +197,8 @@ def stored_ids(data):
 
 
 def start(data, log, cfg=None, env=None):
-    old = dict(os.environ)
-    os.environ.update(env or {})
-    try:
-        p, ports = srtest.start_server(BIN, data, log, extra=["--config", cfg] if cfg else [])
-    finally:
-        os.environ.clear()
-        os.environ.update(old)
+    p, ports = srtest.start_server(BIN, data, log, extra=["--config", cfg] if cfg else [],
+                                   env=dict(os.environ, **(env or {})))
     procs.append(p)
     return p, ports
 

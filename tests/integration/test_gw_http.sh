@@ -6,20 +6,14 @@
 # stopped by its PID. usage: test_gw_http.sh SUIRO_BIN
 set -u
 BIN=$1
-T=$(mktemp -d "${TMPDIR:-/tmp}/suiro-gwhttp-XXXXXX")
-SRV=
-cleanup() { [ -n "$SRV" ] && kill -9 "$SRV" 2>/dev/null; rm -rf "$T"; }
-trap cleanup EXIT
-fails=0; passes=0
-check() { if eval "$2"; then passes=$((passes+1)); echo "ok: $1"; else fails=$((fails+1)); echo "FAIL: $1"; fi; }
+. "$(dirname "$0")/lib.sh"
+sr_setup gwhttp
 
 D=$T/data
 "$BIN" init --demo "$D" >/dev/null
 printf '[engine]\ndata_dir = %s\n[mqtt]\nlisten = 127.0.0.1:0\n[http]\nlisten = 127.0.0.1:0\nmax_body = 4096\n' "$D" > "$T/suiro.ini"
-"$BIN" serve --config "$T/suiro.ini" > "$T/out" 2> "$T/log" &
-SRV=$!
-for _ in $(seq 100); do grep -q '^listening http' "$T/out" 2>/dev/null && break; sleep 0.05; done
-P=$(sed -n 's/^listening http=.*:\([0-9]*\)$/\1/p' "$T/out")
+sr_start --config "$T/suiro.ini"
+P=$HP
 U=http://127.0.0.1:$P/gw/v1
 req() { # METHOD PATH [BODY] [TOKEN] -> prints "CODE BODY"
   local tok=${4:-}
@@ -75,9 +69,7 @@ check "the server is up" "kill -0 $SRV"
 exec 3<>/dev/tcp/127.0.0.1/$P
 printf 'GET /gw/v1/nothing HTTP/1.1\r\nHost: x\r\n\r\n' >&3
 sleep 0.2
-kill -TERM "$SRV"; wait "$SRV"; rc=$?; SRV=
+sr_stop
 exec 3>&-
 check "SIGTERM stops it cleanly" "[ $rc -eq 0 ]"
-[ $fails -eq 0 ] || tail -20 "$T/log"
-echo "$passes passed, $fails failed"
-[ $fails -eq 0 ]
+sr_finish

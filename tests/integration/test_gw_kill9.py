@@ -11,13 +11,14 @@ import collections
 import json
 import os
 import random
-import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import srtest  # noqa: E402
 
 BIN = sys.argv[1]
 ROUNDS = int(sys.argv[2]) if len(sys.argv) > 2 else 20
@@ -26,34 +27,20 @@ D = os.path.join(T, "data")
 ACKS = os.path.join(T, "acks.txt")
 rng = random.Random(int(os.environ.get("SR_TEST_SEED", "17")))
 procs = []
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
+check = srtest.Checks()
 
 
 def start_server(port):
-    p = subprocess.Popen([BIN, "serve", "--data", D, "--mqtt", "127.0.0.1:%d" % port, "--http", "127.0.0.1:0"], stdout=subprocess.PIPE,
-                         stderr=open(os.path.join(T, "server.log"), "a"), text=True)
+    """The server on MQTT port `port` (the same after every restart); its
+    `listening` line comes once recovery is done."""
+    p, _ = srtest.start_server(BIN, D, os.path.join(T, "server.log"), mqtt_port=port)
     procs.append(p)
-    line = p.stdout.readline()  # "listening ..." once bound (recovery done)
-    if not line.startswith("listening"):
-        raise RuntimeError("server did not start: " + line)
     return p
 
 
-fails = 0
 try:
-    subprocess.run([BIN, "init", D], check=True, capture_output=True)
-    sheet = subprocess.run([BIN, "gwsim", "sheet", "--gateways", "4", "--points", "5"], check=True,
-                           capture_output=True).stdout
-    open(os.path.join(T, "sim.csv"), "wb").write(sheet)
-    subprocess.run([BIN, "sheet", "import", os.path.join(T, "sim.csv"), D], check=True, capture_output=True)
-    port = free_port()
+    srtest.provision_gwsim(BIN, D, T, 4, 5)
+    port = srtest.free_port()
     srv = start_server(port)
     sim = subprocess.Popen([BIN, "gwsim", "run", "--port", str(port), "--gateways", "4", "--points", "5",
                             "--batch", "20", "--messages", "1000000", "--window", "8", "--acks", ACKS,
@@ -75,9 +62,8 @@ try:
         before, deadline = acks_now(), time.time() + 30
         while acks_now() <= before and time.time() < deadline:
             time.sleep(0.02)
-        if acks_now() <= before:
-            fails += 1
-            print("FAIL: round %d: nothing acknowledged within 30 s of a restart (the gateways did not come back)" % r)
+        if not check("round %d: something acknowledged within 30 s of a (re)start (the gateways came back)" % r,
+                     acks_now() > before):
             break
         time.sleep(rng.uniform(0.0, 0.4))
         srv.send_signal(signal.SIGKILL)
@@ -94,9 +80,7 @@ try:
     srv.send_signal(signal.SIGTERM)
     rc = srv.wait(30)
     print("kills:", kills, "server exit after SIGTERM:", rc)
-    if rc != 0:
-        fails += 1
-        print("FAIL: the server did not stop cleanly on SIGTERM (exit %s)" % rc)
+    check("the server stops cleanly on SIGTERM", rc == 0, "exit %s" % rc)
 
     acked = set()
     for line in open(ACKS):
@@ -109,36 +93,11 @@ try:
     missing = [m for m in acked if stored[m] != 1]
     twice = [m for m, n in stored.items() if n > 1]
     print("acknowledged:", len(acked), "stored messages:", len(stored))
-    if kills < 20 and ROUNDS >= 20:
-        fails += 1
-        print("FAIL: fewer than 20 kills")
-    if len(acked) < 50:
-        fails += 1
-        print("FAIL: too few acknowledged messages to mean anything:", len(acked))
-    if missing:
-        fails += 1
-        print("FAIL: acknowledged but not stored exactly once:", missing[:10])
-    else:
-        print("ok: every acknowledged message is stored exactly once")
-    if twice:
-        fails += 1
-        print("FAIL: stored more than once:", twice[:10])
-    else:
-        print("ok: no message is stored twice")
+    check("at least 20 kills", kills >= 20 or ROUNDS < 20, kills)
+    check("enough acknowledged messages to mean anything (>= 50)", len(acked) >= 50, len(acked))
+    check("every acknowledged message is stored exactly once", not missing, missing[:10])
+    check("no message is stored twice", not twice, twice[:10])
     v = subprocess.run([BIN, "verify", D], capture_output=True, text=True)
-    if v.returncode != 0:
-        fails += 1
-        print("FAIL: verify:", v.stdout, v.stderr)
-    else:
-        print("ok: verify (log chain, index equals a rebuild)")
+    check("verify (log chain, index equals a rebuild)", v.returncode == 0, v.stdout + v.stderr)
 finally:
-    for p in procs:
-        if p.poll() is None:
-            p.kill()
-            p.wait()
-    if fails:
-        print(open(os.path.join(T, "server.log")).read()[-4000:])
-    shutil.rmtree(T, ignore_errors=True)
-
-print("%d passed, %d failed" % (5 - fails if fails <= 5 else 0, fails))
-sys.exit(1 if fails else 0)
+    srtest.finish(check, T, procs)

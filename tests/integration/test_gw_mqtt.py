@@ -17,36 +17,22 @@ import time
 import paho.mqtt.client as mqtt
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from srtest import paho_client  # noqa: E402
+from srtest import Checks, paho_client  # noqa: E402
+import srtest  # noqa: E402
 
 BIN = sys.argv[1]
 T = tempfile.mkdtemp(prefix="suiro-gwmqtt-")
 D = os.path.join(T, "data")
-passes = fails = 0
+check = Checks()
 server = None
 
 
-def check(name, cond, extra=""):
-    global passes, fails
-    if cond:
-        passes += 1
-        print("ok:", name)
-    else:
-        fails += 1
-        print("FAIL:", name, extra)
-
-
 def start_server():
-    p = subprocess.Popen([BIN, "serve", "--data", D, "--mqtt", "127.0.0.1:0", "--http", "127.0.0.1:0"], stdout=subprocess.PIPE,
-                         stderr=open(os.path.join(T, "server.log"), "a"), text=True)
-    line = p.stdout.readline()
-    port = int(line.strip().rsplit(":", 1)[1])
-    return p, port
+    p, ports = srtest.start_server(BIN, D, os.path.join(T, "server.log"))
+    return p, ports["mqtt"]
 
 
-def envelope(mtype, mid, body):
-    return json.dumps({"header": {"messageType": mtype, "messageId": mid, "timestamp": "2026-11-22T00:00:00.000Z"},
-                       "body": body})
+envelope = srtest.gw_envelope  # a GW-IF message as JSON text
 
 
 def values(*vals):
@@ -326,9 +312,8 @@ finally:
             server.kill()
             rc = -9
         check("SIGTERM stops the server cleanly (exit 0)", rc == 0, rc)
-    if fails:
+    if check.fails:
         print(open(os.path.join(T, "server.log")).read())
     shutil.rmtree(T, ignore_errors=True)
 
-print("%d passed, %d failed" % (passes, fails))
-sys.exit(1 if fails else 0)
+sys.exit(check.summary())

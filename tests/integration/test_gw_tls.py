@@ -19,24 +19,14 @@ import threading
 import paho.mqtt.client as mqtt
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from srtest import paho_client  # noqa: E402
+from srtest import Checks, paho_client, start_server  # noqa: E402
 
 BIN = sys.argv[1]
 T = tempfile.mkdtemp(prefix="suiro-tls-")
 D = os.path.join(T, "data")
 P = os.path.join(T, "pki")
-passes = fails = 0
+check = Checks()
 servers = []
-
-
-def check(name, cond, extra=""):
-    global passes, fails
-    if cond:
-        passes += 1
-        print("ok:", name)
-    else:
-        fails += 1
-        print("FAIL:", name, extra)
 
 
 def sh(*args):
@@ -77,16 +67,8 @@ tls_key = {P}/srv.key
 tls_ca = {P}/ca.pem
 tls_client_cert = optional
 """)
-    p = subprocess.Popen([BIN, "serve", "--config", cfg], stdout=subprocess.PIPE,
-                         stderr=open(f"{T}/server.log", "a"), text=True)
+    p, ports = start_server(BIN, D, f"{T}/server.log", config=cfg, until="mqtts")
     servers.append(p)
-    ports = {}
-    while "mqtts" not in ports:
-        line = p.stdout.readline()
-        if not line:
-            raise RuntimeError("server did not start")
-        k, v = line.strip().split(" ", 1)[1].split("=")
-        ports[k] = int(v.rsplit(":", 1)[1])
     ports_seen.update(ports)
     return p, ports["mqtts"]
 
@@ -231,9 +213,8 @@ finally:
         if p.poll() is None:
             p.kill()
             p.wait()
-    if fails:
+    if check.fails:
         print(open(f"{T}/server.log").read()[-3000:])
     shutil.rmtree(T, ignore_errors=True)
 
-print("%d passed, %d failed" % (passes, fails))
-sys.exit(1 if fails else 0)
+sys.exit(check.summary())

@@ -12,14 +12,12 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 
 BIN = sys.argv[1]
 T = tempfile.mkdtemp(prefix="suiro-gwsim-")
 D = os.path.join(T, "data")
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from srtest import Checks, code, start_server  # noqa: E402
+from srtest import Api, Checks, code, start_server  # noqa: E402
 
 check = Checks()
 procs = []
@@ -42,22 +40,15 @@ def wait_for(fn, timeout=15):
 
 
 class App:
+    """APP001 of demo, logged in (srtest.Api); call() takes paths below /api/v1."""
+
     def __init__(self, port):
-        self.base = "http://127.0.0.1:%d/api/v1" % port
-        st, b = self.call("POST", "/sessions", {"appId": "APP001", "operatorId": "demo", "secret": "demo-app001-secret"})
-        self.token = b["token"] if st == 201 else None
+        self.api = Api(port)
+        self.api.login("APP001", "demo", "demo-app001-secret")
+        self.token = self.api.token
 
     def call(self, method, path, body=None):
-        req = urllib.request.Request(self.base + path, method=method,
-                                     data=json.dumps(body).encode() if body is not None else None)
-        if getattr(self, "token", None):
-            req.add_header("Authorization", "Bearer " + self.token)
-        try:
-            with urllib.request.urlopen(req, timeout=30) as r:
-                data = r.read()
-                return r.status, json.loads(data) if data else None
-        except urllib.error.HTTPError as e:
-            return e.code, json.loads(e.read() or b"null")
+        return self.api.call(method, "/api/v1" + path, body)
 
 
 try:

@@ -15,27 +15,12 @@
 set -u
 BIN=$1
 PY=${PYTHON:-python3}
-T=$(mktemp -d "${TMPDIR:-/tmp}/suiro-gwsimhttp-XXXXXX")
-SRV= GWS=
-cleanup() {
-  [ -n "$GWS" ] && kill -9 "$GWS" 2>/dev/null
-  [ -n "$SRV" ] && kill -9 "$SRV" 2>/dev/null
-  rm -rf "$T"
-}
-trap cleanup EXIT
-fails=0; passes=0
-check() { if eval "$2"; then passes=$((passes+1)); echo "ok: $1"; else fails=$((fails+1)); echo "FAIL: $1${3:+ ($3)}"; fi; }
+. "$(dirname "$0")/lib.sh"
+sr_setup gwsimhttp
 
 # start_server ARGS...: `suiro serve ARGS` in the background; sets SRV and HP (its HTTP port)
-start_server() {
-  : > "$T/out"
-  "$BIN" serve "$@" > "$T/out" 2>> "$T/log" &
-  SRV=$!
-  for _ in $(seq 200); do grep -q '^listening https\?=' "$T/out" 2>/dev/null && break; sleep 0.05; done
-  HP=$(sed -n 's/^listening https\{0,1\}=.*:\([0-9]*\)$/\1/p' "$T/out")
-  [ -n "$HP" ]
-}
-stop_server() { kill -TERM "$SRV" 2>/dev/null; wait "$SRV" 2>/dev/null; SRV=; }
+start_server() { sr_start "$@"; }
+stop_server() { sr_stop; }
 # field NAME FILE: a number from gwsim's JSON summary (the last line of FILE)
 field() { tail -1 "$2" | "$PY" -c 'import sys,json; print(json.loads(sys.stdin.read())[sys.argv[1]])' "$1" 2>/dev/null; }
 # stored DIR: "messages distinct-messageIds values" of the measurements in the log
@@ -167,6 +152,4 @@ else
   echo "skip: HTTPS (openssl cannot make a certificate)"
 fi
 
-[ $fails -eq 0 ] || { echo "--- server log (tail)"; tail -20 "$T/log"; }
-echo "$passes passed, $fails failed"
-[ $fails -eq 0 ]
+sr_finish

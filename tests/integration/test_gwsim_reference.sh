@@ -9,12 +9,8 @@
 # stopped by its PID. usage: test_gwsim_reference.sh SUIRO_BIN
 set -u
 BIN=$1
-T=$(mktemp -d "${TMPDIR:-/tmp}/suiro-gwsimref-XXXXXX")
-SRV=
-cleanup() { [ -n "$SRV" ] && kill -9 "$SRV" 2>/dev/null; rm -rf "$T"; }
-trap cleanup EXIT
-fails=0; passes=0
-check() { if eval "$2"; then passes=$((passes+1)); echo "ok: $1"; else fails=$((fails+1)); echo "FAIL: $1"; fi; }
+. "$(dirname "$0")/lib.sh"
+sr_setup gwsimref
 field() { /usr/bin/python3 -c 'import json,sys; print(json.loads(sys.argv[1]).get(sys.argv[2], ""))' "$1" "$2"; }
 
 P=30 S=250 G=4
@@ -23,11 +19,7 @@ D=$T/data
 "$BIN" gwsim sheet --gateways $G --points $(( (P + G - 1) / G )) > "$T/sheet.csv"
 printf '\n[apps]\nid,name,secret,push_url\nREADER,reader,reader-secret-1,\n\n[grants]\napp,datapoint,access\nREADER,*,read\n' >> "$T/sheet.csv"
 "$BIN" sheet import "$T/sheet.csv" "$D" >/dev/null
-"$BIN" serve --data "$D" --mqtt 127.0.0.1:0 --http 127.0.0.1:0 > "$T/out" 2> "$T/log" &
-SRV=$!
-for _ in $(seq 100); do grep -q '^listening http' "$T/out" 2>/dev/null && break; sleep 0.05; done
-MP=$(sed -n 's/^listening mqtt=.*:\([0-9]*\)$/\1/p' "$T/out")
-HP=$(sed -n 's/^listening http=.*:\([0-9]*\)$/\1/p' "$T/out")
+sr_start --data "$D" --mqtt 127.0.0.1:0 --http 127.0.0.1:0
 sim() { "$BIN" gwsim run --port "$MP" --gateways $G --batch 50 --window 8 --reference --ref-points $P \
   --ref-seconds $S --ref-late-bp 500 "$@" 2>>"$T/gwsim.err" | tail -n 1; }
 logged() { "$BIN" replay "$D" --kind measurements | /usr/bin/python3 -c '
@@ -42,8 +34,7 @@ sent=$(field "$j" ref_values_sent)
 check "... with late duplicates sent on top" "[ \"$sent\" -gt $((P * S)) ] && [ \"\$(field \"\$j\" values_acked)\" = \"$sent\" ]"
 check "the log holds every value sent" "[ \"\$(logged)\" = \"$sent\" ]"
 
-TOK=$(curl -s -X POST -H 'Content-Type: application/json' -d '{"operatorId":"sim","appId":"READER","secret":"reader-secret-1"}' \
-  "http://127.0.0.1:$HP/api/v1/sessions" | sed -n 's/.*"token":"\([0-9a-f]*\)".*/\1/p')
+TOK=$(sr_token "http://127.0.0.1:$HP/api/v1/sessions" '{"operatorId":"sim","appId":"READER","secret":"reader-secret-1"}')
 ids=$(/usr/bin/python3 -c 'import sys
 P, G = int(sys.argv[1]), int(sys.argv[2])
 print("&".join("dataId=SP%04d_%02d" % (p % G + 1, p // G + 1) for p in range(P)))' $P $G)
@@ -63,7 +54,6 @@ check "more than 99 points per gateway is refused (2)" "[ $rc = 2 ]"
 "$BIN" gwsim run --port "$MP" --reference --answer >/dev/null 2>&1; rc=$?
 check "--reference with --answer is refused (2)" "[ $rc = 2 ]"
 
-kill -TERM "$SRV"; wait "$SRV"; rc=$?; SRV=
+sr_stop
 check "the server stops cleanly" "[ $rc = 0 ]"
-echo "$passes passed, $fails failed"
-[ "$fails" = 0 ]
+sr_finish

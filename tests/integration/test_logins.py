@@ -21,13 +21,11 @@
     answered and its gateway logs in (the figures are printed, not asserted).
     4 s, SR_SOAK times longer under `make soak`.
 usage: test_logins.py SUIRO_BIN"""
-import http.client
 import json
 import os
 import re
 import signal
 import socket
-import struct
 import subprocess
 import sys
 import tempfile
@@ -38,7 +36,8 @@ BIN = sys.argv[1]
 T = tempfile.mkdtemp(prefix="suiro-logins-")
 D = os.path.join(T, "data")
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from srtest import OTHER_OPERATOR_SHEET, Checks, finish, import_sheet, start_server  # noqa: E402
+from srtest import OTHER_OPERATOR_SHEET, Checks, finish, http_once, import_sheet, start_server  # noqa: E402
+from srtest import mqtt_connect as srtest_mqtt_connect  # noqa: E402
 
 check = Checks()
 server = None
@@ -49,28 +48,17 @@ FLOOD_S = 4 * max(1, int(os.environ.get("SR_SOAK", "1") or 1))  # `make soak`: 2
 
 def post(port, path, body, src="127.0.0.1", headers=None):
     """One request on a fresh connection from source address src: (status, body, Retry-After)."""
-    c = http.client.HTTPConnection("127.0.0.1", port, timeout=60, source_address=(src, 0))
+    st, r, data, _ = http_once(port, "POST", path, json.dumps(body), headers=headers, source=src, timeout=60)
     try:
-        c.request("POST", path, body=json.dumps(body).encode(), headers=headers or {})
-        r = c.getresponse()
-        data = r.read()
-        try:
-            b = json.loads(data) if data else None
-        except ValueError:
-            b = data.decode(errors="replace")
-        return r.status, b, r.getheader("Retry-After")
-    finally:
-        c.close()
+        b = json.loads(data) if data else None
+    except ValueError:
+        b = data.decode(errors="replace")
+    return st, b, r.getheader("Retry-After")
 
 
 def get(port, path, token, src="127.0.0.2"):
-    c = http.client.HTTPConnection("127.0.0.1", port, timeout=60, source_address=(src, 0))
-    try:
-        c.request("GET", path, headers={"Authorization": "Bearer " + token})
-        r = c.getresponse()
-        return r.status, json.loads(r.read() or b"null")
-    finally:
-        c.close()
+    st, _, data, _ = http_once(port, "GET", path, token=token, source=src, timeout=60)
+    return st, json.loads(data or b"null")
 
 
 def gw_login(port, op, gw, secret, src="127.0.0.1"):
@@ -85,25 +73,12 @@ def rcode(b):
     return b.get("result", {}).get("code") if isinstance(b, dict) else None
 
 
-def varint(n):
-    out = b""
-    while True:
-        d = n & 127
-        n >>= 7
-        out += bytes([d | (128 if n else 0)])
-        if not n:
-            return out
-
-
 def mqtt_connect(port, op, gw, secret, src="127.0.0.1", v5=False):
     """A raw CONNECT from src; the CONNACK's return / reason code (None if the
     server closed without one)."""
     s = socket.create_connection(("127.0.0.1", port), timeout=60, source_address=(src, 0))
     try:
-        vh = b"\x00\x04MQTT" + bytes([5 if v5 else 4, 0xC2]) + struct.pack(">H", 30) + (b"\x00" if v5 else b"")
-        pl = b"".join(struct.pack(">H", len(x)) + x for x in (gw.encode(), ("%s/%s" % (op, gw)).encode(),
-                                                             secret.encode()))
-        s.sendall(b"\x10" + varint(len(vh) + len(pl)) + vh + pl)
+        s.sendall(srtest_mqtt_connect(gw, "%s/%s" % (op, gw), secret, keepalive=30, v5=v5))
         buf = b""
         while len(buf) < 4:
             d = s.recv(64)

@@ -5,8 +5,8 @@
 set -euo pipefail
 BIN=$1
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-T=$(mktemp -d "${TMPDIR:-/tmp}/suiro-openapi-XXXXXX")
-trap 'rm -rf "$T"' EXIT
+. "$ROOT/tests/integration/lib.sh"
+sr_setup openapi
 "$BIN" routes > "$T/routes"
 [ -s "$T/routes" ] || { echo "FAIL: suiro routes printed nothing"; exit 1; }
 /usr/bin/python3 "$ROOT/tests/integration/check_openapi.py" "$ROOT/docs/api/openapi.yaml" "$T/routes"

@@ -40,7 +40,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from srtest import (Api, Checks, RawGw, finish, gw_envelope, mqtt_connect, mqtt_packet,  # noqa: E402
-                    mqtt_publish, rss_kb, start_server)
+                    mqtt_publish, provision_gwsim, rss_kb, start_server)
 
 BIN = sys.argv[1]
 SOAK = int(os.environ.get("SR_SOAK", "0") or 0)
@@ -431,12 +431,7 @@ if len(sys.argv) > 2 and sys.argv[2] == "--attack":
 
 
 try:
-    subprocess.run([BIN, "init", "--demo", D], check=True, capture_output=True)
-    sheet = subprocess.run([BIN, "gwsim", "sheet", "--gateways", str(ATK_GW), "--points", "10", "--operator", "atk"],
-                           check=True, capture_output=True, text=True).stdout + ATK_APP_SHEET
-    open(os.path.join(T, "atk.csv"), "w").write(sheet)
-    r = subprocess.run([BIN, "sheet", "import", os.path.join(T, "atk.csv"), D], capture_output=True, text=True)
-    assert r.returncode == 0, r.stderr
+    provision_gwsim(BIN, D, T, ATK_GW, 10, operator="atk", extra=ATK_APP_SHEET, demo=True)
     server, ports = start_server(BIN, D, os.path.join(T, "server.log"))
 
     atk = Api(ports["http"])

@@ -24,14 +24,11 @@ Every process is stopped by its PID; every wait is on a condition with a
 timeout. usage: test_push.py SUIRO_BIN"""
 import base64
 import datetime
-import http.client
-import http.server
 import itertools
 import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -42,7 +39,8 @@ import traceback
 import paho.mqtt.client as mqtt
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from srtest import paho_client  # noqa: E402
+from srtest import Checks, paho_client  # noqa: E402
+import srtest  # noqa: E402
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
@@ -51,22 +49,11 @@ from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
 BIN = sys.argv[1]
 T = tempfile.mkdtemp(prefix="suiro-push-")
-passes = fails = 0
+check = Checks()
 WAIT = 10.0
 SERVERS = []     # every Server made, stopped at the end
 GATEWAYS = []
 RECEIVERS = []
-
-
-def check(name, cond, extra=""):
-    global passes, fails
-    if cond:
-        passes += 1
-        print("ok:", name, flush=True)
-    else:
-        fails += 1
-        print("FAIL:", name, extra, flush=True)
-    return bool(cond)
 
 
 def run_case(name, fn):
@@ -109,88 +96,12 @@ def wait_until(pred, timeout=WAIT, every=0.02):
 
 # ---- the receiver (the app's push URL) --------------------------------------
 
-class Receiver:
-    """An HTTP server on 127.0.0.1. mode: "ok" answers 200, "fail" 503,
-    "hold" blocks the request until release() (at most 8 s) then 200.
-    `down()` is a receiver whose port is bound but not listening (connections
-    are refused) until up(). Records every request: (path, headers, body,
-    status) in arrival order; `arrived` also counts requests still held."""
+class Receiver(srtest.PushReceiver):
+    """srtest.PushReceiver, stopped at the end of the test."""
 
     def __init__(self, listening=True):
-        self.cv = threading.Condition()
-        self.reqs = []          # dicts: path, headers, body, status, t
-        self.arrived = []       # delivery ids, as requests arrive (before the answer)
-        self.mode = "ok"
-        self.released = threading.Event()
-        rcv = self
-
-        class H(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def do_POST(self):
-                n = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(n)
-                t = time.monotonic()
-                with rcv.cv:
-                    rcv.arrived.append(self.headers.get("X-Suiro-Delivery"))
-                    mode = rcv.mode
-                    rcv.cv.notify_all()
-                if mode == "hold":
-                    rcv.released.wait(8)
-                status = 503 if mode == "fail" else 200
-                with rcv.cv:   # recorded before the answer: once suiro sees 200 the record exists
-                    rcv.reqs.append({"path": self.path, "headers": {k.lower(): v for k, v in self.headers.items()},
-                                     "body": body, "status": status, "t": t})
-                    rcv.cv.notify_all()
-                try:
-                    self.send_response(status)
-                    self.send_header("Content-Length", "0")
-                    self.end_headers()
-                except OSError:   # suiro gave up on this request (stopped): nothing to answer
-                    pass
-
-            def log_message(self, *a):
-                pass
-
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H, bind_and_activate=False)
-        self.httpd.daemon_threads = True
-        self.httpd.server_bind()
-        self.port = self.httpd.server_address[1]
-        self.thread = None
+        super().__init__(listening)
         RECEIVERS.append(self)
-        if listening:
-            self.up()
-
-    def up(self):
-        self.httpd.server_activate()
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
-
-    def stop(self):
-        self.released.set()
-        if self.thread:
-            self.httpd.shutdown()
-            self.thread = None
-        self.httpd.server_close()
-
-    def release(self):
-        self.released.set()
-
-    def wait_for(self, pred, timeout=WAIT):
-        with self.cv:
-            return self.cv.wait_for(lambda: pred(self), timeout)
-
-    def accepted(self, prefix):
-        with self.cv:
-            return [r for r in self.reqs if r["status"] == 200 and r["path"].startswith(prefix)]
-
-    def failed(self, prefix):
-        with self.cv:
-            return [r for r in self.reqs if r["status"] != 200 and r["path"].startswith(prefix)]
-
-    def all(self):
-        with self.cv:
-            return list(self.reqs)
 
 
 def values_of(reqs):
@@ -231,38 +142,16 @@ def platform_key(d):
 class Server:
     def __init__(self, bin_, data, config=None, name="server"):
         self.log = os.path.join(T, name + ".log")
-        args = [bin_, "serve", "--data", data, "--mqtt", "127.0.0.1:0", "--http", "127.0.0.1:0"]
-        if config:
-            args[2:2] = ["--config", config]
-        self.p = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=open(self.log, "a"), text=True)
         SERVERS.append(self)
-        self.ports = {}
-        ready = threading.Event()
-
-        def reader():
-            for line in self.p.stdout:
-                line = line.strip()
-                if line.startswith("listening ") and "=" in line:
-                    k, v = line[len("listening "):].split("=", 1)
-                    self.ports[k] = int(v.rsplit(":", 1)[1])
-                    if "mqtt" in self.ports and "http" in self.ports:
-                        ready.set()
-            ready.set()
-        threading.Thread(target=reader, daemon=True).start()
-        if not ready.wait(30) or "mqtt" not in self.ports or "http" not in self.ports:
-            raise RuntimeError("server did not print its listening lines (rc %r): %s" % (self.p.poll(), self.logtext()))
+        self.p = None
+        self.p, self.ports = srtest.start_server(bin_, data, self.log,
+                                                 extra=["--config", config] if config else [])
+        if "mqtt" not in self.ports:
+            raise RuntimeError("server did not print its listening lines: %s" % self.logtext())
 
     def stop(self):
         """SIGTERM by PID; the exit code (-9 if it had to be killed)."""
-        if self.p.poll() is not None:
-            return self.p.returncode
-        self.p.send_signal(signal.SIGTERM)
-        try:
-            return self.p.wait(30)
-        except subprocess.TimeoutExpired:
-            self.p.kill()
-            self.p.wait()
-            return -9
+        return srtest.stop_server(self.p, 30)
 
     def logtext(self):
         with open(self.log, errors="replace") as f:
@@ -278,24 +167,13 @@ class App:
             self.token = js["token"]
 
     def call(self, method, path, body=None, timeout=20):
-        conn = http.client.HTTPConnection("127.0.0.1", self.srv.ports["http"], timeout=timeout)
+        st, _, raw, _ = srtest.http_once(self.srv.ports["http"], method, path,
+                                         None if body is None else json.dumps(body), self.token,
+                                         None if body is None else {"Content-Type": "application/json"}, timeout=timeout)
         try:
-            headers = {}
-            data = None
-            if body is not None:
-                data = json.dumps(body).encode()
-                headers["Content-Type"] = "application/json"
-            if self.token:
-                headers["Authorization"] = "Bearer " + self.token
-            conn.request(method, path, body=data, headers=headers)
-            r = conn.getresponse()
-            raw = r.read()
-            try:
-                return r.status, json.loads(raw) if raw else None
-            except ValueError:
-                return r.status, None
-        finally:
-            conn.close()
+            return st, json.loads(raw) if raw else None
+        except ValueError:
+            return st, None
 
 
 class Gateway:
@@ -619,9 +497,9 @@ finally:
             r.stop()
         except Exception:
             pass
-print("%d passed, %d failed (%.1f s)" % (passes, fails, time.monotonic() - t0), flush=True)
-if fails == 0:
+print("%.1f s" % (time.monotonic() - t0), flush=True)
+if check.fails == 0:
     shutil.rmtree(T, ignore_errors=True)
 else:
     print("logs kept in", T, flush=True)
-sys.exit(1 if fails else 0)
+sys.exit(check.summary())

@@ -10,13 +10,11 @@ The server runs on loopback ports chosen at run time and is stopped by its PID
 (and restarted once, for the monitor case). Every wait is on a condition with
 a timeout; nothing sleeps and hopes. usage: test_requests.py SUIRO_BIN"""
 import datetime
-import http.client
 import itertools
 import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -27,13 +25,14 @@ import traceback
 import paho.mqtt.client as mqtt
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from srtest import paho_client  # noqa: E402
+from srtest import Checks, paho_client  # noqa: E402
+import srtest  # noqa: E402
 
 BIN = sys.argv[1]
 T = tempfile.mkdtemp(prefix="suiro-requests-")
 D = os.path.join(T, "data")
 LOG = os.path.join(T, "server.log")
-passes = fails = 0
+check = Checks()
 server = None
 PORTS = {}
 GATEWAYS = []      # every Gateway made, closed at the end
@@ -80,17 +79,6 @@ PX1,DX,Other level,number,m,0,10,measure
 app,datapoint,access
 APPX,PX1,both
 """
-
-
-def check(name, cond, extra=""):
-    global passes, fails
-    if cond:
-        passes += 1
-        print("ok:", name, flush=True)
-    else:
-        fails += 1
-        print("FAIL:", name, extra, flush=True)
-    return bool(cond)
 
 
 def run_case(name, fn):
@@ -168,24 +156,7 @@ def poll(fn, pred, timeout=3.0, every=0.05):
 
 def start_server():
     global server
-    p = subprocess.Popen([BIN, "serve", "--data", D, "--mqtt", "127.0.0.1:0", "--http", "127.0.0.1:0"],
-                         stdout=subprocess.PIPE, stderr=open(LOG, "a"), text=True)
-    ports = {}
-    ready = threading.Event()
-
-    def reader():  # keeps draining stdout so the server never blocks on it
-        for line in p.stdout:
-            line = line.strip()
-            if line.startswith("listening ") and "=" in line:
-                k, v = line[len("listening "):].split("=", 1)
-                ports[k] = int(v.rsplit(":", 1)[1])
-                if "mqtt" in ports and "http" in ports:
-                    ready.set()
-        ready.set()
-    threading.Thread(target=reader, daemon=True).start()
-    server = p
-    if not ready.wait(20) or "mqtt" not in ports or "http" not in ports:
-        raise RuntimeError("server did not print its listening lines (%r, rc %r)" % (ports, p.poll()))
+    server, ports = srtest.start_server(BIN, D, LOG)
     PORTS.clear()
     PORTS.update(ports)
 
@@ -194,40 +165,21 @@ def stop_server():
     """SIGTERM by PID; the exit code (-9 if it had to be killed)."""
     global server
     p, server = server, None
-    if p is None or p.poll() is not None:
-        return p.returncode if p else None
-    p.send_signal(signal.SIGTERM)
-    try:
-        return p.wait(20)
-    except subprocess.TimeoutExpired:
-        p.kill()
-        p.wait()
-        return -9
+    return srtest.stop_server(p, 20)
 
 
 # ---- HTTP -------------------------------------------------------------------
 
 def http_call(method, path, body=None, token=None, timeout=15):
     """(status, parsed JSON or None, text, content-type) of one HTTP call."""
-    conn = http.client.HTTPConnection("127.0.0.1", PORTS["http"], timeout=timeout)
+    st, r, data, _ = srtest.http_once(PORTS["http"], method, path, None if body is None else json.dumps(body), token,
+                                      None if body is None else {"Content-Type": "application/json"}, timeout=timeout)
+    raw = data.decode("utf-8", "replace")
     try:
-        headers = {}
-        data = None
-        if body is not None:
-            data = json.dumps(body).encode()
-            headers["Content-Type"] = "application/json"
-        if token:
-            headers["Authorization"] = "Bearer " + token
-        conn.request(method, path, body=data, headers=headers)
-        r = conn.getresponse()
-        raw = r.read().decode("utf-8", "replace")
-        try:
-            js = json.loads(raw) if raw else None
-        except ValueError:
-            js = None
-        return r.status, js, raw, r.getheader("Content-Type", "")
-    finally:
-        conn.close()
+        js = json.loads(raw) if raw else None
+    except ValueError:
+        js = None
+    return st, js, raw, r.getheader("Content-Type", "")
 
 
 class App:
@@ -1009,10 +961,10 @@ if __name__ == "__main__":
             alive = server.poll() is None
             rc = stop_server()
             check("SIGTERM stops the server cleanly (exit 0)", alive and rc == 0, rc)
-        if fails and os.path.exists(LOG):
+        if check.fails and os.path.exists(LOG):
             print("---- server log (last 80 lines)")
             print("".join(open(LOG, errors="replace").readlines()[-80:]))
         shutil.rmtree(T, ignore_errors=True)
 
-    print("%d passed, %d failed (%.1f s)" % (passes, fails, time.monotonic() - t_start))
-    sys.exit(1 if fails else 0)
+    print("%.1f s" % (time.monotonic() - t_start))
+    sys.exit(check.summary())

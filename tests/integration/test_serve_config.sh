@@ -9,18 +9,13 @@
 # usage: test_serve_config.sh SUIRO_BIN
 set -u
 BIN=$(readlink -f "$1")
-T=$(mktemp -d "${TMPDIR:-/tmp}/suiro-cfg-XXXXXX")
-SRV=
-cleanup() { [ -n "$SRV" ] && kill -9 "$SRV" 2>/dev/null; rm -rf "$T"; }
-trap cleanup EXIT
-fails=0; passes=0
-ok()   { passes=$((passes+1)); echo "ok: $1"; }
-bad()  { fails=$((fails+1)); echo "FAIL: $1"; }
-check() { if eval "$2"; then ok "$1"; else bad "$1"; echo "  rc=${rc:-} out=${out:0:300} err=$(head -c 300 "$T/err" 2>/dev/null)"; fi; }
+. "$(dirname "$0")/lib.sh"
+sr_setup cfg
+sr_on_fail() { echo "  rc=${rc:-} out=${out:0:300} err=$(head -c 300 "$T/err" 2>/dev/null)"; }
 W=$T/cwd
 mkdir -p "$W"
-run() { out=$(cd "$W" && timeout 60 "$BIN" "$@" 2>"$T/err"); rc=$?; }
-listing() { (cd "$1" && find . | sort); }
+run() { sr_run "$@"; }
+listing() { sr_listing "$1"; }
 before=$(listing "$W")
 
 # ---- 1. a bad value of an option: exit 2 naming it, before anything opens ---------
@@ -70,11 +65,8 @@ check "--print-config's output read back as --config prints the same" "[ $rc -eq
 D=$T/data
 "$BIN" init --demo "$D" > /dev/null 2>&1
 printf '[engine]\nsegment_bytes = 1048576\ngroup_max = 8\nzstd_level = 3\n' > "$T/eng.ini"
-"$BIN" serve --config "$T/eng.ini" --data "$D" --mqtt 127.0.0.1:0 --http 127.0.0.1:0 > "$T/out" 2> "$T/log" &
-SRV=$!
-for _ in $(seq 1 100); do grep -q 'listening http=' "$T/out" 2>/dev/null && break; sleep 0.1; done
+sr_start --config "$T/eng.ini" --data "$D" --mqtt 127.0.0.1:0 --http 127.0.0.1:0
 check "the server starts with the engine keys set" "grep -q 'listening http=' $T/out"
-kill -TERM "$SRV" 2>/dev/null; wait "$SRV" 2>/dev/null; SRV=
+sr_stop
 
-echo "$passes passed, $fails failed"
-[ $fails -eq 0 ]
+sr_finish

@@ -12,12 +12,9 @@
 set -u
 BIN=$(readlink -f "$1")
 ROOT=$2
-T=$(mktemp -d "${TMPDIR:-/tmp}/suiro-tables-XXXXXX")
-SRV=
-cleanup() { [ -n "$SRV" ] && kill -9 "$SRV" 2>/dev/null; rm -rf "$T"; }
-trap cleanup EXIT
-fails=0; passes=0
-check() { if eval "$2"; then passes=$((passes+1)); echo "ok: $1"; else fails=$((fails+1)); echo "FAIL: $1"; echo "  rc=${rc:-} out=${out:0:400}"; fi; }
+. "$(dirname "$0")/lib.sh"
+sr_setup tables
+# the command's output and its messages together (usage errors go to stderr)
 run() { out=$("$BIN" "$@" 2>&1); rc=$?; }
 
 # ---- the command (a row of COMMANDS) --------------------------------------------
@@ -64,10 +61,8 @@ check "... and passes with a spec fragment that adds it" "[ $rc -eq 0 ]"
 
 D=$T/data
 "$BIN" init --demo "$D" >/dev/null
-"$BIN" serve --data "$D" --mqtt "" --http 127.0.0.1:0 > "$T/out" 2> "$T/log" &
-SRV=$!
-for _ in $(seq 100); do grep -q '^listening http' "$T/out" 2>/dev/null && break; sleep 0.05; done
-P=$(sed -n 's/^listening http=.*:\([0-9]*\)$/\1/p' "$T/out")
+sr_start --data "$D" --mqtt "" --http 127.0.0.1:0
+P=$HP
 U=http://127.0.0.1:$P/api/v1
 req() { # METHOD PATH [TOKEN] -> "CODE BODY"
   curl -s -o "$T/body" -w '%{http_code}' -X "$1" "$U$2" ${3:+-H "Authorization: Bearer $3"} > "$T/code"
@@ -84,8 +79,6 @@ r=$(req POST /tabletest/hello "$TOK")
 check "another method on its path is 405" "[[ \"\$r\" == 405* ]]"
 r=$(req GET /tabletest "$TOK")
 check "its path without the parameter is 404" "[[ \"\$r\" == 404*E3001* ]]"
-kill -TERM "$SRV"; wait "$SRV"; rc=$?; SRV=
+sr_stop
 check "the server stops cleanly" "[ $rc -eq 0 ]"
-[ $fails -eq 0 ] || tail -20 "$T/log"
-echo "$passes passed, $fails failed"
-[ $fails -eq 0 ]
+sr_finish tables
