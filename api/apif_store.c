@@ -102,11 +102,11 @@ static void answer(pjob *j)
     h2o_req_t *req = j->h.req;
     if (!req) return;
     const sr_result *r = &j->res;
-    if (r->rc == SR_ECONFLICT) return sr_http_result(req, 0, "E3002", r->msg, NULL);
-    if (r->rc == SR_ENOTFOUND) return sr_http_result(req, 0, "E3001", r->msg, NULL);
-    if (r->rc == SR_EINVAL) return sr_http_result(req, 0, "E1001", r->msg, NULL);
+    if (r->rc == SR_ECONFLICT) return sr_http_result(req, 0, SR_WIRE_CONFLICT, r->msg, NULL);
+    if (r->rc == SR_ENOTFOUND) return sr_http_result(req, 0, SR_WIRE_UNKNOWN, r->msg, NULL);
+    if (r->rc == SR_EINVAL) return sr_http_result(req, 0, SR_WIRE_PARAM, r->msg, NULL);
     /* the server's state (queue full, stopped writes, no space): E9002, retry */
-    if (r->rc) return sr_http_result(req, 0, sr_gw_code_of_rc(r->rc), r->msg[0] ? r->msg : sr_gw_msg_of_rc(r->rc), NULL);
+    if (r->rc) return sr_http_result(req, 0, sr_wire_of_rc(r->rc), r->msg[0] ? r->msg : sr_wire_msg_of_rc(r->rc), NULL);
     json_t *o = NULL;
     char hex[65];
     switch (j->what) {
@@ -145,7 +145,7 @@ static void submit_ev(sr_apif *a, h2o_req_t *req, Suiro__V1__Event *ev, const sr
         if (rc) j->h.refs--;
     }
     sr_buf_release(&b);
-    if (rc && req) sr_http_result(req, 0, sr_gw_code_of_rc(rc), sr_gw_msg_of_rc(rc), NULL);
+    if (rc && req) sr_http_result(req, 0, sr_wire_of_rc(rc), sr_wire_msg_of_rc(rc), NULL);
 }
 
 int sr_apif_store_open(sr_apif *a)
@@ -199,14 +199,14 @@ static void doc_submit(sr_apif *a, h2o_req_t *req, const char *op, const char *a
 {
     if (a->closing) return sr_apif_busy_answer(req, "the server is stopping");
     pjob *j = sr_http_ctx_new(req, sizeof *j);
-    if (!j) return sr_http_result(req, 0, "E9001", "out of memory", NULL);
+    if (!j) return sr_http_result(req, 0, SR_WIRE_INTERNAL, "out of memory", NULL);
     j->a = a;
     j->what = 0;
     j->created = id == NULL;
     char gen[24];
     if (!id) {
         uint8_t r[8];
-        if (sr_random(r, sizeof r) != SR_OK) return sr_http_result(req, 0, "E9001", "no randomness", NULL);
+        if (sr_random(r, sizeof r) != SR_OK) return sr_http_result(req, 0, SR_WIRE_INTERNAL, "no randomness", NULL);
         gen[0] = 'D';
         sr_hex(r, 8, gen + 1);
         id = gen;
@@ -228,22 +228,23 @@ static void doc_submit(sr_apif *a, h2o_req_t *req, const char *op, const char *a
     submit_ev(a, req, &ev, &t, j);
 }
 
-/* NULL if the bytes are one JSON object, else the refusal's code (message in m) */
-static const char *doc_check(const void *body, size_t len, char *m, size_t ml)
+/* SR_WIRE_OK if the bytes are one JSON object, else the refusal's code
+ * (message in m) */
+static sr_wire doc_check(const void *body, size_t len, char *m, size_t ml)
 {
     json_error_t je;
     json_t *doc = json_loadb(body, len, JSON_REJECT_DUPLICATES, &je);
     if (!doc) {
         snprintf(m, ml, "malformed JSON at line %d column %d: %s", je.line, je.column, je.text);
-        return "E1002";
+        return SR_WIRE_JSON;
     }
     int is_obj = json_is_object(doc);
     json_decref(doc);
     if (!is_obj) {
         snprintf(m, ml, "a document is a JSON object");
-        return "E1001";
+        return SR_WIRE_PARAM;
     }
-    return NULL;
+    return SR_WIRE_OK;
 }
 
 /* a document larger than [server] parse_inline_max: its JSON is checked on
@@ -273,13 +274,13 @@ static void dput_after(sr_apjob *j, h2o_req_t *req)
 
 static void doc_put(sr_apif *a, h2o_req_t *req, const sr_ap_token *t, const char *coll, const char *id, uint64_t rev)
 {
-    if (req->entity.len > DOC_MAX) return sr_http_result(req, 0, "E1003", "a document is at most 1 MiB", NULL);
+    if (req->entity.len > DOC_MAX) return sr_http_result(req, 0, SR_WIRE_LARGE, "a document is at most 1 MiB", NULL);
     if (req->entity.len > a->lim.parse_inline_max) {
         dput *d = sr_apif_job_new(req, sizeof *d, dput_run);
         if (!d) return;
         d->j.fini = dput_fini;
         d->j.after = dput_after;
-        if (!(d->body = malloc(req->entity.len))) return sr_http_result(req, 0, "E9001", "out of memory", NULL);
+        if (!(d->body = malloc(req->entity.len))) return sr_http_result(req, 0, SR_WIRE_INTERNAL, "out of memory", NULL);
         memcpy(d->body, req->entity.base, req->entity.len);
         d->len = req->entity.len;
         snprintf(d->op, sizeof d->op, "%s", t->op);
@@ -291,7 +292,7 @@ static void doc_put(sr_apif *a, h2o_req_t *req, const sr_ap_token *t, const char
         return sr_apif_job_submit(a, t->op, &d->j, d->len);
     }
     char m[200];
-    const char *code = doc_check(req->entity.base, req->entity.len, m, sizeof m);
+    sr_wire code = doc_check(req->entity.base, req->entity.len, m, sizeof m);
     if (code) return sr_http_result(req, 0, code, m, NULL);
     doc_submit(a, req, t->op, t->app, coll, id, rev, req->entity.base, req->entity.len);
 }
@@ -308,7 +309,7 @@ static void dget_run(sr_apjob *j)
     dget *d = (dget *)j;
     int rc = sr_engine_doc_get(j->a->eng, d->op, d->coll, d->id, &d->rev, &j->out);
     if (rc == SR_ENOTFOUND) {
-        j->code = "E3001";
+        j->code = SR_WIRE_UNKNOWN;
         snprintf(j->msg, sizeof j->msg, "unknown document");
     } else
         j->rc = rc;
@@ -411,7 +412,7 @@ static void doc_query(sr_apif *a, h2o_req_t *req, const sr_ap_token *t, const ch
             size_t kl = (size_t)((eq ? eq : amp) - q);
             if (!(kl == 5 && !memcmp(q, "limit", 5)) && !(kl == 6 && !memcmp(q, "cursor", 6)) && kl &&
                 kl < sizeof field) {
-                if (fp) return sr_http_result(req, 0, "E1001", "query by one field (field=value)", NULL);
+                if (fp) return sr_http_result(req, 0, SR_WIRE_PARAM, "query by one field (field=value)", NULL);
                 memcpy(field, q, kl);
                 field[kl] = 0;
                 fp = field;
@@ -424,12 +425,12 @@ static void doc_query(sr_apif *a, h2o_req_t *req, const sr_ap_token *t, const ch
     if (sr_http_query(req, "limit", v, sizeof v)) {
         char *end;
         long l = strtol(v, &end, 10);
-        if (*end || l < 1 || l > 1000) return sr_http_result(req, 0, "E1001", "limit: 1..1000", NULL);
+        if (*end || l < 1 || l > 1000) return sr_http_result(req, 0, SR_WIRE_PARAM, "limit: 1..1000", NULL);
         limit = (size_t)l;
     }
     char cursor[300] = "";
     if (sr_http_query(req, "cursor", cursor, sizeof cursor) && !sr_gw_id_ok(cursor))
-        return sr_http_result(req, 0, "E1001", "cursor: not one we made", NULL);
+        return sr_http_result(req, 0, SR_WIRE_PARAM, "cursor: not one we made", NULL);
     /* the value as JSON text: numbers, true/false/null and "quoted" as they
      * are; anything else is a string */
     char *jtext = NULL;
@@ -442,7 +443,7 @@ static void doc_query(sr_apif *a, h2o_req_t *req, const sr_ap_token *t, const ch
         }
         jtext = jv ? json_dumps(jv, JSON_ENCODE_ANY | JSON_COMPACT) : NULL;
         json_decref(jv);
-        if (!jtext) return sr_http_result(req, 0, "E1001", "the field's value is not valid UTF-8", NULL);
+        if (!jtext) return sr_http_result(req, 0, SR_WIRE_PARAM, "the field's value is not valid UTF-8", NULL);
     }
     dq *q = sr_apif_job_new(req, sizeof *q, dq_run);
     if (!q) {
@@ -451,7 +452,7 @@ static void doc_query(sr_apif *a, h2o_req_t *req, const sr_ap_token *t, const ch
     }
     q->j.fini = dq_fini;
     q->jtext = jtext;
-    if (fp && !(q->field = strdup(fp))) return sr_http_result(req, 0, "E9001", "out of memory", NULL);
+    if (fp && !(q->field = strdup(fp))) return sr_http_result(req, 0, SR_WIRE_INTERNAL, "out of memory", NULL);
     snprintf(q->op, sizeof q->op, "%s", t->op);
     snprintf(q->coll, sizeof q->coll, "%s", coll);
     snprintf(q->cursor, sizeof q->cursor, "%s", cursor);
@@ -466,26 +467,26 @@ void sr_apif_documents(sr_apif *a, h2o_req_t *req, const sr_ap_token *t, const c
     char coll[80], id[80];
     const char *slash = strchr(rest, '/');
     size_t cl = slash ? (size_t)(slash - rest) : strlen(rest);
-    if (cl >= sizeof coll) return sr_http_result(req, 0, "E1001", "collection: [A-Za-z0-9._-]{1,64}", NULL);
+    if (cl >= sizeof coll) return sr_http_result(req, 0, SR_WIRE_PARAM, "collection: [A-Za-z0-9._-]{1,64}", NULL);
     memcpy(coll, rest, cl);
     coll[cl] = 0;
-    if (!sr_gw_id_ok(coll)) return sr_http_result(req, 0, "E1001", "collection: [A-Za-z0-9._-]{1,64}", NULL);
+    if (!sr_gw_id_ok(coll)) return sr_http_result(req, 0, SR_WIRE_PARAM, "collection: [A-Za-z0-9._-]{1,64}", NULL);
     int has_id = slash && slash[1];
     if (has_id) {
         if (strlen(slash + 1) >= sizeof id || !sr_gw_id_ok(slash + 1))
-            return sr_http_result(req, 0, "E1001", "documentId: [A-Za-z0-9._-]{1,64}", NULL);
+            return sr_http_result(req, 0, SR_WIRE_PARAM, "documentId: [A-Za-z0-9._-]{1,64}", NULL);
         snprintf(id, sizeof id, "%s", slash + 1);
     }
     int bad;
     uint64_t rev = if_match(req, &bad);
-    if (bad) return sr_http_result(req, 0, "E1001", "If-Match: a revision number", NULL);
+    if (bad) return sr_http_result(req, 0, SR_WIRE_PARAM, "If-Match: a revision number", NULL);
     if (!has_id && sr_http_method(req, "POST")) return doc_put(a, req, t, coll, NULL, 0);
     if (!has_id && sr_http_method(req, "GET")) return doc_query(a, req, t, coll);
     if (has_id && sr_http_method(req, "PUT")) return doc_put(a, req, t, coll, id, rev);
     if (has_id && sr_http_method(req, "GET")) return doc_get(a, req, t, coll, id);
     if (has_id && sr_http_method(req, "DELETE")) {
         pjob *j = sr_http_ctx_new(req, sizeof *j);
-        if (!j) return sr_http_result(req, 0, "E9001", "out of memory", NULL);
+        if (!j) return sr_http_result(req, 0, SR_WIRE_INTERNAL, "out of memory", NULL);
         j->a = a;
         j->what = 1;
         Suiro__V1__DocumentDelete dd = SUIRO__V1__DOCUMENT_DELETE__INIT;
@@ -497,7 +498,7 @@ void sr_apif_documents(sr_apif *a, h2o_req_t *req, const sr_ap_token *t, const c
         ev.doc_delete = &dd;
         return submit_ev(a, req, &ev, t, j);
     }
-    sr_http_result(req, 405, "E1001", "method not allowed here", NULL);
+    sr_http_result(req, 405, SR_WIRE_PARAM, "method not allowed here", NULL);
 }
 
 /* ---- files ------------------------------------------------------------------ */
@@ -630,7 +631,7 @@ static void part_after(sr_work *w, int status)
     if (!rc && p->a->closing) rc = SR_ECLOSED;
     if (rc) {
         sr_slog(SR_LOG_WARN, "file upload failed", "op=%s path=%s error=%s", u->op, sr_slog_q(u->path), sr_err_name(rc));
-        if (req) sr_http_result(req, 0, sr_gw_code_of_rc(rc), sr_gw_msg_of_rc(rc), NULL);
+        if (req) sr_http_result(req, 0, sr_wire_of_rc(rc), sr_wire_msg_of_rc(rc), NULL);
         up_drop(s, u);
     } else if (!p->last) {
         u->received += p->len;
@@ -691,12 +692,12 @@ static void file_put(sr_apif *a, h2o_req_t *req, const sr_ap_token *t, const cha
     uint64_t first = 0, last = 0, total = 0;
     int ranged;
     if (content_range(req, &first, &last, &total, &ranged))
-        return sr_http_result(req, 0, "E1001", "Content-Range: bytes FIRST-LAST/TOTAL", NULL);
+        return sr_http_result(req, 0, SR_WIRE_PARAM, "Content-Range: bytes FIRST-LAST/TOTAL", NULL);
     if (ranged && last - first + 1 != req->entity.len)
-        return sr_http_result(req, 0, "E1001", "Content-Range does not match the body's length", NULL);
+        return sr_http_result(req, 0, SR_WIRE_PARAM, "Content-Range does not match the body's length", NULL);
     up_expire(s, a->lim.upload_idle_ms);
     upload *u = up_find(s, t->op, path);
-    if (u && u->busy) return sr_http_result(req, 0, "E3002", "a part of this upload is being written", NULL);
+    if (u && u->busy) return sr_http_result(req, 0, SR_WIRE_CONFLICT, "a part of this upload is being written", NULL);
     if (!ranged || first == 0) {
         if (u) up_drop(s, u); /* a new upload of the path replaces an unfinished one */
         char qm[160];
@@ -706,7 +707,7 @@ static void file_put(sr_apif *a, h2o_req_t *req, const sr_ap_token *t, const cha
             return sr_apif_busy_answer(req, why);
         }
         u = calloc(1, sizeof *u);
-        if (!u) return sr_http_result(req, 0, "E9001", "out of memory", NULL);
+        if (!u) return sr_http_result(req, 0, SR_WIRE_INTERNAL, "out of memory", NULL);
         snprintf(u->op, sizeof u->op, "%s", t->op);
         snprintf(u->app, sizeof u->app, "%s", t->app);
         snprintf(u->path, sizeof u->path, "%s", path);
@@ -722,11 +723,11 @@ static void file_put(sr_apif *a, h2o_req_t *req, const sr_ap_token *t, const cha
         s->ups = u;
         s->nups++;
     } else if (!u) {
-        return sr_http_result(req, 0, "E3001", "no upload of this path is in progress (start with bytes 0-...)", NULL);
+        return sr_http_result(req, 0, SR_WIRE_UNKNOWN, "no upload of this path is in progress (start with bytes 0-...)", NULL);
     } else if (first != u->received || total != u->total) {
         char m[160];
         snprintf(m, sizeof m, "expected bytes %" PRIu64 "-.../%" PRIu64, u->received, u->total);
-        return sr_http_result(req, 0, "E3002", m, NULL);
+        return sr_http_result(req, 0, SR_WIRE_CONFLICT, m, NULL);
     }
     int fresh = !ranged || first == 0; /* u was made for this request */
     partjob *p = calloc(1, sizeof *p);
@@ -736,7 +737,7 @@ static void file_put(sr_apif *a, h2o_req_t *req, const sr_ap_token *t, const cha
         free(p);
         free(copy);
         up_drop(s, u);
-        return sr_http_result(req, 0, "E9001", "out of memory", NULL);
+        return sr_http_result(req, 0, SR_WIRE_INTERNAL, "out of memory", NULL);
     }
     if (req->entity.len) memcpy(copy, req->entity.base, req->entity.len);
     j->a = a;
@@ -765,7 +766,7 @@ static void file_put(sr_apif *a, h2o_req_t *req, const sr_ap_token *t, const cha
         if (fresh) up_drop(s, u); /* a refused later part can be sent again */
         if (rc == SR_EFULL)
             sr_apif_busy_answer(req, "busy: this operator has too many requests or bytes waiting; send the part again");
-        else sr_http_result(req, 0, "E9001", "cannot queue the write", NULL);
+        else sr_http_result(req, 0, SR_WIRE_INTERNAL, "cannot queue the write", NULL);
     }
 }
 
@@ -858,10 +859,10 @@ static void file_get(sr_apif *a, h2o_req_t *req, const sr_ap_token *t, const cha
     int rc = sr_engine_file_get(a->eng, t->op, path, &m);
     Suiro__V1__FilePut *fp = rc ? NULL : suiro__v1__file_put__unpack(NULL, m.len, m.data);
     sr_buf_release(&m);
-    if (rc == SR_ENOTFOUND) return sr_http_result(req, 0, "E3001", "unknown file", NULL);
+    if (rc == SR_ENOTFOUND) return sr_http_result(req, 0, SR_WIRE_UNKNOWN, "unknown file", NULL);
     if (!fp || fp->sha256.len != 32) {
         if (fp) suiro__v1__file_put__free_unpacked(fp, NULL);
-        return sr_http_result(req, 0, "E9001", rc ? sr_strerror(rc) : "file metadata does not decode", NULL);
+        return sr_http_result(req, 0, SR_WIRE_INTERNAL, rc ? sr_strerror(rc) : "file metadata does not decode", NULL);
     }
     dl *d = h2o_mem_alloc_shared(&req->pool, sizeof *d, dl_dispose);
     memset(d, 0, sizeof *d);
@@ -875,7 +876,7 @@ static void file_get(sr_apif *a, h2o_req_t *req, const sr_ap_token *t, const cha
                     sr_slog_q(path), sr_slog_q(ei.msg));
         suiro__v1__file_put__free_unpacked(fp, NULL);
         dl_close(d);
-        return sr_http_result(req, 0, "E9001", rc ? "the file's stored content cannot be read (see the server log)"
+        return sr_http_result(req, 0, SR_WIRE_INTERNAL, rc ? "the file's stored content cannot be read (see the server log)"
                                                   : "out of memory", NULL);
     }
     /* The first step is read and authenticated before any header goes out:
@@ -888,7 +889,7 @@ static void file_get(sr_apif *a, h2o_req_t *req, const sr_ap_token *t, const cha
                 sr_slog_q(path), sr_slog_q(bei ? bei->msg : ""));
         suiro__v1__file_put__free_unpacked(fp, NULL);
         dl_close(d);
-        return sr_http_result(req, 0, "E9001", "the file's stored content is damaged (see the server log)", NULL);
+        return sr_http_result(req, 0, SR_WIRE_INTERNAL, "the file's stored content is damaged (see the server log)", NULL);
     }
     d->primed = 1;
     req->res.status = 200;
@@ -957,7 +958,7 @@ void sr_apif_files(sr_apif *a, h2o_req_t *req, const sr_ap_token *t, const char 
 {
     if (!rest[0]) return file_list(a, req, t);
     if (!path_ok(rest))
-        return sr_http_result(req, 0, "E1001",
+        return sr_http_result(req, 0, SR_WIRE_PARAM,
                               "path: segments of [A-Za-z0-9._-] separated by '/', no '.' or '..', at most 512 bytes",
                               NULL);
     if (sr_http_method(req, "PUT")) return file_put(a, req, t, rest);
@@ -967,9 +968,9 @@ void sr_apif_files(sr_apif *a, h2o_req_t *req, const sr_ap_token *t, const char 
         sr_buf_init(&m);
         int rc = sr_engine_file_get(a->eng, t->op, rest, &m);
         sr_buf_release(&m);
-        if (rc == SR_ENOTFOUND) return sr_http_result(req, 0, "E3001", "unknown file", NULL);
+        if (rc == SR_ENOTFOUND) return sr_http_result(req, 0, SR_WIRE_UNKNOWN, "unknown file", NULL);
         pjob *j = sr_http_ctx_new(req, sizeof *j);
-        if (!j) return sr_http_result(req, 0, "E9001", "out of memory", NULL);
+        if (!j) return sr_http_result(req, 0, SR_WIRE_INTERNAL, "out of memory", NULL);
         j->a = a;
         j->what = 3;
         Suiro__V1__FileDelete fd = SUIRO__V1__FILE_DELETE__INIT;
@@ -979,5 +980,5 @@ void sr_apif_files(sr_apif *a, h2o_req_t *req, const sr_ap_token *t, const char 
         ev.file_delete = &fd;
         return submit_ev(a, req, &ev, t, j);
     }
-    sr_http_result(req, 405, "E1001", "method not allowed here", NULL);
+    sr_http_result(req, 405, SR_WIRE_PARAM, "method not allowed here", NULL);
 }

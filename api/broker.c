@@ -78,7 +78,7 @@ typedef struct part {
     json_t *wire;   /* the request object the gateway gets */
     json_t *values; /* answered values (array) */
     json_t *applied;
-    char code[8];
+    sr_wire code;
     char msg[160];
 } part;
 
@@ -155,7 +155,8 @@ typedef struct job {
     part *p;
     int p_state;
     json_t *p_values, *p_applied;
-    char p_code[8], p_msg[160];
+    sr_wire p_code;
+    char p_msg[160];
     sr_gw_answer_cb gcb;
     void *gctx;
     const char *ok_msg;
@@ -250,12 +251,12 @@ static const char *ms_name(int s)
     }
 }
 
-static json_t *result_obj(const char *code, const char *msg)
+static json_t *result_obj(sr_wire code, const char *msg)
 {
-    return json_pack("{s:s,s:s}", "code", code, "message", msg ? msg : "");
+    return json_pack("{s:s,s:s}", "code", sr_wire_code(code), "message", msg ? msg : "");
 }
 
-static json_t *error_body(const char *code, const char *msg, json_t *detail)
+static json_t *error_body(sr_wire code, const char *msg, json_t *detail)
 {
     json_t *r = result_obj(code, msg);
     if (r && detail) json_object_set(r, "detail", detail);
@@ -263,10 +264,10 @@ static json_t *error_body(const char *code, const char *msg, json_t *detail)
 }
 
 
-static void app_answer(sr_app_cb cb, void *ctx, const char *code, const char *msg)
+static void app_answer(sr_app_cb cb, void *ctx, sr_wire code, const char *msg)
 {
     json_t *body = error_body(code, msg, NULL);
-    cb(ctx, sr_http_status_of(code), body);
+    cb(ctx, sr_wire_status(code), body);
     json_decref(body);
 }
 
@@ -781,27 +782,28 @@ static void request_answer_app(areq *r)
     void *ctx = r->cbctx;
     r->cb = NULL;
     /* the outcome: the first failure, else a timeout, else success */
-    const char *code = "0", *msg = "";
+    sr_wire code = SR_WIRE_OK;
+    const char *msg = "";
     for (size_t i = 0; i < r->nparts; i++)
         if (r->parts[i].state == SUIRO__V1__REQUEST_STATE__RS_FAILED) {
             code = r->parts[i].code;
             msg = r->parts[i].msg;
             break;
         }
-    if (!strcmp(code, "0"))
+    if (code == SR_WIRE_OK)
         for (size_t i = 0; i < r->nparts; i++)
             if (r->parts[i].state == SUIRO__V1__REQUEST_STATE__RS_TIMED_OUT) {
-                code = "E4002";
+                code = SR_WIRE_GW_TIMEOUT;
                 msg = "the gateway did not answer in time";
                 break;
             }
     json_t *body;
-    if (!strcmp(code, "0")) {
+    if (code == SR_WIRE_OK) {
         /* only what the request asked for and the app may see now */
         grantset gs;
         grants_load(r->b, r->op, r->app, &gs);
         size_t withheld = 0;
-        body = json_pack("{s:s,s:o}", "requestId", r->id, "result", result_obj("0", "OK"));
+        body = json_pack("{s:s,s:o}", "requestId", r->id, "result", result_obj(SR_WIRE_OK, "OK"));
         if (r->kind == SUIRO__V1__REQUEST_KIND__RK_CONTROL) {
             json_t *ap = r->nparts ? r->parts[0].applied : NULL;
             const char *d = r->nparts ? json_string_value(json_object_get(r->parts[0].wire, "dataId")) : NULL;
@@ -825,7 +827,7 @@ static void request_answer_app(areq *r)
         body = error_body(code, msg, det);
         json_decref(det);
     }
-    cb(ctx, sr_http_status_of(code), body);
+    cb(ctx, sr_wire_status(code), body);
     json_decref(body);
 }
 
@@ -836,13 +838,14 @@ static void request_maybe_finish(areq *r)
     r->finished = 1;
     if (r->timer_init) uv_timer_stop(&r->timer);
     int st = SUIRO__V1__REQUEST_STATE__RS_SUCCEEDED;
-    const char *code = "0", *msg = "";
+    sr_wire code = SR_WIRE_OK;
+    const char *msg = "";
     for (size_t i = 0; i < r->nparts; i++) {
         part *p = &r->parts[i];
         if (p->state == SUIRO__V1__REQUEST_STATE__RS_FAILED && st != SUIRO__V1__REQUEST_STATE__RS_FAILED)
             st = p->state, code = p->code, msg = p->msg;
         else if (p->state == SUIRO__V1__REQUEST_STATE__RS_TIMED_OUT && st == SUIRO__V1__REQUEST_STATE__RS_SUCCEEDED)
-            st = p->state, code = "E4002", msg = "the gateway did not answer in time";
+            st = p->state, code = SR_WIRE_GW_TIMEOUT, msg = "the gateway did not answer in time";
     }
     /* r->state stays as it is until the outcome is durable (J_FINAL): a
      * status query meanwhile reads "DISPATCHED", never a final state
@@ -859,7 +862,7 @@ static void request_maybe_finish(areq *r)
     Suiro__V1__RequestTransition rt = SUIRO__V1__REQUEST_TRANSITION__INIT;
     rt.request_id = r->id;
     rt.state = (Suiro__V1__RequestState)st;
-    rt.error_code = (char *)(strcmp(code, "0") ? code : "");
+    rt.error_code = (char *)(code != SR_WIRE_OK ? sr_wire_code(code) : "");
     rt.message = (char *)msg;
     rt.values = vs.ptr;
     rt.n_values = vs.n;
@@ -910,14 +913,14 @@ static void on_deadline(uv_timer_t *t)
         part *p = &r->parts[i];
         if (!part_open(p)) continue;
         p->state = SUIRO__V1__REQUEST_STATE__RS_TIMED_OUT;
-        snprintf(p->code, sizeof p->code, "E4002");
+        p->code = SR_WIRE_GW_TIMEOUT;
         snprintf(p->msg, sizeof p->msg, "gateway %s did not answer in time", p->gw);
         r->nopen--;
         suiro__v1__request_transition__init(&rts[l.n]);
         rts[l.n].request_id = r->id;
         rts[l.n].gateway_id = p->gw;
         rts[l.n].state = SUIRO__V1__REQUEST_STATE__RS_TIMED_OUT;
-        rts[l.n].error_code = "E4002";
+        rts[l.n].error_code = (char *)sr_wire_code(SR_WIRE_GW_TIMEOUT);
         rts[l.n].message = p->msg;
         suiro__v1__event__init(&evs[l.n]);
         evs[l.n].body_case = SUIRO__V1__EVENT__BODY_REQUEST_TRANSITION;
@@ -936,13 +939,13 @@ void *sr_broker_request(sr_broker *b, const char *op, const char *app, int kind,
     const char *full = live_quota(b, op, 1);
     if (full) {
         quota_log(b, "app request refused (quota)", op, app, full);
-        app_answer(cb, ctx, "E9002", full);
+        app_answer(cb, ctx, SR_WIRE_BUSY, full);
         return NULL;
     }
     areq *r = calloc(1, sizeof *r);
     if (!r || !(r->parts = calloc(n ? n : 1, sizeof *r->parts))) {
         free(r);
-        app_answer(cb, ctx, "E9001", "out of memory");
+        app_answer(cb, ctx, SR_WIRE_INTERNAL, "out of memory");
         return NULL;
     }
     r->b = b;
@@ -1034,7 +1037,7 @@ void *sr_broker_request(sr_broker *b, const char *op, const char *app, int kind,
         Suiro__V1__RequestTransition rt = SUIRO__V1__REQUEST_TRANSITION__INIT;
         rt.request_id = r->id;
         rt.state = SUIRO__V1__REQUEST_STATE__RS_FAILED;
-        rt.error_code = "E4001";
+        rt.error_code = (char *)sr_wire_code(SR_WIRE_GW_DOWN);
         rt.message = omsg;
         Suiro__V1__Event ev = SUIRO__V1__EVENT__INIT;
         ev.body_case = SUIRO__V1__EVENT__BODY_REQUEST_TRANSITION;
@@ -1062,7 +1065,7 @@ void *sr_broker_request(sr_broker *b, const char *op, const char *app, int kind,
     sr_buf_release(&l.b);
     if (rc) {
         areq_free(r);
-        app_answer(cb, ctx, rc == SR_EFULL ? "E9002" : "E9001", sr_strerror(rc));
+        app_answer(cb, ctx, rc == SR_EFULL ? SR_WIRE_BUSY : SR_WIRE_INTERNAL, sr_strerror(rc));
         return NULL;
     }
     live_add(b, r);
@@ -1082,7 +1085,7 @@ static void created_done(job *j)
     sr_broker *b = j->b;
     if (j->res.rc) {
         r->finished = 1;
-        if (r->cb) app_answer(r->cb, r->cbctx, j->res.rc == SR_EINVAL ? "E1001" : "E9001",
+        if (r->cb) app_answer(r->cb, r->cbctx, j->res.rc == SR_EINVAL ? SR_WIRE_PARAM : SR_WIRE_INTERNAL,
                               j->res.msg[0] ? j->res.msg : sr_strerror(j->res.rc));
         r->cb = NULL;
         areq_unref(r); /* the live table's */
@@ -1097,7 +1100,7 @@ static void created_done(job *j)
             }
         if (r->cb) {
             json_t *det = json_pack("{s:s}", "requestId", r->id);
-            json_t *body = error_body("E4001", msg, det);
+            json_t *body = error_body(SR_WIRE_GW_DOWN, msg, det);
             r->cb(r->cbctx, 503, body);
             json_decref(body);
             json_decref(det);
@@ -1455,7 +1458,7 @@ static void mon_submit(sr_broker *b, evlist *l, areq **reqs, size_t nreq, sr_app
             reqs[i]->finished = 1;
             areq_unref(reqs[i]);
         }
-        if (cb) app_answer(cb, ctx, rc == SR_EFULL ? "E9002" : "E9001", sr_strerror(rc));
+        if (cb) app_answer(cb, ctx, rc == SR_EFULL ? SR_WIRE_BUSY : SR_WIRE_INTERNAL, sr_strerror(rc));
     }
 }
 
@@ -1468,7 +1471,7 @@ static void monitor_done(job *j)
         else r->finished = 1;
     }
     if (j->acb) {
-        if (j->res.rc) app_answer(j->acb, j->actx, "E9001", j->res.msg[0] ? j->res.msg : sr_strerror(j->res.rc));
+        if (j->res.rc) app_answer(j->acb, j->actx, SR_WIRE_INTERNAL, j->res.msg[0] ? j->res.msg : sr_strerror(j->res.rc));
         else j->acb(j->actx, j->a_status, j->a_body);
     }
     for (size_t i = 0; i < mc->n; i++) {
@@ -1505,13 +1508,13 @@ void sr_broker_monitor_start(sr_broker *b, const char *op, const char *app, cons
                              uint32_t interval_ms, int64_t start_ms, int64_t end_ms, sr_app_cb cb, void *ctx)
 {
     if (end_ms && end_ms <= wall_ms()) { /* (8) */
-        app_answer(cb, ctx, "E1001", "endAt: in the past (a monitor runs until its endAt)");
+        app_answer(cb, ctx, SR_WIRE_PARAM, "endAt: in the past (a monitor runs until its endAt)");
         return;
     }
     const char *full = live_quota(b, op, 1); /* its START parts join the live table */
     if (full) {
         quota_log(b, "monitor refused (quota)", op, app, full);
-        app_answer(cb, ctx, "E9002", full);
+        app_answer(cb, ctx, SR_WIRE_BUSY, full);
         return;
     }
     mons_load(b, op);
@@ -1525,13 +1528,13 @@ void sr_broker_monitor_start(sr_broker *b, const char *op, const char *app, cons
     if (active >= b->max_mons_op) {
         quota_log(b, "monitor refused (quota)", op, app,
                   "too many monitors of this operator ([server] monitors_per_operator); stop some first");
-        app_answer(cb, ctx, "E9002", "too many monitors of this operator ([server] monitors_per_operator); stop some first");
+        app_answer(cb, ctx, SR_WIRE_BUSY, "too many monitors of this operator ([server] monitors_per_operator); stop some first");
         return;
     }
     mon *m = calloc(1, sizeof *m);
     if (!m || !(m->gws = calloc(n ? n : 1, 72)) || !(m->acked = calloc(n ? n : 1, sizeof *m->acked))) {
         if (m) mon_free(m);
-        app_answer(cb, ctx, "E9001", "out of memory");
+        app_answer(cb, ctx, SR_WIRE_INTERNAL, "out of memory");
         return;
     }
     new_id('M', m->id);
@@ -1558,7 +1561,7 @@ void sr_broker_monitor_start(sr_broker *b, const char *op, const char *app, cons
     if (rc) {
         mon_free(m);
         sr_buf_release(&l.b);
-        app_answer(cb, ctx, "E9001", sr_strerror(rc));
+        app_answer(cb, ctx, SR_WIRE_INTERNAL, sr_strerror(rc));
         return;
     }
     m->next = b->mons;
@@ -1578,7 +1581,7 @@ void sr_broker_monitor_stop(sr_broker *b, const char *op, const char *app, const
 {
     mon *m = mon_find(b, op, monitor);
     if (!m || strcmp(m->app, app)) {
-        app_answer(cb, ctx, "E3001", "unknown monitorId");
+        app_answer(cb, ctx, SR_WIRE_UNKNOWN, "unknown monitorId");
         return;
     }
     if (m->state == SUIRO__V1__MONITOR_STATE__MS_STOPPING || m->state == SUIRO__V1__MONITOR_STATE__MS_STOPPED) {
@@ -1611,7 +1614,7 @@ static void mon_stop(sr_broker *b, mon *m, const char *actor, Suiro__V1__ActorKi
     if (!rc && seen) rc = mon_parts(b, m, SUIRO__V1__REQUEST_KIND__RK_PERIODIC_STOP, &l, reqs, &nreq);
     if (rc) {
         sr_buf_release(&l.b);
-        if (cb) app_answer(cb, ctx, "E9001", sr_strerror(rc));
+        if (cb) app_answer(cb, ctx, SR_WIRE_INTERNAL, sr_strerror(rc));
         else sr_slog(SR_LOG_ERROR, "monitor not stopped", "op=%s monitor=%s error=%s", m->op, m->id, sr_err_name(rc));
         return;
     }
@@ -1684,10 +1687,16 @@ static void mon_resend(sr_broker *b, const char *op, const char *gw)
 /* ------------------------------------------------------------------------ */
 /* Gateway messages                                                           */
 
-static void gw_ack(sr_gw_answer_cb cb, void *ctx, const char *code, const char *msg, json_t *detail)
+/* an answer that comes from the engine's result rc (sr_gw_answer.rc) */
+static void gw_answer(sr_gw_answer_cb cb, void *ctx, sr_wire code, int rc, const char *msg, json_t *detail)
 {
-    sr_gw_answer a = {code, msg, detail, NULL, NULL};
+    sr_gw_answer a = {code, msg, detail, NULL, NULL, rc};
     cb(ctx, &a);
+}
+
+static void gw_ack(sr_gw_answer_cb cb, void *ctx, sr_wire code, const char *msg, json_t *detail)
+{
+    gw_answer(cb, ctx, code, SR_OK, msg, detail);
 }
 
 /* Cut a UTF-8 string that snprintf may have cut inside a character back to
@@ -1705,10 +1714,8 @@ static void utf8_tidy(char *s)
 /* "0", {"code":"0"}, "E4003" or {"code":"E4003","message":...}. The code
  * must be one of interface.md's, and not one about the app's own session
  * (E2001, E2002), which an app would take as its own. */
-static int parse_result(json_t *res, char code[8], char *msg, size_t msglen)
+static int parse_result(json_t *res, sr_wire *code, char *msg, size_t msglen)
 {
-    static const char *const codes[] = {"E1001", "E1002", "E1003", "E2003", "E3001", "E3002", "E4001", "E4002",
-                                        "E4003", "E4004", "E5001", "E5002", "E5003", "E9001", "E9002"};
     msg[0] = 0;
     json_t *c = res;
     if (json_is_object(res)) {
@@ -1721,19 +1728,16 @@ static int parse_result(json_t *res, char code[8], char *msg, size_t msglen)
         }
     }
     if (json_is_integer(c) && json_integer_value(c) == 0) {
-        snprintf(code, 8, "0");
+        *code = SR_WIRE_OK;
         return 0;
     }
     if (!json_is_string(c)) return -1;
     const char *s = json_string_value(c);
     if (!strcmp(s, "0") || !strcmp(s, "OK")) {
-        snprintf(code, 8, "0");
+        *code = SR_WIRE_OK;
         return 0;
     }
-    size_t k = 0;
-    while (k < sizeof codes / sizeof codes[0] && strcmp(codes[k], s)) k++;
-    if (k == sizeof codes / sizeof codes[0]) return -1;
-    snprintf(code, 8, "%s", s);
+    if (sr_wire_parse(s, code) || *code == SR_WIRE_UNAUTH || *code == SR_WIRE_EXPIRED) return -1;
     if (!msg[0]) snprintf(msg, msglen, "the gateway reported %s", s);
     return 0;
 }
@@ -1757,7 +1761,7 @@ static void submit_for_gw(sr_broker *b, evlist *l, job *j, sr_gw_answer_cb cb, v
 {
     if (!j) j = calloc(1, sizeof *j);
     if (!j) {
-        gw_ack(cb, ctx, "E9001", "out of memory", NULL);
+        gw_ack(cb, ctx, SR_WIRE_INTERNAL, "out of memory", NULL);
         return;
     }
     if (!j->what) j->what = J_STORE;
@@ -1779,7 +1783,7 @@ static void submit_for_gw(sr_broker *b, evlist *l, job *j, sr_gw_answer_cb cb, v
         free(j);
         /* at once: only a full queue is E9002, which the server holds and
          * retries (back-pressure); anything else is E9001 (transient too) */
-        gw_ack(cb, ctx, rc == SR_EFULL ? "E9002" : "E9001", sr_gw_msg_of_rc(rc), NULL);
+        gw_answer(cb, ctx, rc == SR_EFULL ? SR_WIRE_BUSY : SR_WIRE_INTERNAL, rc, sr_wire_msg_of_rc(rc), NULL);
     }
 }
 
@@ -1794,7 +1798,7 @@ static void answer_done(job *j)
          * (the first one with that messageId did, if it answered this part) */
         if (part_open(p) && !j->res.duplicate) {
             p->state = j->p_state;
-            snprintf(p->code, sizeof p->code, "%s", j->p_code);
+            p->code = j->p_code;
             snprintf(p->msg, sizeof p->msg, "%s", j->p_msg);
             json_decref(p->values);
             p->values = j->p_values;
@@ -1804,10 +1808,10 @@ static void answer_done(job *j)
             j->p_applied = NULL;
             r->nopen--;
         }
-        gw_ack(j->gcb, j->gctx, "0", j->res.duplicate ? "duplicate; stored once" : j->ok_msg, NULL);
+        gw_ack(j->gcb, j->gctx, SR_WIRE_OK, j->res.duplicate ? "duplicate; stored once" : j->ok_msg, NULL);
     } else
-        gw_ack(j->gcb, j->gctx, sr_gw_code_of_rc(j->res.rc),
-               j->res.msg[0] ? j->res.msg : sr_gw_msg_of_rc(j->res.rc), NULL);
+        gw_answer(j->gcb, j->gctx, sr_wire_of_rc(j->res.rc), j->res.rc,
+                  j->res.msg[0] ? j->res.msg : sr_wire_msg_of_rc(j->res.rc), NULL);
     json_decref(j->p_values);
     json_decref(j->p_applied);
     request_maybe_finish(r);
@@ -1820,9 +1824,9 @@ static void answer_done(job *j)
  * anything is built or stored; a refusal names the field (E1001, E3001) and
  * stores nothing. */
 
-static void gw_refuse(sr_gw_answer_cb cb, void *ctx, const char *code, const char *fmt, ...)
+static void gw_refuse(sr_gw_answer_cb cb, void *ctx, sr_wire code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
-static void gw_refuse(sr_gw_answer_cb cb, void *ctx, const char *code, const char *fmt, ...)
+static void gw_refuse(sr_gw_answer_cb cb, void *ctx, sr_wire code, const char *fmt, ...)
 {
     char m[200];
     va_list ap;
@@ -1878,7 +1882,7 @@ static int values_asked(json_t *vals, const json_t *asked, int once, const char 
     if (!v || !a) {
         free(v);
         free(a);
-        err->code = SR_GW_E_INTERNAL;
+        err->code = SR_WIRE_INTERNAL;
         snprintf(err->message, sizeof err->message, "out of memory");
         return SR_ENOMEM;
     }
@@ -1917,12 +1921,12 @@ static int values_asked(json_t *vals, const json_t *asked, int once, const char 
     free(v);
     free(a);
     if (oom) {
-        err->code = SR_GW_E_INTERNAL;
+        err->code = SR_WIRE_INTERNAL;
         snprintf(err->message, sizeof err->message, "out of memory");
         return SR_ENOMEM;
     }
     if (!bad) return SR_OK;
-    err->code = SR_GW_E_PARAM;
+    err->code = SR_WIRE_PARAM;
     snprintf(err->message, sizeof err->message, "body.values: %zu of %zu values not asked for by %s; nothing stored",
              bad, n, of);
     return SR_EINVAL;
@@ -1944,7 +1948,7 @@ static int values_before_end(json_t *vals, const mon *m, sr_gw_err *err)
             value_refused(err, i, json_string_value(json_object_get(v, "dataId")), "timestamp after the monitor's endAt");
     }
     if (!bad) return SR_OK;
-    err->code = SR_GW_E_PARAM;
+    err->code = SR_WIRE_PARAM;
     snprintf(err->message, sizeof err->message,
              "body.values: %zu of %zu values timestamped after the monitor's endAt; nothing stored", bad, n);
     return SR_EINVAL;
@@ -1956,28 +1960,29 @@ static void gw_result(sr_broker *b, const char *op, const char *gw, const sr_gw_
 {
     json_t *body = msg->body;
     json_t *rid = json_object_get(body, "requestId");
-    char code[8], rmsg[160];
+    sr_wire code;
+    char rmsg[160];
     int control = kind == SUIRO__V1__REQUEST_KIND__RK_CONTROL;
     /* 1. the fields on their own */
     if (!json_is_string(rid) || !sr_gw_id_ok(json_string_value(rid)))
-        return gw_ack(cb, ctx, "E1001", "body.requestId: [A-Za-z0-9._-]{1,64} is required", NULL);
-    if (parse_result(json_object_get(body, "result"), code, rmsg, sizeof rmsg))
-        return gw_ack(cb, ctx, "E1001", "body.result: \"0\" or {\"code\":\"E....\",\"message\":\"...\"} (an interface.md code)", NULL);
-    int ok = !strcmp(code, "0");
+        return gw_ack(cb, ctx, SR_WIRE_PARAM, "body.requestId: [A-Za-z0-9._-]{1,64} is required", NULL);
+    if (parse_result(json_object_get(body, "result"), &code, rmsg, sizeof rmsg))
+        return gw_ack(cb, ctx, SR_WIRE_PARAM, "body.result: \"0\" or {\"code\":\"E....\",\"message\":\"...\"} (an interface.md code)", NULL);
+    int ok = code == SR_WIRE_OK;
     json_t *vals = json_object_get(body, "values"), *applied = json_object_get(body, "appliedValue"),
            *did = json_object_get(body, "dataId");
     if (control) {
-        if (vals) return gw_ack(cb, ctx, "E1001", "body.values: not part of a control result", NULL);
+        if (vals) return gw_ack(cb, ctx, SR_WIRE_PARAM, "body.values: not part of a control result", NULL);
         if (!json_is_string(did) || !sr_gw_id_ok(json_string_value(did)))
-            return gw_ack(cb, ctx, "E1001", "body.dataId: the controlled data point's ID is required", NULL);
+            return gw_ack(cb, ctx, SR_WIRE_PARAM, "body.dataId: the controlled data point's ID is required", NULL);
         if (json_is_null(applied)) applied = NULL;
         if (ok && !applied)
-            return gw_ack(cb, ctx, "E1001", "body.appliedValue is required with result 0", NULL);
+            return gw_ack(cb, ctx, SR_WIRE_PARAM, "body.appliedValue is required with result 0", NULL);
     } else {
-        if (applied) return gw_ack(cb, ctx, "E1001", "body.appliedValue: not part of an immediate result", NULL);
-        if (did) return gw_ack(cb, ctx, "E1001", "body.dataId: not part of an immediate result", NULL);
-        if (vals && !json_is_array(vals)) return gw_ack(cb, ctx, "E1001", "body.values: an array", NULL);
-        if (ok && !vals) return gw_ack(cb, ctx, "E1001", "body.values: an array is required with result 0", NULL);
+        if (applied) return gw_ack(cb, ctx, SR_WIRE_PARAM, "body.appliedValue: not part of an immediate result", NULL);
+        if (did) return gw_ack(cb, ctx, SR_WIRE_PARAM, "body.dataId: not part of an immediate result", NULL);
+        if (vals && !json_is_array(vals)) return gw_ack(cb, ctx, SR_WIRE_PARAM, "body.values: an array", NULL);
+        if (ok && !vals) return gw_ack(cb, ctx, SR_WIRE_PARAM, "body.values: an array is required with result 0", NULL);
     }
     /* 2. the request: live, of this gateway, of this kind; or finished */
     const char *id = json_string_value(rid);
@@ -2007,24 +2012,24 @@ static void gw_result(sr_broker *b, const char *op, const char *gw, const sr_gw_
         }
         sr_buf_release(&c);
         sr_buf_release(&s);
-        if (rc == SR_ENOTFOUND) return gw_ack(cb, ctx, "E3001", "unknown requestId (never sent to this gateway)", NULL);
+        if (rc == SR_ENOTFOUND) return gw_ack(cb, ctx, SR_WIRE_UNKNOWN, "unknown requestId (never sent to this gateway)", NULL);
         if (rc || !rq) {
             json_decref(asked);
-            return gw_ack(cb, ctx, "E9001", rc ? sr_strerror(rc) : "the request's record is unreadable", NULL);
+            return gw_ack(cb, ctx, SR_WIRE_INTERNAL, rc ? sr_strerror(rc) : "the request's record is unreadable", NULL);
         }
         late = 1;
     }
     if (rkind != kind) {
         json_decref(asked);
-        return gw_refuse(cb, ctx, "E1001", "body.requestId: %s is a %s request, not %s (wrong message type)", id,
+        return gw_refuse(cb, ctx, SR_WIRE_PARAM, "body.requestId: %s is a %s request, not %s (wrong message type)", id,
                          rk_name(rkind), rk_name(kind));
     }
-    if (!asked) return gw_ack(cb, ctx, "E9001", "out of memory", NULL);
+    if (!asked) return gw_ack(cb, ctx, SR_WIRE_INTERNAL, "out of memory", NULL);
     /* 3. the fields against the request */
     if (control) {
         const char *want = json_string_value(json_array_get(asked, 0));
         if (!want || strcmp(want, json_string_value(did))) {
-            gw_refuse(cb, ctx, "E1001", "body.dataId: request %s controls %s, not %s", id, want ? want : "?",
+            gw_refuse(cb, ctx, SR_WIRE_PARAM, "body.dataId: request %s controls %s, not %s", id, want ? want : "?",
                       json_string_value(did));
             json_decref(asked);
             return;
@@ -2035,13 +2040,13 @@ static void gw_result(sr_broker *b, const char *op, const char *gw, const sr_gw_
                                    ? value_type_err((int)info.type, applied)
                                    : "the data point is not known";
             if (terr) {
-                gw_refuse(cb, ctx, "E1001", "body.appliedValue: %s (data point %s)", terr, want);
+                gw_refuse(cb, ctx, SR_WIRE_PARAM, "body.appliedValue: %s (data point %s)", terr, want);
                 json_decref(asked);
                 return;
             }
         }
     } else if (json_array_size(vals) > json_array_size(asked)) {
-        gw_refuse(cb, ctx, "E1001", "body.values: %zu values for a request of %zu dataIds", json_array_size(vals),
+        gw_refuse(cb, ctx, SR_WIRE_PARAM, "body.values: %zu values for a request of %zu dataIds", json_array_size(vals),
                   json_array_size(asked));
         json_decref(asked);
         return;
@@ -2063,7 +2068,7 @@ static void gw_result(sr_broker *b, const char *op, const char *gw, const sr_gw_
     }
     json_decref(asked);
     if (rc) {
-        gw_ack(cb, ctx, err.code ? err.code : "E9001", err.code ? err.message : sr_strerror(rc), err.detail);
+        gw_ack(cb, ctx, err.code ? err.code : SR_WIRE_INTERNAL, err.code ? err.message : sr_strerror(rc), err.detail);
         sr_gw_err_clear(&err);
         sr_buf_release(&l.b);
         return;
@@ -2071,7 +2076,7 @@ static void gw_result(sr_broker *b, const char *op, const char *gw, const sr_gw_
     if (late) {
         if (!l.n) {
             sr_buf_release(&l.b);
-            return gw_ack(cb, ctx, "0", "request already finished", NULL);
+            return gw_ack(cb, ctx, SR_WIRE_OK, "request already finished", NULL);
         }
         submit_for_gw(b, &l, NULL, cb, ctx, "request already finished; values stored");
         sr_buf_release(&l.b);
@@ -2080,12 +2085,12 @@ static void gw_result(sr_broker *b, const char *op, const char *gw, const sr_gw_
     job *j = calloc(1, sizeof *j);
     if (!j) {
         sr_buf_release(&l.b);
-        return gw_ack(cb, ctx, "E9001", "out of memory", NULL);
+        return gw_ack(cb, ctx, SR_WIRE_INTERNAL, "out of memory", NULL);
     }
     j->what = J_ANSWER;
     j->r = r;
     j->p = p;
-    snprintf(j->p_code, sizeof j->p_code, "%s", code);
+    j->p_code = code;
     snprintf(j->p_msg, sizeof j->p_msg, "%s", rmsg);
     j->p_state = ok ? SUIRO__V1__REQUEST_STATE__RS_SUCCEEDED : SUIRO__V1__REQUEST_STATE__RS_FAILED;
     if (vals) j->p_values = values_norm(vals);
@@ -2099,7 +2104,7 @@ static void gw_result(sr_broker *b, const char *op, const char *gw, const sr_gw_
     rt.request_id = r->id;
     rt.gateway_id = p->gw;
     rt.state = (Suiro__V1__RequestState)j->p_state;
-    rt.error_code = ok ? "" : code;
+    rt.error_code = ok ? "" : (char *)sr_wire_code(code);
     rt.message = rmsg;
     rt.values = vs.ptr;
     rt.n_values = vs.n;
@@ -2119,7 +2124,7 @@ static void gw_result(sr_broker *b, const char *op, const char *gw, const sr_gw_
         json_decref(j->p_applied);
         free(j);
         sr_buf_release(&l.b);
-        return gw_ack(cb, ctx, "E9001", sr_strerror(rc), NULL);
+        return gw_ack(cb, ctx, SR_WIRE_INTERNAL, sr_strerror(rc), NULL);
     }
     p->busy = 1; /* (2) */
     r->inflight++;
@@ -2133,13 +2138,13 @@ static void gw_periodic(sr_broker *b, const char *op, const char *gw, const sr_g
 {
     json_t *mid = json_object_get(msg->body, "monitorId");
     if (!json_is_string(mid) || !sr_gw_id_ok(json_string_value(mid)))
-        return gw_ack(cb, ctx, "E1001", "body.monitorId: [A-Za-z0-9._-]{1,64} is required", NULL);
+        return gw_ack(cb, ctx, SR_WIRE_PARAM, "body.monitorId: [A-Za-z0-9._-]{1,64} is required", NULL);
     mon *m = mon_find(b, op, json_string_value(mid));
     int mine = 0;
     for (size_t k = 0; m && k < m->ngws; k++) mine |= !strcmp(m->gws[k], gw);
-    if (!mine) return gw_ack(cb, ctx, "E3001", "unknown monitorId (not a monitor of this gateway)", NULL);
+    if (!mine) return gw_ack(cb, ctx, SR_WIRE_UNKNOWN, "unknown monitorId (not a monitor of this gateway)", NULL);
     json_t *vals = json_object_get(msg->body, "values");
-    if (!json_is_array(vals)) return gw_ack(cb, ctx, "E1001", "body.values: an array is required", NULL);
+    if (!json_is_array(vals)) return gw_ack(cb, ctx, SR_WIRE_PARAM, "body.values: an array is required", NULL);
     if (mon_over(m, wall_ms())) mon_expire(b); /* (8): its endAt came before the timer */
     sr_gw_err err;
     memset(&err, 0, sizeof err);
@@ -2151,7 +2156,7 @@ static void gw_periodic(sr_broker *b, const char *op, const char *gw, const sr_g
     if (!rc) rc = values_asked(vals, m->data_ids, 0, "this monitor", &err);
     if (!rc) rc = values_before_end(vals, m, &err);
     if (rc) {
-        gw_ack(cb, ctx, err.code ? err.code : "E9001", err.code ? err.message : sr_strerror(rc), err.detail);
+        gw_ack(cb, ctx, err.code ? err.code : SR_WIRE_INTERNAL, err.code ? err.message : sr_strerror(rc), err.detail);
         sr_gw_err_clear(&err);
     } else {
         evlist l = {0};
@@ -2174,7 +2179,7 @@ static void gw_periodic(sr_broker *b, const char *op, const char *gw, const sr_g
                 json_decref(j->push_asked);
             }
             free(j);
-            gw_ack(cb, ctx, "E9001", "out of memory", NULL);
+            gw_ack(cb, ctx, SR_WIRE_INTERNAL, "out of memory", NULL);
         }
         sr_buf_release(&l.b);
     }
@@ -2223,21 +2228,22 @@ static void gw_monitor_ack(sr_broker *b, const char *op, const char *gw, const s
                            void *ctx)
 {
     json_t *mid = json_object_get(msg->body, "monitorId"), *act = json_object_get(msg->body, "action");
-    char code[8], rmsg[160];
+    sr_wire code;
+    char rmsg[160];
     if (!json_is_string(mid) || !sr_gw_id_ok(json_string_value(mid)))
-        return gw_ack(cb, ctx, "E1001", "body.monitorId: [A-Za-z0-9._-]{1,64} is required", NULL);
+        return gw_ack(cb, ctx, SR_WIRE_PARAM, "body.monitorId: [A-Za-z0-9._-]{1,64} is required", NULL);
     const char *a = json_is_string(act) ? json_string_value(act) : "";
-    if (strcmp(a, "START") && strcmp(a, "STOP")) return gw_ack(cb, ctx, "E1001", "body.action: START or STOP", NULL);
-    if (parse_result(json_object_get(msg->body, "result"), code, rmsg, sizeof rmsg))
-        return gw_ack(cb, ctx, "E1001", "body.result: \"0\" or {\"code\":\"E....\",\"message\":\"...\"} (an interface.md code)", NULL);
+    if (strcmp(a, "START") && strcmp(a, "STOP")) return gw_ack(cb, ctx, SR_WIRE_PARAM, "body.action: START or STOP", NULL);
+    if (parse_result(json_object_get(msg->body, "result"), &code, rmsg, sizeof rmsg))
+        return gw_ack(cb, ctx, SR_WIRE_PARAM, "body.result: \"0\" or {\"code\":\"E....\",\"message\":\"...\"} (an interface.md code)", NULL);
     mon *m = mon_find(b, op, json_string_value(mid));
     size_t gi = 0;
     while (m && gi < m->ngws && strcmp(m->gws[gi], gw)) gi++;
-    if (!m || gi == m->ngws) return gw_ack(cb, ctx, "E3001", "unknown monitorId (not a monitor of this gateway)", NULL);
+    if (!m || gi == m->ngws) return gw_ack(cb, ctx, SR_WIRE_UNKNOWN, "unknown monitorId (not a monitor of this gateway)", NULL);
     int start = !strcmp(a, "START");
     int kind = start ? SUIRO__V1__REQUEST_KIND__RK_PERIODIC_START : SUIRO__V1__REQUEST_KIND__RK_PERIODIC_STOP;
     part *p = mon_part(b, m, gw, kind);
-    int ok = !strcmp(code, "0");
+    int ok = code == SR_WIRE_OK;
     evlist l = {0};
     sr_buf_init(&l.b);
     int rc = SR_OK;
@@ -2246,7 +2252,7 @@ static void gw_monitor_ack(sr_broker *b, const char *op, const char *gw, const s
         rt.request_id = p->r->id;
         rt.gateway_id = p->gw;
         rt.state = ok ? SUIRO__V1__REQUEST_STATE__RS_SUCCEEDED : SUIRO__V1__REQUEST_STATE__RS_FAILED;
-        rt.error_code = ok ? "" : code;
+        rt.error_code = ok ? "" : (char *)sr_wire_code(code);
         rt.message = rmsg;
         Suiro__V1__Event ev = SUIRO__V1__EVENT__INIT;
         ev.body_case = SUIRO__V1__EVENT__BODY_REQUEST_TRANSITION;
@@ -2269,10 +2275,10 @@ static void gw_monitor_ack(sr_broker *b, const char *op, const char *gw, const s
         if (all) sr_slog(SR_LOG_INFO, "monitor state", "op=%s monitor=%s status=%s", op, m->id, ms_name(m->state));
     } else if (!ok)
         sr_slog(SR_LOG_WARN, "monitor action refused by the gateway", "op=%s gw=%s monitor=%s action=%s code=%s", op,
-                gw, m->id, a, code);
+                gw, m->id, a, sr_wire_code(code));
     if (!rc && l.n) submit_for_gw(b, &l, NULL, cb, ctx, "stored");
-    else if (!rc) gw_ack(cb, ctx, "0", "nothing to change", NULL);
-    else gw_ack(cb, ctx, "E9001", sr_strerror(rc), NULL);
+    else if (!rc) gw_ack(cb, ctx, SR_WIRE_OK, "nothing to change", NULL);
+    else gw_ack(cb, ctx, SR_WIRE_INTERNAL, sr_strerror(rc), NULL);
     sr_buf_release(&l.b);
 }
 
@@ -2302,28 +2308,28 @@ int sr_broker_cert(sr_broker *b, const char *op, const char *subject, const char
 static void gw_cert(sr_broker *b, const char *op, const sr_gw_msg *msg, sr_gw_answer_cb cb, void *ctx)
 {
     json_t *st = json_object_get(msg->body, "subjectType"), *si = json_object_get(msg->body, "subjectId");
-    if (!json_is_string(st)) return gw_ack(cb, ctx, "E1001", "body.subjectType: platform, app or gateway", NULL);
+    if (!json_is_string(st)) return gw_ack(cb, ctx, SR_WIRE_PARAM, "body.subjectType: platform, app or gateway", NULL);
     if (si && !json_is_string(si))
-        return gw_ack(cb, ctx, "E1001", "body.subjectId: [A-Za-z0-9._-]{1,64} is required", NULL);
+        return gw_ack(cb, ctx, SR_WIRE_PARAM, "body.subjectId: [A-Za-z0-9._-]{1,64} is required", NULL);
     if (strcmp(json_string_value(st), "platform") && (!si || !sr_gw_id_ok(json_string_value(si))))
-        return gw_ack(cb, ctx, "E1001", "body.subjectId: [A-Za-z0-9._-]{1,64} is required", NULL);
+        return gw_ack(cb, ctx, SR_WIRE_PARAM, "body.subjectId: [A-Za-z0-9._-]{1,64} is required", NULL);
     sr_buf pem;
     sr_buf_init(&pem);
     /* no subjectId for platform: the platform's own (the one it has) */
     int rc = sr_broker_cert(b, op, json_string_value(st), json_is_string(si) ? json_string_value(si) : SR_PLATFORM_ID,
                             &pem);
-    if (rc == SR_EINVAL) gw_ack(cb, ctx, "E1001", "body.subjectType: platform, app or gateway", NULL);
-    else if (rc == SR_ENOTFOUND) gw_ack(cb, ctx, "E3001", "no certificate for that subject", NULL);
-    else if (rc) gw_ack(cb, ctx, "E9001", sr_strerror(rc), NULL);
+    if (rc == SR_EINVAL) gw_ack(cb, ctx, SR_WIRE_PARAM, "body.subjectType: platform, app or gateway", NULL);
+    else if (rc == SR_ENOTFOUND) gw_ack(cb, ctx, SR_WIRE_UNKNOWN, "no certificate for that subject", NULL);
+    else if (rc) gw_ack(cb, ctx, SR_WIRE_INTERNAL, sr_strerror(rc), NULL);
     else {
         json_t *env = envelope("GW_CERT_RES", msg->message_id, json_pack("{s:s%}", "pem", (const char *)pem.data, pem.len));
         sr_buf out;
         sr_buf_init(&out);
         if (dump_to(env, &out) == SR_OK) {
-            sr_gw_answer a = {"0", "", NULL, "res/cert", &out};
+            sr_gw_answer a = {SR_WIRE_OK, "", NULL, "res/cert", &out, SR_OK};
             cb(ctx, &a);
         } else
-            gw_ack(cb, ctx, "E9001", "out of memory", NULL);
+            gw_ack(cb, ctx, SR_WIRE_INTERNAL, "out of memory", NULL);
         sr_buf_release(&out);
         json_decref(env);
     }
@@ -2335,20 +2341,20 @@ static void gw_fetch_now(sr_broker *b, const char *op, const char *gw, const sr_
 {
     json_t *mx = json_object_get(msg->body, "maxItems");
     if (mx && (!json_is_integer(mx) || json_integer_value(mx) < 1 || json_integer_value(mx) > 1000))
-        return gw_ack(cb, ctx, "E1001", "body.maxItems: an integer 1..1000", NULL);
+        return gw_ack(cb, ctx, SR_WIRE_PARAM, "body.maxItems: an integer 1..1000", NULL);
     int max = mx ? (int)json_integer_value(mx) : 100;
     gwent *g = gw_find(b, op, gw, 1);
-    if (!g) return gw_ack(cb, ctx, "E9001", "out of memory", NULL);
+    if (!g) return gw_ack(cb, ctx, SR_WIRE_INTERNAL, "out of memory", NULL);
     part *ps[1000];
     size_t n = collect(b, g, 1, ps, (size_t)max);
     sr_buf env;
     sr_buf_init(&env);
     if (requests_envelope(ps, n, "GW_FETCH_RES", msg->message_id, &env) == SR_OK) {
         for (size_t i = 0; i < n; i++) part_handed(b, ps[i]);
-        sr_gw_answer a = {"0", "", NULL, "res/fetch", &env};
+        sr_gw_answer a = {SR_WIRE_OK, "", NULL, "res/fetch", &env, SR_OK};
         cb(ctx, &a);
     } else
-        gw_ack(cb, ctx, "E9001", "out of memory", NULL);
+        gw_ack(cb, ctx, SR_WIRE_INTERNAL, "out of memory", NULL);
     sr_buf_release(&env);
 }
 
@@ -2364,14 +2370,14 @@ void sr_broker_gw_message(sr_broker *b, const char *op, const char *gw, const ch
     };
     for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
         if (!strcmp(suffix, types[i][0]) && (!msg->type || strcmp(msg->type, types[i][1])))
-            return gw_refuse(cb, ctx, "E1001", "header.messageType: %s is required on %s", types[i][1], suffix);
+            return gw_refuse(cb, ctx, SR_WIRE_PARAM, "header.messageType: %s is required on %s", types[i][1], suffix);
     if (!strcmp(suffix, "data/immediate")) gw_result(b, op, gw, msg, SUIRO__V1__REQUEST_KIND__RK_IMMEDIATE, cb, ctx);
     else if (!strcmp(suffix, "ack/control")) gw_result(b, op, gw, msg, SUIRO__V1__REQUEST_KIND__RK_CONTROL, cb, ctx);
     else if (!strcmp(suffix, "data/periodic")) gw_periodic(b, op, gw, msg, cb, ctx);
     else if (!strcmp(suffix, "ack/monitor")) gw_monitor_ack(b, op, gw, msg, cb, ctx);
     else if (!strcmp(suffix, "req/cert")) gw_cert(b, op, msg, cb, ctx);
     else if (!strcmp(suffix, "req/fetch")) gw_fetch_now(b, op, gw, msg, cb, ctx);
-    else gw_ack(cb, ctx, "E1001", "not a request topic", NULL);
+    else gw_ack(cb, ctx, SR_WIRE_PARAM, "not a request topic", NULL);
 }
 
 /* ---- presence -------------------------------------------------------------- */
@@ -2495,8 +2501,10 @@ int sr_broker_request_status(sr_broker *b, const char *op, const char *app, cons
         sr_rfc3339_format(rq->deadline_ms - rq->timeout_ms, t);
         json_t *o = json_pack("{s:s,s:s,s:s,s:s}", "requestId", id, "type", rk_name(rq->kind), "status", rs_name(st),
                               "createdAt", t);
-        if (rt && rt->error_code[0]) json_object_set_new(o, "result", result_obj(rt->error_code, rt->message));
-        else if (rt) json_object_set_new(o, "result", result_obj("0", "OK"));
+        sr_wire w = SR_WIRE_OK;
+        if (rt && rt->error_code[0] && sr_wire_parse(rt->error_code, &w)) w = SR_WIRE_INTERNAL; /* (never stored) */
+        if (rt && rt->error_code[0]) json_object_set_new(o, "result", result_obj(w, rt->message));
+        else if (rt) json_object_set_new(o, "result", result_obj(SR_WIRE_OK, "OK"));
         /* only what the request asked for and the app may see now */
         grantset gs;
         size_t withheld = 0;
@@ -2571,10 +2579,10 @@ static void on_job(void *ctx, sr_loopq_item *it)
             json_decref(j->push_body);
             json_decref(j->push_asked);
             if (j->res.rc)
-                gw_ack(j->gcb, j->gctx, sr_gw_code_of_rc(j->res.rc),
-                       j->res.msg[0] ? j->res.msg : sr_gw_msg_of_rc(j->res.rc), NULL);
+                gw_answer(j->gcb, j->gctx, sr_wire_of_rc(j->res.rc), j->res.rc,
+                          j->res.msg[0] ? j->res.msg : sr_wire_msg_of_rc(j->res.rc), NULL);
             else
-                gw_ack(j->gcb, j->gctx, "0", j->res.duplicate ? "duplicate; stored once" : j->ok_msg, NULL);
+                gw_ack(j->gcb, j->gctx, SR_WIRE_OK, j->res.duplicate ? "duplicate; stored once" : j->ok_msg, NULL);
             break;
         }
         free(j);
@@ -2654,7 +2662,7 @@ void sr_broker_free(sr_broker *b)
     /* answer whoever still waits, then drop everything */
     while (b->live) {
         areq *r = b->live;
-        if (r->cb) app_answer(r->cb, r->cbctx, "E9001", "server stopping");
+        if (r->cb) app_answer(r->cb, r->cbctx, SR_WIRE_INTERNAL, "server stopping");
         r->cb = NULL;
         b->live = r->next;
         areq_free(r); /* timers were closed by the loop walk */

@@ -430,36 +430,22 @@ void sr_http_jsonv(h2o_req_t *req, int status, json_t *v)
     sr_buf_init(&b);
     if (!v || sr_json_write(&b, v) != SR_OK) {
         sr_buf_release(&b);
-        sr_http_json(req, 500, "{\"result\":{\"code\":\"E9001\",\"message\":\"out of memory\"}}", 55);
+        char t[80];
+        int n = snprintf(t, sizeof t, "{\"result\":{\"code\":\"%s\",\"message\":\"out of memory\"}}",
+                         sr_wire_code(SR_WIRE_INTERNAL));
+        sr_http_json(req, 500, t, (size_t)n);
         return;
     }
     sr_http_json(req, status, (const char *)b.data, b.len);
     sr_buf_release(&b);
 }
 
-int sr_http_status_of(const char *code)
+void sr_http_result(h2o_req_t *req, int status, sr_wire code, const char *message, json_t *detail)
 {
-    if (!strcmp(code, "0")) return 200;
-    if (!strcmp(code, "E1003")) return 413;
-    if (!strncmp(code, "E1", 2)) return 400;
-    if (!strcmp(code, "E2003")) return 403;
-    if (!strncmp(code, "E2", 2)) return 401;
-    if (!strcmp(code, "E3001")) return 404;
-    if (!strcmp(code, "E3002")) return 409;
-    if (!strcmp(code, "E4001")) return 503;
-    if (!strcmp(code, "E4002")) return 504;
-    if (!strcmp(code, "E4003")) return 502;
-    if (!strcmp(code, "E4004") || !strncmp(code, "E5", 2)) return 422;
-    if (!strcmp(code, "E9002")) return 429;
-    return 500;
-}
-
-void sr_http_result(h2o_req_t *req, int status, const char *code, const char *message, json_t *detail)
-{
-    json_t *r = json_pack("{s:s,s:s}", "code", code, "message", message ? message : "");
+    json_t *r = json_pack("{s:s,s:s}", "code", sr_wire_code(code), "message", message ? message : "");
     if (r && detail) json_object_set(r, "detail", detail);
     json_t *o = r ? json_pack("{s:o}", "result", r) : NULL;
-    sr_http_jsonv(req, status ? status : sr_http_status_of(code), o);
+    sr_http_jsonv(req, status ? status : sr_wire_status(code), o);
     json_decref(o);
 }
 
@@ -748,7 +734,7 @@ int sr_http_check_request(h2o_req_t *req)
     }
     if (bad.close) req->http1_is_persistent = 0;
     json_t *detail = json_pack("{s:s}", "field", bad.field);
-    sr_http_result(req, 400, "E1001", bad.msg, detail);
+    sr_http_result(req, 400, SR_WIRE_PARAM, bad.msg, detail);
     json_decref(detail);
     return 1;
 }

@@ -779,9 +779,9 @@ static void answer_new(sim *s, gwc *g, const char *type, const char *request_id,
 }
 
 /* {"code":code,"message":message} */
-static json_t *failure(const char *code, const char *message)
+static json_t *failure(sr_wire code, const char *message)
 {
-    return json_pack("{s:s,s:s}", "code", code, "message", message);
+    return json_pack("{s:s,s:s}", "code", sr_wire_code(code), "message", message);
 }
 
 /* the same request again (the server hands out what it has no answer for):
@@ -800,10 +800,11 @@ static void immediate(sim *s, gwc *g, const char *rid, const json_t *rq)
     char ts[64];
     now_rfc3339(ts, sizeof ts);
     if (!ids_ok(ids)) {
-        fprintf(stderr, "gwsim: %s: IMMEDIATE %s without dataIds: answered E1001\n", g->id, rid);
+        fprintf(stderr, "gwsim: %s: IMMEDIATE %s without dataIds: answered %s\n", g->id, rid,
+                sr_wire_code(SR_WIRE_PARAM));
         answer_new(s, g, "IMMEDIATE", rid, "data/immediate", "GW_IMMEDIATE_RESULT",
                    json_pack("{s:s,s:[],s:o}", "requestId", rid, "values", "result",
-                             failure("E1001", "dataIds: a non-empty array of data IDs is required")),
+                             failure(SR_WIRE_PARAM, "dataIds: a non-empty array of data IDs is required")),
                    ts);
         return;
     }
@@ -832,10 +833,11 @@ static void control(sim *s, gwc *g, const char *rid, const json_t *rq)
     char ts[64];
     now_rfc3339(ts, sizeof ts);
     if (!did) {
-        fprintf(stderr, "gwsim: %s: CONTROL %s without dataId: answered E1001\n", g->id, rid);
+        fprintf(stderr, "gwsim: %s: CONTROL %s without dataId: answered %s\n", g->id, rid,
+                sr_wire_code(SR_WIRE_PARAM));
         answer_new(s, g, "CONTROL", rid, "ack/control", "GW_CONTROL_RESULT",
                    json_pack("{s:s,s:o}", "requestId", rid, "result",
-                             failure("E1001", "dataId: a data ID is required")),
+                             failure(SR_WIRE_PARAM, "dataId: a data ID is required")),
                    ts);
         return;
     }
@@ -852,10 +854,10 @@ static void control(sim *s, gwc *g, const char *rid, const json_t *rq)
     json_t *body;
     if (listed(s->fail_ids, s->nfail, did))
         body = json_pack("{s:s,s:s,s:o}", "requestId", rid, "dataId", did, "result",
-                         failure("E4003", "simulated device failure"));
+                         failure(SR_WIRE_DEVICE, "simulated device failure"));
     else if (!json_is_number(val) && !json_is_boolean(val) && !json_is_string(val))
         body = json_pack("{s:s,s:s,s:o}", "requestId", rid, "dataId", did, "result",
-                         failure("E4004", "value: a number, boolean or string is required"));
+                         failure(SR_WIRE_REJECTED, "value: a number, boolean or string is required"));
     else {
         point *p = point_get(s, g, did);
         json_t *copy = p ? json_deep_copy(val) : NULL;
@@ -899,9 +901,9 @@ static void periodic_start(sim *s, gwc *g, const char *rid, const json_t *rq)
         return;
     }
     if (!ids_ok(ids) || !json_is_number(iv) || json_number_value(iv) < 1) {
-        fprintf(stderr, "gwsim: %s: PERIODIC_START %s without dataIds or intervalMs: acknowledged E1001\n", g->id,
-                rid);
-        monitor_ack(s, g, mon, "START", failure("E1001", "dataIds and intervalMs (>= 1) are required"));
+        fprintf(stderr, "gwsim: %s: PERIODIC_START %s without dataIds or intervalMs: acknowledged %s\n",
+                g->id, rid, sr_wire_code(SR_WIRE_PARAM));
+        monitor_ack(s, g, mon, "START", failure(SR_WIRE_PARAM, "dataIds and intervalMs (>= 1) are required"));
         return;
     }
     json_t *copy = json_deep_copy(ids);
