@@ -101,14 +101,14 @@ static int put_s(sr_buf *b, const char *s, size_t n) { return sr_buf_append(b, s
 
 int sr_json_put_string(sr_buf *b, const char *s, size_t n)
 {
-    static const char hex[] = "0123456789abcdef";
     int rc = PUT_LIT(b, "\"");
     size_t run = 0;
     for (size_t i = 0; !rc && i < n; i++) {
         unsigned char c = (unsigned char)s[i];
         if (c >= 0x20 && c != '"' && c != '\\') continue;
         if (i > run) rc = put_s(b, s + run, i - run);
-        char esc[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
+        char esc[7] = {'\\', 'u', '0', '0'};
+        sr_hex(&c, 1, esc + 4);
         if (!rc) {
             if (c == '"' || c == '\\') {
                 esc[1] = (char)c;
@@ -493,11 +493,6 @@ int sr_http_method(h2o_req_t *req, const char *method)
     return h2o_memis(req->method.base, req->method.len, method, strlen(method));
 }
 
-static int hexv(char c)
-{
-    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
-}
-
 /* ---- percent-decoding and request checks -------------------------------- */
 
 /* Length of the valid UTF-8 sequence at p (n bytes left), or 0. */
@@ -529,8 +524,7 @@ int sr_pct_decode(const char *in, size_t n, int plus_space, char *out, size_t ca
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)in[i];
         if (c == '%') {
-            if (i + 2 >= n || hexv(in[i + 1]) < 0 || hexv(in[i + 2]) < 0) return SR_PCT_ESCAPE;
-            c = (unsigned char)(hexv(in[i + 1]) * 16 + hexv(in[i + 2]));
+            if (i + 2 >= n || sr_unhex(in + i + 1, 1, &c)) return SR_PCT_ESCAPE;
             i += 2;
         } else if (c == '+' && plus_space)
             c = ' ';
