@@ -1781,8 +1781,9 @@ static void submit_for_gw(sr_broker *b, evlist *l, job *j, sr_gw_answer_cb cb, v
         json_decref(j->push_body);
         json_decref(j->push_asked);
         free(j);
-        /* at once: only a full queue is E9002, which the server holds and
-         * retries (back-pressure); anything else is E9001 (transient too) */
+        /* at once: only a full queue is E9002 with rc SR_EFULL, which the
+         * server holds and retries (back-pressure, sr_gw_answer.rc);
+         * anything else is E9001 (transient too) */
         gw_answer(cb, ctx, rc == SR_EFULL ? SR_WIRE_BUSY : SR_WIRE_INTERNAL, rc, sr_wire_msg_of_rc(rc), NULL);
     }
 }

@@ -308,7 +308,7 @@ static void submit_checked(sr_gwhttp *g, h2o_req_t *req, const char *op, const c
             if (rc) {
                 p->refs--;
                 sr_result r = {.rc = rc};
-                respond_rc(req, op, gw, &r); /* r.msg empty: sr_gw_msg_of_rc */
+                respond_rc(req, op, gw, &r); /* r.msg empty: sr_wire_msg_of_rc */
             }
         }
     }

@@ -823,7 +823,7 @@ static void immediate(sim *s, gwc *g, const char *rid, const json_t *rq)
         return;
     }
     answer_new(s, g, "IMMEDIATE", rid, "data/immediate", "GW_IMMEDIATE_RESULT",
-               json_pack("{s:s,s:o,s:s}", "requestId", rid, "values", vals, "result", "0"), ts);
+               json_pack("{s:s,s:o,s:s}", "requestId", rid, "values", vals, "result", sr_wire_code(SR_WIRE_OK)), ts);
 }
 
 static void control(sim *s, gwc *g, const char *rid, const json_t *rq)
@@ -868,7 +868,7 @@ static void control(sim *s, gwc *g, const char *rid, const json_t *rq)
         json_decref(p->held);
         p->held = copy;
         body = json_pack("{s:s,s:s,s:o,s:s}", "requestId", rid, "dataId", did, "appliedValue", point_read(s, p),
-                         "result", "0");
+                         "result", sr_wire_code(SR_WIRE_OK));
     }
     answer_new(s, g, "CONTROL", rid, "ack/control", "GW_CONTROL_RESULT", body, ts);
 }
@@ -926,7 +926,7 @@ static void periodic_start(sim *s, gwc *g, const char *rid, const json_t *rq)
         double every = json_number_value(iv) / 1000.0;
         g->mon[g->nmon++] = (monitor){dup, copy, every, now_s() + every};
     }
-    monitor_ack(s, g, mon, "START", json_string("0"));
+    monitor_ack(s, g, mon, "START", json_string(sr_wire_code(SR_WIRE_OK)));
     return;
 oom:
     json_decref(copy);
@@ -947,7 +947,7 @@ static void periodic_stop(sim *s, gwc *g, const char *rid, const json_t *rq)
         *m = g->mon[--g->nmon];
     }
     /* a monitor this gateway does not know is stopped as well */
-    monitor_ack(s, g, mon, "STOP", json_string("0"));
+    monitor_ack(s, g, mon, "STOP", json_string(sr_wire_code(SR_WIRE_OK)));
 }
 
 static void handle_request(sim *s, gwc *g, const json_t *rq)
@@ -1001,7 +1001,7 @@ static void handle_ack(sim *s, gwc *g, const json_t *msg)
     const char *cid = json_string_value(json_object_get(json_object_get(msg, "header"), "correlationId"));
     const json_t *res = json_object_get(json_object_get(msg, "body"), "result");
     const char *code = json_string_value(json_object_get(res, "code"));
-    if (!cid || !code || !strcmp(code, "0")) return;
+    if (!cid || !code || !strcmp(code, sr_wire_code(SR_WIRE_OK))) return;
     if ((cid[0] != 'A' && cid[0] != 'F') || strncmp(cid + 1, s->nonce, 16)) return;
     const char *text = json_string_value(json_object_get(res, "message"));
     fprintf(stderr, "gwsim: %s: %s %s refused: %s %s\n", g->id, cid[0] == 'A' ? "answer" : "fetch", cid, code,
@@ -1312,7 +1312,7 @@ static void http_meas_done(sim *s, hslot *h, CURLcode cc, long st)
     g->np--;
     const char *code, *msg;
     json_t *doc = http_result(h, &code, &msg);
-    if (st == 200 && !strcmp(code, "0")) {
+    if (st == 200 && !strcmp(code, sr_wire_code(SR_WIRE_OK))) {
         count_ack(s, g, h->n, h->t);
         if (g->login == L_IN) g->connected = 1;
     } else if (!http_transient(cc, st) || st == 200) {
