@@ -43,7 +43,7 @@ Test(hex, encode_then_decode_is_the_identity)
 
 Test(hex, a_non_digit_anywhere_is_refused)
 {
-    static const char *const bad[] = {"0g", "g0", " 0", "0 ", "+f", "-1", "0x", "\xff" "0"};
+    static const char *const bad[] = {"0g", "g0", " 0", "0 ", "+f", "-1", "0x", "\xff\x30"};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         uint8_t out = 0x5a;
         cr_assert_eq(sr_unhex(bad[i], 1, &out), -1, "\"%s\" decoded", bad[i]);
