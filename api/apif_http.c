@@ -149,7 +149,7 @@ void sr_apif_free(sr_apif *a)
 
 void sr_apif_busy_answer(h2o_req_t *req, const char *message)
 {
-    sr_http_result(req, 0, "E9002", message, NULL); /* 429 carries Retry-After (httpu.c) */
+    sr_http_result(req, 0, SR_WIRE_BUSY, message, NULL); /* 429 carries Retry-After (httpu.c) */
 }
 
 static void job_free(sr_http_ctx *h)
@@ -163,7 +163,7 @@ void *sr_apif_job_new(h2o_req_t *req, size_t size, void (*run)(sr_apjob *j))
 {
     sr_apjob *j = sr_http_ctx_new(req, size);
     if (!j) {
-        sr_http_result(req, 0, "E9001", "out of memory", NULL);
+        sr_http_result(req, 0, SR_WIRE_INTERNAL, "out of memory", NULL);
         return NULL;
     }
     j->h.on_free = job_free;
@@ -184,9 +184,9 @@ static void job_done(sr_work *w, int status)
     h2o_req_t *req = j->h.req;
     j->a->busy--;
     if (req) {
-        if (status) sr_http_result(req, 0, "E9001", "the query was cancelled", NULL);
+        if (status) sr_http_result(req, 0, SR_WIRE_INTERNAL, "the query was cancelled", NULL);
         else if (j->code) sr_http_result(req, 0, j->code, j->msg, NULL);
-        else if (j->rc) sr_http_result(req, 0, "E9001", sr_strerror(j->rc), NULL);
+        else if (j->rc) sr_http_result(req, 0, SR_WIRE_INTERNAL, sr_strerror(j->rc), NULL);
         else if (j->after) j->after(j, req);
         else sr_http_json_buf(req, 200, &j->out);
     }
@@ -206,7 +206,7 @@ void sr_apif_job_submit(sr_apif *a, const char *op, sr_apjob *j, uint64_t bytes)
         a->busy--;
         if (rc == SR_EFULL)
             sr_apif_busy_answer(j->h.req, "busy: this operator has too many requests waiting; retry later");
-        else sr_http_result(j->h.req, 0, "E9001", sr_strerror(rc), NULL);
+        else sr_http_result(j->h.req, 0, SR_WIRE_INTERNAL, sr_strerror(rc), NULL);
     }
 }
 
@@ -223,13 +223,13 @@ static int granted(const atoken *t, const char *data_id, int access)
 
 #define is_id sr_gw_id_ok
 
-/* A data id the app may reach with access: its point info, or the refusal
- * (the same for unknown and not granted). */
-static const char *reach(sr_apif *a, const atoken *t, const char *data_id, int access, sr_point_info *info)
+/* A data id the app may reach with access: SR_WIRE_OK and its point info,
+ * or the refusal (the same for unknown and not granted). */
+static sr_wire reach(sr_apif *a, const atoken *t, const char *data_id, int access, sr_point_info *info)
 {
-    if (!is_id(data_id)) return "E1001";
-    if (!granted(t, data_id, access) || sr_engine_point_info(a->eng, t->op, data_id, info) != SR_OK) return "E2003";
-    return NULL;
+    if (!is_id(data_id)) return SR_WIRE_PARAM;
+    if (!granted(t, data_id, access) || sr_engine_point_info(a->eng, t->op, data_id, info) != SR_OK) return SR_WIRE_FORBIDDEN;
+    return SR_WIRE_OK;
 }
 
 /* ---- request plumbing ----------------------------------------------------- */
@@ -249,7 +249,7 @@ static actx *ctx_for(h2o_req_t *req)
 {
     actx *c = sr_http_ctx_new(req, sizeof *c);
     if (!c) {
-        sr_http_result(req, 0, "E9001", "out of memory", NULL);
+        sr_http_result(req, 0, SR_WIRE_INTERNAL, "out of memory", NULL);
         return NULL;
     }
     c->h.refs++; /* the broker's, released in on_broker_answer */
@@ -263,12 +263,12 @@ static json_t *body_json(h2o_req_t *req)
     if (!b) {
         char m[200];
         snprintf(m, sizeof m, "malformed JSON at line %d column %d: %s", je.line, je.column, je.text);
-        sr_http_result(req, 0, "E1002", m, NULL);
+        sr_http_result(req, 0, SR_WIRE_JSON, m, NULL);
         return NULL;
     }
     if (!json_is_object(b)) {
         json_decref(b);
-        sr_http_result(req, 0, "E1001", "the body must be a JSON object", NULL);
+        sr_http_result(req, 0, SR_WIRE_PARAM, "the body must be a JSON object", NULL);
         return NULL;
     }
     return b;
@@ -278,37 +278,37 @@ static json_t *body_json(h2o_req_t *req)
 static sr_target *targets(sr_apif *a, h2o_req_t *req, const atoken *t, json_t *ids, int access, size_t *n)
 {
     if (!json_is_array(ids) || !json_array_size(ids) || json_array_size(ids) > MAX_IDS) {
-        sr_http_result(req, 0, "E1001", "dataIds: an array of 1..1000 data IDs is required", NULL);
+        sr_http_result(req, 0, SR_WIRE_PARAM, "dataIds: an array of 1..1000 data IDs is required", NULL);
         return NULL;
     }
     size_t k = json_array_size(ids);
     sr_target *tg = calloc(k, sizeof *tg);
     if (!tg) {
-        sr_http_result(req, 0, "E9001", "out of memory", NULL);
+        sr_http_result(req, 0, SR_WIRE_INTERNAL, "out of memory", NULL);
         return NULL;
     }
     for (size_t i = 0; i < k; i++) {
         json_t *d = json_array_get(ids, i);
         sr_point_info info;
-        const char *code = json_is_string(d) ? reach(a, t, json_string_value(d), access, &info) : "E1001";
+        sr_wire code = json_is_string(d) ? reach(a, t, json_string_value(d), access, &info) : SR_WIRE_PARAM;
         if (code) {
             char m[160];
             snprintf(m, sizeof m, "dataIds[%zu]: %s", i,
-                     !strcmp(code, "E1001") ? "a data ID [A-Za-z0-9._-]{1,64}" : "not a data point this app may use");
+                     code == SR_WIRE_PARAM ? "a data ID [A-Za-z0-9._-]{1,64}" : "not a data point this app may use");
             sr_http_result(req, 0, code, m, NULL);
             free(tg);
             return NULL;
         }
         for (size_t j = 0; j < i; j++)
             if (!strcmp(tg[j].data_id, json_string_value(d))) {
-                sr_http_result(req, 0, "E1001", "dataIds: each data ID once", NULL);
+                sr_http_result(req, 0, SR_WIRE_PARAM, "dataIds: each data ID once", NULL);
                 free(tg);
                 return NULL;
             }
         snprintf(tg[i].data_id, sizeof tg[i].data_id, "%s", json_string_value(d));
         snprintf(tg[i].gw, sizeof tg[i].gw, "%s", info.gateway);
         if (!info.gateway[0]) {
-            sr_http_result(req, 0, "E4001", "the data point has no gateway", NULL);
+            sr_http_result(req, 0, SR_WIRE_GW_DOWN, "the data point has no gateway", NULL);
             free(tg);
             return NULL;
         }
@@ -329,7 +329,7 @@ static int get_timeout(h2o_req_t *req, json_t *b, uint32_t *out)
     *out = 10000;
     if (!t) return 0;
     if (!json_is_integer(t) || json_integer_value(t) < 1 || json_integer_value(t) > 60000) {
-        sr_http_result(req, 0, "E1001", "timeoutMs: an integer 1..60000", NULL);
+        sr_http_result(req, 0, SR_WIRE_PARAM, "timeoutMs: an integer 1..60000", NULL);
         return -1;
     }
     *out = (uint32_t)json_integer_value(t);
@@ -357,12 +357,12 @@ static void issue_token(sr_apif *a, h2o_req_t *req, const char *op, const char *
     char hex[65], exp[32];
     int64_t expires;
     atoken *t = sr_tokens_add(a->tokens, TOKEN_TTL_MS, hex, &expires);
-    if (!t) return sr_http_result(req, 0, "E9002", "too many sessions", NULL);
+    if (!t) return sr_http_result(req, 0, SR_WIRE_BUSY, "too many sessions", NULL);
     snprintf(t->op, sizeof t->op, "%s", op);
     snprintf(t->app, sizeof t->app, "%s", app);
     if (load_grants(a, t) != SR_OK) {
         sr_tokens_remove(a->tokens, t); /* frees the grants read so far */
-        return sr_http_result(req, 0, "E9001", "cannot read the app's grants", NULL);
+        return sr_http_result(req, 0, SR_WIRE_INTERNAL, "cannot read the app's grants", NULL);
     }
     sr_rfc3339_format(expires, exp);
     json_t *o = json_pack("{s:s,s:s}", "token", hex, "expiresAt", exp);
@@ -386,7 +386,7 @@ static void login_done(sr_login_job *lj)
     else if (l->h.req) {
         if (lj->ok) issue_token(l->a, l->h.req, l->op, l->app, "secret");
         else
-            sr_http_result(l->h.req, 0, "E2001", "not authenticated: wrong operatorId, appId or secret", NULL);
+            sr_http_result(l->h.req, 0, SR_WIRE_UNAUTH, "not authenticated: wrong operatorId, appId or secret", NULL);
     }
     sr_http_ctx_unref(&l->h);
 }
@@ -407,7 +407,7 @@ static int session_by_cert(sr_apif *a, h2o_req_t *req, json_t *op, json_t *app)
     if ((op && (!json_is_string(op) || strcmp(json_string_value(op), cop))) ||
         (app && (!json_is_string(app) || strcmp(json_string_value(app), capp)))) {
         sr_slog(SR_LOG_WARN, "app login refused", "cert=%s detail=\"ids differ from the certificate\"", sr_slog_q(cn));
-        sr_http_result(req, 0, "E2001", "not authenticated: the ids differ from the client certificate's", NULL);
+        sr_http_result(req, 0, SR_WIRE_UNAUTH, "not authenticated: the ids differ from the client certificate's", NULL);
         return 1;
     }
     sr_rec reg = SR_REC_INIT;
@@ -415,7 +415,7 @@ static int session_by_cert(sr_apif *a, h2o_req_t *req, json_t *op, json_t *app)
     int rc = sr_read_registry(a->eng, cop, SR_RG_APP, capp, &reg, &re);
     sr_rec_close(&reg);
     if (rc) {
-        sr_http_result(req, 0, "E2001", "not authenticated: the certificate's app is not registered", NULL);
+        sr_http_result(req, 0, SR_WIRE_UNAUTH, "not authenticated: the certificate's app is not registered", NULL);
         return 1;
     }
     issue_token(a, req, cop, capp, "certificate");
@@ -436,14 +436,14 @@ static void open_session(const sr_route_call *rt)
     }
     if (!sr_login_str_ok(op, 72) || !sr_login_str_ok(app, 72) || !sr_login_str_ok(sec, 300)) {
         json_decref(b);
-        sr_http_result(req, 0, "E1001",
+        sr_http_result(req, 0, SR_WIRE_PARAM,
                        "operatorId, appId and secret (strings, at most 71, 71 and 299 bytes, no NUL) are required", NULL);
         return;
     }
     login *l = sr_http_ctx_new(req, sizeof *l);
     if (!l) {
         json_decref(b);
-        sr_http_result(req, 0, "E9001", "out of memory", NULL);
+        sr_http_result(req, 0, SR_WIRE_INTERNAL, "out of memory", NULL);
         return;
     }
     l->h.on_free = login_free;
@@ -597,12 +597,12 @@ static void stored_latest(const sr_route_call *rt)
     const atoken *t = rt->caller;
     char ids[100][72];
     size_t n = query_ids(req, ids, 100);
-    if (!n || n > 100) return sr_http_result(req, 0, "E1001", "dataId: 1..100 data IDs", NULL);
+    if (!n || n > 100) return sr_http_result(req, 0, SR_WIRE_PARAM, "dataId: 1..100 data IDs", NULL);
     uint32_t pts[100];
     sr_vtype types[100];
     for (size_t i = 0; i < n; i++) {
         sr_point_info info;
-        const char *code = reach(a, t, ids[i], 1, &info);
+        sr_wire code = reach(a, t, ids[i], 1, &info);
         if (code) return sr_http_result(req, 0, code, "dataId: not a data point this app may read", NULL);
         pts[i] = info.point;
         types[i] = info.type;
@@ -614,7 +614,7 @@ static void stored_latest(const sr_route_call *rt)
     int rc = sr_engine_latest(a->eng, pts, n, s, found, &strings);
     if (rc) {
         sr_buf_release(&strings);
-        return sr_http_result(req, 0, "E9001", sr_strerror(rc), NULL);
+        return sr_http_result(req, 0, SR_WIRE_INTERNAL, sr_strerror(rc), NULL);
     }
     /* the same writer as the raw values, into a recycled buffer sent as it is */
     sr_buf out;
@@ -624,7 +624,7 @@ static void stored_latest(const sr_route_call *rt)
     for (size_t i = 0; i < n && !rc; i++)
         if (found[i]) rc = put_values(&out, ids[i], types[i], &s[i], 1, &first);
     if (!rc) rc = PUT_LIT(&out, "]}");
-    if (rc) sr_http_result(req, 0, "E9001", sr_strerror(rc), NULL);
+    if (rc) sr_http_result(req, 0, SR_WIRE_INTERNAL, sr_strerror(rc), NULL);
     else sr_http_json_buf(req, 200, &out);
     sr_http_buf_put(&out);
     sr_buf_release(&strings);
@@ -696,7 +696,7 @@ static void run_down(vq *q)
     int first = 1;
     for (size_t k = 0; !rc && k < q->n; k++) {
         if (q->info[k].type == SR_VT_STRING) {
-            q->j.code = "E1001";
+            q->j.code = SR_WIRE_PARAM;
             snprintf(q->j.msg, sizeof q->j.msg, "string data points cannot be downsampled");
             break;
         }
@@ -817,46 +817,46 @@ static void stored_values(const sr_route_call *rt)
     if (!q) return;
     char v[64];
     size_t n = query_ids(req, q->ids, 100);
-    if (!n || n > 100) return sr_http_result(req, 0, "E1001", "dataId: 1..100 data IDs", NULL);
+    if (!n || n > 100) return sr_http_result(req, 0, SR_WIRE_PARAM, "dataId: 1..100 data IDs", NULL);
     q->n = n;
     for (size_t i = 0; i < n; i++) {
-        const char *code = reach(a, t, q->ids[i], 1, &q->info[i]);
+        sr_wire code = reach(a, t, q->ids[i], 1, &q->info[i]);
         if (code) return sr_http_result(req, 0, code, "dataId: not a data point this app may read", NULL);
     }
     int64_t now = wall_ms();
     q->from = 0;
     q->to = now + 1;
     if (sr_http_query(req, "from", v, sizeof v) && parse_time(v, now, &q->from))
-        return sr_http_result(req, 0, "E1001", "from: an RFC 3339 time or -1h / -30m / -10s / -2d", NULL);
+        return sr_http_result(req, 0, SR_WIRE_PARAM, "from: an RFC 3339 time or -1h / -30m / -10s / -2d", NULL);
     if (sr_http_query(req, "to", v, sizeof v) && parse_time(v, now, &q->to))
-        return sr_http_result(req, 0, "E1001", "to: an RFC 3339 time or -1h / -30m / -10s / -2d", NULL);
-    if (q->to <= q->from) return sr_http_result(req, 0, "E1001", "to must be after from", NULL);
+        return sr_http_result(req, 0, SR_WIRE_PARAM, "to: an RFC 3339 time or -1h / -30m / -10s / -2d", NULL);
+    if (q->to <= q->from) return sr_http_result(req, 0, SR_WIRE_PARAM, "to must be after from", NULL);
     if (sr_http_query(req, "interval", v, sizeof v)) {
         q->down = 1;
         q->mask = AGG_MIN | AGG_MAX | AGG_AVG | AGG_COUNT;
         q->fill = SR_FILL_NONE;
         if (parse_interval(v, &q->interval))
-            return sr_http_result(req, 0, "E1001", "interval: a duration like 500ms, 10s, 1m, 1h, 1d", NULL);
+            return sr_http_result(req, 0, SR_WIRE_PARAM, "interval: a duration like 500ms, 10s, 1m, 1h, 1d", NULL);
         if (sr_http_query(req, "agg", v, sizeof v) && parse_aggs(v, &q->mask))
-            return sr_http_result(req, 0, "E1001", "agg: a list of min,max,avg,sum,count,first,last", NULL);
+            return sr_http_result(req, 0, SR_WIRE_PARAM, "agg: a list of min,max,avg,sum,count,first,last", NULL);
         if (sr_http_query(req, "fill", v, sizeof v)) {
             if (!strcmp(v, "previous")) q->fill = SR_FILL_PREVIOUS;
-            else if (strcmp(v, "none")) return sr_http_result(req, 0, "E1001", "fill: none or previous", NULL);
+            else if (strcmp(v, "none")) return sr_http_result(req, 0, SR_WIRE_PARAM, "fill: none or previous", NULL);
         }
         if ((q->to - q->from) / q->interval > 100000)
-            return sr_http_result(req, 0, "E1003", "more than 100000 intervals: widen interval or narrow from/to",
+            return sr_http_result(req, 0, SR_WIRE_LARGE, "more than 100000 intervals: widen interval or narrow from/to",
                                   NULL);
     } else {
         q->limit = 1000;
         if (sr_http_query(req, "limit", v, sizeof v)) {
             char *end;
             long l = strtol(v, &end, 10);
-            if (*end || l < 1 || l > 100000) return sr_http_result(req, 0, "E1001", "limit: 1..100000", NULL);
+            if (*end || l < 1 || l > 100000) return sr_http_result(req, 0, SR_WIRE_PARAM, "limit: 1..100000", NULL);
             q->limit = (size_t)l;
         }
         if (sr_http_query(req, "order", v, sizeof v)) {
             if (!strcmp(v, "desc")) q->desc = 1;
-            else if (strcmp(v, "asc")) return sr_http_result(req, 0, "E1001", "order: asc or desc", NULL);
+            else if (strcmp(v, "asc")) return sr_http_result(req, 0, SR_WIRE_PARAM, "order: asc or desc", NULL);
         }
         q->after = INT64_MIN;
         if (sr_http_query(req, "cursor", v, sizeof v)) {
@@ -864,7 +864,7 @@ static void stored_values(const sr_route_call *rt)
             unsigned long k = v[0] == 'c' ? strtoul(v + 1, &end, 10) : 0;
             long long c = v[0] == 'c' && *end == '.' ? strtoll(end + 1, &end2, 10) : 0;
             if (v[0] != 'c' || *end != '.' || *end2 || end2 == end + 1 || k >= n)
-                return sr_http_result(req, 0, "E1001", "cursor: not one we made", NULL);
+                return sr_http_result(req, 0, SR_WIRE_PARAM, "cursor: not one we made", NULL);
             q->k0 = k;
             q->after = c;
         }
@@ -953,21 +953,21 @@ static void monitor_values(const sr_route_call *rt)
     h2o_req_t *req = rt->req;
     const atoken *t = rt->caller;
     const char *mid = sr_route_param(rt, "monitorId");
-    if (!mid || !is_id(mid)) return sr_http_result(req, 0, "E3001", "unknown monitorId", NULL);
+    if (!mid || !is_id(mid)) return sr_http_result(req, 0, SR_WIRE_UNKNOWN, "unknown monitorId", NULL);
     json_t *items = NULL, *m = NULL;
-    if (sr_broker_monitor_list(a->broker, t->op, t->app, &items)) return sr_http_result(req, 0, "E9001", "", NULL);
+    if (sr_broker_monitor_list(a->broker, t->op, t->app, &items)) return sr_http_result(req, 0, SR_WIRE_INTERNAL, "", NULL);
     size_t i;
     json_t *it;
     json_array_foreach(items, i, it) if (!strcmp(json_string_value(json_object_get(it, "monitorId")), mid)) m = it;
     if (!m) {
         json_decref(items);
-        return sr_http_result(req, 0, "E3001", "unknown monitorId", NULL);
+        return sr_http_result(req, 0, SR_WIRE_UNKNOWN, "unknown monitorId", NULL);
     }
     char v[64];
     int64_t now = wall_ms(), after = INT64_MIN;
     if (sr_http_query(req, "after", v, sizeof v) && parse_time(v, now, &after)) {
         json_decref(items);
-        return sr_http_result(req, 0, "E1001", "after: an RFC 3339 time", NULL);
+        return sr_http_result(req, 0, SR_WIRE_PARAM, "after: an RFC 3339 time", NULL);
     }
     json_t *ids = json_object_get(m, "dataIds");
     mvq *q = sr_apif_job_new(req, sizeof *q, mvq_run);
@@ -977,7 +977,7 @@ static void monitor_values(const sr_route_call *rt)
         snprintf(q->mid, sizeof q->mid, "%.71s", mid);
         q->after = after;
     }
-    if (q && !q->p) sr_http_result(req, 0, "E9001", "out of memory", NULL);
+    if (q && !q->p) sr_http_result(req, 0, SR_WIRE_INTERNAL, "out of memory", NULL);
     else if (q) {
         json_t *d;
         json_array_foreach(ids, i, d)
@@ -1061,7 +1061,7 @@ static void masters(const sr_route_call *rt)
                : !strcmp(what, "devices")   ? SR_MK_DEVICE
                : !strcmp(what, "datapoints") ? SR_MK_DATA_POINT
                                             : 0;
-    if (!kind) return sr_http_result(req, 0, "E3001", "masters: facilities, equipment, devices or datapoints", NULL);
+    if (!kind) return sr_http_result(req, 0, SR_WIRE_UNKNOWN, "masters: facilities, equipment, devices or datapoints", NULL);
     mq *q = sr_apif_job_new(req, sizeof *q, mq_run);
     if (!q) return;
     q->j.fini = mq_fini;
@@ -1072,7 +1072,7 @@ static void masters(const sr_route_call *rt)
     q->tok.grants = t->ngrants ? malloc(t->ngrants * sizeof *t->grants) : NULL;
     if (t->ngrants && !q->tok.grants) {
         q->tok.ngrants = 0;
-        return sr_http_result(req, 0, "E9001", "out of memory", NULL);
+        return sr_http_result(req, 0, SR_WIRE_INTERNAL, "out of memory", NULL);
     }
     if (t->ngrants) memcpy(q->tok.grants, t->grants, t->ngrants * sizeof *t->grants);
     sr_apif_job_submit(a, t->op, &q->j, 0);
@@ -1128,14 +1128,15 @@ static void control_values(const sr_route_call *rt)
     json_t *d = json_object_get(b, "dataId"), *v = json_object_get(b, "value"), *p = json_object_get(b, "protection");
     uint32_t timeout;
     sr_point_info info;
-    const char *code, *why;
+    sr_wire code;
+    const char *why;
     if (get_timeout(req, b, &timeout)) goto done;
     if (!json_is_string(d) || !v) {
-        sr_http_result(req, 0, "E1001", "dataId (string) and value are required", NULL);
+        sr_http_result(req, 0, SR_WIRE_PARAM, "dataId (string) and value are required", NULL);
         goto done;
     }
     if (p && (!json_is_object(p) || !json_is_string(json_object_get(p, "signature")))) {
-        sr_http_result(req, 0, "E1001", "protection: an object with signAlg, certId and signature", NULL);
+        sr_http_result(req, 0, SR_WIRE_PARAM, "protection: an object with signAlg, certId and signature", NULL);
         goto done;
     }
     if ((code = reach(a, t, json_string_value(d), 2, &info))) {
@@ -1143,7 +1144,7 @@ static void control_values(const sr_route_call *rt)
         goto done;
     }
     if ((why = control_check(&info, v))) {
-        sr_http_result(req, 0, "E4004", why, NULL);
+        sr_http_result(req, 0, SR_WIRE_REJECTED, why, NULL);
         goto done;
     }
     sr_target tg;
@@ -1167,16 +1168,16 @@ static void monitor_start(const sr_route_call *rt)
     json_t *iv = json_object_get(b, "intervalMs"), *sa = json_object_get(b, "startAt"), *ea = json_object_get(b, "endAt");
     int64_t start = 0, end = 0;
     if (!json_is_integer(iv) || json_integer_value(iv) < 100 || json_integer_value(iv) > 86400000) {
-        sr_http_result(req, 0, "E1001", "intervalMs: an integer 100..86400000", NULL);
+        sr_http_result(req, 0, SR_WIRE_PARAM, "intervalMs: an integer 100..86400000", NULL);
         goto done;
     }
     if ((sa && (!json_is_string(sa) || sr_rfc3339_parse(json_string_value(sa), json_string_length(sa), &start))) ||
         (ea && (!json_is_string(ea) || sr_rfc3339_parse(json_string_value(ea), json_string_length(ea), &end)))) {
-        sr_http_result(req, 0, "E1001", "startAt / endAt: RFC 3339 times", NULL);
+        sr_http_result(req, 0, SR_WIRE_PARAM, "startAt / endAt: RFC 3339 times", NULL);
         goto done;
     }
     if (start && end && end <= start) {
-        sr_http_result(req, 0, "E1001", "endAt must be after startAt", NULL);
+        sr_http_result(req, 0, SR_WIRE_PARAM, "endAt must be after startAt", NULL);
         goto done;
     }
     size_t n = 0;
@@ -1208,7 +1209,7 @@ static void monitor_list(const sr_route_call *c)
     sr_apif *a = c->binding;
     const atoken *t = c->caller;
     json_t *items = NULL;
-    if (sr_broker_monitor_list(a->broker, t->op, t->app, &items)) return sr_http_result(c->req, 0, "E9001", "", NULL);
+    if (sr_broker_monitor_list(a->broker, t->op, t->app, &items)) return sr_http_result(c->req, 0, SR_WIRE_INTERNAL, "", NULL);
     json_t *o = json_pack("{s:o}", "items", items);
     sr_http_jsonv(c->req, 200, o);
     json_decref(o);
@@ -1219,7 +1220,7 @@ static void monitor_stop(const sr_route_call *c)
     sr_apif *a = c->binding;
     const atoken *t = c->caller;
     const char *mid = sr_route_param(c, "monitorId");
-    if (!mid || !is_id(mid)) return sr_http_result(c->req, 0, "E3001", "unknown monitorId", NULL);
+    if (!mid || !is_id(mid)) return sr_http_result(c->req, 0, SR_WIRE_UNKNOWN, "unknown monitorId", NULL);
     actx *x = ctx_for(c->req);
     if (x) sr_broker_monitor_stop(a->broker, t->op, t->app, mid, on_broker_answer, x);
 }
@@ -1232,8 +1233,8 @@ static void request_status(const sr_route_call *c)
     const char *rid = sr_route_param(c, "requestId");
     json_t *o = NULL;
     int rc = rid && is_id(rid) ? sr_broker_request_status(a->broker, t->op, t->app, rid, &o) : SR_ENOTFOUND;
-    if (rc == SR_ENOTFOUND) return sr_http_result(req, 0, "E3001", "unknown requestId", NULL);
-    if (rc) return sr_http_result(req, 0, "E9001", sr_strerror(rc), NULL);
+    if (rc == SR_ENOTFOUND) return sr_http_result(req, 0, SR_WIRE_UNKNOWN, "unknown requestId", NULL);
+    if (rc) return sr_http_result(req, 0, SR_WIRE_INTERNAL, sr_strerror(rc), NULL);
     sr_http_jsonv(req, 200, o);
     json_decref(o);
 }
@@ -1257,8 +1258,8 @@ static void certificate(const sr_route_call *c)
     sr_buf pem;
     sr_buf_init(&pem);
     int rc = st && si ? sr_broker_cert(a->broker, t->op, st, si, &pem) : SR_ENOTFOUND;
-    if (rc == SR_ENOTFOUND || rc == SR_EINVAL) sr_http_result(req, 0, "E3001", "no certificate for that subject", NULL);
-    else if (rc) sr_http_result(req, 0, "E9001", sr_strerror(rc), NULL);
+    if (rc == SR_ENOTFOUND || rc == SR_EINVAL) sr_http_result(req, 0, SR_WIRE_UNKNOWN, "no certificate for that subject", NULL);
+    else if (rc) sr_http_result(req, 0, SR_WIRE_INTERNAL, sr_strerror(rc), NULL);
     else send_pem(req, &pem);
     sr_buf_release(&pem);
 }
@@ -1305,7 +1306,7 @@ void sr_apif_handle(sr_apif *a, h2o_req_t *req)
     const sr_route *r = sr_route_find(sr_apif_routes, sr_apif_nroutes, req->method.base, req->method.len,
                                       req->path_normalized.base, req->path_normalized.len, &c, &known);
     if (!r)
-        return sr_http_result(req, known ? 405 : 0, known ? "E1001" : "E3001",
+        return sr_http_result(req, known ? 405 : 0, known ? SR_WIRE_PARAM : SR_WIRE_UNKNOWN,
                               known ? "method not allowed on this path" : "unknown path", NULL);
     c.binding = a;
     c.req = req;
@@ -1314,13 +1315,13 @@ void sr_apif_handle(sr_apif *a, h2o_req_t *req)
         /* SR_CALLER_ADMIN: no administrator sessions yet (issue #14) */
         atoken *t = r->caller == SR_CALLER_APP ? token_find(a, req) : NULL;
         if (!t)
-            return sr_http_result(req, 0, sr_tokens_expired(a->tokens, req) ? "E2002" : "E2001",
+            return sr_http_result(req, 0, sr_tokens_expired(a->tokens, req) ? SR_WIRE_EXPIRED : SR_WIRE_UNAUTH,
                                   "not authenticated: POST /api/v1/sessions first, then Authorization: Bearer <token>",
                                   NULL);
         c.caller = t;
     }
     char m[120];
-    if (sr_route_body_check(r, req->entity.len, m, sizeof m)) return sr_http_result(req, 0, "E1003", m, NULL);
+    if (sr_route_body_check(r, req->entity.len, m, sizeof m)) return sr_http_result(req, 0, SR_WIRE_LARGE, m, NULL);
     r->handler(&c);
 }
 

@@ -48,7 +48,7 @@ typedef struct sr_apjob {
     void (*after)(struct sr_apjob *j, h2o_req_t *req);
     sr_buf out;       /* the answer (JSON) */
     int rc;           /* an engine error */
-    const char *code; /* or a refusal found while running */
+    sr_wire code;     /* or a refusal found while running (SR_WIRE_OK: none) */
     char msg[200];
 } sr_apjob;
 

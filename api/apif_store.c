@@ -101,11 +101,11 @@ static void answer(pjob *j)
     h2o_req_t *req = j->h.req;
     if (!req) return;
     const sr_result *r = &j->res;
-    if (r->rc == SR_ECONFLICT) return sr_http_result(req, 0, "E3002", r->msg, NULL);
-    if (r->rc == SR_ENOTFOUND) return sr_http_result(req, 0, "E3001", r->msg, NULL);
-    if (r->rc == SR_EINVAL) return sr_http_result(req, 0, "E1001", r->msg, NULL);
+    if (r->rc == SR_ECONFLICT) return sr_http_result(req, 0, SR_WIRE_CONFLICT, r->msg, NULL);
+    if (r->rc == SR_ENOTFOUND) return sr_http_result(req, 0, SR_WIRE_UNKNOWN, r->msg, NULL);
+    if (r->rc == SR_EINVAL) return sr_http_result(req, 0, SR_WIRE_PARAM, r->msg, NULL);
     /* the server's state (queue full, stopped writes, no space): E9002, retry */
-    if (r->rc) return sr_http_result(req, 0, sr_gw_code_of_rc(r->rc), r->msg[0] ? r->msg : sr_gw_msg_of_rc(r->rc), NULL);
+    if (r->rc) return sr_http_result(req, 0, sr_wire_of_rc(r->rc), r->msg[0] ? r->msg : sr_wire_msg_of_rc(r->rc), NULL);
     json_t *o = NULL;
     char hex[65];
     switch (j->what) {
@@ -143,7 +143,7 @@ static void submit_ev(sr_apif *a, h2o_req_t *req, int rc, sr_buf *b, pjob *j)
         if (rc) j->h.refs--;
     }
     sr_buf_release(b);
-    if (rc && req) sr_http_result(req, 0, sr_gw_code_of_rc(rc), sr_gw_msg_of_rc(rc), NULL);
+    if (rc && req) sr_http_result(req, 0, sr_wire_of_rc(rc), sr_wire_msg_of_rc(rc), NULL);
 }
 
 int sr_apif_store_open(sr_apif *a)
@@ -197,14 +197,14 @@ static void doc_submit(sr_apif *a, h2o_req_t *req, const char *op, const char *a
 {
     if (a->closing) return sr_apif_busy_answer(req, "the server is stopping");
     pjob *j = sr_http_ctx_new(req, sizeof *j);
-    if (!j) return sr_http_result(req, 0, "E9001", "out of memory", NULL);
+    if (!j) return sr_http_result(req, 0, SR_WIRE_INTERNAL, "out of memory", NULL);
     j->a = a;
     j->what = 0;
     j->created = id == NULL;
     char gen[24];
     if (!id) {
         uint8_t r[8];
-        if (sr_random(r, sizeof r) != SR_OK) return sr_http_result(req, 0, "E9001", "no randomness", NULL);
+        if (sr_random(r, sizeof r) != SR_OK) return sr_http_result(req, 0, SR_WIRE_INTERNAL, "no randomness", NULL);
         gen[0] = 'D';
         sr_hex(r, 8, gen + 1);
         id = gen;
@@ -216,22 +216,23 @@ static void doc_submit(sr_apif *a, h2o_req_t *req, const char *op, const char *a
     submit_ev(a, req, sr_cmd_doc_put(&env, coll, j->id, rev, json, len, &b), &b, j);
 }
 
-/* NULL if the bytes are one JSON object, else the refusal's code (message in m) */
-static const char *doc_check(const void *body, size_t len, char *m, size_t ml)
+/* SR_WIRE_OK if the bytes are one JSON object, else the refusal's code
+ * (message in m) */
+static sr_wire doc_check(const void *body, size_t len, char *m, size_t ml)
 {
     json_error_t je;
     json_t *doc = json_loadb(body, len, JSON_REJECT_DUPLICATES, &je);
     if (!doc) {
         snprintf(m, ml, "malformed JSON at line %d column %d: %s", je.line, je.column, je.text);
-        return "E1002";
+        return SR_WIRE_JSON;
     }
     int is_obj = json_is_object(doc);
     json_decref(doc);
     if (!is_obj) {
         snprintf(m, ml, "a document is a JSON object");
-        return "E1001";
+        return SR_WIRE_PARAM;
     }
-    return NULL;
+    return SR_WIRE_OK;
 }
 
 /* a document larger than [server] parse_inline_max: its JSON is checked on
@@ -266,7 +267,7 @@ static void doc_put(sr_apif *a, h2o_req_t *req, const sr_ap_token *t, const char
         if (!d) return;
         d->j.fini = dput_fini;
         d->j.after = dput_after;
-        if (!(d->body = malloc(req->entity.len))) return sr_http_result(req, 0, "E9001", "out of memory", NULL);
+        if (!(d->body = malloc(req->entity.len))) return sr_http_result(req, 0, SR_WIRE_INTERNAL, "out of memory", NULL);
         memcpy(d->body, req->entity.base, req->entity.len);
         d->len = req->entity.len;
         snprintf(d->op, sizeof d->op, "%s", t->op);
@@ -278,7 +279,7 @@ static void doc_put(sr_apif *a, h2o_req_t *req, const sr_ap_token *t, const char
         return sr_apif_job_submit(a, t->op, &d->j, d->len);
     }
     char m[200];
-    const char *code = doc_check(req->entity.base, req->entity.len, m, sizeof m);
+    sr_wire code = doc_check(req->entity.base, req->entity.len, m, sizeof m);
     if (code) return sr_http_result(req, 0, code, m, NULL);
     doc_submit(a, req, t->op, t->app, coll, id, rev, req->entity.base, req->entity.len);
 }
@@ -295,7 +296,7 @@ static void dget_run(sr_apjob *j)
     dget *d = (dget *)j;
     int rc = sr_engine_doc_get(j->a->eng, d->op, d->coll, d->id, &d->rev, &j->out);
     if (rc == SR_ENOTFOUND) {
-        j->code = "E3001";
+        j->code = SR_WIRE_UNKNOWN;
         snprintf(j->msg, sizeof j->msg, "unknown document");
     } else
         j->rc = rc;
@@ -386,7 +387,7 @@ static void doc_query(sr_apif *a, h2o_req_t *req, const sr_ap_token *t, const ch
             size_t kl = (size_t)((eq ? eq : amp) - q);
             if (!(kl == 5 && !memcmp(q, "limit", 5)) && !(kl == 6 && !memcmp(q, "cursor", 6)) && kl &&
                 kl < sizeof field) {
-                if (fp) return sr_http_result(req, 0, "E1001", "query by one field (field=value)", NULL);
+                if (fp) return sr_http_result(req, 0, SR_WIRE_PARAM, "query by one field (field=value)", NULL);
                 memcpy(field, q, kl);
                 field[kl] = 0;
                 fp = field;
@@ -399,12 +400,12 @@ static void doc_query(sr_apif *a, h2o_req_t *req, const sr_ap_token *t, const ch
     if (sr_http_query(req, "limit", v, sizeof v)) {
         char *end;
         long l = strtol(v, &end, 10);
-        if (*end || l < 1 || l > 1000) return sr_http_result(req, 0, "E1001", "limit: 1..1000", NULL);
+        if (*end || l < 1 || l > 1000) return sr_http_result(req, 0, SR_WIRE_PARAM, "limit: 1..1000", NULL);
         limit = (size_t)l;
     }
     char cursor[300] = "";
     if (sr_http_query(req, "cursor", cursor, sizeof cursor) && !sr_gw_id_ok(cursor))
-        return sr_http_result(req, 0, "E1001", "cursor: not one we made", NULL);
+        return sr_http_result(req, 0, SR_WIRE_PARAM, "cursor: not one we made", NULL);
     /* the value as JSON text: numbers, true/false/null and "quoted" as they
      * are; anything else is a string */
     char *jtext = NULL;
@@ -417,7 +418,7 @@ static void doc_query(sr_apif *a, h2o_req_t *req, const sr_ap_token *t, const ch
         }
         jtext = jv ? json_dumps(jv, JSON_ENCODE_ANY | JSON_COMPACT) : NULL;
         json_decref(jv);
-        if (!jtext) return sr_http_result(req, 0, "E1001", "the field's value is not valid UTF-8", NULL);
+        if (!jtext) return sr_http_result(req, 0, SR_WIRE_PARAM, "the field's value is not valid UTF-8", NULL);
     }
     dq *q = sr_apif_job_new(req, sizeof *q, dq_run);
     if (!q) {
@@ -426,7 +427,7 @@ static void doc_query(sr_apif *a, h2o_req_t *req, const sr_ap_token *t, const ch
     }
     q->j.fini = dq_fini;
     q->jtext = jtext;
-    if (fp && !(q->field = strdup(fp))) return sr_http_result(req, 0, "E9001", "out of memory", NULL);
+    if (fp && !(q->field = strdup(fp))) return sr_http_result(req, 0, SR_WIRE_INTERNAL, "out of memory", NULL);
     snprintf(q->op, sizeof q->op, "%s", t->op);
     snprintf(q->coll, sizeof q->coll, "%s", coll);
     snprintf(q->cursor, sizeof q->cursor, "%s", cursor);
@@ -443,14 +444,14 @@ static int doc_target(const sr_route_call *c, int has_id, char coll[80], char id
     h2o_req_t *req = c->req;
     const char *cp = sr_route_param(c, "collection");
     if (!cp || strlen(cp) >= 80 || !sr_gw_id_ok(cp)) {
-        sr_http_result(req, 0, "E1001", "collection: [A-Za-z0-9._-]{1,64}", NULL);
+        sr_http_result(req, 0, SR_WIRE_PARAM, "collection: [A-Za-z0-9._-]{1,64}", NULL);
         return -1;
     }
     snprintf(coll, 80, "%s", cp);
     if (has_id) {
         const char *ip = sr_route_param(c, "documentId");
         if (!ip || strlen(ip) >= 80 || !sr_gw_id_ok(ip)) {
-            sr_http_result(req, 0, "E1001", "documentId: [A-Za-z0-9._-]{1,64}", NULL);
+            sr_http_result(req, 0, SR_WIRE_PARAM, "documentId: [A-Za-z0-9._-]{1,64}", NULL);
             return -1;
         }
         snprintf(id, 80, "%s", ip);
@@ -458,7 +459,7 @@ static int doc_target(const sr_route_call *c, int has_id, char coll[80], char id
     int bad;
     *rev = if_match(req, &bad);
     if (bad) {
-        sr_http_result(req, 0, "E1001", "If-Match: a revision number", NULL);
+        sr_http_result(req, 0, SR_WIRE_PARAM, "If-Match: a revision number", NULL);
         return -1;
     }
     return 0;
@@ -501,7 +502,7 @@ void sr_apif_doc_delete(const sr_route_call *c)
     uint64_t rev;
     if (doc_target(c, 1, coll, id, &rev)) return;
     pjob *j = sr_http_ctx_new(req, sizeof *j);
-    if (!j) return sr_http_result(req, 0, "E9001", "out of memory", NULL);
+    if (!j) return sr_http_result(req, 0, SR_WIRE_INTERNAL, "out of memory", NULL);
     j->a = a;
     j->what = 1;
     sr_buf b;
@@ -640,7 +641,7 @@ static void part_after(sr_work *w, int status)
     if (!rc && p->a->closing) rc = SR_ECLOSED;
     if (rc) {
         sr_slog(SR_LOG_WARN, "file upload failed", "op=%s path=%s error=%s", u->op, sr_slog_q(u->path), sr_err_name(rc));
-        if (req) sr_http_result(req, 0, sr_gw_code_of_rc(rc), sr_gw_msg_of_rc(rc), NULL);
+        if (req) sr_http_result(req, 0, sr_wire_of_rc(rc), sr_wire_msg_of_rc(rc), NULL);
         up_drop(s, u);
     } else if (!p->last) {
         u->received += p->len;
@@ -695,12 +696,12 @@ static void file_put(sr_apif *a, h2o_req_t *req, const sr_ap_token *t, const cha
     uint64_t first = 0, last = 0, total = 0;
     int ranged;
     if (content_range(req, &first, &last, &total, &ranged))
-        return sr_http_result(req, 0, "E1001", "Content-Range: bytes FIRST-LAST/TOTAL", NULL);
+        return sr_http_result(req, 0, SR_WIRE_PARAM, "Content-Range: bytes FIRST-LAST/TOTAL", NULL);
     if (ranged && last - first + 1 != req->entity.len)
-        return sr_http_result(req, 0, "E1001", "Content-Range does not match the body's length", NULL);
+        return sr_http_result(req, 0, SR_WIRE_PARAM, "Content-Range does not match the body's length", NULL);
     up_expire(s, a->lim.upload_idle_ms);
     upload *u = up_find(s, t->op, path);
-    if (u && u->busy) return sr_http_result(req, 0, "E3002", "a part of this upload is being written", NULL);
+    if (u && u->busy) return sr_http_result(req, 0, SR_WIRE_CONFLICT, "a part of this upload is being written", NULL);
     if (!ranged || first == 0) {
         if (u) up_drop(s, u); /* a new upload of the path replaces an unfinished one */
         char qm[160];
@@ -710,7 +711,7 @@ static void file_put(sr_apif *a, h2o_req_t *req, const sr_ap_token *t, const cha
             return sr_apif_busy_answer(req, why);
         }
         u = calloc(1, sizeof *u);
-        if (!u) return sr_http_result(req, 0, "E9001", "out of memory", NULL);
+        if (!u) return sr_http_result(req, 0, SR_WIRE_INTERNAL, "out of memory", NULL);
         snprintf(u->op, sizeof u->op, "%s", t->op);
         snprintf(u->app, sizeof u->app, "%s", t->app);
         snprintf(u->path, sizeof u->path, "%s", path);
@@ -726,11 +727,11 @@ static void file_put(sr_apif *a, h2o_req_t *req, const sr_ap_token *t, const cha
         s->ups = u;
         s->nups++;
     } else if (!u) {
-        return sr_http_result(req, 0, "E3001", "no upload of this path is in progress (start with bytes 0-...)", NULL);
+        return sr_http_result(req, 0, SR_WIRE_UNKNOWN, "no upload of this path is in progress (start with bytes 0-...)", NULL);
     } else if (first != u->received || total != u->total) {
         char m[160];
         snprintf(m, sizeof m, "expected bytes %" PRIu64 "-.../%" PRIu64, u->received, u->total);
-        return sr_http_result(req, 0, "E3002", m, NULL);
+        return sr_http_result(req, 0, SR_WIRE_CONFLICT, m, NULL);
     }
     int fresh = !ranged || first == 0; /* u was made for this request */
     partjob *p = calloc(1, sizeof *p);
@@ -740,7 +741,7 @@ static void file_put(sr_apif *a, h2o_req_t *req, const sr_ap_token *t, const cha
         free(p);
         free(copy);
         up_drop(s, u);
-        return sr_http_result(req, 0, "E9001", "out of memory", NULL);
+        return sr_http_result(req, 0, SR_WIRE_INTERNAL, "out of memory", NULL);
     }
     if (req->entity.len) memcpy(copy, req->entity.base, req->entity.len);
     j->a = a;
@@ -769,7 +770,7 @@ static void file_put(sr_apif *a, h2o_req_t *req, const sr_ap_token *t, const cha
         if (fresh) up_drop(s, u); /* a refused later part can be sent again */
         if (rc == SR_EFULL)
             sr_apif_busy_answer(req, "busy: this operator has too many requests or bytes waiting; send the part again");
-        else sr_http_result(req, 0, "E9001", "cannot queue the write", NULL);
+        else sr_http_result(req, 0, SR_WIRE_INTERNAL, "cannot queue the write", NULL);
     }
 }
 
@@ -862,12 +863,12 @@ static void file_get(sr_apif *a, h2o_req_t *req, const sr_ap_token *t, const cha
     int rc = sr_read_file(a->eng, t->op, path, &m, fp);
     if (rc == SR_ENOTFOUND) {
         sr_rec_close(&m);
-        return sr_http_result(req, 0, "E3001", "unknown file", NULL);
+        return sr_http_result(req, 0, SR_WIRE_UNKNOWN, "unknown file", NULL);
     }
     if (rc == SR_ECORRUPT || (!rc && fp->sha256.len != 32)) rc = SR_ECORRUPT, fp = NULL;
     if (rc) {
         sr_rec_close(&m);
-        return sr_http_result(req, 0, "E9001", fp ? sr_strerror(rc) : "file metadata does not decode", NULL);
+        return sr_http_result(req, 0, SR_WIRE_INTERNAL, fp ? sr_strerror(rc) : "file metadata does not decode", NULL);
     }
     dl *d = h2o_mem_alloc_shared(&req->pool, sizeof *d, dl_dispose);
     memset(d, 0, sizeof *d);
@@ -881,7 +882,7 @@ static void file_get(sr_apif *a, h2o_req_t *req, const sr_ap_token *t, const cha
                     sr_slog_q(path), sr_slog_q(ei.msg));
         sr_rec_close(&m);
         dl_close(d);
-        return sr_http_result(req, 0, "E9001", rc ? "the file's stored content cannot be read (see the server log)"
+        return sr_http_result(req, 0, SR_WIRE_INTERNAL, rc ? "the file's stored content cannot be read (see the server log)"
                                                   : "out of memory", NULL);
     }
     /* The first step is read and authenticated before any header goes out:
@@ -894,7 +895,7 @@ static void file_get(sr_apif *a, h2o_req_t *req, const sr_ap_token *t, const cha
                 sr_slog_q(path), sr_slog_q(bei ? bei->msg : ""));
         sr_rec_close(&m);
         dl_close(d);
-        return sr_http_result(req, 0, "E9001", "the file's stored content is damaged (see the server log)", NULL);
+        return sr_http_result(req, 0, SR_WIRE_INTERNAL, "the file's stored content is damaged (see the server log)", NULL);
     }
     d->primed = 1;
     req->res.status = 200;
@@ -958,9 +959,9 @@ void sr_apif_file_list(const sr_route_call *c) { file_list(c->binding, c->req, c
 static const char *file_path(const sr_route_call *c)
 {
     const char *rest = sr_route_param(c, "path");
-    if (!rest) sr_http_result(c->req, 0, "E1001", "path: at most 512 bytes", NULL);
+    if (!rest) sr_http_result(c->req, 0, SR_WIRE_PARAM, "path: at most 512 bytes", NULL);
     else if (!path_ok(rest))
-        sr_http_result(c->req, 0, "E1001",
+        sr_http_result(c->req, 0, SR_WIRE_PARAM,
                        "path: segments of [A-Za-z0-9._-] separated by '/', no '.' or '..', at most 512 bytes", NULL);
     else return rest;
     return NULL;
@@ -989,9 +990,9 @@ void sr_apif_file_delete(const sr_route_call *c)
     sr_file_meta fm;
     int rc = sr_read_file(a->eng, t->op, rest, &m, &fm);
     sr_rec_close(&m);
-    if (rc == SR_ENOTFOUND) return sr_http_result(req, 0, "E3001", "unknown file", NULL);
+    if (rc == SR_ENOTFOUND) return sr_http_result(req, 0, SR_WIRE_UNKNOWN, "unknown file", NULL);
     pjob *j = sr_http_ctx_new(req, sizeof *j);
-    if (!j) return sr_http_result(req, 0, "E9001", "out of memory", NULL);
+    if (!j) return sr_http_result(req, 0, SR_WIRE_INTERNAL, "out of memory", NULL);
     j->a = a;
     j->what = 3;
     sr_buf b;

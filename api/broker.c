@@ -90,7 +90,7 @@ typedef struct part {
     json_t *wire;   /* the request object the gateway gets */
     json_t *values; /* answered values (array) */
     json_t *applied;
-    char code[8];
+    sr_wire code;
     char msg[160];
 } part;
 
@@ -167,7 +167,8 @@ typedef struct job {
     part *p;
     int p_state;
     json_t *p_values, *p_applied;
-    char p_code[8], p_msg[160];
+    sr_wire p_code;
+    char p_msg[160];
     sr_gw_answer_cb gcb;
     void *gctx;
     const char *ok_msg;
@@ -262,12 +263,12 @@ static const char *ms_name(int s)
     }
 }
 
-static json_t *result_obj(const char *code, const char *msg)
+static json_t *result_obj(sr_wire code, const char *msg)
 {
-    return json_pack("{s:s,s:s}", "code", code, "message", msg ? msg : "");
+    return json_pack("{s:s,s:s}", "code", sr_wire_code(code), "message", msg ? msg : "");
 }
 
-static json_t *error_body(const char *code, const char *msg, json_t *detail)
+static json_t *error_body(sr_wire code, const char *msg, json_t *detail)
 {
     json_t *r = result_obj(code, msg);
     if (r && detail) json_object_set(r, "detail", detail);
@@ -275,10 +276,10 @@ static json_t *error_body(const char *code, const char *msg, json_t *detail)
 }
 
 
-static void app_answer(sr_app_cb cb, void *ctx, const char *code, const char *msg)
+static void app_answer(sr_app_cb cb, void *ctx, sr_wire code, const char *msg)
 {
     json_t *body = error_body(code, msg, NULL);
-    cb(ctx, sr_http_status_of(code), body);
+    cb(ctx, sr_wire_status(code), body);
     json_decref(body);
 }
 
@@ -862,27 +863,28 @@ static void request_answer_app(areq *r)
     void *ctx = r->cbctx;
     r->cb = NULL;
     /* the outcome: the first failure, else a timeout, else success */
-    const char *code = "0", *msg = "";
+    sr_wire code = SR_WIRE_OK;
+    const char *msg = "";
     for (size_t i = 0; i < r->nparts; i++)
         if (r->parts[i].state == SR_RS_FAILED) {
             code = r->parts[i].code;
             msg = r->parts[i].msg;
             break;
         }
-    if (!strcmp(code, "0"))
+    if (code == SR_WIRE_OK)
         for (size_t i = 0; i < r->nparts; i++)
             if (r->parts[i].state == SR_RS_TIMED_OUT) {
-                code = "E4002";
+                code = SR_WIRE_GW_TIMEOUT;
                 msg = "the gateway did not answer in time";
                 break;
             }
     json_t *body;
-    if (!strcmp(code, "0")) {
+    if (code == SR_WIRE_OK) {
         /* only what the request asked for and the app may see now */
         grantset gs;
         grants_load(r->b, r->op, r->app, &gs);
         size_t withheld = 0;
-        body = json_pack("{s:s,s:o}", "requestId", r->id, "result", result_obj("0", "OK"));
+        body = json_pack("{s:s,s:o}", "requestId", r->id, "result", result_obj(SR_WIRE_OK, "OK"));
         if (r->kind == SR_RK_CONTROL) {
             json_t *ap = r->nparts ? r->parts[0].applied : NULL;
             const char *d = r->nparts ? json_string_value(json_object_get(r->parts[0].wire, "dataId")) : NULL;
@@ -906,7 +908,7 @@ static void request_answer_app(areq *r)
         body = error_body(code, msg, det);
         json_decref(det);
     }
-    cb(ctx, sr_http_status_of(code), body);
+    cb(ctx, sr_wire_status(code), body);
     json_decref(body);
 }
 
@@ -917,13 +919,14 @@ static void request_maybe_finish(areq *r)
     r->finished = 1;
     if (r->timer_init) uv_timer_stop(&r->timer);
     int st = SR_RS_SUCCEEDED;
-    const char *code = "0", *msg = "";
+    sr_wire code = SR_WIRE_OK;
+    const char *msg = "";
     for (size_t i = 0; i < r->nparts; i++) {
         part *p = &r->parts[i];
         if (p->state == SR_RS_FAILED && st != SR_RS_FAILED)
             st = p->state, code = p->code, msg = p->msg;
         else if (p->state == SR_RS_TIMED_OUT && st == SR_RS_SUCCEEDED)
-            st = p->state, code = "E4002", msg = "the gateway did not answer in time";
+            st = p->state, code = SR_WIRE_GW_TIMEOUT, msg = "the gateway did not answer in time";
     }
     /* r->state stays as it is until the outcome is durable (J_FINAL): a
      * status query meanwhile reads "DISPATCHED", never a final state
@@ -938,7 +941,7 @@ static void request_maybe_finish(areq *r)
     sr_control_value apc;
     sr_request_transition rt = {.request_id = r->id,
                                 .state = (sr_req_state)st,
-                                .error_code = strcmp(code, "0") ? code : "",
+                                .error_code = code != SR_WIRE_OK ? sr_wire_code(code) : "",
                                 .message = msg,
                                 .values = vs.cv,
                                 .n_values = vs.n};
@@ -984,13 +987,13 @@ static void on_deadline(uv_timer_t *t)
         part *p = &r->parts[i];
         if (!part_open(p)) continue;
         p->state = SR_RS_TIMED_OUT;
-        snprintf(p->code, sizeof p->code, "E4002");
+        p->code = SR_WIRE_GW_TIMEOUT;
         snprintf(p->msg, sizeof p->msg, "gateway %s did not answer in time", p->gw);
         r->nopen--;
         sr_request_transition rt = {.request_id = r->id,
                                     .gateway_id = p->gw,
                                     .state = SR_RS_TIMED_OUT,
-                                    .error_code = "E4002",
+                                    .error_code = sr_wire_code(SR_WIRE_GW_TIMEOUT),
                                     .message = p->msg};
         if (evl_transition(&l, r->op, "system", SR_ACTOR_SYSTEM, NULL, &rt)) break;
     }
@@ -1006,13 +1009,13 @@ void *sr_broker_request(sr_broker *b, const char *op, const char *app, int kind,
     const char *full = live_quota(b, op, 1);
     if (full) {
         quota_log(b, "app request refused (quota)", op, app, full);
-        app_answer(cb, ctx, "E9002", full);
+        app_answer(cb, ctx, SR_WIRE_BUSY, full);
         return NULL;
     }
     areq *r = calloc(1, sizeof *r);
     if (!r || !(r->parts = calloc(n ? n : 1, sizeof *r->parts))) {
         free(r);
-        app_answer(cb, ctx, "E9001", "out of memory");
+        app_answer(cb, ctx, SR_WIRE_INTERNAL, "out of memory");
         return NULL;
     }
     r->b = b;
@@ -1100,7 +1103,7 @@ void *sr_broker_request(sr_broker *b, const char *op, const char *app, int kind,
     if (!rc && offline) {
         snprintf(omsg, sizeof omsg, "gateway %s is not connected", offline);
         sr_request_transition rt = {
-            .request_id = r->id, .state = SR_RS_FAILED, .error_code = "E4001", .message = omsg};
+            .request_id = r->id, .state = SR_RS_FAILED, .error_code = sr_wire_code(SR_WIRE_GW_DOWN), .message = omsg};
         rc = evl_transition(&l, op, "system", SR_ACTOR_SYSTEM, NULL, &rt);
         r->offline = 1;
         r->finished = 1;
@@ -1124,7 +1127,7 @@ void *sr_broker_request(sr_broker *b, const char *op, const char *app, int kind,
     sr_buf_release(&l.b);
     if (rc) {
         areq_free(r);
-        app_answer(cb, ctx, rc == SR_EFULL ? "E9002" : "E9001", sr_strerror(rc));
+        app_answer(cb, ctx, rc == SR_EFULL ? SR_WIRE_BUSY : SR_WIRE_INTERNAL, sr_strerror(rc));
         return NULL;
     }
     live_add(b, r);
@@ -1144,7 +1147,7 @@ static void created_done(job *j)
     sr_broker *b = j->b;
     if (j->res.rc) {
         r->finished = 1;
-        if (r->cb) app_answer(r->cb, r->cbctx, j->res.rc == SR_EINVAL ? "E1001" : "E9001",
+        if (r->cb) app_answer(r->cb, r->cbctx, j->res.rc == SR_EINVAL ? SR_WIRE_PARAM : SR_WIRE_INTERNAL,
                               j->res.msg[0] ? j->res.msg : sr_strerror(j->res.rc));
         r->cb = NULL;
         areq_unref(r); /* the live table's */
@@ -1159,7 +1162,7 @@ static void created_done(job *j)
             }
         if (r->cb) {
             json_t *det = json_pack("{s:s}", "requestId", r->id);
-            json_t *body = error_body("E4001", msg, det);
+            json_t *body = error_body(SR_WIRE_GW_DOWN, msg, det);
             r->cb(r->cbctx, 503, body);
             json_decref(body);
             json_decref(det);
@@ -1504,7 +1507,7 @@ static void mon_submit(sr_broker *b, evlist *l, areq **reqs, size_t nreq, sr_app
             reqs[i]->finished = 1;
             areq_unref(reqs[i]);
         }
-        if (cb) app_answer(cb, ctx, rc == SR_EFULL ? "E9002" : "E9001", sr_strerror(rc));
+        if (cb) app_answer(cb, ctx, rc == SR_EFULL ? SR_WIRE_BUSY : SR_WIRE_INTERNAL, sr_strerror(rc));
     }
 }
 
@@ -1517,7 +1520,7 @@ static void monitor_done(job *j)
         else r->finished = 1;
     }
     if (j->acb) {
-        if (j->res.rc) app_answer(j->acb, j->actx, "E9001", j->res.msg[0] ? j->res.msg : sr_strerror(j->res.rc));
+        if (j->res.rc) app_answer(j->acb, j->actx, SR_WIRE_INTERNAL, j->res.msg[0] ? j->res.msg : sr_strerror(j->res.rc));
         else j->acb(j->actx, j->a_status, j->a_body);
     }
     for (size_t i = 0; i < mc->n; i++) {
@@ -1554,13 +1557,13 @@ void sr_broker_monitor_start(sr_broker *b, const char *op, const char *app, cons
                              uint32_t interval_ms, int64_t start_ms, int64_t end_ms, sr_app_cb cb, void *ctx)
 {
     if (end_ms && end_ms <= wall_ms()) { /* (8) */
-        app_answer(cb, ctx, "E1001", "endAt: in the past (a monitor runs until its endAt)");
+        app_answer(cb, ctx, SR_WIRE_PARAM, "endAt: in the past (a monitor runs until its endAt)");
         return;
     }
     const char *full = live_quota(b, op, 1); /* its START parts join the live table */
     if (full) {
         quota_log(b, "monitor refused (quota)", op, app, full);
-        app_answer(cb, ctx, "E9002", full);
+        app_answer(cb, ctx, SR_WIRE_BUSY, full);
         return;
     }
     mons_load(b, op);
@@ -1574,13 +1577,13 @@ void sr_broker_monitor_start(sr_broker *b, const char *op, const char *app, cons
     if (active >= b->max_mons_op) {
         quota_log(b, "monitor refused (quota)", op, app,
                   "too many monitors of this operator ([server] monitors_per_operator); stop some first");
-        app_answer(cb, ctx, "E9002", "too many monitors of this operator ([server] monitors_per_operator); stop some first");
+        app_answer(cb, ctx, SR_WIRE_BUSY, "too many monitors of this operator ([server] monitors_per_operator); stop some first");
         return;
     }
     mon *m = calloc(1, sizeof *m);
     if (!m || !(m->gws = calloc(n ? n : 1, 72)) || !(m->acked = calloc(n ? n : 1, sizeof *m->acked))) {
         if (m) mon_free(m);
-        app_answer(cb, ctx, "E9001", "out of memory");
+        app_answer(cb, ctx, SR_WIRE_INTERNAL, "out of memory");
         return;
     }
     new_id('M', m->id);
@@ -1607,7 +1610,7 @@ void sr_broker_monitor_start(sr_broker *b, const char *op, const char *app, cons
     if (rc) {
         mon_free(m);
         sr_buf_release(&l.b);
-        app_answer(cb, ctx, "E9001", sr_strerror(rc));
+        app_answer(cb, ctx, SR_WIRE_INTERNAL, sr_strerror(rc));
         return;
     }
     m->next = b->mons;
@@ -1627,7 +1630,7 @@ void sr_broker_monitor_stop(sr_broker *b, const char *op, const char *app, const
 {
     mon *m = mon_find(b, op, monitor);
     if (!m || strcmp(m->app, app)) {
-        app_answer(cb, ctx, "E3001", "unknown monitorId");
+        app_answer(cb, ctx, SR_WIRE_UNKNOWN, "unknown monitorId");
         return;
     }
     if (m->state == SR_MS_STOPPING || m->state == SR_MS_STOPPED) {
@@ -1660,7 +1663,7 @@ static void mon_stop(sr_broker *b, mon *m, const char *actor, sr_actor_kind akin
     if (!rc && seen) rc = mon_parts(b, m, SR_RK_PERIODIC_STOP, &l, reqs, &nreq);
     if (rc) {
         sr_buf_release(&l.b);
-        if (cb) app_answer(cb, ctx, "E9001", sr_strerror(rc));
+        if (cb) app_answer(cb, ctx, SR_WIRE_INTERNAL, sr_strerror(rc));
         else sr_slog(SR_LOG_ERROR, "monitor not stopped", "op=%s monitor=%s error=%s", m->op, m->id, sr_err_name(rc));
         return;
     }
@@ -1733,10 +1736,16 @@ static void mon_resend(sr_broker *b, const char *op, const char *gw)
 /* ------------------------------------------------------------------------ */
 /* Gateway messages                                                           */
 
-static void gw_ack(sr_gw_answer_cb cb, void *ctx, const char *code, const char *msg, json_t *detail)
+/* an answer that comes from the engine's result rc (sr_gw_answer.rc) */
+static void gw_answer(sr_gw_answer_cb cb, void *ctx, sr_wire code, int rc, const char *msg, json_t *detail)
 {
-    sr_gw_answer a = {code, msg, detail, NULL, NULL};
+    sr_gw_answer a = {code, msg, detail, NULL, NULL, rc};
     cb(ctx, &a);
+}
+
+static void gw_ack(sr_gw_answer_cb cb, void *ctx, sr_wire code, const char *msg, json_t *detail)
+{
+    gw_answer(cb, ctx, code, SR_OK, msg, detail);
 }
 
 /* Cut a UTF-8 string that snprintf may have cut inside a character back to
@@ -1754,10 +1763,8 @@ static void utf8_tidy(char *s)
 /* "0", {"code":"0"}, "E4003" or {"code":"E4003","message":...}. The code
  * must be one of interface.md's, and not one about the app's own session
  * (E2001, E2002), which an app would take as its own. */
-static int parse_result(json_t *res, char code[8], char *msg, size_t msglen)
+static int parse_result(json_t *res, sr_wire *code, char *msg, size_t msglen)
 {
-    static const char *const codes[] = {"E1001", "E1002", "E1003", "E2003", "E3001", "E3002", "E4001", "E4002",
-                                        "E4003", "E4004", "E5001", "E5002", "E5003", "E9001", "E9002"};
     msg[0] = 0;
     json_t *c = res;
     if (json_is_object(res)) {
@@ -1770,19 +1777,16 @@ static int parse_result(json_t *res, char code[8], char *msg, size_t msglen)
         }
     }
     if (json_is_integer(c) && json_integer_value(c) == 0) {
-        snprintf(code, 8, "0");
+        *code = SR_WIRE_OK;
         return 0;
     }
     if (!json_is_string(c)) return -1;
     const char *s = json_string_value(c);
     if (!strcmp(s, "0") || !strcmp(s, "OK")) {
-        snprintf(code, 8, "0");
+        *code = SR_WIRE_OK;
         return 0;
     }
-    size_t k = 0;
-    while (k < sizeof codes / sizeof codes[0] && strcmp(codes[k], s)) k++;
-    if (k == sizeof codes / sizeof codes[0]) return -1;
-    snprintf(code, 8, "%s", s);
+    if (sr_wire_parse(s, code) || *code == SR_WIRE_UNAUTH || *code == SR_WIRE_EXPIRED) return -1;
     if (!msg[0]) snprintf(msg, msglen, "the gateway reported %s", s);
     return 0;
 }
@@ -1806,7 +1810,7 @@ static void submit_for_gw(sr_broker *b, evlist *l, job *j, sr_gw_answer_cb cb, v
 {
     if (!j) j = calloc(1, sizeof *j);
     if (!j) {
-        gw_ack(cb, ctx, "E9001", "out of memory", NULL);
+        gw_ack(cb, ctx, SR_WIRE_INTERNAL, "out of memory", NULL);
         return;
     }
     if (!j->what) j->what = J_STORE;
@@ -1826,9 +1830,10 @@ static void submit_for_gw(sr_broker *b, evlist *l, job *j, sr_gw_answer_cb cb, v
         json_decref(j->push_body);
         json_decref(j->push_asked);
         free(j);
-        /* at once: only a full queue is E9002, which the server holds and
-         * retries (back-pressure); anything else is E9001 (transient too) */
-        gw_ack(cb, ctx, rc == SR_EFULL ? "E9002" : "E9001", sr_gw_msg_of_rc(rc), NULL);
+        /* at once: only a full queue is E9002 with rc SR_EFULL, which the
+         * server holds and retries (back-pressure, sr_gw_answer.rc);
+         * anything else is E9001 (transient too) */
+        gw_answer(cb, ctx, rc == SR_EFULL ? SR_WIRE_BUSY : SR_WIRE_INTERNAL, rc, sr_wire_msg_of_rc(rc), NULL);
     }
 }
 
@@ -1843,7 +1848,7 @@ static void answer_done(job *j)
          * (the first one with that messageId did, if it answered this part) */
         if (part_open(p) && !j->res.duplicate) {
             p->state = j->p_state;
-            snprintf(p->code, sizeof p->code, "%s", j->p_code);
+            p->code = j->p_code;
             snprintf(p->msg, sizeof p->msg, "%s", j->p_msg);
             json_decref(p->values);
             p->values = j->p_values;
@@ -1853,10 +1858,10 @@ static void answer_done(job *j)
             j->p_applied = NULL;
             r->nopen--;
         }
-        gw_ack(j->gcb, j->gctx, "0", j->res.duplicate ? "duplicate; stored once" : j->ok_msg, NULL);
+        gw_ack(j->gcb, j->gctx, SR_WIRE_OK, j->res.duplicate ? "duplicate; stored once" : j->ok_msg, NULL);
     } else
-        gw_ack(j->gcb, j->gctx, sr_gw_code_of_rc(j->res.rc),
-               j->res.msg[0] ? j->res.msg : sr_gw_msg_of_rc(j->res.rc), NULL);
+        gw_answer(j->gcb, j->gctx, sr_wire_of_rc(j->res.rc), j->res.rc,
+                  j->res.msg[0] ? j->res.msg : sr_wire_msg_of_rc(j->res.rc), NULL);
     json_decref(j->p_values);
     json_decref(j->p_applied);
     request_maybe_finish(r);
@@ -1870,9 +1875,9 @@ static void answer_done(job *j)
  * anything is built or stored; a refusal names the field (E1001, E3001) and
  * stores nothing. */
 
-static void gw_refuse(sr_gw_answer_cb cb, void *ctx, const char *code, const char *fmt, ...)
+static void gw_refuse(sr_gw_answer_cb cb, void *ctx, sr_wire code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
-static void gw_refuse(sr_gw_answer_cb cb, void *ctx, const char *code, const char *fmt, ...)
+static void gw_refuse(sr_gw_answer_cb cb, void *ctx, sr_wire code, const char *fmt, ...)
 {
     char m[200];
     va_list ap;
@@ -1928,7 +1933,7 @@ static int values_asked(json_t *vals, const json_t *asked, int once, const char 
     if (!v || !a) {
         free(v);
         free(a);
-        err->code = SR_GW_E_INTERNAL;
+        err->code = SR_WIRE_INTERNAL;
         snprintf(err->message, sizeof err->message, "out of memory");
         return SR_ENOMEM;
     }
@@ -1967,12 +1972,12 @@ static int values_asked(json_t *vals, const json_t *asked, int once, const char 
     free(v);
     free(a);
     if (oom) {
-        err->code = SR_GW_E_INTERNAL;
+        err->code = SR_WIRE_INTERNAL;
         snprintf(err->message, sizeof err->message, "out of memory");
         return SR_ENOMEM;
     }
     if (!bad) return SR_OK;
-    err->code = SR_GW_E_PARAM;
+    err->code = SR_WIRE_PARAM;
     snprintf(err->message, sizeof err->message, "body.values: %zu of %zu values not asked for by %s; nothing stored",
              bad, n, of);
     return SR_EINVAL;
@@ -1994,7 +1999,7 @@ static int values_before_end(json_t *vals, const mon *m, sr_gw_err *err)
             value_refused(err, i, json_string_value(json_object_get(v, "dataId")), "timestamp after the monitor's endAt");
     }
     if (!bad) return SR_OK;
-    err->code = SR_GW_E_PARAM;
+    err->code = SR_WIRE_PARAM;
     snprintf(err->message, sizeof err->message,
              "body.values: %zu of %zu values timestamped after the monitor's endAt; nothing stored", bad, n);
     return SR_EINVAL;
@@ -2006,28 +2011,29 @@ static void gw_result(sr_broker *b, const char *op, const char *gw, const sr_gw_
 {
     json_t *body = msg->body;
     json_t *rid = json_object_get(body, "requestId");
-    char code[8], rmsg[160];
+    sr_wire code;
+    char rmsg[160];
     int control = kind == SR_RK_CONTROL;
     /* 1. the fields on their own */
     if (!json_is_string(rid) || !sr_gw_id_ok(json_string_value(rid)))
-        return gw_ack(cb, ctx, "E1001", "body.requestId: [A-Za-z0-9._-]{1,64} is required", NULL);
-    if (parse_result(json_object_get(body, "result"), code, rmsg, sizeof rmsg))
-        return gw_ack(cb, ctx, "E1001", "body.result: \"0\" or {\"code\":\"E....\",\"message\":\"...\"} (an interface.md code)", NULL);
-    int ok = !strcmp(code, "0");
+        return gw_ack(cb, ctx, SR_WIRE_PARAM, "body.requestId: [A-Za-z0-9._-]{1,64} is required", NULL);
+    if (parse_result(json_object_get(body, "result"), &code, rmsg, sizeof rmsg))
+        return gw_ack(cb, ctx, SR_WIRE_PARAM, "body.result: \"0\" or {\"code\":\"E....\",\"message\":\"...\"} (an interface.md code)", NULL);
+    int ok = code == SR_WIRE_OK;
     json_t *vals = json_object_get(body, "values"), *applied = json_object_get(body, "appliedValue"),
            *did = json_object_get(body, "dataId");
     if (control) {
-        if (vals) return gw_ack(cb, ctx, "E1001", "body.values: not part of a control result", NULL);
+        if (vals) return gw_ack(cb, ctx, SR_WIRE_PARAM, "body.values: not part of a control result", NULL);
         if (!json_is_string(did) || !sr_gw_id_ok(json_string_value(did)))
-            return gw_ack(cb, ctx, "E1001", "body.dataId: the controlled data point's ID is required", NULL);
+            return gw_ack(cb, ctx, SR_WIRE_PARAM, "body.dataId: the controlled data point's ID is required", NULL);
         if (json_is_null(applied)) applied = NULL;
         if (ok && !applied)
-            return gw_ack(cb, ctx, "E1001", "body.appliedValue is required with result 0", NULL);
+            return gw_ack(cb, ctx, SR_WIRE_PARAM, "body.appliedValue is required with result 0", NULL);
     } else {
-        if (applied) return gw_ack(cb, ctx, "E1001", "body.appliedValue: not part of an immediate result", NULL);
-        if (did) return gw_ack(cb, ctx, "E1001", "body.dataId: not part of an immediate result", NULL);
-        if (vals && !json_is_array(vals)) return gw_ack(cb, ctx, "E1001", "body.values: an array", NULL);
-        if (ok && !vals) return gw_ack(cb, ctx, "E1001", "body.values: an array is required with result 0", NULL);
+        if (applied) return gw_ack(cb, ctx, SR_WIRE_PARAM, "body.appliedValue: not part of an immediate result", NULL);
+        if (did) return gw_ack(cb, ctx, SR_WIRE_PARAM, "body.dataId: not part of an immediate result", NULL);
+        if (vals && !json_is_array(vals)) return gw_ack(cb, ctx, SR_WIRE_PARAM, "body.values: an array", NULL);
+        if (ok && !vals) return gw_ack(cb, ctx, SR_WIRE_PARAM, "body.values: an array is required with result 0", NULL);
     }
     /* 2. the request: live, of this gateway, of this kind; or finished */
     const char *id = json_string_value(rid);
@@ -2057,24 +2063,24 @@ static void gw_result(sr_broker *b, const char *op, const char *gw, const sr_gw_
                 for (size_t i = 0; i < rq->n_data_ids; i++) json_array_append_new(asked, json_string(rq->data_ids[i]));
         }
         sr_rec_close(&rr);
-        if (rc == SR_ENOTFOUND) return gw_ack(cb, ctx, "E3001", "unknown requestId (never sent to this gateway)", NULL);
+        if (rc == SR_ENOTFOUND) return gw_ack(cb, ctx, SR_WIRE_UNKNOWN, "unknown requestId (never sent to this gateway)", NULL);
         if (rc || !rq) {
             json_decref(asked);
-            return gw_ack(cb, ctx, "E9001", rc ? sr_strerror(rc) : "the request's record is unreadable", NULL);
+            return gw_ack(cb, ctx, SR_WIRE_INTERNAL, rc ? sr_strerror(rc) : "the request's record is unreadable", NULL);
         }
         late = 1;
     }
     if (rkind != kind) {
         json_decref(asked);
-        return gw_refuse(cb, ctx, "E1001", "body.requestId: %s is a %s request, not %s (wrong message type)", id,
+        return gw_refuse(cb, ctx, SR_WIRE_PARAM, "body.requestId: %s is a %s request, not %s (wrong message type)", id,
                          rk_name(rkind), rk_name(kind));
     }
-    if (!asked) return gw_ack(cb, ctx, "E9001", "out of memory", NULL);
+    if (!asked) return gw_ack(cb, ctx, SR_WIRE_INTERNAL, "out of memory", NULL);
     /* 3. the fields against the request */
     if (control) {
         const char *want = json_string_value(json_array_get(asked, 0));
         if (!want || strcmp(want, json_string_value(did))) {
-            gw_refuse(cb, ctx, "E1001", "body.dataId: request %s controls %s, not %s", id, want ? want : "?",
+            gw_refuse(cb, ctx, SR_WIRE_PARAM, "body.dataId: request %s controls %s, not %s", id, want ? want : "?",
                       json_string_value(did));
             json_decref(asked);
             return;
@@ -2085,13 +2091,13 @@ static void gw_result(sr_broker *b, const char *op, const char *gw, const sr_gw_
                                    ? value_type_err((int)info.type, applied)
                                    : "the data point is not known";
             if (terr) {
-                gw_refuse(cb, ctx, "E1001", "body.appliedValue: %s (data point %s)", terr, want);
+                gw_refuse(cb, ctx, SR_WIRE_PARAM, "body.appliedValue: %s (data point %s)", terr, want);
                 json_decref(asked);
                 return;
             }
         }
     } else if (json_array_size(vals) > json_array_size(asked)) {
-        gw_refuse(cb, ctx, "E1001", "body.values: %zu values for a request of %zu dataIds", json_array_size(vals),
+        gw_refuse(cb, ctx, SR_WIRE_PARAM, "body.values: %zu values for a request of %zu dataIds", json_array_size(vals),
                   json_array_size(asked));
         json_decref(asked);
         return;
@@ -2113,7 +2119,7 @@ static void gw_result(sr_broker *b, const char *op, const char *gw, const sr_gw_
     }
     json_decref(asked);
     if (rc) {
-        gw_ack(cb, ctx, err.code ? err.code : "E9001", err.code ? err.message : sr_strerror(rc), err.detail);
+        gw_ack(cb, ctx, err.code ? err.code : SR_WIRE_INTERNAL, err.code ? err.message : sr_strerror(rc), err.detail);
         sr_gw_err_clear(&err);
         sr_buf_release(&l.b);
         return;
@@ -2121,7 +2127,7 @@ static void gw_result(sr_broker *b, const char *op, const char *gw, const sr_gw_
     if (late) {
         if (!l.n) {
             sr_buf_release(&l.b);
-            return gw_ack(cb, ctx, "0", "request already finished", NULL);
+            return gw_ack(cb, ctx, SR_WIRE_OK, "request already finished", NULL);
         }
         submit_for_gw(b, &l, NULL, cb, ctx, "request already finished; values stored");
         sr_buf_release(&l.b);
@@ -2130,12 +2136,12 @@ static void gw_result(sr_broker *b, const char *op, const char *gw, const sr_gw_
     job *j = calloc(1, sizeof *j);
     if (!j) {
         sr_buf_release(&l.b);
-        return gw_ack(cb, ctx, "E9001", "out of memory", NULL);
+        return gw_ack(cb, ctx, SR_WIRE_INTERNAL, "out of memory", NULL);
     }
     j->what = J_ANSWER;
     j->r = r;
     j->p = p;
-    snprintf(j->p_code, sizeof j->p_code, "%s", code);
+    j->p_code = code;
     snprintf(j->p_msg, sizeof j->p_msg, "%s", rmsg);
     j->p_state = ok ? SR_RS_SUCCEEDED : SR_RS_FAILED;
     if (vals) j->p_values = values_norm(vals);
@@ -2148,7 +2154,7 @@ static void gw_result(sr_broker *b, const char *op, const char *gw, const sr_gw_
     sr_request_transition rt = {.request_id = r->id,
                                 .gateway_id = p->gw,
                                 .state = (sr_req_state)j->p_state,
-                                .error_code = ok ? "" : code,
+                                .error_code = ok ? "" : sr_wire_code(code),
                                 .message = rmsg,
                                 .values = vs.cv,
                                 .n_values = vs.n};
@@ -2165,7 +2171,7 @@ static void gw_result(sr_broker *b, const char *op, const char *gw, const sr_gw_
         json_decref(j->p_applied);
         free(j);
         sr_buf_release(&l.b);
-        return gw_ack(cb, ctx, "E9001", sr_strerror(rc), NULL);
+        return gw_ack(cb, ctx, SR_WIRE_INTERNAL, sr_strerror(rc), NULL);
     }
     p->busy = 1; /* (2) */
     r->inflight++;
@@ -2179,13 +2185,13 @@ static void gw_periodic(sr_broker *b, const char *op, const char *gw, const sr_g
 {
     json_t *mid = json_object_get(msg->body, "monitorId");
     if (!json_is_string(mid) || !sr_gw_id_ok(json_string_value(mid)))
-        return gw_ack(cb, ctx, "E1001", "body.monitorId: [A-Za-z0-9._-]{1,64} is required", NULL);
+        return gw_ack(cb, ctx, SR_WIRE_PARAM, "body.monitorId: [A-Za-z0-9._-]{1,64} is required", NULL);
     mon *m = mon_find(b, op, json_string_value(mid));
     int mine = 0;
     for (size_t k = 0; m && k < m->ngws; k++) mine |= !strcmp(m->gws[k], gw);
-    if (!mine) return gw_ack(cb, ctx, "E3001", "unknown monitorId (not a monitor of this gateway)", NULL);
+    if (!mine) return gw_ack(cb, ctx, SR_WIRE_UNKNOWN, "unknown monitorId (not a monitor of this gateway)", NULL);
     json_t *vals = json_object_get(msg->body, "values");
-    if (!json_is_array(vals)) return gw_ack(cb, ctx, "E1001", "body.values: an array is required", NULL);
+    if (!json_is_array(vals)) return gw_ack(cb, ctx, SR_WIRE_PARAM, "body.values: an array is required", NULL);
     if (mon_over(m, wall_ms())) mon_expire(b); /* (8): its endAt came before the timer */
     sr_gw_err err;
     memset(&err, 0, sizeof err);
@@ -2197,7 +2203,7 @@ static void gw_periodic(sr_broker *b, const char *op, const char *gw, const sr_g
     if (!rc) rc = values_asked(vals, m->data_ids, 0, "this monitor", &err);
     if (!rc) rc = values_before_end(vals, m, &err);
     if (rc) {
-        gw_ack(cb, ctx, err.code ? err.code : "E9001", err.code ? err.message : sr_strerror(rc), err.detail);
+        gw_ack(cb, ctx, err.code ? err.code : SR_WIRE_INTERNAL, err.code ? err.message : sr_strerror(rc), err.detail);
         sr_gw_err_clear(&err);
     } else {
         evlist l = {0};
@@ -2220,7 +2226,7 @@ static void gw_periodic(sr_broker *b, const char *op, const char *gw, const sr_g
                 json_decref(j->push_asked);
             }
             free(j);
-            gw_ack(cb, ctx, "E9001", "out of memory", NULL);
+            gw_ack(cb, ctx, SR_WIRE_INTERNAL, "out of memory", NULL);
         }
         sr_buf_release(&l.b);
     }
@@ -2269,21 +2275,22 @@ static void gw_monitor_ack(sr_broker *b, const char *op, const char *gw, const s
                            void *ctx)
 {
     json_t *mid = json_object_get(msg->body, "monitorId"), *act = json_object_get(msg->body, "action");
-    char code[8], rmsg[160];
+    sr_wire code;
+    char rmsg[160];
     if (!json_is_string(mid) || !sr_gw_id_ok(json_string_value(mid)))
-        return gw_ack(cb, ctx, "E1001", "body.monitorId: [A-Za-z0-9._-]{1,64} is required", NULL);
+        return gw_ack(cb, ctx, SR_WIRE_PARAM, "body.monitorId: [A-Za-z0-9._-]{1,64} is required", NULL);
     const char *a = json_is_string(act) ? json_string_value(act) : "";
-    if (strcmp(a, "START") && strcmp(a, "STOP")) return gw_ack(cb, ctx, "E1001", "body.action: START or STOP", NULL);
-    if (parse_result(json_object_get(msg->body, "result"), code, rmsg, sizeof rmsg))
-        return gw_ack(cb, ctx, "E1001", "body.result: \"0\" or {\"code\":\"E....\",\"message\":\"...\"} (an interface.md code)", NULL);
+    if (strcmp(a, "START") && strcmp(a, "STOP")) return gw_ack(cb, ctx, SR_WIRE_PARAM, "body.action: START or STOP", NULL);
+    if (parse_result(json_object_get(msg->body, "result"), &code, rmsg, sizeof rmsg))
+        return gw_ack(cb, ctx, SR_WIRE_PARAM, "body.result: \"0\" or {\"code\":\"E....\",\"message\":\"...\"} (an interface.md code)", NULL);
     mon *m = mon_find(b, op, json_string_value(mid));
     size_t gi = 0;
     while (m && gi < m->ngws && strcmp(m->gws[gi], gw)) gi++;
-    if (!m || gi == m->ngws) return gw_ack(cb, ctx, "E3001", "unknown monitorId (not a monitor of this gateway)", NULL);
+    if (!m || gi == m->ngws) return gw_ack(cb, ctx, SR_WIRE_UNKNOWN, "unknown monitorId (not a monitor of this gateway)", NULL);
     int start = !strcmp(a, "START");
     int kind = start ? SR_RK_PERIODIC_START : SR_RK_PERIODIC_STOP;
     part *p = mon_part(b, m, gw, kind);
-    int ok = !strcmp(code, "0");
+    int ok = code == SR_WIRE_OK;
     evlist l = {0};
     sr_buf_init(&l.b);
     int rc = SR_OK;
@@ -2291,7 +2298,7 @@ static void gw_monitor_ack(sr_broker *b, const char *op, const char *gw, const s
         sr_request_transition rt = {.request_id = p->r->id,
                                     .gateway_id = p->gw,
                                     .state = ok ? SR_RS_SUCCEEDED : SR_RS_FAILED,
-                                    .error_code = ok ? "" : code,
+                                    .error_code = ok ? "" : sr_wire_code(code),
                                     .message = rmsg};
         rc = evl_transition(&l, op, gw, SR_ACTOR_GATEWAY, msg->message_id, &rt);
         p->state = rt.state;
@@ -2311,10 +2318,10 @@ static void gw_monitor_ack(sr_broker *b, const char *op, const char *gw, const s
         if (all) sr_slog(SR_LOG_INFO, "monitor state", "op=%s monitor=%s status=%s", op, m->id, ms_name(m->state));
     } else if (!ok)
         sr_slog(SR_LOG_WARN, "monitor action refused by the gateway", "op=%s gw=%s monitor=%s action=%s code=%s", op,
-                gw, m->id, a, code);
+                gw, m->id, a, sr_wire_code(code));
     if (!rc && l.n) submit_for_gw(b, &l, NULL, cb, ctx, "stored");
-    else if (!rc) gw_ack(cb, ctx, "0", "nothing to change", NULL);
-    else gw_ack(cb, ctx, "E9001", sr_strerror(rc), NULL);
+    else if (!rc) gw_ack(cb, ctx, SR_WIRE_OK, "nothing to change", NULL);
+    else gw_ack(cb, ctx, SR_WIRE_INTERNAL, sr_strerror(rc), NULL);
     sr_buf_release(&l.b);
 }
 
@@ -2337,28 +2344,28 @@ int sr_broker_cert(sr_broker *b, const char *op, const char *subject, const char
 static void gw_cert(sr_broker *b, const char *op, const sr_gw_msg *msg, sr_gw_answer_cb cb, void *ctx)
 {
     json_t *st = json_object_get(msg->body, "subjectType"), *si = json_object_get(msg->body, "subjectId");
-    if (!json_is_string(st)) return gw_ack(cb, ctx, "E1001", "body.subjectType: platform, app or gateway", NULL);
+    if (!json_is_string(st)) return gw_ack(cb, ctx, SR_WIRE_PARAM, "body.subjectType: platform, app or gateway", NULL);
     if (si && !json_is_string(si))
-        return gw_ack(cb, ctx, "E1001", "body.subjectId: [A-Za-z0-9._-]{1,64} is required", NULL);
+        return gw_ack(cb, ctx, SR_WIRE_PARAM, "body.subjectId: [A-Za-z0-9._-]{1,64} is required", NULL);
     if (strcmp(json_string_value(st), "platform") && (!si || !sr_gw_id_ok(json_string_value(si))))
-        return gw_ack(cb, ctx, "E1001", "body.subjectId: [A-Za-z0-9._-]{1,64} is required", NULL);
+        return gw_ack(cb, ctx, SR_WIRE_PARAM, "body.subjectId: [A-Za-z0-9._-]{1,64} is required", NULL);
     sr_buf pem;
     sr_buf_init(&pem);
     /* no subjectId for platform: the platform's own (the one it has) */
     int rc = sr_broker_cert(b, op, json_string_value(st), json_is_string(si) ? json_string_value(si) : SR_PLATFORM_ID,
                             &pem);
-    if (rc == SR_EINVAL) gw_ack(cb, ctx, "E1001", "body.subjectType: platform, app or gateway", NULL);
-    else if (rc == SR_ENOTFOUND) gw_ack(cb, ctx, "E3001", "no certificate for that subject", NULL);
-    else if (rc) gw_ack(cb, ctx, "E9001", sr_strerror(rc), NULL);
+    if (rc == SR_EINVAL) gw_ack(cb, ctx, SR_WIRE_PARAM, "body.subjectType: platform, app or gateway", NULL);
+    else if (rc == SR_ENOTFOUND) gw_ack(cb, ctx, SR_WIRE_UNKNOWN, "no certificate for that subject", NULL);
+    else if (rc) gw_ack(cb, ctx, SR_WIRE_INTERNAL, sr_strerror(rc), NULL);
     else {
         json_t *env = envelope("GW_CERT_RES", msg->message_id, json_pack("{s:s%}", "pem", (const char *)pem.data, pem.len));
         sr_buf out;
         sr_buf_init(&out);
         if (dump_to(env, &out) == SR_OK) {
-            sr_gw_answer a = {"0", "", NULL, "res/cert", &out};
+            sr_gw_answer a = {SR_WIRE_OK, "", NULL, "res/cert", &out, SR_OK};
             cb(ctx, &a);
         } else
-            gw_ack(cb, ctx, "E9001", "out of memory", NULL);
+            gw_ack(cb, ctx, SR_WIRE_INTERNAL, "out of memory", NULL);
         sr_buf_release(&out);
         json_decref(env);
     }
@@ -2370,20 +2377,20 @@ static void gw_fetch_now(sr_broker *b, const char *op, const char *gw, const sr_
 {
     json_t *mx = json_object_get(msg->body, "maxItems");
     if (mx && (!json_is_integer(mx) || json_integer_value(mx) < 1 || json_integer_value(mx) > 1000))
-        return gw_ack(cb, ctx, "E1001", "body.maxItems: an integer 1..1000", NULL);
+        return gw_ack(cb, ctx, SR_WIRE_PARAM, "body.maxItems: an integer 1..1000", NULL);
     int max = mx ? (int)json_integer_value(mx) : 100;
     gwent *g = gw_find(b, op, gw, 1);
-    if (!g) return gw_ack(cb, ctx, "E9001", "out of memory", NULL);
+    if (!g) return gw_ack(cb, ctx, SR_WIRE_INTERNAL, "out of memory", NULL);
     part *ps[1000];
     size_t n = collect(b, g, 1, ps, (size_t)max);
     sr_buf env;
     sr_buf_init(&env);
     if (requests_envelope(ps, n, "GW_FETCH_RES", msg->message_id, &env) == SR_OK) {
         for (size_t i = 0; i < n; i++) part_handed(b, ps[i]);
-        sr_gw_answer a = {"0", "", NULL, "res/fetch", &env};
+        sr_gw_answer a = {SR_WIRE_OK, "", NULL, "res/fetch", &env, SR_OK};
         cb(ctx, &a);
     } else
-        gw_ack(cb, ctx, "E9001", "out of memory", NULL);
+        gw_ack(cb, ctx, SR_WIRE_INTERNAL, "out of memory", NULL);
     sr_buf_release(&env);
 }
 
@@ -2454,10 +2461,10 @@ void sr_broker_gw_message(sr_broker *b, const char *op, const char *gw, const ch
 {
     (void)peer;
     const sr_gw_kind *k = sr_gw_kind_of_topic(suffix);
-    if (!k || k->how != SR_GWK_BROKER) return gw_ack(cb, ctx, "E1001", "not a request topic", NULL);
+    if (!k || k->how != SR_GWK_BROKER) return gw_ack(cb, ctx, SR_WIRE_PARAM, "not a request topic", NULL);
     /* the message type must be the one of its topic (route) */
     char m[200];
-    if (sr_gw_kind_type_check(k, msg->type, suffix, m, sizeof m)) return gw_ack(cb, ctx, "E1001", m, NULL);
+    if (sr_gw_kind_type_check(k, msg->type, suffix, m, sizeof m)) return gw_ack(cb, ctx, SR_WIRE_PARAM, m, NULL);
     k->handler(b, op, gw, msg, cb, ctx);
 }
 
@@ -2581,8 +2588,10 @@ int sr_broker_request_status(sr_broker *b, const char *op, const char *app, cons
         sr_rfc3339_format(rq->deadline_ms - rq->timeout_ms, t);
         json_t *o = json_pack("{s:s,s:s,s:s,s:s}", "requestId", id, "type", rk_name(rq->kind), "status", rs_name(st),
                               "createdAt", t);
-        if (rt && rt->error_code[0]) json_object_set_new(o, "result", result_obj(rt->error_code, rt->message));
-        else if (rt) json_object_set_new(o, "result", result_obj("0", "OK"));
+        sr_wire w = SR_WIRE_OK;
+        if (rt && rt->error_code[0] && sr_wire_parse(rt->error_code, &w)) w = SR_WIRE_INTERNAL; /* (never stored) */
+        if (rt && rt->error_code[0]) json_object_set_new(o, "result", result_obj(w, rt->message));
+        else if (rt) json_object_set_new(o, "result", result_obj(SR_WIRE_OK, "OK"));
         /* only what the request asked for and the app may see now */
         grantset gs;
         size_t withheld = 0;
@@ -2654,10 +2663,10 @@ static void on_job(void *ctx, sr_loopq_item *it)
             json_decref(j->push_body);
             json_decref(j->push_asked);
             if (j->res.rc)
-                gw_ack(j->gcb, j->gctx, sr_gw_code_of_rc(j->res.rc),
-                       j->res.msg[0] ? j->res.msg : sr_gw_msg_of_rc(j->res.rc), NULL);
+                gw_answer(j->gcb, j->gctx, sr_wire_of_rc(j->res.rc), j->res.rc,
+                          j->res.msg[0] ? j->res.msg : sr_wire_msg_of_rc(j->res.rc), NULL);
             else
-                gw_ack(j->gcb, j->gctx, "0", j->res.duplicate ? "duplicate; stored once" : j->ok_msg, NULL);
+                gw_ack(j->gcb, j->gctx, SR_WIRE_OK, j->res.duplicate ? "duplicate; stored once" : j->ok_msg, NULL);
             break;
         }
         free(j);
@@ -2737,7 +2746,7 @@ void sr_broker_free(sr_broker *b)
     /* answer whoever still waits, then drop everything */
     while (b->live) {
         areq *r = b->live;
-        if (r->cb) app_answer(r->cb, r->cbctx, "E9001", "server stopping");
+        if (r->cb) app_answer(r->cb, r->cbctx, SR_WIRE_INTERNAL, "server stopping");
         r->cb = NULL;
         b->live = r->next;
         areq_free(r); /* timers were closed by the loop walk */

@@ -89,15 +89,19 @@ void sr_broker_gw_offline(sr_broker *b, const char *op, const char *gw, void *li
 /* The MQTT gateway subscribed to something: push what waits. */
 void sr_broker_gw_kick(sr_broker *b, const char *op, const char *gw);
 
-/* The answer to a gateway's message. code "0" or an interface.md code; for
- * fetch and certificate requests, reply_suffix ("res/fetch", "res/cert") and
- * reply (the whole envelope) are set instead of an acknowledgement. */
+/* The answer to a gateway's message. code SR_WIRE_OK or a wire error
+ * (api/wire.h); for fetch and certificate requests, reply_suffix
+ * ("res/fetch", "res/cert") and reply (the whole envelope) are set instead
+ * of an acknowledgement. rc is the engine result the answer comes from
+ * (SR_OK when none): SR_EFULL, the engine's queue was full, is the one
+ * answer a binding may hold and offer again (back-pressure). */
 typedef struct sr_gw_answer {
-    const char *code;
+    sr_wire code;
     const char *message;
     json_t *detail;           /* borrowed, may be NULL */
     const char *reply_suffix; /* NULL: a GW_ACK */
     const sr_buf *reply;
+    int rc;
 } sr_gw_answer;
 typedef void (*sr_gw_answer_cb)(void *ctx, const sr_gw_answer *a);
 

@@ -155,7 +155,7 @@ static void respond_json(h2o_req_t *req, int status, const char *reason, const c
     sr_http_json(req, status, body, len);
 }
 
-static void respond_result(h2o_req_t *req, const char *code, const char *message, json_t *detail)
+static void respond_result(h2o_req_t *req, sr_wire code, const char *message, json_t *detail)
 {
     sr_http_result(req, 0, code, message, detail);
 }
@@ -179,13 +179,13 @@ static void on_engine_done(void *ctx, const sr_result *r)
  * poisoned, stopping, memory) 503; both with Retry-After: 1, and a WARN
  * line naming the gateway and the error (docs/mqtt.md "Acknowledgement
  * outcomes"). */
-static void respond_transient(h2o_req_t *req, const char *op, const char *gw, const char *code, const char *message)
+static void respond_transient(h2o_req_t *req, const char *op, const char *gw, sr_wire code, const char *message)
 {
     char m[240];
     snprintf(m, sizeof m, "%s; not acknowledged as stored, send it again", message && message[0] ? message : "server busy");
-    sr_slog(SR_LOG_WARN, "gateway message not stored", "op=%s gw=%s error=%s detail=%s binding=http", op, gw, code,
-            sr_slog_q(m));
-    int busy = !strcmp(code, SR_GW_E_BUSY) && message && strstr(message, "queue");
+    sr_slog(SR_LOG_WARN, "gateway message not stored", "op=%s gw=%s error=%s detail=%s binding=http", op, gw,
+            sr_wire_code(code), sr_slog_q(m));
+    int busy = code == SR_WIRE_BUSY && message && strstr(message, "queue");
     if (!busy) h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL, H2O_STRLIT("1"));
     sr_http_result(req, busy ? 429 : 503, code, m, NULL); /* 429 adds its own Retry-After */
 }
@@ -193,13 +193,13 @@ static void respond_transient(h2o_req_t *req, const char *op, const char *gw, co
 /* The answer to an engine result (the outcomes of sr_gw_outcome_rc). */
 static void respond_rc(h2o_req_t *req, const char *op, const char *gw, const sr_result *r)
 {
-    const char *msg = r->msg[0] ? r->msg : sr_gw_msg_of_rc(r->rc);
+    const char *msg = r->msg[0] ? r->msg : sr_wire_msg_of_rc(r->rc);
     switch (sr_gw_outcome_rc(r->rc)) {
     case SR_GW_DURABLE:
-        respond_result(req, SR_GW_OK, r->duplicate ? "duplicate; stored once" : "stored", NULL);
+        respond_result(req, SR_WIRE_OK, r->duplicate ? "duplicate; stored once" : "stored", NULL);
         break;
-    case SR_GW_REFUSED: respond_result(req, sr_gw_code_of_rc(r->rc), msg, NULL); break;
-    default: respond_transient(req, op, gw, sr_gw_code_of_rc(r->rc), r->rc == SR_EFULL ? "queue full" : msg);
+    case SR_GW_REFUSED: respond_result(req, sr_wire_of_rc(r->rc), msg, NULL); break;
+    default: respond_transient(req, op, gw, sr_wire_of_rc(r->rc), r->rc == SR_EFULL ? "queue full" : msg);
     }
 }
 
@@ -242,9 +242,9 @@ static void auth_done(sr_login_job *lj)
                 respond_json(p->req, 201, "Created", body, (size_t)n);
                 sr_slog(SR_LOG_INFO, "gateway session opened", "op=%s gw=%s binding=http", p->op, p->gw);
             } else
-                respond_result(p->req, SR_GW_E_BUSY, "too many sessions", NULL);
+                respond_result(p->req, SR_WIRE_BUSY, "too many sessions", NULL);
         } else {
-            respond_result(p->req, "E2001", "not authenticated: wrong operatorId, gatewayId or secret", NULL);
+            respond_result(p->req, SR_WIRE_UNAUTH, "not authenticated: wrong operatorId, gatewayId or secret", NULL);
         }
     }
     pending_unref(p);
@@ -257,12 +257,12 @@ static void open_session(sr_gwhttp *g, h2o_req_t *req)
     json_t *op = json_object_get(b, "operatorId"), *gw = json_object_get(b, "gatewayId"),
            *sec = json_object_get(b, "secret");
     if (!b) {
-        respond_result(req, SR_GW_E_JSON, "malformed JSON", NULL);
+        respond_result(req, SR_WIRE_JSON, "malformed JSON", NULL);
         return;
     }
     if (!sr_login_str_ok(op, 72) || !sr_login_str_ok(gw, 72) || !sr_login_str_ok(sec, 300)) {
         json_decref(b);
-        respond_result(req, SR_GW_E_PARAM,
+        respond_result(req, SR_WIRE_PARAM,
                        "operatorId, gatewayId and secret (strings, at most 71, 71 and 299 bytes, no NUL) are required",
                        NULL);
         return;
@@ -270,7 +270,7 @@ static void open_session(sr_gwhttp *g, h2o_req_t *req)
     pending *p = pending_new(g, req);
     if (!p) {
         json_decref(b);
-        respond_result(req, SR_GW_E_INTERNAL, "out of memory", NULL);
+        respond_result(req, SR_WIRE_INTERNAL, "out of memory", NULL);
         return;
     }
     snprintf(p->op, sizeof p->op, "%s", json_string_value(op));
@@ -298,13 +298,13 @@ static void submit_checked(sr_gwhttp *g, h2o_req_t *req, const char *op, const c
                            sr_gw_err *err)
 {
     if (rc) {
-        if (!err->code) respond_transient(req, op, gw, sr_gw_code_of_rc(rc), sr_gw_msg_of_rc(rc)); /* memory */
+        if (!err->code) respond_transient(req, op, gw, sr_wire_of_rc(rc), sr_wire_msg_of_rc(rc)); /* memory */
         else if (sr_gw_outcome_code(err->code) == SR_GW_TRANSIENT) respond_transient(req, op, gw, err->code, err->message);
         else respond_result(req, err->code, err->message, err->detail);
     } else {
         pending *p = pending_new(g, req);
         sr_slice sl = {ev->data, ev->len};
-        if (!p) respond_transient(req, op, gw, SR_GW_E_INTERNAL, "out of memory");
+        if (!p) respond_transient(req, op, gw, SR_WIRE_INTERNAL, "out of memory");
         else {
             snprintf(p->op, sizeof p->op, "%s", op);
             snprintf(p->gw, sizeof p->gw, "%s", gw);
@@ -313,7 +313,7 @@ static void submit_checked(sr_gwhttp *g, h2o_req_t *req, const char *op, const c
             if (rc) {
                 p->refs--;
                 sr_result r = {.rc = rc};
-                respond_rc(req, op, gw, &r); /* r.msg empty: sr_gw_msg_of_rc */
+                respond_rc(req, op, gw, &r); /* r.msg empty: sr_wire_msg_of_rc */
             }
         }
     }
@@ -354,7 +354,7 @@ static int type_refused(h2o_req_t *req, const sr_gw_kind *k, const char *type)
 {
     char m[200];
     if (!sr_gw_kind_type_check(k, type, k->route, m, sizeof m)) return 0;
-    respond_result(req, SR_GW_E_PARAM, m, NULL);
+    respond_result(req, SR_WIRE_PARAM, m, NULL);
     return 1;
 }
 
@@ -364,8 +364,8 @@ static void vcheck_done(sr_work *w, int status)
     free(v->data);
     v->data = NULL;
     if (v->h.req) {
-        if (status) respond_transient(v->h.req, v->op, v->gw, SR_GW_E_INTERNAL, "the message could not be checked");
-        else if (v->g->closing) respond_transient(v->h.req, v->op, v->gw, SR_GW_E_BUSY, "the server is stopping");
+        if (status) respond_transient(v->h.req, v->op, v->gw, SR_WIRE_INTERNAL, "the message could not be checked");
+        else if (v->g->closing) respond_transient(v->h.req, v->op, v->gw, SR_WIRE_BUSY, "the server is stopping");
         else if (v->kind->how != SR_GWK_VALUES && v->r.parse_rc)
             respond_result(v->h.req, v->r.err.code, v->r.err.message, v->r.err.detail);
         else if (v->kind->how != SR_GWK_VALUES)
@@ -401,7 +401,7 @@ static int check_async(sr_gwhttp *g, h2o_req_t *req, const token *t, const sr_gw
     int rc = sr_workq_submit(g->wq, t->op, v->len, 0, &v->w);
     if (rc) {
         v->h.refs--;
-        respond_transient(req, t->op, t->gw, SR_GW_E_BUSY, "busy: this operator has too many messages waiting to be checked");
+        respond_transient(req, t->op, t->gw, SR_WIRE_BUSY, "busy: this operator has too many messages waiting to be checked");
     }
     return 1;
 }
@@ -458,7 +458,7 @@ static void to_broker(sr_gwhttp *g, h2o_req_t *req, const char *op, const char *
                       const sr_gw_msg *msg)
 {
     bctx *c = sr_http_ctx_new(req, sizeof *c);
-    if (!c) respond_transient(req, op, gw, SR_GW_E_INTERNAL, "out of memory");
+    if (!c) respond_transient(req, op, gw, SR_WIRE_INTERNAL, "out of memory");
     else {
         snprintf(c->op, sizeof c->op, "%s", op);
         snprintf(c->gw, sizeof c->gw, "%s", gw);
@@ -487,7 +487,7 @@ static void on_fetched(void *ctx, const sr_buf *env)
     c->fetch = NULL;
     if (c->h.req) {
         if (env->len) sr_http_json(c->h.req, 200, (const char *)env->data, env->len);
-        else sr_http_result(c->h.req, 0, SR_GW_E_INTERNAL, "out of memory", NULL);
+        else sr_http_result(c->h.req, 0, SR_WIRE_INTERNAL, "out of memory", NULL);
     }
     sr_http_ctx_unref(&c->h);
 }
@@ -527,12 +527,12 @@ static void fetch(const sr_route_call *rc)
     json_t *mx = json_object_get(msg.body, "maxItems"), *wt = json_object_get(msg.body, "waitMs");
     if ((mx && (!json_is_integer(mx) || json_integer_value(mx) < 1 || json_integer_value(mx) > 1000)) ||
         (wt && (!json_is_integer(wt) || json_integer_value(wt) < 0 || json_integer_value(wt) > 60000))) {
-        respond_result(req, SR_GW_E_PARAM, "body.maxItems: 1..1000; body.waitMs: 0..60000", NULL);
+        respond_result(req, SR_WIRE_PARAM, "body.maxItems: 1..1000; body.waitMs: 0..60000", NULL);
         goto done;
     }
     bctx *c = sr_http_ctx_new(req, sizeof *c);
     if (!c) {
-        respond_result(req, SR_GW_E_INTERNAL, "out of memory", NULL);
+        respond_result(req, SR_WIRE_INTERNAL, "out of memory", NULL);
         goto done;
     }
     c->b = g->broker;
@@ -557,15 +557,15 @@ static void certificate(const sr_route_call *c)
     const token *t = c->caller;
     const char *subject = sr_route_param(c, "subjectType"), *id = sr_route_param(c, "subjectId");
     if (!subject || !id || strlen(subject) + strlen(id) + 1 >= 200)
-        return respond_result(req, "E3001", "unknown certificate", NULL);
-    if (strlen(subject) >= 16) return respond_result(req, "E3001", "certificates/{platform|app}/{id}", NULL);
+        return respond_result(req, SR_WIRE_UNKNOWN, "unknown certificate", NULL);
+    if (strlen(subject) >= 16) return respond_result(req, SR_WIRE_UNKNOWN, "certificates/{platform|app}/{id}", NULL);
     sr_buf pem;
     sr_buf_init(&pem);
     int rc = strcmp(subject, "platform") && strcmp(subject, "app") && strcmp(subject, "gateway")
                  ? SR_ENOTFOUND
                  : sr_broker_cert(g->broker, t->op, subject, id, &pem);
-    if (rc == SR_ENOTFOUND || rc == SR_EINVAL) respond_result(req, "E3001", "no certificate for that subject", NULL);
-    else if (rc) respond_result(req, SR_GW_E_INTERNAL, sr_strerror(rc), NULL);
+    if (rc == SR_ENOTFOUND || rc == SR_EINVAL) respond_result(req, SR_WIRE_UNKNOWN, "no certificate for that subject", NULL);
+    else if (rc) respond_result(req, SR_WIRE_INTERNAL, sr_strerror(rc), NULL);
     else {
         req->res.status = 200;
         req->res.reason = "OK";
@@ -590,7 +590,7 @@ static void session_close(const sr_route_call *c)
 static void gw_message(const sr_route_call *c)
 {
     const sr_gw_kind *k = sr_gw_kind_of_route(c->route->path);
-    if (!k) return respond_result(c->req, "E3001", "unknown path", NULL); /* test_routes: never */
+    if (!k) return respond_result(c->req, SR_WIRE_UNKNOWN, "unknown path", NULL); /* test_routes: never */
     if (k->how == SR_GWK_VALUES) post_values(c->binding, c->req, c->caller, k);
     else broker_message(c->binding, c->req, c->caller, k);
 }
@@ -615,7 +615,7 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     sr_gwhttp *g = *(sr_gwhttp **)(self + 1);
     if (g->closing) {
         h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL, H2O_STRLIT("1"));
-        sr_http_result(req, 503, SR_GW_E_BUSY, "server stopping", NULL);
+        sr_http_result(req, 503, SR_WIRE_BUSY, "server stopping", NULL);
         return 0;
     }
     /* before any handler: the path, the query and the head parse strictly
@@ -632,7 +632,7 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     const sr_route *r = sr_route_find(sr_gwif_routes, sr_gwif_nroutes, req->method.base, req->method.len,
                                       req->path_normalized.base, req->path_normalized.len, &c, &known);
     if (!r) {
-        sr_http_result(req, known ? 405 : 0, known ? SR_GW_E_PARAM : "E3001",
+        sr_http_result(req, known ? 405 : 0, known ? SR_WIRE_PARAM : SR_WIRE_UNKNOWN,
                        known ? "method not allowed on this path" : "unknown path", NULL);
         return 0;
     }
@@ -642,7 +642,7 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     if (r->caller != SR_CALLER_NONE) {
         const token *t = r->caller == SR_CALLER_GATEWAY ? token_find(g, req) : NULL;
         if (!t) {
-            respond_result(req, sr_tokens_expired(g->tokens, req) ? "E2002" : "E2001",
+            respond_result(req, sr_tokens_expired(g->tokens, req) ? SR_WIRE_EXPIRED : SR_WIRE_UNAUTH,
                            "not authenticated: POST /gw/v1/sessions first, then Authorization: Bearer <token>", NULL);
             return 0;
         }
@@ -650,7 +650,7 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     }
     char m[120];
     if (sr_route_body_check(r, req->entity.len, m, sizeof m)) {
-        respond_result(req, "E1003", m, NULL);
+        respond_result(req, SR_WIRE_LARGE, m, NULL);
         return 0;
     }
     r->handler(&c);

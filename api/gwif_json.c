@@ -14,7 +14,7 @@ void sr_gw_err_clear(sr_gw_err *e)
     memset(e, 0, sizeof *e);
 }
 
-static int fail(sr_gw_err *err, const char *code, const char *msg)
+static int fail(sr_gw_err *err, sr_wire code, const char *msg)
 {
     err->code = code;
     snprintf(err->message, sizeof err->message, "%s", msg);
@@ -57,23 +57,23 @@ int sr_gw_parse(const void *data, size_t len, sr_gw_msg *out, sr_gw_err *err)
     if (!root) {
         char m[200];
         snprintf(m, sizeof m, "malformed JSON at line %d column %d: %s", je.line, je.column, je.text);
-        return fail(err, SR_GW_E_JSON, m);
+        return fail(err, SR_WIRE_JSON, m);
     }
     out->root = root;
     json_t *h = json_object_get(root, "header");
     json_t *b = json_object_get(root, "body");
-    if (!json_is_object(root) || !json_is_object(h)) return fail(err, SR_GW_E_PARAM, "header: an object is required");
-    if (!json_is_object(b)) return fail(err, SR_GW_E_PARAM, "body: an object is required");
+    if (!json_is_object(root) || !json_is_object(h)) return fail(err, SR_WIRE_PARAM, "header: an object is required");
+    if (!json_is_object(b)) return fail(err, SR_WIRE_PARAM, "body: an object is required");
     json_t *t = json_object_get(h, "messageType"), *id = json_object_get(h, "messageId"),
            *cid = json_object_get(h, "correlationId"), *ts = json_object_get(h, "timestamp");
-    if (!json_is_string(t)) return fail(err, SR_GW_E_PARAM, "header.messageType: a string is required");
+    if (!json_is_string(t)) return fail(err, SR_WIRE_PARAM, "header.messageType: a string is required");
     if (id && (!json_is_string(id) || !sr_gw_id_ok(json_string_value(id))))
-        return fail(err, SR_GW_E_PARAM, "header.messageId: [A-Za-z0-9._-]{1,64}");
-    if (cid && !json_is_string(cid)) return fail(err, SR_GW_E_PARAM, "header.correlationId: a string");
+        return fail(err, SR_WIRE_PARAM, "header.messageId: [A-Za-z0-9._-]{1,64}");
+    if (cid && !json_is_string(cid)) return fail(err, SR_WIRE_PARAM, "header.correlationId: a string");
     if (ts) {
         if (!json_is_string(ts) ||
             sr_rfc3339_parse(json_string_value(ts), json_string_length(ts), &out->ts))
-            return fail(err, SR_GW_E_PARAM, "header.timestamp: an RFC 3339 time");
+            return fail(err, SR_WIRE_PARAM, "header.timestamp: an RFC 3339 time");
     }
     out->type = json_string_value(t);
     out->message_id = id ? json_string_value(id) : "";
@@ -117,11 +117,11 @@ typedef struct per_point {
 int sr_gw_values_event(sr_engine *e, const char *op, const char *gw, const char *message_id, json_t *values,
                        sr_buf *event, size_t *nvalues, sr_gw_err *err)
 {
-    if (!json_is_array(values)) return fail(err, SR_GW_E_PARAM, "body.values: an array is required");
+    if (!json_is_array(values)) return fail(err, SR_WIRE_PARAM, "body.values: an array is required");
     size_t n = json_array_size(values);
     *nvalues = n;
-    if (n == 0) return fail(err, SR_GW_E_PARAM, "body.values: at least one value");
-    if (n > 100000) return fail(err, SR_GW_E_LARGE, "body.values: at most 100000 values a message");
+    if (n == 0) return fail(err, SR_WIRE_PARAM, "body.values: at least one value");
+    if (n > 100000) return fail(err, SR_WIRE_LARGE, "body.values: at most 100000 values a message");
     per_point *pts = NULL;
     size_t np = 0, capp = 0;
     int rc = SR_OK, last_rc = SR_OK;
@@ -227,7 +227,7 @@ int sr_gw_values_event(sr_engine *e, const char *op, const char *gw, const char 
                      err->nbad, n, SR_GW_DETAIL_MAX);
         else
             snprintf(m, sizeof m, "%zu of %zu values refused; nothing stored", err->nbad, n);
-        fail(err, SR_GW_E_PARAM, m);
+        fail(err, SR_WIRE_PARAM, m);
         rc = SR_EINVAL;
     }
     if (!rc) {
@@ -237,18 +237,18 @@ int sr_gw_values_event(sr_engine *e, const char *op, const char *gw, const char 
         if (!rc) rc = sr_ev_measurements(op, gw, SR_ACTOR_GATEWAY, message_id, in, np, event);
         sr_free(in);
     }
-    if (rc && !err->code) fail(err, SR_GW_E_INTERNAL, sr_strerror(rc));
+    if (rc && !err->code) fail(err, SR_WIRE_INTERNAL, sr_strerror(rc));
     for (size_t k = 0; k < np; k++) sr_free(pts[k].s);
     sr_free(pts);
     return rc;
 }
 
-int sr_gw_ack(const char *correlation_id, const char *code, const char *message, json_t *detail, int64_t now_ms,
+int sr_gw_ack(const char *correlation_id, sr_wire code, const char *message, json_t *detail, int64_t now_ms,
               sr_buf *out)
 {
     char ts[32];
     sr_rfc3339_format(now_ms, ts);
-    json_t *result = json_pack("{s:s,s:s}", "code", code, "message", message ? message : "");
+    json_t *result = json_pack("{s:s,s:s}", "code", sr_wire_code(code), "message", message ? message : "");
     if (result && detail) json_object_set(result, "detail", detail);
     json_t *msg = result ? json_pack("{s:{s:s,s:s,s:s},s:{s:o}}", "header", "messageType", "GW_ACK", "correlationId",
                                      correlation_id ? correlation_id : "", "timestamp", ts, "body", "result", result)
@@ -613,56 +613,12 @@ done:
 
 /* ---- acknowledgement outcomes ------------------------------------------- */
 
-int sr_gw_outcome_rc(int rc)
-{
-    switch (rc) {
-    case SR_OK: return SR_GW_DURABLE;
-    /* the message itself: the same bytes can never be stored */
-    case SR_EINVAL:
-    case SR_ENOTFOUND:
-    case SR_ECONFLICT:
-    case SR_ETOOBIG:
-    case SR_ECODEC: return SR_GW_REFUSED;
-    /* the server's state (SR_EFULL, SR_EIO, SR_ENOSPC, SR_EPOISONED,
-     * SR_ECLOSED, SR_ENOMEM, SR_EDB, ...): it may store it later */
-    default: return SR_GW_TRANSIENT;
-    }
-}
+int sr_gw_outcome_rc(int rc) { return sr_gw_outcome_code(sr_wire_of_rc(rc)); }
 
-int sr_gw_outcome_code(const char *code)
+int sr_gw_outcome_code(sr_wire code)
 {
-    if (!code || !strcmp(code, SR_GW_OK)) return code ? SR_GW_DURABLE : SR_GW_TRANSIENT;
-    if (!strncmp(code, "E9", 2)) return SR_GW_TRANSIENT;
-    return SR_GW_REFUSED;
-}
-
-const char *sr_gw_msg_of_rc(int rc)
-{
-    switch (rc) {
-    case SR_EPOISONED: return "writes are stopped after a failed write (the server resumes once it works)";
-    case SR_ENOSPC: return "no space left on the server's disk";
-    case SR_EFULL: return "server busy (writer queue full)";
-    case SR_ECLOSED: return "server stopping";
-    default: return sr_strerror(rc);
-    }
-}
-
-const char *sr_gw_code_of_rc(int rc)
-{
-    switch (rc) {
-    case SR_OK: return SR_GW_OK;
-    case SR_EINVAL:
-    case SR_ECODEC: return SR_GW_E_PARAM;
-    case SR_ETOOBIG: return SR_GW_E_LARGE;
-    case SR_ENOTFOUND: return "E3001";
-    case SR_ECONFLICT: return "E3002";
-    case SR_EFULL:
-    case SR_ENOSPC:
-    case SR_EPOISONED:
-    case SR_ECLOSED:
-    case SR_EIO: return SR_GW_E_BUSY; /* retry later (the message says why) */
-    default: return SR_GW_E_INTERNAL;
-    }
+    if (code == SR_WIRE_OK) return SR_GW_DURABLE;
+    return sr_wire_transient(code) ? SR_GW_TRANSIENT : SR_GW_REFUSED;
 }
 
 void sr_gw_check(sr_engine *e, const char *op, const char *gw, const void *data, size_t len, int is_values,

@@ -9,18 +9,10 @@
 #ifndef SR_GWIF_JSON_H
 #define SR_GWIF_JSON_H
 
+#include "api/wire.h"
 #include "engine/suiro.h"
 
 #include <jansson.h>
-
-/* interface.md error codes */
-#define SR_GW_OK "0"
-#define SR_GW_E_PARAM "E1001"
-#define SR_GW_E_JSON "E1002"
-#define SR_GW_E_LARGE "E1003"
-#define SR_GW_E_FORBIDDEN "E2003"
-#define SR_GW_E_INTERNAL "E9001"
-#define SR_GW_E_BUSY "E9002"
 
 /* What an outcome means for the acknowledgement (docs/mqtt.md,
  * "Acknowledgement outcomes"; both bindings use it):
@@ -31,15 +23,12 @@
  *                    error, no space, read-only, poisoned, stopping, memory):
  *                    never a positive ack -- the gateway must resend. */
 enum { SR_GW_DURABLE = 0, SR_GW_REFUSED = 1, SR_GW_TRANSIENT = 2 };
-/* The outcome of an engine result code (SR_OK, SR_E...). */
+/* The outcome of an engine result code (SR_OK, SR_E...): that of its wire
+ * error (sr_wire_of_rc, api/wire.h). */
 int sr_gw_outcome_rc(int rc);
-/* The outcome of an interface.md result code ("0", "E1001", ...): E9xxx is
- * transient, "0" durable, anything else a refusal. */
-int sr_gw_outcome_code(const char *code);
-/* A message for a gateway naming why rc (not SR_OK) did not store. */
-const char *sr_gw_msg_of_rc(int rc);
-/* The interface.md code for an engine result code that is not SR_OK. */
-const char *sr_gw_code_of_rc(int rc);
+/* The outcome of a wire error: SR_WIRE_OK is durable, a transient one
+ * (E9xxx, sr_wire_transient) transient, anything else a refusal. */
+int sr_gw_outcome_code(sr_wire code);
 
 typedef struct sr_gw_msg {
     const char *type;       /* header.messageType (borrowed from root) */
@@ -57,7 +46,7 @@ typedef struct sr_gw_msg {
 #define SR_GW_DETAIL_MAX 100
 
 typedef struct sr_gw_err {
-    const char *code;
+    sr_wire code; /* SR_WIRE_OK: no error */
     char message[200];
     json_t *detail; /* owned; may be NULL; at most SR_GW_DETAIL_MAX entries */
     size_t nbad;    /* values refused (sr_gw_values_event) */
@@ -120,7 +109,7 @@ void sr_gw_check(sr_engine *e, const char *op, const char *gw, const void *data,
 void sr_gw_checked_release(sr_gw_checked *c);
 
 /* The GW_ACK message for a message (correlationId = its messageId). */
-SR_MUST_CHECK int sr_gw_ack(const char *correlation_id, const char *code, const char *message, json_t *detail,
+SR_MUST_CHECK int sr_gw_ack(const char *correlation_id, sr_wire code, const char *message, json_t *detail,
                             int64_t now_ms, sr_buf *out);
 
 #endif

@@ -101,14 +101,14 @@ static int put_s(sr_buf *b, const char *s, size_t n) { return sr_buf_append(b, s
 
 int sr_json_put_string(sr_buf *b, const char *s, size_t n)
 {
-    static const char hex[] = "0123456789abcdef";
     int rc = PUT_LIT(b, "\"");
     size_t run = 0;
     for (size_t i = 0; !rc && i < n; i++) {
         unsigned char c = (unsigned char)s[i];
         if (c >= 0x20 && c != '"' && c != '\\') continue;
         if (i > run) rc = put_s(b, s + run, i - run);
-        char esc[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
+        char esc[7] = {'\\', 'u', '0', '0'};
+        sr_hex(&c, 1, esc + 4);
         if (!rc) {
             if (c == '"' || c == '\\') {
                 esc[1] = (char)c;
@@ -430,36 +430,22 @@ void sr_http_jsonv(h2o_req_t *req, int status, json_t *v)
     sr_buf_init(&b);
     if (!v || sr_json_write(&b, v) != SR_OK) {
         sr_buf_release(&b);
-        sr_http_json(req, 500, "{\"result\":{\"code\":\"E9001\",\"message\":\"out of memory\"}}", 55);
+        char t[80];
+        int n = snprintf(t, sizeof t, "{\"result\":{\"code\":\"%s\",\"message\":\"out of memory\"}}",
+                         sr_wire_code(SR_WIRE_INTERNAL));
+        sr_http_json(req, 500, t, (size_t)n);
         return;
     }
     sr_http_json(req, status, (const char *)b.data, b.len);
     sr_buf_release(&b);
 }
 
-int sr_http_status_of(const char *code)
+void sr_http_result(h2o_req_t *req, int status, sr_wire code, const char *message, json_t *detail)
 {
-    if (!strcmp(code, "0")) return 200;
-    if (!strcmp(code, "E1003")) return 413;
-    if (!strncmp(code, "E1", 2)) return 400;
-    if (!strcmp(code, "E2003")) return 403;
-    if (!strncmp(code, "E2", 2)) return 401;
-    if (!strcmp(code, "E3001")) return 404;
-    if (!strcmp(code, "E3002")) return 409;
-    if (!strcmp(code, "E4001")) return 503;
-    if (!strcmp(code, "E4002")) return 504;
-    if (!strcmp(code, "E4003")) return 502;
-    if (!strcmp(code, "E4004") || !strncmp(code, "E5", 2)) return 422;
-    if (!strcmp(code, "E9002")) return 429;
-    return 500;
-}
-
-void sr_http_result(h2o_req_t *req, int status, const char *code, const char *message, json_t *detail)
-{
-    json_t *r = json_pack("{s:s,s:s}", "code", code, "message", message ? message : "");
+    json_t *r = json_pack("{s:s,s:s}", "code", sr_wire_code(code), "message", message ? message : "");
     if (r && detail) json_object_set(r, "detail", detail);
     json_t *o = r ? json_pack("{s:o}", "result", r) : NULL;
-    sr_http_jsonv(req, status ? status : sr_http_status_of(code), o);
+    sr_http_jsonv(req, status ? status : sr_wire_status(code), o);
     json_decref(o);
 }
 
@@ -507,11 +493,6 @@ int sr_http_method(h2o_req_t *req, const char *method)
     return h2o_memis(req->method.base, req->method.len, method, strlen(method));
 }
 
-static int hexv(char c)
-{
-    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
-}
-
 /* ---- percent-decoding and request checks -------------------------------- */
 
 /* Length of the valid UTF-8 sequence at p (n bytes left), or 0. */
@@ -543,8 +524,7 @@ int sr_pct_decode(const char *in, size_t n, int plus_space, char *out, size_t ca
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)in[i];
         if (c == '%') {
-            if (i + 2 >= n || hexv(in[i + 1]) < 0 || hexv(in[i + 2]) < 0) return SR_PCT_ESCAPE;
-            c = (unsigned char)(hexv(in[i + 1]) * 16 + hexv(in[i + 2]));
+            if (i + 2 >= n || sr_unhex(in + i + 1, 1, &c)) return SR_PCT_ESCAPE;
             i += 2;
         } else if (c == '+' && plus_space)
             c = ' ';
@@ -748,7 +728,7 @@ int sr_http_check_request(h2o_req_t *req)
     }
     if (bad.close) req->http1_is_persistent = 0;
     json_t *detail = json_pack("{s:s}", "field", bad.field);
-    sr_http_result(req, 400, "E1001", bad.msg, detail);
+    sr_http_result(req, 400, SR_WIRE_PARAM, bad.msg, detail);
     json_decref(detail);
     return 1;
 }

@@ -8,6 +8,7 @@
 #ifndef SR_HTTPU_H
 #define SR_HTTPU_H
 
+#include "api/wire.h"
 #include "codecs/base/sr_alloc.h"
 
 #include <h2o.h>
@@ -58,9 +59,8 @@ void sr_http_buf_drain(void);
 /* Send a JSON value (not consumed) with status (sr_json_write). */
 void sr_http_jsonv(h2o_req_t *req, int status, json_t *v);
 /* {"result":{"code","message","detail?"}} with the status interface.md gives
- * the code (status 0) or the one given. */
-void sr_http_result(h2o_req_t *req, int status, const char *code, const char *message, json_t *detail);
-int sr_http_status_of(const char *code);
+ * the code (sr_wire_status, when status is 0) or the one given. */
+void sr_http_result(h2o_req_t *req, int status, sr_wire code, const char *message, json_t *detail);
 /* 204 No Content */
 void sr_http_no_content(h2o_req_t *req);
 

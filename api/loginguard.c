@@ -694,7 +694,7 @@ void sr_login_http_refuse(h2o_req_t *req, const char *what, const char *op, cons
     sr_slog(SR_LOG_WARN, verdict == SR_LG_BUSY ? "login checks busy" : "login throttled",
             "who=%s op=%s id=%s addr=%s binding=http reason=%s retry_ms=%" PRIu64 " checked=0", what, sr_slog_q(op),
             sr_slog_q(id), addr, sr_lg_name(verdict), retry_ms);
-    sr_http_result(req, 429, "E9002", msg, NULL);
+    sr_http_result(req, 429, SR_WIRE_BUSY, msg, NULL);
 }
 
 void sr_login_stored(sr_engine *eng, char kind, const char *op, const char *id, sr_buf *out)

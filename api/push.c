@@ -142,30 +142,6 @@ static void curl_global_unref(void)
 /* ------------------------------------------------------------------------ */
 /* The signature: ES256 over the body, raw r||s (64 bytes), base64url        */
 
-static void b64url(const unsigned char *in, size_t n, char *out)
-{
-    static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    size_t o = 0, i = 0;
-    for (; i + 3 <= n; i += 3) {
-        uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 | in[i + 2];
-        out[o++] = tab[v >> 18];
-        out[o++] = tab[(v >> 12) & 63];
-        out[o++] = tab[(v >> 6) & 63];
-        out[o++] = tab[v & 63];
-    }
-    if (n - i == 1) {
-        uint32_t v = (uint32_t)in[i] << 16;
-        out[o++] = tab[v >> 18];
-        out[o++] = tab[(v >> 12) & 63];
-    } else if (n - i == 2) {
-        uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8;
-        out[o++] = tab[v >> 18];
-        out[o++] = tab[(v >> 12) & 63];
-        out[o++] = tab[(v >> 6) & 63];
-    }
-    out[o] = 0;
-}
-
 static int sign_body(EVP_PKEY *key, const char *body, size_t len, char out[SIG_B64_LEN + 1])
 {
     int rc = SR_ECRYPTO;
@@ -182,7 +158,7 @@ static int sign_body(EVP_PKEY *key, const char *body, size_t len, char out[SIG_B
     const BIGNUM *r, *s;
     ECDSA_SIG_get0(sig, &r, &s);
     if (BN_bn2binpad(r, raw, 32) != 32 || BN_bn2binpad(s, raw + 32, 32) != 32) goto done;
-    b64url(raw, sizeof raw, out);
+    sr_base64(raw, sizeof raw, out, 1);
     rc = SR_OK;
 done:
     ECDSA_SIG_free(sig);

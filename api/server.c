@@ -496,7 +496,7 @@ static int deliver(conn *c, const char *suffix, const sr_buf *payload)
 /* the broker pushes requests through this (api/broker.h sr_gwlink) */
 static int link_send(void *ctx, const char *suffix, const sr_buf *payload) { return deliver(ctx, suffix, payload); }
 
-static void send_gw_ack(conn *c, const char *msgid, const char *code, const char *message, json_t *detail)
+static void send_gw_ack(conn *c, const char *msgid, sr_wire code, const char *message, json_t *detail)
 {
     char topic[260];
     if (!wants(c, "res/ack", topic)) return; /* most gateways rely on PUBACK: build nothing */
@@ -575,12 +575,12 @@ static void conn_maybe_resume(conn *c);
  * reason: the 5.0 reason code of a refusal. Returns 1 if c was closed.
  */
 static int gw_outcome(conn *c, uint16_t pid, const char *msgid, int outcome, int busy, uint8_t reason,
-                      const char *code, const char *message, json_t *detail)
+                      sr_wire code, const char *message, json_t *detail)
 {
     if (c->state == ST_CLOSING) return 1;
     if (outcome == SR_GW_DURABLE) {
         send_puback(c, pid, 0);
-        send_gw_ack(c, msgid, SR_GW_OK, message, detail);
+        send_gw_ack(c, msgid, SR_WIRE_OK, message, detail);
         return 0;
     }
     if (outcome == SR_GW_REFUSED) {
@@ -589,7 +589,7 @@ static int gw_outcome(conn *c, uint16_t pid, const char *msgid, int outcome, int
         return 0;
     }
     sr_slog(SR_LOG_WARN, "gateway message not stored", "op=%s gw=%s msgid=%s error=%s detail=%s mqtt=%s", c->op, c->gw,
-            sr_slog_q(msgid ? msgid : ""), code, sr_slog_q(message ? message : ""), c->version == 5 ? "5.0" : "3.1.1");
+            sr_slog_q(msgid ? msgid : ""), sr_wire_code(code), sr_slog_q(message ? message : ""), c->version == 5 ? "5.0" : "3.1.1");
     send_gw_ack(c, msgid, code, message, detail);
     if (c->version == 5) {
         send_puback(c, pid, busy ? SR_MQTT_RC_QUOTA_EXCEEDED : SR_MQTT_RC_UNSPECIFIED);
@@ -603,12 +603,12 @@ static int gw_outcome(conn *c, uint16_t pid, const char *msgid, int outcome, int
 /* the outcome of an engine result code */
 static int gw_outcome_rc(conn *c, uint16_t pid, const char *msgid, int rc, int duplicate, const char *msg)
 {
-    if (!rc) return gw_outcome(c, pid, msgid, SR_GW_DURABLE, 0, 0, SR_GW_OK, duplicate ? "duplicate; stored once" : "stored",
+    if (!rc) return gw_outcome(c, pid, msgid, SR_GW_DURABLE, 0, 0, SR_WIRE_OK, duplicate ? "duplicate; stored once" : "stored",
                                NULL);
     char m[240];
-    snprintf(m, sizeof m, "%s%s", msg && msg[0] ? msg : sr_gw_msg_of_rc(rc),
+    snprintf(m, sizeof m, "%s%s", msg && msg[0] ? msg : sr_wire_msg_of_rc(rc),
              sr_gw_outcome_rc(rc) == SR_GW_TRANSIENT ? "; not acknowledged as stored, send it again" : "");
-    return gw_outcome(c, pid, msgid, sr_gw_outcome_rc(rc), rc == SR_EFULL, 0, sr_gw_code_of_rc(rc), m, NULL);
+    return gw_outcome(c, pid, msgid, sr_gw_outcome_rc(rc), rc == SR_EFULL, 0, sr_wire_of_rc(rc), m, NULL);
 }
 
 /* an engine completion, on the loop */
@@ -988,17 +988,18 @@ static void broker_call(bjob *j, const sr_gw_msg *msg)
 
 /* The broker's answer: PUBACK, then the reply (fetch, certificate) or the
  * GW_ACK. Durable-before-ack holds: the broker answers from the engine's
- * completion (api/broker.c invariant 1). A full engine queue (E9002, which
- * the broker answers at once) is back-pressure, as for values: the message
- * is held, the socket not read, and the message handed to the broker again
- * by a retry timer -- never acknowledged before it is durable, and no
- * disconnect storm when a gateway's window is larger than the queue. */
+ * completion (api/broker.c invariant 1). A full engine queue (a->rc
+ * SR_EFULL, which the broker answers at once) is back-pressure, as for
+ * values: the message is held, the socket not read, and the message handed
+ * to the broker again by a retry timer -- never acknowledged before it is
+ * durable, and no disconnect storm when a gateway's window is larger than
+ * the queue. */
 static void on_broker_answer(void *ctx, const sr_gw_answer *a)
 {
     bjob *j = ctx;
     conn *c = j->c;
     sr_server *s = c->srv;
-    if (c->state != ST_CLOSING && j->in_call && !s->stopping && !strcmp(a->code, SR_GW_E_BUSY) && !a->reply) {
+    if (c->state != ST_CLOSING && j->in_call && !s->stopping && a->rc == SR_EFULL && !a->reply) {
         if (!j->held.data && sr_buf_append(&j->held, j->payload, j->payload_len) != SR_OK) goto answer;
         *j->in_call = 1;
         j->next = NULL;
@@ -1024,7 +1025,7 @@ answer:
             char m[240];
             snprintf(m, sizeof m, "%s%s", a->message ? a->message : "",
                      out == SR_GW_TRANSIENT ? "; not acknowledged as stored, send it again" : "");
-            closed = gw_outcome(c, j->packet_id, j->msgid, out, !strcmp(a->code, SR_GW_E_BUSY), 0, a->code,
+            closed = gw_outcome(c, j->packet_id, j->msgid, out, a->rc == SR_EFULL, 0, a->code,
                                 out == SR_GW_DURABLE ? a->message : m, a->detail);
         }
         if (!closed) conn_maybe_resume(c);
@@ -1054,7 +1055,7 @@ static void on_broker_retry(uv_timer_t *t)
         if (c->state == ST_CLOSING || sr_gw_parse(j->held.data, j->held.len, &msg, &err) != SR_OK) {
             /* gone (the gateway resends on its next connection); the bytes
              * parsed once, so a failure here is memory: transient */
-            sr_gw_answer a = {SR_GW_E_INTERNAL, "out of memory", NULL, NULL, NULL};
+            sr_gw_answer a = {SR_WIRE_INTERNAL, "out of memory", NULL, NULL, NULL, SR_OK};
             j->in_call = NULL;
             on_broker_answer(j, &a);
         } else {
@@ -1265,7 +1266,7 @@ static void handle_publish(conn *c, const sr_mqtt_pkt *p)
                  : sr_gw_fast(c->srv->eng, c->op, c->gw, m->payload.data, m->payload.len, &fm, &fev)) == 0) {
             char tm[200];
             if (sr_gw_kind_type_check(kind, fm.type, suffix, tm, sizeof tm)) /* nothing stored */
-                (void)gw_outcome(c, p->packet_id, fm.message_id, SR_GW_REFUSED, 0, 0, SR_GW_E_PARAM, tm, NULL);
+                (void)gw_outcome(c, p->packet_id, fm.message_id, SR_GW_REFUSED, 0, 0, SR_WIRE_PARAM, tm, NULL);
             else
                 submit_values(c, p, fm.message_id, &fev);
             sr_buf_release(&fev);
@@ -1287,7 +1288,7 @@ static void handle_publish(conn *c, const sr_mqtt_pkt *p)
     sr_buf_init(&ev);
     int rc = SR_OK;
     if (kind && kind->how != SR_GWK_BROKER && sr_gw_kind_type_check(kind, msg.type, suffix, err.message, sizeof err.message)) {
-        err.code = SR_GW_E_PARAM; /* the broker checks its own kinds */
+        err.code = SR_WIRE_PARAM; /* the broker checks its own kinds */
         rc = SR_EINVAL;
     } else if (is_values) {
         size_t nv = 0;
@@ -1302,7 +1303,7 @@ static void handle_publish(conn *c, const sr_mqtt_pkt *p)
         json_t *st = json_object_get(msg.body, "state");
         const char *s = json_is_string(st) ? json_string_value(st) : "";
         if (strcmp(s, "ONLINE") && strcmp(s, "OFFLINE")) {
-            err.code = SR_GW_E_PARAM;
+            err.code = SR_WIRE_PARAM;
             snprintf(err.message, sizeof err.message, "body.state: ONLINE or OFFLINE");
             rc = SR_EINVAL;
         } else {
@@ -1312,7 +1313,7 @@ static void handle_publish(conn *c, const sr_mqtt_pkt *p)
                                 &ev);
         }
     } else {
-        err.code = SR_GW_E_PARAM;
+        err.code = SR_WIRE_PARAM;
         snprintf(err.message, sizeof err.message, "topic %s is not handled by this server version", suffix);
         rc = SR_EINVAL;
     }
@@ -1961,7 +1962,7 @@ void sr_server_close(sr_server *s)
         s->bheld = j->next;
         j->c->bheld--;
         j->in_call = NULL;
-        sr_gw_answer a = {SR_GW_E_BUSY, "server stopping", NULL, NULL, NULL};
+        sr_gw_answer a = {SR_WIRE_BUSY, "server stopping", NULL, NULL, NULL, SR_ECLOSED};
         on_broker_answer(j, &a);
     }
     sr_broker_flush(s->broker);

@@ -78,7 +78,7 @@ static int same_as_slow(sr_engine *e, const uint8_t *msg, size_t len, const sr_b
         rc = sr_gw_values_event(e, EB_OP, "GW1", m.message_id, json_object_get(m.body, "values"), &slow, &n, &err);
         sr_gw_msg_release(&m);
     }
-    if (rc) fprintf(stderr, "gw_parse: the slow path refused a message: %s %s\n", err.code, err.message);
+    if (rc) fprintf(stderr, "gw_parse: the slow path refused a message: %s %s\n", sr_wire_code(err.code), err.message);
     int same = !rc && slow.len == ev->len && memcmp(slow.data, ev->data, ev->len) == 0;
     sr_gw_err_clear(&err);
     sr_buf_release(&slow);

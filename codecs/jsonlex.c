@@ -1,6 +1,8 @@
 /* codecs/jsonlex.c -- see jsonlex.h. */
 #include "codecs/jsonlex.h"
 
+#include "codecs/base/sr_alloc.h"
+
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
@@ -26,21 +28,13 @@ void sr_jlex_init(sr_jlex *l, const void *data, size_t len)
     l->end = (const char *)data + len;
 }
 
-static int hexv(int c)
-{
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-}
-
 /* \uXXXX at p (after the backslash-u): the code unit, or -1 */
 static long u4(const char *p, const char *end)
 {
     if (end - p < 4) return -1;
     long v = 0;
     for (int i = 0; i < 4; i++) {
-        int h = hexv((unsigned char)p[i]);
+        int h = sr_hexval((unsigned char)p[i]);
         if (h < 0) return -1;
         v = v * 16 + h;
     }

@@ -35,7 +35,6 @@ static int putf(sr_buf *b, const char *fmt, ...)
 
 int sr_json_str(sr_buf *b, const char *s, size_t n)
 {
-    static const char hx[] = "0123456789abcdef";
     int rc = sr_buf_append(b, "\"", 1);
     for (size_t i = 0; i < n && !rc; i++) {
         unsigned char c = (unsigned char)s[i];
@@ -43,7 +42,8 @@ int sr_json_str(sr_buf *b, const char *s, size_t n)
             char e[2] = {'\\', (char)c};
             rc = sr_buf_append(b, e, 2);
         } else if (c < 0x20) {
-            char e[6] = {'\\', 'u', '0', '0', hx[c >> 4], hx[c & 15]};
+            char e[7] = {'\\', 'u', '0', '0'};
+            sr_hex(&c, 1, e + 4);
             rc = sr_buf_append(b, e, 6);
         } else
             rc = sr_buf_append(b, &c, 1);
@@ -148,11 +148,12 @@ static int put_value(sr_buf *b, const ctx *x, const ProtobufCFieldDescriptor *f,
     }
     case PROTOBUF_C_TYPE_BYTES: {
         const ProtobufCBinaryData *d = p;
-        static const char hx[] = "0123456789abcdef";
         int rc = put(b, "\"");
-        for (size_t i = 0; i < d->len && !rc; i++) {
-            char hx2[2] = {hx[d->data[i] >> 4], hx[d->data[i] & 15]};
-            rc = sr_buf_append(b, hx2, 2);
+        char hx[2 * 64 + 1];
+        for (size_t i = 0; i < d->len && !rc; i += 64) {
+            size_t k = d->len - i < 64 ? d->len - i : 64;
+            sr_hex(d->data + i, k, hx);
+            rc = sr_buf_append(b, hx, 2 * k);
         }
         return rc ? rc : put(b, "\"");
     }

@@ -39,16 +39,6 @@ int sr_secret_hash(const char *secret, sr_buf *out)
     return sr_buf_append(out, line, (size_t)n);
 }
 
-static int unhex(const char *s, size_t n, uint8_t *out)
-{
-    for (size_t i = 0; i < n; i++) {
-        unsigned v;
-        if (sscanf(s + 2 * i, "%2x", &v) != 1) return -1;
-        out[i] = (uint8_t)v;
-    }
-    return 0;
-}
-
 /* 1 matched, 0 did not (scrypt ran), -1 stored is malformed (no scrypt ran) */
 static int verify(const char *secret, const void *stored, size_t len)
 {
@@ -61,7 +51,7 @@ static int verify(const char *secret, const void *stored, size_t len)
     if (sscanf(buf, "scrypt$%d$%d$%d$%32[0-9a-f]$%64[0-9a-f]", &log2n, &r, &p, sh, hh) != 5) return -1;
     if (strlen(sh) != 2 * SALT || strlen(hh) != 2 * HASH) return -1;
     uint8_t salt[SALT], want[HASH], got[HASH];
-    if (unhex(sh, SALT, salt) || unhex(hh, HASH, want)) return -1;
+    if (sr_unhex(sh, SALT, salt) || sr_unhex(hh, HASH, want)) return -1;
     if (derive(secret, salt, SALT, log2n, r, p, got)) return -1;
     int ok = CRYPTO_memcmp(got, want, HASH) == 0;
     OPENSSL_cleanse(got, sizeof got);

@@ -25,14 +25,6 @@ void sr_key_from_bytes(sr_key *k, const uint8_t bytes[SR_KEY_LEN])
     k->id = sr_get_le32(h);
 }
 
-static int hexval(int c)
-{
-    if (c >= '0' && c <= '9') return c - '0';
-    c = tolower(c);
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    return -1;
-}
-
 int sr_key_load(const char *path, sr_key *out, char *err, size_t errlen)
 {
     uint8_t buf[256], key[SR_KEY_LEN];
@@ -48,8 +40,8 @@ int sr_key_load(const char *path, sr_key *out, char *err, size_t errlen)
     } else {
         size_t i = 0, k = 0;
         while (i < n && isspace(buf[i])) i++;
-        while (i + 1 < n && k < SR_KEY_LEN && hexval(buf[i]) >= 0 && hexval(buf[i + 1]) >= 0) {
-            key[k++] = (uint8_t)(hexval(buf[i]) << 4 | hexval(buf[i + 1]));
+        while (i + 1 < n && k < SR_KEY_LEN && sr_unhex((const char *)buf + i, 1, key + k) == 0) {
+            k++;
             i += 2;
         }
         while (i < n && isspace(buf[i])) i++;
@@ -176,12 +168,23 @@ int sr_aead_open(sr_aead *a, const uint8_t nonce[SR_NONCE_LEN], const void *aad,
     return SR_OK;
 }
 
-void sr_hex(const uint8_t *p, size_t n, char *out)
+size_t sr_base64(const uint8_t *in, size_t n, char *out, int url)
 {
-    static const char d[] = "0123456789abcdef";
-    for (size_t i = 0; i < n; i++) {
-        out[2 * i] = d[p[i] >> 4];
-        out[2 * i + 1] = d[p[i] & 15];
+    /* in whole groups of 48 bytes through a 65-byte block, so that the
+     * padding base64url drops never touches out */
+    unsigned char blk[65];
+    size_t len = 0;
+    for (size_t i = 0; i < n; i += 48) {
+        size_t k = n - i < 48 ? n - i : 48, m = (size_t)EVP_EncodeBlock(blk, in + i, (int)k);
+        if (url)
+            while (m && blk[m - 1] == '=') m--;
+        memcpy(out + len, blk, m);
+        len += m;
     }
-    out[2 * n] = 0;
+    out[len] = 0;
+    for (size_t i = 0; url && i < len; i++) {
+        if (out[i] == '+') out[i] = '-';
+        else if (out[i] == '/') out[i] = '_';
+    }
+    return len;
 }

@@ -11,6 +11,7 @@
 #ifndef SR_CRYPTO_H
 #define SR_CRYPTO_H
 
+#include "codecs/base/sr_alloc.h" /* sr_hex, which most users of a hash want */
 #include "codecs/base/sr_error.h"
 
 #include <stddef.h>
@@ -58,6 +59,11 @@ SR_MUST_CHECK int sr_aead_open(sr_aead *a, const uint8_t nonce[SR_NONCE_LEN], co
                                size_t aadlen, const void *in, size_t n, void *out,
                                const uint8_t tag[SR_TAG_LEN]);
 
-void sr_hex(const uint8_t *p, size_t n, char *out); /* out: 2n+1 bytes */
+/* Base64 (RFC 4648 section 4) of in[0..n) into out, NUL-terminated: out
+ * holds 4 * ceil(n / 3) + 1 bytes; url: the URL-safe alphabet of section 5
+ * ('-' and '_') without '=' padding (base64url, as in JWS), and out then
+ * needs only ceil(4n / 3) + 1 bytes. Returns the length written. The one base64 encoder of the project (OpenSSL's
+ * EVP_EncodeBlock); hex is sr_hex / sr_unhex in the base layer. */
+size_t sr_base64(const uint8_t *in, size_t n, char *out, int url);
 
 #endif

@@ -780,9 +780,9 @@ static void answer_new(sim *s, gwc *g, const char *type, const char *request_id,
 }
 
 /* {"code":code,"message":message} */
-static json_t *failure(const char *code, const char *message)
+static json_t *failure(sr_wire code, const char *message)
 {
-    return json_pack("{s:s,s:s}", "code", code, "message", message);
+    return json_pack("{s:s,s:s}", "code", sr_wire_code(code), "message", message);
 }
 
 /* the same request again (the server hands out what it has no answer for):
@@ -801,10 +801,11 @@ static void immediate(sim *s, gwc *g, const char *rid, const json_t *rq)
     char ts[64];
     now_rfc3339(ts, sizeof ts);
     if (!ids_ok(ids)) {
-        fprintf(stderr, "gwsim: %s: IMMEDIATE %s without dataIds: answered E1001\n", g->id, rid);
+        fprintf(stderr, "gwsim: %s: IMMEDIATE %s without dataIds: answered %s\n", g->id, rid,
+                sr_wire_code(SR_WIRE_PARAM));
         answer_new(s, g, "IMMEDIATE", rid, "data/immediate", "GW_IMMEDIATE_RESULT",
                    json_pack("{s:s,s:[],s:o}", "requestId", rid, "values", "result",
-                             failure("E1001", "dataIds: a non-empty array of data IDs is required")),
+                             failure(SR_WIRE_PARAM, "dataIds: a non-empty array of data IDs is required")),
                    ts);
         return;
     }
@@ -823,7 +824,7 @@ static void immediate(sim *s, gwc *g, const char *rid, const json_t *rq)
         return;
     }
     answer_new(s, g, "IMMEDIATE", rid, "data/immediate", "GW_IMMEDIATE_RESULT",
-               json_pack("{s:s,s:o,s:s}", "requestId", rid, "values", vals, "result", "0"), ts);
+               json_pack("{s:s,s:o,s:s}", "requestId", rid, "values", vals, "result", sr_wire_code(SR_WIRE_OK)), ts);
 }
 
 static void control(sim *s, gwc *g, const char *rid, const json_t *rq)
@@ -833,10 +834,11 @@ static void control(sim *s, gwc *g, const char *rid, const json_t *rq)
     char ts[64];
     now_rfc3339(ts, sizeof ts);
     if (!did) {
-        fprintf(stderr, "gwsim: %s: CONTROL %s without dataId: answered E1001\n", g->id, rid);
+        fprintf(stderr, "gwsim: %s: CONTROL %s without dataId: answered %s\n", g->id, rid,
+                sr_wire_code(SR_WIRE_PARAM));
         answer_new(s, g, "CONTROL", rid, "ack/control", "GW_CONTROL_RESULT",
                    json_pack("{s:s,s:o}", "requestId", rid, "result",
-                             failure("E1001", "dataId: a data ID is required")),
+                             failure(SR_WIRE_PARAM, "dataId: a data ID is required")),
                    ts);
         return;
     }
@@ -853,10 +855,10 @@ static void control(sim *s, gwc *g, const char *rid, const json_t *rq)
     json_t *body;
     if (listed(s->fail_ids, s->nfail, did))
         body = json_pack("{s:s,s:s,s:o}", "requestId", rid, "dataId", did, "result",
-                         failure("E4003", "simulated device failure"));
+                         failure(SR_WIRE_DEVICE, "simulated device failure"));
     else if (!json_is_number(val) && !json_is_boolean(val) && !json_is_string(val))
         body = json_pack("{s:s,s:s,s:o}", "requestId", rid, "dataId", did, "result",
-                         failure("E4004", "value: a number, boolean or string is required"));
+                         failure(SR_WIRE_REJECTED, "value: a number, boolean or string is required"));
     else {
         point *p = point_get(s, g, did);
         json_t *copy = p ? json_deep_copy(val) : NULL;
@@ -867,7 +869,7 @@ static void control(sim *s, gwc *g, const char *rid, const json_t *rq)
         json_decref(p->held);
         p->held = copy;
         body = json_pack("{s:s,s:s,s:o,s:s}", "requestId", rid, "dataId", did, "appliedValue", point_read(s, p),
-                         "result", "0");
+                         "result", sr_wire_code(SR_WIRE_OK));
     }
     answer_new(s, g, "CONTROL", rid, "ack/control", "GW_CONTROL_RESULT", body, ts);
 }
@@ -900,9 +902,9 @@ static void periodic_start(sim *s, gwc *g, const char *rid, const json_t *rq)
         return;
     }
     if (!ids_ok(ids) || !json_is_number(iv) || json_number_value(iv) < 1) {
-        fprintf(stderr, "gwsim: %s: PERIODIC_START %s without dataIds or intervalMs: acknowledged E1001\n", g->id,
-                rid);
-        monitor_ack(s, g, mon, "START", failure("E1001", "dataIds and intervalMs (>= 1) are required"));
+        fprintf(stderr, "gwsim: %s: PERIODIC_START %s without dataIds or intervalMs: acknowledged %s\n",
+                g->id, rid, sr_wire_code(SR_WIRE_PARAM));
+        monitor_ack(s, g, mon, "START", failure(SR_WIRE_PARAM, "dataIds and intervalMs (>= 1) are required"));
         return;
     }
     json_t *copy = json_deep_copy(ids);
@@ -925,7 +927,7 @@ static void periodic_start(sim *s, gwc *g, const char *rid, const json_t *rq)
         double every = json_number_value(iv) / 1000.0;
         g->mon[g->nmon++] = (monitor){dup, copy, every, now_s() + every};
     }
-    monitor_ack(s, g, mon, "START", json_string("0"));
+    monitor_ack(s, g, mon, "START", json_string(sr_wire_code(SR_WIRE_OK)));
     return;
 oom:
     json_decref(copy);
@@ -946,7 +948,7 @@ static void periodic_stop(sim *s, gwc *g, const char *rid, const json_t *rq)
         *m = g->mon[--g->nmon];
     }
     /* a monitor this gateway does not know is stopped as well */
-    monitor_ack(s, g, mon, "STOP", json_string("0"));
+    monitor_ack(s, g, mon, "STOP", json_string(sr_wire_code(SR_WIRE_OK)));
 }
 
 static void handle_request(sim *s, gwc *g, const json_t *rq)
@@ -1000,7 +1002,7 @@ static void handle_ack(sim *s, gwc *g, const json_t *msg)
     const char *cid = json_string_value(json_object_get(json_object_get(msg, "header"), "correlationId"));
     const json_t *res = json_object_get(json_object_get(msg, "body"), "result");
     const char *code = json_string_value(json_object_get(res, "code"));
-    if (!cid || !code || !strcmp(code, "0")) return;
+    if (!cid || !code || !strcmp(code, sr_wire_code(SR_WIRE_OK))) return;
     if ((cid[0] != 'A' && cid[0] != 'F') || strncmp(cid + 1, s->nonce, 16)) return;
     const char *text = json_string_value(json_object_get(res, "message"));
     fprintf(stderr, "gwsim: %s: %s %s refused: %s %s\n", g->id, cid[0] == 'A' ? "answer" : "fetch", cid, code,
@@ -1305,7 +1307,7 @@ static void http_meas_done(sim *s, hslot *h, CURLcode cc, long st)
     g->np--;
     const char *code, *msg;
     json_t *doc = http_result(h, &code, &msg);
-    if (st == 200 && !strcmp(code, "0")) {
+    if (st == 200 && !strcmp(code, sr_wire_code(SR_WIRE_OK))) {
         count_ack(s, g, h->n, h->t);
         if (g->login == L_IN) g->connected = 1;
     } else if (!http_transient(cc, st) || st == 200) {

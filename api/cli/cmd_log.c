@@ -273,13 +273,14 @@ int sr_cmd_log_dump(const sr_command *cmd, int argc, char **argv)
     }
     uint64_t n = 0, seq;
     sr_slice rec;
-    static const char hx[] = "0123456789abcdef";
     while (n < count && (rc = sr_log_iter_next(it, &seq, &rec)) == SR_OK) {
         printf("{\"seq\":%" PRIu64 ",\"len\":%zu,\"hex\":\"", seq, rec.len);
         const uint8_t *p = rec.data;
-        for (size_t i = 0; i < rec.len; i++) {
-            putchar(hx[p[i] >> 4]);
-            putchar(hx[p[i] & 15]);
+        char hx[2 * 64 + 1];
+        for (size_t i = 0; i < rec.len; i += 64) {
+            size_t k = rec.len - i < 64 ? rec.len - i : 64;
+            sr_hex(p + i, k, hx);
+            fputs(hx, stdout);
         }
         printf("\"");
         int printable = 1;

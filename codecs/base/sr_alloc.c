@@ -137,3 +137,23 @@ void sr_arena_release(sr_arena *a)
     sr_free(a->head);
     a->head = NULL;
 }
+
+void sr_hex(const uint8_t *p, size_t n, char *out)
+{
+    static const char d[] = "0123456789abcdef";
+    for (size_t i = 0; i < n; i++) {
+        out[2 * i] = d[p[i] >> 4];
+        out[2 * i + 1] = d[p[i] & 15];
+    }
+    out[2 * n] = 0;
+}
+
+int sr_unhex(const char *s, size_t n, uint8_t *out)
+{
+    for (size_t i = 0; i < n; i++) {
+        int hi = sr_hexval((unsigned char)s[2 * i]), lo = hi < 0 ? -1 : sr_hexval((unsigned char)s[2 * i + 1]);
+        if (lo < 0) return -1;
+        out[i] = (uint8_t)(hi << 4 | lo);
+    }
+    return 0;
+}

@@ -107,6 +107,19 @@ static inline uint64_t sr_get_le64(const uint8_t *p)
     return (uint64_t)sr_get_le32(p) | ((uint64_t)sr_get_le32(p + 4) << 32);
 }
 
+/* Hex: the one encoder and the one decoder of the project (key files,
+ * stored secrets, hashes and ids, percent escapes, JSON \u escapes).
+ * sr_hexval: the value of one hex digit (either case), or -1. */
+static inline int sr_hexval(int c)
+{
+    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+}
+/* 2n lower-case hex digits of p[0..n) and a NUL into out (2n + 1 bytes). */
+void sr_hex(const uint8_t *p, size_t n, char *out);
+/* Exactly 2n hex digits at s (either case) into n bytes at out: 0, or -1 at
+ * the first character that is not a hex digit (out is then partly written). */
+int sr_unhex(const char *s, size_t n, uint8_t *out);
+
 /* Assertions: SR_ASSERT for our own bugs (debug builds), SR_VERIFY always on
  * for the few cheap checks whose failure would write garbage to disk. */
 void sr__assert_fail(const char *expr, const char *file, int line);

@@ -104,7 +104,7 @@ static void on_gw(void *ctx, const sr_gw_answer *a)
 {
     gw_ans *g = ctx;
     g->done++;
-    snprintf(g->code, sizeof g->code, "%s", a->code);
+    snprintf(g->code, sizeof g->code, "%s", sr_wire_code(a->code));
     snprintf(g->msg, sizeof g->msg, "%s", a->message ? a->message : "");
 }
 

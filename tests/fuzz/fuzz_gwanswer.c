@@ -156,11 +156,12 @@ static void on_answer(void *ctx, const sr_gw_answer *a)
 {
     answer *x = ctx;
     x->calls++;
-    if (!a->code) abort();
-    size_t n = strlen(a->code);
-    if (strcmp(a->code, "0") && (n != 5 || a->code[0] != 'E')) abort();
-    if (!strcmp(a->code, "E9001")) abort(); /* an internal error: never the answer to a gateway's bytes */
-    snprintf(x->code, sizeof x->code, "%s", a->code);
+    if ((unsigned)a->code >= SR_WIRE__COUNT) abort(); /* a row of the wire error table */
+    const char *code = sr_wire_code(a->code);
+    size_t n = strlen(code);
+    if (strcmp(code, "0") && (n != 5 || code[0] != 'E')) abort();
+    if (a->code == SR_WIRE_INTERNAL) abort(); /* an internal error: never the answer to a gateway's bytes */
+    snprintf(x->code, sizeof x->code, "%s", code);
 }
 
 /* body with $X placeholders replaced (JSON-safe: ids are [A-Za-z0-9]) */
