@@ -101,11 +101,11 @@ static void answer(pjob *j)
     h2o_req_t *req = j->h.req;
     if (!req) return;
     const sr_result *r = &j->res;
-    if (r->rc == SR_ECONFLICT) return sr_http_result(req, 0, SR_WIRE_CONFLICT, r->msg, NULL);
-    if (r->rc == SR_ENOTFOUND) return sr_http_result(req, 0, SR_WIRE_UNKNOWN, r->msg, NULL);
-    if (r->rc == SR_EINVAL) return sr_http_result(req, 0, SR_WIRE_PARAM, r->msg, NULL);
+    if (r->rc == SR_ECONFLICT) return sr_http_result(req, 0, SR_WIRE_CONFLICT, r->err.msg, NULL);
+    if (r->rc == SR_ENOTFOUND) return sr_http_result(req, 0, SR_WIRE_UNKNOWN, r->err.msg, NULL);
+    if (r->rc == SR_EINVAL) return sr_http_result(req, 0, SR_WIRE_PARAM, r->err.msg, NULL);
     /* the server's state (queue full, stopped writes, no space): E9002, retry */
-    if (r->rc) return sr_http_result(req, 0, sr_wire_of_rc(r->rc), r->msg[0] ? r->msg : sr_wire_msg_of_rc(r->rc), NULL);
+    if (r->rc) return sr_http_result(req, 0, sr_wire_of_rc(r->rc), r->err.msg[0] ? r->err.msg : sr_wire_msg_of_rc(r->rc), NULL);
     json_t *o = NULL;
     char hex[65];
     switch (j->what) {

@@ -1148,7 +1148,7 @@ static void created_done(job *j)
     if (j->res.rc) {
         r->finished = 1;
         if (r->cb) app_answer(r->cb, r->cbctx, j->res.rc == SR_EINVAL ? SR_WIRE_PARAM : SR_WIRE_INTERNAL,
-                              j->res.msg[0] ? j->res.msg : sr_strerror(j->res.rc));
+                              j->res.err.msg[0] ? j->res.err.msg : sr_strerror(j->res.rc));
         r->cb = NULL;
         areq_unref(r); /* the live table's */
         return;
@@ -1520,7 +1520,7 @@ static void monitor_done(job *j)
         else r->finished = 1;
     }
     if (j->acb) {
-        if (j->res.rc) app_answer(j->acb, j->actx, SR_WIRE_INTERNAL, j->res.msg[0] ? j->res.msg : sr_strerror(j->res.rc));
+        if (j->res.rc) app_answer(j->acb, j->actx, SR_WIRE_INTERNAL, j->res.err.msg[0] ? j->res.err.msg : sr_strerror(j->res.rc));
         else j->acb(j->actx, j->a_status, j->a_body);
     }
     for (size_t i = 0; i < mc->n; i++) {
@@ -1861,7 +1861,7 @@ static void answer_done(job *j)
         gw_ack(j->gcb, j->gctx, SR_WIRE_OK, j->res.duplicate ? "duplicate; stored once" : j->ok_msg, NULL);
     } else
         gw_answer(j->gcb, j->gctx, sr_wire_of_rc(j->res.rc), j->res.rc,
-                  j->res.msg[0] ? j->res.msg : sr_wire_msg_of_rc(j->res.rc), NULL);
+                  j->res.err.msg[0] ? j->res.err.msg : sr_wire_msg_of_rc(j->res.rc), NULL);
     json_decref(j->p_values);
     json_decref(j->p_applied);
     request_maybe_finish(r);
@@ -2664,7 +2664,7 @@ static void on_job(void *ctx, sr_loopq_item *it)
             json_decref(j->push_asked);
             if (j->res.rc)
                 gw_answer(j->gcb, j->gctx, sr_wire_of_rc(j->res.rc), j->res.rc,
-                          j->res.msg[0] ? j->res.msg : sr_wire_msg_of_rc(j->res.rc), NULL);
+                          j->res.err.msg[0] ? j->res.err.msg : sr_wire_msg_of_rc(j->res.rc), NULL);
             else
                 gw_ack(j->gcb, j->gctx, SR_WIRE_OK, j->res.duplicate ? "duplicate; stored once" : j->ok_msg, NULL);
             break;

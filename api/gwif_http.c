@@ -193,7 +193,7 @@ static void respond_transient(h2o_req_t *req, const char *op, const char *gw, sr
 /* The answer to an engine result (the outcomes of sr_gw_outcome_rc). */
 static void respond_rc(h2o_req_t *req, const char *op, const char *gw, const sr_result *r)
 {
-    const char *msg = r->msg[0] ? r->msg : sr_wire_msg_of_rc(r->rc);
+    const char *msg = r->err.msg[0] ? r->err.msg : sr_wire_msg_of_rc(r->rc);
     switch (sr_gw_outcome_rc(r->rc)) {
     case SR_GW_DURABLE:
         respond_result(req, SR_WIRE_OK, r->duplicate ? "duplicate; stored once" : "stored", NULL);

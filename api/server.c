@@ -621,7 +621,7 @@ static void on_done(void *ctx, sr_loopq_item *it)
         c->inflight--;
         if (c->state != ST_CLOSING) {
             /* (1): durable, refused or not stored -- now answer */
-            if (!gw_outcome_rc(c, d->packet_id, d->msgid, d->res.rc, d->res.duplicate, d->res.msg)) conn_maybe_resume(c);
+            if (!gw_outcome_rc(c, d->packet_id, d->msgid, d->res.rc, d->res.duplicate, d->res.err.msg)) conn_maybe_resume(c);
         }
         SR_INVARIANT(conn_check(c));
         conn_unref(c);

@@ -212,7 +212,7 @@ static void ingest_cb(void *ctx, const sr_result *r)
     ingest_ctx *x = ctx;
     if (r->rc == SR_OK && !r->duplicate) atomic_fetch_add_explicit(&x->ok, 1, memory_order_relaxed);
     else {
-        if (atomic_fetch_add(&x->failed, 1) < 3) fprintf(stderr, "engine bench: refused: %s\n", r->msg);
+        if (atomic_fetch_add(&x->failed, 1) < 3) fprintf(stderr, "engine bench: refused: %s\n", r->err.msg);
     }
     pthread_mutex_lock(&x->mu);
     x->inflight--;

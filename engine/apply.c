@@ -54,9 +54,10 @@ int sr__refuse(sr_result *r, int rc, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(r->msg, sizeof r->msg, fmt, ap);
+    vsnprintf(r->err.msg, sizeof r->err.msg, fmt, ap);
     va_end(ap);
     r->rc = rc;
+    r->err.code = rc;
     return rc;
 }
 

@@ -111,7 +111,7 @@ static int put_registry(sr_engine *e, batch *b, Suiro__V1__RegistryPut *rp, cons
     if (secret) {
         if (!secret[0]) {
             if (!old || !old->secret_hash.len) {
-                snprintf(res->msg, sizeof res->msg, "line %zu: %s is new and needs a secret", line, rp->id);
+                snprintf(res->err.msg, sizeof res->err.msg, "line %zu: %s is new and needs a secret", line, rp->id);
                 rc = res->rc = SR_EINVAL;
                 goto done;
             }
@@ -338,7 +338,7 @@ static int check_parent(void *vc, int k, const stored *st)
     if (idset_has(&c->rm[pk], st->parent)) bad = pk;
     else if (k == RK_DEVICE && idset_has(&c->rm[RK_GATEWAY], st->gateway)) bad = RK_GATEWAY;
     if (bad < 0) return SR_OK;
-    snprintf(c->res->msg, sizeof c->res->msg,
+    snprintf(c->res->err.msg, sizeof c->res->err.msg,
              "%s %s is not in [%s], but the stored %s %s (the sheet has no [%s]) refers to it: list [%s] without "
              "%s, or keep the %s; nothing imported",
              rk_name[bad], bad == RK_GATEWAY ? st->gateway : st->parent, rk_sect[bad], rk_name[k], st->id, rk_sect[k],
@@ -387,7 +387,7 @@ int sr_engine_import_sheet(sr_engine *e, const sr_sheet *sh, sr_result *res)
 {
     memset(res, 0, sizeof *res);
     if (sh->n_errors || sh->n_operators != 1) {
-        snprintf(res->msg, sizeof res->msg, "the sheet has errors; nothing imported");
+        snprintf(res->err.msg, sizeof res->err.msg, "the sheet has errors; nothing imported");
         return res->rc = SR_EINVAL;
     }
     batch b = {.op = sh->operators[0].id};
@@ -470,7 +470,7 @@ int sr_engine_import_sheet(sr_engine *e, const sr_sheet *sh, sr_result *res)
         rc = put_master(e, &b, &m);
     }
     size_t nremoved = 0;
-    char removed[sizeof res->msg - 24];
+    char removed[sizeof res->err.msg - 24];
     removed[0] = 0;
     if (!rc) rc = removals(e, sh, &b, res, &nremoved, removed, sizeof removed);
     if (!rc && b.n) {
@@ -490,10 +490,10 @@ int sr_engine_import_sheet(sr_engine *e, const sr_sheet *sh, sr_result *res)
         res->count = 0;
     }
     if (!rc && res->rc == SR_OK && nremoved) /* what was removed, for the operator */
-        snprintf(res->msg, sizeof res->msg, "removed %zu: %s", nremoved, removed);
+        snprintf(res->err.msg, sizeof res->err.msg, "removed %zu: %s", nremoved, removed);
     if (rc && !res->rc) {
         res->rc = rc;
-        if (!res->msg[0]) snprintf(res->msg, sizeof res->msg, "%s", sr_strerror(rc));
+        if (!res->err.msg[0]) snprintf(res->err.msg, sizeof res->err.msg, "%s", sr_strerror(rc));
     }
     sr_free(grant_ids);
     sr_free(b.lens);

@@ -134,7 +134,8 @@ typedef struct sr_result {
     int duplicate;      /* 1: message id seen before; nothing stored, seq is the original */
     uint64_t revision;  /* documents: the new revision */
     uint32_t point;     /* data-point master put: the point number */
-    char msg[200];      /* for a refusal: what and where ("point 17: value 12.5 above max 10") */
+    sr_errinfo err;     /* for a refusal: err.code == rc, err.msg what and where ("point 17: value 12.5
+                         * above max 10"); the one error-detail struct of every layer (sr_error.h) */
 } sr_result;
 
 typedef void (*sr_engine_cb)(void *ctx, const sr_result *res);

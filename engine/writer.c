@@ -368,10 +368,11 @@ finish:
             memset(r, 0, sizeof *r);
             r->rc = fatal == SR_EPOISONED ? SR_EPOISONED : fatal;
             if (fatal == SR_EPOISONED) /* §7: the writer resumes by itself */
-                snprintf(r->msg, sizeof r->msg, "writes are stopped after a failed write (resuming once it works)");
+                snprintf(r->err.msg, sizeof r->err.msg, "writes are stopped after a failed write (resuming once it works)");
             else
-                snprintf(r->msg, sizeof r->msg, "write failed: %s", sr_strerror(fatal));
+                snprintf(r->err.msg, sizeof r->err.msg, "write failed: %s", sr_strerror(fatal));
         }
+        r->err.code = r->rc; /* the detail's code is the outcome's */
         if (cmds[ci]->cb) cmds[ci]->cb(cmds[ci]->ctx, r);
         atomic_fetch_add(&e->st_commands, 1);
         sr__cmd_free(cmds[ci]);

@@ -153,10 +153,10 @@ static int import_bytes(sr_engine *e, const void *data, size_t len, const char *
     }
     sr_result res;
     rc = sr_engine_import_sheet(e, sh, &res);
-    if (rc) fprintf(stderr, "suiro: %s: %s\n", name, res.msg[0] ? res.msg : sr_strerror(rc));
+    if (rc) fprintf(stderr, "suiro: %s: %s\n", name, res.err.msg[0] ? res.err.msg : sr_strerror(rc));
     else if (res.count)
         printf("imported %s: %u change(s) stored (seq %" PRIu64 "..%" PRIu64 ")%s%s\n", name, res.count, res.seq,
-               res.seq + res.count - 1, res.msg[0] ? "; " : "", res.msg);
+               res.seq + res.count - 1, res.err.msg[0] ? "; " : "", res.err.msg);
     else
         printf("imported %s: nothing changed\n", name);
     sr_sheet_free(sh);

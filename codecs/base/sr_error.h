@@ -60,8 +60,8 @@ int sr_err_from_errno(int e);
 /* The one struct that carries the detail of a failure up the layers, where
  * a handle is not available to ask: the log's and the engine's open,
  * rebuild and verify, the blob store (storage/blobs.h sr_blob_errinfo is this
- * struct), the log's iterators. A command's outcome travels in sr_result
- * (engine/suiro.h), whose msg is the same kind of text (what and where). */
+ * struct), the log's iterators, and a command's refusal (sr_result.err in
+ * engine/suiro.h: code == the result's rc, msg what and where). */
 typedef struct sr_errinfo {
     int code;
     char msg[320];

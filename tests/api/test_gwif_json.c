@@ -88,7 +88,7 @@ Test(gwif_json, good_values_become_one_event_that_the_engine_stores)
                  SR_OK, "%s", err.message);
     sr_slice sl = {ev.data, ev.len};
     sr_result r;
-    cr_assert_eq(sr_engine_submit_wait(e, &sl, 1, &r), SR_OK, "%s", r.msg);
+    cr_assert_eq(sr_engine_submit_wait(e, &sl, 1, &r), SR_OK, "%s", r.err.msg);
     uint32_t p;
     cr_assert_eq(sr_engine_point(e, "op1", "P000", &p, NULL), SR_OK);
     sr_buf out;

@@ -57,7 +57,7 @@ Test(engine, stores_and_answers_latest_range_and_downsample)
     sr_sample s[100];
     for (int i = 0; i < 100; i++) s[i] = (sr_sample){.ts = 1000 * i, .v.f = i * 0.25};
     sr_result r;
-    cr_assert_eq(et_put(e, "op1", "GW1", p, SR_VT_NUMBER, s, 100, "m1", &r), SR_OK, "%s", r.msg);
+    cr_assert_eq(et_put(e, "op1", "GW1", p, SR_VT_NUMBER, s, 100, "m1", &r), SR_OK, "%s", r.err.msg);
     cr_assert_gt(r.seq, 0);
     sr_sample l;
     int found;
@@ -100,14 +100,15 @@ Test(engine, invalid_measurements_are_refused_whole_and_nothing_is_stored)
     sr_sample s[2] = {{.ts = 1, .v.f = 1}, {.ts = 2, .v.f = 2e10}};
     sr_result r;
     cr_assert_eq(et_put(e, "op1", "GW1", p0, SR_VT_NUMBER, s, 2, NULL, &r), SR_EINVAL);
-    cr_assert(strstr(r.msg, "P000") && strstr(r.msg, "maximum"), "%s", r.msg);
+    cr_assert(strstr(r.err.msg, "P000") && strstr(r.err.msg, "maximum"), "%s", r.err.msg);
+    cr_assert_eq(r.err.code, SR_EINVAL, "the refusal's detail carries its code (one error-detail struct)");
     s[1].v.f = 2;
     cr_assert_eq(et_put(e, "op1", "GW2", p0, SR_VT_NUMBER, s, 2, NULL, &r), SR_EINVAL, "P000 is behind GW1");
-    cr_assert(strstr(r.msg, "gateway"), "%s", r.msg);
+    cr_assert(strstr(r.err.msg, "gateway"), "%s", r.err.msg);
     cr_assert_eq(et_put(e, "op1", "GW2", p1, SR_VT_NUMBER, s, 2, NULL, &r), SR_EINVAL, "P001 is boolean");
-    cr_assert(strstr(r.msg, "wrong type"), "%s", r.msg);
+    cr_assert(strstr(r.err.msg, "wrong type"), "%s", r.err.msg);
     cr_assert_eq(et_put(e, "op1", "GW1", 9999, SR_VT_NUMBER, s, 2, NULL, &r), SR_EINVAL);
-    cr_assert(strstr(r.msg, "unknown"), "%s", r.msg);
+    cr_assert(strstr(r.err.msg, "unknown"), "%s", r.err.msg);
     cr_assert_eq(et_put(e, "op2", "GW1", p0, SR_VT_NUMBER, s, 2, NULL, &r), SR_EINVAL, "another operator's point");
     s[1].v.f = NAN;
     cr_assert_eq(et_put(e, "op1", "GW1", p0, SR_VT_NUMBER, s, 2, NULL, &r), SR_EINVAL);
@@ -210,7 +211,7 @@ Test(engine, a_command_is_atomic_a_bad_master_refuses_all)
     lens[1] = b.len - lens[0];
     sr_result r;
     cr_assert_eq(et_submit(e, &b, lens, 2, &r), SR_EINVAL);
-    cr_assert(strstr(r.msg, "NO-SUCH-DEVICE"), "%s", r.msg);
+    cr_assert(strstr(r.err.msg, "NO-SUCH-DEVICE"), "%s", r.err.msg);
     uint32_t p;
     cr_assert_eq(sr_engine_point(e, "op1", "NEW1", &p, NULL), SR_ENOTFOUND, "the good half was not kept");
     sr_buf_release(&b);
@@ -264,7 +265,7 @@ static void workload(sr_engine *e, wl *w, tu_rng *r, int batches)
         }
         sr_result res;
         int rc = et_put(e, "op1", k % 2 ? "GW2" : "GW1", w->points[k], w->types[k], s, n, NULL, &res);
-        cr_assert_eq(rc, SR_OK, "%s", res.msg);
+        cr_assert_eq(rc, SR_OK, "%s", res.err.msg);
         /* model: later entries with equal ts win (stable order) */
         for (size_t i = 0; i < n; i++) et_model_put(w->m, w->points[k], &s[i]);
     }
@@ -450,7 +451,7 @@ static void workload_late(sr_engine *e, wl *w, tu_rng *r, int batches)
             s[i] = rand_sample(r, w->types[k], w->clock[k] - 1000 * (int64_t)(1 + tu_below(r, 20000)));
         sr_result res;
         int rc = et_put(e, "op1", k % 2 ? "GW2" : "GW1", w->points[k], w->types[k], s, n, NULL, &res);
-        cr_assert_eq(rc, SR_OK, "%s", res.msg);
+        cr_assert_eq(rc, SR_OK, "%s", res.err.msg);
         for (size_t i = 0; i < n; i++) et_model_put(w->m, w->points[k], &s[i]);
     }
 }
@@ -555,7 +556,7 @@ Test(engine, unknown_event_fields_survive_append_and_replay)
     cr_assert_eq(sr_buf_append(&b, unknown, sizeof unknown), SR_OK);
     size_t len = b.len;
     sr_result r;
-    cr_assert_eq(et_submit(e, &b, &len, 1, &r), SR_OK, "%s", r.msg);
+    cr_assert_eq(et_submit(e, &b, &len, 1, &r), SR_OK, "%s", r.err.msg);
     sr_engine_close(e);
     /* the stored record still carries the unknown field */
     char ld[1100];
@@ -618,7 +619,7 @@ Test(engine, measurement_records_are_the_canonical_bytes_with_the_writers_seq)
         sr_buf_init(&one);
         cr_assert_eq(sr_buf_append(&one, b.data + off, lens[i]), SR_OK);
         off += lens[i];
-        cr_assert_eq(et_submit(e, &one, &lens[i], 1, &r[i]), SR_OK, "%d: %s", i, r[i].msg);
+        cr_assert_eq(et_submit(e, &one, &lens[i], 1, &r[i]), SR_OK, "%d: %s", i, r[i].err.msg);
         sr_buf_release(&one);
     }
     sr_engine_close(e);
@@ -689,7 +690,7 @@ Test(engine, heads_fed_in_lockstep_flush_staggered)
             sr_sample s[PER];
             for (int i = 0; i < PER; i++) s[i] = (sr_sample){.ts = 1000 * (r * PER + i), .v.f = r + i * 0.5};
             sr_result res;
-            cr_assert_eq(et_put(e, "op1", p % 2 ? "GW2" : "GW1", pts[p], SR_VT_NUMBER, s, PER, NULL, &res), SR_OK, "%s", res.msg);
+            cr_assert_eq(et_put(e, "op1", p % 2 ? "GW2" : "GW1", pts[p], SR_VT_NUMBER, s, PER, NULL, &res), SR_OK, "%s", res.err.msg);
         }
         sr_engine_get_stats(e, &st);
         uint64_t d = st.flushes - before;
@@ -851,7 +852,7 @@ Test(engine, files_bytes_in_the_blob_store_metadata_in_the_index)
     cr_assert_eq(sr_ev_pack(&ev, "op1", "APP1", SUIRO__V1__ACTOR_KIND__ACTOR_APP, NULL, &b), SR_OK);
     size_t len = b.len;
     sr_result r;
-    cr_assert_eq(et_submit(e, &b, &len, 1, &r), SR_OK, "%s", r.msg);
+    cr_assert_eq(et_submit(e, &b, &len, 1, &r), SR_OK, "%s", r.err.msg);
     sr_buf out;
     sr_buf_init(&out);
     size_t n;
@@ -892,7 +893,7 @@ Test(engine, special_numbers_round_trip_through_the_engine)
                       {.ts = 3000, .v.f = NAN, .quality = SR_Q_BAD}, /* a bad reading may be anything */
                       {.ts = 4000, .v.f = 0.1 + 0.2}};
     sr_result r;
-    cr_assert_eq(et_put(e, "op1", "GW1", p, SR_VT_NUMBER, s, 4, NULL, &r), SR_OK, "%s", r.msg);
+    cr_assert_eq(et_put(e, "op1", "GW1", p, SR_VT_NUMBER, s, 4, NULL, &r), SR_OK, "%s", r.err.msg);
     for (int pass = 0; pass < 2; pass++) {
         sr_buf out;
         sr_buf_init(&out);
@@ -928,7 +929,7 @@ Test(engine, malformed_or_mixed_commands_are_refused_without_storing)
     sr_slice in = {inner, sizeof inner};
     int rc = sr_engine_submit_wait(e, &in, 1, &r);
     cr_assert_eq(rc, SR_EINVAL, "%s", sr_err_name(rc));
-    cr_assert(strstr(r.msg, "does not decode"), "%s", r.msg);
+    cr_assert(strstr(r.err.msg, "does not decode"), "%s", r.err.msg);
     /* events of two operators in one command */
     sr_buf b;
     sr_buf_init(&b);
@@ -978,7 +979,7 @@ Test(engine, point_info_follows_master_changes)
     cr_assert_eq(sr_ev_pack(&ev, "op1", "cli", SUIRO__V1__ACTOR_KIND__ACTOR_USER, NULL, &buf), SR_OK);
     size_t len = buf.len;
     sr_result r;
-    cr_assert_eq(et_submit(e, &buf, &len, 1, &r), SR_OK, "%s", r.msg);
+    cr_assert_eq(et_submit(e, &buf, &len, 1, &r), SR_OK, "%s", r.err.msg);
     cr_assert_eq(sr_engine_point_info(e, "op1", "P000", &b), SR_OK);
     cr_assert_eq(b.point, a.point);
     cr_assert_float_eq(b.max, 5, 1e-9);
@@ -994,7 +995,7 @@ Test(engine, point_info_follows_master_changes)
     buf.len = 0;
     cr_assert_eq(sr_ev_pack(&ev2, "op1", "cli", SUIRO__V1__ACTOR_KIND__ACTOR_USER, NULL, &buf), SR_OK);
     len = buf.len;
-    cr_assert_eq(et_submit(e, &buf, &len, 1, &r), SR_OK, "%s", r.msg);
+    cr_assert_eq(et_submit(e, &buf, &len, 1, &r), SR_OK, "%s", r.err.msg);
     cr_assert_eq(sr_engine_point_info(e, "op1", "P000", &b), SR_ENOTFOUND);
     sr_buf_release(&buf);
     sr_engine_close(e);
@@ -1015,7 +1016,7 @@ static void check_msgids(sr_engine *e, const uint64_t *seqs, const char *when)
         sr_sample s = {.ts = 1000 * i, .v.f = -1};
         sr_result r;
         int g = i % 2;
-        cr_assert_eq(et_put(e, "op1", g ? "GW2" : "GW1", p[g], SR_VT_NUMBER, &s, 1, id, &r), SR_OK, "%s", r.msg);
+        cr_assert_eq(et_put(e, "op1", g ? "GW2" : "GW1", p[g], SR_VT_NUMBER, &s, 1, id, &r), SR_OK, "%s", r.err.msg);
         cr_assert_eq(r.duplicate, 1, "%s: %s/%s is a duplicate", when, g ? "GW2" : "GW1", id);
         cr_assert_eq(r.seq, seqs[i], "%s: %s answers the original seq", when, id);
     }
@@ -1045,7 +1046,7 @@ static void msgid_scenario(uint32_t hash_bits)
         sr_sample s = {.ts = 1000 * i, .v.f = i};
         sr_result r;
         int g = i % 2;
-        cr_assert_eq(et_put(e, "op1", g ? "GW2" : "GW1", p[g], SR_VT_NUMBER, &s, 1, id, &r), SR_OK, "%s", r.msg);
+        cr_assert_eq(et_put(e, "op1", g ? "GW2" : "GW1", p[g], SR_VT_NUMBER, &s, 1, id, &r), SR_OK, "%s", r.err.msg);
         cr_assert_eq(r.duplicate, 0, "%s is new", id);
         seqs[i] = r.seq;
     }
@@ -1057,9 +1058,9 @@ static void msgid_scenario(uint32_t hash_bits)
         sr_sample s = {.ts = 1000 * i + 1, .v.f = 0.5};
         sr_result r;
         int g = 1 - i % 2;
-        cr_assert_eq(et_put(e, "op1", g ? "GW2" : "GW1", p[g], SR_VT_NUMBER, &s, 1, id, &r), SR_OK, "%s", r.msg);
+        cr_assert_eq(et_put(e, "op1", g ? "GW2" : "GW1", p[g], SR_VT_NUMBER, &s, 1, id, &r), SR_OK, "%s", r.err.msg);
         cr_assert_eq(r.duplicate, 0, "%s from the other gateway is new", id);
-        cr_assert_eq(et_put(e, "op1", g ? "GW2" : "GW1", p[g], SR_VT_NUMBER, &s, 1, id, &r), SR_OK, "%s", r.msg);
+        cr_assert_eq(et_put(e, "op1", g ? "GW2" : "GW1", p[g], SR_VT_NUMBER, &s, 1, id, &r), SR_OK, "%s", r.err.msg);
         cr_assert_eq(r.duplicate, 1);
     }
     uint8_t live[32], rebuilt[32];
@@ -1458,7 +1459,7 @@ static uint64_t write_500(void)
     sr_sample s[500];
     for (int i = 0; i < 500; i++) s[i] = (sr_sample){.ts = 1000 * i, .v.f = i};
     sr_result r;
-    cr_assert_eq(et_put(e, "op1", "GW1", p, SR_VT_NUMBER, s, 500, "m500", &r), SR_OK, "%s", r.msg);
+    cr_assert_eq(et_put(e, "op1", "GW1", p, SR_VT_NUMBER, s, 500, "m500", &r), SR_OK, "%s", r.err.msg);
     cr_assert_eq(sr_engine_close(e), SR_OK);
     return r.seq;
 }
@@ -1551,7 +1552,7 @@ Test(engine, a_log_that_lost_applied_events_is_refused_without_advising_rebuild)
     uint32_t p = point_of(e, "P000");
     sr_sample s = {.ts = 600000, .v.f = 1};
     sr_result r;
-    cr_assert_eq(et_put(e, "op1", "GW1", p, SR_VT_NUMBER, &s, 1, "m501", &r), SR_OK, "%s", r.msg);
+    cr_assert_eq(et_put(e, "op1", "GW1", p, SR_VT_NUMBER, &s, 1, "m501", &r), SR_OK, "%s", r.err.msg);
     cr_assert_eq(sr_engine_close(e), SR_OK);
     /* drop the last whole block: the file ends on a block boundary, so the
      * log alone sees nothing wrong */
@@ -1637,11 +1638,11 @@ Test(engine, sheet_without_a_grant_row_revokes_the_grant_and_logs_the_removal)
     sr_engine *e = open_engine(NULL);
     sr_result r;
     const char *full = SHEET_HEAD SHEET_GW SHEET_APPS SHEET_MASTERS "[grants]\napp,datapoint,access\nA1,P1,read\nA1,P2,read\nA2,P*,both\n";
-    cr_assert_eq(import_text(e, full, &r), SR_OK, "%s", r.msg);
+    cr_assert_eq(import_text(e, full, &r), SR_OK, "%s", r.err.msg);
     cr_assert(has_registry(e, RG_GRANT, "A1:P2"));
     uint64_t before = wm(e) + 1;
     const char *less = SHEET_HEAD SHEET_GW SHEET_APPS SHEET_MASTERS "[grants]\napp,datapoint,access\nA1,P1,read\nA2,P*,both\n";
-    cr_assert_eq(import_text(e, less, &r), SR_OK, "%s", r.msg);
+    cr_assert_eq(import_text(e, less, &r), SR_OK, "%s", r.err.msg);
     cr_assert_eq(r.count, 1, "one removal event");
     cr_assert_not(has_registry(e, RG_GRANT, "A1:P2"), "the grant is revoked");
     cr_assert(has_registry(e, RG_GRANT, "A1:P1"));
@@ -1669,11 +1670,11 @@ Test(engine, sheet_without_a_grant_row_revokes_the_grant_and_logs_the_removal)
     sr_log_close(lg);
     cr_assert(found, "RegistryDelete A1:P2 in the log");
     /* idempotent: the same sheet again stores nothing */
-    cr_assert_eq(import_text(e, less, &r), SR_OK, "%s", r.msg);
+    cr_assert_eq(import_text(e, less, &r), SR_OK, "%s", r.err.msg);
     cr_assert_eq(r.count, 0);
     /* an empty [grants] section revokes every grant */
     const char *none = SHEET_HEAD SHEET_GW SHEET_APPS SHEET_MASTERS "[grants]\napp,datapoint,access\n";
-    cr_assert_eq(import_text(e, none, &r), SR_OK, "%s", r.msg);
+    cr_assert_eq(import_text(e, none, &r), SR_OK, "%s", r.err.msg);
     cr_assert_eq(r.count, 2);
     cr_assert_not(has_registry(e, RG_GRANT, "A2:P*"));
     cr_assert_eq(sr_engine_close(e), SR_OK);
@@ -1688,16 +1689,16 @@ Test(engine, sheet_removes_every_kind_a_listed_section_leaves_out)
     sr_engine *e = open_engine(NULL);
     sr_result r;
     const char *full = SHEET_HEAD SHEET_GW SHEET_APPS SHEET_MASTERS "[grants]\napp,datapoint,access\nA1,P3,read\n";
-    cr_assert_eq(import_text(e, full, &r), SR_OK, "%s", r.msg);
+    cr_assert_eq(import_text(e, full, &r), SR_OK, "%s", r.err.msg);
     uint32_t p3 = point_of(e, "P3");
     sr_sample s = {.ts = 1000, .v.f = 7};
-    cr_assert_eq(et_put(e, "op1", "GW2", p3, SR_VT_NUMBER, &s, 1, "v1", &r), SR_OK, "%s", r.msg);
+    cr_assert_eq(et_put(e, "op1", "GW2", p3, SR_VT_NUMBER, &s, 1, "v1", &r), SR_OK, "%s", r.err.msg);
     /* GW2, A2, D2, P3 (and the grant on P3) left out */
     const char *less = SHEET_HEAD "[gateways]\nid\nGW1\n[apps]\nid\nA1\n"
                                   "[facilities]\nid\nF1\n[equipment]\nid,facility\nE1,F1\n[devices]\nid,equipment,"
                                   "gateway\nD1,E1,GW1\n[datapoints]\nid,device,type\nP1,D1,number\nP2,D1,number\n"
                                   "[grants]\napp,datapoint,access\n";
-    cr_assert_eq(import_text(e, less, &r), SR_OK, "%s", r.msg);
+    cr_assert_eq(import_text(e, less, &r), SR_OK, "%s", r.err.msg);
     cr_assert_eq(r.count, 5, "grant, point, device, app, gateway: %u", r.count);
     cr_assert_not(has_registry(e, SUIRO__V1__REGISTRY_KIND__RG_GATEWAY, "GW2"));
     cr_assert_not(has_registry(e, SUIRO__V1__REGISTRY_KIND__RG_APP, "A2"));
@@ -1708,7 +1709,7 @@ Test(engine, sheet_removes_every_kind_a_listed_section_leaves_out)
     sr_vtype t;
     cr_assert_eq(sr_engine_point(e, "op1", "P3", &p, &t), SR_ENOTFOUND, "a removed data point no longer resolves");
     /* listing it again brings back the same point and its stored values */
-    cr_assert_eq(import_text(e, full, &r), SR_OK, "%s", r.msg);
+    cr_assert_eq(import_text(e, full, &r), SR_OK, "%s", r.err.msg);
     cr_assert_eq(point_of(e, "P3"), p3, "the data point comes back with its number");
     sr_sample l;
     int found;
@@ -1726,19 +1727,19 @@ Test(engine, sheet_sections_left_out_are_kept_and_dangling_references_refuse_the
     sr_engine *e = open_engine(NULL);
     sr_result r;
     const char *full = SHEET_HEAD SHEET_GW SHEET_APPS SHEET_MASTERS "[grants]\napp,datapoint,access\nA2,P1,read\n";
-    cr_assert_eq(import_text(e, full, &r), SR_OK, "%s", r.msg);
+    cr_assert_eq(import_text(e, full, &r), SR_OK, "%s", r.err.msg);
     /* only [operator]: nothing changes */
-    cr_assert_eq(import_text(e, SHEET_HEAD, &r), SR_OK, "%s", r.msg);
+    cr_assert_eq(import_text(e, SHEET_HEAD, &r), SR_OK, "%s", r.err.msg);
     cr_assert_eq(r.count, 0);
     cr_assert(has_master(e, SUIRO__V1__MASTER_KIND__MK_DEVICE, "D2"));
     /* [gateways] without GW2 while the stored device D2 (no [devices]) uses it: refused, nothing stored */
     uint64_t seq0 = wm(e);
     cr_assert_eq(import_text(e, SHEET_HEAD "[gateways]\nid\nGW1\n", &r), SR_EINVAL);
-    cr_assert(strstr(r.msg, "GW2") && strstr(r.msg, "D2"), "names both: %s", r.msg);
+    cr_assert(strstr(r.err.msg, "GW2") && strstr(r.err.msg, "D2"), "names both: %s", r.err.msg);
     cr_assert_eq(wm(e), seq0, "nothing stored");
     cr_assert(has_registry(e, SUIRO__V1__REGISTRY_KIND__RG_GATEWAY, "GW2"));
     /* [apps] without A2 and no [grants]: A2's grants go with it */
-    cr_assert_eq(import_text(e, SHEET_HEAD "[apps]\nid\nA1\n", &r), SR_OK, "%s", r.msg);
+    cr_assert_eq(import_text(e, SHEET_HEAD "[apps]\nid\nA1\n", &r), SR_OK, "%s", r.err.msg);
     cr_assert_eq(r.count, 2, "the app and its grant");
     cr_assert_not(has_registry(e, RG_GRANT, "A2:P1"));
     cr_assert_eq(sr_engine_close(e), SR_OK);

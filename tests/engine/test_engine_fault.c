@@ -145,7 +145,7 @@ static void fixture_init(fixture *f)
             for (int i = 0; i < 10; i++) s[i] = value(&r, TYPES[k], clock[k] += 1000);
             sr_result res;
             cr_assert_eq(et_put(e, "op1", k % 2 ? "GW2" : "GW1", f->points[k], TYPES[k], s, 10, NULL, &res), SR_OK,
-                         "%s", res.msg);
+                         "%s", res.err.msg);
             for (int i = 0; i < 10; i++) et_model_put(f->m, f->points[k], &s[i]);
         }
     }
@@ -215,7 +215,7 @@ static void submit_all(sr_engine *e, fixture *f, outcome *out, const char *ctx)
         sr_result res;
         memset(&res, 0, sizeof res);
         int rc = sr_engine_submit_wait(e, sl, cm->nev, &res);
-        cr_assert(listed(rc), "%s: command %d returned %s (%s)", ctx, c, sr_err_name(rc), res.msg);
+        cr_assert(listed(rc), "%s: command %d returned %s (%s)", ctx, c, sr_err_name(rc), res.err.msg);
         if (rc != SR_OK) {
             out->refused++;
             continue;
@@ -468,7 +468,7 @@ static void run_recovery(vf_kind kind, const char *kname)
                 memset(&res, 0, sizeof res);
                 rc = sr_engine_submit_wait(e, sl, cm->nev, &res);
                 if (rc == SR_OK) break;
-                cr_assert(transient(rc), "%s: command %d: %s (%s)", ctx, c, sr_err_name(rc), res.msg);
+                cr_assert(transient(rc), "%s: command %d: %s (%s)", ctx, c, sr_err_name(rc), res.err.msg);
                 cr_assert_lt(attempt, 3, "%s: command %d refused again and again", ctx, c);
                 cr_assert(wait_resumed(e), "%s: the engine did not resume after %s", ctx, sr_err_name(rc));
                 resumed++;
@@ -617,10 +617,10 @@ Test(engine_fault, resume_applies_a_durable_group_the_index_missed)
             cr_assert_gt(alerts, 0);
             memset(&res, 0, sizeof res);
             rc = sr_engine_submit_wait(e, sl, cm->nev, &res);
-            cr_assert_eq(rc, SR_OK, "command 3 again: %s (%s)", sr_err_name(rc), res.msg);
+            cr_assert_eq(rc, SR_OK, "command 3 again: %s (%s)", sr_err_name(rc), res.err.msg);
             cr_assert(res.duplicate, "command 3 again: the resume should have stored it from the log");
         } else
-            cr_assert_eq(rc, SR_OK, "command %d: %s (%s)", c, sr_err_name(rc), res.msg);
+            cr_assert_eq(rc, SR_OK, "command %d: %s (%s)", c, sr_err_name(rc), res.err.msg);
         if (res.duplicate && c != 3) continue;
         out.events += cm->nev;
         for (size_t v = 0; v < cm->nev; v++)
@@ -688,7 +688,7 @@ Test(engine_fault, resume_forgets_what_a_failed_group_put_in_the_heads)
     cr_assert(wait_resumed(e), "the engine did not resume");
     cr_assert_gt(alerts, 0);
     rc = et_put(e, "op1", "GW1", p, TYPES[0], b, 3, NULL, &res);
-    cr_assert_eq(rc, SR_OK, "after the resume: %s (%s)", sr_err_name(rc), res.msg);
+    cr_assert_eq(rc, SR_OK, "after the resume: %s (%s)", sr_err_name(rc), res.err.msg);
     out.events += 1;
     for (int i = 0; i < 3; i++) et_model_put(out.m, p, &b[i]);
     sr_buf sb, strs;

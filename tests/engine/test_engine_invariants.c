@@ -181,10 +181,10 @@ Test(engine_invariants, heads_check_holds_through_flushes_and_late_values_and_na
      * (in the head), then 3 late ones */
     sr_sample s[30];
     for (int i = 0; i < 30; i++) s[i] = (sr_sample){.ts = 1000 * (i + 10), .v.f = i};
-    cr_assert_eq(et_put(e, "op1", "GW1", p, SR_VT_NUMBER, s, 20, NULL, &r), SR_OK, "%s", r.msg);
-    cr_assert_eq(et_put(e, "op1", "GW1", p, SR_VT_NUMBER, s + 20, 10, NULL, &r), SR_OK, "%s", r.msg);
+    cr_assert_eq(et_put(e, "op1", "GW1", p, SR_VT_NUMBER, s, 20, NULL, &r), SR_OK, "%s", r.err.msg);
+    cr_assert_eq(et_put(e, "op1", "GW1", p, SR_VT_NUMBER, s + 20, 10, NULL, &r), SR_OK, "%s", r.err.msg);
     sr_sample late[3] = {{.ts = 500}, {.ts = 1500}, {.ts = 2500}};
-    cr_assert_eq(et_put(e, "op1", "GW1", p, SR_VT_NUMBER, late, 3, NULL, &r), SR_OK, "%s", r.msg);
+    cr_assert_eq(et_put(e, "op1", "GW1", p, SR_VT_NUMBER, late, 3, NULL, &r), SR_OK, "%s", r.err.msg);
 
     /* the writer is idle (every put was waited for): we read what it wrote */
     head *h = head_find(e, p);
@@ -257,10 +257,10 @@ Test(engine_invariants, heads_check_holds_after_a_restart_rebuilds_the_heads)
     sr_result r;
     sr_sample s[25];
     for (int i = 0; i < 25; i++) s[i] = (sr_sample){.ts = 1000 * (i + 10), .v.f = i};
-    cr_assert_eq(et_put(e, "op1", "GW1", p, SR_VT_NUMBER, s, 20, NULL, &r), SR_OK, "%s", r.msg);
-    cr_assert_eq(et_put(e, "op1", "GW1", p, SR_VT_NUMBER, s + 20, 5, NULL, &r), SR_OK, "%s", r.msg);
+    cr_assert_eq(et_put(e, "op1", "GW1", p, SR_VT_NUMBER, s, 20, NULL, &r), SR_OK, "%s", r.err.msg);
+    cr_assert_eq(et_put(e, "op1", "GW1", p, SR_VT_NUMBER, s + 20, 5, NULL, &r), SR_OK, "%s", r.err.msg);
     sr_sample late = {.ts = 700};
-    cr_assert_eq(et_put(e, "op1", "GW1", p, SR_VT_NUMBER, &late, 1, NULL, &r), SR_OK, "%s", r.msg);
+    cr_assert_eq(et_put(e, "op1", "GW1", p, SR_VT_NUMBER, &late, 1, NULL, &r), SR_OK, "%s", r.err.msg);
     size_t n = head_find(e, p)->n, nlate = head_find(e, p)->nlate;
     cr_assert_eq(sr_engine_close(e), SR_OK);
     e = open_engine(16);

@@ -41,7 +41,7 @@ static void submit1(sr_engine *e, int built, sr_buf *b)
     cr_assert_eq(built, SR_OK);
     size_t len = b->len;
     sr_result r;
-    cr_assert_eq(et_submit(e, b, &len, 1, &r), SR_OK, "%s", r.msg);
+    cr_assert_eq(et_submit(e, b, &len, 1, &r), SR_OK, "%s", r.err.msg);
     sr_buf_release(b);
 }
 

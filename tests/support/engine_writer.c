@@ -80,7 +80,7 @@ static void on_done(void *ctx, const sr_result *res)
 {
     wcmd *c = ctx;
     if (res->rc != SR_OK) {
-        fprintf(stderr, "engine_writer: command refused: %s\n", res->msg);
+        fprintf(stderr, "engine_writer: command refused: %s\n", res->err.msg);
         die("submit", res->rc);
     }
     if (res->duplicate) {
