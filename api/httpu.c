@@ -97,31 +97,6 @@ void sr_http_json_buf(h2o_req_t *req, int status, sr_buf *b)
 }
 
 #define PUT_LIT(b, lit) sr_buf_append(b, lit, sizeof lit - 1)
-static int put_s(sr_buf *b, const char *s, size_t n) { return sr_buf_append(b, s, n); }
-
-int sr_json_put_string(sr_buf *b, const char *s, size_t n)
-{
-    int rc = PUT_LIT(b, "\"");
-    size_t run = 0;
-    for (size_t i = 0; !rc && i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c >= 0x20 && c != '"' && c != '\\') continue;
-        if (i > run) rc = put_s(b, s + run, i - run);
-        char esc[7] = {'\\', 'u', '0', '0'};
-        sr_hex(&c, 1, esc + 4);
-        if (!rc) {
-            if (c == '"' || c == '\\') {
-                esc[1] = (char)c;
-                rc = put_s(b, esc, 2);
-            } else if (c == '\n') rc = PUT_LIT(b, "\\n");
-            else if (c == '\t') rc = PUT_LIT(b, "\\t");
-            else rc = put_s(b, esc, 6);
-        }
-        run = i + 1;
-    }
-    if (!rc && n > run) rc = put_s(b, s + run, n - run);
-    return rc ? rc : PUT_LIT(b, "\"");
-}
 
 /* ---- numbers and timestamps of the value writers ----------------------------
  * These run once per value of every answer (86,400 for a day of 1 s values),

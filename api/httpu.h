@@ -10,6 +10,7 @@
 
 #include "api/wire.h"
 #include "codecs/base/sr_alloc.h"
+#include "codecs/jsonlex.h"
 
 #include <h2o.h>
 #include <jansson.h>
@@ -20,7 +21,7 @@ void sr_http_json(h2o_req_t *req, int status, const char *body, size_t len);
  * (a decimal prints as it was sent, 604.22; any other double with the
  * fewest digits that read back as it), keys in insertion order. */
 int sr_json_write(sr_buf *b, json_t *v);
-int sr_json_put_string(sr_buf *b, const char *s, size_t n);
+/* strings: sr_json_put_string (codecs/jsonlex.h), the one escaper */
 /* a double into t (>= 40 bytes): its length, 0 on failure; "null" if not finite */
 int sr_json_number(char *t, double f);
 /* the same, faster for a run of values with the same decimal places: *khint

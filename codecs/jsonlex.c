@@ -331,3 +331,29 @@ void sr_jlex_to_element(sr_jlex *l)
     } else if (*st == A_VALUE || *st == A_VALUE_OR_END)
         l->p = skip_ws(l->p, l->end);
 }
+
+/* ---- writing: the one JSON string escaper ---------------------------------- */
+
+int sr_json_put_string(sr_buf *b, const char *s, size_t n)
+{
+    int rc = sr_buf_append(b, "\"", 1);
+    size_t run = 0;
+    for (size_t i = 0; !rc && i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c >= 0x20 && c != '"' && c != '\\') continue;
+        if (i > run) rc = sr_buf_append(b, s + run, i - run);
+        char esc[7] = {'\\', 'u', '0', '0'};
+        sr_hex(&c, 1, esc + 4);
+        if (!rc) {
+            if (c == '"' || c == '\\') {
+                esc[1] = (char)c;
+                rc = sr_buf_append(b, esc, 2);
+            } else if (c == '\n') rc = sr_buf_append(b, "\\n", 2);
+            else if (c == '\t') rc = sr_buf_append(b, "\\t", 2);
+            else rc = sr_buf_append(b, esc, 6);
+        }
+        run = i + 1;
+    }
+    if (!rc && n > run) rc = sr_buf_append(b, s + run, n - run);
+    return rc ? rc : sr_buf_append(b, "\"", 1);
+}

@@ -12,6 +12,8 @@
 #ifndef SR_JSONLEX_H
 #define SR_JSONLEX_H
 
+#include "codecs/base/sr_alloc.h" /* sr_buf */
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -61,5 +63,11 @@ int sr_jlex_value_read(sr_jlex *l, const char *after);
  * l->p is at the next element's first byte, for sr_jlex_value_read. Does
  * nothing anywhere else (sr_jlex_next then reads on as ever). */
 void sr_jlex_to_element(sr_jlex *l);
+
+/* Append s[0..n) as a JSON string literal: '"' and '\\' escaped, '\n' and
+ * '\t' as \n and \t, other control bytes as \u00XX; every other byte as it is
+ * (the caller's text is UTF-8). The one escaper of the server's and the
+ * command line's JSON writers (api/httpu.c, engine/event_json.c). */
+int sr_json_put_string(sr_buf *b, const char *s, size_t n);
 
 #endif

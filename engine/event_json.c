@@ -10,6 +10,8 @@
  */
 #include "engine/event_json.h"
 
+#include "codecs/jsonlex.h"
+
 #include "codecs/rfc3339.h"
 #include "engine/evbuild.h"
 
@@ -31,25 +33,6 @@ static int putf(sr_buf *b, const char *fmt, ...)
     va_end(ap);
     if (n < 0) return SR_EINVAL;
     return sr_buf_append(b, tmp, (size_t)n < sizeof tmp ? (size_t)n : sizeof tmp - 1);
-}
-
-int sr_json_str(sr_buf *b, const char *s, size_t n)
-{
-    int rc = sr_buf_append(b, "\"", 1);
-    for (size_t i = 0; i < n && !rc; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c == '"' || c == '\\') {
-            char e[2] = {'\\', (char)c};
-            rc = sr_buf_append(b, e, 2);
-        } else if (c < 0x20) {
-            char e[7] = {'\\', 'u', '0', '0'};
-            sr_hex(&c, 1, e + 4);
-            rc = sr_buf_append(b, e, 6);
-        } else
-            rc = sr_buf_append(b, &c, 1);
-    }
-    if (!rc) rc = sr_buf_append(b, "\"", 1);
-    return rc;
 }
 
 typedef struct ctx {
@@ -85,7 +68,7 @@ static int put_pv(sr_buf *b, const ctx *x, const Suiro__V1__PointValues *pv)
     const char *id = x->o->data_id ? x->o->data_id(x->o->ctx, x->op, pv->point) : NULL;
     if (!rc && id) {
         rc = put(b, ",\"dataId\":");
-        if (!rc) rc = sr_json_str(b, id, strlen(id));
+        if (!rc) rc = sr_json_put_string(b, id, strlen(id));
     }
     if (n < 0) return rc ? rc : put(b, ",\"error\":\"inconsistent arrays\"}");
     rc = rc ? rc : put(b, ",\"values\":[");
@@ -102,7 +85,7 @@ static int put_pv(sr_buf *b, const ctx *x, const Suiro__V1__PointValues *pv)
         case SR_VT_NUMBER: rc = put_double(b, x, s.v.f); break;
         case SR_VT_INTEGER: rc = putf(b, "%" PRId64, s.v.i); break;
         case SR_VT_BOOL: rc = put(b, s.v.b ? "true" : "false"); break;
-        default: rc = sr_json_str(b, s.v.str.s, s.v.str.slen);
+        default: rc = sr_json_put_string(b, s.v.str.s, s.v.str.slen);
         }
         if (!rc) rc = putf(b, ",%u]", s.quality);
     }
@@ -139,12 +122,12 @@ static int put_value(sr_buf *b, const ctx *x, const ProtobufCFieldDescriptor *f,
     case PROTOBUF_C_TYPE_ENUM: {
         const ProtobufCEnumValue *ev =
             protobuf_c_enum_descriptor_get_value((const ProtobufCEnumDescriptor *)f->descriptor, *(const int *)p);
-        if (ev) return sr_json_str(b, ev->name, strlen(ev->name));
+        if (ev) return sr_json_put_string(b, ev->name, strlen(ev->name));
         return putf(b, "%d", *(const int *)p);
     }
     case PROTOBUF_C_TYPE_STRING: {
         const char *s = *(char *const *)p;
-        return sr_json_str(b, s ? s : "", s ? strlen(s) : 0);
+        return sr_json_put_string(b, s ? s : "", s ? strlen(s) : 0);
     }
     case PROTOBUF_C_TYPE_BYTES: {
         const ProtobufCBinaryData *d = p;

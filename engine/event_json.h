@@ -13,7 +13,5 @@ int sr_event_json(const Suiro__V1__Event *ev, sr_buf *out);
 int sr_event_json_ex(const Suiro__V1__Event *ev, const sr_event_json_opts *o, sr_buf *out);
 /* The body's field name ("measurements", "master_put", ...), or "none". */
 const char *sr_event_kind(const Suiro__V1__Event *ev);
-/* Append a JSON string literal of s[0..n). */
-int sr_json_str(sr_buf *b, const char *s, size_t n);
 
 #endif

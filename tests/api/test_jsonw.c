@@ -235,3 +235,29 @@ Test(jsonw, timestamps)
         ts_check(&c, lo + (int64_t)(next() % (uint64_t)span));
     }
 }
+
+/* The one JSON string escaper (codecs/jsonlex.h, used by the AP-IF writers,
+ * apsim and suiro replay): every byte below 0x80 and a UTF-8 text read
+ * back through jansson as they were, with the short escapes for '"', '\\',
+ * newline and tab. */
+Test(jsonw, one_string_escaper_reads_back_through_jansson)
+{
+    char in[128 + 16];
+    for (int i = 0; i < 128; i++) in[i] = (char)(i ? i : 'x');
+    memcpy(in + 128, "\xe6\xb0\xb4\xe9\x81\x93\"\\", 8); /* 水道"\ */
+    size_t n = 136;
+    sr_buf b;
+    sr_buf_init(&b);
+    cr_assert_eq(sr_json_put_string(&b, in, n), 0);
+    json_error_t e;
+    json_t *v = json_loadb((const char *)b.data, b.len, JSON_DECODE_ANY, &e);
+    cr_assert(json_is_string(v), "%s", e.text);
+    cr_expect_eq(json_string_length(v), n);
+    cr_expect_eq(memcmp(json_string_value(v), in, n), 0);
+    json_decref(v);
+    b.len = 0;
+    cr_assert_eq(sr_json_put_string(&b, "a\"b\\c\nd\te\x01", 10), 0);
+    cr_expect_eq(b.len, strlen("\"a\\\"b\\\\c\\nd\\te\\u0001\""));
+    cr_expect_eq(memcmp(b.data, "\"a\\\"b\\\\c\\nd\\te\\u0001\"", b.len), 0);
+    sr_buf_release(&b);
+}
