@@ -61,7 +61,8 @@
  *      connection being checked counts that message in flight; a connection
  *      whose handle is open is referenced. SR_INVARIANT runs it at the end
  *      of every event of a connection (read, write done, login verdict,
- *      engine or broker answer, retries, worker check, accept).
+ *      engine or broker answer, retries, worker check, accept, the
+ *      once-a-second tick, close, the stop signal).
  */
 #include "api/server.h"
 
@@ -430,6 +431,7 @@ static void conn_close(conn *c, const char *why, int send_will)
         if (s->broker) sr_broker_gw_offline(s->broker, c->op, c->gw, c);
     }
     uv_close((uv_handle_t *)&c->tcp, on_closed);
+    SR_INVARIANT(conn_check(c));
 }
 
 /* ------------------------------------------------------------------------ */
@@ -1669,6 +1671,7 @@ static void on_tick(uv_timer_t *t)
                     c->peer, c->out_bytes, now - c->out_paused_at);
             conn_close(c, "output stalled (the peer does not read)", 1);
         }
+        SR_INVARIANT(conn_check(c));
         c = n;
     }
 }
@@ -1686,6 +1689,7 @@ static void on_signal(uv_signal_t *h, int sig)
         conn *n = c->next;
         if (c->inflight == 0 && !c->blocked) conn_close(c, "server stopping", 0);
         else conn_pause(c); /* finish what is in flight, then close (on_done) */
+        SR_INVARIANT(conn_check(c));
         c = n;
     }
     uv_signal_stop(&s->sigint);
