@@ -46,7 +46,16 @@
  *      SR_INVARIANT runs the whole check at every change of the live table
  *      (live_add, a request leaving it), and the one request's part at each
  *      of its own transitions (req_check: answer, deadline, handed out,
- *      created), never per gateway message over the whole table.
+ *      created, failed for an offline gateway), never per gateway message
+ *      over the whole table.
+ * (10) A monitor's state agrees with its gateways' acknowledgements
+ *      (mon_check): it is STARTING, RUNNING, STOPPING or STOPPED, with its
+ *      dataIds and gateway arrays; an acknowledgement is 0 or 1; a RUNNING
+ *      monitor was acknowledged by every gateway, a STARTING or STOPPING
+ *      one not yet by all (the last acknowledgement moves it on); an endAt
+ *      is after its startAt. SR_INVARIANT runs it at each of its transitions
+ *      (created, loaded, an acknowledgement, stopped by the app or its
+ *      endAt).
  */
 #include "api/broker.h"
 
@@ -725,6 +734,24 @@ static const char *req_check(const areq *r)
     return NULL;
 }
 
+/* (10) One monitor's consistency: O(gateways). */
+static const char *mon_check(const mon *m)
+{
+    if (m->state < SR_MS_STARTING || m->state > SR_MS_STOPPED) return "(10) a monitor in an unknown state";
+    if (!m->gws || !m->acked || !m->data_ids) return "(10) a monitor without its dataIds or gateway arrays";
+    size_t acked = 0;
+    for (size_t k = 0; k < m->ngws; k++) {
+        if (m->acked[k] != 0 && m->acked[k] != 1) return "(10) an acknowledgement that is not 0 or 1";
+        acked += (size_t)m->acked[k];
+    }
+    int all = acked == m->ngws;
+    if (m->state == SR_MS_RUNNING && !all) return "(10) a RUNNING monitor not acknowledged by every gateway";
+    if ((m->state == SR_MS_STARTING || m->state == SR_MS_STOPPING) && m->ngws && all)
+        return "(10) a STARTING or STOPPING monitor acknowledged by every gateway (it should have moved on)";
+    if (m->start_ms && m->end_ms && m->end_ms <= m->start_ms) return "(10) a monitor whose endAt is not after its startAt";
+    return NULL;
+}
+
 const char *sr_broker_check(const sr_broker *b)
 {
     if (!b) return "NULL broker";
@@ -747,9 +774,8 @@ const char *sr_broker_check(const sr_broker *b)
     }
     if (sum != counted) return "(9) the operators' counts do not add up to the counted live requests";
     for (const mon *m = b->mons; m; m = m->next) {
-        if ((unsigned)m->state > SR_MS_STOPPED)
-            return "(4) a monitor in an unknown state";
-        if (!m->gws || !m->acked) return "(4) a monitor without its gateway arrays";
+        const char *why = mon_check(m);
+        if (why) return why;
     }
     for (const gwent *g = b->gws; g; g = g->next)
         for (const fwait *w = g->waiters; w; w = w->next)
@@ -771,6 +797,9 @@ void sr_broker_test_break(sr_broker *b, int what)
         break;
     case SR_BROKER_BREAK_INFLIGHT:
         if (r) r->inflight += d;
+        break;
+    case SR_BROKER_BREAK_MONACK:
+        if (b->mons && b->mons->ngws) b->mons->acked[0] += 2 * d;
         break;
     default: break;
     }
@@ -1000,7 +1029,10 @@ static void on_deadline(uv_timer_t *t)
     if (l.n) (void)!submit(r->b, &l.b, l.lens, l.n, NULL);
     sr_buf_release(&l.b);
     sr_slog(SR_LOG_INFO, "request timed out", "op=%s request=%s", r->op, r->id);
-    request_maybe_finish(r);
+    sr_broker *b = r->b;
+    request_maybe_finish(r); /* may free r */
+    SR_INVARIANT(sr_broker_check(b));
+    (void)b; /* only the check reads it */
 }
 
 void *sr_broker_request(sr_broker *b, const char *op, const char *app, int kind, const sr_target *t, size_t n,
@@ -1108,6 +1140,7 @@ void *sr_broker_request(sr_broker *b, const char *op, const char *app, int kind,
         r->offline = 1;
         r->finished = 1;
         r->state = SR_RS_FAILED;
+        SR_INVARIANT(req_check(r));
     }
     free((void *)ids);
     free(prot);
@@ -1228,6 +1261,7 @@ static mon *mon_from_event(const char *op, const sr_monitor_rec *me)
     m->start_ms = me->start_ms;
     m->end_ms = me->end_ms;
     m->created_ms = me->created_ms;
+    SR_INVARIANT(mon_check(m));
     return m;
 }
 
@@ -1615,6 +1649,7 @@ void sr_broker_monitor_start(sr_broker *b, const char *op, const char *app, cons
     }
     m->next = b->mons;
     b->mons = m;
+    SR_INVARIANT(mon_check(m));
     mon_arm_at(b, m->end_ms);
     json_t *body = json_pack("{s:s,s:s}", "monitorId", m->id, "status", "STARTING");
     mon_submit(b, &l, reqs, nreq, cb, ctx, 201, body);
@@ -1655,6 +1690,7 @@ static void mon_stop(sr_broker *b, mon *m, const char *actor, sr_actor_kind akin
     mon_cancel_parts(b, m, SR_RK_PERIODIC_START);
     m->state = seen ? SR_MS_STOPPING : SR_MS_STOPPED;
     for (size_t k = 0; k < m->ngws; k++) m->acked[k] = 0;
+    SR_INVARIANT(mon_check(m));
     evlist l = {0};
     sr_buf_init(&l.b);
     areq *reqs[64];
@@ -2314,6 +2350,7 @@ static void gw_monitor_ack(sr_broker *b, const char *op, const char *gw, const s
         int all = 1;
         for (size_t k = 0; k < m->ngws; k++) all &= m->acked[k];
         if (all) m->state = start ? SR_MS_RUNNING : SR_MS_STOPPED;
+        SR_INVARIANT(mon_check(m));
         rc = mon_event(&l, m, gw, SR_ACTOR_GATEWAY);
         if (all) sr_slog(SR_LOG_INFO, "monitor state", "op=%s monitor=%s status=%s", op, m->id, ms_name(m->state));
     } else if (!ok)

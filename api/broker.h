@@ -43,6 +43,7 @@ enum {
     SR_BROKER_BREAK_OPCOUNT,   /* an operator's live count off by one */
     SR_BROKER_BREAK_NOPEN,     /* the first live request's nopen off by one */
     SR_BROKER_BREAK_INFLIGHT,  /* the first live request's inflight off by one */
+    SR_BROKER_BREAK_MONACK,    /* the first monitor's first acknowledgement neither 0 nor 1 */
 };
 void sr_broker_test_break(sr_broker *b, int what);
 /* Push to apps (R-AP-17, api/push.h): once durable, monitor values and the

@@ -299,10 +299,18 @@ Test(broker, a_monitor_goes_starting_running_stopping_stopped)
     cr_expect_eq(json_array_size(json_object_get(r, "dataIds")), 2);
     cr_expect(json_is_string(json_object_get(r, "endAt")), "endAt is not sent to the gateway");
     cr_expect_str_eq(list_status(mid), "STARTING");
+    cr_expect_null(sr_broker_check(t.b));
+    /* (10): the monitor's check names a broken acknowledgement, then holds again */
+    sr_broker_test_break(t.b, SR_BROKER_BREAK_MONACK);
+    const char *why = sr_broker_check(t.b);
+    cr_expect(why && strstr(why, "(10)"), "%s", why ? why : "(none)");
+    sr_broker_test_break(t.b, -SR_BROKER_BREAK_MONACK);
+    cr_expect_null(sr_broker_check(t.b));
 
     /* values before the START acknowledgement are accepted once it is RUNNING */
     monitor_ack(mid, "START");
     cr_expect_str_eq(list_status(mid), "RUNNING");
+    cr_expect_null(sr_broker_check(t.b));
     gw_ans g;
     char body[512];
     snprintf(body, sizeof body,
@@ -315,12 +323,14 @@ Test(broker, a_monitor_goes_starting_running_stopping_stopped)
     cr_assert_eq(bt_run_until(&t, &s.done), 0);
     cr_expect_eq(s.status, 202);
     cr_expect_str_eq(list_status(mid), "STOPPING");
+    cr_expect_null(sr_broker_check(t.b));
     run_until(NULL, 2);
     r = bt_request(&t, "G1", "PERIODIC_STOP", 0);
     cr_assert_not_null(r, "no PERIODIC_STOP handed to G1");
     cr_expect_str_eq(json_string_value(json_object_get(r, "monitorId")), mid);
     monitor_ack(mid, "STOP");
     cr_expect_str_eq(list_status(mid), "STOPPED");
+    cr_expect_null(sr_broker_check(t.b));
     /* another app cannot stop it; an unknown monitor's ack is E3001 */
     app_ans o = {0};
     sr_broker_monitor_stop(t.b, "bl", "A9", mid, on_app, &o);
