@@ -104,6 +104,16 @@ def stop_server(p, timeout=30):
         return -9
 
 
+def wait_until(pred, timeout=10.0, step=0.02):
+    """Poll pred() until it is true or timeout seconds passed; its last value."""
+    end = time.monotonic() + timeout
+    while True:
+        v = pred()
+        if v or time.monotonic() >= end:
+            return v
+        time.sleep(step)
+
+
 def free_port():
     """A TCP port on 127.0.0.1 that nobody listens on now (for a server that
     must come back on the same port after a restart)."""

@@ -313,7 +313,8 @@ def case_main():
     pub = platform_key(d)
     conf = os.path.join(T, "main.ini")
     with open(conf, "w") as f:
-        f.write("[engine]\ndata_dir = %s\n\n[push]\nmax_backoff_ms = 2000\n" % d)
+        # debug: the log shows each finished transfer ("push attempt done")
+        f.write("[engine]\ndata_dir = %s\n\n[push]\nmax_backoff_ms = 2000\n\n[log]\nlevel = debug\n" % d)
     srv = Server(BIN, d, conf, "main")
     gw = Gateway(srv)
     app = App(srv)
@@ -390,6 +391,12 @@ def case_main():
     check("the synchronous request was not pushed (FIFO: it would have come first)",
           not [r for r in rcv.all() if sync_rid and sync_rid in r["path"]])
 
+    # the server counts a delivery when its transfer is done, a moment after
+    # the receiver answered: wait for the 41st before stopping it
+    done = re.compile(r'msg="push attempt done" op=demo app=APP001 ok=1 ')
+    check("the server finished the 41 transfers the receiver accepted",
+          srtest.wait_until(lambda: len(done.findall(srv.logtext())) >= 41, 20),
+          len(done.findall(srv.logtext())))
     gw.close()
     rc = srv.stop()
     check("SIGTERM: the server exits 0", rc == 0, rc)
