@@ -74,8 +74,10 @@ struct sr_route {
 /* The rows of each binding, next to their handlers. */
 extern const sr_route sr_apif_routes[];
 extern const size_t sr_apif_nroutes;
-extern const sr_route sr_gwif_routes[];
-extern const size_t sr_gwif_nroutes;
+/* GW-IF: assembled before main from its own rows and the GW-IF message
+ * kinds (sr_gw_kinds, api/broker.h); read only from then on. */
+extern sr_route sr_gwif_routes[];
+extern size_t sr_gwif_nroutes;
 
 /* The one list: every binding's rows. */
 typedef struct sr_route_list {
