@@ -1782,11 +1782,8 @@ static int parse_result(json_t *res, sr_wire *code, char *msg, size_t msglen)
     }
     if (!json_is_string(c)) return -1;
     const char *s = json_string_value(c);
-    if (!strcmp(s, "0") || !strcmp(s, "OK")) {
-        *code = SR_WIRE_OK;
-        return 0;
-    }
-    if (sr_wire_parse(s, code) || *code == SR_WIRE_UNAUTH || *code == SR_WIRE_EXPIRED) return -1;
+    if (sr_wire_parse_result(s, code) || *code == SR_WIRE_UNAUTH || *code == SR_WIRE_EXPIRED) return -1;
+    if (*code == SR_WIRE_OK) return 0;
     if (!msg[0]) snprintf(msg, msglen, "the gateway reported %s", s);
     return 0;
 }
