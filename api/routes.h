@@ -2,7 +2,8 @@
  * api/routes.h -- every HTTP route of the server as table rows:
  * {method, path pattern with named parameters, handler, who may call it,
  * body limit}. The rows live next to their handlers (sr_apif_routes in
- * api/apif_http.c, sr_gwif_routes in api/gwif_http.c); sr_route_lists
+ * api/apif_http.c, sr_gwif_routes in api/gwif_http.c, whose message kinds'
+ * rows are made from sr_gw_kinds, api/broker.h); sr_route_lists
  * (routes.c) is the one list of them that the dispatchers read, `suiro
  * routes` prints and the OpenAPI check (tests/integration/test_openapi.sh)
  * and tests/api/test_routes.c compare with docs/api/openapi.yaml.
