@@ -658,7 +658,8 @@ static int time_opt(const char *name, const char *v, int64_t now_ms, char out[32
         sr_rfc3339_format(ms, out);
         return 0;
     }
-    fprintf(stderr, "suiro apsim: --%s: '%s' is not a time (RFC 3339, or -1h, -30m, -10s, -2d, now) (suiro apsim --help)\n",
+    fprintf(stderr,
+            "suiro apsim: --%s: '%s' is not a time (RFC 3339, or -1h, -30m, -10s, -2d, now) (suiro apsim --help)\n",
             name, v);
     return -1;
 }

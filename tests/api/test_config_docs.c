@@ -24,8 +24,8 @@ Test(config_docs, every_key_documented_with_its_default_and_range_and_nothing_el
         if (strncmp(line, "| `[", 4)) continue; /* rows of the keys' table start with a section */
         rows++;
         char sec[64], key[128], def[1100], range[256];
-        cr_assert(!tu_md_cell(line, 0, sec, sizeof sec) && !tu_md_cell(line, 1, key, sizeof key) && !tu_md_cell(line, 2, def, sizeof def) &&
-                      !tu_md_cell(line, 3, range, sizeof range),
+        cr_assert(!tu_md_cell(line, 0, sec, sizeof sec) && !tu_md_cell(line, 1, key, sizeof key) &&
+                      !tu_md_cell(line, 2, def, sizeof def) && !tu_md_cell(line, 3, range, sizeof range),
                   "not a row of five cells: %s", line);
         size_t sl = strlen(sec);
         cr_assert(sl > 2 && sec[0] == '[' && sec[sl - 1] == ']', "section cell '%s'", sec);

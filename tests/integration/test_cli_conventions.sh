@@ -28,9 +28,15 @@ listing() { sr_listing "$1"; }
 # are in `suiro GROUP --help` ("subcommands:"), apsim's in its "commands" list.
 TOP=$("$BIN" --help 2>/dev/null | awk '/^commands:/{on=1; next} on && /^  [a-z]/{print} on && /^$/{exit}')
 # a leaf's words up to its first argument (an upper-case word or a bracket)
-leaf_name() { awk '{n=""; for (i=1;i<=NF;i++) { if ($i !~ /^[a-z][a-z-]*$/) break; n = n (n?" ":"") $i } print n}' <<<"$1"; }
+leaf_name() {
+  awk '{n=""; for (i=1;i<=NF;i++) { if ($i !~ /^[a-z][a-z-]*$/) break; n = n (n?" ":"") $i } print n}' <<<"$1"
+}
 # the leaf with its arguments filled: DIR the missing directory, FILE a file
-leaf_args() { awk -v d="$2" -v f="$3" '{s=""; for (i=1;i<=NF;i++) { w=$i; if (w ~ /^[a-z][a-z-]*$/) ; else if (w=="DIR") w=d; else if (w=="FILE") w=f; else break; s = s (s?" ":"") w } print s}' <<<"$1"; }
+leaf_args() {
+  awk -v d="$2" -v f="$3" '{s=""; for (i=1;i<=NF;i++) { w=$i
+    if (w ~ /^[a-z][a-z-]*$/) ; else if (w=="DIR") w=d; else if (w=="FILE") w=f; else break
+    s = s (s?" ":"") w } print s}' <<<"$1"
+}
 LEAFS=()
 while IFS= read -r l; do
   l=${l#  }; l=${l%%  *}
@@ -60,7 +66,8 @@ while read -r a rest; do
   APSIM_SEEN="$APSIM_SEEN$a "
   APSIM+=("$a")
   case "$rest" in ""|-*|"["*) APSIM_ARGLESS+=("$a") ;; esac
-done < <("$BIN" apsim --help 2>/dev/null | awk '/^commands/{on=1; next} on && /^  [a-z]/{sub(/^  /,""); print; if (match($0, /\|   [a-z][a-z-]*/)) print substr($0, RSTART+4)}' | sed 's/  */ /g')
+done < <("$BIN" apsim --help 2>/dev/null | awk '/^commands/{on=1; next}
+  on && /^  [a-z]/{sub(/^  /,""); print; if (match($0, /\|   [a-z][a-z-]*/)) print substr($0, RSTART+4)}' | sed 's/  */ /g')
 check "suiro apsim --help lists its commands" "[ \${#APSIM[@]} -ge 20 ] && [ \${#APSIM_ARGLESS[@]} -ge 5 ]"
 for a in "${APSIM[@]}"; do CMDS+=("apsim $a"); done
 for c in "init" "sheet import" "gwsim run" "log append" "apsim" "apsim login" "apsim load" "routes" "version"; do
