@@ -1818,11 +1818,8 @@ static int parse_result(json_t *res, sr_wire *code, char *msg, size_t msglen)
     }
     if (!json_is_string(c)) return -1;
     const char *s = json_string_value(c);
-    if (!strcmp(s, "0") || !strcmp(s, "OK")) {
-        *code = SR_WIRE_OK;
-        return 0;
-    }
-    if (sr_wire_parse(s, code) || *code == SR_WIRE_UNAUTH || *code == SR_WIRE_EXPIRED) return -1;
+    if (sr_wire_parse_result(s, code) || *code == SR_WIRE_UNAUTH || *code == SR_WIRE_EXPIRED) return -1;
+    if (*code == SR_WIRE_OK) return 0;
     if (!msg[0]) snprintf(msg, msglen, "the gateway reported %s", s);
     return 0;
 }
@@ -2452,29 +2449,23 @@ static void gw_cert_req(sr_broker *b, const char *op, const char *gw, const sr_g
 
 /* The GW-IF message kinds (broker.h): rows of one topic stay together. */
 const sr_gw_kind sr_gw_kinds[] = {
-    {"data/measurements", "/gw/v1/measurements", "GW_MEASUREMENTS", SR_GWK_VALUES, NULL},
-    {"data/immediate", "/gw/v1/immediate-results", "GW_IMMEDIATE_RESULT", SR_GWK_BROKER, gw_immediate},
-    {"data/periodic", "/gw/v1/periodic-values", "GW_PERIODIC_DATA", SR_GWK_BROKER, gw_periodic},
-    {"ack/monitor", "/gw/v1/monitor-acks", "GW_MONITOR_ACK", SR_GWK_BROKER, gw_monitor_ack},
-    {"ack/control", "/gw/v1/control-results", "GW_CONTROL_RESULT", SR_GWK_BROKER, gw_control},
-    {"req/fetch", "/gw/v1/requests/fetch", "GW_FETCH_REQ", SR_GWK_BROKER, gw_fetch_now},
-    {"req/cert", NULL, "GW_CERT_REQ", SR_GWK_BROKER, gw_cert_req},
-    {"status", NULL, "GW_CONNECT", SR_GWK_STATUS, NULL},
-    {"status", NULL, "GW_DISCONNECT", SR_GWK_STATUS, NULL},
+    {"data/measurements", "/gw/v1/measurements", "GW_MEASUREMENTS", SR_GWK_VALUES, NULL, 0},
+    {"data/immediate", "/gw/v1/immediate-results", "GW_IMMEDIATE_RESULT", SR_GWK_BROKER, gw_immediate, 0},
+    {"data/periodic", "/gw/v1/periodic-values", "GW_PERIODIC_DATA", SR_GWK_BROKER, gw_periodic, 0},
+    {"ack/monitor", "/gw/v1/monitor-acks", "GW_MONITOR_ACK", SR_GWK_BROKER, gw_monitor_ack, 0},
+    {"ack/control", "/gw/v1/control-results", "GW_CONTROL_RESULT", SR_GWK_BROKER, gw_control, 0},
+    {"req/fetch", "/gw/v1/requests/fetch", "GW_FETCH_REQ", SR_GWK_BROKER, gw_fetch_now, 1},
+    {"req/cert", NULL, "GW_CERT_REQ", SR_GWK_BROKER, gw_cert_req, 0},
+    {"status", NULL, "GW_CONNECT", SR_GWK_STATUS, NULL, 0},
+    {"status", NULL, "GW_DISCONNECT", SR_GWK_STATUS, NULL, 0},
 };
 const size_t sr_gw_nkinds = sizeof sr_gw_kinds / sizeof sr_gw_kinds[0];
+_Static_assert(sizeof sr_gw_kinds / sizeof sr_gw_kinds[0] <= SR_GW_KINDS_MAX, "raise SR_GW_KINDS_MAX (broker.h)");
 
 const sr_gw_kind *sr_gw_kind_of_topic(const char *suffix)
 {
     for (size_t i = 0; i < sr_gw_nkinds; i++)
         if (!strcmp(sr_gw_kinds[i].suffix, suffix)) return &sr_gw_kinds[i];
-    return NULL;
-}
-
-const sr_gw_kind *sr_gw_kind_of_route(const char *path)
-{
-    for (size_t i = 0; i < sr_gw_nkinds; i++)
-        if (sr_gw_kinds[i].route && !strcmp(sr_gw_kinds[i].route, path)) return &sr_gw_kinds[i];
     return NULL;
 }
 

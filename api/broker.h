@@ -114,9 +114,9 @@ typedef void (*sr_gw_answer_cb)(void *ctx, const sr_gw_answer *a);
  * E1001 naming header.messageType, nothing stored, on every binding.
  *
  * How to add a kind: one row in sr_gw_kinds (api/broker.c) with its broker
- * handler there; an HTTP route also has its row in sr_gwif_routes
- * (api/gwif_http.c, handler gw_message) -- tests/api/test_routes.c checks
- * the two agree.
+ * handler there, and nothing else: a row with a route is also a row of the
+ * GW-IF routes (sr_gwif_routes, assembled from this table in
+ * api/gwif_http.c; tests/api/test_routes.c checks it).
  */
 typedef enum sr_gw_kind_how {
     SR_GWK_VALUES = 1, /* the binding stores body.values as a measurements event (api/gwif_json.h) */
@@ -130,12 +130,13 @@ typedef struct sr_gw_kind {
     sr_gw_kind_how how;
     void (*handler)(sr_broker *b, const char *op, const char *gw, const sr_gw_msg *msg, sr_gw_answer_cb cb,
                     void *ctx); /* SR_GWK_BROKER: answers through cb, exactly once */
+    int http_poll;      /* over HTTP the route is the long poll (sr_broker_fetch), not handler's answer now */
 } sr_gw_kind;
 extern const sr_gw_kind sr_gw_kinds[];
 extern const size_t sr_gw_nkinds;
-/* The first row of a topic suffix, or of an HTTP route (path); NULL if none. */
+enum { SR_GW_KINDS_MAX = 16 }; /* rows of sr_gw_kinds at most (checked at compile time) */
+/* The first row of a topic suffix; NULL if none. */
 const sr_gw_kind *sr_gw_kind_of_topic(const char *suffix);
-const sr_gw_kind *sr_gw_kind_of_route(const char *path);
 /* 0 if type (may be NULL) is a messageType of k's topic; else -1 with msg
  * "header.messageType: GW_X is required on WHERE" (where: the topic or the
  * route it arrived on). */

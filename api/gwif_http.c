@@ -16,8 +16,9 @@
  *
  * The routes are the rows of sr_gwif_routes (api/routes.h), dispatched by
  * on_req: the caller class authenticated once, the row's body limit, then
- * the handler. A message's route names its kind (sr_gw_kinds,
- * api/broker.h): header.messageType must be the kind's, or the message is
+ * the handler. A message kind's route is made from its row of sr_gw_kinds
+ * (api/broker.h) when the rows are assembled, and the row carries the kind
+ * to gw_message: header.messageType must be the kind's, or the message is
  * 400 E1001 naming header.messageType and nothing is stored.
  *
  * A 200 answer means durable, exactly as a PUBACK does: the response is sent
@@ -510,8 +511,8 @@ static void on_fetch_dispose(void *slot)
     }
 }
 
-/* POST /gw/v1/requests/fetch: the long poll (MQTT's R/req/fetch is the broker's gw_fetch_now) */
-static void fetch(const sr_route_call *rc)
+/* POST /gw/v1/requests/fetch (kind k): the long poll (MQTT's R/req/fetch is the broker's gw_fetch_now) */
+static void fetch(const sr_route_call *rc, const sr_gw_kind *k)
 {
     sr_gwhttp *g = rc->binding;
     h2o_req_t *req = rc->req;
@@ -523,7 +524,7 @@ static void fetch(const sr_route_call *rc)
         respond_result(req, err.code, err.message, err.detail);
         goto done;
     }
-    if (type_refused(req, sr_gw_kind_of_route(rc->route->path), msg.type)) goto done;
+    if (type_refused(req, k, msg.type)) goto done;
     json_t *mx = json_object_get(msg.body, "maxItems"), *wt = json_object_get(msg.body, "waitMs");
     if ((mx && (!json_is_integer(mx) || json_integer_value(mx) < 1 || json_integer_value(mx) > 1000)) ||
         (wt && (!json_is_integer(wt) || json_integer_value(wt) < 0 || json_integer_value(wt) > 60000))) {
@@ -586,29 +587,50 @@ static void session_close(const sr_route_call *c)
     sr_http_no_content(c->req);
 }
 
-/* a GW-IF message kind's route (sr_gw_kinds, api/broker.h) */
-static void gw_message(const sr_route_call *c)
-{
-    const sr_gw_kind *k = sr_gw_kind_of_route(c->route->path);
-    if (!k) return respond_result(c->req, SR_WIRE_UNKNOWN, "unknown path", NULL); /* test_routes: never */
-    if (k->how == SR_GWK_VALUES) post_values(c->binding, c->req, c->caller, k);
-    else broker_message(c->binding, c->req, c->caller, k);
-}
-
-/* The GW-IF HTTP routes (api/routes.h). A message kind's route is also in
- * sr_gw_kinds (api/broker.c), with handler gw_message. */
-const sr_route sr_gwif_routes[] = {
+/* The GW-IF HTTP routes (api/routes.h): these rows, then one row per GW-IF
+ * message kind with a route (sr_gw_kinds, api/broker.c), handler
+ * gw_message, assembled once before main (gwif_routes_assemble); the kind
+ * of row i is kind_of_row[i] (sr_gwif_route_kind). */
+static void gw_message(const sr_route_call *c);
+static const sr_route gwif_rows[] = {
     {"POST", "/gw/v1/sessions", open_session_route, SR_CALLER_NONE, SR_BODY_HTTP_MAX},
     {"DELETE", "/gw/v1/sessions/current", session_close, SR_CALLER_GATEWAY, SR_BODY_HTTP_MAX},
-    {"POST", "/gw/v1/measurements", gw_message, SR_CALLER_GATEWAY, SR_BODY_HTTP_MAX},
-    {"POST", "/gw/v1/immediate-results", gw_message, SR_CALLER_GATEWAY, SR_BODY_HTTP_MAX},
-    {"POST", "/gw/v1/periodic-values", gw_message, SR_CALLER_GATEWAY, SR_BODY_HTTP_MAX},
-    {"POST", "/gw/v1/monitor-acks", gw_message, SR_CALLER_GATEWAY, SR_BODY_HTTP_MAX},
-    {"POST", "/gw/v1/control-results", gw_message, SR_CALLER_GATEWAY, SR_BODY_HTTP_MAX},
-    {"POST", "/gw/v1/requests/fetch", fetch, SR_CALLER_GATEWAY, SR_BODY_HTTP_MAX},
     {"GET", "/gw/v1/certificates/{subjectType}/{subjectId}", certificate, SR_CALLER_GATEWAY, SR_BODY_HTTP_MAX},
 };
-const size_t sr_gwif_nroutes = sizeof sr_gwif_routes / sizeof sr_gwif_routes[0];
+enum { GWIF_ROWS_MAX = sizeof gwif_rows / sizeof gwif_rows[0] + SR_GW_KINDS_MAX };
+sr_route sr_gwif_routes[GWIF_ROWS_MAX];
+size_t sr_gwif_nroutes;
+static const sr_gw_kind *kind_of_row[GWIF_ROWS_MAX];
+
+__attribute__((constructor)) static void gwif_routes_assemble(void)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < sizeof gwif_rows / sizeof gwif_rows[0]; i++) sr_gwif_routes[n++] = gwif_rows[i];
+    for (size_t i = 0; i < sr_gw_nkinds && n < GWIF_ROWS_MAX; i++) /* sr_gw_nkinds <= SR_GW_KINDS_MAX (broker.c) */
+        if (sr_gw_kinds[i].route) {
+            kind_of_row[n] = &sr_gw_kinds[i];
+            sr_gwif_routes[n++] =
+                (sr_route){"POST", sr_gw_kinds[i].route, gw_message, SR_CALLER_GATEWAY, SR_BODY_HTTP_MAX};
+        }
+    sr_gwif_nroutes = n;
+}
+
+const sr_gw_kind *sr_gwif_route_kind(const sr_route *r)
+{
+    for (size_t i = 0; i < sr_gwif_nroutes; i++)
+        if (r == &sr_gwif_routes[i]) return kind_of_row[i];
+    return NULL;
+}
+
+/* a GW-IF message kind's route: the kind is its row's */
+static void gw_message(const sr_route_call *c)
+{
+    const sr_gw_kind *k = sr_gwif_route_kind(c->route);
+    if (!k) return respond_result(c->req, SR_WIRE_UNKNOWN, "unknown path", NULL); /* test_routes: never */
+    if (k->http_poll) fetch(c, k);
+    else if (k->how == SR_GWK_VALUES) post_values(c->binding, c->req, c->caller, k);
+    else broker_message(c->binding, c->req, c->caller, k);
+}
 
 static int on_req(h2o_handler_t *self, h2o_req_t *req)
 {

@@ -51,6 +51,11 @@ void sr_gwhttp_flush(sr_gwhttp *g);
 /* Release h2o's context (its handles close on the loop); before walking the loop. */
 void sr_gwhttp_dispose(sr_gwhttp *g);
 void sr_gwhttp_free(sr_gwhttp *g);
+/* The GW-IF message kind (api/broker.h) whose route is row r of
+ * sr_gwif_routes (api/routes.h); NULL for any other row. */
+struct sr_route;
+struct sr_gw_kind;
+const struct sr_gw_kind *sr_gwif_route_kind(const struct sr_route *r);
 /* The subject CN of the verified client certificate of req's connection
  * ("operatorId/appId"), or NULL. */
 const char *sr_http_client_cn(h2o_req_t *req);

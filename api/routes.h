@@ -2,7 +2,8 @@
  * api/routes.h -- every HTTP route of the server as table rows:
  * {method, path pattern with named parameters, handler, who may call it,
  * body limit}. The rows live next to their handlers (sr_apif_routes in
- * api/apif_http.c, sr_gwif_routes in api/gwif_http.c); sr_route_lists
+ * api/apif_http.c, sr_gwif_routes in api/gwif_http.c, whose message kinds'
+ * rows are made from sr_gw_kinds, api/broker.h); sr_route_lists
  * (routes.c) is the one list of them that the dispatchers read, `suiro
  * routes` prints and the OpenAPI check (tests/integration/test_openapi.sh)
  * and tests/api/test_routes.c compare with docs/api/openapi.yaml.
@@ -74,8 +75,10 @@ struct sr_route {
 /* The rows of each binding, next to their handlers. */
 extern const sr_route sr_apif_routes[];
 extern const size_t sr_apif_nroutes;
-extern const sr_route sr_gwif_routes[];
-extern const size_t sr_gwif_nroutes;
+/* GW-IF: assembled before main from its own rows and the GW-IF message
+ * kinds (sr_gw_kinds, api/broker.h); read only from then on. */
+extern sr_route sr_gwif_routes[];
+extern size_t sr_gwif_nroutes;
 
 /* The one list: every binding's rows. */
 typedef struct sr_route_list {

@@ -7,6 +7,7 @@
 #include <string.h>
 
 typedef struct row {
+    const char *name; /* "OK", "PARAM", ... */
     const char *code;
     int status;
     int transient;
@@ -15,7 +16,7 @@ typedef struct row {
 } row;
 
 static const row rows[SR_WIRE__COUNT] = {
-#define SR__WIRE_ROW(name, code, status, transient, msg, rcs) {code, status, transient, msg, rcs},
+#define SR__WIRE_ROW(name, code, status, transient, msg, rcs) {#name, code, status, transient, msg, rcs},
     SR_WIRE_MAP(SR__WIRE_ROW)
 #undef SR__WIRE_ROW
 };
@@ -52,6 +53,15 @@ int sr_wire_parse(const char *code, sr_wire *out)
             return 0;
         }
     return -1;
+}
+
+int sr_wire_parse_result(const char *code, sr_wire *out)
+{
+    if (code && !strcmp(code, rows[SR_WIRE_OK].name)) {
+        *out = SR_WIRE_OK;
+        return 0;
+    }
+    return sr_wire_parse(code, out);
 }
 
 sr_wire sr_wire_of_rc(int rc)

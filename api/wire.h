@@ -76,6 +76,9 @@ int sr_wire_transient(sr_wire w);
 /* The code text (exactly "0" or a code of the table) to *out: 0, or -1 if
  * the text is not one of them. */
 int sr_wire_parse(const char *code, sr_wire *out);
+/* A gateway's result code: what sr_wire_parse takes, or the OK row's name
+ * "OK" (success spelt as a word, accepted from gateways); 0, or -1. */
+int sr_wire_parse_result(const char *code, sr_wire *out);
 /* The wire error of an engine result code (SR_OK -> SR_WIRE_OK; every
  * SR_E... has a row; any other value is SR_WIRE_INTERNAL). */
 sr_wire sr_wire_of_rc(int rc);

@@ -34,6 +34,7 @@
 #include "api/cli/cli.h"
 #include "api/httpu.h"
 #include "codecs/base/sr_alloc.h"
+#include "codecs/rfc3339.h"
 #include "storage/crypto.h"
 
 #include <curl/curl.h>
@@ -106,8 +107,8 @@ const sr_opt sr_opts_apsim[] = {
     SR_OPT_FN("header", 0, "'NAME: VALUE'", add_header, "load --get-url: a request header (repeatable, at most 8)"),
     OS("parent", parent, "ID", "masters: children of this one"),
     OS("interval-ms", interval_ms, "N", "monitor-start: the interval"),
-    OS("start-at", start_at, "T", "monitor-start: when it starts"),
-    OS("end-at", end_at, "T", "monitor-start: when it ends"),
+    OS("start-at", start_at, "T", "monitor-start: when it starts (RFC 3339, or -1h, now)"),
+    OS("end-at", end_at, "T", "monitor-start: when it ends (as --start-at)"),
     OS("monitor-id", monitor_id, "M", "the monitor"),
     OS("after", after, "T", "monitor-values: values after T"),
     OS("value", value, "V", "control: the value (JSON; a bare word is a string); doc-query: the value"),
@@ -648,15 +649,37 @@ static int cmd_current_values(client *cl, opts *o)
     return rc ? rc : answer(cl);
 }
 
+/* a time option (sr_time_parse: RFC 3339 with any offset, now, -1h ...) as
+ * the RFC 3339 text the server takes; 0, or -1 after the usage error */
+static int time_opt(const char *name, const char *v, int64_t now_ms, char out[32])
+{
+    int64_t ms;
+    if (!sr_time_parse(v, strlen(v), now_ms, &ms)) {
+        sr_rfc3339_format(ms, out);
+        return 0;
+    }
+    fprintf(stderr,
+            "suiro apsim: --%s: '%s' is not a time (RFC 3339, or -1h, -30m, -10s, -2d, now) (suiro apsim --help)\n",
+            name, v);
+    return -1;
+}
+
 static int cmd_monitor_start(client *cl, opts *o)
 {
     unsigned long long iv;
     if (!o->nids || !o->interval_ms)
         return usage_error("monitor-start: %s", "--data-id and --interval-ms are required");
     if (num_opt("interval-ms", o->interval_ms, 1, 86400000, &iv)) return EX_USAGE;
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    int64_t now_ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+    char start[32], end[32];
+    if ((o->start_at && time_opt("start-at", o->start_at, now_ms, start)) ||
+        (o->end_at && time_opt("end-at", o->end_at, now_ms, end)))
+        return EX_USAGE;
     json_t *b = json_pack("{s:o,s:I}", "dataIds", ids_json(o), "intervalMs", (json_int_t)iv);
-    if (o->start_at) json_object_set_new(b, "startAt", json_string(o->start_at));
-    if (o->end_at) json_object_set_new(b, "endAt", json_string(o->end_at));
+    if (o->start_at) json_object_set_new(b, "startAt", json_string(start));
+    if (o->end_at) json_object_set_new(b, "endAt", json_string(end));
     int rc = call_json(cl, "POST", "/api/v1/monitors", b);
     return rc ? rc : answer(cl);
 }

@@ -117,13 +117,14 @@ static int begin(const sr_command *cmd, int argc, char **argv, eopts *o, common 
     return GO_ON;
 }
 
-static int open_engine(const common *c, int readonly, sr_engine **e)
+/* errors start "suiro CMD: DIR: ", as every command's do */
+static int open_engine(const sr_command *cmd, const common *c, int readonly, sr_engine **e)
 {
     sr_engine_opts o = {.key = c->has_key ? &c->key : NULL, .readonly = readonly};
     sr_errinfo ei;
     int rc = sr_engine_open(c->dir, &o, e, &ei);
     if (rc)
-        fprintf(stderr, "suiro: %s: %s%s\n", c->dir, ei.msg[0] ? ei.msg : sr_strerror(rc),
+        fprintf(stderr, "suiro %s: %s: %s%s\n", cmd->name, c->dir, ei.msg[0] ? ei.msg : sr_strerror(rc),
                 sr_cli_key_hint(rc, c->has_key));
     return rc;
 }
@@ -137,23 +138,23 @@ static int print_sheet_errors(const sr_sheet *sh, const char *file)
     return (int)sh->n_errors;
 }
 
-static int import_bytes(sr_engine *e, const void *data, size_t len, const char *name)
+static int import_bytes(const sr_command *cmd, sr_engine *e, const void *data, size_t len, const char *name)
 {
     sr_sheet *sh = NULL;
     int rc = sr_sheet_parse(data, len, NULL, &sh);
     if (!sh) {
-        fprintf(stderr, "suiro: %s: %s\n", name, sr_strerror(rc));
+        fprintf(stderr, "suiro %s: %s: %s\n", cmd->name, name, sr_strerror(rc));
         return 1;
     }
     if (rc || sh->n_errors) {
         print_sheet_errors(sh, name);
-        fprintf(stderr, "suiro: %s: %zu error(s); nothing imported\n", name, sh->n_errors);
+        fprintf(stderr, "suiro %s: %s: %zu error(s); nothing imported\n", cmd->name, name, sh->n_errors);
         sr_sheet_free(sh);
         return 1;
     }
     sr_result res;
     rc = sr_engine_import_sheet(e, sh, &res);
-    if (rc) fprintf(stderr, "suiro: %s: %s\n", name, res.err.msg[0] ? res.err.msg : sr_strerror(rc));
+    if (rc) fprintf(stderr, "suiro %s: %s: %s\n", cmd->name, name, res.err.msg[0] ? res.err.msg : sr_strerror(rc));
     else if (res.count)
         printf("imported %s: %u change(s) stored (seq %" PRIu64 "..%" PRIu64 ")%s%s\n", name, res.count, res.seq,
                res.seq + res.count - 1, res.err.msg[0] ? "; " : "", res.err.msg);
@@ -172,9 +173,9 @@ int sr_cmd_init(const sr_command *cmd, int argc, char **argv)
     if (rc != GO_ON) return rc;
     int demo = o.demo;
     sr_engine *e;
-    if (open_engine(&c, 0, &e)) return 1;
+    if (open_engine(cmd, &c, 0, &e)) return 1;
     int code = 0;
-    if (demo) code = import_bytes(e, sr_demo_sheet, sr_demo_sheet_len, "demo-sheet.csv");
+    if (demo) code = import_bytes(cmd, e, sr_demo_sheet, sr_demo_sheet_len, "demo-sheet.csv");
     if (sr_engine_close(e)) code = 1;
     char perr[1200];
     if (!code && sr_pki_ensure_platform(c.dir, perr, sizeof perr)) {
@@ -208,8 +209,8 @@ int sr_cmd_sheet_import(const sr_command *cmd, int argc, char **argv)
         fclose(f);
         sr_engine *e;
         int code = 1;
-        if (!open_engine(&c, 0, &e)) {
-            code = import_bytes(e, b.data ? (const void *)b.data : "", b.len, file);
+        if (!open_engine(cmd, &c, 0, &e)) {
+            code = import_bytes(cmd, e, b.data ? (const void *)b.data : "", b.len, file);
             if (sr_engine_close(e)) code = 1;
         }
         sr_buf_release(&b);
@@ -232,7 +233,7 @@ int sr_cmd_sheet_export(const sr_command *cmd, int argc, char **argv)
     const char *op = o.op;
     {
         sr_engine *e;
-        if (open_engine(&c, 1, &e)) return 1;
+        if (open_engine(cmd, &c, 1, &e)) return 1;
         sr_buf out;
         sr_buf_init(&out);
         int rc = sr_engine_export_sheet(e, op, &out);
@@ -414,7 +415,7 @@ int sr_cmd_replay(const sr_command *cmd, int argc, char **argv)
     int64_t from_ms = times[0], to_ms = times[1];
     names nm = {0};
     if (point) {
-        if (open_engine(&c, 1, &nm.e)) return 1;
+        if (open_engine(cmd, &c, 1, &nm.e)) return 1;
     } else {
         /* the index only names points: without it, names come from the log */
         sr_engine_opts eo = {.key = c.has_key ? &c.key : NULL, .readonly = 1};
@@ -618,7 +619,7 @@ int sr_cmd_verify(const sr_command *cmd, int argc, char **argv)
     sr_errinfo log_ei = ei;
     /* 2. the index: its content equals a rebuild from the log up to its watermark */
     sr_engine *e;
-    if (open_engine(&c, 1, &e)) return 4;
+    if (open_engine(cmd, &c, 1, &e)) return 4;
     sr_engine_stats st;
     sr_engine_get_stats(e, &st);
     uint32_t head_max = sr_engine_head_max(e);
@@ -737,7 +738,7 @@ int sr_cmd_cert_import(const sr_command *cmd, int argc, char **argv)
         return 1;
     }
     sr_engine *e;
-    if (open_engine(&c, 0, &e)) {
+    if (open_engine(cmd, &c, 0, &e)) {
         free(pem);
         return 1;
     }

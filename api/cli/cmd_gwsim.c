@@ -431,13 +431,28 @@ static char *put_value(char *p, const char *id, size_t idn, int64_t ms, int with
     return p;
 }
 
+/* The GW-IF message kind gwsim sends on topic R/suffix: its topic, route
+ * and messageType are the server's (sr_gw_kinds, api/broker.h). */
+static const sr_gw_kind *kind(const char *suffix)
+{
+    const sr_gw_kind *k = sr_gw_kind_of_topic(suffix);
+    SR_VERIFY(k); /* a topic of the table */
+    return k;
+}
+#define K_MEASUREMENTS kind("data/measurements")
+#define K_IMMEDIATE kind("data/immediate")
+#define K_PERIODIC kind("data/periodic")
+#define K_MONITOR_ACK kind("ack/monitor")
+#define K_CONTROL kind("ack/control")
+#define K_FETCH kind("req/fetch")
+
 static int build(sim *s, int k, uint64_t n, char *buf, size_t cap)
 {
     if (s->reference) return build_ref(s, k, n, buf, cap);
     int len = snprintf(buf, cap,
-                       "{\"header\":{\"messageType\":\"GW_MEASUREMENTS\",\"messageId\":\"%s-%llu\","
+                       "{\"header\":{\"messageType\":\"%s\",\"messageId\":\"%s-%llu\","
                        "\"timestamp\":\"2026-01-01T00:00:00.000Z\"},\"body\":{\"values\":[",
-                       s->g[k].id, (unsigned long long)n);
+                       K_MEASUREMENTS->type, s->g[k].id, (unsigned long long)n);
     char *p = buf + len;
     for (int i = 0; i < s->batch && len > 0 && (size_t)(p - buf) < cap - 200; i++) {
         uint64_t idx = n * (uint64_t)s->batch + (uint64_t)i;
@@ -460,9 +475,9 @@ static int build_ref(sim *s, int k, uint64_t n, char *buf, size_t cap)
 {
     const struct ref_msg *m = &s->rmsg[s->g[k].ref[n]];
     int len = snprintf(buf, cap,
-                       "{\"header\":{\"messageType\":\"GW_MEASUREMENTS\",\"messageId\":\"%s-%llu\","
+                       "{\"header\":{\"messageType\":\"%s\",\"messageId\":\"%s-%llu\","
                        "\"timestamp\":\"2023-11-15T00:00:00.000Z\"},\"body\":{\"values\":[",
-                       s->g[k].id, (unsigned long long)n);
+                       K_MEASUREMENTS->type, s->g[k].id, (unsigned long long)n);
     int j = (int)(m->pidx / (uint32_t)s->ngw) + 1;
     char id[24];
     int idn = snprintf(id, sizeof id, "SP%04d_%02d", k + 1, j); /* one point per reference event */
@@ -537,7 +552,7 @@ static int send_one(sim *s, int k, uint64_t n, int again)
     static char buf[1 << 20];
     int len = build(s, k, n, buf, sizeof buf);
     char topic[160];
-    snprintf(topic, sizeof topic, "wip/v1/%s/gw/%s/data/measurements", s->op, g->id);
+    snprintf(topic, sizeof topic, "wip/v1/%s/gw/%s/%s", s->op, g->id, K_MEASUREMENTS->suffix);
     int mid = 0;
     int rc = mosquitto_publish(g->m, &mid, topic, len, buf, 1, false);
     if (rc != MOSQ_ERR_SUCCESS) {
@@ -766,16 +781,16 @@ static void cache_free(gwc *g)
 
 /* Send a new answer to request (type, request_id): the envelope around body
  * (taken over), remembered for a repeated request, counted as answered. */
-static void answer_new(sim *s, gwc *g, const char *type, const char *request_id, const char *suffix,
-                       const char *message_type, json_t *body, const char *ts)
+static void answer_new(sim *s, gwc *g, const char *type, const char *request_id, const sr_gw_kind *k, json_t *body,
+                       const char *ts)
 {
-    char *text = envelope(s, g, 'A', message_type, body, ts);
+    char *text = envelope(s, g, 'A', k->type, body, ts);
     if (!text) {
-        out_of_memory(g, message_type);
+        out_of_memory(g, k->type);
         return;
     }
-    if (type) cache_put(g, type, request_id, suffix, text);
-    if (!publish(s, g, suffix, text)) s->answered++;
+    if (type) cache_put(g, type, request_id, k->suffix, text);
+    if (!publish(s, g, k->suffix, text)) s->answered++;
     free(text);
 }
 
@@ -803,7 +818,7 @@ static void immediate(sim *s, gwc *g, const char *rid, const json_t *rq)
     if (!ids_ok(ids)) {
         fprintf(stderr, "gwsim: %s: IMMEDIATE %s without dataIds: answered %s\n", g->id, rid,
                 sr_wire_code(SR_WIRE_PARAM));
-        answer_new(s, g, "IMMEDIATE", rid, "data/immediate", "GW_IMMEDIATE_RESULT",
+        answer_new(s, g, "IMMEDIATE", rid, K_IMMEDIATE,
                    json_pack("{s:s,s:[],s:o}", "requestId", rid, "values", "result",
                              failure(SR_WIRE_PARAM, "dataIds: a non-empty array of data IDs is required")),
                    ts);
@@ -823,7 +838,7 @@ static void immediate(sim *s, gwc *g, const char *rid, const json_t *rq)
         out_of_memory(g, "IMMEDIATE");
         return;
     }
-    answer_new(s, g, "IMMEDIATE", rid, "data/immediate", "GW_IMMEDIATE_RESULT",
+    answer_new(s, g, "IMMEDIATE", rid, K_IMMEDIATE,
                json_pack("{s:s,s:o,s:s}", "requestId", rid, "values", vals, "result", sr_wire_code(SR_WIRE_OK)), ts);
 }
 
@@ -836,7 +851,7 @@ static void control(sim *s, gwc *g, const char *rid, const json_t *rq)
     if (!did) {
         fprintf(stderr, "gwsim: %s: CONTROL %s without dataId: answered %s\n", g->id, rid,
                 sr_wire_code(SR_WIRE_PARAM));
-        answer_new(s, g, "CONTROL", rid, "ack/control", "GW_CONTROL_RESULT",
+        answer_new(s, g, "CONTROL", rid, K_CONTROL,
                    json_pack("{s:s,s:o}", "requestId", rid, "result",
                              failure(SR_WIRE_PARAM, "dataId: a data ID is required")),
                    ts);
@@ -871,7 +886,7 @@ static void control(sim *s, gwc *g, const char *rid, const json_t *rq)
         body = json_pack("{s:s,s:s,s:o,s:s}", "requestId", rid, "dataId", did, "appliedValue", point_read(s, p),
                          "result", sr_wire_code(SR_WIRE_OK));
     }
-    answer_new(s, g, "CONTROL", rid, "ack/control", "GW_CONTROL_RESULT", body, ts);
+    answer_new(s, g, "CONTROL", rid, K_CONTROL, body, ts);
 }
 
 static monitor *monitor_find(gwc *g, const char *id)
@@ -886,10 +901,10 @@ static void monitor_ack(sim *s, gwc *g, const char *mon, const char *action, jso
     char ts[64];
     now_rfc3339(ts, sizeof ts);
     if (!result) {
-        out_of_memory(g, "GW_MONITOR_ACK");
+        out_of_memory(g, K_MONITOR_ACK->type);
         return;
     }
-    answer_new(s, g, NULL, NULL, "ack/monitor", "GW_MONITOR_ACK",
+    answer_new(s, g, NULL, NULL, K_MONITOR_ACK,
                json_pack("{s:s,s:s,s:o}", "monitorId", mon, "action", action, "result", result), ts);
 }
 
@@ -987,12 +1002,12 @@ static void send_fetch(sim *s, gwc *g)
 {
     char ts[64];
     now_rfc3339(ts, sizeof ts);
-    char *text = envelope(s, g, 'F', "GW_FETCH_REQ", json_pack("{s:i}", "maxItems", FETCH_MAX), ts);
+    char *text = envelope(s, g, 'F', K_FETCH->type, json_pack("{s:i}", "maxItems", FETCH_MAX), ts);
     if (!text) {
-        out_of_memory(g, "GW_FETCH_REQ");
+        out_of_memory(g, K_FETCH->type);
         return;
     }
-    publish(s, g, "req/fetch", text);
+    publish(s, g, K_FETCH->suffix, text);
     free(text);
 }
 
@@ -1049,14 +1064,14 @@ static void tick(sim *s, gwc *g, double t)
         char ts[64];
         now_rfc3339(ts, sizeof ts);
         json_t *vals = read_values(s, g, m->data_ids, ts);
-        char *text = vals ? envelope(s, g, 'A', "GW_PERIODIC_DATA",
+        char *text = vals ? envelope(s, g, 'A', K_PERIODIC->type,
                                      json_pack("{s:s,s:o}", "monitorId", m->id, "values", vals), ts)
                           : NULL;
         if (!text) {
-            out_of_memory(g, "GW_PERIODIC_DATA");
+            out_of_memory(g, K_PERIODIC->type);
             continue;
         }
-        if (!publish(s, g, "data/periodic", text)) s->periodic++;
+        if (!publish(s, g, K_PERIODIC->suffix, text)) s->periodic++;
         free(text);
     }
 }
@@ -1290,7 +1305,7 @@ static int http_send_one(sim *s, int k, uint64_t n, int again)
     if (!h || h->cap < need) goto later;
     int len = build(s, k, n, h->body, h->cap);
     h->n = n;
-    if (http_start(s, h, NULL, "/gw/v1/measurements", h->body, (size_t)len, 1)) goto later;
+    if (http_start(s, h, NULL, K_MEASUREMENTS->route, h->body, (size_t)len, 1)) goto later;
     g->np++;
     s->sent++;
     if (again) s->resent++;
@@ -1332,16 +1347,16 @@ static void http_fetch(sim *s, gwc *g)
 {
     char ts[64];
     now_rfc3339(ts, sizeof ts);
-    char *text = envelope(s, g, 'F', "GW_FETCH_REQ",
+    char *text = envelope(s, g, 'F', K_FETCH->type,
                           json_pack("{s:i,s:i}", "maxItems", FETCH_MAX, "waitMs", HTTP_WAIT_MS), ts);
     if (!text) {
-        out_of_memory(g, "GW_FETCH_REQ");
+        out_of_memory(g, K_FETCH->type);
         g->fetch_at = now_s() + 1;
         return;
     }
     free(g->fs.body);
     g->fs.body = text;
-    if (http_start(s, &g->fs, NULL, "/gw/v1/requests/fetch", text, strlen(text), 1)) {
+    if (http_start(s, &g->fs, NULL, K_FETCH->route, text, strlen(text), 1)) {
         fprintf(stderr, "gwsim: %s: cannot start the fetch request\n", g->id);
         g->fetch_at = now_s() + 1;
     }

@@ -159,6 +159,47 @@ Test(broker_answers, immediate_answer_with_applied_null_is_refused_not_a_crash)
     forget(&a);
 }
 
+/* a gateway's result code is read through the wire table
+ * (sr_wire_parse_result): "0", {"code":"0"} and the OK row's name "OK" are
+ * success; a row's other names are not codes */
+Test(broker_answers, result_codes_are_the_wire_tables)
+{
+    static const char *const ids[] = {"N"};
+    static const struct {
+        const char *result, *ack;
+        int app_status;
+    } rows[] = {
+        {"\"OK\"", "0", 200},
+        {"{\"code\":\"OK\"}", "0", 200},
+        {"{\"code\":\"0\"}", "0", 200},
+        {"\"PARAM\"", "E1001", 0},
+        {"\"ok\"", "E1001", 0},
+    };
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+        app_ans a = {0};
+        gw_ans g;
+        const char *rid = ask(IMM, ids, 1, "G1", NULL, &a);
+        char body[256];
+        snprintf(body, sizeof body, "{\"requestId\":\"%s\",\"values\":[" V("N", "4.5") "],\"result\":%s}", rid,
+                 rows[i].result);
+        cr_assert_str_eq(gw_send("G1", "data/immediate", "GW_IMMEDIATE_RESULT", body, &g), rows[i].ack, "%s: %s",
+                         rows[i].result, g.msg);
+        if (rows[i].app_status) {
+            cr_assert_eq(bt_run_until(&t, &a.done), 0, "%s", rows[i].result);
+            cr_assert_eq(a.status, rows[i].app_status, "%s", rows[i].result);
+            cr_assert_eq(n_values(a.body, "N"), 1, "%s", rows[i].result);
+        } else {
+            cr_assert(strstr(g.msg, "result"), "%s: %s", rows[i].result, g.msg);
+            cr_assert_not(a.done, "%s: the app was answered by a refused message", rows[i].result);
+            /* the request is still open: answer it, so the next row starts clean */
+            snprintf(body, sizeof body, "{\"requestId\":\"%s\",\"values\":[" V("N", "4.5") "],\"result\":\"0\"}", rid);
+            cr_assert_str_eq(gw_send("G1", "data/immediate", "GW_IMMEDIATE_RESULT", body, &g), "0", "%s", g.msg);
+            cr_assert_eq(bt_run_until(&t, &a.done), 0);
+        }
+        forget(&a);
+    }
+}
+
 Test(broker_answers, answers_are_checked_against_their_request)
 {
     static const char *const ids[] = {"N", "I"}, *const yid[] = {"Y"};

@@ -4,6 +4,7 @@
  * is a key. The docs' rows are `| `[section]` | `key` | default | range |
  * meaning |`; backticks do not count, and "(none)" is the empty default. */
 #include "api/config.h"
+#include "testutil.h"
 
 #include <criterion/criterion.h>
 #include <stdio.h>
@@ -11,27 +12,6 @@
 #include <string.h>
 
 #define DOC SR_TEST_DATA "/../../docs/configuration.md"
-
-/* cell n (from 0) of a markdown table row, without backticks, trimmed */
-static int cell(const char *row, int n, char *out, size_t len)
-{
-    const char *p = row;
-    for (int i = 0; i <= n; i++) {
-        p = strchr(p, '|');
-        if (!p) return -1;
-        p++;
-    }
-    const char *end = strchr(p, '|');
-    if (!end) return -1;
-    size_t o = 0;
-    for (; p < end && o + 1 < len; p++)
-        if (*p != '`') out[o++] = *p;
-    out[o] = 0;
-    while (o && out[o - 1] == ' ') out[--o] = 0;
-    size_t s = strspn(out, " ");
-    memmove(out, out + s, o - s + 1);
-    return 0;
-}
 
 Test(config_docs, every_key_documented_with_its_default_and_range_and_nothing_else)
 {
@@ -44,8 +24,8 @@ Test(config_docs, every_key_documented_with_its_default_and_range_and_nothing_el
         if (strncmp(line, "| `[", 4)) continue; /* rows of the keys' table start with a section */
         rows++;
         char sec[64], key[128], def[1100], range[256];
-        cr_assert(!cell(line, 0, sec, sizeof sec) && !cell(line, 1, key, sizeof key) && !cell(line, 2, def, sizeof def) &&
-                      !cell(line, 3, range, sizeof range),
+        cr_assert(!tu_md_cell(line, 0, sec, sizeof sec) && !tu_md_cell(line, 1, key, sizeof key) &&
+                      !tu_md_cell(line, 2, def, sizeof def) && !tu_md_cell(line, 3, range, sizeof range),
                   "not a row of five cells: %s", line);
         size_t sl = strlen(sec);
         cr_assert(sl > 2 && sec[0] == '[' && sec[sl - 1] == ']', "section cell '%s'", sec);

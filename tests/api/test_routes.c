@@ -5,6 +5,7 @@
  * message kind against its route and ../shared/docs/interface.md's
  * messageType. */
 #include "api/broker.h"
+#include "api/gwif_http.h"
 #include "api/routes.h"
 
 #include <criterion/criterion.h>
@@ -265,16 +266,22 @@ static const sr_route *gw_route(const char *method, const char *path)
     return NULL;
 }
 
+/* a message kind is one row: its route is a GW-IF route made from the row,
+ * and the route carries the kind to its handler */
 Test(gw_kinds, every_kind_is_complete_and_its_route_a_row)
 {
     const sr_route *values = gw_route("POST", "/gw/v1/measurements");
     cr_assert(values, "the measurements route");
-    size_t nroutes = 0;
+    cr_assert_eq(sr_gwif_route_kind(values), sr_gw_kind_of_topic("data/measurements"));
+    size_t nroutes = 0, npoll = 0;
     for (size_t i = 0; i < sr_gw_nkinds; i++) {
         const sr_gw_kind *k = &sr_gw_kinds[i];
         cr_expect(k->suffix && k->suffix[0] && k->type && !strncmp(k->type, "GW_", 3), "row %zu", i);
         cr_expect((k->how == SR_GWK_BROKER) == (k->handler != NULL), "%s: a handler exactly for broker kinds",
                   k->suffix);
+        cr_expect(!k->http_poll || (k->route && k->how == SR_GWK_BROKER), "%s: a long poll is a broker route",
+                  k->suffix);
+        npoll += k->http_poll != 0;
         cr_expect_eq(sr_gw_kind_of_topic(k->suffix)->suffix, k->suffix);
         for (size_t j = 0; j < i; j++)
             if (!strcmp(sr_gw_kinds[j].suffix, k->suffix)) {
@@ -285,19 +292,30 @@ Test(gw_kinds, every_kind_is_complete_and_its_route_a_row)
         nroutes++;
         const sr_route *r = gw_route("POST", k->route);
         cr_expect(r, "%s: its route POST %s is not a row of sr_gwif_routes", k->suffix, k->route);
-        if (r) cr_expect_eq(r->caller, SR_CALLER_GATEWAY, "%s", k->route);
-        cr_expect_eq(sr_gw_kind_of_route(k->route), k);
+        if (!r) continue;
+        cr_expect_eq(r->path, k->route, "%s: the row's path is the kind's", k->suffix);
+        cr_expect_eq(r->caller, SR_CALLER_GATEWAY, "%s", k->route);
+        cr_expect_eq(r->handler, values->handler, "%s: the kinds' handler", k->route);
+        cr_expect_eq(sr_gwif_route_kind(r), k, "%s: the route carries its kind", k->route);
     }
-    /* every GW-IF route with the kinds' handler is a kind's */
+    cr_expect_eq(npoll, 1, "one long poll: POST /gw/v1/requests/fetch");
+    cr_expect(gw_route("POST", "/gw/v1/requests/fetch") &&
+                  sr_gwif_route_kind(gw_route("POST", "/gw/v1/requests/fetch"))->http_poll,
+              "the fetch route is the long poll");
+    /* every GW-IF route with the kinds' handler is a kind's, once; the others have none */
     size_t nmsg = 0;
-    for (size_t i = 0; i < sr_gwif_nroutes; i++)
+    for (size_t i = 0; i < sr_gwif_nroutes; i++) {
+        const sr_gw_kind *k = sr_gwif_route_kind(&sr_gwif_routes[i]);
         if (sr_gwif_routes[i].handler == values->handler) {
             nmsg++;
-            cr_expect(sr_gw_kind_of_route(sr_gwif_routes[i].path), "%s: no message kind", sr_gwif_routes[i].path);
-        }
-    cr_expect_eq(nmsg + 1, nroutes, "the kinds' routes: the fetch long poll has its own handler");
+            cr_expect(k, "%s: no message kind", sr_gwif_routes[i].path);
+        } else
+            cr_expect_null(k, "%s: not a message kind's route", sr_gwif_routes[i].path);
+    }
+    cr_expect_eq(nmsg, nroutes, "a row per kind with a route");
     cr_expect_null(sr_gw_kind_of_topic("data/bogus"));
-    cr_expect_null(sr_gw_kind_of_route("/gw/v1/sessions"));
+    cr_expect_null(sr_gwif_route_kind(gw_route("POST", "/gw/v1/sessions")));
+    cr_expect_null(sr_gwif_route_kind(NULL));
 }
 
 Test(gw_kinds, message_type_checked_against_topic_or_route)
@@ -328,8 +346,9 @@ Test(gw_kinds, message_type_checked_against_topic_or_route)
         if (!rows[i].ok) cr_expect_str_eq(m, rows[i].want, "row %zu", i);
     }
     char m[200];
-    cr_expect_eq(sr_gw_kind_type_check(sr_gw_kind_of_route("/gw/v1/measurements"), "BOGUS", "/gw/v1/measurements", m,
-                                       sizeof m), -1);
+    cr_expect_eq(sr_gw_kind_type_check(sr_gwif_route_kind(gw_route("POST", "/gw/v1/measurements")), "BOGUS",
+                                       "/gw/v1/measurements", m, sizeof m),
+                 -1);
     cr_expect_str_eq(m, "header.messageType: GW_MEASUREMENTS is required on /gw/v1/measurements");
 }
 

@@ -63,6 +63,26 @@ Test(wire, codes_are_unique_and_parse_back)
     cr_assert_eq(sr_wire_transient(SR_WIRE__COUNT), 1);
 }
 
+/* a gateway's result code: the table's codes, and "OK" (the OK row's name) */
+Test(wire, a_gateways_result_code)
+{
+    for (int i = 0; i < SR_WIRE__COUNT; i++) {
+        sr_wire w = SR_WIRE__COUNT;
+        cr_assert_eq(sr_wire_parse_result(sr_wire_code((sr_wire)i), &w), 0, "%s", sr_wire_code((sr_wire)i));
+        cr_assert_eq(w, (sr_wire)i);
+    }
+    sr_wire w = SR_WIRE_PARAM;
+    cr_assert_eq(sr_wire_parse_result("OK", &w), 0);
+    cr_assert_eq(w, SR_WIRE_OK);
+    static const char *const not_codes[] = {"", "ok", "PARAM", "INTERNAL", "OK ", "E6001"};
+    for (size_t i = 0; i < sizeof not_codes / sizeof *not_codes; i++) {
+        w = SR_WIRE_PARAM;
+        cr_assert_eq(sr_wire_parse_result(not_codes[i], &w), -1, "\"%s\" parsed", not_codes[i]);
+        cr_assert_eq(w, SR_WIRE_PARAM, "\"%s\": out changed", not_codes[i]);
+    }
+    cr_assert_eq(sr_wire_parse_result(NULL, &w), -1);
+}
+
 Test(wire, every_row_has_its_default_message)
 {
     static const struct {

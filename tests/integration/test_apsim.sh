@@ -110,6 +110,18 @@ ap monitors
 check "monitors lists it" '[ $rc -eq 0 ] && [[ $out == *"$M"* ]]'
 ap monitor-stop --monitor-id "$M"
 check "monitor-stop" '[ $rc -eq 0 ] && [[ $out == *STOP* ]]'
+# --start-at/--end-at go through the one time parser (now, -1h, offsets) and are sent as RFC 3339
+ap monitor-start --data-id P006 --interval-ms 1000 --start-at -2m --end-at -1m
+check "monitor-start --start-at -2m --end-at -1m: sent as times (the server refuses the past endAt, E1001)" \
+  '[ $rc -eq 1 ] && [[ $out == *E1001* ]] && [[ $out == *"endAt: in the past"* ]] && [[ $out != *"RFC 3339"* ]]'
+ap monitor-start --data-id P006 --interval-ms 1000 --start-at now --end-at=-1x
+check "monitor-start --end-at=-1x: a usage error naming it" '[ $rc -eq 2 ] && grep -q -- "--end-at" "$T/err" && grep -q -- "-1x" "$T/err"'
+ap monitor-start --data-id P006 --interval-ms 1000 --start-at bogus
+check "monitor-start --start-at bogus: a usage error naming it" '[ $rc -eq 2 ] && grep -q -- "--start-at" "$T/err"'
+ap monitor-start --data-id P006 --interval-ms 1000 --start-at now; M2=$(json "d['monitorId']")
+check "monitor-start --start-at now" '[ $rc -eq 0 ] && [ -n "$M2" ]'
+ap monitor-stop --monitor-id "$M2"
+check "monitor-stop (--start-at now)" '[ $rc -eq 0 ] && [[ $out == *STOP* ]]'
 ap certificate platform
 check "certificate platform prints a PEM" '[ $rc -eq 0 ] && [[ $out == "-----BEGIN CERTIFICATE-----"* ]]'
 

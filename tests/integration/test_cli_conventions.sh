@@ -22,9 +22,57 @@ run() { sr_run "$@"; }
 listing() { sr_listing "$1"; }
 
 # ---- 1. --help and -h: every command and subcommand ----------------------------
-CMDS=("" "init" "sheet" "sheet import" "sheet export" "rebuild" "replay" "verify" "cert" "cert import"
-      "log" "log verify" "log dump" "log append" "serve" "gwsim" "gwsim sheet" "gwsim run" "apsim"
-      "apsim login" "apsim latest" "apsim stored-values" "apsim load" "routes" "version")
+# The commands come from the binary's own help (its COMMANDS table, api/cli/main.c),
+# so a new command is checked without an edit here: `suiro --help` lists each
+# leaf ("sheet import FILE DIR", "apsim COMMAND [ARGS]"); a group's subcommands
+# are in `suiro GROUP --help` ("subcommands:"), apsim's in its "commands" list.
+TOP=$("$BIN" --help 2>/dev/null | awk '/^commands:/{on=1; next} on && /^  [a-z]/{print} on && /^$/{exit}')
+# a leaf's words up to its first argument (an upper-case word or a bracket)
+leaf_name() {
+  awk '{n=""; for (i=1;i<=NF;i++) { if ($i !~ /^[a-z][a-z-]*$/) break; n = n (n?" ":"") $i } print n}' <<<"$1"
+}
+# the leaf with its arguments filled: DIR the missing directory, FILE a file
+leaf_args() {
+  awk -v d="$2" -v f="$3" '{s=""; for (i=1;i<=NF;i++) { w=$i
+    if (w ~ /^[a-z][a-z-]*$/) ; else if (w=="DIR") w=d; else if (w=="FILE") w=f; else break
+    s = s (s?" ":"") w } print s}' <<<"$1"
+}
+LEAFS=()
+while IFS= read -r l; do
+  l=${l#  }; l=${l%%  *}
+  LEAFS+=("$l")
+done <<<"$TOP"
+check "suiro --help lists the commands" "[ \${#LEAFS[@]} -ge 16 ]"
+CMDS=("")
+GROUPS_SEEN=" "
+for l in "${LEAFS[@]}"; do
+  n=$(leaf_name "$l")
+  g=${n%% *}
+  if [ "$g" != "$n" ] && [[ "$GROUPS_SEEN" != *" $g "* ]]; then
+    GROUPS_SEEN="$GROUPS_SEEN$g "
+    CMDS+=("$g")
+    # the group's own help names the same subcommands
+    sub=$("$BIN" "$g" --help 2>/dev/null | awk '/^subcommands:/{on=1; next} on && /^  [a-z]/{print $1" "$2} on && /^$/{exit}')
+    check "suiro $g --help lists its subcommands ($n among them)" "grep -qx '$n' <<<\"\$sub\""
+  fi
+  CMDS+=("$n")
+done
+# apsim's commands (apsim COMMAND): from its help; ARGLESS takes no argument of its own
+APSIM=()
+APSIM_ARGLESS=()
+APSIM_SEEN=" "
+while read -r a rest; do
+  [[ "$APSIM_SEEN" == *" $a "* ]] && continue # load has two forms
+  APSIM_SEEN="$APSIM_SEEN$a "
+  APSIM+=("$a")
+  case "$rest" in ""|-*|"["*) APSIM_ARGLESS+=("$a") ;; esac
+done < <("$BIN" apsim --help 2>/dev/null | awk '/^commands/{on=1; next}
+  on && /^  [a-z]/{sub(/^  /,""); print; if (match($0, /\|   [a-z][a-z-]*/)) print substr($0, RSTART+4)}' | sed 's/  */ /g')
+check "suiro apsim --help lists its commands" "[ \${#APSIM[@]} -ge 20 ] && [ \${#APSIM_ARGLESS[@]} -ge 5 ]"
+for a in "${APSIM[@]}"; do CMDS+=("apsim $a"); done
+for c in "init" "sheet import" "gwsim run" "log append" "apsim" "apsim login" "apsim load" "routes" "version"; do
+  check "the derived list has $c" "printf '%s\n' \"\${CMDS[@]}\" | grep -qx '$c'"
+done
 before=$(listing "$W")
 for c in "${CMDS[@]}"; do
   for h in --help -h; do
@@ -47,9 +95,19 @@ check "gwsim sheet --help prints no sheet" "! grep -q 'suiro-setup-sheet' <<<\"\
 
 # ---- 2. an unknown option and a stray argument: exit 2, named --------------------
 D0=$T/missing
-LEAVES=("init $D0" "sheet import $T/f $D0" "sheet export $D0" "rebuild $D0" "replay $D0" "verify $D0"
-        "cert import $D0" "log verify $D0" "log dump $D0" "log append $D0" "serve" "gwsim sheet" "gwsim run"
-        "apsim latest" "routes" "version")
+# every leaf of `suiro --help` with its arguments (DIR missing), and every apsim command
+LEAVES=()
+for l in "${LEAFS[@]}"; do
+  n=$(leaf_name "$l")
+  [ "$n" = apsim ] || LEAVES+=("$(leaf_args "$l" "$D0" "$T/f")")
+done
+for a in "${APSIM[@]}"; do
+  run apsim "$a" --no-such-option
+  check "suiro apsim $a --no-such-option: exit 2 naming it" "[ $rc -eq 2 ] && grep -q -- '--no-such-option' $T/err && grep -q 'help' $T/err"
+done
+for a in "${APSIM_ARGLESS[@]}"; do
+  [ "$a" = logout ] || LEAVES+=("apsim $a")
+done
 for c in "${LEAVES[@]}"; do
   # shellcheck disable=SC2086
   run $c --no-such-option
@@ -231,10 +289,19 @@ E=$T/enc
 "$BIN" init --demo "$E" --key-file "$T/keys/k.hex" > /dev/null 2>&1
 run verify "$E" --key-file="$T/keys/k.hex"
 check "an encrypted directory verifies with --key-file=F" "[ $rc -eq 0 ]"
-for c in "verify" "log verify" "replay" "rebuild" "log dump"; do
+for c in "verify" "log verify" "replay" "rebuild" "log dump" "sheet export"; do
   # shellcheck disable=SC2086
-  run $c "$E"
+  run $c "$E" $([ "$c" = "sheet export" ] && echo --operator demo)
   check "suiro $c on an encrypted log without a key: names --key-file" "[ $rc -ne 0 ] && [ $rc -ne 2 ] && grep -q -- '--key-file' $T/err"
+done
+# the engine commands' errors start "suiro COMMAND:", as every command's do
+for c in "sheet export" "replay" "sheet import $T/f"; do
+  # shellcheck disable=SC2086
+  run $c "$E" $([ "$c" = "sheet export" ] && echo --operator demo)
+  n=${c% $T/f}
+  check "suiro $n on an encrypted log without a key: the error starts 'suiro $n: '" \
+    "[ $rc -eq 1 ] && head -1 $T/err | grep -q -- '^suiro $n: '"
+  [ "$n" = replay ] || check "suiro $n: then the directory ('suiro $n: $E: ')" "head -1 $T/err | grep -q -- '^suiro $n: $E: '"
 done
 
 # ---- 9. version ------------------------------------------------------------------

@@ -99,3 +99,23 @@ int tu_iters(int n)
     if (m < 1) m = 1;
     return (int)(n * m);
 }
+
+int tu_md_cell(const char *row, int n, char *out, size_t len)
+{
+    const char *p = row;
+    for (int i = 0; i <= n; i++) {
+        p = strchr(p, '|');
+        if (!p) return -1;
+        p++;
+    }
+    const char *end = strchr(p, '|');
+    if (!end) return -1;
+    size_t o = 0;
+    for (; p < end && o + 1 < len; p++)
+        if (*p != '`') out[o++] = *p;
+    out[o] = 0;
+    while (o && out[o - 1] == ' ') out[--o] = 0;
+    size_t s = strspn(out, " ");
+    memmove(out, out + s, o - s + 1);
+    return 0;
+}

@@ -32,6 +32,10 @@ static inline uint64_t tu_below(tu_rng *r, uint64_t n) { return n ? tu_next(r) %
  * check any record without storing them all). */
 void tu_fill_record(uint64_t key, uint8_t *p, size_t len);
 
+/* Cell n (from 0) of a markdown table row "| a | `b` | c |", without
+ * backticks, trimmed, into out; 0, or -1 if the row has no such cell. */
+int tu_md_cell(const char *row, int n, char *out, size_t len);
+
 /* Seed for a suite: $SR_TEST_SEED if set, else the given default. Printed. */
 uint64_t tu_seed(uint64_t dflt);
 /* Iteration count: $SR_SOAK multiplies it. */
