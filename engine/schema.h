@@ -122,6 +122,14 @@ static inline void be64(uint8_t *p, uint64_t v)
 static inline uint64_t get_be64(const uint8_t *p) { return (uint64_t)get_be32(p) << 32 | get_be32(p + 4); }
 static inline uint64_t ts_key(int64_t ts) { return (uint64_t)ts ^ (1ull << 63); } /* order-preserving */
 
+/* series: point u32 BE ‖ ts_key(ts) u64 BE, the one encoder of the key */
+enum { SR_SERIES_KEY_LEN = 12 };
+static inline void sr_series_key(uint8_t k[SR_SERIES_KEY_LEN], uint32_t point, int64_t ts)
+{
+    be32(k, point);
+    be64(k + 4, ts_key(ts));
+}
+
 /* key = parts joined by \0; returns length or 0 if too long */
 static inline size_t mkkey(uint8_t *k, size_t cap, const char *a, const char *b, const char *c)
 {
