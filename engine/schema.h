@@ -23,7 +23,8 @@
  *              value: u64 LE (bits of a double, an integer, a bool) or the
  *              string's bytes (latest_decode)
  *   series     point u32 BE ‖ ts_key(chunk's first ts) u64 BE -> a chunk
- *              (docs/series-format.md): LMDB order is time order
+ *              (docs/series-format.md): LMDB order is time order; the key
+ *              is built by sr_series_key only
  *   heads      point u32 BE -> first_seq u64 LE, flushed_max i64 LE,
  *              has_flushed u8 (17 bytes)
  *   docs       op \0 collection \0 id -> revision u64 LE ‖ JSON
