@@ -46,6 +46,7 @@
 #include "api/loginguard.h"
 #include "api/routes.h"
 #include "api/slog.h"
+#include "codecs/ids.h"
 #include "codecs/rfc3339.h"
 #include "engine/records.h"
 #include "engine/secret.h"
@@ -221,7 +222,7 @@ static int granted(const atoken *t, const char *data_id, int access)
     return sr_grants_allow(t->grants, t->ngrants, data_id, access);
 }
 
-#define is_id sr_gw_id_ok
+#define is_id sr_id_str_ok
 
 /* A data id the app may reach with access: SR_WIRE_OK and its point info,
  * or the refusal (the same for unknown and not granted). */
@@ -470,7 +471,6 @@ static void open_session(const sr_route_call *rt)
 
 static json_t *sample_json(const char *data_id, sr_vtype type, const sr_sample *s)
 {
-    static const char *qn[] = {"GOOD", "UNCERTAIN", "BAD", "NO_DATA"};
     char t[32];
     sr_rfc3339_format(s->ts, t);
     json_t *v;
@@ -481,7 +481,7 @@ static json_t *sample_json(const char *data_id, sr_vtype type, const sr_sample *
     default: v = isfinite(s->v.f) ? json_real(s->v.f) : json_null(); break;
     }
     return json_pack("{s:s,s:s,s:o,s:s}", "dataId", data_id, "timestamp", t, "value", v, "quality",
-                     qn[s->quality <= 3 ? s->quality : 0]);
+                     sr_quality_str(s->quality));
 }
 
 /* ---- the values writer: JSON straight into a buffer ----------------------
@@ -518,8 +518,13 @@ static size_t value_head(char h[160], const char *data_id)
  * comma-separated; *first is 1 before the first value of the array */
 static int put_values(sr_buf *b, const char *data_id, sr_vtype type, const sr_sample *s, size_t n, int *first)
 {
-    static const char qn[4][14] = {"\"GOOD\"}", "\"UNCERTAIN\"}", "\"BAD\"}", "\"NO_DATA\"}"};
-    static const uint8_t ql[4] = {7, 12, 6, 10};
+    /* "<name>"} of each quality, from codecs/sample.h's one list */
+#define QJ_(q, name) "\"" name "\"}",
+#define QL_(q, name) sizeof "\"" name "\"}" - 1,
+    static const char qn[SR_Q_COUNT][14] = {SR_QUALITIES(QJ_)};
+    static const uint8_t ql[SR_Q_COUNT] = {SR_QUALITIES(QL_)};
+#undef QJ_
+#undef QL_
     char head[160];
     size_t hl = value_head(head, data_id);
     sr_json_ts tc = {0};

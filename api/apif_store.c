@@ -38,6 +38,7 @@
 #include "api/httpu.h"
 #include "api/loopq.h"
 #include "api/slog.h"
+#include "codecs/ids.h"
 #include "codecs/rfc3339.h"
 #include "engine/records.h"
 #include "storage/blobs.h"
@@ -404,7 +405,7 @@ static void doc_query(sr_apif *a, h2o_req_t *req, const sr_ap_token *t, const ch
         limit = (size_t)l;
     }
     char cursor[300] = "";
-    if (sr_http_query(req, "cursor", cursor, sizeof cursor) && !sr_gw_id_ok(cursor))
+    if (sr_http_query(req, "cursor", cursor, sizeof cursor) && !sr_id_str_ok(cursor))
         return sr_http_result(req, 0, SR_WIRE_PARAM, "cursor: not one we made", NULL);
     /* the value as JSON text: numbers, true/false/null and "quoted" as they
      * are; anything else is a string */
@@ -443,14 +444,14 @@ static int doc_target(const sr_route_call *c, int has_id, char coll[80], char id
 {
     h2o_req_t *req = c->req;
     const char *cp = sr_route_param(c, "collection");
-    if (!cp || strlen(cp) >= 80 || !sr_gw_id_ok(cp)) {
+    if (!cp || strlen(cp) >= 80 || !sr_id_str_ok(cp)) {
         sr_http_result(req, 0, SR_WIRE_PARAM, "collection: [A-Za-z0-9._-]{1,64}", NULL);
         return -1;
     }
     snprintf(coll, 80, "%s", cp);
     if (has_id) {
         const char *ip = sr_route_param(c, "documentId");
-        if (!ip || strlen(ip) >= 80 || !sr_gw_id_ok(ip)) {
+        if (!ip || strlen(ip) >= 80 || !sr_id_str_ok(ip)) {
             sr_http_result(req, 0, SR_WIRE_PARAM, "documentId: [A-Za-z0-9._-]{1,64}", NULL);
             return -1;
         }

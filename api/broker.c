@@ -65,6 +65,7 @@
 #include "api/pki.h"
 #include "api/push.h"
 #include "api/slog.h"
+#include "codecs/ids.h"
 #include "codecs/rfc3339.h"
 #include "engine/records.h"
 #include "storage/crypto.h"
@@ -363,11 +364,10 @@ static int evl_add_raw(evlist *l, const sr_buf *packed)
 /* A value object {dataId, timestamp, value, quality} as the app sees it. */
 static json_t *value_json(const char *data_id, int64_t ts, json_t *value, int quality)
 {
-    static const char *qn[] = {"GOOD", "UNCERTAIN", "BAD", "NO_DATA"};
     char t[32];
     sr_rfc3339_format(ts, t);
     return json_pack("{s:s,s:s,s:O,s:s}", "dataId", data_id, "timestamp", t, "value", value ? value : json_null(),
-                     "quality", qn[quality >= 0 && quality <= 3 ? quality : 0]);
+                     "quality", sr_quality_str(quality >= 0 ? (unsigned)quality : SR_Q_GOOD));
 }
 
 /* Normalise a gateway's (validated) values array into the app's form. */
@@ -381,11 +381,8 @@ static json_t *values_norm(json_t *in)
         int64_t ts = 0;
         json_t *t = json_object_get(v, "timestamp"), *q = json_object_get(v, "quality");
         if (json_is_string(t)) (void)!sr_rfc3339_parse(json_string_value(t), json_string_length(t), &ts);
-        int quality = 0;
-        const char *qs = json_is_string(q) ? json_string_value(q) : "GOOD";
-        if (!strcmp(qs, "UNCERTAIN")) quality = 1;
-        else if (!strcmp(qs, "BAD")) quality = 2;
-        else if (!strcmp(qs, "NO_DATA")) quality = 3;
+        int quality = json_is_string(q) ? sr_quality_parse(json_string_value(q), json_string_length(q)) : SR_Q_GOOD;
+        if (quality < 0) quality = SR_Q_GOOD;
         json_array_append_new(out, value_json(json_string_value(json_object_get(v, "dataId")), ts,
                                               json_object_get(v, "value"), quality));
     }
@@ -446,8 +443,9 @@ static int cv_build(sr_engine *e, const char *op, json_t *vals, cvset *s)
         int64_t ts = 0;
         if (json_is_string(t)) (void)!sr_rfc3339_parse(json_string_value(t), json_string_length(t), &ts);
         s->cv[i].timestamp_ms = ts;
-        const char *q = json_string_value(json_object_get(v, "quality"));
-        s->cv[i].quality = !q ? 0 : !strcmp(q, "UNCERTAIN") ? 1 : !strcmp(q, "BAD") ? 2 : !strcmp(q, "NO_DATA") ? 3 : 0;
+        json_t *q = json_object_get(v, "quality");
+        int quality = json_is_string(q) ? sr_quality_parse(json_string_value(q), json_string_length(q)) : SR_Q_GOOD;
+        s->cv[i].quality = quality < 0 ? SR_Q_GOOD : quality;
     }
     s->n = n;
     return SR_OK;
@@ -2048,7 +2046,7 @@ static void gw_result(sr_broker *b, const char *op, const char *gw, const sr_gw_
     char rmsg[160];
     int control = kind == SR_RK_CONTROL;
     /* 1. the fields on their own */
-    if (!json_is_string(rid) || !sr_gw_id_ok(json_string_value(rid)))
+    if (!json_is_string(rid) || !sr_id_str_ok(json_string_value(rid)))
         return gw_ack(cb, ctx, SR_WIRE_PARAM, "body.requestId: [A-Za-z0-9._-]{1,64} is required", NULL);
     if (parse_result(json_object_get(body, "result"), &code, rmsg, sizeof rmsg))
         return gw_ack(cb, ctx, SR_WIRE_PARAM, "body.result: \"0\" or {\"code\":\"E....\",\"message\":\"...\"} (an interface.md code)", NULL);
@@ -2057,7 +2055,7 @@ static void gw_result(sr_broker *b, const char *op, const char *gw, const sr_gw_
            *did = json_object_get(body, "dataId");
     if (control) {
         if (vals) return gw_ack(cb, ctx, SR_WIRE_PARAM, "body.values: not part of a control result", NULL);
-        if (!json_is_string(did) || !sr_gw_id_ok(json_string_value(did)))
+        if (!json_is_string(did) || !sr_id_str_ok(json_string_value(did)))
             return gw_ack(cb, ctx, SR_WIRE_PARAM, "body.dataId: the controlled data point's ID is required", NULL);
         if (json_is_null(applied)) applied = NULL;
         if (ok && !applied)
@@ -2217,7 +2215,7 @@ static void gw_periodic(sr_broker *b, const char *op, const char *gw, const sr_g
                         void *ctx)
 {
     json_t *mid = json_object_get(msg->body, "monitorId");
-    if (!json_is_string(mid) || !sr_gw_id_ok(json_string_value(mid)))
+    if (!json_is_string(mid) || !sr_id_str_ok(json_string_value(mid)))
         return gw_ack(cb, ctx, SR_WIRE_PARAM, "body.monitorId: [A-Za-z0-9._-]{1,64} is required", NULL);
     mon *m = mon_find(b, op, json_string_value(mid));
     int mine = 0;
@@ -2310,7 +2308,7 @@ static void gw_monitor_ack(sr_broker *b, const char *op, const char *gw, const s
     json_t *mid = json_object_get(msg->body, "monitorId"), *act = json_object_get(msg->body, "action");
     sr_wire code;
     char rmsg[160];
-    if (!json_is_string(mid) || !sr_gw_id_ok(json_string_value(mid)))
+    if (!json_is_string(mid) || !sr_id_str_ok(json_string_value(mid)))
         return gw_ack(cb, ctx, SR_WIRE_PARAM, "body.monitorId: [A-Za-z0-9._-]{1,64} is required", NULL);
     const char *a = json_is_string(act) ? json_string_value(act) : "";
     if (strcmp(a, "START") && strcmp(a, "STOP")) return gw_ack(cb, ctx, SR_WIRE_PARAM, "body.action: START or STOP", NULL);
@@ -2366,7 +2364,7 @@ int sr_broker_cert(sr_broker *b, const char *op, const char *subject, const char
         return id && !strcmp(id, SR_PLATFORM_ID) ? sr_pki_platform_cert(b->dir, pem) : SR_ENOTFOUND;
     int kind = !strcmp(subject, "app") ? SR_RG_APP
                : !strcmp(subject, "gateway") ? SR_RG_GATEWAY : -1;
-    if (kind < 0 || !id || !sr_gw_id_ok(id)) return SR_EINVAL; /* an ID of interface.md, nothing else */
+    if (kind < 0 || !id || !sr_id_str_ok(id)) return SR_EINVAL; /* an ID of interface.md, nothing else */
     sr_rec reg = SR_REC_INIT;
     sr_reg_entry re;
     int rc = sr_read_registry(b->eng, op, (sr_reg_kind)kind, id, &reg, &re);
@@ -2381,7 +2379,7 @@ static void gw_cert(sr_broker *b, const char *op, const sr_gw_msg *msg, sr_gw_an
     if (!json_is_string(st)) return gw_ack(cb, ctx, SR_WIRE_PARAM, "body.subjectType: platform, app or gateway", NULL);
     if (si && !json_is_string(si))
         return gw_ack(cb, ctx, SR_WIRE_PARAM, "body.subjectId: [A-Za-z0-9._-]{1,64} is required", NULL);
-    if (strcmp(json_string_value(st), "platform") && (!si || !sr_gw_id_ok(json_string_value(si))))
+    if (strcmp(json_string_value(st), "platform") && (!si || !sr_id_str_ok(json_string_value(si))))
         return gw_ack(cb, ctx, SR_WIRE_PARAM, "body.subjectId: [A-Za-z0-9._-]{1,64} is required", NULL);
     sr_buf pem;
     sr_buf_init(&pem);

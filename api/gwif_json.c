@@ -1,6 +1,7 @@
 /* api/gwif_json.c -- see gwif_json.h. */
 #include "api/gwif_json.h"
 
+#include "codecs/ids.h"
 #include "codecs/rfc3339.h"
 #include "engine/records.h"
 
@@ -27,27 +28,6 @@ void sr_gw_msg_release(sr_gw_msg *m)
     memset(m, 0, sizeof *m);
 }
 
-/* [A-Za-z0-9._-] */
-static const uint8_t id_char[256] = {
-    ['-'] = 1, ['.'] = 1, ['_'] = 1,
-    ['0'] = 1, ['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1, ['5'] = 1, ['6'] = 1, ['7'] = 1, ['8'] = 1, ['9'] = 1,
-    ['A'] = 1, ['B'] = 1, ['C'] = 1, ['D'] = 1, ['E'] = 1, ['F'] = 1, ['G'] = 1, ['H'] = 1, ['I'] = 1, ['J'] = 1,
-    ['K'] = 1, ['L'] = 1, ['M'] = 1, ['N'] = 1, ['O'] = 1, ['P'] = 1, ['Q'] = 1, ['R'] = 1, ['S'] = 1, ['T'] = 1,
-    ['U'] = 1, ['V'] = 1, ['W'] = 1, ['X'] = 1, ['Y'] = 1, ['Z'] = 1,
-    ['a'] = 1, ['b'] = 1, ['c'] = 1, ['d'] = 1, ['e'] = 1, ['f'] = 1, ['g'] = 1, ['h'] = 1, ['i'] = 1, ['j'] = 1,
-    ['k'] = 1, ['l'] = 1, ['m'] = 1, ['n'] = 1, ['o'] = 1, ['p'] = 1, ['q'] = 1, ['r'] = 1, ['s'] = 1, ['t'] = 1,
-    ['u'] = 1, ['v'] = 1, ['w'] = 1, ['x'] = 1, ['y'] = 1, ['z'] = 1,
-};
-
-static int id_ok_n(const char *s, size_t n)
-{
-    if (n < 1 || n > 64) return 0;
-    unsigned ok = 1;
-    for (size_t i = 0; i < n; i++) ok &= id_char[(unsigned char)s[i]];
-    return (int)ok;
-}
-
-int sr_gw_id_ok(const char *s) { return id_ok_n(s, strlen(s)); }
 
 int sr_gw_parse(const void *data, size_t len, sr_gw_msg *out, sr_gw_err *err)
 {
@@ -67,7 +47,7 @@ int sr_gw_parse(const void *data, size_t len, sr_gw_msg *out, sr_gw_err *err)
     json_t *t = json_object_get(h, "messageType"), *id = json_object_get(h, "messageId"),
            *cid = json_object_get(h, "correlationId"), *ts = json_object_get(h, "timestamp");
     if (!json_is_string(t)) return fail(err, SR_WIRE_PARAM, "header.messageType: a string is required");
-    if (id && (!json_is_string(id) || !sr_gw_id_ok(json_string_value(id))))
+    if (id && (!json_is_string(id) || !sr_id_str_ok(json_string_value(id))))
         return fail(err, SR_WIRE_PARAM, "header.messageId: [A-Za-z0-9._-]{1,64}");
     if (cid && !json_is_string(cid)) return fail(err, SR_WIRE_PARAM, "header.correlationId: a string");
     if (ts) {
@@ -96,14 +76,10 @@ static int quality_of(json_t *q, uint8_t *out)
         *out = SR_Q_GOOD;
         return 0;
     }
-    static const char *names[] = {"GOOD", "UNCERTAIN", "BAD", "NO_DATA"};
-    if (!json_is_string(q)) return -1;
-    for (int i = 0; i < 4; i++)
-        if (!strcmp(json_string_value(q), names[i])) {
-            *out = (uint8_t)i;
-            return 0;
-        }
-    return -1;
+    int found = json_is_string(q) ? sr_quality_parse(json_string_value(q), json_string_length(q)) : -1;
+    if (found < 0) return -1;
+    *out = (uint8_t)found;
+    return 0;
 }
 
 typedef struct per_point {
@@ -133,7 +109,7 @@ int sr_gw_values_event(sr_engine *e, const char *op, const char *gw, const char 
         json_t *jd = json_object_get(v, "dataId"), *jt = json_object_get(v, "timestamp"),
                *jv = json_object_get(v, "value"), *jq = json_object_get(v, "quality");
         const char *did = json_is_string(jd) ? json_string_value(jd) : NULL;
-        if (!json_is_object(v) || !did || !sr_gw_id_ok(did)) {
+        if (!json_is_object(v) || !did || !sr_id_str_ok(did)) {
             bad_value(err, i, did, "dataId: [A-Za-z0-9._-]{1,64} is required");
             continue;
         }
@@ -361,7 +337,7 @@ static const char *canonical_elem(const char *p, const char *end, gw_elem *el)
     if (!LIT(p, end, "{\"dataId\":\"")) return NULL;
     p += sizeof("{\"dataId\":\"") - 1;
     el->did = p;
-    while (p < end && id_char[(unsigned char)*p]) p++;
+    while (p < end && sr_id_char[(unsigned char)*p]) p++;
     el->dlen = (size_t)(p - el->did);
     if (el->dlen < 1 || el->dlen > 64 || !LIT(p, end, "\",\"timestamp\":\"")) return NULL;
     p += sizeof("\",\"timestamp\":\"") - 1;
@@ -433,7 +409,7 @@ int sr_gw_fast(sr_engine *e, const char *op, const char *gw, const void *data, s
                 if (key_is(&l, "messageType") && !f_type++) {
                     if (tok_str(&l, sr_jlex_next(&l), m->type, sizeof m->type)) goto done;
                 } else if (key_is(&l, "messageId") && !f_id++) {
-                    if (tok_str(&l, sr_jlex_next(&l), m->message_id, sizeof m->message_id) || !sr_gw_id_ok(m->message_id))
+                    if (tok_str(&l, sr_jlex_next(&l), m->message_id, sizeof m->message_id) || !sr_id_str_ok(m->message_id))
                         goto done;
                 } else if (key_is(&l, "correlationId") && !f_cid++) {
                     if (tok_str(&l, sr_jlex_next(&l), m->correlation_id, sizeof m->correlation_id)) goto done;
@@ -473,7 +449,7 @@ int sr_gw_fast(sr_engine *e, const char *op, const char *gw, const void *data, s
                     if (++nv > 100000) goto done;
                     while (!after && (t = sr_jlex_next(&l)) == SR_J_KEY) {
                         if (key_is(&l, "dataId") && !f_d++) {
-                            if (sr_jlex_next(&l) != SR_J_STRING || l.escaped || !id_ok_n(l.s, l.n)) goto done;
+                            if (sr_jlex_next(&l) != SR_J_STRING || l.escaped || !sr_id_ok(l.s, l.n)) goto done;
                             did = l.s;
                             dlen = l.n;
                         } else if (key_is(&l, "timestamp") && !f_t++) {
@@ -513,10 +489,7 @@ int sr_gw_fast(sr_engine *e, const char *op, const char *gw, const void *data, s
                     sr_sample s = {0};
                     if (sr_rfc3339_parse_cached(&tsc, ts, tsn, &s.ts) || s.ts < 0 || s.ts > SR_TS_MAX) goto done;
                     if (f_q) {
-                        static const char *qnames[] = {"GOOD", "UNCERTAIN", "BAD", "NO_DATA"};
-                        int found = -1;
-                        for (int k = 0; k < 4; k++)
-                            if (qn == strlen(qnames[k]) && !memcmp(q, qnames[k], qn)) found = k;
+                        int found = sr_quality_parse(q, qn);
                         if (found < 0) goto done;
                         s.quality = (uint8_t)found;
                     }

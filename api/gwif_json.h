@@ -54,9 +54,6 @@ typedef struct sr_gw_err {
 
 void sr_gw_err_clear(sr_gw_err *e);
 
-/* An ID of interface.md: [A-Za-z0-9._-]{1,64}. */
-int sr_gw_id_ok(const char *s);
-
 /* Parse an envelope. SR_OK, or an error with err->code E1002 (not JSON,
  * invalid UTF-8) or E1001 (header fields missing or of the wrong type). */
 SR_MUST_CHECK int sr_gw_parse(const void *data, size_t len, sr_gw_msg *out, sr_gw_err *err);

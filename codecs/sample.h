@@ -1,6 +1,10 @@
 /*
  * codecs/sample.h -- the value model: value types, qualities, one sample,
- * one downsampled bucket. Plain types, no functions.
+ * one downsampled bucket. Plain types, and the one table of the qualities'
+ * wire names (interface.md "GOOD", "UNCERTAIN", "BAD", "NO_DATA"):
+ * SR_QUALITIES generates sr_quality_name[] and sr_quality_len[]
+ * (codecs/sample.c), which sr_quality_parse reads; the AP-IF values writer
+ * builds its pre-quoted forms from the same list at compile time.
  *
  * They are the vocabulary the layers share: storage/series.h encodes
  * samples into chunks and aggregates them into buckets, engine/suiro.h (the
@@ -15,7 +19,9 @@
 #ifndef SR_SAMPLE_H
 #define SR_SAMPLE_H
 
+#include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 typedef enum sr_vtype {
     SR_VT_NUMBER = 1,  /* double */
@@ -24,12 +30,32 @@ typedef enum sr_vtype {
     SR_VT_STRING = 4,
 } sr_vtype;
 
+/* The qualities, in their stored order: X(enum suffix, wire name). */
+#define SR_QUALITIES(X) X(GOOD, "GOOD") X(UNCERTAIN, "UNCERTAIN") X(BAD, "BAD") X(NO_DATA, "NO_DATA")
+
 typedef enum sr_quality {
-    SR_Q_GOOD = 0,
-    SR_Q_UNCERTAIN = 1,
-    SR_Q_BAD = 2,
-    SR_Q_NO_DATA = 3,
+#define SR_Q_ENUM_(q, name) SR_Q_##q,
+    SR_QUALITIES(SR_Q_ENUM_)
+#undef SR_Q_ENUM_
+    SR_Q_COUNT
 } sr_quality;
+_Static_assert(SR_Q_GOOD == 0 && SR_Q_UNCERTAIN == 1 && SR_Q_BAD == 2 && SR_Q_NO_DATA == 3 && SR_Q_COUNT == 4,
+               "the stored numbering of sr_quality");
+
+/* The wire name of each quality and its length, indexed by sr_quality. */
+extern const char *const sr_quality_name[SR_Q_COUNT];
+extern const uint8_t sr_quality_len[SR_Q_COUNT];
+
+/* The quality named s[0..n) (exact, case-sensitive), or -1. */
+static inline int sr_quality_parse(const char *s, size_t n)
+{
+    for (int q = 0; q < SR_Q_COUNT; q++)
+        if (n == sr_quality_len[q] && !memcmp(s, sr_quality_name[q], n)) return q;
+    return -1;
+}
+
+/* The name of quality q; an out-of-range q reads as GOOD (as every writer did). */
+static inline const char *sr_quality_str(unsigned q) { return sr_quality_name[q < SR_Q_COUNT ? q : SR_Q_GOOD]; }
 
 /* One sample. For strings, s/slen borrow memory (see each function). */
 typedef struct sr_sample {

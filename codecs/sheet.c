@@ -313,20 +313,6 @@ static val trim(const char *s, size_t len)
     return (val){s, len};
 }
 
-static int is_id_char(char ch)
-{
-    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-           ch == '_' || ch == '.' || ch == '-';
-}
-
-int sr_sheet_id_valid(const char *id, size_t len)
-{
-    if (!id || len == 0 || len > SR_SHEET_ID_MAX) return 0;
-    for (size_t i = 0; i < len; i++)
-        if (!is_id_char(id[i])) return 0;
-    return 1;
-}
-
 int sr_sheet_grant_matches(const char *pattern, const char *id)
 {
     size_t n = strlen(pattern);
@@ -349,7 +335,7 @@ static int eq_nocase(val v, const char *lit)
 static int check_id(ctx *c, size_t line, const char *col, val v)
 {
     char b[64];
-    if (sr_sheet_id_valid(v.s, v.len)) return 1;
+    if (sr_id_ok(v.s, v.len)) return 1;
     if (v.len) /* empty required values are reported once, by the caller */
         add_err(c, line, col, "invalid id \"%s\": use 1 to %d of A-Z a-z 0-9 _ . -", shown(v, b),
                 SR_SHEET_ID_MAX);
@@ -603,7 +589,7 @@ static void row_grant(ctx *c, size_t line, const val *v)
     int ok = dp.len > 0;
     if (is_prefix) {
         for (size_t i = 0; i + 1 < dp.len; i++)
-            if (!is_id_char(dp.s[i])) ok = 0;
+            if (!sr_id_char[(unsigned char)dp.s[i]]) ok = 0;
         if (dp.len - 1 > SR_SHEET_ID_MAX) ok = 0;
         if (!ok)
             add_err(c, line, "datapoint", "invalid pattern \"%s\": an id prefix followed by one '*'",

@@ -19,11 +19,12 @@
 
 #include "codecs/base/sr_alloc.h"
 #include "codecs/base/sr_error.h"
+#include "codecs/ids.h"
 
 #include <stddef.h>
 
 #define SR_SHEET_MAGIC "#suiro-setup-sheet v1"
-#define SR_SHEET_ID_MAX 64
+#define SR_SHEET_ID_MAX SR_ID_MAX /* ids: codecs/ids.h, the one validator */
 #define SR_SHEET_NAME_MAX 256
 #define SR_SHEET_UNIT_MAX 32
 #define SR_SHEET_SECRET_MIN 12
@@ -216,9 +217,6 @@ int sr_sheet_equal(const sr_sheet *a, const sr_sheet *b);
 const char *sr_dp_type_name(sr_dp_type t);
 const char *sr_dp_kind_name(sr_dp_kind k);
 const char *sr_grant_access_name(sr_grant_access a);
-
-/* 1 if id matches [A-Za-z0-9_.-]{1,64}. */
-int sr_sheet_id_valid(const char *id, size_t len);
 
 /* 1 if the grant pattern (an id, or a prefix followed by '*') covers id. */
 int sr_sheet_grant_matches(const char *pattern, const char *id);

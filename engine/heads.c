@@ -148,8 +148,7 @@ static int merge_into(sr_engine *e, MDB_txn *t, head *h, const uint8_t *ck, int 
         sr_chunk_info info;
         if ((rc = sr_chunk_info_get(out.data + pos + 4, len, &info))) goto done;
         uint8_t nk[12];
-        be32(nk, h->point);
-        be64(nk + 4, ts_key(info.first_ts));
+        sr_series_key(nk, h->point, info.first_ts);
         if ((rc = put(t, DB(e, SR_DB_SERIES), nk, 12, out.data + pos + 4, len))) goto done;
         pos += 4 + len;
     }
@@ -179,8 +178,7 @@ static int merge_late(sr_engine *e, MDB_txn *t, head *h, sr_sample *s, size_t n)
         MDB_cursor *c = NULL;
         if ((rc = sr_index_err(mdb_cursor_open(t, DB(e, SR_DB_SERIES), &c)))) break;
         uint8_t k[12], ck[12], nk[12];
-        be32(k, h->point);
-        be64(k + 4, ts_key(s[i].ts));
+        sr_series_key(k, h->point, s[i].ts);
         MDB_val K = {12, k}, V;
         int has_ck = 0, has_next = 0;
         int r = mdb_cursor_get(c, &K, &V, MDB_SET_RANGE);
@@ -316,8 +314,7 @@ static int head_flush(sr_engine *e, MDB_txn *t, head *h, uint64_t seq)
     }
     if ((rc = sr_chunk_enc_finish(enc, &out))) goto done;
     uint8_t k[12];
-    be32(k, h->point);
-    be64(k + 4, ts_key(h->v[0].ts));
+    sr_series_key(k, h->point, h->v[0].ts);
     if ((rc = put(t, DB(e, SR_DB_SERIES), k, 12, out.data, out.len))) goto done;
     pthread_mutex_lock(stripe_of(e, h->point));
     hs_free_strings(h->old, h->nold, h->type);

@@ -240,8 +240,7 @@ static int range_once(sr_engine *e, const sr_range_q *q, sink *out, int *retry, 
     if (rc || *retry) goto done_ov;
     /* stored chunks */
     uint8_t k[12];
-    be32(k, q->point);
-    be64(k + 4, ts_key(lo));
+    sr_series_key(k, q->point, lo);
     MDB_val K = {12, k}, V;
     if ((rc = sr_index_err(mdb_cursor_open(t, DB(e, SR_DB_SERIES), &c)))) goto done;
     int r = mdb_cursor_get(c, &K, &V, MDB_SET_RANGE);

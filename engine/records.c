@@ -2,7 +2,9 @@
  * engine/records.c -- the typed reads of engine/records.h: the one decoder of
  * each index record (MasterPut, RegistryPut, FilePut, MonitorEvent,
  * RequestCreated, RequestTransition) and the one walker of the engine's
- * framed lists (records each preceded by a 4-byte LE length).
+ * framed lists (records each preceded by a 4-byte LE length), next_raw:
+ * every reader of a list, in api/ and in the engine (engine/sheet_import.c),
+ * goes through sr_list_* and sr_rec_next_*.
  *
  * Invariants:
  *  1. Everything a read hands out points into a message or an array the

@@ -23,7 +23,8 @@
  *              value: u64 LE (bits of a double, an integer, a bool) or the
  *              string's bytes (latest_decode)
  *   series     point u32 BE ‖ ts_key(chunk's first ts) u64 BE -> a chunk
- *              (docs/series-format.md): LMDB order is time order
+ *              (docs/series-format.md): LMDB order is time order; the key
+ *              is built by sr_series_key only
  *   heads      point u32 BE -> first_seq u64 LE, flushed_max i64 LE,
  *              has_flushed u8 (17 bytes)
  *   docs       op \0 collection \0 id -> revision u64 LE ‖ JSON
@@ -121,6 +122,14 @@ static inline void be64(uint8_t *p, uint64_t v)
 }
 static inline uint64_t get_be64(const uint8_t *p) { return (uint64_t)get_be32(p) << 32 | get_be32(p + 4); }
 static inline uint64_t ts_key(int64_t ts) { return (uint64_t)ts ^ (1ull << 63); } /* order-preserving */
+
+/* series: point u32 BE ‖ ts_key(ts) u64 BE, the one encoder of the key */
+enum { SR_SERIES_KEY_LEN = 12 };
+static inline void sr_series_key(uint8_t k[SR_SERIES_KEY_LEN], uint32_t point, int64_t ts)
+{
+    be32(k, point);
+    be64(k + 4, ts_key(ts));
+}
 
 /* key = parts joined by \0; returns length or 0 if too long */
 static inline size_t mkkey(uint8_t *k, size_t cap, const char *a, const char *b, const char *c)

@@ -25,6 +25,7 @@
 
 #include "codecs/events.pb-c.h"
 #include "engine/evbuild.h"
+#include "engine/records.h"
 #include "engine/secret.h"
 
 #include <stddef.h>
@@ -245,37 +246,28 @@ static int each_stored(sr_engine *e, const char *op, int k, stored_fn fn, void *
     static const int mas_kind[RK_N] = {0, 0, SUIRO__V1__MASTER_KIND__MK_FACILITY, SUIRO__V1__MASTER_KIND__MK_EQUIPMENT,
                                        SUIRO__V1__MASTER_KIND__MK_DEVICE, SUIRO__V1__MASTER_KIND__MK_DATA_POINT, 0};
     int registry = reg_kind[k] != 0;
-    sr_buf b;
-    sr_buf_init(&b);
-    size_t n = 0, pos = 0;
-    int rc = registry ? sr_engine_registry_list(e, op, reg_kind[k], &b, &n)
-                      : sr_engine_master_list(e, op, mas_kind[k], &b, &n);
-    for (size_t i = 0; !rc && i < n; i++) {
-        uint32_t len = sr_get_le32(b.data + pos);
-        const uint8_t *p = b.data + pos + 4;
-        pos += 4 + len;
+    sr_rec r = SR_REC_INIT; /* the typed readers of engine/records.h: one walker */
+    int rc = registry ? sr_list_registry(e, op, (sr_reg_kind)reg_kind[k], &r)
+                      : sr_list_masters(e, op, (sr_master_kind)mas_kind[k], &r);
+    while (!rc) {
         stored st = {0};
+        int got;
         if (registry) {
-            Suiro__V1__RegistryPut *m = suiro__v1__registry_put__unpack(NULL, len, p);
-            if (!m) {
-                rc = SR_ECORRUPT;
-                break;
-            }
-            st = (stored){m->id, "", "", m->app_id, m->pattern};
-            rc = fn(ctx, k, &st);
-            suiro__v1__registry_put__free_unpacked(m, NULL);
+            sr_reg_entry x;
+            got = sr_rec_next_registry(&r, &x);
+            if (got == 1) st = (stored){x.id, "", "", x.app_id, x.pattern};
         } else {
-            Suiro__V1__MasterPut *m = suiro__v1__master_put__unpack(NULL, len, p);
-            if (!m) {
-                rc = SR_ECORRUPT;
-                break;
-            }
-            st = (stored){m->id, m->parent_id, m->gateway_id, "", ""};
-            rc = fn(ctx, k, &st);
-            suiro__v1__master_put__free_unpacked(m, NULL);
+            sr_master x;
+            got = sr_rec_next_master(&r, &x);
+            if (got == 1) st = (stored){x.id, x.parent_id, x.gateway_id, "", ""};
         }
+        if (got <= 0) {
+            rc = got; /* 0 at the end, SR_ECORRUPT for a record or framing that is broken */
+            break;
+        }
+        rc = fn(ctx, k, &st);
     }
-    sr_buf_release(&b);
+    sr_rec_close(&r);
     return rc;
 }
 
@@ -503,56 +495,47 @@ int sr_engine_import_sheet(sr_engine *e, const sr_sheet *sh, sr_result *res)
 
 /* ---- export ------------------------------------------------------------- */
 
-typedef struct unpacked {
-    void **msgs;
+/* Every listed entry, read through the typed readers of engine/records.h
+ * (the one walker of the framed lists): one holder, so every entry stays
+ * valid until it closes. */
+typedef struct entry {
+    sr_reg_entry reg;
+    sr_master mas;
+} entry;
+
+typedef struct listed {
+    sr_rec r;
+    entry *v;
     size_t n, cap;
-} unpacked;
+} listed;
 
-static int keep(unpacked *u, void *m)
+/* Read every record of a list into u->v[*first .. *first + *count). */
+static int list(sr_engine *e, const char *op, int registry, int kind, listed *u, size_t *first, size_t *count)
 {
-    if (u->n == u->cap) {
-        size_t cap = u->cap ? u->cap * 2 : 64;
-        void **p = sr_realloc(u->msgs, cap * sizeof *p);
-        if (!p) return SR_ENOMEM;
-        u->msgs = p;
-        u->cap = cap;
-    }
-    u->msgs[u->n++] = m;
-    return SR_OK;
-}
-
-/* Unpack every record of a list into msgs (RegistryPut or MasterPut). */
-static int list(sr_engine *e, const char *op, int registry, int kind, unpacked *u, size_t *first, size_t *count)
-{
-    sr_buf b;
-    sr_buf_init(&b);
-    size_t n = 0;
-    int rc = registry ? sr_engine_registry_list(e, op, kind, &b, &n) : sr_engine_master_list(e, op, kind, &b, &n);
     *first = u->n;
     *count = 0;
-    size_t pos = 0;
-    for (size_t i = 0; !rc && i < n; i++) {
-        uint32_t len = sr_get_le32(b.data + pos);
-        void *m = registry ? (void *)suiro__v1__registry_put__unpack(NULL, len, b.data + pos + 4)
-                           : (void *)suiro__v1__master_put__unpack(NULL, len, b.data + pos + 4);
-        pos += 4 + len;
-        if (!m) {
-            rc = SR_ECORRUPT;
-            break;
+    int rc = registry ? sr_list_registry(e, op, (sr_reg_kind)kind, &u->r)
+                      : sr_list_masters(e, op, (sr_master_kind)kind, &u->r);
+    while (!rc) {
+        if (u->n == u->cap) {
+            size_t cap = u->cap ? u->cap * 2 : 64;
+            entry *v = sr_realloc(u->v, cap * sizeof *v);
+            if (!v) return SR_ENOMEM;
+            u->v = v;
+            u->cap = cap;
         }
-        if ((rc = keep(u, m))) {
-            protobuf_c_message_free_unpacked(m, NULL);
-            break;
-        }
+        entry *x = &u->v[u->n];
+        int got = registry ? sr_rec_next_registry(&u->r, &x->reg) : sr_rec_next_master(&u->r, &x->mas);
+        if (got <= 0) return got; /* 0 at the end, SR_ECORRUPT for a broken record or framing */
+        u->n++;
         (*count)++;
     }
-    sr_buf_release(&b);
     return rc;
 }
 
 int sr_engine_export_sheet(sr_engine *e, const char *op, sr_buf *out)
 {
-    unpacked u = {0};
+    listed u = {SR_REC_INIT, NULL, 0, 0};
     sr_sheet sh;
     memset(&sh, 0, sizeof sh);
     size_t f[8], n[8];
@@ -571,10 +554,9 @@ int sr_engine_export_sheet(sr_engine *e, const char *op, sr_buf *out)
     sr_sheet_device *dev = NULL;
     sr_sheet_datapoint *dps = NULL;
     if (rc) goto done;
-#define REG(i) ((Suiro__V1__RegistryPut *)u.msgs[f[i] + j])
-#define MAS(i) ((Suiro__V1__MasterPut *)u.msgs[f[i] + j])
-    opr = (sr_sheet_operator){0, ((Suiro__V1__RegistryPut *)u.msgs[f[0]])->id,
-                              ((Suiro__V1__RegistryPut *)u.msgs[f[0]])->name};
+#define REG(i) (&u.v[f[i] + j].reg)
+#define MAS(i) (&u.v[f[i] + j].mas)
+    opr = (sr_sheet_operator){0, u.v[f[0]].reg.id, u.v[f[0]].reg.name};
     gws = sr_calloc(n[1] + 1, sizeof *gws);
     apps = sr_calloc(n[2] + 1, sizeof *apps);
     grs = sr_calloc(n[3] + 1, sizeof *grs);
@@ -599,11 +581,11 @@ int sr_engine_export_sheet(sr_engine *e, const char *op, sr_buf *out)
     for (size_t j = 0; j < n[6]; j++)
         dev[j] = (sr_sheet_device){0, MAS(6)->id, MAS(6)->parent_id, MAS(6)->gateway_id, MAS(6)->name};
     for (size_t j = 0; j < n[7]; j++) {
-        Suiro__V1__MasterPut *m = MAS(7);
-        sr_dp_type t = m->type == SUIRO__V1__VALUE_TYPE__VT_INTEGER ? SR_DP_INTEGER
-                       : m->type == SUIRO__V1__VALUE_TYPE__VT_BOOL  ? SR_DP_BOOLEAN
-                       : m->type == SUIRO__V1__VALUE_TYPE__VT_STRING ? SR_DP_STRING
-                                                                     : SR_DP_NUMBER;
+        const sr_master *m = MAS(7);
+        sr_dp_type t = m->type == SR_VT_INTEGER  ? SR_DP_INTEGER
+                       : m->type == SR_VT_BOOL   ? SR_DP_BOOLEAN
+                       : m->type == SR_VT_STRING ? SR_DP_STRING
+                                                 : SR_DP_NUMBER;
         sr_dp_kind k = m->point_kind == SUIRO__V1__POINT_KIND__PK_CONTROL ? SR_DP_CONTROL
                        : m->point_kind == SUIRO__V1__POINT_KIND__PK_BOTH  ? SR_DP_BOTH
                                                                           : SR_DP_MEASURE;
@@ -637,7 +619,7 @@ done:
     sr_free(eq);
     sr_free(dev);
     sr_free(dps);
-    for (size_t i = 0; i < u.n; i++) protobuf_c_message_free_unpacked(u.msgs[i], NULL);
-    sr_free(u.msgs);
+    sr_rec_close(&u.r);
+    sr_free(u.v);
     return rc;
 }

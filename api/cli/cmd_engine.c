@@ -13,6 +13,7 @@
 #include "api/cli/cli.h"
 #include "api/httpu.h"
 #include "api/pki.h"
+#include "codecs/jsonlex.h"
 #include "codecs/rfc3339.h"
 #include "codecs/sheet.h"
 #include "engine/records.h"
@@ -501,19 +502,11 @@ typedef struct blobcheck {
     sr_buf js; /* JSON array items of the damaged ones */
 } blobcheck;
 
+/* one JSON string into the damaged list (codecs/jsonlex.c's escaper); out of
+ * memory leaves it short: the verdict (exit code) still stands */
 static void js_str(sr_buf *b, const char *s)
 {
-    int rc = sr_buf_append(b, "\"", 1);
-    for (; !rc && *s; s++) {
-        char e[8];
-        unsigned char ch = (unsigned char)*s;
-        if (ch == '"' || ch == '\\') snprintf(e, sizeof e, "\\%c", ch);
-        else if (ch < 0x20) snprintf(e, sizeof e, "\\u%04x", ch);
-        else e[0] = (char)ch, e[1] = 0;
-        rc = sr_buf_append(b, e, strlen(e));
-    }
-    if (!rc) rc = sr_buf_append(b, "\"", 1);
-    (void)rc; /* out of memory: the verdict (exit code) still stands */
+    (void)sr_json_put_string(b, s, strlen(s));
 }
 
 static int check_blob(void *ctx, const char *op, const sr_file_meta *f)

@@ -152,6 +152,7 @@
 #include "api/cli/cli.h"
 #include "api/cli/refset.h"
 #include "api/httpu.h"
+#include "codecs/ids.h"
 #include "codecs/rfc3339.h"
 #include "codecs/sheet.h"
 
@@ -198,15 +199,15 @@ static uint64_t fnv(const char *s)
     return h;
 }
 
-/* the wall clock, RFC 3339 with milliseconds, UTC */
+/* the wall clock, RFC 3339 with milliseconds, UTC (the one formatter,
+ * codecs/rfc3339.c); out has room for 32 bytes */
 static void now_rfc3339(char *out, size_t cap)
 {
     struct timespec ts;
-    struct tm tm;
     clock_gettime(CLOCK_REALTIME, &ts);
-    gmtime_r(&ts.tv_sec, &tm);
-    snprintf(out, cap, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
-             tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ts.tv_nsec / 1000000));
+    char t[32];
+    sr_rfc3339_format((int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000, t);
+    snprintf(out, cap, "%s", t);
 }
 
 typedef struct pend {
@@ -1683,13 +1684,6 @@ out:
     return rc;
 }
 
-/* an ID as interface.md says: [A-Za-z0-9._-]{1,64} */
-static int id_ok(const char *id)
-{
-    size_t n = strlen(id);
-    return n >= 1 && n <= 64 && strspn(id, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-") == n;
-}
-
 typedef struct gopts {
     sim *s;
     const char *port, *host, *http, *op, *gateways, *points, *batch, *messages, *window, *seed, *acks, *duration,
@@ -1837,11 +1831,11 @@ int sr_cmd_gwsim_run(const sr_command *cmd, int argc, char **argv)
             goto out;
         }
     }
-    if (!id_ok(s.op)) {
+    if (!sr_id_str_ok(s.op)) {
         fprintf(stderr, "gwsim run: --operator '%s': [A-Za-z0-9._-]{1,64}\n", s.op);
         goto out;
     }
-    if (gwid && (s.ngw != 1 || !id_ok(gwid))) {
+    if (gwid && (s.ngw != 1 || !sr_id_str_ok(gwid))) {
         fprintf(stderr, "gwsim run: --gateway-id needs --gateways 1 and an ID [A-Za-z0-9._-]{1,64}\n");
         goto out;
     }

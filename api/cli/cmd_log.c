@@ -15,6 +15,7 @@
  * `suiro verify` shares with `log verify`.
  */
 #include "api/cli/cli.h"
+#include "codecs/jsonlex.h"
 #include "engine/suiro.h"
 #include "storage/log.h"
 
@@ -129,16 +130,13 @@ int sr_cli_log_verdict(int rc, const sr_log_report *rep, const char **verdict)
     return 0;
 }
 
+/* one JSON string to f, escaped by codecs/jsonlex.c's one escaper */
 static void json_str(FILE *f, const char *s)
 {
-    fputc('"', f);
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\') fprintf(f, "\\%c", c);
-        else if (c < 0x20) fprintf(f, "\\u%04x", c);
-        else fputc(c, f);
-    }
-    fputc('"', f);
+    sr_buf b = {0};
+    if (sr_json_put_string(&b, s, strlen(s))) fputs("null", f);
+    else fwrite(b.data, 1, b.len, f);
+    sr_buf_release(&b);
 }
 
 void sr_cli_log_json(FILE *f, const char *verdict, int rc, const sr_log_report *rep, const sr_errinfo *ei)

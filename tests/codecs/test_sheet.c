@@ -420,7 +420,7 @@ Test(codecs_sheet, ids_and_patterns)
         {"a.B_c-9", 7, 1}, {"", 0, 0}, {"a b", 3, 0}, {"水", 3, 0}, {NULL, 64, 1}, {NULL, 65, 0},
     };
     for (size_t i = 0; i < sizeof ids / sizeof ids[0]; i++)
-        cr_expect_eq(!!sr_sheet_id_valid(ids[i].id ? ids[i].id : xs, ids[i].len), ids[i].valid, "id %zu '%s' (%zu)", i,
+        cr_expect_eq(!!sr_id_ok(ids[i].id ? ids[i].id : xs, ids[i].len), ids[i].valid, "id %zu '%s' (%zu)", i,
                      ids[i].id ? ids[i].id : "x...", ids[i].len);
     static const struct {
         const char *pattern, *id;

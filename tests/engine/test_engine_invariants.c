@@ -100,6 +100,30 @@ Test(engine_invariants, the_index_holds_the_schemas_databases_with_their_flags)
     cr_assert_eq(sr_engine_close(e), SR_OK);
 }
 
+Test(engine_invariants, the_series_key_is_the_point_then_the_order_preserving_time_both_big_endian)
+{
+    uint8_t k[SR_SERIES_KEY_LEN];
+    sr_series_key(k, 0x01020304u, 0);
+    static const uint8_t want0[SR_SERIES_KEY_LEN] = {1, 2, 3, 4, 0x80, 0, 0, 0, 0, 0, 0, 0};
+    cr_assert_eq(memcmp(k, want0, sizeof k), 0);
+    sr_series_key(k, 7, 0x0102030405060708ll);
+    static const uint8_t want1[SR_SERIES_KEY_LEN] = {0, 0, 0, 7, 0x81, 2, 3, 4, 5, 6, 7, 8};
+    cr_assert_eq(memcmp(k, want1, sizeof k), 0);
+    /* byte order is (point, ts) order, negative times included (schema.h invariant 2) */
+    static const struct {
+        uint32_t p;
+        int64_t ts;
+    } in_order[] = {{1, INT64_MIN}, {1, -1000}, {1, -1}, {1, 0}, {1, 1}, {1, INT64_MAX}, {2, INT64_MIN}, {2, 0}};
+    for (size_t i = 1; i < sizeof in_order / sizeof in_order[0]; i++) {
+        uint8_t a[SR_SERIES_KEY_LEN], b[SR_SERIES_KEY_LEN];
+        sr_series_key(a, in_order[i - 1].p, in_order[i - 1].ts);
+        sr_series_key(b, in_order[i].p, in_order[i].ts);
+        cr_expect_lt(memcmp(a, b, sizeof a), 0, "row %zu", i);
+        cr_expect_eq(get_be32(b), in_order[i].p);
+        cr_expect_eq(get_be64(b + 4), ts_key(in_order[i].ts));
+    }
+}
+
 /* ---- the writer ---------------------------------------------------------- */
 
 Test(engine_invariants, writer_check_holds_on_a_live_engine_and_names_each_broken_state)

@@ -1,0 +1,138 @@
+#!/usr/bin/env python3
+"""tests/integration/check_one.py -- "no production code is written twice"
+(issue #12), checked on the product's sources (api/ engine/ storage/
+codecs/, comments stripped) for the helpers that had copies:
+
+  1. quality names: a string literal "GOOD", "UNCERTAIN", "BAD" or
+     "NO_DATA" (also quoted inside a literal, \\"BAD\\") only in
+     codecs/sample.h (SR_QUALITIES, the one table);
+  2. ids: the id character set ([A-Za-z0-9._-]: a literal ending
+     "0123456789._-", a table row ['_'] = 1) only in codecs/ids.c, and no
+     function named *id_ok*, *id_valid* or *id_char* outside codecs/ids.h;
+  3. JSON string escaping: a test for '"' or '\\\\' followed by an escape, or
+     a "\\\\u%04x" format, only in codecs/jsonlex.c (sr_json_put_string);
+  4. the series key: be64(.., ts_key(..)) only in engine/schema.h
+     (sr_series_key).
+
+    python3 check_one.py SOURCE_DIR
+
+Before the real tree the script checks itself on a small tree with one
+breach of each rule, so it cannot pass by checking nothing. Exit 0: clean;
+1: a breach, each named as file:line; 2: usage.
+"""
+import os
+import re
+import sys
+import tempfile
+
+DIRS = ("api", "engine", "storage", "codecs")
+
+RULES = [
+    ("quality names (one table: SR_QUALITIES)", "codecs/sample.h",
+     re.compile(r'"(GOOD|UNCERTAIN|BAD|NO_DATA)"|\\"(GOOD|UNCERTAIN|BAD|NO_DATA)\\"')),
+    ("id character set (one validator: codecs/ids.h)", "codecs/ids.c",
+     re.compile(r"0123456789\._-\"|\['_'\]\s*=\s*1")),
+    ("id validator function (one: sr_id_ok)", "codecs/ids.h",
+     re.compile(r"\bint\s+\w*(id_ok|id_valid|id_char)\w*\s*\(")),
+    ("JSON string escaper (one: sr_json_put_string)", "codecs/jsonlex.c",
+     re.compile(r"==\s*'\"'\s*\|\|\s*\w+\s*==\s*'\\\\'|\\\\u%0?4x")),
+    ("series key encoder (one: sr_series_key)", "engine/schema.h",
+     re.compile(r"be64\([^;]*ts_key\(")),
+]
+
+
+def strip_comments(text):
+    """C source without comments (strings and chars kept; newlines kept)."""
+    out, i, n = [], 0, len(text)
+    while i < n:
+        c = text[i]
+        if c in "\"'":
+            j = i + 1
+            while j < n and text[j] != c and text[j] != "\n":
+                j += 2 if text[j] == "\\" else 1
+            out.append(text[i:j + 1])
+            i = j + 1
+        elif text.startswith("/*", i):
+            j = text.find("*/", i + 2)
+            j = n if j < 0 else j + 2
+            out.append("\n" * text.count("\n", i, j))
+            i = j
+        elif text.startswith("//", i):
+            j = text.find("\n", i)
+            i = n if j < 0 else j
+        else:
+            out.append(c)
+            i += 1
+    return "".join(out)
+
+
+def check(root):
+    bad = []
+    for d in DIRS:
+        for dp, dns, fns in os.walk(os.path.join(root, d)):
+            dns[:] = [x for x in dns if not os.path.exists(os.path.join(dp, x, "CMakeCache.txt"))]
+            for fn in sorted(fns):
+                if not fn.endswith((".c", ".h")):
+                    continue
+                path = os.path.join(dp, fn)
+                rel = os.path.relpath(path, root).replace(os.sep, "/")
+                with open(path, encoding="utf-8", errors="replace") as f:
+                    lines = strip_comments(f.read()).split("\n")
+                for what, home, rx in RULES:
+                    if rel == home:
+                        continue
+                    for no, line in enumerate(lines, 1):
+                        if rx.search(line):
+                            bad.append("%s:%d: a second %s" % (rel, no, what))
+    return bad
+
+
+SELF = {
+    "codecs/sample.h": 'X(GOOD, "GOOD") X(BAD, "BAD")\n',
+    "codecs/ids.c": "const unsigned char t[256] = {['_'] = 1};\n",
+    "codecs/ids.h": "static inline int sr_id_ok(const char *s, unsigned n);\n",
+    "codecs/jsonlex.c": "if (c == '\"' || c == '\\\\') x();\n",
+    "engine/schema.h": "be64(k + 4, ts_key(ts));\n",
+    "api/a.c": 'static const char *qn[] = {"GOOD", "UNCERTAIN"}; /* "BAD" */\n',   # rule 1
+    "api/b.c": 'static const char q[][9] = {"\\"BAD\\"}"};\n',                     # rule 1 (quoted)
+    "api/cli/c.c": 'return strspn(id, "ab0123456789._-") == n;\n',                # rule 2
+    "codecs/d.c": "static int is_id_valid(const char *s)\n{\n}\n",               # rule 3
+    "api/e.c": "if (c == '\"' || c == '\\\\') fprintf(f, \"\\\\%c\", c);\n",       # rule 4
+    "api/f.c": 'else if (c < 0x20) fprintf(f, "\\\\u%04x", c);\n',                # rule 4
+    "engine/g.c": "be32(k, p);\n    be64(k + 4, ts_key(lo));\n",                   # rule 5
+    "engine/h.c": "/* be64(k + 4, ts_key(lo)); in a comment */\nint x;\n",        # clean
+}
+SELF_WANT = {"api/a.c:1", "api/b.c:1", "api/cli/c.c:1", "codecs/d.c:1", "api/e.c:1", "api/f.c:1", "engine/g.c:2"}
+
+
+def self_test():
+    with tempfile.TemporaryDirectory() as t:
+        for rel, text in SELF.items():
+            p = os.path.join(t, rel)
+            os.makedirs(os.path.dirname(p), exist_ok=True)
+            with open(p, "w") as f:
+                f.write(text)
+        got = {b.split(": ")[0] for b in check(t)}
+    if got != SELF_WANT:
+        print("check_one: self-test failed: found %s, want %s" % (sorted(got), sorted(SELF_WANT)), file=sys.stderr)
+        return False
+    return True
+
+
+def main():
+    if len(sys.argv) != 2 or not os.path.isdir(sys.argv[1]):
+        print(__doc__.strip().split("\n\n")[1].strip(), file=sys.stderr)
+        return 2
+    if not self_test():
+        return 1
+    bad = check(sys.argv[1])
+    for b in bad:
+        print(b, file=sys.stderr)
+    if bad:
+        return 1
+    print("check_one: no second copy of the quality names, the id validator, the JSON escaper, the series key")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
