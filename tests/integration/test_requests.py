@@ -703,8 +703,10 @@ def case_http_longpoll():
     st, js, raw, _ = fetch(300)
     el = time.monotonic() - t0
     body = (js or {}).get("body") if isinstance(js, dict) else None
-    check("HTTP gateway: a fetch with nothing pending answers 200 with no requests after >= 0.3 s",
-          st == 200 and isinstance(body, dict) and body.get("requests") == [] and 0.3 <= el < 3,
+    # it waited (an immediate answer takes milliseconds); the loop's timer runs
+    # on the loop's cached clock, so it may fire a few ms before 0.3 s of ours
+    check("HTTP gateway: a fetch with nothing pending answers 200 with no requests after waiting (~0.3 s)",
+          st == 200 and isinstance(body, dict) and body.get("requests") == [] and 0.25 <= el < 3,
           (st, raw[:300], el))
 
     got = {}
