@@ -48,8 +48,12 @@ RSS_GROWTH_KB = 32 * 1024
 ASAN = b"__asan_init" in open(BIN, "rb").read()
 FLOOD_CAP_KB = (1024 if ASAN else 256) * 1024  # a flood that grew the server this much failed: stop it
 # the kernel takes ~7 MB of PINGRESPs (the server's send buffer grows) before
-# the server's own queue fills: ~6 s on a plain build, 3-4 times that under ASan
-FLOOD_S = (90 if ASAN else 30) * SOAK
+# the server's own queue fills: ~6 s on a plain build, 3-4 times that under
+# ASan, much more on a loaded machine. So a flood is bounded by what it sent
+# (FLOOD_BYTES: far more than the kernel's buffers and the server's queue),
+# and by time only as a safety net (FLOOD_S), never to decide the outcome.
+FLOOD_BYTES = 64 * 1024 * 1024 * SOAK
+FLOOD_S = 600
 check = srtest.Checks()
 procs = []
 
@@ -175,14 +179,18 @@ def closed_among(socks, timeout):
 
 
 def flood_without_reading(s, chunk, seconds, pid):
-    """Send chunk again and again, never reading, for at most seconds: (closed, peak RSS kB)."""
+    """Send chunk again and again, never reading, until the server closes, or
+    FLOOD_BYTES were sent, or (a safety net) seconds passed: (closed, peak RSS kB)."""
     s.setblocking(False)
     peak = start = rss_kb(pid)
     end = time.time() + seconds
     off = 0  # a partial send goes on where it stopped: the stream stays well-formed
-    while time.time() < end:
+    sent = 0
+    while time.time() < end and sent < FLOOD_BYTES:
         try:
-            off = (off + s.send(chunk[off:])) % len(chunk)
+            n = s.send(chunk[off:])
+            sent += n
+            off = (off + n) % len(chunk)
         except BlockingIOError:
             select.select([], [s], [], 0.05)
         except (ConnectionResetError, BrokenPipeError, OSError):
@@ -319,10 +327,12 @@ try:
     peak = rss_kb(srv.pid)
     end = time.time() + FLOOD_S
     closed = False
-    chunk, off = b"\xc0\x00" * 8192, 0
-    while time.time() < end and not closed:
+    chunk, off, sent = b"\xc0\x00" * 8192, 0, 0
+    while time.time() < end and not closed and sent < FLOOD_BYTES:
         try:
-            off = (off + ts.send(chunk[off:])) % len(chunk)
+            n = ts.send(chunk[off:])
+            sent += n
+            off = (off + n) % len(chunk)
         except (ssl.SSLWantWriteError, ssl.SSLWantReadError, BlockingIOError):
             select.select([], [ts], [], 0.05)
         except (OSError, ssl.SSLError):

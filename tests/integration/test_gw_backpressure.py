@@ -17,7 +17,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from srtest import Checks, finish, provision_gwsim, rss_kb, start_server  # noqa: E402
+from srtest import Checks, finish, provision_gwsim, rss_kb, start_server, wait_until  # noqa: E402
 
 BIN = sys.argv[1]
 MSGS = 1000  # per gateway, 200 values each: ~60 MB of JSON in all
@@ -40,9 +40,13 @@ try:
                             "--batch", "200", "--messages", str(MSGS), "--window", "64", "--acks", ACKS],
                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     procs.append(sim)
-    # the baseline is taken once the 4 logins are done: each scrypt check uses
-    # 16 MB on a thread-pool thread, which the allocator may keep
-    time.sleep(1.5)
+    # the baseline is taken once the 4 logins are done (their lines are in the
+    # log): each scrypt check uses 16 MB on a thread-pool thread, which the
+    # allocator may keep
+    def logged_in():
+        with open(f"{T}/server.log") as f:
+            return f.read().count('msg="gateway connected"') >= 4
+    check("the 4 gateways log in", wait_until(logged_in, 60))
     base = rss_kb(srv.pid)
     peak = base
     while sim.poll() is None:
