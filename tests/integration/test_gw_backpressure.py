@@ -20,6 +20,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from srtest import Checks, finish, provision_gwsim, rss_kb, start_server, wait_until  # noqa: E402
 
 BIN = sys.argv[1]
+ASAN = b"__asan_init" in open(BIN, "rb").read()
 MSGS = 1000  # per gateway, 200 values each: ~60 MB of JSON in all
 T = tempfile.mkdtemp(prefix="suiro-bp-")
 D = os.path.join(T, "data")
@@ -56,9 +57,15 @@ try:
     print("gwsim:", summary, "server RSS base %d kB, peak %d kB" % (base, peak))
     check("every message was acknowledged in the end (nothing lost)", summary["acked"] == 4 * MSGS and
           summary["errors"] == 0, summary)
-    # a server that buffered what gwsim offers would grow by ~60 MB
-    check("server memory stays bounded under a slow writer (< 24 MB growth while ~60 MB were offered)",
-          peak - base < 24576, (base, peak))
+    # a server that buffered what gwsim offers would grow by ~60 MB. Under
+    # ASan freed memory sits in the quarantine (256 MB) and counts in the RSS,
+    # growing with what was processed: the bound is checked on a plain build
+    # (as test_conn_limits does), the behaviour on both
+    if ASAN:
+        print("(ASan build: RSS not checked) growth %d kB" % (peak - base))
+    else:
+        check("server memory stays bounded under a slow writer (< 24 MB growth while ~60 MB were offered)",
+              peak - base < 24576, (base, peak))
     srv.send_signal(signal.SIGKILL)
     srv.wait()
     acked = set()
