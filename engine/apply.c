@@ -399,6 +399,16 @@ static int check_no_body(sr_engine *e, MDB_txn *t, const Event *ev, sr_result *r
     return sr__refuse(r, SR_EINVAL, "event has no body");
 }
 
+/* A heads checkpoint is the writer's own (writer.c); a command may not
+ * carry one. */
+static int check_engine_only(sr_engine *e, MDB_txn *t, const Event *ev, sr_result *r)
+{
+    (void)e;
+    (void)t;
+    (void)ev;
+    return sr__refuse(r, SR_EINVAL, "this kind of event is the engine's own");
+}
+
 /*
  * The event appliers: one row per kind of event, the oneof case of
  * Event.body in codecs/events.proto: X(CASE, check, apply, series), where
@@ -426,14 +436,15 @@ static int check_no_body(sr_engine *e, MDB_txn *t, const Event *ev, sr_result *r
     X(_USER, NULL, NULL, NULL)                                                \
     X(_AUTH, NULL, NULL, NULL)                                                \
     X(_KEY, NULL, NULL, NULL)                                                 \
-    X(_ALARM, NULL, NULL, NULL)
+    X(_ALARM, NULL, NULL, NULL)                                               \
+    X(_HEADS_CHECKPOINT, check_engine_only, NULL, sr__heads_apply_checkpoint)
 
 #define SR_X_(c, chk, app, ser) [SUIRO__V1__EVENT__BODY##c] = {SUIRO__V1__EVENT__BODY##c, &#c[1], chk, app, ser},
 static const sr_applier appliers[] = {SR_EVENT_KINDS(SR_X_)};
 #undef SR_X_
 /* the last case of events.proto has the last row (a new kind numbered
  * after it fails here or in event_kind_has_row) */
-_Static_assert(sizeof appliers / sizeof *appliers == SUIRO__V1__EVENT__BODY_ALARM + 1,
+_Static_assert(sizeof appliers / sizeof *appliers == SUIRO__V1__EVENT__BODY_HEADS_CHECKPOINT + 1,
                "the appliers' table ends at the last case of Event.body");
 
 /* Never called: a switch over every case of Event.body (generated from the

@@ -40,13 +40,13 @@ static int heads_needed(sr_engine *e, const uint8_t *p, size_t n, uint64_t seq)
     const uint8_t *end = p + n;
     int meas = 0, other = 0;
     const uint8_t *scan = p;
-    while (scan < end) { /* the body: field 16 (measurements) or another of the oneof (17..32) */
+    while (scan < end) { /* the body: field 16 (measurements) or another of the oneof (17..33) */
         uint64_t key;
         if (sr__wire_varint(&scan, end, &key)) return 1;
         uint64_t f = key >> 3;
         if (sr__wire_skip(&scan, end, (unsigned)(key & 7), NULL, NULL)) return 1;
         if (f == 16) meas = 1;
-        else if (f >= 17 && f <= 32) other = 1;
+        else if (f >= 17 && f <= SUIRO__V1__EVENT__BODY_HEADS_CHECKPOINT) other = 1;
     }
     if (meas == other) return 1; /* both (the last wins) or no body: let apply decide */
     if (other) return 0;
@@ -102,7 +102,7 @@ int sr__replay(sr_engine *e, uint64_t w, uint64_t min_first, sr_errinfo *ei)
             break;
         }
         last = seq;
-        e->ost.replay_events++;
+        if (!e->ost.replay_events++) e->ost.replay_from = seq;
         if (seq <= w && !heads_needed(e, rec.data, rec.len, seq)) {
             e->ost.replay_head_events++;
             e->ost.replay_skipped++;

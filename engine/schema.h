@@ -13,6 +13,8 @@
  *   meta       "watermark" -> u64 LE (the highest applied seq);
  *              "layout" -> u32 LE (SR_INDEX_LAYOUT); "head_max" -> u32 LE;
  *              "next_point" -> u32 LE (the next point number);
+ *              "heads_ckpt" -> u64 LE seq, u64 LE before_seq (the last
+ *              heads checkpoint applied, heads.c; absent: none yet);
  *              "retired" \0 op \0 dataId -> point u32 (a removed data
  *              point's number, given back when it is listed again)
  *   masters    op \0 kind(1 ASCII digit) \0 id -> packed MasterPut
