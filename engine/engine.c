@@ -456,6 +456,7 @@ static int engine_open(const char *dir, const sr_engine_opts *opts, sr_engine **
     e->ost.replay_us = mono_us() - t3;
     SR_INVARIANT(sr_heads_check(e));
     e->next_seq = end;
+    e->open_end = end;
     /* read-only: the index keeps its own watermark (nothing was applied) */
     atomic_store(&e->watermark, e->o.readonly && w < end - 1 ? w : end - 1);
     if (!e->o.readonly && !e->o.log_readonly) {

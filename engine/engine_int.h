@@ -185,6 +185,7 @@ struct sr_engine {
     /* the last heads checkpoint applied (heads.c; meta "heads_ckpt"): its
      * seq and before_seq. The writer and the open, or a single thread. */
     uint64_t ckpt_at, ckpt_before;
+    uint64_t open_end; /* the log's next seq at open: a close checkpoint only after writing (writer.c) */
 
     _Atomic uint64_t st_commands, st_events, st_groups, st_flushes;
     int replaying_heads_only;

@@ -1,6 +1,9 @@
 /*
  * engine/replay.c -- the log applied to the index and the heads: at open
  * (engine.c) and when the writer resumes after a failed write (sr__recover).
+ * It starts at the smallest first_seq of the heads, which the heads
+ * checkpoints (heads.c, docs/durability.md section 8) keep within about
+ * replay_max_events of the log's end.
  *
  * INVARIANTS
  *  (1) Events (W, end] are applied in full (pass 1 and 2, validate = 0) and
@@ -11,6 +14,9 @@
  *      (heads_needed).
  *  (3) A record that does not decode stops the replay (SR_ECORRUPT naming
  *      its seq); nothing after it is applied.
+ *  (4) A heads checkpoint above W is applied in full (it flushes as the
+ *      writer did); at or below W it changes nothing (heads_db holds what it
+ *      did, and the heads-only replay skips what it flushed by first_seq).
  */
 #include "engine/engine_int.h"
 

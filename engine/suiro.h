@@ -72,8 +72,8 @@ typedef struct sr_engine_opts {
     uint32_t replay_max_events; /* restart bound (docs/durability.md section 8): the writer logs a heads
                                    checkpoint every replay_max_events / 2 events, so an open re-reads at
                                    most about this many events of the log (plus the last group's); also
-                                   one at a clean close when the heads hold older events than a quarter
-                                   of it. Default 262144 */
+                                   one at a clean close after writing, when the heads hold older events
+                                   than a quarter of it. Default 262144 */
     uint64_t map_bytes;         /* initial LMDB map size; default 1 GiB; grows automatically */
     uint64_t segment_bytes;     /* log segment size; default 64 MiB */
     const struct sr_vfs *vfs;   /* log file system (tests: storage/vfs.h); NULL: POSIX */

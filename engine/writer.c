@@ -449,10 +449,12 @@ static void *writer_main(void *arg)
         if (!e->depth && e->stopping) {
             int poisoned = e->poisoned;
             pthread_mutex_unlock(&e->mu);
-            /* a clean close: a heads checkpoint when the next open would
-             * re-read more than a quarter of replay_max_events */
+            /* a clean close: a heads checkpoint when this engine logged
+             * events and the next open would re-read more than a quarter
+             * of replay_max_events (an open and close that wrote nothing,
+             * a rebuild, append nothing) */
             uint64_t oldest = sr__heads_oldest(e);
-            if (!poisoned && e->o.replay_max_events && oldest != UINT64_MAX &&
+            if (!poisoned && e->next_seq > e->open_end && oldest != UINT64_MAX &&
                 e->next_seq - oldest > e->o.replay_max_events / 4) {
                 e->group_n = 0;
                 process_group(e, group, 0, 1);

@@ -27,6 +27,7 @@ static const struct {
     {"engine", "queue_max_per_operator", "0"},
     {"engine", "group_max", "4096"},
     {"engine", "head_max", "1024"},
+    {"engine", "replay_max_events", "262144"},
     {"engine", "segment_bytes", "67108864"},
     {"engine", "zstd_level", "1"},
     {"mqtt", "listen", "127.0.0.1:1883"},
