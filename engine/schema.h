@@ -35,6 +35,10 @@
  *              tag (rkey): 'c' -> packed RequestCreated, 's' -> packed
  *              RequestTransition (the latest state)
  *   monitors   op \0 monitor id -> packed MonitorEvent (the latest state)
+ *   sessions   SHA-256 of an app's AP-IF bearer token (32 bytes) ->
+ *              expires_ms i64 LE ‖ op \0 app id (apply.c apply_session;
+ *              an index without this database gets it empty at a
+ *              read-write open: no older suiro wrote such a session)
  *   msgidx     op \0 seq_hi u32 BE (the high 32 bits of a seq: one key per
  *              2^32 events) -> duplicates (DUPSORT, DUPFIXED) of 12 bytes:
  *              the first 8 bytes of SHA-256(op \0 actor \0 message id), then
@@ -89,7 +93,8 @@
     X(REGISTRY, "registry", 0)                     \
     X(REQUESTS, "requests", 0)                     \
     X(MONITORS, "monitors", 0)                     \
-    X(MSGIDS, "msgidx", MDB_DUPSORT | MDB_DUPFIXED)
+    X(MSGIDS, "msgidx", MDB_DUPSORT | MDB_DUPFIXED) \
+    X(SESSIONS, "sessions", 0)
 
 typedef enum sr_dbi {
 #define SR_X_(id, name, flags) SR_DB_##id,
