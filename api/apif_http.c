@@ -86,6 +86,8 @@ void sr_apif_limits_default(sr_apif_limits *l)
     l->parse_inline_max = 65536;
 }
 
+static void sessions_restore(sr_apif *a);
+
 int sr_apif_open(uv_loop_t *loop, sr_engine *eng, sr_broker *broker, sr_loginguard *guard, sr_apif **out)
 {
     sr_apif *a = calloc(1, sizeof *a);
@@ -112,6 +114,7 @@ int sr_apif_open(uv_loop_t *loop, sr_engine *eng, sr_broker *broker, sr_logingua
         free(a);
         return SR_ENOMEM;
     }
+    sessions_restore(a);
     *out = a;
     return SR_OK;
 }
@@ -352,6 +355,91 @@ static void login_free(sr_http_ctx *h)
     sr_buf_release(&l->lj.stored);
 }
 
+/* Sessions survive a restart (docs/durability.md section 8): each one opened
+ * or closed is an event (SessionEvent with the SHA-256 of the token, never
+ * the token, and its expiry), which the index keeps while it is open
+ * (`sessions`); sessions_restore reads them back at start. The event is
+ * queued, not waited for: a crash before it is durable loses the session
+ * (the app logs in again), never lets a closed one back in (a logout is
+ * answered after its event is queued, and events apply in order). */
+static void session_event_done(void *ctx, const sr_result *r)
+{
+    (void)ctx;
+    if (r->rc) sr_slog(SR_LOG_WARN, "app session event not stored", "error=%s", sr_err_name(r->rc));
+}
+
+static void session_event(sr_apif *a, const char *op, const char *app, const uint8_t hash[32], int64_t expires,
+                          sr_session_state st, const char *reason)
+{
+    if (!a->eng) return;
+    sr_buf b;
+    sr_buf_init(&b);
+    sr_cmd_env env = {op, app, SR_ACTOR_APP, NULL, NULL};
+    int rc = sr_cmd_app_session(&env, hash, expires, st, reason, &b);
+    if (!rc) {
+        sr_slice sl = {b.data, b.len};
+        rc = sr_engine_submit(a->eng, &sl, 1, session_event_done, NULL);
+    }
+    if (rc) sr_slog(SR_LOG_WARN, "app session event not queued", "op=%s app=%s error=%s", op, app, sr_err_name(rc));
+    sr_buf_release(&b);
+}
+
+typedef struct kept_session {
+    char op[72], app[72];
+    uint8_t hash[32];
+    int64_t expires;
+} kept_session;
+
+typedef struct kept_list {
+    kept_session *v;
+    size_t n, cap;
+} kept_list;
+
+static int keep_one(void *ctx, const sr_app_session *s)
+{
+    kept_list *l = ctx;
+    if (strlen(s->op) >= sizeof l->v->op || strlen(s->app) >= sizeof l->v->app) return 0;
+    if (sr_array_reserve(&l->v, &l->cap, l->n + 1, sizeof *l->v)) return SR_ENOMEM;
+    kept_session *k = &l->v[l->n++];
+    snprintf(k->op, sizeof k->op, "%s", s->op);
+    snprintf(k->app, sizeof k->app, "%s", s->app);
+    memcpy(k->hash, s->token_hash, 32);
+    k->expires = s->expires_ms;
+    return 0;
+}
+
+/* The sessions open before the restart, back in the token table with the
+ * app's grants as they are now; expired ones ended (an EXPIRED event). */
+static void sessions_restore(sr_apif *a)
+{
+    if (!a->eng) return;
+    kept_list l = {0};
+    int rc = sr_each_app_session(a->eng, keep_one, &l);
+    if (rc) sr_slog(SR_LOG_WARN, "app sessions not restored", "error=%s", sr_err_name(rc));
+    size_t restored = 0, ended = 0;
+    int64_t now = wall_ms();
+    for (size_t i = 0; !rc && i < l.n; i++) {
+        kept_session *k = &l.v[i];
+        atoken *t = k->expires > now ? sr_tokens_add_hashed(a->tokens, k->hash, k->expires) : NULL;
+        if (t) {
+            snprintf(t->op, sizeof t->op, "%s", k->op);
+            snprintf(t->app, sizeof t->app, "%s", k->app);
+            if (load_grants(a, t) == SR_OK) {
+                restored++;
+                continue;
+            }
+            sr_tokens_remove(a->tokens, t);
+        }
+        if (sr_engine_write_state(a->eng, NULL) == SR_OK) {
+            session_event(a, k->op, k->app, k->hash, k->expires, SR_SS_EXPIRED,
+                          k->expires > now ? "not restored" : "expired");
+            ended++;
+        }
+    }
+    sr_free(l.v);
+    if (restored || ended) sr_slog(SR_LOG_INFO, "app sessions restored", "restored=%zu ended=%zu", restored, ended);
+}
+
 /* a new session for (op, app): 201 {token, expiresAt} */
 static void issue_token(sr_apif *a, h2o_req_t *req, const char *op, const char *app, const char *how)
 {
@@ -365,6 +453,7 @@ static void issue_token(sr_apif *a, h2o_req_t *req, const char *op, const char *
         sr_tokens_remove(a->tokens, t); /* frees the grants read so far */
         return sr_http_result(req, 0, SR_WIRE_INTERNAL, "cannot read the app's grants", NULL);
     }
+    session_event(a, op, app, sr_tokens_hash_of(t, NULL), expires, SR_SS_CONNECTED, how);
     sr_rfc3339_format(expires, exp);
     json_t *o = json_pack("{s:s,s:s}", "token", hex, "expiresAt", exp);
     sr_http_jsonv(req, 201, o);
@@ -1205,6 +1294,9 @@ static void session_close(const sr_route_call *c)
     sr_apif *a = c->binding;
     atoken *t = (atoken *)c->caller;
     sr_slog(SR_LOG_INFO, "app session closed", "op=%s app=%s", t->op, t->app);
+    int64_t expires;
+    const uint8_t *hash = sr_tokens_hash_of(t, &expires);
+    session_event(a, t->op, t->app, hash, expires, SR_SS_DISCONNECTED, "logout");
     sr_tokens_remove(a->tokens, t);
     sr_http_no_content(c->req);
 }

@@ -945,25 +945,24 @@ int sr_tokens_expired_token(sr_tokens *t, const char *token, size_t len)
     return h && h->expires <= tok_now();
 }
 
-void *sr_tokens_add(sr_tokens *t, int64_t ttl_ms, char hex[65], int64_t *expires)
+/* Room for one more entry (expired ones swept when full): 0, or -1. */
+static int tok_room(sr_tokens *t, int64_t now)
 {
-    int64_t now = tok_now();
     if (t->n >= t->max) { /* sweep the expired ones */
         for (size_t i = 0; i < t->n;) {
             if (tok_at(t, i)->expires <= now) tok_remove_at(t, i);
             else i++;
         }
     }
-    if (t->n >= t->max) return NULL;
+    if (t->n >= t->max) return -1;
     if (t->tombs > (t->mask + 1) / 4) tok_reindex(t);
-    uint8_t raw[32];
-    if (sr_random(raw, sizeof raw) != SR_OK) return NULL;
-    if (sr_array_reserve(&t->e, &t->cap, (t->n + 1) * t->stride, 1)) return NULL;
-    sr_hex(raw, 32, hex);
+    return sr_array_reserve(&t->e, &t->cap, (t->n + 1) * t->stride, 1) ? -1 : 0;
+}
+
+/* Index the new last entry (its hash set). */
+static void *tok_insert_last(sr_tokens *t)
+{
     tok_head *h = tok_at(t, t->n);
-    memset(h, 0, t->stride);
-    tok_hash(t, hex, 64, h->hash);
-    h->expires = *expires = now + ttl_ms;
     size_t p = tok_h(h->hash) & t->mask;
     while (t->ix[p] && t->ix[p] != TOMB) p = (p + 1) & t->mask;
     if (t->ix[p] == TOMB) t->tombs--;
@@ -971,6 +970,40 @@ void *sr_tokens_add(sr_tokens *t, int64_t ttl_ms, char hex[65], int64_t *expires
     h->slot = (uint32_t)p;
     t->n++;
     return h + 1;
+}
+
+void *sr_tokens_add(sr_tokens *t, int64_t ttl_ms, char hex[65], int64_t *expires)
+{
+    int64_t now = tok_now();
+    uint8_t raw[32];
+    if (tok_room(t, now) || sr_random(raw, sizeof raw) != SR_OK) return NULL;
+    sr_hex(raw, 32, hex);
+    tok_head *h = tok_at(t, t->n);
+    memset(h, 0, t->stride);
+    tok_hash(t, hex, 64, h->hash);
+    h->expires = *expires = now + ttl_ms;
+    return tok_insert_last(t);
+}
+
+void *sr_tokens_add_hashed(sr_tokens *t, const uint8_t hash[32], int64_t expires)
+{
+    int64_t now = tok_now();
+    if (expires <= now) return NULL;
+    for (size_t p = tok_h(hash) & t->mask; t->ix[p]; p = (p + 1) & t->mask)
+        if (t->ix[p] != TOMB && !memcmp(tok_at(t, t->ix[p] - 1)->hash, hash, 32)) return NULL; /* already there */
+    if (tok_room(t, now)) return NULL;
+    tok_head *h = tok_at(t, t->n);
+    memset(h, 0, t->stride);
+    memcpy(h->hash, hash, 32);
+    h->expires = expires;
+    return tok_insert_last(t);
+}
+
+const uint8_t *sr_tokens_hash_of(const void *payload, int64_t *expires)
+{
+    const tok_head *h = (const tok_head *)payload - 1;
+    if (expires) *expires = h->expires;
+    return h->hash;
 }
 
 void sr_tokens_remove(sr_tokens *t, void *payload)

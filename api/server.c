@@ -1716,6 +1716,7 @@ static int engine_open(sr_server *s, char *err, size_t errlen)
                         .queue_max_per_op = c->queue_max_per_op, /* 0: the engine's quarter of queue_max */
                         .group_max = c->group_max,
                         .head_max = c->head_max,
+                        .replay_max_events = c->replay_max_events,
                         .segment_bytes = c->segment_bytes,
                         .zstd_level = c->zstd_level ? (int)c->zstd_level : -100 /* -100: off */};
     o.alert = engine_alert;

@@ -2,14 +2,17 @@
  * bench/engine_restart.c -- index rebuild rate from the log (sr_engine_rebuild)
  * and restart time (sr_engine_open + the first query) of a loaded engine.
  *
- * usage: engine_restart [--points N] [--seconds S] [--enc 0|1] [--zstd L]
- *                       [--seed S] [--dir D]
+ * usage: engine_restart [--points N] [--seconds S] [--batch B] [--enc 0|1]
+ *                       [--zstd L] [--replay-max N] [--seed S] [--dir D]
  * Loads the reference data set of engbench.h (default 2,000 points x 1 hour
  * = 7.2 M samples) through sr_engine_submit, closes, then times:
  *  - rebuild: drop the index and apply every event of the log again
  *    (events/s, log MB/s, samples/s);
  *  - restart: sr_engine_open (recovery, head replay) and one latest query
  *    (open_log_s, open_replay_s: its log recovery and replay phases),
+ *  - crash_restart: the same on a copy of the directory taken after the
+ *    load, before the close (what kill -9 leaves with sync=always: no close
+ *    checkpoint), with the events it re-read (crash_replay_events),
  *    then (untimed) a full-range query of every point: count and hash of
  *    (point, ts, value bits) against what was sent ("verify":"ok").
  */
@@ -25,6 +28,7 @@ int main(int argc, char **argv)
 {
     eb_cfg c = {.points = 2000, .seconds = 3600, .batch = 100, .late_bp = 100, .seed = 42, .threads = 1,
                 .enc = 1, .zstd = 1, .window = 8192};
+    uint32_t replay_max = 0; /* 0: the engine's default */
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         int hv = i + 1 < argc;
@@ -33,14 +37,17 @@ int main(int argc, char **argv)
         else if (hv && !strcmp(a, "--enc")) c.enc = atoi(argv[++i]);
         else if (hv && !strcmp(a, "--zstd")) c.zstd = atoi(argv[++i]);
         else if (hv && !strcmp(a, "--seed")) c.seed = strtoull(argv[++i], NULL, 10);
+        else if (hv && !strcmp(a, "--batch")) c.batch = (uint32_t)strtoul(argv[++i], NULL, 10);
+        else if (hv && !strcmp(a, "--replay-max")) replay_max = (uint32_t)strtoul(argv[++i], NULL, 10);
         else if (hv && !strcmp(a, "--dir")) c.dir = argv[++i];
         else {
-            fprintf(stderr, "usage: engine_restart [--points N] [--seconds S] [--enc 0|1] [--zstd L] [--seed S] [--dir D]\n");
+            fprintf(stderr, "usage: engine_restart [--points N] [--seconds S] [--batch B] [--enc 0|1] [--zstd L] "
+                            "[--replay-max N] [--seed S] [--dir D]\n");
             return 2;
         }
     }
-    if (!c.points || !c.seconds) return 2;
-    char tmpl[] = "/var/tmp/suiro-engbench-XXXXXX", dir[1100], logdir[1200];
+    if (!c.points || !c.seconds || !c.batch) return 2;
+    char tmpl[] = "/var/tmp/suiro-engbench-XXXXXX", dir[1100], logdir[1200], crashdir[1100], cmd[2400];
     if (!c.dir) {
         if (!mkdtemp(tmpl)) {
             perror("mkdtemp");
@@ -50,13 +57,16 @@ int main(int argc, char **argv)
     }
     snprintf(dir, sizeof dir, "%s/eng", c.dir);
     snprintf(logdir, sizeof logdir, "%s/log", dir);
+    snprintf(crashdir, sizeof crashdir, "%s/crash", c.dir);
     eb_rmrf(dir);
+    eb_rmrf(crashdir);
 
     eb_data d;
     if (eb_generate(&c, &d)) return 1;
     sr_engine_opts o;
     sr_key key;
     eb_opts(&c, &o, &key);
+    o.replay_max_events = replay_max;
     sr_engine *e = NULL;
     sr_errinfo ei;
     if (sr_engine_open(dir, &o, &e, &ei)) {
@@ -68,6 +78,10 @@ int main(int argc, char **argv)
     sr_engine_stats st;
     sr_engine_get_stats(e, &st);
     uint64_t events = st.log_next_seq - 1;
+    /* the engine is idle (every command answered, sync=always): a copy now
+     * is what kill -9 would leave */
+    snprintf(cmd, sizeof cmd, "cp -r '%s' '%s'", dir, crashdir);
+    if (system(cmd) != 0) ok = 0;
     if (sr_engine_close(e)) ok = 0;
     uint64_t log_bytes = eb_du(logdir);
 
@@ -97,14 +111,30 @@ int main(int argc, char **argv)
     if (eb_verify(e, &c, &d, &got, &gh)) ok = 0;
     if (sr_engine_close(e)) ok = 0;
 
-    printf("{\"bench\":\"engine_restart\",\"points\":%u,\"seconds\":%u,\"enc\":%d,\"zstd\":%d,\"loaded\":%" PRIu64
+    t0 = eb_now();
+    e = NULL;
+    if (sr_engine_open(crashdir, &o, &e, &ei)) {
+        fprintf(stderr, "engine_restart: open after the crash: %s\n", ei.msg);
+        return 1;
+    }
+    found = 0;
+    if (sr_engine_latest(e, &lp, 1, &s, &found, NULL) || !found || s.ts != EB_T0 + (int64_t)(c.seconds - 1) * 1000)
+        ok = 0;
+    double t_crash = eb_now() - t0;
+    sr_engine_open_stats cs;
+    sr_engine_get_open_stats(e, &cs);
+    if (sr_engine_close(e)) ok = 0;
+    eb_rmrf(crashdir);
+
+    printf("{\"bench\":\"engine_restart\",\"points\":%u,\"seconds\":%u,\"batch\":%u,\"replay_max\":%u,\"enc\":%d,\"zstd\":%d,\"loaded\":%" PRIu64
            ",\"events\":%" PRIu64 ",\"log_bytes\":%" PRIu64 ",\"load_s\":%.3f,\"rebuild_s\":%.3f,"
            "\"rebuild_events_per_s\":%.0f,\"rebuild_log_mb_per_s\":%.1f,\"rebuild_pts_per_s\":%.0f,"
            "\"open_s\":%.3f,\"restart_s\":%.3f,\"open_log_s\":%.4f,\"open_replay_s\":%.4f,\"replay_events\":%" PRIu64
-           ",\"replay_skipped\":%" PRIu64 ",\"verify\":\"%s\",\"hash\":\"%016" PRIx64 "\"}\n",
-           c.points, c.seconds, c.enc, c.zstd, d.unique, events, log_bytes, ir.secs, t_rebuild,
+           ",\"replay_skipped\":%" PRIu64 ",\"crash_restart_s\":%.3f,\"crash_replay_events\":%" PRIu64
+           ",\"verify\":\"%s\",\"hash\":\"%016" PRIx64 "\"}\n",
+           c.points, c.seconds, c.batch, replay_max, c.enc, c.zstd, d.unique, events, log_bytes, ir.secs, t_rebuild,
            (double)events / t_rebuild, (double)log_bytes / 1e6 / t_rebuild, (double)d.sent / t_rebuild, t_open,
-           t_first, os.log_us / 1e6, os.replay_us / 1e6, os.replay_events, os.replay_skipped, ok && got == d.unique && gh == d.hash ? "ok" : "FAILED", gh);
+           t_first, os.log_us / 1e6, os.replay_us / 1e6, os.replay_events, os.replay_skipped, t_crash, cs.replay_events, ok && got == d.unique && gh == d.hash ? "ok" : "FAILED", gh);
     fflush(stdout);
     ok = ok && got == d.unique && gh == d.hash;
     if (!ok) fprintf(stderr, "engine_restart: verify: %" PRIu64 " of %" PRIu64 " samples\n", got, d.unique);

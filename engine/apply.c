@@ -399,12 +399,42 @@ static int check_no_body(sr_engine *e, MDB_txn *t, const Event *ev, sr_result *r
     return sr__refuse(r, SR_EINVAL, "event has no body");
 }
 
+/* An app's AP-IF session (SessionEvent with a token hash): kept in
+ * `sessions` while open, so that it survives a restart (api/apif_http.c
+ * loads them at start). Other session events are the log's alone. */
+static int apply_session(sr_engine *e, MDB_txn *t, Event *ev, sr_result *r, int validate)
+{
+    const Suiro__V1__SessionEvent *se = ev->session;
+    if (!se || !se->token_hash.len) return SR_OK;
+    if (se->token_hash.len != 32 || se->kind != SUIRO__V1__ACTOR_KIND__ACTOR_APP || !ev->operator_id[0] || !se->id[0])
+        return validate ? sr__refuse(r, SR_EINVAL, "an app session needs a 32-byte token hash, an operator and an app") : SR_OK;
+    if (se->state != SUIRO__V1__SESSION_STATE__SS_CONNECTED) return del(t, DB(e, SR_DB_SESSIONS), se->token_hash.data, 32);
+    size_t ol = strlen(ev->operator_id), al = strlen(se->id);
+    if (ol > 255 || al > 255) return validate ? sr__refuse(r, SR_EINVAL, "operator or app id too long") : SR_OK;
+    uint8_t v[8 + 256 + 256];
+    sr_put_le64(v, (uint64_t)se->expires_ms);
+    memcpy(v + 8, ev->operator_id, ol);
+    v[8 + ol] = 0;
+    memcpy(v + 9 + ol, se->id, al);
+    return put(t, DB(e, SR_DB_SESSIONS), se->token_hash.data, 32, v, 9 + ol + al);
+}
+
+/* A heads checkpoint is the writer's own (writer.c); a command may not
+ * carry one. */
+static int check_engine_only(sr_engine *e, MDB_txn *t, const Event *ev, sr_result *r)
+{
+    (void)e;
+    (void)t;
+    (void)ev;
+    return sr__refuse(r, SR_EINVAL, "this kind of event is the engine's own");
+}
+
 /*
  * The event appliers: one row per kind of event, the oneof case of
  * Event.body in codecs/events.proto: X(CASE, check, apply, series), where
  * CASE names SUIRO__V1__EVENT__BODY_<CASE> (see sr_applier in
- * engine_int.h). Sessions, auth, users, keys and alarms have no apply: the
- * log is their store. A kind of events.proto without a row fails the build
+ * engine_int.h). Auth, users, keys and alarms have no apply: the log is
+ * their store; sessions only for an app's AP-IF session (apply_session). A kind of events.proto without a row fails the build
  * (event_kind_has_row below, and the size of the table); test_engine's
  * "appliers" test checks the rows against the descriptor of Event too.
  */
@@ -414,7 +444,7 @@ static int check_no_body(sr_engine *e, MDB_txn *t, const Event *ev, sr_result *r
     X(_REQUEST_CREATED, NULL, apply_request_created, NULL)                    \
     X(_REQUEST_TRANSITION, NULL, apply_request_transition, NULL)              \
     X(_MONITOR, NULL, apply_monitor, NULL)                                    \
-    X(_SESSION, NULL, NULL, NULL)                                             \
+    X(_SESSION, NULL, apply_session, NULL)                                    \
     X(_MASTER_PUT, NULL, apply_master_put_ev, NULL)                           \
     X(_MASTER_DELETE, NULL, apply_master_delete_ev, NULL)                     \
     X(_DOC_PUT, NULL, apply_doc, NULL)                                        \
@@ -426,14 +456,15 @@ static int check_no_body(sr_engine *e, MDB_txn *t, const Event *ev, sr_result *r
     X(_USER, NULL, NULL, NULL)                                                \
     X(_AUTH, NULL, NULL, NULL)                                                \
     X(_KEY, NULL, NULL, NULL)                                                 \
-    X(_ALARM, NULL, NULL, NULL)
+    X(_ALARM, NULL, NULL, NULL)                                               \
+    X(_HEADS_CHECKPOINT, check_engine_only, NULL, sr__heads_apply_checkpoint)
 
 #define SR_X_(c, chk, app, ser) [SUIRO__V1__EVENT__BODY##c] = {SUIRO__V1__EVENT__BODY##c, &#c[1], chk, app, ser},
 static const sr_applier appliers[] = {SR_EVENT_KINDS(SR_X_)};
 #undef SR_X_
 /* the last case of events.proto has the last row (a new kind numbered
  * after it fails here or in event_kind_has_row) */
-_Static_assert(sizeof appliers / sizeof *appliers == SUIRO__V1__EVENT__BODY_ALARM + 1,
+_Static_assert(sizeof appliers / sizeof *appliers == SUIRO__V1__EVENT__BODY_HEADS_CHECKPOINT + 1,
                "the appliers' table ends at the last case of Event.body");
 
 /* Never called: a switch over every case of Event.body (generated from the

@@ -344,6 +344,7 @@ static int engine_open(const char *dir, const sr_engine_opts *opts, sr_engine **
     if (!e->o.queue_max_per_op) e->o.queue_max_per_op = e->o.queue_max / 4 ? e->o.queue_max / 4 : 1;
     if (!e->o.head_max) e->o.head_max = 1024;
     if (!e->o.group_max) e->o.group_max = 4096;
+    if (!e->o.replay_max_events) e->o.replay_max_events = 262144;
     if (!e->o.recover_ms) e->o.recover_ms = 1000;
     pthread_mutex_init(&e->mu, NULL);
     pthread_mutex_init(&e->picache_mu, NULL);
@@ -447,12 +448,15 @@ static int engine_open(const char *dir, const sr_engine_opts *opts, sr_engine **
     uint64_t t2 = mono_us();
     e->ost.index_us = t2 - t1;
     if ((rc = sr__heads_load(e, &min_first))) goto fail;
+    e->ost.checkpoint_seq = e->ckpt_at;
+    e->ost.checkpoint_before = e->ckpt_before;
     uint64_t t3 = mono_us();
     e->ost.heads_us = t3 - t2;
     if ((rc = sr__replay(e, w, min_first, ei))) goto fail;
     e->ost.replay_us = mono_us() - t3;
     SR_INVARIANT(sr_heads_check(e));
     e->next_seq = end;
+    e->open_end = end;
     /* read-only: the index keeps its own watermark (nothing was applied) */
     atomic_store(&e->watermark, e->o.readonly && w < end - 1 ? w : end - 1);
     if (!e->o.readonly && !e->o.log_readonly) {

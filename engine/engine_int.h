@@ -182,6 +182,11 @@ struct sr_engine {
     pthread_mutex_t stripe[NSTRIPE];
     _Atomic uint64_t npoints;
 
+    /* the last heads checkpoint applied (heads.c; meta "heads_ckpt"): its
+     * seq and before_seq. The writer and the open, or a single thread. */
+    uint64_t ckpt_at, ckpt_before;
+    uint64_t open_end; /* the log's next seq at open: a close checkpoint only after writing (writer.c) */
+
     _Atomic uint64_t st_commands, st_events, st_groups, st_flushes;
     int replaying_heads_only;
     sr_engine_open_stats ost; /* what sr_engine_open spent, set once by it */
@@ -285,6 +290,14 @@ const sr_applier *sr__applier(int kind);
  * row's series */
 int sr__heads_apply_measurements(sr_engine *e, MDB_txn *t, const Event *ev, int heads_only);
 int sr__heads_load(sr_engine *e, uint64_t *min_first);
+/* The heads checkpoint row's series (HeadsCheckpoint, events.proto): flush
+ * every head holding a value of an event before before_seq, move an empty
+ * head's first_seq past it, record it in meta "heads_ckpt" (nothing in
+ * heads_only mode: heads_db already says it). */
+int sr__heads_apply_checkpoint(sr_engine *e, MDB_txn *t, const Event *ev, int heads_only);
+/* The smallest first_seq of a head ever written: where a restart would
+ * start re-reading the log (UINT64_MAX: no head). */
+uint64_t sr__heads_oldest(sr_engine *e);
 void sr__heads_swap(sr_engine *e, sr_engine *sh);
 void sr__heads_free(sr_engine *e);
 /* Invariants of one head (heads.c's header), NULL when they hold, else the

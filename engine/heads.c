@@ -27,12 +27,17 @@
  *  (7) Stripe ownership: the head sits at hdir[point >> HPAGE_BITS][point &
  *      (HPAGE - 1)], and its fields that readers see change only under
  *      stripe_of(point).
+ *  (8) Checkpoint: after a heads checkpoint with before_seq B is applied
+ *      (meta "heads_ckpt"), every head that was ever written has first_seq
+ *      >= B: a restart re-reads the log from B at the earliest
+ *      (sr__heads_apply_checkpoint; docs/durability.md section 8).
  *
  * STATES OF A HEAD                TRANSITION              FUNCTION
  *   none -> empty                  first value / load      head_get()
  *   empty|open -> open             values applied          apply_pv()
  *   open -> empty (old = v)        flush into a chunk      head_flush()
  *   late -> old_late               late merge              late_merge()
+ *   open|empty -> empty            heads checkpoint        sr__heads_apply_checkpoint()
  *   any -> rebuilt                 recover (section 7)     sr__heads_swap()
  */
 #include "engine/engine_int.h"
@@ -459,17 +464,81 @@ int sr__heads_apply_measurements(sr_engine *e, MDB_txn *t, const Event *ev, int 
     return SR_OK;
 }
 
+/* ------------------------------------------------------------------------ */
+/* Heads checkpoints (docs/durability.md section 8)                          */
+
+/* Every head holding a value of an event before before_seq is flushed into
+ * a chunk (head_flush: its first_seq becomes seq + 1); an empty head whose
+ * first_seq is before it moves past it (an idle point would otherwise hold
+ * the restart's start back for ever). Afterwards every head's first_seq is
+ * >= before_seq (invariant 8), so a restart re-reads the log from
+ * before_seq at the earliest. The writer and the replay apply it at the
+ * same seq, so the chunks are the same (engine.c invariant 3). */
+int sr__heads_apply_checkpoint(sr_engine *e, MDB_txn *t, const Event *ev, int heads_only)
+{
+    if (ev->body_case != SUIRO__V1__EVENT__BODY_HEADS_CHECKPOINT || !ev->heads_checkpoint) return SR_OK;
+    if (heads_only) return SR_OK; /* heads_db holds what it did */
+    uint64_t before = ev->heads_checkpoint->before_seq;
+    if (before > ev->seq) before = ev->seq; /* never past itself */
+    int rc = SR_OK;
+    for (size_t d = 0; d < HDIR && !rc; d++) {
+        head **page = e->hdir[d];
+        if (!page) continue;
+        for (size_t i = 0; i < HPAGE && !rc; i++) {
+            head *h = page[i];
+            if (!h || h->first_seq >= before) continue;
+            if (h->n || h->nlate) rc = head_flush(e, t, h, ev->seq);
+            else if (h->first_seq) { /* 0: never written (a head a failed group made) */
+                h->first_seq = ev->seq + 1;
+                rc = heads_db_put(e, t, h);
+            }
+            if (!rc) SR_INVARIANT(sr_head_check(e, h, 0));
+        }
+    }
+    if (rc) return rc;
+    uint8_t v[16];
+    sr_put_le64(v, ev->seq);
+    sr_put_le64(v + 8, before);
+    if ((rc = put(t, DB(e, SR_DB_META), "heads_ckpt", 10, v, 16))) return rc;
+    e->ckpt_at = ev->seq;
+    if (before > e->ckpt_before) e->ckpt_before = before;
+    SR_INVARIANT(sr_heads_check(e));
+    return SR_OK;
+}
+
+uint64_t sr__heads_oldest(sr_engine *e)
+{
+    uint64_t m = UINT64_MAX;
+    for (size_t d = 0; d < HDIR; d++) {
+        head **page = e->hdir[d];
+        if (!page) continue;
+        for (size_t i = 0; i < HPAGE; i++) {
+            head *h = page[i];
+            if (h && h->first_seq && h->first_seq < m) m = h->first_seq; /* 0: never written */
+        }
+    }
+    return m;
+}
+
 int sr__heads_load(sr_engine *e, uint64_t *min_first)
 {
     MDB_txn *t;
     int rc = sr_index_read_begin(e->ix, &t);
     if (rc) return rc;
+    MDB_val k, v;
+    if (get(t, DB(e, SR_DB_META), "heads_ckpt", 10, &v) == SR_OK) {
+        if (v.mv_size != 16) {
+            sr_index_read_end(e->ix, t);
+            return SR_ECORRUPT;
+        }
+        e->ckpt_at = sr_get_le64(v.mv_data);
+        e->ckpt_before = sr_get_le64((uint8_t *)v.mv_data + 8);
+    }
     MDB_cursor *c;
     if ((rc = sr_index_err(mdb_cursor_open(t, DB(e, SR_DB_HEADS), &c)))) {
         sr_index_read_end(e->ix, t);
         return rc;
     }
-    MDB_val k, v;
     int r = mdb_cursor_get(c, &k, &v, MDB_FIRST);
     while (r == 0) {
         if (k.mv_size != 4 || v.mv_size != 17) {
@@ -508,6 +577,11 @@ int sr__heads_load(sr_engine *e, uint64_t *min_first)
  * sh gets e's old contents, freed by the caller. */
 void sr__heads_swap(sr_engine *e, sr_engine *sh)
 {
+    uint64_t at = e->ckpt_at, before = e->ckpt_before; /* the checkpoint the heads are at goes with them */
+    e->ckpt_at = sh->ckpt_at;
+    e->ckpt_before = sh->ckpt_before;
+    sh->ckpt_at = at;
+    sh->ckpt_before = before;
     for (size_t d = 0; d < HDIR; d++) {
         head **pe = e->hdir[d], **ps = sh->hdir[d];
         if (!pe) continue; /* then ps is NULL too (made beforehand) */
@@ -586,6 +660,9 @@ const char *sr_head_check(const sr_engine *e, const head *h, int how)
         if (h->v[i].seq < h->first_seq) return "heads: a head sample older than the head's first_seq";
     for (size_t i = 0; i < h->nlate; i++)
         if (h->late[i].seq < h->first_seq) return "heads: a late sample older than the head's first_seq";
+    /* (8) the last checkpoint: nothing older than its before_seq */
+    if ((h->first_seq || h->n || h->nlate) && h->first_seq < e->ckpt_before)
+        return "heads: a head holds events from before the last heads checkpoint's before_seq";
     /* (5) generations */
     if (h->prev_flush_seq > h->old_seq) return "heads: the flush before the previous generation is newer than it";
     if (h->late_prev_seq > h->old_late_seq) return "heads: the late merge before the last is newer than it";

@@ -13,6 +13,7 @@
  *  (3) Readers never wait for the writer beyond a head's stripe.
  */
 #include "engine/engine_int.h"
+#include "engine/records.h"
 
 #include "storage/crypto.h"
 #include "storage/series.h"
@@ -689,6 +690,38 @@ int sr_engine_doc_scan(sr_engine *e, const char *op, const char *coll, const cha
 int sr_engine_file_get(sr_engine *e, const char *op, const char *path, sr_buf *packed)
 {
     return get_copy(e, SR_DB_FILES, op, path, NULL, packed);
+}
+
+int sr_each_app_session(sr_engine *e, int (*fn)(void *ctx, const sr_app_session *s), void *ctx)
+{
+    MDB_txn *t;
+    int rc = sr_index_read_begin(e->ix, &t);
+    if (rc) return rc;
+    MDB_cursor *c = NULL;
+    rc = sr_index_err(mdb_cursor_open(t, DB(e, SR_DB_SESSIONS), &c));
+    if (!rc) {
+        MDB_val K, V;
+        int r = mdb_cursor_get(c, &K, &V, MDB_FIRST);
+        while (!rc && r == 0) {
+            /* hash -> expires_ms i64 LE ‖ op \0 app (schema.h) */
+            char buf[8 + 256 + 256 + 1];
+            const uint8_t *z = V.mv_size > 8 ? memchr((const uint8_t *)V.mv_data + 8, 0, V.mv_size - 8) : NULL;
+            if (K.mv_size != 32 || !z || V.mv_size >= sizeof buf) {
+                rc = SR_ECORRUPT;
+                break;
+            }
+            memcpy(buf, V.mv_data, V.mv_size);
+            buf[V.mv_size] = 0;
+            sr_app_session s = {.op = buf + 8, .app = buf + 8 + (z - ((const uint8_t *)V.mv_data + 8)) + 1,
+                                .token_hash = K.mv_data, .expires_ms = (int64_t)sr_get_le64((const uint8_t *)buf)};
+            rc = fn(ctx, &s);
+            if (!rc) r = mdb_cursor_get(c, &K, &V, MDB_NEXT);
+        }
+        if (!rc && r != MDB_NOTFOUND) rc = sr_index_err(r);
+    }
+    if (c) mdb_cursor_close(c);
+    sr_index_read_end(e->ix, t);
+    return rc;
 }
 
 int sr_engine_file_each(sr_engine *e, int (*fn)(void *ctx, const char *op, const uint8_t *packed, size_t len),

@@ -299,6 +299,21 @@ SR_MUST_CHECK int sr_ev_measurements(const char *op, const char *actor, sr_actor
 /* A session opened or ended (audit). */
 SR_MUST_CHECK int sr_cmd_session(const sr_cmd_env *env, sr_actor_kind kind, const char *id, sr_session_state state,
                                  const char *protocol, const char *reason, sr_buf *out);
+/* An app's AP-IF session opened (SR_SS_CONNECTED) or ended
+ * (SR_SS_DISCONNECTED: logout, SR_SS_EXPIRED): env's operator and actor are
+ * the app's; token_hash is SHA-256 of its bearer token (the token itself is
+ * never stored). Kept in the index while open (sr_each_app_session). */
+SR_MUST_CHECK int sr_cmd_app_session(const sr_cmd_env *env, const uint8_t token_hash[32], int64_t expires_ms,
+                                     sr_session_state state, const char *reason, sr_buf *out);
+/* The open app sessions the index holds, each once (expired ones too: the
+ * caller ends them). fn's strings are valid during the call; a nonzero
+ * return of fn stops the walk and is returned. */
+typedef struct sr_app_session {
+    const char *op, *app;
+    const uint8_t *token_hash; /* 32 bytes */
+    int64_t expires_ms;
+} sr_app_session;
+SR_MUST_CHECK int sr_each_app_session(sr_engine *e, int (*fn)(void *ctx, const sr_app_session *s), void *ctx);
 /* A login attempt (audit). */
 SR_MUST_CHECK int sr_cmd_auth(const sr_cmd_env *env, sr_actor_kind kind, const char *principal, int success,
                               const char *method, const char *reason, sr_buf *out);

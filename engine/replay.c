@@ -1,6 +1,9 @@
 /*
  * engine/replay.c -- the log applied to the index and the heads: at open
  * (engine.c) and when the writer resumes after a failed write (sr__recover).
+ * It starts at the smallest first_seq of the heads, which the heads
+ * checkpoints (heads.c, docs/durability.md section 8) keep within about
+ * replay_max_events of the log's end.
  *
  * INVARIANTS
  *  (1) Events (W, end] are applied in full (pass 1 and 2, validate = 0) and
@@ -11,6 +14,9 @@
  *      (heads_needed).
  *  (3) A record that does not decode stops the replay (SR_ECORRUPT naming
  *      its seq); nothing after it is applied.
+ *  (4) A heads checkpoint above W is applied in full (it flushes as the
+ *      writer did); at or below W it changes nothing (heads_db holds what it
+ *      did, and the heads-only replay skips what it flushed by first_seq).
  */
 #include "engine/engine_int.h"
 
@@ -40,13 +46,13 @@ static int heads_needed(sr_engine *e, const uint8_t *p, size_t n, uint64_t seq)
     const uint8_t *end = p + n;
     int meas = 0, other = 0;
     const uint8_t *scan = p;
-    while (scan < end) { /* the body: field 16 (measurements) or another of the oneof (17..32) */
+    while (scan < end) { /* the body: field 16 (measurements) or another of the oneof (17..33) */
         uint64_t key;
         if (sr__wire_varint(&scan, end, &key)) return 1;
         uint64_t f = key >> 3;
         if (sr__wire_skip(&scan, end, (unsigned)(key & 7), NULL, NULL)) return 1;
         if (f == 16) meas = 1;
-        else if (f >= 17 && f <= 32) other = 1;
+        else if (f >= 17 && f <= SUIRO__V1__EVENT__BODY_HEADS_CHECKPOINT) other = 1;
     }
     if (meas == other) return 1; /* both (the last wins) or no body: let apply decide */
     if (other) return 0;
@@ -102,7 +108,7 @@ int sr__replay(sr_engine *e, uint64_t w, uint64_t min_first, sr_errinfo *ei)
             break;
         }
         last = seq;
-        e->ost.replay_events++;
+        if (!e->ost.replay_events++) e->ost.replay_from = seq;
         if (seq <= w && !heads_needed(e, rec.data, rec.len, seq)) {
             e->ost.replay_head_events++;
             e->ost.replay_skipped++;

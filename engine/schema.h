@@ -13,6 +13,8 @@
  *   meta       "watermark" -> u64 LE (the highest applied seq);
  *              "layout" -> u32 LE (SR_INDEX_LAYOUT); "head_max" -> u32 LE;
  *              "next_point" -> u32 LE (the next point number);
+ *              "heads_ckpt" -> u64 LE seq, u64 LE before_seq (the last
+ *              heads checkpoint applied, heads.c; absent: none yet);
  *              "retired" \0 op \0 dataId -> point u32 (a removed data
  *              point's number, given back when it is listed again)
  *   masters    op \0 kind(1 ASCII digit) \0 id -> packed MasterPut
@@ -34,6 +36,10 @@
  *              tag (rkey): 'c' -> packed RequestCreated, 's' -> packed
  *              RequestTransition (the latest state)
  *   monitors   op \0 monitor id -> packed MonitorEvent (the latest state)
+ *   sessions   SHA-256 of an app's AP-IF bearer token (32 bytes) ->
+ *              expires_ms i64 LE ‖ op \0 app id (apply.c apply_session;
+ *              an index without this database gets it empty at a
+ *              read-write open: no older suiro wrote such a session)
  *   msgidx     op \0 seq_hi u32 BE (the high 32 bits of a seq: one key per
  *              2^32 events) -> duplicates (DUPSORT, DUPFIXED) of 12 bytes:
  *              the first 8 bytes of SHA-256(op \0 actor \0 message id), then
@@ -88,7 +94,8 @@
     X(REGISTRY, "registry", 0)                     \
     X(REQUESTS, "requests", 0)                     \
     X(MONITORS, "monitors", 0)                     \
-    X(MSGIDS, "msgidx", MDB_DUPSORT | MDB_DUPFIXED)
+    X(MSGIDS, "msgidx", MDB_DUPSORT | MDB_DUPFIXED) \
+    X(SESSIONS, "sessions", 0)
 
 typedef enum sr_dbi {
 #define SR_X_(id, name, flags) SR_DB_##id,

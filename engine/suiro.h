@@ -69,6 +69,11 @@ typedef struct sr_engine_opts {
                                    fsync, one index commit); default 4096 */
     uint32_t head_max;          /* samples per point kept in memory before a chunk is written; default 1024.
                                    Fixed when the index is created (stored in it; rebuild keeps it). */
+    uint32_t replay_max_events; /* restart bound (docs/durability.md section 8): the writer logs a heads
+                                   checkpoint every replay_max_events / 2 events, so an open re-reads at
+                                   most about this many events of the log (plus the last group's); also
+                                   one at a clean close after writing, when the heads hold older events
+                                   than a quarter of it. Default 262144 */
     uint64_t map_bytes;         /* initial LMDB map size; default 1 GiB; grows automatically */
     uint64_t segment_bytes;     /* log segment size; default 64 MiB */
     const struct sr_vfs *vfs;   /* log file system (tests: storage/vfs.h); NULL: POSIX */
@@ -290,6 +295,9 @@ typedef struct sr_engine_open_stats {
     uint64_t replay_events;      /* events read by the replay */
     uint64_t replay_head_events; /* of which at or below W (heads only) */
     uint64_t replay_skipped;     /* of those, not unpacked: no head needs them (heads_needed) */
+    uint64_t replay_from;        /* the first seq the replay read (0: it read none) */
+    uint64_t checkpoint_seq;     /* the last heads checkpoint the index had applied (0: none) */
+    uint64_t checkpoint_before;  /* its before_seq: the replay starts at or after it */
 } sr_engine_open_stats;
 void sr_engine_get_open_stats(sr_engine *e, sr_engine_open_stats *out);
 /* The head size this index was built with. */

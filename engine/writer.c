@@ -10,7 +10,9 @@
  * -> abort the nested txn, reuse the seqs; accepted -> commit it, encode the
  * events; pass 2 applies the group's measurements (heads.c); then one log
  * append (an atomic batch, durable), the watermark, the commit, W published,
- * the callbacks.
+ * the callbacks. Every replay_max_events / 2 events (and at a clean close)
+ * the group ends with the writer's own heads checkpoint (add_checkpoint,
+ * docs/durability.md section 8).
  *
  * INVARIANTS (checked by sr_writer_check at every transition, in the debug
  * build; the engine's own are in engine.c)
@@ -219,9 +221,40 @@ static int splice_ok(const uint8_t *p, size_t n)
     return 1;
 }
 
-static void process_group(sr_engine *e, cmd **cmds, size_t nc)
+/* Add the heads checkpoint to the group (docs/durability.md section 8): the
+ * writer's own event, last of the group, so it is durable with it or not at
+ * all. before_seq: every head holding an older event is flushed when it is
+ * applied (pass 2, heads.c). */
+static int add_checkpoint(sr_engine *e, Event *ck, Suiro__V1__HeadsCheckpoint *hc, uint64_t seq, int64_t now,
+                          uint64_t before, const char *reason, accepted **acc, size_t *nacc, size_t *capacc,
+                          sr_slice **recs, size_t *nrecs, size_t *caprecs, sr_buf *packed)
 {
-    sr_result *res = sr_calloc(nc, sizeof *res);
+    (void)e;
+    hc->before_seq = before;
+    hc->reason = (char *)reason;
+    ck->seq = seq;
+    ck->ingest_ms = now;
+    ck->actor = (char *)"system";
+    ck->actor_kind = SUIRO__V1__ACTOR_KIND__ACTOR_SYSTEM;
+    ck->body_case = SUIRO__V1__EVENT__BODY_HEADS_CHECKPOINT;
+    ck->heads_checkpoint = hc;
+    size_t n = protobuf_c_message_get_packed_size(&ck->base);
+    if (sr_array_reserve(acc, capacc, *nacc + 1, sizeof **acc) || sr_array_reserve(recs, caprecs, *nrecs + 1, sizeof **recs) ||
+        sr_buf_reserve(packed, n))
+        return SR_ENOMEM;
+    protobuf_c_message_pack(&ck->base, packed->data + packed->len);
+    (*recs)[(*nrecs)++] = (sr_slice){(const void *)(uintptr_t)packed->len, n}; /* offset; fixed by the caller */
+    packed->len += n;
+    (*acc)[(*nacc)++].ev = ck;
+    return SR_OK;
+}
+
+/* closing: the group is the close's heads checkpoint alone (nc = 0). */
+static void process_group(sr_engine *e, cmd **cmds, size_t nc, int closing)
+{
+    sr_result *res = sr_calloc(nc ? nc : 1, sizeof *res);
+    Suiro__V1__HeadsCheckpoint hc = SUIRO__V1__HEADS_CHECKPOINT__INIT;
+    Event ck = SUIRO__V1__EVENT__INIT;
     accepted *acc = NULL;
     size_t nacc = 0, capacc = 0;
     sr_buf packed;
@@ -324,6 +357,17 @@ static void process_group(sr_engine *e, cmd **cmds, size_t nc)
         if (fatal) goto finish;
         seq += c->n;
     }
+    /* the heads checkpoint: every replay_max_events / 2 events, and at a
+     * clean close (then every head is flushed: the next open replays
+     * nothing) */
+    uint64_t half = e->o.replay_max_events / 2;
+    if (closing || (nrecs && half && seq - e->ckpt_at > half)) {
+        uint64_t before = closing ? seq : seq - half;
+        if ((fatal = add_checkpoint(e, &ck, &hc, seq, now, before, closing ? "close" : "interval", &acc, &nacc, &capacc,
+                                    &recs, &nrecs, &caprecs, &packed)))
+            goto finish;
+        seq++;
+    }
     /* pass 2: the series */
     for (size_t i = 0; i < nacc; i++)
         if ((fatal = sr__apply_series(e, txn, acc[i].ev, 0))) goto finish;
@@ -403,7 +447,18 @@ static void *writer_main(void *arg)
         }
         while (!e->depth && !e->stopping) pthread_cond_wait(&e->cv_work, &e->mu);
         if (!e->depth && e->stopping) {
+            int poisoned = e->poisoned;
             pthread_mutex_unlock(&e->mu);
+            /* a clean close: a heads checkpoint when this engine logged
+             * events and the next open would re-read more than a quarter
+             * of replay_max_events (an open and close that wrote nothing,
+             * a rebuild, append nothing) */
+            uint64_t oldest = sr__heads_oldest(e);
+            if (!poisoned && e->next_seq > e->open_end && oldest != UINT64_MAX &&
+                e->next_seq - oldest > e->o.replay_max_events / 4) {
+                e->group_n = 0;
+                process_group(e, group, 0, 1);
+            }
             break;
         }
         /* round-robin over operators: one command from each in turn */
@@ -430,7 +485,7 @@ static void *writer_main(void *arg)
             struct timespec d = {e->o.test_group_delay_ms / 1000, (long)(e->o.test_group_delay_ms % 1000) * 1000000};
             nanosleep(&d, NULL);
         }
-        process_group(e, group, n);
+        process_group(e, group, n, 0);
         e->group_n = 0;
 #if SR_INVARIANTS
         pthread_mutex_lock(&e->mu);

@@ -51,13 +51,13 @@ Test(engine_invariants, every_kind_of_event_body_has_a_row_in_the_appliers_table
         cr_assert_not_null(a->name, "Event.%s", f->name);
         kinds++;
     }
-    cr_assert_eq(kinds, 17, "events.proto's Event.body has 17 kinds today");
+    cr_assert_eq(kinds, 18, "events.proto's Event.body has 18 kinds today");
     const sr_applier *none = sr__applier(SUIRO__V1__EVENT__BODY__NOT_SET);
     cr_assert_not_null(none);
     cr_assert_not_null(none->check, "an event without a body is refused by the writer");
     cr_assert_null(sr__applier(1), "a number that is not a case has no row");
     cr_assert_null(sr__applier(-1));
-    cr_assert_null(sr__applier(SUIRO__V1__EVENT__BODY_ALARM + 1));
+    cr_assert_null(sr__applier(SUIRO__V1__EVENT__BODY_HEADS_CHECKPOINT + 1));
     /* what the rows say, kind by kind */
     const sr_applier *m = sr__applier(SUIRO__V1__EVENT__BODY_MEASUREMENTS);
     cr_assert(m->check && !m->apply && m->series, "measurements: checked in pass 1, applied in pass 2");
@@ -67,19 +67,20 @@ Test(engine_invariants, every_kind_of_event_body_has_a_row_in_the_appliers_table
         SUIRO__V1__EVENT__BODY_FILE_PUT,      SUIRO__V1__EVENT__BODY_FILE_DELETE,
         SUIRO__V1__EVENT__BODY_REGISTRY_PUT,  SUIRO__V1__EVENT__BODY_REGISTRY_DELETE,
         SUIRO__V1__EVENT__BODY_REQUEST_CREATED, SUIRO__V1__EVENT__BODY_REQUEST_TRANSITION,
-        SUIRO__V1__EVENT__BODY_MONITOR,
+        SUIRO__V1__EVENT__BODY_MONITOR,       SUIRO__V1__EVENT__BODY_SESSION, /* an app's AP-IF session */
     };
     for (size_t i = 0; i < sizeof indexed / sizeof *indexed; i++) {
         const sr_applier *a = sr__applier(indexed[i]);
         cr_assert(a->apply && !a->series, "%s: applied to the index in pass 1", a->name);
     }
-    static const int log_only[] = {SUIRO__V1__EVENT__BODY_SESSION, SUIRO__V1__EVENT__BODY_USER,
-                                   SUIRO__V1__EVENT__BODY_AUTH, SUIRO__V1__EVENT__BODY_KEY,
-                                   SUIRO__V1__EVENT__BODY_ALARM};
+    static const int log_only[] = {SUIRO__V1__EVENT__BODY_USER, SUIRO__V1__EVENT__BODY_AUTH,
+                                   SUIRO__V1__EVENT__BODY_KEY, SUIRO__V1__EVENT__BODY_ALARM};
     for (size_t i = 0; i < sizeof log_only / sizeof *log_only; i++) {
         const sr_applier *a = sr__applier(log_only[i]);
         cr_assert(!a->check && !a->apply && !a->series, "%s: the log is its store", a->name);
     }
+    const sr_applier *ck = sr__applier(SUIRO__V1__EVENT__BODY_HEADS_CHECKPOINT);
+    cr_assert(ck->check && !ck->apply && ck->series, "heads checkpoint: refused from a command, applied in pass 2");
 }
 
 /* ---- the schema's databases ------------------------------------------- */
@@ -243,7 +244,9 @@ Test(engine_invariants, heads_check_holds_through_flushes_and_late_values_and_na
         {"a head at its flush threshold", "flush threshold", 0},
         {"a head at another point's slot", "slot", 0},
         {"npoints off by one", "npoints", 1},
+        {"a head older than the last heads checkpoint", "before the last heads checkpoint", 0},
     };
+    uint64_t ckb = e->ckpt_before;
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         switch (i) {
         case 0: h->v[0] = v1, h->v[1] = v0; break;
@@ -257,6 +260,7 @@ Test(engine_invariants, heads_check_holds_through_flushes_and_late_values_and_na
         case 8: e->o.head_max = (uint32_t)h->n; break;
         case 9: h->point = p + 1; break;
         case 10: atomic_fetch_add(&e->npoints, 1); break;
+        case 11: e->ckpt_before = h->first_seq + 1; break;
         }
         why = cases[i].all ? sr_heads_check(e) : sr_head_check(e, h, SR_HEAD_AT_REST);
         cr_assert_not_null(why, "%s: not caught", cases[i].what);
@@ -266,6 +270,7 @@ Test(engine_invariants, heads_check_holds_through_flushes_and_late_values_and_na
         h->v[0] = v0, h->v[1] = v1;
         h->late[h->nlate - 1] = lastlate;
         e->o.head_max = hm;
+        e->ckpt_before = ckb;
         if (i == 10) atomic_fetch_sub(&e->npoints, 1);
         cr_assert_null(sr_heads_check(e), "%s, put back: %s", cases[i].what, sr_heads_check(e));
     }

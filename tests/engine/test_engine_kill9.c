@@ -30,7 +30,7 @@ extern char **environ;
 
 /* as in engine_writer.c: head_max shapes the chunks, so the rebuild must use
  * the writer's value for the index to be comparable */
-enum { NPOINTS = 6, HEAD_MAX = 16 };
+enum { NPOINTS = 6, HEAD_MAX = 16, REPLAY_MAX = 32 /* engine_writer's replay_max_events */ };
 
 static char *dir;
 static pid_t child = -1;
@@ -283,7 +283,7 @@ Test(engine_kill9, every_acknowledged_sample_survives_kill_9)
     et_model *m = et_model_new();
     uint32_t points[NPOINTS];
     uint64_t durable_end = 1; /* the log's next seq after the previous round */
-    int total_acks = 0, tail_events = 0;
+    int total_acks = 0, tail_events = 0, checkpointed = 0;
     for (int round = 0; round < rounds; round++) {
         round_out ro = {0};
         for (int k = 0; k < 64; k++) ro.newest[k] = INT64_MIN;
@@ -298,8 +298,16 @@ Test(engine_kill9, every_acknowledged_sample_survives_kill_9)
          * acknowledgement is expected as well */
         sr_engine *e = NULL;
         sr_errinfo ei;
-        sr_engine_opts o = {.head_max = HEAD_MAX};
+        sr_engine_opts o = {.head_max = HEAD_MAX, .replay_max_events = REPLAY_MAX};
         cr_assert_eq(sr_engine_open(d, &o, &e, &ei), SR_OK, "round %d: reopen: %s", round, ei.msg);
+        /* heads checkpoints (docs/durability.md section 8): the replay
+         * starts at the last one's before_seq or later */
+        sr_engine_open_stats os;
+        sr_engine_get_open_stats(e, &os);
+        if (os.checkpoint_seq) checkpointed++;
+        cr_assert(!os.replay_events || os.replay_from >= os.checkpoint_before,
+                  "round %d: the replay started at %" PRIu64 ", before the checkpoint's before_seq %" PRIu64, round,
+                  os.replay_from, os.checkpoint_before);
         sr_engine_close(e);
         durable_end = add_durable_tail(d, ro.last_seq + 1, m);
         tail_events += (int)(durable_end - 1 - ro.last_seq);
@@ -310,5 +318,6 @@ Test(engine_kill9, every_acknowledged_sample_survives_kill_9)
     cr_log_info("%d rounds, %d acknowledged commands, %d durable but unacknowledged, log ends at %" PRIu64, rounds,
                 total_acks, tail_events, durable_end - 1);
     cr_assert_gt(total_acks, rounds, "the writer should have acknowledged many commands");
+    cr_assert_gt(checkpointed, 0, "no round recovered from a heads checkpoint");
     et_model_free(m);
 }

@@ -527,3 +527,64 @@ Test(records, documents_round_trip_and_damaged_framing)
     sr_rec_close(&r);
     close_engine(e);
 }
+
+/* An app's AP-IF session (sr_cmd_app_session): kept while open with its
+ * token hash, operator, app and expiry; a logout (or expiry) removes it;
+ * it survives a reopen (the index) and a rebuild (the log). */
+typedef struct sess_seen {
+    int n;
+    sr_app_session s[4];
+    char op[4][72], app[4][72];
+    uint8_t hash[4][32];
+} sess_seen;
+
+static int sess_one(void *ctx, const sr_app_session *s)
+{
+    sess_seen *x = ctx;
+    if (x->n >= 4) return SR_EINVAL;
+    snprintf(x->op[x->n], 72, "%s", s->op);
+    snprintf(x->app[x->n], 72, "%s", s->app);
+    memcpy(x->hash[x->n], s->token_hash, 32);
+    x->s[x->n++] = *s;
+    return SR_OK;
+}
+
+Test(records, app_session_round_trips_and_ends_at_logout)
+{
+    sr_engine *e = open_engine();
+    uint8_t h1[32], h2[32];
+    for (int i = 0; i < 32; i++) h1[i] = (uint8_t)i, h2[i] = (uint8_t)(200 + i);
+    const sr_cmd_env app = {"op1", "APP1", SR_ACTOR_APP, NULL, NULL};
+    sr_buf b;
+    sr_buf_init(&b);
+    submit1(e, sr_cmd_app_session(&app, h1, 1900000000000, SR_SS_CONNECTED, "secret", &b), &b);
+    submit1(e, sr_cmd_app_session(&app, h2, 1900000000001, SR_SS_CONNECTED, "certificate", &b), &b);
+    sess_seen x = {0};
+    cr_assert_eq(sr_each_app_session(e, sess_one, &x), SR_OK);
+    cr_assert_eq(x.n, 2);
+    int i1 = memcmp(x.hash[0], h1, 32) ? 1 : 0;
+    cr_assert_eq(memcmp(x.hash[i1], h1, 32), 0);
+    cr_assert_str_eq(x.op[i1], "op1");
+    cr_assert_str_eq(x.app[i1], "APP1");
+    cr_assert_eq(x.s[i1].expires_ms, 1900000000000);
+    submit1(e, sr_cmd_app_session(&app, h1, 1900000000000, SR_SS_DISCONNECTED, "logout", &b), &b);
+    /* a bad hash is refused */
+    sr_buf_init(&b);
+    cr_assert_eq(sr_cmd_app_session(&(sr_cmd_env){"op1", "", SR_ACTOR_APP, NULL, NULL}, h1, 1, SR_SS_CONNECTED, "", &b), SR_OK);
+    size_t len = b.len;
+    sr_result r;
+    cr_assert_eq(et_submit(e, &b, &len, 1, &r), SR_EINVAL, "an app session without an app was stored");
+    sr_buf_release(&b);
+    cr_assert_eq(sr_engine_close(e), SR_OK);
+    sr_engine_opts o = {.sync = SR_ENGINE_SYNC_NONE};
+    sr_errinfo ei;
+    cr_assert_eq(sr_engine_rebuild(dir, &o, &ei), SR_OK, "%s", ei.msg);
+    cr_assert_eq(sr_engine_open(dir, &o, &e, &ei), SR_OK, "%s", ei.msg);
+    memset(&x, 0, sizeof x);
+    cr_assert_eq(sr_each_app_session(e, sess_one, &x), SR_OK);
+    cr_assert_eq(x.n, 1, "the logged-out session is still kept, or the open one is lost");
+    cr_assert_eq(memcmp(x.hash[0], h2, 32), 0);
+    cr_assert_str_eq(x.app[0], "APP1");
+    cr_assert_eq(x.s[0].expires_ms, 1900000000001);
+    close_engine(e);
+}

@@ -175,7 +175,10 @@ int main(int argc, char **argv)
     prctl(PR_SET_PDEATHSIG, SIGKILL); /* never outlive the test */
 #endif
     seed = strtoull(argv[2], NULL, 10);
-    sr_engine_opts o = {.sync = SR_ENGINE_SYNC_ALWAYS, .head_max = 16, .segment_bytes = 128u << 10};
+    /* replay_max_events 32: a heads checkpoint every 16 events, so kill -9
+     * falls around them too (test_engine_kill9.c REPLAY_MAX) */
+    sr_engine_opts o = {.sync = SR_ENGINE_SYNC_ALWAYS, .head_max = 16, .segment_bytes = 128u << 10,
+                        .replay_max_events = 32};
     sr_errinfo ei;
     int rc = sr_engine_open(argv[1], &o, &eng, &ei);
     if (rc) {
