@@ -36,6 +36,15 @@
  *  worker, sent from the loop; an operator over its share is answered 429
  *  E9002. What stays inline is bounded: latest values (<= 100 points) and
  *  JSON bodies of at most SR_BODY_SMALL (their routes' limit).
+ *
+ * VALUES
+ *  Raw, latest and downsampled values are written straight into the answer
+ *  buffer (put_values, put_values_compact, run_down), every number by
+ *  sr_json_number_k (api/httpu.c: the shortest text that reads back, 68.29
+ *  as sent); everything else goes through sr_json_write, the same numbers.
+ *  A raw page has two forms with the same values, order and cursors: the
+ *  contract's {"values":[Value..]} and (ext) format=compact, grouped by
+ *  dataId with the quality only when it is not GOOD.
  */
 #include "api/apif_http.h"
 #include "api/apif_int.h"
