@@ -280,7 +280,7 @@ int sr_json_number_k(char *t, double f, int *khint)
         int64_t u;
         if (k > 0 && k <= SR_DEC_MAX_SCALE && sr_decimal_is(a, (unsigned)k, DEC_MAX, &u) && u % 10)
             return put_decimal(t, f < 0, (uint64_t)u, k);
-        if ((k = sr_decimal_at(a, 0, DEC_MAX, &u)) >= 0) {
+        if (sr_decimal_maybe(a) && (k = sr_decimal_at(a, 0, DEC_MAX, &u)) >= 0) {
             if (khint) *khint = k;
             return put_decimal(t, f < 0, (uint64_t)u, k);
         }

@@ -53,11 +53,6 @@ static inline int sr_decimal_is(double f, unsigned k, uint64_t max, int64_t *m)
     int64_t c = (int64_t)x; /* rounded half away from zero; x - c is exact */
     double frac = x - (double)c;
     c += (frac >= 0.5) - (frac <= -0.5);
-    /* a decimal's product is within |m| * 2^-52 of m: anything farther is
-     * no decimal at k, without the division (only a quick no; the exact
-     * check below decides every yes) */
-    double d = x - (double)c, ax = x < 0 ? -x : x;
-    if ((d < 0 ? -d : d) > ax * 0x1p-51) return 0;
     uint64_t a = c < 0 ? (uint64_t)0 - (uint64_t)c : (uint64_t)c;
     if (a > max || sr_dec_bits(sr_dec_value(c, k)) != sr_dec_bits(f)) return 0;
     *m = c;
@@ -70,10 +65,26 @@ static inline int sr_decimal_at(double f, int from, uint64_t max, int64_t *m)
 {
     for (int k = from < 0 ? 0 : from; k <= SR_DEC_MAX_SCALE; k++) {
         /* not finite or too big: a larger k only makes |f * 10^k| larger */
-        if (!(f * sr_dec_pow10[k] > -9007199254740992.0 && f * sr_dec_pow10[k] < 9007199254740992.0)) return -1;
+        double x = f * sr_dec_pow10[k];
+        if (!(x > -9007199254740992.0 && x < 9007199254740992.0)) return -1;
         if (sr_decimal_is(f, (unsigned)k, max, m)) return k;
     }
     return -1;
+}
+
+/* 0 when f is surely no decimal of up to SR_DEC_MAX_SCALE places (a quick
+ * no, one multiplication, for a caller that meets many non-decimals, such as
+ * the averages a writer prints); 1 when it may be one. If f = m / 10^k, then
+ * x = f * 10^6 is within |x| * 2^-51 of the integer m * 10^(6-k) (two
+ * roundings of at most 2^-53 each); for |x| >= 2^52 it cannot tell. */
+static inline int sr_decimal_maybe(double f)
+{
+    double x = f * sr_dec_pow10[SR_DEC_MAX_SCALE];
+    if (!(x > -4503599627370496.0 && x < 4503599627370496.0)) return 1;
+    double d = x - (double)(int64_t)x; /* the fraction, exact, in (-1, 1) */
+    d = d < 0 ? -d : d;
+    if (d > 0.5) d = 1 - d; /* the distance to the nearest integer (exact) */
+    return d <= (x < 0 ? -x : x) * 0x1p-51;
 }
 
 #endif
