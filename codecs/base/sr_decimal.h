@@ -44,12 +44,9 @@ static inline uint64_t sr_dec_bits(double f)
     return u;
 }
 
-/* 1 and *m if f == m / 10^k bit for bit with |m| <= max (k <= SR_DEC_MAX_SCALE,
- * |f * 10^k| < 2^53), else 0 */
-static inline int sr_decimal_is(double f, unsigned k, uint64_t max, int64_t *m)
+/* sr_decimal_is for x = f * 10^k already computed and within +-2^53 */
+static inline int sr_decimal_x(double f, double x, unsigned k, uint64_t max, int64_t *m)
 {
-    double x = f * sr_dec_pow10[k];
-    if (!(x > -9007199254740992.0 && x < 9007199254740992.0)) return 0;
     int64_t c = (int64_t)x; /* rounded half away from zero; x - c is exact */
     double frac = x - (double)c;
     c += (frac >= 0.5) - (frac <= -0.5);
@@ -59,15 +56,23 @@ static inline int sr_decimal_is(double f, unsigned k, uint64_t max, int64_t *m)
     return 1;
 }
 
+/* 1 and *m if f == m / 10^k bit for bit with |m| <= max (k <= SR_DEC_MAX_SCALE),
+ * else 0 */
+static inline int sr_decimal_is(double f, unsigned k, uint64_t max, int64_t *m)
+{
+    double x = f * sr_dec_pow10[k];
+    return x > -9007199254740992.0 && x < 9007199254740992.0 && sr_decimal_x(f, x, k, max, m);
+}
+
 /* The smallest k in from..SR_DEC_MAX_SCALE at which f == m / 10^k bit for
  * bit with |m| <= max, and *m; -1 if there is none (see the contract above). */
 static inline int sr_decimal_at(double f, int from, uint64_t max, int64_t *m)
 {
     for (int k = from < 0 ? 0 : from; k <= SR_DEC_MAX_SCALE; k++) {
-        /* not finite or too big: a larger k only makes |f * 10^k| larger */
         double x = f * sr_dec_pow10[k];
+        /* not finite or too big; a larger k only makes |x| larger */
         if (!(x > -9007199254740992.0 && x < 9007199254740992.0)) return -1;
-        if (sr_decimal_is(f, (unsigned)k, max, m)) return k;
+        if (sr_decimal_x(f, x, (unsigned)k, max, m)) return k;
     }
     return -1;
 }
