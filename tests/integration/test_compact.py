@@ -17,6 +17,7 @@ The gateway sends over the GW-IF HTTP binding. Ports are chosen at run time;
 the server is stopped by its PID. usage: test_compact.py SUIRO_BIN"""
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -114,7 +115,6 @@ try:
     want = [(d, t, v, q) for d in IDS for (t, v, q) in SENT[d]]
     check("compact form: the same values as the default form, as sent (%d)" % len(want),
           flat_compact(comp) == flat_default(dflt) == want, (flat_compact(comp)[:4], flat_default(dflt)[:4]))
-    import re
     dtext = re.findall(rb'"dataId":"P001","timestamp":"[^"]+","value":([^,]+),', draw)
     g1 = re.search(rb'\{"dataId":"P001","values":\[(.*?\])\]\}', craw)
     ctext = re.findall(rb'\["[^"]+",([^,\]]+)', g1.group(1)) if g1 else []

@@ -18,6 +18,7 @@ rs_cents), independently of the server. Before the fix 11 % of the values
 came back with an extra place ("81.820"). The server runs on loopback ports
 chosen at run time and is stopped by its PID. (The AP-IF has no CSV answer:
 JSON is every query path there is.) usage: test_fidelity.py SUIRO_BIN"""
+import json
 import os
 import re
 import subprocess
@@ -134,7 +135,6 @@ try:
     r = subprocess.run([BIN, "gwsim", "run", "--port", str(ports["mqtt"]), "--gateways", str(G), "--reference"],
                        capture_output=True, text=True, timeout=600)
     out = r.stdout.strip().splitlines()[-1] if r.stdout.strip() else "{}"
-    import json
     sim = json.loads(out)
     check("gwsim sends the whole reference set (%s values, %s unique), every message acknowledged"
           % (sim.get("ref_values_sent"), sim.get("ref_values_unique")),
