@@ -36,6 +36,15 @@
  *  worker, sent from the loop; an operator over its share is answered 429
  *  E9002. What stays inline is bounded: latest values (<= 100 points) and
  *  JSON bodies of at most SR_BODY_SMALL (their routes' limit).
+ *
+ * VALUES
+ *  Raw, latest and downsampled values are written straight into the answer
+ *  buffer (put_values, put_values_compact, run_down), every number by
+ *  sr_json_number_k (api/httpu.c: the shortest text that reads back, 68.29
+ *  as sent); everything else goes through sr_json_write, the same numbers.
+ *  A raw page has two forms with the same values, order and cursors: the
+ *  contract's {"values":[Value..]} and (ext) format=compact, grouped by
+ *  dataId with the quality only when it is not GOOD.
  */
 #include "api/apif_http.h"
 #include "api/apif_int.h"
@@ -603,21 +612,47 @@ static size_t value_head(char h[160], const char *data_id)
     return 26 + il;
 }
 
+/* The value of sample s as JSON at p (room for 40 bytes past p; a string
+ * goes through b): the end, or NULL with *rc set. *p0 is the start of the
+ * bytes written past b->len; for a string they are committed first, and p
+ * and *p0 are then b's new end with room for `tail` more bytes. */
+static inline char *put_sample_value(sr_buf *b, char *p, char **p0, sr_vtype type, const sr_sample *s, int *kh,
+                                     size_t tail, int *rc)
+{
+    switch (type) {
+    case SR_VT_INTEGER: return p + sr_json_i64(p, s->v.i);
+    case SR_VT_BOOL:
+        memcpy(p, s->v.b ? "true" : "false", s->v.b ? 4 : 5);
+        return p + (s->v.b ? 4 : 5);
+    case SR_VT_STRING:
+        b->len += (size_t)(p - *p0);
+        if ((*rc = sr_json_put_string(b, s->v.str.s, s->v.str.slen))) return NULL;
+        if (!(p = *p0 = room(b, tail))) *rc = SR_ENOMEM;
+        return p;
+    default: {
+        int m = sr_json_number_k(p, s->v.f, kh); /* decimal places of the last value: the hint */
+        if (!m) *rc = SR_EINVAL;
+        return m ? p + m : NULL;
+    }
+    }
+}
+
+/* "<name>" of each quality, quoted, from codecs/sample.h's one list */
+#define QJ_(q, name) "\"" name "\"",
+#define QL_(q, name) sizeof "\"" name "\"" - 1,
+static const char quality_names[SR_Q_COUNT][14] = {SR_QUALITIES(QJ_)};
+static const uint8_t quality_lens[SR_Q_COUNT] = {SR_QUALITIES(QL_)};
+#undef QJ_
+#undef QL_
+
 /* {"dataId":..,"timestamp":..,"value":..,"quality":..} for n samples,
  * comma-separated; *first is 1 before the first value of the array */
 static int put_values(sr_buf *b, const char *data_id, sr_vtype type, const sr_sample *s, size_t n, int *first)
 {
-    /* "<name>"} of each quality, from codecs/sample.h's one list */
-#define QJ_(q, name) "\"" name "\"}",
-#define QL_(q, name) sizeof "\"" name "\"}" - 1,
-    static const char qn[SR_Q_COUNT][14] = {SR_QUALITIES(QJ_)};
-    static const uint8_t ql[SR_Q_COUNT] = {SR_QUALITIES(QL_)};
-#undef QJ_
-#undef QL_
     char head[160];
     size_t hl = value_head(head, data_id);
     sr_json_ts tc = {0};
-    int kh = 0; /* decimal places of the last value (sr_json_number_k) */
+    int kh = 0, rc = SR_OK;
     /* the most one value takes: , head ts(24) ","value": number(40) ,"quality": "UNCERTAIN"} */
     size_t most = 1 + hl + 24 + 10 + 40 + 11 + 14; /* > 1 + 64 */
     if (type != SR_VT_STRING && n && !room(b, n * (hl + 64) + most)) return SR_ENOMEM;
@@ -633,33 +668,59 @@ static int put_values(sr_buf *b, const char *data_id, sr_vtype type, const sr_sa
         p += 24;
         memcpy(p, "\",\"value\":", 10);
         p += 10;
-        switch (type) {
-        case SR_VT_INTEGER: p += sr_json_i64(p, s[i].v.i); break;
-        case SR_VT_BOOL:
-            memcpy(p, s[i].v.b ? "true" : "false", s[i].v.b ? 4 : 5);
-            p += s[i].v.b ? 4 : 5;
-            break;
-        case SR_VT_STRING: {
-            b->len += (size_t)(p - p0);
-            int rc = sr_json_put_string(b, s[i].v.str.s, s[i].v.str.slen);
-            if (rc || !(p = p0 = room(b, 11 + 14))) return rc ? rc : SR_ENOMEM;
-            break;
-        }
-        default: {
-            int m = sr_json_number_k(p, s[i].v.f, &kh);
-            if (!m) return SR_EINVAL;
-            p += m;
-            break;
-        }
-        }
+        if (!(p = put_sample_value(b, p, &p0, type, &s[i], &kh, 11 + 14, &rc))) return rc;
         memcpy(p, ",\"quality\":", 11);
         p += 11;
-        unsigned q = s[i].quality <= 3 ? s[i].quality : 0;
-        memcpy(p, qn[q], 14); /* room for the longest; only ql[q] count */
-        p += ql[q];
+        unsigned q = s[i].quality < SR_Q_COUNT ? s[i].quality : 0;
+        memcpy(p, quality_names[q], 14); /* room for the longest; only the name's length counts */
+        p += quality_lens[q];
+        *p++ = '}';
         b->len += (size_t)(p - p0);
     }
     return SR_OK;
+}
+
+/* The compact form (ext, format=compact) of n samples of one point:
+ * {"dataId":"<id>","values":[["<ts>",<value>],["<ts>",<value>,"BAD"],..]}
+ * -- the id once, the quality only when it is not GOOD; *first is 1 before
+ * the first point of the "series" array. Nothing for n = 0. */
+static int put_values_compact(sr_buf *b, const char *data_id, sr_vtype type, const sr_sample *s, size_t n,
+                              int *first)
+{
+    if (!n) return SR_OK;
+    sr_json_ts tc = {0};
+    int kh = 0, rc = SR_OK;
+    /* the most one value takes: ,[" ts(24) ", number(40) ,"UNCERTAIN"] */
+    size_t most = 1 + 2 + 24 + 2 + 40 + 1 + 14 + 1;
+    char *p = room(b, 12 + 72 + 12 + (type != SR_VT_STRING ? n * 40 : 0) + most), *p0 = p;
+    if (!p) return SR_ENOMEM;
+    if (!*first) *p++ = ',';
+    *first = 0;
+    size_t il = strnlen(data_id, 71); /* [A-Za-z0-9._-]{1,64}: nothing escaped */
+    memcpy(p, "{\"dataId\":\"", 11);
+    memcpy(p + 11, data_id, il);
+    memcpy(p + 11 + il, "\",\"values\":[", 12);
+    b->len += (size_t)(p + 23 + il - p0);
+    for (size_t i = 0; i < n; i++) {
+        if (!(p = p0 = room(b, most))) return SR_ENOMEM;
+        if (i) *p++ = ',';
+        memcpy(p, "[\"", 2);
+        p += 2;
+        sr_json_ts_put(&tc, s[i].ts, p); /* 24 bytes and a NUL: room has 32 and more */
+        p += 24;
+        memcpy(p, "\",", 2);
+        p += 2;
+        if (!(p = put_sample_value(b, p, &p0, type, &s[i], &kh, 1 + 14 + 1, &rc))) return rc;
+        unsigned q = s[i].quality < SR_Q_COUNT ? s[i].quality : 0;
+        if (q) {
+            *p++ = ',';
+            memcpy(p, quality_names[q], 14);
+            p += quality_lens[q];
+        }
+        *p++ = ']';
+        b->len += (size_t)(p - p0);
+    }
+    return PUT_LIT(b, "]}");
 }
 
 /* every dataId=... of the query string, percent-decoded; more than max is
@@ -777,7 +838,7 @@ typedef struct vq {
     sr_point_info info[100];
     size_t n, limit, k0;
     int64_t from, to, after, interval;
-    int desc, down, mask;
+    int desc, down, mask, compact;
     sr_agg_fill fill;
 } vq;
 
@@ -868,7 +929,7 @@ static void run_raw(vq *q)
     sr_buf_init(&strings);
     size_t left = q->limit;
     char next[64] = "";
-    int first = 1, rc = PUT_LIT(out, "{\"values\":[");
+    int first = 1, rc = q->compact ? PUT_LIT(out, "{\"series\":[") : PUT_LIT(out, "{\"values\":[");
     for (size_t k = q->k0; !rc && k < q->n && left; k++) {
         sr_range_q r = {q->info[k].point, q->from, q->to, left, q->desc, k == q->k0 ? q->after : INT64_MIN};
         int more = 0;
@@ -876,7 +937,8 @@ static void run_raw(vq *q)
         if ((rc = sr_engine_range(q->j.a->eng, &r, &samples, &strings, &more))) break;
         size_t ns = samples.len / sizeof(sr_sample);
         const sr_sample *s = (const sr_sample *)samples.data;
-        if ((rc = put_values(out, q->ids[k], q->info[k].type, s, ns, &first))) break;
+        if ((rc = (q->compact ? put_values_compact : put_values)(out, q->ids[k], q->info[k].type, s, ns, &first)))
+            break;
         left -= ns < left ? ns : left;
         if (more && ns) {
             snprintf(next, sizeof next, "c%zu.%lld", k, (long long)s[ns - 1].ts);
@@ -941,6 +1003,10 @@ static void stored_values(const sr_route_call *rt)
             return sr_http_result(req, 0, SR_WIRE_LARGE, "more than 100000 intervals: widen interval or narrow from/to",
                                   NULL);
     } else {
+        if (sr_http_query(req, "format", v, sizeof v)) { /* (ext) */
+            if (!strcmp(v, "compact")) q->compact = 1;
+            else if (strcmp(v, "values")) return sr_http_result(req, 0, SR_WIRE_PARAM, "format: values or compact", NULL);
+        }
         q->limit = 1000;
         if (sr_http_query(req, "limit", v, sizeof v)) {
             char *end;

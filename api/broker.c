@@ -618,13 +618,10 @@ static json_t *envelope(const char *type, const char *corr, json_t *body)
     return json_pack("{s:o,s:o}", "header", h, "body", body);
 }
 
-static int dump_to(json_t *o, sr_buf *out)
-{
-    char *txt = o ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
-    int rc = txt ? sr_buf_append(out, txt, strlen(txt)) : SR_ENOMEM;
-    free(txt);
-    return rc;
-}
+/* the AP-IF's writer (member order kept, numbers as sr_json_number: a
+ * control value goes to the gateway as the app sent it, 68.29 and not
+ * jansson's 68.290000000000006) */
+static int dump_to(json_t *o, sr_buf *out) { return o ? sr_json_write(out, o) : SR_ENOMEM; }
 
 static const char *req_check(const areq *r); /* (9) */
 

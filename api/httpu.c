@@ -2,6 +2,7 @@
 #include "api/httpu.h"
 
 #include "codecs/rfc3339.h"
+#include "codecs/base/sr_decimal.h"
 #include "codecs/base/sr_error.h"
 #include "storage/crypto.h"
 
@@ -229,9 +230,12 @@ static int shortest_g(char *t, double f)
 
 /* A double as JSON into t (at least 40 bytes); the length. Decimals of up to
  * 6 places below 10^15 (what gateways send) are written from their integer
- * mantissa: m / 10^k == f exactly, so the text reads back as f. Anything else
- * takes the shortest %.Ng (N = 15..17) that reads back as f. A real always
- * has a '.' (as jansson writes it). */
+ * mantissa, with the fewest places: f is m / 10^k bit for bit (sr_decimal_at,
+ * codecs/base/sr_decimal.h, the definition the series encoder stores), so the
+ * text reads back as f and is the shortest decimal that does ("68.29" for
+ * what was sent as 68.29 or 68.290). Anything else takes the shortest %.Ng
+ * (N = 15..17) that reads back as f. A real always has a '.' (as jansson
+ * writes it: "100.0"), so every JSON reader reads it back as a real. */
 /* a decimal u / 10^k (u < 10^15, k <= 6) into t: the digits right-aligned at
  * d + 20, then copied in two fixed-size moves (inlined): the integer part,
  * and after the point the k decimals (what is copied past them is
@@ -257,30 +261,26 @@ static inline int put_decimal(char *t, int neg, uint64_t u, int k)
 
 int sr_json_number(char *t, double f) { return sr_json_number_k(t, f, NULL); }
 
+#define DEC_MAX UINT64_C(999999999999999) /* put_decimal's u < 10^15 */
+
 int sr_json_number_k(char *t, double f, int *khint)
 {
-    static const double p10[] = {1, 10, 100, 1e3, 1e4, 1e5, 1e6};
     if (!isfinite(f)) {
         memcpy(t, "null", 4);
         return 4;
     }
     double a = fabs(f);
     if (a < 1e15 && (f != 0 || !signbit(f))) {
-        /* The places of the previous value first: if m = a * 10^k is an
-         * integer not ending in 0, no fewer places work (a fewer-place u'
-         * would make m exactly u' * 10^(k-k'), a multiple of 10), so the
-         * loop below would stop at this k too. */
+        /* The places of the previous value first: if m = round(a * 10^k) is
+         * not a multiple of 10 and reads back as a, no fewer places work (a
+         * fewer-place u' would make m exactly u' * 10^(k-k'), a multiple of
+         * 10), so sr_decimal_at would stop at this k too. The fewest places
+         * at all are then the k of sr_decimal_at from 0. */
         int k = khint ? *khint : 0;
-        if (k > 0 && k <= 6) {
-            double m = a * p10[k];
-            int64_t u = (int64_t)(m < 1e15 ? m : 0);
-            if (m < 1e15 && (double)u == m && u % 10 && m / p10[k] == a) return put_decimal(t, f < 0, (uint64_t)u, k);
-        }
-        for (k = 0; k <= 6; k++) {
-            double m = a * p10[k];
-            if (m >= 1e15) break;
-            int64_t u = (int64_t)m; /* 0 <= m < 10^15: its floor */
-            if ((double)u != m || m / p10[k] != a) continue;
+        int64_t u;
+        if (k > 0 && k <= SR_DEC_MAX_SCALE && sr_decimal_is(a, (unsigned)k, DEC_MAX, &u) && u % 10)
+            return put_decimal(t, f < 0, (uint64_t)u, k);
+        if (sr_decimal_maybe(a) && (k = sr_decimal_at(a, 0, DEC_MAX, &u)) >= 0) {
             if (khint) *khint = k;
             return put_decimal(t, f < 0, (uint64_t)u, k);
         }

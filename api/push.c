@@ -45,6 +45,7 @@
  */
 #include "api/push.h"
 
+#include "api/httpu.h"
 #include "api/slog.h"
 #include "engine/records.h"
 #include "storage/crypto.h"
@@ -199,7 +200,7 @@ static void msg_free(pmsg *m)
 {
     if (!m) return;
     free(m->url);
-    free(m->body);
+    sr_free(m->body); /* an sr_buf's data (sr_json_write) */
     free(m);
 }
 
@@ -619,7 +620,11 @@ int sr_push_enqueue(sr_push *p, const char *op, const char *app, const char *pat
     }
     size_t sl = strlen(path_suffix);
     m->url = malloc(ul + 1 + sl + 1);
-    m->body = json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    /* the AP-IF's writer: values as sr_json_number writes them in answers */
+    sr_buf jb;
+    sr_buf_init(&jb);
+    if (sr_json_write(&jb, body) == SR_OK && sr_buf_append(&jb, "", 1) == SR_OK) m->body = (char *)jb.data;
+    else sr_buf_release(&jb);
     if (!m->url || !m->body) {
         rc = SR_ENOMEM;
         goto done;

@@ -26,6 +26,7 @@ Subcommands (the script calls them; each prints what the script reads):
   count SYSTEM URL [TOKEN]  {"day":values of DAY_ID,"total":all values}
   urls SYSTEM URL         one "query<TAB>URL" line per peer query
   report ...              check a saved answer, print the result JSON line
+  sizes URL TOKEN         suiro's raw answer bytes, default and compact form
   ratios FILE             the ratio lines of a file of result lines
   check-gen FILE          compare "p v0 v3599 v86399" lines with the port
 """
@@ -373,6 +374,52 @@ def report(system, query, load_json, body_file, extra_json):
     print(json.dumps(r, separators=(",", ":"), ensure_ascii=False))
 
 
+def sizes(url, token):
+    """The compact raw answer (ext, format=compact) against the contract's
+    form, on the same values: P00000's day (86,400 values of one point) and
+    a snapshot (every point's value at the last second of the hour all of
+    them have: POINTS values, one a point). One "ap_query_size" line each,
+    checked: both forms parse to the same values, which are the data set's."""
+    c = conn_of(url)
+    hdr = {"Authorization": "Bearer " + token}
+    snap = T0 + (SERIES_S - 1) * 1000
+    cases = [("day_raw", [DAY_ID], T0, T0 + DAY_S * 1000),
+             ("snapshot_raw", ["P%05d" % p for p in range(min(POINTS, 100))], snap, snap + 1000)]
+    for query, ids, a, b in cases:
+        base = "/api/v1/stored-values?%s&from=%s&to=%s&limit=100000" % (
+            "&".join("dataId=" + i for i in ids), rfc3339(a), rfc3339(b))
+        got = {}
+        for form, extra in (("values", ""), ("compact", "&format=compact")):
+            c.request("GET", base + extra, headers=hdr)
+            r = c.getresponse()
+            body = r.read()
+            try:
+                d = json.loads(body) if r.status == 200 else {}
+            except ValueError:
+                d = {}
+            if form == "values":
+                rows = [(v["dataId"], ms_of(v["timestamp"]), v["value"]) for v in d.get("values", [])]
+            else:
+                rows = [(g["dataId"], ms_of(e[0]), e[1]) for g in d.get("series", []) for e in g["values"]]
+            got[form] = (len(body), rows, d.get("nextCursor"))
+        vals = {i: values(int(i[1:]), seconds_of(int(i[1:]))) for i in ids}
+        want = [(i, t, vals[i][(t - T0) // 1000]) for i in ids for t in range(a, b, 1000)]
+        why = None
+        if got["values"][1] != want or got["compact"][1] != want or got["values"][2] or got["compact"][2]:
+            why = "the two forms do not both hold the %d values of the data set (%d, %d)" % (
+                len(want), len(got["values"][1]), len(got["compact"][1]))
+        r = {"bench": "ap_query_size", "system": "suiro", "query": query, "points": len(ids), "values": len(want),
+             "bytes": got["values"][0], "compact_bytes": got["compact"][0],
+             "compact_ratio": round(got["compact"][0] / got["values"][0], 3) if got["values"][0] else None,
+             "bytes_per_value": round(got["values"][0] / len(want), 2),
+             "compact_bytes_per_value": round(got["compact"][0] / len(want), 2),
+             "verify": "ok" if why is None else "FAILED"}
+        if why:
+            r["why"] = why
+            print("ap_query: suiro %s sizes FAILED: %s" % (query, why), file=sys.stderr)
+        print(json.dumps(r, separators=(",", ":")))
+
+
 def ratios(file):
     rows = [json.loads(ln) for ln in open(file) if ln.strip()]
     rate = {(r["system"], r["query"]): r.get("req_per_s") for r in rows if r.get("bench") == "ap_query"}
@@ -415,6 +462,8 @@ def main(a):
             print("%s\t%s" % (q, u))
     elif cmd == "report" and len(a) == 6:
         report(*a[1:])
+    elif cmd == "sizes" and len(a) == 3:
+        sizes(*a[1:])
     elif cmd == "ratios" and len(a) == 2:
         ratios(a[1])
     elif cmd == "check-gen" and len(a) == 2:

@@ -79,6 +79,10 @@
 #  {"bench":"ap_query_load","system":..,"values":..,"day_values":..,"load_s":..,"verify":..}
 #  {"bench":"ap_query","system":"suiro|influxdb|victoriametrics","query":..,"points":..,
 #   "req_per_s":..,"p50_ms":..,"p99_ms":..,"bytes":..,...,"version":..,"durability":..,"verify":..}
+#  {"bench":"ap_query_size","system":"suiro","query":"day_raw|snapshot_raw","points":..,"values":..,
+#   "bytes":..,"compact_bytes":..,"compact_ratio":..,"verify":..}
+#    (one answer in the contract's form and in the compact form, format=compact (ext):
+#    P00000's day, and a snapshot of every point at one second; no timing)
 #  {"bench":"ap_query_ratio","query":..,"suiro_vs_influxdb":..,"suiro_vs_victoriametrics":..}
 #    (ratios of req/s; > 1: suiro answers more requests a second)
 #  Exit status 0 only when every line verified.
@@ -238,6 +242,8 @@ ld=$("$PY" "$HELPER" load-suiro "$SU" bench GW1 bench-gw1-secret "$T/data/suiro.
 AP=(--url "$SU" --operator bench --app APP1 --secret bench-app1-secret)
 TOK=$(SUIRO_TOKEN= "$BIN" apsim login "${AP[@]}" | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["token"])') || TOK=
 cnt=$("$PY" "$HELPER" count suiro "$SU" "$TOK" 2>"$T/count-suiro.err") || cnt='{}'
+# the compact raw answer (ext) against the default form: bytes only, no timing
+[ -n "$TOK" ] && { "$PY" "$HELPER" sizes "$SU" "$TOK" | tee -a "$T/results" || failed=1; }
 [ -n "$TOK" ] && SUIRO_TOKEN= "$BIN" apsim logout --url "$SU" --token "$TOK" >/dev/null 2>&1 || true
 if load_line suiro "$ld" "$cnt" "$TOTAL" | tee -a "$T/results"; then
   settle "$SRV"

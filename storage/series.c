@@ -54,6 +54,7 @@
  */
 #include "storage/series.h"
 
+#include "codecs/base/sr_decimal.h"
 #include "storage/crc32c.h"
 
 #include <stdlib.h>
@@ -129,8 +130,8 @@ static double bits_dbl(uint64_t u)
 
 static inline unsigned bitlen(uint64_t z) { return z ? 64 - (unsigned)__builtin_clzll(z) : 0; }
 
-/* Version 2 scales: 10^k, exact in binary64 for k <= 22. */
-static const double pow10_dbl[V2_MAX_SCALE + 1] = {1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6};
+/* Version 2 scales: 10^k (the doubles are sr_dec_pow10, codecs/base/sr_decimal.h). */
+_Static_assert(V2_MAX_SCALE == SR_DEC_MAX_SCALE, "the version 2 scales are the base layer's decimals");
 static const int64_t pow10_int[V2_MAX_SCALE + 1] = {1, 10, 100, 1000, 10000, 100000, 1000000};
 
 /* |m| <= MANT_MAX, for m as a two's complement uint64 */
@@ -138,29 +139,14 @@ static inline int mant_ok(uint64_t m) { return m + MANT_MAX <= 2 * MANT_MAX; }
 
 /* The value of mantissa m at scale k: the one computation of both the
  * encoder's check and the decoder (IEEE 754 division, round to nearest). */
-static inline double dec_value(int64_t m, unsigned k) { return (double)m / pow10_dbl[k]; }
+static inline double dec_value(int64_t m, unsigned k) { return sr_dec_value(m, k); }
 
 /* The smallest k in from..6 at which f == m / 10^k bit for bit with
- * |m| <= MANT_MAX, and *m; -1 if there is none. The candidate m is f * 10^k
- * rounded; only the exact check decides, so a rounding slip can only miss a
+ * |m| <= MANT_MAX, and *m; -1 if there is none (sr_decimal_at, the one
+ * definition the number writer shares): a rounding slip can only miss a
  * scale (and write a larger k, or version 1), never store a wrong value.
  * NaN, infinities, -0.0 (m = 0 gives +0.0) and most non-decimals fail. */
-static int decimal_at(double f, int from, int64_t *m)
-{
-    for (int k = from; k <= V2_MAX_SCALE; k++) {
-        double x = f * pow10_dbl[k];
-        /* not finite or too big; a larger k only makes |x| larger */
-        if (!(x > -9007199254740992.0 && x < 9007199254740992.0)) return -1;
-        int64_t c = (int64_t)x; /* rounded half away from zero; x - c is exact */
-        double frac = x - (double)c;
-        c += (frac >= 0.5) - (frac <= -0.5);
-        if (mant_ok((uint64_t)c) && dbl_bits(dec_value(c, (unsigned)k)) == dbl_bits(f)) {
-            *m = c;
-            return k;
-        }
-    }
-    return -1;
-}
+static int decimal_at(double f, int from, int64_t *m) { return sr_decimal_at(f, from, MANT_MAX, m); }
 
 /* Bits of the version 2 code of a zigzag value of bit length b with base
  * width w: '1' + w bits; j = b - w zeros + b bits; or the escape. */
@@ -1424,7 +1410,7 @@ static void v2_loc_init(v2_loc *l, const sr_chunk_dec *d)
     l->vpos = d->D_VPOS;
     l->m = (uint64_t)d->prev_i;
     l->dd = d->D_D;
-    l->div = pow10_dbl[d->D_SCALE];
+    l->div = sr_dec_pow10[d->D_SCALE];
     unsigned w = (unsigned)d->D_W; /* <= V2_MAX_W: len <= 57 */
     l->w0 = w;
     for (unsigned j = 0; j < V2_ESC_ZEROS; j++) {

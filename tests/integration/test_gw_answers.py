@@ -23,6 +23,10 @@ when the answer is delivered:
     withdrawn between a request and its answer is tested in process
     (tests/api/test_broker_answers.c), where the sheet can change while the
     broker serves.
+Issue #13: values come back in the shortest text that equals what the
+gateway sent on every path an answer reaches the app by (sync and async
+current values, request status and push, monitor push and values, stored
+and latest values).
 PUBACKs go out in the order the PUBLISHes came (MQTT-4.6.0-2) when broker
 messages (periodic data) and values (measurements) are pipelined. An app
 polling GET /monitors/{id}/values?after= gets every value once, also when
@@ -424,6 +428,71 @@ def case_monitor_extra():
           rcv.paths().count("/push/monitors/" + mon) == 1, rcv.paths())
 
 
+# decimals as gateways send them (Python writes the shortest text that reads
+# back: repr); the old writer answered 81.82 as 81.820 and pushed 68.29 as
+# 68.290000000000006 (jansson)
+SENT = [68.29, 81.82, 0.29, 81.76, 99.99, 1.1, 50.0, 12.345678, 0.0001, 35.5]
+
+
+def value_texts(raw):
+    """The "value" members of an answer as their text, in order."""
+    import re
+    return re.findall(r'"value":(-?[0-9][0-9.eE+-]*)', raw if isinstance(raw, str) else raw.decode())
+
+
+def sent_vals():
+    return [val("PA.NUM", v) for v in SENT]
+
+
+def case_numbers_as_sent():
+    """Issue #13: every value comes back in the shortest text that equals what
+    the gateway sent, on each path an app reads a gateway's answer from: a
+    sync current-values answer, GET /requests/{id} and the request's push
+    (one value an answer: 81.82 and 81.76 were 81.820 and 81.760, 68.29 was
+    pushed as 68.290000000000006), a monitor's push and GET
+    /monitors/{id}/values, the stored values and the latest value."""
+    for v in (81.82, 81.76, 68.29):
+        out = {}
+        before = {r.get("requestId") for r in g1.pushed()}
+        th = threading.Thread(target=lambda: out.setdefault("r", tr.http_call(
+            "POST", "/api/v1/current-values", {"dataIds": ["PA.NUM"], "timeoutMs": 20000}, app.token, 35)))
+        th.start()
+        req = g1.wait_pushed(lambda r: r.get("requestId") not in before)
+        rid = (req or {}).get("requestId")
+        res = g1.ack(g1.send("data/immediate", "GW_IMMEDIATE_RESULT",
+                             {"requestId": rid, "values": [val("PA.NUM", v)], "result": "0"}))
+        th.join(30)
+        st, _, raw, _ = out.get("r", (0, None, "", ""))
+        check("as sent: the sync current-values answer of %r" % v, st == 200 and value_texts(raw) == [repr(v)],
+              (res, st, raw))
+        rid = open_async(app, ["PA.NUM"])
+        g1.wait_pushed(lambda r: r.get("requestId") == rid)
+        res = g1.ack(g1.send("data/immediate", "GW_IMMEDIATE_RESULT",
+                             {"requestId": rid, "values": [val("PA.NUM", v)], "result": "0"}))
+        app.wait_request(rid, ("SUCCEEDED",))
+        st, raw, _ = app.get_raw("/api/v1/requests/" + rid)
+        check("as sent: GET /requests/{id} of %r" % v, st == 200 and value_texts(raw) == [repr(v)], (res, st, raw))
+        rcv.wait(lambda g: g[0] == "/push/requests/" + rid)
+        pushed = [r["body"] for r in rcv.all() if r["path"] == "/push/requests/" + rid]
+        check("as sent: the request's push of %r" % v, pushed and value_texts(pushed[0]) == [repr(v)], pushed)
+
+    want = [repr(v) for v in SENT]
+    mon, _ = start_monitor(app, g1, ["PA.NUM"])
+    vals = sent_vals()
+    res = g1.ack(g1.send("data/periodic", "GW_PERIODIC_DATA", {"monitorId": mon, "values": vals}))
+    rcv.wait(lambda g: g[0] == "/push/monitors/" + mon)
+    pushed = [r["body"] for r in rcv.all() if r["path"] == "/push/monitors/" + mon]
+    check("as sent: the monitor's push", pushed and value_texts(pushed[0]) == want, (res, pushed))
+    st, raw, _ = app.get_raw("/api/v1/monitors/%s/values?after=%s" % (mon, vals[0]["timestamp"]))
+    check("as sent: GET /monitors/{id}/values", st == 200 and value_texts(raw) == want[1:], (st, raw))
+    later = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(time.time() + 3600))  # (to is exclusive)
+    st, raw, _ = app.get_raw("/api/v1/stored-values?dataId=PA.NUM&from=%s&to=%s&limit=1000"
+                             % (vals[0]["timestamp"], later))
+    check("as sent: the stored values", st == 200 and value_texts(raw) == want, (st, raw))
+    st, raw, _ = app.get_raw("/api/v1/stored-values/latest?dataId=PA.NUM")
+    check("as sent: the latest value", st == 200 and value_texts(raw) == want[-1:], (st, raw))
+
+
 def raw_gateway(gw, secret, v5):
     """A raw MQTT socket logged in as gw (the paho one must be gone)."""
     import socket
@@ -557,6 +626,7 @@ try:
     for name, fn in (("crash", case_crash), ("table", case_table), ("long message", case_long_message),
                      ("reused messageId", case_reused_message_id), ("sync extra", case_sync_extra),
                      ("async extra", case_async_extra), ("monitor extra", case_monitor_extra),
+                     ("numbers as sent", case_numbers_as_sent),
                      ("puback order", case_puback_order), ("monitor values paged", case_monitor_values_paged),
                      ("grant withdrawn", case_grant_withdrawn)):
         print("--", name, flush=True)
