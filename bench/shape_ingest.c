@@ -43,7 +43,9 @@
  * sends only the first N messages; --t-offset-s shifts every timestamp and
  * --id-prefix is put before every messageId (a paced run after the main one
  * then sends values and messages of its own). --server-pid PID: the server's
- * CPU (user + system, /proc/PID/stat) over the timed part.
+ * CPU (user + system, /proc/PID/stat) over the timed part. --ready-file F:
+ * F is created when the timed part starts (after the logins), for a
+ * profiler to start then (bench/shape_ingest.sh SH_PERF).
  *
  * The messages are built before the clock starts as (point, time, cents)
  * triples; the bodies are formatted during the run, by hand (no snprintf per
@@ -414,11 +416,17 @@ static double pct(res *r, double q)
     return r->lat[i];
 }
 
-static long g_spid; /* --server-pid */
+static long g_spid;           /* --server-pid */
+static const char *g_ready;  /* --ready-file */
 
-/* the clock of the timed part starts: the CPU clocks too */
+/* the clock of the timed part starts: the CPU clocks too; --ready-file is
+ * created (a profiler waiting for it then skips the logins) */
 static double clock_start(res *r)
 {
+    if (g_ready) {
+        FILE *f = fopen(g_ready, "w");
+        if (f) fclose(f);
+    }
     r->gen0 = cpu_self();
     r->srv0 = g_spid ? cpu_of(g_spid) : -1;
     return now_s();
@@ -857,7 +865,7 @@ static int usage(void)
                     "         (--mqtt HOST:PORT | --gw-http URL | --influx URL | --vm URL) [--system NAME]\n"
                     "         [--points P] [--seconds S] [--per M] [--backfill-bp B] [--seed S] [--operator OP]\n"
                     "         [--window W] [--conc C] [--lines N] [--rate MSG/S] [--max-msgs N]\n"
-                    "         [--t-offset-s S] [--id-prefix X] [--server-pid PID]\n"
+                    "         [--t-offset-s S] [--id-prefix X] [--server-pid PID] [--ready-file F]\n"
                     "(the options are described at the top of bench/shape_ingest.c)\n");
     return 2;
 }
@@ -894,6 +902,7 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--t-offset-s")) d.t_off_ms = strtoll(v, NULL, 10) * 1000;
         else if (!strcmp(a, "--id-prefix")) g_prefix = v;
         else if (!strcmp(a, "--server-pid")) spid = atol(v);
+        else if (!strcmp(a, "--ready-file")) g_ready = v;
         else return usage();
     }
     int shape_ok = !strcmp(d.shape, "series") || !strcmp(d.shape, "snapshot") || !strcmp(d.shape, "mixed");

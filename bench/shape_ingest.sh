@@ -19,7 +19,8 @@
 #                    per gateway, at most SH_WINDOW unacknowledged each
 #   suiro_http       the same server, its GW-IF over HTTP (POST
 #                    /gw/v1/measurements, one message a request, SH_HTTP_CONC
-#                    in flight)
+#                    in flight: suiro's HTTP acknowledges about as many
+#                    messages/s with 16 as with 128)
 #   mosquitto        Mosquitto 2.0, the same MQTT client and messages; no
 #                    subscriber, persistence with autosave 1 s: it acknowledges
 #                    from memory (the cost of MQTT alone)
@@ -33,7 +34,8 @@
 # After a run: what the system holds is counted from the system itself
 # (suiro: AP-IF downsampled counts, 100 dataIds a request; InfluxDB: SELECT
 # count(value); VictoriaMetrics: /api/v1/export/csv lines after a
-# force_flush) and must be every value sent; then, after a graceful stop, the
+# force_flush, counted again for up to 10 s while new series become searchable)
+# and must be every value sent; then, after a graceful stop, the
 # bytes on disk per value (allocated, du -s -B1; suiro's log/ and index/
 # apart). The MQTT systems then get a paced run at half the maximum
 # messages/s just measured (SH_PACE_S seconds of messages, timestamps a day
@@ -44,8 +46,11 @@
 # SH_SYSTEMS [suiro_mqtt suiro_http mosquitto influxdb victoriametrics],
 # SH_POINTS [10000], SH_SECONDS [100] (1 M values a shape), SH_PER points per
 # gateway = values per series message [100], SH_BACKFILL_BP [100],
-# SH_SEED [42], SH_WINDOW [16], SH_HTTP_CONC [16], SH_LINES [5000],
-# SH_CONC [4], SH_PACE_S [5], SH_KEEP=1 keeps the temporary directory.
+# SH_SEED [42], SH_WINDOW [16], SH_HTTP_CONC [64], SH_LINES [5000],
+# SH_CONC [4], SH_PACE_S [5], SH_KEEP=1 keeps the temporary directory,
+# SH_PERF=PREFIX records `perf record` of suiro serve during each shape's
+# MQTT load, from the moment the logins are done, into PREFIX.<shape>
+# (SH_PERF_OPTS replaces "-F 499 --call-graph dwarf,16384").
 #
 # Output, on stdout, per shape and system: {"bench":"shape_ingest","shape":..,
 # "system":..,...the generator's figures (points_per_s, msg_per_s, ack p50/p99,
@@ -71,7 +76,7 @@ M=${SH_PER:-100}
 BF=${SH_BACKFILL_BP:-100}
 SEED=${SH_SEED:-42}
 W=${SH_WINDOW:-16}
-HCONC=${SH_HTTP_CONC:-16}
+HCONC=${SH_HTTP_CONC:-64}
 LINES=${SH_LINES:-5000}
 CONC=${SH_CONC:-4}
 PACE_S=${SH_PACE_S:-5}
@@ -221,7 +226,19 @@ run_suiro() { # run_suiro SHAPE SYSTEM(suiro_mqtt|suiro_http)
   suiro_start "$D"
   say "$sh: $sys"
   if [ "$sys" = suiro_mqtt ]; then
-    out=$(gen "$sh" --mqtt "127.0.0.1:$sport" --window "$W" --server-pid "$PID" --system "$sys")
+    local perf=
+    if [ -n "${SH_PERF:-}" ]; then # the server's profile over the timed part (after the logins)
+      rm -f "$T/ready"
+      ( while [ ! -e "$T/ready" ]; do sleep 0.05; done
+        exec perf record -q ${SH_PERF_OPTS:--F 499 --call-graph dwarf,16384} -o "$SH_PERF.$sh" -p "$PID" ) > "$T/perf.log" 2>&1 &
+      perf=$!
+    fi
+    out=$(gen "$sh" --mqtt "127.0.0.1:$sport" --window "$W" --server-pid "$PID" --system "$sys" --ready-file "$T/ready")
+    if [ -n "$perf" ]; then
+      kill -INT "$perf" 2>/dev/null || true
+      wait "$perf" || true
+      [ -s "$SH_PERF.$sh" ] || say "perf record: $(tail -n 3 "$T/perf.log")"
+    fi
   else
     out=$(gen "$sh" --gw-http "http://127.0.0.1:$hport" --conc "$HCONC" --server-pid "$PID" --system "$sys")
   fi
@@ -324,17 +341,25 @@ run_victoriametrics() {
   say "$sh: victoriametrics"
   out=$(gen "$sh" --vm "$U" --lines "$LINES" --conc "$CONC" --server-pid "$PID" --system victoriametrics)
   local rc; rc=$(field "$out" gen_rc)
-  curl -sf "$U/internal/force_flush" >/dev/null || true
-  n=$(curl -sf "$U/api/v1/export/csv" --data-urlencode 'format=__timestamp__:unix_ms' \
-      --data-urlencode 'match[]={__name__="v_value"}' --data-urlencode 'start=2023-10-01T00:00:00Z' \
-      --data-urlencode 'end=2023-11-20T00:00:00Z' | wc -l)
-  stop_pid "$PID"; PID=
   local uq; uq=$(field "$out" values_unique)
+  # what it holds, after a force_flush; new series become searchable a moment
+  # later (its index is flushed about once a second): counted again for up to 10 s
+  local tries=0
+  while :; do
+    curl -sf "$U/internal/force_flush" >/dev/null || true
+    n=$(curl -sf "$U/api/v1/export/csv" --data-urlencode 'format=__timestamp__:unix_ms' \
+        --data-urlencode 'match[]={__name__="v_value"}' --data-urlencode 'start=2023-10-01T00:00:00Z' \
+        --data-urlencode 'end=2023-11-20T00:00:00Z' | wc -l)
+    tries=$((tries + 1))
+    [ "$n" != "$uq" ] && [ "$tries" -lt 20 ] || break
+    sleep 0.5
+  done
+  stop_pid "$PID"; PID=
   [ "$rc" = 0 ] && [ -n "$uq" ] && [ "$n" = "$uq" ] && v=ok
   [ "$v" = ok ] || say "$sh victoriametrics verify FAILED: generator rc=$rc exported=$n/$uq"
   RATE[$sh.victoriametrics]=$(field "$out" points_per_s); MSGR[$sh.victoriametrics]=$(field "$out" msg_per_s)
   BPP[$sh.victoriametrics]=$(div "$(du_alloc "$D")" "$uq"); VER[$sh.victoriametrics]=$v
-  merge "$out" "{\"durability\":\"$dur\",\"version\":\"$(pkgver victoria-metrics)\",\"dedup_min_scrape_interval\":\"1ms\",\"stored_values\":$n,\"bytes_per_point\":${BPP[$sh.victoriametrics]},\"apparent_bytes_per_point\":$(div "$(du_b "$D")" "$uq"),\"disk\":\"after a graceful stop, du -s -B1: data/, indexdb/, cache/\",\"verify\":\"$v\"}"
+  merge "$out" "{\"durability\":\"$dur\",\"version\":\"$(pkgver victoria-metrics)\",\"dedup_min_scrape_interval\":\"1ms\",\"stored_values\":$n,\"count_tries\":$tries,\"bytes_per_point\":${BPP[$sh.victoriametrics]},\"apparent_bytes_per_point\":$(div "$(du_b "$D")" "$uq"),\"disk\":\"after a graceful stop, du -s -B1: data/, indexdb/, cache/\",\"verify\":\"$v\"}"
   [ "$v" = ok ] || ALL_OK=0
   rm -rf "$D"
 }
