@@ -60,7 +60,7 @@ HEADLINE = {
     "overload": ["latest_p50_ms", "latest_p99_ms", "latest_p99_x_quiet", "puback_p50_ms", "puback_p99_ms",
                  "puback_p99_x_quiet", "errors", "rss_max_mb"],
     "shape_ingest": ["points_per_s", "msg_per_s", "ack_p50_ms", "ack_p99_ms", "bytes_per_point", "log_bytes_per_point",
-                     "index_bytes_per_point", "gen_cpu_pct", "server_cpu_pct"],
+                     "index_bytes_per_point", "gen_cpu_pct", "server_cpu_pct", "server_cpu_us_per_value"],
     "shape_ingest_paced": ["ack_p50_ms", "ack_p99_ms"],
     "shape_ratio": ["suiro_mqtt_vs_victoriametrics", "suiro_mqtt_vs_influxdb", "suiro_http_vs_victoriametrics",
                     "suiro_http_vs_influxdb", "msg_per_s_suiro_vs_mosquitto", "bytes_suiro_vs_victoriametrics"],
@@ -144,6 +144,8 @@ def better(name):
     if n in ("cores", "mem_kb", "n", "size"):
         return 0
     if n.endswith("_x_quiet") or n in ("errors", "rss_max_mb"):
+        return -1
+    if "cpu_us_per" in n:  # CPU per value
         return -1
     if "_vs_" in n and n.startswith("bytes_"):  # shape_ratio: suiro's bytes over a peer's
         return -1

@@ -637,7 +637,8 @@ def sec_shapes(lines):
            "InfluxDB and VictoriaMetrics: line protocol, large batches. Rates are from the first message to the "
            "last acknowledgement, after the logins. \"at half the rate\": a paced run at half the system's "
            "maximum messages/s. CPU: user + system over the timed part, % of one core (the generator's own: it "
-           "must not be the bottleneck). Bytes: allocated (`du -s -B1`) after a graceful stop, per distinct "
+           "must not be the bottleneck); the server's CPU per value is steadier than the rates on a shared "
+           "machine. Bytes: allocated (`du -s -B1`) after a graceful stop, per distinct "
            "value.", ""]
     si, sp, sr = of(lines, "shape_ingest"), of(lines, "shape_ingest_paced"), of(lines, "shape_ratio")
     if not si and not sr:
@@ -677,6 +678,7 @@ def sec_shapes(lines):
                     lambda l: "%s (%s)" % (num(l.get("gen_cpu_pct")), num(l.get("gen_cpu_s")))),
                 row("server CPU, % of a core (s)",
                     lambda l: "%s (%s)" % (num(l.get("server_cpu_pct")), num(l.get("server_cpu_s")))),
+                row("server CPU µs/value", lambda l: num(l.get("server_cpu_us_per_value"))),
                 row("messages, values sent", lambda l: "%s, %s" % (num(l.get("messages")), num(l.get("values_total")))),
                 row("protocol", lambda l: num(l.get("protocol"))),
                 row("durability", lambda l: num(l.get("durability"))),

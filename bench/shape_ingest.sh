@@ -50,7 +50,8 @@
 # SH_CONC [4], SH_PACE_S [5], SH_KEEP=1 keeps the temporary directory,
 # SH_PERF=PREFIX records `perf record` of suiro serve during each shape's
 # MQTT load, from the moment the logins are done, into PREFIX.<shape>
-# (SH_PERF_OPTS replaces "-F 499 --call-graph dwarf,16384").
+# (SH_PERF_OPTS replaces "-F 499 --call-graph dwarf,16384"), SH_GEN another
+# build of the generator (e.g. a sanitizer build) [BUILD/bench/shape_ingest].
 #
 # Output, on stdout, per shape and system: {"bench":"shape_ingest","shape":..,
 # "system":..,...the generator's figures (points_per_s, msg_per_s, ack p50/p99,
@@ -67,7 +68,7 @@ BUILD=${1:-build}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=$(cd "$BUILD" && pwd)
 BIN=$BUILD/suiro
-GEN=$BUILD/bench/shape_ingest
+GEN=${SH_GEN:-$BUILD/bench/shape_ingest}
 SHAPES=${SH_SHAPES:-series snapshot mixed}
 SYSTEMS=${SH_SYSTEMS:-suiro_mqtt suiro_http mosquitto influxdb victoriametrics}
 P=${SH_POINTS:-10000}
