@@ -692,7 +692,8 @@ def sec_shapes(lines):
             grows = [[md(g["text"].replace("every shape: ", "")), with_goals(r, g["field"])]
                      for g in GOALS if g["kind"] == "shape_ratio" and g["field"] in r]
             if grows:
-                out += ["", "The goals on this shape (`shape_ratio`, verify %s):" % verify_cell(r), ""]
+                out += ([""] if systems else []) + ["The goals on this shape (`shape_ratio`, verify %s):"
+                                                    % verify_cell(r), ""]
                 out += table(["goal", "figure"], grows)
         out += [""]
     return out[:-1] if out[-1] == "" else out
