@@ -28,8 +28,9 @@
 #                    request, SH_CONC in flight), wal-fsync-delay 0
 #   victoriametrics  VictoriaMetrics, the same lines to its /write (it
 #                    acknowledges before any fsync; -dedup.minScrapeInterval=1ms)
-# Each suiro run is a fresh data directory (init + sheet import: G gateways
-# SIM0001.. with M points each, SP<gw 4 digits>_<point 3 digits>).
+# Each suiro run is a fresh data directory: a copy of one made by init and
+# sheet import (G gateways SIM0001.. with M points each, SP<gw 4
+# digits>_<point 3 digits>) before the first run.
 #
 # After a run: what the system holds is counted from the system itself
 # (suiro: AP-IF downsampled counts, 100 dataIds a request; InfluxDB: SELECT
@@ -222,8 +223,11 @@ EOF
 run_suiro() { # run_suiro SHAPE SYSTEM(suiro_mqtt|suiro_http)
   local sh=$1 sys=$2 D="$T/$2-$1" out n v=FAILED
   local dur="sync=always: acknowledged once the log is fdatasynced and the index committed; log AES-256-GCM"
-  "$BIN" init "$D" --key-file "$T/log.key" >/dev/null
-  "$BIN" sheet import "$T/sheet.csv" "$D" --key-file "$T/log.key" >/dev/null
+  if [ ! -d "$T/suiro-template" ]; then # init + sheet import once (10,000 points take a while), then copies
+    "$BIN" init "$T/suiro-template" --key-file "$T/log.key" >/dev/null
+    "$BIN" sheet import "$T/sheet.csv" "$T/suiro-template" --key-file "$T/log.key" >/dev/null
+  fi
+  cp -a "$T/suiro-template" "$D"
   suiro_start "$D"
   say "$sh: $sys"
   if [ "$sys" = suiro_mqtt ]; then
