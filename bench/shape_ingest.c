@@ -3,9 +3,10 @@
  * issue #13, sent to suiro and to its peers over the network, each in its
  * best protocol; bench/shape_ingest.sh runs it.
  *
- * The data set: P number points (gateway k holds points k*M .. k*M+M-1, data
- * points SP<k+1, 4 digits>_<j+1, 3 digits>; M = --per [100]) at 1 s for S
- * seconds from 2023-11-15T00:00:00Z (RS_T0), each point a 2-decimal random
+ * The data set: P number points (--points [10000], at most 99,999; gateway k
+ * holds points k*M .. k*M+M-1, data points SP<k+1, 4 digits>_<j+1, 3
+ * digits>; M = --per [100], at most 999) at 1 s for S seconds (--seconds
+ * [200]) from 2023-11-15T00:00:00Z (RS_T0), each point a 2-decimal random
  * walk (api/cli/refset.h rs_cents, so the values compress as real ones do).
  * The same P x S values travel in one of three shapes:
  *   series    messages of one point and M consecutive seconds, time-major
@@ -16,8 +17,9 @@
  *   mixed     the snapshots, and after every cycle a backfill of old series
  *             worth --backfill-bp basis points of the cycle's values [100 =
  *             1 %]: messages of one point and M consecutive seconds from 30
- *             days before RS_T0 (backfill message m: point (m * 101) % P,
- *             seconds (m / P) * M ..), values the snapshots do not hold.
+ *             days before RS_T0 (backfill message m: point (m * K) % P
+ *             with K the first number from 101 prime to P, seconds
+ *             (m / P) * M ..), values the snapshots do not hold.
  * values_unique = P x S (+ the backfill's), every value sent once.
  *
  * Targets (one per run):
@@ -180,10 +182,23 @@ static void add_val(set *d, uint32_t p, int64_t ts, int64_t cents)
 
 #define BACKFILL_MS (INT64_C(30) * 86400 * 1000)
 
-/* backfill message number bm: one point, per consecutive seconds, 30 days back */
+static uint32_t gcd(uint32_t a, uint32_t b)
+{
+    while (b) {
+        uint32_t t = a % b;
+        a = b;
+        b = t;
+    }
+    return a;
+}
+
+/* backfill message number bm: one point, per consecutive seconds, 30 days
+ * back; the points of P consecutive messages are all different (step prime to P) */
 static void add_backfill(set *d, uint64_t bm, uint64_t seed)
 {
-    uint32_t p = (uint32_t)((bm * 101) % d->points);
+    uint32_t step = 101;
+    while (gcd(step, d->points) != 1) step++;
+    uint32_t p = (uint32_t)((bm * step) % d->points);
     uint32_t q = (uint32_t)(bm / d->points);
     rs_cfg c = {.points = d->points, .seconds = (q + 1) * d->per, .batch = d->per, .seed = seed ^ 0xbac4f111ull};
     int64_t *w = xmalloc((size_t)c.seconds * sizeof *w);
@@ -381,10 +396,10 @@ static void lines_body(sbuf *b, const set *d, const msg *m)
 {
     for (uint32_t i = 0; i < m->n; i++) {
         const val *v = &d->v[m->off + i];
-        char t[16];
-        snprintf(t, sizeof t, "P%05u", v->p);
+        char t[8] = {'P'}; /* "P%05u" (points < 100,000) */
+        for (uint32_t k = 5, x = v->p; k >= 1; k--, x /= 10) t[k] = (char)('0' + x % 10);
         SB_LIT(b, "v,p=");
-        sb_mem(b, t, strlen(t));
+        sb_mem(b, t, 6);
         SB_LIT(b, " value=");
         sb_cents(b, v->cents);
         SB_LIT(b, " ");
@@ -909,7 +924,7 @@ int main(int argc, char **argv)
     }
     int shape_ok = !strcmp(d.shape, "series") || !strcmp(d.shape, "snapshot") || !strcmp(d.shape, "mixed");
     if (!!mqtt + !!gwhttp + !!influx + !!vm != 1 || !shape_ok || !d.points || !d.seconds || !d.per ||
-        d.per > 999 || (d.points + d.per - 1) / d.per > 9999 || d.backfill_bp > 10000 || !window ||
+        d.per > 999 || d.points > 99999 || (d.points + d.per - 1) / d.per > 9999 || d.backfill_bp > 10000 || !window ||
         window >= PIDS || !lines || strlen(g_prefix) > 8)
         return usage();
     if (conc < 0) conc = gwhttp ? 16 : 4;
