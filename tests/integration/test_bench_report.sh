@@ -95,6 +95,8 @@ if command -v gnuplot >/dev/null 2>&1; then
   check "with gnuplot both charts are PNG files" \
     "[ \"\$(head -c 4 $T/g/perf/ingest.png | tail -c 3)\" = PNG ] && [ \"\$(head -c 4 $T/g/perf/latency.png | tail -c 3)\" = PNG ]"
   check "with gnuplot the report links them" "grep -q '](perf/ingest.png)' $T/g/performance.md && grep -q '](perf/latency.png)' $T/g/performance.md"
+  check "with gnuplot the message shapes have their chart" \
+    "[ \"\$(head -c 4 $T/g/perf/shapes.png | tail -c 3)\" = PNG ] && grep -q '](perf/shapes.png)' $T/g/performance.md"
 else
   echo "skip: gnuplot is not installed (charts not tested)"
 fi
