@@ -638,7 +638,9 @@ def sec_shapes(lines):
            "last acknowledgement, after the logins. \"at half the rate\": a paced run at half the system's "
            "maximum messages/s. CPU: user + system over the timed part, % of one core (the generator's own: it "
            "must not be the bottleneck); the server's CPU per value is steadier than the rates on a shared "
-           "machine. Bytes: allocated (`du -s -B1`) after a graceful stop, per distinct "
+           "machine. Run-queue wait: seconds the threads were runnable but found no free CPU (the machine's "
+           "other load; summed over threads): where it is large against the timed seconds, the rates say more "
+           "about the machine than about the system. Bytes: allocated (`du -s -B1`) after a graceful stop, per distinct "
            "value.", ""]
     si, sp, sr = of(lines, "shape_ingest"), of(lines, "shape_ingest_paced"), of(lines, "shape_ratio")
     if not si and not sr:
@@ -679,6 +681,8 @@ def sec_shapes(lines):
                 row("server CPU, % of a core (s)",
                     lambda l: "%s (%s)" % (num(l.get("server_cpu_pct")), num(l.get("server_cpu_s")))),
                 row("server CPU µs/value", lambda l: num(l.get("server_cpu_us_per_value"))),
+                row("run-queue wait s, server / generator",
+                    lambda l: "%s / %s" % (num(l.get("server_runq_wait_s")), num(l.get("gen_runq_wait_s")))),
                 row("messages, values sent", lambda l: "%s, %s" % (num(l.get("messages")), num(l.get("values_total")))),
                 row("protocol", lambda l: num(l.get("protocol"))),
                 row("durability", lambda l: num(l.get("durability"))),

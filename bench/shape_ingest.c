@@ -61,17 +61,21 @@
  * "points_per_s":..,"msg_per_s":..,"requests":..,"errors":..,
  * "values_acked":..,"ack_p50_ms":..,"ack_p99_ms":..,"gen_cpu_s":..,
  * "gen_cpu_pct":..,"server_cpu_s":..,"server_cpu_pct":..,
- * "server_cpu_us_per_value":..,"sent_ok":..}
- * (CPU: user + system seconds over the timed part, after the logins;
- * cpu_pct: percent of one core over it; the server's CPU per value
- * acknowledged is steadier than the rates on a shared machine) and exits 0
- * when every message was acknowledged.
+ * "server_cpu_us_per_value":..,"server_runq_wait_s":..,"gen_runq_wait_s":..,
+ * "sent_ok":..} (CPU: user + system seconds over the timed part, after the
+ * logins; cpu_pct: percent of one core over it; the server's CPU per value
+ * acknowledged is steadier than the rates on a shared machine;
+ * runq_wait_s: seconds its threads were runnable but waited for a CPU
+ * (/proc/PID/task/ * /schedstat, summed over the threads): the machine's
+ * other load, the rates' noise) and exits 0 when every message was
+ * acknowledged.
  */
 #include "api/cli/refset.h"
 
 #include "netutil.h"
 
 #include <curl/curl.h>
+#include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <poll.h>
@@ -119,6 +123,32 @@ static _Noreturn void oom(void)
 {
     fprintf(stderr, "shape_ingest: out of memory\n");
     exit(1);
+}
+
+/* the seconds the threads of process pid (0: this one) spent waiting on a
+ * run queue (runnable, no CPU free: the machine's other load), summed over
+ * /proc/PID/task/ * /schedstat; -1 when unknown */
+static double runq_wait_of(long pid)
+{
+    char path[64];
+    if (pid) snprintf(path, sizeof path, "/proc/%ld/task", pid);
+    else snprintf(path, sizeof path, "/proc/self/task");
+    DIR *dir = opendir(path);
+    if (!dir) return -1;
+    double sum = 0;
+    struct dirent *e;
+    while ((e = readdir(dir))) {
+        if (e->d_name[0] == '.') continue;
+        char f[128];
+        snprintf(f, sizeof f, "%s/%.20s/schedstat", path, e->d_name);
+        FILE *fp = fopen(f, "r");
+        if (!fp) continue;
+        unsigned long long run = 0, wait = 0;
+        if (fscanf(fp, "%llu %llu", &run, &wait) == 2) sum += (double)wait / 1e9;
+        fclose(fp);
+    }
+    closedir(dir);
+    return sum;
 }
 
 static void *xmalloc(size_t n)
@@ -413,6 +443,7 @@ static void lines_body(sbuf *b, const set *d, const msg *m)
 typedef struct res {
     double connect_s, secs, gen_cpu, srv_cpu; /* CPU: seconds over the timed part */
     double gen0, srv0;
+    double gen_wait, srv_wait, genw0, srvw0; /* run-queue waits over it */
     uint64_t requests, errors, values_acked, msgs_acked;
     double *lat; /* ms, one per acknowledged request */
     size_t nlat;
@@ -446,6 +477,8 @@ static double clock_start(res *r)
     }
     r->gen0 = cpu_self();
     r->srv0 = g_spid ? cpu_of(g_spid) : -1;
+    r->genw0 = runq_wait_of(0);
+    r->srvw0 = g_spid ? runq_wait_of(g_spid) : -1;
     return now_s();
 }
 
@@ -957,6 +990,8 @@ int main(int argc, char **argv)
     }
     r.gen_cpu = cpu_self() - r.gen0;
     r.srv_cpu = spid && r.srv0 >= 0 ? cpu_of(spid) - r.srv0 : -1;
+    r.gen_wait = r.genw0 >= 0 ? runq_wait_of(0) - r.genw0 : -1;
+    r.srv_wait = spid && r.srvw0 >= 0 ? runq_wait_of(spid) - r.srvw0 : -1;
     if (sysname) system = sysname;
     qsort(r.lat, r.nlat, sizeof *r.lat, cmpd);
     double wall = r.secs;
@@ -967,19 +1002,23 @@ int main(int argc, char **argv)
         snprintf(srvp, sizeof srvp, "%.0f", wall > 0 ? r.srv_cpu / wall * 100 : 0);
         if (r.values_acked) snprintf(srvv, sizeof srvv, "%.3f", r.srv_cpu * 1e6 / (double)r.values_acked);
     }
+    char srvw[32] = "null", genw[32] = "null";
+    if (r.srv_wait >= 0) snprintf(srvw, sizeof srvw, "%.2f", r.srv_wait);
+    if (r.gen_wait >= 0) snprintf(genw, sizeof genw, "%.2f", r.gen_wait);
     printf("{\"bench\":\"shape_ingest\",\"shape\":\"%s\",\"system\":\"%s\",\"protocol\":\"%s\",\"points\":%u,"
            "\"seconds\":%u,\"per\":%u,\"backfill_bp\":%u,\"gateways\":%u,\"window\":%u,\"conc\":%d,\"lines\":%u,"
            "\"rate_target\":%.0f,\"messages\":%zu,\"values_total\":%" PRIu64 ",\"values_unique\":%" PRIu64
            ",\"connect_s\":%.3f,\"secs\":%.3f,\"points_per_s\":%.0f,\"msg_per_s\":%.0f,\"requests\":%" PRIu64
            ",\"errors\":%" PRIu64 ",\"values_acked\":%" PRIu64 ",\"ack_p50_ms\":%.3f,\"ack_p99_ms\":%.3f,"
            "\"gen_cpu_s\":%.2f,\"gen_cpu_pct\":%.0f,\"server_cpu_s\":%s,\"server_cpu_pct\":%s,"
-           "\"server_cpu_us_per_value\":%s,"
+           "\"server_cpu_us_per_value\":%s,\"server_runq_wait_s\":%s,\"gen_runq_wait_s\":%s,"
            "\"cpu_note\":\"CPU over secs (after the logins), percent of one core\",\"sent_ok\":%s}\n",
            d.shape, system, protocol, d.points, d.seconds, d.per, !strcmp(d.shape, "mixed") ? d.backfill_bp : 0,
            d.gws, window, conc, lines, g_rate, limit, vtotal, limit == d.nm ? d.unique : vtotal, r.connect_s,
            r.secs, r.secs > 0 ? (double)r.values_acked / r.secs : 0.0,
            r.secs > 0 ? (double)r.msgs_acked / r.secs : 0.0, r.requests, r.errors, r.values_acked, pct(&r, 0.5),
-           pct(&r, 0.99), r.gen_cpu, wall > 0 ? r.gen_cpu / wall * 100 : 0, srv, srvp, srvv, ok ? "true" : "false");
+           pct(&r, 0.99), r.gen_cpu, wall > 0 ? r.gen_cpu / wall * 100 : 0, srv, srvp, srvv, srvw, genw,
+           ok ? "true" : "false");
     fflush(stdout);
     free(r.lat);
     free(d.v);

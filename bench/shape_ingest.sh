@@ -49,8 +49,8 @@
 # gateway = values per series message [100], SH_BACKFILL_BP [100],
 # SH_SEED [42], SH_WINDOW [16], SH_HTTP_CONC [64], SH_LINES [5000],
 # SH_CONC [4], SH_PACE_S [5], SH_KEEP=1 keeps the temporary directory,
-# SH_PERF=PREFIX records `perf record` of suiro serve during each shape's
-# MQTT load, from the moment the logins are done, into PREFIX.<shape>
+# SH_PERF=PREFIX records `perf record` of suiro serve during each suiro
+# load, from the moment the logins are done, into PREFIX.<system>.<shape>
 # (SH_PERF_OPTS replaces "-F 499 --call-graph dwarf,16384"), SH_GEN another
 # build of the generator (e.g. a sanitizer build) [BUILD/bench/shape_ingest].
 #
@@ -230,22 +230,22 @@ run_suiro() { # run_suiro SHAPE SYSTEM(suiro_mqtt|suiro_http)
   cp -a "$T/suiro-template" "$D"
   suiro_start "$D"
   say "$sh: $sys"
+  local perf=
+  rm -f "$T/ready"
+  if [ -n "${SH_PERF:-}" ]; then # the server's profile over the timed part (after the logins)
+    ( while [ ! -e "$T/ready" ]; do sleep 0.05; done
+      exec perf record -q ${SH_PERF_OPTS:--F 499 --call-graph dwarf,16384} -o "$SH_PERF.$sys.$sh" -p "$PID" ) > "$T/perf.log" 2>&1 &
+    perf=$!
+  fi
   if [ "$sys" = suiro_mqtt ]; then
-    local perf=
-    if [ -n "${SH_PERF:-}" ]; then # the server's profile over the timed part (after the logins)
-      rm -f "$T/ready"
-      ( while [ ! -e "$T/ready" ]; do sleep 0.05; done
-        exec perf record -q ${SH_PERF_OPTS:--F 499 --call-graph dwarf,16384} -o "$SH_PERF.$sh" -p "$PID" ) > "$T/perf.log" 2>&1 &
-      perf=$!
-    fi
     out=$(gen "$sh" --mqtt "127.0.0.1:$sport" --window "$W" --server-pid "$PID" --system "$sys" --ready-file "$T/ready")
-    if [ -n "$perf" ]; then
-      kill -INT "$perf" 2>/dev/null || true
-      wait "$perf" || true
-      [ -s "$SH_PERF.$sh" ] || say "perf record: $(tail -n 3 "$T/perf.log")"
-    fi
   else
-    out=$(gen "$sh" --gw-http "http://127.0.0.1:$hport" --conc "$HCONC" --server-pid "$PID" --system "$sys")
+    out=$(gen "$sh" --gw-http "http://127.0.0.1:$hport" --conc "$HCONC" --server-pid "$PID" --system "$sys" --ready-file "$T/ready")
+  fi
+  if [ -n "$perf" ]; then
+    kill -INT "$perf" 2>/dev/null || true
+    wait "$perf" || true
+    [ -s "$SH_PERF.$sys.$sh" ] || say "perf record: $(tail -n 3 "$T/perf.log")"
   fi
   local rc; rc=$(field "$out" gen_rc)
   n=$(suiro_count || echo -1)
