@@ -640,8 +640,8 @@ def sec_shapes(lines):
            "must not be the bottleneck); the server's CPU per value is steadier than the rates on a shared "
            "machine. Run-queue wait: seconds the threads were runnable but found no free CPU (the machine's "
            "other load; summed over threads): where it is large against the timed seconds, the rates say more "
-           "about the machine than about the system. Bytes: allocated (`du -s -B1`) after a graceful stop, per distinct "
-           "value.", ""]
+           "about the machine than about the system. Bytes: allocated (`du -s -B1`) after a graceful stop, per "
+           "distinct value.", ""]
     si, sp, sr = of(lines, "shape_ingest"), of(lines, "shape_ingest_paced"), of(lines, "shape_ratio")
     if not si and not sr:
         return out + none_line(["shape_ingest", "shape_ratio"])
@@ -666,7 +666,7 @@ def sec_shapes(lines):
             rows = [
                 row("points/s", lambda l: num(l.get("points_per_s"))),
                 row("messages/s", lambda l: num(l.get("msg_per_s"))),
-                row("ack p50 / p99 ms, at the maximum rate",
+                row("acknowledgement p50 / p99 ms (PUBACK; HTTP: the answer), at the maximum rate",
                     lambda l: "%s / %s" % (num(l.get("ack_p50_ms")), num(l.get("ack_p99_ms")))),
                 row("PUBACK p50 / p99 ms, at half the rate",
                     lambda l: "%s / %s" % (num(paced[l["system"]].get("ack_p50_ms")),
@@ -825,7 +825,8 @@ def chart_specs(lines):
             data += rows + ["", ""]
             cmds += ["set title %s" % gp_str(title), "set yrange [0:*]", "set style fill solid 0.8 border -1",
                      "set boxwidth 0.6", "set grid ytics", "set format y \"%.1s%c\"", "unset key",
-                     "set xtics rotate by -30", "plot DATA index %d using 0:2:xtic(1) with boxes lc rgb \"#3b6ea5\"" % i]
+                     "set xtics rotate by -30",
+                     "plot DATA index %d using 0:2:xtic(1) with boxes lc rgb \"#3b6ea5\"" % i]
         cmds.append("unset multiplot")
         specs.append(("shapes.png", "Durable ingest by message shape and system", "\n".join(data) + "\n", cmds,
                       420 * len(panels) + 160))
