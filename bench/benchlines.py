@@ -32,6 +32,9 @@ ID_KEYS = {
     "ap_query_ratio": ["query"],
     "callgrind": ["what"],
     "overload": ["phase"],
+    "shape_ingest": ["shape", "system"],
+    "shape_ingest_paced": ["shape", "system"],
+    "shape_ratio": ["shape"],
 }
 
 # The figures bench/compare.py shows by default (--all: every number).
@@ -56,6 +59,11 @@ HEADLINE = {
     "callgrind": ["instr_per_unit"],
     "overload": ["latest_p50_ms", "latest_p99_ms", "latest_p99_x_quiet", "puback_p50_ms", "puback_p99_ms",
                  "puback_p99_x_quiet", "errors", "rss_max_mb"],
+    "shape_ingest": ["points_per_s", "msg_per_s", "ack_p50_ms", "ack_p99_ms", "bytes_per_point", "log_bytes_per_point",
+                     "index_bytes_per_point", "gen_cpu_pct", "server_cpu_pct", "server_cpu_us_per_value"],
+    "shape_ingest_paced": ["ack_p50_ms", "ack_p99_ms"],
+    "shape_ratio": ["suiro_mqtt_vs_victoriametrics", "suiro_mqtt_vs_influxdb", "suiro_http_vs_victoriametrics",
+                    "suiro_http_vs_influxdb", "msg_per_s_suiro_vs_mosquitto", "bytes_suiro_vs_victoriametrics"],
 }
 
 # String fields that never identify a line of an unknown kind (free text,
@@ -137,6 +145,12 @@ def better(name):
         return 0
     if n.endswith("_x_quiet") or n in ("errors", "rss_max_mb"):
         return -1
+    if "cpu_us_per" in n:  # CPU per value
+        return -1
+    if "_vs_" in n and n.startswith("bytes_"):  # shape_ratio: suiro's bytes over a peer's
+        return -1
+    if "_vs_" in n and n.startswith(("suiro_mqtt_", "suiro_http_", "msg_per_s_")):  # shape_ratio: rates
+        return 1
     if n.endswith("_per_s") or "ratio" in n or n.startswith("suiro_vs_"):
         return 1
     if (n.endswith(("_ms", "_us", "_s", "_ns")) or n in ("secs", "ns_per_msg") or "bytes_per" in n

@@ -20,7 +20,8 @@ on the file only (no time of generation), so a test can regenerate the report
 from a fixed file and compare (tests/integration/test_bench_report.sh).
 
 Charts (PNG, rendered by gnuplot, Debian package gnuplot-nox) go to
---charts DIR (default: DIR/perf next to --out): ingest rates by system and
+--charts DIR (default: DIR/perf next to --out): ingest rates by system, durable
+ingest by message shape and system, and
 AP-IF query latency p50/p99 by system and query. Without gnuplot, or with
 --no-charts, the report says so and has the tables only. Without --out the
 report goes to stdout (and no charts are drawn unless --charts is given).
@@ -44,7 +45,17 @@ PEERS = ["influxdb", "victoriametrics", "redis", "mosquitto"]
 QUERIES = ["latest", "day_raw", "day_1m", "series_raw", "series_1m"]
 HANDLED = {"run", "machine", "fsync", "log_append", "series_codec", "series_downsample", "engine_ingest",
            "engine_query", "engine_restart", "gw_ingest", "gw_ingest_ratio", "gw_parse", "net_ingest",
-           "net_ingest_ratio", "disk_bytes", "restart", "ap_query", "ap_query_ratio", "callgrind", "overload"}
+           "net_ingest_ratio", "disk_bytes", "restart", "ap_query", "ap_query_ratio", "callgrind", "overload",
+           "shape_ingest", "shape_ingest_paced", "shape_ratio"}
+# The message shapes of issue #13 (bench/shape_ingest.sh), in the report's order, and what each is.
+SHAPES = ["series", "snapshot", "mixed"]
+SHAPE_TEXT = {
+    "series": "one data point, many consecutive values per message (the shape `make bench` measured before "
+              "issue #13)",
+    "snapshot": "one gateway's points × 1 value each, all with one timestamp: a gateway's cycle",
+    "mixed": "snapshots, and a backfill of old series worth 1 % of the values",
+}
+SHAPE_SYSTEMS = ["suiro_mqtt", "suiro_http", "mosquitto", "influxdb", "victoriametrics"]
 
 # The goals of the issues. "where": the lines a goal applies to; "field": the
 # figure (_ratio is suiro's figure over this line's system's, see ratios());
@@ -90,6 +101,22 @@ GOALS = [
          text="under attack, the victim operator's PUBACK p99 ≤ 3 × its quiet p99 (floored at 1 ms)"),
     dict(id="overload_rss", kind="overload", where={}, field="rss_max_mb", op="<=", limit=D(512),
          text="under attack, the server's RSS ≤ 512 MB"),
+    # issue #13: every goal on every shape (per_shape: a shape without a line counts as not met)
+    dict(id="shape_vm_mqtt", kind="shape_ratio", where={}, per_shape=True, field="suiro_mqtt_vs_victoriametrics",
+         op=">=", limit=D("1.5"), text="every shape: durable ingest over MQTT ≥ 1.5 × VictoriaMetrics"),
+    dict(id="shape_vm_http", kind="shape_ratio", where={}, per_shape=True, field="suiro_http_vs_victoriametrics",
+         op=">=", limit=D("1.5"), text="every shape: durable ingest over HTTP ≥ 1.5 × VictoriaMetrics"),
+    dict(id="shape_influx_mqtt", kind="shape_ratio", where={}, per_shape=True, field="suiro_mqtt_vs_influxdb",
+         op=">=", limit=D(5), text="every shape: durable ingest over MQTT ≥ 5 × InfluxDB"),
+    dict(id="shape_influx_http", kind="shape_ratio", where={}, per_shape=True, field="suiro_http_vs_influxdb",
+         op=">=", limit=D(5), text="every shape: durable ingest over HTTP ≥ 5 × InfluxDB"),
+    dict(id="shape_mosquitto", kind="shape_ratio", where={}, per_shape=True, field="msg_per_s_suiro_vs_mosquitto",
+         op=">=", limit=D(1), text="every shape: MQTT QoS 1 messages/s ≥ Mosquitto's (suiro ÷ Mosquitto ≥ 1)"),
+    dict(id="shape_puback", kind="shape_ratio", where={}, per_shape=True, field="suiro_ack_p99_ms_half_rate",
+         op="<=", limit=D(5), text="every shape: PUBACK p99 ≤ 5 ms at half the maximum rate"),
+    dict(id="shape_bytes", kind="shape_ratio", where={}, per_shape=True, field="bytes_suiro_vs_victoriametrics",
+         op="<=", limit=D(1), text="every shape: bytes on disk, log and index together ≤ VictoriaMetrics' total "
+                                   "(suiro ÷ VictoriaMetrics ≤ 1)"),
 ]
 OPS = {">=": lambda a, b: a >= b, "<=": lambda a, b: a <= b, ">": lambda a, b: a > b, "<": lambda a, b: a < b}
 SYM = {">=": "≥", "<=": "≤", ">": ">", "<": "<"}
@@ -177,11 +204,16 @@ def goals_glance(lines):
     rows = []
     for g in GOALS:
         hits = [l for l in lines if l["bench"] == g["kind"] and matches(l, g["where"])]
+        if g.get("per_shape") and hits:  # no goal counts as met on one shape alone
+            have = {l.get("shape") for l in hits}
+            hits += [{"bench": g["kind"], "shape": sh} for sh in SHAPES if sh not in have]
         vals = [(l, l.get(g["field"])) for l in hits]
         if not vals:
             rows.append([md(g["text"]), "no %s line" % g["kind"], "—"])
             continue
         sts = [goal_status(g, v) for _, v in vals]
+        if g.get("per_shape"):
+            sts = [st or "not met" for st in sts]  # a shape without the figure is not a shape that met it
         n_met = sum(1 for s in sts if s == "met")
         n_fig = sum(1 for s in sts if s is not None)
         if n_fig == 0:
@@ -591,6 +623,86 @@ def sec_disk(lines, src):
     return out + ratio_note(src, "disk_bytes", "bytes/point")
 
 
+def shape_order(sh):
+    return (0, "%02d" % SHAPES.index(sh)) if sh in SHAPES else (1, str(sh))
+
+
+def sec_shapes(lines):
+    out = ["## Message shapes vs peers", "",
+           "`bench/shape_ingest.sh` (issue #13): the same points × seconds of 2-decimal random walks in each shape, "
+           "sent by one generator (`bench/shape_ingest`) to every system in the same run, each in its best "
+           "protocol; every system then holds every value (counted from the system itself). suiro: `sync=always`, "
+           "the log encrypted, over MQTT QoS 1 (one connection per gateway) and over its GW-IF HTTP (one message a "
+           "request); Mosquitto: the same MQTT client and messages, acknowledged from memory, no subscriber; "
+           "InfluxDB and VictoriaMetrics: line protocol, large batches. Rates are from the first message to the "
+           "last acknowledgement, after the logins. \"at half the rate\": a paced run at half the system's "
+           "maximum messages/s. CPU: user + system over the timed part, % of one core (the generator's own: it "
+           "must not be the bottleneck); the server's CPU per value is steadier than the rates on a shared "
+           "machine. Run-queue wait: seconds the threads were runnable but found no free CPU (the machine's "
+           "other load; summed over threads): where it is large against the timed seconds, the rates say more "
+           "about the machine than about the system. Bytes: allocated (`du -s -B1`) after a graceful stop, per "
+           "distinct value.", ""]
+    si, sp, sr = of(lines, "shape_ingest"), of(lines, "shape_ingest_paced"), of(lines, "shape_ratio")
+    if not si and not sr:
+        return out + none_line(["shape_ingest", "shape_ratio"])
+    shapes = sorted({l.get("shape") for l in si + sp + sr}, key=shape_order)
+    for sh in shapes:
+        ls = {l.get("system"): l for l in si if l.get("shape") == sh}
+        paced = {l.get("system"): l for l in sp if l.get("shape") == sh}
+        systems = sorted(ls, key=lambda x: (SHAPE_SYSTEMS.index(x), x) if x in SHAPE_SYSTEMS else (99, str(x)))
+        any_l = next(iter(ls.values()), {})
+        out += ["### %s" % md(sh), ""]
+        what = SHAPE_TEXT.get(sh, "")
+        if any_l:
+            what += "%s%s points (%s gateways × %s) × %s s, %s values%s" % (
+                ": " if what else "", num(any_l.get("points")), num(any_l.get("gateways")), num(any_l.get("per")),
+                num(any_l.get("seconds")), num(any_l.get("values_unique")),
+                ", backfill %s bp" % num(any_l.get("backfill_bp")) if any_l.get("backfill_bp") else "")
+        if what:
+            out += [md(what[0].upper() + what[1:]) + ".", ""]
+        if systems:
+            def row(name, f):
+                return [name] + [f(ls[x]) for x in systems]
+            rows = [
+                row("points/s", lambda l: num(l.get("points_per_s"))),
+                row("messages/s", lambda l: num(l.get("msg_per_s"))),
+                row("acknowledgement p50 / p99 ms (PUBACK; HTTP: the answer), at the maximum rate",
+                    lambda l: "%s / %s" % (num(l.get("ack_p50_ms")), num(l.get("ack_p99_ms")))),
+                row("PUBACK p50 / p99 ms, at half the rate",
+                    lambda l: "%s / %s" % (num(paced[l["system"]].get("ack_p50_ms")),
+                                           num(paced[l["system"]].get("ack_p99_ms")))
+                    if l.get("system") in paced else "—"),
+                row("bytes/point on disk", lambda l: num(l.get("bytes_per_point"))),
+                row("log / index B/point", lambda l: "%s / %s" % (num(l.get("log_bytes_per_point")),
+                                                                num(l.get("index_bytes_per_point")))
+                    if "log_bytes_per_point" in l else "—"),
+                row("generator CPU, % of a core (s)",
+                    lambda l: "%s (%s)" % (num(l.get("gen_cpu_pct")), num(l.get("gen_cpu_s")))),
+                row("server CPU, % of a core (s)",
+                    lambda l: "%s (%s)" % (num(l.get("server_cpu_pct")), num(l.get("server_cpu_s")))),
+                row("server CPU µs/value", lambda l: num(l.get("server_cpu_us_per_value"))),
+                row("run-queue wait s, server / generator",
+                    lambda l: "%s / %s" % (num(l.get("server_runq_wait_s")), num(l.get("gen_runq_wait_s")))),
+                row("messages, values sent", lambda l: "%s, %s" % (num(l.get("messages")), num(l.get("values_total")))),
+                row("protocol", lambda l: num(l.get("protocol"))),
+                row("durability", lambda l: num(l.get("durability"))),
+                row("verify", lambda l: verify_cell(l) + ("; paced " + verify_cell(paced[l["system"]])
+                                                         if l.get("system") in paced else "")),
+            ]
+            out += table([""] + [md(x) for x in systems], rows)
+        gl = [l for l in sr if l.get("shape") == sh]
+        if gl:
+            r = gl[0]
+            grows = [[md(g["text"].replace("every shape: ", "")), with_goals(r, g["field"])]
+                     for g in GOALS if g["kind"] == "shape_ratio" and g["field"] in r]
+            if grows:
+                out += ([""] if systems else []) + ["The goals on this shape (`shape_ratio`, verify %s):"
+                                                    % verify_cell(r), ""]
+                out += table(["goal", "figure"], grows)
+        out += [""]
+    return out[:-1] if out[-1] == "" else out
+
+
 def query_order(q):
     q = str(q)
     return (0, "%02d" % QUERIES.index(q)) if q in QUERIES else (1, q)
@@ -675,7 +787,7 @@ def gp_num(v):
     return str(v) if bl.is_num(v) else "?"
 
 
-CHART_FILES = ("ingest.png", "latency.png")
+CHART_FILES = ("ingest.png", "shapes.png", "latency.png")
 
 
 def chart_specs(lines):
@@ -697,6 +809,27 @@ def chart_specs(lines):
                      "plot DATA index %d using 0:2:xtic(1) with boxes lc rgb \"#3b6ea5\"" % i]
         cmds.append("unset multiplot")
         specs.append(("ingest.png", "Ingest rates by system", "\n".join(data) + "\n", cmds, 420 * len(panels) + 160))
+    # message shapes: points/s by system, one panel per shape
+    panels = []
+    si = of(lines, "shape_ingest")
+    for sh in sorted({l.get("shape") for l in si}, key=shape_order):
+        ls = [l for l in si if l.get("shape") == sh and bl.is_num(l.get("points_per_s"))]
+        ls.sort(key=lambda l: (SHAPE_SYSTEMS.index(l["system"]), "") if l.get("system") in SHAPE_SYSTEMS
+                else (99, str(l.get("system"))))
+        if ls:
+            panels.append(("%s: points/s" % sh, ["%s %s" % (gp_str(l.get("system")), gp_num(l.get("points_per_s")))
+                                                 for l in ls]))
+    if panels:
+        data, cmds = [], ["set multiplot layout 1,%d" % len(panels)]
+        for i, (title, rows) in enumerate(panels):
+            data += rows + ["", ""]
+            cmds += ["set title %s" % gp_str(title), "set yrange [0:*]", "set style fill solid 0.8 border -1",
+                     "set boxwidth 0.6", "set grid ytics", "set format y \"%.1s%c\"", "unset key",
+                     "set xtics rotate by -30",
+                     "plot DATA index %d using 0:2:xtic(1) with boxes lc rgb \"#3b6ea5\"" % i]
+        cmds.append("unset multiplot")
+        specs.append(("shapes.png", "Durable ingest by message shape and system", "\n".join(data) + "\n", cmds,
+                      420 * len(panels) + 160))
     # AP-IF latency p50/p99 by system and query
     aq = [l for l in of(lines, "ap_query") if bl.is_num(l.get("p50_ms")) or bl.is_num(l.get("p99_ms"))]
     if aq:
@@ -729,7 +862,7 @@ def render_charts(lines, chart_dir):
     """Render the charts; return (note for the run section, [(title, file)])."""
     specs = chart_specs(lines)
     if not specs:
-        return "nothing to chart (no `net_ingest`, `gw_ingest` or `ap_query` lines)", []
+        return "nothing to chart (no `net_ingest`, `gw_ingest`, `shape_ingest` or `ap_query` lines)", []
     gp = shutil.which("gnuplot")
     if not gp:
         return "not rendered: gnuplot is not installed (Debian package gnuplot-nox); the tables have every figure", []
@@ -781,7 +914,7 @@ def build(path, lines, bad, charts_note, charts, chart_rel):
     out += ["## Goals at a glance", ""] + goals_glance(lines) + [""]
     for sec in (sec_log(lines), sec_codec(lines), sec_ingest(lines), sec_query(lines), sec_restart(lines, src),
                 sec_crypto(lines),
-                sec_gw(lines, src), sec_net(lines, src), sec_disk(lines, src), sec_ap(lines, src),
+                sec_gw(lines, src), sec_net(lines, src), sec_disk(lines, src), sec_shapes(lines), sec_ap(lines, src),
                 sec_overload(lines), sec_callgrind(lines)):
         out += sec + [""]
     if charts:

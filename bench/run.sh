@@ -6,9 +6,10 @@
 #
 # Peers (Debian packages, installed by scripts/deps.sh --bench, each started on
 # loopback in a temporary directory and stopped by its PID by the script that
-# uses it): Mosquitto (bench/gw_ingest.sh), InfluxDB 1.6 and VictoriaMetrics
-# (bench/ap_query.sh, bench/net_ingest.sh), Redis Streams with appendfsync
-# always (bench/net_ingest.sh).
+# uses it): Mosquitto (bench/gw_ingest.sh, bench/shape_ingest.sh), InfluxDB 1.6
+# and VictoriaMetrics (bench/ap_query.sh, bench/net_ingest.sh,
+# bench/shape_ingest.sh), Redis Streams with appendfsync always
+# (bench/net_ingest.sh).
 #
 # Every benchmark verifies what it measured ("verify":"ok"|"FAILED"); a step
 # that fails is reported and the run goes on, so the report shows what did
@@ -50,6 +51,8 @@ if [ -f bench/net_ingest.sh ]; then
   step "durable ingest over the network, disk bytes, restart: suiro (encrypted and plain) vs InfluxDB, VictoriaMetrics, Redis" \
     bash bench/net_ingest.sh "$BUILD"
 fi
+step "message shapes (issue #13): series, snapshot, mixed; suiro over MQTT and HTTP vs Mosquitto, InfluxDB, VictoriaMetrics" \
+  bash bench/shape_ingest.sh "$BUILD"
 step "AP-IF queries over HTTP, suiro serve vs InfluxDB 1.6 and VictoriaMetrics" bash bench/ap_query.sh "$BUILD"
 step "overload: one operator attacks, another is measured" bash bench/overload.sh "$BUILD"
 step "instruction counts of the hot paths (callgrind)" bash bench/callgrind.sh "$BUILD"

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # tests/integration/test_bench_report.sh -- bench/report.py and bench/compare.py
 # on a fixed, hand-made results file (tests/data/bench/sample.jsonl, every
-# line kind): the report regenerated from it is byte-identical to the checked
-# tables (tests/data/bench/sample-performance.md), its figures are the file's,
+# line kind; the message shapes of issue #13 as bench/shape_ingest.sh printed
+# them, the mixed shape left out): the report regenerated from it is
+# byte-identical to the checked tables
+# (tests/data/bench/sample-performance.md), its figures are the file's,
 # it is deterministic, it says so when gnuplot is missing, unknown kinds and
 # bad lines are listed; compare names a changed figure with old -> new and
 # the change in %, and flags verification failures. Needs no gnuplot (charts
@@ -57,6 +59,17 @@ check "goals are marked met and not met" "grep -q '2,094,267 (goal ≥ 2,000,000
 check "ratios come from the file's ratio lines" "grep -q '0.703 (goal ≥ 1.5: \*\*not met\*\*)' $T/r1.md && grep -q 'from the file.s .net_ingest_ratio. lines' $T/r1.md"
 check "the fsync latency is in the machine section" "grep -q 'p50 0.494 ms, p99 5.651 ms' $T/r1.md"
 check "unknown kinds are listed generically" "grep -q '^### ap_query_load' $T/r1.md"
+# the message shapes of issue #13: one table per shape, the systems side by side
+check "each shape has its table, the systems side by side" \
+  "grep -q '^### snapshot$' $T/r1.md && grep -q '^|  | suiro_mqtt | suiro_http | mosquitto | influxdb | victoriametrics |$' $T/r1.md"
+check "the paced run's PUBACK p99 is in its shape's table" \
+  "grep -q '^| PUBACK p50 / p99 ms, at half the rate | 1,217.571 / 1,419.589 | — | 8.725 / 43.238 | — | — |$' $T/r1.md"
+check "suiro's log and index bytes per point are apart" "grep -q '^| log / index B/point | 4.788 / 3.953 | 6.341 / 3.744 |' $T/r1.md"
+check "the generator's CPU is shown" "grep -q '^| generator CPU, % of a core (s) | 2 (0.06) | 3 (0.31) | 15 (0.06) |' $T/r1.md"
+# the sample has the series and snapshot ratio lines, no mixed one: a goal
+# met on the series alone is met by 1 of 3 shapes, not met
+check "no goal counts as met on one shape alone (a missing shape counts)" \
+  "grep -q '| 0.719 (shape=series); 1.173 (shape=snapshot); — (shape=mixed) | met by 1 of 3 |$' $T/r1.md"
 
 # without gnuplot on PATH the report says so and still has its tables
 mkdir -p "$T/bin"
@@ -82,6 +95,8 @@ if command -v gnuplot >/dev/null 2>&1; then
   check "with gnuplot both charts are PNG files" \
     "[ \"\$(head -c 4 $T/g/perf/ingest.png | tail -c 3)\" = PNG ] && [ \"\$(head -c 4 $T/g/perf/latency.png | tail -c 3)\" = PNG ]"
   check "with gnuplot the report links them" "grep -q '](perf/ingest.png)' $T/g/performance.md && grep -q '](perf/latency.png)' $T/g/performance.md"
+  check "with gnuplot the message shapes have their chart" \
+    "[ \"\$(head -c 4 $T/g/perf/shapes.png | tail -c 3)\" = PNG ] && grep -q '](perf/shapes.png)' $T/g/performance.md"
 else
   echo "skip: gnuplot is not installed (charts not tested)"
 fi
