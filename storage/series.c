@@ -62,8 +62,11 @@
 enum {
     SR_SERIES_VERSION = 1,  /* every type; numbers that are not decimal */
     SR_SERIES_VERSION2 = 2, /* numbers only: decimal mantissas */
+    SR_SERIES_VERSION3 = 3, /* version 1 or 2 with a summary section */
     HDR_LEN = 32,
     FLAG_ALL_GOOD = 0x01,
+    FLAG_DECIMAL = 0x02, /* version 3: the value stream is version 2's */
+    SUM_MAX = 1 + 3 * 10 + 8, /* the longest summary section */
     /* version 2 value code (docs/series-format.md, "Version 2") */
     V2_MAX_SCALE = 6,
     V2_MAX_W = 27,      /* so that the longest non-escape code, w + 30 bits, fits one 57-bit peek */
@@ -247,6 +250,11 @@ struct sr_chunk_enc {
     uint64_t prev_d;
     uint32_t hist[2][V2_NBL];
     bitw v2;           /* scratch: the version 2 value bits, built at finish */
+    /* the summary (invariant 8) */
+    int s_off; /* sr_chunk_enc_summary(e, 0): versions 1 and 2 only */
+    int s_none;
+    double s_min, s_max, s_sum, s_last;
+    int64_t s_imin, s_imax;
 };
 
 int sr_chunk_enc_create(sr_vtype type, sr_chunk_enc **out)
@@ -258,6 +266,13 @@ int sr_chunk_enc_create(sr_vtype type, sr_chunk_enc **out)
     e->lead = -1;
     e->dec_ok = 1;
     *out = e;
+    return SR_OK;
+}
+
+int sr_chunk_enc_summary(sr_chunk_enc *e, int on)
+{
+    if (!e || e->count) return SR_EINVAL;
+    e->s_off = !on;
     return SR_OK;
 }
 
@@ -310,6 +325,7 @@ static void enc_reset(sr_chunk_enc *e)
     e->prev_d = 0;
     e->lb1 = 0;
     memset(e->hist, 0, sizeof e->hist);
+    e->s_none = 0;
 }
 
 static void enc_ts(sr_chunk_enc *e, int64_t ts)
@@ -436,6 +452,35 @@ static void dec_track(sr_chunk_enc *e, int k, int64_t m, uint64_t fb)
     }
 }
 
+/* Invariant 8: the summary of the samples so far, each value as sr_agg_add
+ * sees it (a number, (double) of an integer, 0/1 of a boolean), folded as
+ * sr_agg_add folds a bucket that starts at sample 0. */
+static inline void summary_add(sr_chunk_enc *e, const sr_sample *s)
+{
+    double v;
+    switch (e->type) {
+    case SR_VT_NUMBER: v = s->v.f; break;
+    case SR_VT_INTEGER:
+        v = (double)s->v.i;
+        if (!e->count || s->v.i < e->s_imin) e->s_imin = s->v.i;
+        if (!e->count || s->v.i > e->s_imax) e->s_imax = s->v.i;
+        break;
+    case SR_VT_BOOL: v = s->v.b ? 1.0 : 0.0; break;
+    default: return;
+    }
+    /* a NaN (the fold of min and max is then not associative) or a sample
+     * the aggregator drops: no summary */
+    e->s_none |= (v != v) | (s->quality > SR_Q_UNCERTAIN);
+    e->s_last = v;
+    if (!e->count) {
+        e->s_min = e->s_max = e->s_sum = v;
+        return;
+    }
+    e->s_min = v < e->s_min ? v : e->s_min;
+    e->s_max = v > e->s_max ? v : e->s_max;
+    e->s_sum += v;
+}
+
 /* sr_buf_reserve's answer without the call when there is room (per sample) */
 static inline int room(sr_buf *b, size_t n) { return b->cap - b->len >= n ? SR_OK : sr_buf_reserve(b, n); }
 
@@ -495,6 +540,7 @@ int sr_chunk_enc_add(sr_chunk_enc *e, const sr_sample *s)
     if (e->count % 4 == 0) e->q.data[e->q.len++] = 0;
     e->q.data[e->q.len - 1] |= (uint8_t)(s->quality << ((e->count % 4) * 2));
     if (s->quality != SR_Q_GOOD) e->any_bad = 1;
+    summary_add(e, s);
 
     switch (e->type) {
     case SR_VT_NUMBER:
@@ -588,13 +634,64 @@ static int plan_values(const sr_chunk_enc *e, v2_plan *p, size_t *v1)
     return p->vbytes <= *v1;
 }
 
+static void put_le64d(uint8_t *p, double f) { sr_put_le64(p, dbl_bits(f)); }
+
+/* The summary section of a version 3 chunk (docs/series-format.md,
+ * "Version 3") in buf: its length, or 0 when the chunk has none (it is then
+ * written as version 1 or 2). decimal: the value stream is version 2's, so
+ * the values are e->mant[i] at e->scale. */
+static size_t summary_build(const sr_chunk_enc *e, int decimal, uint8_t buf[SUM_MAX])
+{
+    if (e->type == SR_VT_STRING || !e->count || e->s_none || e->s_off) return 0;
+    uint8_t *w = buf + 1;
+    switch (e->type) {
+    case SR_VT_NUMBER:
+        if (decimal) {
+            int64_t lo = e->mant[0], hi = e->mant[0];
+            for (uint32_t i = 1; i < e->count; i++) {
+                lo = e->mant[i] < lo ? e->mant[i] : lo;
+                hi = e->mant[i] > hi ? e->mant[i] : hi;
+            }
+            /* m / 10^k never decreases as m grows, and no decimal is NaN or -0.0 */
+            SR_ASSERT(dbl_bits(dec_value(lo, (unsigned)e->scale)) == dbl_bits(e->s_min));
+            SR_ASSERT(dbl_bits(dec_value(hi, (unsigned)e->scale)) == dbl_bits(e->s_max));
+            w = sr_varint_put(w, zz_enc((uint64_t)lo));
+            w = sr_varint_put(w, zz_enc((uint64_t)hi));
+            w = sr_varint_put(w, zz_enc((uint64_t)e->mant[e->count - 1]));
+        } else {
+            put_le64d(w, e->s_min);
+            put_le64d(w + 8, e->s_max);
+            put_le64d(w + 16, e->s_last);
+            w += 24;
+        }
+        break;
+    case SR_VT_INTEGER:
+        w = sr_varint_put(w, zz_enc((uint64_t)e->s_imin));
+        w = sr_varint_put(w, zz_enc((uint64_t)e->s_imax));
+        w = sr_varint_put(w, zz_enc((uint64_t)e->prev_i));
+        break;
+    default: /* booleans: the number of trues (exact: < 2^32) and the last value */
+        w = sr_varint_put(w, (uint64_t)e->s_sum);
+        *w++ = e->s_last != 0;
+        break;
+    }
+    if (e->type != SR_VT_BOOL) {
+        put_le64d(w, e->s_sum);
+        w += 8;
+    }
+    buf[0] = (uint8_t)(w - buf - 1);
+    return (size_t)(w - buf);
+}
+
 size_t sr_chunk_enc_bytes(const sr_chunk_enc *e)
 {
     if (!e) return 0;
     v2_plan pl;
     size_t v1 = 0;
-    size_t vn = plan_values(e, &pl, &v1) ? pl.vbytes : v1;
-    return HDR_LEN + (e->any_bad ? e->q.len : 0) + bw_bytes(&e->ts) + vn;
+    int v2 = plan_values(e, &pl, &v1);
+    size_t vn = v2 ? pl.vbytes : v1;
+    uint8_t sb[SUM_MAX];
+    return HDR_LEN + summary_build(e, v2, sb) + (e->any_bad ? e->q.len : 0) + bw_bytes(&e->ts) + vn;
 }
 
 /* One version 2 code of zigzag value z < 2^56 (room reserved). */
@@ -630,7 +727,9 @@ int sr_chunk_enc_finish(sr_chunk_enc *e, sr_buf *out)
     /* decimal numbers that version 1 codes shorter: build that stream now */
     int replay = !v2 && e->type == SR_VT_NUMBER && e->count && e->dec_ok;
     size_t qn = e->any_bad ? e->q.len : 0, tn = bw_bytes(&e->ts), vn = v2 ? pl.vbytes : v1n;
-    size_t total = HDR_LEN + qn + tn + vn;
+    uint8_t sb[SUM_MAX];
+    size_t sn = summary_build(e, v2, sb);
+    size_t total = HDR_LEN + sn + qn + tn + vn;
     int rc = SR_OK;
     if (v2) rc = sr_buf_reserve(&e->v2.b, (size_t)(pl.bits / 8) + 16);
     if (replay) rc = sr_buf_reserve(&e->val.b, ((size_t)e->count + 1) * 10 + 16);
@@ -641,9 +740,9 @@ int sr_chunk_enc_finish(sr_chunk_enc *e, sr_buf *out)
         SR_VERIFY(bw_bytes(&e->val) == v1n);
     }
     uint8_t *p = out->data + out->len;
-    p[0] = v2 ? SR_SERIES_VERSION2 : SR_SERIES_VERSION;
+    p[0] = sn ? SR_SERIES_VERSION3 : v2 ? SR_SERIES_VERSION2 : SR_SERIES_VERSION;
     p[1] = (uint8_t)e->type;
-    p[2] = e->any_bad ? 0 : FLAG_ALL_GOOD;
+    p[2] = (uint8_t)((e->any_bad ? 0 : FLAG_ALL_GOOD) | (sn && v2 ? FLAG_DECIMAL : 0));
     p[3] = v2 ? (uint8_t)e->scale : 0;
     sr_put_le32(p + 4, e->count);
     sr_put_le64(p + 8, (uint64_t)e->first_ts);
@@ -651,6 +750,8 @@ int sr_chunk_enc_finish(sr_chunk_enc *e, sr_buf *out)
     sr_put_le32(p + 24, (uint32_t)tn);
     sr_put_le32(p + 28, 0);
     uint8_t *w = p + HDR_LEN;
+    if (sn) memcpy(w, sb, sn);
+    w += sn;
     if (qn) memcpy(w, e->q.data, qn);
     w += qn;
     bw_copy(&e->ts, w);
@@ -670,6 +771,7 @@ int sr_chunk_enc_finish(sr_chunk_enc *e, sr_buf *out)
     crc = sr_crc32c(crc, p + HDR_LEN, total - HDR_LEN);
     sr_put_le32(p + 28, crc);
     out->len += total;
+    SR_INVARIANT(sr_chunk_summary_check(p, total));
     enc_reset(e);
     return SR_OK;
 }
@@ -677,15 +779,26 @@ int sr_chunk_enc_finish(sr_chunk_enc *e, sr_buf *out)
 /* ------------------------------------------------------------------------ */
 /* Header                                                                    */
 
-/* Header checks that need no body bytes; *qn and *tn get the section sizes. */
-static int hdr_parse(const uint8_t *p, size_t len, sr_chunk_info *info, size_t *qn, size_t *tn)
+/* Header checks that need no body bytes (but the summary's length byte);
+ * *sn, *qn and *tn get the section sizes (*sn: the summary section with its
+ * length byte, 0 if none), *dec whether the value stream is version 2's. */
+static int hdr_parse(const uint8_t *p, size_t len, sr_chunk_info *info, size_t *sn, size_t *qn, size_t *tn,
+                     int *dec)
 {
     if (!p || len < HDR_LEN) return SR_ECORRUPT;
-    if (p[0] != SR_SERIES_VERSION && p[0] != SR_SERIES_VERSION2) return SR_EVERSION;
-    if (!valid_type(p[1]) || (p[2] & ~FLAG_ALL_GOOD)) return SR_ECORRUPT;
-    int v2 = p[0] == SR_SERIES_VERSION2;
+    if (p[0] != SR_SERIES_VERSION && p[0] != SR_SERIES_VERSION2 && p[0] != SR_SERIES_VERSION3) return SR_EVERSION;
+    int v3 = p[0] == SR_SERIES_VERSION3;
+    if (!valid_type(p[1]) || (p[2] & ~(v3 ? FLAG_ALL_GOOD | FLAG_DECIMAL : FLAG_ALL_GOOD))) return SR_ECORRUPT;
+    int v2 = p[0] == SR_SERIES_VERSION2 || (p[2] & FLAG_DECIMAL);
     /* byte 3: reserved (0) in version 1, the scale k in version 2 */
     if (v2 ? (p[1] != SR_VT_NUMBER || p[3] > V2_MAX_SCALE) : p[3] != 0) return SR_ECORRUPT;
+    size_t s = 0;
+    if (v3) { /* a summary section: never of strings nor of an empty chunk */
+        if (p[1] == SR_VT_STRING || len < HDR_LEN + 1 || !sr_get_le32(p + 4)) return SR_ECORRUPT;
+        s = 1 + (size_t)p[HDR_LEN];
+        if (s < 2 || len - HDR_LEN < s) return SR_ECORRUPT;
+        len -= s; /* the rules below are version 1's, on the rest */
+    }
     uint32_t count = sr_get_le32(p + 4);
     int64_t first = (int64_t)sr_get_le64(p + 8), last = (int64_t)sr_get_le64(p + 16);
     uint32_t tbytes = sr_get_le32(p + 24);
@@ -708,8 +821,61 @@ static int hdr_parse(const uint8_t *p, size_t len, sr_chunk_info *info, size_t *
     info->count = count;
     info->first_ts = first;
     info->last_ts = last;
+    *sn = s;
     *qn = q;
     *tn = tbytes;
+    *dec = v2;
+    return SR_OK;
+}
+
+static int get_varint(const uint8_t *p, size_t len, uint64_t *pos, uint64_t *out);
+
+/* The summary section's fields (s: its length byte's offset, sn bytes with
+ * it) into d: each checked as docs/series-format.md says. */
+static int summary_parse(const uint8_t *p, size_t s, size_t sn, int dec, unsigned k, sr_chunk_dec *d)
+{
+    size_t end = s + sn;
+    uint64_t pos = s + 1, z[3];
+    int nv = d->info.type == SR_VT_BOOL ? 1 : d->info.type == SR_VT_INTEGER || dec ? 3 : 0;
+    for (int i = 0; i < nv; i++)
+        if (get_varint(p, end, &pos, &z[i])) return SR_ECORRUPT;
+    size_t need = d->info.type == SR_VT_BOOL ? 1 : nv ? 8 : 32;
+    if (end - pos != need) return SR_ECORRUPT;
+    const uint8_t *f = p + pos;
+    switch (d->info.type) {
+    case SR_VT_BOOL:
+        if (z[0] > d->info.count || f[0] > 1) return SR_ECORRUPT;
+        d->s_sum = (double)z[0];
+        d->s_min = z[0] == d->info.count;
+        d->s_max = z[0] > 0;
+        d->s_last = f[0];
+        break;
+    case SR_VT_INTEGER:
+        d->s_min = (double)(int64_t)zz_dec(z[0]);
+        d->s_max = (double)(int64_t)zz_dec(z[1]);
+        d->s_last = (double)(int64_t)zz_dec(z[2]);
+        d->s_sum = bits_dbl(sr_get_le64(f));
+        break;
+    default:
+        if (dec) {
+            for (int i = 0; i < 3; i++)
+                if (!mant_ok(zz_dec(z[i]))) return SR_ECORRUPT;
+            d->s_min = dec_value((int64_t)zz_dec(z[0]), k);
+            d->s_max = dec_value((int64_t)zz_dec(z[1]), k);
+            d->s_last = dec_value((int64_t)zz_dec(z[2]), k);
+            d->s_sum = bits_dbl(sr_get_le64(f));
+        } else {
+            d->s_min = bits_dbl(sr_get_le64(f));
+            d->s_max = bits_dbl(sr_get_le64(f + 8));
+            d->s_last = bits_dbl(sr_get_le64(f + 16));
+            d->s_sum = bits_dbl(sr_get_le64(f + 24));
+        }
+        break;
+    }
+    /* no summary holds a NaN (its sum can be one: +Inf + -Inf) */
+    if (d->s_min != d->s_min || d->s_max != d->s_max || d->s_last != d->s_last || d->s_max < d->s_min)
+        return SR_ECORRUPT;
+    d->has_sum = 1;
     return SR_OK;
 }
 
@@ -717,8 +883,9 @@ int sr_chunk_info_get(const void *chunk, size_t len, sr_chunk_info *out)
 {
     if (!out) return SR_EINVAL;
     sr_chunk_info info;
-    size_t qn, tn;
-    int rc = hdr_parse(chunk, len, &info, &qn, &tn);
+    size_t sn, qn, tn;
+    int dec;
+    int rc = hdr_parse(chunk, len, &info, &sn, &qn, &tn, &dec);
     if (rc) return rc;
     *out = info;
     return SR_OK;
@@ -812,27 +979,30 @@ int sr_chunk_dec_init(sr_chunk_dec *d, const void *chunk, size_t len)
     if (!d) return SR_EINVAL;
     const uint8_t *p = chunk;
     sr_chunk_info info;
-    size_t qn, tn;
-    int rc = hdr_parse(p, len, &info, &qn, &tn);
+    size_t sn, qn, tn;
+    int dec;
+    int rc = hdr_parse(p, len, &info, &sn, &qn, &tn, &dec);
     if (rc) return rc;
     uint32_t crc = sr_crc32c(0, p, 28);
     crc = sr_crc32c(crc, p + HDR_LEN, len - HDR_LEN);
     if (crc != sr_get_le32(p + 28)) return SR_ECORRUPT;
-    if (qn && (info.count % 4) && (p[HDR_LEN + qn - 1] >> ((info.count % 4) * 2))) return SR_ECORRUPT;
+    size_t qoff = HDR_LEN + sn;
+    if (qn && (info.count % 4) && (p[qoff + qn - 1] >> ((info.count % 4) * 2))) return SR_ECORRUPT;
     memset(d, 0, sizeof *d);
     d->p = p;
     d->len = len;
     d->info = info;
     d->i = 0;
-    d->qoff = qn ? HDR_LEN : 0;
-    d->bitpos = (uint64_t)(HDR_LEN + qn) * 8;
-    d->boff = HDR_LEN + qn + tn;
+    if (sn && (rc = summary_parse(p, HDR_LEN, sn, dec, p[3], d))) return rc;
+    d->qoff = qn ? qoff : 0;
+    d->bitpos = (uint64_t)(qoff + qn) * 8;
+    d->boff = qoff + qn + tn;
     d->ts = info.first_ts;
     d->dts = 0;
     d->lead = d->trail = -1;
     d->D_VPOS = (info.type == SR_VT_NUMBER || info.type == SR_VT_BOOL) ? (uint64_t)d->boff * 8 : d->boff;
-    d->D_VER = p[0];
-    if (p[0] == SR_SERIES_VERSION2) { /* coding byte and the first mantissa */
+    d->D_VER = dec ? SR_SERIES_VERSION2 : SR_SERIES_VERSION; /* the value stream's */
+    if (dec) { /* coding byte and the first mantissa */
         uint8_t c = p[d->boff];
         uint64_t pos = d->boff + 1, z;
         if ((c & 31) > V2_MAX_W || (c >> 6)) return SR_ECORRUPT;
@@ -1036,6 +1206,44 @@ int sr_chunk_dec_next(sr_chunk_dec *d, sr_sample *s)
     return SR_OK;
 }
 
+int sr_chunk_dec_summary(const sr_chunk_dec *d, sr_chunk_summary *out)
+{
+    if (!d || !out) return SR_EINVAL;
+    if (!d->has_sum) return SR_ENOTFOUND;
+    *out = (sr_chunk_summary){.min = d->s_min, .max = d->s_max, .sum = d->s_sum, .last = d->s_last};
+    return SR_OK;
+}
+
+const char *sr_chunk_summary_check(const void *chunk, size_t len)
+{
+    sr_chunk_dec d;
+    if (sr_chunk_dec_init(&d, chunk, len)) return "the chunk does not decode";
+    sr_chunk_dec r = d;
+    sr_sample x;
+    int rc, any = 0;
+    double mn = 0, mx = 0, sum = 0, last = 0;
+    while ((rc = sr_chunk_dec_next(&r, &x)) == SR_OK) {
+        double v = d.info.type == SR_VT_NUMBER ? x.v.f : d.info.type == SR_VT_INTEGER ? (double)x.v.i : x.v.b;
+        if (d.has_sum && (v != v || x.quality > SR_Q_UNCERTAIN)) return "a summary of a NaN or a dropped sample";
+        if (!any) {
+            mn = mx = sum = v;
+        } else {
+            mn = v < mn ? v : mn;
+            mx = v > mx ? v : mx;
+            sum += v;
+        }
+        last = v;
+        any = 1;
+    }
+    if (rc != SR_DONE) return "the chunk does not decode";
+    if (!d.has_sum) return ((const uint8_t *)chunk)[0] == SR_SERIES_VERSION3 ? "version 3 without a summary" : NULL;
+    if (dbl_bits(mn) != dbl_bits(d.s_min)) return "summary min";
+    if (dbl_bits(mx) != dbl_bits(d.s_max)) return "summary max";
+    if (dbl_bits(sum) != dbl_bits(d.s_sum)) return "summary sum";
+    if (dbl_bits(last) != dbl_bits(d.s_last)) return "summary last";
+    return NULL;
+}
+
 /* ------------------------------------------------------------------------ */
 /* Merge                                                                     */
 
@@ -1223,6 +1431,28 @@ void sr_agg_destroy(sr_agg *a)
 
 int sr_agg_status(const sr_agg *a) { return a ? a->err : SR_EINVAL; }
 
+/* Close the current bucket and make nb the current one; SR_ENOMEM (sticky
+ * in a->err, nothing changed) if the list of closed buckets cannot grow. */
+static int agg_open(sr_agg *a, const sr_bucket *nb)
+{
+    /* room to close the current bucket now and the new one later */
+    size_t need = a->ndone + (size_t)a->have_cur + 1;
+    if (need > a->cap) {
+        size_t nc = a->cap * 2;
+        sr_bucket *nd = nc > a->cap ? sr_realloc(a->done, nc * sizeof *nd) : NULL;
+        if (!nd) {
+            a->err = SR_ENOMEM;
+            return SR_ENOMEM;
+        }
+        a->done = nd;
+        a->cap = nc;
+    }
+    if (a->have_cur) a->done[a->ndone++] = a->cur;
+    a->cur = *nb;
+    a->have_cur = 1;
+    return SR_OK;
+}
+
 void sr_agg_add(sr_agg *a, const sr_sample *s)
 {
     if (!a || !s || a->closed) return;
@@ -1249,25 +1479,49 @@ void sr_agg_add(sr_agg *a, const sr_sample *s)
     } else {
         int64_t start;
         if (align_down(s->ts, a->interval, &start)) return; /* cannot happen: ts >= from */
-        /* room to close the current bucket now and the new one later */
-        size_t need = a->ndone + (size_t)a->have_cur + 1;
-        if (need > a->cap) {
-            size_t nc = a->cap * 2;
-            sr_bucket *nd = nc > a->cap ? sr_realloc(a->done, nc * sizeof *nd) : NULL;
-            if (!nd) {
-                a->err = SR_ENOMEM;
-                return;
-            }
-            a->done = nd;
-            a->cap = nc;
-        }
-        if (a->have_cur) a->done[a->ndone++] = a->cur;
-        a->cur = (sr_bucket){.start = start, .count = 1, .min = v, .max = v, .sum = v, .first = v, .last = v,
-                             .first_ts = s->ts, .last_ts = s->ts, .filled = 0};
-        a->have_cur = 1;
+        sr_bucket nb = {.start = start, .count = 1, .min = v, .max = v, .sum = v, .first = v, .last = v,
+                        .first_ts = s->ts, .last_ts = s->ts, .filled = 0};
+        if (agg_open(a, &nb)) return;
     }
     a->have_last = 1;
     a->last_ts = s->ts;
+}
+
+/* A chunk whole, by its summary (invariant 8 of the encoder): 1 if taken
+ * (its samples all lie in [from, to), after the last accepted sample, in
+ * one bucket: the current one, or a new one), else 0 (nothing changed; the
+ * caller decodes it). The fold of a bucket over a chunk's samples is the
+ * fold with the chunk's min, max and sum: for values that are not NaN, a
+ * strict `v < min` keeps the first of the least, chunk or not; only the sum
+ * rounds differently when a bucket holds more than the one chunk (the sum
+ * of chunk sums in place of one running sum). */
+static int agg_take_chunk(sr_agg *a, const sr_chunk_dec *d)
+{
+    int64_t f = d->info.first_ts, l = d->info.last_ts;
+    if (f < a->from || l >= a->to || (a->have_last && f <= a->last_ts)) return 0;
+    if (a->have_cur && (uint64_t)f - (uint64_t)a->cur.start < (uint64_t)a->interval) {
+        if ((uint64_t)l - (uint64_t)a->cur.start >= (uint64_t)a->interval) return 0;
+        sr_bucket *b = &a->cur;
+        b->count += d->info.count;
+        b->min = d->s_min < b->min ? d->s_min : b->min;
+        b->max = d->s_max > b->max ? d->s_max : b->max;
+        b->sum += d->s_sum;
+        b->last = d->s_last;
+        b->last_ts = l;
+    } else {
+        int64_t s0, s1;
+        if (align_down(f, a->interval, &s0) || align_down(l, a->interval, &s1) || s0 != s1) return 0;
+        sr_chunk_dec t = *d; /* the first value: sample 0 has no timestamp bits */
+        sr_sample x;
+        if (sr_chunk_dec_next(&t, &x)) return 0;
+        double v0 = a->type == SR_VT_NUMBER ? x.v.f : a->type == SR_VT_INTEGER ? (double)x.v.i : x.v.b ? 1.0 : 0.0;
+        sr_bucket nb = {.start = s0, .count = d->info.count, .min = d->s_min, .max = d->s_max, .sum = d->s_sum,
+                        .first = v0, .last = d->s_last, .first_ts = f, .last_ts = l, .filled = 0};
+        if (agg_open(a, &nb)) return 1; /* dropped, as sr_agg_add drops a sample (sticky SR_ENOMEM) */
+    }
+    a->have_last = 1;
+    a->last_ts = l;
+    return 1;
 }
 
 size_t sr_agg_emit(sr_agg *a, sr_bucket *out, size_t max)
@@ -1724,6 +1978,13 @@ int sr_chunk_dec_agg(sr_chunk_dec *d, sr_agg *a, int64_t stop, sr_sample *s, uin
 {
     if (!d || !a || !s || !added) return SR_EINVAL;
     *added = 0;
+    /* a chunk that lies whole in one bucket: its summary, no decoding */
+    if (d->has_sum && d->i == 0 && !a->closed && d->info.type == a->type && d->info.last_ts < stop &&
+        agg_take_chunk(a, d)) {
+        d->i = d->info.count;
+        *added = d->info.count;
+        return SR_DONE;
+    }
     if (!a->closed && !d->qoff && d->info.type == a->type) {
         if (a->type == SR_VT_NUMBER && d->D_VER == SR_SERIES_VERSION2) return agg_chunk(d, a, stop, s, added, AGG_V2);
         if (a->type == SR_VT_NUMBER) return agg_chunk(d, a, stop, s, added, AGG_V1);

@@ -51,6 +51,11 @@ SR_MUST_CHECK int sr_chunk_enc_create(sr_vtype type, sr_chunk_enc **out);
 /* Room for about n samples up front (the encoder grows anyway; this only
  * saves the regrowth when the caller knows the count). */
 SR_MUST_CHECK int sr_chunk_enc_expect(sr_chunk_enc *e, size_t n);
+/* Summaries on (the default: format version 3 where the chunk has one) or
+ * off (versions 1 and 2 only, as the encoder wrote before version 3: for
+ * tests and tools that need an old-format chunk). Only while empty
+ * (SR_EINVAL otherwise); kept across finish. */
+SR_MUST_CHECK int sr_chunk_enc_summary(sr_chunk_enc *e, int on);
 void sr_chunk_enc_destroy(sr_chunk_enc *e); /* NULL-safe */
 /* Append a sample; ts must be > the previous one (SR_EINVAL otherwise, and
  * the encoder is unchanged). String bytes are copied. */
@@ -78,12 +83,34 @@ typedef struct sr_chunk_dec {
     uint32_t prev_slen;
     size_t qoff, boff;
     uint64_t reserved[8];
+    int has_sum;                      /* a version 3 chunk: its summary, below */
+    double s_min, s_max, s_sum, s_last;
 } sr_chunk_dec;
 
 SR_MUST_CHECK int sr_chunk_dec_init(sr_chunk_dec *d, const void *chunk, size_t len);
 /* SR_OK and *s (string bytes borrowed from the chunk, valid while it is),
  * SR_DONE after the last sample, or SR_ECORRUPT. */
 SR_MUST_CHECK int sr_chunk_dec_next(sr_chunk_dec *d, sr_sample *s);
+
+/* The chunk's summary (format version 3, docs/series-format.md): its
+ * samples' min, max, sum and last value, as sr_agg_add sees them (numbers;
+ * integers as double; booleans as 0/1), folded from sample 0 as sr_agg_add
+ * folds a bucket. The encoder writes one for every chunk of numbers,
+ * integers or booleans with at least one sample, no NaN, and every quality
+ * GOOD or UNCERTAIN; older chunks (versions 1 and 2) have none. */
+typedef struct sr_chunk_summary {
+    double min, max, sum, last;
+} sr_chunk_summary;
+
+/* SR_OK and *out from a decoder just initialised (sr_chunk_dec_init checked
+ * the summary with the rest), or SR_ENOTFOUND: the chunk has no summary. */
+SR_MUST_CHECK int sr_chunk_dec_summary(const sr_chunk_dec *d, sr_chunk_summary *out);
+
+/* NULL if the chunk's summary (if any) is the fold of its decoded samples
+ * (invariant 8 of storage/series.c), else what differs. Decodes the chunk:
+ * sr_chunk_enc_finish runs it under SR_INVARIANT (debug builds); tests and
+ * the fuzz target call it directly. */
+const char *sr_chunk_summary_check(const void *chunk, size_t len);
 
 /* ---- merging (out-of-order and late values) ---------------------------- */
 

@@ -174,10 +174,16 @@ static int same_sample(sr_vtype type, const sr_sample *a, const sr_sample *b)
     return 0;
 }
 
+/* encode() writes the old formats (versions 1 and 2, no summary) unless this
+ * is set: the tests of those formats' structure keep testing that writer;
+ * the round trips and the summary tests write both. */
+static int enc_summaries;
+
 static void encode(sr_vtype type, const sr_sample *s, size_t n, sr_buf *out)
 {
     sr_chunk_enc *e = NULL;
     cr_assert_eq(sr_chunk_enc_create(type, &e), SR_OK);
+    cr_assert_eq(sr_chunk_enc_summary(e, enc_summaries), SR_OK);
     for (size_t i = 0; i < n; i++) cr_assert_eq(sr_chunk_enc_add(e, &s[i]), SR_OK, "sample %zu", i);
     cr_assert_eq(sr_chunk_enc_count(e), n);
     size_t before = out->len, predicted = sr_chunk_enc_bytes(e);
@@ -185,6 +191,22 @@ static void encode(sr_vtype type, const sr_sample *s, size_t n, sr_buf *out)
     cr_assert_eq(out->len - before, predicted, "enc_bytes predicts the chunk size");
     cr_assert_eq(sr_chunk_enc_count(e), 0, "finish resets");
     sr_chunk_enc_destroy(e);
+}
+
+/* The old-format chunk of a version 3 chunk: version 2 or 1 (by the decimal
+ * flag), flags without it, no summary section, the CRC recomputed. */
+static void strip_summary(const uint8_t *p, size_t len, sr_buf *out)
+{
+    cr_assert(len > 33 && p[0] == 3);
+    size_t sn = 1 + (size_t)p[32];
+    out->len = 0;
+    cr_assert_eq(sr_buf_append(out, p, 32), SR_OK);
+    cr_assert_eq(sr_buf_append(out, p + 32 + sn, len - 32 - sn), SR_OK);
+    out->data[0] = (p[2] & 2) ? 2 : 1;
+    out->data[2] = p[2] & 1;
+    uint32_t crc = sr_crc32c(0, out->data, 28);
+    crc = sr_crc32c(crc, out->data + 32, out->len - 32);
+    sr_put_le32(out->data + 28, crc);
 }
 
 /* Decode everything; returns the rc that ended the loop, *n the samples. */
@@ -202,11 +224,12 @@ static int decode_all(const void *p, size_t len, sr_sample *out, size_t max, siz
     return rc;
 }
 
-static void check_round_trip(sr_vtype type, const sr_sample *s, size_t n, const char *what)
+static void check_round_trip1(sr_vtype type, const sr_sample *s, size_t n, const char *what)
 {
     sr_buf b;
     sr_buf_init(&b);
     encode(type, s, n, &b);
+    cr_assert_null(sr_chunk_summary_check(b.data, b.len), "%s: %s", what, sr_chunk_summary_check(b.data, b.len));
     sr_chunk_info info;
     cr_assert_eq(sr_chunk_info_get(b.data, b.len, &info), SR_OK, "%s", what);
     cr_assert_eq(info.type, type);
@@ -225,6 +248,18 @@ static void check_round_trip(sr_vtype type, const sr_sample *s, size_t n, const 
                   what, i, n, s[i].ts, got[i].ts);
     free(got);
     sr_buf_release(&b);
+}
+
+/* Both writers: the old formats, and version 3 (a summary when the chunk
+ * can have one, checked against the decoded samples). */
+static void check_round_trip(sr_vtype type, const sr_sample *s, size_t n, const char *what)
+{
+    int was = enc_summaries;
+    enc_summaries = 0;
+    check_round_trip1(type, s, n, what);
+    enc_summaries = 1;
+    check_round_trip1(type, s, n, what);
+    enc_summaries = was;
 }
 
 /* ---- round trips ---------------------------------------------------------- */
@@ -331,6 +366,7 @@ Test(storage_series, empty_chunk_has_a_header_and_no_samples)
 
 Test(storage_series, enc_add_rejects_equal_or_older_timestamps_and_stays_unchanged)
 {
+    enc_summaries = 1; /* the encoder's default, as the direct adds below */
     for (int t = SR_VT_NUMBER; t <= SR_VT_STRING; t++) {
         sr_sample s[3] = {{.ts = 10}, {.ts = 20}, {.ts = 30}};
         for (int i = 0; i < 3; i++) {
@@ -402,7 +438,7 @@ Test(storage_series, info_is_read_from_the_header_alone)
     sr_chunk_dec d;
     cr_assert_eq(sr_chunk_dec_init(&d, b.data, b.len), SR_ECORRUPT, "but the body fails its CRC");
     cr_assert_eq(sr_chunk_info_get(b.data, 31, &info), SR_ECORRUPT);
-    static const uint8_t unknown[] = {0, 3, 4, 255};
+    static const uint8_t unknown[] = {0, 4, 5, 255};
     for (size_t i = 0; i < sizeof unknown; i++) {
         b.data[0] = unknown[i];
         cr_assert_eq(sr_chunk_info_get(b.data, b.len, &info), SR_EVERSION, "version %u", unknown[i]);
@@ -923,7 +959,8 @@ Test(storage_series, merge_writes_version_2_for_decimal_input)
     cr_assert_eq(nc, 3); /* 120 + 400 samples, no shared timestamps */
     for (size_t off = 0; off < out.len;) {
         uint32_t clen = sr_get_le32(out.data + off);
-        cr_assert_eq(out.data[off + 4], 2, "merged chunk at %zu is version 2", off);
+        /* version 3 (a summary) with the version 2 value stream */
+        cr_assert(out.data[off + 4] == 3 && (out.data[off + 4 + 2] & 2), "merged chunk at %zu is decimal", off);
         off += 4 + clen;
     }
     /* a version 2 chunk plus one value that is not decimal: version 1 */
@@ -935,13 +972,20 @@ Test(storage_series, merge_writes_version_2_for_decimal_input)
     out.len = 0;
     cr_assert_eq(sr_chunk_merge(SR_VT_NUMBER, v2.data, v2.len, &x, 1, 1000, &out, &nc), SR_OK);
     cr_assert_eq(nc, 1);
-    cr_assert_eq(out.data[4], 1);
+    cr_assert(out.data[4] == 3 && !(out.data[4 + 2] & 2), "version 3 with the version 1 value stream");
     s[10] = x;
     check_merged(SR_VT_NUMBER, &out, 1, 1000, s, 400);
-    /* and merging nothing into a version 2 chunk reproduces it */
+    /* and merging nothing into a version 2 chunk rewrites it with a summary:
+     * the same chunk but for the summary section */
     out.len = 0;
     cr_assert_eq(sr_chunk_merge(SR_VT_NUMBER, v2.data, v2.len, NULL, 0, 1000, &out, &nc), SR_OK);
-    cr_assert(out.len == v2.len + 4 && !memcmp(out.data + 4, v2.data, v2.len));
+    cr_assert_eq(out.data[4], 3);
+    cr_assert_null(sr_chunk_summary_check(out.data + 4, out.len - 4));
+    sr_buf old;
+    sr_buf_init(&old);
+    strip_summary(out.data + 4, out.len - 4, &old);
+    cr_assert(old.len == v2.len && !memcmp(old.data, v2.data, v2.len));
+    sr_buf_release(&old);
     sr_buf_release(&v2);
     sr_buf_release(&out);
     free(f);
@@ -1137,6 +1181,7 @@ Test(storage_series, truncated_and_flipped_version_2_chunks_are_corrupt)
 
 Test(storage_series, allocation_failure_while_encoding_decimals)
 {
+    enc_summaries = 1; /* the encoder's default, as the direct adds below */
     /* integers, then 2 decimals (a rescale mid-chunk), then one that is not */
     sr_sample s[600];
     memset(s, 0, sizeof s);
@@ -1149,7 +1194,7 @@ Test(storage_series, allocation_failure_while_encoding_decimals)
         sr_buf ref;
         sr_buf_init(&ref);
         encode(SR_VT_NUMBER, s, 600, &ref);
-        cr_assert_eq(ref.data[0], variant ? 1 : 2);
+        cr_assert(ref.data[0] == 3 && !!(ref.data[2] & 2) == !variant); /* a summary; decimal or not */
         fault_alloc_install();
         int saw_ok = 0;
         for (unsigned long k = 1; k < 400 && !saw_ok; k++) {
