@@ -1,6 +1,6 @@
 /*
  * storage/series.c -- time-series chunk codec, merge and downsampling
- * (chunk formats v1 and v2, docs/series-format.md).
+ * (chunk formats v1, v2 and v3, docs/series-format.md).
  *
  * A chunk is a 32-byte header, an optional quality section (2 bits a sample),
  * a timestamp bit stream and a value stream. The header carries type, count,
@@ -23,6 +23,12 @@
  * is built from their bits, and later samples go to it directly, as before.
  * Every other type is always version 1.
  *
+ * Version 3 is a version 1 or 2 chunk with a summary section after the
+ * header (min, max, sum and last value as the aggregator sees them), written
+ * for every chunk of numbers, integers or booleans with no NaN and no BAD or
+ * NO_DATA sample; sr_chunk_dec_agg adds such a chunk to a bucket from its
+ * summary, without decoding, when the chunk lies whole in the bucket.
+ *
  * INVARIANTS (encoder)
  *  (1) count == 0 or last_ts > every earlier ts; prev_delta = last_ts - the
  *      timestamp before it (mod 2^64), 0 when count <= 1.
@@ -41,6 +47,13 @@
  *      multiplies every mantissa by a power of ten (exact: the same real
  *      quotient, so the same rounded double) and recounts the histograms.
  *      When dec_ok is 0 none of these are used.
+ *  (8) Summary: s_none is 1 iff some sample so far is NaN or BAD/NO_DATA
+ *      (then no summary is written); else s_min, s_max, s_sum are the left
+ *      fold (v < min ? v : min, v > max ? v : max, sum + v) from sample 0 of
+ *      the values as sr_agg_add takes them, s_last the last one, s_imin and
+ *      s_imax the integers' own min and max. A written version 3 chunk's
+ *      summary is the fold of its decoded samples (sr_chunk_summary_check,
+ *      run by sr_chunk_enc_finish under SR_INVARIANT).
  *
  * INVARIANTS (decoder)
  *  (5) Every bit read lies inside its own stream; running out is ECORRUPT.
