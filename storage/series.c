@@ -79,7 +79,7 @@ enum {
     HDR_LEN = 32,
     FLAG_ALL_GOOD = 0x01,
     FLAG_DECIMAL = 0x02, /* version 3: the value stream is version 2's */
-    SUM_MAX = 1 + 3 * 10 + 8, /* the longest summary section */
+    SUM_CAP = 1 + SR_CHUNK_MAXSEG * 80, /* room for any summary section while it is built */
     /* version 2 value code (docs/series-format.md, "Version 2") */
     V2_MAX_SCALE = 6,
     V2_MAX_W = 27,      /* so that the longest non-escape code, w + 30 bits, fits one 57-bit peek */
@@ -89,6 +89,7 @@ enum {
 };
 
 #define MANT_MAX ((UINT64_C(1) << 53) - 1) /* |mantissa| <= 2^53 - 1 */
+#define SEG_MS INT64_C(3600000) /* summary segments: UTC hours */
 
 /* the decoder's per-sample steps, inlined into each loop that uses them;
  * and the rare paths kept out of the hot loops */
@@ -237,6 +238,14 @@ static void bw_reset(bitw *w)
 /* ------------------------------------------------------------------------ */
 /* Encoder                                                                   */
 
+/* The fold of one hour's samples (invariant 8). */
+typedef struct enc_seg {
+    uint32_t count;
+    int64_t first_ts, last_ts;
+    double min, max, sum, first, last; /* the values as sr_agg_add takes them */
+    int64_t imin, imax, ifirst, ilast; /* integers: their own */
+} enc_seg;
+
 struct sr_chunk_enc {
     sr_vtype type;
     uint32_t count;
@@ -266,8 +275,9 @@ struct sr_chunk_enc {
     /* the summary (invariant 8) */
     int s_off; /* sr_chunk_enc_summary(e, 0): versions 1 and 2 only */
     int s_none;
-    double s_min, s_max, s_sum, s_last;
-    int64_t s_imin, s_imax;
+    enc_seg *seg;   /* one per hour of the samples so far */
+    size_t nseg, seg_cap;
+    int64_t seg_hi; /* the last ms of the hour of seg[nseg - 1] */
 };
 
 int sr_chunk_enc_create(sr_vtype type, sr_chunk_enc **out)
@@ -315,6 +325,7 @@ void sr_chunk_enc_destroy(sr_chunk_enc *e)
     sr_buf_release(&e->v2.b);
     sr_free(e->mant);
     sr_free(e->vbits);
+    sr_free(e->seg);
     sr_free(e);
 }
 
@@ -339,6 +350,7 @@ static void enc_reset(sr_chunk_enc *e)
     e->lb1 = 0;
     memset(e->hist, 0, sizeof e->hist);
     e->s_none = 0;
+    e->nseg = 0;
 }
 
 static void enc_ts(sr_chunk_enc *e, int64_t ts)
@@ -465,18 +477,43 @@ static void dec_track(sr_chunk_enc *e, int k, int64_t m, uint64_t fb)
     }
 }
 
-/* Invariant 8: the summary of the samples so far, each value as sr_agg_add
- * sees it (a number, (double) of an integer, 0/1 of a boolean), folded as
- * sr_agg_add folds a bucket that starts at sample 0. */
-static inline void summary_add(sr_chunk_enc *e, const sr_sample *s)
+/* floor(ts / SEG_MS) * SEG_MS: the start of ts's hour; INT64_MIN for the
+ * hour that starts below it */
+static inline int64_t hour_of(int64_t ts)
+{
+    int64_t m = ts % SEG_MS;
+    if (m < 0) m += SEG_MS;
+    return ts < INT64_MIN + m ? INT64_MIN : ts - m;
+}
+
+/* The last ms of ts's hour (INT64_MAX for the hour that ends above it). */
+static inline int64_t hour_hi(int64_t ts)
+{
+    int64_t m = ts % SEG_MS;
+    if (m < 0) m += SEG_MS;
+    int64_t add = SEG_MS - 1 - m;
+    return ts > INT64_MAX - add ? INT64_MAX : ts + add;
+}
+
+/* Does sample s open a new summary segment (the first sample, or the first
+ * of a later hour)? Then the caller reserved room for it. */
+static inline int seg_opens(const sr_chunk_enc *e, const sr_sample *s)
+{
+    return e->type != SR_VT_STRING && (e->count == 0 || s->ts > e->seg_hi);
+}
+
+/* Invariant 8: fold sample s into its hour's segment; each value as
+ * sr_agg_add takes it (a number, (double) of an integer, 0/1 of a boolean),
+ * folded as sr_agg_add folds a bucket. */
+static inline void summary_add(sr_chunk_enc *e, const sr_sample *s, int opens)
 {
     double v;
+    int64_t iv = 0;
     switch (e->type) {
     case SR_VT_NUMBER: v = s->v.f; break;
     case SR_VT_INTEGER:
-        v = (double)s->v.i;
-        if (!e->count || s->v.i < e->s_imin) e->s_imin = s->v.i;
-        if (!e->count || s->v.i > e->s_imax) e->s_imax = s->v.i;
+        iv = s->v.i;
+        v = (double)iv;
         break;
     case SR_VT_BOOL: v = s->v.b ? 1.0 : 0.0; break;
     default: return;
@@ -484,14 +521,25 @@ static inline void summary_add(sr_chunk_enc *e, const sr_sample *s)
     /* a NaN (the fold of min and max is then not associative) or a sample
      * the aggregator drops: no summary */
     e->s_none |= (v != v) | (s->quality > SR_Q_UNCERTAIN);
-    e->s_last = v;
-    if (!e->count) {
-        e->s_min = e->s_max = e->s_sum = v;
+    if (opens) {
+        e->seg_hi = hour_hi(s->ts);
+        e->seg[e->nseg++] = (enc_seg){.count = 1, .first_ts = s->ts, .last_ts = s->ts, .min = v, .max = v,
+                                      .sum = v, .first = v, .last = v, .imin = iv, .imax = iv,
+                                      .ifirst = iv, .ilast = iv};
         return;
     }
-    e->s_min = v < e->s_min ? v : e->s_min;
-    e->s_max = v > e->s_max ? v : e->s_max;
-    e->s_sum += v;
+    enc_seg *g = &e->seg[e->nseg - 1];
+    g->count++;
+    g->last_ts = s->ts;
+    g->min = v < g->min ? v : g->min;
+    g->max = v > g->max ? v : g->max;
+    g->sum += v;
+    g->last = v;
+    g->ilast = iv;
+    if (e->type == SR_VT_INTEGER) {
+        g->imin = iv < g->imin ? iv : g->imin;
+        g->imax = iv > g->imax ? iv : g->imax;
+    }
 }
 
 /* sr_buf_reserve's answer without the call when there is room (per sample) */
@@ -510,6 +558,10 @@ int sr_chunk_enc_add(sr_chunk_enc *e, const sr_sample *s)
     int rc;
     if ((rc = room(&e->ts.b, 16))) return rc;
     if (e->count % 4 == 0 && (rc = room(&e->q, 1))) return rc;
+    int opens = seg_opens(e, s);
+    if (opens && e->nseg >= e->seg_cap &&
+        (rc = sr_array_reserve(&e->seg, &e->seg_cap, e->nseg + 1, sizeof *e->seg)))
+        return rc;
     int dk = -1; /* version 2: the scale of this value, -1 if it is not decimal */
     int64_t dm = 0;
     switch (e->type) {
@@ -553,7 +605,7 @@ int sr_chunk_enc_add(sr_chunk_enc *e, const sr_sample *s)
     if (e->count % 4 == 0) e->q.data[e->q.len++] = 0;
     e->q.data[e->q.len - 1] |= (uint8_t)(s->quality << ((e->count % 4) * 2));
     if (s->quality != SR_Q_GOOD) e->any_bad = 1;
-    summary_add(e, s);
+    summary_add(e, s, opens);
 
     switch (e->type) {
     case SR_VT_NUMBER:
@@ -649,51 +701,88 @@ static int plan_values(const sr_chunk_enc *e, v2_plan *p, size_t *v1)
 
 static void put_le64d(uint8_t *p, double f) { sr_put_le64(p, dbl_bits(f)); }
 
+/* One value of a summary field (docs/series-format.md, "Version 3"): a
+ * decimal's mantissa m or a double; an integer; a boolean. */
+static uint8_t *put_sval(uint8_t *w, sr_vtype t, int decimal, int64_t m, double v, int64_t iv)
+{
+    if (t == SR_VT_BOOL) {
+        *w++ = v != 0;
+        return w;
+    }
+    if (t == SR_VT_INTEGER) return sr_varint_put(w, zz_enc((uint64_t)iv));
+    if (decimal) return sr_varint_put(w, zz_enc((uint64_t)m));
+    put_le64d(w, v);
+    return w + 8;
+}
+
 /* The summary section of a version 3 chunk (docs/series-format.md,
  * "Version 3") in buf: its length, or 0 when the chunk has none (it is then
- * written as version 1 or 2). decimal: the value stream is version 2's, so
- * the values are e->mant[i] at e->scale. */
-static size_t summary_build(const sr_chunk_enc *e, int decimal, uint8_t buf[SUM_MAX])
+ * written as version 1 or 2). One segment an hour if the samples fall in
+ * 2..SR_CHUNK_MAXSEG hours and that fits the length byte, else one segment
+ * of all of them (its sum: the hours' sums added in order). decimal: the
+ * value stream is version 2's, so values are e->mant[i] at e->scale. */
+static size_t summary_build(const sr_chunk_enc *e, int decimal, uint8_t buf[SUM_CAP])
 {
     if (e->type == SR_VT_STRING || !e->count || e->s_none || e->s_off) return 0;
-    uint8_t *w = buf + 1;
-    switch (e->type) {
-    case SR_VT_NUMBER:
-        if (decimal) {
-            int64_t lo = e->mant[0], hi = e->mant[0];
-            for (uint32_t i = 1; i < e->count; i++) {
-                lo = e->mant[i] < lo ? e->mant[i] : lo;
-                hi = e->mant[i] > hi ? e->mant[i] : hi;
+    SR_ASSERT(e->nseg >= 1);
+    for (int one = e->nseg > SR_CHUNK_MAXSEG || e->nseg == 1;; one = 1) {
+        size_t nout = one ? 1 : e->nseg;
+        uint8_t *w = buf + 1;
+        *w++ = (uint8_t)nout;
+        uint32_t at = 0; /* the first sample of segment j */
+        for (size_t j = 0; j < nout; j++) {
+            enc_seg g = e->seg[j];
+            if (one) /* all hours into one segment */
+                for (size_t h = 1; h < e->nseg; h++) {
+                    const enc_seg *x = &e->seg[h];
+                    g.count += x->count;
+                    g.last_ts = x->last_ts;
+                    g.min = x->min < g.min ? x->min : g.min;
+                    g.max = x->max > g.max ? x->max : g.max;
+                    g.sum += x->sum;
+                    g.last = x->last;
+                    g.ilast = x->ilast;
+                    g.imin = x->imin < g.imin ? x->imin : g.imin;
+                    g.imax = x->imax > g.imax ? x->imax : g.imax;
+                }
+            int64_t mlo = 0, mhi = 0, mfirst = 0, mlast = 0;
+            if (decimal) {
+                mlo = mhi = mfirst = e->mant[at];
+                mlast = e->mant[at + g.count - 1];
+                for (uint32_t i = at + 1; i < at + g.count; i++) {
+                    mlo = e->mant[i] < mlo ? e->mant[i] : mlo;
+                    mhi = e->mant[i] > mhi ? e->mant[i] : mhi;
+                }
+                /* m / 10^k never decreases as m grows, and no decimal is NaN or -0.0 */
+                SR_ASSERT(dbl_bits(dec_value(mlo, (unsigned)e->scale)) == dbl_bits(g.min));
+                SR_ASSERT(dbl_bits(dec_value(mhi, (unsigned)e->scale)) == dbl_bits(g.max));
             }
-            /* m / 10^k never decreases as m grows, and no decimal is NaN or -0.0 */
-            SR_ASSERT(dbl_bits(dec_value(lo, (unsigned)e->scale)) == dbl_bits(e->s_min));
-            SR_ASSERT(dbl_bits(dec_value(hi, (unsigned)e->scale)) == dbl_bits(e->s_max));
-            w = sr_varint_put(w, zz_enc((uint64_t)lo));
-            w = sr_varint_put(w, zz_enc((uint64_t)hi));
-            w = sr_varint_put(w, zz_enc((uint64_t)e->mant[e->count - 1]));
-        } else {
-            put_le64d(w, e->s_min);
-            put_le64d(w + 8, e->s_max);
-            put_le64d(w + 16, e->s_last);
-            w += 24;
+            if (j + 1 < nout) {
+                const enc_seg *nx = &e->seg[j + 1];
+                w = sr_varint_put(w, g.count);
+                w = sr_varint_put(w, (uint64_t)g.last_ts - (uint64_t)g.first_ts);
+                w = sr_varint_put(w, (uint64_t)nx->first_ts - (uint64_t)g.last_ts);
+            }
+            if (j > 0) w = put_sval(w, e->type, decimal, mfirst, g.first, g.ifirst);
+            if (e->type == SR_VT_BOOL) { /* the number of trues (exact: < 2^32), the last value */
+                w = sr_varint_put(w, (uint64_t)g.sum);
+                *w++ = g.last != 0;
+            } else {
+                w = put_sval(w, e->type, decimal, mlo, g.min, g.imin);
+                w = put_sval(w, e->type, decimal, mhi, g.max, g.imax);
+                w = put_sval(w, e->type, decimal, mlast, g.last, g.ilast);
+                put_le64d(w, g.sum);
+                w += 8;
+            }
+            at += g.count;
         }
-        break;
-    case SR_VT_INTEGER:
-        w = sr_varint_put(w, zz_enc((uint64_t)e->s_imin));
-        w = sr_varint_put(w, zz_enc((uint64_t)e->s_imax));
-        w = sr_varint_put(w, zz_enc((uint64_t)e->prev_i));
-        break;
-    default: /* booleans: the number of trues (exact: < 2^32) and the last value */
-        w = sr_varint_put(w, (uint64_t)e->s_sum);
-        *w++ = e->s_last != 0;
-        break;
+        size_t n = (size_t)(w - buf - 1);
+        if (n <= 255 || one) {
+            SR_ASSERT(n <= 255);
+            buf[0] = (uint8_t)n;
+            return n + 1;
+        }
     }
-    if (e->type != SR_VT_BOOL) {
-        put_le64d(w, e->s_sum);
-        w += 8;
-    }
-    buf[0] = (uint8_t)(w - buf - 1);
-    return (size_t)(w - buf);
 }
 
 size_t sr_chunk_enc_bytes(const sr_chunk_enc *e)
@@ -703,7 +792,7 @@ size_t sr_chunk_enc_bytes(const sr_chunk_enc *e)
     size_t v1 = 0;
     int v2 = plan_values(e, &pl, &v1);
     size_t vn = v2 ? pl.vbytes : v1;
-    uint8_t sb[SUM_MAX];
+    uint8_t sb[SUM_CAP];
     return HDR_LEN + summary_build(e, v2, sb) + (e->any_bad ? e->q.len : 0) + bw_bytes(&e->ts) + vn;
 }
 
@@ -740,7 +829,7 @@ int sr_chunk_enc_finish(sr_chunk_enc *e, sr_buf *out)
     /* decimal numbers that version 1 codes shorter: build that stream now */
     int replay = !v2 && e->type == SR_VT_NUMBER && e->count && e->dec_ok;
     size_t qn = e->any_bad ? e->q.len : 0, tn = bw_bytes(&e->ts), vn = v2 ? pl.vbytes : v1n;
-    uint8_t sb[SUM_MAX];
+    uint8_t sb[SUM_CAP];
     size_t sn = summary_build(e, v2, sb);
     size_t total = HDR_LEN + sn + qn + tn + vn;
     int rc = SR_OK;
@@ -784,7 +873,7 @@ int sr_chunk_enc_finish(sr_chunk_enc *e, sr_buf *out)
     crc = sr_crc32c(crc, p + HDR_LEN, total - HDR_LEN);
     sr_put_le32(p + 28, crc);
     out->len += total;
-    SR_INVARIANT(sr_chunk_summary_check(p, total));
+    SR_INVARIANT(sn ? sr_chunk_summary_check(p, total) : NULL);
     enc_reset(e);
     return SR_OK;
 }
@@ -841,57 +930,6 @@ static int hdr_parse(const uint8_t *p, size_t len, sr_chunk_info *info, size_t *
     return SR_OK;
 }
 
-static int get_varint(const uint8_t *p, size_t len, uint64_t *pos, uint64_t *out);
-
-/* The summary section's fields (s: its length byte's offset, sn bytes with
- * it) into d: each checked as docs/series-format.md says. */
-static int summary_parse(const uint8_t *p, size_t s, size_t sn, int dec, unsigned k, sr_chunk_dec *d)
-{
-    size_t end = s + sn;
-    uint64_t pos = s + 1, z[3];
-    int nv = d->info.type == SR_VT_BOOL ? 1 : d->info.type == SR_VT_INTEGER || dec ? 3 : 0;
-    for (int i = 0; i < nv; i++)
-        if (get_varint(p, end, &pos, &z[i])) return SR_ECORRUPT;
-    size_t need = d->info.type == SR_VT_BOOL ? 1 : nv ? 8 : 32;
-    if (end - pos != need) return SR_ECORRUPT;
-    const uint8_t *f = p + pos;
-    switch (d->info.type) {
-    case SR_VT_BOOL:
-        if (z[0] > d->info.count || f[0] > 1) return SR_ECORRUPT;
-        d->s_sum = (double)z[0];
-        d->s_min = z[0] == d->info.count;
-        d->s_max = z[0] > 0;
-        d->s_last = f[0];
-        break;
-    case SR_VT_INTEGER:
-        d->s_min = (double)(int64_t)zz_dec(z[0]);
-        d->s_max = (double)(int64_t)zz_dec(z[1]);
-        d->s_last = (double)(int64_t)zz_dec(z[2]);
-        d->s_sum = bits_dbl(sr_get_le64(f));
-        break;
-    default:
-        if (dec) {
-            for (int i = 0; i < 3; i++)
-                if (!mant_ok(zz_dec(z[i]))) return SR_ECORRUPT;
-            d->s_min = dec_value((int64_t)zz_dec(z[0]), k);
-            d->s_max = dec_value((int64_t)zz_dec(z[1]), k);
-            d->s_last = dec_value((int64_t)zz_dec(z[2]), k);
-            d->s_sum = bits_dbl(sr_get_le64(f));
-        } else {
-            d->s_min = bits_dbl(sr_get_le64(f));
-            d->s_max = bits_dbl(sr_get_le64(f + 8));
-            d->s_last = bits_dbl(sr_get_le64(f + 16));
-            d->s_sum = bits_dbl(sr_get_le64(f + 24));
-        }
-        break;
-    }
-    /* no summary holds a NaN (its sum can be one: +Inf + -Inf) */
-    if (d->s_min != d->s_min || d->s_max != d->s_max || d->s_last != d->s_last || d->s_max < d->s_min)
-        return SR_ECORRUPT;
-    d->has_sum = 1;
-    return SR_OK;
-}
-
 int sr_chunk_info_get(const void *chunk, size_t len, sr_chunk_info *out)
 {
     if (!out) return SR_EINVAL;
@@ -914,6 +952,8 @@ int sr_chunk_info_get(const void *chunk, size_t len, sr_chunk_info *out)
 #define D_W reserved[3]     /* version 2: base width w */
 #define D_ORDER reserved[4] /* version 2: 0 deltas, 1 delta-of-deltas */
 #define D_D reserved[5]     /* version 2: the previous delta (order 1) */
+#define D_SOFF reserved[6]  /* version 3: offset of the summary's fields (0: no summary) */
+#define D_SLEN reserved[7]  /* version 3: their length */
 /* version 2 keeps the previous mantissa in prev_i */
 
 /* Up to 57 bits at bit position pos, left-aligned in *w; returns how many of
@@ -1006,7 +1046,8 @@ int sr_chunk_dec_init(sr_chunk_dec *d, const void *chunk, size_t len)
     d->len = len;
     d->info = info;
     d->i = 0;
-    if (sn && (rc = summary_parse(p, HDR_LEN, sn, dec, p[3], d))) return rc;
+    d->D_SOFF = sn ? HDR_LEN + 1 : 0; /* the summary's fields, parsed when used */
+    d->D_SLEN = sn ? sn - 1 : 0;
     d->qoff = qn ? qoff : 0;
     d->bitpos = (uint64_t)(qoff + qn) * 8;
     d->boff = qoff + qn + tn;
@@ -1219,41 +1260,171 @@ int sr_chunk_dec_next(sr_chunk_dec *d, sr_sample *s)
     return SR_OK;
 }
 
+/* One value of a summary field (put_sval's): 0, or -1 if malformed. */
+static int get_sval(const uint8_t *p, size_t end, uint64_t *pos, const sr_chunk_dec *d, double *v)
+{
+    if (d->info.type == SR_VT_BOOL) {
+        if (*pos >= end || p[*pos] > 1) return -1;
+        *v = p[(*pos)++];
+        return 0;
+    }
+    if (d->info.type == SR_VT_INTEGER || d->D_VER == SR_SERIES_VERSION2) {
+        uint64_t z;
+        if (get_varint(p, end, pos, &z)) return -1;
+        uint64_t m = zz_dec(z);
+        if (d->info.type == SR_VT_INTEGER) *v = (double)(int64_t)m;
+        else if (!mant_ok(m)) return -1;
+        else *v = dec_value((int64_t)m, (unsigned)d->D_SCALE);
+        return 0;
+    }
+    if (end - *pos < 8) return -1;
+    *v = bits_dbl(sr_get_le64(p + *pos));
+    *pos += 8;
+    return *v == *v ? 0 : -1; /* no summary holds a NaN value */
+}
+
+/* The summary section (docs/series-format.md, "Version 3"), every rule
+ * checked; the first value of segment 0 is the chunk's sample 0. */
+static int summary_parse(const sr_chunk_dec *d, sr_chunk_summary *out)
+{
+    const uint8_t *p = d->p;
+    const size_t end = (size_t)(d->D_SOFF + d->D_SLEN);
+    uint64_t pos = d->D_SOFF, u;
+    if (pos >= end || p[pos] < 1 || p[pos] > SR_CHUNK_MAXSEG) return SR_ECORRUPT;
+    uint32_t nseg = p[pos++], left = d->info.count;
+    int64_t ts = d->info.first_ts;
+    for (uint32_t j = 0; j < nseg; j++) {
+        sr_chunk_seg *g = &out->seg[j];
+        g->first_ts = ts;
+        if (j + 1 < nseg) {
+            uint64_t dl, dg;
+            if (get_varint(p, end, &pos, &u) || get_varint(p, end, &pos, &dl) || get_varint(p, end, &pos, &dg))
+                return SR_ECORRUPT;
+            /* count >= 1 leaving >= 1 for each later segment; strictly increasing timestamps */
+            uint64_t room = (uint64_t)d->info.last_ts - (uint64_t)ts;
+            if (u < 1 || u > (uint64_t)left - (nseg - 1 - j) || dl < u - 1 || dl > room || dg < 1 ||
+                dg > room - dl)
+                return SR_ECORRUPT;
+            g->count = (uint32_t)u;
+            g->last_ts = (int64_t)((uint64_t)ts + dl);
+            ts = (int64_t)((uint64_t)g->last_ts + dg);
+            /* one hour a segment, each a later one */
+            if (hour_of(g->first_ts) != hour_of(g->last_ts) || hour_of(g->last_ts) == hour_of(ts)) return SR_ECORRUPT;
+        } else {
+            g->count = left;
+            g->last_ts = d->info.last_ts;
+            if ((uint64_t)g->last_ts - (uint64_t)ts < (uint64_t)left - 1) return SR_ECORRUPT;
+            if (nseg > 1 && hour_of(g->first_ts) != hour_of(g->last_ts)) return SR_ECORRUPT;
+        }
+        left -= g->count;
+        if (j > 0 && get_sval(p, end, &pos, d, &g->first)) return SR_ECORRUPT;
+        if (d->info.type == SR_VT_BOOL) {
+            if (get_varint(p, end, &pos, &u) || u > g->count || pos >= end || p[pos] > 1) return SR_ECORRUPT;
+            g->last = p[pos++];
+            g->sum = (double)u;
+            g->min = u == g->count;
+            g->max = u > 0;
+        } else {
+            if (get_sval(p, end, &pos, d, &g->min) || get_sval(p, end, &pos, d, &g->max) ||
+                get_sval(p, end, &pos, d, &g->last) || end - pos < 8)
+                return SR_ECORRUPT;
+            g->sum = bits_dbl(sr_get_le64(p + pos)); /* (may be NaN: +Inf + -Inf) */
+            pos += 8;
+            if (g->max < g->min) return SR_ECORRUPT;
+        }
+    }
+    if (pos != end) return SR_ECORRUPT;
+    /* the first value of the chunk: sample 0's, read without its neighbours */
+    sr_chunk_dec t = *d;
+    sr_sample x;
+    if (sr_chunk_dec_next(&t, &x)) return SR_ECORRUPT;
+    out->seg[0].first = d->info.type == SR_VT_NUMBER    ? x.v.f
+                        : d->info.type == SR_VT_INTEGER ? (double)x.v.i
+                                                        : (double)(x.v.b != 0);
+    out->nseg = nseg;
+    return SR_OK;
+}
+
 int sr_chunk_dec_summary(const sr_chunk_dec *d, sr_chunk_summary *out)
 {
-    if (!d || !out) return SR_EINVAL;
-    if (!d->has_sum) return SR_ENOTFOUND;
-    *out = (sr_chunk_summary){.min = d->s_min, .max = d->s_max, .sum = d->s_sum, .last = d->s_last};
-    return SR_OK;
+    if (!d || !out || d->i) return SR_EINVAL;
+    if (!d->D_SOFF) return SR_ENOTFOUND;
+    return summary_parse(d, out);
 }
 
 const char *sr_chunk_summary_check(const void *chunk, size_t len)
 {
     sr_chunk_dec d;
     if (sr_chunk_dec_init(&d, chunk, len)) return "the chunk does not decode";
+    if (!d.D_SOFF) {
+        sr_chunk_dec r = d;
+        sr_sample x;
+        int rc;
+        while ((rc = sr_chunk_dec_next(&r, &x)) == SR_OK) {
+        }
+        if (rc != SR_DONE) return "the chunk does not decode";
+        return ((const uint8_t *)chunk)[0] == SR_SERIES_VERSION3 ? "version 3 without a summary" : NULL;
+    }
+    sr_chunk_summary sm;
+    if (summary_parse(&d, &sm)) return "the summary breaks a rule of the format";
+    /* the samples, hour by hour (h: the hour's segment; all: the whole chunk) */
+    sr_chunk_seg h[SR_CHUNK_MAXSEG], all = {0};
+    uint32_t nh = 0, n = 0, done = 0;
+    double hs = 0, total = 0;
     sr_chunk_dec r = d;
     sr_sample x;
-    int rc, any = 0;
-    double mn = 0, mx = 0, sum = 0, last = 0;
+    int rc;
     while ((rc = sr_chunk_dec_next(&r, &x)) == SR_OK) {
         double v = d.info.type == SR_VT_NUMBER ? x.v.f : d.info.type == SR_VT_INTEGER ? (double)x.v.i : x.v.b;
-        if (d.has_sum && (v != v || x.quality > SR_Q_UNCERTAIN)) return "a summary of a NaN or a dropped sample";
-        if (!any) {
-            mn = mx = sum = v;
-        } else {
-            mn = v < mn ? v : mn;
-            mx = v > mx ? v : mx;
-            sum += v;
+        if (v != v || x.quality > SR_Q_UNCERTAIN) return "a summary of a NaN or a dropped sample";
+        sr_chunk_seg one = {.count = 1, .first_ts = x.ts, .last_ts = x.ts, .min = v, .max = v, .sum = v,
+                            .first = v, .last = v};
+        int newh = !n || hour_of(x.ts) != hour_of(all.last_ts);
+        if (newh && nh < SR_CHUNK_MAXSEG) h[nh] = one;
+        else if (!newh && nh <= SR_CHUNK_MAXSEG) {
+            sr_chunk_seg *g = &h[nh - 1];
+            g->count++;
+            g->last_ts = x.ts;
+            g->min = v < g->min ? v : g->min;
+            g->max = v > g->max ? v : g->max;
+            g->sum += v;
+            g->last = v;
         }
-        last = v;
-        any = 1;
+        if (newh) nh++;
+        /* all: the hours' sums (hs, the current hour's) added in order */
+        if (!n) {
+            hs = v;
+        } else if (newh) {
+            total = done++ ? total + hs : hs;
+            hs = v;
+        } else {
+            hs += v;
+        }
+        if (!n) {
+            all = one;
+        } else {
+            all.count++;
+            all.last_ts = x.ts;
+            all.min = v < all.min ? v : all.min;
+            all.max = v > all.max ? v : all.max;
+            all.last = v;
+        }
+        n++;
     }
     if (rc != SR_DONE) return "the chunk does not decode";
-    if (!d.has_sum) return ((const uint8_t *)chunk)[0] == SR_SERIES_VERSION3 ? "version 3 without a summary" : NULL;
-    if (dbl_bits(mn) != dbl_bits(d.s_min)) return "summary min";
-    if (dbl_bits(mx) != dbl_bits(d.s_max)) return "summary max";
-    if (dbl_bits(sum) != dbl_bits(d.s_sum)) return "summary sum";
-    if (dbl_bits(last) != dbl_bits(d.s_last)) return "summary last";
+    all.sum = done ? total + hs : hs;
+    const sr_chunk_seg *want = h;
+    if (sm.nseg == 1) want = &all;
+    else if (sm.nseg != nh) return "summary: the number of segments is neither 1 nor the number of hours";
+    for (uint32_t j = 0; j < sm.nseg; j++) {
+        const sr_chunk_seg *a = &sm.seg[j], *b = &want[j];
+        if (a->count != b->count || a->first_ts != b->first_ts || a->last_ts != b->last_ts) return "summary: a segment's samples";
+        if (dbl_bits(a->min) != dbl_bits(b->min)) return "summary min";
+        if (dbl_bits(a->max) != dbl_bits(b->max)) return "summary max";
+        if (dbl_bits(a->sum) != dbl_bits(b->sum)) return "summary sum";
+        if (dbl_bits(a->first) != dbl_bits(b->first)) return "summary first";
+        if (dbl_bits(a->last) != dbl_bits(b->last)) return "summary last";
+    }
     return NULL;
 }
 
@@ -1501,36 +1672,45 @@ void sr_agg_add(sr_agg *a, const sr_sample *s)
 }
 
 /* A chunk whole, by its summary (invariant 8 of the encoder): 1 if taken
- * (its samples all lie in [from, to), after the last accepted sample, in
- * one bucket: the current one, or a new one), else 0 (nothing changed; the
- * caller decodes it). The fold of a bucket over a chunk's samples is the
- * fold with the chunk's min, max and sum: for values that are not NaN, a
- * strict `v < min` keeps the first of the least, chunk or not; only the sum
- * rounds differently when a bucket holds more than the one chunk (the sum
- * of chunk sums in place of one running sum). */
+ * (its samples all lie in [from, to), after the last accepted sample, and
+ * each segment of its summary in one bucket: then each segment is folded
+ * into the current bucket or opens the next), 0 if not (nothing changed;
+ * the caller decodes the chunk), or SR_ECORRUPT. The fold of a bucket over
+ * a segment's samples is the fold with the segment's min, max and sum: for
+ * values that are not NaN, a strict `v < min` keeps the first of the
+ * least, segment or not; only the sum rounds differently when a bucket
+ * holds more than the one segment (a sum of sums). */
 static int agg_take_chunk(sr_agg *a, const sr_chunk_dec *d)
 {
     int64_t f = d->info.first_ts, l = d->info.last_ts;
     if (f < a->from || l >= a->to || (a->have_last && f <= a->last_ts)) return 0;
-    if (a->have_cur && (uint64_t)f - (uint64_t)a->cur.start < (uint64_t)a->interval) {
-        if ((uint64_t)l - (uint64_t)a->cur.start >= (uint64_t)a->interval) return 0;
-        sr_bucket *b = &a->cur;
-        b->count += d->info.count;
-        b->min = d->s_min < b->min ? d->s_min : b->min;
-        b->max = d->s_max > b->max ? d->s_max : b->max;
-        b->sum += d->s_sum;
-        b->last = d->s_last;
-        b->last_ts = l;
-    } else {
+    sr_chunk_summary sm;
+    if (summary_parse(d, &sm)) return SR_ECORRUPT;
+    uint64_t iv = (uint64_t)a->interval;
+    for (uint32_t j = 0; j < sm.nseg; j++) {
         int64_t s0, s1;
-        if (align_down(f, a->interval, &s0) || align_down(l, a->interval, &s1) || s0 != s1) return 0;
-        sr_chunk_dec t = *d; /* the first value: sample 0 has no timestamp bits */
-        sr_sample x;
-        if (sr_chunk_dec_next(&t, &x)) return 0;
-        double v0 = a->type == SR_VT_NUMBER ? x.v.f : a->type == SR_VT_INTEGER ? (double)x.v.i : x.v.b ? 1.0 : 0.0;
-        sr_bucket nb = {.start = s0, .count = d->info.count, .min = d->s_min, .max = d->s_max, .sum = d->s_sum,
-                        .first = v0, .last = d->s_last, .first_ts = f, .last_ts = l, .filled = 0};
-        if (agg_open(a, &nb)) return 1; /* dropped, as sr_agg_add drops a sample (sticky SR_ENOMEM) */
+        if (align_down(sm.seg[j].first_ts, a->interval, &s0) || align_down(sm.seg[j].last_ts, a->interval, &s1) ||
+            s0 != s1)
+            return 0;
+    }
+    for (uint32_t j = 0; j < sm.nseg; j++) {
+        const sr_chunk_seg *g = &sm.seg[j];
+        if (a->have_cur && (uint64_t)g->first_ts - (uint64_t)a->cur.start < iv) {
+            sr_bucket *b = &a->cur;
+            b->count += g->count;
+            b->min = g->min < b->min ? g->min : b->min;
+            b->max = g->max > b->max ? g->max : b->max;
+            b->sum += g->sum;
+            b->last = g->last;
+            b->last_ts = g->last_ts;
+        } else {
+            int64_t s0 = 0;
+            (void)align_down(g->first_ts, a->interval, &s0); /* (checked above) */
+            sr_bucket nb = {.start = s0, .count = g->count, .min = g->min, .max = g->max, .sum = g->sum,
+                            .first = g->first, .last = g->last, .first_ts = g->first_ts, .last_ts = g->last_ts,
+                            .filled = 0};
+            if (agg_open(a, &nb)) continue; /* dropped, as sr_agg_add drops a sample (sticky SR_ENOMEM) */
+        }
     }
     a->have_last = 1;
     a->last_ts = l;
@@ -1991,12 +2171,15 @@ int sr_chunk_dec_agg(sr_chunk_dec *d, sr_agg *a, int64_t stop, sr_sample *s, uin
 {
     if (!d || !a || !s || !added) return SR_EINVAL;
     *added = 0;
-    /* a chunk that lies whole in one bucket: its summary, no decoding */
-    if (d->has_sum && d->i == 0 && !a->closed && d->info.type == a->type && d->info.last_ts < stop &&
-        agg_take_chunk(a, d)) {
-        d->i = d->info.count;
-        *added = d->info.count;
-        return SR_DONE;
+    /* a chunk whose summary segments each lie in one bucket: no decoding */
+    if (d->D_SOFF && d->i == 0 && !a->closed && d->info.type == a->type && d->info.last_ts < stop) {
+        int t = agg_take_chunk(a, d);
+        if (t < 0) return t;
+        if (t) {
+            d->i = d->info.count;
+            *added = d->info.count;
+            return SR_DONE;
+        }
     }
     if (!a->closed && !d->qoff && d->info.type == a->type) {
         if (a->type == SR_VT_NUMBER && d->D_VER == SR_SERIES_VERSION2) return agg_chunk(d, a, stop, s, added, AGG_V2);

@@ -85,8 +85,6 @@ typedef struct sr_chunk_dec {
     uint32_t prev_slen;
     size_t qoff, boff;
     uint64_t reserved[8];
-    int has_sum;                      /* a version 3 chunk: its summary, below */
-    double s_min, s_max, s_sum, s_last;
 } sr_chunk_dec;
 
 SR_MUST_CHECK int sr_chunk_dec_init(sr_chunk_dec *d, const void *chunk, size_t len);
@@ -94,18 +92,28 @@ SR_MUST_CHECK int sr_chunk_dec_init(sr_chunk_dec *d, const void *chunk, size_t l
  * SR_DONE after the last sample, or SR_ECORRUPT. */
 SR_MUST_CHECK int sr_chunk_dec_next(sr_chunk_dec *d, sr_sample *s);
 
-/* The chunk's summary (format version 3, docs/series-format.md): its
- * samples' min, max, sum and last value, as sr_agg_add sees them (numbers;
- * integers as double; booleans as 0/1), folded from sample 0 as sr_agg_add
- * folds a bucket. The encoder writes one for every chunk of numbers,
- * integers or booleans with at least one sample, no NaN, and every quality
- * GOOD or UNCERTAIN; older chunks (versions 1 and 2) have none. */
+/* The chunk's summary (format version 3, docs/series-format.md): for each
+ * UTC hour its samples fall in (up to SR_CHUNK_MAXSEG hours; else one
+ * segment of all of them), the count, first and last timestamp and the
+ * min, max, sum, first and last value, as sr_agg_add sees the values
+ * (numbers; integers as double; booleans as 0/1) and folds them into a
+ * bucket. The encoder writes one for every chunk of numbers, integers or
+ * booleans with at least one sample, no NaN, and every quality GOOD or
+ * UNCERTAIN; older chunks (versions 1 and 2) have none. */
+enum { SR_CHUNK_MAXSEG = 4 };
+typedef struct sr_chunk_seg {
+    uint32_t count;
+    int64_t first_ts, last_ts;
+    double min, max, sum, first, last;
+} sr_chunk_seg;
 typedef struct sr_chunk_summary {
-    double min, max, sum, last;
+    uint32_t nseg;
+    sr_chunk_seg seg[SR_CHUNK_MAXSEG];
 } sr_chunk_summary;
 
-/* SR_OK and *out from a decoder just initialised (sr_chunk_dec_init checked
- * the summary with the rest), or SR_ENOTFOUND: the chunk has no summary. */
+/* SR_OK and *out, from a decoder that has not decoded a sample yet
+ * (SR_EINVAL otherwise); SR_ENOTFOUND: the chunk has no summary;
+ * SR_ECORRUPT: its summary breaks a rule of the format. */
 SR_MUST_CHECK int sr_chunk_dec_summary(const sr_chunk_dec *d, sr_chunk_summary *out);
 
 /* NULL if the chunk's summary (if any) is the fold of its decoded samples

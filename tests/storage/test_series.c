@@ -2135,8 +2135,9 @@ Test(storage_series, golden_chunks_are_reproduced_and_decoded)
 }
 
 /* Old-format chunks answer a downsample as the version 3 chunk of the same
- * samples does (one chunk: so bit for bit, the sum included), at intervals
- * that put the chunk in one bucket or cut it. */
+ * samples does (bit for bit but the sum of a bucket that holds several of
+ * the chunk's hour segments: same_bucket_but_sum), at intervals that put the
+ * chunk in one bucket or cut it. */
 Test(storage_series, old_format_golden_chunks_downsample_as_version_3)
 {
     tu_rng r = {tu_seed(333)};
@@ -2169,27 +2170,36 @@ Test(storage_series, old_format_golden_chunks_downsample_as_version_3)
             sr_buf_release(&newc);
             continue;
         }
-        int64_t span = t1 - t0 + 1, ivs[] = {1, 1000, 60000, 4 * span, span / 3 + 1};
+        int64_t span = t1 - t0 + 1, ivs[] = {250, 1000, 60000, 3600000, 4 * span, span / 3 + 1};
         for (size_t k = 0; k < sizeof ivs / sizeof ivs[0]; k++) {
             for (int fill = 0; fill < 2; fill++) {
-                sr_agg *ao = NULL, *an = NULL;
+                sr_agg *ao = NULL, *an = NULL, *abs = NULL;
                 int64_t from = floor_to(t0, ivs[k]), to = t1 + 1;
                 cr_assert_eq(sr_agg_create(type, from, to, ivs[k], (sr_agg_fill)fill, &ao), SR_OK);
                 cr_assert_eq(sr_agg_create(type, from, to, ivs[k], (sr_agg_fill)fill, &an), SR_OK);
+                cr_assert_eq(sr_agg_create(SR_VT_NUMBER, from, to, ivs[k], (sr_agg_fill)fill, &abs), SR_OK);
+                for (size_t i = 0; i < n; i++) {
+                    sr_sample pa = s[i];
+                    pa.v.f = fabs(agg_value(type, &s[i]));
+                    sr_agg_add(abs, &pa);
+                }
                 size_t before = fed_by_summary;
                 cr_assert_eq(feed_fast(ao, &oldc, NULL, 0, to), SR_OK);
                 cr_assert_eq(fed_by_summary, before, "%s: no summary in the old format", p);
                 cr_assert_eq(feed_fast(an, &newc, NULL, 0, to), SR_OK);
                 taken += fed_by_summary - before;
-                size_t no, nn;
-                sr_bucket *bo = agg_drain(&r, ao, &no), *bn = agg_drain(&r, an, &nn);
-                cr_assert_eq(no, nn, "%s", p);
+                size_t no, nn, na;
+                sr_bucket *bo = agg_drain(&r, ao, &no), *bn = agg_drain(&r, an, &nn), *ba = agg_drain(&r, abs, &na);
+                cr_assert(no == nn && na == no, "%s", p);
                 for (size_t i = 0; i < no; i++)
-                    cr_assert(same_bucket_bits(&bo[i], &bn[i]), "%s: iv %" PRId64 " bucket %zu", p, ivs[k], i);
+                    cr_assert(same_bucket_but_sum(&bn[i], &bo[i], &ba[i]), "%s: iv %" PRId64 " bucket %zu", p,
+                              ivs[k], i);
                 free(bo);
                 free(bn);
+                free(ba);
                 sr_agg_destroy(ao);
                 sr_agg_destroy(an);
+                sr_agg_destroy(abs);
             }
         }
         free(f);
