@@ -24,10 +24,11 @@
  * Every other type is always version 1.
  *
  * Version 3 is a version 1 or 2 chunk with a summary section after the
- * header (min, max, sum and last value as the aggregator sees them), written
- * for every chunk of numbers, integers or booleans with no NaN and no BAD or
- * NO_DATA sample; sr_chunk_dec_agg adds such a chunk to a bucket from its
- * summary, without decoding, when the chunk lies whole in the bucket.
+ * header (per UTC hour of the samples, up to 4: count, timestamps, min,
+ * max, sum, first and last value as the aggregator sees them), written for
+ * every chunk of numbers, integers or booleans with no NaN and no BAD or
+ * NO_DATA sample; sr_chunk_dec_agg adds such a chunk to the aggregator from
+ * its summary, without decoding, when each segment lies in one bucket.
  *
  * INVARIANTS (encoder)
  *  (1) count == 0 or last_ts > every earlier ts; prev_delta = last_ts - the
@@ -48,12 +49,14 @@
  *      quotient, so the same rounded double) and recounts the histograms.
  *      When dec_ok is 0 none of these are used.
  *  (8) Summary: s_none is 1 iff some sample so far is NaN or BAD/NO_DATA
- *      (then no summary is written); else s_min, s_max, s_sum are the left
- *      fold (v < min ? v : min, v > max ? v : max, sum + v) from sample 0 of
- *      the values as sr_agg_add takes them, s_last the last one, s_imin and
- *      s_imax the integers' own min and max. A written version 3 chunk's
- *      summary is the fold of its decoded samples (sr_chunk_summary_check,
- *      run by sr_chunk_enc_finish under SR_INVARIANT).
+ *      (then no summary is written). seg[0..nseg) hold, for each UTC hour
+ *      of the samples so far in order, their count, first and last ts and
+ *      the left fold from the hour's first value (v < min ? v : min,
+ *      v > max ? v : max, sum + v, first, last) of the values as sr_agg_add
+ *      takes them (integers also as int64); seg_hi is the last ms of the
+ *      last one's hour. A written version 3 chunk's summary is that of its
+ *      decoded samples (sr_chunk_summary_check, run by sr_chunk_enc_finish
+ *      under SR_INVARIANT).
  *
  * INVARIANTS (decoder)
  *  (5) Every bit read lies inside its own stream; running out is ECORRUPT.

@@ -19,8 +19,9 @@
  *    bits per sample.
  * The chunk header carries the type, count, first and last timestamp, so a
  * range query can skip a chunk without decoding it; a summary (format
- * version 3: min, max, sum, last value) lets downsampling take a chunk that
- * lies whole in one bucket without decoding it.
+ * version 3: count, min, max, sum, first and last value of each UTC hour of
+ * the chunk) lets downsampling take a chunk without decoding it when its
+ * hours lie in whole buckets.
  *
  * Pure functions: no I/O, no globals, no threads; allocation only through
  * sr_buf / sr_malloc (so fault injection reaches it). All functions taking
@@ -168,12 +169,13 @@ SR_MUST_CHECK int sr_agg_status(const sr_agg *a);
  * checks and errors, bit-identical buckets), without materialising the
  * samples (the fast path of sr_engine_downsample). A chunk with a summary
  * that d has not started, whose samples all lie before stop, inside
- * [from, to), after the last sample a took and in one bucket, is added from
- * its summary without decoding (SR_DONE, *added = its count): the bucket is
- * the same but for its sum, which adds the chunk's sum in one step and so
- * can differ in the last bits when the bucket holds other samples too; the
- * chunk's body is then checked by its CRC only (sr_chunk_dec_init), not by
- * the decoder. Returns SR_OK with *s the
+ * [from, to) and after the last sample a took, and whose summary segments
+ * each lie in one bucket, is added from its summary without decoding
+ * (SR_DONE, *added = its count): the buckets are the same but for their
+ * sums, which add a segment's sum in one step and so can differ in the
+ * last bits when a bucket holds more than that segment; the chunk's body is
+ * then checked by its CRC only (sr_chunk_dec_init), not by the decoder.
+ * Returns SR_OK with *s the
  * first sample with ts >= stop (decoded but not added: the caller deals with
  * it, then may call again), SR_DONE once the chunk has no more samples, or
  * SR_ECORRUPT. *added is set to the number of samples handed to a. */

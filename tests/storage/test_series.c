@@ -1874,7 +1874,7 @@ static const struct {
     {"empty", 1, 0},       {"v2-walk", 2, 0},        {"v2-scale6", 2, 0},  {"v2-dod", 2, 0},
     {"v2-escape", 2, 0},   {"v2-quality", 2, 0},     {"v2-single", 2, 0},
     {"v3-walk", 3, 0},     {"v3-double", 3, 0},      {"v3-integer", 3, 0}, {"v3-bool", 3, 0},
-    {"v3-uncertain", 3, 0}, {"v3-single", 3, 0},
+    {"v3-uncertain", 3, 0}, {"v3-single", 3, 0},     {"v3-hours", 3, 0},
 };
 #define NGOLDEN (sizeof golden / sizeof golden[0])
 #define GOLDEN_NEWEST 3 /* SR_GOLDEN_WRITE writes only the files of this version */
@@ -2048,6 +2048,9 @@ static size_t golden_samples(size_t g, sr_vtype *type, sr_sample *s)
         n = 1;
         s[0].ts = 1700000000000;
         s[0].v.i = -42;
+        break;
+    case 21: /* the meter of v2-dod: 200 minutes from 22:13:20 UTC, in 4 hours */
+        n = golden_samples(11, type, s);
         break;
     }
     return n;
