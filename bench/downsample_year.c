@@ -4,8 +4,8 @@
  * (8,760), the goal of issue #13: <= 20 ms, by per-chunk summaries (series
  * format version 3, docs/series-format.md).
  *
- * usage: downsample_year [--days D] [--reps R] [--series 0|1] [--old 0|1]
- *                        [--engine 0|1] [--seed S] [--dir DIR]
+ * usage: downsample_year [--days D] [--reps R] [--series 0|1] [--new 0|1]
+ *                        [--old 0|1] [--engine 0|1] [--seed S] [--dir DIR]
  * Two phases, each timed call by call (p50/p99 in ms) and each call checked
  * bucket by bucket against buckets computed from the generated values
  * (count, min, max, first, last exactly; the mean to 1e-9):
@@ -13,11 +13,12 @@
  *    each, the engine's default head_max) encoded into memory through the
  *    series API, then R calls of ds_year: for each chunk sr_chunk_dec_init
  *    and sr_chunk_dec_agg, as sr_engine_downsample does for the chunks of
- *    its LMDB snapshot (without LMDB). With --old 1 (the default) the same
- *    samples are also encoded by the old writer (sr_chunk_enc_summary(e, 0):
- *    versions 1 and 2, no summaries) and downsampled the same way: the
- *    before and after of the summaries side by side in one run.
- *    bench/callgrind.sh counts ds_year (--old 0).
+ *    its LMDB snapshot (without LMDB): with --new 1 (the default) on
+ *    today's chunks (version 3, summaries); with --old 1 (the default) on
+ *    the same samples encoded by the old writer (sr_chunk_enc_summary(e, 0):
+ *    versions 1 and 2, no summaries), downsampled the same way: the before
+ *    and after of the summaries side by side in one run.
+ *    bench/callgrind.sh counts ds_year with --new 1 --old 0.
  *  - engine (--engine 1): the year submitted to an engine (sync always,
  *    encryption on; the reference set's 1 % late values), then R
  *    sr_engine_downsample calls over the year: the end-to-end figure.
@@ -149,7 +150,7 @@ static void fig(char *b, size_t cap, int on, double v)
 int main(int argc, char **argv)
 {
     uint32_t days = 365, reps = 20;
-    int series = 1, old = 1, engine = 0;
+    int series = 1, newf = 1, old = 1, engine = 0;
     eb_cfg c = {.points = 1, .batch = 100, .late_bp = 100, .seed = 42, .threads = 1, .enc = 1, .zstd = 1,
                 .window = 8192};
     for (int i = 1; i < argc; i++) {
@@ -159,16 +160,17 @@ int main(int argc, char **argv)
         else if (hv && !strcmp(a, "--reps")) reps = (uint32_t)strtoul(argv[++i], NULL, 10);
         else if (hv && !strcmp(a, "--series")) series = atoi(argv[++i]);
         else if (hv && !strcmp(a, "--old")) old = atoi(argv[++i]);
+        else if (hv && !strcmp(a, "--new")) newf = atoi(argv[++i]);
         else if (hv && !strcmp(a, "--engine")) engine = atoi(argv[++i]);
         else if (hv && !strcmp(a, "--seed")) c.seed = strtoull(argv[++i], NULL, 10);
         else if (hv && !strcmp(a, "--dir")) c.dir = argv[++i];
         else {
-            fprintf(stderr, "usage: downsample_year [--days D] [--reps R] [--series 0|1] [--old 0|1] [--engine 0|1]\n"
-                            "                       [--seed S] [--dir DIR]\n");
+            fprintf(stderr, "usage: downsample_year [--days D] [--reps R] [--series 0|1] [--new 0|1] [--old 0|1]\n"
+                            "                       [--engine 0|1] [--seed S] [--dir DIR]\n");
             return 2;
         }
     }
-    if (!days || days > 4000 || !reps || (!series && !engine)) {
+    if (!days || days > 4000 || !reps || (!(series && (newf || old)) && !engine)) {
         fprintf(stderr, "downsample_year: need 1 <= days <= 4000, reps >= 1 and a phase\n");
         return 2;
     }
@@ -186,13 +188,13 @@ int main(int argc, char **argv)
         sr_buf ch, och;
         sr_buf_init(&ch);
         sr_buf_init(&och);
-        if (encode_year(v, c.seconds, 1, &ch, &nch) || (old && encode_year(v, c.seconds, 0, &och, &nch_old))) {
+        if ((newf && encode_year(v, c.seconds, 1, &ch, &nch)) || (old && encode_year(v, c.seconds, 0, &och, &nch_old))) {
             fprintf(stderr, "downsample_year: encoding failed\n");
             return 1;
         }
-        bytes = ch.len - 4 * nch;
+        bytes = newf ? ch.len - 4 * nch : 0;
         bytes_old = old ? och.len - 4 * nch_old : 0;
-        time_series(&ch, v, c.seconds, reps, &s50, &s99, &sbad);
+        if (newf) time_series(&ch, v, c.seconds, reps, &s50, &s99, &sbad);
         if (old) time_series(&och, v, c.seconds, reps, &o50, &o99, &obad);
         if (sbad || obad) ok = 0;
         sr_buf_release(&ch);
@@ -252,17 +254,17 @@ int main(int argc, char **argv)
     free(v);
 
     char fs50[32], fs99[32], fo50[32], fo99[32], fe50[32], fe99[32];
-    fig(fs50, sizeof fs50, series, s50);
-    fig(fs99, sizeof fs99, series, s99);
+    fig(fs50, sizeof fs50, series && newf, s50);
+    fig(fs99, sizeof fs99, series && newf, s99);
     fig(fo50, sizeof fo50, series && old, o50);
     fig(fo99, sizeof fo99, series && old, o99);
     fig(fe50, sizeof fe50, engine, e50);
     fig(fe99, sizeof fe99, engine, e99);
     printf("{\"bench\":\"downsample_year\",\"days\":%u,\"values\":%u,\"interval_ms\":%d,\"buckets\":%u,\"reps\":%u,"
-           "\"chunk_samples\":%d,\"chunks\":%zu,\"chunk_bytes\":%zu,\"chunk_bytes_old\":%zu,"
+           "\"chunk_samples\":%d,\"chunks\":%zu,\"chunks_old\":%zu,\"chunk_bytes\":%zu,\"chunk_bytes_old\":%zu,"
            "\"series_p50_ms\":%s,\"series_p99_ms\":%s,\"series_old_p50_ms\":%s,\"series_old_p99_ms\":%s,"
            "\"engine_load_s\":%.2f,\"engine_p50_ms\":%s,\"engine_p99_ms\":%s,\"verify\":\"%s\"}\n",
-           days, c.seconds, HOUR, (c.seconds + 3599) / 3600, reps, CHUNK, nch, bytes, bytes_old, fs50, fs99, fo50,
+           days, c.seconds, HOUR, (c.seconds + 3599) / 3600, reps, CHUNK, nch, nch_old, bytes, bytes_old, fs50, fs99, fo50,
            fo99, load_s, fe50, fe99,
            ok ? "ok" : "FAILED");
     return ok ? 0 : 1;

@@ -1461,6 +1461,15 @@ static int feed_fast(sr_agg *a, const sr_buf *chunks, const sr_sample *late, siz
     return rc;
 }
 
+/* floor_to(t, iv) mod 2^64 (no overflow below INT64_MIN): equal iff the
+ * bucket is */
+static uint64_t bucket_key(int64_t t, int64_t iv)
+{
+    int64_t m = t % iv;
+    if (m < 0) m += iv;
+    return (uint64_t)t - (uint64_t)m;
+}
+
 /* Cut s into chunks (4-byte lengths) of 1..n samples; with iv > 0, every
  * bucket edge is also a chunk edge (a bucket then holds whole chunks). */
 static void cut_chunks(tu_rng *r, sr_vtype type, const sr_sample *s, size_t n, int64_t iv, sr_buf *chunks)
@@ -1470,7 +1479,7 @@ static void cut_chunks(tu_rng *r, sr_vtype type, const sr_sample *s, size_t n, i
         if (c > n - i) c = n - i;
         if (iv > 0)
             for (size_t j = i + 1; j < i + c; j++)
-                if (floor_to(s[j].ts, iv) != floor_to(s[j - 1].ts, iv)) {
+                if (bucket_key(s[j].ts, iv) != bucket_key(s[j - 1].ts, iv)) {
                     c = j - i;
                     break;
                 }
@@ -1547,7 +1556,9 @@ static void agg_differential(int summaries, uint64_t seed)
             }
         }
         /* range and interval: bucket edges inside and across chunks */
-        int64_t t0 = s[0].ts, t1 = s[n - 1].ts, span = t1 / 2 - t0 / 2 + 2;
+        int64_t t0 = s[0].ts, t1 = s[n - 1].ts;
+        uint64_t su = (uint64_t)(t1 / 2) - (uint64_t)(t0 / 2) + 2;
+        int64_t span = su > (uint64_t)INT64_MAX ? INT64_MAX : (int64_t)su;
         int64_t from = t0;
         if (tu_below(&r, 3)) from -= t0 >= INT64_MIN + 3 ? (int64_t)tu_below(&r, 3) : 0;
         else from += (int64_t)(tu_next(&r) % (uint64_t)span);
