@@ -48,15 +48,20 @@
  *      multiplies every mantissa by a power of ten (exact: the same real
  *      quotient, so the same rounded double) and recounts the histograms.
  *      When dec_ok is 0 none of these are used.
- *  (8) Summary: s_none is 1 iff some sample so far is NaN or BAD/NO_DATA
- *      (then no summary is written). seg[0..nseg) hold, for each UTC hour
- *      of the samples so far in order, their count, first and last ts and
- *      the left fold from the hour's first value (v < min ? v : min,
+ *  (8) Summary: seg[0..nseg) are the UTC hours of the samples so far, in
+ *      order: each closed one holds its samples (at, count), first and last
+ *      ts, and the left fold from the hour's first value (v < min ? v : min,
  *      v > max ? v : max, sum + v, first, last) of the values as sr_agg_add
- *      takes them (integers also as int64); seg_hi is the last ms of the
- *      last one's hour. A written version 3 chunk's summary is that of its
- *      decoded samples (sr_chunk_summary_check, run by sr_chunk_enc_finish
- *      under SR_INVARIANT).
+ *      takes them (integers also as int64); the open one (the last) holds
+ *      at, first_ts and first, and s_sum (from -0.0), s_min, s_max, s_imin,
+ *      s_imax, s_ntrue, s_lastb hold its running fold; seg_hi is the last
+ *      ms of its hour. Min and max of numbers are not kept while the chunk
+ *      is decimal (dec_ok: taken from the mantissas at finish; computed for
+ *      every segment when the chunk turns to version 1). No summary is
+ *      written for a BAD or NO_DATA sample or a NaN sum (a NaN value).
+ *      A written version 3 chunk's summary is that of its decoded samples
+ *      (sr_chunk_summary_check, run by sr_chunk_enc_finish under
+ *      SR_INVARIANT).
  *
  * INVARIANTS (decoder)
  *  (5) Every bit read lies inside its own stream; running out is ECORRUPT.
@@ -241,9 +246,9 @@ static void bw_reset(bitw *w)
 /* ------------------------------------------------------------------------ */
 /* Encoder                                                                   */
 
-/* The fold of one hour's samples (invariant 8). */
+/* One hour's samples (invariant 8): samples at..at+count-1. */
 typedef struct enc_seg {
-    uint32_t count;
+    uint32_t at, count;
     int64_t first_ts, last_ts;
     double min, max, sum, first, last; /* the values as sr_agg_add takes them */
     int64_t imin, imax, ifirst, ilast; /* integers: their own */
@@ -277,10 +282,13 @@ struct sr_chunk_enc {
     bitw v2;           /* scratch: the version 2 value bits, built at finish */
     /* the summary (invariant 8) */
     int s_off; /* sr_chunk_enc_summary(e, 0): versions 1 and 2 only */
-    int s_none;
-    enc_seg *seg;   /* one per hour of the samples so far */
+    enc_seg *seg;   /* one per hour of the samples so far; the last one open */
     size_t nseg, seg_cap;
     int64_t seg_hi; /* the last ms of the hour of seg[nseg - 1] */
+    double s_sum, s_min, s_max; /* the open segment's running fold */
+    int64_t s_imin, s_imax;
+    uint32_t s_ntrue;
+    int s_lastb;
 };
 
 int sr_chunk_enc_create(sr_vtype type, sr_chunk_enc **out)
@@ -352,7 +360,6 @@ static void enc_reset(sr_chunk_enc *e)
     e->prev_d = 0;
     e->lb1 = 0;
     memset(e->hist, 0, sizeof e->hist);
-    e->s_none = 0;
     e->nseg = 0;
 }
 
@@ -505,43 +512,73 @@ static inline int seg_opens(const sr_chunk_enc *e, const sr_sample *s)
     return e->type != SR_VT_STRING && (e->count == 0 || s->ts > e->seg_hi);
 }
 
-/* Invariant 8: fold sample s into its hour's segment; each value as
- * sr_agg_add takes it (a number, (double) of an integer, 0/1 of a boolean),
- * folded as sr_agg_add folds a bucket. */
-static inline void summary_add(sr_chunk_enc *e, const sr_sample *s, int opens)
+/* The value of sample i as sr_agg_add takes it, from the encoder's state:
+ * the previous sample's (i = count - 1) for integers and booleans and for
+ * numbers that are not decimal; any sample's while they are decimal. */
+static double enc_value(const sr_chunk_enc *e, uint32_t i)
 {
-    double v;
-    int64_t iv = 0;
     switch (e->type) {
-    case SR_VT_NUMBER: v = s->v.f; break;
-    case SR_VT_INTEGER:
-        iv = s->v.i;
-        v = (double)iv;
-        break;
-    case SR_VT_BOOL: v = s->v.b ? 1.0 : 0.0; break;
-    default: return;
+    case SR_VT_NUMBER: return bits_dbl(e->dec_ok ? e->vbits[i] : e->prev_bits);
+    case SR_VT_INTEGER: return (double)e->prev_i;
+    default: return e->s_lastb;
     }
-    /* a NaN (the fold of min and max is then not associative) or a sample
-     * the aggregator drops: no summary */
-    e->s_none |= (v != v) | (s->quality > SR_Q_UNCERTAIN);
-    if (opens) {
-        e->seg_hi = hour_hi(s->ts);
-        e->seg[e->nseg++] = (enc_seg){.count = 1, .first_ts = s->ts, .last_ts = s->ts, .min = v, .max = v,
-                                      .sum = v, .first = v, .last = v, .imin = iv, .imax = iv,
-                                      .ifirst = iv, .ilast = iv};
-        return;
-    }
-    enc_seg *g = &e->seg[e->nseg - 1];
-    g->count++;
-    g->last_ts = s->ts;
-    g->min = v < g->min ? v : g->min;
-    g->max = v > g->max ? v : g->max;
-    g->sum += v;
-    g->last = v;
-    g->ilast = iv;
-    if (e->type == SR_VT_INTEGER) {
-        g->imin = iv < g->imin ? iv : g->imin;
-        g->imax = iv > g->imax ? iv : g->imax;
+}
+
+/* Segment j as it stands (invariant 8): the open one completed from the
+ * running fold and the encoder's state. Min and max of numbers while they
+ * are decimal are left to the caller (summary_build: from the mantissas). */
+static enc_seg seg_get(const sr_chunk_enc *e, size_t j)
+{
+    enc_seg g = e->seg[j];
+    if (j + 1 < e->nseg) return g;
+    g.count = e->count - g.at;
+    g.last_ts = e->last_ts;
+    g.last = enc_value(e, e->count - 1);
+    g.ilast = e->prev_i;
+    g.sum = e->type == SR_VT_BOOL ? (double)e->s_ntrue : e->s_sum;
+    g.min = e->s_min;
+    g.max = e->s_max;
+    g.imin = e->s_imin;
+    g.imax = e->s_imax;
+    return g;
+}
+
+/* Sample s (value v, integer iv) opens a segment: close the open one
+ * (before s changes the encoder's state) and start the running fold. Room
+ * was reserved. Out of line: once an hour of samples. */
+static SR_NOINLINE void seg_open(sr_chunk_enc *e, const sr_sample *s, double v, int64_t iv)
+{
+    if (e->nseg) e->seg[e->nseg - 1] = seg_get(e, e->nseg - 1);
+    e->seg_hi = hour_hi(s->ts);
+    e->seg[e->nseg++] = (enc_seg){.at = e->count, .first_ts = s->ts, .first = v, .ifirst = iv};
+    e->s_sum = -0.0; /* -0.0 + v is v, bit for bit (also for v = -0.0) */
+    e->s_min = e->s_max = v;
+    e->s_imin = e->s_imax = iv;
+    e->s_ntrue = 0;
+}
+
+/* Numbers turn from decimal to version 1: the min and max of every
+ * segment so far, from the values' bits (summary_build takes them from the
+ * mantissas while the chunk is decimal). */
+static void seg_undecimal(sr_chunk_enc *e)
+{
+    for (size_t j = 0; j < e->nseg; j++) {
+        enc_seg *g = &e->seg[j];
+        uint32_t end = j + 1 < e->nseg ? g->at + g->count : e->count;
+        if (end == g->at) continue; /* opened by the sample that turns the chunk (seg_open set its fold) */
+        double mn = bits_dbl(e->vbits[g->at]), mx = mn;
+        for (uint32_t i = g->at + 1; i < end; i++) {
+            double v = bits_dbl(e->vbits[i]);
+            mn = v < mn ? v : mn;
+            mx = v > mx ? v : mx;
+        }
+        if (j + 1 < e->nseg) {
+            g->min = mn;
+            g->max = mx;
+        } else {
+            e->s_min = mn;
+            e->s_max = mx;
+        }
     }
 }
 
@@ -601,6 +638,10 @@ int sr_chunk_enc_add(sr_chunk_enc *e, const sr_sample *s)
     }
     if (rc) return rc;
 
+    if (opens) /* (before the state moves on to s) */
+        seg_open(e, s, e->type == SR_VT_NUMBER ? s->v.f : e->type == SR_VT_INTEGER ? (double)s->v.i : s->v.b,
+                 e->type == SR_VT_INTEGER ? s->v.i : 0);
+
     if (e->count == 0) e->first_ts = s->ts;
     else enc_ts(e, s->ts);
     e->last_ts = s->ts;
@@ -608,17 +649,20 @@ int sr_chunk_enc_add(sr_chunk_enc *e, const sr_sample *s)
     if (e->count % 4 == 0) e->q.data[e->q.len++] = 0;
     e->q.data[e->q.len - 1] |= (uint8_t)(s->quality << ((e->count % 4) * 2));
     if (s->quality != SR_Q_GOOD) e->any_bad = 1;
-    summary_add(e, s, opens);
 
     switch (e->type) {
     case SR_VT_NUMBER:
+        e->s_sum += s->v.f; /* (invariant 8: min and max of decimals come from their mantissas) */
         if (e->dec_ok && dk >= 0) {
             dec_track(e, dk, dm, dbl_bits(s->v.f));
         } else {
             if (e->dec_ok) { /* the first value that is not decimal: version 1 from now on */
                 xor_replay(e);
+                seg_undecimal(e);
                 e->dec_ok = 0;
             }
+            e->s_min = s->v.f < e->s_min ? s->v.f : e->s_min;
+            e->s_max = s->v.f > e->s_max ? s->v.f : e->s_max;
             enc_number(e, s->v.f);
         }
         break;
@@ -626,10 +670,15 @@ int sr_chunk_enc_add(sr_chunk_enc *e, const sr_sample *s)
         uint64_t z = zz_enc((uint64_t)s->v.i - (uint64_t)e->prev_i);
         e->bytes.len = (size_t)(sr_varint_put(e->bytes.data + e->bytes.len, z) - e->bytes.data);
         e->prev_i = s->v.i;
+        e->s_sum += (double)s->v.i;
+        e->s_imin = s->v.i < e->s_imin ? s->v.i : e->s_imin;
+        e->s_imax = s->v.i > e->s_imax ? s->v.i : e->s_imax;
         break;
     }
     case SR_VT_BOOL:
         bw_put(&e->val, (uint64_t)s->v.b, 1);
+        e->s_ntrue += (uint32_t)s->v.b;
+        e->s_lastb = s->v.b;
         break;
     case SR_VT_STRING: {
         uint32_t n = s->v.str.slen;
@@ -723,21 +772,34 @@ static uint8_t *put_sval(uint8_t *w, sr_vtype t, int decimal, int64_t m, double 
  * written as version 1 or 2). One segment an hour if the samples fall in
  * 2..SR_CHUNK_MAXSEG hours and that fits the length byte, else one segment
  * of all of them (its sum: the hours' sums added in order). decimal: the
- * value stream is version 2's, so values are e->mant[i] at e->scale. */
+ * value stream is version 2's, so values are written as mantissas at
+ * e->scale. Decimal numbers (dec_ok) take min and max from the mantissas
+ * whichever stream is written (invariant 8). */
 static size_t summary_build(const sr_chunk_enc *e, int decimal, uint8_t buf[SUM_CAP])
 {
-    if (e->type == SR_VT_STRING || !e->count || e->s_none || e->s_off) return 0;
+    if (e->type == SR_VT_STRING || !e->count || e->s_off) return 0;
     SR_ASSERT(e->nseg >= 1);
+    /* a BAD or NO_DATA sample (a quality code >= 2: its high bit) */
+    if (e->any_bad)
+        for (size_t i = 0; i < e->q.len; i++)
+            if (e->q.data[i] & 0xAA) return 0;
+    /* a NaN (the fold of min and max is then not associative); +Inf and
+     * -Inf in one hour also make a NaN sum, and no summary */
+    for (size_t j = 0; j < e->nseg; j++) {
+        double sum = seg_get(e, j).sum;
+        if (sum != sum) return 0;
+    }
     for (int one = e->nseg > SR_CHUNK_MAXSEG || e->nseg == 1;; one = 1) {
         size_t nout = one ? 1 : e->nseg;
         uint8_t *w = buf + 1;
         *w++ = (uint8_t)nout;
         uint32_t at = 0; /* the first sample of segment j */
         for (size_t j = 0; j < nout; j++) {
-            enc_seg g = e->seg[j];
+            enc_seg g = seg_get(e, j);
             if (one) /* all hours into one segment */
                 for (size_t h = 1; h < e->nseg; h++) {
-                    const enc_seg *x = &e->seg[h];
+                    enc_seg xs = seg_get(e, h);
+                    const enc_seg *x = &xs;
                     g.count += x->count;
                     g.last_ts = x->last_ts;
                     g.min = x->min < g.min ? x->min : g.min;
@@ -749,7 +811,7 @@ static size_t summary_build(const sr_chunk_enc *e, int decimal, uint8_t buf[SUM_
                     g.imax = x->imax > g.imax ? x->imax : g.imax;
                 }
             int64_t mlo = 0, mhi = 0, mfirst = 0, mlast = 0;
-            if (decimal) {
+            if (e->type == SR_VT_NUMBER && e->dec_ok) { /* (also when version 1 codes them shorter) */
                 mlo = mhi = mfirst = e->mant[at];
                 mlast = e->mant[at + g.count - 1];
                 for (uint32_t i = at + 1; i < at + g.count; i++) {
@@ -757,11 +819,11 @@ static size_t summary_build(const sr_chunk_enc *e, int decimal, uint8_t buf[SUM_
                     mhi = e->mant[i] > mhi ? e->mant[i] : mhi;
                 }
                 /* m / 10^k never decreases as m grows, and no decimal is NaN or -0.0 */
-                SR_ASSERT(dbl_bits(dec_value(mlo, (unsigned)e->scale)) == dbl_bits(g.min));
-                SR_ASSERT(dbl_bits(dec_value(mhi, (unsigned)e->scale)) == dbl_bits(g.max));
+                g.min = dec_value(mlo, (unsigned)e->scale);
+                g.max = dec_value(mhi, (unsigned)e->scale);
             }
             if (j + 1 < nout) {
-                const enc_seg *nx = &e->seg[j + 1];
+                const enc_seg *nx = &e->seg[j + 1]; /* (its first_ts) */
                 w = sr_varint_put(w, g.count);
                 w = sr_varint_put(w, (uint64_t)g.last_ts - (uint64_t)g.first_ts);
                 w = sr_varint_put(w, (uint64_t)nx->first_ts - (uint64_t)g.last_ts);
@@ -1687,6 +1749,11 @@ static int agg_take_chunk(sr_agg *a, const sr_chunk_dec *d)
 {
     int64_t f = d->info.first_ts, l = d->info.last_ts;
     if (f < a->from || l >= a->to || (a->have_last && f <= a->last_ts)) return 0;
+    /* buckets shorter than an hour: take only a chunk inside one of them
+     * (a chunk across an edge that is also an hour's could be taken by its
+     * segments; this saves parsing the summary of every chunk of a query
+     * into 1 min buckets, which none fits) */
+    if (a->interval < SEG_MS && (uint64_t)l - (uint64_t)f >= (uint64_t)a->interval) return 0;
     sr_chunk_summary sm;
     if (summary_parse(d, &sm)) return SR_ECORRUPT;
     uint64_t iv = (uint64_t)a->interval;

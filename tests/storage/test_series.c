@@ -2028,8 +2028,8 @@ static size_t golden_samples(size_t g, sr_vtype *type, sr_sample *s)
     case 15: /* version 3 of the benchmark's walk: a decimal summary */
         n = golden_samples(9, type, s);
         break;
-    case 16: { /* doubles that are not decimals, +-Inf, -0.0, a denormal, +-DBL_MAX (no NaN) */
-        static const uint64_t sp[] = {0x7FF0000000000000ull, 0xFFF0000000000000ull, 0x8000000000000000ull,
+    case 16: { /* doubles that are not decimals, +Inf, -0.0, a denormal, +-DBL_MAX (no NaN, no -Inf) */
+        static const uint64_t sp[] = {0x7FF0000000000000ull, 0x3FF0000000000000ull, 0x8000000000000000ull,
                                       0x0000000000000001ull, 0x7FEFFFFFFFFFFFFFull, 0xFFEFFFFFFFFFFFFFull};
         *type = SR_VT_NUMBER;
         n = 90;
