@@ -299,6 +299,11 @@ int sr_chunk_enc_create(sr_vtype type, sr_chunk_enc **out)
     e->type = type;
     e->lead = -1;
     e->dec_ok = 1;
+    e->seg_hi = INT64_MAX;
+    if (sr_array_reserve(&e->seg, &e->seg_cap, 4, sizeof *e->seg)) { /* seg[0], for a first sample */
+        sr_free(e);
+        return SR_ENOMEM;
+    }
     *out = e;
     return SR_OK;
 }
@@ -361,6 +366,7 @@ static void enc_reset(sr_chunk_enc *e)
     e->lb1 = 0;
     memset(e->hist, 0, sizeof e->hist);
     e->nseg = 0;
+    e->seg_hi = INT64_MAX;
 }
 
 static void enc_ts(sr_chunk_enc *e, int64_t ts)
@@ -465,6 +471,15 @@ static void dec_rescale(sr_chunk_enc *e, int k)
         if (i) dec_count(e, (uint64_t)e->mant[i] - (uint64_t)e->mant[i - 1]);
     }
     e->max_abs *= (uint64_t)mul;
+    /* the segments' mantissa min and max (invariant 8) */
+    for (size_t j = 0; j + 1 < e->nseg; j++) {
+        e->seg[j].imin *= mul;
+        e->seg[j].imax *= mul;
+    }
+    if (e->s_imin <= e->s_imax) { /* (not just opened: INT64_MAX, INT64_MIN) */
+        e->s_imin *= mul;
+        e->s_imax *= mul;
+    }
     e->scale = k;
 }
 
@@ -475,6 +490,8 @@ static void dec_track(sr_chunk_enc *e, int k, int64_t m, uint64_t fb)
     if (k > e->scale) dec_rescale(e, k);
     uint64_t a = m < 0 ? 0 - (uint64_t)m : (uint64_t)m;
     if (a > e->max_abs) e->max_abs = a;
+    if (m < e->s_imin) e->s_imin = m; /* the open segment's (invariant 8) */
+    if (m > e->s_imax) e->s_imax = m;
     e->mant[e->count] = m;
     e->vbits[e->count] = fb;
     if (e->count) {
@@ -503,13 +520,6 @@ static inline int64_t hour_hi(int64_t ts)
     if (m < 0) m += SEG_MS;
     int64_t add = SEG_MS - 1 - m;
     return ts > INT64_MAX - add ? INT64_MAX : ts + add;
-}
-
-/* Does sample s open a new summary segment (the first sample, or the first
- * of a later hour)? Then the caller reserved room for it. */
-static inline int seg_opens(const sr_chunk_enc *e, const sr_sample *s)
-{
-    return e->type != SR_VT_STRING && (e->count == 0 || s->ts > e->seg_hi);
 }
 
 /* The value of sample i as sr_agg_add takes it, from the encoder's state:
@@ -553,7 +563,9 @@ static SR_NOINLINE void seg_open(sr_chunk_enc *e, const sr_sample *s, double v, 
     e->seg[e->nseg++] = (enc_seg){.at = e->count, .first_ts = s->ts, .first = v, .ifirst = iv};
     e->s_sum = -0.0; /* -0.0 + v is v, bit for bit (also for v = -0.0) */
     e->s_min = e->s_max = v;
-    e->s_imin = e->s_imax = iv;
+    /* integers: their min and max; decimal numbers: their mantissas' (dec_track) */
+    e->s_imin = e->type == SR_VT_NUMBER ? INT64_MAX : iv;
+    e->s_imax = e->type == SR_VT_NUMBER ? INT64_MIN : iv;
     e->s_ntrue = 0;
 }
 
@@ -598,7 +610,10 @@ int sr_chunk_enc_add(sr_chunk_enc *e, const sr_sample *s)
     int rc;
     if ((rc = room(&e->ts.b, 16))) return rc;
     if (e->count % 4 == 0 && (rc = room(&e->q, 1))) return rc;
-    int opens = seg_opens(e, s);
+    /* a sample after the first that opens a summary segment (a later hour;
+     * strings keep seg_hi at INT64_MAX); the first sample's is seg[0], kept
+     * by create (invariant 8) */
+    int opens = s->ts > e->seg_hi;
     if (opens && e->nseg >= e->seg_cap &&
         (rc = sr_array_reserve(&e->seg, &e->seg_cap, e->nseg + 1, sizeof *e->seg)))
         return rc;
@@ -638,10 +653,9 @@ int sr_chunk_enc_add(sr_chunk_enc *e, const sr_sample *s)
     }
     if (rc) return rc;
 
-    if (opens) /* (before the state moves on to s) */
+    if (e->count == 0 ? e->type != SR_VT_STRING : opens) /* (before the state moves on to s) */
         seg_open(e, s, e->type == SR_VT_NUMBER ? s->v.f : e->type == SR_VT_INTEGER ? (double)s->v.i : s->v.b,
                  e->type == SR_VT_INTEGER ? s->v.i : 0);
-
     if (e->count == 0) e->first_ts = s->ts;
     else enc_ts(e, s->ts);
     e->last_ts = s->ts;
@@ -812,12 +826,10 @@ static size_t summary_build(const sr_chunk_enc *e, int decimal, uint8_t buf[SUM_
                 }
             int64_t mlo = 0, mhi = 0, mfirst = 0, mlast = 0;
             if (e->type == SR_VT_NUMBER && e->dec_ok) { /* (also when version 1 codes them shorter) */
-                mlo = mhi = mfirst = e->mant[at];
+                mfirst = e->mant[at];
                 mlast = e->mant[at + g.count - 1];
-                for (uint32_t i = at + 1; i < at + g.count; i++) {
-                    mlo = e->mant[i] < mlo ? e->mant[i] : mlo;
-                    mhi = e->mant[i] > mhi ? e->mant[i] : mhi;
-                }
+                mlo = g.imin; /* (dec_track's) */
+                mhi = g.imax;
                 /* m / 10^k never decreases as m grows, and no decimal is NaN or -0.0 */
                 g.min = dec_value(mlo, (unsigned)e->scale);
                 g.max = dec_value(mhi, (unsigned)e->scale);
