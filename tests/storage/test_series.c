@@ -1179,6 +1179,63 @@ Test(storage_series, truncated_and_flipped_version_2_chunks_are_corrupt)
     cr_assert_geq(done, tu_iters(70));
 }
 
+/* The summary's segment list grows past its first room (a chunk over many
+ * hours: more than 4, then one segment) under allocation failures: a failed
+ * add leaves the encoder unchanged, and the chunk is the same. */
+Test(storage_series, allocation_failure_while_growing_summary_segments)
+{
+    enc_summaries = 1;
+    for (int t = SR_VT_NUMBER; t <= SR_VT_BOOL; t++) {
+        sr_sample s[60];
+        memset(s, 0, sizeof s);
+        for (int i = 0; i < 60; i++) {
+            s[i].ts = 1700000000000 + (int64_t)i * 600000; /* 10 min: 10 hours */
+            if (t == SR_VT_NUMBER) s[i].v.f = (double)(i * 37 % 101) / 10.0;
+            else if (t == SR_VT_INTEGER) s[i].v.i = i * 37 % 101 - 50;
+            else s[i].v.b = i % 3 == 0;
+        }
+        sr_buf ref;
+        sr_buf_init(&ref);
+        encode((sr_vtype)t, s, 60, &ref);
+        cr_assert_eq(ref.data[0], 3);
+        cr_assert_null(sr_chunk_summary_check(ref.data, ref.len));
+        fault_alloc_install();
+        int saw_ok = 0, failed_add = 0;
+        for (unsigned long k = 1; k < 200 && !saw_ok; k++) {
+            fault_alloc_arm(k);
+            sr_chunk_enc *e = NULL;
+            sr_buf out;
+            sr_buf_init(&out);
+            int rc = sr_chunk_enc_create((sr_vtype)t, &e), failed = rc != SR_OK;
+            for (size_t i = 0; !rc && i < 60; i++) {
+                rc = sr_chunk_enc_add(e, &s[i]);
+                if (rc == SR_ENOMEM) {
+                    failed = failed_add = 1;
+                    fault_alloc_arm(0); /* the encoder was left unchanged */
+                    rc = sr_chunk_enc_add(e, &s[i]);
+                }
+            }
+            if (!rc) {
+                rc = sr_chunk_enc_finish(e, &out);
+                if (rc == SR_ENOMEM) {
+                    failed = 1;
+                    fault_alloc_arm(0);
+                    rc = sr_chunk_enc_finish(e, &out);
+                }
+            }
+            fault_alloc_arm(0);
+            cr_assert(rc == SR_OK || (rc == SR_ENOMEM && !e), "type %d k=%lu: %s", t, k, sr_err_name(rc));
+            if (e) cr_assert(out.len == ref.len && !memcmp(out.data, ref.data, ref.len), "type %d k=%lu", t, k);
+            if (!failed) saw_ok = 1;
+            sr_chunk_enc_destroy(e);
+            sr_buf_release(&out);
+        }
+        fault_alloc_uninstall();
+        cr_assert(saw_ok && failed_add, "type %d: failures inside adds, then a clean run", t);
+        sr_buf_release(&ref);
+    }
+}
+
 Test(storage_series, allocation_failure_while_encoding_decimals)
 {
     enc_summaries = 1; /* the encoder's default, as the direct adds below */
