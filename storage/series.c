@@ -1422,6 +1422,27 @@ static int summary_parse(const sr_chunk_dec *d, sr_chunk_summary *out)
     return SR_OK;
 }
 
+int sr_chunk_strip_summary(const void *chunk, size_t len, sr_buf *out)
+{
+    const uint8_t *p = chunk;
+    if (!out || (len && !p)) return SR_EINVAL;
+    size_t sn = len > HDR_LEN && p[0] == SR_SERIES_VERSION3 ? 1 + (size_t)p[HDR_LEN] : 0;
+    if (!sn || len - HDR_LEN < sn) return sr_buf_append(out, p, len); /* (corrupt or not version 3: as it is) */
+    size_t at = out->len;
+    int rc = sr_buf_reserve(out, len - sn);
+    if (rc) return rc;
+    uint8_t *w = out->data + at;
+    memcpy(w, p, HDR_LEN);
+    memcpy(w + HDR_LEN, p + HDR_LEN + sn, len - HDR_LEN - sn);
+    w[0] = (p[2] & FLAG_DECIMAL) ? SR_SERIES_VERSION2 : SR_SERIES_VERSION;
+    w[2] = p[2] & FLAG_ALL_GOOD;
+    uint32_t crc = sr_crc32c(0, w, 28);
+    crc = sr_crc32c(crc, w + HDR_LEN, len - sn - HDR_LEN);
+    sr_put_le32(w + 28, crc);
+    out->len += len - sn;
+    return SR_OK;
+}
+
 int sr_chunk_dec_summary(const sr_chunk_dec *d, sr_chunk_summary *out)
 {
     if (!d || !out || d->i) return SR_EINVAL;

@@ -123,6 +123,13 @@ SR_MUST_CHECK int sr_chunk_dec_summary(const sr_chunk_dec *d, sr_chunk_summary *
  * the fuzz target call it directly. */
 const char *sr_chunk_summary_check(const void *chunk, size_t len);
 
+/* Append to out the chunk as the writer of versions 1 and 2 wrote it: a
+ * version 3 chunk without its summary section (version 2 if its value
+ * stream is version 2's, else 1; the CRC recomputed), any other bytes as
+ * they are. So the content of indexes written before and after version 3
+ * compares equal (sr_engine_content_hash). */
+SR_MUST_CHECK int sr_chunk_strip_summary(const void *chunk, size_t len, sr_buf *out);
+
 /* ---- merging (out-of-order and late values) ---------------------------- */
 
 /*
