@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # bench/callgrind.sh BUILD -- instruction counts of suiro's hot paths under
 # `valgrind --tool=callgrind`: per ingested value, per latest lookup, per raw
-# sample read, per one-day downsample, per GW-IF message parsed. Instruction
+# sample read, per one-day downsample, per one-year downsample to hours, per
+# GW-IF message parsed. Instruction
 # counts hardly move on a noisy, shared machine (a run-to-run spread well
 # under 1 %, against 2x for wall-clock rates), so bench/compare can tell a
 # real change from noise with them.
@@ -23,6 +24,11 @@
 #                  sample returned (172,800 a call)
 #   downsample_1d  the same data, 20 sr_engine_downsample calls (one day of
 #                  1 s values into 1-minute buckets), per call
+#   downsample_1y_1h  downsample_year --days 365 --reps 1 --old 0: one
+#                  year of 1 s values (31.5 M, 30,797 chunks of 1,024, in
+#                  memory) into 8,760 one-hour buckets through
+#                  sr_chunk_dec_init + sr_chunk_dec_agg (chunk summaries;
+#                  no LMDB), collecting ds_year, per call
 #   gw_parse_msg   gw_parse: 200 sr_gw_fast calls on GW_MEASUREMENTS
 #                  payloads of 100 values, per message
 # (engine_query runs one phase at a time: sr_engine_downsample calls
@@ -34,7 +40,8 @@
 #    "instr_per_unit":..,"program":..,"args":..,"collect":..,"valgrind":..,
 #    "verify":"ok"|"FAILED"}
 # "verify" is the measured program's own verification (and a non-zero count).
-# Takes about a minute on 2 cores (one at a time: callgrind serializes threads).
+# Takes about two minutes on 2 cores (one at a time: callgrind serializes
+# threads; generating and encoding the year takes most of the second).
 set -euo pipefail
 BUILD=${1:-build}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -43,7 +50,7 @@ PY=/usr/bin/python3
 [ -x "$PY" ] || PY=$(command -v python3)
 
 die() { echo "callgrind: $*" >&2; exit 1; }
-for p in engine_ingest engine_query gw_parse; do
+for p in engine_ingest engine_query gw_parse downsample_year; do
   [ -x "$BIN/$p" ] || die "no $BIN/$p (build first: cmake -S . -B $BUILD && cmake --build $BUILD)"
 done
 if ! command -v valgrind >/dev/null 2>&1; then
@@ -121,6 +128,10 @@ line raw_point sample engine_query "${Q[*]} --lookups 0 --ranges 4 --downsamples
 { read -r id rcd; read -r jd; } < <(run downsample sr_engine_downsample engine_query "${Q[@]}" --lookups 0 --ranges 0 --downsamples 20 --dir "$T")
 line downsample_1d call engine_query "${Q[*]} --lookups 0 --ranges 0 --downsamples 20" sr_engine_downsample \
   "$id" "$(field "$jd" downsamples)" "$(verdict "$rcd" "$jd")"
+
+{ read -r iy rcy; read -r jy; } < <(run downsample_year ds_year downsample_year --days 365 --reps 1 --old 0)
+line downsample_1y_1h call downsample_year "--days 365 --reps 1 --old 0" ds_year \
+  "$iy" "$(field "$jy" reps)" "$(verdict "$rcy" "$jy")"
 
 # ---- GW-IF parse ------------------------------------------------------------
 { read -r ig rcg; read -r jg; } < <(run gw_parse sr_gw_fast gw_parse --messages 200 --batch 100 --reps 1)

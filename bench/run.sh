@@ -43,6 +43,7 @@ step "engine ingest, 2 submitting threads" "$BUILD/bench/engine_ingest" --thread
 step "engine ingest, no encryption, no zstd" "$BUILD/bench/engine_ingest" --threads 1 --enc 0 --zstd 0
 step "engine ingest, no encryption (zstd on: the encryption axis)" "$BUILD/bench/engine_ingest" --threads 1 --enc 0
 step "engine queries" "$BUILD/bench/engine_query"
+step "a year of 1 s values to 1 h: chunk summaries vs decoding, then through the engine" "$BUILD/bench/downsample_year" --engine 1
 step "engine rebuild and restart" "$BUILD/bench/engine_restart"
 step "engine rebuild and restart, no encryption" "$BUILD/bench/engine_restart" --enc 0
 step "GW-IF ingest over MQTT, suiro serve vs Mosquitto" bash bench/gw_ingest.sh "$BUILD"

@@ -13,7 +13,9 @@
  *  (2) W <= the log's durable end. At open, events (W, end] are applied.
  *  (3) apply() reads nothing but the event and the index (and the heads,
  *      which are themselves a function of the applied events): replaying the
- *      log into an empty index gives the same content (sr_engine_content_hash).
+ *      log into an empty index gives the same content (sr_engine_content_hash;
+ *      series chunks count without their summaries, so an index written
+ *      before series format version 3 equals its rebuild).
  *  (4) Series heads: for each point, head[p] holds the samples of events with
  *      seq >= heads_db[p].first_seq that were not merged into stored chunks;
  *      after a restart they are rebuilt by replaying from the smallest

@@ -304,7 +304,9 @@ void sr_engine_get_open_stats(sr_engine *e, sr_engine_open_stats *out);
 uint32_t sr_engine_head_max(sr_engine *e);
 
 /* SHA-256 of the index content and the in-memory heads: equal for two
- * engines that applied the same events (the determinism check). */
+ * engines that applied the same events (the determinism check). Series
+ * chunks count without their summaries (series format version 3), so an
+ * index written before them equals its rebuild. */
 SR_MUST_CHECK int sr_engine_content_hash(sr_engine *e, uint8_t out[32]);
 
 /* Drop the index (DIR/index or opts->index_dir) and rebuild it from the log

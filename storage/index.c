@@ -158,11 +158,15 @@ uint64_t sr_index_watermark(sr_index *ix, MDB_txn *txn)
     return sr_get_le64(v.mv_data);
 }
 
-int sr_index_content_hash(sr_index *ix, uint8_t out[32])
+int sr_index_content_hash(sr_index *ix, uint8_t out[32]) { return sr_index_content_hash_canon(ix, NULL, NULL, out); }
+
+int sr_index_content_hash_canon(sr_index *ix, sr_index_canon_fn canon, void *ctx, uint8_t out[32])
 {
     MDB_txn *txn = NULL;
     int rc = sr_index_read_begin(ix, &txn);
     if (rc) return rc;
+    sr_buf scratch;
+    sr_buf_init(&scratch);
     EVP_MD_CTX *c = EVP_MD_CTX_new();
     if (!c || !EVP_DigestInit_ex(c, EVP_sha256(), NULL)) {
         rc = SR_ECRYPTO;
@@ -175,6 +179,18 @@ int sr_index_content_hash(sr_index *ix, uint8_t out[32])
         MDB_val k, v;
         int r = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
         while (r == 0) {
+            if (canon) {
+                scratch.len = 0;
+                int cr = canon(ctx, i, v.mv_data, v.mv_size, &scratch);
+                if (cr == SR_OK) {
+                    v.mv_data = scratch.data;
+                    v.mv_size = scratch.len;
+                } else if (cr != SR_ENOTFOUND) {
+                    mdb_cursor_close(cur);
+                    rc = cr;
+                    goto done;
+                }
+            }
             uint8_t lens[16];
             sr_put_le64(lens, k.mv_size);
             sr_put_le64(lens + 8, v.mv_size);
@@ -193,6 +209,7 @@ int sr_index_content_hash(sr_index *ix, uint8_t out[32])
     if (!EVP_DigestFinal_ex(c, out, &len)) rc = SR_ECRYPTO;
 done:
     EVP_MD_CTX_free(c);
+    sr_buf_release(&scratch);
     sr_index_read_end(ix, txn);
     return rc;
 }

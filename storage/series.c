@@ -1,6 +1,6 @@
 /*
  * storage/series.c -- time-series chunk codec, merge and downsampling
- * (chunk formats v1 and v2, docs/series-format.md).
+ * (chunk formats v1, v2 and v3, docs/series-format.md).
  *
  * A chunk is a 32-byte header, an optional quality section (2 bits a sample),
  * a timestamp bit stream and a value stream. The header carries type, count,
@@ -23,6 +23,13 @@
  * is built from their bits, and later samples go to it directly, as before.
  * Every other type is always version 1.
  *
+ * Version 3 is a version 1 or 2 chunk with a summary section after the
+ * header (per UTC hour of the samples, up to 4: count, timestamps, min,
+ * max, sum, first and last value as the aggregator sees them), written for
+ * every chunk of numbers, integers or booleans with no NaN and no BAD or
+ * NO_DATA sample; sr_chunk_dec_agg adds such a chunk to the aggregator from
+ * its summary, without decoding, when each segment lies in one bucket.
+ *
  * INVARIANTS (encoder)
  *  (1) count == 0 or last_ts > every earlier ts; prev_delta = last_ts - the
  *      timestamp before it (mod 2^64), 0 when count <= 1.
@@ -41,6 +48,20 @@
  *      multiplies every mantissa by a power of ten (exact: the same real
  *      quotient, so the same rounded double) and recounts the histograms.
  *      When dec_ok is 0 none of these are used.
+ *  (8) Summary: seg[0..nseg) are the UTC hours of the samples so far, in
+ *      order: each closed one holds its samples (at, count), first and last
+ *      ts, and the left fold from the hour's first value (v < min ? v : min,
+ *      v > max ? v : max, sum + v, first, last) of the values as sr_agg_add
+ *      takes them (integers also as int64); the open one (the last) holds
+ *      at, first_ts and first, and s_sum (from -0.0), s_min, s_max, s_imin,
+ *      s_imax, s_ntrue, s_lastb hold its running fold; seg_hi is the last
+ *      ms of its hour. Min and max of numbers are not kept while the chunk
+ *      is decimal (dec_ok: taken from the mantissas at finish; computed for
+ *      every segment when the chunk turns to version 1). No summary is
+ *      written for a BAD or NO_DATA sample or a NaN sum (a NaN value).
+ *      A written version 3 chunk's summary is that of its decoded samples
+ *      (sr_chunk_summary_check, run by sr_chunk_enc_finish under
+ *      SR_INVARIANT).
  *
  * INVARIANTS (decoder)
  *  (5) Every bit read lies inside its own stream; running out is ECORRUPT.
@@ -63,8 +84,11 @@
 enum {
     SR_SERIES_VERSION = 1,  /* every type; numbers that are not decimal */
     SR_SERIES_VERSION2 = 2, /* numbers only: decimal mantissas */
+    SR_SERIES_VERSION3 = 3, /* version 1 or 2 with a summary section */
     HDR_LEN = 32,
     FLAG_ALL_GOOD = 0x01,
+    FLAG_DECIMAL = 0x02, /* version 3: the value stream is version 2's */
+    SUM_CAP = 1 + SR_CHUNK_MAXSEG * 80, /* room for any summary section while it is built */
     /* version 2 value code (docs/series-format.md, "Version 2") */
     V2_MAX_SCALE = 6,
     V2_MAX_W = 27,      /* so that the longest non-escape code, w + 30 bits, fits one 57-bit peek */
@@ -74,6 +98,7 @@ enum {
 };
 
 #define MANT_MAX ((UINT64_C(1) << 53) - 1) /* |mantissa| <= 2^53 - 1 */
+#define SEG_MS INT64_C(3600000) /* summary segments: UTC hours */
 
 /* the decoder's per-sample steps, inlined into each loop that uses them;
  * and the rare paths kept out of the hot loops */
@@ -207,6 +232,14 @@ static void bw_reset(bitw *w)
 /* ------------------------------------------------------------------------ */
 /* Encoder                                                                   */
 
+/* One hour's samples (invariant 8): samples at..at+count-1. */
+typedef struct enc_seg {
+    uint32_t at, count;
+    int64_t first_ts, last_ts;
+    double min, max, sum, first, last; /* the values as sr_agg_add takes them */
+    int64_t imin, imax, ifirst, ilast; /* integers: their own */
+} enc_seg;
+
 struct sr_chunk_enc {
     sr_vtype type;
     uint32_t count;
@@ -233,6 +266,15 @@ struct sr_chunk_enc {
     uint64_t prev_d;
     uint32_t hist[2][V2_NBL];
     bitw v2;           /* scratch: the version 2 value bits, built at finish */
+    /* the summary (invariant 8) */
+    int s_off; /* sr_chunk_enc_summary(e, 0): versions 1 and 2 only */
+    enc_seg *seg;   /* one per hour of the samples so far; the last one open */
+    size_t nseg, seg_cap;
+    int64_t seg_hi; /* the last ms of the hour of seg[nseg - 1] */
+    double s_sum, s_min, s_max; /* the open segment's running fold */
+    int64_t s_imin, s_imax;
+    uint32_t s_ntrue;
+    int s_lastb;
 };
 
 int sr_chunk_enc_create(sr_vtype type, sr_chunk_enc **out)
@@ -243,7 +285,19 @@ int sr_chunk_enc_create(sr_vtype type, sr_chunk_enc **out)
     e->type = type;
     e->lead = -1;
     e->dec_ok = 1;
+    e->seg_hi = INT64_MAX;
+    if (sr_array_reserve(&e->seg, &e->seg_cap, 4, sizeof *e->seg)) { /* seg[0], for a first sample */
+        sr_free(e);
+        return SR_ENOMEM;
+    }
     *out = e;
+    return SR_OK;
+}
+
+int sr_chunk_enc_summary(sr_chunk_enc *e, int on)
+{
+    if (!e || e->count) return SR_EINVAL;
+    e->s_off = !on;
     return SR_OK;
 }
 
@@ -273,6 +327,7 @@ void sr_chunk_enc_destroy(sr_chunk_enc *e)
     sr_buf_release(&e->v2.b);
     sr_free(e->mant);
     sr_free(e->vbits);
+    sr_free(e->seg);
     sr_free(e);
 }
 
@@ -296,6 +351,8 @@ static void enc_reset(sr_chunk_enc *e)
     e->prev_d = 0;
     e->lb1 = 0;
     memset(e->hist, 0, sizeof e->hist);
+    e->nseg = 0;
+    e->seg_hi = INT64_MAX;
 }
 
 static void enc_ts(sr_chunk_enc *e, int64_t ts)
@@ -400,6 +457,15 @@ static void dec_rescale(sr_chunk_enc *e, int k)
         if (i) dec_count(e, (uint64_t)e->mant[i] - (uint64_t)e->mant[i - 1]);
     }
     e->max_abs *= (uint64_t)mul;
+    /* the segments' mantissa min and max (invariant 8) */
+    for (size_t j = 0; j + 1 < e->nseg; j++) {
+        e->seg[j].imin *= mul;
+        e->seg[j].imax *= mul;
+    }
+    if (e->s_imin <= e->s_imax) { /* (not just opened: INT64_MAX, INT64_MIN) */
+        e->s_imin *= mul;
+        e->s_imax *= mul;
+    }
     e->scale = k;
 }
 
@@ -410,6 +476,8 @@ static void dec_track(sr_chunk_enc *e, int k, int64_t m, uint64_t fb)
     if (k > e->scale) dec_rescale(e, k);
     uint64_t a = m < 0 ? 0 - (uint64_t)m : (uint64_t)m;
     if (a > e->max_abs) e->max_abs = a;
+    if (m < e->s_imin) e->s_imin = m; /* the open segment's (invariant 8) */
+    if (m > e->s_imax) e->s_imax = m;
     e->mant[e->count] = m;
     e->vbits[e->count] = fb;
     if (e->count) {
@@ -419,6 +487,96 @@ static void dec_track(sr_chunk_enc *e, int k, int64_t m, uint64_t fb)
         e->lb1 += x ? 2 + (uint64_t)(64 - __builtin_clzll(x) - __builtin_ctzll(x)) : 1;
     } else {
         e->lb1 = 64;
+    }
+}
+
+/* floor(ts / SEG_MS) * SEG_MS: the start of ts's hour; INT64_MIN for the
+ * hour that starts below it */
+static inline int64_t hour_of(int64_t ts)
+{
+    int64_t m = ts % SEG_MS;
+    if (m < 0) m += SEG_MS;
+    return ts < INT64_MIN + m ? INT64_MIN : ts - m;
+}
+
+/* The last ms of ts's hour (INT64_MAX for the hour that ends above it). */
+static inline int64_t hour_hi(int64_t ts)
+{
+    int64_t m = ts % SEG_MS;
+    if (m < 0) m += SEG_MS;
+    int64_t add = SEG_MS - 1 - m;
+    return ts > INT64_MAX - add ? INT64_MAX : ts + add;
+}
+
+/* The value of sample i as sr_agg_add takes it, from the encoder's state:
+ * the previous sample's (i = count - 1) for integers and booleans and for
+ * numbers that are not decimal; any sample's while they are decimal. */
+static double enc_value(const sr_chunk_enc *e, uint32_t i)
+{
+    switch (e->type) {
+    case SR_VT_NUMBER: return bits_dbl(e->dec_ok ? e->vbits[i] : e->prev_bits);
+    case SR_VT_INTEGER: return (double)e->prev_i;
+    default: return e->s_lastb;
+    }
+}
+
+/* Segment j as it stands (invariant 8): the open one completed from the
+ * running fold and the encoder's state. Min and max of numbers while they
+ * are decimal are left to the caller (summary_build: from the mantissas). */
+static enc_seg seg_get(const sr_chunk_enc *e, size_t j)
+{
+    enc_seg g = e->seg[j];
+    if (j + 1 < e->nseg) return g;
+    g.count = e->count - g.at;
+    g.last_ts = e->last_ts;
+    g.last = enc_value(e, e->count - 1);
+    g.ilast = e->prev_i;
+    g.sum = e->type == SR_VT_BOOL ? (double)e->s_ntrue : e->s_sum;
+    g.min = e->s_min;
+    g.max = e->s_max;
+    g.imin = e->s_imin;
+    g.imax = e->s_imax;
+    return g;
+}
+
+/* Sample s (value v, integer iv) opens a segment: close the open one
+ * (before s changes the encoder's state) and start the running fold. Room
+ * was reserved. Out of line: once an hour of samples. */
+static SR_NOINLINE void seg_open(sr_chunk_enc *e, const sr_sample *s, double v, int64_t iv)
+{
+    if (e->nseg) e->seg[e->nseg - 1] = seg_get(e, e->nseg - 1);
+    e->seg_hi = hour_hi(s->ts);
+    e->seg[e->nseg++] = (enc_seg){.at = e->count, .first_ts = s->ts, .first = v, .ifirst = iv};
+    e->s_sum = -0.0; /* -0.0 + v is v, bit for bit (also for v = -0.0) */
+    e->s_min = e->s_max = v;
+    /* integers: their min and max; decimal numbers: their mantissas' (dec_track) */
+    e->s_imin = e->type == SR_VT_NUMBER ? INT64_MAX : iv;
+    e->s_imax = e->type == SR_VT_NUMBER ? INT64_MIN : iv;
+    e->s_ntrue = 0;
+}
+
+/* Numbers turn from decimal to version 1: the min and max of every
+ * segment so far, from the values' bits (summary_build takes them from the
+ * mantissas while the chunk is decimal). */
+static void seg_undecimal(sr_chunk_enc *e)
+{
+    for (size_t j = 0; j < e->nseg; j++) {
+        enc_seg *g = &e->seg[j];
+        uint32_t end = j + 1 < e->nseg ? g->at + g->count : e->count;
+        if (end == g->at) continue; /* opened by the sample that turns the chunk (seg_open set its fold) */
+        double mn = bits_dbl(e->vbits[g->at]), mx = mn;
+        for (uint32_t i = g->at + 1; i < end; i++) {
+            double v = bits_dbl(e->vbits[i]);
+            mn = v < mn ? v : mn;
+            mx = v > mx ? v : mx;
+        }
+        if (j + 1 < e->nseg) {
+            g->min = mn;
+            g->max = mx;
+        } else {
+            e->s_min = mn;
+            e->s_max = mx;
+        }
     }
 }
 
@@ -438,6 +596,13 @@ int sr_chunk_enc_add(sr_chunk_enc *e, const sr_sample *s)
     int rc;
     if ((rc = room(&e->ts.b, 16))) return rc;
     if (e->count % 4 == 0 && (rc = room(&e->q, 1))) return rc;
+    /* a sample after the first that opens a summary segment (a later hour;
+     * strings keep seg_hi at INT64_MAX); the first sample's is seg[0], kept
+     * by create (invariant 8) */
+    int opens = s->ts > e->seg_hi;
+    if (opens && e->nseg >= e->seg_cap &&
+        (rc = sr_array_reserve(&e->seg, &e->seg_cap, e->nseg + 1, sizeof *e->seg)))
+        return rc;
     int dk = -1; /* version 2: the scale of this value, -1 if it is not decimal */
     int64_t dm = 0;
     switch (e->type) {
@@ -474,6 +639,9 @@ int sr_chunk_enc_add(sr_chunk_enc *e, const sr_sample *s)
     }
     if (rc) return rc;
 
+    if (e->count == 0 ? e->type != SR_VT_STRING : opens) /* (before the state moves on to s) */
+        seg_open(e, s, e->type == SR_VT_NUMBER ? s->v.f : e->type == SR_VT_INTEGER ? (double)s->v.i : s->v.b,
+                 e->type == SR_VT_INTEGER ? s->v.i : 0);
     if (e->count == 0) e->first_ts = s->ts;
     else enc_ts(e, s->ts);
     e->last_ts = s->ts;
@@ -484,13 +652,17 @@ int sr_chunk_enc_add(sr_chunk_enc *e, const sr_sample *s)
 
     switch (e->type) {
     case SR_VT_NUMBER:
+        e->s_sum += s->v.f; /* (invariant 8: min and max of decimals come from their mantissas) */
         if (e->dec_ok && dk >= 0) {
             dec_track(e, dk, dm, dbl_bits(s->v.f));
         } else {
             if (e->dec_ok) { /* the first value that is not decimal: version 1 from now on */
                 xor_replay(e);
+                seg_undecimal(e);
                 e->dec_ok = 0;
             }
+            e->s_min = s->v.f < e->s_min ? s->v.f : e->s_min;
+            e->s_max = s->v.f > e->s_max ? s->v.f : e->s_max;
             enc_number(e, s->v.f);
         }
         break;
@@ -498,10 +670,15 @@ int sr_chunk_enc_add(sr_chunk_enc *e, const sr_sample *s)
         uint64_t z = zz_enc((uint64_t)s->v.i - (uint64_t)e->prev_i);
         e->bytes.len = (size_t)(sr_varint_put(e->bytes.data + e->bytes.len, z) - e->bytes.data);
         e->prev_i = s->v.i;
+        e->s_sum += (double)s->v.i;
+        e->s_imin = s->v.i < e->s_imin ? s->v.i : e->s_imin;
+        e->s_imax = s->v.i > e->s_imax ? s->v.i : e->s_imax;
         break;
     }
     case SR_VT_BOOL:
         bw_put(&e->val, (uint64_t)s->v.b, 1);
+        e->s_ntrue += (uint32_t)s->v.b;
+        e->s_lastb = s->v.b;
         break;
     case SR_VT_STRING: {
         uint32_t n = s->v.str.slen;
@@ -574,13 +751,112 @@ static int plan_values(const sr_chunk_enc *e, v2_plan *p, size_t *v1)
     return p->vbytes <= *v1;
 }
 
+static void put_le64d(uint8_t *p, double f) { sr_put_le64(p, dbl_bits(f)); }
+
+/* One value of a summary field (docs/series-format.md, "Version 3"): a
+ * decimal's mantissa m or a double; an integer; a boolean. */
+static uint8_t *put_sval(uint8_t *w, sr_vtype t, int decimal, int64_t m, double v, int64_t iv)
+{
+    if (t == SR_VT_BOOL) {
+        *w++ = v != 0;
+        return w;
+    }
+    if (t == SR_VT_INTEGER) return sr_varint_put(w, zz_enc((uint64_t)iv));
+    if (decimal) return sr_varint_put(w, zz_enc((uint64_t)m));
+    put_le64d(w, v);
+    return w + 8;
+}
+
+/* The summary section of a version 3 chunk (docs/series-format.md,
+ * "Version 3") in buf: its length, or 0 when the chunk has none (it is then
+ * written as version 1 or 2). One segment an hour if the samples fall in
+ * 2..SR_CHUNK_MAXSEG hours and that fits the length byte, else one segment
+ * of all of them (its sum: the hours' sums added in order). decimal: the
+ * value stream is version 2's, so values are written as mantissas at
+ * e->scale. Decimal numbers (dec_ok) take min and max from the mantissas
+ * whichever stream is written (invariant 8). */
+static size_t summary_build(const sr_chunk_enc *e, int decimal, uint8_t buf[SUM_CAP])
+{
+    if (e->type == SR_VT_STRING || !e->count || e->s_off) return 0;
+    SR_ASSERT(e->nseg >= 1);
+    /* a BAD or NO_DATA sample (a quality code >= 2: its high bit) */
+    if (e->any_bad)
+        for (size_t i = 0; i < e->q.len; i++)
+            if (e->q.data[i] & 0xAA) return 0;
+    /* a NaN (the fold of min and max is then not associative); +Inf and
+     * -Inf in one hour also make a NaN sum, and no summary */
+    for (size_t j = 0; j < e->nseg; j++) {
+        double sum = seg_get(e, j).sum;
+        if (sum != sum) return 0;
+    }
+    for (int one = e->nseg > SR_CHUNK_MAXSEG || e->nseg == 1;; one = 1) {
+        size_t nout = one ? 1 : e->nseg;
+        uint8_t *w = buf + 1;
+        *w++ = (uint8_t)nout;
+        uint32_t at = 0; /* the first sample of segment j */
+        for (size_t j = 0; j < nout; j++) {
+            enc_seg g = seg_get(e, j);
+            if (one) /* all hours into one segment */
+                for (size_t h = 1; h < e->nseg; h++) {
+                    enc_seg xs = seg_get(e, h);
+                    const enc_seg *x = &xs;
+                    g.count += x->count;
+                    g.last_ts = x->last_ts;
+                    g.min = x->min < g.min ? x->min : g.min;
+                    g.max = x->max > g.max ? x->max : g.max;
+                    g.sum += x->sum;
+                    g.last = x->last;
+                    g.ilast = x->ilast;
+                    g.imin = x->imin < g.imin ? x->imin : g.imin;
+                    g.imax = x->imax > g.imax ? x->imax : g.imax;
+                }
+            int64_t mlo = 0, mhi = 0, mfirst = 0, mlast = 0;
+            if (e->type == SR_VT_NUMBER && e->dec_ok) { /* (also when version 1 codes them shorter) */
+                mfirst = e->mant[at];
+                mlast = e->mant[at + g.count - 1];
+                mlo = g.imin; /* (dec_track's) */
+                mhi = g.imax;
+                /* m / 10^k never decreases as m grows, and no decimal is NaN or -0.0 */
+                g.min = dec_value(mlo, (unsigned)e->scale);
+                g.max = dec_value(mhi, (unsigned)e->scale);
+            }
+            if (j + 1 < nout) {
+                const enc_seg *nx = &e->seg[j + 1]; /* (its first_ts) */
+                w = sr_varint_put(w, g.count);
+                w = sr_varint_put(w, (uint64_t)g.last_ts - (uint64_t)g.first_ts);
+                w = sr_varint_put(w, (uint64_t)nx->first_ts - (uint64_t)g.last_ts);
+            }
+            if (j > 0) w = put_sval(w, e->type, decimal, mfirst, g.first, g.ifirst);
+            if (e->type == SR_VT_BOOL) { /* the number of trues (exact: < 2^32), the last value */
+                w = sr_varint_put(w, (uint64_t)g.sum);
+                *w++ = g.last != 0;
+            } else {
+                w = put_sval(w, e->type, decimal, mlo, g.min, g.imin);
+                w = put_sval(w, e->type, decimal, mhi, g.max, g.imax);
+                w = put_sval(w, e->type, decimal, mlast, g.last, g.ilast);
+                put_le64d(w, g.sum);
+                w += 8;
+            }
+            at += g.count;
+        }
+        size_t n = (size_t)(w - buf - 1);
+        if (n <= 255 || one) {
+            SR_ASSERT(n <= 255);
+            buf[0] = (uint8_t)n;
+            return n + 1;
+        }
+    }
+}
+
 size_t sr_chunk_enc_bytes(const sr_chunk_enc *e)
 {
     if (!e) return 0;
     v2_plan pl;
     size_t v1 = 0;
-    size_t vn = plan_values(e, &pl, &v1) ? pl.vbytes : v1;
-    return HDR_LEN + (e->any_bad ? e->q.len : 0) + bw_bytes(&e->ts) + vn;
+    int v2 = plan_values(e, &pl, &v1);
+    size_t vn = v2 ? pl.vbytes : v1;
+    uint8_t sb[SUM_CAP];
+    return HDR_LEN + summary_build(e, v2, sb) + (e->any_bad ? e->q.len : 0) + bw_bytes(&e->ts) + vn;
 }
 
 /* One version 2 code of zigzag value z < 2^56 (room reserved). */
@@ -616,7 +892,9 @@ int sr_chunk_enc_finish(sr_chunk_enc *e, sr_buf *out)
     /* decimal numbers that version 1 codes shorter: build that stream now */
     int replay = !v2 && e->type == SR_VT_NUMBER && e->count && e->dec_ok;
     size_t qn = e->any_bad ? e->q.len : 0, tn = bw_bytes(&e->ts), vn = v2 ? pl.vbytes : v1n;
-    size_t total = HDR_LEN + qn + tn + vn;
+    uint8_t sb[SUM_CAP];
+    size_t sn = summary_build(e, v2, sb);
+    size_t total = HDR_LEN + sn + qn + tn + vn;
     int rc = SR_OK;
     if (v2) rc = sr_buf_reserve(&e->v2.b, (size_t)(pl.bits / 8) + 16);
     if (replay) rc = sr_buf_reserve(&e->val.b, ((size_t)e->count + 1) * 10 + 16);
@@ -627,9 +905,9 @@ int sr_chunk_enc_finish(sr_chunk_enc *e, sr_buf *out)
         SR_VERIFY(bw_bytes(&e->val) == v1n);
     }
     uint8_t *p = out->data + out->len;
-    p[0] = v2 ? SR_SERIES_VERSION2 : SR_SERIES_VERSION;
+    p[0] = sn ? SR_SERIES_VERSION3 : v2 ? SR_SERIES_VERSION2 : SR_SERIES_VERSION;
     p[1] = (uint8_t)e->type;
-    p[2] = e->any_bad ? 0 : FLAG_ALL_GOOD;
+    p[2] = (uint8_t)((e->any_bad ? 0 : FLAG_ALL_GOOD) | (sn && v2 ? FLAG_DECIMAL : 0));
     p[3] = v2 ? (uint8_t)e->scale : 0;
     sr_put_le32(p + 4, e->count);
     sr_put_le64(p + 8, (uint64_t)e->first_ts);
@@ -637,6 +915,8 @@ int sr_chunk_enc_finish(sr_chunk_enc *e, sr_buf *out)
     sr_put_le32(p + 24, (uint32_t)tn);
     sr_put_le32(p + 28, 0);
     uint8_t *w = p + HDR_LEN;
+    if (sn) memcpy(w, sb, sn);
+    w += sn;
     if (qn) memcpy(w, e->q.data, qn);
     w += qn;
     bw_copy(&e->ts, w);
@@ -656,6 +936,7 @@ int sr_chunk_enc_finish(sr_chunk_enc *e, sr_buf *out)
     crc = sr_crc32c(crc, p + HDR_LEN, total - HDR_LEN);
     sr_put_le32(p + 28, crc);
     out->len += total;
+    SR_INVARIANT(sn ? sr_chunk_summary_check(p, total) : NULL);
     enc_reset(e);
     return SR_OK;
 }
@@ -663,15 +944,26 @@ int sr_chunk_enc_finish(sr_chunk_enc *e, sr_buf *out)
 /* ------------------------------------------------------------------------ */
 /* Header                                                                    */
 
-/* Header checks that need no body bytes; *qn and *tn get the section sizes. */
-static int hdr_parse(const uint8_t *p, size_t len, sr_chunk_info *info, size_t *qn, size_t *tn)
+/* Header checks that need no body bytes (but the summary's length byte);
+ * *sn, *qn and *tn get the section sizes (*sn: the summary section with its
+ * length byte, 0 if none), *dec whether the value stream is version 2's. */
+static int hdr_parse(const uint8_t *p, size_t len, sr_chunk_info *info, size_t *sn, size_t *qn, size_t *tn,
+                     int *dec)
 {
     if (!p || len < HDR_LEN) return SR_ECORRUPT;
-    if (p[0] != SR_SERIES_VERSION && p[0] != SR_SERIES_VERSION2) return SR_EVERSION;
-    if (!valid_type(p[1]) || (p[2] & ~FLAG_ALL_GOOD)) return SR_ECORRUPT;
-    int v2 = p[0] == SR_SERIES_VERSION2;
+    if (p[0] != SR_SERIES_VERSION && p[0] != SR_SERIES_VERSION2 && p[0] != SR_SERIES_VERSION3) return SR_EVERSION;
+    int v3 = p[0] == SR_SERIES_VERSION3;
+    if (!valid_type(p[1]) || (p[2] & ~(v3 ? FLAG_ALL_GOOD | FLAG_DECIMAL : FLAG_ALL_GOOD))) return SR_ECORRUPT;
+    int v2 = p[0] == SR_SERIES_VERSION2 || (p[2] & FLAG_DECIMAL);
     /* byte 3: reserved (0) in version 1, the scale k in version 2 */
     if (v2 ? (p[1] != SR_VT_NUMBER || p[3] > V2_MAX_SCALE) : p[3] != 0) return SR_ECORRUPT;
+    size_t s = 0;
+    if (v3) { /* a summary section: never of strings nor of an empty chunk */
+        if (p[1] == SR_VT_STRING || len < HDR_LEN + 1 || !sr_get_le32(p + 4)) return SR_ECORRUPT;
+        s = 1 + (size_t)p[HDR_LEN];
+        if (s < 2 || len - HDR_LEN < s) return SR_ECORRUPT;
+        len -= s; /* the rules below are version 1's, on the rest */
+    }
     uint32_t count = sr_get_le32(p + 4);
     int64_t first = (int64_t)sr_get_le64(p + 8), last = (int64_t)sr_get_le64(p + 16);
     uint32_t tbytes = sr_get_le32(p + 24);
@@ -694,8 +986,10 @@ static int hdr_parse(const uint8_t *p, size_t len, sr_chunk_info *info, size_t *
     info->count = count;
     info->first_ts = first;
     info->last_ts = last;
+    *sn = s;
     *qn = q;
     *tn = tbytes;
+    *dec = v2;
     return SR_OK;
 }
 
@@ -703,8 +997,9 @@ int sr_chunk_info_get(const void *chunk, size_t len, sr_chunk_info *out)
 {
     if (!out) return SR_EINVAL;
     sr_chunk_info info;
-    size_t qn, tn;
-    int rc = hdr_parse(chunk, len, &info, &qn, &tn);
+    size_t sn, qn, tn;
+    int dec;
+    int rc = hdr_parse(chunk, len, &info, &sn, &qn, &tn, &dec);
     if (rc) return rc;
     *out = info;
     return SR_OK;
@@ -720,6 +1015,8 @@ int sr_chunk_info_get(const void *chunk, size_t len, sr_chunk_info *out)
 #define D_W reserved[3]     /* version 2: base width w */
 #define D_ORDER reserved[4] /* version 2: 0 deltas, 1 delta-of-deltas */
 #define D_D reserved[5]     /* version 2: the previous delta (order 1) */
+#define D_SOFF reserved[6]  /* version 3: offset of the summary's fields (0: no summary) */
+#define D_SLEN reserved[7]  /* version 3: their length */
 /* version 2 keeps the previous mantissa in prev_i */
 
 /* Up to 57 bits at bit position pos, left-aligned in *w; returns how many of
@@ -798,27 +1095,31 @@ int sr_chunk_dec_init(sr_chunk_dec *d, const void *chunk, size_t len)
     if (!d) return SR_EINVAL;
     const uint8_t *p = chunk;
     sr_chunk_info info;
-    size_t qn, tn;
-    int rc = hdr_parse(p, len, &info, &qn, &tn);
+    size_t sn, qn, tn;
+    int dec;
+    int rc = hdr_parse(p, len, &info, &sn, &qn, &tn, &dec);
     if (rc) return rc;
     uint32_t crc = sr_crc32c(0, p, 28);
     crc = sr_crc32c(crc, p + HDR_LEN, len - HDR_LEN);
     if (crc != sr_get_le32(p + 28)) return SR_ECORRUPT;
-    if (qn && (info.count % 4) && (p[HDR_LEN + qn - 1] >> ((info.count % 4) * 2))) return SR_ECORRUPT;
+    size_t qoff = HDR_LEN + sn;
+    if (qn && (info.count % 4) && (p[qoff + qn - 1] >> ((info.count % 4) * 2))) return SR_ECORRUPT;
     memset(d, 0, sizeof *d);
     d->p = p;
     d->len = len;
     d->info = info;
     d->i = 0;
-    d->qoff = qn ? HDR_LEN : 0;
-    d->bitpos = (uint64_t)(HDR_LEN + qn) * 8;
-    d->boff = HDR_LEN + qn + tn;
+    d->D_SOFF = sn ? HDR_LEN + 1 : 0; /* the summary's fields, parsed when used */
+    d->D_SLEN = sn ? sn - 1 : 0;
+    d->qoff = qn ? qoff : 0;
+    d->bitpos = (uint64_t)(qoff + qn) * 8;
+    d->boff = qoff + qn + tn;
     d->ts = info.first_ts;
     d->dts = 0;
     d->lead = d->trail = -1;
     d->D_VPOS = (info.type == SR_VT_NUMBER || info.type == SR_VT_BOOL) ? (uint64_t)d->boff * 8 : d->boff;
-    d->D_VER = p[0];
-    if (p[0] == SR_SERIES_VERSION2) { /* coding byte and the first mantissa */
+    d->D_VER = dec ? SR_SERIES_VERSION2 : SR_SERIES_VERSION; /* the value stream's */
+    if (dec) { /* coding byte and the first mantissa */
         uint8_t c = p[d->boff];
         uint64_t pos = d->boff + 1, z;
         if ((c & 31) > V2_MAX_W || (c >> 6)) return SR_ECORRUPT;
@@ -1022,6 +1323,195 @@ int sr_chunk_dec_next(sr_chunk_dec *d, sr_sample *s)
     return SR_OK;
 }
 
+/* One value of a summary field (put_sval's): 0, or -1 if malformed. */
+static int get_sval(const uint8_t *p, size_t end, uint64_t *pos, const sr_chunk_dec *d, double *v)
+{
+    if (d->info.type == SR_VT_BOOL) {
+        if (*pos >= end || p[*pos] > 1) return -1;
+        *v = p[(*pos)++];
+        return 0;
+    }
+    if (d->info.type == SR_VT_INTEGER || d->D_VER == SR_SERIES_VERSION2) {
+        uint64_t z;
+        if (get_varint(p, end, pos, &z)) return -1;
+        uint64_t m = zz_dec(z);
+        if (d->info.type == SR_VT_INTEGER) *v = (double)(int64_t)m;
+        else if (!mant_ok(m)) return -1;
+        else *v = dec_value((int64_t)m, (unsigned)d->D_SCALE);
+        return 0;
+    }
+    if (end - *pos < 8) return -1;
+    *v = bits_dbl(sr_get_le64(p + *pos));
+    *pos += 8;
+    return *v == *v ? 0 : -1; /* no summary holds a NaN value */
+}
+
+/* The summary section (docs/series-format.md, "Version 3"), every rule
+ * checked; the first value of segment 0 is the chunk's sample 0. */
+static int summary_parse(const sr_chunk_dec *d, sr_chunk_summary *out)
+{
+    const uint8_t *p = d->p;
+    const size_t end = (size_t)(d->D_SOFF + d->D_SLEN);
+    uint64_t pos = d->D_SOFF, u;
+    if (pos >= end || p[pos] < 1 || p[pos] > SR_CHUNK_MAXSEG) return SR_ECORRUPT;
+    uint32_t nseg = p[pos++], left = d->info.count;
+    int64_t ts = d->info.first_ts;
+    for (uint32_t j = 0; j < nseg; j++) {
+        sr_chunk_seg *g = &out->seg[j];
+        g->first_ts = ts;
+        if (j + 1 < nseg) {
+            uint64_t dl, dg;
+            if (get_varint(p, end, &pos, &u) || get_varint(p, end, &pos, &dl) || get_varint(p, end, &pos, &dg))
+                return SR_ECORRUPT;
+            /* count >= 1 leaving >= 1 for each later segment; strictly increasing timestamps */
+            uint64_t room = (uint64_t)d->info.last_ts - (uint64_t)ts;
+            if (u < 1 || u > (uint64_t)left - (nseg - 1 - j) || dl < u - 1 || dl > room || dg < 1 ||
+                dg > room - dl)
+                return SR_ECORRUPT;
+            g->count = (uint32_t)u;
+            g->last_ts = (int64_t)((uint64_t)ts + dl);
+            ts = (int64_t)((uint64_t)g->last_ts + dg);
+            /* one hour a segment, each a later one */
+            if (hour_of(g->first_ts) != hour_of(g->last_ts) || hour_of(g->last_ts) == hour_of(ts)) return SR_ECORRUPT;
+        } else {
+            g->count = left;
+            g->last_ts = d->info.last_ts;
+            if ((uint64_t)g->last_ts - (uint64_t)ts < (uint64_t)left - 1) return SR_ECORRUPT;
+            if (nseg > 1 && hour_of(g->first_ts) != hour_of(g->last_ts)) return SR_ECORRUPT;
+        }
+        left -= g->count;
+        if (j > 0 && get_sval(p, end, &pos, d, &g->first)) return SR_ECORRUPT;
+        if (d->info.type == SR_VT_BOOL) {
+            if (get_varint(p, end, &pos, &u) || u > g->count || pos >= end || p[pos] > 1) return SR_ECORRUPT;
+            g->last = p[pos++];
+            g->sum = (double)u;
+            g->min = u == g->count;
+            g->max = u > 0;
+        } else {
+            if (get_sval(p, end, &pos, d, &g->min) || get_sval(p, end, &pos, d, &g->max) ||
+                get_sval(p, end, &pos, d, &g->last) || end - pos < 8)
+                return SR_ECORRUPT;
+            g->sum = bits_dbl(sr_get_le64(p + pos)); /* (may be NaN: +Inf + -Inf) */
+            pos += 8;
+            if (g->max < g->min) return SR_ECORRUPT;
+        }
+    }
+    if (pos != end) return SR_ECORRUPT;
+    /* the first value of the chunk: sample 0's, read without its neighbours */
+    sr_chunk_dec t = *d;
+    sr_sample x;
+    if (sr_chunk_dec_next(&t, &x)) return SR_ECORRUPT;
+    out->seg[0].first = d->info.type == SR_VT_NUMBER    ? x.v.f
+                        : d->info.type == SR_VT_INTEGER ? (double)x.v.i
+                                                        : (double)(x.v.b != 0);
+    out->nseg = nseg;
+    return SR_OK;
+}
+
+int sr_chunk_strip_summary(const void *chunk, size_t len, sr_buf *out)
+{
+    const uint8_t *p = chunk;
+    if (!out || (len && !p)) return SR_EINVAL;
+    size_t sn = len > HDR_LEN && p[0] == SR_SERIES_VERSION3 ? 1 + (size_t)p[HDR_LEN] : 0;
+    if (!sn || len - HDR_LEN < sn) return sr_buf_append(out, p, len); /* (corrupt or not version 3: as it is) */
+    size_t at = out->len;
+    int rc = sr_buf_reserve(out, len - sn);
+    if (rc) return rc;
+    uint8_t *w = out->data + at;
+    memcpy(w, p, HDR_LEN);
+    memcpy(w + HDR_LEN, p + HDR_LEN + sn, len - HDR_LEN - sn);
+    w[0] = (p[2] & FLAG_DECIMAL) ? SR_SERIES_VERSION2 : SR_SERIES_VERSION;
+    w[2] = p[2] & FLAG_ALL_GOOD;
+    uint32_t crc = sr_crc32c(0, w, 28);
+    crc = sr_crc32c(crc, w + HDR_LEN, len - sn - HDR_LEN);
+    sr_put_le32(w + 28, crc);
+    out->len += len - sn;
+    return SR_OK;
+}
+
+int sr_chunk_dec_summary(const sr_chunk_dec *d, sr_chunk_summary *out)
+{
+    if (!d || !out || d->i) return SR_EINVAL;
+    if (!d->D_SOFF) return SR_ENOTFOUND;
+    return summary_parse(d, out);
+}
+
+const char *sr_chunk_summary_check(const void *chunk, size_t len)
+{
+    sr_chunk_dec d;
+    if (sr_chunk_dec_init(&d, chunk, len)) return "the chunk does not decode";
+    if (!d.D_SOFF) {
+        sr_chunk_dec r = d;
+        sr_sample x;
+        int rc;
+        while ((rc = sr_chunk_dec_next(&r, &x)) == SR_OK) {
+        }
+        if (rc != SR_DONE) return "the chunk does not decode";
+        return ((const uint8_t *)chunk)[0] == SR_SERIES_VERSION3 ? "version 3 without a summary" : NULL;
+    }
+    sr_chunk_summary sm;
+    if (summary_parse(&d, &sm)) return "the summary breaks a rule of the format";
+    /* the samples, hour by hour (h: the hour's segment; all: the whole chunk) */
+    sr_chunk_seg h[SR_CHUNK_MAXSEG], all = {0};
+    uint32_t nh = 0, n = 0, done = 0;
+    double hs = 0, total = 0;
+    sr_chunk_dec r = d;
+    sr_sample x;
+    int rc;
+    while ((rc = sr_chunk_dec_next(&r, &x)) == SR_OK) {
+        double v = d.info.type == SR_VT_NUMBER ? x.v.f : d.info.type == SR_VT_INTEGER ? (double)x.v.i : x.v.b;
+        if (v != v || x.quality > SR_Q_UNCERTAIN) return "a summary of a NaN or a dropped sample";
+        sr_chunk_seg one = {.count = 1, .first_ts = x.ts, .last_ts = x.ts, .min = v, .max = v, .sum = v,
+                            .first = v, .last = v};
+        int newh = !n || hour_of(x.ts) != hour_of(all.last_ts);
+        if (newh && nh < SR_CHUNK_MAXSEG) h[nh] = one;
+        else if (!newh && nh <= SR_CHUNK_MAXSEG) {
+            sr_chunk_seg *g = &h[nh - 1];
+            g->count++;
+            g->last_ts = x.ts;
+            g->min = v < g->min ? v : g->min;
+            g->max = v > g->max ? v : g->max;
+            g->sum += v;
+            g->last = v;
+        }
+        if (newh) nh++;
+        /* all: the hours' sums (hs, the current hour's) added in order */
+        if (!n) {
+            hs = v;
+        } else if (newh) {
+            total = done++ ? total + hs : hs;
+            hs = v;
+        } else {
+            hs += v;
+        }
+        if (!n) {
+            all = one;
+        } else {
+            all.count++;
+            all.last_ts = x.ts;
+            all.min = v < all.min ? v : all.min;
+            all.max = v > all.max ? v : all.max;
+            all.last = v;
+        }
+        n++;
+    }
+    if (rc != SR_DONE) return "the chunk does not decode";
+    all.sum = done ? total + hs : hs;
+    const sr_chunk_seg *want = h;
+    if (sm.nseg == 1) want = &all;
+    else if (sm.nseg != nh) return "summary: the number of segments is neither 1 nor the number of hours";
+    for (uint32_t j = 0; j < sm.nseg; j++) {
+        const sr_chunk_seg *a = &sm.seg[j], *b = &want[j];
+        if (a->count != b->count || a->first_ts != b->first_ts || a->last_ts != b->last_ts) return "summary: a segment's samples";
+        if (dbl_bits(a->min) != dbl_bits(b->min)) return "summary min";
+        if (dbl_bits(a->max) != dbl_bits(b->max)) return "summary max";
+        if (dbl_bits(a->sum) != dbl_bits(b->sum)) return "summary sum";
+        if (dbl_bits(a->first) != dbl_bits(b->first)) return "summary first";
+        if (dbl_bits(a->last) != dbl_bits(b->last)) return "summary last";
+    }
+    return NULL;
+}
+
 /* ------------------------------------------------------------------------ */
 /* Merge                                                                     */
 
@@ -1209,6 +1699,28 @@ void sr_agg_destroy(sr_agg *a)
 
 int sr_agg_status(const sr_agg *a) { return a ? a->err : SR_EINVAL; }
 
+/* Close the current bucket and make nb the current one; SR_ENOMEM (sticky
+ * in a->err, nothing changed) if the list of closed buckets cannot grow. */
+static int agg_open(sr_agg *a, const sr_bucket *nb)
+{
+    /* room to close the current bucket now and the new one later */
+    size_t need = a->ndone + (size_t)a->have_cur + 1;
+    if (need > a->cap) {
+        size_t nc = a->cap * 2;
+        sr_bucket *nd = nc > a->cap ? sr_realloc(a->done, nc * sizeof *nd) : NULL;
+        if (!nd) {
+            a->err = SR_ENOMEM;
+            return SR_ENOMEM;
+        }
+        a->done = nd;
+        a->cap = nc;
+    }
+    if (a->have_cur) a->done[a->ndone++] = a->cur;
+    a->cur = *nb;
+    a->have_cur = 1;
+    return SR_OK;
+}
+
 void sr_agg_add(sr_agg *a, const sr_sample *s)
 {
     if (!a || !s || a->closed) return;
@@ -1235,25 +1747,63 @@ void sr_agg_add(sr_agg *a, const sr_sample *s)
     } else {
         int64_t start;
         if (align_down(s->ts, a->interval, &start)) return; /* cannot happen: ts >= from */
-        /* room to close the current bucket now and the new one later */
-        size_t need = a->ndone + (size_t)a->have_cur + 1;
-        if (need > a->cap) {
-            size_t nc = a->cap * 2;
-            sr_bucket *nd = nc > a->cap ? sr_realloc(a->done, nc * sizeof *nd) : NULL;
-            if (!nd) {
-                a->err = SR_ENOMEM;
-                return;
-            }
-            a->done = nd;
-            a->cap = nc;
-        }
-        if (a->have_cur) a->done[a->ndone++] = a->cur;
-        a->cur = (sr_bucket){.start = start, .count = 1, .min = v, .max = v, .sum = v, .first = v, .last = v,
-                             .first_ts = s->ts, .last_ts = s->ts, .filled = 0};
-        a->have_cur = 1;
+        sr_bucket nb = {.start = start, .count = 1, .min = v, .max = v, .sum = v, .first = v, .last = v,
+                        .first_ts = s->ts, .last_ts = s->ts, .filled = 0};
+        if (agg_open(a, &nb)) return;
     }
     a->have_last = 1;
     a->last_ts = s->ts;
+}
+
+/* A chunk whole, by its summary (invariant 8 of the encoder): 1 if taken
+ * (its samples all lie in [from, to), after the last accepted sample, and
+ * each segment of its summary in one bucket: then each segment is folded
+ * into the current bucket or opens the next), 0 if not (nothing changed;
+ * the caller decodes the chunk), or SR_ECORRUPT. The fold of a bucket over
+ * a segment's samples is the fold with the segment's min, max and sum: for
+ * values that are not NaN, a strict `v < min` keeps the first of the
+ * least, segment or not; only the sum rounds differently when a bucket
+ * holds more than the one segment (a sum of sums). */
+static int agg_take_chunk(sr_agg *a, const sr_chunk_dec *d)
+{
+    int64_t f = d->info.first_ts, l = d->info.last_ts;
+    if (f < a->from || l >= a->to || (a->have_last && f <= a->last_ts)) return 0;
+    /* buckets shorter than an hour: take only a chunk inside one of them
+     * (a chunk across an edge that is also an hour's could be taken by its
+     * segments; this saves parsing the summary of every chunk of a query
+     * into 1 min buckets, which none fits) */
+    if (a->interval < SEG_MS && (uint64_t)l - (uint64_t)f >= (uint64_t)a->interval) return 0;
+    sr_chunk_summary sm;
+    if (summary_parse(d, &sm)) return SR_ECORRUPT;
+    uint64_t iv = (uint64_t)a->interval;
+    for (uint32_t j = 0; j < sm.nseg; j++) {
+        int64_t s0, s1;
+        if (align_down(sm.seg[j].first_ts, a->interval, &s0) || align_down(sm.seg[j].last_ts, a->interval, &s1) ||
+            s0 != s1)
+            return 0;
+    }
+    for (uint32_t j = 0; j < sm.nseg; j++) {
+        const sr_chunk_seg *g = &sm.seg[j];
+        if (a->have_cur && (uint64_t)g->first_ts - (uint64_t)a->cur.start < iv) {
+            sr_bucket *b = &a->cur;
+            b->count += g->count;
+            b->min = g->min < b->min ? g->min : b->min;
+            b->max = g->max > b->max ? g->max : b->max;
+            b->sum += g->sum;
+            b->last = g->last;
+            b->last_ts = g->last_ts;
+        } else {
+            int64_t s0 = 0;
+            (void)align_down(g->first_ts, a->interval, &s0); /* (checked above) */
+            sr_bucket nb = {.start = s0, .count = g->count, .min = g->min, .max = g->max, .sum = g->sum,
+                            .first = g->first, .last = g->last, .first_ts = g->first_ts, .last_ts = g->last_ts,
+                            .filled = 0};
+            if (agg_open(a, &nb)) continue; /* dropped, as sr_agg_add drops a sample (sticky SR_ENOMEM) */
+        }
+    }
+    a->have_last = 1;
+    a->last_ts = l;
+    return 1;
 }
 
 size_t sr_agg_emit(sr_agg *a, sr_bucket *out, size_t max)
@@ -1710,6 +2260,16 @@ int sr_chunk_dec_agg(sr_chunk_dec *d, sr_agg *a, int64_t stop, sr_sample *s, uin
 {
     if (!d || !a || !s || !added) return SR_EINVAL;
     *added = 0;
+    /* a chunk whose summary segments each lie in one bucket: no decoding */
+    if (d->D_SOFF && d->i == 0 && !a->closed && d->info.type == a->type && d->info.last_ts < stop) {
+        int t = agg_take_chunk(a, d);
+        if (t < 0) return t;
+        if (t) {
+            d->i = d->info.count;
+            *added = d->info.count;
+            return SR_DONE;
+        }
+    }
     if (!a->closed && !d->qoff && d->info.type == a->type) {
         if (a->type == SR_VT_NUMBER && d->D_VER == SR_SERIES_VERSION2) return agg_chunk(d, a, stop, s, added, AGG_V2);
         if (a->type == SR_VT_NUMBER) return agg_chunk(d, a, stop, s, added, AGG_V1);

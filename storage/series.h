@@ -18,7 +18,10 @@
  *  - quality: a flag in the chunk header when every sample is GOOD, else two
  *    bits per sample.
  * The chunk header carries the type, count, first and last timestamp, so a
- * range query can skip a chunk without decoding it.
+ * range query can skip a chunk without decoding it; a summary (format
+ * version 3: count, min, max, sum, first and last value of each UTC hour of
+ * the chunk) lets downsampling take a chunk without decoding it when its
+ * hours lie in whole buckets.
  *
  * Pure functions: no I/O, no globals, no threads; allocation only through
  * sr_buf / sr_malloc (so fault injection reaches it). All functions taking
@@ -51,6 +54,11 @@ SR_MUST_CHECK int sr_chunk_enc_create(sr_vtype type, sr_chunk_enc **out);
 /* Room for about n samples up front (the encoder grows anyway; this only
  * saves the regrowth when the caller knows the count). */
 SR_MUST_CHECK int sr_chunk_enc_expect(sr_chunk_enc *e, size_t n);
+/* Summaries on (the default: format version 3 where the chunk has one) or
+ * off (versions 1 and 2 only, as the encoder wrote before version 3: for
+ * tests and tools that need an old-format chunk). Only while empty
+ * (SR_EINVAL otherwise); kept across finish. */
+SR_MUST_CHECK int sr_chunk_enc_summary(sr_chunk_enc *e, int on);
 void sr_chunk_enc_destroy(sr_chunk_enc *e); /* NULL-safe */
 /* Append a sample; ts must be > the previous one (SR_EINVAL otherwise, and
  * the encoder is unchanged). String bytes are copied. */
@@ -84,6 +92,43 @@ SR_MUST_CHECK int sr_chunk_dec_init(sr_chunk_dec *d, const void *chunk, size_t l
 /* SR_OK and *s (string bytes borrowed from the chunk, valid while it is),
  * SR_DONE after the last sample, or SR_ECORRUPT. */
 SR_MUST_CHECK int sr_chunk_dec_next(sr_chunk_dec *d, sr_sample *s);
+
+/* The chunk's summary (format version 3, docs/series-format.md): for each
+ * UTC hour its samples fall in (up to SR_CHUNK_MAXSEG hours; else one
+ * segment of all of them), the count, first and last timestamp and the
+ * min, max, sum, first and last value, as sr_agg_add sees the values
+ * (numbers; integers as double; booleans as 0/1) and folds them into a
+ * bucket. The encoder writes one for every chunk of numbers, integers or
+ * booleans with at least one sample, no NaN, and every quality GOOD or
+ * UNCERTAIN; older chunks (versions 1 and 2) have none. */
+enum { SR_CHUNK_MAXSEG = 4 };
+typedef struct sr_chunk_seg {
+    uint32_t count;
+    int64_t first_ts, last_ts;
+    double min, max, sum, first, last;
+} sr_chunk_seg;
+typedef struct sr_chunk_summary {
+    uint32_t nseg;
+    sr_chunk_seg seg[SR_CHUNK_MAXSEG];
+} sr_chunk_summary;
+
+/* SR_OK and *out, from a decoder that has not decoded a sample yet
+ * (SR_EINVAL otherwise); SR_ENOTFOUND: the chunk has no summary;
+ * SR_ECORRUPT: its summary breaks a rule of the format. */
+SR_MUST_CHECK int sr_chunk_dec_summary(const sr_chunk_dec *d, sr_chunk_summary *out);
+
+/* NULL if the chunk's summary (if any) is the fold of its decoded samples
+ * (invariant 8 of storage/series.c), else what differs. Decodes the chunk:
+ * sr_chunk_enc_finish runs it under SR_INVARIANT (debug builds); tests and
+ * the fuzz target call it directly. */
+const char *sr_chunk_summary_check(const void *chunk, size_t len);
+
+/* Append to out the chunk as the writer of versions 1 and 2 wrote it: a
+ * version 3 chunk without its summary section (version 2 if its value
+ * stream is version 2's, else 1; the CRC recomputed), any other bytes as
+ * they are. So the content of indexes written before and after version 3
+ * compares equal (sr_engine_content_hash). */
+SR_MUST_CHECK int sr_chunk_strip_summary(const void *chunk, size_t len, sr_buf *out);
 
 /* ---- merging (out-of-order and late values) ---------------------------- */
 
@@ -129,7 +174,15 @@ SR_MUST_CHECK int sr_agg_status(const sr_agg *a);
 /* Decode d's next samples straight into a: the same as sr_chunk_dec_next
  * and then sr_agg_add for each sample with ts < stop, in order (the same
  * checks and errors, bit-identical buckets), without materialising the
- * samples (the fast path of sr_engine_downsample). Returns SR_OK with *s the
+ * samples (the fast path of sr_engine_downsample). A chunk with a summary
+ * that d has not started, whose samples all lie before stop, inside
+ * [from, to) and after the last sample a took, and whose summary segments
+ * each lie in one bucket, is added from its summary without decoding
+ * (SR_DONE, *added = its count): the buckets are the same but for their
+ * sums, which add a segment's sum in one step and so can differ in the
+ * last bits when a bucket holds more than that segment; the chunk's body is
+ * then checked by its CRC only (sr_chunk_dec_init), not by the decoder.
+ * Returns SR_OK with *s the
  * first sample with ts >= stop (decoded but not added: the caller deals with
  * it, then may call again), SR_DONE once the chunk has no more samples, or
  * SR_ECORRUPT. *added is set to the number of samples handed to a. */

@@ -1804,3 +1804,119 @@ Test(engine, sheet_sections_left_out_are_kept_and_dangling_references_refuse_the
     cr_assert_not(has_registry(e, RG_GRANT, "A2:P1"));
     cr_assert_eq(sr_engine_close(e), SR_OK);
 }
+
+/* Turn every series chunk of the index in dir into what the writer of
+ * series formats 1 and 2 wrote (no summaries: decoded and encoded again by
+ * the old writer, sr_chunk_enc_summary(e, 0)); returns how many chunks had
+ * a summary. */
+static int make_series_v2(void)
+{
+    char ix[1100];
+    snprintf(ix, sizeof ix, "%s/index", dir);
+    MDB_env *env;
+    MDB_txn *t;
+    MDB_dbi ser;
+    MDB_cursor *c;
+    cr_assert_eq(mdb_env_create(&env), 0);
+    cr_assert_eq(mdb_env_set_maxdbs(env, 32), 0);
+    cr_assert_eq(mdb_env_set_mapsize(env, 1u << 30), 0);
+    cr_assert_eq(mdb_env_open(env, ix, 0, 0644), 0);
+    cr_assert_eq(mdb_txn_begin(env, NULL, 0, &t), 0);
+    cr_assert_eq(mdb_dbi_open(t, "series", 0, &ser), 0);
+    cr_assert_eq(mdb_cursor_open(t, ser, &c), 0);
+    MDB_val k, v;
+    int n3 = 0;
+    sr_buf out;
+    sr_buf_init(&out);
+    for (int r = mdb_cursor_get(c, &k, &v, MDB_FIRST); r == 0; r = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+        sr_chunk_dec d;
+        cr_assert_eq(sr_chunk_dec_init(&d, v.mv_data, v.mv_size), SR_OK);
+        n3 += ((const uint8_t *)v.mv_data)[0] == 3;
+        sr_chunk_enc *e = NULL;
+        cr_assert_eq(sr_chunk_enc_create(d.info.type, &e), SR_OK);
+        cr_assert_eq(sr_chunk_enc_summary(e, 0), SR_OK);
+        sr_sample s;
+        int rc;
+        while ((rc = sr_chunk_dec_next(&d, &s)) == SR_OK) cr_assert_eq(sr_chunk_enc_add(e, &s), SR_OK);
+        cr_assert_eq(rc, SR_DONE);
+        out.len = 0;
+        cr_assert_eq(sr_chunk_enc_finish(e, &out), SR_OK);
+        sr_chunk_enc_destroy(e);
+        cr_assert(out.data[0] <= 2);
+        MDB_val nv = {out.len, out.data};
+        uint8_t kc[64]; /* (the key out of the page: the put may move it) */
+        cr_assert_leq(k.mv_size, sizeof kc);
+        memcpy(kc, k.mv_data, k.mv_size);
+        MDB_val kk = {k.mv_size, kc};
+        cr_assert_eq(mdb_cursor_put(c, &kk, &nv, MDB_CURRENT), 0);
+    }
+    sr_buf_release(&out);
+    mdb_cursor_close(c);
+    cr_assert_eq(mdb_txn_commit(t), 0);
+    mdb_env_close(env);
+    return n3;
+}
+
+/* An index whose chunks an older suiro wrote (series formats 1 and 2, no
+ * summaries) answers a downsample as today's, equals its rebuild from the
+ * log (suiro verify's check), and takes new chunks with summaries. */
+Test(engine, series_chunks_without_summaries_downsample_the_same_and_equal_a_rebuild)
+{
+    sr_engine *e = open_engine(NULL); /* head_max 64 */
+    cr_assert_eq(et_setup_masters(e, "op1", 2, NUM, 1), SR_OK);
+    uint32_t p = point_of(e, "P000");
+    enum { N = 1000 };
+    sr_sample *s = calloc(N, sizeof *s);
+    for (int i = 0; i < N; i++) s[i] = (sr_sample){.ts = 1700000000000 + 7000 * (int64_t)i, .v.f = (i * 37 % 1001) / 100.0};
+    sr_result r;
+    for (int i = 0; i < N; i += 50) { /* events of 50: chunks of head_max */
+        char id[16];
+        snprintf(id, sizeof id, "m%d", i);
+        cr_assert_eq(et_put(e, "op1", "GW1", p, SR_VT_NUMBER, s + i, 50, id, &r), SR_OK);
+    }
+    const int64_t from = 1700000000000 - 1700000000000 % 3600000, to = from + 4 * 86400000;
+    const int64_t ivs[] = {60000, 3600000, 86400000};
+    sr_buf want[3], got;
+    sr_buf_init(&got);
+    for (int k = 0; k < 3; k++) {
+        sr_buf_init(&want[k]);
+        cr_assert_eq(sr_engine_downsample(e, p, from, to, ivs[k], SR_FILL_NONE, &want[k]), SR_OK);
+    }
+    uint8_t before[32], after[32], rebuilt[32];
+    sr_engine_close(e);
+    e = open_engine(NULL); /* (the hash of a reopened engine: its heads as the open restores them) */
+    cr_assert_eq(sr_engine_content_hash(e, before), SR_OK);
+    sr_engine_close(e);
+    int n3 = make_series_v2();
+    cr_assert_geq(n3, 10, "the engine wrote chunks with summaries: %d", n3);
+
+    e = open_engine(NULL);
+    cr_assert_eq(sr_engine_content_hash(e, after), SR_OK);
+    cr_assert(!memcmp(before, after, 32), "chunks without summaries hash as with them");
+    for (int k = 0; k < 3; k++) {
+        got.len = 0;
+        cr_assert_eq(sr_engine_downsample(e, p, from, to, ivs[k], SR_FILL_NONE, &got), SR_OK);
+        const sr_bucket *a = (const sr_bucket *)got.data, *b = (const sr_bucket *)want[k].data;
+        size_t n = got.len / sizeof *a;
+        cr_assert_eq(n, want[k].len / sizeof *b);
+        for (size_t i = 0; i < n; i++)
+            cr_assert(a[i].start == b[i].start && a[i].count == b[i].count && a[i].min == b[i].min &&
+                          a[i].max == b[i].max && a[i].first == b[i].first && a[i].last == b[i].last &&
+                          a[i].first_ts == b[i].first_ts && a[i].last_ts == b[i].last_ts &&
+                          fabs(a[i].sum - b[i].sum) <= 1e-12 * fabs(b[i].sum) + 1e-9,
+                      "interval %" PRId64 " bucket %zu", ivs[k], i);
+    }
+    sr_engine_close(e);
+    char ix[1100];
+    snprintf(ix, sizeof ix, "%s-rebuilt-index", dir);
+    sr_errinfo ei;
+    sr_engine_opts ro = {.clock_ms = fixed_clock, .head_max = 64, .index_dir = ix};
+    cr_assert_eq(sr_engine_rebuild(dir, &ro, &ei), SR_OK, "%s", ei.msg);
+    cr_assert_eq(sr_engine_open(dir, &ro, &e, &ei), SR_OK, "%s", ei.msg);
+    cr_assert_eq(sr_engine_content_hash(e, rebuilt), SR_OK);
+    sr_engine_close(e);
+    cr_assert(!memcmp(before, rebuilt, 32), "the rebuild (with summaries) equals the index without them");
+    for (int k = 0; k < 3; k++) sr_buf_release(&want[k]);
+    sr_buf_release(&got);
+    free(s);
+}

@@ -174,10 +174,16 @@ static int same_sample(sr_vtype type, const sr_sample *a, const sr_sample *b)
     return 0;
 }
 
+/* encode() writes the old formats (versions 1 and 2, no summary) unless this
+ * is set: the tests of those formats' structure keep testing that writer;
+ * the round trips and the summary tests write both. */
+static int enc_summaries;
+
 static void encode(sr_vtype type, const sr_sample *s, size_t n, sr_buf *out)
 {
     sr_chunk_enc *e = NULL;
     cr_assert_eq(sr_chunk_enc_create(type, &e), SR_OK);
+    cr_assert_eq(sr_chunk_enc_summary(e, enc_summaries), SR_OK);
     for (size_t i = 0; i < n; i++) cr_assert_eq(sr_chunk_enc_add(e, &s[i]), SR_OK, "sample %zu", i);
     cr_assert_eq(sr_chunk_enc_count(e), n);
     size_t before = out->len, predicted = sr_chunk_enc_bytes(e);
@@ -185,6 +191,15 @@ static void encode(sr_vtype type, const sr_sample *s, size_t n, sr_buf *out)
     cr_assert_eq(out->len - before, predicted, "enc_bytes predicts the chunk size");
     cr_assert_eq(sr_chunk_enc_count(e), 0, "finish resets");
     sr_chunk_enc_destroy(e);
+}
+
+/* The old-format chunk of a version 3 chunk (sr_chunk_strip_summary). */
+static void strip_summary(const uint8_t *p, size_t len, sr_buf *out)
+{
+    cr_assert(len > 33 && p[0] == 3);
+    out->len = 0;
+    cr_assert_eq(sr_chunk_strip_summary(p, len, out), SR_OK);
+    cr_assert_eq(out->data[0], (p[2] & 2) ? 2 : 1);
 }
 
 /* Decode everything; returns the rc that ended the loop, *n the samples. */
@@ -202,11 +217,12 @@ static int decode_all(const void *p, size_t len, sr_sample *out, size_t max, siz
     return rc;
 }
 
-static void check_round_trip(sr_vtype type, const sr_sample *s, size_t n, const char *what)
+static void check_round_trip1(sr_vtype type, const sr_sample *s, size_t n, const char *what)
 {
     sr_buf b;
     sr_buf_init(&b);
     encode(type, s, n, &b);
+    cr_assert_null(sr_chunk_summary_check(b.data, b.len), "%s: %s", what, sr_chunk_summary_check(b.data, b.len));
     sr_chunk_info info;
     cr_assert_eq(sr_chunk_info_get(b.data, b.len, &info), SR_OK, "%s", what);
     cr_assert_eq(info.type, type);
@@ -225,6 +241,18 @@ static void check_round_trip(sr_vtype type, const sr_sample *s, size_t n, const 
                   what, i, n, s[i].ts, got[i].ts);
     free(got);
     sr_buf_release(&b);
+}
+
+/* Both writers: the old formats, and version 3 (a summary when the chunk
+ * can have one, checked against the decoded samples). */
+static void check_round_trip(sr_vtype type, const sr_sample *s, size_t n, const char *what)
+{
+    int was = enc_summaries;
+    enc_summaries = 0;
+    check_round_trip1(type, s, n, what);
+    enc_summaries = 1;
+    check_round_trip1(type, s, n, what);
+    enc_summaries = was;
 }
 
 /* ---- round trips ---------------------------------------------------------- */
@@ -331,6 +359,7 @@ Test(storage_series, empty_chunk_has_a_header_and_no_samples)
 
 Test(storage_series, enc_add_rejects_equal_or_older_timestamps_and_stays_unchanged)
 {
+    enc_summaries = 1; /* the encoder's default, as the direct adds below */
     for (int t = SR_VT_NUMBER; t <= SR_VT_STRING; t++) {
         sr_sample s[3] = {{.ts = 10}, {.ts = 20}, {.ts = 30}};
         for (int i = 0; i < 3; i++) {
@@ -402,7 +431,7 @@ Test(storage_series, info_is_read_from_the_header_alone)
     sr_chunk_dec d;
     cr_assert_eq(sr_chunk_dec_init(&d, b.data, b.len), SR_ECORRUPT, "but the body fails its CRC");
     cr_assert_eq(sr_chunk_info_get(b.data, 31, &info), SR_ECORRUPT);
-    static const uint8_t unknown[] = {0, 3, 4, 255};
+    static const uint8_t unknown[] = {0, 4, 5, 255};
     for (size_t i = 0; i < sizeof unknown; i++) {
         b.data[0] = unknown[i];
         cr_assert_eq(sr_chunk_info_get(b.data, b.len, &info), SR_EVERSION, "version %u", unknown[i]);
@@ -923,7 +952,8 @@ Test(storage_series, merge_writes_version_2_for_decimal_input)
     cr_assert_eq(nc, 3); /* 120 + 400 samples, no shared timestamps */
     for (size_t off = 0; off < out.len;) {
         uint32_t clen = sr_get_le32(out.data + off);
-        cr_assert_eq(out.data[off + 4], 2, "merged chunk at %zu is version 2", off);
+        /* version 3 (a summary) with the version 2 value stream */
+        cr_assert(out.data[off + 4] == 3 && (out.data[off + 4 + 2] & 2), "merged chunk at %zu is decimal", off);
         off += 4 + clen;
     }
     /* a version 2 chunk plus one value that is not decimal: version 1 */
@@ -935,13 +965,20 @@ Test(storage_series, merge_writes_version_2_for_decimal_input)
     out.len = 0;
     cr_assert_eq(sr_chunk_merge(SR_VT_NUMBER, v2.data, v2.len, &x, 1, 1000, &out, &nc), SR_OK);
     cr_assert_eq(nc, 1);
-    cr_assert_eq(out.data[4], 1);
+    cr_assert(out.data[4] == 3 && !(out.data[4 + 2] & 2), "version 3 with the version 1 value stream");
     s[10] = x;
     check_merged(SR_VT_NUMBER, &out, 1, 1000, s, 400);
-    /* and merging nothing into a version 2 chunk reproduces it */
+    /* and merging nothing into a version 2 chunk rewrites it with a summary:
+     * the same chunk but for the summary section */
     out.len = 0;
     cr_assert_eq(sr_chunk_merge(SR_VT_NUMBER, v2.data, v2.len, NULL, 0, 1000, &out, &nc), SR_OK);
-    cr_assert(out.len == v2.len + 4 && !memcmp(out.data + 4, v2.data, v2.len));
+    cr_assert_eq(out.data[4], 3);
+    cr_assert_null(sr_chunk_summary_check(out.data + 4, out.len - 4));
+    sr_buf old;
+    sr_buf_init(&old);
+    strip_summary(out.data + 4, out.len - 4, &old);
+    cr_assert(old.len == v2.len && !memcmp(old.data, v2.data, v2.len));
+    sr_buf_release(&old);
     sr_buf_release(&v2);
     sr_buf_release(&out);
     free(f);
@@ -1135,8 +1172,66 @@ Test(storage_series, truncated_and_flipped_version_2_chunks_are_corrupt)
     cr_assert_geq(done, tu_iters(70));
 }
 
+/* The summary's segment list grows past its first room (a chunk over many
+ * hours: more than 4, then one segment) under allocation failures: a failed
+ * add leaves the encoder unchanged, and the chunk is the same. */
+Test(storage_series, allocation_failure_while_growing_summary_segments)
+{
+    enc_summaries = 1;
+    for (int t = SR_VT_NUMBER; t <= SR_VT_BOOL; t++) {
+        sr_sample s[60];
+        memset(s, 0, sizeof s);
+        for (int i = 0; i < 60; i++) {
+            s[i].ts = 1700000000000 + (int64_t)i * 600000; /* 10 min: 10 hours */
+            if (t == SR_VT_NUMBER) s[i].v.f = (double)(i * 37 % 101) / 10.0;
+            else if (t == SR_VT_INTEGER) s[i].v.i = i * 37 % 101 - 50;
+            else s[i].v.b = i % 3 == 0;
+        }
+        sr_buf ref;
+        sr_buf_init(&ref);
+        encode((sr_vtype)t, s, 60, &ref);
+        cr_assert_eq(ref.data[0], 3);
+        cr_assert_null(sr_chunk_summary_check(ref.data, ref.len));
+        fault_alloc_install();
+        int saw_ok = 0, failed_add = 0;
+        for (unsigned long k = 1; k < 200 && !saw_ok; k++) {
+            fault_alloc_arm(k);
+            sr_chunk_enc *e = NULL;
+            sr_buf out;
+            sr_buf_init(&out);
+            int rc = sr_chunk_enc_create((sr_vtype)t, &e), failed = rc != SR_OK;
+            for (size_t i = 0; !rc && i < 60; i++) {
+                rc = sr_chunk_enc_add(e, &s[i]);
+                if (rc == SR_ENOMEM) {
+                    failed = failed_add = 1;
+                    fault_alloc_arm(0); /* the encoder was left unchanged */
+                    rc = sr_chunk_enc_add(e, &s[i]);
+                }
+            }
+            if (!rc) {
+                rc = sr_chunk_enc_finish(e, &out);
+                if (rc == SR_ENOMEM) {
+                    failed = 1;
+                    fault_alloc_arm(0);
+                    rc = sr_chunk_enc_finish(e, &out);
+                }
+            }
+            fault_alloc_arm(0);
+            cr_assert(rc == SR_OK || (rc == SR_ENOMEM && !e), "type %d k=%lu: %s", t, k, sr_err_name(rc));
+            if (e) cr_assert(out.len == ref.len && !memcmp(out.data, ref.data, ref.len), "type %d k=%lu", t, k);
+            if (!failed) saw_ok = 1;
+            sr_chunk_enc_destroy(e);
+            sr_buf_release(&out);
+        }
+        fault_alloc_uninstall();
+        cr_assert(saw_ok && failed_add, "type %d: failures inside adds, then a clean run", t);
+        sr_buf_release(&ref);
+    }
+}
+
 Test(storage_series, allocation_failure_while_encoding_decimals)
 {
+    enc_summaries = 1; /* the encoder's default, as the direct adds below */
     /* integers, then 2 decimals (a rescale mid-chunk), then one that is not */
     sr_sample s[600];
     memset(s, 0, sizeof s);
@@ -1149,7 +1244,7 @@ Test(storage_series, allocation_failure_while_encoding_decimals)
         sr_buf ref;
         sr_buf_init(&ref);
         encode(SR_VT_NUMBER, s, 600, &ref);
-        cr_assert_eq(ref.data[0], variant ? 1 : 2);
+        cr_assert(ref.data[0] == 3 && !!(ref.data[2] & 2) == !variant); /* a summary; decimal or not */
         fault_alloc_install();
         int saw_ok = 0;
         for (unsigned long k = 1; k < 400 && !saw_ok; k++) {
@@ -1382,6 +1477,8 @@ static sr_sample *gen_agg_series(tu_rng *r, sr_vtype type, size_t n)
  * range_once does: sr_chunk_dec_agg up to the next extra ("late") sample or
  * hi, the late samples merged in ts order, one of the same ts replacing the
  * chunk's. Returns the first error, or SR_OK. */
+static size_t fed_by_summary; /* chunks of >= 2 samples that feed_fast's sr_chunk_dec_agg took whole */
+
 static int feed_fast(sr_agg *a, const sr_buf *chunks, const sr_sample *late, size_t nlate, int64_t hi)
 {
     size_t off = 0, il = 0;
@@ -1396,8 +1493,11 @@ static int feed_fast(sr_agg *a, const sr_buf *chunks, const sr_sample *late, siz
         for (;;) {
             int64_t stop = il < nlate && late[il].ts < hi ? late[il].ts : hi;
             uint64_t fed = UINT64_MAX;
+            int fresh = d.i == 0;
             rc = sr_chunk_dec_agg(&d, a, stop, &s, &fed);
             cr_assert_neq(fed, UINT64_MAX, "added is set");
+            /* taken by the summary: done without decoding a timestamp */
+            if (fresh && rc == SR_DONE && d.info.count >= 2 && d.ts == d.info.first_ts) fed_by_summary++;
             if (rc) break;
             cr_assert_geq(s.ts, stop);
             if (s.ts >= hi) break;
@@ -1411,26 +1511,67 @@ static int feed_fast(sr_agg *a, const sr_buf *chunks, const sr_sample *late, siz
     return rc;
 }
 
-Test(storage_series, decoding_into_the_aggregator_matches_decode_then_add_bit_for_bit)
+/* floor_to(t, iv) mod 2^64 (no overflow below INT64_MIN): equal iff the
+ * bucket is */
+static uint64_t bucket_key(int64_t t, int64_t iv)
 {
-    tu_rng r = {tu_seed(4242)};
+    int64_t m = t % iv;
+    if (m < 0) m += iv;
+    return (uint64_t)t - (uint64_t)m;
+}
+
+/* Cut s into chunks (4-byte lengths) of 1..n samples; with iv > 0, every
+ * bucket edge is also a chunk edge (a bucket then holds whole chunks). */
+static void cut_chunks(tu_rng *r, sr_vtype type, const sr_sample *s, size_t n, int64_t iv, sr_buf *chunks)
+{
+    for (size_t i = 0; i < n;) {
+        size_t c = 1 + tu_below(r, tu_below(r, 2) ? 60 : n);
+        if (c > n - i) c = n - i;
+        if (iv > 0)
+            for (size_t j = i + 1; j < i + c; j++)
+                if (bucket_key(s[j].ts, iv) != bucket_key(s[j - 1].ts, iv)) {
+                    c = j - i;
+                    break;
+                }
+        size_t at = chunks->len;
+        uint8_t z4[4] = {0};
+        cr_assert_eq(sr_buf_append(chunks, z4, 4), SR_OK);
+        encode(type, s + i, c, chunks);
+        sr_put_le32(chunks->data + at, (uint32_t)(chunks->len - at - 4));
+        i += c;
+    }
+}
+
+/* Buckets a (chunks, late samples) equal b (every sample through
+ * sr_agg_add), and abs (the same samples' |v|): bit for bit but the sum,
+ * which may round differently when a bucket holds a chunk's summary and
+ * more (a sum of sums): within 2 * count * DBL_EPSILON * sum |v| (not
+ * checked when sum |v| overflows: +-DBL_MAX can round to +-Inf one way and
+ * not the other). */
+static int same_bucket_but_sum(const sr_bucket *a, const sr_bucket *b, const sr_bucket *abs)
+{
+    sr_bucket x = *a;
+    x.sum = b->sum;
+    if (!same_bucket_bits(&x, b)) return 0;
+    if (bits_of(a->sum) == bits_of(b->sum) || !(abs->sum < 1e300)) return 1;
+    return fabs(a->sum - b->sum) <= 2.0 * (double)b->count * DBL_EPSILON * abs->sum;
+}
+
+/* The aggregator fed from chunks (sr_chunk_dec_agg, late samples merged in)
+ * against every merged sample through sr_agg_add. summaries = 0: the old
+ * formats, decoded value by value: bit for bit. summaries = 1: version 3
+ * chunks, taken whole by their summary where they lie in one bucket: bit
+ * for bit but the sum's rounding (same_bucket_but_sum). */
+static void agg_differential(int summaries, uint64_t seed)
+{
+    tu_rng r = {tu_seed(seed)};
+    enc_summaries = summaries;
+    fed_by_summary = 0;
+    size_t whole_buckets = 0;
     for (int it = 0; it < tu_iters(3000); it++) {
         sr_vtype type = (sr_vtype)(1 + (tu_below(&r, 5) < 3 ? 0 : tu_below(&r, 3)));
         size_t n = tu_below(&r, 10) ? 1 + tu_below(&r, 600) : 1 + tu_below(&r, 4000);
         sr_sample *s = gen_agg_series(&r, type, n);
-        /* cut into chunks (each 1..n samples) */
-        sr_buf chunks;
-        sr_buf_init(&chunks);
-        for (size_t i = 0; i < n;) {
-            size_t c = 1 + tu_below(&r, tu_below(&r, 2) ? 60 : n);
-            if (c > n - i) c = n - i;
-            size_t at = chunks.len;
-            uint8_t z4[4] = {0};
-            cr_assert_eq(sr_buf_append(&chunks, z4, 4), SR_OK);
-            encode(type, s + i, c, &chunks);
-            sr_put_le32(chunks.data + at, (uint32_t)(chunks.len - at - 4));
-            i += c;
-        }
         /* late samples: some replace a chunk sample, some fall between */
         size_t nlate = tu_below(&r, 3) ? 0 : tu_below(&r, 12);
         sr_sample *late = calloc(nlate + 1, sizeof *late);
@@ -1465,7 +1606,9 @@ Test(storage_series, decoding_into_the_aggregator_matches_decode_then_add_bit_fo
             }
         }
         /* range and interval: bucket edges inside and across chunks */
-        int64_t t0 = s[0].ts, t1 = s[n - 1].ts, span = t1 / 2 - t0 / 2 + 2;
+        int64_t t0 = s[0].ts, t1 = s[n - 1].ts;
+        uint64_t su = (uint64_t)(t1 / 2) - (uint64_t)(t0 / 2) + 2;
+        int64_t span = su > (uint64_t)INT64_MAX ? INT64_MAX : (int64_t)su;
         int64_t from = t0;
         if (tu_below(&r, 3)) from -= t0 >= INT64_MIN + 3 ? (int64_t)tu_below(&r, 3) : 0;
         else from += (int64_t)(tu_next(&r) % (uint64_t)span);
@@ -1486,7 +1629,12 @@ Test(storage_series, decoding_into_the_aggregator_matches_decode_then_add_bit_fo
             else to = (int64_t)((uint64_t)from + 20000 * (uint64_t)iv); /* < the old to */
         }
         sr_agg_fill fill = (sr_agg_fill)tu_below(&r, 2);
-        sr_agg *ref = NULL, *fast = NULL;
+        /* chunks (each 1..n samples), a third of the time cut at bucket edges */
+        sr_buf chunks;
+        sr_buf_init(&chunks);
+        int on_edges = tu_below(&r, 3) == 0;
+        cut_chunks(&r, type, s, n, on_edges ? iv : 0, &chunks);
+        sr_agg *ref = NULL, *fast = NULL, *abs = NULL;
         if (sr_agg_create(type, from, to, iv, fill, &ref)) { /* alignment below INT64_MIN: skip */
             free(all);
             free(late);
@@ -1495,33 +1643,61 @@ Test(storage_series, decoding_into_the_aggregator_matches_decode_then_add_bit_fo
             continue;
         }
         cr_assert_eq(sr_agg_create(type, from, to, iv, fill, &fast), SR_OK);
+        cr_assert_eq(sr_agg_create(SR_VT_NUMBER, from, to, iv, fill, &abs), SR_OK);
         if (tu_below(&r, 8) == 0) { /* a sample ahead of the chunks: later ones up to its ts are ignored */
             sr_sample pre = s[tu_below(&r, n)];
             pre.ts += pre.ts < INT64_MAX ? (int64_t)tu_below(&r, 2) : 0;
             sr_agg_add(ref, &pre);
             sr_agg_add(fast, &pre);
+            sr_sample pa = pre;
+            pa.v.f = fabs(agg_value(type, &pre));
+            sr_agg_add(abs, &pa);
         }
-        for (size_t i = 0; i < na; i++) sr_agg_add(ref, &all[i]);
+        for (size_t i = 0; i < na; i++) {
+            sr_agg_add(ref, &all[i]);
+            sr_sample pa = all[i];
+            pa.v.f = fabs(agg_value(type, &all[i]));
+            sr_agg_add(abs, &pa);
+        }
+        size_t before = fed_by_summary;
         cr_assert_eq(feed_fast(fast, &chunks, late, nlate, to), SR_OK, "iteration %d", it);
-        size_t nr, nf;
-        sr_bucket *br = agg_drain(&r, ref, &nr), *bf = agg_drain(&r, fast, &nf);
+        if (on_edges && !nlate && fed_by_summary > before) whole_buckets++;
+        size_t nr, nf, nabs;
+        sr_bucket *br = agg_drain(&r, ref, &nr), *bf = agg_drain(&r, fast, &nf), *ba = agg_drain(&r, abs, &nabs);
         cr_assert_eq(nf, nr, "iteration %d: %zu buckets, decode + add %zu", it, nf, nr);
+        cr_assert_eq(nabs, nr);
         for (size_t i = 0; i < nr; i++)
-            cr_assert(same_bucket_bits(&bf[i], &br[i]),
+            cr_assert(summaries ? same_bucket_but_sum(&bf[i], &br[i], &ba[i]) : same_bucket_bits(&bf[i], &br[i]),
                       "iteration %d (type %d, iv %" PRId64 "): bucket %zu start %" PRId64 " count %" PRIu64
                       "/%" PRIu64 " sum %.17g/%.17g min %g/%g max %g/%g",
                       it, (int)type, iv, i, br[i].start, bf[i].count, br[i].count, bf[i].sum, br[i].sum, bf[i].min,
                       br[i].min, bf[i].max, br[i].max);
         free(br);
         free(bf);
+        free(ba);
         sr_agg_destroy(ref);
         sr_agg_destroy(fast);
+        sr_agg_destroy(abs);
         free(all);
         free(late);
         free(s);
         sr_buf_release(&chunks);
     }
+    if (summaries) { /* the summaries did answer, also for buckets of whole chunks */
+        cr_assert_geq(fed_by_summary, (size_t)tu_iters(3000), "chunks taken by their summary: %zu", fed_by_summary);
+        cr_assert_geq(whole_buckets, (size_t)tu_iters(3000) / 20, "runs with buckets of whole chunks: %zu",
+                      whole_buckets);
+    } else {
+        cr_assert_eq(fed_by_summary, 0, "old-format chunks have no summary");
+    }
 }
+
+Test(storage_series, decoding_into_the_aggregator_matches_decode_then_add_bit_for_bit) { agg_differential(0, 4242); }
+
+/* The differential test of summaries: the same random data (late values,
+ * NaN, qualities, bucket edges inside chunks and on chunk edges, every
+ * interval shape and fill mode), with version 3 chunks. */
+Test(storage_series, summaries_answer_as_decoding_every_value) { agg_differential(1, 4243); }
 
 /* A day of 1 s two-decimal values in 1,024-sample version 2 chunks, into
  * 1-minute buckets: every bucket equals a naive computation exactly (sum in
@@ -1758,9 +1934,11 @@ static const struct {
     {"string", 1, 0},      {"quality-mixed", 1, 1},  {"gaps", 1, 0},       {"single", 1, 1},
     {"empty", 1, 0},       {"v2-walk", 2, 0},        {"v2-scale6", 2, 0},  {"v2-dod", 2, 0},
     {"v2-escape", 2, 0},   {"v2-quality", 2, 0},     {"v2-single", 2, 0},
+    {"v3-walk", 3, 0},     {"v3-double", 3, 0},      {"v3-integer", 3, 0}, {"v3-bool", 3, 0},
+    {"v3-uncertain", 3, 0}, {"v3-single", 3, 0},     {"v3-hours", 3, 0},
 };
 #define NGOLDEN (sizeof golden / sizeof golden[0])
-#define GOLDEN_NEWEST 2 /* SR_GOLDEN_WRITE writes only the files of this version */
+#define GOLDEN_NEWEST 3 /* SR_GOLDEN_WRITE writes only the files of this version */
 
 static size_t golden_samples(size_t g, sr_vtype *type, sr_sample *s)
 {
@@ -1897,15 +2075,58 @@ static size_t golden_samples(size_t g, sr_vtype *type, sr_sample *s)
         s[0].ts = -1;
         s[0].v.f = -0.001;
         break;
+    case 15: /* version 3 of the benchmark's walk: a decimal summary */
+        n = golden_samples(9, type, s);
+        break;
+    case 16: { /* doubles that are not decimals, +Inf, -0.0, a denormal, +-DBL_MAX (no NaN, no -Inf) */
+        static const uint64_t sp[] = {0x7FF0000000000000ull, 0x3FF0000000000000ull, 0x8000000000000000ull,
+                                      0x0000000000000001ull, 0x7FEFFFFFFFFFFFFFull, 0xFFEFFFFFFFFFFFFFull};
+        *type = SR_VT_NUMBER;
+        n = 90;
+        for (size_t i = 0; i < n; i++) {
+            s[i].ts = 1700000000000 + (int64_t)i * 1000;
+            s[i].v.f = i % 15 == 14 ? dbl_of(sp[(i / 15) % 6]) : (double)((int64_t)tu_below(&r, 2001) - 1000) / 7.0;
+        }
+        break;
+    }
+    case 17: /* the integers of `integer` (INT64_MIN and INT64_MAX: a sum that rounds) */
+        n = golden_samples(2, type, s);
+        break;
+    case 18:
+        n = golden_samples(3, type, s);
+        break;
+    case 19: /* GOOD and UNCERTAIN (a quality section), 1 decimal */
+        *type = SR_VT_NUMBER;
+        n = 40;
+        for (size_t i = 0; i < n; i++) {
+            s[i].ts = (int64_t)i * 1000;
+            s[i].quality = (uint8_t)(i % 3 == 1 ? SR_Q_UNCERTAIN : SR_Q_GOOD);
+            s[i].v.f = (double)(215 - (int64_t)i * 3) / 10.0;
+        }
+        break;
+    case 20:
+        *type = SR_VT_INTEGER;
+        n = 1;
+        s[0].ts = 1700000000000;
+        s[0].v.i = -42;
+        break;
+    case 21: /* the meter of v2-dod: 200 minutes from 22:13:20 UTC, in 4 hours */
+        n = golden_samples(11, type, s);
+        break;
     }
     return n;
 }
 
+/* A golden file's samples as its version's writer writes them (version 3:
+ * with summaries; older: without, as the encoder wrote them then). */
 static void golden_encode(size_t g, sr_buf *b, sr_vtype *type, sr_sample *s, size_t *n)
 {
     *n = golden_samples(g, type, s);
     sr_buf_init(b);
+    int was = enc_summaries;
+    enc_summaries = golden[g].version >= 3;
     encode(*type, s, *n, b);
+    enc_summaries = was;
 }
 
 Test(storage_series, regenerate_golden_when_asked)
@@ -1953,9 +2174,103 @@ Test(storage_series, golden_chunks_are_reproduced_and_decoded)
         cr_assert_eq(decode_all(f, flen, got, GOLDEN_MAX + 1, &m), SR_DONE, "%s", p);
         cr_assert_eq(m, n, "%s", p);
         for (size_t i = 0; i < n; i++) cr_assert(same_sample(type, &got[i], &s[i]), "%s: sample %zu", p, i);
+        cr_assert_null(sr_chunk_summary_check(f, flen), "%s", p);
+        /* the writer of today: version 3 is the old writer's chunk plus a summary */
+        sr_buf v3;
+        sr_buf_init(&v3);
+        enc_summaries = 1;
+        encode(type, s, n, &v3);
+        enc_summaries = 0;
+        if (golden[g].version < 3 && v3.data[0] == 3) {
+            sr_buf old, stripped;
+            sr_buf_init(&old);
+            sr_buf_init(&stripped);
+            encode(type, s, n, &old);
+            strip_summary(v3.data, v3.len, &stripped);
+            cr_assert(stripped.len == old.len && !memcmp(stripped.data, old.data, old.len), "%s: v3 = old + summary",
+                      p);
+            sr_buf_release(&old);
+            sr_buf_release(&stripped);
+        }
+        sr_buf_release(&v3);
         free(f);
         sr_buf_release(&b);
     }
+}
+
+/* Old-format chunks answer a downsample as the version 3 chunk of the same
+ * samples does (bit for bit but the sum of a bucket that holds several of
+ * the chunk's hour segments: same_bucket_but_sum), at intervals that put the
+ * chunk in one bucket or cut it. */
+Test(storage_series, old_format_golden_chunks_downsample_as_version_3)
+{
+    tu_rng r = {tu_seed(333)};
+    size_t taken = 0;
+    for (size_t g = 0; g < NGOLDEN; g++) {
+        if (golden[g].version >= 3) continue;
+        sr_sample s[GOLDEN_MAX];
+        sr_vtype type;
+        size_t n = golden_samples(g, &type, s), flen;
+        if (type == SR_VT_STRING || !n) continue;
+        char p[1024];
+        snprintf(p, sizeof p, "%s/%s.chunk", DATA, golden[g].name);
+        uint8_t *f = tu_read_file(p, &flen);
+        cr_assert(f, "%s", p);
+        sr_buf oldc, newc;
+        sr_buf_init(&oldc);
+        sr_buf_init(&newc);
+        uint8_t z4[4];
+        sr_put_le32(z4, (uint32_t)flen);
+        cr_assert_eq(sr_buf_append(&oldc, z4, 4), SR_OK);
+        cr_assert_eq(sr_buf_append(&oldc, f, flen), SR_OK);
+        enc_summaries = 1;
+        cr_assert_eq(sr_buf_append(&newc, z4, 4), SR_OK);
+        encode(type, s, n, &newc);
+        sr_put_le32(newc.data, (uint32_t)(newc.len - 4));
+        int64_t t0 = s[0].ts, t1 = s[n - 1].ts;
+        if (t0 < INT64_MIN / 4 || t1 > INT64_MAX / 4) { /* gaps: a range the aggregator can align */
+            free(f);
+            sr_buf_release(&oldc);
+            sr_buf_release(&newc);
+            continue;
+        }
+        int64_t span = t1 - t0 + 1, ivs[] = {250, 1000, 60000, 3600000, 4 * span, span / 3 + 1};
+        for (size_t k = 0; k < sizeof ivs / sizeof ivs[0]; k++) {
+            for (int fill = 0; fill < 2; fill++) {
+                sr_agg *ao = NULL, *an = NULL, *abs = NULL;
+                int64_t from = floor_to(t0, ivs[k]), to = t1 + 1;
+                cr_assert_eq(sr_agg_create(type, from, to, ivs[k], (sr_agg_fill)fill, &ao), SR_OK);
+                cr_assert_eq(sr_agg_create(type, from, to, ivs[k], (sr_agg_fill)fill, &an), SR_OK);
+                cr_assert_eq(sr_agg_create(SR_VT_NUMBER, from, to, ivs[k], (sr_agg_fill)fill, &abs), SR_OK);
+                for (size_t i = 0; i < n; i++) {
+                    sr_sample pa = s[i];
+                    pa.v.f = fabs(agg_value(type, &s[i]));
+                    sr_agg_add(abs, &pa);
+                }
+                size_t before = fed_by_summary;
+                cr_assert_eq(feed_fast(ao, &oldc, NULL, 0, to), SR_OK);
+                cr_assert_eq(fed_by_summary, before, "%s: no summary in the old format", p);
+                cr_assert_eq(feed_fast(an, &newc, NULL, 0, to), SR_OK);
+                taken += fed_by_summary - before;
+                size_t no, nn, na;
+                sr_bucket *bo = agg_drain(&r, ao, &no), *bn = agg_drain(&r, an, &nn), *ba = agg_drain(&r, abs, &na);
+                cr_assert(no == nn && na == no, "%s", p);
+                for (size_t i = 0; i < no; i++)
+                    cr_assert(same_bucket_but_sum(&bn[i], &bo[i], &ba[i]), "%s: iv %" PRId64 " bucket %zu", p,
+                              ivs[k], i);
+                free(bo);
+                free(bn);
+                free(ba);
+                sr_agg_destroy(ao);
+                sr_agg_destroy(an);
+                sr_agg_destroy(abs);
+            }
+        }
+        free(f);
+        sr_buf_release(&oldc);
+        sr_buf_release(&newc);
+    }
+    cr_assert_geq(taken, 10, "version 3 chunks answered by their summary: %zu", taken);
 }
 
 /* Late values merged into a full chunk: one chunk up to max + max/4 samples
