@@ -489,8 +489,10 @@ def case_timeout():
         t0 = time.monotonic()
         st, js = app.current(["P002"], 800)
         el = time.monotonic() - t0
-        check("timeout: a silent gateway gives 504 E4002 after >= 0.8 s (and well before the default 10 s)",
-              st == 504 and code_of(js) == "E4002" and 0.8 <= el < 5, (st, js, el))
+        # it waited for its timeoutMs (800): the loop's timer runs on the
+        # loop's cached clock and may fire a fraction of a ms early by ours
+        check("timeout: a silent gateway gives 504 E4002 after its timeout (~0.8 s; well before the default 10 s)",
+              st == 504 and code_of(js) == "E4002" and 0.75 <= el < 5, (st, js, el))
         req = g1.wait_pushed(lambda r: r.get("type") == "IMMEDIATE" and r.get("dataIds") == ["P002"] and
                              r.get("requestId") not in seen, WAIT if st == 504 else 0)
         rid = req.get("requestId") if req else None
@@ -613,8 +615,8 @@ def case_control():
         t0 = time.monotonic()
         st, js = app.post("/api/v1/control-values", {"dataId": "P007", "value": 10, "timeoutMs": 800})
         el = time.monotonic() - t0
-        check("control: a silent gateway gives 504 E4002 after >= 0.8 s", st == 504 and code_of(js) == "E4002" and
-              0.8 <= el < 5, (st, js, el))
+        check("control: a silent gateway gives 504 E4002 after its timeout (~0.8 s)",
+              st == 504 and code_of(js) == "E4002" and 0.75 <= el < 5, (st, js, el))
     finally:
         g2.mode = "ok"
 
