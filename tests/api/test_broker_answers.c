@@ -90,40 +90,14 @@ static const char *ask(int kind, const char *const *ids, size_t n, const char *g
 
 /* ---- the gateway's side ---- */
 
-typedef struct gw_ans {
-    int done;
-    char code[8];
-    char msg[200];
-} gw_ans;
+typedef bt_gw_ans gw_ans;
 
-static void on_gw(void *ctx, const sr_gw_answer *a)
-{
-    gw_ans *g = ctx;
-    g->done++;
-    snprintf(g->code, sizeof g->code, "%s", sr_wire_code(a->code));
-    snprintf(g->msg, sizeof g->msg, "%s", a->message ? a->message : "");
-}
-
-static unsigned mids;
-
-/* Send body (JSON text) as gw on suffix; the answer's code (static). */
+/* body (JSON text) from gw on suffix as type; the acknowledgement's code. */
 static const char *gw_send(const char *gw, const char *suffix, const char *type, const char *body, gw_ans *g)
 {
-    char env[4096];
-    snprintf(env, sizeof env,
-             "{\"header\":{\"messageType\":\"%s\",\"messageId\":\"bt-%u\",\"timestamp\":\"2026-01-01T00:00:00.000Z\"},"
-             "\"body\":%s}",
-             type, ++mids, body);
-    sr_gw_msg m;
-    sr_gw_err err;
-    memset(&err, 0, sizeof err);
-    cr_assert_eq(sr_gw_parse(env, strlen(env), &m, &err), SR_OK, "%s", err.message);
-    memset(g, 0, sizeof *g);
-    sr_broker_gw_message(t.b, "bo", gw, "test", suffix, &m, on_gw, g);
-    sr_gw_msg_release(&m);
-    cr_assert_eq(bt_run_until(&t, &g->done), 0);
-    uv_run(&t.loop, UV_RUN_NOWAIT);
-    cr_assert_eq(g->done, 1, "answered %d times", g->done);
+    int rc = bt_gw_send(&t, "bo", gw, suffix, type, body, g);
+    cr_assert_eq(rc, 0, "%s: %s", rc == -1 ? "the envelope does not parse" : rc == -2 ? "no answer" : "answered twice",
+                 g->msg);
     binv();
     return g->code;
 }

@@ -1,9 +1,11 @@
 /* tests/support/brokertest.c -- see brokertest.h. */
 #include "brokertest.h"
 
+#include "api/gwif_json.h"
 #include "engine/sheet.h"
 #include "testutil.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -63,6 +65,38 @@ int bt_run_until(bt *t, const int *flag)
 {
     for (int i = 0; i < 1000000 && !*flag; i++) uv_run(&t->loop, UV_RUN_ONCE);
     return *flag ? 0 : -1;
+}
+
+static void on_gw_answer(void *ctx, const sr_gw_answer *a)
+{
+    bt_gw_ans *g = ctx;
+    g->done++;
+    snprintf(g->code, sizeof g->code, "%s", sr_wire_code(a->code));
+    snprintf(g->msg, sizeof g->msg, "%s", a->message ? a->message : "");
+}
+
+int bt_gw_send(bt *t, const char *op, const char *gw, const char *suffix, const char *type, const char *body,
+               bt_gw_ans *g)
+{
+    static unsigned mids;
+    char env[4096];
+    snprintf(env, sizeof env,
+             "{\"header\":{\"messageType\":\"%s\",\"messageId\":\"bt-%u\",\"timestamp\":\"2026-01-01T00:00:00.000Z\"},"
+             "\"body\":%s}",
+             type, ++mids, body);
+    memset(g, 0, sizeof *g);
+    sr_gw_msg m;
+    sr_gw_err err;
+    memset(&err, 0, sizeof err);
+    if (sr_gw_parse(env, strlen(env), &m, &err) != SR_OK) {
+        snprintf(g->msg, sizeof g->msg, "%s", err.message);
+        return -1;
+    }
+    sr_broker_gw_message(t->b, op, gw, "test", suffix, &m, on_gw_answer, g);
+    sr_gw_msg_release(&m);
+    if (bt_run_until(t, &g->done)) return -2;
+    uv_run(&t->loop, UV_RUN_NOWAIT);
+    return g->done == 1 ? 0 : -3;
 }
 
 json_t *bt_request(bt *t, const char *gw, const char *type, size_t n)

@@ -40,6 +40,18 @@ int bt_import(bt *t, const char *sheet);
 /* Run the loop until *flag is non-zero (at most a bounded number of turns):
  * 0, or -1 if it never became so. */
 int bt_run_until(bt *t, const int *flag);
+/* What the broker answered a gateway's message. */
+typedef struct bt_gw_ans {
+    int done; /* times answered */
+    char code[8];
+    char msg[200];
+} bt_gw_ans;
+/* Send body (JSON text) as gateway gw of op on topic suffix with
+ * header.messageType type (a fresh messageId each call), and run the loop
+ * until it is answered: 0; -1 the envelope did not parse (g->msg says why);
+ * -2 no answer in time; -3 answered more than once. */
+int bt_gw_send(bt *t, const char *op, const char *gw, const char *suffix, const char *type, const char *body,
+               bt_gw_ans *g);
 /* The n-th (0-based) request pushed to gw of the given type, or NULL
  * (borrowed from t->handed). */
 json_t *bt_request(bt *t, const char *gw, const char *type, size_t n);
