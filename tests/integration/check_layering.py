@@ -38,6 +38,9 @@ import re
 import sys
 import tempfile
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from checklib import c_sources, write_tree  # noqa: E402
+
 TOP = ("engine", "storage", "codecs", "api", "bench", "tests")
 INCLUDE = re.compile(r'^\s*#\s*include\s*([<"])([^>"]+)[>"]')
 API_HEADER = "engine/suiro.h"
@@ -57,21 +60,14 @@ def layer(path):
 def scan(root):
     """{relative path: [(line number, include text, quoted)]} of every .c/.h."""
     files = {}
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if d != ".git"
-                             and not os.path.exists(os.path.join(dirpath, d, "CMakeCache.txt")))
-        for name in sorted(filenames):
-            if not name.endswith((".c", ".h")):
-                continue
-            full = os.path.join(dirpath, name)
-            rel = os.path.relpath(full, root).replace(os.sep, "/")
-            incs = []
-            with open(full, encoding="utf-8", errors="replace") as f:
-                for no, line in enumerate(f, 1):
-                    m = INCLUDE.match(line)
-                    if m:
-                        incs.append((no, m.group(2), m.group(1) == '"'))
-            files[rel] = incs
+    for rel, full in c_sources(root):
+        incs = []
+        with open(full, encoding="utf-8", errors="replace") as f:
+            for no, line in enumerate(f, 1):
+                m = INCLUDE.match(line)
+                if m:
+                    incs.append((no, m.group(2), m.group(1) == '"'))
+        files[rel] = incs
     return files
 
 
@@ -179,10 +175,7 @@ SELF_EXPECT = {
 
 def self_test():
     with tempfile.TemporaryDirectory() as d:
-        for rel, text in SELF_TEST.items():
-            os.makedirs(os.path.join(d, os.path.dirname(rel)), exist_ok=True)
-            with open(os.path.join(d, rel), "w") as f:
-                f.write(text)
+        write_tree(d, SELF_TEST)
         _, errors = check(d)
         got = {":".join(e.split(":")[:2]) for e in errors}
         if got != SELF_EXPECT or len(errors) != len(SELF_EXPECT):

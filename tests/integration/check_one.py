@@ -25,6 +25,9 @@ import re
 import sys
 import tempfile
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from checklib import c_sources, write_tree  # noqa: E402
+
 DIRS = ("api", "engine", "storage", "codecs")
 
 RULES = [
@@ -69,21 +72,15 @@ def strip_comments(text):
 def check(root):
     bad = []
     for d in DIRS:
-        for dp, dns, fns in os.walk(os.path.join(root, d)):
-            dns[:] = [x for x in dns if not os.path.exists(os.path.join(dp, x, "CMakeCache.txt"))]
-            for fn in sorted(fns):
-                if not fn.endswith((".c", ".h")):
+        for rel, path in c_sources(root, d):
+            with open(path, encoding="utf-8", errors="replace") as f:
+                lines = strip_comments(f.read()).split("\n")
+            for what, home, rx in RULES:
+                if rel == home:
                     continue
-                path = os.path.join(dp, fn)
-                rel = os.path.relpath(path, root).replace(os.sep, "/")
-                with open(path, encoding="utf-8", errors="replace") as f:
-                    lines = strip_comments(f.read()).split("\n")
-                for what, home, rx in RULES:
-                    if rel == home:
-                        continue
-                    for no, line in enumerate(lines, 1):
-                        if rx.search(line):
-                            bad.append("%s:%d: a second %s" % (rel, no, what))
+                for no, line in enumerate(lines, 1):
+                    if rx.search(line):
+                        bad.append("%s:%d: a second %s" % (rel, no, what))
     return bad
 
 
@@ -107,11 +104,7 @@ SELF_WANT = {"api/a.c:1", "api/b.c:1", "api/cli/c.c:1", "codecs/d.c:1", "api/e.c
 
 def self_test():
     with tempfile.TemporaryDirectory() as t:
-        for rel, text in SELF.items():
-            p = os.path.join(t, rel)
-            os.makedirs(os.path.dirname(p), exist_ok=True)
-            with open(p, "w") as f:
-                f.write(text)
+        write_tree(t, SELF)
         got = {b.split(": ")[0] for b in check(t)}
     if got != SELF_WANT:
         print("check_one: self-test failed: found %s, want %s" % (sorted(got), sorted(SELF_WANT)), file=sys.stderr)

@@ -20,6 +20,9 @@ import re
 import sys
 import tempfile
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from checklib import c_sources, write_tree  # noqa: E402
+
 TABLE = "api/wire.h"
 CODE = re.compile(r"(?<![A-Za-z0-9_])E[0-9]{4}(?![0-9])")
 
@@ -64,26 +67,17 @@ def literals(text):
 
 def check(root):
     errors, nfiles = [], 0
-    for dirpath, dirnames, filenames in os.walk(root):
-        rel_dir = os.path.relpath(dirpath, root).replace(os.sep, "/")
-        dirnames[:] = sorted(d for d in dirnames if d != ".git"
-                             and not (rel_dir == "." and d == "tests")
-                             and not os.path.exists(os.path.join(dirpath, d, "CMakeCache.txt")))
-        for name in sorted(filenames):
-            if not name.endswith((".c", ".h")):
-                continue
-            full = os.path.join(dirpath, name)
-            rel = os.path.relpath(full, root).replace(os.sep, "/")
-            if rel == TABLE:
-                continue
-            nfiles += 1
-            with open(full, encoding="utf-8", errors="replace") as f:
-                text = f.read()
-            for no, lit in literals(text):
-                m = CODE.search(lit)
-                if m:
-                    errors.append('%s:%d: "%s" in a string literal: take it from the wire error table (%s)'
-                                  % (rel, no, m.group(0), TABLE))
+    for rel, full in c_sources(root, skip_top=("tests",)):
+        if rel == TABLE:
+            continue
+        nfiles += 1
+        with open(full, encoding="utf-8", errors="replace") as f:
+            text = f.read()
+        for no, lit in literals(text):
+            m = CODE.search(lit)
+            if m:
+                errors.append('%s:%d: "%s" in a string literal: take it from the wire error table (%s)'
+                              % (rel, no, m.group(0), TABLE))
     return nfiles, errors
 
 
@@ -103,10 +97,7 @@ SELF_EXPECT = {"api/a.c:1", "api/c.c:2", "api/cli/e.c:1"}
 
 def self_test():
     with tempfile.TemporaryDirectory() as d:
-        for rel, text in SELF_TEST.items():
-            os.makedirs(os.path.join(d, os.path.dirname(rel)), exist_ok=True)
-            with open(os.path.join(d, rel), "w") as f:
-                f.write(text)
+        write_tree(d, SELF_TEST)
         _, errors = check(d)
         got = {":".join(e.split(":")[:2]) for e in errors}
         if got != SELF_EXPECT or len(errors) != len(SELF_EXPECT):
