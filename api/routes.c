@@ -29,7 +29,12 @@ static int match(const char *t, const char *path, size_t plen, sr_route_call *c)
             size_t k = c->nparams++, len = i - start;
             c->name[k] = t + 1;
             c->name_len[k] = (size_t)(close - t - 1);
-            c->too_long[k] = len >= SR_ROUTE_PARAM_MAX;
+            /* too long, or holding a control byte (h2o's normalized path
+             * has %00 decoded to a NUL, which would cut the value short):
+             * the handler gets NULL and refuses it */
+            int ctl = 0;
+            for (size_t j = start; j < i && !ctl; j++) ctl = (unsigned char)path[j] < 0x20 || path[j] == 0x7f;
+            c->too_long[k] = len >= SR_ROUTE_PARAM_MAX || ctl;
             if (!c->too_long[k]) {
                 memcpy(c->value[k], path + start, len);
                 c->value[k][len] = 0;

@@ -58,7 +58,7 @@ typedef struct sr_route_call {
     size_t nparams;
     const char *name[SR_ROUTE_PARAMS]; /* into route->path, not terminated: name_len */
     size_t name_len[SR_ROUTE_PARAMS];
-    int too_long[SR_ROUTE_PARAMS];
+    int too_long[SR_ROUTE_PARAMS]; /* 1: too long or holding a control byte (the value is NULL) */
     char value[SR_ROUTE_PARAMS][SR_ROUTE_PARAM_MAX];
 } sr_route_call;
 

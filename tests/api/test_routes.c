@@ -82,6 +82,21 @@ Test(routes, a_too_long_parameter_is_null)
     cr_assert_null(sr_route_param(&c, "path"), "SR_ROUTE_PARAM_MAX bytes do not");
 }
 
+/* h2o's normalized path has %00 decoded to a NUL byte: a value holding a
+ * control byte is NULL (refused), never cut short at the NUL (the fuzzer's
+ * GET /api/v1/documents/%00/id2) */
+Test(routes, a_parameter_with_a_control_byte_is_null)
+{
+    static const char p[] = "/x/v1/files/abc\0/../etc";
+    sr_route_call c;
+    int known;
+    cr_assert_eq(sr_route_find(T, NT, "GET", 3, p, sizeof p - 1, &c, &known), &T[3]);
+    cr_assert_null(sr_route_param(&c, "path"), "a NUL inside the value");
+    static const char q[] = "/x/v1/files/a\x1f" "b";
+    cr_assert_eq(sr_route_find(T, NT, "GET", 3, q, sizeof q - 1, &c, &known), &T[3]);
+    cr_assert_null(sr_route_param(&c, "path"), "a control byte inside the value");
+}
+
 Test(routes, unknown_path_404_known_path_other_method_405)
 {
     sr_route_call c;
