@@ -74,6 +74,11 @@ typedef struct head {
     uint64_t first_seq;
     int64_t flushed_max;
     int has_flushed;
+    /* the samples of the point's last chunk when a heads checkpoint cut it
+     * short (0: none, or it was full): the head continues that chunk, which
+     * its next flush re-encodes with the head's samples (head_flush), so
+     * chunk size does not depend on the checkpoints (heads.c invariant 9) */
+    uint32_t tail_n;
     uint64_t gen;
     /* late samples (ts <= flushed_max): kept here, sorted, and merged into
      * the stored chunks at the next flush (one chunk rewrite per flush, not

@@ -31,11 +31,19 @@
  *      (meta "heads_ckpt"), every head that was ever written has first_seq
  *      >= B: a restart re-reads the log from B at the earliest
  *      (sr__heads_apply_checkpoint; docs/durability.md section 8).
+ *  (9) Short tail: tail_n > 0 only once flushed (has_flushed), and tail_n <
+ *      head_max: the point's last chunk holds tail_n samples (as the
+ *      checkpoint that cut it left it) and the head continues it, flushing
+ *      at head_max - tail_n; its next flush re-encodes that chunk with the
+ *      head's samples (head_flush), so a point's chunks are full but its
+ *      last, however many checkpoints it spans.
  *
  * STATES OF A HEAD                TRANSITION              FUNCTION
  *   none -> empty                  first value / load      head_get()
  *   empty|open -> open             values applied          apply_pv()
  *   open -> empty (old = v)        flush into a chunk      head_flush()
+ *     (tail_n > 0: the short last chunk re-encoded with v; tail_n := 0 when
+ *     the head was full, else the samples of the chunk it left)
  *   late -> old_late               late merge              late_merge()
  *   open|empty -> empty            heads checkpoint        sr__heads_apply_checkpoint()
  *   any -> rebuilt                 recover (section 7)     sr__heads_swap()
@@ -125,19 +133,23 @@ static void sample_encode_latest(const hsample *s, sr_vtype t, sr_buf *b)
     (void)!sr_buf_append(b, x, 18);
 }
 
+/* The heads row (schema.h): 17 bytes, 21 with a short tail (invariant 9). */
 static int heads_db_put(sr_engine *e, MDB_txn *t, head *h)
 {
-    uint8_t k[4], v[17];
+    uint8_t k[4], v[21];
     be32(k, h->point);
     sr_put_le64(v, h->first_seq);
     sr_put_le64(v + 8, (uint64_t)h->flushed_max);
     v[16] = (uint8_t)h->has_flushed;
-    return put(t, DB(e, SR_DB_HEADS), k, 4, v, 17);
+    sr_put_le32(v + 17, h->tail_n);
+    return put(t, DB(e, SR_DB_HEADS), k, 4, v, h->tail_n ? 21 : 17);
 }
 
-/* Merge one run of late samples (sorted) into the chunk at key `ck` (or a
- * new chunk when has_ck is 0). */
-static int merge_into(sr_engine *e, MDB_txn *t, head *h, const uint8_t *ck, int has_ck, const sr_sample *s, size_t n)
+/* Merge one run of samples (sorted) into the chunk at key `ck` (or a new
+ * chunk when has_ck is 0); *last (may be NULL): the samples of the last
+ * chunk written. */
+static int merge_into(sr_engine *e, MDB_txn *t, head *h, const uint8_t *ck, int has_ck, const sr_sample *s, size_t n,
+                      uint32_t *last)
 {
     int rc;
     MDB_val v = {0, NULL};
@@ -152,6 +164,7 @@ static int merge_into(sr_engine *e, MDB_txn *t, head *h, const uint8_t *ck, int 
         uint32_t len = sr_get_le32(out.data + pos);
         sr_chunk_info info;
         if ((rc = sr_chunk_info_get(out.data + pos + 4, len, &info))) goto done;
+        if (last) *last = info.count;
         uint8_t nk[12];
         sr_series_key(nk, h->point, info.first_ts);
         if ((rc = put(t, DB(e, SR_DB_SERIES), nk, 12, out.data + pos + 4, len))) goto done;
@@ -224,7 +237,7 @@ static int merge_late(sr_engine *e, MDB_txn *t, head *h, sr_sample *s, size_t n)
         uint64_t lim = has_next ? get_be64(nk + 4) : UINT64_MAX;
         while (j < n && (!has_next || ts_key(s[j].ts) < lim)) j++;
         if (j == i) j = i + 1;
-        rc = merge_into(e, t, h, ck, has_ck, s + i, j - i);
+        rc = merge_into(e, t, h, ck, has_ck, s + i, j - i, NULL);
         i = j;
     }
     return rc;
@@ -296,16 +309,40 @@ static int late_merge(sr_engine *e, MDB_txn *t, head *h, uint64_t seq)
     return SR_OK;
 }
 
-/* Write the head as chunk(s); keep it as the previous generation for
- * readers whose snapshot predates this commit (invariant 5). The late
- * samples are merged first (invariant 7). */
-static int head_flush(sr_engine *e, MDB_txn *t, head *h, uint64_t seq)
+static uint32_t flush_at(const sr_engine *e, const head *h);
+
+/* The key of the point's last chunk (the short tail, invariant 9). */
+static int tail_key(sr_engine *e, MDB_txn *t, const head *h, uint8_t ck[12], int *found)
 {
-    int rc = late_merge(e, t, h, seq);
+    MDB_cursor *c = NULL;
+    int rc = sr_index_err(mdb_cursor_open(t, DB(e, SR_DB_SERIES), &c));
     if (rc) return rc;
-    if (!h->n) { /* only late samples were waiting */
-        h->first_seq = seq + 1;
-        return heads_db_put(e, t, h);
+    uint8_t k[4];
+    be32(k, h->point + 1);
+    MDB_val K = {4, k}, V;
+    int r = h->point == UINT32_MAX ? MDB_NOTFOUND : mdb_cursor_get(c, &K, &V, MDB_SET_RANGE);
+    r = r == 0 ? mdb_cursor_get(c, &K, &V, MDB_PREV) : mdb_cursor_get(c, &K, &V, MDB_LAST);
+    *found = r == 0 && K.mv_size == 12 && get_be32(K.mv_data) == h->point;
+    if (*found) memcpy(ck, K.mv_data, 12);
+    mdb_cursor_close(c);
+    return SR_OK;
+}
+
+/* The head's samples as a new chunk, or, with a short tail (invariant 9),
+ * re-encoded together with that chunk (sr_chunk_merge_balanced, as late
+ * samples are merged); *last: the samples of the last chunk written. */
+static int head_write(sr_engine *e, MDB_txn *t, head *h, uint32_t *last)
+{
+    int rc, found = 0;
+    uint8_t k[12];
+    if (h->tail_n && (rc = tail_key(e, t, h, k, &found))) return rc;
+    if (found) {
+        sr_sample *s = sr_malloc(h->n * sizeof *s);
+        if (!s) return SR_ENOMEM;
+        for (size_t i = 0; i < h->n; i++) hs_to_sample(&h->v[i], h->type, &s[i]);
+        rc = merge_into(e, t, h, k, 1, s, h->n, last);
+        sr_free(s);
+        return rc;
     }
     sr_chunk_enc *enc = NULL;
     sr_buf out;
@@ -318,9 +355,31 @@ static int head_flush(sr_engine *e, MDB_txn *t, head *h, uint64_t seq)
         if ((rc = sr_chunk_enc_add(enc, &s))) goto done;
     }
     if ((rc = sr_chunk_enc_finish(enc, &out))) goto done;
-    uint8_t k[12];
     sr_series_key(k, h->point, h->v[0].ts);
-    if ((rc = put(t, DB(e, SR_DB_SERIES), k, 12, out.data, out.len))) goto done;
+    rc = put(t, DB(e, SR_DB_SERIES), k, 12, out.data, out.len);
+    *last = (uint32_t)h->n;
+done:
+    sr_chunk_enc_destroy(enc);
+    sr_buf_release(&out);
+    return rc;
+}
+
+/* Write the head as chunk(s); keep it as the previous generation for
+ * readers whose snapshot predates this commit (invariant 5). The late
+ * samples are merged first (invariant 7). A head flushed before it is full
+ * (a checkpoint, LATE_MAX late samples) leaves a short tail that its next
+ * flush extends (invariant 9). */
+static int head_flush(sr_engine *e, MDB_txn *t, head *h, uint64_t seq)
+{
+    int rc = late_merge(e, t, h, seq);
+    if (rc) return rc;
+    if (!h->n) { /* only late samples were waiting */
+        h->first_seq = seq + 1;
+        return heads_db_put(e, t, h);
+    }
+    int full = h->n >= flush_at(e, h);
+    uint32_t last = 0;
+    if ((rc = head_write(e, t, h, &last))) return rc;
     pthread_mutex_lock(stripe_of(e, h->point));
     hs_free_strings(h->old, h->nold, h->type);
     /* the generation before goes out of sight now (the stripe is held): its
@@ -334,6 +393,7 @@ static int head_flush(sr_engine *e, MDB_txn *t, head *h, uint64_t seq)
     h->old_seq = seq;
     h->flushed_max = h->v[h->n - 1].ts;
     h->has_flushed = 1;
+    h->tail_n = !full && last < e->o.head_max ? last : 0;
     h->v = reuse;
     h->n = 0;
     h->cap = reuse ? reuse_cap : 0;
@@ -342,11 +402,7 @@ static int head_flush(sr_engine *e, MDB_txn *t, head *h, uint64_t seq)
     SR_INVARIANT(sr_head_check(e, h, SR_HEAD_STRIPE_HELD));
     pthread_mutex_unlock(stripe_of(e, h->point));
     atomic_fetch_add(&e->st_flushes, 1);
-    rc = heads_db_put(e, t, h);
-done:
-    sr_chunk_enc_destroy(enc);
-    sr_buf_release(&out);
-    return rc;
+    return heads_db_put(e, t, h);
 }
 
 /* Insert into the head, sorted, equal ts replaced. Caller holds the stripe. */
@@ -370,6 +426,7 @@ static int head_insert(head *h, const sr_sample *s, uint64_t seq)
 static uint32_t flush_at(const sr_engine *e, const head *h)
 {
     uint32_t hm = e->o.head_max;
+    if (h->tail_n) return hm - h->tail_n; /* the short tail's chunk fills (invariant 9) */
     if (h->has_flushed || hm < 4) return hm;
     uint32_t x = h->point; /* a 32-bit finaliser: consecutive points spread */
     x ^= x >> 16;
@@ -541,7 +598,7 @@ int sr__heads_load(sr_engine *e, uint64_t *min_first)
     }
     int r = mdb_cursor_get(c, &k, &v, MDB_FIRST);
     while (r == 0) {
-        if (k.mv_size != 4 || v.mv_size != 17) {
+        if (k.mv_size != 4 || (v.mv_size != 17 && v.mv_size != 21)) {
             rc = SR_ECORRUPT;
             break;
         }
@@ -560,6 +617,7 @@ int sr__heads_load(sr_engine *e, uint64_t *min_first)
         h->first_seq = sr_get_le64(v.mv_data);
         h->flushed_max = (int64_t)sr_get_le64((uint8_t *)v.mv_data + 8);
         h->has_flushed = ((uint8_t *)v.mv_data)[16];
+        h->tail_n = v.mv_size == 21 ? sr_get_le32((uint8_t *)v.mv_data + 17) : 0;
         if (h->first_seq < *min_first) *min_first = h->first_seq;
         r = mdb_cursor_get(c, &k, &v, MDB_NEXT);
     }
@@ -663,6 +721,9 @@ const char *sr_head_check(const sr_engine *e, const head *h, int how)
     /* (8) the last checkpoint: nothing older than its before_seq */
     if ((h->first_seq || h->n || h->nlate) && h->first_seq < e->ckpt_before)
         return "heads: a head holds events from before the last heads checkpoint's before_seq";
+    /* (9) a short tail */
+    if (h->tail_n && (!h->has_flushed || h->tail_n >= e->o.head_max))
+        return "heads: a short tail on a head never flushed, or not short";
     /* (5) generations */
     if (h->prev_flush_seq > h->old_seq) return "heads: the flush before the previous generation is newer than it";
     if (h->late_prev_seq > h->old_late_seq) return "heads: the late merge before the last is newer than it";

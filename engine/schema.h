@@ -28,7 +28,9 @@
  *              (docs/series-format.md): LMDB order is time order; the key
  *              is built by sr_series_key only
  *   heads      point u32 BE -> first_seq u64 LE, flushed_max i64 LE,
- *              has_flushed u8 (17 bytes)
+ *              has_flushed u8 (17 bytes), then tail_n u32 LE when a heads
+ *              checkpoint left the point's last chunk short (21 bytes;
+ *              heads.c invariant 9)
  *   docs       op \0 collection \0 id -> revision u64 LE ‖ JSON
  *   files      op \0 path -> packed FilePut
  *   registry   op \0 kind(1 ASCII digit) \0 id -> packed RegistryPut
