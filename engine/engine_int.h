@@ -192,7 +192,7 @@ struct sr_engine {
     uint64_t ckpt_at, ckpt_before;
     uint64_t open_end; /* the log's next seq at open: a close checkpoint only after writing (writer.c) */
 
-    _Atomic uint64_t st_commands, st_events, st_groups, st_flushes;
+    _Atomic uint64_t st_commands, st_events, st_groups, st_flushes, st_extends;
     int replaying_heads_only;
     sr_engine_open_stats ost; /* what sr_engine_open spent, set once by it */
 };

@@ -342,6 +342,7 @@ static int head_write(sr_engine *e, MDB_txn *t, head *h, uint32_t *last)
         for (size_t i = 0; i < h->n; i++) hs_to_sample(&h->v[i], h->type, &s[i]);
         rc = merge_into(e, t, h, k, 1, s, h->n, last);
         sr_free(s);
+        if (!rc) atomic_fetch_add(&e->st_extends, 1);
         return rc;
     }
     sr_chunk_enc *enc = NULL;

@@ -537,6 +537,7 @@ void sr_engine_get_stats(sr_engine *e, sr_engine_stats *out)
     out->events = atomic_load(&e->st_events);
     out->groups = atomic_load(&e->st_groups);
     out->flushes = atomic_load(&e->st_flushes);
+    out->extends = atomic_load(&e->st_extends);
     out->points = atomic_load(&e->npoints);
     pthread_mutex_lock(&e->mu);
     out->queue_depth = e->depth;

@@ -282,6 +282,8 @@ typedef struct sr_engine_stats {
     uint64_t queue_depth;
     uint64_t points;            /* data points with a head */
     uint64_t flushes;           /* heads written out as chunks since open */
+    uint64_t extends;           /* of which re-encoded a short chunk a heads checkpoint had cut (heads.c
+                                   invariant 9) */
 } sr_engine_stats;
 void sr_engine_get_stats(sr_engine *e, sr_engine_stats *out);
 

@@ -669,6 +669,7 @@ Test(engine, a_slow_point_across_many_checkpoints_keeps_full_chunks)
         }
     }
     sr_engine_get_stats(e, &st1);
+    cr_assert_gt(st1.extends, nslow / HM, "short chunks extended: %" PRIu64, st1.extends);
     cr_assert_gt(st1.log_next_seq - st0.log_next_seq, ROUNDS + nslow + (ROUNDS + nslow) / (TAIL / 2) - 2,
                  "fewer heads checkpoints than one per %d events", TAIL / 2);
     uint8_t live[32], again[32];

@@ -88,6 +88,7 @@ static uint64_t log_checkpoints_total(const char *d, uint64_t *total)
 }
 static uint64_t log_checkpoints(const char *d) { return log_checkpoints_total(d, NULL); }
 static uint64_t total_checkpoints; /* over a fault loop: checkpoints were among the faults */
+static uint64_t total_extends;     /* and short chunks extended (heads.c invariant 9) */
 
 /* The content (index and heads) a crash now would recover: the live engine
  * is idle (every command answered, sync=always), so a copy of its directory
@@ -371,6 +372,9 @@ static void run_vfs_faults(vf_kind kind, const char *kname)
         submit_all(e, &f, &out, ctx);
         int fired = vfs_faulty_fired();
         vfs_faulty_arm(0, kind);
+        sr_engine_stats st;
+        sr_engine_get_stats(e, &st);
+        total_extends += st.extends;
         int crc = sr_engine_close(e);
         cr_assert(crc == SR_OK || crc == SR_EPOISONED || crc == SR_EIO || crc == SR_ENOSPC, "%s: close: %s", ctx,
                   sr_err_name(crc));
@@ -387,6 +391,7 @@ static void run_vfs_faults(vf_kind kind, const char *kname)
     cr_assert_gt(k, 10, "the fault loop should have covered many calls");
     cr_assert_gt(total_refused, 0, "some fault should have refused a command");
     cr_assert_gt(total_checkpoints, 0, "no heads checkpoint among the faults");
+    cr_assert_gt(total_extends, 0, "no chunk a checkpoint cut short was extended among the faults");
     fixture_release(&f);
 }
 
