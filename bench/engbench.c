@@ -6,6 +6,7 @@
 #include "storage/index.h"
 #include "engine/schema.h"
 #include "storage/log.h"
+#include "storage/series.h"
 
 #include <ftw.h>
 #include <pthread.h>
@@ -111,6 +112,7 @@ void eb_opts(const eb_cfg *c, sr_engine_opts *o, sr_key *key)
     memset(o, 0, sizeof *o);
     o->sync = SR_ENGINE_SYNC_ALWAYS;
     o->zstd_level = c->zstd;
+    o->replay_max_events = c->replay_max;
     if (c->enc) {
         uint8_t kb[32];
         for (int i = 0; i < 32; i++) kb[i] = (uint8_t)(i * 31 + 7);
@@ -388,6 +390,15 @@ int eb_sizes_get(const char *dir, eb_sizes *s)
                 s->series_chunks = ds.ms_entries;
                 s->series_overflow_pages = ds.ms_overflow_pages;
                 s->series_leaf_pages = ds.ms_leaf_pages;
+                MDB_cursor *c;
+                if (mdb_cursor_open(t, sr_index_dbi(ix, (sr_dbi)i), &c) == 0) {
+                    MDB_val k, v;
+                    while (mdb_cursor_get(c, &k, &v, MDB_NEXT) == 0) {
+                        sr_chunk_info ci;
+                        if (sr_chunk_info_get(v.mv_data, v.mv_size, &ci) == SR_OK) s->series_values += ci.count;
+                    }
+                    mdb_cursor_close(c);
+                }
             }
         }
         s->index_used = pages * est.ms_psize;

@@ -28,6 +28,7 @@ typedef struct eb_cfg {
     uint64_t seed;
     int threads, enc, zstd;
     uint32_t window; /* commands in flight, all threads together */
+    uint32_t replay_max; /* sr_engine_opts.replay_max_events; 0: the engine's default */
     const char *dir; /* engine directory (created, removed by the caller) */
 } eb_cfg;
 
@@ -81,6 +82,7 @@ typedef struct eb_sizes {
     uint64_t index_hwm;        /* (me_last_pgno + 1) * page size */
     uint64_t series_used;      /* of which the series chunks */
     uint64_t series_chunks, series_overflow_pages, series_leaf_pages;
+    uint64_t series_values;    /* samples in those chunks (the rest are in the heads, in the log only) */
 } eb_sizes;
 int eb_sizes_get(const char *dir, eb_sizes *s);
 

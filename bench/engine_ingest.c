@@ -5,7 +5,7 @@
  *
  * usage: engine_ingest [--points N] [--seconds S] [--batch B] [--late-bp L]
  *                      [--threads T] [--window W] [--enc 0|1] [--zstd L]
- *                      [--seed S] [--dir D] [--keep]
+ *                      [--seed S] [--replay-max N] [--dir D] [--keep]
  * One command = one event = one point's `batch` consecutive values; T threads
  * submit (thread t takes the points p with p % T == t, so each point's order
  * is kept), at most W commands in flight in all, SR_EFULL is retried.
@@ -16,8 +16,13 @@
  * Sizes: the log directory; data.mdb apparent, allocated, LMDB pages in use
  * (every database; data.mdb is sparse) and of those the series chunks.
  * Samples still in the in-memory heads (the newest < head_max of each point,
- * not yet a chunk) are in the log only, so the index figure is per distinct
- * sample ingested, not per sample held in chunks (see series_b_per_point).
+ * not yet a chunk) are in the log only, so index_b_per_point is per distinct
+ * sample ingested, not per sample held in chunks: chunk_values counts those,
+ * and index_b_per_chunk_value / series_b_per_chunk_value divide by it (the
+ * cost of a value in a chunk, whatever share of the values the heads still
+ * hold: a clean close's heads checkpoint writes them all, docs/durability.md
+ * section 8). --replay-max: the engine's replay_max_events (a large one
+ * leaves the heads unflushed at close, as before checkpoints).
  * The hash chain (always on: the log format has no unchained mode) is timed
  * apart afterwards (eb_chain_cost: the same SHA-256 calls over the log's own
  * blocks and plaintext bytes): chain_s, and chain_share = chain_s / ingest_s,
@@ -35,7 +40,8 @@
 static int usage(void)
 {
     fprintf(stderr, "usage: engine_ingest [--points N] [--seconds S] [--batch B] [--late-bp L] [--threads T]\n"
-                    "                     [--window W] [--enc 0|1] [--zstd L] [--seed S] [--dir D] [--keep]\n");
+                    "                     [--window W] [--enc 0|1] [--zstd L] [--seed S] [--replay-max N] [--dir D]\n"
+                    "                     [--keep]\n");
     return 2;
 }
 
@@ -57,6 +63,7 @@ int main(int argc, char **argv)
         else if (hv && !strcmp(a, "--enc")) c.enc = atoi(argv[++i]);
         else if (hv && !strcmp(a, "--zstd")) c.zstd = atoi(argv[++i]);
         else if (hv && !strcmp(a, "--seed")) c.seed = strtoull(argv[++i], NULL, 10);
+        else if (hv && !strcmp(a, "--replay-max")) c.replay_max = (uint32_t)strtoul(argv[++i], NULL, 10);
         else if (hv && !strcmp(a, "--dir")) c.dir = argv[++i];
         else return usage();
     }
@@ -123,7 +130,8 @@ int main(int argc, char **argv)
            ",\"log_b_per_point\":%.3f,\"index_file_bytes\":%" PRIu64 ",\"index_alloc_bytes\":%" PRIu64
            ",\"index_used_bytes\":%" PRIu64 ",\"index_hwm_bytes\":%" PRIu64 ",\"index_b_per_point\":%.3f"
            ",\"index_alloc_b_per_point\":%.3f,\"series_b_per_point\":%.3f,\"series_chunks\":%" PRIu64
-           ",\"series_leaf_pages\":%" PRIu64 ",\"series_overflow_pages\":%" PRIu64 ",\"verify_s\":%.3f,"
+           ",\"series_leaf_pages\":%" PRIu64 ",\"series_overflow_pages\":%" PRIu64 ",\"chunk_values\":%" PRIu64
+           ",\"index_b_per_chunk_value\":%.3f,\"series_b_per_chunk_value\":%.3f,\"replay_max\":%u,\"verify_s\":%.3f,"
            "\"log_blocks\":%" PRIu64 ",\"log_plain_bytes\":%" PRIu64 ",\"chain_s\":%.4f,\"chain_share\":%.4f,"
            "\"verify\":\"%s\",\"hash\":\"%016" PRIx64 "\"}\n",
            c.points, c.seconds, c.batch, c.late_bp, c.threads, c.window, c.enc, c.zstd, d.nev, d.sent, d.unique,
@@ -131,7 +139,9 @@ int main(int argc, char **argv)
            groups ? (double)(st1.events - st0.events) / (double)groups : 0.0, r.efull_retries, sz.log_bytes,
            (double)sz.log_bytes / u, sz.index_file, sz.index_alloc, sz.index_used, sz.index_hwm,
            (double)sz.index_used / u, (double)sz.index_alloc / u, (double)sz.series_used / u, sz.series_chunks,
-           sz.series_leaf_pages, sz.series_overflow_pages, t_verify, ch.blocks, ch.plain_bytes, ch.secs,
+           sz.series_leaf_pages, sz.series_overflow_pages, sz.series_values,
+           sz.series_values ? (double)sz.index_used / (double)sz.series_values : 0.0,
+           sz.series_values ? (double)sz.series_used / (double)sz.series_values : 0.0, c.replay_max, t_verify, ch.blocks, ch.plain_bytes, ch.secs,
            r.secs > 0 ? ch.secs / r.secs : 0.0, ok ? "ok" : "FAILED", gh);
     fflush(stdout);
     if (!ok)
