@@ -46,7 +46,7 @@ HEADLINE = {
     "series_codec": ["encode_pts_per_s", "decode_pts_per_s", "bytes_per_point"],
     "series_downsample": ["agg_us", "decode_agg_us"],
     "downsample_year": ["series_p50_ms", "series_old_p50_ms", "engine_p50_ms", "engine_p99_ms", "chunk_bytes"],
-    "engine_ingest": ["points_per_s", "events_per_s", "log_b_per_point", "index_b_per_point"],
+    "engine_ingest": ["points_per_s", "events_per_s", "log_b_per_point", "index_b_per_point", "index_b_per_chunk_value"],
     "engine_query": ["latest_per_s", "latest_p50_us", "latest_p99_us", "range_pts_per_s",
                      "downsample_p50_us", "downsample_p99_us"],
     "engine_restart": ["rebuild_pts_per_s", "restart_s"],
