@@ -59,6 +59,8 @@
       "samples per point in memory before a chunk is written; fixed when the index is created")                        \
     U(engine, replay_max_events, replay_max_events, 262144, 64, 4294967295u,                                          \
       "restart bound: a heads checkpoint every half of this many events")                                              \
+    U(engine, checkpoint_interval, checkpoint_interval_s, 60, 0, 86400,                                               \
+      "restart bound in time: a heads checkpoint at most this often (seconds) while writing; 0: none")                 \
     U(engine, segment_bytes, segment_bytes, 67108864, 1048576, 1073741824, "log segment size (bytes)")                \
     U(engine, zstd_level, zstd_level, 1, 0, 19, "log compression level; 0: none")                                      \
     S(mqtt, listen, mqtt_listen, 128, "127.0.0.1:1883", "the GW-IF MQTT listener; empty: none")                        \

@@ -347,6 +347,7 @@ static int engine_open(const char *dir, const sr_engine_opts *opts, sr_engine **
     if (!e->o.head_max) e->o.head_max = 1024;
     if (!e->o.group_max) e->o.group_max = 4096;
     if (!e->o.replay_max_events) e->o.replay_max_events = 262144;
+    if (!e->o.checkpoint_interval_ms) e->o.checkpoint_interval_ms = 60000;
     if (!e->o.recover_ms) e->o.recover_ms = 1000;
     pthread_mutex_init(&e->mu, NULL);
     pthread_mutex_init(&e->picache_mu, NULL);
@@ -459,6 +460,7 @@ static int engine_open(const char *dir, const sr_engine_opts *opts, sr_engine **
     SR_INVARIANT(sr_heads_check(e));
     e->next_seq = end;
     e->open_end = end;
+    e->ckpt_ms = now_ms(e); /* the time-based heads checkpoint counts from the open (writer.c) */
     /* read-only: the index keeps its own watermark (nothing was applied) */
     atomic_store(&e->watermark, e->o.readonly && w < end - 1 ? w : end - 1);
     if (!e->o.readonly && !e->o.log_readonly) {

@@ -190,6 +190,7 @@ struct sr_engine {
     /* the last heads checkpoint applied (heads.c; meta "heads_ckpt"): its
      * seq and before_seq. The writer and the open, or a single thread. */
     uint64_t ckpt_at, ckpt_before;
+    int64_t ckpt_ms; /* the writer's clock at its last heads checkpoint (at open: the open's) */
     uint64_t open_end; /* the log's next seq at open: a close checkpoint only after writing (writer.c) */
 
     _Atomic uint64_t st_commands, st_events, st_groups, st_flushes, st_extends;

@@ -74,6 +74,9 @@ typedef struct sr_engine_opts {
                                    most about this many events of the log (plus the last group's); also
                                    one at a clean close after writing, when the heads hold older events
                                    than a quarter of it. Default 262144 */
+    int32_t checkpoint_interval_ms; /* and one at most this often (by the clock_ms clock) while events are
+                                   written, so a restart also re-reads at most about two intervals of events
+                                   (docs/durability.md section 8). 0: 60,000; < 0: none */
     uint64_t map_bytes;         /* initial LMDB map size; default 1 GiB; grows automatically */
     uint64_t segment_bytes;     /* log segment size; default 64 MiB */
     const struct sr_vfs *vfs;   /* log file system (tests: storage/vfs.h); NULL: POSIX */

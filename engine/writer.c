@@ -361,10 +361,16 @@ static void process_group(sr_engine *e, cmd **cmds, size_t nc, int closing)
      * clean close (then every head is flushed: the next open replays
      * nothing) */
     uint64_t half = e->o.replay_max_events / 2;
-    if (closing || (nrecs && half && seq - e->ckpt_at > half)) {
-        uint64_t before = closing ? seq : seq - half;
-        if ((fatal = add_checkpoint(e, &ck, &hc, seq, now, before, closing ? "close" : "interval", &acc, &nacc, &capacc,
-                                    &recs, &nrecs, &caprecs, &packed)))
+    int by_count = nrecs && half && seq - e->ckpt_at > half;
+    int by_time = nrecs && e->o.checkpoint_interval_ms > 0 && now - e->ckpt_ms >= e->o.checkpoint_interval_ms;
+    if (closing || by_count || by_time) {
+        /* by time: the heads holding events from before the previous
+         * checkpoint, so a restart re-reads at most about two intervals */
+        uint64_t before = closing ? seq : by_count ? seq - half : 0;
+        if (by_time && e->ckpt_at > before) before = e->ckpt_at;
+        if ((fatal = add_checkpoint(e, &ck, &hc, seq, now, before,
+                                    closing ? "close" : by_count ? "interval" : "time", &acc, &nacc, &capacc, &recs,
+                                    &nrecs, &caprecs, &packed)))
             goto finish;
         seq++;
     }
@@ -395,6 +401,7 @@ static void process_group(sr_engine *e, cmd **cmds, size_t nc, int closing)
         e->masters_dirty = 0;
     }
     e->next_seq = seq;
+    if (ck.heads_checkpoint) e->ckpt_ms = now; /* e->ckpt_at moved when it was applied (heads.c) */
     atomic_store(&e->watermark, seq - 1);
     atomic_fetch_add(&e->st_groups, 1);
     atomic_fetch_add(&e->st_events, nrecs);
