@@ -46,7 +46,7 @@ QUERIES = ["latest", "day_raw", "day_1m", "series_raw", "series_1m"]
 HANDLED = {"run", "machine", "fsync", "log_append", "series_codec", "series_downsample", "engine_ingest",
            "engine_query", "engine_restart", "gw_ingest", "gw_ingest_ratio", "gw_parse", "net_ingest",
            "net_ingest_ratio", "disk_bytes", "restart", "ap_query", "ap_query_ratio", "callgrind", "overload",
-           "shape_ingest", "shape_ingest_paced", "shape_ratio"}
+           "shape_ingest", "shape_ingest_paced", "shape_ratio", "restart_size", "restart_size_ratio"}
 # The message shapes of issue #13 (bench/shape_ingest.sh), in the report's order, and what each is.
 SHAPES = ["series", "snapshot", "mixed"]
 SHAPE_TEXT = {
@@ -118,6 +118,10 @@ GOALS = [
          op=">=", limit=D(1), text="every shape: MQTT QoS 1 messages/s ≥ Mosquitto's (suiro ÷ Mosquitto ≥ 1)"),
     dict(id="shape_puback", kind="shape_ratio", where={}, per_shape=True, field="suiro_ack_p99_ms_half_rate",
          op="<=", limit=D(5), text="every shape: PUBACK p99 ≤ 5 ms at half the maximum rate"),
+    dict(id="restart_sizes", kind="restart_size_ratio", where={}, per_shape=True, shapes=["series", "snapshot"],
+         field="suiro_vs_victoriametrics", op="<=", limit=D(1),
+         text="restart ≤ VictoriaMetrics' at every data size (1×, 10×, 100×; bench/restart_sizes.sh, after a "
+              "graceful stop)"),
     dict(id="shape_bytes", kind="shape_ratio", where={}, per_shape=True, field="bytes_suiro_vs_victoriametrics",
          op="<=", limit=D(1), text="every shape: bytes on disk, log and index together ≤ VictoriaMetrics' total "
                                    "(suiro ÷ VictoriaMetrics ≤ 1)"),
@@ -210,7 +214,7 @@ def goals_glance(lines):
         hits = [l for l in lines if l["bench"] == g["kind"] and matches(l, g["where"])]
         if g.get("per_shape") and hits:  # no goal counts as met on one shape alone
             have = {l.get("shape") for l in hits}
-            hits += [{"bench": g["kind"], "shape": sh} for sh in SHAPES if sh not in have]
+            hits += [{"bench": g["kind"], "shape": sh} for sh in g.get("shapes", SHAPES) if sh not in have]
         vals = [(l, l.get(g["field"])) for l in hits]
         if not vals:
             rows.append([md(g["text"]), "no %s line" % g["kind"], "—"])
@@ -487,7 +491,45 @@ def sec_restart(lines, src):
                     "the login's own round trip (POST /api/v1/sessions: one scrypt check of the app secret, "
                     "N=2^14 r=8, the same cost for every login, restart or not); the column beside them has "
                     "the figure an app sees, login included. The goal uses the first."]
-    return out
+    return out + sec_restart_sizes(lines)
+
+
+def sec_restart_sizes(lines):
+    """bench/restart_sizes.sh: restart at 1x, 10x, 100x the data, per shape, suiro beside VictoriaMetrics."""
+    rs, rr = of(lines, "restart_size"), of(lines, "restart_size_ratio")
+    if not rs:
+        return []
+    out = ["", "### Restart at 1×, 10× and 100× the data, per shape (`bench/restart_sizes.sh`)", "",
+           "Seconds from start until the query answers with the loaded data (`bench/ready_poll`, as above; "
+           "suiro without its app login's round trip), in brackets the events suiro's open re-read "
+           "(heads checkpoints bound them, durability.md §8). suiro restarts once after kill -9 right after "
+           "the load, then after a graceful stop; VictoriaMetrics after a graceful stop.", ""]
+    def pick(sys_, sh, k, stop=None):
+        for l in rs:
+            if (l.get("system") == sys_ and l.get("shape") == sh and l.get("size") == k
+                    and (stop is None or l.get("stop") == stop)):
+                return l
+        return {}
+    def cell(l):
+        if not l:
+            return "—"
+        ev = " (%s events)" % num(l["replay_events"]) if l.get("replay_events") is not None else ""
+        return num(l.get("secs")) + ev + ("" if l.get("verify") == "ok" else " " + verify_cell(l))
+    keys = []
+    for l in rs:
+        k = (l.get("shape"), l.get("size"))
+        if k not in keys:
+            keys.append(k)
+    keys.sort(key=lambda k: (SHAPES.index(k[0]) if k[0] in SHAPES else 99, k[1] if bl.is_num(k[1]) else 0))
+    rows = []
+    for sh, k in keys:
+        ratio_l = next((l for l in rr if l.get("shape") == sh and l.get("size") == k), None)
+        vals = pick("suiro", sh, k).get("values") or pick("victoriametrics", sh, k).get("values")
+        rows.append([md(sh), "%s×" % num(k), num(vals), cell(pick("suiro", sh, k, "kill -9")),
+                     cell(pick("suiro", sh, k, "graceful")), cell(pick("victoriametrics", sh, k)),
+                     with_goals(ratio_l, "suiro_vs_victoriametrics") if ratio_l else "—"])
+    return out + table(["shape", "size", "values", "suiro after kill -9 s", "suiro after a graceful stop s",
+                        "VictoriaMetrics s", "suiro ÷ VictoriaMetrics (graceful)"], rows)
 
 
 CRYPTO_LIMIT = D(10)

@@ -54,6 +54,8 @@ if [ -f bench/net_ingest.sh ]; then
 fi
 step "message shapes (issue #13): series, snapshot, mixed; suiro over MQTT and HTTP vs Mosquitto, InfluxDB, VictoriaMetrics" \
   bash bench/shape_ingest.sh "$BUILD"
+step "restart at 1x, 10x, 100x the data (100 k to 10 M values), series and snapshot: suiro vs VictoriaMetrics" \
+  bash bench/restart_sizes.sh "$BUILD"
 step "AP-IF queries over HTTP, suiro serve vs InfluxDB 1.6 and VictoriaMetrics" bash bench/ap_query.sh "$BUILD"
 step "overload: one operator attacks, another is measured" bash bench/overload.sh "$BUILD"
 step "instruction counts of the hot paths (callgrind)" bash bench/callgrind.sh "$BUILD"

@@ -72,8 +72,8 @@ typedef struct sr_engine_opts {
     uint32_t replay_max_events; /* restart bound (docs/durability.md section 8): the writer logs a heads
                                    checkpoint every replay_max_events / 2 events, so an open re-reads at
                                    most about this many events of the log (plus the last group's); also
-                                   one at a clean close after writing, when the heads hold older events
-                                   than a quarter of it. Default 262144 */
+                                   one at a clean close after writing, when the heads hold events older
+                                   than 1/64 of it. Default 262144 */
     int32_t checkpoint_interval_ms; /* and one at most this often (by the clock_ms clock) while events are
                                    written, so a restart also re-reads at most about two intervals of events
                                    (docs/durability.md section 8). 0: 60,000; < 0: none */

@@ -457,12 +457,13 @@ static void *writer_main(void *arg)
             int poisoned = e->poisoned;
             pthread_mutex_unlock(&e->mu);
             /* a clean close: a heads checkpoint when this engine logged
-             * events and the next open would re-read more than a quarter
-             * of replay_max_events (an open and close that wrote nothing,
-             * a rebuild, append nothing) */
+             * events and the next open would re-read more than
+             * replay_max_events / 64 of them (an open and close that wrote
+             * nothing, a rebuild, append nothing); the short chunks it
+             * leaves are extended later (heads.c invariant 9) */
             uint64_t oldest = sr__heads_oldest(e);
             if (!poisoned && e->next_seq > e->open_end && oldest != UINT64_MAX &&
-                e->next_seq - oldest > e->o.replay_max_events / 4) {
+                e->next_seq - oldest > e->o.replay_max_events / 64) {
                 e->group_n = 0;
                 process_group(e, group, 0, 1);
             }
