@@ -36,6 +36,8 @@ ID_KEYS = {
     "shape_ingest": ["shape", "system"],
     "shape_ingest_paced": ["shape", "system"],
     "shape_ratio": ["shape"],
+    "restart_size": ["system", "shape", "size", "stop"],
+    "restart_size_ratio": ["shape", "size"],
 }
 
 # The figures bench/compare.py shows by default (--all: every number).
@@ -66,6 +68,8 @@ HEADLINE = {
     "shape_ingest_paced": ["ack_p50_ms", "ack_p99_ms"],
     "shape_ratio": ["suiro_mqtt_vs_victoriametrics", "suiro_mqtt_vs_influxdb", "suiro_http_vs_victoriametrics",
                     "suiro_http_vs_influxdb", "msg_per_s_suiro_vs_mosquitto", "bytes_suiro_vs_victoriametrics"],
+    "restart_size": ["secs", "replay_events"],
+    "restart_size_ratio": ["suiro_vs_victoriametrics", "suiro_kill9_vs_victoriametrics"],
 }
 
 # String fields that never identify a line of an unknown kind (free text,

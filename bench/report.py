@@ -527,9 +527,11 @@ def sec_restart_sizes(lines):
         vals = pick("suiro", sh, k).get("values") or pick("victoriametrics", sh, k).get("values")
         rows.append([md(sh), "%s×" % num(k), num(vals), cell(pick("suiro", sh, k, "kill -9")),
                      cell(pick("suiro", sh, k, "graceful")), cell(pick("victoriametrics", sh, k)),
-                     with_goals(ratio_l, "suiro_vs_victoriametrics") if ratio_l else "—"])
+                     with_goals(ratio_l, "suiro_vs_victoriametrics") if ratio_l else "—",
+                     num(ratio_l.get("suiro_kill9_vs_victoriametrics")) if ratio_l else "—"])
     return out + table(["shape", "size", "values", "suiro after kill -9 s", "suiro after a graceful stop s",
-                        "VictoriaMetrics s", "suiro ÷ VictoriaMetrics (graceful)"], rows)
+                        "VictoriaMetrics s", "suiro ÷ VictoriaMetrics (graceful)", "the same, suiro after kill -9"],
+                       rows)
 
 
 CRYPTO_LIMIT = D(10)
