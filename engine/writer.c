@@ -10,9 +10,10 @@
  * -> abort the nested txn, reuse the seqs; accepted -> commit it, encode the
  * events; pass 2 applies the group's measurements (heads.c); then one log
  * append (an atomic batch, durable), the watermark, the commit, W published,
- * the callbacks. Every replay_max_events / 2 events (and at a clean close)
- * the group ends with the writer's own heads checkpoint (add_checkpoint,
- * docs/durability.md section 8).
+ * the callbacks. Every replay_max_events / 2 events, at most every
+ * checkpoint_interval_ms while writing (and at a clean close) the group ends
+ * with the writer's own heads checkpoint (add_checkpoint, docs/durability.md
+ * section 8).
  *
  * INVARIANTS (checked by sr_writer_check at every transition, in the debug
  * build; the engine's own are in engine.c)
@@ -357,9 +358,9 @@ static void process_group(sr_engine *e, cmd **cmds, size_t nc, int closing)
         if (fatal) goto finish;
         seq += c->n;
     }
-    /* the heads checkpoint: every replay_max_events / 2 events, and at a
-     * clean close (then every head is flushed: the next open replays
-     * nothing) */
+    /* the heads checkpoint: every replay_max_events / 2 events, at most
+     * every checkpoint_interval_ms while writing, and at a clean close (then
+     * every head is flushed: the next open replays nothing) */
     uint64_t half = e->o.replay_max_events / 2;
     int by_count = nrecs && half && seq - e->ckpt_at > half;
     int by_time = nrecs && e->o.checkpoint_interval_ms > 0 && now - e->ckpt_ms >= e->o.checkpoint_interval_ms;
