@@ -116,7 +116,27 @@ typedef struct opq {
 
 /* The point table (points.c) and what the writer's check reads from it: one
  * data point's pointinfo, its strings borrowed. */
-typedef struct sr_points sr_points;
+typedef struct ptent {
+    char *s;        /* op \0 id \0 gateway \0; NULL: no such point */
+    uint16_t idoff, gwoff;
+    uint32_t hash;  /* fnv1a(op \0 id) */
+    uint8_t type, kind, has_min, has_max, listed;
+    double min, max;
+} ptent;
+
+typedef struct sr_points {
+    pthread_rwlock_t mu;
+    ptent *ent;     /* by point number */
+    uint32_t nent;  /* entries allocated: numbers [0, nent) */
+    uint32_t *slot; /* the map: point numbers, 0 = empty (numbers start at 1) */
+    uint32_t nslot; /* a power of two */
+    uint32_t nlisted;
+    int broken;
+    uint32_t *touched; /* writer: points a master event of this group named */
+    size_t ntouched, captouched;
+    int touch_all;     /* writer: too many (or no memory) to list: reload */
+} sr_points;
+
 typedef struct sr_ptview {
     uint32_t point;
     const char *op, *id, *gateway;

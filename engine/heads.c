@@ -485,7 +485,13 @@ static int cmp_u32(const void *a, const void *b)
 int sr__heads_latest_flush(sr_engine *e, MDB_txn *t)
 {
     int rc = SR_OK;
-    if (t && e->nlpend > 1) qsort(e->lpend, e->nlpend, sizeof *e->lpend, cmp_u32); /* LMDB likes key order */
+    MDB_cursor *c = NULL;
+    if (t && e->nlpend) {
+        /* in key order through one cursor: LMDB finds the next key on the
+         * leaf page it is at, not from the root */
+        if (e->nlpend > 1) qsort(e->lpend, e->nlpend, sizeof *e->lpend, cmp_u32);
+        rc = sr_index_err(mdb_cursor_open(t, DB(e, SR_DB_LATEST), &c));
+    }
     for (size_t i = 0; i < e->nlpend; i++) {
         head *h = head_find(e, e->lpend[i]);
         if (!h || !h->lpend) continue;
@@ -494,9 +500,11 @@ int sr__heads_latest_flush(sr_engine *e, MDB_txn *t)
         uint8_t k[4], buf[256], *big;
         be32(k, h->point);
         size_t n = latest_encode(&h->lsample, h->type, buf, sizeof buf, &big);
-        rc = n ? put(t, DB(e, SR_DB_LATEST), k, 4, big ? big : buf, n) : SR_ENOMEM;
+        MDB_val K = {4, k}, V = {n, big ? big : buf};
+        rc = n ? sr_index_err(mdb_cursor_put(c, &K, &V, 0)) : SR_ENOMEM;
         sr_free(big);
     }
+    if (c) mdb_cursor_close(c);
     e->nlpend = 0;
     return rc;
 }

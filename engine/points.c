@@ -50,27 +50,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef struct ptent {
-    char *s;        /* op \0 id \0 gateway \0; NULL: no such point */
-    uint16_t idoff, gwoff;
-    uint32_t hash;  /* fnv1a(op \0 id) */
-    uint8_t type, kind, has_min, has_max, listed;
-    double min, max;
-} ptent;
-
-struct sr_points {
-    pthread_rwlock_t mu;
-    ptent *ent;     /* by point number */
-    uint32_t nent;  /* entries allocated: numbers [0, nent) */
-    uint32_t *slot; /* the map: point numbers, 0 = empty (numbers start at 1) */
-    uint32_t nslot; /* a power of two */
-    uint32_t nlisted;
-    int broken;
-    uint32_t *touched; /* writer: points a master event of this group named */
-    size_t ntouched, captouched;
-    int touch_all;     /* writer: too many (or no memory) to list: reload */
-};
-
 static uint32_t fnv1a2(const char *a, size_t al, const char *b, size_t bl)
 {
     uint32_t h = 2166136261u;

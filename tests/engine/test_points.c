@@ -359,3 +359,38 @@ Test(points, pow10_table_is_pow)
     double a = sr_pow10_abs(INT32_MIN), b = pow(10.0, fabs((double)INT32_MIN));
     cr_assert(memcmp(&a, &b, sizeof a) == 0);
 }
+
+/* each invariant of the table, broken on purpose, is named by its check */
+Test(points, check_names_each_broken_invariant)
+{
+    sr_engine *e = open_engine();
+    cr_assert_eq(et_setup_masters(e, "op1", 40, NUM, 1), SR_OK);
+    table_exact(e);
+    sr_points *pt = e->pt;
+    uint32_t p = info(e, "P007").point;
+    const char *why;
+    /* (1) the hash */
+    pt->ent[p].hash ^= 1;
+    why = sr_points_check(e);
+    cr_assert(why && strstr(why, "hash"), "%s", why ? why : "(none)");
+    pt->ent[p].hash ^= 1;
+    /* (2) the map: the count, a listed entry missing from it */
+    pt->ent[p].listed = 0;
+    why = sr_points_check(e);
+    cr_assert(why && strstr(why, "nlisted"), "%s", why ? why : "(none)");
+    pt->ent[p].listed = 1;
+    uint32_t i = 0;
+    while (pt->slot[i] != p) i++;
+    pt->slot[i] = 0;
+    why = sr_points_check(e);
+    cr_assert(why && strstr(why, "not in the map"), "%s", why ? why : "(none)");
+    pt->slot[i] = p;
+    cr_assert_null(sr_points_check(e));
+    /* (3) against the index: a range the index does not have */
+    pt->ent[p].max = 1;
+    why = sr_points_check_index(e);
+    cr_assert(why && strstr(why, "range"), "%s", why ? why : "(none)");
+    pt->ent[p].max = 1e9;
+    table_exact(e);
+    sr_engine_close(e);
+}
