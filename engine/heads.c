@@ -476,22 +476,16 @@ int sr__heads_latest_note(sr_engine *e, MDB_txn *t, head *h, const sr_sample *s)
     return SR_OK;
 }
 
-static int cmp_u32(const void *a, const void *b)
-{
-    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-    return x < y ? -1 : x > y;
-}
-
 int sr__heads_latest_flush(sr_engine *e, MDB_txn *t)
 {
     int rc = SR_OK;
     MDB_cursor *c = NULL;
-    if (t && e->nlpend) {
-        /* in key order through one cursor: LMDB finds the next key on the
-         * leaf page it is at, not from the root */
-        if (e->nlpend > 1) qsort(e->lpend, e->nlpend, sizeof *e->lpend, cmp_u32);
-        rc = sr_index_err(mdb_cursor_open(t, DB(e, SR_DB_LATEST), &c));
-    }
+    /* through one cursor, in the order the group named them (each event's
+     * points mostly ascending): LMDB looks for a key on the leaf page the
+     * cursor is at before it descends from the root. (Sorting the list
+     * first cost more than it saved: 4,876 against 4,376 instructions a
+     * value on the snapshot shape.) */
+    if (t && e->nlpend) rc = sr_index_err(mdb_cursor_open(t, DB(e, SR_DB_LATEST), &c));
     for (size_t i = 0; i < e->nlpend; i++) {
         head *h = head_find(e, e->lpend[i]);
         if (!h || !h->lpend) continue;

@@ -389,7 +389,9 @@ static void info_of(const ptent *x, uint32_t p, sr_point_info *out)
     out->min = x->min;
     out->has_max = x->has_max;
     out->max = x->max;
-    snprintf(out->gateway, sizeof out->gateway, "%s", x->s + x->gwoff);
+    size_t gl = strlen(x->s + x->gwoff); /* < 72 (pt_parse) */
+    memcpy(out->gateway, x->s + x->gwoff, gl < sizeof out->gateway ? gl + 1 : 0);
+    out->gateway[sizeof out->gateway - 1] = 0;
 }
 
 int sr__points_lookup(sr_engine *e, const char *op, const char *data_id, sr_point_info *out)
