@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "engine/engine_int.h"
 #include "engtest.h"
@@ -393,4 +394,62 @@ Test(points, check_names_each_broken_invariant)
     pt->ent[p].max = 1e9;
     table_exact(e);
     sr_engine_close(e);
+}
+
+static void quiet(void *ctx, int error, const char *msg)
+{
+    (void)ctx;
+    (void)error;
+    (void)msg;
+}
+
+static int wait_resumed(sr_engine *e)
+{
+    for (int i = 0; i < 20000; i++) {
+        if (sr_engine_write_state(e, NULL) == SR_OK) return 1;
+        struct timespec d = {0, 1000000};
+        nanosleep(&d, NULL);
+    }
+    return 0;
+}
+
+/* a group that changes a master and a latest value fails, at its index
+ * commit (durable in the log: the resume applies it) or at its log append
+ * (not durable: gone); after the writer resumes by itself the table and
+ * the latest rows are what the log says, and the heads' latest ts too */
+Test(points, resume_after_a_failed_group)
+{
+    for (int mode = 0; mode < 2; mode++) {
+        tu_rmrf(dir);
+        sr_engine_opts o = {.clock_ms = fixed_clock, .head_max = 64, .recover_ms = 1, .alert = quiet};
+        if (mode == 0) o.test_fail_commit = 3;
+        else o.test_fail_append = 3;
+        sr_engine *e = NULL;
+        sr_errinfo ei;
+        cr_assert_eq(sr_engine_open(dir, &o, &e, &ei), SR_OK, "%s", ei.msg);
+        cr_assert_eq(et_setup_masters(e, "op1", 2, NUM, 1), SR_OK); /* group 1 */
+        uint32_t p = info(e, "P000").point;
+        sr_result r;
+        cr_assert_eq(put1(e, "GW1", p, 1000, 1, &r), SR_OK, "%s", r.err.msg); /* group 2 */
+        cmdb c = {0};
+        sr_buf_init(&c.b);
+        add_point(&c, "P000", "D-GW2", 5);
+        add_value(&c, "GW2", p, 2000, 4);
+        int rc = run(e, &c, &r); /* group 3 fails */
+        cr_assert_eq(rc, mode == 0 ? SR_EIO : SR_ENOSPC, "mode %d: %s", mode, sr_err_name(rc));
+        cr_assert(wait_resumed(e), "mode %d: the engine did not resume", mode);
+        table_exact(e);
+        cr_assert_str_eq(info(e, "P000").gateway, mode == 0 ? "GW2" : "GW1", "mode %d", mode);
+        uint32_t q[1] = {p};
+        sr_sample out[1];
+        int found[1];
+        cr_assert_eq(sr_engine_latest(e, q, 1, out, found, NULL), SR_OK);
+        cr_assert(found[0] && out[0].ts == (mode == 0 ? 2000 : 1000), "mode %d: latest at %" PRId64, mode, out[0].ts);
+        /* a value between the two: the latest only if the failed group is gone */
+        cr_assert_eq(put1(e, mode == 0 ? "GW2" : "GW1", p, 1500, 3, &r), SR_OK, "%s", r.err.msg);
+        cr_assert_eq(sr_engine_latest(e, q, 1, out, found, NULL), SR_OK);
+        cr_assert(out[0].ts == (mode == 0 ? 2000 : 1500), "mode %d: latest at %" PRId64, mode, out[0].ts);
+        sr_buf_release(&c.b);
+        cr_assert_eq(sr_engine_close(e), SR_OK);
+    }
 }
