@@ -39,6 +39,13 @@
  *  (3) Outside a group, the table equals the committed index: an entry per
  *      pointinfo record, listed iff points maps its op \0 id to its number.
  *
+ * STATES                          TRANSITION              FUNCTION
+ *   (none) -> EXACT                open, after the replay  sr__points_load()
+ *   EXACT -> EXACT                 a group committed       sr__points_commit()
+ *   EXACT -> EXACT                 the writer resumed      sr__points_load()
+ *   any -> BROKEN                  no memory to keep it    sr__points_commit(), _load()
+ *   BROKEN -> EXACT                the next commit         sr__points_commit() (a reload)
+ *
  * Memory: per point, a 40-byte entry, one allocation of its three strings
  * (op, dataId and gateway with their NULs: about 16-40 bytes, plus malloc's
  * 16), and 2-4 map slots of 4 bytes: about 100 bytes a point (1 MB for
