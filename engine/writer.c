@@ -391,10 +391,11 @@ static void process_group(sr_engine *e, cmd **cmds, size_t nc, int closing)
     fatal = sr_index_commit(e->ix, txn);
     txn = NULL;
     if (fatal) goto finish;
-    if (e->masters_dirty) { /* after the commit: the point table reads the changed points back */
-        (void)sr__points_commit(e); /* a failure leaves it broken: readers use the index until it reloads */
-        e->masters_dirty = 0;
-    }
+    /* after the commit: the point table reads the changed points back (a
+     * failure leaves it broken, readers use the index, the next group
+     * reloads it) */
+    (void)sr__points_commit(e);
+    e->masters_dirty = 0;
     e->next_seq = seq;
     atomic_store(&e->watermark, seq - 1);
     atomic_fetch_add(&e->st_groups, 1);
