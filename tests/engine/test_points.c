@@ -14,6 +14,7 @@
 
 #include "engine/engine_int.h"
 #include "engtest.h"
+#include "fault_alloc.h"
 #include "testutil.h"
 
 static char *dir;
@@ -452,4 +453,48 @@ Test(points, resume_after_a_failed_group)
         sr_buf_release(&c.b);
         cr_assert_eq(sr_engine_close(e), SR_OK);
     }
+}
+
+/* the N-th allocation fails, for every N through a master change's group:
+ * whatever failed (the command, the group, the table's refresh), the loop's
+ * lookup answers what the index holds (a table that could not be kept is
+ * left for the index until it reloads), and the table is exact again */
+Test(points, no_memory_never_leaves_it_stale)
+{
+    sr_engine_opts o = {.clock_ms = fixed_clock, .head_max = 64, .recover_ms = 1, .alert = quiet};
+    sr_engine *e = NULL;
+    sr_errinfo ei;
+    cr_assert_eq(sr_engine_open(dir, &o, &e, &ei), SR_OK, "%s", ei.msg);
+    cr_assert_eq(et_setup_masters(e, "op1", 3, NUM, 1), SR_OK);
+    uint32_t p = info(e, "P000").point;
+    cmdb c = {0};
+    sr_buf_init(&c.b);
+    fault_alloc_install();
+    int fired = 0;
+    for (unsigned long n = 1; n < 80; n++) {
+        add_point(&c, "P000", n % 2 ? "D-GW2" : "D-GW1", 100);
+        add_delete(&c, "P002");
+        add_point(&c, "P002", "D-GW1", (double)n);
+        sr_result r;
+        fault_alloc_arm(n);
+        (void)run(e, &c, &r);
+        fired += fault_alloc_fired();
+        fault_alloc_arm(0);
+        cr_assert(wait_resumed(e), "n %lu: the engine did not resume", n);
+        MDB_txn *t;
+        cr_assert_eq(sr_index_read_begin(e->ix, &t), SR_OK);
+        pointinfo pi = {0};
+        cr_assert_eq(sr__pointinfo_get(e, t, p, &pi), SR_OK);
+        sr_point_info x = info(e, "P000");
+        cr_assert_str_eq(x.gateway, pi.gateway, "n %lu", n);
+        suiro__v1__master_put__free_unpacked(pi.m, NULL);
+        sr_index_read_end(e->ix, t);
+        cr_assert_eq(put1(e, "GW1", p + 1, (int64_t)n, 1, &r), SR_EINVAL); /* P001 is GW2's: and a group to reload */
+        table_exact(e);
+        cr_assert_not(e->pt->broken, "n %lu: the table did not reload", n);
+    }
+    fault_alloc_uninstall();
+    cr_assert_gt(fired, 10);
+    sr_buf_release(&c.b);
+    sr_engine_close(e);
 }
