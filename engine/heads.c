@@ -27,18 +27,20 @@
  *  (7) Stripe ownership: the head sits at hdir[point >> HPAGE_BITS][point &
  *      (HPAGE - 1)], and its fields that readers see change only under
  *      stripe_of(point).
- *  (9) Latest: once lts_known, lts is the ts of the point's `latest` row as
- *      the writer's transaction has it with the pending rows written (lpend:
- *      lsample is that row, listed in e->lpend, written by
- *      sr__heads_latest_flush once per group, dropped by a failed one).
  *  (8) Checkpoint: after a heads checkpoint with before_seq B is applied
  *      (meta "heads_ckpt"), every head that was ever written has first_seq
  *      >= B: a restart re-reads the log from B at the earliest
  *      (sr__heads_apply_checkpoint; docs/durability.md section 8).
+ *  (9) Latest: once lts_known, lts is the ts of the point's `latest` row as
+ *      the writer's transaction has it with the pending rows written (lpend:
+ *      lsample is that row, listed in e->lpend, written by
+ *      sr__heads_latest_flush once per group, dropped by a failed one).
  *
  * STATES OF A HEAD                TRANSITION              FUNCTION
  *   none -> empty                  first value / load      head_get()
  *   empty|open -> open             values applied          apply_pv()
+ *   open -> open (latest pending)  newest value noted      sr__heads_latest_note()
+ *   pending -> written | dropped   the group's end         sr__heads_latest_flush()
  *   open -> empty (old = v)        flush into a chunk      head_flush()
  *   late -> old_late               late merge              late_merge()
  *   open|empty -> empty            heads checkpoint        sr__heads_apply_checkpoint()

@@ -394,6 +394,18 @@ Test(points, check_names_each_broken_invariant)
     cr_assert(why && strstr(why, "range"), "%s", why ? why : "(none)");
     pt->ent[p].max = 1e9;
     table_exact(e);
+    /* heads.c (9): a pending latest row that is not the newest sample */
+    sr_result r;
+    cr_assert_eq(put1(e, "GW2", p, 1000, 1, &r), SR_OK, "%s", r.err.msg);
+    head *h = head_find(e, p);
+    cr_assert_not_null(h);
+    cr_assert_null(sr_head_check(e, h, 0));
+    cr_assert(h->lts_known && h->lts == 1000 && !h->lpend, "the row is written at the group's end");
+    h->lpend = 1;
+    h->lsample.ts = 999;
+    why = sr_head_check(e, h, 0);
+    cr_assert(why && strstr(why, "pending latest"), "%s", why ? why : "(none)");
+    h->lpend = 0;
     sr_engine_close(e);
 }
 
