@@ -11,8 +11,8 @@
  *             poison_cause), the writer thread and its group commit
  *             (group, next_seq, the ev arena, masters_dirty, test_groups)
  *   apply.c   the event appliers: one row per event kind (SR_EVENT_KINDS)
- *   heads.c   the series heads (hdir, stripe, npoints, st_flushes) and the
- *             series apply (pass 2)
+ *   heads.c   the series heads (hdir, stripe, npoints, st_flushes, the
+ *             pending latest rows lpend) and the series apply (pass 2)
  *   replay.c  the replay of the log at open and at recover
  *   points.c  the point table (pt): every data point's pointinfo in memory,
  *             by number and by (operator, dataId)
