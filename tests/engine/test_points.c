@@ -5,6 +5,8 @@
  * for more points than the old 1,024-entry cache; and the latest row,
  * written once per group, is what it was when it was rewritten per event. */
 #include <criterion/criterion.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
@@ -507,6 +509,61 @@ Test(points, no_memory_never_leaves_it_stale)
     }
     fault_alloc_uninstall();
     cr_assert_gt(fired, 10);
+    sr_buf_release(&c.b);
+    sr_engine_close(e);
+}
+
+/* readers look points up while the writer changes masters and the table
+ * grows (its arrays are reallocated, its map rehashed): every answer is a
+ * whole entry, old or new (under ASan a read of a freed array fails here) */
+typedef struct rd_arg {
+    sr_engine *e;
+    _Atomic int stop;
+    _Atomic long lookups, bad;
+} rd_arg;
+
+static void *reader(void *p)
+{
+    rd_arg *a = p;
+    char id[16];
+    while (!atomic_load(&a->stop)) {
+        for (int i = 0; i < 20; i++) {
+            snprintf(id, sizeof id, "P%03d", i);
+            sr_point_info x;
+            int rc = sr_engine_point_info(a->e, "op1", id, &x);
+            atomic_fetch_add(&a->lookups, 1);
+            if (rc != SR_OK || (strcmp(x.gateway, "GW1") && strcmp(x.gateway, "GW2")) || !x.has_max)
+                atomic_fetch_add(&a->bad, 1);
+        }
+    }
+    return NULL;
+}
+
+Test(points, readers_while_the_writer_changes_it)
+{
+    sr_engine *e = open_engine();
+    cr_assert_eq(et_setup_masters(e, "op1", 20, NUM, 1), SR_OK);
+    rd_arg a = {.e = e};
+    pthread_t th[2];
+    for (int i = 0; i < 2; i++) cr_assert_eq(pthread_create(&th[i], NULL, reader, &a), 0);
+    cmdb c = {0};
+    sr_buf_init(&c.b);
+    char id[16];
+    sr_result r;
+    for (int k = 0; k < 300; k++) {
+        snprintf(id, sizeof id, "P%03d", k % 20);
+        add_point(&c, id, k % 2 ? "D-GW2" : "D-GW1", 100 + k);
+        snprintf(id, sizeof id, "Q%04d", k); /* new points: the table grows */
+        add_point(&c, id, "D-GW1", 1);
+        cr_assert_eq(run(e, &c, &r), SR_OK, "%s", r.err.msg);
+    }
+    atomic_store(&a.stop, 1);
+    for (int i = 0; i < 2; i++) pthread_join(th[i], NULL);
+    long n = atomic_load(&a.lookups), bad = atomic_load(&a.bad);
+    cr_assert_gt(n, 0);
+    cr_assert_eq(bad, 0, "%ld of %ld lookups answered no whole entry", bad, n);
+    table_exact(e);
+    cr_assert_eq(info(e, "Q0299").point, info(e, "Q0000").point + 299);
     sr_buf_release(&c.b);
     sr_engine_close(e);
 }
