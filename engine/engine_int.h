@@ -288,6 +288,7 @@ static inline void hs_to_sample(const hsample *h, sr_vtype t, sr_sample *s)
 
 /* schema.c: the records of pointinfo and msgidx */
 int sr__pointinfo_get(sr_engine *e, MDB_txn *t, uint32_t p, pointinfo *pi);
+int sr__pointinfo_parse(const void *data, size_t n, pointinfo *pi); /* the record's value */
 int sr__msgid_item(const sr_engine *e, const Event *ev, uint64_t seq, uint8_t item[MSGID_ITEM]);
 size_t sr__msgid_key(const Event *ev, uint64_t seq, uint8_t *k, size_t cap);
 

@@ -73,20 +73,17 @@ static uint32_t fnv1a2(const char *a, size_t al, const char *b, size_t bl)
  * caller's to free); listed is left 0. */
 static int pt_parse(const uint8_t *d, size_t n, ptent *v)
 {
-    size_t a = strnlen((const char *)d, n);
-    if (a >= n || a >= 72) return SR_ECORRUPT;
-    size_t b = strnlen((const char *)d + a + 1, n - a - 1);
-    if (a + 1 + b >= n || b >= 72) return SR_ECORRUPT;
-    MasterPut *m = suiro__v1__master_put__unpack(NULL, n - a - b - 2, d + a + b + 2);
-    if (!m) return SR_ECORRUPT;
-    size_t il = strlen(m->id);
-    int rc = SR_OK;
+    pointinfo pi;
+    int rc = sr__pointinfo_parse(d, n, &pi); /* the record's one reader (schema.c) */
+    if (rc) return rc;
+    const MasterPut *m = pi.m;
+    size_t a = strlen(pi.op), il = strlen(m->id), b = strlen(pi.gateway);
     if (il >= 72) rc = SR_ECORRUPT;
     else if (!(v->s = sr_malloc(a + il + b + 3))) rc = SR_ENOMEM;
     else {
-        memcpy(v->s, d, a + 1);
+        memcpy(v->s, pi.op, a + 1);
         memcpy(v->s + a + 1, m->id, il + 1);
-        memcpy(v->s + a + il + 2, d + a + 1, b + 1);
+        memcpy(v->s + a + il + 2, pi.gateway, b + 1);
         v->idoff = (uint16_t)(a + 1);
         v->gwoff = (uint16_t)(a + il + 2);
         v->hash = fnv1a2(v->s, a, m->id, il);
@@ -98,7 +95,7 @@ static int pt_parse(const uint8_t *d, size_t n, ptent *v)
         v->max = m->max;
         v->listed = 0;
     }
-    suiro__v1__master_put__free_unpacked(m, NULL);
+    suiro__v1__master_put__free_unpacked(pi.m, NULL);
     return rc;
 }
 
