@@ -66,48 +66,48 @@ static int check_measurements(sr_engine *e, MDB_txn *t, const Event *ev, sr_resu
     const Suiro__V1__Measurements *m = ev->measurements;
     for (size_t k = 0; k < m->n_points; k++) {
         const PointValues *pv = m->points[k];
-        pointinfo pi = {0};
-        int rc = sr__pointinfo_get(e, t, pv->point, &pi);
+        sr_ptview pi;
+        char *scratch = NULL;
+        int rc = sr__points_view(e, t, pv->point, &pi, &scratch); /* the point table: no LMDB read, no unpack */
         if (rc == SR_ENOTFOUND) return sr__refuse(r, SR_EINVAL, "point %u: unknown data point", pv->point);
         if (rc) return sr__refuse(r, rc, "point %u: %s", pv->point, sr_strerror(rc));
         int bad = 0;
         sr_vtype t2 = 0;
         long n = sr_pv_count(pv, &t2);
-        const MasterPut *mp = pi.m;
         if (strcmp(pi.op, ev->operator_id) != 0) {
             bad = sr__refuse(r, SR_EINVAL, "point %u: unknown data point", pv->point);
         } else if (n < 0) {
-            bad = sr__refuse(r, SR_EINVAL, "%s: inconsistent value arrays", mp->id);
-        } else if ((int)t2 != (int)mp->type) {
-            bad = sr__refuse(r, SR_EINVAL, "%s: values of the wrong type for a %s point", mp->id,
-                             mp->type == SUIRO__V1__VALUE_TYPE__VT_NUMBER    ? "number"
-                             : mp->type == SUIRO__V1__VALUE_TYPE__VT_INTEGER ? "integer"
-                             : mp->type == SUIRO__V1__VALUE_TYPE__VT_BOOL    ? "boolean"
-                                                                             : "string");
+            bad = sr__refuse(r, SR_EINVAL, "%s: inconsistent value arrays", pi.id);
+        } else if ((int)t2 != pi.type) {
+            bad = sr__refuse(r, SR_EINVAL, "%s: values of the wrong type for a %s point", pi.id,
+                             pi.type == SUIRO__V1__VALUE_TYPE__VT_NUMBER    ? "number"
+                             : pi.type == SUIRO__V1__VALUE_TYPE__VT_INTEGER ? "integer"
+                             : pi.type == SUIRO__V1__VALUE_TYPE__VT_BOOL    ? "boolean"
+                                                                            : "string");
         } else if (ev->actor_kind == SUIRO__V1__ACTOR_KIND__ACTOR_GATEWAY && strcmp(pi.gateway, ev->actor) != 0) {
-            bad = sr__refuse(r, SR_EINVAL, "%s: not reached through gateway %s", mp->id, ev->actor);
+            bad = sr__refuse(r, SR_EINVAL, "%s: not reached through gateway %s", pi.id, ev->actor);
         } else {
             sr_pv_iter it;
             sr_pv_iter_init(&it, pv, (size_t)n);
             for (long i = 0; i < n && !bad; i++) {
                 sr_sample s;
                 if (sr_pv_iter_next(&it, &s)) {
-                    bad = sr__refuse(r, SR_EINVAL, "%s: value %ld: timestamp out of range", mp->id, i);
+                    bad = sr__refuse(r, SR_EINVAL, "%s: value %ld: timestamp out of range", pi.id, i);
                     break;
                 }
                 if (s.quality > SR_Q_UNCERTAIN) continue;
-                double x = mp->type == SUIRO__V1__VALUE_TYPE__VT_NUMBER    ? s.v.f
-                           : mp->type == SUIRO__V1__VALUE_TYPE__VT_INTEGER ? (double)s.v.i
-                                                                           : 0;
-                if (mp->type == SUIRO__V1__VALUE_TYPE__VT_NUMBER && !isfinite(x))
-                    bad = sr__refuse(r, SR_EINVAL, "%s: value %ld is not a finite number", mp->id, i);
-                else if (mp->has_min && x < mp->min && (t2 == SR_VT_NUMBER || t2 == SR_VT_INTEGER))
-                    bad = sr__refuse(r, SR_EINVAL, "%s: value %g below the minimum %g", mp->id, x, mp->min);
-                else if (mp->has_max && x > mp->max && (t2 == SR_VT_NUMBER || t2 == SR_VT_INTEGER))
-                    bad = sr__refuse(r, SR_EINVAL, "%s: value %g above the maximum %g", mp->id, x, mp->max);
+                double x = pi.type == SUIRO__V1__VALUE_TYPE__VT_NUMBER    ? s.v.f
+                           : pi.type == SUIRO__V1__VALUE_TYPE__VT_INTEGER ? (double)s.v.i
+                                                                          : 0;
+                if (pi.type == SUIRO__V1__VALUE_TYPE__VT_NUMBER && !isfinite(x))
+                    bad = sr__refuse(r, SR_EINVAL, "%s: value %ld is not a finite number", pi.id, i);
+                else if (pi.has_min && x < pi.min && (t2 == SR_VT_NUMBER || t2 == SR_VT_INTEGER))
+                    bad = sr__refuse(r, SR_EINVAL, "%s: value %g below the minimum %g", pi.id, x, pi.min);
+                else if (pi.has_max && x > pi.max && (t2 == SR_VT_NUMBER || t2 == SR_VT_INTEGER))
+                    bad = sr__refuse(r, SR_EINVAL, "%s: value %g above the maximum %g", pi.id, x, pi.max);
             }
         }
-        suiro__v1__master_put__free_unpacked(pi.m, NULL);
+        sr_free(scratch);
         if (bad) return bad;
     }
     return SR_OK;
@@ -185,6 +185,7 @@ static int apply_master_put(sr_engine *e, MDB_txn *t, const Event *ev, MasterPut
         if (validate) mp->point = point;
         point = mp->point;
         r->point = point;
+        sr__points_touch(e, point); /* read back after the commit (points.c) */
         uint8_t pb[4];
         be32(pb, point);
         if ((rc = put(t, DB(e, SR_DB_POINTS), pk, pkl, pb, 4))) return rc;
@@ -231,6 +232,7 @@ static int apply_master_delete(sr_engine *e, MDB_txn *t, const Event *ev, const 
         MDB_val pv;
         int rc = get(t, DB(e, SR_DB_POINTS), pk, pkl, &pv);
         if (rc == SR_OK && pv.mv_size == 4) {
+            sr__points_touch(e, get_be32(pv.mv_data)); /* no longer listed (points.c) */
             /* deactivated, not forgotten: remember its number so that listing
              * it again brings its history back (apply_master_put) */
             uint8_t rk[300], nb[4];

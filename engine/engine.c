@@ -212,7 +212,7 @@ int sr__recover(sr_engine *e)
     sr_free(sh);
     if (rc) goto fail;
     /* 4. resume */
-    atomic_fetch_add(&e->masters_gen, 1); /* the apply may have changed masters */
+    (void)sr__points_load(e); /* the apply may have changed masters (a failed load: readers use the index) */
     e->next_seq = end;
     atomic_store(&e->watermark, end - 1);
     pthread_mutex_lock(&e->mu);
@@ -350,10 +350,8 @@ static int engine_open(const char *dir, const sr_engine_opts *opts, sr_engine **
     if (!e->o.checkpoint_interval_ms) e->o.checkpoint_interval_ms = 60000;
     if (!e->o.recover_ms) e->o.recover_ms = 1000;
     pthread_mutex_init(&e->mu, NULL);
-    pthread_mutex_init(&e->picache_mu, NULL);
     pthread_cond_init(&e->cv_work, NULL);
     for (int i = 0; i < NSTRIPE; i++) pthread_mutex_init(&e->stripe[i], NULL);
-    e->picache = sr_calloc(PICACHE, sizeof *e->picache); /* NULL (no memory): no cache, still correct */
     size_t dl = strlen(dir);
     e->dir = sr_malloc(dl + 1);
     if (!e->dir) {
@@ -458,6 +456,9 @@ static int engine_open(const char *dir, const sr_engine_opts *opts, sr_engine **
     if ((rc = sr__replay(e, w, min_first, ei))) goto fail;
     e->ost.replay_us = mono_us() - t3;
     SR_INVARIANT(sr_heads_check(e));
+    if ((rc = sr__points_load(e))) goto fail;
+    e->masters_dirty = 0; /* the replay's master events are in the table now */
+    SR_INVARIANT(sr_points_check_index(e));
     e->next_seq = end;
     e->open_end = end;
     e->ckpt_ms = now_ms(e); /* the time-based heads checkpoint counts from the open (writer.c) */
@@ -522,9 +523,8 @@ int sr_engine_close(sr_engine *e)
     sr_arena_release(&e->ev.a);
     for (int i = 0; i < NSTRIPE; i++) pthread_mutex_destroy(&e->stripe[i]);
     pthread_mutex_destroy(&e->mu);
-    pthread_mutex_destroy(&e->picache_mu);
     pthread_cond_destroy(&e->cv_work);
-    sr_free(e->picache);
+    sr__points_free(e);
     sr_free(e->logdir);
     sr_free(e->dir);
     sr_free(e);

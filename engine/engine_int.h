@@ -11,10 +11,12 @@
  *             poison_cause), the writer thread and its group commit
  *             (group, next_seq, the ev arena, masters_dirty, test_groups)
  *   apply.c   the event appliers: one row per event kind (SR_EVENT_KINDS)
- *   heads.c   the series heads (hdir, stripe, npoints, st_flushes) and the
- *             series apply (pass 2)
+ *   heads.c   the series heads (hdir, stripe, npoints, st_flushes, the
+ *             pending latest rows lpend) and the series apply (pass 2)
  *   replay.c  the replay of the log at open and at recover
- *   query.c   the readers (picache, picache_mu, masters_gen)
+ *   points.c  the point table (pt): every data point's pointinfo in memory,
+ *             by number and by (operator, dataId)
+ *   query.c   the readers
  *   schema.c  the index's databases and their key and value layouts
  * Fields written by more than one part say who guards them.
  *
@@ -89,6 +91,11 @@ typedef struct head {
     hsample *old_late;
     size_t nold_late;
     uint64_t old_late_seq, late_prev_seq;
+    /* the point's `latest` row (heads.c sr__heads_latest_note, invariant 10):
+     * the writer's and the replay's only, readers read the row */
+    int64_t lts;      /* its ts, once lts_known */
+    uint8_t lts_known, lpend;
+    sr_sample lsample; /* pending: written at the group's end */
 } head;
 
 enum { HPAGE_BITS = 12, HPAGE = 1 << HPAGE_BITS, HDIR = 1 << 16, NSTRIPE = 64 };
@@ -112,15 +119,36 @@ typedef struct opq {
     uint32_t depth;
 } opq;
 
-/* sr_engine_point_info answers from here while no master changed (the
- * writer bumps masters_gen after committing a group that changed one). */
-enum { PICACHE = 1024 };
-typedef struct picache_ent {
-    uint64_t gen; /* masters_gen + 1 when filled; 0: empty */
-    char key[146]; /* op \0 data_id */
-    size_t kl;
-    sr_point_info info;
-} picache_ent;
+/* The point table (points.c) and what the writer's check reads from it: one
+ * data point's pointinfo, its strings borrowed. */
+typedef struct ptent {
+    char *s;        /* op \0 id \0 gateway \0; NULL: no such point */
+    uint16_t idoff, gwoff;
+    uint32_t hash;  /* fnv1a(op \0 id) */
+    uint8_t type, kind, has_min, has_max, listed;
+    double min, max;
+} ptent;
+
+typedef struct sr_points {
+    pthread_rwlock_t mu;
+    ptent *ent;     /* by point number */
+    uint32_t nent;  /* entries allocated: numbers [0, nent) */
+    uint32_t *slot; /* the map: point numbers, 0 = empty (numbers start at 1) */
+    uint32_t nslot; /* a power of two */
+    uint32_t nlisted;
+    int broken;
+    uint32_t *touched; /* writer: points a master event of this group named */
+    size_t ntouched, captouched;
+    int touch_all;     /* writer: too many (or no memory) to list: reload */
+} sr_points;
+
+typedef struct sr_ptview {
+    uint32_t point;
+    const char *op, *id, *gateway;
+    int type, kind; /* Suiro__V1__ValueType (= sr_vtype), PointKind */
+    int has_min, has_max;
+    double min, max;
+} sr_ptview;
 
 /* protobuf-c decoding into an sr_arena: nothing is freed piece by piece (the
  * whole arena is reset when its events are done with); oom records that an
@@ -155,10 +183,8 @@ static inline void pb_arena_init(pb_arena *x)
 struct sr_engine {
     char *dir;
     sr_engine_opts o;
-    picache_ent *picache;
+    sr_points *pt;              /* the point table (points.c) */
     pb_arena ev;                /* the writer's decoded events of one group */
-    pthread_mutex_t picache_mu;
-    _Atomic uint64_t masters_gen;
     int masters_dirty; /* writer: this group changed a master (or one was refused after it) */
     sr_log *log;
     sr_index *ix;
@@ -184,6 +210,8 @@ struct sr_engine {
     uint64_t next_seq;          /* writer-only */
 
     head **hdir[HDIR];
+    uint32_t *lpend; /* writer (or the replay): points whose latest row is pending (heads.c) */
+    size_t nlpend, caplpend;
     pthread_mutex_t stripe[NSTRIPE];
     _Atomic uint64_t npoints;
 
@@ -266,8 +294,30 @@ static inline void hs_to_sample(const hsample *h, sr_vtype t, sr_sample *s)
 
 /* schema.c: the records of pointinfo and msgidx */
 int sr__pointinfo_get(sr_engine *e, MDB_txn *t, uint32_t p, pointinfo *pi);
+int sr__pointinfo_parse(const void *data, size_t n, pointinfo *pi); /* the record's value */
 int sr__msgid_item(const sr_engine *e, const Event *ev, uint64_t seq, uint8_t item[MSGID_ITEM]);
 size_t sr__msgid_key(const Event *ev, uint64_t seq, uint8_t *k, size_t cap);
+
+/* points.c: the point table. load: (re)build it from the committed index
+ * (open, after a resume); touch: the writer names a point a master event of
+ * the group changes (or tried to); commit: after the group's commit, the
+ * touched points read back from the index; abort: the group failed; view:
+ * the writer's check (from the table, or from t when the group changed
+ * masters; *scratch is the caller's to sr_free); lookup: any thread,
+ * (operator, dataId) -> its info, SR_ENOTFOUND if it is not listed. */
+int sr__points_load(sr_engine *e);
+void sr__points_free(sr_engine *e);
+void sr__points_touch(sr_engine *e, uint32_t p);
+void sr__points_abort(sr_engine *e);
+int sr__points_commit(sr_engine *e);
+int sr__points_view(sr_engine *e, MDB_txn *t, uint32_t p, sr_ptview *out, char **scratch);
+int sr__points_lookup(sr_engine *e, const char *op, const char *data_id, sr_point_info *out);
+/* Invariants of the table (points.c's header), NULL when they hold; _entry
+ * compares point p's entry with what t has, _index every entry with the
+ * committed index (the writer, or a single thread). */
+const char *sr_points_check(const sr_engine *e);
+const char *sr_points_check_entry(const sr_engine *e, MDB_txn *t, uint32_t p);
+const char *sr_points_check_index(const sr_engine *e);
 
 /* apply.c: the event appliers (pass 1), the message ids, the watermark */
 int sr__refuse(sr_result *r, int rc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -296,6 +346,11 @@ const sr_applier *sr__applier(int kind);
  * row's series */
 int sr__heads_apply_measurements(sr_engine *e, MDB_txn *t, const Event *ev, int heads_only);
 int sr__heads_load(sr_engine *e, uint64_t *min_first);
+/* The latest row: note s (the newest of a point's values in an event) for
+ * head h; flush: write the pending rows (once per group, and per event in
+ * the replay), or with t NULL drop them (a failed group). */
+int sr__heads_latest_note(sr_engine *e, MDB_txn *t, head *h, const sr_sample *s);
+int sr__heads_latest_flush(sr_engine *e, MDB_txn *t);
 /* The heads checkpoint row's series (HeadsCheckpoint, events.proto): flush
  * every head holding a value of an event before before_seq, move an empty
  * head's first_seq past it, record it in meta "heads_ckpt" (nothing in

@@ -286,7 +286,18 @@ void sr_pv_iter_init(sr_pv_iter *it, const Suiro__V1__PointValues *pv, size_t n)
     it->pv = pv;
     it->n = n;
     it->ts = pv->t0;
-    it->pow10 = pow(10.0, fabs((double)pv->scale)); /* divisor when scale < 0, as the encoder */
+    it->pow10 = sr_pow10_abs(pv->scale); /* divisor when scale < 0, as the encoder */
+}
+
+/* 10^|scale|: a table for the exact powers (10^0..10^22 are doubles
+ * exactly, so pow() gives these same values), pow() beyond (the encoder's
+ * scales are far below 22; a replayed odd one still decodes as before). */
+double sr_pow10_abs(int32_t scale)
+{
+    static const double p10[23] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,  1e8,  1e9,  1e10, 1e11,
+                                   1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+    uint32_t a = scale < 0 ? 0u - (uint32_t)scale : (uint32_t)scale;
+    return a < 23 ? p10[a] : pow(10.0, (double)a);
 }
 
 

@@ -35,6 +35,8 @@ typedef struct sr_pv_iter {
 } sr_pv_iter;
 
 void sr_pv_iter_init(sr_pv_iter *it, const Suiro__V1__PointValues *pv, size_t n);
+/* 10^|scale| as pow(10, |scale|) gives it, without pow() for |scale| <= 22. */
+double sr_pow10_abs(int32_t scale);
 /* Next sample (strings borrowed from pv); 0, or -1 if its timestamp is
  * outside [0, SR_TS_MAX]. Inline: the writer's apply calls it per sample. */
 static inline int sr_pv_iter_next(sr_pv_iter *it, sr_sample *s)

@@ -1,5 +1,5 @@
 /*
- * engine/query.c -- the readers: point lookups (cached), latest values,
+ * engine/query.c -- the readers: point lookups (the point table), latest values,
  * ranges and downsampling (chunks, late samples and heads merged), masters,
  * registry, requests, monitors, documents, files, stats, the content hash.
  *
@@ -7,9 +7,8 @@
  *  (1) A reader sees exactly its LMDB snapshot (engine.c invariants 5, 7):
  *      a head or late sample only if its seq <= the snapshot's W; a reader
  *      whose snapshot predates what the heads still hold retries.
- *  (2) The point cache answers only under the masters generation it was
- *      filled with (the writer bumps masters_gen after a group that changed
- *      a master): stale never, wrong never.
+ *  (2) A point lookup answers from the point table (points.c), which the
+ *      writer keeps equal to the committed index.
  *  (3) Readers never wait for the writer beyond a head's stripe.
  */
 #include "engine/engine_int.h"
@@ -28,7 +27,7 @@
 /* ------------------------------------------------------------------------ */
 /* Queries                                                                   */
 
-/* (point_info does the lookup, and caches it) */
+/* (point_info does the lookup) */
 int sr_engine_point(sr_engine *e, const char *op, const char *data_id, uint32_t *point, sr_vtype *type)
 {
     sr_point_info info;
@@ -39,63 +38,10 @@ int sr_engine_point(sr_engine *e, const char *op, const char *data_id, uint32_t 
     return SR_OK;
 }
 
-static uint32_t fnv1a(const char *p, size_t n)
-{
-    uint32_t h = 2166136261u;
-    for (size_t i = 0; i < n; i++) h = (h ^ (uint8_t)p[i]) * 16777619u;
-    return h;
-}
-
+/* the point table (points.c): no cache to go stale, every point */
 int sr_engine_point_info(sr_engine *e, const char *op, const char *data_id, sr_point_info *out)
 {
-    /* the cache: op \0 data_id, tagged with the masters generation */
-    char ck[146];
-    size_t ol = strlen(op), dl = strlen(data_id), ckl = ol + 1 + dl;
-    picache_ent *ce = NULL;
-    uint64_t gen = atomic_load(&e->masters_gen) + 1;
-    if (e->picache && ckl <= sizeof ck) {
-        memcpy(ck, op, ol);
-        ck[ol] = 0;
-        memcpy(ck + ol + 1, data_id, dl);
-        ce = &e->picache[fnv1a(ck, ckl) % PICACHE];
-        pthread_mutex_lock(&e->picache_mu);
-        int hit = ce->gen == gen && ce->kl == ckl && !memcmp(ce->key, ck, ckl);
-        if (hit) *out = ce->info;
-        pthread_mutex_unlock(&e->picache_mu);
-        if (hit) return SR_OK;
-    }
-    MDB_txn *t;
-    int rc = sr_index_read_begin(e->ix, &t);
-    if (rc) return rc;
-    uint8_t k[300];
-    size_t kl = mkkey(k, sizeof k, op, data_id, NULL);
-    MDB_val v;
-    rc = kl ? get(t, DB(e, SR_DB_POINTS), k, kl, &v) : SR_ENOTFOUND;
-    if (!rc && v.mv_size != 4) rc = SR_ECORRUPT;
-    if (!rc) {
-        pointinfo pi = {0};
-        if (!(rc = sr__pointinfo_get(e, t, get_be32(v.mv_data), &pi))) {
-            out->point = get_be32(v.mv_data);
-            out->type = (sr_vtype)pi.m->type;
-            out->kind = (int)pi.m->point_kind;
-            out->has_min = pi.m->has_min;
-            out->min = pi.m->min;
-            out->has_max = pi.m->has_max;
-            out->max = pi.m->max;
-            snprintf(out->gateway, sizeof out->gateway, "%s", pi.gateway);
-            suiro__v1__master_put__free_unpacked(pi.m, NULL);
-        }
-    }
-    sr_index_read_end(e->ix, t);
-    if (!rc && ce) {
-        pthread_mutex_lock(&e->picache_mu);
-        ce->gen = gen; /* read before the lookup: a newer master makes it stale, never wrong */
-        memcpy(ce->key, ck, ckl);
-        ce->kl = ckl;
-        ce->info = *out;
-        pthread_mutex_unlock(&e->picache_mu);
-    }
-    return rc;
+    return sr__points_lookup(e, op, data_id, out);
 }
 
 int sr_engine_latest(sr_engine *e, const uint32_t *points, size_t n, sr_sample *out, int *found, sr_buf *strings)

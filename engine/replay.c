@@ -131,6 +131,7 @@ int sr__replay(sr_engine *e, uint64_t w, uint64_t min_first, sr_errinfo *ei)
             if (!rc) rc = sr__apply_nonseries(e, txn, ev, &r, 0);
             if (!rc) rc = sr__apply_common(e, txn, ev);
             if (!rc) rc = sr__apply_series(e, txn, ev, 0);
+            if (!rc) rc = sr__heads_latest_flush(e, txn); /* before the event's strings go */
             if (!rc && ++in_txn >= 4096) {
                 if (!(rc = sr__put_watermark(e, txn, seq))) rc = sr_index_commit(e->ix, txn); /* seq is applied */
                 txn = NULL;
@@ -142,6 +143,7 @@ int sr__replay(sr_engine *e, uint64_t w, uint64_t min_first, sr_errinfo *ei)
         if (++done % 65536 == 0 && e->o.progress) e->o.progress(e->o.progress_ctx, done, total);
     }
     sr_arena_release(&ar.a);
+    if (rc) (void)sr__heads_latest_flush(e, NULL);
     if (rc == SR_DONE) rc = SR_OK;
     else if (rc && ei && !ei->msg[0]) snprintf(ei->msg, sizeof ei->msg, "replay at seq %" PRIu64 ": %s", seq, sr_strerror(rc));
     if (!rc && txn) {

@@ -18,15 +18,10 @@ const sr_index_db sr_schema_dbs[SR_DB_COUNT] = {
 #undef SR_X_
 };
 
-int sr__pointinfo_get(sr_engine *e, MDB_txn *t, uint32_t p, pointinfo *pi)
+int sr__pointinfo_parse(const void *data, size_t n, pointinfo *pi)
 {
-    uint8_t k[4];
-    be32(k, p);
-    MDB_val v;
-    int rc = get(t, DB(e, SR_DB_POINTINFO), k, 4, &v);
-    if (rc) return rc;
-    const uint8_t *d = v.mv_data;
-    size_t n = v.mv_size, a = strnlen((const char *)d, n);
+    const uint8_t *d = data;
+    size_t a = strnlen((const char *)d, n);
     if (a >= n || a >= sizeof pi->op) return SR_ECORRUPT;
     memcpy(pi->op, d, a + 1);
     size_t b = strnlen((const char *)d + a + 1, n - a - 1);
@@ -36,6 +31,14 @@ int sr__pointinfo_get(sr_engine *e, MDB_txn *t, uint32_t p, pointinfo *pi)
     return pi->m ? SR_OK : SR_ECORRUPT;
 }
 
+int sr__pointinfo_get(sr_engine *e, MDB_txn *t, uint32_t p, pointinfo *pi)
+{
+    uint8_t k[4];
+    be32(k, p);
+    MDB_val v;
+    int rc = get(t, DB(e, SR_DB_POINTINFO), k, 4, &v);
+    return rc ? rc : sr__pointinfo_parse(v.mv_data, v.mv_size, pi);
+}
 
 /*
  * Message ids (SR_DB_MSGIDS, index layout 3): under the key op \0 seq_hi,

@@ -378,6 +378,7 @@ static void process_group(sr_engine *e, cmd **cmds, size_t nc, int closing)
     /* pass 2: the series */
     for (size_t i = 0; i < nacc; i++)
         if ((fatal = sr__apply_series(e, txn, acc[i].ev, 0))) goto finish;
+    if ((fatal = sr__heads_latest_flush(e, txn))) goto finish; /* the latest rows, once per group */
     if (nrecs) {
         for (size_t i = 0; i < nrecs; i++) recs[i].data = packed.data + (uintptr_t)recs[i].data;
         uint64_t first = 0;
@@ -397,10 +398,11 @@ static void process_group(sr_engine *e, cmd **cmds, size_t nc, int closing)
     fatal = sr_index_commit(e->ix, txn);
     txn = NULL;
     if (fatal) goto finish;
-    if (e->masters_dirty) { /* after the commit: a reader never caches older masters under the new gen */
-        atomic_fetch_add(&e->masters_gen, 1);
-        e->masters_dirty = 0;
-    }
+    /* after the commit: the point table reads the changed points back (a
+     * failure leaves it broken, readers use the index, the next group
+     * reloads it) */
+    (void)sr__points_commit(e);
+    e->masters_dirty = 0;
     e->next_seq = seq;
     if (ck.heads_checkpoint) e->ckpt_ms = now; /* e->ckpt_at moved when it was applied (heads.c) */
     atomic_store(&e->watermark, seq - 1);
@@ -408,6 +410,10 @@ static void process_group(sr_engine *e, cmd **cmds, size_t nc, int closing)
     atomic_fetch_add(&e->st_events, nrecs);
 finish:
     if (txn) sr_index_abort(txn);
+    if (fatal) { /* nothing of the group is in the index */
+        sr__points_abort(e);
+        (void)sr__heads_latest_flush(e, NULL);
+    }
     if (fatal && fatal != SR_EPOISONED) poison(e, fatal, e->next_seq);
     sr_arena_reset(&e->ev.a); /* every event of the group */
     sr_free(acc);
