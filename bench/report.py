@@ -424,14 +424,17 @@ def sec_codec(lines):
 def sec_ingest(lines):
     out = ["## Engine ingest", "",
            "`bench/engine_ingest`: durable ingest through `sr_engine_submit` (sync=always) of the reference data "
-           "set (`bench/engbench.h`), then the bytes on disk per distinct point.", ""]
+           "set (`bench/engbench.h`), then the bytes on disk per distinct point, in every message shape "
+           "(series: events of one point × 100 values; snapshot: one gateway's 100 points × 1 value at one "
+           "timestamp; mixed: snapshots plus a 1 % backfill of old series; the goal counts on each).", ""]
     ei = of(lines, "engine_ingest")
     if not ei:
         return out + none_line(["engine_ingest"])
     return out + table(
-        ["points × seconds", "late bp", "threads", "enc", "zstd", "points/s", "events/s", "log B/point",
+        ["shape", "points × seconds", "late bp", "threads", "enc", "zstd", "points/s", "events/s", "log B/point",
          "index B/point", "index allocated B/point", "verify"],
-        [["%s × %s" % (num(l.get("points")), num(l.get("seconds"))), num(l.get("late_bp")), num(l.get("threads")),
+        [[l.get("shape", "series"), "%s × %s" % (num(l.get("points")), num(l.get("seconds"))), num(l.get("late_bp")),
+          num(l.get("threads")),
           num(l.get("enc")), num(l.get("zstd")), with_goals(l, "points_per_s"), num(l.get("events_per_s")),
           with_goals(l, "log_b_per_point"), with_goals(l, "index_b_per_point"),
           num(l.get("index_alloc_b_per_point")), verify_cell(l)] for l in ei])
@@ -514,7 +517,8 @@ def crypto_rows(lines):
     # (what, unit, plain line, encrypted line, field, time-like (True) or a rate (False))
     specs = [
         ("engine ingest (sr_engine_submit, sync=always, zstd 1)", "points/s",
-         pick("engine_ingest", enc=0, zstd=1, threads=1), pick("engine_ingest", enc=1, zstd=1, threads=1),
+         pick("engine_ingest", shape="series", enc=0, zstd=1, threads=1),
+         pick("engine_ingest", shape="series", enc=1, zstd=1, threads=1),
          "points_per_s", False),
         ("network ingest (MQTT QoS 1, `net_ingest.sh`, steady)", "points/s",
          pick("net_ingest", system="suiro_plain"), pick("net_ingest", system="suiro"), "points_per_s", False),
