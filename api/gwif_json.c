@@ -126,6 +126,7 @@ typedef struct msg_points {
     sr_sample *s;   /* every value, in message order */
     uint32_t *of;   /* the index of its point (filled from the second point on) */
     size_t ns, caps, capo;
+    int scattered;  /* some point's values are not contiguous in s (of decreases) */
     uint32_t slot0[MP_SLOTS0];
 } msg_points;
 
@@ -205,7 +206,9 @@ static inline int mp_push(msg_points *m, per_point *p, const sr_sample *s)
     if (m->ns == m->caps && sr_array_reserve(&m->s, &m->caps, m->ns + 1, sizeof *m->s)) return SR_ENOMEM;
     if (m->np > 1) {
         if (m->ns >= m->capo && sr_array_reserve(&m->of, &m->capo, m->caps, sizeof *m->of)) return SR_ENOMEM;
-        m->of[m->ns] = (uint32_t)(p - m->pts);
+        uint32_t k = (uint32_t)(p - m->pts);
+        if (m->ns && k < m->of[m->ns - 1]) m->scattered = 1;
+        m->of[m->ns] = k;
     }
     m->s[m->ns++] = *s;
     p->n++;
@@ -213,18 +216,20 @@ static inline int mp_push(msg_points *m, per_point *p, const sr_sample *s)
 }
 
 /* the event of the message: sr_ev_measurements over the points, each with
- * its values grouped (one point: the values as they are) */
+ * its values grouped (values already grouped, as in a snapshot or a series:
+ * as they are) */
 static int mp_event(msg_points *m, const char *op, const char *gw, const char *message_id, sr_buf *event)
 {
-    sr_pv_in *in = sr_calloc(m->np ? m->np : 1, sizeof *in);
-    sr_sample *g = m->np > 1 ? sr_malloc(m->ns * sizeof *g) : m->s;
+    sr_pv_in in0[128];
+    sr_pv_in *in = m->np <= 128 ? in0 : sr_malloc(m->np * sizeof *in);
+    sr_sample *g = m->scattered ? sr_malloc(m->ns * sizeof *g) : m->s;
     int rc = in && (g || !m->ns) ? SR_OK : SR_ENOMEM;
+    size_t at = 0;
+    for (size_t k = 0; k < m->np; k++) {
+        m->pts[k].at = at;
+        at += m->pts[k].n;
+    }
     if (!rc && g != m->s) {
-        size_t at = 0;
-        for (size_t k = 0; k < m->np; k++) {
-            m->pts[k].at = at;
-            at += m->pts[k].n;
-        }
         for (size_t i = 0; i < m->ns; i++) g[m->pts[m->of[i]].at++] = m->s[i];
         for (size_t k = 0; k < m->np; k++) m->pts[k].at -= m->pts[k].n;
     }
@@ -234,7 +239,7 @@ static int mp_event(msg_points *m, const char *op, const char *gw, const char *m
     }
     if (!rc) rc = sr_ev_measurements(op, gw, SR_ACTOR_GATEWAY, message_id, in, m->np, event);
     if (g != m->s) sr_free(g);
-    sr_free(in);
+    if (in != in0) sr_free(in);
     return rc;
 }
 

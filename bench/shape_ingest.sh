@@ -60,7 +60,9 @@
 # the last acknowledgement (callgrind_control -i on / off; every thread)
 # into PREFIX.<system>.<shape> (no paced run then; use small SH_POINTS x
 # SH_SECONDS: callgrind is ~50 x slower; docs/performance-notes.md
-# "Instruction counts" reads these files), SH_GEN another
+# "Instruction counts" reads these files), SH_SUIRO_CONF a configuration
+# file for suiro serve (--config; e.g. [server] parse_inline_max = 0: every
+# message parsed on the worker threads), SH_GEN another
 # build of the generator (e.g. a sanitizer build) [BUILD/bench/shape_ingest].
 #
 # Output, on stdout, per shape and system: {"bench":"shape_ingest","shape":..,
@@ -207,7 +209,9 @@ suiro_start() { # suiro_start DIR: serve on DIR; sets PID, sport, hport
   : > "$T/serve.out"
   local cg=()
   [ -n "${SH_CALLGRIND:-}" ] && cg=(valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$SH_CALLGRIND.$CG_NAME")
-  "${cg[@]}" "$BIN" serve --data "$1" --mqtt 127.0.0.1:0 --http 127.0.0.1:0 --key-file "$T/log.key" > "$T/serve.out" 2>> "$T/serve.err" &
+  local conf=()
+  [ -n "${SH_SUIRO_CONF:-}" ] && conf=(--config "$SH_SUIRO_CONF")
+  "${cg[@]}" "$BIN" serve "${conf[@]}" --data "$1" --mqtt 127.0.0.1:0 --http 127.0.0.1:0 --key-file "$T/log.key" > "$T/serve.out" 2>> "$T/serve.err" &
   PID=$!
   wait_for 120 grep -q '^listening http=' "$T/serve.out" || { tail -n 20 "$T/serve.err" >&2; die "suiro serve did not start"; }
   sport=$(sed -n 's/^listening mqtt=.*:\([0-9]*\)$/\1/p' "$T/serve.out" | head -n 1)

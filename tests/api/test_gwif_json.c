@@ -392,12 +392,12 @@ static char *many_msg(int np, int rounds, int stride)
  * values in message order: the per-message point table (a hash that grows
  * past its first 256 slots here) and the grouping of the values at the end
  * give what a point-by-point gathering gave. */
-Test(gwif_json_many, a_message_of_many_points_is_grouped_per_point_in_first_seen_order)
+enum { NP = 300, RMAX = 3 };
+static void grouped(int R, int stride)
 {
-    enum { NP = 300, R = 3, STRIDE = 7 };
-    char *txt = many_msg(NP, R, STRIDE);
+    char *txt = many_msg(NP, R, stride);
     sr_pv_in in[NP];
-    sr_sample smp[NP][R];
+    sr_sample smp[NP][RMAX];
     for (int k = 0; k < NP; k++) {
         char id[8];
         snprintf(id, sizeof id, "P%03d", 2 * k);
@@ -416,7 +416,7 @@ Test(gwif_json_many, a_message_of_many_points_is_grouped_per_point_in_first_seen
     cr_assert_eq(sr_ev_measurements("op1", "GW1", SR_ACTOR_GATEWAY, "s-1", in, NP, &want), SR_OK);
     sr_gw_fast_msg fm;
     cr_assert_eq(sr_gw_fast(me, "op1", "GW1", txt, strlen(txt), &fm, &fast), 0, "the fast path declined");
-    cr_assert_eq(fm.nvalues, (size_t)NP * R);
+    cr_assert_eq(fm.nvalues, (size_t)NP * (size_t)R);
     sr_gw_msg m;
     sr_gw_err err;
     memset(&err, 0, sizeof err);
@@ -432,6 +432,13 @@ Test(gwif_json_many, a_message_of_many_points_is_grouped_per_point_in_first_seen
     sr_buf_release(&fast);
     sr_buf_release(&slow);
     free(txt);
+}
+
+Test(gwif_json_many, a_message_of_many_points_is_grouped_per_point_in_first_seen_order)
+{
+    grouped(1, 1);      /* a snapshot: each point once, already grouped */
+    grouped(RMAX, 7);   /* each point 3 times, spread over the message */
+    grouped(2, NP - 1); /* the second round backwards */
 }
 
 /* suiro's allocations made on this thread (the engine's writer is not counted) */
