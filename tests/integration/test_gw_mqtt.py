@@ -290,6 +290,7 @@ try:
     #     message, one over parse_inline_max (checked on a worker while the
     #     rest waits in the buffer), a small one and half of a fourth; then
     #     the rest of the fourth. Each is PUBACKed, in order, and stored.
+    g1.close()  # taken over by mosquitto_pub above, paho would reconnect and take this one over
     rs = socket.create_connection(("127.0.0.1", port), timeout=20)
     rs.sendall(srtest.mqtt_connect("GW001", "demo/GW001", "demo-gw001-secret"))
     check("a raw connection logs in (CONNACK 0)", srtest.mqtt_read(rs) == (2, b"\x00\x00"))
