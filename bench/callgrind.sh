@@ -44,8 +44,9 @@
 #    "instr_per_unit":..,"program":..,"args":..,"collect":..,"valgrind":..,
 #    "verify":"ok"|"FAILED"}
 # "verify" is the measured program's own verification (and a non-zero count).
-# Takes about two minutes on 2 cores (one at a time: callgrind serializes
-# threads; generating and encoding the year takes most of the second).
+# Takes about five minutes on 2 cores (one at a time: callgrind serializes
+# threads; the snapshot ingest pair takes about half of it, generating and
+# encoding the year most of the rest).
 set -euo pipefail
 BUILD=${1:-build}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
