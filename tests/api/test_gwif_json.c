@@ -6,6 +6,7 @@
 
 #include "api/gwif_json.h"
 #include "engtest.h"
+#include "fault_alloc.h"
 #include "testutil.h"
 
 static char *dir;
@@ -479,4 +480,62 @@ Test(gwif_json_many, a_snapshot_costs_a_few_allocations_not_one_per_point)
     cr_assert_lt(nalloc, 25, "%ld allocations for a snapshot of 100 points", (long)nalloc);
     sr_buf_release(&ev);
     free(txt);
+}
+
+/* Out of memory at every allocation of a message's gathering and event
+ * (the points' table, the values, their grouping, the event): the fast
+ * path declines with nothing appended, the full path answers SR_ENOMEM,
+ * or the allocation was not needed and the event is the same; nothing
+ * leaks (ASan). A snapshot, and a message whose points' values are spread
+ * (the grouping copy). */
+Test(gwif_json_many, out_of_memory_at_each_allocation_builds_nothing_or_the_same_event)
+{
+    char *msgs[2] = {many_msg(150, 1, 1), many_msg(150, 3, 7)};
+    for (int i = 0; i < 2; i++) {
+        const char *txt = msgs[i];
+        sr_buf want, ev;
+        sr_buf_init(&want);
+        sr_buf_init(&ev);
+        sr_gw_fast_msg fm;
+        cr_assert_eq(sr_gw_fast(me, "op1", "GW1", txt, strlen(txt), &fm, &want), 0); /* the lookups cached */
+        sr_gw_msg m;
+        sr_gw_err err;
+        memset(&err, 0, sizeof err);
+        cr_assert_eq(sr_gw_parse(txt, strlen(txt), &m, &err), SR_OK);
+        json_t *vals = json_object_get(m.body, "values");
+        fault_alloc_install();
+        int fired = 0;
+        for (unsigned long k = 1; k < 200; k++) {
+            ev.len = 0;
+            fault_alloc_arm(k);
+            int f = sr_gw_fast(me, "op1", "GW1", txt, strlen(txt), &fm, &ev);
+            int hit = fault_alloc_fired(), hit_fast = hit;
+            fault_alloc_arm(0);
+            if (hit) {
+                fired++;
+                cr_assert_eq(f, -1, "k=%lu: took the message though an allocation failed", k);
+                cr_assert_eq(ev.len, 0, "k=%lu: appended to the event", k);
+            } else
+                cr_assert(f == 0 && ev.len == want.len && !memcmp(ev.data, want.data, want.len), "k=%lu", k);
+            ev.len = 0;
+            size_t n = 0;
+            sr_gw_err e2;
+            memset(&e2, 0, sizeof e2);
+            fault_alloc_arm(k);
+            int rc = sr_gw_values_event(me, "op1", "GW1", m.message_id, vals, &ev, &n, &e2);
+            hit = fault_alloc_fired();
+            fault_alloc_arm(0);
+            if (hit) cr_assert_eq(rc, SR_ENOMEM, "k=%lu: %s", k, e2.message);
+            else cr_assert(rc == SR_OK && ev.len == want.len && !memcmp(ev.data, want.data, want.len), "k=%lu", k);
+            sr_gw_err_clear(&e2);
+            if (!hit && !hit_fast) break; /* past the last allocation of both */
+        }
+        fault_alloc_uninstall();
+        cr_assert_gt(fired, 3, "only %d allocations failed", fired);
+        sr_gw_msg_release(&m);
+        sr_gw_err_clear(&err);
+        sr_buf_release(&want);
+        sr_buf_release(&ev);
+        free(msgs[i]);
+    }
 }
