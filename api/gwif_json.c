@@ -82,13 +82,166 @@ static int quality_of(json_t *q, uint8_t *out)
     return 0;
 }
 
+/* a == b for n bytes, inline; ids of one message tend to differ at their
+ * end ("SP0001_01", "SP0001_02"), so the compare runs from the end */
+static int id_eq(const char *a, const char *b, size_t n)
+{
+    if (n >= 8) {
+        uint64_t x, y;
+        memcpy(&x, a + n - 8, 8);
+        memcpy(&y, b + n - 8, 8);
+        if (x != y) return 0;
+        n -= 8;
+    }
+    while (n--)
+        if (a[n] != b[n]) return 0;
+    return 1;
+}
+
+/* ---- the points of one message --------------------------------------------
+ * Both paths (jansson and fast) gather a message's values per data point
+ * here, so they build the same event: the points in the order of their
+ * first value, each point's values in message order. A point is found by
+ * its dataId through an open-addressing hash table (a snapshot names 100
+ * points once each: a linear search over the points so far cost ~50
+ * compares a value), and the values go into one array in message order
+ * with their point's index, grouped per point once at the end (a counting
+ * sort, stable), so a message costs a handful of allocations whatever its
+ * number of points, not one or more per point. */
 typedef struct per_point {
     const char *data_id; /* borrowed from the message */
     size_t id_len;       /* the fast path's ids are not NUL-terminated */
+    uint32_t hash;
     sr_point_info info;
-    sr_sample *s;
-    size_t n, cap;
+    size_t n, at;        /* its values; where they start once grouped */
 } per_point;
+
+enum { MP_SLOTS0 = 256 };
+
+typedef struct msg_points {
+    per_point *pts;
+    size_t np, capp;
+    uint32_t *slot; /* index + 1 into pts, 0: empty; mask + 1 of them, a power of two */
+    size_t mask;
+    sr_sample *s;   /* every value, in message order */
+    uint32_t *of;   /* the index of its point (filled from the second point on) */
+    size_t ns, caps, capo;
+    int scattered;  /* some point's values are not contiguous in s (of decreases) */
+    uint32_t slot0[MP_SLOTS0];
+} msg_points;
+
+static void mp_init(msg_points *m)
+{
+    memset(m, 0, sizeof *m);
+    m->slot = m->slot0;
+    m->mask = MP_SLOTS0 - 1;
+}
+
+static void mp_release(msg_points *m)
+{
+    if (m->slot != m->slot0) sr_free(m->slot);
+    sr_free(m->pts);
+    sr_free(m->s);
+    sr_free(m->of);
+}
+
+/* a dataId's hash: 8 bytes at a time, multiplied and folded */
+static inline uint32_t id_hash(const char *id, size_t n)
+{
+    uint64_t h = (uint64_t)n * 0x9E3779B97F4A7C15ull, x;
+    for (; n >= 8; id += 8, n -= 8) {
+        memcpy(&x, id, 8);
+        h = (h ^ x) * 0xFF51AFD7ED558CCDull;
+        h ^= h >> 32;
+    }
+    x = 0;
+    memcpy(&x, id, n);
+    h = (h ^ x) * 0xC4CEB9FE1A85EC53ull;
+    return (uint32_t)(h ^ (h >> 29) ^ (h >> 47));
+}
+
+static inline per_point *mp_find(const msg_points *m, const char *id, size_t n, uint32_t h)
+{
+    for (size_t i = h & m->mask;; i = (i + 1) & m->mask) {
+        uint32_t k = m->slot[i];
+        if (!k) return NULL;
+        per_point *p = &m->pts[k - 1];
+        if (p->hash == h && p->id_len == n && id_eq(p->data_id, id, n)) return p;
+    }
+}
+
+static void mp_slot_put(msg_points *m, uint32_t h, uint32_t k)
+{
+    size_t i = h & m->mask;
+    while (m->slot[i]) i = (i + 1) & m->mask;
+    m->slot[i] = k;
+}
+
+/* a new point (not in m); NULL when out of memory */
+static per_point *mp_add(msg_points *m, const char *id, size_t n, uint32_t h, const sr_point_info *info)
+{
+    if ((m->np + 1) * 2 > m->mask + 1) { /* at most half full */
+        size_t ns = (m->mask + 1) * 2;
+        uint32_t *slot = sr_calloc(ns, sizeof *slot);
+        if (!slot) return NULL;
+        if (m->slot != m->slot0) sr_free(m->slot);
+        m->slot = slot;
+        m->mask = ns - 1;
+        for (size_t k = 0; k < m->np; k++) mp_slot_put(m, m->pts[k].hash, (uint32_t)k + 1);
+    }
+    if (m->np == m->capp && sr_array_reserve(&m->pts, &m->capp, m->np + 1, sizeof *m->pts)) return NULL;
+    if (m->np == 1) { /* the values so far are all of the first point */
+        if (sr_array_reserve(&m->of, &m->capo, m->caps, sizeof *m->of)) return NULL;
+        memset(m->of, 0, m->ns * sizeof *m->of);
+    }
+    per_point *p = &m->pts[m->np++];
+    *p = (per_point){.data_id = id, .id_len = n, .hash = h, .info = *info};
+    mp_slot_put(m, h, (uint32_t)m->np);
+    return p;
+}
+
+/* one value of point p, in message order */
+static inline int mp_push(msg_points *m, per_point *p, const sr_sample *s)
+{
+    if (m->ns == m->caps && sr_array_reserve(&m->s, &m->caps, m->ns + 1, sizeof *m->s)) return SR_ENOMEM;
+    if (m->np > 1) {
+        if (m->ns >= m->capo && sr_array_reserve(&m->of, &m->capo, m->caps, sizeof *m->of)) return SR_ENOMEM;
+        uint32_t k = (uint32_t)(p - m->pts);
+        if (m->ns && k < m->of[m->ns - 1]) m->scattered = 1;
+        m->of[m->ns] = k;
+    }
+    m->s[m->ns++] = *s;
+    p->n++;
+    return SR_OK;
+}
+
+/* the event of the message: sr_ev_measurements over the points, each with
+ * its values grouped (values already grouped, as in a snapshot or a series:
+ * as they are) */
+static int mp_event(msg_points *m, const char *op, const char *gw, const char *message_id, sr_buf *event)
+{
+    sr_pv_in in0[128];
+    sr_pv_in *in = m->np <= 128 ? in0 : sr_malloc(m->np * sizeof *in);
+    sr_sample *g = m->scattered ? sr_malloc(m->ns * sizeof *g) : m->s;
+    int rc = in && (g || !m->ns) ? SR_OK : SR_ENOMEM;
+    size_t at = 0;
+    for (size_t k = 0; k < m->np; k++) {
+        m->pts[k].at = at;
+        at += m->pts[k].n;
+    }
+    if (!rc && g != m->s) {
+        for (size_t i = 0; i < m->ns; i++) g[m->pts[m->of[i]].at++] = m->s[i];
+        for (size_t k = 0; k < m->np; k++) m->pts[k].at -= m->pts[k].n;
+    }
+    for (size_t k = 0; !rc && k < m->np; k++) {
+        const per_point *p = &m->pts[k];
+        in[k] = (sr_pv_in){p->info.point, p->info.type, g + p->at, p->n};
+    }
+    if (!rc) rc = sr_ev_measurements(op, gw, SR_ACTOR_GATEWAY, message_id, in, m->np, event);
+    if (g != m->s) sr_free(g);
+    if (in != in0) sr_free(in);
+    return rc;
+}
 
 int sr_gw_values_event(sr_engine *e, const char *op, const char *gw, const char *message_id, json_t *values,
                        sr_buf *event, size_t *nvalues, sr_gw_err *err)
@@ -98,8 +251,8 @@ int sr_gw_values_event(sr_engine *e, const char *op, const char *gw, const char 
     *nvalues = n;
     if (n == 0) return fail(err, SR_WIRE_PARAM, "body.values: at least one value");
     if (n > 100000) return fail(err, SR_WIRE_LARGE, "body.values: at most 100000 values a message");
-    per_point *pts = NULL;
-    size_t np = 0, capp = 0;
+    msg_points mp;
+    mp_init(&mp);
     int rc = SR_OK, last_rc = SR_OK;
     const char *last_id = NULL;
     sr_point_info last_info;
@@ -113,12 +266,13 @@ int sr_gw_values_event(sr_engine *e, const char *op, const char *gw, const char 
             bad_value(err, i, did, "dataId: [A-Za-z0-9._-]{1,64} is required");
             continue;
         }
-        per_point *pp = NULL;
         sr_point_info info;
         int lrc = SR_OK;
-        /* a message names few data points many times: look each up once */
-        for (size_t k = 0; k < np && !pp; k++)
-            if (!strcmp(pts[k].data_id, did)) pp = &pts[k];
+        /* a message names each data point once (snapshot) or many times
+         * (series): look each up once */
+        size_t dlen = strlen(did);
+        uint32_t h = id_hash(did, dlen);
+        per_point *pp = mp_find(&mp, did, dlen, h);
         if (pp) {
             info = pp->info;
         } else if (last_id && !strcmp(last_id, did)) {
@@ -186,15 +340,11 @@ int sr_gw_values_event(sr_engine *e, const char *op, const char *gw, const char 
             bad_value(err, i, did, terr);
             continue;
         }
-        if (!pp) {
-            if ((rc = sr_array_reserve(&pts, &capp, np + 1, sizeof *pts))) break;
-            pp = &pts[np++];
-            memset(pp, 0, sizeof *pp);
-            pp->info = info;
-            pp->data_id = did;
+        if (!pp && !(pp = mp_add(&mp, did, dlen, h, &info))) {
+            rc = SR_ENOMEM;
+            break;
         }
-        if ((rc = sr_array_reserve(&pp->s, &pp->cap, pp->n + 1, sizeof *pp->s))) break;
-        pp->s[pp->n++] = s;
+        if ((rc = mp_push(&mp, pp, &s))) break;
     }
     if (!rc && err->nbad) {
         char m[160];
@@ -206,16 +356,9 @@ int sr_gw_values_event(sr_engine *e, const char *op, const char *gw, const char 
         fail(err, SR_WIRE_PARAM, m);
         rc = SR_EINVAL;
     }
-    if (!rc) {
-        sr_pv_in *in = sr_calloc(np ? np : 1, sizeof *in);
-        if (!in) rc = SR_ENOMEM;
-        for (size_t k = 0; !rc && k < np; k++) in[k] = (sr_pv_in){pts[k].info.point, pts[k].info.type, pts[k].s, pts[k].n};
-        if (!rc) rc = sr_ev_measurements(op, gw, SR_ACTOR_GATEWAY, message_id, in, np, event);
-        sr_free(in);
-    }
+    if (!rc) rc = mp_event(&mp, op, gw, message_id, event);
     if (rc && !err->code) fail(err, SR_WIRE_INTERNAL, sr_strerror(rc));
-    for (size_t k = 0; k < np; k++) sr_free(pts[k].s);
-    sr_free(pts);
+    mp_release(&mp);
     return rc;
 }
 
@@ -289,22 +432,6 @@ static int fast_decimal(const char *t, size_t n, double *out)
     double v = (double)m / p10[k < 0 ? 0 : k];
     *out = neg ? -v : v;
     return 0;
-}
-
-/* a == b for n bytes, inline; ids of one message tend to differ at their
- * end ("SP0001_01", "SP0001_02"), so the compare runs from the end */
-static int id_eq(const char *a, const char *b, size_t n)
-{
-    if (n >= 8) {
-        uint64_t x, y;
-        memcpy(&x, a + n - 8, 8);
-        memcpy(&y, b + n - 8, 8);
-        if (x != y) return 0;
-        n -= 8;
-    }
-    while (n--)
-        if (a[n] != b[n]) return 0;
-    return 1;
 }
 
 /* ---- the canonical value element, read straight from the bytes -----------
@@ -391,8 +518,9 @@ int sr_gw_fast(sr_engine *e, const char *op, const char *gw, const void *data, s
 {
     sr_jlex l;
     sr_jtok t;
-    per_point *pts = NULL;
-    size_t np = 0, capp = 0, nv = 0;
+    msg_points mp;
+    mp_init(&mp);
+    size_t nv = 0;
     char **strs = NULL;
     size_t nstrs = 0, capstrs = 0;
     int ok = -1, seen_header = 0, seen_body = 0, seen_values = 0;
@@ -471,13 +599,14 @@ int sr_gw_fast(sr_engine *e, const char *op, const char *gw, const void *data, s
                             goto done;
                     }
                     if (t != SR_J_OBJ_END || !did || !ts || !f_v) goto done;
-                    /* a message names few data points many times: look each up once */
+                    /* a message names each data point once (snapshot) or
+                     * many times (series): look each up once */
                     per_point *pp = NULL;
+                    uint32_t h = 0;
                     if (cur && cur->id_len == dlen && id_eq(cur->data_id, did, dlen)) pp = cur;
-                    for (size_t k = 0; k < np && !pp; k++)
-                        if (pts[k].id_len == dlen && id_eq(pts[k].data_id, did, dlen)) pp = &pts[k];
-                    if (pp) info = pp->info;
-                    else if (!last_id || last_len != dlen || !id_eq(last_id, did, dlen)) {
+                    else pp = mp_find(&mp, did, dlen, h = id_hash(did, dlen));
+                    const sr_point_info *ip = pp ? &pp->info : &info;
+                    if (!pp && (!last_id || last_len != dlen || !id_eq(last_id, did, dlen))) {
                         char id[72];
                         memcpy(id, did, dlen);
                         id[dlen] = 0;
@@ -485,7 +614,7 @@ int sr_gw_fast(sr_engine *e, const char *op, const char *gw, const void *data, s
                         last_id = did;
                         last_len = dlen;
                     }
-                    if (!pp && strcmp(info.gateway, gw)) goto done; /* a known point passed this once */
+                    if (!pp && strcmp(ip->gateway, gw)) goto done; /* a known point passed this once */
                     sr_sample s = {0};
                     if (sr_rfc3339_parse_cached(&tsc, ts, tsn, &s.ts) || s.ts < 0 || s.ts > SR_TS_MAX) goto done;
                     if (f_q) {
@@ -495,7 +624,7 @@ int sr_gw_fast(sr_engine *e, const char *op, const char *gw, const void *data, s
                     }
                     char num[40];
                     if (vt == SR_J_NUMBER && vn >= sizeof num) goto done;
-                    switch (info.type) {
+                    switch (ip->type) {
                     case SR_VT_NUMBER:
                         if (vt != SR_J_NUMBER || (vint && vn > 15)) goto done; /* big integers: jansson decides */
                         if (fast_decimal(vs, vn, &s.v.f)) {
@@ -539,20 +668,12 @@ int sr_gw_fast(sr_engine *e, const char *op, const char *gw, const void *data, s
                         s.v.str.slen = (uint32_t)vn;
                     }
                     }
-                    if (s.quality <= SR_Q_UNCERTAIN && (info.type == SR_VT_NUMBER || info.type == SR_VT_INTEGER)) {
-                        double x = info.type == SR_VT_NUMBER ? s.v.f : (double)s.v.i;
-                        if (!isfinite(x) || (info.has_min && x < info.min) || (info.has_max && x > info.max)) goto done;
+                    if (s.quality <= SR_Q_UNCERTAIN && (ip->type == SR_VT_NUMBER || ip->type == SR_VT_INTEGER)) {
+                        double x = ip->type == SR_VT_NUMBER ? s.v.f : (double)s.v.i;
+                        if (!isfinite(x) || (ip->has_min && x < ip->min) || (ip->has_max && x > ip->max)) goto done;
                     }
-                    if (!pp) {
-                        if (sr_array_reserve(&pts, &capp, np + 1, sizeof *pts)) goto done;
-                        pp = &pts[np++];
-                        memset(pp, 0, sizeof *pp);
-                        pp->info = info;
-                        pp->data_id = did; /* borrowed from the message, alive until we return */
-                        pp->id_len = dlen;
-                    }
-                    if (sr_array_reserve(&pp->s, &pp->cap, pp->n + 1, sizeof *pp->s)) goto done;
-                    pp->s[pp->n++] = s;
+                    /* did is borrowed from the message, alive until we return */
+                    if ((!pp && !(pp = mp_add(&mp, did, dlen, h, &info))) || mp_push(&mp, pp, &s)) goto done;
                     cur = pp;
                 }
                 if (t != SR_J_ARR_END || nv == 0) goto done;
@@ -563,22 +684,13 @@ int sr_gw_fast(sr_engine *e, const char *op, const char *gw, const void *data, s
     }
     if (t != SR_J_OBJ_END || !seen_header || !seen_body || sr_jlex_next(&l) != SR_J_END) goto done;
     {
-        sr_pv_in *in = sr_calloc(np, sizeof *in);
-        if (!in) goto done;
-        for (size_t k = 0; k < np; k++) in[k] = (sr_pv_in){pts[k].info.point, pts[k].info.type, pts[k].s, pts[k].n};
         size_t before = event->len;
-        if (sr_ev_measurements(op, gw, SR_ACTOR_GATEWAY, m->message_id, in, np, event) == SR_OK)
-            ok = 0;
-        else
-            event->len = before;
-        sr_free(in);
+        if (mp_event(&mp, op, gw, m->message_id, event) == SR_OK) ok = 0;
+        else event->len = before;
     }
     m->nvalues = nv;
 done:
-    for (size_t k = 0; k < np; k++) {
-        sr_free(pts[k].s);
-    }
-    sr_free(pts);
+    mp_release(&mp);
     for (size_t k = 0; k < nstrs; k++) free(strs[k]);
     free(strs);
     return ok;

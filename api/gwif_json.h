@@ -74,7 +74,10 @@ SR_MUST_CHECK int sr_gw_values_event(sr_engine *e, const char *op, const char *g
  * read in one pass (no JSON tree) straight into a measurements event
  * (appended to event), and 0 is returned; -1 means "not sure": call
  * sr_gw_parse + sr_gw_values_event, which accept exactly the same messages
- * and explain every refusal. */
+ * and explain every refusal. Both build the event of the message's points in
+ * the order of their first value, each point's values in message order
+ * (what sr_ev_measurements is given; test_gwif_json checks it against the
+ * builder's own event for messages of up to 300 points). */
 typedef struct sr_gw_fast_msg {
     char type[40];
     char message_id[72];

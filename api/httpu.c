@@ -415,13 +415,37 @@ void sr_http_jsonv(h2o_req_t *req, int status, json_t *v)
     sr_buf_release(&b);
 }
 
+int sr_http_result_body(sr_buf *b, sr_wire code, const char *message, json_t *detail)
+{
+    if (!message) message = "";
+    if (!detail) { /* one per GW-IF values request: no tree (issue #13) */
+        const char *c = sr_wire_code(code);
+        int rc = sr_buf_append(b, "{\"result\":{\"code\":", 18);
+        if (!rc) rc = sr_json_put_string(b, c, strlen(c));
+        if (!rc) rc = sr_buf_append(b, ",\"message\":", 11);
+        if (!rc) rc = sr_json_put_string(b, message, strlen(message));
+        if (!rc) rc = sr_buf_append(b, "}}", 2);
+        return rc;
+    }
+    json_t *r = json_pack("{s:s,s:s}", "code", sr_wire_code(code), "message", message);
+    if (r) json_object_set(r, "detail", detail);
+    json_t *o = r ? json_pack("{s:o}", "result", r) : NULL;
+    int rc = o ? sr_json_write(b, o) : SR_ENOMEM;
+    json_decref(o);
+    return rc;
+}
+
 void sr_http_result(h2o_req_t *req, int status, sr_wire code, const char *message, json_t *detail)
 {
-    json_t *r = json_pack("{s:s,s:s}", "code", sr_wire_code(code), "message", message ? message : "");
-    if (r && detail) json_object_set(r, "detail", detail);
-    json_t *o = r ? json_pack("{s:o}", "result", r) : NULL;
-    sr_http_jsonv(req, status ? status : sr_wire_status(code), o);
-    json_decref(o);
+    sr_buf b;
+    sr_buf_init(&b);
+    if (sr_http_result_body(&b, code, message, detail) != SR_OK) {
+        sr_buf_release(&b);
+        sr_http_jsonv(req, 500, NULL); /* its out-of-memory answer */
+        return;
+    }
+    sr_http_json(req, status ? status : sr_wire_status(code), (const char *)b.data, b.len);
+    sr_buf_release(&b);
 }
 
 void sr_http_no_content(h2o_req_t *req)

@@ -62,6 +62,10 @@ void sr_http_jsonv(h2o_req_t *req, int status, json_t *v);
 /* {"result":{"code","message","detail?"}} with the status interface.md gives
  * the code (sr_wire_status, when status is 0) or the one given. */
 void sr_http_result(h2o_req_t *req, int status, sr_wire code, const char *message, json_t *detail);
+/* Its body into b: without a detail written straight (every GW-IF values
+ * answer: no tree, the bytes sr_json_write gives the same object), with
+ * one through the tree. SR_OK or SR_ENOMEM. */
+int sr_http_result_body(sr_buf *b, sr_wire code, const char *message, json_t *detail);
 /* 204 No Content */
 void sr_http_no_content(h2o_req_t *req);
 

@@ -19,7 +19,7 @@ ID_KEYS = {
     "series_codec": ["type", "data", "chunk", "points"],
     "series_downsample": ["points", "interval_ms", "chunk"],
     "downsample_year": ["days", "interval_ms", "chunk_samples"],
-    "engine_ingest": ["points", "seconds", "batch", "late_bp", "threads", "window", "enc", "zstd", "sync"],
+    "engine_ingest": ["shape", "points", "seconds", "batch", "late_bp", "threads", "window", "enc", "zstd", "sync"],
     "engine_query": ["points", "seconds", "enc", "zstd"],
     "engine_restart": ["points", "seconds", "enc", "zstd"],
     "gw_ingest": ["system", "gateways", "points", "batch", "messages_per_gateway", "window", "qos"],
@@ -102,6 +102,8 @@ def load(path):
             if not isinstance(obj, dict) or not isinstance(obj.get("bench"), str):
                 bad.append((no, "no \"bench\" key"))
                 continue
+            if obj["bench"] == "engine_ingest":
+                obj.setdefault("shape", "series")  # lines from before the shapes (issue #13)
             good.append((no, obj))
     return good, bad
 

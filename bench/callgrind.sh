@@ -31,6 +31,10 @@
 #                  no LMDB), collecting ds_year, per call
 #   gw_parse_msg   gw_parse: 200 sr_gw_fast calls on GW_MEASUREMENTS
 #                  payloads of 100 values, per message
+#   gw_parse_snapshot  gw_parse --points 100: the same on snapshots (each
+#                  message 100 different points x 1 value, one timestamp),
+#                  per value: the network loop's parse, dataId -> point and
+#                  event build on the snapshot shape
 # (engine_query runs one phase at a time: sr_engine_downsample calls
 # sr_engine_range, and nested toggles would cancel.) Syscalls cost nothing
 # here (fdatasync is not an instruction); this is CPU work only.
@@ -40,8 +44,9 @@
 #    "instr_per_unit":..,"program":..,"args":..,"collect":..,"valgrind":..,
 #    "verify":"ok"|"FAILED"}
 # "verify" is the measured program's own verification (and a non-zero count).
-# Takes about two minutes on 2 cores (one at a time: callgrind serializes
-# threads; generating and encoding the year takes most of the second).
+# Takes about five minutes on 2 cores (one at a time: callgrind serializes
+# threads; the snapshot ingest pair takes about half of it, generating and
+# encoding the year most of the rest).
 set -euo pipefail
 BUILD=${1:-build}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -115,6 +120,14 @@ v=ok
 line ingest_point value engine_ingest "--points 20 --seconds 3600 minus --seconds 1800" "${ING// /,}" \
   "$((i1 - i0))" "$(( ${v1:-0} - ${v0:-0} ))" "$v"
 
+{ read -r i1 rc1; read -r j1; } < <(run snapshot_full "$ING" engine_ingest --shape snapshot --points 200 --seconds 1200 --dir "$T")
+{ read -r i0 rc0; read -r j0; } < <(run snapshot_base "$ING" engine_ingest --shape snapshot --points 200 --seconds 600 --dir "$T")
+v1=$(field "$j1" values_sent); v0=$(field "$j0" values_sent)
+v=ok
+[ "$(verdict "$rc1" "$j1")" = ok ] && [ "$(verdict "$rc0" "$j0")" = ok ] || v=FAILED
+line ingest_snapshot value engine_ingest "--shape snapshot --points 200 --seconds 1200 minus --seconds 600" "${ING// /,}" \
+  "$((i1 - i0))" "$(( ${v1:-0} - ${v0:-0} ))" "$v"
+
 # ---- queries, one phase a run -----------------------------------------------
 Q=(--points 1 --seconds 172800)
 { read -r il rcl; read -r jl; } < <(run latest sr_engine_latest engine_query "${Q[@]}" --lookups 2000 --ranges 0 --downsamples 0 --dir "$T")
@@ -137,3 +150,6 @@ line downsample_1y_1h call downsample_year "--days 365 --reps 1 --old 0" ds_year
 { read -r ig rcg; read -r jg; } < <(run gw_parse sr_gw_fast gw_parse --messages 200 --batch 100 --reps 1)
 line gw_parse_msg "message (100 values)" gw_parse "--messages 200 --batch 100 --reps 1" sr_gw_fast \
   "$ig" "$(field "$jg" messages)" "$(verdict "$rcg" "$jg")"
+{ read -r is rcs; read -r js; } < <(run gw_parse_snapshot sr_gw_fast gw_parse --messages 200 --batch 100 --points 100 --reps 1)
+line gw_parse_snapshot value gw_parse "--messages 200 --batch 100 --points 100 --reps 1" sr_gw_fast \
+  "$is" "$(( $(field "$js" messages) * $(field "$js" batch) ))" "$(verdict "$rcs" "$js")"

@@ -78,9 +78,118 @@ static int gen_event(void *ctx, uint32_t p, uint32_t b, const rs_sample *s, size
     return rc;
 }
 
+const char *eb_shape_name(int shape)
+{
+    return shape == EB_SNAPSHOT ? "snapshot" : shape == EB_MIXED ? "mixed" : "series";
+}
+
+int eb_shape_of(const char *name)
+{
+    for (int s = EB_SERIES; s <= EB_MIXED; s++)
+        if (!strcmp(name, eb_shape_name(s))) return s;
+    return -1;
+}
+
+/* ---- the snapshot and mixed shapes (engbench.h) -------------------------- */
+
+/* one event of n points (in) from gateway gw, ordered under key */
+static int push_event(eb_data *d, size_t *cap, uint32_t key, const char *gw, const sr_pv_in *in, size_t n)
+{
+    if (d->nev == *cap) {
+        size_t nc = *cap ? *cap * 2 : 4096;
+        eb_ev *ne = realloc(d->ev, nc * sizeof *ne);
+        if (!ne) return SR_ENOMEM;
+        d->ev = ne;
+        *cap = nc;
+    }
+    size_t before = d->bytes.len;
+    int rc = sr_ev_measurements(EB_OP, gw, SR_ACTOR_GATEWAY, "", in, n, &d->bytes);
+    d->ev[d->nev++] = (eb_ev){key, (uint32_t)(d->bytes.len - before), before};
+    return rc;
+}
+
+static uint32_t gcd32(uint32_t a, uint32_t b)
+{
+    while (b) {
+        uint32_t t = a % b;
+        a = b;
+        b = t;
+    }
+    return a;
+}
+
+/* the snapshot group of point p: gateway p % 2, its (p / 2)-th point */
+static uint32_t group_of(const eb_cfg *c, uint32_t p) { return (p / 2 / c->batch) * 2 + p % 2; }
+
+static int gen_shapes(const eb_cfg *c, eb_data *d)
+{
+    const uint32_t P = c->points, B = c->batch;
+    rs_cfg rc = rs_of(c), bc = rc;
+    bc.seed = c->seed ^ 0xbac4f111ull;
+    int64_t *cents = malloc((size_t)P * sizeof *cents), *bw = NULL;
+    sr_sample *smp = malloc((size_t)B * sizeof *smp);
+    sr_pv_in *in = malloc((size_t)B * sizeof *in);
+    size_t cap = 0;
+    int r = cents && smp && in ? SR_OK : SR_ENOMEM;
+    for (uint32_t p = 0; p < P && !r; p++) cents[p] = rs_walk_start(&rc, p);
+    uint32_t step = 101;
+    while (gcd32(step, P) != 1) step++;
+    uint64_t owed = 0, bm = 0;
+    for (uint32_t s = 0; s < c->seconds && !r; s++) {
+        int64_t ts = EB_T0 + (int64_t)s * 1000;
+        for (uint32_t g = 0; g < 2 && !r; g++) {
+            uint32_t cnt = (P + 1 - g) / 2; /* the gateway's points: g, g + 2, ... */
+            for (uint32_t k = 0; (uint64_t)k * B < cnt && !r; k++) {
+                size_t n = 0;
+                for (uint32_t j = k * B; j < cnt && j < (k + 1) * B; j++, n++) {
+                    uint32_t p = g + 2 * j;
+                    cents[p] = rs_walk_step(&rc, p, s, cents[p]);
+                    smp[n] = (sr_sample){.ts = ts, .quality = SR_Q_GOOD};
+                    smp[n].v.f = (double)cents[p] / 100.0;
+                    in[n] = (sr_pv_in){p + 1, SR_VT_NUMBER, &smp[n], 1}; /* point numbers: see eb_ingest */
+                    d->hash += rs_hash(p, ts, smp[n].v.f);
+                }
+                d->unique += n;
+                r = push_event(d, &cap, k * 2 + g, gw_of(g), in, n);
+            }
+        }
+        if (c->shape != EB_MIXED) continue;
+        for (owed += (uint64_t)P * c->backfill_bp; owed >= (uint64_t)B * 10000 && !r; owed -= (uint64_t)B * 10000) {
+            uint32_t p = (uint32_t)((bm * step) % P), q = (uint32_t)(bm / P);
+            bm++;
+            bc.seconds = (q + 1) * B;
+            int64_t *nw = realloc(bw, (size_t)bc.seconds * sizeof *nw);
+            if (!nw) {
+                r = SR_ENOMEM;
+                break;
+            }
+            bw = nw;
+            rs_cents(&bc, p, bw);
+            for (uint32_t i = 0; i < B; i++) {
+                smp[i] = (sr_sample){.ts = EB_T0 - EB_BACKFILL_MS + ((int64_t)q * B + i) * 1000, .quality = SR_Q_GOOD};
+                smp[i].v.f = (double)bw[(size_t)q * B + i] / 100.0;
+                d->hash += rs_hash(p, smp[i].ts, smp[i].v.f);
+            }
+            d->unique += B;
+            sr_pv_in one = {p + 1, SR_VT_NUMBER, smp, B};
+            r = push_event(d, &cap, group_of(c, p), gw_of(p), &one, 1);
+        }
+    }
+    d->sent = d->unique; /* every value once */
+    free(cents);
+    free(bw);
+    free(smp);
+    free(in);
+    return r;
+}
+
 int eb_generate(const eb_cfg *c, eb_data *d)
 {
     memset(d, 0, sizeof *d);
+    if (c->shape != EB_SERIES) {
+        sr_buf_init(&d->bytes);
+        return gen_shapes(c, d);
+    }
     sr_buf_init(&d->bytes);
     rs_cfg rc = rs_of(c);
     size_t cap = (size_t)rs_batches(&rc) * c->points;
@@ -311,7 +420,7 @@ int eb_verify(sr_engine *e, const eb_cfg *c, const eb_data *d, uint64_t *count, 
     *hash = 0;
     int rc = SR_OK;
     for (uint32_t p = 0; p < c->points && !rc; p++) {
-        sr_range_q q = {.point = d->point_no[p], .from = EB_T0 - 86400000, .to = EB_T0 + (int64_t)c->seconds * 1000 + 86400000,
+        sr_range_q q = {.point = d->point_no[p], .from = EB_T0 - EB_BACKFILL_MS - 86400000, .to = EB_T0 + (int64_t)c->seconds * 1000 + 86400000,
                         .after = INT64_MIN};
         int more = 0;
         s.len = 0;

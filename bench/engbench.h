@@ -9,6 +9,25 @@
  * seconds, a `late_bp` basis-point share of late values (half moved 1..20
  * batches later, half sent again there as duplicates). So the engine must
  * store exactly points x seconds distinct samples.
+ *
+ * That is the series shape (EB_SERIES). The same walks travel in two other
+ * shapes (issue #13; bench/shape_ingest.c sends the same over the network):
+ *   EB_SNAPSHOT  events of one gateway's `batch` points x 1 value, all at
+ *                one second: a gateway's cycle (GW1 holds the even points,
+ *                GW2 the odd ones; snapshot k of a gateway: its points
+ *                k*batch .. k*batch+batch-1 in its own order; second by
+ *                second, every snapshot of a second before the next second).
+ *                No late values (late_bp is not used).
+ *   EB_MIXED     the snapshots, and after every second a backfill of old
+ *                series worth `backfill_bp` basis points of that second's
+ *                values [100 = 1 %]: events of one point and `batch`
+ *                consecutive seconds 30 days before EB_T0 (backfill m: point
+ *                (m * K) % points, K the first number from 101 prime to
+ *                points, seconds (m / points) * batch ..), of a walk of
+ *                their own (seed ^ 0xbac4f111), values the snapshots do not
+ *                hold. So the engine stores points x seconds + the backfill.
+ * Every shape calls the engine's public builder (sr_ev_measurements) with
+ * what a gateway's message holds, as the network loop does.
  */
 #ifndef SR_ENGBENCH_H
 #define SR_ENGBENCH_H
@@ -23,7 +42,16 @@
 #define EB_T0 RS_T0 /* 2023-11-15T00:00:00Z, a day boundary */
 #define EB_OP "op1"
 
+enum { EB_SERIES, EB_SNAPSHOT, EB_MIXED };
+/* "series", "snapshot", "mixed"; eb_shape_of: the shape of a name, or -1 */
+const char *eb_shape_name(int shape);
+int eb_shape_of(const char *name);
+
+#define EB_BACKFILL_MS (INT64_C(30) * 86400 * 1000)
+
 typedef struct eb_cfg {
+    int shape;            /* EB_SERIES (0, the default), EB_SNAPSHOT, EB_MIXED */
+    uint32_t backfill_bp; /* EB_MIXED: the backfill's share of the values */
     uint32_t points, seconds, batch, late_bp;
     uint64_t seed;
     int threads, enc, zstd;
@@ -33,7 +61,8 @@ typedef struct eb_cfg {
 } eb_cfg;
 
 typedef struct eb_ev {
-    uint32_t pidx;
+    uint32_t pidx; /* series: the point; snapshot, backfill: its gateway's snapshot
+                    * group (eb_ingest keeps the order of events of one pidx) */
     uint32_t len;
     uint64_t off; /* into eb_data.bytes */
 } eb_ev;

@@ -3,12 +3,18 @@
  * sync=always) on the reference data set (engbench.h), and bytes per point on
  * disk afterwards, log and index apart.
  *
- * usage: engine_ingest [--points N] [--seconds S] [--batch B] [--late-bp L]
+ * usage: engine_ingest [--shape series|snapshot|mixed] [--backfill-bp F]
+ *                      [--points N] [--seconds S] [--batch B] [--late-bp L]
  *                      [--threads T] [--window W] [--enc 0|1] [--zstd L]
  *                      [--seed S] [--replay-max N] [--dir D] [--keep]
- * One command = one event = one point's `batch` consecutive values; T threads
- * submit (thread t takes the points p with p % T == t, so each point's order
- * is kept), at most W commands in flight in all, SR_EFULL is retried.
+ * One command = one event = (series, the default) one point's `batch`
+ * consecutive values, or (snapshot) one gateway's `batch` points x 1 value
+ * at one second, or (mixed) the snapshots plus a backfill of old series
+ * worth F basis points of the values [100] (engbench.h: the same points x
+ * seconds values in every shape); the line names its "shape". T threads
+ * submit (thread t takes the events whose point, or snapshot group, k has
+ * k % T == t, so each point's order is kept), at most W commands in flight
+ * in all, SR_EFULL is retried.
  * Timed phases: generate (building the events, not counted), ingest (first
  * submit to last callback). Afterwards every point is range-queried in full
  * and the count and an order-independent hash of (point, ts, value bits) are
@@ -39,7 +45,8 @@
 
 static int usage(void)
 {
-    fprintf(stderr, "usage: engine_ingest [--points N] [--seconds S] [--batch B] [--late-bp L] [--threads T]\n"
+    fprintf(stderr, "usage: engine_ingest [--shape series|snapshot|mixed] [--backfill-bp F]\n"
+                    "                     [--points N] [--seconds S] [--batch B] [--late-bp L] [--threads T]\n"
                     "                     [--window W] [--enc 0|1] [--zstd L] [--seed S] [--replay-max N] [--dir D]\n"
                     "                     [--keep]\n");
     return 2;
@@ -48,12 +55,15 @@ static int usage(void)
 int main(int argc, char **argv)
 {
     eb_cfg c = {.points = 10000, .seconds = 1800, .batch = 100, .late_bp = 100, .seed = 42, .threads = 1,
-                .enc = 1, .zstd = 1, .window = 8192};
+                .enc = 1, .zstd = 1, .window = 8192, .backfill_bp = 100};
     int keep = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         int hv = i + 1 < argc;
         if (!strcmp(a, "--keep")) keep = 1;
+        else if (hv && !strcmp(a, "--shape")) {
+            if ((c.shape = eb_shape_of(argv[++i])) < 0) return usage();
+        } else if (hv && !strcmp(a, "--backfill-bp")) c.backfill_bp = (uint32_t)strtoul(argv[++i], NULL, 10);
         else if (hv && !strcmp(a, "--points")) c.points = (uint32_t)strtoul(argv[++i], NULL, 10);
         else if (hv && !strcmp(a, "--seconds")) c.seconds = (uint32_t)strtoul(argv[++i], NULL, 10);
         else if (hv && !strcmp(a, "--batch")) c.batch = (uint32_t)strtoul(argv[++i], NULL, 10);
@@ -67,7 +77,7 @@ int main(int argc, char **argv)
         else if (hv && !strcmp(a, "--dir")) c.dir = argv[++i];
         else return usage();
     }
-    if (!c.points || !c.seconds || !c.batch || c.threads < 1 || !c.window) return usage();
+    if (!c.points || !c.seconds || !c.batch || c.threads < 1 || !c.window || c.backfill_bp > 10000) return usage();
     char tmpl[] = "/var/tmp/suiro-engbench-XXXXXX", dir[1100];
     if (!c.dir) {
         if (!mkdtemp(tmpl)) {
@@ -122,7 +132,7 @@ int main(int argc, char **argv)
     int ok = !rc && !bad && r.failed == 0 && r.ok == d.nev;
     double u = (double)d.unique;
     uint64_t groups = st1.groups - st0.groups;
-    printf("{\"bench\":\"engine_ingest\",\"points\":%u,\"seconds\":%u,\"batch\":%u,\"late_bp\":%u,\"threads\":%d,"
+    printf("{\"bench\":\"engine_ingest\",\"shape\":\"%s\",\"backfill_bp\":%u,\"points\":%u,\"seconds\":%u,\"batch\":%u,\"late_bp\":%u,\"threads\":%d,"
            "\"window\":%u,\"enc\":%d,\"zstd\":%d,\"sync\":\"always\",\"events\":%zu,\"values_sent\":%" PRIu64
            ",\"values_unique\":%" PRIu64 ",\"late_moved\":%" PRIu64 ",\"dups\":%" PRIu64
            ",\"gen_s\":%.3f,\"ingest_s\":%.3f,\"points_per_s\":%.0f,\"events_per_s\":%.0f,\"groups\":%" PRIu64
@@ -134,7 +144,8 @@ int main(int argc, char **argv)
            ",\"index_b_per_chunk_value\":%.3f,\"series_b_per_chunk_value\":%.3f,\"replay_max\":%u,\"verify_s\":%.3f,"
            "\"log_blocks\":%" PRIu64 ",\"log_plain_bytes\":%" PRIu64 ",\"chain_s\":%.4f,\"chain_share\":%.4f,"
            "\"verify\":\"%s\",\"hash\":\"%016" PRIx64 "\"}\n",
-           c.points, c.seconds, c.batch, c.late_bp, c.threads, c.window, c.enc, c.zstd, d.nev, d.sent, d.unique,
+           eb_shape_name(c.shape), c.shape == EB_MIXED ? c.backfill_bp : 0, c.points, c.seconds, c.batch,
+           c.shape == EB_SERIES ? c.late_bp : 0, c.threads, c.window, c.enc, c.zstd, d.nev, d.sent, d.unique,
            d.moved, d.dups, t_gen, r.secs, (double)d.sent / r.secs, (double)d.nev / r.secs, groups,
            groups ? (double)(st1.events - st0.events) / (double)groups : 0.0, r.efull_retries, sz.log_bytes,
            (double)sz.log_bytes / u, sz.index_file, sz.index_alloc, sz.index_used, sz.index_hwm,

@@ -39,6 +39,8 @@ step "log_append, zstd, 2 appenders" "$BUILD/bench/log_append" --records 3000000
 step "log_append, the matrix" "$BUILD/bench/log_append" --matrix
 step "series chunk codec" "$BUILD/bench/series_codec"
 step "engine ingest (reference set: 10k points, 1 s, 1 % late; enc+zstd)" "$BUILD/bench/engine_ingest" --threads 1
+step "engine ingest, the snapshot shape (events of 100 points x 1 value, one timestamp)" "$BUILD/bench/engine_ingest" --threads 1 --shape snapshot
+step "engine ingest, the mixed shape (snapshots + a 1 % backfill of old series)" "$BUILD/bench/engine_ingest" --threads 1 --shape mixed
 step "engine ingest, 2 submitting threads" "$BUILD/bench/engine_ingest" --threads 2
 step "engine ingest, no encryption, no zstd" "$BUILD/bench/engine_ingest" --threads 1 --enc 0 --zstd 0
 step "engine ingest, no encryption (zstd on: the encryption axis)" "$BUILD/bench/engine_ingest" --threads 1 --enc 0

@@ -54,7 +54,15 @@
 # SH_CONC [4], SH_PACE_S [5], SH_KEEP=1 keeps the temporary directory,
 # SH_PERF=PREFIX records `perf record` of suiro serve during each suiro
 # load, from the moment the logins are done, into PREFIX.<system>.<shape>
-# (SH_PERF_OPTS replaces "-F 499 --call-graph dwarf,16384"), SH_GEN another
+# (SH_PERF_OPTS replaces "-F 499 --call-graph dwarf,16384"),
+# SH_CALLGRIND=PREFIX runs suiro serve under `valgrind --tool=callgrind
+# --instr-atstart=no` and counts instructions from the end of the logins to
+# the last acknowledgement (callgrind_control -i on / off; every thread)
+# into PREFIX.<system>.<shape> (no paced run then; use small SH_POINTS x
+# SH_SECONDS: callgrind is ~50 x slower; docs/performance-notes.md
+# "Instruction counts" reads these files), SH_SUIRO_CONF a configuration
+# file for suiro serve (--config; e.g. [server] parse_inline_max = 0: every
+# message parsed on the worker threads), SH_GEN another
 # build of the generator (e.g. a sanitizer build) [BUILD/bench/shape_ingest].
 #
 # Output, on stdout, per shape and system: {"bench":"shape_ingest","shape":..,
@@ -199,7 +207,11 @@ SUIRO_VER=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
 # ---- suiro -------------------------------------------------------------------
 suiro_start() { # suiro_start DIR: serve on DIR; sets PID, sport, hport
   : > "$T/serve.out"
-  "$BIN" serve --data "$1" --mqtt 127.0.0.1:0 --http 127.0.0.1:0 --key-file "$T/log.key" > "$T/serve.out" 2>> "$T/serve.err" &
+  local cg=()
+  [ -n "${SH_CALLGRIND:-}" ] && cg=(valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$SH_CALLGRIND.$CG_NAME")
+  local conf=()
+  [ -n "${SH_SUIRO_CONF:-}" ] && conf=(--config "$SH_SUIRO_CONF")
+  "${cg[@]}" "$BIN" serve "${conf[@]}" --data "$1" --mqtt 127.0.0.1:0 --http 127.0.0.1:0 --key-file "$T/log.key" > "$T/serve.out" 2>> "$T/serve.err" &
   PID=$!
   wait_for 120 grep -q '^listening http=' "$T/serve.out" || { tail -n 20 "$T/serve.err" >&2; die "suiro serve did not start"; }
   sport=$(sed -n 's/^listening mqtt=.*:\([0-9]*\)$/\1/p' "$T/serve.out" | head -n 1)
@@ -231,7 +243,7 @@ run_suiro() { # run_suiro SHAPE SYSTEM(suiro_mqtt|suiro_http)
     "$BIN" sheet import "$T/sheet.csv" "$T/suiro-template" --key-file "$T/log.key" >/dev/null
   fi
   cp -a "$T/suiro-template" "$D"
-  suiro_start "$D"
+  CG_NAME=$sys.$sh suiro_start "$D"
   say "$sh: $sys"
   local perf=
   rm -f "$T/ready"
@@ -239,6 +251,12 @@ run_suiro() { # run_suiro SHAPE SYSTEM(suiro_mqtt|suiro_http)
     ( while [ ! -e "$T/ready" ]; do sleep 0.05; done
       exec perf record -q ${SH_PERF_OPTS:--F 499 --call-graph dwarf,16384} -o "$SH_PERF.$sys.$sh" -p "$PID" ) > "$T/perf.log" 2>&1 &
     perf=$!
+  fi
+  local cgon=
+  if [ -n "${SH_CALLGRIND:-}" ]; then # instructions from the end of the logins on
+    ( while [ ! -e "$T/ready" ]; do sleep 0.05; done
+      exec callgrind_control -i on "$PID" ) > "$T/cg.log" 2>&1 &
+    cgon=$!
   fi
   if [ "$sys" = suiro_mqtt ]; then
     out=$(gen "$sh" --mqtt "127.0.0.1:$sport" --window "$W" --server-pid "$PID" --system "$sys" --ready-file "$T/ready")
@@ -249,6 +267,10 @@ run_suiro() { # run_suiro SHAPE SYSTEM(suiro_mqtt|suiro_http)
     kill -INT "$perf" 2>/dev/null || true
     wait "$perf" || true
     [ -s "$SH_PERF.$sys.$sh" ] || say "perf record: $(tail -n 3 "$T/perf.log")"
+  fi
+  if [ -n "$cgon" ]; then
+    wait "$cgon" || say "callgrind_control -i on: $(tail -n 3 "$T/cg.log")"
+    callgrind_control -i off "$PID" >/dev/null 2>&1 || say "callgrind_control -i off failed"
   fi
   local rc; rc=$(field "$out" gen_rc)
   n=$(suiro_count || echo -1)
@@ -262,8 +284,8 @@ run_suiro() { # run_suiro SHAPE SYSTEM(suiro_mqtt|suiro_http)
   BPP[$sh.$sys]=$(div "$a" "$uq"); VER[$sh.$sys]=$v
   merge "$out" "{\"durability\":\"$dur\",\"version\":\"$SUIRO_VER\",\"stored_values\":$n,\"bytes_per_point\":${BPP[$sh.$sys]},\"log_bytes_per_point\":$(div "$la" "$uq"),\"index_bytes_per_point\":$(div "$ia" "$uq"),\"apparent_bytes_per_point\":$(div "$(du_b "$D")" "$uq"),\"disk\":\"after a graceful stop, du -s -B1\",\"verify\":\"$v\"}"
   [ "$v" = ok ] || ALL_OK=0
-  if [ "$sys" = suiro_mqtt ] && [ "$v" = ok ]; then
-    suiro_start "$D"
+  if [ "$sys" = suiro_mqtt ] && [ "$v" = ok ] && [ -z "${SH_CALLGRIND:-}" ]; then
+    CG_NAME=$sys.$sh.paced suiro_start "$D"
     paced "$sh" "$sys" "127.0.0.1:$sport"
     stop_pid "$PID"; PID=
   fi

@@ -24,15 +24,17 @@ static uint64_t rnd(const rs_cfg *c, uint32_t p, uint32_t i)
     return rs_mix(rs_mix(c->seed * 0x100000001B3ull + p) + i);
 }
 
-static int64_t walk_start(const rs_cfg *c, uint32_t p) { return 10000 + (int64_t)(rs_mix(c->seed ^ p) % 50000); }
+int64_t rs_walk_start(const rs_cfg *c, uint32_t p) { return 10000 + (int64_t)(rs_mix(c->seed ^ p) % 50000); }
+
+int64_t rs_walk_step(const rs_cfg *c, uint32_t p, uint32_t i, int64_t cents)
+{
+    return cents + (int64_t)(rnd(c, p, i) % 21) - 10;
+}
 
 void rs_cents(const rs_cfg *c, uint32_t p, int64_t *out)
 {
-    int64_t cents = walk_start(c, p);
-    for (uint32_t i = 0; i < c->seconds; i++) {
-        cents += (int64_t)(rnd(c, p, i) % 21) - 10;
-        out[i] = cents;
-    }
+    int64_t cents = rs_walk_start(c, p);
+    for (uint32_t i = 0; i < c->seconds; i++) out[i] = cents = rs_walk_step(c, p, i, cents);
 }
 
 uint32_t rs_batches(const rs_cfg *c) { return c->batch ? (c->seconds + c->batch - 1) / c->batch : 0; }
@@ -62,7 +64,7 @@ int rs_generate(const rs_cfg *c, rs_event_fn fn, void *ctx, rs_stats *st)
         rc = -1;
         goto out;
     }
-    for (uint32_t p = 0; p < c->points; p++) cents[p] = walk_start(c, p);
+    for (uint32_t p = 0; p < c->points; p++) cents[p] = rs_walk_start(c, p);
     for (uint32_t b = 0; b < nb && !rc; b++) {
         for (uint32_t p = 0; p < c->points && !rc; p++) {
             size_t n = 0;

@@ -53,6 +53,12 @@ uint64_t rs_mix(uint64_t z);
 uint64_t rs_hash(uint32_t pidx, int64_t ts, double v);
 /* Cents of point pidx at seconds 0 .. c->seconds - 1 (the walk, recomputed). */
 void rs_cents(const rs_cfg *c, uint32_t pidx, int64_t *out);
+/* The same walk one second at a time, for generators of other shapes
+ * (bench/engbench.c's snapshots): the cents of point pidx before second 0,
+ * and its cents at second i given those at second i - 1 (rs_cents chains
+ * these). */
+int64_t rs_walk_start(const rs_cfg *c, uint32_t pidx);
+int64_t rs_walk_step(const rs_cfg *c, uint32_t pidx, uint32_t i, int64_t cents);
 /* Generate every event in order, calling fn for each (events without a
  * value are skipped); st may be NULL. 0, -1 when out of memory, or fn's code. */
 int rs_generate(const rs_cfg *c, rs_event_fn fn, void *ctx, rs_stats *st);

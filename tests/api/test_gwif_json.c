@@ -6,6 +6,7 @@
 
 #include "api/gwif_json.h"
 #include "engtest.h"
+#include "fault_alloc.h"
 #include "testutil.h"
 
 static char *dir;
@@ -346,4 +347,195 @@ Test(gwif_json, outcome_table_never_calls_a_server_failure_durable)
     cr_assert_eq(sr_gw_outcome_code(SR_WIRE_INTERNAL), SR_GW_TRANSIENT);
     cr_assert_eq(sr_gw_outcome_code(SR_WIRE_BUSY), SR_GW_TRANSIENT);
     cr_assert_eq(sr_gw_outcome_code(SR_WIRE__COUNT), SR_GW_TRANSIENT); /* outside the table */
+}
+
+/* ---- a message of many points (the snapshot shape, issue #13) ----------- */
+
+static char *mdir;
+static sr_engine *me;
+static void msetup(void)
+{
+    mdir = tu_tmpdir("gwjson-many");
+    sr_errinfo ei;
+    sr_engine_opts o = {0};
+    cr_assert_eq(sr_engine_open(mdir, &o, &me, &ei), SR_OK, "%s", ei.msg);
+    static const sr_vtype T[] = {SR_VT_NUMBER};
+    cr_assert_eq(et_setup_masters(me, "op1", 700, T, 1), SR_OK); /* P000..P699, the even ones behind GW1 */
+}
+static void mteardown(void)
+{
+    sr_engine_close(me);
+    tu_rmrf(mdir);
+    free(mdir);
+}
+TestSuite(gwif_json_many, .init = msetup, .fini = mteardown, .timeout = 120);
+
+/* the message: rounds x the GW1 points P000, P002, .. (np of them), round r
+ * at second r, each round in another order (a stride prime to np), so every
+ * point's values are spread over the message */
+static char *many_msg(int np, int rounds, int stride)
+{
+    size_t cap = (size_t)np * rounds * 80 + 200, len = 0;
+    char *b = malloc(cap);
+    len += (size_t)snprintf(b, cap, "{\"header\":{\"messageType\":\"GW_MEASUREMENTS\",\"messageId\":\"s-1\"},\"body\":{\"values\":[");
+    for (int r = 0; r < rounds; r++)
+        for (int i = 0; i < np; i++) {
+            int k = (i * (r ? stride : 1)) % np;
+            len += (size_t)snprintf(b + len, cap - len, "%s{\"dataId\":\"P%03d\",\"timestamp\":\"2026-04-01T00:00:0%dZ\",\"value\":%d.25}",
+                                    r || i ? "," : "", 2 * k, r, k * 10 + r);
+        }
+    snprintf(b + len, cap - len, "]}}");
+    return b;
+}
+
+/* Both paths build, for a message of many points, the event the builder
+ * makes of its points in the order of their first value with each point's
+ * values in message order: the per-message point table (a hash that grows
+ * past its first 256 slots here) and the grouping of the values at the end
+ * give what a point-by-point gathering gave. */
+enum { NP = 300, RMAX = 3 };
+static void grouped(int R, int stride)
+{
+    char *txt = many_msg(NP, R, stride);
+    sr_pv_in in[NP];
+    sr_sample smp[NP][RMAX];
+    for (int k = 0; k < NP; k++) {
+        char id[8];
+        snprintf(id, sizeof id, "P%03d", 2 * k);
+        sr_point_info info;
+        cr_assert_eq(sr_engine_point_info(me, "op1", id, &info), SR_OK);
+        for (int r = 0; r < R; r++) {
+            smp[k][r] = (sr_sample){.ts = INT64_C(1775001600000) + r * 1000, .quality = SR_Q_GOOD};
+            smp[k][r].v.f = k * 10 + r + 0.25;
+        }
+        in[k] = (sr_pv_in){info.point, info.type, smp[k], R};
+    }
+    sr_buf want, fast, slow;
+    sr_buf_init(&want);
+    sr_buf_init(&fast);
+    sr_buf_init(&slow);
+    cr_assert_eq(sr_ev_measurements("op1", "GW1", SR_ACTOR_GATEWAY, "s-1", in, NP, &want), SR_OK);
+    sr_gw_fast_msg fm;
+    cr_assert_eq(sr_gw_fast(me, "op1", "GW1", txt, strlen(txt), &fm, &fast), 0, "the fast path declined");
+    cr_assert_eq(fm.nvalues, (size_t)NP * (size_t)R);
+    sr_gw_msg m;
+    sr_gw_err err;
+    memset(&err, 0, sizeof err);
+    size_t n = 0;
+    cr_assert_eq(sr_gw_parse(txt, strlen(txt), &m, &err), SR_OK);
+    cr_assert_eq(sr_gw_values_event(me, "op1", "GW1", m.message_id, json_object_get(m.body, "values"), &slow, &n, &err),
+                 SR_OK, "%s", err.message);
+    cr_assert(fast.len == want.len && !memcmp(fast.data, want.data, want.len), "fast path: not the builder's event");
+    cr_assert(slow.len == want.len && !memcmp(slow.data, want.data, want.len), "jansson path: not the builder's event");
+    sr_gw_msg_release(&m);
+    sr_gw_err_clear(&err);
+    sr_buf_release(&want);
+    sr_buf_release(&fast);
+    sr_buf_release(&slow);
+    free(txt);
+}
+
+Test(gwif_json_many, a_message_of_many_points_is_grouped_per_point_in_first_seen_order)
+{
+    grouped(1, 1);      /* a snapshot: each point once, already grouped */
+    grouped(RMAX, 7);   /* each point 3 times, spread over the message */
+    grouped(2, NP - 1); /* the second round backwards */
+}
+
+/* suiro's allocations made on this thread (the engine's writer is not counted) */
+static _Thread_local int counting;
+static _Atomic long nalloc;
+static void *c_malloc(size_t n)
+{
+    if (counting) nalloc++;
+    return malloc(n);
+}
+static void *c_realloc(void *p, size_t n)
+{
+    if (counting) nalloc++;
+    return realloc(p, n);
+}
+static const sr_allocator counting_alloc = {c_malloc, c_realloc, free}; /* libc's underneath: compatible */
+
+/* A snapshot (100 points x 1 value) costs the fast path a handful of
+ * allocations, not one or more per point (issue #13: a sample array per
+ * point of the message was malloc'd, grown and freed, and the points were
+ * found by a linear search). */
+Test(gwif_json_many, a_snapshot_costs_a_few_allocations_not_one_per_point)
+{
+    char *txt = many_msg(100, 1, 1);
+    sr_buf ev;
+    sr_buf_init(&ev);
+    sr_gw_fast_msg fm;
+    cr_assert_eq(sr_gw_fast(me, "op1", "GW1", txt, strlen(txt), &fm, &ev), 0); /* the lookups cached */
+    ev.len = 0;
+    sr_set_allocator(&counting_alloc);
+    nalloc = 0;
+    counting = 1;
+    int rc = sr_gw_fast(me, "op1", "GW1", txt, strlen(txt), &fm, &ev);
+    counting = 0;
+    sr_set_allocator(NULL);
+    cr_assert_eq(rc, 0);
+    cr_assert_eq(fm.nvalues, 100);
+    cr_assert_lt(nalloc, 25, "%ld allocations for a snapshot of 100 points", (long)nalloc);
+    sr_buf_release(&ev);
+    free(txt);
+}
+
+/* Out of memory at every allocation of a message's gathering and event
+ * (the points' table, the values, their grouping, the event): the fast
+ * path declines with nothing appended, the full path answers SR_ENOMEM,
+ * or the allocation was not needed and the event is the same; nothing
+ * leaks (ASan). A snapshot, and a message whose points' values are spread
+ * (the grouping copy). */
+Test(gwif_json_many, out_of_memory_at_each_allocation_builds_nothing_or_the_same_event)
+{
+    char *msgs[2] = {many_msg(150, 1, 1), many_msg(150, 3, 7)};
+    for (int i = 0; i < 2; i++) {
+        const char *txt = msgs[i];
+        sr_buf want, ev;
+        sr_buf_init(&want);
+        sr_buf_init(&ev);
+        sr_gw_fast_msg fm;
+        cr_assert_eq(sr_gw_fast(me, "op1", "GW1", txt, strlen(txt), &fm, &want), 0); /* the lookups cached */
+        sr_gw_msg m;
+        sr_gw_err err;
+        memset(&err, 0, sizeof err);
+        cr_assert_eq(sr_gw_parse(txt, strlen(txt), &m, &err), SR_OK);
+        json_t *vals = json_object_get(m.body, "values");
+        fault_alloc_install();
+        int fired = 0;
+        for (unsigned long k = 1; k < 200; k++) {
+            ev.len = 0;
+            fault_alloc_arm(k);
+            int f = sr_gw_fast(me, "op1", "GW1", txt, strlen(txt), &fm, &ev);
+            int hit = fault_alloc_fired(), hit_fast = hit;
+            fault_alloc_arm(0);
+            if (hit) {
+                fired++;
+                cr_assert_eq(f, -1, "k=%lu: took the message though an allocation failed", k);
+                cr_assert_eq(ev.len, 0, "k=%lu: appended to the event", k);
+            } else
+                cr_assert(f == 0 && ev.len == want.len && !memcmp(ev.data, want.data, want.len), "k=%lu", k);
+            ev.len = 0;
+            size_t n = 0;
+            sr_gw_err e2;
+            memset(&e2, 0, sizeof e2);
+            fault_alloc_arm(k);
+            int rc = sr_gw_values_event(me, "op1", "GW1", m.message_id, vals, &ev, &n, &e2);
+            hit = fault_alloc_fired();
+            fault_alloc_arm(0);
+            if (hit) cr_assert_eq(rc, SR_ENOMEM, "k=%lu: %s", k, e2.message);
+            else cr_assert(rc == SR_OK && ev.len == want.len && !memcmp(ev.data, want.data, want.len), "k=%lu", k);
+            sr_gw_err_clear(&e2);
+            if (!hit && !hit_fast) break; /* past the last allocation of both */
+        }
+        fault_alloc_uninstall();
+        cr_assert_gt(fired, 3, "only %d allocations failed", fired);
+        sr_gw_msg_release(&m);
+        sr_gw_err_clear(&err);
+        sr_buf_release(&want);
+        sr_buf_release(&ev);
+        free(msgs[i]);
+    }
 }

@@ -295,3 +295,35 @@ Test(jsonw, one_string_escaper_reads_back_through_jansson)
     cr_expect_eq(memcmp(b.data, "\"a\\\"b\\\\c\\nd\\te\\u0001\"", b.len), 0);
     sr_buf_release(&b);
 }
+
+/* The result answer without a detail is written without a tree (every GW-IF
+ * values request has one): the same bytes the tree gives through
+ * sr_json_write, whatever the message holds. */
+Test(jsonw, a_result_without_detail_is_the_trees_bytes)
+{
+    static const char *msgs[] = {"stored", "", "duplicate; stored once", "quote \" backslash \\ slash /",
+                                 "tab\tnewline\ncontrol \x01\x1f", "UTF-8: \xc3\xa9\xe6\xb0\xb4 \xf0\x9f\x92\xa7"};
+    static const sr_wire codes[] = {SR_WIRE_OK, SR_WIRE_PARAM, SR_WIRE_BUSY, SR_WIRE_UNAUTH};
+    for (size_t i = 0; i < sizeof msgs / sizeof *msgs; i++)
+        for (size_t k = 0; k < sizeof codes / sizeof *codes; k++) {
+            sr_buf got, want;
+            sr_buf_init(&got);
+            sr_buf_init(&want);
+            cr_assert_eq(sr_http_result_body(&got, codes[k], msgs[i], NULL), SR_OK);
+            json_t *o = json_pack("{s:{s:s,s:s}}", "result", "code", sr_wire_code(codes[k]), "message", msgs[i]);
+            cr_assert_eq(sr_json_write(&want, o), SR_OK);
+            json_decref(o);
+            cr_assert(got.len == want.len && !memcmp(got.data, want.data, got.len), "%.*s\nwant %.*s", (int)got.len,
+                      (const char *)got.data, (int)want.len, (const char *)want.data);
+            sr_buf_release(&got);
+            sr_buf_release(&want);
+        }
+    /* with a detail, the tree: the detail is kept */
+    sr_buf b;
+    sr_buf_init(&b);
+    json_t *d = json_pack("[{s:i}]", "index", 3);
+    cr_assert_eq(sr_http_result_body(&b, SR_WIRE_PARAM, "bad", d), SR_OK);
+    json_decref(d);
+    cr_assert(memmem(b.data, b.len, "\"detail\":[{\"index\":3}]", 22) != NULL, "%.*s", (int)b.len, (const char *)b.data);
+    sr_buf_release(&b);
+}

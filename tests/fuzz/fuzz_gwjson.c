@@ -3,9 +3,11 @@
  * from the bytes, the rest through the pull lexer) against the full path
  * (jansson's tree, sr_gw_parse + sr_gw_values_event) on arbitrary bytes:
  * whatever the fast path takes, the full path takes too and builds the same
- * event, byte for byte. An engine with a number, a bool, an integer and a
- * string point (P000..P003; P001 and P003 behind GW2) answers the lookups.
- * Corpus: tests/fuzz/gwjson/. */
+ * event, byte for byte. An engine with 400 points P000..P399 of a number,
+ * a bool, an integer and a string type in turn (the odd ones behind GW2)
+ * answers the lookups, so a message may name a few points many times
+ * (series) or up to 200 once each (snapshots: the per-message point table
+ * grows past its first 256 slots). Corpus: tests/fuzz/gwjson/. */
 #include "api/gwif_json.h"
 #include "engtest.h"
 #include "testutil.h"
@@ -33,7 +35,7 @@ static void setup(void)
     sr_engine_opts o = {0};
     if (sr_engine_open(tmpl, &o, &eng, &ei) != SR_OK) abort();
     static const sr_vtype T[] = {SR_VT_NUMBER, SR_VT_BOOL, SR_VT_INTEGER, SR_VT_STRING};
-    if (et_setup_masters(eng, "op1", 4, T, 4) != SR_OK) abort();
+    if (et_setup_masters(eng, "op1", 400, T, 4) != SR_OK) abort();
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

@@ -2,7 +2,8 @@
 # tests/integration/test_bench_report.sh -- bench/report.py and bench/compare.py
 # on a fixed, hand-made results file (tests/data/bench/sample.jsonl, every
 # line kind; the message shapes of issue #13 as bench/shape_ingest.sh printed
-# them, the mixed shape left out): the report regenerated from it is
+# them, the mixed shape left out; engine_ingest lines from before the shapes,
+# read as the series shape, and one of the snapshot shape): the report regenerated from it is
 # byte-identical to the checked tables
 # (tests/data/bench/sample-performance.md), its figures are the file's,
 # it is deterministic, it says so when gnuplot is missing, unknown kinds and
@@ -55,7 +56,7 @@ EOF
 read -r nfig nmiss < "$T/figs"
 check "every headline figure ($nfig) appears in the report as written in the file" "[ '${nmiss:-1}' = 0 ]" || cat "$T/figs"
 check "the FAILED line is named with its reason" "grep -q 'FAILED\*\*: ap_query system=victoriametrics query=series_raw — 3599 values' $T/r1.md"
-check "goals are marked met and not met" "grep -q '2,094,267 (goal ≥ 2,000,000: met)' $T/r1.md && grep -q '1,254,577 (goal ≥ 5,000,000: \*\*not met\*\*)' $T/r1.md"
+check "goals are marked met and not met" "grep -q '2,094,267 (goal ≥ 2,000,000: met)' $T/r1.md && grep -q '1,254,577 (goal ≥ 10,000,000: \*\*not met\*\*)' $T/r1.md && grep -q '^| snapshot | 10,000 × 1,800 | 0 | 1 | 1 | 1 | 231,040 (goal ≥ 10,000,000: \*\*not met\*\*)' $T/r1.md"
 check "ratios come from the file's ratio lines" "grep -q '0.703 (goal ≥ 1.5: \*\*not met\*\*)' $T/r1.md && grep -q 'from the file.s .net_ingest_ratio. lines' $T/r1.md"
 check "the fsync latency is in the machine section" "grep -q 'p50 0.494 ms, p99 5.651 ms' $T/r1.md"
 check "unknown kinds are listed generically" "grep -q '^### ap_query_load' $T/r1.md"
@@ -107,7 +108,7 @@ sed 's/"threads":2,"window":8192,"enc":1,"zstd":1,"sync":"always","events":18000
 check "the copy has exactly one figure changed" "[ \$(diff $S $T/new.jsonl | grep -c '^>') = 1 ]"
 "$PY" "$ROOT/bench/compare.py" "$S" "$T/new.jsonl" > "$T/cmp"; rc=$?
 check "compare exits 1: NEW has a line that failed its verification" "[ $rc -eq 1 ]"
-check "compare names the changed line" "grep -q '^engine_ingest points=10000 seconds=1800 batch=100 late_bp=100 threads=2 window=8192 enc=1 zstd=1 sync=always$' $T/cmp"
+check "compare names the changed line" "grep -q '^engine_ingest shape=series points=10000 seconds=1800 batch=100 late_bp=100 threads=2 window=8192 enc=1 zstd=1 sync=always$' $T/cmp"
 check "compare prints old -> new and the change in %" "grep -Eq '^  points_per_s +1,425,740 -> 1,140,592 +-20.0 %  worse$' $T/cmp"
 check "compare counts one worse figure and nothing better" "grep -q ', 0 better, 1 worse,' $T/cmp"
 check "compare flags the failed verification" "grep -q '^VERIFY FAILED in NEW: ap_query system=victoriametrics query=series_raw$' $T/cmp"

@@ -285,6 +285,32 @@ try:
     auths = replay("auth")
     check("the failed login is in the audit trail", any(not a["auth"].get("success") for a in auths), auths)
 
+    # 8b. many packets in one read (api/server.c process: the bytes handled
+    #     are moved out of the read buffer once, at the end): a small
+    #     message, one over parse_inline_max (checked on a worker while the
+    #     rest waits in the buffer), a small one and half of a fourth; then
+    #     the rest of the fourth. Each is PUBACKed, in order, and stored.
+    g1.close()  # taken over by mosquitto_pub above, paho would reconnect and take this one over
+    rs = socket.create_connection(("127.0.0.1", port), timeout=20)
+    rs.sendall(srtest.mqtt_connect("GW001", "demo/GW001", "demo-gw001-secret"))
+    check("a raw connection logs in (CONNACK 0)", srtest.mqtt_read(rs) == (2, b"\x00\x00"))
+    topic = "wip/v1/demo/gw/GW001/data/measurements"
+    big = values(*[("P001", "2026-11-22T02:%02d:%02d.%03dZ" % (i // 60000, i // 1000 % 60, i % 1000), 2.0)
+                   for i in range(3000)])
+    pk = [srtest.mqtt_publish(topic, envelope("GW_MEASUREMENTS", "rb-1", values(("P001", "2026-11-22T03:00:00Z", 1.0))), 1),
+          srtest.mqtt_publish(topic, envelope("GW_MEASUREMENTS", "rb-2", big), 2),
+          srtest.mqtt_publish(topic, envelope("GW_MEASUREMENTS", "rb-3", values(("P001", "2026-11-22T03:00:01Z", 3.0))), 3),
+          srtest.mqtt_publish(topic, envelope("GW_MEASUREMENTS", "rb-4", values(("P001", "2026-11-22T03:00:02Z", 4.0))), 4)]
+    check("... the second message is over parse_inline_max (64 KiB)", len(pk[1]) > 65536, len(pk[1]))
+    rs.sendall(pk[0] + pk[1] + pk[2] + pk[3][:len(pk[3]) // 2])
+    time.sleep(0.3)
+    rs.sendall(pk[3][len(pk[3]) // 2:])
+    pubacks = [srtest.mqtt_read(rs) for _ in range(4)]
+    check("four messages in one write, one of them checked on a worker, the last split: PUBACKed in order",
+          pubacks == [(4, bytes([0, i])) for i in range(1, 5)], pubacks)
+    check("... and all of them stored", stored_values() == 6 + 3003, stored_values())
+    rs.close()
+
     # 9. repeated failed logins for one gateway are throttled (no scrypt for
     #    each), while other gateways are unaffected
     g2.close()
