@@ -61,18 +61,19 @@ int sr__refuse(sr_result *r, int rc, const char *fmt, ...)
     return rc;
 }
 
-static int check_measurements(sr_engine *e, MDB_txn *t, const Event *ev, sr_result *r)
+/* One point of a measurements event and its samples (either form of the
+ * record: sr_meas_next). */
+static int check_point(sr_engine *e, MDB_txn *t, const Event *ev, sr_mpoint *pv, sr_result *r)
 {
-    const Suiro__V1__Measurements *m = ev->measurements;
-    for (size_t k = 0; k < m->n_points; k++) {
-        const PointValues *pv = m->points[k];
+    {
         pointinfo pi = {0};
         int rc = sr__pointinfo_get(e, t, pv->point, &pi);
         if (rc == SR_ENOTFOUND) return sr__refuse(r, SR_EINVAL, "point %u: unknown data point", pv->point);
         if (rc) return sr__refuse(r, rc, "point %u: %s", pv->point, sr_strerror(rc));
         int bad = 0;
         sr_vtype t2 = 0;
-        long n = sr_pv_count(pv, &t2);
+        long n = pv->n;
+        if (n >= 0) t2 = pv->type;
         const MasterPut *mp = pi.m;
         if (strcmp(pi.op, ev->operator_id) != 0) {
             bad = sr__refuse(r, SR_EINVAL, "point %u: unknown data point", pv->point);
@@ -87,11 +88,9 @@ static int check_measurements(sr_engine *e, MDB_txn *t, const Event *ev, sr_resu
         } else if (ev->actor_kind == SUIRO__V1__ACTOR_KIND__ACTOR_GATEWAY && strcmp(pi.gateway, ev->actor) != 0) {
             bad = sr__refuse(r, SR_EINVAL, "%s: not reached through gateway %s", mp->id, ev->actor);
         } else {
-            sr_pv_iter it;
-            sr_pv_iter_init(&it, pv, (size_t)n);
             for (long i = 0; i < n && !bad; i++) {
                 sr_sample s;
-                if (sr_pv_iter_next(&it, &s)) {
+                if (sr_pv_iter_next(&pv->it, &s)) {
                     bad = sr__refuse(r, SR_EINVAL, "%s: value %ld: timestamp out of range", mp->id, i);
                     break;
                 }
@@ -109,6 +108,18 @@ static int check_measurements(sr_engine *e, MDB_txn *t, const Event *ev, sr_resu
         }
         suiro__v1__master_put__free_unpacked(pi.m, NULL);
         if (bad) return bad;
+    }
+    return SR_OK;
+}
+
+static int check_measurements(sr_engine *e, MDB_txn *t, const Event *ev, sr_result *r)
+{
+    sr_meas_iter mi;
+    sr_mpoint p;
+    sr_meas_iter_init(&mi, ev->measurements);
+    while (sr_meas_next(&mi, &p)) {
+        int rc = check_point(e, t, ev, &p, r);
+        if (rc) return rc;
     }
     return SR_OK;
 }

@@ -149,6 +149,188 @@ static uint8_t *pv_write(uint8_t *p, const pvenc *v)
     return p;
 }
 
+/* ---- the snapshot part (codecs/events.proto, Snapshot) -------------------
+ * The entries with one value each at one shared time T (T: the first
+ * one-value entry's), when there are at least two: a message of one point x
+ * one value keeps the PointValues form. The snapshot is applied before the
+ * PointValues (sr_meas_next), so an entry whose point has an earlier
+ * PointValues entry with a value at T stays a PointValues (the later value
+ * of a point and time wins, in input order). */
+
+static const double POW10[7] = {1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6};
+
+static int has_ts(const sr_pv_in *in, int64_t t)
+{
+    for (size_t i = 0; i < in->n; i++)
+        if (in->s[i].ts == t) return 1;
+    return 0;
+}
+
+static size_t snap_pick(const sr_pv_in *pts, size_t npts, int64_t *T, uint8_t *in)
+{
+    size_t k0 = 0, c = 0;
+    memset(in, 0, npts);
+    while (k0 < npts && (pts[k0].n != 1 || pts[k0].type < SR_VT_NUMBER || pts[k0].type > SR_VT_STRING)) k0++;
+    if (k0 == npts) return 0;
+    *T = pts[k0].s[0].ts;
+    int conflict = 0;
+    for (size_t k = 0; k < npts; k++) {
+        in[k] = pts[k].n == 1 && pts[k].s[0].ts == *T && pts[k].type >= SR_VT_NUMBER && pts[k].type <= SR_VT_STRING;
+        c += in[k];
+        if (!in[k] && has_ts(&pts[k], *T)) conflict = 1;
+    }
+    if (conflict) /* rare: the same point twice in one message */
+        for (size_t k = 0; k < npts; k++) {
+            if (!in[k]) continue;
+            for (size_t k2 = 0; k2 < k; k2++)
+                if (!in[k2] && pts[k2].point == pts[k].point && has_ts(&pts[k2], *T)) {
+                    in[k] = 0;
+                    c--;
+                    break;
+                }
+        }
+    if (c < 2) {
+        memset(in, 0, npts);
+        return 0;
+    }
+    return c;
+}
+
+/* Smallest k in 0..6 with x exactly m / 10^k (bit for bit); -1 if none. */
+static int dec_k(double x)
+{
+    for (int k = 0; k <= 6; k++) {
+        double y = x * POW10[k];
+        if (!isfinite(y) || fabs(y) > 9007199254740992.0) return -1;
+        double m = nearbyint(y);
+        double back = k ? m / POW10[k] : m;
+        if (!memcmp(&back, &x, sizeof back)) return k;
+    }
+    return -1;
+}
+
+typedef struct snapenc {
+    int64_t ts;
+    size_t n, nd, nf, ni, nb, ns;
+    size_t *ord;       /* the entries' indexes in pts, grouped: dmant, f, i, b, s */
+    int64_t *mant;     /* by index in pts: a number's mantissa at scale -K */
+    int8_t *kind;      /* by index in pts: 0 dmant, 1 f, 2 i, 3 b, 4 s */
+    int32_t scale;
+    int anybad;        /* a quality not GOOD */
+    size_t dp_b, d_b, i_b, q_b, size;
+} snapenc;
+
+static void snap_build(snapenc *sn, const sr_pv_in *pts, size_t npts, const uint8_t *in)
+{
+    int K = 0;
+    size_t cnt[5] = {0};
+    for (size_t k = 0; k < npts; k++) {
+        if (!in[k]) continue;
+        const sr_sample *x = &pts[k].s[0];
+        int8_t kd = 0;
+        switch (pts[k].type) {
+        case SR_VT_NUMBER: {
+            int dk = dec_k(x->v.f);
+            if (dk < 0) kd = 1;
+            else if (dk > K) K = dk;
+            break;
+        }
+        case SR_VT_INTEGER: kd = 2; break;
+        case SR_VT_BOOL: kd = 3; break;
+        default: kd = 4; break;
+        }
+        sn->kind[k] = kd;
+        if (x->quality) sn->anybad = 1;
+    }
+    for (size_t k = 0; k < npts; k++) { /* the mantissas at the one scale: exact, or a raw double */
+        if (!in[k]) continue;
+        if (sn->kind[k] == 0) {
+            double y = pts[k].s[0].v.f * POW10[K], m = nearbyint(y);
+            double back = K ? m / POW10[K] : m;
+            if (fabs(y) > 9007199254740992.0 || memcmp(&back, &pts[k].s[0].v.f, sizeof back)) sn->kind[k] = 1;
+            else sn->mant[k] = (int64_t)m;
+        }
+        cnt[sn->kind[k]]++;
+    }
+    sn->nd = cnt[0], sn->nf = cnt[1], sn->ni = cnt[2], sn->nb = cnt[3], sn->ns = cnt[4];
+    sn->scale = sn->nd ? -K : 0;
+    size_t at[5] = {0, cnt[0], cnt[0] + cnt[1], cnt[0] + cnt[1] + cnt[2], cnt[0] + cnt[1] + cnt[2] + cnt[3]};
+    for (size_t k = 0; k < npts; k++)
+        if (in[k]) sn->ord[at[sn->kind[k]]++] = k;
+    /* sizes */
+    size_t z = 0;
+    if (sn->ts) z += 1 + sr_varint_len((uint64_t)sn->ts);
+    sn->dp_b = 0;
+    uint32_t prev = 0;
+    for (size_t j = 0; j < sn->n; j++) {
+        uint32_t pt = pts[sn->ord[j]].point;
+        sn->dp_b += sr_varint_len(zz64((int64_t)pt - (int64_t)prev));
+        prev = pt;
+    }
+    z += 1 + sr_varint_len(sn->dp_b) + sn->dp_b;
+    if (sn->scale) z += 1 + sr_varint_len((uint32_t)(((uint32_t)sn->scale << 1) ^ (uint32_t)(sn->scale >> 31)));
+    sn->d_b = sn->i_b = 0;
+    for (size_t j = 0; j < sn->nd; j++) sn->d_b += sr_varint_len(zz64(sn->mant[sn->ord[j]]));
+    for (size_t j = sn->nd + sn->nf; j < sn->nd + sn->nf + sn->ni; j++) sn->i_b += sr_varint_len(zz64(pts[sn->ord[j]].s[0].v.i));
+    if (sn->nd) z += 1 + sr_varint_len(sn->d_b) + sn->d_b;
+    if (sn->nf) z += 1 + sr_varint_len(8 * sn->nf) + 8 * sn->nf;
+    if (sn->ni) z += 1 + sr_varint_len(sn->i_b) + sn->i_b;
+    if (sn->nb) z += 1 + sr_varint_len(sn->nb) + sn->nb;
+    for (size_t j = sn->n - sn->ns; j < sn->n; j++) {
+        size_t l = str_len(&pts[sn->ord[j]].s[0]);
+        z += 1 + sr_varint_len(l) + l;
+    }
+    sn->q_b = 0;
+    if (sn->anybad) {
+        for (size_t j = 0; j < sn->n; j++) sn->q_b += sr_varint_len(pts[sn->ord[j]].s[0].quality);
+        z += 1 + sr_varint_len(sn->q_b) + sn->q_b;
+    }
+    sn->size = z;
+}
+
+static uint8_t *snap_write(uint8_t *p, const snapenc *sn, const sr_pv_in *pts)
+{
+    if (sn->ts) p = sr_varint_put(put_tag(p, 1, 0), (uint64_t)sn->ts);
+    p = sr_varint_put(put_tag(p, 2, 2), sn->dp_b);
+    uint32_t prev = 0;
+    for (size_t j = 0; j < sn->n; j++) {
+        uint32_t pt = pts[sn->ord[j]].point;
+        p = sr_varint_put(p, zz64((int64_t)pt - (int64_t)prev));
+        prev = pt;
+    }
+    if (sn->scale) p = sr_varint_put(put_tag(p, 3, 0), (uint32_t)(((uint32_t)sn->scale << 1) ^ (uint32_t)(sn->scale >> 31)));
+    size_t j = 0;
+    if (sn->nd) {
+        p = sr_varint_put(put_tag(p, 4, 2), sn->d_b);
+        for (; j < sn->nd; j++) p = sr_varint_put(p, zz64(sn->mant[sn->ord[j]]));
+    }
+    if (sn->nf) {
+        p = sr_varint_put(put_tag(p, 5, 2), 8 * sn->nf);
+        for (; j < sn->nd + sn->nf; j++) { /* little-endian doubles */
+            uint64_t x;
+            memcpy(&x, &pts[sn->ord[j]].s[0].v.f, sizeof x);
+            for (int k = 0; k < 8; k++) *p++ = (uint8_t)(x >> (8 * k));
+        }
+    }
+    if (sn->ni) {
+        p = sr_varint_put(put_tag(p, 6, 2), sn->i_b);
+        for (; j < sn->nd + sn->nf + sn->ni; j++) p = sr_varint_put(p, zz64(pts[sn->ord[j]].s[0].v.i));
+    }
+    if (sn->nb) {
+        p = sr_varint_put(put_tag(p, 7, 2), sn->nb);
+        for (; j < sn->n - sn->ns; j++) *p++ = pts[sn->ord[j]].s[0].v.b ? 1 : 0;
+    }
+    for (; j < sn->n; j++) {
+        const sr_sample *x = &pts[sn->ord[j]].s[0];
+        p = put_bytes(p, 8, x->v.str.s ? x->v.str.s : "", str_len(x));
+    }
+    if (sn->anybad) {
+        p = sr_varint_put(put_tag(p, 9, 2), sn->q_b);
+        for (j = 0; j < sn->n; j++) p = sr_varint_put(p, pts[sn->ord[j]].s[0].quality);
+    }
+    return p;
+}
+
 int sr_ev_measurements(const char *op, const char *actor, sr_actor_kind kind, const char *message_id,
                        const sr_pv_in *pts, size_t npts, sr_buf *out)
 {
@@ -159,10 +341,17 @@ int sr_ev_measurements(const char *op, const char *actor, sr_actor_kind kind, co
     /* one scratch block: sorted samples, dod, values, qualities */
     size_t each = sizeof(sr_sample) + 2 * sizeof(int64_t) + sizeof(uint32_t);
     uint8_t *scratch = sr_malloc(total ? total * each : 1);
-    if (!pv || !scratch) {
+    /* and one for the snapshot: per entry its place, mantissa, kind, flag */
+    uint8_t *sscratch = sr_malloc(npts ? npts * (sizeof(size_t) + sizeof(int64_t) + 2) : 1);
+    if (!pv || !scratch || !sscratch) {
         rc = SR_ENOMEM;
         goto done;
     }
+    snapenc sn = {.ord = (size_t *)sscratch};
+    sn.mant = (int64_t *)(sscratch + npts * sizeof(size_t));
+    sn.kind = (int8_t *)(sscratch + npts * (sizeof(size_t) + sizeof(int64_t)));
+    uint8_t *in_snap = (uint8_t *)sn.kind + npts;
+    sn.n = snap_pick(pts, npts, &sn.ts, in_snap);
     sr_sample *s_all = (sr_sample *)scratch;
     int64_t *dod_all = (int64_t *)(scratch + total * sizeof(sr_sample));
     int64_t *val_all = dod_all + total;
@@ -171,6 +360,7 @@ int sr_ev_measurements(const char *op, const char *actor, sr_actor_kind kind, co
     for (size_t k = 0; k < npts; k++) {
         const sr_pv_in *in = &pts[k];
         pvenc *v = &pv[k];
+        if (in_snap[k]) continue;
         v->point = in->point;
         v->n = in->n;
         if (!in->n) {
@@ -239,6 +429,10 @@ int sr_ev_measurements(const char *op, const char *actor, sr_actor_kind kind, co
         pv_size(v);
         msize += 1 + sr_varint_len(v->size) + v->size;
     }
+    if (sn.n) {
+        snap_build(&sn, pts, npts, in_snap);
+        msize += 1 + sr_varint_len(sn.size) + sn.size;
+    }
     const char *mid = message_id ? message_id : "";
     size_t ol = op ? strlen(op) : 0, al = actor ? strlen(actor) : 0, ml = strlen(mid);
     size_t esize = (ol ? 1 + sr_varint_len(ol) + ol : 0) + (al ? 1 + sr_varint_len(al) + al : 0) + (kind ? 1 + sr_varint_len((uint64_t)kind) : 0) +
@@ -251,12 +445,18 @@ int sr_ev_measurements(const char *op, const char *actor, sr_actor_kind kind, co
     if (ml) p = put_bytes(p, 7, mid, ml);
     p = sr_varint_put(put_tag(p, 16, 2), msize);
     for (size_t k = 0; k < npts; k++) {
+        if (in_snap[k]) continue;
         p = sr_varint_put(put_tag(p, 1, 2), pv[k].size);
         p = pv_write(p, &pv[k]);
+    }
+    if (sn.n) { /* Measurements.snapshot = 2, after the points (protobuf-c's order) */
+        p = sr_varint_put(put_tag(p, 2, 2), sn.size);
+        p = snap_write(p, &sn, pts);
     }
     SR_VERIFY((size_t)(p - start) == esize);
     out->len += esize;
 done:
+    sr_free(sscratch);
     sr_free(scratch);
     sr_free(pv);
     return rc;
@@ -287,6 +487,79 @@ void sr_pv_iter_init(sr_pv_iter *it, const Suiro__V1__PointValues *pv, size_t n)
     it->n = n;
     it->ts = pv->t0;
     it->pow10 = pow(10.0, fabs((double)pv->scale)); /* divisor when scale < 0, as the encoder */
+}
+
+/* ---- iterating a Measurements: its snapshot's entries, then its PointValues */
+
+void sr_meas_iter_init(sr_meas_iter *mi, const Suiro__V1__Measurements *m)
+{
+    memset(mi, 0, sizeof *mi);
+    mi->m = m;
+    const Suiro__V1__Snapshot *sn = m ? m->snapshot : NULL;
+    if (!sn) return;
+    size_t nv = sn->n_dmant + sn->n_f + sn->n_i + sn->n_b + sn->n_s;
+    if (!sn->n_dpoint && !nv && !sn->n_quality) return; /* an empty snapshot: no entries */
+    mi->snap_ok = nv == sn->n_dpoint && (!sn->n_quality || sn->n_quality == sn->n_dpoint);
+    mi->nsnap = mi->snap_ok ? sn->n_dpoint : 1;
+    int a = sn->scale < 0 ? -sn->scale : sn->scale;
+    mi->pow10 = a <= 6 ? POW10[a] : pow(10.0, (double)a); /* divisor when scale < 0, as the encoder */
+}
+
+int sr_meas_next(sr_meas_iter *mi, sr_mpoint *p)
+{
+    const Suiro__V1__Measurements *m = mi->m;
+    if (!m) return 0;
+    if (mi->j < mi->nsnap) {
+        const Suiro__V1__Snapshot *sn = m->snapshot;
+        size_t j = mi->j++;
+        p->in_snapshot = 1;
+        mi->point += sn->n_dpoint ? (uint64_t)sn->dpoint[j] : 0;
+        if (!mi->snap_ok || mi->point > UINT32_MAX) { /* refused whole by the check, skipped by the apply */
+            p->point = mi->point > UINT32_MAX ? 0 : (uint32_t)mi->point;
+            p->n = -1;
+            mi->j = mi->nsnap;
+            return 1;
+        }
+        p->point = (uint32_t)mi->point;
+        p->n = 1;
+        sr_pv_iter *it = &p->it;
+        it->pv = NULL;
+        it->i = 0;
+        it->n = 1;
+        sr_sample *s = &it->one;
+        s->ts = sn->ts;
+        s->quality = sn->n_quality ? (uint8_t)(sn->quality[j] & 3) : SR_Q_GOOD;
+        size_t x = j;
+        if (x < sn->n_dmant) {
+            p->type = SR_VT_NUMBER;
+            s->v.f = sn->scale < 0 ? (double)sn->dmant[x] / mi->pow10 : (double)sn->dmant[x] * mi->pow10;
+        } else if ((x -= sn->n_dmant) < sn->n_f) {
+            p->type = SR_VT_NUMBER;
+            s->v.f = sn->f[x];
+        } else if ((x -= sn->n_f) < sn->n_i) {
+            p->type = SR_VT_INTEGER;
+            s->v.i = sn->i[x];
+        } else if ((x -= sn->n_i) < sn->n_b) {
+            p->type = SR_VT_BOOL;
+            s->v.b = sn->b[x] ? 1 : 0;
+        } else {
+            x -= sn->n_b;
+            p->type = SR_VT_STRING;
+            s->v.str.s = sn->s[x];
+            s->v.str.slen = (uint32_t)strlen(sn->s[x]);
+        }
+        return 1;
+    }
+    if (mi->k < m->n_points) {
+        const Suiro__V1__PointValues *pv = m->points[mi->k++];
+        p->point = pv->point;
+        p->in_snapshot = 0;
+        p->type = SR_VT_NUMBER;
+        p->n = sr_pv_count(pv, &p->type);
+        if (p->n >= 0) sr_pv_iter_init(&p->it, pv, (size_t)p->n);
+        return 1;
+    }
+    return 0;
 }
 
 

@@ -187,17 +187,15 @@ static uint64_t add_durable_tail(const char *d, uint64_t from, et_model *m)
             Suiro__V1__Event *ev = suiro__v1__event__unpack(NULL, rec.len, rec.data);
             cr_assert_not_null(ev, "log record %" PRIu64 " does not decode", seq);
             if (ev->body_case == SUIRO__V1__EVENT__BODY_MEASUREMENTS) {
-                for (size_t p = 0; p < ev->measurements->n_points; p++) {
-                    const Suiro__V1__PointValues *pv = ev->measurements->points[p];
-                    sr_vtype t;
-                    long n = sr_pv_count(pv, &t);
-                    cr_assert_gt(n, 0);
-                    sr_pv_iter pi;
-                    sr_pv_iter_init(&pi, pv, (size_t)n);
+                sr_meas_iter mi;
+                sr_mpoint pv;
+                sr_meas_iter_init(&mi, ev->measurements);
+                while (sr_meas_next(&mi, &pv)) { /* both forms: PointValues and snapshot entries */
+                    cr_assert_gt(pv.n, 0);
                     sr_sample s;
-                    for (long i = 0; i < n; i++) {
-                        cr_assert_eq(sr_pv_iter_next(&pi, &s), 0);
-                        et_model_put(m, pv->point, &s);
+                    for (long i = 0; i < pv.n; i++) {
+                        cr_assert_eq(sr_pv_iter_next(&pv.it, &s), 0);
+                        et_model_put(m, pv.point, &s);
                     }
                 }
             }
