@@ -2,6 +2,7 @@
 #include "engine/evbuild.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 int sr_ev_pack(Suiro__V1__Event *ev, const char *op, const char *actor, Suiro__V1__ActorKind kind,
@@ -153,9 +154,10 @@ static uint8_t *pv_write(uint8_t *p, const pvenc *v)
  * The entries with one value each at one shared time T (T: the first
  * one-value entry's), when there are at least two: a message of one point x
  * one value keeps the PointValues form. The snapshot is applied before the
- * PointValues (sr_meas_next), so an entry whose point has an earlier
- * PointValues entry with a value at T stays a PointValues (the later value
- * of a point and time wins, in input order). */
+ * PointValues, and within it the entries are grouped by kind (sr_meas_next),
+ * so an entry whose point has an earlier entry with a value at T stays a
+ * PointValues: the later value of a point and time wins, in input order, as
+ * in the PointValues form. */
 
 static const double POW10[7] = {1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6};
 
@@ -166,6 +168,13 @@ static int has_ts(const sr_pv_in *in, int64_t t)
     return 0;
 }
 
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* in[k] = 1 for the snapshot's entries; their number (0: no snapshot). */
 static size_t snap_pick(const sr_pv_in *pts, size_t npts, int64_t *T, uint8_t *in)
 {
     size_t k0 = 0, c = 0;
@@ -173,22 +182,32 @@ static size_t snap_pick(const sr_pv_in *pts, size_t npts, int64_t *T, uint8_t *i
     while (k0 < npts && (pts[k0].n != 1 || pts[k0].type < SR_VT_NUMBER || pts[k0].type > SR_VT_STRING)) k0++;
     if (k0 == npts) return 0;
     *T = pts[k0].s[0].ts;
-    int conflict = 0;
+    int increasing = 1; /* point numbers strictly increasing: no point twice (a gateway's usual order) */
     for (size_t k = 0; k < npts; k++) {
         in[k] = pts[k].n == 1 && pts[k].s[0].ts == *T && pts[k].type >= SR_VT_NUMBER && pts[k].type <= SR_VT_STRING;
         c += in[k];
-        if (!in[k] && has_ts(&pts[k], *T)) conflict = 1;
+        if (k && pts[k].point <= pts[k - 1].point) increasing = 0;
     }
-    if (conflict) /* rare: the same point twice in one message */
-        for (size_t k = 0; k < npts; k++) {
-            if (!in[k]) continue;
-            for (size_t k2 = 0; k2 < k; k2++)
-                if (!in[k2] && pts[k2].point == pts[k].point && has_ts(&pts[k2], *T)) {
+    if (c >= 2 && !increasing) { /* a point may come twice: by point, then input order */
+        uint64_t *ord = sr_malloc(npts * sizeof *ord);
+        if (!ord) c = 0; /* all PointValues: correct, only larger */
+        for (size_t k = 0; ord && k < npts; k++) ord[k] = (uint64_t)pts[k].point << 32 | (uint64_t)k;
+        if (ord) qsort(ord, npts, sizeof *ord, cmp_u64);
+        for (size_t a = 0; ord && a < npts;) {
+            size_t b = a;
+            int seen = 0; /* an earlier entry of this point has a value at T */
+            for (; b < npts && ord[b] >> 32 == ord[a] >> 32; b++) {
+                size_t k = (size_t)(ord[b] & 0xffffffffu);
+                if (in[k] && seen) {
                     in[k] = 0;
                     c--;
-                    break;
                 }
+                if (has_ts(&pts[k], *T)) seen = 1;
+            }
+            a = b;
         }
+        sr_free(ord);
+    }
     if (c < 2) {
         memset(in, 0, npts);
         return 0;
