@@ -520,8 +520,8 @@ void sr_meas_iter_init(sr_meas_iter *mi, const Suiro__V1__Measurements *m)
     if (!sn->n_dpoint && !nv && !sn->n_quality) return; /* an empty snapshot: no entries */
     mi->snap_ok = nv == sn->n_dpoint && (!sn->n_quality || sn->n_quality == sn->n_dpoint);
     mi->nsnap = mi->snap_ok ? sn->n_dpoint : 1;
-    int a = sn->scale < 0 ? -sn->scale : sn->scale;
-    mi->pow10 = a <= 6 ? POW10[a] : pow(10.0, (double)a); /* divisor when scale < 0, as the encoder */
+    double a = fabs((double)sn->scale); /* not -scale: INT32_MIN (fuzz_event) */
+    mi->pow10 = a <= 6 ? POW10[(int)a] : pow(10.0, a); /* divisor when scale < 0, as the encoder */
 }
 
 int sr_meas_next(sr_meas_iter *mi, sr_mpoint *p)

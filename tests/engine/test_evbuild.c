@@ -104,7 +104,7 @@ static void check_meaning(const sr_pv_in *in, size_t np, const Suiro__V1__Event 
     for (size_t p = 0; p < np; p++) {
         /* stable by time within an entry, as the encoder sorts */
         sr_sample *sorted = malloc((in[p].n ? in[p].n : 1) * sizeof *sorted);
-        memcpy(sorted, in[p].s, in[p].n * sizeof *sorted);
+        if (in[p].n) memcpy(sorted, in[p].s, in[p].n * sizeof *sorted);
         for (size_t i = 1; i < in[p].n; i++)
             for (size_t j = i; j > 0 && sorted[j - 1].ts > sorted[j].ts; j--) {
                 sr_sample x = sorted[j];
