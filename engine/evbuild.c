@@ -20,11 +20,14 @@ int sr_ev_pack(Suiro__V1__Event *ev, const char *op, const char *actor, Suiro__V
     return SR_OK;
 }
 
+/* 10^0 .. 10^6, exact (what pow(10, k) gives) */
+static const double POW10[7] = {1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6};
+
 /* Smallest k in 0..6 with every value exactly m / 10^k; -1 if none. */
 static int decimal_scale(const sr_sample *s, size_t n, int64_t *mant)
 {
     for (int k = 0; k <= 6; k++) {
-        double p = pow(10.0, k);
+        double p = POW10[k];
         int ok = 1;
         for (size_t i = 0; i < n && ok; i++) {
             double x = s[i].v.f * p;
@@ -57,6 +60,13 @@ static int cmp_ts(const void *a, const void *b)
  * re-packs byte for byte. */
 
 static uint64_t zz64(int64_t v) { return ((uint64_t)v << 1) ^ (uint64_t)(v >> 63); }
+static uint32_t zz32(int32_t v) { return ((uint32_t)v << 1) ^ (uint32_t)(v >> 31); }
+
+static uint8_t *put_le64(uint8_t *p, uint64_t x) /* a double's bits, as protobuf writes them */
+{
+    for (int k = 0; k < 8; k++) *p++ = (uint8_t)(x >> (8 * k));
+    return p;
+}
 
 typedef struct pvenc {
     uint32_t point;
@@ -98,7 +108,7 @@ static void pv_size(pvenc *v)
         }
     } else if (v->n)
         z += 1 + sr_varint_len(v->val_b) + v->val_b;
-    if (v->scale) z += 1 + sr_varint_len((uint32_t)(((uint32_t)v->scale << 1) ^ (uint32_t)(v->scale >> 31)));
+    if (v->scale) z += 1 + sr_varint_len(zz32(v->scale));
     v->q_b = 0;
     if (v->q) {
         for (size_t i = 0; i < v->n; i++) v->q_b += sr_varint_len(v->q[i]);
@@ -127,12 +137,9 @@ static uint8_t *pv_write(uint8_t *p, const pvenc *v)
     }
     if (v->field == 4 && v->n) {
         p = sr_varint_put(put_tag(p, 4, 2), v->val_b);
-        for (size_t i = 0; i < v->n; i++) { /* little-endian doubles */
-            uint64_t x = (uint64_t)v->vals[i];
-            for (int k = 0; k < 8; k++) *p++ = (uint8_t)(x >> (8 * k));
-        }
+        for (size_t i = 0; i < v->n; i++) p = put_le64(p, (uint64_t)v->vals[i]);
     }
-    if (v->scale) p = sr_varint_put(put_tag(p, 5, 0), (uint32_t)(((uint32_t)v->scale << 1) ^ (uint32_t)(v->scale >> 31)));
+    if (v->scale) p = sr_varint_put(put_tag(p, 5, 0), zz32(v->scale));
     if ((v->field == 6 || v->field == 7) && v->n) {
         p = sr_varint_put(put_tag(p, (unsigned)v->field, 2), v->val_b);
         for (size_t i = 0; i < v->n; i++) p = sr_varint_put(p, zz64(v->vals[i]));
@@ -158,8 +165,6 @@ static uint8_t *pv_write(uint8_t *p, const pvenc *v)
  * so an entry whose point has an earlier entry with a value at T stays a
  * PointValues: the later value of a point and time wins, in input order, as
  * in the PointValues form. */
-
-static const double POW10[7] = {1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6};
 
 static int has_ts(const sr_pv_in *in, int64_t t)
 {
@@ -215,19 +220,6 @@ static size_t snap_pick(const sr_pv_in *pts, size_t npts, int64_t *T, uint8_t *i
     return c;
 }
 
-/* Smallest k in 0..6 with x exactly m / 10^k (bit for bit); -1 if none. */
-static int dec_k(double x)
-{
-    for (int k = 0; k <= 6; k++) {
-        double y = x * POW10[k];
-        if (!isfinite(y) || fabs(y) > 9007199254740992.0) return -1;
-        double m = nearbyint(y);
-        double back = k ? m / POW10[k] : m;
-        if (!memcmp(&back, &x, sizeof back)) return k;
-    }
-    return -1;
-}
-
 typedef struct snapenc {
     int64_t ts;
     size_t n, nd, nf, ni, nb, ns;
@@ -249,7 +241,8 @@ static void snap_build(snapenc *sn, const sr_pv_in *pts, size_t npts, const uint
         int8_t kd = 0;
         switch (pts[k].type) {
         case SR_VT_NUMBER: {
-            int dk = dec_k(x->v.f);
+            int64_t m;
+            int dk = decimal_scale(x, 1, &m);
             if (dk < 0) kd = 1;
             else if (dk > K) K = dk;
             break;
@@ -287,10 +280,11 @@ static void snap_build(snapenc *sn, const sr_pv_in *pts, size_t npts, const uint
         prev = pt;
     }
     z += 1 + sr_varint_len(sn->dp_b) + sn->dp_b;
-    if (sn->scale) z += 1 + sr_varint_len((uint32_t)(((uint32_t)sn->scale << 1) ^ (uint32_t)(sn->scale >> 31)));
+    if (sn->scale) z += 1 + sr_varint_len(zz32(sn->scale));
     sn->d_b = sn->i_b = 0;
     for (size_t j = 0; j < sn->nd; j++) sn->d_b += sr_varint_len(zz64(sn->mant[sn->ord[j]]));
-    for (size_t j = sn->nd + sn->nf; j < sn->nd + sn->nf + sn->ni; j++) sn->i_b += sr_varint_len(zz64(pts[sn->ord[j]].s[0].v.i));
+    for (size_t j = sn->nd + sn->nf; j < sn->nd + sn->nf + sn->ni; j++)
+        sn->i_b += sr_varint_len(zz64(pts[sn->ord[j]].s[0].v.i));
     if (sn->nd) z += 1 + sr_varint_len(sn->d_b) + sn->d_b;
     if (sn->nf) z += 1 + sr_varint_len(8 * sn->nf) + 8 * sn->nf;
     if (sn->ni) z += 1 + sr_varint_len(sn->i_b) + sn->i_b;
@@ -317,7 +311,7 @@ static uint8_t *snap_write(uint8_t *p, const snapenc *sn, const sr_pv_in *pts)
         p = sr_varint_put(p, zz64((int64_t)pt - (int64_t)prev));
         prev = pt;
     }
-    if (sn->scale) p = sr_varint_put(put_tag(p, 3, 0), (uint32_t)(((uint32_t)sn->scale << 1) ^ (uint32_t)(sn->scale >> 31)));
+    if (sn->scale) p = sr_varint_put(put_tag(p, 3, 0), zz32(sn->scale));
     size_t j = 0;
     if (sn->nd) {
         p = sr_varint_put(put_tag(p, 4, 2), sn->d_b);
@@ -325,10 +319,10 @@ static uint8_t *snap_write(uint8_t *p, const snapenc *sn, const sr_pv_in *pts)
     }
     if (sn->nf) {
         p = sr_varint_put(put_tag(p, 5, 2), 8 * sn->nf);
-        for (; j < sn->nd + sn->nf; j++) { /* little-endian doubles */
+        for (; j < sn->nd + sn->nf; j++) {
             uint64_t x;
             memcpy(&x, &pts[sn->ord[j]].s[0].v.f, sizeof x);
-            for (int k = 0; k < 8; k++) *p++ = (uint8_t)(x >> (8 * k));
+            p = put_le64(p, x);
         }
     }
     if (sn->ni) {
