@@ -62,7 +62,8 @@ int sr__refuse(sr_result *r, int rc, const char *fmt, ...)
 }
 
 /* One point of a measurements event and its samples (either form of the
- * record: sr_meas_next). */
+ * record: sr_meas_next). The block is the former per-point loop's body, as
+ * it was. */
 static int check_point(sr_engine *e, MDB_txn *t, const Event *ev, sr_mpoint *pv, sr_result *r)
 {
     {

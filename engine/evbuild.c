@@ -348,15 +348,11 @@ int sr_ev_measurements(const char *op, const char *actor, sr_actor_kind kind, co
                        const sr_pv_in *pts, size_t npts, sr_buf *out)
 {
     int rc = SR_OK;
-    size_t total = 0;
-    for (size_t k = 0; k < npts; k++) total += pts[k].n;
-    pvenc *pv = sr_calloc(npts ? npts : 1, sizeof *pv);
-    /* one scratch block: sorted samples, dod, values, qualities */
-    size_t each = sizeof(sr_sample) + 2 * sizeof(int64_t) + sizeof(uint32_t);
-    uint8_t *scratch = sr_malloc(total ? total * each : 1);
-    /* and one for the snapshot: per entry its place, mantissa, kind, flag */
+    pvenc *pv = NULL;
+    uint8_t *scratch = NULL;
+    /* the snapshot's block: per entry its place, mantissa, kind, flag */
     uint8_t *sscratch = sr_malloc(npts ? npts * (sizeof(size_t) + sizeof(int64_t) + 2) : 1);
-    if (!pv || !scratch || !sscratch) {
+    if (!sscratch) {
         rc = SR_ENOMEM;
         goto done;
     }
@@ -365,6 +361,17 @@ int sr_ev_measurements(const char *op, const char *actor, sr_actor_kind kind, co
     sn.kind = (int8_t *)(sscratch + npts * (sizeof(size_t) + sizeof(int64_t)));
     uint8_t *in_snap = (uint8_t *)sn.kind + npts;
     sn.n = snap_pick(pts, npts, &sn.ts, in_snap);
+    /* the PointValues' encoders, and one scratch block for their sorted
+     * samples, dod, values, qualities (none when all is the snapshot) */
+    size_t total = 0;
+    for (size_t k = 0; k < npts; k++) total += in_snap[k] ? 0 : pts[k].n;
+    pv = sr_calloc(npts > sn.n ? npts : 1, sizeof *pv);
+    size_t each = sizeof(sr_sample) + 2 * sizeof(int64_t) + sizeof(uint32_t);
+    scratch = sr_malloc(total ? total * each : 1);
+    if (!pv || !scratch) {
+        rc = SR_ENOMEM;
+        goto done;
+    }
     sr_sample *s_all = (sr_sample *)scratch;
     int64_t *dod_all = (int64_t *)(scratch + total * sizeof(sr_sample));
     int64_t *val_all = dod_all + total;
