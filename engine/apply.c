@@ -61,54 +61,62 @@ int sr__refuse(sr_result *r, int rc, const char *fmt, ...)
     return rc;
 }
 
+/* One point of a measurements event and its samples (either form of the
+ * record: sr_meas_next), checked against the point table (points.c). */
+static int check_point(sr_engine *e, MDB_txn *t, const Event *ev, sr_mpoint *pv, sr_result *r)
+{
+    sr_ptview pi;
+    char *scratch = NULL;
+    int rc = sr__points_view(e, t, pv->point, &pi, &scratch); /* the point table: no LMDB read, no unpack */
+    if (rc == SR_ENOTFOUND) return sr__refuse(r, SR_EINVAL, "point %u: unknown data point", pv->point);
+    if (rc) return sr__refuse(r, rc, "point %u: %s", pv->point, sr_strerror(rc));
+    int bad = 0;
+    sr_vtype t2 = 0;
+    long n = pv->n;
+    if (n >= 0) t2 = pv->type;
+    if (strcmp(pi.op, ev->operator_id) != 0) {
+        bad = sr__refuse(r, SR_EINVAL, "point %u: unknown data point", pv->point);
+    } else if (n < 0) {
+        bad = sr__refuse(r, SR_EINVAL, "%s: inconsistent value arrays", pi.id);
+    } else if ((int)t2 != pi.type) {
+        bad = sr__refuse(r, SR_EINVAL, "%s: values of the wrong type for a %s point", pi.id,
+                         pi.type == SUIRO__V1__VALUE_TYPE__VT_NUMBER    ? "number"
+                         : pi.type == SUIRO__V1__VALUE_TYPE__VT_INTEGER ? "integer"
+                         : pi.type == SUIRO__V1__VALUE_TYPE__VT_BOOL    ? "boolean"
+                                                                        : "string");
+    } else if (ev->actor_kind == SUIRO__V1__ACTOR_KIND__ACTOR_GATEWAY && strcmp(pi.gateway, ev->actor) != 0) {
+        bad = sr__refuse(r, SR_EINVAL, "%s: not reached through gateway %s", pi.id, ev->actor);
+    } else {
+        for (long i = 0; i < n && !bad; i++) {
+            sr_sample s;
+            if (sr_pv_iter_next(&pv->it, &s)) {
+                bad = sr__refuse(r, SR_EINVAL, "%s: value %ld: timestamp out of range", pi.id, i);
+                break;
+            }
+            if (s.quality > SR_Q_UNCERTAIN) continue;
+            double x = pi.type == SUIRO__V1__VALUE_TYPE__VT_NUMBER    ? s.v.f
+                       : pi.type == SUIRO__V1__VALUE_TYPE__VT_INTEGER ? (double)s.v.i
+                                                                      : 0;
+            if (pi.type == SUIRO__V1__VALUE_TYPE__VT_NUMBER && !isfinite(x))
+                bad = sr__refuse(r, SR_EINVAL, "%s: value %ld is not a finite number", pi.id, i);
+            else if (pi.has_min && x < pi.min && (t2 == SR_VT_NUMBER || t2 == SR_VT_INTEGER))
+                bad = sr__refuse(r, SR_EINVAL, "%s: value %g below the minimum %g", pi.id, x, pi.min);
+            else if (pi.has_max && x > pi.max && (t2 == SR_VT_NUMBER || t2 == SR_VT_INTEGER))
+                bad = sr__refuse(r, SR_EINVAL, "%s: value %g above the maximum %g", pi.id, x, pi.max);
+        }
+    }
+    sr_free(scratch);
+    return bad;
+}
+
 static int check_measurements(sr_engine *e, MDB_txn *t, const Event *ev, sr_result *r)
 {
-    const Suiro__V1__Measurements *m = ev->measurements;
-    for (size_t k = 0; k < m->n_points; k++) {
-        const PointValues *pv = m->points[k];
-        sr_ptview pi;
-        char *scratch = NULL;
-        int rc = sr__points_view(e, t, pv->point, &pi, &scratch); /* the point table: no LMDB read, no unpack */
-        if (rc == SR_ENOTFOUND) return sr__refuse(r, SR_EINVAL, "point %u: unknown data point", pv->point);
-        if (rc) return sr__refuse(r, rc, "point %u: %s", pv->point, sr_strerror(rc));
-        int bad = 0;
-        sr_vtype t2 = 0;
-        long n = sr_pv_count(pv, &t2);
-        if (strcmp(pi.op, ev->operator_id) != 0) {
-            bad = sr__refuse(r, SR_EINVAL, "point %u: unknown data point", pv->point);
-        } else if (n < 0) {
-            bad = sr__refuse(r, SR_EINVAL, "%s: inconsistent value arrays", pi.id);
-        } else if ((int)t2 != pi.type) {
-            bad = sr__refuse(r, SR_EINVAL, "%s: values of the wrong type for a %s point", pi.id,
-                             pi.type == SUIRO__V1__VALUE_TYPE__VT_NUMBER    ? "number"
-                             : pi.type == SUIRO__V1__VALUE_TYPE__VT_INTEGER ? "integer"
-                             : pi.type == SUIRO__V1__VALUE_TYPE__VT_BOOL    ? "boolean"
-                                                                            : "string");
-        } else if (ev->actor_kind == SUIRO__V1__ACTOR_KIND__ACTOR_GATEWAY && strcmp(pi.gateway, ev->actor) != 0) {
-            bad = sr__refuse(r, SR_EINVAL, "%s: not reached through gateway %s", pi.id, ev->actor);
-        } else {
-            sr_pv_iter it;
-            sr_pv_iter_init(&it, pv, (size_t)n);
-            for (long i = 0; i < n && !bad; i++) {
-                sr_sample s;
-                if (sr_pv_iter_next(&it, &s)) {
-                    bad = sr__refuse(r, SR_EINVAL, "%s: value %ld: timestamp out of range", pi.id, i);
-                    break;
-                }
-                if (s.quality > SR_Q_UNCERTAIN) continue;
-                double x = pi.type == SUIRO__V1__VALUE_TYPE__VT_NUMBER    ? s.v.f
-                           : pi.type == SUIRO__V1__VALUE_TYPE__VT_INTEGER ? (double)s.v.i
-                                                                          : 0;
-                if (pi.type == SUIRO__V1__VALUE_TYPE__VT_NUMBER && !isfinite(x))
-                    bad = sr__refuse(r, SR_EINVAL, "%s: value %ld is not a finite number", pi.id, i);
-                else if (pi.has_min && x < pi.min && (t2 == SR_VT_NUMBER || t2 == SR_VT_INTEGER))
-                    bad = sr__refuse(r, SR_EINVAL, "%s: value %g below the minimum %g", pi.id, x, pi.min);
-                else if (pi.has_max && x > pi.max && (t2 == SR_VT_NUMBER || t2 == SR_VT_INTEGER))
-                    bad = sr__refuse(r, SR_EINVAL, "%s: value %g above the maximum %g", pi.id, x, pi.max);
-            }
-        }
-        sr_free(scratch);
-        if (bad) return bad;
+    sr_meas_iter mi;
+    sr_mpoint p;
+    sr_meas_iter_init(&mi, ev->measurements);
+    while (sr_meas_next(&mi, &p)) {
+        int rc = check_point(e, t, ev, &p, r);
+        if (rc) return rc;
     }
     return SR_OK;
 }

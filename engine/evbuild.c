@@ -2,6 +2,7 @@
 #include "engine/evbuild.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 int sr_ev_pack(Suiro__V1__Event *ev, const char *op, const char *actor, Suiro__V1__ActorKind kind,
@@ -19,11 +20,16 @@ int sr_ev_pack(Suiro__V1__Event *ev, const char *op, const char *actor, Suiro__V
     return SR_OK;
 }
 
+/* 10^0 .. 10^22: doubles exactly, so what pow(10, k) gives (sr_pow10_abs;
+ * decimal_scale tries 10^0..10^6) */
+static const double POW10[23] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,  1e8,  1e9,  1e10, 1e11,
+                                 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+
 /* Smallest k in 0..6 with every value exactly m / 10^k; -1 if none. */
 static int decimal_scale(const sr_sample *s, size_t n, int64_t *mant)
 {
     for (int k = 0; k <= 6; k++) {
-        double p = pow(10.0, k);
+        double p = POW10[k];
         int ok = 1;
         for (size_t i = 0; i < n && ok; i++) {
             double x = s[i].v.f * p;
@@ -56,6 +62,13 @@ static int cmp_ts(const void *a, const void *b)
  * re-packs byte for byte. */
 
 static uint64_t zz64(int64_t v) { return ((uint64_t)v << 1) ^ (uint64_t)(v >> 63); }
+static uint32_t zz32(int32_t v) { return ((uint32_t)v << 1) ^ (uint32_t)(v >> 31); }
+
+static uint8_t *put_le64(uint8_t *p, uint64_t x) /* a double's bits, as protobuf writes them */
+{
+    for (int k = 0; k < 8; k++) *p++ = (uint8_t)(x >> (8 * k));
+    return p;
+}
 
 typedef struct pvenc {
     uint32_t point;
@@ -97,7 +110,7 @@ static void pv_size(pvenc *v)
         }
     } else if (v->n)
         z += 1 + sr_varint_len(v->val_b) + v->val_b;
-    if (v->scale) z += 1 + sr_varint_len((uint32_t)(((uint32_t)v->scale << 1) ^ (uint32_t)(v->scale >> 31)));
+    if (v->scale) z += 1 + sr_varint_len(zz32(v->scale));
     v->q_b = 0;
     if (v->q) {
         for (size_t i = 0; i < v->n; i++) v->q_b += sr_varint_len(v->q[i]);
@@ -126,12 +139,9 @@ static uint8_t *pv_write(uint8_t *p, const pvenc *v)
     }
     if (v->field == 4 && v->n) {
         p = sr_varint_put(put_tag(p, 4, 2), v->val_b);
-        for (size_t i = 0; i < v->n; i++) { /* little-endian doubles */
-            uint64_t x = (uint64_t)v->vals[i];
-            for (int k = 0; k < 8; k++) *p++ = (uint8_t)(x >> (8 * k));
-        }
+        for (size_t i = 0; i < v->n; i++) p = put_le64(p, (uint64_t)v->vals[i]);
     }
-    if (v->scale) p = sr_varint_put(put_tag(p, 5, 0), (uint32_t)(((uint32_t)v->scale << 1) ^ (uint32_t)(v->scale >> 31)));
+    if (v->scale) p = sr_varint_put(put_tag(p, 5, 0), zz32(v->scale));
     if ((v->field == 6 || v->field == 7) && v->n) {
         p = sr_varint_put(put_tag(p, (unsigned)v->field, 2), v->val_b);
         for (size_t i = 0; i < v->n; i++) p = sr_varint_put(p, zz64(v->vals[i]));
@@ -149,16 +159,217 @@ static uint8_t *pv_write(uint8_t *p, const pvenc *v)
     return p;
 }
 
+/* ---- the snapshot part (codecs/events.proto, Snapshot) -------------------
+ * The entries with one value each at one shared time T (T: the first
+ * one-value entry's), when there are at least two: a message of one point x
+ * one value keeps the PointValues form. The snapshot is applied before the
+ * PointValues, and within it the entries are grouped by kind (sr_meas_next),
+ * so an entry whose point has an earlier entry with a value at T stays a
+ * PointValues: the later value of a point and time wins, in input order, as
+ * in the PointValues form. */
+
+static int has_ts(const sr_pv_in *in, int64_t t)
+{
+    for (size_t i = 0; i < in->n; i++)
+        if (in->s[i].ts == t) return 1;
+    return 0;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* in[k] = 1 for the snapshot's entries; their number (0: no snapshot). */
+static size_t snap_pick(const sr_pv_in *pts, size_t npts, int64_t *T, uint8_t *in)
+{
+    size_t k0 = 0, c = 0;
+    memset(in, 0, npts);
+    while (k0 < npts && (pts[k0].n != 1 || pts[k0].type < SR_VT_NUMBER || pts[k0].type > SR_VT_STRING)) k0++;
+    if (k0 == npts) return 0;
+    *T = pts[k0].s[0].ts;
+    int increasing = 1; /* point numbers strictly increasing: no point twice (a gateway's usual order) */
+    for (size_t k = 0; k < npts; k++) {
+        in[k] = pts[k].n == 1 && pts[k].s[0].ts == *T && pts[k].type >= SR_VT_NUMBER && pts[k].type <= SR_VT_STRING;
+        c += in[k];
+        if (k && pts[k].point <= pts[k - 1].point) increasing = 0;
+    }
+    if (c >= 2 && !increasing) { /* a point may come twice: by point, then input order */
+        uint64_t *ord = sr_malloc(npts * sizeof *ord);
+        if (!ord) c = 0; /* all PointValues: correct, only larger */
+        for (size_t k = 0; ord && k < npts; k++) ord[k] = (uint64_t)pts[k].point << 32 | (uint64_t)k;
+        if (ord) qsort(ord, npts, sizeof *ord, cmp_u64);
+        for (size_t a = 0; ord && a < npts;) {
+            size_t b = a;
+            int seen = 0; /* an earlier entry of this point has a value at T */
+            for (; b < npts && ord[b] >> 32 == ord[a] >> 32; b++) {
+                size_t k = (size_t)(ord[b] & 0xffffffffu);
+                if (in[k] && seen) {
+                    in[k] = 0;
+                    c--;
+                }
+                if (has_ts(&pts[k], *T)) seen = 1;
+            }
+            a = b;
+        }
+        sr_free(ord);
+    }
+    if (c < 2) {
+        memset(in, 0, npts);
+        return 0;
+    }
+    return c;
+}
+
+typedef struct snapenc {
+    int64_t ts;
+    size_t n, nd, nf, ni, nb, ns;
+    size_t *ord;       /* the entries' indexes in pts, grouped: dmant, f, i, b, s */
+    int64_t *mant;     /* by index in pts: a number's mantissa at scale -K */
+    int8_t *kind;      /* by index in pts: 0 dmant, 1 f, 2 i, 3 b, 4 s */
+    int32_t scale;
+    int anybad;        /* a quality not GOOD */
+    size_t dp_b, d_b, i_b, q_b, size;
+} snapenc;
+
+static void snap_build(snapenc *sn, const sr_pv_in *pts, size_t npts, const uint8_t *in)
+{
+    int K = 0;
+    size_t cnt[5] = {0};
+    for (size_t k = 0; k < npts; k++) {
+        if (!in[k]) continue;
+        const sr_sample *x = &pts[k].s[0];
+        int8_t kd = 0;
+        switch (pts[k].type) {
+        case SR_VT_NUMBER: {
+            int64_t m;
+            int dk = decimal_scale(x, 1, &m);
+            if (dk < 0) kd = 1;
+            else if (dk > K) K = dk;
+            break;
+        }
+        case SR_VT_INTEGER: kd = 2; break;
+        case SR_VT_BOOL: kd = 3; break;
+        default: kd = 4; break;
+        }
+        sn->kind[k] = kd;
+        if (x->quality) sn->anybad = 1;
+    }
+    for (size_t k = 0; k < npts; k++) { /* the mantissas at the one scale: exact, or a raw double */
+        if (!in[k]) continue;
+        if (sn->kind[k] == 0) {
+            double y = pts[k].s[0].v.f * POW10[K], m = nearbyint(y);
+            double back = K ? m / POW10[K] : m;
+            if (fabs(y) > 9007199254740992.0 || memcmp(&back, &pts[k].s[0].v.f, sizeof back)) sn->kind[k] = 1;
+            else sn->mant[k] = (int64_t)m;
+        }
+        cnt[sn->kind[k]]++;
+    }
+    sn->nd = cnt[0], sn->nf = cnt[1], sn->ni = cnt[2], sn->nb = cnt[3], sn->ns = cnt[4];
+    sn->scale = sn->nd ? -K : 0;
+    size_t at[5] = {0, cnt[0], cnt[0] + cnt[1], cnt[0] + cnt[1] + cnt[2], cnt[0] + cnt[1] + cnt[2] + cnt[3]};
+    for (size_t k = 0; k < npts; k++)
+        if (in[k]) sn->ord[at[sn->kind[k]]++] = k;
+    /* sizes */
+    size_t z = 0;
+    if (sn->ts) z += 1 + sr_varint_len((uint64_t)sn->ts);
+    sn->dp_b = 0;
+    uint32_t prev = 0;
+    for (size_t j = 0; j < sn->n; j++) {
+        uint32_t pt = pts[sn->ord[j]].point;
+        sn->dp_b += sr_varint_len(zz64((int64_t)pt - (int64_t)prev));
+        prev = pt;
+    }
+    z += 1 + sr_varint_len(sn->dp_b) + sn->dp_b;
+    if (sn->scale) z += 1 + sr_varint_len(zz32(sn->scale));
+    sn->d_b = sn->i_b = 0;
+    for (size_t j = 0; j < sn->nd; j++) sn->d_b += sr_varint_len(zz64(sn->mant[sn->ord[j]]));
+    for (size_t j = sn->nd + sn->nf; j < sn->nd + sn->nf + sn->ni; j++)
+        sn->i_b += sr_varint_len(zz64(pts[sn->ord[j]].s[0].v.i));
+    if (sn->nd) z += 1 + sr_varint_len(sn->d_b) + sn->d_b;
+    if (sn->nf) z += 1 + sr_varint_len(8 * sn->nf) + 8 * sn->nf;
+    if (sn->ni) z += 1 + sr_varint_len(sn->i_b) + sn->i_b;
+    if (sn->nb) z += 1 + sr_varint_len(sn->nb) + sn->nb;
+    for (size_t j = sn->n - sn->ns; j < sn->n; j++) {
+        size_t l = str_len(&pts[sn->ord[j]].s[0]);
+        z += 1 + sr_varint_len(l) + l;
+    }
+    sn->q_b = 0;
+    if (sn->anybad) {
+        for (size_t j = 0; j < sn->n; j++) sn->q_b += sr_varint_len(pts[sn->ord[j]].s[0].quality);
+        z += 1 + sr_varint_len(sn->q_b) + sn->q_b;
+    }
+    sn->size = z;
+}
+
+static uint8_t *snap_write(uint8_t *p, const snapenc *sn, const sr_pv_in *pts)
+{
+    if (sn->ts) p = sr_varint_put(put_tag(p, 1, 0), (uint64_t)sn->ts);
+    p = sr_varint_put(put_tag(p, 2, 2), sn->dp_b);
+    uint32_t prev = 0;
+    for (size_t j = 0; j < sn->n; j++) {
+        uint32_t pt = pts[sn->ord[j]].point;
+        p = sr_varint_put(p, zz64((int64_t)pt - (int64_t)prev));
+        prev = pt;
+    }
+    if (sn->scale) p = sr_varint_put(put_tag(p, 3, 0), zz32(sn->scale));
+    size_t j = 0;
+    if (sn->nd) {
+        p = sr_varint_put(put_tag(p, 4, 2), sn->d_b);
+        for (; j < sn->nd; j++) p = sr_varint_put(p, zz64(sn->mant[sn->ord[j]]));
+    }
+    if (sn->nf) {
+        p = sr_varint_put(put_tag(p, 5, 2), 8 * sn->nf);
+        for (; j < sn->nd + sn->nf; j++) {
+            uint64_t x;
+            memcpy(&x, &pts[sn->ord[j]].s[0].v.f, sizeof x);
+            p = put_le64(p, x);
+        }
+    }
+    if (sn->ni) {
+        p = sr_varint_put(put_tag(p, 6, 2), sn->i_b);
+        for (; j < sn->nd + sn->nf + sn->ni; j++) p = sr_varint_put(p, zz64(pts[sn->ord[j]].s[0].v.i));
+    }
+    if (sn->nb) {
+        p = sr_varint_put(put_tag(p, 7, 2), sn->nb);
+        for (; j < sn->n - sn->ns; j++) *p++ = pts[sn->ord[j]].s[0].v.b ? 1 : 0;
+    }
+    for (; j < sn->n; j++) {
+        const sr_sample *x = &pts[sn->ord[j]].s[0];
+        p = put_bytes(p, 8, x->v.str.s ? x->v.str.s : "", str_len(x));
+    }
+    if (sn->anybad) {
+        p = sr_varint_put(put_tag(p, 9, 2), sn->q_b);
+        for (j = 0; j < sn->n; j++) p = sr_varint_put(p, pts[sn->ord[j]].s[0].quality);
+    }
+    return p;
+}
+
 int sr_ev_measurements(const char *op, const char *actor, sr_actor_kind kind, const char *message_id,
                        const sr_pv_in *pts, size_t npts, sr_buf *out)
 {
     int rc = SR_OK;
+    pvenc *pv = NULL;
+    uint8_t *scratch = NULL;
+    /* the snapshot's block: per entry its place, mantissa, kind, flag */
+    uint8_t *sscratch = sr_malloc(npts ? npts * (sizeof(size_t) + sizeof(int64_t) + 2) : 1);
+    if (!sscratch) {
+        rc = SR_ENOMEM;
+        goto done;
+    }
+    snapenc sn = {.ord = (size_t *)sscratch};
+    sn.mant = (int64_t *)(sscratch + npts * sizeof(size_t));
+    sn.kind = (int8_t *)(sscratch + npts * (sizeof(size_t) + sizeof(int64_t)));
+    uint8_t *in_snap = (uint8_t *)sn.kind + npts;
+    sn.n = snap_pick(pts, npts, &sn.ts, in_snap);
+    /* the PointValues' encoders, and one scratch block for their sorted
+     * samples, dod, values, qualities (none when all is the snapshot) */
     size_t total = 0;
-    for (size_t k = 0; k < npts; k++) total += pts[k].n;
-    pvenc *pv = sr_calloc(npts ? npts : 1, sizeof *pv);
-    /* one scratch block: sorted samples, dod, values, qualities */
+    for (size_t k = 0; k < npts; k++) total += in_snap[k] ? 0 : pts[k].n;
+    pv = sr_calloc(npts > sn.n ? npts : 1, sizeof *pv);
     size_t each = sizeof(sr_sample) + 2 * sizeof(int64_t) + sizeof(uint32_t);
-    uint8_t *scratch = sr_malloc(total ? total * each : 1);
+    scratch = sr_malloc(total ? total * each : 1);
     if (!pv || !scratch) {
         rc = SR_ENOMEM;
         goto done;
@@ -171,6 +382,7 @@ int sr_ev_measurements(const char *op, const char *actor, sr_actor_kind kind, co
     for (size_t k = 0; k < npts; k++) {
         const sr_pv_in *in = &pts[k];
         pvenc *v = &pv[k];
+        if (in_snap[k]) continue;
         v->point = in->point;
         v->n = in->n;
         if (!in->n) {
@@ -239,6 +451,10 @@ int sr_ev_measurements(const char *op, const char *actor, sr_actor_kind kind, co
         pv_size(v);
         msize += 1 + sr_varint_len(v->size) + v->size;
     }
+    if (sn.n) {
+        snap_build(&sn, pts, npts, in_snap);
+        msize += 1 + sr_varint_len(sn.size) + sn.size;
+    }
     const char *mid = message_id ? message_id : "";
     size_t ol = op ? strlen(op) : 0, al = actor ? strlen(actor) : 0, ml = strlen(mid);
     size_t esize = (ol ? 1 + sr_varint_len(ol) + ol : 0) + (al ? 1 + sr_varint_len(al) + al : 0) + (kind ? 1 + sr_varint_len((uint64_t)kind) : 0) +
@@ -251,12 +467,18 @@ int sr_ev_measurements(const char *op, const char *actor, sr_actor_kind kind, co
     if (ml) p = put_bytes(p, 7, mid, ml);
     p = sr_varint_put(put_tag(p, 16, 2), msize);
     for (size_t k = 0; k < npts; k++) {
+        if (in_snap[k]) continue;
         p = sr_varint_put(put_tag(p, 1, 2), pv[k].size);
         p = pv_write(p, &pv[k]);
+    }
+    if (sn.n) { /* Measurements.snapshot = 2, after the points (protobuf-c's order) */
+        p = sr_varint_put(put_tag(p, 2, 2), sn.size);
+        p = snap_write(p, &sn, pts);
     }
     SR_VERIFY((size_t)(p - start) == esize);
     out->len += esize;
 done:
+    sr_free(sscratch);
     sr_free(scratch);
     sr_free(pv);
     return rc;
@@ -294,10 +516,80 @@ void sr_pv_iter_init(sr_pv_iter *it, const Suiro__V1__PointValues *pv, size_t n)
  * scales are far below 22; a replayed odd one still decodes as before). */
 double sr_pow10_abs(int32_t scale)
 {
-    static const double p10[23] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,  1e8,  1e9,  1e10, 1e11,
-                                   1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
-    uint32_t a = scale < 0 ? 0u - (uint32_t)scale : (uint32_t)scale;
-    return a < 23 ? p10[a] : pow(10.0, (double)a);
+    uint32_t a = scale < 0 ? 0u - (uint32_t)scale : (uint32_t)scale; /* INT32_MIN too (fuzz_event) */
+    return a < 23 ? POW10[a] : pow(10.0, (double)a);
+}
+
+/* ---- iterating a Measurements: its snapshot's entries, then its PointValues */
+
+void sr_meas_iter_init(sr_meas_iter *mi, const Suiro__V1__Measurements *m)
+{
+    memset(mi, 0, sizeof *mi);
+    mi->m = m;
+    const Suiro__V1__Snapshot *sn = m ? m->snapshot : NULL;
+    if (!sn) return;
+    size_t nv = sn->n_dmant + sn->n_f + sn->n_i + sn->n_b + sn->n_s;
+    if (!sn->n_dpoint && !nv && !sn->n_quality) return; /* an empty snapshot: no entries */
+    mi->snap_ok = nv == sn->n_dpoint && (!sn->n_quality || sn->n_quality == sn->n_dpoint);
+    mi->nsnap = mi->snap_ok ? sn->n_dpoint : 1;
+    mi->pow10 = sr_pow10_abs(sn->scale); /* divisor when scale < 0, as the encoder */
+}
+
+int sr_meas_next(sr_meas_iter *mi, sr_mpoint *p)
+{
+    const Suiro__V1__Measurements *m = mi->m;
+    if (!m) return 0;
+    if (mi->j < mi->nsnap) {
+        const Suiro__V1__Snapshot *sn = m->snapshot;
+        size_t j = mi->j++;
+        p->in_snapshot = 1;
+        mi->point += sn->n_dpoint ? (uint64_t)sn->dpoint[j] : 0;
+        if (!mi->snap_ok || mi->point > UINT32_MAX) { /* refused whole by the check, skipped by the apply */
+            p->point = mi->point > UINT32_MAX ? 0 : (uint32_t)mi->point;
+            p->n = -1;
+            mi->j = mi->nsnap;
+            return 1;
+        }
+        p->point = (uint32_t)mi->point;
+        p->n = 1;
+        sr_pv_iter *it = &p->it;
+        it->pv = NULL;
+        it->i = 0;
+        it->n = 1;
+        sr_sample *s = &it->one;
+        s->ts = sn->ts;
+        s->quality = sn->n_quality ? (uint8_t)(sn->quality[j] & 3) : SR_Q_GOOD;
+        size_t x = j;
+        if (x < sn->n_dmant) {
+            p->type = SR_VT_NUMBER;
+            s->v.f = sn->scale < 0 ? (double)sn->dmant[x] / mi->pow10 : (double)sn->dmant[x] * mi->pow10;
+        } else if ((x -= sn->n_dmant) < sn->n_f) {
+            p->type = SR_VT_NUMBER;
+            s->v.f = sn->f[x];
+        } else if ((x -= sn->n_f) < sn->n_i) {
+            p->type = SR_VT_INTEGER;
+            s->v.i = sn->i[x];
+        } else if ((x -= sn->n_i) < sn->n_b) {
+            p->type = SR_VT_BOOL;
+            s->v.b = sn->b[x] ? 1 : 0;
+        } else {
+            x -= sn->n_b;
+            p->type = SR_VT_STRING;
+            s->v.str.s = sn->s[x];
+            s->v.str.slen = (uint32_t)strlen(sn->s[x]);
+        }
+        return 1;
+    }
+    if (mi->k < m->n_points) {
+        const Suiro__V1__PointValues *pv = m->points[mi->k++];
+        p->point = pv->point;
+        p->in_snapshot = 0;
+        p->type = SR_VT_NUMBER;
+        p->n = sr_pv_count(pv, &p->type);
+        if (p->n >= 0) sr_pv_iter_init(&p->it, pv, (size_t)p->n);
+        return 1;
+    }
+    return 0;
 }
 
 

@@ -2,8 +2,10 @@
  * engine/event_json.c -- an event as one line of JSON, for `suiro replay`
  * and audits. Generic over the protobuf-c descriptors (every field of every
  * message, enums by name, bytes as hex, proto3 defaults omitted) with one
- * special case: PointValues are shown decoded, as [ts, value, quality]
- * triples, since the compact encoding means nothing to a reader. The
+ * special case: Measurements are shown decoded, as {"points":[{"point":N,
+ * "values":[[ts, value, quality]...]}...]}, since the compact encodings
+ * mean nothing to a reader; a Snapshot's entries come first, each with
+ * "snapshot":true (both forms through sr_meas_next). The
  * options (sr_event_json_ex) let the caller add what the engine's layer
  * does not hold: the number writer of the AP-IF answers (numbers as sent),
  * the dataId of a point number, and times as RFC 3339.
@@ -60,23 +62,23 @@ static int put_time(sr_buf *b, const ctx *x, int64_t ms)
     return putf(b, "\"%s\"", t);
 }
 
-static int put_pv(sr_buf *b, const ctx *x, const Suiro__V1__PointValues *pv)
+/* one point and its samples (either form of the record: sr_meas_next) */
+static int put_point(sr_buf *b, const ctx *x, sr_mpoint *pv)
 {
-    sr_vtype t = SR_VT_NUMBER;
-    long n = sr_pv_count(pv, &t);
+    sr_vtype t = pv->type;
+    long n = pv->n;
     int rc = putf(b, "{\"point\":%u", pv->point);
     const char *id = x->o->data_id ? x->o->data_id(x->o->ctx, x->op, pv->point) : NULL;
     if (!rc && id) {
         rc = put(b, ",\"dataId\":");
         if (!rc) rc = sr_json_put_string(b, id, strlen(id));
     }
+    if (!rc && pv->in_snapshot) rc = put(b, ",\"snapshot\":true");
     if (n < 0) return rc ? rc : put(b, ",\"error\":\"inconsistent arrays\"}");
     rc = rc ? rc : put(b, ",\"values\":[");
-    sr_pv_iter it;
-    sr_pv_iter_init(&it, pv, (size_t)n);
     for (long i = 0; i < n && !rc; i++) {
         sr_sample s = {0};
-        if (sr_pv_iter_next(&it, &s)) break;
+        if (sr_pv_iter_next(&pv->it, &s)) break;
         rc = put(b, i ? ",[" : "[");
         if (!rc) rc = put_time(b, x, s.ts);
         if (!rc) rc = put(b, ",");
@@ -88,6 +90,21 @@ static int put_pv(sr_buf *b, const ctx *x, const Suiro__V1__PointValues *pv)
         default: rc = sr_json_put_string(b, s.v.str.s, s.v.str.slen);
         }
         if (!rc) rc = putf(b, ",%u]", s.quality);
+    }
+    return rc ? rc : put(b, "]}");
+}
+
+/* Measurements: {"points":[...]}, a snapshot's entries first, marked */
+static int put_measurements(sr_buf *b, const ctx *x, const Suiro__V1__Measurements *m)
+{
+    sr_meas_iter mi;
+    sr_mpoint p;
+    sr_meas_iter_init(&mi, m);
+    int rc = put(b, "{\"points\":["), first = 1;
+    while (!rc && sr_meas_next(&mi, &p)) {
+        if (!first) rc = put(b, ",");
+        first = 0;
+        if (!rc) rc = put_point(b, x, &p);
     }
     return rc ? rc : put(b, "]}");
 }
@@ -143,8 +160,8 @@ static int put_value(sr_buf *b, const ctx *x, const ProtobufCFieldDescriptor *f,
     case PROTOBUF_C_TYPE_MESSAGE: {
         const ProtobufCMessage *sub = *(ProtobufCMessage *const *)p;
         if (!sub) return put(b, "null");
-        if (sub->descriptor == &suiro__v1__point_values__descriptor)
-            return put_pv(b, x, (const Suiro__V1__PointValues *)sub);
+        if (sub->descriptor == &suiro__v1__measurements__descriptor)
+            return put_measurements(b, x, (const Suiro__V1__Measurements *)sub);
         return put_message(b, x, sub);
     }
     }

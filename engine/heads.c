@@ -427,7 +427,8 @@ static int head_insert(head *h, const sr_sample *s, uint64_t seq)
 }
 
 /*
- * Apply one PointValues. heads_only (restart, events <= W): rebuild the head
+ * Apply one point's values (a PointValues or a snapshot entry: sr_meas_next).
+ * heads_only (restart, events <= W): rebuild the head
  * from head-bound samples only; everything else is already in the index.
  */
 /* When a head is flushed: at head_max samples, except the first time, when
@@ -452,11 +453,11 @@ static uint32_t flush_at(const sr_engine *e, const head *h)
     return hm - hm / 4 + x % (hm / 4); /* [3/4, 1) of head_max: chunks stay near full */
 }
 
-static int apply_pv(sr_engine *e, MDB_txn *t, const PointValues *pv, uint64_t seq, int heads_only)
+static int apply_pv(sr_engine *e, MDB_txn *t, sr_mpoint *pv, uint64_t seq, int heads_only)
 {
     int rc = SR_OK;
-    sr_vtype type = 0;
-    long n = sr_pv_count(pv, &type);
+    long n = pv->n;
+    sr_vtype type = pv->type;
     if (n <= 0) return SR_OK; /* validated at write time; a bad replayed one is skipped */
     head *h = head_get(e, pv->point, type);
     if (!h) return SR_ENOMEM;
@@ -466,8 +467,7 @@ static int apply_pv(sr_engine *e, MDB_txn *t, const PointValues *pv, uint64_t se
         h->first_seq = seq;
         if (!heads_only && (rc = heads_db_put(e, t, h))) return rc;
     }
-    sr_pv_iter it;
-    sr_pv_iter_init(&it, pv, (size_t)n);
+    sr_pv_iter *it = &pv->it;
     hsample best = {.ts = INT64_MIN};
     int have_best = 0;
     sr_sample bests = {0};
@@ -477,7 +477,7 @@ static int apply_pv(sr_engine *e, MDB_txn *t, const PointValues *pv, uint64_t se
     pthread_mutex_lock(mu);
     for (long i = 0; i < n; i++) {
         sr_sample s;
-        if (sr_pv_iter_next(&it, &s)) continue;
+        if (sr_pv_iter_next(it, &s)) continue;
         /* heads hold (flushed_max, +inf); older samples belong to chunks */
         int is_late = h->has_flushed && s.ts <= h->flushed_max;
         if (is_late) /* kept in the head until its next flush (invariant 7) */
@@ -566,8 +566,11 @@ int sr__heads_latest_flush(sr_engine *e, MDB_txn *t)
 int sr__heads_apply_measurements(sr_engine *e, MDB_txn *t, const Event *ev, int heads_only)
 {
     if (ev->body_case != SUIRO__V1__EVENT__BODY_MEASUREMENTS) return SR_OK;
-    for (size_t k = 0; k < ev->measurements->n_points; k++) {
-        int rc = apply_pv(e, t, ev->measurements->points[k], ev->seq, heads_only);
+    sr_meas_iter mi;
+    sr_mpoint p;
+    sr_meas_iter_init(&mi, ev->measurements);
+    while (sr_meas_next(&mi, &p)) {
+        int rc = apply_pv(e, t, &p, ev->seq, heads_only);
         if (rc) return rc;
     }
     return SR_OK;

@@ -19,6 +19,7 @@
 
 #include "codecs/events.pb-c.h"
 #include "engine/event_json.h"
+#include "engine/evbuild.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -450,8 +451,11 @@ int sr_event_has_point(const sr_event_view *v, uint32_t point)
 {
     const Suiro__V1__Event *ev = v->ev;
     if (!ev || ev->body_case != SUIRO__V1__EVENT__BODY_MEASUREMENTS || !ev->measurements) return 0;
-    for (size_t i = 0; i < ev->measurements->n_points; i++)
-        if (ev->measurements->points[i]->point == point) return 1;
+    sr_meas_iter mi;
+    sr_mpoint p;
+    sr_meas_iter_init(&mi, ev->measurements);
+    while (sr_meas_next(&mi, &p))
+        if (p.point == point) return 1;
     return 0;
 }
 

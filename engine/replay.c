@@ -31,15 +31,42 @@
  * is unpacked into one pb_arena, reset after its apply (apply copies what it
  * keeps, as it must for the writer, whose events die with their group). */
 
+/* heads_needed (below) for a Snapshot's entries (codecs/events.proto):
+ * its point numbers, delta-coded in the packed field dpoint = 2. */
+static int snap_heads_needed(sr_engine *e, const uint8_t *p, size_t n, uint64_t seq)
+{
+    const uint8_t *end = p + n;
+    uint64_t point = 0;
+    while (p < end) {
+        uint64_t key;
+        const uint8_t *d = NULL;
+        size_t dl = 0;
+        if (sr__wire_varint(&p, end, &key) || sr__wire_skip(&p, end, (unsigned)(key & 7), &d, &dl)) return 1;
+        if (key >> 3 != 2) continue;
+        if ((key & 7) != 2) return 1; /* not packed: unpack reads it */
+        for (const uint8_t *r = d, *re = d + dl; r < re;) {
+            uint64_t z;
+            if (sr__wire_varint(&r, re, &z)) return 1;
+            point += (z >> 1) ^ (uint64_t)-(int64_t)(z & 1); /* zigzag */
+            if (point > UINT32_MAX) return 1;
+            head *h = head_find(e, (uint32_t)point);
+            if (!h || seq >= h->first_seq) return 1;
+        }
+    }
+    return 0;
+}
+
 /*
  * Whether a heads-only replay (an event at or below W) needs to unpack this
  * record, read from its wire form without unpacking: not when the event is
  * not measurements (apply_series ignores it), nor when every point it names
  * already has a head that starts after it (apply_pv returns at once for
- * those). 1 (unpack it) whenever in doubt: a record it cannot read, a point
- * without a head yet, an event with two bodies. A skipped record is not
- * unpacked, so a malformed one at or below W (its block passed its checksum
- * and tag) is found by `suiro verify` / rebuild, not by the restart.
+ * those; a PointValues' point, or a Snapshot's delta-coded point
+ * numbers). 1 (unpack it) whenever in doubt: a record it cannot read, a
+ * point without a head yet, an event with two bodies or two snapshots. A
+ * skipped record is not unpacked, so a malformed one at or below W (its
+ * block passed its checksum and tag) is found by `suiro verify` / rebuild,
+ * not by the restart.
  */
 static int heads_needed(sr_engine *e, const uint8_t *p, size_t n, uint64_t seq)
 {
@@ -63,10 +90,15 @@ static int heads_needed(sr_engine *e, const uint8_t *p, size_t n, uint64_t seq)
         if (sr__wire_varint(&p, end, &key) || sr__wire_skip(&p, end, (unsigned)(key & 7), &m, &ml)) return 1;
         if (key >> 3 != 16) continue;
         if ((key & 7) != 2) return 1; /* not a message: unpack reports it */
-        for (const uint8_t *q = m, *qe = m + ml; q < qe;) { /* Measurements: points = 1 */
+        int nsnap = 0;
+        for (const uint8_t *q = m, *qe = m + ml; q < qe;) { /* Measurements: points = 1, snapshot = 2 */
             const uint8_t *pv = NULL;
             size_t pl = 0;
             if (sr__wire_varint(&q, qe, &key) || sr__wire_skip(&q, qe, (unsigned)(key & 7), &pv, &pl)) return 1;
+            if (key >> 3 == 2) {
+                if ((key & 7) != 2 || nsnap++ || snap_heads_needed(e, pv, pl, seq)) return 1;
+                continue;
+            }
             if (key >> 3 != 1) continue;
             if ((key & 7) != 2) return 1;
             uint64_t point = 0;

@@ -127,8 +127,20 @@ typedef struct command {
     uint32_t point[2];
     sr_sample s[2][24];
     size_t ns[2];
+    /* a snapshot event (c % 4 == 3): the other points, one value each at the
+     * time of s[v][0] (a Snapshot record, codecs/events.proto) */
+    size_t nx[2];
+    uint32_t xpoint[2][NPOINTS];
+    sr_sample xs[2][NPOINTS];
     char msgid[32];
 } command;
+
+/* the samples of event v of command cm into model m, in input order */
+static void cmd_model_put(et_model *m, const command *cm, size_t v)
+{
+    for (size_t i = 0; i < cm->ns[v]; i++) et_model_put(m, cm->point[v], &cm->s[v][i]);
+    for (size_t x = 0; x < cm->nx[v]; x++) et_model_put(m, cm->xpoint[v][x], &cm->xs[v][x]);
+}
 
 typedef struct fixture {
     uint32_t points[NPOINTS];
@@ -147,8 +159,10 @@ static sr_sample value(tu_rng *r, sr_vtype t, int64_t ts)
 }
 
 /* Command c: one event (or two, for c % 4 == 1: atomic) on point(s), with
- * new, repeated and late timestamps; command NCMD-1 repeats the message id
- * of command NCMD-2 (a duplicate when that one was stored). */
+ * new, repeated and late timestamps, or (c % 4 == 3) a snapshot: every
+ * point one value at one new time, the points not in number order;
+ * command NCMD-1 repeats the message id of command NCMD-2 (a duplicate
+ * when that one was stored). */
 static void build_commands(fixture *f, int64_t *clock)
 {
     tu_rng r = {77};
@@ -162,6 +176,31 @@ static void build_commands(fixture *f, int64_t *clock)
             int k = (c + 2 * (int)v) % NPOINTS;
             cm->point[v] = f->points[k];
             cm->ns[v] = 1 + (size_t)tu_below(&r, 20);
+            if (c % 4 == 3) { /* a snapshot */
+                int64_t t = clock[0];
+                for (int j = 1; j < NPOINTS; j++) t = clock[j] > t ? clock[j] : t;
+                t += 1000;
+                for (int j = 0; j < NPOINTS; j++) clock[j] = t;
+                cm->ns[v] = 1;
+                cm->s[v][0] = value(&r, TYPES[k], t);
+                sr_pv_in in[NPOINTS];
+                in[0] = (sr_pv_in){cm->point[v], TYPES[k], cm->s[v], 1};
+                cm->nx[v] = NPOINTS - 1;
+                for (size_t x = 0; x < cm->nx[v]; x++) {
+                    int kx = (k + 1 + (int)x) % NPOINTS;
+                    cm->xpoint[v][x] = f->points[kx];
+                    cm->xs[v][x] = value(&r, TYPES[kx], t);
+                    in[1 + x] = (sr_pv_in){cm->xpoint[v][x], TYPES[kx], &cm->xs[v][x], 1};
+                }
+                size_t before = cm->bytes.len;
+                cr_assert_eq(sr_ev_measurements("op1", "APP1", SR_ACTOR_APP, cm->msgid, in, NPOINTS, &cm->bytes), SR_OK);
+                cm->lens[v] = cm->bytes.len - before;
+                Suiro__V1__Event *ev = suiro__v1__event__unpack(NULL, cm->lens[v], cm->bytes.data + before);
+                cr_assert(ev && ev->measurements && ev->measurements->snapshot && !ev->measurements->n_points,
+                          "command %d: not a Snapshot record", c);
+                suiro__v1__event__free_unpacked(ev, NULL);
+                continue;
+            }
             for (size_t i = 0; i < cm->ns[v]; i++) {
                 uint64_t x = tu_below(&r, 10);
                 int64_t ts = x == 0 ? clock[k] - 1000 * (int64_t)(1 + tu_below(&r, 40)) /* late: into chunks */
@@ -284,8 +323,7 @@ static void submit_all(sr_engine *e, fixture *f, outcome *out, const char *ctx)
         stored[c] = 1;
         cr_assert_eq(res.count, cm->nev);
         out->events += cm->nev;
-        for (size_t v = 0; v < cm->nev; v++)
-            for (size_t i = 0; i < cm->ns[v]; i++) et_model_put(out->m, cm->point[v], &cm->s[v][i]);
+        for (size_t v = 0; v < cm->nev; v++) cmd_model_put(out->m, cm, v);
     }
 }
 
@@ -542,8 +580,7 @@ static void run_recovery(vf_kind kind, const char *kname)
                 continue;
             }
             out.events += cm->nev;
-            for (size_t v = 0; v < cm->nev; v++)
-                for (size_t i = 0; i < cm->ns[v]; i++) et_model_put(out.m, cm->point[v], &cm->s[v][i]);
+            for (size_t v = 0; v < cm->nev; v++) cmd_model_put(out.m, cm, v);
         }
         int fired = vfs_faulty_fired();
         vfs_faulty_arm(0, kind);
@@ -681,8 +718,7 @@ Test(engine_fault, resume_applies_a_durable_group_the_index_missed)
             cr_assert_eq(rc, SR_OK, "command %d: %s (%s)", c, sr_err_name(rc), res.err.msg);
         if (res.duplicate && c != 3) continue;
         out.events += cm->nev;
-        for (size_t v = 0; v < cm->nev; v++)
-            for (size_t i = 0; i < cm->ns[v]; i++) et_model_put(out.m, cm->point[v], &cm->s[v][i]);
+        for (size_t v = 0; v < cm->nev; v++) cmd_model_put(out.m, cm, v);
     }
     cr_assert(failed);
     sr_buf sb, strs;

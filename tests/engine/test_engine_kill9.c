@@ -187,17 +187,15 @@ static uint64_t add_durable_tail(const char *d, uint64_t from, et_model *m)
             Suiro__V1__Event *ev = suiro__v1__event__unpack(NULL, rec.len, rec.data);
             cr_assert_not_null(ev, "log record %" PRIu64 " does not decode", seq);
             if (ev->body_case == SUIRO__V1__EVENT__BODY_MEASUREMENTS) {
-                for (size_t p = 0; p < ev->measurements->n_points; p++) {
-                    const Suiro__V1__PointValues *pv = ev->measurements->points[p];
-                    sr_vtype t;
-                    long n = sr_pv_count(pv, &t);
-                    cr_assert_gt(n, 0);
-                    sr_pv_iter pi;
-                    sr_pv_iter_init(&pi, pv, (size_t)n);
+                sr_meas_iter mi;
+                sr_mpoint pv;
+                sr_meas_iter_init(&mi, ev->measurements);
+                while (sr_meas_next(&mi, &pv)) { /* both forms: PointValues and snapshot entries */
+                    cr_assert_gt(pv.n, 0);
                     sr_sample s;
-                    for (long i = 0; i < n; i++) {
-                        cr_assert_eq(sr_pv_iter_next(&pi, &s), 0);
-                        et_model_put(m, pv->point, &s);
+                    for (long i = 0; i < pv.n; i++) {
+                        cr_assert_eq(sr_pv_iter_next(&pv.it, &s), 0);
+                        et_model_put(m, pv.point, &s);
                     }
                 }
             }
@@ -208,6 +206,31 @@ static uint64_t add_durable_tail(const char *d, uint64_t from, et_model *m)
     }
     sr_log_close(lg);
     return end;
+}
+
+/* Records of d's log that hold a Snapshot (codecs/events.proto). */
+static int log_snapshots(const char *d)
+{
+    char ld[1100];
+    snprintf(ld, sizeof ld, "%s/log", d);
+    sr_log_opts lo = {.readonly = 1};
+    sr_log *lg = NULL;
+    sr_errinfo ei;
+    cr_assert_eq(sr_log_open(ld, &lo, &lg, &ei), SR_OK, "%s", ei.msg);
+    sr_log_iter *it;
+    cr_assert_eq(sr_log_iter_open(lg, 1, &it), SR_OK);
+    uint64_t seq;
+    sr_slice rec;
+    int n = 0;
+    while (sr_log_iter_next(it, &seq, &rec) == SR_OK) {
+        Suiro__V1__Event *ev = suiro__v1__event__unpack(NULL, rec.len, rec.data);
+        cr_assert_not_null(ev);
+        n += ev->body_case == SUIRO__V1__EVENT__BODY_MEASUREMENTS && ev->measurements->snapshot;
+        suiro__v1__event__free_unpacked(ev, NULL);
+    }
+    sr_log_iter_close(it);
+    sr_log_close(lg);
+    return n;
 }
 
 static void check_round(const char *d, int round, et_model *m, const round_out *ro, const uint32_t *points)
@@ -319,5 +342,6 @@ Test(engine_kill9, every_acknowledged_sample_survives_kill_9)
                 total_acks, tail_events, durable_end - 1);
     cr_assert_gt(total_acks, rounds, "the writer should have acknowledged many commands");
     cr_assert_gt(checkpointed, 0, "no round recovered from a heads checkpoint");
+    cr_assert_gt(log_snapshots(d), rounds, "the log should hold many Snapshot records");
     et_model_free(m);
 }

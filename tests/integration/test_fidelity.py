@@ -13,6 +13,11 @@ places, a '.' always, as a JSON reader reads a real):
   - the latest value of every point;
   - `suiro apsim stored-values` (the app stub's output) for 100 points;
   - `suiro replay` (the log, every value sent, duplicates included).
+Then the snapshot shape (a gateway's cycle: each gateway's points x 1 value
+at one time, one message; the log stores it as a Snapshot record,
+codecs/events.proto): the same walks a day later, SNAP_S seconds of every
+point, sent over MQTT as gateways send them ("68.20"), read back the same
+ways (raw, compact, downsampled, latest, replay: every value as text).
 The expected values are computed here from the set's definition (rs_mix,
 rs_cents), independently of the server. Before the fix 11 % of the values
 came back with an extra place ("81.820"). The server runs on loopback ports
@@ -70,6 +75,8 @@ def ts_text(i):
     return "2023-11-15T%02d:%02d:%02d.000Z" % (i // 3600, i // 60 % 60, i % 60)
 
 
+SNAP_S = 60        # seconds of the snapshot shape, from 2023-11-16T00:00:00Z
+DAY2 = "2023-11-16T"
 WANT = {}          # (dataId, timestamp text) -> value text
 LAST = {}          # dataId -> the value text at the last second
 for p in range(P):
@@ -77,6 +84,8 @@ for p in range(P):
     for i, c in enumerate(cents_of(p)):
         WANT[(d, ts_text(i))] = text(c)
     LAST[d] = WANT[(d, ts_text(S - 1))]
+    for i, c in enumerate(cents_of(p)[:SNAP_S]):   # the snapshot shape: the same walk a day later
+        WANT[(d, DAY2 + ts_text(i)[11:])] = text(c)
 IDS = [data_id(p) for p in range(P)]
 RANGE = "&from=2023-11-15T00:00:00Z&to=2023-11-16T00:00:00Z"
 
@@ -110,9 +119,34 @@ BUCKET = re.compile(r'\{"dataId":"([^"]+)","timestamp":"([^"]+)","min":([^,]+),"
                     r'"first":([^,]+),"last":([^,}]+)\}')
 
 
-def pages(api, ids, extra):
+def sent_text(c):
+    """a value as a gateway writes it: two places ("68.20")"""
+    return "%s%d.%02d" % ("-" if c < 0 else "", abs(c) // 100, abs(c) % 100)
+
+
+def send_snapshots(port):
+    """every gateway's points x 1 value a message, one message a second of
+    SNAP_S, as gateways send their cycle; the refused or unanswered ones"""
+    gws = [srtest.RawGw(port, "sim", "SIM%04d" % (g + 1), "sim-secret-SIM%04d" % (g + 1)) for g in range(G)]
+    walks = [cents_of(p)[:SNAP_S] for p in range(P)]
+    bad = []
+    for i in range(SNAP_S):
+        ts = DAY2 + ts_text(i)[11:]
+        for g in range(G):
+            vals = ",".join('{"dataId":"%s","timestamp":"%s","value":%s}' % (data_id(p), ts, sent_text(walks[p][i]))
+                            for p in range(g, P, G))
+            msg = ('{"header":{"messageType":"GW_MEASUREMENTS","messageId":"snap-%d-%d","timestamp":"%s"},'
+                   '"body":{"values":[%s]}}' % (g, i, ts, vals))
+            if gws[g].publish_wait("data/measurements", msg.encode()):
+                bad.append((g, i))
+    for c in gws:
+        c.close()
+    return bad
+
+
+def pages(api, ids, extra, rng=None):
     """every page of a raw query, following nextCursor: the bodies as text"""
-    q = "/api/v1/stored-values?" + "&".join("dataId=" + d for d in ids) + RANGE + extra
+    q = "/api/v1/stored-values?" + "&".join("dataId=" + d for d in ids) + (rng or RANGE) + extra
     cursor, out = None, []
     for _ in range(100):
         st, raw, _ = api.call("GET", q + ("&cursor=" + cursor if cursor else ""), raw=True)
@@ -216,6 +250,64 @@ try:
     check("suiro replay: all %s values sent exactly as sent" % sim.get("ref_values_sent"),
           r.returncode == 0 and rep.n == sim.get("ref_values_sent") and not rep.wrong,
           (r.returncode, r.stderr[-300:], rep.why(), r.stdout[:300]))
+
+    # ---- the snapshot shape: each gateway's points x 1 value at one time a message
+    check("snapshots: %d messages of ~%d points x 1 value, all acknowledged" % (G * SNAP_S, P // G),
+          send_snapshots(ports["mqtt"]) == [])
+    RANGE2 = "&from=2023-11-16T00:00:00Z&to=2023-11-17T00:00:00Z"
+    N2 = P * SNAP_S
+    raw2, comp2, bad = Tally(), Tally(), []
+    for k in range(0, P, 100):
+        for st, body in pages(api, IDS[k:k + 100], "&limit=100000", RANGE2):
+            if st != 200:
+                bad.append((st, body[:200]))
+            for d, ts, v in VALUE.findall(body):
+                raw2.add(d, ts, v)
+        for st, body in pages(api, IDS[k:k + 100], "&limit=7000&format=compact", RANGE2):
+            if st != 200:
+                bad.append((st, body[:200]))
+            for d, vals in SERIES.findall(body):
+                for ts, v in PAIR.findall(vals + "]"):
+                    comp2.add(d, ts, v)
+    check("snapshots, raw values (JSON): all %d come back exactly as sent" % N2, not bad and raw2.exact(N2),
+          (bad[:2], raw2.why()))
+    check("snapshots, compact values: all %d come back exactly as sent" % N2, not bad and comp2.exact(N2),
+          (bad[:2], comp2.why()))
+    down2, bad = Tally(), []
+    for k in range(0, P, 100):
+        q = ("/api/v1/stored-values?" + "&".join("dataId=" + d for d in IDS[k:k + 100]) +
+             "&from=2023-11-16T00:00:00Z&to=2023-11-16T00:01:00Z&interval=1s&agg=min,max,avg,first,last")
+        st, body, _ = api.call("GET", q, raw=True)
+        body = body.decode()
+        if st != 200:
+            bad.append((st, body[:200]))
+        for d, ts, mn, mx, av, fi, la in BUCKET.findall(body):
+            down2.add(d, ts, "|".join((mn, mx, av, fi, la)), "|".join([WANT.get((d, ts))] * 5))
+    check("snapshots, downsampled to 1 s: all %d buckets exactly as sent" % N2, not bad and down2.exact(N2),
+          (bad[:2], down2.why()))
+    lat2, bad = Tally(), []
+    last2 = DAY2 + ts_text(SNAP_S - 1)[11:]
+    for k in range(0, P, 100):
+        st, body, _ = api.call("GET", "/api/v1/stored-values/latest?" + "&".join("dataId=" + d for d in IDS[k:k + 100]),
+                               raw=True)
+        body = body.decode()
+        if st != 200:
+            bad.append((st, body[:200]))
+        for d, ts, v in VALUE.findall(body):
+            lat2.add(d, ts, v, WANT.get((d, last2)) if ts == last2 else "(not the snapshots' last second)")
+    check("snapshots, latest: all %d points' last values exactly as sent" % P, not bad and lat2.exact(P),
+          (bad[:2], lat2.why()))
+    r = subprocess.run([BIN, "replay", D, "--kind", "measurements"], capture_output=True, text=True, timeout=300)
+    rep2, recs = Tally(), 0
+    for line in r.stdout.splitlines():
+        if DAY2 not in line:
+            continue
+        recs += '"snapshot":true' in line
+        for d, vals in re.findall(r'"dataId":"([^"]+)","snapshot":true,"values":\[(.*?\])\]', line):
+            for ts, v in re.findall(r'\["([^"]+)",([^,\]]+),[0-9]+\]', vals):
+                rep2.add(d, ts, v)
+    check("suiro replay: %d Snapshot records, all %d values exactly as sent" % (recs, N2),
+          r.returncode == 0 and recs == G * SNAP_S and rep2.exact(N2), (r.returncode, recs, rep2.why()))
 finally:
     check("the server stops cleanly", srtest.stop_server(srv) == 0)
     srtest.finish(check, T, [srv])

@@ -5,7 +5,10 @@
 at random moments (>= 20 rounds) and restarted on the same port; gwsim
 reconnects and sends again whatever was not acknowledged (same messageId).
 Afterwards every message that received a PUBACK is in the log exactly once,
-and no message is stored twice. Every process is stopped by its PID.
+and no message is stored twice. Messages of 7 values over 5 points (gwsim
+cycles through its points, one second each round) are each 3 points x 1
+value at one time and 2 points x 2 values: mixed records, a Snapshot and
+PointValues (codecs/events.proto). Every process is stopped by its PID.
 usage: test_gw_kill9.py SUIRO_BIN [ROUNDS]"""
 import collections
 import json
@@ -43,7 +46,7 @@ try:
     port = srtest.free_port()
     srv = start_server(port)
     sim = subprocess.Popen([BIN, "gwsim", "run", "--port", str(port), "--gateways", "4", "--points", "5",
-                            "--batch", "20", "--messages", "1000000", "--window", "8", "--acks", ACKS,
+                            "--batch", "7", "--messages", "1000000", "--window", "8", "--acks", ACKS,
                             "--duration", "3600"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     procs.append(sim)
     kills = 0
@@ -90,6 +93,9 @@ try:
     out = subprocess.run([BIN, "replay", D, "--kind", "measurements"], capture_output=True, text=True,
                          check=True).stdout
     stored = collections.Counter(json.loads(l)["message_id"] for l in out.splitlines() if l.strip())
+    mixed = sum('"snapshot":true' in l and '"points":[' in l and l.count('"point":') > l.count('"snapshot":true')
+                for l in out.splitlines())
+    check("the log holds mixed records (Snapshot and PointValues): %d" % mixed, mixed >= 50, out[:300])
     missing = [m for m in acked if stored[m] != 1]
     twice = [m for m, n in stored.items() if n > 1]
     print("acknowledged:", len(acked), "stored messages:", len(stored))

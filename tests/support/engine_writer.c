@@ -8,8 +8,9 @@
  * which point number P<INDEX> got). Thread t writes only the points with index % 2 == t
  * (all behind gateway GW<t+1>), so the value of a (point, ts) is decided by
  * one thread's submission order. Commands carry random batch sizes,
- * out-of-order, repeated and late timestamps, and sometimes repeat a recent
- * message id (a duplicate: nothing is stored).
+ * out-of-order, repeated and late timestamps, or are snapshots (every point
+ * one value at one time: Snapshot records, some mixed with a series), and
+ * sometimes repeat a recent message id (a duplicate: nothing is stored).
  *
  * From the callback (the writer thread, after the command is durable) one
  * block per acknowledged command is printed and stdout flushed:
@@ -128,12 +129,26 @@ static void *thread_main(void *arg)
         wcmd *c = calloc(1, sizeof *c);
         if (!c) die("calloc", SR_ENOMEM);
         c->w = w;
-        /* one to three of this thread's points, each once */
+        /* one to three of this thread's points, each once; a third of the
+         * commands a snapshot (every point one value at one new time: a
+         * Snapshot record), half of those with the last point's values as a
+         * series beside it (a mixed record) */
         size_t first = (size_t)tu_below(&w->r, PTS_PER_THREAD);
-        c->npts = 1 + (size_t)tu_below(&w->r, PTS_PER_THREAD);
+        int snap = tu_below(&w->r, 3) == 0, mixed = snap && tu_below(&w->r, 2);
+        int64_t snap_ts = 0;
+        c->npts = snap ? PTS_PER_THREAD : 1 + (size_t)tu_below(&w->r, PTS_PER_THREAD);
+        if (snap) {
+            for (size_t k = 0; k < PTS_PER_THREAD; k++) snap_ts = w->clock[k] > snap_ts ? w->clock[k] : snap_ts;
+            snap_ts += 1000;
+        }
         for (size_t p = 0; p < c->npts; p++) {
             size_t k = (first + p) % PTS_PER_THREAD;
             size_t ns = 1 + (size_t)tu_below(&w->r, MAXS);
+            if (snap && !(mixed && p == c->npts - 1)) {
+                c->s[p][0] = make_sample(&w->r, w->type[k], w->clock[k] = snap_ts);
+                c->pts[p] = (sr_pv_in){w->point[k], w->type[k], c->s[p], 1};
+                continue;
+            }
             for (size_t i = 0; i < ns; i++) {
                 uint64_t x = tu_below(&w->r, 100);
                 int64_t ts;
