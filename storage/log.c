@@ -1,5 +1,5 @@
 /*
- * storage/log.c -- append-only segmented event log (format v1, docs/format.md).
+ * storage/log.c -- append-only segmented event log (docs/format.md).
  *
  * A log directory holds segment files "<first seq, 20 digits>.seg" and a LOCK
  * file. A segment is a 64-byte header and then blocks; a block is a 96-byte
@@ -37,10 +37,22 @@
  *      the active segment's next_seq, durable_seq <= assigned_seq. The
  *      writer queue is a proper list (qhead NULL iff qtail NULL; qtail is
  *      its last element).
+ * (10) Records are appended only to a segment of SR_LOG_VERSION: a writable
+ *      log's active segment is of this build's version. Segments of older
+ *      versions (SR_LOG_VERSION_MIN..) are read and never written; the open
+ *      rolls past an older last segment (upgrade_tail()).
  *  (9) An iterator holds a reference on its segment, reads at or after the
  *      segment header and never past the segment's durable_off, and its
  *      decoded block position is within the block (blk_pos <= blk_count,
  *      plain_pos <= plain.len).
+ * FORMAT VERSIONS (per segment, docs/format.md): version 1 and version 2
+ * segments have the same bytes (blocks are SR_BLK_VERSION 1 in both);
+ * version 2 says its records may hold forms of events a version 1 reader
+ * does not know (the Snapshot measurements form, issue #13). The segment
+ * header is checked first at open, so an older suiro refuses a version 2
+ * segment with SR_EVERSION before it reads a block (a block version it did
+ * not know, in the last segment, it would take for a torn tail and cut).
+ *
  * sr_log_check / sr_log_iter_check (log.h) return NULL or the broken one;
  * SR_INVARIANT runs them at every transition in the debug build (open,
  * each group commit, drop_below, close; each iterator block load).
@@ -94,6 +106,7 @@ typedef struct segment {
     uint64_t durable_off;      /* readers stop here; guarded by lg->mu */
     uint64_t next_seq;         /* first seq after the last indexed block */
     uint8_t anchor[SR_HASH_LEN];
+    uint16_t version;          /* the header's format version (invariant 10) */
     int refs;                  /* guarded by lg->mu; the log holds one */
     int removed;
 } segment;
@@ -328,6 +341,7 @@ static const char *check_leader_locked(const sr_log *lg)
         return "(8) an indexed block starts at or past write_off";
     if (lg->next_seq != lg->assigned_seq) return "(8) next_seq differs from assigned_seq outside a group";
     if (lg->next_seq != as->next_seq) return "(8) next_seq differs from the active segment's next_seq";
+    if (!lg->o.readonly && as->version != SR_LOG_VERSION) return "(10) the active segment is of an older version";
     return NULL;
 }
 
@@ -458,7 +472,7 @@ static const char *blk_hdr_decode(const uint8_t in[SR_BLK_HDR_LEN], blk_hdr *h)
     if (sr_get_le32(in + 92) != sr_crc32c(0, in, 92)) return "block header checksum mismatch";
     h->version = in[4];
     h->flags = in[5];
-    if (h->version != SR_LOG_VERSION) return "unsupported block version";
+    if (h->version != SR_BLK_VERSION) return "unsupported block version";
     if (sr_get_le16(in + 6) != SR_BLK_HDR_LEN) return "bad block header length";
     if (h->flags & ~SR_BLK_KNOWN_FLAGS) return "unknown block flags";
     h->first_seq = sr_get_le64(in + 8);
@@ -737,6 +751,7 @@ static int segment_create(sr_log *lg, uint64_t first_seq, const uint8_t anchor[S
     }
     s->first_seq = s->next_seq = first_seq;
     memcpy(s->anchor, anchor, SR_HASH_LEN);
+    s->version = SR_LOG_VERSION;
     s->refs = 1;
     seg_hdr_encode(hdr, first_seq, anchor);
     if ((rc = lg->vfs->open(lg->vfs, tmp, SR_VFS_WRITE | SR_VFS_CREATE, &f))) goto fail;
@@ -833,7 +848,7 @@ static int leader_commit(sr_log *lg, waiter *first, waiter *last, int *synced, i
             size_t stored = pb->stored.len + (lg->has_key ? SR_TAG_LEN : 0);
             size_t blen = SR_BLK_HDR_LEN + stored;
             blk_hdr h = {
-                .version = SR_LOG_VERSION,
+                .version = SR_BLK_VERSION,
                 .flags = (uint8_t)(pb->flags | (lg->has_key ? SR_BLK_AES_GCM : 0)),
                 .first_seq = lg->next_seq,
                 .count = pb->count,
@@ -1258,9 +1273,10 @@ static int scan_segment(sr_log *lg, segment *s, int last, uint64_t expect_seq, u
                 rc == SR_DONE ? "truncated segment header" : "bad segment magic");
         return SR_ECORRUPT;
     }
-    if (sr_get_le16(hb + 8) != SR_LOG_VERSION) {
-        set_err_at(ei, SR_EVERSION, s->name, 0, "%s: segment format version %u; this build reads version %d",
-                s->name, sr_get_le16(hb + 8), SR_LOG_VERSION);
+    s->version = sr_get_le16(hb + 8);
+    if (s->version < SR_LOG_VERSION_MIN || s->version > SR_LOG_VERSION) {
+        set_err_at(ei, SR_EVERSION, s->name, 0, "%s: segment format version %u; this build reads versions %d to %d",
+                s->name, s->version, SR_LOG_VERSION_MIN, SR_LOG_VERSION);
         return SR_EVERSION;
     }
     if (sr_get_le32(hb + 60) != sr_crc32c(0, hb, 60) || sr_get_le16(hb + 10) != SR_SEG_HDR_LEN) {
@@ -1343,6 +1359,39 @@ static int scan_segment(sr_log *lg, segment *s, int last, uint64_t expect_seq, u
         want = !last && h.stored_len >= SCAN_WIN / 4 ? SR_BLK_HDR_LEN : SCAN_WIN;
     }
     sr_free(win.buf);
+    return rc;
+}
+
+/* Invariant (10) at a writable open: a last segment of an older version (a
+ * directory an older suiro wrote) is never appended to, and never changed.
+ * Holding blocks, it is sealed as it is and the log rolls to a new segment of
+ * this version (roll: synced first, created durably). Empty (no blocks:
+ * nothing to keep), it is replaced by an empty segment of this version of the
+ * same name and anchor (segment_create's tmp + rename: a crash leaves the old
+ * one or the new one), since a rolled segment would need its name. */
+static int upgrade_tail(sr_log *lg, sr_errinfo *ei)
+{
+    segment *old = lg->active;
+    if (lg->o.readonly || old->version == SR_LOG_VERSION) return SR_OK;
+    unsigned oldv = old->version;
+    char oldname[sizeof old->name];
+    snprintf(oldname, sizeof oldname, "%s", old->name);
+    int rc;
+    if (old->nblocks) {
+        rc = roll(lg);
+    } else {
+        segment *ns = NULL;
+        if (!(rc = segment_create(lg, old->first_seq, old->anchor, &ns))) {
+            pthread_mutex_lock(&lg->mu);
+            lg->segs[lg->nsegs - 1] = lg->active = ns;
+            seg_unref_locked(old);
+            pthread_mutex_unlock(&lg->mu);
+            lg->write_off = lg->synced_off = SR_SEG_HDR_LEN;
+        }
+    }
+    if (rc)
+        set_err(ei, rc, "%s: cannot start a segment of format version %d after %s (version %u): %s", lg->dir,
+                SR_LOG_VERSION, oldname, oldv, sr_strerror(rc));
     return rc;
 }
 
@@ -1502,6 +1551,7 @@ static int recover_dir(sr_log *lg, sr_errinfo *ei)
     memcpy(lg->durable_tip, lg->tip, SR_HASH_LEN);
     lg->durable_seq = lg->assigned_seq = lg->next_seq;
     lg->active = active_seg_last(lg);
+    rc = upgrade_tail(lg, ei);
 done:
     for (size_t i = 0; i < nl.n; i++) sr_free(nl.names[i]);
     sr_free(nl.names);

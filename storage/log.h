@@ -4,9 +4,17 @@
  * The log is the source of truth: a directory of segment files, each a header
  * followed by blocks; a block holds a batch of length-prefixed records,
  * compressed with zstd, optionally encrypted with AES-256-GCM, and chained to
- * the block before it by SHA-256. Format v1 is specified byte by byte in
+ * the block before it by SHA-256. The format is specified byte by byte in
  * docs/format.md; the commit protocol and recovery policy in
  * docs/durability.md.
+ *
+ * A format version is per segment (the header's version field): version 1
+ * and version 2 segments have the same bytes; version 2 says that its
+ * records may hold forms of events a version 1 reader does not know (the
+ * Snapshot measurements form, issue #13), so that an older suiro, which reads
+ * only version 1, refuses such a segment instead of misreading its records.
+ * This build reads versions 1 and 2 and writes version 2. The log itself
+ * never looks into records: the version is the caller's promise about them.
  *
  * Records are opaque byte strings. Each gets a sequence number: dense,
  * starting at 1, never reused.
@@ -78,6 +86,13 @@ typedef struct sr_log_tail {
  * SR_ECORRUPT, with the segment and offset in ei; so is a bad or unfinished
  * last block that holds a record <= opts->durable_floor (it had been
  * acknowledged: corruption, never a torn tail; nothing is cut).
+ *
+ * Opened for writing, a last segment of an older version (a directory an
+ * older suiro wrote) is left as it is and the log rolls to a new segment of
+ * SR_LOG_VERSION at once (an empty one is replaced by an empty one of
+ * SR_LOG_VERSION): records are only ever appended to a segment of this
+ * build's version, and from then on an older suiro refuses the directory
+ * (SR_EVERSION) instead of misreading it.
  *
  * @return SR_OK; SR_ECORRUPT; SR_EVERSION (a segment of a newer format);
  *         SR_EKEY (blocks encrypted and no key, or another key);
@@ -189,7 +204,9 @@ void sr_log_test_break(sr_log *lg, int what);
 
 /* Format constants (docs/format.md). */
 enum {
-    SR_LOG_VERSION = 1,
+    SR_LOG_VERSION = 2,     /* segments this build writes; it reads 1..SR_LOG_VERSION */
+    SR_LOG_VERSION_MIN = 1, /* the oldest segment version this build reads */
+    SR_BLK_VERSION = 1,     /* block header version: the same in segments of versions 1 and 2 */
     SR_SEG_HDR_LEN = 64,
     SR_BLK_HDR_LEN = 96,
     SR_BLK_AAD_LEN = 88,

@@ -1,13 +1,16 @@
 /* tests/storage/test_log_golden.c -- the golden corpus in tests/data/log/.
  *
- * Valid v1 logs that the writer must reproduce byte for byte, and broken
+ * Valid logs: the v2-* ones the writer must reproduce byte for byte, the
+ * v1-* ones (written by the build of format version 1) it must read, verify
+ * and append to without changing them (a version 2 segment follows); broken
  * ones that readers must answer with their documented result
  * (docs/format.md, "Golden corpus"). Also: flipping any single byte of a
  * stored log makes `verify` fail and name the block holding that byte; and
  * the `suiro log` tools' exit codes on each case.
  *
  * SR_GOLDEN_WRITE=1 regenerates the corpus (only for a new format version:
- * existing golden files are never edited). */
+ * existing golden files are never edited; the writer makes only the current
+ * version's cases, the broken cases are derived from v1-plain). */
 #include <criterion/criterion.h>
 #include <dirent.h>
 #include <inttypes.h>
@@ -46,10 +49,10 @@ static void gen(const char *outdir, const char *name)
     sr_key key;
     lt_key(&key, 9);
     sr_log_opts o = {.nonce_fn = lt_nonce, .nonce_ctx = &ctr};
-    if (!strcmp(name, "v1-zstd-aes")) {
+    if (strstr(name, "-zstd-aes")) {
         o.zstd_level = 3;
         o.key = &key;
-    } else if (!strcmp(name, "v1-two-segments")) {
+    } else if (strstr(name, "-two-segments")) {
         o.segment_bytes = 4096;
         o.zstd_level = 1;
     }
@@ -57,13 +60,13 @@ static void gen(const char *outdir, const char *name)
     sr_errinfo ei;
     cr_assert_eq(sr_log_open(d, &o, &lg, &ei), SR_OK, "%s", ei.msg);
     static const size_t batches[] = {3, 1, 4};
-    int nbatch = !strcmp(name, "v1-two-segments") ? 12 : 3;
+    int nbatch = strstr(name, "-two-segments") ? 12 : 3;
     for (int b = 0; b < nbatch; b++) {
         size_t n = batches[b % 3];
         sr_slice recs[4];
         char bodies[4][800];
         for (size_t i = 0; i < n; i++) {
-            size_t len = !strcmp(name, "v1-two-segments") ? 700 : 40 + 13 * i;
+            size_t len = strstr(name, "-two-segments") ? 700 : 40 + 13 * i;
             tu_fill_record((uint64_t)b * 10 + i, (uint8_t *)bodies[i], len);
             recs[i] = (sr_slice){bodies[i], len};
         }
@@ -75,7 +78,11 @@ static void gen(const char *outdir, const char *name)
     remove(lock);
 }
 
-static const char *valid_cases[] = {"v1-plain", "v1-zstd-aes", "v1-two-segments"};
+/* the cases this build writes (format version SR_LOG_VERSION) */
+static const char *valid_cases[] = {"v2-plain", "v2-zstd-aes", "v2-two-segments"};
+/* the same shapes written by the build of version 1 (they differ from the v2
+ * ones only in the segment headers' version and CRC) */
+static const char *v1_cases[] = {"v1-plain", "v1-zstd-aes", "v1-two-segments"};
 
 /* offsets of the blocks of a one-segment file */
 static size_t block_offsets(const uint8_t *p, size_t n, size_t *offs, size_t max)
@@ -117,10 +124,12 @@ static void gen_broken(void)
     c[offs[1] + SR_BLK_HDR_LEN + 7] ^= 0x01;
     write_case("bad-crc-middle", c, n);
 
+    /* "unknown-version" (version 2, made when only version 1 existed) is now
+     * a valid version 2 segment and stays as it is */
     memcpy(c, plain, n);
-    sr_put_le16(c + 8, 2);
+    sr_put_le16(c + 8, 3);
     sr_put_le32(c + 60, sr_crc32c(0, c, 60));
-    write_case("unknown-version", c, n);
+    write_case("unknown-version-3", c, n);
 
     memcpy(c, plain, n);
     c[offs[1] + 56] ^= 0x80; /* prev_hash of block 2 */
@@ -256,21 +265,27 @@ static uint64_t count_records(sr_log *lg)
 
 Test(storage_log_golden, valid_cases_open_read_and_verify)
 {
-    static const int keys[] = {0, 9, 0};
-    static const uint64_t recs[] = {8, 8, 32};
-    for (size_t i = 0; i < 3; i++) {
-        char d[1024];
-        sr_log *lg = NULL;
-        sr_errinfo ei;
-        cr_assert_eq(open_case(valid_cases[i], keys[i], &lg, &ei, d, sizeof d), SR_OK, "%s", ei.msg);
-        cr_assert_eq(count_records(lg), recs[i], "%s", valid_cases[i]);
-        sr_log_close(lg);
-        sr_key key;
-        lt_key(&key, keys[i]);
-        sr_log_opts o = {.key = keys[i] ? &key : NULL};
-        sr_log_report rep;
-        cr_assert_eq(sr_log_verify(d, &o, &rep, &ei), SR_OK, "%s: %s", valid_cases[i], ei.msg);
-    }
+    static const int keys[] = {0, 9, 0, 0};
+    static const uint64_t recs[] = {8, 8, 32, 8};
+    /* both versions; "unknown-version" is v1-plain with a version 2 header */
+    const char *names[2][4] = {{valid_cases[0], valid_cases[1], valid_cases[2], "unknown-version"},
+                               {v1_cases[0], v1_cases[1], v1_cases[2], NULL}};
+    for (size_t v = 0; v < 2; v++)
+        for (size_t i = 0; i < 4 && names[v][i]; i++) {
+            const char *name = names[v][i];
+            char d[1024];
+            sr_log *lg = NULL;
+            sr_errinfo ei;
+            cr_assert_eq(open_case(name, keys[i], &lg, &ei, d, sizeof d), SR_OK, "%s: %s", name, ei.msg);
+            cr_assert_eq(count_records(lg), recs[i], "%s", name);
+            sr_log_close(lg);
+            sr_key key;
+            lt_key(&key, keys[i]);
+            sr_log_opts o = {.key = keys[i] ? &key : NULL};
+            sr_log_report rep;
+            cr_assert_eq(sr_log_verify(d, &o, &rep, &ei), SR_OK, "%s: %s", name, ei.msg);
+            cr_assert_eq(rep.records, recs[i], "%s", name);
+        }
 }
 
 Test(storage_log_golden, torn_tail_is_cut_and_kept_aside_not_rejected)
@@ -292,7 +307,170 @@ Test(storage_log_golden, torn_tail_is_cut_and_kept_aside_not_rejected)
         struct stat st;
         cr_assert_eq(stat(torn, &st), 0, "cut bytes are kept in %s", torn);
         cr_assert_eq((uint64_t)st.st_size, t.bytes);
+        /* the cases are version 1: the rest stays in that segment, and the
+         * writable open started a version 2 one after it */
+        char next[1100];
+        snprintf(next, sizeof next, "%s/00000000000000000005.seg", d);
+        size_t n;
+        uint8_t *p = tu_read_file(next, &n);
+        cr_assert(p && n == SR_SEG_HDR_LEN && sr_get_le16(p + 8) == SR_LOG_VERSION, "%s: %s", cases[i], next);
+        free(p);
     }
+}
+
+Test(storage_log_golden, torn_tail_of_a_v2_segment_is_cut_and_no_segment_is_added)
+{
+    char src[1100], d[1024], f[1100];
+    snprintf(src, sizeof src, "%s/v2-plain/%s", DATA, SEG1);
+    size_t n;
+    uint8_t *p = tu_read_file(src, &n);
+    cr_assert(p);
+    snprintf(d, sizeof d, "%s/torn-v2", tmp);
+    mkdir(d, 0755);
+    snprintf(f, sizeof f, "%s/%s", d, SEG1);
+    cr_assert_eq(tu_write_file(f, p, n - 5), 0);
+    free(p);
+    sr_log *lg = NULL;
+    sr_errinfo ei;
+    cr_assert_eq(sr_log_open(d, NULL, &lg, &ei), SR_OK, "%s", ei.msg);
+    sr_log_tail t;
+    sr_log_tail_info(lg, &t);
+    cr_assert(t.torn);
+    cr_assert_eq(sr_log_next_seq(lg), 5);
+    uint8_t r[8] = "abcdefg";
+    cr_assert_eq(sr_log_append(lg, &(sr_slice){r, sizeof r}, 1, NULL), SR_OK);
+    sr_log_close(lg);
+    snprintf(f, sizeof f, "%s/00000000000000000005.seg", d);
+    struct stat st;
+    cr_assert_neq(stat(f, &st), 0, "the tail is of this version: appended to, not rolled");
+    sr_log_report rep;
+    cr_assert_eq(sr_log_verify(d, NULL, &rep, &ei), SR_OK, "%s", ei.msg);
+    cr_assert_eq(rep.records, 5);
+    cr_assert_eq(rep.segments, 1);
+}
+
+/* ---- a directory the version 1 build wrote ------------------------------- */
+
+static unsigned seg_version(const char *dir, const char *seg)
+{
+    char f[1200];
+    snprintf(f, sizeof f, "%s/%s", dir, seg);
+    size_t n;
+    uint8_t *p = tu_read_file(f, &n);
+    cr_assert(p && n >= SR_SEG_HDR_LEN, "%s", f);
+    unsigned v = sr_get_le16(p + 8);
+    free(p);
+    return v;
+}
+
+static size_t count_segs(const char *dir)
+{
+    DIR *dd = opendir(dir);
+    cr_assert(dd);
+    struct dirent *de;
+    size_t n = 0;
+    while ((de = readdir(dd))) {
+        size_t l = strlen(de->d_name);
+        if (l > 4 && !strcmp(de->d_name + l - 4, ".seg")) n++;
+    }
+    closedir(dd);
+    return n;
+}
+
+Test(storage_log_golden, a_writable_open_of_a_v1_log_starts_a_v2_segment_and_never_changes_the_v1_ones)
+{
+    static const int keys[] = {0, 9, 0};
+    static const uint64_t recs[] = {8, 8, 32};
+    static const size_t segs[] = {1, 1, 4};
+    for (size_t i = 0; i < 3; i++) {
+        const char *name = v1_cases[i];
+        char d[1024], golden[1024], why[1400];
+        copy_case(name, d, sizeof d);
+        snprintf(golden, sizeof golden, "%s/%s", DATA, name);
+        cr_assert_eq(count_segs(d), segs[i], "%s", name);
+        sr_key key;
+        lt_key(&key, keys[i]);
+        sr_log_opts o = {.key = keys[i] ? &key : NULL};
+        sr_log *lg = NULL;
+        sr_errinfo ei;
+        /* read-only: nothing is written */
+        o.readonly = 1;
+        cr_assert_eq(sr_log_open(d, &o, &lg, &ei), SR_OK, "%s: %s", name, ei.msg);
+        sr_log_close(lg);
+        cr_assert_eq(count_segs(d), segs[i], "%s: a read-only open adds no segment", name);
+        /* writable: a version 2 segment starts where the version 1 ones end */
+        o.readonly = 0;
+        cr_assert_eq(sr_log_open(d, &o, &lg, &ei), SR_OK, "%s: %s", name, ei.msg);
+        cr_assert_eq(count_segs(d), segs[i] + 1, "%s", name);
+        char seg[64];
+        snprintf(seg, sizeof seg, "%020" PRIu64 ".seg", recs[i] + 1);
+        cr_assert_eq(seg_version(d, seg), SR_LOG_VERSION, "%s: %s", name, seg);
+        char bodies[3][50];
+        sr_slice r[3];
+        for (int k = 0; k < 3; k++) {
+            tu_fill_record(900 + (uint64_t)k, (uint8_t *)bodies[k], sizeof bodies[k]);
+            r[k] = (sr_slice){bodies[k], sizeof bodies[k]};
+        }
+        uint64_t first = 0;
+        cr_assert_eq(sr_log_append(lg, r, 3, &first), SR_OK);
+        cr_assert_eq(first, recs[i] + 1);
+        cr_assert_eq(sr_log_close(lg), SR_OK);
+        /* the version 1 segments are the golden ones, byte for byte */
+        cr_assert_eq(cmp_dirs(golden, d, why, sizeof why), 0, "%s: %s", name, why);
+        cr_assert_eq(seg_version(d, SEG1), 1, "%s", name);
+        /* verify follows the chain from the version 1 blocks into the version 2 ones */
+        sr_log_report rep;
+        cr_assert_eq(sr_log_verify(d, &o, &rep, &ei), SR_OK, "%s: %s", name, ei.msg);
+        cr_assert_eq(rep.records, recs[i] + 3, "%s", name);
+        cr_assert_eq(rep.segments, segs[i] + 1, "%s", name);
+        /* reopened, the tail is of this version: no further segment; every record reads back */
+        cr_assert_eq(sr_log_open(d, &o, &lg, &ei), SR_OK, "%s: %s", name, ei.msg);
+        cr_assert_eq(count_segs(d), segs[i] + 1, "%s", name);
+        cr_assert_eq(count_records(lg), recs[i] + 3, "%s", name);
+        sr_log_iter *it;
+        cr_assert_eq(sr_log_iter_open(lg, recs[i] + 1, &it), SR_OK);
+        for (int k = 0; k < 3; k++) {
+            uint64_t sq;
+            sr_slice rec;
+            cr_assert_eq(sr_log_iter_next(it, &sq, &rec), SR_OK);
+            cr_assert(sq == recs[i] + 1 + (uint64_t)k && rec.len == sizeof bodies[k] &&
+                      !memcmp(rec.data, bodies[k], rec.len), "%s: record %" PRIu64, name, sq);
+        }
+        sr_log_iter_close(it);
+        sr_log_close(lg);
+    }
+}
+
+Test(storage_log_golden, an_empty_v1_last_segment_is_replaced_by_an_empty_v2_one)
+{
+    /* v1-plain's header alone: a version 1 segment with no block (first seq 1) */
+    char src[1100], d[1024], f[1100];
+    snprintf(src, sizeof src, "%s/v1-plain/%s", DATA, SEG1);
+    size_t n;
+    uint8_t *p = tu_read_file(src, &n);
+    cr_assert(p);
+    snprintf(d, sizeof d, "%s/empty-v1", tmp);
+    mkdir(d, 0755);
+    snprintf(f, sizeof f, "%s/%s", d, SEG1);
+    cr_assert_eq(tu_write_file(f, p, SR_SEG_HDR_LEN), 0);
+    free(p);
+    sr_log_opts o = {.readonly = 1};
+    sr_log *lg = NULL;
+    sr_errinfo ei;
+    cr_assert_eq(sr_log_open(d, &o, &lg, &ei), SR_OK, "%s", ei.msg);
+    sr_log_close(lg);
+    cr_assert_eq(seg_version(d, SEG1), 1);
+    o.readonly = 0;
+    cr_assert_eq(sr_log_open(d, &o, &lg, &ei), SR_OK, "%s", ei.msg);
+    cr_assert_eq(count_segs(d), 1);
+    cr_assert_eq(seg_version(d, SEG1), SR_LOG_VERSION);
+    uint8_t r[8] = "abcdefg";
+    cr_assert_eq(sr_log_append(lg, &(sr_slice){r, sizeof r}, 1, NULL), SR_OK);
+    sr_log_close(lg);
+    sr_log_report rep;
+    cr_assert_eq(sr_log_verify(d, NULL, &rep, &ei), SR_OK, "%s", ei.msg);
+    cr_assert_eq(rep.records, 1);
+    cr_assert_eq(rep.segments, 1);
 }
 
 Test(storage_log_golden, broken_cases_give_their_documented_errors)
@@ -304,7 +482,7 @@ Test(storage_log_golden, broken_cases_give_their_documented_errors)
     } cases[] = {
         {"bad-crc-middle", 0, SR_ECORRUPT, "payload checksum mismatch"},
         {"truncated-segment-header", 0, SR_ECORRUPT, "truncated segment header"},
-        {"unknown-version", 0, SR_EVERSION, "version 2"},
+        {"unknown-version-3", 0, SR_EVERSION, "segment format version 3; this build reads versions 1 to 2"},
         {"v1-zstd-aes", 10, SR_EKEY, "key id"},
         {"v1-zstd-aes", 0, SR_EKEY, "no key"},
         {"tampered-last-block", 9, SR_ECORRUPT, "authentication failed"},
@@ -424,7 +602,9 @@ Test(storage_log_golden, verify_tool_exit_codes_and_verdicts)
         {"chain-altered", NULL, 1, "hash chain"},
         {"torn-tail", NULL, 3, "torn-tail:"},
         {"truncated-header", NULL, 3, "torn tail"},
-        {"unknown-version", NULL, 4, "version"},
+        {"unknown-version", NULL, 0, "ok: 1 segments, 3 blocks, 8 records"},
+        {"unknown-version-3", NULL, 4, "version 3"},
+        {"v2-plain", NULL, 0, "ok: 1 segments, 3 blocks, 8 records"},
         {"v1-zstd-aes", "key-10.hex", 4, "key id"},
         {"tampered-last-block", "key-9.hex", 1, "authentication failed"},
     };
