@@ -79,8 +79,17 @@
  *      split evenly above (sr_chunk_merge_balanced).
  *   3: message ids as 12-byte hash + low-32-bit seq duplicates under the
  *      key op \0 seq_hi (the high 32 bits of the seq, BE).
+ *   4: the heads row's short tail (21 bytes with tail_n, heads.c invariant
+ *      9): a chunk a heads checkpoint cut short is extended by the point's
+ *      next flush (issue #13). A suiro of layout 3 refuses this index (a
+ *      newer layout) instead of reading a 21-byte row as corrupt. Not an
+ *      in-place upgrade, although 17-byte rows stay valid: a layout 3
+ *      index may hold chunks a checkpoint cut short and never extended,
+ *      which this build's replay of the same log extends, so only a
+ *      rebuild makes the index what this build derives from its log
+ *      (engine.c invariant 3; `suiro verify` compares the two).
  */
-#define SR_INDEX_LAYOUT 3u
+#define SR_INDEX_LAYOUT 4u
 
 /* The databases: X(enum suffix, name, LMDB flags). "meta" stays first. */
 #define SR_INDEX_DBS(X)                            \

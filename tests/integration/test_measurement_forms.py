@@ -8,13 +8,19 @@ the new ones).
 tests/data/engine/pointvalues-log/ is a data directory (log, index, keys)
 written by the code before the Snapshot form (commit 2dbe123) from MSGS
 below, sent over MQTT: series messages and snapshot-shaped ones, every value
-type, qualities, a value repeated: its log holds PointValues only. Here:
-  1. `suiro verify` on a copy: the old code's live index equals this code's
-     rebuild from the old log;
-  2. served by this code: every value back, as text, as sent (raw, latest);
+type, qualities, a value repeated: its log holds PointValues only, in a
+segment of format version 1; its index is of layout 3. Here:
+  1. `suiro verify` on a copy: the log verifies, and the index is refused
+     read-only with the clear message (layout 3, this build writes 4: open
+     it read-write once or run `suiro rebuild`);
+  2. served by this code (a read-write open: the index is rebuilt from the
+     old log, the log rolls to a version 2 segment): every value back, as
+     text, as sent (raw, latest);
   3. the same messages again, a day later, through this code: the
      snapshot-shaped ones are now Snapshot records (`suiro replay` shows
-     "snapshot":true), every value back as sent;
+     "snapshot":true), every value back as sent; the old segment is
+     unchanged, byte for byte, and the new records are in version 2
+     segments (an older suiro refuses them: docs/events.md, compatibility);
   4. `suiro verify` on the directory holding both forms, then `suiro
      rebuild` and verify again: a rebuild equals the live index.
 The golden directory was made with
@@ -186,6 +192,18 @@ def same(d, got):
     return len(got) == len(w) and not wrong, (len(got), len(w), wrong[:5])
 
 
+def seg_versions():
+    """segment file name -> the format version in its header"""
+    ld = os.path.join(D, "log")
+    out = {}
+    for f in sorted(os.listdir(ld)):
+        if f.endswith(".seg"):
+            with open(os.path.join(ld, f), "rb") as fh:
+                h = fh.read(10)
+            out[f] = int.from_bytes(h[8:10], "little")
+    return out
+
+
 def verify(what):
     r = subprocess.run([BIN, "verify", D], capture_output=True, text=True, timeout=300)
     check("verify: %s (the live index equals a rebuild)" % what,
@@ -198,9 +216,18 @@ try:
     r = subprocess.run([BIN, "replay", D, "--kind", "measurements"], capture_output=True, text=True, timeout=300)
     check("the golden log holds PointValues only (written before the Snapshot form)",
           r.returncode == 0 and '"points"' in r.stdout and '"snapshot"' not in r.stdout, r.stdout[:300])
-    verify("the old code's index and log")
+    old_segs = seg_versions()
+    check("the golden log is one version 1 segment", list(old_segs.values()) == [1], old_segs)
+    r = subprocess.run([BIN, "verify", D], capture_output=True, text=True, timeout=300)
+    check("verify, read-only, refuses the layout 3 index with the clear message",
+          r.returncode == 4 and "has layout 3 (this suiro writes 4): open it read-write once or run `suiro rebuild`"
+          in r.stderr, (r.returncode, r.stdout[-300:], r.stderr[-300:]))
 
     srv, ports = srtest.start_server(BIN, D, os.path.join(T, "server.log"))
+    with open(os.path.join(T, "server.log")) as fh:
+        slog = fh.read()
+    check("the read-write open rebuilt the layout 3 index", "has layout 3, this suiro writes layout 4: rebuilding" in slog,
+          slog[-400:])
     api = srtest.Api(ports["http"])
     check("the reader logs in", api.login("READER", "gf", "reader-secret-1") == 201)
     got, bad = read_back(api, 0)
@@ -221,6 +248,12 @@ try:
     check("the server stops cleanly", srtest.stop_server(srv) == 0)
     srv = None
 
+    segs = seg_versions()
+    same_old = all(open(os.path.join(GOLDEN, "log", f), "rb").read() == open(os.path.join(D, "log", f), "rb").read()
+                   for f in old_segs)
+    check("the version 1 segment is unchanged, byte for byte; the new records are in version 2 segments",
+          same_old and len(segs) > len(old_segs) and all(segs[f] == 1 for f in old_segs)
+          and all(v == 2 for f, v in segs.items() if f not in old_segs), segs)
     r = subprocess.run([BIN, "replay", D, "--kind", "measurements"], capture_output=True, text=True, timeout=300)
     lines = r.stdout.splitlines()
     snaps = sum('"snapshot":true' in ln for ln in lines)
