@@ -408,6 +408,7 @@ void sr_log_test_break(sr_log *lg, int what)
         if (lg->nsegs > 1) lg->segs[1]->first_seq = undo ? lg->segs[1]->first_seq - 1 : lg->segs[1]->first_seq + 1;
         break;
     case SR_LOG_BREAK_DURABLE: as->durable_off = undo ? as->durable_off - big : as->durable_off + big; break;
+    case SR_LOG_BREAK_VERSION: as->version = undo ? SR_LOG_VERSION : SR_LOG_VERSION_MIN; break;
     default: break;
     }
     pthread_mutex_unlock(&lg->mu);

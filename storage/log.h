@@ -199,6 +199,7 @@ enum {
     SR_LOG_BREAK_BLOCKS,     /* the last two block offsets of the first segment of 3+ blocks swapped */
     SR_LOG_BREAK_ORDER,      /* the second segment not starting where the first ends (needs 2 segments) */
     SR_LOG_BREAK_DURABLE,    /* the active segment's durable_off past write_off */
+    SR_LOG_BREAK_VERSION,    /* the active segment of version SR_LOG_VERSION_MIN (writable log) */
 };
 void sr_log_test_break(sr_log *lg, int what);
 

@@ -497,6 +497,7 @@ Test(storage_log, invariant_check_names_each_broken_invariant)
         {SR_LOG_BREAK_BLOCKS, "block offsets do not increase"},
         {SR_LOG_BREAK_ORDER, "does not start where the one before it ends"},
         {SR_LOG_BREAK_DURABLE, "durable_off is past"},
+        {SR_LOG_BREAK_VERSION, "(10) the active segment is of an older version"},
     };
     sr_log_opts o = {.segment_bytes = 8u << 10, .sync = SR_SYNC_NONE};
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
