@@ -60,6 +60,8 @@
  * STATES                          TRANSITION              FUNCTION
  *   CLOSED -> RECOVERING           open                    sr_log_open()
  *   RECOVERING -> READY            tail checked / cut      recover_dir()
+ *                                  older last segment      upgrade_tail() (writable: invariant 10)
+ *                                  rolled past / replaced
  *   READY -> READY                 group write (+ fsync)   leader_commit()
  *   READY -> POISONED              write or fsync failure  poison()
  *   any -> CLOSED                  close                   sr_log_close()
