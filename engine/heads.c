@@ -39,14 +39,18 @@
  *      last, however many checkpoints it spans.
  *  (10) Latest: once lts_known, lts is the ts of the point's `latest` row as
  *      the writer's transaction has it with the pending rows written (lpend:
- *      lsample is that row, listed in e->lpend, written by
- *      sr__heads_latest_flush once per group, dropped by a failed one).
+ *      lsample is that row, written by sr__heads_latest_flush once per
+ *      group). A head noted since the transaction began is listed in
+ *      e->lpend (llisted) until it ends (sr__heads_latest_end): committed,
+ *      the rows stay; aborted, every listed head drops its pending row and
+ *      forgets lts (lts_known := 0), the rows written being gone with it.
  *
  * STATES OF A HEAD                TRANSITION              FUNCTION
  *   none -> empty                  first value / load      head_get()
  *   empty|open -> open             values applied          apply_pv()
  *   open -> open (latest pending)  newest value noted      sr__heads_latest_note()
- *   pending -> written | dropped   the group's end         sr__heads_latest_flush()
+ *   pending -> written             the group's end         sr__heads_latest_flush()
+ *   listed -> kept | forgotten     commit | abort          sr__heads_latest_end()
  *   open -> empty (old = v)        flush into a chunk      head_flush()
  *     (tail_n > 0: the short last chunk re-encoded with v; tail_n := 0 when
  *     the head was full, else the samples of the chunk it left)
@@ -525,11 +529,12 @@ int sr__heads_latest_note(sr_engine *e, MDB_txn *t, head *h, const sr_sample *s)
         h->lts_known = 1;
     }
     if (s->ts < h->lts) return SR_OK;
-    if (!h->lpend) {
+    if (!h->llisted) {
         if (sr_array_reserve(&e->lpend, &e->caplpend, e->nlpend + 1, sizeof *e->lpend)) return SR_ENOMEM;
         e->lpend[e->nlpend++] = h->point;
-        h->lpend = 1;
+        h->llisted = 1;
     }
+    h->lpend = 1;
     h->lts = s->ts;
     h->lsample = *s;
     SR_INVARIANT(sr_head_check(e, h, 0));
@@ -544,13 +549,13 @@ int sr__heads_latest_flush(sr_engine *e, MDB_txn *t)
      * points mostly ascending): LMDB looks for a key on the leaf page the
      * cursor is at before it descends from the root. (Sorting the list
      * first cost more than it saved: 4,876 against 4,376 instructions a
-     * value on the snapshot shape.) */
-    if (t && e->nlpend) rc = sr_index_err(mdb_cursor_open(t, DB(e, SR_DB_LATEST), &c));
-    for (size_t i = 0; i < e->nlpend; i++) {
+     * value on the snapshot shape.) The heads stay listed until the
+     * transaction ends (sr__heads_latest_end). */
+    if (e->nlpend) rc = sr_index_err(mdb_cursor_open(t, DB(e, SR_DB_LATEST), &c));
+    for (size_t i = 0; i < e->nlpend && !rc; i++) {
         head *h = head_find(e, e->lpend[i]);
         if (!h || !h->lpend) continue;
         h->lpend = 0;
-        if (!t || rc) continue;
         uint8_t k[4], buf[256], *big;
         be32(k, h->point);
         size_t n = latest_encode(&h->lsample, h->type, buf, sizeof buf, &big);
@@ -559,8 +564,22 @@ int sr__heads_latest_flush(sr_engine *e, MDB_txn *t)
         sr_free(big);
     }
     if (c) mdb_cursor_close(c);
-    e->nlpend = 0;
     return rc;
+}
+
+void sr__heads_latest_end(sr_engine *e, int committed)
+{
+    for (size_t i = 0; i < e->nlpend; i++) {
+        head *h = head_find(e, e->lpend[i]);
+        if (!h) continue;
+        h->llisted = 0;
+        if (committed) continue;
+        /* the rows (pending or written into the aborted transaction) are
+         * not in the index: lts is no longer the row's (invariant 10) */
+        h->lpend = 0;
+        h->lts_known = 0;
+    }
+    e->nlpend = 0;
 }
 
 int sr__heads_apply_measurements(sr_engine *e, MDB_txn *t, const Event *ev, int heads_only)
@@ -784,6 +803,8 @@ const char *sr_head_check(const sr_engine *e, const head *h, int how)
     if (h->late_prev_seq > h->old_late_seq) return "heads: the late merge before the last is newer than it";
     /* (10) a pending latest row is the newest sample known */
     if (h->lpend && (!h->lts_known || h->lsample.ts != h->lts)) return "heads: a pending latest row that is not the newest";
+    if (h->lpend && !h->llisted) return "heads: a pending latest row not listed for its transaction's end";
+    if (!e->nlpend && h->llisted) return "heads: a latest row listed for a transaction that ended";
     /* (6) flush thresholds, once a point's values are applied */
     if ((how & SR_HEAD_AT_REST) && h->n >= flush_at(e, h)) return "heads: a head at its flush threshold was not flushed";
     if ((how & SR_HEAD_AT_REST) && h->nlate >= LATE_MAX) return "heads: LATE_MAX late samples were not merged";

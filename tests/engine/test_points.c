@@ -407,7 +407,15 @@ Test(points, check_names_each_broken_invariant)
     h->lsample.ts = 999;
     why = sr_head_check(e, h, 0);
     cr_assert(why && strstr(why, "pending latest"), "%s", why ? why : "(none)");
+    h->lsample.ts = 1000;
+    why = sr_head_check(e, h, 0);
+    cr_assert(why && strstr(why, "not listed"), "%s", why ? why : "(none)");
     h->lpend = 0;
+    h->llisted = 1; /* e->nlpend is 0: its transaction ended */
+    why = sr_head_check(e, h, 0);
+    cr_assert(why && strstr(why, "transaction that ended"), "%s", why ? why : "(none)");
+    h->llisted = 0;
+    cr_assert_null(sr_head_check(e, h, 0));
     sr_engine_close(e);
 }
 
@@ -467,6 +475,49 @@ Test(points, resume_after_a_failed_group)
         sr_buf_release(&c.b);
         cr_assert_eq(sr_engine_close(e), SR_OK);
     }
+}
+
+/* a group that fails at its log append has written its latest rows into a
+ * transaction that is aborted: every head it noted forgets the dropped ts
+ * (heads.c invariant 10), so a later value between the committed and the
+ * dropped one is the latest. Seen on the failed engine itself (no_recover:
+ * the resume's rebuilt heads would hide it). */
+Test(points, a_failed_group_forgets_its_latest_ts)
+{
+    sr_engine_opts o = {.clock_ms = fixed_clock, .head_max = 64, .no_recover = 1, .test_fail_append = 3, .alert = quiet};
+    sr_engine *e = NULL;
+    sr_errinfo ei;
+    cr_assert_eq(sr_engine_open(dir, &o, &e, &ei), SR_OK, "%s", ei.msg);
+    cr_assert_eq(et_setup_masters(e, "op1", 1, NUM, 1), SR_OK); /* group 1 */
+    uint32_t p = info(e, "P000").point;
+    sr_result r;
+    cr_assert_eq(put1(e, "GW1", p, 1000, 1, &r), SR_OK, "%s", r.err.msg); /* group 2 */
+    cr_assert_eq(put1(e, "GW1", p, 3000, 3, &r), SR_ENOSPC);           /* group 3 fails */
+    pthread_mutex_lock(&e->mu); /* the writer is stopped (no_recover): nothing moves */
+    head *h = head_find(e, p);
+    cr_assert_not_null(h);
+    cr_assert_null(sr_heads_check(e), "%s", sr_heads_check(e));
+    cr_assert(!h->lpend && !h->llisted && !e->nlpend, "the group's end took the head off the list");
+    cr_assert(!h->lts_known || h->lts == 1000, "the head kept the dropped row's ts %" PRId64, h->lts);
+    /* the next group's note, as the writer would make it */
+    MDB_txn *t = NULL;
+    cr_assert_eq(sr_index_write_begin(e->ix, &t), SR_OK);
+    sr_sample s = {.ts = 2000, .quality = SR_Q_GOOD, .v.f = 2};
+    cr_assert_eq(sr__heads_latest_note(e, t, h, &s), SR_OK);
+    cr_assert(h->lpend && h->lts_known && h->lts == 2000, "2000 is not the latest (lts %" PRId64 ")", h->lts);
+    cr_assert_eq(sr__heads_latest_flush(e, t), SR_OK);
+    uint8_t k[4];
+    be32(k, p);
+    MDB_val v;
+    cr_assert_eq(get(t, DB(e, SR_DB_LATEST), k, 4, &v), SR_OK);
+    cr_assert_eq((int64_t)sr_get_le64(v.mv_data), 2000);
+    cr_assert(h->llisted && !h->lpend, "written, listed until the transaction ends");
+    sr_index_abort(t);
+    sr__heads_latest_end(e, 0);
+    cr_assert(!h->lts_known && !h->llisted && !e->nlpend);
+    cr_assert_null(sr_heads_check(e), "%s", sr_heads_check(e));
+    pthread_mutex_unlock(&e->mu);
+    sr_engine_close(e);
 }
 
 /* the N-th allocation fails, for every N through a master change's group:
