@@ -35,8 +35,9 @@
  *      head_max: the point's last chunk holds tail_n samples (as the
  *      checkpoint that cut it left it) and the head continues it, flushing
  *      at head_max - tail_n; its next flush re-encodes that chunk with the
- *      head's samples (head_flush), so a point's chunks are full but its
- *      last, however many checkpoints it spans.
+ *      head's samples (head_flush), so a point's chunks are full except its
+ *      last and those a late merge split (sr_chunk_merge_balanced: about
+ *      half full each), however many checkpoints it spans.
  *  (10) Latest: once lts_known, lts is the ts of the point's `latest` row as
  *      the writer's transaction has it with the pending rows written (lpend:
  *      lsample is that row, written by sr__heads_latest_flush once per
@@ -349,12 +350,12 @@ static int tail_key(sr_engine *e, MDB_txn *t, const head *h, uint8_t ck[12], int
 /* The head's samples as a new chunk, or, with a short tail (invariant 9),
  * re-encoded together with that chunk (sr_chunk_merge_balanced, as late
  * samples are merged); *last: the samples of the last chunk written. */
-static int head_write(sr_engine *e, MDB_txn *t, head *h, uint32_t *last)
+static int head_write(sr_engine *e, MDB_txn *t, head *h, const uint8_t tk[12], int found, uint32_t *last)
 {
-    int rc, found = 0;
+    int rc;
     uint8_t k[12];
-    if (h->tail_n && (rc = tail_key(e, t, h, k, &found))) return rc;
     if (found) {
+        memcpy(k, tk, 12);
         sr_sample *s = sr_malloc(h->n * sizeof *s);
         if (!s) return SR_ENOMEM;
         for (size_t i = 0; i < h->n; i++) hs_to_sample(&h->v[i], h->type, &s[i]);
@@ -396,9 +397,13 @@ static int head_flush(sr_engine *e, MDB_txn *t, head *h, uint64_t seq)
         h->first_seq = seq + 1;
         return heads_db_put(e, t, h);
     }
+    uint8_t tk[12];
+    int found = 0;
+    if (h->tail_n && (rc = tail_key(e, t, h, tk, &found))) return rc;
+    if (!found) h->tail_n = 0; /* no chunk to continue (a damaged index): the head's own is full at head_max */
     int full = h->n >= flush_at(e, h);
     uint32_t last = 0;
-    if ((rc = head_write(e, t, h, &last))) return rc;
+    if ((rc = head_write(e, t, h, tk, found, &last))) return rc;
     pthread_mutex_lock(stripe_of(e, h->point));
     hs_free_strings(h->old, h->nold, h->type);
     /* the generation before goes out of sight now (the stripe is held): its
@@ -692,6 +697,17 @@ int sr__heads_load(sr_engine *e, uint64_t *min_first)
         h->flushed_max = (int64_t)sr_get_le64((uint8_t *)v.mv_data + 8);
         h->has_flushed = ((uint8_t *)v.mv_data)[16];
         h->tail_n = v.mv_size == 21 ? sr_get_le32((uint8_t *)v.mv_data + 17) : 0;
+        if (h->tail_n && (!h->has_flushed || h->tail_n >= e->o.head_max)) {
+            /* no short tail (invariant 9): flush_at's head_max - tail_n
+             * would wrap, and the head never flush */
+            sr__alert(e, 1,
+                      "index: the heads row of point %" PRIu32 " has a short tail of %" PRIu32
+                      " samples (head_max %" PRIu32 "%s): the index is damaged; `suiro rebuild` makes it again from the log",
+                      p, h->tail_n, e->o.head_max, h->has_flushed ? "" : ", never flushed");
+            h->tail_n = 0;
+            rc = SR_ECORRUPT;
+            break;
+        }
         if (h->first_seq < *min_first) *min_first = h->first_seq;
         r = mdb_cursor_get(c, &k, &v, MDB_NEXT);
     }
