@@ -36,8 +36,12 @@
  *  (2) The map holds exactly the listed entries, each once, findable by
  *      linear probing from its hash (no empty slot between its home slot and
  *      it); nlisted counts them and is at most half the slots.
- *  (3) Outside a group, the table equals the committed index: an entry per
- *      pointinfo record, listed iff points maps its op \0 id to its number.
+ *  (3) Outside a group, once the writer's sr__points_commit has run, the
+ *      table equals the committed index: an entry per pointinfo record,
+ *      listed iff points maps its op \0 id to its number. (Between the
+ *      group's sr_index_commit and sr__points_commit it is one group
+ *      behind: a reader then sees the index before that group's master
+ *      changes, which its LMDB snapshot may already hold.)
  *
  * STATES                          TRANSITION              FUNCTION
  *   (none) -> EXACT                open, after the replay  sr__points_load()
