@@ -125,7 +125,7 @@ typedef struct opq {
 typedef struct ptent {
     char *s;        /* op \0 id \0 gateway \0; NULL: no such point */
     uint16_t idoff, gwoff;
-    uint32_t hash;  /* fnv1a(op \0 id) */
+    uint32_t hash;  /* key_hash(op, id) (points.c: sr_hash) */
     uint8_t type, kind, has_min, has_max, listed;
     double min, max;
 } ptent;

@@ -61,14 +61,8 @@ static int cmp_ts(const void *a, const void *b)
  * tests/engine/test_evbuild.c checks the output decodes to the input and
  * re-packs byte for byte. */
 
-static uint64_t zz64(int64_t v) { return ((uint64_t)v << 1) ^ (uint64_t)(v >> 63); }
-static uint32_t zz32(int32_t v) { return ((uint32_t)v << 1) ^ (uint32_t)(v >> 31); }
-
-static uint8_t *put_le64(uint8_t *p, uint64_t x) /* a double's bits, as protobuf writes them */
-{
-    for (int k = 0; k < 8; k++) *p++ = (uint8_t)(x >> (8 * k));
-    return p;
-}
+static uint64_t zz64(int64_t v) { return sr_zz_enc((uint64_t)v); }   /* sint64 */
+static uint64_t zz32(int32_t v) { return sr_zz_enc((uint64_t)(int64_t)v); } /* sint32: the same code */
 
 typedef struct pvenc {
     uint32_t point;
@@ -139,7 +133,7 @@ static uint8_t *pv_write(uint8_t *p, const pvenc *v)
     }
     if (v->field == 4 && v->n) {
         p = sr_varint_put(put_tag(p, 4, 2), v->val_b);
-        for (size_t i = 0; i < v->n; i++) p = put_le64(p, (uint64_t)v->vals[i]);
+        for (size_t i = 0; i < v->n; i++, p += 8) sr_put_le64(p, (uint64_t)v->vals[i]); /* a double's bits */
     }
     if (v->scale) p = sr_varint_put(put_tag(p, 5, 0), zz32(v->scale));
     if ((v->field == 6 || v->field == 7) && v->n) {
@@ -319,7 +313,8 @@ static uint8_t *snap_write(uint8_t *p, const snapenc *sn, const sr_pv_in *pts)
         for (; j < sn->nd + sn->nf; j++) {
             uint64_t x;
             memcpy(&x, &pts[sn->ord[j]].s[0].v.f, sizeof x);
-            p = put_le64(p, x);
+            sr_put_le64(p, x);
+            p += 8;
         }
     }
     if (sn->ni) {

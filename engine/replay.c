@@ -47,7 +47,7 @@ static int snap_heads_needed(sr_engine *e, const uint8_t *p, size_t n, uint64_t 
         for (const uint8_t *r = d, *re = d + dl; r < re;) {
             uint64_t z;
             if (sr__wire_varint(&r, re, &z)) return 1;
-            point += (z >> 1) ^ (uint64_t)-(int64_t)(z & 1); /* zigzag */
+            point += sr_zz_dec(z); /* sint64 deltas */
             if (point > UINT32_MAX) return 1;
             head *h = head_find(e, (uint32_t)point);
             if (!h || seq >= h->first_seq) return 1;
