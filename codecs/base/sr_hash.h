@@ -28,8 +28,13 @@ static inline uint64_t sr_hash_add(uint64_t h, const void *p, size_t n)
         h = (h ^ x) * 0xFF51AFD7ED558CCDull;
         h ^= h >> 32;
     }
-    x = 0;
-    if (n) memcpy(&x, s, n);
+    if (n >= 4) { /* the last 0..7 bytes, each read once or twice: two 4-byte loads */
+        uint32_t a, b;
+        memcpy(&a, s, 4);
+        memcpy(&b, s + n - 4, 4);
+        x = (uint64_t)a << 32 | b;
+    } else
+        x = n ? (uint64_t)s[0] << 16 | (uint64_t)s[n >> 1] << 8 | s[n - 1] : 0;
     return (h ^ x) * 0xC4CEB9FE1A85EC53ull;
 }
 
