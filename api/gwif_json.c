@@ -1,6 +1,7 @@
 /* api/gwif_json.c -- see gwif_json.h. */
 #include "api/gwif_json.h"
 
+#include "codecs/base/sr_hash.h"
 #include "codecs/ids.h"
 #include "codecs/rfc3339.h"
 #include "engine/records.h"
@@ -145,21 +146,6 @@ static void mp_release(msg_points *m)
     sr_free(m->of);
 }
 
-/* a dataId's hash: 8 bytes at a time, multiplied and folded */
-static inline uint32_t id_hash(const char *id, size_t n)
-{
-    uint64_t h = (uint64_t)n * 0x9E3779B97F4A7C15ull, x;
-    for (; n >= 8; id += 8, n -= 8) {
-        memcpy(&x, id, 8);
-        h = (h ^ x) * 0xFF51AFD7ED558CCDull;
-        h ^= h >> 32;
-    }
-    x = 0;
-    memcpy(&x, id, n);
-    h = (h ^ x) * 0xC4CEB9FE1A85EC53ull;
-    return (uint32_t)(h ^ (h >> 29) ^ (h >> 47));
-}
-
 static inline per_point *mp_find(const msg_points *m, const char *id, size_t n, uint32_t h)
 {
     for (size_t i = h & m->mask;; i = (i + 1) & m->mask) {
@@ -271,7 +257,7 @@ int sr_gw_values_event(sr_engine *e, const char *op, const char *gw, const char 
         /* a message names each data point once (snapshot) or many times
          * (series): look each up once */
         size_t dlen = strlen(did);
-        uint32_t h = id_hash(did, dlen);
+        uint32_t h = sr_hash(did, dlen);
         per_point *pp = mp_find(&mp, did, dlen, h);
         if (pp) {
             info = pp->info;
@@ -604,7 +590,7 @@ int sr_gw_fast(sr_engine *e, const char *op, const char *gw, const void *data, s
                     per_point *pp = NULL;
                     uint32_t h = 0;
                     if (cur && cur->id_len == dlen && id_eq(cur->data_id, did, dlen)) pp = cur;
-                    else pp = mp_find(&mp, did, dlen, h = id_hash(did, dlen));
+                    else pp = mp_find(&mp, did, dlen, h = sr_hash(did, dlen));
                     const sr_point_info *ip = pp ? &pp->info : &info;
                     if (!pp && (!last_id || last_len != dlen || !id_eq(last_id, did, dlen))) {
                         char id[72];

@@ -4,6 +4,7 @@
 
 #include "api/httpu.h"
 #include "api/slog.h"
+#include "codecs/base/sr_hash.h"
 #include "engine/records.h"
 #include "engine/secret.h"
 
@@ -61,12 +62,7 @@ struct sr_lthr {
     int32_t head, tail;
 };
 
-static uint32_t fnv(const char *s)
-{
-    uint32_t h = 2166136261u;
-    for (; *s; s++) h = (h ^ (uint8_t)*s) * 16777619u;
-    return h;
-}
+static uint32_t key_hash(const char *s) { return sr_hash(s, strlen(s)); }
 
 sr_lthr *sr_lthr_new(const sr_login_policy *p)
 {
@@ -152,7 +148,7 @@ static void rec_remove(sr_lthr *t, int32_t i)
 /* The record for key, made (zeroed, tokens = fill) if absent; -1 if no memory. */
 static int32_t get(sr_lthr *t, const char *key, double fill, uint64_t now)
 {
-    uint32_t h = fnv(key);
+    uint32_t h = key_hash(key);
     int32_t i = find(t, key, h);
     if (i >= 0) {
         lru_unlink(t, i);
@@ -207,7 +203,7 @@ int sr_lthr_check(sr_lthr *t, const char *principal, const char *addr, uint64_t 
     char ka[KEY_MAX], kp[KEY_MAX], kk[KEY_MAX];
     keys(principal, addr, ka, kp, kk);
     *retry_ms = 0;
-    int32_t a = find(t, ka, fnv(ka));
+    int32_t a = find(t, ka, key_hash(ka));
     if (a >= 0) {
         rec *e = &t->r[a];
         refill(e, t->p.address_failures, t->p.address_refill_ms, now);
@@ -216,7 +212,7 @@ int sr_lthr_check(sr_lthr *t, const char *principal, const char *addr, uint64_t 
             return SR_LG_ADDRESS;
         }
     }
-    int32_t k = find(t, kk, fnv(kk));
+    int32_t k = find(t, kk, key_hash(kk));
     if (k >= 0 && t->r[k].until > now) {
         *retry_ms = t->r[k].until - now;
         return SR_LG_BACKOFF;
@@ -228,7 +224,7 @@ int sr_lthr_check(sr_lthr *t, const char *principal, const char *addr, uint64_t 
         *retry_ms = 1000;
         return SR_LG_BACKOFF;
     }
-    int32_t p = find(t, kp, fnv(kp));
+    int32_t p = find(t, kp, key_hash(kp));
     if (p >= 0 && k >= 0 && t->r[k].fails > 0) {
         rec *e = &t->r[p];
         refill(e, t->p.principal_failures, t->p.principal_refill_ms, now);
@@ -254,7 +250,7 @@ void sr_lthr_refused(sr_lthr *t, const char *principal, const char *addr, uint64
 {
     char ka[KEY_MAX], kp[KEY_MAX], kk[KEY_MAX];
     keys(principal, addr, ka, kp, kk);
-    int32_t k = find(t, kk, fnv(kk));
+    int32_t k = find(t, kk, key_hash(kk));
     if (k < 0) return;
     t->r[k].fails++;
     backoff_set(t, &t->r[k], now);
@@ -272,7 +268,7 @@ void sr_lthr_cancel(sr_lthr *t, const char *principal, const char *addr)
 {
     char ka[KEY_MAX], kp[KEY_MAX], kk[KEY_MAX];
     keys(principal, addr, ka, kp, kk);
-    int32_t k = find(t, kk, fnv(kk));
+    int32_t k = find(t, kk, key_hash(kk));
     if (k >= 0 && t->r[k].pending) t->r[k].pending--;
 }
 
@@ -282,7 +278,7 @@ void sr_lthr_result(sr_lthr *t, const char *principal, const char *addr, int ok,
     keys(principal, addr, ka, kp, kk);
     sr_lthr_cancel(t, principal, addr);
     if (ok) {
-        int32_t k = find(t, kk, fnv(kk));
+        int32_t k = find(t, kk, key_hash(kk));
         if (k >= 0) rec_remove(t, k);
         return;
     }

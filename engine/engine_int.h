@@ -95,6 +95,7 @@ typedef struct head {
      * the writer's and the replay's only, readers read the row */
     int64_t lts;      /* its ts, once lts_known */
     uint8_t lts_known, lpend;
+    uint8_t llisted;   /* in e->lpend: noted since the transaction began */
     sr_sample lsample; /* pending: written at the group's end */
 } head;
 
@@ -124,7 +125,7 @@ typedef struct opq {
 typedef struct ptent {
     char *s;        /* op \0 id \0 gateway \0; NULL: no such point */
     uint16_t idoff, gwoff;
-    uint32_t hash;  /* fnv1a(op \0 id) */
+    uint32_t hash;  /* key_hash(op, id) (points.c: sr_hash) */
     uint8_t type, kind, has_min, has_max, listed;
     double min, max;
 } ptent;
@@ -210,7 +211,7 @@ struct sr_engine {
     uint64_t next_seq;          /* writer-only */
 
     head **hdir[HDIR];
-    uint32_t *lpend; /* writer (or the replay): points whose latest row is pending (heads.c) */
+    uint32_t *lpend; /* writer (or the replay): points whose latest row changed in the open transaction (heads.c) */
     size_t nlpend, caplpend;
     pthread_mutex_t stripe[NSTRIPE];
     _Atomic uint64_t npoints;
@@ -347,10 +348,13 @@ const sr_applier *sr__applier(int kind);
 int sr__heads_apply_measurements(sr_engine *e, MDB_txn *t, const Event *ev, int heads_only);
 int sr__heads_load(sr_engine *e, uint64_t *min_first);
 /* The latest row: note s (the newest of a point's values in an event) for
- * head h; flush: write the pending rows (once per group, and per event in
- * the replay), or with t NULL drop them (a failed group). */
+ * head h; flush: write the pending rows into t (once per group, and per
+ * event in the replay); end: the transaction t was committed (committed 1),
+ * or aborted (0: the pending rows are dropped and every head noted since it
+ * began forgets its row's ts, read again at its next note). */
 int sr__heads_latest_note(sr_engine *e, MDB_txn *t, head *h, const sr_sample *s);
 int sr__heads_latest_flush(sr_engine *e, MDB_txn *t);
+void sr__heads_latest_end(sr_engine *e, int committed);
 /* The heads checkpoint row's series (HeadsCheckpoint, events.proto): flush
  * every head holding a value of an event before before_seq, move an empty
  * head's first_seq past it, record it in meta "heads_ckpt" (nothing in

@@ -1,6 +1,8 @@
 /* engine/evbuild.c -- see evbuild.h. */
 #include "engine/evbuild.h"
 
+#include "codecs/base/sr_decimal.h"
+
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,24 +27,22 @@ int sr_ev_pack(Suiro__V1__Event *ev, const char *op, const char *actor, Suiro__V
 static const double POW10[23] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,  1e8,  1e9,  1e10, 1e11,
                                  1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
 
+/* 1 and *m when x is the mantissa m at scale k (0..6), m / 10^k bit for
+ * bit, as the iterator decodes it: the base layer's one definition
+ * (codecs/base/sr_decimal.h), so -0.0, whose mantissa 0 would come back
+ * +0.0, NaN and the infinities are none (a raw double keeps them). */
+static int decimal_at(double x, int k, int64_t *m)
+{
+    return sr_decimal_is(x, (unsigned)k, (UINT64_C(1) << 53) - 1, m);
+}
+
 /* Smallest k in 0..6 with every value exactly m / 10^k; -1 if none. */
 static int decimal_scale(const sr_sample *s, size_t n, int64_t *mant)
 {
-    for (int k = 0; k <= 6; k++) {
-        double p = POW10[k];
-        int ok = 1;
-        for (size_t i = 0; i < n && ok; i++) {
-            double x = s[i].v.f * p;
-            if (!isfinite(x) || fabs(x) > 9007199254740992.0) {
-                ok = 0;
-                break;
-            }
-            double m = nearbyint(x);
-            double back = k ? m / p : m;
-            if (memcmp(&back, &s[i].v.f, sizeof back) != 0) ok = 0; /* bit-exact, so -0.0 fails */
-            else mant[i] = (int64_t)m;
-        }
-        if (ok) return k;
+    for (int k = 0; k <= SR_DEC_MAX_SCALE; k++) {
+        size_t i = 0;
+        while (i < n && decimal_at(s[i].v.f, k, &mant[i])) i++;
+        if (i == n) return k;
     }
     return -1;
 }
@@ -61,14 +61,8 @@ static int cmp_ts(const void *a, const void *b)
  * tests/engine/test_evbuild.c checks the output decodes to the input and
  * re-packs byte for byte. */
 
-static uint64_t zz64(int64_t v) { return ((uint64_t)v << 1) ^ (uint64_t)(v >> 63); }
-static uint32_t zz32(int32_t v) { return ((uint32_t)v << 1) ^ (uint32_t)(v >> 31); }
-
-static uint8_t *put_le64(uint8_t *p, uint64_t x) /* a double's bits, as protobuf writes them */
-{
-    for (int k = 0; k < 8; k++) *p++ = (uint8_t)(x >> (8 * k));
-    return p;
-}
+static uint64_t zz64(int64_t v) { return sr_zz_enc((uint64_t)v); }   /* sint64 */
+static uint64_t zz32(int32_t v) { return sr_zz_enc((uint64_t)(int64_t)v); } /* sint32: the same code */
 
 typedef struct pvenc {
     uint32_t point;
@@ -139,7 +133,7 @@ static uint8_t *pv_write(uint8_t *p, const pvenc *v)
     }
     if (v->field == 4 && v->n) {
         p = sr_varint_put(put_tag(p, 4, 2), v->val_b);
-        for (size_t i = 0; i < v->n; i++) p = put_le64(p, (uint64_t)v->vals[i]);
+        for (size_t i = 0; i < v->n; i++, p += 8) sr_put_le64(p, (uint64_t)v->vals[i]); /* a double's bits */
     }
     if (v->scale) p = sr_varint_put(put_tag(p, 5, 0), zz32(v->scale));
     if ((v->field == 6 || v->field == 7) && v->n) {
@@ -258,12 +252,7 @@ static void snap_build(snapenc *sn, const sr_pv_in *pts, size_t npts, const uint
     }
     for (size_t k = 0; k < npts; k++) { /* the mantissas at the one scale: exact, or a raw double */
         if (!in[k]) continue;
-        if (sn->kind[k] == 0) {
-            double y = pts[k].s[0].v.f * POW10[K], m = nearbyint(y);
-            double back = K ? m / POW10[K] : m;
-            if (fabs(y) > 9007199254740992.0 || memcmp(&back, &pts[k].s[0].v.f, sizeof back)) sn->kind[k] = 1;
-            else sn->mant[k] = (int64_t)m;
-        }
+        if (sn->kind[k] == 0 && !decimal_at(pts[k].s[0].v.f, K, &sn->mant[k])) sn->kind[k] = 1;
         cnt[sn->kind[k]]++;
     }
     sn->nd = cnt[0], sn->nf = cnt[1], sn->ni = cnt[2], sn->nb = cnt[3], sn->ns = cnt[4];
@@ -324,7 +313,8 @@ static uint8_t *snap_write(uint8_t *p, const snapenc *sn, const sr_pv_in *pts)
         for (; j < sn->nd + sn->nf; j++) {
             uint64_t x;
             memcpy(&x, &pts[sn->ord[j]].s[0].v.f, sizeof x);
-            p = put_le64(p, x);
+            sr_put_le64(p, x);
+            p += 8;
         }
     }
     if (sn->ni) {

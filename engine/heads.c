@@ -35,18 +35,23 @@
  *      head_max: the point's last chunk holds tail_n samples (as the
  *      checkpoint that cut it left it) and the head continues it, flushing
  *      at head_max - tail_n; its next flush re-encodes that chunk with the
- *      head's samples (head_flush), so a point's chunks are full but its
- *      last, however many checkpoints it spans.
+ *      head's samples (head_flush), so a point's chunks are full except its
+ *      last and those a late merge split (sr_chunk_merge_balanced: about
+ *      half full each), however many checkpoints it spans.
  *  (10) Latest: once lts_known, lts is the ts of the point's `latest` row as
  *      the writer's transaction has it with the pending rows written (lpend:
- *      lsample is that row, listed in e->lpend, written by
- *      sr__heads_latest_flush once per group, dropped by a failed one).
+ *      lsample is that row, written by sr__heads_latest_flush once per
+ *      group). A head noted since the transaction began is listed in
+ *      e->lpend (llisted) until it ends (sr__heads_latest_end): committed,
+ *      the rows stay; aborted, every listed head drops its pending row and
+ *      forgets lts (lts_known := 0), the rows written being gone with it.
  *
  * STATES OF A HEAD                TRANSITION              FUNCTION
  *   none -> empty                  first value / load      head_get()
  *   empty|open -> open             values applied          apply_pv()
  *   open -> open (latest pending)  newest value noted      sr__heads_latest_note()
- *   pending -> written | dropped   the group's end         sr__heads_latest_flush()
+ *   pending -> written             the group's end         sr__heads_latest_flush()
+ *   listed -> kept | forgotten     commit | abort          sr__heads_latest_end()
  *   open -> empty (old = v)        flush into a chunk      head_flush()
  *     (tail_n > 0: the short last chunk re-encoded with v; tail_n := 0 when
  *     the head was full, else the samples of the chunk it left)
@@ -345,12 +350,12 @@ static int tail_key(sr_engine *e, MDB_txn *t, const head *h, uint8_t ck[12], int
 /* The head's samples as a new chunk, or, with a short tail (invariant 9),
  * re-encoded together with that chunk (sr_chunk_merge_balanced, as late
  * samples are merged); *last: the samples of the last chunk written. */
-static int head_write(sr_engine *e, MDB_txn *t, head *h, uint32_t *last)
+static int head_write(sr_engine *e, MDB_txn *t, head *h, const uint8_t tk[12], int found, uint32_t *last)
 {
-    int rc, found = 0;
+    int rc;
     uint8_t k[12];
-    if (h->tail_n && (rc = tail_key(e, t, h, k, &found))) return rc;
     if (found) {
+        memcpy(k, tk, 12);
         sr_sample *s = sr_malloc(h->n * sizeof *s);
         if (!s) return SR_ENOMEM;
         for (size_t i = 0; i < h->n; i++) hs_to_sample(&h->v[i], h->type, &s[i]);
@@ -392,9 +397,13 @@ static int head_flush(sr_engine *e, MDB_txn *t, head *h, uint64_t seq)
         h->first_seq = seq + 1;
         return heads_db_put(e, t, h);
     }
+    uint8_t tk[12];
+    int found = 0;
+    if (h->tail_n && (rc = tail_key(e, t, h, tk, &found))) return rc;
+    if (!found) h->tail_n = 0; /* no chunk to continue (a damaged index): the head's own is full at head_max */
     int full = h->n >= flush_at(e, h);
     uint32_t last = 0;
-    if ((rc = head_write(e, t, h, &last))) return rc;
+    if ((rc = head_write(e, t, h, tk, found, &last))) return rc;
     pthread_mutex_lock(stripe_of(e, h->point));
     hs_free_strings(h->old, h->nold, h->type);
     /* the generation before goes out of sight now (the stripe is held): its
@@ -525,11 +534,12 @@ int sr__heads_latest_note(sr_engine *e, MDB_txn *t, head *h, const sr_sample *s)
         h->lts_known = 1;
     }
     if (s->ts < h->lts) return SR_OK;
-    if (!h->lpend) {
+    if (!h->llisted) {
         if (sr_array_reserve(&e->lpend, &e->caplpend, e->nlpend + 1, sizeof *e->lpend)) return SR_ENOMEM;
         e->lpend[e->nlpend++] = h->point;
-        h->lpend = 1;
+        h->llisted = 1;
     }
+    h->lpend = 1;
     h->lts = s->ts;
     h->lsample = *s;
     SR_INVARIANT(sr_head_check(e, h, 0));
@@ -544,13 +554,13 @@ int sr__heads_latest_flush(sr_engine *e, MDB_txn *t)
      * points mostly ascending): LMDB looks for a key on the leaf page the
      * cursor is at before it descends from the root. (Sorting the list
      * first cost more than it saved: 4,876 against 4,376 instructions a
-     * value on the snapshot shape.) */
-    if (t && e->nlpend) rc = sr_index_err(mdb_cursor_open(t, DB(e, SR_DB_LATEST), &c));
-    for (size_t i = 0; i < e->nlpend; i++) {
+     * value on the snapshot shape.) The heads stay listed until the
+     * transaction ends (sr__heads_latest_end). */
+    if (e->nlpend) rc = sr_index_err(mdb_cursor_open(t, DB(e, SR_DB_LATEST), &c));
+    for (size_t i = 0; i < e->nlpend && !rc; i++) {
         head *h = head_find(e, e->lpend[i]);
         if (!h || !h->lpend) continue;
         h->lpend = 0;
-        if (!t || rc) continue;
         uint8_t k[4], buf[256], *big;
         be32(k, h->point);
         size_t n = latest_encode(&h->lsample, h->type, buf, sizeof buf, &big);
@@ -559,8 +569,22 @@ int sr__heads_latest_flush(sr_engine *e, MDB_txn *t)
         sr_free(big);
     }
     if (c) mdb_cursor_close(c);
-    e->nlpend = 0;
     return rc;
+}
+
+void sr__heads_latest_end(sr_engine *e, int committed)
+{
+    for (size_t i = 0; i < e->nlpend; i++) {
+        head *h = head_find(e, e->lpend[i]);
+        if (!h) continue;
+        h->llisted = 0;
+        if (committed) continue;
+        /* the rows (pending or written into the aborted transaction) are
+         * not in the index: lts is no longer the row's (invariant 10) */
+        h->lpend = 0;
+        h->lts_known = 0;
+    }
+    e->nlpend = 0;
 }
 
 int sr__heads_apply_measurements(sr_engine *e, MDB_txn *t, const Event *ev, int heads_only)
@@ -673,6 +697,17 @@ int sr__heads_load(sr_engine *e, uint64_t *min_first)
         h->flushed_max = (int64_t)sr_get_le64((uint8_t *)v.mv_data + 8);
         h->has_flushed = ((uint8_t *)v.mv_data)[16];
         h->tail_n = v.mv_size == 21 ? sr_get_le32((uint8_t *)v.mv_data + 17) : 0;
+        if (h->tail_n && (!h->has_flushed || h->tail_n >= e->o.head_max)) {
+            /* no short tail (invariant 9): flush_at's head_max - tail_n
+             * would wrap, and the head never flush */
+            sr__alert(e, 1,
+                      "index: the heads row of point %" PRIu32 " has a short tail of %" PRIu32
+                      " samples (head_max %" PRIu32 "%s): the index is damaged; `suiro rebuild` makes it again from the log",
+                      p, h->tail_n, e->o.head_max, h->has_flushed ? "" : ", never flushed");
+            h->tail_n = 0;
+            rc = SR_ECORRUPT;
+            break;
+        }
         if (h->first_seq < *min_first) *min_first = h->first_seq;
         r = mdb_cursor_get(c, &k, &v, MDB_NEXT);
     }
@@ -784,6 +819,8 @@ const char *sr_head_check(const sr_engine *e, const head *h, int how)
     if (h->late_prev_seq > h->old_late_seq) return "heads: the late merge before the last is newer than it";
     /* (10) a pending latest row is the newest sample known */
     if (h->lpend && (!h->lts_known || h->lsample.ts != h->lts)) return "heads: a pending latest row that is not the newest";
+    if (h->lpend && !h->llisted) return "heads: a pending latest row not listed for its transaction's end";
+    if (!e->nlpend && h->llisted) return "heads: a latest row listed for a transaction that ended";
     /* (6) flush thresholds, once a point's values are applied */
     if ((how & SR_HEAD_AT_REST) && h->n >= flush_at(e, h)) return "heads: a head at its flush threshold was not flushed";
     if ((how & SR_HEAD_AT_REST) && h->nlate >= LATE_MAX) return "heads: LATE_MAX late samples were not merged";

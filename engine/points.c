@@ -32,12 +32,16 @@
  *
  * INVARIANTS (sr_points_check; sr_points_check_index compares with the index)
  *  (1) Every used entry has its point's number as index, op, id and gateway
- *      strings in one allocation, and its hash is fnv1a(op \0 id).
+ *      strings in one allocation, and its hash is key_hash(op, id).
  *  (2) The map holds exactly the listed entries, each once, findable by
  *      linear probing from its hash (no empty slot between its home slot and
  *      it); nlisted counts them and is at most half the slots.
- *  (3) Outside a group, the table equals the committed index: an entry per
- *      pointinfo record, listed iff points maps its op \0 id to its number.
+ *  (3) Outside a group, once the writer's sr__points_commit has run, the
+ *      table equals the committed index: an entry per pointinfo record,
+ *      listed iff points maps its op \0 id to its number. (Between the
+ *      group's sr_index_commit and sr__points_commit it is one group
+ *      behind: a reader then sees the index before that group's master
+ *      changes, which its LMDB snapshot may already hold.)
  *
  * STATES                          TRANSITION              FUNCTION
  *   (none) -> EXACT                open, after the replay  sr__points_load()
@@ -53,17 +57,16 @@
  */
 #include "engine/engine_int.h"
 
+#include "codecs/base/sr_hash.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-static uint32_t fnv1a2(const char *a, size_t al, const char *b, size_t bl)
+/* the map's hash of (operator, dataId): the base layer's sr_hash */
+static uint32_t key_hash(const char *op, size_t ol, const char *id, size_t il)
 {
-    uint32_t h = 2166136261u;
-    for (size_t i = 0; i < al; i++) h = (h ^ (uint8_t)a[i]) * 16777619u;
-    h = (h ^ 0u) * 16777619u;
-    for (size_t i = 0; i < bl; i++) h = (h ^ (uint8_t)b[i]) * 16777619u;
-    return h;
+    return sr_hash_end(sr_hash_add(sr_hash_add(0, op, ol), id, il));
 }
 
 /* ---- parsing a pointinfo record ----------------------------------------- */
@@ -86,7 +89,7 @@ static int pt_parse(const uint8_t *d, size_t n, ptent *v)
         memcpy(v->s + a + il + 2, pi.gateway, b + 1);
         v->idoff = (uint16_t)(a + 1);
         v->gwoff = (uint16_t)(a + il + 2);
-        v->hash = fnv1a2(v->s, a, m->id, il);
+        v->hash = key_hash(v->s, a, m->id, il);
         v->type = (uint8_t)m->type;
         v->kind = (uint8_t)m->point_kind;
         v->has_min = (uint8_t)m->has_min;
@@ -407,7 +410,7 @@ int sr__points_lookup(sr_engine *e, const char *op, const char *data_id, sr_poin
         if (!pt->broken) {
             int rc = SR_ENOTFOUND;
             if (pt->nslot) {
-                uint32_t h = fnv1a2(op, ol, data_id, il), m = pt->nslot - 1;
+                uint32_t h = key_hash(op, ol, data_id, il), m = pt->nslot - 1;
                 for (uint32_t i = h & m; pt->slot[i]; i = (i + 1) & m) {
                     const ptent *x = &pt->ent[pt->slot[i]];
                     if (x->hash == h && !strcmp(x->s, op) && !strcmp(x->s + x->idoff, data_id)) {
@@ -457,7 +460,7 @@ const char *sr_points_check(const sr_engine *e)
         size_t ol = strlen(x->s);
         if (x->idoff != ol + 1 || x->gwoff != ol + 1 + strlen(x->s + x->idoff) + 1)
             return "points: an entry's strings are not op, id, gateway";
-        if (x->hash != fnv1a2(x->s, ol, x->s + x->idoff, strlen(x->s + x->idoff))) return "points: an entry's hash is not its key's";
+        if (x->hash != key_hash(x->s, ol, x->s + x->idoff, strlen(x->s + x->idoff))) return "points: an entry's hash is not its key's";
         if (!x->listed) continue;
         listed++;
         /* (2) findable from its home slot with no empty slot on the way */

@@ -7,8 +7,10 @@
  *  (1) A reader sees exactly its LMDB snapshot (engine.c invariants 5, 7):
  *      a head or late sample only if its seq <= the snapshot's W; a reader
  *      whose snapshot predates what the heads still hold retries.
- *  (2) A point lookup answers from the point table (points.c), which the
- *      writer keeps equal to the committed index.
+ *  (2) A point lookup answers from the point table (points.c), which
+ *      equals the committed index after the writer's sr__points_commit (in
+ *      the moment between a group's index commit and it, the index before
+ *      that group: points.c invariant 3).
  *  (3) Readers never wait for the writer beyond a head's stripe.
  */
 #include "engine/engine_int.h"

@@ -47,7 +47,7 @@ static int snap_heads_needed(sr_engine *e, const uint8_t *p, size_t n, uint64_t 
         for (const uint8_t *r = d, *re = d + dl; r < re;) {
             uint64_t z;
             if (sr__wire_varint(&r, re, &z)) return 1;
-            point += (z >> 1) ^ (uint64_t)-(int64_t)(z & 1); /* zigzag */
+            point += sr_zz_dec(z); /* sint64 deltas */
             if (point > UINT32_MAX) return 1;
             head *h = head_find(e, (uint32_t)point);
             if (!h || seq >= h->first_seq) return 1;
@@ -166,8 +166,10 @@ int sr__replay(sr_engine *e, uint64_t w, uint64_t min_first, sr_errinfo *ei)
             if (!rc) rc = sr__heads_latest_flush(e, txn); /* before the event's strings go */
             if (!rc && ++in_txn >= 4096) {
                 if (!(rc = sr__put_watermark(e, txn, seq))) rc = sr_index_commit(e->ix, txn); /* seq is applied */
+                else sr_index_abort(txn);
                 txn = NULL;
                 in_txn = 0;
+                sr__heads_latest_end(e, rc == SR_OK);
             }
         }
         sr_arena_reset(&ar.a); /* the event is gone (its pieces were the arena's) */
@@ -175,7 +177,6 @@ int sr__replay(sr_engine *e, uint64_t w, uint64_t min_first, sr_errinfo *ei)
         if (++done % 65536 == 0 && e->o.progress) e->o.progress(e->o.progress_ctx, done, total);
     }
     sr_arena_release(&ar.a);
-    if (rc) (void)sr__heads_latest_flush(e, NULL);
     if (rc == SR_DONE) rc = SR_OK;
     else if (rc && ei && !ei->msg[0]) snprintf(ei->msg, sizeof ei->msg, "replay at seq %" PRIu64 ": %s", seq, sr_strerror(rc));
     if (!rc && txn) {
@@ -183,6 +184,7 @@ int sr__replay(sr_engine *e, uint64_t w, uint64_t min_first, sr_errinfo *ei)
         txn = NULL;
     }
     if (txn) sr_index_abort(txn);
+    sr__heads_latest_end(e, !rc); /* aborted: the rows noted since the last commit are not in the index */
     sr_log_iter_close(it);
     if (!rc && e->o.progress) e->o.progress(e->o.progress_ctx, total, total);
     return rc;

@@ -398,6 +398,7 @@ static void process_group(sr_engine *e, cmd **cmds, size_t nc, int closing)
     fatal = sr_index_commit(e->ix, txn);
     txn = NULL;
     if (fatal) goto finish;
+    sr__heads_latest_end(e, 1); /* the latest rows are the index's */
     /* after the commit: the point table reads the changed points back (a
      * failure leaves it broken, readers use the index, the next group
      * reloads it) */
@@ -412,7 +413,7 @@ finish:
     if (txn) sr_index_abort(txn);
     if (fatal) { /* nothing of the group is in the index */
         sr__points_abort(e);
-        (void)sr__heads_latest_flush(e, NULL);
+        sr__heads_latest_end(e, 0);
     }
     if (fatal && fatal != SR_EPOISONED) poison(e, fatal, e->next_seq);
     sr_arena_reset(&e->ev.a); /* every event of the group */

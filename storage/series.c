@@ -113,8 +113,6 @@ enum {
 /* ------------------------------------------------------------------------ */
 /* Small helpers                                                             */
 
-static inline uint64_t zz_enc(uint64_t d) { return (d << 1) ^ (0 - (d >> 63)); }
-static inline uint64_t zz_dec(uint64_t z) { return (z >> 1) ^ (0 - (z & 1)); }
 
 static inline uint64_t load_be64(const uint8_t *p)
 {
@@ -358,7 +356,7 @@ static void enc_reset(sr_chunk_enc *e)
 static void enc_ts(sr_chunk_enc *e, int64_t ts)
 {
     uint64_t delta = (uint64_t)ts - (uint64_t)e->last_ts;
-    uint64_t z = zz_enc(delta - e->prev_delta);
+    uint64_t z = sr_zz_enc(delta - e->prev_delta);
     e->prev_delta = delta;
     if (z == 0) bw_put(&e->ts, 0, 1);
     else if (z < (UINT64_C(1) << 7)) bw_put(&e->ts, (UINT64_C(0x2) << 7) | z, 9);
@@ -438,8 +436,8 @@ static void xor_replay(sr_chunk_enc *e)
 /* Count sample i >= 1 of the mantissas in the histograms (invariant 4). */
 static inline void dec_count(sr_chunk_enc *e, uint64_t d)
 {
-    e->hist[0][bitlen(zz_enc(d))]++;
-    e->hist[1][bitlen(zz_enc(d - e->prev_d))]++;
+    e->hist[0][bitlen(sr_zz_enc(d))]++;
+    e->hist[1][bitlen(sr_zz_enc(d - e->prev_d))]++;
     e->prev_d = d;
 }
 
@@ -667,7 +665,7 @@ int sr_chunk_enc_add(sr_chunk_enc *e, const sr_sample *s)
         }
         break;
     case SR_VT_INTEGER: {
-        uint64_t z = zz_enc((uint64_t)s->v.i - (uint64_t)e->prev_i);
+        uint64_t z = sr_zz_enc((uint64_t)s->v.i - (uint64_t)e->prev_i);
         e->bytes.len = (size_t)(sr_varint_put(e->bytes.data + e->bytes.len, z) - e->bytes.data);
         e->prev_i = s->v.i;
         e->s_sum += (double)s->v.i;
@@ -745,7 +743,7 @@ static int plan_values(const sr_chunk_enc *e, v2_plan *p, size_t *v1)
         }
     }
     p->bits = best;
-    p->vbytes = 1 + sr_varint_len(zz_enc((uint64_t)e->mant[0])) + (size_t)((best + 7) / 8);
+    p->vbytes = 1 + sr_varint_len(sr_zz_enc((uint64_t)e->mant[0])) + (size_t)((best + 7) / 8);
     if (p->vbytes <= (e->lb1 + 7) / 8) return 1;
     *v1 = xor_bytes(e->vbits, e->count);
     return p->vbytes <= *v1;
@@ -761,8 +759,8 @@ static uint8_t *put_sval(uint8_t *w, sr_vtype t, int decimal, int64_t m, double 
         *w++ = v != 0;
         return w;
     }
-    if (t == SR_VT_INTEGER) return sr_varint_put(w, zz_enc((uint64_t)iv));
-    if (decimal) return sr_varint_put(w, zz_enc((uint64_t)m));
+    if (t == SR_VT_INTEGER) return sr_varint_put(w, sr_zz_enc((uint64_t)iv));
+    if (decimal) return sr_varint_put(w, sr_zz_enc((uint64_t)m));
     put_le64d(w, v);
     return w + 8;
 }
@@ -878,7 +876,7 @@ static void v2_build(sr_chunk_enc *e, const v2_plan *p)
     uint64_t pd = 0;
     for (uint32_t i = 1; i < e->count; i++) {
         uint64_t d = (uint64_t)e->mant[i] - (uint64_t)e->mant[i - 1];
-        v2_put(&e->v2, zz_enc(p->order ? d - pd : d), p->w);
+        v2_put(&e->v2, sr_zz_enc(p->order ? d - pd : d), p->w);
         pd = d;
     }
 }
@@ -925,7 +923,7 @@ int sr_chunk_enc_finish(sr_chunk_enc *e, sr_buf *out)
         v2_build(e, &pl);
         SR_VERIFY(bw_bytes(&e->v2) == (size_t)((pl.bits + 7) / 8)); /* the plan is what we write */
         *w++ = (uint8_t)(pl.w | (pl.order << 5));
-        w = sr_varint_put(w, zz_enc((uint64_t)e->mant[0]));
+        w = sr_varint_put(w, sr_zz_enc((uint64_t)e->mant[0]));
         bw_copy(&e->v2, w);
     } else if (e->type == SR_VT_NUMBER || e->type == SR_VT_BOOL) {
         bw_copy(&e->val, w);
@@ -1124,12 +1122,12 @@ int sr_chunk_dec_init(sr_chunk_dec *d, const void *chunk, size_t len)
         uint64_t pos = d->boff + 1, z;
         if ((c & 31) > V2_MAX_W || (c >> 6)) return SR_ECORRUPT;
         if (get_varint(p, len, &pos, &z)) return SR_ECORRUPT;
-        if (!mant_ok(zz_dec(z))) return SR_ECORRUPT;
+        if (!mant_ok(sr_zz_dec(z))) return SR_ECORRUPT;
         d->D_SCALE = p[3];
         d->D_W = c & 31;
         d->D_ORDER = (c >> 5) & 1;
         d->D_D = 0;
-        d->prev_i = (int64_t)zz_dec(z);
+        d->prev_i = (int64_t)sr_zz_dec(z);
         d->D_VPOS = pos * 8;
     }
     return SR_OK;
@@ -1158,7 +1156,7 @@ static SR_INLINE int dec_ts(sr_chunk_dec *d)
             if (getbits(d->p, d->len, &d->bitpos, end, 64, &z)) return SR_ECORRUPT;
         }
     }
-    uint64_t delta = (uint64_t)d->dts + zz_dec(z);
+    uint64_t delta = (uint64_t)d->dts + sr_zz_dec(z);
     uint64_t room = (uint64_t)d->info.last_ts - (uint64_t)d->ts; /* true value, >= 0 */
     if (delta == 0 || delta > room) return SR_ECORRUPT;
     if (d->i + 1 < d->info.count && delta == room) return SR_ECORRUPT;
@@ -1237,7 +1235,7 @@ static SR_INLINE int dec_decimal(sr_chunk_dec *d, double *out)
             pos += V2_ESC_ZEROS;
             if (getbits(d->p, d->len, &pos, end, V2_ESC_BITS, &z)) return SR_ECORRUPT;
         }
-        uint64_t delta = zz_dec(z);
+        uint64_t delta = sr_zz_dec(z);
         if (d->D_ORDER) delta = d->D_D += delta;
         uint64_t m = (uint64_t)d->prev_i + delta;
         if (!mant_ok(m)) return SR_ECORRUPT;
@@ -1283,7 +1281,7 @@ int sr_chunk_dec_next(sr_chunk_dec *d, sr_sample *s)
     case SR_VT_INTEGER: {
         uint64_t z, pos = d->D_VPOS;
         if (get_varint(d->p, d->len, &pos, &z)) return SR_ECORRUPT;
-        d->prev_i = (int64_t)((uint64_t)d->prev_i + zz_dec(z));
+        d->prev_i = (int64_t)((uint64_t)d->prev_i + sr_zz_dec(z));
         d->D_VPOS = pos;
         iv = d->prev_i;
         break;
@@ -1334,7 +1332,7 @@ static int get_sval(const uint8_t *p, size_t end, uint64_t *pos, const sr_chunk_
     if (d->info.type == SR_VT_INTEGER || d->D_VER == SR_SERIES_VERSION2) {
         uint64_t z;
         if (get_varint(p, end, pos, &z)) return -1;
-        uint64_t m = zz_dec(z);
+        uint64_t m = sr_zz_dec(z);
         if (d->info.type == SR_VT_INTEGER) *v = (double)(int64_t)m;
         else if (!mant_ok(m)) return -1;
         else *v = dec_value((int64_t)m, (unsigned)d->D_SCALE);
@@ -1874,7 +1872,7 @@ static SR_INLINE int agg_value_next(sr_chunk_dec *d, double *v, const int kind)
     if (kind == AGG_V1) return dec_number(d, v);
     uint64_t z, pos = d->D_VPOS;
     if (get_varint(d->p, d->len, &pos, &z)) return SR_ECORRUPT;
-    d->prev_i = (int64_t)((uint64_t)d->prev_i + zz_dec(z));
+    d->prev_i = (int64_t)((uint64_t)d->prev_i + sr_zz_dec(z));
     d->D_VPOS = pos;
     *v = (double)d->prev_i;
     return SR_OK;
@@ -1982,7 +1980,7 @@ static SR_INLINE int v2_fast(const v2_loc *l, uint64_t *vpos, uint64_t *m, uint6
     if (j >= V2_ESC_ZEROS) return 0;
     uint64_t z = (w >> l->shr[j]) & l->mask[j];
     *vpos += l->len[j];
-    uint64_t delta = zz_dec(z);
+    uint64_t delta = sr_zz_dec(z);
     if (order) delta = *dd += delta;
     *m += delta;
     if (!mant_ok(*m)) return -1;
@@ -2056,7 +2054,7 @@ static SR_INLINE int64_t v2_batch(v2_loc *lp, uint64_t c, agg_run *u, const int 
         buf <<= len;
         avail -= len;
         pos += len;
-        uint64_t delta = zz_dec(z);
+        uint64_t delta = sr_zz_dec(z);
         if (order) delta = dd += delta;
         m += delta;
         int64_t sm = (int64_t)m;

@@ -86,6 +86,12 @@ static inline uint8_t *sr_varint_put(uint8_t *p, uint64_t v)
     return p;
 }
 
+/* Zig-zag (protobuf's sint32/sint64, the series encoder's deltas): v as
+ * an unsigned with its sign in bit 0 (small magnitudes small), and back.
+ * For an int32 the 64-bit code is the 32-bit one. */
+static inline uint64_t sr_zz_enc(uint64_t v) { return (v << 1) ^ (0 - (v >> 63)); }
+static inline uint64_t sr_zz_dec(uint64_t z) { return (z >> 1) ^ (0 - (z & 1)); }
+
 /* Little-endian field encoding (on-disk formats are encoded field by field). */
 static inline void sr_put_le16(uint8_t *p, uint16_t v) { p[0] = (uint8_t)v; p[1] = (uint8_t)(v >> 8); }
 static inline void sr_put_le32(uint8_t *p, uint32_t v)

@@ -781,50 +781,60 @@ static int64_t moving_clock(void) { return test_now; }
  * count bound too large to matter, heads that never fill, and a clock that
  * moves 1 s every 2 events, a checkpoint at most every 10 s flushes the heads
  * holding events from before the previous one, so a restart after a crash
- * re-reads at most about two intervals of events (counted, not timed). With
- * checkpoint_interval_ms -1 it re-reads all of them. */
+ * re-reads at most about two intervals of events (counted, not timed). The
+ * control run, the same with checkpoint_interval_ms -1 (no checkpoint by
+ * time), re-reads all of them: the interval is what bounds it. */
 Test(engine, a_checkpoint_every_checkpoint_interval_bounds_the_replay_in_time)
 {
     enum { EVENTS = 400, PER_S = 2, INTERVAL_S = 10, NP = 4 };
-    test_now = 1700000000000;
-    sr_engine_opts o = {.clock_ms = moving_clock, .head_max = 1024, .replay_max_events = 1u << 30,
-                        .checkpoint_interval_ms = INTERVAL_S * 1000};
-    sr_engine *e = open_engine(&o);
-    cr_assert_eq(et_setup_masters(e, "op1", NP, NUM, 1), SR_OK);
-    uint32_t pts[NP];
-    char id[16];
-    for (int p = 0; p < NP; p++) {
-        snprintf(id, sizeof id, "P%03d", p);
-        pts[p] = point_of(e, id);
+    for (int control = 0; control < 2; control++) {
+        tu_rmrf(dir);
+        test_now = 1700000000000;
+        sr_engine_opts o = {.clock_ms = moving_clock, .head_max = 1024, .replay_max_events = 1u << 30,
+                            .checkpoint_interval_ms = control ? -1 : INTERVAL_S * 1000};
+        sr_engine *e = open_engine(&o);
+        cr_assert_eq(et_setup_masters(e, "op1", NP, NUM, 1), SR_OK);
+        uint32_t pts[NP];
+        char id[16];
+        for (int p = 0; p < NP; p++) {
+            snprintf(id, sizeof id, "P%03d", p);
+            pts[p] = point_of(e, id);
+        }
+        for (int i = 0; i < EVENTS; i++) {
+            sr_result res;
+            sr_sample s = {.ts = 1000 * (int64_t)i, .v.f = i};
+            cr_assert_eq(et_put(e, "op1", i % 2 ? "GW2" : "GW1", pts[i % NP], SR_VT_NUMBER, &s, 1, NULL, &res), SR_OK,
+                         "%s", res.err.msg);
+            if (i % PER_S == PER_S - 1) test_now += 1000;
+        }
+        char crash[1100], cmd[2400];
+        snprintf(crash, sizeof crash, "%s-crash", dir);
+        snprintf(cmd, sizeof cmd, "rm -rf '%s' && cp -r '%s' '%s'", crash, dir, crash);
+        cr_assert_eq(system(cmd), 0);
+        uint8_t live[32], again[32];
+        cr_assert_eq(sr_engine_content_hash(e, live), SR_OK);
+        sr_engine_close(e);
+        sr_engine *c = NULL;
+        sr_errinfo ei;
+        cr_assert_eq(sr_engine_open(crash, &o, &c, &ei), SR_OK, "%s", ei.msg);
+        sr_engine_open_stats os;
+        sr_engine_get_open_stats(c, &os);
+        if (control) {
+            cr_assert_eq(os.checkpoint_seq, 0, "control: a heads checkpoint without the interval");
+            cr_assert_geq(os.replay_events, EVENTS, "control: a restart after a crash read %" PRIu64 " events of %d",
+                          os.replay_events, EVENTS);
+        } else {
+            cr_assert_gt(os.checkpoint_seq, EVENTS / 2, "no time-based heads checkpoint in the index");
+            cr_assert_leq(os.replay_events, 2 * INTERVAL_S * PER_S + 2,
+                          "a restart after a crash read %" PRIu64 " events (two intervals: %d)", os.replay_events,
+                          2 * INTERVAL_S * PER_S);
+        }
+        cr_assert_eq(sr_engine_content_hash(c, again), SR_OK);
+        cr_assert_eq(memcmp(live, again, 32), 0, "the heads recovered differ from the live ones");
+        for (int p = 0; p < NP; p++) cr_assert_eq(range_count(c, pts[p], INT64_MAX / 2), EVENTS / NP);
+        sr_engine_close(c);
+        tu_rmrf(crash);
     }
-    for (int i = 0; i < EVENTS; i++) {
-        sr_result res;
-        sr_sample s = {.ts = 1000 * (int64_t)i, .v.f = i};
-        cr_assert_eq(et_put(e, "op1", i % 2 ? "GW2" : "GW1", pts[i % NP], SR_VT_NUMBER, &s, 1, NULL, &res), SR_OK,
-                     "%s", res.err.msg);
-        if (i % PER_S == PER_S - 1) test_now += 1000;
-    }
-    char crash[1100], cmd[2400];
-    snprintf(crash, sizeof crash, "%s-crash", dir);
-    snprintf(cmd, sizeof cmd, "rm -rf '%s' && cp -r '%s' '%s'", crash, dir, crash);
-    cr_assert_eq(system(cmd), 0);
-    uint8_t live[32], again[32];
-    cr_assert_eq(sr_engine_content_hash(e, live), SR_OK);
-    sr_engine_close(e);
-    sr_engine *c = NULL;
-    sr_errinfo ei;
-    cr_assert_eq(sr_engine_open(crash, &o, &c, &ei), SR_OK, "%s", ei.msg);
-    sr_engine_open_stats os;
-    sr_engine_get_open_stats(c, &os);
-    cr_assert_gt(os.checkpoint_seq, EVENTS / 2, "no time-based heads checkpoint in the index");
-    cr_assert_leq(os.replay_events, 2 * INTERVAL_S * PER_S + 2,
-                  "a restart after a crash read %" PRIu64 " events (two intervals: %d)", os.replay_events,
-                  2 * INTERVAL_S * PER_S);
-    cr_assert_eq(sr_engine_content_hash(c, again), SR_OK);
-    cr_assert_eq(memcmp(live, again, 32), 0, "the heads recovered differ from the live ones");
-    for (int p = 0; p < NP; p++) cr_assert_eq(range_count(c, pts[p], INT64_MAX / 2), EVENTS / NP);
-    sr_engine_close(c);
-    tu_rmrf(crash);
 }
 
 Test(engine, rebuilt_index_equals_the_live_one)

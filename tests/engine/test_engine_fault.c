@@ -15,6 +15,7 @@
 #include <criterion/criterion.h>
 #include <dirent.h>
 #include <inttypes.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,9 +60,26 @@ static sr_engine_opts opts(const sr_vfs *vfs, const char *index_dir)
                             .index_dir = index_dir, .replay_max_events = REPLAY_MAX};
 }
 
+/* The fault loops' engines: a clock that moves CLOCK_STEP ms at each
+ * reading (the writer reads it once a group) and a checkpoint_interval_ms
+ * of CKPT_MS, so heads checkpoints of reason "time" (writer.c by_time: a
+ * group after a checkpoint) fall among the faults too, between the count's
+ * (more than REPLAY_MAX / 2 events since the last: reason "interval" when
+ * both are due) */
+enum { CLOCK_STEP = 10, CKPT_MS = 10 };
+static atomic_llong ticks;
+static int64_t moving_clock(void) { return 1700000000000 + CLOCK_STEP * (int64_t)atomic_fetch_add(&ticks, 1); }
+static sr_engine_opts opts_moving(const sr_vfs *vfs)
+{
+    sr_engine_opts o = opts(vfs, NULL);
+    o.clock_ms = moving_clock;
+    o.checkpoint_interval_ms = CKPT_MS;
+    return o;
+}
+
 /* The heads checkpoints in d's log: the writer's own events, not a
  * command's. */
-static uint64_t log_checkpoints_total(const char *d, uint64_t *total)
+static uint64_t log_checkpoints_total(const char *d, uint64_t *total, uint64_t *by_time)
 {
     char ld[1200];
     snprintf(ld, sizeof ld, "%s/log", d);
@@ -78,6 +96,9 @@ static uint64_t log_checkpoints_total(const char *d, uint64_t *total)
         Suiro__V1__Event *ev = suiro__v1__event__unpack(NULL, rec.len, rec.data);
         cr_assert_not_null(ev, "log record %" PRIu64 " does not decode", seq);
         n += ev->body_case == SUIRO__V1__EVENT__BODY_HEADS_CHECKPOINT;
+        if (by_time && ev->body_case == SUIRO__V1__EVENT__BODY_HEADS_CHECKPOINT && ev->heads_checkpoint &&
+            !strcmp(ev->heads_checkpoint->reason, "time"))
+            ++*by_time;
         if (total) *total = seq;
         suiro__v1__event__free_unpacked(ev, NULL);
     }
@@ -86,8 +107,8 @@ static uint64_t log_checkpoints_total(const char *d, uint64_t *total)
     sr_log_close(lg);
     return n;
 }
-static uint64_t log_checkpoints(const char *d) { return log_checkpoints_total(d, NULL); }
 static uint64_t total_checkpoints; /* over a fault loop: checkpoints were among the faults */
+static uint64_t total_time_checkpoints; /* of them, of reason "time" */
 static uint64_t total_extends;     /* and short chunks extended (heads.c invariant 9) */
 
 /* The content (index and heads) a crash now would recover: the live engine
@@ -245,7 +266,7 @@ static void fixture_init(fixture *f)
     }
     cr_assert_eq(sr_engine_close(e), SR_OK);
     f->base_events = 0; /* with its checkpoints (the close's too): check_db counts them apart */
-    (void)log_checkpoints_total(base, &f->base_events);
+    (void)log_checkpoints_total(base, &f->base_events, NULL);
     build_commands(f, clock);
 }
 
@@ -333,8 +354,10 @@ static void check_db(fixture *f, const outcome *out, const char *ctx)
     sr_engine *e = open_at(db, &o);
     sr_engine_stats st;
     sr_engine_get_stats(e, &st);
-    uint64_t ck = log_checkpoints(db), bck = log_checkpoints(base);
+    uint64_t tck = 0, btck = 0;
+    uint64_t ck = log_checkpoints_total(db, NULL, &tck), bck = log_checkpoints_total(base, NULL, &btck);
     total_checkpoints += ck - bck;
+    total_time_checkpoints += tck - btck;
     cr_assert_eq(st.log_next_seq - 1 - ck, out->events - bck,
                  "%s: the log holds %" PRIu64 " events besides %" PRIu64 " checkpoints, %" PRIu64 " acknowledged", ctx,
                  st.log_next_seq - 1 - ck, ck, out->events - bck);
@@ -401,7 +424,7 @@ static void run_vfs_faults(vf_kind kind, const char *kname)
         fresh_db();
         outcome out;
         outcome_init(&out, &f);
-        sr_engine_opts o = opts(&vfs_faulty, NULL);
+        sr_engine_opts o = opts_moving(&vfs_faulty);
         vfs_faulty_arm(0, kind);
         sr_engine *e = open_at(db, &o);
         vfs_faulty_arm(k, kind);
@@ -428,7 +451,9 @@ static void run_vfs_faults(vf_kind kind, const char *kname)
     cr_log_info("%s: %lu runs, %d acknowledged, %d refused", kname, k, total_acked, total_refused);
     cr_assert_gt(k, 10, "the fault loop should have covered many calls");
     cr_assert_gt(total_refused, 0, "some fault should have refused a command");
+    cr_log_info("%s: %" PRIu64 " heads checkpoints, %" PRIu64 " by time", kname, total_checkpoints, total_time_checkpoints);
     cr_assert_gt(total_checkpoints, 0, "no heads checkpoint among the faults");
+    cr_assert_gt(total_time_checkpoints, 0, "no heads checkpoint of reason \"time\" among the faults");
     cr_assert_gt(total_extends, 0, "no chunk a checkpoint cut short was extended among the faults");
     fixture_release(&f);
 }
@@ -547,7 +572,7 @@ static void run_recovery(vf_kind kind, const char *kname)
         fresh_db();
         outcome out;
         outcome_init(&out, &f);
-        sr_engine_opts o = opts(&vfs_faulty, NULL);
+        sr_engine_opts o = opts_moving(&vfs_faulty);
         o.recover_ms = 1;
         int alerts = 0;
         o.alert = alert_count;
@@ -612,8 +637,10 @@ static void run_recovery(vf_kind kind, const char *kname)
         et_model_free(out.m);
         if (!fired) break;
     }
-    cr_log_info("%s: %lu runs, %d resumes", kname, k, resumed);
+    cr_log_info("%s: %lu runs, %d resumes, %" PRIu64 " heads checkpoints by time", kname, k, resumed,
+                total_time_checkpoints);
     cr_assert_gt(k, 10);
+    cr_assert_gt(total_time_checkpoints, 0, "no heads checkpoint of reason \"time\" among the faults");
     cr_assert_gt(resumed, 0, "some fault should have stopped and resumed the writer");
     fixture_release(&f);
 }

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "engine/engine_int.h"
+#include "storage/series.h"
 #include "engtest.h"
 #include "testutil.h"
 
@@ -302,5 +303,178 @@ Test(engine_invariants, heads_check_holds_after_a_restart_rebuilds_the_heads)
     pthread_mutex_lock(&e->mu);
     cr_assert_null(sr_writer_check(e), "%s", sr_writer_check(e));
     pthread_mutex_unlock(&e->mu);
+    cr_assert_eq(sr_engine_close(e), SR_OK);
+}
+
+/* ---- a damaged heads row --------------------------------------------------- */
+
+static char alert_msg[600];
+static void keep_alert(void *ctx, int error, const char *msg)
+{
+    (void)ctx;
+    (void)error;
+    snprintf(alert_msg, sizeof alert_msg, "%s", msg);
+}
+
+/* Overwrite the heads row of point p with its first 17 bytes, has_flushed
+ * and a short tail of tail_n samples. */
+static void set_tail(uint32_t p, uint8_t has_flushed, uint32_t tail_n)
+{
+    char ix[1100];
+    snprintf(ix, sizeof ix, "%s/index", dir);
+    MDB_env *env;
+    MDB_txn *t;
+    MDB_dbi heads;
+    cr_assert_eq(mdb_env_create(&env), 0);
+    cr_assert_eq(mdb_env_set_maxdbs(env, 32), 0);
+    cr_assert_eq(mdb_env_set_mapsize(env, 1u << 30), 0);
+    cr_assert_eq(mdb_env_open(env, ix, 0, 0644), 0);
+    cr_assert_eq(mdb_txn_begin(env, NULL, 0, &t), 0);
+    cr_assert_eq(mdb_dbi_open(t, "heads", 0, &heads), 0);
+    uint8_t k[4], row[21];
+    be32(k, p);
+    MDB_val K = {4, k}, V;
+    cr_assert_eq(mdb_get(t, heads, &K, &V), 0, "the point has a heads row");
+    cr_assert(V.mv_size == 17 || V.mv_size == 21);
+    memcpy(row, V.mv_data, 17);
+    row[16] = has_flushed;
+    sr_put_le32(row + 17, tail_n);
+    V = (MDB_val){21, row};
+    cr_assert_eq(mdb_put(t, heads, &K, &V, 0), 0);
+    cr_assert_eq(mdb_txn_commit(t), 0);
+    mdb_env_close(env);
+}
+
+/* A heads row whose short tail is not short (tail_n >= head_max; heads.c
+ * invariant 9), or on a head that never flushed, is a damaged index: with
+ * it flush_at's head_max - tail_n would wrap and the head never flush. The
+ * open refuses it, naming the point; a short one opens. */
+Test(engine_invariants, a_heads_row_whose_tail_is_not_short_is_corrupt)
+{
+    sr_engine *e = open_engine(16);
+    cr_assert_eq(et_setup_masters(e, "op1", 1, NUM, 1), SR_OK);
+    uint32_t p = 0;
+    cr_assert_eq(sr_engine_point(e, "op1", "P000", &p, NULL), SR_OK);
+    sr_sample s[20];
+    for (int i = 0; i < 20; i++) s[i] = (sr_sample){.ts = 1000 * (i + 10), .v.f = i};
+    sr_result r;
+    cr_assert_eq(et_put(e, "op1", "GW1", p, SR_VT_NUMBER, s, 20, NULL, &r), SR_OK, "%s", r.err.msg); /* a flush */
+    cr_assert(head_find(e, p)->has_flushed);
+    cr_assert_eq(sr_engine_close(e), SR_OK);
+    sr_engine_opts o = {.clock_ms = fixed_clock, .head_max = 16, .alert = keep_alert};
+    sr_errinfo ei;
+    static const struct {
+        uint8_t flushed;
+        uint32_t tail;
+        int rc;
+    } cases[] = {{1, 16, SR_ECORRUPT}, {1, 0xFFFFFFFFu, SR_ECORRUPT}, {0, 3, SR_ECORRUPT}, {1, 15, SR_OK}};
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        set_tail(p, cases[i].flushed, cases[i].tail);
+        alert_msg[0] = 0;
+        e = NULL;
+        int rc = sr_engine_open(dir, &o, &e, &ei);
+        cr_assert_eq(rc, cases[i].rc, "case %zu: %s: %s", i, sr_err_name(rc), ei.msg);
+        if (rc) {
+            char want[64];
+            snprintf(want, sizeof want, "heads row of point %u ", p);
+            cr_assert(strstr(alert_msg, want) && strstr(alert_msg, "short tail"), "case %zu: %s", i, alert_msg);
+            continue;
+        }
+        cr_assert_eq(head_find(e, p)->tail_n, cases[i].tail);
+        cr_assert_null(sr_heads_check(e), "%s", sr_heads_check(e));
+        cr_assert_eq(sr_engine_close(e), SR_OK);
+    }
+}
+
+/* Delete every chunk of point p from the index in dir. */
+static void drop_chunks(uint32_t p)
+{
+    char ix[1100];
+    snprintf(ix, sizeof ix, "%s/index", dir);
+    MDB_env *env;
+    MDB_txn *t;
+    MDB_dbi series;
+    MDB_cursor *c;
+    cr_assert_eq(mdb_env_create(&env), 0);
+    cr_assert_eq(mdb_env_set_maxdbs(env, 32), 0);
+    cr_assert_eq(mdb_env_set_mapsize(env, 1u << 30), 0);
+    cr_assert_eq(mdb_env_open(env, ix, 0, 0644), 0);
+    cr_assert_eq(mdb_txn_begin(env, NULL, 0, &t), 0);
+    cr_assert_eq(mdb_dbi_open(t, "series", 0, &series), 0);
+    cr_assert_eq(mdb_cursor_open(t, series, &c), 0);
+    uint8_t k[4];
+    be32(k, p);
+    MDB_val K = {4, k}, V;
+    int n = 0;
+    for (int r = mdb_cursor_get(c, &K, &V, MDB_SET_RANGE); r == 0 && K.mv_size == 12 && get_be32(K.mv_data) == p;
+         r = mdb_cursor_get(c, &K, &V, MDB_GET_CURRENT), n++)
+        cr_assert_eq(mdb_cursor_del(c, 0), 0);
+    cr_assert_gt(n, 0, "the point had chunks");
+    mdb_cursor_close(c);
+    cr_assert_eq(mdb_txn_commit(t), 0);
+    mdb_env_close(env);
+}
+
+/* The samples of point p's last chunk in e's index. */
+static uint32_t last_chunk_count(sr_engine *e, uint32_t p)
+{
+    MDB_txn *t;
+    MDB_cursor *c;
+    cr_assert_eq(sr_index_read_begin(e->ix, &t), SR_OK);
+    cr_assert_eq(mdb_cursor_open(t, DB(e, SR_DB_SERIES), &c), 0);
+    uint8_t k[4];
+    be32(k, p + 1);
+    MDB_val K = {4, k}, V;
+    int r = mdb_cursor_get(c, &K, &V, MDB_SET_RANGE);
+    r = r == 0 ? mdb_cursor_get(c, &K, &V, MDB_PREV) : mdb_cursor_get(c, &K, &V, MDB_LAST);
+    cr_assert(r == 0 && K.mv_size == 12 && get_be32(K.mv_data) == p, "the point has a chunk");
+    sr_chunk_info info;
+    cr_assert_eq(sr_chunk_info_get(V.mv_data, V.mv_size, &info), SR_OK);
+    mdb_cursor_close(c);
+    sr_index_read_end(e->ix, t);
+    return info.count;
+}
+
+/* A short tail whose chunk is gone (a damaged index: tail_key finds none):
+ * the flush at head_max - tail_n writes the head's samples as a chunk of
+ * their own, which is then the short tail (not taken for a full chunk), so
+ * the next flush fills it to head_max. */
+static sr_engine *open_ckpt(void) /* head_max 16; a close checkpoints (replay_max_events / 64 = 1) */
+{
+    sr_engine_opts o = {.clock_ms = fixed_clock, .head_max = 16, .replay_max_events = 64};
+    sr_engine *e = NULL;
+    sr_errinfo ei;
+    int rc = sr_engine_open(dir, &o, &e, &ei);
+    cr_assert_eq(rc, SR_OK, "open: %s: %s", sr_err_name(rc), ei.msg);
+    return e;
+}
+
+Test(engine_invariants, a_short_tail_without_its_chunk_is_not_taken_for_full)
+{
+    sr_engine *e = open_ckpt();
+    cr_assert_eq(et_setup_masters(e, "op1", 1, NUM, 1), SR_OK);
+    uint32_t p = 0;
+    cr_assert_eq(sr_engine_point(e, "op1", "P000", &p, NULL), SR_OK);
+    sr_sample s[40];
+    for (int i = 0; i < 40; i++) s[i] = (sr_sample){.ts = 1000 * (i + 10), .v.f = i};
+    sr_result r;
+    for (int i = 0; i < 20; i++) /* one at a time: a flush at 12..15, the rest in the head */
+        cr_assert_eq(et_put(e, "op1", "GW1", p, SR_VT_NUMBER, s + i, 1, NULL, &r), SR_OK, "%s", r.err.msg);
+    cr_assert(head_find(e, p)->has_flushed && head_find(e, p)->n > 0);
+    cr_assert_eq(sr_engine_close(e), SR_OK); /* its heads checkpoint cuts the rest short */
+    drop_chunks(p);
+    e = open_ckpt();
+    head *h = head_find(e, p);
+    uint32_t tn = h->tail_n;
+    cr_assert(tn > 0 && tn < 16, "a short tail of %u", tn);
+    cr_assert_eq(et_put(e, "op1", "GW1", p, SR_VT_NUMBER, s + 20, 16 - tn, NULL, &r), SR_OK, "%s", r.err.msg);
+    cr_assert_eq(h->n, 0, "flushed at head_max - tail_n");
+    cr_assert_eq(last_chunk_count(e, p), 16 - tn);
+    cr_assert_eq(h->tail_n, 16 - tn, "the chunk written is the short tail now");
+    cr_assert_eq(et_put(e, "op1", "GW1", p, SR_VT_NUMBER, s + 36 - tn, tn, NULL, &r), SR_OK, "%s", r.err.msg);
+    cr_assert_eq(h->n, 0, "flushed at head_max");
+    cr_assert_eq(h->tail_n, 0);
+    cr_assert_eq(last_chunk_count(e, p), 16, "the short chunk was filled");
+    cr_assert_null(sr_heads_check(e), "%s", sr_heads_check(e));
     cr_assert_eq(sr_engine_close(e), SR_OK);
 }

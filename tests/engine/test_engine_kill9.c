@@ -209,7 +209,9 @@ static uint64_t add_durable_tail(const char *d, uint64_t from, et_model *m)
 }
 
 /* Records of d's log that hold a Snapshot (codecs/events.proto). */
-static int log_snapshots(const char *d)
+/* The Snapshot records in d's log; *by_time: the heads checkpoints of
+ * reason "time" (engine_writer's checkpoint_interval_ms). */
+static int log_snapshots(const char *d, int *by_time)
 {
     char ld[1100];
     snprintf(ld, sizeof ld, "%s/log", d);
@@ -226,6 +228,8 @@ static int log_snapshots(const char *d)
         Suiro__V1__Event *ev = suiro__v1__event__unpack(NULL, rec.len, rec.data);
         cr_assert_not_null(ev);
         n += ev->body_case == SUIRO__V1__EVENT__BODY_MEASUREMENTS && ev->measurements->snapshot;
+        *by_time += ev->body_case == SUIRO__V1__EVENT__BODY_HEADS_CHECKPOINT && ev->heads_checkpoint &&
+                    !strcmp(ev->heads_checkpoint->reason, "time");
         suiro__v1__event__free_unpacked(ev, NULL);
     }
     sr_log_iter_close(it);
@@ -342,6 +346,9 @@ Test(engine_kill9, every_acknowledged_sample_survives_kill_9)
                 total_acks, tail_events, durable_end - 1);
     cr_assert_gt(total_acks, rounds, "the writer should have acknowledged many commands");
     cr_assert_gt(checkpointed, 0, "no round recovered from a heads checkpoint");
-    cr_assert_gt(log_snapshots(d), rounds, "the log should hold many Snapshot records");
+    int by_time = 0;
+    cr_assert_gt(log_snapshots(d, &by_time), rounds, "the log should hold many Snapshot records");
+    cr_log_info("%d heads checkpoints by time", by_time);
+    cr_assert_gt(by_time, 0, "no heads checkpoint of reason \"time\" before a kill");
     et_model_free(m);
 }

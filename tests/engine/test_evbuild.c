@@ -258,6 +258,54 @@ Test(evbuild, a_later_value_of_a_point_wins_across_the_forms)
     sr_buf_release(&out);
 }
 
+/* -0.0 comes back -0.0 in both forms: it is no decimal (its mantissa 0
+ * would decode to +0.0), so it is kept as a raw double, in a snapshot and
+ * in a PointValues, alone or among decimals; +0.0 stays a decimal. */
+Test(evbuild, minus_zero_comes_back_minus_zero_in_both_forms)
+{
+    enum { NP = 6 };
+    sr_sample one[NP];
+    sr_pv_in in[NP];
+    static const double v[NP] = {1.25, -0.0, 0.0, -2.5, -0.0, 3.0};
+    for (int p = 0; p < NP; p++) {
+        one[p] = (sr_sample){.ts = 4000, .v.f = v[p]};
+        in[p] = (sr_pv_in){(uint32_t)(10 + p), SR_VT_NUMBER, &one[p], 1};
+    }
+    sr_buf out;
+    Suiro__V1__Event *ev = build_check(in, NP, &out);
+    const Suiro__V1__Snapshot *sn = ev->measurements->snapshot;
+    cr_assert_not_null(sn);
+    cr_assert_eq(sn->n_f, 2, "the two -0.0 are raw doubles (%zu)", sn->n_f);
+    cr_assert_eq(sn->n_dmant, 4);
+    size_t nsnap;
+    check_meaning(in, NP, ev, &nsnap);
+    cr_assert_eq(nsnap, NP);
+    suiro__v1__event__free_unpacked(ev, NULL);
+    sr_buf_release(&out);
+    /* a PointValues: a series with -0.0 among decimals, and -0.0 alone */
+    sr_sample series[4] = {{.ts = 1000, .v.f = 0.5}, {.ts = 2000, .v.f = -0.0}, {.ts = 3000, .v.f = 0.0},
+                           {.ts = 4000, .v.f = -1.75}};
+    sr_sample alone = {.ts = 5000, .v.f = -0.0};
+    sr_pv_in pv[2] = {{7, SR_VT_NUMBER, series, 4}, {9, SR_VT_NUMBER, &alone, 1}};
+    for (int k = 0; k < 2; k++) {
+        ev = build_check(&pv[k], 1, &out);
+        cr_assert_null(ev->measurements->snapshot);
+        cr_assert_eq(ev->measurements->n_points, 1);
+        check_meaning(&pv[k], 1, ev, &nsnap);
+        sr_meas_iter mi;
+        sr_mpoint pt;
+        sr_meas_iter_init(&mi, ev->measurements);
+        cr_assert(sr_meas_next(&mi, &pt));
+        sr_sample g;
+        for (long i = 0; i < pt.n; i++) {
+            cr_assert_eq(sr_pv_iter_next(&pt.it, &g), 0);
+            if (g.v.f == 0) cr_assert_eq(!!signbit(g.v.f), g.ts == 2000 || g.ts == 5000, "ts %lld", (long long)g.ts);
+        }
+        suiro__v1__event__free_unpacked(ev, NULL);
+        sr_buf_release(&out);
+    }
+}
+
 /* Inconsistent snapshots (arrays that do not add up, a point number past
  * 32 bits) are one point with n = -1: refused by the check, skipped by the
  * apply. */

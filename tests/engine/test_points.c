@@ -3,7 +3,9 @@
  * refused command, a command that changes a master and sends values, a
  * restart and a rebuild; the writer's check and the loop's lookup read it,
  * for more points than the old 1,024-entry cache; and the latest row,
- * written once per group, is what it was when it was rewritten per event. */
+ * written once per group, is what it was when it was rewritten per event
+ * (a refused command's values stay out of it; across the two forms the
+ * later value wins; a failed group's are forgotten). */
 #include <criterion/criterion.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -353,6 +355,115 @@ Test(points, latest_once_per_group)
     sr_engine_close(e);
 }
 
+static atomic_int ndone;
+static int done_rc[2];
+static void on_done(void *ctx, const sr_result *r)
+{
+    done_rc[(intptr_t)ctx] = r->rc;
+    atomic_fetch_add(&ndone, 1);
+}
+
+static sr_sample latest_of(sr_engine *e, uint32_t p)
+{
+    sr_sample out;
+    int found = 0;
+    cr_assert_eq(sr_engine_latest(e, &p, 1, &out, &found, NULL), SR_OK);
+    cr_assert(found, "point %u has no latest value", p);
+    return out;
+}
+
+/* a refused command's values stay out of the latest rows (and out of the
+ * heads' lts), also one for a known point, newer than its latest, and also
+ * when the writer groups the command with an accepted one (submitted back
+ * to back; the outcome is the same either way) */
+Test(points, refused_command_values_stay_out_of_latest)
+{
+    sr_engine *e = open_engine();
+    cr_assert_eq(et_setup_masters(e, "op1", 2, NUM, 1), SR_OK);
+    uint32_t p = info(e, "P000").point, p1 = info(e, "P001").point;
+    sr_result r;
+    cr_assert_eq(put1(e, "GW1", p, 1000, 1, &r), SR_OK, "%s", r.err.msg);
+    cmdb bad = {0}, good = {0};
+    sr_buf_init(&bad.b);
+    sr_buf_init(&good.b);
+    add_value(&bad, "GW1", p, 5000, 5);        /* newer than p's latest... */
+    add_value(&bad, "GW1", p + 100, 6000, 6);  /* ...in a command refused: an unknown point */
+    add_value(&good, "GW2", p1, 7000, 7);
+    cmdb *cs[2] = {&bad, &good};
+    atomic_store(&ndone, 0);
+    for (intptr_t i = 0; i < 2; i++) {
+        sr_slice sl[8];
+        for (size_t v = 0, pos = 0; v < cs[i]->n; pos += cs[i]->lens[v], v++)
+            sl[v] = (sr_slice){cs[i]->b.data + pos, cs[i]->lens[v]};
+        cr_assert_eq(sr_engine_submit(e, sl, cs[i]->n, on_done, (void *)i), SR_OK);
+    }
+    for (int i = 0; i < 20000 && atomic_load(&ndone) < 2; i++) {
+        struct timespec d = {0, 1000000};
+        nanosleep(&d, NULL);
+    }
+    cr_assert_eq(atomic_load(&ndone), 2);
+    cr_assert_eq(done_rc[0], SR_EINVAL);
+    cr_assert_eq(done_rc[1], SR_OK);
+    sr_sample l = latest_of(e, p);
+    cr_assert(l.ts == 1000 && l.v.f == 1, "the refused value is the latest: %" PRId64, l.ts);
+    cr_assert_eq(latest_of(e, p1).ts, 7000);
+    cr_assert_eq(put1(e, "GW1", p, 3000, 3, &r), SR_OK, "%s", r.err.msg); /* newer than 1000, older than 5000 */
+    l = latest_of(e, p);
+    cr_assert(l.ts == 3000 && l.v.f == 3, "latest at %" PRId64, l.ts);
+    sr_buf_release(&bad.b);
+    sr_buf_release(&good.b);
+    sr_engine_close(e);
+}
+
+/* A point's value in a Snapshot entry and in a PointValues at the same
+ * timestamp: the later given is the latest row, whichever form comes
+ * first: in one event (k 0, 1: the builder puts a point given after its
+ * PointValues in no snapshot entry, so the snapshot holds the others) and
+ * in two events of one command (k 2, 3). */
+Test(points, latest_across_the_two_forms_the_later_wins)
+{
+    sr_engine *e = open_engine();
+    cr_assert_eq(et_setup_masters(e, "op1", 5, NUM, 1), SR_OK);
+    uint32_t p = info(e, "P000").point, q[2] = {info(e, "P002").point, info(e, "P004").point}; /* GW1's */
+    for (int k = 0; k < 4; k++) {
+        int64_t t = 10000 * (k + 1);
+        int snap_first = k % 2 == 0;
+        double first = 10 * k + 1, later = 10 * k + 2;
+        /* p's value in the snapshot form (with q's), and alone or ending a series */
+        sr_sample sv = {.ts = t, .v.f = snap_first ? first : later}, other = {.ts = t, .v.f = 99};
+        sr_sample pv[2] = {{.ts = t - 500, .v.f = 0}, {.ts = t, .v.f = snap_first ? later : first}};
+        sr_pv_in snap[3] = {{p, SR_VT_NUMBER, &sv, 1}, {q[0], SR_VT_NUMBER, &other, 1}, {q[1], SR_VT_NUMBER, &other, 1}};
+        sr_pv_in series = {p, SR_VT_NUMBER, pv, 2};
+        cmdb c = {0};
+        sr_buf_init(&c.b);
+        if (k < 2) {
+            sr_pv_in in[4] = {snap[0], snap[1], snap[2], series};
+            if (!snap_first) in[0] = series, in[3] = snap[0];
+            cr_assert_eq(sr_ev_measurements("op1", "GW1", SR_ACTOR_GATEWAY, NULL, in, 4, &c.b), SR_OK);
+            c.lens[c.n++] = c.b.len;
+            Suiro__V1__Event *ev = suiro__v1__event__unpack(NULL, c.b.len, c.b.data);
+            cr_assert(ev && ev->measurements && ev->measurements->snapshot, "k %d: no snapshot", k);
+            cr_assert_eq(ev->measurements->snapshot->n_dpoint, snap_first ? 3 : 2, "k %d", k);
+            suiro__v1__event__free_unpacked(ev, NULL);
+        } else {
+            for (int j = 0; j < 2; j++) {
+                size_t before = c.b.len;
+                if ((j == 0) == snap_first)
+                    cr_assert_eq(sr_ev_measurements("op1", "GW1", SR_ACTOR_GATEWAY, NULL, snap, 3, &c.b), SR_OK);
+                else
+                    cr_assert_eq(sr_ev_measurements("op1", "GW1", SR_ACTOR_GATEWAY, NULL, &series, 1, &c.b), SR_OK);
+                c.lens[c.n++] = c.b.len - before;
+            }
+        }
+        sr_result r;
+        cr_assert_eq(run(e, &c, &r), SR_OK, "k %d: %s", k, r.err.msg);
+        sr_sample l = latest_of(e, p);
+        cr_assert(l.ts == t && l.v.f == later, "k %d: latest %" PRId64 " %g, not %g", k, l.ts, l.v.f, later);
+        sr_buf_release(&c.b);
+    }
+    sr_engine_close(e);
+}
+
 /* 10^|scale| from the table is pow()'s, bit for bit */
 Test(points, pow10_table_is_pow)
 {
@@ -407,7 +518,15 @@ Test(points, check_names_each_broken_invariant)
     h->lsample.ts = 999;
     why = sr_head_check(e, h, 0);
     cr_assert(why && strstr(why, "pending latest"), "%s", why ? why : "(none)");
+    h->lsample.ts = 1000;
+    why = sr_head_check(e, h, 0);
+    cr_assert(why && strstr(why, "not listed"), "%s", why ? why : "(none)");
     h->lpend = 0;
+    h->llisted = 1; /* e->nlpend is 0: its transaction ended */
+    why = sr_head_check(e, h, 0);
+    cr_assert(why && strstr(why, "transaction that ended"), "%s", why ? why : "(none)");
+    h->llisted = 0;
+    cr_assert_null(sr_head_check(e, h, 0));
     sr_engine_close(e);
 }
 
@@ -467,6 +586,49 @@ Test(points, resume_after_a_failed_group)
         sr_buf_release(&c.b);
         cr_assert_eq(sr_engine_close(e), SR_OK);
     }
+}
+
+/* a group that fails at its log append has written its latest rows into a
+ * transaction that is aborted: every head it noted forgets the dropped ts
+ * (heads.c invariant 10), so a later value between the committed and the
+ * dropped one is the latest. Seen on the failed engine itself (no_recover:
+ * the resume's rebuilt heads would hide it). */
+Test(points, a_failed_group_forgets_its_latest_ts)
+{
+    sr_engine_opts o = {.clock_ms = fixed_clock, .head_max = 64, .no_recover = 1, .test_fail_append = 3, .alert = quiet};
+    sr_engine *e = NULL;
+    sr_errinfo ei;
+    cr_assert_eq(sr_engine_open(dir, &o, &e, &ei), SR_OK, "%s", ei.msg);
+    cr_assert_eq(et_setup_masters(e, "op1", 1, NUM, 1), SR_OK); /* group 1 */
+    uint32_t p = info(e, "P000").point;
+    sr_result r;
+    cr_assert_eq(put1(e, "GW1", p, 1000, 1, &r), SR_OK, "%s", r.err.msg); /* group 2 */
+    cr_assert_eq(put1(e, "GW1", p, 3000, 3, &r), SR_ENOSPC);           /* group 3 fails */
+    pthread_mutex_lock(&e->mu); /* the writer is stopped (no_recover): nothing moves */
+    head *h = head_find(e, p);
+    cr_assert_not_null(h);
+    cr_assert_null(sr_heads_check(e), "%s", sr_heads_check(e));
+    cr_assert(!h->lpend && !h->llisted && !e->nlpend, "the group's end took the head off the list");
+    cr_assert(!h->lts_known || h->lts == 1000, "the head kept the dropped row's ts %" PRId64, h->lts);
+    /* the next group's note, as the writer would make it */
+    MDB_txn *t = NULL;
+    cr_assert_eq(sr_index_write_begin(e->ix, &t), SR_OK);
+    sr_sample s = {.ts = 2000, .quality = SR_Q_GOOD, .v.f = 2};
+    cr_assert_eq(sr__heads_latest_note(e, t, h, &s), SR_OK);
+    cr_assert(h->lpend && h->lts_known && h->lts == 2000, "2000 is not the latest (lts %" PRId64 ")", h->lts);
+    cr_assert_eq(sr__heads_latest_flush(e, t), SR_OK);
+    uint8_t k[4];
+    be32(k, p);
+    MDB_val v;
+    cr_assert_eq(get(t, DB(e, SR_DB_LATEST), k, 4, &v), SR_OK);
+    cr_assert_eq((int64_t)sr_get_le64(v.mv_data), 2000);
+    cr_assert(h->llisted && !h->lpend, "written, listed until the transaction ends");
+    sr_index_abort(t);
+    sr__heads_latest_end(e, 0);
+    cr_assert(!h->lts_known && !h->llisted && !e->nlpend);
+    cr_assert_null(sr_heads_check(e), "%s", sr_heads_check(e));
+    pthread_mutex_unlock(&e->mu);
+    sr_engine_close(e);
 }
 
 /* the N-th allocation fails, for every N through a master change's group:

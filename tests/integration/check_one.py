@@ -12,7 +12,13 @@ codecs/, comments stripped) for the helpers that had copies:
   3. JSON string escaping: a test for '"' or '\\\\' followed by an escape, or
      a "\\\\u%04x" format, only in codecs/jsonlex.c (sr_json_put_string);
   4. the series key: be64(.., ts_key(..)) only in engine/schema.h
-     (sr_series_key).
+     (sr_series_key);
+  5. zig-zag: (v << 1) ^ .. >> 63 (or 31), (z >> 1) ^ .. & 1) only in
+     codecs/base/sr_alloc.h (sr_zz_enc, sr_zz_dec);
+  6. little-endian stores: a byte loop (uint8_t)(x >> (8 * k)) only in
+     codecs/base/sr_alloc.h (sr_put_le16/32/64);
+  7. the in-memory hash of strings: FNV-1a's 32-bit prime or offset, or
+     sr_hash's multipliers, only in codecs/base/sr_hash.h (sr_hash).
 
     python3 check_one.py SOURCE_DIR
 
@@ -41,6 +47,12 @@ RULES = [
      re.compile(r"==\s*'\"'\s*\|\|\s*\w+\s*==\s*'\\\\'|\\\\u%0?4x")),
     ("series key encoder (one: sr_series_key)", "engine/schema.h",
      re.compile(r"be64\([^;]*ts_key\(")),
+    ("zig-zag code (one: sr_zz_enc / sr_zz_dec)", "codecs/base/sr_alloc.h",
+     re.compile(r"<<\s*1\s*\)\s*\^.*>>\s*(31|63)\b|>>\s*1\s*\)\s*\^.*&\s*1\s*\)")),
+    ("little-endian store (one: sr_put_le64)", "codecs/base/sr_alloc.h",
+     re.compile(r"\(uint8_t\)\s*\(\s*\w+\s*>>\s*\(?\s*8\s*\*")),
+    ("string hash (one: sr_hash)", "codecs/base/sr_hash.h",
+     re.compile(r"(?i)\b(16777619|2166136261|0xFF51AFD7ED558CCD|0xC4CEB9FE1A85EC53)")),
 ]
 
 
@@ -98,8 +110,18 @@ SELF = {
     "api/f.c": 'else if (c < 0x20) fprintf(f, "\\\\u%04x", c);\n',                # rule 4
     "engine/g.c": "be32(k, p);\n    be64(k + 4, ts_key(lo));\n",                   # rule 5
     "engine/h.c": "/* be64(k + 4, ts_key(lo)); in a comment */\nint x;\n",        # clean
+    "codecs/base/sr_alloc.h": "return (v << 1) ^ (0 - (v >> 63));\nreturn (z >> 1) ^ (0 - (z & 1));\n"
+                              "*p++ = (uint8_t)(x >> (8 * k));\n",
+    "codecs/base/sr_hash.h": "h = (h ^ x) * 0xFF51AFD7ED558CCDull;\n",
+    "engine/i.c": "return ((uint64_t)v << 1) ^ (uint64_t)(v >> 63);\n",         # rule 6
+    "engine/j.c": "p += (z >> 1) ^ (uint64_t)-(int64_t)(z & 1);\n",             # rule 6
+    "storage/k.c": "c = (c & 1) ? (c >> 1) ^ 0x82F63B78u : c >> 1;\n",          # clean (a CRC)
+    "engine/l.c": "for (int k = 0; k < 8; k++) *p++ = (uint8_t)(x >> (8 * k));\n",  # rule 7
+    "api/m.c": "uint32_t h = 2166136261u;\nh = (h ^ c) * 16777619u;\n",        # rule 8 (twice)
+    "api/n.c": "h = (h ^ x) * 0xff51afd7ed558ccdULL;\n",                        # rule 8
 }
-SELF_WANT = {"api/a.c:1", "api/b.c:1", "api/cli/c.c:1", "codecs/d.c:1", "api/e.c:1", "api/f.c:1", "engine/g.c:2"}
+SELF_WANT = {"api/a.c:1", "api/b.c:1", "api/cli/c.c:1", "codecs/d.c:1", "api/e.c:1", "api/f.c:1", "engine/g.c:2",
+             "engine/i.c:1", "engine/j.c:1", "engine/l.c:1", "api/m.c:1", "api/m.c:2", "api/n.c:1"}
 
 
 def self_test():
@@ -123,7 +145,8 @@ def main():
         print(b, file=sys.stderr)
     if bad:
         return 1
-    print("check_one: no second copy of the quality names, the id validator, the JSON escaper, the series key")
+    print("check_one: no second copy of the quality names, the id validator, the JSON escaper, the series key, "
+          "the zig-zag code, the little-endian store, the string hash")
     return 0
 
 

@@ -11,6 +11,8 @@
  * out-of-order, repeated and late timestamps, or are snapshots (every point
  * one value at one time: Snapshot records, some mixed with a series), and
  * sometimes repeat a recent message id (a duplicate: nothing is stored).
+ * Every PAUSE_EVERY commands both threads stop for longer than the heads
+ * checkpoint interval, so checkpoints by time are among those kill -9 meets.
  *
  * From the callback (the writer thread, after the command is durable) one
  * block per acknowledged command is printed and stdout flushed:
@@ -26,9 +28,11 @@
 #include <inttypes.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #ifdef __linux__
 #include <sys/prctl.h>
 #endif
@@ -115,12 +119,38 @@ static sr_sample make_sample(tu_rng *r, sr_vtype t, int64_t ts)
     return s;
 }
 
+/* Every PAUSE_EVERY commands (of both threads) both stop submitting for
+ * PAUSE_MS, longer than CKPT_MS: the writer's next group is then due a heads
+ * checkpoint by time (reason "time", unless replay_max_events / 2 events
+ * since the last one make it "interval"), so kill -9 falls around those too
+ * (test_engine_kill9.c counts them in the log). */
+enum { CKPT_MS = 50, PAUSE_MS = 60, PAUSE_EVERY = 97 };
+static atomic_uint ncmds;
+static atomic_llong pause_until_ms;
+
+static int64_t mono_ms(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+static void maybe_pause(void)
+{
+    if (atomic_fetch_add(&ncmds, 1) % PAUSE_EVERY == PAUSE_EVERY - 1) atomic_store(&pause_until_ms, mono_ms() + PAUSE_MS);
+    for (int64_t left; (left = atomic_load(&pause_until_ms) - mono_ms()) > 0;) {
+        struct timespec d = {0, (long)left * 1000000};
+        nanosleep(&d, NULL);
+    }
+}
+
 static void *thread_main(void *arg)
 {
     wthread *w = arg;
     sr_buf b;
     sr_buf_init(&b);
     for (uint64_t n = 0;; n++) {
+        maybe_pause();
         pthread_mutex_lock(&w->mu);
         while (w->inflight >= WINDOW) pthread_cond_wait(&w->cv, &w->mu);
         w->inflight++;
@@ -191,9 +221,10 @@ int main(int argc, char **argv)
 #endif
     seed = strtoull(argv[2], NULL, 10);
     /* replay_max_events 32: a heads checkpoint every 16 events, so kill -9
-     * falls around them too (test_engine_kill9.c REPLAY_MAX) */
+     * falls around them too (test_engine_kill9.c REPLAY_MAX); and one by
+     * time after CKPT_MS (maybe_pause) */
     sr_engine_opts o = {.sync = SR_ENGINE_SYNC_ALWAYS, .head_max = 16, .segment_bytes = 128u << 10,
-                        .replay_max_events = 32};
+                        .replay_max_events = 32, .checkpoint_interval_ms = CKPT_MS};
     sr_errinfo ei;
     int rc = sr_engine_open(argv[1], &o, &eng, &ei);
     if (rc) {
