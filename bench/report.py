@@ -22,7 +22,12 @@ from a fixed file and compare (tests/integration/test_bench_report.sh).
 Charts (PNG, rendered by gnuplot, Debian package gnuplot-nox) go to
 --charts DIR (default: DIR/perf next to --out): ingest rates by system, durable
 ingest by message shape and system, and
-AP-IF query latency p50/p99 by system and query. Without gnuplot, or with
+AP-IF query latency p50/p99 by system and query (under "Charts"), and a chart
+per goal, drawn from GOALS (a new goal gets its chart without new code): one
+panel per figure a goal is on, a bar per line it applies to, labelled by the
+keys that tell those lines apart, green where met and red where not, a
+dashed line at the limit; one PNG per section (goals-<section>.png, see
+GOAL_SECTIONS) under that section's tables. Without gnuplot, or with
 --no-charts, the report says so and has the tables only. Without --out the
 report goes to stdout (and no charts are drawn unless --charts is given).
 """
@@ -46,7 +51,8 @@ QUERIES = ["latest", "day_raw", "day_1m", "series_raw", "series_1m"]
 HANDLED = {"run", "machine", "fsync", "log_append", "series_codec", "series_downsample", "engine_ingest",
            "engine_query", "engine_restart", "gw_ingest", "gw_ingest_ratio", "gw_parse", "net_ingest",
            "net_ingest_ratio", "disk_bytes", "restart", "ap_query", "ap_query_ratio", "callgrind", "overload",
-           "shape_ingest", "shape_ingest_paced", "shape_ratio", "restart_size", "restart_size_ratio"}
+           "shape_ingest", "shape_ingest_paced", "shape_ratio", "restart_size", "restart_size_ratio",
+           "downsample_year"}
 # The message shapes of issue #13 (bench/shape_ingest.sh), in the report's order, and what each is.
 SHAPES = ["series", "snapshot", "mixed"]
 SHAPE_TEXT = {
@@ -80,6 +86,8 @@ GOALS = [
          text="latest value ≥ 2 M lookups/s (engine, 1 thread)"),
     dict(id="downsample", kind="engine_query", where={}, field="downsample_p50_us", op="<=", limit=D(1000),
          text="downsample 1 day of 1 s values to 1 min ≤ 1 ms (p50, engine)"),
+    dict(id="downsample_year", kind="downsample_year", where={}, field="engine_p50_ms", op="<=", limit=D(20),
+         text="one year of 1 s values (31.5 M) downsampled to 1 h ≤ 20 ms (p50, through the engine; issue #13)"),
     dict(id="net_vm", kind="net_ingest", where={"system": "victoriametrics"}, field="_ratio", op=">=",
          limit=D("1.5"), text="network ingest ≥ 1.5 × VictoriaMetrics"),
     dict(id="net_influx", kind="net_ingest", where={"system": "influxdb"}, field="_ratio", op=">=", limit=D(5),
@@ -91,6 +99,10 @@ GOALS = [
          op=">=", limit=D(35000), text="AP-IF latest ≥ 35 k requests/s"),
     dict(id="ap_latest_p99", kind="ap_query", where={"system": "suiro", "query": "latest"}, field="p99_ms",
          op="<=", limit=D("0.3"), text="AP-IF latest p99 ≤ 0.3 ms"),
+    dict(id="ap_latest_13", kind="ap_query", where={"system": "suiro", "query": "latest"}, field="req_per_s",
+         op=">=", limit=D(80000), text="AP-IF latest ≥ 80 k requests/s (issue #13)"),
+    dict(id="ap_latest_p99_13", kind="ap_query", where={"system": "suiro", "query": "latest"}, field="p99_ms",
+         op="<=", limit=D("0.2"), text="AP-IF latest p99 ≤ 0.2 ms (issue #13)"),
     dict(id="ap_vm", kind="ap_query", where={"system": "victoriametrics"}, field="_ratio", op=">", limit=D(1),
          text="AP-IF: every query faster than VictoriaMetrics (req/s ratio > 1)"),
     dict(id="ap_influx", kind="ap_query", where={"system": "influxdb"}, field="_ratio", op=">=", limit=D(3),
@@ -449,15 +461,37 @@ def sec_query(lines):
     out = ["## Engine queries", "",
            "`bench/engine_query`: latest value of one point (one thread), full-range raw reads, and one day of 1 s "
            "values downsampled to 1-minute avg/min/max; every answer checked against the generator.", ""]
-    eq = of(lines, "engine_query")
+    eq, dy = of(lines, "engine_query"), of(lines, "downsample_year")
+    if not eq and not dy:
+        return out + none_line(["engine_query", "downsample_year"])
     if not eq:
-        return out + none_line(["engine_query"])
+        return out + sec_downsample_year(dy)
     return out + table(
         ["points × seconds", "latest lookups/s", "latest p50 µs", "latest p99 µs", "raw range points/s",
          "downsample 1 day p50 µs", "downsample p99 µs", "verify"],
         [["%s × %s" % (num(l.get("points")), num(l.get("seconds"))), with_goals(l, "latest_per_s"),
           num(l.get("latest_p50_us")), num(l.get("latest_p99_us")), num(l.get("range_pts_per_s")),
-          with_goals(l, "downsample_p50_us"), num(l.get("downsample_p99_us")), verify_cell(l)] for l in eq])
+          with_goals(l, "downsample_p50_us"), num(l.get("downsample_p99_us")), verify_cell(l)] for l in eq]) + (
+        [""] + sec_downsample_year(dy) if dy else [])
+
+
+def sec_downsample_year(dy):
+    """bench/downsample_year: a year of 1 s values to 1 h buckets (issue #13)."""
+    out = ["`bench/downsample_year`: one year of 1 s values of one point downsampled to 1 h buckets, each call "
+           "checked bucket by bucket; the series layer alone on chunks with per-chunk summaries and on the same "
+           "values in the old chunks without them (every value decoded), then through the engine (the goal's "
+           "figure).", ""]
+    return out + table(
+        ["days", "values", "buckets", "calls", "chunks (samples each)", "summaries p50 / p99 ms", "without summaries p50 / "
+         "p99 ms", "chunk bytes, with / without summaries", "engine p50 ms", "engine p99 ms", "engine load s",
+         "verify"],
+        [[num(l.get("days")), num(l.get("values")), num(l.get("buckets")), num(l.get("reps")),
+          "%s (%s)" % (num(l.get("chunks")), num(l.get("chunk_samples"))),
+          "%s / %s" % (num(l.get("series_p50_ms")), num(l.get("series_p99_ms"))),
+          "%s / %s" % (num(l.get("series_old_p50_ms")), num(l.get("series_old_p99_ms"))),
+          "%s / %s" % (num(l.get("chunk_bytes")), num(l.get("chunk_bytes_old"))),
+          with_goals(l, "engine_p50_ms"), num(l.get("engine_p99_ms")), num(l.get("engine_load_s")), verify_cell(l)]
+         for l in dy])
 
 
 def sec_restart(lines, src):
@@ -907,9 +941,162 @@ def chart_specs(lines):
     return specs
 
 
+# ---- goal charts: one panel per goal (GOALS), one PNG per report section ------------------------
+
+# The report's sections that table goal figures: (slug of the PNG goals-<slug>.png, the line kinds the
+# section tables). A goal's chart goes under the section that tables its kind; a goal of a kind no
+# section tables goes under the goals at a glance ("glance").
+GOAL_SECTIONS = [
+    ("log", ["log_append"]), ("codec", ["series_codec", "series_downsample"]), ("ingest", ["engine_ingest"]),
+    ("query", ["engine_query", "downsample_year"]),
+    ("restart", ["engine_restart", "restart", "restart_size", "restart_size_ratio"]),
+    ("gw", ["gw_ingest", "gw_ingest_ratio", "gw_parse"]), ("net", ["net_ingest", "net_ingest_ratio"]),
+    ("disk", ["disk_bytes"]), ("shapes", ["shape_ingest", "shape_ingest_paced", "shape_ratio"]),
+    ("ap", ["ap_query", "ap_query_ratio"]), ("overload", ["overload"]), ("callgrind", ["callgrind"]),
+]
+MET_RGB, SOME_RGB, NOT_RGB = 0x4a9a4a, 0xe0a030, 0xc0504d
+
+
+def goal_section(kind):
+    return next((slug for slug, kinds in GOAL_SECTIONS if kind in kinds), "glance")
+
+
+def wrap(text, width):
+    out, cur = [], ""
+    for w in str(text).split():
+        if cur and len(cur) + 1 + len(w) > width:
+            out.append(cur)
+            cur = w
+        else:
+            cur = (cur + " " + w) if cur else w
+    return out + ([cur] if cur else [])
+
+
+def goal_panels(lines):
+    """{section slug: [panel]}: one panel per figure a goal is on (goals on the same lines and figure, such as
+    one figure with two issues' limits, share a panel); a panel has the goals, the bars [(label, value,
+    colour)] of the lines the goals apply to, and the shapes a per-shape goal has no figure for."""
+    groups = []
+    for g in GOALS:
+        key = (g["kind"], g["field"], sorted(g["where"].items()))
+        for grp in groups:
+            if grp[0] == key:
+                grp[1].append(g)
+                break
+        else:
+            groups.append((key, [g]))
+    out = {}
+    for (kind, field, _), gs in groups:
+        g0 = gs[0]
+        hits = [l for l in lines if l["bench"] == kind and matches(l, g0["where"])]
+        if not any(bl.is_num(l.get(field)) for l in hits):
+            continue
+        missing = []
+        if any(g.get("per_shape") for g in gs):
+            have = {l.get("shape") for l in hits if bl.is_num(l.get(field))}
+            missing = [sh for sh in g0.get("shapes", SHAPES) if sh not in have]
+        # label each bar by the configuration keys that tell the lines apart: a key is kept where it splits
+        # lines the keys before it left together (late_bp, the same on every series line, is not)
+        def val(l, k):
+            return bl.fmt_plain(l.get(k)) if l.get(k) is not None else ""
+        keys, seen = [], 1
+        for k in [k for k in bl.id_keys(hits[0]) if k not in g0["where"]]:
+            n = len({tuple(val(l, x) for x in keys + [k]) for l in hits})
+            if n > seen:
+                keys.append(k)
+                seen = n
+        bars, nofig = [], []
+        for l in hits:
+            parts = [("%s" % l[k]) if isinstance(l.get(k), str) else "%s=%s" % (k, bl.fmt_plain(l.get(k)))
+                     for k in keys if k in l]
+            name = "\n".join(wrap(" ".join(parts), 10)) or " ".join(str(v) for v in g0["where"].values()) or kind
+            v = l.get(field)
+            if not bl.is_num(v):
+                nofig.append(name)
+                continue
+            n_met = sum(1 for g in gs if goal_status(g, v) == "met")
+            bars.append((name, v, MET_RGB if n_met == len(gs) else NOT_RGB if n_met == 0 else SOME_RGB))
+        out.setdefault(goal_section(kind), []).append(dict(goals=gs, field=field, bars=bars,
+                                                           missing=missing + nofig))
+    return out
+
+
+def short(v):
+    """A figure for a bar's label: as the file has it below 10,000, else to 3 significant digits and k or M
+    (the tables have it whole)."""
+    d = D(v)
+    for div, unit in ((D(1000000), " M"), (D(1000), " k")):
+        if abs(d) >= div * (10 if div == 1000 else 1):
+            q = d / div
+            return ("%.3g" % q if q < 1000 else "%d" % q) + unit
+    return num(v)
+
+
+def goal_chart_specs(lines):
+    """[(file, title, data, commands, width, height)]: for each section with goal figures, goals-<slug>.png,
+    one panel per goal: a bar per line the goal applies to (green: met, red: not met, amber: met by some of
+    the goals on that figure), a dashed line at each limit, log scale where the figures span decades."""
+    specs = []
+    panels_of = goal_panels(lines)
+    for slug in [s for s, _ in GOAL_SECTIONS] + ["glance"]:
+        panels = panels_of.get(slug)
+        if not panels:
+            continue
+        panel_w = max(470, 85 * max(len(p["bars"]) for p in panels) + 140)
+        cols = max(1, min(len(panels), 3, 1500 // panel_w))
+        rows = (len(panels) + cols - 1) // cols
+        data, cmds = [], ["set multiplot layout %d,%d" % (rows, cols), "set style fill solid 0.85 border -1",
+                          "set boxwidth 0.6", "set grid ytics", "unset key"]
+        for i, p in enumerate(panels):
+            vals = [D(v) for _, v, _ in p["bars"]]
+            lims = [D(g["limit"]) for g in p["goals"]]
+            allv = vals + lims
+            pos = [v for v in allv if v > 0]
+            log = len(pos) == len(allv) and max(pos) / min(pos) >= 30
+            for name, v, rgb in p["bars"]:
+                data.append("%s %d %s" % (gp_num(v), rgb, gp_str(short(v))))
+            data += ["", ""]
+            title = []
+            for g in p["goals"]:
+                title += wrap(g["text"], 62)
+            if p["missing"]:
+                title += ["no figure: " + ", ".join(p["missing"])]
+            if log:
+                title[-1] += " (log scale)"
+            n = len(p["bars"])
+            tall = max(name.count("\n") + 1 for name, _, _ in p["bars"])
+            pad = max(D(0), (3 - n) * D("0.5"))  # one or two bars: not as wide as the panel
+            cmds += ["unset arrow", "unset label", "unset logscale y",
+                     "set title %s" % gp_str("\n".join(title)).replace("\n", "\\n"),
+                     "set xrange [%s:%s]" % (D("-0.6") - pad, D(n) - D("0.4") + pad),
+                     "set bmargin %d" % (tall + 2), "set rmargin 11",
+                     "set xtics nomirror (%s)" % ", ".join("%s %d" % (gp_str(name).replace("\n", "\\n"), j)
+                                                           for j, (name, _, _) in enumerate(p["bars"]))]
+            if log:
+                lo, hi = min(pos) / 3, max(pos) * 4
+                cmds += ["set logscale y", "set yrange [%s:%s]" % (lo, hi), "set format y \"%.0s%c\""]
+            else:
+                hi = max(allv) * D("1.22")
+                lo = min(D(0), min(allv) * D("1.22"))
+                cmds += ["set yrange [%s:%s]" % (lo, hi), "set format y \"%g\"" if hi < 10000 else "set format y \"%.1s%c\""]
+            cmds += ["set ylabel %s" % gp_str("suiro ÷ system" if p["field"] == "_ratio" else p["field"])]
+            for j, g in enumerate(p["goals"]):
+                lim = D(g["limit"])
+                cmds += ["set arrow from graph 0, first %s to graph 1, first %s nohead dt 2 lw 2 lc rgb \"#333333\" front"
+                         % (lim, lim),
+                         "set label %s at graph 1, first %s left offset 0.6,0 front tc rgb \"#333333\""
+                         % (gp_str("goal %s %s" % (SYM[g["op"]], short(g["limit"]))), lim)]
+            cmds += ["plot DATA index %d using 0:1:2 with boxes lc rgb variable, "
+                     "DATA index %d using 0:1:3 with labels offset 0,0.6 font \",8\"" % (i, i)]
+        cmds.append("unset multiplot")
+        specs.append(("goals-%s.png" % slug, "The goals of this section, figure by figure", "\n".join(data) + "\n",
+                      cmds, panel_w * cols + 40, 340 * rows + 40))
+    return specs
+
+
 def render_charts(lines, chart_dir):
     """Render the charts; return (note for the run section, [(title, file)])."""
-    specs = chart_specs(lines)
+    specs = [sp + (480,) for sp in chart_specs(lines)] + goal_chart_specs(lines)
     if not specs:
         return "nothing to chart (no `net_ingest`, `gw_ingest`, `shape_ingest` or `ap_query` lines)", []
     gp = shutil.which("gnuplot")
@@ -918,11 +1105,11 @@ def render_charts(lines, chart_dir):
     os.makedirs(chart_dir, exist_ok=True)
     done, errs = [], []
     with tempfile.TemporaryDirectory(prefix="suiro-report-") as tmp:
-        for name, title, data, cmds, width in specs:
+        for name, title, data, cmds, width, height in specs:
             dpath = os.path.join(tmp, name + ".dat")
             with open(dpath, "w", encoding="utf-8") as f:
                 f.write(data)
-            script = ["set terminal pngcairo size %d,480 font \"sans,9\"" % width,
+            script = ["set terminal pngcairo size %d,%d font \"sans,9\"" % (width, height),
                       "set output %s" % gp_str(os.path.join(chart_dir, name)),
                       "set termoption noenhanced", "DATA = %s" % gp_str(dpath)] + cmds + ["unset output"]
             spath = os.path.join(tmp, name + ".gp")
@@ -934,7 +1121,8 @@ def render_charts(lines, chart_dir):
             else:
                 done.append((title, name))
     # a chart this file has no data for must not linger from an earlier run
-    for name in CHART_FILES:
+    stale = list(CHART_FILES) + sorted(n for n in os.listdir(chart_dir) if n.startswith("goals-") and n.endswith(".png"))
+    for name in stale:
         if name not in [n for _, n in done] and os.path.exists(os.path.join(chart_dir, name)):
             os.remove(os.path.join(chart_dir, name))
     if errs:
@@ -960,12 +1148,28 @@ def build(path, lines, bad, charts_note, charts, chart_rel):
            "The analysis behind the figures is in `docs/performance-notes.md`." % display_path(path), ""]
     out += sec_run(path, lines, bad, charts_note) + [""]
     out += sec_machine(lines) + [""]
-    out += ["## Goals at a glance", ""] + goals_glance(lines) + [""]
-    for sec in (sec_log(lines), sec_codec(lines), sec_ingest(lines), sec_query(lines), sec_restart(lines, src),
-                sec_crypto(lines),
-                sec_gw(lines, src), sec_net(lines, src), sec_disk(lines, src), sec_shapes(lines), sec_ap(lines, src),
-                sec_overload(lines), sec_callgrind(lines)):
-        out += sec + [""]
+    goal_charts = {n[len("goals-"):-len(".png")]: n for _, n in charts if n.startswith("goals-")}
+    charts = [(t, n) for t, n in charts if not n.startswith("goals-")]
+
+    def goal_chart(slug):
+        """The chart of the goals a section tables, under its tables."""
+        if slug not in goal_charts:
+            return []
+        return ["", "![The goals above, one panel per goal](%s)"
+                % "/".join(x for x in (chart_rel, goal_charts[slug]) if x)]
+
+    out += ["## Goals at a glance", ""] + goals_glance(lines)
+    if goal_charts:
+        out += ["", "Each goal has its chart under the table of its figures in the sections below: one panel per "
+                    "goal, a bar per line the goal applies to (green: met, red: not met, amber: met by only some of "
+                    "the goals on that figure), a dashed line at the goal."]
+    out += goal_chart("glance") + [""]
+    for slug, sec in (("log", sec_log(lines)), ("codec", sec_codec(lines)), ("ingest", sec_ingest(lines)),
+                      ("query", sec_query(lines)), ("restart", sec_restart(lines, src)), (None, sec_crypto(lines)),
+                      ("gw", sec_gw(lines, src)), ("net", sec_net(lines, src)), ("disk", sec_disk(lines, src)),
+                      ("shapes", sec_shapes(lines)), ("ap", sec_ap(lines, src)), ("overload", sec_overload(lines)),
+                      ("callgrind", sec_callgrind(lines))):
+        out += sec + goal_chart(slug) + [""]
     if charts:
         out += ["## Charts", ""]
         for title, name in charts:
@@ -994,6 +1198,7 @@ def main(argv):
     elif not chart_dir:
         note = "not rendered (no --out or --charts)"
     else:
+        ratios(lines)  # the goals on suiro ÷ a peer chart the ratios
         note, charts = render_charts(lines, chart_dir)
         base = os.path.dirname(os.path.abspath(a.out)) if a.out else os.getcwd()
         chart_rel = os.path.relpath(os.path.abspath(chart_dir), base).replace(os.sep, "/")

@@ -7,7 +7,8 @@
 # byte-identical to the checked tables
 # (tests/data/bench/sample-performance.md), its figures are the file's,
 # it is deterministic, it says so when gnuplot is missing, unknown kinds and
-# bad lines are listed; compare names a changed figure with old -> new and
+# bad lines are listed, with gnuplot every goal has a chart under its
+# section's tables; compare names a changed figure with old -> new and
 # the change in %, and flags verification failures. Needs no gnuplot (charts
 # are drawn only if it is installed, into a temporary directory).
 # usage: test_bench_report.sh
@@ -76,7 +77,7 @@ check "no goal counts as met on one shape alone (a missing shape counts)" \
 mkdir -p "$T/bin"
 ( cd "$ROOT" && PATH="$T/bin" "$PY" bench/report.py "$S" --out "$T/nogp/performance.md" )
 check "without gnuplot the report says so" "grep -q 'gnuplot is not installed (Debian package gnuplot-nox)' $T/nogp/performance.md"
-check "without gnuplot the tables are there" "grep -q '^## AP-IF queries vs peers' $T/nogp/performance.md && ! grep -q '^## Charts' $T/nogp/performance.md"
+check "without gnuplot the tables are there" "grep -q '^## AP-IF queries vs peers' $T/nogp/performance.md && ! grep -q '^## Charts' $T/nogp/performance.md && ! grep -q 'goals-' $T/nogp/performance.md"
 
 # unknown kinds, bad lines, a file without run/machine lines
 { grep -v '"bench":"run"' "$S" | grep -v '"bench":"machine"'
@@ -98,6 +99,16 @@ if command -v gnuplot >/dev/null 2>&1; then
   check "with gnuplot the report links them" "grep -q '](perf/ingest.png)' $T/g/performance.md && grep -q '](perf/latency.png)' $T/g/performance.md"
   check "with gnuplot the message shapes have their chart" \
     "[ \"\$(head -c 4 $T/g/perf/shapes.png | tail -c 3)\" = PNG ] && grep -q '](perf/shapes.png)' $T/g/performance.md"
+  # a chart per goal (GOALS), one PNG per section, under the section's tables
+  insec() { awk -v h="$1" -v f="$2" '/^## /{s=($0==h)} s && index($0, "](perf/" f ")"){n++} END{exit n!=1}' "$T/g/performance.md"; }
+  check "with gnuplot the goals have their charts, each under its section's tables" \
+    "( for f in shapes ap query restart ingest; do [ \"\$(head -c 4 $T/g/perf/goals-\$f.png | tail -c 3)\" = PNG ] || exit 1; done ) \
+     && insec '## Message shapes vs peers' goals-shapes.png && insec '## AP-IF queries vs peers' goals-ap.png \
+     && insec '## Engine queries' goals-query.png && insec '## Restart' goals-restart.png \
+     && insec '## Engine ingest' goals-ingest.png"
+  mkdir -p "$T/g2/perf" && : > "$T/g2/perf/goals-stale.png"
+  report tests/data/bench/sample.jsonl --out "$T/g2/performance.md" --charts "$T/g2/perf" 2>/dev/null
+  check "a goal chart the file has no figure for does not linger" "[ ! -e $T/g2/perf/goals-stale.png ]"
 else
   echo "skip: gnuplot is not installed (charts not tested)"
 fi
