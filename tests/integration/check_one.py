@@ -39,6 +39,8 @@ RULES = [
      re.compile(r"\bint\s+\w*(id_ok|id_valid|id_char)\w*\s*\(")),
     ("JSON string escaper (one: sr_json_put_string)", "codecs/jsonlex.c",
      re.compile(r"==\s*'\"'\s*\|\|\s*\w+\s*==\s*'\\\\'|\\\\u%0?4x")),
+    ("base32 alphabet (one codec: sr_base32 / sr_unbase32)", "codecs/base32.c",
+     re.compile(r"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567")),
     ("series key encoder (one: sr_series_key)", "engine/schema.h",
      re.compile(r"be64\([^;]*ts_key\(")),
 ]
@@ -98,8 +100,9 @@ SELF = {
     "api/f.c": 'else if (c < 0x20) fprintf(f, "\\\\u%04x", c);\n',                # rule 4
     "engine/g.c": "be32(k, p);\n    be64(k + 4, ts_key(lo));\n",                   # rule 5
     "engine/h.c": "/* be64(k + 4, ts_key(lo)); in a comment */\nint x;\n",        # clean
+    "engine/i.c": 'static const char a[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";\n',  # rule 6
 }
-SELF_WANT = {"api/a.c:1", "api/b.c:1", "api/cli/c.c:1", "codecs/d.c:1", "api/e.c:1", "api/f.c:1", "engine/g.c:2"}
+SELF_WANT = {"api/a.c:1", "api/b.c:1", "api/cli/c.c:1", "codecs/d.c:1", "api/e.c:1", "api/f.c:1", "engine/g.c:2", "engine/i.c:1"}
 
 
 def self_test():
