@@ -384,7 +384,7 @@ static void session_event(sr_apif *a, const char *op, const char *app, const uin
     sr_buf b;
     sr_buf_init(&b);
     sr_cmd_env env = {op, app, SR_ACTOR_APP, NULL, NULL};
-    int rc = sr_cmd_app_session(&env, hash, expires, st, reason, &b);
+    int rc = sr_cmd_token_session(&env, hash, expires, st, reason, &b);
     if (!rc) {
         sr_slice sl = {b.data, b.len};
         rc = sr_engine_submit(a->eng, &sl, 1, session_event_done, NULL);
@@ -404,14 +404,15 @@ typedef struct kept_list {
     size_t n, cap;
 } kept_list;
 
-static int keep_one(void *ctx, const sr_app_session *s)
+static int keep_one(void *ctx, const sr_session_rec *s)
 {
     kept_list *l = ctx;
-    if (strlen(s->op) >= sizeof l->v->op || strlen(s->app) >= sizeof l->v->app) return 0;
+    if (s->kind != SR_ACTOR_APP) return 0; /* a user's session is not the AP-IF's */
+    if (strlen(s->op) >= sizeof l->v->op || strlen(s->id) >= sizeof l->v->app) return 0;
     if (sr_array_reserve(&l->v, &l->cap, l->n + 1, sizeof *l->v)) return SR_ENOMEM;
     kept_session *k = &l->v[l->n++];
     snprintf(k->op, sizeof k->op, "%s", s->op);
-    snprintf(k->app, sizeof k->app, "%s", s->app);
+    snprintf(k->app, sizeof k->app, "%s", s->id);
     memcpy(k->hash, s->token_hash, 32);
     k->expires = s->expires_ms;
     return 0;
@@ -423,7 +424,7 @@ static void sessions_restore(sr_apif *a)
 {
     if (!a->eng) return;
     kept_list l = {0};
-    int rc = sr_each_app_session(a->eng, keep_one, &l);
+    int rc = sr_each_session(a->eng, keep_one, &l);
     if (rc) sr_slog(SR_LOG_WARN, "app sessions not restored", "error=%s", sr_err_name(rc));
     size_t restored = 0, ended = 0;
     int64_t now = wall_ms();

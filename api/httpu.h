@@ -105,7 +105,7 @@ int sr_tokens_expired_token(sr_tokens *t, const char *token, size_t len);
 void *sr_tokens_add(sr_tokens *t, int64_t ttl_ms, char hex[65], int64_t *expires);
 void sr_tokens_remove(sr_tokens *t, void *payload);
 /* A token known by its hash only (a session kept across a restart,
- * sr_each_app_session): its payload to fill, or NULL (expired, already
+ * sr_each_session): its payload to fill, or NULL (expired, already
  * there, table full). */
 void *sr_tokens_add_hashed(sr_tokens *t, const uint8_t hash[32], int64_t expires);
 /* The hash (SHA-256 of the token) and expiry of a payload's token. */

@@ -409,24 +409,61 @@ static int check_no_body(sr_engine *e, MDB_txn *t, const Event *ev, sr_result *r
     return sr__refuse(r, SR_EINVAL, "event has no body");
 }
 
-/* An app's AP-IF session (SessionEvent with a token hash): kept in
- * `sessions` while open, so that it survives a restart (api/apif_http.c
- * loads them at start). Other session events are the log's alone. */
+/* Every open session of user (op, id) ends: a walk over `sessions` (one per
+ * open session of every principal; the table is small, the event rare). */
+static int revoke_all(sr_engine *e, MDB_txn *t, const char *op, const char *id)
+{
+    MDB_cursor *c = NULL;
+    int rc = sr_index_err(mdb_cursor_open(t, DB(e, SR_DB_SESSIONS), &c));
+    size_t ol = strlen(op), il = strlen(id);
+    MDB_val K, V;
+    int r = rc ? MDB_NOTFOUND : mdb_cursor_get(c, &K, &V, MDB_FIRST);
+    while (!rc && r == 0) {
+        sr__sess s;
+        if (!sess_decode(V.mv_data, V.mv_size, &s) && s.user && s.opl == ol && s.idl == il &&
+            !memcmp(s.op, op, ol) && !memcmp(s.id, id, il))
+            rc = sr_index_err(mdb_cursor_del(c, 0));
+        if (!rc) r = mdb_cursor_get(c, &K, &V, MDB_NEXT);
+    }
+    if (!rc && r != MDB_NOTFOUND) rc = sr_index_err(r);
+    if (c) mdb_cursor_close(c);
+    return rc;
+}
+
+/* A session with a bearer token (SessionEvent with a token hash): an app's
+ * AP-IF session or a user's. Kept in `sessions` while open, so that it
+ * survives a restart (api/apif_http.c loads the apps' at start; a user's is
+ * read at each request, sr_session_verify). A user's revoke_all ends all of
+ * theirs. Other session events are the log's alone. */
 static int apply_session(sr_engine *e, MDB_txn *t, Event *ev, sr_result *r, int validate)
 {
     const Suiro__V1__SessionEvent *se = ev->session;
-    if (!se || !se->token_hash.len) return SR_OK;
-    if (se->token_hash.len != 32 || se->kind != SUIRO__V1__ACTOR_KIND__ACTOR_APP || !ev->operator_id[0] || !se->id[0])
-        return validate ? sr__refuse(r, SR_EINVAL, "an app session needs a 32-byte token hash, an operator and an app") : SR_OK;
+    if (!se) return SR_OK;
+    int user = se->kind == SUIRO__V1__ACTOR_KIND__ACTOR_USER;
+    if (se->revoke_all) {
+        if (!user || se->token_hash.len || se->state != SUIRO__V1__SESSION_STATE__SS_DISCONNECTED || !se->id[0])
+            return validate ? sr__refuse(r, SR_EINVAL, "revoke_all ends a user's sessions: kind user, state "
+                                                       "disconnected, a user id and no token hash")
+                            : SR_OK;
+        return revoke_all(e, t, ev->operator_id, se->id);
+    }
+    if (!se->token_hash.len) return SR_OK;
+    if (se->token_hash.len != 32 || (!user && se->kind != SUIRO__V1__ACTOR_KIND__ACTOR_APP) ||
+        (!user && !ev->operator_id[0]) || !se->id[0])
+        return validate ? sr__refuse(r, SR_EINVAL, "a token session needs a 32-byte token hash and an app (with "
+                                                   "its operator) or a user")
+                        : SR_OK;
     if (se->state != SUIRO__V1__SESSION_STATE__SS_CONNECTED) return del(t, DB(e, SR_DB_SESSIONS), se->token_hash.data, 32);
     size_t ol = strlen(ev->operator_id), al = strlen(se->id);
-    if (ol > 255 || al > 255) return validate ? sr__refuse(r, SR_EINVAL, "operator or app id too long") : SR_OK;
-    uint8_t v[8 + 256 + 256];
+    if (ol > 255 || al > 255) return validate ? sr__refuse(r, SR_EINVAL, "operator or principal id too long") : SR_OK;
+    uint8_t v[8 + 256 + 256 + 2];
     sr_put_le64(v, (uint64_t)se->expires_ms);
     memcpy(v + 8, ev->operator_id, ol);
     v[8 + ol] = 0;
     memcpy(v + 9 + ol, se->id, al);
-    return put(t, DB(e, SR_DB_SESSIONS), se->token_hash.data, 32, v, 9 + ol + al);
+    size_t n = 9 + ol + al;
+    if (user) v[n++] = 0, v[n++] = 'u';
+    return put(t, DB(e, SR_DB_SESSIONS), se->token_hash.data, 32, v, n);
 }
 
 /* A heads checkpoint is the writer's own (writer.c); a command may not
@@ -444,7 +481,7 @@ static int check_engine_only(sr_engine *e, MDB_txn *t, const Event *ev, sr_resul
  * Event.body in codecs/events.proto: X(CASE, check, apply, series), where
  * CASE names SUIRO__V1__EVENT__BODY_<CASE> (see sr_applier in
  * engine_int.h). Auth, users, keys and alarms have no apply: the log is
- * their store; sessions only for an app's AP-IF session (apply_session). A kind of events.proto without a row fails the build
+ * their store; sessions only for a session with a bearer token, an app's or a user's (apply_session). A kind of events.proto without a row fails the build
  * (event_kind_has_row below, and the size of the table); test_engine's
  * "appliers" test checks the rows against the descriptor of Event too.
  */

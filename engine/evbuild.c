@@ -610,11 +610,26 @@ int sr_cmd_session(const sr_cmd_env *env, sr_actor_kind kind, const char *id, sr
     return env_pack(&ev, env, out);
 }
 
-int sr_cmd_app_session(const sr_cmd_env *env, const uint8_t token_hash[32], int64_t expires_ms, sr_session_state state,
-                       const char *reason, sr_buf *out)
+int sr_cmd_user_sessions_revoke(const sr_cmd_env *env, const char *user, const char *reason, sr_buf *out)
 {
     Suiro__V1__SessionEvent se = SUIRO__V1__SESSION_EVENT__INIT;
-    se.kind = SUIRO__V1__ACTOR_KIND__ACTOR_APP;
+    se.kind = SUIRO__V1__ACTOR_KIND__ACTOR_USER;
+    se.id = S(user);
+    se.state = SUIRO__V1__SESSION_STATE__SS_DISCONNECTED;
+    se.protocol = (char *)"http";
+    se.reason = S(reason);
+    se.revoke_all = 1;
+    Suiro__V1__Event ev = SUIRO__V1__EVENT__INIT;
+    ev.body_case = SUIRO__V1__EVENT__BODY_SESSION;
+    ev.session = &se;
+    return env_pack(&ev, env, out);
+}
+
+int sr_cmd_token_session(const sr_cmd_env *env, const uint8_t token_hash[32], int64_t expires_ms, sr_session_state state,
+                         const char *reason, sr_buf *out)
+{
+    Suiro__V1__SessionEvent se = SUIRO__V1__SESSION_EVENT__INIT;
+    se.kind = env->kind == SR_ACTOR_USER ? SUIRO__V1__ACTOR_KIND__ACTOR_USER : SUIRO__V1__ACTOR_KIND__ACTOR_APP;
     se.id = S(env->actor);
     se.state = (Suiro__V1__SessionState)state;
     se.protocol = (char *)"http";

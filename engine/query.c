@@ -650,7 +650,39 @@ int sr_engine_file_get(sr_engine *e, const char *op, const char *path, sr_buf *p
     return get_copy(e, SR_DB_FILES, op, path, NULL, packed);
 }
 
-int sr_each_app_session(sr_engine *e, int (*fn)(void *ctx, const sr_app_session *s), void *ctx)
+static int sess_rec(const MDB_val *K, const MDB_val *V, sr_session_rec *s)
+{
+    sr__sess d;
+    if (K->mv_size != 32 || sess_decode(V->mv_data, V->mv_size, &d)) return SR_ECORRUPT;
+    s->kind = d.user ? SR_ACTOR_USER : SR_ACTOR_APP;
+    memcpy(s->op, d.op, d.opl);
+    s->op[d.opl] = 0;
+    memcpy(s->id, d.id, d.idl);
+    s->id[d.idl] = 0;
+    s->token_hash = K->mv_data;
+    s->expires_ms = d.expires_ms;
+    return SR_OK;
+}
+
+int sr_session_verify(sr_engine *e, const uint8_t token_hash[32], sr_actor_kind kind, int64_t now_ms, sr_session_rec *out)
+{
+    MDB_txn *t;
+    int rc = sr_index_read_begin(e->ix, &t);
+    if (rc) return rc;
+    MDB_val K = {32, (void *)token_hash}, V;
+    int r = mdb_get(t, DB(e, SR_DB_SESSIONS), &K, &V);
+    if (r == MDB_NOTFOUND) rc = SR_ENOTFOUND;
+    else if (r) rc = sr_index_err(r);
+    else rc = sess_rec(&K, &V, out);
+    sr_index_read_end(e->ix, t);
+    if (!rc) {
+        out->token_hash = token_hash;
+        if (out->kind != kind || out->expires_ms <= now_ms) rc = SR_ENOTFOUND;
+    }
+    return rc;
+}
+
+int sr_each_session(sr_engine *e, int (*fn)(void *ctx, const sr_session_rec *s), void *ctx)
 {
     MDB_txn *t;
     int rc = sr_index_read_begin(e->ix, &t);
@@ -661,17 +693,9 @@ int sr_each_app_session(sr_engine *e, int (*fn)(void *ctx, const sr_app_session 
         MDB_val K, V;
         int r = mdb_cursor_get(c, &K, &V, MDB_FIRST);
         while (!rc && r == 0) {
-            /* hash -> expires_ms i64 LE ‖ op \0 app (schema.h) */
-            char buf[8 + 256 + 256 + 1];
-            const uint8_t *z = V.mv_size > 8 ? memchr((const uint8_t *)V.mv_data + 8, 0, V.mv_size - 8) : NULL;
-            if (K.mv_size != 32 || !z || V.mv_size >= sizeof buf) {
-                rc = SR_ECORRUPT;
-                break;
-            }
-            memcpy(buf, V.mv_data, V.mv_size);
-            buf[V.mv_size] = 0;
-            sr_app_session s = {.op = buf + 8, .app = buf + 8 + (z - ((const uint8_t *)V.mv_data + 8)) + 1,
-                                .token_hash = K.mv_data, .expires_ms = (int64_t)sr_get_le64((const uint8_t *)buf)};
+            sr_session_rec s;
+            rc = sess_rec(&K, &V, &s);
+            if (rc) break;
             rc = fn(ctx, &s);
             if (!rc) r = mdb_cursor_get(c, &K, &V, MDB_NEXT);
         }

@@ -299,21 +299,35 @@ SR_MUST_CHECK int sr_ev_measurements(const char *op, const char *actor, sr_actor
 /* A session opened or ended (audit). */
 SR_MUST_CHECK int sr_cmd_session(const sr_cmd_env *env, sr_actor_kind kind, const char *id, sr_session_state state,
                                  const char *protocol, const char *reason, sr_buf *out);
-/* An app's AP-IF session opened (SR_SS_CONNECTED) or ended
- * (SR_SS_DISCONNECTED: logout, SR_SS_EXPIRED): env's operator and actor are
- * the app's; token_hash is SHA-256 of its bearer token (the token itself is
- * never stored). Kept in the index while open (sr_each_app_session). */
-SR_MUST_CHECK int sr_cmd_app_session(const sr_cmd_env *env, const uint8_t token_hash[32], int64_t expires_ms,
-                                     sr_session_state state, const char *reason, sr_buf *out);
-/* The open app sessions the index holds, each once (expired ones too: the
- * caller ends them). fn's strings are valid during the call; a nonzero
- * return of fn stops the walk and is returned. */
-typedef struct sr_app_session {
-    const char *op, *app;
+/* A session with a bearer token opened (SR_SS_CONNECTED) or ended
+ * (SR_SS_DISCONNECTED: logout or revocation, SR_SS_EXPIRED): an app's AP-IF
+ * session (env->kind SR_ACTOR_APP, env's operator and actor the app's) or a
+ * user's (SR_ACTOR_USER, env's actor the user, env's operator the user's,
+ * "" for a platform user). token_hash is SHA-256 of the bearer token's text
+ * (the token itself is never stored; api/httpu.h sr_tokens_add makes one).
+ * Kept in the index while open (sr_each_session, sr_session_verify). */
+SR_MUST_CHECK int sr_cmd_token_session(const sr_cmd_env *env, const uint8_t token_hash[32], int64_t expires_ms,
+                                       sr_session_state state, const char *reason, sr_buf *out);
+/* Every open session of user (env's operator, user) ends at once (one
+ * event; env's actor is who revokes them). */
+SR_MUST_CHECK int sr_cmd_user_sessions_revoke(const sr_cmd_env *env, const char *user, const char *reason,
+                                              sr_buf *out);
+/* An open session as the index holds it (expired ones too until an event
+ * ends them). */
+typedef struct sr_session_rec {
+    sr_actor_kind kind;       /* SR_ACTOR_APP or SR_ACTOR_USER */
+    char op[256], id[256];    /* operator ("" for a platform user), app or user */
     const uint8_t *token_hash; /* 32 bytes */
     int64_t expires_ms;
-} sr_app_session;
-SR_MUST_CHECK int sr_each_app_session(sr_engine *e, int (*fn)(void *ctx, const sr_app_session *s), void *ctx);
+} sr_session_rec;
+/* Every open session, each once; fn's record is valid during the call; a
+ * nonzero return of fn stops the walk and is returned. */
+SR_MUST_CHECK int sr_each_session(sr_engine *e, int (*fn)(void *ctx, const sr_session_rec *s), void *ctx);
+/* The session of token_hash if it is open, of kind, and expires after
+ * now_ms: SR_OK and *out (token_hash pointing at the argument); SR_ENOTFOUND
+ * if unknown, ended (logout, revoked), of another kind or expired. */
+SR_MUST_CHECK int sr_session_verify(sr_engine *e, const uint8_t token_hash[32], sr_actor_kind kind, int64_t now_ms,
+                                    sr_session_rec *out);
 /* A login attempt (audit). */
 SR_MUST_CHECK int sr_cmd_auth(const sr_cmd_env *env, sr_actor_kind kind, const char *principal, int success,
                               const char *method, const char *reason, sr_buf *out);

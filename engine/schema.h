@@ -38,8 +38,11 @@
  *              tag (rkey): 'c' -> packed RequestCreated, 's' -> packed
  *              RequestTransition (the latest state)
  *   monitors   op \0 monitor id -> packed MonitorEvent (the latest state)
- *   sessions   SHA-256 of an app's AP-IF bearer token (32 bytes) ->
- *              expires_ms i64 LE ‖ op \0 app id (apply.c apply_session;
+ *   sessions   SHA-256 of a session's bearer token (32 bytes) ->
+ *              expires_ms i64 LE ‖ op \0 id, then \0 'u' for a user's
+ *              session (op "" for a platform user); an app's AP-IF session
+ *              has no tail, the layout it always had (sess_decode;
+ *              apply.c apply_session;
  *              an index without this database gets it empty at a
  *              read-write open: no older suiro wrote such a session)
  *   msgidx     op \0 seq_hi u32 BE (the high 32 bits of a seq: one key per
@@ -177,6 +180,35 @@ static inline size_t rkey(uint8_t *k, size_t cap, const char *op, const char *re
 /* ---- value decoders ------------------------------------------------------ */
 
 /* A latest value (its string, if any, points into p). */
+/* A `sessions` value (layout above): 0 and its parts (not NUL-terminated),
+ * or -1 for a value that does not decode. */
+typedef struct sr__sess {
+    int64_t expires_ms;
+    const char *op, *id;
+    size_t opl, idl;
+    int user; /* 1: a user's session, 0: an app's */
+} sr__sess;
+static inline int sess_decode(const void *val, size_t n, sr__sess *s)
+{
+    const uint8_t *v = val, *end = v + n;
+    if (n < 10) return -1;
+    s->expires_ms = (int64_t)sr_get_le64(v);
+    const uint8_t *p = v + 8, *z = memchr(p, 0, (size_t)(end - p));
+    if (!z) return -1;
+    s->op = (const char *)p;
+    s->opl = (size_t)(z - p);
+    p = z + 1;
+    z = p < end ? memchr(p, 0, (size_t)(end - p)) : NULL;
+    s->id = (const char *)p;
+    s->idl = (size_t)((z ? z : end) - p);
+    s->user = 0;
+    if (z) {
+        if (end - z != 2 || z[1] != 'u') return -1;
+        s->user = 1;
+    }
+    return s->idl && s->opl < 256 && s->idl < 256 ? 0 : -1;
+}
+
 static inline int latest_decode(const void *p, size_t n, sr_sample *s, sr_vtype *t)
 {
     const uint8_t *x = p;

@@ -6,7 +6,9 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <limits.h>
 #include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <openssl/rand.h>
 #include <openssl/sha.h>
 #include <stdio.h>
@@ -114,6 +116,14 @@ void sr_sha256_release(sr_sha256_ctx *c)
 int sr_random(void *buf, size_t n)
 {
     return RAND_bytes(buf, (int)n) == 1 ? SR_OK : SR_ECRYPTO;
+}
+
+int sr_hmac_sha1(const void *key, size_t keylen, const void *msg, size_t n, uint8_t out[SR_SHA1_LEN])
+{
+    unsigned int len = 0;
+    if (keylen > INT_MAX) return SR_EINVAL;
+    if (!HMAC(EVP_sha1(), key, (int)keylen, msg, n, out, &len) || len != SR_SHA1_LEN) return SR_ECRYPTO;
+    return SR_OK;
 }
 
 int sr_aead_create(const sr_key *key, sr_aead **out)

@@ -1,6 +1,7 @@
 /*
  * storage/crypto.h -- the few primitives the log and blob store use, on
- * OpenSSL: SHA-256, AES-256-GCM, random bytes, and key files.
+ * OpenSSL: SHA-256, AES-256-GCM, HMAC-SHA-1 (TOTP, engine/totp.h), random
+ * bytes, and key files.
  *
  * A key file holds a 256-bit key as 64 hex digits (surrounding white space
  * allowed) or as exactly 32 raw bytes. It must live outside the data
@@ -46,6 +47,13 @@ SR_MUST_CHECK int sr_sha256_final(sr_sha256_ctx *c, uint8_t out[SR_HASH_LEN]);
 void sr_sha256_release(sr_sha256_ctx *c);
 
 SR_MUST_CHECK int sr_random(void *buf, size_t n);
+
+/* HMAC-SHA-1 (RFC 2104) of msg under key, 20 bytes: only for TOTP/HOTP
+ * (RFC 6238/4226), whose authenticators speak nothing else. SR_ECRYPTO if
+ * OpenSSL fails. */
+enum { SR_SHA1_LEN = 20 };
+SR_MUST_CHECK int sr_hmac_sha1(const void *key, size_t keylen, const void *msg, size_t n,
+                               uint8_t out[SR_SHA1_LEN]);
 
 typedef struct sr_aead sr_aead; /* one per thread; caches the cipher context */
 SR_MUST_CHECK int sr_aead_create(const sr_key *key, sr_aead **out);

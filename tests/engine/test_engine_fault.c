@@ -11,7 +11,11 @@
  * And resuming without a reopen (docs/durability.md section 7): after each
  * such fault the writer reopens the log and rebuilds the heads by itself;
  * refused commands sent again are stored once, and the live engine equals a
- * reopened one; an open without space opens read-only. */
+ * reopened one; an open without space opens read-only. Three of the
+ * commands are users' sessions instead (engine/records.h): two logins and a
+ * revocation of all of one user's; an acknowledged login verifies after the
+ * reopen unless its revocation was acknowledged too, an unacknowledged one
+ * does not. */
 #include <criterion/criterion.h>
 #include <dirent.h>
 #include <inttypes.h>
@@ -23,6 +27,8 @@
 #include <time.h>
 
 #include "codecs/events.pb-c.h"
+#include "engine/records.h"
+#include "storage/crypto.h"
 #include "engtest.h"
 #include "storage/log.h"
 #include "fault_alloc.h"
@@ -239,6 +245,40 @@ static void build_commands(fixture *f, int64_t *clock)
     }
 }
 
+/* Commands 2 and 4 log users u2 and u1 in, command 6 revokes all of u1's
+ * sessions (single-event commands without a message id otherwise: 3 is the
+ * resume test's duplicate, 7 and 8 the duplicate
+ * pair). Their measurements are dropped (ns 0: nothing for the model). */
+enum { SESS_U2 = 2, SESS_U1 = 4, SESS_REVOKE_U1 = 6 };
+static const int64_t SESS_EXPIRES = INT64_C(4000000000000), SESS_NOW = INT64_C(1800000000000);
+static void sess_hash(int c, uint8_t h[32])
+{
+    char t[16];
+    snprintf(t, sizeof t, "token-%d", c);
+    sr_sha256(t, strlen(t), h);
+}
+
+static void build_sessions(fixture *f)
+{
+    for (int c = 0; c < NCMD; c++) {
+        if (c != SESS_U2 && c != SESS_U1 && c != SESS_REVOKE_U1) continue;
+        command *cm = &f->cmds[c];
+        cr_assert_eq(cm->nev, 1);
+        cm->bytes.len = 0;
+        cm->ns[0] = 0;
+        if (c == SESS_REVOKE_U1) {
+            const sr_cmd_env env = {"op1", "admin", SR_ACTOR_USER, NULL, NULL};
+            cr_assert_eq(sr_cmd_user_sessions_revoke(&env, "u1", "disabled", &cm->bytes), SR_OK);
+        } else {
+            uint8_t h[32];
+            sess_hash(c, h);
+            const sr_cmd_env env = {"op1", c == SESS_U1 ? "u1" : "u2", SR_ACTOR_USER, NULL, NULL};
+            cr_assert_eq(sr_cmd_token_session(&env, h, SESS_EXPIRES, SR_SS_CONNECTED, "login", &cm->bytes), SR_OK);
+        }
+        cm->lens[0] = cm->bytes.len;
+    }
+}
+
 /* The base database: masters and 40 samples per point (chunks flushed),
  * closed; the model holds them. */
 static void fixture_init(fixture *f)
@@ -268,6 +308,7 @@ static void fixture_init(fixture *f)
     f->base_events = 0; /* with its checkpoints (the close's too): check_db counts them apart */
     (void)log_checkpoints_total(base, &f->base_events, NULL);
     build_commands(f, clock);
+    build_sessions(f);
 }
 
 static void fixture_release(fixture *f)
@@ -313,6 +354,7 @@ typedef struct outcome {
     et_model *m;       /* base + acknowledged */
     uint64_t events;   /* events in the log expected */
     int acked, refused;
+    int acked_cmd[NCMD]; /* command c was acknowledged */
 } outcome;
 
 static int listed(int rc) { return rc == SR_OK || rc == SR_EIO || rc == SR_ENOSPC || rc == SR_EPOISONED || rc == SR_ENOMEM; }
@@ -335,6 +377,7 @@ static void submit_all(sr_engine *e, fixture *f, outcome *out, const char *ctx)
             continue;
         }
         out->acked++;
+        out->acked_cmd[c] = 1;
         if (res.duplicate) {
             /* only the last command repeats an id: of the one before it */
             cr_assert_eq(c, NCMD - 1, "%s: command %d is a duplicate", ctx, c);
@@ -385,6 +428,17 @@ static void check_db(fixture *f, const outcome *out, const char *ctx)
     }
     sr_buf_release(&sb);
     sr_buf_release(&strs);
+    /* users' sessions: exactly the acknowledged ones, less the revoked */
+    for (int c = 0; c < NCMD; c++) {
+        if (c != SESS_U2 && c != SESS_U1) continue;
+        uint8_t h[32];
+        sess_hash(c, h);
+        sr_session_rec s;
+        int want = out->acked_cmd[c] && !(c == SESS_U1 && out->acked_cmd[SESS_REVOKE_U1]);
+        cr_assert_eq(sr_session_verify(e, h, SR_ACTOR_USER, SESS_NOW, &s), want ? SR_OK : SR_ENOTFOUND,
+                     "%s: the session of command %d (acknowledged %d, revocation acknowledged %d)", ctx, c,
+                     out->acked_cmd[c], out->acked_cmd[SESS_REVOKE_U1]);
+    }
     uint8_t live[32], rebuilt[32];
     cr_assert_eq(sr_engine_content_hash(e, live), SR_OK);
     cr_assert_eq(sr_engine_close(e), SR_OK, "%s: close after reopen", ctx);
@@ -600,6 +654,7 @@ static void run_recovery(vf_kind kind, const char *kname)
                 cr_assert_gt(alerts, 0, "%s: the failed write was not reported", ctx);
             }
             out.acked++;
+            out.acked_cmd[c] = 1;
             if (res.duplicate) {
                 cr_assert_eq(c, NCMD - 1, "%s: command %d is a duplicate", ctx, c);
                 continue;
@@ -743,6 +798,7 @@ Test(engine_fault, resume_applies_a_durable_group_the_index_missed)
             cr_assert(res.duplicate, "command 3 again: the resume should have stored it from the log");
         } else
             cr_assert_eq(rc, SR_OK, "command %d: %s (%s)", c, sr_err_name(rc), res.err.msg);
+        out.acked_cmd[c] = 1;
         if (res.duplicate && c != 3) continue;
         out.events += cm->nev;
         for (size_t v = 0; v < cm->nev; v++) cmd_model_put(out.m, cm, v);

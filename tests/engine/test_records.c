@@ -528,22 +528,22 @@ Test(records, documents_round_trip_and_damaged_framing)
     close_engine(e);
 }
 
-/* An app's AP-IF session (sr_cmd_app_session): kept while open with its
+/* An app's AP-IF session (sr_cmd_token_session): kept while open with its
  * token hash, operator, app and expiry; a logout (or expiry) removes it;
  * it survives a reopen (the index) and a rebuild (the log). */
 typedef struct sess_seen {
     int n;
-    sr_app_session s[4];
+    sr_session_rec s[4];
     char op[4][72], app[4][72];
     uint8_t hash[4][32];
 } sess_seen;
 
-static int sess_one(void *ctx, const sr_app_session *s)
+static int sess_one(void *ctx, const sr_session_rec *s)
 {
     sess_seen *x = ctx;
     if (x->n >= 4) return SR_EINVAL;
     snprintf(x->op[x->n], 72, "%s", s->op);
-    snprintf(x->app[x->n], 72, "%s", s->app);
+    snprintf(x->app[x->n], 72, "%s", s->id);
     memcpy(x->hash[x->n], s->token_hash, 32);
     x->s[x->n++] = *s;
     return SR_OK;
@@ -557,20 +557,21 @@ Test(records, app_session_round_trips_and_ends_at_logout)
     const sr_cmd_env app = {"op1", "APP1", SR_ACTOR_APP, NULL, NULL};
     sr_buf b;
     sr_buf_init(&b);
-    submit1(e, sr_cmd_app_session(&app, h1, 1900000000000, SR_SS_CONNECTED, "secret", &b), &b);
-    submit1(e, sr_cmd_app_session(&app, h2, 1900000000001, SR_SS_CONNECTED, "certificate", &b), &b);
+    submit1(e, sr_cmd_token_session(&app, h1, 1900000000000, SR_SS_CONNECTED, "secret", &b), &b);
+    submit1(e, sr_cmd_token_session(&app, h2, 1900000000001, SR_SS_CONNECTED, "certificate", &b), &b);
     sess_seen x = {0};
-    cr_assert_eq(sr_each_app_session(e, sess_one, &x), SR_OK);
+    cr_assert_eq(sr_each_session(e, sess_one, &x), SR_OK);
     cr_assert_eq(x.n, 2);
     int i1 = memcmp(x.hash[0], h1, 32) ? 1 : 0;
     cr_assert_eq(memcmp(x.hash[i1], h1, 32), 0);
     cr_assert_str_eq(x.op[i1], "op1");
     cr_assert_str_eq(x.app[i1], "APP1");
     cr_assert_eq(x.s[i1].expires_ms, 1900000000000);
-    submit1(e, sr_cmd_app_session(&app, h1, 1900000000000, SR_SS_DISCONNECTED, "logout", &b), &b);
+    cr_assert_eq(x.s[i1].kind, SR_ACTOR_APP);
+    submit1(e, sr_cmd_token_session(&app, h1, 1900000000000, SR_SS_DISCONNECTED, "logout", &b), &b);
     /* a bad hash is refused */
     sr_buf_init(&b);
-    cr_assert_eq(sr_cmd_app_session(&(sr_cmd_env){"op1", "", SR_ACTOR_APP, NULL, NULL}, h1, 1, SR_SS_CONNECTED, "", &b), SR_OK);
+    cr_assert_eq(sr_cmd_token_session(&(sr_cmd_env){"op1", "", SR_ACTOR_APP, NULL, NULL}, h1, 1, SR_SS_CONNECTED, "", &b), SR_OK);
     size_t len = b.len;
     sr_result r;
     cr_assert_eq(et_submit(e, &b, &len, 1, &r), SR_EINVAL, "an app session without an app was stored");
@@ -581,10 +582,114 @@ Test(records, app_session_round_trips_and_ends_at_logout)
     cr_assert_eq(sr_engine_rebuild(dir, &o, &ei), SR_OK, "%s", ei.msg);
     cr_assert_eq(sr_engine_open(dir, &o, &e, &ei), SR_OK, "%s", ei.msg);
     memset(&x, 0, sizeof x);
-    cr_assert_eq(sr_each_app_session(e, sess_one, &x), SR_OK);
+    cr_assert_eq(sr_each_session(e, sess_one, &x), SR_OK);
     cr_assert_eq(x.n, 1, "the logged-out session is still kept, or the open one is lost");
     cr_assert_eq(memcmp(x.hash[0], h2, 32), 0);
     cr_assert_str_eq(x.app[0], "APP1");
     cr_assert_eq(x.s[0].expires_ms, 1900000000001);
+    close_engine(e);
+}
+
+/* A user's session (sr_cmd_token_session with SR_ACTOR_USER): verifies
+ * while open and unexpired, as a user's only; an expired one, one logged out
+ * and all of a user's after sr_cmd_user_sessions_revoke do not; another
+ * user's and an app's sessions are untouched by the revocation; what is open
+ * survives a reopen and a rebuild from the log. */
+static void user_login(sr_engine *e, const char *op, const char *user, const uint8_t h[32], int64_t exp)
+{
+    sr_buf b;
+    sr_buf_init(&b);
+    const sr_cmd_env env = {op, user, SR_ACTOR_USER, NULL, "192.0.2.1"};
+    submit1(e, sr_cmd_token_session(&env, h, exp, SR_SS_CONNECTED, "password+totp", &b), &b);
+}
+
+static int count_one(void *ctx, const sr_session_rec *s)
+{
+    (void)s;
+    ++*(int *)ctx;
+    return SR_OK;
+}
+
+static int open_sessions(sr_engine *e)
+{
+    int n = 0;
+    cr_assert_eq(sr_each_session(e, count_one, &n), SR_OK);
+    return n;
+}
+
+Test(records, user_sessions_verify_expire_and_are_revoked_one_or_all)
+{
+    sr_engine *e = open_engine();
+    const int64_t now = 1800000000000, later = 1900000000000;
+    uint8_t u1a[32], u1b[32], u2[32], pa[32], ap[32], unk[32];
+    for (int i = 0; i < 32; i++)
+        u1a[i] = (uint8_t)i, u1b[i] = (uint8_t)(40 + i), u2[i] = (uint8_t)(80 + i), pa[i] = (uint8_t)(120 + i),
+        ap[i] = (uint8_t)(160 + i), unk[i] = 0xee;
+    user_login(e, "op1", "alice", u1a, later);
+    user_login(e, "op1", "alice", u1b, later);
+    user_login(e, "op1", "bob", u2, later);
+    user_login(e, "", "root", pa, later); /* a platform admin has no operator */
+    sr_buf b;
+    sr_buf_init(&b);
+    const sr_cmd_env app = {"op1", "alice", SR_ACTOR_APP, NULL, NULL}; /* an app that shares a user's id */
+    submit1(e, sr_cmd_token_session(&app, ap, later, SR_SS_CONNECTED, "secret", &b), &b);
+
+    sr_session_rec s;
+    cr_assert_eq(sr_session_verify(e, u1a, SR_ACTOR_USER, now, &s), SR_OK);
+    cr_expect_eq(s.kind, SR_ACTOR_USER);
+    cr_expect_str_eq(s.op, "op1");
+    cr_expect_str_eq(s.id, "alice");
+    cr_expect_eq(s.expires_ms, later);
+    cr_assert_eq(sr_session_verify(e, pa, SR_ACTOR_USER, now, &s), SR_OK);
+    cr_expect_str_eq(s.op, "");
+    cr_expect_str_eq(s.id, "root");
+    /* unknown, expired, or of another kind: no */
+    cr_expect_eq(sr_session_verify(e, unk, SR_ACTOR_USER, now, &s), SR_ENOTFOUND);
+    cr_expect_eq(sr_session_verify(e, u1a, SR_ACTOR_USER, later, &s), SR_ENOTFOUND, "an expired session verified");
+    cr_expect_eq(sr_session_verify(e, ap, SR_ACTOR_USER, now, &s), SR_ENOTFOUND, "an app's token verified as a user's");
+    cr_expect_eq(sr_session_verify(e, u2, SR_ACTOR_APP, now, &s), SR_ENOTFOUND, "a user's token verified as an app's");
+    cr_expect_eq(open_sessions(e), 5);
+
+    /* revoke one (logout) */
+    sr_buf_init(&b);
+    const sr_cmd_env bob = {"op1", "bob", SR_ACTOR_USER, NULL, NULL};
+    submit1(e, sr_cmd_token_session(&bob, u2, later, SR_SS_DISCONNECTED, "logout", &b), &b);
+    cr_expect_eq(sr_session_verify(e, u2, SR_ACTOR_USER, now, &s), SR_ENOTFOUND, "a logged-out session verified");
+
+    /* revoke all of alice's (by an admin): both of hers end, nobody else's */
+    user_login(e, "op1", "bob", u2, later);
+    sr_buf_init(&b);
+    const sr_cmd_env admin = {"op1", "admin1", SR_ACTOR_USER, NULL, NULL};
+    submit1(e, sr_cmd_user_sessions_revoke(&admin, "alice", "disabled", &b), &b);
+    cr_expect_eq(sr_session_verify(e, u1a, SR_ACTOR_USER, now, &s), SR_ENOTFOUND, "a revoked session verified");
+    cr_expect_eq(sr_session_verify(e, u1b, SR_ACTOR_USER, now, &s), SR_ENOTFOUND, "a revoked session verified");
+    cr_expect_eq(sr_session_verify(e, u2, SR_ACTOR_USER, now, &s), SR_OK, "another user's session was revoked");
+    cr_expect_eq(sr_session_verify(e, pa, SR_ACTOR_USER, now, &s), SR_OK);
+    cr_expect_eq(sr_session_verify(e, ap, SR_ACTOR_APP, now, &s), SR_OK, "an app of the same id lost its session");
+
+    /* a revoke_all that is not a user's is refused */
+    sr_buf_init(&b);
+    const sr_cmd_env appenv = {"op1", "APP1", SR_ACTOR_APP, NULL, NULL};
+    cr_assert_eq(sr_cmd_user_sessions_revoke(&appenv, "", "x", &b), SR_OK);
+    size_t len = b.len;
+    sr_result r;
+    cr_expect_eq(et_submit(e, &b, &len, 1, &r), SR_EINVAL, "a revocation without a user was stored");
+    sr_buf_release(&b);
+
+    /* restart (the index) and rebuild (the log): the same open sessions */
+    for (int pass = 0; pass < 2; pass++) {
+        cr_assert_eq(sr_engine_close(e), SR_OK);
+        sr_engine_opts o = {.sync = SR_ENGINE_SYNC_NONE};
+        sr_errinfo ei;
+        if (pass) cr_assert_eq(sr_engine_rebuild(dir, &o, &ei), SR_OK, "%s", ei.msg);
+        cr_assert_eq(sr_engine_open(dir, &o, &e, &ei), SR_OK, "%s", ei.msg);
+        cr_expect_eq(sr_session_verify(e, u2, SR_ACTOR_USER, now, &s), SR_OK, "pass %d", pass);
+        cr_expect_str_eq(s.id, "bob");
+        cr_expect_eq(sr_session_verify(e, pa, SR_ACTOR_USER, now, &s), SR_OK, "pass %d", pass);
+        cr_expect_eq(sr_session_verify(e, ap, SR_ACTOR_APP, now, &s), SR_OK, "pass %d", pass);
+        cr_expect_eq(sr_session_verify(e, u1a, SR_ACTOR_USER, now, &s), SR_ENOTFOUND, "pass %d", pass);
+        cr_expect_eq(sr_session_verify(e, u1b, SR_ACTOR_USER, now, &s), SR_ENOTFOUND, "pass %d", pass);
+        cr_expect_eq(open_sessions(e), 3, "pass %d", pass);
+    }
     close_engine(e);
 }

@@ -45,6 +45,8 @@ RULES = [
      re.compile(r"\bint\s+\w*(id_ok|id_valid|id_char)\w*\s*\(")),
     ("JSON string escaper (one: sr_json_put_string)", "codecs/jsonlex.c",
      re.compile(r"==\s*'\"'\s*\|\|\s*\w+\s*==\s*'\\\\'|\\\\u%0?4x")),
+    ("base32 alphabet (one codec: sr_base32 / sr_unbase32)", "codecs/base32.c",
+     re.compile(r"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567")),
     ("series key encoder (one: sr_series_key)", "engine/schema.h",
      re.compile(r"be64\([^;]*ts_key\(")),
     ("zig-zag code (one: sr_zz_enc / sr_zz_dec)", "codecs/base/sr_alloc.h",
@@ -119,9 +121,11 @@ SELF = {
     "engine/l.c": "for (int k = 0; k < 8; k++) *p++ = (uint8_t)(x >> (8 * k));\n",  # rule 7
     "api/m.c": "uint32_t h = 2166136261u;\nh = (h ^ c) * 16777619u;\n",        # rule 8 (twice)
     "api/n.c": "h = (h ^ x) * 0xff51afd7ed558ccdULL;\n",                        # rule 8
+    "engine/o.c": 'static const char a[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";\n',  # base32 rule
 }
 SELF_WANT = {"api/a.c:1", "api/b.c:1", "api/cli/c.c:1", "codecs/d.c:1", "api/e.c:1", "api/f.c:1", "engine/g.c:2",
-             "engine/i.c:1", "engine/j.c:1", "engine/l.c:1", "api/m.c:1", "api/m.c:2", "api/n.c:1"}
+             "engine/i.c:1", "engine/j.c:1", "engine/l.c:1", "api/m.c:1", "api/m.c:2", "api/n.c:1",
+             "engine/o.c:1"}
 
 
 def self_test():
