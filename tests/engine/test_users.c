@@ -11,6 +11,7 @@
 #include "testutil.h"
 
 #include <criterion/criterion.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -263,4 +264,56 @@ Test(users, replay_equals_rebuild)
     cr_assert_eq(u.totp_last_step, 7);
     sr_rec_close(&h);
     finish(e);
+}
+
+/* `suiro init` creates the first platform admin with a temporary password it
+ * prints once; a second init on the directory creates no other admin and
+ * prints no password. */
+Test(users, init_creates_the_first_platform_admin)
+{
+    dir = tu_tmpdir("users-init");
+    char cmd[2048], line[512], password[128] = "";
+    snprintf(cmd, sizeof cmd, "%s init --admin root %s/d", SR_SUIRO_BIN, dir);
+    FILE *p = popen(cmd, "r");
+    cr_assert(p);
+    int must_change = 0;
+    while (fgets(line, sizeof line, p)) {
+        if (!strncmp(line, "temporary password: ", 20)) snprintf(password, sizeof password, "%s", line + 20);
+        if (strstr(line, "must be changed at first login")) must_change = 1;
+    }
+    cr_assert_eq(pclose(p), 0, "%s", cmd);
+    password[strcspn(password, "\n")] = 0;
+    cr_assert_geq(strlen(password), 12, "the printed password '%s'", password);
+    cr_assert(must_change, "a line says the password must be changed at first login");
+    char sub[1200];
+    snprintf(sub, sizeof sub, "%s/d", dir);
+    char *top = dir;
+    dir = strdup(sub);
+    sr_engine *e = open_engine();
+    sr_rec h = SR_REC_INIT;
+    sr_user u;
+    cr_assert_eq(sr_read_user(e, "root", &h, &u), SR_OK, "the admin exists after init");
+    cr_assert_eq(u.scope, SR_US_PLATFORM);
+    cr_assert_eq(u.n_roles, 1);
+    cr_assert_str_eq(u.roles[0], "platform_admin");
+    cr_assert(u.temporary, "the first password is temporary");
+    cr_assert(sr_user_password_ok(&u, password), "the printed password verifies against the stored hash");
+    cr_assert(!memmem(u.password_hash.data, u.password_hash.len, password, strlen(password)));
+    sr_rec_close(&h);
+    cr_assert_eq(sr_engine_close(e), SR_OK);
+    /* again: no second admin, no password */
+    snprintf(cmd, sizeof cmd, "%s init --admin other %s", SR_SUIRO_BIN, dir);
+    p = popen(cmd, "r");
+    cr_assert(p);
+    while (fgets(line, sizeof line, p)) cr_assert(strncmp(line, "temporary password", 18), "printed twice: %s", line);
+    cr_assert_eq(pclose(p), 0, "%s", cmd);
+    e = open_engine();
+    cr_assert_eq(sr_list_users(e, &h), SR_OK);
+    cr_assert_eq(h.count, 1, "one platform admin");
+    sr_rec_close(&h);
+    cr_assert_eq(sr_engine_close(e), SR_OK);
+    tu_rmrf(top);
+    free(top);
+    free(dir);
+    dir = NULL;
 }
