@@ -320,6 +320,28 @@ static int apply_registry_put(sr_engine *e, MDB_txn *t, Event *ev, sr_result *r,
         return sr__refuse(r, SR_EINVAL, "registry: kind and id are required");
     kl = mkkey(k, sizeof k, ev->operator_id, kind, ev->registry_put->id);
     if (!kl) return sr__refuse(r, SR_EINVAL, "registry id too long");
+    if (validate && ev->registry_put->kind == SUIRO__V1__REGISTRY_KIND__RG_VENDOR &&
+        (ev->operator_id[0] || (strcmp(ev->registry_put->vendor_kind, "ap") && strcmp(ev->registry_put->vendor_kind, "gw"))))
+        return sr__refuse(r, SR_EINVAL, "vendor %s: a vendor is the platform's (no operator) and of kind ap or gw",
+                          ev->registry_put->id);
+    if (validate && ev->registry_put->vendor_id[0]) {
+        /* a link to a vendor (R-ID-8): an app to an AP vendor, a gateway to a GW vendor */
+        uint8_t vk[300];
+        MDB_val vv;
+        const char vkind[2] = {(char)('0' + SUIRO__V1__REGISTRY_KIND__RG_VENDOR), 0};
+        size_t vkl = mkkey(vk, sizeof vk, "", vkind, ev->registry_put->vendor_id);
+        Suiro__V1__RegistryPut *vend = NULL;
+        if (vkl && get(t, DB(e, SR_DB_REGISTRY), vk, vkl, &vv) == SR_OK)
+            vend = suiro__v1__registry_put__unpack(NULL, vv.mv_size, vv.mv_data);
+        const char *want = ev->registry_put->kind == SUIRO__V1__REGISTRY_KIND__RG_APP       ? "ap"
+                           : ev->registry_put->kind == SUIRO__V1__REGISTRY_KIND__RG_GATEWAY ? "gw"
+                                                                                             : NULL;
+        int ok = vend && want && !strcmp(vend->vendor_kind, want);
+        if (vend) suiro__v1__registry_put__free_unpacked(vend, NULL);
+        if (!ok)
+            return sr__refuse(r, SR_EINVAL, "%s: vendor %s is not a registered %s vendor", ev->registry_put->id,
+                              ev->registry_put->vendor_id, want ? (want[0] == 'a' ? "AP" : "GW") : "app or gateway");
+    }
     if (validate && !ev->registry_put->secret_hash.len) {
         /* empty secret: keep the stored one */
         MDB_val v;

@@ -187,7 +187,9 @@ static int dec_registry(sr_rec *r, const uint8_t *p, size_t len, sr_reg_entry *o
                         .app_id = m->app_id,
                         .pattern = m->pattern,
                         .access = m->access,
-                        .protocol = m->protocol};
+                        .protocol = m->protocol,
+                        .vendor_id = m->vendor_id,
+                        .vendor_kind = m->vendor_kind};
     return SR_OK;
 }
 

@@ -317,3 +317,42 @@ Test(users, init_creates_the_first_platform_admin)
     free(dir);
     dir = NULL;
 }
+
+/* Vendors (R-ID-8): registry entries of the platform (operator ""), of kind
+ * ap or gw; an operator's app links to an AP vendor, a gateway to a GW
+ * vendor, and a link to anything else is refused. */
+Test(users, vendors_are_the_platforms_and_apps_and_gateways_link_to_them)
+{
+    sr_engine *e = open_engine();
+    sr_result r;
+    sr_buf b;
+    const sr_cmd_env plat = {"", "root", SR_ACTOR_USER, NULL, "cli"}, op1 = {"op1", "root", SR_ACTOR_USER, NULL, "cli"};
+    sr_reg_entry v = {.kind = SR_RG_VENDOR, .id = "acme", .name = "ACME Apps", .vendor_kind = "ap"};
+    sr_buf_init(&b);
+    cr_assert_eq(submit1(e, sr_cmd_registry_put(&op1, &v, &b), &b, &r), SR_EINVAL, "a vendor of an operator");
+    v.vendor_kind = "xx";
+    sr_buf_init(&b);
+    cr_assert_eq(submit1(e, sr_cmd_registry_put(&plat, &v, &b), &b, &r), SR_EINVAL, "a vendor of no kind");
+    v.vendor_kind = "ap";
+    sr_buf_init(&b);
+    cr_assert_eq(submit1(e, sr_cmd_registry_put(&plat, &v, &b), &b, &r), SR_OK, "%s", r.err.msg);
+    sr_reg_entry app = {.kind = SR_RG_APP, .id = "APP1", .name = "Billing", .vendor_id = "acme"};
+    sr_buf_init(&b);
+    cr_assert_eq(submit1(e, sr_cmd_registry_put(&op1, &app, &b), &b, &r), SR_OK, "%s", r.err.msg);
+    sr_reg_entry gw = {.kind = SR_RG_GATEWAY, .id = "GW1", .name = "Intake", .vendor_id = "acme"};
+    sr_buf_init(&b);
+    cr_assert_eq(submit1(e, sr_cmd_registry_put(&op1, &gw, &b), &b, &r), SR_EINVAL, "a gateway of an AP vendor");
+    app.id = "APP2";
+    app.vendor_id = "nobody";
+    sr_buf_init(&b);
+    cr_assert_eq(submit1(e, sr_cmd_registry_put(&op1, &app, &b), &b, &r), SR_EINVAL, "an unregistered vendor");
+    sr_rec h = SR_REC_INIT;
+    sr_reg_entry g;
+    cr_assert_eq(sr_read_registry(e, "op1", SR_RG_APP, "APP1", &h, &g), SR_OK);
+    cr_assert_str_eq(g.vendor_id, "acme");
+    cr_assert_eq(sr_read_registry(e, "", SR_RG_VENDOR, "acme", &h, &g), SR_OK);
+    cr_assert_str_eq(g.vendor_kind, "ap");
+    cr_assert_eq(sr_read_registry(e, "op1", SR_RG_APP, "APP2", &h, &g), SR_ENOTFOUND);
+    sr_rec_close(&h);
+    finish(e);
+}
