@@ -1,6 +1,6 @@
 /*
  * engine/records.c -- the typed reads of engine/records.h: the one decoder of
- * each index record (MasterPut, RegistryPut, FilePut, MonitorEvent,
+ * each index record (MasterPut, RegistryPut, UserEvent, FilePut, MonitorEvent,
  * RequestCreated, RequestTransition) and the one walker of the engine's
  * framed lists (records each preceded by a 4-byte LE length), next_raw:
  * every reader of a list, in api/ and in the engine (engine/sheet_import.c),

@@ -7,8 +7,8 @@
  * that includes a protobuf header). Every decoder of an index record and
  * every walker of a list lives in engine/records.c, once.
  *
- * READS. A read fills a typed struct (sr_master, sr_reg_entry, sr_file_meta,
- * sr_monitor_rec, sr_request_rec); a list read opens a typed iterator. Every
+ * READS. A read fills a typed struct (sr_master, sr_reg_entry, sr_user,
+ * sr_file_meta, sr_monitor_rec, sr_request_rec); a list read opens a typed iterator. Every
  * string, array and byte slice such a struct holds points into memory that
  * the read's holder (sr_rec) owns:
  *
