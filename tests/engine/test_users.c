@@ -4,7 +4,8 @@
  * hash that verifies; a temporary password; a user changes their own
  * password; a deleted ID stays reserved; the refusals change nothing; a
  * one-time code step is accepted once; the rebuilt index equals the written
- * one (replay == rebuild). */
+ * one (replay == rebuild); the dump shows a user's event by name; `suiro
+ * init` creates the first platform admin; vendors and the links to them. */
 #include "engine/records.h"
 
 #include "engtest.h"
@@ -355,4 +356,37 @@ Test(users, vendors_are_the_platforms_and_apps_and_gateways_link_to_them)
     cr_assert_eq(sr_read_registry(e, "op1", SR_RG_APP, "APP2", &h, &g), SR_ENOTFOUND);
     sr_rec_close(&h);
     finish(e);
+}
+
+/* The dump (suiro replay) shows a user's event by name: who did it, from
+ * where, the user's ID, the action and the role names. */
+Test(users, replay_shows_users_by_name)
+{
+    static const char *const roles[] = {"gw_vendor_admin"};
+    sr_user u = {.id = "kenji", .name = "Kenji", .scope = SR_US_VENDOR, .scope_id = "gwmaker", .roles = roles,
+                 .n_roles = 1};
+    const sr_cmd_env env = {"", "root", SR_ACTOR_USER, NULL, "203.0.113.9:51234"};
+    sr_buf b, js;
+    sr_buf_init(&b);
+    sr_buf_init(&js);
+    char why[128];
+    cr_assert_eq(sr_cmd_user_create(&env, &u, "long enough password", 1, 1700000000000, &POL, &b, why, sizeof why),
+                 SR_OK);
+    sr_rec h = SR_REC_INIT;
+    sr_event_view ev;
+    cr_assert_eq(sr_event_decode(b.data, b.len, &h, &ev), SR_OK);
+    sr_event_json_opts o = {0};
+    cr_assert_eq(sr_event_view_json(&ev, &o, &js), SR_OK);
+    cr_assert_eq(sr_buf_append(&js, "", 1), SR_OK);
+    const char *s = (const char *)js.data;
+    cr_assert(strstr(s, "\"actor\":\"root\""), "%s", s);
+    cr_assert(strstr(s, "\"source\":\"203.0.113.9:51234\""), "%s", s);
+    cr_assert(strstr(s, "\"user_id\":\"kenji\""), "%s", s);
+    cr_assert(strstr(s, "\"action\":\"created\""), "%s", s);
+    cr_assert(strstr(s, "\"scope\":\"US_VENDOR\""), "%s", s);
+    cr_assert(strstr(s, "\"roles\":[\"gw_vendor_admin\"]"), "%s", s);
+    cr_assert(!strstr(s, "long enough password"), "%s", s);
+    sr_rec_close(&h);
+    sr_buf_release(&b);
+    sr_buf_release(&js);
 }
