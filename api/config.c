@@ -1,6 +1,8 @@
 /* api/config.c -- see config.h: the table as data, and what it drives. */
 #include "api/config.h"
 
+#include "engine/records.h"
+
 #include <errno.h>
 #include <ini.h>
 #include <stdio.h>
@@ -191,6 +193,10 @@ int sr_config_check(const sr_config *c, char *err, size_t errlen)
         snprintf(err, errlen, "[http] uploads_per_app <= uploads_per_operator < uploads_max is required");
         return -1;
     }
+    if (c->password_min_length > c->password_max_length) {
+        snprintf(err, errlen, "[users] password_min_length must not exceed password_max_length");
+        return -1;
+    }
     return 0;
 }
 
@@ -233,4 +239,11 @@ int sr_config_hostport(const char *s, char *host, size_t hostlen, int *port)
     if (*end || p < 0 || p > 65535) return -1;
     *port = (int)p;
     return 0;
+}
+
+void sr_config_password_policy(const sr_config *c, sr_password_policy *p)
+{
+    *p = (sr_password_policy){.min_length = c->password_min_length,
+                              .max_length = c->password_max_length,
+                              .max_age_days = c->password_max_age_days};
 }

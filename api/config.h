@@ -133,6 +133,10 @@
     U(login, workers, login_workers, 2, 1, 64, "scrypt threads")                                                       \
     U(login, queue_max, login_queue_max, 1024, 1, 100000, "logins waiting for a check")                                \
     U(login, queue_per_address, login_queue_per_address, 256, 1, 100000, "logins of one address waiting")              \
+    U(users, password_min_length, password_min_length, 12, 8, 1024, "the shortest password a user may set")          \
+    U(users, password_max_length, password_max_length, 128, 8, 4096, "the longest password a user may set")           \
+    U(users, password_max_age_days, password_max_age_days, 90, 0, 3650,                                               \
+      "days before a password must be changed; 0: never")                                                              \
     E(log, level, log_level, "info", "debug|info|warn|error", "logfmt lines on standard error from this level")        \
     SR_TEST_CONFIG_KEYS(U, S, E)
 
@@ -177,6 +181,10 @@ int sr_config_set(sr_config *c, const char *section, const char *key, const char
 int sr_config_load(sr_config *c, const char *file, char *err, size_t errlen);
 /* The checks between keys (invariant 2). 0, or -1 with a message. */
 int sr_config_check(const sr_config *c, char *err, size_t errlen);
+
+/* The password policy of [users] (engine/records.h sr_password_policy). */
+struct sr_password_policy;
+void sr_config_password_policy(const sr_config *c, struct sr_password_policy *p);
 /* Write c as INI: every key, each with its doc and range as a comment. */
 void sr_config_print(const sr_config *c, FILE *f);
 /* Split "host:port" ("[::1]:1883" for IPv6). 0 or -1. */

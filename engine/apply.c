@@ -26,6 +26,8 @@
  */
 #include "engine/engine_int.h"
 
+#include "codecs/ids.h"
+#include "engine/authz.h"
 #include "storage/index.h"
 
 #include <inttypes.h>
@@ -328,6 +330,28 @@ static int apply_registry_put(sr_engine *e, MDB_txn *t, Event *ev, sr_result *r,
         return sr__refuse(r, SR_EINVAL, "registry: kind and id are required");
     kl = mkkey(k, sizeof k, ev->operator_id, kind, ev->registry_put->id);
     if (!kl) return sr__refuse(r, SR_EINVAL, "registry id too long");
+    if (validate && ev->registry_put->kind == SUIRO__V1__REGISTRY_KIND__RG_VENDOR &&
+        (ev->operator_id[0] || (strcmp(ev->registry_put->vendor_kind, "ap") && strcmp(ev->registry_put->vendor_kind, "gw"))))
+        return sr__refuse(r, SR_EINVAL, "vendor %s: a vendor is the platform's (no operator) and of kind ap or gw",
+                          ev->registry_put->id);
+    if (validate && ev->registry_put->vendor_id[0]) {
+        /* a link to a vendor (R-ID-8): an app to an AP vendor, a gateway to a GW vendor */
+        uint8_t vk[300];
+        MDB_val vv;
+        const char vkind[2] = {(char)('0' + SUIRO__V1__REGISTRY_KIND__RG_VENDOR), 0};
+        size_t vkl = mkkey(vk, sizeof vk, "", vkind, ev->registry_put->vendor_id);
+        Suiro__V1__RegistryPut *vend = NULL;
+        if (vkl && get(t, DB(e, SR_DB_REGISTRY), vk, vkl, &vv) == SR_OK)
+            vend = suiro__v1__registry_put__unpack(NULL, vv.mv_size, vv.mv_data);
+        const char *want = ev->registry_put->kind == SUIRO__V1__REGISTRY_KIND__RG_APP       ? "ap"
+                           : ev->registry_put->kind == SUIRO__V1__REGISTRY_KIND__RG_GATEWAY ? "gw"
+                                                                                             : NULL;
+        int ok = vend && want && !strcmp(vend->vendor_kind, want);
+        if (vend) suiro__v1__registry_put__free_unpacked(vend, NULL);
+        if (!ok)
+            return sr__refuse(r, SR_EINVAL, "%s: vendor %s is not a registered %s vendor", ev->registry_put->id,
+                              ev->registry_put->vendor_id, want ? (want[0] == 'a' ? "AP" : "GW") : "app or gateway");
+    }
     if (validate && !ev->registry_put->secret_hash.len) {
         /* empty secret: keep the stored one */
         MDB_val v;
@@ -485,6 +509,119 @@ static int check_engine_only(sr_engine *e, MDB_txn *t, const Event *ev, sr_resul
  * (event_kind_has_row below, and the size of the table); test_engine's
  * "appliers" test checks the rows against the descriptor of Event too.
  */
+/* ---- users (docs/admin.md "Users"; the merge rules: UserEvent in
+ * codecs/events.proto). The index keeps the user's whole state; an action
+ * changes the fields it names. A deleted user's record stays (its ID is
+ * reserved for ever). */
+
+static int user_roles_ok(const UserEvent *u, sr_scope_kind kind, sr_result *r)
+{
+    if (!u->n_roles) return sr__refuse(r, SR_EINVAL, "user %s: at least one role is required", u->user_id);
+    for (size_t i = 0; i < u->n_roles; i++) {
+        sr_role role;
+        if (sr_role_parse(u->roles[i], &role))
+            return sr__refuse(r, SR_EINVAL, "user %s: unknown role '%s'", u->user_id, u->roles[i]);
+        if (sr_role_scope(role) != kind)
+            return sr__refuse(r, SR_EINVAL, "user %s: role %s does not belong to the user's scope", u->user_id,
+                              u->roles[i]);
+    }
+    return SR_OK;
+}
+
+static sr_scope_kind user_scope_kind(Suiro__V1__UserScope s)
+{
+    return s == SUIRO__V1__USER_SCOPE__US_OPERATOR ? SR_SCOPE_OPERATOR
+           : s == SUIRO__V1__USER_SCOPE__US_VENDOR ? SR_SCOPE_VENDOR
+                                                   : SR_SCOPE_PLATFORM;
+}
+
+static int apply_user(sr_engine *e, MDB_txn *t, Event *ev, sr_result *r, int validate)
+{
+    UserEvent *u = ev->user;
+    size_t kl = strlen(u->user_id);
+    if (validate && !sr_id_str_ok(u->user_id)) return sr__refuse(r, SR_EINVAL, "user: a valid user id is required");
+    if (!kl || kl > 64) return SR_OK; /* not one the writer accepted */
+    MDB_val v;
+    UserEvent *old = NULL;
+    if (get(t, DB(e, SR_DB_USERS), u->user_id, kl, &v) == SR_OK) {
+        old = suiro__v1__user_event__unpack(NULL, v.mv_size, v.mv_data);
+        if (!old) return sr__refuse(r, SR_ECORRUPT, "user %s: the index record does not decode", u->user_id);
+    }
+    const char *a = u->action;
+    int rc = SR_OK, created = !strcmp(a, "created");
+    UserEvent st = SUIRO__V1__USER_EVENT__INIT; /* the new state: old's fields, then the action's */
+    if (old) st = *old;
+    st.action = (char *)a;
+    st.approved_by = u->approved_by;
+    if (created) {
+        if (old) {
+            rc = sr__refuse(r, SR_EEXIST, "user %s %s", u->user_id,
+                            old->deleted ? "was deleted: its id stays reserved" : "exists");
+            goto out;
+        }
+        if (validate) {
+            int need_id = u->scope != SUIRO__V1__USER_SCOPE__US_PLATFORM;
+            if (u->scope < SUIRO__V1__USER_SCOPE__US_PLATFORM || u->scope > SUIRO__V1__USER_SCOPE__US_VENDOR ||
+                (need_id && !sr_id_str_ok(u->scope_id)) || (!need_id && u->scope_id[0])) {
+                rc = sr__refuse(r, SR_EINVAL, "user %s: scope must be the platform, or an operator or vendor with its id",
+                                u->user_id);
+                goto out;
+            }
+            if ((rc = user_roles_ok(u, user_scope_kind(u->scope), r))) goto out;
+            if (!u->password_hash.len) {
+                rc = sr__refuse(r, SR_EINVAL, "user %s: a password is required", u->user_id);
+                goto out;
+            }
+        }
+        st = *u;
+        st.totp_secret_sealed.len = 0;
+        st.totp_last_step = 0;
+        st.disabled = 0;
+        st.deleted = 0;
+    } else {
+        if (!old || old->deleted) {
+            rc = validate ? sr__refuse(r, SR_ENOTFOUND, "user %s does not exist", u->user_id) : SR_OK;
+            goto out;
+        }
+        if (!strcmp(a, "password_set")) {
+            if (validate && !u->password_hash.len) {
+                rc = sr__refuse(r, SR_EINVAL, "user %s: a password is required", u->user_id);
+                goto out;
+            }
+            st.password_hash = u->password_hash;
+            st.temporary = u->temporary;
+            st.password_set_ms = u->password_set_ms;
+        } else if (!strcmp(a, "roles_set")) {
+            if (validate && (rc = user_roles_ok(u, user_scope_kind(old->scope), r))) goto out;
+            st.n_roles = u->n_roles;
+            st.roles = u->roles;
+        } else if (!strcmp(a, "disabled") || !strcmp(a, "enabled")) {
+            st.disabled = a[0] == 'd';
+        } else if (!strcmp(a, "totp_set")) {
+            st.totp_secret_sealed = u->totp_secret_sealed;
+            st.totp_last_step = 0;
+        } else if (!strcmp(a, "totp_step")) {
+            if (validate && u->totp_last_step <= old->totp_last_step) {
+                rc = sr__refuse(r, SR_EINVAL, "user %s: this one-time code was used already", u->user_id);
+                goto out;
+            }
+            st.totp_last_step = u->totp_last_step;
+        } else if (!strcmp(a, "deleted")) {
+            st.deleted = 1;
+            st.disabled = 1;
+            st.password_hash.len = 0;
+            st.totp_secret_sealed.len = 0;
+        } else {
+            rc = validate ? sr__refuse(r, SR_EINVAL, "user %s: unknown action '%s'", u->user_id, a) : SR_OK;
+            goto out;
+        }
+    }
+    rc = put_packed(e, t, SR_DB_USERS, u->user_id, kl, &st.base);
+out:
+    if (old) suiro__v1__user_event__free_unpacked(old, NULL);
+    return rc;
+}
+
 #define SR_EVENT_KINDS(X)                                                     \
     X(__NOT_SET, check_no_body, NULL, NULL)                                    \
     X(_MEASUREMENTS, check_measurements, NULL, sr__heads_apply_measurements)      \
@@ -500,7 +637,7 @@ static int check_engine_only(sr_engine *e, MDB_txn *t, const Event *ev, sr_resul
     X(_FILE_DELETE, NULL, apply_file_delete, NULL)                            \
     X(_REGISTRY_PUT, NULL, apply_registry_put, NULL)                          \
     X(_REGISTRY_DELETE, NULL, apply_registry_delete, NULL)                    \
-    X(_USER, NULL, NULL, NULL)                                                \
+    X(_USER, NULL, apply_user, NULL)                                          \
     X(_AUTH, NULL, NULL, NULL)                                                \
     X(_KEY, NULL, NULL, NULL)                                                 \
     X(_ALARM, NULL, NULL, NULL)                                               \

@@ -45,6 +45,7 @@
 typedef Suiro__V1__Event Event;
 typedef Suiro__V1__PointValues PointValues;
 typedef Suiro__V1__MasterPut MasterPut;
+typedef Suiro__V1__UserEvent UserEvent;
 
 /* ------------------------------------------------------------------------ */
 /* Heads                                                                     */

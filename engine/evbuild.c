@@ -2,8 +2,10 @@
 #include "engine/evbuild.h"
 
 #include "codecs/base/sr_decimal.h"
+#include "engine/secret.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -852,8 +854,130 @@ int sr_cmd_registry_put(const sr_cmd_env *env, const sr_reg_entry *r, sr_buf *ou
     rp.pattern = S(r->pattern);
     rp.access = S(r->access);
     rp.protocol = S(r->protocol);
+    rp.vendor_id = S(r->vendor_id);
+    rp.vendor_kind = S(r->vendor_kind);
     Suiro__V1__Event ev = SUIRO__V1__EVENT__INIT;
     ev.body_case = SUIRO__V1__EVENT__BODY_REGISTRY_PUT;
     ev.registry_put = &rp;
     return env_pack(&ev, env, out);
+}
+
+/* ---- users ----------------------------------------------------------------- */
+
+int sr_password_check(const sr_password_policy *p, const char *password, char *why, size_t whylen)
+{
+    size_t n = password ? strlen(password) : 0;
+    if (n < p->min_length) {
+        snprintf(why, whylen, "password: at least %zu characters are required", p->min_length);
+        return SR_EINVAL;
+    }
+    if (p->max_length && n > p->max_length) {
+        snprintf(why, whylen, "password: at most %zu characters are allowed", p->max_length);
+        return SR_EINVAL;
+    }
+    return SR_OK;
+}
+
+int sr_password_expired(const sr_password_policy *p, int64_t set_ms, int64_t now_ms)
+{
+    return p->max_age_days > 0 && now_ms - set_ms > p->max_age_days * INT64_C(86400000);
+}
+
+static int user_pack(Suiro__V1__UserEvent *u, const sr_cmd_env *env, sr_buf *out)
+{
+    Suiro__V1__Event ev = SUIRO__V1__EVENT__INIT;
+    ev.body_case = SUIRO__V1__EVENT__BODY_USER;
+    ev.user = u;
+    return env_pack(&ev, env, out);
+}
+
+/* u's password fields from password (policy checked, hashed); hash is the
+ * caller's buffer, released by it. */
+static int user_password(Suiro__V1__UserEvent *u, const char *password, int temporary, int64_t now_ms,
+                         const sr_password_policy *pol, sr_buf *hash, char *why, size_t whylen)
+{
+    int rc = sr_password_check(pol, password, why, whylen);
+    if (rc) return rc;
+    if ((rc = sr_secret_hash(password, hash))) return rc;
+    u->password_hash.data = hash->data;
+    u->password_hash.len = hash->len;
+    u->temporary = temporary != 0;
+    u->password_set_ms = now_ms;
+    return SR_OK;
+}
+
+int sr_cmd_user_create(const sr_cmd_env *env, const sr_user *x, const char *password, int temporary, int64_t now_ms,
+                       const sr_password_policy *pol, sr_buf *out, char *why, size_t whylen)
+{
+    Suiro__V1__UserEvent u = SUIRO__V1__USER_EVENT__INIT;
+    u.user_id = S(x->id);
+    u.action = "created";
+    u.name = S(x->name);
+    u.scope = (Suiro__V1__UserScope)x->scope;
+    u.scope_id = S(x->scope_id);
+    u.roles = (char **)x->roles;
+    u.n_roles = x->n_roles;
+    u.approved_by = S(x->approved_by);
+    sr_buf h;
+    sr_buf_init(&h);
+    int rc = user_password(&u, password, temporary, now_ms, pol, &h, why, whylen);
+    if (!rc) rc = user_pack(&u, env, out);
+    sr_buf_release(&h);
+    return rc;
+}
+
+int sr_cmd_user_password(const sr_cmd_env *env, const char *id, const char *password, int temporary, int64_t now_ms,
+                         const sr_password_policy *pol, sr_buf *out, char *why, size_t whylen)
+{
+    Suiro__V1__UserEvent u = SUIRO__V1__USER_EVENT__INIT;
+    u.user_id = S(id);
+    u.action = "password_set";
+    sr_buf h;
+    sr_buf_init(&h);
+    int rc = user_password(&u, password, temporary, now_ms, pol, &h, why, whylen);
+    if (!rc) rc = user_pack(&u, env, out);
+    sr_buf_release(&h);
+    return rc;
+}
+
+int sr_cmd_user_roles(const sr_cmd_env *env, const char *id, const char *const *roles, size_t n,
+                      const char *approved_by, sr_buf *out)
+{
+    Suiro__V1__UserEvent u = SUIRO__V1__USER_EVENT__INIT;
+    u.user_id = S(id);
+    u.action = "roles_set";
+    u.roles = (char **)roles;
+    u.n_roles = n;
+    u.approved_by = S(approved_by);
+    return user_pack(&u, env, out);
+}
+
+int sr_cmd_user_state(const sr_cmd_env *env, const char *id, const char *action, const char *approved_by, sr_buf *out)
+{
+    if (!action || (strcmp(action, "disabled") && strcmp(action, "enabled") && strcmp(action, "deleted")))
+        return SR_EINVAL;
+    Suiro__V1__UserEvent u = SUIRO__V1__USER_EVENT__INIT;
+    u.user_id = S(id);
+    u.action = (char *)action;
+    u.approved_by = S(approved_by);
+    return user_pack(&u, env, out);
+}
+
+int sr_cmd_user_totp_set(const sr_cmd_env *env, const char *id, sr_slice sealed, sr_buf *out)
+{
+    Suiro__V1__UserEvent u = SUIRO__V1__USER_EVENT__INIT;
+    u.user_id = S(id);
+    u.action = "totp_set";
+    u.totp_secret_sealed.data = (uint8_t *)sealed.data;
+    u.totp_secret_sealed.len = sealed.len;
+    return user_pack(&u, env, out);
+}
+
+int sr_cmd_user_totp_step(const sr_cmd_env *env, const char *id, int64_t step, sr_buf *out)
+{
+    Suiro__V1__UserEvent u = SUIRO__V1__USER_EVENT__INIT;
+    u.user_id = S(id);
+    u.action = "totp_step";
+    u.totp_last_step = step;
+    return user_pack(&u, env, out);
 }

@@ -361,8 +361,9 @@ int sr_engine_master_get(sr_engine *e, const char *op, int kind, const char *id,
     return get_copy(e, SR_DB_MASTERS, op, ks, id, packed);
 }
 
-/* Every value of db whose key starts with the kl bytes of k: records each
- * preceded by a 4-byte LE length. */
+/* Every value of db whose key starts with the kl bytes of k (k NULL: every
+ * value of db): records each preceded by a 4-byte LE length. kl 0 with a k
+ * (a key that did not fit) is SR_EINVAL. */
 static int scan_prefix(sr_engine *e, sr_dbi db, const uint8_t *k, size_t kl, sr_buf *out, size_t *count)
 {
     MDB_txn *t;
@@ -370,13 +371,13 @@ static int scan_prefix(sr_engine *e, sr_dbi db, const uint8_t *k, size_t kl, sr_
     if (rc) return rc;
     MDB_cursor *c;
     *count = 0;
-    if (!kl || (rc = sr_index_err(mdb_cursor_open(t, DB(e, db), &c)))) {
+    if ((k && !kl) || (rc = sr_index_err(mdb_cursor_open(t, DB(e, db), &c)))) {
         sr_index_read_end(e->ix, t);
-        return kl ? rc : SR_EINVAL;
+        return rc ? rc : SR_EINVAL;
     }
     MDB_val K = {kl, (void *)k}, V;
-    int r = mdb_cursor_get(c, &K, &V, MDB_SET_RANGE);
-    while (r == 0 && K.mv_size >= kl && !memcmp(K.mv_data, k, kl)) {
+    int r = mdb_cursor_get(c, &K, &V, k ? MDB_SET_RANGE : MDB_FIRST);
+    while (r == 0 && K.mv_size >= kl && (!kl || !memcmp(K.mv_data, k, kl))) {
         uint8_t lb[4];
         sr_put_le32(lb, (uint32_t)V.mv_size);
         if ((rc = sr_buf_append(out, lb, 4)) || (rc = sr_buf_append(out, V.mv_data, V.mv_size))) break;
@@ -410,6 +411,16 @@ int sr_engine_registry_get(sr_engine *e, const char *op, int kind, const char *i
 {
     char ks[2] = {(char)('0' + kind), 0};
     return get_copy(e, SR_DB_REGISTRY, op, ks, id, packed);
+}
+
+int sr_engine_user_get(sr_engine *e, const char *id, sr_buf *packed)
+{
+    return get_copy(e, SR_DB_USERS, id, NULL, NULL, packed);
+}
+
+int sr_engine_user_list(sr_engine *e, sr_buf *out, size_t *count)
+{
+    return scan_prefix(e, SR_DB_USERS, NULL, 0, out, count);
 }
 
 int sr_engine_request_get(sr_engine *e, const char *op, const char *req, const char *gw, sr_buf *created,

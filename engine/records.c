@@ -1,6 +1,6 @@
 /*
  * engine/records.c -- the typed reads of engine/records.h: the one decoder of
- * each index record (MasterPut, RegistryPut, FilePut, MonitorEvent,
+ * each index record (MasterPut, RegistryPut, UserEvent, FilePut, MonitorEvent,
  * RequestCreated, RequestTransition) and the one walker of the engine's
  * framed lists (records each preceded by a 4-byte LE length), next_raw:
  * every reader of a list, in api/ and in the engine (engine/sheet_import.c),
@@ -20,6 +20,7 @@
 #include "codecs/events.pb-c.h"
 #include "engine/event_json.h"
 #include "engine/evbuild.h"
+#include "engine/secret.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -40,6 +41,10 @@ _Static_assert(SAME(SR_RG_OPERATOR, SUIRO__V1__REGISTRY_KIND__RG_OPERATOR) &&
                    SAME(SR_RG_APP, SUIRO__V1__REGISTRY_KIND__RG_APP) && SAME(SR_RG_GRANT, SUIRO__V1__REGISTRY_KIND__RG_GRANT) &&
                    SAME(SR_RG_VENDOR, SUIRO__V1__REGISTRY_KIND__RG_VENDOR),
                "registry kinds");
+_Static_assert(SAME(SR_US_PLATFORM, SUIRO__V1__USER_SCOPE__US_PLATFORM) &&
+                   SAME(SR_US_OPERATOR, SUIRO__V1__USER_SCOPE__US_OPERATOR) &&
+                   SAME(SR_US_VENDOR, SUIRO__V1__USER_SCOPE__US_VENDOR),
+               "user scopes");
 _Static_assert(SAME(SR_RK_IMMEDIATE, SUIRO__V1__REQUEST_KIND__RK_IMMEDIATE) &&
                    SAME(SR_RK_PERIODIC_START, SUIRO__V1__REQUEST_KIND__RK_PERIODIC_START) &&
                    SAME(SR_RK_PERIODIC_STOP, SUIRO__V1__REQUEST_KIND__RK_PERIODIC_STOP) &&
@@ -183,7 +188,32 @@ static int dec_registry(sr_rec *r, const uint8_t *p, size_t len, sr_reg_entry *o
                         .app_id = m->app_id,
                         .pattern = m->pattern,
                         .access = m->access,
-                        .protocol = m->protocol};
+                        .protocol = m->protocol,
+                        .vendor_id = m->vendor_id,
+                        .vendor_kind = m->vendor_kind};
+    return SR_OK;
+}
+
+static int dec_user(sr_rec *r, const uint8_t *p, size_t len, sr_user *o)
+{
+    Suiro__V1__UserEvent *m = suiro__v1__user_event__unpack(NULL, len, p);
+    int rc = keep(r, m, 1);
+    if (rc) return rc;
+    *o = (sr_user){.id = m->user_id,
+                   .name = m->name,
+                   .scope = (sr_user_scope)m->scope,
+                   .scope_id = m->scope_id,
+                   .roles = (const char *const *)m->roles,
+                   .n_roles = m->n_roles,
+                   .password_hash = {m->password_hash.data, m->password_hash.len},
+                   .temporary = m->temporary,
+                   .password_set_ms = m->password_set_ms,
+                   .disabled = m->disabled,
+                   .deleted = m->deleted,
+                   .totp_secret_sealed = {m->totp_secret_sealed.data, m->totp_secret_sealed.len},
+                   .totp_last_step = m->totp_last_step,
+                   .last_action = m->action,
+                   .approved_by = m->approved_by};
     return SR_OK;
 }
 
@@ -332,6 +362,24 @@ int sr_list_registry(sr_engine *e, const char *op, sr_reg_kind kind, sr_rec *r)
 }
 
 int sr_rec_next_registry(sr_rec *r, sr_reg_entry *out) { NEXT_ONE(dec_registry, out); }
+
+int sr_read_user(sr_engine *e, const char *id, sr_rec *r, sr_user *out)
+{
+    READ_ONE(sr_engine_user_get(e, id, &b_), dec_user, out);
+}
+
+int sr_list_users(sr_engine *e, sr_rec *r)
+{
+    list_reset(r);
+    return sr_engine_user_list(e, &r->raw, &r->count);
+}
+
+int sr_rec_next_user(sr_rec *r, sr_user *out) { NEXT_ONE(dec_user, out); }
+
+int sr_user_password_ok(const sr_user *u, const char *password)
+{
+    return sr_secret_check(password, u->password_hash.data, u->password_hash.len);
+}
 
 int sr_read_file(sr_engine *e, const char *op, const char *path, sr_rec *r, sr_file_meta *out)
 {

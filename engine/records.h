@@ -7,8 +7,8 @@
  * that includes a protobuf header). Every decoder of an index record and
  * every walker of a list lives in engine/records.c, once.
  *
- * READS. A read fills a typed struct (sr_master, sr_reg_entry, sr_file_meta,
- * sr_monitor_rec, sr_request_rec); a list read opens a typed iterator. Every
+ * READS. A read fills a typed struct (sr_master, sr_reg_entry, sr_user,
+ * sr_file_meta, sr_monitor_rec, sr_request_rec); a list read opens a typed iterator. Every
  * string, array and byte slice such a struct holds points into memory that
  * the read's holder (sr_rec) owns:
  *
@@ -156,12 +156,42 @@ typedef struct sr_reg_entry {
     const char *pattern;    /* grants: a data id or a prefix ending in '*' */
     const char *access;     /* grants: read, control, read+control */
     const char *protocol;   /* gateways: mqtt, http */
+    const char *vendor_id;  /* apps, gateways: the vendor that builds it (R-ID-8), "" none */
+    const char *vendor_kind; /* vendors (the platform's, operator ""): ap, gw */
 } sr_reg_entry;
 
 SR_MUST_CHECK int sr_read_registry(sr_engine *e, const char *op, sr_reg_kind kind, const char *id, sr_rec *r,
                                    sr_reg_entry *out);
 SR_MUST_CHECK int sr_list_registry(sr_engine *e, const char *op, sr_reg_kind kind, sr_rec *r);
 int sr_rec_next_registry(sr_rec *r, sr_reg_entry *out);
+
+/* ---- users (docs/admin.md "Users") ------------------------------------------ */
+
+typedef enum sr_user_scope {
+    SR_US_PLATFORM = 1,
+    SR_US_OPERATOR = 2,
+    SR_US_VENDOR = 3,
+} sr_user_scope;
+
+typedef struct sr_user {
+    const char *id, *name;
+    sr_user_scope scope;
+    const char *scope_id;       /* the operator's or vendor's id; "" for the platform */
+    const char *const *roles;   /* engine/authz.h role names */
+    size_t n_roles;
+    sr_slice password_hash;     /* scrypt record (engine/secret.h); len 0: none (deleted) */
+    int temporary;              /* the password must be changed at the next login */
+    int64_t password_set_ms;
+    int disabled, deleted;      /* a deleted user's record stays: its id is reserved */
+    sr_slice totp_secret_sealed; /* len 0: no TOTP */
+    int64_t totp_last_step;     /* the last accepted TOTP step (a code is accepted once) */
+    const char *last_action, *approved_by;
+} sr_user;
+
+SR_MUST_CHECK int sr_read_user(sr_engine *e, const char *id, sr_rec *r, sr_user *out);
+/* Every user of the platform, deleted ones too, in id order. */
+SR_MUST_CHECK int sr_list_users(sr_engine *e, sr_rec *r);
+int sr_rec_next_user(sr_rec *r, sr_user *out);
 
 /* ---- files ------------------------------------------------------------------- */
 
@@ -348,6 +378,39 @@ SR_MUST_CHECK int sr_cmd_request_created(const sr_cmd_env *env, const sr_request
 SR_MUST_CHECK int sr_cmd_request_transition(const sr_cmd_env *env, const sr_request_transition *rt, sr_buf *out);
 /* A monitor's whole state; gateway_id is set when it runs on one gateway. */
 SR_MUST_CHECK int sr_cmd_monitor(const sr_cmd_env *env, const sr_monitor_rec *m, sr_buf *out);
+/* Users. A password is hashed here (scrypt, slow: call off the event loop)
+ * after the policy's check (sr_password_check); why says what is wrong.
+ * now_ms is the password's set time. approved_by (NULL: none) is the second
+ * admin of a privilege change (R-ID-5). The engine refuses (sr_result): a
+ * created id that exists or ever existed (SR_EEXIST), a change of a user that
+ * does not exist or was deleted (SR_ENOTFOUND), a role not of the user's
+ * scope, a TOTP step not above the last accepted one (SR_EINVAL). */
+typedef struct sr_password_policy {
+    size_t min_length, max_length; /* in bytes */
+    int64_t max_age_days;          /* 0: no maximum age */
+} sr_password_policy;
+/* 0 when password fits the policy; else SR_EINVAL and why. */
+int sr_password_check(const sr_password_policy *p, const char *password, char *why, size_t whylen);
+/* 1 when a password set at set_ms is older than the policy's maximum age at now_ms. */
+int sr_password_expired(const sr_password_policy *p, int64_t set_ms, int64_t now_ms);
+SR_MUST_CHECK int sr_cmd_user_create(const sr_cmd_env *env, const sr_user *u, const char *password, int temporary,
+                                     int64_t now_ms, const sr_password_policy *pol, sr_buf *out, char *why,
+                                     size_t whylen);
+SR_MUST_CHECK int sr_cmd_user_password(const sr_cmd_env *env, const char *id, const char *password, int temporary,
+                                       int64_t now_ms, const sr_password_policy *pol, sr_buf *out, char *why,
+                                       size_t whylen);
+SR_MUST_CHECK int sr_cmd_user_roles(const sr_cmd_env *env, const char *id, const char *const *roles, size_t n,
+                                    const char *approved_by, sr_buf *out);
+/* action: "disabled", "enabled" or "deleted". */
+SR_MUST_CHECK int sr_cmd_user_state(const sr_cmd_env *env, const char *id, const char *action,
+                                    const char *approved_by, sr_buf *out);
+/* TOTP: the sealed secret (len 0: removed), and an accepted code's step. */
+SR_MUST_CHECK int sr_cmd_user_totp_set(const sr_cmd_env *env, const char *id, sr_slice sealed, sr_buf *out);
+SR_MUST_CHECK int sr_cmd_user_totp_step(const sr_cmd_env *env, const char *id, int64_t step, sr_buf *out);
+/* 1 when password is the user's (constant-time, one scrypt also for a
+ * user without a password: sr_secret_check). */
+int sr_user_password_ok(const sr_user *u, const char *password);
+
 /* A registry entry (secret_hash len 0: unchanged). */
 SR_MUST_CHECK int sr_cmd_registry_put(const sr_cmd_env *env, const sr_reg_entry *r, sr_buf *out);
 

@@ -45,6 +45,10 @@
  *              apply.c apply_session;
  *              an index without this database gets it empty at a
  *              read-write open: no older suiro wrote such a session)
+ *   users      user id -> packed UserEvent, the user's whole state (apply.c
+ *              apply_user; a deleted user's record stays: its ID is
+ *              reserved. An index without it gets it empty: no older suiro
+ *              wrote a UserEvent)
  *   msgidx     op \0 seq_hi u32 BE (the high 32 bits of a seq: one key per
  *              2^32 events) -> duplicates (DUPSORT, DUPFIXED) of 12 bytes:
  *              the first 8 bytes of SHA-256(op \0 actor \0 message id), then
@@ -109,7 +113,8 @@
     X(REQUESTS, "requests", 0)                     \
     X(MONITORS, "monitors", 0)                     \
     X(MSGIDS, "msgidx", MDB_DUPSORT | MDB_DUPFIXED) \
-    X(SESSIONS, "sessions", 0)
+    X(SESSIONS, "sessions", 0)                     \
+    X(USERS, "users", 0)
 
 typedef enum sr_dbi {
 #define SR_X_(id, name, flags) SR_DB_##id,

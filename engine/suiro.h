@@ -226,6 +226,11 @@ SR_MUST_CHECK int sr_engine_master_list(sr_engine *e, const char *op, int kind, 
 SR_MUST_CHECK int sr_engine_registry_list(sr_engine *e, const char *op, int kind, sr_buf *out, size_t *count);
 SR_MUST_CHECK int sr_engine_registry_get(sr_engine *e, const char *op, int kind, const char *id, sr_buf *packed);
 
+/* A user (packed UserEvent, the whole state; deleted ones too) by id, and
+ * every user in id order; same framing as master_list. */
+SR_MUST_CHECK int sr_engine_user_get(sr_engine *e, const char *id, sr_buf *packed);
+SR_MUST_CHECK int sr_engine_user_list(sr_engine *e, sr_buf *out, size_t *count);
+
 /* A request (packed RequestCreated) and its latest RequestTransition
  * (state->len 0: none yet), by id and gateway ("" or NULL: the app-level
  * request). SR_ENOTFOUND if there is no such request. docs/requests.md */

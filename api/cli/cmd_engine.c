@@ -1,6 +1,9 @@
 /*
  * api/cli/cmd_engine.c -- engine-level commands:
- *   suiro init [--demo] DIR            create a data directory (demo operator from the embedded sheet)
+ *   suiro init [--demo] [--admin ID] DIR
+ *                                      create a data directory (demo operator from the embedded sheet) and
+ *                                      its first platform admin (ID, default "admin") with a temporary
+ *                                      password printed once (docs/admin.md, "The first platform admin")
  *   suiro sheet import FILE DIR        apply a set-up sheet (all-or-nothing, idempotent)
  *   suiro sheet export DIR --operator OP
  *   suiro rebuild DIR [--discard-lost] drop the index and replay the whole log (progress on a terminal);
@@ -12,6 +15,9 @@
  */
 #include "api/cli/cli.h"
 #include "api/httpu.h"
+#include "storage/crypto.h"
+#include "codecs/ids.h"
+#include "api/config.h"
 #include "api/pki.h"
 #include "codecs/jsonlex.h"
 #include "codecs/rfc3339.h"
@@ -22,6 +28,7 @@
 #include "storage/blobs.h"
 #include "storage/log.h"
 
+#include <openssl/crypto.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
@@ -45,7 +52,7 @@ typedef struct common {
 
 /* Every option of these commands (each table takes the ones it needs). */
 typedef struct eopts {
-    const char *keyfile, *op, *from, *to, *gateway, *point, *kind, *app, *pem;
+    const char *keyfile, *op, *from, *to, *gateway, *point, *kind, *app, *pem, *admin;
     int demo, discard_lost, json;
 } eopts;
 
@@ -53,6 +60,7 @@ typedef struct eopts {
 
 const sr_opt sr_opts_init[] = {
     SR_OPT_FLAG("demo", 0, eopts, demo, "import the demo operator (docs/examples/demo-sheet.csv)"),
+    SR_OPT_STR("admin", 0, "ID", eopts, admin, "the first platform admin's user id (default admin)"),
     KEY_FILE,
     SR_OPT_END,
 };
@@ -165,6 +173,55 @@ static int import_bytes(const sr_command *cmd, sr_engine *e, const void *data, s
     return rc ? 1 : 0;
 }
 
+/* The first platform admin (issue #14): a random temporary password (hex of
+ * SR_INIT_PASSWORD_BYTES random bytes) into password, its user created in
+ * e by "system" from "cli". The password policy is the default of [users]
+ * (init reads no configuration file); the password is longer than its
+ * default minimum. 0 or 1 (the error printed). */
+#define SR_INIT_PASSWORD_BYTES 16
+static int first_admin(sr_engine *e, const char *admin, char *password)
+{
+    uint8_t raw[SR_INIT_PASSWORD_BYTES];
+    password[0] = 0;
+    sr_rec h = SR_REC_INIT;
+    int rc = sr_list_users(e, &h);
+    size_t users = h.count;
+    sr_rec_close(&h);
+    if (rc) {
+        fprintf(stderr, "suiro init: the users: %s\n", sr_strerror(rc));
+        return 1;
+    }
+    if (users) return 0; /* an existing directory: it has its admins (no new one, no password) */
+    if (sr_random(raw, sizeof raw)) {
+        fprintf(stderr, "suiro init: no randomness for the admin's password\n");
+        return 1;
+    }
+    sr_hex(raw, sizeof raw, password);
+    OPENSSL_cleanse(raw, sizeof raw);
+    sr_config cfg;
+    sr_config_defaults(&cfg);
+    sr_password_policy pol;
+    sr_config_password_policy(&cfg, &pol);
+    static const char *const roles[] = {"platform_admin"};
+    sr_user u = {.id = admin, .name = admin, .scope = SR_US_PLATFORM, .scope_id = "", .roles = roles, .n_roles = 1};
+    sr_cmd_env env = {"", "system", SR_ACTOR_SYSTEM, NULL, "cli"};
+    sr_buf evb;
+    sr_buf_init(&evb);
+    char why[160] = "";
+    sr_result res = {0};
+    rc = sr_cmd_user_create(&env, &u, password, 1, (int64_t)time(NULL) * 1000, &pol, &evb, why, sizeof why);
+    if (!rc) {
+        sr_slice sl = {evb.data, evb.len};
+        rc = sr_engine_submit_wait(e, &sl, 1, &res);
+        if (!rc) rc = res.rc;
+    }
+    sr_buf_release(&evb);
+    if (rc)
+        fprintf(stderr, "suiro init: the first platform admin: %s\n",
+                why[0] ? why : res.err.msg[0] ? res.err.msg : sr_strerror(rc));
+    return rc ? 1 : 0;
+}
+
 int sr_cmd_init(const sr_command *cmd, int argc, char **argv)
 {
     common c = {0};
@@ -173,17 +230,29 @@ int sr_cmd_init(const sr_command *cmd, int argc, char **argv)
     int rc = begin(cmd, argc, argv, &o, &c, &a, -1, 1, NULL);
     if (rc != GO_ON) return rc;
     int demo = o.demo;
+    const char *admin = o.admin ? o.admin : "admin";
+    if (!sr_id_str_ok(admin)) return sr_opts_error(cmd, "--admin: not an ID ([A-Za-z0-9._-]{1,64})");
     sr_engine *e;
     if (open_engine(cmd, &c, 0, &e)) return 1;
-    int code = 0;
-    if (demo) code = import_bytes(cmd, e, sr_demo_sheet, sr_demo_sheet_len, "demo-sheet.csv");
+    char password[2 * SR_INIT_PASSWORD_BYTES + 1];
+    int code = first_admin(e, admin, password);
+    if (!code && demo) code = import_bytes(cmd, e, sr_demo_sheet, sr_demo_sheet_len, "demo-sheet.csv");
     if (sr_engine_close(e)) code = 1;
     char perr[1200];
     if (!code && sr_pki_ensure_platform(c.dir, perr, sizeof perr)) {
         fprintf(stderr, "suiro init: %s\n", perr);
         code = 1;
     }
-    if (!code) printf("data directory %s ready%s\n", c.dir, demo ? " (demo operator 'demo')" : "");
+    if (!code) {
+        printf("data directory %s ready%s\n", c.dir, demo ? " (demo operator 'demo')" : "");
+        if (password[0]) {
+            printf("platform admin: %s\ntemporary password: %s\n", admin, password);
+            printf("this password is shown only once; it must be changed at first login\n");
+        } else {
+            printf("users exist already: no platform admin created, no password printed\n");
+        }
+    }
+    OPENSSL_cleanse(password, sizeof password);
     return code;
 }
 

@@ -275,6 +275,8 @@ Test(config, checks_between_keys)
         {"server", "work_queue_per_operator", "4097", "[server] work_*_per_operator"},
         {"http", "uploads_per_operator", "1024", "[http] uploads_per_app"},
         {"http", "uploads_per_app", "65", "[http] uploads_per_app"},
+        {"users", "password_min_length", "129", "[users] password_min_length"},
+        {"users", "password_min_length", "128", NULL},
     };
     for (size_t i = 0; i < sizeof CASES / sizeof CASES[0]; i++) {
         sr_config c;

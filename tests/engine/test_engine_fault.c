@@ -6,7 +6,9 @@
  * SR_EPOISONED), and after a reopen with the real file system and
  * allocator:
  *  - the log holds exactly the acknowledged events (no more, no fewer);
- *  - every point's range equals the model of the acknowledged commands;
+ *  - every point's range equals the model of the acknowledged commands, and
+ *    the users are those the acknowledged commands created (each command
+ *    c % 4 == 1 is a measurement and a user's creation, atomic);
  *  - the index equals one rebuilt from the log (content hash).
  * And resuming without a reopen (docs/durability.md section 7): after each
  * such fault the writer reopens the log and rebuilds the heads by itself;
@@ -160,6 +162,7 @@ typedef struct command {
     uint32_t xpoint[2][NPOINTS];
     sr_sample xs[2][NPOINTS];
     char msgid[32];
+    char user[16]; /* the user the command creates (its second event), or "" */
 } command;
 
 /* the samples of event v of command cm into model m, in input order */
@@ -235,8 +238,22 @@ static void build_commands(fixture *f, int64_t *clock)
                                     : (clock[k] += 1000);
                 cm->s[v][i] = value(&r, TYPES[k], ts);
             }
-            sr_pv_in in = {cm->point[v], TYPES[k], cm->s[v], cm->ns[v]};
             size_t before = cm->bytes.len;
+            if (v == 1) { /* an atomic command's second event: a user's creation (a slow hash, built once) */
+                static const char *const roles[] = {"operator_admin"};
+                static const sr_password_policy pol = {.min_length = 8, .max_length = 64};
+                static const sr_cmd_env env = {"op1", "root", SR_ACTOR_USER, NULL, "cli"};
+                snprintf(cm->user, sizeof cm->user, "u%d", c);
+                sr_user u = {.id = cm->user, .scope = SR_US_OPERATOR, .scope_id = "op1", .roles = roles, .n_roles = 1};
+                char why[128];
+                cr_assert_eq(sr_cmd_user_create(&env, &u, "a password", 1, 1600000000000, &pol, &cm->bytes, why,
+                                                sizeof why),
+                             SR_OK, "%s", why);
+                cm->ns[v] = 0;
+                cm->lens[v] = cm->bytes.len - before;
+                continue;
+            }
+            sr_pv_in in = {cm->point[v], TYPES[k], cm->s[v], cm->ns[v]};
             cr_assert_eq(sr_ev_measurements("op1", k % 2 ? "GW2" : "GW1", SR_ACTOR_GATEWAY,
                                             cm->nev == 2 ? "" : cm->msgid, &in, 1, &cm->bytes),
                          SR_OK);
@@ -355,7 +372,16 @@ typedef struct outcome {
     uint64_t events;   /* events in the log expected */
     int acked, refused;
     int acked_cmd[NCMD]; /* command c was acknowledged */
+    int users;         /* users the acknowledged commands created */
 } outcome;
+
+/* An acknowledged (not duplicate) command into the model. */
+static void model_add(outcome *out, const command *cm)
+{
+    out->events += cm->nev;
+    out->users += cm->user[0] != 0;
+    for (size_t v = 0; v < cm->nev; v++) cmd_model_put(out->m, cm, v);
+}
 
 static int listed(int rc) { return rc == SR_OK || rc == SR_EIO || rc == SR_ENOSPC || rc == SR_EPOISONED || rc == SR_ENOMEM; }
 
@@ -386,8 +412,7 @@ static void submit_all(sr_engine *e, fixture *f, outcome *out, const char *ctx)
         }
         stored[c] = 1;
         cr_assert_eq(res.count, cm->nev);
-        out->events += cm->nev;
-        for (size_t v = 0; v < cm->nev; v++) cmd_model_put(out->m, cm, v);
+        model_add(out, cm);
     }
 }
 
@@ -439,6 +464,21 @@ static void check_db(fixture *f, const outcome *out, const char *ctx)
                      "%s: the session of command %d (acknowledged %d, revocation acknowledged %d)", ctx, c,
                      out->acked_cmd[c], out->acked_cmd[SESS_REVOKE_U1]);
     }
+    /* the users: those of the acknowledged commands, each whole */
+    sr_rec ur = SR_REC_INIT;
+    sr_user u;
+    cr_assert_eq(sr_list_users(e, &ur), SR_OK);
+    int nu = 0, more;
+    while ((more = sr_rec_next_user(&ur, &u)) == 1) {
+        nu++;
+        int known = 0;
+        for (int c = 0; c < NCMD; c++) known |= !strcmp(f->cmds[c].user, u.id);
+        cr_assert(known && u.n_roles == 1 && u.temporary && sr_user_password_ok(&u, "a password"), "%s: user %s",
+                  ctx, u.id);
+    }
+    cr_assert_eq(more, 0, "%s: a user record does not decode", ctx);
+    sr_rec_close(&ur);
+    cr_assert_eq(nu, out->users, "%s: %d users in the index, %d acknowledged", ctx, nu, out->users);
     uint8_t live[32], rebuilt[32];
     cr_assert_eq(sr_engine_content_hash(e, live), SR_OK);
     cr_assert_eq(sr_engine_close(e), SR_OK, "%s: close after reopen", ctx);
@@ -659,8 +699,7 @@ static void run_recovery(vf_kind kind, const char *kname)
                 cr_assert_eq(c, NCMD - 1, "%s: command %d is a duplicate", ctx, c);
                 continue;
             }
-            out.events += cm->nev;
-            for (size_t v = 0; v < cm->nev; v++) cmd_model_put(out.m, cm, v);
+            model_add(&out, cm);
         }
         int fired = vfs_faulty_fired();
         vfs_faulty_arm(0, kind);
@@ -800,8 +839,7 @@ Test(engine_fault, resume_applies_a_durable_group_the_index_missed)
             cr_assert_eq(rc, SR_OK, "command %d: %s (%s)", c, sr_err_name(rc), res.err.msg);
         out.acked_cmd[c] = 1;
         if (res.duplicate && c != 3) continue;
-        out.events += cm->nev;
-        for (size_t v = 0; v < cm->nev; v++) cmd_model_put(out.m, cm, v);
+        model_add(&out, cm);
     }
     cr_assert(failed);
     sr_buf sb, strs;

@@ -10,6 +10,8 @@
  *    log and expected too -- so the range answers exactly the model;
  *  - sr_engine_latest is the newest sample of the model (never older than
  *    the newest acknowledged one);
+ *  - every user an acknowledged command created (the writer's every 16th
+ *    command of a thread) is in the index;
  *  - the index equals one rebuilt from the log (content hash). */
 #include <criterion/criterion.h>
 #include <inttypes.h>
@@ -22,6 +24,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "engine/records.h"
 #include "engtest.h"
 #include "storage/log.h"
 #include "testutil.h"
@@ -79,6 +82,10 @@ static sr_sample sample_of(uint32_t point, int64_t ts, unsigned q, uint64_t bits
     return s;
 }
 
+/* The users of acknowledged commands (every round's): each must exist. */
+static char acked_users[8192][64];
+static int nacked_users;
+
 typedef struct round_out {
     uint64_t last_seq;   /* seq of the last complete acknowledged block (0: none) */
     int acks;            /* complete blocks */
@@ -107,6 +114,7 @@ static void run_and_kill(const char *d, uint64_t seed, int want, uint64_t delay_
     cr_assert_not_null(in);
     char line[256];
     pending blk = {0};
+    char blk_user[64] = "";
     int killed = 0, ready = 0;
     uint64_t blk_seq = 0;
     while (fgets(line, sizeof line, in)) {
@@ -129,6 +137,9 @@ static void run_and_kill(const char *d, uint64_t seed, int want, uint64_t delay_
             blk_seq = seq;
             sr_sample s = sample_of(point, ts, q, bits);
             pend_add(&blk, point, &s);
+        } else if (sscanf(line, "user %" SCNu64 " %63s", &seq, blk_user) == 2) {
+            cr_assert(ready);
+            cr_assert_eq(blk.n, 0, "a user's line inside a measurements block");
         } else if (sscanf(line, "dup %" SCNu64, &seq) == 1) {
             cr_assert_eq(blk.n, 0);
             cr_assert_leq(seq, ro->last_seq ? ro->last_seq : UINT64_MAX, "a duplicate names a later command");
@@ -144,6 +155,11 @@ static void run_and_kill(const char *d, uint64_t seed, int want, uint64_t delay_
                 ro->last_seq = seq;
             }
             blk.n = 0;
+            if (blk_user[0]) {
+                cr_assert_lt(nacked_users, (int)(sizeof acked_users / sizeof *acked_users));
+                memcpy(acked_users[nacked_users++], blk_user, sizeof blk_user);
+                blk_user[0] = 0;
+            }
             if (++ro->acks >= want && !killed) {
                 struct timespec tsl = {0, (long)(delay_us * 1000)};
                 nanosleep(&tsl, NULL);
@@ -286,6 +302,14 @@ static void check_round(const char *d, int round, et_model *m, const round_out *
     }
     sr_buf_release(&out);
     sr_buf_release(&strs);
+    sr_rec ur = SR_REC_INIT;
+    for (int i = 0; i < nacked_users; i++) {
+        sr_user u;
+        cr_assert_eq(sr_read_user(e, acked_users[i], &ur, &u), SR_OK, "round %d: acknowledged user %s is missing",
+                     round, acked_users[i]);
+        cr_assert(u.temporary && u.n_roles == 1, "round %d: user %s", round, acked_users[i]);
+    }
+    sr_rec_close(&ur);
     uint8_t live[32], rebuilt[32];
     cr_assert_eq(sr_engine_content_hash(e, live), SR_OK);
     cr_assert_eq(sr_engine_close(e), SR_OK);
@@ -345,6 +369,7 @@ Test(engine_kill9, every_acknowledged_sample_survives_kill_9)
     cr_log_info("%d rounds, %d acknowledged commands, %d durable but unacknowledged, log ends at %" PRIu64, rounds,
                 total_acks, tail_events, durable_end - 1);
     cr_assert_gt(total_acks, rounds, "the writer should have acknowledged many commands");
+    cr_assert_gt(nacked_users, 0, "no user creation was acknowledged");
     cr_assert_gt(checkpointed, 0, "no round recovered from a heads checkpoint");
     int by_time = 0;
     cr_assert_gt(log_snapshots(d, &by_time), rounds, "the log should hold many Snapshot records");

@@ -13,15 +13,19 @@
  * sometimes repeat a recent message id (a duplicate: nothing is stored).
  * Every PAUSE_EVERY commands both threads stop for longer than the heads
  * checkpoint interval, so checkpoints by time are among those kill -9 meets.
+ * Every 16th command of a thread creates a user instead (a UserEvent, ID
+ * u-SEED-T-N).
  *
  * From the callback (the writer thread, after the command is durable) one
  * block per acknowledged command is printed and stdout flushed:
  *     ack SEQ POINT TS QUALITY BITS    one line per stored sample, in input
  *                                      order (later lines win for equal ts)
  *     dup SEQ                          a duplicate: nothing stored
+ *     user SEQ ID                      a user created
  *     end SEQ                          the block is complete
  * BITS is the value as 16 hex digits: the double's bits, the int64, or 0/1.
  * A block without its "end" line was not acknowledged. Any error: exit 1. */
+#include "engine/records.h"
 #include "engtest.h"
 #include "testutil.h"
 
@@ -60,6 +64,7 @@ typedef struct wthread {
 typedef struct wcmd {
     wthread *w;
     size_t npts;
+    char user[64]; /* the user this command creates, or "" */
     sr_pv_in pts[PTS_PER_THREAD];
     sr_sample s[PTS_PER_THREAD][MAXS];
 } wcmd;
@@ -90,6 +95,8 @@ static void on_done(void *ctx, const sr_result *res)
     }
     if (res->duplicate) {
         printf("dup %" PRIu64 "\n", res->seq);
+    } else if (c->user[0]) {
+        printf("user %" PRIu64 " %s\n", res->seq, c->user);
     } else {
         for (size_t p = 0; p < c->npts; p++)
             for (size_t i = 0; i < c->pts[p].n; i++) {
@@ -159,6 +166,20 @@ static void *thread_main(void *arg)
         wcmd *c = calloc(1, sizeof *c);
         if (!c) die("calloc", SR_ENOMEM);
         c->w = w;
+        if (n % 16 == 7) { /* a user's creation: a slow hash, built here, off the engine's writer */
+            static const char *const roles[] = {"operator_general"};
+            static const sr_password_policy pol = {.min_length = 8, .max_length = 64};
+            const sr_cmd_env env = {"op1", "root", SR_ACTOR_USER, NULL, "cli"};
+            snprintf(c->user, sizeof c->user, "u-%016" PRIx64 "-%d-%" PRIu64, seed, w->t, n);
+            sr_user u = {.id = c->user, .scope = SR_US_OPERATOR, .scope_id = "op1", .roles = roles, .n_roles = 1};
+            char why[128];
+            b.len = 0;
+            int rc = sr_cmd_user_create(&env, &u, "a password", 1, 1600000000000, &pol, &b, why, sizeof why);
+            if (rc) die("build a user", rc);
+            sr_slice sl = {b.data, b.len};
+            if ((rc = sr_engine_submit(eng, &sl, 1, on_done, c))) die("sr_engine_submit", rc);
+            continue;
+        }
         /* one to three of this thread's points, each once; a third of the
          * commands a snapshot (every point one value at one new time: a
          * Snapshot record), half of those with the last point's values as a
