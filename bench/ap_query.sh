@@ -128,15 +128,8 @@ fi
 pkg_version() { dpkg-query -W -f='${Version}' "$1" 2>/dev/null || echo unknown; }
 
 T=$(mktemp -d "${TMPDIR:-/tmp}/suiro-apquery-XXXXXX")
+. "$ROOT/bench/lib.sh"   # stop_pid, merge, field
 SRV= IDB= VM= PERF=
-stop_pid() { # PID: TERM, up to 15 s, then KILL
-  local p=$1
-  [ -n "$p" ] || return 0
-  if kill -0 "$p" 2>/dev/null; then kill -TERM "$p" 2>/dev/null || true; fi
-  for _ in $(seq 150); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-  if kill -0 "$p" 2>/dev/null; then kill -KILL "$p" 2>/dev/null || true; fi
-  wait "$p" 2>/dev/null || true
-}
 cleanup() {
   for p in $PERF $SRV $IDB $VM; do stop_pid "$p"; done
   rm -rf "$T"

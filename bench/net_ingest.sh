@@ -130,15 +130,8 @@ for s in $SYSTEMS; do
 done
 
 T=$(mktemp -d "${TMPDIR:-/tmp}/suiro-netbench-XXXXXX")
+. "$ROOT/bench/lib.sh"   # stop_pid, merge, field
 PID=   # the one server running at a time
-stop_pid() { # stop_pid PID: SIGTERM, wait up to 60 s, then SIGKILL
-  local p=$1
-  kill -0 "$p" 2>/dev/null || return 0
-  kill -TERM "$p" 2>/dev/null || true
-  for _ in $(seq 600); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-  if kill -0 "$p" 2>/dev/null; then kill -KILL "$p" 2>/dev/null || true; fi
-  wait "$p" 2>/dev/null || true
-}
 cleanup() {
   if [ -n "$PID" ]; then stop_pid "$PID"; fi
   if [ "${NI_KEEP:-0}" = 1 ]; then say "kept $T"; else rm -rf "$T"; fi
@@ -146,17 +139,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# merge JSON objects left to right (later keys win), compact, key order kept
-merge() {
-  "$PY" -c 'import json,sys
-d={}
-for a in sys.argv[1:]: d.update(json.loads(a))
-print(json.dumps(d,separators=(",",":")))' "$@"
-}
-field() { "$PY" -c 'import json,sys
-v = json.loads(sys.argv[1]).get(sys.argv[2])
-print("" if v is None else v)' "$1" "$2"; }
-fieldn() { local v; v=$(field "$1" "$2"); echo "${v:-null}"; }   # for JSON: null when missing
 free_port() { "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 cpu_s() { # user+system CPU seconds of a live process
   awk -v hz="$(getconf CLK_TCK)" '{sub(/^.*\) /, ""); printf "%.2f", ($12 + $13) / hz}' "/proc/$1/stat" 2>/dev/null || echo null

@@ -83,15 +83,8 @@ case " $SYSTEMS " in *" victoriametrics "*)
 esac
 
 T=$(mktemp -d "${TMPDIR:-/tmp}/suiro-restart-XXXXXX")
+. "$ROOT/bench/lib.sh"   # stop_pid, merge, field
 PID=
-stop_pid() { # stop_pid PID: SIGTERM, wait up to 60 s, then SIGKILL
-  local p=$1
-  kill -0 "$p" 2>/dev/null || return 0
-  kill -TERM "$p" 2>/dev/null || true
-  for _ in $(seq 600); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-  if kill -0 "$p" 2>/dev/null; then kill -KILL "$p" 2>/dev/null || true; fi
-  wait "$p" 2>/dev/null || true
-}
 cleanup() {
   if [ -n "$PID" ]; then stop_pid "$PID"; fi
   if [ "${RS_KEEP:-0}" = 1 ]; then say "kept $T"; else rm -rf "$T"; fi
@@ -99,14 +92,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-merge() { "$PY" -c 'import json,sys
-d={}
-for a in sys.argv[1:]: d.update(json.loads(a))
-print(json.dumps(d,separators=(",",":")))' "$@"; }
-field() { "$PY" -c 'import json,sys
-v = json.loads(sys.argv[1]).get(sys.argv[2])
-print("" if v is None else v)' "$1" "$2"; }
-fieldn() { local v; v=$(field "$1" "$2"); echo "${v:-null}"; }
 free_port() { "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 div() { awk -v a="$1" -v b="$2" 'BEGIN { if (b + 0 == 0 || a == "" || a == "null" || b == "null") print "null"; else printf "%.3f", a / b }'; }
 elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", b - a }'; }
