@@ -37,7 +37,10 @@ typedef enum sr_caller {
     SR_CALLER_NONE = 1, /* anyone (the session routes: the handler checks the secret) */
     SR_CALLER_APP,      /* an AP-IF session token (the handler gets its sr_ap_token) */
     SR_CALLER_GATEWAY,  /* a GW-IF session token */
-    SR_CALLER_ADMIN,    /* an administrator (issue #14: /admin/v1) */
+    SR_CALLER_ADMIN,    /* a user's admin session (/admin/v1) whose password is neither temporary nor
+                         * expired; the handler gets its sr_admin_caller (api/admin_int.h) */
+    SR_CALLER_USER,     /* any user's admin session, also one that must change its password first
+                         * (only: logout, who am I, change my password, TOTP enrolment) */
 } sr_caller;
 
 /* body limits: bytes, or [http] max_body (enforced by h2o before any handler) */
@@ -70,6 +73,10 @@ struct sr_route {
     sr_route_fn handler;
     sr_caller caller;
     size_t body_max; /* bytes, SR_BODY_HTTP_MAX for [http] max_body */
+    int action;      /* /admin/v1 rows: 1 + the sr_authz_action (engine/authz.h) the dispatcher checks
+                      * against the target the path names before the handler runs; 0: no check
+                      * beyond the caller class (AP-IF, GW-IF, and the admin routes that
+                      * check their target themselves) */
 };
 
 /* The rows of each binding, next to their handlers. */

@@ -1,0 +1,111 @@
+/*
+ * api/admin_int.h -- the Admin API (/admin/v1, issue #14) internals shared
+ * by its files. Not an API. docs/admin.md is the reference (roles, routes,
+ * the two-person rule); docs/api/openapi.yaml binds every route.
+ *
+ * Files and their rows (each file owns one route table; routes.c lists them
+ * in sr_route_lists, binding "Admin"):
+ *   admin_http.c     the dispatcher, user sessions (login with password and
+ *                    TOTP, logout, forced password change), who am I, the
+ *                    caller's own password and TOTP enrolment, users,
+ *                    operators and vendors          (sr_admin_routes)
+ *   admin_setup.c    an operator's set-up: sheet import/export, masters,
+ *                    gateways, apps, grants, certificates
+ *                                                    (sr_admin_setup_routes)
+ *   admin_pending.c  the two-person rule: pending changes, approve, reject
+ *                                                    (sr_admin_pending_routes)
+ *   admin_audit.c    audit events for auditors and operator admins
+ *                                                    (sr_admin_audit_routes)
+ *   admin_files.c    documents' and files' owners, grants and share lists
+ *                    (R-PO-2)                        (sr_admin_files_routes)
+ *
+ * Paths name their target, so that the dispatcher can authorize a row's
+ * action (sr_route.action) before the handler runs, the same way for every
+ * route:
+ *   /admin/v1/operators/{operatorId}/...   target: that operator; for a
+ *       path with {appId} or {gatewayId} under it, also that app's or
+ *       gateway's vendor (the registry's vendor_id), so that a vendor user
+ *       reaches its own vendor's apps and gateways
+ *   /admin/v1/vendors/{vendorId}/...       target: that vendor
+ *   /admin/v1/users/{userId}...            target: that user's scope
+ *   anything else                          target: the platform
+ * A refused action is answered 403 E2003 naming the action and the role,
+ * and is an audit event (outcome refused) like every admin operation.
+ */
+#ifndef SR_ADMIN_INT_H
+#define SR_ADMIN_INT_H
+
+#include "api/httpu.h"
+#include "api/routes.h"
+#include "api/wire.h"
+#include "engine/authz.h"
+#include "engine/records.h"
+
+#include <jansson.h>
+
+/* The authenticated user of an admin request (c->caller). */
+typedef struct sr_admin_caller {
+    char user[72];      /* the user's ID */
+    char op[72];        /* the user's operator, "" for platform and vendor users */
+    sr_scope_kind scope;
+    char scope_id[72];  /* the operator's or vendor's ID; "" for the platform */
+    sr_role roles[SR_ROLE_COUNT];
+    size_t nroles;
+    int must_change;    /* a temporary or expired password: only SR_CALLER_USER routes */
+    char source[64];    /* the peer's address, for events */
+    uint8_t token_hash[32];
+} sr_admin_caller;
+
+/* The routes' tables (one per file, see above). */
+extern const sr_route sr_admin_routes[];
+extern const size_t sr_admin_nroutes;
+extern const sr_route sr_admin_setup_routes[];
+extern const size_t sr_admin_setup_nroutes;
+extern const sr_route sr_admin_pending_routes[];
+extern const size_t sr_admin_pending_nroutes;
+extern const sr_route sr_admin_audit_routes[];
+extern const size_t sr_admin_audit_nroutes;
+extern const sr_route sr_admin_files_routes[];
+extern const size_t sr_admin_files_nroutes;
+
+/* The binding's engine (c->binding is the sr_admin). */
+struct sr_admin;
+sr_engine *sr_admin_engine(const sr_route_call *c);
+
+/* 1 if the caller may do act on t (any of its roles, sr_authz_allows);
+ * otherwise answers 403 E2003 naming the action, audits the refusal, and
+ * returns 0. For handlers whose target is not in the path. */
+int sr_admin_authorize(const sr_route_call *c, sr_authz_action act, const sr_authz_target *t);
+
+/* The command environment of an admin change: actor the caller's user ID,
+ * kind SR_ACTOR_USER, source the peer's address, operator op. */
+sr_cmd_env sr_admin_env(const sr_route_call *c, const char *op);
+
+/* The request's JSON object body, or NULL after answering 400 E1002 (not
+ * JSON / not an object) -- the caller json_decref()s it. */
+json_t *sr_admin_body(const sr_route_call *c);
+
+/* Answer 400 E1001 naming the field: {"code":"E1001","message":"<field>:
+ * <why>","detail":{"field":"<field>"}}, and audit the refusal. */
+void sr_admin_bad_field(const sr_route_call *c, const char *field, const char *why);
+
+/* Submit the one event a builder appended to b (rc: the builder's return)
+ * and answer once it is durable: status with answer (consumed; NULL: 204),
+ * or the engine's refusal mapped to its wire error with the engine's
+ * message (which names the field or entry). b is consumed. */
+void sr_admin_submit(const sr_route_call *c, int rc, sr_buf *b, int status, json_t *answer);
+
+/* Run work(ctx) on the worker queue (engine calls that wait, such as a
+ * sheet import, never on the loop); it fills *answer / code / msg; the
+ * loop then answers. */
+typedef struct sr_admin_work {
+    int status;          /* the success status (200, 201, 204) */
+    json_t *answer;      /* set by work(); NULL: 204 */
+    sr_wire code;        /* SR_WIRE_OK or a refusal */
+    char msg[512];
+    json_t *detail;      /* optional detail of the refusal */
+} sr_admin_work;
+void sr_admin_run(const sr_route_call *c, void (*work)(sr_admin_work *w, void *ctx), void *ctx,
+                  void (*ctx_free)(void *ctx));
+
+#endif
