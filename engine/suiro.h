@@ -233,6 +233,9 @@ SR_MUST_CHECK int sr_engine_registry_get(sr_engine *e, const char *op, int kind,
  * every user in id order; same framing as master_list. */
 SR_MUST_CHECK int sr_engine_user_get(sr_engine *e, const char *id, sr_buf *packed);
 SR_MUST_CHECK int sr_engine_user_list(sr_engine *e, sr_buf *out, size_t *count);
+/* The login policy (packed LoginPolicy) of operator op ("": the platform's);
+ * SR_ENOTFOUND when none was set. */
+SR_MUST_CHECK int sr_engine_policy_get(sr_engine *e, const char *op, sr_buf *packed);
 
 /* A request (packed RequestCreated) and its latest RequestTransition
  * (state->len 0: none yet), by id and gateway ("" or NULL: the app-level
