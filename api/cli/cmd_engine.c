@@ -784,17 +784,11 @@ int sr_cmd_cert_import(const sr_command *cmd, int argc, char **argv)
         fprintf(stderr, "suiro cert: %s: %s\n", pemfile, strerror(errno));
         return 1;
     }
-    X509 *x = PEM_read_X509(f, NULL, NULL, NULL);
-    long len = 0;
-    char *pem = NULL;
-    if (x && fseek(f, 0, SEEK_END) == 0 && (len = ftell(f)) > 0 && len < 65536 && fseek(f, 0, SEEK_SET) == 0 &&
-        (pem = calloc(1, (size_t)len + 1)) && fread(pem, 1, (size_t)len, f) != (size_t)len) {
-        free(pem);
-        pem = NULL;
-    }
+    char *pem = calloc(1, 65536);
+    size_t len = pem ? fread(pem, 1, 65535, f) : 0;
+    int more = pem && fgetc(f) != EOF;
     fclose(f);
-    X509_free(x);
-    if (!x || !pem) {
+    if (!pem || more || !sr_cert_pem_ok(pem, len)) {
         fprintf(stderr, "suiro cert: %s: not a PEM X.509 certificate (at most 64 KiB)\n", pemfile);
         free(pem);
         return 1;
@@ -804,40 +798,22 @@ int sr_cmd_cert_import(const sr_command *cmd, int argc, char **argv)
         free(pem);
         return 1;
     }
-    int code = 1;
-    sr_buf evb;
-    sr_buf_init(&evb);
-    sr_rec cur = SR_REC_INIT;
-    sr_reg_entry rp;
-    int rc = sr_read_registry(e, op, (sr_reg_kind)kind, id, &cur, &rp);
-    if (rc == SR_ECORRUPT) {
-        fprintf(stderr, "suiro cert: the registry entry does not decode\n");
-        goto done;
-    }
-    if (rc) {
-        fprintf(stderr, "suiro cert: %s %s of operator %s: %s\n", kind == SR_RG_APP ? "app" : "gateway",
-                id, op, rc == SR_ENOTFOUND ? "not registered (import a set-up sheet first)" : sr_strerror(rc));
-        goto done;
-    }
-    rp.cert_pem = pem;
-    rp.secret_hash.len = 0; /* empty: the writer keeps the stored hash */
+    /* what the admin API's PUT .../certificate does (engine/sheet.h) */
     sr_cmd_env env = {op, "cli", SR_ACTOR_USER, NULL, "cli"};
+    sr_reg_change ch = {.cert_pem = pem, .disabled = -1};
     sr_result res;
-    if ((rc = sr_cmd_registry_put(&env, &rp, &evb)) == SR_OK) {
-        sr_slice sl = {evb.data, evb.len};
-        rc = sr_engine_submit_wait(e, &sl, 1, &res);
-        if (!rc) rc = res.rc;
-    }
-    if (rc) fprintf(stderr, "suiro cert: %s\n", sr_strerror(rc));
-    else {
+    int code = 1;
+    if (sr_engine_registry_change(e, &env, (sr_reg_kind)kind, id, &ch, &res)) {
+        if (res.rc == SR_ENOTFOUND)
+            fprintf(stderr, "suiro cert: %s %s of operator %s: not registered (import a set-up sheet first)\n",
+                    kind == SR_RG_APP ? "app" : "gateway", id, op);
+        else fprintf(stderr, "suiro cert: %s\n", res.err.msg[0] ? res.err.msg : sr_strerror(res.rc));
+    } else {
         printf("certificate of %s %s registered (seq %" PRIu64 ")\n",
                kind == SR_RG_APP ? "app" : "gateway", id, res.seq);
         code = 0;
     }
-done:
-    sr_rec_close(&cur);
     free(pem);
-    sr_buf_release(&evb);
     if (sr_engine_close(e)) code = 1;
     return code;
 }
