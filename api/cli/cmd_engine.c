@@ -52,7 +52,7 @@ typedef struct common {
 
 /* Every option of these commands (each table takes the ones it needs). */
 typedef struct eopts {
-    const char *keyfile, *op, *from, *to, *gateway, *point, *kind, *app, *pem, *admin;
+    const char *keyfile, *op, *from, *to, *gateway, *point, *kind, *app, *pem, *admin, *url, *token;
     int demo, discard_lost, json;
 } eopts;
 
@@ -64,7 +64,12 @@ const sr_opt sr_opts_init[] = {
     KEY_FILE,
     SR_OPT_END,
 };
-const sr_opt sr_opts_sheet_import[] = {KEY_FILE, SR_OPT_END};
+/* against a running server: its admin API (docs/admin.md) */
+#define SERVER_OPTS                                                                                             \
+    SR_OPT_STR("url", 0, "URL", eopts, url, "a running server's HTTP base URL [SUIRO_URL]"),                     \
+        SR_OPT_STR("token", 0, "TOKEN", eopts, token, "an admin session token of that server [SUIRO_TOKEN]")
+
+const sr_opt sr_opts_sheet_import[] = {KEY_FILE, SERVER_OPTS, SR_OPT_END};
 const sr_opt sr_opts_sheet_export[] = {
     SR_OPT_STR("operator", 0, "OP", eopts, op, "the operator (required)"),
     KEY_FILE,
@@ -97,6 +102,7 @@ const sr_opt sr_opts_cert_import[] = {
     SR_OPT_STR("gateway", 0, "ID", eopts, gateway, "the gateway whose certificate it is"),
     SR_OPT_STR("pem", 0, "FILE", eopts, pem, "the certificate (one PEM X.509, at most 64 KiB)"),
     KEY_FILE,
+    SERVER_OPTS,
     SR_OPT_END,
 };
 
@@ -133,6 +139,42 @@ static int open_engine(const sr_command *cmd, const common *c, int readonly, sr_
     sr_errinfo ei;
     int rc = sr_engine_open(c->dir, &o, e, &ei);
     if (rc)
+        fprintf(stderr, "suiro %s: %s: %s%s\n", cmd->name, c->dir, ei.msg[0] ? ei.msg : sr_strerror(rc),
+                sr_cli_key_hint(rc, c->has_key));
+    return rc;
+}
+
+/* A running server holds DIR (its log is open for writing): a change goes
+ * through the server's admin API. With a URL and a token (--url/--token,
+ * else SUIRO_URL/SUIRO_TOKEN) it runs the `suiro admin` command argv (which
+ * takes them from the environment) and returns its exit code; without them
+ * it names that command and returns 1. */
+static int through_server(const sr_command *cmd, const common *c, const eopts *o, char **argv, int argc)
+{
+    const char *url = o->url ? o->url : getenv("SUIRO_URL"), *token = o->token ? o->token : getenv("SUIRO_TOKEN");
+    if (url && url[0] && token && token[0]) {
+        if (setenv("SUIRO_URL", url, 1) || setenv("SUIRO_TOKEN", token, 1)) return 1;
+        return sr_cli_run(argc, argv);
+    }
+    fprintf(stderr, "suiro %s: %s: the server is running (its log is open for writing in another process); make "
+                    "the change through it:\n ",
+            cmd->name, c->dir);
+    fprintf(stderr, " suiro");
+    for (int i = 0; i < argc; i++) fprintf(stderr, " %s", argv[i]);
+    fprintf(stderr, "\n(with SUIRO_URL and SUIRO_TOKEN set), or run this command again with --url URL --token TOKEN\n");
+    return 1;
+}
+
+/* As open_engine, but a log held by a running server is *locked = 1 and
+ * printed by through_server instead. */
+static int open_engine_or_server(const sr_command *cmd, const common *c, sr_engine **e, int *locked)
+{
+    sr_engine_opts o = {.key = c->has_key ? &c->key : NULL};
+    sr_errinfo ei;
+    *locked = 0;
+    int rc = sr_engine_open(c->dir, &o, e, &ei);
+    if (rc == SR_ELOCKED) *locked = 1;
+    else if (rc)
         fprintf(stderr, "suiro %s: %s: %s%s\n", cmd->name, c->dir, ei.msg[0] ? ei.msg : sr_strerror(rc),
                 sr_cli_key_hint(rc, c->has_key));
     return rc;
@@ -278,10 +320,20 @@ int sr_cmd_sheet_import(const sr_command *cmd, int argc, char **argv)
             if (sr_buf_append(&b, tmp, n)) break;
         fclose(f);
         sr_engine *e;
-        int code = 1;
-        if (!open_engine(cmd, &c, 0, &e)) {
+        int code = 1, locked;
+        if (!open_engine_or_server(cmd, &c, &e, &locked)) {
             code = import_bytes(cmd, e, b.data ? (const void *)b.data : "", b.len, file);
             if (sr_engine_close(e)) code = 1;
+        } else if (locked) {
+            /* the sheet names its operator ("OP" when it does not parse: the
+             * server's answer will list its errors) */
+            sr_sheet *sh = NULL;
+            (void)!sr_sheet_parse(b.data ? (const void *)b.data : "", b.len, NULL, &sh);
+            char op[SR_SHEET_ID_MAX + 1];
+            snprintf(op, sizeof op, "%s", sh && sh->n_operators ? sh->operators[0].id : "OP");
+            sr_sheet_free(sh);
+            char *av[] = {"admin", "sheet", "import", "--operator", op, (char *)file, NULL};
+            code = through_server(cmd, &c, &o, av, 6);
         }
         sr_buf_release(&b);
         return code;
@@ -794,9 +846,12 @@ int sr_cmd_cert_import(const sr_command *cmd, int argc, char **argv)
         return 1;
     }
     sr_engine *e;
-    if (open_engine(cmd, &c, 0, &e)) {
+    int locked;
+    if (open_engine_or_server(cmd, &c, &e, &locked)) {
         free(pem);
-        return 1;
+        char *av[] = {"admin", "cert", "import", "--operator", (char *)op, o.app ? "--app" : "--gateway", (char *)id,
+                      "--pem", (char *)pemfile, NULL};
+        return locked ? through_server(cmd, &c, &o, av, 9) : 1;
     }
     /* what the admin API's PUT .../certificate does (engine/sheet.h) */
     sr_cmd_env env = {op, "cli", SR_ACTOR_USER, NULL, "cli"};

@@ -135,13 +135,13 @@ static int cmd_routes(const sr_command *cmd, int argc, char **argv)
     return 0;
 }
 
-int main(int argc, char **argv)
+int sr_cli_run(int argc, char **argv)
 {
-    if (argc < 2) {
+    if (argc < 1) {
         usage(stderr);
         return 2;
     }
-    const char *a1 = argv[1];
+    const char *a1 = argv[0];
     if (!strcmp(a1, "--help") || !strcmp(a1, "-h") || !strcmp(a1, "help")) {
         usage(stdout);
         return 0;
@@ -150,22 +150,24 @@ int main(int argc, char **argv)
     int group = 0;
     for (size_t i = 0; i < NCOMMANDS; i++) {
         const sr_command *c = &COMMANDS[i];
-        if (!strcmp(c->name, a1)) return c->run(c, argc - 1, argv + 1);
+        if (!strcmp(c->name, a1)) return c->run(c, argc, argv);
         size_t l = strlen(a1);
         if (!strncmp(c->name, a1, l) && c->name[l] == ' ') {
             group = 1;
-            if (argc > 2 && !strcmp(c->name + l + 1, argv[2])) return c->run(c, argc - 2, argv + 2);
+            if (argc > 1 && !strcmp(c->name + l + 1, argv[1])) return c->run(c, argc - 1, argv + 1);
         }
     }
     if (group) {
-        if (argc > 2 && (!strcmp(argv[2], "--help") || !strcmp(argv[2], "-h"))) {
+        if (argc > 1 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
             group_usage(stdout, a1);
             return 0;
         }
-        if (argc > 2) fprintf(stderr, "suiro %s: unknown subcommand '%s'\n\n", a1, argv[2]);
+        if (argc > 1) fprintf(stderr, "suiro %s: unknown subcommand '%s'\n\n", a1, argv[1]);
         group_usage(stderr, a1);
         return 2;
     }
     fprintf(stderr, "suiro: unknown command '%s'\nTry 'suiro --help'.\n", a1);
     return 2;
 }
+
+int main(int argc, char **argv) { return sr_cli_run(argc - 1, argv + 1); }
