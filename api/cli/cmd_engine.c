@@ -332,8 +332,8 @@ int sr_cmd_sheet_import(const sr_command *cmd, int argc, char **argv)
             char op[SR_SHEET_ID_MAX + 1];
             snprintf(op, sizeof op, "%s", sh && sh->n_operators ? sh->operators[0].id : "OP");
             sr_sheet_free(sh);
-            char *av[] = {"admin", "sheet", "import", "--operator", op, (char *)file, NULL};
-            code = through_server(cmd, &c, &o, av, 6);
+            char *av[] = {"admin", "sheet-import", op, (char *)file, NULL};
+            code = through_server(cmd, &c, &o, av, 4);
         }
         sr_buf_release(&b);
         return code;
@@ -849,9 +849,8 @@ int sr_cmd_cert_import(const sr_command *cmd, int argc, char **argv)
     int locked;
     if (open_engine_or_server(cmd, &c, &e, &locked)) {
         free(pem);
-        char *av[] = {"admin", "cert", "import", "--operator", (char *)op, o.app ? "--app" : "--gateway", (char *)id,
-                      "--pem", (char *)pemfile, NULL};
-        return locked ? through_server(cmd, &c, &o, av, 9) : 1;
+        char *av[] = {"admin", o.app ? "app-cert" : "gateway-cert", (char *)op, (char *)id, (char *)pemfile, NULL};
+        return locked ? through_server(cmd, &c, &o, av, 5) : 1;
     }
     /* what the admin API's PUT .../certificate does (engine/sheet.h) */
     sr_cmd_env env = {op, "cli", SR_ACTOR_USER, NULL, "cli"};

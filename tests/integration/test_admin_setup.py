@@ -268,11 +268,36 @@ try:
     env.pop("SUIRO_TOKEN", None)
     r = subprocess.run([BIN, "sheet", "import", sheet_file, D], capture_output=True, text=True, env=env)
     check("suiro sheet import on a running server's directory names the admin command",
-          r.returncode == 1 and "suiro admin sheet import --operator demo %s" % sheet_file in r.stderr, r.stderr)
+          r.returncode == 1 and "suiro admin sheet-import demo %s" % sheet_file in r.stderr, r.stderr)
     r = subprocess.run([BIN, "cert", "import", D, "--operator", "demo", "--gateway", "GW001", "--pem",
                         os.path.join(D, "platform-cert.pem")], capture_output=True, text=True, env=env)
     check("suiro cert import on a running server's directory names the admin command",
-          r.returncode == 1 and "suiro admin cert import --operator demo --gateway GW001 --pem" in r.stderr, r.stderr)
+          r.returncode == 1 and "suiro admin gateway-cert demo GW001 " in r.stderr, r.stderr)
+    # ... and go through the API with a URL and a token
+    tok = a.token
+    r = subprocess.run([BIN, "sheet", "import", sheet_file, D, "--url", "http://127.0.0.1:%d" % hp, "--token", tok],
+                       capture_output=True, text=True, env=env)
+    check("suiro sheet import --url --token on a running server's directory imports through the API",
+          r.returncode == 0 and json.loads(r.stdout).get("stored") == 0, (r.returncode, r.stdout, r.stderr))
+    with open(sheet_file, "a") as f:
+        f.write("P022,D009,Bad,number\n")
+    r = subprocess.run([BIN, "sheet", "import", sheet_file, D], capture_output=True, text=True,
+                       env=dict(env, SUIRO_URL="http://127.0.0.1:%d" % hp, SUIRO_TOKEN=tok))
+    check("... with SUIRO_URL/SUIRO_TOKEN; a sheet with errors: exit 1, the lines at fault printed",
+          r.returncode == 1 and '"line"' in r.stdout and "D009" in r.stdout, (r.returncode, r.stdout, r.stderr))
+    r = subprocess.run([BIN, "cert", "import", D, "--operator", "demo", "--gateway", "GW002", "--pem",
+                        os.path.join(D, "platform-cert.pem"), "--url", "http://127.0.0.1:%d" % hp, "--token", tok],
+                       capture_output=True, text=True, env=env)
+    check("suiro cert import --url --token through the API", r.returncode == 0 and
+          json.loads(r.stdout).get("stored") == 1, (r.returncode, r.stdout, r.stderr))
+    r = subprocess.run([BIN, "admin", "masters", "demo", "facilities", "--url", "http://127.0.0.1:%d" % hp,
+                        "--token", tok], capture_output=True, text=True, env=env)
+    check("suiro admin masters OP KIND", r.returncode == 0 and json.loads(r.stdout)["items"][0]["id"] == "F001",
+          (r.returncode, r.stdout, r.stderr))
+    r = subprocess.run([BIN, "admin", "master-put", "demo", "facilities", "F002", "--data", '{"name": 5}',
+                        "--url", "http://127.0.0.1:%d" % hp, "--token", tok], capture_output=True, text=True, env=env)
+    check("suiro admin master-put with a bad field: exit 1, the error printed",
+          r.returncode == 1 and json.loads(r.stdout)["result"]["detail"]["field"] == "name", (r.returncode, r.stdout))
     check("the server still runs", server.poll() is None)
     rc = stop_server(server)
     check("the server stops cleanly", rc == 0, rc)
