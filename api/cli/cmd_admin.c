@@ -83,13 +83,17 @@ static const member MEMBERS[] = {
 };
 
 /* One subcommand: the route, how many arguments fill its path, the body's
- * members (space-separated names of MEMBERS; NULL: no body). */
+ * members (space-separated names of MEMBERS; NULL: no body; "@": the last
+ * argument is a file, sent as it is with the Content-Type ctype). */
 typedef struct acmd {
     const char *name, *method, *path;
     int nargs;
     const char *body;
     const char *doc;
+    const char *ctype; /* NULL: application/json */
 } acmd;
+
+#define OPS "/admin/v1/operators/{operatorId}"
 
 static const acmd CMDS[] = {
     {"logout", "DELETE", "/admin/v1/sessions/current", 0, NULL, "end the --token session"},
@@ -119,6 +123,30 @@ static const acmd CMDS[] = {
     {"vendor-create", "POST", "/admin/v1/vendors", 0, "id name kind", "--id ID --name N --kind ap|gw"},
     {"vendor-rename", "PUT", "/admin/v1/vendors/{vendorId}", 1, "name", "VENDOR --name N"},
     {"vendor-delete", "DELETE", "/admin/v1/vendors/{vendorId}", 1, NULL, "VENDOR"},
+    /* an operator's set-up (api/admin_setup.c); bodies of PUTs: --data JSON */
+    {"sheet-import", "POST", OPS "/sheet", 2, "@", "OP FILE: import a set-up sheet", "text/csv"},
+    {"sheet-export", "GET", OPS "/sheet", 1, NULL, "OP: the set-up sheet (CSV)"},
+    {"masters", "GET", OPS "/masters/{kind}", 2, NULL, "OP KIND (facilities, equipment, devices, datapoints)"},
+    {"master-put", "PUT", OPS "/masters/{kind}/{id}", 3, NULL, "OP KIND ID --data '{sheet columns}'"},
+    {"master-deactivate", "POST", OPS "/masters/{kind}/{id}/deactivate", 3, NULL, "OP KIND ID"},
+    {"gateways", "GET", OPS "/gateways", 1, NULL, "OP"},
+    {"gateway-put", "PUT", OPS "/gateways/{gatewayId}", 2, NULL, "OP GW --data '{name, secret, vendorId}'"},
+    {"gateway-delete", "DELETE", OPS "/gateways/{gatewayId}", 2, NULL, "OP GW"},
+    {"gateway-secret", "POST", OPS "/gateways/{gatewayId}/secret", 2, NULL, "OP GW: a new secret (printed once)"},
+    {"gateway-cert", "PUT", OPS "/gateways/{gatewayId}/certificate", 3, "@", "OP GW PEMFILE", "application/x-pem-file"},
+    {"gateway-disable", "POST", OPS "/gateways/{gatewayId}/disable", 2, NULL, "OP GW"},
+    {"gateway-enable", "POST", OPS "/gateways/{gatewayId}/enable", 2, NULL, "OP GW"},
+    {"apps", "GET", OPS "/apps", 1, NULL, "OP"},
+    {"app-put", "PUT", OPS "/apps/{appId}", 2, NULL, "OP APP --data '{name, secret, pushUrl, vendorId}'"},
+    {"app-delete", "DELETE", OPS "/apps/{appId}", 2, NULL, "OP APP"},
+    {"app-secret", "POST", OPS "/apps/{appId}/secret", 2, NULL, "OP APP: a new secret (printed once)"},
+    {"app-cert", "PUT", OPS "/apps/{appId}/certificate", 3, "@", "OP APP PEMFILE", "application/x-pem-file"},
+    {"app-push-url", "PUT", OPS "/apps/{appId}/push-url", 2, NULL, "OP APP --data '{\"pushUrl\": URL}'"},
+    {"app-disable", "POST", OPS "/apps/{appId}/disable", 2, NULL, "OP APP"},
+    {"app-enable", "POST", OPS "/apps/{appId}/enable", 2, NULL, "OP APP"},
+    {"grants", "GET", OPS "/apps/{appId}/grants", 2, NULL, "OP APP"},
+    {"grants-put", "PUT", OPS "/apps/{appId}/grants", 2, NULL, "OP APP --data '{\"grants\": [{dataId, access}]}'"},
+    {"grant-delete", "DELETE", OPS "/apps/{appId}/grants/{dataId}", 3, NULL, "OP APP DATAID"},
 };
 enum { NCMDS = sizeof CMDS / sizeof CMDS[0] };
 
@@ -130,7 +158,11 @@ const char sr_admin_more[] =
     "  user-reset | user-disable | user-enable | user-delete | user-roles\n"
     "  user-sessions-revoke | user-totp-reset | operators | operator | operator-create\n"
     "  operator-rename | operator-delete | vendors | vendor | vendor-create | vendor-rename\n"
-    "  vendor-delete            (`suiro admin help` lists each with its route)\n"
+    "  vendor-delete | sheet-import | sheet-export | masters | master-put | master-deactivate\n"
+    "  gateways | gateway-put | gateway-delete | gateway-secret | gateway-cert | gateway-disable\n"
+    "  gateway-enable | apps | app-put | app-delete | app-secret | app-cert | app-push-url\n"
+    "  app-disable | app-enable | grants | grants-put | grant-delete\n"
+    "                           (`suiro admin help` lists each with its route)\n"
     "\nexit: 0 ok, 1 error answer (printed), 2 usage, 3 server not reachable\n";
 
 /* ---- prompts ------------------------------------------------------------------- */
@@ -172,7 +204,7 @@ static size_t to_buf(char *p, size_t size, size_t n, void *ud)
 
 /* method path with body (NULL: none) on the server; prints the answer.
  * The exit code. */
-static int call(const aopts *o, const char *method, const char *path, const char *body)
+static int call(const aopts *o, const char *method, const char *path, const char *body, const char *ctype)
 {
     const char *base = o->url ? o->url : getenv("SUIRO_URL") ? getenv("SUIRO_URL") : DEFAULT_URL;
     size_t bl = strlen(base);
@@ -196,7 +228,9 @@ static int call(const aopts *o, const char *method, const char *path, const char
         snprintf(auth, sizeof auth, "Authorization: Bearer %s", tok);
         h = curl_slist_append(h, auth);
     }
-    if (body) h = curl_slist_append(h, "Content-Type: application/json");
+    char ct[80];
+    snprintf(ct, sizeof ct, "Content-Type: %s", ctype ? ctype : "application/json");
+    if (body) h = curl_slist_append(h, ct);
     curl_easy_setopt(c, CURLOPT_URL, url);
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(c, CURLOPT_USERAGENT, "suiro-admin/0.1");
@@ -354,7 +388,7 @@ static int login(const sr_command *cmd, const aopts *o)
     char *t = json_dumps(b, JSON_COMPACT);
     json_decref(b);
     memset(pw, 0, sizeof pw);
-    int rc = t ? call(o, "POST", "/admin/v1/sessions", t) : EX_API;
+    int rc = t ? call(o, "POST", "/admin/v1/sessions", t, NULL) : EX_API;
     if (t) {
         memset(t, 0, strlen(t));
         free(t);
@@ -403,13 +437,18 @@ int sr_cmd_admin(const sr_command *cmd, int argc, char **argv)
     }
     char *body = NULL, *path = NULL;
     rc = EX_OK;
-    if (o.data) {
+    if (r->body && !strcmp(r->body, "@")) { /* the last argument: the file sent as the body */
+        char *at = malloc(strlen(a.pos[r->nargs]) + 2);
+        if (at) sprintf(at, "@%s", a.pos[r->nargs]);
+        if (!at || !(body = data_text(at))) rc = EX_API;
+        free(at);
+    } else if (o.data) {
         if (!(body = data_text(o.data))) rc = EX_API;
     } else if (r->body)
         body = build_body(cmd, &o, r, &rc);
     if (!rc) {
         path = r == &callrow ? strdup(r->path) : fill_path(r, (char **)&a.pos[1]);
-        rc = path ? call(&o, r->method, path, body) : EX_API;
+        rc = path ? call(&o, r->method, path, body, r->ctype) : EX_API;
     }
     free(path);
     if (body) {
