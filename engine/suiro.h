@@ -230,6 +230,10 @@ SR_MUST_CHECK int sr_engine_registry_get(sr_engine *e, const char *op, int kind,
  * every user in id order; same framing as master_list. */
 SR_MUST_CHECK int sr_engine_user_get(sr_engine *e, const char *id, sr_buf *packed);
 SR_MUST_CHECK int sr_engine_user_list(sr_engine *e, sr_buf *out, size_t *count);
+/* A pending change (packed PendingEvent, the whole state) by id, and every
+ * pending change in id order (decided ones too); same framing. */
+SR_MUST_CHECK int sr_engine_pending_get(sr_engine *e, const char *id, sr_buf *packed);
+SR_MUST_CHECK int sr_engine_pending_list(sr_engine *e, sr_buf *out, size_t *count);
 
 /* A request (packed RequestCreated) and its latest RequestTransition
  * (state->len 0: none yet), by id and gateway ("" or NULL: the app-level
