@@ -306,7 +306,8 @@ static void decide(const sr_route_call *c, const char *action)
         sr_admin_audit_refused(c, SR_WIRE_CONFLICT, m);
         sr_rec_close(&h);
         return sr_admin_submit(c, rc, &b, sr_wire_status(SR_WIRE_CONFLICT),
-                               json_pack("{s:s,s:s}", "code", sr_wire_code(SR_WIRE_CONFLICT), "message", m));
+                               json_pack("{s:{s:s,s:s}}", "result", "code", sr_wire_code(SR_WIRE_CONFLICT),
+                                         "message", m));
     }
     if (strcmp(state, "requested")) {
         snprintf(m, sizeof m, "pending change %s was %s already%s%s", p.id, state, p.decided_by[0] ? " by " : "",

@@ -474,3 +474,44 @@ Test(pending, replay_shows_pending_changes_by_name)
     free(dir);
     dir = NULL;
 }
+
+/* `suiro init --second-admin` creates two platform admins at once, each with
+ * its own temporary password printed once: the two-person rule needs two
+ * from the start. */
+Test(pending, init_creates_two_platform_admins)
+{
+    dir = tu_tmpdir("pending-init");
+    char cmd[2048], line[512], pw[2][128] = {"", ""};
+    snprintf(cmd, sizeof cmd, "%s init --admin one --second-admin two %s/d", SR_SUIRO_BIN, dir);
+    FILE *p = popen(cmd, "r");
+    cr_assert(p);
+    int npw = 0, second = 0;
+    while (fgets(line, sizeof line, p)) {
+        if (!strncmp(line, "temporary password: ", 20) && npw < 2) snprintf(pw[npw++], sizeof pw[0], "%s", line + 20);
+        if (!strcmp(line, "second platform admin: two\n")) second = 1;
+    }
+    cr_assert_eq(pclose(p), 0, "%s", cmd);
+    cr_assert_eq(npw, 2, "two passwords printed");
+    cr_assert(second);
+    char sub[1200];
+    snprintf(sub, sizeof sub, "%s/d", dir);
+    char *top = dir;
+    dir = strdup(sub);
+    sr_engine *e = open_engine();
+    sr_rec h = SR_REC_INIT;
+    sr_user u;
+    for (int i = 0; i < 2; i++) {
+        pw[i][strcspn(pw[i], "\n")] = 0;
+        cr_assert_eq(sr_read_user(e, i ? "two" : "one", &h, &u), SR_OK);
+        cr_assert_str_eq(u.roles[0], "platform_admin");
+        cr_assert(u.temporary);
+        cr_assert(sr_user_password_ok(&u, pw[i]), "admin %d's printed password", i);
+    }
+    cr_assert_str_neq(pw[0], pw[1]);
+    sr_rec_close(&h);
+    cr_assert_eq(sr_engine_close(e), SR_OK);
+    tu_rmrf(top);
+    free(top);
+    free(dir);
+    dir = NULL;
+}
