@@ -133,20 +133,21 @@ int sr_admin_allows(const sr_route_call *c, sr_authz_action act, const sr_authz_
  * A privilege change (granting or removing a role, creating an admin,
  * widening an app's grants, enabling a disabled principal, weakening the
  * login policy) is not submitted but stored as a pending change: the one
- * event a builder appended to b (rc: the builder's return; b is consumed),
- * built with sr_admin_env(c, op) / sr_admin_work_env(w, op), is wrapped as
- * a pending change of the caller's scope, which a second admin allowed act
- * on that scope must approve; op is the change's operator (its events'
- * operator_id), summary what it does, in words, for the approvers. Answered
- * 202 {"pendingId","state":"requested","expiresAt","summary"} once the
- * request is durable, or the engine's refusal (the change must apply now).
- * The approval applies it (api/admin_pending.c). */
-void sr_admin_pending_submit(const sr_route_call *c, int rc, sr_buf *b, const char *op, sr_authz_action act,
-                             const char *summary);
-/* The same in work() (sr_admin_run): SR_OK with w->status 202 and w->answer
- * set, or the refusal put in w and returned (sr_admin_work_submit). */
-int sr_admin_work_pending(sr_admin_work *w, int rc, sr_buf *b, const char *op, sr_authz_action act,
-                          const char *summary);
+ * event a builder appended to change (rc: the builder's return; change is
+ * consumed), built with sr_admin_env / sr_admin_work_env, is wrapped as a
+ * pending change that a second admin holding act on scope (kind, id: whose
+ * admins decide it -- the route's target, e.g. the changed user's scope)
+ * must approve; summary says what it does, in words, for them. The request
+ * is an event of the change's operator and requester. Answered 202
+ * {"pendingId","state":"requested","expiresAt","summary"} once the request
+ * is durable, or the engine's refusal (the change must apply now, and the
+ * requester hold act on scope). The approval applies it. */
+void sr_admin_pending_submit(const sr_route_call *c, sr_user_scope scope, const char *scope_id, sr_authz_action act,
+                             const char *summary, int rc, sr_buf *change);
+/* The same in work() (sr_admin_run): 1 with w->status 202 and w->answer
+ * set (w answered), or the refusal put in w and returned (< 0). */
+int sr_admin_work_pending(sr_admin_work *w, sr_user_scope scope, const char *scope_id, sr_authz_action act,
+                          const char *summary, int rc, sr_buf *change);
 /* [admin] pending_ttl_s: how long a pending change waits (set at start). */
 void sr_admin_pending_ttl(uint32_t seconds);
 

@@ -15,11 +15,12 @@
  *
  * CONTRACT
  *  - A privilege change is built by its own route with its own builder,
- *    then wrapped (sr_cmd_pending_request) with the caller's scope as the
- *    pending change's scope, the route's action as the action its deciders
- *    must hold, a summary and an expiry ([admin] pending_ttl_s); the
- *    requester is answered 202 {pendingId, expiresAt, summary} once the
- *    request is durable, not the change.
+ *    then wrapped (sr_cmd_pending_request) with the scope whose admins
+ *    decide it (the route's target: the user's, the operator's, ...), the
+ *    route's action as the action its deciders must hold, a summary and an
+ *    expiry ([admin] pending_ttl_s), in an event of the change's operator
+ *    and requester; the requester is answered 202 {pendingId, state,
+ *    expiresAt, summary} once the request is durable, not the change.
  *  - The engine decides (engine/apply.c apply_pending): who may request and
  *    decide, the requester never, the expiry by the event's ingest time, and
  *    one outcome of racing decisions (the second is a 409 conflict). The
@@ -67,11 +68,6 @@ static const char *scope_word(sr_user_scope s)
     return s == SR_US_OPERATOR ? "operator" : s == SR_US_VENDOR ? "vendor" : "platform";
 }
 
-static sr_user_scope scope_of(sr_scope_kind k)
-{
-    return k == SR_SCOPE_OPERATOR ? SR_US_OPERATOR : k == SR_SCOPE_VENDOR ? SR_US_VENDOR : SR_US_PLATFORM;
-}
-
 /* the target whose admins decide a pending change (engine/apply.c pending_target) */
 static sr_authz_target scope_target(const sr_pending *p)
 {
@@ -83,26 +79,41 @@ static sr_authz_target scope_target(const sr_pending *p)
 
 /* ---- requesting (the other admin files' privilege changes) ---------------- */
 
-/* The request wrapping the change in *b (consumed): into *out, the id into
- * id, its expiry into *exp. */
-static int pending_build(const sr_admin_caller *cl, const sr_cmd_env *env, sr_buf *b, sr_authz_action act,
-                         const char *summary, sr_buf *out, char id[32], int64_t *exp)
+/* The request wrapping the change in *b (consumed) into *out: the change's
+ * operator from its envelope (its events' operator_id), an id into id, the
+ * expiry into *exp. env_of builds the envelope of that operator. */
+static int pending_build(sr_cmd_env (*env_of)(const void *who, const char *op), const void *who, sr_user_scope scope,
+                         const char *scope_id, sr_authz_action act, const char *summary, sr_buf *b, sr_buf *out,
+                         char id[32], int64_t *exp)
 {
+    sr_rec h = SR_REC_INIT;
+    sr_event_view v;
+    int rc = sr_event_decode(b->data, b->len, &h, &v);
+    if (rc) return rc;
     uint8_t r[10];
-    if (sr_random(r, sizeof r) != SR_OK) return SR_ECRYPTO;
     char hx[21];
+    if (sr_random(r, sizeof r) != SR_OK) {
+        sr_rec_close(&h);
+        return SR_ECRYPTO;
+    }
     sr_hex(r, sizeof r, hx);
     snprintf(id, 32, "pc-%s", hx);
     *exp = wall_ms() + (int64_t)ttl_s * 1000;
+    sr_cmd_env env = env_of(who, v.op);
     sr_pending_req q = {.id = id,
-                        .scope = scope_of(cl->scope),
-                        .scope_id = cl->scope == SR_SCOPE_PLATFORM ? "" : cl->scope_id,
+                        .scope = scope,
+                        .scope_id = scope == SR_US_PLATFORM ? "" : scope_id,
                         .authz_action = sr_authz_action_name(act),
                         .summary = summary,
                         .expires_ms = *exp,
                         .change = {b->data, b->len}};
-    return sr_cmd_pending_request(env, &q, out);
+    rc = sr_cmd_pending_request(&env, &q, out);
+    sr_rec_close(&h);
+    return rc;
 }
+
+static sr_cmd_env env_of_call(const void *c, const char *op) { return sr_admin_env(c, op); }
+static sr_cmd_env env_of_work(const void *w, const char *op) { return sr_admin_work_env(w, op); }
 
 static json_t *requested_answer(const char *id, int64_t exp, const char *summary)
 {
@@ -111,36 +122,32 @@ static json_t *requested_answer(const char *id, int64_t exp, const char *summary
     return json_pack("{s:s,s:s,s:s,s:s}", "pendingId", id, "state", "requested", "expiresAt", t, "summary", summary);
 }
 
-void sr_admin_pending_submit(const sr_route_call *c, int rc, sr_buf *b, const char *op, sr_authz_action act,
-                             const char *summary)
+void sr_admin_pending_submit(const sr_route_call *c, sr_user_scope scope, const char *scope_id, sr_authz_action act,
+                             const char *summary, int rc, sr_buf *change)
 {
-    const sr_admin_caller *cl = caller_of(c);
     sr_buf pb;
     sr_buf_init(&pb);
     char id[32] = "";
     int64_t exp = 0;
-    sr_cmd_env env = sr_admin_env(c, op);
-    if (!rc && !cl) rc = SR_EINVAL;
-    if (!rc) rc = pending_build(cl, &env, b, act, summary, &pb, id, &exp);
-    sr_buf_release(b);
+    if (!rc) rc = pending_build(env_of_call, c, scope, scope_id, act, summary, change, &pb, id, &exp);
+    sr_buf_release(change);
     sr_admin_submit(c, rc, &pb, 202, rc ? NULL : requested_answer(id, exp, summary));
 }
 
-int sr_admin_work_pending(sr_admin_work *w, int rc, sr_buf *b, const char *op, sr_authz_action act,
-                          const char *summary)
+int sr_admin_work_pending(sr_admin_work *w, sr_user_scope scope, const char *scope_id, sr_authz_action act,
+                          const char *summary, int rc, sr_buf *change)
 {
     sr_buf pb;
     sr_buf_init(&pb);
     char id[32] = "";
     int64_t exp = 0;
-    sr_cmd_env env = sr_admin_work_env(w, op);
-    if (!rc) rc = pending_build(&w->caller, &env, b, act, summary, &pb, id, &exp);
-    sr_buf_release(b);
+    if (!rc) rc = pending_build(env_of_work, w, scope, scope_id, act, summary, change, &pb, id, &exp);
+    sr_buf_release(change);
     if ((rc = sr_admin_work_submit(w, rc, &pb))) return rc;
     json_decref(w->answer);
     w->answer = requested_answer(id, exp, summary);
     w->status = 202;
-    return SR_OK;
+    return 1;
 }
 
 /* ---- reading ----------------------------------------------------------------- */
