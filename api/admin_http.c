@@ -87,6 +87,7 @@ void sr_admin_conf_default(sr_admin_conf *c)
     c->pol.max_length = 128;
     c->pol.max_age_days = 90;
     c->session_ttl_s = 3600;
+    c->pending_ttl_s = 86400;
 }
 
 /* the operator a user's events and sessions carry: its operator, "" for
@@ -126,6 +127,12 @@ static int principal_allows(const sr_admin_caller *cl, sr_authz_action act, cons
         if (sr_authz_allows(&p, act, t)) return 1;
     }
     return 0;
+}
+
+int sr_admin_allows(const sr_route_call *c, sr_authz_action act, const sr_authz_target *t)
+{
+    const sr_admin_caller *cl = caller_of(c);
+    return cl && principal_allows(cl, act, t);
 }
 
 int sr_admin_authorize(const sr_route_call *c, sr_authz_action act, const sr_authz_target *t)
@@ -1048,11 +1055,11 @@ static void me_password(const sr_route_call *c)
 int sr_admin_privileged(sr_admin_work *w, sr_user_scope scope, const char *scope_id, sr_authz_action act,
                         const char *summary, int rc, sr_buf *change)
 {
-    (void)scope;
-    (void)scope_id;
-    (void)act;
-    sr_slog(SR_LOG_INFO, "privilege change", "user=%s what=%s", sr_slog_q(w->caller.user), sr_slog_q(summary));
-    return sr_admin_work_submit(w, rc, change);
+    /* the two-person rule: a pending change that a second admin approves
+     * (api/admin_pending.c); w is answered 202 with it, and 1 returned */
+    sr_slog(SR_LOG_INFO, "privilege change requested", "user=%s what=%s", sr_slog_q(w->caller.user),
+            sr_slog_q(summary));
+    return sr_admin_work_pending(w, scope, scope_id, act, summary, rc, change);
 }
 
 /* In work(): events of one command (n slices), durable on return; a refusal in w. */
@@ -1159,6 +1166,9 @@ static void uchange_work(sr_admin_work *w, void *ctx)
         if (u->privileged) {
             snprintf(summary, sizeof summary, "create user %s with an admin role", u->id);
             rc = sr_admin_privileged(w, u->scope, u->scope_id, SR_ACT_USERS_MANAGE, summary, rc, &b[0]);
+            /* pending: the user exists once approved, with this temporary
+             * password, shown this once to the requester */
+            if (rc == 1 && w->answer) json_object_set_new(w->answer, "password", json_string(pw));
             if (rc) goto out;
         } else if (sr_admin_work_submit(w, rc, &b[0]))
             goto out;
@@ -1901,6 +1911,7 @@ void sr_admin_set_conf(sr_admin *a, sr_workq *wq, const sr_admin_conf *c)
 {
     if (!a) return;
     a->conf = *c;
+    sr_admin_pending_ttl(c->pending_ttl_s);
     if (wq && a->wq == a->own_wq && !sr_workq_pending(a->own_wq, NULL)) {
         sr_workq_free(a->own_wq);
         a->own_wq = NULL;

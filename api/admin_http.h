@@ -15,10 +15,11 @@
 typedef struct sr_admin sr_admin;
 struct sr_workq;
 
-/* What [users] sets (docs/configuration.md). */
+/* What [users] and [admin] set (docs/configuration.md). */
 typedef struct sr_admin_conf {
     sr_password_policy pol; /* password_min_length, password_max_length, password_max_age_days */
     uint32_t session_ttl_s; /* session_ttl_s: a user's session lives this long */
+    uint32_t pending_ttl_s; /* [admin] pending_ttl_s: a privilege change waits this long for its second admin */
     const struct sr_key *key; /* the engine's data key (storage/crypto.h; outlives the admin): users' TOTP
                                * secrets are sealed under a key derived from it; NULL: none */
 } sr_admin_conf;
@@ -26,7 +27,7 @@ void sr_admin_conf_default(sr_admin_conf *c);
 
 /* guard: the server's login guard (users' logins, principal kind 'u'). */
 SR_MUST_CHECK int sr_admin_open(uv_loop_t *loop, sr_engine *eng, sr_loginguard *guard, sr_admin **out);
-/* The server's worker queue (not owned) and [users]. */
+/* The server's worker queue (not owned), [users] and [admin]. */
 void sr_admin_set_conf(sr_admin *a, struct sr_workq *wq, const sr_admin_conf *c);
 /* The engine is about to close: nothing more is submitted. */
 void sr_admin_quiesce(sr_admin *a);

@@ -124,11 +124,11 @@ int sr_admin_work_submit(sr_admin_work *w, int rc, sr_buf *b);
  * admin created, a disabled principal enabled, the login policy weakened,
  * an app's grants widened): the one event a builder appended to change (rc:
  * the builder's return; consumed), which admins of scope (kind, id) holding
- * act decide; summary says what it does, for them. Today (admin_http.c) it
- * is applied at once, as sr_admin_work_submit: SR_OK, and the caller
- * answers. Part PENDING makes it a pending change instead: it then answers
- * w itself (202 with the pending change) and returns 1. A refusal is in w
- * and returned (< 0). The one place the two-person rule hooks in. */
+ * act decide; summary says what it does, for them. It becomes a pending
+ * change (sr_admin_work_pending, admin_pending.c): w is answered (202 with
+ * the pending change) and 1 returned; the change takes effect when a second
+ * admin approves it. A refusal is in w and returned (< 0). The one place
+ * the two-person rule hooks in. */
 int sr_admin_privileged(sr_admin_work *w, sr_user_scope scope, const char *scope_id, sr_authz_action act,
                         const char *summary, int rc, sr_buf *change);
 
@@ -136,5 +136,31 @@ int sr_admin_privileged(sr_admin_work *w, sr_user_scope scope, const char *scope
  * (the route), from where, why. Called by sr_admin_authorize,
  * sr_admin_bad_field and the dispatcher; part AUDIT makes it an event. */
 void sr_admin_audit_refused(const sr_route_call *c, sr_wire code, const char *msg);
+
+/* 1 if the caller may do act on t (any of its roles, sr_authz_allows), else
+ * 0; answers nothing (a listing's filter; sr_admin_authorize answers). */
+int sr_admin_allows(const sr_route_call *c, sr_authz_action act, const sr_authz_target *t);
+
+/* ---- the two-person rule (admin_pending.c; docs/admin.md) ----------------
+ * A privilege change (granting or removing a role, creating an admin,
+ * widening an app's grants, enabling a disabled principal, weakening the
+ * login policy) is not submitted but stored as a pending change: the one
+ * event a builder appended to change (rc: the builder's return; change is
+ * consumed), built with sr_admin_env / sr_admin_work_env, is wrapped as a
+ * pending change that a second admin holding act on scope (kind, id: whose
+ * admins decide it -- the route's target, e.g. the changed user's scope)
+ * must approve; summary says what it does, in words, for them. The request
+ * is an event of the change's operator and requester. Answered 202
+ * {"pendingId","state":"requested","expiresAt","summary"} once the request
+ * is durable, or the engine's refusal (the change must apply now, and the
+ * requester hold act on scope). The approval applies it. */
+void sr_admin_pending_submit(const sr_route_call *c, sr_user_scope scope, const char *scope_id, sr_authz_action act,
+                             const char *summary, int rc, sr_buf *change);
+/* The same in work() (sr_admin_run): 1 with w->status 202 and w->answer
+ * set (w answered), or the refusal put in w and returned (< 0). */
+int sr_admin_work_pending(sr_admin_work *w, sr_user_scope scope, const char *scope_id, sr_authz_action act,
+                          const char *summary, int rc, sr_buf *change);
+/* [admin] pending_ttl_s: how long a pending change waits (set at start). */
+void sr_admin_pending_ttl(uint32_t seconds);
 
 #endif

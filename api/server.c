@@ -1911,6 +1911,7 @@ int sr_server_open(const sr_config *cfg, sr_server **out, char *err, size_t errl
         sr_admin_conf_default(&ac);
         sr_config_password_policy(cfg, &ac.pol);
         ac.session_ttl_s = cfg->session_ttl_s;
+        ac.pending_ttl_s = cfg->pending_ttl_s;
         ac.key = cfg->key_file[0] ? &s->key : NULL;
         sr_gwhttp_set_admin(s->http, &ac);
     }

@@ -649,6 +649,224 @@ static int apply_login_policy(sr_engine *e, MDB_txn *t, Event *ev, sr_result *r,
     if (ol > 255) return validate ? sr__refuse(r, SR_EINVAL, "operator id too long") : SR_OK;
     /* the platform's key is one zero byte (LMDB keys are not empty) */
     return put_packed(e, t, SR_DB_POLICIES, platform ? "" : ev->operator_id, platform ? 1 : ol, &lp->base);
+/* ---- pending changes: the two-person rule (docs/admin.md "The two-person
+ * rule"; the merge rules: PendingEvent in codecs/events.proto). The index
+ * keeps each pending change's whole state; the checks are here, in the
+ * writer, so that two decisions racing for one change leave one outcome
+ * (the writer applies them one after the other: the second finds it
+ * decided, SR_ECONFLICT). An approval applies the change in the same event
+ * (and so in the same log record and index transaction): no crash leaves a
+ * change approved but not applied. */
+
+typedef Suiro__V1__PendingEvent PendingEvent;
+
+static int is_action(const char *a, const char *name) { return a && !strcmp(a, name); }
+
+/* The kinds a pending change may hold: one whose apply is all it does to
+ * the index (no series, not itself a pending change). */
+static int pending_change_kind_ok(int kind)
+{
+    const sr_applier *a = sr__applier(kind);
+    return a && a->apply && !a->series && kind != SUIRO__V1__EVENT__BODY_PENDING;
+}
+
+/* The target whose admins decide a change of this scope. */
+static sr_authz_target pending_target(const PendingEvent *p)
+{
+    sr_authz_target t = {0};
+    if (p->scope == SUIRO__V1__USER_SCOPE__US_OPERATOR) t.operator_id = p->scope_id;
+    else if (p->scope == SUIRO__V1__USER_SCOPE__US_VENDOR) t.vendor_id = p->scope_id;
+    return t;
+}
+
+/* Is user `who` (ev's actor, a user) an active user with a role allowed
+ * the change's action on its scope? what: "requester" or "approver", for
+ * the refusal. */
+static int pending_allowed(sr_engine *e, MDB_txn *t, const Event *ev, const PendingEvent *p, const char *what,
+                           sr_result *r)
+{
+    sr_authz_action act;
+    if (ev->actor_kind != SUIRO__V1__ACTOR_KIND__ACTOR_USER || !sr_id_str_ok(ev->actor))
+        return sr__refuse(r, SR_EINVAL, "pending change %s: the %s must be a user", p->pending_id, what);
+    if (sr_authz_action_parse(p->authz_action, &act))
+        return sr__refuse(r, SR_EINVAL, "pending change %s: unknown action '%s'", p->pending_id, p->authz_action);
+    MDB_val v;
+    UserEvent *u = NULL;
+    if (get(t, DB(e, SR_DB_USERS), ev->actor, strlen(ev->actor), &v) == SR_OK)
+        u = suiro__v1__user_event__unpack(NULL, v.mv_size, v.mv_data);
+    int ok = 0;
+    if (u && !u->disabled && !u->deleted) {
+        sr_authz_target tg = pending_target(p);
+        for (size_t i = 0; i < u->n_roles && !ok; i++) {
+            sr_principal pr = {.scope = user_scope_kind(u->scope), .scope_id = u->scope_id};
+            ok = !sr_role_parse(u->roles[i], &pr.role) && sr_authz_allows(&pr, act, &tg);
+        }
+    }
+    if (u) suiro__v1__user_event__free_unpacked(u, NULL);
+    if (!ok)
+        return sr__refuse(r, SR_EINVAL, "pending change %s: %s %s is not an active user allowed %s on %s%s",
+                          p->pending_id, what, ev->actor, p->authz_action,
+                          p->scope == SUIRO__V1__USER_SCOPE__US_OPERATOR ? "operator "
+                          : p->scope == SUIRO__V1__USER_SCOPE__US_VENDOR ? "vendor "
+                                                                           : "the platform",
+                          p->scope_id);
+    return SR_OK;
+}
+
+/* Decode a pending change's Event (into ar) and check it is one a pending
+ * change may hold, of ev's operator. requester: its actor must be that
+ * user (NULL: not checked). */
+static int pending_change_decode(const Event *ev, const PendingEvent *p, const char *requester, pb_arena *ar,
+                                 Event **out, sr_result *r)
+{
+    *out = suiro__v1__event__unpack(&ar->pa, p->change.len, p->change.data);
+    if (!*out) return ar->oom ? SR_ENOMEM : sr__refuse(r, SR_EINVAL, "pending change %s: the change does not decode as an event", p->pending_id);
+    Event *c = *out;
+    if (!pending_change_kind_ok((int)c->body_case))
+        return sr__refuse(r, SR_EINVAL, "pending change %s: a change of kind %s cannot wait for approval",
+                          p->pending_id, sr__applier((int)c->body_case) ? sr__applier((int)c->body_case)->name : "unknown");
+    if (strcmp(c->operator_id, ev->operator_id))
+        return sr__refuse(r, SR_EINVAL, "pending change %s: the change's operator '%s' is not the event's '%s'",
+                          p->pending_id, c->operator_id, ev->operator_id);
+    if (c->message_id[0]) return sr__refuse(r, SR_EINVAL, "pending change %s: the change has a message id", p->pending_id);
+    if (requester && (c->actor_kind != SUIRO__V1__ACTOR_KIND__ACTOR_USER || strcmp(c->actor, requester)))
+        return sr__refuse(r, SR_EINVAL, "pending change %s: the change's actor must be its requester %s", p->pending_id,
+                          requester);
+    return SR_OK;
+}
+
+/* Apply the change c (decoded from a pending change) as part of ev: with
+ * ev's seq and ingest time, the apply of its kind. */
+static int pending_change_apply(sr_engine *e, MDB_txn *t, const Event *ev, Event *c, sr_result *r, int validate)
+{
+    c->seq = ev->seq;
+    c->ingest_ms = ev->ingest_ms;
+    sr_result cr = {0};
+    int rc = sr__apply_nonseries(e, t, c, &cr, validate);
+    if (rc && cr.rc) sr__refuse(r, cr.rc, "pending change %s: the change: %s", ev->pending->pending_id, cr.err.msg);
+    return rc;
+}
+
+static int apply_pending(sr_engine *e, MDB_txn *t, Event *ev, sr_result *r, int validate)
+{
+    PendingEvent *p = ev->pending;
+    size_t kl = strlen(p->pending_id);
+    if (validate && !sr_id_str_ok(p->pending_id)) return sr__refuse(r, SR_EINVAL, "pending: a valid pending id is required");
+    if (!kl || kl > SR_ID_MAX) return SR_OK; /* not one the writer accepted */
+    MDB_val v;
+    PendingEvent *old = NULL;
+    if (get(t, DB(e, SR_DB_PENDING), p->pending_id, kl, &v) == SR_OK) {
+        old = suiro__v1__pending_event__unpack(NULL, v.mv_size, v.mv_data);
+        if (!old) return sr__refuse(r, SR_ECORRUPT, "pending change %s: the index record does not decode", p->pending_id);
+    }
+    pb_arena ar;
+    pb_arena_init(&ar);
+    Event *c = NULL;
+    const char *a = p->action;
+    int rc = SR_OK;
+    PendingEvent st = SUIRO__V1__PENDING_EVENT__INIT; /* the new state */
+    if (is_action(a, "requested")) {
+        if (validate) {
+            int need_id = p->scope != SUIRO__V1__USER_SCOPE__US_PLATFORM;
+            if (old) rc = sr__refuse(r, SR_EEXIST, "pending change %s exists", p->pending_id);
+            else if (p->scope < SUIRO__V1__USER_SCOPE__US_PLATFORM || p->scope > SUIRO__V1__USER_SCOPE__US_VENDOR ||
+                     (need_id && !sr_id_str_ok(p->scope_id)) || (!need_id && p->scope_id[0]))
+                rc = sr__refuse(r, SR_EINVAL, "pending change %s: scope must be the platform, or an operator or vendor with its id",
+                                p->pending_id);
+            else if (p->scope == SUIRO__V1__USER_SCOPE__US_OPERATOR && strcmp(p->scope_id, ev->operator_id))
+                rc = sr__refuse(r, SR_EINVAL, "pending change %s: an operator's change is of that operator", p->pending_id);
+            else if (!p->summary[0] || strlen(p->summary) > 1000)
+                rc = sr__refuse(r, SR_EINVAL, "pending change %s: a summary (at most 1000 bytes) is required", p->pending_id);
+            else if (p->expires_ms <= ev->ingest_ms)
+                rc = sr__refuse(r, SR_EINVAL, "pending change %s: it expires before it is stored", p->pending_id);
+            if (!rc) rc = pending_allowed(e, t, ev, p, "requester", r);
+            if (!rc) rc = pending_change_decode(ev, p, ev->actor, &ar, &c, r);
+            if (!rc) { /* the change must apply now: tried, then undone */
+                MDB_txn *dry = NULL;
+                rc = sr_index_err(mdb_txn_begin(sr_index_env(e->ix), t, 0, &dry));
+                if (!rc) {
+                    rc = pending_change_apply(e, dry, ev, c, r, 1);
+                    mdb_txn_abort(dry);
+                }
+                r->point = 0;
+                r->revision = 0;
+            }
+            if (rc) goto out;
+        }
+        st = *p;
+        st.requester = ev->actor;
+        st.requested_ms = ev->ingest_ms;
+        st.requested_seq = ev->seq;
+    } else if (is_action(a, "approved") || is_action(a, "rejected") || is_action(a, "expired")) {
+        if (!old) {
+            rc = validate ? sr__refuse(r, SR_ENOTFOUND, "pending change %s does not exist", p->pending_id) : SR_OK;
+            goto out;
+        }
+        int approve = a[0] == 'a', expire = a[0] == 'e';
+        if (validate) {
+            if (!is_action(old->action, "requested")) {
+                rc = sr__refuse(r, SR_ECONFLICT, "pending change %s was %s already%s%s", p->pending_id, old->action,
+                                old->decided_by[0] ? " by " : "", old->decided_by);
+                goto out;
+            }
+            if (expire && ev->ingest_ms < old->expires_ms) {
+                rc = sr__refuse(r, SR_EINVAL, "pending change %s has not expired yet", p->pending_id);
+                goto out;
+            }
+            if (!expire && ev->ingest_ms >= old->expires_ms) {
+                rc = sr__refuse(r, SR_ECONFLICT, "pending change %s expired: it can no longer be %s", p->pending_id, a);
+                goto out;
+            }
+            if (!expire && !strcmp(ev->actor, old->requester)) {
+                rc = sr__refuse(r, SR_EINVAL, "pending change %s: its requester %s cannot %s it: a second admin must",
+                                p->pending_id, ev->actor, approve ? "approve" : "reject");
+                goto out;
+            }
+            if (!expire && (rc = pending_allowed(e, t, ev, old, "approver", r))) goto out;
+            /* the event is the change's operator's (its audit trail) */
+            if ((rc = pending_change_decode(ev, old, NULL, &ar, &c, r))) goto out;
+            if (approve) {
+                /* apply the change as it was requested, with the approver
+                 * named where the change has the field; the event keeps
+                 * the change as applied (what the writer filled in too),
+                 * which the replay applies */
+                if (c->body_case == SUIRO__V1__EVENT__BODY_USER && c->user) c->user->approved_by = ev->actor;
+                if ((rc = pending_change_apply(e, t, ev, c, r, 1))) goto out;
+                size_t n = protobuf_c_message_get_packed_size(&c->base);
+                uint8_t *b = sr_arena_alloc(&e->ev.a, n ? n : 1); /* dies with the group's events */
+                if (!b) {
+                    rc = SR_ENOMEM;
+                    goto out;
+                }
+                protobuf_c_message_pack(&c->base, b);
+                p->change.data = b;
+                p->change.len = n;
+            } else
+                p->change.len = 0;
+        } else if (approve) {
+            c = suiro__v1__event__unpack(&ar.pa, p->change.len, p->change.data);
+            if (!c) {
+                rc = ar.oom ? SR_ENOMEM : SR_OK; /* not one the writer accepted */
+                goto out;
+            }
+            if ((rc = pending_change_apply(e, t, ev, c, r, 0))) goto out;
+        }
+        st = *old;
+        st.action = (char *)a;
+        st.decided_ms = ev->ingest_ms;
+        st.decided_seq = ev->seq;
+        st.decided_by = expire ? (char *)"" : ev->actor;
+        st.reason = p->reason;
+        if (approve) st.change = p->change;
+    } else {
+        rc = validate ? sr__refuse(r, SR_EINVAL, "pending change %s: unknown action '%s'", p->pending_id, a) : SR_OK;
+        goto out;
+    }
+    rc = put_packed(e, t, SR_DB_PENDING, p->pending_id, kl, &st.base);
+out:
+    sr_arena_release(&ar.a);
+    if (old) suiro__v1__pending_event__free_unpacked(old, NULL);
+    return rc;
 }
 
 #define SR_EVENT_KINDS(X)                                                     \
@@ -671,7 +889,8 @@ static int apply_login_policy(sr_engine *e, MDB_txn *t, Event *ev, sr_result *r,
     X(_KEY, NULL, NULL, NULL)                                                 \
     X(_ALARM, NULL, NULL, NULL)                                               \
     X(_HEADS_CHECKPOINT, check_engine_only, NULL, sr__heads_apply_checkpoint) \
-    X(_LOGIN_POLICY, NULL, apply_login_policy, NULL)
+    X(_LOGIN_POLICY, NULL, apply_login_policy, NULL)                          \
+    X(_PENDING, NULL, apply_pending, NULL)
 
 #define SR_X_(c, chk, app, ser) [SUIRO__V1__EVENT__BODY##c] = {SUIRO__V1__EVENT__BODY##c, &#c[1], chk, app, ser},
 static const sr_applier appliers[] = {SR_EVENT_KINDS(SR_X_)};
@@ -679,6 +898,7 @@ static const sr_applier appliers[] = {SR_EVENT_KINDS(SR_X_)};
 /* the last case of events.proto has the last row (a new kind numbered
  * after it fails here or in event_kind_has_row) */
 _Static_assert(sizeof appliers / sizeof *appliers == SUIRO__V1__EVENT__BODY_LOGIN_POLICY + 1,
+_Static_assert(sizeof appliers / sizeof *appliers == SUIRO__V1__EVENT__BODY_PENDING + 1,
                "the appliers' table ends at the last case of Event.body");
 
 /* Never called: a switch over every case of Event.body (generated from the

@@ -83,6 +83,16 @@ int sr_role_parse(const char *name, sr_role *out)
     return -1;
 }
 
+int sr_authz_action_parse(const char *name, sr_authz_action *out)
+{
+    for (int i = 0; name && i < SR_ACT_COUNT; i++)
+        if (!strcmp(name, actions[i])) {
+            *out = (sr_authz_action)i;
+            return 0;
+        }
+    return -1;
+}
+
 static bool same_id(const char *a, const char *b) { return a && b && *a && !strcmp(a, b); }
 
 bool sr_authz_allows(const sr_principal *p, sr_authz_action act, const sr_authz_target *t)

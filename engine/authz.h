@@ -113,5 +113,7 @@ const char *sr_authz_action_name(sr_authz_action act);
 const char *sr_authz_rule_name(sr_authz_rule rule);
 /* The role named name (0), or -1. */
 int sr_role_parse(const char *name, sr_role *out);
+/* The action named name (0), or -1. */
+int sr_authz_action_parse(const char *name, sr_authz_action *out);
 
 #endif

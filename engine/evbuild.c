@@ -1005,3 +1005,36 @@ int sr_cmd_user_totp_step(const sr_cmd_env *env, const char *id, int64_t step, s
     u.totp_last_step = step;
     return user_pack(&u, env, out);
 }
+
+int sr_cmd_pending_request(const sr_cmd_env *env, const sr_pending_req *q, sr_buf *out)
+{
+    if (!q || !q->change.len) return SR_EINVAL;
+    Suiro__V1__PendingEvent p = SUIRO__V1__PENDING_EVENT__INIT;
+    p.pending_id = S(q->id);
+    p.action = "requested";
+    p.change.data = (uint8_t *)q->change.data;
+    p.change.len = q->change.len;
+    p.summary = S(q->summary);
+    p.scope = (Suiro__V1__UserScope)q->scope;
+    p.scope_id = S(q->scope_id);
+    p.authz_action = S(q->authz_action);
+    p.expires_ms = q->expires_ms;
+    Suiro__V1__Event ev = SUIRO__V1__EVENT__INIT;
+    ev.body_case = SUIRO__V1__EVENT__BODY_PENDING;
+    ev.pending = &p;
+    return env_pack(&ev, env, out);
+}
+
+int sr_cmd_pending_decide(const sr_cmd_env *env, const char *id, const char *action, const char *reason, sr_buf *out)
+{
+    if (!action || (strcmp(action, "approved") && strcmp(action, "rejected") && strcmp(action, "expired")))
+        return SR_EINVAL;
+    Suiro__V1__PendingEvent p = SUIRO__V1__PENDING_EVENT__INIT;
+    p.pending_id = S(id);
+    p.action = (char *)action;
+    p.reason = S(reason);
+    Suiro__V1__Event ev = SUIRO__V1__EVENT__INIT;
+    ev.body_case = SUIRO__V1__EVENT__BODY_PENDING;
+    ev.pending = &p;
+    return env_pack(&ev, env, out);
+}

@@ -1,12 +1,13 @@
 /*
  * engine/event_json.c -- an event as one line of JSON, for `suiro replay`
  * and audits. Generic over the protobuf-c descriptors (every field of every
- * message, enums by name, bytes as hex, proto3 defaults omitted) with one
- * special case: Measurements are shown decoded, as {"points":[{"point":N,
+ * message, enums by name, bytes as hex, proto3 defaults omitted) with two
+ * special cases: Measurements are shown decoded, as {"points":[{"point":N,
  * "values":[[ts, value, quality]...]}...]}, since the compact encodings
  * mean nothing to a reader; a Snapshot's entries come first, each with
- * "snapshot":true (both forms through sr_meas_next). The
- * options (sr_event_json_ex) let the caller add what the engine's layer
+ * "snapshot":true (both forms through sr_meas_next); and a pending
+ * change's change (bytes: an encoded Event) is shown as the event it is.
+ * The options (sr_event_json_ex) let the caller add what the engine's layer
  * does not hold: the number writer of the AP-IF answers (numbers as sent),
  * the dataId of a point number, and times as RFC 3339.
  */
@@ -112,6 +113,13 @@ static int put_measurements(sr_buf *b, const ctx *x, const Suiro__V1__Measuremen
 static int put_message(sr_buf *b, const ctx *x, const ProtobufCMessage *m);
 
 /* an int64 field "..._ms" is a time (durations are uint32) */
+/* PendingEvent.change: an encoded Event */
+static int is_pending_change(const ProtobufCFieldDescriptor *f)
+{
+    const ProtobufCMessageDescriptor *d = &suiro__v1__pending_event__descriptor;
+    return f >= d->fields && f < d->fields + d->n_fields && !strcmp(f->name, "change");
+}
+
 static int is_time(const ProtobufCFieldDescriptor *f)
 {
     size_t n = strlen(f->name);
@@ -148,6 +156,14 @@ static int put_value(sr_buf *b, const ctx *x, const ProtobufCFieldDescriptor *f,
     }
     case PROTOBUF_C_TYPE_BYTES: {
         const ProtobufCBinaryData *d = p;
+        if (is_pending_change(f)) { /* the change a pending change holds: an event, shown as one */
+            Suiro__V1__Event *c = suiro__v1__event__unpack(NULL, d->len, d->data);
+            if (c) {
+                int rc = put_message(b, x, &c->base);
+                suiro__v1__event__free_unpacked(c, NULL);
+                return rc;
+            }
+        }
         int rc = put(b, "\"");
         char hx[2 * 64 + 1];
         for (size_t i = 0; i < d->len && !rc; i += 64) {

@@ -472,6 +472,16 @@ int sr_engine_user_list(sr_engine *e, sr_buf *out, size_t *count)
     return scan_prefix(e, SR_DB_USERS, NULL, 0, out, count);
 }
 
+int sr_engine_pending_get(sr_engine *e, const char *id, sr_buf *packed)
+{
+    return get_copy(e, SR_DB_PENDING, id, NULL, NULL, packed);
+}
+
+int sr_engine_pending_list(sr_engine *e, sr_buf *out, size_t *count)
+{
+    return scan_prefix(e, SR_DB_PENDING, NULL, 0, out, count);
+}
+
 int sr_engine_request_get(sr_engine *e, const char *op, const char *req, const char *gw, sr_buf *created,
                           sr_buf *state)
 {

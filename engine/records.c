@@ -1,7 +1,7 @@
 /*
  * engine/records.c -- the typed reads of engine/records.h: the one decoder of
- * each index record (MasterPut, RegistryPut, UserEvent, FilePut, MonitorEvent,
- * RequestCreated, RequestTransition) and the one walker of the engine's
+ * each index record (MasterPut, RegistryPut, UserEvent, PendingEvent, FilePut,
+ * MonitorEvent, RequestCreated, RequestTransition) and the one walker of the engine's
  * framed lists (records each preceded by a 4-byte LE length), next_raw:
  * every reader of a list, in api/ and in the engine (engine/sheet_import.c),
  * goes through sr_list_* and sr_rec_next_*.
@@ -226,6 +226,32 @@ static int dec_policy(sr_rec *r, const uint8_t *p, size_t len, sr_login_policy_r
     *o = (sr_login_policy_rec){.totp_roles = (const char *const *)m->totp_roles,
                                .n_totp_roles = m->n_totp_roles,
                                .totp_required = m->totp_required};
+static int dec_pending(sr_rec *r, const uint8_t *p, size_t len, sr_pending *o)
+{
+    Suiro__V1__PendingEvent *m = suiro__v1__pending_event__unpack(NULL, len, p);
+    int rc = keep(r, m, 1);
+    if (rc) return rc;
+    Suiro__V1__Event *c = suiro__v1__event__unpack(NULL, m->change.len, m->change.data);
+    const char *op = "";
+    if (c && !(rc = keep(r, c, 1))) op = c->operator_id;
+    if (rc) return rc;
+    *o = (sr_pending){.id = m->pending_id,
+                      .state = m->action,
+                      .summary = m->summary,
+                      .scope = (sr_user_scope)m->scope,
+                      .scope_id = m->scope_id,
+                      .authz_action = m->authz_action,
+                      .op = op,
+                      .change_kind = c ? sr_event_kind(c) : "unknown",
+                      .change = {m->change.data, m->change.len},
+                      .requester = m->requester,
+                      .requested_ms = m->requested_ms,
+                      .expires_ms = m->expires_ms,
+                      .decided_by = m->decided_by,
+                      .decided_ms = m->decided_ms,
+                      .reason = m->reason,
+                      .requested_seq = m->requested_seq,
+                      .decided_seq = m->decided_seq};
     return SR_OK;
 }
 
@@ -398,6 +424,24 @@ int sr_list_users(sr_engine *e, sr_rec *r)
 }
 
 int sr_rec_next_user(sr_rec *r, sr_user *out) { NEXT_ONE(dec_user, out); }
+
+int sr_read_pending(sr_engine *e, const char *id, sr_rec *r, sr_pending *out)
+{
+    READ_ONE(sr_engine_pending_get(e, id, &b_), dec_pending, out);
+}
+
+int sr_list_pending(sr_engine *e, sr_rec *r)
+{
+    list_reset(r);
+    return sr_engine_pending_list(e, &r->raw, &r->count);
+}
+
+int sr_rec_next_pending(sr_rec *r, sr_pending *out) { NEXT_ONE(dec_pending, out); }
+
+const char *sr_pending_state(const sr_pending *p, int64_t now_ms)
+{
+    return !strcmp(p->state, "requested") && now_ms >= p->expires_ms ? "expired" : p->state;
+}
 
 int sr_user_password_ok(const sr_user *u, const char *password)
 {

@@ -208,6 +208,35 @@ typedef struct sr_login_policy_rec {
 /* The policy of operator op ("": the platform's). SR_ENOTFOUND when none
  * was ever set (then nothing is required). */
 SR_MUST_CHECK int sr_read_login_policy(sr_engine *e, const char *op, sr_rec *r, sr_login_policy_rec *out);
+/* ---- pending changes (the two-person rule, R-ID-5; docs/admin.md) ------------- */
+
+/* A pending change as the index keeps it. state is the last action:
+ * "requested" (waiting), "approved" (and applied, in the same event),
+ * "rejected" or "expired"; sr_pending_state tells a requested change past
+ * its expiry as "expired" before an event says so. */
+typedef struct sr_pending {
+    const char *id, *state, *summary;
+    sr_user_scope scope;        /* whose admins decide it */
+    const char *scope_id;       /* the operator's or vendor's id; "" for the platform */
+    const char *authz_action;   /* engine/authz.h action name the deciders hold */
+    const char *op;             /* the change's operator ("" for a platform change) */
+    const char *change_kind;    /* the change's event kind ("user", "registry_put", ...) */
+    sr_slice change;            /* the change (an encoded event; as applied once approved) */
+    const char *requester;
+    int64_t requested_ms, expires_ms;
+    const char *decided_by;     /* approved, rejected: the second admin */
+    int64_t decided_ms;
+    const char *reason;         /* rejected: why */
+    uint64_t requested_seq, decided_seq;
+} sr_pending;
+
+SR_MUST_CHECK int sr_read_pending(sr_engine *e, const char *id, sr_rec *r, sr_pending *out);
+/* Every pending change, decided ones too, in id order. */
+SR_MUST_CHECK int sr_list_pending(sr_engine *e, sr_rec *r);
+int sr_rec_next_pending(sr_rec *r, sr_pending *out);
+/* p's state at now_ms: "expired" for a requested change at or past its
+ * expiry (the writer refuses to decide it then), else p->state. */
+const char *sr_pending_state(const sr_pending *p, int64_t now_ms);
 
 /* ---- files ------------------------------------------------------------------- */
 
@@ -431,6 +460,34 @@ int sr_user_password_ok(const sr_user *u, const char *password);
  * an operator's: totp_required only). The engine refuses the other's
  * member, a role that is not one, a role named twice (SR_EINVAL). */
 SR_MUST_CHECK int sr_cmd_login_policy(const sr_cmd_env *env, const sr_login_policy_rec *p, sr_buf *out);
+/* Pending changes (the two-person rule; docs/admin.md). A privilege change
+ * is built with its own builder (sr_cmd_user_roles, sr_cmd_registry_put,
+ * ...) into a buffer of its own, env's actor the requester, and wrapped as
+ * the change of a pending request; env is the same (the change's operator,
+ * the requester). The engine refuses (sr_result): an id that exists
+ * (SR_EEXIST), a requester who is not an active user allowed act on the
+ * scope, a change that does not apply now, an expiry not after the ingest
+ * time (SR_EINVAL). */
+typedef struct sr_pending_req {
+    const char *id;             /* the caller's new id (codecs/ids.h) */
+    sr_user_scope scope;        /* whose admins decide it */
+    const char *scope_id;       /* the operator's (== env's operator) or vendor's id; "" for the platform */
+    const char *authz_action;   /* the action the deciders must hold (sr_authz_action_name) */
+    const char *summary;        /* for the approvers, at most 1000 bytes */
+    int64_t expires_ms;
+    sr_slice change;            /* the change: one encoded event a builder made */
+} sr_pending_req;
+SR_MUST_CHECK int sr_cmd_pending_request(const sr_cmd_env *env, const sr_pending_req *q, sr_buf *out);
+/* A decision on pending change id: action "approved" (the change is
+ * applied in the same event), "rejected" (reason), or "expired" (anyone,
+ * once past the expiry). env's operator is the change's, its actor the
+ * deciding admin. The engine refuses: no such change (SR_ENOTFOUND); one
+ * decided already or expired (SR_ECONFLICT: the second of two racing
+ * decisions); the requester deciding, an approver not an active user
+ * allowed the change's action on its scope, an "expired" before the expiry
+ * (SR_EINVAL); and the change's own refusal when it no longer applies. */
+SR_MUST_CHECK int sr_cmd_pending_decide(const sr_cmd_env *env, const char *id, const char *action,
+                                        const char *reason, sr_buf *out);
 
 /* A registry entry (secret_hash len 0: unchanged). */
 SR_MUST_CHECK int sr_cmd_registry_put(const sr_cmd_env *env, const sr_reg_entry *r, sr_buf *out);

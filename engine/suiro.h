@@ -236,6 +236,10 @@ SR_MUST_CHECK int sr_engine_user_list(sr_engine *e, sr_buf *out, size_t *count);
 /* The login policy (packed LoginPolicy) of operator op ("": the platform's);
  * SR_ENOTFOUND when none was set. */
 SR_MUST_CHECK int sr_engine_policy_get(sr_engine *e, const char *op, sr_buf *packed);
+/* A pending change (packed PendingEvent, the whole state) by id, and every
+ * pending change in id order (decided ones too); same framing. */
+SR_MUST_CHECK int sr_engine_pending_get(sr_engine *e, const char *id, sr_buf *packed);
+SR_MUST_CHECK int sr_engine_pending_list(sr_engine *e, sr_buf *out, size_t *count);
 
 /* A request (packed RequestCreated) and its latest RequestTransition
  * (state->len 0: none yet), by id and gateway ("" or NULL: the app-level

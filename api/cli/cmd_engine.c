@@ -1,6 +1,6 @@
 /*
  * api/cli/cmd_engine.c -- engine-level commands:
- *   suiro init [--demo] [--admin ID] DIR
+ *   suiro init [--demo] [--admin ID] [--second-admin ID] DIR
  *                                      create a data directory (demo operator from the embedded sheet) and
  *                                      its first platform admin (ID, default "admin") with a temporary
  *                                      password printed once (docs/admin.md, "The first platform admin")
@@ -52,7 +52,7 @@ typedef struct common {
 
 /* Every option of these commands (each table takes the ones it needs). */
 typedef struct eopts {
-    const char *keyfile, *op, *from, *to, *gateway, *point, *kind, *app, *pem, *admin, *url, *token;
+    const char *keyfile, *op, *from, *to, *gateway, *point, *kind, *app, *pem, *admin, *admin2, *url, *token;
     int demo, discard_lost, json;
 } eopts;
 
@@ -61,6 +61,8 @@ typedef struct eopts {
 const sr_opt sr_opts_init[] = {
     SR_OPT_FLAG("demo", 0, eopts, demo, "import the demo operator (docs/examples/demo-sheet.csv)"),
     SR_OPT_STR("admin", 0, "ID", eopts, admin, "the first platform admin's user id (default admin)"),
+    SR_OPT_STR("second-admin", 0, "ID", eopts, admin2,
+               "also a second platform admin (the two-person rule needs two to approve a privilege change)"),
     KEY_FILE,
     SR_OPT_END,
 };
@@ -215,16 +217,18 @@ static int import_bytes(const sr_command *cmd, sr_engine *e, const void *data, s
     return rc ? 1 : 0;
 }
 
-/* The first platform admin (issue #14): a random temporary password (hex of
- * SR_INIT_PASSWORD_BYTES random bytes) into password, its user created in
- * e by "system" from "cli". The password policy is the default of [users]
- * (init reads no configuration file); the password is longer than its
- * default minimum. 0 or 1 (the error printed). */
+/* The first platform admins (issue #14): the first, and a second if asked
+ * (the two-person rule, docs/admin.md: a privilege change such as creating
+ * another admin needs a second admin's approval, so a platform needs two
+ * from the start), each with a random temporary password (hex of
+ * SR_INIT_PASSWORD_BYTES random bytes) into passwords[i], created in e by
+ * "system" from "cli" -- only in a directory without users. The password
+ * policy is the default of [users] (init reads no configuration file); the
+ * password is longer than its default minimum. 0 or 1 (the error printed). */
 #define SR_INIT_PASSWORD_BYTES 16
-static int first_admin(sr_engine *e, const char *admin, char *password)
+static int first_admins(sr_engine *e, const char *const *admins, size_t n, char (*passwords)[2 * SR_INIT_PASSWORD_BYTES + 1])
 {
-    uint8_t raw[SR_INIT_PASSWORD_BYTES];
-    password[0] = 0;
+    for (size_t i = 0; i < n; i++) passwords[i][0] = 0;
     sr_rec h = SR_REC_INIT;
     int rc = sr_list_users(e, &h);
     size_t users = h.count;
@@ -234,33 +238,43 @@ static int first_admin(sr_engine *e, const char *admin, char *password)
         return 1;
     }
     if (users) return 0; /* an existing directory: it has its admins (no new one, no password) */
-    if (sr_random(raw, sizeof raw)) {
-        fprintf(stderr, "suiro init: no randomness for the admin's password\n");
-        return 1;
-    }
-    sr_hex(raw, sizeof raw, password);
-    OPENSSL_cleanse(raw, sizeof raw);
     sr_config cfg;
     sr_config_defaults(&cfg);
     sr_password_policy pol;
     sr_config_password_policy(&cfg, &pol);
     static const char *const roles[] = {"platform_admin"};
-    sr_user u = {.id = admin, .name = admin, .scope = SR_US_PLATFORM, .scope_id = "", .roles = roles, .n_roles = 1};
     sr_cmd_env env = {"", "system", SR_ACTOR_SYSTEM, NULL, "cli"};
     sr_buf evb;
     sr_buf_init(&evb);
+    size_t lens[2] = {0, 0};
     char why[160] = "";
+    for (size_t i = 0; i < n && !rc; i++) {
+        uint8_t raw[SR_INIT_PASSWORD_BYTES];
+        if (sr_random(raw, sizeof raw)) {
+            fprintf(stderr, "suiro init: no randomness for the admin's password\n");
+            sr_buf_release(&evb);
+            return 1;
+        }
+        sr_hex(raw, sizeof raw, passwords[i]);
+        OPENSSL_cleanse(raw, sizeof raw);
+        sr_user u = {.id = admins[i], .name = admins[i], .scope = SR_US_PLATFORM, .scope_id = "", .roles = roles,
+                     .n_roles = 1};
+        size_t before = evb.len;
+        rc = sr_cmd_user_create(&env, &u, passwords[i], 1, (int64_t)time(NULL) * 1000, &pol, &evb, why, sizeof why);
+        lens[i] = evb.len - before;
+    }
     sr_result res = {0};
-    rc = sr_cmd_user_create(&env, &u, password, 1, (int64_t)time(NULL) * 1000, &pol, &evb, why, sizeof why);
-    if (!rc) {
-        sr_slice sl = {evb.data, evb.len};
-        rc = sr_engine_submit_wait(e, &sl, 1, &res);
+    if (!rc) { /* one command: both admins or none */
+        sr_slice sl[2] = {{evb.data, lens[0]}, {evb.data + lens[0], lens[1]}};
+        rc = sr_engine_submit_wait(e, sl, n, &res);
         if (!rc) rc = res.rc;
     }
     sr_buf_release(&evb);
-    if (rc)
+    if (rc) {
         fprintf(stderr, "suiro init: the first platform admin: %s\n",
                 why[0] ? why : res.err.msg[0] ? res.err.msg : sr_strerror(rc));
+        for (size_t i = 0; i < n; i++) passwords[i][0] = 0;
+    }
     return rc ? 1 : 0;
 }
 
@@ -272,12 +286,15 @@ int sr_cmd_init(const sr_command *cmd, int argc, char **argv)
     int rc = begin(cmd, argc, argv, &o, &c, &a, -1, 1, NULL);
     if (rc != GO_ON) return rc;
     int demo = o.demo;
-    const char *admin = o.admin ? o.admin : "admin";
-    if (!sr_id_str_ok(admin)) return sr_opts_error(cmd, "--admin: not an ID ([A-Za-z0-9._-]{1,64})");
+    const char *admins[2] = {o.admin ? o.admin : "admin", o.admin2};
+    size_t nadmins = o.admin2 ? 2 : 1;
+    if (!sr_id_str_ok(admins[0])) return sr_opts_error(cmd, "--admin: not an ID ([A-Za-z0-9._-]{1,64})");
+    if (o.admin2 && !sr_id_str_ok(o.admin2)) return sr_opts_error(cmd, "--second-admin: not an ID ([A-Za-z0-9._-]{1,64})");
+    if (o.admin2 && !strcmp(o.admin2, admins[0])) return sr_opts_error(cmd, "--second-admin: the same ID as --admin");
     sr_engine *e;
     if (open_engine(cmd, &c, 0, &e)) return 1;
-    char password[2 * SR_INIT_PASSWORD_BYTES + 1];
-    int code = first_admin(e, admin, password);
+    char passwords[2][2 * SR_INIT_PASSWORD_BYTES + 1];
+    int code = first_admins(e, admins, nadmins, passwords);
     if (!code && demo) code = import_bytes(cmd, e, sr_demo_sheet, sr_demo_sheet_len, "demo-sheet.csv");
     if (sr_engine_close(e)) code = 1;
     char perr[1200];
@@ -287,14 +304,16 @@ int sr_cmd_init(const sr_command *cmd, int argc, char **argv)
     }
     if (!code) {
         printf("data directory %s ready%s\n", c.dir, demo ? " (demo operator 'demo')" : "");
-        if (password[0]) {
-            printf("platform admin: %s\ntemporary password: %s\n", admin, password);
-            printf("this password is shown only once; it must be changed at first login\n");
+        if (passwords[0][0]) {
+            for (size_t i = 0; i < nadmins; i++)
+                printf("%splatform admin: %s\ntemporary password: %s\n", i ? "second " : "", admins[i], passwords[i]);
+            printf("%s\n", nadmins > 1 ? "these passwords are shown only once; each must be changed at first login"
+                                       : "this password is shown only once; it must be changed at first login");
         } else {
             printf("users exist already: no platform admin created, no password printed\n");
         }
     }
-    OPENSSL_cleanse(password, sizeof password);
+    OPENSSL_cleanse(passwords, sizeof passwords);
     return code;
 }
 

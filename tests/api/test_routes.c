@@ -340,6 +340,8 @@ Test(routes, the_admin_rows_callers_and_actions_are_the_specs)
             if (o->in_handler[0]) {
                 int known = 0;
                 for (int a = 0; a < SR_ACT_COUNT; a++) known |= !strcmp(o->in_handler, sr_authz_action_name((sr_authz_action)a));
+                /* the pending routes: the action of the pending change the path names (admin_pending.c) */
+                known |= !strcmp(o->in_handler, "change") && !strncmp(r->path, "/admin/v1/pending", 17);
                 cr_expect(known, "%s: x-suiro-action-in-handler %s is no action of engine/authz.h", m, o->in_handler);
             }
         }

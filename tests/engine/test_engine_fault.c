@@ -17,7 +17,10 @@
  * commands are users' sessions instead (engine/records.h): two logins and a
  * revocation of all of one user's; an acknowledged login verifies after the
  * reopen unless its revocation was acknowledged too, an unacknowledged one
- * does not. */
+ * does not. And one (command 0) approves a pending change (the two-person
+ * rule) that the base database holds: after the reopen the change is
+ * approved and applied (user pu's role) exactly when the approval was
+ * acknowledged -- never one without the other. */
 #include <criterion/criterion.h>
 #include <dirent.h>
 #include <inttypes.h>
@@ -275,8 +278,58 @@ static void sess_hash(int c, uint8_t h[32])
     sr_sha256(t, strlen(t), h);
 }
 
+/* Command 0 approves pending change "pc" of the base (by pa2): user pu of
+ * op1 gets the role operator_admin. */
+enum { PEND_APPROVE = 0 };
+static const int64_t PEND_EXPIRES = INT64_C(4000000000000);
+static const char *const BASE_USERS[] = {"pa1", "pa2", "pu"};
+
+static void base_pending(sr_engine *e)
+{
+    static const sr_password_policy pol = {.min_length = 8, .max_length = 64};
+    const sr_cmd_env root = {"", "root", SR_ACTOR_USER, NULL, "cli"}, pa1 = {"op1", "pa1", SR_ACTOR_USER, NULL, NULL};
+    for (int i = 0; i < 3; i++) {
+        const char *roles[] = {i < 2 ? "platform_admin" : "operator_general"};
+        sr_user u = {.id = BASE_USERS[i], .scope = i < 2 ? SR_US_PLATFORM : SR_US_OPERATOR, .scope_id = i < 2 ? "" : "op1",
+                     .roles = roles, .n_roles = 1};
+        sr_buf b;
+        sr_buf_init(&b);
+        char why[128];
+        cr_assert_eq(sr_cmd_user_create(&root, &u, "another password", 0, 1600000000000, &pol, &b, why, sizeof why),
+                     SR_OK);
+        size_t len = b.len;
+        sr_result res;
+        cr_assert_eq(et_submit(e, &b, &len, 1, &res), SR_OK, "%s", res.err.msg);
+        sr_buf_release(&b);
+    }
+    const char *roles[] = {"operator_admin"};
+    sr_buf ch, b;
+    sr_buf_init(&ch);
+    sr_buf_init(&b);
+    cr_assert_eq(sr_cmd_user_roles(&pa1, "pu", roles, 1, NULL, &ch), SR_OK);
+    sr_pending_req q = {.id = "pc", .scope = SR_US_PLATFORM, .scope_id = "", .authz_action = "users.manage",
+                        .summary = "pu becomes an operator admin", .expires_ms = PEND_EXPIRES,
+                        .change = {ch.data, ch.len}};
+    cr_assert_eq(sr_cmd_pending_request(&pa1, &q, &b), SR_OK);
+    size_t len = b.len;
+    sr_result res;
+    cr_assert_eq(et_submit(e, &b, &len, 1, &res), SR_OK, "%s", res.err.msg);
+    sr_buf_release(&b);
+    sr_buf_release(&ch);
+}
+
 static void build_sessions(fixture *f)
 {
+    {
+        command *cm = &f->cmds[PEND_APPROVE];
+        cr_assert_eq(cm->nev, 1);
+        cr_assert_eq(cm->msgid[0], 0);
+        cm->bytes.len = 0;
+        cm->ns[0] = 0;
+        const sr_cmd_env pa2 = {"op1", "pa2", SR_ACTOR_USER, NULL, NULL};
+        cr_assert_eq(sr_cmd_pending_decide(&pa2, "pc", "approved", NULL, &cm->bytes), SR_OK);
+        cm->lens[0] = cm->bytes.len;
+    }
     for (int c = 0; c < NCMD; c++) {
         if (c != SESS_U2 && c != SESS_U1 && c != SESS_REVOKE_U1) continue;
         command *cm = &f->cmds[c];
@@ -305,6 +358,7 @@ static void fixture_init(fixture *f)
     sr_engine_opts o = opts(NULL, NULL);
     sr_engine *e = open_at(base, &o);
     cr_assert_eq(et_setup_masters(e, "op1", NPOINTS, TYPES, NPOINTS), SR_OK);
+    base_pending(e);
     int64_t clock[NPOINTS];
     tu_rng r = {5};
     for (int k = 0; k < NPOINTS; k++) {
@@ -470,6 +524,9 @@ static void check_db(fixture *f, const outcome *out, const char *ctx)
     cr_assert_eq(sr_list_users(e, &ur), SR_OK);
     int nu = 0, more;
     while ((more = sr_rec_next_user(&ur, &u)) == 1) {
+        int base_user = 0;
+        for (int i = 0; i < 3; i++) base_user |= !strcmp(BASE_USERS[i], u.id);
+        if (base_user) continue; /* the base's (base_pending) */
         nu++;
         int known = 0;
         for (int c = 0; c < NCMD; c++) known |= !strcmp(f->cmds[c].user, u.id);
@@ -479,6 +536,14 @@ static void check_db(fixture *f, const outcome *out, const char *ctx)
     cr_assert_eq(more, 0, "%s: a user record does not decode", ctx);
     sr_rec_close(&ur);
     cr_assert_eq(nu, out->users, "%s: %d users in the index, %d acknowledged", ctx, nu, out->users);
+    /* the pending change: approved and applied exactly when its approval was acknowledged */
+    sr_pending pc;
+    cr_assert_eq(sr_read_pending(e, "pc", &ur, &pc), SR_OK, "%s: the base's pending change", ctx);
+    cr_assert_str_eq(pc.state, out->acked_cmd[PEND_APPROVE] ? "approved" : "requested", "%s: pending change", ctx);
+    cr_assert_eq(sr_read_user(e, "pu", &ur, &u), SR_OK);
+    cr_assert_str_eq(u.roles[0], out->acked_cmd[PEND_APPROVE] ? "operator_admin" : "operator_general",
+                     "%s: the pending change's user (approval acknowledged: %d)", ctx, out->acked_cmd[PEND_APPROVE]);
+    sr_rec_close(&ur);
     uint8_t live[32], rebuilt[32];
     cr_assert_eq(sr_engine_content_hash(e, live), SR_OK);
     cr_assert_eq(sr_engine_close(e), SR_OK, "%s: close after reopen", ctx);

@@ -12,6 +12,11 @@
  *    the newest acknowledged one);
  *  - every user an acknowledged command created (the writer's every 16th
  *    command of a thread) is in the index;
+ *  - every pending change an acknowledged command requested is in the
+ *    index, approved if its approval was acknowledged; and every pending
+ *    change the index holds is approved exactly when the user its change
+ *    creates exists, approved by the second admin (the change and its
+ *    approval are one event: no crash leaves one without the other);
  *  - the index equals one rebuilt from the log (content hash). */
 #include <criterion/criterion.h>
 #include <inttypes.h>
@@ -86,6 +91,14 @@ static sr_sample sample_of(uint32_t point, int64_t ts, unsigned q, uint64_t bits
 static char acked_users[8192][64];
 static int nacked_users;
 
+/* The pending changes of acknowledged commands: id and 'r' (requested) or
+ * 'a' (approved). */
+static struct {
+    char id[64];
+    char action;
+} acked_pending[8192];
+static int nacked_pending, nacked_approvals;
+
 typedef struct round_out {
     uint64_t last_seq;   /* seq of the last complete acknowledged block (0: none) */
     int acks;            /* complete blocks */
@@ -114,7 +127,7 @@ static void run_and_kill(const char *d, uint64_t seed, int want, uint64_t delay_
     cr_assert_not_null(in);
     char line[256];
     pending blk = {0};
-    char blk_user[64] = "";
+    char blk_user[64] = "", blk_pend[64] = "", blk_pend_action[16] = "";
     int killed = 0, ready = 0;
     uint64_t blk_seq = 0;
     while (fgets(line, sizeof line, in)) {
@@ -137,6 +150,9 @@ static void run_and_kill(const char *d, uint64_t seed, int want, uint64_t delay_
             blk_seq = seq;
             sr_sample s = sample_of(point, ts, q, bits);
             pend_add(&blk, point, &s);
+        } else if (sscanf(line, "pending %" SCNu64 " %63s %15s", &seq, blk_pend, blk_pend_action) == 3) {
+            cr_assert(ready);
+            cr_assert_eq(blk.n, 0, "a pending change's line inside a measurements block");
         } else if (sscanf(line, "user %" SCNu64 " %63s", &seq, blk_user) == 2) {
             cr_assert(ready);
             cr_assert_eq(blk.n, 0, "a user's line inside a measurements block");
@@ -159,6 +175,13 @@ static void run_and_kill(const char *d, uint64_t seed, int want, uint64_t delay_
                 cr_assert_lt(nacked_users, (int)(sizeof acked_users / sizeof *acked_users));
                 memcpy(acked_users[nacked_users++], blk_user, sizeof blk_user);
                 blk_user[0] = 0;
+            }
+            if (blk_pend[0]) {
+                cr_assert_lt(nacked_pending, (int)(sizeof acked_pending / sizeof *acked_pending));
+                memcpy(acked_pending[nacked_pending].id, blk_pend, sizeof blk_pend);
+                acked_pending[nacked_pending++].action = blk_pend_action[0];
+                nacked_approvals += blk_pend_action[0] == 'a';
+                blk_pend[0] = 0;
             }
             if (++ro->acks >= want && !killed) {
                 struct timespec tsl = {0, (long)(delay_us * 1000)};
@@ -309,6 +332,35 @@ static void check_round(const char *d, int round, et_model *m, const round_out *
                      round, acked_users[i]);
         cr_assert(u.temporary && u.n_roles == 1, "round %d: user %s", round, acked_users[i]);
     }
+    /* pending changes: the acknowledged ones, and approved == applied */
+    for (int i = 0; i < nacked_pending; i++) {
+        sr_pending pc;
+        cr_assert_eq(sr_read_pending(e, acked_pending[i].id, &ur, &pc), SR_OK,
+                     "round %d: acknowledged pending change %s is missing", round, acked_pending[i].id);
+        if (acked_pending[i].action == 'a')
+            cr_assert_str_eq(pc.state, "approved", "round %d: pending change %s: its approval was acknowledged",
+                             round, acked_pending[i].id);
+    }
+    sr_rec pr = SR_REC_INIT;
+    sr_pending pc;
+    cr_assert_eq(sr_list_pending(e, &pr), SR_OK);
+    int more;
+    while ((more = sr_rec_next_pending(&pr, &pc)) == 1) {
+        char uid[80];
+        snprintf(uid, sizeof uid, "pu-%s", pc.id + 3); /* pq-X creates pu-X */
+        sr_user u;
+        int urc = sr_read_user(e, uid, &ur, &u);
+        if (!strcmp(pc.state, "approved")) {
+            cr_assert_eq(urc, SR_OK, "round %d: pending change %s approved, its user %s missing", round, pc.id, uid);
+            cr_assert_str_eq(u.approved_by, "pa2", "round %d: user %s", round, uid);
+        } else {
+            cr_assert_str_eq(pc.state, "requested", "round %d: pending change %s", round, pc.id);
+            cr_assert_eq(urc, SR_ENOTFOUND, "round %d: pending change %s not approved, yet its user exists", round,
+                         pc.id);
+        }
+    }
+    cr_assert_eq(more, 0, "round %d: a pending record does not decode", round);
+    sr_rec_close(&pr);
     sr_rec_close(&ur);
     uint8_t live[32], rebuilt[32];
     cr_assert_eq(sr_engine_content_hash(e, live), SR_OK);
@@ -370,6 +422,7 @@ Test(engine_kill9, every_acknowledged_sample_survives_kill_9)
                 total_acks, tail_events, durable_end - 1);
     cr_assert_gt(total_acks, rounds, "the writer should have acknowledged many commands");
     cr_assert_gt(nacked_users, 0, "no user creation was acknowledged");
+    cr_assert_gt(nacked_approvals, 0, "no pending change's approval was acknowledged");
     cr_assert_gt(checkpointed, 0, "no round recovered from a heads checkpoint");
     int by_time = 0;
     cr_assert_gt(log_snapshots(d, &by_time), rounds, "the log should hold many Snapshot records");

@@ -17,7 +17,8 @@
     stored; an operator admin sees its operator's users only; a disabled
     user's live session is refused at its next request and stays dead after
     an enable; a deleted user's ID stays reserved; an operator in use is not
-    deleted.
+    deleted. Privilege changes (an admin created, an enable, roles) wait
+    for init's second platform admin to approve them (the two-person rule).
  5. The login policy: a role the platform's policy names, or an operator
     whose policy requires it, needs TOTP: a live session without it is
     refused all but its own routes (403 naming POST /admin/v1/me/totp)
@@ -56,8 +57,11 @@ def login(hp, user, password, code_=None):
 
 
 try:
-    r = subprocess.run([BIN, "init", "--demo", D], check=True, capture_output=True, text=True)
-    temp = [ln.split(":", 1)[1].strip() for ln in r.stdout.splitlines() if ln.startswith("temporary password:")][0]
+    # a second platform admin, to approve the privilege changes of part 4 (the two-person rule)
+    r = subprocess.run([BIN, "init", "--demo", "--second-admin", "admin2", D], check=True, capture_output=True,
+                       text=True)
+    temp, temp2 = [ln.split(":", 1)[1].strip() for ln in r.stdout.splitlines()
+                   if ln.startswith("temporary password:")][:2]
     server, ports = start_server(BIN, D, os.path.join(T, "server.log"))
     hp = ports["http"]
 
@@ -96,7 +100,7 @@ try:
     check("the same session is a normal one now", st == 200 and not me["mustChangePassword"]
           and not me["temporaryPassword"], me)
     st, b = a.call("GET", "/admin/v1/users")
-    check("GET /admin/v1/users now answers", st == 200 and [u["id"] for u in b["items"]] == ["admin"], (st, b))
+    check("GET /admin/v1/users now answers", st == 200 and [u["id"] for u in b["items"]] == ["admin", "admin2"], (st, b))
     st, b = login(hp, "admin", temp)
     check("the temporary password is dead", st == 401 and code(b) == "E2001", (st, b))
 
@@ -150,6 +154,19 @@ try:
 
 
     # ---- 4. operators, vendors, users
+    # a privilege change is answered 202 with a pending change; the second
+    # platform admin approves it (the two-person rule, test_pending.py)
+    st, b = login(hp, "admin2", temp2)
+    a2 = Api(hp, b.get("token"))
+    check("the second admin's password change", a2.call("PUT", "/admin/v1/me/password", {
+        "currentPassword": temp2, "newPassword": "admin2-own-password"})[0] == 204)
+
+    def approved(st, b):
+        """a 202's pending change approved by admin2: (the approval's status, its pending change)"""
+        if st != 202:
+            return st, b
+        return a2.call("POST", "/admin/v1/pending/%s/approve" % b["pendingId"])
+
     st, b = a.call("POST", "/admin/v1/vendors", {"id": "vend1", "name": "Vendor One", "kind": "ap"})
     check("a vendor registered", st == 201 and b == {"id": "vend1", "name": "Vendor One", "kind": "ap"}, (st, b))
     st, b = a.call("POST", "/admin/v1/vendors", {"id": "vend1", "name": "again", "kind": "ap"})
@@ -185,14 +202,18 @@ try:
     check("... and nothing was stored", a.call("GET", "/admin/v1/users")[1]["items"] == before)
     st, oa = a.call("POST", "/admin/v1/users", {"id": "opadm", "name": "Op Admin", "roles": ["operator_admin"],
                                                 "scope": {"kind": "operator", "id": "demo"}})
-    check("an operator admin created, its temporary password shown once",
-          st == 201 and oa["id"] == "opadm" and len(oa.get("password", "")) == 32 and oa["temporaryPassword"], (st, oa))
+    check("an operator admin: a pending change, its temporary password shown once",
+          st == 202 and len(oa.get("password", "")) == 32, (st, oa))
+    check("... nothing yet", a.call("GET", "/admin/v1/users/opadm")[0] == 404)
+    st, b = approved(st, oa)
+    st2, b2 = a.call("GET", "/admin/v1/users/opadm")
+    check("... created once approved", st == 200 and st2 == 200 and b2["temporaryPassword"], (st, b, st2, b2))
     st, g1 = a.call("POST", "/admin/v1/users", {"id": "gen1", "roles": ["operator_general"],
                                                 "scope": {"kind": "operator", "id": "demo"}})
     check("an operator general user created", st == 201, (st, g1))
-    st, b = a.call("POST", "/admin/v1/users", {"id": "vadm", "roles": ["ap_vendor_admin"],
-                                               "scope": {"kind": "vendor", "id": "vend1"}})
-    check("a vendor admin created", st == 201, (st, b))
+    st, b = approved(*a.call("POST", "/admin/v1/users", {"id": "vadm", "roles": ["ap_vendor_admin"],
+                                                         "scope": {"kind": "vendor", "id": "vend1"}}))
+    check("a vendor admin created (approved)", st == 200 and b["state"] == "approved", (st, b))
     st, b = a.call("GET", "/admin/v1/users/opadm")
     check("GET a user shows no password", st == 200 and "password" not in b and b["state"] == "enabled", (st, b))
 
@@ -230,14 +251,16 @@ try:
     check("a disabled user's live session is refused at its next request", st == 401 and code(b) == "E2001", (st, b))
     st, b = login(hp, "gen1", "gen1-password-1234")
     check("a disabled user cannot log in", st == 401, (st, b))
-    st, b = oapi.call("POST", "/admin/v1/users/gen1/enable")
-    check("enabled again", st == 200 and b["state"] == "enabled", (st, b))
+    st, b = approved(*oapi.call("POST", "/admin/v1/users/gen1/enable"))
+    check("enabled again (approved)", st == 200 and a.call("GET", "/admin/v1/users/gen1")[1]["state"] == "enabled",
+          (st, b))
     check("the session the disable ended stays dead", gapi.call("GET", "/admin/v1/me")[0] == 401)
     st, b = login(hp, "gen1", "gen1-password-1234")
     check("the enabled user logs in again", st == 201, (st, b))
     gapi = Api(hp, b.get("token"))
-    st, b = oapi.call("PUT", "/admin/v1/users/gen1/roles", {"roles": ["operator_admin"]})
-    check("roles changed", st == 200 and b["roles"] == ["operator_admin"], (st, b))
+    st, b = approved(*oapi.call("PUT", "/admin/v1/users/gen1/roles", {"roles": ["operator_admin"]}))
+    check("roles changed (approved)",
+          st == 200 and a.call("GET", "/admin/v1/users/gen1")[1]["roles"] == ["operator_admin"], (st, b))
     check("the new role applies to the live session at once", gapi.call("GET", "/admin/v1/users")[0] == 200)
     st, b = oapi.call("PUT", "/admin/v1/users/gen1/roles", {"roles": ["auditor"]})
     check("a role of another scope is refused, naming it", st == 400 and b["result"]["detail"]["field"] == "roles[0]",

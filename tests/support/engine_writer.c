@@ -14,7 +14,12 @@
  * Every PAUSE_EVERY commands both threads stop for longer than the heads
  * checkpoint interval, so checkpoints by time are among those kill -9 meets.
  * Every 16th command of a thread creates a user instead (a UserEvent, ID
- * u-SEED-T-N).
+ * u-SEED-T-N). And every 16th (n % 16 == 11) requests a pending change
+ * (the two-person rule: PendingEvent, ID pq-SEED-T-N, requested by platform
+ * admin pa1) whose change creates an operator admin pu-SEED-T-N, and the
+ * thread's next command approves it (by pa2): the change is applied with
+ * the approval, in the same event (pa1 and pa2 are created at the start
+ * when missing).
  *
  * From the callback (the writer thread, after the command is durable) one
  * block per acknowledged command is printed and stdout flushed:
@@ -22,6 +27,7 @@
  *                                      order (later lines win for equal ts)
  *     dup SEQ                          a duplicate: nothing stored
  *     user SEQ ID                      a user created
+ *     pending SEQ ID ACTION            pending change ID requested / approved
  *     end SEQ                          the block is complete
  * BITS is the value as 16 hex digits: the double's bits, the int64, or 0/1.
  * A block without its "end" line was not acknowledged. Any error: exit 1. */
@@ -65,6 +71,8 @@ typedef struct wcmd {
     wthread *w;
     size_t npts;
     char user[64]; /* the user this command creates, or "" */
+    char pend[64];  /* the pending change this command requests or approves, or "" */
+    const char *pend_action;
     sr_pv_in pts[PTS_PER_THREAD];
     sr_sample s[PTS_PER_THREAD][MAXS];
 } wcmd;
@@ -97,6 +105,8 @@ static void on_done(void *ctx, const sr_result *res)
         printf("dup %" PRIu64 "\n", res->seq);
     } else if (c->user[0]) {
         printf("user %" PRIu64 " %s\n", res->seq, c->user);
+    } else if (c->pend[0]) {
+        printf("pending %" PRIu64 " %s %s\n", res->seq, c->pend, c->pend_action);
     } else {
         for (size_t p = 0; p < c->npts; p++)
             for (size_t i = 0; i < c->pts[p].n; i++) {
@@ -180,6 +190,38 @@ static void *thread_main(void *arg)
             if ((rc = sr_engine_submit(eng, &sl, 1, on_done, c))) die("sr_engine_submit", rc);
             continue;
         }
+        if (n % 16 == 11 || n % 16 == 12) { /* a pending change: requested, then approved */
+            const sr_cmd_env env = {"op1", n % 16 == 11 ? "pa1" : "pa2", SR_ACTOR_USER, NULL, "cli"};
+            snprintf(c->pend, sizeof c->pend, "pq-%016" PRIx64 "-%d-%" PRIu64, seed, w->t, n - (n % 16 == 12));
+            b.len = 0;
+            int rc;
+            if (n % 16 == 11) {
+                static const char *const roles[] = {"operator_admin"};
+                static const sr_password_policy pol = {.min_length = 8, .max_length = 64};
+                char id[64], why[128];
+                snprintf(id, sizeof id, "pu-%016" PRIx64 "-%d-%" PRIu64, seed, w->t, n);
+                sr_user u = {.id = id, .scope = SR_US_OPERATOR, .scope_id = "op1", .roles = roles, .n_roles = 1};
+                sr_buf ch;
+                sr_buf_init(&ch);
+                if ((rc = sr_cmd_user_create(&env, &u, "a password", 1, 1600000000000, &pol, &ch, why, sizeof why)))
+                    die("build a pending user", rc);
+                struct timespec now;
+                clock_gettime(CLOCK_REALTIME, &now);
+                sr_pending_req q = {.id = c->pend, .scope = SR_US_PLATFORM, .scope_id = "",
+                                    .authz_action = "users.manage", .summary = "create an operator admin",
+                                    .expires_ms = (int64_t)now.tv_sec * 1000 + 86400000, .change = {ch.data, ch.len}};
+                rc = sr_cmd_pending_request(&env, &q, &b);
+                sr_buf_release(&ch);
+                c->pend_action = "requested";
+            } else {
+                rc = sr_cmd_pending_decide(&env, c->pend, "approved", NULL, &b);
+                c->pend_action = "approved";
+            }
+            if (rc) die("build a pending change", rc);
+            sr_slice sl = {b.data, b.len};
+            if ((rc = sr_engine_submit(eng, &sl, 1, on_done, c))) die("sr_engine_submit", rc);
+            continue;
+        }
         /* one to three of this thread's points, each once; a third of the
          * commands a snapshot (every point one value at one new time: a
          * Snapshot record), half of those with the last point's values as a
@@ -257,6 +299,31 @@ int main(int argc, char **argv)
     rc = sr_engine_point(eng, "op1", "P000", &p, &t);
     if (rc == SR_ENOTFOUND) rc = et_setup_masters(eng, "op1", EW_NPOINTS, TYPES, 3);
     if (rc) die("masters", rc);
+    /* the platform admins of the pending changes */
+    for (int k = 1; k <= 2; k++) {
+        static const char *const roles[] = {"platform_admin"};
+        static const sr_password_policy pol = {.min_length = 8, .max_length = 64};
+        const sr_cmd_env env = {"", "root", SR_ACTOR_USER, NULL, "cli"};
+        char id[8], why[128];
+        snprintf(id, sizeof id, "pa%d", k);
+        sr_rec h = SR_REC_INIT;
+        sr_user u = {.id = id, .scope = SR_US_PLATFORM, .scope_id = "", .roles = roles, .n_roles = 1};
+        rc = sr_read_user(eng, id, &h, &u);
+        sr_rec_close(&h);
+        if (rc != SR_ENOTFOUND) {
+            if (rc) die("read an admin", rc);
+            continue;
+        }
+        sr_buf b;
+        sr_buf_init(&b);
+        if ((rc = sr_cmd_user_create(&env, &u, "a password", 0, 1600000000000, &pol, &b, why, sizeof why)))
+            die("build an admin", rc);
+        sr_slice sl = {b.data, b.len};
+        sr_result res;
+        rc = sr_engine_submit_wait(eng, &sl, 1, &res);
+        sr_buf_release(&b);
+        if (rc) die("create an admin", rc);
+    }
     static wthread w[2];
     for (int k = 0; k < 2; k++) {
         w[k].t = k;
