@@ -126,6 +126,9 @@ static int put_registry(sr_engine *e, batch *b, Suiro__V1__RegistryPut *rp, cons
     }
     /* a certificate registered with `suiro cert import` stays when the sheet has none */
     if (old && !rp->cert_pem[0] && old->cert_pem[0]) rp->cert_pem = old->cert_pem;
+    /* a disabled app or gateway stays disabled: the sheet has no such column,
+     * and enabling one is the Admin API's (docs/admin.md "Revocation") */
+    if (old && old->disabled) rp->disabled = 1;
     int skip = old && same_packed(&cur, &rp->base);
     if (old && rp->secret_hash.data == old->secret_hash.data) {
         rp->secret_hash.data = NULL; /* empty in the event: the writer keeps the stored one */
