@@ -468,7 +468,7 @@ typedef struct regchange {
     char op[72], id[72];
 } regchange;
 
-static void on_registry(void *ctx, const sr_reg_change *ch, size_t n)
+static void on_registry(void *ctx, const sr_reg_committed *ch, size_t n)
 {
     sr_server *s = ctx;
     for (size_t i = 0; i < n; i++) {
@@ -2017,6 +2017,7 @@ fail:
 int sr_server_mqtt_port(sr_server *s) { return s->mqtt_port; }
 int sr_server_mqtts_port(sr_server *s) { return s->mqtts_port; }
 int sr_server_http_port(sr_server *s) { return s->http ? sr_gwhttp_port(s->http) : 0; }
+sr_engine *sr_server_engine(sr_server *s) { return s->eng; }
 
 static void on_stop_check(uv_async_t *a) { (void)a; }
 

@@ -189,12 +189,12 @@ uint64_t sr_engine_registry_gen(sr_engine *e);
  * the platform's vendors), kind (sr_reg_kind, engine/records.h) and id;
  * deleted 1 for a RegistryDelete; disabled the put's flag. Valid during the
  * call only. */
-typedef struct sr_reg_change {
+typedef struct sr_reg_committed {
     const char *op, *id;
     int kind;
     int deleted, disabled;
-} sr_reg_change;
-typedef void (*sr_registry_hook)(void *ctx, const sr_reg_change *ch, size_t n);
+} sr_reg_committed;
+typedef void (*sr_registry_hook)(void *ctx, const sr_reg_committed *ch, size_t n);
 /* Call fn(ctx, changes, n) on the writer thread after each group that
  * committed registry changes (durable and visible to reads, generation
  * bumped), before the group's command callbacks: it must be quick (hand the

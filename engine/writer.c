@@ -269,16 +269,16 @@ static void registry_changed(sr_engine *e, accepted *acc, size_t nacc)
     void *ctx = e->reg_hook_ctx;
     pthread_mutex_unlock(&e->mu);
     if (!fn) return;
-    sr_reg_change one, *ch = sr_calloc(n, sizeof *ch);
+    sr_reg_committed one, *ch = sr_calloc(n, sizeof *ch);
     size_t k = 0;
     for (size_t i = 0; i < nacc; i++) {
         const Event *ev = acc[i].ev;
-        sr_reg_change *c = ch ? &ch[k] : &one;
+        sr_reg_committed *c = ch ? &ch[k] : &one;
         if (ev->body_case == SUIRO__V1__EVENT__BODY_REGISTRY_PUT)
-            *c = (sr_reg_change){ev->operator_id, ev->registry_put->id, (int)ev->registry_put->kind, 0,
+            *c = (sr_reg_committed){ev->operator_id, ev->registry_put->id, (int)ev->registry_put->kind, 0,
                                  ev->registry_put->disabled};
         else if (ev->body_case == SUIRO__V1__EVENT__BODY_REGISTRY_DELETE)
-            *c = (sr_reg_change){ev->operator_id, ev->registry_delete->id, (int)ev->registry_delete->kind, 1, 0};
+            *c = (sr_reg_committed){ev->operator_id, ev->registry_delete->id, (int)ev->registry_delete->kind, 1, 0};
         else continue;
         if (ch) k++;
         else fn(ctx, c, 1);

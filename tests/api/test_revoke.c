@@ -103,13 +103,13 @@ static sr_buf stored(char kind, const char *id)
 #define MAXCH 16
 typedef struct seen_changes {
     pthread_mutex_t mu;
-    sr_reg_change ch[MAXCH];
+    sr_reg_committed ch[MAXCH];
     char op[MAXCH][72], id[MAXCH][72];
     size_t n, calls;
     uint64_t gen_at_call; /* the generation the hook saw: already bumped */
 } seen_changes;
 
-static void hook(void *ctx, const sr_reg_change *ch, size_t n)
+static void hook(void *ctx, const sr_reg_committed *ch, size_t n)
 {
     seen_changes *s = ctx;
     pthread_mutex_lock(&s->mu);
