@@ -17,9 +17,22 @@
  *  the access the call needs (read: values, monitors; control: control
  *  values). An unknown point and a point not granted get the same answer
  *  (403 E2003), so an app learns nothing of data it may not see. Grants are
- *  read when the session opens; a changed grant applies from the next login.
- *  What the broker delivers (answers, request status, pushes) is filtered
- *  again with the grants at delivery (api/broker.c invariant 6).
+ *  read when the session opens and again before the first request after any
+ *  registry change (REVOCATION). What the broker delivers (answers, request
+ *  status, pushes) is filtered again with the grants at delivery
+ *  (api/broker.c invariant 6).
+ *
+ * REVOCATION (R-ID-4, docs/admin.md "Revocation")
+ *  A token remembers the registry generation its grants were read at and
+ *  the secret of its login (sr_login_seen, api/loginguard.h). The
+ *  dispatcher compares the generation with the engine's (one atomic load);
+ *  when it moved, the app's entry and grants are read again before the
+ *  handler runs, so a narrowed grant holds from the very next request. A
+ *  deleted or disabled app, or one whose secret rotated, has its session
+ *  ended there (a SessionEvent DISCONNECTED with the reason, 401 E2001),
+ *  and at once for every token of the app when the server's registry hook
+ *  calls sr_apif_registry_changed. Jobs on the worker queue carry the
+ *  grants of the request (a copy).
  *
  * LOGINS
  *  POST /api/v1/sessions with a secret goes through the server's login
@@ -431,18 +444,22 @@ static void sessions_restore(sr_apif *a)
     for (size_t i = 0; !rc && i < l.n; i++) {
         kept_session *k = &l.v[i];
         atoken *t = k->expires > now ? sr_tokens_add_hashed(a->tokens, k->hash, k->expires) : NULL;
+        const char *why = NULL;
         if (t) {
             snprintf(t->op, sizeof t->op, "%s", k->op);
             snprintf(t->app, sizeof t->app, "%s", k->app);
-            if (load_grants(a, t) == SR_OK) {
+            why = sr_login_seen_init(a->eng, 'a', k->op, k->app, NULL, &t->seen); /* disabled or deleted: ended */
+            if (!why && load_grants(a, t) == SR_OK) {
                 restored++;
                 continue;
             }
             sr_tokens_remove(a->tokens, t);
         }
         if (sr_engine_write_state(a->eng, NULL) == SR_OK) {
-            session_event(a, k->op, k->app, k->hash, k->expires, SR_SS_EXPIRED,
-                          k->expires > now ? "not restored" : "expired");
+            char r[80];
+            snprintf(r, sizeof r, "not restored: app %s", why ? why : "");
+            session_event(a, k->op, k->app, k->hash, k->expires, why ? SR_SS_DISCONNECTED : SR_SS_EXPIRED,
+                          why ? r : k->expires > now ? "not restored" : "expired");
             ended++;
         }
     }
@@ -450,15 +467,29 @@ static void sessions_restore(sr_apif *a)
     if (restored || ended) sr_slog(SR_LOG_INFO, "app sessions restored", "restored=%zu ended=%zu", restored, ended);
 }
 
-/* a new session for (op, app): 201 {token, expiresAt} */
-static void issue_token(sr_apif *a, h2o_req_t *req, const char *op, const char *app, const char *how)
+/* a new session for (op, app): 201 {token, expiresAt}. checked: the stored
+ * hash the secret was checked against (NULL: a certificate); an app
+ * disabled, deleted or rotated meanwhile gets no session. */
+static void issue_token(sr_apif *a, h2o_req_t *req, const char *op, const char *app, const char *how,
+                        const sr_buf *checked, const char *addr)
 {
     char hex[65], exp[32];
     int64_t expires;
+    sr_login_seen seen;
+    const char *why = sr_login_seen_init(a->eng, 'a', op, app, checked, &seen);
+    if (why) {
+        sr_slog(SR_LOG_WARN, "app login refused", "op=%s app=%s peer=%s auth=%s detail=%s", sr_slog_q(op),
+                sr_slog_q(app), addr, how, sr_slog_q(why));
+        char m[120];
+        snprintf(m, sizeof m, "app %s", why);
+        if (!a->closing) sr_login_audit(a->eng, SR_ACTOR_APP, op, app, m, addr);
+        return sr_http_result(req, 0, SR_WIRE_UNAUTH, "not authenticated: wrong operatorId, appId or secret", NULL);
+    }
     atoken *t = sr_tokens_add(a->tokens, TOKEN_TTL_MS, hex, &expires);
     if (!t) return sr_http_result(req, 0, SR_WIRE_BUSY, "too many sessions", NULL);
     snprintf(t->op, sizeof t->op, "%s", op);
     snprintf(t->app, sizeof t->app, "%s", app);
+    t->seen = seen;
     if (load_grants(a, t) != SR_OK) {
         sr_tokens_remove(a->tokens, t); /* frees the grants read so far */
         return sr_http_result(req, 0, SR_WIRE_INTERNAL, "cannot read the app's grants", NULL);
@@ -484,7 +515,7 @@ static void login_done(sr_login_job *lj)
     if (l->h.req && lj->verdict != SR_LG_OK)
         sr_login_http_refuse(l->h.req, "app", l->op, l->app, l->addr, lj->verdict, lj->retry_ms);
     else if (l->h.req) {
-        if (lj->ok) issue_token(l->a, l->h.req, l->op, l->app, "secret");
+        if (lj->ok) issue_token(l->a, l->h.req, l->op, l->app, "secret", &lj->stored, l->addr);
         else
             sr_http_result(l->h.req, 0, SR_WIRE_UNAUTH, "not authenticated: wrong operatorId, appId or secret", NULL);
     }
@@ -510,15 +541,9 @@ static int session_by_cert(sr_apif *a, h2o_req_t *req, json_t *op, json_t *app)
         sr_http_result(req, 0, SR_WIRE_UNAUTH, "not authenticated: the ids differ from the client certificate's", NULL);
         return 1;
     }
-    sr_rec reg = SR_REC_INIT;
-    sr_reg_entry re;
-    int rc = sr_read_registry(a->eng, cop, SR_RG_APP, capp, &reg, &re);
-    sr_rec_close(&reg);
-    if (rc) {
-        sr_http_result(req, 0, SR_WIRE_UNAUTH, "not authenticated: the certificate's app is not registered", NULL);
-        return 1;
-    }
-    issue_token(a, req, cop, capp, "certificate");
+    char addr[64];
+    sr_login_addr_req(req, addr);
+    issue_token(a, req, cop, capp, "certificate", NULL, addr); /* refused if not registered or disabled */
     return 1;
 }
 
@@ -1464,6 +1489,74 @@ const sr_route sr_apif_routes[] = {
 };
 const size_t sr_apif_nroutes = sizeof sr_apif_routes / sizeof sr_apif_routes[0];
 
+/* ---- revocation (REVOCATION above) ---------------------------------------- */
+
+/* End t's session: its event with the reason, and the token goes. */
+static void token_end(sr_apif *a, atoken *t, const char *why)
+{
+    char r[80];
+    snprintf(r, sizeof r, "app %s", why);
+    int64_t expires;
+    const uint8_t *hash = sr_tokens_hash_of(t, &expires);
+    sr_slog(SR_LOG_INFO, "app session ended", "op=%s app=%s reason=%s", t->op, t->app, sr_slog_q(r));
+    session_event(a, t->op, t->app, hash, expires, SR_SS_DISCONNECTED, r);
+}
+
+/* The registry changed since t was checked: read the app's entry and grants
+ * again. 0: t stands, with the grants as they are now; otherwise the
+ * request was answered (401: the session ended; 500: unreadable). */
+static int token_reread(sr_apif *a, atoken *t, h2o_req_t *req)
+{
+    uint64_t was = t->seen.gen;
+    const char *why = sr_login_reread(a->eng, 'a', t->op, t->app, &t->seen);
+    if (why) {
+        token_end(a, t, why);
+        sr_tokens_remove(a->tokens, t);
+        char m[120];
+        snprintf(m, sizeof m, "not authenticated: the session ended (the app was %s); log in again",
+                 !strcmp(why, "secret rotated") ? "given a new secret" : why);
+        sr_http_result(req, 0, SR_WIRE_UNAUTH, m, NULL);
+        return 1;
+    }
+    sr_ap_grant *g = NULL;
+    size_t n = 0;
+    if (sr_grants_load(a->eng, t->op, t->app, &g, &n) != SR_OK) {
+        t->seen.gen = was; /* read again next time */
+        sr_http_result(req, 0, SR_WIRE_INTERNAL, "cannot read the app's grants", NULL);
+        return 1;
+    }
+    free(t->grants);
+    t->grants = g;
+    t->ngrants = n;
+    return 0;
+}
+
+typedef struct changed_ctx {
+    sr_apif *a;
+    const char *op, *app;
+} changed_ctx;
+
+static int end_if_revoked(void *ctx, void *payload)
+{
+    changed_ctx *x = ctx;
+    atoken *t = payload;
+    int64_t expires;
+    (void)sr_tokens_hash_of(t, &expires);
+    if (strcmp(t->op, x->op) || strcmp(t->app, x->app) || expires <= wall_ms()) return 0;
+    sr_login_seen s = t->seen; /* a copy: the grants are re-read with it at the next request */
+    const char *why = sr_login_reread(x->a->eng, 'a', t->op, t->app, &s);
+    if (!why) return 0;
+    token_end(x->a, t, why);
+    return 1;
+}
+
+size_t sr_apif_registry_changed(sr_apif *a, const char *op, const char *app)
+{
+    if (!a || !a->eng || a->closing) return 0;
+    changed_ctx x = {a, op, app};
+    return sr_tokens_sweep(a->tokens, end_if_revoked, &x);
+}
+
 /* The dispatcher: the row, its caller authenticated once, its body limit,
  * then its handler. */
 void sr_apif_handle(sr_apif *a, h2o_req_t *req)
@@ -1485,6 +1578,7 @@ void sr_apif_handle(sr_apif *a, h2o_req_t *req)
             return sr_http_result(req, 0, sr_tokens_expired(a->tokens, req) ? SR_WIRE_EXPIRED : SR_WIRE_UNAUTH,
                                   "not authenticated: POST /api/v1/sessions first, then Authorization: Bearer <token>",
                                   NULL);
+        if (t->seen.gen != sr_engine_registry_gen(a->eng) && token_reread(a, t, req)) return; /* REVOCATION */
         c.caller = t;
     }
     char m[120];

@@ -42,5 +42,11 @@ void sr_apif_handle(sr_apif *a, h2o_req_t *req);
 /* 1 if token is a live app session token (api/gwif_http.c: may this
  * connection's request body be held?) */
 int sr_apif_token_known(sr_apif *a, const char *token, size_t len);
+/* The registry entry of app (op, app) changed (the server's registry hook,
+ * on the loop): every live session of the app that may not go on (deleted,
+ * disabled, secret rotated) ends now, each with its SessionEvent
+ * DISCONNECTED and the reason. How many ended. (A narrowed grant needs
+ * nothing here: a token re-reads its grants before its next request.) */
+size_t sr_apif_registry_changed(sr_apif *a, const char *op, const char *app);
 
 #endif

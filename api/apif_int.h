@@ -5,6 +5,7 @@
 
 #include "api/apif_http.h"
 #include "api/httpu.h"
+#include "api/loginguard.h"
 #include "api/routes.h"
 #include "api/workq.h"
 #include "engine/records.h"
@@ -22,8 +23,9 @@ typedef sr_grant sr_ap_grant; /* api/broker.h: sr_grants_load, sr_grants_allow *
 
 typedef struct sr_ap_token { /* the payload of an AP-IF session token (api/httpu.h) */
     char op[72], app[72];
-    sr_ap_grant *grants;
+    sr_ap_grant *grants; /* as of seen.gen: re-read before a request once the registry changed */
     size_t ngrants;
+    sr_login_seen seen;  /* api/loginguard.h: the registry generation and the secret of the login */
 } sr_ap_token;
 
 struct sr_apif_store;

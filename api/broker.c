@@ -25,7 +25,8 @@
  *  (6) What an app gets (sync answer, GET /requests/{id}, pushes) holds only
  *      values its request or monitor asked for AND that the app's grants,
  *      read from the engine at delivery (grants_load), allow; the rest is
- *      counted (withheldValues) and logged.
+ *      counted (withheldValues) and logged. A deleted or disabled app has
+ *      no grants (sr_grants_load): nothing reaches it (R-ID-4).
  *  (7) An answer that stored nothing (a duplicate messageId) settles nothing.
  *  (8) A monitor with an endAt ends there: the broker's monitor timer (armed
  *      for the earliest endAt of the loaded STARTING/RUNNING monitors) stops
@@ -483,13 +484,19 @@ int sr_grants_load(sr_engine *e, const char *op, const char *app, sr_grant **out
     *out = NULL;
     *n = 0;
     sr_rec r = SR_REC_INIT;
-    int rc = sr_list_registry(e, op, SR_RG_GRANT, &r);
+    sr_reg_entry re, *rp = &re;
+    /* a deleted or disabled app has no grants (R-ID-4): nothing is delivered to it */
+    int rc = sr_read_registry(e, op, SR_RG_APP, app, &r, rp);
+    int none = rc == SR_ENOTFOUND || (!rc && rp->disabled);
+    sr_rec_close(&r);
+    if (rc && rc != SR_ENOTFOUND) return rc;
+    if (none) return SR_OK;
+    rc = sr_list_registry(e, op, SR_RG_GRANT, &r);
     size_t count = rc ? 0 : sr_rec_count(&r);
     if (rc == SR_ENOTFOUND) rc = SR_OK;
     sr_grant *g = NULL;
     if (!rc && count && !(g = calloc(count, sizeof *g))) rc = SR_ENOMEM;
     size_t k = 0;
-    sr_reg_entry re, *rp = &re;
     for (int more; !rc && count && (more = sr_rec_next_registry(&r, rp)) != 0;) {
         if (more == SR_ECORRUPT) continue; /* a record that does not decode is skipped */
         if (more < 0) break;

@@ -58,7 +58,8 @@ typedef struct sr_grant {
     int access;
 } sr_grant;
 /* The app's grants as the engine holds them now: *out (*n of them; free()).
- * No grants is SR_OK with *n 0; on an error nothing is returned. The one
+ * No grants is SR_OK with *n 0 (also for an app that is not registered or
+ * is disabled: nothing reaches it); on an error nothing is returned. The one
  * reader of grant records (the AP-IF session and the broker's delivery). */
 int sr_grants_load(sr_engine *e, const char *op, const char *app, sr_grant **out, size_t *n);
 /* 1 if one of g[0..n) gives data_id the access. */

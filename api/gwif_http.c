@@ -31,7 +31,13 @@
  * SHA-256, for `token_ttl` (1 h); a disconnect revokes at once. A call
  * without a token, or with one the server does not know (never issued,
  * revoked, or expired and swept), is 401 E2001; with an expired token still
- * held (sr_tokens_expired), 401 E2002. Paths under
+ * held (sr_tokens_expired), 401 E2002. A token dies with its gateway's
+ * registry entry (R-ID-4, docs/admin.md "Revocation"): it remembers the
+ * registry generation and the secret of its login (api/loginguard.h
+ * sr_login_seen); once the generation moved, the first request reads the
+ * entry again, and a deleted or disabled gateway, or a rotated secret, ends
+ * the token (401 E2001); the server's registry hook ends them all at once
+ * (sr_gwhttp_registry_changed). Paths under
  * /api/v1 are AP-IF (api/apif_http.c) on the same listener.
  *
  * LIMITS (issue #11; sr_http_limits, docs/configuration.md [http])
@@ -80,6 +86,7 @@ enum { TOKEN_TTL_MS = 3600 * 1000, MAX_TOKENS = 100000, GUARD_MS = 50 };
 
 typedef struct token { /* the payload of a GW-IF session token (api/httpu.h) */
     char op[72], gw[72];
+    sr_login_seen seen; /* api/loginguard.h: revocation at once */
 } token;
 
 struct sr_gwhttp {
@@ -165,7 +172,39 @@ static void respond_result(h2o_req_t *req, sr_wire code, const char *message, js
 
 /* ---- tokens ----------------------------------------------------------- */
 
-static const token *token_find(sr_gwhttp *g, h2o_req_t *req) { return sr_tokens_find(g->tokens, req); }
+static token *token_find(sr_gwhttp *g, h2o_req_t *req) { return sr_tokens_find(g->tokens, req); }
+
+/* REVOCATION: the gateway deleted or disabled, or its secret rotated, since
+ * t was checked: the token goes. */
+static void token_end(const token *t, const char *why)
+{
+    sr_slog(SR_LOG_INFO, "gateway session ended", "op=%s gw=%s binding=http reason=%s", t->op, t->gw,
+            sr_slog_q(why));
+}
+
+typedef struct changed_ctx {
+    sr_engine *eng;
+    const char *op, *gw;
+} changed_ctx;
+
+static int end_if_revoked(void *ctx, void *payload)
+{
+    changed_ctx *x = ctx;
+    token *t = payload;
+    if (strcmp(t->op, x->op) || strcmp(t->gw, x->gw)) return 0;
+    const char *why = sr_login_reread(x->eng, 'g', t->op, t->gw, &t->seen);
+    if (why) token_end(t, why);
+    return why != NULL;
+}
+
+size_t sr_gwhttp_registry_changed(sr_gwhttp *g, const char *op, int kind, const char *id)
+{
+    if (!g || g->closing) return 0;
+    if (kind == SR_RG_APP) return sr_apif_registry_changed(g->apif, op, id);
+    if (kind != SR_RG_GATEWAY) return 0;
+    changed_ctx x = {g->eng, op, id};
+    return sr_tokens_sweep(g->tokens, end_if_revoked, &x);
+}
 
 /* ---- engine completions back to the loop ------------------------------- */
 
@@ -233,13 +272,20 @@ static void auth_done(sr_login_job *lj)
     if (p->req && lj->verdict != SR_LG_OK) {
         sr_login_http_refuse(p->req, "gateway", p->op, p->gw, p->addr, lj->verdict, lj->retry_ms);
     } else if (p->req) {
-        if (lj->ok) {
+        sr_login_seen seen;
+        const char *why = lj->ok ? sr_login_seen_init(g->eng, 'g', p->op, p->gw, &lj->stored, &seen) : NULL;
+        if (why) { /* disabled, deleted or rotated while the secret was checked */
+            sr_slog(SR_LOG_WARN, "gateway login refused", "op=%s gw=%s peer=%s binding=http detail=%s",
+                    sr_slog_q(p->op), sr_slog_q(p->gw), p->addr, sr_slog_q(why));
+            respond_result(p->req, SR_WIRE_UNAUTH, "not authenticated: wrong operatorId, gatewayId or secret", NULL);
+        } else if (lj->ok) {
             char hex[65], exp[32], body[256];
             int64_t expires;
             token *t = sr_tokens_add(g->tokens, TOKEN_TTL_MS, hex, &expires);
             if (t) {
                 snprintf(t->op, sizeof t->op, "%s", p->op);
                 snprintf(t->gw, sizeof t->gw, "%s", p->gw);
+                t->seen = seen;
                 sr_rfc3339_format(expires, exp);
                 int n = snprintf(body, sizeof body, "{\"token\":\"%s\",\"expiresAt\":\"%s\"}", hex, exp);
                 respond_json(p->req, 201, "Created", body, (size_t)n);
@@ -668,7 +714,17 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     c.req = req;
     c.caller = NULL;
     if (r->caller != SR_CALLER_NONE) {
-        const token *t = r->caller == SR_CALLER_GATEWAY ? token_find(g, req) : NULL;
+        token *t = r->caller == SR_CALLER_GATEWAY ? token_find(g, req) : NULL;
+        const char *why = t ? sr_login_recheck(g->eng, 'g', t->op, t->gw, &t->seen) : NULL;
+        if (why) { /* REVOCATION */
+            token_end(t, why);
+            sr_tokens_remove(g->tokens, t);
+            char m[120];
+            snprintf(m, sizeof m, "not authenticated: the session ended (the gateway was %s); log in again",
+                     !strcmp(why, "secret rotated") ? "given a new secret" : why);
+            respond_result(req, SR_WIRE_UNAUTH, m, NULL);
+            return 0;
+        }
         if (!t) {
             respond_result(req, sr_tokens_expired(g->tokens, req) ? SR_WIRE_EXPIRED : SR_WIRE_UNAUTH,
                            "not authenticated: POST /gw/v1/sessions first, then Authorization: Bearer <token>", NULL);

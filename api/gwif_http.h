@@ -60,6 +60,11 @@ void sr_gwhttp_free(sr_gwhttp *g);
 struct sr_route;
 struct sr_gw_kind;
 const struct sr_gw_kind *sr_gwif_route_kind(const struct sr_route *r);
+/* The registry entry (kind sr_reg_kind, engine/records.h) of op's id
+ * changed (the server's registry hook, on the loop): a gateway's HTTP
+ * tokens, or an app's AP-IF sessions (sr_apif_registry_changed), that may
+ * not go on (deleted, disabled, secret rotated) end now. How many ended. */
+size_t sr_gwhttp_registry_changed(sr_gwhttp *g, const char *op, int kind, const char *id);
 /* The subject CN of the verified client certificate of req's connection
  * ("operatorId/appId"), or NULL. */
 const char *sr_http_client_cn(h2o_req_t *req);

@@ -1047,3 +1047,16 @@ void sr_tokens_remove(sr_tokens *t, void *payload)
 }
 
 size_t sr_tokens_count(const sr_tokens *t) { return t->n; }
+
+size_t sr_tokens_sweep(sr_tokens *t, int (*fn)(void *ctx, void *payload), void *ctx)
+{
+    size_t removed = 0;
+    for (size_t i = 0; i < t->n;) {
+        if (fn(ctx, tok_at(t, i) + 1)) {
+            tok_remove_at(t, i); /* the last entry moves to i: look at i again */
+            removed++;
+        } else
+            i++;
+    }
+    return removed;
+}

@@ -114,6 +114,9 @@ void *sr_tokens_add_hashed(sr_tokens *t, const uint8_t hash[32], int64_t expires
 /* The hash (SHA-256 of the token) and expiry of a payload's token. */
 const uint8_t *sr_tokens_hash_of(const void *payload, int64_t *expires);
 size_t sr_tokens_count(const sr_tokens *t);
+/* fn on every token's payload (live or expired, in no order); a token for
+ * which fn returns 1 is removed (its drop runs after fn). How many went. */
+size_t sr_tokens_sweep(sr_tokens *t, int (*fn)(void *ctx, void *payload), void *ctx);
 
 /* ---- request parsing checks (one percent-decoder for the whole server) ---- */
 

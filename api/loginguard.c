@@ -7,6 +7,7 @@
 #include "codecs/base/sr_hash.h"
 #include "engine/records.h"
 #include "engine/secret.h"
+#include "storage/crypto.h"
 
 #include <arpa/inet.h>
 #include <inttypes.h>
@@ -707,4 +708,52 @@ void sr_login_stored(sr_engine *eng, char kind, const char *op, const char *id, 
     if (sr_read_registry(eng, op, kind == 'a' ? SR_RG_APP : SR_RG_GATEWAY, id, &r, &re) == SR_OK && !re.disabled)
         (void)!sr_buf_append(out, re.secret_hash.data, re.secret_hash.len);
     sr_rec_close(&r);
+}
+
+/* ---- revocation at once ---- */
+
+static void secret_print(const void *hash, size_t len, uint8_t out[16])
+{
+    uint8_t d[32];
+    sr_sha256(len ? hash : (const void *)"", len, d);
+    memcpy(out, d, 16);
+}
+
+/* The principal's entry now: NULL and its secret's fingerprint, or why it
+ * may not have a session (gone: what a session is told when it is not
+ * registered any more). */
+static const char *entry_now(sr_engine *eng, char kind, const char *op, const char *id, const char *gone,
+                             uint8_t print[16])
+{
+    sr_rec r = SR_REC_INIT;
+    sr_reg_entry re;
+    int rc = sr_read_registry(eng, op, kind == 'a' ? SR_RG_APP : SR_RG_GATEWAY, id, &r, &re);
+    const char *why = rc == SR_ENOTFOUND ? gone : rc ? "its registry entry cannot be read" : re.disabled ? "disabled" : NULL;
+    if (!why) secret_print(re.secret_hash.data, re.secret_hash.len, print);
+    sr_rec_close(&r);
+    return why;
+}
+
+const char *sr_login_seen_init(sr_engine *eng, char kind, const char *op, const char *id, const sr_buf *checked,
+                               sr_login_seen *s)
+{
+    s->gen = sr_engine_registry_gen(eng); /* before the read: a change after it moves it again */
+    const char *why = entry_now(eng, kind, op, id, "not registered", s->secret);
+    if (why) return why;
+    if (checked) {
+        uint8_t was[16];
+        secret_print(checked->data, checked->len, was);
+        if (memcmp(was, s->secret, 16)) return "secret rotated";
+    }
+    return NULL;
+}
+
+const char *sr_login_reread(sr_engine *eng, char kind, const char *op, const char *id, sr_login_seen *s)
+{
+    uint64_t gen = sr_engine_registry_gen(eng);
+    uint8_t now[16];
+    const char *why = entry_now(eng, kind, op, id, "deleted", now);
+    if (!why && memcmp(now, s->secret, 16)) why = "secret rotated";
+    if (!why) s->gen = gen;
+    return why;
 }

@@ -166,6 +166,36 @@ void sr_loginguard_free(sr_loginguard *g);
  * against its dummy hash, the same path and time). */
 void sr_login_stored(sr_engine *eng, char kind, const char *op, const char *id, sr_buf *out);
 
+/* ---- revocation at once (R-ID-4; docs/admin.md "Revocation") ----
+ * A disabled app or gateway has no stored hash for sr_login_stored (its
+ * login fails as a wrong secret does). A live session (an AP-IF or GW-IF
+ * token, an MQTT connection) keeps what it saw of its principal's registry
+ * entry: the registry generation (sr_engine_registry_gen) it was checked at
+ * and a fingerprint of the secret hash of its login. While the generation
+ * has not moved the session stands (one atomic load); once it moved, the
+ * entry is read again and the session ends when the principal was deleted
+ * or disabled, or its secret rotated. */
+typedef struct sr_login_seen {
+    uint64_t gen;
+    uint8_t secret[16]; /* the first 16 bytes of SHA-256 of the stored secret hash */
+} sr_login_seen;
+/* A login that passed: read the principal's entry now (kind 'g' or 'a').
+ * checked: the stored hash the secret was checked against (NULL: a client
+ * certificate authenticated). NULL with *s filled, or why the login is
+ * refused after all: "not registered", "disabled", "secret rotated" (while
+ * the secret was being checked). */
+const char *sr_login_seen_init(sr_engine *eng, char kind, const char *op, const char *id, const sr_buf *checked,
+                               sr_login_seen *s);
+/* The entry read again: NULL if the session stands (s->gen moves on), or
+ * why it ends: "deleted", "disabled", "secret rotated". */
+const char *sr_login_reread(sr_engine *eng, char kind, const char *op, const char *id, sr_login_seen *s);
+/* On each request of a live session: NULL while nothing changed, else
+ * sr_login_reread's verdict. */
+static inline const char *sr_login_recheck(sr_engine *eng, char kind, const char *op, const char *id, sr_login_seen *s)
+{
+    return s->gen == sr_engine_registry_gen(eng) ? NULL : sr_login_reread(eng, kind, op, id, s);
+}
+
 /* ---- HTTP helpers (the two session routes) ---- */
 /* v is a JSON string shorter than max bytes with no NUL in it (an id or
  * secret cut at an embedded NUL would name someone else). */

@@ -115,6 +115,7 @@ struct sr_server {
     sr_broker *broker;
     sr_push *push; /* push to apps (R-AP-17) */
     sr_loopq doneq; /* engine completions, from the writer thread */
+    sr_loopq regq;  /* committed registry changes (the engine's registry hook; REVOCATION) */
     uv_signal_t sigint, sigterm;
     uv_timer_t tick, retry;
     uv_timer_t bretry;        /* broker messages held while the engine's queue is full */
@@ -163,6 +164,7 @@ struct conn {
     int tls_ready;
     char cert_cn[160];   /* subject CN of a verified client certificate: "operatorId/gatewayId" */
     char op[72], gw[72], root[200], peer[96];
+    sr_login_seen seen; /* ACTIVE: the registry as of the login (api/loginguard.h; REVOCATION) */
     uint16_t keepalive;
     uint64_t last_rx;
     uint64_t connected_at;
@@ -434,6 +436,81 @@ static void conn_close(conn *c, const char *why, int send_will)
     }
     uv_close((uv_handle_t *)&c->tcp, on_closed);
     SR_INVARIANT(conn_check(c));
+}
+
+/* REVOCATION: the gateway was deleted or disabled, or its secret rotated,
+ * after its login: its connection closes (5.0: DISCONNECT 0x87 Not
+ * authorized first), a SessionEvent DISCONNECTED with the reason. */
+static void conn_revoke(conn *c, const char *why)
+{
+    char r[80];
+    snprintf(r, sizeof r, "gateway %s", why);
+    if (c->version == 5) {
+        sr_buf b;
+        sr_buf_init(&b);
+        if (sr_mqtt_encode_disconnect(&b, 5, SR_MQTT_RC_NOT_AUTHORIZED, NULL) == SR_OK) conn_send(c, &b);
+        sr_buf_release(&b);
+    }
+    conn_close(c, r, 0);
+}
+
+/* ---- REVOCATION: the engine's registry hook ------------------------------
+ * The writer calls on_registry after a group that changed the registry is
+ * committed (durable), before that group's callbacks; each change of an app
+ * or a gateway is queued to the loop (regq), which re-reads the entry for
+ * each of the principal's live sessions: MQTT connections here, HTTP tokens
+ * in the bindings (sr_gwhttp_registry_changed). Between the commit and the
+ * loop's turn a request of such a session is stopped by its own check of
+ * the registry generation (sr_login_recheck), so no request after the change
+ * is answered as before it. */
+typedef struct regchange {
+    sr_loopq_item li;
+    int kind;
+    char op[72], id[72];
+} regchange;
+
+static void on_registry(void *ctx, const sr_reg_committed *ch, size_t n)
+{
+    sr_server *s = ctx;
+    for (size_t i = 0; i < n; i++) {
+        if ((ch[i].kind != SR_RG_APP && ch[i].kind != SR_RG_GATEWAY) || strlen(ch[i].op) >= 72 ||
+            strlen(ch[i].id) >= 72)
+            continue; /* grants need nothing (re-read at the next request); longer ids log in nowhere */
+        regchange *r = calloc(1, sizeof *r);
+        if (!r) {
+            sr_slog(SR_LOG_WARN, "registry change not handed to the loop", "op=%s id=%s error=SR_ENOMEM "
+                    "detail=\"its sessions end at their next request\"", sr_slog_q(ch[i].op), sr_slog_q(ch[i].id));
+            continue;
+        }
+        r->kind = ch[i].kind;
+        snprintf(r->op, sizeof r->op, "%s", ch[i].op);
+        snprintf(r->id, sizeof r->id, "%s", ch[i].id);
+        sr_loopq_push(&s->regq, &r->li);
+    }
+}
+
+static void on_regchange(void *ctx, sr_loopq_item *it)
+{
+    sr_server *s = ctx;
+    regchange *r = SR_CONTAINER(it, regchange, li);
+    if (s->eng && !s->stopping) {
+        size_t ended = sr_gwhttp_registry_changed(s->http, r->op, r->kind, r->id);
+        for (conn *c = s->conns; r->kind == SR_RG_GATEWAY && c;) {
+            conn *n = c->next;
+            const char *why = c->state == ST_ACTIVE && !strcmp(c->op, r->op) && !strcmp(c->gw, r->id)
+                                  ? sr_login_reread(s->eng, 'g', c->op, c->gw, &c->seen)
+                                  : NULL;
+            if (why) {
+                conn_revoke(c, why);
+                ended++;
+            }
+            c = n;
+        }
+        if (ended)
+            sr_slog(SR_LOG_INFO, "sessions ended by a registry change", "op=%s %s=%s sessions=%zu", r->op,
+                    r->kind == SR_RG_APP ? "app" : "gw", r->id, ended);
+    }
+    free(r);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -729,8 +806,18 @@ static void auth_done(sr_login_job *lj)
                          &b);
         }
     }
+    /* disabled, deleted or rotated while the secret was checked; for a
+     * certificate: not registered or disabled */
+    const char *why = c->state == ST_AUTH && lj->verdict == SR_LG_OK && lj->ok
+                          ? sr_login_seen_init(c->srv->eng, 'g', c->op, c->gw, lj->checked ? &lj->stored : NULL, &c->seen)
+                          : NULL;
     if (c->state == ST_AUTH && lj->verdict != SR_LG_OK) {
         login_throttled(c, lj->verdict, lj->retry_ms);
+    } else if (c->state == ST_AUTH && why) {
+        sr_slog(SR_LOG_WARN, "gateway login refused", "op=%s gw=%s peer=%s binding=mqtt detail=%s", sr_slog_q(c->op),
+                sr_slog_q(c->gw), c->peer, sr_slog_q(why));
+        connack(c, lj->checked ? SR_MQTT_RC_BAD_USER_OR_PASSWORD : SR_MQTT_RC_NOT_AUTHORIZED);
+        conn_close(c, "login refused", 0);
     } else if (c->state == ST_AUTH) {
         if (lj->ok) {
             /* session takeover: an older connection of the same gateway goes */
@@ -1475,6 +1562,11 @@ static void process(conn *c)
             goto out;
         }
         c->last_rx = now_ms();
+        const char *why = c->state == ST_ACTIVE ? sr_login_recheck(c->srv->eng, 'g', c->op, c->gw, &c->seen) : NULL;
+        if (why) { /* REVOCATION: nothing more of a revoked gateway is taken */
+            conn_revoke(c, why);
+            goto out;
+        }
         if (c->state == ST_AWAIT_CONNECT) {
             if (p.type != SR_MQTT_CONNECT) {
                 protocol_error(c, SR_MQTT_RC_PROTOCOL_ERROR, "first packet is not CONNECT");
@@ -1865,6 +1957,8 @@ int sr_server_open(const sr_config *cfg, sr_server **out, char *err, size_t errl
     t0 = mono_us();
     s->start_us[3] = t0 - t1;
     sr_loopq_init(&s->doneq, &s->loop, on_done, s);
+    sr_loopq_init(&s->regq, &s->loop, on_regchange, s);
+    sr_engine_on_registry(s->eng, on_registry, s);
     sr_login_policy lp = {cfg->login_free_failures,      cfg->login_backoff_max_ms,  cfg->login_address_failures,
                           cfg->login_address_refill_ms,  cfg->login_principal_failures,
                           cfg->login_principal_refill_ms, cfg->login_table_max,      cfg->login_workers,
@@ -1931,6 +2025,7 @@ fail:
 int sr_server_mqtt_port(sr_server *s) { return s->mqtt_port; }
 int sr_server_mqtts_port(sr_server *s) { return s->mqtts_port; }
 int sr_server_http_port(sr_server *s) { return s->http ? sr_gwhttp_port(s->http) : 0; }
+sr_engine *sr_server_engine(sr_server *s) { return s->eng; }
 
 static void on_stop_check(uv_async_t *a) { (void)a; }
 
@@ -1991,6 +2086,7 @@ void sr_server_close(sr_server *s)
     s->eng = NULL;
     if (rc) sr_slog(SR_LOG_ERROR, "engine closed with an error", "error=%s", sr_err_name(rc));
     sr_loopq_drain(&s->doneq);
+    sr_loopq_drain(&s->regq); /* nothing more to end (no engine): each change is freed */
     while (s->bheld) { /* held broker messages of closed connections: dropped (never acknowledged) */
         bjob *j = s->bheld;
         s->bheld = j->next;
@@ -2016,6 +2112,7 @@ void sr_server_close(sr_server *s)
     sr_loginguard_free(s->guard);
     if (s->tls) SSL_CTX_free(s->tls);
     sr_loopq_destroy(&s->doneq);
+    sr_loopq_destroy(&s->regq);
     sr_slog(SR_LOG_INFO, "stopped", "%s", "");
     free(s);
 }

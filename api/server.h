@@ -30,6 +30,9 @@ void sr_server_close(sr_server *s);
 int sr_server_mqtt_port(sr_server *s);
 int sr_server_mqtts_port(sr_server *s);
 int sr_server_http_port(sr_server *s);
+/* The engine the server writes through (in-process tests submit registry
+ * changes to a running server through it: tests/api/test_revoke_live.c). */
+struct sr_engine *sr_server_engine(sr_server *s);
 
 /* One MQTT connection's state as its invariant check sees it (server.c
  * INVARIANTS 8): the server takes it from the connection at each transition

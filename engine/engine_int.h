@@ -209,6 +209,12 @@ struct sr_engine {
     size_t group_n;     /* writer: commands in the group being processed */
 
     _Atomic uint64_t watermark; /* published W */
+    /* the registry generation (sr_engine_registry_gen): bumped by the writer
+     * after committing a group with a RegistryPut or RegistryDelete, before
+     * the group's callbacks and the registry hook (under mu: reg_hook) */
+    _Atomic uint64_t reg_gen;
+    sr_registry_hook reg_hook;
+    void *reg_hook_ctx;
     uint64_t next_seq;          /* writer-only */
 
     head **hdir[HDIR];

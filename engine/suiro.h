@@ -175,6 +175,32 @@ SR_MUST_CHECK int sr_engine_submit(sr_engine *e, const sr_slice *events, size_t 
 /* Convenience for tools and tests: submit and wait for the result. */
 SR_MUST_CHECK int sr_engine_submit_wait(sr_engine *e, const sr_slice *events, size_t n, sr_result *res);
 
+/* ---- registry changes (revocation at once, R-ID-4; docs/admin.md "Revocation") ----
+ * The registry generation: a counter the writer bumps after it committed a
+ * group holding a RegistryPut or RegistryDelete (apps, gateways, grants,
+ * vendors, any operator), before that group's callbacks. A session that
+ * remembers the generation its principal and grants were read at re-reads
+ * them when it moved: one atomic load per request while nothing changed.
+ * Read it BEFORE reading the registry (a change committed in between moves
+ * it again). Any thread. */
+uint64_t sr_engine_registry_gen(sr_engine *e);
+
+/* One committed registry change, for the hook: the entry's operator ("" for
+ * the platform's vendors), kind (sr_reg_kind, engine/records.h) and id;
+ * deleted 1 for a RegistryDelete; disabled the put's flag. Valid during the
+ * call only. */
+typedef struct sr_reg_committed {
+    const char *op, *id;
+    int kind;
+    int deleted, disabled;
+} sr_reg_committed;
+typedef void (*sr_registry_hook)(void *ctx, const sr_reg_committed *ch, size_t n);
+/* Call fn(ctx, changes, n) on the writer thread after each group that
+ * committed registry changes (durable and visible to reads, generation
+ * bumped), before the group's command callbacks: it must be quick (hand the
+ * changes to your loop). NULL removes it. Any thread. */
+void sr_engine_on_registry(sr_engine *e, sr_registry_hook fn, void *ctx);
+
 /* ---- reading ------------------------------------------------------------ */
 
 /* Point number of operator/dataId (SR_ENOTFOUND if none). */

@@ -10,7 +10,8 @@
  * -> abort the nested txn, reuse the seqs; accepted -> commit it, encode the
  * events; pass 2 applies the group's measurements (heads.c); then one log
  * append (an atomic batch, durable), the watermark, the commit, W published,
- * the callbacks. Every replay_max_events / 2 events, at most every
+ * the registry generation and hook (registry_changed: a group that changed
+ * the registry), the callbacks. Every replay_max_events / 2 events, at most every
  * checkpoint_interval_ms while writing (and at a clean close) the group ends
  * with the writer's own heads checkpoint (add_checkpoint, docs/durability.md
  * section 8).
@@ -250,6 +251,52 @@ static int add_checkpoint(sr_engine *e, Event *ck, Suiro__V1__HeadsCheckpoint *h
     return SR_OK;
 }
 
+/* After a group's commit, before its callbacks: if it changed the registry,
+ * bump the generation (sr_engine_registry_gen) and tell the hook
+ * (sr_engine_on_registry) what changed. A change list that cannot be
+ * allocated still bumps the generation (sessions re-read on their next
+ * request); the hook then gets the changes one at a time. */
+static void registry_changed(sr_engine *e, accepted *acc, size_t nacc)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < nacc; i++)
+        n += acc[i].ev->body_case == SUIRO__V1__EVENT__BODY_REGISTRY_PUT ||
+             acc[i].ev->body_case == SUIRO__V1__EVENT__BODY_REGISTRY_DELETE;
+    if (!n) return;
+    atomic_fetch_add(&e->reg_gen, 1);
+    pthread_mutex_lock(&e->mu);
+    sr_registry_hook fn = e->reg_hook;
+    void *ctx = e->reg_hook_ctx;
+    pthread_mutex_unlock(&e->mu);
+    if (!fn) return;
+    sr_reg_committed one, *ch = sr_calloc(n, sizeof *ch);
+    size_t k = 0;
+    for (size_t i = 0; i < nacc; i++) {
+        const Event *ev = acc[i].ev;
+        sr_reg_committed *c = ch ? &ch[k] : &one;
+        if (ev->body_case == SUIRO__V1__EVENT__BODY_REGISTRY_PUT)
+            *c = (sr_reg_committed){ev->operator_id, ev->registry_put->id, (int)ev->registry_put->kind, 0,
+                                 ev->registry_put->disabled};
+        else if (ev->body_case == SUIRO__V1__EVENT__BODY_REGISTRY_DELETE)
+            *c = (sr_reg_committed){ev->operator_id, ev->registry_delete->id, (int)ev->registry_delete->kind, 1, 0};
+        else continue;
+        if (ch) k++;
+        else fn(ctx, c, 1);
+    }
+    if (ch) fn(ctx, ch, k);
+    sr_free(ch);
+}
+
+uint64_t sr_engine_registry_gen(sr_engine *e) { return atomic_load(&e->reg_gen); }
+
+void sr_engine_on_registry(sr_engine *e, sr_registry_hook fn, void *ctx)
+{
+    pthread_mutex_lock(&e->mu);
+    e->reg_hook = fn;
+    e->reg_hook_ctx = ctx;
+    pthread_mutex_unlock(&e->mu);
+}
+
 /* closing: the group is the close's heads checkpoint alone (nc = 0). */
 static void process_group(sr_engine *e, cmd **cmds, size_t nc, int closing)
 {
@@ -409,6 +456,7 @@ static void process_group(sr_engine *e, cmd **cmds, size_t nc, int closing)
     atomic_store(&e->watermark, seq - 1);
     atomic_fetch_add(&e->st_groups, 1);
     atomic_fetch_add(&e->st_events, nrecs);
+    registry_changed(e, acc, nacc);
 finish:
     if (txn) sr_index_abort(txn);
     if (fatal) { /* nothing of the group is in the index */
