@@ -50,7 +50,7 @@ typedef struct rec {
     double tokens;     /* buckets: failures still allowed */
     uint64_t t;        /* buckets: last refill; pairs: unused */
     uint64_t until;    /* pairs: refused until */
-    uint64_t noted;    /* a refusal recorded as an event: none until then (sr_lthr_note) */
+    uint64_t noted, noted_retry; /* the last refusal recorded as an event: its period's end, its retry */
     int32_t hnext, prev, next; /* hash chain; LRU list (head: most recent) */
 } rec;
 
@@ -264,9 +264,19 @@ int sr_lthr_note(sr_lthr *t, const char *principal, const char *addr, int verdic
     const char *key = verdict == SR_LG_ADDRESS ? ka : verdict == SR_LG_PRINCIPAL ? kp : kk;
     int32_t i = find(t, key, key_hash(key));
     if (i < 0) return 1;
-    if (t->r[i].noted && now < t->r[i].noted) return 0;
-    t->r[i].noted = now + (retry_ms ? retry_ms : 1);
+    rec *e = &t->r[i];
+    if (e->noted && now < e->noted && retry_ms < 2 * e->noted_retry) return 0;
+    e->noted = now + (retry_ms ? retry_ms : 1);
+    e->noted_retry = retry_ms;
     return 1;
+}
+
+void sr_lthr_extend(sr_lthr *t, const char *principal, const char *addr, uint64_t until)
+{
+    char ka[KEY_MAX], kp[KEY_MAX], kk[KEY_MAX];
+    keys(principal, addr, ka, kp, kk);
+    int32_t k = find(t, kk, key_hash(kk));
+    if (k >= 0 && t->r[k].until < until) t->r[k].until = until;
 }
 
 void sr_lthr_start(sr_lthr *t, const char *principal, const char *addr, uint64_t now)
@@ -736,7 +746,8 @@ static void restore_addr(const char *src, char out[64])
 typedef struct kept_login {
     char principal[160], addr[64];
     int64_t ms;
-    int what; /* 0 failure, 1 success, 2 refused during a back-off */
+    int what;       /* 0 failure, 1 success, 2 refused during a back-off */
+    uint64_t retry; /* 2: the retry it was answered */
 } kept_login;
 
 int sr_loginguard_restore(sr_loginguard *g, sr_engine *eng, int64_t wall_ms)
@@ -772,6 +783,8 @@ int sr_loginguard_restore(sr_loginguard *g, sr_engine *eng, int64_t wall_ms)
             restore_addr(a.source, x->addr);
             x->ms = a.ms;
             x->what = !strcmp(a.kind, "login") ? 1 : throttled ? 2 : 0;
+            const char *ra = throttled ? strstr(a.detail, "retry after ") : NULL;
+            x->retry = ra ? strtoull(ra + 12, NULL, 10) : 0;
         }
         if (k < 0 && !rc) rc = k;
     }
@@ -782,8 +795,10 @@ int sr_loginguard_restore(sr_loginguard *g, sr_engine *eng, int64_t wall_ms)
         kept_login *x = &v[i];
         uint64_t age = wall_ms > x->ms ? (uint64_t)(wall_ms - x->ms) : 0;
         uint64_t at = now - age;
-        if (x->what == 2) sr_lthr_refused(g->thr, x->principal, x->addr, at);
-        else sr_lthr_result(g->thr, x->principal, x->addr, x->what == 1, at);
+        if (x->what == 2) {
+            sr_lthr_refused(g->thr, x->principal, x->addr, at);
+            sr_lthr_extend(g->thr, x->principal, x->addr, at + x->retry);
+        } else sr_lthr_result(g->thr, x->principal, x->addr, x->what == 1, at);
     }
     sr_free(v);
     if (rc) {

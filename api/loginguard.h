@@ -100,10 +100,15 @@ void sr_lthr_cancel(sr_lthr *t, const char *principal, const char *addr);
 /* The outcome of a started check: a failure counts against the pair, the
  * address and the principal; a success clears the pair. */
 void sr_lthr_result(sr_lthr *t, const char *principal, const char *addr, int ok, uint64_t now_ms);
-/* A refusal (verdict, retry_ms) of principal from addr: 1 if it is the
- * first of its record's refusal period (to be recorded as an event), 0 if
- * one was recorded already for this period. */
+/* A refusal (verdict, retry_ms) of principal from addr: 1 if it is to be
+ * recorded as an event -- the first of its record's refusal period, or one
+ * whose retry is at least twice the last recorded one (a back-off growing
+ * under hammering: about log2(backoff_max_ms / 1000) events, then one per
+ * period) -- else 0. */
 int sr_lthr_note(sr_lthr *t, const char *principal, const char *addr, int verdict, uint64_t retry_ms, uint64_t now_ms);
+/* The pair's back-off lasts at least until `until` (the restore: a refusal
+ * answered "retry after" at its time). */
+void sr_lthr_extend(sr_lthr *t, const char *principal, const char *addr, uint64_t until);
 /* Records held (<= table_max). */
 size_t sr_lthr_size(const sr_lthr *t);
 

@@ -93,13 +93,10 @@ static const char *session_state_name(int s)
 
 enum { F_OP, F_ACTOR, F_SOURCE, F_KIND, F_ACTION, F_TARGET, F_OUTCOME, F_DETAIL };
 
-typedef struct summary {
-    const char *s[SR_AUDIT_NSTR];
-    char target[160], action[160], detail[400];
-} summary;
+_Static_assert(sizeof(((sr_audit_summary *)0)->s) / sizeof(char *) == SR_AUDIT_NSTR, "a summary is a row's strings");
 
 /* The summary of ev (its strings point into ev or into x). */
-static void audit_summary(const Event *ev, summary *x)
+static void audit_summary(const Event *ev, sr_audit_summary *x)
 {
     memset(x, 0, sizeof *x);
     for (int i = 0; i < SR_AUDIT_NSTR; i++) x->s[i] = "";
@@ -193,11 +190,17 @@ static void audit_summary(const Event *ev, summary *x)
     }
 }
 
+int sr_audit_summarize(const Event *ev, sr_audit_summary *x)
+{
+    if (!audited((int)ev->body_case)) return 0;
+    audit_summary(ev, x);
+    return 1;
+}
+
 int sr__audit_put(sr_engine *e, MDB_txn *t, const Event *ev)
 {
-    if (!audited((int)ev->body_case)) return SR_OK;
-    summary x;
-    audit_summary(ev, &x);
+    sr_audit_summary x;
+    if (!sr_audit_summarize(ev, &x)) return SR_OK;
     uint8_t k[SR_AUDIT_KEY], v[2048];
     audit_key(k, ev->ingest_ms, ev->seq);
     v[0] = 1;

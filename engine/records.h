@@ -461,6 +461,9 @@ typedef struct sr_event_json_opts {
     /* 1: times (value timestamps, int64 fields named *_ms) as RFC 3339 UTC
      * strings, the key without "_ms" ("ingest":"2026-11-22T05:21:00.000Z") */
     int times;
+    /* 1: an event of the audit trail gets "audit": its summary with names
+     * (kind, actor_kind, action, target, outcome, detail; docs/events.md) */
+    int audit;
 } sr_event_json_opts;
 
 /* One event of the log, decoded. */

@@ -457,7 +457,10 @@ Test(lthr, a_refusal_is_noted_once_per_period)
     cr_assert_eq(sr_lthr_check(t, "a|op|x", "10.0.0.1", 10, &r), SR_LG_BACKOFF);
     cr_assert_eq(sr_lthr_note(t, "a|op|x", "10.0.0.1", SR_LG_BACKOFF, r, 10), 1, "the first refusal is recorded");
     cr_assert_eq(sr_lthr_note(t, "a|op|x", "10.0.0.1", SR_LG_BACKOFF, r, 500), 0, "not the next ones of its period");
-    cr_assert_eq(sr_lthr_note(t, "a|op|x", "10.0.0.1", SR_LG_BACKOFF, 1000, 10 + r), 1, "the next period's first");
+    cr_assert_eq(sr_lthr_note(t, "a|op|x", "10.0.0.1", SR_LG_BACKOFF, 2 * r - 1, 500), 0, "nor a slightly longer one");
+    cr_assert_eq(sr_lthr_note(t, "a|op|x", "10.0.0.1", SR_LG_BACKOFF, 2 * r, 600), 1, "a back-off that doubled");
+    cr_assert_eq(sr_lthr_note(t, "a|op|x", "10.0.0.1", SR_LG_BACKOFF, 2 * r, 700), 0);
+    cr_assert_eq(sr_lthr_note(t, "a|op|x", "10.0.0.1", SR_LG_BACKOFF, 1000, 600 + 2 * r), 1, "the next period's first");
     cr_assert_eq(sr_lthr_note(t, "a|op|x", "10.0.0.2", SR_LG_BACKOFF, 1000, 10 + r), 1, "another pair: its own");
     sr_lthr_free(t);
 }
@@ -496,6 +499,9 @@ Test(guard, the_throttle_is_rebuilt_from_the_trail)
     for (int i = 0; i < 6; i++) audit1(e, SR_ACTOR_USER, "", "hanako", 0, "password", "bad", "10.0.0.3");
     audit1(e, SR_ACTOR_USER, "", "hanako", 1, "password", "", "10.0.0.3"); /* cleared by a success */
     audit1(e, SR_ACTOR_APP, "op", "A1", 0, "throttle", "throttled (backoff): retry after 1000 ms", "10.0.0.1");
+    /* hammered: a refusal answered "retry after 100 s" */
+    audit1(e, SR_ACTOR_APP, "op", "A2", 0, "password", "bad", "10.0.0.1");
+    audit1(e, SR_ACTOR_APP, "op", "A2", 0, "throttle", "throttled (backoff): retry after 100000 ms", "10.0.0.1");
     uv_loop_t loop;
     uv_loop_init(&loop);
     sr_login_policy p;
@@ -505,12 +511,14 @@ Test(guard, the_throttle_is_rebuilt_from_the_trail)
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     int64_t now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-    cr_assert_eq(sr_loginguard_restore(g, e, now), 20, "every login row of the window");
+    cr_assert_eq(sr_loginguard_restore(g, e, now), 22, "every login row of the window");
     tjob j;
     tjob_init(&j, "x", NULL);
     uint64_t r = 0;
     cr_assert_eq(sr_loginguard_submit(g, &j.lj, 'a', "op", "A1", "10.0.0.1", &r), SR_LG_BACKOFF);
     cr_assert_gt(r, 2000, "6 failures and the refusal: the back-off of the 7th (4 s), not of the 6th (2 s)");
+    cr_assert_eq(sr_loginguard_submit(g, &j.lj, 'a', "op", "A2", "10.0.0.1", &r), SR_LG_BACKOFF);
+    cr_assert_gt(r, 90000, "the back-off the refusal was answered, not the one its few failures give");
     cr_assert_eq(sr_loginguard_submit(g, &j.lj, 'g', "op", "G1", "2001:db8::/64", &r), SR_LG_BACKOFF,
                  "a v6 peer's /64 is the pair's address");
     cr_assert_eq(sr_loginguard_submit(g, &j.lj, 'a', "op", "A1", "10.0.0.9", &r), SR_LG_OK, "a fresh address");
