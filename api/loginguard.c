@@ -755,7 +755,7 @@ int sr_loginguard_restore(sr_loginguard *g, sr_engine *eng, int64_t wall_ms)
     g->eng = eng;
     if (!eng) return 0;
     uint64_t win = sr_login_window_ms(&g->p);
-    sr_audit_query q = {.from_ms = wall_ms - (int64_t)win, .to_ms = wall_ms, .kind = "login,login_failed",
+    sr_audit_query q = {.from_ms = wall_ms - (int64_t)win, .to_ms = wall_ms, .kind = "login,login_failed,session",
                         .newest_first = 1, .limit = 1000};
     kept_login *v = NULL;
     size_t n = 0, cap = 0;
@@ -772,17 +772,21 @@ int sr_loginguard_restore(sr_loginguard *g, sr_engine *eng, int64_t wall_ms)
             char kind = a.actor_kind == SR_ACTOR_GATEWAY ? 'g' : a.actor_kind == SR_ACTOR_APP ? 'a'
                         : a.actor_kind == SR_ACTOR_USER  ? 'u' : 0;
             int throttled = !strcmp(a.action, "throttle");
-            if (!kind || (throttled && strncmp(a.detail, "throttled (backoff)", 19))) continue;
+            int opened = !strcmp(a.kind, "session"); /* a session opened: a success (a user's login has no other) */
+            if (!kind || (throttled && strncmp(a.detail, "throttled (backoff)", 19)) ||
+                (opened && strcmp(a.action, "opened")))
+                continue;
             if (n == SR_LOGIN_RESTORE_MAX) break;
             if (sr_array_reserve(&v, &cap, n + 1, sizeof *v)) {
                 rc = SR_ENOMEM;
                 break;
             }
             kept_login *x = &v[n++];
-            sr_login_principal(kind, a.op, a.actor, x->principal, sizeof x->principal);
+            /* a user's principal has no operator (users are the platform's: admin_http.c) */
+            sr_login_principal(kind, kind == 'u' ? "" : a.op, a.actor, x->principal, sizeof x->principal);
             restore_addr(a.source, x->addr);
             x->ms = a.ms;
-            x->what = !strcmp(a.kind, "login") ? 1 : throttled ? 2 : 0;
+            x->what = opened || !strcmp(a.kind, "login") ? 1 : throttled ? 2 : 0;
             const char *ra = throttled ? strstr(a.detail, "retry after ") : NULL;
             x->retry = ra ? strtoull(ra + 12, NULL, 10) : 0;
         }

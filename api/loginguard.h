@@ -193,9 +193,9 @@ void sr_login_http_refuse(h2o_req_t *req, const char *what, const char *op, cons
  * never waited for (a login is answered at once; the throttle does not
  * depend on it). kind: sr_actor_kind (engine/records.h): SR_ACTOR_GATEWAY,
  * SR_ACTOR_APP or SR_ACTOR_USER (op: the user's operator, "" for a platform
- * or vendor user -- the op given to sr_loginguard_submit, so that the
- * throttle's restore finds the same principal). source: the throttle's
- * address (sr_login_addr_*) or the peer "addr:port". */
+ * or vendor user; the throttle's restore takes a user's principal without
+ * it, "u||ID", as admin_http.c submits it). source: the throttle's address
+ * (sr_login_addr_*) or the peer "addr:port". */
 void sr_login_audit_event(sr_engine *eng, int kind, const char *op, const char *id, int success, const char *method,
                           const char *reason, const char *source);
 /* A failed password login (sr_login_audit_event, method "password"). */
@@ -211,8 +211,9 @@ void sr_login_session_audit(sr_engine *eng, int kind, const char *op, const char
  *    "busy", which is load and not a failed login) is an auth event with
  *    method "throttle", at most one per throttle record per refusal period
  *    (sr_lthr_note): a flood of refused guesses is not a flood of events;
- *  - at start, the throttle is rebuilt from the trail's logins and failed
- *    logins of the window it can still remember (sr_login_window_ms), so
+ *  - at start, the throttle is rebuilt from the trail's logins, failed
+ *    logins and sessions opened (a success) of the window it can still
+ *    remember (sr_login_window_ms), so
  *    a restart (kill -9 too) does not reset it: at most restore_max rows,
  *    the newest, read from the `audit` index by time (no log scan). A
  *    failure not yet durable when the server died is not counted.
