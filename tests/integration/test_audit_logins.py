@@ -33,7 +33,7 @@ T = tempfile.mkdtemp(prefix="suiro-auditlogins-")
 D = os.path.join(T, "data")
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from srtest import (OTHER_OPERATOR_SHEET, Checks, finish, free_port, http_once, import_sheet,  # noqa: E402
-                    mqtt_connect, start_server, stop_server)
+                    mqtt_connect, start_server, stop_server, wait_until)
 
 check = Checks()
 server = None
@@ -93,9 +93,8 @@ def replay():
     return [json.loads(l) for l in out.splitlines() if l.strip()]
 
 
-def serving_line(log):
-    lines = [l for l in open(log).read().splitlines() if 'msg="serving"' in l]
-    return lines[-1] if lines else ""
+def serving_lines(log):
+    return [l for l in open(log).read().splitlines() if 'msg="serving"' in l]
 
 
 try:
@@ -132,8 +131,10 @@ try:
     check("a value stored after the failures (they are durable now)", store_value(hp, "127.0.0.6", "barrier-1") == 200)
     server.send_signal(signal.SIGKILL)
     server.wait()
+    nserving = len(serving_lines(log))
     server, ports = start_server(BIN, D, log, mqtt_port=mp, http_port=hp)
-    line = serving_line(log)
+    wait_until(lambda: len(serving_lines(log)) > nserving)
+    line = serving_lines(log)[-1]
     rows = re.search(r"throttle_rows=(\d+)", line)
     ms = re.search(r"throttle_ms=([\d.]+)", line)
     check("the restart read the trail's logins back (serving line: %s rows in %s ms)"
