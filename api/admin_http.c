@@ -99,10 +99,11 @@ static const sr_admin_caller *caller_of(const sr_route_call *c) { return c->call
 
 sr_engine *sr_admin_engine(const sr_route_call *c) { return admin_of(c)->eng; }
 
-/* ---- audit of refusals (part AUDIT makes it an event) -------------------- */
+/* ---- audit of refusals: a log line here, an AdminEvent (admin_audit.c) ---- */
 
 void sr_admin_audit_refused(const sr_route_call *c, sr_wire code, const char *msg)
 {
+    sr_admin_audit_op(c, "refused", code, msg);
     const sr_admin_caller *cl = caller_of(c);
     char addr[64] = "";
     if (cl) snprintf(addr, sizeof addr, "%s", cl->source);
@@ -228,12 +229,13 @@ static void on_engine(void *ctx, const sr_result *r)
     sr_loopq_push(&j->a->doneq, &j->li);
 }
 
-static void answer_refusal(h2o_req_t *req, const sr_route *route, const sr_admin_caller *cl, int rc,
+static void answer_refusal(sr_admin *a, h2o_req_t *req, const sr_route *route, const sr_admin_caller *cl, int rc,
                            const char *msg)
 {
     sr_wire w = wire_of_refusal(rc);
     const char *m = msg && msg[0] ? msg : sr_wire_msg_of_rc(rc);
     sr_route_call c = {0};
+    c.binding = a; /* the audit event's engine (admin_audit.c) */
     c.route = route;
     c.req = req;
     c.caller = cl;
@@ -244,7 +246,7 @@ static void answer_refusal(h2o_req_t *req, const sr_route *route, const sr_admin
 static void sjob_done(sjob *j)
 {
     h2o_req_t *req = j->h.req;
-    if (j->res.rc) answer_refusal(req, j->route, j->has_caller ? &j->caller : NULL, j->res.rc, j->res.err.msg);
+    if (j->res.rc) answer_refusal(j->a, req, j->route, j->has_caller ? &j->caller : NULL, j->res.rc, j->res.err.msg);
     else if (j->after) j->after(j);
     else if (req && j->answer) sr_http_jsonv(req, j->status, j->answer);
     else if (req) sr_http_no_content(req);
@@ -287,7 +289,7 @@ static void sjob_submit(sjob *j, const sr_slice *sl, size_t n)
         rc = sr_engine_submit(a->eng, sl, n, on_engine, j);
         if (rc) j->h.refs--, a->busy--;
     }
-    if (rc) answer_refusal(j->h.req, j->route, j->has_caller ? &j->caller : NULL, rc, NULL);
+    if (rc) answer_refusal(a, j->h.req, j->route, j->has_caller ? &j->caller : NULL, rc, NULL);
 }
 
 void sr_admin_submit(const sr_route_call *c, int rc, sr_buf *b, int status, json_t *answer)
@@ -295,7 +297,7 @@ void sr_admin_submit(const sr_route_call *c, int rc, sr_buf *b, int status, json
     if (rc) {
         json_decref(answer);
         sr_buf_release(b);
-        return answer_refusal(c->req, c->route, caller_of(c), rc, NULL);
+        return answer_refusal(admin_of(c), c->req, c->route, caller_of(c), rc, NULL);
     }
     sjob *j = sjob_new(c, status, answer);
     if (!j) return sr_buf_release(b);

@@ -134,8 +134,17 @@ int sr_admin_privileged(sr_admin_work *w, sr_user_scope scope, const char *scope
 
 /* A refused admin operation (403, 400 and the engine's refusals): who, what
  * (the route), from where, why. Called by sr_admin_authorize,
- * sr_admin_bad_field and the dispatcher; part AUDIT makes it an event. */
+ * sr_admin_bad_field and the dispatcher: a log line and an AdminEvent
+ * (sr_admin_audit_op). */
 void sr_admin_audit_refused(const sr_route_call *c, sr_wire code, const char *msg);
+/* An admin operation with no event of its own as an AdminEvent
+ * (admin_audit.c; docs/admin.md "Audit"): outcome "refused" (code, msg: the
+ * answer) or "done" (a read of the audit trail); the caller (none: nothing
+ * is stored, an unauthenticated request is no one's operation), the route,
+ * the request's path as its target, the operator the path names (else the
+ * caller's), the row's action, the source. Fire and forget: never waited
+ * for, a failure to store it is logged. Needs c->binding (the sr_admin). */
+void sr_admin_audit_op(const sr_route_call *c, const char *outcome, sr_wire code, const char *msg);
 
 /* 1 if the caller may do act on t (any of its roles, sr_authz_allows), else
  * 0; answers nothing (a listing's filter; sr_admin_authorize answers). */

@@ -391,12 +391,12 @@ static void session_event_done(void *ctx, const sr_result *r)
 }
 
 static void session_event(sr_apif *a, const char *op, const char *app, const uint8_t hash[32], int64_t expires,
-                          sr_session_state st, const char *reason)
+                          sr_session_state st, const char *reason, const char *source)
 {
     if (!a->eng) return;
     sr_buf b;
     sr_buf_init(&b);
-    sr_cmd_env env = {op, app, SR_ACTOR_APP, NULL, NULL};
+    sr_cmd_env env = {op, app, SR_ACTOR_APP, NULL, source};
     int rc = sr_cmd_token_session(&env, hash, expires, st, reason, &b);
     if (!rc) {
         sr_slice sl = {b.data, b.len};
@@ -459,7 +459,7 @@ static void sessions_restore(sr_apif *a)
             char r[80];
             snprintf(r, sizeof r, "not restored: app %s", why ? why : "");
             session_event(a, k->op, k->app, k->hash, k->expires, why ? SR_SS_DISCONNECTED : SR_SS_EXPIRED,
-                          why ? r : k->expires > now ? "not restored" : "expired");
+                          why ? r : k->expires > now ? "not restored" : "expired", NULL);
             ended++;
         }
     }
@@ -494,7 +494,8 @@ static void issue_token(sr_apif *a, h2o_req_t *req, const char *op, const char *
         sr_tokens_remove(a->tokens, t); /* frees the grants read so far */
         return sr_http_result(req, 0, SR_WIRE_INTERNAL, "cannot read the app's grants", NULL);
     }
-    session_event(a, op, app, sr_tokens_hash_of(t, NULL), expires, SR_SS_CONNECTED, how);
+    sr_login_audit_event(a->eng, SR_ACTOR_APP, op, app, 1, how, "", addr);
+    session_event(a, op, app, sr_tokens_hash_of(t, NULL), expires, SR_SS_CONNECTED, how, addr);
     sr_rfc3339_format(expires, exp);
     json_t *o = json_pack("{s:s,s:s}", "token", hex, "expiresAt", exp);
     sr_http_jsonv(req, 201, o);
@@ -535,9 +536,13 @@ static int session_by_cert(sr_apif *a, h2o_req_t *req, json_t *op, json_t *app)
     memcpy(cop, cn, ol);
     cop[ol] = 0;
     snprintf(capp, sizeof capp, "%s", slash + 1);
+    char addr[64];
+    sr_login_addr_req(req, addr);
     if ((op && (!json_is_string(op) || strcmp(json_string_value(op), cop))) ||
         (app && (!json_is_string(app) || strcmp(json_string_value(app), capp)))) {
         sr_slog(SR_LOG_WARN, "app login refused", "cert=%s detail=\"ids differ from the certificate\"", sr_slog_q(cn));
+        sr_login_audit_event(a->eng, SR_ACTOR_APP, cop, capp, 0, "certificate", "the ids differ from the certificate's",
+                             addr);
         sr_http_result(req, 0, SR_WIRE_UNAUTH, "not authenticated: the ids differ from the client certificate's", NULL);
         return 1;
     }
@@ -1396,7 +1401,9 @@ static void session_close(const sr_route_call *c)
     sr_slog(SR_LOG_INFO, "app session closed", "op=%s app=%s", t->op, t->app);
     int64_t expires;
     const uint8_t *hash = sr_tokens_hash_of(t, &expires);
-    session_event(a, t->op, t->app, hash, expires, SR_SS_DISCONNECTED, "logout");
+    char addr[64];
+    sr_login_addr_req(c->req, addr);
+    session_event(a, t->op, t->app, hash, expires, SR_SS_DISCONNECTED, "logout", addr);
     sr_tokens_remove(a->tokens, t);
     sr_http_no_content(c->req);
 }
@@ -1499,7 +1506,7 @@ static void token_end(sr_apif *a, atoken *t, const char *why)
     int64_t expires;
     const uint8_t *hash = sr_tokens_hash_of(t, &expires);
     sr_slog(SR_LOG_INFO, "app session ended", "op=%s app=%s reason=%s", t->op, t->app, sr_slog_q(r));
-    session_event(a, t->op, t->app, hash, expires, SR_SS_DISCONNECTED, r);
+    session_event(a, t->op, t->app, hash, expires, SR_SS_DISCONNECTED, r, NULL);
 }
 
 /* The registry changed since t was checked: read the app's entry and grants

@@ -290,6 +290,9 @@ static void auth_done(sr_login_job *lj)
                 int n = snprintf(body, sizeof body, "{\"token\":\"%s\",\"expiresAt\":\"%s\"}", hex, exp);
                 respond_json(p->req, 201, "Created", body, (size_t)n);
                 sr_slog(SR_LOG_INFO, "gateway session opened", "op=%s gw=%s binding=http", p->op, p->gw);
+                sr_login_audit_event(g->eng, SR_ACTOR_GATEWAY, p->op, p->gw, 1, "password", "", p->addr);
+                sr_login_session_audit(g->eng, SR_ACTOR_GATEWAY, p->op, p->gw, SR_SS_CONNECTED, "http", "login",
+                                       p->addr);
             } else
                 respond_result(p->req, SR_WIRE_BUSY, "too many sessions", NULL);
         } else {
@@ -631,6 +634,10 @@ static void open_session_route(const sr_route_call *c) { open_session(c->binding
 static void session_close(const sr_route_call *c)
 {
     sr_gwhttp *g = c->binding;
+    const token *t = c->caller;
+    char addr[64];
+    sr_login_addr_req(c->req, addr);
+    sr_login_session_audit(g->eng, SR_ACTOR_GATEWAY, t->op, t->gw, SR_SS_DISCONNECTED, "http", "logout", addr);
     sr_tokens_remove(g->tokens, (void *)c->caller);
     sr_http_no_content(c->req);
 }

@@ -51,6 +51,7 @@ typedef struct rec {
     double tokens;     /* buckets: failures still allowed */
     uint64_t t;        /* buckets: last refill; pairs: unused */
     uint64_t until;    /* pairs: refused until */
+    uint64_t noted, noted_retry; /* the last refusal recorded as an event: its period's end, its retry */
     int32_t hnext, prev, next; /* hash chain; LRU list (head: most recent) */
 } rec;
 
@@ -257,6 +258,28 @@ void sr_lthr_refused(sr_lthr *t, const char *principal, const char *addr, uint64
     backoff_set(t, &t->r[k], now);
 }
 
+int sr_lthr_note(sr_lthr *t, const char *principal, const char *addr, int verdict, uint64_t retry_ms, uint64_t now)
+{
+    char ka[KEY_MAX], kp[KEY_MAX], kk[KEY_MAX];
+    keys(principal, addr, ka, kp, kk);
+    const char *key = verdict == SR_LG_ADDRESS ? ka : verdict == SR_LG_PRINCIPAL ? kp : kk;
+    int32_t i = find(t, key, key_hash(key));
+    if (i < 0) return 1;
+    rec *e = &t->r[i];
+    if (e->noted && now < e->noted && retry_ms < 2 * e->noted_retry) return 0;
+    e->noted = now + (retry_ms ? retry_ms : 1);
+    e->noted_retry = retry_ms;
+    return 1;
+}
+
+void sr_lthr_extend(sr_lthr *t, const char *principal, const char *addr, uint64_t until)
+{
+    char ka[KEY_MAX], kp[KEY_MAX], kk[KEY_MAX];
+    keys(principal, addr, ka, kp, kk);
+    int32_t k = find(t, kk, key_hash(kk));
+    if (k >= 0 && t->r[k].until < until) t->r[k].until = until;
+}
+
 void sr_lthr_start(sr_lthr *t, const char *principal, const char *addr, uint64_t now)
 {
     char ka[KEY_MAX], kp[KEY_MAX], kk[KEY_MAX];
@@ -377,11 +400,16 @@ struct sr_loginguard {
     pthread_t *th;
     uint32_t nth;
     int stopped;       /* loop thread: sr_loginguard_stop ran */
+    sr_engine *eng;    /* the trail (sr_loginguard_restore), or NULL */
     atomic_uint_fast64_t checks;
     uint64_t throttled, busy; /* loop thread */
 };
 
-static uint64_t mono_ms(void) { return uv_hrtime() / 1000000; }
+/* The throttle's clock: monotonic, offset by 2^40 ms (35 years), so that a
+ * time restored from the trail (now minus an age up to the policy's window)
+ * is never below zero, also just after boot. */
+#define MONO_BASE ((uint64_t)1 << 40)
+static uint64_t mono_ms(void) { return uv_hrtime() / 1000000 + MONO_BASE; }
 
 /* mu held: the slot of addr, or NULL */
 static aslot *slot_find(sr_loginguard *g, const char *addr)
@@ -527,6 +555,11 @@ static sr_login_job *displace(sr_loginguard *g, uint32_t mine)
     return victim;
 }
 
+static int actor_of(char kind)
+{
+    return kind == 'g' ? SR_ACTOR_GATEWAY : kind == 'a' ? SR_ACTOR_APP : kind == 'u' ? SR_ACTOR_USER : SR_ACTOR_UNKNOWN;
+}
+
 int sr_loginguard_submit(sr_loginguard *g, sr_login_job *j, char kind, const char *op, const char *id,
                          const char *addr, uint64_t *retry_ms)
 {
@@ -542,6 +575,11 @@ int sr_loginguard_submit(sr_loginguard *g, sr_login_job *j, char kind, const cha
         else g->throttled++;
         if (v == SR_LG_BACKOFF) /* hammering during the back-off prolongs it */
             sr_lthr_refused(g->thr, j->principal, j->addr, mono_ms());
+        if (v != SR_LG_BUSY && g->eng && sr_lthr_note(g->thr, j->principal, j->addr, v, *retry_ms, mono_ms())) {
+            char why[96];
+            snprintf(why, sizeof why, "throttled (%s): retry after %" PRIu64 " ms", sr_lg_name(v), *retry_ms);
+            sr_login_audit_event(g->eng, actor_of(kind), op, id, 0, "throttle", why, j->addr);
+        }
         return v;
     }
     sr_login_job *out = NULL;
@@ -645,18 +683,136 @@ static void audit_done(void *ctx, const sr_result *r)
     if (r->rc) sr_slog(SR_LOG_WARN, "audit event not stored", "error=%s", sr_err_name(r->rc));
 }
 
-void sr_login_audit(sr_engine *eng, int kind, const char *op, const char *id, const char *reason, const char *source)
+/* submit the one event a builder appended to b (fire and forget), release b */
+static void audit_submit(sr_engine *eng, int built, sr_buf *b)
 {
-    if (!eng || !op[0]) return;
-    sr_buf b;
-    sr_buf_init(&b);
-    sr_cmd_env env = {op, id, (sr_actor_kind)kind, NULL, source};
-    if (sr_cmd_auth(&env, (sr_actor_kind)kind, id, 0, "password", reason, &b) == SR_OK) {
-        sr_slice sl = {b.data, b.len};
+    if (built == SR_OK) {
+        sr_slice sl = {b->data, b->len};
         int rc = sr_engine_submit(eng, &sl, 1, audit_done, NULL);
         if (rc) sr_slog(SR_LOG_WARN, "audit event not queued", "error=%s", sr_err_name(rc));
     }
-    sr_buf_release(&b);
+    sr_buf_release(b);
+}
+
+void sr_login_audit_event(sr_engine *eng, int kind, const char *op, const char *id, int success, const char *method,
+                          const char *reason, const char *source)
+{
+    if (!eng) return;
+    sr_buf b;
+    sr_buf_init(&b);
+    sr_cmd_env env = {op, id, (sr_actor_kind)kind, NULL, source};
+    audit_submit(eng, sr_cmd_auth(&env, (sr_actor_kind)kind, id, success, method, reason, &b), &b);
+}
+
+void sr_login_audit(sr_engine *eng, int kind, const char *op, const char *id, const char *reason, const char *source)
+{
+    sr_login_audit_event(eng, kind, op, id, 0, "password", reason, source);
+}
+
+void sr_login_session_audit(sr_engine *eng, int kind, const char *op, const char *id, sr_session_state state,
+                            const char *protocol, const char *reason, const char *source)
+{
+    if (!eng) return;
+    sr_buf b;
+    sr_buf_init(&b);
+    sr_cmd_env env = {op, id, (sr_actor_kind)kind, NULL, source};
+    audit_submit(eng, sr_cmd_session(&env, (sr_actor_kind)kind, id, state, protocol, reason, &b), &b);
+}
+
+uint64_t sr_login_window_ms(const sr_login_policy *p)
+{
+    uint64_t w = p->backoff_max_ms, a = (uint64_t)p->address_failures * p->address_refill_ms,
+             q = (uint64_t)p->principal_failures * p->principal_refill_ms;
+    if (a > w) w = a;
+    if (q > w) w = q;
+    return w;
+}
+
+/* The throttle's address of a row's source: "a.b.c.d", "a.b.c.d:port",
+ * "[v6]:port", a bare v6 address, or a v6 /64 as the throttle writes it. */
+static void restore_addr(const char *src, char out[64])
+{
+    struct in6_addr a6;
+    if (strchr(src, '/')) snprintf(out, 64, "%s", src);
+    else if (inet_pton(AF_INET6, src, &a6) == 1) {
+        struct sockaddr_in6 s6;
+        memset(&s6, 0, sizeof s6);
+        s6.sin6_family = AF_INET6;
+        s6.sin6_addr = a6;
+        sr_login_addr_sa((struct sockaddr *)&s6, out);
+    } else
+        sr_login_addr_peer(src, out);
+}
+
+typedef struct kept_login {
+    char principal[160], addr[64];
+    int64_t ms;
+    int what;       /* 0 failure, 1 success, 2 refused during a back-off */
+    uint64_t retry; /* 2: the retry it was answered */
+} kept_login;
+
+int sr_loginguard_restore(sr_loginguard *g, sr_engine *eng, int64_t wall_ms)
+{
+    g->eng = eng;
+    if (!eng) return 0;
+    uint64_t win = sr_login_window_ms(&g->p);
+    sr_audit_query q = {.from_ms = wall_ms - (int64_t)win, .to_ms = wall_ms, .kind = "login,login_failed,session",
+                        .newest_first = 1, .limit = 1000};
+    kept_login *v = NULL;
+    size_t n = 0, cap = 0;
+    int rc = SR_OK, more = 1;
+    sr_rec r = SR_REC_INIT;
+    /* newest first, in pages, until the window or restore_max ends */
+    while (!rc && more && n < SR_LOGIN_RESTORE_MAX) {
+        if ((rc = sr_list_audit(eng, &q, &r, &more))) break;
+        sr_audit_rec a;
+        int k;
+        while ((k = sr_rec_next_audit(&r, &a)) == 1) {
+            q.after_ms = a.ms;
+            q.after_seq = a.seq;
+            char kind = a.actor_kind == SR_ACTOR_GATEWAY ? 'g' : a.actor_kind == SR_ACTOR_APP ? 'a'
+                        : a.actor_kind == SR_ACTOR_USER  ? 'u' : 0;
+            int throttled = !strcmp(a.action, "throttle");
+            int opened = !strcmp(a.kind, "session"); /* a session opened: a success (a user's login has no other) */
+            if (!kind || (throttled && strncmp(a.detail, "throttled (backoff)", 19)) ||
+                (opened && strcmp(a.action, "opened")))
+                continue;
+            if (n == SR_LOGIN_RESTORE_MAX) break;
+            if (sr_array_reserve(&v, &cap, n + 1, sizeof *v)) {
+                rc = SR_ENOMEM;
+                break;
+            }
+            kept_login *x = &v[n++];
+            /* a user's principal has no operator (users are the platform's: admin_http.c) */
+            sr_login_principal(kind, kind == 'u' ? "" : a.op, a.actor, x->principal, sizeof x->principal);
+            restore_addr(a.source, x->addr);
+            x->ms = a.ms;
+            x->what = opened || !strcmp(a.kind, "login") ? 1 : throttled ? 2 : 0;
+            const char *ra = throttled ? strstr(a.detail, "retry after ") : NULL;
+            x->retry = ra ? strtoull(ra + 12, NULL, 10) : 0;
+        }
+        if (k < 0 && !rc) rc = k;
+    }
+    sr_rec_close(&r);
+    /* oldest first into the throttle, each at its time on the throttle's clock */
+    uint64_t now = mono_ms();
+    for (size_t i = n; !rc && i-- > 0;) {
+        kept_login *x = &v[i];
+        uint64_t age = wall_ms > x->ms ? (uint64_t)(wall_ms - x->ms) : 0;
+        uint64_t at = now - age;
+        if (x->what == 2) {
+            sr_lthr_refused(g->thr, x->principal, x->addr, at);
+            sr_lthr_extend(g->thr, x->principal, x->addr, at + x->retry);
+        } else sr_lthr_result(g->thr, x->principal, x->addr, x->what == 1, at);
+    }
+    sr_free(v);
+    if (rc) {
+        sr_slog(SR_LOG_WARN, "login throttle not restored", "error=%s", sr_err_name(rc));
+        return rc;
+    }
+    sr_slog(SR_LOG_INFO, "login throttle restored", "rows=%zu window_ms=%" PRIu64 " records=%zu", n, win,
+            sr_lthr_size(g->thr));
+    return (int)n;
 }
 
 /* ------------------------------------------------------------------------ */

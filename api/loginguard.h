@@ -53,6 +53,7 @@
 
 #include "api/loopq.h"
 #include "codecs/base/sr_alloc.h"
+#include "engine/records.h"
 #include "engine/suiro.h"
 
 #include <h2o.h>
@@ -100,6 +101,15 @@ void sr_lthr_cancel(sr_lthr *t, const char *principal, const char *addr);
 /* The outcome of a started check: a failure counts against the pair, the
  * address and the principal; a success clears the pair. */
 void sr_lthr_result(sr_lthr *t, const char *principal, const char *addr, int ok, uint64_t now_ms);
+/* A refusal (verdict, retry_ms) of principal from addr: 1 if it is to be
+ * recorded as an event -- the first of its record's refusal period, or one
+ * whose retry is at least twice the last recorded one (a back-off growing
+ * under hammering: about log2(backoff_max_ms / 1000) events, then one per
+ * period) -- else 0. */
+int sr_lthr_note(sr_lthr *t, const char *principal, const char *addr, int verdict, uint64_t retry_ms, uint64_t now_ms);
+/* The pair's back-off lasts at least until `until` (the restore: a refusal
+ * answered "retry after" at its time). */
+void sr_lthr_extend(sr_lthr *t, const char *principal, const char *addr, uint64_t until);
 /* Records held (<= table_max). */
 size_t sr_lthr_size(const sr_lthr *t);
 
@@ -207,9 +217,43 @@ void sr_login_addr_req(h2o_req_t *req, char out[64]);
 void sr_login_http_refuse(h2o_req_t *req, const char *what, const char *op, const char *id, const char *addr,
                           int verdict, uint64_t retry_ms);
 
-/* Store a failed login as an auth event (fire and forget; a failure to
- * queue it is logged). kind: sr_actor_kind (engine/records.h). */
+/* ---- the audit trail (docs/admin.md "Audit") ---- */
+/* Store a login attempt as an auth event (AuthEvent: who, success, method,
+ * reason, from where): fire and forget, a failure to queue it is logged,
+ * never waited for (a login is answered at once; the throttle does not
+ * depend on it). kind: sr_actor_kind (engine/records.h): SR_ACTOR_GATEWAY,
+ * SR_ACTOR_APP or SR_ACTOR_USER (op: the user's operator, "" for a platform
+ * or vendor user; the throttle's restore takes a user's principal without
+ * it, "u||ID", as admin_http.c submits it). source: the throttle's address
+ * (sr_login_addr_*) or the peer "addr:port". */
+void sr_login_audit_event(sr_engine *eng, int kind, const char *op, const char *id, int success, const char *method,
+                          const char *reason, const char *source);
+/* A failed password login (sr_login_audit_event, method "password"). */
 void sr_login_audit(sr_engine *eng, int kind, const char *op, const char *id, const char *reason,
                     const char *source);
+/* A session opened or ended without a token kept in the index (a
+ * gateway's HTTP session, an MQTT connection): SessionEvent, fire and forget. */
+void sr_login_session_audit(sr_engine *eng, int kind, const char *op, const char *id, sr_session_state state,
+                            const char *protocol, const char *reason, const char *source);
+
+/* The guard's use of the trail, both optional (tests run without):
+ *  - every refusal by the throttle (backoff, address, principal; not
+ *    "busy", which is load and not a failed login) is an auth event with
+ *    method "throttle", at most one per throttle record per refusal period
+ *    (sr_lthr_note): a flood of refused guesses is not a flood of events;
+ *  - at start, the throttle is rebuilt from the trail's logins, failed
+ *    logins and sessions opened (a success) of the window it can still
+ *    remember (sr_login_window_ms), so
+ *    a restart (kill -9 too) does not reset it: at most restore_max rows,
+ *    the newest, read from the `audit` index by time (no log scan). A
+ *    failure not yet durable when the server died is not counted.
+ * sr_loginguard_restore sets the engine and returns the rows fed (or a
+ * negative SR_E* code); wall_ms is the wall clock now. */
+int sr_loginguard_restore(sr_loginguard *g, sr_engine *eng, int64_t wall_ms);
+/* How far back the throttle's policy remembers: the longest back-off, and
+ * the time a drained address or principal bucket takes to fill again. */
+uint64_t sr_login_window_ms(const sr_login_policy *p);
+/* At most this many rows are read back at start (the newest). */
+enum { SR_LOGIN_RESTORE_MAX = 65536 };
 
 #endif

@@ -130,7 +130,8 @@ struct sr_server {
     uint64_t next_conn_id;
     uint64_t refused_log_ms; /* (6): refusals are logged at most once a second, with their count */
     size_t refused;
-    uint64_t start_us[5]; /* startup phases: key, engine, broker (PKI), push, listeners */
+    uint64_t start_us[6]; /* startup phases: key, engine, broker (PKI), push, listeners, login throttle */
+    int throttle_rows;    /* rows of the trail the login throttle was rebuilt from */
 };
 
 static uint64_t mono_us(void)
@@ -841,6 +842,8 @@ static void auth_done(sr_login_job *lj)
             sr_slog(SR_LOG_INFO, "gateway connected", "op=%s gw=%s peer=%s mqtt=%s", c->op, c->gw, c->peer,
                     c->version == 5 ? "5.0" : "3.1.1");
             session_event(c, SR_SS_CONNECTED, "");
+            sr_login_audit_event(c->srv->eng, SR_ACTOR_GATEWAY, c->op, c->gw, 1,
+                                 lj->checked ? "password" : "certificate", "", c->peer);
             sr_gwlink link = {c, link_send};
             sr_broker_gw_online(c->srv->broker, c->op, c->gw, &link);
             /* packets that arrived while authenticating */
@@ -1967,6 +1970,11 @@ int sr_server_open(const sr_config *cfg, sr_server **out, char *err, size_t errl
         snprintf(err, errlen, "login guard: cannot start its threads");
         goto fail;
     }
+    /* the throttle as it was before the restart (api/loginguard.h): from the
+     * trail's logins of the policy's window; a failure is logged, not fatal */
+    uint64_t tr0 = mono_us();
+    s->throttle_rows = sr_loginguard_restore(s->guard, s->eng, wall_ms());
+    s->start_us[5] = mono_us() - tr0;
     sr_workq_limits wl = {cfg->work_running_max, cfg->work_running_per_op, cfg->work_queue_max,
                           cfg->work_queue_per_op, cfg->work_bytes_per_op};
     if ((rc = sr_workq_new(&s->loop, &wl, &s->workq))) goto fail;
@@ -2045,10 +2053,11 @@ int sr_server_run(sr_server *s)
     sr_slog(SR_LOG_INFO, "serving",
             "data=%s mqtt_port=%d key_ms=%.1f engine_ms=%.1f log_ms=%.1f index_ms=%.1f heads_ms=%.1f replay_ms=%.1f "
             "replay_events=%" PRIu64 " replay_head_events=%" PRIu64 " replay_skipped=%" PRIu64
-            " pki_ms=%.1f push_ms=%.1f listen_ms=%.1f",
+            " pki_ms=%.1f push_ms=%.1f listen_ms=%.1f throttle_ms=%.1f throttle_rows=%d",
             sr_slog_q(s->cfg.data_dir), s->mqtt_port, s->start_us[0] / 1e3, s->start_us[1] / 1e3, os.log_us / 1e3,
             os.index_us / 1e3, os.heads_us / 1e3, os.replay_us / 1e3, os.replay_events, os.replay_head_events,
-            os.replay_skipped, s->start_us[2] / 1e3, s->start_us[3] / 1e3, s->start_us[4] / 1e3);
+            os.replay_skipped, s->start_us[2] / 1e3, s->start_us[3] / 1e3, s->start_us[4] / 1e3, s->start_us[5] / 1e3,
+            s->throttle_rows);
     while (uv_run(&s->loop, UV_RUN_ONCE)) {
         if (!s->stopping) continue;
         /* stopping: close connections whose in-flight work is done */

@@ -331,6 +331,8 @@ const char *sr_points_check_index(const sr_engine *e);
 int sr__refuse(sr_result *r, int rc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 int sr__apply_nonseries(sr_engine *e, MDB_txn *t, Event *ev, sr_result *r, int validate);
 int sr__apply_common(sr_engine *e, MDB_txn *t, const Event *ev);
+/* The audit trail's row of ev, if its kind is in the trail (engine/audit.c). */
+int sr__audit_put(sr_engine *e, MDB_txn *t, const Event *ev);
 int sr__put_watermark(sr_engine *e, MDB_txn *t, uint64_t w);
 int sr__apply_series(sr_engine *e, MDB_txn *t, const Event *ev, int heads_only);
 

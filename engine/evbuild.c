@@ -660,6 +660,23 @@ int sr_cmd_auth(const sr_cmd_env *env, sr_actor_kind kind, const char *principal
     return env_pack(&ev, env, out);
 }
 
+int sr_cmd_admin(const sr_cmd_env *env, const sr_admin_op *a, sr_buf *out)
+{
+    Suiro__V1__AdminEvent ae = SUIRO__V1__ADMIN_EVENT__INIT;
+    ae.method = S(a->method);
+    ae.route = S(a->route);
+    ae.target = S(a->target);
+    ae.action = S(a->action);
+    ae.outcome = S(a->outcome);
+    ae.code = S(a->code);
+    ae.message = S(a->message);
+    ae.status = a->status;
+    Suiro__V1__Event ev = SUIRO__V1__EVENT__INIT;
+    ev.body_case = SUIRO__V1__EVENT__BODY_ADMIN;
+    ev.admin = &ae;
+    return env_pack(&ev, env, out);
+}
+
 int sr_cmd_alarm(const sr_cmd_env *env, const char *alarm_id, sr_alarm_level level, const char *state,
                  const char *source, const char *message, sr_buf *out)
 {

@@ -261,11 +261,32 @@ static int put_message(sr_buf *b, const ctx *x, const ProtobufCMessage *m)
 
 int sr_event_json(const Suiro__V1__Event *ev, sr_buf *out) { return sr_event_json_ex(ev, NULL, out); }
 
+/* ,"audit":{...}: the trail's summary, names only (engine/audit.c) */
+static int put_audit(sr_buf *b, const Suiro__V1__Event *ev)
+{
+    sr_audit_summary a;
+    if (!sr_audit_summarize(ev, &a)) return SR_OK;
+    static const char *const keys[] = {"kind", "actor_kind", "action", "target", "outcome", "detail"};
+    const char *vals[] = {a.s[3], sr_actor_kind_name(ev->actor_kind), a.s[4], a.s[5], a.s[6], a.s[7]};
+    int rc = put(b, ",\"audit\":{");
+    for (int i = 0, first = 1; i < 6 && !rc; i++) {
+        if (!vals[i][0]) continue;
+        rc = putf(b, "%s\"%s\":", first ? "" : ",", keys[i]);
+        if (!rc) rc = sr_json_put_string(b, vals[i], strlen(vals[i]));
+        first = 0;
+    }
+    return rc ? rc : put(b, "}");
+}
+
 int sr_event_json_ex(const Suiro__V1__Event *ev, const sr_event_json_opts *o, sr_buf *out)
 {
     static const sr_event_json_opts none = {0};
     ctx x = {.o = o ? o : &none, .op = ev->operator_id ? ev->operator_id : ""};
-    return put_message(out, &x, &ev->base);
+    int rc = put_message(out, &x, &ev->base);
+    if (rc || !x.o->audit) return rc;
+    out->len--; /* the object's '}' */
+    rc = put_audit(out, ev);
+    return rc ? rc : put(out, "}");
 }
 
 const char *sr_event_kind(const Suiro__V1__Event *ev)

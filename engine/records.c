@@ -20,6 +20,7 @@
 #include "codecs/events.pb-c.h"
 #include "engine/event_json.h"
 #include "engine/evbuild.h"
+#include "engine/schema.h"
 #include "engine/secret.h"
 
 #include <stdlib.h>
@@ -447,6 +448,34 @@ int sr_user_password_ok(const sr_user *u, const char *password)
 {
     return sr_secret_check(password, u->password_hash.data, u->password_hash.len);
 }
+
+int sr_list_audit(sr_engine *e, const sr_audit_query *q, sr_rec *r, int *more)
+{
+    list_reset(r);
+    return sr_engine_audit_list(e, q, &r->raw, &r->count, more);
+}
+
+/* an `audit` row: 16-byte key, then the value (engine/schema.h audit_decode) */
+static int dec_audit(sr_rec *r, const uint8_t *p, size_t len, sr_audit_rec *o)
+{
+    (void)r;
+    sr__audit_row a;
+    if (len < SR_AUDIT_KEY || audit_decode(p, SR_AUDIT_KEY, p + SR_AUDIT_KEY, len - SR_AUDIT_KEY, &a)) return SR_ECORRUPT;
+    o->seq = a.seq;
+    o->ms = a.ms;
+    o->actor_kind = (sr_actor_kind)a.actor_kind;
+    o->op = a.s[0];
+    o->actor = a.s[1];
+    o->source = a.s[2];
+    o->kind = a.s[3];
+    o->action = a.s[4];
+    o->target = a.s[5];
+    o->outcome = a.s[6];
+    o->detail = a.s[7];
+    return SR_OK;
+}
+
+int sr_rec_next_audit(sr_rec *r, sr_audit_rec *out) { NEXT_ONE(dec_audit, out); }
 
 int sr_read_file(sr_engine *e, const char *op, const char *path, sr_rec *r, sr_file_meta *out)
 {

@@ -208,6 +208,7 @@ typedef struct sr_login_policy_rec {
 /* The policy of operator op ("": the platform's). SR_ENOTFOUND when none
  * was ever set (then nothing is required). */
 SR_MUST_CHECK int sr_read_login_policy(sr_engine *e, const char *op, sr_rec *r, sr_login_policy_rec *out);
+
 /* ---- pending changes (the two-person rule, R-ID-5; docs/admin.md) ------------- */
 
 /* A pending change as the index keeps it. state is the last action:
@@ -237,6 +238,25 @@ int sr_rec_next_pending(sr_rec *r, sr_pending *out);
 /* p's state at now_ms: "expired" for a requested change at or past its
  * expiry (the writer refuses to decide it then), else p->state. */
 const char *sr_pending_state(const sr_pending *p, int64_t now_ms);
+
+/* ---- the audit trail (docs/admin.md "Audit"; engine/audit.c) ------------------ */
+
+typedef struct sr_audit_rec {
+    uint64_t seq;
+    int64_t ms;              /* the event's ingest time, UTC ms */
+    sr_actor_kind actor_kind;
+    const char *op;          /* "" for the platform */
+    const char *actor, *source;
+    const char *kind;        /* login, login_failed, session, logout, user, registry, master, key, admin, ... */
+    const char *action, *target, *outcome, *detail;
+} sr_audit_rec;
+
+/* The rows of the query (engine/suiro.h sr_audit_query: a time window,
+ * filters, a cursor, a limit), one read snapshot; *more = 1 if cut. */
+SR_MUST_CHECK int sr_list_audit(sr_engine *e, const sr_audit_query *q, sr_rec *r, int *more);
+int sr_rec_next_audit(sr_rec *r, sr_audit_rec *out);
+/* "system", "gateway", "app", "user", "unknown" */
+const char *sr_actor_kind_name(int kind);
 
 /* ---- files ------------------------------------------------------------------- */
 
@@ -406,6 +426,18 @@ SR_MUST_CHECK int sr_session_verify(sr_engine *e, const uint8_t token_hash[32], 
 /* A login attempt (audit). */
 SR_MUST_CHECK int sr_cmd_auth(const sr_cmd_env *env, sr_actor_kind kind, const char *principal, int success,
                               const char *method, const char *reason, sr_buf *out);
+/* An admin operation with no event of its own: a refused one, or a read of
+ * sensitive data (AdminEvent; docs/admin.md "Audit"). env's operator is the
+ * operator the path names (the caller's own when it names none). */
+typedef struct sr_admin_op {
+    const char *method, *route; /* GET ..., the route's pattern */
+    const char *target;         /* operator:ID, vendor:ID, user:ID, platform */
+    const char *action;         /* the role table's action checked, or "" */
+    const char *outcome;        /* refused, done */
+    const char *code, *message; /* the answer's code (E2003) and message */
+    unsigned status;            /* the HTTP status answered */
+} sr_admin_op;
+SR_MUST_CHECK int sr_cmd_admin(const sr_cmd_env *env, const sr_admin_op *a, sr_buf *out);
 /* An alarm raised, acknowledged or resolved (state). */
 SR_MUST_CHECK int sr_cmd_alarm(const sr_cmd_env *env, const char *alarm_id, sr_alarm_level level, const char *state,
                                const char *source, const char *message, sr_buf *out);
@@ -510,6 +542,9 @@ typedef struct sr_event_json_opts {
     /* 1: times (value timestamps, int64 fields named *_ms) as RFC 3339 UTC
      * strings, the key without "_ms" ("ingest":"2026-11-22T05:21:00.000Z") */
     int times;
+    /* 1: an event of the audit trail gets "audit": its summary with names
+     * (kind, actor_kind, action, target, outcome, detail; docs/events.md) */
+    int audit;
 } sr_event_json_opts;
 
 /* One event of the log, decoded. */

@@ -57,6 +57,13 @@
  *              decision; the two-person rule, docs/admin.md). An index
  *              without it gets it empty: no older suiro wrote a
  *              PendingEvent
+ *   audit      ts_key(ingest_ms) u64 BE ‖ seq u64 BE -> one row per event
+ *              of the audit trail (every kind but the data kinds:
+ *              measurements, requests, monitors, documents, files, alarms,
+ *              heads checkpoints; engine/audit.c): u8 version (1), u8
+ *              actor kind, then op, actor, source, kind, action, target,
+ *              outcome, detail, each NUL-terminated (audit_decode). LMDB
+ *              order is time order, so a time window is one range read
  *   msgidx     op \0 seq_hi u32 BE (the high 32 bits of a seq: one key per
  *              2^32 events) -> duplicates (DUPSORT, DUPFIXED) of 12 bytes:
  *              the first 8 bytes of SHA-256(op \0 actor \0 message id), then
@@ -103,8 +110,11 @@
  *      which this build's replay of the same log extends, so only a
  *      rebuild makes the index what this build derives from its log
  *      (engine.c invariant 3; `suiro verify` compares the two).
+ *   5: the `audit` database (issue #14): an index of layout 4 has no rows
+ *      for the events it applied, so it is rebuilt from the log (a suiro of
+ *      layout 4 refuses this index as newer).
  */
-#define SR_INDEX_LAYOUT 4u
+#define SR_INDEX_LAYOUT 5u
 
 /* The databases: X(enum suffix, name, LMDB flags). "meta" stays first. */
 #define SR_INDEX_DBS(X)                            \
@@ -124,7 +134,8 @@
     X(SESSIONS, "sessions", 0)                     \
     X(USERS, "users", 0)                           \
     X(POLICIES, "policies", 0)                     \
-    X(PENDING, "pending", 0)
+    X(PENDING, "pending", 0)                       \
+    X(AUDIT, "audit", 0)
 
 typedef enum sr_dbi {
 #define SR_X_(id, name, flags) SR_DB_##id,
@@ -242,6 +253,37 @@ static inline int latest_decode(const void *p, size_t n, sr_sample *s, sr_vtype 
     else if (*t == SR_VT_INTEGER) s->v.i = (int64_t)bits;
     else s->v.b = (int)bits;
     return SR_OK;
+}
+
+/* An `audit` row (layout above): its key's time and seq, and its value's
+ * parts (NUL-terminated strings pointing into the value). 0, or -1 for a
+ * row that does not decode. */
+enum { SR_AUDIT_KEY = 16, SR_AUDIT_NSTR = 8 };
+typedef struct sr__audit_row {
+    int64_t ms;
+    uint64_t seq;
+    int actor_kind;
+    const char *s[SR_AUDIT_NSTR]; /* op, actor, source, kind, action, target, outcome, detail */
+} sr__audit_row;
+static inline void audit_key(uint8_t k[SR_AUDIT_KEY], int64_t ms, uint64_t seq)
+{
+    be64(k, ts_key(ms));
+    be64(k + 8, seq);
+}
+static inline int audit_decode(const void *key, size_t kl, const void *val, size_t n, sr__audit_row *a)
+{
+    const uint8_t *v = val, *end = v + n, *p = v + 2;
+    if (kl != SR_AUDIT_KEY || n < 2 || v[0] != 1) return -1;
+    a->ms = (int64_t)(get_be64(key) ^ (1ull << 63));
+    a->seq = get_be64((const uint8_t *)key + 8);
+    a->actor_kind = v[1];
+    for (int i = 0; i < SR_AUDIT_NSTR; i++) {
+        const uint8_t *z = p < end ? memchr(p, 0, (size_t)(end - p)) : NULL;
+        if (!z) return -1;
+        a->s[i] = (const char *)p;
+        p = z + 1;
+    }
+    return p == end ? 0 : -1;
 }
 
 /* The message-id items of msgidx (layout above); sr__msgid_item and

@@ -267,6 +267,27 @@ SR_MUST_CHECK int sr_engine_policy_get(sr_engine *e, const char *op, sr_buf *pac
 SR_MUST_CHECK int sr_engine_pending_get(sr_engine *e, const char *id, sr_buf *packed);
 SR_MUST_CHECK int sr_engine_pending_list(sr_engine *e, sr_buf *out, size_t *count);
 
+/* The audit trail (`audit`, engine/audit.c): rows in [from_ms, to_ms] that
+ * match every filter given, in time order (newest_first: the reverse), at
+ * most limit (0: 100); *more = 1 if more match. The cursor (after_ms,
+ * after_seq; after_seq 0: none) is the last row of the previous page: the
+ * read goes on after it in the read's order. Each row framed as
+ * master_list's: its 16-byte key then its value (engine/schema.h). Read
+ * with sr_list_audit (engine/records.h). */
+typedef struct sr_audit_query {
+    int64_t from_ms, to_ms; /* to_ms 0: no upper bound */
+    const char *op;         /* NULL: any operator ("" is the platform's) */
+    const char *actor;      /* NULL: any */
+    int actor_kind;         /* 0: any; else sr_actor_kind */
+    const char *kind;       /* NULL: any; else kinds, comma-separated ("login,login_failed") */
+    int64_t after_ms;
+    uint64_t after_seq;
+    size_t limit;
+    int newest_first;
+} sr_audit_query;
+SR_MUST_CHECK int sr_engine_audit_list(sr_engine *e, const sr_audit_query *q, sr_buf *out, size_t *count,
+                                       int *more);
+
 /* A request (packed RequestCreated) and its latest RequestTransition
  * (state->len 0: none yet), by id and gateway ("" or NULL: the app-level
  * request). SR_ENOTFOUND if there is no such request. docs/requests.md */

@@ -580,7 +580,7 @@ int sr_cmd_replay(const sr_command *cmd, int argc, char **argv)
         names_free(&nm);
         return 1;
     }
-    sr_event_json_opts jo = {.number = sr_json_number, .data_id = data_id, .ctx = &nm, .times = 1};
+    sr_event_json_opts jo = {.number = sr_json_number, .data_id = data_id, .ctx = &nm, .times = 1, .audit = 1};
     sr_log_iter *it;
     int rc = sr_log_iter_open(lg, from_seq, &it);
     uint64_t seq;

@@ -14,6 +14,7 @@
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 /* ---- the throttle, table-driven ------------------------------------------ */
 
@@ -442,4 +443,101 @@ Test(guard, addresses_take_turns)
     cr_assert_eq(a[1].order, 4);
     cr_assert_eq(a[3].order, 6, "A's own jobs stay in order");
     guard_close(&loop, g);
+}
+
+/* ---- the trail: refusals recorded once per period, the throttle restored -- */
+
+Test(lthr, a_refusal_is_noted_once_per_period)
+{
+    sr_login_policy p = pol(1, 60000, 100, 1000, 100, 1000);
+    sr_lthr *t = sr_lthr_new(&p);
+    sr_lthr_start(t, "a|op|x", "10.0.0.1", 0);
+    sr_lthr_result(t, "a|op|x", "10.0.0.1", 0, 0); /* one failure: refused 1 s */
+    uint64_t r;
+    cr_assert_eq(sr_lthr_check(t, "a|op|x", "10.0.0.1", 10, &r), SR_LG_BACKOFF);
+    cr_assert_eq(sr_lthr_note(t, "a|op|x", "10.0.0.1", SR_LG_BACKOFF, r, 10), 1, "the first refusal is recorded");
+    cr_assert_eq(sr_lthr_note(t, "a|op|x", "10.0.0.1", SR_LG_BACKOFF, r, 500), 0, "not the next ones of its period");
+    cr_assert_eq(sr_lthr_note(t, "a|op|x", "10.0.0.1", SR_LG_BACKOFF, 2 * r - 1, 500), 0, "nor a slightly longer one");
+    cr_assert_eq(sr_lthr_note(t, "a|op|x", "10.0.0.1", SR_LG_BACKOFF, 2 * r, 600), 1, "a back-off that doubled");
+    cr_assert_eq(sr_lthr_note(t, "a|op|x", "10.0.0.1", SR_LG_BACKOFF, 2 * r, 700), 0);
+    cr_assert_eq(sr_lthr_note(t, "a|op|x", "10.0.0.1", SR_LG_BACKOFF, 1000, 600 + 2 * r), 1, "the next period's first");
+    cr_assert_eq(sr_lthr_note(t, "a|op|x", "10.0.0.2", SR_LG_BACKOFF, 1000, 10 + r), 1, "another pair: its own");
+    sr_lthr_free(t);
+}
+
+#include "engine/records.h"
+#include "engtest.h"
+#include "testutil.h"
+
+static void audit1(sr_engine *e, int kind, const char *op, const char *id, int ok, const char *method,
+                   const char *reason, const char *src)
+{
+    sr_buf b;
+    sr_buf_init(&b);
+    sr_cmd_env env = {op, id, (sr_actor_kind)kind, NULL, src};
+    cr_assert_eq(sr_cmd_auth(&env, (sr_actor_kind)kind, id, ok, method, reason, &b), SR_OK);
+    size_t len = b.len;
+    sr_result res;
+    cr_assert_eq(et_submit(e, &b, &len, 1, &res), SR_OK);
+    cr_assert_eq(res.rc, SR_OK);
+    sr_buf_release(&b);
+}
+
+/* Failures stored as events are counted again by a new guard (a restart):
+ * the pair that failed is still refused, its address bucket is not fresh,
+ * a success in the trail clears its pair, a fresh address still gets
+ * through; failures older than the policy's window are not read. */
+Test(guard, the_throttle_is_rebuilt_from_the_trail)
+{
+    char *dir = tu_tmpdir("lgrestore");
+    sr_engine_opts o = {.sync = SR_ENGINE_SYNC_NONE};
+    sr_engine *e;
+    sr_errinfo ei;
+    cr_assert_eq(sr_engine_open(dir, &o, &e, &ei), SR_OK, "%s", ei.msg);
+    for (int i = 0; i < 6; i++) audit1(e, SR_ACTOR_APP, "op", "A1", 0, "password", "bad", "10.0.0.1");
+    for (int i = 0; i < 6; i++) audit1(e, SR_ACTOR_GATEWAY, "op", "G1", 0, "password", "bad", "[2001:db8::7]:4000");
+    for (int i = 0; i < 6; i++) audit1(e, SR_ACTOR_USER, "", "hanako", 0, "password", "bad", "10.0.0.3");
+    audit1(e, SR_ACTOR_USER, "", "hanako", 1, "password", "", "10.0.0.3"); /* cleared by a success */
+    audit1(e, SR_ACTOR_APP, "op", "A1", 0, "throttle", "throttled (backoff): retry after 1000 ms", "10.0.0.1");
+    /* hammered: a refusal answered "retry after 100 s" */
+    audit1(e, SR_ACTOR_APP, "op", "A2", 0, "password", "bad", "10.0.0.1");
+    audit1(e, SR_ACTOR_APP, "op", "A2", 0, "throttle", "throttled (backoff): retry after 100000 ms", "10.0.0.1");
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    sr_login_policy p;
+    sr_login_policy_default(&p); /* 5 free failures */
+    sr_loginguard *g;
+    cr_assert_eq(sr_loginguard_open(&loop, &p, &g), SR_OK);
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    int64_t now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    cr_assert_eq(sr_loginguard_restore(g, e, now), 22, "every login row of the window");
+    tjob j;
+    tjob_init(&j, "x", NULL);
+    uint64_t r = 0;
+    cr_assert_eq(sr_loginguard_submit(g, &j.lj, 'a', "op", "A1", "10.0.0.1", &r), SR_LG_BACKOFF);
+    cr_assert_gt(r, 2000, "6 failures and the refusal: the back-off of the 7th (4 s), not of the 6th (2 s)");
+    cr_assert_eq(sr_loginguard_submit(g, &j.lj, 'a', "op", "A2", "10.0.0.1", &r), SR_LG_BACKOFF);
+    cr_assert_gt(r, 90000, "the back-off the refusal was answered, not the one its few failures give");
+    cr_assert_eq(sr_loginguard_submit(g, &j.lj, 'g', "op", "G1", "2001:db8::/64", &r), SR_LG_BACKOFF,
+                 "a v6 peer's /64 is the pair's address");
+    cr_assert_eq(sr_loginguard_submit(g, &j.lj, 'a', "op", "A1", "10.0.0.9", &r), SR_LG_OK, "a fresh address");
+    run_until(&loop, (tjob *[]){&j}, 1);
+    tjob k;
+    tjob_init(&k, "x", NULL);
+    cr_assert_eq(sr_loginguard_submit(g, &k.lj, 'u', "", "hanako", "10.0.0.3", &r), SR_LG_OK,
+                 "a success in the trail cleared the pair");
+    run_until(&loop, (tjob *[]){&k}, 1);
+    guard_close(&loop, g);
+    /* the same rows seen from a clock an hour later: outside the window */
+    uv_loop_init(&loop);
+    cr_assert_eq(sr_loginguard_open(&loop, &p, &g), SR_OK);
+    cr_assert_eq(sr_loginguard_restore(g, e, now + 3600 * 1000), 0);
+    tjob_init(&j, "x", NULL);
+    cr_assert_eq(sr_loginguard_submit(g, &j.lj, 'a', "op", "A1", "10.0.0.1", &r), SR_LG_OK);
+    run_until(&loop, (tjob *[]){&j}, 1);
+    guard_close(&loop, g);
+    cr_assert_eq(sr_engine_close(e), SR_OK);
+    tu_rmrf(dir);
+    free(dir);
 }

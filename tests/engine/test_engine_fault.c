@@ -8,7 +8,8 @@
  *  - the log holds exactly the acknowledged events (no more, no fewer);
  *  - every point's range equals the model of the acknowledged commands, and
  *    the users are those the acknowledged commands created (each command
- *    c % 4 == 1 is a measurement and a user's creation, atomic);
+ *    c % 4 == 1 is a measurement and a user's creation, atomic), and the
+ *    audit trail's rows are those of the acknowledged users and sessions;
  *  - the index equals one rebuilt from the log (content hash).
  * And resuming without a reopen (docs/durability.md section 7): after each
  * such fault the writer reopens the log and rebuilds the heads by itself;
@@ -543,6 +544,26 @@ static void check_db(fixture *f, const outcome *out, const char *ctx)
     cr_assert_eq(sr_read_user(e, "pu", &ur, &u), SR_OK);
     cr_assert_str_eq(u.roles[0], out->acked_cmd[PEND_APPROVE] ? "operator_admin" : "operator_general",
                      "%s: the pending change's user (approval acknowledged: %d)", ctx, out->acked_cmd[PEND_APPROVE]);
+    /* the audit trail (`audit`): a row for each acknowledged user's creation
+     * and session command, none for a refused one */
+    sr_audit_query aq = {.kind = "user", .limit = 1000};
+    sr_audit_rec ar;
+    int na = 0;
+    cr_assert_eq(sr_list_audit(e, &aq, &ur, &more), SR_OK);
+    while ((more = sr_rec_next_audit(&ur, &ar)) == 1) {
+        int known = 0;
+        for (int c = 0; c < NCMD; c++) known |= f->cmds[c].user[0] && !strcmp(ar.target + 5, f->cmds[c].user);
+        cr_assert(known && !strcmp(ar.action, "created") && !strncmp(ar.target, "user:", 5), "%s: audit row %s %s",
+                  ctx, ar.action, ar.target);
+        na++;
+    }
+    cr_assert_eq(more, 0, "%s: an audit row does not decode", ctx);
+    cr_assert_eq(na, out->users, "%s: %d users' rows in the audit trail, %d acknowledged", ctx, na, out->users);
+    aq.kind = "session,logout";
+    cr_assert_eq(sr_list_audit(e, &aq, &ur, &more), SR_OK);
+    int want_sess = out->acked_cmd[SESS_U1] + out->acked_cmd[SESS_U2] + out->acked_cmd[SESS_REVOKE_U1];
+    cr_assert_eq((int)sr_rec_count(&ur), want_sess, "%s: %zu session rows in the audit trail, %d acknowledged", ctx,
+                 sr_rec_count(&ur), want_sess);
     sr_rec_close(&ur);
     uint8_t live[32], rebuilt[32];
     cr_assert_eq(sr_engine_content_hash(e, live), SR_OK);

@@ -11,7 +11,8 @@
  *  - sr_engine_latest is the newest sample of the model (never older than
  *    the newest acknowledged one);
  *  - every user an acknowledged command created (the writer's every 16th
- *    command of a thread) is in the index;
+ *    command of a thread) is in the index, and its creation in the audit
+ *    trail (`audit`);
  *  - every pending change an acknowledged command requested is in the
  *    index, approved if its approval was acknowledged; and every pending
  *    change the index holds is approved exactly when the user its change
@@ -361,6 +362,24 @@ static void check_round(const char *d, int round, et_model *m, const round_out *
     }
     cr_assert_eq(more, 0, "round %d: a pending record does not decode", round);
     sr_rec_close(&pr);
+    /* the audit trail holds each acknowledged creation (its row is written
+     * with its event, in the same transaction) */
+    sr_audit_query aq = {.kind = "user", .limit = 1000};
+    int amore = 1, arc;
+    size_t nrows = 0, found_rows = 0;
+    while (amore) {
+        cr_assert_eq(sr_list_audit(e, &aq, &ur, &amore), SR_OK);
+        sr_audit_rec a;
+        while ((arc = sr_rec_next_audit(&ur, &a)) == 1) {
+            nrows++;
+            for (int i = 0; i < nacked_users; i++) found_rows += !strcmp(a.target + 5, acked_users[i]);
+            aq.after_ms = a.ms;
+            aq.after_seq = a.seq;
+        }
+        cr_assert_eq(arc, 0, "round %d: an audit row does not decode", round);
+    }
+    cr_assert_eq(found_rows, (size_t)nacked_users, "round %d: %zu of %d acknowledged users have their audit row", round,
+                 found_rows, nacked_users);
     sr_rec_close(&ur);
     uint8_t live[32], rebuilt[32];
     cr_assert_eq(sr_engine_content_hash(e, live), SR_OK);
