@@ -610,25 +610,7 @@ void sr_apif_doc_delete(const sr_route_call *c)
 
 /* ---- files ------------------------------------------------------------------ */
 
-static int path_ok(const char *p)
-{
-    size_t n = strlen(p);
-    if (!n || n > PATH_MAX_LEN || p[0] == '/' || p[n - 1] == '/') return 0;
-    const char *seg = p;
-    for (size_t i = 0; i <= n; i++) {
-        if (i == n || p[i] == '/') {
-            size_t sl = (size_t)(p + i - seg);
-            if (!sl || (sl == 1 && seg[0] == '.') || (sl == 2 && seg[0] == '.' && seg[1] == '.')) return 0;
-            seg = p + i + 1;
-            continue;
-        }
-        char c = p[i];
-        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
-              c == '-'))
-            return 0;
-    }
-    return 1;
-}
+static int path_ok(const char *p) { return sr_path_ok(p, strlen(p)); }
 
 static upload *up_find(store *s, const char *op, const char *path)
 {

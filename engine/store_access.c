@@ -50,50 +50,17 @@ const char *sr_store_access_name(int access)
     return access == SR_STORE_READ ? "read" : access == SR_STORE_WRITE ? "write" : "read+write";
 }
 
-/* a path prefix: segments of [A-Za-z0-9._-] separated by '/', no "." or ".." */
-static int prefix_ok(const char *p, size_t n)
-{
-    if (!n || n > 512 || p[0] == '/') return 0;
-    const char *seg = p;
-    for (size_t i = 0; i <= n; i++) {
-        if (i == n || p[i] == '/') {
-            size_t sl = (size_t)(p + i - seg);
-            if (i == n && !sl && n && p[n - 1] == '/') break; /* a trailing '/' */
-            if (!sl || (sl == 1 && seg[0] == '.') || (sl == 2 && seg[0] == '.' && seg[1] == '.')) return 0;
-            seg = p + i + 1;
-            continue;
-        }
-        char c = p[i];
-        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
-              c == '-'))
-            return 0;
-    }
-    return 1;
-}
-
 int sr_store_pattern_check(sr_store_kind kind, const char *pattern, char *why, size_t whylen)
 {
-    size_t n = pattern ? strlen(pattern) : 0;
-    if (n == 1 && pattern[0] == '*') return SR_OK;
-    size_t base = n && pattern[n - 1] == '*' ? n - 1 : n;
-    int ok;
-    if (kind == SR_STORE_DOCUMENTS) {
-        char c[SR_ID_MAX + 2];
-        ok = base && base <= SR_ID_MAX;
-        if (ok) {
-            memcpy(c, pattern, base);
-            c[base] = 0;
-            ok = sr_id_str_ok(c);
-        }
-        if (!ok) snprintf(why, whylen, "a collection ([A-Za-z0-9._-]{1,64}), optionally ending in '*', or '*'");
-    } else {
-        ok = prefix_ok(pattern, base);
-        if (!ok)
-            snprintf(why, whylen,
-                     "a path prefix (segments of [A-Za-z0-9._-] separated by '/', at most 512 bytes), optionally "
-                     "ending in '*', or '*'");
-    }
-    return ok ? SR_OK : SR_EINVAL;
+    if (sr_store_pattern_ok(kind == SR_STORE_FILES, pattern)) return SR_OK;
+    if (kind == SR_STORE_DOCUMENTS)
+        snprintf(why, whylen, "a collection ([A-Za-z0-9._-]{1,64}), optionally ending in '*', or '*'");
+    else
+        snprintf(why, whylen,
+                 "a path prefix (segments of [A-Za-z0-9._-] separated by '/', at most %d bytes), optionally ending "
+                 "in '*', or '*'",
+                 SR_STORE_PREFIX_MAX);
+    return SR_EINVAL;
 }
 
 static int match(sr_store_kind kind, const char *pat, const char *name)
