@@ -7,6 +7,7 @@
 #include "api/broker.h"
 #include "api/gwif_http.h"
 #include "api/routes.h"
+#include "engine/authz.h"
 
 #include <criterion/criterion.h>
 #include <stdio.h>
@@ -150,24 +151,40 @@ Test(routes, every_row_is_complete)
 {
     size_t n = 0;
     for (size_t l = 0; l < sr_nroute_lists; l++) {
-        int ap = !strcmp(sr_route_lists[l].binding, "AP-IF");
-        cr_assert(ap || !strcmp(sr_route_lists[l].binding, "GW-IF"), "%s", sr_route_lists[l].binding);
+        int ap = !strcmp(sr_route_lists[l].binding, "AP-IF"), adm = !strcmp(sr_route_lists[l].binding, "Admin");
+        cr_assert(ap || adm || !strcmp(sr_route_lists[l].binding, "GW-IF"), "%s", sr_route_lists[l].binding);
+        const char *prefix = ap ? "/api/v1/" : adm ? "/admin/v1/" : "/gw/v1/";
         for (size_t i = 0; i < *sr_route_lists[l].n; i++) {
             const sr_route *r = &sr_route_lists[l].rows[i];
             n++;
             cr_expect(r->method && (!strcmp(r->method, "GET") || !strcmp(r->method, "POST") ||
                                     !strcmp(r->method, "PUT") || !strcmp(r->method, "DELETE")),
                       "%s: method", r->path);
-            cr_expect(r->path && !strncmp(r->path, ap ? "/api/v1/" : "/gw/v1/", ap ? 8 : 7), "%s: path of %s",
-                      r->path, sr_route_lists[l].binding);
+            cr_expect(r->path && !strncmp(r->path, prefix, strlen(prefix)), "%s: path of %s", r->path,
+                      sr_route_lists[l].binding);
             cr_expect(r->handler, "%s %s: no handler", r->method, r->path);
             cr_expect(r->body_max > 0, "%s %s: no body limit", r->method, r->path);
             if (ap)
-                cr_expect(r->caller == SR_CALLER_NONE || r->caller == SR_CALLER_APP || r->caller == SR_CALLER_ADMIN,
-                          "%s %s: an AP-IF caller class", r->method, r->path);
-            else
+                cr_expect(r->caller == SR_CALLER_NONE || r->caller == SR_CALLER_APP, "%s %s: an AP-IF caller class",
+                          r->method, r->path);
+            else if (adm) {
+                cr_expect(r->caller == SR_CALLER_NONE || r->caller == SR_CALLER_ADMIN || r->caller == SR_CALLER_USER,
+                          "%s %s: an Admin caller class", r->method, r->path);
+                /* what a session that must change its password (or enrol
+                 * TOTP) may call: only the caller's own session and self */
+                if (r->caller == SR_CALLER_USER)
+                    cr_expect(!strcmp(r->path, "/admin/v1/sessions/current") || !strcmp(r->path, "/admin/v1/me") ||
+                                  !strncmp(r->path, "/admin/v1/me/", 13),
+                              "%s %s: a must-change session's route", r->method, r->path);
+                cr_expect(r->action >= 0 && r->action <= SR_ACT_COUNT, "%s %s: an action of engine/authz.h",
+                          r->method, r->path);
+                /* an action's target comes from the path (admin_int.h) */
+                if (r->action && r->caller != SR_CALLER_ADMIN)
+                    cr_expect(0, "%s %s: an action on a route not of SR_CALLER_ADMIN", r->method, r->path);
+            } else
                 cr_expect(r->caller == SR_CALLER_NONE || r->caller == SR_CALLER_GATEWAY,
                           "%s %s: a GW-IF caller class", r->method, r->path);
+            if (!adm) cr_expect_eq(r->action, 0, "%s %s: an action outside /admin/v1", r->method, r->path);
             /* only the session-opening routes are open to anyone */
             if (r->caller == SR_CALLER_NONE)
                 cr_expect(!strcmp(r->method, "POST") && strstr(r->path, "/sessions") && !strstr(r->path, "current"),
