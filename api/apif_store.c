@@ -950,7 +950,7 @@ static void dl_stop(h2o_generator_t *g, h2o_req_t *req)
     dl_close((dl *)g);
 }
 
-static json_t *file_json(const sr_file_meta *fp)
+json_t *sr_apif_file_json(const sr_file_meta *fp)
 {
     char hex[65], t[32];
     sr_hex(fp->sha256.data, fp->sha256.len == 32 ? 32 : 0, hex);
@@ -959,36 +959,36 @@ static json_t *file_json(const sr_file_meta *fp)
                      "contentType", fp->content_type, "updatedAt", t);
 }
 
-static void file_get(sr_apif *a, h2o_req_t *req, const sr_ap_token *t, const char *path)
+int sr_apif_file_meta(sr_engine *e, h2o_req_t *req, const char *op, const char *path, sr_rec *m, sr_file_meta *fm)
 {
-    sr_rec m = SR_REC_INIT;
-    sr_file_meta fm, *fp = &fm;
-    int rc = sr_read_file(a->eng, t->op, path, &m, fp);
+    int rc = sr_read_file(e, op, path, m, fm);
     if (rc == SR_ENOTFOUND) {
-        sr_rec_close(&m);
-        return sr_http_result(req, 0, SR_WIRE_UNKNOWN, "unknown file", NULL);
+        sr_http_result(req, 0, SR_WIRE_UNKNOWN, "unknown file", NULL);
+        return -1;
     }
-    if (rc == SR_ECORRUPT || (!rc && fp->sha256.len != 32)) rc = SR_ECORRUPT, fp = NULL;
+    if (rc == SR_ECORRUPT || (!rc && fm->sha256.len != 32)) {
+        sr_http_result(req, 0, SR_WIRE_INTERNAL, "file metadata does not decode", NULL);
+        return -1;
+    }
     if (rc) {
-        sr_rec_close(&m);
-        return sr_http_result(req, 0, SR_WIRE_INTERNAL, fp ? sr_strerror(rc) : "file metadata does not decode", NULL);
+        sr_http_result(req, 0, SR_WIRE_INTERNAL, sr_strerror(rc), NULL);
+        return -1;
     }
-    char what[PATH_MAX_LEN + 8];
-    snprintf(what, sizeof what, "file %s", path);
-    if (store_allowed(req, store_access(a, t, SR_STORE_FILES, path, fp->owner_kind, fp->owner), SR_STORE_READ, what,
-                      t->app))
-        return sr_rec_close(&m);
+    return 0;
+}
+
+void sr_apif_file_send(sr_engine *e, h2o_req_t *req, const sr_file_meta *fp, const char *path)
+{
     dl *d = h2o_mem_alloc_shared(&req->pool, sizeof *d, dl_dispose);
     memset(d, 0, sizeof *d);
     d->gen.proceed = dl_proceed;
     d->gen.stop = dl_stop;
     sr_blob_errinfo ei;
-    rc = sr_blob_reader_open(sr_engine_blobs(a->eng), fp->sha256.data, &d->r, &ei);
+    int rc = sr_blob_reader_open(sr_engine_blobs(e), fp->sha256.data, &d->r, &ei);
     if (rc || !(d->buf = malloc(READ_STEP))) {
         if (rc)
             sr_slog(SR_LOG_ERROR, "file download failed", "error=%s path=%s detail=%s", sr_err_name(rc),
                     sr_slog_q(path), sr_slog_q(ei.msg));
-        sr_rec_close(&m);
         dl_close(d);
         return sr_http_result(req, 0, SR_WIRE_INTERNAL, rc ? "the file's stored content cannot be read (see the server log)"
                                                   : "out of memory", NULL);
@@ -1001,7 +1001,6 @@ static void file_get(sr_apif *a, h2o_req_t *req, const sr_ap_token *t, const cha
         const sr_blob_errinfo *bei = sr_blob_reader_errinfo(d->r);
         sr_slog(SR_LOG_ERROR, "file download failed", "error=%s path=%s detail=%s", sr_err_name(d->primed_rc),
                 sr_slog_q(path), sr_slog_q(bei ? bei->msg : ""));
-        sr_rec_close(&m);
         dl_close(d);
         return sr_http_result(req, 0, SR_WIRE_INTERNAL, "the file's stored content is damaged (see the server log)", NULL);
     }
@@ -1017,9 +1016,21 @@ static void file_get(sr_apif *a, h2o_req_t *req, const sr_ap_token *t, const cha
     char *hx = h2o_mem_alloc_pool(&req->pool, 64);
     memcpy(hx, hex, 64);
     h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-suiro-sha256"), 0, NULL, hx, 64);
-    sr_rec_close(&m);
     h2o_start_response(req, &d->gen);
     dl_proceed(&d->gen, req);
+}
+
+static void file_get(sr_apif *a, h2o_req_t *req, const sr_ap_token *t, const char *path)
+{
+    sr_rec m = SR_REC_INIT;
+    sr_file_meta fm;
+    if (sr_apif_file_meta(a->eng, req, t->op, path, &m, &fm)) return sr_rec_close(&m);
+    char what[PATH_MAX_LEN + 8];
+    snprintf(what, sizeof what, "file %s", path);
+    if (!store_allowed(req, store_access(a, t, SR_STORE_FILES, path, fm.owner_kind, fm.owner), SR_STORE_READ, what,
+                       t->app))
+        sr_apif_file_send(a->eng, req, &fm, path);
+    sr_rec_close(&m);
 }
 
 /* the list (at most 1,000 entries) is read and written on the worker queue */
@@ -1053,7 +1064,7 @@ static void flq_run(sr_apjob *j)
         if (!sr_store_is_owner(fm.owner_kind, fm.owner, SR_ACTOR_APP, q->t.app) &&
             !(sr_store_grants_allow(g, ng, SR_STORE_FILES, fm.path) & SR_STORE_READ))
             continue;
-        json_array_append_new(items, file_json(&fm));
+        json_array_append_new(items, sr_apif_file_json(&fm));
     }
     sr_free(g);
     json_t *o = json_pack("{s:o,s:b}", "items", items, "truncated", more);
