@@ -2,8 +2,9 @@
  * api/admin_http.c -- the Admin API's core (/admin/v1, issue #14;
  * docs/admin.md is the reference, api/admin_int.h the contract between the
  * admin files): the dispatcher, users' sessions (login with password and
- * TOTP, logout, the forced password change), who am I, and the helpers of
- * admin_int.h.
+ * TOTP, logout, the forced password change), who am I, TOTP enrolment,
+ * users (create, reset, disable, enable, delete, roles, sessions, TOTP
+ * reset), operators and vendors, and the helpers of admin_int.h.
  *
  * THE DISPATCHER (sr_admin_handle)
  *  The row over the five admin tables (404 unknown path, 405 another
@@ -47,6 +48,7 @@
 #include "api/slog.h"
 #include "api/workq.h"
 #include "codecs/base32.h"
+#include "codecs/ids.h"
 #include "codecs/rfc3339.h"
 #include "engine/records.h"
 #include "engine/totp.h"
@@ -1041,6 +1043,532 @@ static void me_password(const sr_route_call *c)
     p->h.refs++; /* the guard's, until pw_checked */
 }
 
+/* ---- users: changes ------------------------------------------------------------ */
+
+int sr_admin_privileged(sr_admin_work *w, sr_user_scope scope, const char *scope_id, sr_authz_action act,
+                        const char *summary, int rc, sr_buf *change)
+{
+    (void)scope;
+    (void)scope_id;
+    (void)act;
+    sr_slog(SR_LOG_INFO, "privilege change", "user=%s what=%s", sr_slog_q(w->caller.user), sr_slog_q(summary));
+    return sr_admin_work_submit(w, rc, change);
+}
+
+/* In work(): events of one command (n slices), durable on return; a refusal in w. */
+static int work_submit_n(sr_admin_work *w, int rc, sr_buf *bufs, size_t n)
+{
+    sr_result res;
+    memset(&res, 0, sizeof res);
+    if (!rc) {
+        sr_slice sl[4];
+        for (size_t i = 0; i < n; i++) sl[i] = (sr_slice){bufs[i].data, bufs[i].len};
+        rc = sr_engine_submit_wait(w->eng, sl, n, &res);
+    }
+    for (size_t i = 0; i < n; i++) sr_buf_release(&bufs[i]);
+    if (rc) {
+        w->code = wire_of_refusal(rc);
+        snprintf(w->msg, sizeof w->msg, "%s", res.err.msg[0] ? res.err.msg : sr_wire_msg_of_rc(rc));
+    }
+    return rc;
+}
+
+/* A temporary password (an admin issues it: a new user, a reset): 32 hex
+ * digits (128 bits), fewer only if [users] password_max_length is lower. */
+static int temp_password(const sr_admin *a, char out[65])
+{
+    uint8_t raw[16];
+    if (sr_random(raw, sizeof raw)) return SR_ECRYPTO;
+    sr_hex(raw, sizeof raw, out);
+    if (a->conf.pol.max_length < 32) out[a->conf.pol.max_length] = 0;
+    memset(raw, 0, sizeof raw);
+    return SR_OK;
+}
+
+static int is_admin_role(sr_role r)
+{
+    return r == SR_ROLE_PLATFORM_ADMIN || r == SR_ROLE_OPERATOR_ADMIN || r == SR_ROLE_AP_VENDOR_ADMIN ||
+           r == SR_ROLE_GW_VENDOR_ADMIN;
+}
+
+/* One change of the user the path names, on the worker queue. */
+typedef enum uop { U_CREATE, U_RESET, U_DISABLE, U_ENABLE, U_DELETE, U_ROLES, U_SESSIONS, U_TOTP } uop;
+
+typedef struct uchange {
+    sr_admin *a;
+    uop op;
+    char id[72], name[200];
+    sr_user_scope scope;
+    char scope_id[72];
+    char *roles[SR_ROLE_COUNT];
+    size_t nroles;
+    int privileged;
+} uchange;
+
+static void uchange_free(void *ctx)
+{
+    uchange *u = ctx;
+    for (size_t i = 0; i < u->nroles; i++) free(u->roles[i]);
+    free(u);
+}
+
+static const char *scope_op(const uchange *u) { return u->scope == SR_US_OPERATOR ? u->scope_id : ""; }
+
+static void uchange_work(sr_admin_work *w, void *ctx)
+{
+    uchange *u = ctx;
+    sr_admin *a = u->a;
+    sr_buf b[2];
+    sr_buf_init(&b[0]);
+    sr_buf_init(&b[1]);
+    char why[200] = "", pw[65] = "";
+    int64_t now = wall_ms();
+    int rc = SR_OK;
+    if (u->op != U_CREATE) { /* the user's scope: its events carry its operator */
+        sr_rec rec = SR_REC_INIT;
+        sr_user cur;
+        rc = sr_read_user(w->eng, u->id, &rec, &cur);
+        if (!rc && cur.deleted) rc = SR_ENOTFOUND;
+        if (!rc) {
+            u->scope = cur.scope;
+            snprintf(u->scope_id, sizeof u->scope_id, "%s", cur.scope_id);
+        }
+        sr_rec_close(&rec);
+        if (rc) {
+            w->code = wire_of_refusal(rc);
+            snprintf(w->msg, sizeof w->msg, rc == SR_ENOTFOUND ? "unknown userId %s" : "%s",
+                     rc == SR_ENOTFOUND ? u->id : sr_wire_msg_of_rc(rc));
+            return;
+        }
+    }
+    sr_cmd_env env = sr_admin_work_env(w, scope_op(u));
+    char summary[400];
+    switch (u->op) {
+    case U_CREATE: {
+        if ((rc = temp_password(a, pw))) break;
+        sr_user nu;
+        memset(&nu, 0, sizeof nu);
+        nu.id = u->id;
+        nu.name = u->name;
+        nu.scope = u->scope;
+        nu.scope_id = u->scope_id;
+        nu.roles = (const char *const *)u->roles;
+        nu.n_roles = u->nroles;
+        rc = sr_cmd_user_create(&env, &nu, pw, 1, now, &a->conf.pol, &b[0], why, sizeof why);
+        if (rc == SR_EINVAL && why[0]) break;
+        if (u->privileged) {
+            snprintf(summary, sizeof summary, "create user %s with an admin role", u->id);
+            rc = sr_admin_privileged(w, u->scope, u->scope_id, SR_ACT_USERS_MANAGE, summary, rc, &b[0]);
+            if (rc) goto out;
+        } else if (sr_admin_work_submit(w, rc, &b[0]))
+            goto out;
+        rc = SR_OK;
+        break;
+    }
+    case U_RESET:
+        if ((rc = temp_password(a, pw))) break;
+        rc = sr_cmd_user_password(&env, u->id, pw, 1, now, &a->conf.pol, &b[0], why, sizeof why);
+        if (!rc) rc = sr_cmd_user_sessions_revoke(&env, u->id, "password reset", &b[1]);
+        if (work_submit_n(w, rc, b, 2)) goto out;
+        break;
+    case U_DISABLE:
+    case U_DELETE:
+        rc = sr_cmd_user_state(&env, u->id, u->op == U_DISABLE ? "disabled" : "deleted", NULL, &b[0]);
+        if (!rc) rc = sr_cmd_user_sessions_revoke(&env, u->id, u->op == U_DISABLE ? "disabled" : "deleted", &b[1]);
+        if (work_submit_n(w, rc, b, 2)) goto out;
+        break;
+    case U_SESSIONS:
+        rc = sr_cmd_user_sessions_revoke(&env, u->id, "revoked by an admin", &b[0]);
+        if (sr_admin_work_submit(w, rc, &b[0])) goto out;
+        break;
+    case U_TOTP:
+        rc = sr_cmd_user_totp_set(&env, u->id, (sr_slice){NULL, 0}, &b[0]);
+        if (sr_admin_work_submit(w, rc, &b[0])) goto out;
+        break;
+    case U_ENABLE:
+        snprintf(summary, sizeof summary, "enable user %s", u->id);
+        rc = sr_admin_privileged(w, u->scope, u->scope_id, SR_ACT_USERS_MANAGE, summary,
+                                 sr_cmd_user_state(&env, u->id, "enabled", NULL, &b[0]), &b[0]);
+        if (rc) goto out;
+        break;
+    case U_ROLES: {
+        size_t o = (size_t)snprintf(summary, sizeof summary, "set the roles of user %s to", u->id);
+        for (size_t i = 0; i < u->nroles && o < sizeof summary; i++)
+            o += (size_t)snprintf(summary + o, sizeof summary - o, "%s %s", i ? "," : "", u->roles[i]);
+        rc = sr_admin_privileged(w, u->scope, u->scope_id, SR_ACT_USERS_MANAGE, summary,
+                                 sr_cmd_user_roles(&env, u->id, (const char *const *)u->roles, u->nroles, NULL, &b[0]),
+                                 &b[0]);
+        if (rc) goto out;
+        break;
+    }
+    }
+    if (rc) {
+        w->code = rc == SR_EINVAL ? SR_WIRE_PARAM : wire_of_refusal(rc);
+        snprintf(w->msg, sizeof w->msg, "%s", why[0] ? why : sr_wire_msg_of_rc(rc));
+        goto out;
+    }
+    /* the answer: the user as it is now, and a temporary password once */
+    sr_rec rec = SR_REC_INIT;
+    sr_user now_u;
+    if (u->op == U_CREATE || u->op == U_RESET) {
+        json_t *o = u->op == U_CREATE && sr_read_user(w->eng, u->id, &rec, &now_u) == SR_OK ? user_json(&now_u)
+                                                                                        : json_object();
+        json_object_set_new(o, "password", json_string(pw));
+        w->answer = o;
+        w->status = u->op == U_CREATE ? 201 : 200;
+    } else if (u->op == U_ROLES || u->op == U_ENABLE || u->op == U_DISABLE) {
+        if (sr_read_user(w->eng, u->id, &rec, &now_u) == SR_OK) w->answer = user_json(&now_u);
+        w->status = 200;
+    } else
+        w->status = 204;
+    sr_rec_close(&rec);
+out:
+    sr_buf_release(&b[0]);
+    sr_buf_release(&b[1]);
+    memset(pw, 0, sizeof pw);
+}
+
+static uchange *uchange_new(const sr_route_call *c, uop op)
+{
+    uchange *u = calloc(1, sizeof *u);
+    if (!u) {
+        sr_http_result(c->req, 0, SR_WIRE_INTERNAL, "out of memory", NULL);
+        return NULL;
+    }
+    u->a = admin_of(c);
+    u->op = op;
+    const char *id = sr_route_param(c, "userId");
+    if (id) snprintf(u->id, sizeof u->id, "%s", id);
+    return u;
+}
+
+/* roles (a JSON array of role names of kind's scope) into u; 0, or answered 400 */
+static int parse_roles(const sr_route_call *c, json_t *roles, sr_user_scope kind, uchange *u)
+{
+    if (!json_is_array(roles) || !json_array_size(roles) || json_array_size(roles) > SR_ROLE_COUNT) {
+        sr_admin_bad_field(c, "roles", "an array of 1 to 8 role names is required");
+        return -1;
+    }
+    sr_scope_kind sk = kind == SR_US_OPERATOR ? SR_SCOPE_OPERATOR : kind == SR_US_VENDOR ? SR_SCOPE_VENDOR : SR_SCOPE_PLATFORM;
+    for (size_t i = 0; i < json_array_size(roles); i++) {
+        json_t *r = json_array_get(roles, i);
+        sr_role role;
+        char f[32], why[200];
+        snprintf(f, sizeof f, "roles[%zu]", i);
+        if (!json_is_string(r) || sr_role_parse(json_string_value(r), &role)) {
+            sr_admin_bad_field(c, f, "not a role (platform_admin, operator_admin, operator_general, ap_vendor_admin, "
+                                     "ap_vendor_general, gw_vendor_admin, gw_vendor_general, auditor)");
+            return -1;
+        }
+        if (sr_role_scope(role) != sk) {
+            snprintf(why, sizeof why, "%s is not a role of this user's scope", json_string_value(r));
+            sr_admin_bad_field(c, f, why);
+            return -1;
+        }
+        for (size_t j = 0; j < u->nroles; j++)
+            if (!strcmp(u->roles[j], json_string_value(r))) {
+                sr_admin_bad_field(c, f, "named twice");
+                return -1;
+            }
+        if (!(u->roles[u->nroles] = strdup(json_string_value(r)))) {
+            sr_http_result(c->req, 0, SR_WIRE_INTERNAL, "out of memory", NULL);
+            return -1;
+        }
+        u->nroles++;
+        if (is_admin_role(role)) u->privileged = 1;
+    }
+    return 0;
+}
+
+/* is (kind, id) a registered operator or vendor (the platform: always) */
+static int scope_exists(sr_admin *a, sr_user_scope kind, const char *id)
+{
+    if (kind == SR_US_PLATFORM) return 1;
+    sr_rec r = SR_REC_INIT;
+    sr_reg_entry re;
+    int ok = kind == SR_US_OPERATOR ? sr_read_registry(a->eng, id, SR_RG_OPERATOR, id, &r, &re) == SR_OK
+                                    : sr_read_registry(a->eng, "", SR_RG_VENDOR, id, &r, &re) == SR_OK;
+    sr_rec_close(&r);
+    return ok;
+}
+
+static void user_create(const sr_route_call *c)
+{
+    sr_admin *a = admin_of(c);
+    json_t *b = sr_admin_body(c);
+    if (!b) return;
+    uchange *u = uchange_new(c, U_CREATE);
+    if (!u) return json_decref(b);
+    json_t *id = json_object_get(b, "id"), *scope = json_object_get(b, "scope"), *name = json_object_get(b, "name");
+    json_t *kind = json_object_get(scope, "kind"), *sid = json_object_get(scope, "id");
+    static const char *const kinds[] = {"", "platform", "operator", "vendor"};
+    int k = 0;
+    for (int i = 1; i <= 3 && json_is_string(kind); i++)
+        if (!strcmp(json_string_value(kind), kinds[i])) k = i;
+    const char *bad = NULL, *why = NULL;
+    if (!json_is_string(id) || !sr_id_ok(json_string_value(id), json_string_length(id)))
+        bad = "id", why = "an ID of 1 to 64 characters [A-Za-z0-9._-] is required";
+    else if (!json_is_object(scope)) bad = "scope", why = "an object {kind, id} is required";
+    else if (!k) bad = "scope.kind", why = "platform, operator or vendor";
+    else if (k != SR_US_PLATFORM && (!json_is_string(sid) || !sr_id_ok(json_string_value(sid), json_string_length(sid))))
+        bad = "scope.id", why = "the operator's or vendor's ID is required";
+    else if (k == SR_US_PLATFORM && sid && !json_is_null(sid)) bad = "scope.id", why = "the platform has no ID";
+    else if (name && (!json_is_string(name) || json_string_length(name) >= sizeof u->name ||
+                      strlen(json_string_value(name)) != json_string_length(name)))
+        bad = "name", why = "a string of at most 199 bytes";
+    if (bad) {
+        sr_admin_bad_field(c, bad, why);
+        uchange_free(u);
+        return json_decref(b);
+    }
+    snprintf(u->id, sizeof u->id, "%s", json_string_value(id));
+    snprintf(u->name, sizeof u->name, "%s", name ? json_string_value(name) : u->id);
+    u->scope = (sr_user_scope)k;
+    snprintf(u->scope_id, sizeof u->scope_id, "%s", k == SR_US_PLATFORM ? "" : json_string_value(sid));
+    if (parse_roles(c, json_object_get(b, "roles"), u->scope, u)) {
+        uchange_free(u);
+        return json_decref(b);
+    }
+    json_decref(b);
+    /* the action on the new user's scope, then whether that scope exists
+     * (so that a caller learns nothing of scopes it may not manage) */
+    sr_authz_target t = {u->scope == SR_US_OPERATOR ? u->scope_id : NULL, u->scope == SR_US_VENDOR ? u->scope_id : NULL,
+                         false};
+    if (!sr_admin_authorize(c, SR_ACT_USERS_MANAGE, &t)) return uchange_free(u);
+    if (!scope_exists(a, u->scope, u->scope_id)) {
+        sr_admin_bad_field(c, "scope.id", u->scope == SR_US_OPERATOR ? "not a registered operator" : "not a registered vendor");
+        return uchange_free(u);
+    }
+    sr_admin_run(c, uchange_work, u, uchange_free);
+}
+
+/* the routes on /admin/v1/users/{userId}/...: the dispatcher checked
+ * users.manage on the user's scope */
+static void user_change(const sr_route_call *c, uop op)
+{
+    const sr_admin_caller *cl = caller_of(c);
+    const char *id = sr_route_param(c, "userId");
+    if (!id) return sr_http_result(c->req, 0, SR_WIRE_UNKNOWN, "unknown userId", NULL);
+    if ((op == U_DISABLE || op == U_DELETE || op == U_ROLES || op == U_ENABLE) && !strcmp(id, cl->user))
+        return refuse(c, 0, SR_WIRE_CONFLICT,
+                      "an admin does not change its own state or roles: another admin of the scope does", NULL);
+    uchange *u = uchange_new(c, op);
+    if (!u) return;
+    if (op == U_ROLES) {
+        json_t *b = sr_admin_body(c);
+        if (!b) return uchange_free(u);
+        /* the user's scope kind for the roles' check (the engine checks again) */
+        sr_rec rec = SR_REC_INIT;
+        sr_user cur;
+        int rc = sr_read_user(admin_of(c)->eng, id, &rec, &cur);
+        sr_user_scope kind = rc ? SR_US_PLATFORM : cur.scope;
+        sr_rec_close(&rec);
+        if (rc) {
+            json_decref(b);
+            uchange_free(u);
+            return sr_http_result(c->req, 0, sr_wire_of_rc(rc), rc == SR_ENOTFOUND ? "unknown userId" : sr_wire_msg_of_rc(rc),
+                                  NULL);
+        }
+        int bad = parse_roles(c, json_object_get(b, "roles"), kind, u);
+        json_decref(b);
+        if (bad) return uchange_free(u);
+    }
+    sr_admin_run(c, uchange_work, u, uchange_free);
+}
+
+static void user_reset(const sr_route_call *c) { user_change(c, U_RESET); }
+static void user_disable(const sr_route_call *c) { user_change(c, U_DISABLE); }
+static void user_enable(const sr_route_call *c) { user_change(c, U_ENABLE); }
+static void user_delete(const sr_route_call *c) { user_change(c, U_DELETE); }
+static void user_roles(const sr_route_call *c) { user_change(c, U_ROLES); }
+static void user_sessions(const sr_route_call *c) { user_change(c, U_SESSIONS); }
+static void user_totp_reset(const sr_route_call *c) { user_change(c, U_TOTP); }
+
+/* ---- operators and vendors (the platform's: tenants.manage) --------------------- */
+
+static json_t *tenant_json(const sr_reg_entry *re)
+{
+    json_t *o = json_pack("{s:s,s:s}", "id", re->id, "name", re->name);
+    if (re->kind == SR_RG_VENDOR) json_object_set_new(o, "kind", json_string(re->vendor_kind));
+    return o;
+}
+
+/* op "" and kind vendor: the vendors; kind operator: every operator */
+static void tenants_list(const sr_route_call *c, sr_reg_kind kind)
+{
+    sr_admin *a = admin_of(c);
+    sr_rec rec = SR_REC_INIT;
+    int rc = kind == SR_RG_OPERATOR ? sr_list_operators(a->eng, &rec) : sr_list_registry(a->eng, "", kind, &rec);
+    json_t *items = json_array();
+    sr_reg_entry re;
+    while (!rc && (rc = sr_rec_next_registry(&rec, &re)) == 1) {
+        json_array_append_new(items, tenant_json(&re));
+        rc = 0;
+    }
+    sr_rec_close(&rec);
+    if (rc < 0) {
+        json_decref(items);
+        return sr_http_result(c->req, 0, sr_wire_of_rc(rc), sr_wire_msg_of_rc(rc), NULL);
+    }
+    json_t *o = json_pack("{s:o}", "items", items);
+    sr_http_jsonv(c->req, 200, o);
+    json_decref(o);
+}
+
+static int tenant_read(sr_admin *a, sr_reg_kind kind, const char *id, sr_rec *r, sr_reg_entry *re)
+{
+    if (!id) return SR_ENOTFOUND;
+    return sr_read_registry(a->eng, kind == SR_RG_OPERATOR ? id : "", kind, id, r, re);
+}
+
+static void tenant_get(const sr_route_call *c, sr_reg_kind kind, const char *param)
+{
+    sr_rec rec = SR_REC_INIT;
+    sr_reg_entry re;
+    int rc = tenant_read(admin_of(c), kind, sr_route_param(c, param), &rec, &re);
+    if (rc) {
+        sr_rec_close(&rec);
+        char m[80];
+        snprintf(m, sizeof m, "unknown %s", param);
+        return sr_http_result(c->req, 0, sr_wire_of_rc(rc), rc == SR_ENOTFOUND ? m : sr_wire_msg_of_rc(rc), NULL);
+    }
+    json_t *o = tenant_json(&re);
+    sr_rec_close(&rec);
+    sr_http_jsonv(c->req, 200, o);
+    json_decref(o);
+}
+
+/* POST (create: id, name, kind for a vendor) or PUT (the name) */
+static void tenant_put(const sr_route_call *c, sr_reg_kind kind, const char *param)
+{
+    sr_admin *a = admin_of(c);
+    json_t *b = sr_admin_body(c);
+    if (!b) return;
+    const char *pid = param ? sr_route_param(c, param) : NULL;
+    json_t *id = json_object_get(b, "id"), *name = json_object_get(b, "name"), *vk = json_object_get(b, "kind");
+    const char *bad = NULL, *why = NULL;
+    if (!param && (!json_is_string(id) || !sr_id_ok(json_string_value(id), json_string_length(id))))
+        bad = "id", why = "an ID of 1 to 64 characters [A-Za-z0-9._-] is required";
+    else if (!json_is_string(name) || !json_string_length(name) || json_string_length(name) > 200 ||
+             strlen(json_string_value(name)) != json_string_length(name))
+        bad = "name", why = "a string of 1 to 200 bytes is required";
+    else if (!param && kind == SR_RG_VENDOR &&
+             (!json_is_string(vk) || (strcmp(json_string_value(vk), "ap") && strcmp(json_string_value(vk), "gw"))))
+        bad = "kind", why = "ap or gw";
+    else if (param && (id || vk)) bad = id ? "id" : "kind", why = "cannot be changed";
+    if (bad) {
+        json_decref(b);
+        return sr_admin_bad_field(c, bad, why);
+    }
+    const char *tid = param ? pid : json_string_value(id);
+    sr_rec rec = SR_REC_INIT;
+    sr_reg_entry re;
+    int rc = tenant_read(a, kind, tid, &rec, &re);
+    char vkind[4] = "";
+    if (!rc) snprintf(vkind, sizeof vkind, "%s", re.vendor_kind);
+    sr_rec_close(&rec);
+    if (!param && rc == SR_OK) {
+        json_decref(b);
+        return refuse(c, 0, SR_WIRE_CONFLICT, kind == SR_RG_OPERATOR ? "id: this operator exists" : "id: this vendor exists",
+                      NULL);
+    }
+    if (param && rc) {
+        json_decref(b);
+        return sr_http_result(c->req, 0, sr_wire_of_rc(rc), rc == SR_ENOTFOUND ? "unknown ID" : sr_wire_msg_of_rc(rc), NULL);
+    }
+    sr_reg_entry ne;
+    memset(&ne, 0, sizeof ne);
+    ne.kind = kind;
+    ne.id = tid;
+    ne.name = json_string_value(name);
+    ne.vendor_kind = kind == SR_RG_VENDOR ? (param ? vkind : json_string_value(vk)) : "";
+    sr_buf eb;
+    sr_buf_init(&eb);
+    sr_cmd_env env = sr_admin_env(c, kind == SR_RG_OPERATOR ? tid : "");
+    json_t *ans = tenant_json(&ne);
+    rc = sr_cmd_registry_put(&env, &ne, &eb);
+    json_decref(b);
+    sr_admin_submit(c, rc, &eb, param ? 200 : 201, ans);
+}
+
+/* an operator still holding gateways, apps or users, or a vendor still
+ * linked or holding users, is not deleted (409 naming one) */
+static int tenant_in_use(sr_admin *a, sr_reg_kind kind, const char *id, char *why, size_t wl)
+{
+    sr_rec r = SR_REC_INIT;
+    sr_user u;
+    int rc = sr_list_users(a->eng, &r), used = 0;
+    sr_user_scope us = kind == SR_RG_OPERATOR ? SR_US_OPERATOR : SR_US_VENDOR;
+    while (!rc && !used && sr_rec_next_user(&r, &u) == 1)
+        if (!u.deleted && u.scope == us && !strcmp(u.scope_id, id))
+            used = 1, snprintf(why, wl, "user %s belongs to it (delete it first)", u.id);
+    sr_rec_close(&r);
+    if (rc) return rc;
+    if (used) return 1;
+    /* gateways and apps: the operator's own, or any operator's linked to the vendor */
+    sr_rec ops = SR_REC_INIT;
+    sr_reg_entry o;
+    if (kind == SR_RG_OPERATOR) rc = SR_OK;
+    else rc = sr_list_operators(a->eng, &ops);
+    int more = kind == SR_RG_OPERATOR ? 1 : 0;
+    while (!rc && !used) {
+        const char *op;
+        if (kind == SR_RG_OPERATOR) {
+            if (!more--) break;
+            op = id;
+        } else {
+            if (sr_rec_next_registry(&ops, &o) != 1) break;
+            op = o.id;
+        }
+        for (int k = 0; k < 2 && !used && !rc; k++) {
+            sr_rec l = SR_REC_INIT;
+            sr_reg_entry e;
+            rc = sr_list_registry(a->eng, op, k ? SR_RG_APP : SR_RG_GATEWAY, &l);
+            while (!rc && !used && sr_rec_next_registry(&l, &e) == 1)
+                if (kind == SR_RG_OPERATOR || !strcmp(e.vendor_id, id))
+                    used = 1, snprintf(why, wl, "%s %s of operator %s %s", k ? "app" : "gateway", e.id, op,
+                                       kind == SR_RG_OPERATOR ? "is registered (delete it first)"
+                                                              : "is linked to it (unlink it first)");
+            sr_rec_close(&l);
+        }
+    }
+    sr_rec_close(&ops);
+    return rc ? rc : used;
+}
+
+static void tenant_delete(const sr_route_call *c, sr_reg_kind kind, const char *param)
+{
+    sr_admin *a = admin_of(c);
+    const char *id = sr_route_param(c, param);
+    sr_rec rec = SR_REC_INIT;
+    sr_reg_entry re;
+    int rc = tenant_read(a, kind, id, &rec, &re);
+    sr_rec_close(&rec);
+    if (rc) return sr_http_result(c->req, 0, sr_wire_of_rc(rc), rc == SR_ENOTFOUND ? "unknown ID" : sr_wire_msg_of_rc(rc), NULL);
+    char why[300], m[400];
+    rc = tenant_in_use(a, kind, id, why, sizeof why);
+    if (rc < 0) return sr_http_result(c->req, 0, sr_wire_of_rc(rc), sr_wire_msg_of_rc(rc), NULL);
+    if (rc) {
+        snprintf(m, sizeof m, "%s %s is in use: %s", kind == SR_RG_OPERATOR ? "operator" : "vendor", id, why);
+        return refuse(c, 0, SR_WIRE_CONFLICT, m, NULL);
+    }
+    sr_buf eb;
+    sr_buf_init(&eb);
+    sr_cmd_env env = sr_admin_env(c, kind == SR_RG_OPERATOR ? id : "");
+    sr_admin_submit(c, sr_cmd_registry_delete(&env, kind, id, &eb), &eb, 204, NULL);
+}
+
+static void operators_list(const sr_route_call *c) { tenants_list(c, SR_RG_OPERATOR); }
+static void operator_create(const sr_route_call *c) { tenant_put(c, SR_RG_OPERATOR, NULL); }
+static void operator_get(const sr_route_call *c) { tenant_get(c, SR_RG_OPERATOR, "operatorId"); }
+static void operator_put(const sr_route_call *c) { tenant_put(c, SR_RG_OPERATOR, "operatorId"); }
+static void operator_delete(const sr_route_call *c) { tenant_delete(c, SR_RG_OPERATOR, "operatorId"); }
+static void vendors_list(const sr_route_call *c) { tenants_list(c, SR_RG_VENDOR); }
+static void vendor_create(const sr_route_call *c) { tenant_put(c, SR_RG_VENDOR, NULL); }
+static void vendor_get(const sr_route_call *c) { tenant_get(c, SR_RG_VENDOR, "vendorId"); }
+static void vendor_put(const sr_route_call *c) { tenant_put(c, SR_RG_VENDOR, "vendorId"); }
+static void vendor_delete(const sr_route_call *c) { tenant_delete(c, SR_RG_VENDOR, "vendorId"); }
+
 /* ---- TOTP enrolment --------------------------------------------------------------- */
 
 /* POST /admin/v1/me/totp makes a secret and keeps it here, by the session's
@@ -1238,5 +1766,23 @@ const sr_route sr_admin_routes[] = {
     {"PUT", "/admin/v1/me/totp", me_totp_confirm, SR_CALLER_USER, SR_BODY_SMALL, 0},
     {"GET", "/admin/v1/users", users_list, SR_CALLER_ADMIN, SR_BODY_HTTP_MAX, 0},
     {"GET", "/admin/v1/users/{userId}", user_get, SR_CALLER_ADMIN, SR_BODY_HTTP_MAX, ACT(USERS_MANAGE)},
+    {"POST", "/admin/v1/users", user_create, SR_CALLER_ADMIN, SR_BODY_SMALL, 0},
+    {"POST", "/admin/v1/users/{userId}/password-reset", user_reset, SR_CALLER_ADMIN, SR_BODY_SMALL, ACT(USERS_MANAGE)},
+    {"POST", "/admin/v1/users/{userId}/disable", user_disable, SR_CALLER_ADMIN, SR_BODY_SMALL, ACT(USERS_MANAGE)},
+    {"POST", "/admin/v1/users/{userId}/enable", user_enable, SR_CALLER_ADMIN, SR_BODY_SMALL, ACT(USERS_MANAGE)},
+    {"DELETE", "/admin/v1/users/{userId}", user_delete, SR_CALLER_ADMIN, SR_BODY_HTTP_MAX, ACT(USERS_MANAGE)},
+    {"PUT", "/admin/v1/users/{userId}/roles", user_roles, SR_CALLER_ADMIN, SR_BODY_SMALL, ACT(USERS_MANAGE)},
+    {"DELETE", "/admin/v1/users/{userId}/sessions", user_sessions, SR_CALLER_ADMIN, SR_BODY_HTTP_MAX, ACT(USERS_MANAGE)},
+    {"DELETE", "/admin/v1/users/{userId}/totp", user_totp_reset, SR_CALLER_ADMIN, SR_BODY_HTTP_MAX, ACT(USERS_MANAGE)},
+    {"GET", "/admin/v1/operators", operators_list, SR_CALLER_ADMIN, SR_BODY_HTTP_MAX, ACT(TENANTS_MANAGE)},
+    {"POST", "/admin/v1/operators", operator_create, SR_CALLER_ADMIN, SR_BODY_SMALL, ACT(TENANTS_MANAGE)},
+    {"GET", "/admin/v1/operators/{operatorId}", operator_get, SR_CALLER_ADMIN, SR_BODY_HTTP_MAX, ACT(TENANTS_MANAGE)},
+    {"PUT", "/admin/v1/operators/{operatorId}", operator_put, SR_CALLER_ADMIN, SR_BODY_SMALL, ACT(TENANTS_MANAGE)},
+    {"DELETE", "/admin/v1/operators/{operatorId}", operator_delete, SR_CALLER_ADMIN, SR_BODY_HTTP_MAX, ACT(TENANTS_MANAGE)},
+    {"GET", "/admin/v1/vendors", vendors_list, SR_CALLER_ADMIN, SR_BODY_HTTP_MAX, ACT(TENANTS_MANAGE)},
+    {"POST", "/admin/v1/vendors", vendor_create, SR_CALLER_ADMIN, SR_BODY_SMALL, ACT(TENANTS_MANAGE)},
+    {"GET", "/admin/v1/vendors/{vendorId}", vendor_get, SR_CALLER_ADMIN, SR_BODY_HTTP_MAX, ACT(TENANTS_MANAGE)},
+    {"PUT", "/admin/v1/vendors/{vendorId}", vendor_put, SR_CALLER_ADMIN, SR_BODY_SMALL, ACT(TENANTS_MANAGE)},
+    {"DELETE", "/admin/v1/vendors/{vendorId}", vendor_delete, SR_CALLER_ADMIN, SR_BODY_HTTP_MAX, ACT(TENANTS_MANAGE)},
 };
 const size_t sr_admin_nroutes = sizeof sr_admin_routes / sizeof sr_admin_routes[0];

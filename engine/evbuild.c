@@ -744,17 +744,6 @@ int sr_cmd_file_share(const sr_cmd_env *env, const char *path, const char *const
     return env_pack(&ev, env, out);
 }
 
-int sr_cmd_registry_delete(const sr_cmd_env *env, sr_reg_kind kind, const char *id, sr_buf *out)
-{
-    Suiro__V1__RegistryDelete rd = SUIRO__V1__REGISTRY_DELETE__INIT;
-    rd.kind = (Suiro__V1__RegistryKind)kind;
-    rd.id = S(id);
-    Suiro__V1__Event ev = SUIRO__V1__EVENT__INIT;
-    ev.body_case = SUIRO__V1__EVENT__BODY_REGISTRY_DELETE;
-    ev.registry_delete = &rd;
-    return env_pack(&ev, env, out);
-}
-
 /* n control values as protobuf messages: cv[] and the pointer array ptr[]
  * (the caller frees both) */
 static int cvs_to_pb(const sr_control_value *v, size_t n, Suiro__V1__ControlValue **cv, Suiro__V1__ControlValue ***ptr)
@@ -884,6 +873,17 @@ int sr_cmd_registry_put(const sr_cmd_env *env, const sr_reg_entry *r, sr_buf *ou
     Suiro__V1__Event ev = SUIRO__V1__EVENT__INIT;
     ev.body_case = SUIRO__V1__EVENT__BODY_REGISTRY_PUT;
     ev.registry_put = &rp;
+    return env_pack(&ev, env, out);
+}
+
+int sr_cmd_registry_delete(const sr_cmd_env *env, sr_reg_kind kind, const char *id, sr_buf *out)
+{
+    Suiro__V1__RegistryDelete rd = SUIRO__V1__REGISTRY_DELETE__INIT;
+    rd.kind = (Suiro__V1__RegistryKind)kind;
+    rd.id = S(id);
+    Suiro__V1__Event ev = SUIRO__V1__EVENT__INIT;
+    ev.body_case = SUIRO__V1__EVENT__BODY_REGISTRY_DELETE;
+    ev.registry_delete = &rd;
     return env_pack(&ev, env, out);
 }
 
