@@ -14,6 +14,13 @@ serve` and the AP-IF:
  3. An unfinished upload belongs to the session that started it: a second
     session of the same app can neither add a part nor restart it; the
     first session finishes it.
+ 4. The Admin API (after the sheet's change, on the running server):
+    document and file grants put, listed and deleted by an operator admin
+    take effect at the app's next request; a general user sees no file until
+    one is shared with it, then lists and downloads it; only the operator
+    admin (or a user owning the file) changes a share list; a user of
+    another operator is refused as a sharee; another operator's admin and
+    the platform admin see nothing of demo's files.
 usage: test_docfiles.py SUIRO_BIN"""
 import os
 import subprocess
@@ -58,7 +65,8 @@ def cell(name, got, want):
 
 
 try:
-    subprocess.run([BIN, "init", "--demo", D], check=True, capture_output=True)
+    r = subprocess.run([BIN, "init", "--demo", D], check=True, capture_output=True, text=True)
+    temp = [ln.split(":", 1)[1].strip() for ln in r.stdout.splitlines() if ln.startswith("temporary password:")][0]
     import_sheet(BIN, D, os.path.join(T, "other.csv"), OTHER_OPERATOR_SHEET)
     import_sheet(BIN, D, os.path.join(T, "demo.csv"), sheet("read"))
     server, ports = start_server(BIN, D, os.path.join(T, "server.log"))
@@ -176,6 +184,112 @@ try:
     cell("doc put by C (still no grant)", C.call("PUT", doc, {"v": "C"}), (403, "E2003"))
     cell("file put by B (write grant)", B.call("PUT", fpath, "B2"), 201)
     check("A still lists the file", paths(A) == (200, ["big/x.bin", "reports/a.csv"]), paths(A))
+
+    # ---- 4. the Admin API
+    def user_session(user, pw, new_pw):
+        st, b = Api(hp).call("POST", "/admin/v1/sessions", {"userId": user, "password": pw})
+        api = Api(hp, b.get("token"))
+        st2, _ = api.call("PUT", "/admin/v1/me/password", {"currentPassword": pw, "newPassword": new_pw})
+        check("%s logs in and sets its password" % user, st == 201 and st2 == 204, (st, b, st2))
+        return api
+
+    adm = user_session("admin", temp, "the-admins-own-password-1")
+    U = {}
+    for uid, role, op in (("opadm", "operator_admin", "demo"), ("gen1", "operator_general", "demo"),
+                          ("gen2", "operator_general", "demo"), ("xadm", "operator_admin", "other")):
+        st, b = adm.call("POST", "/admin/v1/users", {"id": uid, "roles": [role], "scope": {"kind": "operator", "id": op}})
+        check("user %s created" % uid, st == 201, (st, b))
+        U[uid] = user_session(uid, b.get("password", ""), uid + "-password-123")
+    opadm, gen1, gen2, xadm = U["opadm"], U["gen1"], U["gen2"], U["xadm"]
+    G = "/admin/v1/operators/demo/document-grants"
+    cell("a general user may not grant (setup.manage)", gen1.call("PUT", G + "/APPC/reports", {"access": "read"}),
+         (403, "E2003"))
+    cell("another operator's admin may not grant on demo", xadm.call("PUT", G + "/APPC/reports", {"access": "read"}),
+         (403, "E2003"))
+    cell("C before the grant", C.call("GET", doc), (403, "E2003"))
+    st, b = opadm.call("PUT", G + "/APPC/reports", {"access": "read"})
+    check("the operator admin grants C read on collection reports",
+          st == 200 and b == {"appId": "APPC", "collection": "reports", "access": "read"}, (st, b))
+    cell("C's very next request reads A's document", C.call("GET", doc), 200)
+    cell("... but may not write it", C.call("PUT", doc, {"v": "C"}), (403, "E2003"))
+    st, b = opadm.call("GET", G)
+    check("the grants listed (the sheet's and the API's)", st == 200 and sorted(
+        (i["appId"], i["collection"], i["access"]) for i in b["items"]) == [("APPB", "reports", "read+write"),
+                                                                          ("APPC", "reports", "read")], (st, b))
+    st, b = gen1.call("GET", G)
+    check("a general user reads the grants (setup.read)", st == 200, (st, b))
+    for body, field, path in (({"access": "control"}, "access", "/APPC/reports"), ({}, "access", "/APPC/reports"),
+                              ({"access": "read"}, "collection", "/APPC/bad%20x"),
+                              ({"access": "read"}, "appId", "/bad%20app/reports")):
+        st, b = opadm.call("PUT", G + path, body)
+        check("a bad grant names %s" % field, st == 400 and code(b) == "E1001"
+              and b["result"].get("detail", {}).get("field") == field, (body, path, st, b))
+    st, b = opadm.call("PUT", G + "/APPZ/reports", {"access": "read"})
+    check("a grant to an unknown app is refused naming it", st == 400 and "APPZ" in b["result"]["message"], (st, b))
+    cell("the operator admin removes C's grant", opadm.call("DELETE", G + "/APPC/reports"), 204)
+    cell("C's next request is refused again", C.call("GET", doc), (403, "E2003"))
+    cell("removing it again: unknown", opadm.call("DELETE", G + "/APPC/reports"), (404, "E3001"))
+
+    cell("A writes a file to share", A.call("PUT", "/api/v1/files/shared/r.txt", "for the team"), 201)
+    cell("C may not read it", C.call("GET", "/api/v1/files/shared/r.txt"), (403, "E2003"))
+    FG = "/admin/v1/operators/demo/file-grants"
+    cell("the operator admin grants C read under shared/", opadm.call("PUT", FG + "/APPC/shared/", {"access": "read"}),
+         200)
+    cell("C reads the file", C.call("GET", "/api/v1/files/shared/r.txt", raw=True)[:2], 200)
+    st, b = opadm.call("GET", FG)
+    check("the file grants listed", st == 200 and ("APPC", "shared/", "read") in [
+        (i["appId"], i["path"], i["access"]) for i in b["items"]], (st, b))
+    cell("the file grant removed", opadm.call("DELETE", FG + "/APPC/shared/"), 204)
+    cell("C may not read it again", C.call("GET", "/api/v1/files/shared/r.txt"), (403, "E2003"))
+
+    F = "/admin/v1/operators/demo/files"
+    S = "/admin/v1/operators/demo/shares/shared/r.txt"
+
+    def listing(api, op="demo"):
+        st, b = api.call("GET", "/admin/v1/operators/%s/files" % op)
+        return st, sorted(i["path"] for i in b.get("items", [])) if st == 200 else b
+
+    st, every = listing(opadm)
+    check("the operator admin sees every file of demo", st == 200 and "shared/r.txt" in every
+          and "big/x.bin" in every, (st, every))
+    check("a general user sees none yet", listing(gen1) == (200, []), listing(gen1))
+    cell("... and cannot download it", gen1.call("GET", F + "/shared/r.txt"), (404, "E3001"))
+    cell("... nor read its share list", gen1.call("GET", S), (404, "E3001"))
+    cell("... nor share it", gen1.call("PUT", S, {"users": ["gen1"]}), (404, "E3001"))
+    cell("the platform admin sees no operator's files (data.read: none)", adm.call("GET", F), (403, "E2003"))
+    cell("another operator's admin may not list demo's files", xadm.call("GET", F), (403, "E2003"))
+    check("... and sees only its own operator's", listing(xadm, "other") == (200, ["reports/a.csv"]),
+          listing(xadm, "other"))
+    st, b = opadm.call("PUT", S, {"users": ["gen1"]})
+    check("the operator admin shares the file with gen1", st == 200 and b == {"path": "shared/r.txt",
+                                                                              "sharedWith": ["gen1"]}, (st, b))
+    st, b = gen1.call("GET", F)
+    check("gen1 lists it, with its owner and share list", st == 200 and [
+        (i["path"], i["owner"], i["ownerKind"], i["sharedWith"]) for i in b["items"]] ==
+        [("shared/r.txt", "APP001", "app", ["gen1"])], (st, b))
+    st, body, _ = gen1.call("GET", F + "/shared/r.txt", raw=True)
+    check("gen1 downloads it", st == 200 and body == b"for the team", (st, body))
+    check("gen2 still sees nothing", listing(gen2) == (200, []), listing(gen2))
+    cell("gen1 (not the owner, no setup.manage) may not change the share list",
+         gen1.call("PUT", S, {"users": ["gen1", "gen2"]}), (403, "E2003"))
+    st, b = opadm.call("PUT", S, {"users": ["gen1", "xadm"]})
+    check("a user of another operator is refused, naming the entry", st == 400 and code(b) == "E1001"
+          and "users[1]" in b["result"]["message"], (st, b))
+    for body, field in (({"users": "gen1"}, "users"), ({"users": ["gen1", 7]}, "users[1]"), ({}, "users")):
+        st, b = opadm.call("PUT", S, body)
+        check("a bad share list names %s" % field, st == 400 and b["result"].get("detail", {}).get("field") == field,
+              (body, st, b))
+    st, b = opadm.call("GET", S)
+    check("the refused changes stored nothing", st == 200 and b["sharedWith"] == ["gen1"], (st, b))
+    cell("a new version of the file by its app", A.call("PUT", "/api/v1/files/shared/r.txt", "v2"), 201)
+    st, b = gen1.call("GET", S)
+    check("... keeps its share list", st == 200 and b["sharedWith"] == ["gen1"] and b["owner"] == "APP001", (st, b))
+    cell("the operator admin empties the share list", opadm.call("DELETE", S), 204)
+    check("gen1 sees nothing again", listing(gen1) == (200, []), listing(gen1))
+    r = subprocess.run([BIN, "replay", D], capture_output=True, text=True)
+    check("the share changes are events with the user as the actor",
+          r.stdout.count('"file_share"') >= 2 and '"opadm"' in r.stdout, r.stdout[-600:])
+
     cell("file delete by B (write grant)", B.call("DELETE", fpath), 204)
     cell("doc delete by B (write grant)", B.call("DELETE", doc), 204)
     cell("doc get by A after B deleted it", A.call("GET", doc), (404, "E3001"))
