@@ -14,7 +14,8 @@
  * Every PAUSE_EVERY commands both threads stop for longer than the heads
  * checkpoint interval, so checkpoints by time are among those kill -9 meets.
  * Every 16th command of a thread creates a user instead (a UserEvent, ID
- * u-SEED-T-N).
+ * u-SEED-T-N), and another one of every 16 puts a document of app APP<T>
+ * (R-PO-2: the writer records its owner; collection kill9, ID d-SEED-T-N).
  *
  * From the callback (the writer thread, after the command is durable) one
  * block per acknowledged command is printed and stdout flushed:
@@ -22,6 +23,7 @@
  *                                      order (later lines win for equal ts)
  *     dup SEQ                          a duplicate: nothing stored
  *     user SEQ ID                      a user created
+ *     doc SEQ ID OWNER                 a document put by app OWNER
  *     end SEQ                          the block is complete
  * BITS is the value as 16 hex digits: the double's bits, the int64, or 0/1.
  * A block without its "end" line was not acknowledged. Any error: exit 1. */
@@ -65,6 +67,7 @@ typedef struct wcmd {
     wthread *w;
     size_t npts;
     char user[64]; /* the user this command creates, or "" */
+    char doc[64];  /* the document this command puts, or "" */
     sr_pv_in pts[PTS_PER_THREAD];
     sr_sample s[PTS_PER_THREAD][MAXS];
 } wcmd;
@@ -97,6 +100,8 @@ static void on_done(void *ctx, const sr_result *res)
         printf("dup %" PRIu64 "\n", res->seq);
     } else if (c->user[0]) {
         printf("user %" PRIu64 " %s\n", res->seq, c->user);
+    } else if (c->doc[0]) {
+        printf("doc %" PRIu64 " %s APP%d\n", res->seq, c->doc, c->w->t);
     } else {
         for (size_t p = 0; p < c->npts; p++)
             for (size_t i = 0; i < c->pts[p].n; i++) {
@@ -176,6 +181,18 @@ static void *thread_main(void *arg)
             b.len = 0;
             int rc = sr_cmd_user_create(&env, &u, "a password", 1, 1600000000000, &pol, &b, why, sizeof why);
             if (rc) die("build a user", rc);
+            sr_slice sl = {b.data, b.len};
+            if ((rc = sr_engine_submit(eng, &sl, 1, on_done, c))) die("sr_engine_submit", rc);
+            continue;
+        }
+        if (n % 16 == 11) { /* a document of this thread's app */
+            char app[16];
+            snprintf(app, sizeof app, "APP%d", w->t);
+            const sr_cmd_env env = {"op1", app, SR_ACTOR_APP, NULL, NULL};
+            snprintf(c->doc, sizeof c->doc, "d-%016" PRIx64 "-%d-%" PRIu64, seed, w->t, n);
+            b.len = 0;
+            int rc = sr_cmd_doc_put(&env, "kill9", c->doc, 0, "{\"k\":9}", 7, &b);
+            if (rc) die("build a document", rc);
             sr_slice sl = {b.data, b.len};
             if ((rc = sr_engine_submit(eng, &sl, 1, on_done, c))) die("sr_engine_submit", rc);
             continue;
