@@ -10,7 +10,10 @@
  * GRANTS     /operators/{operatorId}/document-grants[/{appId}/{collection}]
  *            and /operators/{operatorId}/file-grants[/{appId}/{path}]:
  *            list (setup.read), put with {"access"} and delete
- *            (setup.manage). A grant is the registry's RG_GRANT with
+ *            (setup.manage). A put that widens an app's reach (a new grant,
+ *            or more access than the stored one) is a privilege change
+ *            (R-ID-5, sr_admin_privileged); narrowing and removal apply at
+ *            once. A grant is the registry's RG_GRANT with
  *            grant_kind "documents" or "files", id app ":" kind ":" target
  *            -- the set-up sheet's [storegrants] rows are the same entries.
  * FILES      /operators/{operatorId}/files[/{path}] (data.read): the files
@@ -135,35 +138,69 @@ static int grant_target(const sr_route_call *c, sr_store_kind k, const char **ap
     return 0;
 }
 
+/* A grant put, on the worker queue: a grant that widens what the app may
+ * reach (new, or more access bits than the stored one) is a privilege
+ * change (R-ID-5: sr_admin_privileged); one that narrows it or keeps it is
+ * applied at once. */
+typedef struct gput {
+    sr_store_kind kind;
+    int access;
+    char op[72], app[72], target[SR_STORE_PREFIX_MAX + 4], id[SR_ID_MAX + 16 + SR_STORE_PREFIX_MAX + 4];
+} gput;
+
+static void gput_work(sr_admin_work *w, void *ctx)
+{
+    gput *g = ctx;
+    sr_rec r = SR_REC_INIT;
+    sr_reg_entry old;
+    int had = sr_read_registry(w->eng, g->op, SR_RG_GRANT, g->id, &r, &old) == SR_OK ? sr_store_access_parse(old.access)
+                                                                                     : 0;
+    sr_rec_close(&r);
+    sr_reg_entry e = {.kind = SR_RG_GRANT,
+                      .id = g->id,
+                      .app_id = g->app,
+                      .pattern = g->target,
+                      .access = sr_store_access_name(g->access),
+                      .grant_kind = sr_store_kind_name(g->kind)};
+    sr_buf b;
+    sr_buf_init(&b);
+    sr_cmd_env env = sr_admin_work_env(w, g->op);
+    int rc = sr_cmd_registry_put(&env, &e, &b);
+    if (g->access & ~had) {
+        char summary[SR_STORE_PREFIX_MAX + 160];
+        snprintf(summary, sizeof summary, "grant app %s %s access on %s %s", g->app, e.access,
+                 g->kind == SR_STORE_FILES ? "files under" : "documents of collection", g->target);
+        rc = sr_admin_privileged(w, SR_US_OPERATOR, g->op, SR_ACT_SETUP_MANAGE, summary, rc, &b);
+        if (rc) return; /* answered (pending), or refused in w */
+    } else if (sr_admin_work_submit(w, rc, &b))
+        return;
+    w->status = 200;
+    w->answer = json_pack("{s:s,s:s,s:s}", "appId", g->app, g->kind == SR_STORE_FILES ? "path" : "collection",
+                          g->target, "access", e.access);
+}
+
 /* PUT .../document-grants/{appId}/{collection}, .../file-grants/{appId}/{path}
  * {"access": "read" | "write" | "read+write"} -> 200 the grant */
 static void grant_put(const sr_route_call *c)
 {
     sr_store_kind k = kind_of(c);
-    const char *op = sr_route_param(c, "operatorId"), *app, *target;
+    const char *app, *target;
     char id[SR_ID_MAX + 16 + SR_STORE_PREFIX_MAX + 4];
     if (grant_target(c, k, &app, &target, id, sizeof id)) return;
     json_t *body = sr_admin_body(c);
     if (!body) return;
-    const char *access = json_string_value(json_object_get(body, "access"));
-    int bits = sr_store_access_parse(access);
-    if (!bits) {
-        json_decref(body);
-        return sr_admin_bad_field(c, "access", "read, write or read+write");
-    }
-    sr_reg_entry g = {.kind = SR_RG_GRANT,
-                      .id = id,
-                      .app_id = app,
-                      .pattern = target,
-                      .access = sr_store_access_name(bits),
-                      .grant_kind = sr_store_kind_name(k)};
-    json_t *answer = json_pack("{s:s,s:s,s:s}", "appId", app, k == SR_STORE_FILES ? "path" : "collection", target,
-                               "access", g.access);
-    sr_buf b;
-    sr_buf_init(&b);
-    sr_cmd_env env = sr_admin_env(c, op);
-    sr_admin_submit(c, sr_cmd_registry_put(&env, &g, &b), &b, 200, answer);
+    int bits = sr_store_access_parse(json_string_value(json_object_get(body, "access")));
     json_decref(body);
+    if (!bits) return sr_admin_bad_field(c, "access", "read, write or read+write");
+    gput *g = calloc(1, sizeof *g);
+    if (!g) return sr_http_result(c->req, 0, SR_WIRE_INTERNAL, "out of memory", NULL);
+    g->kind = k;
+    g->access = bits;
+    snprintf(g->op, sizeof g->op, "%s", sr_route_param(c, "operatorId"));
+    snprintf(g->app, sizeof g->app, "%s", app);
+    snprintf(g->target, sizeof g->target, "%s", target);
+    snprintf(g->id, sizeof g->id, "%s", id);
+    sr_admin_run(c, gput_work, g, free);
 }
 
 /* DELETE .../document-grants/{appId}/{collection}, .../file-grants/{appId}/{path} -> 204 */
