@@ -10,6 +10,7 @@
 #include "api/workq.h"
 #include "engine/records.h"
 
+#include <jansson.h>
 #include <stdint.h>
 
 /* The masters' kinds as the AP-IF and the admin API name them in paths
@@ -83,6 +84,14 @@ void sr_apif_file_list(const sr_route_call *c);
 void sr_apif_file_get(const sr_route_call *c);
 void sr_apif_file_put(const sr_route_call *c);
 void sr_apif_file_delete(const sr_route_call *c);
+/* Files, shared with the Admin API's file routes (api/admin_files.c): a
+ * file's metadata (0; else answered 404 E3001 or 500 E9001, -1; m holds
+ * it: sr_rec_close), the download of its bytes (streamed and verified as
+ * the AP-IF's; fm is copied before it returns), and its JSON
+ * {path,size,sha256,contentType,updatedAt}. */
+int sr_apif_file_meta(sr_engine *e, h2o_req_t *req, const char *op, const char *path, sr_rec *m, sr_file_meta *fm);
+void sr_apif_file_send(sr_engine *e, h2o_req_t *req, const sr_file_meta *fm, const char *path);
+json_t *sr_apif_file_json(const sr_file_meta *fm);
 int sr_apif_store_open(sr_apif *a);
 /* before the engine closes: unfinished uploads not being written are
  * dropped now (their blob writers use the engine's blob store), the others

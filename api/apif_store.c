@@ -30,6 +30,20 @@
  *            queue that write the answer's bytes there. A query's page is
  *            bounded by limit, [http] answer_max_bytes and doc_scan_max.
  *
+ * WHO MAY (R-PO-2, docs/admin.md "Documents and files"): a document or a
+ *            file belongs to the app that created it (the writer records
+ *            the owner). Another app of the operator reads it only with a
+ *            read grant on its collection or on a prefix of its path, and
+ *            changes or deletes it only with a write grant (403 E2003
+ *            otherwise); a query or a list shows only what the app may
+ *            read. Grants are read from the index at each request
+ *            (store_access), so a change counts at the next request; the
+ *            writer checks a write again (a race is 409 E3002). An
+ *            unfinished upload belongs to the session (token) that started
+ *            it: another session, even of the same app, can neither add a
+ *            part to it nor finish it (403 E2003) nor replace it (409 E3002)
+ *            until it ends or idles out.
+ *
  * Paths: segments of [A-Za-z0-9._-] separated by '/', no "." or ".."
  * segment, at most 512 bytes: nothing else reaches the store.
  */
@@ -55,6 +69,7 @@ enum { PATH_MAX_LEN = 512, READ_STEP = 256 * 1024 };
 
 typedef struct upload {
     char op[72], path[PATH_MAX_LEN + 1], ctype[128], app[72];
+    uint8_t session[32]; /* the hash of the token of the session that started it */
     sr_blob_writer *w;
     uint64_t received, total;
     uint64_t last_used;
@@ -147,6 +162,42 @@ static void submit_ev(sr_apif *a, h2o_req_t *req, int rc, sr_buf *b, pjob *j)
     if (rc && req) sr_http_result(req, 0, sr_wire_of_rc(rc), sr_wire_msg_of_rc(rc), NULL);
 }
 
+/* The access (SR_STORE_READ | SR_STORE_WRITE) the token's app has on a
+ * document of collection name, or a file at path name (kind), whose owner
+ * is (okind, owner): all for its owner, else what its grants give now;
+ * -1 if the grants cannot be read. */
+static int store_access(sr_apif *a, const sr_ap_token *t, sr_store_kind kind, const char *name, int okind,
+                        const char *owner)
+{
+    if (sr_store_is_owner((sr_actor_kind)okind, owner, SR_ACTOR_APP, t->app)) return SR_STORE_READ | SR_STORE_WRITE;
+    sr_store_grant *g;
+    size_t n;
+    if (sr_store_grants_load(a->eng, t->op, t->app, &g, &n)) return -1;
+    int acc = sr_store_grants_allow(g, n, kind, name);
+    sr_free(g);
+    return acc;
+}
+
+/* The refusal's message (403 E2003): what the app lacks. */
+__attribute__((noinline)) static void store_deny(char *m, size_t ml, const char *what, const char *app, int need)
+{
+    int n = snprintf(m, ml, "%s: app %s neither owns it nor holds a %s grant on it", what, app,
+                     need == SR_STORE_READ ? "read" : "write");
+    (void)n;
+}
+
+/* 0 when the access includes need; else answered (403 E2003 naming what is
+ * missing, or 500) and -1. */
+static int store_allowed(h2o_req_t *req, int acc, int need, const char *what, const char *app)
+{
+    if (acc >= 0 && (acc & need)) return 0;
+    char m[700];
+    if (acc < 0) return sr_http_result(req, 0, SR_WIRE_INTERNAL, "cannot read the app's grants", NULL), -1;
+    store_deny(m, sizeof m, what, app, need);
+    sr_http_result(req, 0, SR_WIRE_FORBIDDEN, m, NULL);
+    return -1;
+}
+
 int sr_apif_store_open(sr_apif *a)
 {
     store *s = calloc(1, sizeof *s);
@@ -191,12 +242,33 @@ static uint64_t if_match(h2o_req_t *req, int *bad)
     return r;
 }
 
+/* 0 if app may change the document coll/id (it does not exist, or the app
+ * owns it, or holds a write grant on coll); else answered, -1. */
+static int doc_may_write(sr_apif *a, h2o_req_t *req, const char *op, const char *app, const char *coll,
+                         const char *id)
+{
+    uint64_t rev;
+    int okind = 0;
+    char owner[256];
+    int rc = sr_engine_doc_get(a->eng, op, coll, id, &rev, NULL, &okind, owner);
+    if (rc == SR_ENOTFOUND) return 0;
+    if (rc) return sr_http_result(req, 0, SR_WIRE_INTERNAL, sr_strerror(rc), NULL), -1;
+    sr_ap_token t;
+    memset(&t, 0, sizeof t);
+    snprintf(t.op, sizeof t.op, "%s", op);
+    snprintf(t.app, sizeof t.app, "%s", app);
+    char what[200];
+    snprintf(what, sizeof what, "document %s/%s", coll, id);
+    return store_allowed(req, store_access(a, &t, SR_STORE_DOCUMENTS, coll, okind, owner), SR_STORE_WRITE, what, app);
+}
+
 /* Submit a document checked to be a JSON object (op and app copied: the
  * token may be gone when a worker checked it). */
 static void doc_submit(sr_apif *a, h2o_req_t *req, const char *op, const char *app, const char *coll, const char *id,
                        uint64_t rev, const void *json, size_t len)
 {
     if (a->closing) return sr_apif_busy_answer(req, "the server is stopping");
+    if (id && doc_may_write(a, req, op, app, coll, id)) return;
     pjob *j = sr_http_ctx_new(req, sizeof *j);
     if (!j) return sr_http_result(req, 0, SR_WIRE_INTERNAL, "out of memory", NULL);
     j->a = a;
@@ -288,19 +360,32 @@ static void doc_put(sr_apif *a, h2o_req_t *req, const sr_ap_token *t, const char
 /* one document (up to 1 MiB) is read on the worker queue */
 typedef struct dget {
     sr_apjob j; /* first */
-    char op[72], coll[80], id[80];
+    sr_ap_token t; /* op and app (no grants: read now) */
+    char coll[80], id[80];
     uint64_t rev;
 } dget;
 
 static void dget_run(sr_apjob *j)
 {
     dget *d = (dget *)j;
-    int rc = sr_engine_doc_get(j->a->eng, d->op, d->coll, d->id, &d->rev, &j->out);
+    int okind = 0;
+    char owner[256];
+    int rc = sr_engine_doc_get(j->a->eng, d->t.op, d->coll, d->id, &d->rev, &j->out, &okind, owner);
     if (rc == SR_ENOTFOUND) {
         j->code = SR_WIRE_UNKNOWN;
         snprintf(j->msg, sizeof j->msg, "unknown document");
-    } else
+    } else if (rc)
         j->rc = rc;
+    else {
+        int acc = store_access(j->a, &d->t, SR_STORE_DOCUMENTS, d->coll, okind, owner);
+        if (acc < 0) j->rc = SR_EIO;
+        else if (!(acc & SR_STORE_READ)) {
+            char what[200];
+            j->code = SR_WIRE_FORBIDDEN;
+            snprintf(what, sizeof what, "document %s/%s", d->coll, d->id);
+            store_deny(j->msg, sizeof j->msg, what, d->t.app, SR_STORE_READ);
+        }
+    }
 }
 
 static void dget_after(sr_apjob *j, h2o_req_t *req)
@@ -318,7 +403,8 @@ static void doc_get(sr_apif *a, h2o_req_t *req, const sr_ap_token *t, const char
     dget *d = sr_apif_job_new(req, sizeof *d, dget_run);
     if (!d) return;
     d->j.after = dget_after;
-    snprintf(d->op, sizeof d->op, "%s", t->op);
+    snprintf(d->t.op, sizeof d->t.op, "%s", t->op);
+    snprintf(d->t.app, sizeof d->t.app, "%s", t->app);
     snprintf(d->coll, sizeof d->coll, "%s", coll);
     snprintf(d->id, sizeof d->id, "%s", id);
     sr_apif_job_submit(a, t->op, &d->j, 0);
@@ -331,7 +417,8 @@ static void doc_get(sr_apif *a, h2o_req_t *req, const sr_ap_token *t, const char
  * resumes after the last document examined. */
 typedef struct dq {
     sr_apjob j; /* first */
-    char op[72], coll[80], cursor[300];
+    sr_ap_token t; /* op and app (no grants: read now) */
+    char coll[80], cursor[300];
     char *field, *jtext;
     sr_doc_bounds bounds;
 } dq;
@@ -349,7 +436,14 @@ static void dq_run(sr_apjob *j)
     sr_rec out = SR_REC_INIT;
     int more = 0;
     char next[260];
-    int rc = sr_list_docs(j->a->eng, q->op, q->coll, q->field, q->jtext, &q->bounds, q->cursor, &out, &more, next);
+    /* without a read grant on the collection, only the app's own documents */
+    int acc = store_access(j->a, &q->t, SR_STORE_DOCUMENTS, q->coll, 0, "");
+    if (acc < 0) {
+        j->rc = SR_EIO;
+        return;
+    }
+    q->bounds.owner_app = acc & SR_STORE_READ ? NULL : q->t.app;
+    int rc = sr_list_docs(j->a->eng, q->t.op, q->coll, q->field, q->jtext, &q->bounds, q->cursor, &out, &more, next);
     if (rc) {
         sr_rec_close(&out);
         j->rc = rc;
@@ -429,7 +523,8 @@ static void doc_query(sr_apif *a, h2o_req_t *req, const sr_ap_token *t, const ch
     q->j.fini = dq_fini;
     q->jtext = jtext;
     if (fp && !(q->field = strdup(fp))) return sr_http_result(req, 0, SR_WIRE_INTERNAL, "out of memory", NULL);
-    snprintf(q->op, sizeof q->op, "%s", t->op);
+    snprintf(q->t.op, sizeof q->t.op, "%s", t->op);
+    snprintf(q->t.app, sizeof q->t.app, "%s", t->app);
     snprintf(q->coll, sizeof q->coll, "%s", coll);
     snprintf(q->cursor, sizeof q->cursor, "%s", cursor);
     q->bounds.limit = limit;
@@ -502,6 +597,7 @@ void sr_apif_doc_delete(const sr_route_call *c)
     char coll[80], id[80];
     uint64_t rev;
     if (doc_target(c, 1, coll, id, &rev)) return;
+    if (doc_may_write(a, req, t->op, t->app, coll, id)) return;
     pjob *j = sr_http_ctx_new(req, sizeof *j);
     if (!j) return sr_http_result(req, 0, SR_WIRE_INTERNAL, "out of memory", NULL);
     j->a = a;
@@ -514,25 +610,7 @@ void sr_apif_doc_delete(const sr_route_call *c)
 
 /* ---- files ------------------------------------------------------------------ */
 
-static int path_ok(const char *p)
-{
-    size_t n = strlen(p);
-    if (!n || n > PATH_MAX_LEN || p[0] == '/' || p[n - 1] == '/') return 0;
-    const char *seg = p;
-    for (size_t i = 0; i <= n; i++) {
-        if (i == n || p[i] == '/') {
-            size_t sl = (size_t)(p + i - seg);
-            if (!sl || (sl == 1 && seg[0] == '.') || (sl == 2 && seg[0] == '.' && seg[1] == '.')) return 0;
-            seg = p + i + 1;
-            continue;
-        }
-        char c = p[i];
-        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
-              c == '-'))
-            return 0;
-    }
-    return 1;
-}
+static int path_ok(const char *p) { return sr_path_ok(p, strlen(p)); }
 
 static upload *up_find(store *s, const char *op, const char *path)
 {
@@ -691,6 +769,20 @@ static int content_range(h2o_req_t *req, uint64_t *first, uint64_t *last, uint64
     return 0;
 }
 
+/* 0 if the token's app may write path: no file there, or it owns it or
+ * holds a write grant on a prefix of it (read now); else answered, -1. */
+static int file_may_write(sr_apif *a, h2o_req_t *req, const sr_ap_token *t, const char *path)
+{
+    sr_rec m = SR_REC_INIT;
+    sr_file_meta fm;
+    int rc = sr_read_file(a->eng, t->op, path, &m, &fm);
+    int acc = rc == SR_ENOTFOUND ? SR_STORE_WRITE : rc ? -1 : store_access(a, t, SR_STORE_FILES, path, fm.owner_kind, fm.owner);
+    sr_rec_close(&m);
+    char what[PATH_MAX_LEN + 8];
+    snprintf(what, sizeof what, "file %s", path);
+    return store_allowed(req, acc, SR_STORE_WRITE, what, t->app);
+}
+
 static void file_put(sr_apif *a, h2o_req_t *req, const sr_ap_token *t, const char *path)
 {
     store *s = a->store;
@@ -702,9 +794,18 @@ static void file_put(sr_apif *a, h2o_req_t *req, const sr_ap_token *t, const cha
         return sr_http_result(req, 0, SR_WIRE_PARAM, "Content-Range does not match the body's length", NULL);
     up_expire(s, a->lim.upload_idle_ms);
     upload *u = up_find(s, t->op, path);
+    const uint8_t *session = sr_tokens_hash_of(t, NULL);
+    int mine = u && !memcmp(u->session, session, 32);
+    if (u && !mine && ranged && first != 0)
+        return sr_http_result(req, 0, SR_WIRE_FORBIDDEN,
+                              "the unfinished upload of this path belongs to another session", NULL);
+    if (u && !mine)
+        return sr_http_result(req, 0, SR_WIRE_CONFLICT,
+                              "another session is uploading this path; retry when it has finished or idled out", NULL);
     if (u && u->busy) return sr_http_result(req, 0, SR_WIRE_CONFLICT, "a part of this upload is being written", NULL);
     if (!ranged || first == 0) {
-        if (u) up_drop(s, u); /* a new upload of the path replaces an unfinished one */
+        if (file_may_write(a, req, t, path)) return;
+        if (u) up_drop(s, u); /* a new upload of the path by its session replaces its unfinished one */
         char qm[160];
         const char *why = up_quota(a, s, t->op, t->app, qm, sizeof qm);
         if (why) {
@@ -715,6 +816,7 @@ static void file_put(sr_apif *a, h2o_req_t *req, const sr_ap_token *t, const cha
         if (!u) return sr_http_result(req, 0, SR_WIRE_INTERNAL, "out of memory", NULL);
         snprintf(u->op, sizeof u->op, "%s", t->op);
         snprintf(u->app, sizeof u->app, "%s", t->app);
+        memcpy(u->session, session, 32);
         snprintf(u->path, sizeof u->path, "%s", path);
         ssize_t ci = h2o_find_header(&req->headers, H2O_TOKEN_CONTENT_TYPE, -1);
         if (ci >= 0) {
@@ -848,7 +950,7 @@ static void dl_stop(h2o_generator_t *g, h2o_req_t *req)
     dl_close((dl *)g);
 }
 
-static json_t *file_json(const sr_file_meta *fp)
+json_t *sr_apif_file_json(const sr_file_meta *fp)
 {
     char hex[65], t[32];
     sr_hex(fp->sha256.data, fp->sha256.len == 32 ? 32 : 0, hex);
@@ -857,31 +959,36 @@ static json_t *file_json(const sr_file_meta *fp)
                      "contentType", fp->content_type, "updatedAt", t);
 }
 
-static void file_get(sr_apif *a, h2o_req_t *req, const sr_ap_token *t, const char *path)
+int sr_apif_file_meta(sr_engine *e, h2o_req_t *req, const char *op, const char *path, sr_rec *m, sr_file_meta *fm)
 {
-    sr_rec m = SR_REC_INIT;
-    sr_file_meta fm, *fp = &fm;
-    int rc = sr_read_file(a->eng, t->op, path, &m, fp);
+    int rc = sr_read_file(e, op, path, m, fm);
     if (rc == SR_ENOTFOUND) {
-        sr_rec_close(&m);
-        return sr_http_result(req, 0, SR_WIRE_UNKNOWN, "unknown file", NULL);
+        sr_http_result(req, 0, SR_WIRE_UNKNOWN, "unknown file", NULL);
+        return -1;
     }
-    if (rc == SR_ECORRUPT || (!rc && fp->sha256.len != 32)) rc = SR_ECORRUPT, fp = NULL;
+    if (rc == SR_ECORRUPT || (!rc && fm->sha256.len != 32)) {
+        sr_http_result(req, 0, SR_WIRE_INTERNAL, "file metadata does not decode", NULL);
+        return -1;
+    }
     if (rc) {
-        sr_rec_close(&m);
-        return sr_http_result(req, 0, SR_WIRE_INTERNAL, fp ? sr_strerror(rc) : "file metadata does not decode", NULL);
+        sr_http_result(req, 0, SR_WIRE_INTERNAL, sr_strerror(rc), NULL);
+        return -1;
     }
+    return 0;
+}
+
+void sr_apif_file_send(sr_engine *e, h2o_req_t *req, const sr_file_meta *fp, const char *path)
+{
     dl *d = h2o_mem_alloc_shared(&req->pool, sizeof *d, dl_dispose);
     memset(d, 0, sizeof *d);
     d->gen.proceed = dl_proceed;
     d->gen.stop = dl_stop;
     sr_blob_errinfo ei;
-    rc = sr_blob_reader_open(sr_engine_blobs(a->eng), fp->sha256.data, &d->r, &ei);
+    int rc = sr_blob_reader_open(sr_engine_blobs(e), fp->sha256.data, &d->r, &ei);
     if (rc || !(d->buf = malloc(READ_STEP))) {
         if (rc)
             sr_slog(SR_LOG_ERROR, "file download failed", "error=%s path=%s detail=%s", sr_err_name(rc),
                     sr_slog_q(path), sr_slog_q(ei.msg));
-        sr_rec_close(&m);
         dl_close(d);
         return sr_http_result(req, 0, SR_WIRE_INTERNAL, rc ? "the file's stored content cannot be read (see the server log)"
                                                   : "out of memory", NULL);
@@ -894,7 +1001,6 @@ static void file_get(sr_apif *a, h2o_req_t *req, const sr_ap_token *t, const cha
         const sr_blob_errinfo *bei = sr_blob_reader_errinfo(d->r);
         sr_slog(SR_LOG_ERROR, "file download failed", "error=%s path=%s detail=%s", sr_err_name(d->primed_rc),
                 sr_slog_q(path), sr_slog_q(bei ? bei->msg : ""));
-        sr_rec_close(&m);
         dl_close(d);
         return sr_http_result(req, 0, SR_WIRE_INTERNAL, "the file's stored content is damaged (see the server log)", NULL);
     }
@@ -910,15 +1016,28 @@ static void file_get(sr_apif *a, h2o_req_t *req, const sr_ap_token *t, const cha
     char *hx = h2o_mem_alloc_pool(&req->pool, 64);
     memcpy(hx, hex, 64);
     h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-suiro-sha256"), 0, NULL, hx, 64);
-    sr_rec_close(&m);
     h2o_start_response(req, &d->gen);
     dl_proceed(&d->gen, req);
+}
+
+static void file_get(sr_apif *a, h2o_req_t *req, const sr_ap_token *t, const char *path)
+{
+    sr_rec m = SR_REC_INIT;
+    sr_file_meta fm;
+    if (sr_apif_file_meta(a->eng, req, t->op, path, &m, &fm)) return sr_rec_close(&m);
+    char what[PATH_MAX_LEN + 8];
+    snprintf(what, sizeof what, "file %s", path);
+    if (!store_allowed(req, store_access(a, t, SR_STORE_FILES, path, fm.owner_kind, fm.owner), SR_STORE_READ, what,
+                       t->app))
+        sr_apif_file_send(a->eng, req, &fm, path);
+    sr_rec_close(&m);
 }
 
 /* the list (at most 1,000 entries) is read and written on the worker queue */
 typedef struct flq {
     sr_apjob j; /* first */
-    char op[72], prefix[PATH_MAX_LEN + 1];
+    sr_ap_token t; /* op and app (no grants: read now) */
+    char prefix[PATH_MAX_LEN + 1];
 } flq;
 
 static void flq_run(sr_apjob *j)
@@ -926,9 +1045,13 @@ static void flq_run(sr_apjob *j)
     flq *q = (flq *)j;
     sr_rec r = SR_REC_INIT;
     int more = 0;
-    int rc = sr_list_files(j->a->eng, q->op, q->prefix, 1000, &r, &more);
+    sr_store_grant *g = NULL;
+    size_t ng = 0;
+    int rc = sr_store_grants_load(j->a->eng, q->t.op, q->t.app, &g, &ng);
+    if (!rc) rc = sr_list_files(j->a->eng, q->t.op, q->prefix, 1000, &r, &more);
     if (rc) {
         sr_rec_close(&r);
+        sr_free(g);
         j->rc = rc;
         return;
     }
@@ -937,8 +1060,13 @@ static void flq_run(sr_apjob *j)
     for (int k; (k = sr_rec_next_file(&r, &fm)) != 0;) {
         if (k == SR_ECORRUPT) continue; /* a record that does not decode is skipped */
         if (k < 0) break;
-        json_array_append_new(items, file_json(&fm));
+        /* only what the app may read: its own, and under its read grants */
+        if (!sr_store_is_owner(fm.owner_kind, fm.owner, SR_ACTOR_APP, q->t.app) &&
+            !(sr_store_grants_allow(g, ng, SR_STORE_FILES, fm.path) & SR_STORE_READ))
+            continue;
+        json_array_append_new(items, sr_apif_file_json(&fm));
     }
+    sr_free(g);
     json_t *o = json_pack("{s:o,s:b}", "items", items, "truncated", more);
     j->rc = o ? sr_json_write(&j->out, o) : SR_ENOMEM;
     json_decref(o);
@@ -950,7 +1078,8 @@ static void file_list(sr_apif *a, h2o_req_t *req, const sr_ap_token *t)
     flq *q = sr_apif_job_new(req, sizeof *q, flq_run);
     if (!q) return;
     sr_http_query(req, "prefix", q->prefix, sizeof q->prefix);
-    snprintf(q->op, sizeof q->op, "%s", t->op);
+    snprintf(q->t.op, sizeof q->t.op, "%s", t->op);
+    snprintf(q->t.app, sizeof q->t.app, "%s", t->app);
     sr_apif_job_submit(a, t->op, &q->j, 0);
 }
 
@@ -990,8 +1119,15 @@ void sr_apif_file_delete(const sr_route_call *c)
     sr_rec m = SR_REC_INIT;
     sr_file_meta fm;
     int rc = sr_read_file(a->eng, t->op, rest, &m, &fm);
+    if (rc == SR_ENOTFOUND) {
+        sr_rec_close(&m);
+        return sr_http_result(req, 0, SR_WIRE_UNKNOWN, "unknown file", NULL);
+    }
+    char what[PATH_MAX_LEN + 8];
+    snprintf(what, sizeof what, "file %s", rest);
+    int acc = rc ? -1 : store_access(a, t, SR_STORE_FILES, rest, fm.owner_kind, fm.owner);
     sr_rec_close(&m);
-    if (rc == SR_ENOTFOUND) return sr_http_result(req, 0, SR_WIRE_UNKNOWN, "unknown file", NULL);
+    if (store_allowed(req, acc, SR_STORE_WRITE, what, t->app)) return;
     pjob *j = sr_http_ctx_new(req, sizeof *j);
     if (!j) return sr_http_result(req, 0, SR_WIRE_INTERNAL, "out of memory", NULL);
     j->a = a;

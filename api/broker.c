@@ -500,7 +500,9 @@ int sr_grants_load(sr_engine *e, const char *op, const char *app, sr_grant **out
     for (int more; !rc && count && (more = sr_rec_next_registry(&r, rp)) != 0;) {
         if (more == SR_ECORRUPT) continue; /* a record that does not decode is skipped */
         if (more < 0) break;
-        if (!strcmp(rp->app_id, app) && k < count) {
+        /* data-point grants only: a grant on documents or files (grant_kind
+         * set, engine/store_access.c) reaches no data point */
+        if (!strcmp(rp->app_id, app) && !rp->grant_kind[0] && k < count) {
             snprintf(g[k].pattern, sizeof g[k].pattern, "%s", rp->pattern);
             g[k++].access = !strcmp(rp->access, "read") ? 1 : !strcmp(rp->access, "control") ? 2 : 3;
         }

@@ -32,4 +32,17 @@ static inline int sr_id_ok(const char *s, size_t n)
 /* The same for a NUL-terminated string. */
 static inline int sr_id_str_ok(const char *s) { return sr_id_ok(s, strlen(s)); }
 
+/* A file's path (AP-IF files, R-PO-2): segments of [A-Za-z0-9._-] separated
+ * by '/', no "." or ".." segment, no leading or trailing '/', 1..512 bytes.
+ * 1 if p[0..n) is one. */
+#define SR_PATH_MAX 512
+int sr_path_ok(const char *p, size_t n);
+
+/* A grant's pattern on documents (files 0: a collection id) or files
+ * (files 1: a path prefix of at most SR_STORE_PREFIX_MAX bytes, a trailing
+ * '/' allowed): "*" (everything), or one optionally followed by '*' (a
+ * string prefix). 1 if sound. */
+#define SR_STORE_PREFIX_MAX 256
+int sr_store_pattern_ok(int files, const char *pattern);
+
 #endif

@@ -44,15 +44,16 @@ enum {
 /* ------------------------------------------------------------------------ */
 /* Kinds, sections and columns                                               */
 
-enum kind { K_OPERATOR, K_GATEWAY, K_APP, K_FACILITY, K_EQUIPMENT, K_DEVICE, K_DATAPOINT, K_GRANT, K_N };
-_Static_assert(SR_SHEET_S_GATEWAYS == 1 << K_GATEWAY && SR_SHEET_S_GRANTS == 1 << K_GRANT,
+enum kind { K_OPERATOR, K_GATEWAY, K_APP, K_FACILITY, K_EQUIPMENT, K_DEVICE, K_DATAPOINT, K_GRANT, K_SGRANT, K_N };
+_Static_assert(SR_SHEET_S_GATEWAYS == 1 << K_GATEWAY && SR_SHEET_S_GRANTS == 1 << K_GRANT &&
+                   SR_SHEET_S_STORE_GRANTS == 1 << K_SGRANT,
                "sr_sheet.sections bits follow enum kind");
 
 static const char *const section_name[K_N] = {
-    "operator", "gateways", "apps", "facilities", "equipment", "devices", "datapoints", "grants",
+    "operator", "gateways", "apps", "facilities", "equipment", "devices", "datapoints", "grants", "storegrants",
 };
 static const char *const kind_name[K_N] = {
-    "operator", "gateway", "app", "facility", "equipment", "device", "data point", "grant",
+    "operator", "gateway", "app", "facility", "equipment", "device", "data point", "grant", "store grant",
 };
 
 typedef struct coldef {
@@ -68,6 +69,7 @@ enum { EQ_ID, EQ_FACILITY, EQ_NAME, EQ_N };
 enum { DV_ID, DV_EQUIPMENT, DV_GATEWAY, DV_NAME, DV_N };
 enum { DP_ID, DP_DEVICE, DP_NAME, DP_TYPE, DP_UNIT, DP_MIN, DP_MAX, DP_KIND, DP_N };
 enum { GR_APP, GR_DATAPOINT, GR_ACCESS, GR_N };
+enum { SG_APP, SG_KIND, SG_TARGET, SG_ACCESS, SG_N };
 
 /* Table order is also the canonical column order of sr_sheet_write. */
 static const coldef cols_op[OP_N] = {{"id", 1}, {"name", 0}};
@@ -79,19 +81,27 @@ static const coldef cols_dv[DV_N] = {{"id", 1}, {"equipment", 1}, {"gateway", 1}
 static const coldef cols_dp[DP_N] = {{"id", 1},   {"device", 1}, {"name", 0}, {"type", 1},
                                      {"unit", 0}, {"min", 0},    {"max", 0},  {"kind", 0}};
 static const coldef cols_gr[GR_N] = {{"app", 1}, {"datapoint", 1}, {"access", 0}};
+static const coldef cols_sg[SG_N] = {{"app", 1}, {"kind", 1}, {"target", 1}, {"access", 0}};
 
 static const struct {
     const coldef *c;
     size_t n;
 } kind_cols[K_N] = {
     {cols_op, OP_N}, {cols_gw, GW_N}, {cols_ap, AP_N}, {cols_fa, FA_N},
-    {cols_eq, EQ_N}, {cols_dv, DV_N}, {cols_dp, DP_N}, {cols_gr, GR_N},
+    {cols_eq, EQ_N}, {cols_dv, DV_N}, {cols_dp, DP_N}, {cols_gr, GR_N}, {cols_sg, SG_N},
 };
 _Static_assert((int)DP_N <= (int)MAX_COLS, "MAX_COLS is the widest section");
 
 static const char *const type_names[] = {"number", "integer", "boolean", "string"};
 static const char *const kind_names[] = {"measure", "control", "both"};
 static const char *const access_names[] = {"", "read", "control", "both"};
+static const char *const store_kind_names[] = {"documents", "files"};
+static const char *const store_access_names[] = {"", "read", "write", "read+write"};
+
+const char *sr_store_access_names(int access)
+{
+    return access >= 1 && access <= 3 ? store_access_names[access] : "?";
+}
 
 const char *sr_dp_type_name(sr_dp_type t)
 {
@@ -123,7 +133,8 @@ static kview kind_view(sr_sheet *sh, int k)
     case K_EQUIPMENT: return (kview){(void **)&sh->equipment, &sh->n_equipment, sizeof *sh->equipment};
     case K_DEVICE: return (kview){(void **)&sh->devices, &sh->n_devices, sizeof *sh->devices};
     case K_DATAPOINT: return (kview){(void **)&sh->datapoints, &sh->n_datapoints, sizeof *sh->datapoints};
-    default: return (kview){(void **)&sh->grants, &sh->n_grants, sizeof *sh->grants};
+    case K_GRANT: return (kview){(void **)&sh->grants, &sh->n_grants, sizeof *sh->grants};
+    default: return (kview){(void **)&sh->store_grants, &sh->n_store_grants, sizeof *sh->store_grants};
     }
 }
 
@@ -147,10 +158,17 @@ static skey entry_key(int k, const void *e, size_t idx)
     case K_EQUIPMENT: s.k1 = ((const sr_sheet_equipment *)e)->id; s.line = ((const sr_sheet_equipment *)e)->line; break;
     case K_DEVICE: s.k1 = ((const sr_sheet_device *)e)->id; s.line = ((const sr_sheet_device *)e)->line; break;
     case K_DATAPOINT: s.k1 = ((const sr_sheet_datapoint *)e)->id; s.line = ((const sr_sheet_datapoint *)e)->line; break;
-    default: {
+    case K_GRANT: {
         const sr_sheet_grant *g = e;
         s.k1 = g->app;
         s.k2 = g->datapoint;
+        s.line = g->line;
+        break;
+    }
+    default: {
+        const sr_sheet_store_grant *g = e;
+        s.k1 = g->app;
+        s.k2 = g->key;
         s.line = g->line;
     }
     }
@@ -607,9 +625,43 @@ static void row_grant(ctx *c, size_t line, const val *v)
     e->access = (sr_grant_access)access;
 }
 
+static void row_store_grant(ctx *c, size_t line, const val *v)
+{
+    char b[64];
+    int kind = 0, access = 1;
+    int ok = parse_enum(c, line, "kind", v[SG_KIND], store_kind_names, 0, 2, -1, &kind) && v[SG_KIND].len;
+    ok &= parse_enum(c, line, "access", v[SG_ACCESS], store_access_names, 1, 4, 1, &access);
+    const char *target = vdup(c, v[SG_TARGET]);
+    if (ok && target && !sr_store_pattern_ok(kind == 1, target)) {
+        ok = 0;
+        if (kind == 1)
+            add_err(c, line, "target",
+                    "\"%s\" is not a path prefix (segments of [A-Za-z0-9._-] separated by '/', at most %d bytes), "
+                    "optionally ending in '*', or '*'",
+                    shown(v[SG_TARGET], b), SR_STORE_PREFIX_MAX);
+        else
+            add_err(c, line, "target", "\"%s\" is not a collection id, optionally ending in '*', or '*'",
+                    shown(v[SG_TARGET], b));
+    }
+    if (!ok || !target || !v[SG_APP].len) return;
+    sr_sheet_store_grant *e = grow(c, K_SGRANT);
+    if (!e) return;
+    char kb[16 + SR_STORE_PREFIX_MAX + 2];
+    int kn = snprintf(kb, sizeof kb, "%s:%s", store_kind_names[kind], target);
+    char *key = arena_dup(c, kb, (size_t)kn);
+    if (!key) return;
+    e->line = line;
+    e->app = vdup(c, v[SG_APP]);
+    e->kind = store_kind_names[kind];
+    e->target = target;
+    e->access = access;
+    e->key = key;
+}
+
 typedef void (*row_fn)(ctx *, size_t, const val *);
 static const row_fn row_fns[K_N] = {
     row_operator, row_gateway, row_app, row_facility, row_equipment, row_device, row_datapoint, row_grant,
+    row_store_grant,
 };
 
 static void on_row(ctx *c, const sr_csv_record *rec)
@@ -710,7 +762,7 @@ static void on_section(ctx *c, const sr_csv_record *rec, val name)
             return;
         }
     add_err(c, rec->line, "", "unknown section [%s] (known: operator, gateways, apps, facilities, "
-                              "equipment, devices, datapoints, grants)", shown(inner, b));
+                              "equipment, devices, datapoints, grants, storegrants)", shown(inner, b));
 }
 
 /* First line: the magic. 1 if it is the v1 magic; else reports why. */
@@ -764,9 +816,10 @@ static int sort_kind(ctx *c, int k)
     for (size_t i = 0; i < n; i++) {
         c->ids[k][i] = keys[i].k1;
         if (i && !strcmp(keys[i].k1, keys[i - 1].k1) && !strcmp(keys[i].k2, keys[i - 1].k2)) {
-            if (k == K_GRANT)
-                add_err(c, keys[i].line, "datapoint", "duplicate grant of \"%s\" to app \"%s\" (first on line %zu)",
-                        keys[i].k2, keys[i].k1, keys[i - 1].line);
+            if (k == K_GRANT || k == K_SGRANT)
+                add_err(c, keys[i].line, k == K_GRANT ? "datapoint" : "target",
+                        "duplicate grant of \"%s\" to app \"%s\" (first on line %zu)", keys[i].k2, keys[i].k1,
+                        keys[i - 1].line);
             else
                 add_err(c, keys[i].line, k == K_GRANT ? "app" : "id", "duplicate %s id \"%s\" (first on line %zu)",
                         kind_name[k], keys[i].k1, keys[i - 1].line);
@@ -842,6 +895,7 @@ static void validate(ctx *c)
         else if (!prefix_matches_any(c, g->datapoint, strlen(g->datapoint) - 1))
             add_err(c, g->line, "datapoint", "pattern \"%s\" matches no data point", g->datapoint);
     }
+    for (size_t i = 0; i < sh->n_store_grants; i++) ref(c, sh->store_grants[i].line, "app", K_APP, sh->store_grants[i].app);
 }
 
 /* Stable sort of the errors by line (insertion sort: at most max_errors). */
@@ -1046,13 +1100,23 @@ static int write_kind(const sr_sheet *csh, int k, sr_buf *out)
             if (x->has_max) fmt_num(x->max, num[1]), s[DP_MAX] = num[1];
             break;
         }
-        default: {
+        case K_GRANT: {
             const sr_sheet_grant *x = e;
             if (x->access < SR_GRANT_READ || x->access > SR_GRANT_BOTH) {
                 rc = SR_EINVAL;
                 goto done;
             }
             s[GR_APP] = x->app, s[GR_DATAPOINT] = x->datapoint, s[GR_ACCESS] = access_names[x->access];
+            break;
+        }
+        default: {
+            const sr_sheet_store_grant *x = e;
+            if (x->access < 1 || x->access > 3) {
+                rc = SR_EINVAL;
+                goto done;
+            }
+            s[SG_APP] = x->app, s[SG_KIND] = x->kind, s[SG_TARGET] = x->target;
+            s[SG_ACCESS] = store_access_names[x->access];
         }
         }
         for (size_t j = 0; j < ncols; j++) f[j] = (sr_csv_field){nz(s[j]), strlen(nz(s[j]))};
@@ -1083,7 +1147,8 @@ int sr_sheet_equal(const sr_sheet *a, const sr_sheet *b)
     if (!a || !b) return a == b;
     if (a->n_operators != b->n_operators || a->n_gateways != b->n_gateways || a->n_apps != b->n_apps ||
         a->n_facilities != b->n_facilities || a->n_equipment != b->n_equipment ||
-        a->n_devices != b->n_devices || a->n_datapoints != b->n_datapoints || a->n_grants != b->n_grants)
+        a->n_devices != b->n_devices || a->n_datapoints != b->n_datapoints || a->n_grants != b->n_grants ||
+        a->n_store_grants != b->n_store_grants)
         return 0;
     for (size_t i = 0; i < a->n_operators; i++) {
         const sr_sheet_operator *x = &a->operators[i], *y = &b->operators[i];
@@ -1122,6 +1187,11 @@ int sr_sheet_equal(const sr_sheet *a, const sr_sheet *b)
         const sr_sheet_grant *x = &a->grants[i], *y = &b->grants[i];
         if (!seq(x->app, y->app) || !seq(x->datapoint, y->datapoint) || x->is_prefix != y->is_prefix ||
             x->access != y->access)
+            return 0;
+    }
+    for (size_t i = 0; i < a->n_store_grants; i++) {
+        const sr_sheet_store_grant *x = &a->store_grants[i], *y = &b->store_grants[i];
+        if (!seq(x->app, y->app) || !seq(x->kind, y->kind) || !seq(x->target, y->target) || x->access != y->access)
             return 0;
     }
     return 1;

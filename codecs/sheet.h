@@ -4,7 +4,7 @@
  *
  * One sheet per operator. It is a CSV file in sections ([operator],
  * [gateways], [apps], [facilities], [equipment], [devices], [datapoints],
- * [grants]), each with a header row naming its columns; the format is
+ * [grants], [storegrants]), each with a header row naming its columns; the format is
  * specified in docs/setup-sheet.md.
  *
  * This module only parses, validates and writes: applying a sheet to the
@@ -105,6 +105,19 @@ typedef struct sr_sheet_grant {
     sr_grant_access access;
 } sr_sheet_grant;
 
+/* A grant on documents or files (R-PO-2): an app reads and/or writes the
+ * documents of a collection, or the files under a path prefix, that other
+ * apps own. */
+typedef struct sr_sheet_store_grant {
+    size_t line;
+    const char *app;
+    const char *kind;   /* "documents" or "files" */
+    const char *target; /* a collection or a path prefix (ids.h sr_store_pattern_ok) */
+    int access;         /* 1 read, 2 write, 3 read+write */
+    const char *key;    /* kind ":" target: unique per app (the registry id is app ":" key) */
+} sr_sheet_store_grant;
+const char *sr_store_access_names(int access); /* "read", "write", "read+write" */
+
 /* Bits of sr_sheet.sections: which [section] lines the sheet has. */
 enum {
     SR_SHEET_S_OPERATOR = 1 << 0,
@@ -115,7 +128,8 @@ enum {
     SR_SHEET_S_DEVICES = 1 << 5,
     SR_SHEET_S_DATAPOINTS = 1 << 6,
     SR_SHEET_S_GRANTS = 1 << 7,
-    SR_SHEET_S_ALL = 0xff,
+    SR_SHEET_S_STORE_GRANTS = 1 << 8,
+    SR_SHEET_S_ALL = 0x1ff,
 };
 
 typedef struct sr_sheet_error {
@@ -145,6 +159,8 @@ typedef struct sr_sheet {
     size_t n_datapoints;
     sr_sheet_grant *grants;
     size_t n_grants;
+    sr_sheet_store_grant *store_grants; /* sorted by app, then key */
+    size_t n_store_grants;
 
     /* SR_SHEET_S_* bits of the sections the sheet has (a [section] line,
      * even with no rows after its header). A listed section is the complete

@@ -28,6 +28,7 @@
 
 #include "codecs/ids.h"
 #include "engine/authz.h"
+#include "engine/records.h"
 #include "storage/index.h"
 
 #include <inttypes.h>
@@ -258,6 +259,9 @@ static int apply_master_delete(sr_engine *e, MDB_txn *t, const Event *ev, const 
     return del(t, DB(e, SR_DB_MASTERS), k, kl);
 }
 
+/* Documents (R-PO-2): the writer fills a put's owner -- the stored
+ * document's, else the actor's -- and refuses an app's write of a document
+ * it neither owns nor holds a write grant on (sr__store_write_ok). */
 static int apply_doc(sr_engine *e, MDB_txn *t, Event *ev, sr_result *r, int validate)
 {
     uint8_t k[600];
@@ -268,57 +272,181 @@ static int apply_doc(sr_engine *e, MDB_txn *t, Event *ev, sr_result *r, int vali
         return sr__refuse(r, SR_EINVAL, "document: collection and id are required (at most 128 and 256 bytes)");
     size_t kl = mkkey(k, sizeof k, ev->operator_id, coll, id);
     MDB_val v;
-    uint64_t cur = 0;
-    int exists = get(t, DB(e, SR_DB_DOCS), k, kl, &v) == SR_OK && v.mv_size >= 8;
-    if (exists) cur = sr_get_le64(v.mv_data);
+    sr__docval cur = {0};
+    int exists = get(t, DB(e, SR_DB_DOCS), k, kl, &v) == SR_OK && !doc_decode(v.mv_data, v.mv_size, &cur);
+    char owner[256] = "", name[400];
+    if (exists) {
+        memcpy(owner, cur.owner, cur.ownerl);
+        owner[cur.ownerl] = 0;
+    }
+    snprintf(name, sizeof name, "%s/%s", coll, id);
+    int rc;
     if (is_put) {
         Suiro__V1__DocumentPut *d = ev->doc_put;
         if (validate) {
-            if (d->revision && d->revision != cur)
-                return sr__refuse(r, SR_ECONFLICT, "document %s/%s: revision is %" PRIu64 ", not %" PRIu64, coll, id, cur,
-                                  d->revision);
-            d->revision = cur + 1;
+            if (d->revision && d->revision != cur.revision)
+                return sr__refuse(r, SR_ECONFLICT, "document %s/%s: revision is %" PRIu64 ", not %" PRIu64, coll, id,
+                                  cur.revision, d->revision);
+            if (exists && (rc = sr__store_write_ok(e, t, ev, SR_STORE_DOCUMENTS, coll, cur.owner_kind, owner, r)))
+                return rc;
+            d->revision = cur.revision + 1;
+            if (exists) {
+                char *o = sr_arena_alloc(&e->ev.a, cur.ownerl + 1); /* dies with the group's events */
+                if (!o) return SR_ENOMEM;
+                memcpy(o, owner, cur.ownerl + 1);
+                d->owner = o;
+                d->owner_kind = (Suiro__V1__ActorKind)cur.owner_kind;
+            } else {
+                d->owner = ev->actor;
+                d->owner_kind = ev->actor_kind;
+            }
         }
         r->revision = d->revision;
-        uint8_t *b = sr_malloc(8 + d->json.len);
+        size_t ol = strlen(d->owner);
+        if (ol > 255) return validate ? sr__refuse(r, SR_EINVAL, "document %s: owner id too long", name) : SR_OK;
+        uint8_t *b = sr_malloc(10 + ol + d->json.len);
         if (!b) return SR_ENOMEM;
         sr_put_le64(b, d->revision);
-        if (d->json.len) memcpy(b + 8, d->json.data, d->json.len);
-        int rc = put(t, DB(e, SR_DB_DOCS), k, kl, b, 8 + d->json.len);
+        b[8] = (uint8_t)d->owner_kind;
+        b[9] = (uint8_t)ol;
+        memcpy(b + 10, d->owner, ol);
+        if (d->json.len) memcpy(b + 10 + ol, d->json.data, d->json.len);
+        rc = put(t, DB(e, SR_DB_DOCS), k, kl, b, 10 + ol + d->json.len);
         sr_free(b);
         return rc;
     }
     Suiro__V1__DocumentDelete *d = ev->doc_delete;
     if (validate) {
         if (!exists) return sr__refuse(r, SR_ENOTFOUND, "document %s/%s does not exist", coll, id);
-        if (d->revision && d->revision != cur)
-            return sr__refuse(r, SR_ECONFLICT, "document %s/%s: revision is %" PRIu64 ", not %" PRIu64, coll, id, cur,
-                              d->revision);
-        d->revision = cur;
+        if (d->revision && d->revision != cur.revision)
+            return sr__refuse(r, SR_ECONFLICT, "document %s/%s: revision is %" PRIu64 ", not %" PRIu64, coll, id,
+                              cur.revision, d->revision);
+        if ((rc = sr__store_write_ok(e, t, ev, SR_STORE_DOCUMENTS, coll, cur.owner_kind, owner, r))) return rc;
+        d->revision = cur.revision;
     }
     return del(t, DB(e, SR_DB_DOCS), k, kl);
 }
 
+/* The stored FilePut of (op, path), decoded (*out NULL: none). */
+static int file_stored(sr_engine *e, MDB_txn *t, const char *op, const char *path, uint8_t *k, size_t *kl,
+                       Suiro__V1__FilePut **out)
+{
+    *out = NULL;
+    *kl = mkkey(k, 600, op, path, NULL);
+    if (!*kl) return SR_EINVAL;
+    MDB_val v;
+    if (get(t, DB(e, SR_DB_FILES), k, *kl, &v)) return SR_OK;
+    *out = suiro__v1__file_put__unpack(NULL, v.mv_size, v.mv_data);
+    return *out ? SR_OK : SR_ECORRUPT;
+}
+
+/* A file's metadata (R-PO-2): a new file is the actor's; a put over a
+ * stored one keeps its owner and share list and needs the owner or a write
+ * grant (sr__store_write_ok). */
 static int apply_file_put(sr_engine *e, MDB_txn *t, Event *ev, sr_result *r, int validate)
 {
     uint8_t k[600];
     size_t kl;
-    if (validate && (!ev->file_put->path[0] || ev->file_put->sha256.len != 32))
+    Suiro__V1__FilePut *fp = ev->file_put;
+    if (validate && (!fp->path[0] || fp->sha256.len != 32))
         return sr__refuse(r, SR_EINVAL, "file: path and a 32-byte sha256 are required");
-    kl = mkkey(k, sizeof k, ev->operator_id, ev->file_put->path, NULL);
-    if (!kl) return sr__refuse(r, SR_EINVAL, "file path too long");
-    return put_packed(e, t, SR_DB_FILES, k, kl, &ev->file_put->base);
+    if (!validate) {
+        kl = mkkey(k, sizeof k, ev->operator_id, fp->path, NULL);
+        return kl ? put_packed(e, t, SR_DB_FILES, k, kl, &fp->base) : SR_OK;
+    }
+    Suiro__V1__FilePut *old;
+    int rc = file_stored(e, t, ev->operator_id, fp->path, k, &kl, &old);
+    if (rc == SR_EINVAL) return sr__refuse(r, SR_EINVAL, "file path too long");
+    if (rc) return sr__refuse(r, rc, "file %s: the stored record does not decode", fp->path);
+    if (old) {
+        rc = sr__store_write_ok(e, t, ev, SR_STORE_FILES, fp->path, old->owner_kind, old->owner, r);
+        /* the stored owner and share list, copied into the group's arena */
+        size_t ol = strlen(old->owner);
+        char *o = rc ? NULL : sr_arena_alloc(&e->ev.a, ol + 1);
+        char **sw = rc || !old->n_shared_with ? NULL : sr_arena_alloc(&e->ev.a, old->n_shared_with * sizeof *sw);
+        if (!rc && (!o || (old->n_shared_with && !sw))) rc = SR_ENOMEM;
+        for (size_t i = 0; !rc && i < old->n_shared_with; i++) {
+            size_t l = strlen(old->shared_with[i]);
+            if (!(sw[i] = sr_arena_alloc(&e->ev.a, l + 1))) rc = SR_ENOMEM;
+            else memcpy(sw[i], old->shared_with[i], l + 1);
+        }
+        if (!rc) {
+            memcpy(o, old->owner, ol + 1);
+            fp->owner = o;
+            fp->owner_kind = old->owner_kind;
+            fp->shared_with = sw;
+            fp->n_shared_with = old->n_shared_with;
+        }
+        suiro__v1__file_put__free_unpacked(old, NULL);
+        if (rc) return rc;
+    } else {
+        fp->owner = ev->actor;
+        fp->owner_kind = ev->actor_kind;
+        fp->shared_with = NULL;
+        fp->n_shared_with = 0;
+    }
+    return put_packed(e, t, SR_DB_FILES, k, kl, &fp->base);
 }
 
 static int apply_file_delete(sr_engine *e, MDB_txn *t, Event *ev, sr_result *r, int validate)
 {
     uint8_t k[600];
     size_t kl;
-    kl = mkkey(k, sizeof k, ev->operator_id, ev->file_delete->path, NULL);
-    MDB_val v;
-    if (validate && (!kl || get(t, DB(e, SR_DB_FILES), k, kl, &v)))
+    if (!validate) {
+        kl = mkkey(k, sizeof k, ev->operator_id, ev->file_delete->path, NULL);
+        return kl ? del(t, DB(e, SR_DB_FILES), k, kl) : SR_OK;
+    }
+    Suiro__V1__FilePut *old;
+    int rc = file_stored(e, t, ev->operator_id, ev->file_delete->path, k, &kl, &old);
+    if (rc == SR_EINVAL || (!rc && !old))
         return sr__refuse(r, SR_ENOTFOUND, "file %s does not exist", ev->file_delete->path);
-    return kl ? del(t, DB(e, SR_DB_FILES), k, kl) : SR_OK;
+    if (rc) return sr__refuse(r, rc, "file %s: the stored record does not decode", ev->file_delete->path);
+    rc = sr__store_write_ok(e, t, ev, SR_STORE_FILES, ev->file_delete->path, old->owner_kind, old->owner, r);
+    suiro__v1__file_put__free_unpacked(old, NULL);
+    return rc ? rc : del(t, DB(e, SR_DB_FILES), k, kl);
+}
+
+/* A file's share list (FileShare): the stored FilePut with shared_with
+ * replaced. Every user must be an undeleted user of the file's operator. */
+static int apply_file_share(sr_engine *e, MDB_txn *t, Event *ev, sr_result *r, int validate)
+{
+    const Suiro__V1__FileShare *fs = ev->file_share;
+    uint8_t k[600];
+    size_t kl;
+    Suiro__V1__FilePut *old;
+    int rc = file_stored(e, t, ev->operator_id, fs->path, k, &kl, &old);
+    if (rc || !old) {
+        if (!validate) return rc == SR_ECORRUPT ? rc : SR_OK;
+        if (rc == SR_ECORRUPT) return sr__refuse(r, rc, "file %s: the stored record does not decode", fs->path);
+        return sr__refuse(r, SR_ENOTFOUND, "file %s does not exist", fs->path);
+    }
+    for (size_t i = 0; validate && !rc && i < fs->n_users; i++) {
+        const char *u = fs->users[i];
+        MDB_val v;
+        UserEvent *st = NULL;
+        size_t ul = strlen(u);
+        if (ul && ul <= 64 && get(t, DB(e, SR_DB_USERS), u, ul, &v) == SR_OK)
+            st = suiro__v1__user_event__unpack(NULL, v.mv_size, v.mv_data);
+        int ok = st && !st->deleted && st->scope == SUIRO__V1__USER_SCOPE__US_OPERATOR &&
+                 !strcmp(st->scope_id, ev->operator_id);
+        if (st) suiro__v1__user_event__free_unpacked(st, NULL);
+        for (size_t j = 0; ok && j < i; j++)
+            if (!strcmp(fs->users[j], u)) ok = 0;
+        if (!ok)
+            rc = sr__refuse(r, SR_EINVAL, "users[%zu]: %s is not a user of operator %s (or is listed twice)", i, u,
+                            ev->operator_id);
+    }
+    if (!rc) {
+        char **osw = old->shared_with; /* the decoded list, freed with old */
+        size_t on = old->n_shared_with;
+        old->shared_with = fs->users; /* borrowed for the pack */
+        old->n_shared_with = fs->n_users;
+        rc = put_packed(e, t, SR_DB_FILES, k, kl, &old->base);
+        old->shared_with = osw;
+        old->n_shared_with = on;
+    }
+    suiro__v1__file_put__free_unpacked(old, NULL);
+    return rc;
 }
 
 static int apply_registry_put(sr_engine *e, MDB_txn *t, Event *ev, sr_result *r, int validate)
@@ -334,6 +462,26 @@ static int apply_registry_put(sr_engine *e, MDB_txn *t, Event *ev, sr_result *r,
         (ev->operator_id[0] || (strcmp(ev->registry_put->vendor_kind, "ap") && strcmp(ev->registry_put->vendor_kind, "gw"))))
         return sr__refuse(r, SR_EINVAL, "vendor %s: a vendor is the platform's (no operator) and of kind ap or gw",
                           ev->registry_put->id);
+    if (validate && ev->registry_put->kind == SUIRO__V1__REGISTRY_KIND__RG_GRANT && ev->registry_put->grant_kind[0]) {
+        /* a grant on documents or files (R-PO-2): its kind, pattern and
+         * access, and an app of the operator */
+        const Suiro__V1__RegistryPut *g = ev->registry_put;
+        sr_store_kind sk;
+        char why[200];
+        if (!sr_store_kind_parse(g->grant_kind, &sk))
+            return sr__refuse(r, SR_EINVAL, "grant %s: kind: documents or files", g->id);
+        if (sr_store_pattern_check(sk, g->pattern, why, sizeof why))
+            return sr__refuse(r, SR_EINVAL, "grant %s: pattern: %s", g->id, why);
+        if (!sr_store_access_parse(g->access))
+            return sr__refuse(r, SR_EINVAL, "grant %s: access: read, write or read+write", g->id);
+        uint8_t ak[300];
+        MDB_val av;
+        const char akind[2] = {(char)('0' + SUIRO__V1__REGISTRY_KIND__RG_APP), 0};
+        size_t akl = mkkey(ak, sizeof ak, ev->operator_id, akind, g->app_id);
+        if (!akl || !g->app_id[0] || get(t, DB(e, SR_DB_REGISTRY), ak, akl, &av))
+            return sr__refuse(r, SR_EINVAL, "grant %s: app: %s is not an app of operator %s", g->id, g->app_id,
+                              ev->operator_id);
+    }
     if (validate && ev->registry_put->vendor_id[0]) {
         /* a link to a vendor (R-ID-8): an app to an AP vendor, a gateway to a GW vendor */
         uint8_t vk[300];
@@ -891,7 +1039,8 @@ out:
     X(_HEADS_CHECKPOINT, check_engine_only, NULL, sr__heads_apply_checkpoint) \
     X(_LOGIN_POLICY, NULL, apply_login_policy, NULL)                          \
     X(_PENDING, NULL, apply_pending, NULL)                                    \
-    X(_ADMIN, NULL, NULL, NULL)
+    X(_ADMIN, NULL, NULL, NULL)                                               \
+    X(_FILE_SHARE, NULL, apply_file_share, NULL)
 
 #define SR_X_(c, chk, app, ser) [SUIRO__V1__EVENT__BODY##c] = {SUIRO__V1__EVENT__BODY##c, &#c[1], chk, app, ser},
 static const sr_applier appliers[] = {SR_EVENT_KINDS(SR_X_)};

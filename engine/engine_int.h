@@ -329,6 +329,12 @@ const char *sr_points_check_index(const sr_engine *e);
 
 /* apply.c: the event appliers (pass 1), the message ids, the watermark */
 int sr__refuse(sr_result *r, int rc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* store_access.c: SR_OK when the event's actor may write a document or
+ * file (kind: sr_store_kind; name: its collection or path) whose owner is
+ * (owner_kind, owner): not an app, the owner, or an app holding a write
+ * grant on it; else refused in r (SR_ECONFLICT). */
+int sr__store_write_ok(sr_engine *e, MDB_txn *t, const Event *ev, int kind, const char *name, int owner_kind,
+                       const char *owner, sr_result *r);
 int sr__apply_nonseries(sr_engine *e, MDB_txn *t, Event *ev, sr_result *r, int validate);
 int sr__apply_common(sr_engine *e, MDB_txn *t, const Event *ev);
 /* The audit trail's row of ev, if its kind is in the trail (engine/audit.c). */

@@ -729,6 +729,7 @@ int sr_cmd_file_put(const sr_cmd_env *env, const sr_file_meta *f, sr_buf *out)
     fp.size = f->size;
     fp.content_type = S(f->content_type);
     fp.owner = S(f->owner);
+    fp.owner_kind = (Suiro__V1__ActorKind)f->owner_kind;
     fp.shared_with = (char **)f->shared_with;
     fp.n_shared_with = f->n_shared_with;
     fp.updated_ms = f->updated_ms;
@@ -745,6 +746,18 @@ int sr_cmd_file_delete(const sr_cmd_env *env, const char *path, sr_buf *out)
     Suiro__V1__Event ev = SUIRO__V1__EVENT__INIT;
     ev.body_case = SUIRO__V1__EVENT__BODY_FILE_DELETE;
     ev.file_delete = &fd;
+    return env_pack(&ev, env, out);
+}
+
+int sr_cmd_file_share(const sr_cmd_env *env, const char *path, const char *const *users, size_t n, sr_buf *out)
+{
+    Suiro__V1__FileShare fs = SUIRO__V1__FILE_SHARE__INIT;
+    fs.path = S(path);
+    fs.users = (char **)users;
+    fs.n_users = n;
+    Suiro__V1__Event ev = SUIRO__V1__EVENT__INIT;
+    ev.body_case = SUIRO__V1__EVENT__BODY_FILE_SHARE;
+    ev.file_share = &fs;
     return env_pack(&ev, env, out);
 }
 
@@ -874,6 +887,7 @@ int sr_cmd_registry_put(const sr_cmd_env *env, const sr_reg_entry *r, sr_buf *ou
     rp.vendor_id = S(r->vendor_id);
     rp.vendor_kind = S(r->vendor_kind);
     rp.disabled = r->disabled != 0;
+    rp.grant_kind = S(r->grant_kind);
     Suiro__V1__Event ev = SUIRO__V1__EVENT__INIT;
     ev.body_case = SUIRO__V1__EVENT__BODY_REGISTRY_PUT;
     ev.registry_put = &rp;

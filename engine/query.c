@@ -514,7 +514,7 @@ int sr_engine_monitor_list(sr_engine *e, const char *op, sr_buf *out, size_t *co
 }
 
 int sr_engine_doc_get(sr_engine *e, const char *op, const char *coll, const char *id, uint64_t *revision,
-                      sr_buf *json)
+                      sr_buf *json, int *owner_kind, char *owner)
 {
     MDB_txn *t;
     int rc = sr_index_read_begin(e->ix, &t);
@@ -522,12 +522,20 @@ int sr_engine_doc_get(sr_engine *e, const char *op, const char *coll, const char
     uint8_t k[600];
     size_t kl = mkkey(k, sizeof k, op, coll, id);
     MDB_val v;
+    sr__docval d;
     rc = kl ? get(t, DB(e, SR_DB_DOCS), k, kl, &v) : SR_ENOTFOUND;
-    if (!rc && v.mv_size < 8) rc = SR_ECORRUPT;
+    if (!rc && doc_decode(v.mv_data, v.mv_size, &d)) rc = SR_ECORRUPT;
     if (!rc) {
-        *revision = sr_get_le64(v.mv_data);
-        json->len = 0;
-        rc = sr_buf_append(json, (uint8_t *)v.mv_data + 8, v.mv_size - 8);
+        *revision = d.revision;
+        if (owner_kind) *owner_kind = d.owner_kind;
+        if (owner) {
+            memcpy(owner, d.owner, d.ownerl);
+            owner[d.ownerl] = 0;
+        }
+        if (json) {
+            json->len = 0;
+            rc = sr_buf_append(json, d.json, d.jsonl);
+        }
     }
     sr_index_read_end(e->ix, t);
     return rc;
@@ -620,7 +628,7 @@ struct sr_blobs *sr_engine_blobs(sr_engine *e) { return e->blobs; }
 int sr_engine_doc_query(sr_engine *e, const char *op, const char *coll, const char *field, const char *value,
                         size_t limit, const char *after_id, sr_buf *out, size_t *count, int *more)
 {
-    sr_doc_bounds b = {limit, 0, 0};
+    sr_doc_bounds b = {limit, 0, 0, NULL};
     char next[260];
     return sr_engine_doc_scan(e, op, coll, field, value, &b, after_id, out, count, more, next);
 }
@@ -669,7 +677,8 @@ int sr_engine_doc_scan(sr_engine *e, const char *op, const char *coll, const cha
             const char *id = (const char *)K.mv_data + kl;
             size_t idl = K.mv_size - kl;
             int match = 1;
-            if (V.mv_size < 8) {
+            sr__docval d;
+            if (doc_decode(V.mv_data, V.mv_size, &d)) {
                 rc = SR_ECORRUPT;
                 break;
             }
@@ -681,25 +690,27 @@ int sr_engine_doc_scan(sr_engine *e, const char *op, const char *coll, const cha
                 rc = SR_ECORRUPT;
                 break;
             }
-            if (want) {
+            if (bd->owner_app)
+                match = d.owner_kind == SR_ACTOR_APP && d.ownerl == strlen(bd->owner_app) &&
+                        !memcmp(d.owner, bd->owner_app, d.ownerl);
+            if (match && want) {
                 json_error_t jerr;
-                json_t *doc = json_loadb((const char *)V.mv_data + 8, V.mv_size - 8, 0, &jerr);
+                json_t *doc = json_loadb(d.json, d.jsonl, 0, &jerr);
                 json_t *f = doc && json_is_object(doc) ? json_object_get(doc, field) : NULL;
                 match = f && json_equal(f, want);
                 json_decref(doc);
             }
             if (match) {
-                if (*count == limit || (bd->max_bytes && *count && bytes + (V.mv_size - 8) > bd->max_bytes)) {
+                if (*count == limit || (bd->max_bytes && *count && bytes + d.jsonl > bd->max_bytes)) {
                     *more = 1;
                     break;
                 }
-                bytes += V.mv_size - 8;
+                bytes += d.jsonl;
                 uint8_t hdr[12];
-                memcpy(hdr, V.mv_data, 8);
-                sr_put_le32(hdr + 8, (uint32_t)(V.mv_size - 8));
+                sr_put_le64(hdr, d.revision);
+                sr_put_le32(hdr + 8, (uint32_t)d.jsonl);
                 if ((rc = sr_buf_append(out, id, idl)) || (rc = sr_buf_append(out, "", 1)) ||
-                    (rc = sr_buf_append(out, hdr, 12)) ||
-                    (rc = sr_buf_append(out, (const uint8_t *)V.mv_data + 8, V.mv_size - 8)))
+                    (rc = sr_buf_append(out, hdr, 12)) || (rc = sr_buf_append(out, d.json, d.jsonl)))
                     break;
                 (*count)++;
             }

@@ -192,7 +192,8 @@ static int dec_registry(sr_rec *r, const uint8_t *p, size_t len, sr_reg_entry *o
                         .protocol = m->protocol,
                         .vendor_id = m->vendor_id,
                         .vendor_kind = m->vendor_kind,
-                        .disabled = m->disabled};
+                        .disabled = m->disabled,
+                        .grant_kind = m->grant_kind};
     return SR_OK;
 }
 
@@ -266,6 +267,8 @@ static int dec_file(sr_rec *r, const uint8_t *p, size_t len, sr_file_meta *o)
                         .size = m->size,
                         .content_type = m->content_type,
                         .owner = m->owner,
+                        .owner_kind = (sr_actor_kind)(m->owner_kind ? m->owner_kind
+                                                      : m->owner[0] ? SUIRO__V1__ACTOR_KIND__ACTOR_APP : 0),
                         .shared_with = (const char *const *)m->shared_with,
                         .n_shared_with = m->n_shared_with,
                         .updated_ms = m->updated_ms};

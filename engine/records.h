@@ -159,6 +159,8 @@ typedef struct sr_reg_entry {
     const char *vendor_id;  /* apps, gateways: the vendor that builds it (R-ID-8), "" none */
     const char *vendor_kind; /* vendors (the platform's, operator ""): ap, gw */
     int disabled;           /* apps, gateways: no login, live sessions end (docs/admin.md "Revocation") */
+    const char *grant_kind; /* grants: "" data points; "documents" (pattern: a collection), "files"
+                             * (pattern: a path prefix), docs/admin.md "Documents and files" */
 } sr_reg_entry;
 
 SR_MUST_CHECK int sr_read_registry(sr_engine *e, const char *op, sr_reg_kind kind, const char *id, sr_rec *r,
@@ -264,8 +266,13 @@ typedef struct sr_file_meta {
     const char *path;
     sr_slice sha256;        /* content address in the blob store (32 bytes when sound) */
     uint64_t size;
-    const char *content_type, *owner;
-    const char *const *shared_with;
+    const char *content_type;
+    /* the owner (R-PO-2): the app or user that created the file, filled by
+     * the writer (a put or sr_cmd_file_put's owner is ignored); "" for the
+     * operator's (a file stored before owners without one) */
+    const char *owner;
+    sr_actor_kind owner_kind; /* SR_ACTOR_APP or SR_ACTOR_USER (0 with "" owner) */
+    const char *const *shared_with; /* users of the operator (sr_cmd_file_share); kept by a put */
     size_t n_shared_with;
     int64_t updated_ms;
 } sr_file_meta;
@@ -282,6 +289,44 @@ int sr_rec_next_file(sr_rec *r, sr_file_meta *out);
  * record that does not decode. */
 SR_MUST_CHECK int sr_each_file(sr_engine *e, int (*fn)(void *ctx, const char *op, const sr_file_meta *f),
                                void *ctx);
+
+/* ---- who may reach documents and files (R-PO-2, docs/admin.md "Documents
+ * and files") ----------------------------------------------------------------- */
+
+typedef enum sr_store_kind {
+    SR_STORE_DOCUMENTS = 1, /* a grant's pattern is a collection */
+    SR_STORE_FILES = 2,     /* a grant's pattern is a path prefix */
+} sr_store_kind;
+enum { SR_STORE_READ = 1, SR_STORE_WRITE = 2 };
+
+/* An app's grant on documents or files: the registry's RG_GRANT with
+ * grant_kind "documents" or "files". */
+typedef struct sr_store_grant {
+    sr_store_kind kind;
+    char pattern[520]; /* a collection or a path prefix; "*" all; a trailing '*' a prefix */
+    int access;        /* SR_STORE_READ | SR_STORE_WRITE */
+} sr_store_grant;
+/* "documents" / "files" -> kind; 0 if neither. */
+int sr_store_kind_parse(const char *s, sr_store_kind *out);
+const char *sr_store_kind_name(sr_store_kind k);
+/* "read", "write", "read+write" -> bits; 0 if none of them. */
+int sr_store_access_parse(const char *s);
+const char *sr_store_access_name(int access);
+/* 0 when pattern is a sound pattern of kind (a collection id, a path
+ * prefix, "*" or either ending in '*'), else SR_EINVAL and why. */
+int sr_store_pattern_check(sr_store_kind kind, const char *pattern, char *why, size_t whylen);
+/* The app's document and file grants as the index holds them now (*out, *n;
+ * sr_free()); no grants: SR_OK, *n 0. Read at each request: a change
+ * counts at the app's next request. */
+SR_MUST_CHECK int sr_store_grants_load(sr_engine *e, const char *op, const char *app, sr_store_grant **out,
+                                       size_t *n);
+/* The access bits g[0..n) give on a collection (SR_STORE_DOCUMENTS) or a
+ * path (SR_STORE_FILES: a prefix matches at a '/' boundary, "*" matches
+ * everything). */
+int sr_store_grants_allow(const sr_store_grant *g, size_t n, sr_store_kind kind, const char *name);
+/* 1 when (kind, id) is the owner (owner_kind 0 with an owner: an app's,
+ * as files stored before owner_kind). */
+int sr_store_is_owner(sr_actor_kind owner_kind, const char *owner, sr_actor_kind kind, const char *id);
 
 /* ---- documents ----------------------------------------------------------------- */
 
@@ -449,6 +494,12 @@ SR_MUST_CHECK int sr_cmd_doc_delete(const sr_cmd_env *env, const char *collectio
 /* Files: the metadata of a file whose bytes are in the blob store already. */
 SR_MUST_CHECK int sr_cmd_file_put(const sr_cmd_env *env, const sr_file_meta *f, sr_buf *out);
 SR_MUST_CHECK int sr_cmd_file_delete(const sr_cmd_env *env, const char *path, sr_buf *out);
+/* A file's whole share list (n 0: shared with nobody): users of env's
+ * operator. The engine refuses a file that does not exist (SR_ENOTFOUND) and
+ * a user that is not an undeleted user of that operator (SR_EINVAL, naming
+ * it). Who may share is the caller's check (api/admin_files.c). */
+SR_MUST_CHECK int sr_cmd_file_share(const sr_cmd_env *env, const char *path, const char *const *users, size_t n,
+                                    sr_buf *out);
 /* Requests (docs/requests.md): a request or one gateway's part of it
  * (gateway_id set); a transition of either. */
 SR_MUST_CHECK int sr_cmd_request_created(const sr_cmd_env *env, const sr_request_rec *rq, sr_buf *out);

@@ -31,8 +31,11 @@
  *              has_flushed u8 (17 bytes), then tail_n u32 LE when a heads
  *              checkpoint left the point's last chunk short (21 bytes;
  *              heads.c invariant 9)
- *   docs       op \0 collection \0 id -> revision u64 LE ‖ JSON
- *   files      op \0 path -> packed FilePut
+ *   docs       op \0 collection \0 id -> revision u64 LE ‖ owner_kind u8
+ *              (ActorKind; 0: the operator's) ‖ owner length u8 ‖ owner ‖
+ *              JSON (doc_decode; the owner since layout 5, R-PO-2)
+ *   files      op \0 path -> packed FilePut (its owner and share list,
+ *              R-PO-2: FileShare rewrites the record's shared_with)
  *   registry   op \0 kind(1 ASCII digit) \0 id -> packed RegistryPut
  *   requests   op \0 request \0 gateway ("" for the app-level request) \0
  *              tag (rkey): 'c' -> packed RequestCreated, 's' -> packed
@@ -110,9 +113,11 @@
  *      which this build's replay of the same log extends, so only a
  *      rebuild makes the index what this build derives from its log
  *      (engine.c invariant 3; `suiro verify` compares the two).
- *   5: the `audit` database (issue #14): an index of layout 4 has no rows
- *      for the events it applied, so it is rebuilt from the log (a suiro of
- *      layout 4 refuses this index as newer).
+ *   5: (issue #14) the `audit` database: an index of layout 4 has no rows
+ *      for the events it applied; and a document's owner in its `docs`
+ *      value (R-PO-2). An older index is rebuilt from the log (its
+ *      documents get the owners their events name; documents stored before
+ *      owners have none); a suiro of layout 4 refuses this index as newer.
  */
 #define SR_INDEX_LAYOUT 5u
 
@@ -233,6 +238,27 @@ static inline int sess_decode(const void *val, size_t n, sr__sess *s)
         s->user = 1;
     }
     return s->idl && s->opl < 256 && s->idl < 256 ? 0 : -1;
+}
+
+/* A `docs` value (layout above): 0 and its parts (not NUL-terminated), or
+ * -1 for a value that does not decode. */
+typedef struct sr__docval {
+    uint64_t revision;
+    int owner_kind;
+    const char *owner, *json;
+    size_t ownerl, jsonl;
+} sr__docval;
+static inline int doc_decode(const void *val, size_t n, sr__docval *d)
+{
+    const uint8_t *v = val;
+    if (n < 10 || n - 10 < v[9]) return -1;
+    d->revision = sr_get_le64(v);
+    d->owner_kind = v[8];
+    d->ownerl = v[9];
+    d->owner = (const char *)v + 10;
+    d->json = d->owner + d->ownerl;
+    d->jsonl = n - 10 - d->ownerl;
+    return 0;
 }
 
 static inline int latest_decode(const void *p, size_t n, sr_sample *s, sr_vtype *t)

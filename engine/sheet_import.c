@@ -20,6 +20,10 @@
  * leave a stored entry of an unlisted section pointing at nothing (an
  * equipment whose facility goes, a device whose gateway goes, ...) refuses
  * the whole import, naming both. The operator row cannot be removed.
+ * [storegrants] (grants on documents and files, R-PO-2) are registry
+ * grants with a grant_kind: [grants] lists and removes only the data-point
+ * ones, [storegrants] only these; the store grants of a removed app go with
+ * it.
  */
 #include "engine/sheet.h"
 
@@ -166,13 +170,14 @@ done:
 /* ---- removal ------------------------------------------------------------ */
 
 /* Sheet kinds that removal handles, in sr_sheet order. */
-enum { RK_GATEWAY, RK_APP, RK_FACILITY, RK_EQUIPMENT, RK_DEVICE, RK_DATAPOINT, RK_GRANT, RK_N };
+enum { RK_GATEWAY, RK_APP, RK_FACILITY, RK_EQUIPMENT, RK_DEVICE, RK_DATAPOINT, RK_GRANT, RK_SGRANT, RK_N };
 static const unsigned rk_section[RK_N] = {SR_SHEET_S_GATEWAYS,   SR_SHEET_S_APPS,    SR_SHEET_S_FACILITIES,
                                           SR_SHEET_S_EQUIPMENT,  SR_SHEET_S_DEVICES, SR_SHEET_S_DATAPOINTS,
-                                          SR_SHEET_S_GRANTS};
-static const char *const rk_name[RK_N] = {"gateway", "app", "facility", "equipment", "device", "data point", "grant"};
-static const char *const rk_sect[RK_N] = {"gateways", "apps", "facilities", "equipment", "devices", "datapoints",
-                                          "grants"};
+                                          SR_SHEET_S_GRANTS,     SR_SHEET_S_STORE_GRANTS};
+static const char *const rk_name[RK_N] = {"gateway", "app",        "facility", "equipment",
+                                          "device",  "data point", "grant",    "store grant"};
+static const char *const rk_sect[RK_N] = {"gateways", "apps",       "facilities", "equipment",
+                                          "devices",  "datapoints", "grants",     "storegrants"};
 
 /* The ids of one kind that this import removes (sorted). */
 typedef struct idset {
@@ -243,6 +248,18 @@ static int sheet_has_grant(const sr_sheet *sh, const char *app, const char *patt
     return 0;
 }
 
+/* The registry id of a store grant: app ":" kind ":" target (the admin API
+ * uses the same, api/admin_files.c). */
+static int sheet_has_store_grant(const sr_sheet *sh, const char *id)
+{
+    for (size_t i = 0; i < sh->n_store_grants; i++) {
+        size_t al = strlen(sh->store_grants[i].app);
+        if (!strncmp(id, sh->store_grants[i].app, al) && id[al] == ':' && !strcmp(id + al + 1, sh->store_grants[i].key))
+            return 1;
+    }
+    return 0;
+}
+
 _Static_assert(offsetof(sr_sheet_gateway, id) == offsetof(sr_sheet_app, id) &&
                    offsetof(sr_sheet_gateway, id) == offsetof(sr_sheet_facility, id) &&
                    offsetof(sr_sheet_gateway, id) == offsetof(sr_sheet_equipment, id) &&
@@ -261,9 +278,9 @@ typedef int (*stored_fn)(void *ctx, int k, const stored *st);
 static int each_stored(sr_engine *e, const char *op, int k, stored_fn fn, void *ctx)
 {
     static const int reg_kind[RK_N] = {SUIRO__V1__REGISTRY_KIND__RG_GATEWAY, SUIRO__V1__REGISTRY_KIND__RG_APP, 0, 0,
-                                       0, 0, SUIRO__V1__REGISTRY_KIND__RG_GRANT};
+                                       0, 0, SUIRO__V1__REGISTRY_KIND__RG_GRANT, SUIRO__V1__REGISTRY_KIND__RG_GRANT};
     static const int mas_kind[RK_N] = {0, 0, SUIRO__V1__MASTER_KIND__MK_FACILITY, SUIRO__V1__MASTER_KIND__MK_EQUIPMENT,
-                                       SUIRO__V1__MASTER_KIND__MK_DEVICE, SUIRO__V1__MASTER_KIND__MK_DATA_POINT, 0};
+                                       SUIRO__V1__MASTER_KIND__MK_DEVICE, SUIRO__V1__MASTER_KIND__MK_DATA_POINT, 0, 0};
     int registry = reg_kind[k] != 0;
     sr_rec r = SR_REC_INIT; /* the typed readers of engine/records.h: one walker */
     int rc = registry ? sr_list_registry(e, op, (sr_reg_kind)reg_kind[k], &r)
@@ -274,6 +291,8 @@ static int each_stored(sr_engine *e, const char *op, int k, stored_fn fn, void *
         if (registry) {
             sr_reg_entry x;
             got = sr_rec_next_registry(&r, &x);
+            /* [grants] are the data-point grants, [storegrants] the others */
+            if (got == 1 && (k == RK_GRANT || k == RK_SGRANT) && !x.grant_kind[0] != (k == RK_GRANT)) continue;
             if (got == 1) st = (stored){x.id, "", "", x.app_id, x.pattern};
         } else {
             sr_master x;
@@ -300,7 +319,7 @@ typedef struct rmctx {
 static int add_delete(batch *b, int k, const char *id)
 {
     Suiro__V1__Event ev = SUIRO__V1__EVENT__INIT;
-    if (k == RK_GATEWAY || k == RK_APP || k == RK_GRANT) {
+    if (k == RK_GATEWAY || k == RK_APP || k == RK_GRANT || k == RK_SGRANT) {
         Suiro__V1__RegistryDelete d = SUIRO__V1__REGISTRY_DELETE__INIT;
         d.kind = k == RK_GATEWAY ? SUIRO__V1__REGISTRY_KIND__RG_GATEWAY
                  : k == RK_APP   ? SUIRO__V1__REGISTRY_KIND__RG_APP
@@ -322,7 +341,9 @@ static int add_delete(batch *b, int k, const char *id)
 static int rm_missing(void *vc, int k, const stored *st)
 {
     rmctx *c = vc;
-    int listed = k == RK_GRANT ? sheet_has_grant(c->sh, st->app, st->pattern) : sheet_has(c->sh, k, st->id);
+    int listed = k == RK_GRANT    ? sheet_has_grant(c->sh, st->app, st->pattern)
+                 : k == RK_SGRANT ? sheet_has_store_grant(c->sh, st->id)
+                                  : sheet_has(c->sh, k, st->id);
     if (listed) return SR_OK;
     int rc = add_delete(c->b, k, st->id);
     return rc ? rc : idset_add(&c->rm[k], st->id);
@@ -333,7 +354,7 @@ static int rm_orphan_grant(void *vc, int k, const stored *st)
 {
     rmctx *c = vc;
     size_t pl = strlen(st->pattern);
-    int exact = pl && st->pattern[pl - 1] != '*';
+    int exact = k == RK_GRANT && pl && st->pattern[pl - 1] != '*';
     if (!idset_has(&c->rm[RK_APP], st->app) && !(exact && idset_has(&c->rm[RK_DATAPOINT], st->pattern)))
         return SR_OK;
     int rc = add_delete(c->b, k, st->id);
@@ -364,13 +385,16 @@ static int removals(sr_engine *e, const sr_sheet *sh, batch *b, sr_result *res, 
     rmctx c = {.sh = sh, .b = b, .res = res};
     int rc = SR_OK;
     /* children first, so the log reads in dependency order */
-    static const int order[RK_N] = {RK_GRANT, RK_DATAPOINT, RK_DEVICE, RK_EQUIPMENT, RK_FACILITY, RK_APP, RK_GATEWAY};
+    static const int order[RK_N] = {RK_SGRANT,   RK_GRANT,     RK_DATAPOINT, RK_DEVICE,
+                                    RK_EQUIPMENT, RK_FACILITY, RK_APP,       RK_GATEWAY};
     for (int i = 0; !rc && i < RK_N; i++)
         if (sh->sections & rk_section[order[i]]) rc = each_stored(e, b->op, order[i], rm_missing, &c);
     for (int k = 0; !rc && k < RK_N; k++)
         if (c.rm[k].n) qsort(c.rm[k].ids, c.rm[k].n, sizeof *c.rm[k].ids, str_cmp);
     if (!rc && !(sh->sections & SR_SHEET_S_GRANTS) && (c.rm[RK_APP].n || c.rm[RK_DATAPOINT].n))
         rc = each_stored(e, b->op, RK_GRANT, rm_orphan_grant, &c);
+    if (!rc && !(sh->sections & SR_SHEET_S_STORE_GRANTS) && c.rm[RK_APP].n)
+        rc = each_stored(e, b->op, RK_SGRANT, rm_orphan_grant, &c);
     for (int k = RK_EQUIPMENT; !rc && k <= RK_DATAPOINT; k++)
         if (!(sh->sections & rk_section[k]) && (c.rm[k - 1].n || (k == RK_DEVICE && c.rm[RK_GATEWAY].n)))
             rc = each_stored(e, b->op, k, check_parent, &c);
@@ -413,7 +437,8 @@ static int import_locked(sr_engine *e, const sr_sheet *sh, const sr_cmd_env *env
                .vendor_for = vendor_for};
     sr_buf_init(&b.bytes);
     int rc = SR_OK;
-    char *grant_ids = NULL;
+    char *grant_ids = NULL, *sgrant_ids = NULL;
+    enum { SGRANT_ID = SR_ID_MAX + 16 + SR_STORE_PREFIX_MAX + 2 };
     {
         Suiro__V1__RegistryPut rp = SUIRO__V1__REGISTRY_PUT__INIT;
         rp.kind = SUIRO__V1__REGISTRY_KIND__RG_OPERATOR;
@@ -448,6 +473,21 @@ static int import_locked(sr_engine *e, const sr_sheet *sh, const sr_cmd_env *env
         rp.pattern = (char *)sh->grants[i].datapoint;
         rp.access = (char *)sr_grant_access_name(sh->grants[i].access);
         rc = put_registry(e, &b, &rp, NULL, res, sh->grants[i].line);
+    }
+    sgrant_ids = sr_calloc(sh->n_store_grants ? sh->n_store_grants : 1, SGRANT_ID);
+    if (!rc && !sgrant_ids) rc = SR_ENOMEM;
+    for (size_t i = 0; !rc && i < sh->n_store_grants; i++) {
+        const sr_sheet_store_grant *g = &sh->store_grants[i];
+        Suiro__V1__RegistryPut rp = SUIRO__V1__REGISTRY_PUT__INIT;
+        char *gid = sgrant_ids + i * SGRANT_ID;
+        snprintf(gid, SGRANT_ID, "%s:%s", g->app, g->key);
+        rp.kind = SUIRO__V1__REGISTRY_KIND__RG_GRANT;
+        rp.id = gid;
+        rp.app_id = (char *)g->app;
+        rp.pattern = (char *)g->target;
+        rp.access = (char *)sr_store_access_names(g->access);
+        rp.grant_kind = (char *)g->kind;
+        rc = put_registry(e, &b, &rp, NULL, res, g->line);
     }
     for (size_t i = 0; !rc && i < sh->n_facilities; i++) {
         Suiro__V1__MasterPut m = SUIRO__V1__MASTER_PUT__INIT;
@@ -516,6 +556,7 @@ static int import_locked(sr_engine *e, const sr_sheet *sh, const sr_cmd_env *env
         if (!res->err.msg[0]) snprintf(res->err.msg, sizeof res->err.msg, "%s", sr_strerror(rc));
     }
     sr_free(grant_ids);
+    sr_free(sgrant_ids);
     sr_free(b.lens);
     sr_buf_release(&b.bytes);
     return res->rc;
@@ -580,7 +621,7 @@ int sr_engine_export_sheet(sr_engine *e, const char *op, sr_buf *out)
     listed u = {SR_REC_INIT, NULL, 0, 0};
     sr_sheet sh;
     memset(&sh, 0, sizeof sh);
-    size_t f[8], n[8];
+    size_t f[8], n[8], nsg = 0, ndg = 0;
     int rc = list(e, op, 1, SUIRO__V1__REGISTRY_KIND__RG_OPERATOR, &u, &f[0], &n[0]);
     if (!rc) rc = list(e, op, 1, SUIRO__V1__REGISTRY_KIND__RG_GATEWAY, &u, &f[1], &n[1]);
     if (!rc) rc = list(e, op, 1, SUIRO__V1__REGISTRY_KIND__RG_APP, &u, &f[2], &n[2]);
@@ -591,6 +632,8 @@ int sr_engine_export_sheet(sr_engine *e, const char *op, sr_buf *out)
     sr_sheet_gateway *gws = NULL;
     sr_sheet_app *apps = NULL;
     sr_sheet_grant *grs = NULL;
+    sr_sheet_store_grant *sgs = NULL;
+    char *keys = NULL;
     sr_sheet_facility *fac = NULL;
     sr_sheet_equipment *eq = NULL;
     sr_sheet_device *dev = NULL;
@@ -602,11 +645,13 @@ int sr_engine_export_sheet(sr_engine *e, const char *op, sr_buf *out)
     gws = sr_calloc(n[1] + 1, sizeof *gws);
     apps = sr_calloc(n[2] + 1, sizeof *apps);
     grs = sr_calloc(n[3] + 1, sizeof *grs);
+    sgs = sr_calloc(n[3] + 1, sizeof *sgs);
+    keys = sr_calloc(n[3] + 1, 16 + SR_STORE_PREFIX_MAX + 2);
     fac = sr_calloc(n[4] + 1, sizeof *fac);
     eq = sr_calloc(n[5] + 1, sizeof *eq);
     dev = sr_calloc(n[6] + 1, sizeof *dev);
     dps = sr_calloc(n[7] + 1, sizeof *dps);
-    if (!gws || !apps || !grs || !fac || !eq || !dev || !dps) {
+    if (!gws || !apps || !grs || !sgs || !keys || !fac || !eq || !dev || !dps) {
         rc = SR_ENOMEM;
         goto done;
     }
@@ -614,9 +659,16 @@ int sr_engine_export_sheet(sr_engine *e, const char *op, sr_buf *out)
     for (size_t j = 0; j < n[2]; j++) apps[j] = (sr_sheet_app){0, REG(2)->id, REG(2)->name, "", REG(2)->url};
     for (size_t j = 0; j < n[3]; j++) {
         const char *a = REG(3)->access;
+        if (REG(3)->grant_kind[0]) { /* a grant on documents or files: [storegrants] */
+            char *key = keys + nsg * (16 + SR_STORE_PREFIX_MAX + 2);
+            snprintf(key, 16 + SR_STORE_PREFIX_MAX + 2, "%s:%s", REG(3)->grant_kind, REG(3)->pattern);
+            sgs[nsg++] = (sr_sheet_store_grant){0, REG(3)->app_id, REG(3)->grant_kind, REG(3)->pattern,
+                                                sr_store_access_parse(a), key};
+            continue;
+        }
         sr_grant_access ga = !strcmp(a, "read") ? SR_GRANT_READ : !strcmp(a, "control") ? SR_GRANT_CONTROL : SR_GRANT_BOTH;
         size_t pl = strlen(REG(3)->pattern);
-        grs[j] = (sr_sheet_grant){0, REG(3)->app_id, REG(3)->pattern, pl && REG(3)->pattern[pl - 1] == '*', ga};
+        grs[ndg++] = (sr_sheet_grant){0, REG(3)->app_id, REG(3)->pattern, pl && REG(3)->pattern[pl - 1] == '*', ga};
     }
     for (size_t j = 0; j < n[4]; j++) fac[j] = (sr_sheet_facility){0, MAS(4)->id, MAS(4)->name};
     for (size_t j = 0; j < n[5]; j++) eq[j] = (sr_sheet_equipment){0, MAS(5)->id, MAS(5)->parent_id, MAS(5)->name};
@@ -643,7 +695,9 @@ int sr_engine_export_sheet(sr_engine *e, const char *op, sr_buf *out)
     sh.apps = apps;
     sh.n_apps = n[2];
     sh.grants = grs;
-    sh.n_grants = n[3];
+    sh.n_grants = ndg;
+    sh.store_grants = sgs;
+    sh.n_store_grants = nsg;
     sh.facilities = fac;
     sh.n_facilities = n[4];
     sh.equipment = eq;
@@ -657,6 +711,8 @@ done:
     sr_free(gws);
     sr_free(apps);
     sr_free(grs);
+    sr_free(sgs);
+    sr_free(keys);
     sr_free(fac);
     sr_free(eq);
     sr_free(dev);

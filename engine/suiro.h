@@ -298,9 +298,11 @@ SR_MUST_CHECK int sr_engine_request_get(sr_engine *e, const char *op, const char
 SR_MUST_CHECK int sr_engine_monitor_get(sr_engine *e, const char *op, const char *monitor, sr_buf *packed);
 SR_MUST_CHECK int sr_engine_monitor_list(sr_engine *e, const char *op, sr_buf *out, size_t *count);
 
-/* Document: revision and JSON. */
+/* Document: revision and JSON; its owner (R-PO-2) into owner_kind (an
+ * sr_actor_kind, 0 for the operator's) and owner (>= 256 bytes, "" for the
+ * operator's) when they are not NULL; json NULL: the owner only. */
 SR_MUST_CHECK int sr_engine_doc_get(sr_engine *e, const char *op, const char *coll, const char *id,
-                                    uint64_t *revision, sr_buf *json);
+                                    uint64_t *revision, sr_buf *json, int *owner_kind, char *owner);
 
 /* Documents of a collection whose top-level `field` equals `value` (a JSON
  * text: "\"abc\"", "12", "true", "null" ...); field NULL: every document.
@@ -319,6 +321,10 @@ SR_MUST_CHECK int sr_engine_doc_query(sr_engine *e, const char *op, const char *
  * that matches nothing still makes progress page by page). */
 typedef struct sr_doc_bounds {
     size_t limit, max_bytes, max_scan;
+    /* only the documents this app owns (R-PO-2: an app without a read
+     * grant on the collection); NULL: every document. Others count as
+     * examined. */
+    const char *owner_app;
 } sr_doc_bounds;
 SR_MUST_CHECK int sr_engine_doc_scan(sr_engine *e, const char *op, const char *coll, const char *field,
                                      const char *value, const sr_doc_bounds *b, const char *after_id, sr_buf *out,

@@ -157,7 +157,8 @@ Test(codecs_sheet, canonical_form_is_sorted_quoted_and_secret_free)
         "[devices]\nid,equipment,gateway\nD2,E1,GWB\nD1,E1,GWA\n"
         "[datapoints]\nid,device,type,min,max,unit,kind\n"
         "X9,D1,Number,-0.5,1e3,m3/h,BOTH\nX1,D2,integer,-10,10,,\nX5,D2,string,,,,control\n"
-        "[grants]\napp,datapoint,access\nA1,X*,read\nA1,X1,control\n";
+        "[grants]\napp,datapoint,access\nA1,X*,read\nA1,X1,control\n"
+        "[storegrants]\napp,kind,target,access\nA1,files,reports/,write\nA1,Documents,c1,\n";
     sh = NULL;
     rc = parse_str(ok, &sh);
     dump_errors(sh);
@@ -185,7 +186,8 @@ Test(codecs_sheet, canonical_form_is_sorted_quoted_and_secret_free)
         "[devices]\nid,equipment,gateway,name\nD1,E1,GWA,\nD2,E1,GWB,\n\n"
         "[datapoints]\nid,device,name,type,unit,min,max,kind\n"
         "X1,D2,,integer,,-10,10,measure\nX5,D2,,string,,,,control\nX9,D1,,number,m3/h,-0.5,1000,both\n\n"
-        "[grants]\napp,datapoint,access\nA1,X*,read\nA1,X1,control\n\n";
+        "[grants]\napp,datapoint,access\nA1,X*,read\nA1,X1,control\n\n"
+        "[storegrants]\napp,kind,target,access\nA1,documents,c1,read\nA1,files,reports/,write\n\n";
     cr_assert_str_eq((char *)w.data, want);
     sr_buf_release(&w);
     round_trip(ok, sizeof ok - 1);
@@ -558,4 +560,35 @@ Test(codecs_sheet, sections_records_the_listed_sections_even_when_empty)
     sr_buf_release(&out);
     sr_sheet_free(sh);
     free(p);
+}
+
+/* [storegrants] (R-PO-2): grants on document collections and file path
+ * prefixes; every bad row is reported with its column, and the app must
+ * be in [apps]. */
+Test(codecs_sheet, store_grants_are_checked_row_by_row)
+{
+    static const char bad[] = "#suiro-setup-sheet v1\n"
+                              "[operator]\nid\nop1\n"
+                              "[apps]\nid\nA1\n"
+                              "[storegrants]\napp,kind,target,access\n"
+                              "A1,folders,x,read\n"     /* line 10: kind */
+                              "A1,files,../x,read\n"    /* line 11: target */
+                              "A1,documents,a/b,read\n" /* line 12: target (a collection is an id) */
+                              "A1,files,x,control\n"    /* line 13: access */
+                              "A9,files,x,read\n"       /* line 14: unknown app */
+                              "A1,files,y,read\n"
+                              "A1,files,y,write\n"; /* line 16: duplicate */
+    sr_sheet *sh = NULL;
+    cr_assert_eq(parse_str(bad, &sh), SR_EINVAL);
+    static const struct {
+        size_t line;
+        const char *col;
+    } want[] = {{10, "kind"}, {11, "target"}, {12, "target"}, {13, "access"}, {14, "app"}, {16, "target"}};
+    cr_assert_eq(sh->n_errors, sizeof want / sizeof *want);
+    for (size_t i = 0; i < sh->n_errors; i++) {
+        cr_assert_eq(sh->errors[i].line, want[i].line, "error %zu: line %zu (%s)", i, sh->errors[i].line,
+                     sh->errors[i].msg);
+        cr_assert_str_eq(sh->errors[i].column, want[i].col, "error %zu: %s", i, sh->errors[i].msg);
+    }
+    sr_sheet_free(sh);
 }

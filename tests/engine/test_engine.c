@@ -178,11 +178,11 @@ Test(engine, documents_get_revisions_and_conflicts)
     uint64_t rev;
     sr_buf j;
     sr_buf_init(&j);
-    cr_assert_eq(sr_engine_doc_get(e, "op1", "reports", "d1", &rev, &j), SR_OK);
+    cr_assert_eq(sr_engine_doc_get(e, "op1", "reports", "d1", &rev, &j, NULL, NULL), SR_OK);
     cr_assert_eq(rev, 2);
     cr_assert_eq(j.len, 7);
     cr_assert_eq(memcmp(j.data, "{\"a\":2}", 7), 0);
-    cr_assert_eq(sr_engine_doc_get(e, "op2", "reports", "d1", &rev, &j), SR_ENOTFOUND, "tenants are separate");
+    cr_assert_eq(sr_engine_doc_get(e, "op2", "reports", "d1", &rev, &j, NULL, NULL), SR_ENOTFOUND, "tenants are separate");
     sr_buf_release(&j);
     sr_engine_close(e);
 }

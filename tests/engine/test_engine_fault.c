@@ -21,7 +21,9 @@
  * does not. And one (command 0) approves a pending change (the two-person
  * rule) that the base database holds: after the reopen the change is
  * approved and applied (user pu's role) exactly when the approval was
- * acknowledged -- never one without the other. */
+ * acknowledged -- never one without the other. Command 8 is an app's
+ * document and file (R-PO-2), atomic: after the reopen both are there with
+ * the app as their owner if it was acknowledged, neither if not. */
 #include <criterion/criterion.h>
 #include <dirent.h>
 #include <inttypes.h>
@@ -350,6 +352,25 @@ static void build_sessions(fixture *f)
     }
 }
 
+/* Command 8: a document and a file of app APP1 (one command, two events;
+ * no measurements for the model). */
+enum { STORE_CMD = 8 };
+static void build_store(fixture *f)
+{
+    command *cm = &f->cmds[STORE_CMD];
+    cr_assert_eq(cm->msgid[0], 0);
+    cm->bytes.len = 0;
+    cm->nev = 2;
+    cm->ns[0] = cm->ns[1] = cm->nx[0] = cm->nx[1] = 0;
+    static const sr_cmd_env env = {"op1", "APP1", SR_ACTOR_APP, NULL, NULL};
+    static const uint8_t sha[32] = {7};
+    cr_assert_eq(sr_cmd_doc_put(&env, "reports", "d0", 0, "{\"a\":1}", 7, &cm->bytes), SR_OK);
+    cm->lens[0] = cm->bytes.len;
+    sr_file_meta fm = {.path = "reports/f0", .sha256 = {sha, 32}, .size = 1, .content_type = "text/plain"};
+    cr_assert_eq(sr_cmd_file_put(&env, &fm, &cm->bytes), SR_OK);
+    cm->lens[1] = cm->bytes.len - cm->lens[0];
+}
+
 /* The base database: masters and 40 samples per point (chunks flushed),
  * closed; the model holds them. */
 static void fixture_init(fixture *f)
@@ -381,6 +402,7 @@ static void fixture_init(fixture *f)
     (void)log_checkpoints_total(base, &f->base_events, NULL);
     build_commands(f, clock);
     build_sessions(f);
+    build_store(f);
 }
 
 static void fixture_release(fixture *f)
@@ -519,6 +541,22 @@ static void check_db(fixture *f, const outcome *out, const char *ctx)
                      "%s: the session of command %d (acknowledged %d, revocation acknowledged %d)", ctx, c,
                      out->acked_cmd[c], out->acked_cmd[SESS_REVOKE_U1]);
     }
+    /* command 8's document and file: both, owned by APP1, or neither */
+    uint64_t rev = 0;
+    int okind = 0;
+    char owner[256] = "";
+    int drc = sr_engine_doc_get(e, "op1", "reports", "d0", &rev, NULL, &okind, owner);
+    sr_rec fr = SR_REC_INIT;
+    sr_file_meta fm;
+    int frc = sr_read_file(e, "op1", "reports/f0", &fr, &fm);
+    if (out->acked_cmd[STORE_CMD]) {
+        cr_assert(drc == SR_OK && rev == 1 && okind == SR_ACTOR_APP && !strcmp(owner, "APP1"),
+                  "%s: the acknowledged document (%s, owner %s)", ctx, sr_err_name(drc), owner);
+        cr_assert(frc == SR_OK && fm.owner_kind == SR_ACTOR_APP && !strcmp(fm.owner, "APP1"),
+                  "%s: the acknowledged file (%s)", ctx, sr_err_name(frc));
+    } else
+        cr_assert(drc == SR_ENOTFOUND && frc == SR_ENOTFOUND, "%s: a document or file of a refused command", ctx);
+    sr_rec_close(&fr);
     /* the users: those of the acknowledged commands, each whole */
     sr_rec ur = SR_REC_INIT;
     sr_user u;

@@ -18,6 +18,8 @@
  *    change the index holds is approved exactly when the user its change
  *    creates exists, approved by the second admin (the change and its
  *    approval are one event: no crash leaves one without the other);
+ *  - every document an acknowledged command put is in the index, with its
+ *    app as the owner (R-PO-2);
  *  - the index equals one rebuilt from the log (content hash). */
 #include <criterion/criterion.h>
 #include <inttypes.h>
@@ -91,6 +93,9 @@ static sr_sample sample_of(uint32_t point, int64_t ts, unsigned q, uint64_t bits
 /* The users of acknowledged commands (every round's): each must exist. */
 static char acked_users[8192][64];
 static int nacked_users;
+/* The documents of acknowledged commands and their owners. */
+static char acked_docs[8192][2][64];
+static int nacked_docs;
 
 /* The pending changes of acknowledged commands: id and 'r' (requested) or
  * 'a' (approved). */
@@ -128,7 +133,7 @@ static void run_and_kill(const char *d, uint64_t seed, int want, uint64_t delay_
     cr_assert_not_null(in);
     char line[256];
     pending blk = {0};
-    char blk_user[64] = "", blk_pend[64] = "", blk_pend_action[16] = "";
+    char blk_user[64] = "", blk_pend[64] = "", blk_pend_action[16] = "", blk_doc[2][64] = {"", ""};
     int killed = 0, ready = 0;
     uint64_t blk_seq = 0;
     while (fgets(line, sizeof line, in)) {
@@ -157,6 +162,9 @@ static void run_and_kill(const char *d, uint64_t seed, int want, uint64_t delay_
         } else if (sscanf(line, "user %" SCNu64 " %63s", &seq, blk_user) == 2) {
             cr_assert(ready);
             cr_assert_eq(blk.n, 0, "a user's line inside a measurements block");
+        } else if (sscanf(line, "doc %" SCNu64 " %63s %63s", &seq, blk_doc[0], blk_doc[1]) == 3) {
+            cr_assert(ready);
+            cr_assert_eq(blk.n, 0, "a document's line inside a measurements block");
         } else if (sscanf(line, "dup %" SCNu64, &seq) == 1) {
             cr_assert_eq(blk.n, 0);
             cr_assert_leq(seq, ro->last_seq ? ro->last_seq : UINT64_MAX, "a duplicate names a later command");
@@ -183,6 +191,11 @@ static void run_and_kill(const char *d, uint64_t seed, int want, uint64_t delay_
                 acked_pending[nacked_pending++].action = blk_pend_action[0];
                 nacked_approvals += blk_pend_action[0] == 'a';
                 blk_pend[0] = 0;
+            }
+            if (blk_doc[0][0]) {
+                cr_assert_lt(nacked_docs, (int)(sizeof acked_docs / sizeof *acked_docs));
+                memcpy(acked_docs[nacked_docs++], blk_doc, sizeof blk_doc);
+                blk_doc[0][0] = 0;
             }
             if (++ro->acks >= want && !killed) {
                 struct timespec tsl = {0, (long)(delay_us * 1000)};
@@ -381,6 +394,15 @@ static void check_round(const char *d, int round, et_model *m, const round_out *
     cr_assert_eq(found_rows, (size_t)nacked_users, "round %d: %zu of %d acknowledged users have their audit row", round,
                  found_rows, nacked_users);
     sr_rec_close(&ur);
+    for (int i = 0; i < nacked_docs; i++) {
+        uint64_t rev;
+        int okind;
+        char owner[256];
+        cr_assert_eq(sr_engine_doc_get(e, "op1", "kill9", acked_docs[i][0], &rev, NULL, &okind, owner), SR_OK,
+                     "round %d: acknowledged document %s is missing", round, acked_docs[i][0]);
+        cr_assert(okind == SR_ACTOR_APP && !strcmp(owner, acked_docs[i][1]), "round %d: document %s: owner %s",
+                  round, acked_docs[i][0], owner);
+    }
     uint8_t live[32], rebuilt[32];
     cr_assert_eq(sr_engine_content_hash(e, live), SR_OK);
     cr_assert_eq(sr_engine_close(e), SR_OK);
@@ -442,6 +464,7 @@ Test(engine_kill9, every_acknowledged_sample_survives_kill_9)
     cr_assert_gt(total_acks, rounds, "the writer should have acknowledged many commands");
     cr_assert_gt(nacked_users, 0, "no user creation was acknowledged");
     cr_assert_gt(nacked_approvals, 0, "no pending change's approval was acknowledged");
+    cr_assert_gt(nacked_docs, 0, "no document was acknowledged");
     cr_assert_gt(checkpointed, 0, "no round recovered from a heads checkpoint");
     int by_time = 0;
     cr_assert_gt(log_snapshots(d, &by_time), rounds, "the log should hold many Snapshot records");

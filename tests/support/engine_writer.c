@@ -19,7 +19,9 @@
  * admin pa1) whose change creates an operator admin pu-SEED-T-N, and the
  * thread's next command approves it (by pa2): the change is applied with
  * the approval, in the same event (pa1 and pa2 are created at the start
- * when missing).
+ * when missing). And every 16th (n % 16 == 13) puts a document of app
+ * APP<T> (R-PO-2: the writer records its owner; collection kill9, ID
+ * d-SEED-T-N).
  *
  * From the callback (the writer thread, after the command is durable) one
  * block per acknowledged command is printed and stdout flushed:
@@ -28,6 +30,7 @@
  *     dup SEQ                          a duplicate: nothing stored
  *     user SEQ ID                      a user created
  *     pending SEQ ID ACTION            pending change ID requested / approved
+ *     doc SEQ ID OWNER                 a document put by app OWNER
  *     end SEQ                          the block is complete
  * BITS is the value as 16 hex digits: the double's bits, the int64, or 0/1.
  * A block without its "end" line was not acknowledged. Any error: exit 1. */
@@ -73,6 +76,7 @@ typedef struct wcmd {
     char user[64]; /* the user this command creates, or "" */
     char pend[64];  /* the pending change this command requests or approves, or "" */
     const char *pend_action;
+    char doc[64];  /* the document this command puts, or "" */
     sr_pv_in pts[PTS_PER_THREAD];
     sr_sample s[PTS_PER_THREAD][MAXS];
 } wcmd;
@@ -107,6 +111,8 @@ static void on_done(void *ctx, const sr_result *res)
         printf("user %" PRIu64 " %s\n", res->seq, c->user);
     } else if (c->pend[0]) {
         printf("pending %" PRIu64 " %s %s\n", res->seq, c->pend, c->pend_action);
+    } else if (c->doc[0]) {
+        printf("doc %" PRIu64 " %s APP%d\n", res->seq, c->doc, c->w->t);
     } else {
         for (size_t p = 0; p < c->npts; p++)
             for (size_t i = 0; i < c->pts[p].n; i++) {
@@ -218,6 +224,18 @@ static void *thread_main(void *arg)
                 c->pend_action = "approved";
             }
             if (rc) die("build a pending change", rc);
+            sr_slice sl = {b.data, b.len};
+            if ((rc = sr_engine_submit(eng, &sl, 1, on_done, c))) die("sr_engine_submit", rc);
+            continue;
+        }
+        if (n % 16 == 13) { /* a document of this thread's app */
+            char app[16];
+            snprintf(app, sizeof app, "APP%d", w->t);
+            const sr_cmd_env env = {"op1", app, SR_ACTOR_APP, NULL, NULL};
+            snprintf(c->doc, sizeof c->doc, "d-%016" PRIx64 "-%d-%" PRIu64, seed, w->t, n);
+            b.len = 0;
+            int rc = sr_cmd_doc_put(&env, "kill9", c->doc, 0, "{\"k\":9}", 7, &b);
+            if (rc) die("build a document", rc);
             sr_slice sl = {b.data, b.len};
             if ((rc = sr_engine_submit(eng, &sl, 1, on_done, c))) die("sr_engine_submit", rc);
             continue;
