@@ -482,7 +482,7 @@ static void issue_token(sr_apif *a, h2o_req_t *req, const char *op, const char *
                 sr_slog_q(app), addr, how, sr_slog_q(why));
         char m[120];
         snprintf(m, sizeof m, "app %s", why);
-        if (!a->closing) sr_login_audit(a->eng, SR_ACTOR_APP, op, app, m, addr);
+        if (!a->closing) sr_login_audit_event(a->eng, SR_ACTOR_APP, op, app, 0, how, m, addr);
         return sr_http_result(req, 0, SR_WIRE_UNAUTH, "not authenticated: wrong operatorId, appId or secret", NULL);
     }
     atoken *t = sr_tokens_add(a->tokens, TOKEN_TTL_MS, hex, &expires);
@@ -546,8 +546,6 @@ static int session_by_cert(sr_apif *a, h2o_req_t *req, json_t *op, json_t *app)
         sr_http_result(req, 0, SR_WIRE_UNAUTH, "not authenticated: the ids differ from the client certificate's", NULL);
         return 1;
     }
-    char addr[64];
-    sr_login_addr_req(req, addr);
     issue_token(a, req, cop, capp, "certificate", NULL, addr); /* refused if not registered or disabled */
     return 1;
 }

@@ -797,6 +797,8 @@ static int apply_login_policy(sr_engine *e, MDB_txn *t, Event *ev, sr_result *r,
     if (ol > 255) return validate ? sr__refuse(r, SR_EINVAL, "operator id too long") : SR_OK;
     /* the platform's key is one zero byte (LMDB keys are not empty) */
     return put_packed(e, t, SR_DB_POLICIES, platform ? "" : ev->operator_id, platform ? 1 : ol, &lp->base);
+}
+
 /* ---- pending changes: the two-person rule (docs/admin.md "The two-person
  * rule"; the merge rules: PendingEvent in codecs/events.proto). The index
  * keeps each pending change's whole state; the checks are here, in the

@@ -660,7 +660,7 @@ int sr_cmd_auth(const sr_cmd_env *env, sr_actor_kind kind, const char *principal
     return env_pack(&ev, env, out);
 }
 
-int sr_cmd_admin(const sr_cmd_env *env, const sr_admin_op *a, sr_buf *out)
+int sr_cmd_admin_op(const sr_cmd_env *env, const sr_admin_op *a, sr_buf *out)
 {
     Suiro__V1__AdminEvent ae = SUIRO__V1__ADMIN_EVENT__INIT;
     ae.method = S(a->method);

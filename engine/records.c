@@ -228,6 +228,9 @@ static int dec_policy(sr_rec *r, const uint8_t *p, size_t len, sr_login_policy_r
     *o = (sr_login_policy_rec){.totp_roles = (const char *const *)m->totp_roles,
                                .n_totp_roles = m->n_totp_roles,
                                .totp_required = m->totp_required};
+    return SR_OK;
+}
+
 static int dec_pending(sr_rec *r, const uint8_t *p, size_t len, sr_pending *o)
 {
     Suiro__V1__PendingEvent *m = suiro__v1__pending_event__unpack(NULL, len, p);

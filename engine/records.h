@@ -482,7 +482,7 @@ typedef struct sr_admin_op {
     const char *code, *message; /* the answer's code (E2003) and message */
     unsigned status;            /* the HTTP status answered */
 } sr_admin_op;
-SR_MUST_CHECK int sr_cmd_admin(const sr_cmd_env *env, const sr_admin_op *a, sr_buf *out);
+SR_MUST_CHECK int sr_cmd_admin_op(const sr_cmd_env *env, const sr_admin_op *a, sr_buf *out);
 /* An alarm raised, acknowledged or resolved (state). */
 SR_MUST_CHECK int sr_cmd_alarm(const sr_cmd_env *env, const char *alarm_id, sr_alarm_level level, const char *state,
                                const char *source, const char *message, sr_buf *out);
