@@ -24,6 +24,9 @@
  *   master         MasterPut / MasterDelete         action: put, delete; target facility:ID, ...
  *   key            KeyEvent                         action: created, rotated, retired
  *   admin          AdminEvent                       action: METHOD route; outcome refused or done
+ *   pending        PendingEvent                     action: requested, approved, rejected, expired;
+ *                                                   target: the change's (user:ID, app:ID, ...);
+ *                                                   detail: the change's kind and action, the summary
  *   (others)       the body's field name
  *
  * INVARIANTS
@@ -184,6 +187,27 @@ static void audit_summary(const Event *ev, sr_audit_summary *x)
         snprintf(x->target, sizeof x->target, "%s", a->target);
         snprintf(x->detail, sizeof x->detail, "%s%s%s%s%s", a->action, a->action[0] ? "; " : "", a->code,
                  a->code[0] ? " " : "", a->message);
+        break;
+    }
+    case SUIRO__V1__EVENT__BODY_PENDING: {
+        /* the change it holds, summarized as its own row would be: an
+         * auditor looking for user:X finds its pending creation and the
+         * approval that made it */
+        const Suiro__V1__PendingEvent *p = ev->pending;
+        x->s[F_KIND] = "pending";
+        snprintf(x->action, sizeof x->action, "%s", p->action);
+        Event *c = p->change.len ? suiro__v1__event__unpack(NULL, p->change.len, p->change.data) : NULL;
+        sr_audit_summary cx;
+        if (c && audited((int)c->body_case)) {
+            audit_summary(c, &cx);
+            snprintf(x->target, sizeof x->target, "%s", cx.s[F_TARGET]);
+            snprintf(x->detail, sizeof x->detail, "%s %s: %s (pending %s)", cx.s[F_KIND], cx.s[F_ACTION], p->summary,
+                     p->pending_id);
+        } else {
+            snprintf(x->target, sizeof x->target, "pending:%s", p->pending_id);
+            snprintf(x->detail, sizeof x->detail, "%s", p->summary);
+        }
+        if (c) suiro__v1__event__free_unpacked(c, NULL);
         break;
     }
     default: x->s[F_KIND] = sr_event_kind(ev); break;

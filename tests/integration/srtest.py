@@ -504,9 +504,25 @@ def import_sheet(binary, data, path, text):
 def init_with_admin(binary, data, demo=False):
     """`suiro init` of a new data directory (the demo operator when demo);
     the first platform admin's temporary password, as init prints it."""
-    r = subprocess.run([binary, "init"] + (["--demo"] if demo else []) + [data], check=True, capture_output=True,
-                       text=True)
-    return [ln.split(":", 1)[1].strip() for ln in r.stdout.splitlines() if ln.startswith("temporary password:")][0]
+    return init_with_admins(binary, data, demo, second=None)[0]
+
+
+def init_with_admins(binary, data, demo=False, second="admin2"):
+    """`suiro init` with the first platform admin ("admin") and a second one
+    (second; None: none), who approves the first one's privilege changes
+    (the two-person rule): their temporary passwords, as init prints them."""
+    cmd = [binary, "init"] + (["--demo"] if demo else []) + (["--second-admin", second] if second else []) + [data]
+    r = subprocess.run(cmd, check=True, capture_output=True, text=True)
+    return [ln.split(":", 1)[1].strip() for ln in r.stdout.splitlines() if ln.startswith("temporary password:")]
+
+
+def approve_if_pending(approver, st, b):
+    """A change answered 202 (a pending change of the two-person rule) is
+    approved by approver (another admin's Api): the approval's (status,
+    body); any other answer is returned as it is."""
+    if st != 202 or approver is None:
+        return st, b
+    return approver.call("POST", "/admin/v1/pending/%s/approve" % b["pendingId"])
 
 
 def admin_session(port, user, password, new_password=None):
@@ -525,12 +541,17 @@ def admin_session(port, user, password, new_password=None):
     return api
 
 
-def admin_new_user(port, admin, uid, kind, scope_id, roles, new_password):
-    """admin (an Api) creates user uid of scope (kind, scope_id) with roles;
-    the user logs in with the temporary password the answer gives and
-    changes it: its Api."""
+def admin_new_user(port, admin, uid, kind, scope_id, roles, new_password, approver=None):
+    """admin (an Api) creates user uid of scope (kind, scope_id) with roles
+    (an admin role is a privilege change: approver, another admin's Api,
+    approves it); the user logs in with the temporary password the answer
+    gives and changes it: its Api."""
     st, b = admin.call("POST", "/admin/v1/users", {"id": uid, "scope": {"kind": kind, "id": scope_id},
                                                    "roles": roles})
+    password = b.get("password") if isinstance(b, dict) else None
+    if st == 202 and approver is not None:
+        st, _ = approve_if_pending(approver, st, b)
+        st = 201 if st == 200 else st
     if st != 201:
         raise RuntimeError("creating %s refused: %r %r" % (uid, st, b))
-    return admin_session(port, uid, b["password"], new_password)
+    return admin_session(port, uid, password, new_password)

@@ -21,7 +21,7 @@ BIN = sys.argv[1]
 T = tempfile.mkdtemp(prefix="suiro-admincli-")
 D = os.path.join(T, "data")
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from srtest import Checks, finish, free_port, start_server, stop_server  # noqa: E402
+from srtest import Checks, finish, free_port, init_with_admins, start_server, stop_server  # noqa: E402
 
 check = Checks()
 server = None
@@ -43,8 +43,7 @@ def admin(*args, env=None, token=None, url=None):
 
 
 try:
-    r = subprocess.run([BIN, "init", "--demo", D], check=True, capture_output=True, text=True)
-    temp = [ln.split(":", 1)[1].strip() for ln in r.stdout.splitlines() if ln.startswith("temporary password:")][0]
+    temp, temp2 = init_with_admins(BIN, D, demo=True)
     server, ports = start_server(BIN, D, os.path.join(T, "server.log"))
     url = "http://127.0.0.1:%d" % ports["http"]
 
@@ -85,7 +84,17 @@ try:
           rc == 0 and b["id"] == "alice" and b["scope"] == {"kind": "operator", "id": "demo"}
           and len(b["password"]) == 32, (rc, b, err))
     rc, b, err = admin("user-roles", "alice", "--roles", "operator_admin,operator_general", token=tok, url=url)
-    check("user-roles with a list", rc == 0 and b["roles"] == ["operator_admin", "operator_general"], (rc, b, err))
+    check("user-roles with a list: a privilege change, pending (the two-person rule)",
+          rc == 0 and b.get("state") == "requested" and b.get("pendingId"), (rc, b, err))
+    rc, b2, err = admin("login", "--user", "admin2", env={"SUIRO_PASSWORD": temp2}, url=url)
+    tok2 = b2.get("token") if isinstance(b2, dict) else None
+    rc2, _, err2 = admin("password", "--current-password", temp2, "--new-password", "cli-admin2-password-1",
+                         token=tok2, url=url)
+    check("the second admin logs in", rc == 0 and rc2 == 0, (rc, b2, err, rc2, err2))
+    rc, b2, err = admin("call", "POST", "/admin/v1/pending/%s/approve" % b.get("pendingId"), token=tok2, url=url)
+    check("... approved by the second admin (call)", rc == 0 and b2.get("state") == "approved", (rc, b2, err))
+    rc, b, err = admin("user", "alice", token=tok, url=url)
+    check("the roles changed", rc == 0 and b["roles"] == ["operator_admin", "operator_general"], (rc, b, err))
     rc, b, err = admin("user", "alice", token=tok, url=url)
     check("user", rc == 0 and b["name"] == "Alice", (rc, b, err))
     f = os.path.join(T, "op.json")

@@ -22,7 +22,7 @@ BIN = sys.argv[1]
 T = tempfile.mkdtemp(prefix="suiro-adminsetup-")
 D = os.path.join(T, "data")
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from srtest import (Api, Checks, admin_new_user, admin_session, code, finish, init_with_admin,  # noqa: E402
+from srtest import (Api, Checks, admin_new_user, admin_session, code, finish, init_with_admins,  # noqa: E402
                     start_server, stop_server)
 
 check = Checks()
@@ -59,7 +59,7 @@ def gw_login(hp, gw, secret):
 
 
 try:
-    temp = init_with_admin(BIN, D, demo=True)
+    temp, temp2 = init_with_admins(BIN, D, demo=True)
     # a second operator, whose admin may not touch demo's set-up
     other = os.path.join(T, "other.csv")
     with open(other, "w") as f:
@@ -68,8 +68,10 @@ try:
     server, ports = start_server(BIN, D, os.path.join(T, "server.log"))
     hp = ports["http"]
     root = admin_session(hp, "admin", temp, "platform-admin-pw-1")
-    a = admin_new_user(hp, root, "opa", "operator", "demo", ["operator_admin"], "operator-admin-pw-1")
-    stranger = admin_new_user(hp, root, "opx", "operator", "other", ["operator_admin"], "operator-admin-pw-2")
+    root2 = admin_session(hp, "admin2", temp2, "platform-admin-pw-2")  # approves root's privilege changes
+    a = admin_new_user(hp, root, "opa", "operator", "demo", ["operator_admin"], "operator-admin-pw-1", approver=root2)
+    stranger = admin_new_user(hp, root, "opx", "operator", "other", ["operator_admin"], "operator-admin-pw-2",
+                              approver=root2)
     reader = admin_new_user(hp, root, "opg", "operator", "demo", ["operator_general"], "operator-general-pw")
     refused.count = setup_events()
 

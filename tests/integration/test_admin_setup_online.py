@@ -61,7 +61,7 @@ def sheet(base, i):
 
 
 try:
-    temp = srtest.init_with_admin(BIN, D)
+    temp, temp2 = srtest.init_with_admins(BIN, D)
     base = srtest.gwsim_sheet(BIN, GATEWAYS, POINTS)
     srtest.import_sheet(BIN, D, os.path.join(T, "sim.csv"), base)
     port = srtest.free_port()
@@ -69,7 +69,9 @@ try:
     procs.append(srv)
     hp = ports["http"]
     root = srtest.admin_session(hp, "admin", temp, "platform-admin-pw-1")
-    adm = srtest.admin_new_user(hp, root, "opa", "operator", "sim", ["operator_admin"], "operator-admin-pw-1")
+    root2 = srtest.admin_session(hp, "admin2", temp2, "platform-admin-pw-2")  # the two-person rule's approver
+    adm = srtest.admin_new_user(hp, root, "opa", "operator", "sim", ["operator_admin"], "operator-admin-pw-1",
+                                approver=root2)
 
     sim = subprocess.Popen([BIN, "gwsim", "run", "--port", str(port), "--gateways", str(GATEWAYS), "--points",
                             str(POINTS), "--batch", str(BATCH), "--messages", "1000000", "--window", "8", "--acks",

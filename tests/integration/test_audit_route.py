@@ -28,8 +28,8 @@ BIN = sys.argv[1]
 T = tempfile.mkdtemp(prefix="suiro-auditroute-")
 D = os.path.join(T, "data")
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from srtest import (OTHER_OPERATOR_SHEET, Api, Checks, code, finish, http_once, import_sheet,  # noqa: E402
-                    start_server, stop_server, wait_until)
+from srtest import (OTHER_OPERATOR_SHEET, Api, Checks, approve_if_pending, code, finish, http_once, import_sheet,  # noqa: E402
+                    init_with_admins, start_server, stop_server, wait_until)
 
 check = Checks()
 server = None
@@ -82,20 +82,22 @@ def all_pages(api, **params):
 
 
 try:
-    r = subprocess.run([BIN, "init", "--demo", D], check=True, capture_output=True, text=True)
-    temp = [ln.split(":", 1)[1].strip() for ln in r.stdout.splitlines() if ln.startswith("temporary password:")][0]
+    temp, temp2 = init_with_admins(BIN, D, demo=True)
     import_sheet(BIN, D, os.path.join(T, "other.csv"), OTHER_OPERATOR_SHEET)
     server, ports = start_server(BIN, D, os.path.join(T, "server.log"))
     hp = ports["http"]
     admin = first_login(hp, "admin", temp, "the-admins-own-password-1")
+    admin2 = first_login(hp, "admin2", temp2, "the-admins-own-password-2")  # approves admin's privilege changes
     made = {}
     for uid, roles, scope in (("aud", ["auditor"], {"kind": "platform"}),
                               ("oaO", ["operator_admin"], {"kind": "operator", "id": "other"}),
                               ("oaD", ["operator_admin"], {"kind": "operator", "id": "demo"}),
                               ("genO", ["operator_general"], {"kind": "operator", "id": "other"})):
         st, b = admin.call("POST", "/admin/v1/users", {"id": uid, "roles": roles, "scope": scope})
-        assert st == 201, (uid, st, b)
-        made[uid] = first_login(hp, uid, b["password"], uid + "-password-12345")
+        password = b.get("password")
+        st, b2 = approve_if_pending(admin2, st, b)
+        assert st in (200, 201), (uid, st, b, b2)
+        made[uid] = first_login(hp, uid, password, uid + "-password-12345")
     aud, oaO, oaD, genO = made["aud"], made["oaO"], made["oaD"], made["genO"]
 
     # events: an app's failed and good login of operator "other", from 127.0.0.2
@@ -158,7 +160,12 @@ try:
     st, b = q(aud, kind="user", actor="admin")
     created = [e["target"] for e in b["items"] if e["action"] == "created"]
     check("the users the admin created are events (kind user, action created)",
-          {"user:aud", "user:oaO", "user:oaD", "user:genO"} <= set(created), created)
+          {"user:aud", "user:genO"} <= set(created), created)
+    st, b = q(aud, kind="pending")
+    approved = [(e["target"], e["actor"]) for e in b["items"] if e["action"] == "approved"
+                and e.get("detail", "").startswith("user created")]
+    check("... the operator admins through the two-person rule: their approvals name them (kind pending)",
+          {("user:oaO", "admin2"), ("user:oaD", "admin2")} <= set(approved), b.get("items"))
     full, _ = all_pages(aud)
     st, b = q(aud, **{"from": t_before_app})
     check("from: only events at or after it", st == 200 and b["items"] and b["items"][0]["actor"] == "APPX"

@@ -32,7 +32,8 @@ T = tempfile.mkdtemp(prefix="suiro-docfiles-")
 D = os.path.join(T, "data")
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from srtest import OTHER_OPERATOR_SHEET, Api, Checks, code, finish, import_sheet, start_server, stop_server  # noqa: E402
+from srtest import (OTHER_OPERATOR_SHEET, Api, Checks, approve_if_pending, code, finish, import_sheet,  # noqa: E402
+                    init_with_admins, start_server, stop_server)
 
 check = Checks()
 server = None
@@ -65,8 +66,7 @@ def cell(name, got, want):
 
 
 try:
-    r = subprocess.run([BIN, "init", "--demo", D], check=True, capture_output=True, text=True)
-    temp = [ln.split(":", 1)[1].strip() for ln in r.stdout.splitlines() if ln.startswith("temporary password:")][0]
+    temp, temp2 = init_with_admins(BIN, D, demo=True)
     import_sheet(BIN, D, os.path.join(T, "other.csv"), OTHER_OPERATOR_SHEET)
     import_sheet(BIN, D, os.path.join(T, "demo.csv"), sheet("read"))
     server, ports = start_server(BIN, D, os.path.join(T, "server.log"))
@@ -194,13 +194,17 @@ try:
         return api
 
     adm = user_session("admin", temp, "the-admins-own-password-1")
+    adm2 = user_session("admin2", temp2, "the-admins-own-password-2")  # approves adm's privilege changes
     U = {}
     for uid, role, op in (("opadm", "operator_admin", "demo"), ("gen1", "operator_general", "demo"),
-                          ("gen2", "operator_general", "demo"), ("xadm", "operator_admin", "other")):
+                          ("gen2", "operator_general", "demo"), ("xadm", "operator_admin", "other"),
+                          ("opadm2", "operator_admin", "demo")):
         st, b = adm.call("POST", "/admin/v1/users", {"id": uid, "roles": [role], "scope": {"kind": "operator", "id": op}})
-        check("user %s created" % uid, st == 201, (st, b))
+        st2, b2 = approve_if_pending(adm2, st, b)
+        check("user %s created" % uid, st == 201 or (st == 202 and st2 == 200), (st, b, st2, b2))
         U[uid] = user_session(uid, b.get("password", ""), uid + "-password-123")
     opadm, gen1, gen2, xadm = U["opadm"], U["gen1"], U["gen2"], U["xadm"]
+    opadm2 = U["opadm2"]  # approves opadm's widenings of grants (the two-person rule)
     G = "/admin/v1/operators/demo/document-grants"
     cell("a general user may not grant (setup.manage)", gen1.call("PUT", G + "/APPC/reports", {"access": "read"}),
          (403, "E2003"))
@@ -208,8 +212,11 @@ try:
          (403, "E2003"))
     cell("C before the grant", C.call("GET", doc), (403, "E2003"))
     st, b = opadm.call("PUT", G + "/APPC/reports", {"access": "read"})
-    check("the operator admin grants C read on collection reports",
-          st == 200 and b == {"appId": "APPC", "collection": "reports", "access": "read"}, (st, b))
+    check("the operator admin asks to grant C read on collection reports: a widening, pending",
+          st == 202 and b.get("state") == "requested", (st, b))
+    cell("C's next request is still refused", C.call("GET", doc), (403, "E2003"))
+    st, b = approve_if_pending(opadm2, st, b)
+    check("... a second operator admin of demo approves it", st == 200 and b.get("state") == "approved", (st, b))
     cell("C's very next request reads A's document", C.call("GET", doc), 200)
     cell("... but may not write it", C.call("PUT", doc, {"v": "C"}), (403, "E2003"))
     st, b = opadm.call("GET", G)
@@ -233,8 +240,8 @@ try:
     cell("A writes a file to share", A.call("PUT", "/api/v1/files/shared/r.txt", "for the team"), 201)
     cell("C may not read it", C.call("GET", "/api/v1/files/shared/r.txt"), (403, "E2003"))
     FG = "/admin/v1/operators/demo/file-grants"
-    cell("the operator admin grants C read under shared/", opadm.call("PUT", FG + "/APPC/shared/", {"access": "read"}),
-         200)
+    cell("the operator admin grants C read under shared/ (approved by a second admin)",
+         approve_if_pending(opadm2, *opadm.call("PUT", FG + "/APPC/shared/", {"access": "read"})), 200)
     cell("C reads the file", C.call("GET", "/api/v1/files/shared/r.txt", raw=True)[:2], 200)
     st, b = opadm.call("GET", FG)
     check("the file grants listed", st == 200 and ("APPC", "shared/", "read") in [
