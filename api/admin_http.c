@@ -205,6 +205,7 @@ typedef struct sjob {
     void (*after)(struct sjob *j); /* optional: on success, answers itself (login) */
     void *ctx;
     void (*ctx_free)(void *ctx);
+    const char *login_user; /* a login's: a refusal (the code used meanwhile) is a failed login, 401 */
 } sjob;
 
 static void sjob_free(sr_http_ctx *h)
@@ -234,10 +235,18 @@ static void answer_refusal(h2o_req_t *req, const sr_route *route, const sr_admin
     if (req) sr_http_result(req, 0, w, m, NULL);
 }
 
+static void login_audit(sr_admin *a, const char *op, const char *user, const char *reason, const char *addr);
+
 static void sjob_done(sjob *j)
 {
     h2o_req_t *req = j->h.req;
-    if (j->res.rc) answer_refusal(req, j->route, j->has_caller ? &j->caller : NULL, j->res.rc, j->res.err.msg);
+    if (j->res.rc && j->login_user && j->res.rc == SR_EINVAL) {
+        /* the step was taken by a concurrent login with the same code */
+        char addr[64] = "";
+        if (req) sr_login_addr_req(req, addr);
+        login_audit(j->a, "", j->login_user, j->res.err.msg, addr);
+        if (req) sr_http_result(req, 0, SR_WIRE_UNAUTH, "not authenticated: wrong userId, password or one-time code", NULL);
+    } else if (j->res.rc) answer_refusal(req, j->route, j->has_caller ? &j->caller : NULL, j->res.rc, j->res.err.msg);
     else if (j->after) j->after(j);
     else if (req && j->answer) sr_http_jsonv(req, j->status, j->answer);
     else if (req) sr_http_no_content(req);
@@ -751,6 +760,7 @@ static void login_checked(login *l)
     sjob *j = req ? sjob_new(&c, 201, NULL) : NULL;
     if (j) {
         j->after = login_answer;
+        j->login_user = l->user;
         j->ctx = l;
         j->ctx_free = login_unref;
         l->h.refs++; /* the sjob's, released when it is freed */
@@ -774,6 +784,9 @@ static void login_done(sr_login_job *lj)
                            NULL);
     } else if (!l->a->closing) {
         login_checked(l);
+    } else if (l->h.req) {
+        h2o_add_header(&l->h.req->pool, &l->h.req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL, H2O_STRLIT("1"));
+        sr_http_result(l->h.req, 503, SR_WIRE_BUSY, "server stopping", NULL);
     }
     sr_http_ctx_unref(&l->h);
 }

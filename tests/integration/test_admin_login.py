@@ -126,9 +126,20 @@ try:
           (st, b))
     st, b = login(hp, "admin", pw, otp(secret, -1))
     check("the code used for the enrolment's step (or before) is refused", st == 401, (st, b))
-    c1 = otp(secret, 1)
-    st, b = login(hp, "admin", pw, c1)
-    check("a login with oathtool's (next step's) code", st == 201 and not b["mustChangePassword"], (st, b))
+    # two logins at once with oathtool's (next step's) code: exactly one
+    # session (the accepted step and the session are one command; the
+    # engine refuses a step not above the stored one)
+    import threading
+    c1, res = otp(secret, 1), []
+    ths = [threading.Thread(target=lambda: res.append(login(hp, "admin", pw, c1))) for _ in range(2)]
+    for t in ths:
+        t.start()
+    for t in ths:
+        t.join()
+    check("two concurrent logins with oathtool's code: exactly one succeeds",
+          sorted(r[0] for r in res) == [201, 401], res)
+    b = [r[1] for r in res if r[0] == 201][0] if any(r[0] == 201 for r in res) else {}
+    check("... a normal session", b.get("mustChangePassword") is False, b)
     tok2 = b.get("token")
     st, b = login(hp, "admin", pw, c1)
     check("a replayed code is refused", st == 401 and code(b) == "E2001", (st, b))
