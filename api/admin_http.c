@@ -213,6 +213,7 @@ typedef struct sjob {
     void (*after)(struct sjob *j); /* optional: on success, answers itself (login) */
     void *ctx;
     void (*ctx_free)(void *ctx);
+    const char *login_user; /* a login's: a refusal (the code used meanwhile) is a failed login, 401 */
 } sjob;
 
 static void sjob_free(sr_http_ctx *h)
@@ -243,10 +244,18 @@ static void answer_refusal(sr_admin *a, h2o_req_t *req, const sr_route *route, c
     if (req) sr_http_result(req, 0, w, m, NULL);
 }
 
+static void login_audit(sr_admin *a, const char *op, const char *user, const char *reason, const char *addr);
+
 static void sjob_done(sjob *j)
 {
     h2o_req_t *req = j->h.req;
-    if (j->res.rc) answer_refusal(j->a, req, j->route, j->has_caller ? &j->caller : NULL, j->res.rc, j->res.err.msg);
+    if (j->res.rc && j->login_user && j->res.rc == SR_EINVAL) {
+        /* the step was taken by a concurrent login with the same code */
+        char addr[64] = "";
+        if (req) sr_login_addr_req(req, addr);
+        login_audit(j->a, "", j->login_user, j->res.err.msg, addr);
+        if (req) sr_http_result(req, 0, SR_WIRE_UNAUTH, "not authenticated: wrong userId, password or one-time code", NULL);
+    } else if (j->res.rc) answer_refusal(j->a, req, j->route, j->has_caller ? &j->caller : NULL, j->res.rc, j->res.err.msg);
     else if (j->after) j->after(j);
     else if (req && j->answer) sr_http_jsonv(req, j->status, j->answer);
     else if (req) sr_http_no_content(req);
@@ -428,19 +437,17 @@ static authn authenticate(sr_admin *a, h2o_req_t *req, sr_admin_caller *cl)
     token_hash(tok, len, h);
     int64_t now = wall_ms();
     sr_session_rec s;
-    int rc = sr_session_verify(a->eng, h, SR_ACTOR_USER, now, &s);
-    if (rc == SR_ENOTFOUND && sr_session_verify(a->eng, h, SR_ACTOR_USER, 0, &s) == SR_OK) {
+    sr_rec rec = SR_REC_INIT;
+    sr_user u;
+    int expired = 0;
+    /* the session and its user, one read snapshot */
+    int rc = sr_user_session_verify(a->eng, h, now, &rec, &s, &expired, &u);
+    if (expired) {
+        sr_rec_close(&rec);
         r.code = SR_WIRE_EXPIRED;
         r.msg = "session expired: log in again (POST /admin/v1/sessions)";
         return r;
     }
-    if (rc) {
-        if (rc != SR_ENOTFOUND) r.code = sr_wire_of_rc(rc), r.msg = sr_wire_msg_of_rc(rc);
-        return r;
-    }
-    sr_rec rec = SR_REC_INIT;
-    sr_user u;
-    rc = sr_read_user(a->eng, s.id, &rec, &u);
     if (rc || u.deleted || u.disabled || strlen(u.id) >= sizeof cl->user || strlen(u.scope_id) >= sizeof cl->scope_id) {
         sr_rec_close(&rec);
         if (rc && rc != SR_ENOTFOUND) r.code = sr_wire_of_rc(rc), r.msg = sr_wire_msg_of_rc(rc);
@@ -760,6 +767,7 @@ static void login_checked(login *l)
     sjob *j = req ? sjob_new(&c, 201, NULL) : NULL;
     if (j) {
         j->after = login_answer;
+        j->login_user = l->user;
         j->ctx = l;
         j->ctx_free = login_unref;
         l->h.refs++; /* the sjob's, released when it is freed */
@@ -783,6 +791,9 @@ static void login_done(sr_login_job *lj)
                            NULL);
     } else if (!l->a->closing) {
         login_checked(l);
+    } else if (l->h.req) {
+        h2o_add_header(&l->h.req->pool, &l->h.req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL, H2O_STRLIT("1"));
+        sr_http_result(l->h.req, 503, SR_WIRE_BUSY, "server stopping", NULL);
     }
     sr_http_ctx_unref(&l->h);
 }

@@ -37,8 +37,10 @@
  * sr_login_seen); once the generation moved, the first request reads the
  * entry again, and a deleted or disabled gateway, or a rotated secret, ends
  * the token (401 E2001); the server's registry hook ends them all at once
- * (sr_gwhttp_registry_changed). Paths under
- * /api/v1 are AP-IF (api/apif_http.c) on the same listener.
+ * (sr_gwhttp_registry_changed). Paths under /api/v1 are AP-IF
+ * (api/apif_http.c) and under /admin/v1 the Admin API (api/admin_http.c) on
+ * the same listener; a user's admin session token counts as known for the
+ * body limits below (sr_admin_token_known).
  *
  * LIMITS (issue #11; sr_http_limits, docs/configuration.md [http])
  *  h2o 2.2 reads a whole request body into the connection's input buffer
