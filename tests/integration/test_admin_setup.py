@@ -252,6 +252,44 @@ try:
     st, b = a.call("DELETE", OPS + "/apps/APP002")
     refused("DELETE it again", st, b, 404)
 
+    # ---- vendors (R-ID-8): a vendor admin reaches its own vendor's apps' registration, nothing else
+    st, b = root.call("POST", "/admin/v1/vendors", {"id": "apv", "name": "AP vendor", "kind": "ap"})
+    check("the platform admin registers an AP vendor", st == 201, (st, b))
+    st, b = a.call("PUT", OPS + "/apps/APP003", {"name": "Vendor's", "secret": "app3-secret-0003", "vendorId": "apv"})
+    check("PUT an app linked to the vendor", st == 200 and b["stored"] == 1, (st, b))
+    st, b = a.call("GET", OPS + "/apps")
+    check("... GET apps shows the link", [x["vendorId"] for x in b["items"] if x["id"] == "APP003"] == ["apv"], b)
+    refused.count = setup_events()
+    st, b = a.call("PUT", OPS + "/gateways/GW001", {"name": "Intake gateway", "vendorId": "apv"})
+    refused("link a gateway to an AP vendor", st, b, 400, "vendorId")
+    va = admin_new_user(hp, root, "va", "vendor", "apv", ["ap_vendor_admin"], "vendor-admin-pw-01")
+    st, b = va.call("POST", OPS + "/apps/APP003/secret")
+    check("the vendor admin rotates its own app's secret", st == 200 and len(b.get("secret", "")) == 32, (st, b))
+    st, b = va.call("PUT", OPS + "/apps/APP003/push-url", {"pushUrl": "https://vendor.example/push"})
+    check("... and sets its push URL", st == 200, (st, b))
+    for m, path, body in (("POST", "/apps/APP001/secret", None), ("PUT", "/apps/APP003", {"name": "x"}),
+                          ("GET", "/apps/APP003/grants", None), ("GET", "/sheet", None),
+                          ("POST", "/gateways/GW001/secret", None)):
+        st, b = va.call(m, OPS + path, body)
+        check("the vendor admin may not %s %s: 403" % (m, path), st == 403 and code(b) == "E2003", (st, b))
+
+    # ---- concurrent changes: one at a time, none undoes another
+    import threading
+    results = {}
+
+    def put(k):
+        results[k] = Api(hp, a.token).call("PUT", OPS + "/masters/datapoints/C%02d" % k,
+                                           {"device": "D002", "type": "number"})[0]
+    threads = [threading.Thread(target=put, args=(k,)) for k in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    st, b = a.call("GET", OPS + "/masters/datapoints")
+    have = {i["id"] for i in b["items"]}
+    check("8 concurrent PUTs: all answered 200 and all stored", sorted(results.values()) == [200] * 8 and
+          all("C%02d" % k in have for k in range(8)), (results, sorted(have)))
+
     # ---- who did it: the events name the user and the address
     out = subprocess.run([BIN, "replay", D, "--operator", "demo", "--kind", "registry_delete"], check=True,
                          capture_output=True, text=True).stdout
@@ -261,8 +299,8 @@ try:
 
     # ---- the CLI against the running server
     sheet_file = os.path.join(T, "sheet.csv")
-    with open(sheet_file, "w") as f:
-        f.write(sheet)
+    with open(sheet_file, "wb") as f:
+        f.write(a.call("GET", OPS + "/sheet", raw=True)[1])  # the set-up as it is now
     env = dict(os.environ)
     env.pop("SUIRO_URL", None)
     env.pop("SUIRO_TOKEN", None)
