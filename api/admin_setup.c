@@ -341,6 +341,9 @@ static int row_from(const sr_route_call *c, sctx *x, const kinddef *k, json_t *o
             continue;
         }
         if (!json_is_string(v)) return sr_admin_bad_field(c, field, "a string is required"), -1;
+        /* the sheet's cell limit and no NUL: the sheet check then names any other fault */
+        if (json_string_length(v) > 4096 || strlen(json_string_value(v)) != json_string_length(v))
+            return sr_admin_bad_field(c, field, "at most 4096 bytes, and no NUL"), -1;
         if (!strcmp(key, "id") && id && strcmp(json_string_value(v), id))
             return sr_admin_bad_field(c, field, "differs from the path's id"), -1;
         row[i] = json_string_value(v);

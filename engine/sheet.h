@@ -62,7 +62,8 @@ SR_MUST_CHECK int sr_engine_setup_edit(sr_engine *e, const sr_cmd_env *env, cons
 /* A change of an app's or a gateway's registration that the sheet does not
  * carry: its certificate (checked: one PEM X.509, under 64 KiB), a new
  * secret (hashed here: scrypt, call off the event loop), disabled (-1:
- * unchanged). One RegistryPut; SR_ENOTFOUND for an unknown app or gateway. */
+ * unchanged). One RegistryPut (none, res->count 0, when only disabled is
+ * asked and it is so already); SR_ENOTFOUND for an unknown app or gateway. */
 typedef struct sr_reg_change {
     const char *cert_pem; /* NULL: unchanged */
     const char *secret;   /* NULL: unchanged */

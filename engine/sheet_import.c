@@ -906,6 +906,10 @@ int sr_engine_registry_change(sr_engine *e, const sr_cmd_env *env, sr_reg_kind k
         if ((rc = sr_secret_hash(ch->secret, &hash))) goto done;
         re.secret_hash = (sr_slice){hash.data, hash.len};
     }
+    if (!ch->cert_pem && !ch->secret && (ch->disabled < 0 || !re.disabled == !ch->disabled)) {
+        res->rc = SR_OK; /* nothing changes: nothing stored (disabling a disabled one) */
+        goto done;
+    }
     if (ch->disabled >= 0) re.disabled = ch->disabled;
     if ((rc = sr_cmd_registry_put(env, &re, &evb))) goto done;
     sr_slice sl = {evb.data, evb.len};

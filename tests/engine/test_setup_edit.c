@@ -279,6 +279,12 @@ Test(setup_edit, registrations_change_and_survive_a_sheet_import)
     ch = (sr_reg_change){.secret = "rotated-secret-42", .disabled = 1};
     cr_assert_eq(sr_engine_registry_change(e, &ENV, SR_RG_APP, "A9", &ch, &r), SR_ENOTFOUND);
     cr_assert_eq(sr_engine_registry_change(e, &ENV, SR_RG_APP, "A1", &ch, &r), SR_OK, "%s", r.err.msg);
+    cr_assert_eq(r.count, 1);
+    before = next_seq(e);
+    ch = (sr_reg_change){.disabled = 1};
+    cr_assert_eq(sr_engine_registry_change(e, &ENV, SR_RG_APP, "A1", &ch, &r), SR_OK, "%s", r.err.msg);
+    cr_assert_eq(r.count, 0, "disabling a disabled app stores nothing");
+    cr_assert_eq(next_seq(e), before);
     /* the sheet import (an export of it) keeps what the sheet does not carry */
     sr_buf out;
     sr_buf_init(&out);
