@@ -63,6 +63,21 @@ static uint64_t next_seq(sr_engine *e)
     return st.log_next_seq;
 }
 
+static int hook_take(void *ctx, const sr_slice *evs, size_t n)
+{
+    (void)evs;
+    *(size_t *)ctx = n;
+    return 1;
+}
+
+static int hook_refuse(void *ctx, const sr_slice *evs, size_t n)
+{
+    (void)ctx;
+    (void)evs;
+    (void)n;
+    return SR_EINVAL;
+}
+
 static const char *const DP_COLS[] = {"id", "device", "name", "type", "unit", "min", "max", "kind"};
 
 /* put one data point row; the result and the field at fault */
@@ -302,5 +317,34 @@ Test(setup_edit, registrations_change_and_survive_a_sheet_import)
     cr_assert(re.disabled);
     cr_assert(sr_secret_verify("rotated-secret-42", re.secret_hash.data, re.secret_hash.len));
     sr_rec_close(&h);
+    finish(e);
+}
+
+Test(setup_edit, a_hook_sees_the_built_events_and_may_take_or_refuse_them)
+{
+    sr_engine *e = setup();
+    sr_result r;
+    char field[32];
+    size_t row, seen = 0;
+    int taken = 0;
+    static const char *const GCOLS[] = {"app", "datapoint", "access"};
+    const char *rows[] = {"A1", "P2", "read", "A1", "P1", "both"};
+    sr_setup_edit g = {.drop = SR_SHEET_S_GRANTS, .id = "A1", .must_exist_app = "A1", .section = "grants",
+                       .cols = GCOLS, .ncols = 3, .vals = rows, .nrows = 2,
+                       .hook = {hook_take, &seen, &taken}};
+    uint64_t before = next_seq(e);
+    cr_assert_eq(sr_engine_setup_edit(e, &ENV, &g, &r, field, sizeof field, &row), SR_OK, "%s", r.err.msg);
+    cr_assert(taken, "the hook took the change");
+    cr_assert_eq(seen, 3, "the hook saw the command's events: P2 put, P1 changed, P* removed (got %zu)", seen);
+    cr_assert_eq(r.count, 0);
+    cr_assert_eq(next_seq(e), before, "a taken change is not stored");
+    g.hook = (sr_setup_hook){hook_refuse, NULL, NULL};
+    cr_assert_eq(sr_engine_setup_edit(e, &ENV, &g, &r, field, sizeof field, &row), SR_EINVAL);
+    cr_assert_eq(next_seq(e), before, "a refused change is not stored");
+    sr_reg_change ch = {.disabled = 1, .hook = {hook_take, &seen, &taken}};
+    taken = 0;
+    cr_assert_eq(sr_engine_registry_change(e, &ENV, SR_RG_APP, "A1", &ch, &r), SR_OK);
+    cr_assert(taken && seen == 1);
+    cr_assert_eq(next_seq(e), before);
     finish(e);
 }

@@ -22,8 +22,8 @@ BIN = sys.argv[1]
 T = tempfile.mkdtemp(prefix="suiro-adminsetup-")
 D = os.path.join(T, "data")
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from srtest import (Api, Checks, admin_new_user, admin_session, code, finish, init_with_admin,  # noqa: E402
-                    start_server, stop_server)
+from srtest import (Api, Checks, admin_applied, admin_new_user, admin_session, code, finish,  # noqa: E402
+                    init_with_admin, start_server, stop_server)
 
 check = Checks()
 server = None
@@ -59,7 +59,7 @@ def gw_login(hp, gw, secret):
 
 
 try:
-    temp = init_with_admin(BIN, D, demo=True)
+    temp, temp2 = init_with_admin(BIN, D, demo=True, second="admin2")
     # a second operator, whose admin may not touch demo's set-up
     other = os.path.join(T, "other.csv")
     with open(other, "w") as f:
@@ -68,9 +68,11 @@ try:
     server, ports = start_server(BIN, D, os.path.join(T, "server.log"))
     hp = ports["http"]
     root = admin_session(hp, "admin", temp, "platform-admin-pw-1")
-    a = admin_new_user(hp, root, "opa", "operator", "demo", ["operator_admin"], "operator-admin-pw-1")
-    stranger = admin_new_user(hp, root, "opx", "operator", "other", ["operator_admin"], "operator-admin-pw-2")
-    reader = admin_new_user(hp, root, "opg", "operator", "demo", ["operator_general"], "operator-general-pw")
+    # the approver of privilege changes (the two-person rule), where the server has it
+    second = admin_session(hp, "admin2", temp2, "platform-admin-pw-2") if temp2 else None
+    a = admin_new_user(hp, root, "opa", "operator", "demo", ["operator_admin"], "operator-admin-pw-1", second)
+    stranger = admin_new_user(hp, root, "opx", "operator", "other", ["operator_admin"], "operator-admin-pw-2", second)
+    reader = admin_new_user(hp, root, "opg", "operator", "demo", ["operator_general"], "operator-general-pw", second)
     refused.count = setup_events()
 
     # ---- the role table on these routes (the dispatcher, the row's action)
@@ -186,7 +188,7 @@ try:
     check("disable a gateway: it no longer logs in", st == 200 and gw_login(hp, "GW003", new) == 401, (st, b))
     st, b = a.call("POST", OPS + "/gateways/GW003/disable")
     check("disable it again: nothing stored", st == 200 and b["stored"] == 0, (st, b))
-    st, b = a.call("POST", OPS + "/gateways/GW003/enable")
+    st, b = admin_applied(a.call("POST", OPS + "/gateways/GW003/enable"), second)  # a privilege change
     check("enable it: it logs in again", st == 200 and gw_login(hp, "GW003", new) == 201, (st, b))
     refused.count = setup_events()
     st, b = a.call("POST", OPS + "/gateways/GW009/disable")
@@ -205,9 +207,9 @@ try:
     st, b = a.call("PUT", OPS + "/apps/APP002", {"name": "Two", "secret": "app2-secret-0002"})
     check("PUT a new app: it logs in at once", st == 200 and app_login(hp, "APP002", "app2-secret-0002") == 201,
           (st, b))
-    st, b = a.call("PUT", OPS + "/apps/APP002/grants", {"grants": [{"dataId": "P00*", "access": "read"},
-                                                                   {"dataId": "P003", "access": "control"}]})
-    check("PUT grants", st == 200 and b["stored"] == 2, (st, b))
+    st, b = admin_applied(a.call("PUT", OPS + "/apps/APP002/grants", {"grants": [  # widening: a privilege change
+        {"dataId": "P00*", "access": "read"}, {"dataId": "P003", "access": "control"}]}), second)
+    check("PUT grants", st == 200 and (b is None or b["stored"] == 2), (st, b))
     st, b = a.call("GET", OPS + "/apps/APP002/grants")
     check("GET grants", st == 200 and sorted(b["items"], key=lambda g: g["dataId"]) == [
         {"dataId": "P00*", "access": "read"}, {"dataId": "P003", "access": "control"}], (st, b))
@@ -251,7 +253,7 @@ try:
     check("PUT app certificate", st == 200 and b["stored"] == 1, (st, b))
     st, b = a.call("POST", OPS + "/apps/APP002/disable")
     check("disable an app: it no longer logs in", st == 200 and app_login(hp, "APP002", new) == 401, (st, b))
-    st, b = a.call("POST", OPS + "/apps/APP002/enable")
+    st, b = admin_applied(a.call("POST", OPS + "/apps/APP002/enable"), second)  # a privilege change
     check("enable it: it logs in again", st == 200 and app_login(hp, "APP002", new) == 201, (st, b))
     st, b = a.call("DELETE", OPS + "/apps/APP002")
     check("DELETE an app with its grants", st == 200 and b["stored"] == 2 and app_login(hp, "APP002", new) == 401,
@@ -270,7 +272,7 @@ try:
     refused.count = setup_events()
     st, b = a.call("PUT", OPS + "/gateways/GW001", {"name": "Intake gateway", "vendorId": "apv"})
     refused("link a gateway to an AP vendor", st, b, 400, "vendorId")
-    va = admin_new_user(hp, root, "va", "vendor", "apv", ["ap_vendor_admin"], "vendor-admin-pw-01")
+    va = admin_new_user(hp, root, "va", "vendor", "apv", ["ap_vendor_admin"], "vendor-admin-pw-01", second)
     st, b = va.call("POST", OPS + "/apps/APP003/secret")
     check("the vendor admin rotates its own app's secret", st == 200 and len(b.get("secret", "")) == 32, (st, b))
     st, b = va.call("PUT", OPS + "/apps/APP003/push-url", {"pushUrl": "https://vendor.example/push"})
