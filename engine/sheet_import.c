@@ -425,8 +425,27 @@ static pthread_mutex_t setup_mu = PTHREAD_MUTEX_INITIALIZER;
 
 /* vendor_id (NULL: none) is the vendor link of the app or gateway (kind
  * vendor_kind) vendor_for; every other entry keeps its stored one. */
+/* The built events evs[0..n) of a set-up command go to hook (NULL: none)
+ * before they are submitted, under the mutex: 0 submit them, 1 taken by the
+ * caller (res: SR_OK, count 0, taken 1), < 0 refused (nothing stored). */
+static int submit_hooked(sr_engine *e, const sr_setup_hook *hook, const sr_slice *evs, size_t n, sr_result *res)
+{
+    int h = hook && hook->fn ? hook->fn(hook->ctx, evs, n) : 0;
+    if (h == 1) {
+        memset(res, 0, sizeof *res);
+        if (hook->taken) *hook->taken = 1;
+        return SR_OK;
+    }
+    if (h < 0) {
+        res->rc = h;
+        if (!res->err.msg[0]) snprintf(res->err.msg, sizeof res->err.msg, "%s", sr_strerror(h));
+        return h;
+    }
+    return sr_engine_submit_wait(e, evs, n, res);
+}
+
 static int import_locked(sr_engine *e, const sr_sheet *sh, const sr_cmd_env *env, const char *vendor_id,
-                         int vendor_kind, const char *vendor_for, sr_result *res)
+                         int vendor_kind, const char *vendor_for, const sr_setup_hook *hook, sr_result *res)
 {
     memset(res, 0, sizeof *res);
     if (sh->n_errors || sh->n_operators != 1) {
@@ -542,7 +561,7 @@ static int import_locked(sr_engine *e, const sr_sheet *sh, const sr_cmd_env *env
                 sl[i] = (sr_slice){b.bytes.data + pos, b.lens[i]};
                 pos += b.lens[i];
             }
-            rc = sr_engine_submit_wait(e, sl, b.n, res);
+            rc = submit_hooked(e, hook, sl, b.n, res);
             sr_free(sl);
         }
     } else if (!rc) {
@@ -562,10 +581,11 @@ static int import_locked(sr_engine *e, const sr_sheet *sh, const sr_cmd_env *env
     return res->rc;
 }
 
-int sr_engine_import_sheet_as(sr_engine *e, const sr_sheet *sh, const sr_cmd_env *env, sr_result *res)
+int sr_engine_import_sheet_as(sr_engine *e, const sr_sheet *sh, const sr_cmd_env *env, const sr_setup_hook *hook,
+                              sr_result *res)
 {
     pthread_mutex_lock(&setup_mu);
-    int rc = import_locked(e, sh, env, NULL, 0, NULL, res);
+    int rc = import_locked(e, sh, env, NULL, 0, NULL, hook, res);
     pthread_mutex_unlock(&setup_mu);
     return rc;
 }
@@ -573,7 +593,7 @@ int sr_engine_import_sheet_as(sr_engine *e, const sr_sheet *sh, const sr_cmd_env
 int sr_engine_import_sheet(sr_engine *e, const sr_sheet *sh, sr_result *res)
 {
     sr_cmd_env env = {NULL, "sheet-import", SR_ACTOR_USER, NULL, NULL};
-    return sr_engine_import_sheet_as(e, sh, &env, res);
+    return sr_engine_import_sheet_as(e, sh, &env, NULL, res);
 }
 
 /* ---- export ------------------------------------------------------------- */
@@ -917,7 +937,7 @@ int sr_engine_setup_edit(sr_engine *e, const sr_cmd_env *env, const sr_setup_edi
         }
     }
     int vkind = !ed->section ? 0 : !strcmp(ed->section, "apps") ? SR_RG_APP : !strcmp(ed->section, "gateways") ? SR_RG_GATEWAY : 0;
-    rc = import_locked(e, next, env, vkind ? ed->vendor_id : NULL, vkind, ed->id, res);
+    rc = import_locked(e, next, env, vkind ? ed->vendor_id : NULL, vkind, ed->id, &ed->hook, res);
 done:
     pthread_mutex_unlock(&setup_mu);
     if (rc && !res->rc) {
@@ -962,10 +982,14 @@ int sr_engine_registry_change(sr_engine *e, const sr_cmd_env *env, sr_reg_kind k
         if ((rc = sr_secret_hash(ch->secret, &hash))) goto done;
         re.secret_hash = (sr_slice){hash.data, hash.len};
     }
+    if (!ch->cert_pem && !ch->secret && (ch->disabled < 0 || !re.disabled == !ch->disabled)) {
+        res->rc = SR_OK; /* nothing changes: nothing stored (disabling a disabled one) */
+        goto done;
+    }
     if (ch->disabled >= 0) re.disabled = ch->disabled;
     if ((rc = sr_cmd_registry_put(env, &re, &evb))) goto done;
     sr_slice sl = {evb.data, evb.len};
-    rc = sr_engine_submit_wait(e, &sl, 1, res);
+    rc = submit_hooked(e, &ch->hook, &sl, 1, res);
 done:
     pthread_mutex_unlock(&setup_mu);
     if (rc && !res->rc) {
