@@ -995,12 +995,14 @@ int sr_cmd_user_totp_step(const sr_cmd_env *env, const char *id, int64_t step, s
 
 int sr_cmd_pending_request(const sr_cmd_env *env, const sr_pending_req *q, sr_buf *out)
 {
-    if (!q || !q->change.len) return SR_EINVAL;
+    if (!q || !q->n_changes || q->n_changes > 64) return SR_EINVAL;
+    ProtobufCBinaryData ch[64];
+    for (size_t i = 0; i < q->n_changes; i++) ch[i] = (ProtobufCBinaryData){q->changes[i].len, (uint8_t *)q->changes[i].data};
     Suiro__V1__PendingEvent p = SUIRO__V1__PENDING_EVENT__INIT;
     p.pending_id = S(q->id);
     p.action = "requested";
-    p.change.data = (uint8_t *)q->change.data;
-    p.change.len = q->change.len;
+    p.change = ch;
+    p.n_change = q->n_changes;
     p.summary = S(q->summary);
     p.scope = (Suiro__V1__UserScope)q->scope;
     p.scope_id = S(q->scope_id);
