@@ -703,7 +703,8 @@ void sr_login_stored(sr_engine *eng, char kind, const char *op, const char *id, 
         return;
     }
     sr_reg_entry re;
-    if (sr_read_registry(eng, op, kind == 'a' ? SR_RG_APP : SR_RG_GATEWAY, id, &r, &re) == SR_OK)
+    /* a disabled app or gateway has no stored secret here: refused like an unknown one */
+    if (sr_read_registry(eng, op, kind == 'a' ? SR_RG_APP : SR_RG_GATEWAY, id, &r, &re) == SR_OK && !re.disabled)
         (void)!sr_buf_append(out, re.secret_hash.data, re.secret_hash.len);
     sr_rec_close(&r);
 }

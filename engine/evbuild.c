@@ -856,6 +856,7 @@ int sr_cmd_registry_put(const sr_cmd_env *env, const sr_reg_entry *r, sr_buf *ou
     rp.protocol = S(r->protocol);
     rp.vendor_id = S(r->vendor_id);
     rp.vendor_kind = S(r->vendor_kind);
+    rp.disabled = r->disabled != 0;
     Suiro__V1__Event ev = SUIRO__V1__EVENT__INIT;
     ev.body_case = SUIRO__V1__EVENT__BODY_REGISTRY_PUT;
     ev.registry_put = &rp;

@@ -190,7 +190,8 @@ static int dec_registry(sr_rec *r, const uint8_t *p, size_t len, sr_reg_entry *o
                         .access = m->access,
                         .protocol = m->protocol,
                         .vendor_id = m->vendor_id,
-                        .vendor_kind = m->vendor_kind};
+                        .vendor_kind = m->vendor_kind,
+                        .disabled = m->disabled};
     return SR_OK;
 }
 

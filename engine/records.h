@@ -158,6 +158,7 @@ typedef struct sr_reg_entry {
     const char *protocol;   /* gateways: mqtt, http */
     const char *vendor_id;  /* apps, gateways: the vendor that builds it (R-ID-8), "" none */
     const char *vendor_kind; /* vendors (the platform's, operator ""): ap, gw */
+    int disabled;           /* apps, gateways: refused at login until enabled */
 } sr_reg_entry;
 
 SR_MUST_CHECK int sr_read_registry(sr_engine *e, const char *op, sr_reg_kind kind, const char *id, sr_rec *r,
