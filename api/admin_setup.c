@@ -63,6 +63,7 @@ typedef struct sctx {
     const char *rows_field; /* "grants": rows' fields are "grants[i].<field>" */
     sr_reg_change ch;
     char secret[40];
+    void (*privileged)(sr_admin_work *, void *); /* a privilege change's work (setup_privileged) */
 } sctx;
 
 static void sctx_free(void *v)
@@ -167,13 +168,47 @@ static void change_work(sr_admin_work *w, void *v)
 }
 
 /* R-ID-5: a privilege change of this file (an app's grants widened, an app
- * or a gateway enabled) is made here and only here; the two-person rule
- * (api/admin_pending.c) stores it as a pending change instead. */
+ * or a gateway enabled) is made here and only here: the two-person rule
+ * (api/admin_pending.c) stores it as a pending change instead. The route's
+ * own work builds and checks the change as it would store it, its events
+ * captured instead of submitted (sr_setup_capture); they become a pending
+ * change of the operator, which its admins (setup.manage) decide; the
+ * route answers 202 with it. A change that turns out to change nothing is
+ * answered as stored (nothing). */
+static void privileged_work(sr_admin_work *w, void *v)
+{
+    sctx *x = v;
+    sr_setup_capture cap;
+    memset(&cap, 0, sizeof cap);
+    x->ed.capture = &cap;
+    x->ch.capture = &cap;
+    x->privileged(w, v);
+    x->ed.capture = NULL;
+    x->ch.capture = NULL;
+    if (!w->code && cap.n) {
+        sr_slice *sl = calloc(cap.n, sizeof *sl);
+        if (!sl) {
+            w->code = SR_WIRE_INTERNAL;
+            snprintf(w->msg, sizeof w->msg, "out of memory");
+        } else {
+            size_t pos = 0;
+            for (size_t i = 0; i < cap.n; i++) {
+                sl[i] = (sr_slice){cap.bytes.data + pos, cap.lens[i]};
+                pos += cap.lens[i];
+            }
+            (void)sr_admin_work_pending_n(w, SR_US_OPERATOR, x->op, SR_ACT_SETUP_MANAGE, x->what, sl, cap.n);
+            free(sl);
+        }
+    }
+    sr_setup_capture_release(&cap);
+}
+
 static void setup_privileged(const sr_route_call *c, const char *what, void (*work)(sr_admin_work *, void *),
                              sctx *x)
 {
-    (void)what;
-    sr_admin_run(c, work, x, sctx_free);
+    (void)what; /* x->what, the pending change's summary */
+    x->privileged = work;
+    sr_admin_run(c, privileged_work, x, sctx_free);
 }
 
 /* ---- the sheet -------------------------------------------------------------- */

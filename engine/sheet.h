@@ -27,6 +27,17 @@ SR_MUST_CHECK int sr_engine_import_sheet_as(sr_engine *e, const sr_sheet *sh, co
  * same validation as a sheet's, row and references) and imported as a sheet
  * (the same events, secrets and removals). One edit or import at a time
  * (a mutex), so two edits cannot undo each other. */
+/* The events of a change, built and not submitted (the two-person rule:
+ * a privilege change is stored as a pending change, api/admin_pending.c):
+ * n events, event i the lens[i] bytes after those before it in bytes.
+ * Release with sr_setup_capture_release. */
+typedef struct sr_setup_capture {
+    sr_buf bytes;
+    size_t *lens;
+    size_t n;
+} sr_setup_capture;
+void sr_setup_capture_release(sr_setup_capture *c);
+
 typedef struct sr_setup_edit {
     /* drop: the entry `id` of section `drop` (an SR_SHEET_S_* bit; 0: none);
      * an app's grants go with it, a data point's exact grants with it;
@@ -48,6 +59,8 @@ typedef struct sr_setup_edit {
     size_t nrows;
     const char *vendor_id;       /* section apps or gateways: the vendor link of entry `id` (R-ID-8; ""
                                   * none); NULL: the stored one */
+    sr_setup_capture *capture;   /* non-NULL: the checked change's events go here, nothing is submitted
+                                  * (res->count: their number) */
 } sr_setup_edit;
 
 /* res as sr_engine_import_sheet's, or a refusal: SR_ENOTFOUND (the operator,
@@ -67,6 +80,7 @@ typedef struct sr_reg_change {
     const char *cert_pem; /* NULL: unchanged */
     const char *secret;   /* NULL: unchanged */
     int disabled;         /* -1, 0, 1 */
+    sr_setup_capture *capture; /* non-NULL: the event goes here, nothing is submitted (as sr_setup_edit's) */
 } sr_reg_change;
 SR_MUST_CHECK int sr_engine_registry_change(sr_engine *e, const sr_cmd_env *env, sr_reg_kind kind, const char *id,
                                             const sr_reg_change *ch, sr_result *res);

@@ -401,8 +401,19 @@ static pthread_mutex_t setup_mu = PTHREAD_MUTEX_INITIALIZER;
 
 /* vendor_id (NULL: none) is the vendor link of the app or gateway (kind
  * vendor_kind) vendor_for; every other entry keeps its stored one. */
+void sr_setup_capture_release(sr_setup_capture *c)
+{
+    if (!c) return;
+    sr_buf_release(&c->bytes);
+    sr_free(c->lens);
+    c->lens = NULL;
+    c->n = 0;
+}
+
+/* cap: NULL, or where the events go instead of being submitted
+ * (sr_setup_capture). */
 static int import_locked(sr_engine *e, const sr_sheet *sh, const sr_cmd_env *env, const char *vendor_id,
-                         int vendor_kind, const char *vendor_for, sr_result *res)
+                         int vendor_kind, const char *vendor_for, sr_setup_capture *cap, sr_result *res)
 {
     memset(res, 0, sizeof *res);
     if (sh->n_errors || sh->n_operators != 1) {
@@ -493,7 +504,16 @@ static int import_locked(sr_engine *e, const sr_sheet *sh, const sr_cmd_env *env
     char removed[sizeof res->err.msg - 24];
     removed[0] = 0;
     if (!rc) rc = removals(e, sh, &b, res, &nremoved, removed, sizeof removed);
-    if (!rc && b.n) {
+    if (!rc && b.n && cap) { /* built, checked by the caller's engine later: handed over */
+        sr_setup_capture_release(cap);
+        cap->bytes = b.bytes;
+        cap->lens = b.lens;
+        cap->n = b.n;
+        sr_buf_init(&b.bytes);
+        b.lens = NULL;
+        res->rc = SR_OK;
+        res->count = (uint32_t)cap->n;
+    } else if (!rc && b.n) {
         sr_slice *sl = sr_calloc(b.n, sizeof *sl);
         if (!sl) rc = SR_ENOMEM;
         else {
@@ -524,7 +544,7 @@ static int import_locked(sr_engine *e, const sr_sheet *sh, const sr_cmd_env *env
 int sr_engine_import_sheet_as(sr_engine *e, const sr_sheet *sh, const sr_cmd_env *env, sr_result *res)
 {
     pthread_mutex_lock(&setup_mu);
-    int rc = import_locked(e, sh, env, NULL, 0, NULL, res);
+    int rc = import_locked(e, sh, env, NULL, 0, NULL, NULL, res);
     pthread_mutex_unlock(&setup_mu);
     return rc;
 }
@@ -861,7 +881,7 @@ int sr_engine_setup_edit(sr_engine *e, const sr_cmd_env *env, const sr_setup_edi
         }
     }
     int vkind = !ed->section ? 0 : !strcmp(ed->section, "apps") ? SR_RG_APP : !strcmp(ed->section, "gateways") ? SR_RG_GATEWAY : 0;
-    rc = import_locked(e, next, env, vkind ? ed->vendor_id : NULL, vkind, ed->id, res);
+    rc = import_locked(e, next, env, vkind ? ed->vendor_id : NULL, vkind, ed->id, ed->capture, res);
 done:
     pthread_mutex_unlock(&setup_mu);
     if (rc && !res->rc) {
@@ -908,6 +928,21 @@ int sr_engine_registry_change(sr_engine *e, const sr_cmd_env *env, sr_reg_kind k
     }
     if (ch->disabled >= 0) re.disabled = ch->disabled;
     if ((rc = sr_cmd_registry_put(env, &re, &evb))) goto done;
+    if (ch->capture) { /* built, not submitted (sr_setup_capture) */
+        sr_setup_capture *cap = ch->capture;
+        sr_setup_capture_release(cap);
+        if (!(cap->lens = sr_calloc(1, sizeof *cap->lens))) {
+            rc = SR_ENOMEM;
+            goto done;
+        }
+        cap->bytes = evb;
+        sr_buf_init(&evb);
+        cap->lens[0] = cap->bytes.len;
+        cap->n = 1;
+        res->rc = SR_OK;
+        res->count = 1;
+        goto done;
+    }
     sr_slice sl = {evb.data, evb.len};
     rc = sr_engine_submit_wait(e, &sl, 1, res);
 done:

@@ -501,12 +501,33 @@ def import_sheet(binary, data, path, text):
 
 # ---- the Admin API (/admin/v1, docs/admin.md) ----------------------------------
 
+# init's second platform admin (the two-person rule needs two): user, its
+# temporary password, and the password it chose once it logged in
+_second = {}
+
+
 def init_with_admin(binary, data, demo=False):
-    """`suiro init` of a new data directory (the demo operator when demo);
-    the first platform admin's temporary password, as init prints it."""
-    r = subprocess.run([binary, "init"] + (["--demo"] if demo else []) + [data], check=True, capture_output=True,
-                       text=True)
-    return [ln.split(":", 1)[1].strip() for ln in r.stdout.splitlines() if ln.startswith("temporary password:")][0]
+    """`suiro init` of a new data directory (the demo operator when demo),
+    with a second platform admin, admin2, who approves pending changes
+    (approve_pending); the first platform admin's temporary password, as
+    init prints it."""
+    r = subprocess.run([binary, "init", "--second-admin", "admin2"] + (["--demo"] if demo else []) + [data],
+                       check=True, capture_output=True, text=True)
+    temps = [ln.split(":", 1)[1].strip() for ln in r.stdout.splitlines() if ln.startswith("temporary password:")]
+    _second.update(user="admin2", temp=temps[1], password=None)
+    return temps[0]
+
+
+def approve_pending(port, answer):
+    """A privilege change's 202 answer (a pending change, the two-person
+    rule): init's second platform admin approves it. (status, body) of the
+    approval."""
+    if _second.get("password"):
+        api = admin_session(port, _second["user"], _second["password"])
+    else:
+        _second["password"] = "second-admin-own-password"
+        api = admin_session(port, _second["user"], _second["temp"], _second["password"])
+    return api.call("POST", "/admin/v1/pending/%s/approve" % answer["pendingId"])
 
 
 def admin_session(port, user, password, new_password=None):
@@ -531,6 +552,10 @@ def admin_new_user(port, admin, uid, kind, scope_id, roles, new_password):
     changes it: its Api."""
     st, b = admin.call("POST", "/admin/v1/users", {"id": uid, "scope": {"kind": kind, "id": scope_id},
                                                    "roles": roles})
-    if st != 201:
+    if st == 202:  # an admin role: a pending change, approved by init's second admin
+        ast, ab = approve_pending(port, b)
+        if ast != 200:
+            raise RuntimeError("approving the creation of %s refused: %r %r" % (uid, ast, ab))
+    elif st != 201:
         raise RuntimeError("creating %s refused: %r %r" % (uid, st, b))
     return admin_session(port, uid, b["password"], new_password)

@@ -7,7 +7,8 @@ command-line client (api/cli/cmd_admin.c), against the real server:
  2. login (SUIRO_PASSWORD) prints the token JSON; the token from SUIRO_TOKEN
     or --token, the URL from SUIRO_URL or --url;
  3. the forced password change, users and vendors by named subcommands,
-    `call METHOD PATH --data JSON|@FILE` for any route;
+    `call METHOD PATH --data JSON|@FILE` for any route (a role change is a
+    pending change that init's second admin approves with `call`);
  4. the exit codes are apsim's: 0 ok, 1 an error answer (its JSON printed on
     stdout), 2 usage, 3 the server not reachable.
 usage: test_admin_cli.py SUIRO_BIN"""
@@ -43,8 +44,11 @@ def admin(*args, env=None, token=None, url=None):
 
 
 try:
-    r = subprocess.run([BIN, "init", "--demo", D], check=True, capture_output=True, text=True)
-    temp = [ln.split(":", 1)[1].strip() for ln in r.stdout.splitlines() if ln.startswith("temporary password:")][0]
+    # a second platform admin approves the privilege change of part 3 (the two-person rule)
+    r = subprocess.run([BIN, "init", "--demo", "--second-admin", "admin2", D], check=True, capture_output=True,
+                       text=True)
+    temp, temp2 = [ln.split(":", 1)[1].strip() for ln in r.stdout.splitlines()
+                   if ln.startswith("temporary password:")][:2]
     server, ports = start_server(BIN, D, os.path.join(T, "server.log"))
     url = "http://127.0.0.1:%d" % ports["http"]
 
@@ -85,7 +89,17 @@ try:
           rc == 0 and b["id"] == "alice" and b["scope"] == {"kind": "operator", "id": "demo"}
           and len(b["password"]) == 32, (rc, b, err))
     rc, b, err = admin("user-roles", "alice", "--roles", "operator_admin,operator_general", token=tok, url=url)
-    check("user-roles with a list", rc == 0 and b["roles"] == ["operator_admin", "operator_general"], (rc, b, err))
+    check("user-roles with a list: a pending change (a privilege change)",
+          rc == 0 and b["state"] == "requested" and b["pendingId"], (rc, b, err))
+    pid = b["pendingId"]
+    rc, b2, err = admin("login", "--user", "admin2", env={"SUIRO_PASSWORD": temp2}, url=url)
+    tok2 = b2["token"]
+    rc, _, err = admin("password", "--current-password", temp2, "--new-password", "cli-admin2-password", token=tok2,
+                       url=url)
+    rc, b, err = admin("call", "POST", "/admin/v1/pending/%s/approve" % pid, token=tok2, url=url)
+    check("the second admin approves it with call", rc == 0 and b["state"] == "approved", (rc, b, err))
+    rc, b, err = admin("user", "alice", token=tok, url=url)
+    check("... and the roles are set", rc == 0 and b["roles"] == ["operator_admin", "operator_general"], (rc, b, err))
     rc, b, err = admin("user", "alice", token=tok, url=url)
     check("user", rc == 0 and b["name"] == "Alice", (rc, b, err))
     f = os.path.join(T, "op.json")

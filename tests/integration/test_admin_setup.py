@@ -8,7 +8,9 @@ refusal (the operator's set-up events in `suiro replay` unchanged); the
 change takes effect at once (the AP-IF's masters, an app's or a gateway's
 login); a refused action of another operator's admin is 403; `suiro sheet
 import` and `suiro cert import` against the running server name the
-`suiro admin` command to use.
+`suiro admin` command to use. The privilege changes (a gateway or an app
+enabled, an app's grants widened) are answered 202 and take effect once
+demo's second admin approves them (the two-person rule).
 usage: test_admin_setup.py SUIRO_BIN"""
 import csv
 import io
@@ -69,6 +71,14 @@ try:
     hp = ports["http"]
     root = admin_session(hp, "admin", temp, "platform-admin-pw-1")
     a = admin_new_user(hp, root, "opa", "operator", "demo", ["operator_admin"], "operator-admin-pw-1")
+    # the second admin of demo, who approves a's privilege changes (the two-person rule)
+    a2 = admin_new_user(hp, root, "opa2", "operator", "demo", ["operator_admin"], "operator-admin-pw-3")
+
+    def approved(st, b):
+        """a privilege change's 202 (a pending change) approved by a2: the approval's (status, body)"""
+        check("a privilege change waits for a second admin (202)", st == 202 and b.get("state") == "requested",
+              (st, b))
+        return a2.call("POST", "/admin/v1/pending/%s/approve" % b["pendingId"]) if st == 202 else (st, b)
     stranger = admin_new_user(hp, root, "opx", "operator", "other", ["operator_admin"], "operator-admin-pw-2")
     reader = admin_new_user(hp, root, "opg", "operator", "demo", ["operator_general"], "operator-general-pw")
     refused.count = setup_events()
@@ -178,7 +188,7 @@ try:
     refused("PUT certificate of an unknown gateway", st, b, 404)
     st, b = a.call("POST", OPS + "/gateways/GW003/disable")
     check("disable a gateway: it no longer logs in", st == 200 and gw_login(hp, "GW003", new) == 401, (st, b))
-    st, b = a.call("POST", OPS + "/gateways/GW003/enable")
+    st, b = approved(*a.call("POST", OPS + "/gateways/GW003/enable"))
     check("enable it: it logs in again", st == 200 and gw_login(hp, "GW003", new) == 201, (st, b))
     refused.count = setup_events()
     st, b = a.call("POST", OPS + "/gateways/GW009/disable")
@@ -197,9 +207,9 @@ try:
     st, b = a.call("PUT", OPS + "/apps/APP002", {"name": "Two", "secret": "app2-secret-0002"})
     check("PUT a new app: it logs in at once", st == 200 and app_login(hp, "APP002", "app2-secret-0002") == 201,
           (st, b))
-    st, b = a.call("PUT", OPS + "/apps/APP002/grants", {"grants": [{"dataId": "P00*", "access": "read"},
-                                                                   {"dataId": "P003", "access": "control"}]})
-    check("PUT grants", st == 200 and b["stored"] == 2, (st, b))
+    st, b = approved(*a.call("PUT", OPS + "/apps/APP002/grants", {"grants": [{"dataId": "P00*", "access": "read"},
+                                                                             {"dataId": "P003", "access": "control"}]}))
+    check("PUT grants (widened: approved)", st == 200 and b["state"] == "approved", (st, b))
     st, b = a.call("GET", OPS + "/apps/APP002/grants")
     check("GET grants", st == 200 and sorted(b["items"], key=lambda g: g["dataId"]) == [
         {"dataId": "P00*", "access": "read"}, {"dataId": "P003", "access": "control"}], (st, b))
@@ -243,7 +253,7 @@ try:
     check("PUT app certificate", st == 200 and b["stored"] == 1, (st, b))
     st, b = a.call("POST", OPS + "/apps/APP002/disable")
     check("disable an app: it no longer logs in", st == 200 and app_login(hp, "APP002", new) == 401, (st, b))
-    st, b = a.call("POST", OPS + "/apps/APP002/enable")
+    st, b = approved(*a.call("POST", OPS + "/apps/APP002/enable"))
     check("enable it: it logs in again", st == 200 and app_login(hp, "APP002", new) == 201, (st, b))
     st, b = a.call("DELETE", OPS + "/apps/APP002")
     check("DELETE an app with its grants", st == 200 and b["stored"] == 2 and app_login(hp, "APP002", new) == 401,
