@@ -141,6 +141,12 @@ void sr_admin_pending_submit(const sr_route_call *c, sr_user_scope scope, const 
 int sr_admin_work_pending_n(sr_admin_work *w, sr_user_scope scope, const char *scope_id, sr_authz_action act,
                             const char *summary, const sr_slice *evs, size_t n)
 {
+    if (n > SR_PENDING_MAX_EVENTS) {
+        w->code = SR_WIRE_PARAM;
+        snprintf(w->msg, sizeof w->msg, "%s: a change of %zu events; one that waits for approval has at most %d",
+                 summary, n, SR_PENDING_MAX_EVENTS);
+        return SR_EINVAL;
+    }
     sr_buf pb;
     sr_buf_init(&pb);
     char id[32] = "";

@@ -693,8 +693,9 @@ static int pending_allowed(sr_engine *e, MDB_txn *t, const Event *ev, const Pend
 static int pending_change_decode(const Event *ev, const PendingEvent *p, const char *requester, pb_arena *ar,
                                  Event ***out, sr_result *r)
 {
-    if (!p->n_change || p->n_change > 64)
-        return sr__refuse(r, SR_EINVAL, "pending change %s: 1 to 64 events of change are required", p->pending_id);
+    if (!p->n_change || p->n_change > SR_PENDING_MAX_EVENTS)
+        return sr__refuse(r, SR_EINVAL, "pending change %s: 1 to %d events of change are required", p->pending_id,
+                          SR_PENDING_MAX_EVENTS);
     Event **cs = sr_arena_alloc(&ar->a, p->n_change * sizeof *cs);
     if (!cs) return SR_ENOMEM;
     *out = cs;

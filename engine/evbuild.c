@@ -996,8 +996,9 @@ int sr_cmd_user_totp_step(const sr_cmd_env *env, const char *id, int64_t step, s
 
 int sr_cmd_pending_request(const sr_cmd_env *env, const sr_pending_req *q, sr_buf *out)
 {
-    if (!q || !q->n_changes || q->n_changes > 64) return SR_EINVAL;
-    ProtobufCBinaryData ch[64];
+    if (!q || !q->n_changes || q->n_changes > SR_PENDING_MAX_EVENTS) return SR_EINVAL;
+    ProtobufCBinaryData *ch = sr_calloc(q->n_changes, sizeof *ch);
+    if (!ch) return SR_ENOMEM;
     for (size_t i = 0; i < q->n_changes; i++) ch[i] = (ProtobufCBinaryData){q->changes[i].len, (uint8_t *)q->changes[i].data};
     Suiro__V1__PendingEvent p = SUIRO__V1__PENDING_EVENT__INIT;
     p.pending_id = S(q->id);
@@ -1012,7 +1013,9 @@ int sr_cmd_pending_request(const sr_cmd_env *env, const sr_pending_req *q, sr_bu
     Suiro__V1__Event ev = SUIRO__V1__EVENT__INIT;
     ev.body_case = SUIRO__V1__EVENT__BODY_PENDING;
     ev.pending = &p;
-    return env_pack(&ev, env, out);
+    int rc = env_pack(&ev, env, out);
+    sr_free(ch);
+    return rc;
 }
 
 int sr_cmd_pending_decide(const sr_cmd_env *env, const char *id, const char *action, const char *reason, sr_buf *out)

@@ -454,6 +454,7 @@ int sr_user_password_ok(const sr_user *u, const char *password);
  * (SR_EEXIST), a requester who is not an active user allowed act on the
  * scope, a change that does not apply now, an expiry not after the ingest
  * time (SR_EINVAL). */
+#define SR_PENDING_MAX_EVENTS 4096 /* events one pending change holds (a sheet edit's) */
 typedef struct sr_pending_req {
     const char *id;             /* the caller's new id (codecs/ids.h) */
     sr_user_scope scope;        /* whose admins decide it */
@@ -461,7 +462,8 @@ typedef struct sr_pending_req {
     const char *authz_action;   /* the action the deciders must hold (sr_authz_action_name) */
     const char *summary;        /* for the approvers, at most 1000 bytes */
     int64_t expires_ms;
-    const sr_slice *changes;    /* the change: 1 to 64 encoded events builders made, applied in order as one */
+    const sr_slice *changes;    /* the change: 1 to SR_PENDING_MAX_EVENTS encoded events builders made,
+                                 * applied in order as one */
     size_t n_changes;
 } sr_pending_req;
 SR_MUST_CHECK int sr_cmd_pending_request(const sr_cmd_env *env, const sr_pending_req *q, sr_buf *out);
