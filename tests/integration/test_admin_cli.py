@@ -96,8 +96,18 @@ try:
     tok2 = b2["token"]
     rc, _, err = admin("password", "--current-password", temp2, "--new-password", "cli-admin2-password", token=tok2,
                        url=url)
-    rc, b, err = admin("call", "POST", "/admin/v1/pending/%s/approve" % pid, token=tok2, url=url)
-    check("the second admin approves it with call", rc == 0 and b["state"] == "approved", (rc, b, err))
+    rc, b, err = admin("pending", token=tok2, url=url)
+    check("pending lists it to the second admin, who may decide it",
+          rc == 0 and [(x["pendingId"], x["mayDecide"]) for x in b["pending"]] == [(pid, True)], (rc, b, err))
+    rc, b, err = admin("pending-reject", pid, token=tok2, url=url)
+    check("pending-reject without --reason: exit 1 naming the field",
+          rc == 1 and b["result"]["detail"]["field"] == "reason", (rc, b, err))
+    rc, b, err = admin("pending-approve", pid, token=tok, url=url)
+    check("the requester's pending-approve: exit 1, 403", rc == 1 and b["result"]["code"] == "E2003", (rc, b, err))
+    rc, b, err = admin("pending-approve", pid, token=tok2, url=url)
+    check("the second admin's pending-approve", rc == 0 and b["state"] == "approved", (rc, b, err))
+    rc, b, err = admin("pending-get", pid, token=tok, url=url)
+    check("pending-get", rc == 0 and b["decidedBy"] == "admin2", (rc, b, err))
     rc, b, err = admin("user", "alice", token=tok, url=url)
     check("... and the roles are set", rc == 0 and b["roles"] == ["operator_admin", "operator_general"], (rc, b, err))
     rc, b, err = admin("user", "alice", token=tok, url=url)
