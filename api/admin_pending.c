@@ -278,6 +278,7 @@ static int find(const sr_route_call *c, sr_rec *h, sr_pending *p, int *decide)
     if (rc == SR_OK || rc == SR_ENOTFOUND) {
         char m[200];
         snprintf(m, sizeof m, "pending change %s: no such change among yours or those you may decide", id);
+        sr_admin_audit_refused(c, SR_WIRE_UNKNOWN, m);
         sr_http_result(c->req, 0, SR_WIRE_UNKNOWN, m, NULL);
     } else
         sr_http_result(c->req, 0, sr_wire_of_rc(rc), sr_wire_msg_of_rc(rc), NULL);
