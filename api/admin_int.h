@@ -169,6 +169,11 @@ void sr_admin_pending_submit(const sr_route_call *c, sr_user_scope scope, const 
  * set (w answered), or the refusal put in w and returned (< 0). */
 int sr_admin_work_pending(sr_admin_work *w, sr_user_scope scope, const char *scope_id, sr_authz_action act,
                           const char *summary, int rc, sr_buf *change);
+/* The same for a change of several events evs[0..n) (1 to
+ * SR_PENDING_MAX_EVENTS; more is refused 400 naming the count; not
+ * consumed), applied in order as one command when approved. */
+int sr_admin_work_pending_n(sr_admin_work *w, sr_user_scope scope, const char *scope_id, sr_authz_action act,
+                            const char *summary, const sr_slice *evs, size_t n);
 /* [admin] pending_ttl_s: how long a pending change waits (set at start). */
 void sr_admin_pending_ttl(uint32_t seconds);
 

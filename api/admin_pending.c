@@ -79,16 +79,18 @@ static sr_authz_target scope_target(const sr_pending *p)
 
 /* ---- requesting (the other admin files' privilege changes) ---------------- */
 
-/* The request wrapping the change in *b (consumed) into *out: the change's
- * operator from its envelope (its events' operator_id), an id into id, the
- * expiry into *exp. env_of builds the envelope of that operator. */
+/* The request wrapping the change (events evs[0..n)) into *out: the
+ * change's operator from its first event's envelope (its events'
+ * operator_id), an id into id, the expiry into *exp. env_of builds the
+ * envelope of that operator. */
 static int pending_build(sr_cmd_env (*env_of)(const void *who, const char *op), const void *who, sr_user_scope scope,
-                         const char *scope_id, sr_authz_action act, const char *summary, sr_buf *b, sr_buf *out,
-                         char id[32], int64_t *exp)
+                         const char *scope_id, sr_authz_action act, const char *summary, const sr_slice *evs, size_t n,
+                         sr_buf *out, char id[32], int64_t *exp)
 {
+    if (!n) return SR_EINVAL;
     sr_rec h = SR_REC_INIT;
     sr_event_view v;
-    int rc = sr_event_decode(b->data, b->len, &h, &v);
+    int rc = sr_event_decode(evs[0].data, evs[0].len, &h, &v);
     if (rc) return rc;
     uint8_t r[10];
     char hx[21];
@@ -106,7 +108,8 @@ static int pending_build(sr_cmd_env (*env_of)(const void *who, const char *op), 
                         .authz_action = sr_authz_action_name(act),
                         .summary = summary,
                         .expires_ms = *exp,
-                        .change = {b->data, b->len}};
+                        .changes = evs,
+                        .n_changes = n};
     rc = sr_cmd_pending_request(&env, &q, out);
     sr_rec_close(&h);
     return rc;
@@ -129,25 +132,45 @@ void sr_admin_pending_submit(const sr_route_call *c, sr_user_scope scope, const 
     sr_buf_init(&pb);
     char id[32] = "";
     int64_t exp = 0;
-    if (!rc) rc = pending_build(env_of_call, c, scope, scope_id, act, summary, change, &pb, id, &exp);
+    sr_slice sl = {change->data, change->len};
+    if (!rc) rc = pending_build(env_of_call, c, scope, scope_id, act, summary, &sl, 1, &pb, id, &exp);
     sr_buf_release(change);
     sr_admin_submit(c, rc, &pb, 202, rc ? NULL : requested_answer(id, exp, summary));
 }
 
-int sr_admin_work_pending(sr_admin_work *w, sr_user_scope scope, const char *scope_id, sr_authz_action act,
-                          const char *summary, int rc, sr_buf *change)
+int sr_admin_work_pending_n(sr_admin_work *w, sr_user_scope scope, const char *scope_id, sr_authz_action act,
+                            const char *summary, const sr_slice *evs, size_t n)
 {
+    if (n > SR_PENDING_MAX_EVENTS) {
+        w->code = SR_WIRE_PARAM;
+        snprintf(w->msg, sizeof w->msg, "%s: a change of %zu events; one that waits for approval has at most %d",
+                 summary, n, SR_PENDING_MAX_EVENTS);
+        return SR_EINVAL;
+    }
     sr_buf pb;
     sr_buf_init(&pb);
     char id[32] = "";
     int64_t exp = 0;
-    if (!rc) rc = pending_build(env_of_work, w, scope, scope_id, act, summary, change, &pb, id, &exp);
-    sr_buf_release(change);
+    int rc = pending_build(env_of_work, w, scope, scope_id, act, summary, evs, n, &pb, id, &exp);
     if ((rc = sr_admin_work_submit(w, rc, &pb))) return rc;
     json_decref(w->answer);
     w->answer = requested_answer(id, exp, summary);
     w->status = 202;
     return 1;
+}
+
+int sr_admin_work_pending(sr_admin_work *w, sr_user_scope scope, const char *scope_id, sr_authz_action act,
+                          const char *summary, int rc, sr_buf *change)
+{
+    sr_slice sl = {change->data, change->len};
+    if (!rc) rc = sr_admin_work_pending_n(w, scope, scope_id, act, summary, &sl, 1);
+    else {
+        sr_buf none;
+        sr_buf_init(&none);
+        rc = sr_admin_work_submit(w, rc, &none); /* the builder's refusal into w */
+    }
+    sr_buf_release(change);
+    return rc;
 }
 
 /* ---- reading ----------------------------------------------------------------- */
@@ -255,6 +278,7 @@ static int find(const sr_route_call *c, sr_rec *h, sr_pending *p, int *decide)
     if (rc == SR_OK || rc == SR_ENOTFOUND) {
         char m[200];
         snprintf(m, sizeof m, "pending change %s: no such change among yours or those you may decide", id);
+        sr_admin_audit_refused(c, SR_WIRE_UNKNOWN, m);
         sr_http_result(c->req, 0, SR_WIRE_UNKNOWN, m, NULL);
     } else
         sr_http_result(c->req, 0, sr_wire_of_rc(rc), sr_wire_msg_of_rc(rc), NULL);

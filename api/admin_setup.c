@@ -149,20 +149,18 @@ static json_t *stored_answer(const sr_result *res)
 /* R-ID-5: the one place of this file where a privilege change -- an app's
  * grants widened (a grants PUT, a sheet import), an app or a gateway
  * enabled -- is decided, in work() under the set-up mutex (the engine's
- * hook, engine/sheet.h), with the change's built events evs[0..n). Today
- * it is applied at once (0: submit). The two-person rule takes it over
- * here: store evs as a pending change of scope operator x->op, action
- * setup.manage (admin_pending.c's sr_admin_work_pending_n answers w 202)
- * and return 1 (or its refusal, < 0). */
+ * hook, engine/sheet.h), with the change's built events evs[0..n): the
+ * two-person rule stores evs as a pending change of scope operator x->op,
+ * action setup.manage (admin_pending.c's sr_admin_work_pending_n answers
+ * w 202, or puts its refusal in w) and the events are taken (1). */
 static int setup_privileged(sr_admin_work *w, const sctx *x, const char *summary, const sr_slice *evs,
                             size_t n)
 {
-    (void)w;
-    (void)x;
-    (void)summary;
-    (void)evs;
-    (void)n;
-    return 0;
+    /* a pending change of the operator, which its admins (setup.manage)
+     * decide: w is answered 202 (or holds the refusal); either way the
+     * events are taken, nothing is submitted here */
+    (void)sr_admin_work_pending_n(w, SR_US_OPERATOR, x->op, SR_ACT_SETUP_MANAGE, summary, evs, n);
+    return 1;
 }
 
 static int setup_hook(void *ctx, const sr_slice *evs, size_t n)

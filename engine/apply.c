@@ -863,37 +863,55 @@ static int pending_allowed(sr_engine *e, MDB_txn *t, const Event *ev, const Pend
     return SR_OK;
 }
 
-/* Decode a pending change's Event (into ar) and check it is one a pending
- * change may hold, of ev's operator. requester: its actor must be that
+/* Decode a pending change's events (into ar, *out an array of p->n_change
+ * of them) and check each is one a pending change may hold, of ev's
+ * operator, without a message id. requester: each one's actor must be that
  * user (NULL: not checked). */
 static int pending_change_decode(const Event *ev, const PendingEvent *p, const char *requester, pb_arena *ar,
-                                 Event **out, sr_result *r)
+                                 Event ***out, sr_result *r)
 {
-    *out = suiro__v1__event__unpack(&ar->pa, p->change.len, p->change.data);
-    if (!*out) return ar->oom ? SR_ENOMEM : sr__refuse(r, SR_EINVAL, "pending change %s: the change does not decode as an event", p->pending_id);
-    Event *c = *out;
-    if (!pending_change_kind_ok((int)c->body_case))
-        return sr__refuse(r, SR_EINVAL, "pending change %s: a change of kind %s cannot wait for approval",
-                          p->pending_id, sr__applier((int)c->body_case) ? sr__applier((int)c->body_case)->name : "unknown");
-    if (strcmp(c->operator_id, ev->operator_id))
-        return sr__refuse(r, SR_EINVAL, "pending change %s: the change's operator '%s' is not the event's '%s'",
-                          p->pending_id, c->operator_id, ev->operator_id);
-    if (c->message_id[0]) return sr__refuse(r, SR_EINVAL, "pending change %s: the change has a message id", p->pending_id);
-    if (requester && (c->actor_kind != SUIRO__V1__ACTOR_KIND__ACTOR_USER || strcmp(c->actor, requester)))
-        return sr__refuse(r, SR_EINVAL, "pending change %s: the change's actor must be its requester %s", p->pending_id,
-                          requester);
+    if (!p->n_change || p->n_change > SR_PENDING_MAX_EVENTS)
+        return sr__refuse(r, SR_EINVAL, "pending change %s: 1 to %d events of change are required", p->pending_id,
+                          SR_PENDING_MAX_EVENTS);
+    Event **cs = sr_arena_alloc(&ar->a, p->n_change * sizeof *cs);
+    if (!cs) return SR_ENOMEM;
+    *out = cs;
+    for (size_t i = 0; i < p->n_change; i++) {
+        Event *c = cs[i] = suiro__v1__event__unpack(&ar->pa, p->change[i].len, p->change[i].data);
+        if (!c)
+            return ar->oom ? SR_ENOMEM
+                           : sr__refuse(r, SR_EINVAL, "pending change %s: change %zu does not decode as an event",
+                                        p->pending_id, i);
+        if (!pending_change_kind_ok((int)c->body_case))
+            return sr__refuse(r, SR_EINVAL, "pending change %s: a change of kind %s cannot wait for approval",
+                              p->pending_id,
+                              sr__applier((int)c->body_case) ? sr__applier((int)c->body_case)->name : "unknown");
+        if (strcmp(c->operator_id, ev->operator_id))
+            return sr__refuse(r, SR_EINVAL, "pending change %s: the change's operator '%s' is not the event's '%s'",
+                              p->pending_id, c->operator_id, ev->operator_id);
+        if (c->message_id[0])
+            return sr__refuse(r, SR_EINVAL, "pending change %s: the change has a message id", p->pending_id);
+        if (requester && (c->actor_kind != SUIRO__V1__ACTOR_KIND__ACTOR_USER || strcmp(c->actor, requester)))
+            return sr__refuse(r, SR_EINVAL, "pending change %s: the change's actor must be its requester %s",
+                              p->pending_id, requester);
+    }
     return SR_OK;
 }
 
-/* Apply the change c (decoded from a pending change) as part of ev: with
- * ev's seq and ingest time, the apply of its kind. */
-static int pending_change_apply(sr_engine *e, MDB_txn *t, const Event *ev, Event *c, sr_result *r, int validate)
+/* Apply the change's events cs[0..n) (decoded from a pending change) as part
+ * of ev, in order: each with ev's seq and ingest time, the apply of its
+ * kind (a refusal of any refuses ev: the caller's transaction is aborted). */
+static int pending_change_apply(sr_engine *e, MDB_txn *t, const Event *ev, Event **cs, size_t n, sr_result *r,
+                                int validate)
 {
-    c->seq = ev->seq;
-    c->ingest_ms = ev->ingest_ms;
-    sr_result cr = {0};
-    int rc = sr__apply_nonseries(e, t, c, &cr, validate);
-    if (rc && cr.rc) sr__refuse(r, cr.rc, "pending change %s: the change: %s", ev->pending->pending_id, cr.err.msg);
+    int rc = SR_OK;
+    for (size_t i = 0; i < n && !rc; i++) {
+        cs[i]->seq = ev->seq;
+        cs[i]->ingest_ms = ev->ingest_ms;
+        sr_result cr = {0};
+        rc = sr__apply_nonseries(e, t, cs[i], &cr, validate);
+        if (rc && cr.rc) sr__refuse(r, cr.rc, "pending change %s: the change: %s", ev->pending->pending_id, cr.err.msg);
+    }
     return rc;
 }
 
@@ -911,7 +929,7 @@ static int apply_pending(sr_engine *e, MDB_txn *t, Event *ev, sr_result *r, int 
     }
     pb_arena ar;
     pb_arena_init(&ar);
-    Event *c = NULL;
+    Event **cs = NULL;
     const char *a = p->action;
     int rc = SR_OK;
     PendingEvent st = SUIRO__V1__PENDING_EVENT__INIT; /* the new state */
@@ -930,12 +948,12 @@ static int apply_pending(sr_engine *e, MDB_txn *t, Event *ev, sr_result *r, int 
             else if (p->expires_ms <= ev->ingest_ms)
                 rc = sr__refuse(r, SR_EINVAL, "pending change %s: it expires before it is stored", p->pending_id);
             if (!rc) rc = pending_allowed(e, t, ev, p, "requester", r);
-            if (!rc) rc = pending_change_decode(ev, p, ev->actor, &ar, &c, r);
+            if (!rc) rc = pending_change_decode(ev, p, ev->actor, &ar, &cs, r);
             if (!rc) { /* the change must apply now: tried, then undone */
                 MDB_txn *dry = NULL;
                 rc = sr_index_err(mdb_txn_begin(sr_index_env(e->ix), t, 0, &dry));
                 if (!rc) {
-                    rc = pending_change_apply(e, dry, ev, c, r, 1);
+                    rc = pending_change_apply(e, dry, ev, cs, p->n_change, r, 1);
                     mdb_txn_abort(dry);
                 }
                 r->point = 0;
@@ -974,32 +992,41 @@ static int apply_pending(sr_engine *e, MDB_txn *t, Event *ev, sr_result *r, int 
             }
             if (!expire && (rc = pending_allowed(e, t, ev, old, "approver", r))) goto out;
             /* the event is the change's operator's (its audit trail) */
-            if ((rc = pending_change_decode(ev, old, NULL, &ar, &c, r))) goto out;
+            if ((rc = pending_change_decode(ev, old, NULL, &ar, &cs, r))) goto out;
             if (approve) {
                 /* apply the change as it was requested, with the approver
                  * named where the change has the field; the event keeps
                  * the change as applied (what the writer filled in too),
                  * which the replay applies */
-                if (c->body_case == SUIRO__V1__EVENT__BODY_USER && c->user) c->user->approved_by = ev->actor;
-                if ((rc = pending_change_apply(e, t, ev, c, r, 1))) goto out;
-                size_t n = protobuf_c_message_get_packed_size(&c->base);
-                uint8_t *b = sr_arena_alloc(&e->ev.a, n ? n : 1); /* dies with the group's events */
-                if (!b) {
+                for (size_t i = 0; i < old->n_change; i++)
+                    if (cs[i]->body_case == SUIRO__V1__EVENT__BODY_USER && cs[i]->user) cs[i]->user->approved_by = ev->actor;
+                if ((rc = pending_change_apply(e, t, ev, cs, old->n_change, r, 1))) goto out;
+                /* dies with the group's events */
+                ProtobufCBinaryData *bs = sr_arena_alloc(&e->ev.a, old->n_change * sizeof *bs);
+                if (!bs) {
                     rc = SR_ENOMEM;
                     goto out;
                 }
-                protobuf_c_message_pack(&c->base, b);
-                p->change.data = b;
-                p->change.len = n;
+                for (size_t i = 0; i < old->n_change; i++) {
+                    size_t n = protobuf_c_message_get_packed_size(&cs[i]->base);
+                    uint8_t *b = sr_arena_alloc(&e->ev.a, n ? n : 1);
+                    if (!b) {
+                        rc = SR_ENOMEM;
+                        goto out;
+                    }
+                    protobuf_c_message_pack(&cs[i]->base, b);
+                    bs[i] = (ProtobufCBinaryData){n, b};
+                }
+                p->change = bs;
+                p->n_change = old->n_change;
             } else
-                p->change.len = 0;
+                p->n_change = 0;
         } else if (approve) {
-            c = suiro__v1__event__unpack(&ar.pa, p->change.len, p->change.data);
-            if (!c) {
+            if (pending_change_decode(ev, p, NULL, &ar, &cs, r)) {
                 rc = ar.oom ? SR_ENOMEM : SR_OK; /* not one the writer accepted */
                 goto out;
             }
-            if ((rc = pending_change_apply(e, t, ev, c, r, 0))) goto out;
+            if ((rc = pending_change_apply(e, t, ev, cs, p->n_change, r, 0))) goto out;
         }
         st = *old;
         st.action = (char *)a;
@@ -1007,7 +1034,10 @@ static int apply_pending(sr_engine *e, MDB_txn *t, Event *ev, sr_result *r, int 
         st.decided_seq = ev->seq;
         st.decided_by = expire ? (char *)"" : ev->actor;
         st.reason = p->reason;
-        if (approve) st.change = p->change;
+        if (approve) {
+            st.n_change = p->n_change;
+            st.change = p->change;
+        }
     } else {
         rc = validate ? sr__refuse(r, SR_EINVAL, "pending change %s: unknown action '%s'", p->pending_id, a) : SR_OK;
         goto out;

@@ -1039,12 +1039,15 @@ int sr_cmd_user_totp_step(const sr_cmd_env *env, const char *id, int64_t step, s
 
 int sr_cmd_pending_request(const sr_cmd_env *env, const sr_pending_req *q, sr_buf *out)
 {
-    if (!q || !q->change.len) return SR_EINVAL;
+    if (!q || !q->n_changes || q->n_changes > SR_PENDING_MAX_EVENTS) return SR_EINVAL;
+    ProtobufCBinaryData *ch = sr_calloc(q->n_changes, sizeof *ch);
+    if (!ch) return SR_ENOMEM;
+    for (size_t i = 0; i < q->n_changes; i++) ch[i] = (ProtobufCBinaryData){q->changes[i].len, (uint8_t *)q->changes[i].data};
     Suiro__V1__PendingEvent p = SUIRO__V1__PENDING_EVENT__INIT;
     p.pending_id = S(q->id);
     p.action = "requested";
-    p.change.data = (uint8_t *)q->change.data;
-    p.change.len = q->change.len;
+    p.change = ch;
+    p.n_change = q->n_changes;
     p.summary = S(q->summary);
     p.scope = (Suiro__V1__UserScope)q->scope;
     p.scope_id = S(q->scope_id);
@@ -1053,7 +1056,9 @@ int sr_cmd_pending_request(const sr_cmd_env *env, const sr_pending_req *q, sr_bu
     Suiro__V1__Event ev = SUIRO__V1__EVENT__INIT;
     ev.body_case = SUIRO__V1__EVENT__BODY_PENDING;
     ev.pending = &p;
-    return env_pack(&ev, env, out);
+    int rc = env_pack(&ev, env, out);
+    sr_free(ch);
+    return rc;
 }
 
 int sr_cmd_pending_decide(const sr_cmd_env *env, const char *id, const char *action, const char *reason, sr_buf *out)

@@ -236,10 +236,13 @@ static int dec_pending(sr_rec *r, const uint8_t *p, size_t len, sr_pending *o)
     Suiro__V1__PendingEvent *m = suiro__v1__pending_event__unpack(NULL, len, p);
     int rc = keep(r, m, 1);
     if (rc) return rc;
-    Suiro__V1__Event *c = suiro__v1__event__unpack(NULL, m->change.len, m->change.data);
+    Suiro__V1__Event *c = m->n_change ? suiro__v1__event__unpack(NULL, m->change[0].len, m->change[0].data) : NULL;
     const char *op = "";
     if (c && !(rc = keep(r, c, 1))) op = c->operator_id;
+    sr_slice *chs = m->n_change ? sr_calloc(m->n_change, sizeof *chs) : NULL;
+    if (!rc && m->n_change) rc = keep(r, chs, 0);
     if (rc) return rc;
+    for (size_t i = 0; i < m->n_change; i++) chs[i] = (sr_slice){m->change[i].data, m->change[i].len};
     *o = (sr_pending){.id = m->pending_id,
                       .state = m->action,
                       .summary = m->summary,
@@ -248,7 +251,8 @@ static int dec_pending(sr_rec *r, const uint8_t *p, size_t len, sr_pending *o)
                       .authz_action = m->authz_action,
                       .op = op,
                       .change_kind = c ? sr_event_kind(c) : "unknown",
-                      .change = {m->change.data, m->change.len},
+                      .changes = chs,
+                      .n_changes = m->n_change,
                       .requester = m->requester,
                       .requested_ms = m->requested_ms,
                       .expires_ms = m->expires_ms,

@@ -223,8 +223,9 @@ typedef struct sr_pending {
     const char *scope_id;       /* the operator's or vendor's id; "" for the platform */
     const char *authz_action;   /* engine/authz.h action name the deciders hold */
     const char *op;             /* the change's operator ("" for a platform change) */
-    const char *change_kind;    /* the change's event kind ("user", "registry_put", ...) */
-    sr_slice change;            /* the change (an encoded event; as applied once approved) */
+    const char *change_kind;    /* the change's (first) event's kind ("user", "registry_put", ...) */
+    const sr_slice *changes;    /* the change: encoded events, applied in order (as applied once approved) */
+    size_t n_changes;
     const char *requester;
     int64_t requested_ms, expires_ms;
     const char *decided_by;     /* approved, rejected: the second admin */
@@ -551,13 +552,14 @@ int sr_user_password_ok(const sr_user *u, const char *password);
  * member, a role that is not one, a role named twice (SR_EINVAL). */
 SR_MUST_CHECK int sr_cmd_login_policy(const sr_cmd_env *env, const sr_login_policy_rec *p, sr_buf *out);
 /* Pending changes (the two-person rule; docs/admin.md). A privilege change
- * is built with its own builder (sr_cmd_user_roles, sr_cmd_registry_put,
- * ...) into a buffer of its own, env's actor the requester, and wrapped as
- * the change of a pending request; env is the same (the change's operator,
- * the requester). The engine refuses (sr_result): an id that exists
+ * is built with its own builders (sr_cmd_user_roles, sr_cmd_registry_put,
+ * ...; one event or several, applied in order as one command), env's actor
+ * the requester, and wrapped as the change of a pending request; env is the
+ * same (the change's operator, the requester). The engine refuses (sr_result): an id that exists
  * (SR_EEXIST), a requester who is not an active user allowed act on the
  * scope, a change that does not apply now, an expiry not after the ingest
  * time (SR_EINVAL). */
+#define SR_PENDING_MAX_EVENTS 4096 /* events one pending change holds (a sheet edit's) */
 typedef struct sr_pending_req {
     const char *id;             /* the caller's new id (codecs/ids.h) */
     sr_user_scope scope;        /* whose admins decide it */
@@ -565,7 +567,9 @@ typedef struct sr_pending_req {
     const char *authz_action;   /* the action the deciders must hold (sr_authz_action_name) */
     const char *summary;        /* for the approvers, at most 1000 bytes */
     int64_t expires_ms;
-    sr_slice change;            /* the change: one encoded event a builder made */
+    const sr_slice *changes;    /* the change: 1 to SR_PENDING_MAX_EVENTS encoded events builders made,
+                                 * applied in order as one */
+    size_t n_changes;
 } sr_pending_req;
 SR_MUST_CHECK int sr_cmd_pending_request(const sr_cmd_env *env, const sr_pending_req *q, sr_buf *out);
 /* A decision on pending change id: action "approved" (the change is

@@ -38,7 +38,7 @@ enum { MAX_ANSWER = 64 << 20, MAX_DATA = 64 << 20, SECRET_MAX = 300 };
 
 typedef struct aopts {
     const char *url, *token, *cacert, *data, *user, *code, *id, *name, *kind, *scope_kind, *scope_id, *roles,
-        *current_password, *new_password;
+        *current_password, *new_password, *reason;
     int verbose;
 } aopts;
 
@@ -57,6 +57,7 @@ const sr_opt sr_opts_admin[] = {
     OS("scope-kind", scope_kind, "K", "user-create: platform, operator or vendor"),
     OS("scope-id", scope_id, "ID", "user-create: the operator's or vendor's ID"),
     OS("roles", roles, "R[,R...]", "user-create, user-roles: role names"),
+    OS("reason", reason, "TEXT", "pending-reject: why"),
     OS("current-password", current_password, "P", "password: the current one (else a prompt)"),
     OS("new-password", new_password, "P", "password: the new one (else a prompt)"),
     SR_OPT_END,
@@ -80,6 +81,7 @@ static const member MEMBERS[] = {
     MEM("code", code, M_STR, NULL),
     MEM("currentPassword", current_password, M_STR, "current password: "),
     MEM("newPassword", new_password, M_STR, "new password: "),
+    MEM("reason", reason, M_STR, NULL),
 };
 
 /* One subcommand: the route, how many arguments fill its path, the body's
@@ -147,6 +149,11 @@ static const acmd CMDS[] = {
     {"grants", "GET", OPS "/apps/{appId}/grants", 2, NULL, "OP APP"},
     {"grants-put", "PUT", OPS "/apps/{appId}/grants", 2, NULL, "OP APP --data '{\"grants\": [{dataId, access}]}'"},
     {"grant-delete", "DELETE", OPS "/apps/{appId}/grants/{dataId}", 3, NULL, "OP APP DATAID"},
+    /* the two-person rule (api/admin_pending.c): a privilege change answered 202 waits for a second admin */
+    {"pending", "GET", "/admin/v1/pending", 0, NULL, "the pending changes I made or may decide"},
+    {"pending-get", "GET", "/admin/v1/pending/{pendingId}", 1, NULL, "ID"},
+    {"pending-approve", "POST", "/admin/v1/pending/{pendingId}/approve", 1, NULL, "ID: apply it (a second admin)"},
+    {"pending-reject", "POST", "/admin/v1/pending/{pendingId}/reject", 1, "reason", "ID --reason TEXT"},
 };
 enum { NCMDS = sizeof CMDS / sizeof CMDS[0] };
 
@@ -161,7 +168,8 @@ const char sr_admin_more[] =
     "  vendor-delete | sheet-import | sheet-export | masters | master-put | master-deactivate\n"
     "  gateways | gateway-put | gateway-delete | gateway-secret | gateway-cert | gateway-disable\n"
     "  gateway-enable | apps | app-put | app-delete | app-secret | app-cert | app-push-url\n"
-    "  app-disable | app-enable | grants | grants-put | grant-delete\n"
+    "  app-disable | app-enable | grants | grants-put | grant-delete | pending | pending-get\n"
+    "  pending-approve | pending-reject\n"
     "                           (`suiro admin help` lists each with its route)\n"
     "\nexit: 0 ok, 1 error answer (printed), 2 usage, 3 server not reachable\n";
 

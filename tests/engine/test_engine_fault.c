@@ -315,7 +315,7 @@ static void base_pending(sr_engine *e)
     cr_assert_eq(sr_cmd_user_roles(&pa1, "pu", roles, 1, NULL, &ch), SR_OK);
     sr_pending_req q = {.id = "pc", .scope = SR_US_PLATFORM, .scope_id = "", .authz_action = "users.manage",
                         .summary = "pu becomes an operator admin", .expires_ms = PEND_EXPIRES,
-                        .change = {ch.data, ch.len}};
+                        .changes = &(sr_slice){ch.data, ch.len}, .n_changes = 1};
     cr_assert_eq(sr_cmd_pending_request(&pa1, &q, &b), SR_OK);
     size_t len = b.len;
     sr_result res;

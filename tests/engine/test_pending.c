@@ -100,7 +100,7 @@ static int request_role(sr_engine *e, const char *pid, const char *requester, co
                         .authz_action = "users.manage",
                         .summary = "grant a role",
                         .expires_ms = atomic_load(&clock_now) + ttl_ms,
-                        .change = {ch.data, ch.len}};
+                        .changes = &(sr_slice){ch.data, ch.len}, .n_changes = 1};
     int rc = submit1(e, sr_cmd_pending_request(&env, &q, &b), &b, r);
     sr_buf_release(&ch);
     return rc;
@@ -267,7 +267,7 @@ Test(pending, a_refused_request_stores_nothing)
     cr_assert_eq(sr_cmd_user_state(&other, "og", "enabled", NULL, &ch), SR_OK);
     sr_pending_req q = {.id = "p1", .scope = SR_US_OPERATOR, .scope_id = "op1", .authz_action = "users.manage",
                         .summary = "enable og", .expires_ms = atomic_load(&clock_now) + 1000,
-                        .change = {ch.data, ch.len}};
+                        .changes = &(sr_slice){ch.data, ch.len}, .n_changes = 1};
     cr_assert_eq(submit1(e, sr_cmd_pending_request(&env, &q, &b), &b, &r), SR_EINVAL);
     cr_assert(strstr(r.err.msg, "actor"), "%s", r.err.msg);
     /* an operator's change in another operator's scope */
@@ -280,12 +280,12 @@ Test(pending, a_refused_request_stores_nothing)
     sr_pv_in pv = {.point = 1, .type = SR_VT_NUMBER, .s = &sm, .n = 1};
     cr_assert_eq(sr_ev_measurements("op1", "oa1", SR_ACTOR_USER, NULL, &pv, 1, &ch), SR_OK);
     q.scope_id = "op1";
-    q.change = (sr_slice){ch.data, ch.len};
+    q.changes = &(sr_slice){ch.data, ch.len};
     sr_buf_init(&b);
     cr_assert_eq(submit1(e, sr_cmd_pending_request(&env, &q, &b), &b, &r), SR_EINVAL);
     cr_assert(strstr(r.err.msg, "cannot wait"), "%s", r.err.msg);
     /* bytes that are no event */
-    q.change = (sr_slice){"\xff\xff\xff", 3};
+    q.changes = &(sr_slice){"\xff\xff\xff", 3};
     sr_buf_init(&b);
     cr_assert_eq(submit1(e, sr_cmd_pending_request(&env, &q, &b), &b, &r), SR_EINVAL);
     sr_buf_release(&ch);
@@ -396,7 +396,7 @@ Test(pending, replay_equals_rebuild_and_the_applied_change_keeps_what_the_writer
     cr_assert_eq(sr_cmd_registry_put(&env, &grant, &ch), SR_OK);
     sr_pending_req q = {.id = "g1", .scope = SR_US_OPERATOR, .scope_id = "op1", .authz_action = "setup.manage",
                         .summary = "widen APP1 to control", .expires_ms = atomic_load(&clock_now) + 1000,
-                        .change = {ch.data, ch.len}};
+                        .changes = &(sr_slice){ch.data, ch.len}, .n_changes = 1};
     sr_buf_init(&b);
     cr_assert_eq(submit1(e, sr_cmd_pending_request(&env, &q, &b), &b, &r), SR_OK, "%s", r.err.msg);
     sr_buf_release(&ch);
@@ -405,7 +405,7 @@ Test(pending, replay_equals_rebuild_and_the_applied_change_keeps_what_the_writer
     cr_assert_eq(sr_cmd_registry_put(&env, &app, &ch), SR_OK);
     q.id = "a1";
     q.summary = "enable APP1";
-    q.change = (sr_slice){ch.data, ch.len};
+    q.changes = &(sr_slice){ch.data, ch.len};
     sr_buf_init(&b);
     cr_assert_eq(submit1(e, sr_cmd_pending_request(&env, &q, &b), &b, &r), SR_OK, "%s", r.err.msg);
     sr_buf_release(&ch);
@@ -464,7 +464,7 @@ Test(pending, replay_shows_pending_changes_by_name)
     size_t n = fread(out, 1, sizeof out - 1, f);
     out[n] = 0;
     pclose(f);
-    cr_assert(strstr(out, "\"pending\":{\"pending_id\":\"p1\",\"action\":\"requested\",\"change\":{"), "%s", out);
+    cr_assert(strstr(out, "\"pending\":{\"pending_id\":\"p1\",\"action\":\"requested\",\"change\":[{"), "%s", out);
     cr_assert(strstr(out, "\"user\":{\"user_id\":\"og\",\"action\":\"roles_set\""), "%s", out);
     cr_assert(strstr(out, "\"action\":\"approved\""), "%s", out);
     cr_assert(strstr(out, "\"approved_by\":\"oa2\""), "the approval's change names the approver: %s", out);
@@ -514,4 +514,65 @@ Test(pending, init_creates_two_platform_admins)
     free(top);
     free(dir);
     dir = NULL;
+}
+
+/* A change of several events (an app's grants replaced: the old one
+ * deleted, two new ones) waits as one and is applied as one: all of its
+ * events with the approval, none before; and the request is refused whole
+ * when one of them does not apply. */
+Test(pending, a_change_of_several_events_is_applied_as_one)
+{
+    sr_engine *e = open_engine();
+    people(e);
+    sr_result r;
+    sr_cmd_env env = {"op1", "oa1", SR_ACTOR_USER, NULL, NULL};
+    sr_reg_entry app = {.kind = SR_RG_APP, .id = "APP1", .name = "app", .secret_hash = {"scrypt$x", 8}};
+    sr_reg_entry g0 = {.kind = SR_RG_GRANT, .id = "G0", .app_id = "APP1", .pattern = "P000", .access = "read"};
+    sr_buf b, ch[3];
+    sr_buf_init(&b);
+    cr_assert_eq(submit1(e, sr_cmd_registry_put(&env, &app, &b), &b, &r), SR_OK, "%s", r.err.msg);
+    sr_buf_init(&b);
+    cr_assert_eq(submit1(e, sr_cmd_registry_put(&env, &g0, &b), &b, &r), SR_OK, "%s", r.err.msg);
+    sr_reg_entry g1 = {.kind = SR_RG_GRANT, .id = "G1", .app_id = "APP1", .pattern = "P*", .access = "read"};
+    sr_reg_entry g2 = {.kind = SR_RG_GRANT, .id = "G2", .app_id = "APP1", .pattern = "P001", .access = "control"};
+    for (int i = 0; i < 3; i++) sr_buf_init(&ch[i]);
+    cr_assert_eq(sr_cmd_registry_delete(&env, SR_RG_GRANT, "G0", &ch[0]), SR_OK);
+    cr_assert_eq(sr_cmd_registry_put(&env, &g1, &ch[1]), SR_OK);
+    cr_assert_eq(sr_cmd_registry_put(&env, &g2, &ch[2]), SR_OK);
+    sr_slice sl[3] = {{ch[0].data, ch[0].len}, {ch[1].data, ch[1].len}, {ch[2].data, ch[2].len}};
+    sr_pending_req q = {.id = "gr", .scope = SR_US_OPERATOR, .scope_id = "op1", .authz_action = "setup.manage",
+                        .summary = "replace APP1's grants", .expires_ms = atomic_load(&clock_now) + 1000,
+                        .changes = sl, .n_changes = 3};
+    sr_buf_init(&b);
+    cr_assert_eq(submit1(e, sr_cmd_pending_request(&env, &q, &b), &b, &r), SR_OK, "%s", r.err.msg);
+    sr_rec h = SR_REC_INIT;
+    sr_reg_entry g;
+    cr_assert_eq(sr_read_registry(e, "op1", SR_RG_GRANT, "G0", &h, &g), SR_OK, "nothing before the approval");
+    cr_assert_eq(sr_read_registry(e, "op1", SR_RG_GRANT, "G1", &h, &g), SR_ENOTFOUND);
+    sr_pending p;
+    cr_assert_eq(sr_read_pending(e, "gr", &h, &p), SR_OK);
+    cr_assert_eq(p.n_changes, 3);
+    cr_assert_str_eq(p.change_kind, "registry_delete");
+    cr_assert_eq(decide(e, "gr", "oa2", "op1", "approved", &r), SR_OK, "%s", r.err.msg);
+    cr_assert_eq(sr_read_registry(e, "op1", SR_RG_GRANT, "G0", &h, &g), SR_ENOTFOUND, "all of them with it");
+    cr_assert_eq(sr_read_registry(e, "op1", SR_RG_GRANT, "G1", &h, &g), SR_OK);
+    cr_assert_eq(sr_read_registry(e, "op1", SR_RG_GRANT, "G2", &h, &g), SR_OK);
+    cr_assert_str_eq(g.access, "control");
+    /* one event that does not apply (a vendor that is not registered)
+     * refuses the request whole */
+    sr_reg_entry bad = {.kind = SR_RG_APP, .id = "APP1", .name = "app", .vendor_id = "nobody"};
+    sr_buf_release(&ch[0]);
+    sr_buf_init(&ch[0]);
+    cr_assert_eq(sr_cmd_registry_put(&env, &bad, &ch[0]), SR_OK);
+    sl[0] = (sr_slice){ch[2].data, ch[2].len};
+    sl[1] = (sr_slice){ch[0].data, ch[0].len};
+    q.id = "gr2";
+    q.n_changes = 2;
+    sr_buf_init(&b);
+    cr_assert_eq(submit1(e, sr_cmd_pending_request(&env, &q, &b), &b, &r), SR_EINVAL);
+    cr_assert(strstr(r.err.msg, "the change:") && strstr(r.err.msg, "vendor nobody"), "%s", r.err.msg);
+    cr_assert_eq(sr_read_pending(e, "gr2", &h, &p), SR_ENOTFOUND);
+    sr_rec_close(&h);
+    for (int i = 0; i < 3; i++) sr_buf_release(&ch[i]);
+    finish(e);
 }

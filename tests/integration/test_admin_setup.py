@@ -8,7 +8,9 @@ refusal (the operator's set-up events in `suiro replay` unchanged); the
 change takes effect at once (the AP-IF's masters, an app's or a gateway's
 login); a refused action of another operator's admin is 403; `suiro sheet
 import` and `suiro cert import` against the running server name the
-`suiro admin` command to use.
+`suiro admin` command to use. The privilege changes (a gateway or an app
+enabled, an app's grants widened) are answered 202 and take effect once
+demo's second admin approves them (the two-person rule).
 usage: test_admin_setup.py SUIRO_BIN"""
 import csv
 import io

@@ -11,13 +11,17 @@ docs/admin.md "The two-person rule") end to end with the real `suiro`:
     is a conflict (409). Of an approval and a rejection sent at once, one
     stands and the other is a conflict.
  4. A rejection needs a reason (400 naming it) and applies nothing.
- 5. Every step is an event, shown by name by `suiro replay --kind pending`.
+ 5. With `[admin] pending_ttl_s = 60`, a change not decided in time shows as
+    expired, and a decision then is refused 409 naming the expiry (its
+    `expired` event written).
+ 6. Every step is an event, shown by name by `suiro replay --kind pending`.
 usage: test_pending.py SUIRO_BIN"""
 import os
 import subprocess
 import sys
 import tempfile
 import threading
+import time
 
 BIN = sys.argv[1]
 T = tempfile.mkdtemp(prefix="suiro-pending-")
@@ -147,13 +151,37 @@ try:
     st, b = bob.call("POST", "/admin/v1/pending/%s/approve" % pid3)
     check("a rejected change cannot be approved", st == 409, (st, b))
 
+    # ---- 5. expiry ([admin] pending_ttl_s, at least 60 s)
+    check("clean stop", stop_server(server) == 0)
+    cfg = os.path.join(T, "suiro.ini")
+    with open(cfg, "w") as f:
+        f.write("[admin]\npending_ttl_s = 60\n")
+    server, ports = start_server(BIN, D, LOG, extra=("--config", cfg))
+    hp = ports["http"]
+    alice = session(hp, "alice", "alices-own-password-1")
+    bob = session(hp, "bob", "bobs-own-password-22")
+    t0 = time.time()
+    st, p = alice.call("PUT", "/admin/v1/users/carol/roles", {"roles": ["auditor"]})
+    check("a change with a 60 s expiry", st == 202, (st, p))
+    pid4 = p["pendingId"]
+    time.sleep(max(0, 61 - (time.time() - t0)))
+    st, b = bob.call("GET", "/admin/v1/pending/" + pid4)
+    check("past its expiry it shows as expired", st == 200 and b["state"] == "expired" and b["mayDecide"] is False,
+          (st, b))
+    st, b = bob.call("POST", "/admin/v1/pending/%s/approve" % pid4)
+    check("an expired change cannot be approved: 409 naming the expiry",
+          st == 409 and code(b) == "E3002" and "expired" in b["result"]["message"], (st, b))
+    st, b = bob.call("POST", "/admin/v1/pending/%s/approve" % pid4)
+    check("... again: decided (expired) already", st == 409 and "was expired already" in b["result"]["message"], (st, b))
+    check("... and not applied", roles_of(alice, "carol") == before)
     check("clean stop", stop_server(server) == 0)
     server = None
-    # ---- 5. every step is an event, by name
+    # ---- 6. every step is an event, by name
     r = subprocess.run([BIN, "replay", D, "--kind", "pending"], capture_output=True, text=True)
     lines = r.stdout.splitlines()
     check("replay shows every step of the pending changes",
-          r.returncode == 0 and sum('"action":"requested"' in ln for ln in lines) == 3
+          r.returncode == 0 and sum('"action":"requested"' in ln for ln in lines) == 4
+          and sum('"pending":{"pending_id":"%s","action":"expired"' % pid4 in ln for ln in lines) == 1
           and sum('"pending":{"pending_id":"%s","action":"approved"' % pid in ln for ln in lines) == 1
           and sum('"action":"rejected"' in ln for ln in lines) >= 1, r.stdout + r.stderr)
     check("the approval names the approver, its source and the change as an event",

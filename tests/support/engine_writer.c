@@ -215,7 +215,7 @@ static void *thread_main(void *arg)
                 clock_gettime(CLOCK_REALTIME, &now);
                 sr_pending_req q = {.id = c->pend, .scope = SR_US_PLATFORM, .scope_id = "",
                                     .authz_action = "users.manage", .summary = "create an operator admin",
-                                    .expires_ms = (int64_t)now.tv_sec * 1000 + 86400000, .change = {ch.data, ch.len}};
+                                    .expires_ms = (int64_t)now.tv_sec * 1000 + 86400000, .changes = &(sr_slice){ch.data, ch.len}, .n_changes = 1};
                 rc = sr_cmd_pending_request(&env, &q, &b);
                 sr_buf_release(&ch);
                 c->pend_action = "requested";
