@@ -104,8 +104,37 @@ typedef struct sr_admin_work {
     sr_wire code;        /* SR_WIRE_OK or a refusal */
     char msg[512];
     json_t *detail;      /* optional detail of the refusal */
+    /* set by sr_admin_run for work(): the engine and a copy of the caller
+     * (c->caller lives in the request's memory, which may go while work()
+     * runs) */
+    sr_engine *eng;
+    sr_admin_caller caller;
 } sr_admin_work;
 void sr_admin_run(const sr_route_call *c, void (*work)(sr_admin_work *w, void *ctx), void *ctx,
                   void (*ctx_free)(void *ctx));
+/* In work(): sr_admin_env of w's caller. */
+sr_cmd_env sr_admin_work_env(const sr_admin_work *w, const char *op);
+/* In work(): submit the one event a builder appended to b (rc: the
+ * builder's return; b is consumed) and wait until it is durable. SR_OK, or
+ * the refusal already put in w (code, msg: the engine's, naming the field
+ * or entry) and returned. */
+int sr_admin_work_submit(sr_admin_work *w, int rc, sr_buf *b);
+
+/* In work(): a privilege change (R-ID-5: a role granted or removed, an
+ * admin created, a disabled principal enabled, the login policy weakened,
+ * an app's grants widened): the one event a builder appended to change (rc:
+ * the builder's return; consumed), which admins of scope (kind, id) holding
+ * act decide; summary says what it does, for them. Today (admin_http.c) it
+ * is applied at once, as sr_admin_work_submit: SR_OK, and the caller
+ * answers. Part PENDING makes it a pending change instead: it then answers
+ * w itself (202 with the pending change) and returns 1. A refusal is in w
+ * and returned (< 0). The one place the two-person rule hooks in. */
+int sr_admin_privileged(sr_admin_work *w, sr_user_scope scope, const char *scope_id, sr_authz_action act,
+                        const char *summary, int rc, sr_buf *change);
+
+/* A refused admin operation (403, 400 and the engine's refusals): who, what
+ * (the route), from where, why. Called by sr_admin_authorize,
+ * sr_admin_bad_field and the dispatcher; part AUDIT makes it an event. */
+void sr_admin_audit_refused(const sr_route_call *c, sr_wire code, const char *msg);
 
 #endif

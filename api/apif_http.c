@@ -1193,6 +1193,34 @@ typedef struct mq {
 
 static void mq_fini(sr_apjob *j) { free(((mq *)j)->tok.grants); }
 
+json_t *sr_master_item(const sr_master *m)
+{
+    static const char *tn[] = {"", "number", "integer", "boolean", "string"};
+    static const char *kn[] = {"", "measure", "control", "both"};
+    json_t *o = json_pack("{s:s,s:s}", "id", m->id, "name", m->name);
+    if (!o) return NULL;
+    if (m->parent_id[0]) json_object_set_new(o, "parentId", json_string(m->parent_id));
+    if (m->gateway_id[0]) json_object_set_new(o, "gatewayId", json_string(m->gateway_id));
+    if (m->kind == SR_MK_DATA_POINT) {
+        json_object_set_new(o, "type", json_string(m->type >= 0 && m->type <= 4 ? tn[m->type] : ""));
+        json_object_set_new(o, "kind", json_string(m->point_kind >= 0 && m->point_kind <= 3 ? kn[m->point_kind] : ""));
+        if (m->unit[0]) json_object_set_new(o, "unit", json_string(m->unit));
+        if (m->has_min) json_object_set_new(o, "min", json_real(m->min));
+        if (m->has_max) json_object_set_new(o, "max", json_real(m->max));
+    }
+    return o;
+}
+
+int sr_master_kind_named(const char *what)
+{
+    if (!what) return 0;
+    return !strcmp(what, "facilities")   ? SR_MK_FACILITY
+           : !strcmp(what, "equipment")  ? SR_MK_EQUIPMENT
+           : !strcmp(what, "devices")    ? SR_MK_DEVICE
+           : !strcmp(what, "datapoints") ? SR_MK_DATA_POINT
+                                         : 0;
+}
+
 static void mq_run(sr_apjob *j)
 {
     mq *q = (mq *)j;
@@ -1205,8 +1233,6 @@ static void mq_run(sr_apjob *j)
         j->rc = rc;
         return;
     }
-    static const char *tn[] = {"", "number", "integer", "boolean", "string"};
-    static const char *kn[] = {"", "measure", "control", "both"};
     json_t *items = json_array();
     sr_master mr, *m = &mr;
     for (int k; (k = sr_rec_next_master(&r, m)) != 0;) {
@@ -1215,19 +1241,7 @@ static void mq_run(sr_apjob *j)
         /* data points: only those the app may read */
         int show = (!q->has_parent || !strcmp(m->parent_id, q->parent)) &&
                    (kind != SR_MK_DATA_POINT || granted(t, m->id, 3));
-        if (show) {
-            json_t *o = json_pack("{s:s,s:s}", "id", m->id, "name", m->name);
-            if (m->parent_id[0]) json_object_set_new(o, "parentId", json_string(m->parent_id));
-            if (m->gateway_id[0]) json_object_set_new(o, "gatewayId", json_string(m->gateway_id));
-            if (kind == SR_MK_DATA_POINT) {
-                json_object_set_new(o, "type", json_string(m->type >= 0 && m->type <= 4 ? tn[m->type] : ""));
-                json_object_set_new(o, "kind", json_string(m->point_kind >= 0 && m->point_kind <= 3 ? kn[m->point_kind] : ""));
-                if (m->unit[0]) json_object_set_new(o, "unit", json_string(m->unit));
-                if (m->has_min) json_object_set_new(o, "min", json_real(m->min));
-                if (m->has_max) json_object_set_new(o, "max", json_real(m->max));
-            }
-            json_array_append_new(items, o);
-        }
+        if (show) json_array_append_new(items, sr_master_item(m));
     }
     sr_rec_close(&r);
     json_t *o = json_pack("{s:o}", "items", items);
@@ -1240,13 +1254,7 @@ static void masters(const sr_route_call *rt)
     sr_apif *a = rt->binding;
     h2o_req_t *req = rt->req;
     const atoken *t = rt->caller;
-    const char *what = sr_route_param(rt, "kind");
-    if (!what) what = "";
-    int kind = !strcmp(what, "facilities") ? SR_MK_FACILITY
-               : !strcmp(what, "equipment") ? SR_MK_EQUIPMENT
-               : !strcmp(what, "devices")   ? SR_MK_DEVICE
-               : !strcmp(what, "datapoints") ? SR_MK_DATA_POINT
-                                            : 0;
+    int kind = sr_master_kind_named(sr_route_param(rt, "kind"));
     if (!kind) return sr_http_result(req, 0, SR_WIRE_UNKNOWN, "masters: facilities, equipment, devices or datapoints", NULL);
     mq *q = sr_apif_job_new(req, sizeof *q, mq_run);
     if (!q) return;
@@ -1430,12 +1438,7 @@ static void request_status(const sr_route_call *c)
 
 static void send_pem(h2o_req_t *req, const sr_buf *pem)
 {
-    req->res.status = 200;
-    req->res.reason = "OK";
-    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, H2O_STRLIT("application/x-pem-file"));
-    char *copy = h2o_mem_alloc_pool(&req->pool, pem->len ? pem->len : 1);
-    memcpy(copy, pem->data, pem->len);
-    h2o_send_inline(req, copy, pem->len);
+    sr_http_send(req, 200, "application/x-pem-file", pem->data, pem->len);
 }
 
 static void certificate(const sr_route_call *c)

@@ -8,8 +8,16 @@
 #include "api/loginguard.h"
 #include "api/routes.h"
 #include "api/workq.h"
+#include "engine/records.h"
 
 #include <stdint.h>
+
+/* The masters' kinds as the AP-IF and the admin API name them in paths
+ * ("facilities", "equipment", "devices", "datapoints"): SR_MK_*, or 0. */
+int sr_master_kind_named(const char *what);
+/* One master as the AP-IF's MasterItem (docs/api/openapi.yaml), or NULL
+ * (no memory); the admin API lists masters the same way. */
+json_t *sr_master_item(const sr_master *m);
 
 typedef sr_grant sr_ap_grant; /* api/broker.h: sr_grants_load, sr_grants_allow */
 

@@ -137,6 +137,7 @@
     U(users, password_max_length, password_max_length, 128, 8, 4096, "the longest password a user may set")           \
     U(users, password_max_age_days, password_max_age_days, 90, 0, 3650,                                               \
       "days before a password must be changed; 0: never")                                                              \
+    U(users, session_ttl_s, session_ttl_s, 3600, 60, 604800, "a user's admin session lives this long (seconds)")     \
     E(log, level, log_level, "info", "debug|info|warn|error", "logfmt lines on standard error from this level")        \
     SR_TEST_CONFIG_KEYS(U, S, E)
 

@@ -57,6 +57,7 @@
  */
 #include "api/gwif_http.h"
 
+#include "api/admin_http.h"
 #include "api/apif_http.h"
 #include "api/broker.h"
 #include "api/gwif_json.h"
@@ -92,6 +93,7 @@ struct sr_gwhttp {
     sr_engine *eng;
     sr_broker *broker;
     sr_apif *apif;
+    sr_admin *admin; /* /admin/v1 (api/admin_http.c) */
     uv_loop_t *loop;
     h2o_globalconf_t config;
     h2o_context_t ctx;
@@ -693,6 +695,10 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
         sr_apif_handle(g->apif, req);
         return 0;
     }
+    if (req->path_normalized.len >= 10 && !memcmp(req->path_normalized.base, "/admin/v1/", 10)) {
+        sr_admin_handle(g->admin, req);
+        return 0;
+    }
     /* the dispatcher: the row, its caller authenticated once, its body
      * limit, then its handler */
     sr_route_call c;
@@ -765,7 +771,7 @@ static void hconn_cut(hconn *hc, const char *why, size_t bytes)
 
 static int token_known(sr_gwhttp *g, const char *t, size_t n)
 {
-    return sr_tokens_lookup(g->tokens, t, n) || sr_apif_token_known(g->apif, t, n);
+    return sr_tokens_lookup(g->tokens, t, n) || sr_apif_token_known(g->apif, t, n) || sr_admin_token_known(g->admin, t, n);
 }
 
 static void on_limits(uv_timer_t *t)
@@ -959,6 +965,11 @@ int sr_gwhttp_open(uv_loop_t *loop, sr_engine *eng, sr_broker *broker, const cha
         free(g);
         return SR_ENOMEM;
     }
+    if (sr_admin_open(loop, eng, guard, &g->admin) != SR_OK) {
+        sr_apif_free(g->apif);
+        free(g);
+        return SR_ENOMEM;
+    }
     g->loop = loop;
     g->tokens = sr_tokens_new(MAX_TOKENS, sizeof(token), NULL);
     if (!g->tokens) {
@@ -1059,6 +1070,11 @@ void sr_gwhttp_set_limits(sr_gwhttp *g, sr_workq *wq, const sr_apif_limits *l, u
     sr_apif_set_limits(g->apif, wq, l);
 }
 
+void sr_gwhttp_set_admin(sr_gwhttp *g, const sr_admin_conf *c)
+{
+    if (g) sr_admin_set_conf(g->admin, g->wq, c);
+}
+
 void sr_gwhttp_stop_accepting(sr_gwhttp *g)
 {
     if (g && !uv_is_closing((uv_handle_t *)&g->listener)) uv_close((uv_handle_t *)&g->listener, NULL);
@@ -1069,9 +1085,10 @@ void sr_gwhttp_quiesce(sr_gwhttp *g)
     if (!g) return;
     g->closing = 1;
     sr_apif_quiesce(g->apif);
+    sr_admin_quiesce(g->admin);
 }
 
-size_t sr_gwhttp_busy(sr_gwhttp *g) { return g ? sr_apif_busy(g->apif) : 0; }
+size_t sr_gwhttp_busy(sr_gwhttp *g) { return g ? sr_apif_busy(g->apif) + sr_admin_busy(g->admin) : 0; }
 
 void sr_gwhttp_flush(sr_gwhttp *g)
 {
@@ -1131,6 +1148,7 @@ void sr_gwhttp_free(sr_gwhttp *g)
     if (g->ctx_ready < 0) return; /* see sr_gwhttp_dispose */
     h2o_config_dispose(&g->config);
     sr_apif_free(g->apif);
+    sr_admin_free(g->admin);
     if (g->ssl) SSL_CTX_free(g->ssl);
     sr_loopq_destroy(&g->doneq);
     sr_tokens_free(g->tokens);

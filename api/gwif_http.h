@@ -40,6 +40,10 @@ struct sr_workq;
 struct sr_apif_limits;
 void sr_gwhttp_set_limits(sr_gwhttp *g, struct sr_workq *wq, const struct sr_apif_limits *l,
                           uint32_t parse_inline_max);
+/* [users] for the Admin API (/admin/v1, api/admin_http.h); after
+ * sr_gwhttp_set_limits (it uses the same worker queue). */
+struct sr_admin_conf;
+void sr_gwhttp_set_admin(sr_gwhttp *g, const struct sr_admin_conf *c);
 int sr_gwhttp_port(sr_gwhttp *g);
 void sr_gwhttp_stop_accepting(sr_gwhttp *g);
 /* Before the engine closes: requests from now on are answered 503 E9002. */

@@ -448,6 +448,16 @@ void sr_http_result(h2o_req_t *req, int status, sr_wire code, const char *messag
     sr_buf_release(&b);
 }
 
+void sr_http_send(h2o_req_t *req, int status, const char *content_type, const void *data, size_t len)
+{
+    req->res.status = status;
+    req->res.reason = status == 200 ? "OK" : "";
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, content_type, strlen(content_type));
+    char *copy = h2o_mem_alloc_pool(&req->pool, len ? len : 1);
+    if (len) memcpy(copy, data, len);
+    h2o_send_inline(req, copy, len);
+}
+
 void sr_http_no_content(h2o_req_t *req)
 {
     req->res.status = 204;

@@ -66,6 +66,9 @@ void sr_http_result(h2o_req_t *req, int status, sr_wire code, const char *messag
  * answer: no tree, the bytes sr_json_write gives the same object), with
  * one through the tree. SR_OK or SR_ENOMEM. */
 int sr_http_result_body(sr_buf *b, sr_wire code, const char *message, json_t *detail);
+/* An answer of another type than JSON (a PEM, a CSV sheet): status, the
+ * Content-Type, the bytes (copied into the request's pool). */
+void sr_http_send(h2o_req_t *req, int status, const char *content_type, const void *data, size_t len);
 /* 204 No Content */
 void sr_http_no_content(h2o_req_t *req);
 

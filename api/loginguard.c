@@ -697,9 +697,14 @@ void sr_login_http_refuse(h2o_req_t *req, const char *what, const char *op, cons
 void sr_login_stored(sr_engine *eng, char kind, const char *op, const char *id, sr_buf *out)
 {
     sr_rec r = SR_REC_INIT;
+    if (kind == 'u') { /* a user (the platform's: op is ""); a deleted user has no password */
+        sr_user u;
+        if (sr_read_user(eng, id, &r, &u) == SR_OK) (void)!sr_buf_append(out, u.password_hash.data, u.password_hash.len);
+        sr_rec_close(&r);
+        return;
+    }
     sr_reg_entry re;
-    /* a disabled principal: no hash, so the guard checks the dummy and refuses
-     * (the same path and time as a wrong secret) */
+    /* a disabled app or gateway has no stored secret here: refused like an unknown one */
     if (sr_read_registry(eng, op, kind == 'a' ? SR_RG_APP : SR_RG_GATEWAY, id, &r, &re) == SR_OK && !re.disabled)
         (void)!sr_buf_append(out, re.secret_hash.data, re.secret_hash.len);
     sr_rec_close(&r);

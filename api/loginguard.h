@@ -23,7 +23,8 @@
  *                            empty: refused only from addresses that failed
  *                            for that principal (a fresh address still gets
  *                            through, so a flood cannot lock the owner out)
- *    A principal is "kind|operatorId|id" (kind 'g' gateway, 'a' app), known
+ *    A principal is "kind|operatorId|id" (kind 'g' gateway, 'a' app, 'u' a
+ *    user of /admin/v1, operatorId "": user IDs are the platform's), known
  *    or not: an unknown ID is throttled exactly like a known one.
  *  - sr_loginguard: the throttle plus scrypt on its own worker threads
  *    (never libuv's thread pool, which serves queries), fed by a bounded
@@ -159,7 +160,8 @@ void sr_loginguard_stop(sr_loginguard *g);
 /* After the loop closed (its async handle closes with the loop's handles). */
 void sr_loginguard_free(sr_loginguard *g);
 
-/* The stored secret hash of a gateway ('g') or an app ('a') into out (left
+/* The stored secret hash of a gateway ('g'), an app ('a') or a user ('u', op
+ * "": users are the platform's; their password hash) into out (left
  * empty when the principal is unknown or has none: the guard then checks
  * against its dummy hash, the same path and time). */
 void sr_login_stored(sr_engine *eng, char kind, const char *op, const char *id, sr_buf *out);

@@ -1,12 +1,19 @@
 /* api/routes.c -- the route matcher and the one list of routes; see routes.h. */
 #include "api/routes.h"
 
+#include "api/admin_int.h"
+
 #include <stdio.h>
 #include <string.h>
 
 const sr_route_list sr_route_lists[] = {
     {"AP-IF", sr_apif_routes, &sr_apif_nroutes},
     {"GW-IF", sr_gwif_routes, &sr_gwif_nroutes},
+    {"Admin", sr_admin_routes, &sr_admin_nroutes},
+    {"Admin", sr_admin_setup_routes, &sr_admin_setup_nroutes},
+    {"Admin", sr_admin_pending_routes, &sr_admin_pending_nroutes},
+    {"Admin", sr_admin_audit_routes, &sr_admin_audit_nroutes},
+    {"Admin", sr_admin_files_routes, &sr_admin_files_nroutes},
 };
 const size_t sr_nroute_lists = sizeof sr_route_lists / sizeof sr_route_lists[0];
 

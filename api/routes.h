@@ -2,7 +2,8 @@
  * api/routes.h -- every HTTP route of the server as table rows:
  * {method, path pattern with named parameters, handler, who may call it,
  * body limit}. The rows live next to their handlers (sr_apif_routes in
- * api/apif_http.c, sr_gwif_routes in api/gwif_http.c, whose message kinds'
+ * api/apif_http.c, sr_gwif_routes in api/gwif_http.c, the Admin API's in
+ * api/admin_*.c (api/admin_int.h), sr_gwif_routes' message kinds'
  * rows are made from sr_gw_kinds, api/broker.h); sr_route_lists
  * (routes.c) is the one list of them that the dispatchers read, `suiro
  * routes` prints and the OpenAPI check (tests/integration/test_openapi.sh)
@@ -15,8 +16,9 @@
  * which takes its parameters by name (sr_route_param).
  *
  * Invariants (tests/api/test_routes.c):
- *  1. Every row has a method, a path under /api/v1/ (AP-IF) or /gw/v1/
- *     (GW-IF), a handler, a caller class and a body limit (not 0).
+ *  1. Every row has a method, a path under /api/v1/ (AP-IF), /gw/v1/
+ *     (GW-IF) or /admin/v1/ (Admin), a handler, a caller class of its
+ *     binding and a body limit (not 0); only Admin rows have an action.
  *  2. No two rows of the lists match the same (method, path): a path
  *     segment "{name}" matches one non-empty segment, a last "{path}" the
  *     non-empty rest (slashes included).
@@ -89,7 +91,7 @@ extern size_t sr_gwif_nroutes;
 
 /* The one list: every binding's rows. */
 typedef struct sr_route_list {
-    const char *binding; /* "AP-IF", "GW-IF" */
+    const char *binding; /* "AP-IF", "GW-IF", "Admin" (one list per admin file, api/admin_int.h) */
     const sr_route *rows;
     const size_t *n;
 } sr_route_list;

@@ -66,6 +66,7 @@
  */
 #include "api/server.h"
 
+#include "api/admin_http.h"
 #include "api/apif_http.h"
 #include "api/broker.h"
 #include "api/gwif_http.h"
@@ -2000,6 +2001,12 @@ int sr_server_open(const sr_config *cfg, sr_server **out, char *err, size_t errl
                              cfg->http_uploads_per_op, cfg->http_uploads_per_app, cfg->http_upload_idle_ms,
                              cfg->parse_inline_max};
         sr_gwhttp_set_limits(s->http, s->workq, &al, cfg->parse_inline_max);
+        sr_admin_conf ac;
+        sr_admin_conf_default(&ac);
+        sr_config_password_policy(cfg, &ac.pol);
+        ac.session_ttl_s = cfg->session_ttl_s;
+        ac.key = cfg->key_file[0] ? &s->key : NULL;
+        sr_gwhttp_set_admin(s->http, &ac);
     }
     if (cfg->tls_listen[0]) {
         if ((rc = tls_setup(s, err, errlen))) goto fail;

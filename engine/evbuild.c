@@ -863,6 +863,17 @@ int sr_cmd_registry_put(const sr_cmd_env *env, const sr_reg_entry *r, sr_buf *ou
     return env_pack(&ev, env, out);
 }
 
+int sr_cmd_registry_delete(const sr_cmd_env *env, sr_reg_kind kind, const char *id, sr_buf *out)
+{
+    Suiro__V1__RegistryDelete rd = SUIRO__V1__REGISTRY_DELETE__INIT;
+    rd.kind = (Suiro__V1__RegistryKind)kind;
+    rd.id = S(id);
+    Suiro__V1__Event ev = SUIRO__V1__EVENT__INIT;
+    ev.body_case = SUIRO__V1__EVENT__BODY_REGISTRY_DELETE;
+    ev.registry_delete = &rd;
+    return env_pack(&ev, env, out);
+}
+
 /* ---- users ----------------------------------------------------------------- */
 
 int sr_password_check(const sr_password_policy *p, const char *password, char *why, size_t whylen)

@@ -407,6 +407,38 @@ int sr_engine_registry_list(sr_engine *e, const char *op, int kind, sr_buf *out,
     return scan_kind(e, SR_DB_REGISTRY, op, kind, out, count);
 }
 
+int sr_engine_operator_list(sr_engine *e, sr_buf *out, size_t *count)
+{
+    MDB_txn *t;
+    int rc = sr_index_read_begin(e->ix, &t);
+    if (rc) return rc;
+    MDB_cursor *c;
+    *count = 0;
+    if ((rc = sr_index_err(mdb_cursor_open(t, DB(e, SR_DB_REGISTRY), &c)))) {
+        sr_index_read_end(e->ix, t);
+        return rc;
+    }
+    /* keys op \0 kind \0 id: an operator's own entry is (op, '1', op) */
+    MDB_val K, V;
+    int r = mdb_cursor_get(c, &K, &V, MDB_FIRST);
+    while (r == 0) {
+        const uint8_t *k = K.mv_data;
+        const uint8_t *z = memchr(k, 0, K.mv_size);
+        size_t ol = z ? (size_t)(z - k) : 0;
+        if (z && K.mv_size == 2 * ol + 3 && k[ol + 1] == '0' + SR_RG_OPERATOR && !k[ol + 2] &&
+            !memcmp(k, k + ol + 3, ol)) {
+            uint8_t lb[4];
+            sr_put_le32(lb, (uint32_t)V.mv_size);
+            if ((rc = sr_buf_append(out, lb, 4)) || (rc = sr_buf_append(out, V.mv_data, V.mv_size))) break;
+            (*count)++;
+        }
+        r = mdb_cursor_get(c, &K, &V, MDB_NEXT);
+    }
+    mdb_cursor_close(c);
+    sr_index_read_end(e->ix, t);
+    return rc;
+}
+
 int sr_engine_registry_get(sr_engine *e, const char *op, int kind, const char *id, sr_buf *packed)
 {
     char ks[2] = {(char)('0' + kind), 0};

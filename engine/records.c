@@ -362,6 +362,12 @@ int sr_list_registry(sr_engine *e, const char *op, sr_reg_kind kind, sr_rec *r)
     return sr_engine_registry_list(e, op, (int)kind, &r->raw, &r->count);
 }
 
+int sr_list_operators(sr_engine *e, sr_rec *r)
+{
+    list_reset(r);
+    return sr_engine_operator_list(e, &r->raw, &r->count);
+}
+
 int sr_rec_next_registry(sr_rec *r, sr_reg_entry *out) { NEXT_ONE(dec_registry, out); }
 
 int sr_read_user(sr_engine *e, const char *id, sr_rec *r, sr_user *out)

@@ -165,6 +165,9 @@ SR_MUST_CHECK int sr_read_registry(sr_engine *e, const char *op, sr_reg_kind kin
                                    sr_reg_entry *out);
 SR_MUST_CHECK int sr_list_registry(sr_engine *e, const char *op, sr_reg_kind kind, sr_rec *r);
 int sr_rec_next_registry(sr_rec *r, sr_reg_entry *out);
+/* Every operator of the platform (its own entry: kind operator, id the
+ * operator's), in id order; read them with sr_rec_next_registry. */
+SR_MUST_CHECK int sr_list_operators(sr_engine *e, sr_rec *r);
 
 /* ---- users (docs/admin.md "Users") ------------------------------------------ */
 
@@ -414,6 +417,8 @@ int sr_user_password_ok(const sr_user *u, const char *password);
 
 /* A registry entry (secret_hash len 0: unchanged). */
 SR_MUST_CHECK int sr_cmd_registry_put(const sr_cmd_env *env, const sr_reg_entry *r, sr_buf *out);
+/* A registry entry removed (env's operator, kind, id). */
+SR_MUST_CHECK int sr_cmd_registry_delete(const sr_cmd_env *env, sr_reg_kind kind, const char *id, sr_buf *out);
 
 /* ---- events (the log's records, for tools: suiro replay) ------------------------ */
 

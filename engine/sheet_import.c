@@ -23,11 +23,17 @@
  */
 #include "engine/sheet.h"
 
+#include "codecs/csv.h"
 #include "codecs/events.pb-c.h"
 #include "engine/evbuild.h"
 #include "engine/records.h"
 #include "engine/secret.h"
 
+#include <openssl/bio.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+
+#include <pthread.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,6 +44,10 @@ typedef struct batch {
     size_t *lens;
     size_t n, cap;
     const char *op;
+    const sr_cmd_env *env;  /* who imports, from where (the events' envelope) */
+    const char *vendor_id;  /* the vendor link of vendor_for (an app or a gateway); NULL: the stored ones */
+    int vendor_kind;        /* RG_APP or RG_GATEWAY */
+    const char *vendor_for;
 } batch;
 
 static int add(batch *b, Suiro__V1__Event *ev)
@@ -50,7 +60,8 @@ static int add(batch *b, Suiro__V1__Event *ev)
         b->cap = cap;
     }
     size_t before = b->bytes.len;
-    int rc = sr_ev_pack(ev, b->op, "sheet-import", SUIRO__V1__ACTOR_KIND__ACTOR_USER, NULL, &b->bytes);
+    ev->source = (char *)(b->env->source ? b->env->source : "");
+    int rc = sr_ev_pack(ev, b->op, b->env->actor, (Suiro__V1__ActorKind)b->env->kind, NULL, &b->bytes);
     if (!rc) b->lens[b->n++] = b->bytes.len - before;
     return rc;
 }
@@ -124,11 +135,16 @@ static int put_registry(sr_engine *e, batch *b, Suiro__V1__RegistryPut *rp, cons
         /* unchanged secret: compare with the stored hash in place */
         if (old && !rp->secret_hash.len) rp->secret_hash = old->secret_hash;
     }
-    /* a certificate registered with `suiro cert import` stays when the sheet has none */
+    /* what the sheet does not carry stays: a certificate (`suiro cert import`,
+     * the admin API), the vendor link (unless the admin API sets it), the
+     * gateway's protocol, the disabled flag */
     if (old && !rp->cert_pem[0] && old->cert_pem[0]) rp->cert_pem = old->cert_pem;
-    /* a disabled app or gateway stays disabled: the sheet has no such column,
-     * and enabling one is the Admin API's (docs/admin.md "Revocation") */
-    if (old && old->disabled) rp->disabled = 1;
+    if (old && !rp->protocol[0] && old->protocol[0]) rp->protocol = old->protocol;
+    if (old) rp->disabled = old->disabled;
+    if (b->vendor_id && (int)rp->kind == b->vendor_kind && !strcmp(rp->id, b->vendor_for))
+        rp->vendor_id = (char *)b->vendor_id;
+    else if (old && old->vendor_id[0])
+        rp->vendor_id = old->vendor_id;
     int skip = old && same_packed(&cur, &rp->base);
     if (old && rp->secret_hash.data == old->secret_hash.data) {
         rp->secret_hash.data = NULL; /* empty in the event: the writer keeps the stored one */
@@ -378,14 +394,23 @@ static const Suiro__V1__ValueType vt[] = {SUIRO__V1__VALUE_TYPE__VT_NUMBER, SUIR
 static const Suiro__V1__PointKind pk[] = {SUIRO__V1__POINT_KIND__PK_MEASURE, SUIRO__V1__POINT_KIND__PK_CONTROL,
                                           SUIRO__V1__POINT_KIND__PK_BOTH};
 
-int sr_engine_import_sheet(sr_engine *e, const sr_sheet *sh, sr_result *res)
+/* One set-up change at a time (imports and the admin API's edits): an edit
+ * reads the current sheet and imports it changed, so two at once could undo
+ * each other. */
+static pthread_mutex_t setup_mu = PTHREAD_MUTEX_INITIALIZER;
+
+/* vendor_id (NULL: none) is the vendor link of the app or gateway (kind
+ * vendor_kind) vendor_for; every other entry keeps its stored one. */
+static int import_locked(sr_engine *e, const sr_sheet *sh, const sr_cmd_env *env, const char *vendor_id,
+                         int vendor_kind, const char *vendor_for, sr_result *res)
 {
     memset(res, 0, sizeof *res);
     if (sh->n_errors || sh->n_operators != 1) {
         snprintf(res->err.msg, sizeof res->err.msg, "the sheet has errors; nothing imported");
         return res->rc = SR_EINVAL;
     }
-    batch b = {.op = sh->operators[0].id};
+    batch b = {.op = sh->operators[0].id, .env = env, .vendor_id = vendor_id, .vendor_kind = vendor_kind,
+               .vendor_for = vendor_for};
     sr_buf_init(&b.bytes);
     int rc = SR_OK;
     char *grant_ids = NULL;
@@ -494,6 +519,20 @@ int sr_engine_import_sheet(sr_engine *e, const sr_sheet *sh, sr_result *res)
     sr_free(b.lens);
     sr_buf_release(&b.bytes);
     return res->rc;
+}
+
+int sr_engine_import_sheet_as(sr_engine *e, const sr_sheet *sh, const sr_cmd_env *env, sr_result *res)
+{
+    pthread_mutex_lock(&setup_mu);
+    int rc = import_locked(e, sh, env, NULL, 0, NULL, res);
+    pthread_mutex_unlock(&setup_mu);
+    return rc;
+}
+
+int sr_engine_import_sheet(sr_engine *e, const sr_sheet *sh, sr_result *res)
+{
+    sr_cmd_env env = {NULL, "sheet-import", SR_ACTOR_USER, NULL, NULL};
+    return sr_engine_import_sheet_as(e, sh, &env, res);
 }
 
 /* ---- export ------------------------------------------------------------- */
@@ -625,4 +664,271 @@ done:
     sr_rec_close(&u.r);
     sr_free(u.v);
     return rc;
+}
+
+/* ---- one change at a time: the admin API (docs/admin.md) ------------------ */
+
+/* Is x (an entry of section sect) left out by the edit? */
+static int dropped(const sr_setup_edit *ed, unsigned sect, const void *x)
+{
+    if (!ed->drop) return 0;
+    if (sect == SR_SHEET_S_GRANTS) {
+        const sr_sheet_grant *g = x;
+        if (ed->drop == SR_SHEET_S_GRANTS)
+            return !strcmp(g->app, ed->id) && (!ed->pattern || !strcmp(g->datapoint, ed->pattern));
+        if (ed->nrows) return 0; /* an entry replaced by an added row keeps its grants */
+        if (ed->drop == SR_SHEET_S_APPS) return !strcmp(g->app, ed->id); /* an app's grants go with it */
+        if (ed->drop == SR_SHEET_S_DATAPOINTS) return !g->is_prefix && !strcmp(g->datapoint, ed->id);
+        return 0;
+    }
+    return sect == ed->drop && !strcmp(*(const char *const *)((const char *)x + offsetof(sr_sheet_gateway, id)), ed->id);
+}
+
+/* Copy the n entries of size sz at src, less the dropped ones, into *dst
+ * (allocated); *kept, and *ndrop counts the dropped ones of the edit's own
+ * kind. */
+static int filter(const sr_setup_edit *ed, unsigned sect, const void *src, size_t n, size_t sz, void **dst,
+                  size_t *kept, size_t *ndrop)
+{
+    char *o = sr_calloc(n + 1, sz);
+    if (!o) return SR_ENOMEM;
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++) {
+        const char *x = (const char *)src + i * sz;
+        if (dropped(ed, sect, x)) {
+            if (sect == ed->drop) (*ndrop)++;
+            continue;
+        }
+        memcpy(o + m++ * sz, x, sz);
+    }
+    *dst = o;
+    *kept = m;
+    return SR_OK;
+}
+
+/* Line n (1-based) of text as [*s, *s + *len), and the [section] line above it. */
+static void line_of(const sr_buf *text, size_t n, const char **s, size_t *len, char *sect, size_t sectcap)
+{
+    const char *p = (const char *)text->data, *end = p + text->len;
+    sect[0] = 0;
+    for (size_t k = 1; p < end; k++) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        size_t l = nl ? (size_t)(nl - p) : (size_t)(end - p);
+        if (k == n) {
+            *s = p;
+            *len = l;
+            return;
+        }
+        if (l > 2 && p[0] == '[') {
+            const char *close = memchr(p, ']', l);
+            if (close) snprintf(sect, sectcap, "%.*s", (int)(close - p - 1), p + 1);
+        }
+        p = nl ? nl + 1 : end;
+    }
+    *s = "";
+    *len = 0;
+}
+
+int sr_engine_setup_edit(sr_engine *e, const sr_cmd_env *env, const sr_setup_edit *ed, sr_result *res,
+                         char *field, size_t fieldcap, size_t *row)
+{
+    memset(res, 0, sizeof *res);
+    field[0] = 0;
+    *row = 0;
+    sr_buf text;
+    sr_buf_init(&text);
+    sr_sheet *cur = NULL, *next = NULL;
+    sr_sheet nw;
+    memset(&nw, 0, sizeof nw);
+    void *arr[7] = {0};
+    pthread_mutex_lock(&setup_mu);
+    int rc = sr_engine_export_sheet(e, env->op, &text);
+    if (rc == SR_ENOTFOUND) {
+        snprintf(res->err.msg, sizeof res->err.msg, "operator %s does not exist", env->op);
+        res->rc = rc;
+        goto done;
+    }
+    if (rc) goto done;
+    /* the export is a valid sheet: anything else is an inconsistent index */
+    rc = sr_sheet_parse(text.data, text.len, NULL, &cur);
+    if (rc == SR_OK && cur->n_errors) rc = SR_ECORRUPT;
+    if (rc) goto done;
+    nw = *cur;
+    nw.errors = NULL;
+    nw.n_errors = 0;
+    nw.arena = NULL;
+    size_t ndrop = 0;
+    if ((rc = filter(ed, SR_SHEET_S_GATEWAYS, cur->gateways, cur->n_gateways, sizeof *cur->gateways, &arr[0],
+                     &nw.n_gateways, &ndrop)) ||
+        (rc = filter(ed, SR_SHEET_S_APPS, cur->apps, cur->n_apps, sizeof *cur->apps, &arr[1], &nw.n_apps, &ndrop)) ||
+        (rc = filter(ed, SR_SHEET_S_FACILITIES, cur->facilities, cur->n_facilities, sizeof *cur->facilities, &arr[2],
+                     &nw.n_facilities, &ndrop)) ||
+        (rc = filter(ed, SR_SHEET_S_EQUIPMENT, cur->equipment, cur->n_equipment, sizeof *cur->equipment, &arr[3],
+                     &nw.n_equipment, &ndrop)) ||
+        (rc = filter(ed, SR_SHEET_S_DEVICES, cur->devices, cur->n_devices, sizeof *cur->devices, &arr[4],
+                     &nw.n_devices, &ndrop)) ||
+        (rc = filter(ed, SR_SHEET_S_DATAPOINTS, cur->datapoints, cur->n_datapoints, sizeof *cur->datapoints, &arr[5],
+                     &nw.n_datapoints, &ndrop)) ||
+        (rc = filter(ed, SR_SHEET_S_GRANTS, cur->grants, cur->n_grants, sizeof *cur->grants, &arr[6], &nw.n_grants,
+                     &ndrop)))
+        goto done;
+    nw.gateways = arr[0], nw.apps = arr[1], nw.facilities = arr[2], nw.equipment = arr[3], nw.devices = arr[4];
+    nw.datapoints = arr[5], nw.grants = arr[6];
+    if (ed->drop && ed->must_drop && !ndrop) {
+        snprintf(res->err.msg, sizeof res->err.msg, "%s does not exist", ed->what ? ed->what : ed->id);
+        res->rc = SR_ENOTFOUND;
+        goto done;
+    }
+    if (ed->must_exist_app) {
+        size_t i = 0;
+        while (i < cur->n_apps && strcmp(cur->apps[i].id, ed->must_exist_app)) i++;
+        if (i == cur->n_apps) {
+            snprintf(res->err.msg, sizeof res->err.msg, "app %s does not exist", ed->must_exist_app);
+            res->rc = SR_ENOTFOUND;
+            goto done;
+        }
+    }
+    text.len = 0;
+    if ((rc = sr_sheet_write(&nw, &text))) goto done;
+    /* the added rows: a section of their own at the end (a section may appear
+     * more than once), so an error on a line from here on is theirs */
+    size_t first_added = 1;
+    for (size_t i = 0; i < text.len; i++) first_added += text.data[i] == '\n';
+    if (ed->section && ed->ncols) {
+        char sect[40];
+        snprintf(sect, sizeof sect, "[%s]", ed->section);
+        sr_csv_field f[16];
+        size_t nc = ed->ncols < 16 ? ed->ncols : 16;
+        f[0] = (sr_csv_field){sect, strlen(sect)};
+        rc = sr_csv_write_record(&text, f, 1, "\n");
+        for (size_t c = 0; c < nc; c++) f[c] = (sr_csv_field){ed->cols[c], strlen(ed->cols[c])};
+        if (!rc) rc = sr_csv_write_record(&text, f, nc, "\n");
+        for (size_t r = 0; !rc && r < ed->nrows; r++) {
+            for (size_t c = 0; c < nc; c++) {
+                const char *v = ed->vals[r * ed->ncols + c];
+                f[c] = (sr_csv_field){v ? v : "", v ? strlen(v) : 0};
+            }
+            rc = sr_csv_write_record(&text, f, nc, "\n");
+        }
+        if (rc) goto done;
+    }
+    int prc = sr_sheet_parse(text.data, text.len, NULL, &next);
+    if (!next) {
+        rc = prc;
+        goto done;
+    }
+    if (prc || next->n_errors) {
+        const sr_sheet_error *er = next->n_errors ? &next->errors[0] : NULL;
+        if (er && er->line >= first_added) { /* the added rows: the field at fault */
+            snprintf(field, fieldcap, "%s", er->column);
+            *row = er->line >= first_added + 2 ? er->line - first_added - 2 : 0;
+            snprintf(res->err.msg, sizeof res->err.msg, "%s%s%s", er->column, er->column[0] ? ": " : "", er->msg);
+            res->rc = SR_EINVAL;
+        } else if (er) { /* another entry would point at nothing: name it */
+            const char *ls;
+            size_t ll;
+            char sect[32];
+            line_of(&text, er->line, &ls, &ll, sect, sizeof sect);
+            snprintf(res->err.msg, sizeof res->err.msg, "%s: the %s entry \"%.*s\" refers to it (%s: %s)",
+                     ed->what ? ed->what : ed->id ? ed->id : "the change", sect, (int)(ll > 120 ? 120 : ll), ls,
+                     er->column, er->msg);
+            res->rc = SR_ECONFLICT;
+        } else {
+            snprintf(res->err.msg, sizeof res->err.msg, "the changed sheet does not parse: %s", sr_strerror(prc));
+            res->rc = SR_EINVAL;
+        }
+        goto done;
+    }
+    /* a new gateway or app needs a secret (the importer would refuse it by
+     * line): name the field */
+    if (ed->section && (!strcmp(ed->section, "gateways") || !strcmp(ed->section, "apps"))) {
+        size_t sc = 0, ic = 0;
+        while (sc < ed->ncols && strcmp(ed->cols[sc], "secret")) sc++;
+        while (ic < ed->ncols && strcmp(ed->cols[ic], "id")) ic++;
+        int apps = ed->section[0] == 'a';
+        for (size_t r = 0; ic < ed->ncols && r < ed->nrows; r++) {
+            const char *id = ed->vals[r * ed->ncols + ic], *sec = sc < ed->ncols ? ed->vals[r * ed->ncols + sc] : NULL;
+            if (sec && sec[0]) continue;
+            size_t i = 0, n = apps ? cur->n_apps : cur->n_gateways;
+            while (i < n && strcmp(apps ? cur->apps[i].id : cur->gateways[i].id, id ? id : "")) i++;
+            if (i < n) continue;
+            snprintf(field, fieldcap, "secret");
+            *row = r;
+            snprintf(res->err.msg, sizeof res->err.msg, "secret: %s %s is new and needs a secret", apps ? "app" : "gateway",
+                     id ? id : "");
+            res->rc = SR_EINVAL;
+            goto done;
+        }
+    }
+    int vkind = !ed->section ? 0 : !strcmp(ed->section, "apps") ? SR_RG_APP : !strcmp(ed->section, "gateways") ? SR_RG_GATEWAY : 0;
+    rc = import_locked(e, next, env, vkind ? ed->vendor_id : NULL, vkind, ed->id, res);
+done:
+    pthread_mutex_unlock(&setup_mu);
+    if (rc && !res->rc) {
+        res->rc = rc;
+        if (!res->err.msg[0]) snprintf(res->err.msg, sizeof res->err.msg, "%s", sr_strerror(rc));
+    }
+    for (int i = 0; i < 7; i++) sr_free(arr[i]);
+    sr_sheet_free(cur);
+    sr_sheet_free(next);
+    sr_buf_release(&text);
+    return res->rc;
+}
+
+int sr_engine_registry_change(sr_engine *e, const sr_cmd_env *env, sr_reg_kind kind, const char *id,
+                              const sr_reg_change *ch, sr_result *res)
+{
+    memset(res, 0, sizeof *res);
+    sr_rec cur = SR_REC_INIT;
+    sr_reg_entry re;
+    sr_buf evb, hash;
+    sr_buf_init(&evb);
+    sr_buf_init(&hash);
+    pthread_mutex_lock(&setup_mu);
+    int rc = sr_read_registry(e, env->op, kind, id, &cur, &re);
+    if (rc == SR_ENOTFOUND) {
+        snprintf(res->err.msg, sizeof res->err.msg, "%s %s of operator %s does not exist",
+                 kind == SR_RG_APP ? "app" : "gateway", id, env->op);
+        res->rc = rc;
+        goto done;
+    }
+    if (rc) goto done;
+    if (ch->cert_pem) {
+        if (!sr_cert_pem_ok(ch->cert_pem, strlen(ch->cert_pem))) {
+            snprintf(res->err.msg, sizeof res->err.msg, "certificate: not a PEM X.509 certificate (at most 64 KiB)");
+            res->rc = SR_EINVAL;
+            goto done;
+        }
+        re.cert_pem = ch->cert_pem;
+    }
+    re.secret_hash.len = 0; /* empty: the writer keeps the stored hash */
+    if (ch->secret) {
+        if ((rc = sr_secret_hash(ch->secret, &hash))) goto done;
+        re.secret_hash = (sr_slice){hash.data, hash.len};
+    }
+    if (ch->disabled >= 0) re.disabled = ch->disabled;
+    if ((rc = sr_cmd_registry_put(env, &re, &evb))) goto done;
+    sr_slice sl = {evb.data, evb.len};
+    rc = sr_engine_submit_wait(e, &sl, 1, res);
+done:
+    pthread_mutex_unlock(&setup_mu);
+    if (rc && !res->rc) {
+        res->rc = rc;
+        if (!res->err.msg[0]) snprintf(res->err.msg, sizeof res->err.msg, "%s", sr_strerror(rc));
+    }
+    sr_rec_close(&cur);
+    sr_buf_release(&evb);
+    sr_buf_release(&hash);
+    return res->rc;
+}
+
+int sr_cert_pem_ok(const char *pem, size_t len)
+{
+    if (!pem || !len || len >= 65536) return 0;
+    BIO *bio = BIO_new_mem_buf(pem, (int)len);
+    X509 *x = bio ? PEM_read_bio_X509(bio, NULL, NULL, NULL) : NULL;
+    int ok = x != NULL;
+    X509_free(x);
+    BIO_free(bio);
+    return ok;
 }

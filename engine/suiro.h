@@ -250,6 +250,9 @@ SR_MUST_CHECK int sr_engine_master_list(sr_engine *e, const char *op, int kind, 
 /* Registry entries (packed RegistryPut) of an operator, by kind
  * (codecs/events.proto RegistryKind); same framing as master_list. */
 SR_MUST_CHECK int sr_engine_registry_list(sr_engine *e, const char *op, int kind, sr_buf *out, size_t *count);
+/* Every operator's own entry (kind operator, id == its operator), in id
+ * order, framed as sr_engine_registry_list's. */
+SR_MUST_CHECK int sr_engine_operator_list(sr_engine *e, sr_buf *out, size_t *count);
 SR_MUST_CHECK int sr_engine_registry_get(sr_engine *e, const char *op, int kind, const char *id, sr_buf *packed);
 
 /* A user (packed UserEvent, the whole state; deleted ones too) by id, and

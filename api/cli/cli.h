@@ -27,6 +27,10 @@ extern const sr_opt sr_opts_gwsim_sheet[], sr_opts_gwsim_run[];
 int sr_cmd_apsim(const sr_command *cmd, int argc, char **argv);
 extern const sr_opt sr_opts_apsim[];
 extern const char sr_apsim_more[];
+/* cmd_admin.c: the Admin API's client (libcurl) */
+int sr_cmd_admin(const sr_command *cmd, int argc, char **argv);
+extern const sr_opt sr_opts_admin[];
+extern const char sr_admin_more[];
 /* cmd_engine.c: init, sheet, rebuild, replay, verify, cert */
 int sr_cmd_init(const sr_command *cmd, int argc, char **argv);
 int sr_cmd_sheet_import(const sr_command *cmd, int argc, char **argv);
@@ -37,6 +41,11 @@ int sr_cmd_verify(const sr_command *cmd, int argc, char **argv);
 int sr_cmd_cert_import(const sr_command *cmd, int argc, char **argv);
 extern const sr_opt sr_opts_init[], sr_opts_sheet_import[], sr_opts_sheet_export[], sr_opts_rebuild[],
     sr_opts_replay[], sr_opts_verify[], sr_opts_cert_import[];
+
+/* main.c: run the command argv[0] (argv: the words after `suiro`) as main
+ * does; its exit code. (sheet import and cert import run a `suiro admin`
+ * command through it against a running server.) */
+int sr_cli_run(int argc, char **argv);
 
 /* Shared: parse an unsigned decimal; 0 on success. */
 int sr_cli_parse_u64(const char *s, unsigned long long *out);

@@ -52,7 +52,7 @@ typedef struct common {
 
 /* Every option of these commands (each table takes the ones it needs). */
 typedef struct eopts {
-    const char *keyfile, *op, *from, *to, *gateway, *point, *kind, *app, *pem, *admin;
+    const char *keyfile, *op, *from, *to, *gateway, *point, *kind, *app, *pem, *admin, *url, *token;
     int demo, discard_lost, json;
 } eopts;
 
@@ -64,7 +64,12 @@ const sr_opt sr_opts_init[] = {
     KEY_FILE,
     SR_OPT_END,
 };
-const sr_opt sr_opts_sheet_import[] = {KEY_FILE, SR_OPT_END};
+/* against a running server: its admin API (docs/admin.md) */
+#define SERVER_OPTS                                                                                             \
+    SR_OPT_STR("url", 0, "URL", eopts, url, "a running server's HTTP base URL [SUIRO_URL]"),                     \
+        SR_OPT_STR("token", 0, "TOKEN", eopts, token, "an admin session token of that server [SUIRO_TOKEN]")
+
+const sr_opt sr_opts_sheet_import[] = {KEY_FILE, SERVER_OPTS, SR_OPT_END};
 const sr_opt sr_opts_sheet_export[] = {
     SR_OPT_STR("operator", 0, "OP", eopts, op, "the operator (required)"),
     KEY_FILE,
@@ -97,6 +102,7 @@ const sr_opt sr_opts_cert_import[] = {
     SR_OPT_STR("gateway", 0, "ID", eopts, gateway, "the gateway whose certificate it is"),
     SR_OPT_STR("pem", 0, "FILE", eopts, pem, "the certificate (one PEM X.509, at most 64 KiB)"),
     KEY_FILE,
+    SERVER_OPTS,
     SR_OPT_END,
 };
 
@@ -133,6 +139,42 @@ static int open_engine(const sr_command *cmd, const common *c, int readonly, sr_
     sr_errinfo ei;
     int rc = sr_engine_open(c->dir, &o, e, &ei);
     if (rc)
+        fprintf(stderr, "suiro %s: %s: %s%s\n", cmd->name, c->dir, ei.msg[0] ? ei.msg : sr_strerror(rc),
+                sr_cli_key_hint(rc, c->has_key));
+    return rc;
+}
+
+/* A running server holds DIR (its log is open for writing): a change goes
+ * through the server's admin API. With a URL and a token (--url/--token,
+ * else SUIRO_URL/SUIRO_TOKEN) it runs the `suiro admin` command argv (which
+ * takes them from the environment) and returns its exit code; without them
+ * it names that command and returns 1. */
+static int through_server(const sr_command *cmd, const common *c, const eopts *o, char **argv, int argc)
+{
+    const char *url = o->url ? o->url : getenv("SUIRO_URL"), *token = o->token ? o->token : getenv("SUIRO_TOKEN");
+    if (url && url[0] && token && token[0]) {
+        if (setenv("SUIRO_URL", url, 1) || setenv("SUIRO_TOKEN", token, 1)) return 1;
+        return sr_cli_run(argc, argv);
+    }
+    fprintf(stderr, "suiro %s: %s: the server is running (its log is open for writing in another process); make "
+                    "the change through it:\n ",
+            cmd->name, c->dir);
+    fprintf(stderr, " suiro");
+    for (int i = 0; i < argc; i++) fprintf(stderr, " %s", argv[i]);
+    fprintf(stderr, "\n(with SUIRO_URL and SUIRO_TOKEN set), or run this command again with --url URL --token TOKEN\n");
+    return 1;
+}
+
+/* As open_engine, but a log held by a running server is *locked = 1 and
+ * printed by through_server instead. */
+static int open_engine_or_server(const sr_command *cmd, const common *c, sr_engine **e, int *locked)
+{
+    sr_engine_opts o = {.key = c->has_key ? &c->key : NULL};
+    sr_errinfo ei;
+    *locked = 0;
+    int rc = sr_engine_open(c->dir, &o, e, &ei);
+    if (rc == SR_ELOCKED) *locked = 1;
+    else if (rc)
         fprintf(stderr, "suiro %s: %s: %s%s\n", cmd->name, c->dir, ei.msg[0] ? ei.msg : sr_strerror(rc),
                 sr_cli_key_hint(rc, c->has_key));
     return rc;
@@ -278,10 +320,20 @@ int sr_cmd_sheet_import(const sr_command *cmd, int argc, char **argv)
             if (sr_buf_append(&b, tmp, n)) break;
         fclose(f);
         sr_engine *e;
-        int code = 1;
-        if (!open_engine(cmd, &c, 0, &e)) {
+        int code = 1, locked;
+        if (!open_engine_or_server(cmd, &c, &e, &locked)) {
             code = import_bytes(cmd, e, b.data ? (const void *)b.data : "", b.len, file);
             if (sr_engine_close(e)) code = 1;
+        } else if (locked) {
+            /* the sheet names its operator ("OP" when it does not parse: the
+             * server's answer will list its errors) */
+            sr_sheet *sh = NULL;
+            (void)!sr_sheet_parse(b.data ? (const void *)b.data : "", b.len, NULL, &sh);
+            char op[SR_SHEET_ID_MAX + 1];
+            snprintf(op, sizeof op, "%s", sh && sh->n_operators ? sh->operators[0].id : "OP");
+            sr_sheet_free(sh);
+            char *av[] = {"admin", "sheet-import", op, (char *)file, NULL};
+            code = through_server(cmd, &c, &o, av, 4);
         }
         sr_buf_release(&b);
         return code;
@@ -784,60 +836,38 @@ int sr_cmd_cert_import(const sr_command *cmd, int argc, char **argv)
         fprintf(stderr, "suiro cert: %s: %s\n", pemfile, strerror(errno));
         return 1;
     }
-    X509 *x = PEM_read_X509(f, NULL, NULL, NULL);
-    long len = 0;
-    char *pem = NULL;
-    if (x && fseek(f, 0, SEEK_END) == 0 && (len = ftell(f)) > 0 && len < 65536 && fseek(f, 0, SEEK_SET) == 0 &&
-        (pem = calloc(1, (size_t)len + 1)) && fread(pem, 1, (size_t)len, f) != (size_t)len) {
-        free(pem);
-        pem = NULL;
-    }
+    char *pem = calloc(1, 65536);
+    size_t len = pem ? fread(pem, 1, 65535, f) : 0;
+    int more = pem && fgetc(f) != EOF;
     fclose(f);
-    X509_free(x);
-    if (!x || !pem) {
+    if (!pem || more || !sr_cert_pem_ok(pem, len)) {
         fprintf(stderr, "suiro cert: %s: not a PEM X.509 certificate (at most 64 KiB)\n", pemfile);
         free(pem);
         return 1;
     }
     sr_engine *e;
-    if (open_engine(cmd, &c, 0, &e)) {
+    int locked;
+    if (open_engine_or_server(cmd, &c, &e, &locked)) {
         free(pem);
-        return 1;
+        char *av[] = {"admin", o.app ? "app-cert" : "gateway-cert", (char *)op, (char *)id, (char *)pemfile, NULL};
+        return locked ? through_server(cmd, &c, &o, av, 5) : 1;
     }
-    int code = 1;
-    sr_buf evb;
-    sr_buf_init(&evb);
-    sr_rec cur = SR_REC_INIT;
-    sr_reg_entry rp;
-    int rc = sr_read_registry(e, op, (sr_reg_kind)kind, id, &cur, &rp);
-    if (rc == SR_ECORRUPT) {
-        fprintf(stderr, "suiro cert: the registry entry does not decode\n");
-        goto done;
-    }
-    if (rc) {
-        fprintf(stderr, "suiro cert: %s %s of operator %s: %s\n", kind == SR_RG_APP ? "app" : "gateway",
-                id, op, rc == SR_ENOTFOUND ? "not registered (import a set-up sheet first)" : sr_strerror(rc));
-        goto done;
-    }
-    rp.cert_pem = pem;
-    rp.secret_hash.len = 0; /* empty: the writer keeps the stored hash */
+    /* what the admin API's PUT .../certificate does (engine/sheet.h) */
     sr_cmd_env env = {op, "cli", SR_ACTOR_USER, NULL, "cli"};
+    sr_reg_change ch = {.cert_pem = pem, .disabled = -1};
     sr_result res;
-    if ((rc = sr_cmd_registry_put(&env, &rp, &evb)) == SR_OK) {
-        sr_slice sl = {evb.data, evb.len};
-        rc = sr_engine_submit_wait(e, &sl, 1, &res);
-        if (!rc) rc = res.rc;
-    }
-    if (rc) fprintf(stderr, "suiro cert: %s\n", sr_strerror(rc));
-    else {
+    int code = 1;
+    if (sr_engine_registry_change(e, &env, (sr_reg_kind)kind, id, &ch, &res)) {
+        if (res.rc == SR_ENOTFOUND)
+            fprintf(stderr, "suiro cert: %s %s of operator %s: not registered (import a set-up sheet first)\n",
+                    kind == SR_RG_APP ? "app" : "gateway", id, op);
+        else fprintf(stderr, "suiro cert: %s\n", res.err.msg[0] ? res.err.msg : sr_strerror(res.rc));
+    } else {
         printf("certificate of %s %s registered (seq %" PRIu64 ")\n",
                kind == SR_RG_APP ? "app" : "gateway", id, res.seq);
         code = 0;
     }
-done:
-    sr_rec_close(&cur);
     free(pem);
-    sr_buf_release(&evb);
     if (sr_engine_close(e)) code = 1;
     return code;
 }

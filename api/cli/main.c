@@ -70,6 +70,8 @@ static const sr_command COMMANDS[] = {
      sr_opts_gwsim_run, "The options are described at the top of api/cli/cmd_gwsim.c.\n"},
     {"apsim", sr_cmd_apsim, "COMMAND [ARGS]", 1, 4, "the app stub: one AP-IF call per command, and `load`",
      sr_opts_apsim, sr_apsim_more},
+    {"admin", sr_cmd_admin, "COMMAND [ARGS]", 1, 4, "the Admin API's client (/admin/v1): login, users, operators, ...",
+     sr_opts_admin, sr_admin_more},
     {"routes", cmd_routes, "", 0, 0, "the HTTP routes (METHOD PATH), as docs/api/openapi.yaml has them", NULL,
      NULL},
     {"version", cmd_version, "", 0, 0, "print the version and the git commit it was built from", NULL, NULL},
@@ -135,13 +137,13 @@ static int cmd_routes(const sr_command *cmd, int argc, char **argv)
     return 0;
 }
 
-int main(int argc, char **argv)
+int sr_cli_run(int argc, char **argv)
 {
-    if (argc < 2) {
+    if (argc < 1) {
         usage(stderr);
         return 2;
     }
-    const char *a1 = argv[1];
+    const char *a1 = argv[0];
     if (!strcmp(a1, "--help") || !strcmp(a1, "-h") || !strcmp(a1, "help")) {
         usage(stdout);
         return 0;
@@ -150,22 +152,24 @@ int main(int argc, char **argv)
     int group = 0;
     for (size_t i = 0; i < NCOMMANDS; i++) {
         const sr_command *c = &COMMANDS[i];
-        if (!strcmp(c->name, a1)) return c->run(c, argc - 1, argv + 1);
+        if (!strcmp(c->name, a1)) return c->run(c, argc, argv);
         size_t l = strlen(a1);
         if (!strncmp(c->name, a1, l) && c->name[l] == ' ') {
             group = 1;
-            if (argc > 2 && !strcmp(c->name + l + 1, argv[2])) return c->run(c, argc - 2, argv + 2);
+            if (argc > 1 && !strcmp(c->name + l + 1, argv[1])) return c->run(c, argc - 1, argv + 1);
         }
     }
     if (group) {
-        if (argc > 2 && (!strcmp(argv[2], "--help") || !strcmp(argv[2], "-h"))) {
+        if (argc > 1 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
             group_usage(stdout, a1);
             return 0;
         }
-        if (argc > 2) fprintf(stderr, "suiro %s: unknown subcommand '%s'\n\n", a1, argv[2]);
+        if (argc > 1) fprintf(stderr, "suiro %s: unknown subcommand '%s'\n\n", a1, argv[1]);
         group_usage(stderr, a1);
         return 2;
     }
     fprintf(stderr, "suiro: unknown command '%s'\nTry 'suiro --help'.\n", a1);
     return 2;
 }
+
+int main(int argc, char **argv) { return sr_cli_run(argc - 1, argv + 1); }

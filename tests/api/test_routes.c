@@ -7,6 +7,7 @@
 #include "api/broker.h"
 #include "api/gwif_http.h"
 #include "api/routes.h"
+#include "engine/authz.h"
 
 #include <criterion/criterion.h>
 #include <stdio.h>
@@ -150,24 +151,40 @@ Test(routes, every_row_is_complete)
 {
     size_t n = 0;
     for (size_t l = 0; l < sr_nroute_lists; l++) {
-        int ap = !strcmp(sr_route_lists[l].binding, "AP-IF");
-        cr_assert(ap || !strcmp(sr_route_lists[l].binding, "GW-IF"), "%s", sr_route_lists[l].binding);
+        int ap = !strcmp(sr_route_lists[l].binding, "AP-IF"), adm = !strcmp(sr_route_lists[l].binding, "Admin");
+        cr_assert(ap || adm || !strcmp(sr_route_lists[l].binding, "GW-IF"), "%s", sr_route_lists[l].binding);
+        const char *prefix = ap ? "/api/v1/" : adm ? "/admin/v1/" : "/gw/v1/";
         for (size_t i = 0; i < *sr_route_lists[l].n; i++) {
             const sr_route *r = &sr_route_lists[l].rows[i];
             n++;
             cr_expect(r->method && (!strcmp(r->method, "GET") || !strcmp(r->method, "POST") ||
                                     !strcmp(r->method, "PUT") || !strcmp(r->method, "DELETE")),
                       "%s: method", r->path);
-            cr_expect(r->path && !strncmp(r->path, ap ? "/api/v1/" : "/gw/v1/", ap ? 8 : 7), "%s: path of %s",
-                      r->path, sr_route_lists[l].binding);
+            cr_expect(r->path && !strncmp(r->path, prefix, strlen(prefix)), "%s: path of %s", r->path,
+                      sr_route_lists[l].binding);
             cr_expect(r->handler, "%s %s: no handler", r->method, r->path);
             cr_expect(r->body_max > 0, "%s %s: no body limit", r->method, r->path);
             if (ap)
-                cr_expect(r->caller == SR_CALLER_NONE || r->caller == SR_CALLER_APP || r->caller == SR_CALLER_ADMIN,
-                          "%s %s: an AP-IF caller class", r->method, r->path);
-            else
+                cr_expect(r->caller == SR_CALLER_NONE || r->caller == SR_CALLER_APP, "%s %s: an AP-IF caller class",
+                          r->method, r->path);
+            else if (adm) {
+                cr_expect(r->caller == SR_CALLER_NONE || r->caller == SR_CALLER_ADMIN || r->caller == SR_CALLER_USER,
+                          "%s %s: an Admin caller class", r->method, r->path);
+                /* what a session that must change its password (or enrol
+                 * TOTP) may call: only the caller's own session and self */
+                if (r->caller == SR_CALLER_USER)
+                    cr_expect(!strcmp(r->path, "/admin/v1/sessions/current") || !strcmp(r->path, "/admin/v1/me") ||
+                                  !strncmp(r->path, "/admin/v1/me/", 13),
+                              "%s %s: a must-change session's route", r->method, r->path);
+                cr_expect(r->action >= 0 && r->action <= SR_ACT_COUNT, "%s %s: an action of engine/authz.h",
+                          r->method, r->path);
+                /* an action's target comes from the path (admin_int.h) */
+                if (r->action && r->caller != SR_CALLER_ADMIN)
+                    cr_expect(0, "%s %s: an action on a route not of SR_CALLER_ADMIN", r->method, r->path);
+            } else
                 cr_expect(r->caller == SR_CALLER_NONE || r->caller == SR_CALLER_GATEWAY,
                           "%s %s: a GW-IF caller class", r->method, r->path);
+            if (!adm) cr_expect_eq(r->action, 0, "%s %s: an action outside /admin/v1", r->method, r->path);
             /* only the session-opening routes are open to anyone */
             if (r->caller == SR_CALLER_NONE)
                 cr_expect(!strcmp(r->method, "POST") && strstr(r->path, "/sessions") && !strstr(r->path, "current"),
@@ -218,14 +235,25 @@ Test(routes, the_rows_find_themselves)
     }
 }
 
-/* "METHOD PATH" of docs/api/openapi.yaml's paths */
-static size_t spec_routes(char (*out)[160], size_t max)
+/* "METHOD PATH" of docs/api/openapi.yaml's paths, and of each operation
+ * what the Admin binding's invariants read: its x-suiro-action (the row's
+ * action), x-suiro-action-in-handler (a row of action 0 whose handler
+ * checks it), x-suiro-caller: user (SR_CALLER_USER) and "security: []"
+ * (SR_CALLER_NONE) */
+typedef struct spec_op {
+    char route[160];
+    char action[40], in_handler[40];
+    int caller_user, open;
+} spec_op;
+
+static size_t spec_routes(spec_op *out, size_t max)
 {
     FILE *f = fopen(SPEC, "r");
     cr_assert(f, "cannot open %s", SPEC);
     char line[512], path[140] = "";
     int in_paths = 0;
     size_t n = 0;
+    spec_op *cur = NULL;
     while (fgets(line, sizeof line, f)) {
         line[strcspn(line, "\r\n")] = 0;
         if (line[0] && line[0] != ' ') in_paths = !strcmp(line, "paths:");
@@ -233,8 +261,10 @@ static size_t spec_routes(char (*out)[160], size_t max)
         if (!strncmp(line, "  /", 3)) {
             snprintf(path, sizeof path, "%s", line + 2);
             path[strlen(path) - 1] = 0; /* the ':' */
+            cur = NULL;
             continue;
         }
+        if (!strncmp(line, "    ", 4) && line[4] != ' ') cur = NULL; /* another key of the path item */
         static const char *const ms[] = {"get", "post", "put", "delete", "patch"};
         for (size_t i = 0; i < 5; i++) {
             char want[16];
@@ -242,18 +272,28 @@ static size_t spec_routes(char (*out)[160], size_t max)
             if (!strcmp(line, want) && n < max) {
                 char up[8];
                 for (size_t k = 0; k <= strlen(ms[i]); k++) up[k] = (char)(ms[i][k] >= 'a' ? ms[i][k] - 32 : ms[i][k]);
-                snprintf(out[n++], 160, "%s %s", up, path);
+                cur = &out[n++];
+                memset(cur, 0, sizeof *cur);
+                snprintf(cur->route, sizeof cur->route, "%s %s", up, path);
             }
         }
+        if (!cur) continue;
+        if (!strncmp(line, "      x-suiro-action: ", 22)) snprintf(cur->action, sizeof cur->action, "%s", line + 22);
+        if (!strncmp(line, "      x-suiro-action-in-handler: ", 33))
+            snprintf(cur->in_handler, sizeof cur->in_handler, "%s", line + 33);
+        if (!strcmp(line, "      x-suiro-caller: user")) cur->caller_user = 1;
+        if (!strcmp(line, "      security: []")) cur->open = 1;
     }
     fclose(f);
     return n;
 }
 
+enum { SPEC_MAX = 400 };
+
 Test(routes, the_rows_are_the_openapi_paths)
 {
-    static char spec[200][160];
-    size_t ns = spec_routes(spec, 200), nr = 0;
+    static spec_op spec[SPEC_MAX];
+    size_t ns = spec_routes(spec, SPEC_MAX), nr = 0;
     cr_assert_geq(ns, 31, "%zu operations in %s", ns, SPEC);
     int *seen = calloc(ns, sizeof *seen);
     EACH(r, lr)
@@ -261,14 +301,50 @@ Test(routes, the_rows_are_the_openapi_paths)
         char m[160];
         snprintf(m, sizeof m, "%s %s", r->method, r->path);
         size_t i = 0;
-        while (i < ns && strcmp(spec[i], m)) i++;
+        while (i < ns && strcmp(spec[i].route, m)) i++;
         cr_expect(i < ns, "%s: a route not in docs/api/openapi.yaml", m);
         if (i < ns) seen[i]++;
         nr++;
     }
-    for (size_t i = 0; i < ns; i++) cr_expect_eq(seen[i], 1, "%s: in the spec, not a route", spec[i]);
+    for (size_t i = 0; i < ns; i++) cr_expect_eq(seen[i], 1, "%s: in the spec, not a route", spec[i].route);
     cr_expect_eq(nr, ns);
     free(seen);
+}
+
+/* The Admin binding: the spec says each route's caller class and action as
+ * the row has them (docs/admin.md's routes table is written from the same) */
+Test(routes, the_admin_rows_callers_and_actions_are_the_specs)
+{
+    static spec_op spec[SPEC_MAX];
+    size_t ns = spec_routes(spec, SPEC_MAX), nadm = 0;
+    for (size_t l = 0; l < sr_nroute_lists; l++) {
+        if (strcmp(sr_route_lists[l].binding, "Admin")) continue;
+        for (size_t k = 0; k < *sr_route_lists[l].n; k++) {
+            const sr_route *r = &sr_route_lists[l].rows[k];
+            char m[160];
+            snprintf(m, sizeof m, "%s %s", r->method, r->path);
+            size_t i = 0;
+            while (i < ns && strcmp(spec[i].route, m)) i++;
+            if (i == ns) continue; /* the_rows_are_the_openapi_paths says so */
+            nadm++;
+            const spec_op *o = &spec[i];
+            const char *want = r->action ? sr_authz_action_name((sr_authz_action)(r->action - 1)) : "";
+            cr_expect_str_eq(o->action, want, "%s: x-suiro-action is not the row's action", m);
+            cr_expect_eq(o->open, r->caller == SR_CALLER_NONE, "%s: security: [] exactly for SR_CALLER_NONE", m);
+            cr_expect_eq(o->caller_user, r->caller == SR_CALLER_USER, "%s: x-suiro-caller: user exactly for SR_CALLER_USER",
+                         m);
+            /* an admin's route either has its action checked by the
+             * dispatcher or says which action its handler checks */
+            if (r->caller == SR_CALLER_ADMIN)
+                cr_expect(r->action || o->in_handler[0], "%s: neither x-suiro-action nor x-suiro-action-in-handler", m);
+            if (o->in_handler[0]) {
+                int known = 0;
+                for (int a = 0; a < SR_ACT_COUNT; a++) known |= !strcmp(o->in_handler, sr_authz_action_name((sr_authz_action)a));
+                cr_expect(known, "%s: x-suiro-action-in-handler %s is no action of engine/authz.h", m, o->in_handler);
+            }
+        }
+    }
+    cr_expect_geq(nadm, 1, "the Admin routes in the spec");
 }
 
 /* ---- GW-IF message kinds ----------------------------------------------------- */

@@ -497,3 +497,40 @@ def import_sheet(binary, data, path, text):
     with open(path, "w", encoding="utf-8") as f:
         f.write(text)
     subprocess.run([binary, "sheet", "import", path, data], check=True, capture_output=True)
+
+
+# ---- the Admin API (/admin/v1, docs/admin.md) ----------------------------------
+
+def init_with_admin(binary, data, demo=False):
+    """`suiro init` of a new data directory (the demo operator when demo);
+    the first platform admin's temporary password, as init prints it."""
+    r = subprocess.run([binary, "init"] + (["--demo"] if demo else []) + [data], check=True, capture_output=True,
+                       text=True)
+    return [ln.split(":", 1)[1].strip() for ln in r.stdout.splitlines() if ln.startswith("temporary password:")][0]
+
+
+def admin_session(port, user, password, new_password=None):
+    """An Api logged in on /admin/v1 as user; with new_password, the forced
+    change of a temporary password is made (the session is a normal one
+    from then on). Raises RuntimeError when a step is refused."""
+    api = Api(port)
+    st, b = api.call("POST", "/admin/v1/sessions", {"userId": user, "password": password})
+    if st != 201:
+        raise RuntimeError("login of %s refused: %r %r" % (user, st, b))
+    api.token = b["token"]
+    if new_password:
+        st, b = api.call("PUT", "/admin/v1/me/password", {"currentPassword": password, "newPassword": new_password})
+        if st not in (200, 204):
+            raise RuntimeError("password change of %s refused: %r %r" % (user, st, b))
+    return api
+
+
+def admin_new_user(port, admin, uid, kind, scope_id, roles, new_password):
+    """admin (an Api) creates user uid of scope (kind, scope_id) with roles;
+    the user logs in with the temporary password the answer gives and
+    changes it: its Api."""
+    st, b = admin.call("POST", "/admin/v1/users", {"id": uid, "scope": {"kind": kind, "id": scope_id},
+                                                   "roles": roles})
+    if st != 201:
+        raise RuntimeError("creating %s refused: %r %r" % (uid, st, b))
+    return admin_session(port, uid, b["password"], new_password)
