@@ -331,6 +331,9 @@ static int mqtt_connect(const char *gw, const char *secret, int version, int *rc
     return fd;
 }
 
+static uint8_t disc_body[256]; /* the last DISCONNECT's body */
+static size_t disc_len;
+
 /* until the server closes fd: 1 if it did; *disc the reason of a DISCONNECT before it (-1: none) */
 static int wait_closed(int fd, int *disc)
 {
@@ -338,7 +341,11 @@ static int wait_closed(int fd, int *disc)
     size_t len;
     *disc = -1;
     for (int t; (t = read_packet(fd, p, sizeof p, &len)) != -1;)
-        if (t == 0xE0) *disc = len ? p[0] : 0;
+        if (t == 0xE0) {
+            *disc = len ? p[0] : 0;
+            memcpy(disc_body, p, len);
+            disc_len = len;
+        }
     struct pollfd pf = {fd, POLLIN, 0};
     int eof = poll(&pf, 1, 0) == 1 && read(fd, p, 1) == 0;
     close(fd);
@@ -397,6 +404,7 @@ Test(revoke_live, a_gateway_connection_closes_and_its_http_token_dies)
     put(SR_RG_GATEWAY, "G1", 1, NULL);
     cr_expect(wait_closed(fd, &disc), "the server closed the connection");
     cr_expect_eq(disc, 0x87, "5.0: DISCONNECT Not authorized first");
+    cr_expect(memmem(disc_body, disc_len, "gateway disabled", 16), "its Reason String says why");
     cr_expect_eq(http("GET", "/gw/v1/certificates/platform/platform", NULL, tok, &b), 401, "%s", b.b);
     /* a disabled gateway cannot log in */
     fd = mqtt_connect("G1", "live-g1-secret-0001", 5, &rc);
