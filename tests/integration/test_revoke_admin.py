@@ -5,7 +5,9 @@ changes the registry of the RUNNING server through the Admin API while an
 app and two gateways have live sessions, and the very next request of each
 session sees the change:
   - APP001's grants narrowed: its session goes on, the data point no longer
-    granted is 403 E2003 at once, the one still granted 200;
+    granted is 403 E2003 at once, the one still granted 200, and the push
+    of its monitor started before (on both points) carries the granted
+    point only (withheldValues 1; api/broker.c invariant 6);
   - APP001's secret rotated: its token is 401, the old secret logs in no
     more, the new one does;
   - APP001 disabled: its new session is 401, and it cannot log in;
@@ -31,8 +33,8 @@ BIN = sys.argv[1]
 T = tempfile.mkdtemp(prefix="suiro-revoke-live-")
 D = os.path.join(T, "data")
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from srtest import (Api, Checks, admin_new_user, admin_session, code, finish, init_with_admin,  # noqa: E402
-                    paho_client, start_server, wait_until)
+from srtest import (Api, Checks, PushReceiver, RawGw, admin_new_user, admin_session, code, finish,  # noqa: E402
+                    gw_envelope, init_with_admin, paho_client, start_server, wait_until)
 
 check = Checks()
 server = None
@@ -102,8 +104,40 @@ try:
     st, app = app_login(hp, "demo-app001-secret")
     check("APP001 logs in", st == 201, st)
     check("APP001 reads P002 (granted *)", latest(app, "P002")[0] == 200, latest(app, "P002"))
+    # a monitor of APP001 on P001 and P002 (GW001), its values pushed to rcv
+    rcv = PushReceiver()
+    st, b = opa.call("PUT", OPS + "/apps/APP001/push-url", {"pushUrl": "http://127.0.0.1:%d/push" % rcv.port})
+    check("the admin points APP001's pushes at the receiver", st == 200, (st, b))
+    st, b = app.call("POST", "/api/v1/monitors", {"dataIds": ["P001", "P002"], "intervalMs": 1000})
+    mon = (b or {}).get("monitorId")
+    check("APP001 starts a monitor on P001 and P002", st == 201 and mon, (st, b))
+    gw = RawGw(mp, "demo", "GW001", "demo-gw001-secret")
+    ack = gw.publish_wait("ack/monitor", gw_envelope("GW_MONITOR_ACK", "ma1",
+                                                     {"monitorId": mon, "action": "START", "result": "0"}))
+    check("GW001 acknowledges the start", ack == 0, ack)
+
+    def periodic(mid, ts):
+        return gw.publish_wait("data/periodic", gw_envelope("GW_PERIODIC_DATA", mid, {"monitorId": mon, "values": [
+            {"dataId": "P001", "timestamp": ts, "value": 1.5, "quality": "GOOD"},
+            {"dataId": "P002", "timestamp": ts, "value": 0.5, "quality": "GOOD"}]}))
+
+    def pushed(ts):
+        """the monitor's push that carries the values of time ts"""
+        p = rcv.wait(lambda g: g[0] == "/push/monitors/" + mon and ts in json.dumps(g[1]), 20)
+        return p[1] if p and isinstance(p[1], dict) else None
+
+    check("GW001's periodic values are stored", periodic("pd1", "2026-11-22T01:00:00.000Z") == 0)
+    p = pushed("2026-11-22T01:00:00")
+    check("before: the push carries P001 and P002",
+          p and sorted(v["dataId"] for v in p.get("values", [])) == ["P001", "P002"], p)
     st, b = opa.call("PUT", OPS + "/apps/APP001/grants", {"grants": [{"dataId": "P001", "access": "read"}]})
     check("the admin narrows APP001's grants to P001 (answered once durable)", st == 200, (st, b))
+    check("GW001's next periodic values are stored", periodic("pd2", "2026-11-22T01:00:01.000Z") == 0)
+    p = pushed("2026-11-22T01:00:01")
+    check("after: the monitor's push carries P001 only, withheldValues 1",
+          p and [v["dataId"] for v in p.get("values", [])] == ["P001"] and p.get("withheldValues") == 1, p)
+    gw.close()
+    rcv.stop()
     check("the same session's very next request for P002: 403 E2003", latest(app, "P002") == (403, "E2003"),
           latest(app, "P002"))
     check("... and P001 is still read: the session goes on", latest(app, "P001")[0] == 200, latest(app, "P001"))
