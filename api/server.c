@@ -6,9 +6,14 @@
  *                                          guard's own threads: api/loginguard.h)
  *   AUTH -> ACTIVE                         password verified: CONNACK 0
  *   AUTH -> CLOSING                        refused: CONNACK 0x86 / rc 4, auth event; throttled:
- *                                          CONNACK 0x89 / rc 5; guard busy: 0x89 / rc 3
+ *                                          CONNACK 0x89 / rc 5; guard busy: 0x89 / rc 3; the
+ *                                          gateway disabled, deleted or rotated while checked
+ *                                          (a certificate's: not registered or disabled)
  *   ACTIVE -> CLOSING                      DISCONNECT, keep-alive expiry, protocol error,
- *                                          takeover by a new connection, server stop
+ *                                          takeover by a new connection, server stop, the
+ *                                          gateway disabled, deleted or rotated (REVOCATION,
+ *                                          conn_revoke: the registry hook, or the connection's
+ *                                          next packet)
  * INVARIANTS
  *  (1) A QoS 1 PUBLISH is acknowledged (PUBACK, then GW_ACK on R/res/ack)
  *      only from the engine's completion (or the broker's answer), and only
