@@ -483,7 +483,10 @@ static void issue_token(sr_apif *a, h2o_req_t *req, const char *op, const char *
         char m[120];
         snprintf(m, sizeof m, "app %s", why);
         if (!a->closing) sr_login_audit_event(a->eng, SR_ACTOR_APP, op, app, 0, how, m, addr);
-        return sr_http_result(req, 0, SR_WIRE_UNAUTH, "not authenticated: wrong operatorId, appId or secret", NULL);
+        return sr_http_result(req, 0, SR_WIRE_UNAUTH,
+                              checked ? "not authenticated: wrong operatorId, appId or secret"
+                                      : "not authenticated: the certificate's app is not registered or is disabled",
+                              NULL);
     }
     atoken *t = sr_tokens_add(a->tokens, TOKEN_TTL_MS, hex, &expires);
     if (!t) return sr_http_result(req, 0, SR_WIRE_BUSY, "too many sessions", NULL);

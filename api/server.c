@@ -6,9 +6,14 @@
  *                                          guard's own threads: api/loginguard.h)
  *   AUTH -> ACTIVE                         password verified: CONNACK 0
  *   AUTH -> CLOSING                        refused: CONNACK 0x86 / rc 4, auth event; throttled:
- *                                          CONNACK 0x89 / rc 5; guard busy: 0x89 / rc 3
+ *                                          CONNACK 0x89 / rc 5; guard busy: 0x89 / rc 3; the
+ *                                          gateway disabled, deleted or rotated while checked
+ *                                          (a certificate's: not registered or disabled)
  *   ACTIVE -> CLOSING                      DISCONNECT, keep-alive expiry, protocol error,
- *                                          takeover by a new connection, server stop
+ *                                          takeover by a new connection, server stop, the
+ *                                          gateway disabled, deleted or rotated (REVOCATION,
+ *                                          conn_revoke: the registry hook, or the connection's
+ *                                          next packet)
  * INVARIANTS
  *  (1) A QoS 1 PUBLISH is acknowledged (PUBACK, then GW_ACK on R/res/ack)
  *      only from the engine's completion (or the broker's answer), and only
@@ -441,7 +446,8 @@ static void conn_close(conn *c, const char *why, int send_will)
 
 /* REVOCATION: the gateway was deleted or disabled, or its secret rotated,
  * after its login: its connection closes (5.0: DISCONNECT 0x87 Not
- * authorized first), a SessionEvent DISCONNECTED with the reason. */
+ * authorized first, the reason as its Reason String), a SessionEvent
+ * DISCONNECTED with the reason. */
 static void conn_revoke(conn *c, const char *why)
 {
     char r[80];
@@ -449,7 +455,11 @@ static void conn_revoke(conn *c, const char *why)
     if (c->version == 5) {
         sr_buf b;
         sr_buf_init(&b);
-        if (sr_mqtt_encode_disconnect(&b, 5, SR_MQTT_RC_NOT_AUTHORIZED, NULL) == SR_OK) conn_send(c, &b);
+        sr_mqtt_props p;
+        memset(&p, 0, sizeof p);
+        p.present = SR_MQTT_P_REASON_STRING; /* says why (clients such as paho 1.6 read the code only then) */
+        p.reason_string = (sr_mqtt_str){r, strlen(r)};
+        if (sr_mqtt_encode_disconnect(&b, 5, SR_MQTT_RC_NOT_AUTHORIZED, &p) == SR_OK) conn_send(c, &b);
         sr_buf_release(&b);
     }
     conn_close(c, r, 0);

@@ -59,11 +59,53 @@ static sr_engine *eng;
 static pthread_t th;
 static int http_port, mqtt_port;
 
+/* The server's loop runs on its own thread, which also closes it and then
+ * stays (parked): h2o keeps recycled buffers in the loop thread's
+ * thread-local lists, which must stay reachable until the process ends. */
+static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
+static int closed;
+
 static void *serve(void *arg)
 {
-    (void)arg;
-    sr_server_run(srv);
+    sr_server *s = arg;
+    sr_server_run(s);
+    sr_server_close(s);
+    pthread_mutex_lock(&mu);
+    closed = 1;
+    pthread_cond_broadcast(&cv);
+    pthread_mutex_unlock(&mu);
+    for (;;) pause();
     return NULL;
+}
+
+static void start(void)
+{
+    sr_config c;
+    sr_config_defaults(&c);
+    snprintf(c.data_dir, sizeof c.data_dir, "%s", dir);
+    snprintf(c.mqtt_listen, sizeof c.mqtt_listen, "127.0.0.1:0");
+    snprintf(c.http_listen, sizeof c.http_listen, "127.0.0.1:0");
+    snprintf(c.log_level, sizeof c.log_level, "warn");
+    char err[256];
+    cr_assert_eq(sr_server_open(&c, &srv, err, sizeof err), SR_OK, "%s", err);
+    eng = sr_server_engine(srv);
+    http_port = sr_server_http_port(srv);
+    mqtt_port = sr_server_mqtt_port(srv);
+    closed = 0;
+    cr_assert_eq(pthread_create(&th, NULL, serve, srv), 0);
+    pthread_detach(th);
+}
+
+/* the server's own stop (its signal handler, on its loop), then wait until it closed */
+static void stop(void)
+{
+    kill(getpid(), SIGTERM);
+    pthread_mutex_lock(&mu);
+    while (!closed) pthread_cond_wait(&cv, &mu);
+    pthread_mutex_unlock(&mu);
+    srv = NULL;
+    eng = NULL;
 }
 
 static int import(sr_engine *e, const char *text)
@@ -86,25 +128,12 @@ static void setup(void)
     cr_assert_eq(sr_engine_open(dir, &o, &e, &ei), SR_OK, "%s", ei.msg);
     cr_assert_eq(import(e, SHEET), SR_OK);
     sr_engine_close(e);
-    sr_config c;
-    sr_config_defaults(&c);
-    snprintf(c.data_dir, sizeof c.data_dir, "%s", dir);
-    snprintf(c.mqtt_listen, sizeof c.mqtt_listen, "127.0.0.1:0");
-    snprintf(c.http_listen, sizeof c.http_listen, "127.0.0.1:0");
-    snprintf(c.log_level, sizeof c.log_level, "warn");
-    char err[256];
-    cr_assert_eq(sr_server_open(&c, &srv, err, sizeof err), SR_OK, "%s", err);
-    eng = sr_server_engine(srv);
-    http_port = sr_server_http_port(srv);
-    mqtt_port = sr_server_mqtt_port(srv);
-    cr_assert_eq(pthread_create(&th, NULL, serve, NULL), 0);
+    start();
 }
 
 static void teardown(void)
 {
-    kill(getpid(), SIGTERM); /* the server's own stop (its signal handler, on its loop) */
-    pthread_join(th, NULL);
-    sr_server_close(srv);
+    if (srv) stop();
     tu_rmrf(dir);
     free(dir);
 }
@@ -302,6 +331,9 @@ static int mqtt_connect(const char *gw, const char *secret, int version, int *rc
     return fd;
 }
 
+static uint8_t disc_body[256]; /* the last DISCONNECT's body */
+static size_t disc_len;
+
 /* until the server closes fd: 1 if it did; *disc the reason of a DISCONNECT before it (-1: none) */
 static int wait_closed(int fd, int *disc)
 {
@@ -309,11 +341,15 @@ static int wait_closed(int fd, int *disc)
     size_t len;
     *disc = -1;
     for (int t; (t = read_packet(fd, p, sizeof p, &len)) != -1;)
-        if (t == 0xE0) *disc = len ? p[0] : 0;
+        if (t == 0xE0) {
+            *disc = len ? p[0] : 0;
+            memcpy(disc_body, p, len);
+            disc_len = len;
+        }
     struct pollfd pf = {fd, POLLIN, 0};
-    int closed = poll(&pf, 1, 0) == 1 && read(fd, p, 1) == 0;
+    int eof = poll(&pf, 1, 0) == 1 && read(fd, p, 1) == 0;
     close(fd);
-    return closed;
+    return eof;
 }
 
 /* ---- the cases ----------------------------------------------------------------- */
@@ -368,6 +404,7 @@ Test(revoke_live, a_gateway_connection_closes_and_its_http_token_dies)
     put(SR_RG_GATEWAY, "G1", 1, NULL);
     cr_expect(wait_closed(fd, &disc), "the server closed the connection");
     cr_expect_eq(disc, 0x87, "5.0: DISCONNECT Not authorized first");
+    cr_expect(memmem(disc_body, disc_len, "gateway disabled", 16), "its Reason String says why");
     cr_expect_eq(http("GET", "/gw/v1/certificates/platform/platform", NULL, tok, &b), 401, "%s", b.b);
     /* a disabled gateway cannot log in */
     fd = mqtt_connect("G1", "live-g1-secret-0001", 5, &rc);
@@ -393,10 +430,7 @@ Test(revoke_live, a_gateway_connection_closes_and_its_http_token_dies)
  * by the suiro binary after the server stopped. */
 static void stop_then_replay(char *out, size_t cap)
 {
-    kill(getpid(), SIGTERM);
-    pthread_join(th, NULL);
-    sr_server_close(srv);
-    srv = NULL;
+    stop();
     char cmd[1400];
     snprintf(cmd, sizeof cmd, "%s replay %s --kind session", SR_SUIRO_BIN, dir);
     FILE *p = popen(cmd, "r");
@@ -404,16 +438,6 @@ static void stop_then_replay(char *out, size_t cap)
     size_t n = fread(out, 1, cap - 1, p);
     out[n] = 0;
     pclose(p);
-    /* teardown stops a server: one more, on nothing */
-    sr_config c;
-    sr_config_defaults(&c);
-    snprintf(c.data_dir, sizeof c.data_dir, "%s", dir);
-    snprintf(c.mqtt_listen, sizeof c.mqtt_listen, "127.0.0.1:0");
-    snprintf(c.http_listen, sizeof c.http_listen, "127.0.0.1:0");
-    snprintf(c.log_level, sizeof c.log_level, "warn");
-    char err[256];
-    cr_assert_eq(sr_server_open(&c, &srv, err, sizeof err), SR_OK, "%s", err);
-    cr_assert_eq(pthread_create(&th, NULL, serve, NULL), 0);
 }
 
 Test(revoke_live, the_ends_are_events_with_their_reasons)
