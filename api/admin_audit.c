@@ -80,7 +80,7 @@ void sr_admin_audit_op(const sr_route_call *c, const char *outcome, sr_wire code
     sr_cmd_env env = {op, cl->user, SR_ACTOR_USER, NULL, cl->source};
     sr_buf b;
     sr_buf_init(&b);
-    int rc = sr_cmd_admin(&env, &a, &b);
+    int rc = sr_cmd_admin_op(&env, &a, &b);
     if (!rc) {
         sr_slice sl = {b.data, b.len};
         rc = sr_engine_submit(eng, &sl, 1, op_done, NULL);

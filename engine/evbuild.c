@@ -660,7 +660,7 @@ int sr_cmd_auth(const sr_cmd_env *env, sr_actor_kind kind, const char *principal
     return env_pack(&ev, env, out);
 }
 
-int sr_cmd_admin(const sr_cmd_env *env, const sr_admin_op *a, sr_buf *out)
+int sr_cmd_admin_op(const sr_cmd_env *env, const sr_admin_op *a, sr_buf *out)
 {
     Suiro__V1__AdminEvent ae = SUIRO__V1__ADMIN_EVENT__INIT;
     ae.method = S(a->method);
@@ -887,6 +887,18 @@ int sr_cmd_registry_delete(const sr_cmd_env *env, sr_reg_kind kind, const char *
     Suiro__V1__Event ev = SUIRO__V1__EVENT__INIT;
     ev.body_case = SUIRO__V1__EVENT__BODY_REGISTRY_DELETE;
     ev.registry_delete = &rd;
+    return env_pack(&ev, env, out);
+}
+
+int sr_cmd_login_policy(const sr_cmd_env *env, const sr_login_policy_rec *p, sr_buf *out)
+{
+    Suiro__V1__LoginPolicy lp = SUIRO__V1__LOGIN_POLICY__INIT;
+    lp.totp_roles = (char **)p->totp_roles;
+    lp.n_totp_roles = p->n_totp_roles;
+    lp.totp_required = p->totp_required != 0;
+    Suiro__V1__Event ev = SUIRO__V1__EVENT__INIT;
+    ev.body_case = SUIRO__V1__EVENT__BODY_LOGIN_POLICY;
+    ev.login_policy = &lp;
     return env_pack(&ev, env, out);
 }
 

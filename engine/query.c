@@ -450,6 +450,23 @@ int sr_engine_user_get(sr_engine *e, const char *id, sr_buf *packed)
     return get_copy(e, SR_DB_USERS, id, NULL, NULL, packed);
 }
 
+int sr_engine_policy_get(sr_engine *e, const char *op, sr_buf *packed)
+{
+    MDB_txn *t;
+    int rc = sr_index_read_begin(e->ix, &t);
+    if (rc) return rc;
+    size_t ol = strlen(op);
+    MDB_val v;
+    /* the platform's key is one zero byte (apply.c apply_login_policy) */
+    rc = ol > 255 ? SR_ENOTFOUND : get(t, DB(e, SR_DB_POLICIES), ol ? op : "", ol ? ol : 1, &v);
+    if (!rc) {
+        packed->len = 0;
+        rc = sr_buf_append(packed, v.mv_data, v.mv_size);
+    }
+    sr_index_read_end(e->ix, t);
+    return rc;
+}
+
 int sr_engine_user_list(sr_engine *e, sr_buf *out, size_t *count)
 {
     return scan_prefix(e, SR_DB_USERS, NULL, 0, out, count);

@@ -215,6 +215,18 @@ int sr_rec_next_audit(sr_rec *r, sr_audit_rec *out);
 /* "system", "gateway", "app", "user", "unknown" */
 const char *sr_actor_kind_name(int kind);
 
+/* ---- the login policy (docs/admin.md "The login policy") --------------------- */
+
+typedef struct sr_login_policy_rec {
+    const char *const *totp_roles; /* the platform's: roles whose users need TOTP */
+    size_t n_totp_roles;
+    int totp_required;             /* an operator's: all its users need TOTP */
+} sr_login_policy_rec;
+
+/* The policy of operator op ("": the platform's). SR_ENOTFOUND when none
+ * was ever set (then nothing is required). */
+SR_MUST_CHECK int sr_read_login_policy(sr_engine *e, const char *op, sr_rec *r, sr_login_policy_rec *out);
+
 /* ---- files ------------------------------------------------------------------- */
 
 typedef struct sr_file_meta {
@@ -394,7 +406,7 @@ typedef struct sr_admin_op {
     const char *code, *message; /* the answer's code (E2003) and message */
     unsigned status;            /* the HTTP status answered */
 } sr_admin_op;
-SR_MUST_CHECK int sr_cmd_admin(const sr_cmd_env *env, const sr_admin_op *a, sr_buf *out);
+SR_MUST_CHECK int sr_cmd_admin_op(const sr_cmd_env *env, const sr_admin_op *a, sr_buf *out);
 /* An alarm raised, acknowledged or resolved (state). */
 SR_MUST_CHECK int sr_cmd_alarm(const sr_cmd_env *env, const char *alarm_id, sr_alarm_level level, const char *state,
                                const char *source, const char *message, sr_buf *out);
@@ -444,6 +456,11 @@ SR_MUST_CHECK int sr_cmd_user_totp_step(const sr_cmd_env *env, const char *id, i
 /* 1 when password is the user's (constant-time, one scrypt also for a
  * user without a password: sr_secret_check). */
 int sr_user_password_ok(const sr_user *u, const char *password);
+
+/* The whole login policy of env's operator ("": the platform's, roles only;
+ * an operator's: totp_required only). The engine refuses the other's
+ * member, a role that is not one, a role named twice (SR_EINVAL). */
+SR_MUST_CHECK int sr_cmd_login_policy(const sr_cmd_env *env, const sr_login_policy_rec *p, sr_buf *out);
 
 /* A registry entry (secret_hash len 0: unchanged). */
 SR_MUST_CHECK int sr_cmd_registry_put(const sr_cmd_env *env, const sr_reg_entry *r, sr_buf *out);

@@ -233,6 +233,9 @@ SR_MUST_CHECK int sr_engine_registry_get(sr_engine *e, const char *op, int kind,
  * every user in id order; same framing as master_list. */
 SR_MUST_CHECK int sr_engine_user_get(sr_engine *e, const char *id, sr_buf *packed);
 SR_MUST_CHECK int sr_engine_user_list(sr_engine *e, sr_buf *out, size_t *count);
+/* The login policy (packed LoginPolicy) of operator op ("": the platform's);
+ * SR_ENOTFOUND when none was set. */
+SR_MUST_CHECK int sr_engine_policy_get(sr_engine *e, const char *op, sr_buf *packed);
 
 /* The audit trail (`audit`, engine/audit.c): rows in [from_ms, to_ms] that
  * match every filter given, in time order (newest_first: the reverse), at

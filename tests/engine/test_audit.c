@@ -93,7 +93,7 @@ Test(audit, rows_name_who_what_where_and_the_outcome)
     sr_admin_op ao = {.method = "DELETE", .route = "/admin/v1/users/{userId}", .target = "user:hanako",
                       .action = "users.manage", .outcome = "refused", .code = "E2003",
                       .message = "users.manage refused to operator_general", .status = 403};
-    cr_assert_eq(submit1(e, sr_cmd_admin(&uenv, &ao, &b), &b), SR_OK);
+    cr_assert_eq(submit1(e, sr_cmd_admin_op(&uenv, &ao, &b), &b), SR_OK);
     sr_buf_init(&b);
     sr_cmd_env denv = {"op1", "app1", SR_ACTOR_APP, NULL, NULL};
     cr_assert_eq(submit1(e, sr_cmd_doc_put(&denv, "c", "d", 0, "{}", 2, &b), &b), SR_OK); /* a data kind: no row */

@@ -18,7 +18,9 @@
  * commands are users' sessions instead (engine/records.h): two logins and a
  * revocation of all of one user's; an acknowledged login verifies after the
  * reopen unless its revocation was acknowledged too, an unacknowledged one
- * does not. */
+ * does not. Command 0 sets op1's login policy (a LoginPolicy event, the
+ * `policies` database): after the reopen the policy is set exactly when it
+ * was acknowledged. */
 #include <criterion/criterion.h>
 #include <dirent.h>
 #include <inttypes.h>
@@ -267,7 +269,7 @@ static void build_commands(fixture *f, int64_t *clock)
  * sessions (single-event commands without a message id otherwise: 3 is the
  * resume test's duplicate, 7 and 8 the duplicate
  * pair). Their measurements are dropped (ns 0: nothing for the model). */
-enum { SESS_U2 = 2, SESS_U1 = 4, SESS_REVOKE_U1 = 6 };
+enum { SESS_U2 = 2, SESS_U1 = 4, SESS_REVOKE_U1 = 6, POLICY_CMD = 0 };
 static const int64_t SESS_EXPIRES = INT64_C(4000000000000), SESS_NOW = INT64_C(1800000000000);
 static void sess_hash(int c, uint8_t h[32])
 {
@@ -279,12 +281,16 @@ static void sess_hash(int c, uint8_t h[32])
 static void build_sessions(fixture *f)
 {
     for (int c = 0; c < NCMD; c++) {
-        if (c != SESS_U2 && c != SESS_U1 && c != SESS_REVOKE_U1) continue;
+        if (c != SESS_U2 && c != SESS_U1 && c != SESS_REVOKE_U1 && c != POLICY_CMD) continue;
         command *cm = &f->cmds[c];
         cr_assert_eq(cm->nev, 1);
         cm->bytes.len = 0;
         cm->ns[0] = 0;
-        if (c == SESS_REVOKE_U1) {
+        if (c == POLICY_CMD) {
+            const sr_cmd_env env = {"op1", "admin", SR_ACTOR_USER, NULL, NULL};
+            const sr_login_policy_rec p = {NULL, 0, 1};
+            cr_assert_eq(sr_cmd_login_policy(&env, &p, &cm->bytes), SR_OK);
+        } else if (c == SESS_REVOKE_U1) {
             const sr_cmd_env env = {"op1", "admin", SR_ACTOR_USER, NULL, NULL};
             cr_assert_eq(sr_cmd_user_sessions_revoke(&env, "u1", "disabled", &cm->bytes), SR_OK);
         } else {
@@ -465,6 +471,14 @@ static void check_db(fixture *f, const outcome *out, const char *ctx)
                      "%s: the session of command %d (acknowledged %d, revocation acknowledged %d)", ctx, c,
                      out->acked_cmd[c], out->acked_cmd[SESS_REVOKE_U1]);
     }
+    /* the login policy: set exactly when its command was acknowledged */
+    sr_rec pr = SR_REC_INIT;
+    sr_login_policy_rec lp;
+    int prc = sr_read_login_policy(e, "op1", &pr, &lp);
+    cr_assert_eq(prc, out->acked_cmd[POLICY_CMD] ? SR_OK : SR_ENOTFOUND, "%s: the login policy (acknowledged %d)", ctx,
+                 out->acked_cmd[POLICY_CMD]);
+    cr_assert(prc || lp.totp_required, "%s: the login policy's content", ctx);
+    sr_rec_close(&pr);
     /* the users: those of the acknowledged commands, each whole */
     sr_rec ur = SR_REC_INIT;
     sr_user u;

@@ -693,3 +693,85 @@ Test(records, user_sessions_verify_expire_and_are_revoked_one_or_all)
     }
     close_engine(e);
 }
+
+/* The Admin API's reads and builders (api/admin_http.c): every operator
+ * across operators (and only operators' own entries), a registry entry
+ * removed, the login policy of the platform and of an operator. */
+Test(records, operators_list_registry_delete_and_login_policies)
+{
+    sr_engine *e = open_engine();
+    sr_buf b;
+    sr_buf_init(&b);
+    static const char *const ops[] = {"opB", "opA", "opC"};
+    for (size_t i = 0; i < 3; i++) {
+        const sr_cmd_env env = {ops[i], "admin", SR_ACTOR_USER, NULL, NULL};
+        sr_reg_entry o = {.kind = SR_RG_OPERATOR, .id = ops[i], .name = ops[i]};
+        submit1(e, sr_cmd_registry_put(&env, &o, &b), &b);
+        /* an operator's other entries are not operators */
+        sr_reg_entry g = {.kind = SR_RG_GATEWAY, .id = ops[i], .name = "gw"};
+        submit1(e, sr_cmd_registry_put(&env, &g, &b), &b);
+    }
+    sr_reg_entry v = {.kind = SR_RG_VENDOR, .id = "opZ", .name = "a vendor", .vendor_kind = "ap"};
+    const sr_cmd_env plat = {"", "admin", SR_ACTOR_USER, NULL, NULL};
+    submit1(e, sr_cmd_registry_put(&plat, &v, &b), &b);
+    sr_rec r = SR_REC_INIT;
+    sr_reg_entry x;
+    cr_assert_eq(sr_list_operators(e, &r), SR_OK);
+    cr_assert_eq(sr_rec_count(&r), 3);
+    static const char *const want[] = {"opA", "opB", "opC"};
+    for (size_t i = 0; i < 3; i++) {
+        cr_assert_eq(sr_rec_next_registry(&r, &x), 1);
+        cr_assert_eq(x.kind, SR_RG_OPERATOR);
+        cr_assert_str_eq(x.id, want[i]);
+    }
+    cr_assert_eq(sr_rec_next_registry(&r, &x), 0);
+    /* removed: gone from the read and the list */
+    const sr_cmd_env envb = {"opB", "admin", SR_ACTOR_USER, NULL, NULL};
+    submit1(e, sr_cmd_registry_delete(&envb, SR_RG_OPERATOR, "opB", &b), &b);
+    cr_assert_eq(sr_read_registry(e, "opB", SR_RG_OPERATOR, "opB", &r, &x), SR_ENOTFOUND);
+    cr_assert_eq(sr_read_registry(e, "opB", SR_RG_GATEWAY, "opB", &r, &x), SR_OK, "only the entry named");
+    cr_assert_eq(sr_list_operators(e, &r), SR_OK);
+    cr_assert_eq(sr_rec_count(&r), 2);
+
+    /* login policies: none set, then the platform's roles and an operator's requirement */
+    sr_login_policy_rec p;
+    cr_assert_eq(sr_read_login_policy(e, "", &r, &p), SR_ENOTFOUND);
+    cr_assert_eq(sr_read_login_policy(e, "opA", &r, &p), SR_ENOTFOUND);
+    static const char *const roles[] = {"operator_admin", "auditor"};
+    const sr_login_policy_rec pp = {roles, 2, 0};
+    submit1(e, sr_cmd_login_policy(&plat, &pp, &b), &b);
+    const sr_cmd_env enva = {"opA", "admin", SR_ACTOR_USER, NULL, NULL};
+    const sr_login_policy_rec op = {NULL, 0, 1};
+    submit1(e, sr_cmd_login_policy(&enva, &op, &b), &b);
+    cr_assert_eq(sr_read_login_policy(e, "", &r, &p), SR_OK);
+    cr_assert_eq(p.n_totp_roles, 2);
+    cr_assert_str_eq(p.totp_roles[0], "operator_admin");
+    cr_assert_str_eq(p.totp_roles[1], "auditor");
+    cr_assert_eq(p.totp_required, 0);
+    cr_assert_eq(sr_read_login_policy(e, "opA", &r, &p), SR_OK);
+    cr_assert_eq(p.totp_required, 1);
+    cr_assert_eq(p.n_totp_roles, 0);
+    cr_assert_eq(sr_read_login_policy(e, "opC", &r, &p), SR_ENOTFOUND);
+    /* the engine refuses the other scope's member, a role that is none, one named twice */
+    static const char *const bad1[] = {"king"}, *const bad2[] = {"auditor", "auditor"};
+    const sr_login_policy_rec refused[] = {{bad1, 1, 0}, {bad2, 2, 0}, {NULL, 0, 1}};
+    for (size_t i = 0; i < 3; i++) {
+        cr_assert_eq(sr_cmd_login_policy(&plat, &refused[i], &b), SR_OK);
+        size_t len = b.len;
+        sr_result res;
+        cr_assert_eq(et_submit(e, &b, &len, 1, &res), SR_EINVAL, "refused policy %zu", i);
+        sr_buf_release(&b);
+    }
+    cr_assert_eq(sr_cmd_login_policy(&enva, &pp, &b), SR_OK);
+    size_t len = b.len;
+    sr_result res;
+    cr_assert_eq(et_submit(e, &b, &len, 1, &res), SR_EINVAL, "an operator's policy names no roles");
+    sr_buf_release(&b);
+    /* the latest whole policy replaces the scope's */
+    const sr_login_policy_rec none = {NULL, 0, 0};
+    submit1(e, sr_cmd_login_policy(&plat, &none, &b), &b);
+    cr_assert_eq(sr_read_login_policy(e, "", &r, &p), SR_OK);
+    cr_assert_eq(p.n_totp_roles, 0);
+    sr_rec_close(&r);
+    close_engine(e);
+}

@@ -18,6 +18,10 @@
     user's live session is refused at its next request and stays dead after
     an enable; a deleted user's ID stays reserved; an operator in use is not
     deleted.
+ 5. The login policy: a role the platform's policy names, or an operator
+    whose policy requires it, needs TOTP: a live session without it is
+    refused all but its own routes (403 naming POST /admin/v1/me/totp)
+    until it enrols; bad policies name the field.
 usage: test_admin_login.py SUIRO_BIN"""
 import os
 import subprocess
@@ -122,9 +126,20 @@ try:
           (st, b))
     st, b = login(hp, "admin", pw, otp(secret, -1))
     check("the code used for the enrolment's step (or before) is refused", st == 401, (st, b))
-    c1 = otp(secret, 1)
-    st, b = login(hp, "admin", pw, c1)
-    check("a login with oathtool's (next step's) code", st == 201 and not b["mustChangePassword"], (st, b))
+    # two logins at once with oathtool's (next step's) code: exactly one
+    # session (the accepted step and the session are one command; the
+    # engine refuses a step not above the stored one)
+    import threading
+    c1, res = otp(secret, 1), []
+    ths = [threading.Thread(target=lambda: res.append(login(hp, "admin", pw, c1))) for _ in range(2)]
+    for t in ths:
+        t.start()
+    for t in ths:
+        t.join()
+    check("two concurrent logins with oathtool's code: exactly one succeeds",
+          sorted(r[0] for r in res) == [201, 401], res)
+    b = [r[1] for r in res if r[0] == 201][0] if any(r[0] == 201 for r in res) else {}
+    check("... a normal session", b.get("mustChangePassword") is False, b)
     tok2 = b.get("token")
     st, b = login(hp, "admin", pw, c1)
     check("a replayed code is refused", st == 401 and code(b) == "E2001", (st, b))
@@ -263,6 +278,58 @@ try:
     check("a vendor with users is not deleted", st == 409, (st, b))
     st, b = a.call("DELETE", "/admin/v1/operators/op2")
     check("an unused operator deleted", st == 204 and a.call("GET", "/admin/v1/operators/op2")[0] == 404, (st, b))
+
+
+    # ---- 5. the login policy
+    st, b = oapi.call("GET", "/admin/v1/login-policy")
+    check("an operator admin reads its operator's policy",
+          st == 200 and b["scope"] == {"kind": "operator", "id": "demo"} and b["totpRequired"] is False, (st, b))
+    for body, field in (({"totpRoles": ["king"]}, "totpRoles[0]"), ({"totpRoles": "operator_admin"}, "totpRoles"),
+                        ({"totpRoles": ["auditor", "auditor"]}, "totpRoles[1]"), ({"totpRequired": True}, "totpRequired")):
+        st, b = a.call("PUT", "/admin/v1/login-policy", body)
+        check("a bad platform policy names %s" % field, st == 400 and b["result"]["detail"]["field"] == field,
+              (body, st, b))
+    for body, field in (({"totpRoles": []}, "totpRoles"), ({"totpRequired": "yes"}, "totpRequired")):
+        st, b = oapi.call("PUT", "/admin/v1/login-policy", body)
+        check("a bad operator policy names %s" % field, st == 400 and b["result"]["detail"]["field"] == field,
+              (body, st, b))
+    st, b = a.call("GET", "/admin/v1/login-policy")
+    check("... nothing stored", st == 200 and b["totpRoles"] == [] and
+          {"operatorId": "demo", "totpRequired": False} in b["operators"], (st, b))
+    st, b = a.call("PUT", "/admin/v1/login-policy", {"totpRoles": ["operator_admin"]})
+    check("the platform admin requires TOTP of operator admins", st == 200 and b == {"totpRoles": ["operator_admin"]},
+          (st, b))
+    st, b = oapi.call("GET", "/admin/v1/users")
+    check("an operator admin without TOTP is refused at its next request, naming the enrolment",
+          st == 403 and "POST /admin/v1/me/totp" in b["result"]["message"], (st, b))
+    check("... but may still see itself", oapi.call("GET", "/admin/v1/me")[0] == 200)
+    st, en = oapi.call("POST", "/admin/v1/me/totp")
+    st2, b = oapi.call("PUT", "/admin/v1/me/totp", {"code": otp(en["secret"])})
+    check("it enrols", st == 201 and st2 == 200, (st, en, st2, b))
+    check("... and is let through again", oapi.call("GET", "/admin/v1/users")[0] == 200)
+    st, b = login(hp, "opadm", "opadm-password-123")
+    check("its login now needs a code", st == 401, (st, b))
+    st, b = login(hp, "opadm", "opadm-password-123", otp(en["secret"], 1))
+    check("... and takes oathtool's", st == 201, (st, b))
+    st, g2 = oapi.call("POST", "/admin/v1/users", {"id": "g2", "roles": ["operator_general"],
+                                                   "scope": {"kind": "operator", "id": "demo"}})
+    ok, g2api = first_login("g2", g2.get("password", ""), "g2-password-12345")
+    check("a general user of the operator logs in", st == 201 and ok)
+    st, b = oapi.call("PUT", "/admin/v1/login-policy", {"totpRequired": True})
+    check("the operator admin requires TOTP of all its users", st == 200 and b == {"totpRequired": True}, (st, b))
+    st, b = g2api.call("GET", "/admin/v1/users")
+    check("the operator's user without TOTP is sent to the enrolment",
+          st == 403 and "POST /admin/v1/me/totp" in b["result"]["message"], (st, b))
+    st, b = g2api.call("GET", "/admin/v1/me")
+    check("... its own routes still answer", st == 200 and b["mustChangePassword"] is True, (st, b))
+    st, b = a.call("PUT", "/admin/v1/login-policy", {"totpRoles": []})
+    check("the platform's policy weakened (a privilege change: applied at once until the two-person rule)",
+          st == 200 and b == {"totpRoles": []}, (st, b))
+    st, b = oapi.call("PUT", "/admin/v1/login-policy", {"totpRequired": False})
+    check("the operator's weakened", st == 200 and b == {"totpRequired": False}, (st, b))
+    st, b = g2api.call("GET", "/admin/v1/users")
+    check("... and its user is no longer sent to the enrolment (but may not manage users)",
+          st == 403 and "users.manage" in b["result"]["message"], (st, b))
 
     check("clean stop", stop_server(server) == 0)
     server = None
