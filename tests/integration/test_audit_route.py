@@ -139,6 +139,10 @@ try:
     st, b = http_once(hp, "GET", EV)[0], None
     check("no session: 401", st == 401, st)
 
+    # the refusals above are stored before the counts and pages below
+    until(aud, lambda it: len(it) == 1, kind="admin", actor="oaO")
+    until(aud, lambda it: any(e["target"].startswith(EV) for e in it), kind="admin", actor="admin")
+
     # 2. filters, names
     st, b = q(aud, actor="APPX")
     kinds = [(e["kind"], e["outcome"]) for e in b["items"]]
