@@ -230,7 +230,7 @@ try:
     srv, ports = srtest.start_server(BIN, D, os.path.join(T, "server.log"))
     with open(os.path.join(T, "server.log")) as fh:
         slog = fh.read()
-    check("the read-write open rebuilt the layout 3 index", "has layout 3, this suiro writes layout 4: rebuilding" in slog,
+    check("the read-write open rebuilt the layout 3 index", re.search(r"has layout 3, this suiro writes layout [0-9]+: rebuilding", slog) is not None,
           slog[-400:])
     api = srtest.Api(ports["http"])
     check("the reader logs in", api.login("READER", "gf", "reader-secret-1") == 201)
