@@ -201,6 +201,48 @@ try:
         check("user %s created" % uid, st == 201, (st, b))
         U[uid] = user_session(uid, b.get("password", ""), uid + "-password-123")
     opadm, gen1, gen2, xadm = U["opadm"], U["gen1"], U["gen2"], U["xadm"]
+    st, b = adm.call("POST", "/admin/v1/vendors", {"id": "vend1", "name": "Vendor One", "kind": "ap"})
+    check("a vendor registered", st == 201, (st, b))
+    for uid, role, scope in (("vadm", "ap_vendor_admin", {"kind": "vendor", "id": "vend1"}),
+                             ("vgen", "ap_vendor_general", {"kind": "vendor", "id": "vend1"}),
+                             ("aud", "auditor", {"kind": "platform"})):
+        st, b = adm.call("POST", "/admin/v1/users", {"id": uid, "roles": [role], "scope": scope})
+        check("user %s created" % uid, st == 201, (st, b))
+        U[uid] = user_session(uid, b.get("password", ""), uid + "-password-123")
+    U["admin"] = adm
+
+    # every route of api/admin_files.c x every role, on demo (own for the
+    # operator's users) and on other (foreign): the role table's cell, 403
+    # E2003 naming the action when refused (a refused change stores nothing)
+    probe = "/admin/v1/operators/%s"
+    routes = (("GET", "/document-grants", None, "setup.read"),
+              ("PUT", "/document-grants/APPC/probe", {"access": "read"}, "setup.manage"),
+              ("DELETE", "/document-grants/APPC/probe", None, "setup.manage"),
+              ("GET", "/file-grants", None, "setup.read"),
+              ("PUT", "/file-grants/APPC/probe", {"access": "read"}, "setup.manage"),
+              ("DELETE", "/file-grants/APPC/probe", None, "setup.manage"),
+              ("GET", "/files", None, "data.read"),
+              ("GET", "/files/reports/a.csv", None, "data.read"),
+              ("GET", "/shares/reports/a.csv", None, "data.read"),
+              ("PUT", "/shares/reports/a.csv", {"users": []}, "data.read"),
+              ("DELETE", "/shares/reports/a.csv", None, "data.read"))
+    ADMIN_ACTS, GENERAL_ACTS = {"setup.read", "setup.manage", "data.read"}, {"setup.read", "data.read"}
+    own = {"opadm": ("demo", ADMIN_ACTS), "gen1": ("demo", GENERAL_ACTS), "xadm": ("other", ADMIN_ACTS),
+           "vadm": (None, set()), "vgen": (None, set()), "aud": (None, set()), "admin": (None, set())}
+    for op in ("demo", "other"):
+        for uid, (its_op, its_acts) in sorted(own.items()):
+            acts = its_acts if op == its_op else set()  # another operator's: nothing
+            for method, path, body, act in routes:
+                st, b = U[uid].call(method, probe % op + path, body)
+                if act in acts:
+                    ok = st != 403 or "setup.manage" in str(b)  # the shares' owner rule, below
+                else:
+                    ok = st == 403 and code(b) == "E2003" and act in b["result"]["message"]
+                check("%s %s on %s by %s: %s" % (method, path, op, uid, "passes the dispatcher" if act in acts
+                                                 else "403 naming " + act), ok, (st, b))
+    st, b = opadm.call("GET", "/admin/v1/operators/demo/document-grants")
+    check("the probes that passed were removed again (no APPC probe grant)",
+          st == 200 and not [i for i in b["items"] if i["collection"] == "probe"], (st, b))
     G = "/admin/v1/operators/demo/document-grants"
     cell("a general user may not grant (setup.manage)", gen1.call("PUT", G + "/APPC/reports", {"access": "read"}),
          (403, "E2003"))
