@@ -20,7 +20,8 @@ serve` and the AP-IF:
     one is shared with it, then lists and downloads it; only the operator
     admin (or a user owning the file) changes a share list; a user of
     another operator is refused as a sharee; another operator's admin and
-    the platform admin see nothing of demo's files.
+    the platform admin see nothing of demo's files. A user stores a file of
+    its own, which it alone (and the operator admin) may share or replace.
 usage: test_docfiles.py SUIRO_BIN"""
 import os
 import subprocess
@@ -223,6 +224,7 @@ try:
               ("DELETE", "/file-grants/APPC/probe", None, "setup.manage"),
               ("GET", "/files", None, "data.read"),
               ("GET", "/files/reports/a.csv", None, "data.read"),
+              ("PUT", "/files/reports/a.csv", "probe", "data.read"),
               ("GET", "/shares/reports/a.csv", None, "data.read"),
               ("PUT", "/shares/reports/a.csv", {"users": []}, "data.read"),
               ("DELETE", "/shares/reports/a.csv", None, "data.read"))
@@ -328,6 +330,28 @@ try:
     check("... keeps its share list", st == 200 and b["sharedWith"] == ["gen1"] and b["owner"] == "APP001", (st, b))
     cell("the operator admin empties the share list", opadm.call("DELETE", S), 204)
     check("gen1 sees nothing again", listing(gen1) == (200, []), listing(gen1))
+
+    # a user's own file: it owns it, sees it and shares it; others do not
+    N, NS = F + "/mine/n.txt", "/admin/v1/operators/demo/shares/mine/n.txt"
+    st, b = gen1.call("PUT", N, "gen1's note", {"Content-Type": "text/plain"})
+    check("gen1 stores a file of its own (201)", st == 201 and b.get("size") == 11, (st, b))
+    st, b = gen1.call("GET", F)
+    check("gen1 lists it as its own", st == 200 and [(i["path"], i["owner"], i["ownerKind"]) for i in b["items"]] ==
+          [("mine/n.txt", "gen1", "user")], (st, b))
+    check("gen2 does not see it", listing(gen2) == (200, []), listing(gen2))
+    cell("an app without a grant may not read a user's file", A.call("GET", "/api/v1/files/mine/n.txt"),
+         (403, "E2003"))
+    cell("gen1 may not replace an app's file", gen1.call("PUT", F + "/shared/r.txt", "x"), (403, "E2003"))
+    st, b = gen1.call("PUT", NS, {"users": ["gen2"]})
+    check("its owner shares it with gen2", st == 200 and b["sharedWith"] == ["gen2"], (st, b))
+    st, body, _ = gen2.call("GET", N, raw=True)
+    check("gen2 downloads it", st == 200 and body == b"gen1's note", (st, body))
+    cell("gen2 (not its owner) may not change its share list", gen2.call("DELETE", NS), (403, "E2003"))
+    cell("gen2 may not replace it", gen2.call("PUT", N, "gen2 was here"), (403, "E2003"))
+    cell("the operator admin may", opadm.call("PUT", N, "v2 by the admin"), 201)
+    st, b = gen2.call("GET", NS)
+    check("... and it stays gen1's, shared with gen2", st == 200 and b["owner"] == "gen1" and b["sharedWith"] == ["gen2"],
+          (st, b))
     r = subprocess.run([BIN, "replay", D], capture_output=True, text=True)
     check("the share changes are events with the user as the actor",
           r.stdout.count('"file_share"') >= 2 and '"opadm"' in r.stdout, r.stdout[-600:])
