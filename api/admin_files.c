@@ -23,6 +23,9 @@
  *            user of the operator sees the files it owns and those shared
  *            with it. Others are answered as unknown (404 E3001), so a
  *            user learns nothing of files it may not see.
+ *            PUT /operators/{operatorId}/files/{path} (data.read): a
+ *            user's own file (one request, at most [http] max_body), owned
+ *            by the user; replacing another's file needs setup.manage.
  * SHARES     /operators/{operatorId}/shares/{path}: a file's share list,
  *            read (data.read, a file the user may see), replaced with
  *            {"users":[...]} or emptied (the file's owner if a user, or a
@@ -40,9 +43,12 @@
 #include "api/apif_int.h"
 #include "codecs/ids.h"
 
+#include "storage/blobs.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 static const sr_admin_caller *caller_of(const sr_route_call *c) { return c->caller; }
 
@@ -297,6 +303,95 @@ static void file_get(const sr_route_call *c)
     sr_rec_close(&m);
 }
 
+/* PUT .../files/{path}: a user's file (its bytes the body, at most [http]
+ * max_body), owned by the user; over an existing file only its owner (a
+ * user) or a set-up manager. The bytes are written and made durable on the
+ * worker queue, then the FilePut, durable before the 201. */
+typedef struct fput {
+    char op[72], path[SR_PATH_MAX + 1], ctype[128];
+    uint8_t *data;
+    size_t len;
+} fput;
+
+static void fput_free(void *ctx)
+{
+    fput *p = ctx;
+    free(p->data);
+    free(p);
+}
+
+static void fput_work(sr_admin_work *w, void *ctx)
+{
+    fput *p = ctx;
+    sr_blob_writer *bw = NULL;
+    uint8_t sha[32];
+    uint64_t size = 0;
+    int rc = sr_blob_writer_begin(sr_engine_blobs(w->eng), &bw);
+    if (!rc && p->len) rc = sr_blob_writer_write(bw, p->data, p->len);
+    if (!rc) {
+        rc = sr_blob_writer_commit(bw, sha, &size);
+        bw = NULL; /* consumed */
+    }
+    if (bw) sr_blob_writer_abort(bw);
+    if (rc) {
+        w->code = sr_wire_of_rc(rc);
+        snprintf(w->msg, sizeof w->msg, "the file's bytes: %s", sr_wire_msg_of_rc(rc));
+        return;
+    }
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    sr_file_meta fm = {.path = p->path,
+                       .sha256 = {sha, 32},
+                       .size = size,
+                       .content_type = p->ctype,
+                       .updated_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000};
+    sr_buf b;
+    sr_buf_init(&b);
+    sr_cmd_env env = sr_admin_work_env(w, p->op);
+    if (sr_admin_work_submit(w, sr_cmd_file_put(&env, &fm, &b), &b)) return;
+    char hex[65];
+    sr_hex(sha, 32, hex);
+    w->status = 201;
+    w->answer = json_pack("{s:s,s:I,s:s}", "path", p->path, "size", (json_int_t)size, "sha256", hex);
+}
+
+static void file_put(const sr_route_call *c)
+{
+    const sr_admin_caller *cl = caller_of(c);
+    const char *op = sr_route_param(c, "operatorId"), *path = sr_route_param(c, "path");
+    if (!path || !sr_path_ok(path, strlen(path)))
+        return sr_admin_bad_field(c, "path", "segments of [A-Za-z0-9._-] separated by '/', no '.' or '..', at most 512 "
+                                             "bytes");
+    sr_rec m = SR_REC_INIT;
+    sr_file_meta f;
+    int rc = sr_read_file(sr_admin_engine(c), op, path, &m, &f);
+    int mine = rc == SR_OK && sr_store_is_owner(f.owner_kind, f.owner, SR_ACTOR_USER, cl->user);
+    sr_rec_close(&m);
+    if (rc && rc != SR_ENOTFOUND) return sr_http_result(c->req, 0, sr_wire_of_rc(rc), sr_wire_msg_of_rc(rc), NULL);
+    if (rc == SR_OK && !mine) {
+        sr_authz_target t = {.operator_id = op};
+        /* another's file: a set-up manager only (else 403 naming the action, audited) */
+        if (!sr_admin_authorize(c, SR_ACT_SETUP_MANAGE, &t)) return;
+    }
+    fput *p = calloc(1, sizeof *p);
+    if (!p || (c->req->entity.len && !(p->data = malloc(c->req->entity.len)))) {
+        free(p);
+        return sr_http_result(c->req, 0, SR_WIRE_INTERNAL, "out of memory", NULL);
+    }
+    if (c->req->entity.len) memcpy(p->data, c->req->entity.base, c->req->entity.len);
+    p->len = c->req->entity.len;
+    snprintf(p->op, sizeof p->op, "%s", op);
+    snprintf(p->path, sizeof p->path, "%s", path);
+    ssize_t ci = h2o_find_header(&c->req->headers, H2O_TOKEN_CONTENT_TYPE, -1);
+    if (ci >= 0) {
+        h2o_iovec_t cv = c->req->headers.entries[ci].value;
+        snprintf(p->ctype, sizeof p->ctype, "%.*s", (int)(cv.len < sizeof p->ctype ? cv.len : sizeof p->ctype - 1),
+                 cv.base);
+    } else
+        snprintf(p->ctype, sizeof p->ctype, "application/octet-stream");
+    sr_admin_run(c, fput_work, p, fput_free);
+}
+
 /* GET .../shares/{path} */
 static void shares_get(const sr_route_call *c)
 {
@@ -373,6 +468,8 @@ const sr_route sr_admin_files_routes[] = {
      SR_BODY_HTTP_MAX, ACT(SETUP_MANAGE)},
     {"GET", "/admin/v1/operators/{operatorId}/files", files_list, SR_CALLER_ADMIN, SR_BODY_HTTP_MAX, ACT(DATA_READ)},
     {"GET", "/admin/v1/operators/{operatorId}/files/{path}", file_get, SR_CALLER_ADMIN, SR_BODY_HTTP_MAX,
+     ACT(DATA_READ)},
+    {"PUT", "/admin/v1/operators/{operatorId}/files/{path}", file_put, SR_CALLER_ADMIN, SR_BODY_HTTP_MAX,
      ACT(DATA_READ)},
     {"GET", "/admin/v1/operators/{operatorId}/shares/{path}", shares_get, SR_CALLER_ADMIN, SR_BODY_HTTP_MAX,
      ACT(DATA_READ)},

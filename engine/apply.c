@@ -474,6 +474,13 @@ static int apply_registry_put(sr_engine *e, MDB_txn *t, Event *ev, sr_result *r,
             return sr__refuse(r, SR_EINVAL, "grant %s: pattern: %s", g->id, why);
         if (!sr_store_access_parse(g->access))
             return sr__refuse(r, SR_EINVAL, "grant %s: access: read, write or read+write", g->id);
+        /* its id is app:kind:pattern (the sheet's and the Admin API's), so
+         * that an app's grants are one key range (store_access.c) */
+        size_t al = strlen(g->app_id), kl2 = strlen(g->grant_kind);
+        if (strncmp(g->id, g->app_id, al) || g->id[al] != ':' || strncmp(g->id + al + 1, g->grant_kind, kl2) ||
+            g->id[al + 1 + kl2] != ':' || strcmp(g->id + al + 2 + kl2, g->pattern))
+            return sr__refuse(r, SR_EINVAL, "grant %s: id: %s:%s:%s is the id of this grant", g->id, g->app_id,
+                              g->grant_kind, g->pattern);
         uint8_t ak[300];
         MDB_val av;
         const char akind[2] = {(char)('0' + SUIRO__V1__REGISTRY_KIND__RG_APP), 0};

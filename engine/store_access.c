@@ -87,15 +87,19 @@ int sr_store_is_owner(sr_actor_kind owner_kind, const char *owner, sr_actor_kind
     return owner_kind == kind && !strcmp(owner, id);
 }
 
-/* The app's document and file grants, read in t: registry op \0 '4' \0 ... */
+/* The app's document and file grants, read in t: the key range registry
+ * op \0 '4' \0 app ':' (a store grant's id is app:kind:pattern, checked by
+ * the writer; the app's data-point grants, app:pattern, are in the range
+ * too and skipped), so a request reads the app's grants only. */
 static int grants_txn(sr_engine *e, MDB_txn *t, const char *op, const char *app, sr_store_grant **out, size_t *n)
 {
     *out = NULL;
     *n = 0;
     uint8_t k[300];
     const char kind[2] = {(char)('0' + SUIRO__V1__REGISTRY_KIND__RG_GRANT), 0};
-    size_t kl = mkkey(k, sizeof k, op, kind, "");
-    if (!kl) return SR_EINVAL;
+    size_t kl = mkkey(k, sizeof k, op, kind, app);
+    if (!kl || kl + 1 > sizeof k) return SR_EINVAL;
+    k[kl++] = ':';
     MDB_cursor *c = NULL;
     int rc = sr_index_err(mdb_cursor_open(t, DB(e, SR_DB_REGISTRY), &c));
     if (rc) return rc;
@@ -106,7 +110,7 @@ static int grants_txn(sr_engine *e, MDB_txn *t, const char *op, const char *app,
     while (!rc && r == 0 && K.mv_size >= kl && !memcmp(K.mv_data, k, kl)) {
         Suiro__V1__RegistryPut *m = suiro__v1__registry_put__unpack(NULL, V.mv_size, V.mv_data);
         sr_store_kind sk;
-        if (m && !strcmp(m->app_id, app) && sr_store_kind_parse(m->grant_kind, &sk)) {
+        if (m && !strcmp(m->app_id, app) && sr_store_kind_parse(m->grant_kind, &sk)) { /* the id says it; the record too */
             if (*n == cap) {
                 cap = cap ? cap * 2 : 4;
                 sr_store_grant *ng = sr_realloc(g, cap * sizeof *g);

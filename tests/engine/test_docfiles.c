@@ -69,10 +69,13 @@ static void apps(sr_engine *e)
     }
 }
 
+/* a grant on documents or files; id NULL: its canonical id app:kind:pattern */
 static int grant(sr_engine *e, const char *id, const char *app, const char *kind, const char *pattern,
                  const char *access, sr_result *r)
 {
-    sr_reg_entry g = {.kind = SR_RG_GRANT, .id = id, .app_id = app, .pattern = pattern, .access = access,
+    char cid[600];
+    snprintf(cid, sizeof cid, "%s:%s:%s", app, kind, pattern);
+    sr_reg_entry g = {.kind = SR_RG_GRANT, .id = id ? id : cid, .app_id = app, .pattern = pattern, .access = access,
                       .grant_kind = kind};
     return reg(e, &g, r);
 }
@@ -140,17 +143,17 @@ Test(docfiles, a_document_belongs_to_its_creator_and_an_update_keeps_the_owner)
     sr_buf_init(&b);
     cr_assert_eq(submit1(e, sr_cmd_doc_delete(&C, "reports", "d1", 0, &b), &b, &r), SR_ECONFLICT);
     /* a read grant is no write grant */
-    cr_assert_eq(grant(e, "g1", "B", "documents", "reports", "read", &r), SR_OK, "%s", r.err.msg);
+    cr_assert_eq(grant(e, NULL, "B", "documents", "reports", "read", &r), SR_OK, "%s", r.err.msg);
     cr_assert_eq(doc_put(e, &B, "reports", "d1", "{\"v\":2}", &r), SR_ECONFLICT);
     /* a write grant: B updates A's document, which stays A's */
-    cr_assert_eq(grant(e, "g1", "B", "documents", "reports", "read+write", &r), SR_OK, "%s", r.err.msg);
+    cr_assert_eq(grant(e, NULL, "B", "documents", "reports", "read+write", &r), SR_OK, "%s", r.err.msg);
     cr_assert_eq(doc_put(e, &B, "reports", "d1", "{\"v\":2}", &r), SR_OK, "%s", r.err.msg);
     cr_assert_eq(r.revision, 2);
     cr_assert_eq(sr_engine_doc_get(e, "op1", "reports", "d1", &rev, &j, &okind, owner), SR_OK);
     cr_assert_str_eq(owner, "A");
     cr_assert_eq(rev, 2);
     /* a grant on another collection gives nothing here */
-    cr_assert_eq(grant(e, "g2", "C", "documents", "other", "read+write", &r), SR_OK, "%s", r.err.msg);
+    cr_assert_eq(grant(e, NULL, "C", "documents", "other", "read+write", &r), SR_OK, "%s", r.err.msg);
     cr_assert_eq(doc_put(e, &C, "reports", "d1", "{}", &r), SR_ECONFLICT);
     /* C's own document in the same collection */
     cr_assert_eq(doc_put(e, &C, "reports", "d2", "{}", &r), SR_OK, "%s", r.err.msg);
@@ -194,9 +197,9 @@ Test(docfiles, a_file_belongs_to_its_creator_and_grants_match_at_path_boundaries
     sr_buf_init(&b);
     cr_assert_eq(submit1(e, sr_cmd_file_delete(&B, "reports/2026/a.csv", &b), &b, &r), SR_ECONFLICT);
     /* "reports2" is not under "reports" */
-    cr_assert_eq(grant(e, "g1", "B", "files", "reports2", "read+write", &r), SR_OK, "%s", r.err.msg);
+    cr_assert_eq(grant(e, NULL, "B", "files", "reports2", "read+write", &r), SR_OK, "%s", r.err.msg);
     cr_assert_eq(file_put(e, &B, "reports/2026/a.csv", &r), SR_ECONFLICT);
-    cr_assert_eq(grant(e, "g2", "B", "files", "reports/", "write", &r), SR_OK, "%s", r.err.msg);
+    cr_assert_eq(grant(e, NULL, "B", "files", "reports/", "write", &r), SR_OK, "%s", r.err.msg);
     cr_assert_eq(file_put(e, &B, "reports/2026/a.csv", &r), SR_OK, "%s", r.err.msg);
     cr_assert_eq(sr_read_file(e, "op1", "reports/2026/a.csv", &h, &f), SR_OK);
     cr_assert_str_eq(f.owner, "A");
@@ -212,13 +215,13 @@ Test(docfiles, a_file_belongs_to_its_creator_and_grants_match_at_path_boundaries
     cr_assert_eq(sr_store_grants_allow(g, n, SR_STORE_DOCUMENTS, "reports"), 0, "a file grant is no document grant");
     sr_free(g);
     /* a data-point grant is no file grant */
-    sr_reg_entry dp = {.kind = SR_RG_GRANT, .id = "g3", .app_id = "C", .pattern = "*", .access = "read"};
+    sr_reg_entry dp = {.kind = SR_RG_GRANT, .id = "C:*", .app_id = "C", .pattern = "*", .access = "read"};
     cr_assert_eq(reg(e, &dp, &r), SR_OK, "%s", r.err.msg);
     cr_assert_eq(sr_store_grants_load(e, "op1", "C", &g, &n), SR_OK);
     cr_assert_eq(n, 0);
     sr_free(g);
     /* "*" reaches every path */
-    cr_assert_eq(grant(e, "g4", "C", "files", "*", "read", &r), SR_OK, "%s", r.err.msg);
+    cr_assert_eq(grant(e, NULL, "C", "files", "*", "read", &r), SR_OK, "%s", r.err.msg);
     cr_assert_eq(sr_store_grants_load(e, "op1", "C", &g, &n), SR_OK);
     cr_assert_eq(sr_store_grants_allow(g, n, SR_STORE_FILES, "a/b/c"), SR_STORE_READ);
     sr_free(g);
@@ -231,27 +234,30 @@ Test(docfiles, a_grant_of_documents_or_files_is_checked_and_a_bad_one_stores_not
     sr_engine *e = open_engine();
     apps(e);
     sr_result r;
-    cr_assert_eq(grant(e, "g", "A", "folders", "x", "read", &r), SR_EINVAL);
+    cr_assert_eq(grant(e, NULL, "A", "folders", "x", "read", &r), SR_EINVAL);
     cr_assert(strstr(r.err.msg, "kind"), "%s", r.err.msg);
-    cr_assert_eq(grant(e, "g", "A", "documents", "a/b", "read", &r), SR_EINVAL);
+    cr_assert_eq(grant(e, NULL, "A", "documents", "a/b", "read", &r), SR_EINVAL);
     cr_assert(strstr(r.err.msg, "pattern"), "%s", r.err.msg);
-    cr_assert_eq(grant(e, "g", "A", "files", "../x", "read", &r), SR_EINVAL);
+    cr_assert_eq(grant(e, NULL, "A", "files", "../x", "read", &r), SR_EINVAL);
     cr_assert(strstr(r.err.msg, "pattern"), "%s", r.err.msg);
-    cr_assert_eq(grant(e, "g", "A", "files", "x", "control", &r), SR_EINVAL);
+    cr_assert_eq(grant(e, NULL, "A", "files", "x", "control", &r), SR_EINVAL);
     cr_assert(strstr(r.err.msg, "access"), "%s", r.err.msg);
-    cr_assert_eq(grant(e, "g", "NOAPP", "files", "x", "read", &r), SR_EINVAL);
+    cr_assert_eq(grant(e, NULL, "NOAPP", "files", "x", "read", &r), SR_EINVAL);
     cr_assert(strstr(r.err.msg, "app") && strstr(r.err.msg, "NOAPP"), "%s", r.err.msg);
+    cr_assert_eq(grant(e, "g", "A", "files", "x", "read", &r), SR_EINVAL);
+    cr_assert(strstr(r.err.msg, "id") && strstr(r.err.msg, "A:files:x"), "%s", r.err.msg);
     sr_rec h = SR_REC_INIT;
     sr_reg_entry g;
-    cr_assert_eq(sr_read_registry(e, "op1", SR_RG_GRANT, "g", &h, &g), SR_ENOTFOUND, "nothing stored");
-    cr_assert_eq(grant(e, "g", "A", "files", "x/y*", "read+write", &r), SR_OK, "%s", r.err.msg);
-    cr_assert_eq(sr_read_registry(e, "op1", SR_RG_GRANT, "g", &h, &g), SR_OK);
+    cr_assert_eq(sr_list_registry(e, "op1", SR_RG_GRANT, &h), SR_OK);
+    cr_assert_eq(sr_rec_count(&h), 0, "nothing stored");
+    cr_assert_eq(grant(e, NULL, "A", "files", "x/y*", "read+write", &r), SR_OK, "%s", r.err.msg);
+    cr_assert_eq(sr_read_registry(e, "op1", SR_RG_GRANT, "A:files:x/y*", &h, &g), SR_OK);
     cr_assert_str_eq(g.grant_kind, "files");
     cr_assert_str_eq(g.pattern, "x/y*");
     sr_buf b;
     sr_buf_init(&b);
-    cr_assert_eq(submit1(e, sr_cmd_registry_delete(&ADMIN, SR_RG_GRANT, "g", &b), &b, &r), SR_OK);
-    cr_assert_eq(sr_read_registry(e, "op1", SR_RG_GRANT, "g", &h, &g), SR_ENOTFOUND);
+    cr_assert_eq(submit1(e, sr_cmd_registry_delete(&ADMIN, SR_RG_GRANT, "A:files:x/y*", &b), &b, &r), SR_OK);
+    cr_assert_eq(sr_read_registry(e, "op1", SR_RG_GRANT, "A:files:x/y*", &h, &g), SR_ENOTFOUND);
     sr_rec_close(&h);
     finish(e);
 }
@@ -299,7 +305,7 @@ Test(docfiles, owners_grants_and_shares_replay_equals_rebuild)
     user(e, "u1", "op1");
     sr_result r;
     cr_assert_eq(doc_put(e, &A, "c", "d1", "{\"a\":1}", &r), SR_OK);
-    cr_assert_eq(grant(e, "g", "B", "documents", "c", "write", &r), SR_OK);
+    cr_assert_eq(grant(e, NULL, "B", "documents", "c", "write", &r), SR_OK);
     cr_assert_eq(doc_put(e, &B, "c", "d1", "{\"a\":2}", &r), SR_OK);
     cr_assert_eq(file_put(e, &C, "p/q", &r), SR_OK);
     const char *const us[] = {"u1"};

@@ -72,6 +72,7 @@ Test(engine_invariants, every_kind_of_event_body_has_a_row_in_the_appliers_table
         SUIRO__V1__EVENT__BODY_USER,          /* a user's whole state ("users") */
         SUIRO__V1__EVENT__BODY_PENDING,       /* a pending change's whole state ("pending") */
         SUIRO__V1__EVENT__BODY_LOGIN_POLICY,  /* a scope's login policy ("policies") */
+        SUIRO__V1__EVENT__BODY_FILE_SHARE,    /* a file's share list ("files") */
     };
     for (size_t i = 0; i < sizeof indexed / sizeof *indexed; i++) {
         const sr_applier *a = sr__applier(indexed[i]);

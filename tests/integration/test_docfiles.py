@@ -20,7 +20,8 @@ serve` and the AP-IF:
     one is shared with it, then lists and downloads it; only the operator
     admin (or a user owning the file) changes a share list; a user of
     another operator is refused as a sharee; another operator's admin and
-    the platform admin see nothing of demo's files.
+    the platform admin see nothing of demo's files. A user stores a file of
+    its own, which it alone (and the operator admin) may share or replace.
 usage: test_docfiles.py SUIRO_BIN"""
 import os
 import subprocess
@@ -205,6 +206,50 @@ try:
         U[uid] = user_session(uid, b.get("password", ""), uid + "-password-123")
     opadm, gen1, gen2, xadm = U["opadm"], U["gen1"], U["gen2"], U["xadm"]
     opadm2 = U["opadm2"]  # approves opadm's widenings of grants (the two-person rule)
+    st, b = adm.call("POST", "/admin/v1/vendors", {"id": "vend1", "name": "Vendor One", "kind": "ap"})
+    check("a vendor registered", st == 201, (st, b))
+    for uid, role, scope in (("vadm", "ap_vendor_admin", {"kind": "vendor", "id": "vend1"}),
+                             ("vgen", "ap_vendor_general", {"kind": "vendor", "id": "vend1"}),
+                             ("aud", "auditor", {"kind": "platform"})):
+        st, b = adm.call("POST", "/admin/v1/users", {"id": uid, "roles": [role], "scope": scope})
+        st2, b2 = approve_if_pending(adm2, st, b)
+        check("user %s created" % uid, st == 201 or (st == 202 and st2 == 200), (st, b, st2, b2))
+        U[uid] = user_session(uid, b.get("password", ""), uid + "-password-123")
+    U["admin"] = adm
+
+    # every route of api/admin_files.c x every role, on demo (own for the
+    # operator's users) and on other (foreign): the role table's cell, 403
+    # E2003 naming the action when refused (a refused change stores nothing)
+    probe = "/admin/v1/operators/%s"
+    routes = (("GET", "/document-grants", None, "setup.read"),
+              ("PUT", "/document-grants/APPC/probe", {"access": "read"}, "setup.manage"),
+              ("DELETE", "/document-grants/APPC/probe", None, "setup.manage"),
+              ("GET", "/file-grants", None, "setup.read"),
+              ("PUT", "/file-grants/APPC/probe", {"access": "read"}, "setup.manage"),
+              ("DELETE", "/file-grants/APPC/probe", None, "setup.manage"),
+              ("GET", "/files", None, "data.read"),
+              ("GET", "/files/reports/a.csv", None, "data.read"),
+              ("PUT", "/files/reports/a.csv", "probe", "data.read"),
+              ("GET", "/shares/reports/a.csv", None, "data.read"),
+              ("PUT", "/shares/reports/a.csv", {"users": []}, "data.read"),
+              ("DELETE", "/shares/reports/a.csv", None, "data.read"))
+    ADMIN_ACTS, GENERAL_ACTS = {"setup.read", "setup.manage", "data.read"}, {"setup.read", "data.read"}
+    own = {"opadm": ("demo", ADMIN_ACTS), "gen1": ("demo", GENERAL_ACTS), "xadm": ("other", ADMIN_ACTS),
+           "vadm": (None, set()), "vgen": (None, set()), "aud": (None, set()), "admin": (None, set())}
+    for op in ("demo", "other"):
+        for uid, (its_op, its_acts) in sorted(own.items()):
+            acts = its_acts if op == its_op else set()  # another operator's: nothing
+            for method, path, body, act in routes:
+                st, b = U[uid].call(method, probe % op + path, body)
+                if act in acts:
+                    ok = st != 403 or "setup.manage" in str(b)  # the shares' owner rule, below
+                else:
+                    ok = st == 403 and code(b) == "E2003" and act in b["result"]["message"]
+                check("%s %s on %s by %s: %s" % (method, path, op, uid, "passes the dispatcher" if act in acts
+                                                 else "403 naming " + act), ok, (st, b))
+    st, b = opadm.call("GET", "/admin/v1/operators/demo/document-grants")
+    check("the probes that passed were removed again (no APPC probe grant)",
+          st == 200 and not [i for i in b["items"] if i["collection"] == "probe"], (st, b))
     G = "/admin/v1/operators/demo/document-grants"
     cell("a general user may not grant (setup.manage)", gen1.call("PUT", G + "/APPC/reports", {"access": "read"}),
          (403, "E2003"))
@@ -293,6 +338,28 @@ try:
     check("... keeps its share list", st == 200 and b["sharedWith"] == ["gen1"] and b["owner"] == "APP001", (st, b))
     cell("the operator admin empties the share list", opadm.call("DELETE", S), 204)
     check("gen1 sees nothing again", listing(gen1) == (200, []), listing(gen1))
+
+    # a user's own file: it owns it, sees it and shares it; others do not
+    N, NS = F + "/mine/n.txt", "/admin/v1/operators/demo/shares/mine/n.txt"
+    st, b = gen1.call("PUT", N, "gen1's note", {"Content-Type": "text/plain"})
+    check("gen1 stores a file of its own (201)", st == 201 and b.get("size") == 11, (st, b))
+    st, b = gen1.call("GET", F)
+    check("gen1 lists it as its own", st == 200 and [(i["path"], i["owner"], i["ownerKind"]) for i in b["items"]] ==
+          [("mine/n.txt", "gen1", "user")], (st, b))
+    check("gen2 does not see it", listing(gen2) == (200, []), listing(gen2))
+    cell("an app without a grant may not read a user's file", A.call("GET", "/api/v1/files/mine/n.txt"),
+         (403, "E2003"))
+    cell("gen1 may not replace an app's file", gen1.call("PUT", F + "/shared/r.txt", "x"), (403, "E2003"))
+    st, b = gen1.call("PUT", NS, {"users": ["gen2"]})
+    check("its owner shares it with gen2", st == 200 and b["sharedWith"] == ["gen2"], (st, b))
+    st, body, _ = gen2.call("GET", N, raw=True)
+    check("gen2 downloads it", st == 200 and body == b"gen1's note", (st, body))
+    cell("gen2 (not its owner) may not change its share list", gen2.call("DELETE", NS), (403, "E2003"))
+    cell("gen2 may not replace it", gen2.call("PUT", N, "gen2 was here"), (403, "E2003"))
+    cell("the operator admin may", opadm.call("PUT", N, "v2 by the admin"), 201)
+    st, b = gen2.call("GET", NS)
+    check("... and it stays gen1's, shared with gen2", st == 200 and b["owner"] == "gen1" and b["sharedWith"] == ["gen2"],
+          (st, b))
     r = subprocess.run([BIN, "replay", D], capture_output=True, text=True)
     check("the share changes are events with the user as the actor",
           r.stdout.count('"file_share"') >= 2 and '"opadm"' in r.stdout, r.stdout[-600:])
