@@ -196,7 +196,8 @@ static void audit_summary(const Event *ev, sr_audit_summary *x)
         const Suiro__V1__PendingEvent *p = ev->pending;
         x->s[F_KIND] = "pending";
         snprintf(x->action, sizeof x->action, "%s", p->action);
-        Event *c = p->change.len ? suiro__v1__event__unpack(NULL, p->change.len, p->change.data) : NULL;
+        /* the first event of the change (a set-up change may hold several) */
+        Event *c = p->n_change ? suiro__v1__event__unpack(NULL, p->change[0].len, p->change[0].data) : NULL;
         sr_audit_summary cx;
         if (c && audited((int)c->body_case)) {
             audit_summary(c, &cx);
