@@ -375,10 +375,14 @@ try:
     st, b = g2api.call("GET", "/admin/v1/me")
     check("... its own routes still answer", st == 200 and b["mustChangePassword"] is True, (st, b))
     st, b = a.call("PUT", "/admin/v1/login-policy", {"totpRoles": []})
-    check("the platform's policy weakened (a privilege change: applied at once until the two-person rule)",
-          st == 200 and b == {"totpRoles": []}, (st, b))
-    st, b = oapi.call("PUT", "/admin/v1/login-policy", {"totpRequired": False})
-    check("the operator's weakened", st == 200 and b == {"totpRequired": False}, (st, b))
+    check("weakening the platform's policy is a privilege change: pending (202)", st == 202, (st, b))
+    check("... still in force", a.call("GET", "/admin/v1/login-policy")[1].get("totpRoles") == ["operator_admin"])
+    st, b = approved(st, b)
+    check("... in force once the second admin approves it",
+          st == 200 and a.call("GET", "/admin/v1/login-policy")[1].get("totpRoles") == [], (st, b))
+    st, b = approved(*oapi.call("PUT", "/admin/v1/login-policy", {"totpRequired": False}))
+    check("the operator's weakened (approved)", st == 200 and
+          oapi.call("GET", "/admin/v1/login-policy")[1].get("totpRequired") is False, (st, b))
     st, b = g2api.call("GET", "/admin/v1/users")
     check("... and its user is no longer sent to the enrolment (but may not manage users)",
           st == 403 and "users.manage" in b["result"]["message"], (st, b))

@@ -75,6 +75,9 @@ try:
     a = admin_new_user(hp, root, "opa", "operator", "demo", ["operator_admin"], "operator-admin-pw-1", second)
     stranger = admin_new_user(hp, root, "opx", "operator", "other", ["operator_admin"], "operator-admin-pw-2", second)
     reader = admin_new_user(hp, root, "opg", "operator", "demo", ["operator_general"], "operator-general-pw", second)
+    # a second admin of demo: the two-person rule's approver of opa's set-up privilege changes (an
+    # operator's set-up change is decided by that operator's admins)
+    a2 = admin_new_user(hp, root, "opa2", "operator", "demo", ["operator_admin"], "operator-admin-pw-3", second)
     refused.count = setup_events()
 
     # ---- the role table on these routes (the dispatcher, the row's action)
@@ -190,7 +193,7 @@ try:
     check("disable a gateway: it no longer logs in", st == 200 and gw_login(hp, "GW003", new) == 401, (st, b))
     st, b = a.call("POST", OPS + "/gateways/GW003/disable")
     check("disable it again: nothing stored", st == 200 and b["stored"] == 0, (st, b))
-    st, b = admin_applied(a.call("POST", OPS + "/gateways/GW003/enable"), second)  # a privilege change
+    st, b = admin_applied(a.call("POST", OPS + "/gateways/GW003/enable"), a2)  # a privilege change
     check("enable it: it logs in again", st == 200 and gw_login(hp, "GW003", new) == 201, (st, b))
     refused.count = setup_events()
     st, b = a.call("POST", OPS + "/gateways/GW009/disable")
@@ -210,7 +213,7 @@ try:
     check("PUT a new app: it logs in at once", st == 200 and app_login(hp, "APP002", "app2-secret-0002") == 201,
           (st, b))
     st, b = admin_applied(a.call("PUT", OPS + "/apps/APP002/grants", {"grants": [  # widening: a privilege change
-        {"dataId": "P00*", "access": "read"}, {"dataId": "P003", "access": "control"}]}), second)
+        {"dataId": "P00*", "access": "read"}, {"dataId": "P003", "access": "control"}]}), a2)
     check("PUT grants", st == 200 and (b is None or b["stored"] == 2), (st, b))
     st, b = a.call("GET", OPS + "/apps/APP002/grants")
     check("GET grants", st == 200 and sorted(b["items"], key=lambda g: g["dataId"]) == [
@@ -255,7 +258,7 @@ try:
     check("PUT app certificate", st == 200 and b["stored"] == 1, (st, b))
     st, b = a.call("POST", OPS + "/apps/APP002/disable")
     check("disable an app: it no longer logs in", st == 200 and app_login(hp, "APP002", new) == 401, (st, b))
-    st, b = admin_applied(a.call("POST", OPS + "/apps/APP002/enable"), second)  # a privilege change
+    st, b = admin_applied(a.call("POST", OPS + "/apps/APP002/enable"), a2)  # a privilege change
     check("enable it: it logs in again", st == 200 and app_login(hp, "APP002", new) == 201, (st, b))
     st, b = a.call("DELETE", OPS + "/apps/APP002")
     check("DELETE an app with its grants", st == 200 and b["stored"] == 2 and app_login(hp, "APP002", new) == 401,

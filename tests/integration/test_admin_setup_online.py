@@ -72,6 +72,8 @@ try:
     # the approver of privilege changes (the two-person rule), where the server has it
     second = srtest.admin_session(hp, "admin2", temp2, "platform-admin-pw-2") if temp2 else None
     adm = srtest.admin_new_user(hp, root, "opa", "operator", "sim", ["operator_admin"], "operator-admin-pw-1", second)
+    # a second admin of sim approves adm's set-up privilege changes (the two-person rule: the operator's admins)
+    adm2 = srtest.admin_new_user(hp, root, "opa2", "operator", "sim", ["operator_admin"], "operator-admin-pw-2", second)
 
     sim = subprocess.Popen([BIN, "gwsim", "run", "--port", str(port), "--gateways", str(GATEWAYS), "--points",
                             str(POINTS), "--batch", str(BATCH), "--messages", "1000000", "--window", "8", "--acks",
@@ -93,9 +95,9 @@ try:
     n2, t2 = acks_now(), time.monotonic()
     i = 0
     while i < IMPORTS or time.monotonic() - t2 < WINDOW:
-        # the first import widens NEWAPP's grants: a privilege change (approved by the second admin)
+        # the first import widens NEWAPP's grants: a privilege change (approved by a second admin of sim)
         st, b = srtest.admin_applied(adm.call("POST", OPS + "/sheet", sheet(base, i),
-                                              headers={"Content-Type": "text/csv"}), second)
+                                              headers={"Content-Type": "text/csv"}), adm2)
         statuses.append(st)
         stored.append((b or {}).get("stored", EXTRA + 3))
         if i == 0:
@@ -108,7 +110,7 @@ try:
     singles = [
         adm.call("PUT", OPS + "/masters/datapoints/XP0000", {"device": "XD1", "name": "Changed", "type": "number"}),
         adm.call("PUT", OPS + "/apps/NEWAPP/push-url", {"pushUrl": "http://127.0.0.1:9/push"}),
-        srtest.admin_applied(adm.call("POST", OPS + "/apps/NEWAPP/secret"), second),
+        srtest.admin_applied(adm.call("POST", OPS + "/apps/NEWAPP/secret"), adm2),
         adm.call("PUT", OPS + "/masters/facilities/XF1", {"name": "Another plant"}),
     ]
     n3, t3 = acks_now(), time.monotonic()
