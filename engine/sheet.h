@@ -39,7 +39,9 @@ SR_MUST_CHECK int sr_engine_import_sheet_as(sr_engine *e, const sr_sheet *sh, co
  * plus the rows it adds, checked by the sheet parser (codecs/sheet.c: the
  * same validation as a sheet's, row and references) and imported as a sheet
  * (the same events, secrets and removals). One edit or import at a time
- * (a mutex), so two edits cannot undo each other. */
+ * (a mutex), so two edits cannot undo each other. Only the kinds the edit
+ * touches are imported (the others are the export: equal to what is
+ * stored); the check reads the whole sheet, so an edit costs O(set-up). */
 typedef struct sr_setup_edit {
     /* drop: the entry `id` of section `drop` (an SR_SHEET_S_* bit; 0: none);
      * an app's grants go with it, a data point's exact grants with it;

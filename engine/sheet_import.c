@@ -937,7 +937,30 @@ int sr_engine_setup_edit(sr_engine *e, const sr_cmd_env *env, const sr_setup_edi
         }
     }
     int vkind = !ed->section ? 0 : !strcmp(ed->section, "apps") ? SR_RG_APP : !strcmp(ed->section, "gateways") ? SR_RG_GATEWAY : 0;
-    rc = import_locked(e, next, env, vkind ? ed->vendor_id : NULL, vkind, ed->id, &ed->hook, res);
+    /* Import only the kinds the edit touches (the rest is the export, equal to
+     * what is stored): the whole changed sheet is checked above, and the
+     * importer removes what a listed kind leaves out, and an app's or a data
+     * point's grants with it when [grants] is not listed. */
+    static const struct {
+        const char *name;
+        unsigned bit;
+    } kinds[] = {{"gateways", SR_SHEET_S_GATEWAYS},     {"apps", SR_SHEET_S_APPS},
+                 {"facilities", SR_SHEET_S_FACILITIES}, {"equipment", SR_SHEET_S_EQUIPMENT},
+                 {"devices", SR_SHEET_S_DEVICES},       {"datapoints", SR_SHEET_S_DATAPOINTS},
+                 {"grants", SR_SHEET_S_GRANTS}};
+    unsigned mask = ed->drop;
+    for (size_t i = 0; ed->section && i < sizeof kinds / sizeof kinds[0]; i++)
+        if (!strcmp(ed->section, kinds[i].name)) mask |= kinds[i].bit;
+    sr_sheet view = *next;
+    view.sections = mask | SR_SHEET_S_OPERATOR;
+    if (!(mask & SR_SHEET_S_GATEWAYS)) view.n_gateways = 0;
+    if (!(mask & SR_SHEET_S_APPS)) view.n_apps = 0;
+    if (!(mask & SR_SHEET_S_FACILITIES)) view.n_facilities = 0;
+    if (!(mask & SR_SHEET_S_EQUIPMENT)) view.n_equipment = 0;
+    if (!(mask & SR_SHEET_S_DEVICES)) view.n_devices = 0;
+    if (!(mask & SR_SHEET_S_DATAPOINTS)) view.n_datapoints = 0;
+    if (!(mask & SR_SHEET_S_GRANTS)) view.n_grants = 0;
+    rc = import_locked(e, &view, env, vkind ? ed->vendor_id : NULL, vkind, ed->id, &ed->hook, res);
 done:
     pthread_mutex_unlock(&setup_mu);
     if (rc && !res->rc) {

@@ -8,9 +8,10 @@ refusal (the operator's set-up events in `suiro replay` unchanged); the
 change takes effect at once (the AP-IF's masters, an app's or a gateway's
 login); a refused action of another operator's admin is 403; `suiro sheet
 import` and `suiro cert import` against the running server name the
-`suiro admin` command to use. The privilege changes (a gateway or an app
-enabled, an app's grants widened) are answered 202 and take effect once
-demo's second admin approves them (the two-person rule).
+`suiro admin` command to use, or go through the API; an answered change
+survives kill -9. The privilege changes (a gateway or an app enabled, an
+app's grants widened) are answered 202 and take effect once demo's second
+admin approves them (the two-person rule).
 usage: test_admin_setup.py SUIRO_BIN"""
 import csv
 import io
@@ -352,6 +353,17 @@ try:
     check("suiro admin master-put with a bad field: exit 1, the error printed",
           r.returncode == 1 and json.loads(r.stdout)["result"]["detail"]["field"] == "name", (r.returncode, r.stdout))
     check("the server still runs", server.poll() is None)
+
+    # ---- an answered change survives kill -9
+    st, b = a.call("PUT", OPS + "/masters/facilities/F77", {"name": "Answered, then killed"})
+    check("PUT a facility", st == 200 and b["stored"] == 1, (st, b))
+    server.kill()
+    server.wait()
+    server, ports = start_server(BIN, D, os.path.join(T, "server.log"))
+    a = admin_session(ports["http"], "opa", "operator-admin-pw-1")
+    st, b = a.call("GET", OPS + "/masters/facilities")
+    check("... it is there after kill -9 and a restart", st == 200 and
+          [i["name"] for i in b["items"] if i["id"] == "F77"] == ["Answered, then killed"], (st, b))
     rc = stop_server(server)
     check("the server stops cleanly", rc == 0, rc)
     v = subprocess.run([BIN, "verify", D], capture_output=True, text=True)
