@@ -259,9 +259,10 @@ try:
     st, g1 = a.call("POST", "/admin/v1/users", {"id": "gen1", "roles": ["operator_general"],
                                                 "scope": {"kind": "operator", "id": "demo"}})
     check("an operator general user created", st == 201, (st, g1))
-    st, b = a.call("POST", "/admin/v1/users", {"id": "vadm", "roles": ["ap_vendor_admin"],
-                                               "scope": {"kind": "vendor", "id": "vend1"}})
-    check("a vendor admin created", st == 201, (st, b))
+    st, b = decided(approver, *a.call("POST", "/admin/v1/users", {"id": "vadm", "roles": ["ap_vendor_admin"],
+                                                                  "scope": {"kind": "vendor", "id": "vend1"}}))
+    check("a vendor admin created (an admin: approved by the second admin)", st in (200, 201)
+          and a.call("GET", "/admin/v1/users/vadm")[0] == 200, (st, b))
     st, b = a.call("GET", "/admin/v1/users/opadm")
     check("GET a user shows no password", st == 200 and "password" not in b and b["state"] == "enabled", (st, b))
 
