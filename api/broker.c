@@ -2591,6 +2591,18 @@ void *sr_broker_fetch(sr_broker *b, const char *op, const char *gw, const char *
     return w;
 }
 
+void sr_broker_gw_revoked(sr_broker *b, const char *op, const char *gw)
+{
+    gwent *g = b ? gw_find(b, op, gw, 0) : NULL;
+    while (g && g->waiters) {
+        fwait *w = g->waiters;
+        g->waiters = w->next;
+        uv_timer_stop(&w->timer);
+        uv_close((uv_handle_t *)&w->timer, on_fwait_closed);
+        w->cb(w->ctx, NULL);
+    }
+}
+
 void sr_broker_fetch_cancel(sr_broker *b, void *handle)
 {
     (void)b;

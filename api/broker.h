@@ -88,6 +88,10 @@ typedef struct sr_gwlink {
 void sr_broker_gw_online(sr_broker *b, const char *op, const char *gw, const sr_gwlink *link);
 /* The session of link ctx ended (a newer session of the gateway is kept). */
 void sr_broker_gw_offline(sr_broker *b, const char *op, const char *gw, void *link_ctx);
+/* The gateway was disabled, deleted or given a new secret (R-ID-4): its
+ * HTTP long polls waiting now end at once with nothing handed out (their
+ * callbacks get NULL). */
+void sr_broker_gw_revoked(sr_broker *b, const char *op, const char *gw);
 /* The MQTT gateway subscribed to something: push what waits. */
 void sr_broker_gw_kick(sr_broker *b, const char *op, const char *gw);
 
@@ -150,8 +154,10 @@ void sr_broker_gw_message(sr_broker *b, const char *op, const char *gw, const ch
                           const sr_gw_msg *msg, sr_gw_answer_cb cb, void *ctx);
 
 /* HTTP long poll: hand out up to max requests now, or wait up to wait_ms.
- * cb gets the GW_FETCH_RES envelope. The returned handle is cancelled
- * (sr_broker_fetch_cancel) if the HTTP request goes away first. */
+ * cb gets the GW_FETCH_RES envelope, or NULL when the gateway's session was
+ * revoked while it waited (sr_broker_gw_revoked: nothing was handed out).
+ * The returned handle is cancelled (sr_broker_fetch_cancel) if the HTTP
+ * request goes away first. */
 typedef void (*sr_fetch_cb)(void *ctx, const sr_buf *envelope);
 void *sr_broker_fetch(sr_broker *b, const char *op, const char *gw, const char *correlation_id, int max,
                       uint32_t wait_ms, sr_fetch_cb cb, void *ctx);

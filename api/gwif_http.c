@@ -37,10 +37,11 @@
  * sr_login_seen); once the generation moved, the first request reads the
  * entry again, and a deleted or disabled gateway, or a rotated secret, ends
  * the token (401 E2001); the server's registry hook ends them all at once
- * (sr_gwhttp_registry_changed). Paths under /api/v1 are AP-IF
- * (api/apif_http.c) and under /admin/v1 the Admin API (api/admin_http.c) on
- * the same listener; a user's admin session token counts as known for the
- * body limits below (sr_admin_token_known).
+ * (sr_gwhttp_registry_changed), and the gateway's long polls waiting then
+ * (sr_broker_gw_revoked: 401, nothing handed out). Paths under /api/v1 are
+ * AP-IF (api/apif_http.c) and under /admin/v1 the Admin API
+ * (api/admin_http.c) on the same listener; a user's admin session token
+ * counts as known for the body limits below (sr_admin_token_known).
  *
  * LIMITS (issue #11; sr_http_limits, docs/configuration.md [http])
  *  h2o 2.2 reads a whole request body into the connection's input buffer
@@ -205,7 +206,9 @@ size_t sr_gwhttp_registry_changed(sr_gwhttp *g, const char *op, int kind, const 
     if (kind == SR_RG_APP) return sr_apif_registry_changed(g->apif, op, id);
     if (kind != SR_RG_GATEWAY) return 0;
     changed_ctx x = {g->eng, op, id};
-    return sr_tokens_sweep(g->tokens, end_if_revoked, &x);
+    size_t ended = sr_tokens_sweep(g->tokens, end_if_revoked, &x);
+    if (ended) sr_broker_gw_revoked(g->broker, op, id); /* its long polls waiting now end too */
+    return ended;
 }
 
 /* ---- engine completions back to the loop ------------------------------- */
@@ -540,7 +543,9 @@ static void on_fetched(void *ctx, const sr_buf *env)
     bctx *c = ctx;
     c->fetch = NULL;
     if (c->h.req) {
-        if (env->len) sr_http_json(c->h.req, 200, (const char *)env->data, env->len);
+        if (!env) /* REVOCATION: the token died while the poll waited */
+            sr_http_result(c->h.req, 0, SR_WIRE_UNAUTH, "not authenticated: the session ended; log in again", NULL);
+        else if (env->len) sr_http_json(c->h.req, 200, (const char *)env->data, env->len);
         else sr_http_result(c->h.req, 0, SR_WIRE_INTERNAL, "out of memory", NULL);
     }
     sr_http_ctx_unref(&c->h);

@@ -391,6 +391,23 @@ Test(revoke_live, an_app_session_sees_each_change_at_its_next_request)
     cr_expect(wait_app_sessions(0));
 }
 
+/* a GW-IF long poll (POST /gw/v1/requests/fetch, waitMs 30 s) on its own thread */
+typedef struct poll_call {
+    char tok[80];
+    long status;
+    body b;
+} poll_call;
+
+static void *long_poll(void *arg)
+{
+    poll_call *p = arg;
+    p->status = http("POST", "/gw/v1/requests/fetch",
+                     "{\"header\":{\"messageType\":\"GW_FETCH_REQ\",\"messageId\":\"lp1\","
+                     "\"timestamp\":\"2026-11-22T00:00:00.000Z\"},\"body\":{\"maxItems\":10,\"waitMs\":30000}}",
+                     p->tok, &p->b);
+    return NULL;
+}
+
 Test(revoke_live, a_gateway_connection_closes_and_its_http_token_dies)
 {
     int rc, disc;
@@ -401,11 +418,20 @@ Test(revoke_live, a_gateway_connection_closes_and_its_http_token_dies)
     cr_assert_eq(rc, 0, "connected");
     cr_assert_eq(login("/gw/v1/sessions", "gatewayId", "G1", "live-g1-secret-0001", tok), 201);
     cr_expect_eq(http("GET", "/gw/v1/certificates/platform/platform", NULL, tok, &b), 200, "%s", b.b);
+    /* a long poll waiting when the gateway is disabled ends then: 401, nothing handed out (a poll
+     * that arrived after the disable is 401 too: its token is dead) */
+    static poll_call pc;
+    snprintf(pc.tok, sizeof pc.tok, "%s", tok);
+    pthread_t lp;
+    cr_assert_eq(pthread_create(&lp, NULL, long_poll, &pc), 0);
+    usleep(500000); /* let it arrive and wait (it waits 30 s) */
     put(SR_RG_GATEWAY, "G1", 1, NULL);
     cr_expect(wait_closed(fd, &disc), "the server closed the connection");
     cr_expect_eq(disc, 0x87, "5.0: DISCONNECT Not authorized first");
     cr_expect(memmem(disc_body, disc_len, "gateway disabled", 16), "its Reason String says why");
     cr_expect_eq(http("GET", "/gw/v1/certificates/platform/platform", NULL, tok, &b), 401, "%s", b.b);
+    pthread_join(lp, NULL);
+    cr_expect_eq(pc.status, 401, "the waiting long poll ended: %s", pc.b.b);
     /* a disabled gateway cannot log in */
     fd = mqtt_connect("G1", "live-g1-secret-0001", 5, &rc);
     cr_expect_neq(rc, 0, "refused: 0x%02x", rc);
