@@ -141,6 +141,9 @@ try:
     check("a vendor admin may not read the trail (403)", st == 403 and code(b) == "E2003", (st, b))
     st, b = q(made["vadm"], operator="other")
     check("... nor an operator's (403)", st == 403, (st, b))
+    st, b = until(oaO, lambda it: any(e["actor"] == "vadm" for e in it), kind="admin")
+    check("... and other's admin sees that refusal (the operator it named)",
+          any(e["actor"] == "vadm" and e["target"] == EV for e in b["items"]), b["items"])
     st, b = http_once(hp, "GET", EV)[0], None
     check("no session: 401", st == 401, st)
 
