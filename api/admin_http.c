@@ -430,19 +430,17 @@ static authn authenticate(sr_admin *a, h2o_req_t *req, sr_admin_caller *cl)
     token_hash(tok, len, h);
     int64_t now = wall_ms();
     sr_session_rec s;
-    int rc = sr_session_verify(a->eng, h, SR_ACTOR_USER, now, &s);
-    if (rc == SR_ENOTFOUND && sr_session_verify(a->eng, h, SR_ACTOR_USER, 0, &s) == SR_OK) {
+    sr_rec rec = SR_REC_INIT;
+    sr_user u;
+    int expired = 0;
+    /* the session and its user, one read snapshot */
+    int rc = sr_user_session_verify(a->eng, h, now, &rec, &s, &expired, &u);
+    if (expired) {
+        sr_rec_close(&rec);
         r.code = SR_WIRE_EXPIRED;
         r.msg = "session expired: log in again (POST /admin/v1/sessions)";
         return r;
     }
-    if (rc) {
-        if (rc != SR_ENOTFOUND) r.code = sr_wire_of_rc(rc), r.msg = sr_wire_msg_of_rc(rc);
-        return r;
-    }
-    sr_rec rec = SR_REC_INIT;
-    sr_user u;
-    rc = sr_read_user(a->eng, s.id, &rec, &u);
     if (rc || u.deleted || u.disabled || strlen(u.id) >= sizeof cl->user || strlen(u.scope_id) >= sizeof cl->scope_id) {
         sr_rec_close(&rec);
         if (rc && rc != SR_ENOTFOUND) r.code = sr_wire_of_rc(rc), r.msg = sr_wire_msg_of_rc(rc);

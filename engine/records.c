@@ -391,6 +391,12 @@ int sr_read_login_policy(sr_engine *e, const char *op, sr_rec *r, sr_login_polic
     READ_ONE(sr_engine_policy_get(e, op, &b_), dec_policy, out);
 }
 
+int sr_user_session_verify(sr_engine *e, const uint8_t token_hash[32], int64_t now_ms, sr_rec *r, sr_session_rec *s,
+                           int *expired, sr_user *u)
+{
+    READ_ONE(sr_engine_user_session_get(e, token_hash, now_ms, s, expired, &b_), dec_user, u);
+}
+
 int sr_list_users(sr_engine *e, sr_rec *r)
 {
     list_reset(r);

@@ -392,6 +392,13 @@ SR_MUST_CHECK int sr_each_session(sr_engine *e, int (*fn)(void *ctx, const sr_se
  * if unknown, ended (logout, revoked), of another kind or expired. */
 SR_MUST_CHECK int sr_session_verify(sr_engine *e, const uint8_t token_hash[32], sr_actor_kind kind, int64_t now_ms,
                                     sr_session_rec *out);
+/* sr_session_verify of a user's session and sr_read_user of its user, in
+ * one read snapshot (the Admin API's check at every request): SR_OK with
+ * *s and *u (u's strings held by r); SR_ENOTFOUND when the session is
+ * unknown, ended, not a user's or expired (*expired = 1), or its user is
+ * gone. */
+SR_MUST_CHECK int sr_user_session_verify(sr_engine *e, const uint8_t token_hash[32], int64_t now_ms, sr_rec *r,
+                                         sr_session_rec *s, int *expired, sr_user *u);
 /* A login attempt (audit). */
 SR_MUST_CHECK int sr_cmd_auth(const sr_cmd_env *env, sr_actor_kind kind, const char *principal, int success,
                               const char *method, const char *reason, sr_buf *out);

@@ -775,3 +775,43 @@ Test(records, operators_list_registry_delete_and_login_policies)
     sr_rec_close(&r);
     close_engine(e);
 }
+
+/* sr_user_session_verify: a user's session and its user in one snapshot
+ * (the Admin API's per-request check); expired told apart; an app's token,
+ * an unknown one, or a session whose user does not exist: not found. */
+Test(records, user_session_verify_reads_the_session_and_its_user)
+{
+    sr_engine *e = open_engine();
+    const int64_t now = 1800000000000, later = 1900000000000;
+    uint8_t h[32], ghost[32], app[32];
+    for (int i = 0; i < 32; i++) h[i] = (uint8_t)i, ghost[i] = (uint8_t)(50 + i), app[i] = (uint8_t)(100 + i);
+    sr_buf b;
+    sr_buf_init(&b);
+    static const char *const roles[] = {"operator_admin"};
+    const sr_password_policy pol = {8, 128, 0};
+    sr_user nu = {.id = "alice", .name = "Alice", .scope = SR_US_OPERATOR, .scope_id = "op1", .roles = roles, .n_roles = 1};
+    char why[200];
+    submit1(e, sr_cmd_user_create(&ENV, &nu, "a password", 1, now, &pol, &b, why, sizeof why), &b);
+    user_login(e, "op1", "alice", h, later);
+    user_login(e, "op1", "ghost", ghost, later); /* a session of no user */
+    const sr_cmd_env appenv = {"op1", "alice", SR_ACTOR_APP, NULL, NULL};
+    submit1(e, sr_cmd_token_session(&appenv, app, later, SR_SS_CONNECTED, "secret", &b), &b);
+    sr_rec r = SR_REC_INIT;
+    sr_session_rec s;
+    sr_user u;
+    int expired = -1;
+    cr_assert_eq(sr_user_session_verify(e, h, now, &r, &s, &expired, &u), SR_OK);
+    cr_expect_eq(expired, 0);
+    cr_expect_str_eq(s.id, "alice");
+    cr_expect_str_eq(u.id, "alice");
+    cr_expect_str_eq(u.scope_id, "op1");
+    cr_expect_eq(u.n_roles, 1);
+    cr_expect_eq(sr_user_session_verify(e, h, later, &r, &s, &expired, &u), SR_ENOTFOUND);
+    cr_expect_eq(expired, 1, "an expired session is told apart");
+    cr_expect_eq(sr_user_session_verify(e, ghost, now, &r, &s, &expired, &u), SR_ENOTFOUND);
+    cr_expect_eq(expired, 0);
+    cr_expect_eq(sr_user_session_verify(e, app, now, &r, &s, &expired, &u), SR_ENOTFOUND, "an app's token");
+    cr_expect_eq(expired, 0);
+    sr_rec_close(&r);
+    close_engine(e);
+}

@@ -85,7 +85,9 @@ try:
           rc == 0 and b["id"] == "alice" and b["scope"] == {"kind": "operator", "id": "demo"}
           and len(b["password"]) == 32, (rc, b, err))
     rc, b, err = admin("user-roles", "alice", "--roles", "operator_admin,operator_general", token=tok, url=url)
-    check("user-roles with a list", rc == 0 and b["roles"] == ["operator_admin", "operator_general"], (rc, b, err))
+    # applied (the user), or a pending change (two-person rule) whose summary names them
+    check("user-roles with a list", rc == 0 and "operator_admin" in json.dumps(b) and "operator_general" in json.dumps(b),
+          (rc, b, err))
     rc, b, err = admin("user", "alice", token=tok, url=url)
     check("user", rc == 0 and b["name"] == "Alice", (rc, b, err))
     f = os.path.join(T, "op.json")
