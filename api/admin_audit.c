@@ -58,7 +58,8 @@ void sr_admin_audit_op(const sr_route_call *c, const char *outcome, sr_wire code
     if (!eng) return;
     char path[600] = "", op[72] = "", user[72] = "";
     if (c->req) snprintf(path, sizeof path, "%.*s", (int)c->req->path_normalized.len, c->req->path_normalized.base);
-    /* the operator the path names: an operator's route, or a user of an operator */
+    /* the operator the request names: an operator's route, a user of an
+     * operator, or the query's `operator` (the audit route's) */
     segment_after(path, "/admin/v1/operators/", op, sizeof op);
     segment_after(path, "/admin/v1/users/", user, sizeof user);
     if (!op[0] && user[0]) {
@@ -68,6 +69,7 @@ void sr_admin_audit_op(const sr_route_call *c, const char *outcome, sr_wire code
             snprintf(op, sizeof op, "%s", u.scope_id);
         sr_rec_close(&r);
     }
+    if (!op[0] && c->req && !sr_http_query(c->req, "operator", op, sizeof op)) op[0] = 0; /* a query's operator */
     if (!op[0]) snprintf(op, sizeof op, "%s", cl->op);
     const sr_route *rt = c->route;
     const char *action = rt && rt->action > 0 && rt->action <= SR_ACT_COUNT

@@ -139,11 +139,12 @@ int sr_admin_privileged(sr_admin_work *w, sr_user_scope scope, const char *scope
 void sr_admin_audit_refused(const sr_route_call *c, sr_wire code, const char *msg);
 /* An admin operation with no event of its own as an AdminEvent
  * (admin_audit.c; docs/admin.md "Audit"): outcome "refused" (code, msg: the
- * answer) or "done" (a read of the audit trail); the caller (none: nothing
- * is stored, an unauthenticated request is no one's operation), the route,
- * the request's path as its target, the operator the path names (else the
- * caller's), the row's action, the source. Fire and forget: never waited
- * for, a failure to store it is logged. Needs c->binding (the sr_admin). */
+ * answer) or "done"; the caller (none: nothing is stored, an
+ * unauthenticated request is no one's operation), the route, the request's
+ * path as its target, the operator the request names (its path's, or its
+ * `operator` query parameter; else the caller's), the row's action, the
+ * source. Fire and forget: never waited for, a failure to store it is
+ * logged. Needs c->binding (the sr_admin). */
 void sr_admin_audit_op(const sr_route_call *c, const char *outcome, sr_wire code, const char *msg);
 
 /* 1 if the caller may do act on t (any of its roles, sr_authz_allows), else

@@ -763,7 +763,8 @@ int sr_loginguard_restore(sr_loginguard *g, sr_engine *eng, int64_t wall_ms)
     int rc = SR_OK, more = 1;
     sr_rec r = SR_REC_INIT;
     /* newest first, in pages, until the window or restore_max ends */
-    while (!rc && more && n < SR_LOGIN_RESTORE_MAX) {
+    size_t max = g->p.table_max; /* the throttle holds no more records than that */
+    while (!rc && more && n < max) {
         if ((rc = sr_list_audit(eng, &q, &r, &more))) break;
         sr_audit_rec a;
         int k;
@@ -777,7 +778,7 @@ int sr_loginguard_restore(sr_loginguard *g, sr_engine *eng, int64_t wall_ms)
             if (!kind || (throttled && strncmp(a.detail, "throttled (backoff)", 19)) ||
                 (opened && strcmp(a.action, "opened")))
                 continue;
-            if (n == SR_LOGIN_RESTORE_MAX) break;
+            if (n == max) break;
             if (sr_array_reserve(&v, &cap, n + 1, sizeof *v)) {
                 rc = SR_ENOMEM;
                 break;

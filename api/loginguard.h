@@ -244,8 +244,9 @@ void sr_login_session_audit(sr_engine *eng, int kind, const char *op, const char
  *  - at start, the throttle is rebuilt from the trail's logins, failed
  *    logins and sessions opened (a success) of the window it can still
  *    remember (sr_login_window_ms), so
- *    a restart (kill -9 too) does not reset it: at most restore_max rows,
- *    the newest, read from the `audit` index by time (no log scan). A
+ *    a restart (kill -9 too) does not reset it: at most table_max rows
+ *    (the newest: the throttle holds no more records than that), read from
+ *    the `audit` index by time (no log scan). A
  *    failure not yet durable when the server died is not counted.
  * sr_loginguard_restore sets the engine and returns the rows fed (or a
  * negative SR_E* code); wall_ms is the wall clock now. */
@@ -253,7 +254,5 @@ int sr_loginguard_restore(sr_loginguard *g, sr_engine *eng, int64_t wall_ms);
 /* How far back the throttle's policy remembers: the longest back-off, and
  * the time a drained address or principal bucket takes to fill again. */
 uint64_t sr_login_window_ms(const sr_login_policy *p);
-/* At most this many rows are read back at start (the newest). */
-enum { SR_LOGIN_RESTORE_MAX = 65536 };
 
 #endif

@@ -529,6 +529,13 @@ Test(guard, the_throttle_is_rebuilt_from_the_trail)
                  "a success in the trail cleared the pair");
     run_until(&loop, (tjob *[]){&k}, 1);
     guard_close(&loop, g);
+    /* a throttle of table_max records reads no more rows than that, the newest */
+    uv_loop_init(&loop);
+    sr_login_policy small = p;
+    small.table_max = 8;
+    cr_assert_eq(sr_loginguard_open(&loop, &small, &g), SR_OK);
+    cr_assert_eq(sr_loginguard_restore(g, e, now), 8);
+    guard_close(&loop, g);
     /* the same rows seen from a clock an hour later: outside the window */
     uv_loop_init(&loop);
     cr_assert_eq(sr_loginguard_open(&loop, &p, &g), SR_OK);

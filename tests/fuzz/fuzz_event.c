@@ -3,7 +3,8 @@
  * is one serialized Event. Its measurements, in either form (PointValues or
  * Snapshot, codecs/events.proto), are read through sr_meas_next and every
  * sample through sr_pv_iter_next, and the event is written as JSON
- * (engine/event_json.c): none of it may crash, leak or read out of bounds,
+ * (engine/event_json.c), also with the audit trail's summary (engine/audit.c,
+ * as `suiro replay` shows it): none of it may crash, leak or read out of bounds,
  * whatever the arrays' lengths, the point deltas or the scale. Corpus:
  * tests/fuzz/event/ (a Snapshot, a PointValues and a mixed record as this
  * code writes them). */
@@ -35,6 +36,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     sr_buf out;
     sr_buf_init(&out);
     (void)sr_event_json(ev, &out);
+    /* `suiro replay`'s form: with the audit trail's summary (engine/audit.c) */
+    static const sr_event_json_opts with_audit = {.audit = 1, .times = 1};
+    out.len = 0;
+    (void)sr_event_json_ex(ev, &with_audit, &out);
+    if (out.len && out.data[out.len - 1] != '}') abort();
     sr_buf_release(&out);
     suiro__v1__event__free_unpacked(ev, NULL);
     return 0;

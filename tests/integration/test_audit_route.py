@@ -6,7 +6,7 @@ with the real `suiro`:
  1. Who may read it (the role table's audit.read): the auditor every
     operator's and the platform's events; an operator admin its own
     operator's only (another operator named: 403, and that refusal is an
-    event); a general user and the platform admin: 403.
+    event); a general user, a vendor admin and the platform admin: 403.
  2. The filters: time window (from, to), actor, operator, kind (one or a
     list), with names, not numbers (actorKind, kind, action, target,
     outcome, source); paging with limit and next/after covers every event
@@ -88,8 +88,11 @@ try:
     hp = ports["http"]
     admin = first_login(hp, "admin", temp, "the-admins-own-password-1")
     admin2 = first_login(hp, "admin2", temp2, "the-admins-own-password-2")  # approves admin's privilege changes
+    st, b = admin.call("POST", "/admin/v1/vendors", {"id": "vend1", "name": "Vendor One", "kind": "ap"})
+    assert st == 201, (st, b)
     made = {}
     for uid, roles, scope in (("aud", ["auditor"], {"kind": "platform"}),
+                              ("vadm", ["ap_vendor_admin"], {"kind": "vendor", "id": "vend1"}),
                               ("oaO", ["operator_admin"], {"kind": "operator", "id": "other"}),
                               ("oaD", ["operator_admin"], {"kind": "operator", "id": "demo"}),
                               ("genO", ["operator_general"], {"kind": "operator", "id": "other"})):
@@ -136,12 +139,20 @@ try:
     until(aud, lambda it: len(it) == 2, kind="admin", actor="genO")
     st, b = q(admin)
     check("the platform admin may not read the trail (403: audit.read is the auditor's)", st == 403, (st, b))
+    st, b = q(made["vadm"])
+    check("a vendor admin may not read the trail (403)", st == 403 and code(b) == "E2003", (st, b))
+    st, b = q(made["vadm"], operator="other")
+    check("... nor an operator's (403)", st == 403, (st, b))
+    st, b = until(oaO, lambda it: any(e["actor"] == "vadm" for e in it), kind="admin")
+    check("... and other's admin sees that refusal (the operator it named)",
+          any(e["actor"] == "vadm" and e["target"] == EV for e in b["items"]), b["items"])
     st, b = http_once(hp, "GET", EV)[0], None
     check("no session: 401", st == 401, st)
 
     # the refusals above are stored before the counts and pages below
     until(aud, lambda it: len(it) == 1, kind="admin", actor="oaO")
     until(aud, lambda it: any(e["target"].startswith(EV) for e in it), kind="admin", actor="admin")
+    until(aud, lambda it: len(it) == 2, kind="admin", actor="vadm")
 
     # 2. filters, names
     st, b = q(aud, actor="APPX")
