@@ -27,6 +27,10 @@ extern const sr_opt sr_opts_gwsim_sheet[], sr_opts_gwsim_run[];
 int sr_cmd_apsim(const sr_command *cmd, int argc, char **argv);
 extern const sr_opt sr_opts_apsim[];
 extern const char sr_apsim_more[];
+/* cmd_admin.c: the Admin API's client (libcurl) */
+int sr_cmd_admin(const sr_command *cmd, int argc, char **argv);
+extern const sr_opt sr_opts_admin[];
+extern const char sr_admin_more[];
 /* cmd_engine.c: init, sheet, rebuild, replay, verify, cert */
 int sr_cmd_init(const sr_command *cmd, int argc, char **argv);
 int sr_cmd_sheet_import(const sr_command *cmd, int argc, char **argv);

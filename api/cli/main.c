@@ -70,6 +70,8 @@ static const sr_command COMMANDS[] = {
      sr_opts_gwsim_run, "The options are described at the top of api/cli/cmd_gwsim.c.\n"},
     {"apsim", sr_cmd_apsim, "COMMAND [ARGS]", 1, 4, "the app stub: one AP-IF call per command, and `load`",
      sr_opts_apsim, sr_apsim_more},
+    {"admin", sr_cmd_admin, "COMMAND [ARGS]", 1, 3, "the Admin API's client (/admin/v1): login, users, operators, ...",
+     sr_opts_admin, sr_admin_more},
     {"routes", cmd_routes, "", 0, 0, "the HTTP routes (METHOD PATH), as docs/api/openapi.yaml has them", NULL,
      NULL},
     {"version", cmd_version, "", 0, 0, "print the version and the git commit it was built from", NULL, NULL},

@@ -17,9 +17,11 @@
  * commands are users' sessions instead (engine/records.h): two logins and a
  * revocation of all of one user's; an acknowledged login verifies after the
  * reopen unless its revocation was acknowledged too, an unacknowledged one
- * does not. Command 0 is an app's document and file (R-PO-2), atomic: after
- * the reopen both are there with the app as their owner if it was
- * acknowledged, neither if not. */
+ * does not. Command 0 sets op1's login policy (a LoginPolicy event, the
+ * `policies` database) and, in the same command, puts an app's document and
+ * file (R-PO-2): after the reopen the policy, the document and the file
+ * (with the app as their owner) are there exactly when it was
+ * acknowledged. */
 #include <criterion/criterion.h>
 #include <dirent.h>
 #include <inttypes.h>
@@ -154,15 +156,15 @@ static sr_engine *open_at(const char *d, const sr_engine_opts *o)
 
 typedef struct command {
     sr_buf bytes;
-    size_t lens[2], nev;
-    uint32_t point[2];
-    sr_sample s[2][24];
-    size_t ns[2];
+    size_t lens[3], nev; /* command 0 has three events, the others one or two */
+    uint32_t point[3];
+    sr_sample s[3][24];
+    size_t ns[3];
     /* a snapshot event (c % 4 == 3): the other points, one value each at the
      * time of s[v][0] (a Snapshot record, codecs/events.proto) */
-    size_t nx[2];
-    uint32_t xpoint[2][NPOINTS];
-    sr_sample xs[2][NPOINTS];
+    size_t nx[3];
+    uint32_t xpoint[3][NPOINTS];
+    sr_sample xs[3][NPOINTS];
     char msgid[32];
     char user[16]; /* the user the command creates (its second event), or "" */
 } command;
@@ -268,7 +270,7 @@ static void build_commands(fixture *f, int64_t *clock)
  * sessions (single-event commands without a message id otherwise: 3 is the
  * resume test's duplicate, 7 and 8 the duplicate
  * pair). Their measurements are dropped (ns 0: nothing for the model). */
-enum { SESS_U2 = 2, SESS_U1 = 4, SESS_REVOKE_U1 = 6 };
+enum { SESS_U2 = 2, SESS_U1 = 4, SESS_REVOKE_U1 = 6, POLICY_CMD = 0 };
 static const int64_t SESS_EXPIRES = INT64_C(4000000000000), SESS_NOW = INT64_C(1800000000000);
 static void sess_hash(int c, uint8_t h[32])
 {
@@ -280,12 +282,16 @@ static void sess_hash(int c, uint8_t h[32])
 static void build_sessions(fixture *f)
 {
     for (int c = 0; c < NCMD; c++) {
-        if (c != SESS_U2 && c != SESS_U1 && c != SESS_REVOKE_U1) continue;
+        if (c != SESS_U2 && c != SESS_U1 && c != SESS_REVOKE_U1 && c != POLICY_CMD) continue;
         command *cm = &f->cmds[c];
         cr_assert_eq(cm->nev, 1);
         cm->bytes.len = 0;
         cm->ns[0] = 0;
-        if (c == SESS_REVOKE_U1) {
+        if (c == POLICY_CMD) {
+            const sr_cmd_env env = {"op1", "admin", SR_ACTOR_USER, NULL, NULL};
+            const sr_login_policy_rec p = {NULL, 0, 1};
+            cr_assert_eq(sr_cmd_login_policy(&env, &p, &cm->bytes), SR_OK);
+        } else if (c == SESS_REVOKE_U1) {
             const sr_cmd_env env = {"op1", "admin", SR_ACTOR_USER, NULL, NULL};
             cr_assert_eq(sr_cmd_user_sessions_revoke(&env, "u1", "disabled", &cm->bytes), SR_OK);
         } else {
@@ -298,23 +304,25 @@ static void build_sessions(fixture *f)
     }
 }
 
-/* Command 0: a document and a file of app APP1 (one command, two events;
- * no measurements for the model). */
-enum { STORE_CMD = 0 };
+/* Command 0, after its login policy: a document and a file of app APP1
+ * (one command, three events; no measurements for the model). */
+enum { STORE_CMD = POLICY_CMD };
 static void build_store(fixture *f)
 {
     command *cm = &f->cmds[STORE_CMD];
     cr_assert_eq(cm->msgid[0], 0);
-    cm->bytes.len = 0;
-    cm->nev = 2;
-    cm->ns[0] = cm->ns[1] = cm->nx[0] = cm->nx[1] = 0;
+    cr_assert_eq(cm->nev, 1, "the login policy's event first");
+    cm->nev = 3;
+    cm->ns[1] = cm->ns[2] = cm->nx[1] = cm->nx[2] = 0;
     static const sr_cmd_env env = {"op1", "APP1", SR_ACTOR_APP, NULL, NULL};
     static const uint8_t sha[32] = {7};
+    size_t before = cm->bytes.len;
     cr_assert_eq(sr_cmd_doc_put(&env, "reports", "d0", 0, "{\"a\":1}", 7, &cm->bytes), SR_OK);
-    cm->lens[0] = cm->bytes.len;
+    cm->lens[1] = cm->bytes.len - before;
+    before = cm->bytes.len;
     sr_file_meta fm = {.path = "reports/f0", .sha256 = {sha, 32}, .size = 1, .content_type = "text/plain"};
     cr_assert_eq(sr_cmd_file_put(&env, &fm, &cm->bytes), SR_OK);
-    cm->lens[1] = cm->bytes.len - cm->lens[0];
+    cm->lens[2] = cm->bytes.len - before;
 }
 
 /* The base database: masters and 40 samples per point (chunks flushed),
@@ -413,7 +421,7 @@ static void submit_all(sr_engine *e, fixture *f, outcome *out, const char *ctx)
     int stored[NCMD] = {0};
     for (int c = 0; c < NCMD; c++) {
         command *cm = &f->cmds[c];
-        sr_slice sl[2];
+        sr_slice sl[3];
         for (size_t v = 0, pos = 0; v < cm->nev; pos += cm->lens[v], v++)
             sl[v] = (sr_slice){cm->bytes.data + pos, cm->lens[v]};
         sr_result res;
@@ -486,6 +494,14 @@ static void check_db(fixture *f, const outcome *out, const char *ctx)
                      "%s: the session of command %d (acknowledged %d, revocation acknowledged %d)", ctx, c,
                      out->acked_cmd[c], out->acked_cmd[SESS_REVOKE_U1]);
     }
+    /* the login policy: set exactly when its command was acknowledged */
+    sr_rec pr = SR_REC_INIT;
+    sr_login_policy_rec lp;
+    int prc = sr_read_login_policy(e, "op1", &pr, &lp);
+    cr_assert_eq(prc, out->acked_cmd[POLICY_CMD] ? SR_OK : SR_ENOTFOUND, "%s: the login policy (acknowledged %d)", ctx,
+                 out->acked_cmd[POLICY_CMD]);
+    cr_assert(prc || lp.totp_required, "%s: the login policy's content", ctx);
+    sr_rec_close(&pr);
     /* command 0's document and file: both, owned by APP1, or neither */
     uint64_t rev = 0;
     int okind = 0;
@@ -716,7 +732,7 @@ static void run_recovery(vf_kind kind, const char *kname)
         snprintf(ctx, sizeof ctx, "%s resume k=%lu", kname, k);
         for (int c = 0; c < NCMD; c++) {
             command *cm = &f.cmds[c];
-            sr_slice sl[2];
+            sr_slice sl[3];
             for (size_t v = 0, pos = 0; v < cm->nev; pos += cm->lens[v], v++)
                 sl[v] = (sr_slice){cm->bytes.data + pos, cm->lens[v]};
             sr_result res;
@@ -858,7 +874,7 @@ Test(engine_fault, resume_applies_a_durable_group_the_index_missed)
     int failed = 0;
     for (int c = 0; c < NCMD; c++) {
         command *cm = &f.cmds[c];
-        sr_slice sl[2];
+        sr_slice sl[3];
         for (size_t v = 0, pos = 0; v < cm->nev; pos += cm->lens[v], v++)
             sl[v] = (sr_slice){cm->bytes.data + pos, cm->lens[v]};
         sr_result res;
