@@ -161,15 +161,15 @@ static sr_engine *open_at(const char *d, const sr_engine_opts *o)
 
 typedef struct command {
     sr_buf bytes;
-    size_t lens[2], nev;
-    uint32_t point[2];
-    sr_sample s[2][24];
-    size_t ns[2];
+    size_t lens[3], nev; /* one or two events (room for three) */
+    uint32_t point[3];
+    sr_sample s[3][24];
+    size_t ns[3];
     /* a snapshot event (c % 4 == 3): the other points, one value each at the
      * time of s[v][0] (a Snapshot record, codecs/events.proto) */
-    size_t nx[2];
-    uint32_t xpoint[2][NPOINTS];
-    sr_sample xs[2][NPOINTS];
+    size_t nx[3];
+    uint32_t xpoint[3][NPOINTS];
+    sr_sample xs[3][NPOINTS];
     char msgid[32];
     char user[16]; /* the user the command creates (its second event), or "" */
 } command;
@@ -475,7 +475,7 @@ static void submit_all(sr_engine *e, fixture *f, outcome *out, const char *ctx)
     int stored[NCMD] = {0};
     for (int c = 0; c < NCMD; c++) {
         command *cm = &f->cmds[c];
-        sr_slice sl[2];
+        sr_slice sl[3];
         for (size_t v = 0, pos = 0; v < cm->nev; pos += cm->lens[v], v++)
             sl[v] = (sr_slice){cm->bytes.data + pos, cm->lens[v]};
         sr_result res;
@@ -819,7 +819,7 @@ static void run_recovery(vf_kind kind, const char *kname)
         snprintf(ctx, sizeof ctx, "%s resume k=%lu", kname, k);
         for (int c = 0; c < NCMD; c++) {
             command *cm = &f.cmds[c];
-            sr_slice sl[2];
+            sr_slice sl[3];
             for (size_t v = 0, pos = 0; v < cm->nev; pos += cm->lens[v], v++)
                 sl[v] = (sr_slice){cm->bytes.data + pos, cm->lens[v]};
             sr_result res;
@@ -961,7 +961,7 @@ Test(engine_fault, resume_applies_a_durable_group_the_index_missed)
     int failed = 0;
     for (int c = 0; c < NCMD; c++) {
         command *cm = &f.cmds[c];
-        sr_slice sl[2];
+        sr_slice sl[3];
         for (size_t v = 0, pos = 0; v < cm->nev; pos += cm->lens[v], v++)
             sl[v] = (sr_slice){cm->bytes.data + pos, cm->lens[v]};
         sr_result res;
