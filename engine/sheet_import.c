@@ -757,6 +757,10 @@ static int dropped(const sr_setup_edit *ed, unsigned sect, const void *x)
         if (ed->drop == SR_SHEET_S_DATAPOINTS) return !g->is_prefix && !strcmp(g->datapoint, ed->id);
         return 0;
     }
+    if (sect == SR_SHEET_S_STORE_GRANTS) { /* an app's grants on documents and files go with it */
+        const sr_sheet_store_grant *g = x;
+        return !ed->nrows && ed->drop == SR_SHEET_S_APPS && !strcmp(g->app, ed->id);
+    }
     return sect == ed->drop && !strcmp(*(const char *const *)((const char *)x + offsetof(sr_sheet_gateway, id)), ed->id);
 }
 
@@ -816,7 +820,7 @@ int sr_engine_setup_edit(sr_engine *e, const sr_cmd_env *env, const sr_setup_edi
     sr_sheet *cur = NULL, *next = NULL;
     sr_sheet nw;
     memset(&nw, 0, sizeof nw);
-    void *arr[7] = {0};
+    void *arr[8] = {0};
     pthread_mutex_lock(&setup_mu);
     int rc = sr_engine_export_sheet(e, env->op, &text);
     if (rc == SR_ENOTFOUND) {
@@ -846,10 +850,12 @@ int sr_engine_setup_edit(sr_engine *e, const sr_cmd_env *env, const sr_setup_edi
         (rc = filter(ed, SR_SHEET_S_DATAPOINTS, cur->datapoints, cur->n_datapoints, sizeof *cur->datapoints, &arr[5],
                      &nw.n_datapoints, &ndrop)) ||
         (rc = filter(ed, SR_SHEET_S_GRANTS, cur->grants, cur->n_grants, sizeof *cur->grants, &arr[6], &nw.n_grants,
-                     &ndrop)))
+                     &ndrop)) ||
+        (rc = filter(ed, SR_SHEET_S_STORE_GRANTS, cur->store_grants, cur->n_store_grants, sizeof *cur->store_grants,
+                     &arr[7], &nw.n_store_grants, &ndrop)))
         goto done;
     nw.gateways = arr[0], nw.apps = arr[1], nw.facilities = arr[2], nw.equipment = arr[3], nw.devices = arr[4];
-    nw.datapoints = arr[5], nw.grants = arr[6];
+    nw.datapoints = arr[5], nw.grants = arr[6], nw.store_grants = arr[7];
     if (ed->drop && ed->must_drop && !ndrop) {
         snprintf(res->err.msg, sizeof res->err.msg, "%s does not exist", ed->what ? ed->what : ed->id);
         res->rc = SR_ENOTFOUND;
@@ -967,7 +973,7 @@ done:
         res->rc = rc;
         if (!res->err.msg[0]) snprintf(res->err.msg, sizeof res->err.msg, "%s", sr_strerror(rc));
     }
-    for (int i = 0; i < 7; i++) sr_free(arr[i]);
+    for (size_t i = 0; i < sizeof arr / sizeof *arr; i++) sr_free(arr[i]);
     sr_sheet_free(cur);
     sr_sheet_free(next);
     sr_buf_release(&text);

@@ -209,6 +209,32 @@ Test(setup_edit, removals_follow_the_sheets_rules)
     finish(e);
 }
 
+/* An app's grants on documents and files ([storegrants], R-PO-2) go with
+ * it too: its removal is not refused for them (they would name an app that
+ * no longer exists). */
+Test(setup_edit, an_app_goes_with_its_grants_on_documents_and_files)
+{
+    sr_engine *e = setup();
+    char more[sizeof SHEET + 128];
+    snprintf(more, sizeof more, "%s[storegrants]\napp,kind,target,access\nA1,documents,reports,read\n", SHEET);
+    sr_sheet *sh = NULL;
+    cr_assert_eq(sr_sheet_parse(more, strlen(more), NULL, &sh), SR_OK);
+    cr_assert_eq(sh->n_errors, 0);
+    sr_result r;
+    cr_assert_eq(sr_engine_import_sheet(e, sh, &r), SR_OK, "%s", r.err.msg);
+    sr_sheet_free(sh);
+    char field[32];
+    size_t row;
+    sr_setup_edit app = {.drop = SR_SHEET_S_APPS, .id = "A1", .must_drop = 1, .what = "app A1"};
+    cr_assert_eq(sr_engine_setup_edit(e, &ENV, &app, &r, field, sizeof field, &row), SR_OK, "%s", r.err.msg);
+    cr_assert_eq(r.count, 4, "the app, its two grants and its grant on documents (got %u)", r.count);
+    sr_rec h = SR_REC_INIT;
+    cr_assert_eq(sr_list_registry(e, "op1", SR_RG_GRANT, &h), SR_OK);
+    cr_assert_eq(sr_rec_count(&h), 0, "no grant of any kind is left");
+    sr_rec_close(&h);
+    finish(e);
+}
+
 Test(setup_edit, grants_are_replaced_per_app_and_a_new_app_needs_a_secret)
 {
     sr_engine *e = setup();
