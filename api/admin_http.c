@@ -212,6 +212,7 @@ typedef struct sjob {
     void (*after)(struct sjob *j); /* optional: on success, answers itself (login) */
     void *ctx;
     void (*ctx_free)(void *ctx);
+    const char *login_user; /* a login's: a refusal (the code used meanwhile) is a failed login, 401 */
 } sjob;
 
 static void sjob_free(sr_http_ctx *h)
@@ -241,10 +242,18 @@ static void answer_refusal(h2o_req_t *req, const sr_route *route, const sr_admin
     if (req) sr_http_result(req, 0, w, m, NULL);
 }
 
+static void login_audit(sr_admin *a, const char *op, const char *user, const char *reason, const char *addr);
+
 static void sjob_done(sjob *j)
 {
     h2o_req_t *req = j->h.req;
-    if (j->res.rc) answer_refusal(req, j->route, j->has_caller ? &j->caller : NULL, j->res.rc, j->res.err.msg);
+    if (j->res.rc && j->login_user && j->res.rc == SR_EINVAL) {
+        /* the step was taken by a concurrent login with the same code */
+        char addr[64] = "";
+        if (req) sr_login_addr_req(req, addr);
+        login_audit(j->a, "", j->login_user, j->res.err.msg, addr);
+        if (req) sr_http_result(req, 0, SR_WIRE_UNAUTH, "not authenticated: wrong userId, password or one-time code", NULL);
+    } else if (j->res.rc) answer_refusal(req, j->route, j->has_caller ? &j->caller : NULL, j->res.rc, j->res.err.msg);
     else if (j->after) j->after(j);
     else if (req && j->answer) sr_http_jsonv(req, j->status, j->answer);
     else if (req) sr_http_no_content(req);
@@ -426,19 +435,17 @@ static authn authenticate(sr_admin *a, h2o_req_t *req, sr_admin_caller *cl)
     token_hash(tok, len, h);
     int64_t now = wall_ms();
     sr_session_rec s;
-    int rc = sr_session_verify(a->eng, h, SR_ACTOR_USER, now, &s);
-    if (rc == SR_ENOTFOUND && sr_session_verify(a->eng, h, SR_ACTOR_USER, 0, &s) == SR_OK) {
+    sr_rec rec = SR_REC_INIT;
+    sr_user u;
+    int expired = 0;
+    /* the session and its user, one read snapshot */
+    int rc = sr_user_session_verify(a->eng, h, now, &rec, &s, &expired, &u);
+    if (expired) {
+        sr_rec_close(&rec);
         r.code = SR_WIRE_EXPIRED;
         r.msg = "session expired: log in again (POST /admin/v1/sessions)";
         return r;
     }
-    if (rc) {
-        if (rc != SR_ENOTFOUND) r.code = sr_wire_of_rc(rc), r.msg = sr_wire_msg_of_rc(rc);
-        return r;
-    }
-    sr_rec rec = SR_REC_INIT;
-    sr_user u;
-    rc = sr_read_user(a->eng, s.id, &rec, &u);
     if (rc || u.deleted || u.disabled || strlen(u.id) >= sizeof cl->user || strlen(u.scope_id) >= sizeof cl->scope_id) {
         sr_rec_close(&rec);
         if (rc && rc != SR_ENOTFOUND) r.code = sr_wire_of_rc(rc), r.msg = sr_wire_msg_of_rc(rc);
@@ -758,6 +765,7 @@ static void login_checked(login *l)
     sjob *j = req ? sjob_new(&c, 201, NULL) : NULL;
     if (j) {
         j->after = login_answer;
+        j->login_user = l->user;
         j->ctx = l;
         j->ctx_free = login_unref;
         l->h.refs++; /* the sjob's, released when it is freed */
@@ -781,6 +789,9 @@ static void login_done(sr_login_job *lj)
                            NULL);
     } else if (!l->a->closing) {
         login_checked(l);
+    } else if (l->h.req) {
+        h2o_add_header(&l->h.req->pool, &l->h.req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL, H2O_STRLIT("1"));
+        sr_http_result(l->h.req, 503, SR_WIRE_BUSY, "server stopping", NULL);
     }
     sr_http_ctx_unref(&l->h);
 }
@@ -1702,11 +1713,186 @@ static void me_totp_confirm(const sr_route_call *c)
 
 /* ---- the login policy ----------------------------------------------------------- */
 
+/* The login policy (docs/admin.md "The login policy"): TOTP is required of
+ * a user holding a role the platform's policy names, or of a user of an
+ * operator whose policy requires it. Read live (a LoginPolicy event changes
+ * it for the very next request). */
 static int totp_required(sr_admin *a, const sr_user *u)
 {
-    (void)a;
-    (void)u;
-    return 0;
+    sr_rec r = SR_REC_INIT;
+    sr_login_policy_rec p;
+    int req = 0;
+    if (sr_read_login_policy(a->eng, "", &r, &p) == SR_OK)
+        for (size_t i = 0; i < p.n_totp_roles && !req; i++)
+            for (size_t j = 0; j < u->n_roles && !req; j++) req = !strcmp(p.totp_roles[i], u->roles[j]);
+    if (!req && u->scope == SR_US_OPERATOR && sr_read_login_policy(a->eng, u->scope_id, &r, &p) == SR_OK)
+        req = p.totp_required;
+    sr_rec_close(&r);
+    return req;
+}
+
+/* the policy of op as JSON members into o */
+static void policy_json(sr_engine *e, const char *op, json_t *o)
+{
+    sr_rec r = SR_REC_INIT;
+    sr_login_policy_rec p;
+    memset(&p, 0, sizeof p);
+    int rc = sr_read_login_policy(e, op, &r, &p);
+    if (!op[0]) {
+        json_t *roles = json_array();
+        for (size_t i = 0; !rc && i < p.n_totp_roles; i++) json_array_append_new(roles, json_string(p.totp_roles[i]));
+        json_object_set_new(o, "totpRoles", roles);
+    } else
+        json_object_set_new(o, "totpRequired", json_boolean(!rc && p.totp_required));
+    sr_rec_close(&r);
+}
+
+/* the policy's scope of the caller: "" the platform (a platform admin), its
+ * operator (an operator admin); NULL (answered 403) for anyone else */
+static const char *policy_scope(const sr_route_call *c)
+{
+    const sr_admin_caller *cl = caller_of(c);
+    if (cl->scope == SR_SCOPE_VENDOR) {
+        refuse(c, 0, SR_WIRE_FORBIDDEN, "forbidden: the login policy is the platform's or an operator's", NULL);
+        return NULL;
+    }
+    sr_authz_target t = own_scope(cl);
+    if (!sr_admin_authorize(c, SR_ACT_USERS_MANAGE, &t)) return NULL;
+    return cl->scope == SR_SCOPE_OPERATOR ? cl->scope_id : "";
+}
+
+static void policy_get(const sr_route_call *c)
+{
+    sr_admin *a = admin_of(c);
+    const char *op = policy_scope(c);
+    if (!op) return;
+    json_t *o = json_object();
+    if (!op[0]) {
+        json_object_set_new(o, "scope", json_pack("{s:s}", "kind", "platform"));
+        policy_json(a->eng, "", o);
+        /* the operators' */
+        json_t *ops = json_array();
+        sr_rec r = SR_REC_INIT;
+        sr_reg_entry re;
+        int rc = sr_list_operators(a->eng, &r);
+        while (!rc && sr_rec_next_registry(&r, &re) == 1) {
+            json_t *x = json_pack("{s:s}", "operatorId", re.id);
+            policy_json(a->eng, re.id, x);
+            json_array_append_new(ops, x);
+        }
+        sr_rec_close(&r);
+        json_object_set_new(o, "operators", ops);
+    } else {
+        json_object_set_new(o, "scope", json_pack("{s:s,s:s}", "kind", "operator", "id", op));
+        policy_json(a->eng, op, o);
+        json_t *plat = json_object();
+        policy_json(a->eng, "", plat);
+        json_object_set(o, "platformTotpRoles", json_object_get(plat, "totpRoles"));
+        json_decref(plat);
+    }
+    sr_http_jsonv(c->req, 200, o);
+    json_decref(o);
+}
+
+typedef struct pchange {
+    char op[72];
+    char *roles[SR_ROLE_COUNT];
+    size_t nroles;
+    int required;
+} pchange;
+
+static void pchange_free(void *ctx)
+{
+    pchange *p = ctx;
+    for (size_t i = 0; i < p->nroles; i++) free(p->roles[i]);
+    free(p);
+}
+
+/* Is the new policy weaker than the stored one (a privilege change, R-ID-5):
+ * a role the platform's names no longer named, an operator's requirement
+ * dropped. */
+static int policy_weakens(sr_engine *e, const pchange *p)
+{
+    sr_rec r = SR_REC_INIT;
+    sr_login_policy_rec old;
+    int weak = 0;
+    if (sr_read_login_policy(e, p->op, &r, &old) == SR_OK) {
+        if (p->op[0]) weak = old.totp_required && !p->required;
+        for (size_t i = 0; !p->op[0] && i < old.n_totp_roles && !weak; i++) {
+            int kept = 0;
+            for (size_t j = 0; j < p->nroles && !kept; j++) kept = !strcmp(old.totp_roles[i], p->roles[j]);
+            weak = !kept;
+        }
+    }
+    sr_rec_close(&r);
+    return weak;
+}
+
+static void policy_work(sr_admin_work *w, void *ctx)
+{
+    pchange *p = ctx;
+    sr_buf b;
+    sr_buf_init(&b);
+    sr_login_policy_rec np = {(const char *const *)p->roles, p->nroles, p->required};
+    sr_cmd_env env = sr_admin_work_env(w, p->op);
+    int rc = sr_cmd_login_policy(&env, &np, &b);
+    if (policy_weakens(w->eng, p)) {
+        char summary[200];
+        snprintf(summary, sizeof summary, "weaken the login policy of %s%s", p->op[0] ? "operator " : "the platform",
+                 p->op);
+        rc = sr_admin_privileged(w, p->op[0] ? SR_US_OPERATOR : SR_US_PLATFORM, p->op, SR_ACT_USERS_MANAGE, summary, rc,
+                                 &b);
+    } else
+        rc = sr_admin_work_submit(w, rc, &b);
+    if (rc) return; /* refused (in w), or a pending change answered */
+    json_t *o = json_object();
+    policy_json(w->eng, p->op, o);
+    w->answer = o;
+    w->status = 200;
+}
+
+static void policy_put(const sr_route_call *c)
+{
+    const char *op = policy_scope(c);
+    if (!op) return;
+    json_t *b = sr_admin_body(c);
+    if (!b) return;
+    pchange *p = calloc(1, sizeof *p);
+    if (!p) {
+        json_decref(b);
+        return sr_http_result(c->req, 0, SR_WIRE_INTERNAL, "out of memory", NULL);
+    }
+    snprintf(p->op, sizeof p->op, "%s", op);
+    json_t *roles = json_object_get(b, "totpRoles"), *req = json_object_get(b, "totpRequired");
+    const char *bad = NULL;
+    char why[200] = "", f[40];
+    if (!op[0]) {
+        if (req) bad = "totpRequired", snprintf(why, sizeof why, "an operator's policy; the platform's is totpRoles");
+        else if (!json_is_array(roles) || json_array_size(roles) > SR_ROLE_COUNT)
+            bad = "totpRoles", snprintf(why, sizeof why, "an array of at most 8 role names is required");
+        for (size_t i = 0; !bad && i < json_array_size(roles); i++) {
+            json_t *r = json_array_get(roles, i);
+            sr_role role;
+            snprintf(f, sizeof f, "totpRoles[%zu]", i);
+            if (!json_is_string(r) || sr_role_parse(json_string_value(r), &role))
+                bad = f, snprintf(why, sizeof why, "not a role");
+            for (size_t j = 0; !bad && j < p->nroles; j++)
+                if (!strcmp(p->roles[j], json_string_value(r))) bad = f, snprintf(why, sizeof why, "named twice");
+            if (!bad && !(p->roles[p->nroles++] = strdup(json_string_value(r))))
+                bad = "totpRoles", snprintf(why, sizeof why, "out of memory");
+        }
+    } else {
+        if (roles) bad = "totpRoles", snprintf(why, sizeof why, "the platform's policy; an operator's is totpRequired");
+        else if (!json_is_boolean(req)) bad = "totpRequired", snprintf(why, sizeof why, "true or false is required");
+        else p->required = json_is_true(req);
+    }
+    if (bad) {
+        json_decref(b);
+        pchange_free(p);
+        return sr_admin_bad_field(c, bad, why);
+    }
+    json_decref(b);
+    sr_admin_run(c, policy_work, p, pchange_free);
 }
 
 /* ---- open, close -------------------------------------------------------------- */
@@ -1785,6 +1971,8 @@ const sr_route sr_admin_routes[] = {
     {"PUT", "/admin/v1/users/{userId}/roles", user_roles, SR_CALLER_ADMIN, SR_BODY_SMALL, ACT(USERS_MANAGE)},
     {"DELETE", "/admin/v1/users/{userId}/sessions", user_sessions, SR_CALLER_ADMIN, SR_BODY_HTTP_MAX, ACT(USERS_MANAGE)},
     {"DELETE", "/admin/v1/users/{userId}/totp", user_totp_reset, SR_CALLER_ADMIN, SR_BODY_HTTP_MAX, ACT(USERS_MANAGE)},
+    {"GET", "/admin/v1/login-policy", policy_get, SR_CALLER_ADMIN, SR_BODY_HTTP_MAX, 0},
+    {"PUT", "/admin/v1/login-policy", policy_put, SR_CALLER_ADMIN, SR_BODY_SMALL, 0},
     {"GET", "/admin/v1/operators", operators_list, SR_CALLER_ADMIN, SR_BODY_HTTP_MAX, ACT(TENANTS_MANAGE)},
     {"POST", "/admin/v1/operators", operator_create, SR_CALLER_ADMIN, SR_BODY_SMALL, ACT(TENANTS_MANAGE)},
     {"GET", "/admin/v1/operators/{operatorId}", operator_get, SR_CALLER_ADMIN, SR_BODY_HTTP_MAX, ACT(TENANTS_MANAGE)},

@@ -32,7 +32,9 @@
  * without a token, or with one the server does not know (never issued,
  * revoked, or expired and swept), is 401 E2001; with an expired token still
  * held (sr_tokens_expired), 401 E2002. Paths under
- * /api/v1 are AP-IF (api/apif_http.c) on the same listener.
+ * /api/v1 are AP-IF (api/apif_http.c) and under /admin/v1 the Admin API
+ * (api/admin_http.c) on the same listener; a user's admin session token
+ * counts as known for the body limits below (sr_admin_token_known).
  *
  * LIMITS (issue #11; sr_http_limits, docs/configuration.md [http])
  *  h2o 2.2 reads a whole request body into the connection's input buffer

@@ -872,6 +872,35 @@ out:
     return rc;
 }
 
+/* The login policy of the event's operator ("" the platform's): the latest
+ * whole, kept in `policies`. The platform's names roles (each a role of
+ * engine/authz.h, once); an operator's says whether all its users need
+ * TOTP. */
+static int apply_login_policy(sr_engine *e, MDB_txn *t, Event *ev, sr_result *r, int validate)
+{
+    const Suiro__V1__LoginPolicy *lp = ev->login_policy;
+    if (!lp) return SR_OK;
+    int platform = !ev->operator_id[0];
+    if (validate && !platform && lp->n_totp_roles)
+        return sr__refuse(r, SR_EINVAL, "login policy of operator %s: totp_roles are the platform's policy",
+                          ev->operator_id);
+    if (validate && platform && lp->totp_required)
+        return sr__refuse(r, SR_EINVAL, "login policy of the platform: totp_required is an operator's policy");
+    for (size_t i = 0; validate && i < lp->n_totp_roles; i++) {
+        sr_role role;
+        if (sr_role_parse(lp->totp_roles[i], &role))
+            return sr__refuse(r, SR_EINVAL, "login policy: totp_roles[%zu]: '%s' is not a role", i, lp->totp_roles[i]);
+        for (size_t j = 0; j < i; j++)
+            if (!strcmp(lp->totp_roles[i], lp->totp_roles[j]))
+                return sr__refuse(r, SR_EINVAL, "login policy: totp_roles[%zu]: '%s' is named twice", i,
+                                  lp->totp_roles[i]);
+    }
+    size_t ol = strlen(ev->operator_id);
+    if (ol > 255) return validate ? sr__refuse(r, SR_EINVAL, "operator id too long") : SR_OK;
+    /* the platform's key is one zero byte (LMDB keys are not empty) */
+    return put_packed(e, t, SR_DB_POLICIES, platform ? "" : ev->operator_id, platform ? 1 : ol, &lp->base);
+}
+
 #define SR_EVENT_KINDS(X)                                                     \
     X(__NOT_SET, check_no_body, NULL, NULL)                                    \
     X(_MEASUREMENTS, check_measurements, NULL, sr__heads_apply_measurements)      \
@@ -892,14 +921,15 @@ out:
     X(_KEY, NULL, NULL, NULL)                                                 \
     X(_ALARM, NULL, NULL, NULL)                                               \
     X(_HEADS_CHECKPOINT, check_engine_only, NULL, sr__heads_apply_checkpoint) \
-    X(_PENDING, NULL, apply_pending, NULL)
+    X(_PENDING, NULL, apply_pending, NULL)                                    \
+    X(_LOGIN_POLICY, NULL, apply_login_policy, NULL)
 
 #define SR_X_(c, chk, app, ser) [SUIRO__V1__EVENT__BODY##c] = {SUIRO__V1__EVENT__BODY##c, &#c[1], chk, app, ser},
 static const sr_applier appliers[] = {SR_EVENT_KINDS(SR_X_)};
 #undef SR_X_
 /* the last case of events.proto has the last row (a new kind numbered
  * after it fails here or in event_kind_has_row) */
-_Static_assert(sizeof appliers / sizeof *appliers == SUIRO__V1__EVENT__BODY_PENDING + 1,
+_Static_assert(sizeof appliers / sizeof *appliers == SUIRO__V1__EVENT__BODY_LOGIN_POLICY + 1,
                "the appliers' table ends at the last case of Event.body");
 
 /* Never called: a switch over every case of Event.body (generated from the

@@ -874,6 +874,18 @@ int sr_cmd_registry_delete(const sr_cmd_env *env, sr_reg_kind kind, const char *
     return env_pack(&ev, env, out);
 }
 
+int sr_cmd_login_policy(const sr_cmd_env *env, const sr_login_policy_rec *p, sr_buf *out)
+{
+    Suiro__V1__LoginPolicy lp = SUIRO__V1__LOGIN_POLICY__INIT;
+    lp.totp_roles = (char **)p->totp_roles;
+    lp.n_totp_roles = p->n_totp_roles;
+    lp.totp_required = p->totp_required != 0;
+    Suiro__V1__Event ev = SUIRO__V1__EVENT__INIT;
+    ev.body_case = SUIRO__V1__EVENT__BODY_LOGIN_POLICY;
+    ev.login_policy = &lp;
+    return env_pack(&ev, env, out);
+}
+
 /* ---- users ----------------------------------------------------------------- */
 
 int sr_password_check(const sr_password_policy *p, const char *password, char *why, size_t whylen)

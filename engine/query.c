@@ -450,6 +450,23 @@ int sr_engine_user_get(sr_engine *e, const char *id, sr_buf *packed)
     return get_copy(e, SR_DB_USERS, id, NULL, NULL, packed);
 }
 
+int sr_engine_policy_get(sr_engine *e, const char *op, sr_buf *packed)
+{
+    MDB_txn *t;
+    int rc = sr_index_read_begin(e->ix, &t);
+    if (rc) return rc;
+    size_t ol = strlen(op);
+    MDB_val v;
+    /* the platform's key is one zero byte (apply.c apply_login_policy) */
+    rc = ol > 255 ? SR_ENOTFOUND : get(t, DB(e, SR_DB_POLICIES), ol ? op : "", ol ? ol : 1, &v);
+    if (!rc) {
+        packed->len = 0;
+        rc = sr_buf_append(packed, v.mv_data, v.mv_size);
+    }
+    sr_index_read_end(e->ix, t);
+    return rc;
+}
+
 int sr_engine_user_list(sr_engine *e, sr_buf *out, size_t *count)
 {
     return scan_prefix(e, SR_DB_USERS, NULL, 0, out, count);
@@ -732,6 +749,38 @@ int sr_session_verify(sr_engine *e, const uint8_t token_hash[32], sr_actor_kind 
         out->token_hash = token_hash;
         if (out->kind != kind || out->expires_ms <= now_ms) rc = SR_ENOTFOUND;
     }
+    return rc;
+}
+
+int sr_engine_user_session_get(sr_engine *e, const uint8_t token_hash[32], int64_t now_ms, sr_session_rec *s,
+                               int *expired, sr_buf *user_packed)
+{
+    MDB_txn *t;
+    *expired = 0;
+    int rc = sr_index_read_begin(e->ix, &t);
+    if (rc) return rc;
+    MDB_val K = {32, (void *)token_hash}, V;
+    int r = mdb_get(t, DB(e, SR_DB_SESSIONS), &K, &V);
+    if (r == MDB_NOTFOUND) rc = SR_ENOTFOUND;
+    else if (r) rc = sr_index_err(r);
+    else rc = sess_rec(&K, &V, s);
+    if (!rc) {
+        s->token_hash = token_hash;
+        if (s->kind != SR_ACTOR_USER) rc = SR_ENOTFOUND;
+        else if (s->expires_ms <= now_ms) rc = SR_ENOTFOUND, *expired = 1;
+    }
+    if (!rc) { /* the user, in the same snapshot */
+        size_t il = strlen(s->id);
+        MDB_val UK = {il, s->id}, UV;
+        r = il ? mdb_get(t, DB(e, SR_DB_USERS), &UK, &UV) : MDB_NOTFOUND;
+        if (r == MDB_NOTFOUND) rc = SR_ENOTFOUND;
+        else if (r) rc = sr_index_err(r);
+        else {
+            user_packed->len = 0;
+            rc = sr_buf_append(user_packed, UV.mv_data, UV.mv_size);
+        }
+    }
+    sr_index_read_end(e->ix, t);
     return rc;
 }
 

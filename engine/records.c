@@ -251,6 +251,17 @@ static int dec_pending(sr_rec *r, const uint8_t *p, size_t len, sr_pending *o)
     return SR_OK;
 }
 
+static int dec_policy(sr_rec *r, const uint8_t *p, size_t len, sr_login_policy_rec *o)
+{
+    Suiro__V1__LoginPolicy *m = suiro__v1__login_policy__unpack(NULL, len, p);
+    int rc = keep(r, m, 1);
+    if (rc) return rc;
+    *o = (sr_login_policy_rec){.totp_roles = (const char *const *)m->totp_roles,
+                               .n_totp_roles = m->n_totp_roles,
+                               .totp_required = m->totp_required};
+    return SR_OK;
+}
+
 static int dec_file(sr_rec *r, const uint8_t *p, size_t len, sr_file_meta *o)
 {
     Suiro__V1__FilePut *m = suiro__v1__file_put__unpack(NULL, len, p);
@@ -406,6 +417,17 @@ int sr_rec_next_registry(sr_rec *r, sr_reg_entry *out) { NEXT_ONE(dec_registry, 
 int sr_read_user(sr_engine *e, const char *id, sr_rec *r, sr_user *out)
 {
     READ_ONE(sr_engine_user_get(e, id, &b_), dec_user, out);
+}
+
+int sr_read_login_policy(sr_engine *e, const char *op, sr_rec *r, sr_login_policy_rec *out)
+{
+    READ_ONE(sr_engine_policy_get(e, op, &b_), dec_policy, out);
+}
+
+int sr_user_session_verify(sr_engine *e, const uint8_t token_hash[32], int64_t now_ms, sr_rec *r, sr_session_rec *s,
+                           int *expired, sr_user *u)
+{
+    READ_ONE(sr_engine_user_session_get(e, token_hash, now_ms, s, expired, &b_), dec_user, u);
 }
 
 int sr_list_users(sr_engine *e, sr_rec *r)

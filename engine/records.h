@@ -228,6 +228,18 @@ int sr_rec_next_pending(sr_rec *r, sr_pending *out);
  * expiry (the writer refuses to decide it then), else p->state. */
 const char *sr_pending_state(const sr_pending *p, int64_t now_ms);
 
+/* ---- the login policy (docs/admin.md "The login policy") --------------------- */
+
+typedef struct sr_login_policy_rec {
+    const char *const *totp_roles; /* the platform's: roles whose users need TOTP */
+    size_t n_totp_roles;
+    int totp_required;             /* an operator's: all its users need TOTP */
+} sr_login_policy_rec;
+
+/* The policy of operator op ("": the platform's). SR_ENOTFOUND when none
+ * was ever set (then nothing is required). */
+SR_MUST_CHECK int sr_read_login_policy(sr_engine *e, const char *op, sr_rec *r, sr_login_policy_rec *out);
+
 /* ---- files ------------------------------------------------------------------- */
 
 typedef struct sr_file_meta {
@@ -393,6 +405,13 @@ SR_MUST_CHECK int sr_each_session(sr_engine *e, int (*fn)(void *ctx, const sr_se
  * if unknown, ended (logout, revoked), of another kind or expired. */
 SR_MUST_CHECK int sr_session_verify(sr_engine *e, const uint8_t token_hash[32], sr_actor_kind kind, int64_t now_ms,
                                     sr_session_rec *out);
+/* sr_session_verify of a user's session and sr_read_user of its user, in
+ * one read snapshot (the Admin API's check at every request): SR_OK with
+ * *s and *u (u's strings held by r); SR_ENOTFOUND when the session is
+ * unknown, ended, not a user's or expired (*expired = 1), or its user is
+ * gone. */
+SR_MUST_CHECK int sr_user_session_verify(sr_engine *e, const uint8_t token_hash[32], int64_t now_ms, sr_rec *r,
+                                         sr_session_rec *s, int *expired, sr_user *u);
 /* A login attempt (audit). */
 SR_MUST_CHECK int sr_cmd_auth(const sr_cmd_env *env, sr_actor_kind kind, const char *principal, int success,
                               const char *method, const char *reason, sr_buf *out);
@@ -477,6 +496,11 @@ SR_MUST_CHECK int sr_cmd_pending_request(const sr_cmd_env *env, const sr_pending
  * (SR_EINVAL); and the change's own refusal when it no longer applies. */
 SR_MUST_CHECK int sr_cmd_pending_decide(const sr_cmd_env *env, const char *id, const char *action,
                                         const char *reason, sr_buf *out);
+
+/* The whole login policy of env's operator ("": the platform's, roles only;
+ * an operator's: totp_required only). The engine refuses the other's
+ * member, a role that is not one, a role named twice (SR_EINVAL). */
+SR_MUST_CHECK int sr_cmd_login_policy(const sr_cmd_env *env, const sr_login_policy_rec *p, sr_buf *out);
 
 /* A registry entry (secret_hash len 0: unchanged). */
 SR_MUST_CHECK int sr_cmd_registry_put(const sr_cmd_env *env, const sr_reg_entry *r, sr_buf *out);

@@ -54,6 +54,9 @@
  *              decision; the two-person rule, docs/admin.md). An index
  *              without it gets it empty: no older suiro wrote a
  *              PendingEvent
+ *   policies   op ("" for the platform) -> packed LoginPolicy, the latest
+ *              login policy of that scope (apply.c apply_login_policy; an
+ *              index without it gets it empty: no older suiro wrote one)
  *   msgidx     op \0 seq_hi u32 BE (the high 32 bits of a seq: one key per
  *              2^32 events) -> duplicates (DUPSORT, DUPFIXED) of 12 bytes:
  *              the first 8 bytes of SHA-256(op \0 actor \0 message id), then
@@ -120,7 +123,8 @@
     X(MSGIDS, "msgidx", MDB_DUPSORT | MDB_DUPFIXED) \
     X(SESSIONS, "sessions", 0)                     \
     X(USERS, "users", 0)                           \
-    X(PENDING, "pending", 0)
+    X(PENDING, "pending", 0)                       \
+    X(POLICIES, "policies", 0)
 
 typedef enum sr_dbi {
 #define SR_X_(id, name, flags) SR_DB_##id,

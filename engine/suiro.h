@@ -237,6 +237,16 @@ SR_MUST_CHECK int sr_engine_user_list(sr_engine *e, sr_buf *out, size_t *count);
  * pending change in id order (decided ones too); same framing. */
 SR_MUST_CHECK int sr_engine_pending_get(sr_engine *e, const char *id, sr_buf *packed);
 SR_MUST_CHECK int sr_engine_pending_list(sr_engine *e, sr_buf *out, size_t *count);
+/* A user's open session of token_hash (a user's, expiring after now_ms) and
+ * its user (packed UserEvent) in one read snapshot: SR_OK; SR_ENOTFOUND
+ * when there is no such session (*expired = 1: it exists but expired) or
+ * no such user. (records.h sr_user_session_verify) */
+struct sr_session_rec;
+SR_MUST_CHECK int sr_engine_user_session_get(sr_engine *e, const uint8_t token_hash[32], int64_t now_ms,
+                                             struct sr_session_rec *s, int *expired, sr_buf *user_packed);
+/* The login policy (packed LoginPolicy) of operator op ("": the platform's);
+ * SR_ENOTFOUND when none was set. */
+SR_MUST_CHECK int sr_engine_policy_get(sr_engine *e, const char *op, sr_buf *packed);
 
 /* A request (packed RequestCreated) and its latest RequestTransition
  * (state->len 0: none yet), by id and gateway ("" or NULL: the app-level

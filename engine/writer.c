@@ -609,7 +609,7 @@ int sr_engine_submit(sr_engine *e, const sr_slice *events, size_t n, sr_engine_c
         const uint8_t *op = NULL;
         size_t oplen = 0;
         if (wire_operator(events[i].data, events[i].len, &op, &oplen) || oplen >= sizeof c->op ||
-            (i > 0 && (strlen(c->op) != oplen || (oplen && memcmp(c->op, op, oplen))))) { /* "" has no bytes: op NULL */
+            (i > 0 && (strlen(c->op) != oplen || (oplen && memcmp(c->op, op, oplen))))) {
             sr__cmd_free(c);
             return SR_EINVAL;
         }

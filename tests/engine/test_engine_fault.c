@@ -17,10 +17,12 @@
  * commands are users' sessions instead (engine/records.h): two logins and a
  * revocation of all of one user's; an acknowledged login verifies after the
  * reopen unless its revocation was acknowledged too, an unacknowledged one
- * does not. And one (command 0) approves a pending change (the two-person
- * rule) that the base database holds: after the reopen the change is
- * approved and applied (user pu's role) exactly when the approval was
- * acknowledged -- never one without the other. */
+ * does not. Command 0 sets op1's login policy (a LoginPolicy event, the
+ * `policies` database): after the reopen the policy is set exactly when it
+ * was acknowledged; its second event (atomic with it) approves a pending
+ * change (the two-person rule) that the base database holds: after the
+ * reopen the change is approved and applied (user pu's role) exactly when
+ * the command was acknowledged -- never one without the other. */
 #include <criterion/criterion.h>
 #include <dirent.h>
 #include <inttypes.h>
@@ -269,7 +271,7 @@ static void build_commands(fixture *f, int64_t *clock)
  * sessions (single-event commands without a message id otherwise: 3 is the
  * resume test's duplicate, 7 and 8 the duplicate
  * pair). Their measurements are dropped (ns 0: nothing for the model). */
-enum { SESS_U2 = 2, SESS_U1 = 4, SESS_REVOKE_U1 = 6 };
+enum { SESS_U2 = 2, SESS_U1 = 4, SESS_REVOKE_U1 = 6, POLICY_CMD = 0 };
 static const int64_t SESS_EXPIRES = INT64_C(4000000000000), SESS_NOW = INT64_C(1800000000000);
 static void sess_hash(int c, uint8_t h[32])
 {
@@ -278,8 +280,8 @@ static void sess_hash(int c, uint8_t h[32])
     sr_sha256(t, strlen(t), h);
 }
 
-/* Command 0 approves pending change "pc" of the base (by pa2): user pu of
- * op1 gets the role operator_admin. */
+/* Command 0's second event approves pending change "pc" of the base (by
+ * pa2): user pu of op1 gets the role operator_admin. */
 enum { PEND_APPROVE = 0 };
 static const int64_t PEND_EXPIRES = INT64_C(4000000000000);
 static const char *const BASE_USERS[] = {"pa1", "pa2", "pu"};
@@ -320,23 +322,17 @@ static void base_pending(sr_engine *e)
 
 static void build_sessions(fixture *f)
 {
-    {
-        command *cm = &f->cmds[PEND_APPROVE];
-        cr_assert_eq(cm->nev, 1);
-        cr_assert_eq(cm->msgid[0], 0);
-        cm->bytes.len = 0;
-        cm->ns[0] = 0;
-        const sr_cmd_env pa2 = {"op1", "pa2", SR_ACTOR_USER, NULL, NULL};
-        cr_assert_eq(sr_cmd_pending_decide(&pa2, "pc", "approved", NULL, &cm->bytes), SR_OK);
-        cm->lens[0] = cm->bytes.len;
-    }
     for (int c = 0; c < NCMD; c++) {
-        if (c != SESS_U2 && c != SESS_U1 && c != SESS_REVOKE_U1) continue;
+        if (c != SESS_U2 && c != SESS_U1 && c != SESS_REVOKE_U1 && c != POLICY_CMD) continue;
         command *cm = &f->cmds[c];
         cr_assert_eq(cm->nev, 1);
         cm->bytes.len = 0;
         cm->ns[0] = 0;
-        if (c == SESS_REVOKE_U1) {
+        if (c == POLICY_CMD) {
+            const sr_cmd_env env = {"op1", "admin", SR_ACTOR_USER, NULL, NULL};
+            const sr_login_policy_rec p = {NULL, 0, 1};
+            cr_assert_eq(sr_cmd_login_policy(&env, &p, &cm->bytes), SR_OK);
+        } else if (c == SESS_REVOKE_U1) {
             const sr_cmd_env env = {"op1", "admin", SR_ACTOR_USER, NULL, NULL};
             cr_assert_eq(sr_cmd_user_sessions_revoke(&env, "u1", "disabled", &cm->bytes), SR_OK);
         } else {
@@ -346,6 +342,14 @@ static void build_sessions(fixture *f)
             cr_assert_eq(sr_cmd_token_session(&env, h, SESS_EXPIRES, SR_SS_CONNECTED, "login", &cm->bytes), SR_OK);
         }
         cm->lens[0] = cm->bytes.len;
+        if (c == PEND_APPROVE) { /* the approval: the command's second event */
+            const sr_cmd_env pa2 = {"op1", "pa2", SR_ACTOR_USER, NULL, NULL};
+            cr_assert_eq(cm->msgid[0], 0);
+            cr_assert_eq(sr_cmd_pending_decide(&pa2, "pc", "approved", NULL, &cm->bytes), SR_OK);
+            cm->lens[1] = cm->bytes.len - cm->lens[0];
+            cm->ns[1] = 0;
+            cm->nev = 2;
+        }
     }
 }
 
@@ -518,6 +522,14 @@ static void check_db(fixture *f, const outcome *out, const char *ctx)
                      "%s: the session of command %d (acknowledged %d, revocation acknowledged %d)", ctx, c,
                      out->acked_cmd[c], out->acked_cmd[SESS_REVOKE_U1]);
     }
+    /* the login policy: set exactly when its command was acknowledged */
+    sr_rec pr = SR_REC_INIT;
+    sr_login_policy_rec lp;
+    int prc = sr_read_login_policy(e, "op1", &pr, &lp);
+    cr_assert_eq(prc, out->acked_cmd[POLICY_CMD] ? SR_OK : SR_ENOTFOUND, "%s: the login policy (acknowledged %d)", ctx,
+                 out->acked_cmd[POLICY_CMD]);
+    cr_assert(prc || lp.totp_required, "%s: the login policy's content", ctx);
+    sr_rec_close(&pr);
     /* the users: those of the acknowledged commands, each whole */
     sr_rec ur = SR_REC_INIT;
     sr_user u;

@@ -52,13 +52,14 @@ Test(engine_invariants, every_kind_of_event_body_has_a_row_in_the_appliers_table
         cr_assert_not_null(a->name, "Event.%s", f->name);
         kinds++;
     }
-    cr_assert_eq(kinds, 19, "events.proto's Event.body has 19 kinds today");
+    cr_assert_eq(kinds, 20, "events.proto's Event.body has 20 kinds today");
     const sr_applier *none = sr__applier(SUIRO__V1__EVENT__BODY__NOT_SET);
     cr_assert_not_null(none);
     cr_assert_not_null(none->check, "an event without a body is refused by the writer");
     cr_assert_null(sr__applier(1), "a number that is not a case has no row");
     cr_assert_null(sr__applier(-1));
-    cr_assert_null(sr__applier(SUIRO__V1__EVENT__BODY_PENDING + 1));
+    cr_assert_null(sr__applier(SUIRO__V1__EVENT__BODY_PENDING + 1)); /* 35, 36: other parts of #14 */
+    cr_assert_null(sr__applier(SUIRO__V1__EVENT__BODY_LOGIN_POLICY + 1));
     /* what the rows say, kind by kind */
     const sr_applier *m = sr__applier(SUIRO__V1__EVENT__BODY_MEASUREMENTS);
     cr_assert(m->check && !m->apply && m->series, "measurements: checked in pass 1, applied in pass 2");
@@ -71,6 +72,7 @@ Test(engine_invariants, every_kind_of_event_body_has_a_row_in_the_appliers_table
         SUIRO__V1__EVENT__BODY_MONITOR,       SUIRO__V1__EVENT__BODY_SESSION, /* an app's AP-IF session */
         SUIRO__V1__EVENT__BODY_USER,          /* a user's whole state ("users") */
         SUIRO__V1__EVENT__BODY_PENDING,       /* a pending change's whole state ("pending") */
+        SUIRO__V1__EVENT__BODY_LOGIN_POLICY,  /* a scope's login policy ("policies") */
     };
     for (size_t i = 0; i < sizeof indexed / sizeof *indexed; i++) {
         const sr_applier *a = sr__applier(indexed[i]);

@@ -693,3 +693,125 @@ Test(records, user_sessions_verify_expire_and_are_revoked_one_or_all)
     }
     close_engine(e);
 }
+
+/* The Admin API's reads and builders (api/admin_http.c): every operator
+ * across operators (and only operators' own entries), a registry entry
+ * removed, the login policy of the platform and of an operator. */
+Test(records, operators_list_registry_delete_and_login_policies)
+{
+    sr_engine *e = open_engine();
+    sr_buf b;
+    sr_buf_init(&b);
+    static const char *const ops[] = {"opB", "opA", "opC"};
+    for (size_t i = 0; i < 3; i++) {
+        const sr_cmd_env env = {ops[i], "admin", SR_ACTOR_USER, NULL, NULL};
+        sr_reg_entry o = {.kind = SR_RG_OPERATOR, .id = ops[i], .name = ops[i]};
+        submit1(e, sr_cmd_registry_put(&env, &o, &b), &b);
+        /* an operator's other entries are not operators */
+        sr_reg_entry g = {.kind = SR_RG_GATEWAY, .id = ops[i], .name = "gw"};
+        submit1(e, sr_cmd_registry_put(&env, &g, &b), &b);
+    }
+    sr_reg_entry v = {.kind = SR_RG_VENDOR, .id = "opZ", .name = "a vendor", .vendor_kind = "ap"};
+    const sr_cmd_env plat = {"", "admin", SR_ACTOR_USER, NULL, NULL};
+    submit1(e, sr_cmd_registry_put(&plat, &v, &b), &b);
+    sr_rec r = SR_REC_INIT;
+    sr_reg_entry x;
+    cr_assert_eq(sr_list_operators(e, &r), SR_OK);
+    cr_assert_eq(sr_rec_count(&r), 3);
+    static const char *const want[] = {"opA", "opB", "opC"};
+    for (size_t i = 0; i < 3; i++) {
+        cr_assert_eq(sr_rec_next_registry(&r, &x), 1);
+        cr_assert_eq(x.kind, SR_RG_OPERATOR);
+        cr_assert_str_eq(x.id, want[i]);
+    }
+    cr_assert_eq(sr_rec_next_registry(&r, &x), 0);
+    /* removed: gone from the read and the list */
+    const sr_cmd_env envb = {"opB", "admin", SR_ACTOR_USER, NULL, NULL};
+    submit1(e, sr_cmd_registry_delete(&envb, SR_RG_OPERATOR, "opB", &b), &b);
+    cr_assert_eq(sr_read_registry(e, "opB", SR_RG_OPERATOR, "opB", &r, &x), SR_ENOTFOUND);
+    cr_assert_eq(sr_read_registry(e, "opB", SR_RG_GATEWAY, "opB", &r, &x), SR_OK, "only the entry named");
+    cr_assert_eq(sr_list_operators(e, &r), SR_OK);
+    cr_assert_eq(sr_rec_count(&r), 2);
+
+    /* login policies: none set, then the platform's roles and an operator's requirement */
+    sr_login_policy_rec p;
+    cr_assert_eq(sr_read_login_policy(e, "", &r, &p), SR_ENOTFOUND);
+    cr_assert_eq(sr_read_login_policy(e, "opA", &r, &p), SR_ENOTFOUND);
+    static const char *const roles[] = {"operator_admin", "auditor"};
+    const sr_login_policy_rec pp = {roles, 2, 0};
+    submit1(e, sr_cmd_login_policy(&plat, &pp, &b), &b);
+    const sr_cmd_env enva = {"opA", "admin", SR_ACTOR_USER, NULL, NULL};
+    const sr_login_policy_rec op = {NULL, 0, 1};
+    submit1(e, sr_cmd_login_policy(&enva, &op, &b), &b);
+    cr_assert_eq(sr_read_login_policy(e, "", &r, &p), SR_OK);
+    cr_assert_eq(p.n_totp_roles, 2);
+    cr_assert_str_eq(p.totp_roles[0], "operator_admin");
+    cr_assert_str_eq(p.totp_roles[1], "auditor");
+    cr_assert_eq(p.totp_required, 0);
+    cr_assert_eq(sr_read_login_policy(e, "opA", &r, &p), SR_OK);
+    cr_assert_eq(p.totp_required, 1);
+    cr_assert_eq(p.n_totp_roles, 0);
+    cr_assert_eq(sr_read_login_policy(e, "opC", &r, &p), SR_ENOTFOUND);
+    /* the engine refuses the other scope's member, a role that is none, one named twice */
+    static const char *const bad1[] = {"king"}, *const bad2[] = {"auditor", "auditor"};
+    const sr_login_policy_rec refused[] = {{bad1, 1, 0}, {bad2, 2, 0}, {NULL, 0, 1}};
+    for (size_t i = 0; i < 3; i++) {
+        cr_assert_eq(sr_cmd_login_policy(&plat, &refused[i], &b), SR_OK);
+        size_t len = b.len;
+        sr_result res;
+        cr_assert_eq(et_submit(e, &b, &len, 1, &res), SR_EINVAL, "refused policy %zu", i);
+        sr_buf_release(&b);
+    }
+    cr_assert_eq(sr_cmd_login_policy(&enva, &pp, &b), SR_OK);
+    size_t len = b.len;
+    sr_result res;
+    cr_assert_eq(et_submit(e, &b, &len, 1, &res), SR_EINVAL, "an operator's policy names no roles");
+    sr_buf_release(&b);
+    /* the latest whole policy replaces the scope's */
+    const sr_login_policy_rec none = {NULL, 0, 0};
+    submit1(e, sr_cmd_login_policy(&plat, &none, &b), &b);
+    cr_assert_eq(sr_read_login_policy(e, "", &r, &p), SR_OK);
+    cr_assert_eq(p.n_totp_roles, 0);
+    sr_rec_close(&r);
+    close_engine(e);
+}
+
+/* sr_user_session_verify: a user's session and its user in one snapshot
+ * (the Admin API's per-request check); expired told apart; an app's token,
+ * an unknown one, or a session whose user does not exist: not found. */
+Test(records, user_session_verify_reads_the_session_and_its_user)
+{
+    sr_engine *e = open_engine();
+    const int64_t now = 1800000000000, later = 1900000000000;
+    uint8_t h[32], ghost[32], app[32];
+    for (int i = 0; i < 32; i++) h[i] = (uint8_t)i, ghost[i] = (uint8_t)(50 + i), app[i] = (uint8_t)(100 + i);
+    sr_buf b;
+    sr_buf_init(&b);
+    static const char *const roles[] = {"operator_admin"};
+    const sr_password_policy pol = {8, 128, 0};
+    sr_user nu = {.id = "alice", .name = "Alice", .scope = SR_US_OPERATOR, .scope_id = "op1", .roles = roles, .n_roles = 1};
+    char why[200];
+    submit1(e, sr_cmd_user_create(&ENV, &nu, "a password", 1, now, &pol, &b, why, sizeof why), &b);
+    user_login(e, "op1", "alice", h, later);
+    user_login(e, "op1", "ghost", ghost, later); /* a session of no user */
+    const sr_cmd_env appenv = {"op1", "alice", SR_ACTOR_APP, NULL, NULL};
+    submit1(e, sr_cmd_token_session(&appenv, app, later, SR_SS_CONNECTED, "secret", &b), &b);
+    sr_rec r = SR_REC_INIT;
+    sr_session_rec s;
+    sr_user u;
+    int expired = -1;
+    cr_assert_eq(sr_user_session_verify(e, h, now, &r, &s, &expired, &u), SR_OK);
+    cr_expect_eq(expired, 0);
+    cr_expect_str_eq(s.id, "alice");
+    cr_expect_str_eq(u.id, "alice");
+    cr_expect_str_eq(u.scope_id, "op1");
+    cr_expect_eq(u.n_roles, 1);
+    cr_expect_eq(sr_user_session_verify(e, h, later, &r, &s, &expired, &u), SR_ENOTFOUND);
+    cr_expect_eq(expired, 1, "an expired session is told apart");
+    cr_expect_eq(sr_user_session_verify(e, ghost, now, &r, &s, &expired, &u), SR_ENOTFOUND);
+    cr_expect_eq(expired, 0);
+    cr_expect_eq(sr_user_session_verify(e, app, now, &r, &s, &expired, &u), SR_ENOTFOUND, "an app's token");
+    cr_expect_eq(expired, 0);
+    sr_rec_close(&r);
+    close_engine(e);
+}
