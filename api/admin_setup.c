@@ -26,9 +26,11 @@
  *  - JSON fields are the sheet's column names (docs/setup-sheet.md), but
  *    push_url is "pushUrl", a grant's datapoint "dataId"; an app's or a
  *    gateway's vendor link is "vendorId".
- *  - A privilege change (an app's grants widened, a disabled app or gateway
- *    enabled: R-ID-5) goes through setup_privileged(), the one place the
- *    two-person rule takes over.
+ *  - A privilege change (an app's grants widened by a grants PUT or a sheet
+ *    import, an app or a gateway enabled: R-ID-5) goes through
+ *    setup_privileged(), the one place the two-person rule takes over: in
+ *    work(), under the set-up mutex (the engine's hook), with the change's
+ *    built events.
  */
 #include "api/admin_int.h"
 #include "api/apif_int.h"
@@ -63,7 +65,13 @@ typedef struct sctx {
     const char *rows_field; /* "grants": rows' fields are "grants[i].<field>" */
     sr_reg_change ch;
     char secret[40];
-    void (*privileged)(sr_admin_work *, void *); /* a privilege change's work (setup_privileged) */
+    /* R-ID-5 (setup_hook): is this change a privilege change? */
+    int always_privileged;               /* an enable */
+    int (*widens)(const struct sctx *x); /* an app's grants widened (grants PUT, a sheet) */
+    const sr_sheet *sheet;               /* the sheet being imported */
+    sr_admin_work *w;                    /* the work() running the change */
+    int taken;                           /* the two-person rule took the change (w answered) */
+    int pending_refused;                 /* its pending request was refused: w holds why */
 } sctx;
 
 static void sctx_free(void *v)
@@ -109,6 +117,7 @@ static sctx *sctx_new(const sr_route_call *c, const char *id_param)
 /* The engine's refusal into w: 400 naming the field when there is one. */
 static void refuse(sr_admin_work *w, const sctx *x, const sr_result *res, const char *column, size_t row)
 {
+    if (x->pending_refused) return; /* w holds the engine's refusal of the pending request */
     w->code = sr_wire_of_rc(res->rc);
     const char *msg = res->err.msg[0] ? res->err.msg : sr_strerror(res->rc);
     if (column && column[0]) {
@@ -139,12 +148,44 @@ static json_t *stored_answer(const sr_result *res)
     return o;
 }
 
+/* R-ID-5: the one place of this file where a privilege change -- an app's
+ * grants widened (a grants PUT, a sheet import), an app or a gateway
+ * enabled -- is decided, in work() under the set-up mutex (the engine's
+ * hook, engine/sheet.h), with the change's built events evs[0..n). The
+ * two-person rule takes it over here: evs become a pending change of scope
+ * operator x->op, which the operator's other admins (setup.manage) decide
+ * (admin_pending.c's sr_admin_work_pending_n answers w 202): 1, or its
+ * refusal (< 0, in w). */
+static int setup_privileged(sr_admin_work *w, const sctx *x, const char *summary, const sr_slice *evs,
+                            size_t n)
+{
+    return sr_admin_work_pending_n(w, SR_US_OPERATOR, x->op, SR_ACT_SETUP_MANAGE, summary, evs, n);
+}
+
+static int setup_hook(void *ctx, const sr_slice *evs, size_t n)
+{
+    sctx *x = ctx;
+    int priv = x->always_privileged || (x->widens && x->widens(x));
+    int r = priv ? setup_privileged(x->w, x, x->what[0] ? x->what : "set-up change", evs, n) : 0;
+    if (r < 0) x->pending_refused = 1;
+    return r;
+}
+
+static sr_setup_hook hook_of(sctx *x, sr_admin_work *w)
+{
+    x->w = w;
+    x->taken = 0;
+    x->pending_refused = 0;
+    return (sr_setup_hook){setup_hook, x, &x->taken};
+}
+
 static void edit_work(sr_admin_work *w, void *v)
 {
     sctx *x = v;
     sr_result res;
     char column[32];
     size_t row = 0;
+    x->ed.hook = hook_of(x, w);
     if (sr_engine_setup_edit(x->e, &x->env, &x->ed, &res, column, sizeof column, &row)) {
         /* the writer's refusals of a row the sheet check passed: name their field */
         if (!column[0] && res.rc == SR_EINVAL && strstr(res.err.msg, "value type"))
@@ -153,62 +194,95 @@ static void edit_work(sr_admin_work *w, void *v)
             snprintf(column, sizeof column, "vendorId");
         return refuse(w, x, &res, column, row);
     }
-    w->answer = stored_answer(&res);
+    if (!x->taken) w->answer = stored_answer(&res);
 }
 
 static void change_work(sr_admin_work *w, void *v)
 {
     sctx *x = v;
     sr_result res;
+    x->ch.hook = hook_of(x, w);
     if (sr_engine_registry_change(x->e, &x->env, (sr_reg_kind)x->kind, x->id, &x->ch, &res))
         return refuse(w, x, &res, res.rc == SR_EINVAL && x->ch.cert_pem ? "certificate" : NULL, 0);
+    if (x->taken) return;
     w->answer = stored_answer(&res);
     if (w->answer && x->ch.secret) /* shown this once; only its hash is stored */
         json_object_set_new(w->answer, "secret", json_string(x->ch.secret));
 }
 
-/* R-ID-5: a privilege change of this file (an app's grants widened, an app
- * or a gateway enabled) is made here and only here: the two-person rule
- * (api/admin_pending.c) stores it as a pending change instead. The route's
- * own work builds and checks the change as it would store it, its events
- * captured instead of submitted (sr_setup_capture); they become a pending
- * change of the operator, which its admins (setup.manage) decide; the
- * route answers 202 with it. A change that turns out to change nothing is
- * answered as stored (nothing). */
-static void privileged_work(sr_admin_work *w, void *v)
+/* ---- what widens an app's grants (R-ID-3, R-ID-5) ------------------------------------ */
+
+static int access_bits(const char *a)
 {
-    sctx *x = v;
-    sr_setup_capture cap;
-    memset(&cap, 0, sizeof cap);
-    x->ed.capture = &cap;
-    x->ch.capture = &cap;
-    x->privileged(w, v);
-    x->ed.capture = NULL;
-    x->ch.capture = NULL;
-    if (!w->code && cap.n) {
-        sr_slice *sl = calloc(cap.n, sizeof *sl);
-        if (!sl) {
-            w->code = SR_WIRE_INTERNAL;
-            snprintf(w->msg, sizeof w->msg, "out of memory");
-        } else {
-            size_t pos = 0;
-            for (size_t i = 0; i < cap.n; i++) {
-                sl[i] = (sr_slice){cap.bytes.data + pos, cap.lens[i]};
-                pos += cap.lens[i];
-            }
-            (void)sr_admin_work_pending_n(w, SR_US_OPERATOR, x->op, SR_ACT_SETUP_MANAGE, x->what, sl, cap.n);
-            free(sl);
-        }
-    }
-    sr_setup_capture_release(&cap);
+    return !strcmp(a, "read") ? SR_GRANT_READ : !strcmp(a, "control") ? SR_GRANT_CONTROL : SR_GRANT_BOTH;
 }
 
-static void setup_privileged(const sr_route_call *c, const char *what, void (*work)(sr_admin_work *, void *),
-                             sctx *x)
+/* The operator's stored grants of app (NULL: of every app) into items:
+ * {app, dataId, access}. */
+static int stored_grants(sr_engine *e, const char *op, const char *app, json_t *items)
 {
-    (void)what; /* x->what, the pending change's summary */
-    x->privileged = work;
-    sr_admin_run(c, privileged_work, x, sctx_free);
+    sr_rec r = SR_REC_INIT;
+    sr_reg_entry re;
+    int rc = sr_list_registry(e, op, SR_RG_GRANT, &r);
+    for (int k; !rc && (k = sr_rec_next_registry(&r, &re)) != 0;) {
+        if (k == SR_ECORRUPT) continue;
+        if (k < 0) break;
+        if (!app || !strcmp(re.app_id, app))
+            json_array_append_new(items, json_pack("{s:s,s:s,s:s}", "app", re.app_id, "dataId", re.pattern, "access",
+                                                   sr_grant_access_name((sr_grant_access)access_bits(re.access))));
+    }
+    sr_rec_close(&r);
+    return rc;
+}
+
+/* 1 if app's grant of pattern with access acc ("" or NULL: both) gives more
+ * than the stored grants old: a pattern it did not have, or more access on
+ * one it had. */
+static int grant_widens(json_t *old, const char *app, const char *pat, const char *acc)
+{
+    int want = acc && acc[0] ? access_bits(acc) : SR_GRANT_BOTH, had = 0;
+    size_t j;
+    json_t *g;
+    json_array_foreach(old, j, g)
+    {
+        if (!strcmp(json_string_value(json_object_get(g, "app")), app) &&
+            !strcmp(json_string_value(json_object_get(g, "dataId")), pat))
+            had = access_bits(json_string_value(json_object_get(g, "access")));
+    }
+    return (want & ~had) != 0;
+}
+
+/* x->widens of a grants PUT: its rows (app, datapoint, access) against the
+ * app's stored grants (read under the set-up mutex: what it replaces) */
+static int rows_widen(const sctx *x)
+{
+    json_t *old = json_array();
+    if (!old || stored_grants(x->e, x->op, x->id, old)) {
+        json_decref(old);
+        return 1; /* unknown: a privilege change */
+    }
+    int wide = 0;
+    for (size_t i = 0; !wide && i < x->ed.nrows; i++)
+        wide = grant_widens(old, x->id, x->vals[i * 3 + 1] ? x->vals[i * 3 + 1] : "", x->vals[i * 3 + 2]);
+    json_decref(old);
+    return wide;
+}
+
+/* x->widens of a sheet import: its grants against the operator's stored ones */
+static int sheet_widens(const sctx *x)
+{
+    json_t *old = json_array();
+    if (!old || stored_grants(x->e, x->op, NULL, old)) {
+        json_decref(old);
+        return 1;
+    }
+    int wide = 0;
+    for (size_t i = 0; !wide && i < x->sheet->n_grants; i++) {
+        const sr_sheet_grant *g = &x->sheet->grants[i];
+        wide = grant_widens(old, g->app, g->datapoint, sr_grant_access_name(g->access));
+    }
+    json_decref(old);
+    return wide;
 }
 
 /* ---- the sheet -------------------------------------------------------------- */
@@ -245,10 +319,15 @@ static void import_work(sr_admin_work *w, void *v)
         return;
     }
     sr_result res;
-    rc = sr_engine_import_sheet_as(x->e, sh, &x->env, &res);
+    x->sheet = sh;
+    x->widens = sheet_widens;
+    snprintf(x->what, sizeof x->what, "set-up sheet import widening grants of operator %.100s", x->op);
+    sr_setup_hook hook = hook_of(x, w);
+    rc = sr_engine_import_sheet_as(x->e, sh, &x->env, &hook, &res);
+    x->sheet = NULL;
     sr_sheet_free(sh);
     if (rc) return refuse(w, x, &res, res.rc == SR_EINVAL ? "sheet" : NULL, 0);
-    w->answer = stored_answer(&res);
+    if (!x->taken) w->answer = stored_answer(&res);
 }
 
 static void sheet_import(const sr_route_call *c)
@@ -376,6 +455,9 @@ static int row_from(const sr_route_call *c, sctx *x, const kinddef *k, json_t *o
             continue;
         }
         if (!json_is_string(v)) return sr_admin_bad_field(c, field, "a string is required"), -1;
+        /* the sheet's cell limit and no NUL: the sheet check then names any other fault */
+        if (json_string_length(v) > 4096 || strlen(json_string_value(v)) != json_string_length(v))
+            return sr_admin_bad_field(c, field, "at most 4096 bytes, and no NUL"), -1;
         if (!strcmp(key, "id") && id && strcmp(json_string_value(v), id))
             return sr_admin_bad_field(c, field, "differs from the path's id"), -1;
         row[i] = json_string_value(v);
@@ -585,9 +667,10 @@ static void reg_state(const sr_route_call *c, int kind, const char *param, int d
     if (!x) return;
     x->kind = kind;
     x->ch.disabled = disabled;
-    if (disabled) return sr_admin_run(c, change_work, x, sctx_free);
-    snprintf(x->what, sizeof x->what, "enable %s %.100s", kind == SR_RG_APP ? "app" : "gateway", x->id);
-    setup_privileged(c, x->what, change_work, x);
+    x->always_privileged = !disabled;
+    snprintf(x->what, sizeof x->what, "%s %s %.100s", disabled ? "disable" : "enable",
+             kind == SR_RG_APP ? "app" : "gateway", x->id);
+    sr_admin_run(c, change_work, x, sctx_free);
 }
 static void gateway_disable(const sr_route_call *c) { reg_state(c, SR_RG_GATEWAY, "gatewayId", 1); }
 static void gateway_enable(const sr_route_call *c) { reg_state(c, SR_RG_GATEWAY, "gatewayId", 0); }
@@ -640,28 +723,6 @@ static void app_push_url(const sr_route_call *c)
 
 /* ---- grants ---------------------------------------------------------------------- */
 
-static int access_bits(const char *a)
-{
-    return !strcmp(a, "read") ? SR_GRANT_READ : !strcmp(a, "control") ? SR_GRANT_CONTROL : SR_GRANT_BOTH;
-}
-
-/* The app's stored grants: (pattern, access) into *items (a JSON array) */
-static int grants_of(sr_engine *e, const char *op, const char *app, json_t *items)
-{
-    sr_rec r = SR_REC_INIT;
-    sr_reg_entry re;
-    int rc = sr_list_registry(e, op, SR_RG_GRANT, &r);
-    for (int k; !rc && (k = sr_rec_next_registry(&r, &re)) != 0;) {
-        if (k == SR_ECORRUPT) continue;
-        if (k < 0) break;
-        if (!strcmp(re.app_id, app))
-            json_array_append_new(items, json_pack("{s:s,s:s}", "dataId", re.pattern, "access",
-                                                   sr_grant_access_name((sr_grant_access)access_bits(re.access))));
-    }
-    sr_rec_close(&r);
-    return rc;
-}
-
 static void grants_work(sr_admin_work *w, void *v)
 {
     sctx *x = v;
@@ -670,7 +731,10 @@ static void grants_work(sr_admin_work *w, void *v)
     int rc = sr_read_registry(x->e, x->op, SR_RG_APP, x->id, &r, &re);
     sr_rec_close(&r);
     json_t *items = json_array();
-    if (!rc) rc = grants_of(x->e, x->op, x->id, items);
+    if (!rc) rc = stored_grants(x->e, x->op, x->id, items);
+    size_t i;
+    json_t *g;
+    json_array_foreach(items, i, g) json_object_del(g, "app");
     if (rc) {
         json_decref(items);
         w->code = sr_wire_of_rc(rc);
@@ -685,32 +749,6 @@ static void grants_get(const sr_route_call *c)
 {
     sctx *x = sctx_new(c, "appId");
     if (x) sr_admin_run(c, grants_work, x, sctx_free);
-}
-
-/* 1 if the list wl gives the app more than its stored grants: a pattern it
- * did not have, or more access on one it had (R-ID-5). */
-static int widens(sr_engine *e, const char *op, const char *app, const char **rows, size_t n)
-{
-    json_t *old = json_array();
-    if (!old || grants_of(e, op, app, old)) {
-        json_decref(old);
-        return 1; /* unknown: treat as a privilege change */
-    }
-    int wide = 0;
-    for (size_t i = 0; !wide && i < n; i++) {
-        const char *pat = rows[i * 3 + 1] ? rows[i * 3 + 1] : "", *acc = rows[i * 3 + 2] ? rows[i * 3 + 2] : "";
-        int want = acc[0] ? access_bits(acc) : SR_GRANT_BOTH, had = 0;
-        size_t j;
-        json_t *g;
-        json_array_foreach(old, j, g)
-        {
-            if (!strcmp(json_string_value(json_object_get(g, "dataId")), pat))
-                had = access_bits(json_string_value(json_object_get(g, "access")));
-        }
-        wide = (want & ~had) != 0;
-    }
-    json_decref(old);
-    return wide;
 }
 
 /* PUT .../apps/{appId}/grants {"grants":[{"dataId":"P0*","access":"read"}, ...]}:
@@ -745,8 +783,8 @@ static void grants_put(const sr_route_call *c)
     x->ed.drop = SR_SHEET_S_GRANTS; /* all of the app's, then the list */
     x->ed.id = x->id;
     x->ed.must_exist_app = x->id;
-    snprintf(x->what, sizeof x->what, "grants of app %.100s", x->id);
-    if (widens(x->e, x->op, x->id, x->vals, n)) return setup_privileged(c, x->what, edit_work, x);
+    snprintf(x->what, sizeof x->what, "widen the grants of app %.100s", x->id);
+    x->widens = rows_widen;
     sr_admin_run(c, edit_work, x, sctx_free);
 }
 

@@ -15,29 +15,33 @@
  * what was removed ("removed 2: app A2, grant A2:P1"), or is empty. */
 SR_MUST_CHECK int sr_engine_import_sheet(sr_engine *e, const sr_sheet *sh, sr_result *res);
 
+/* A look at a set-up command's built events evs[0..n) before they are
+ * submitted, called under the set-up mutex (so what it reads of the index
+ * is what the command changes): fn returns 0 to submit them now, 1 when it
+ * took them (the two-person rule stores them as a pending change: nothing is
+ * submitted, res->count is 0 and *taken 1), or a negative SR_E* to refuse
+ * (nothing stored). fn NULL: submitted. */
+typedef struct sr_setup_hook {
+    int (*fn)(void *ctx, const sr_slice *evs, size_t n);
+    void *ctx;
+    int *taken; /* set to 1 when fn took the events (may be NULL) */
+} sr_setup_hook;
+
 /* As sr_engine_import_sheet, with the events' envelope from env (actor,
- * actor kind, source; the operator is the sheet's): the admin API's import
- * names the user and the address. sr_engine_import_sheet imports as
- * "sheet-import". */
-SR_MUST_CHECK int sr_engine_import_sheet_as(sr_engine *e, const sr_sheet *sh, const sr_cmd_env *env, sr_result *res);
+ * actor kind, source; the operator is the sheet's) and a hook (NULL: none):
+ * the admin API's import names the user and the address.
+ * sr_engine_import_sheet imports as "sheet-import". */
+SR_MUST_CHECK int sr_engine_import_sheet_as(sr_engine *e, const sr_sheet *sh, const sr_cmd_env *env,
+                                            const sr_setup_hook *hook, sr_result *res);
 
 /* One change of an operator's set-up (the admin API, docs/admin.md): the
  * operator's current sheet (its export) less the entries the edit drops,
  * plus the rows it adds, checked by the sheet parser (codecs/sheet.c: the
  * same validation as a sheet's, row and references) and imported as a sheet
  * (the same events, secrets and removals). One edit or import at a time
- * (a mutex), so two edits cannot undo each other. */
-/* The events of a change, built and not submitted (the two-person rule:
- * a privilege change is stored as a pending change, api/admin_pending.c):
- * n events, event i the lens[i] bytes after those before it in bytes.
- * Release with sr_setup_capture_release. */
-typedef struct sr_setup_capture {
-    sr_buf bytes;
-    size_t *lens;
-    size_t n;
-} sr_setup_capture;
-void sr_setup_capture_release(sr_setup_capture *c);
-
+ * (a mutex), so two edits cannot undo each other. Only the kinds the edit
+ * touches are imported (the others are the export: equal to what is
+ * stored); the check reads the whole sheet, so an edit costs O(set-up). */
 typedef struct sr_setup_edit {
     /* drop: the entry `id` of section `drop` (an SR_SHEET_S_* bit; 0: none);
      * an app's grants go with it, a data point's exact grants with it;
@@ -59,8 +63,7 @@ typedef struct sr_setup_edit {
     size_t nrows;
     const char *vendor_id;       /* section apps or gateways: the vendor link of entry `id` (R-ID-8; ""
                                   * none); NULL: the stored one */
-    sr_setup_capture *capture;   /* non-NULL: the checked change's events go here, nothing is submitted
-                                  * (res->count: their number) */
+    sr_setup_hook hook;          /* the built events before they are submitted (fn NULL: none) */
 } sr_setup_edit;
 
 /* res as sr_engine_import_sheet's, or a refusal: SR_ENOTFOUND (the operator,
@@ -75,12 +78,13 @@ SR_MUST_CHECK int sr_engine_setup_edit(sr_engine *e, const sr_cmd_env *env, cons
 /* A change of an app's or a gateway's registration that the sheet does not
  * carry: its certificate (checked: one PEM X.509, under 64 KiB), a new
  * secret (hashed here: scrypt, call off the event loop), disabled (-1:
- * unchanged). One RegistryPut; SR_ENOTFOUND for an unknown app or gateway. */
+ * unchanged). One RegistryPut (none, res->count 0, when only disabled is
+ * asked and it is so already); SR_ENOTFOUND for an unknown app or gateway. */
 typedef struct sr_reg_change {
     const char *cert_pem; /* NULL: unchanged */
     const char *secret;   /* NULL: unchanged */
     int disabled;         /* -1, 0, 1 */
-    sr_setup_capture *capture; /* non-NULL: the event goes here, nothing is submitted (as sr_setup_edit's) */
+    sr_setup_hook hook;   /* the built event before it is submitted (fn NULL: none) */
 } sr_reg_change;
 SR_MUST_CHECK int sr_engine_registry_change(sr_engine *e, const sr_cmd_env *env, sr_reg_kind kind, const char *id,
                                             const sr_reg_change *ch, sr_result *res);

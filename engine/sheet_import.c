@@ -401,19 +401,27 @@ static pthread_mutex_t setup_mu = PTHREAD_MUTEX_INITIALIZER;
 
 /* vendor_id (NULL: none) is the vendor link of the app or gateway (kind
  * vendor_kind) vendor_for; every other entry keeps its stored one. */
-void sr_setup_capture_release(sr_setup_capture *c)
+/* The built events evs[0..n) of a set-up command go to hook (NULL: none)
+ * before they are submitted, under the mutex: 0 submit them, 1 taken by the
+ * caller (res: SR_OK, count 0, taken 1), < 0 refused (nothing stored). */
+static int submit_hooked(sr_engine *e, const sr_setup_hook *hook, const sr_slice *evs, size_t n, sr_result *res)
 {
-    if (!c) return;
-    sr_buf_release(&c->bytes);
-    sr_free(c->lens);
-    c->lens = NULL;
-    c->n = 0;
+    int h = hook && hook->fn ? hook->fn(hook->ctx, evs, n) : 0;
+    if (h == 1) {
+        memset(res, 0, sizeof *res);
+        if (hook->taken) *hook->taken = 1;
+        return SR_OK;
+    }
+    if (h < 0) {
+        res->rc = h;
+        if (!res->err.msg[0]) snprintf(res->err.msg, sizeof res->err.msg, "%s", sr_strerror(h));
+        return h;
+    }
+    return sr_engine_submit_wait(e, evs, n, res);
 }
 
-/* cap: NULL, or where the events go instead of being submitted
- * (sr_setup_capture). */
 static int import_locked(sr_engine *e, const sr_sheet *sh, const sr_cmd_env *env, const char *vendor_id,
-                         int vendor_kind, const char *vendor_for, sr_setup_capture *cap, sr_result *res)
+                         int vendor_kind, const char *vendor_for, const sr_setup_hook *hook, sr_result *res)
 {
     memset(res, 0, sizeof *res);
     if (sh->n_errors || sh->n_operators != 1) {
@@ -504,16 +512,7 @@ static int import_locked(sr_engine *e, const sr_sheet *sh, const sr_cmd_env *env
     char removed[sizeof res->err.msg - 24];
     removed[0] = 0;
     if (!rc) rc = removals(e, sh, &b, res, &nremoved, removed, sizeof removed);
-    if (!rc && b.n && cap) { /* built, checked by the caller's engine later: handed over */
-        sr_setup_capture_release(cap);
-        cap->bytes = b.bytes;
-        cap->lens = b.lens;
-        cap->n = b.n;
-        sr_buf_init(&b.bytes);
-        b.lens = NULL;
-        res->rc = SR_OK;
-        res->count = (uint32_t)cap->n;
-    } else if (!rc && b.n) {
+    if (!rc && b.n) {
         sr_slice *sl = sr_calloc(b.n, sizeof *sl);
         if (!sl) rc = SR_ENOMEM;
         else {
@@ -522,7 +521,7 @@ static int import_locked(sr_engine *e, const sr_sheet *sh, const sr_cmd_env *env
                 sl[i] = (sr_slice){b.bytes.data + pos, b.lens[i]};
                 pos += b.lens[i];
             }
-            rc = sr_engine_submit_wait(e, sl, b.n, res);
+            rc = submit_hooked(e, hook, sl, b.n, res);
             sr_free(sl);
         }
     } else if (!rc) {
@@ -541,10 +540,11 @@ static int import_locked(sr_engine *e, const sr_sheet *sh, const sr_cmd_env *env
     return res->rc;
 }
 
-int sr_engine_import_sheet_as(sr_engine *e, const sr_sheet *sh, const sr_cmd_env *env, sr_result *res)
+int sr_engine_import_sheet_as(sr_engine *e, const sr_sheet *sh, const sr_cmd_env *env, const sr_setup_hook *hook,
+                              sr_result *res)
 {
     pthread_mutex_lock(&setup_mu);
-    int rc = import_locked(e, sh, env, NULL, 0, NULL, NULL, res);
+    int rc = import_locked(e, sh, env, NULL, 0, NULL, hook, res);
     pthread_mutex_unlock(&setup_mu);
     return rc;
 }
@@ -552,7 +552,7 @@ int sr_engine_import_sheet_as(sr_engine *e, const sr_sheet *sh, const sr_cmd_env
 int sr_engine_import_sheet(sr_engine *e, const sr_sheet *sh, sr_result *res)
 {
     sr_cmd_env env = {NULL, "sheet-import", SR_ACTOR_USER, NULL, NULL};
-    return sr_engine_import_sheet_as(e, sh, &env, res);
+    return sr_engine_import_sheet_as(e, sh, &env, NULL, res);
 }
 
 /* ---- export ------------------------------------------------------------- */
@@ -881,7 +881,30 @@ int sr_engine_setup_edit(sr_engine *e, const sr_cmd_env *env, const sr_setup_edi
         }
     }
     int vkind = !ed->section ? 0 : !strcmp(ed->section, "apps") ? SR_RG_APP : !strcmp(ed->section, "gateways") ? SR_RG_GATEWAY : 0;
-    rc = import_locked(e, next, env, vkind ? ed->vendor_id : NULL, vkind, ed->id, ed->capture, res);
+    /* Import only the kinds the edit touches (the rest is the export, equal to
+     * what is stored): the whole changed sheet is checked above, and the
+     * importer removes what a listed kind leaves out, and an app's or a data
+     * point's grants with it when [grants] is not listed. */
+    static const struct {
+        const char *name;
+        unsigned bit;
+    } kinds[] = {{"gateways", SR_SHEET_S_GATEWAYS},     {"apps", SR_SHEET_S_APPS},
+                 {"facilities", SR_SHEET_S_FACILITIES}, {"equipment", SR_SHEET_S_EQUIPMENT},
+                 {"devices", SR_SHEET_S_DEVICES},       {"datapoints", SR_SHEET_S_DATAPOINTS},
+                 {"grants", SR_SHEET_S_GRANTS}};
+    unsigned mask = ed->drop;
+    for (size_t i = 0; ed->section && i < sizeof kinds / sizeof kinds[0]; i++)
+        if (!strcmp(ed->section, kinds[i].name)) mask |= kinds[i].bit;
+    sr_sheet view = *next;
+    view.sections = mask | SR_SHEET_S_OPERATOR;
+    if (!(mask & SR_SHEET_S_GATEWAYS)) view.n_gateways = 0;
+    if (!(mask & SR_SHEET_S_APPS)) view.n_apps = 0;
+    if (!(mask & SR_SHEET_S_FACILITIES)) view.n_facilities = 0;
+    if (!(mask & SR_SHEET_S_EQUIPMENT)) view.n_equipment = 0;
+    if (!(mask & SR_SHEET_S_DEVICES)) view.n_devices = 0;
+    if (!(mask & SR_SHEET_S_DATAPOINTS)) view.n_datapoints = 0;
+    if (!(mask & SR_SHEET_S_GRANTS)) view.n_grants = 0;
+    rc = import_locked(e, &view, env, vkind ? ed->vendor_id : NULL, vkind, ed->id, &ed->hook, res);
 done:
     pthread_mutex_unlock(&setup_mu);
     if (rc && !res->rc) {
@@ -926,25 +949,14 @@ int sr_engine_registry_change(sr_engine *e, const sr_cmd_env *env, sr_reg_kind k
         if ((rc = sr_secret_hash(ch->secret, &hash))) goto done;
         re.secret_hash = (sr_slice){hash.data, hash.len};
     }
-    if (ch->disabled >= 0) re.disabled = ch->disabled;
-    if ((rc = sr_cmd_registry_put(env, &re, &evb))) goto done;
-    if (ch->capture) { /* built, not submitted (sr_setup_capture) */
-        sr_setup_capture *cap = ch->capture;
-        sr_setup_capture_release(cap);
-        if (!(cap->lens = sr_calloc(1, sizeof *cap->lens))) {
-            rc = SR_ENOMEM;
-            goto done;
-        }
-        cap->bytes = evb;
-        sr_buf_init(&evb);
-        cap->lens[0] = cap->bytes.len;
-        cap->n = 1;
-        res->rc = SR_OK;
-        res->count = 1;
+    if (!ch->cert_pem && !ch->secret && (ch->disabled < 0 || !re.disabled == !ch->disabled)) {
+        res->rc = SR_OK; /* nothing changes: nothing stored (disabling a disabled one) */
         goto done;
     }
+    if (ch->disabled >= 0) re.disabled = ch->disabled;
+    if ((rc = sr_cmd_registry_put(env, &re, &evb))) goto done;
     sr_slice sl = {evb.data, evb.len};
-    rc = sr_engine_submit_wait(e, &sl, 1, res);
+    rc = submit_hooked(e, &ch->hook, &sl, 1, res);
 done:
     pthread_mutex_unlock(&setup_mu);
     if (rc && !res->rc) {

@@ -6,15 +6,20 @@
  * equal to the stored state stores nothing, removals follow the sheet's
  * rules (an app's grants go with it; a parent still named is a conflict),
  * the actor and source are the caller's, and what the sheet does not carry
- * (a vendor link, a certificate, disabled) survives a sheet import. */
+ * (a vendor link, a certificate, disabled) survives a sheet import; a hook
+ * sees the built events and may take or refuse them; and an allocation that
+ * fails anywhere in an edit (the k-th, for every k) stores all of it or
+ * nothing. */
 #include "engine/records.h"
 #include "engine/secret.h"
 #include "engine/sheet.h"
 
 #include "engtest.h"
+#include "fault_alloc.h"
 #include "testutil.h"
 
 #include <criterion/criterion.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,6 +66,21 @@ static uint64_t next_seq(sr_engine *e)
     sr_engine_stats st;
     sr_engine_get_stats(e, &st);
     return st.log_next_seq;
+}
+
+static int hook_take(void *ctx, const sr_slice *evs, size_t n)
+{
+    (void)evs;
+    *(size_t *)ctx = n;
+    return 1;
+}
+
+static int hook_refuse(void *ctx, const sr_slice *evs, size_t n)
+{
+    (void)ctx;
+    (void)evs;
+    (void)n;
+    return SR_EINVAL;
 }
 
 static const char *const DP_COLS[] = {"id", "device", "name", "type", "unit", "min", "max", "kind"};
@@ -279,6 +299,12 @@ Test(setup_edit, registrations_change_and_survive_a_sheet_import)
     ch = (sr_reg_change){.secret = "rotated-secret-42", .disabled = 1};
     cr_assert_eq(sr_engine_registry_change(e, &ENV, SR_RG_APP, "A9", &ch, &r), SR_ENOTFOUND);
     cr_assert_eq(sr_engine_registry_change(e, &ENV, SR_RG_APP, "A1", &ch, &r), SR_OK, "%s", r.err.msg);
+    cr_assert_eq(r.count, 1);
+    before = next_seq(e);
+    ch = (sr_reg_change){.disabled = 1};
+    cr_assert_eq(sr_engine_registry_change(e, &ENV, SR_RG_APP, "A1", &ch, &r), SR_OK, "%s", r.err.msg);
+    cr_assert_eq(r.count, 0, "disabling a disabled app stores nothing");
+    cr_assert_eq(next_seq(e), before);
     /* the sheet import (an export of it) keeps what the sheet does not carry */
     sr_buf out;
     sr_buf_init(&out);
@@ -297,4 +323,101 @@ Test(setup_edit, registrations_change_and_survive_a_sheet_import)
     cr_assert(sr_secret_verify("rotated-secret-42", re.secret_hash.data, re.secret_hash.len));
     sr_rec_close(&h);
     finish(e);
+}
+
+Test(setup_edit, a_hook_sees_the_built_events_and_may_take_or_refuse_them)
+{
+    sr_engine *e = setup();
+    sr_result r;
+    char field[32];
+    size_t row, seen = 0;
+    int taken = 0;
+    static const char *const GCOLS[] = {"app", "datapoint", "access"};
+    const char *rows[] = {"A1", "P2", "read", "A1", "P1", "both"};
+    sr_setup_edit g = {.drop = SR_SHEET_S_GRANTS, .id = "A1", .must_exist_app = "A1", .section = "grants",
+                       .cols = GCOLS, .ncols = 3, .vals = rows, .nrows = 2,
+                       .hook = {hook_take, &seen, &taken}};
+    uint64_t before = next_seq(e);
+    cr_assert_eq(sr_engine_setup_edit(e, &ENV, &g, &r, field, sizeof field, &row), SR_OK, "%s", r.err.msg);
+    cr_assert(taken, "the hook took the change");
+    cr_assert_eq(seen, 3, "the hook saw the command's events: P2 put, P1 changed, P* removed (got %zu)", seen);
+    cr_assert_eq(r.count, 0);
+    cr_assert_eq(next_seq(e), before, "a taken change is not stored");
+    g.hook = (sr_setup_hook){hook_refuse, NULL, NULL};
+    cr_assert_eq(sr_engine_setup_edit(e, &ENV, &g, &r, field, sizeof field, &row), SR_EINVAL);
+    cr_assert_eq(next_seq(e), before, "a refused change is not stored");
+    sr_reg_change ch = {.disabled = 1, .hook = {hook_take, &seen, &taken}};
+    taken = 0;
+    cr_assert_eq(sr_engine_registry_change(e, &ENV, SR_RG_APP, "A1", &ch, &r), SR_OK);
+    cr_assert(taken && seen == 1);
+    cr_assert_eq(next_seq(e), before);
+    finish(e);
+}
+
+/* The app's grants as "pattern/access;..." in id order. */
+static void grants_now(sr_engine *e, char *out, size_t cap)
+{
+    sr_rec h = SR_REC_INIT;
+    sr_reg_entry re;
+    out[0] = 0;
+    cr_assert_eq(sr_list_registry(e, "op1", SR_RG_GRANT, &h), SR_OK);
+    size_t l = 0;
+    while (sr_rec_next_registry(&h, &re) == 1 && l < cap)
+        l += (size_t)snprintf(out + l, cap - l, "%s/%s;", re.pattern, re.access);
+    sr_rec_close(&h);
+}
+
+/* The k-th allocation of an edit fails, for every k until one runs without
+ * a fault. The edit replaces an app's grants (removes two, adds one, or
+ * back: three events in one command): it is answered SR_OK with all of it
+ * stored, or refused with nothing stored (the engine reopened with the real
+ * allocator shows which), never a mix. */
+Test(setup_edit, allocation_failure_at_every_allocation_stores_all_or_nothing, .timeout = 600)
+{
+    fault_alloc_install(); /* before anything is opened */
+    fault_alloc_arm(0);
+    sr_engine *e = setup();
+    static const char *const GCOLS[] = {"app", "datapoint", "access"};
+    const char *lists[2][6] = {{"A1", "P2", "control"}, {"A1", "P1", "read", "A1", "P*", "both"}};
+    const size_t nrows[2] = {1, 2};
+    char want[2][128], cur[128];
+    strcpy(want[0], "P2/control;");
+    grants_now(e, want[1], sizeof want[1]); /* the sheet's: list 1 */
+    cr_assert_str_eq(want[1], "P*/both;P1/read;");
+    int next = 0; /* the list to put */
+    unsigned long k;
+    int refused = 0;
+    for (k = 1; k < 100000; k++) {
+        sr_setup_edit g = {.drop = SR_SHEET_S_GRANTS, .id = "A1", .must_exist_app = "A1", .section = "grants",
+                           .cols = GCOLS, .ncols = 3, .vals = lists[next], .nrows = nrows[next]};
+        sr_result r;
+        char field[32];
+        size_t row;
+        fault_alloc_arm(k);
+        int rc = sr_engine_setup_edit(e, &ENV, &g, &r, field, sizeof field, &row);
+        int fired = fault_alloc_fired();
+        fault_alloc_arm(0);
+        if (rc) { /* a refusal: reopen (a writer that failed may be poisoned) and look */
+            refused++;
+            cr_assert(rc == SR_ENOMEM || rc == SR_EPOISONED, "k=%lu: refused with %s: %s", k, sr_err_name(rc),
+                      r.err.msg);
+            int crc = sr_engine_close(e);
+            cr_assert(crc == SR_OK || crc == SR_EPOISONED, "k=%lu: close: %s", k, sr_err_name(crc));
+            sr_errinfo ei;
+            cr_assert_eq(sr_engine_open(dir, &OPTS, &e, &ei), SR_OK, "k=%lu: reopen: %s", k, ei.msg);
+        }
+        grants_now(e, cur, sizeof cur);
+        cr_assert_str_eq(cur, want[rc == SR_OK ? next : 1 - next], "k=%lu: rc %s: the grants are %s", k,
+                         sr_err_name(rc), cur);
+        if (rc == SR_OK) next = 1 - next;
+        if (!fired) {
+            cr_assert_eq(rc, SR_OK, "k=%lu: no fault, yet refused: %s", k, r.err.msg);
+            break;
+        }
+    }
+    cr_log_info("setup edit under ENOMEM: %lu runs, %d refused", k, refused);
+    cr_assert_gt(k, 10);
+    cr_assert_gt(refused, 0);
+    finish(e);
+    fault_alloc_uninstall();
 }

@@ -501,33 +501,23 @@ def import_sheet(binary, data, path, text):
 
 # ---- the Admin API (/admin/v1, docs/admin.md) ----------------------------------
 
-# init's second platform admin (the two-person rule needs two): user, its
-# temporary password, and the password it chose once it logged in
-_second = {}
-
-
-def init_with_admin(binary, data, demo=False):
-    """`suiro init` of a new data directory (the demo operator when demo),
-    with a second platform admin, admin2, who approves pending changes
-    (approve_pending); the first platform admin's temporary password, as
-    init prints it."""
-    r = subprocess.run([binary, "init", "--second-admin", "admin2"] + (["--demo"] if demo else []) + [data],
-                       check=True, capture_output=True, text=True)
-    temps = [ln.split(":", 1)[1].strip() for ln in r.stdout.splitlines() if ln.startswith("temporary password:")]
-    _second.update(user="admin2", temp=temps[1], password=None)
-    return temps[0]
-
-
-def approve_pending(port, answer):
-    """A privilege change's 202 answer (a pending change, the two-person
-    rule): init's second platform admin approves it. (status, body) of the
-    approval."""
-    if _second.get("password"):
-        api = admin_session(port, _second["user"], _second["password"])
-    else:
-        _second["password"] = "second-admin-own-password"
-        api = admin_session(port, _second["user"], _second["temp"], _second["password"])
-    return api.call("POST", "/admin/v1/pending/%s/approve" % answer["pendingId"])
+def init_with_admin(binary, data, demo=False, second=None):
+    """`suiro init` of a new data directory (the demo operator when demo);
+    the first platform admin's temporary password, as init prints it. With
+    second (an ID), init also makes a second platform admin (the two-person
+    rule's approver, --second-admin) when the binary has that option: then
+    (password, second's password), else (password, None)."""
+    args = [binary, "init"] + (["--demo"] if demo else [])
+    if second:
+        r = subprocess.run(args + ["--second-admin", second, data], capture_output=True, text=True)
+        if r.returncode != 2:  # 2: a usage error, no such option (the directory is untouched)
+            if r.returncode:
+                raise RuntimeError("init: %s" % r.stderr)
+            pws = [ln.split(":", 1)[1].strip() for ln in r.stdout.splitlines() if ln.startswith("temporary password:")]
+            return pws[0], pws[1]
+    r = subprocess.run(args + [data], check=True, capture_output=True, text=True)
+    pw = [ln.split(":", 1)[1].strip() for ln in r.stdout.splitlines() if ln.startswith("temporary password:")][0]
+    return (pw, None) if second else pw
 
 
 def admin_session(port, user, password, new_password=None):
@@ -546,16 +536,30 @@ def admin_session(port, user, password, new_password=None):
     return api
 
 
-def admin_new_user(port, admin, uid, kind, scope_id, roles, new_password):
+def admin_new_user(port, admin, uid, kind, scope_id, roles, new_password, approver=None):
     """admin (an Api) creates user uid of scope (kind, scope_id) with roles;
-    the user logs in with the temporary password the answer gives and
-    changes it: its Api."""
+    a creation answered 202 (a pending change: the two-person rule) is
+    approved by approver (another admin's Api); the user logs in with the
+    temporary password the answer gives and changes it: its Api."""
     st, b = admin.call("POST", "/admin/v1/users", {"id": uid, "scope": {"kind": kind, "id": scope_id},
                                                    "roles": roles})
-    if st == 202:  # an admin role: a pending change, approved by init's second admin
-        ast, ab = approve_pending(port, b)
+    if st == 202 and approver is not None:
+        ast, ab = approver.call("POST", "/admin/v1/pending/%s/approve" % b["pendingId"])
         if ast != 200:
             raise RuntimeError("approving the creation of %s refused: %r %r" % (uid, ast, ab))
-    elif st != 201:
+        st = 201
+    if st != 201:
         raise RuntimeError("creating %s refused: %r %r" % (uid, st, b))
     return admin_session(port, uid, b["password"], new_password)
+
+
+def admin_applied(answer, approver):
+    """(status, body) of an admin change: a 202 (a pending change: the
+    two-person rule) is approved by approver (another admin's Api) when there
+    is one, and then (200, None) means applied (the approval's answer is not
+    the change's)."""
+    st, b = answer
+    if st == 202 and approver is not None:
+        ast, ab = approver.call("POST", "/admin/v1/pending/%s/approve" % b["pendingId"])
+        return (200, None) if ast == 200 else (ast, ab)
+    return st, b

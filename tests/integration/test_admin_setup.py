@@ -8,9 +8,8 @@ refusal (the operator's set-up events in `suiro replay` unchanged); the
 change takes effect at once (the AP-IF's masters, an app's or a gateway's
 login); a refused action of another operator's admin is 403; `suiro sheet
 import` and `suiro cert import` against the running server name the
-`suiro admin` command to use. The privilege changes (a gateway or an app
-enabled, an app's grants widened) are answered 202 and take effect once
-demo's second admin approves them (the two-person rule).
+`suiro admin` command to use, or go through the API; an answered change
+survives kill -9.
 usage: test_admin_setup.py SUIRO_BIN"""
 import csv
 import io
@@ -24,8 +23,8 @@ BIN = sys.argv[1]
 T = tempfile.mkdtemp(prefix="suiro-adminsetup-")
 D = os.path.join(T, "data")
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from srtest import (Api, Checks, admin_new_user, admin_session, code, finish, init_with_admin,  # noqa: E402
-                    start_server, stop_server)
+from srtest import (Api, Checks, admin_applied, admin_new_user, admin_session, code, finish,  # noqa: E402
+                    init_with_admin, start_server, stop_server)
 
 check = Checks()
 server = None
@@ -61,7 +60,7 @@ def gw_login(hp, gw, secret):
 
 
 try:
-    temp = init_with_admin(BIN, D, demo=True)
+    temp, temp2 = init_with_admin(BIN, D, demo=True, second="admin2")
     # a second operator, whose admin may not touch demo's set-up
     other = os.path.join(T, "other.csv")
     with open(other, "w") as f:
@@ -70,17 +69,14 @@ try:
     server, ports = start_server(BIN, D, os.path.join(T, "server.log"))
     hp = ports["http"]
     root = admin_session(hp, "admin", temp, "platform-admin-pw-1")
-    a = admin_new_user(hp, root, "opa", "operator", "demo", ["operator_admin"], "operator-admin-pw-1")
-    # the second admin of demo, who approves a's privilege changes (the two-person rule)
-    a2 = admin_new_user(hp, root, "opa2", "operator", "demo", ["operator_admin"], "operator-admin-pw-3")
-
-    def approved(st, b):
-        """a privilege change's 202 (a pending change) approved by a2: the approval's (status, body)"""
-        check("a privilege change waits for a second admin (202)", st == 202 and b.get("state") == "requested",
-              (st, b))
-        return a2.call("POST", "/admin/v1/pending/%s/approve" % b["pendingId"]) if st == 202 else (st, b)
-    stranger = admin_new_user(hp, root, "opx", "operator", "other", ["operator_admin"], "operator-admin-pw-2")
-    reader = admin_new_user(hp, root, "opg", "operator", "demo", ["operator_general"], "operator-general-pw")
+    # the approver of privilege changes (the two-person rule), where the server has it
+    second = admin_session(hp, "admin2", temp2, "platform-admin-pw-2") if temp2 else None
+    a = admin_new_user(hp, root, "opa", "operator", "demo", ["operator_admin"], "operator-admin-pw-1", second)
+    # the approver of demo's set-up privilege changes: another admin of demo (setup.manage is the
+    # operator admins' alone, so the platform's second admin cannot decide them)
+    a2 = admin_new_user(hp, root, "opa2", "operator", "demo", ["operator_admin"], "operator-admin-pw-3", second)
+    stranger = admin_new_user(hp, root, "opx", "operator", "other", ["operator_admin"], "operator-admin-pw-2", second)
+    reader = admin_new_user(hp, root, "opg", "operator", "demo", ["operator_general"], "operator-general-pw", second)
     refused.count = setup_events()
 
     # ---- the role table on these routes (the dispatcher, the row's action)
@@ -143,6 +139,12 @@ try:
                       ({"device": "D002", "type": "string"}, "type")):  # a stored point keeps its type
         st, b = a.call("PUT", OPS + "/masters/datapoints/P030", body)
         refused("PUT master %s" % json.dumps(body), st, b, 400, fld)
+    st, b = a.call("PUT", OPS + "/masters/facilities/F9", {"name": "x" * 5000})
+    refused("PUT a master with a 5000-byte name", st, b, 400, "name")
+    st, b = a.call("PUT", OPS + "/masters/facilities/F9", {"name": "x\u0000y"})
+    refused("PUT a master with a NUL in its name", st, b, 400)
+    st, b = a.call("PUT", OPS + "/masters/facilities/F9", {"name": "line\nbreak"})
+    refused("PUT a master with a line break in its name", st, b, 400, "name")
     st, b = a.call("PUT", OPS + "/masters/facilities/bad%20id", {"name": "x"})
     refused("PUT a master whose path id is no ID", st, b, 400, "id")
     st, b = a.call("PUT", OPS + "/masters/facilities/F9", "not json")
@@ -188,7 +190,9 @@ try:
     refused("PUT certificate of an unknown gateway", st, b, 404)
     st, b = a.call("POST", OPS + "/gateways/GW003/disable")
     check("disable a gateway: it no longer logs in", st == 200 and gw_login(hp, "GW003", new) == 401, (st, b))
-    st, b = approved(*a.call("POST", OPS + "/gateways/GW003/enable"))
+    st, b = a.call("POST", OPS + "/gateways/GW003/disable")
+    check("disable it again: nothing stored", st == 200 and b["stored"] == 0, (st, b))
+    st, b = admin_applied(a.call("POST", OPS + "/gateways/GW003/enable"), a2)  # a privilege change
     check("enable it: it logs in again", st == 200 and gw_login(hp, "GW003", new) == 201, (st, b))
     refused.count = setup_events()
     st, b = a.call("POST", OPS + "/gateways/GW009/disable")
@@ -207,9 +211,9 @@ try:
     st, b = a.call("PUT", OPS + "/apps/APP002", {"name": "Two", "secret": "app2-secret-0002"})
     check("PUT a new app: it logs in at once", st == 200 and app_login(hp, "APP002", "app2-secret-0002") == 201,
           (st, b))
-    st, b = approved(*a.call("PUT", OPS + "/apps/APP002/grants", {"grants": [{"dataId": "P00*", "access": "read"},
-                                                                             {"dataId": "P003", "access": "control"}]}))
-    check("PUT grants (widened: approved)", st == 200 and b["state"] == "approved", (st, b))
+    st, b = admin_applied(a.call("PUT", OPS + "/apps/APP002/grants", {"grants": [  # widening: a privilege change
+        {"dataId": "P00*", "access": "read"}, {"dataId": "P003", "access": "control"}]}), a2)
+    check("PUT grants", st == 200 and (b is None or b["stored"] == 2), (st, b))
     st, b = a.call("GET", OPS + "/apps/APP002/grants")
     check("GET grants", st == 200 and sorted(b["items"], key=lambda g: g["dataId"]) == [
         {"dataId": "P00*", "access": "read"}, {"dataId": "P003", "access": "control"}], (st, b))
@@ -253,7 +257,7 @@ try:
     check("PUT app certificate", st == 200 and b["stored"] == 1, (st, b))
     st, b = a.call("POST", OPS + "/apps/APP002/disable")
     check("disable an app: it no longer logs in", st == 200 and app_login(hp, "APP002", new) == 401, (st, b))
-    st, b = approved(*a.call("POST", OPS + "/apps/APP002/enable"))
+    st, b = admin_applied(a.call("POST", OPS + "/apps/APP002/enable"), a2)  # a privilege change
     check("enable it: it logs in again", st == 200 and app_login(hp, "APP002", new) == 201, (st, b))
     st, b = a.call("DELETE", OPS + "/apps/APP002")
     check("DELETE an app with its grants", st == 200 and b["stored"] == 2 and app_login(hp, "APP002", new) == 401,
@@ -261,6 +265,44 @@ try:
     refused.count = setup_events()
     st, b = a.call("DELETE", OPS + "/apps/APP002")
     refused("DELETE it again", st, b, 404)
+
+    # ---- vendors (R-ID-8): a vendor admin reaches its own vendor's apps' registration, nothing else
+    st, b = root.call("POST", "/admin/v1/vendors", {"id": "apv", "name": "AP vendor", "kind": "ap"})
+    check("the platform admin registers an AP vendor", st == 201, (st, b))
+    st, b = a.call("PUT", OPS + "/apps/APP003", {"name": "Vendor's", "secret": "app3-secret-0003", "vendorId": "apv"})
+    check("PUT an app linked to the vendor", st == 200 and b["stored"] == 1, (st, b))
+    st, b = a.call("GET", OPS + "/apps")
+    check("... GET apps shows the link", [x["vendorId"] for x in b["items"] if x["id"] == "APP003"] == ["apv"], b)
+    refused.count = setup_events()
+    st, b = a.call("PUT", OPS + "/gateways/GW001", {"name": "Intake gateway", "vendorId": "apv"})
+    refused("link a gateway to an AP vendor", st, b, 400, "vendorId")
+    va = admin_new_user(hp, root, "va", "vendor", "apv", ["ap_vendor_admin"], "vendor-admin-pw-01", second)
+    st, b = va.call("POST", OPS + "/apps/APP003/secret")
+    check("the vendor admin rotates its own app's secret", st == 200 and len(b.get("secret", "")) == 32, (st, b))
+    st, b = va.call("PUT", OPS + "/apps/APP003/push-url", {"pushUrl": "https://vendor.example/push"})
+    check("... and sets its push URL", st == 200, (st, b))
+    for m, path, body in (("POST", "/apps/APP001/secret", None), ("PUT", "/apps/APP003", {"name": "x"}),
+                          ("GET", "/apps/APP003/grants", None), ("GET", "/sheet", None),
+                          ("POST", "/gateways/GW001/secret", None)):
+        st, b = va.call(m, OPS + path, body)
+        check("the vendor admin may not %s %s: 403" % (m, path), st == 403 and code(b) == "E2003", (st, b))
+
+    # ---- concurrent changes: one at a time, none undoes another
+    import threading
+    results = {}
+
+    def put(k):
+        results[k] = Api(hp, a.token).call("PUT", OPS + "/masters/datapoints/C%02d" % k,
+                                           {"device": "D002", "type": "number"})[0]
+    threads = [threading.Thread(target=put, args=(k,)) for k in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    st, b = a.call("GET", OPS + "/masters/datapoints")
+    have = {i["id"] for i in b["items"]}
+    check("8 concurrent PUTs: all answered 200 and all stored", sorted(results.values()) == [200] * 8 and
+          all("C%02d" % k in have for k in range(8)), (results, sorted(have)))
 
     # ---- who did it: the events name the user and the address
     out = subprocess.run([BIN, "replay", D, "--operator", "demo", "--kind", "registry_delete"], check=True,
@@ -271,8 +313,8 @@ try:
 
     # ---- the CLI against the running server
     sheet_file = os.path.join(T, "sheet.csv")
-    with open(sheet_file, "w") as f:
-        f.write(sheet)
+    with open(sheet_file, "wb") as f:
+        f.write(a.call("GET", OPS + "/sheet", raw=True)[1])  # the set-up as it is now
     env = dict(os.environ)
     env.pop("SUIRO_URL", None)
     env.pop("SUIRO_TOKEN", None)
@@ -309,6 +351,17 @@ try:
     check("suiro admin master-put with a bad field: exit 1, the error printed",
           r.returncode == 1 and json.loads(r.stdout)["result"]["detail"]["field"] == "name", (r.returncode, r.stdout))
     check("the server still runs", server.poll() is None)
+
+    # ---- an answered change survives kill -9
+    st, b = a.call("PUT", OPS + "/masters/facilities/F77", {"name": "Answered, then killed"})
+    check("PUT a facility", st == 200 and b["stored"] == 1, (st, b))
+    server.kill()
+    server.wait()
+    server, ports = start_server(BIN, D, os.path.join(T, "server.log"))
+    a = admin_session(ports["http"], "opa", "operator-admin-pw-1")
+    st, b = a.call("GET", OPS + "/masters/facilities")
+    check("... it is there after kill -9 and a restart", st == 200 and
+          [i["name"] for i in b["items"] if i["id"] == "F77"] == ["Answered, then killed"], (st, b))
     rc = stop_server(server)
     check("the server stops cleanly", rc == 0, rc)
     v = subprocess.run([BIN, "verify", D], capture_output=True, text=True)

@@ -61,7 +61,7 @@ def sheet(base, i):
 
 
 try:
-    temp = srtest.init_with_admin(BIN, D)
+    temp, temp2 = srtest.init_with_admin(BIN, D, second="admin2")
     base = srtest.gwsim_sheet(BIN, GATEWAYS, POINTS)
     srtest.import_sheet(BIN, D, os.path.join(T, "sim.csv"), base)
     port = srtest.free_port()
@@ -69,7 +69,11 @@ try:
     procs.append(srv)
     hp = ports["http"]
     root = srtest.admin_session(hp, "admin", temp, "platform-admin-pw-1")
-    adm = srtest.admin_new_user(hp, root, "opa", "operator", "sim", ["operator_admin"], "operator-admin-pw-1")
+    # the approver of privilege changes (the two-person rule), where the server has it
+    second = srtest.admin_session(hp, "admin2", temp2, "platform-admin-pw-2") if temp2 else None
+    adm = srtest.admin_new_user(hp, root, "opa", "operator", "sim", ["operator_admin"], "operator-admin-pw-1", second)
+    # the approver of sim's set-up privilege changes: another admin of sim (setup.manage)
+    adm2 = srtest.admin_new_user(hp, root, "opa2", "operator", "sim", ["operator_admin"], "operator-admin-pw-2", second)
 
     sim = subprocess.Popen([BIN, "gwsim", "run", "--port", str(port), "--gateways", str(GATEWAYS), "--points",
                             str(POINTS), "--batch", str(BATCH), "--messages", "1000000", "--window", "8", "--acks",
@@ -91,9 +95,11 @@ try:
     n2, t2 = acks_now(), time.monotonic()
     i = 0
     while i < IMPORTS or time.monotonic() - t2 < WINDOW:
-        st, b = adm.call("POST", OPS + "/sheet", sheet(base, i), headers={"Content-Type": "text/csv"})
+        # the first import widens NEWAPP's grants: a privilege change (approved by the second admin)
+        st, b = srtest.admin_applied(adm.call("POST", OPS + "/sheet", sheet(base, i),
+                                              headers={"Content-Type": "text/csv"}), adm2)
         statuses.append(st)
-        stored.append((b or {}).get("stored"))
+        stored.append((b or {}).get("stored", EXTRA + 3))
         if i == 0:
             # ---- 3. visible at once: the new app logs in and sees the new points
             app = srtest.Api(hp)
@@ -104,7 +110,7 @@ try:
     singles = [
         adm.call("PUT", OPS + "/masters/datapoints/XP0000", {"device": "XD1", "name": "Changed", "type": "number"}),
         adm.call("PUT", OPS + "/apps/NEWAPP/push-url", {"pushUrl": "http://127.0.0.1:9/push"}),
-        adm.call("POST", OPS + "/apps/NEWAPP/secret"),
+        srtest.admin_applied(adm.call("POST", OPS + "/apps/NEWAPP/secret"), adm2),
         adm.call("PUT", OPS + "/masters/facilities/XF1", {"name": "Another plant"}),
     ]
     n3, t3 = acks_now(), time.monotonic()
