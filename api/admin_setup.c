@@ -71,6 +71,7 @@ typedef struct sctx {
     const sr_sheet *sheet;               /* the sheet being imported */
     sr_admin_work *w;                    /* the work() running the change */
     int taken;                           /* the two-person rule took the change (w answered) */
+    int pending_refused;                 /* its pending request was refused: w holds why */
 } sctx;
 
 static void sctx_free(void *v)
@@ -116,6 +117,7 @@ static sctx *sctx_new(const sr_route_call *c, const char *id_param)
 /* The engine's refusal into w: 400 naming the field when there is one. */
 static void refuse(sr_admin_work *w, const sctx *x, const sr_result *res, const char *column, size_t row)
 {
+    if (x->pending_refused) return; /* w holds the engine's refusal of the pending request */
     w->code = sr_wire_of_rc(res->rc);
     const char *msg = res->err.msg[0] ? res->err.msg : sr_strerror(res->rc);
     if (column && column[0]) {
@@ -149,31 +151,31 @@ static json_t *stored_answer(const sr_result *res)
 /* R-ID-5: the one place of this file where a privilege change -- an app's
  * grants widened (a grants PUT, a sheet import), an app or a gateway
  * enabled -- is decided, in work() under the set-up mutex (the engine's
- * hook, engine/sheet.h), with the change's built events evs[0..n): the
- * two-person rule stores evs as a pending change of scope operator x->op,
- * action setup.manage (admin_pending.c's sr_admin_work_pending_n answers
- * w 202, or puts its refusal in w) and the events are taken (1). */
+ * hook, engine/sheet.h), with the change's built events evs[0..n). The
+ * two-person rule takes it over here: evs become a pending change of scope
+ * operator x->op, which the operator's other admins (setup.manage) decide
+ * (admin_pending.c's sr_admin_work_pending_n answers w 202): 1, or its
+ * refusal (< 0, in w). */
 static int setup_privileged(sr_admin_work *w, const sctx *x, const char *summary, const sr_slice *evs,
                             size_t n)
 {
-    /* a pending change of the operator, which its admins (setup.manage)
-     * decide: w is answered 202 (or holds the refusal); either way the
-     * events are taken, nothing is submitted here */
-    (void)sr_admin_work_pending_n(w, SR_US_OPERATOR, x->op, SR_ACT_SETUP_MANAGE, summary, evs, n);
-    return 1;
+    return sr_admin_work_pending_n(w, SR_US_OPERATOR, x->op, SR_ACT_SETUP_MANAGE, summary, evs, n);
 }
 
 static int setup_hook(void *ctx, const sr_slice *evs, size_t n)
 {
     sctx *x = ctx;
     int priv = x->always_privileged || (x->widens && x->widens(x));
-    return priv ? setup_privileged(x->w, x, x->what[0] ? x->what : "set-up change", evs, n) : 0;
+    int r = priv ? setup_privileged(x->w, x, x->what[0] ? x->what : "set-up change", evs, n) : 0;
+    if (r < 0) x->pending_refused = 1;
+    return r;
 }
 
 static sr_setup_hook hook_of(sctx *x, sr_admin_work *w)
 {
     x->w = w;
     x->taken = 0;
+    x->pending_refused = 0;
     return (sr_setup_hook){setup_hook, x, &x->taken};
 }
 
