@@ -8,8 +8,7 @@
  * rebuild. */
 #include "engine/records.h"
 
-#include "engtest.h"
-#include "testutil.h"
+#include "engsuite.h"
 
 #include <criterion/criterion.h>
 #include <stdio.h>
@@ -18,45 +17,20 @@
 
 static char *dir;
 static const sr_engine_opts OPTS = {.sync = SR_ENGINE_SYNC_NONE};
-static const sr_password_policy POL = {.min_length = 12, .max_length = 128, .max_age_days = 90};
 static const sr_cmd_env ADMIN = {"op1", "root", SR_ACTOR_USER, NULL, "cli"};
 static const sr_cmd_env A = {"op1", "A", SR_ACTOR_APP, NULL, "203.0.113.1:1"};
 static const sr_cmd_env B = {"op1", "B", SR_ACTOR_APP, NULL, "203.0.113.2:1"};
 static const sr_cmd_env C = {"op1", "C", SR_ACTOR_APP, NULL, "203.0.113.3:1"};
 
-static sr_engine *open_engine(void)
-{
-    if (!dir) dir = tu_tmpdir("docfiles");
-    sr_engine *e = NULL;
-    sr_errinfo ei;
-    cr_assert_eq(sr_engine_open(dir, &OPTS, &e, &ei), SR_OK, "%s", ei.msg);
-    return e;
-}
+static sr_engine *open_engine(void) { return es_open(&dir, "docfiles", &OPTS); }
+static void finish(sr_engine *e) { es_finish(e, &dir); }
 
-static void finish(sr_engine *e)
-{
-    cr_assert_eq(sr_engine_close(e), SR_OK);
-    tu_rmrf(dir);
-    free(dir);
-    dir = NULL;
-}
-
-/* submit the one event a builder appended; the engine's answer */
-static int submit1(sr_engine *e, int built, sr_buf *b, sr_result *r)
-{
-    cr_assert_eq(built, SR_OK, "the builder refused (%d)", built);
-    size_t len = b->len;
-    memset(r, 0, sizeof *r);
-    int rc = et_submit(e, b, &len, 1, r);
-    sr_buf_release(b);
-    return rc ? rc : r->rc;
-}
 
 static int reg(sr_engine *e, const sr_reg_entry *re, sr_result *r)
 {
     sr_buf b;
     sr_buf_init(&b);
-    return submit1(e, sr_cmd_registry_put(&ADMIN, re, &b), &b, r);
+    return es_submit1(e, sr_cmd_registry_put(&ADMIN, re, &b), &b, r);
 }
 
 static void apps(sr_engine *e)
@@ -85,7 +59,7 @@ static int doc_put(sr_engine *e, const sr_cmd_env *env, const char *coll, const 
 {
     sr_buf b;
     sr_buf_init(&b);
-    return submit1(e, sr_cmd_doc_put(env, coll, id, 0, json, strlen(json), &b), &b, r);
+    return es_submit1(e, sr_cmd_doc_put(env, coll, id, 0, json, strlen(json), &b), &b, r);
 }
 
 static int file_put(sr_engine *e, const sr_cmd_env *env, const char *path, sr_result *r)
@@ -95,14 +69,14 @@ static int file_put(sr_engine *e, const sr_cmd_env *env, const char *path, sr_re
                       .owner = "someone-else", .updated_ms = 1767225600000};
     sr_buf b;
     sr_buf_init(&b);
-    return submit1(e, sr_cmd_file_put(env, &f, &b), &b, r);
+    return es_submit1(e, sr_cmd_file_put(env, &f, &b), &b, r);
 }
 
 static int file_share(sr_engine *e, const char *path, const char *const *users, size_t n, sr_result *r)
 {
     sr_buf b;
     sr_buf_init(&b);
-    return submit1(e, sr_cmd_file_share(&ADMIN, path, users, n, &b), &b, r);
+    return es_submit1(e, sr_cmd_file_share(&ADMIN, path, users, n, &b), &b, r);
 }
 
 static void user(sr_engine *e, const char *id, const char *op)
@@ -114,7 +88,7 @@ static void user(sr_engine *e, const char *id, const char *op)
     char why[128];
     sr_result r;
     sr_cmd_env env = {"", "root", SR_ACTOR_USER, NULL, "cli"};
-    cr_assert_eq(submit1(e, sr_cmd_user_create(&env, &u, "long enough password", 1, 1, &POL, &b, why, sizeof why),
+    cr_assert_eq(es_submit1(e, sr_cmd_user_create(&env, &u, "long enough password", 1, 1, &ES_POL, &b, why, sizeof why),
                          &b, &r),
                  SR_OK, "%s", r.err.msg);
 }
@@ -141,7 +115,7 @@ Test(docfiles, a_document_belongs_to_its_creator_and_an_update_keeps_the_owner)
     cr_assert(strstr(r.err.msg, "belongs to A") && strstr(r.err.msg, "app B"), "%s", r.err.msg);
     sr_buf b;
     sr_buf_init(&b);
-    cr_assert_eq(submit1(e, sr_cmd_doc_delete(&C, "reports", "d1", 0, &b), &b, &r), SR_ECONFLICT);
+    cr_assert_eq(es_submit1(e, sr_cmd_doc_delete(&C, "reports", "d1", 0, &b), &b, &r), SR_ECONFLICT);
     /* a read grant is no write grant */
     cr_assert_eq(grant(e, NULL, "B", "documents", "reports", "read", &r), SR_OK, "%s", r.err.msg);
     cr_assert_eq(doc_put(e, &B, "reports", "d1", "{\"v\":2}", &r), SR_ECONFLICT);
@@ -175,7 +149,7 @@ Test(docfiles, a_document_belongs_to_its_creator_and_an_update_keeps_the_owner)
 
     /* B deletes A's document with its write grant */
     sr_buf_init(&b);
-    cr_assert_eq(submit1(e, sr_cmd_doc_delete(&B, "reports", "d1", 0, &b), &b, &r), SR_OK, "%s", r.err.msg);
+    cr_assert_eq(es_submit1(e, sr_cmd_doc_delete(&B, "reports", "d1", 0, &b), &b, &r), SR_OK, "%s", r.err.msg);
     sr_buf_release(&j);
     finish(e);
 }
@@ -195,7 +169,7 @@ Test(docfiles, a_file_belongs_to_its_creator_and_grants_match_at_path_boundaries
     cr_assert_eq(file_put(e, &B, "reports/2026/a.csv", &r), SR_ECONFLICT);
     sr_buf b;
     sr_buf_init(&b);
-    cr_assert_eq(submit1(e, sr_cmd_file_delete(&B, "reports/2026/a.csv", &b), &b, &r), SR_ECONFLICT);
+    cr_assert_eq(es_submit1(e, sr_cmd_file_delete(&B, "reports/2026/a.csv", &b), &b, &r), SR_ECONFLICT);
     /* "reports2" is not under "reports" */
     cr_assert_eq(grant(e, NULL, "B", "files", "reports2", "read+write", &r), SR_OK, "%s", r.err.msg);
     cr_assert_eq(file_put(e, &B, "reports/2026/a.csv", &r), SR_ECONFLICT);
@@ -256,7 +230,7 @@ Test(docfiles, a_grant_of_documents_or_files_is_checked_and_a_bad_one_stores_not
     cr_assert_str_eq(g.pattern, "x/y*");
     sr_buf b;
     sr_buf_init(&b);
-    cr_assert_eq(submit1(e, sr_cmd_registry_delete(&ADMIN, SR_RG_GRANT, "A:files:x/y*", &b), &b, &r), SR_OK);
+    cr_assert_eq(es_submit1(e, sr_cmd_registry_delete(&ADMIN, SR_RG_GRANT, "A:files:x/y*", &b), &b, &r), SR_OK);
     cr_assert_eq(sr_read_registry(e, "op1", SR_RG_GRANT, "A:files:x/y*", &h, &g), SR_ENOTFOUND);
     sr_rec_close(&h);
     finish(e);
@@ -310,14 +284,7 @@ Test(docfiles, owners_grants_and_shares_replay_equals_rebuild)
     cr_assert_eq(file_put(e, &C, "p/q", &r), SR_OK);
     const char *const us[] = {"u1"};
     cr_assert_eq(file_share(e, "p/q", us, 1, &r), SR_OK);
-    uint8_t before[32], after[32];
-    cr_assert_eq(sr_engine_content_hash(e, before), SR_OK);
-    cr_assert_eq(sr_engine_close(e), SR_OK);
-    sr_errinfo ei;
-    cr_assert_eq(sr_engine_rebuild(dir, &OPTS, &ei), SR_OK, "%s", ei.msg);
-    e = open_engine();
-    cr_assert_eq(sr_engine_content_hash(e, after), SR_OK);
-    cr_assert_eq(memcmp(before, after, 32), 0, "the rebuilt index differs from the written one");
+    e = es_rebuilt(e, &dir, &OPTS);
     uint64_t rev;
     int okind;
     char owner[256];

@@ -10,8 +10,7 @@
  * the dump shows every step by name, the change as an event. */
 #include "engine/records.h"
 
-#include "engtest.h"
-#include "testutil.h"
+#include "engsuite.h"
 
 #include <criterion/criterion.h>
 #include <pthread.h>
@@ -24,36 +23,11 @@ static char *dir;
 static _Atomic int64_t clock_now = 1800000000000; /* the engine's ingest clock */
 static int64_t test_clock(void) { return atomic_load(&clock_now); }
 static const sr_engine_opts OPTS = {.sync = SR_ENGINE_SYNC_NONE, .clock_ms = test_clock};
-static const sr_password_policy POL = {.min_length = 12, .max_length = 128, .max_age_days = 90};
 static const sr_cmd_env ROOT = {"", "root", SR_ACTOR_USER, NULL, "cli"};
 
-static sr_engine *open_engine(void)
-{
-    if (!dir) dir = tu_tmpdir("pending");
-    sr_engine *e = NULL;
-    sr_errinfo ei;
-    cr_assert_eq(sr_engine_open(dir, &OPTS, &e, &ei), SR_OK, "%s", ei.msg);
-    return e;
-}
+static sr_engine *open_engine(void) { return es_open(&dir, "pending", &OPTS); }
+static void finish(sr_engine *e) { es_finish(e, &dir); }
 
-static void finish(sr_engine *e)
-{
-    cr_assert_eq(sr_engine_close(e), SR_OK);
-    tu_rmrf(dir);
-    free(dir);
-    dir = NULL;
-}
-
-/* submit the one event a builder appended to b; the engine's answer */
-static int submit1(sr_engine *e, int built, sr_buf *b, sr_result *r)
-{
-    cr_assert_eq(built, SR_OK, "the builder refused (%d)", built);
-    size_t len = b->len;
-    memset(r, 0, sizeof *r);
-    int rc = et_submit(e, b, &len, 1, r);
-    sr_buf_release(b);
-    return rc ? rc : r->rc;
-}
 
 static void create(sr_engine *e, const char *id, sr_user_scope scope, const char *scope_id, const char *role)
 {
@@ -63,7 +37,7 @@ static void create(sr_engine *e, const char *id, sr_user_scope scope, const char
     sr_buf_init(&b);
     char why[128];
     sr_result r;
-    cr_assert_eq(submit1(e, sr_cmd_user_create(&ROOT, &u, "long enough password", 0, 1700000000000, &POL, &b, why,
+    cr_assert_eq(es_submit1(e, sr_cmd_user_create(&ROOT, &u, "long enough password", 0, 1700000000000, &ES_POL, &b, why,
                                                sizeof why),
                          &b, &r),
                  SR_OK, "%s", r.err.msg);
@@ -101,7 +75,7 @@ static int request_role(sr_engine *e, const char *pid, const char *requester, co
                         .summary = "grant a role",
                         .expires_ms = atomic_load(&clock_now) + ttl_ms,
                         .changes = &(sr_slice){ch.data, ch.len}, .n_changes = 1};
-    int rc = submit1(e, sr_cmd_pending_request(&env, &q, &b), &b, r);
+    int rc = es_submit1(e, sr_cmd_pending_request(&env, &q, &b), &b, r);
     sr_buf_release(&ch);
     return rc;
 }
@@ -111,7 +85,7 @@ static int decide(sr_engine *e, const char *pid, const char *who, const char *op
     sr_cmd_env env = {op, who, SR_ACTOR_USER, NULL, "192.0.2.11:5000"};
     sr_buf b;
     sr_buf_init(&b);
-    return submit1(e, sr_cmd_pending_decide(&env, pid, action, action[0] == 'r' ? "not now" : NULL, &b), &b, r);
+    return es_submit1(e, sr_cmd_pending_decide(&env, pid, action, action[0] == 'r' ? "not now" : NULL, &b), &b, r);
 }
 
 static const char *role_of(sr_engine *e, const char *id, char *out, size_t cap)
@@ -268,12 +242,12 @@ Test(pending, a_refused_request_stores_nothing)
     sr_pending_req q = {.id = "p1", .scope = SR_US_OPERATOR, .scope_id = "op1", .authz_action = "users.manage",
                         .summary = "enable og", .expires_ms = atomic_load(&clock_now) + 1000,
                         .changes = &(sr_slice){ch.data, ch.len}, .n_changes = 1};
-    cr_assert_eq(submit1(e, sr_cmd_pending_request(&env, &q, &b), &b, &r), SR_EINVAL);
+    cr_assert_eq(es_submit1(e, sr_cmd_pending_request(&env, &q, &b), &b, &r), SR_EINVAL);
     cr_assert(strstr(r.err.msg, "actor"), "%s", r.err.msg);
     /* an operator's change in another operator's scope */
     q.scope_id = "op2";
     sr_buf_init(&b);
-    cr_assert_eq(submit1(e, sr_cmd_pending_request(&env, &q, &b), &b, &r), SR_EINVAL);
+    cr_assert_eq(es_submit1(e, sr_cmd_pending_request(&env, &q, &b), &b, &r), SR_EINVAL);
     /* a kind that cannot wait: measurements */
     ch.len = 0;
     sr_sample sm = {.ts = 1, .v.f = 1};
@@ -282,12 +256,12 @@ Test(pending, a_refused_request_stores_nothing)
     q.scope_id = "op1";
     q.changes = &(sr_slice){ch.data, ch.len};
     sr_buf_init(&b);
-    cr_assert_eq(submit1(e, sr_cmd_pending_request(&env, &q, &b), &b, &r), SR_EINVAL);
+    cr_assert_eq(es_submit1(e, sr_cmd_pending_request(&env, &q, &b), &b, &r), SR_EINVAL);
     cr_assert(strstr(r.err.msg, "cannot wait"), "%s", r.err.msg);
     /* bytes that are no event */
     q.changes = &(sr_slice){"\xff\xff\xff", 3};
     sr_buf_init(&b);
-    cr_assert_eq(submit1(e, sr_cmd_pending_request(&env, &q, &b), &b, &r), SR_EINVAL);
+    cr_assert_eq(es_submit1(e, sr_cmd_pending_request(&env, &q, &b), &b, &r), SR_EINVAL);
     sr_buf_release(&ch);
     /* nothing was stored */
     sr_rec h = SR_REC_INIT;
@@ -391,14 +365,14 @@ Test(pending, replay_equals_rebuild_and_the_applied_change_keeps_what_the_writer
     sr_buf b, ch;
     sr_buf_init(&b);
     sr_buf_init(&ch);
-    cr_assert_eq(submit1(e, sr_cmd_registry_put(&env, &app, &b), &b, &r), SR_OK, "%s", r.err.msg);
+    cr_assert_eq(es_submit1(e, sr_cmd_registry_put(&env, &app, &b), &b, &r), SR_OK, "%s", r.err.msg);
     sr_reg_entry grant = {.kind = SR_RG_GRANT, .id = "G1", .app_id = "APP1", .pattern = "P*", .access = "control"};
     cr_assert_eq(sr_cmd_registry_put(&env, &grant, &ch), SR_OK);
     sr_pending_req q = {.id = "g1", .scope = SR_US_OPERATOR, .scope_id = "op1", .authz_action = "setup.manage",
                         .summary = "widen APP1 to control", .expires_ms = atomic_load(&clock_now) + 1000,
                         .changes = &(sr_slice){ch.data, ch.len}, .n_changes = 1};
     sr_buf_init(&b);
-    cr_assert_eq(submit1(e, sr_cmd_pending_request(&env, &q, &b), &b, &r), SR_OK, "%s", r.err.msg);
+    cr_assert_eq(es_submit1(e, sr_cmd_pending_request(&env, &q, &b), &b, &r), SR_OK, "%s", r.err.msg);
     sr_buf_release(&ch);
     app.name = "renamed";
     app.secret_hash = (sr_slice){NULL, 0};
@@ -407,7 +381,7 @@ Test(pending, replay_equals_rebuild_and_the_applied_change_keeps_what_the_writer
     q.summary = "enable APP1";
     q.changes = &(sr_slice){ch.data, ch.len};
     sr_buf_init(&b);
-    cr_assert_eq(submit1(e, sr_cmd_pending_request(&env, &q, &b), &b, &r), SR_OK, "%s", r.err.msg);
+    cr_assert_eq(es_submit1(e, sr_cmd_pending_request(&env, &q, &b), &b, &r), SR_OK, "%s", r.err.msg);
     sr_buf_release(&ch);
     cr_assert_eq(decide(e, "g1", "oa2", "op1", "approved", &r), SR_OK, "%s", r.err.msg);
     cr_assert_eq(decide(e, "a1", "oa2", "op1", "approved", &r), SR_OK, "%s", r.err.msg);
@@ -427,14 +401,7 @@ Test(pending, replay_equals_rebuild_and_the_applied_change_keeps_what_the_writer
     cr_assert_eq(g.secret_hash.len, 8, "the secret kept");
     sr_rec_close(&h);
 
-    uint8_t before[32], after[32];
-    cr_assert_eq(sr_engine_content_hash(e, before), SR_OK);
-    cr_assert_eq(sr_engine_close(e), SR_OK);
-    sr_errinfo ei;
-    cr_assert_eq(sr_engine_rebuild(dir, &OPTS, &ei), SR_OK, "%s", ei.msg);
-    e = open_engine();
-    cr_assert_eq(sr_engine_content_hash(e, after), SR_OK);
-    cr_assert_eq(memcmp(before, after, 32), 0, "the rebuilt index differs from the written one");
+    e = es_rebuilt(e, &dir, &OPTS);
     cr_assert_eq(sr_read_registry(e, "op1", SR_RG_APP, "APP1", &h, &g), SR_OK);
     cr_assert_eq(g.secret_hash.len, 8, "the rebuild applies the change as the writer applied it");
     char s[64];
@@ -530,9 +497,9 @@ Test(pending, a_change_of_several_events_is_applied_as_one)
     sr_reg_entry g0 = {.kind = SR_RG_GRANT, .id = "G0", .app_id = "APP1", .pattern = "P000", .access = "read"};
     sr_buf b, ch[3];
     sr_buf_init(&b);
-    cr_assert_eq(submit1(e, sr_cmd_registry_put(&env, &app, &b), &b, &r), SR_OK, "%s", r.err.msg);
+    cr_assert_eq(es_submit1(e, sr_cmd_registry_put(&env, &app, &b), &b, &r), SR_OK, "%s", r.err.msg);
     sr_buf_init(&b);
-    cr_assert_eq(submit1(e, sr_cmd_registry_put(&env, &g0, &b), &b, &r), SR_OK, "%s", r.err.msg);
+    cr_assert_eq(es_submit1(e, sr_cmd_registry_put(&env, &g0, &b), &b, &r), SR_OK, "%s", r.err.msg);
     sr_reg_entry g1 = {.kind = SR_RG_GRANT, .id = "G1", .app_id = "APP1", .pattern = "P*", .access = "read"};
     sr_reg_entry g2 = {.kind = SR_RG_GRANT, .id = "G2", .app_id = "APP1", .pattern = "P001", .access = "control"};
     for (int i = 0; i < 3; i++) sr_buf_init(&ch[i]);
@@ -544,7 +511,7 @@ Test(pending, a_change_of_several_events_is_applied_as_one)
                         .summary = "replace APP1's grants", .expires_ms = atomic_load(&clock_now) + 1000,
                         .changes = sl, .n_changes = 3};
     sr_buf_init(&b);
-    cr_assert_eq(submit1(e, sr_cmd_pending_request(&env, &q, &b), &b, &r), SR_OK, "%s", r.err.msg);
+    cr_assert_eq(es_submit1(e, sr_cmd_pending_request(&env, &q, &b), &b, &r), SR_OK, "%s", r.err.msg);
     sr_rec h = SR_REC_INIT;
     sr_reg_entry g;
     cr_assert_eq(sr_read_registry(e, "op1", SR_RG_GRANT, "G0", &h, &g), SR_OK, "nothing before the approval");
@@ -569,7 +536,7 @@ Test(pending, a_change_of_several_events_is_applied_as_one)
     q.id = "gr2";
     q.n_changes = 2;
     sr_buf_init(&b);
-    cr_assert_eq(submit1(e, sr_cmd_pending_request(&env, &q, &b), &b, &r), SR_EINVAL);
+    cr_assert_eq(es_submit1(e, sr_cmd_pending_request(&env, &q, &b), &b, &r), SR_EINVAL);
     cr_assert(strstr(r.err.msg, "the change:") && strstr(r.err.msg, "vendor nobody"), "%s", r.err.msg);
     cr_assert_eq(sr_read_pending(e, "gr2", &h, &p), SR_ENOTFOUND);
     sr_rec_close(&h);

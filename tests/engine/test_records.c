@@ -6,43 +6,26 @@
 #include "engine/records.h"
 
 #include "engine/evbuild.h"
-#include "engtest.h"
+#include "engsuite.h"
 
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "testutil.h"
 
 static char *dir;
 
-static sr_engine *open_engine(void)
-{
-    dir = tu_tmpdir("records");
-    sr_engine_opts o = {0};
-    o.sync = SR_ENGINE_SYNC_NONE;
-    sr_engine *e = NULL;
-    sr_errinfo ei;
-    cr_assert_eq(sr_engine_open(dir, &o, &e, &ei), SR_OK, "%s", ei.msg);
-    return e;
-}
+static const sr_engine_opts OPTS = {.sync = SR_ENGINE_SYNC_NONE};
 
-static void close_engine(sr_engine *e)
-{
-    cr_assert_eq(sr_engine_close(e), SR_OK);
-    tu_rmrf(dir);
-    free(dir);
-}
+static sr_engine *open_engine(void) { return es_open(&dir, "records", &OPTS); }
+static void close_engine(sr_engine *e) { es_finish(e, &dir); }
 
 /* submit the one event a builder appended to b (built: its return) */
 static void submit1(sr_engine *e, int built, sr_buf *b)
 {
-    cr_assert_eq(built, SR_OK);
-    size_t len = b->len;
     sr_result r;
-    cr_assert_eq(et_submit(e, b, &len, 1, &r), SR_OK, "%s", r.err.msg);
-    sr_buf_release(b);
+    cr_assert_eq(es_submit1(e, built, b, &r), SR_OK, "%s", r.err.msg);
 }
 
 static const sr_cmd_env ENV = {"op1", "admin", SR_ACTOR_USER, NULL, "cli"};

@@ -14,9 +14,8 @@
 #include "engine/secret.h"
 #include "engine/sheet.h"
 
-#include "engtest.h"
+#include "engsuite.h"
 #include "fault_alloc.h"
-#include "testutil.h"
 
 #include <criterion/criterion.h>
 #include <inttypes.h>
@@ -41,10 +40,7 @@ static const char SHEET[] = "#suiro-setup-sheet v1\n"
 
 static sr_engine *setup(void)
 {
-    dir = tu_tmpdir("setup_edit");
-    sr_engine *e = NULL;
-    sr_errinfo ei;
-    cr_assert_eq(sr_engine_open(dir, &OPTS, &e, &ei), SR_OK, "%s", ei.msg);
+    sr_engine *e = es_open(&dir, "setup_edit", &OPTS);
     sr_sheet *sh = NULL;
     cr_assert_eq(sr_sheet_parse(SHEET, strlen(SHEET), NULL, &sh), SR_OK);
     sr_result r;
@@ -53,13 +49,7 @@ static sr_engine *setup(void)
     return e;
 }
 
-static void finish(sr_engine *e)
-{
-    cr_assert_eq(sr_engine_close(e), SR_OK);
-    tu_rmrf(dir);
-    free(dir);
-    dir = NULL;
-}
+static void finish(sr_engine *e) { es_finish(e, &dir); }
 
 static uint64_t next_seq(sr_engine *e)
 {

@@ -8,8 +8,7 @@
  * init` creates the first platform admin; vendors and the links to them. */
 #include "engine/records.h"
 
-#include "engtest.h"
-#include "testutil.h"
+#include "engsuite.h"
 
 #include <criterion/criterion.h>
 #include <stdio.h>
@@ -18,36 +17,11 @@
 
 static char *dir;
 static const sr_engine_opts OPTS = {.sync = SR_ENGINE_SYNC_NONE};
-static const sr_password_policy POL = {.min_length = 12, .max_length = 128, .max_age_days = 90};
 static const sr_cmd_env ENV = {"", "root", SR_ACTOR_USER, NULL, "cli"};
 
-static sr_engine *open_engine(void)
-{
-    if (!dir) dir = tu_tmpdir("users");
-    sr_engine *e = NULL;
-    sr_errinfo ei;
-    cr_assert_eq(sr_engine_open(dir, &OPTS, &e, &ei), SR_OK, "%s", ei.msg);
-    return e;
-}
+static sr_engine *open_engine(void) { return es_open(&dir, "users", &OPTS); }
+static void finish(sr_engine *e) { es_finish(e, &dir); }
 
-static void finish(sr_engine *e)
-{
-    cr_assert_eq(sr_engine_close(e), SR_OK);
-    tu_rmrf(dir);
-    free(dir);
-    dir = NULL;
-}
-
-/* submit the one event a builder appended to b; the engine's answer */
-static int submit1(sr_engine *e, int built, sr_buf *b, sr_result *r)
-{
-    cr_assert_eq(built, SR_OK, "the builder refused (%d)", built);
-    size_t len = b->len;
-    memset(r, 0, sizeof *r);
-    int rc = et_submit(e, b, &len, 1, r);
-    sr_buf_release(b);
-    return rc ? rc : r->rc;
-}
 
 static const char *const OP_ADMIN[] = {"operator_admin"};
 
@@ -58,7 +32,7 @@ static int create(sr_engine *e, const char *id, sr_user_scope scope, const char 
     sr_buf b;
     sr_buf_init(&b);
     char why[128];
-    return submit1(e, sr_cmd_user_create(&ENV, &u, pw, 1, 1700000000000, &POL, &b, why, sizeof why), &b, r);
+    return es_submit1(e, sr_cmd_user_create(&ENV, &u, pw, 1, 1700000000000, &ES_POL, &b, why, sizeof why), &b, r);
 }
 
 Test(users, created_user_round_trips_and_its_temporary_password_verifies)
@@ -100,13 +74,14 @@ Test(users, a_user_changes_their_own_password)
     char why[128];
     sr_cmd_env self = {"op1", "hanako", SR_ACTOR_USER, NULL, "198.51.100.7:4431"};
     /* the policy refuses a short one before anything is built */
-    cr_assert_eq(sr_cmd_user_password(&self, "hanako", "short", 0, 1700000100000, &POL, &b, why, sizeof why),
+    cr_assert_eq(sr_cmd_user_password(&self, "hanako", "short", 0, 1700000100000, &ES_POL, &b, why, sizeof why),
                  SR_EINVAL);
     cr_assert(strstr(why, "12"), "%s", why);
     cr_assert_eq(b.len, 0);
-    cr_assert_eq(submit1(e, sr_cmd_user_password(&self, "hanako", "my own long password", 0, 1700000100000, &POL, &b,
-                                                 why, sizeof why),
-                         &b, &r),
+    cr_assert_eq(es_submit1(e,
+                            sr_cmd_user_password(&self, "hanako", "my own long password", 0, 1700000100000, &ES_POL,
+                                                 &b, why, sizeof why),
+                            &b, &r),
                  SR_OK, "%s", r.err.msg);
     sr_rec h = SR_REC_INIT;
     sr_user u;
@@ -118,9 +93,9 @@ Test(users, a_user_changes_their_own_password)
     cr_assert_str_eq(u.roles[0], "operator_admin", "a password change keeps the roles");
     sr_rec_close(&h);
     /* the maximum age (003 §3.5 (1)) */
-    cr_assert(!sr_password_expired(&POL, 1700000100000, 1700000100000 + 89 * INT64_C(86400000)));
-    cr_assert(sr_password_expired(&POL, 1700000100000, 1700000100000 + 91 * INT64_C(86400000)));
-    sr_password_policy forever = POL;
+    cr_assert(!sr_password_expired(&ES_POL, 1700000100000, 1700000100000 + 89 * INT64_C(86400000)));
+    cr_assert(sr_password_expired(&ES_POL, 1700000100000, 1700000100000 + 91 * INT64_C(86400000)));
+    sr_password_policy forever = ES_POL;
     forever.max_age_days = 0;
     cr_assert(!sr_password_expired(&forever, 0, INT64_C(1) << 50));
     finish(e);
@@ -138,7 +113,7 @@ Test(users, a_deleted_id_stays_reserved)
                  SR_EEXIST, "an existing id");
     sr_buf b;
     sr_buf_init(&b);
-    cr_assert_eq(submit1(e, sr_cmd_user_state(&ENV, "taro", "deleted", NULL, &b), &b, &r), SR_OK, "%s", r.err.msg);
+    cr_assert_eq(es_submit1(e, sr_cmd_user_state(&ENV, "taro", "deleted", NULL, &b), &b, &r), SR_OK, "%s", r.err.msg);
     cr_assert_eq(create(e, "taro", SR_US_PLATFORM, "", (const char *const[]){"auditor"}, 1, "another long one", &r),
                  SR_EEXIST, "a deleted id is reserved");
     cr_assert(strstr(r.err.msg, "reserved"), "%s", r.err.msg);
@@ -151,7 +126,7 @@ Test(users, a_deleted_id_stays_reserved)
     cr_assert_str_eq(u.roles[0], "platform_admin", "the refused create changed nothing");
     /* no change of a deleted user */
     sr_buf_init(&b);
-    cr_assert_eq(submit1(e, sr_cmd_user_state(&ENV, "taro", "enabled", NULL, &b), &b, &r), SR_ENOTFOUND);
+    cr_assert_eq(es_submit1(e, sr_cmd_user_state(&ENV, "taro", "enabled", NULL, &b), &b, &r), SR_ENOTFOUND);
     /* it is listed, deleted */
     cr_assert_eq(sr_list_users(e, &h), SR_OK);
     int n = 0, k;
@@ -184,15 +159,15 @@ Test(users, refusals_change_nothing)
     cr_assert_eq(sr_read_user(e, "u1", &h, &u), SR_ENOTFOUND);
     sr_buf b;
     sr_buf_init(&b);
-    cr_assert_eq(submit1(e, sr_cmd_user_state(&ENV, "nobody", "disabled", NULL, &b), &b, &r), SR_ENOTFOUND);
+    cr_assert_eq(es_submit1(e, sr_cmd_user_state(&ENV, "nobody", "disabled", NULL, &b), &b, &r), SR_ENOTFOUND);
     /* roles: of the user's scope only */
     cr_assert_eq(create(e, "u1", SR_US_VENDOR, "v1", (const char *const[]){"ap_vendor_general"}, 1,
                         "long enough password", &r),
                  SR_OK, "%s", r.err.msg);
     sr_buf_init(&b);
-    cr_assert_eq(submit1(e, sr_cmd_user_roles(&ENV, "u1", OP_ADMIN, 1, "second", &b), &b, &r), SR_EINVAL);
+    cr_assert_eq(es_submit1(e, sr_cmd_user_roles(&ENV, "u1", OP_ADMIN, 1, "second", &b), &b, &r), SR_EINVAL);
     sr_buf_init(&b);
-    cr_assert_eq(submit1(e, sr_cmd_user_roles(&ENV, "u1", (const char *const[]){"ap_vendor_admin"}, 1, "second", &b),
+    cr_assert_eq(es_submit1(e, sr_cmd_user_roles(&ENV, "u1", (const char *const[]){"ap_vendor_admin"}, 1, "second", &b),
                          &b, &r),
                  SR_OK, "%s", r.err.msg);
     cr_assert_eq(sr_read_user(e, "u1", &h, &u), SR_OK);
@@ -209,23 +184,23 @@ Test(users, disable_enable_and_a_totp_step_accepted_once)
     cr_assert_eq(create(e, "u2", SR_US_OPERATOR, "op1", OP_ADMIN, 1, "long enough password", &r), SR_OK);
     sr_buf b;
     sr_buf_init(&b);
-    cr_assert_eq(submit1(e, sr_cmd_user_state(&ENV, "u2", "disabled", NULL, &b), &b, &r), SR_OK);
+    cr_assert_eq(es_submit1(e, sr_cmd_user_state(&ENV, "u2", "disabled", NULL, &b), &b, &r), SR_OK);
     sr_rec h = SR_REC_INIT;
     sr_user u;
     cr_assert_eq(sr_read_user(e, "u2", &h, &u), SR_OK);
     cr_assert(u.disabled && !u.deleted);
     sr_buf_init(&b);
-    cr_assert_eq(submit1(e, sr_cmd_user_state(&ENV, "u2", "enabled", "second", &b), &b, &r), SR_OK);
+    cr_assert_eq(es_submit1(e, sr_cmd_user_state(&ENV, "u2", "enabled", "second", &b), &b, &r), SR_OK);
     static const uint8_t sealed[] = {9, 8, 7, 6};
     sr_buf_init(&b);
-    cr_assert_eq(submit1(e, sr_cmd_user_totp_set(&ENV, "u2", (sr_slice){sealed, sizeof sealed}, &b), &b, &r), SR_OK);
+    cr_assert_eq(es_submit1(e, sr_cmd_user_totp_set(&ENV, "u2", (sr_slice){sealed, sizeof sealed}, &b), &b, &r), SR_OK);
     sr_buf_init(&b);
-    cr_assert_eq(submit1(e, sr_cmd_user_totp_step(&ENV, "u2", 56666666, &b), &b, &r), SR_OK, "%s", r.err.msg);
+    cr_assert_eq(es_submit1(e, sr_cmd_user_totp_step(&ENV, "u2", 56666666, &b), &b, &r), SR_OK, "%s", r.err.msg);
     sr_buf_init(&b);
-    cr_assert_eq(submit1(e, sr_cmd_user_totp_step(&ENV, "u2", 56666666, &b), &b, &r), SR_EINVAL,
+    cr_assert_eq(es_submit1(e, sr_cmd_user_totp_step(&ENV, "u2", 56666666, &b), &b, &r), SR_EINVAL,
                  "a replayed code's step");
     sr_buf_init(&b);
-    cr_assert_eq(submit1(e, sr_cmd_user_totp_step(&ENV, "u2", 56666665, &b), &b, &r), SR_EINVAL, "an older step");
+    cr_assert_eq(es_submit1(e, sr_cmd_user_totp_step(&ENV, "u2", 56666665, &b), &b, &r), SR_EINVAL, "an older step");
     cr_assert_eq(sr_read_user(e, "u2", &h, &u), SR_OK);
     cr_assert(!u.disabled);
     cr_assert_eq(u.totp_last_step, 56666666);
@@ -246,17 +221,10 @@ Test(users, replay_equals_rebuild)
                  SR_OK);
     sr_buf b;
     sr_buf_init(&b);
-    cr_assert_eq(submit1(e, sr_cmd_user_state(&ENV, "a2", "deleted", NULL, &b), &b, &r), SR_OK);
+    cr_assert_eq(es_submit1(e, sr_cmd_user_state(&ENV, "a2", "deleted", NULL, &b), &b, &r), SR_OK);
     sr_buf_init(&b);
-    cr_assert_eq(submit1(e, sr_cmd_user_totp_step(&ENV, "a1", 7, &b), &b, &r), SR_OK);
-    uint8_t before[32], after[32];
-    cr_assert_eq(sr_engine_content_hash(e, before), SR_OK);
-    cr_assert_eq(sr_engine_close(e), SR_OK);
-    sr_errinfo ei;
-    cr_assert_eq(sr_engine_rebuild(dir, &OPTS, &ei), SR_OK, "%s", ei.msg);
-    e = open_engine();
-    cr_assert_eq(sr_engine_content_hash(e, after), SR_OK);
-    cr_assert_eq(memcmp(before, after, 32), 0, "the rebuilt index differs from the written one");
+    cr_assert_eq(es_submit1(e, sr_cmd_user_totp_step(&ENV, "a1", 7, &b), &b, &r), SR_OK);
+    e = es_rebuilt(e, &dir, &OPTS);
     sr_rec h = SR_REC_INIT;
     sr_user u;
     cr_assert_eq(sr_read_user(e, "a2", &h, &u), SR_OK);
@@ -330,23 +298,23 @@ Test(users, vendors_are_the_platforms_and_apps_and_gateways_link_to_them)
     const sr_cmd_env plat = {"", "root", SR_ACTOR_USER, NULL, "cli"}, op1 = {"op1", "root", SR_ACTOR_USER, NULL, "cli"};
     sr_reg_entry v = {.kind = SR_RG_VENDOR, .id = "acme", .name = "ACME Apps", .vendor_kind = "ap"};
     sr_buf_init(&b);
-    cr_assert_eq(submit1(e, sr_cmd_registry_put(&op1, &v, &b), &b, &r), SR_EINVAL, "a vendor of an operator");
+    cr_assert_eq(es_submit1(e, sr_cmd_registry_put(&op1, &v, &b), &b, &r), SR_EINVAL, "a vendor of an operator");
     v.vendor_kind = "xx";
     sr_buf_init(&b);
-    cr_assert_eq(submit1(e, sr_cmd_registry_put(&plat, &v, &b), &b, &r), SR_EINVAL, "a vendor of no kind");
+    cr_assert_eq(es_submit1(e, sr_cmd_registry_put(&plat, &v, &b), &b, &r), SR_EINVAL, "a vendor of no kind");
     v.vendor_kind = "ap";
     sr_buf_init(&b);
-    cr_assert_eq(submit1(e, sr_cmd_registry_put(&plat, &v, &b), &b, &r), SR_OK, "%s", r.err.msg);
+    cr_assert_eq(es_submit1(e, sr_cmd_registry_put(&plat, &v, &b), &b, &r), SR_OK, "%s", r.err.msg);
     sr_reg_entry app = {.kind = SR_RG_APP, .id = "APP1", .name = "Billing", .vendor_id = "acme"};
     sr_buf_init(&b);
-    cr_assert_eq(submit1(e, sr_cmd_registry_put(&op1, &app, &b), &b, &r), SR_OK, "%s", r.err.msg);
+    cr_assert_eq(es_submit1(e, sr_cmd_registry_put(&op1, &app, &b), &b, &r), SR_OK, "%s", r.err.msg);
     sr_reg_entry gw = {.kind = SR_RG_GATEWAY, .id = "GW1", .name = "Intake", .vendor_id = "acme"};
     sr_buf_init(&b);
-    cr_assert_eq(submit1(e, sr_cmd_registry_put(&op1, &gw, &b), &b, &r), SR_EINVAL, "a gateway of an AP vendor");
+    cr_assert_eq(es_submit1(e, sr_cmd_registry_put(&op1, &gw, &b), &b, &r), SR_EINVAL, "a gateway of an AP vendor");
     app.id = "APP2";
     app.vendor_id = "nobody";
     sr_buf_init(&b);
-    cr_assert_eq(submit1(e, sr_cmd_registry_put(&op1, &app, &b), &b, &r), SR_EINVAL, "an unregistered vendor");
+    cr_assert_eq(es_submit1(e, sr_cmd_registry_put(&op1, &app, &b), &b, &r), SR_EINVAL, "an unregistered vendor");
     sr_rec h = SR_REC_INIT;
     sr_reg_entry g;
     cr_assert_eq(sr_read_registry(e, "op1", SR_RG_APP, "APP1", &h, &g), SR_OK);
@@ -370,7 +338,7 @@ Test(users, replay_shows_users_by_name)
     sr_buf_init(&b);
     sr_buf_init(&js);
     char why[128];
-    cr_assert_eq(sr_cmd_user_create(&env, &u, "long enough password", 1, 1700000000000, &POL, &b, why, sizeof why),
+    cr_assert_eq(sr_cmd_user_create(&env, &u, "long enough password", 1, 1700000000000, &ES_POL, &b, why, sizeof why),
                  SR_OK);
     sr_rec h = SR_REC_INIT;
     sr_event_view ev;

@@ -1,0 +1,69 @@
+/* tests/support/engsuite.h -- the set-up the engine's Criterion suites
+ * share (tests/engine/test_*.c): an engine on a fresh temporary directory,
+ * closed and removed at the end, the one-event submit every suite of
+ * typed builders (sr_cmd_*) uses, and the replay == rebuild check. Criterion asserts, so only a suite
+ * includes it (engtest.h has the helpers the other programs use too). */
+#ifndef SR_ENGSUITE_H
+#define SR_ENGSUITE_H
+
+#include "engine/records.h"
+#include "engtest.h"
+#include "testutil.h"
+
+#include <criterion/criterion.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* The password policy the suites create their users under. */
+static const sr_password_policy ES_POL = {.min_length = 12, .max_length = 128, .max_age_days = 90};
+
+/* Open an engine on *dir with o; *dir is made (tu_tmpdir(tag)) if NULL, so
+ * a reopen finds the same data. */
+static inline sr_engine *es_open(char **dir, const char *tag, const sr_engine_opts *o)
+{
+    if (!*dir) *dir = tu_tmpdir(tag);
+    sr_engine *e = NULL;
+    sr_errinfo ei;
+    cr_assert_eq(sr_engine_open(*dir, o, &e, &ei), SR_OK, "%s", ei.msg);
+    return e;
+}
+
+/* Close e, remove *dir and forget it. */
+static inline void es_finish(sr_engine *e, char **dir)
+{
+    cr_assert_eq(sr_engine_close(e), SR_OK);
+    tu_rmrf(*dir);
+    free(*dir);
+    *dir = NULL;
+}
+
+/* Submit the one event a builder appended to b (built: the builder's
+ * return, which must be SR_OK) and release b; the submit's code, else the
+ * engine's answer r->rc. */
+static inline int es_submit1(sr_engine *e, int built, sr_buf *b, sr_result *r)
+{
+    cr_assert_eq(built, SR_OK, "the builder refused (%d)", built);
+    size_t len = b->len;
+    memset(r, 0, sizeof *r);
+    int rc = et_submit(e, b, &len, 1, r);
+    sr_buf_release(b);
+    return rc ? rc : r->rc;
+}
+
+/* Close e, rebuild the index of *dir from the log and reopen it with o: the
+ * rebuilt index must equal the written one (sr_engine_content_hash). The
+ * reopened engine. */
+static inline sr_engine *es_rebuilt(sr_engine *e, char **dir, const sr_engine_opts *o)
+{
+    uint8_t before[32], after[32];
+    cr_assert_eq(sr_engine_content_hash(e, before), SR_OK);
+    cr_assert_eq(sr_engine_close(e), SR_OK);
+    sr_errinfo ei;
+    cr_assert_eq(sr_engine_rebuild(*dir, o, &ei), SR_OK, "%s", ei.msg);
+    e = es_open(dir, NULL, o);
+    cr_assert_eq(sr_engine_content_hash(e, after), SR_OK);
+    cr_assert_eq(memcmp(before, after, 32), 0, "the rebuilt index differs from the written one");
+    return e;
+}
+
+#endif
