@@ -872,6 +872,20 @@ static json_t *user_json(const sr_user *u)
                      u->temporary, "totpEnrolled", u->totp_secret_sealed.len > 0, "passwordSetAt", set);
 }
 
+/* Answer a list read from rec (closed here): rc < 0, the engine's error
+ * (items dropped); else 200 {"items": items}. */
+static void answer_items(const sr_route_call *c, sr_rec *rec, int rc, json_t *items)
+{
+    sr_rec_close(rec);
+    if (rc < 0) {
+        json_decref(items);
+        return sr_http_result(c->req, 0, sr_wire_of_rc(rc), sr_wire_msg_of_rc(rc), NULL);
+    }
+    json_t *o = json_pack("{s:o}", "items", items);
+    sr_http_jsonv(c->req, 200, o);
+    json_decref(o);
+}
+
 static void me(const sr_route_call *c)
 {
     sr_admin *a = admin_of(c);
@@ -923,14 +937,7 @@ static void users_list(const sr_route_call *c)
         if (in_scope(cl, &u)) json_array_append_new(items, user_json(&u));
         rc = 0;
     }
-    sr_rec_close(&rec);
-    if (rc < 0) {
-        json_decref(items);
-        return sr_http_result(c->req, 0, sr_wire_of_rc(rc), sr_wire_msg_of_rc(rc), NULL);
-    }
-    json_t *o = json_pack("{s:o}", "items", items);
-    sr_http_jsonv(c->req, 200, o);
-    json_decref(o);
+    answer_items(c, &rec, rc, items);
 }
 
 static void user_get(const sr_route_call *c)
@@ -1428,14 +1435,7 @@ static void tenants_list(const sr_route_call *c, sr_reg_kind kind)
         json_array_append_new(items, tenant_json(&re));
         rc = 0;
     }
-    sr_rec_close(&rec);
-    if (rc < 0) {
-        json_decref(items);
-        return sr_http_result(c->req, 0, sr_wire_of_rc(rc), sr_wire_msg_of_rc(rc), NULL);
-    }
-    json_t *o = json_pack("{s:o}", "items", items);
-    sr_http_jsonv(c->req, 200, o);
-    json_decref(o);
+    answer_items(c, &rec, rc, items);
 }
 
 static int tenant_read(sr_admin *a, sr_reg_kind kind, const char *id, sr_rec *r, sr_reg_entry *re)

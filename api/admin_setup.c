@@ -466,20 +466,44 @@ static int row_from(const sr_route_call *c, sctx *x, const kinddef *k, json_t *o
     return 0;
 }
 
-/* ---- masters ---------------------------------------------------------------------- */
+/* ---- lists ---------------------------------------------------------------------- */
 
-static void masters_work(sr_admin_work *w, void *v)
+/* Whether operator x->op exists: SR_OK, or the read's error; on
+ * SR_ENOTFOUND w holds the refusal (SR_WIRE_UNKNOWN). */
+static int operator_known(sr_admin_work *w, const sctx *x)
 {
-    sctx *x = v;
-    sr_rec r = SR_REC_INIT, o = SR_REC_INIT;
+    sr_rec o = SR_REC_INIT;
     sr_reg_entry opr;
     int rc = sr_read_registry(x->e, x->op, SR_RG_OPERATOR, x->op, &o, &opr);
     sr_rec_close(&o);
     if (rc == SR_ENOTFOUND) {
         w->code = SR_WIRE_UNKNOWN;
         snprintf(w->msg, sizeof w->msg, "operator %.100s does not exist", x->op);
+    }
+    return rc;
+}
+
+/* A list's answer: rc, the engine's error (items dropped); else
+ * {"items": items}. */
+static void work_items(sr_admin_work *w, int rc, json_t *items)
+{
+    if (rc) {
+        json_decref(items);
+        w->code = sr_wire_of_rc(rc);
+        snprintf(w->msg, sizeof w->msg, "%s", sr_strerror(rc));
         return;
     }
+    w->answer = json_pack("{s:o}", "items", items);
+}
+
+/* ---- masters ---------------------------------------------------------------------- */
+
+static void masters_work(sr_admin_work *w, void *v)
+{
+    sctx *x = v;
+    sr_rec r = SR_REC_INIT;
+    int rc = operator_known(w, x);
+    if (rc == SR_ENOTFOUND) return;
     if (!rc) rc = sr_list_masters(x->e, x->op, (sr_master_kind)x->kind, &r);
     json_t *items = json_array();
     sr_master m;
@@ -489,13 +513,7 @@ static void masters_work(sr_admin_work *w, void *v)
         json_array_append_new(items, sr_master_item(&m));
     }
     sr_rec_close(&r);
-    if (rc) {
-        json_decref(items);
-        w->code = sr_wire_of_rc(rc);
-        snprintf(w->msg, sizeof w->msg, "%s", sr_strerror(rc));
-        return;
-    }
-    w->answer = json_pack("{s:o}", "items", items);
+    work_items(w, rc, items);
 }
 
 static const kinddef *master_kind(const sr_route_call *c, int *mk)
@@ -549,15 +567,10 @@ static void master_deactivate(const sr_route_call *c)
 static void reg_list_work(sr_admin_work *w, void *v)
 {
     sctx *x = v;
-    sr_rec r = SR_REC_INIT, o = SR_REC_INIT;
+    sr_rec r = SR_REC_INIT;
     sr_reg_entry re;
-    int rc = sr_read_registry(x->e, x->op, SR_RG_OPERATOR, x->op, &o, &re);
-    sr_rec_close(&o);
-    if (rc == SR_ENOTFOUND) {
-        w->code = SR_WIRE_UNKNOWN;
-        snprintf(w->msg, sizeof w->msg, "operator %.100s does not exist", x->op);
-        return;
-    }
+    int rc = operator_known(w, x);
+    if (rc == SR_ENOTFOUND) return;
     if (!rc) rc = sr_list_registry(x->e, x->op, (sr_reg_kind)x->kind, &r);
     json_t *items = json_array();
     for (int k; !rc && (k = sr_rec_next_registry(&r, &re)) != 0;) {
@@ -570,13 +583,7 @@ static void reg_list_work(sr_admin_work *w, void *v)
         json_array_append_new(items, it);
     }
     sr_rec_close(&r);
-    if (rc) {
-        json_decref(items);
-        w->code = sr_wire_of_rc(rc);
-        snprintf(w->msg, sizeof w->msg, "%s", sr_strerror(rc));
-        return;
-    }
-    w->answer = json_pack("{s:o}", "items", items);
+    work_items(w, rc, items);
 }
 
 static void reg_list(const sr_route_call *c, int kind)

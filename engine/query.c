@@ -361,10 +361,20 @@ int sr_engine_master_get(sr_engine *e, const char *op, int kind, const char *id,
     return get_copy(e, SR_DB_MASTERS, op, ks, id, packed);
 }
 
+/* Append one value to out, preceded by its 4-byte LE length. */
+static int append_framed(sr_buf *out, const MDB_val *v)
+{
+    uint8_t lb[4];
+    sr_put_le32(lb, (uint32_t)v->mv_size);
+    int rc = sr_buf_append(out, lb, 4);
+    return rc ? rc : sr_buf_append(out, v->mv_data, v->mv_size);
+}
+
 /* Every value of db whose key starts with the kl bytes of k (k NULL: every
- * value of db): records each preceded by a 4-byte LE length. kl 0 with a k
- * (a key that did not fit) is SR_EINVAL. */
-static int scan_prefix(sr_engine *e, sr_dbi db, const uint8_t *k, size_t kl, sr_buf *out, size_t *count)
+ * value of db) and, given keep, whose key it keeps: records each preceded by
+ * a 4-byte LE length. kl 0 with a k (a key that did not fit) is SR_EINVAL. */
+static int scan_prefix(sr_engine *e, sr_dbi db, const uint8_t *k, size_t kl, int (*keep)(const MDB_val *key),
+                       sr_buf *out, size_t *count)
 {
     MDB_txn *t;
     int rc = sr_index_read_begin(e->ix, &t);
@@ -378,10 +388,10 @@ static int scan_prefix(sr_engine *e, sr_dbi db, const uint8_t *k, size_t kl, sr_
     MDB_val K = {kl, (void *)k}, V;
     int r = mdb_cursor_get(c, &K, &V, k ? MDB_SET_RANGE : MDB_FIRST);
     while (r == 0 && K.mv_size >= kl && (!kl || !memcmp(K.mv_data, k, kl))) {
-        uint8_t lb[4];
-        sr_put_le32(lb, (uint32_t)V.mv_size);
-        if ((rc = sr_buf_append(out, lb, 4)) || (rc = sr_buf_append(out, V.mv_data, V.mv_size))) break;
-        (*count)++;
+        if (!keep || keep(&K)) {
+            if ((rc = append_framed(out, &V))) break;
+            (*count)++;
+        }
         r = mdb_cursor_get(c, &K, &V, MDB_NEXT);
     }
     mdb_cursor_close(c);
@@ -394,7 +404,7 @@ static int scan_kind(sr_engine *e, sr_dbi db, const char *op, int kind, sr_buf *
 {
     uint8_t k[300];
     char ks[2] = {(char)('0' + kind), 0};
-    return scan_prefix(e, db, k, mkkey(k, sizeof k, op, ks, ""), out, count);
+    return scan_prefix(e, db, k, mkkey(k, sizeof k, op, ks, ""), NULL, out, count);
 }
 
 int sr_engine_master_list(sr_engine *e, const char *op, int kind, sr_buf *out, size_t *count)
@@ -407,36 +417,19 @@ int sr_engine_registry_list(sr_engine *e, const char *op, int kind, sr_buf *out,
     return scan_kind(e, SR_DB_REGISTRY, op, kind, out, count);
 }
 
+/* keys op \0 kind \0 id: an operator's own entry is (op, '1', op) */
+static int own_operator_key(const MDB_val *key)
+{
+    const uint8_t *k = key->mv_data;
+    const uint8_t *z = memchr(k, 0, key->mv_size);
+    size_t ol = z ? (size_t)(z - k) : 0;
+    return z && key->mv_size == 2 * ol + 3 && k[ol + 1] == '0' + SR_RG_OPERATOR && !k[ol + 2] &&
+           !memcmp(k, k + ol + 3, ol);
+}
+
 int sr_engine_operator_list(sr_engine *e, sr_buf *out, size_t *count)
 {
-    MDB_txn *t;
-    int rc = sr_index_read_begin(e->ix, &t);
-    if (rc) return rc;
-    MDB_cursor *c;
-    *count = 0;
-    if ((rc = sr_index_err(mdb_cursor_open(t, DB(e, SR_DB_REGISTRY), &c)))) {
-        sr_index_read_end(e->ix, t);
-        return rc;
-    }
-    /* keys op \0 kind \0 id: an operator's own entry is (op, '1', op) */
-    MDB_val K, V;
-    int r = mdb_cursor_get(c, &K, &V, MDB_FIRST);
-    while (r == 0) {
-        const uint8_t *k = K.mv_data;
-        const uint8_t *z = memchr(k, 0, K.mv_size);
-        size_t ol = z ? (size_t)(z - k) : 0;
-        if (z && K.mv_size == 2 * ol + 3 && k[ol + 1] == '0' + SR_RG_OPERATOR && !k[ol + 2] &&
-            !memcmp(k, k + ol + 3, ol)) {
-            uint8_t lb[4];
-            sr_put_le32(lb, (uint32_t)V.mv_size);
-            if ((rc = sr_buf_append(out, lb, 4)) || (rc = sr_buf_append(out, V.mv_data, V.mv_size))) break;
-            (*count)++;
-        }
-        r = mdb_cursor_get(c, &K, &V, MDB_NEXT);
-    }
-    mdb_cursor_close(c);
-    sr_index_read_end(e->ix, t);
-    return rc;
+    return scan_prefix(e, SR_DB_REGISTRY, NULL, 0, own_operator_key, out, count);
 }
 
 int sr_engine_registry_get(sr_engine *e, const char *op, int kind, const char *id, sr_buf *packed)
@@ -469,7 +462,7 @@ int sr_engine_policy_get(sr_engine *e, const char *op, sr_buf *packed)
 
 int sr_engine_user_list(sr_engine *e, sr_buf *out, size_t *count)
 {
-    return scan_prefix(e, SR_DB_USERS, NULL, 0, out, count);
+    return scan_prefix(e, SR_DB_USERS, NULL, 0, NULL, out, count);
 }
 
 int sr_engine_pending_get(sr_engine *e, const char *id, sr_buf *packed)
@@ -479,7 +472,7 @@ int sr_engine_pending_get(sr_engine *e, const char *id, sr_buf *packed)
 
 int sr_engine_pending_list(sr_engine *e, sr_buf *out, size_t *count)
 {
-    return scan_prefix(e, SR_DB_PENDING, NULL, 0, out, count);
+    return scan_prefix(e, SR_DB_PENDING, NULL, 0, NULL, out, count);
 }
 
 int sr_engine_request_get(sr_engine *e, const char *op, const char *req, const char *gw, sr_buf *created,
@@ -510,7 +503,7 @@ int sr_engine_monitor_get(sr_engine *e, const char *op, const char *monitor, sr_
 int sr_engine_monitor_list(sr_engine *e, const char *op, sr_buf *out, size_t *count)
 {
     uint8_t k[100];
-    return scan_prefix(e, SR_DB_MONITORS, k, mkkey(k, sizeof k, op, "", NULL), out, count);
+    return scan_prefix(e, SR_DB_MONITORS, k, mkkey(k, sizeof k, op, "", NULL), NULL, out, count);
 }
 
 int sr_engine_doc_get(sr_engine *e, const char *op, const char *coll, const char *id, uint64_t *revision,
@@ -874,9 +867,7 @@ int sr_engine_file_list(sr_engine *e, const char *op, const char *prefix, size_t
                 *more = 1;
                 break;
             }
-            uint8_t lb[4];
-            sr_put_le32(lb, (uint32_t)V.mv_size);
-            if ((rc = sr_buf_append(out, lb, 4)) || (rc = sr_buf_append(out, V.mv_data, V.mv_size))) break;
+            if ((rc = append_framed(out, &V))) break;
             (*count)++;
             r = mdb_cursor_get(c, &K, &V, MDB_NEXT);
         }
