@@ -17,46 +17,33 @@
 #include "api/httpu.h"
 #include "api/loginguard.h"
 #include "brokertest.h"
+#include "engsuite.h"
 #include "engine/records.h"
 #include "engine/secret.h"
 
-static const char *SHEET =
-    "#suiro-setup-sheet v1\n"
-    "[operator]\nid,name\nrv,Revocation\n\n"
-    "[gateways]\nid,name,secret\nG1,g1,revoke-g1-secret-01\n\n"
-    "[apps]\nid,name,secret,push_url\nA1,a1,revoke-a1-secret-01,\nA2,a2,revoke-a2-secret-01,\n\n"
-    "[facilities]\nid,name\nF,f\n\n"
-    "[equipment]\nid,facility,name\nE,F,e\n\n"
-    "[devices]\nid,equipment,gateway,name\nD1,E,G1,d1\n\n"
-    "[datapoints]\nid,device,name,type,unit,min,max,kind\n"
-    "N,D1,n,number,m,0,100,both\nM,D1,m,number,,,,both\n\n"
-    "[grants]\napp,datapoint,access\nA1,N,read\nA1,M,read\nA2,N,read\n";
+/* the sheets' parts: the operator and its gateway; app A1 (A2: below); the
+ * masters and the header of the grants */
+#define RV_HEAD                                                                                                        \
+    "#suiro-setup-sheet v1\n"                                                                                          \
+    "[operator]\nid,name\nrv,Revocation\n\n"                                                                          \
+    "[gateways]\nid,name,secret\nG1,g1,revoke-g1-secret-01\n\n"                                                       \
+    "[apps]\nid,name,secret,push_url\nA1,a1,revoke-a1-secret-01,\n"
+#define RV_A2 "A2,a2,revoke-a2-secret-01,\n"
+#define RV_MASTERS                                                                                                     \
+    "\n[facilities]\nid,name\nF,f\n\n"                                                                                 \
+    "[equipment]\nid,facility,name\nE,F,e\n\n"                                                                          \
+    "[devices]\nid,equipment,gateway,name\nD1,E,G1,d1\n\n"                                                              \
+    "[datapoints]\nid,device,name,type,unit,min,max,kind\n"                                                            \
+    "N,D1,n,number,m,0,100,both\nM,D1,m,number,,,,both\n\n"                                                              \
+    "[grants]\napp,datapoint,access\n"
+
+static const char *SHEET = RV_HEAD RV_A2 RV_MASTERS "A1,N,read\nA1,M,read\nA2,N,read\n";
 
 /* the same, A1 no longer granted M */
-static const char *SHEET_NARROW =
-    "#suiro-setup-sheet v1\n"
-    "[operator]\nid,name\nrv,Revocation\n\n"
-    "[gateways]\nid,name,secret\nG1,g1,revoke-g1-secret-01\n\n"
-    "[apps]\nid,name,secret,push_url\nA1,a1,revoke-a1-secret-01,\nA2,a2,revoke-a2-secret-01,\n\n"
-    "[facilities]\nid,name\nF,f\n\n"
-    "[equipment]\nid,facility,name\nE,F,e\n\n"
-    "[devices]\nid,equipment,gateway,name\nD1,E,G1,d1\n\n"
-    "[datapoints]\nid,device,name,type,unit,min,max,kind\n"
-    "N,D1,n,number,m,0,100,both\nM,D1,m,number,,,,both\n\n"
-    "[grants]\napp,datapoint,access\nA1,N,read\nA2,N,read\n";
+static const char *SHEET_NARROW = RV_HEAD RV_A2 RV_MASTERS "A1,N,read\nA2,N,read\n";
 
 /* A2 and its grant gone (deleted) */
-static const char *SHEET_NO_A2 =
-    "#suiro-setup-sheet v1\n"
-    "[operator]\nid,name\nrv,Revocation\n\n"
-    "[gateways]\nid,name,secret\nG1,g1,revoke-g1-secret-01\n\n"
-    "[apps]\nid,name,secret,push_url\nA1,a1,revoke-a1-secret-01,\n\n"
-    "[facilities]\nid,name\nF,f\n\n"
-    "[equipment]\nid,facility,name\nE,F,e\n\n"
-    "[devices]\nid,equipment,gateway,name\nD1,E,G1,d1\n\n"
-    "[datapoints]\nid,device,name,type,unit,min,max,kind\n"
-    "N,D1,n,number,m,0,100,both\nM,D1,m,number,,,,both\n\n"
-    "[grants]\napp,datapoint,access\nA1,N,read\nA1,M,read\n";
+static const char *SHEET_NO_A2 = RV_HEAD RV_MASTERS "A1,N,read\nA1,M,read\n";
 
 static bt t;
 static void setup(void) { cr_assert_eq(bt_open(&t, SHEET, "rv", NULL, 0), SR_OK); }
@@ -67,27 +54,8 @@ TestSuite(revoke, .init = setup, .fini = teardown, .timeout = 60);
  * secret) a new secret. The engine's result code. */
 static int put(sr_reg_kind kind, const char *id, int disabled, const char *secret)
 {
-    sr_rec r = SR_REC_INIT;
-    sr_reg_entry e;
-    int rc = sr_read_registry(t.eng, "rv", kind, id, &r, &e);
-    cr_assert_eq(rc, SR_OK, "%s is registered", id);
-    sr_buf hash, b;
-    sr_buf_init(&hash);
-    sr_buf_init(&b);
-    e.disabled = disabled;
-    if (secret) {
-        cr_assert_eq(sr_secret_hash(secret, &hash), SR_OK);
-        e.secret_hash = (sr_slice){hash.data, hash.len};
-    }
-    sr_cmd_env env = {"rv", "admin", SR_ACTOR_USER, NULL, "127.0.0.1"};
-    cr_assert_eq(sr_cmd_registry_put(&env, &e, &b), SR_OK);
-    sr_rec_close(&r);
-    sr_slice sl = {b.data, b.len};
     sr_result res;
-    rc = sr_engine_submit_wait(t.eng, &sl, 1, &res);
-    sr_buf_release(&b);
-    sr_buf_release(&hash);
-    return rc ? rc : res.rc;
+    return es_reg_put(t.eng, "rv", kind, id, disabled, secret, &res);
 }
 
 static sr_buf stored(char kind, const char *id)

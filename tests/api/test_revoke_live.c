@@ -31,6 +31,7 @@
 #include "engine/records.h"
 #include "engine/secret.h"
 #include "engine/sheet.h"
+#include "engsuite.h"
 #include "testutil.h"
 
 #define SHEET_HEAD                                                                                                     \
@@ -212,25 +213,8 @@ static long latest(const char *tok, const char *point, body *b)
 
 static void put(sr_reg_kind kind, const char *id, int disabled, const char *secret)
 {
-    sr_rec r = SR_REC_INIT;
-    sr_reg_entry e;
-    cr_assert_eq(sr_read_registry(eng, "rl", kind, id, &r, &e), SR_OK, "%s is registered", id);
-    sr_buf hash, b;
-    sr_buf_init(&hash);
-    sr_buf_init(&b);
-    e.disabled = disabled;
-    if (secret) {
-        cr_assert_eq(sr_secret_hash(secret, &hash), SR_OK);
-        e.secret_hash = (sr_slice){hash.data, hash.len};
-    }
-    sr_cmd_env env = {"rl", "admin", SR_ACTOR_USER, NULL, "127.0.0.1"};
-    cr_assert_eq(sr_cmd_registry_put(&env, &e, &b), SR_OK);
-    sr_rec_close(&r);
-    sr_slice sl = {b.data, b.len};
     sr_result res;
-    cr_assert_eq(sr_engine_submit_wait(eng, &sl, 1, &res), SR_OK, "%s", res.err.msg);
-    sr_buf_release(&b);
-    sr_buf_release(&hash);
+    cr_assert_eq(es_reg_put(eng, "rl", kind, id, disabled, secret, &res), SR_OK, "%s", res.err.msg);
 }
 
 static int count_app(void *ctx, const sr_session_rec *s)

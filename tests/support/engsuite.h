@@ -1,12 +1,15 @@
 /* tests/support/engsuite.h -- the set-up the engine's Criterion suites
  * share (tests/engine/test_*.c): an engine on a fresh temporary directory,
  * closed and removed at the end, the one-event submit every suite of
- * typed builders (sr_cmd_*) uses, and the replay == rebuild check. Criterion asserts, so only a suite
+ * typed builders (sr_cmd_*) uses, the replay == rebuild check, and a
+ * registry entry put again disabled or with a new secret (the revocation
+ * suites, tests/api/test_revoke*.c). Criterion asserts, so only a suite
  * includes it (engtest.h has the helpers the other programs use too). */
 #ifndef SR_ENGSUITE_H
 #define SR_ENGSUITE_H
 
 #include "engine/records.h"
+#include "engine/secret.h"
 #include "engtest.h"
 #include "testutil.h"
 
@@ -64,6 +67,34 @@ static inline sr_engine *es_rebuilt(sr_engine *e, char **dir, const sr_engine_op
     cr_assert_eq(sr_engine_content_hash(e, after), SR_OK);
     cr_assert_eq(memcmp(before, after, 32), 0, "the rebuilt index differs from the written one");
     return e;
+}
+
+/* Put entry id of kind of operator op again as it is stored, with disabled
+ * and (if secret) a new secret, as user admin from 127.0.0.1. The submit's
+ * code, else the engine's answer res->rc. */
+static inline int es_reg_put(sr_engine *e, const char *op, sr_reg_kind kind, const char *id, int disabled,
+                             const char *secret, sr_result *res)
+{
+    sr_rec r = SR_REC_INIT;
+    sr_reg_entry re;
+    cr_assert_eq(sr_read_registry(e, op, kind, id, &r, &re), SR_OK, "%s is registered", id);
+    sr_buf hash, b;
+    sr_buf_init(&hash);
+    sr_buf_init(&b);
+    re.disabled = disabled;
+    if (secret) {
+        cr_assert_eq(sr_secret_hash(secret, &hash), SR_OK);
+        re.secret_hash = (sr_slice){hash.data, hash.len};
+    }
+    sr_cmd_env env = {op, "admin", SR_ACTOR_USER, NULL, "127.0.0.1"};
+    cr_assert_eq(sr_cmd_registry_put(&env, &re, &b), SR_OK);
+    sr_rec_close(&r);
+    sr_slice sl = {b.data, b.len};
+    memset(res, 0, sizeof *res);
+    int rc = sr_engine_submit_wait(e, &sl, 1, res);
+    sr_buf_release(&b);
+    sr_buf_release(&hash);
+    return rc ? rc : res->rc;
 }
 
 #endif
