@@ -34,6 +34,13 @@ class Checks:
         print("%d passed, %d failed" % (self.passes, self.fails), flush=True)
         return 1 if self.fails else 0
 
+    def failed(self, e):
+        """An exception ended the test: its traceback, and the check "no
+        exception" failed."""
+        import traceback
+        traceback.print_exc()
+        self("no exception", False, repr(e))
+
 
 def paho_client(client_id, protocol=None, **kw):
     """A paho-mqtt client with the 1.x callback signatures, on paho 1.6

@@ -154,6 +154,31 @@ try:
 
     cells = skipped = 0
     wrong = []
+
+    def fill(path, values):
+        """path with values for its parameters; any other parameter: a value
+        that names nothing"""
+        for k, v in values.items():
+            path = path.replace("{%s}" % k, v)
+        return re.sub(r"\{\w+\}", "x1", path)
+
+    def cell(method, p, role, act, target):
+        """role's caller calls p: whether the dispatcher let it through (its
+        own 403 for act); a cell the role table does not say goes to wrong"""
+        global cells
+        api, who = callers[role]
+        want = allowed(table[role][act], who, target)
+        body = {} if method in ("POST", "PUT") else None
+        st, b = api.call(method, p, body)
+        # a 403 naming another action is the handler's own rule
+        # (replacing another's file needs setup.manage, admin_files.c)
+        refused_act = ((b.get("result") or {}).get("detail") or {}).get("action", act) \
+            if isinstance(b, dict) else act
+        got = not (st == 403 and code(b) == "E2003" and refused_act == act)
+        cells += 1
+        if got != want:
+            wrong.append((method, p, role, act, table[role][act], st, b))
+        return got
     for method, path, act, in_handler in ops:
         params = re.findall(r"\{(\w+)\}", path)
         if not act:
@@ -167,22 +192,10 @@ try:
                         for rid, v in REG[kind].items()]
             variants.append(({"operatorId": "op2", key: "x1"}, {"operator": "op2"}))
             for values, target in variants:
-                p = path
-                for k, v in values.items():
-                    p = p.replace("{%s}" % k, v)
-                p = re.sub(r"\{\w+\}", "x1", p)
+                p = fill(path, values)
                 # the operator admin last: its calls pass and may change the app
                 for role in sorted(callers, key=lambda r: r == "operator_admin"):
-                    api, who = callers[role]
-                    want = allowed(table[role][act], who, target)
-                    body = {} if method in ("POST", "PUT") else None
-                    st, b = api.call(method, p, body)
-                    refused_act = ((b.get("result") or {}).get("detail") or {}).get("action", act) \
-                        if isinstance(b, dict) else act
-                    got = not (st == 403 and code(b) == "E2003" and refused_act == act)
-                    cells += 1
-                    if got != want:
-                        wrong.append((method, p, role, act, table[role][act], st, b))
+                    got = cell(method, p, role, act, target)
                     if got and target["operator"] == "demo" and method != "GET":
                         register(kind, values[key])  # undo: its registration as it was
             continue
@@ -199,23 +212,9 @@ try:
             skipped += 1
             continue
         for values, target in variants:
-            p = path
-            for k, v in values.items():
-                p = p.replace("{%s}" % k, v)
-            # any other parameter: a value that names nothing
-            p = re.sub(r"\{\w+\}", "x1", p)
-            for role, (api, who) in callers.items():
-                want = allowed(table[role][act], who, target)
-                body = {} if method in ("POST", "PUT") else None
-                st, b = api.call(method, p, body)
-                # a 403 naming another action is the handler's own rule
-                # (replacing another's file needs setup.manage, admin_files.c)
-                refused_act = ((b.get("result") or {}).get("detail") or {}).get("action", act) \
-                    if isinstance(b, dict) else act
-                got = not (st == 403 and code(b) == "E2003" and refused_act == act)
-                cells += 1
-                if got != want:
-                    wrong.append((method, p, role, act, table[role][act], st, b))
+            p = fill(path, values)
+            for role in callers:
+                cell(method, p, role, act, target)
     check("every cell of the dispatcher's routes is the role table's (%d cells)" % cells, cells > 100 and not wrong,
           wrong[:10])
 
@@ -247,7 +246,5 @@ try:
     check("clean stop", stop_server(server) == 0)
     server = None
 except Exception as e:  # noqa: BLE001 -- reported as a failed check
-    import traceback
-    traceback.print_exc()
-    check("no exception", False, repr(e))
+    check.failed(e)
 finish(check, T, [server])

@@ -370,8 +370,6 @@ try:
     stop_server(server)
     server = None
 except Exception as ex:  # noqa: BLE001 -- reported as a failed check, then the log
-    import traceback
-    traceback.print_exc()
-    check("no exception", False, repr(ex))
+    check.failed(ex)
 finally:
     finish(check, T, [server])
