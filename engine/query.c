@@ -738,21 +738,25 @@ static int sess_rec(const MDB_val *K, const MDB_val *V, sr_session_rec *s)
     return SR_OK;
 }
 
+/* The session of token_hash in t: SR_OK and *out (its token_hash the
+ * caller's), SR_ENOTFOUND, or the index's error. */
+static int sess_get(sr_engine *e, MDB_txn *t, const uint8_t token_hash[32], sr_session_rec *out)
+{
+    MDB_val K = {32, (void *)token_hash}, V;
+    int r = mdb_get(t, DB(e, SR_DB_SESSIONS), &K, &V);
+    int rc = r == MDB_NOTFOUND ? SR_ENOTFOUND : r ? sr_index_err(r) : sess_rec(&K, &V, out);
+    if (!rc) out->token_hash = token_hash;
+    return rc;
+}
+
 int sr_session_verify(sr_engine *e, const uint8_t token_hash[32], sr_actor_kind kind, int64_t now_ms, sr_session_rec *out)
 {
     MDB_txn *t;
     int rc = sr_index_read_begin(e->ix, &t);
     if (rc) return rc;
-    MDB_val K = {32, (void *)token_hash}, V;
-    int r = mdb_get(t, DB(e, SR_DB_SESSIONS), &K, &V);
-    if (r == MDB_NOTFOUND) rc = SR_ENOTFOUND;
-    else if (r) rc = sr_index_err(r);
-    else rc = sess_rec(&K, &V, out);
+    rc = sess_get(e, t, token_hash, out);
     sr_index_read_end(e->ix, t);
-    if (!rc) {
-        out->token_hash = token_hash;
-        if (out->kind != kind || out->expires_ms <= now_ms) rc = SR_ENOTFOUND;
-    }
+    if (!rc && (out->kind != kind || out->expires_ms <= now_ms)) rc = SR_ENOTFOUND;
     return rc;
 }
 
@@ -763,20 +767,15 @@ int sr_engine_user_session_get(sr_engine *e, const uint8_t token_hash[32], int64
     *expired = 0;
     int rc = sr_index_read_begin(e->ix, &t);
     if (rc) return rc;
-    MDB_val K = {32, (void *)token_hash}, V;
-    int r = mdb_get(t, DB(e, SR_DB_SESSIONS), &K, &V);
-    if (r == MDB_NOTFOUND) rc = SR_ENOTFOUND;
-    else if (r) rc = sr_index_err(r);
-    else rc = sess_rec(&K, &V, s);
+    rc = sess_get(e, t, token_hash, s);
     if (!rc) {
-        s->token_hash = token_hash;
         if (s->kind != SR_ACTOR_USER) rc = SR_ENOTFOUND;
         else if (s->expires_ms <= now_ms) rc = SR_ENOTFOUND, *expired = 1;
     }
     if (!rc) { /* the user, in the same snapshot */
         size_t il = strlen(s->id);
         MDB_val UK = {il, s->id}, UV;
-        r = il ? mdb_get(t, DB(e, SR_DB_USERS), &UK, &UV) : MDB_NOTFOUND;
+        int r = il ? mdb_get(t, DB(e, SR_DB_USERS), &UK, &UV) : MDB_NOTFOUND;
         if (r == MDB_NOTFOUND) rc = SR_ENOTFOUND;
         else if (r) rc = sr_index_err(r);
         else {
