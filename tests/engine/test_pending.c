@@ -460,10 +460,7 @@ Test(pending, init_creates_two_platform_admins)
     cr_assert_eq(pclose(p), 0, "%s", cmd);
     cr_assert_eq(npw, 2, "two passwords printed");
     cr_assert(second);
-    char sub[1200];
-    snprintf(sub, sizeof sub, "%s/d", dir);
-    char *top = dir;
-    dir = strdup(sub);
+    char *top = es_descend(&dir, "d");
     sr_engine *e = open_engine();
     sr_rec h = SR_REC_INIT;
     sr_user u;
@@ -476,11 +473,7 @@ Test(pending, init_creates_two_platform_admins)
     }
     cr_assert_str_neq(pw[0], pw[1]);
     sr_rec_close(&h);
-    cr_assert_eq(sr_engine_close(e), SR_OK);
-    tu_rmrf(top);
-    free(top);
-    free(dir);
-    dir = NULL;
+    es_finish_in(e, &dir, top);
 }
 
 /* A change of several events (an app's grants replaced: the old one

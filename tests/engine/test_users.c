@@ -254,10 +254,7 @@ Test(users, init_creates_the_first_platform_admin)
     password[strcspn(password, "\n")] = 0;
     cr_assert_geq(strlen(password), 12, "the printed password '%s'", password);
     cr_assert(must_change, "a line says the password must be changed at first login");
-    char sub[1200];
-    snprintf(sub, sizeof sub, "%s/d", dir);
-    char *top = dir;
-    dir = strdup(sub);
+    char *top = es_descend(&dir, "d");
     sr_engine *e = open_engine();
     sr_rec h = SR_REC_INIT;
     sr_user u;
@@ -280,11 +277,7 @@ Test(users, init_creates_the_first_platform_admin)
     cr_assert_eq(sr_list_users(e, &h), SR_OK);
     cr_assert_eq(h.count, 1, "one platform admin");
     sr_rec_close(&h);
-    cr_assert_eq(sr_engine_close(e), SR_OK);
-    tu_rmrf(top);
-    free(top);
-    free(dir);
-    dir = NULL;
+    es_finish_in(e, &dir, top);
 }
 
 /* Vendors (R-ID-8): registry entries of the platform (operator ""), of kind

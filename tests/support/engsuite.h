@@ -1,10 +1,11 @@
 /* tests/support/engsuite.h -- the set-up the engine's Criterion suites
- * share (tests/engine/test_*.c): an engine on a fresh temporary directory,
- * closed and removed at the end, the one-event submit every suite of
- * typed builders (sr_cmd_*) uses, the replay == rebuild check, and a
- * registry entry put again disabled or with a new secret (the revocation
- * suites, tests/api/test_revoke*.c). Criterion asserts, so only a suite
- * includes it (engtest.h has the helpers the other programs use too). */
+ * share (tests/engine/test_*.c): an engine on a fresh temporary directory
+ * (or on the data directory `suiro init` made in it), closed and removed at
+ * the end; the one-event submit every suite of typed builders (sr_cmd_*)
+ * uses; the replay == rebuild check; and a registry entry put again
+ * disabled or with a new secret (the revocation suites,
+ * tests/api/test_revoke*.c). Criterion asserts, so only a suite includes it
+ * (engtest.h has the helpers the other programs use too). */
 #ifndef SR_ENGSUITE_H
 #define SR_ENGSUITE_H
 
@@ -14,6 +15,7 @@
 #include "testutil.h"
 
 #include <criterion/criterion.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -38,6 +40,25 @@ static inline void es_finish(sr_engine *e, char **dir)
     tu_rmrf(*dir);
     free(*dir);
     *dir = NULL;
+}
+
+/* Make *dir its subdirectory sub (the data directory `suiro init *dir/sub`
+ * made); the former *dir, for es_finish_in. */
+static inline char *es_descend(char **dir, const char *sub)
+{
+    char *top = *dir, path[1200];
+    snprintf(path, sizeof path, "%s/%s", top, sub);
+    *dir = strdup(path);
+    cr_assert(*dir);
+    return top;
+}
+
+/* es_finish, then remove and free top (es_descend's). */
+static inline void es_finish_in(sr_engine *e, char **dir, char *top)
+{
+    es_finish(e, dir);
+    tu_rmrf(top);
+    free(top);
 }
 
 /* Submit the one event a builder appended to b (built: the builder's
