@@ -8,8 +8,9 @@
 #   bash bench/ap_latest_ab.sh /tmp/suiro-main build/suiro
 #
 # WHAT IS MEASURED
-#  Data: `suiro init --demo` (by AFTER) and one value of P001 through the
-#  GW-IF HTTP binding; each build serves its own copy of that directory
+#  Data: `suiro init --demo` and one value of P001 through the GW-IF HTTP
+#  binding, made by each build for itself (a newer build's index layout is
+#  one an older build refuses); each round serves a fresh copy of it
 #  (sync=always, not encrypted), on 127.0.0.1.
 #  1. req/s: AB_ROUNDS rounds (default 8), each build once a round, their
 #     order alternating (before/after, after/before, ...), each AB_SECONDS
@@ -68,9 +69,10 @@ load() { # BIN SECONDS CONNECTIONS: apsim's result line
     --what latest --data-id P001 --duration "$2" --connections "$3" </dev/null 2>/dev/null | tail -n 1
 }
 
-# ---- the data: the demo operator and one value of P001 ----------------------
-"$B1" init --demo "$T/d0" >/dev/null
-serve "$B1" "$T/d0"
+# ---- the data: the demo operator and one value of P001, by each build --------
+make_data() { # BIN DIR
+"$1" init --demo "$2" >/dev/null
+serve "$1" "$2"
 tok=$(curl -sf -X POST "http://127.0.0.1:$PORT/gw/v1/sessions" -H 'Content-Type: application/json' \
   -d '{"operatorId":"demo","gatewayId":"GW001","secret":"demo-gw001-secret"}' |
   "$PY" -c 'import json,sys; print(json.load(sys.stdin)["token"])')
@@ -79,13 +81,16 @@ curl -sf -X POST "http://127.0.0.1:$PORT/gw/v1/measurements" -H 'Content-Type: a
   "timestamp":"2026-11-22T00:00:00.000Z"},"body":{"values":[{"dataId":"P001","timestamp":"2026-11-22T00:00:00.000Z",
   "value":12.5,"quality":"GOOD"}]}}' >/dev/null
 stop
+}
+make_data "$B0" "$T/d0-before"
+make_data "$B1" "$T/d0-after"
 
 # ---- 1. req/s, alternating ---------------------------------------------------
 round() { # build
   local v=$1 bin
   bin=$(bin_of "$1")
   rm -rf "$T/d-$v"
-  cp -a "$T/d0" "$T/d-$v"
+  cp -a "$T/d0-$v" "$T/d-$v"
   serve "$bin" "$T/d-$v"
   sleep 1
   local l c0 c1 out
@@ -124,7 +129,7 @@ command -v valgrind >/dev/null || { echo "ap_latest_ab: no valgrind: no instruct
 for v in before after; do
   bin=$(bin_of "$v")
   rm -rf "$T/c-$v"
-  cp -a "$T/d0" "$T/c-$v"
+  cp -a "$T/d0-$v" "$T/c-$v"
   serve "$bin" "$T/c-$v" valgrind --tool=callgrind --collect-atstart=no --toggle-collect=sr_apif_handle \
     --toggle-collect=open_session --toggle-collect=session_close --callgrind-out-file="$T/cg-$v.out"
   out=$(load "$bin" "$CGSECS" 1)
