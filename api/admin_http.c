@@ -334,6 +334,7 @@ static void wjob_free(sr_http_ctx *h)
     if (j->ctx_free) j->ctx_free(j->ctx);
     json_decref(j->w.answer);
     json_decref(j->w.detail);
+    sr_buf_release(&j->w.body);
 }
 
 static void wjob_work(sr_work *wk)
@@ -358,6 +359,8 @@ static void wjob_done(sr_work *wk, int status)
         if (req) sr_http_result(req, 0, j->w.code, j->w.msg[0] ? j->w.msg : sr_wire_msg(j->w.code), j->w.detail);
     } else if (req) {
         if (j->w.answer) sr_http_jsonv(req, j->w.status ? j->w.status : 200, j->w.answer);
+        else if (j->w.content_type)
+            sr_http_send(req, j->w.status ? j->w.status : 200, j->w.content_type, j->w.body.data, j->w.body.len);
         else sr_http_no_content(req);
     }
     sr_http_ctx_unref(&j->h);

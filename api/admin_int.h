@@ -100,7 +100,9 @@ void sr_admin_submit(const sr_route_call *c, int rc, sr_buf *b, int status, json
  * loop then answers. */
 typedef struct sr_admin_work {
     int status;          /* the success status (200, 201, 204) */
-    json_t *answer;      /* set by work(); NULL: 204 */
+    json_t *answer;      /* set by work(); NULL: 204 (or the body below) */
+    const char *content_type; /* set by work() for an answer that is not JSON: body, with this type */
+    sr_buf body;
     sr_wire code;        /* SR_WIRE_OK or a refusal */
     char msg[512];
     json_t *detail;      /* optional detail of the refusal */

@@ -347,22 +347,30 @@ static void sheet_import(const sr_route_call *c)
 }
 
 /* The export reads the index only (no wait): on the loop, as text/csv. */
+/* The export grows with the operator's set-up (16 ms for 4,000 data
+ * points): on the worker queue, counted against the caller's scope, never
+ * on the loop. */
+static void export_work(sr_admin_work *w, void *v)
+{
+    const char *op = v;
+    int rc = sr_engine_export_sheet(w->eng, op, &w->body);
+    if (rc == SR_ENOTFOUND) {
+        w->code = SR_WIRE_UNKNOWN;
+        snprintf(w->msg, sizeof w->msg, "operator %.100s does not exist", op);
+    } else if (rc) {
+        w->code = sr_wire_of_rc(rc);
+        snprintf(w->msg, sizeof w->msg, "%s", sr_strerror(rc));
+    } else
+        w->content_type = "text/csv; charset=utf-8";
+}
+
 static void sheet_export(const sr_route_call *c)
 {
     const char *op = sr_route_param(c, "operatorId");
     if (!op) return sr_admin_bad_field(c, "operatorId", "too long or not text");
-    sr_buf out;
-    sr_buf_init(&out);
-    int rc = sr_engine_export_sheet(sr_admin_engine(c), op, &out);
-    if (rc == SR_ENOTFOUND) {
-        char msg[160];
-        snprintf(msg, sizeof msg, "operator %.100s does not exist", op);
-        sr_http_result(c->req, 0, SR_WIRE_UNKNOWN, msg, NULL);
-    } else if (rc)
-        sr_http_result(c->req, 0, sr_wire_of_rc(rc), sr_strerror(rc), NULL);
-    else
-        sr_http_send(c->req, 200, "text/csv; charset=utf-8", out.data, out.len);
-    sr_buf_release(&out);
+    char *copy = strdup(op);
+    if (!copy) return sr_http_result(c->req, 0, SR_WIRE_INTERNAL, "out of memory", NULL);
+    sr_admin_run(c, export_work, copy, free);
 }
 
 /* ---- rows from JSON bodies ------------------------------------------------------ */
