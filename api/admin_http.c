@@ -674,16 +674,7 @@ static void login_free(sr_http_ctx *h)
 static void login_audit(sr_admin *a, const char *op, const char *user, const char *reason, const char *addr)
 {
     if (a->closing || !a->eng) return;
-    sr_buf b;
-    sr_buf_init(&b);
-    sr_cmd_env env = {op, user, SR_ACTOR_USER, NULL, addr};
-    int rc = sr_cmd_auth(&env, SR_ACTOR_USER, user, 0, "password", reason, &b);
-    if (!rc) {
-        sr_slice sl = {b.data, b.len};
-        rc = sr_engine_submit(a->eng, &sl, 1, NULL, NULL);
-    }
-    if (rc) sr_slog(SR_LOG_WARN, "audit event not queued", "error=%s", sr_err_name(rc));
-    sr_buf_release(&b);
+    sr_login_audit(a->eng, SR_ACTOR_USER, op, user, reason, addr); /* the one failed-login event (loginguard.h) */
     sr_slog(SR_LOG_WARN, "user login refused", "user=%s peer=%s reason=%s", sr_slog_q(user), addr, sr_slog_q(reason));
 }
 
