@@ -49,7 +49,8 @@
     X(APPS_REGISTER, "apps.register")              \
     X(GATEWAYS_REGISTER, "gateways.register")      \
     X(DATA_READ, "data.read")                      \
-    X(AUDIT_READ, "audit.read")
+    X(AUDIT_READ, "audit.read")                    \
+    X(DATA_CORRECT, "data.correct")
 
 /* The scope rules, X(enum suffix, name as docs/admin.md writes it). */
 #define SR_AUTHZ_RULES(X)                 \

@@ -1,0 +1,381 @@
+/*
+ * api/csv_http.c -- CSV over HTTP (R-PO-1, docs/csv.md; contract in
+ * api/csv_http.h): the streamed export of stored values, the import of a
+ * corrected CSV, and the Admin API's corrections route.
+ *
+ * EXPORT
+ *  An h2o generator: the headers go out once the first step is written (an
+ *  engine error before it is a 500 answer, not a 200 that stops); each
+ *  proceed callback (h2o asks for more once the last step is sent) writes
+ *  the next step into the generator's one buffer and sends it. A raw step
+ *  is one sr_engine_range of at most SR_CSV_STEP samples from the cursor
+ *  on: one short LMDB read transaction per step, never one held for the
+ *  whole export (it would pin the pages the writer frees meanwhile). A
+ *  downsampled point is read once (its buckets, at most the route's 100000
+ *  intervals) and written SR_CSV_STEP buckets per step. The steps run on the
+ *  loop thread, as the file download's reads do (api/apif_store.c): each is
+ *  bounded (a few ms) and a slow client holds no thread.
+ *
+ * INVARIANTS
+ *  (1) Memory: a generator holds its samples (SR_CSV_STEP), its strings
+ *      (the step's), its buckets (one point's) and its text buffer (one
+ *      step's, ~SR_CSV_STEP x 100 bytes): independent of the range's size.
+ *  (2) Values are written by the AP-IF's one number writer (sr_json_number_k,
+ *      sr_json_i64: a decimal as it was sent), timestamps by sr_json_ts_put
+ *      (the JSON answer's text), strings by the CSV writer (codecs/csv.c).
+ *  (3) Rows come point after point (the order of the dataId parameters), each
+ *      point's in time order, the same values the JSON answer pages through.
+ */
+#include "api/csv_http.h"
+
+#include "api/admin_int.h"
+#include "api/httpu.h"
+#include "api/slog.h"
+#include "codecs/csv.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- the export --------------------------------------------------------- */
+
+enum { SEND_MIN = 64 << 10 };
+
+typedef struct csvx {
+    h2o_generator_t gen; /* first */
+    sr_engine *e;
+    sr_csv_export x;
+    char (*ids)[72];
+    sr_point_info *info;
+    size_t k;          /* the point being written */
+    int64_t after;     /* raw: the cursor in point k (INT64_MIN: its start) */
+    size_t bi, nb;     /* downsampled: the next bucket of point k, its buckets (nb: read) */
+    int have_bk;
+    int done;
+    int primed;        /* out holds the first step, written before the headers */
+    sr_buf out, samples, strings, bk;
+    sr_json_ts tc;
+    int kh;
+} csvx;
+
+static void csvx_free(csvx *c)
+{
+    sr_buf_release(&c->out);
+    sr_buf_release(&c->samples);
+    sr_buf_release(&c->strings);
+    sr_buf_release(&c->bk);
+    free(c->ids);
+    free(c->info);
+    c->ids = NULL;
+    c->info = NULL;
+}
+
+static void csvx_dispose(void *p) { csvx_free(p); }
+
+/* the aggregates in the order of the JSON answer's fields */
+static const struct {
+    int m;
+    const char *name;
+} AGGS[] = {{SR_CSV_AGG_MIN, "min"},     {SR_CSV_AGG_MAX, "max"},   {SR_CSV_AGG_AVG, "avg"}, {SR_CSV_AGG_SUM, "sum"},
+            {SR_CSV_AGG_FIRST, "first"}, {SR_CSV_AGG_LAST, "last"}, {SR_CSV_AGG_COUNT, "count"}};
+
+static int put(sr_buf *b, const char *s) { return sr_buf_append(b, s, strlen(s)); }
+
+static int put_header(csvx *c)
+{
+    int rc = c->x.bom ? sr_buf_append(&c->out, "\xEF\xBB\xBF", 3) : SR_OK;
+    if (!c->x.interval) return rc ? rc : put(&c->out, "dataId,timestamp,value,quality\r\n");
+    if (!rc) rc = put(&c->out, "dataId,timestamp");
+    for (size_t i = 0; !rc && i < sizeof AGGS / sizeof AGGS[0]; i++)
+        if (c->x.mask & AGGS[i].m) {
+            if (!(rc = put(&c->out, ","))) rc = put(&c->out, AGGS[i].name);
+        }
+    return rc ? rc : put(&c->out, "\r\n");
+}
+
+/* "<dataId>,<timestamp>," into out: where the value goes (room for 48 more) */
+static char *row_head(csvx *c, int64_t ts, size_t more, int *rc)
+{
+    const char *id = c->ids[c->k];
+    size_t il = strlen(id);
+    if ((*rc = sr_buf_reserve(&c->out, il + 26 + more + 48))) return NULL;
+    char *p = (char *)c->out.data + c->out.len;
+    memcpy(p, id, il); /* an ID needs no quotes: [A-Za-z0-9._-] */
+    p += il;
+    *p++ = ',';
+    sr_json_ts_put(&c->tc, ts, p);
+    p += 24;
+    *p++ = ',';
+    return p;
+}
+
+static int raw_rows(csvx *c, const sr_sample *s, size_t n)
+{
+    sr_vtype type = c->info[c->k].type;
+    int rc = SR_OK;
+    for (size_t i = 0; i < n && !rc; i++) {
+        char *p = row_head(c, s[i].ts, 0, &rc);
+        if (!p) break;
+        switch (type) {
+        case SR_VT_INTEGER: p += sr_json_i64(p, s[i].v.i); break;
+        case SR_VT_BOOL:
+            memcpy(p, s[i].v.b ? "true" : "false", s[i].v.b ? 4 : 5);
+            p += s[i].v.b ? 4 : 5;
+            break;
+        case SR_VT_STRING:
+            c->out.len = (size_t)(p - (char *)c->out.data);
+            if ((rc = sr_csv_write_field(&c->out, s[i].v.str.s, s[i].v.str.slen))) continue;
+            if ((rc = sr_buf_reserve(&c->out, 16))) continue;
+            p = (char *)c->out.data + c->out.len;
+            break;
+        default: {
+            int m = sr_json_number_k(p, s[i].v.f, &c->kh);
+            if (!m) rc = SR_EINVAL;
+            p += m;
+        }
+        }
+        if (rc) break;
+        *p++ = ',';
+        const char *qn = sr_quality_str(s[i].quality);
+        size_t ql = strlen(qn);
+        memcpy(p, qn, ql);
+        p += ql;
+        *p++ = '\r';
+        *p++ = '\n';
+        c->out.len = (size_t)(p - (char *)c->out.data);
+    }
+    return rc;
+}
+
+static int bucket_rows(csvx *c)
+{
+    const sr_bucket *bu = (const sr_bucket *)c->bk.data;
+    size_t end = c->bi + SR_CSV_STEP < c->nb ? c->bi + SR_CSV_STEP : c->nb;
+    int rc = SR_OK;
+    for (; c->bi < end && !rc; c->bi++) {
+        const sr_bucket *b = &bu[c->bi];
+        char *p = row_head(c, b->start, 7 * 42, &rc);
+        if (!p) break;
+        int empty = b->count == 0 && !b->filled, firstf = 1;
+        for (size_t i = 0; i < sizeof AGGS / sizeof AGGS[0]; i++) {
+            if (!(c->x.mask & AGGS[i].m)) continue;
+            if (!firstf) *p++ = ','; /* the first one's is row_head's */
+            firstf = 0;
+            if (AGGS[i].m == SR_CSV_AGG_COUNT) {
+                p += sr_json_u64(p, b->count);
+                continue;
+            }
+            if (empty) continue; /* an empty field */
+            double v = AGGS[i].m == SR_CSV_AGG_MIN   ? b->min
+                       : AGGS[i].m == SR_CSV_AGG_MAX ? b->max
+                       : AGGS[i].m == SR_CSV_AGG_AVG ? (b->count ? b->sum / (double)b->count : b->last)
+                       : AGGS[i].m == SR_CSV_AGG_SUM ? b->sum
+                       : AGGS[i].m == SR_CSV_AGG_FIRST ? b->first
+                                                       : b->last;
+            int m = sr_json_number_k(p, v, &c->kh);
+            if (!m) rc = SR_EINVAL;
+            p += m;
+        }
+        *p++ = '\r';
+        *p++ = '\n';
+        c->out.len = (size_t)(p - (char *)c->out.data);
+    }
+    return rc;
+}
+
+/* Write the next step(s) into c->out (at least SEND_MIN bytes unless the
+ * export ends): SR_OK, or an engine error. Sets c->done at the end. */
+static int fill(csvx *c)
+{
+    int rc = SR_OK;
+    while (!rc && !c->done && c->out.len < SEND_MIN) {
+        if (c->k >= c->x.n) {
+            c->done = 1;
+            break;
+        }
+        if (c->x.interval) {
+            if (!c->have_bk) {
+                c->bk.len = 0;
+                if ((rc = sr_engine_downsample(c->e, c->info[c->k].point, c->x.from, c->x.to, c->x.interval, c->x.fill,
+                                               &c->bk)))
+                    break;
+                c->nb = c->bk.len / sizeof(sr_bucket);
+                c->bi = 0;
+                c->have_bk = 1;
+            }
+            if ((rc = bucket_rows(c))) break;
+            if (c->bi >= c->nb) {
+                c->have_bk = 0;
+                c->k++;
+            }
+            continue;
+        }
+        sr_range_q q = {c->info[c->k].point, c->x.from, c->x.to, SR_CSV_STEP, 0, c->after};
+        int more = 0;
+        c->samples.len = c->strings.len = 0;
+        if ((rc = sr_engine_range(c->e, &q, &c->samples, &c->strings, &more))) break;
+        size_t ns = c->samples.len / sizeof(sr_sample);
+        const sr_sample *s = (const sr_sample *)c->samples.data;
+        if ((rc = raw_rows(c, s, ns))) break;
+        if (more && ns) c->after = s[ns - 1].ts;
+        else {
+            c->k++;
+            c->after = INT64_MIN;
+        }
+    }
+    return rc;
+}
+
+static void csvx_proceed(h2o_generator_t *g, h2o_req_t *req)
+{
+    csvx *c = (csvx *)g;
+    int rc = SR_OK;
+    if (c->primed) c->primed = 0;
+    else {
+        c->out.len = 0;
+        rc = fill(c);
+    }
+    h2o_iovec_t v = h2o_iovec_init(c->out.data, c->out.len);
+    if (rc) {
+        sr_slog(SR_LOG_ERROR, "CSV export failed", "error=%s", sr_err_name(rc));
+        h2o_send(req, &v, c->out.len ? 1 : 0, H2O_SEND_STATE_ERROR); /* the client sees a cut body */
+        return;
+    }
+    h2o_send(req, &v, c->out.len ? 1 : 0, c->done ? H2O_SEND_STATE_FINAL : H2O_SEND_STATE_IN_PROGRESS);
+}
+
+static void csvx_stop(h2o_generator_t *g, h2o_req_t *req)
+{
+    (void)req;
+    csvx_free((csvx *)g);
+}
+
+void sr_csv_export_start(h2o_req_t *req, sr_engine *e, const sr_csv_export *x)
+{
+    csvx *c = h2o_mem_alloc_shared(&req->pool, sizeof *c, csvx_dispose);
+    memset(c, 0, sizeof *c);
+    c->gen.proceed = csvx_proceed;
+    c->gen.stop = csvx_stop;
+    c->e = e;
+    c->x = *x;
+    c->after = INT64_MIN;
+    sr_buf_init(&c->out);
+    sr_buf_init(&c->samples);
+    sr_buf_init(&c->strings);
+    sr_buf_init(&c->bk);
+    c->ids = malloc((x->n ? x->n : 1) * sizeof *c->ids);
+    c->info = malloc((x->n ? x->n : 1) * sizeof *c->info);
+    int rc = c->ids && c->info ? SR_OK : SR_ENOMEM;
+    if (!rc) {
+        memcpy(c->ids, x->ids, x->n * sizeof *c->ids);
+        memcpy(c->info, x->info, x->n * sizeof *c->info);
+        rc = put_header(c);
+    }
+    if (!rc) rc = fill(c); /* the first step before the headers: an error is still a 500 */
+    if (rc) {
+        csvx_free(c);
+        return sr_http_result(req, 0, SR_WIRE_INTERNAL, sr_strerror(rc), NULL);
+    }
+    c->primed = 1;
+    req->res.status = 200;
+    req->res.reason = "OK";
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, H2O_STRLIT("text/csv; charset=utf-8"));
+    h2o_start_response(req, &c->gen);
+    csvx_proceed(&c->gen, req);
+}
+
+/* ---- the import ------------------------------------------------------------ */
+
+sr_wire sr_csv_import(sr_engine *e, const sr_cmd_env *env, const char *csv, size_t len, const char *reason,
+                      int (*may)(void *ctx, const char *data_id), void *may_ctx, char *msg, size_t msgsz,
+                      json_t **detail, json_t **answer)
+{
+    *detail = *answer = NULL;
+    sr_corr_report *rep = malloc(sizeof *rep);
+    if (!rep) {
+        snprintf(msg, msgsz, "out of memory");
+        return SR_WIRE_INTERNAL;
+    }
+    sr_buf b;
+    sr_buf_init(&b);
+    sr_wire code = SR_WIRE_OK;
+    int rc = sr_cmd_corrections(e, env, csv, len, reason, may, may_ctx, rep, &b);
+    if (rc) {
+        code = sr_wire_of_rc(rc);
+        snprintf(msg, msgsz, "%s", rep->msg[0] ? rep->msg : sr_wire_msg_of_rc(rc));
+        if (rep->field[0]) {
+            json_t *errs = json_array();
+            for (size_t i = 0; i < rep->nerr; i++)
+                json_array_append_new(errs, json_pack("{s:I,s:s}", "line", (json_int_t)rep->err[i].line, "message",
+                                                      rep->err[i].msg));
+            *detail = json_pack("{s:s,s:o,s:I,s:b}", "field", rep->field, "errors", errs, "count",
+                                (json_int_t)rep->nbad, "truncated", rep->nbad > rep->nerr);
+        }
+    } else {
+        sr_result res;
+        memset(&res, 0, sizeof res);
+        sr_slice sl = {b.data, b.len};
+        rc = sr_engine_submit_wait(e, &sl, 1, &res);
+        if (!rc) rc = res.rc;
+        if (rc) {
+            code = sr_wire_of_rc(rc);
+            snprintf(msg, msgsz, "%s", res.err.msg[0] ? res.err.msg : sr_wire_msg_of_rc(rc));
+        } else
+            *answer = json_pack("{s:s,s:I,s:I,s:I}", "importId", rep->import_id, "seq", (json_int_t)res.seq, "rows",
+                                (json_int_t)rep->rows, "points", (json_int_t)rep->points);
+    }
+    sr_buf_release(&b);
+    free(rep);
+    return code;
+}
+
+/* ---- the Admin API's route ---------------------------------------------------- */
+
+typedef struct ictx {
+    char op[72];
+    char reason[SR_CORR_REASON_MAX + 8];
+    char *csv;
+    size_t len;
+} ictx;
+
+static void ictx_free(void *v)
+{
+    ictx *x = v;
+    free(x->csv);
+    free(x);
+}
+
+static void import_work(sr_admin_work *w, void *v)
+{
+    ictx *x = v;
+    sr_cmd_env env = sr_admin_work_env(w, x->op);
+    w->code = sr_csv_import(w->eng, &env, x->csv, x->len, x->reason, NULL, NULL, w->msg, sizeof w->msg, &w->detail,
+                            &w->answer);
+    w->status = 201;
+}
+
+/* POST /admin/v1/operators/{operatorId}/corrections?reason=...: the body a
+ * corrected CSV (docs/csv.md); data.correct on the operator (the dispatcher) */
+static void corrections_import(const sr_route_call *c)
+{
+    ictx *x = calloc(1, sizeof *x);
+    if (!x) return sr_http_result(c->req, 0, SR_WIRE_INTERNAL, "out of memory", NULL);
+    snprintf(x->op, sizeof x->op, "%s", sr_route_param(c, "operatorId"));
+    if (!sr_http_query(c->req, "reason", x->reason, sizeof x->reason)) x->reason[0] = 0;
+    size_t n = c->req->entity.len;
+    if (!(x->csv = malloc(n + 1))) {
+        ictx_free(x);
+        return sr_http_result(c->req, 0, SR_WIRE_INTERNAL, "out of memory", NULL);
+    }
+    if (n) memcpy(x->csv, c->req->entity.base, n);
+    x->csv[n] = 0;
+    x->len = n;
+    sr_admin_run(c, import_work, x, ictx_free);
+}
+
+#define A(act) (1 + SR_ACT_##act)
+const sr_route sr_admin_data_routes[] = {
+    {"POST", "/admin/v1/operators/{operatorId}/corrections", corrections_import, SR_CALLER_ADMIN, SR_BODY_HTTP_MAX,
+     A(DATA_CORRECT)},
+};
+const size_t sr_admin_data_nroutes = sizeof sr_admin_data_routes / sizeof sr_admin_data_routes[0];
