@@ -142,7 +142,7 @@ int sr_cmd_corrections(sr_engine *e, const sr_cmd_env *env, const void *csv, siz
         if (!(k = sr__csv_utf8_seq((const uint8_t *)reason + i, rl - i)) || (unsigned char)reason[i] < 0x20)
             return whole(rep, "reason", SR_EINVAL, "reason: UTF-8 text without control characters");
     uint8_t rnd[8];
-    if (sr_random(rnd, sizeof rnd)) return whole(rep, "", SR_EIO, "no random bytes for the import's id");
+    if (sr_random(rnd, sizeof rnd)) return whole(rep, "csv", SR_EIO, "no random bytes for the import's id");
     memcpy(rep->import_id, "csv-", 4);
     sr_hex(rnd, sizeof rnd, rep->import_id + 4);
 
@@ -307,8 +307,8 @@ int sr_cmd_corrections(sr_engine *e, const sr_cmd_env *env, const void *csv, siz
     }
     rep->points = np;
     rc = sr_ev_correction(env, pts, np, reason, rep->import_id, (uint32_t)nrows, out);
-    if (rc) whole(rep, "", rc, "%s", sr_strerror(rc));
 done:
+    if (rc && !rep->msg[0]) whole(rep, "csv", rc, "%s", sr_strerror(rc));
     sr_csv_reader_release(&rd);
     sr_free(rows);
     sr_free(pts);

@@ -3,7 +3,7 @@
 values (R-PO-1, issue #15; api/csv_http.c, engine/correct.c, docs/csv.md),
 end to end with the real `suiro`:
 
- 1. Export: the stored-values route answers CSV with format=csv or Accept:
+ 1. Export (and `suiro apsim export`, to stdout or --out): the stored-values route answers CSV with format=csv or Accept:
     text/csv (the same bytes), raw (several points, every type, numbers in
     the JSON answer's text, strings quoted as RFC 4180 says) and downsampled
     (a column per aggregate, the JSON buckets' numbers); bom=1 starts with a
@@ -126,6 +126,19 @@ try:
           parsed == want and len(want) == sum(len(v) for v in SENT.values()), (parsed[:3], want[:3]))
     check("strings quoted as RFC 4180 says (comma, quote, line break)",
           b'"a, comma"' in raw and b'"quote "" here"' in raw and b'"line\nbreak"' in raw, raw[-200:])
+    url = "http://127.0.0.1:%d" % hp
+    frm, to = "%sT00:00:00Z" % DAY, "%sT23:59:59Z" % DAY
+    ap = subprocess.run([BIN, "apsim", "export", "--url", url, "--token", app.token, "--data-id", ",".join(IDS),
+                         "--from", frm, "--to", to], capture_output=True)
+    check("suiro apsim export prints the same CSV", ap.returncode == 0 and ap.stdout == raw,
+          (ap.returncode, ap.stderr[-300:], ap.stdout[:100]))
+    outf = os.path.join(T, "export.csv")
+    ap = subprocess.run([BIN, "apsim", "export", "--url", url, "--token", app.token, "--data-id", ",".join(IDS),
+                         "--from", frm, "--to", to, "--bom", "--out", outf], capture_output=True, text=True)
+    summary = json.loads(ap.stdout) if ap.returncode == 0 else {}
+    check("... and with --bom --out: the file (with the BOM) and one JSON line",
+          ap.returncode == 0 and open(outf, "rb").read() == rawb and summary.get("size") == len(rawb),
+          (ap.returncode, ap.stderr[-300:], ap.stdout[:200]))
     st, b = app.call("GET", values_q(IDS, "&format=csv&limit=10"))
     check("limit with CSV: 400 E1001", st == 400 and code(b) == "E1001", (st, b))
 
