@@ -1519,6 +1519,7 @@ const sr_route sr_apif_routes[] = {
     {"GET", "/api/v1/files/{path}", sr_apif_file_get, SR_CALLER_APP, SR_BODY_HTTP_MAX, 0},
     {"PUT", "/api/v1/files/{path}", sr_apif_file_put, SR_CALLER_APP, SR_BODY_HTTP_MAX, 0},
     {"DELETE", "/api/v1/files/{path}", sr_apif_file_delete, SR_CALLER_APP, SR_BODY_HTTP_MAX, 0},
+    {"POST", "/api/v1/corrections", sr_apif_corrections, SR_CALLER_APP, SR_BODY_DOC, 0}, /* ~20,000 rows */
     SR_TEST_ROUTES
 };
 const size_t sr_apif_nroutes = sizeof sr_apif_routes / sizeof sr_apif_routes[0];

@@ -29,6 +29,8 @@
 #include "api/csv_http.h"
 
 #include "api/admin_int.h"
+#include "api/apif_int.h"
+#include "api/loginguard.h"
 #include "api/httpu.h"
 #include "api/slog.h"
 #include "codecs/csv.h"
@@ -327,6 +329,90 @@ sr_wire sr_csv_import(sr_engine *e, const sr_cmd_env *env, const char *csv, size
     sr_buf_release(&b);
     free(rep);
     return code;
+}
+
+/* ---- the AP-IF's route (ext) ----------------------------------------------------- */
+
+/* An app's import, on the worker queue: its grants of kind corrections
+ * (engine/store_access.c) read as they are now; an app holding none is
+ * refused 403 before its CSV is read; a row of a point no grant of it
+ * allows writing is a bad row. */
+typedef struct capjob {
+    sr_apjob j; /* first */
+    char op[72], app[72], source[64];
+    char reason[SR_CORR_REASON_MAX + 8];
+    char *csv;
+    size_t len;
+    sr_wire code;
+    char msg[512];
+    json_t *detail, *answer;
+    sr_store_grant *g;
+    size_t ng;
+} capjob;
+
+static int app_may(void *ctx, const char *data_id)
+{
+    capjob *q = ctx;
+    return (sr_store_grants_allow(q->g, q->ng, SR_STORE_CORRECTIONS, data_id) & SR_STORE_WRITE) != 0;
+}
+
+static void capjob_run(sr_apjob *j)
+{
+    capjob *q = (capjob *)j;
+    int rc = sr_store_grants_load(j->a->eng, q->op, q->app, &q->g, &q->ng);
+    if (rc) {
+        q->code = SR_WIRE_INTERNAL;
+        snprintf(q->msg, sizeof q->msg, "the app's grants: %s", sr_strerror(rc));
+        return;
+    }
+    int any = 0;
+    for (size_t i = 0; i < q->ng; i++) any |= q->g[i].kind == SR_STORE_CORRECTIONS && (q->g[i].access & SR_STORE_WRITE);
+    if (!any) {
+        q->code = SR_WIRE_FORBIDDEN;
+        snprintf(q->msg, sizeof q->msg, "this app holds no grant to correct values (a corrections grant, docs/csv.md)");
+        return;
+    }
+    sr_cmd_env env = {q->op, q->app, SR_ACTOR_APP, NULL, q->source};
+    q->code = sr_csv_import(j->a->eng, &env, q->csv, q->len, q->reason, app_may, q, q->msg, sizeof q->msg, &q->detail,
+                            &q->answer);
+}
+
+static void capjob_after(sr_apjob *j, h2o_req_t *req)
+{
+    capjob *q = (capjob *)j;
+    if (q->code) sr_http_result(req, 0, q->code, q->msg, q->detail);
+    else sr_http_jsonv(req, 201, q->answer);
+}
+
+static void capjob_fini(sr_apjob *j)
+{
+    capjob *q = (capjob *)j;
+    free(q->csv);
+    sr_free(q->g);
+    json_decref(q->detail);
+    json_decref(q->answer);
+    q->csv = NULL;
+    q->g = NULL;
+    q->detail = q->answer = NULL;
+}
+
+void sr_apif_corrections(const sr_route_call *c)
+{
+    const sr_ap_token *t = c->caller;
+    capjob *q = sr_apif_job_new(c->req, sizeof *q, capjob_run);
+    if (!q) return;
+    q->j.after = capjob_after;
+    q->j.fini = capjob_fini;
+    snprintf(q->op, sizeof q->op, "%s", t->op);
+    snprintf(q->app, sizeof q->app, "%s", t->app);
+    sr_login_addr_req(c->req, q->source);
+    if (!sr_http_query(c->req, "reason", q->reason, sizeof q->reason)) q->reason[0] = 0;
+    size_t n = c->req->entity.len;
+    if (!(q->csv = malloc(n + 1))) return sr_http_result(c->req, 0, SR_WIRE_INTERNAL, "out of memory", NULL);
+    if (n) memcpy(q->csv, c->req->entity.base, n);
+    q->csv[n] = 0;
+    q->len = n;
+    sr_apif_job_submit(c->binding, t->op, &q->j, n);
 }
 
 /* ---- the Admin API's route ---------------------------------------------------- */

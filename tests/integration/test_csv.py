@@ -15,7 +15,10 @@ end to end with the real `suiro`:
     measurements and the correction.
  3. Refusals: an import with bad rows is 400 naming every bad line (and
     their count) and stores nothing; a user without data.correct (a general
-    user, the platform admin) gets 403.
+    user, the platform admin) gets 403. An app corrects through the AP-IF
+    (ext) only with a corrections grant (403 without; with one on P001: its
+    import is stored, the audit names the app; a row of another point is a
+    bad row).
  4. Memory stays flat: the server's anonymous memory while it streams a
     large export (300,000 values, ~15 MB of CSV) grows by far less than the
     answer's size.
@@ -34,7 +37,7 @@ BIN = sys.argv[1]
 T = tempfile.mkdtemp(prefix="suiro-csv-")
 D = os.path.join(T, "data")
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from srtest import (Api, Checks, admin_new_user, admin_session, code, finish, gw_envelope, http_once,  # noqa: E402
+from srtest import (Api, Checks, admin_applied, admin_new_user, admin_session, code, finish, gw_envelope, http_once,  # noqa: E402
                     init_with_admins, start_server, stop_server)
 
 check = Checks()
@@ -90,6 +93,7 @@ try:
     admin = admin_session(hp, "admin", temp, "the-admins-own-password-1")
     admin2 = admin_session(hp, "admin2", temp2, "the-admins-own-password-2")
     oa = admin_new_user(hp, admin, "oaD", "operator", "demo", ["operator_admin"], "oaD-password-12345", admin2)
+    oa2 = admin_new_user(hp, admin, "oaD2", "operator", "demo", ["operator_admin"], "oaD2-password-12345", admin2)
     gen = admin_new_user(hp, oa, "genD", "operator", "demo", ["operator_general"], "genD-password-12345", admin2)
 
     st, _, body, _ = http_once(hp, "POST", "/gw/v1/sessions",
@@ -206,6 +210,29 @@ try:
     st, b = oa.call("GET", "/admin/v1/audit/events?kind=correction")
     check("... no second correction event", st == 200 and len(b["items"]) == 1, b)
 
+    # an app corrects through the AP-IF (ext) only with a corrections grant
+    one = "dataId,timestamp,value\r\nP001,%s,55.5\r\n" % SENT["P001"][3][0]
+    apath = "/api/v1/corrections?reason=" + urllib.parse.quote("app's re-read")
+    st, b = app.call("POST", apath, one, headers={"Content-Type": "text/csv"})
+    check("an app without a corrections grant: 403 E2003", st == 403 and code(b) == "E2003", (st, b))
+    st, b = admin_applied(oa.call("PUT", "/admin/v1/operators/demo/correction-grants/APP001/P001",
+                                  {"access": "write"}), oa2)
+    check("the operator admin grants APP001 corrections of P001 (a widening: approved by a second admin)",
+          st in (200, 201), (st, b))
+    st, b = app.call("POST", apath, one, headers={"Content-Type": "text/csv"})
+    check("... then the app's import is stored (201)", st == 201 and b.get("rows") == 1, (st, b))
+    st, j3 = app.call("GET", values_q(["P001"], "&limit=1000"))
+    check("... and queries answer its value", {v["timestamp"]: v["value"] for v in j3["values"]}.get(
+        SENT["P001"][3][0]) == 55.5, j3["values"][:5])
+    st, b = oa.call("GET", "/admin/v1/audit/events?kind=correction&actor=APP001")
+    check("... the audit shows the app as who (actorKind app) and its reason",
+          st == 200 and len(b["items"]) == 1 and b["items"][0].get("actorKind") == "app" and
+          "app's re-read" in b["items"][0]["detail"], b)
+    st, b = app.call("POST", apath, "dataId,timestamp,value\r\nP004,%s,9\r\n" % SENT["P004"][0][0],
+                     headers={"Content-Type": "text/csv"})
+    check("... a point its grant does not cover is a bad row (400, line 2)",
+          st == 400 and [e["line"] for e in b["result"]["detail"]["errors"]] == [2], (st, b))
+
     # 4. a large export streams with flat memory
     N, STEP = 300000, 20000
     ok, why = True, None
@@ -242,12 +269,13 @@ try:
     # suiro replay: the original and the correction
     rp = subprocess.run([BIN, "replay", D, "--operator", "demo"], capture_output=True, text=True)
     evs = [json.loads(ln) for ln in rp.stdout.splitlines() if ln.strip()]
-    corr = [e for e in evs if "correction" in e]
+    corr = [e for e in evs if "correction" in e and e.get("actor") == "oaD"]
     meas = [e for e in evs if "measurements" in e and "70.01" not in json.dumps(e) and
             "68.29" in json.dumps(e)]
     check("suiro replay shows the correction: who, why, the corrected value",
           rp.returncode == 0 and len(corr) == 1 and corr[0]["correction"]["reason"] == reason and
-          corr[0].get("actor") == "oaD" and "70.01" in json.dumps(corr[0]), (rp.returncode, rp.stderr[-300:],
+          corr[0].get("source") and "70.01" in json.dumps(corr[0]) and
+          len([e for e in evs if "correction" in e]) == 2, (rp.returncode, rp.stderr[-300:],
                                                                             corr[:1]))
     check("... and the original measurement (68.29) still in the log", len(meas) == 1, len(meas))
 except Exception as e:  # noqa: BLE001
