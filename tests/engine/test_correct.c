@@ -231,3 +231,23 @@ Test(correct, the_writer_refuses_a_correction_of_a_gateway_without_reason_or_of_
     cr_assert_eq(value_at(e, "P000", 2000, NULL).v.f, 2.5, "nothing stored");
     es_finish(e, &dir);
 }
+
+Test(correct, a_corrections_grant_names_data_points_exactly_or_by_prefix)
+{
+    sr_store_kind k;
+    cr_assert(sr_store_kind_parse("corrections", &k) && k == SR_STORE_CORRECTIONS);
+    cr_assert_str_eq(sr_store_kind_name(SR_STORE_CORRECTIONS), "corrections");
+    char why[200];
+    cr_assert_eq(sr_store_pattern_check(SR_STORE_CORRECTIONS, "P00*", why, sizeof why), SR_OK);
+    cr_assert_eq(sr_store_pattern_check(SR_STORE_CORRECTIONS, "a/b", why, sizeof why), SR_EINVAL);
+    cr_assert(strstr(why, "data point"), "%s", why);
+    sr_store_grant g[] = {{SR_STORE_CORRECTIONS, "P001", SR_STORE_WRITE},
+                          {SR_STORE_CORRECTIONS, "Q*", SR_STORE_WRITE},
+                          {SR_STORE_DOCUMENTS, "P002", SR_STORE_WRITE}};
+    static const struct {
+        const char *id;
+        int want;
+    } rows[] = {{"P001", SR_STORE_WRITE}, {"P0011", 0}, {"Q7", SR_STORE_WRITE}, {"P002", 0}};
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++)
+        cr_assert_eq(sr_store_grants_allow(g, 3, SR_STORE_CORRECTIONS, rows[i].id), rows[i].want, "%s", rows[i].id);
+}
