@@ -109,6 +109,10 @@ Test(correct, an_import_corrects_values_of_every_type_and_keeps_the_originals_in
     snprintf(tgt, sizeof tgt, "import:%s", rep.import_id);
     cr_assert_str_eq(ar.target, tgt);
     sr_rec_close(&rec);
+    /* a reopen answers the same */
+    cr_assert_eq(sr_engine_close(e), SR_OK);
+    e = es_open(&dir, NULL, &OPTS);
+    cr_assert_eq(value_at(e, "P000", 2000, NULL).v.f, 68.29, "after a reopen");
     /* the index is a function of the log: the replay gives the same */
     e = es_rebuilt(e, &dir, &OPTS);
     cr_assert_eq(value_at(e, "P000", 2000, NULL).v.f, 68.29, "after the rebuild");
