@@ -269,7 +269,7 @@ int sr_cmd_corrections(sr_engine *e, const sr_cmd_env *env, const void *csv, siz
         goto done;
     }
     /* by point and time; a second row of the same (point, timestamp) is bad */
-    qsort(rows, nrows, sizeof *rows, row_cmp);
+    if (nrows) qsort(rows, nrows, sizeof *rows, row_cmp);
     for (size_t i = 1; i < nrows; i++)
         if (rows[i].point == rows[i - 1].point && rows[i].s.ts == rows[i - 1].s.ts) {
             char t[32];
