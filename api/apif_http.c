@@ -5,6 +5,8 @@
  * themselves are the broker's (api/broker.c, docs/requests.md).
  *
  * ROUTES
+ *  (ext) POST /api/v1/corrections, an app's import of corrected values, is
+ *  api/csv_http.c's (sr_apif_corrections, docs/csv.md).
  *  The rows of sr_apif_routes (api/routes.h) below: sr_apif_handle finds
  *  the row, authenticates its caller class once (an app: the token), refuses
  *  a body over the row's limit (413 E1003) and calls the handler with its
