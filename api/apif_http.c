@@ -1087,7 +1087,7 @@ static void stored_values(const sr_route_call *rt)
     if (csv) {
         sr_csv_export x = {n, (const char(*)[72])q->ids, q->info, q->from, q->to, q->down ? q->interval : 0, q->mask,
                            q->fill, bom};
-        return sr_csv_export_start(req, a->eng, &x);
+        return sr_csv_export_start(req, a, t->op, &x);
     }
     sr_apif_job_submit(a, t->op, &q->j, 0);
 }

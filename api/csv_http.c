@@ -4,17 +4,21 @@
  * corrected CSV, and the Admin API's corrections route.
  *
  * EXPORT
- *  An h2o generator: the headers go out once the first step is written (an
- *  engine error before it is a 500 answer, not a 200 that stops); each
- *  proceed callback (h2o asks for more once the last step is sent) writes
- *  the next step into the generator's one buffer and sends it. A raw step
- *  is one sr_engine_range of at most SR_CSV_STEP samples from the cursor
- *  on: one short LMDB read transaction per step, never one held for the
- *  whole export (it would pin the pages the writer frees meanwhile). A
- *  downsampled point is read once (its buckets, at most the route's 100000
- *  intervals) and written SR_CSV_STEP buckets per step. The steps run on the
- *  loop thread, as the file download's reads do (api/apif_store.c): each is
- *  bounded (a few ms) and a slow client holds no thread.
+ *  An h2o generator whose steps are jobs on the AP-IF's worker queue
+ *  (api/workq.h: the operator's share, nice +10, never on the loop): a step
+ *  writes the next bytes (at least 64 KiB unless the export ends) into the
+ *  generator's one buffer on a pool thread, and the loop sends them; h2o's
+ *  proceed callback (the last step is sent) queues the next. The headers
+ *  go out with the first step, so an engine error before it is a 500, not
+ *  a 200 that stops; a later one cuts the body (h2o closes the
+ *  connection). A raw step reads with sr_engine_range at most SR_CSV_STEP
+ *  samples a call from the cursor on: one short LMDB read transaction
+ *  each, never one held for the whole export (it would pin the pages the
+ *  writer frees meanwhile). A downsampled point is read once (its buckets,
+ *  at most the route's 100000 intervals) and written SR_CSV_STEP buckets a
+ *  step. A slow client holds no thread: no step runs until h2o asks. The
+ *  generator lives in an sr_http_ctx (api/httpu.h), so a step in flight
+ *  when the client leaves finishes into a context that is then freed.
  *
  * INVARIANTS
  *  (1) Memory: a generator holds its samples (SR_CSV_STEP), its strings
@@ -44,7 +48,11 @@
 enum { SEND_MIN = 64 << 10 };
 
 typedef struct csvx {
-    h2o_generator_t gen; /* first */
+    sr_http_ctx h;       /* first: h.req is NULL once h2o disposed of the request */
+    h2o_generator_t gen; /* h2o's handle on the stream (in the context: it outlives a step) */
+    sr_work w;           /* the step on the worker queue */
+    sr_apif *a;
+    char op[72];
     sr_engine *e;
     sr_csv_export x;
     char (*ids)[72];
@@ -53,27 +61,24 @@ typedef struct csvx {
     int64_t after;     /* raw: the cursor in point k (INT64_MIN: its start) */
     size_t bi, nb;     /* downsampled: the next bucket of point k, its buckets (nb: read) */
     int have_bk;
-    int done;
-    int primed;        /* out holds the first step, written before the headers */
+    int done;          /* the last step is written */
+    int started;       /* the headers went out */
+    int rc;            /* the step's engine error */
     sr_buf out, samples, strings, bk;
     sr_json_ts tc;
     int kh;
 } csvx;
 
-static void csvx_free(csvx *c)
+static void csvx_free(sr_http_ctx *h)
 {
+    csvx *c = (csvx *)h;
     sr_buf_release(&c->out);
     sr_buf_release(&c->samples);
     sr_buf_release(&c->strings);
     sr_buf_release(&c->bk);
     free(c->ids);
     free(c->info);
-    c->ids = NULL;
-    c->info = NULL;
 }
-
-static void csvx_dispose(void *p) { csvx_free(p); }
-
 /* the aggregates in the order of the JSON answer's fields */
 static const struct {
     int m;
@@ -228,43 +233,95 @@ static int fill(csvx *c)
     return rc;
 }
 
-static void csvx_proceed(h2o_generator_t *g, h2o_req_t *req)
-{
-    csvx *c = (csvx *)g;
-    int rc = SR_OK;
-    if (c->primed) c->primed = 0;
-    else {
-        c->out.len = 0;
-        rc = fill(c);
-    }
-    h2o_iovec_t v = h2o_iovec_init(c->out.data, c->out.len);
-    if (rc) {
-        sr_slog(SR_LOG_ERROR, "CSV export failed", "error=%s", sr_err_name(rc));
-        h2o_send(req, &v, c->out.len ? 1 : 0, H2O_SEND_STATE_ERROR); /* the client sees a cut body */
-        return;
-    }
-    h2o_send(req, &v, c->out.len ? 1 : 0, c->done ? H2O_SEND_STATE_FINAL : H2O_SEND_STATE_IN_PROGRESS);
-}
+static void step_submit(csvx *c, int must);
 
+/* the client left or the stream ended: a step in flight ends on its own
+ * (h.req tells it the request went); the context goes with its last ref */
 static void csvx_stop(h2o_generator_t *g, h2o_req_t *req)
 {
+    (void)g;
     (void)req;
-    csvx_free((csvx *)g);
 }
 
-void sr_csv_export_start(h2o_req_t *req, sr_engine *e, const sr_csv_export *x)
+/* a step on a pool thread: the next bytes into c->out */
+static void step_work(sr_work *w)
 {
-    csvx *c = h2o_mem_alloc_shared(&req->pool, sizeof *c, csvx_dispose);
-    memset(c, 0, sizeof *c);
+    csvx *c = SR_CONTAINER(w, csvx, w);
+    c->rc = fill(c);
+}
+
+/* the step done, on the loop: the headers with the first bytes, or the next
+ * bytes; the request may be gone (the client left): nothing to send */
+static void step_done(sr_work *w, int status)
+{
+    csvx *c = SR_CONTAINER(w, csvx, w);
+    h2o_req_t *req = c->h.req;
+    c->a->busy--;
+    if (status && !c->rc) c->rc = status;
+    if (req && !c->started) {
+        if (c->rc) sr_http_result(req, 0, SR_WIRE_INTERNAL, sr_strerror(c->rc), NULL); /* before the headers: a 500 */
+        else {
+            c->started = 1;
+            req->res.status = 200;
+            req->res.reason = "OK";
+            h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL,
+                           H2O_STRLIT("text/csv; charset=utf-8"));
+            h2o_start_response(req, &c->gen);
+        }
+    }
+    if (req && c->started) {
+        h2o_iovec_t v = h2o_iovec_init(c->out.data, c->out.len);
+        if (c->rc) {
+            sr_slog(SR_LOG_ERROR, "CSV export failed", "error=%s", sr_err_name(c->rc));
+            h2o_send(req, &v, c->out.len ? 1 : 0, H2O_SEND_STATE_ERROR); /* the client sees a cut body */
+        } else
+            h2o_send(req, &v, c->out.len ? 1 : 0, c->done ? H2O_SEND_STATE_FINAL : H2O_SEND_STATE_IN_PROGRESS);
+    }
+    sr_http_ctx_unref(&c->h); /* the step's */
+}
+
+/* h2o sent the last step and asks for more */
+static void csvx_proceed(h2o_generator_t *g, h2o_req_t *req)
+{
+    (void)req;
+    csvx *c = SR_CONTAINER(g, csvx, gen);
+    c->out.len = 0;
+    step_submit(c, 1);
+}
+
+static void step_submit(csvx *c, int must)
+{
+    c->w.work = step_work;
+    c->w.done = step_done;
+    c->h.refs++;
+    c->a->busy++;
+    int rc = c->a->closing ? SR_ECLOSED : sr_workq_submit(c->a->wq, c->op, 0, must, &c->w);
+    if (!rc) return;
+    c->h.refs--;
+    c->a->busy--;
+    h2o_req_t *req = c->h.req;
+    if (!req) return;
+    if (!c->started) {
+        if (rc == SR_EFULL) sr_apif_busy_answer(req, "busy: this operator has too many requests waiting; retry later");
+        else sr_http_result(req, 0, SR_WIRE_INTERNAL, sr_strerror(rc), NULL);
+        return;
+    }
+    h2o_iovec_t v = h2o_iovec_init(NULL, 0);
+    h2o_send(req, &v, 0, H2O_SEND_STATE_ERROR); /* the server is stopping: a cut body */
+}
+
+void sr_csv_export_start(h2o_req_t *req, sr_apif *a, const char *op, const sr_csv_export *x)
+{
+    csvx *c = sr_http_ctx_new(req, sizeof *c);
+    if (!c) return sr_http_result(req, 0, SR_WIRE_INTERNAL, "out of memory", NULL);
+    c->h.on_free = csvx_free;
     c->gen.proceed = csvx_proceed;
     c->gen.stop = csvx_stop;
-    c->e = e;
+    c->a = a;
+    c->e = a->eng;
+    snprintf(c->op, sizeof c->op, "%s", op);
     c->x = *x;
     c->after = INT64_MIN;
-    sr_buf_init(&c->out);
-    sr_buf_init(&c->samples);
-    sr_buf_init(&c->strings);
-    sr_buf_init(&c->bk);
     c->ids = malloc((x->n ? x->n : 1) * sizeof *c->ids);
     c->info = malloc((x->n ? x->n : 1) * sizeof *c->info);
     int rc = c->ids && c->info ? SR_OK : SR_ENOMEM;
@@ -273,17 +330,9 @@ void sr_csv_export_start(h2o_req_t *req, sr_engine *e, const sr_csv_export *x)
         memcpy(c->info, x->info, x->n * sizeof *c->info);
         rc = put_header(c);
     }
-    if (!rc) rc = fill(c); /* the first step before the headers: an error is still a 500 */
-    if (rc) {
-        csvx_free(c);
-        return sr_http_result(req, 0, SR_WIRE_INTERNAL, sr_strerror(rc), NULL);
-    }
-    c->primed = 1;
-    req->res.status = 200;
-    req->res.reason = "OK";
-    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, H2O_STRLIT("text/csv; charset=utf-8"));
-    h2o_start_response(req, &c->gen);
-    csvx_proceed(&c->gen, req);
+    if (rc) sr_http_result(req, 0, SR_WIRE_INTERNAL, sr_strerror(rc), NULL);
+    else step_submit(c, 0); /* the first step before the headers: an error is still a 500, a busy queue a 429 */
+    /* c's first reference is the request's (sr_http_ctx_new): dropped when h2o disposes of it */
 }
 
 /* ---- the import ------------------------------------------------------------ */

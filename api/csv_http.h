@@ -35,10 +35,14 @@ typedef struct sr_csv_export {
  * bound of the generator's buffers (~SR_CSV_STEP x 60 bytes of text). */
 #define SR_CSV_STEP 4096
 
-/* Answer req with the CSV of x, streamed (h2o_start_response, a proceed
- * callback per step): 200 text/csv; charset=utf-8. The ids and infos are
+/* Answer req with the CSV of x, streamed: each step a job of operator op on
+ * the AP-IF's worker queue (a's; counted in a->busy while it runs), sent
+ * from the loop, the next one asked for by h2o's proceed callback once the
+ * last is sent; 200 text/csv; charset=utf-8 with the first step (an error
+ * before it: 500; the operator's queue full: 429). The ids and infos are
  * copied. */
-void sr_csv_export_start(h2o_req_t *req, sr_engine *e, const sr_csv_export *x);
+struct sr_apif;
+void sr_csv_export_start(h2o_req_t *req, struct sr_apif *a, const char *op, const sr_csv_export *x);
 
 /* An import of a corrected CSV as env (engine/correct.c: one Correction
  * event, all or nothing), waited for until durable. SR_WIRE_OK with
