@@ -6,7 +6,8 @@
  * EXPORT
  *  An h2o generator whose steps are jobs on the AP-IF's worker queue
  *  (api/workq.h: the operator's share, nice +10, never on the loop): a step
- *  writes the next bytes (at least 64 KiB unless the export ends) into the
+ *  writes the next bytes (at least 512 KiB unless the export ends: fewer
+ *  hops between the pool and the loop) into the
  *  generator's one buffer on a pool thread, and the loop sends them; h2o's
  *  proceed callback (the last step is sent) queues the next. The headers
  *  go out with the first step, so an engine error before it is a 500, not
@@ -22,8 +23,9 @@
  *
  * INVARIANTS
  *  (1) Memory: a generator holds its samples (SR_CSV_STEP), its strings
- *      (the step's), its buckets (one point's) and its text buffer (one
- *      step's, ~SR_CSV_STEP x 100 bytes): independent of the range's size.
+ *      (the step's), its buckets (one point's) and its text buffer (512 KiB
+ *      and one read's rows, ~SR_CSV_STEP x 100 bytes): about 1 MiB,
+ *      independent of the range's size.
  *  (2) Values are written by the AP-IF's one number writer (sr_json_number_k,
  *      sr_json_i64: a decimal as it was sent), timestamps by sr_json_ts_put
  *      (the JSON answer's text), strings by the CSV writer (codecs/csv.c).
@@ -45,7 +47,7 @@
 
 /* ---- the export --------------------------------------------------------- */
 
-enum { SEND_MIN = 64 << 10 };
+enum { SEND_MIN = 512 << 10 };
 
 typedef struct csvx {
     sr_http_ctx h;       /* first: h.req is NULL once h2o disposed of the request */

@@ -30,9 +30,9 @@ typedef struct sr_csv_export {
     int bom;
 } sr_csv_export;
 
-/* Samples read per step of a raw export: one short read transaction each
- * (never one held for the whole export: it would pin LMDB's pages), and the
- * bound of the generator's buffers (~SR_CSV_STEP x 60 bytes of text). */
+/* Samples read at a time by a raw export: one short read transaction each
+ * (never one held for the whole export: it would pin LMDB's pages); with
+ * the step's 512 KiB of text, the bound of a generator's buffers (~1 MiB). */
 #define SR_CSV_STEP 4096
 
 /* Answer req with the CSV of x, streamed: each step a job of operator op on
