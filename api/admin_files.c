@@ -98,10 +98,18 @@ static json_t *share_json(const sr_file_meta *f)
 
 static sr_store_kind kind_of(const sr_route_call *c)
 {
-    return strstr(c->route->path, "/file-grants") ? SR_STORE_FILES : SR_STORE_DOCUMENTS;
+    return strstr(c->route->path, "/file-grants")         ? SR_STORE_FILES
+           : strstr(c->route->path, "/correction-grants") ? SR_STORE_CORRECTIONS
+                                                          : SR_STORE_DOCUMENTS;
 }
 
-/* GET .../document-grants, .../file-grants */
+/* the grant's target's name in paths and answers */
+static const char *target_field(sr_store_kind k)
+{
+    return k == SR_STORE_FILES ? "path" : k == SR_STORE_CORRECTIONS ? "dataId" : "collection";
+}
+
+/* GET .../document-grants, .../file-grants, .../correction-grants */
 static void grants_list(const sr_route_call *c)
 {
     sr_engine *e = sr_admin_engine(c);
@@ -118,8 +126,7 @@ static void grants_list(const sr_route_call *c)
             break;
         }
         if (!sr_store_kind_parse(g.grant_kind, &gk) || gk != k) continue;
-        json_array_append_new(items, json_pack("{s:s,s:s,s:s}", "appId", g.app_id,
-                                               k == SR_STORE_FILES ? "path" : "collection", g.pattern, "access",
+        json_array_append_new(items, json_pack("{s:s,s:s,s:s}", "appId", g.app_id, target_field(k), g.pattern, "access",
                                                g.access));
     }
     sr_rec_close(&r);
@@ -137,7 +144,7 @@ static void grants_list(const sr_route_call *c)
 static int grant_target(const sr_route_call *c, sr_store_kind k, const char **app, const char **target, char *id,
                         size_t idl)
 {
-    const char *field = k == SR_STORE_FILES ? "path" : "collection";
+    const char *field = target_field(k);
     *app = sr_route_param(c, "appId");
     *target = sr_route_param(c, field);
     if (!*app || !sr_id_str_ok(*app)) {
@@ -149,6 +156,8 @@ static int grant_target(const sr_route_call *c, sr_store_kind k, const char **ap
                            k == SR_STORE_FILES
                                ? "a path prefix (segments of [A-Za-z0-9._-] separated by '/', at most 256 bytes), "
                                  "optionally ending in '*', or '*'"
+                           : k == SR_STORE_CORRECTIONS
+                               ? "a data point's id ([A-Za-z0-9._-]{1,64}), optionally ending in '*', or '*'"
                                : "a collection ([A-Za-z0-9._-]{1,64}), optionally ending in '*', or '*'");
         return -1;
     }
@@ -187,14 +196,16 @@ static void gput_work(sr_admin_work *w, void *ctx)
     if (g->access & ~had) {
         char summary[SR_STORE_PREFIX_MAX + 160];
         snprintf(summary, sizeof summary, "grant app %s %s access on %s %s", g->app, e.access,
-                 g->kind == SR_STORE_FILES ? "files under" : "documents of collection", g->target);
+                 g->kind == SR_STORE_FILES         ? "files under"
+                 : g->kind == SR_STORE_CORRECTIONS ? "corrections of data points"
+                                                   : "documents of collection",
+                 g->target);
         rc = sr_admin_privileged(w, SR_US_OPERATOR, g->op, SR_ACT_SETUP_MANAGE, summary, rc, &b);
         if (rc) return; /* answered (pending), or refused in w */
     } else if (sr_admin_work_submit(w, rc, &b))
         return;
     w->status = 200;
-    w->answer = json_pack("{s:s,s:s,s:s}", "appId", g->app, g->kind == SR_STORE_FILES ? "path" : "collection",
-                          g->target, "access", e.access);
+    w->answer = json_pack("{s:s,s:s,s:s}", "appId", g->app, target_field(g->kind), g->target, "access", e.access);
 }
 
 /* PUT .../document-grants/{appId}/{collection}, .../file-grants/{appId}/{path}
@@ -574,6 +585,12 @@ const sr_route sr_admin_files_routes[] = {
     {"PUT", "/admin/v1/operators/{operatorId}/file-grants/{appId}/{path}", grant_put, SR_CALLER_ADMIN, SR_BODY_SMALL,
      ACT(SETUP_MANAGE)},
     {"DELETE", "/admin/v1/operators/{operatorId}/file-grants/{appId}/{path}", grant_delete, SR_CALLER_ADMIN,
+     SR_BODY_HTTP_MAX, ACT(SETUP_MANAGE)},
+    {"GET", "/admin/v1/operators/{operatorId}/correction-grants", grants_list, SR_CALLER_ADMIN, SR_BODY_HTTP_MAX,
+     ACT(SETUP_READ)},
+    {"PUT", "/admin/v1/operators/{operatorId}/correction-grants/{appId}/{dataId}", grant_put, SR_CALLER_ADMIN,
+     SR_BODY_SMALL, ACT(SETUP_MANAGE)},
+    {"DELETE", "/admin/v1/operators/{operatorId}/correction-grants/{appId}/{dataId}", grant_delete, SR_CALLER_ADMIN,
      SR_BODY_HTTP_MAX, ACT(SETUP_MANAGE)},
     {"GET", "/admin/v1/operators/{operatorId}/files", files_list, SR_CALLER_ADMIN, SR_BODY_HTTP_MAX, ACT(DATA_READ)},
     {"GET", "/admin/v1/operators/{operatorId}/files/{path}", file_get, SR_CALLER_ADMIN, SR_BODY_HTTP_MAX,

@@ -547,6 +547,7 @@ static const struct {
     {sr_admin_pending_routes, &sr_admin_pending_nroutes},
     {sr_admin_audit_routes, &sr_admin_audit_nroutes},
     {sr_admin_files_routes, &sr_admin_files_nroutes},
+    {sr_admin_data_routes, &sr_admin_data_nroutes},
 };
 
 void sr_admin_handle(sr_admin *a, h2o_req_t *req)

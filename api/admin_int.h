@@ -18,6 +18,8 @@
  *                                                    (sr_admin_audit_routes)
  *   admin_files.c    documents' and files' owners, grants and share lists
  *                    (R-PO-2)                        (sr_admin_files_routes)
+ *   csv_http.c       corrections: an import of a corrected CSV (R-PO-1,
+ *                    docs/csv.md)                    (sr_admin_data_routes)
  *
  * Paths name their target, so that the dispatcher can authorize a row's
  * action (sr_route.action) before the handler runs, the same way for every
@@ -70,6 +72,8 @@ extern const sr_route sr_admin_audit_routes[];
 extern const size_t sr_admin_audit_nroutes;
 extern const sr_route sr_admin_files_routes[];
 extern const size_t sr_admin_files_nroutes;
+extern const sr_route sr_admin_data_routes[];
+extern const size_t sr_admin_data_nroutes;
 
 /* The binding's engine (c->binding is the sr_admin). */
 struct sr_admin;

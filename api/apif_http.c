@@ -5,6 +5,8 @@
  * themselves are the broker's (api/broker.c, docs/requests.md).
  *
  * ROUTES
+ *  (ext) POST /api/v1/corrections, an app's import of corrected values, is
+ *  api/csv_http.c's (sr_apif_corrections, docs/csv.md).
  *  The rows of sr_apif_routes (api/routes.h) below: sr_apif_handle finds
  *  the row, authenticates its caller class once (an app: the token), refuses
  *  a body over the row's limit (413 E1003) and calls the handler with its
@@ -57,12 +59,15 @@
  *  as sent); everything else goes through sr_json_write, the same numbers.
  *  A raw page has two forms with the same values, order and cursors: the
  *  contract's {"values":[Value..]} and (ext) format=compact, grouped by
- *  dataId with the quality only when it is not GOOD.
+ *  dataId with the quality only when it is not GOOD. (ext) format=csv (or
+ *  Accept: text/csv) answers the whole range, raw or downsampled, as CSV
+ *  streamed step by step (api/csv_http.c, docs/csv.md), not paged.
  */
 #include "api/apif_http.h"
 #include "api/apif_int.h"
 
 #include "api/broker.h"
+#include "api/csv_http.h"
 #include "api/gwif_http.h"
 #include "api/httpu.h"
 #include "api/loginguard.h"
@@ -835,7 +840,8 @@ static int parse_interval(const char *s, int64_t *ms)
     return *ms > 0 ? 0 : -1;
 }
 
-enum { AGG_MIN = 1, AGG_MAX = 2, AGG_AVG = 4, AGG_COUNT = 8, AGG_FIRST = 16, AGG_LAST = 32, AGG_SUM = 64 };
+enum { AGG_MIN = SR_CSV_AGG_MIN, AGG_MAX = SR_CSV_AGG_MAX, AGG_AVG = SR_CSV_AGG_AVG, AGG_COUNT = SR_CSV_AGG_COUNT,
+       AGG_FIRST = SR_CSV_AGG_FIRST, AGG_LAST = SR_CSV_AGG_LAST, AGG_SUM = SR_CSV_AGG_SUM };
 
 static int parse_aggs(const char *s, int *mask)
 {
@@ -1019,6 +1025,22 @@ static void stored_values(const sr_route_call *rt)
     if (sr_http_query(req, "to", v, sizeof v) && parse_time(v, now, &q->to))
         return sr_http_result(req, 0, SR_WIRE_PARAM, "to: an RFC 3339 time or -1h / -30m / -10s / -2d", NULL);
     if (q->to <= q->from) return sr_http_result(req, 0, SR_WIRE_PARAM, "to must be after from", NULL);
+    /* (ext) CSV (docs/csv.md): format=csv or Accept: text/csv, streamed */
+    int csv = sr_http_query(req, "format", v, sizeof v) && !strcmp(v, "csv"), bom = 0;
+    if (!csv) {
+        ssize_t hi = h2o_find_header(&req->headers, H2O_TOKEN_ACCEPT, -1);
+        csv = hi >= 0 && h2o_strstr(req->headers.entries[hi].value.base, req->headers.entries[hi].value.len,
+                                    H2O_STRLIT("text/csv")) != SIZE_MAX;
+    }
+    if (sr_http_query(req, "bom", v, sizeof v)) {
+        if (!csv || (strcmp(v, "1") && strcmp(v, "0")))
+            return sr_http_result(req, 0, SR_WIRE_PARAM, "bom: 0 or 1, with format=csv", NULL);
+        bom = v[0] == '1';
+    }
+    if (csv && (sr_http_query(req, "limit", v, sizeof v) || sr_http_query(req, "cursor", v, sizeof v) ||
+                (sr_http_query(req, "order", v, sizeof v) && strcmp(v, "asc"))))
+        return sr_http_result(req, 0, SR_WIRE_PARAM,
+                              "limit, cursor, order: a CSV export is the whole range from..to, in time order", NULL);
     if (sr_http_query(req, "interval", v, sizeof v)) {
         q->down = 1;
         q->mask = AGG_MIN | AGG_MAX | AGG_AVG | AGG_COUNT;
@@ -1037,7 +1059,8 @@ static void stored_values(const sr_route_call *rt)
     } else {
         if (sr_http_query(req, "format", v, sizeof v)) { /* (ext) */
             if (!strcmp(v, "compact")) q->compact = 1;
-            else if (strcmp(v, "values")) return sr_http_result(req, 0, SR_WIRE_PARAM, "format: values or compact", NULL);
+            else if (strcmp(v, "values") && strcmp(v, "csv"))
+                return sr_http_result(req, 0, SR_WIRE_PARAM, "format: values, compact or csv", NULL);
         }
         q->limit = 1000;
         if (sr_http_query(req, "limit", v, sizeof v)) {
@@ -1060,6 +1083,11 @@ static void stored_values(const sr_route_call *rt)
             q->k0 = k;
             q->after = c;
         }
+    }
+    if (csv) {
+        sr_csv_export x = {n, (const char(*)[72])q->ids, q->info, q->from, q->to, q->down ? q->interval : 0, q->mask,
+                           q->fill, bom};
+        return sr_csv_export_start(req, a, t->op, &x);
     }
     sr_apif_job_submit(a, t->op, &q->j, 0);
 }
@@ -1493,6 +1521,7 @@ const sr_route sr_apif_routes[] = {
     {"GET", "/api/v1/files/{path}", sr_apif_file_get, SR_CALLER_APP, SR_BODY_HTTP_MAX, 0},
     {"PUT", "/api/v1/files/{path}", sr_apif_file_put, SR_CALLER_APP, SR_BODY_HTTP_MAX, 0},
     {"DELETE", "/api/v1/files/{path}", sr_apif_file_delete, SR_CALLER_APP, SR_BODY_HTTP_MAX, 0},
+    {"POST", "/api/v1/corrections", sr_apif_corrections, SR_CALLER_APP, SR_BODY_DOC, 0}, /* ~20,000 rows */
     SR_TEST_ROUTES
 };
 const size_t sr_apif_nroutes = sizeof sr_apif_routes / sizeof sr_apif_routes[0];

@@ -83,6 +83,8 @@ void sr_apif_doc_delete(const sr_route_call *c);
 void sr_apif_file_list(const sr_route_call *c);
 void sr_apif_file_get(const sr_route_call *c);
 void sr_apif_file_put(const sr_route_call *c);
+/* (ext) POST /api/v1/corrections: an app's import of a corrected CSV (api/csv_http.c, docs/csv.md) */
+void sr_apif_corrections(const sr_route_call *c);
 void sr_apif_file_delete(const sr_route_call *c);
 /* Files, shared with the Admin API's file routes (api/admin_files.c): a
  * file's metadata (0; else answered 404 E3001 or 500 E9001, -1; m holds

@@ -116,12 +116,35 @@ static int check_measurements(sr_engine *e, MDB_txn *t, const Event *ev, sr_resu
 {
     sr_meas_iter mi;
     sr_mpoint p;
-    sr_meas_iter_init(&mi, ev->measurements);
+    sr_meas_iter_init(&mi, sr__event_values(ev));
     while (sr_meas_next(&mi, &p)) {
         int rc = check_point(e, t, ev, &p, r);
         if (rc) return rc;
     }
     return SR_OK;
+}
+
+/* A correction (R-PO-1): made by a user or an app (the API checked that it
+ * may correct: data.correct, or the app's corrections grant), with a
+ * reason, of at least one value; its values are checked as measurements
+ * are (the points of its operator, their types and ranges). */
+static int check_correction(sr_engine *e, MDB_txn *t, const Event *ev, sr_result *r)
+{
+    const Suiro__V1__Correction *c = ev->correction;
+    if (!c || !c->values) return sr__refuse(r, SR_EINVAL, "correction: no values");
+    if (ev->actor_kind != SUIRO__V1__ACTOR_KIND__ACTOR_USER && ev->actor_kind != SUIRO__V1__ACTOR_KIND__ACTOR_APP)
+        return sr__refuse(r, SR_EINVAL, "correction: only a user or an app corrects values");
+    if (!ev->operator_id || !ev->operator_id[0]) return sr__refuse(r, SR_EINVAL, "correction: no operator");
+    size_t rl = c->reason ? strlen(c->reason) : 0;
+    if (!rl || rl > SR_CORR_REASON_MAX) return sr__refuse(r, SR_EINVAL, "reason: 1 to %d bytes", SR_CORR_REASON_MAX);
+    if (!c->import_id || !sr_id_str_ok(c->import_id)) return sr__refuse(r, SR_EINVAL, "correction: a bad import id");
+    sr_meas_iter mi;
+    sr_mpoint p;
+    size_t nv = 0;
+    sr_meas_iter_init(&mi, c->values);
+    while (sr_meas_next(&mi, &p)) nv += p.n > 0 ? (size_t)p.n : 0;
+    if (!nv) return sr__refuse(r, SR_EINVAL, "correction: no values");
+    return check_measurements(e, t, ev, r);
 }
 
 static int apply_master_put(sr_engine *e, MDB_txn *t, const Event *ev, MasterPut *mp, sr_result *r, int validate)
@@ -470,7 +493,7 @@ static int apply_registry_put(sr_engine *e, MDB_txn *t, Event *ev, sr_result *r,
         sr_store_kind sk;
         char why[200];
         if (!sr_store_kind_parse(g->grant_kind, &sk))
-            return sr__refuse(r, SR_EINVAL, "grant %s: kind: documents or files", g->id);
+            return sr__refuse(r, SR_EINVAL, "grant %s: kind: documents, files or corrections", g->id);
         if (sr_store_pattern_check(sk, g->pattern, why, sizeof why))
             return sr__refuse(r, SR_EINVAL, "grant %s: pattern: %s", g->id, why);
         if (!sr_store_access_parse(g->access))
@@ -1087,14 +1110,15 @@ out:
     X(_LOGIN_POLICY, NULL, apply_login_policy, NULL)                          \
     X(_PENDING, NULL, apply_pending, NULL)                                    \
     X(_ADMIN, NULL, NULL, NULL)                                               \
-    X(_FILE_SHARE, NULL, apply_file_share, NULL)
+    X(_FILE_SHARE, NULL, apply_file_share, NULL)                              \
+    X(_CORRECTION, check_correction, NULL, sr__heads_apply_measurements)
 
 #define SR_X_(c, chk, app, ser) [SUIRO__V1__EVENT__BODY##c] = {SUIRO__V1__EVENT__BODY##c, &#c[1], chk, app, ser},
 static const sr_applier appliers[] = {SR_EVENT_KINDS(SR_X_)};
 #undef SR_X_
 /* the last case of events.proto has the last row (a new kind numbered
  * after it fails here or in event_kind_has_row) */
-_Static_assert(sizeof appliers / sizeof *appliers == SUIRO__V1__EVENT__BODY_LOGIN_POLICY + 1,
+_Static_assert(sizeof appliers / sizeof *appliers == SUIRO__V1__EVENT__BODY_CORRECTION + 1,
                "the appliers' table ends at the last case of Event.body");
 
 /* Never called: a switch over every case of Event.body (generated from the

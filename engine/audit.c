@@ -24,6 +24,8 @@
  *   master         MasterPut / MasterDelete         action: put, delete; target facility:ID, ...
  *   key            KeyEvent                         action: created, rotated, retired
  *   admin          AdminEvent                       action: METHOD route; outcome refused or done
+ *   correction     Correction (R-PO-1)              action: import; target import:ID; detail: the
+ *                                                   count of values and points, and the reason
  *   pending        PendingEvent                     action: requested, approved, rejected, expired;
  *                                                   target: the change's (user:ID, app:ID, ...);
  *                                                   detail: the change's kind and action, the summary
@@ -127,6 +129,22 @@ static void audit_summary(const Event *ev, sr_audit_summary *x)
         snprintf(x->action, sizeof x->action, "%s", se->revoke_all ? "revoked_all" : session_state_name(se->state));
         snprintf(x->target, sizeof x->target, "%s:%s", sr_actor_kind_name(se->kind), se->id);
         snprintf(x->detail, sizeof x->detail, "%s%s%s", se->protocol, se->reason[0] ? ": " : "", se->reason);
+        break;
+    }
+    case SUIRO__V1__EVENT__BODY_CORRECTION: {
+        const Suiro__V1__Correction *c = ev->correction;
+        size_t np = 0;
+        if (c && c->values) {
+            sr_meas_iter mi;
+            sr_mpoint p;
+            sr_meas_iter_init(&mi, c->values);
+            while (sr_meas_next(&mi, &p)) np++;
+        }
+        x->s[F_KIND] = "correction";
+        snprintf(x->action, sizeof x->action, "import");
+        snprintf(x->target, sizeof x->target, "import:%s", c && c->import_id ? c->import_id : "");
+        snprintf(x->detail, sizeof x->detail, "%u value(s) of %zu data point(s); reason: %s", c ? c->rows : 0, np,
+                 c && c->reason ? c->reason : "");
         break;
     }
     case SUIRO__V1__EVENT__BODY_USER: {

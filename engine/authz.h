@@ -50,7 +50,8 @@
     X(GATEWAYS_REGISTER, "gateways.register")      \
     X(DATA_READ, "data.read")                      \
     X(DATA_WRITE, "data.write")                    \
-    X(AUDIT_READ, "audit.read")
+    X(AUDIT_READ, "audit.read")                    \
+    X(DATA_CORRECT, "data.correct")
 
 /* The scope rules, X(enum suffix, name as docs/admin.md writes it). */
 #define SR_AUTHZ_RULES(X)                 \

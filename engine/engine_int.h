@@ -358,8 +358,19 @@ typedef struct sr_applier {
 /* The row of a kind; NULL for a case the table does not know. */
 const sr_applier *sr__applier(int kind);
 
-/* heads.c: series heads and the series apply (pass 2): the measurements
- * row's series */
+/* The values of a data event: a Measurements' own or a Correction's (the
+ * same compact form, codecs/events.proto); NULL for any other kind. The
+ * one place that says which kinds carry values (the check, the series
+ * apply, sr_event_has_point). */
+static inline const Suiro__V1__Measurements *sr__event_values(const Event *ev)
+{
+    if (ev->body_case == SUIRO__V1__EVENT__BODY_MEASUREMENTS) return ev->measurements;
+    if (ev->body_case == SUIRO__V1__EVENT__BODY_CORRECTION && ev->correction) return ev->correction->values;
+    return NULL;
+}
+
+/* heads.c: series heads and the series apply (pass 2): the row's series of
+ * measurements and corrections (sr__event_values) */
 int sr__heads_apply_measurements(sr_engine *e, MDB_txn *t, const Event *ev, int heads_only);
 int sr__heads_load(sr_engine *e, uint64_t *min_first);
 /* The latest row: note s (the newest of a point's values in an event) for

@@ -589,10 +589,11 @@ void sr__heads_latest_end(sr_engine *e, int committed)
 
 int sr__heads_apply_measurements(sr_engine *e, MDB_txn *t, const Event *ev, int heads_only)
 {
-    if (ev->body_case != SUIRO__V1__EVENT__BODY_MEASUREMENTS) return SR_OK;
+    const Suiro__V1__Measurements *m = sr__event_values(ev);
+    if (!m) return SR_OK;
     sr_meas_iter mi;
     sr_mpoint p;
-    sr_meas_iter_init(&mi, ev->measurements);
+    sr_meas_iter_init(&mi, m);
     while (sr_meas_next(&mi, &p)) {
         int rc = apply_pv(e, t, &p, ev->seq, heads_only);
         if (rc) return rc;

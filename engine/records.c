@@ -16,6 +16,7 @@
  *     the iterator has moved past it.
  */
 #include "engine/records.h"
+#include "engine/engine_int.h" /* sr__event_values */
 
 #include "codecs/events.pb-c.h"
 #include "engine/event_json.h"
@@ -611,10 +612,11 @@ int sr_event_decode(const void *rec, size_t len, sr_rec *r, sr_event_view *out)
 int sr_event_has_point(const sr_event_view *v, uint32_t point)
 {
     const Suiro__V1__Event *ev = v->ev;
-    if (!ev || ev->body_case != SUIRO__V1__EVENT__BODY_MEASUREMENTS || !ev->measurements) return 0;
+    const Suiro__V1__Measurements *m = ev ? sr__event_values(ev) : NULL;
+    if (!m) return 0;
     sr_meas_iter mi;
     sr_mpoint p;
-    sr_meas_iter_init(&mi, ev->measurements);
+    sr_meas_iter_init(&mi, m);
     while (sr_meas_next(&mi, &p))
         if (p.point == point) return 1;
     return 0;

@@ -296,8 +296,10 @@ SR_MUST_CHECK int sr_each_file(sr_engine *e, int (*fn)(void *ctx, const char *op
  * and files") ----------------------------------------------------------------- */
 
 typedef enum sr_store_kind {
-    SR_STORE_DOCUMENTS = 1, /* a grant's pattern is a collection */
-    SR_STORE_FILES = 2,     /* a grant's pattern is a path prefix */
+    SR_STORE_DOCUMENTS = 1,   /* a grant's pattern is a collection */
+    SR_STORE_FILES = 2,       /* a grant's pattern is a path prefix */
+    SR_STORE_CORRECTIONS = 3, /* a grant's pattern is a data point's id (a trailing '*' a prefix):
+                               * write lets the app import corrections of its values (docs/csv.md) */
 } sr_store_kind;
 enum { SR_STORE_READ = 1, SR_STORE_WRITE = 2 };
 
@@ -308,7 +310,7 @@ typedef struct sr_store_grant {
     char pattern[520]; /* a collection or a path prefix; "*" all; a trailing '*' a prefix */
     int access;        /* SR_STORE_READ | SR_STORE_WRITE */
 } sr_store_grant;
-/* "documents" / "files" -> kind; 0 if neither. */
+/* "documents" / "files" / "corrections" -> kind; 0 if none of them. */
 int sr_store_kind_parse(const char *s, sr_store_kind *out);
 const char *sr_store_kind_name(sr_store_kind k);
 /* "read", "write", "read+write" -> bits; 0 if none of them. */
@@ -437,6 +439,38 @@ typedef struct sr_pv_in {
 } sr_pv_in;
 SR_MUST_CHECK int sr_ev_measurements(const char *op, const char *actor, sr_actor_kind kind, const char *message_id,
                                      const sr_pv_in *pts, size_t npts, sr_buf *out);
+
+/* ---- corrections (R-PO-1, docs/csv.md; engine/correct.c) ---------------- */
+#define SR_CORR_REASON_MAX 1000  /* bytes of a correction's reason */
+#define SR_CORR_ERRORS_MAX 100   /* bad rows listed (all are counted) */
+#define SR_CORR_ROWS_MAX 1000000 /* rows of one import */
+typedef struct sr_corr_error {
+    size_t line; /* the physical line of the CSV (1: the header) */
+    char msg[200];
+} sr_corr_error;
+typedef struct sr_corr_report {
+    size_t rows, points;   /* data rows read; distinct data points of a good import */
+    size_t nbad, nerr;     /* bad rows: all of them; listed in err[] (line order) */
+    sr_corr_error err[SR_CORR_ERRORS_MAX];
+    char field[16];        /* a refusal of the whole input: its field (csv, reason) */
+    char msg[200];         /* and why ("" when the refusal is the bad rows') */
+    char import_id[24];    /* "csv-" and 16 hex digits */
+} sr_corr_report;
+/* An import of a corrected CSV (header dataId,timestamp,value[,quality];
+ * engine/correct.c says what a good row is): every row checked against the
+ * point table of env->op (and may(may_ctx, dataId), when not NULL: 1 if
+ * the caller may correct that data point, an app's grants), then ONE
+ * Correction event appended to out (actor, kind, source from env; reason;
+ * a new import id in rep->import_id). Any bad row: SR_EINVAL with every bad
+ * row in rep (nothing appended); a bad input as a whole (no header, too many
+ * rows, a bad reason): an error with rep->field and rep->msg. */
+SR_MUST_CHECK int sr_cmd_corrections(sr_engine *e, const sr_cmd_env *env, const void *csv, size_t len, const char *reason,
+                                     int (*may)(void *ctx, const char *data_id), void *may_ctx, sr_corr_report *rep,
+                                     sr_buf *out);
+/* The Correction event of the values pts[0..npts) (the compact form of
+ * sr_ev_measurements), reason, import id and row count. */
+SR_MUST_CHECK int sr_ev_correction(const sr_cmd_env *env, const sr_pv_in *pts, size_t npts, const char *reason,
+                                   const char *import_id, uint32_t rows, sr_buf *out);
 
 /* A session opened or ended (audit). */
 SR_MUST_CHECK int sr_cmd_session(const sr_cmd_env *env, sr_actor_kind kind, const char *id, sr_session_state state,

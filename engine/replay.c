@@ -59,7 +59,7 @@ static int snap_heads_needed(sr_engine *e, const uint8_t *p, size_t n, uint64_t 
 /*
  * Whether a heads-only replay (an event at or below W) needs to unpack this
  * record, read from its wire form without unpacking: not when the event is
- * not measurements (apply_series ignores it), nor when every point it names
+ * not measurements nor a correction (apply_series ignores it), nor when every point it names
  * already has a head that starts after it (apply_pv returns at once for
  * those; a PointValues' point, or a Snapshot's delta-coded point
  * numbers). 1 (unpack it) whenever in doubt: a record it cannot read, a
@@ -73,13 +73,14 @@ static int heads_needed(sr_engine *e, const uint8_t *p, size_t n, uint64_t seq)
     const uint8_t *end = p + n;
     int meas = 0, other = 0;
     const uint8_t *scan = p;
-    while (scan < end) { /* the body: field 16 (measurements) or another of the oneof (17..37) */
+    while (scan < end) { /* the body: field 16 (measurements), 38 (a correction) or another of the oneof */
         uint64_t key;
         if (sr__wire_varint(&scan, end, &key)) return 1;
         uint64_t f = key >> 3;
         if (sr__wire_skip(&scan, end, (unsigned)(key & 7), NULL, NULL)) return 1;
         if (f == 16) meas = 1;
-        else if (f >= 17 && f <= SUIRO__V1__EVENT__BODY_LOGIN_POLICY) other = 1; /* the last case (apply.c's table ends there) */
+        else if (f == SUIRO__V1__EVENT__BODY_CORRECTION) return 1; /* values too (sr__event_values): apply decides */
+        else if (f >= 17 && f <= SUIRO__V1__EVENT__BODY_LOGIN_POLICY) other = 1; /* the kinds without values */
     }
     if (meas == other) return 1; /* both (the last wins) or no body: let apply decide */
     if (other) return 0;

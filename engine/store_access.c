@@ -2,7 +2,8 @@
  * engine/store_access.c -- who may reach documents and files (R-PO-2,
  * docs/admin.md "Documents and files"): the owners, and apps' grants on
  * collections and path prefixes (registry RG_GRANT with grant_kind
- * "documents" or "files").
+ * "documents" or "files"); and the same grants of kind "corrections" on
+ * data points' ids, which let an app import corrections (docs/csv.md).
  *
  * One reader of those grants (grants_txn) serves both the API's checks
  * before a request (sr_store_grants_load: the grants as they are at that
@@ -16,7 +17,9 @@
  *      path; a pattern ending in '*' is a plain string prefix.
  *  (2) A data-point grant (grant_kind "") never gives access to documents
  *      or files, and a document or file grant never to data points
- *      (api/broker.c sr_grants_load reads grant_kind "" only).
+ *      (api/broker.c sr_grants_load reads grant_kind "" only); a
+ *      corrections grant gives no read or control of a data point, only
+ *      its correction.
  */
 #include "engine/engine_int.h"
 #include "engine/records.h"
@@ -30,11 +33,15 @@ int sr_store_kind_parse(const char *s, sr_store_kind *out)
 {
     if (s && !strcmp(s, "documents")) *out = SR_STORE_DOCUMENTS;
     else if (s && !strcmp(s, "files")) *out = SR_STORE_FILES;
+    else if (s && !strcmp(s, "corrections")) *out = SR_STORE_CORRECTIONS;
     else return 0;
     return 1;
 }
 
-const char *sr_store_kind_name(sr_store_kind k) { return k == SR_STORE_DOCUMENTS ? "documents" : "files"; }
+const char *sr_store_kind_name(sr_store_kind k)
+{
+    return k == SR_STORE_DOCUMENTS ? "documents" : k == SR_STORE_CORRECTIONS ? "corrections" : "files";
+}
 
 int sr_store_access_parse(const char *s)
 {
@@ -55,6 +62,8 @@ int sr_store_pattern_check(sr_store_kind kind, const char *pattern, char *why, s
     if (sr_store_pattern_ok(kind == SR_STORE_FILES, pattern)) return SR_OK;
     if (kind == SR_STORE_DOCUMENTS)
         snprintf(why, whylen, "a collection ([A-Za-z0-9._-]{1,64}), optionally ending in '*', or '*'");
+    else if (kind == SR_STORE_CORRECTIONS)
+        snprintf(why, whylen, "a data point's id ([A-Za-z0-9._-]{1,64}), optionally ending in '*', or '*'");
     else
         snprintf(why, whylen,
                  "a path prefix (segments of [A-Za-z0-9._-] separated by '/', at most %d bytes), optionally ending "
@@ -67,7 +76,7 @@ static int match(sr_store_kind kind, const char *pat, const char *name)
 {
     size_t pl = strlen(pat), nl = strlen(name);
     if (pl && pat[pl - 1] == '*') return nl >= pl - 1 && !memcmp(name, pat, pl - 1);
-    if (kind == SR_STORE_DOCUMENTS) return !strcmp(pat, name);
+    if (kind != SR_STORE_FILES) return !strcmp(pat, name); /* a collection, a data point */
     if (pl && pat[pl - 1] == '/') pl--;
     return nl >= pl && !memcmp(name, pat, pl) && (nl == pl || name[pl] == '/');
 }

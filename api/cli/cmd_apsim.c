@@ -74,7 +74,7 @@ typedef struct opts {
     const char *parent, *interval_ms, *start_at, *end_at, *monitor_id, *after, *value, *protection, *request_id,
         *from, *to, *limit, *order, *interval, *agg, *fill, *id, *if_match, *json, *file, *field, *content_type,
         *part_size, *out, *prefix, *what, *duration, *requests, *connections, *get_url, *save_body;
-    int async, all, changing;
+    int async, all, changing, bom;
     char **ids; /* --data-id, repeated or comma-separated; owned */
     size_t nids;
     const char *headers[MAX_HEADERS]; /* load --header, repeated; borrowed from argv */
@@ -128,7 +128,7 @@ const sr_opt sr_opts_apsim[] = {
     OS("field", field, "F", "doc-query: the field"),
     OS("content-type", content_type, "T", "file-put: the file's type"),
     OS("part-size", part_size, "BYTES", "file-put: parts of this size [8 MiB]"),
-    OS("out", out, "F", "file-get: write to this file"),
+    OS("out", out, "F", "file-get, export: write to this file"),
     OS("prefix", prefix, "P", "file-list: paths starting with P"),
     OS("what", what, "Q", "load: latest|raw|downsample"),
     OS("duration", duration, "S", "load: run S seconds"),
@@ -139,6 +139,7 @@ const sr_opt sr_opts_apsim[] = {
     OF("async", async, "current-values, control: answer at once with a request ID"),
     OF("all", all, "stored-values: follow nextCursor, print one merged answer"),
     OF("changing", changing, "load: the data may change (bodies may differ)"),
+    OF("bom", bom, "export: start the CSV with a UTF-8 byte order mark (Excel)"),
     SR_OPT_END,
 };
 
@@ -166,6 +167,9 @@ const char sr_apsim_more[] =
     "  latest --data-id ID...\n"
     "  downsample --data-id ID --interval 60s --agg min,max,avg [--from T] [--to T]\n"
     "             [--fill none|null|previous|linear]\n"
+    "  export --data-id ID... [--from T] [--to T] [--interval I [--agg A] [--fill F]] [--bom] [--out F]\n"
+    "                     (ext) the stored values as CSV (dataId,timestamp,value,quality;\n"
+    "                     downsampled: a column per aggregate), streamed to F or stdout\n"
     "  doc-put COLL [--id ID [--if-match REV]] [--json STR | --file F]  (else stdin) [11][12]\n"
     "  doc-get COLL ID   |   doc-query COLL [--field F --value V]\n"
     "  doc-delete COLL ID [--if-match REV]                                   [13]\n"
@@ -1176,12 +1180,14 @@ static size_t down_write(char *p, size_t size, size_t n, void *ud)
     return len;
 }
 
-static int cmd_file_get(client *cl, opts *o)
+/* GET s streamed to --out (a temporary file beside it, renamed once
+ * complete; then one JSON line {key: val, size, sha256, out}) or to stdout;
+ * an error answer is printed as the server sent it */
+static int download_to(client *cl, const opts *o, const char *s, const char *key, const char *val)
 {
     download d = {.cl = cl, .out = stdout, .name = "stdout"};
     char *tmp = NULL;
     if (o->out && strcmp(o->out, "-")) {
-        /* into a temporary file beside it, renamed once complete */
         size_t l = strlen(o->out);
         int fd = -1;
         if ((tmp = malloc(l + 8))) {
@@ -1209,9 +1215,6 @@ static int cmd_file_get(client *cl, opts *o)
         }
         return EX_API;
     }
-    path p = {0};
-    file_path(&p, cl->c, o->pos[1]);
-    const char *s = p_str(&p);
     int rc = EX_API;
     if (s) {
         hreq r = {.method = "GET", .path = s, .write = down_write, .write_ud = &d};
@@ -1233,16 +1236,41 @@ static int cmd_file_get(client *cl, opts *o)
             uint8_t h[32];
             char hex[65] = "";
             if (!sr_sha256_final(&d.sha, h)) sr_hex(h, 32, hex);
-            json_t *j = json_pack("{s:s,s:I,s:s,s:s}", "path", o->pos[1], "size", (json_int_t)d.size, "sha256", hex,
-                                  "out", o->out);
+            json_t *j = json_pack("{s:s,s:I,s:s,s:s}", key, val, "size", (json_int_t)d.size, "sha256", hex, "out",
+                                  o->out);
             print_json(stdout, j, o->pretty);
             json_decref(j);
         }
     } else
         fflush(stdout);
     sr_sha256_release(&d.sha);
-    sr_buf_release(&p.b);
     free(tmp);
+    return rc;
+}
+
+static int cmd_file_get(client *cl, opts *o)
+{
+    path p = {0};
+    file_path(&p, cl->c, o->pos[1]);
+    int rc = download_to(cl, o, p_str(&p), "path", o->pos[1]);
+    sr_buf_release(&p.b);
+    return rc;
+}
+
+/* (ext) the stored values as CSV (docs/csv.md), raw or (--interval) downsampled,
+ * streamed to --out or stdout */
+static int cmd_export(client *cl, opts *o)
+{
+    int rc = check_query("export", o);
+    if (rc) return rc;
+    if (o->limit || o->order) return usage_error("export: %s", "a CSV export is the whole range: no --limit, --order");
+    if (o->agg && !o->interval) return usage_error("export: %s", "--agg goes with --interval");
+    path p = {0};
+    values_path(&p, cl->c, o, o->interval ? "downsample" : "raw");
+    p_param(&p, cl->c, "format", "csv");
+    if (o->bom) p_param(&p, cl->c, "bom", "1");
+    rc = download_to(cl, o, p_str(&p), "export", "csv");
+    sr_buf_release(&p.b);
     return rc;
 }
 
@@ -1528,6 +1556,7 @@ static const cmddef CMDS[] = {
     {"stored-values", 0, 0, " data-id from to limit order all ", cmd_stored_values},
     {"latest", 0, 0, " data-id ", cmd_latest},
     {"downsample", 0, 0, " data-id from to interval agg fill ", cmd_downsample},
+    {"export", 0, 0, " data-id from to interval agg fill bom out ", cmd_export},
     {"doc-put", 1, 1, " id if-match json file ", cmd_doc_put},
     {"doc-get", 2, 2, "", cmd_doc_get},
     {"doc-query", 1, 1, " field value ", cmd_doc_query},

@@ -26,7 +26,11 @@
  * the app as their owner if it was acknowledged, neither if not. Command
  * 10 sets op1's login policy (a LoginPolicy event, the `policies`
  * database): after the reopen the policy is set exactly when it was
- * acknowledged. */
+ * acknowledged. Command 11 is a correction import (R-PO-1, a Correction
+ * event): values of P000 at times the base and earlier commands wrote
+ * (late, into its chunks) and at its newest; after the reopen the point
+ * answers the corrected values exactly when it was acknowledged (the
+ * model's last write wins), and its audit row is there or not with it. */
 #include <criterion/criterion.h>
 #include <dirent.h>
 #include <inttypes.h>
@@ -64,7 +68,7 @@ TestSuite(engine_fault, .init = setup, .fini = teardown, .timeout = 900);
 
 /* REPLAY_MAX: a heads checkpoint every 2 events and at each clean close
  * (docs/durability.md section 8), so they fall among the faults too */
-enum { NPOINTS = 3, NCMD = 13, HEAD_MAX = 8, REPLAY_MAX = 4 };
+enum { NPOINTS = 3, NCMD = 14, HEAD_MAX = 8, REPLAY_MAX = 4 };
 
 static const sr_vtype TYPES[NPOINTS] = {SR_VT_NUMBER, SR_VT_INTEGER, SR_VT_BOOL};
 static int64_t fixed_clock(void) { return 1700000000000; }
@@ -273,7 +277,7 @@ static void build_commands(fixture *f, int64_t *clock)
 
 /* Commands 2 and 4 log users u2 and u1 in, command 6 revokes all of u1's
  * sessions (single-event commands without a message id otherwise: 3 is the
- * resume test's duplicate, 11 and 12 the duplicate
+ * resume test's duplicate, 12 and 13 the duplicate
  * pair). Their measurements are dropped (ns 0: nothing for the model). */
 enum { SESS_U2 = 2, SESS_U1 = 4, SESS_REVOKE_U1 = 6, POLICY_CMD = 10 };
 static const int64_t SESS_EXPIRES = INT64_C(4000000000000), SESS_NOW = INT64_C(1800000000000);
@@ -378,6 +382,31 @@ static void build_store(fixture *f)
     cm->lens[1] = cm->bytes.len - cm->lens[0];
 }
 
+/* Command 11: a correction by user root of op1 (one Correction event, R-PO-1)
+ * of point P000: its first three base values (in chunks: a late merge), one
+ * of its newest, and a new time; the model takes them as a later write. */
+enum { CORR_CMD = 11 };
+static void build_correction(fixture *f, const int64_t *clock)
+{
+    command *cm = &f->cmds[CORR_CMD];
+    cr_assert(CORR_CMD < NCMD - 2, "before the duplicate pair");
+    cm->bytes.len = 0;
+    cm->nev = 1;
+    cm->nx[0] = 0;
+    cm->point[0] = f->points[0];
+    cr_assert_eq(TYPES[0], SR_VT_NUMBER);
+    const int64_t ts[] = {1600000000000 + 1000, 1600000000000 + 2000, 1600000000000 + 3000, clock[0], clock[0] + 500};
+    cm->ns[0] = sizeof ts / sizeof ts[0];
+    for (size_t i = 0; i < cm->ns[0]; i++) cm->s[0][i] = (sr_sample){.ts = ts[i], .v.f = 4321.25 + (double)i};
+    cm->s[0][1].quality = SR_Q_UNCERTAIN;
+    const sr_cmd_env env = {"op1", "root", SR_ACTOR_USER, cm->msgid, "cli"};
+    sr_pv_in in = {cm->point[0], SR_VT_NUMBER, cm->s[0], cm->ns[0]};
+    cr_assert_eq(sr_ev_correction(&env, &in, 1, "re-read from the meter", "csv-0000000000000011", (uint32_t)cm->ns[0],
+                                  &cm->bytes),
+                 SR_OK);
+    cm->lens[0] = cm->bytes.len;
+}
+
 /* The base database: masters and 40 samples per point (chunks flushed),
  * closed; the model holds them. */
 static void fixture_init(fixture *f)
@@ -410,6 +439,7 @@ static void fixture_init(fixture *f)
     build_commands(f, clock);
     build_sessions(f);
     build_store(f);
+    build_correction(f, clock);
 }
 
 static void fixture_release(fixture *f)
@@ -619,6 +649,12 @@ static void check_db(fixture *f, const outcome *out, const char *ctx)
     int want_sess = out->acked_cmd[SESS_U1] + out->acked_cmd[SESS_U2] + out->acked_cmd[SESS_REVOKE_U1];
     cr_assert_eq((int)sr_rec_count(&ur), want_sess, "%s: %zu session rows in the audit trail, %d acknowledged", ctx,
                  sr_rec_count(&ur), want_sess);
+    /* command 11's correction: its audit row exactly when acknowledged (its
+     * values are in the model above) */
+    aq.kind = "correction";
+    cr_assert_eq(sr_list_audit(e, &aq, &ur, &more), SR_OK);
+    cr_assert_eq((int)sr_rec_count(&ur), out->acked_cmd[CORR_CMD], "%s: %zu correction rows, acknowledged %d", ctx,
+                 sr_rec_count(&ur), out->acked_cmd[CORR_CMD]);
     sr_rec_close(&ur);
     uint8_t live[32], rebuilt[32];
     cr_assert_eq(sr_engine_content_hash(e, live), SR_OK);

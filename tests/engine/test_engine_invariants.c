@@ -52,16 +52,19 @@ Test(engine_invariants, every_kind_of_event_body_has_a_row_in_the_appliers_table
         cr_assert_not_null(a->name, "Event.%s", f->name);
         kinds++;
     }
-    cr_assert_eq(kinds, 22, "events.proto's Event.body has 22 kinds today");
+    cr_assert_eq(kinds, 23, "events.proto's Event.body has 23 kinds today");
     const sr_applier *none = sr__applier(SUIRO__V1__EVENT__BODY__NOT_SET);
     cr_assert_not_null(none);
     cr_assert_not_null(none->check, "an event without a body is refused by the writer");
     cr_assert_null(sr__applier(1), "a number that is not a case has no row");
     cr_assert_null(sr__applier(-1));
-    cr_assert_null(sr__applier(SUIRO__V1__EVENT__BODY_LOGIN_POLICY + 1));
+    cr_assert_null(sr__applier(SUIRO__V1__EVENT__BODY_CORRECTION + 1));
     /* what the rows say, kind by kind */
     const sr_applier *m = sr__applier(SUIRO__V1__EVENT__BODY_MEASUREMENTS);
     cr_assert(m->check && !m->apply && m->series, "measurements: checked in pass 1, applied in pass 2");
+    const sr_applier *co = sr__applier(SUIRO__V1__EVENT__BODY_CORRECTION);
+    cr_assert(co->check && !co->apply && co->series == m->series,
+              "corrections: checked in pass 1, applied in pass 2 as measurements are");
     static const int indexed[] = {
         SUIRO__V1__EVENT__BODY_MASTER_PUT,    SUIRO__V1__EVENT__BODY_MASTER_DELETE,
         SUIRO__V1__EVENT__BODY_DOC_PUT,       SUIRO__V1__EVENT__BODY_DOC_DELETE,

@@ -4,7 +4,8 @@
  * test kill -9s it at random moments (>= 20 times), then reopens the engine
  * and checks:
  *  - every acknowledged sample is returned by sr_engine_range with the
- *    acknowledged value (later acknowledged writes of a (point, ts) win);
+ *    acknowledged value (later acknowledged writes of a (point, ts) win;
+ *    some commands are corrections, R-PO-1: their values win the same way);
  *    commands that were durable but not yet acknowledged when the child died
  *    (only the ones after the last acknowledgement can be) are read from the
  *    log and expected too -- so the range answers exactly the model;
@@ -239,10 +240,14 @@ static uint64_t add_durable_tail(const char *d, uint64_t from, et_model *m)
         while ((rc = sr_log_iter_next(it, &seq, &rec)) == SR_OK) {
             Suiro__V1__Event *ev = suiro__v1__event__unpack(NULL, rec.len, rec.data);
             cr_assert_not_null(ev, "log record %" PRIu64 " does not decode", seq);
-            if (ev->body_case == SUIRO__V1__EVENT__BODY_MEASUREMENTS) {
+            /* measurements, or a correction's values (engine_writer's n % 16 == 3) */
+            const Suiro__V1__Measurements *mv = ev->body_case == SUIRO__V1__EVENT__BODY_MEASUREMENTS ? ev->measurements
+                                                : ev->body_case == SUIRO__V1__EVENT__BODY_CORRECTION ? ev->correction->values
+                                                                                                     : NULL;
+            if (mv) {
                 sr_meas_iter mi;
                 sr_mpoint pv;
-                sr_meas_iter_init(&mi, ev->measurements);
+                sr_meas_iter_init(&mi, mv);
                 while (sr_meas_next(&mi, &pv)) { /* both forms: PointValues and snapshot entries */
                     cr_assert_gt(pv.n, 0);
                     sr_sample s;

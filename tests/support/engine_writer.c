@@ -21,7 +21,9 @@
  * the approval, in the same event (pa1 and pa2 are created at the start
  * when missing). And every 16th (n % 16 == 13) puts a document of app
  * APP<T> (R-PO-2: the writer records its owner; collection kill9, ID
- * d-SEED-T-N).
+ * d-SEED-T-N). And every 16th (n % 16 == 3) sends its values as a
+ * correction of user root instead (R-PO-1: a Correction event; printed as
+ * measurements are: its values are later writes of their (point, ts)).
  *
  * From the callback (the writer thread, after the command is durable) one
  * block per acknowledged command is printed and stdout flushed:
@@ -282,8 +284,14 @@ static void *thread_main(void *arg)
             memcpy(w->recent[w->nrecent++ % RECENT], msgid, sizeof msgid);
         }
         b.len = 0;
-        int rc = sr_ev_measurements("op1", w->t ? "GW2" : "GW1", SR_ACTOR_GATEWAY, msgid, c->pts,
-                                    c->npts, &b);
+        int rc;
+        if (n % 16 == 3) { /* a correction of the same values (R-PO-1) */
+            const sr_cmd_env env = {"op1", "root", SR_ACTOR_USER, msgid, "cli"};
+            uint32_t rows = 0;
+            for (size_t p = 0; p < c->npts; p++) rows += (uint32_t)c->pts[p].n;
+            rc = sr_ev_correction(&env, c->pts, c->npts, "kill -9 round", "csv-kill9", rows, &b);
+        } else
+            rc = sr_ev_measurements("op1", w->t ? "GW2" : "GW1", SR_ACTOR_GATEWAY, msgid, c->pts, c->npts, &b);
         if (rc) die("build", rc);
         sr_slice sl = {b.data, b.len};
         if ((rc = sr_engine_submit(eng, &sl, 1, on_done, c))) die("sr_engine_submit", rc);
