@@ -177,7 +177,7 @@ static int manifest_text(const manifest *m, sr_buf *b)
     return SR_OK;
 }
 
-static int hex32(const char *s, uint8_t out[32]) { return strlen(s) == 64 && sr_unhex(s, 64, out) == 32 ? 0 : -1; }
+static int hex32(const char *s, uint8_t out[32]) { return strlen(s) == 64 && sr_unhex(s, 32, out) == 0 ? 0 : -1; }
 
 /* Parse text (NUL-terminated, len bytes) into m; the signature line's
  * offset into *signed_len and its bytes into sig. SR_ECORRUPT with the
@@ -204,7 +204,7 @@ static int manifest_parse(const char *path, char *text, size_t len, manifest *m,
         const char *k = line, *v = sp + 1;
         int rc = 0;
         if (!strcmp(k, "signature")) {
-            if (strlen(v) != 2 * SR_ES256_SIG_LEN || sr_unhex(v, strlen(v), sig) != SR_ES256_SIG_LEN) goto bad;
+            if (strlen(v) != 2 * SR_ES256_SIG_LEN || sr_unhex(v, SR_ES256_SIG_LEN, sig) != 0) goto bad;
             *signed_len = (size_t)(line - text);
             if (*p) return fail(ei, SR_ECORRUPT, "%s:%d: lines after the signature", path, lineno + 1);
             have |= 1 << 8;
@@ -782,7 +782,13 @@ static int do_backup(sr_engine *e, const char *dest, copier *c, setscan *s, mani
     if (access(p, F_OK) == 0) return fail(ei, SR_EEXIST, "%s: exists already", p);
     if ((rc = v->rename(v, partial, p))) return fail(ei, rc, "%s: cannot rename to %s: %s", partial, p, sr_strerror(rc));
     partial[0] = 0; /* renamed: nothing to remove */
-    return sync_dir_v(v, dest, ei);
+    if ((rc = sync_dir_v(v, dest, ei))) {
+        /* the rename may not be durable: take it back (nothing under the name) */
+        rm_tree(p);
+        (void)v->sync_dir(v, dest);
+        m->info.name[0] = 0;
+    }
+    return rc;
 }
 
 int sr_engine_backup(sr_engine *e, const char *dest, const sr_backup_opts *o, sr_backup_info *out, sr_errinfo *ei)
