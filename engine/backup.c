@@ -609,7 +609,7 @@ static int record_event(sr_engine *e, const sr_backup_opts *o, const char *actio
     memcpy(r.tip, x->tip, 32);
     sr_buf b;
     sr_buf_init(&b);
-    int rc = sr_cmd_backup(&env, &r, &b);
+    int rc = sr_cmd_backup_ev(&env, &r, &b);
     sr_result res;
     if (!rc) {
         sr_slice sl = {b.data, b.len};
@@ -1260,6 +1260,7 @@ int sr_backup_restore(const char *bdir, const char *dir, const sr_restore_opts *
             sr_backup_opts bo = {.actor = o->actor, .source = o->source};
             const char *slash = strrchr(bdir, '/');
             sr_backup_info x = *out;
+            x.base[0] = 0;
             pathf(x.name, sizeof x.name, "%s", slash && slash[1] ? slash + 1 : bdir);
             if ((rc = record_event(e, &bo, "restore", "done", &x, "")))
                 fail(ei, rc, "%s: restored, but the restore could not be recorded: %s", dir, sr_strerror(rc));

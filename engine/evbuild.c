@@ -677,7 +677,7 @@ int sr_cmd_admin_op(const sr_cmd_env *env, const sr_admin_op *a, sr_buf *out)
     return env_pack(&ev, env, out);
 }
 
-int sr_cmd_backup(const sr_cmd_env *env, const sr_backup_rec *b, sr_buf *out)
+int sr_cmd_backup_ev(const sr_cmd_env *env, const sr_backup_rec *b, sr_buf *out)
 {
     Suiro__V1__BackupEvent be = SUIRO__V1__BACKUP_EVENT__INIT;
     be.action = S(b->action);

@@ -501,7 +501,7 @@ typedef struct sr_backup_rec {
     int has_tip;
     uint32_t files_copied, files_linked;
 } sr_backup_rec;
-SR_MUST_CHECK int sr_cmd_backup(const sr_cmd_env *env, const sr_backup_rec *b, sr_buf *out);
+SR_MUST_CHECK int sr_cmd_backup_ev(const sr_cmd_env *env, const sr_backup_rec *b, sr_buf *out);
 /* An alarm raised, acknowledged or resolved (state). */
 SR_MUST_CHECK int sr_cmd_alarm(const sr_cmd_env *env, const char *alarm_id, sr_alarm_level level, const char *state,
                                const char *source, const char *message, sr_buf *out);
