@@ -131,8 +131,8 @@ int sr_cmd_backup(const sr_command *cmd, int argc, char **argv)
     if (rc == SR_ELOCKED) {
         /* served: the server takes it (into its [backup] directory, which
          * must be DEST) */
-        char *av[] = {"admin", "backup", (char *)dest, NULL};
-        return sr_cli_through_server(cmd->name, dir, o.url, o.token, av, 3);
+        char *av[] = {"admin", "backup", "--dest", (char *)dest, NULL};
+        return sr_cli_through_server(cmd->name, dir, o.url, o.token, av, 4);
     }
     if (rc) {
         fprintf(stderr, "suiro %s: %s: %s%s\n", cmd->name, dir, ei.msg[0] ? ei.msg : sr_strerror(rc),
