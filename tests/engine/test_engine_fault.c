@@ -64,7 +64,7 @@ TestSuite(engine_fault, .init = setup, .fini = teardown, .timeout = 900);
 
 /* REPLAY_MAX: a heads checkpoint every 2 events and at each clean close
  * (docs/durability.md section 8), so they fall among the faults too */
-enum { NPOINTS = 3, NCMD = 13, HEAD_MAX = 8, REPLAY_MAX = 4 };
+enum { NPOINTS = 3, NCMD = 14, HEAD_MAX = 8, REPLAY_MAX = 4 };
 
 static const sr_vtype TYPES[NPOINTS] = {SR_VT_NUMBER, SR_VT_INTEGER, SR_VT_BOOL};
 static int64_t fixed_clock(void) { return 1700000000000; }
@@ -273,7 +273,7 @@ static void build_commands(fixture *f, int64_t *clock)
 
 /* Commands 2 and 4 log users u2 and u1 in, command 6 revokes all of u1's
  * sessions (single-event commands without a message id otherwise: 3 is the
- * resume test's duplicate, 11 and 12 the duplicate
+ * resume test's duplicate, 12 and 13 the duplicate
  * pair). Their measurements are dropped (ns 0: nothing for the model). */
 enum { SESS_U2 = 2, SESS_U1 = 4, SESS_REVOKE_U1 = 6, POLICY_CMD = 10 };
 static const int64_t SESS_EXPIRES = INT64_C(4000000000000), SESS_NOW = INT64_C(1800000000000);
@@ -378,6 +378,23 @@ static void build_store(fixture *f)
     cm->lens[1] = cm->bytes.len - cm->lens[0];
 }
 
+/* Command 11 (BACKUP's; 15 once CSV's 13 and PUSH's 14 are merged: the one
+ * before the duplicate pair): a BackupEvent (docs/backup.md), its audit
+ * row there exactly when it was acknowledged. */
+enum { BACKUP_CMD = 11 };
+static void build_backup(fixture *f)
+{
+    command *cm = &f->cmds[BACKUP_CMD];
+    cm->bytes.len = 0;
+    cm->nev = 1;
+    cm->ns[0] = cm->nx[0] = 0;
+    const sr_cmd_env env = {"", "admin", SR_ACTOR_USER, cm->msgid[0] ? cm->msgid : NULL, "127.0.0.1"};
+    const sr_backup_rec b = {.action = "backup", .outcome = "done", .name = "20261206T030000.000Z-7", .seq = 7,
+                             .bytes = 4096, .files_copied = 3};
+    cr_assert_eq(sr_cmd_backup_ev(&env, &b, &cm->bytes), SR_OK);
+    cm->lens[0] = cm->bytes.len;
+}
+
 /* The base database: masters and 40 samples per point (chunks flushed),
  * closed; the model holds them. */
 static void fixture_init(fixture *f)
@@ -410,6 +427,7 @@ static void fixture_init(fixture *f)
     build_commands(f, clock);
     build_sessions(f);
     build_store(f);
+    build_backup(f);
 }
 
 static void fixture_release(fixture *f)
@@ -619,6 +637,10 @@ static void check_db(fixture *f, const outcome *out, const char *ctx)
     int want_sess = out->acked_cmd[SESS_U1] + out->acked_cmd[SESS_U2] + out->acked_cmd[SESS_REVOKE_U1];
     cr_assert_eq((int)sr_rec_count(&ur), want_sess, "%s: %zu session rows in the audit trail, %d acknowledged", ctx,
                  sr_rec_count(&ur), want_sess);
+    aq.kind = "backup";
+    cr_assert_eq(sr_list_audit(e, &aq, &ur, &more), SR_OK);
+    cr_assert_eq((int)sr_rec_count(&ur), out->acked_cmd[BACKUP_CMD], "%s: %zu backup rows in the audit trail, %d acknowledged",
+                 ctx, sr_rec_count(&ur), out->acked_cmd[BACKUP_CMD]);
     sr_rec_close(&ur);
     uint8_t live[32], rebuilt[32];
     cr_assert_eq(sr_engine_content_hash(e, live), SR_OK);
