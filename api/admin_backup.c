@@ -15,6 +15,30 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* path made absolute and canonical (realpath; for a directory not made
+ * yet, its parent's realpath and its name): 0, or -1 */
+static int canon(const char *path, char *out)
+{
+    if (realpath(path, out)) return 0;
+    char tmp[PATH_MAX];
+    snprintf(tmp, sizeof tmp, "%s", path);
+    char *slash = strrchr(tmp, '/');
+    const char *name = slash ? slash + 1 : tmp;
+    char parent[PATH_MAX];
+    if (slash == tmp) snprintf(parent, sizeof parent, "/");
+    else if (slash) {
+        *slash = 0;
+        if (!realpath(tmp, parent)) return -1;
+    } else if (!realpath(".", parent))
+        return -1;
+    size_t pl = strcmp(parent, "/") ? strlen(parent) : 0, nl = strlen(name);
+    if (!nl || pl + nl + 2 > PATH_MAX) return -1;
+    memcpy(out, parent, pl);
+    out[pl] = '/';
+    memcpy(out + pl + 1, name, nl + 1);
+    return 0;
+}
+
 typedef struct bctx {
     char dir[1024];      /* the [backup] directory */
     char key[1100];      /* the platform key (DATA_DIR/platform-key.pem) */
@@ -84,7 +108,7 @@ static void backups_take(const sr_route_call *c)
         if (!body) return free(x);
         const char *dest = json_string_value(json_object_get(body, "dest"));
         char a[PATH_MAX], b[PATH_MAX];
-        int same = dest && realpath(dest, a) && realpath(x->dir, b) && !strcmp(a, b);
+        int same = dest && dest[0] == '/' && !canon(dest, a) && !canon(x->dir, b) && !strcmp(a, b);
         if (json_object_get(body, "dest") && !same) {
             json_decref(body);
             free(x);

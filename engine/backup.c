@@ -335,6 +335,7 @@ static void rm_tree(const char *p) { nftw(p, rm_cb, 16, FTW_DEPTH | FTW_PHYS); }
 
 typedef struct copier {
     const sr_vfs *vfs;
+    uint32_t delay_ms; /* tests: after each file */
     uint64_t done, total;
     void (*progress)(void *ctx, uint64_t done, uint64_t total);
     void *progress_ctx;
@@ -522,6 +523,7 @@ static int put_file(copier *c, const setscan *s, manifest *m, const char *src, c
     pathf(dst, sizeof dst, "%s/%s", root, rel);
     uint8_t sha[32];
     uint64_t size = 0;
+    if (c->delay_ms) usleep(c->delay_ms * 1000u);
     const mfile *b = may_link && c->vfs->link ? base_file(s, rel, len) : NULL;
     if (b) {
         char from[PATH_MAX];
@@ -810,7 +812,9 @@ int sr_engine_backup(sr_engine *e, const char *dest, const sr_backup_opts *o, sr
         return rc;
     }
     s.chain = chain;
-    copier c = {.vfs = o->vfs ? o->vfs : &sr_vfs_posix, .progress = o->progress, .progress_ctx = o->progress_ctx};
+    copier c = {.vfs = o->vfs ? o->vfs : &sr_vfs_posix, .progress = o->progress, .progress_ctx = o->progress_ctx,
+                .delay_ms = o->test_file_delay_ms};
+    if (!c.delay_ms && getenv("SUIRO_TEST_BACKUP_DELAY_MS")) c.delay_ms = (uint32_t)atoi(getenv("SUIRO_TEST_BACKUP_DELAY_MS"));
     c.buf = sr_malloc(COPY_CHUNK);
     manifest m;
     memset(&m, 0, sizeof m);

@@ -64,6 +64,11 @@ typedef struct sr_backup_opts {
     /* progress: bytes done of total, now and then (the caller's thread) */
     void (*progress)(void *ctx, uint64_t done, uint64_t total);
     void *progress_ctx;
+    /* tests only: sleep this long after each file of the backup (so that a
+     * kill -9 lands in the middle of one); 0: the environment's
+     * SUIRO_TEST_BACKUP_DELAY_MS, if set (the crash rounds set it for the
+     * server and the CLI) */
+    uint32_t test_file_delay_ms;
 } sr_backup_opts;
 
 /**

@@ -131,7 +131,14 @@ int sr_cmd_backup(const sr_command *cmd, int argc, char **argv)
     if (rc == SR_ELOCKED) {
         /* served: the server takes it (into its [backup] directory, which
          * must be DEST) */
-        char *av[] = {"admin", "backup", "--dest", (char *)dest, NULL};
+        char abs[PATH_MAX];
+        if (dest[0] == '/') snprintf(abs, sizeof abs, "%s", dest);
+        else {
+            char cwd[PATH_MAX];
+            if (!getcwd(cwd, sizeof cwd)) cwd[0] = 0;
+            snprintf(abs, sizeof abs, "%s/%s", cwd, dest);
+        }
+        char *av[] = {"admin", "backup", "--dest", abs, NULL};
         return sr_cli_through_server(cmd->name, dir, o.url, o.token, av, 4);
     }
     if (rc) {
