@@ -244,6 +244,28 @@ static int manifest_parse(const char *path, char *text, size_t len, manifest *m,
     return SR_OK;
 }
 
+int sr_backup_manifest_parse(const void *text, size_t len, sr_backup_info *out, sr_errinfo *ei)
+{
+    memset(out, 0, sizeof *out);
+    if (len > MANIFEST_MAX) return fail(ei, SR_ECORRUPT, "manifest: larger than %d MiB", MANIFEST_MAX >> 20);
+    char *t = sr_malloc(len + 1);
+    if (!t) return fail(ei, SR_ENOMEM, "out of memory");
+    if (len) memcpy(t, text, len);
+    t[len] = 0;
+    manifest m;
+    size_t slen;
+    uint8_t sig[SR_ES256_SIG_LEN];
+    int rc = manifest_parse("manifest", t, len, &m, &slen, sig, ei);
+    if (!rc) {
+        SR_VERIFY(slen <= len);
+        for (size_t i = 0; i < m.n; i++) SR_VERIFY(path_ok(m.f[i].path));
+        *out = m.info;
+    }
+    manifest_free(&m); /* the parser's list, on failure too */
+    sr_free(t);
+    return rc;
+}
+
 static int read_all(const char *path, sr_buf *b, sr_errinfo *ei)
 {
     FILE *f = fopen(path, "rb");

@@ -130,4 +130,10 @@ typedef struct sr_restore_opts {
 SR_MUST_CHECK int sr_backup_restore(const char *bdir, const char *dir, const sr_restore_opts *o,
                                     sr_backup_info *out, sr_errinfo *ei);
 
+/* Parse a manifest's text (len bytes, any bytes: a file read from a backup)
+ * without checking its signature or files: SR_OK and its summary, or
+ * SR_ECORRUPT naming the line. For the fuzzer (tests/fuzz/fuzz_manifest.c);
+ * every reader of a backup goes through the same parser. */
+SR_MUST_CHECK int sr_backup_manifest_parse(const void *text, size_t len, sr_backup_info *out, sr_errinfo *ei);
+
 #endif
