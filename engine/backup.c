@@ -725,6 +725,10 @@ static int do_backup(sr_engine *e, const char *dest, copier *c, setscan *s, mani
     }
     /* 3. S: the end of W's batch */
     sr_log_cut cut;
+    /* with sync=interval the index may be ahead of the log's last fsync:
+     * make the log durable up to it first */
+    if (!rc && sr_log_cut_at(e->log, w, 1, &cut) == SR_EINVAL && sr_log_sync(e->log) != SR_OK)
+        rc = fail(ei, SR_EIO, "%s/log: cannot fsync it", e->dir);
     if (!rc && (rc = sr_log_cut_at(e->log, w, 1, &cut)))
         fail(ei, rc, "%s/log: no batch ends at the index's watermark %" PRIu64 ": %s", e->dir, w, sr_strerror(rc));
     if (!rc) {
@@ -822,6 +826,10 @@ int sr_engine_backup(sr_engine *e, const char *dest, const sr_backup_opts *o, sr
     memset(out, 0, sizeof *out);
     memset(ei, 0, sizeof *ei);
     if (!e->log || !e->ix) return fail(ei, SR_EINVAL, "%s: the engine has no log or index open", e->dir);
+    /* a failed write stopped the writer: it reopens the log to resume
+     * (docs/durability.md section 7); back up once it writes again */
+    if (sr_engine_write_state(e, NULL) == SR_EPOISONED)
+        return fail(ei, SR_EPOISONED, "%s: writing is stopped after a failed write; back up once it resumes", e->dir);
     if (strlen(dest) > PATH_MAX - 200) return fail(ei, SR_EINVAL, "%s: path too long", dest);
     char kp[PATH_MAX];
     pathf(kp, sizeof kp, "%s/platform-key.pem", e->dir);

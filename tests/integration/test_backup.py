@@ -16,7 +16,8 @@ Afterwards every backup of the set with a manifest is restored
 its round's backup began is in it; a `.partial` is never restored. Then a
 `--to SEQ` restore, the route's answers without a session and on a GET, and
 the [backup] schedule with keep (interval_s 1: polled, not slept).
-usage: test_backup.py SUIRO_BIN [ROUNDS]  (SR_BACKUP_ROUNDS overrides; make soak)"""
+usage: test_backup.py SUIRO_BIN [ROUNDS]  (SR_SOAK=N: N times the rounds, as
+`make soak` runs it; SR_BACKUP_ROUNDS overrides)"""
 import json
 import os
 import random
@@ -31,7 +32,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import srtest  # noqa: E402
 
 BIN = sys.argv[1]
-ROUNDS = int(os.environ.get("SR_BACKUP_ROUNDS", sys.argv[2] if len(sys.argv) > 2 else "3"))
+SOAK = max(1, int(os.environ.get("SR_SOAK", "1") or 1))  # make soak: 20x the rounds
+ROUNDS = int(os.environ.get("SR_BACKUP_ROUNDS", "0")) or SOAK * int(sys.argv[2] if len(sys.argv) > 2 else "3")
 T = tempfile.mkdtemp(prefix="suiro-backup-")
 D = os.path.join(T, "data")
 SET = os.path.join(T, "set")
