@@ -6,6 +6,7 @@
 
 #include <openssl/evp.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
@@ -235,6 +236,9 @@ int sr_index_copy(sr_index *ix, int (*sink)(void *ctx, const void *p, size_t n),
 {
     int p[2];
     if (pipe(p) != 0) return sr_err_from_errno(errno);
+#ifdef F_SETPIPE_SZ
+    (void)fcntl(p[1], F_SETPIPE_SZ, 1 << 20); /* fewer wake-ups than 64 KiB at a time (best effort) */
+#endif
     copyjob j = {.env = sr_index_env(ix), .fd = p[1]};
     pthread_t th;
     if (pthread_create(&th, NULL, copy_main, &j) != 0) {
