@@ -138,6 +138,7 @@ int sr_cmd_backup(const sr_command *cmd, int argc, char **argv)
             if (!getcwd(cwd, sizeof cwd)) cwd[0] = 0;
             snprintf(abs, sizeof abs, "%s/%s", cwd, dest);
         }
+        if (keep) fprintf(stderr, "suiro %s: --keep: the server keeps its [backup] keep count\n", cmd->name);
         char *av[] = {"admin", "backup", "--dest", abs, NULL};
         return sr_cli_through_server(cmd->name, dir, o.url, o.token, av, 4);
     }
