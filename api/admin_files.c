@@ -1,6 +1,7 @@
 /*
  * api/admin_files.c -- /admin/v1: who may see documents and files (R-PO-2,
- * docs/admin.md "Documents and files"): apps' grants on document
+ * docs/admin.md "Documents and files") and an operator's data (vendor
+ * grants, R-ID-1): apps' grants on document
  * collections and file path prefixes, and the operator's files for its
  * users with their share lists (the portal's file sharing, 001 §2.1).
  * Its route table is sr_admin_files_routes (api/admin_int.h); the
@@ -23,15 +24,25 @@
  *            user of the operator sees the files it owns and those shared
  *            with it. Others are answered as unknown (404 E3001), so a
  *            user learns nothing of files it may not see.
- *            PUT /operators/{operatorId}/files/{path} (data.read): a
+ *            A vendor user whose vendor the operator grants access (the
+ *            dispatcher's caller->vendor_granted) sees every file, as the
+ *            operator admin, and changes none.
+ *            PUT /operators/{operatorId}/files/{path} (data.write): a
  *            user's own file (one request, at most [http] max_body), owned
  *            by the user; replacing another's file needs setup.manage.
  * SHARES     /operators/{operatorId}/shares/{path}: a file's share list,
  *            read (data.read, a file the user may see), replaced with
- *            {"users":[...]} or emptied (the file's owner if a user, or a
- *            setup.manage holder; others 403 E2003). The users must be
+ *            {"users":[...]} or emptied (data.write: the file's owner if a
+ *            user, or a setup.manage holder; others 403 E2003). The users must be
  *            users of the operator (the engine checks, naming the entry).
  *            Not .../files/{path}/shares: a route's {path} is its last part.
+ *
+ * VENDOR GRANTS /operators/{operatorId}/vendor-grants[/{vendorId}]: list
+ *            (setup.read), put {"access":"read"} and delete (setup.manage):
+ *            the operator opens its data (data.read) to a registered vendor's
+ *            users (registry RG_VENDOR_GRANT, id the vendor). A new grant is
+ *            a privilege change (sr_admin_privileged); a revocation applies
+ *            at once, and the dispatcher reads the grant on every request.
  *
  * Every change is one event (RegistryPut/RegistryDelete, FileShare) with
  * the caller as the actor and its address as the source, answered once
@@ -68,6 +79,7 @@ static int caller_may(const sr_admin_caller *cl, sr_authz_action act, const char
 static int may_see(const sr_admin_caller *cl, const char *op, const sr_file_meta *f)
 {
     if (caller_may(cl, SR_ACT_SETUP_MANAGE, op)) return 1;
+    if (cl->vendor_granted) return 1; /* the operator grants the caller's vendor data.read */
     if (sr_store_is_owner(f->owner_kind, f->owner, SR_ACTOR_USER, cl->user)) return 1;
     for (size_t i = 0; i < f->n_shared_with; i++)
         if (!strcmp(f->shared_with[i], cl->user)) return 1;
@@ -226,6 +238,103 @@ static void grant_delete(const sr_route_call *c)
     sr_buf_init(&b);
     sr_cmd_env env = sr_admin_env(c, op);
     sr_admin_submit(c, sr_cmd_registry_delete(&env, SR_RG_GRANT, id, &b), &b, 204, NULL);
+}
+
+/* ---- vendor grants ------------------------------------------------------------- */
+
+/* GET .../vendor-grants -> 200 {"items":[{"vendorId","access"}]} */
+static void vgrants_list(const sr_route_call *c)
+{
+    sr_rec r = SR_REC_INIT;
+    int rc = sr_list_registry(sr_admin_engine(c), sr_route_param(c, "operatorId"), SR_RG_VENDOR_GRANT, &r);
+    json_t *items = json_array();
+    sr_reg_entry g;
+    for (int got; !rc && (got = sr_rec_next_registry(&r, &g)) != 0;) {
+        if (got < 0) {
+            rc = got;
+            break;
+        }
+        json_array_append_new(items, json_pack("{s:s,s:s}", "vendorId", g.vendor_id, "access", g.access));
+    }
+    sr_rec_close(&r);
+    if (rc && rc != SR_ENOTFOUND) {
+        json_decref(items);
+        return sr_http_result(c->req, 0, sr_wire_of_rc(rc), sr_wire_msg_of_rc(rc), NULL);
+    }
+    json_t *o = json_pack("{s:o}", "items", items);
+    sr_http_jsonv(c->req, 200, o);
+    json_decref(o);
+}
+
+/* A vendor grant put, on the worker queue: a new grant widens what the
+ * vendor's users reach (R-ID-5: sr_admin_privileged); the same grant again
+ * is answered as it is. The engine checks that the vendor is registered. */
+typedef struct vgput {
+    char op[72], vendor[72];
+} vgput;
+
+static void vgput_work(sr_admin_work *w, void *ctx)
+{
+    vgput *g = ctx;
+    sr_rec r = SR_REC_INIT;
+    sr_reg_entry old;
+    int had = sr_read_registry(w->eng, g->op, SR_RG_VENDOR_GRANT, g->vendor, &r, &old) == SR_OK;
+    sr_rec_close(&r);
+    if (!had) {
+        int known = sr_read_registry(w->eng, "", SR_RG_VENDOR, g->vendor, &r, &old) == SR_OK;
+        sr_rec_close(&r);
+        if (!known) {
+            w->status = 404;
+            w->code = SR_WIRE_UNKNOWN;
+            snprintf(w->msg, sizeof w->msg, "vendor %s is not a registered vendor", g->vendor);
+            return;
+        }
+        sr_reg_entry e = {.kind = SR_RG_VENDOR_GRANT, .id = g->vendor, .vendor_id = g->vendor, .access = "read"};
+        sr_buf b;
+        sr_buf_init(&b);
+        sr_cmd_env env = sr_admin_work_env(w, g->op);
+        int rc = sr_cmd_registry_put(&env, &e, &b);
+        char summary[200];
+        snprintf(summary, sizeof summary, "grant vendor %s read access to the data of operator %s", g->vendor, g->op);
+        if (sr_admin_privileged(w, SR_US_OPERATOR, g->op, SR_ACT_SETUP_MANAGE, summary, rc, &b)) return;
+    }
+    w->status = 200;
+    w->answer = json_pack("{s:s,s:s}", "vendorId", g->vendor, "access", "read");
+}
+
+/* PUT .../vendor-grants/{vendorId} {"access": "read"} -> 200 the grant (202 pending) */
+static void vgrant_put(const sr_route_call *c)
+{
+    const char *vendor = sr_route_param(c, "vendorId");
+    if (!vendor || !sr_id_str_ok(vendor)) return sr_admin_bad_field(c, "vendorId", "a vendor id ([A-Za-z0-9._-]{1,64})");
+    json_t *body = sr_admin_body(c);
+    if (!body) return;
+    const char *acc = json_string_value(json_object_get(body, "access"));
+    int ok = acc && !strcmp(acc, "read");
+    json_decref(body);
+    if (!ok) return sr_admin_bad_field(c, "access", "read (a vendor's users read the operator's data)");
+    vgput *g = calloc(1, sizeof *g);
+    if (!g) return sr_http_result(c->req, 0, SR_WIRE_INTERNAL, "out of memory", NULL);
+    snprintf(g->op, sizeof g->op, "%s", sr_route_param(c, "operatorId"));
+    snprintf(g->vendor, sizeof g->vendor, "%s", vendor);
+    sr_admin_run(c, vgput_work, g, free);
+}
+
+/* DELETE .../vendor-grants/{vendorId} -> 204; the vendor's users are refused
+ * at their next request */
+static void vgrant_delete(const sr_route_call *c)
+{
+    const char *op = sr_route_param(c, "operatorId"), *vendor = sr_route_param(c, "vendorId");
+    sr_rec r = SR_REC_INIT;
+    sr_reg_entry g;
+    int rc = sr_read_registry(sr_admin_engine(c), op, SR_RG_VENDOR_GRANT, vendor, &r, &g);
+    sr_rec_close(&r);
+    if (rc == SR_ENOTFOUND) return sr_http_result(c->req, 0, SR_WIRE_UNKNOWN, "no such vendor grant", NULL);
+    if (rc) return sr_http_result(c->req, 0, sr_wire_of_rc(rc), sr_wire_msg_of_rc(rc), NULL);
+    sr_buf b;
+    sr_buf_init(&b);
+    sr_cmd_env env = sr_admin_env(c, op);
+    sr_admin_submit(c, sr_cmd_registry_delete(&env, SR_RG_VENDOR_GRANT, vendor, &b), &b, 204, NULL);
 }
 
 /* ---- files ------------------------------------------------------------------- */
@@ -470,12 +579,18 @@ const sr_route sr_admin_files_routes[] = {
     {"GET", "/admin/v1/operators/{operatorId}/files/{path}", file_get, SR_CALLER_ADMIN, SR_BODY_HTTP_MAX,
      ACT(DATA_READ)},
     {"PUT", "/admin/v1/operators/{operatorId}/files/{path}", file_put, SR_CALLER_ADMIN, SR_BODY_HTTP_MAX,
-     ACT(DATA_READ)},
+     ACT(DATA_WRITE)},
     {"GET", "/admin/v1/operators/{operatorId}/shares/{path}", shares_get, SR_CALLER_ADMIN, SR_BODY_HTTP_MAX,
      ACT(DATA_READ)},
     {"PUT", "/admin/v1/operators/{operatorId}/shares/{path}", shares_set, SR_CALLER_ADMIN, SR_BODY_SMALL,
-     ACT(DATA_READ)},
+     ACT(DATA_WRITE)},
     {"DELETE", "/admin/v1/operators/{operatorId}/shares/{path}", shares_set, SR_CALLER_ADMIN, SR_BODY_HTTP_MAX,
-     ACT(DATA_READ)},
+     ACT(DATA_WRITE)},
+    {"GET", "/admin/v1/operators/{operatorId}/vendor-grants", vgrants_list, SR_CALLER_ADMIN, SR_BODY_HTTP_MAX,
+     ACT(SETUP_READ)},
+    {"PUT", "/admin/v1/operators/{operatorId}/vendor-grants/{vendorId}", vgrant_put, SR_CALLER_ADMIN, SR_BODY_SMALL,
+     ACT(SETUP_MANAGE)},
+    {"DELETE", "/admin/v1/operators/{operatorId}/vendor-grants/{vendorId}", vgrant_delete, SR_CALLER_ADMIN,
+     SR_BODY_HTTP_MAX, ACT(SETUP_MANAGE)},
 };
 const size_t sr_admin_files_nroutes = sizeof sr_admin_files_routes / sizeof sr_admin_files_routes[0];

@@ -501,6 +501,15 @@ static void path_target(sr_admin *a, const sr_route_call *c, sr_authz_target *t,
                *user = sr_route_param(c, "userId");
     if (op) {
         t->operator_id = op;
+        const sr_admin_caller *cl = c->caller;
+        if (cl && cl->scope == SR_SCOPE_VENDOR && cl->scope_id[0]) {
+            /* the operator's grant to the caller's vendor, read live (a
+             * revoked grant refuses the very next request) */
+            sr_rec r = SR_REC_INIT;
+            sr_reg_entry g;
+            t->vendor_granted = sr_read_registry(a->eng, op, SR_RG_VENDOR_GRANT, cl->scope_id, &r, &g) == SR_OK;
+            sr_rec_close(&r);
+        }
         const char *app = sr_route_param(c, "appId"), *gw = sr_route_param(c, "gatewayId");
         if (app || gw) {
             sr_rec r = SR_REC_INIT;
@@ -563,8 +572,9 @@ void sr_admin_handle(sr_admin *a, h2o_req_t *req)
         h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL, H2O_STRLIT("1"));
         return sr_http_result(req, 503, SR_WIRE_BUSY, "server stopping", NULL);
     }
+    sr_admin_caller *cl = NULL;
     if (r->caller != SR_CALLER_NONE) {
-        sr_admin_caller *cl = h2o_mem_alloc_pool(&req->pool, sizeof *cl);
+        cl = h2o_mem_alloc_pool(&req->pool, sizeof *cl);
         authn an = authenticate(a, req, cl);
         if (an.code) return sr_http_result(req, 0, an.code, an.msg, NULL);
         c.caller = cl;
@@ -576,6 +586,7 @@ void sr_admin_handle(sr_admin *a, h2o_req_t *req)
         sr_authz_target t;
         char ids[2][72] = {"", ""};
         path_target(a, &c, &t, ids);
+        if (cl) cl->vendor_granted = t.vendor_granted;
         if (!sr_admin_authorize(&c, (sr_authz_action)(r->action - 1), &t)) return;
     }
     r->handler(&c);
@@ -1524,7 +1535,8 @@ static int tenant_in_use(sr_admin *a, sr_reg_kind kind, const char *id, char *wh
     sr_rec_close(&r);
     if (rc) return rc;
     if (used) return 1;
-    /* gateways and apps: the operator's own, or any operator's linked to the vendor */
+    /* gateways, apps and vendor grants: the operator's own, or any
+     * operator's linked to (granting) the vendor */
     sr_rec ops = SR_REC_INIT;
     sr_reg_entry o;
     if (kind == SR_RG_OPERATOR) rc = SR_OK;
@@ -1539,15 +1551,18 @@ static int tenant_in_use(sr_admin *a, sr_reg_kind kind, const char *id, char *wh
             if (sr_rec_next_registry(&ops, &o) != 1) break;
             op = o.id;
         }
-        for (int k = 0; k < 2 && !used && !rc; k++) {
+        static const sr_reg_kind kinds[] = {SR_RG_GATEWAY, SR_RG_APP, SR_RG_VENDOR_GRANT};
+        static const char *const names[] = {"gateway", "app", "vendor grant"};
+        for (int k = 0; k < 3 && !used && !rc; k++) {
             sr_rec l = SR_REC_INIT;
             sr_reg_entry e;
-            rc = sr_list_registry(a->eng, op, k ? SR_RG_APP : SR_RG_GATEWAY, &l);
+            rc = sr_list_registry(a->eng, op, kinds[k], &l);
             while (!rc && !used && sr_rec_next_registry(&l, &e) == 1)
                 if (kind == SR_RG_OPERATOR || !strcmp(e.vendor_id, id))
-                    used = 1, snprintf(why, wl, "%s %s of operator %s %s", k ? "app" : "gateway", e.id, op,
+                    used = 1, snprintf(why, wl, "%s %s of operator %s %s", names[k], e.id, op,
                                        kind == SR_RG_OPERATOR ? "is registered (delete it first)"
-                                                              : "is linked to it (unlink it first)");
+                                       : k == 2              ? "grants it access (the operator revokes it first)"
+                                                             : "is linked to it (unlink it first)");
             sr_rec_close(&l);
         }
     }

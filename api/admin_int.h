@@ -56,6 +56,9 @@ typedef struct sr_admin_caller {
     int must_change;    /* a temporary or expired password: only SR_CALLER_USER routes */
     char source[64];    /* the peer's address, for events */
     uint8_t token_hash[32];
+    int vendor_granted; /* a vendor user on a path naming an operator that grants its vendor
+                         * data.read (a vendor grant, registry SR_RG_VENDOR_GRANT): set by the
+                         * dispatcher with the target's vendor_granted (docs/admin.md "Vendor grants") */
 } sr_admin_caller;
 
 /* The routes' tables (one per file, see above). */

@@ -454,7 +454,8 @@ static int apply_registry_put(sr_engine *e, MDB_txn *t, Event *ev, sr_result *r,
     uint8_t k[600];
     size_t kl;
     char kind[2] = {(char)('0' + ev->registry_put->kind), 0};
-    if (validate && (!ev->registry_put->id[0] || ev->registry_put->kind < 1 || ev->registry_put->kind > 5))
+    if (validate && (!ev->registry_put->id[0] || ev->registry_put->kind < 1 ||
+                     ev->registry_put->kind > SUIRO__V1__REGISTRY_KIND__RG_VENDOR_GRANT))
         return sr__refuse(r, SR_EINVAL, "registry: kind and id are required");
     kl = mkkey(k, sizeof k, ev->operator_id, kind, ev->registry_put->id);
     if (!kl) return sr__refuse(r, SR_EINVAL, "registry id too long");
@@ -489,6 +490,11 @@ static int apply_registry_put(sr_engine *e, MDB_txn *t, Event *ev, sr_result *r,
             return sr__refuse(r, SR_EINVAL, "grant %s: app: %s is not an app of operator %s", g->id, g->app_id,
                               ev->operator_id);
     }
+    if (validate && ev->registry_put->kind == SUIRO__V1__REGISTRY_KIND__RG_VENDOR_GRANT &&
+        (!ev->operator_id[0] || strcmp(ev->registry_put->id, ev->registry_put->vendor_id) ||
+         strcmp(ev->registry_put->access, "read")))
+        return sr__refuse(r, SR_EINVAL, "vendor grant %s: an operator's, its id the vendor's, access read",
+                          ev->registry_put->id);
     if (validate && ev->registry_put->vendor_id[0]) {
         /* a link to a vendor (R-ID-8): an app to an AP vendor, a gateway to a GW vendor */
         uint8_t vk[300];
@@ -501,11 +507,13 @@ static int apply_registry_put(sr_engine *e, MDB_txn *t, Event *ev, sr_result *r,
         const char *want = ev->registry_put->kind == SUIRO__V1__REGISTRY_KIND__RG_APP       ? "ap"
                            : ev->registry_put->kind == SUIRO__V1__REGISTRY_KIND__RG_GATEWAY ? "gw"
                                                                                              : NULL;
-        int ok = vend && want && !strcmp(vend->vendor_kind, want);
+        /* a vendor grant: a vendor of either kind */
+        int any = ev->registry_put->kind == SUIRO__V1__REGISTRY_KIND__RG_VENDOR_GRANT;
+        int ok = vend && (any || (want && !strcmp(vend->vendor_kind, want)));
         if (vend) suiro__v1__registry_put__free_unpacked(vend, NULL);
         if (!ok)
-            return sr__refuse(r, SR_EINVAL, "%s: vendor %s is not a registered %s vendor", ev->registry_put->id,
-                              ev->registry_put->vendor_id, want ? (want[0] == 'a' ? "AP" : "GW") : "app or gateway");
+            return sr__refuse(r, SR_EINVAL, "%s: vendor %s is not a registered %svendor", ev->registry_put->id,
+                              ev->registry_put->vendor_id, any ? "" : want ? (want[0] == 'a' ? "AP " : "GW ") : "app or gateway ");
     }
     if (validate && !ev->registry_put->secret_hash.len) {
         /* empty secret: keep the stored one */

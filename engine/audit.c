@@ -80,8 +80,8 @@ const char *sr_actor_kind_name(int k)
 
 static const char *reg_kind_name(int k)
 {
-    static const char *n[] = {"unknown", "operator", "gateway", "app", "grant", "vendor"};
-    return k >= 0 && k <= 5 ? n[k] : "unknown";
+    static const char *n[] = {"unknown", "operator", "gateway", "app", "grant", "vendor", "vendor grant"};
+    return k >= 0 && k <= 6 ? n[k] : "unknown";
 }
 
 static const char *master_kind_name(int k)
@@ -153,6 +153,8 @@ static void audit_summary(const Event *ev, sr_audit_summary *x)
         snprintf(x->target, sizeof x->target, "%s:%s", reg_kind_name(r->kind), r->id);
         if (r->kind == SUIRO__V1__REGISTRY_KIND__RG_GRANT)
             snprintf(x->detail, sizeof x->detail, "app %s %s %s", r->app_id, r->access, r->pattern);
+        else if (r->kind == SUIRO__V1__REGISTRY_KIND__RG_VENDOR_GRANT)
+            snprintf(x->detail, sizeof x->detail, "vendor %s %s access to the operator's data", r->vendor_id, r->access);
         else
             snprintf(x->detail, sizeof x->detail, "%s%s%s%s", r->secret_hash.len ? "secret set" : "",
                      r->cert_pem[0] ? (r->secret_hash.len ? ", certificate" : "certificate") : "",

@@ -49,6 +49,7 @@
     X(APPS_REGISTER, "apps.register")              \
     X(GATEWAYS_REGISTER, "gateways.register")      \
     X(DATA_READ, "data.read")                      \
+    X(DATA_WRITE, "data.write")                    \
     X(AUDIT_READ, "audit.read")
 
 /* The scope rules, X(enum suffix, name as docs/admin.md writes it). */

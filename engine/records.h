@@ -65,6 +65,7 @@ typedef enum sr_reg_kind {
     SR_RG_APP = 3,
     SR_RG_GRANT = 4,
     SR_RG_VENDOR = 5,
+    SR_RG_VENDOR_GRANT = 6, /* an operator's grant of data.read to a vendor (docs/admin.md "Vendor grants") */
 } sr_reg_kind;
 
 typedef enum sr_req_kind {

@@ -151,6 +151,9 @@ static const acmd CMDS[] = {
     {"grants", "GET", OPS "/apps/{appId}/grants", 2, NULL, "OP APP"},
     {"grants-put", "PUT", OPS "/apps/{appId}/grants", 2, NULL, "OP APP --data '{\"grants\": [{dataId, access}]}'"},
     {"grant-delete", "DELETE", OPS "/apps/{appId}/grants/{dataId}", 3, NULL, "OP APP DATAID"},
+    {"vendor-grants", "GET", OPS "/vendor-grants", 1, NULL, "OP: the vendors OP grants read access to its data"},
+    {"vendor-grant-put", "PUT", OPS "/vendor-grants/{vendorId}", 2, NULL, "OP VENDOR --data '{\"access\": \"read\"}'"},
+    {"vendor-grant-delete", "DELETE", OPS "/vendor-grants/{vendorId}", 2, NULL, "OP VENDOR: revoke it"},
     /* the two-person rule (api/admin_pending.c): a privilege change answered 202 waits for a second admin */
     {"pending", "GET", "/admin/v1/pending", 0, NULL, "the pending changes I made or may decide"},
     {"pending-get", "GET", "/admin/v1/pending/{pendingId}", 1, NULL, "ID"},
@@ -173,8 +176,9 @@ const char sr_admin_more[] =
     "  vendor-delete | sheet-import | sheet-export | masters | master-put | master-deactivate\n"
     "  gateways | gateway-put | gateway-delete | gateway-secret | gateway-cert | gateway-disable\n"
     "  gateway-enable | apps | app-put | app-delete | app-secret | app-cert | app-push-url\n"
-    "  app-disable | app-enable | grants | grants-put | grant-delete | pending | pending-get\n"
-    "  pending-approve | pending-reject | backup | backups\n"
+    "  app-disable | app-enable | grants | grants-put | grant-delete | vendor-grants\n"
+    "  vendor-grant-put | vendor-grant-delete | pending | pending-get | pending-approve\n"
+    "  pending-reject | backup | backups\n"
     "                           (`suiro admin help` lists each with its route)\n"
     "\nexit: 0 ok, 1 error answer (printed), 2 usage, 3 server not reachable\n";
 

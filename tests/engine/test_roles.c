@@ -164,6 +164,9 @@ Test(roles, the_issues_sentences)
     cr_expect(!sr_authz_allows(&va, SR_ACT_DATA_READ, &targets[T_FOREIGN_OP]));
     cr_expect(sr_authz_allows(&va, SR_ACT_DATA_READ, &targets[T_FOREIGN_OP_GRANTED]));
     cr_expect(!sr_authz_allows(&va, SR_ACT_SETUP_READ, &targets[T_FOREIGN_OP_GRANTED]));
+    /* A grant opens reading, never writing. */
+    cr_expect(!sr_authz_allows(&va, SR_ACT_DATA_WRITE, &targets[T_FOREIGN_OP_GRANTED]));
+    cr_expect(sr_authz_allows(&og, SR_ACT_DATA_WRITE, &targets[T_OWN_OP]));
     /* An auditor may read the audit events, and nothing else. */
     cr_expect(sr_authz_allows(&au, SR_ACT_AUDIT_READ, &targets[T_FOREIGN_OP]));
     cr_expect(!sr_authz_allows(&au, SR_ACT_DATA_READ, &targets[T_OWN_OP]));

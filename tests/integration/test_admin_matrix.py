@@ -3,7 +3,8 @@
 /admin/v1 (issue #14): every route whose action the dispatcher checks (its
 x-suiro-action in docs/api/openapi.yaml, the route row's action) x every
 role x targets of the caller's own and of a foreign operator, vendor and
-user. Each cell must be what docs/admin.md's role table says: the test reads
+user; the operator demo grants the vendor vap (not vgw, not the foreign
+ones) read access to its data, so the rule "granted" is asked both ways. Each cell must be what docs/admin.md's role table says: the test reads
 the table from the doc, not from the code, and expects 403 E2003 exactly
 where the cell's rule refuses the target (any other answer -- 200, 204,
 400, 404, 409, or a 403 naming another action, a handler's own rule --
@@ -35,6 +36,7 @@ from srtest import Api, Checks, code, finish, start_server, stop_server  # noqa:
 
 check = Checks()
 server = None
+GRANTS = {"vap": ("demo",)}  # vendor grants: demo opens its data to vap only (docs/admin.md "Vendor grants")
 
 # ---- the role table, from the doc
 ROLE_SCOPE = {"platform_admin": "platform", "auditor": "platform", "operator_admin": "operator",
@@ -65,7 +67,9 @@ def allowed(rule, who, target):
         return target.get("operator") is not None and target.get("operator") == who["operator"]
     if rule == "own vendor":
         return target.get("vendor") is not None and target.get("vendor") == who["vendor"]
-    return False  # none; granted: no grant here
+    if rule == "granted":
+        return target.get("operator") is not None and target.get("operator") in GRANTS.get(who["vendor"], ())
+    return False  # none
 
 
 try:
@@ -151,6 +155,17 @@ try:
         for rid in REG[kind]:
             st, b = register(kind, rid)
             check("demo's %s %s built by %s" % (kind[:-1], rid, REG[kind][rid]), st == 200, (st, b))
+
+    # demo grants vap (not vgw, vap2, vgw2) read access to its data; op2 grants none
+    # (a new grant is a widening: a second operator admin of demo approves it)
+    st, b = create({"id": "u_opadm2", "roles": ["operator_admin"], "scope": {"kind": "operator", "id": "demo"}})
+    opadm2 = first_login("u_opadm2", b.get("password", "")) if st == 201 else None
+    for vid, granting in GRANTS.items():
+        for o in granting:
+            st, b = opadm.call("PUT", "/admin/v1/operators/%s/vendor-grants/%s" % (o, vid), {"access": "read"})
+            if st == 202 and opadm2 is not None:
+                st, b = opadm2.call("POST", "/admin/v1/pending/%s/approve" % b["pendingId"])
+            check("%s grants vendor %s" % (o, vid), st == 200, (st, b))
 
     cells = skipped = 0
     wrong = []

@@ -229,11 +229,12 @@ try:
               ("DELETE", "/file-grants/APPC/probe", None, "setup.manage"),
               ("GET", "/files", None, "data.read"),
               ("GET", "/files/reports/a.csv", None, "data.read"),
-              ("PUT", "/files/reports/a.csv", "probe", "data.read"),
+              ("PUT", "/files/reports/a.csv", "probe", "data.write"),
               ("GET", "/shares/reports/a.csv", None, "data.read"),
-              ("PUT", "/shares/reports/a.csv", {"users": []}, "data.read"),
-              ("DELETE", "/shares/reports/a.csv", None, "data.read"))
-    ADMIN_ACTS, GENERAL_ACTS = {"setup.read", "setup.manage", "data.read"}, {"setup.read", "data.read"}
+              ("PUT", "/shares/reports/a.csv", {"users": []}, "data.write"),
+              ("DELETE", "/shares/reports/a.csv", None, "data.write"))
+    ADMIN_ACTS = {"setup.read", "setup.manage", "data.read", "data.write"}
+    GENERAL_ACTS = {"setup.read", "data.read", "data.write"}
     own = {"opadm": ("demo", ADMIN_ACTS), "gen1": ("demo", GENERAL_ACTS), "xadm": ("other", ADMIN_ACTS),
            "vadm": (None, set()), "vgen": (None, set()), "aud": (None, set()), "admin": (None, set())}
     for op in ("demo", "other"):
@@ -363,6 +364,77 @@ try:
     r = subprocess.run([BIN, "replay", D], capture_output=True, text=True)
     check("the share changes are events with the user as the actor",
           r.stdout.count('"file_share"') >= 2 and '"opadm"' in r.stdout, r.stdout[-600:])
+
+    # ---- vendor grants (docs/admin.md "Vendor grants"): demo opens its data
+    # to vend1; vend2's users, and vend1's on another operator, see nothing
+    st, b = adm.call("POST", "/admin/v1/vendors", {"id": "vend2", "name": "Vendor Two", "kind": "gw"})
+    check("a second vendor registered", st == 201, (st, b))
+    st, b = adm.call("POST", "/admin/v1/users", {"id": "vgw", "roles": ["gw_vendor_general"],
+                                                 "scope": {"kind": "vendor", "id": "vend2"}})
+    st2, b2 = approve_if_pending(adm2, st, b)
+    vgw = user_session("vgw", b.get("password", ""), "vgw-password-123")
+    vadm, vgen = U["vadm"], U["vgen"]
+    VG = "/admin/v1/operators/demo/vendor-grants"
+    for who, api in (("vadm", vadm), ("vgen", vgen), ("vgw", vgw)):
+        cell("%s sees none of demo's files before a grant" % who, api.call("GET", F), (403, "E2003"))
+    cell("a general user may not grant a vendor (setup.manage)", gen1.call("PUT", VG + "/vend1", {"access": "read"}),
+         (403, "E2003"))
+    cell("another operator's admin may not grant on demo", xadm.call("PUT", VG + "/vend1", {"access": "read"}),
+         (403, "E2003"))
+    cell("a vendor admin may not grant itself", vadm.call("PUT", VG + "/vend1", {"access": "read"}), (403, "E2003"))
+    for body, field, vid in (({"access": "write"}, "access", "vend1"), ({}, "access", "vend1"),
+                             ({"access": "read"}, "vendorId", "bad%20v")):
+        st, b = opadm.call("PUT", VG + "/" + vid, body)
+        check("a bad vendor grant names %s" % field, st == 400 and code(b) == "E1001"
+              and b["result"].get("detail", {}).get("field") == field, (body, st, b))
+    cell("a grant to an unregistered vendor is unknown", opadm.call("PUT", VG + "/nosuch", {"access": "read"}),
+         (404, "E3001"))
+    st, b = opadm.call("PUT", VG + "/vend1", {"access": "read"})
+    check("the operator admin grants vend1: a widening, pending", st == 202 and b.get("state") == "requested", (st, b))
+    cell("vend1's users are still refused while it is pending", vgen.call("GET", F), (403, "E2003"))
+    st, b = approve_if_pending(opadm2, st, b)
+    check("... a second operator admin of demo approves it", st == 200 and b.get("state") == "approved", (st, b))
+    st, b = opadm.call("GET", VG)
+    check("the vendor grants listed", st == 200 and b["items"] == [{"vendorId": "vend1", "access": "read"}], (st, b))
+    st, every = listing(opadm)
+    for who, api in (("vadm", vadm), ("vgen", vgen)):
+        check("%s (vend1) now sees every file of demo" % who, listing(api) == (200, every), (listing(api), every))
+    st, body, _ = vgen.call("GET", F + "/mine/n.txt", raw=True)
+    check("vgen downloads a user's file of demo", st == 200 and body == b"v2 by the admin", (st, body))
+    cell("vgen reads a share list", vgen.call("GET", NS), 200)
+    st, b = vgen.call("PUT", F + "/vend/x.txt", "a vendor's file")
+    check("a grant is read-only: no file put (403 naming data.write)",
+          st == 403 and code(b) == "E2003" and "data.write" in b["result"]["message"], (st, b))
+    cell("... nor a share list change", vgen.call("PUT", NS, {"users": []}), (403, "E2003"))
+    cell("... nor the operator's set-up (setup.read)", vadm.call("GET", VG), (403, "E2003"))
+    cell("... nor its audit", vgen.call("GET", "/admin/v1/audit/events?operatorId=demo"), (403, "E2003"))
+    cell("vend2's user sees nothing (no grant)", vgw.call("GET", F), (403, "E2003"))
+    cell("vend1's user sees nothing of operator other", vgen.call("GET", "/admin/v1/operators/other/files"),
+         (403, "E2003"))
+    check("a third vendor (no users)", adm.call("POST", "/admin/v1/vendors", {"id": "vend3", "name": "Three",
+                                                                           "kind": "ap"})[0] == 201)
+    cell("... granted by demo", approve_if_pending(opadm2, *opadm.call("PUT", VG + "/vend3", {"access": "read"})), 200)
+    st, b = adm.call("DELETE", "/admin/v1/vendors/vend3")
+    check("a granted vendor cannot be deleted (409 naming the grant)",
+          st == 409 and "vendor grant vend3 of operator demo" in b["result"]["message"], (st, b))
+    cell("... until demo revokes it", opadm.call("DELETE", VG + "/vend3"), 204)
+    cell("then it can", adm.call("DELETE", "/admin/v1/vendors/vend3"), 204)
+    cell("the same grant again is answered as it is", opadm.call("PUT", VG + "/vend1", {"access": "read"}), 200)
+    stop_server(server)
+    server, ports = start_server(BIN, D, os.path.join(T, "server2.log"))
+    hp = ports["http"]
+    vgen = user_session("vgen", "vgen-password-123", "vgen-password-456")
+    check("the grant survives a restart", listing(vgen) == (200, every), listing(vgen))
+    opadm = user_session("opadm", "opadm-password-123", "opadm-password-456")
+    cell("the operator admin revokes it", opadm.call("DELETE", VG + "/vend1"), 204)
+    cell("vgen's very next request is refused", vgen.call("GET", F), (403, "E2003"))
+    cell("revoking it again: unknown", opadm.call("DELETE", VG + "/vend1"), (404, "E3001"))
+    r = subprocess.run([BIN, "replay", D], capture_output=True, text=True)
+    check("the grant and its revocation are events with the admin as the actor",
+          r.stdout.count("RG_VENDOR_GRANT") >= 2 or r.stdout.count("vendor grant") >= 2, r.stdout[-800:])
+    A, B = Api(hp), Api(hp)
+    check("A logs in again", A.login("APP001", "demo", "demo-app001-secret") == 201)
+    check("B logs in again", B.login("APPB", "demo", "app-b-secret-1") == 201)
 
     cell("file delete by B (write grant)", B.call("DELETE", fpath), 204)
     cell("doc delete by B (write grant)", B.call("DELETE", doc), 204)
