@@ -522,7 +522,7 @@ Test(backup, a_destination_that_is_no_backup_set_of_this_chain_is_refused)
     sr_engine_close(e);
 }
 
-Test(backup, a_full_disk_at_any_call_leaves_nothing_under_the_name, .timeout = 300)
+Test(backup, a_full_disk_at_any_call_leaves_nothing_under_the_name)
 {
     sr_engine *e = open_src("src", 1);
     put_file(e, "a.txt", "a file");
@@ -535,6 +535,7 @@ Test(backup, a_full_disk_at_any_call_leaves_nothing_under_the_name, .timeout = 3
     sr_backup_opts bo = {.vfs = &vfs_faulty, .no_event = 1};
     int ok = 0;
     unsigned long k;
+    char bad[512] = ""; /* the first call whose failure was mishandled (one assertion, not thousands) */
     for (k = 1; k < 2000 && !ok; k++) {
         vfs_faulty_arm(k, VF_ENOSPC);
         sr_backup_info b;
@@ -548,10 +549,11 @@ Test(backup, a_full_disk_at_any_call_leaves_nothing_under_the_name, .timeout = 3
             cr_expect_eq(entries(set), 2);
             break;
         }
-        cr_expect_neq(rc, SR_OK, "call %lu failed, the backup said OK", k);
-        cr_expect(ei.msg[0], "call %lu: no message", k);
-        cr_expect_eq(entries(set), 1, "call %lu: only the base is left (%s)", k, ei.msg);
+        if (!bad[0] && (rc == SR_OK || !ei.msg[0] || entries(set) != 1))
+            snprintf(bad, sizeof bad, "call %lu: rc %d, \"%s\", %zu entries in the set (only the base expected)", k, rc,
+                     ei.msg, entries(set));
     }
+    cr_expect(!bad[0], "%s", bad);
     cr_expect(ok, "the backup never completed");
     cr_expect_gt(k, 20, "the fault reached the copies");
     sr_engine_close(e);
