@@ -98,6 +98,7 @@ static sr_admin *admin_of(const sr_route_call *c) { return c->binding; }
 static const sr_admin_caller *caller_of(const sr_route_call *c) { return c->caller; }
 
 sr_engine *sr_admin_engine(const sr_route_call *c) { return admin_of(c)->eng; }
+const sr_admin_conf *sr_admin_conf_of(const sr_route_call *c) { return &admin_of(c)->conf; }
 
 /* ---- audit of refusals: a log line here, an AdminEvent (admin_audit.c) ---- */
 
@@ -548,6 +549,7 @@ static const struct {
     {sr_admin_audit_routes, &sr_admin_audit_nroutes},
     {sr_admin_files_routes, &sr_admin_files_nroutes},
     {sr_admin_data_routes, &sr_admin_data_nroutes},
+    {sr_admin_backup_routes, &sr_admin_backup_nroutes},
 };
 
 void sr_admin_handle(sr_admin *a, h2o_req_t *req)

@@ -22,6 +22,9 @@ typedef struct sr_admin_conf {
     uint32_t pending_ttl_s; /* [admin] pending_ttl_s: a privilege change waits this long for its second admin */
     const struct sr_key *key; /* the engine's data key (storage/crypto.h; outlives the admin): users' TOTP
                                * secrets are sealed under a key derived from it; NULL: none */
+    const char *data_dir;     /* the served data directory (its platform-key.pem signs backups) */
+    const char *backup_dir;   /* [backup] directory: where POST /admin/v1/backups writes; NULL/"": none */
+    unsigned backup_keep;     /* [backup] keep: complete backups kept after each (0: all) */
 } sr_admin_conf;
 void sr_admin_conf_default(sr_admin_conf *c);
 

@@ -20,6 +20,8 @@
  *                    (R-PO-2)                        (sr_admin_files_routes)
  *   csv_http.c       corrections: an import of a corrected CSV (R-PO-1,
  *                    docs/csv.md)                    (sr_admin_data_routes)
+ *   admin_backup.c   backups of the served data directory (R-ST-5)
+ *                                                    (sr_admin_backup_routes)
  *
  * Paths name their target, so that the dispatcher can authorize a row's
  * action (sr_route.action) before the handler runs, the same way for every
@@ -74,10 +76,15 @@ extern const sr_route sr_admin_files_routes[];
 extern const size_t sr_admin_files_nroutes;
 extern const sr_route sr_admin_data_routes[];
 extern const size_t sr_admin_data_nroutes;
+extern const sr_route sr_admin_backup_routes[];
+extern const size_t sr_admin_backup_nroutes;
 
 /* The binding's engine (c->binding is the sr_admin). */
 struct sr_admin;
 sr_engine *sr_admin_engine(const sr_route_call *c);
+/* The binding's configuration ([users], [admin], [backup]). */
+struct sr_admin_conf;
+const struct sr_admin_conf *sr_admin_conf_of(const sr_route_call *c);
 
 /* 1 if the caller may do act on t (any of its roles, sr_authz_allows);
  * otherwise answers 403 E2003 naming the action, audits the refusal, and

@@ -122,6 +122,10 @@
       "larger GW-IF messages are checked on a worker")                                                                 \
     U(push, max_queue, push_max_queue, 10000, 1, 10000000, "messages waiting per app; over it the oldest is dropped")  \
     U(push, max_backoff_ms, push_max_backoff_ms, 60000, 500, 3600000, "longest wait between two attempts")             \
+    S(backup, directory, backup_dir, 1024, "", "the backup set the schedule and POST /admin/v1/backups write; empty: none") \
+    U(backup, at_minute, backup_at_minute, 180, 0, 1439, "the daily backup's minute of the day, UTC (180: 03:00)")     \
+    U(backup, interval_s, backup_interval_s, 0, 0, 31536000, "0: daily at at_minute; else one every this many seconds") \
+    U(backup, keep, backup_keep, 7, 1, 100000, "complete backups kept; older ones are removed after each backup")      \
     U(login, free_failures, login_free_failures, 5, 1, 1000, "per (principal, address) before back-off")               \
     U(login, backoff_max_ms, login_backoff_max_ms, 300000, 1000, 86400000, "the longest back-off")                     \
     U(login, address_failures, login_address_failures, 30, 1, 1000000, "failures per address (bucket)")                \

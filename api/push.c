@@ -52,10 +52,6 @@
 
 #include <curl/curl.h>
 #include <errno.h>
-#include <openssl/core_names.h>
-#include <openssl/ec.h>
-#include <openssl/evp.h>
-#include <openssl/pem.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -105,7 +101,7 @@ struct sr_push {
     uv_loop_t *loop;
     sr_engine *eng;
     sr_push_opts o;
-    EVP_PKEY *key;
+    sr_sigkey *key;
     CURLM *multi;
     uv_timer_t timer; /* libcurl's */
     psock *socks;
@@ -143,54 +139,21 @@ static void curl_global_unref(void)
 /* ------------------------------------------------------------------------ */
 /* The signature: ES256 over the body, raw r||s (64 bytes), base64url        */
 
-static int sign_body(EVP_PKEY *key, const char *body, size_t len, char out[SIG_B64_LEN + 1])
+static int sign_body(sr_sigkey *key, const char *body, size_t len, char out[SIG_B64_LEN + 1])
 {
-    int rc = SR_ECRYPTO;
-    unsigned char der[160], raw[64];
-    size_t dlen = sizeof der;
-    ECDSA_SIG *sig = NULL;
-    EVP_MD_CTX *md = EVP_MD_CTX_new();
-    if (!md) goto done;
-    if (EVP_DigestSignInit(md, NULL, EVP_sha256(), NULL, key) != 1) goto done;
-    if (EVP_DigestSign(md, der, &dlen, (const unsigned char *)body, len) != 1) goto done;
-    const unsigned char *q = der;
-    sig = d2i_ECDSA_SIG(NULL, &q, (long)dlen);
-    if (!sig) goto done;
-    const BIGNUM *r, *s;
-    ECDSA_SIG_get0(sig, &r, &s);
-    if (BN_bn2binpad(r, raw, 32) != 32 || BN_bn2binpad(s, raw + 32, 32) != 32) goto done;
-    sr_base64(raw, sizeof raw, out, 1);
-    rc = SR_OK;
-done:
-    ECDSA_SIG_free(sig);
-    EVP_MD_CTX_free(md);
+    uint8_t raw[SR_ES256_SIG_LEN];
+    int rc = sr_sigkey_sign(key, body, len, raw); /* storage/crypto.c: the one ES256 signer */
+    if (!rc) sr_base64(raw, sizeof raw, out, 1);
     return rc;
 }
 
-static int load_key(const char *dir, EVP_PKEY **out, char *err, size_t errlen)
+static int load_key(const char *dir, sr_sigkey **out, char *err, size_t errlen)
 {
-    char path[1100], group[64] = "";
+    char path[1100], why[1300];
     snprintf(path, sizeof path, "%s/platform-key.pem", dir);
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        snprintf(err, errlen, "push: cannot open %s: %s", path, strerror(errno));
-        return sr_err_from_errno(errno);
-    }
-    EVP_PKEY *k = PEM_read_PrivateKey(f, NULL, NULL, NULL);
-    fclose(f);
-    if (!k) {
-        snprintf(err, errlen, "push: %s is not a PEM private key", path);
-        return SR_ECRYPTO;
-    }
-    if (!EVP_PKEY_is_a(k, "EC") ||
-        EVP_PKEY_get_utf8_string_param(k, OSSL_PKEY_PARAM_GROUP_NAME, group, sizeof group, NULL) != 1 ||
-        strcmp(group, "prime256v1")) {
-        snprintf(err, errlen, "push: %s must be an EC P-256 key (pushes are signed ES256)", path);
-        EVP_PKEY_free(k);
-        return SR_ECRYPTO;
-    }
-    *out = k;
-    return SR_OK;
+    int rc = sr_sigkey_load(path, 1, out, why, sizeof why);
+    if (rc) snprintf(err, errlen, "push: %s%s", why, rc == SR_ECRYPTO ? " (pushes are signed ES256)" : "");
+    return rc;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -592,7 +555,7 @@ int sr_push_open(uv_loop_t *loop, sr_engine *eng, const char *data_dir, const sr
     *out = p;
     return SR_OK;
 fail:
-    EVP_PKEY_free(p->key);
+    sr_sigkey_free(p->key);
     free(p);
     return rc;
 }
@@ -741,7 +704,7 @@ void sr_push_free(sr_push *p)
         }
         free(a);
     }
-    EVP_PKEY_free(p->key);
+    sr_sigkey_free(p->key);
     curl_global_unref();
     free(p);
 }

@@ -71,6 +71,8 @@
  */
 #include "api/server.h"
 
+#include "engine/backup.h"
+
 #include "api/admin_http.h"
 #include "api/apif_http.h"
 #include "api/broker.h"
@@ -123,6 +125,18 @@ struct sr_server {
     sr_loopq regq;  /* committed registry changes (the engine's registry hook; REVOCATION) */
     uv_signal_t sigint, sigterm;
     uv_timer_t tick, retry;
+    /* the [backup] schedule (docs/backup.md): the next run (wall ms, 0: none
+     * configured), and the one job running on the worker queue */
+    int64_t backup_next;
+    int backup_running;
+    struct backup_job {
+        sr_work w;
+        struct sr_server *s;
+        int rc;
+        unsigned removed;
+        sr_backup_info info;
+        sr_errinfo ei;
+    } backup_job;
     uv_timer_t bretry;        /* broker messages held while the engine's queue is full */
     struct bjob *bheld;       /* ... in arrival order */
     sr_engine *eng;
@@ -1780,9 +1794,71 @@ static void on_connection(uv_stream_t *server, int status)
 }
 
 /* once a second: handshake timeouts, keep-alive expiry, output over the limit or stalled (5) */
+/* ---- the [backup] schedule ------------------------------------------------ */
+
+static int64_t wall_now_ms(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_REALTIME, &t);
+    return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+/* the next run after now: every interval_s, else daily at at_minute UTC */
+static int64_t backup_next_after(const sr_config *c, int64_t now)
+{
+    if (c->backup_interval_s) return now + (int64_t)c->backup_interval_s * 1000;
+    const int64_t day = 86400000;
+    int64_t at = now - now % day + (int64_t)c->backup_at_minute * 60000;
+    return at > now ? at : at + day;
+}
+
+static void backup_run(sr_work *w)
+{
+    struct backup_job *j = SR_CONTAINER(w, struct backup_job, w);
+    const sr_config *c = &j->s->cfg;
+    char kp[1100];
+    snprintf(kp, sizeof kp, "%s/platform-key.pem", c->data_dir);
+    sr_backup_opts bo = {.platform_key = kp, .actor = "system", .source = "schedule"};
+    j->removed = 0;
+    j->rc = sr_engine_backup(j->s->eng, c->backup_dir, &bo, &j->info, &j->ei);
+    sr_errinfo pe;
+    if (!j->rc && sr_backup_prune(c->backup_dir, kp, c->backup_keep, &j->removed, &pe))
+        sr_slog(SR_LOG_WARN, "backup prune failed", "dir=%s detail=%s", sr_slog_q(c->backup_dir), sr_slog_q(pe.msg));
+}
+
+static void backup_done(sr_work *w, int status)
+{
+    struct backup_job *j = SR_CONTAINER(w, struct backup_job, w);
+    sr_server *s = j->s;
+    s->backup_running = 0;
+    if (status) sr_slog(SR_LOG_WARN, "backup not run", "error=%s", sr_err_name(status));
+    else if (j->rc)
+        sr_slog(SR_LOG_ERROR, "backup failed", "dir=%s error=%s detail=%s", sr_slog_q(s->cfg.backup_dir),
+                sr_err_name(j->rc), sr_slog_q(j->ei.msg));
+    else
+        sr_slog(SR_LOG_INFO, "backup done", "dir=%s name=%s seq=%" PRIu64 " bytes=%" PRIu64 " copied=%u linked=%u pruned=%u",
+                sr_slog_q(s->cfg.backup_dir), j->info.name, j->info.seq, j->info.bytes, j->info.files_copied,
+                j->info.files_linked, j->removed);
+}
+
+static void backup_tick(sr_server *s)
+{
+    if (!s->backup_next || s->backup_running || s->stopping || sr_engine_write_state(s->eng, NULL) != SR_OK) return;
+    int64_t now = wall_now_ms();
+    if (now < s->backup_next) return;
+    s->backup_next = backup_next_after(&s->cfg, now);
+    struct backup_job *j = &s->backup_job;
+    memset(j, 0, sizeof *j);
+    j->s = s;
+    j->w.work = backup_run;
+    j->w.done = backup_done;
+    if (sr_workq_submit(s->workq, "", 0, 1, &j->w) == SR_OK) s->backup_running = 1;
+}
+
 static void on_tick(uv_timer_t *t)
 {
     sr_server *s = t->data;
+    backup_tick(s);
     uint64_t now = now_ms();
     for (conn *c = s->conns; c;) {
         conn *n = c->next;
@@ -1991,6 +2067,7 @@ int sr_server_open(const sr_config *cfg, sr_server **out, char *err, size_t errl
     uv_timer_init(&s->loop, &s->tick);
     s->tick.data = s;
     uv_timer_start(&s->tick, on_tick, 1000, 1000);
+    if (cfg->backup_dir[0]) s->backup_next = backup_next_after(cfg, wall_now_ms());
     uv_timer_init(&s->loop, &s->retry);
     s->retry.data = s;
     uv_timer_init(&s->loop, &s->bretry);
@@ -2025,6 +2102,9 @@ int sr_server_open(const sr_config *cfg, sr_server **out, char *err, size_t errl
         ac.session_ttl_s = cfg->session_ttl_s;
         ac.pending_ttl_s = cfg->pending_ttl_s;
         ac.key = cfg->key_file[0] ? &s->key : NULL;
+        ac.data_dir = cfg->data_dir;
+        ac.backup_dir = cfg->backup_dir;
+        ac.backup_keep = cfg->backup_keep;
         sr_gwhttp_set_admin(s->http, &ac);
     }
     if (cfg->tls_listen[0]) {

@@ -48,6 +48,7 @@ step "engine queries" "$BUILD/bench/engine_query"
 step "a year of 1 s values to 1 h: chunk summaries vs decoding, then through the engine" "$BUILD/bench/downsample_year" --engine 1
 step "engine rebuild and restart" "$BUILD/bench/engine_restart"
 step "engine rebuild and restart, no encryption" "$BUILD/bench/engine_restart" --enc 0
+step "online backup vs cp -a, ingest during backups, restore to serving (net_ingest's data set, through the engine)" "$BUILD/bench/engine_backup"
 step "GW-IF ingest over MQTT, suiro serve vs Mosquitto" bash bench/gw_ingest.sh "$BUILD"
 step "the GW-IF values fast path alone" "$BUILD/bench/gw_parse"
 if [ -f bench/net_ingest.sh ]; then

@@ -690,7 +690,7 @@ static int check_engine_only(sr_engine *e, MDB_txn *t, const Event *ev, sr_resul
  * The event appliers: one row per kind of event, the oneof case of
  * Event.body in codecs/events.proto: X(CASE, check, apply, series), where
  * CASE names SUIRO__V1__EVENT__BODY_<CASE> (see sr_applier in
- * engine_int.h). Auth, keys, alarms and admin events have no apply: the log
+ * engine_int.h). Auth, keys, alarms, admin and backup events have no apply: the log
  * is their store (and the audit trail's row, sr__apply_common); sessions only for a session with a bearer token, an app's or a user's (apply_session). A kind of events.proto without a row fails the build
  * (event_kind_has_row below, and the size of the table); test_engine's
  * "appliers" test checks the rows against the descriptor of Event too.
@@ -1112,13 +1112,14 @@ out:
     X(_ADMIN, NULL, NULL, NULL)                                               \
     X(_FILE_SHARE, NULL, apply_file_share, NULL)                              \
     X(_CORRECTION, check_correction, NULL, sr__heads_apply_measurements)
+    X(_BACKUP, NULL, NULL, NULL)
 
 #define SR_X_(c, chk, app, ser) [SUIRO__V1__EVENT__BODY##c] = {SUIRO__V1__EVENT__BODY##c, &#c[1], chk, app, ser},
 static const sr_applier appliers[] = {SR_EVENT_KINDS(SR_X_)};
 #undef SR_X_
 /* the last case of events.proto has the last row (a new kind numbered
  * after it fails here or in event_kind_has_row) */
-_Static_assert(sizeof appliers / sizeof *appliers == SUIRO__V1__EVENT__BODY_CORRECTION + 1,
+_Static_assert(sizeof appliers / sizeof *appliers == SUIRO__V1__EVENT__BODY_BACKUP + 1,
                "the appliers' table ends at the last case of Event.body");
 
 /* Never called: a switch over every case of Event.body (generated from the

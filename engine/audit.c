@@ -29,6 +29,8 @@
  *   pending        PendingEvent                     action: requested, approved, rejected, expired;
  *                                                   target: the change's (user:ID, app:ID, ...);
  *                                                   detail: the change's kind and action, the summary
+ *   backup         BackupEvent                      action: backup, restore; target backup:NAME;
+ *                                                   outcome done or failed; detail: S, bytes, files
  *   (others)       the body's field name
  *
  * INVARIANTS
@@ -199,6 +201,17 @@ static void audit_summary(const Event *ev, sr_audit_summary *x)
         snprintf(x->target, sizeof x->target, "key:%" PRIu32, ev->key->key_id);
         snprintf(x->detail, sizeof x->detail, "%s", ev->key->purpose);
         break;
+    case SUIRO__V1__EVENT__BODY_BACKUP: {
+        const Suiro__V1__BackupEvent *b = ev->backup;
+        x->s[F_KIND] = "backup";
+        x->s[F_OUTCOME] = b->outcome[0] ? b->outcome : "done";
+        snprintf(x->action, sizeof x->action, "%s", b->action);
+        snprintf(x->target, sizeof x->target, "backup:%s", b->name);
+        snprintf(x->detail, sizeof x->detail, "seq %" PRIu64 ", %" PRIu64 " bytes, %" PRIu32 " copied, %" PRIu32
+                 " linked%s%s", b->seq, b->bytes, b->files_copied, b->files_linked, b->message[0] ? "; " : "",
+                 b->message);
+        break;
+    }
     case SUIRO__V1__EVENT__BODY_ADMIN: {
         const Suiro__V1__AdminEvent *a = ev->admin;
         x->s[F_KIND] = "admin";

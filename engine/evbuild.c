@@ -677,6 +677,26 @@ int sr_cmd_admin_op(const sr_cmd_env *env, const sr_admin_op *a, sr_buf *out)
     return env_pack(&ev, env, out);
 }
 
+int sr_cmd_backup_ev(const sr_cmd_env *env, const sr_backup_rec *b, sr_buf *out)
+{
+    Suiro__V1__BackupEvent be = SUIRO__V1__BACKUP_EVENT__INIT;
+    be.action = S(b->action);
+    be.outcome = S(b->outcome);
+    be.name = S(b->name);
+    be.seq = b->seq;
+    be.tip.data = (uint8_t *)b->tip;
+    be.tip.len = b->has_tip ? 32 : 0;
+    be.bytes = b->bytes;
+    be.files_copied = b->files_copied;
+    be.files_linked = b->files_linked;
+    be.base_name = S(b->base);
+    be.message = S(b->message);
+    Suiro__V1__Event ev = SUIRO__V1__EVENT__INIT;
+    ev.body_case = SUIRO__V1__EVENT__BODY_BACKUP;
+    ev.backup = &be;
+    return env_pack(&ev, env, out);
+}
+
 int sr_cmd_alarm(const sr_cmd_env *env, const char *alarm_id, sr_alarm_level level, const char *state,
                  const char *source, const char *message, sr_buf *out)
 {

@@ -526,6 +526,17 @@ typedef struct sr_admin_op {
     unsigned status;            /* the HTTP status answered */
 } sr_admin_op;
 SR_MUST_CHECK int sr_cmd_admin_op(const sr_cmd_env *env, const sr_admin_op *a, sr_buf *out);
+/* A backup taken or restored (BackupEvent, docs/backup.md). */
+typedef struct sr_backup_rec {
+    const char *action;  /* backup, restore */
+    const char *outcome; /* done, failed */
+    const char *name, *base, *message;
+    uint64_t seq, bytes;
+    uint8_t tip[32];
+    int has_tip;
+    uint32_t files_copied, files_linked;
+} sr_backup_rec;
+SR_MUST_CHECK int sr_cmd_backup_ev(const sr_cmd_env *env, const sr_backup_rec *b, sr_buf *out);
 /* An alarm raised, acknowledged or resolved (state). */
 SR_MUST_CHECK int sr_cmd_alarm(const sr_cmd_env *env, const char *alarm_id, sr_alarm_level level, const char *state,
                                const char *source, const char *message, sr_buf *out);

@@ -7,7 +7,11 @@
 #include <ctype.h>
 #include <errno.h>
 #include <limits.h>
+#include <openssl/core_names.h>
+#include <openssl/ec.h>
 #include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
 #include <openssl/sha.h>
@@ -197,4 +201,124 @@ size_t sr_base64(const uint8_t *in, size_t n, char *out, int url)
         else if (out[i] == '/') out[i] = '_';
     }
     return len;
+}
+
+/* ------------------------------------------------------------------------ */
+/* ES256                                                                      */
+
+struct sr_sigkey {
+    EVP_PKEY *k;
+    int priv;
+};
+
+int sr_sigkey_load(const char *path, int need_private, sr_sigkey **out, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        int e = errno;
+        if (err) snprintf(err, errlen, "cannot open %s: %s", path, strerror(e));
+        return e == ENOENT ? SR_ENOTFOUND : sr_err_from_errno(e);
+    }
+    int priv = 1;
+    EVP_PKEY *k = PEM_read_PrivateKey(f, NULL, NULL, NULL);
+    if (!k && !need_private) {
+        priv = 0;
+        rewind(f);
+        k = PEM_read_PUBKEY(f, NULL, NULL, NULL);
+        if (!k) {
+            rewind(f);
+            X509 *x = PEM_read_X509(f, NULL, NULL, NULL);
+            if (x) k = X509_get_pubkey(x);
+            X509_free(x);
+        }
+    }
+    fclose(f);
+    char group[64] = "";
+    if (!k) {
+        if (err) snprintf(err, errlen, "%s is not a PEM %s", path,
+                          need_private ? "private key" : "private key, public key or certificate");
+        return SR_ECRYPTO;
+    }
+    if (!EVP_PKEY_is_a(k, "EC") ||
+        EVP_PKEY_get_utf8_string_param(k, OSSL_PKEY_PARAM_GROUP_NAME, group, sizeof group, NULL) != 1 ||
+        strcmp(group, "prime256v1")) {
+        if (err) snprintf(err, errlen, "%s must be an EC P-256 key (ES256)", path);
+        EVP_PKEY_free(k);
+        return SR_ECRYPTO;
+    }
+    sr_sigkey *sk = sr_calloc(1, sizeof *sk);
+    if (!sk) {
+        EVP_PKEY_free(k);
+        return SR_ENOMEM;
+    }
+    sk->k = k;
+    sk->priv = priv;
+    *out = sk;
+    return SR_OK;
+}
+
+void sr_sigkey_free(sr_sigkey *k)
+{
+    if (!k) return;
+    EVP_PKEY_free(k->k);
+    sr_free(k);
+}
+
+int sr_sigkey_private(const sr_sigkey *k) { return k->priv; }
+
+int sr_sigkey_sign(sr_sigkey *k, const void *msg, size_t n, uint8_t raw[SR_ES256_SIG_LEN])
+{
+    if (!k->priv) return SR_EINVAL;
+    int rc = SR_ECRYPTO;
+    unsigned char der[160];
+    size_t dlen = sizeof der;
+    ECDSA_SIG *sig = NULL;
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    if (!md) goto done;
+    if (EVP_DigestSignInit(md, NULL, EVP_sha256(), NULL, k->k) != 1) goto done;
+    if (EVP_DigestSign(md, der, &dlen, msg, n) != 1) goto done;
+    const unsigned char *q = der;
+    sig = d2i_ECDSA_SIG(NULL, &q, (long)dlen);
+    if (!sig) goto done;
+    const BIGNUM *r, *s;
+    ECDSA_SIG_get0(sig, &r, &s);
+    if (BN_bn2binpad(r, raw, 32) != 32 || BN_bn2binpad(s, raw + 32, 32) != 32) goto done;
+    rc = SR_OK;
+done:
+    ECDSA_SIG_free(sig);
+    EVP_MD_CTX_free(md);
+    return rc;
+}
+
+int sr_sigkey_verify(sr_sigkey *k, const void *msg, size_t n, const uint8_t raw[SR_ES256_SIG_LEN])
+{
+    int rc = SR_ECRYPTO;
+    unsigned char *der = NULL;
+    EVP_MD_CTX *md = NULL;
+    ECDSA_SIG *sig = ECDSA_SIG_new();
+    BIGNUM *r = BN_bin2bn(raw, 32, NULL), *s = BN_bin2bn(raw + 32, 32, NULL);
+    if (!sig || !r || !s || ECDSA_SIG_set0(sig, r, s) != 1) {
+        BN_free(r);
+        BN_free(s);
+        goto done;
+    }
+    int dlen = i2d_ECDSA_SIG(sig, &der);
+    if (dlen <= 0 || !(md = EVP_MD_CTX_new())) goto done;
+    if (EVP_DigestVerifyInit(md, NULL, EVP_sha256(), NULL, k->k) != 1) goto done;
+    rc = EVP_DigestVerify(md, der, (size_t)dlen, msg, n) == 1 ? SR_OK : SR_ECORRUPT;
+done:
+    OPENSSL_free(der);
+    ECDSA_SIG_free(sig);
+    EVP_MD_CTX_free(md);
+    return rc;
+}
+
+int sr_sigkey_id(sr_sigkey *k, uint8_t out[SR_HASH_LEN])
+{
+    unsigned char *der = NULL;
+    int n = i2d_PUBKEY(k->k, &der);
+    if (n <= 0) return SR_ECRYPTO;
+    sr_sha256(der, (size_t)n, out);
+    OPENSSL_free(der);
+    return SR_OK;
 }

@@ -67,6 +67,26 @@ SR_MUST_CHECK int sr_aead_open(sr_aead *a, const uint8_t nonce[SR_NONCE_LEN], co
                                size_t aadlen, const void *in, size_t n, void *out,
                                const uint8_t tag[SR_TAG_LEN]);
 
+/* ES256 (ECDSA P-256 with SHA-256): the platform key's signatures (pushes
+ * to apps, backup manifests). A sigkey is loaded from a PEM file holding a
+ * private key, a public key or an X.509 certificate (the platform's
+ * platform-key.pem or platform-cert.pem); only a private one signs. The one
+ * ES256 code of the project. */
+typedef struct sr_sigkey sr_sigkey;
+enum { SR_ES256_SIG_LEN = 64 }; /* raw r || s, as JWS */
+/* SR_OK; SR_ENOTFOUND (no such file), SR_ECRYPTO (not a P-256 key, or no
+ * private key when need_private), with a message naming the file in err. */
+SR_MUST_CHECK int sr_sigkey_load(const char *path, int need_private, sr_sigkey **out, char *err, size_t errlen);
+void sr_sigkey_free(sr_sigkey *k);
+/* 1: k holds the private key (it signs) */
+int sr_sigkey_private(const sr_sigkey *k);
+SR_MUST_CHECK int sr_sigkey_sign(sr_sigkey *k, const void *msg, size_t n, uint8_t sig[SR_ES256_SIG_LEN]);
+/* SR_OK if sig is k's signature of msg; SR_ECORRUPT if not. */
+SR_MUST_CHECK int sr_sigkey_verify(sr_sigkey *k, const void *msg, size_t n, const uint8_t sig[SR_ES256_SIG_LEN]);
+/* SHA-256 of the public key (its DER SubjectPublicKeyInfo): names the key,
+ * the same for the private key, the public key and the certificate. */
+SR_MUST_CHECK int sr_sigkey_id(sr_sigkey *k, uint8_t out[SR_HASH_LEN]);
+
 /* Base64 (RFC 4648 section 4) of in[0..n) into out, NUL-terminated: out
  * holds 4 * ceil(n / 3) + 1 bytes; url: the URL-safe alphabet of section 5
  * ('-' and '_') without '=' padding (base64url, as in JWS), and out then

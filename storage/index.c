@@ -6,10 +6,12 @@
 
 #include <openssl/evp.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 struct sr_index {
     MDB_env *env;
@@ -211,5 +213,56 @@ done:
     EVP_MD_CTX_free(c);
     sr_buf_release(&scratch);
     sr_index_read_end(ix, txn);
+    return rc;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Copy (backups, docs/backup.md)                                             */
+
+typedef struct copyjob {
+    MDB_env *env;
+    int fd, rc;
+} copyjob;
+
+static void *copy_main(void *arg)
+{
+    copyjob *j = arg;
+    j->rc = mdb_env_copyfd2(j->env, j->fd, 0);
+    close(j->fd); /* EOF for the reader */
+    return NULL;
+}
+
+int sr_index_copy(sr_index *ix, int (*sink)(void *ctx, const void *p, size_t n), void *ctx)
+{
+    int p[2];
+    if (pipe(p) != 0) return sr_err_from_errno(errno);
+#ifdef F_SETPIPE_SZ
+    (void)fcntl(p[1], F_SETPIPE_SZ, 1 << 20); /* fewer wake-ups than 64 KiB at a time (best effort) */
+#endif
+    copyjob j = {.env = sr_index_env(ix), .fd = p[1]};
+    pthread_t th;
+    if (pthread_create(&th, NULL, copy_main, &j) != 0) {
+        close(p[0]);
+        close(p[1]);
+        return SR_ENOMEM;
+    }
+    int rc = SR_OK;
+    size_t cap = 1u << 20;
+    uint8_t *buf = sr_malloc(cap);
+    if (!buf) rc = SR_ENOMEM;
+    uint8_t small[4096];
+    for (;;) {
+        ssize_t n = read(p[0], buf ? buf : small, buf ? cap : sizeof small);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) {
+            if (n < 0 && !rc) rc = sr_err_from_errno(errno);
+            break;
+        }
+        if (!rc) rc = sink(ctx, buf, (size_t)n); /* after a failure: drain, so the copy ends */
+    }
+    close(p[0]);
+    pthread_join(th, NULL);
+    sr_free(buf);
+    if (!rc && j.rc) rc = sr_index_err(j.rc);
     return rc;
 }

@@ -72,6 +72,13 @@ SR_MUST_CHECK int sr_index_content_hash(sr_index *ix, uint8_t out[32]);
 typedef int (*sr_index_canon_fn)(void *ctx, unsigned which, const void *val, size_t len, sr_buf *scratch);
 SR_MUST_CHECK int sr_index_content_hash_canon(sr_index *ix, sr_index_canon_fn canon, void *ctx, uint8_t out[32]);
 
+/* A consistent copy of the environment (mdb_env_copyfd2, in its own read
+ * transaction: the writer goes on, but cannot grow the map until the copy
+ * ends), streamed to sink(ctx, bytes, n) as the data.mdb of a new
+ * environment. A sink error stops the sink's calls (the rest of the copy is
+ * read and dropped) and is returned. Any thread. */
+SR_MUST_CHECK int sr_index_copy(sr_index *ix, int (*sink)(void *ctx, const void *p, size_t n), void *ctx);
+
 /* Watermark (highest applied seq) in txn; 0 when empty. */
 uint64_t sr_index_watermark(sr_index *ix, MDB_txn *txn);
 

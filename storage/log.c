@@ -1770,6 +1770,86 @@ int sr_log_drop_below(sr_log *lg, uint64_t seq, size_t *removed)
 }
 
 /* ------------------------------------------------------------------------ */
+/* Cuts (backups, restores)                                                  */
+
+int sr_log_segment_at(sr_log *lg, size_t i, char *name, uint64_t *first_seq, uint64_t *bytes)
+{
+    int rc = SR_ENOTFOUND;
+    pthread_mutex_lock(&lg->mu);
+    if (i < lg->nsegs) {
+        const segment *s = lg->segs[i];
+        memcpy(name, s->name, sizeof s->name);
+        *first_seq = s->first_seq;
+        *bytes = s->durable_off;
+        rc = SR_OK;
+    }
+    pthread_mutex_unlock(&lg->mu);
+    return rc;
+}
+
+int sr_log_cut_at(sr_log *lg, uint64_t seq, int up, sr_log_cut *out)
+{
+    memset(out, 0, sizeof *out);
+    pthread_mutex_lock(&lg->mu);
+    uint64_t dur = lg->durable_seq; /* next seq after the durable records */
+    if (up && (seq >= dur || seq < lg->segs[0]->first_seq)) {
+        pthread_mutex_unlock(&lg->mu);
+        return SR_EINVAL;
+    }
+    if (!up && seq >= dur) seq = dur - 1;
+    /* the block to end at: walk the segments' block lists */
+    size_t si = SIZE_MAX, bi = 0;
+    for (size_t i = 0; i < lg->nsegs; i++) {
+        const segment *s = lg->segs[i];
+        for (size_t b = 0; b < s->nblocks; b++) {
+            const blk_ent *k = &s->blocks[b];
+            uint64_t last = k->first_seq + k->count - 1;
+            if (k->first_seq + k->count > dur) break; /* not durable yet */
+            if (k->flags & SR_BLK_CONT) continue;     /* not a batch's end */
+            if (up) {
+                if (last >= seq) {
+                    si = i, bi = b;
+                    goto found;
+                }
+            } else {
+                if (last > seq) goto found;
+                si = i, bi = b;
+            }
+        }
+    }
+found:
+    if (si == SIZE_MAX) {
+        pthread_mutex_unlock(&lg->mu);
+        return up ? SR_EINVAL : SR_ENOTFOUND;
+    }
+    segment *s = lg->segs[si];
+    const blk_ent *k = &s->blocks[bi];
+    out->last_seq = k->first_seq + k->count - 1;
+    out->nsegs = si + 1;
+    memcpy(out->segment, s->name, sizeof out->segment);
+    uint64_t next_off = 0;
+    if (bi + 1 < s->nblocks) out->end = next_off = s->blocks[bi + 1].off;
+    else out->end = s->durable_off;
+    if (!next_off) {
+        if (si + 1 < lg->nsegs) memcpy(out->tip, lg->segs[si + 1]->anchor, SR_HASH_LEN);
+        else memcpy(out->tip, lg->durable_tip, SR_HASH_LEN); /* the last durable block */
+        pthread_mutex_unlock(&lg->mu);
+        return SR_OK;
+    }
+    s->refs++;
+    pthread_mutex_unlock(&lg->mu);
+    /* the next block's prev_hash (format.md: block header offset 56) */
+    uint8_t h[SR_BLK_HDR_LEN];
+    int rc = sr_vfs_read_exact(s->file, h, sizeof h, next_off);
+    if (rc == SR_DONE) rc = SR_EIO;
+    if (!rc) memcpy(out->tip, h + 56, SR_HASH_LEN);
+    pthread_mutex_lock(&lg->mu);
+    seg_unref_locked(s);
+    pthread_mutex_unlock(&lg->mu);
+    return rc;
+}
+
+/* ------------------------------------------------------------------------ */
 /* Iterators                                                                 */
 
 int sr_log_iter_open(sr_log *lg, uint64_t from, sr_log_iter **out)

@@ -146,6 +146,31 @@ int sr_log_error(sr_log *lg);
  */
 SR_MUST_CHECK int sr_log_drop_below(sr_log *lg, uint64_t seq, size_t *removed);
 
+/* Where the log can be cut at a whole batch (a backup's copy, a restore's
+ * --to; docs/backup.md). */
+typedef struct sr_log_cut {
+    uint64_t last_seq;        /* the last record kept (0: none, the cut is before the first) */
+    size_t nsegs;             /* segments kept: the first nsegs of the log, the last one cut at end */
+    char segment[32];         /* the name of the last segment kept */
+    uint64_t end;             /* its byte length up to the end of the last block kept */
+    uint8_t tip[SR_HASH_LEN]; /* the hash of that block: the chain tip at last_seq */
+} sr_log_cut;
+
+/**
+ * Find a cut of the durable log at a batch boundary: up = 1, the end of the
+ * batch holding record seq (last_seq >= seq; seq must be durable); up = 0,
+ * the end of the last whole batch at or before seq (last_seq <= seq; a cut
+ * before the first retained record is SR_ENOTFOUND). A batch ends at a block
+ * without the CONT flag. The tip is read from the next block's prev_hash,
+ * the next segment's anchor, or the log's durable tip.
+ * @return SR_OK; SR_EINVAL (seq not durable, up = 1); SR_ENOTFOUND; SR_EIO.
+ */
+SR_MUST_CHECK int sr_log_cut_at(sr_log *lg, uint64_t seq, int up, sr_log_cut *out);
+
+/* The i-th segment file (0: the first retained): its name (>= 32 bytes),
+ * first seq and durable length. SR_ENOTFOUND past the last. */
+SR_MUST_CHECK int sr_log_segment_at(sr_log *lg, size_t i, char *name, uint64_t *first_seq, uint64_t *bytes);
+
 /**
  * Iterate durable records from sequence number from (clamped to the first
  * retained one). The iterator sees records that were durable when each block

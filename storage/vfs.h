@@ -15,8 +15,8 @@
  *  - pread may return fewer bytes than asked only at end of file (*got tells);
  *  - sync makes every byte written so far to that file durable (fdatasync);
  *    after a failed sync nothing is known about what is durable;
- *  - rename is atomic; sync_dir makes creations, renames and unlinks in that
- *    directory durable.
+ *  - rename is atomic; sync_dir makes creations, renames, links and unlinks
+ *    in that directory durable.
  * Files handles may be used from several threads at once for pread; writes to
  * one file are serialised by the caller.
  */
@@ -61,6 +61,9 @@ struct sr_vfs {
     /* Take an exclusive advisory lock on path (created if missing); released
      * by close. SR_ELOCKED if another process holds it. */
     int (*lock)(const sr_vfs *v, const char *path, sr_file **out);
+    /* Make to a new name (hard link) of the existing file from; SR_EEXIST if
+     * to exists. NULL: not supported (a backup copies instead). */
+    int (*link)(const sr_vfs *v, const char *from, const char *to);
     void *ctx; /* implementation state */
 };
 

@@ -173,6 +173,12 @@ static int px_lock(const sr_vfs *v, const char *path, sr_file **out)
     return SR_OK;
 }
 
+static int px_link(const sr_vfs *v, const char *from, const char *to)
+{
+    (void)v;
+    return link(from, to) == 0 ? SR_OK : sr_err_from_errno(errno);
+}
+
 const sr_vfs sr_vfs_posix = {
     .name = "posix",
     .open = px_open,
@@ -188,6 +194,7 @@ const sr_vfs sr_vfs_posix = {
     .mkdir = px_mkdir,
     .list = px_list,
     .lock = px_lock,
+    .link = px_link,
     .ctx = NULL,
 };
 

@@ -47,6 +47,17 @@ extern const sr_opt sr_opts_init[], sr_opts_sheet_import[], sr_opts_sheet_export
  * command through it against a running server.) */
 int sr_cli_run(int argc, char **argv);
 
+/* A running server holds dir (its log is open for writing): run the `suiro
+ * admin` command argv through its Admin API with url and token (NULL: from
+ * SUIRO_URL / SUIRO_TOKEN) and return its exit code; without them, say so
+ * naming the command and return 1. (sheet import, cert import, backup) */
+int sr_cli_through_server(const char *name, const char *dir, const char *url, const char *token, char **argv,
+                          int argc);
+
+int sr_cmd_backup(const sr_command *cmd, int argc, char **argv);
+int sr_cmd_restore(const sr_command *cmd, int argc, char **argv);
+extern const sr_opt sr_opts_backup[], sr_opts_restore[];
+
 /* Shared: parse an unsigned decimal; 0 on success. */
 int sr_cli_parse_u64(const char *s, unsigned long long *out);
 

@@ -38,7 +38,7 @@ enum { MAX_ANSWER = 64 << 20, MAX_DATA = 64 << 20, SECRET_MAX = 300 };
 
 typedef struct aopts {
     const char *url, *token, *cacert, *data, *user, *code, *id, *name, *kind, *scope_kind, *scope_id, *roles,
-        *current_password, *new_password, *reason;
+        *current_password, *new_password, *reason, *dest;
     int verbose;
 } aopts;
 
@@ -58,6 +58,7 @@ const sr_opt sr_opts_admin[] = {
     OS("scope-id", scope_id, "ID", "user-create: the operator's or vendor's ID"),
     OS("roles", roles, "R[,R...]", "user-create, user-roles: role names"),
     OS("reason", reason, "TEXT", "pending-reject: why"),
+    OS("dest", dest, "DIR", "backup: the server's [backup] directory (checked by the server)"),
     OS("current-password", current_password, "P", "password: the current one (else a prompt)"),
     OS("new-password", new_password, "P", "password: the new one (else a prompt)"),
     SR_OPT_END,
@@ -82,6 +83,7 @@ static const member MEMBERS[] = {
     MEM("currentPassword", current_password, M_STR, "current password: "),
     MEM("newPassword", new_password, M_STR, "new password: "),
     MEM("reason", reason, M_STR, NULL),
+    MEM("dest", dest, M_STR, NULL),
 };
 
 /* One subcommand: the route, how many arguments fill its path, the body's
@@ -157,6 +159,9 @@ static const acmd CMDS[] = {
     {"pending-get", "GET", "/admin/v1/pending/{pendingId}", 1, NULL, "ID"},
     {"pending-approve", "POST", "/admin/v1/pending/{pendingId}/approve", 1, NULL, "ID: apply it (a second admin)"},
     {"pending-reject", "POST", "/admin/v1/pending/{pendingId}/reject", 1, "reason", "ID --reason TEXT"},
+    /* backups of the served data directory (api/admin_backup.c, docs/backup.md) */
+    {"backup", "POST", "/admin/v1/backups", 0, "dest", "take a backup into the [backup] directory [--dest DIR]"},
+    {"backups", "GET", "/admin/v1/backups", 0, NULL, "the backups of the [backup] directory (S, time, size, verified)"},
 };
 enum { NCMDS = sizeof CMDS / sizeof CMDS[0] };
 
@@ -173,7 +178,7 @@ const char sr_admin_more[] =
     "  gateway-enable | apps | app-put | app-delete | app-secret | app-cert | app-push-url\n"
     "  app-disable | app-enable | grants | grants-put | grant-delete | vendor-grants\n"
     "  vendor-grant-put | vendor-grant-delete | pending | pending-get | pending-approve\n"
-    "  pending-reject\n"
+    "  pending-reject | backup | backups\n"
     "                           (`suiro admin help` lists each with its route)\n"
     "\nexit: 0 ok, 1 error answer (printed), 2 usage, 3 server not reachable\n";
 

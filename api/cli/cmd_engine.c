@@ -151,20 +151,27 @@ static int open_engine(const sr_command *cmd, const common *c, int readonly, sr_
  * else SUIRO_URL/SUIRO_TOKEN) it runs the `suiro admin` command argv (which
  * takes them from the environment) and returns its exit code; without them
  * it names that command and returns 1. */
-static int through_server(const sr_command *cmd, const common *c, const eopts *o, char **argv, int argc)
+int sr_cli_through_server(const char *name, const char *dir, const char *url, const char *token, char **argv,
+                          int argc)
 {
-    const char *url = o->url ? o->url : getenv("SUIRO_URL"), *token = o->token ? o->token : getenv("SUIRO_TOKEN");
+    if (!url) url = getenv("SUIRO_URL");
+    if (!token) token = getenv("SUIRO_TOKEN");
     if (url && url[0] && token && token[0]) {
         if (setenv("SUIRO_URL", url, 1) || setenv("SUIRO_TOKEN", token, 1)) return 1;
         return sr_cli_run(argc, argv);
     }
     fprintf(stderr, "suiro %s: %s: the server is running (its log is open for writing in another process); make "
                     "the change through it:\n ",
-            cmd->name, c->dir);
+            name, dir);
     fprintf(stderr, " suiro");
     for (int i = 0; i < argc; i++) fprintf(stderr, " %s", argv[i]);
     fprintf(stderr, "\n(with SUIRO_URL and SUIRO_TOKEN set), or run this command again with --url URL --token TOKEN\n");
     return 1;
+}
+
+static int through_server(const sr_command *cmd, const common *c, const eopts *o, char **argv, int argc)
+{
+    return sr_cli_through_server(cmd->name, c->dir, o->url, o->token, argv, argc);
 }
 
 /* As open_engine, but a log held by a running server is *locked = 1 and

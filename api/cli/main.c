@@ -49,6 +49,15 @@ static const sr_command COMMANDS[] = {
      "--from is inclusive, --to exclusive (times: the event's ingest time).\n"},
     {"verify", sr_cmd_verify, "DIR", 1, 1, "check the log's chain, that the index equals a rebuild, every blob",
      sr_opts_verify, VERIFY_EXIT},
+    {"backup", sr_cmd_backup, "DIR DEST", 2, 2, "an online backup of DIR into the backup set DEST (signed, incremental)",
+     sr_opts_backup,
+     "DEST: a directory of backups of this data directory (created if missing); each backup is DEST/NAME.\n"
+     "A served DIR is backed up by its server (--url/--token or SUIRO_URL/SUIRO_TOKEN), into its\n"
+     "[backup] directory, which must be DEST. docs/backup.md says what a restore needs.\n"},
+    {"restore", sr_cmd_restore, "BACKUP DIR", 2, 2, "check a backup, then restore it into a new data directory",
+     sr_opts_restore,
+     "BACKUP: DEST/NAME of `suiro backup`. DIR must not exist or be empty.\n"
+     "TIME: RFC 3339, now, or -30s, -10m, -1h (the event's ingest time).\n"},
     {"cert import", sr_cmd_cert_import, "DIR", 1, 1, "register an app's or a gateway's certificate",
      sr_opts_cert_import, "One of --app and --gateway; --operator and --pem are required.\n"},
     {"log verify", sr_cmd_log_verify, "DIR", 1, 1, "check every block, checksum and the hash chain of the log",

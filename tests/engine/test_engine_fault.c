@@ -68,7 +68,7 @@ TestSuite(engine_fault, .init = setup, .fini = teardown, .timeout = 900);
 
 /* REPLAY_MAX: a heads checkpoint every 2 events and at each clean close
  * (docs/durability.md section 8), so they fall among the faults too */
-enum { NPOINTS = 3, NCMD = 14, HEAD_MAX = 8, REPLAY_MAX = 4 };
+enum { NPOINTS = 3, NCMD = 15, HEAD_MAX = 8, REPLAY_MAX = 4 };
 
 static const sr_vtype TYPES[NPOINTS] = {SR_VT_NUMBER, SR_VT_INTEGER, SR_VT_BOOL};
 static int64_t fixed_clock(void) { return 1700000000000; }
@@ -277,7 +277,7 @@ static void build_commands(fixture *f, int64_t *clock)
 
 /* Commands 2 and 4 log users u2 and u1 in, command 6 revokes all of u1's
  * sessions (single-event commands without a message id otherwise: 3 is the
- * resume test's duplicate, 12 and 13 the duplicate
+ * resume test's duplicate, 11 the correction, 12 the backup, 13 and 14 the duplicate
  * pair). Their measurements are dropped (ns 0: nothing for the model). */
 enum { SESS_U2 = 2, SESS_U1 = 4, SESS_REVOKE_U1 = 6, POLICY_CMD = 10 };
 static const int64_t SESS_EXPIRES = INT64_C(4000000000000), SESS_NOW = INT64_C(1800000000000);
@@ -404,6 +404,19 @@ static void build_correction(fixture *f, const int64_t *clock)
     cr_assert_eq(sr_ev_correction(&env, &in, 1, "re-read from the meter", "csv-0000000000000011", (uint32_t)cm->ns[0],
                                   &cm->bytes),
                  SR_OK);
+/* Command 12: a BackupEvent (docs/backup.md), its audit
+ * row there exactly when it was acknowledged. */
+enum { BACKUP_CMD = 12 };
+static void build_backup(fixture *f)
+{
+    command *cm = &f->cmds[BACKUP_CMD];
+    cm->bytes.len = 0;
+    cm->nev = 1;
+    cm->ns[0] = cm->nx[0] = 0;
+    const sr_cmd_env env = {"", "admin", SR_ACTOR_USER, cm->msgid[0] ? cm->msgid : NULL, "127.0.0.1"};
+    const sr_backup_rec b = {.action = "backup", .outcome = "done", .name = "20261206T030000.000Z-7", .seq = 7,
+                             .bytes = 4096, .files_copied = 3};
+    cr_assert_eq(sr_cmd_backup_ev(&env, &b, &cm->bytes), SR_OK);
     cm->lens[0] = cm->bytes.len;
 }
 
@@ -440,6 +453,7 @@ static void fixture_init(fixture *f)
     build_sessions(f);
     build_store(f);
     build_correction(f, clock);
+    build_backup(f);
 }
 
 static void fixture_release(fixture *f)
@@ -655,6 +669,10 @@ static void check_db(fixture *f, const outcome *out, const char *ctx)
     cr_assert_eq(sr_list_audit(e, &aq, &ur, &more), SR_OK);
     cr_assert_eq((int)sr_rec_count(&ur), out->acked_cmd[CORR_CMD], "%s: %zu correction rows, acknowledged %d", ctx,
                  sr_rec_count(&ur), out->acked_cmd[CORR_CMD]);
+    aq.kind = "backup";
+    cr_assert_eq(sr_list_audit(e, &aq, &ur, &more), SR_OK);
+    cr_assert_eq((int)sr_rec_count(&ur), out->acked_cmd[BACKUP_CMD], "%s: %zu backup rows in the audit trail, %d acknowledged",
+                 ctx, sr_rec_count(&ur), out->acked_cmd[BACKUP_CMD]);
     sr_rec_close(&ur);
     uint8_t live[32], rebuilt[32];
     cr_assert_eq(sr_engine_content_hash(e, live), SR_OK);

@@ -34,7 +34,7 @@ leaf_name() {
 # the leaf with its arguments filled: DIR the missing directory, FILE a file
 leaf_args() {
   awk -v d="$2" -v f="$3" '{s=""; for (i=1;i<=NF;i++) { w=$i
-    if (w ~ /^[a-z][a-z-]*$/) ; else if (w=="DIR") w=d; else if (w=="FILE") w=f; else break
+    if (w ~ /^[a-z][a-z-]*$/) ; else if (w=="DIR" || w=="DEST" || w=="BACKUP") w=d; else if (w=="FILE") w=f; else break
     s = s (s?" ":"") w } print s}' <<<"$1"
 }
 LEAFS=()

@@ -108,8 +108,15 @@ static int f_lock(const sr_vfs *v, const char *path, sr_file **out)
     return rc;
 }
 
+static int f_link(const sr_vfs *v, const char *a, const char *b)
+{
+    (void)v;
+    int rc = tick(0);
+    return rc ? rc : P->link(P, a, b);
+}
+
 sr_vfs vfs_faulty = {
     .name = "faulty", .open = f_open, .pread = f_pread, .pwrite = f_pwrite, .sync = f_sync,
     .truncate = f_truncate, .size = f_size, .close = f_close, .rename = f_rename, .unlink = f_unlink,
-    .sync_dir = f_sync_dir, .mkdir = f_mkdir, .list = f_list, .lock = f_lock,
+    .sync_dir = f_sync_dir, .mkdir = f_mkdir, .list = f_list, .lock = f_lock, .link = f_link,
 };

@@ -1,7 +1,7 @@
 /* tests/support/vfs_faulty.h -- a VFS over POSIX that fails the k-th call.
  *
  * Every call through the VFS is counted (open, pread, pwrite, sync, truncate,
- * size, rename, unlink, sync_dir, mkdir, list, lock; close is not, so cleanup
+ * size, rename, unlink, sync_dir, mkdir, list, lock, link; close is not, so cleanup
  * always works). When the count reaches the armed k, that call fails with the
  * armed kind; later calls succeed again (a transient fault, which is the
  * harder case: the caller must not trust anything after it). */
