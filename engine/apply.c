@@ -1111,7 +1111,7 @@ out:
     X(_PENDING, NULL, apply_pending, NULL)                                    \
     X(_ADMIN, NULL, NULL, NULL)                                               \
     X(_FILE_SHARE, NULL, apply_file_share, NULL)                              \
-    X(_CORRECTION, check_correction, NULL, sr__heads_apply_measurements)
+    X(_CORRECTION, check_correction, NULL, sr__heads_apply_measurements)      \
     X(_BACKUP, NULL, NULL, NULL)
 
 #define SR_X_(c, chk, app, ser) [SUIRO__V1__EVENT__BODY##c] = {SUIRO__V1__EVENT__BODY##c, &#c[1], chk, app, ser},
