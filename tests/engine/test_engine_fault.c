@@ -404,6 +404,9 @@ static void build_correction(fixture *f, const int64_t *clock)
     cr_assert_eq(sr_ev_correction(&env, &in, 1, "re-read from the meter", "csv-0000000000000011", (uint32_t)cm->ns[0],
                                   &cm->bytes),
                  SR_OK);
+    cm->lens[0] = cm->bytes.len;
+}
+
 /* Command 12: a BackupEvent (docs/backup.md), its audit
  * row there exactly when it was acknowledged. */
 enum { BACKUP_CMD = 12 };
