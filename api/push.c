@@ -57,6 +57,7 @@
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -69,6 +70,7 @@ enum {
 
 typedef struct pmsg {
     struct pmsg *next;
+    uint64_t seq; /* the event that produced it: its delivery id, and the mark (6) */
     char *url;  /* {push url}/{path suffix} */
     char *body; /* compact JSON, exactly the signed bytes */
     size_t len;
@@ -91,6 +93,12 @@ typedef struct papp {
     uint64_t last_alarm, last_fail_log; /* mono ms; 0: never */
     uint64_t fails_unlogged, streak;    /* failures since the last log line; since the last success */
     char errbuf[CURL_ERROR_SIZE];
+    /* the delivered mark (6): last_seq the highest seq queued or known done;
+     * mark_sent the highest mark submitted; one mark in flight (mark_busy,
+     * cleared by the engine's completion, on its thread) */
+    uint64_t last_seq, mark_sent, mark_at;
+    atomic_int mark_busy;
+    uv_timer_t markt;
     struct papp *next;
 } papp;
 
@@ -110,8 +118,7 @@ struct sr_push {
     uv_timer_t timer; /* libcurl's */
     psock *socks;
     papp *apps;
-    char boot[17];    /* random per process: delivery ids are unique across restarts */
-    uint64_t seq;
+    uint64_t epoch;   /* the start of the durable pushes: an app without a mark of its own starts after it */
     int closed;
 };
 
@@ -216,8 +223,13 @@ static papp *app_find(sr_push *p, const char *op, const char *app, int create)
     a->p = p;
     snprintf(a->op, sizeof a->op, "%s", op);
     snprintf(a->app, sizeof a->app, "%s", app);
+    uint64_t through;
+    if (sr_engine_push_mark(p->eng, op, app, &through) != SR_OK) through = p->epoch; /* (6) */
+    a->last_seq = a->mark_sent = through;
     uv_timer_init(p->loop, &a->retry);
     a->retry.data = a;
+    uv_timer_init(p->loop, &a->markt);
+    a->markt.data = a;
     a->next = p->apps;
     p->apps = a;
     return a;
@@ -247,6 +259,55 @@ static void raise_alarm(sr_push *p, papp *a)
     sr_buf_release(&b);
 }
 
+/* ---- the delivered mark (6) ---------------------------------------------- */
+
+static void mark_done(void *ctx, const sr_result *r)
+{
+    papp *a = ctx; /* engine thread: only the atomic (a lives until sr_push_free, after the engine closed) */
+    if (r->rc) sr_slog(SR_LOG_WARN, "push mark not stored", "app=%s error=%s", a->app, sr_err_name(r->rc));
+    atomic_store(&a->mark_busy, 0);
+}
+
+/* Everything at or below this seq was delivered or dropped. */
+static uint64_t app_through(const papp *a) { return a->head ? a->head->seq - 1 : a->last_seq; }
+
+static void on_mark_timer(uv_timer_t *t);
+
+/* Write the app's mark if it moved: at once when none is in flight and the
+ * last was mark_every_ms ago (force: at once, at dispose), else later. */
+static void mark_maybe(papp *a, int force)
+{
+    sr_push *p = a->p;
+    uint64_t want = app_through(a), now = mono_ms();
+    if (want <= a->mark_sent) return;
+    if (!force && (atomic_load(&a->mark_busy) || now - a->mark_at < p->o.mark_every_ms)) {
+        if (!uv_is_active((uv_handle_t *)&a->markt) && !p->closed) {
+            uint64_t wait = now - a->mark_at < p->o.mark_every_ms ? p->o.mark_every_ms - (now - a->mark_at) : 1;
+            uv_timer_start(&a->markt, on_mark_timer, wait, 0);
+        }
+        return;
+    }
+    sr_buf b;
+    sr_buf_init(&b);
+    sr_cmd_env env = {a->op, "system", SR_ACTOR_SYSTEM, NULL, NULL};
+    int rc = sr_cmd_push_mark(&env, a->app, want, &b);
+    if (!rc) {
+        sr_slice sl = {b.data, b.len};
+        atomic_store(&a->mark_busy, 1);
+        rc = sr_engine_submit(p->eng, &sl, 1, mark_done, a);
+        if (rc) atomic_store(&a->mark_busy, 0);
+    }
+    sr_buf_release(&b);
+    if (rc) {
+        sr_slog(SR_LOG_WARN, "push mark not queued", "app=%s error=%s", a->app, sr_err_name(rc));
+        return;
+    }
+    a->mark_sent = want;
+    a->mark_at = now;
+}
+
+static void on_mark_timer(uv_timer_t *t) { mark_maybe(t->data, 0); }
+
 /* (3) One message too many: drop the oldest one not in flight. */
 static void app_trim(sr_push *p, papp *a)
 {
@@ -260,6 +321,7 @@ static void app_trim(sr_push *p, papp *a)
         a->n--;
         a->dropped++;
         msg_free(m);
+        mark_maybe(a, 0);
         uint64_t now = mono_ms();
         if (!a->last_alarm || now - a->last_alarm >= ALARM_EVERY_MS) {
             a->last_alarm = now;
@@ -393,6 +455,7 @@ static void attempt_done(papp *a, int ok, const char *why)
         a->last_fail_log = 0;
         a->backoff_ms = 0;
         msg_free(m);
+        mark_maybe(a, 0);
         app_kick(a);
         SR_INVARIANT(app_check(a));
         return;
@@ -544,6 +607,7 @@ void sr_push_opts_default(sr_push_opts *o)
     o->max_backoff_ms = 60000;
     o->connect_timeout_ms = 5000;
     o->timeout_ms = 10000;
+    o->mark_every_ms = 1000;
 }
 
 int sr_push_open(uv_loop_t *loop, sr_engine *eng, const char *data_dir, const sr_push_opts *o, sr_push **out,
@@ -557,6 +621,7 @@ int sr_push_open(uv_loop_t *loop, sr_engine *eng, const char *data_dir, const sr
         if (o->max_backoff_ms) d.max_backoff_ms = o->max_backoff_ms;
         if (o->connect_timeout_ms) d.connect_timeout_ms = o->connect_timeout_ms;
         if (o->timeout_ms) d.timeout_ms = o->timeout_ms;
+        if (o->mark_every_ms) d.mark_every_ms = o->mark_every_ms;
     }
     if (d.first_backoff_ms > d.max_backoff_ms) d.first_backoff_ms = d.max_backoff_ms;
     sr_push *p = calloc(1, sizeof *p);
@@ -564,12 +629,7 @@ int sr_push_open(uv_loop_t *loop, sr_engine *eng, const char *data_dir, const sr
     p->loop = loop;
     p->eng = eng;
     p->o = d;
-    uint8_t r[8];
-    if (sr_random(r, sizeof r)) {
-        uint64_t x = uv_hrtime() ^ (uint64_t)(uintptr_t)p;
-        memcpy(r, &x, sizeof r);
-    }
-    sr_hex(r, sizeof r, p->boot);
+    if (sr_engine_push_mark(eng, "", "", &p->epoch) != SR_OK) p->epoch = 0; /* sr_push_recover sets it */
     int rc = load_key(data_dir, &p->key, err, errlen);
     if (rc) goto fail;
     if ((rc = curl_global_ref())) {
@@ -597,7 +657,8 @@ fail:
     return rc;
 }
 
-int sr_push_enqueue(sr_push *p, const char *op, const char *app, const char *path_suffix, json_t *body)
+int sr_push_enqueue(sr_push *p, const char *op, const char *app, const char *path_suffix, json_t *body,
+                    uint64_t seq)
 {
     if (!p || p->closed) return SR_ECLOSED;
     sr_rec reg = SR_REC_INIT;
@@ -613,6 +674,7 @@ int sr_push_enqueue(sr_push *p, const char *op, const char *app, const char *pat
     while (ul && rp->url[ul - 1] == '/') ul--;
     if (!ul) goto done; /* the app pulls */
     papp *a = app_find(p, op, app, 1);
+    if (a && seq <= a->last_seq) goto done; /* (6): delivered (at or below the mark) or queued already */
     m = calloc(1, sizeof *m);
     if (!a || !m) {
         rc = SR_ENOMEM;
@@ -633,7 +695,9 @@ int sr_push_enqueue(sr_push *p, const char *op, const char *app, const char *pat
     m->url[ul] = '/';
     memcpy(m->url + ul + 1, path_suffix, sl + 1);
     m->len = strlen(m->body);
-    snprintf(m->id, sizeof m->id, "%s-%llu", p->boot, (unsigned long long)++p->seq);
+    m->seq = seq;
+    a->last_seq = seq;
+    snprintf(m->id, sizeof m->id, "%llu", (unsigned long long)seq); /* (2): the same after a restart */
     if (a->tail) a->tail->next = m;
     else a->head = m;
     a->tail = m;
@@ -645,6 +709,108 @@ int sr_push_enqueue(sr_push *p, const char *op, const char *app, const char *pat
 done:
     msg_free(m);
     sr_rec_close(&reg);
+    return rc;
+}
+
+/* ---- recovery at start (6) ------------------------------------------------ */
+
+typedef struct recov {
+    sr_push *p;
+    sr_push_derive_fn fn;
+    void *ctx;
+    uint64_t min, last, events;
+    int have_start;
+    sr_buf marks; /* the marks written at the end, one command */
+    size_t nmarks;
+    int rc;
+} recov;
+
+static int recov_min(void *ctx, const char *op, const char *app, uint64_t through)
+{
+    (void)app;
+    recov *r = ctx;
+    if (!op[0]) r->have_start = 1;
+    if (through < r->min) r->min = through;
+    return 0;
+}
+
+static int recov_event(void *ctx, const sr_event_view *ev)
+{
+    recov *r = ctx;
+    r->events++;
+    r->fn(r->ctx, ev);
+    return 0;
+}
+
+/* one PushMark, framed (u32 length, then the event) into r->marks */
+static void recov_add(recov *r, const char *op, const char *app, uint64_t through)
+{
+    sr_buf b;
+    sr_buf_init(&b);
+    sr_cmd_env env = {op, "system", SR_ACTOR_SYSTEM, NULL, NULL};
+    int rc = sr_cmd_push_mark(&env, app, through, &b);
+    uint32_t n = (uint32_t)b.len;
+    if (!rc) rc = sr_buf_append(&r->marks, &n, sizeof n);
+    if (!rc) rc = sr_buf_append(&r->marks, b.data, b.len);
+    if (!rc) r->nmarks++;
+    else if (!r->rc) r->rc = rc;
+    sr_buf_release(&b);
+}
+
+/* an app with a mark and nothing pending: its mark moves to the end of the scan */
+static int recov_advance(void *ctx, const char *op, const char *app, uint64_t through)
+{
+    recov *r = ctx;
+    papp *a = op[0] ? app_find(r->p, op, app, 0) : NULL;
+    if (op[0] && through < r->last && !(a && a->head)) recov_add(r, op, app, r->last);
+    return 0;
+}
+
+int sr_push_recover(sr_push *p, sr_push_derive_fn fn, void *ctx, sr_push_recovery *out)
+{
+    recov r = {.p = p, .fn = fn, .ctx = ctx, .min = UINT64_MAX};
+    sr_buf_init(&r.marks);
+    int rc = sr_engine_push_marks(p->eng, recov_min, &r);
+    /* no start yet (the first start with durable pushes): nothing to derive */
+    if (!rc) rc = sr_engine_log_each(p->eng, r.have_start ? r.min + 1 : UINT64_MAX, recov_event, &r, &r.last);
+    if (rc) goto done;
+    uint64_t from = r.have_start ? r.min + 1 : 0;
+    recov_add(&r, "", "", r.last); /* apps without a mark of their own start after the scan now... */
+    size_t pending = 0, apps = 0;
+    for (papp *a = p->apps; a; a = a->next) {
+        if (a->last_seq < r.last) a->last_seq = r.last; /* every event up to r.last was derived */
+        if (a->head) { /* ...so one with messages pending gets its mark now */
+            recov_add(&r, a->op, a->app, app_through(a));
+            pending += a->n;
+            apps++;
+        }
+    }
+    if (!(rc = sr_engine_push_marks(p->eng, recov_advance, &r))) rc = r.rc;
+    if (!rc && r.nmarks) {
+        sr_slice *sl = calloc(r.nmarks, sizeof *sl);
+        if (!sl) rc = SR_ENOMEM;
+        size_t k = 0;
+        for (size_t off = 0; !rc && off < r.marks.len; k++) {
+            uint32_t n;
+            memcpy(&n, r.marks.data + off, sizeof n);
+            sl[k] = (sr_slice){r.marks.data + off + sizeof n, n};
+            off += sizeof n + n;
+        }
+        sr_result res;
+        if (!rc) rc = sr_engine_submit_wait(p->eng, sl, r.nmarks, &res);
+        if (!rc) rc = res.rc;
+        free(sl);
+    }
+    if (!rc)
+        for (papp *a = p->apps; a; a = a->next)
+            if (a->mark_sent < app_through(a)) a->mark_sent = app_through(a);
+    p->epoch = r.last;
+    sr_slog(pending ? SR_LOG_WARN : SR_LOG_INFO, "push recovered",
+            "from_seq=%llu to_seq=%llu events=%llu apps_pending=%zu messages_pending=%zu", (unsigned long long)from,
+            (unsigned long long)r.last, (unsigned long long)r.events, apps, pending);
+    if (out) *out = (sr_push_recovery){from, r.last, r.events, pending};
+done:
+    sr_buf_release(&r.marks);
     return rc;
 }
 
@@ -674,6 +840,9 @@ void sr_push_dispose(sr_push *p)
         a->waiting = 0;
         uv_timer_stop(&a->retry);
         uv_close((uv_handle_t *)&a->retry, NULL);
+        mark_maybe(a, 1); /* (6) a clean stop marks what was delivered */
+        uv_timer_stop(&a->markt);
+        uv_close((uv_handle_t *)&a->markt, NULL);
         size_t left = a->n;
         while (a->head) {
             pmsg *m = a->head;
@@ -681,10 +850,9 @@ void sr_push_dispose(sr_push *p)
             msg_free(m);
         }
         a->tail = NULL;
-        a->n = 0;
-        a->dropped += left;
+        a->n = 0; /* not dropped: above the mark, derived from the log again at the next start (6) */
         sr_slog(left ? SR_LOG_WARN : SR_LOG_INFO, "push stopped",
-                "op=%s app=%s delivered=%llu retried=%llu dropped=%llu not_delivered_now=%zu", a->op, a->app,
+                "op=%s app=%s delivered=%llu retried=%llu dropped=%llu pending_after_restart=%zu", a->op, a->app,
                 (unsigned long long)a->delivered, (unsigned long long)a->retried, (unsigned long long)a->dropped,
                 left);
     }

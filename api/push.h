@@ -23,6 +23,7 @@
 #ifndef SR_PUSH_H
 #define SR_PUSH_H
 
+#include "engine/records.h"
 #include "engine/suiro.h"
 
 #include <jansson.h>
@@ -37,6 +38,7 @@ typedef struct sr_push_opts {
     uint32_t max_backoff_ms;     /* longest wait between attempts (default 60000) */
     uint32_t connect_timeout_ms; /* per attempt (default 5000) */
     uint32_t timeout_ms;         /* per attempt, whole transfer (default 10000) */
+    uint32_t mark_every_ms;      /* an app's delivered mark: at most one write this often (default 1000) */
 } sr_push_opts;
 
 /* Defaults (above) into o. */
@@ -49,11 +51,29 @@ SR_MUST_CHECK int sr_push_open(uv_loop_t *loop, sr_engine *eng, const char *data
                                sr_push **out, char *err, size_t errlen);
 
 /* Queue POST {url}/{path_suffix} with body (borrowed; serialized compact at
- * once) for app of operator op. The URL is looked up in the registry now; an
- * app with no push URL (or none registered) is not an error: SR_OK, nothing
- * queued. SR_ECLOSED after sr_push_dispose. */
+ * once) for app of operator op, the message of the durable event seq (at
+ * most one message per event and app; its X-Suiro-Delivery id is the seq).
+ * The URL is looked up in the registry now; an app with no push URL (or
+ * none registered) is not an error: SR_OK, nothing queued; nor is a seq at
+ * or below the app's mark or already queued (nothing queued). Calls come in
+ * seq order per app. SR_ECLOSED after sr_push_dispose. */
 SR_MUST_CHECK int sr_push_enqueue(sr_push *p, const char *op, const char *app, const char *path_suffix,
-                                  json_t *body);
+                                  json_t *body, uint64_t seq);
+
+/* Recovery at start, before anything is served: every event after the
+ * lowest mark (`pushq`) is given to fn, which calls sr_push_enqueue for the
+ * messages it derives (those at or below their app's mark are skipped);
+ * then the marks move (one command, waited for): the start of the durable
+ * pushes and every app with nothing pending to the end of the scan, an app
+ * with messages pending to just below its first. The first start of a data
+ * directory (no start mark) reads nothing. out (may be NULL): what it did. */
+typedef void (*sr_push_derive_fn)(void *ctx, const sr_event_view *ev);
+typedef struct sr_push_recovery {
+    uint64_t from, to; /* seqs read: [from, to] (from 0: none) */
+    uint64_t events;
+    size_t pending;    /* messages queued for delivery */
+} sr_push_recovery;
+SR_MUST_CHECK int sr_push_recover(sr_push *p, sr_push_derive_fn fn, void *ctx, sr_push_recovery *out);
 
 /* Per-app counters (tests, logs). queued counts the messages waiting now,
  * the one in flight included. SR_ENOTFOUND if nothing was ever queued for

@@ -619,6 +619,32 @@ int sr_event_has_point(const sr_event_view *v, uint32_t point)
     return 0;
 }
 
+const char *sr_event_monitor_id(const sr_event_view *v)
+{
+    const Suiro__V1__Event *ev = v->ev;
+    if (!ev || ev->body_case != SUIRO__V1__EVENT__BODY_MEASUREMENTS || !ev->measurements) return "";
+    return ev->measurements->monitor_id ? ev->measurements->monitor_id : "";
+}
+
+int sr_event_each_value(const sr_event_view *v, sr_value_fn fn, void *ctx)
+{
+    const Suiro__V1__Event *ev = v->ev;
+    if (!ev || ev->body_case != SUIRO__V1__EVENT__BODY_MEASUREMENTS || !ev->measurements) return SR_OK;
+    sr_meas_iter mi;
+    sr_mpoint p;
+    sr_meas_iter_init(&mi, ev->measurements);
+    while (sr_meas_next(&mi, &p)) {
+        if (p.n < 0) return SR_ECORRUPT;
+        for (long i = 0; i < p.n; i++) {
+            sr_sample s;
+            if (sr_pv_iter_next(&p.it, &s)) return SR_ECORRUPT;
+            int rc = fn(ctx, p.point, p.type, &s);
+            if (rc) return rc;
+        }
+    }
+    return SR_OK;
+}
+
 int sr_event_view_json(const sr_event_view *v, const sr_event_json_opts *o, sr_buf *out)
 {
     return v->ev ? sr_event_json_ex(v->ev, o, out) : SR_EINVAL;
