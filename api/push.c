@@ -714,14 +714,18 @@ done:
 
 /* ---- recovery at start (6) ------------------------------------------------ */
 
+struct opapp {
+    char op[72], app[72];
+};
+
 typedef struct recov {
     sr_push *p;
     sr_push_derive_fn fn;
     void *ctx;
     uint64_t min, last, events;
     int have_start;
-    sr_buf marks; /* the marks written at the end, one command */
     size_t nmarks;
+    sr_buf adv; /* struct opapp: apps whose marks move to the end */
     int rc;
 } recov;
 
@@ -742,65 +746,70 @@ static int recov_event(void *ctx, const sr_event_view *ev)
     return 0;
 }
 
-/* one PushMark, framed (u32 length, then the event) into r->marks */
+/* one PushMark, durable when this returns (startup: nothing is served yet;
+ * one command per mark, a command being one operator's) */
 static void recov_add(recov *r, const char *op, const char *app, uint64_t through)
 {
     sr_buf b;
     sr_buf_init(&b);
     sr_cmd_env env = {op, "system", SR_ACTOR_SYSTEM, NULL, NULL};
+    sr_result res;
+    memset(&res, 0, sizeof res);
     int rc = sr_cmd_push_mark(&env, app, through, &b);
-    uint32_t n = (uint32_t)b.len;
-    if (!rc) rc = sr_buf_append(&r->marks, &n, sizeof n);
-    if (!rc) rc = sr_buf_append(&r->marks, b.data, b.len);
+    if (!rc) {
+        sr_slice sl = {b.data, b.len};
+        if ((rc = sr_engine_submit_wait(r->p->eng, &sl, 1, &res)))
+            sr_slog(SR_LOG_ERROR, "push mark refused", "op=%s app=%s error=%s", op, app, sr_slog_q(res.err.msg));
+    }
     if (!rc) r->nmarks++;
     else if (!r->rc) r->rc = rc;
     sr_buf_release(&b);
 }
 
-/* an app with a mark and nothing pending: its mark moves to the end of the scan */
+/* an app with a mark and nothing pending: its mark moves to the end of the
+ * scan (collected here, written once the read is over) */
 static int recov_advance(void *ctx, const char *op, const char *app, uint64_t through)
 {
     recov *r = ctx;
     papp *a = op[0] ? app_find(r->p, op, app, 0) : NULL;
-    if (op[0] && through < r->last && !(a && a->head)) recov_add(r, op, app, r->last);
+    if (!op[0] || through >= r->last || (a && a->head)) return 0;
+    size_t n = r->adv.len / sizeof(struct opapp);
+    if (sr_buf_reserve(&r->adv, sizeof(struct opapp))) return SR_ENOMEM;
+    struct opapp *x = (struct opapp *)(void *)(r->adv.data) + n;
+    snprintf(x->op, sizeof x->op, "%s", op);
+    snprintf(x->app, sizeof x->app, "%s", app);
+    r->adv.len += sizeof *x;
     return 0;
 }
 
 int sr_push_recover(sr_push *p, sr_push_derive_fn fn, void *ctx, sr_push_recovery *out)
 {
     recov r = {.p = p, .fn = fn, .ctx = ctx, .min = UINT64_MAX};
-    sr_buf_init(&r.marks);
     int rc = sr_engine_push_marks(p->eng, recov_min, &r);
     /* no start yet (the first start with durable pushes): nothing to derive */
     if (!rc) rc = sr_engine_log_each(p->eng, r.have_start ? r.min + 1 : UINT64_MAX, recov_event, &r, &r.last);
     if (rc) goto done;
     uint64_t from = r.have_start ? r.min + 1 : 0;
-    recov_add(&r, "", "", r.last); /* apps without a mark of their own start after the scan now... */
     size_t pending = 0, apps = 0;
     for (papp *a = p->apps; a; a = a->next) {
         if (a->last_seq < r.last) a->last_seq = r.last; /* every event up to r.last was derived */
-        if (a->head) { /* ...so one with messages pending gets its mark now */
-            recov_add(&r, a->op, a->app, app_through(a));
+        if (a->head) { /* one with messages pending has its mark (the start moves past them below) */
+            if (app_through(a) > a->mark_sent) recov_add(&r, a->op, a->app, app_through(a));
             pending += a->n;
             apps++;
         }
     }
-    if (!(rc = sr_engine_push_marks(p->eng, recov_advance, &r))) rc = r.rc;
-    if (!rc && r.nmarks) {
-        sr_slice *sl = calloc(r.nmarks, sizeof *sl);
-        if (!sl) rc = SR_ENOMEM;
-        size_t k = 0;
-        for (size_t off = 0; !rc && off < r.marks.len; k++) {
-            uint32_t n;
-            memcpy(&n, r.marks.data + off, sizeof n);
-            sl[k] = (sr_slice){r.marks.data + off + sizeof n, n};
-            off += sizeof n + n;
+    sr_buf_init(&r.adv);
+    if (!(rc = sr_engine_push_marks(p->eng, recov_advance, &r)))
+        for (size_t k = 0; k < r.adv.len / sizeof(struct opapp); k++) {
+            const struct opapp *x = (const struct opapp *)(const void *)r.adv.data + k;
+            recov_add(&r, x->op, x->app, r.last);
         }
-        sr_result res;
-        if (!rc) rc = sr_engine_submit_wait(p->eng, sl, r.nmarks, &res);
-        if (!rc) rc = res.rc;
-        free(sl);
-    }
+    sr_buf_release(&r.adv);
+    if (!rc) rc = r.rc;
+    /* last: apps without a mark of their own start after the scan now */
+    if (!rc) recov_add(&r, "", "", r.last);
+    if (!rc) rc = r.rc;
     if (!rc)
         for (papp *a = p->apps; a; a = a->next)
             if (a->mark_sent < app_through(a)) a->mark_sent = app_through(a);
@@ -810,7 +819,6 @@ int sr_push_recover(sr_push *p, sr_push_derive_fn fn, void *ctx, sr_push_recover
             (unsigned long long)r.last, (unsigned long long)r.events, apps, pending);
     if (out) *out = (sr_push_recovery){from, r.last, r.events, pending};
 done:
-    sr_buf_release(&r.marks);
     return rc;
 }
 
