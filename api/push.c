@@ -2,9 +2,11 @@
  * api/push.c -- push to the apps (see push.h, docs/requests.md "Push to
  * apps").
  *
- * One queue per (operator, app). A message is created by sr_push_enqueue and
- * leaves its queue when it was delivered (HTTP 2xx), when the bound drops it,
- * or at dispose.
+ * One queue per (operator, app). A message is created by sr_push_enqueue (the
+ * live path once its event is durable, or the recovery at start) and leaves
+ * its queue when it was delivered (HTTP 2xx), when the bound drops it, or at
+ * dispose (then it stays above the app's mark: derived again at the next
+ * start).
  *
  * APP STATES
  *   idle      no transfer, no back-off timer (queue empty, or about to send)
@@ -32,6 +34,13 @@
  *      always one of them until dispose (no stalled queue); the back-off
  *      stays <= max_backoff_ms. After dispose nothing is queued, sent or
  *      waited for.
+ *  (6) The delivered mark: a message carries the seq of its event (its
+ *      delivery id); an app's queue is in seq order; the mark written for
+ *      an app is app_through (the seq before its head, or the highest seq
+ *      it was given when empty): never past a message still queued, so a
+ *      restart's recovery (sr_push_recover) re-derives every message not
+ *      delivered. mark_sent only grows; one mark write in flight per app
+ *      (mark_busy), the next after mark_every_ms (markt).
  * sr_push_check (push.h) returns NULL or names the broken one; SR_INVARIANT
  * runs app_check at each app transition (queued, attempt started, attempt
  * done, retry), the socket list's check when a socket comes or goes, and
@@ -345,9 +354,11 @@ static const char *app_check(const papp *a)
         if (!m->url || !m->body || !m->id[0]) return "(2) a queued message without its url, body or delivery id";
         if (m != a->head && m->attempts) return "(1) a message behind the head was attempted";
         if (m->attempts && !m->sig[0]) return "(2) an attempted message without its signature";
+        if (last && m->seq <= last->seq) return "(6) a queue out of seq order";
         last = m;
     }
     if (n != a->n) return "(5) n is not the queue's length";
+    if (a->head && a->mark_sent >= a->head->seq) return "(6) a mark at or past a message still queued";
     if (last != a->tail) return "(5) tail is not the queue's last message";
     if (!a->easy != !a->hdrs) return "(5) a transfer without its headers (or the reverse)";
     if (a->easy && a->waiting) return "(5) an app both sending and waiting";
@@ -896,6 +907,14 @@ void sr_push_test_break(sr_push *p, int what)
         if (a->head && a->head->next) a->head->next->attempts = undo ? 0 : 1;
         break;
     case SR_PUSH_BREAK_STALL: a->waiting = undo; break;
+    case SR_PUSH_BREAK_ORDER:
+        if (a->head && a->head->next) {
+            uint64_t s = a->head->seq;
+            a->head->seq = a->head->next->seq;
+            a->head->next->seq = s;
+        }
+        break;
+    case SR_PUSH_BREAK_MARK: a->mark_sent = undo ? a->mark_sent - 1000000 : a->mark_sent + 1000000; break;
     default: break;
     }
 }

@@ -8,15 +8,26 @@
  *   POST {url}/requests/{requestId}   what GET /api/v1/requests/{id} answers
  *
  * signed with the platform key (X-Suiro-Signature: ES256, raw r||s over the
- * exact body bytes), with an X-Suiro-Delivery id that stays the same on
- * retries. Per app: FIFO, one transfer in flight (a receiver sees values in
- * order), retried with exponential back-off until it is delivered (HTTP 2xx)
- * or dropped by the bound (max_queue; the oldest message that is not in
+ * exact body bytes), with an X-Suiro-Delivery id: the seq of the event that
+ * produced the message, so the same on retries and after a restart. Per
+ * app: FIFO, one transfer in flight (a receiver sees values in order),
+ * retried with exponential back-off until it is delivered (HTTP 2xx) or
+ * dropped by the bound (max_queue; the oldest message that is not in
  * flight goes, with an alarm event at most once a minute). Apps are served
  * in parallel through one libcurl multi handle driven by the libuv loop.
  *
- * Nothing here is durable: a queue lives in memory and is lost when the
- * server stops; the same data stays readable through AP-IF.
+ * Durable without a second store (R-AP-17, docs/durability.md "Pushes"):
+ * every message is derived from a durable event (a monitor's values:
+ * Measurements.monitor_id), and each app has a delivered mark (a PushMark
+ * event, the `pushq` index row: every message of an event at or below it
+ * was delivered or dropped), written after deliveries at most once per
+ * mark_every_ms and at a clean stop. The queues live in memory; at start
+ * sr_push_recover derives again, from the log, the messages of the events
+ * after each app's mark. A message delivered (2xx) after the last durable
+ * mark is sent again after a crash, with the same id and body: at most
+ * mark_every_ms of deliveries plus the one in flight. Request outcomes are
+ * pushed live only (not re-derived: the log does not say which requests
+ * were async).
  *
  * Every function is called on the loop's thread.
  */
@@ -103,6 +114,8 @@ enum {
     SR_PUSH_BREAK_COUNT = 1,  /* n off by one */
     SR_PUSH_BREAK_ATTEMPTED,  /* the message behind the head marked attempted */
     SR_PUSH_BREAK_STALL,      /* a waiting app no longer waiting (undo: waiting again) */
+    SR_PUSH_BREAK_ORDER,      /* the first two messages' seqs swapped */
+    SR_PUSH_BREAK_MARK,       /* the mark moved past the head */
 };
 void sr_push_test_break(sr_push *p, int what);
 

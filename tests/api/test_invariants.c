@@ -43,6 +43,8 @@ Test(api_invariants, push_check_holds_through_failed_attempts_and_names_each_bro
         {SR_PUSH_BREAK_COUNT, "n is not the queue's length"},
         {SR_PUSH_BREAK_ATTEMPTED, "a message behind the head was attempted"},
         {SR_PUSH_BREAK_STALL, "neither sending nor waiting"},
+        {SR_PUSH_BREAK_ORDER, "out of seq order"},
+        {SR_PUSH_BREAK_MARK, "a mark at or past a message still queued"},
     };
     bt t;
     cr_assert_eq(bt_open(&t, PUSH_SHEET, "po", NULL, 0), SR_OK);

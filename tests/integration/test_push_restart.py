@@ -28,6 +28,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import srtest  # noqa: E402
 import test_push as tp  # noqa: E402  (helpers only: its main() runs under __main__)
 
 BIN = tp.BIN
@@ -115,7 +116,7 @@ def case(name, stop, inflight=False):
         if stop == "kill":
             kill9(srv)
         else:
-            check("%s: SIGTERM: the server exits 0" % name, srv.stop() == 0)
+            check("%s: SIGTERM: the server exits 0" % name, srtest.stop_server(srv.p, 30) == 0)
     gw.close()
     want = list(range(8 if inflight else 15))
     srv2 = server(d, name + "-2")
