@@ -1109,7 +1109,9 @@ void *sr_broker_request(sr_broker *b, const char *op, const char *app, int kind,
                              .kind = (sr_req_kind)kind,
                              .app_id = r->app,
                              .timeout_ms = timeout_ms,
-                             .deadline_ms = r->deadline_ms};
+                             .deadline_ms = r->deadline_ms,
+                             /* its outcome is pushed (R-AP-17; an offline gateway's failure is answered) */
+                             .async = k == 0 && async && !offline};
         if (kind == SR_RK_CONTROL && n) {
             rq.control = &cv;
             rq.n_control = 1;
@@ -2345,18 +2347,40 @@ static void push_periodic(sr_broker *b, job *j)
     sr_rec_close(&r);
 }
 
-void sr_broker_push_derive(void *ctx, const sr_event_view *ev) { push_monitor_event(ctx, ev); }
 
-/* An async request's outcome is durable: push what GET /api/v1/requests/{id} says. */
+/* An async request's outcome is durable in event seq: push what
+ * GET /api/v1/requests/{id} says (read from the index: the same after a
+ * restart). The one derivation of an outcome's push: the live path and the
+ * recovery at start. */
+static void push_request_outcome(sr_broker *b, const char *op, const char *app, const char *id, uint64_t seq)
+{
+    json_t *o = NULL;
+    char path[96];
+    snprintf(path, sizeof path, "requests/%s", id);
+    if (sr_broker_request_status(b, op, app, id, &o) == SR_OK) push_out(b, op, app, path, o, seq);
+    json_decref(o);
+}
+
 static void push_outcome(sr_broker *b, areq *r)
 {
-    if (!b->push || !r->async) return;
-    json_t *o = NULL;
-    char path[48];
-    snprintf(path, sizeof path, "requests/%s", r->id);
-    if (sr_broker_request_status(b, r->op, r->app, r->id, &o) == SR_OK)
-        push_out(b, r->op, r->app, path, o, r->final_seq);
-    json_decref(o);
+    if (b->push && r->async) push_request_outcome(b, r->op, r->app, r->id, r->final_seq);
+}
+
+void sr_broker_push_derive(void *ctx, const sr_event_view *ev)
+{
+    sr_broker *b = ctx;
+    const char *id = sr_event_request_outcome(ev);
+    if (!id) {
+        push_monitor_event(b, ev);
+        return;
+    }
+    sr_rec rr = SR_REC_INIT;
+    sr_request_rec rq;
+    sr_request_transition st;
+    int has = 0;
+    if (b->push && sr_read_request(b->eng, ev->op, id, "", &rr, &rq, &st, &has) == SR_OK && rq.async)
+        push_request_outcome(b, ev->op, rq.app_id, id, ev->seq);
+    sr_rec_close(&rr);
 }
 
 static void gw_monitor_ack(sr_broker *b, const char *op, const char *gw, const sr_gw_msg *msg, sr_gw_answer_cb cb,

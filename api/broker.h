@@ -53,8 +53,8 @@ void sr_broker_test_break(sr_broker *b, int what);
 void sr_broker_set_push(sr_broker *b, sr_push *p);
 /* sr_push_recover's derivation (ctx: the broker): the push a logged event
  * makes, as the live path made it once the event was durable (a monitor's
- * values: Measurements.monitor_id). Request outcomes are not derived again
- * (the log does not say which requests were async). */
+ * values: Measurements.monitor_id; an async request's outcome: its
+ * app-level final RequestTransition, RequestCreated.async). */
 void sr_broker_push_derive(void *ctx, const sr_event_view *ev);
 
 /* An app's grant: a data-point id, or a prefix ending in '*', and the

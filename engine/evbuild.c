@@ -813,6 +813,7 @@ int sr_cmd_request_created(const sr_cmd_env *env, const sr_request_rec *r, sr_bu
     rq.deadline_ms = r->deadline_ms;
     rq.start_ms = r->start_ms;
     rq.end_ms = r->end_ms;
+    rq.async = r->async != 0;
     Suiro__V1__ControlValue *cv, **ptr;
     int rc = cvs_to_pb(r->control, r->n_control, &cv, &ptr);
     if (!rc) {

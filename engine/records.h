@@ -393,6 +393,7 @@ typedef struct sr_request_rec {
     size_t n_control;
     sr_slice protection;    /* the app's signature, passed to the gateway unchanged */
     int64_t deadline_ms, start_ms, end_ms;
+    int async;              /* the app-level request of an ?async=true call (its outcome is pushed) */
 } sr_request_rec;
 
 typedef struct sr_request_transition {
@@ -639,6 +640,9 @@ int sr_event_has_point(const sr_event_view *ev, uint32_t point);
 /* The monitor whose values a measurements event holds (Measurements.
  * monitor_id), "" if none or not measurements. */
 const char *sr_event_monitor_id(const sr_event_view *ev);
+/* The request id of an app-level request's outcome (a RequestTransition
+ * without a gateway, to a final state), else NULL. */
+const char *sr_event_request_outcome(const sr_event_view *ev);
 /* Each value of a measurements event, in the event's order (a snapshot's
  * entries, then each point's values by time): fn's nonzero stops and is
  * returned; SR_ECORRUPT for arrays that do not add up. */

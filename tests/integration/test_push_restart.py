@@ -13,8 +13,9 @@ so, per case, over every request the receivers accepted (HTTP 200):
     same body both times; none is accepted twice after the restart;
   - every request's X-Suiro-Signature verifies with the platform key.
 Cases:
-  kill9_app_down  values stored while the app is down, kill -9, restart,
-                  the app comes back: all of them arrive
+  kill9_app_down  values and an async request's outcome stored while the
+                  app is down, kill -9, restart, the app comes back: all of
+                  them arrive (the outcome with what GET /requests/{id} says)
   sigterm         the same with a clean stop: no id is delivered twice at all
   kill9_inflight  kill -9 while the receiver holds a delivery (answers
                   slowly): that message comes again, same id and body
@@ -97,7 +98,7 @@ def case(name, stop, inflight=False):
     check("%s: 5 values stored and delivered with the app up" % name,
           gw.publish_values(mon, [0, 1, 2, 3, 4])
           and rcv1.wait_for(lambda r: len(tp.values_of(r.accepted(prefix))) >= 5))
-    held = None
+    held = rid = None
     if inflight:
         rcv1.mode = "hold"   # the next delivery is held: the kill comes while it is in flight
         check("%s: 3 more values stored" % name, gw.publish_values(mon, [5, 6, 7]))
@@ -113,6 +114,12 @@ def case(name, stop, inflight=False):
         rcv1.mode = "fail"   # the app goes down: 503 on a kept-alive connection, then refused
         rcv1.stop()
         check("%s: 10 more values stored while the app is down" % name, gw.publish_values(mon, list(range(5, 15))))
+        st, js = app.call("POST", "/api/v1/current-values?async=true", {"dataIds": ["P001"], "timeoutMs": 5000})
+        rid = (js or {}).get("requestId")
+        check("%s: an async request while the app is down (202)" % name, st == 202 and rid, (st, js))
+        check("%s: its outcome is stored (SUCCEEDED)" % name,
+              tp.wait_until(lambda: (app.call("GET", "/api/v1/requests/%s" % rid)[1] or {}).get("status")
+                            == "SUCCEEDED"))
         if stop == "kill":
             kill9(srv)
         else:
@@ -129,6 +136,18 @@ def case(name, stop, inflight=False):
     # anything more would come at once: wait for the last value, then a little for extras (bounded by a condition)
     tp.wait_until(lambda: set(tp.values_of(accepted([rcv1, rcv2], prefix))) >= set(want), 30)
     dups = judge(name, [rcv1], [rcv2], prefix, want, pub, stop == "kill")
+    if rid:
+        rpath = "/hook/requests/%s" % rid
+        rcv2.wait_for(lambda r: r.accepted(rpath), 20)
+        out = rcv2.accepted(rpath)
+        st, js = tp.App(srv2).call("GET", "/api/v1/requests/%s" % rid)
+        check("%s: the async outcome pending at the stop arrived once after the restart, with what GET answers"
+              % name, len(out) == 1 and not rcv1.accepted(rpath) and st == 200 and json.loads(out[0]["body"]) == js,
+              (out, st, js))
+        check("%s: ... signed, after the monitor's values (FIFO: its event came later)" % name,
+              out and tp.verify(pub, out[0]["body"], out[0]["headers"].get("x-suiro-signature"))
+              and all(int(out[0]["headers"]["x-suiro-delivery"]) > int(r["headers"]["x-suiro-delivery"])
+                      for r in accepted([rcv1, rcv2], prefix)))
     if inflight:
         check("%s: the message in flight at the kill came again (same id, same body)" % name,
               any(i == held and same for i, same in dups), (held, dups))
