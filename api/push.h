@@ -18,16 +18,15 @@
  *
  * Durable without a second store (R-AP-17, docs/durability.md "Pushes"):
  * every message is derived from a durable event (a monitor's values:
- * Measurements.monitor_id), and each app has a delivered mark (a PushMark
+ * Measurements.monitor_id; an async request's outcome: its app-level final
+ * RequestTransition, RequestCreated.async), and each app has a delivered mark (a PushMark
  * event, the `pushq` index row: every message of an event at or below it
  * was delivered or dropped), written after deliveries at most once per
  * mark_every_ms and at a clean stop. The queues live in memory; at start
  * sr_push_recover derives again, from the log, the messages of the events
  * after each app's mark. A message delivered (2xx) after the last durable
  * mark is sent again after a crash, with the same id and body: at most
- * mark_every_ms of deliveries plus the one in flight. Request outcomes are
- * pushed live only (not re-derived: the log does not say which requests
- * were async).
+ * mark_every_ms of deliveries plus the one in flight.
  *
  * Every function is called on the loop's thread.
  */
