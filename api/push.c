@@ -70,6 +70,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 enum {
     ALARM_EVERY_MS = 60000, /* an app's "dropped" alarm and warning: at most this often */
@@ -929,6 +930,12 @@ void sr_push_free(sr_push *p)
     while (p->apps) {
         papp *a = p->apps;
         p->apps = a->next;
+        /* a mark submitted at dispose completes on the engine's thread, into
+         * a: wait for it (already done when the engine was closed first) */
+        while (atomic_load(&a->mark_busy)) {
+            struct timespec ts = {0, 1000000};
+            nanosleep(&ts, NULL);
+        }
         while (a->head) {
             pmsg *m = a->head;
             a->head = m->next;
