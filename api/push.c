@@ -292,7 +292,8 @@ static void mark_maybe(papp *a, int force)
     if (want <= a->mark_sent) return;
     if (!force && (atomic_load(&a->mark_busy) || now - a->mark_at < p->o.mark_every_ms)) {
         if (!uv_is_active((uv_handle_t *)&a->markt) && !p->closed) {
-            uint64_t wait = now - a->mark_at < p->o.mark_every_ms ? p->o.mark_every_ms - (now - a->mark_at) : 1;
+            /* the interval's rest, or (one in flight) a moment for its commit */
+            uint64_t wait = now - a->mark_at < p->o.mark_every_ms ? p->o.mark_every_ms - (now - a->mark_at) : 10;
             uv_timer_start(&a->markt, on_mark_timer, wait, 0);
         }
         return;
