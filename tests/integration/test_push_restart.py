@@ -19,6 +19,7 @@ Cases:
   sigterm         the same with a clean stop: no id is delivered twice at all
   kill9_inflight  kill -9 while the receiver holds a delivery (answers
                   slowly): that message comes again, same id and body
+  bound           10 pending, restarted with max_queue = 5: the newest come
 
 Every process is stopped by its PID; every wait is on a condition with a
 deadline. usage: test_push_restart.py SUIRO_BIN"""
@@ -36,10 +37,11 @@ BIN = tp.BIN
 check = tp.check
 
 
-def server(d, name):
+def server(d, name, max_queue=None):
     conf = os.path.join(tp.T, name + ".ini")
     with open(conf, "w") as f:
-        f.write("[engine]\ndata_dir = %s\n\n[push]\nmax_backoff_ms = 500\n\n[log]\nlevel = debug\n" % d)
+        f.write("[engine]\ndata_dir = %s\n\n[push]\nmax_backoff_ms = 500\n%s\n[log]\nlevel = debug\n"
+                % (d, "max_queue = %d\n" % max_queue if max_queue else ""))
     return tp.Server(BIN, d, conf, name)
 
 
@@ -156,12 +158,44 @@ def case(name, stop, inflight=False):
     rcv2.stop()
 
 
+def case_bound():
+    """10 values pending at a kill -9, restarted with [push] max_queue = 5: the
+    bound holds at the recovery as it does live (the oldest not in flight
+    dropped, with the alarm), the newest arrive."""
+    name = "bound"
+    rcv1 = tp.Receiver()
+    port = rcv1.port
+    d = tp.make_data(name, "http://127.0.0.1:%d/hook" % port)
+    srv = server(d, name + "-1")
+    gw = tp.Gateway(srv)
+    app = tp.App(srv)
+    mon = tp.start_monitor(app, gw)
+    prefix = "/hook/monitors/%s" % mon
+    rcv1.mode = "fail"
+    rcv1.stop()
+    check("%s: 10 values stored while the app is down" % name, gw.publish_values(mon, list(range(10))))
+    gw.close()
+    kill9(srv)
+    srv2 = server(d, name + "-2", max_queue=5)
+    rcv2 = tp.Receiver(port=port)
+    rcv2.wait_for(lambda r: len(tp.values_of(r.accepted(prefix))) >= 5, 30)
+    got = tp.values_of(rcv2.accepted(prefix))
+    check("%s: 5 of the 10 arrive: the newest (the head, in flight at once, is kept)" % name,
+          len(got) == 5 and got[1:] == [6, 7, 8, 9], got)
+    log = srv2.logtext()
+    check("%s: the drop at the recovery is logged and alarmed" % name,
+          "push queue over its bound" in log and "messages_pending=5" in log, log[-2000:])
+    check("%s: the restarted server stops cleanly" % name, srv2.stop() == 0)
+    rcv2.stop()
+
+
 def main():
     t0 = time.monotonic()
     try:
         tp.run_case("kill -9 with pushes pending, the app down", lambda: case("kill9_app_down", "kill"))
         tp.run_case("SIGTERM with pushes pending, the app down", lambda: case("sigterm", "term"))
         tp.run_case("kill -9 during a delivery", lambda: case("kill9_inflight", "kill", inflight=True))
+        tp.run_case("the bound at the restart", case_bound)
     finally:
         for g in tp.GATEWAYS:
             try:
