@@ -309,12 +309,12 @@ static void mark_maybe(papp *a, int force)
         if (rc) atomic_store(&a->mark_busy, 0);
     }
     sr_buf_release(&b);
+    a->mark_at = now; /* a failure too: tried again (and logged) at most once per mark_every_ms */
     if (rc) {
         sr_slog(SR_LOG_WARN, "push mark not queued", "app=%s error=%s", a->app, sr_err_name(rc));
         return;
     }
     a->mark_sent = want;
-    a->mark_at = now;
 }
 
 static void on_mark_timer(uv_timer_t *t) { mark_maybe(t->data, 0); }
@@ -736,6 +736,9 @@ typedef struct recov {
     sr_push_derive_fn fn;
     void *ctx;
     uint64_t min, last, events;
+    uint64_t start;  /* the start mark's seq (have_start) */
+    uint64_t target; /* where the marks move: the last event read that is not a mark (a start after a
+                      * quiet stop writes nothing) */
     int have_start;
     size_t nmarks;
     sr_buf adv; /* struct opapp: apps whose marks move to the end */
@@ -746,7 +749,7 @@ static int recov_min(void *ctx, const char *op, const char *app, uint64_t throug
 {
     (void)app;
     recov *r = ctx;
-    if (!op[0]) r->have_start = 1;
+    if (!op[0]) r->have_start = 1, r->start = through;
     if (through < r->min) r->min = through;
     return 0;
 }
@@ -755,6 +758,7 @@ static int recov_event(void *ctx, const sr_event_view *ev)
 {
     recov *r = ctx;
     r->events++;
+    if (strcmp(ev->kind, "push_mark")) r->target = ev->seq;
     r->fn(r->ctx, ev);
     return 0;
 }
@@ -785,7 +789,7 @@ static int recov_advance(void *ctx, const char *op, const char *app, uint64_t th
 {
     recov *r = ctx;
     papp *a = op[0] ? app_find(r->p, op, app, 0) : NULL;
-    if (!op[0] || through >= r->last || (a && a->head)) return 0;
+    if (!op[0] || through >= r->target || (a && a->head)) return 0;
     size_t n = r->adv.len / sizeof(struct opapp);
     if (sr_buf_reserve(&r->adv, sizeof(struct opapp))) return SR_ENOMEM;
     struct opapp *x = (struct opapp *)(void *)(r->adv.data) + n;
@@ -802,34 +806,41 @@ int sr_push_recover(sr_push *p, sr_push_derive_fn fn, void *ctx, sr_push_recover
     /* no start yet (the first start with durable pushes): nothing to derive */
     if (!rc) rc = sr_engine_log_each(p->eng, r.have_start ? r.min + 1 : UINT64_MAX, recov_event, &r, &r.last);
     if (rc) goto done;
+    if (!r.have_start) r.target = r.last; /* the first start: everything before is not pushed */
+    else if (r.target < r.min) r.target = r.min; /* nothing but marks after the lowest */
     uint64_t from = r.have_start ? r.min + 1 : 0;
     size_t pending = 0, apps = 0;
+    /* an engine that does not write (opened read-only for lack of space):
+     * the queues are rebuilt, the marks stay (the next start reads again) */
+    int writing = sr_engine_write_state(p->eng, NULL) == SR_OK;
     for (papp *a = p->apps; a; a = a->next) {
         if (a->last_seq < r.last) a->last_seq = r.last; /* every event up to r.last was derived */
         if (a->head) { /* one with messages pending has its mark (the start moves past them below) */
-            if (app_through(a) > a->mark_sent) recov_add(&r, a->op, a->app, app_through(a));
+            if (writing && app_through(a) > a->mark_sent) recov_add(&r, a->op, a->app, app_through(a));
             pending += a->n;
             apps++;
         }
     }
     sr_buf_init(&r.adv);
-    if (!(rc = sr_engine_push_marks(p->eng, recov_advance, &r)))
+    if (writing && !(rc = sr_engine_push_marks(p->eng, recov_advance, &r)))
         for (size_t k = 0; k < r.adv.len / sizeof(struct opapp); k++) {
             const struct opapp *x = (const struct opapp *)(const void *)r.adv.data + k;
-            recov_add(&r, x->op, x->app, r.last);
+            recov_add(&r, x->op, x->app, r.target);
         }
     sr_buf_release(&r.adv);
     if (!rc) rc = r.rc;
     /* last: apps without a mark of their own start after the scan now */
-    if (!rc) recov_add(&r, "", "", r.last);
+    if (!rc && writing && (!r.have_start || r.target > r.start)) recov_add(&r, "", "", r.target);
     if (!rc) rc = r.rc;
-    if (!rc)
+    if (!rc && writing)
         for (papp *a = p->apps; a; a = a->next)
             if (a->mark_sent < app_through(a)) a->mark_sent = app_through(a);
-    p->epoch = r.last;
+    if (writing && (!r.have_start || r.target > r.start)) p->epoch = r.target;
+    else if (r.have_start) p->epoch = r.start;
     sr_slog(pending ? SR_LOG_WARN : SR_LOG_INFO, "push recovered",
-            "from_seq=%llu to_seq=%llu events=%llu apps_pending=%zu messages_pending=%zu", (unsigned long long)from,
-            (unsigned long long)r.last, (unsigned long long)r.events, apps, pending);
+            "from_seq=%llu to_seq=%llu events=%llu apps_pending=%zu messages_pending=%zu marks_written=%zu",
+            (unsigned long long)from, (unsigned long long)r.last, (unsigned long long)r.events, apps, pending,
+            r.nmarks);
     if (out) *out = (sr_push_recovery){from, r.last, r.events, pending};
 done:
     return rc;

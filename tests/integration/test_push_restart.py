@@ -26,6 +26,7 @@ deadline. usage: test_push_restart.py SUIRO_BIN"""
 import json
 import os
 import shutil
+import subprocess
 import sys
 import time
 
@@ -48,6 +49,12 @@ def server(d, name, max_queue=None):
 def kill9(srv):
     srv.p.kill()
     srv.p.wait()
+
+
+def marks(d):
+    """The push_mark events of data directory d (`suiro replay`)."""
+    r = subprocess.run([BIN, "replay", d, "--kind", "push_mark"], capture_output=True, text=True)
+    return len([ln for ln in r.stdout.splitlines() if ln.strip()]) if r.returncode == 0 else -1
 
 
 def accepted(rcvs, prefix):
@@ -155,6 +162,15 @@ def case(name, stop, inflight=False):
               any(i == held and same for i, same in dups), (held, dups))
     check("%s: the restarted server stops cleanly" % name, srv2.stop() == 0)
     check("%s: no sanitizer report" % name, tp.asan_clean(srv2), srv2.logtext()[-2000:])
+    if stop == "term":
+        # the start after srv2 moves the marks past srv2's last events (its
+        # sessions' ends); a start and stop after that, with nothing new, writes none
+        srv3 = server(d, name + "-3")
+        srv3.stop()
+        n = marks(d)
+        srv4 = server(d, name + "-4")
+        check("%s: a start and stop with nothing new in the log writes no mark" % name,
+              srv4.stop() == 0 and n > 0 and marks(d) == n, (n, marks(d)))
     rcv2.stop()
 
 
