@@ -2284,7 +2284,8 @@ static int mvals_add(void *ctx, uint32_t point, sr_vtype type, const sr_sample *
     mvals *d = ctx;
     for (size_t k = 0; k < json_array_size(d->m->data_ids); k++)
         if (d->pts[k] == point) {
-            json_array_append_new(d->vals, sr_sample_json(json_string_value(json_array_get(d->m->data_ids, k)), type, s));
+            const char *id = json_string_value(json_array_get(d->m->data_ids, k));
+            json_array_append_new(d->vals, sr_sample_json(id, type, s));
             break;
         }
     return 0; /* a point the monitor did not ask for: not the app's */

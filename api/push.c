@@ -107,6 +107,7 @@ typedef struct papp {
      * mark_sent the highest mark submitted; one mark in flight (mark_busy,
      * cleared by the engine's completion, on its thread) */
     uint64_t last_seq, mark_sent, mark_at;
+    int has_row; /* a mark of its own in `pushq` (else the start's applies) */
     atomic_int mark_busy;
     uv_timer_t markt;
     struct papp *next;
@@ -234,7 +235,8 @@ static papp *app_find(sr_push *p, const char *op, const char *app, int create)
     snprintf(a->op, sizeof a->op, "%s", op);
     snprintf(a->app, sizeof a->app, "%s", app);
     uint64_t through;
-    if (sr_engine_push_mark(p->eng, op, app, &through) != SR_OK) through = p->epoch; /* (6) */
+    a->has_row = sr_engine_push_mark(p->eng, op, app, &through) == SR_OK;
+    if (!a->has_row) through = p->epoch; /* (6) */
     a->last_seq = a->mark_sent = through;
     uv_timer_init(p->loop, &a->retry);
     a->retry.data = a;
@@ -816,7 +818,9 @@ int sr_push_recover(sr_push *p, sr_push_derive_fn fn, void *ctx, sr_push_recover
     for (papp *a = p->apps; a; a = a->next) {
         if (a->last_seq < r.last) a->last_seq = r.last; /* every event up to r.last was derived */
         if (a->head) { /* one with messages pending has its mark (the start moves past them below) */
-            if (writing && app_through(a) > a->mark_sent) recov_add(&r, a->op, a->app, app_through(a));
+            /* one without a mark of its own gets one: the start moves past its messages below */
+            if (writing && (!a->has_row || app_through(a) > a->mark_sent))
+                recov_add(&r, a->op, a->app, app_through(a));
             pending += a->n;
             apps++;
         }

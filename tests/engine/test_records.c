@@ -875,7 +875,8 @@ Test(records, push_marks_keep_the_highest_and_the_log_says_what_was_pushed)
     cr_assert_str_eq(ms.rows[1], "op1/A1=41");
     sr_result r;
     b.len = 0;
-    cr_assert_eq(es_submit1(e, sr_cmd_push_mark(&sys, "", 9, &b), &b, &r), SR_EINVAL, "an operator's mark without an app");
+    cr_assert_eq(es_submit1(e, sr_cmd_push_mark(&sys, "", 9, &b), &b, &r), SR_EINVAL,
+                 "an operator's mark without an app");
     cr_assert(strstr(r.err.msg, "push mark"), "%s", r.err.msg);
 
     /* the log: a monitor's measurements and an app-level outcome */
