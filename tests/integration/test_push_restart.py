@@ -20,6 +20,8 @@ Cases:
   kill9_inflight  kill -9 while the receiver holds a delivery (answers
                   slowly): that message comes again, same id and body
   bound           10 pending, restarted with max_queue = 5: the newest come
+  kill9_twice     an app never reached (no mark of its own), killed, restarted
+                  and killed again while it is down: all its values come
 
 Every process is stopped by its PID; every wait is on a condition with a
 deadline. usage: test_push_restart.py SUIRO_BIN"""
@@ -205,6 +207,38 @@ def case_bound():
     rcv2.stop()
 
 
+def case_twice():
+    """An app that never received anything (no mark of its own): 5 values
+    pending, kill -9, a restart while it is still down, kill -9 again, a
+    restart: all 5 arrive (the first recovery gave the app a mark before it
+    moved the start past its messages)."""
+    name = "kill9_twice"
+    rcv1 = tp.Receiver()
+    port = rcv1.port
+    d = tp.make_data(name, "http://127.0.0.1:%d/hook" % port)
+    rcv1.mode = "fail"
+    rcv1.stop()
+    srv = server(d, name + "-1")
+    gw = tp.Gateway(srv)
+    app = tp.App(srv)
+    mon = tp.start_monitor(app, gw)
+    prefix = "/hook/monitors/%s" % mon
+    check("%s: 5 values stored, the app down from the start" % name, gw.publish_values(mon, list(range(5))))
+    gw.close()
+    kill9(srv)
+    srv2 = server(d, name + "-2")
+    check("%s: the first restart finds them" % name,
+          tp.wait_until(lambda: "messages_pending=5" in srv2.logtext()), srv2.logtext()[-1500:])
+    kill9(srv2)
+    srv3 = server(d, name + "-3")
+    rcv2 = tp.Receiver(port=port)
+    rcv2.wait_for(lambda r: len(tp.values_of(r.accepted(prefix))) >= 5, 30)
+    got = tp.values_of(rcv2.accepted(prefix))
+    check("%s: after a second kill -9 all 5 arrive, once each, in order" % name, got == list(range(5)), got)
+    check("%s: the restarted server stops cleanly" % name, srv3.stop() == 0)
+    rcv2.stop()
+
+
 def main():
     t0 = time.monotonic()
     try:
@@ -212,6 +246,7 @@ def main():
         tp.run_case("SIGTERM with pushes pending, the app down", lambda: case("sigterm", "term"))
         tp.run_case("kill -9 during a delivery", lambda: case("kill9_inflight", "kill", inflight=True))
         tp.run_case("the bound at the restart", case_bound)
+        tp.run_case("kill -9 twice, the app never reached", case_twice)
     finally:
         for g in tp.GATEWAYS:
             try:
