@@ -604,21 +604,6 @@ static void open_session(const sr_route_call *rt)
 
 /* ---- values --------------------------------------------------------------- */
 
-static json_t *sample_json(const char *data_id, sr_vtype type, const sr_sample *s)
-{
-    char t[32];
-    sr_rfc3339_format(s->ts, t);
-    json_t *v;
-    switch (type) {
-    case SR_VT_INTEGER: v = json_integer(s->v.i); break;
-    case SR_VT_BOOL: v = json_boolean(s->v.b); break;
-    case SR_VT_STRING: v = json_stringn(s->v.str.s, s->v.str.slen); break;
-    default: v = isfinite(s->v.f) ? json_real(s->v.f) : json_null(); break;
-    }
-    return json_pack("{s:s,s:s,s:o,s:s}", "dataId", data_id, "timestamp", t, "value", v, "quality",
-                     sr_quality_str(s->quality));
-}
-
 /* ---- the values writer: JSON straight into a buffer ----------------------
  * A raw query answers up to 100,000 values; building a jansson tree for each
  * (an object, four keys, a real) was most of the answer's time. The writer
@@ -1139,7 +1124,7 @@ static void mvq_run(sr_apjob *j)
         size_t ns = samples.len / sizeof *s;
         for (size_t k = 0; k < ns && !oom; k++) {
             oom = sr_buf_append(&tss, &s[k].ts, sizeof s[k].ts) != SR_OK;
-            if (!oom) json_array_append_new(got, sample_json(q->p[i].id, q->p[i].type, &s[k]));
+            if (!oom) json_array_append_new(got, sr_sample_json(q->p[i].id, q->p[i].type, &s[k]));
         }
         if (more && ns && s[ns - 1].ts < cut) cut = s[ns - 1].ts;
     }

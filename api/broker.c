@@ -113,6 +113,7 @@ struct areq {
     part *parts;
     size_t nparts, nopen;
     int inflight, refs, created, finished, offline, final_state;
+    uint64_t final_seq; /* the outcome's event (its push's delivery id) */
     int counted; /* in its operator's oplive count */
     int64_t created_ms, deadline_ms;
     uv_timer_t timer;
@@ -188,10 +189,9 @@ typedef struct job {
     int a_status;
     json_t *a_body;
     sr_result res;
-    /* push (J_PERIODIC): POST {url}/{push_path} with push_body for push_app */
-    json_t *push_body;
-    json_t *push_asked; /* the monitor's dataIds: what the push may carry */
-    char push_op[72], push_app[72], push_path[48];
+    /* push (J_PERIODIC): the event as submitted; once durable (seq), the
+     * push is derived from it as the recovery at start derives it */
+    sr_buf push_ev;
     sr_loopq_item li;
 } job;
 
@@ -1109,7 +1109,9 @@ void *sr_broker_request(sr_broker *b, const char *op, const char *app, int kind,
                              .kind = (sr_req_kind)kind,
                              .app_id = r->app,
                              .timeout_ms = timeout_ms,
-                             .deadline_ms = r->deadline_ms};
+                             .deadline_ms = r->deadline_ms,
+                             /* its outcome is pushed (R-AP-17; an offline gateway's failure is answered) */
+                             .async = k == 0 && async && !offline};
         if (kind == SR_RK_CONTROL && n) {
             rq.control = &cv;
             rq.n_control = 1;
@@ -1864,8 +1866,7 @@ static void submit_for_gw(sr_broker *b, evlist *l, job *j, sr_gw_answer_cb cb, v
         }
         json_decref(j->p_values);
         json_decref(j->p_applied);
-        json_decref(j->push_body);
-        json_decref(j->push_asked);
+        sr_buf_release(&j->push_ev);
         free(j);
         /* at once: only a full queue is E9002 with rc SR_EFULL, which the
          * server holds and retries (back-pressure, sr_gw_answer.rc);
@@ -2149,7 +2150,7 @@ static void gw_result(sr_broker *b, const char *op, const char *gw, const sr_gw_
     if (json_array_size(vals)) {
         sr_buf ev;
         sr_buf_init(&ev);
-        rc = sr_gw_values_event(b->eng, op, gw, msg->message_id, vals, &ev, &nv, &err);
+        rc = sr_gw_values_event(b->eng, op, gw, msg->message_id, NULL, vals, &ev, &nv, &err);
         if (!rc) rc = values_asked(vals, asked, 1, "this request", &err);
         if (!rc) rc = evl_add_raw(&l, &ev);
         sr_buf_release(&ev);
@@ -2235,7 +2236,7 @@ static void gw_periodic(sr_broker *b, const char *op, const char *gw, const sr_g
     sr_buf ev;
     sr_buf_init(&ev);
     size_t nv = 0;
-    int rc = sr_gw_values_event(b->eng, op, gw, msg->message_id, vals, &ev, &nv, &err);
+    int rc = sr_gw_values_event(b->eng, op, gw, msg->message_id, m->id, vals, &ev, &nv, &err);
     /* a monitor's data may repeat a point (several intervals in one message) */
     if (!rc) rc = values_asked(vals, m->data_ids, 0, "this monitor", &err);
     if (!rc) rc = values_before_end(vals, m, &err);
@@ -2245,23 +2246,17 @@ static void gw_periodic(sr_broker *b, const char *op, const char *gw, const sr_g
     } else {
         evlist l = {0};
         sr_buf_init(&l.b);
-        /* push (R-AP-17): the job carries the app's body until durable,
-         * filtered by the monitor's dataIds and the app's grants then */
+        /* push (R-AP-17): the job keeps the event; once durable the push is
+         * derived from it (push_monitor_event), filtered then */
         job *j = b->push ? calloc(1, sizeof *j) : NULL;
         if (j) {
             j->what = J_PERIODIC;
-            j->push_body = json_pack("{s:s,s:o}", "monitorId", m->id, "values", values_norm(vals));
-            j->push_asked = json_incref(m->data_ids);
-            snprintf(j->push_op, sizeof j->push_op, "%s", op);
-            snprintf(j->push_app, sizeof j->push_app, "%s", m->app);
-            snprintf(j->push_path, sizeof j->push_path, "monitors/%s", m->id);
+            sr_buf_init(&j->push_ev);
+            if (sr_buf_append(&j->push_ev, ev.data, ev.len)) sr_buf_release(&j->push_ev); /* no push, still stored */
         }
         if (evl_add_raw(&l, &ev) == SR_OK) submit_for_gw(b, &l, j, cb, ctx, "stored");
         else {
-            if (j) {
-                json_decref(j->push_body);
-                json_decref(j->push_asked);
-            }
+            if (j) sr_buf_release(&j->push_ev);
             free(j);
             gw_ack(cb, ctx, SR_WIRE_INTERNAL, "out of memory", NULL);
         }
@@ -2271,41 +2266,122 @@ static void gw_periodic(sr_broker *b, const char *op, const char *gw, const sr_g
 }
 
 /* Push what became durable to the app (api/push.h); nothing if no push. */
-static void push_out(sr_broker *b, const char *op, const char *app, const char *path, json_t *body)
+static void push_out(sr_broker *b, const char *op, const char *app, const char *path, json_t *body, uint64_t seq)
 {
     if (!b->push || !body) return;
-    int rc = sr_push_enqueue(b->push, op, app, path, body);
+    int rc = sr_push_enqueue(b->push, op, app, path, body, seq);
     if (rc) sr_slog(SR_LOG_WARN, "push not queued", "op=%s app=%s path=%s error=%s", op, app, path, sr_err_name(rc));
 }
 
-/* A monitor's values are durable: push those the monitor asked for and the
- * app may read now (the others are counted and logged); nothing if none. */
-static void push_periodic(sr_broker *b, job *j)
+typedef struct mvals {
+    const mon *m;
+    const uint32_t *pts; /* the point of each of the monitor's dataIds (UINT32_MAX: none) */
+    json_t *vals;
+} mvals;
+
+static int mvals_add(void *ctx, uint32_t point, sr_vtype type, const sr_sample *s)
 {
-    if (!b->push || !j->push_body) return;
-    grantset gs;
-    grants_load(b, j->push_op, j->push_app, &gs);
-    size_t withheld = 0;
-    json_t *vals = values_for_app(json_object_get(j->push_body, "values"), j->push_asked, &gs, &withheld);
-    grants_free(&gs);
-    log_withheld(j->push_op, j->push_app, "monitor", j->push_path + strlen("monitors/"), withheld);
-    if (json_array_size(vals)) {
-        json_object_set(j->push_body, "values", vals);
-        if (withheld) json_object_set_new(j->push_body, "withheldValues", json_integer((json_int_t)withheld));
-        push_out(b, j->push_op, j->push_app, j->push_path, j->push_body);
-    }
-    json_decref(vals);
+    mvals *d = ctx;
+    for (size_t k = 0; k < json_array_size(d->m->data_ids); k++)
+        if (d->pts[k] == point) {
+            const char *id = json_string_value(json_array_get(d->m->data_ids, k));
+            json_array_append_new(d->vals, sr_sample_json(id, type, s));
+            break;
+        }
+    return 0; /* a point the monitor did not ask for: not the app's */
 }
 
-/* An async request's outcome is durable: push what GET /api/v1/requests/{id} says. */
+/* A monitor's values are durable in event ev (seq set): push those the
+ * monitor asked for and the app may read now (the others are counted and
+ * logged); nothing if none, or if the monitor is no longer known. The one
+ * derivation of a monitor's push: the live path (once durable) and the
+ * recovery at start (sr_broker_push_derive) give the same body for the same
+ * event, values as AP-IF answers them, in the event's order. */
+static void push_monitor_event(sr_broker *b, const sr_event_view *ev)
+{
+    const char *mid = sr_event_monitor_id(ev);
+    if (!b->push || !mid[0]) return;
+    mon *m = mon_find(b, ev->op, mid);
+    if (!m) return;
+    size_t n = json_array_size(m->data_ids);
+    uint32_t *pts = malloc((n ? n : 1) * sizeof *pts);
+    mvals d = {m, pts, json_array()};
+    for (size_t k = 0; pts && k < n; k++) {
+        sr_vtype t;
+        if (sr_engine_point(b->eng, ev->op, json_string_value(json_array_get(m->data_ids, k)), &pts[k], &t))
+            pts[k] = UINT32_MAX;
+    }
+    if (!pts || !d.vals || sr_event_each_value(ev, mvals_add, &d)) {
+        sr_slog(SR_LOG_WARN, "push not derived", "op=%s monitor=%s seq=%llu", ev->op, mid, (unsigned long long)ev->seq);
+        goto done;
+    }
+    grantset gs;
+    grants_load(b, ev->op, m->app, &gs);
+    size_t withheld = 0;
+    json_t *vals = values_for_app(d.vals, m->data_ids, &gs, &withheld);
+    grants_free(&gs);
+    log_withheld(ev->op, m->app, "monitor", m->id, withheld);
+    if (json_array_size(vals)) {
+        char path[96];
+        snprintf(path, sizeof path, "monitors/%s", m->id);
+        json_t *body = json_pack("{s:s,s:O}", "monitorId", m->id, "values", vals);
+        if (body && withheld) json_object_set_new(body, "withheldValues", json_integer((json_int_t)withheld));
+        push_out(b, ev->op, m->app, path, body, ev->seq);
+        json_decref(body);
+    }
+    json_decref(vals);
+done:
+    json_decref(d.vals);
+    free(pts);
+}
+
+/* The live path: the job's event is durable at j->res.seq. */
+static void push_periodic(sr_broker *b, job *j)
+{
+    if (!b->push || !j->push_ev.len) return;
+    sr_rec r = SR_REC_INIT;
+    sr_event_view v;
+    if (sr_event_decode(j->push_ev.data, j->push_ev.len, &r, &v) == SR_OK) {
+        v.seq = j->res.seq;
+        push_monitor_event(b, &v);
+    }
+    sr_rec_close(&r);
+}
+
+
+/* An async request's outcome is durable in event seq: push what
+ * GET /api/v1/requests/{id} says (read from the index: the same after a
+ * restart). The one derivation of an outcome's push: the live path and the
+ * recovery at start. */
+static void push_request_outcome(sr_broker *b, const char *op, const char *app, const char *id, uint64_t seq)
+{
+    json_t *o = NULL;
+    char path[96];
+    snprintf(path, sizeof path, "requests/%s", id);
+    if (sr_broker_request_status(b, op, app, id, &o) == SR_OK) push_out(b, op, app, path, o, seq);
+    json_decref(o);
+}
+
 static void push_outcome(sr_broker *b, areq *r)
 {
-    if (!b->push || !r->async) return;
-    json_t *o = NULL;
-    char path[48];
-    snprintf(path, sizeof path, "requests/%s", r->id);
-    if (sr_broker_request_status(b, r->op, r->app, r->id, &o) == SR_OK) push_out(b, r->op, r->app, path, o);
-    json_decref(o);
+    if (b->push && r->async) push_request_outcome(b, r->op, r->app, r->id, r->final_seq);
+}
+
+void sr_broker_push_derive(void *ctx, const sr_event_view *ev)
+{
+    sr_broker *b = ctx;
+    const char *id = sr_event_request_outcome(ev);
+    if (!id) {
+        push_monitor_event(b, ev);
+        return;
+    }
+    sr_rec rr = SR_REC_INIT;
+    sr_request_rec rq;
+    sr_request_transition st;
+    int has = 0;
+    if (b->push && sr_read_request(b->eng, ev->op, id, "", &rr, &rq, &st, &has) == SR_OK && rq.async)
+        push_request_outcome(b, ev->op, rq.app_id, id, ev->seq);
+    sr_rec_close(&rr);
 }
 
 static void gw_monitor_ack(sr_broker *b, const char *op, const char *gw, const sr_gw_msg *msg, sr_gw_answer_cb cb,
@@ -2689,6 +2765,7 @@ static void on_job(void *ctx, sr_loopq_item *it)
         case J_ANSWER: answer_done(j); break;
         case J_FINAL:
             j->r->state = j->r->final_state;
+            j->r->final_seq = j->res.seq;
             if (j->res.rc)
                 sr_slog(SR_LOG_ERROR, "request outcome not stored", "request=%s error=%s", j->r->id,
                         sr_err_name(j->res.rc));
@@ -2704,8 +2781,7 @@ static void on_job(void *ctx, sr_loopq_item *it)
              * pushed the first time */
             if (j->what == J_PERIODIC && !j->res.rc && !j->res.duplicate)
                 push_periodic(b, j);
-            json_decref(j->push_body);
-            json_decref(j->push_asked);
+            sr_buf_release(&j->push_ev);
             if (j->res.rc)
                 gw_answer(j->gcb, j->gctx, sr_wire_of_rc(j->res.rc), j->res.rc,
                           j->res.err.msg[0] ? j->res.err.msg : sr_wire_msg_of_rc(j->res.rc), NULL);

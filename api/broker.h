@@ -13,6 +13,7 @@
 #define SR_BROKER_H
 
 #include "api/gwif_json.h"
+#include "engine/records.h"
 #include "engine/suiro.h"
 
 #include <jansson.h>
@@ -50,6 +51,11 @@ void sr_broker_test_break(sr_broker *b, int what);
  * outcomes of async requests are queued on p for the app's push URL. NULL
  * (the default) stops pushing; set NULL before p is disposed. */
 void sr_broker_set_push(sr_broker *b, sr_push *p);
+/* sr_push_recover's derivation (ctx: the broker): the push a logged event
+ * makes, as the live path made it once the event was durable (a monitor's
+ * values: Measurements.monitor_id; an async request's outcome: its
+ * app-level final RequestTransition, RequestCreated.async). */
+void sr_broker_push_derive(void *ctx, const sr_event_view *ev);
 
 /* An app's grant: a data-point id, or a prefix ending in '*', and the
  * access it gives (1 read, 2 control, 3 both). */

@@ -204,7 +204,8 @@ static inline int mp_push(msg_points *m, per_point *p, const sr_sample *s)
 /* the event of the message: sr_ev_measurements over the points, each with
  * its values grouped (values already grouped, as in a snapshot or a series:
  * as they are) */
-static int mp_event(msg_points *m, const char *op, const char *gw, const char *message_id, sr_buf *event)
+static int mp_event(msg_points *m, const char *op, const char *gw, const char *message_id, const char *monitor_id,
+                    sr_buf *event)
 {
     sr_pv_in in0[128];
     sr_pv_in *in = m->np <= 128 ? in0 : sr_malloc(m->np * sizeof *in);
@@ -223,14 +224,14 @@ static int mp_event(msg_points *m, const char *op, const char *gw, const char *m
         const per_point *p = &m->pts[k];
         in[k] = (sr_pv_in){p->info.point, p->info.type, g + p->at, p->n};
     }
-    if (!rc) rc = sr_ev_measurements(op, gw, SR_ACTOR_GATEWAY, message_id, in, m->np, event);
+    if (!rc) rc = sr_ev_monitor_measurements(op, gw, SR_ACTOR_GATEWAY, message_id, monitor_id, in, m->np, event);
     if (g != m->s) sr_free(g);
     if (in != in0) sr_free(in);
     return rc;
 }
 
-int sr_gw_values_event(sr_engine *e, const char *op, const char *gw, const char *message_id, json_t *values,
-                       sr_buf *event, size_t *nvalues, sr_gw_err *err)
+int sr_gw_values_event(sr_engine *e, const char *op, const char *gw, const char *message_id, const char *monitor_id,
+                       json_t *values, sr_buf *event, size_t *nvalues, sr_gw_err *err)
 {
     if (!json_is_array(values)) return fail(err, SR_WIRE_PARAM, "body.values: an array is required");
     size_t n = json_array_size(values);
@@ -342,7 +343,7 @@ int sr_gw_values_event(sr_engine *e, const char *op, const char *gw, const char 
         fail(err, SR_WIRE_PARAM, m);
         rc = SR_EINVAL;
     }
-    if (!rc) rc = mp_event(&mp, op, gw, message_id, event);
+    if (!rc) rc = mp_event(&mp, op, gw, message_id, monitor_id, event);
     if (rc && !err->code) fail(err, SR_WIRE_INTERNAL, sr_strerror(rc));
     mp_release(&mp);
     return rc;
@@ -671,7 +672,7 @@ int sr_gw_fast(sr_engine *e, const char *op, const char *gw, const void *data, s
     if (t != SR_J_OBJ_END || !seen_header || !seen_body || sr_jlex_next(&l) != SR_J_END) goto done;
     {
         size_t before = event->len;
-        if (mp_event(&mp, op, gw, m->message_id, event) == SR_OK) ok = 0;
+        if (mp_event(&mp, op, gw, m->message_id, NULL, event) == SR_OK) ok = 0;
         else event->len = before;
     }
     m->nvalues = nv;
@@ -702,7 +703,7 @@ void sr_gw_check(sr_engine *e, const char *op, const char *gw, const void *data,
     sr_buf_release(&out->ev);
     out->parse_rc = sr_gw_parse(data, len, &out->msg, &out->err);
     if (out->parse_rc || !is_values) return;
-    out->values_rc = sr_gw_values_event(e, op, gw, out->msg.message_id, json_object_get(out->msg.body, "values"),
+    out->values_rc = sr_gw_values_event(e, op, gw, out->msg.message_id, NULL, json_object_get(out->msg.body, "values"),
                                         &out->ev, &out->nvalues, &out->err);
 }
 

@@ -65,10 +65,13 @@ void sr_gw_msg_release(sr_gw_msg *m);
  * value is checked (known data point of this operator, reached through this
  * gateway, JSON type of the point's type, range, time, quality); on any
  * problem nothing is built and err names EACH bad value in err->detail.
- * *nvalues gets the number of values.
+ * *nvalues gets the number of values. monitor_id: the monitor whose values
+ * these are (GW_PERIODIC_DATA, recorded in the event: the push to its app is
+ * derived from it), or NULL.
  */
 SR_MUST_CHECK int sr_gw_values_event(sr_engine *e, const char *op, const char *gw, const char *message_id,
-                                     json_t *values, sr_buf *event, size_t *nvalues, sr_gw_err *err);
+                                     const char *monitor_id, json_t *values, sr_buf *event, size_t *nvalues,
+                                     sr_gw_err *err);
 
 /* The fast path for values messages: a canonical, fully valid message is
  * read in one pass (no JSON tree) straight into a measurements event

@@ -2,6 +2,7 @@
 #include "api/httpu.h"
 
 #include "codecs/rfc3339.h"
+#include "codecs/sample.h"
 #include "codecs/base/sr_decimal.h"
 #include "codecs/base/sr_error.h"
 #include "storage/crypto.h"
@@ -1060,3 +1061,19 @@ size_t sr_tokens_sweep(sr_tokens *t, int (*fn)(void *ctx, void *payload), void *
     }
     return removed;
 }
+
+json_t *sr_sample_json(const char *data_id, sr_vtype type, const sr_sample *s)
+{
+    char t[32];
+    sr_rfc3339_format(s->ts, t);
+    json_t *v;
+    switch (type) {
+    case SR_VT_INTEGER: v = json_integer(s->v.i); break;
+    case SR_VT_BOOL: v = json_boolean(s->v.b); break;
+    case SR_VT_STRING: v = json_stringn(s->v.str.s, s->v.str.slen); break;
+    default: v = isfinite(s->v.f) ? json_real(s->v.f) : json_null(); break;
+    }
+    return json_pack("{s:s,s:s,s:o,s:s}", "dataId", data_id, "timestamp", t, "value", v, "quality",
+                     sr_quality_str(s->quality));
+}
+

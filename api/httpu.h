@@ -11,6 +11,7 @@
 #include "api/wire.h"
 #include "codecs/base/sr_alloc.h"
 #include "codecs/jsonlex.h"
+#include "codecs/sample.h"
 
 #include <h2o.h>
 #include <jansson.h>
@@ -22,6 +23,9 @@ void sr_http_json(h2o_req_t *req, int status, const char *body, size_t len);
  * fewest digits that read back as it), keys in insertion order. */
 int sr_json_write(sr_buf *b, json_t *v);
 /* strings: sr_json_put_string (codecs/jsonlex.h), the one escaper */
+/* One stored value as AP-IF answers it: {dataId, timestamp, value, quality}
+ * (the value as its point's type says; a double that is not finite: null). */
+json_t *sr_sample_json(const char *data_id, sr_vtype type, const sr_sample *s);
 /* a double into t (>= 40 bytes): its length, 0 on failure; "null" if not finite */
 int sr_json_number(char *t, double f);
 /* the same, faster for a run of values with the same decimal places: *khint

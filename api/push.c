@@ -2,9 +2,11 @@
  * api/push.c -- push to the apps (see push.h, docs/requests.md "Push to
  * apps").
  *
- * One queue per (operator, app). A message is created by sr_push_enqueue and
- * leaves its queue when it was delivered (HTTP 2xx), when the bound drops it,
- * or at dispose.
+ * One queue per (operator, app). A message is created by sr_push_enqueue (the
+ * live path once its event is durable, or the recovery at start) and leaves
+ * its queue when it was delivered (HTTP 2xx), when the bound drops it, or at
+ * dispose (then it stays above the app's mark: derived again at the next
+ * start).
  *
  * APP STATES
  *   idle      no transfer, no back-off timer (queue empty, or about to send)
@@ -32,6 +34,13 @@
  *      always one of them until dispose (no stalled queue); the back-off
  *      stays <= max_backoff_ms. After dispose nothing is queued, sent or
  *      waited for.
+ *  (6) The delivered mark: a message carries the seq of its event (its
+ *      delivery id); an app's queue is in seq order; the mark written for
+ *      an app is app_through (the seq before its head, or the highest seq
+ *      it was given when empty): never past a message still queued, so a
+ *      restart's recovery (sr_push_recover) re-derives every message not
+ *      delivered. mark_sent only grows; one mark write in flight per app
+ *      (mark_busy), the next after mark_every_ms (markt).
  * sr_push_check (push.h) returns NULL or names the broken one; SR_INVARIANT
  * runs app_check at each app transition (queued, attempt started, attempt
  * done, retry), the socket list's check when a socket comes or goes, and
@@ -53,9 +62,11 @@
 #include <curl/curl.h>
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 enum {
     ALARM_EVERY_MS = 60000, /* an app's "dropped" alarm and warning: at most this often */
@@ -65,6 +76,7 @@ enum {
 
 typedef struct pmsg {
     struct pmsg *next;
+    uint64_t seq; /* the event that produced it: its delivery id, and the mark (6) */
     char *url;  /* {push url}/{path suffix} */
     char *body; /* compact JSON, exactly the signed bytes */
     size_t len;
@@ -87,6 +99,13 @@ typedef struct papp {
     uint64_t last_alarm, last_fail_log; /* mono ms; 0: never */
     uint64_t fails_unlogged, streak;    /* failures since the last log line; since the last success */
     char errbuf[CURL_ERROR_SIZE];
+    /* the delivered mark (6): last_seq the highest seq queued or known done;
+     * mark_sent the highest mark submitted; one mark in flight (mark_busy,
+     * cleared by the engine's completion, on its thread) */
+    uint64_t last_seq, mark_sent, mark_at;
+    int has_row; /* a mark of its own in `pushq` (else the start's applies) */
+    atomic_int mark_busy;
+    uv_timer_t markt;
     struct papp *next;
 } papp;
 
@@ -106,8 +125,7 @@ struct sr_push {
     uv_timer_t timer; /* libcurl's */
     psock *socks;
     papp *apps;
-    char boot[17];    /* random per process: delivery ids are unique across restarts */
-    uint64_t seq;
+    uint64_t epoch;   /* the start of the durable pushes: an app without a mark of its own starts after it */
     int closed;
 };
 
@@ -179,8 +197,14 @@ static papp *app_find(sr_push *p, const char *op, const char *app, int create)
     a->p = p;
     snprintf(a->op, sizeof a->op, "%s", op);
     snprintf(a->app, sizeof a->app, "%s", app);
+    uint64_t through;
+    a->has_row = sr_engine_push_mark(p->eng, op, app, &through) == SR_OK;
+    if (!a->has_row) through = p->epoch; /* (6) */
+    a->last_seq = a->mark_sent = through;
     uv_timer_init(p->loop, &a->retry);
     a->retry.data = a;
+    uv_timer_init(p->loop, &a->markt);
+    a->markt.data = a;
     a->next = p->apps;
     p->apps = a;
     return a;
@@ -210,6 +234,56 @@ static void raise_alarm(sr_push *p, papp *a)
     sr_buf_release(&b);
 }
 
+/* ---- the delivered mark (6) ---------------------------------------------- */
+
+static void mark_done(void *ctx, const sr_result *r)
+{
+    papp *a = ctx; /* engine thread: only the atomic (a lives until sr_push_free, after the engine closed) */
+    if (r->rc) sr_slog(SR_LOG_WARN, "push mark not stored", "app=%s error=%s", a->app, sr_err_name(r->rc));
+    atomic_store(&a->mark_busy, 0);
+}
+
+/* Everything at or below this seq was delivered or dropped. */
+static uint64_t app_through(const papp *a) { return a->head ? a->head->seq - 1 : a->last_seq; }
+
+static void on_mark_timer(uv_timer_t *t);
+
+/* Write the app's mark if it moved: at once when none is in flight and the
+ * last was mark_every_ms ago (force: at once, at dispose), else later. */
+static void mark_maybe(papp *a, int force)
+{
+    sr_push *p = a->p;
+    uint64_t want = app_through(a), now = mono_ms();
+    if (want <= a->mark_sent) return;
+    if (!force && (atomic_load(&a->mark_busy) || now - a->mark_at < p->o.mark_every_ms)) {
+        if (!uv_is_active((uv_handle_t *)&a->markt) && !p->closed) {
+            /* the interval's rest, or (one in flight) a moment for its commit */
+            uint64_t wait = now - a->mark_at < p->o.mark_every_ms ? p->o.mark_every_ms - (now - a->mark_at) : 10;
+            uv_timer_start(&a->markt, on_mark_timer, wait, 0);
+        }
+        return;
+    }
+    sr_buf b;
+    sr_buf_init(&b);
+    sr_cmd_env env = {a->op, "system", SR_ACTOR_SYSTEM, NULL, NULL};
+    int rc = sr_cmd_push_mark(&env, a->app, want, &b);
+    if (!rc) {
+        sr_slice sl = {b.data, b.len};
+        atomic_store(&a->mark_busy, 1);
+        rc = sr_engine_submit(p->eng, &sl, 1, mark_done, a);
+        if (rc) atomic_store(&a->mark_busy, 0);
+    }
+    sr_buf_release(&b);
+    a->mark_at = now; /* a failure too: tried again (and logged) at most once per mark_every_ms */
+    if (rc) {
+        sr_slog(SR_LOG_WARN, "push mark not queued", "app=%s error=%s", a->app, sr_err_name(rc));
+        return;
+    }
+    a->mark_sent = want;
+}
+
+static void on_mark_timer(uv_timer_t *t) { mark_maybe(t->data, 0); }
+
 /* (3) One message too many: drop the oldest one not in flight. */
 static void app_trim(sr_push *p, papp *a)
 {
@@ -223,6 +297,7 @@ static void app_trim(sr_push *p, papp *a)
         a->n--;
         a->dropped++;
         msg_free(m);
+        mark_maybe(a, 0);
         uint64_t now = mono_ms();
         if (!a->last_alarm || now - a->last_alarm >= ALARM_EVERY_MS) {
             a->last_alarm = now;
@@ -246,9 +321,11 @@ static const char *app_check(const papp *a)
         if (!m->url || !m->body || !m->id[0]) return "(2) a queued message without its url, body or delivery id";
         if (m != a->head && m->attempts) return "(1) a message behind the head was attempted";
         if (m->attempts && !m->sig[0]) return "(2) an attempted message without its signature";
+        if (last && m->seq <= last->seq) return "(6) a queue out of seq order";
         last = m;
     }
     if (n != a->n) return "(5) n is not the queue's length";
+    if (a->head && a->mark_sent >= a->head->seq) return "(6) a mark at or past a message still queued";
     if (last != a->tail) return "(5) tail is not the queue's last message";
     if (!a->easy != !a->hdrs) return "(5) a transfer without its headers (or the reverse)";
     if (a->easy && a->waiting) return "(5) an app both sending and waiting";
@@ -356,6 +433,7 @@ static void attempt_done(papp *a, int ok, const char *why)
         a->last_fail_log = 0;
         a->backoff_ms = 0;
         msg_free(m);
+        mark_maybe(a, 0);
         app_kick(a);
         SR_INVARIANT(app_check(a));
         return;
@@ -507,6 +585,7 @@ void sr_push_opts_default(sr_push_opts *o)
     o->max_backoff_ms = 60000;
     o->connect_timeout_ms = 5000;
     o->timeout_ms = 10000;
+    o->mark_every_ms = 1000;
 }
 
 int sr_push_open(uv_loop_t *loop, sr_engine *eng, const char *data_dir, const sr_push_opts *o, sr_push **out,
@@ -520,6 +599,7 @@ int sr_push_open(uv_loop_t *loop, sr_engine *eng, const char *data_dir, const sr
         if (o->max_backoff_ms) d.max_backoff_ms = o->max_backoff_ms;
         if (o->connect_timeout_ms) d.connect_timeout_ms = o->connect_timeout_ms;
         if (o->timeout_ms) d.timeout_ms = o->timeout_ms;
+        if (o->mark_every_ms) d.mark_every_ms = o->mark_every_ms;
     }
     if (d.first_backoff_ms > d.max_backoff_ms) d.first_backoff_ms = d.max_backoff_ms;
     sr_push *p = calloc(1, sizeof *p);
@@ -527,12 +607,7 @@ int sr_push_open(uv_loop_t *loop, sr_engine *eng, const char *data_dir, const sr
     p->loop = loop;
     p->eng = eng;
     p->o = d;
-    uint8_t r[8];
-    if (sr_random(r, sizeof r)) {
-        uint64_t x = uv_hrtime() ^ (uint64_t)(uintptr_t)p;
-        memcpy(r, &x, sizeof r);
-    }
-    sr_hex(r, sizeof r, p->boot);
+    if (sr_engine_push_mark(eng, "", "", &p->epoch) != SR_OK) p->epoch = 0; /* sr_push_recover sets it */
     int rc = load_key(data_dir, &p->key, err, errlen);
     if (rc) goto fail;
     if ((rc = curl_global_ref())) {
@@ -560,7 +635,8 @@ fail:
     return rc;
 }
 
-int sr_push_enqueue(sr_push *p, const char *op, const char *app, const char *path_suffix, json_t *body)
+int sr_push_enqueue(sr_push *p, const char *op, const char *app, const char *path_suffix, json_t *body,
+                    uint64_t seq)
 {
     if (!p || p->closed) return SR_ECLOSED;
     sr_rec reg = SR_REC_INIT;
@@ -576,6 +652,7 @@ int sr_push_enqueue(sr_push *p, const char *op, const char *app, const char *pat
     while (ul && rp->url[ul - 1] == '/') ul--;
     if (!ul) goto done; /* the app pulls */
     papp *a = app_find(p, op, app, 1);
+    if (a && seq <= a->last_seq) goto done; /* (6): delivered (at or below the mark) or queued already */
     m = calloc(1, sizeof *m);
     if (!a || !m) {
         rc = SR_ENOMEM;
@@ -596,7 +673,9 @@ int sr_push_enqueue(sr_push *p, const char *op, const char *app, const char *pat
     m->url[ul] = '/';
     memcpy(m->url + ul + 1, path_suffix, sl + 1);
     m->len = strlen(m->body);
-    snprintf(m->id, sizeof m->id, "%s-%llu", p->boot, (unsigned long long)++p->seq);
+    m->seq = seq;
+    a->last_seq = seq;
+    snprintf(m->id, sizeof m->id, "%llu", (unsigned long long)seq); /* (2): the same after a restart */
     if (a->tail) a->tail->next = m;
     else a->head = m;
     a->tail = m;
@@ -608,6 +687,129 @@ int sr_push_enqueue(sr_push *p, const char *op, const char *app, const char *pat
 done:
     msg_free(m);
     sr_rec_close(&reg);
+    return rc;
+}
+
+/* ---- recovery at start (6) ------------------------------------------------ */
+
+struct opapp {
+    char op[72], app[72];
+};
+
+typedef struct recov {
+    sr_push *p;
+    sr_push_derive_fn fn;
+    void *ctx;
+    uint64_t min, last, events;
+    uint64_t start;  /* the start mark's seq (have_start) */
+    uint64_t target; /* where the marks move: the last event read that is not a mark (a start after a
+                      * quiet stop writes nothing) */
+    int have_start;
+    size_t nmarks;
+    sr_buf adv; /* struct opapp: apps whose marks move to the end */
+    int rc;
+} recov;
+
+static int recov_min(void *ctx, const char *op, const char *app, uint64_t through)
+{
+    (void)app;
+    recov *r = ctx;
+    if (!op[0]) r->have_start = 1, r->start = through;
+    if (through < r->min) r->min = through;
+    return 0;
+}
+
+static int recov_event(void *ctx, const sr_event_view *ev)
+{
+    recov *r = ctx;
+    r->events++;
+    if (strcmp(ev->kind, "push_mark")) r->target = ev->seq;
+    r->fn(r->ctx, ev);
+    return 0;
+}
+
+/* one PushMark, durable when this returns (startup: nothing is served yet;
+ * one command per mark, a command being one operator's) */
+static void recov_add(recov *r, const char *op, const char *app, uint64_t through)
+{
+    sr_buf b;
+    sr_buf_init(&b);
+    sr_cmd_env env = {op, "system", SR_ACTOR_SYSTEM, NULL, NULL};
+    sr_result res;
+    memset(&res, 0, sizeof res);
+    int rc = sr_cmd_push_mark(&env, app, through, &b);
+    if (!rc) {
+        sr_slice sl = {b.data, b.len};
+        if ((rc = sr_engine_submit_wait(r->p->eng, &sl, 1, &res)))
+            sr_slog(SR_LOG_ERROR, "push mark refused", "op=%s app=%s error=%s", op, app, sr_slog_q(res.err.msg));
+    }
+    if (!rc) r->nmarks++;
+    else if (!r->rc) r->rc = rc;
+    sr_buf_release(&b);
+}
+
+/* an app with a mark and nothing pending: its mark moves to the end of the
+ * scan (collected here, written once the read is over) */
+static int recov_advance(void *ctx, const char *op, const char *app, uint64_t through)
+{
+    recov *r = ctx;
+    papp *a = op[0] ? app_find(r->p, op, app, 0) : NULL;
+    if (!op[0] || through >= r->target || (a && a->head)) return 0;
+    size_t n = r->adv.len / sizeof(struct opapp);
+    if (sr_buf_reserve(&r->adv, sizeof(struct opapp))) return SR_ENOMEM;
+    struct opapp *x = (struct opapp *)(void *)(r->adv.data) + n;
+    snprintf(x->op, sizeof x->op, "%s", op);
+    snprintf(x->app, sizeof x->app, "%s", app);
+    r->adv.len += sizeof *x;
+    return 0;
+}
+
+int sr_push_recover(sr_push *p, sr_push_derive_fn fn, void *ctx, sr_push_recovery *out)
+{
+    recov r = {.p = p, .fn = fn, .ctx = ctx, .min = UINT64_MAX};
+    int rc = sr_engine_push_marks(p->eng, recov_min, &r);
+    /* no start yet (the first start with durable pushes): nothing to derive */
+    if (!rc) rc = sr_engine_log_each(p->eng, r.have_start ? r.min + 1 : UINT64_MAX, recov_event, &r, &r.last);
+    if (rc) goto done;
+    if (!r.have_start) r.target = r.last; /* the first start: everything before is not pushed */
+    else if (r.target < r.min) r.target = r.min; /* nothing but marks after the lowest */
+    uint64_t from = r.have_start ? r.min + 1 : 0;
+    size_t pending = 0, apps = 0;
+    /* an engine that does not write (opened read-only for lack of space):
+     * the queues are rebuilt, the marks stay (the next start reads again) */
+    int writing = sr_engine_write_state(p->eng, NULL) == SR_OK;
+    for (papp *a = p->apps; a; a = a->next) {
+        if (a->last_seq < r.last) a->last_seq = r.last; /* every event up to r.last was derived */
+        if (a->head) { /* one with messages pending has its mark (the start moves past them below) */
+            /* one without a mark of its own gets one: the start moves past its messages below */
+            if (writing && (!a->has_row || app_through(a) > a->mark_sent))
+                recov_add(&r, a->op, a->app, app_through(a));
+            pending += a->n;
+            apps++;
+        }
+    }
+    sr_buf_init(&r.adv);
+    if (writing && !(rc = sr_engine_push_marks(p->eng, recov_advance, &r)))
+        for (size_t k = 0; k < r.adv.len / sizeof(struct opapp); k++) {
+            const struct opapp *x = (const struct opapp *)(const void *)r.adv.data + k;
+            recov_add(&r, x->op, x->app, r.target);
+        }
+    sr_buf_release(&r.adv);
+    if (!rc) rc = r.rc;
+    /* last: apps without a mark of their own start after the scan now */
+    if (!rc && writing && (!r.have_start || r.target > r.start)) recov_add(&r, "", "", r.target);
+    if (!rc) rc = r.rc;
+    if (!rc && writing)
+        for (papp *a = p->apps; a; a = a->next)
+            if (a->mark_sent < app_through(a)) a->mark_sent = app_through(a);
+    if (writing && (!r.have_start || r.target > r.start)) p->epoch = r.target;
+    else if (r.have_start) p->epoch = r.start;
+    sr_slog(pending ? SR_LOG_WARN : SR_LOG_INFO, "push recovered",
+            "from_seq=%llu to_seq=%llu events=%llu apps_pending=%zu messages_pending=%zu marks_written=%zu",
+            (unsigned long long)from, (unsigned long long)r.last, (unsigned long long)r.events, apps, pending,
+            r.nmarks);
+    if (out) *out = (sr_push_recovery){from, r.last, r.events, pending};
+done:
     return rc;
 }
 
@@ -637,6 +839,9 @@ void sr_push_dispose(sr_push *p)
         a->waiting = 0;
         uv_timer_stop(&a->retry);
         uv_close((uv_handle_t *)&a->retry, NULL);
+        mark_maybe(a, 1); /* (6) a clean stop marks what was delivered */
+        uv_timer_stop(&a->markt);
+        uv_close((uv_handle_t *)&a->markt, NULL);
         size_t left = a->n;
         while (a->head) {
             pmsg *m = a->head;
@@ -644,10 +849,9 @@ void sr_push_dispose(sr_push *p)
             msg_free(m);
         }
         a->tail = NULL;
-        a->n = 0;
-        a->dropped += left;
+        a->n = 0; /* not dropped: above the mark, derived from the log again at the next start (6) */
         sr_slog(left ? SR_LOG_WARN : SR_LOG_INFO, "push stopped",
-                "op=%s app=%s delivered=%llu retried=%llu dropped=%llu not_delivered_now=%zu", a->op, a->app,
+                "op=%s app=%s delivered=%llu retried=%llu dropped=%llu pending_after_restart=%zu", a->op, a->app,
                 (unsigned long long)a->delivered, (unsigned long long)a->retried, (unsigned long long)a->dropped,
                 left);
     }
@@ -683,6 +887,14 @@ void sr_push_test_break(sr_push *p, int what)
         if (a->head && a->head->next) a->head->next->attempts = undo ? 0 : 1;
         break;
     case SR_PUSH_BREAK_STALL: a->waiting = undo; break;
+    case SR_PUSH_BREAK_ORDER:
+        if (a->head && a->head->next) {
+            uint64_t s = a->head->seq;
+            a->head->seq = a->head->next->seq;
+            a->head->next->seq = s;
+        }
+        break;
+    case SR_PUSH_BREAK_MARK: a->mark_sent = undo ? a->mark_sent - 1000000 : a->mark_sent + 1000000; break;
     default: break;
     }
 }
@@ -697,6 +909,12 @@ void sr_push_free(sr_push *p)
     while (p->apps) {
         papp *a = p->apps;
         p->apps = a->next;
+        /* a mark submitted at dispose completes on the engine's thread, into
+         * a: wait for it (already done when the engine was closed first) */
+        while (atomic_load(&a->mark_busy)) {
+            struct timespec ts = {0, 1000000};
+            nanosleep(&ts, NULL);
+        }
         while (a->head) {
             pmsg *m = a->head;
             a->head = m->next;

@@ -1411,7 +1411,7 @@ static void handle_publish(conn *c, const sr_mqtt_pkt *p)
     } else if (is_values) {
         size_t nv = 0;
         rc = chk ? chk_values(chk, &ev, &nv, &err)
-                 : sr_gw_values_event(c->srv->eng, c->op, c->gw, msg.message_id, json_object_get(msg.body, "values"),
+                 : sr_gw_values_event(c->srv->eng, c->op, c->gw, msg.message_id, NULL, json_object_get(msg.body, "values"),
                                       &ev, &nv, &err);
     } else if (kind && kind->how == SR_GWK_BROKER) {
         to_broker(c, p, suffix, &msg);
@@ -2041,6 +2041,11 @@ int sr_server_open(const sr_config *cfg, sr_server **out, char *err, size_t errl
     po.max_backoff_ms = cfg->push_max_backoff_ms;
     if ((rc = sr_push_open(&s->loop, s->eng, cfg->data_dir, &po, &s->push, err, errlen))) goto fail;
     sr_broker_set_push(s->broker, s->push);
+    /* R-AP-17: what was not delivered before the last stop, from the log */
+    if ((rc = sr_push_recover(s->push, sr_broker_push_derive, s->broker, NULL))) {
+        snprintf(err, errlen, "push: recovery from the log failed: %s", sr_strerror(rc));
+        goto fail;
+    }
     sr_broker_set_limits(s->broker, cfg->requests_max, cfg->requests_per_op, cfg->monitors_per_op,
                          cfg->stopped_monitors_kept);
     t0 = mono_us();

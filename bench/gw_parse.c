@@ -75,7 +75,7 @@ static int same_as_slow(sr_engine *e, const uint8_t *msg, size_t len, const sr_b
     size_t n = 0;
     int rc = sr_gw_parse(msg, len, &m, &err);
     if (!rc) {
-        rc = sr_gw_values_event(e, EB_OP, "GW1", m.message_id, json_object_get(m.body, "values"), &slow, &n, &err);
+        rc = sr_gw_values_event(e, EB_OP, "GW1", m.message_id, NULL, json_object_get(m.body, "values"), &slow, &n, &err);
         sr_gw_msg_release(&m);
     }
     if (rc) fprintf(stderr, "gw_parse: the slow path refused a message: %s %s\n", sr_wire_code(err.code), err.message);

@@ -1087,6 +1087,27 @@ out:
     return rc;
 }
 
+/* ---- push marks (R-AP-17, api/push.c): the highest delivered mark per app
+ * of an operator, in `pushq` (key op \0 app; the durable pushes' start: one
+ * zero byte, operator and app ""). A mark at or below the stored one changes
+ * nothing, so marks written out of order never move it back. */
+static int apply_push_mark(sr_engine *e, MDB_txn *t, Event *ev, sr_result *r, int validate)
+{
+    const Suiro__V1__PushMark *pm = ev->push_mark;
+    if (!pm) return SR_OK;
+    size_t ol = strlen(ev->operator_id), al = strlen(pm->app_id);
+    if (!ol != !al || ol > 255 || al > 255)
+        return validate ? sr__refuse(r, SR_EINVAL, "push mark: an operator and an app (or neither, the start)") : SR_OK;
+    uint8_t k[520], le[8];
+    size_t kl = sr_pushq_key(k, sizeof k, ev->operator_id, pm->app_id);
+    MDB_val v;
+    int rc = get(t, DB(e, SR_DB_PUSHQ), k, kl, &v);
+    if (rc == SR_OK && v.mv_size == 8 && sr_get_le64(v.mv_data) >= pm->through) return SR_OK;
+    if (rc != SR_OK && rc != SR_ENOTFOUND) return rc;
+    sr_put_le64(le, pm->through);
+    return put(t, DB(e, SR_DB_PUSHQ), k, kl, le, 8);
+}
+
 #define SR_EVENT_KINDS(X)                                                     \
     X(__NOT_SET, check_no_body, NULL, NULL)                                    \
     X(_MEASUREMENTS, check_measurements, NULL, sr__heads_apply_measurements)      \
@@ -1112,14 +1133,15 @@ out:
     X(_ADMIN, NULL, NULL, NULL)                                               \
     X(_FILE_SHARE, NULL, apply_file_share, NULL)                              \
     X(_CORRECTION, check_correction, NULL, sr__heads_apply_measurements)      \
-    X(_BACKUP, NULL, NULL, NULL)
+    X(_BACKUP, NULL, NULL, NULL)                                              \
+    X(_PUSH_MARK, NULL, apply_push_mark, NULL)
 
 #define SR_X_(c, chk, app, ser) [SUIRO__V1__EVENT__BODY##c] = {SUIRO__V1__EVENT__BODY##c, &#c[1], chk, app, ser},
 static const sr_applier appliers[] = {SR_EVENT_KINDS(SR_X_)};
 #undef SR_X_
 /* the last case of events.proto has the last row (a new kind numbered
  * after it fails here or in event_kind_has_row) */
-_Static_assert(sizeof appliers / sizeof *appliers == SUIRO__V1__EVENT__BODY_BACKUP + 1,
+_Static_assert(sizeof appliers / sizeof *appliers == SUIRO__V1__EVENT__BODY_PUSH_MARK + 1,
                "the appliers' table ends at the last case of Event.body");
 
 /* Never called: a switch over every case of Event.body (generated from the

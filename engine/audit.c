@@ -64,7 +64,8 @@ static int audited(int body_case)
     case SUIRO__V1__EVENT__BODY_FILE_PUT:
     case SUIRO__V1__EVENT__BODY_FILE_DELETE:
     case SUIRO__V1__EVENT__BODY_ALARM:
-    case SUIRO__V1__EVENT__BODY_HEADS_CHECKPOINT: return 0;
+    case SUIRO__V1__EVENT__BODY_HEADS_CHECKPOINT:
+    case SUIRO__V1__EVENT__BODY_PUSH_MARK: return 0;
     default: return 1;
     }
 }

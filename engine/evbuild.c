@@ -341,6 +341,12 @@ static uint8_t *snap_write(uint8_t *p, const snapenc *sn, const sr_pv_in *pts)
 int sr_ev_measurements(const char *op, const char *actor, sr_actor_kind kind, const char *message_id,
                        const sr_pv_in *pts, size_t npts, sr_buf *out)
 {
+    return sr_ev_monitor_measurements(op, actor, kind, message_id, NULL, pts, npts, out);
+}
+
+int sr_ev_monitor_measurements(const char *op, const char *actor, sr_actor_kind kind, const char *message_id,
+                               const char *monitor_id, const sr_pv_in *pts, size_t npts, sr_buf *out)
+{
     int rc = SR_OK;
     pvenc *pv = NULL;
     uint8_t *scratch = NULL;
@@ -447,6 +453,8 @@ int sr_ev_measurements(const char *op, const char *actor, sr_actor_kind kind, co
         snap_build(&sn, pts, npts, in_snap);
         msize += 1 + sr_varint_len(sn.size) + sn.size;
     }
+    size_t monl = monitor_id ? strlen(monitor_id) : 0;
+    if (monl) msize += 1 + sr_varint_len(monl) + monl; /* Measurements.monitor_id = 3, last */
     const char *mid = message_id ? message_id : "";
     size_t ol = op ? strlen(op) : 0, al = actor ? strlen(actor) : 0, ml = strlen(mid);
     size_t esize = (ol ? 1 + sr_varint_len(ol) + ol : 0) + (al ? 1 + sr_varint_len(al) + al : 0) + (kind ? 1 + sr_varint_len((uint64_t)kind) : 0) +
@@ -467,6 +475,7 @@ int sr_ev_measurements(const char *op, const char *actor, sr_actor_kind kind, co
         p = sr_varint_put(put_tag(p, 2, 2), sn.size);
         p = snap_write(p, &sn, pts);
     }
+    if (monl) p = put_bytes(p, 3, monitor_id, monl);
     SR_VERIFY((size_t)(p - start) == esize);
     out->len += esize;
 done:
@@ -824,6 +833,7 @@ int sr_cmd_request_created(const sr_cmd_env *env, const sr_request_rec *r, sr_bu
     rq.deadline_ms = r->deadline_ms;
     rq.start_ms = r->start_ms;
     rq.end_ms = r->end_ms;
+    rq.async = r->async != 0;
     Suiro__V1__ControlValue *cv, **ptr;
     int rc = cvs_to_pb(r->control, r->n_control, &cv, &ptr);
     if (!rc) {
@@ -934,6 +944,17 @@ int sr_cmd_login_policy(const sr_cmd_env *env, const sr_login_policy_rec *p, sr_
     Suiro__V1__Event ev = SUIRO__V1__EVENT__INIT;
     ev.body_case = SUIRO__V1__EVENT__BODY_LOGIN_POLICY;
     ev.login_policy = &lp;
+    return env_pack(&ev, env, out);
+}
+
+int sr_cmd_push_mark(const sr_cmd_env *env, const char *app, uint64_t through, sr_buf *out)
+{
+    Suiro__V1__PushMark pm = SUIRO__V1__PUSH_MARK__INIT;
+    pm.app_id = S(app);
+    pm.through = through;
+    Suiro__V1__Event ev = SUIRO__V1__EVENT__INIT;
+    ev.body_case = SUIRO__V1__EVENT__BODY_PUSH_MARK;
+    ev.push_mark = &pm;
     return env_pack(&ev, env, out);
 }
 

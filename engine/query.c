@@ -460,6 +460,76 @@ int sr_engine_policy_get(sr_engine *e, const char *op, sr_buf *packed)
     return rc;
 }
 
+int sr_engine_push_mark(sr_engine *e, const char *op, const char *app, uint64_t *through)
+{
+    uint8_t k[520];
+    if (strlen(op) > 255 || strlen(app) > 255 || !op[0] != !app[0]) return SR_ENOTFOUND;
+    size_t kl = sr_pushq_key(k, sizeof k, op, app);
+    MDB_txn *t;
+    int rc = sr_index_read_begin(e->ix, &t);
+    if (rc) return rc;
+    MDB_val v;
+    rc = get(t, DB(e, SR_DB_PUSHQ), k, kl, &v);
+    if (!rc && v.mv_size != 8) rc = SR_ECORRUPT;
+    if (!rc) *through = sr_get_le64(v.mv_data);
+    sr_index_read_end(e->ix, t);
+    return rc;
+}
+
+int sr_engine_push_marks(sr_engine *e, sr_push_mark_fn fn, void *ctx)
+{
+    MDB_txn *t;
+    MDB_cursor *c = NULL;
+    int rc = sr_index_read_begin(e->ix, &t);
+    if (rc) return rc;
+    rc = sr_index_err(mdb_cursor_open(t, DB(e, SR_DB_PUSHQ), &c));
+    MDB_val k, v;
+    int mrc = rc ? MDB_NOTFOUND : mdb_cursor_get(c, &k, &v, MDB_FIRST);
+    for (; !rc && mrc == 0; mrc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+        char key[520], *app;
+        if (v.mv_size != 8 || k.mv_size >= sizeof key) {
+            rc = SR_ECORRUPT;
+            break;
+        }
+        memcpy(key, k.mv_data, k.mv_size);
+        key[k.mv_size] = 0;
+        app = k.mv_size > 1 ? memchr(key, 0, k.mv_size) : NULL; /* op \0 app, or the start's one zero byte */
+        if (k.mv_size > 1 && !app) {
+            rc = SR_ECORRUPT;
+            break;
+        }
+        rc = fn(ctx, key, app ? app + 1 : "", sr_get_le64(v.mv_data));
+    }
+    if (!rc && mrc != 0 && mrc != MDB_NOTFOUND) rc = sr_index_err(mrc);
+    if (c) mdb_cursor_close(c);
+    sr_index_read_end(e->ix, t);
+    return rc;
+}
+
+int sr_engine_log_each(sr_engine *e, uint64_t from, sr_event_fn fn, void *ctx, uint64_t *last)
+{
+    uint64_t first = sr_log_first_seq(e->log), stop = sr_log_durable_seq(e->log); /* next seq */
+    if (last) *last = stop ? stop - 1 : 0;
+    if (from < first) from = first;
+    if (from >= stop) return SR_OK;
+    sr_log_iter *it = NULL;
+    int rc = sr_log_iter_open(e->log, from, &it);
+    if (rc) return rc;
+    uint64_t seq;
+    sr_slice rec;
+    while ((rc = sr_log_iter_next(it, &seq, &rec)) == SR_OK && seq < stop) {
+        sr_rec r = SR_REC_INIT;
+        sr_event_view v;
+        rc = sr_event_decode(rec.data, rec.len, &r, &v);
+        if (!rc) rc = fn(ctx, &v);
+        sr_rec_close(&r);
+        if (rc) break;
+    }
+    if (rc == SR_DONE) rc = SR_OK;
+    sr_log_iter_close(it);
+    return rc;
+}
+
 int sr_engine_user_list(sr_engine *e, sr_buf *out, size_t *count)
 {
     return scan_prefix(e, SR_DB_USERS, NULL, 0, NULL, out, count);

@@ -344,7 +344,8 @@ static int dec_request(sr_rec *r, const uint8_t *p, size_t len, sr_request_rec *
                           .protection = {m->protection.data, m->protection.len},
                           .deadline_ms = m->deadline_ms,
                           .start_ms = m->start_ms,
-                          .end_ms = m->end_ms};
+                          .end_ms = m->end_ms,
+                          .async = m->async};
     return dec_cvs(r, m->control, m->n_control, &o->control);
 }
 
@@ -620,6 +621,47 @@ int sr_event_has_point(const sr_event_view *v, uint32_t point)
     while (sr_meas_next(&mi, &p))
         if (p.point == point) return 1;
     return 0;
+}
+
+const char *sr_event_monitor_id(const sr_event_view *v)
+{
+    const Suiro__V1__Event *ev = v->ev;
+    if (!ev || ev->body_case != SUIRO__V1__EVENT__BODY_MEASUREMENTS || !ev->measurements) return "";
+    return ev->measurements->monitor_id ? ev->measurements->monitor_id : "";
+}
+
+const char *sr_event_request_outcome(const sr_event_view *v)
+{
+    const Suiro__V1__Event *ev = v->ev;
+    if (!ev || ev->body_case != SUIRO__V1__EVENT__BODY_REQUEST_TRANSITION || !ev->request_transition) return NULL;
+    const Suiro__V1__RequestTransition *t = ev->request_transition;
+    if (t->gateway_id && t->gateway_id[0]) return NULL; /* a gateway's part */
+    switch (t->state) {
+    case SUIRO__V1__REQUEST_STATE__RS_SUCCEEDED:
+    case SUIRO__V1__REQUEST_STATE__RS_FAILED:
+    case SUIRO__V1__REQUEST_STATE__RS_TIMED_OUT:
+    case SUIRO__V1__REQUEST_STATE__RS_CANCELLED: return t->request_id;
+    default: return NULL;
+    }
+}
+
+int sr_event_each_value(const sr_event_view *v, sr_value_fn fn, void *ctx)
+{
+    const Suiro__V1__Event *ev = v->ev;
+    if (!ev || ev->body_case != SUIRO__V1__EVENT__BODY_MEASUREMENTS || !ev->measurements) return SR_OK;
+    sr_meas_iter mi;
+    sr_mpoint p;
+    sr_meas_iter_init(&mi, ev->measurements);
+    while (sr_meas_next(&mi, &p)) {
+        if (p.n < 0) return SR_ECORRUPT;
+        for (long i = 0; i < p.n; i++) {
+            sr_sample s;
+            if (sr_pv_iter_next(&p.it, &s)) return SR_ECORRUPT;
+            int rc = fn(ctx, p.point, p.type, &s);
+            if (rc) return rc;
+        }
+    }
+    return SR_OK;
 }
 
 int sr_event_view_json(const sr_event_view *v, const sr_event_json_opts *o, sr_buf *out)

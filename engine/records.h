@@ -396,6 +396,7 @@ typedef struct sr_request_rec {
     size_t n_control;
     sr_slice protection;    /* the app's signature, passed to the gateway unchanged */
     int64_t deadline_ms, start_ms, end_ms;
+    int async;              /* the app-level request of an ?async=true call (its outcome is pushed) */
 } sr_request_rec;
 
 typedef struct sr_request_transition {
@@ -439,6 +440,17 @@ typedef struct sr_pv_in {
 } sr_pv_in;
 SR_MUST_CHECK int sr_ev_measurements(const char *op, const char *actor, sr_actor_kind kind, const char *message_id,
                                      const sr_pv_in *pts, size_t npts, sr_buf *out);
+/* The same, the values of monitor monitor_id (GW_PERIODIC_DATA; NULL or "":
+ * none): the log says whose they are, so the push to the monitor's app is
+ * derived from this event again after a restart (api/push.c). */
+SR_MUST_CHECK int sr_ev_monitor_measurements(const char *op, const char *actor, sr_actor_kind kind,
+                                             const char *message_id, const char *monitor_id, const sr_pv_in *pts,
+                                             size_t npts, sr_buf *out);
+/* The push module's delivered mark of app (R-AP-17, PushMark): every push
+ * of the app's that an event at or below `through` produced was delivered
+ * or dropped. env: the app's operator, actor "system"; op "" and app "": the
+ * seq the durable pushes began at. */
+SR_MUST_CHECK int sr_cmd_push_mark(const sr_cmd_env *env, const char *app, uint64_t through, sr_buf *out);
 
 /* ---- corrections (R-PO-1, docs/csv.md; engine/correct.c) ---------------- */
 #define SR_CORR_REASON_MAX 1000  /* bytes of a correction's reason */
@@ -671,6 +683,28 @@ typedef struct sr_event_view {
 SR_MUST_CHECK int sr_event_decode(const void *rec, size_t len, sr_rec *r, sr_event_view *out);
 /* 1 if the event holds measurements of point number `point`. */
 int sr_event_has_point(const sr_event_view *ev, uint32_t point);
+/* The monitor whose values a measurements event holds (Measurements.
+ * monitor_id), "" if none or not measurements. */
+const char *sr_event_monitor_id(const sr_event_view *ev);
+/* The request id of an app-level request's outcome (a RequestTransition
+ * without a gateway, to a final state), else NULL. */
+const char *sr_event_request_outcome(const sr_event_view *ev);
+/* Each value of a measurements event, in the event's order (a snapshot's
+ * entries, then each point's values by time): fn's nonzero stops and is
+ * returned; SR_ECORRUPT for arrays that do not add up. */
+typedef int (*sr_value_fn)(void *ctx, uint32_t point, sr_vtype type, const sr_sample *s);
+SR_MUST_CHECK int sr_event_each_value(const sr_event_view *ev, sr_value_fn fn, void *ctx);
+/* Each durable event of the log from seq `from` on (an earlier one dropped
+ * by compaction: from the first kept), decoded, to fn (its nonzero stops
+ * and is returned); *last: the last durable seq when it began (events after
+ * it are not read). A running engine's log: any thread. */
+typedef int (*sr_event_fn)(void *ctx, const sr_event_view *ev);
+SR_MUST_CHECK int sr_engine_log_each(sr_engine *e, uint64_t from, sr_event_fn fn, void *ctx, uint64_t *last);
+/* Every delivered push mark (`pushq`: op, app, through; op and app "": the
+ * start of the durable pushes) to fn, in key order. */
+typedef int (*sr_push_mark_fn)(void *ctx, const char *op, const char *app, uint64_t through);
+SR_MUST_CHECK int sr_engine_push_marks(sr_engine *e, sr_push_mark_fn fn, void *ctx);
+
 /* Append the event as one JSON object (engine/event_json.c, no newline). */
 SR_MUST_CHECK int sr_event_view_json(const sr_event_view *ev, const sr_event_json_opts *o, sr_buf *out);
 

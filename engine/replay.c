@@ -73,15 +73,14 @@ static int heads_needed(sr_engine *e, const uint8_t *p, size_t n, uint64_t seq)
     const uint8_t *end = p + n;
     int meas = 0, other = 0;
     const uint8_t *scan = p;
-    while (scan < end) { /* the body: field 16 (measurements), 38 (a correction) or another of the oneof */
+    while (scan < end) { /* the body: field 16 (measurements), 38 (a correction) or another of the oneof (17..40) */
         uint64_t key;
         if (sr__wire_varint(&scan, end, &key)) return 1;
         uint64_t f = key >> 3;
         if (sr__wire_skip(&scan, end, (unsigned)(key & 7), NULL, NULL)) return 1;
         if (f == 16) meas = 1;
         else if (f == SUIRO__V1__EVENT__BODY_CORRECTION) return 1; /* values too (sr__event_values): apply decides */
-        else if ((f >= 17 && f <= SUIRO__V1__EVENT__BODY_LOGIN_POLICY) || f == SUIRO__V1__EVENT__BODY_BACKUP)
-            other = 1; /* the kinds without values */
+        else if (f >= 17 && f <= SUIRO__V1__EVENT__BODY_PUSH_MARK) other = 1; /* the last case (apply.c's table ends there) */
     }
     if (meas == other) return 1; /* both (the last wins) or no body: let apply decide */
     if (other) return 0;

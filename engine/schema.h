@@ -67,6 +67,10 @@
  *              actor kind, then op, actor, source, kind, action, target,
  *              outcome, detail, each NUL-terminated (audit_decode). LMDB
  *              order is time order, so a time window is one range read
+ *   pushq      op \0 app -> through u64 LE: the app's delivered push mark
+ *              (apply.c apply_push_mark, the highest PushMark; api/push.c
+ *              derives what is still to push from the events after it);
+ *              one zero byte -> the seq the durable pushes began at
  *   msgidx     op \0 seq_hi u32 BE (the high 32 bits of a seq: one key per
  *              2^32 events) -> duplicates (DUPSORT, DUPFIXED) of 12 bytes:
  *              the first 8 bytes of SHA-256(op \0 actor \0 message id), then
@@ -118,8 +122,12 @@
  *      value (R-PO-2). An older index is rebuilt from the log (its
  *      documents get the owners their events name; documents stored before
  *      owners have none); a suiro of layout 4 refuses this index as newer.
+ *   6: (issue #15) the `pushq` database (R-AP-17: the delivered push marks,
+ *      PushMark). An index of layout 5 has no rows for the marks its log
+ *      holds, so it is rebuilt from the log; a suiro of layout 5 refuses
+ *      this index as newer.
  */
-#define SR_INDEX_LAYOUT 5u
+#define SR_INDEX_LAYOUT 6u
 
 /* The databases: X(enum suffix, name, LMDB flags). "meta" stays first. */
 #define SR_INDEX_DBS(X)                            \
@@ -140,7 +148,8 @@
     X(USERS, "users", 0)                           \
     X(POLICIES, "policies", 0)                     \
     X(PENDING, "pending", 0)                       \
-    X(AUDIT, "audit", 0)
+    X(AUDIT, "audit", 0)                           \
+    X(PUSHQ, "pushq", 0)
 
 typedef enum sr_dbi {
 #define SR_X_(id, name, flags) SR_DB_##id,
@@ -206,6 +215,17 @@ static inline size_t rkey(uint8_t *k, size_t cap, const char *op, const char *re
     k[n++] = 0;
     k[n++] = (uint8_t)tag;
     return n;
+}
+
+/* pushq keys: op \0 app; the start of the durable pushes (op and app ""):
+ * one zero byte (LMDB keys are not empty). cap >= 513. */
+static inline size_t sr_pushq_key(uint8_t *k, size_t cap, const char *op, const char *app)
+{
+    if (!op[0]) {
+        k[0] = 0;
+        return 1;
+    }
+    return mkkey(k, cap, op, app, NULL);
 }
 
 /* ---- value decoders ------------------------------------------------------ */

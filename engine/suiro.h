@@ -271,6 +271,9 @@ SR_MUST_CHECK int sr_engine_user_session_get(sr_engine *e, const uint8_t token_h
 SR_MUST_CHECK int sr_engine_policy_get(sr_engine *e, const char *op, sr_buf *packed);
 /* A pending change (packed PendingEvent, the whole state) by id, and every
  * pending change in id order (decided ones too); same framing. */
+/* The delivered push mark of app of operator op (PushMark; op and app "":
+ * the seq the durable pushes began at) into *through; SR_ENOTFOUND if none. */
+SR_MUST_CHECK int sr_engine_push_mark(sr_engine *e, const char *op, const char *app, uint64_t *through);
 SR_MUST_CHECK int sr_engine_pending_get(sr_engine *e, const char *id, sr_buf *packed);
 SR_MUST_CHECK int sr_engine_pending_list(sr_engine *e, sr_buf *out, size_t *count);
 

@@ -72,7 +72,7 @@ static int values(const char *json, sr_buf *ev, sr_gw_err *err, const char *gw)
     cr_assert_not_null(v, "%s", je.text);
     size_t n;
     memset(err, 0, sizeof *err);
-    int rc = sr_gw_values_event(e, "op1", gw, "msg-7", v, ev, &n, err);
+    int rc = sr_gw_values_event(e, "op1", gw, "msg-7", NULL, v, ev, &n, err);
     json_decref(v);
     return rc;
 }
@@ -191,7 +191,7 @@ static void differential(const char *txt, int expect_fast)
     memset(&err, 0, sizeof err);
     int s = sr_gw_parse(txt, strlen(txt), &m, &err);
     size_t n = 0;
-    if (!s) s = sr_gw_values_event(e, "op1", "GW1", m.message_id, json_object_get(m.body, "values"), &slow, &n, &err);
+    if (!s) s = sr_gw_values_event(e, "op1", "GW1", m.message_id, NULL, json_object_get(m.body, "values"), &slow, &n, &err);
     if (f == 0) {
         cr_assert_eq(s, SR_OK, "fast accepted what the slow path refuses: %s (%s)", txt, err.message);
         cr_assert_eq(fast.len, slow.len, "%s", txt);
@@ -423,7 +423,7 @@ static void grouped(int R, int stride)
     memset(&err, 0, sizeof err);
     size_t n = 0;
     cr_assert_eq(sr_gw_parse(txt, strlen(txt), &m, &err), SR_OK);
-    cr_assert_eq(sr_gw_values_event(me, "op1", "GW1", m.message_id, json_object_get(m.body, "values"), &slow, &n, &err),
+    cr_assert_eq(sr_gw_values_event(me, "op1", "GW1", m.message_id, NULL, json_object_get(m.body, "values"), &slow, &n, &err),
                  SR_OK, "%s", err.message);
     cr_assert(fast.len == want.len && !memcmp(fast.data, want.data, want.len), "fast path: not the builder's event");
     cr_assert(slow.len == want.len && !memcmp(slow.data, want.data, want.len), "jansson path: not the builder's event");
@@ -522,7 +522,7 @@ Test(gwif_json_many, out_of_memory_at_each_allocation_builds_nothing_or_the_same
             sr_gw_err e2;
             memset(&e2, 0, sizeof e2);
             fault_alloc_arm(k);
-            int rc = sr_gw_values_event(me, "op1", "GW1", m.message_id, vals, &ev, &n, &e2);
+            int rc = sr_gw_values_event(me, "op1", "GW1", m.message_id, NULL, vals, &ev, &n, &e2);
             hit = fault_alloc_fired();
             fault_alloc_arm(0);
             if (hit) cr_assert_eq(rc, SR_ENOMEM, "k=%lu: %s", k, e2.message);

@@ -43,6 +43,8 @@ Test(api_invariants, push_check_holds_through_failed_attempts_and_names_each_bro
         {SR_PUSH_BREAK_COUNT, "n is not the queue's length"},
         {SR_PUSH_BREAK_ATTEMPTED, "a message behind the head was attempted"},
         {SR_PUSH_BREAK_STALL, "neither sending nor waiting"},
+        {SR_PUSH_BREAK_ORDER, "out of seq order"},
+        {SR_PUSH_BREAK_MARK, "a mark at or past a message still queued"},
     };
     bt t;
     cr_assert_eq(bt_open(&t, PUSH_SHEET, "po", NULL, 0), SR_OK);
@@ -58,7 +60,7 @@ Test(api_invariants, push_check_holds_through_failed_attempts_and_names_each_bro
     push_inv(p);
     for (int i = 0; i < 3; i++) {
         json_t *body = json_pack("{s:i}", "n", i);
-        cr_assert_eq(sr_push_enqueue(p, "po", "A1", "monitors/M1", body), SR_OK);
+        cr_assert_eq(sr_push_enqueue(p, "po", "A1", "monitors/M1", body, (uint64_t)i + 1), SR_OK);
         json_decref(body);
         push_inv(p); /* the head is in flight (or waiting), the bound held */
     }

@@ -30,7 +30,12 @@
  * event): values of P000 at times the base and earlier commands wrote
  * (late, into its chunks) and at its newest; after the reopen the point
  * answers the corrected values exactly when it was acknowledged (the
- * model's last write wins), and its audit row is there or not with it. */
+ * model's last write wins), and its audit row is there or not with it.
+ * Command 12 is a BackupEvent, its audit row there exactly when it was
+ * acknowledged. Command 14 is app APP1's delivered push mark (a PushMark
+ * event, the `pushq` database, R-AP-17): after the reopen the mark is
+ * there exactly when it was acknowledged (command 13 measurements, 15 and
+ * 16 the duplicate pair). */
 #include <criterion/criterion.h>
 #include <dirent.h>
 #include <inttypes.h>
@@ -68,7 +73,7 @@ TestSuite(engine_fault, .init = setup, .fini = teardown, .timeout = 900);
 
 /* REPLAY_MAX: a heads checkpoint every 2 events and at each clean close
  * (docs/durability.md section 8), so they fall among the faults too */
-enum { NPOINTS = 3, NCMD = 15, HEAD_MAX = 8, REPLAY_MAX = 4 };
+enum { NPOINTS = 3, NCMD = 17, HEAD_MAX = 8, REPLAY_MAX = 4 };
 
 static const sr_vtype TYPES[NPOINTS] = {SR_VT_NUMBER, SR_VT_INTEGER, SR_VT_BOOL};
 static int64_t fixed_clock(void) { return 1700000000000; }
@@ -277,9 +282,11 @@ static void build_commands(fixture *f, int64_t *clock)
 
 /* Commands 2 and 4 log users u2 and u1 in, command 6 revokes all of u1's
  * sessions (single-event commands without a message id otherwise: 3 is the
- * resume test's duplicate, 11 the correction, 12 the backup, 13 and 14 the duplicate
- * pair). Their measurements are dropped (ns 0: nothing for the model). */
-enum { SESS_U2 = 2, SESS_U1 = 4, SESS_REVOKE_U1 = 6, POLICY_CMD = 10 };
+ * resume test's duplicate, 11 the correction, 12 the backup, 15 and 16 the
+ * duplicate pair); command 14 is APP1's push mark. Their measurements are
+ * dropped (ns 0: nothing for the model). */
+enum { SESS_U2 = 2, SESS_U1 = 4, SESS_REVOKE_U1 = 6, POLICY_CMD = 10, PUSH_MARK_CMD = 14 };
+static const uint64_t PUSH_MARK_THROUGH = 777;
 static const int64_t SESS_EXPIRES = INT64_C(4000000000000), SESS_NOW = INT64_C(1800000000000);
 static void sess_hash(int c, uint8_t h[32])
 {
@@ -341,12 +348,15 @@ static void build_sessions(fixture *f)
         cm->lens[0] = cm->bytes.len;
     }
     for (int c = 0; c < NCMD; c++) {
-        if (c != SESS_U2 && c != SESS_U1 && c != SESS_REVOKE_U1 && c != POLICY_CMD) continue;
+        if (c != SESS_U2 && c != SESS_U1 && c != SESS_REVOKE_U1 && c != POLICY_CMD && c != PUSH_MARK_CMD) continue;
         command *cm = &f->cmds[c];
         cr_assert_eq(cm->nev, 1);
         cm->bytes.len = 0;
         cm->ns[0] = 0;
-        if (c == POLICY_CMD) {
+        if (c == PUSH_MARK_CMD) {
+            const sr_cmd_env env = {"op1", "system", SR_ACTOR_SYSTEM, NULL, NULL};
+            cr_assert_eq(sr_cmd_push_mark(&env, "APP1", PUSH_MARK_THROUGH, &cm->bytes), SR_OK);
+        } else if (c == POLICY_CMD) {
             const sr_cmd_env env = {"op1", "admin", SR_ACTOR_USER, NULL, NULL};
             const sr_login_policy_rec p = {NULL, 0, 1};
             cr_assert_eq(sr_cmd_login_policy(&env, &p, &cm->bytes), SR_OK);
@@ -619,6 +629,12 @@ static void check_db(fixture *f, const outcome *out, const char *ctx)
                  out->acked_cmd[POLICY_CMD]);
     cr_assert(prc || lp.totp_required, "%s: the login policy's content", ctx);
     sr_rec_close(&pr);
+    /* APP1's push mark: there exactly when its command was acknowledged */
+    uint64_t through = 0;
+    int mrc = sr_engine_push_mark(e, "op1", "APP1", &through);
+    cr_assert_eq(mrc, out->acked_cmd[PUSH_MARK_CMD] ? SR_OK : SR_ENOTFOUND, "%s: the push mark (acknowledged %d)", ctx,
+                 out->acked_cmd[PUSH_MARK_CMD]);
+    cr_assert(mrc || through == PUSH_MARK_THROUGH, "%s: the push mark's seq", ctx);
     /* the users: those of the acknowledged commands, each whole */
     sr_rec ur = SR_REC_INIT;
     sr_user u;

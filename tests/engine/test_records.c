@@ -313,7 +313,8 @@ Test(records, request_and_transition_round_trip_every_field)
                          .protection = {prot, sizeof prot - 1},
                          .deadline_ms = 99999,
                          .start_ms = 11,
-                         .end_ms = 22};
+                         .end_ms = 22,
+                         .async = 1};
     sr_buf b;
     sr_buf_init(&b);
     submit1(e, sr_cmd_request_created(&ENV, &in, &b), &b);
@@ -343,6 +344,7 @@ Test(records, request_and_transition_round_trip_every_field)
     cr_assert_eq(g.deadline_ms, 99999);
     cr_assert_eq(g.start_ms, 11);
     cr_assert_eq(g.end_ms, 22);
+    cr_assert_eq(g.async, 1);
     /* the app-level request is another record */
     cr_assert_eq(sr_read_request(e, "op1", "Q1", "", &r, &g, &st, &has), SR_ENOTFOUND);
 
@@ -797,5 +799,109 @@ Test(records, user_session_verify_reads_the_session_and_its_user)
     cr_expect_eq(sr_user_session_verify(e, app, now, &r, &s, &expired, &u), SR_ENOTFOUND, "an app's token");
     cr_expect_eq(expired, 0);
     sr_rec_close(&r);
+    close_engine(e);
+}
+
+/* R-AP-17: the push marks (`pushq`): the highest stays, a lower one changes
+ * nothing, the start mark has its own key, all of them listed, a mark with
+ * an operator but no app is refused; and what the recovery reads of the log:
+ * a monitor's measurements name the monitor, their values come back in the
+ * event's order, an app-level outcome names its request. */
+typedef struct marks_seen {
+    int n;
+    char rows[4][64];
+} marks_seen;
+
+static int mark_row(void *ctx, const char *op, const char *app, uint64_t through)
+{
+    marks_seen *m = ctx;
+    if (m->n < 4) snprintf(m->rows[m->n], sizeof m->rows[0], "%s/%s=%llu", op, app, (unsigned long long)through);
+    m->n++;
+    return 0;
+}
+
+typedef struct log_seen {
+    uint64_t meas_seq;
+    int meas, outcome, n;
+    double v[8];
+} log_seen;
+
+static int val_seen(void *ctx, uint32_t point, sr_vtype type, const sr_sample *s)
+{
+    (void)point;
+    log_seen *m = ctx;
+    cr_assert_eq(type, SR_VT_NUMBER);
+    if (m->n < 8) m->v[m->n] = s->v.f;
+    m->n++;
+    return 0;
+}
+
+static int event_seen(void *ctx, const sr_event_view *ev)
+{
+    log_seen *m = ctx;
+    const char *req = sr_event_request_outcome(ev);
+    if (req && !strcmp(req, "R1")) m->outcome++;
+    if (!strcmp(sr_event_monitor_id(ev), "MON1")) {
+        cr_assert_eq(ev->seq, m->meas_seq);
+        m->meas++;
+        cr_assert_eq(sr_event_each_value(ev, val_seen, m), SR_OK);
+    }
+    return 0;
+}
+
+Test(records, push_marks_keep_the_highest_and_the_log_says_what_was_pushed)
+{
+    sr_engine *e = open_engine();
+    sr_buf b;
+    sr_buf_init(&b);
+    static const sr_cmd_env sys = {"op1", "system", SR_ACTOR_SYSTEM, NULL, NULL};
+    static const sr_cmd_env start = {"", "system", SR_ACTOR_SYSTEM, NULL, NULL};
+    uint64_t t = 0;
+    cr_assert_eq(sr_engine_push_mark(e, "op1", "A1", &t), SR_ENOTFOUND);
+    submit1(e, sr_cmd_push_mark(&sys, "A1", 40, &b), &b);
+    submit1(e, sr_cmd_push_mark(&sys, "A1", 30, &b), &b); /* lower: nothing changes */
+    cr_assert_eq(sr_engine_push_mark(e, "op1", "A1", &t), SR_OK);
+    cr_assert_eq(t, 40, "a lower mark moved the mark back to %llu", (unsigned long long)t);
+    submit1(e, sr_cmd_push_mark(&sys, "A1", 41, &b), &b);
+    submit1(e, sr_cmd_push_mark(&start, "", 7, &b), &b);
+    cr_assert_eq(sr_engine_push_mark(e, "op1", "A1", &t), SR_OK);
+    cr_assert_eq(t, 41);
+    cr_assert_eq(sr_engine_push_mark(e, "", "", &t), SR_OK);
+    cr_assert_eq(t, 7);
+    marks_seen ms = {0};
+    cr_assert_eq(sr_engine_push_marks(e, mark_row, &ms), SR_OK);
+    cr_assert_eq(ms.n, 2);
+    cr_assert_str_eq(ms.rows[0], "/=7");
+    cr_assert_str_eq(ms.rows[1], "op1/A1=41");
+    sr_result r;
+    b.len = 0;
+    cr_assert_eq(es_submit1(e, sr_cmd_push_mark(&sys, "", 9, &b), &b, &r), SR_EINVAL,
+                 "an operator's mark without an app");
+    cr_assert(strstr(r.err.msg, "push mark"), "%s", r.err.msg);
+
+    /* the log: a monitor's measurements and an app-level outcome */
+    uint32_t pt;
+    static const sr_vtype num[] = {SR_VT_NUMBER};
+    cr_assert_eq(et_setup_masters(e, "op1", 1, num, 1), SR_OK);
+    cr_assert_eq(sr_engine_point(e, "op1", "P000", &pt, NULL), SR_OK);
+    sr_sample s[3] = {{.ts = 3000, .v.f = 3.5}, {.ts = 1000, .v.f = 1.5}, {.ts = 2000, .v.f = 2.5}};
+    sr_pv_in in = {pt, SR_VT_NUMBER, s, 3};
+    b.len = 0;
+    cr_assert_eq(es_submit1(e, sr_ev_monitor_measurements("op1", "APP1", SR_ACTOR_APP, "m1", "MON1", &in, 1, &b), &b,
+                            &r),
+                 SR_OK, "%s", r.err.msg);
+    log_seen ls = {.meas_seq = r.seq};
+    sr_request_transition rt = {.request_id = "R1", .state = SR_RS_SUCCEEDED};
+    submit1(e, sr_cmd_request_transition(&sys, &rt, &b), &b);
+    rt.gateway_id = "GW1"; /* a gateway's part: not an app-level outcome */
+    submit1(e, sr_cmd_request_transition(&sys, &rt, &b), &b);
+    uint64_t last = 0;
+    cr_assert_eq(sr_engine_log_each(e, 1, event_seen, &ls, &last), SR_OK);
+    cr_assert_eq(ls.meas, 1, "the monitor's measurements were not read back");
+    cr_assert_eq(ls.outcome, 1, "the app-level outcome, once");
+    cr_assert_eq(ls.n, 3);
+    cr_assert(ls.v[0] == 1.5 && ls.v[1] == 2.5 && ls.v[2] == 3.5, "values not in the event's (time) order");
+    cr_assert_geq(last, ls.meas_seq + 2);
+    sr_buf_release(&b);
     close_engine(e);
 }

@@ -52,7 +52,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         memset(&err, 0, sizeof err);
         int s = sr_gw_parse(data, size, &m, &err);
         size_t n = 0;
-        if (!s) s = sr_gw_values_event(eng, "op1", "GW1", m.message_id, json_object_get(m.body, "values"), &slow, &n, &err);
+        if (!s) s = sr_gw_values_event(eng, "op1", "GW1", m.message_id, NULL, json_object_get(m.body, "values"), &slow, &n, &err);
         if (s != SR_OK) abort();                                      /* fast took what the full path refuses */
         if (fast.len != slow.len || memcmp(fast.data, slow.data, fast.len)) abort(); /* different events */
         if (strcmp(fm.message_id, m.message_id) || fm.nvalues != n) abort();

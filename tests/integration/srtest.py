@@ -346,9 +346,11 @@ class PushReceiver:
     "hold" blocks the request until release() (at most 8 s) then 200.
     `down()` is a receiver whose port is bound but not listening (connections
     are refused) until up(). Records every request: (path, headers, body,
-    status) in arrival order; `arrived` also counts requests still held."""
+    status) in arrival order; `arrived` also counts requests still held.
+    port: 0 a free one; another receiver's port (after its stop()): the same
+    app coming back on the same push URL."""
 
-    def __init__(self, listening=True):
+    def __init__(self, listening=True, port=0):
         self.cv = threading.Condition()
         self.reqs = []          # dicts: path, headers, body, status, t
         self.arrived = []       # delivery ids, as requests arrive (before the answer)
@@ -384,7 +386,7 @@ class PushReceiver:
             def log_message(self, *a):
                 pass
 
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H, bind_and_activate=False)
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", port), H, bind_and_activate=False)
         self.httpd.daemon_threads = True
         self.httpd.server_bind()
         self.port = self.httpd.server_address[1]
