@@ -334,15 +334,7 @@ static void sheet_import(const sr_route_call *c)
 {
     sctx *x = sctx_new(c, NULL);
     if (!x) return;
-    size_t n = c->req->entity.len;
-    x->raw = malloc(n + 1);
-    if (!x->raw) {
-        sctx_free(x);
-        return sr_http_result(c->req, 0, SR_WIRE_INTERNAL, "out of memory", NULL);
-    }
-    if (n) memcpy(x->raw, c->req->entity.base, n);
-    x->raw[n] = 0;
-    x->raw_len = n;
+    if (!(x->raw = sr_http_body_text(c->req, &x->raw_len))) return sctx_free(x);
     sr_admin_run(c, import_work, x, sctx_free);
 }
 
@@ -660,13 +652,7 @@ static void reg_cert(const sr_route_call *c, int kind, const char *param)
         sctx_free(x);
         return sr_admin_bad_field(c, "certificate", "not a PEM X.509 certificate (at most 64 KiB)");
     }
-    x->raw = malloc(n + 1);
-    if (!x->raw) {
-        sctx_free(x);
-        return sr_http_result(c->req, 0, SR_WIRE_INTERNAL, "out of memory", NULL);
-    }
-    memcpy(x->raw, c->req->entity.base, n);
-    x->raw[n] = 0;
+    if (!(x->raw = sr_http_body_text(c->req, &x->raw_len))) return sctx_free(x);
     x->kind = kind;
     x->ch.cert_pem = x->raw;
     sr_admin_run(c, change_work, x, sctx_free);

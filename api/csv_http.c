@@ -458,12 +458,8 @@ void sr_apif_corrections(const sr_route_call *c)
     snprintf(q->app, sizeof q->app, "%s", t->app);
     sr_login_addr_req(c->req, q->source);
     if (!sr_http_query(c->req, "reason", q->reason, sizeof q->reason)) q->reason[0] = 0;
-    size_t n = c->req->entity.len;
-    if (!(q->csv = malloc(n + 1))) return sr_http_result(c->req, 0, SR_WIRE_INTERNAL, "out of memory", NULL);
-    if (n) memcpy(q->csv, c->req->entity.base, n);
-    q->csv[n] = 0;
-    q->len = n;
-    sr_apif_job_submit(c->binding, t->op, &q->j, n);
+    if (!(q->csv = sr_http_body_text(c->req, &q->len))) return;
+    sr_apif_job_submit(c->binding, t->op, &q->j, q->len);
 }
 
 /* ---- the Admin API's route ---------------------------------------------------- */
@@ -499,14 +495,7 @@ static void corrections_import(const sr_route_call *c)
     if (!x) return sr_http_result(c->req, 0, SR_WIRE_INTERNAL, "out of memory", NULL);
     snprintf(x->op, sizeof x->op, "%s", sr_route_param(c, "operatorId"));
     if (!sr_http_query(c->req, "reason", x->reason, sizeof x->reason)) x->reason[0] = 0;
-    size_t n = c->req->entity.len;
-    if (!(x->csv = malloc(n + 1))) {
-        ictx_free(x);
-        return sr_http_result(c->req, 0, SR_WIRE_INTERNAL, "out of memory", NULL);
-    }
-    if (n) memcpy(x->csv, c->req->entity.base, n);
-    x->csv[n] = 0;
-    x->len = n;
+    if (!(x->csv = sr_http_body_text(c->req, &x->len))) return ictx_free(x);
     sr_admin_run(c, import_work, x, ictx_free);
 }
 

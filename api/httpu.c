@@ -436,6 +436,20 @@ int sr_http_result_body(sr_buf *b, sr_wire code, const char *message, json_t *de
     return rc;
 }
 
+char *sr_http_body_text(h2o_req_t *req, size_t *len)
+{
+    size_t n = req->entity.len;
+    char *t = malloc(n + 1);
+    if (!t) {
+        sr_http_result(req, 0, SR_WIRE_INTERNAL, "out of memory", NULL);
+        return NULL;
+    }
+    if (n) memcpy(t, req->entity.base, n);
+    t[n] = 0;
+    *len = n;
+    return t;
+}
+
 void sr_http_result(h2o_req_t *req, int status, sr_wire code, const char *message, json_t *detail)
 {
     sr_buf b;

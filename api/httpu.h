@@ -66,6 +66,11 @@ void sr_http_jsonv(h2o_req_t *req, int status, json_t *v);
 /* {"result":{"code","message","detail?"}} with the status interface.md gives
  * the code (sr_wire_status, when status is 0) or the one given. */
 void sr_http_result(h2o_req_t *req, int status, sr_wire code, const char *message, json_t *detail);
+
+/* The request's body as text (a sheet, a CSV, a PEM): a malloc'd copy with
+ * a NUL after its *len bytes, for work on the worker queue (the request's
+ * memory may go meanwhile); NULL after answering 500 (out of memory). */
+char *sr_http_body_text(h2o_req_t *req, size_t *len);
 /* Its body into b: without a detail written straight (every GW-IF values
  * answer: no tree, the bytes sr_json_write gives the same object), with
  * one through the tree. SR_OK or SR_ENOMEM. */

@@ -19,24 +19,8 @@
 #include <unistd.h>
 
 static sr_engine *eng;
-static char tmpl[] = "/tmp/fuzz-gwjson-XXXXXX";
 
-static void cleanup(void)
-{
-    sr_engine_close(eng);
-    tu_rmrf(tmpl);
-}
-
-static void setup(void)
-{
-    if (!mkdtemp(tmpl)) abort();
-    atexit(cleanup);
-    sr_errinfo ei;
-    sr_engine_opts o = {0};
-    if (sr_engine_open(tmpl, &o, &eng, &ei) != SR_OK) abort();
-    static const sr_vtype T[] = {SR_VT_NUMBER, SR_VT_BOOL, SR_VT_INTEGER, SR_VT_STRING};
-    if (et_setup_masters(eng, "op1", 400, T, 4) != SR_OK) abort();
-}
+static void setup(void) { eng = et_fuzz_engine("gwjson", 400); }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

@@ -97,12 +97,13 @@ def start_server(binary, data, log, mqtt_port=0, http_port=0, extra=(), config=N
     return p, ports
 
 
-def stop_server(p, timeout=30):
-    """SIGTERM by PID and wait; the exit code (-9 when it had to be killed)."""
+def stop_server(p, timeout=30, sig=None):
+    """SIGTERM (or sig: SIGINT stops `suiro gwsim run`) by PID and wait; the
+    exit code (-9 when it had to be killed)."""
     import signal
     if p is None or p.poll() is not None:
         return p.returncode if p is not None else None
-    p.send_signal(signal.SIGTERM)
+    p.send_signal(sig if sig is not None else signal.SIGTERM)
     try:
         return p.wait(timeout)
     except subprocess.TimeoutExpired:

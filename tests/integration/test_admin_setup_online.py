@@ -134,12 +134,7 @@ try:
 
     # ---- 4. nothing acknowledged is lost
     time.sleep(0.5)
-    sim.send_signal(signal.SIGINT)
-    try:
-        sim.wait(10)
-    except subprocess.TimeoutExpired:
-        sim.kill()
-        sim.wait()
+    srtest.stop_server(sim, 10, signal.SIGINT)
     rc = srtest.stop_server(srv)
     check("the server stops cleanly on SIGTERM", rc == 0, "exit %s" % rc)
     acked = set()

@@ -157,12 +157,7 @@ try:
     check("a dest that is not the [backup] directory: 400 naming dest", st == 400 and "dest" in json.dumps(body),
           (st, body))
 
-    sim.send_signal(signal.SIGINT)
-    try:
-        sim.wait(10)
-    except subprocess.TimeoutExpired:
-        sim.kill()
-        sim.wait()
+    srtest.stop_server(sim, 10, signal.SIGINT)
     srtest.stop_server(srv)
 
     # every backup with a manifest: restored, verified, holding what was acknowledged before it began

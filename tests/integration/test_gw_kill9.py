@@ -74,12 +74,7 @@ try:
         kills += 1
         srv = start_server(port)
     time.sleep(0.5)
-    sim.send_signal(signal.SIGINT)
-    try:
-        sim.wait(10)
-    except subprocess.TimeoutExpired:
-        sim.kill()
-        sim.wait()
+    srtest.stop_server(sim, 10, signal.SIGINT)
     srv.send_signal(signal.SIGTERM)
     rc = srv.wait(30)
     print("kills:", kills, "server exit after SIGTERM:", rc)

@@ -3,6 +3,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+
+#include "testutil.h"
 
 int et_submit(sr_engine *e, sr_buf *b, const size_t *lens, size_t n, sr_result *res)
 {
@@ -26,6 +29,28 @@ static int add_master(sr_buf *b, size_t *lens, size_t *n, const char *op, Suiro_
     int rc = sr_ev_pack(&ev, op, "admin", SUIRO__V1__ACTOR_KIND__ACTOR_USER, "", b);
     lens[(*n)++] = b->len - before;
     return rc;
+}
+
+static sr_engine *fuzz_eng;
+static char fuzz_dir[64];
+
+static void fuzz_cleanup(void)
+{
+    sr_engine_close(fuzz_eng);
+    tu_rmrf(fuzz_dir);
+}
+
+sr_engine *et_fuzz_engine(const char *name, int npoints)
+{
+    snprintf(fuzz_dir, sizeof fuzz_dir, "/tmp/fuzz-%s-XXXXXX", name);
+    if (!mkdtemp(fuzz_dir)) abort();
+    atexit(fuzz_cleanup);
+    sr_errinfo ei;
+    sr_engine_opts o = {0};
+    if (sr_engine_open(fuzz_dir, &o, &fuzz_eng, &ei) != SR_OK) abort();
+    static const sr_vtype T[] = {SR_VT_NUMBER, SR_VT_BOOL, SR_VT_INTEGER, SR_VT_STRING};
+    if (et_setup_masters(fuzz_eng, "op1", npoints, T, 4) != SR_OK) abort();
+    return fuzz_eng;
 }
 
 int et_setup_masters(sr_engine *e, const char *op, int npoints, const sr_vtype *types, int ntypes)

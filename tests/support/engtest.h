@@ -14,6 +14,12 @@ int et_submit(sr_engine *e, sr_buf *packed_events, const size_t *lens, size_t n,
  * alternating gateways GW1/GW2, numbers ranged [-1e9, 1e9]. Returns 0. */
 int et_setup_masters(sr_engine *e, const char *op, int npoints, const sr_vtype *types, int ntypes);
 
+/* For a fuzz target: an engine in a new /tmp/fuzz-<name>-XXXXXX with
+ * et_setup_masters' points of a number, a bool, an integer and a string
+ * type in turn on operator "op1", closed and removed at exit. Aborts when
+ * it cannot be made. */
+sr_engine *et_fuzz_engine(const char *name, int npoints);
+
 /* Submit one measurement event for one point; returns the result code. */
 int et_put(sr_engine *e, const char *op, const char *gw, uint32_t point, sr_vtype type, const sr_sample *s,
            size_t n, const char *msgid, sr_result *res);
