@@ -22,6 +22,7 @@ import json
 import os
 import random
 import re
+import shlex
 import signal
 import subprocess
 import sys
@@ -217,6 +218,31 @@ try:
     srtest.stop_server(srv)
     left = [n for n in os.listdir(SET2) if os.path.exists(os.path.join(SET2, n, "manifest"))]
     check("keep 2: two complete backups are left", len(left) == 2, os.listdir(SET2))
+
+    # an encrypted directory: a wrong key is refused naming it and leaves
+    # nothing in the set; on a terminal (`script` gives the command a pty)
+    # the progress line (bytes, rate, ETA) comes before the JSON line
+    KD = os.path.join(T, "keys")
+    os.makedirs(KD)
+    k1, k2 = os.path.join(KD, "k1.hex"), os.path.join(KD, "k2.hex")
+    for k in (k1, k2):
+        with open(k, "w") as f:
+            f.write(os.urandom(32).hex() + "\n")
+    E, SET3 = os.path.join(T, "enc"), os.path.join(T, "set3")
+    subprocess.run([BIN, "init", "--demo", E, "--key-file", k1], check=True, capture_output=True)
+    r = subprocess.run([BIN, "backup", E, SET3, "--key-file", k2], capture_output=True, text=True)
+    check("a backup with the wrong key: exit 1 naming the key, nothing in the set",
+          r.returncode == 1 and "key" in r.stderr and not (os.path.isdir(SET3) and os.listdir(SET3)),
+          (r.returncode, r.stderr, os.listdir(SET3) if os.path.isdir(SET3) else None))
+    cmd = " ".join(shlex.quote(a) for a in [BIN, "backup", E, SET3, "--key-file", k1])
+    r = subprocess.run(["script", "-qec", cmd, "/dev/null"], capture_output=True, text=True)
+    check("on a terminal: a progress line (MB, MB/s, ETA), then the JSON line",
+          r.returncode == 0 and re.search(r"MB/s +ETA \d+ s", r.stdout) is not None
+          and r.stdout.index("ETA") < r.stdout.index('{"backup"'), (r.returncode, r.stdout[-600:]))
+    r = subprocess.run([BIN, "backup", E, SET3, "--key-file", k1], capture_output=True, text=True)
+    check("not on a terminal: no progress line, the JSON line alone",
+          r.returncode == 0 and "ETA" not in r.stderr and r.stdout.count("\n") == 1 and '"backup"' in r.stdout,
+          (r.returncode, r.stdout, r.stderr))
 except Exception as e:  # noqa: BLE001 -- shown, and a failure
     check.failed(e)
 finally:
