@@ -22,6 +22,8 @@ Cases:
   bound           10 pending, restarted with max_queue = 5: the newest come
   kill9_twice     an app never reached (no mark of its own), killed, restarted
                   and killed again while it is down: all its values come
+  url_gone        the app's push URL removed while the server is down: the
+                  recovery queues nothing, nothing reaches the old URL
 
 Every process is stopped by its PID; every wait is on a condition with a
 deadline. usage: test_push_restart.py SUIRO_BIN"""
@@ -239,6 +241,43 @@ def case_twice():
     rcv2.stop()
 
 
+def case_gone():
+    """5 values pending at a kill -9 while the app is down; before the
+    restart its push URL is removed (an offline sheet import): the recovery
+    queues nothing for it, and the app, back on its old URL, gets nothing
+    (the values stay readable through AP-IF)."""
+    name = "url_gone"
+    rcv1 = tp.Receiver()
+    port = rcv1.port
+    d = tp.make_data(name, "http://127.0.0.1:%d/hook" % port)
+    srv = server(d, name + "-1")
+    gw = tp.Gateway(srv)
+    app = tp.App(srv)
+    mon = tp.start_monitor(app, gw)
+    prefix = "/hook/monitors/%s" % mon
+    rcv1.mode = "fail"
+    rcv1.stop()
+    check("%s: 5 values stored while the app is down" % name, gw.publish_values(mon, list(range(5))))
+    gw.close()
+    kill9(srv)
+    sheet = os.path.join(tp.T, name + "-nourl.csv")
+    with open(sheet, "w") as f:
+        f.write(tp.sheet_with_push(""))
+    r = subprocess.run([BIN, "sheet", "import", sheet, d], capture_output=True, text=True)
+    check("%s: the app's push URL removed while the server is down" % name, r.returncode == 0, r.stderr)
+    rcv2 = tp.Receiver(port=port)  # the app is up on its old URL
+    srv2 = server(d, name + "-2")
+    check("%s: the recovery queues nothing for an app without a push URL" % name,
+          tp.wait_until(lambda: "msg=\"push recovered\"" in srv2.logtext())
+          and "messages_pending=0" in srv2.logtext().split("push recovered")[1][:300], srv2.logtext()[-1500:])
+    st, js = tp.App(srv2).call("GET", "/api/v1/stored-values?dataId=P001")
+    check("%s: the values stay readable through AP-IF" % name, st == 200 and len((js or {}).get("values", [])) >= 5,
+          (st, js))
+    check("%s: the restarted server stops cleanly" % name, srv2.stop() == 0)
+    check("%s: nothing reached the app's old URL" % name, not rcv2.accepted(prefix), rcv2.accepted(prefix))
+    rcv2.stop()
+
+
 def main():
     t0 = time.monotonic()
     try:
@@ -247,6 +286,7 @@ def main():
         tp.run_case("kill -9 during a delivery", lambda: case("kill9_inflight", "kill", inflight=True))
         tp.run_case("the bound at the restart", case_bound)
         tp.run_case("kill -9 twice, the app never reached", case_twice)
+        tp.run_case("the app's push URL removed before the restart", case_gone)
     finally:
         for g in tp.GATEWAYS:
             try:
