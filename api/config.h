@@ -49,7 +49,7 @@
 #endif
 #define SR_CONFIG_KEYS(U, S, E)                                                                                        \
     S(engine, data_dir, data_dir, 1024, "./suiro-data", "the data directory (create it with suiro init)")              \
-    S(engine, key_file, key_file, 1024, "", "the log's 256-bit key file; empty: no encryption")                        \
+    S(engine, key_file, key_file, 1024, "", "the log's 256-bit key: a file, env:VAR or cmd:COMMAND; empty: no encryption")                        \
     E(engine, sync, sync, "always", "always|interval|none", "always: acknowledged once fsynced")                       \
     U(engine, queue_max, queue_max, 65536, 16, 16777216, "commands queued for the writer, all operators")               \
     U(engine, queue_max_per_operator, queue_max_per_op, 0, 0, 16777216,                                                \

@@ -6,8 +6,15 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
 #include <limits.h>
 #include <openssl/core_names.h>
+#include <openssl/crypto.h>
 #include <openssl/ec.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
@@ -31,36 +38,150 @@ void sr_key_from_bytes(sr_key *k, const uint8_t bytes[SR_KEY_LEN])
     k->id = sr_get_le32(h);
 }
 
-int sr_key_load(const char *path, sr_key *out, char *err, size_t errlen)
+/* The key's bytes from what its source gave (n bytes of buf): 64 hex digits
+ * with optional white space around them, or exactly 32 raw bytes. */
+static int key_parse(const uint8_t *buf, size_t n, const char *src, uint8_t key[SR_KEY_LEN], char *err,
+                     size_t errlen)
 {
-    uint8_t buf[256], key[SR_KEY_LEN];
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        if (err) snprintf(err, errlen, "cannot open key file %s: %s", path, strerror(errno));
-        return SR_EKEY;
-    }
-    size_t n = fread(buf, 1, sizeof buf, f);
-    fclose(f);
     if (n == SR_KEY_LEN) {
         memcpy(key, buf, SR_KEY_LEN);
-    } else {
-        size_t i = 0, k = 0;
-        while (i < n && isspace(buf[i])) i++;
-        while (i + 1 < n && k < SR_KEY_LEN && sr_unhex((const char *)buf + i, 1, key + k) == 0) {
-            k++;
-            i += 2;
+        return SR_OK;
+    }
+    size_t i = 0, k = 0;
+    while (i < n && isspace(buf[i])) i++;
+    while (i + 1 < n && k < SR_KEY_LEN && sr_unhex((const char *)buf + i, 1, key + k) == 0) {
+        k++;
+        i += 2;
+    }
+    while (i < n && isspace(buf[i])) i++;
+    if (k != SR_KEY_LEN || i != n) {
+        if (err) snprintf(err, errlen, "%s: expected 64 hex digits or 32 raw bytes (got %zu bytes)", src, n);
+        return SR_EKEY;
+    }
+    return SR_OK;
+}
+
+/* Run cmd with /bin/sh -c in a process group of its own, its stdout (at
+ * most cap bytes) into buf; its stderr passes through. SR_OK when it exited
+ * 0 within timeout_ms; at the deadline the whole group is killed. */
+static int key_command(const char *cmd, int timeout_ms, uint8_t *buf, size_t cap, size_t *n, char *err,
+                       size_t errlen)
+{
+    int fd[2];
+    if (pipe2(fd, O_CLOEXEC)) {
+        if (err) snprintf(err, errlen, "key source cmd:%s: cannot make a pipe: %s", cmd, strerror(errno));
+        return SR_EKEY;
+    }
+    pid_t pid = fork();
+    if (pid < 0) {
+        if (err) snprintf(err, errlen, "key source cmd:%s: cannot start it: %s", cmd, strerror(errno));
+        close(fd[0]);
+        close(fd[1]);
+        return SR_EKEY;
+    }
+    if (pid == 0) { /* the child: only async-signal-safe calls until exec */
+        setpgid(0, 0); /* its own group: a timeout kills what it started too */
+        if (dup2(fd[1], STDOUT_FILENO) < 0) _exit(127);
+        execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+        _exit(127);
+    }
+    close(fd[1]);
+    *n = 0;
+    int rc = SR_OK, timed_out = 0, too_long = 0;
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (;;) {
+        struct timespec t;
+        clock_gettime(CLOCK_MONOTONIC, &t);
+        long left = timeout_ms - ((t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000);
+        if (left <= 0) {
+            timed_out = 1;
+            break;
         }
-        while (i < n && isspace(buf[i])) i++;
-        if (k != SR_KEY_LEN || i != n) {
-            if (err)
-                snprintf(err, errlen,
-                         "key file %s: expected 64 hex digits or 32 raw bytes (got %zu bytes)",
-                         path, n);
+        struct pollfd p = {fd[0], POLLIN, 0};
+        int pr = poll(&p, 1, (int)left);
+        if (pr < 0 && errno == EINTR) continue;
+        if (pr <= 0) continue; /* the deadline is checked above */
+        uint8_t tmp[512];
+        ssize_t r = read(fd[0], tmp, sizeof tmp);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) break; /* the end of its output */
+        if (*n + (size_t)r > cap) too_long = 1;
+        else memcpy(buf + *n, tmp, (size_t)r);
+        if (!too_long) *n += (size_t)r;
+        OPENSSL_cleanse(tmp, sizeof tmp);
+    }
+    close(fd[0]);
+    if (timed_out) {
+        kill(-pid, SIGKILL);
+        kill(pid, SIGKILL);
+    }
+    int st = 0;
+    while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
+    }
+    if (timed_out) {
+        if (err) snprintf(err, errlen, "key source cmd:%s: no answer within %d ms (killed)", cmd, timeout_ms);
+        rc = SR_EKEY;
+    } else if (!WIFEXITED(st) || WEXITSTATUS(st)) {
+        if (err) {
+            if (WIFEXITED(st)) snprintf(err, errlen, "key source cmd:%s: exited with status %d", cmd, WEXITSTATUS(st));
+            else snprintf(err, errlen, "key source cmd:%s: ended by signal %d", cmd, WTERMSIG(st));
+        }
+        rc = SR_EKEY;
+    } else if (too_long) {
+        if (err) snprintf(err, errlen, "key source cmd:%s: printed more than %zu bytes (a key is 64 hex digits)", cmd, cap);
+        rc = SR_EKEY;
+    }
+    return rc;
+}
+
+int sr_key_load_from(const char *spec, int timeout_ms, sr_key *out, char *err, size_t errlen)
+{
+    uint8_t buf[256], key[SR_KEY_LEN];
+    size_t n = 0;
+    char src[300];
+    int rc = SR_OK;
+    if (!strncmp(spec, "env:", 4)) {
+        const char *v = getenv(spec + 4);
+        snprintf(src, sizeof src, "key source %s", spec);
+        if (!spec[4] || !v) {
+            if (err) snprintf(err, errlen, "%s: the environment variable is %s", src, spec[4] ? "not set" : "not named");
             return SR_EKEY;
         }
+        n = strlen(v);
+        if (n > sizeof buf) {
+            if (err) snprintf(err, errlen, "%s: %zu bytes (a key is 64 hex digits)", src, n);
+            return SR_EKEY;
+        }
+        memcpy(buf, v, n);
+    } else if (!strncmp(spec, "cmd:", 4)) {
+        snprintf(src, sizeof src, "key source %.200s", spec);
+        if (!spec[4]) {
+            if (err) snprintf(err, errlen, "%s: no command", src);
+            return SR_EKEY;
+        }
+        rc = key_command(spec + 4, timeout_ms, buf, sizeof buf, &n, err, errlen);
+    } else {
+        const char *path = strncmp(spec, "file:", 5) ? spec : spec + 5;
+        snprintf(src, sizeof src, "key file %.280s", path);
+        FILE *f = fopen(path, "rb");
+        if (!f) {
+            if (err) snprintf(err, errlen, "cannot open key file %s: %s", path, strerror(errno));
+            return SR_EKEY;
+        }
+        n = fread(buf, 1, sizeof buf, f);
+        fclose(f);
     }
-    sr_key_from_bytes(out, key);
-    return SR_OK;
+    if (!rc) rc = key_parse(buf, n, src, key, err, errlen);
+    if (!rc) sr_key_from_bytes(out, key);
+    OPENSSL_cleanse(buf, sizeof buf);
+    OPENSSL_cleanse(key, sizeof key);
+    return rc;
+}
+
+int sr_key_load(const char *spec, sr_key *out, char *err, size_t errlen)
+{
+    return sr_key_load_from(spec, SR_KEY_COMMAND_TIMEOUT_MS, out, err, errlen);
 }
 
 void sr_sha256(const void *p, size_t n, uint8_t out[SR_HASH_LEN]) { SHA256(p, n, out); }

@@ -25,8 +25,21 @@ typedef struct sr_key {
     uint32_t id;
 } sr_key;
 
-/* Load a key file. SR_EKEY with a message in err (if given) on a bad file. */
-SR_MUST_CHECK int sr_key_load(const char *path, sr_key *out, char *err, size_t errlen);
+/* Load the key that spec names (docs/configuration.md "Where the key comes
+ * from"; the form of openssl's -passin):
+ *   PATH or file:PATH  a file holding 64 hex digits (white space around them
+ *                      allowed) or exactly 32 raw bytes;
+ *   env:NAME           the environment variable NAME, 64 hex digits;
+ *   cmd:COMMAND        what COMMAND prints on stdout (run with /bin/sh -c, its
+ *                      stderr passing through), the same forms as a file; it
+ *                      must exit 0 within SR_KEY_COMMAND_TIMEOUT_MS, or it is
+ *                      killed: a KMS's, an HSM's or a TPM's client.
+ * SR_EKEY with a message naming the source and what is wrong in err (if
+ * given). The key's bytes do not stay in any buffer but out. */
+enum { SR_KEY_COMMAND_TIMEOUT_MS = 30000 };
+SR_MUST_CHECK int sr_key_load(const char *spec, sr_key *out, char *err, size_t errlen);
+/* The same with another command timeout (tests). */
+SR_MUST_CHECK int sr_key_load_from(const char *spec, int timeout_ms, sr_key *out, char *err, size_t errlen);
 /* Build a key from raw bytes (computes the id). */
 void sr_key_from_bytes(sr_key *k, const uint8_t bytes[SR_KEY_LEN]);
 

@@ -27,7 +27,7 @@ typedef struct bopts {
     const char *keyfile, *platform_key, *keep, *to, *url, *token;
 } bopts;
 
-#define KEY_FILE SR_OPT_STR("key-file", 0, "FILE", bopts, keyfile, "the log's key (when the log is encrypted)")
+#define KEY_FILE SR_OPT_STR("key-file", 0, "FILE", bopts, keyfile, "the log's key, if it is encrypted: FILE, env:VAR or cmd:COMMAND")
 
 const sr_opt sr_opts_backup[] = {
     KEY_FILE,

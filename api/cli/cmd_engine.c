@@ -56,7 +56,7 @@ typedef struct eopts {
     int demo, discard_lost, json;
 } eopts;
 
-#define KEY_FILE SR_OPT_STR("key-file", 0, "FILE", eopts, keyfile, "the log's key (when the log is encrypted)")
+#define KEY_FILE SR_OPT_STR("key-file", 0, "FILE", eopts, keyfile, "the log's key, if it is encrypted: FILE, env:VAR or cmd:COMMAND")
 
 const sr_opt sr_opts_init[] = {
     SR_OPT_FLAG("demo", 0, eopts, demo, "import the demo operator (docs/examples/demo-sheet.csv)"),

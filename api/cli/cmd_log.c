@@ -33,7 +33,7 @@ typedef struct lopts {
     int json;
 } lopts;
 
-#define KEY_FILE SR_OPT_STR("key-file", 0, "FILE", lopts, keyfile, "the log's key (when the log is encrypted)")
+#define KEY_FILE SR_OPT_STR("key-file", 0, "FILE", lopts, keyfile, "the log's key, if it is encrypted: FILE, env:VAR or cmd:COMMAND")
 const sr_opt sr_opts_log_verify[] = {
     SR_OPT_FLAG("json", 0, lopts, json, "the verdict as one JSON object"),
     KEY_FILE,
@@ -171,6 +171,7 @@ static int load_key(const char *path, sr_key *key)
 static int key_outside(const char *keyfile, const char *dir)
 {
     char k[PATH_MAX], d[PATH_MAX];
+    if (!strncmp(keyfile, "file:", 5)) keyfile += 5; /* env: and cmd: name no file (realpath fails) */
     if (!realpath(keyfile, k)) return 1; /* load_key reports a missing file */
     if (!realpath(dir, d)) return 1;     /* directory not created yet */
     size_t n = strlen(d);

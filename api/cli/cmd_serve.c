@@ -26,7 +26,7 @@ const sr_opt sr_opts_serve[] = {
     SR_OPT_STR("data", 0, "DIR", sopts, data, "the data directory [./suiro-data]"),
     SR_OPT_STR("mqtt", 0, "HOST:PORT", sopts, mqtt, "GW-IF over MQTT on this address"),
     SR_OPT_STR("http", 0, "HOST:PORT", sopts, http, "AP-IF and GW-IF over HTTP on this address"),
-    SR_OPT_STR("key-file", 0, "FILE", sopts, key_file, "the log's key (when the log is encrypted)"),
+    SR_OPT_STR("key-file", 0, "FILE", sopts, key_file, "the log's key, if it is encrypted: FILE, env:VAR or cmd:COMMAND"),
     SR_OPT_STR("log-level", 0, "LEVEL", sopts, log_level, "debug, info, warn or error"),
     SR_OPT_FLAG("print-config", 0, sopts, print_config, "print the effective configuration (INI) and exit"),
     SR_OPT_END,

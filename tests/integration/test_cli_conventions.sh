@@ -289,6 +289,22 @@ E=$T/enc
 "$BIN" init --demo "$E" --key-file "$T/keys/k.hex" > /dev/null 2>&1
 run verify "$E" --key-file="$T/keys/k.hex"
 check "an encrypted directory verifies with --key-file=F" "[ $rc -eq 0 ]"
+# the key's other sources (docs/configuration.md "Where the key comes from")
+SR_TEST_LOGKEY=$(cat "$T/keys/k.hex")
+export SR_TEST_LOGKEY
+run verify "$E" --key-file env:SR_TEST_LOGKEY
+check "--key-file env:VAR: the key from the environment" "[ $rc -eq 0 ]"
+run log verify "$E" --key-file "cmd:cat $T/keys/k.hex"
+check "--key-file cmd:COMMAND: the key a command prints" "[ $rc -eq 0 ]"
+run replay "$E" --key-file "file:$T/keys/k.hex"
+check "--key-file file:PATH" "[ $rc -eq 0 ]"
+run verify "$E" --key-file env:SR_TEST_NO_SUCH_KEY
+check "an unset variable: refused naming the source" "[ $rc -ne 0 ] && grep -q 'env:SR_TEST_NO_SUCH_KEY: the environment variable is not set' $T/err"
+run verify "$E" --key-file "cmd:exit 3"
+check "a failing command: refused with its status" "[ $rc -ne 0 ] && grep -q 'cmd:exit 3: exited with status 3' $T/err"
+run verify "$E" --key-file "cmd:python3 -c 'import os; print(os.urandom(32).hex())'"
+check "another key from a command: refused as the wrong key" "[ $rc -ne 0 ] && grep -qi 'key' $T/err"
+unset SR_TEST_LOGKEY
 for c in "verify" "log verify" "replay" "rebuild" "log dump" "sheet export"; do
   # shellcheck disable=SC2086
   run $c "$E" $([ "$c" = "sheet export" ] && echo --operator demo)

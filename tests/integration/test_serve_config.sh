@@ -5,7 +5,8 @@
 # a file's names the file, the line and the key; exit 2, nothing created);
 # --print-config prints the effective configuration (defaults, then the file,
 # then the options) as INI, exits 0 and opens nothing; its output read back
-# as --config prints the same; the engine keys reach a running server.
+# as --config prints the same; the engine keys reach a running server; the
+# log's key from a command (key_file = cmd:...), and a failing one refused.
 # usage: test_serve_config.sh SUIRO_BIN
 set -u
 BIN=$(readlink -f "$1")
@@ -68,5 +69,18 @@ printf '[engine]\nsegment_bytes = 1048576\ngroup_max = 8\nzstd_level = 3\n' > "$
 sr_start --config "$T/eng.ini" --data "$D" --mqtt 127.0.0.1:0 --http 127.0.0.1:0
 check "the server starts with the engine keys set" "grep -q 'listening http=' $T/out"
 sr_stop
+
+# ---- 5. the key from a command (docs/configuration.md "Where the key comes from") ----
+python3 -c 'import os; print(os.urandom(32).hex())' > "$T/k.hex"
+DK=$T/enc
+"$BIN" init --demo "$DK" --key-file "$T/k.hex" > /dev/null 2>&1
+printf '[engine]\nkey_file = cmd:cat %s\n' "$T/k.hex" > "$T/kcmd.ini"
+sr_start --config "$T/kcmd.ini" --data "$DK" --mqtt 127.0.0.1:0 --http 127.0.0.1:0
+check "the server starts with key_file = cmd:COMMAND" "grep -q 'listening http=' $T/out"
+sr_stop
+printf '[engine]\nkey_file = cmd:echo no-key-here; exit 4\n' > "$T/kbad.ini"
+run serve --config "$T/kbad.ini" --data "$DK" --mqtt 127.0.0.1:0 --http 127.0.0.1:0
+check "a key command that fails: the server does not start, naming it and its status" \
+  "[ $rc -ne 0 ] && grep -q 'cmd:echo no-key-here; exit 4: exited with status 4' $T/err"
 
 sr_finish

@@ -200,22 +200,73 @@ Test(key, files_that_load_and_files_that_do_not)
             size_t n = rows[r].len ? rows[r].len : strlen(rows[r].content);
             cr_assert_eq(tu_write_file(path, rows[r].content, n), 0);
         }
-        sr_key k;
-        memset(&k, 0, sizeof k);
-        char err[256] = "";
-        int rc = sr_key_load(path, &k, err, sizeof err);
-        if (rows[r].ok) {
-            cr_assert_eq(rc, SR_OK, "%s: %s", rows[r].what, err);
-            cr_assert_arr_eq(k.bytes, want, SR_KEY_LEN, "%s: the key's bytes", rows[r].what);
-            cr_assert_eq(k.id, ref.id, "%s: the key id", rows[r].what);
-        } else {
-            cr_assert_eq(rc, SR_EKEY, "%s", rows[r].what);
-            cr_assert(strstr(err, path) != NULL, "%s: the message names the file: %s", rows[r].what, err);
-            cr_assert_eq(sr_key_load(path, &k, NULL, 0), SR_EKEY, "%s: without a message buffer", rows[r].what);
+        /* the same bytes from each source: the file, file:PATH, a command
+         * printing it, and (text without a NUL) an environment variable */
+        char fspec[530], cspec[540], espec[] = "env:SR_TEST_KEY";
+        snprintf(fspec, sizeof fspec, "file:%s", path);
+        snprintf(cspec, sizeof cspec, "cmd:cat '%s'", path);
+        int has_env = rows[r].content && !rows[r].len;
+        if (has_env) setenv("SR_TEST_KEY", rows[r].content, 1);
+        else unsetenv("SR_TEST_KEY");
+        const char *specs[] = {path, fspec, cspec, espec};
+        const char *names[] = {path, path, "cmd:cat", "env:SR_TEST_KEY"};
+        for (int sp = 0; sp < 4; sp++) {
+            sr_key k;
+            memset(&k, 0, sizeof k);
+            char err[600] = "";
+            int rc = sr_key_load(specs[sp], &k, err, sizeof err);
+            if (rows[r].ok && (sp < 3 || has_env)) {
+                cr_assert_eq(rc, SR_OK, "%s from %s: %s", rows[r].what, specs[sp], err);
+                cr_assert_arr_eq(k.bytes, want, SR_KEY_LEN, "%s from %s: the key's bytes", rows[r].what, specs[sp]);
+                cr_assert_eq(k.id, ref.id, "%s: the key id", rows[r].what);
+            } else {
+                cr_assert_eq(rc, SR_EKEY, "%s from %s", rows[r].what, specs[sp]);
+                cr_assert(strstr(err, names[sp]) != NULL, "%s: the message names the source: %s", rows[r].what, err);
+                cr_assert_eq(sr_key_load(specs[sp], &k, NULL, 0), SR_EKEY, "%s: without a message buffer",
+                             rows[r].what);
+            }
         }
     }
+    unsetenv("SR_TEST_KEY");
     tu_rmrf(dir);
     free(dir);
+}
+
+/* A command that fails, hangs or talks too much; an empty source: each
+ * refused, the message saying which source and what went wrong. */
+Test(key, sources_that_fail_say_which_and_why)
+{
+    static const struct {
+        const char *spec;
+        int timeout_ms;
+        const char *says;
+    } rows[] = {
+        {"cmd:exit 3", 5000, "cmd:exit 3: exited with status 3"},
+        {"cmd:kill -9 $$", 5000, "ended by signal 9"},
+        {"cmd:sleep 5", 200, "no answer within 200 ms (killed)"},
+        {"cmd:head -c 5000 /dev/zero", 5000, "printed more than 256 bytes"},
+        {"cmd:", 5000, "no command"},
+        {"cmd:/no/such/program", 5000, "exited with status 127"},
+        {"env:", 5000, "not named"},
+        {"env:SR_TEST_NO_SUCH_VARIABLE", 5000, "env:SR_TEST_NO_SUCH_VARIABLE: the environment variable is not set"},
+        {"cmd:echo 0011", 5000, "cmd:echo 0011: expected 64 hex digits or 32 raw bytes (got 5 bytes)"},
+    };
+    unsetenv("SR_TEST_NO_SUCH_VARIABLE");
+    for (size_t r = 0; r < sizeof rows / sizeof *rows; r++) {
+        sr_key k;
+        char err[600] = "";
+        cr_assert_eq(sr_key_load_from(rows[r].spec, rows[r].timeout_ms, &k, err, sizeof err), SR_EKEY, "%s",
+                     rows[r].spec);
+        cr_assert(strstr(err, rows[r].says) != NULL, "%s: %s", rows[r].spec, err);
+    }
+    /* a command's key is the file's */
+    sr_key a, b;
+    cr_assert_eq(sr_key_load("cmd:printf '%064d' 7", &a, NULL, 0), SR_OK);
+    uint8_t seven[SR_KEY_LEN] = {0};
+    seven[SR_KEY_LEN - 1] = 7;
+    sr_key_from_bytes(&b, seven);
+    cr_assert_arr_eq(a.bytes, b.bytes, SR_KEY_LEN);
+    cr_assert_eq(a.id, b.id);
 }
 
 Test(key, the_id_names_the_key_without_being_its_bytes)
