@@ -232,6 +232,24 @@ static void grant_put(const sr_route_call *c)
     sr_admin_run(c, gput_work, g, free);
 }
 
+/* Delete operator op's registry entry (kind, id): 204 once durable, 404
+ * E3001 with unknown when there is none (a grant's and a vendor grant's
+ * DELETE). */
+static void entry_delete(const sr_route_call *c, const char *op, sr_reg_kind kind, const char *id,
+                         const char *unknown)
+{
+    sr_rec r = SR_REC_INIT;
+    sr_reg_entry g;
+    int rc = sr_read_registry(sr_admin_engine(c), op, kind, id, &r, &g);
+    sr_rec_close(&r);
+    if (rc == SR_ENOTFOUND) return sr_http_result(c->req, 0, SR_WIRE_UNKNOWN, unknown, NULL);
+    if (rc) return sr_http_result(c->req, 0, sr_wire_of_rc(rc), sr_wire_msg_of_rc(rc), NULL);
+    sr_buf b;
+    sr_buf_init(&b);
+    sr_cmd_env env = sr_admin_env(c, op);
+    sr_admin_submit(c, sr_cmd_registry_delete(&env, kind, id, &b), &b, 204, NULL);
+}
+
 /* DELETE .../document-grants/{appId}/{collection}, .../file-grants/{appId}/{path} -> 204 */
 static void grant_delete(const sr_route_call *c)
 {
@@ -239,16 +257,7 @@ static void grant_delete(const sr_route_call *c)
     const char *op = sr_route_param(c, "operatorId"), *app, *target;
     char id[SR_ID_MAX + 16 + SR_STORE_PREFIX_MAX + 4];
     if (grant_target(c, k, &app, &target, id, sizeof id)) return;
-    sr_rec r = SR_REC_INIT;
-    sr_reg_entry g;
-    int rc = sr_read_registry(sr_admin_engine(c), op, SR_RG_GRANT, id, &r, &g);
-    sr_rec_close(&r);
-    if (rc == SR_ENOTFOUND) return sr_http_result(c->req, 0, SR_WIRE_UNKNOWN, "no such grant", NULL);
-    if (rc) return sr_http_result(c->req, 0, sr_wire_of_rc(rc), sr_wire_msg_of_rc(rc), NULL);
-    sr_buf b;
-    sr_buf_init(&b);
-    sr_cmd_env env = sr_admin_env(c, op);
-    sr_admin_submit(c, sr_cmd_registry_delete(&env, SR_RG_GRANT, id, &b), &b, 204, NULL);
+    entry_delete(c, op, SR_RG_GRANT, id, "no such grant");
 }
 
 /* ---- vendor grants ------------------------------------------------------------- */
@@ -335,17 +344,8 @@ static void vgrant_put(const sr_route_call *c)
  * at their next request */
 static void vgrant_delete(const sr_route_call *c)
 {
-    const char *op = sr_route_param(c, "operatorId"), *vendor = sr_route_param(c, "vendorId");
-    sr_rec r = SR_REC_INIT;
-    sr_reg_entry g;
-    int rc = sr_read_registry(sr_admin_engine(c), op, SR_RG_VENDOR_GRANT, vendor, &r, &g);
-    sr_rec_close(&r);
-    if (rc == SR_ENOTFOUND) return sr_http_result(c->req, 0, SR_WIRE_UNKNOWN, "no such vendor grant", NULL);
-    if (rc) return sr_http_result(c->req, 0, sr_wire_of_rc(rc), sr_wire_msg_of_rc(rc), NULL);
-    sr_buf b;
-    sr_buf_init(&b);
-    sr_cmd_env env = sr_admin_env(c, op);
-    sr_admin_submit(c, sr_cmd_registry_delete(&env, SR_RG_VENDOR_GRANT, vendor, &b), &b, 204, NULL);
+    entry_delete(c, sr_route_param(c, "operatorId"), SR_RG_VENDOR_GRANT, sr_route_param(c, "vendorId"),
+                 "no such vendor grant");
 }
 
 /* ---- files ------------------------------------------------------------------- */

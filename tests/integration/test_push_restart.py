@@ -178,11 +178,10 @@ def case(name, stop, inflight=False):
     rcv2.stop()
 
 
-def case_bound():
-    """10 values pending at a kill -9, restarted with [push] max_queue = 5: the
-    bound holds at the recovery as it does live (the oldest not in flight
-    dropped, with the alarm), the newest arrive."""
-    name = "bound"
+def pending_at_kill(name, n):
+    """A data directory whose app (its push URL a receiver, then stopped: the
+    app is down) has n values of a monitor pending when the server is
+    kill -9'd: (data directory, the app's port, the monitor's push path)."""
     rcv1 = tp.Receiver()
     port = rcv1.port
     d = tp.make_data(name, "http://127.0.0.1:%d/hook" % port)
@@ -190,12 +189,20 @@ def case_bound():
     gw = tp.Gateway(srv)
     app = tp.App(srv)
     mon = tp.start_monitor(app, gw)
-    prefix = "/hook/monitors/%s" % mon
     rcv1.mode = "fail"
     rcv1.stop()
-    check("%s: 10 values stored while the app is down" % name, gw.publish_values(mon, list(range(10))))
+    check("%s: %d values stored while the app is down" % (name, n), gw.publish_values(mon, list(range(n))))
     gw.close()
     kill9(srv)
+    return d, port, "/hook/monitors/%s" % mon
+
+
+def case_bound():
+    """10 values pending at a kill -9, restarted with [push] max_queue = 5: the
+    bound holds at the recovery as it does live (the oldest not in flight
+    dropped, with the alarm), the newest arrive."""
+    name = "bound"
+    d, port, prefix = pending_at_kill(name, 10)
     srv2 = server(d, name + "-2", max_queue=5)
     rcv2 = tp.Receiver(port=port)
     rcv2.wait_for(lambda r: len(tp.values_of(r.accepted(prefix))) >= 5, 30)
@@ -247,19 +254,7 @@ def case_gone():
     queues nothing for it, and the app, back on its old URL, gets nothing
     (the values stay readable through AP-IF)."""
     name = "url_gone"
-    rcv1 = tp.Receiver()
-    port = rcv1.port
-    d = tp.make_data(name, "http://127.0.0.1:%d/hook" % port)
-    srv = server(d, name + "-1")
-    gw = tp.Gateway(srv)
-    app = tp.App(srv)
-    mon = tp.start_monitor(app, gw)
-    prefix = "/hook/monitors/%s" % mon
-    rcv1.mode = "fail"
-    rcv1.stop()
-    check("%s: 5 values stored while the app is down" % name, gw.publish_values(mon, list(range(5))))
-    gw.close()
-    kill9(srv)
+    d, port, prefix = pending_at_kill(name, 5)
     sheet = os.path.join(tp.T, name + "-nourl.csv")
     with open(sheet, "w") as f:
         f.write(tp.sheet_with_push(""))
