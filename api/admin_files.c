@@ -109,6 +109,19 @@ static const char *target_field(sr_store_kind k)
     return k == SR_STORE_FILES ? "path" : k == SR_STORE_CORRECTIONS ? "dataId" : "collection";
 }
 
+/* A registry list's answer: 200 {"items": items}, or rc's error (an empty
+ * list is SR_ENOTFOUND, not an error); items is consumed. */
+static void answer_items(const sr_route_call *c, int rc, json_t *items)
+{
+    if (rc && rc != SR_ENOTFOUND) {
+        json_decref(items);
+        return sr_http_result(c->req, 0, sr_wire_of_rc(rc), sr_wire_msg_of_rc(rc), NULL);
+    }
+    json_t *o = json_pack("{s:o}", "items", items);
+    sr_http_jsonv(c->req, 200, o);
+    json_decref(o);
+}
+
 /* GET .../document-grants, .../file-grants, .../correction-grants */
 static void grants_list(const sr_route_call *c)
 {
@@ -130,13 +143,7 @@ static void grants_list(const sr_route_call *c)
                                                g.access));
     }
     sr_rec_close(&r);
-    if (rc && rc != SR_ENOTFOUND) {
-        json_decref(items);
-        return sr_http_result(c->req, 0, sr_wire_of_rc(rc), sr_wire_msg_of_rc(rc), NULL);
-    }
-    json_t *o = json_pack("{s:o}", "items", items);
-    sr_http_jsonv(c->req, 200, o);
-    json_decref(o);
+    answer_items(c, rc, items);
 }
 
 /* The grant a PUT or DELETE names: app, target and its registry id; 0, or
@@ -277,13 +284,7 @@ static void vgrants_list(const sr_route_call *c)
         json_array_append_new(items, json_pack("{s:s,s:s}", "vendorId", g.vendor_id, "access", g.access));
     }
     sr_rec_close(&r);
-    if (rc && rc != SR_ENOTFOUND) {
-        json_decref(items);
-        return sr_http_result(c->req, 0, sr_wire_of_rc(rc), sr_wire_msg_of_rc(rc), NULL);
-    }
-    json_t *o = json_pack("{s:o}", "items", items);
-    sr_http_jsonv(c->req, 200, o);
-    json_decref(o);
+    answer_items(c, rc, items);
 }
 
 /* A vendor grant put, on the worker queue: a new grant widens what the

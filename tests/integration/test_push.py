@@ -487,11 +487,14 @@ def case_bound():
 
 # ---- main -------------------------------------------------------------------
 
-def main():
+def run_all(cases):
+    """Run (name, fn) cases, stop every gateway, server and receiver they
+    started, keep the logs if a check failed; exits with the summary (this
+    file's main and test_push_restart.py's)."""
     t0 = time.monotonic()
     try:
-        run_case("delivery, signature, retries, async outcome", case_main)
-        run_case("bound", case_bound)
+        for name, fn in cases:
+            run_case(name, fn)
     finally:
         for g in GATEWAYS:
             try:
@@ -511,6 +514,10 @@ def main():
     else:
         print("logs kept in", T, flush=True)
     sys.exit(check.summary())
+
+
+def main():
+    run_all([("delivery, signature, retries, async outcome", case_main), ("bound", case_bound)])
 
 
 if __name__ == "__main__":   # test_push_restart.py imports the helpers above

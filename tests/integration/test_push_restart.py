@@ -29,10 +29,8 @@ Every process is stopped by its PID; every wait is on a condition with a
 deadline. usage: test_push_restart.py SUIRO_BIN"""
 import json
 import os
-import shutil
 import subprocess
 import sys
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import srtest  # noqa: E402
@@ -274,33 +272,12 @@ def case_gone():
 
 
 def main():
-    t0 = time.monotonic()
-    try:
-        tp.run_case("kill -9 with pushes pending, the app down", lambda: case("kill9_app_down", "kill"))
-        tp.run_case("SIGTERM with pushes pending, the app down", lambda: case("sigterm", "term"))
-        tp.run_case("kill -9 during a delivery", lambda: case("kill9_inflight", "kill", inflight=True))
-        tp.run_case("the bound at the restart", case_bound)
-        tp.run_case("kill -9 twice, the app never reached", case_twice)
-        tp.run_case("the app's push URL removed before the restart", case_gone)
-    finally:
-        for g in tp.GATEWAYS:
-            try:
-                g.close()
-            except Exception:
-                pass
-        for s in tp.SERVERS:
-            s.stop()
-        for r in tp.RECEIVERS:
-            try:
-                r.stop()
-            except Exception:
-                pass
-    print("%.1f s" % (time.monotonic() - t0), flush=True)
-    if check.fails == 0:
-        shutil.rmtree(tp.T, ignore_errors=True)
-    else:
-        print("logs kept in", tp.T, flush=True)
-    sys.exit(check.summary())
+    tp.run_all([("kill -9 with pushes pending, the app down", lambda: case("kill9_app_down", "kill")),
+                ("SIGTERM with pushes pending, the app down", lambda: case("sigterm", "term")),
+                ("kill -9 during a delivery", lambda: case("kill9_inflight", "kill", inflight=True)),
+                ("the bound at the restart", case_bound),
+                ("kill -9 twice, the app never reached", case_twice),
+                ("the app's push URL removed before the restart", case_gone)])
 
 
 if __name__ == "__main__":
