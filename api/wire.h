@@ -39,7 +39,7 @@
     X(UNAUTH, "E2001", 401, 0, "not authenticated", 0)                                                     \
     X(EXPIRED, "E2002", 401, 0, "session expired", 0)                                                      \
     X(FORBIDDEN, "E2003", 403, 0, "forbidden", 0)                                                          \
-    X(UNKNOWN, "E3001", 404, 0, "unknown ID", SR_WIRE_RC(ENOTFOUND))                                       \
+    X(UNKNOWN, "E3001", 404, 0, "unknown ID", SR_WIRE_RC(ENOTFOUND) | SR_WIRE_RC(EERASED)) \
     X(CONFLICT, "E3002", 409, 0, "conflict", SR_WIRE_RC(ECONFLICT))                                        \
     X(GW_DOWN, "E4001", 503, 0, "gateway not connected", 0)                                                \
     X(GW_TIMEOUT, "E4002", 504, 0, "the gateway did not answer in time", 0)                                \

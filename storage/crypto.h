@@ -20,6 +20,20 @@
 
 enum { SR_KEY_LEN = 32, SR_NONCE_LEN = 12, SR_TAG_LEN = 16, SR_HASH_LEN = 32 };
 
+/* Algorithm ids (issue #16, R-SE-4): what a stored block, a wrapped key or a
+ * signature records to name its algorithm. Stored on disk: never renumber,
+ * only append. 0 is "none". The table of names (crypto.c) maps them. */
+typedef enum sr_alg {
+    SR_ALG_NONE = 0,
+    SR_ALG_AES_256_GCM = 1, /* AEAD: log sections, blobs, index values, key wrapping */
+    SR_ALG_SHA_256 = 16,    /* hashes */
+    SR_ALG_SHA_384 = 17,
+    SR_ALG_ES256 = 32,      /* signatures: ECDSA P-256 with SHA-256 */
+    SR_ALG_ES384 = 33,      /* ECDSA P-384 with SHA-384 */
+    SR_ALG_PS256 = 34,      /* RSA-PSS (>= 2048-bit modulus) with SHA-256 */
+    SR_ALG_EDDSA = 35,      /* Ed25519 */
+} sr_alg;
+
 typedef struct sr_key {
     uint8_t bytes[SR_KEY_LEN];
     uint32_t id;

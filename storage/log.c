@@ -1011,6 +1011,20 @@ static int submit(sr_log *lg, waiter *w)
     return rc;
 }
 
+/* SHIM (issue #16 contract; the log-v3 part replaces it): every id must be 0. */
+int sr_log_append_keyed(sr_log *lg, const sr_slice *recs, const uint32_t *key_ids, size_t n, uint64_t *first_seq)
+{
+    for (size_t i = 0; i < n && key_ids; i++)
+        if (key_ids[i]) return SR_EINVAL;
+    return sr_log_append(lg, recs, n, first_seq);
+}
+
+uint32_t sr_log_iter_key_id(const sr_log_iter *it)
+{
+    (void)it;
+    return 0;
+}
+
 int sr_log_append(sr_log *lg, const sr_slice *recs, size_t n, uint64_t *first_seq)
 {
     if (!lg || !recs || n == 0 || lg->o.readonly) return SR_EINVAL;

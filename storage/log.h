@@ -45,6 +45,22 @@ typedef enum sr_sync_mode {
 
 /* sr_errinfo: codecs/base/sr_error.h */
 
+/* Per-record keys (issue #16, format.md version 3): the log seals each run
+ * of records with the key its caller names (a per-operator, per-period data
+ * key, engine/keys), through this resolver; it never holds key material.
+ * Both calls must be thread-safe (the appending leader seals, iterators and
+ * verify open). They return SR_OK; SR_EKEY (the key id is unknown here: msg
+ * names it, and what is needed); SR_EERASED (the key was destroyed:
+ * crypto-shredded, its records are erased); SR_ECORRUPT (the tag does not
+ * verify); SR_ECRYPTO. */
+typedef struct sr_log_keys {
+    void *ctx;
+    int (*seal)(void *ctx, uint32_t key_id, const uint8_t nonce[SR_NONCE_LEN], const void *aad, size_t aadlen,
+                const void *in, size_t n, void *out, uint8_t tag[SR_TAG_LEN], char *msg, size_t msglen);
+    int (*open)(void *ctx, uint32_t key_id, const uint8_t nonce[SR_NONCE_LEN], const void *aad, size_t aadlen,
+                const void *in, size_t n, void *out, const uint8_t tag[SR_TAG_LEN], char *msg, size_t msglen);
+} sr_log_keys;
+
 typedef struct sr_log_opts {
     const sr_vfs *vfs;          /* NULL: sr_vfs_posix */
     uint64_t segment_bytes;     /* roll when a segment would grow past this; 0: 64 MiB */
@@ -53,7 +69,11 @@ typedef struct sr_log_opts {
     int zstd_level;             /* 0: no compression; else zstd level (1 fast ... 19) */
     sr_sync_mode sync;
     uint32_t sync_interval_ms;  /* for SR_SYNC_INTERVAL; 0: 100 */
-    const sr_key *key;          /* NULL: no encryption. Copied at open. */
+    const sr_key *key;          /* NULL: no encryption. Copied at open. The one key of
+                                   segments of versions 1 and 2 (the master key of a
+                                   directory written before issue #16). */
+    const sr_log_keys *keys;    /* the per-record keys (sr_log_append_keyed); borrowed,
+                                   must outlive the handle. NULL: none. */
     int readonly;               /* no lock, no repair: a torn tail is reported, not cut */
     /* Records 1 .. durable_floor are known, from outside the log, to have been
      * durable (the engine passes its index's watermark: the index applies an
@@ -121,6 +141,21 @@ int sr_log_close(sr_log *lg);
  *         is closed and reopened, which recovers from disk); SR_EPOISONED.
  */
 SR_MUST_CHECK int sr_log_append(sr_log *lg, const sr_slice *recs, size_t n, uint64_t *first_seq);
+
+/**
+ * sr_log_append, with key_ids[i] naming the key that seals record i (0: not
+ * sealed). Needs opts->keys for a nonzero id (else SR_EINVAL). Consecutive
+ * records under one key are sealed together (one section, format.md version
+ * 3); the chain covers the sealed bytes, so it verifies without any key and
+ * still verifies after a key is destroyed.
+ */
+SR_MUST_CHECK int sr_log_append_keyed(sr_log *lg, const sr_slice *recs, const uint32_t *key_ids, size_t n,
+                                      uint64_t *first_seq);
+
+/* The key id of the record sr_log_iter_next returned last (0: not sealed).
+ * After SR_EERASED (the record's key was destroyed), *seq is the record's
+ * and *rec empty: the caller counts it as erased and calls next again. */
+uint32_t sr_log_iter_key_id(const sr_log_iter *it);
 
 /* Make everything appended so far durable (and visible to iterators). */
 SR_MUST_CHECK int sr_log_sync(sr_log *lg);

@@ -38,7 +38,8 @@
     X(ECRYPTO,   -16, "cryptographic library failure")                         \
     X(ECLOSED,   -17, "handle is closing")                                   \
     X(ECONFLICT, -18, "revision does not match (changed by someone else)")    \
-    X(EDB,       -19, "index database failure")
+    X(EDB,       -19, "index database failure")                             \
+    X(EERASED,   -20, "erased: the key that sealed it was destroyed")
 
 typedef enum sr_err {
 #define SR__ERR_ENUM(name, val, msg) SR_##name = (val),

@@ -130,7 +130,7 @@ Test(wire, every_engine_code_maps_to_a_wire_error)
         {SR_ECLOSED, SR_WIRE_BUSY},    {SR_EIO, SR_WIRE_BUSY},          {SR_ENOMEM, SR_WIRE_INTERNAL},
         {SR_ECORRUPT, SR_WIRE_INTERNAL}, {SR_ETLS, SR_WIRE_INTERNAL},   {SR_EKEY, SR_WIRE_INTERNAL},
         {SR_EVERSION, SR_WIRE_INTERNAL}, {SR_EEXIST, SR_WIRE_INTERNAL}, {SR_ELOCKED, SR_WIRE_INTERNAL},
-        {SR_ECRYPTO, SR_WIRE_INTERNAL}, {SR_EDB, SR_WIRE_INTERNAL},
+        {SR_ECRYPTO, SR_WIRE_INTERNAL}, {SR_EDB, SR_WIRE_INTERNAL},     {SR_EERASED, SR_WIRE_UNKNOWN},
     };
     for (size_t i = 0; i < sizeof map / sizeof *map; i++) {
         cr_expect_eq(sr_wire_of_rc(map[i].rc), map[i].w, "%s -> %s, want %s", sr_err_name(map[i].rc),
