@@ -94,6 +94,24 @@ SR_MUST_CHECK int sr_aead_open(sr_aead *a, const uint8_t nonce[SR_NONCE_LEN], co
                                size_t aadlen, const void *in, size_t n, void *out,
                                const uint8_t tag[SR_TAG_LEN]);
 
+/* A resolver of key ids to sealing and opening (issue #16: the per-operator,
+ * per-epoch data keys of engine/keys, docs/keys.md), for the stores that
+ * seal under many keys (the log's version 3 sections, blobs, index values)
+ * without holding key material. alg is the AEAD the caller stored beside the
+ * ciphertext (sr_alg). Both calls must be thread-safe. They return SR_OK;
+ * SR_EKEY (the key id is unknown here: msg names it and what is needed);
+ * SR_EERASED (the key was destroyed: crypto-shredded); SR_ECORRUPT (the tag
+ * does not verify); SR_ECRYPTO. */
+typedef struct sr_keys {
+    void *ctx;
+    int (*seal)(void *ctx, uint32_t key_id, const uint8_t nonce[SR_NONCE_LEN], const void *aad, size_t aadlen,
+                const void *in, size_t n, void *out, uint8_t tag[SR_TAG_LEN], char *msg, size_t msglen);
+    int (*open)(void *ctx, uint32_t key_id, const uint8_t nonce[SR_NONCE_LEN], const void *aad, size_t aadlen,
+                const void *in, size_t n, void *out, const uint8_t tag[SR_TAG_LEN], char *msg, size_t msglen);
+    /* the AEAD algorithm of key_id (sr_alg), 0 if unknown */
+    int (*alg)(void *ctx, uint32_t key_id);
+} sr_keys;
+
 /* ES256 (ECDSA P-256 with SHA-256): the platform key's signatures (pushes
  * to apps, backup manifests). A sigkey is loaded from a PEM file holding a
  * private key, a public key or an X.509 certificate (the platform's

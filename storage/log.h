@@ -45,21 +45,9 @@ typedef enum sr_sync_mode {
 
 /* sr_errinfo: codecs/base/sr_error.h */
 
-/* Per-record keys (issue #16, format.md version 3): the log seals each run
- * of records with the key its caller names (a per-operator, per-period data
- * key, engine/keys), through this resolver; it never holds key material.
- * Both calls must be thread-safe (the appending leader seals, iterators and
- * verify open). They return SR_OK; SR_EKEY (the key id is unknown here: msg
- * names it, and what is needed); SR_EERASED (the key was destroyed:
- * crypto-shredded, its records are erased); SR_ECORRUPT (the tag does not
- * verify); SR_ECRYPTO. */
-typedef struct sr_log_keys {
-    void *ctx;
-    int (*seal)(void *ctx, uint32_t key_id, const uint8_t nonce[SR_NONCE_LEN], const void *aad, size_t aadlen,
-                const void *in, size_t n, void *out, uint8_t tag[SR_TAG_LEN], char *msg, size_t msglen);
-    int (*open)(void *ctx, uint32_t key_id, const uint8_t nonce[SR_NONCE_LEN], const void *aad, size_t aadlen,
-                const void *in, size_t n, void *out, const uint8_t tag[SR_TAG_LEN], char *msg, size_t msglen);
-} sr_log_keys;
+/* Per-record keys: a resolver (sr_keys, storage/crypto.h); the log never
+ * holds key material of format version 3. */
+typedef sr_keys sr_log_keys;
 
 typedef struct sr_log_opts {
     const sr_vfs *vfs;          /* NULL: sr_vfs_posix */
