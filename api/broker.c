@@ -2800,7 +2800,7 @@ int sr_broker_open(uv_loop_t *loop, sr_engine *eng, const char *data_dir, sr_bro
     b->loop = loop;
     b->eng = eng;
     snprintf(b->dir, sizeof b->dir, "%s", data_dir);
-    int rc = sr_pki_ensure_platform(data_dir, err, errlen);
+    int rc = sr_pki_ensure_platform(data_dir, SR_ALG_ES256, err, errlen); /* the server made it first (cfg) */
     if (rc) {
         free(b);
         return rc;

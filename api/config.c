@@ -2,6 +2,7 @@
 #include "api/config.h"
 
 #include "engine/records.h"
+#include "storage/crypto.h"
 
 #include <errno.h>
 #include <ini.h>
@@ -195,6 +196,17 @@ int sr_config_check(const sr_config *c, char *err, size_t errlen)
     }
     if (c->password_min_length > c->password_max_length) {
         snprintf(err, errlen, "[users] password_min_length must not exceed password_max_length");
+        return -1;
+    }
+    /* algorithm names: rows of the one table (storage/crypto.c) */
+    sr_alg alg;
+    char why[256];
+    if (sr_alg_by_name(c->crypto_signature, SR_ALG_KIND_SIG, &alg, why, sizeof why)) {
+        snprintf(err, errlen, "[crypto] signature: %s", why);
+        return -1;
+    }
+    if (sr_alg_by_name(c->crypto_aead, SR_ALG_KIND_AEAD, &alg, why, sizeof why)) {
+        snprintf(err, errlen, "[crypto] aead: %s", why);
         return -1;
     }
     return 0;

@@ -1,6 +1,8 @@
 /* api/pki.c -- see pki.h. */
 #include "api/pki.h"
 
+#include "storage/crypto.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <openssl/evp.h>
@@ -32,7 +34,7 @@ static int write_pem(const char *path, EVP_PKEY *key, X509 *cert, int mode)
     return SR_OK;
 }
 
-int sr_pki_ensure_platform(const char *dir, char *err, size_t errlen)
+int sr_pki_ensure_platform(const char *dir, int sig_alg, char *err, size_t errlen)
 {
     char kp[1100], cp[1100];
     snprintf(kp, sizeof kp, "%s/platform-key.pem", dir);
@@ -40,7 +42,13 @@ int sr_pki_ensure_platform(const char *dir, char *err, size_t errlen)
     struct stat st;
     if (stat(cp, &st) == 0) return SR_OK;
     int rc = SR_EIO;
-    EVP_PKEY *key = EVP_EC_gen("P-256");
+    sr_sigkey *sk = NULL;
+    if (sr_sigkey_generate(sig_alg, &sk)) {
+        snprintf(err, errlen, "cannot create the platform key in %s: no %s key", dir,
+                 sr_alg_name(sig_alg) ? sr_alg_name(sig_alg) : "signature");
+        return SR_ECRYPTO;
+    }
+    EVP_PKEY *key = sr_sigkey_evp(sk);
     X509 *x = X509_new();
     X509_NAME *name = NULL;
     if (!key || !x) goto done;
@@ -66,14 +74,14 @@ int sr_pki_ensure_platform(const char *dir, char *err, size_t errlen)
     X509_NAME_add_entry_by_txt(name, "O", MBSTRING_ASC, (const unsigned char *)"suiro", -1, -1, 0);
     X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)"suiro platform", -1, -1, 0);
     X509_set_issuer_name(x, name);
-    if (!X509_sign(x, key, EVP_sha256())) goto done;
+    if (!X509_sign(x, key, sr_sig_evp_md(sig_alg))) goto done; /* EdDSA: no digest */
     if ((rc = write_pem(kp, key, NULL, 0600))) goto done;
     rc = write_pem(cp, NULL, x, 0644);
 done:
     if (rc) snprintf(err, errlen, "cannot create the platform key and certificate in %s: %s", dir,
                      errno ? strerror(errno) : "OpenSSL error");
     X509_free(x);
-    EVP_PKEY_free(key);
+    sr_sigkey_free(sk);
     return rc;
 }
 

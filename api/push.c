@@ -71,7 +71,7 @@
 enum {
     ALARM_EVERY_MS = 60000, /* an app's "dropped" alarm and warning: at most this often */
     FAIL_LOG_EVERY_MS = 60000,
-    SIG_B64_LEN = 86,       /* base64url of 64 bytes, no padding */
+    SIG_B64_LEN = (4 * SR_SIG_MAX_LEN + 2) / 3, /* base64url of the longest signature, no padding (ES256: 86) */
 };
 
 typedef struct pmsg {
@@ -81,7 +81,7 @@ typedef struct pmsg {
     char *body; /* compact JSON, exactly the signed bytes */
     size_t len;
     char id[48];                                /* X-Suiro-Delivery (2) */
-    char sig[SIG_B64_LEN + 1];                  /* made at the first attempt (2) */
+    char *sig;                                  /* made at the first attempt (2); base64url */
     uint32_t attempts;
 } pmsg;
 
@@ -155,14 +155,19 @@ static void curl_global_unref(void)
 }
 
 /* ------------------------------------------------------------------------ */
-/* The signature: ES256 over the body, raw r||s (64 bytes), base64url        */
+/* The signature: the platform key's algorithm (ES256 unless the key is
+ * another of the table's: ES384, PS256, EdDSA) over the body, as JWS has it
+ * (ES256: raw r||s, 64 bytes), base64url                                     */
 
-static int sign_body(sr_sigkey *key, const char *body, size_t len, char out[SIG_B64_LEN + 1])
+static int sign_body(sr_sigkey *key, const char *body, size_t len, char **out)
 {
-    uint8_t raw[SR_ES256_SIG_LEN];
-    int rc = sr_sigkey_sign(key, body, len, raw); /* storage/crypto.c: the one ES256 signer */
-    if (!rc) sr_base64(raw, sizeof raw, out, 1);
-    return rc;
+    uint8_t raw[SR_SIG_MAX_LEN];
+    size_t n = 0;
+    int rc = sr_sigkey_sign(key, body, len, raw, &n); /* storage/crypto.c: the one signer */
+    if (rc) return rc;
+    if (!(*out = malloc(SIG_B64_LEN + 1))) return SR_ENOMEM;
+    sr_base64(raw, n, *out, 1);
+    return SR_OK;
 }
 
 static int load_key(const char *dir, sr_sigkey **out, char *err, size_t errlen)
@@ -170,7 +175,7 @@ static int load_key(const char *dir, sr_sigkey **out, char *err, size_t errlen)
     char path[1100], why[1300];
     snprintf(path, sizeof path, "%s/platform-key.pem", dir);
     int rc = sr_sigkey_load(path, 1, out, why, sizeof why);
-    if (rc) snprintf(err, errlen, "push: %s%s", why, rc == SR_ECRYPTO ? " (pushes are signed ES256)" : "");
+    if (rc) snprintf(err, errlen, "push: %s", why);
     return rc;
 }
 
@@ -181,6 +186,7 @@ static void msg_free(pmsg *m)
 {
     if (!m) return;
     free(m->url);
+    free(m->sig);
     sr_free(m->body); /* an sr_buf's data (sr_json_write) */
     free(m);
 }
@@ -320,7 +326,7 @@ static const char *app_check(const papp *a)
         if (++n > a->n) return "(5) n is not the queue's length";
         if (!m->url || !m->body || !m->id[0]) return "(2) a queued message without its url, body or delivery id";
         if (m != a->head && m->attempts) return "(1) a message behind the head was attempted";
-        if (m->attempts && !m->sig[0]) return "(2) an attempted message without its signature";
+        if (m->attempts && !m->sig) return "(2) an attempted message without its signature";
         if (last && m->seq <= last->seq) return "(6) a queue out of seq order";
         last = m;
     }
@@ -357,14 +363,16 @@ static void app_kick(papp *a)
     sr_push *p = a->p;
     if (p->closed || a->easy || a->waiting || !a->head) return;
     pmsg *m = a->head;
-    char h[160];
-    const char *why = "cannot start the transfer";
-    if (!m->sig[0] && sign_body(p->key, m->body, m->len, m->sig)) {
+    char h[SIG_B64_LEN + 80];
+    const char *why = "cannot start the transfer", *alg = sr_alg_name(sr_sigkey_alg(p->key));
+    if (!m->sig && sign_body(p->key, m->body, m->len, &m->sig)) {
         why = "cannot sign the body";
         goto fail;
     }
     struct curl_slist *l = curl_slist_append(NULL, "Content-Type: application/json");
-    snprintf(h, sizeof h, "X-Suiro-Signature: ES256;keyId=platform;sig=%s", m->sig);
+    snprintf(h, sizeof h, "X-Suiro-Signature: %s;keyId=platform;sig=%s", alg, m->sig);
+    if (l && !curl_slist_append(l, h)) goto fail_list;
+    snprintf(h, sizeof h, "X-Suiro-Signature-Alg: %s", alg); /* (ext) */
     if (l && !curl_slist_append(l, h)) goto fail_list;
     snprintf(h, sizeof h, "X-Suiro-Delivery: %s", m->id);
     if (l && !curl_slist_append(l, h)) goto fail_list;

@@ -54,8 +54,9 @@ typedef struct sr_push_opts {
 /* Defaults (above) into o. */
 void sr_push_opts_default(sr_push_opts *o);
 
-/* Open on loop: loads DATA_DIR/platform-key.pem (EC P-256; anything else is
- * SR_ECRYPTO) and sets up libcurl. o NULL: the defaults; a 0 field takes its
+/* Open on loop: loads DATA_DIR/platform-key.pem (a key of the table's
+ * signature algorithms, storage/crypto.h: ES256, ES384, PS256, EdDSA;
+ * anything else is SR_ECRYPTO) and sets up libcurl. o NULL: the defaults; a 0 field takes its
  * default. On failure err says why. */
 SR_MUST_CHECK int sr_push_open(uv_loop_t *loop, sr_engine *eng, const char *data_dir, const sr_push_opts *o,
                                sr_push **out, char *err, size_t errlen);

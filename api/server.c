@@ -80,6 +80,7 @@
 #include "api/gwif_json.h"
 #include "api/loginguard.h"
 #include "api/loopq.h"
+#include "api/pki.h"
 #include "api/push.h"
 #include "api/slog.h"
 #include "api/workq.h"
@@ -2031,6 +2032,12 @@ int sr_server_open(const sr_config *cfg, sr_server **out, char *err, size_t errl
     int rc = engine_open(s, err, errlen);
     if (rc) goto fail;
     uint64_t t0 = mono_us();
+    sr_alg sig_alg = SR_ALG_ES256; /* a first start of an older data directory: [crypto] signature's key */
+    if (sr_alg_by_name(cfg->crypto_signature, SR_ALG_KIND_SIG, &sig_alg, err, errlen) ||
+        (rc = sr_pki_ensure_platform(cfg->data_dir, sig_alg, err, errlen))) {
+        if (!rc) rc = SR_EINVAL;
+        goto fail;
+    }
     if ((rc = sr_broker_open(&s->loop, s->eng, cfg->data_dir, &s->broker, err, errlen))) goto fail;
     uint64_t t1 = mono_us();
     s->start_us[2] = t1 - t0;

@@ -179,11 +179,19 @@ static int manifest_text(const manifest *m, sr_buf *b)
 
 static int hex32(const char *s, uint8_t out[32]) { return strlen(s) == 64 && sr_unhex(s, 32, out) == 0 ? 0 : -1; }
 
+/* A manifest's signature: its algorithm (the "signature-alg" line, signed
+ * with the rest; ES256 when absent, as before it existed) and its bytes. */
+typedef struct msig {
+    int alg;
+    size_t n;
+    uint8_t b[SR_SIG_MAX_LEN];
+} msig;
+
 /* Parse text (NUL-terminated, len bytes) into m; the signature line's
- * offset into *signed_len and its bytes into sig. SR_ECORRUPT with the
+ * offset into *signed_len and the signature into sig. SR_ECORRUPT with the
  * line in ei (path names the manifest). */
-static int manifest_parse(const char *path, char *text, size_t len, manifest *m, size_t *signed_len,
-                          uint8_t sig[SR_ES256_SIG_LEN], sr_errinfo *ei)
+static int manifest_parse(const char *path, char *text, size_t len, manifest *m, size_t *signed_len, msig *sig,
+                          sr_errinfo *ei)
 {
     memset(m, 0, sizeof *m);
     if (len < sizeof MANIFEST_MAGIC - 1 || memcmp(text, MANIFEST_MAGIC, sizeof MANIFEST_MAGIC - 1))
@@ -192,6 +200,8 @@ static int manifest_parse(const char *path, char *text, size_t len, manifest *m,
     char *p = text + sizeof MANIFEST_MAGIC - 1;
     int have = 0, lineno = 1;
     *signed_len = 0;
+    sig->alg = SR_ALG_ES256;
+    sig->n = 0;
     while (*p) {
         lineno++;
         char *nl = strchr(p, '\n');
@@ -204,11 +214,19 @@ static int manifest_parse(const char *path, char *text, size_t len, manifest *m,
         const char *k = line, *v = sp + 1;
         int rc = 0;
         if (!strcmp(k, "signature")) {
-            if (strlen(v) != 2 * SR_ES256_SIG_LEN || sr_unhex(v, SR_ES256_SIG_LEN, sig) != 0) goto bad;
+            size_t vl = strlen(v);
+            if (!vl || vl % 2 || vl > 2 * SR_SIG_MAX_LEN || sr_unhex(v, vl / 2, sig->b) != 0) goto bad;
+            sig->n = vl / 2;
             *signed_len = (size_t)(line - text);
             if (*p) return fail(ei, SR_ECORRUPT, "%s:%d: lines after the signature", path, lineno + 1);
             have |= 1 << 8;
             break;
+        } else if (!strcmp(k, "signature-alg")) {
+            sr_alg a;
+            char why[160];
+            if (sr_alg_by_name(v, SR_ALG_KIND_SIG, &a, why, sizeof why))
+                return fail(ei, SR_ECORRUPT, "%s:%d: signature-alg: %s", path, lineno, why);
+            sig->alg = (int)a;
         } else if (!strcmp(k, "chain")) rc = hex32(v, m->info.chain), have |= 1;
         else if (!strcmp(k, "tip")) rc = hex32(v, m->info.tip), have |= 2;
         else if (!strcmp(k, "seq")) rc = sscanf(v, "%" SCNu64, &m->info.seq) == 1 ? 0 : -1, have |= 4;
@@ -254,8 +272,8 @@ int sr_backup_manifest_parse(const void *text, size_t len, sr_backup_info *out, 
     t[len] = 0;
     manifest m;
     size_t slen;
-    uint8_t sig[SR_ES256_SIG_LEN];
-    int rc = manifest_parse("manifest", t, len, &m, &slen, sig, ei);
+    msig sig;
+    int rc = manifest_parse("manifest", t, len, &m, &slen, &sig, ei);
     if (!rc) {
         SR_VERIFY(slen <= len);
         for (size_t i = 0; i < m.n; i++) SR_VERIFY(path_ok(m.f[i].path));
@@ -301,8 +319,11 @@ static int manifest_load(const char *dir, sr_sigkey *k, const uint8_t chain[32],
     int rc = read_all(path, &b, ei);
     if (rc == SR_ENOTFOUND) fail(ei, rc, "%s: missing: %s is not a complete backup", path, dir);
     size_t slen = 0;
-    uint8_t sig[SR_ES256_SIG_LEN];
-    if (!rc) rc = manifest_parse(path, (char *)b.data, b.len, m, &slen, sig, ei);
+    msig sig;
+    if (!rc) rc = manifest_parse(path, (char *)b.data, b.len, m, &slen, &sig, ei);
+    if (!rc && sig.alg != sr_sigkey_alg(k))
+        rc = fail(ei, SR_EKEY, "%s: signed with %s, but the platform key given is a key of %s", path, sr_alg_name(sig.alg),
+                  sr_alg_name(sr_sigkey_alg(k)));
     if (!rc && memcmp(m->info.chain, chain, 32)) {
         char a[65], c[65];
         sr_hex(m->info.chain, 32, a);
@@ -315,7 +336,7 @@ static int manifest_load(const char *dir, sr_sigkey *k, const uint8_t chain[32],
         sr_buf again;
         sr_buf_init(&again);
         rc = read_all(path, &again, ei);
-        if (!rc && (slen > again.len || sr_sigkey_verify(k, again.data, slen, sig) != SR_OK))
+        if (!rc && (slen > again.len || sr_sigkey_verify(k, again.data, slen, sig.b, sig.n) != SR_OK))
             rc = fail(ei, SR_EKEY, "%s: bad signature: not signed by this platform key (changed, or another platform's)",
                       path);
         sr_buf_release(&again);
@@ -785,15 +806,21 @@ static int do_backup(sr_engine *e, const char *dest, copier *c, setscan *s, mani
     m->info.files = (uint32_t)m->n;
     sr_buf txt;
     sr_buf_init(&txt);
-    uint8_t sig[SR_ES256_SIG_LEN];
-    char line[16 + 2 * SR_ES256_SIG_LEN];
+    uint8_t sig[SR_SIG_MAX_LEN];
+    size_t siglen = 0;
+    char line[16 + 2 * SR_SIG_MAX_LEN];
     rc = manifest_text(m, &txt);
-    if (!rc && (rc = sr_sigkey_sign(s->k, txt.data, txt.len, sig))) fail(ei, rc, "cannot sign the manifest: %s", sr_strerror(rc));
+    if (!rc) { /* the algorithm's line is signed with the rest */
+        int n = snprintf(line, sizeof line, "signature-alg %s\n", sr_alg_name(sr_sigkey_alg(s->k)));
+        if (sr_buf_append(&txt, line, (size_t)n)) rc = fail(ei, SR_ENOMEM, "out of memory");
+    }
+    if (!rc && (rc = sr_sigkey_sign(s->k, txt.data, txt.len, sig, &siglen)))
+        fail(ei, rc, "cannot sign the manifest: %s", sr_strerror(rc));
     if (!rc) {
         memcpy(line, "signature ", 10);
-        sr_hex(sig, sizeof sig, line + 10);
-        line[10 + 2 * SR_ES256_SIG_LEN] = '\n';
-        if (sr_buf_append(&txt, line, 11 + 2 * SR_ES256_SIG_LEN)) rc = fail(ei, SR_ENOMEM, "out of memory");
+        sr_hex(sig, siglen, line + 10);
+        line[10 + 2 * siglen] = '\n';
+        if (sr_buf_append(&txt, line, 11 + 2 * siglen)) rc = fail(ei, SR_ENOMEM, "out of memory");
     }
     sr_file *mf = NULL;
     pathf(p, sizeof p, "%s/manifest", partial);

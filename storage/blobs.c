@@ -1,6 +1,9 @@
 /*
- * storage/blobs.c -- content-addressed blob store (format v1,
- * docs/blob-format.md).
+ * storage/blobs.c -- content-addressed blob store (formats v1 and v2,
+ * docs/blob-format.md). v1: unencrypted, or sealed by the store's one key
+ * (opts.key). v2: sealed by a data key of the resolver (opts.keys, issue #16)
+ * named in the header with its AEAD, stored under <sha256>.<key id>, so that
+ * the same bytes under two keys are two files (dedup is per key).
  *
  * A blob file is a 64-byte header, then the plaintext cut into chunks of
  * chunk_size bytes (the last may be shorter; an empty blob has none), each
@@ -24,6 +27,10 @@
  *  (6) A poisoned writer (err != 0) writes nothing again; commit fails.
  *  (7) A read-only store (opts.readonly) holds no lock and changes nothing:
  *      writers and delete are refused; readers and sr_blob_verify work.
+ *  (8) A file named <hex> is v1 with key id 0 or the store key's; a file named
+ *      <hex>.<kid> is v2 sealed under data key kid (header and name agree, or
+ *      the file is ECORRUPT). A blob of one key never replaces or deletes one
+ *      of another.
  *
  * STATES (writer)                 TRANSITION              FUNCTION
  *   -> WRITING                     temp file created       sr_blob_writer_begin()
@@ -55,7 +62,9 @@ enum {
     HDR_LEN = 64,
     HDR_CRC_OFF = 60,
     FILE_ID_LEN = 16,
-    FLAG_AES_GCM = 1u << 0,
+    FLAG_AES_GCM = 1u << 0, /* v1: AES-256-GCM; v2: sealed by the AEAD at offset 40 */
+    HDR_ALG_OFF = 40,       /* v2: the AEAD's sr_alg (2 bytes) */
+    BLOB_V1 = 1,
     KNOWN_FLAGS = FLAG_AES_GCM,
     AAD_LEN = FILE_ID_LEN + 8 + 4, /* file_id | chunk index | chunk length */
     REC_OVERHEAD_ENC = 4 + SR_NONCE_LEN + SR_TAG_LEN,
@@ -79,6 +88,7 @@ struct sr_blobs {
     sr_file *lockf;
     int has_key;
     sr_key key;
+    const sr_keys *keys; /* the resolver of data keys (v2); NULL: none */
     uint32_t chunk;
     int readonly;       /* no lock held: no writer, no delete */
     pthread_mutex_t mu; /* publish / delete */
@@ -86,17 +96,27 @@ struct sr_blobs {
 
 /* What the header and footer of a blob file say (validated). */
 typedef struct meta {
-    uint32_t flags, key_id, chunk;
+    uint32_t version, flags, key_id, chunk, alg;
     uint8_t file_id[FILE_ID_LEN];
     uint64_t nchunks, size, file_size;
     uint8_t sha[SR_HASH_LEN];
 } meta;
 
+/* What seals or opens a blob's chunks and footer: the store's one key
+ * (aead, v1) or a data key of the resolver (kid != 0, v2). Neither: a
+ * plaintext blob. */
+typedef struct sealer {
+    sr_aead *aead;
+    const sr_keys *keys;
+    uint32_t kid;
+} sealer;
+
 struct sr_blob_writer {
     sr_blobs *bs;
     sr_file *f;
     char *tmp_path;
-    sr_aead *aead;
+    sealer sl;
+    uint32_t alg; /* v2: the data key's AEAD */
     sr_sha256_ctx sha;
     uint8_t file_id[FILE_ID_LEN];
     uint8_t *plain; /* chunk bytes */
@@ -110,7 +130,7 @@ struct sr_blob_reader {
     sr_blobs *bs;
     sr_file *f;
     meta m;
-    sr_aead *aead;
+    sealer sl;
     sr_sha256_ctx sha;
     uint8_t want[SR_HASH_LEN];
     uint8_t *plain, *rec;
@@ -118,6 +138,7 @@ struct sr_blob_reader {
     uint64_t off, index, total;
     int err, done;
     sr_blob_errinfo ei;
+    char name[2 * SR_HASH_LEN + 10]; /* the file's name: <hex>[.<kid>] */
 };
 
 /* ------------------------------------------------------------------------ */
@@ -129,7 +150,7 @@ static void set_err(sr_blob_errinfo *ei, int code, const char *blob, uint64_t of
 {
     if (!ei) return;
     ei->code = code;
-    if (blob != ei->blob) snprintf(ei->blob, sizeof ei->blob, "%s", blob ? blob : "");
+    if (blob != ei->blob) snprintf(ei->blob, sizeof ei->blob, "%.64s", blob ? blob : ""); /* the content hash */
     ei->offset = off;
     va_list ap;
     va_start(ap, fmt);
@@ -160,19 +181,50 @@ static char *path_fmt(const char *fmt, ...)
     return p;
 }
 
-/* The three paths of a blob: ab, ab/cd, ab/cd/<hex>. Any may be NULL. */
+/* The three paths of a blob: ab, ab/cd, ab/cd/<hex>[.<kid>]; hex is the
+ * blob's name (with ".<kid>" for a v2 blob: the messages name it so). Any
+ * may be NULL. */
 typedef struct blob_paths {
-    char hex[2 * SR_HASH_LEN + 1];
+    char hex[2 * SR_HASH_LEN + 10];
     char *d1, *d2, *file;
 } blob_paths;
 
-static int paths_init(const sr_blobs *bs, const uint8_t sha[SR_HASH_LEN], blob_paths *p)
+static int paths_init(const sr_blobs *bs, const uint8_t sha[SR_HASH_LEN], uint32_t kid, blob_paths *p)
 {
     sr_hex(sha, SR_HASH_LEN, p->hex);
+    if (kid) snprintf(p->hex + 2 * SR_HASH_LEN, sizeof p->hex - 2 * SR_HASH_LEN, ".%08x", (unsigned)kid);
     p->d1 = path_fmt("%s/%.2s", bs->dir, p->hex);
     p->d2 = path_fmt("%s/%.2s/%.2s", bs->dir, p->hex, p->hex + 2);
     p->file = path_fmt("%s/%.2s/%.2s/%s", bs->dir, p->hex, p->hex + 2, p->hex);
     return p->d1 && p->d2 && p->file ? SR_OK : SR_ENOMEM;
+}
+
+/* Seal (open) through the store's key or the resolver; a resolver's message
+ * (which key is missing or erased) into msg. */
+static int sealer_seal(const sealer *s, const uint8_t nonce[SR_NONCE_LEN], const void *aad, size_t aadlen,
+                       const void *in, size_t n, void *out, uint8_t tag[SR_TAG_LEN], char *msg, size_t msglen)
+{
+    if (s->kid) return s->keys->seal(s->keys->ctx, s->kid, nonce, aad, aadlen, in, n, out, tag, msg, msglen);
+    return sr_aead_seal(s->aead, nonce, aad, aadlen, in, n, out, tag);
+}
+
+static int sealer_open(const sealer *s, const uint8_t nonce[SR_NONCE_LEN], const void *aad, size_t aadlen,
+                       const void *in, size_t n, void *out, const uint8_t tag[SR_TAG_LEN], char *msg, size_t msglen)
+{
+    if (s->kid) return s->keys->open(s->keys->ctx, s->kid, nonce, aad, aadlen, in, n, out, tag, msg, msglen);
+    return sr_aead_open(s->aead, nonce, aad, aadlen, in, n, out, tag);
+}
+
+static int sealer_on(const sealer *s) { return s->aead || s->kid; }
+
+/* The detail of a resolver's SR_EKEY or SR_EERASED, naming the blob. */
+static void key_err(sr_blob_errinfo *ei, int rc, const char *hex, uint64_t off, uint32_t kid, const char *msg)
+{
+    if (rc == SR_EERASED)
+        set_err(ei, rc, hex, off, "blob %s: erased: its data key %08x was destroyed%s%s", hex, (unsigned)kid,
+                msg[0] ? ": " : "", msg);
+    else
+        set_err(ei, rc, hex, off, "blob %s: needs data key %08x%s%s", hex, (unsigned)kid, msg[0] ? ": " : "", msg);
 }
 
 static void paths_release(blob_paths *p)
@@ -209,12 +261,13 @@ static uint64_t chunks_for(uint64_t size, uint32_t chunk) { return size / chunk 
 /* ------------------------------------------------------------------------ */
 /* Header and footer                                                         */
 
-static void hdr_encode(uint8_t h[HDR_LEN], uint32_t flags, uint32_t key_id, uint32_t chunk,
-                       const uint8_t file_id[FILE_ID_LEN])
+static void hdr_encode(uint8_t h[HDR_LEN], uint32_t version, uint32_t flags, uint32_t key_id, uint32_t alg,
+                       uint32_t chunk, const uint8_t file_id[FILE_ID_LEN])
 {
     memset(h, 0, HDR_LEN);
     memcpy(h, BLOB_MAGIC, 8);
-    sr_put_le16(h + 8, SR_BLOB_VERSION);
+    sr_put_le16(h + 8, (uint16_t)version);
+    sr_put_le16(h + HDR_ALG_OFF, (uint16_t)alg);
     sr_put_le16(h + 10, HDR_LEN);
     sr_put_le32(h + 12, flags);
     sr_put_le32(h + 16, key_id);
@@ -224,22 +277,22 @@ static void hdr_encode(uint8_t h[HDR_LEN], uint32_t flags, uint32_t key_id, uint
 }
 
 /* Encode the footer into f (ftr_len(flags) bytes). */
-static int ftr_encode(uint8_t *f, sr_aead *aead, const uint8_t file_id[FILE_ID_LEN], uint64_t nchunks,
-                      uint64_t size, const uint8_t sha[SR_HASH_LEN])
+static int ftr_encode(uint8_t *f, const sealer *sl, const uint8_t file_id[FILE_ID_LEN], uint64_t nchunks,
+                      uint64_t size, const uint8_t sha[SR_HASH_LEN], char *msg, size_t msglen)
 {
     size_t at = FTR_FIELDS;
     sr_put_le32(f, 0);
     sr_put_le64(f + 4, nchunks);
     sr_put_le64(f + 12, size);
     memcpy(f + 20, sha, SR_HASH_LEN);
-    if (aead) {
+    if (sealer_on(sl)) {
         uint8_t aad[FILE_ID_LEN + FTR_FIELDS];
         memcpy(aad, file_id, FILE_ID_LEN);
         memcpy(aad + FILE_ID_LEN, f, FTR_FIELDS);
         int rc = sr_random(f + at, SR_NONCE_LEN);
         if (rc) return rc;
         uint8_t none[1] = {0}; /* empty plaintext; crypto.c offsets out even when n == 0 */
-        rc = sr_aead_seal(aead, f + at, aad, sizeof aad, none, 0, none, f + at + SR_NONCE_LEN);
+        rc = sealer_seal(sl, f + at, aad, sizeof aad, none, 0, none, f + at + SR_NONCE_LEN, msg, msglen);
         if (rc) return rc;
         at += SR_NONCE_LEN + SR_TAG_LEN;
     }
@@ -256,12 +309,15 @@ static int need_aead(const sr_blobs *bs, sr_aead **aead)
 }
 
 /*
- * Read and validate header and footer of an open blob file; check the key.
- * On SR_OK m is filled. Errors: SR_ECORRUPT, SR_EVERSION, SR_EKEY (all with
- * detail in ei), SR_EIO, SR_ENOMEM, SR_ECRYPTO.
+ * Read and validate header and footer of an open blob file named for key id
+ * kid (0: a v1 name); check the key, and set up sl to open its chunks. On
+ * SR_OK m is filled. Errors: SR_ECORRUPT, SR_EVERSION, SR_EKEY, SR_EERASED
+ * (all with detail in ei), SR_EIO, SR_ENOMEM, SR_ECRYPTO.
  */
-static int read_meta(sr_blobs *bs, sr_file *f, const char *hex, meta *m, sr_aead **aead, sr_blob_errinfo *ei)
+static int read_meta(sr_blobs *bs, sr_file *f, const char *hex, uint32_t kid, meta *m, sealer *sl,
+                     sr_blob_errinfo *ei)
 {
+    char kmsg[200] = "";
     uint8_t h[HDR_LEN], ft[FTR_LEN_ENC];
     uint64_t fsize = 0;
     int rc = bs->vfs->size(f, &fsize);
@@ -276,11 +332,13 @@ static int read_meta(sr_blobs *bs, sr_file *f, const char *hex, meta *m, sr_aead
         set_err(ei, SR_ECORRUPT, hex, 0, "blob %s: bad header magic or checksum", hex);
         return SR_ECORRUPT;
     }
-    if (sr_get_le16(h + 8) != SR_BLOB_VERSION) {
-        set_err(ei, SR_EVERSION, hex, 0, "blob %s: format version %u, this build reads version %d", hex,
-                (unsigned)sr_get_le16(h + 8), SR_BLOB_VERSION);
+    m->version = sr_get_le16(h + 8);
+    if (m->version != BLOB_V1 && m->version != SR_BLOB_VERSION) {
+        set_err(ei, SR_EVERSION, hex, 0, "blob %s: format version %u, this build reads versions 1 and %d", hex,
+                (unsigned)m->version, SR_BLOB_VERSION);
         return SR_EVERSION;
     }
+    m->alg = sr_get_le16(h + HDR_ALG_OFF);
     m->flags = sr_get_le32(h + 12);
     m->key_id = sr_get_le32(h + 16);
     m->chunk = sr_get_le32(h + 20);
@@ -292,7 +350,25 @@ static int read_meta(sr_blobs *bs, sr_file *f, const char *hex, meta *m, sr_aead
                 (unsigned)m->flags, (unsigned)m->chunk);
         return SR_ECORRUPT;
     }
-    if (m->flags & FLAG_AES_GCM) {
+    if (m->version == SR_BLOB_VERSION) { /* sealed by a data key: its name says which (invariant 8) */
+        if (!(m->flags & FLAG_AES_GCM) || !m->key_id || m->key_id != kid ||
+            sr_alg_kind((int)m->alg) != SR_ALG_KIND_AEAD) {
+            set_err(ei, SR_ECORRUPT, hex, 0, "blob %s: a version 2 header with key id %08x, AEAD %u, flags %#x "
+                    "(misplaced or damaged)", hex, (unsigned)m->key_id, (unsigned)m->alg, (unsigned)m->flags);
+            return SR_ECORRUPT;
+        }
+        if (!bs->keys) {
+            set_err(ei, SR_EKEY, hex, 0, "blob %s is sealed by data key %08x and the store has no keyring", hex,
+                    (unsigned)m->key_id);
+            return SR_EKEY;
+        }
+        sl->keys = bs->keys;
+        sl->kid = m->key_id;
+    } else if (kid || m->alg) {
+        set_err(ei, SR_ECORRUPT, hex, 0, "blob %s: a version 1 header under a data key's name, or AEAD %u", hex,
+                (unsigned)m->alg);
+        return SR_ECORRUPT;
+    } else if (m->flags & FLAG_AES_GCM) {
         if (!bs->has_key) {
             set_err(ei, SR_EKEY, hex, 0, "blob %s is encrypted (key id %08x) and no key is configured", hex,
                     (unsigned)m->key_id);
@@ -303,6 +379,7 @@ static int read_meta(sr_blobs *bs, sr_file *f, const char *hex, meta *m, sr_aead
                     hex, (unsigned)m->key_id, (unsigned)bs->key.id);
             return SR_EKEY;
         }
+        if ((rc = need_aead(bs, &sl->aead))) return rc;
     } else if (m->key_id != 0) {
         set_err(ei, SR_ECORRUPT, hex, 0, "blob %s: key id %08x on an unencrypted blob", hex, (unsigned)m->key_id);
         return SR_ECORRUPT;
@@ -332,10 +409,11 @@ static int read_meta(sr_blobs *bs, sr_file *f, const char *hex, meta *m, sr_aead
         uint8_t aad[FILE_ID_LEN + FTR_FIELDS];
         memcpy(aad, m->file_id, FILE_ID_LEN);
         memcpy(aad + FILE_ID_LEN, ft, FTR_FIELDS);
-        if ((rc = need_aead(bs, aead))) return rc;
         uint8_t none[1] = {0}; /* empty plaintext */
-        rc = sr_aead_open(*aead, ft + FTR_FIELDS, aad, sizeof aad, none, 0, none, ft + FTR_FIELDS + SR_NONCE_LEN);
+        rc = sealer_open(sl, ft + FTR_FIELDS, aad, sizeof aad, none, 0, none, ft + FTR_FIELDS + SR_NONCE_LEN, kmsg,
+                         sizeof kmsg);
         if (rc == SR_ECORRUPT) set_err(ei, rc, hex, foff, "blob %s: footer fails authentication", hex);
+        if (rc == SR_EKEY || rc == SR_EERASED) key_err(ei, rc, hex, foff, m->key_id, kmsg);
         if (rc) return rc;
     }
     /* Never trust sizes from disk: the footer's size must explain the file
@@ -396,6 +474,7 @@ int sr_blobs_open(const char *dir, const sr_blobs_opts *o, sr_blobs **out, sr_bl
         bs->key = *opts.key;
         bs->has_key = 1;
     }
+    bs->keys = opts.keys;
     bs->dir = path_fmt("%s", dir);
     bs->tmpdir = path_fmt("%s/tmp", dir);
     lockp = path_fmt("%s/LOCK", dir);
@@ -461,22 +540,28 @@ static void writer_free(sr_blob_writer *w, int unlink_tmp)
     sr_file_close(w->f);
     if (unlink_tmp && w->tmp_path) (void)w->bs->vfs->unlink(w->bs->vfs, w->tmp_path);
     sr_free(w->tmp_path);
-    sr_aead_destroy(w->aead);
+    sr_aead_destroy(w->sl.aead);
     sr_sha256_release(&w->sha);
     sr_free(w->plain);
     sr_free(w->rec);
     sr_free(w);
 }
 
-int sr_blob_writer_begin(sr_blobs *bs, sr_blob_writer **out)
+int sr_blob_writer_begin(sr_blobs *bs, sr_blob_writer **out) { return sr_blob_writer_begin_keyed(bs, 0, out); }
+
+int sr_blob_writer_begin_keyed(sr_blobs *bs, uint32_t key_id, sr_blob_writer **out)
 {
-    int rc = SR_OK;
+    int rc = SR_OK, alg = 0;
     uint8_t rnd[16], h[HDR_LEN];
     char rhex[33];
-    if (!bs || !out || bs->readonly) return SR_EINVAL;
+    if (!bs || !out || bs->readonly || (key_id && !bs->keys)) return SR_EINVAL;
+    if (key_id && sr_alg_kind(alg = bs->keys->alg(bs->keys->ctx, key_id)) != SR_ALG_KIND_AEAD) return SR_EKEY;
     sr_blob_writer *w = sr_calloc(1, sizeof *w);
     if (!w) return SR_ENOMEM;
     w->bs = bs;
+    w->sl.keys = key_id ? bs->keys : NULL;
+    w->sl.kid = key_id;
+    w->alg = (uint32_t)alg;
     w->off = HDR_LEN;
     w->plain = sr_malloc(bs->chunk);
     w->rec = sr_malloc((size_t)bs->chunk + REC_OVERHEAD_ENC);
@@ -485,7 +570,7 @@ int sr_blob_writer_begin(sr_blobs *bs, sr_blob_writer **out)
         goto fail;
     }
     if ((rc = sr_sha256_init(&w->sha))) goto fail;
-    if (bs->has_key && (rc = sr_aead_create(&bs->key, &w->aead))) goto fail;
+    if (!key_id && bs->has_key && (rc = sr_aead_create(&bs->key, &w->sl.aead))) goto fail;
     if ((rc = sr_random(w->file_id, FILE_ID_LEN))) goto fail;
     if ((rc = sr_random(rnd, sizeof rnd))) goto fail;
     sr_hex(rnd, sizeof rnd, rhex);
@@ -499,7 +584,8 @@ int sr_blob_writer_begin(sr_blobs *bs, sr_blob_writer **out)
         w->tmp_path = NULL;
         goto fail;
     }
-    hdr_encode(h, bs->has_key ? FLAG_AES_GCM : 0, bs->has_key ? bs->key.id : 0, bs->chunk, w->file_id);
+    if (key_id) hdr_encode(h, SR_BLOB_VERSION, FLAG_AES_GCM, key_id, w->alg, bs->chunk, w->file_id);
+    else hdr_encode(h, BLOB_V1, bs->has_key ? FLAG_AES_GCM : 0, bs->has_key ? bs->key.id : 0, 0, bs->chunk, w->file_id);
     if ((rc = bs->vfs->pwrite(w->f, h, HDR_LEN, 0))) goto fail;
     *out = w;
     return SR_OK;
@@ -519,10 +605,11 @@ static int writer_put_chunk(sr_blob_writer *w, const uint8_t *p, size_t n)
     if ((rc = sr_sha256_update(&w->sha, p, n))) return rc;
     chunk_aad(aad, w->file_id, w->index, (uint32_t)n);
     sr_put_le32(w->rec, (uint32_t)n);
-    if (w->aead) {
+    if (sealer_on(&w->sl)) {
         uint8_t *nonce = w->rec + 4, *ct = w->rec + 4 + SR_NONCE_LEN;
+        char msg[8];
         if ((rc = sr_random(nonce, SR_NONCE_LEN))) return rc;
-        if ((rc = sr_aead_seal(w->aead, nonce, aad, AAD_LEN, p, n, ct, ct + n))) return rc;
+        if ((rc = sealer_seal(&w->sl, nonce, aad, AAD_LEN, p, n, ct, ct + n, msg, sizeof msg))) return rc;
         reclen = n + REC_OVERHEAD_ENC;
     } else {
         memcpy(w->rec + 4, p, n);
@@ -574,10 +661,12 @@ void sr_blob_writer_abort(sr_blob_writer *w)
 
 enum { TARGET_ABSENT, TARGET_SAME, TARGET_REPLACE };
 
-/* Is there a usable blob at the target already? Under bs->mu. */
-static int target_state(sr_blobs *bs, const blob_paths *bp, sr_aead **aead, int *state)
+/* Is there a usable blob at the target (named for key id kid) already?
+ * Under bs->mu. */
+static int target_state(sr_blobs *bs, const blob_paths *bp, uint32_t kid, int *state)
 {
     sr_file *f = NULL;
+    sealer sl = {0};
     meta m;
     int rc = bs->vfs->open(bs->vfs, bp->file, SR_VFS_READ, &f);
     if (rc == SR_ENOTFOUND) {
@@ -585,16 +674,20 @@ static int target_state(sr_blobs *bs, const blob_paths *bp, sr_aead **aead, int 
         return SR_OK;
     }
     if (rc) return rc;
-    rc = read_meta(bs, f, bp->hex, &m, aead, NULL);
+    rc = read_meta(bs, f, bp->hex, kid, &m, &sl, NULL);
     sr_file_close(f);
+    sr_aead_destroy(sl.aead);
     if (rc == SR_OK) {
-        /* A blob under another key (or unencrypted while we have one) is
-         * rewritten under ours; the rename replaces it atomically. */
-        int same = bs->has_key ? (m.flags & FLAG_AES_GCM) && m.key_id == bs->key.id : !(m.flags & FLAG_AES_GCM);
+        /* A v1 blob under another key (or unencrypted while we have one) is
+         * rewritten under ours; the rename replaces it atomically. A v2 name
+         * holds only its own key's blobs (read_meta checked). */
+        int same = kid                ? 1
+                   : bs->has_key ? (m.flags & FLAG_AES_GCM) && m.key_id == bs->key.id
+                                 : !(m.flags & FLAG_AES_GCM);
         *state = same ? TARGET_SAME : TARGET_REPLACE;
         return SR_OK;
     }
-    if (rc == SR_ECORRUPT || rc == SR_EKEY || rc == SR_EVERSION) {
+    if (rc == SR_ECORRUPT || rc == SR_EKEY || rc == SR_EVERSION || rc == SR_EERASED) {
         /* A damaged or unreadable file under this name: replace it. */
         *state = TARGET_REPLACE;
         return SR_OK;
@@ -625,8 +718,9 @@ int sr_blob_writer_commit(sr_blob_writer *w, uint8_t sha256_out[SR_HASH_LEN], ui
     if (w->plain_len && (rc = writer_put_chunk(w, w->plain, w->plain_len))) goto done;
     w->plain_len = 0;
     if ((rc = sr_sha256_final(&w->sha, sha))) goto done;
-    if ((rc = ftr_encode(ft, w->aead, w->file_id, w->index, w->total, sha))) goto done;
-    size_t fl = ftr_len(w->aead ? FLAG_AES_GCM : 0);
+    char kmsg[8];
+    if ((rc = ftr_encode(ft, &w->sl, w->file_id, w->index, w->total, sha, kmsg, sizeof kmsg))) goto done;
+    size_t fl = ftr_len(sealer_on(&w->sl) ? FLAG_AES_GCM : 0);
     if ((rc = bs->vfs->pwrite(w->f, ft, fl, w->off))) goto done;
     w->off += fl;
     /* 2. Contents durable before the name exists (invariant 1). */
@@ -635,12 +729,12 @@ int sr_blob_writer_commit(sr_blob_writer *w, uint8_t sha256_out[SR_HASH_LEN], ui
     w->f = NULL;
     if (rc) goto done;
     /* 3. Publish under the content address. */
-    if ((rc = paths_init(bs, sha, &bp))) goto done;
+    if ((rc = paths_init(bs, sha, w->sl.kid, &bp))) goto done;
     pthread_mutex_lock(&bs->mu);
     locked = 1;
     if ((rc = bs->vfs->mkdir(bs->vfs, bp.d1))) goto done;
     if ((rc = bs->vfs->mkdir(bs->vfs, bp.d2))) goto done;
-    if ((rc = target_state(bs, &bp, &w->aead, &state))) goto done;
+    if ((rc = target_state(bs, &bp, w->sl.kid, &state))) goto done;
     if (state != TARGET_SAME) {
         if ((rc = bs->vfs->rename(bs->vfs, w->tmp_path, bp.file))) goto done;
         renamed = 1;
@@ -669,10 +763,10 @@ done:
 /* ------------------------------------------------------------------------ */
 /* Reader                                                                    */
 
-static int open_blob(sr_blobs *bs, const uint8_t sha[SR_HASH_LEN], sr_file **f, blob_paths *bp,
+static int open_blob(sr_blobs *bs, const uint8_t sha[SR_HASH_LEN], uint32_t kid, sr_file **f, blob_paths *bp,
                      sr_blob_errinfo *ei)
 {
-    int rc = paths_init(bs, sha, bp);
+    int rc = paths_init(bs, sha, kid, bp);
     if (rc) return rc;
     rc = bs->vfs->open(bs->vfs, bp->file, SR_VFS_READ, f);
     if (rc == SR_ENOTFOUND) set_err(ei, rc, bp->hex, 0, "blob %s not found", bp->hex);
@@ -682,6 +776,12 @@ static int open_blob(sr_blobs *bs, const uint8_t sha[SR_HASH_LEN], sr_file **f, 
 int sr_blob_reader_open(sr_blobs *bs, const uint8_t sha256[SR_HASH_LEN], sr_blob_reader **out,
                         sr_blob_errinfo *ei)
 {
+    return sr_blob_reader_open_keyed(bs, sha256, 0, out, ei);
+}
+
+int sr_blob_reader_open_keyed(sr_blobs *bs, const uint8_t sha256[SR_HASH_LEN], uint32_t key_id,
+                              sr_blob_reader **out, sr_blob_errinfo *ei)
+{
     blob_paths bp = {0};
     int rc;
     clear_err(ei);
@@ -690,8 +790,8 @@ int sr_blob_reader_open(sr_blobs *bs, const uint8_t sha256[SR_HASH_LEN], sr_blob
     if (!r) return SR_ENOMEM;
     r->bs = bs;
     memcpy(r->want, sha256, SR_HASH_LEN);
-    if ((rc = open_blob(bs, sha256, &r->f, &bp, &r->ei))) goto fail;
-    if ((rc = read_meta(bs, r->f, bp.hex, &r->m, &r->aead, &r->ei))) goto fail;
+    if ((rc = open_blob(bs, sha256, key_id, &r->f, &bp, &r->ei))) goto fail;
+    if ((rc = read_meta(bs, r->f, bp.hex, key_id, &r->m, &r->sl, &r->ei))) goto fail;
     if (memcmp(r->m.sha, sha256, SR_HASH_LEN) != 0) {
         rc = SR_ECORRUPT;
         set_err(&r->ei, rc, bp.hex, r->m.file_size, "blob %s: footer names other content (misplaced file)", bp.hex);
@@ -706,7 +806,8 @@ int sr_blob_reader_open(sr_blobs *bs, const uint8_t sha256[SR_HASH_LEN], sr_blob
     }
     if ((rc = sr_sha256_init(&r->sha))) goto fail;
     r->off = HDR_LEN;
-    snprintf(r->ei.blob, sizeof r->ei.blob, "%s", bp.hex);
+    snprintf(r->ei.blob, sizeof r->ei.blob, "%.64s", bp.hex); /* the content hash; messages name the file */
+    memcpy(r->name, bp.hex, sizeof r->name);
     paths_release(&bp);
     *out = r;
     return SR_OK;
@@ -730,10 +831,11 @@ static int reader_fail(sr_blob_reader *r, int rc)
 /* Load, authenticate and decrypt chunk r->index into r->plain. */
 static int reader_load(sr_blob_reader *r)
 {
-    const char *hex = r->ei.blob;
+    const char *hex = r->name;
     uint32_t n = chunk_len_at(r->m.size, r->m.chunk, r->index);
     size_t reclen = n + rec_overhead(r->m.flags);
     uint8_t aad[AAD_LEN];
+    char kmsg[200] = "";
     int rc = sr_vfs_read_exact(r->f, r->rec, reclen, r->off);
     if (rc == SR_DONE) {
         set_err(&r->ei, SR_ECORRUPT, hex, r->off, "blob %s: chunk %" PRIu64 " at offset %" PRIu64 " is truncated",
@@ -750,7 +852,7 @@ static int reader_load(sr_blob_reader *r)
     chunk_aad(aad, r->m.file_id, r->index, n);
     if (r->m.flags & FLAG_AES_GCM) {
         const uint8_t *nonce = r->rec + 4, *ct = r->rec + 4 + SR_NONCE_LEN;
-        rc = sr_aead_open(r->aead, nonce, aad, AAD_LEN, ct, n, r->plain, ct + n);
+        rc = sealer_open(&r->sl, nonce, aad, AAD_LEN, ct, n, r->plain, ct + n, kmsg, sizeof kmsg);
     } else {
         memcpy(r->plain, r->rec + 4, n);
         if (sr_get_le32(r->rec + 4 + n) != sr_crc32c(sr_crc32c(0, aad, AAD_LEN), r->plain, n)) rc = SR_ECORRUPT;
@@ -759,6 +861,7 @@ static int reader_load(sr_blob_reader *r)
         set_err(&r->ei, rc, hex, r->off,
                 "blob %s: chunk %" PRIu64 " at offset %" PRIu64 " fails its %s (damaged, reordered or foreign)",
                 hex, r->index, r->off, (r->m.flags & FLAG_AES_GCM) ? "authentication tag" : "CRC-32C");
+    if (rc == SR_EKEY || rc == SR_EERASED) key_err(&r->ei, rc, hex, r->off, r->m.key_id, kmsg);
     if (rc) return rc;
     if ((rc = sr_sha256_update(&r->sha, r->plain, n))) return rc;
     r->off += reclen;
@@ -782,7 +885,7 @@ int sr_blob_reader_read(sr_blob_reader *r, void *buf, size_t cap, size_t *got)
             if ((rc = sr_sha256_final(&r->sha, sha))) return reader_fail(r, rc);
             if (r->total != r->m.size || memcmp(sha, r->want, SR_HASH_LEN) != 0) {
                 set_err(&r->ei, SR_ECORRUPT, r->ei.blob, r->off,
-                        "blob %s: content does not hash to its name (%" PRIu64 " bytes read)", r->ei.blob,
+                        "blob %s: content does not hash to its name (%" PRIu64 " bytes read)", r->name,
                         r->total);
                 return reader_fail(r, SR_ECORRUPT);
             }
@@ -807,7 +910,7 @@ void sr_blob_reader_close(sr_blob_reader *r)
 {
     if (!r) return;
     sr_file_close(r->f);
-    sr_aead_destroy(r->aead);
+    sr_aead_destroy(r->sl.aead);
     sr_sha256_release(&r->sha);
     sr_free(r->plain);
     sr_free(r->rec);
@@ -819,14 +922,19 @@ void sr_blob_reader_close(sr_blob_reader *r)
 
 int sr_blob_stat(sr_blobs *bs, const uint8_t sha256[SR_HASH_LEN], uint64_t *size)
 {
+    return sr_blob_stat_keyed(bs, sha256, 0, size);
+}
+
+int sr_blob_stat_keyed(sr_blobs *bs, const uint8_t sha256[SR_HASH_LEN], uint32_t key_id, uint64_t *size)
+{
     if (!bs || !sha256 || !size) return SR_EINVAL;
     blob_paths bp = {0};
     sr_file *f = NULL;
-    sr_aead *aead = NULL;
+    sealer sl = {0};
     meta m;
-    int rc = open_blob(bs, sha256, &f, &bp, NULL);
+    int rc = open_blob(bs, sha256, key_id, &f, &bp, NULL);
     if (rc) goto done;
-    if ((rc = read_meta(bs, f, bp.hex, &m, &aead, NULL))) goto done;
+    if ((rc = read_meta(bs, f, bp.hex, key_id, &m, &sl, NULL))) goto done;
     if (memcmp(m.sha, sha256, SR_HASH_LEN) != 0) {
         rc = SR_ECORRUPT;
         goto done;
@@ -834,27 +942,31 @@ int sr_blob_stat(sr_blobs *bs, const uint8_t sha256[SR_HASH_LEN], uint64_t *size
     *size = m.size;
 done:
     sr_file_close(f);
-    sr_aead_destroy(aead);
+    sr_aead_destroy(sl.aead);
     paths_release(&bp);
     return rc;
 }
 
-int sr_blob_exists(sr_blobs *bs, const uint8_t sha256[SR_HASH_LEN])
+int sr_blob_exists(sr_blobs *bs, const uint8_t sha256[SR_HASH_LEN]) { return sr_blob_exists_keyed(bs, sha256, 0); }
+
+int sr_blob_exists_keyed(sr_blobs *bs, const uint8_t sha256[SR_HASH_LEN], uint32_t key_id)
 {
     if (!bs || !sha256) return SR_EINVAL;
     blob_paths bp = {0};
     sr_file *f = NULL;
-    int rc = open_blob(bs, sha256, &f, &bp, NULL);
+    int rc = open_blob(bs, sha256, key_id, &f, &bp, NULL);
     sr_file_close(f);
     paths_release(&bp);
     return rc;
 }
 
-int sr_blob_delete(sr_blobs *bs, const uint8_t sha256[SR_HASH_LEN])
+int sr_blob_delete(sr_blobs *bs, const uint8_t sha256[SR_HASH_LEN]) { return sr_blob_delete_keyed(bs, sha256, 0); }
+
+int sr_blob_delete_keyed(sr_blobs *bs, const uint8_t sha256[SR_HASH_LEN], uint32_t key_id)
 {
     if (!bs || !sha256 || bs->readonly) return SR_EINVAL;
     blob_paths bp = {0};
-    int rc = paths_init(bs, sha256, &bp);
+    int rc = paths_init(bs, sha256, key_id, &bp);
     if (rc) goto done;
     pthread_mutex_lock(&bs->mu);
     rc = bs->vfs->unlink(bs->vfs, bp.file);
@@ -867,8 +979,14 @@ done:
 
 int sr_blob_verify(sr_blobs *bs, const uint8_t sha256[SR_HASH_LEN], uint64_t *size, sr_blob_errinfo *ei)
 {
+    return sr_blob_verify_keyed(bs, sha256, 0, size, ei);
+}
+
+int sr_blob_verify_keyed(sr_blobs *bs, const uint8_t sha256[SR_HASH_LEN], uint32_t key_id, uint64_t *size,
+                         sr_blob_errinfo *ei)
+{
     sr_blob_reader *r = NULL;
-    int rc = sr_blob_reader_open(bs, sha256, &r, ei);
+    int rc = sr_blob_reader_open_keyed(bs, sha256, key_id, &r, ei);
     if (rc) return rc;
     size_t cap = bs->chunk > 65536 ? bs->chunk : 65536, got = 0;
     uint8_t *buf = sr_malloc(cap);

@@ -5,14 +5,25 @@
  * written streaming (memory use is a few chunks, whatever the size), made
  * durable before sr_blob_writer_commit returns (so the engine can append the
  * file event that names the blob only after the bytes are safe), deduplicated
- * (the same bytes are stored once), and, when a key is configured, encrypted
- * chunk by chunk with AES-256-GCM like the log. The file format is specified
- * byte by byte in docs/blob-format.md.
+ * (the same bytes under the same key are stored once), and encrypted chunk
+ * by chunk: by the store's one key (opts.key, format v1, like the log's
+ * version 2), or by a per-operator data key that the caller names
+ * (sr_blob_writer_begin_keyed, format v2: sealed through the resolver
+ * opts.keys, docs/keys.md). The file format is specified byte by byte in
+ * docs/blob-format.md.
  *
  * Layout of a store directory:
  *   LOCK                    exclusive lock of the process that has it open
  *   tmp/<32 hex>.tmp        blobs being written; never valid, removed at open
- *   ab/cd/abcd<60 hex>      a committed blob (lower-case hex of its SHA-256)
+ *   ab/cd/abcd<60 hex>      a committed blob (lower-case hex of its SHA-256):
+ *                           plaintext, or sealed by the store's key (v1)
+ *   ab/cd/abcd<60 hex>.<8 hex>  the same content sealed by data key <8 hex>
+ *                           (v2): one file per key, so dedup is per key and
+ *                           deleting one key's blob never touches another's
+ *
+ * Every call that names a blob has a _keyed form taking the key id of a v2
+ * blob; the plain form is the _keyed one with key id 0 (a v1 name). The
+ * engine records the key id beside the blob's hash in its file event.
  *
  * Threads: the store handle may be shared by any number of threads; one
  * writer or reader must be used by one thread at a time. sr_blobs_close must
@@ -33,7 +44,7 @@ typedef struct sr_blob_writer sr_blob_writer;
 typedef struct sr_blob_reader sr_blob_reader;
 
 enum {
-    SR_BLOB_VERSION = 1,
+    SR_BLOB_VERSION = 2, /* v2: sealed by a data key; v1 (one store key or none) is still read and written */
     SR_BLOB_DEFAULT_CHUNK = 64 * 1024,
     SR_BLOB_MIN_CHUNK = 64,              /* small chunks are for tests */
     SR_BLOB_MAX_CHUNK = 16 * 1024 * 1024,
@@ -42,6 +53,8 @@ enum {
 typedef struct sr_blobs_opts {
     const sr_vfs *vfs;   /* NULL: sr_vfs_posix */
     const sr_key *key;   /* NULL: new blobs are not encrypted. Copied at open. */
+    const sr_keys *keys; /* the resolver of data keys (v2 blobs); NULL: none. Borrowed: it
+                            must outlive the store; its calls must be thread-safe */
     uint32_t chunk_size; /* plaintext bytes per chunk for new blobs; 0: 64 KiB */
     int readonly;        /* read only (verify, a server may hold the store): no lock,
                             no tmp/ sweep, nothing created; writers and delete are SR_EINVAL */
@@ -72,6 +85,12 @@ void sr_blobs_close(sr_blobs *bs);
  * @return SR_OK; SR_ENOMEM, SR_EIO, SR_ENOSPC, SR_ECRYPTO.
  */
 SR_MUST_CHECK int sr_blob_writer_begin(sr_blobs *bs, sr_blob_writer **out);
+/* The same, sealing the blob under data key key_id through opts.keys
+ * (format v2; its header names the key and its AEAD); key_id 0 is
+ * sr_blob_writer_begin. SR_EINVAL (no resolver); SR_EKEY (the resolver does
+ * not know key_id). A seal the resolver refuses later (the key was
+ * destroyed meanwhile: SR_EERASED) poisons the writer. */
+SR_MUST_CHECK int sr_blob_writer_begin_keyed(sr_blobs *bs, uint32_t key_id, sr_blob_writer **out);
 
 /**
  * Append len bytes (borrowed for the call). Full chunks are sealed and
@@ -111,13 +130,18 @@ SR_MUST_CHECK int sr_blob_writer_commit(sr_blob_writer *w, uint8_t sha256_out[SR
 void sr_blob_writer_abort(sr_blob_writer *w);
 
 /**
- * Open a blob for streaming reads.
+ * Open a blob for streaming reads (_keyed: the blob sealed by data key
+ * key_id, through opts.keys).
  * @return SR_OK; SR_ENOTFOUND; SR_ECORRUPT (bad header); SR_EVERSION;
- *         SR_EKEY (encrypted and no key, or with another key); SR_EIO,
- *         SR_ENOMEM, SR_ECRYPTO. Detail in ei (optional).
+ *         SR_EKEY (encrypted and no key, or with another key; a data key
+ *         the resolver does not have: the message names it); SR_EERASED
+ *         (its data key was destroyed: the message names the blob and the
+ *         key); SR_EIO, SR_ENOMEM, SR_ECRYPTO. Detail in ei (optional).
  */
 SR_MUST_CHECK int sr_blob_reader_open(sr_blobs *bs, const uint8_t sha256[SR_HASH_LEN],
                                       sr_blob_reader **out, sr_blob_errinfo *ei);
+SR_MUST_CHECK int sr_blob_reader_open_keyed(sr_blobs *bs, const uint8_t sha256[SR_HASH_LEN], uint32_t key_id,
+                                            sr_blob_reader **out, sr_blob_errinfo *ei);
 
 /**
  * Read up to cap bytes into buf. Each chunk is authenticated (GCM tag, or
@@ -146,6 +170,8 @@ void sr_blob_reader_close(sr_blob_reader *r); /* NULL-safe */
  * read). Same errors as sr_blob_reader_open.
  */
 SR_MUST_CHECK int sr_blob_stat(sr_blobs *bs, const uint8_t sha256[SR_HASH_LEN], uint64_t *size);
+SR_MUST_CHECK int sr_blob_stat_keyed(sr_blobs *bs, const uint8_t sha256[SR_HASH_LEN], uint32_t key_id,
+                                     uint64_t *size);
 
 /**
  * Read a whole blob and check it: every chunk authenticated (GCM tag, or
@@ -158,10 +184,13 @@ SR_MUST_CHECK int sr_blob_stat(sr_blobs *bs, const uint8_t sha256[SR_HASH_LEN], 
  */
 SR_MUST_CHECK int sr_blob_verify(sr_blobs *bs, const uint8_t sha256[SR_HASH_LEN], uint64_t *size,
                                  sr_blob_errinfo *ei);
+SR_MUST_CHECK int sr_blob_verify_keyed(sr_blobs *bs, const uint8_t sha256[SR_HASH_LEN], uint32_t key_id,
+                                       uint64_t *size, sr_blob_errinfo *ei);
 
 /* SR_OK if a file exists under the blob's address, SR_ENOTFOUND if not, or
  * an I/O error. Does not validate the file (sr_blob_stat does). */
 SR_MUST_CHECK int sr_blob_exists(sr_blobs *bs, const uint8_t sha256[SR_HASH_LEN]);
+SR_MUST_CHECK int sr_blob_exists_keyed(sr_blobs *bs, const uint8_t sha256[SR_HASH_LEN], uint32_t key_id);
 
 /**
  * Remove a blob (unlink, then fsync its directory). For retention, once no
@@ -170,5 +199,6 @@ SR_MUST_CHECK int sr_blob_exists(sr_blobs *bs, const uint8_t sha256[SR_HASH_LEN]
  * @return SR_OK; SR_ENOTFOUND; SR_EIO.
  */
 SR_MUST_CHECK int sr_blob_delete(sr_blobs *bs, const uint8_t sha256[SR_HASH_LEN]);
+SR_MUST_CHECK int sr_blob_delete_keyed(sr_blobs *bs, const uint8_t sha256[SR_HASH_LEN], uint32_t key_id);
 
 #endif

@@ -1,5 +1,7 @@
 /* storage/crypto.c -- OpenSSL EVP behind the small interface of crypto.h.
- * OpenSSL's errors are translated once, here, to SR_ECRYPTO. */
+ * OpenSSL's errors are translated once, here, to SR_ECRYPTO. The table of
+ * algorithms (ALGS) is the one place that maps an sr_alg id to its name,
+ * kind, sizes and OpenSSL getter. */
 #include "storage/crypto.h"
 
 #include "codecs/base/sr_alloc.h"
@@ -21,13 +23,95 @@
 #include <openssl/x509.h>
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
+#include <openssl/rsa.h>
 #include <openssl/sha.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 struct sr_aead {
     EVP_CIPHER_CTX *enc, *dec;
 };
+
+/* ------------------------------------------------------------------------ */
+/* The table of algorithms (R-SE-4; docs/keys.md "Algorithms")               */
+
+typedef struct alg_row {
+    sr_alg id;
+    const char *name;
+    int kind;
+    size_t size;                     /* hash: output; aead: key; sig: signature (0: the modulus) */
+    const EVP_CIPHER *(*cipher)(void); /* aead */
+    const EVP_MD *(*md)(void);       /* hash; sig: its digest (NULL: Ed25519 hashes inside) */
+    const char *pkey;                /* sig: the OpenSSL key type */
+    const char *group;               /* ECDSA: the curve */
+} alg_row;
+
+static const alg_row ALGS[] = {
+    {SR_ALG_AES_256_GCM, "AES-256-GCM", SR_ALG_KIND_AEAD, SR_KEY_LEN, EVP_aes_256_gcm, NULL, NULL, NULL},
+    {SR_ALG_SHA_256, "SHA-256", SR_ALG_KIND_HASH, 32, NULL, EVP_sha256, NULL, NULL},
+    {SR_ALG_SHA_384, "SHA-384", SR_ALG_KIND_HASH, 48, NULL, EVP_sha384, NULL, NULL},
+    {SR_ALG_ES256, "ES256", SR_ALG_KIND_SIG, 64, NULL, EVP_sha256, "EC", "prime256v1"},
+    {SR_ALG_ES384, "ES384", SR_ALG_KIND_SIG, 96, NULL, EVP_sha384, "EC", "secp384r1"},
+    {SR_ALG_PS256, "PS256", SR_ALG_KIND_SIG, 0, NULL, EVP_sha256, "RSA", NULL},
+    {SR_ALG_EDDSA, "EdDSA", SR_ALG_KIND_SIG, 64, NULL, NULL, "ED25519", NULL},
+};
+enum { NALGS = sizeof ALGS / sizeof *ALGS, RSA_MIN_BITS = 2048, RSA_MAX_BITS = 8 * SR_SIG_MAX_LEN,
+       RSA_GEN_BITS = 3072 };
+
+static const alg_row *alg_row_of(int alg)
+{
+    for (size_t i = 0; i < NALGS; i++)
+        if ((int)ALGS[i].id == alg) return &ALGS[i];
+    return NULL;
+}
+
+void sr_alg_names(int kind, char *buf, size_t len)
+{
+    size_t at = 0;
+    if (len) buf[0] = 0;
+    for (size_t i = 0; i < NALGS && at < len; i++) {
+        if (kind && ALGS[i].kind != kind) continue;
+        int w = snprintf(buf + at, len - at, "%s%s", at ? ", " : "", ALGS[i].name);
+        if (w < 0) break;
+        at += (size_t)w;
+    }
+}
+
+int sr_alg_by_name(const char *name, int kind, sr_alg *out, char *err, size_t errlen)
+{
+    for (size_t i = 0; name && i < NALGS; i++)
+        if ((!kind || ALGS[i].kind == kind) && !strcasecmp(name, ALGS[i].name)) {
+            *out = ALGS[i].id;
+            return SR_OK;
+        }
+    if (err) {
+        static const char *const kinds[] = {"algorithm", "AEAD", "hash", "signature algorithm"};
+        char known[200];
+        sr_alg_names(kind, known, sizeof known);
+        snprintf(err, errlen, "unknown %s '%.64s' (known: %s)", kinds[kind >= 0 && kind <= 3 ? kind : 0],
+                 name ? name : "", known);
+    }
+    return SR_EINVAL;
+}
+
+const char *sr_alg_name(int alg)
+{
+    const alg_row *r = alg_row_of(alg);
+    return r ? r->name : NULL;
+}
+
+int sr_alg_kind(int alg)
+{
+    const alg_row *r = alg_row_of(alg);
+    return r ? r->kind : 0;
+}
+
+size_t sr_alg_size(int alg)
+{
+    const alg_row *r = alg_row_of(alg);
+    return r ? r->size : 0;
+}
 
 void sr_key_from_bytes(sr_key *k, const uint8_t bytes[SR_KEY_LEN])
 {
@@ -203,12 +287,24 @@ void sr_sha256_2(const void *a, size_t an, const void *b, size_t bn, uint8_t out
     EVP_MD_CTX_free(c);
 }
 
-int sr_sha256_init(sr_sha256_ctx *c)
+int sr_digest(int alg, const void *p, size_t n, uint8_t out[SR_HASH_MAX_LEN])
 {
-    EVP_MD_CTX *m = EVP_MD_CTX_new();
+    const alg_row *r = alg_row_of(alg);
+    unsigned int len = 0;
+    if (!r || r->kind != SR_ALG_KIND_HASH) return SR_EINVAL;
+    if (EVP_Digest(p, n, out, &len, r->md(), NULL) != 1 || len != r->size) return SR_ECRYPTO;
+    return SR_OK;
+}
+
+int sr_digest_init(sr_digest_ctx *c, int alg)
+{
+    const alg_row *r = alg_row_of(alg);
     c->md = NULL;
+    c->alg = alg;
+    if (!r || r->kind != SR_ALG_KIND_HASH) return SR_EINVAL;
+    EVP_MD_CTX *m = EVP_MD_CTX_new();
     if (!m) return SR_ENOMEM;
-    if (EVP_DigestInit_ex(m, EVP_sha256(), NULL) != 1) {
+    if (EVP_DigestInit_ex(m, r->md(), NULL) != 1) {
         EVP_MD_CTX_free(m);
         return SR_ECRYPTO;
     }
@@ -216,22 +312,31 @@ int sr_sha256_init(sr_sha256_ctx *c)
     return SR_OK;
 }
 
-int sr_sha256_update(sr_sha256_ctx *c, const void *p, size_t n)
+int sr_digest_update(sr_digest_ctx *c, const void *p, size_t n)
 {
     if (!c->md) return SR_EINVAL;
     if (n && EVP_DigestUpdate(c->md, p, n) != 1) return SR_ECRYPTO;
     return SR_OK;
 }
 
-int sr_sha256_final(sr_sha256_ctx *c, uint8_t out[SR_HASH_LEN])
+int sr_digest_final(sr_digest_ctx *c, uint8_t out[SR_HASH_MAX_LEN])
 {
     unsigned int len = 0;
     if (!c->md) return SR_EINVAL;
-    if (EVP_DigestFinal_ex(c->md, out, &len) != 1 || len != SR_HASH_LEN) return SR_ECRYPTO;
+    if (EVP_DigestFinal_ex(c->md, out, &len) != 1 || len != sr_alg_size(c->alg)) return SR_ECRYPTO;
     return SR_OK;
 }
 
-void sr_sha256_release(sr_sha256_ctx *c)
+int sr_sha256_final(sr_sha256_ctx *c, uint8_t out[SR_HASH_LEN])
+{
+    uint8_t h[SR_HASH_MAX_LEN];
+    if (c->alg != SR_ALG_SHA_256) return SR_EINVAL;
+    int rc = sr_digest_final(c, h);
+    if (!rc) memcpy(out, h, SR_HASH_LEN);
+    return rc;
+}
+
+void sr_digest_release(sr_digest_ctx *c)
 {
     if (!c) return;
     EVP_MD_CTX_free(c->md);
@@ -251,15 +356,19 @@ int sr_hmac_sha1(const void *key, size_t keylen, const void *msg, size_t n, uint
     return SR_OK;
 }
 
-int sr_aead_create(const sr_key *key, sr_aead **out)
+int sr_aead_create(const sr_key *key, sr_aead **out) { return sr_aead_create_alg(SR_ALG_AES_256_GCM, key, out); }
+
+int sr_aead_create_alg(int alg, const sr_key *key, sr_aead **out)
 {
+    const alg_row *r = alg_row_of(alg);
+    if (!r || r->kind != SR_ALG_KIND_AEAD) return SR_EINVAL;
     sr_aead *a = sr_calloc(1, sizeof *a);
     if (!a) return SR_ENOMEM;
     a->enc = EVP_CIPHER_CTX_new();
     a->dec = EVP_CIPHER_CTX_new();
     if (!a->enc || !a->dec ||
-        EVP_EncryptInit_ex(a->enc, EVP_aes_256_gcm(), NULL, key->bytes, NULL) != 1 ||
-        EVP_DecryptInit_ex(a->dec, EVP_aes_256_gcm(), NULL, key->bytes, NULL) != 1) {
+        EVP_EncryptInit_ex(a->enc, r->cipher(), NULL, key->bytes, NULL) != 1 ||
+        EVP_DecryptInit_ex(a->dec, r->cipher(), NULL, key->bytes, NULL) != 1) {
         sr_aead_destroy(a);
         return SR_ECRYPTO;
     }
@@ -325,12 +434,71 @@ size_t sr_base64(const uint8_t *in, size_t n, char *out, int url)
 }
 
 /* ------------------------------------------------------------------------ */
-/* ES256                                                                      */
+/* Signatures: ES256, ES384, PS256, EdDSA                                     */
 
 struct sr_sigkey {
     EVP_PKEY *k;
     int priv;
+    const alg_row *alg;
+    size_t siglen;
 };
+
+/* The table's row for k (and its signatures' length), or a message naming
+ * what k is instead. */
+static const alg_row *sig_row_for(EVP_PKEY *k, size_t *siglen, char *why, size_t whylen)
+{
+    char group[64] = "";
+    int bits = EVP_PKEY_get_bits(k);
+    if (EVP_PKEY_is_a(k, "EC")) {
+        if (EVP_PKEY_get_utf8_string_param(k, OSSL_PKEY_PARAM_GROUP_NAME, group, sizeof group, NULL) != 1)
+            snprintf(group, sizeof group, "unknown");
+        for (size_t i = 0; i < NALGS; i++)
+            if (ALGS[i].group && !strcmp(ALGS[i].group, group)) {
+                *siglen = ALGS[i].size;
+                return &ALGS[i];
+            }
+        snprintf(why, whylen, "an EC key on curve %s (ES256 needs P-256, ES384 P-384)", group);
+        return NULL;
+    }
+    if (EVP_PKEY_is_a(k, "RSA") || EVP_PKEY_is_a(k, "RSA-PSS")) {
+        if (bits < RSA_MIN_BITS || bits > RSA_MAX_BITS) {
+            snprintf(why, whylen, "an RSA key of %d bits (PS256 needs %d to %d)", bits, RSA_MIN_BITS, RSA_MAX_BITS);
+            return NULL;
+        }
+        *siglen = (size_t)EVP_PKEY_get_size(k);
+        return alg_row_of(SR_ALG_PS256);
+    }
+    if (EVP_PKEY_is_a(k, "ED25519")) {
+        *siglen = 64;
+        return alg_row_of(SR_ALG_EDDSA);
+    }
+    snprintf(why, whylen, "a %s key, of no signature algorithm suiro knows", EVP_PKEY_get0_type_name(k));
+    return NULL;
+}
+
+static int sigkey_wrap(EVP_PKEY *k, int priv, const char *path, sr_sigkey **out, char *err, size_t errlen)
+{
+    char why[160], known[120];
+    size_t siglen = 0;
+    const alg_row *row = sig_row_for(k, &siglen, why, sizeof why);
+    if (!row) {
+        sr_alg_names(SR_ALG_KIND_SIG, known, sizeof known);
+        if (err) snprintf(err, errlen, "%s holds %s; a signing key must be one of %s", path, why, known);
+        EVP_PKEY_free(k);
+        return SR_ECRYPTO;
+    }
+    sr_sigkey *sk = sr_calloc(1, sizeof *sk);
+    if (!sk) {
+        EVP_PKEY_free(k);
+        return SR_ENOMEM;
+    }
+    sk->k = k;
+    sk->priv = priv;
+    sk->alg = row;
+    sk->siglen = siglen;
+    *out = sk;
+    return SR_OK;
+}
 
 int sr_sigkey_load(const char *path, int need_private, sr_sigkey **out, char *err, size_t errlen)
 {
@@ -354,28 +522,32 @@ int sr_sigkey_load(const char *path, int need_private, sr_sigkey **out, char *er
         }
     }
     fclose(f);
-    char group[64] = "";
     if (!k) {
         if (err) snprintf(err, errlen, "%s is not a PEM %s", path,
                           need_private ? "private key" : "private key, public key or certificate");
         return SR_ECRYPTO;
     }
-    if (!EVP_PKEY_is_a(k, "EC") ||
-        EVP_PKEY_get_utf8_string_param(k, OSSL_PKEY_PARAM_GROUP_NAME, group, sizeof group, NULL) != 1 ||
-        strcmp(group, "prime256v1")) {
-        if (err) snprintf(err, errlen, "%s must be an EC P-256 key (ES256)", path);
-        EVP_PKEY_free(k);
-        return SR_ECRYPTO;
-    }
-    sr_sigkey *sk = sr_calloc(1, sizeof *sk);
-    if (!sk) {
-        EVP_PKEY_free(k);
-        return SR_ENOMEM;
-    }
-    sk->k = k;
-    sk->priv = priv;
-    *out = sk;
-    return SR_OK;
+    return sigkey_wrap(k, priv, path, out, err, errlen);
+}
+
+int sr_sigkey_generate(int alg, sr_sigkey **out)
+{
+    const alg_row *r = alg_row_of(alg);
+    if (!r || r->kind != SR_ALG_KIND_SIG) return SR_EINVAL;
+    EVP_PKEY *k = NULL;
+    if (r->group) k = EVP_EC_gen(r->group);
+    else if (r->id == SR_ALG_PS256) k = EVP_RSA_gen(RSA_GEN_BITS);
+    else k = EVP_PKEY_Q_keygen(NULL, NULL, r->pkey);
+    if (!k) return SR_ECRYPTO;
+    return sigkey_wrap(k, 1, "a generated key", out, NULL, 0);
+}
+
+void *sr_sigkey_evp(sr_sigkey *k) { return k->k; }
+
+const void *sr_sig_evp_md(int alg)
+{
+    const alg_row *r = alg_row_of(alg);
+    return r && r->kind == SR_ALG_KIND_SIG && r->md ? r->md() : NULL;
 }
 
 void sr_sigkey_free(sr_sigkey *k)
@@ -387,23 +559,52 @@ void sr_sigkey_free(sr_sigkey *k)
 
 int sr_sigkey_private(const sr_sigkey *k) { return k->priv; }
 
-int sr_sigkey_sign(sr_sigkey *k, const void *msg, size_t n, uint8_t raw[SR_ES256_SIG_LEN])
+int sr_sigkey_alg(const sr_sigkey *k) { return (int)k->alg->id; }
+
+size_t sr_sigkey_sig_len(const sr_sigkey *k) { return k->siglen; }
+
+/* A digest sign or verify context for k (RSA-PSS: its padding and salt). */
+static EVP_MD_CTX *sig_ctx(sr_sigkey *k, int sign)
+{
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    EVP_PKEY_CTX *pc = NULL;
+    const EVP_MD *d = k->alg->md ? k->alg->md() : NULL;
+    if (!md) return NULL;
+    int ok = sign ? EVP_DigestSignInit(md, &pc, d, NULL, k->k) : EVP_DigestVerifyInit(md, &pc, d, NULL, k->k);
+    if (ok == 1 && k->alg->id == SR_ALG_PS256)
+        ok = EVP_PKEY_CTX_set_rsa_padding(pc, RSA_PKCS1_PSS_PADDING) == 1 &&
+             EVP_PKEY_CTX_set_rsa_pss_saltlen(pc, RSA_PSS_SALTLEN_DIGEST) == 1 &&
+             EVP_PKEY_CTX_set_rsa_mgf1_md(pc, d) == 1;
+    if (ok != 1) {
+        EVP_MD_CTX_free(md);
+        return NULL;
+    }
+    return md;
+}
+
+int sr_sigkey_sign(sr_sigkey *k, const void *msg, size_t n, uint8_t raw[SR_SIG_MAX_LEN], size_t *siglen)
 {
     if (!k->priv) return SR_EINVAL;
     int rc = SR_ECRYPTO;
-    unsigned char der[160];
+    unsigned char der[SR_SIG_MAX_LEN + 16];
     size_t dlen = sizeof der;
     ECDSA_SIG *sig = NULL;
-    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    EVP_MD_CTX *md = sig_ctx(k, 1);
     if (!md) goto done;
-    if (EVP_DigestSignInit(md, NULL, EVP_sha256(), NULL, k->k) != 1) goto done;
-    if (EVP_DigestSign(md, der, &dlen, msg, n) != 1) goto done;
-    const unsigned char *q = der;
-    sig = d2i_ECDSA_SIG(NULL, &q, (long)dlen);
-    if (!sig) goto done;
-    const BIGNUM *r, *s;
-    ECDSA_SIG_get0(sig, &r, &s);
-    if (BN_bn2binpad(r, raw, 32) != 32 || BN_bn2binpad(s, raw + 32, 32) != 32) goto done;
+    if (!k->alg->group) dlen = SR_SIG_MAX_LEN;
+    if (EVP_DigestSign(md, k->alg->group ? der : raw, &dlen, msg, n) != 1) goto done;
+    if (k->alg->group) { /* ECDSA: DER to raw r || s */
+        int half = (int)k->siglen / 2;
+        const unsigned char *q = der;
+        sig = d2i_ECDSA_SIG(NULL, &q, (long)dlen);
+        if (!sig) goto done;
+        const BIGNUM *r, *s;
+        ECDSA_SIG_get0(sig, &r, &s);
+        if (BN_bn2binpad(r, raw, half) != half || BN_bn2binpad(s, raw + half, half) != half) goto done;
+    } else if (dlen != k->siglen) {
+        goto done;
+    }
+    *siglen = k->siglen;
     rc = SR_OK;
 done:
     ECDSA_SIG_free(sig);
@@ -411,22 +612,30 @@ done:
     return rc;
 }
 
-int sr_sigkey_verify(sr_sigkey *k, const void *msg, size_t n, const uint8_t raw[SR_ES256_SIG_LEN])
+int sr_sigkey_verify(sr_sigkey *k, const void *msg, size_t n, const uint8_t *raw, size_t siglen)
 {
     int rc = SR_ECRYPTO;
     unsigned char *der = NULL;
+    const unsigned char *sigp = raw;
     EVP_MD_CTX *md = NULL;
-    ECDSA_SIG *sig = ECDSA_SIG_new();
-    BIGNUM *r = BN_bin2bn(raw, 32, NULL), *s = BN_bin2bn(raw + 32, 32, NULL);
-    if (!sig || !r || !s || ECDSA_SIG_set0(sig, r, s) != 1) {
-        BN_free(r);
-        BN_free(s);
-        goto done;
+    ECDSA_SIG *sig = NULL;
+    if (siglen != k->siglen) return SR_ECORRUPT;
+    if (k->alg->group) { /* ECDSA: raw r || s to DER */
+        int half = (int)siglen / 2;
+        sig = ECDSA_SIG_new();
+        BIGNUM *r = BN_bin2bn(raw, half, NULL), *s = BN_bin2bn(raw + half, half, NULL);
+        if (!sig || !r || !s || ECDSA_SIG_set0(sig, r, s) != 1) {
+            BN_free(r);
+            BN_free(s);
+            goto done;
+        }
+        int dlen = i2d_ECDSA_SIG(sig, &der);
+        if (dlen <= 0) goto done;
+        sigp = der;
+        siglen = (size_t)dlen;
     }
-    int dlen = i2d_ECDSA_SIG(sig, &der);
-    if (dlen <= 0 || !(md = EVP_MD_CTX_new())) goto done;
-    if (EVP_DigestVerifyInit(md, NULL, EVP_sha256(), NULL, k->k) != 1) goto done;
-    rc = EVP_DigestVerify(md, der, (size_t)dlen, msg, n) == 1 ? SR_OK : SR_ECORRUPT;
+    if (!(md = sig_ctx(k, 0))) goto done;
+    rc = EVP_DigestVerify(md, sigp, siglen, msg, n) == 1 ? SR_OK : SR_ECORRUPT;
 done:
     OPENSSL_free(der);
     ECDSA_SIG_free(sig);

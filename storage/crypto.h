@@ -1,7 +1,8 @@
 /*
  * storage/crypto.h -- the few primitives the log and blob store use, on
- * OpenSSL: SHA-256, AES-256-GCM, HMAC-SHA-1 (TOTP, engine/totp.h), random
- * bytes, and key files.
+ * OpenSSL: the one table of algorithms by name (R-SE-4: AES-256-GCM; SHA-256,
+ * SHA-384; ES256, ES384, PS256, EdDSA), hashes, AES-256-GCM, signatures,
+ * HMAC-SHA-1 (TOTP, engine/totp.h), random bytes, and key files.
  *
  * A key file holds a 256-bit key as 64 hex digits (surrounding white space
  * allowed) or as exactly 32 raw bytes. It must live outside the data
@@ -34,6 +35,29 @@ typedef enum sr_alg {
     SR_ALG_EDDSA = 35,      /* Ed25519 */
 } sr_alg;
 
+/* The table of algorithms (crypto.c, docs/keys.md "Algorithms"): a row per
+ * sr_alg, with its name, kind and sizes. A new algorithm is a row there (and
+ * an id above). Lookups scan a few rows: callers resolve a name once (at
+ * config load, when a key or a header is read), never per record. */
+enum { SR_ALG_KIND_AEAD = 1, SR_ALG_KIND_HASH = 2, SR_ALG_KIND_SIG = 3 }; /* sr_alg_kind */
+enum {
+    SR_HASH_MAX_LEN = 48, /* SHA-384 */
+    SR_SIG_MAX_LEN = 512, /* RSA-PSS up to 4096 bits; ES384 is 96, ES256 and EdDSA 64 */
+};
+/* The id of name (case-insensitive) in *out, of kind (0: any kind). SR_EINVAL
+ * with a message naming it and listing the known names of that kind in err
+ * (if given). */
+SR_MUST_CHECK int sr_alg_by_name(const char *name, int kind, sr_alg *out, char *err, size_t errlen);
+/* "AES-256-GCM", "SHA-256", ..., "EdDSA"; NULL for an id not in the table. */
+const char *sr_alg_name(int alg);
+/* SR_ALG_KIND_*; 0 for an id not in the table. */
+int sr_alg_kind(int alg);
+/* A hash's output length; an AEAD's key length; a signature's length (0:
+ * the key's modulus decides, PS256). 0 for an id not in the table. */
+size_t sr_alg_size(int alg);
+/* The known names of kind (0: all), comma-separated, into buf. */
+void sr_alg_names(int kind, char *buf, size_t len);
+
 typedef struct sr_key {
     uint8_t bytes[SR_KEY_LEN];
     uint32_t id;
@@ -57,21 +81,38 @@ SR_MUST_CHECK int sr_key_load_from(const char *spec, int timeout_ms, sr_key *out
 /* Build a key from raw bytes (computes the id). */
 void sr_key_from_bytes(sr_key *k, const uint8_t bytes[SR_KEY_LEN]);
 
+/* The digest by hash alg (SR_ALG_SHA_256, SR_ALG_SHA_384) of p into out
+ * (sr_alg_size(alg) bytes; sr_hash is the base layer's hash-table hash). SR_EINVAL if alg is not a hash. */
+SR_MUST_CHECK int sr_digest(int alg, const void *p, size_t n, uint8_t out[SR_HASH_MAX_LEN]);
+/* SHA-256, the default hash (the log's chain, blob names, ids): direct, no
+ * table lookup, for the hot paths. */
 void sr_sha256(const void *p, size_t n, uint8_t out[SR_HASH_LEN]);
 /* SHA-256 of two concatenated pieces. */
 void sr_sha256_2(const void *a, size_t an, const void *b, size_t bn, uint8_t out[SR_HASH_LEN]);
 
-/* Incremental SHA-256 (for data streamed in pieces). init allocates an
- * OpenSSL digest context (SR_ENOMEM, SR_ECRYPTO); release frees it and is
- * NULL-safe and idempotent (a zeroed ctx is released safely). final may be
- * called once; the ctx must then be released. */
-typedef struct sr_sha256_ctx {
+/* Incremental hashing (for data streamed in pieces). init allocates an
+ * OpenSSL digest context (SR_ENOMEM, SR_ECRYPTO; SR_EINVAL if alg is not a
+ * hash); release frees it and is NULL-safe and idempotent (a zeroed ctx is
+ * released safely). final may be called once and writes sr_alg_size(alg)
+ * bytes; the ctx must then be released. The sr_sha256_* names are the same
+ * with SHA-256. */
+typedef struct sr_digest_ctx {
     void *md; /* EVP_MD_CTX * */
-} sr_sha256_ctx;
-SR_MUST_CHECK int sr_sha256_init(sr_sha256_ctx *c);
-SR_MUST_CHECK int sr_sha256_update(sr_sha256_ctx *c, const void *p, size_t n);
+    int alg;
+} sr_digest_ctx;
+SR_MUST_CHECK int sr_digest_init(sr_digest_ctx *c, int alg);
+SR_MUST_CHECK int sr_digest_update(sr_digest_ctx *c, const void *p, size_t n);
+SR_MUST_CHECK int sr_digest_final(sr_digest_ctx *c, uint8_t out[SR_HASH_MAX_LEN]);
+void sr_digest_release(sr_digest_ctx *c);
+typedef sr_digest_ctx sr_sha256_ctx;
+SR_MUST_CHECK static inline int sr_sha256_init(sr_sha256_ctx *c) { return sr_digest_init(c, SR_ALG_SHA_256); }
+SR_MUST_CHECK static inline int sr_sha256_update(sr_sha256_ctx *c, const void *p, size_t n)
+{
+    return sr_digest_update(c, p, n);
+}
+/* out: SR_HASH_LEN bytes (SR_EINVAL if c hashes with another algorithm) */
 SR_MUST_CHECK int sr_sha256_final(sr_sha256_ctx *c, uint8_t out[SR_HASH_LEN]);
-void sr_sha256_release(sr_sha256_ctx *c);
+static inline void sr_sha256_release(sr_sha256_ctx *c) { sr_digest_release(c); }
 
 SR_MUST_CHECK int sr_random(void *buf, size_t n);
 
@@ -83,7 +124,11 @@ SR_MUST_CHECK int sr_hmac_sha1(const void *key, size_t keylen, const void *msg, 
                                uint8_t out[SR_SHA1_LEN]);
 
 typedef struct sr_aead sr_aead; /* one per thread; caches the cipher context */
+/* AES-256-GCM under key. */
 SR_MUST_CHECK int sr_aead_create(const sr_key *key, sr_aead **out);
+/* The AEAD alg (a row of kind SR_ALG_KIND_AEAD; SR_EINVAL otherwise) under
+ * key: what a data key of another algorithm uses. */
+SR_MUST_CHECK int sr_aead_create_alg(int alg, const sr_key *key, sr_aead **out);
 void sr_aead_destroy(sr_aead *a);
 /* Encrypt n bytes of in into out (n bytes) and write the tag. */
 SR_MUST_CHECK int sr_aead_seal(sr_aead *a, const uint8_t nonce[SR_NONCE_LEN], const void *aad,
@@ -112,22 +157,43 @@ typedef struct sr_keys {
     int (*alg)(void *ctx, uint32_t key_id);
 } sr_keys;
 
-/* ES256 (ECDSA P-256 with SHA-256): the platform key's signatures (pushes
- * to apps, backup manifests). A sigkey is loaded from a PEM file holding a
- * private key, a public key or an X.509 certificate (the platform's
- * platform-key.pem or platform-cert.pem); only a private one signs. The one
- * ES256 code of the project. */
+/* Signatures (the platform key's: pushes to apps, backup manifests), of the
+ * table's signature rows: ES256 (ECDSA P-256, SHA-256), ES384 (ECDSA P-384,
+ * SHA-384), PS256 (RSA-PSS, SHA-256, MGF1-SHA-256, salt length 32, a modulus
+ * of 2048..4096 bits), EdDSA (Ed25519). The key decides the algorithm
+ * (sr_sigkey_alg). Signatures are as JWS has them: ECDSA raw r || s (64 or
+ * 96 bytes), RSA-PSS the modulus's length, Ed25519 64 bytes. A sigkey is
+ * loaded from a PEM file holding a private key, a public key or an X.509
+ * certificate (the platform's platform-key.pem or platform-cert.pem); only
+ * a private one signs. The one signature code of the project. */
 typedef struct sr_sigkey sr_sigkey;
 enum { SR_ES256_SIG_LEN = 64 }; /* raw r || s, as JWS */
-/* SR_OK; SR_ENOTFOUND (no such file), SR_ECRYPTO (not a P-256 key, or no
- * private key when need_private), with a message naming the file in err. */
+/* SR_OK; SR_ENOTFOUND (no such file), SR_ECRYPTO (not a PEM key, a key of
+ * no algorithm of the table (naming its type or curve), an RSA key under
+ * 2048 or over 4096 bits (naming its size), or no private key when
+ * need_private), with a message naming the file in err. */
 SR_MUST_CHECK int sr_sigkey_load(const char *path, int need_private, sr_sigkey **out, char *err, size_t errlen);
+/* A fresh private key of the signature algorithm alg (PS256: 3072 bits).
+ * SR_EINVAL if alg is not a signature row; SR_ECRYPTO. */
+SR_MUST_CHECK int sr_sigkey_generate(int alg, sr_sigkey **out);
+/* The key's EVP_PKEY * (api/pki.c writes it and makes its certificate). */
+void *sr_sigkey_evp(sr_sigkey *k);
+/* The digest OpenSSL signs with under alg (a const EVP_MD *; NULL for EdDSA,
+ * which hashes inside): for a certificate's signature. */
+const void *sr_sig_evp_md(int alg);
 void sr_sigkey_free(sr_sigkey *k);
 /* 1: k holds the private key (it signs) */
 int sr_sigkey_private(const sr_sigkey *k);
-SR_MUST_CHECK int sr_sigkey_sign(sr_sigkey *k, const void *msg, size_t n, uint8_t sig[SR_ES256_SIG_LEN]);
-/* SR_OK if sig is k's signature of msg; SR_ECORRUPT if not. */
-SR_MUST_CHECK int sr_sigkey_verify(sr_sigkey *k, const void *msg, size_t n, const uint8_t sig[SR_ES256_SIG_LEN]);
+/* The key's algorithm (SR_ALG_ES256, ...) and its signatures' length. */
+int sr_sigkey_alg(const sr_sigkey *k);
+size_t sr_sigkey_sig_len(const sr_sigkey *k);
+/* Sign msg into sig (sr_sigkey_sig_len(k) bytes, stored in *siglen).
+ * SR_EINVAL without a private key; SR_ECRYPTO. */
+SR_MUST_CHECK int sr_sigkey_sign(sr_sigkey *k, const void *msg, size_t n, uint8_t sig[SR_SIG_MAX_LEN],
+                                 size_t *siglen);
+/* SR_OK if sig (siglen bytes) is k's signature of msg; SR_ECORRUPT if not
+ * (also a wrong length). */
+SR_MUST_CHECK int sr_sigkey_verify(sr_sigkey *k, const void *msg, size_t n, const uint8_t *sig, size_t siglen);
 /* SHA-256 of the public key (its DER SubjectPublicKeyInfo): names the key,
  * the same for the private key, the public key and the certificate. */
 SR_MUST_CHECK int sr_sigkey_id(sr_sigkey *k, uint8_t out[SR_HASH_LEN]);

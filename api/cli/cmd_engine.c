@@ -1,6 +1,6 @@
 /*
  * api/cli/cmd_engine.c -- engine-level commands:
- *   suiro init [--demo] [--admin ID] [--second-admin ID] DIR
+ *   suiro init [--demo] [--admin ID] [--second-admin ID] [--signature ALG] DIR
  *                                      create a data directory (demo operator from the embedded sheet) and
  *                                      its first platform admin (ID, default "admin") with a temporary
  *                                      password printed once (docs/admin.md, "The first platform admin")
@@ -52,7 +52,8 @@ typedef struct common {
 
 /* Every option of these commands (each table takes the ones it needs). */
 typedef struct eopts {
-    const char *keyfile, *op, *from, *to, *gateway, *point, *kind, *app, *pem, *admin, *admin2, *url, *token;
+    const char *keyfile, *op, *from, *to, *gateway, *point, *kind, *app, *pem, *admin, *admin2, *url, *token,
+        *signature;
     int demo, discard_lost, json;
 } eopts;
 
@@ -63,6 +64,8 @@ const sr_opt sr_opts_init[] = {
     SR_OPT_STR("admin", 0, "ID", eopts, admin, "the first platform admin's user id (default admin)"),
     SR_OPT_STR("second-admin", 0, "ID", eopts, admin2,
                "also a second platform admin (the two-person rule needs two to approve a privilege change)"),
+    SR_OPT_STR("signature", 0, "ALG", eopts, signature,
+               "the platform key's signature algorithm: ES256 (default), ES384, PS256 or EdDSA"),
     KEY_FILE,
     SR_OPT_END,
 };
@@ -298,6 +301,10 @@ int sr_cmd_init(const sr_command *cmd, int argc, char **argv)
     if (!sr_id_str_ok(admins[0])) return sr_opts_error(cmd, "--admin: not an ID ([A-Za-z0-9._-]{1,64})");
     if (o.admin2 && !sr_id_str_ok(o.admin2)) return sr_opts_error(cmd, "--second-admin: not an ID ([A-Za-z0-9._-]{1,64})");
     if (o.admin2 && !strcmp(o.admin2, admins[0])) return sr_opts_error(cmd, "--second-admin: the same ID as --admin");
+    sr_alg sig_alg = SR_ALG_ES256;
+    char why[256];
+    if (o.signature && sr_alg_by_name(o.signature, SR_ALG_KIND_SIG, &sig_alg, why, sizeof why))
+        return sr_opts_error(cmd, "--signature: %s", why);
     sr_engine *e;
     if (open_engine(cmd, &c, 0, &e)) return 1;
     char passwords[2][2 * SR_INIT_PASSWORD_BYTES + 1];
@@ -305,7 +312,7 @@ int sr_cmd_init(const sr_command *cmd, int argc, char **argv)
     if (!code && demo) code = import_bytes(cmd, e, sr_demo_sheet, sr_demo_sheet_len, "demo-sheet.csv");
     if (sr_engine_close(e)) code = 1;
     char perr[1200];
-    if (!code && sr_pki_ensure_platform(c.dir, perr, sizeof perr)) {
+    if (!code && sr_pki_ensure_platform(c.dir, sig_alg, perr, sizeof perr)) {
         fprintf(stderr, "suiro init: %s\n", perr);
         code = 1;
     }

@@ -277,6 +277,13 @@ Test(config, checks_between_keys)
         {"http", "uploads_per_app", "65", "[http] uploads_per_app"},
         {"users", "password_min_length", "129", "[users] password_min_length"},
         {"users", "password_min_length", "128", NULL},
+        /* algorithm names: rows of storage/crypto.c's table, any case */
+        {"crypto", "signature", "eddsa", NULL},
+        {"crypto", "signature", "PS256", NULL},
+        {"crypto", "signature", "ES512", "[crypto] signature: unknown signature algorithm 'ES512' (known: ES256, ES384, PS256, EdDSA)"},
+        {"crypto", "signature", "AES-256-GCM", "[crypto] signature: unknown signature algorithm 'AES-256-GCM'"},
+        {"crypto", "aead", "aes-256-gcm", NULL},
+        {"crypto", "aead", "ChaCha20", "[crypto] aead: unknown AEAD 'ChaCha20' (known: AES-256-GCM)"},
     };
     for (size_t i = 0; i < sizeof CASES / sizeof CASES[0]; i++) {
         sr_config c;
