@@ -89,6 +89,8 @@ struct sr_blobs {
     int has_key;
     sr_key key;
     const sr_keys *keys; /* the resolver of data keys (v2); NULL: none */
+    void (*random_fn)(void *ctx, void *buf, size_t n); /* tests: file ids and nonces */
+    void *random_ctx;
     uint32_t chunk;
     int readonly;       /* no lock held: no writer, no delete */
     pthread_mutex_t mu; /* publish / delete */
@@ -217,6 +219,15 @@ static int sealer_open(const sealer *s, const uint8_t nonce[SR_NONCE_LEN], const
 
 static int sealer_on(const sealer *s) { return s->aead || s->kid; }
 
+/* A file id or a nonce: random (a test's function draws them for golden
+ * files). */
+static int blob_random(const sr_blobs *bs, void *buf, size_t n)
+{
+    if (!bs->random_fn) return sr_random(buf, n);
+    bs->random_fn(bs->random_ctx, buf, n);
+    return SR_OK;
+}
+
 /* The detail of a resolver's SR_EKEY or SR_EERASED, naming the blob. */
 static void key_err(sr_blob_errinfo *ei, int rc, const char *hex, uint64_t off, uint32_t kid, const char *msg)
 {
@@ -277,7 +288,7 @@ static void hdr_encode(uint8_t h[HDR_LEN], uint32_t version, uint32_t flags, uin
 }
 
 /* Encode the footer into f (ftr_len(flags) bytes). */
-static int ftr_encode(uint8_t *f, const sealer *sl, const uint8_t file_id[FILE_ID_LEN], uint64_t nchunks,
+static int ftr_encode(const sr_blobs *bs, uint8_t *f, const sealer *sl, const uint8_t file_id[FILE_ID_LEN], uint64_t nchunks,
                       uint64_t size, const uint8_t sha[SR_HASH_LEN], char *msg, size_t msglen)
 {
     size_t at = FTR_FIELDS;
@@ -289,7 +300,7 @@ static int ftr_encode(uint8_t *f, const sealer *sl, const uint8_t file_id[FILE_I
         uint8_t aad[FILE_ID_LEN + FTR_FIELDS];
         memcpy(aad, file_id, FILE_ID_LEN);
         memcpy(aad + FILE_ID_LEN, f, FTR_FIELDS);
-        int rc = sr_random(f + at, SR_NONCE_LEN);
+        int rc = blob_random(bs, f + at, SR_NONCE_LEN);
         if (rc) return rc;
         uint8_t none[1] = {0}; /* empty plaintext; crypto.c offsets out even when n == 0 */
         rc = sealer_seal(sl, f + at, aad, sizeof aad, none, 0, none, f + at + SR_NONCE_LEN, msg, msglen);
@@ -475,6 +486,8 @@ int sr_blobs_open(const char *dir, const sr_blobs_opts *o, sr_blobs **out, sr_bl
         bs->has_key = 1;
     }
     bs->keys = opts.keys;
+    bs->random_fn = opts.random_fn;
+    bs->random_ctx = opts.random_ctx;
     bs->dir = path_fmt("%s", dir);
     bs->tmpdir = path_fmt("%s/tmp", dir);
     lockp = path_fmt("%s/LOCK", dir);
@@ -571,7 +584,7 @@ int sr_blob_writer_begin_keyed(sr_blobs *bs, uint32_t key_id, sr_blob_writer **o
     }
     if ((rc = sr_sha256_init(&w->sha))) goto fail;
     if (!key_id && bs->has_key && (rc = sr_aead_create(&bs->key, &w->sl.aead))) goto fail;
-    if ((rc = sr_random(w->file_id, FILE_ID_LEN))) goto fail;
+    if ((rc = blob_random(bs, w->file_id, FILE_ID_LEN))) goto fail;
     if ((rc = sr_random(rnd, sizeof rnd))) goto fail;
     sr_hex(rnd, sizeof rnd, rhex);
     if (!(w->tmp_path = path_fmt("%s/%s.tmp", bs->tmpdir, rhex))) {
@@ -608,7 +621,7 @@ static int writer_put_chunk(sr_blob_writer *w, const uint8_t *p, size_t n)
     if (sealer_on(&w->sl)) {
         uint8_t *nonce = w->rec + 4, *ct = w->rec + 4 + SR_NONCE_LEN;
         char msg[8];
-        if ((rc = sr_random(nonce, SR_NONCE_LEN))) return rc;
+        if ((rc = blob_random(bs, nonce, SR_NONCE_LEN))) return rc;
         if ((rc = sealer_seal(&w->sl, nonce, aad, AAD_LEN, p, n, ct, ct + n, msg, sizeof msg))) return rc;
         reclen = n + REC_OVERHEAD_ENC;
     } else {
@@ -719,7 +732,7 @@ int sr_blob_writer_commit(sr_blob_writer *w, uint8_t sha256_out[SR_HASH_LEN], ui
     w->plain_len = 0;
     if ((rc = sr_sha256_final(&w->sha, sha))) goto done;
     char kmsg[8];
-    if ((rc = ftr_encode(ft, &w->sl, w->file_id, w->index, w->total, sha, kmsg, sizeof kmsg))) goto done;
+    if ((rc = ftr_encode(bs, ft, &w->sl, w->file_id, w->index, w->total, sha, kmsg, sizeof kmsg))) goto done;
     size_t fl = ftr_len(sealer_on(&w->sl) ? FLAG_AES_GCM : 0);
     if ((rc = bs->vfs->pwrite(w->f, ft, fl, w->off))) goto done;
     w->off += fl;

@@ -58,6 +58,10 @@ typedef struct sr_blobs_opts {
     uint32_t chunk_size; /* plaintext bytes per chunk for new blobs; 0: 64 KiB */
     int readonly;        /* read only (verify, a server may hold the store): no lock,
                             no tmp/ sweep, nothing created; writers and delete are SR_EINVAL */
+    /* tests only (golden files): what draws a blob's file_id and nonces;
+       NULL: sr_random */
+    void (*random_fn)(void *ctx, void *buf, size_t n);
+    void *random_ctx;
 } sr_blobs_opts;
 
 /* The base layer's detail (codecs/base/sr_error.h): blob is the hex name of

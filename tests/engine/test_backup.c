@@ -642,3 +642,105 @@ Test(backup, list_shows_the_complete_ones_and_prune_keeps_the_newest)
     cr_expect(exists(bad), "one that does not check is never pruned");
     cr_expect_eq(entries(set), 2);
 }
+
+/* dir/platform-key.pem of the signature algorithm alg (as `suiro init
+ * --signature` makes it) */
+static void make_platform_key_of(const char *dir, int alg)
+{
+    char p[1300];
+    snprintf(p, sizeof p, "%s/platform-key.pem", dir);
+    sr_sigkey *k = NULL;
+    cr_assert_eq(sr_sigkey_generate(alg, &k), SR_OK);
+    FILE *f = fopen(p, "wb");
+    cr_assert(f);
+    cr_assert(PEM_write_PrivateKey(f, sr_sigkey_evp(k), NULL, NULL, 0, NULL, NULL));
+    fclose(f);
+    sr_sigkey_free(k);
+}
+
+Test(backup, each_signature_algorithm_signs_its_manifest_and_names_it)
+{
+    static const int algs[] = {SR_ALG_ES256, SR_ALG_ES384, SR_ALG_PS256, SR_ALG_EDDSA};
+    char bdirs[4][1300], pks[4][1300];
+    for (size_t i = 0; i < 4; i++) {
+        char name[32], set[32], d[1200];
+        snprintf(name, sizeof name, "src%zu", i);
+        snprintf(set, sizeof set, "set%zu", i);
+        path_of(d, name);
+        cr_assert_eq(mkdir(d, 0700), 0);
+        make_platform_key_of(d, algs[i]);
+        sr_engine *e = open_src(name, 0);
+        cr_assert_eq(et_setup_masters(e, "op1", 1, NUM, 1), SR_OK);
+        put(e, point_of(e, "P000"), 0, 10);
+        sr_backup_info b;
+        backup_ok(e, set, &b);
+        sr_engine_close(e);
+        snprintf(bdirs[i], sizeof bdirs[i], "%s/%s/%s", top, set, b.name);
+        snprintf(pks[i], sizeof pks[i], "%s/platform-key.pem", d);
+        sr_backup_info x;
+        sr_errinfo ei;
+        cr_assert_eq(sr_backup_check(bdirs[i], pks[i], 1, &x, &ei), SR_OK, "%s: %s", sr_alg_name(algs[i]), ei.msg);
+        char mp[1400], line[64];
+        snprintf(mp, sizeof mp, "%s/manifest", bdirs[i]);
+        snprintf(line, sizeof line, "\nsignature-alg %s\nsignature ", sr_alg_name(algs[i]));
+        size_t n;
+        char *m = (char *)tu_read_file(mp, &n);
+        cr_assert(m && strstr(m, line), "the manifest names %s", sr_alg_name(algs[i]));
+        free(m);
+    }
+    /* a manifest that says ES256 checked with an Ed25519 key, and the reverse:
+     * refused naming both */
+    sr_backup_info x;
+    sr_errinfo ei;
+    cr_assert_eq(sr_backup_check(bdirs[0], pks[3], 0, &x, &ei), SR_EKEY);
+    cr_assert(strstr(ei.msg, "signed with ES256, but the platform key given is a key of EdDSA"), "%s", ei.msg);
+    cr_assert_eq(sr_backup_check(bdirs[3], pks[0], 0, &x, &ei), SR_EKEY);
+    cr_assert(strstr(ei.msg, "signed with EdDSA, but the platform key given is a key of ES256"), "%s", ei.msg);
+    /* a changed algorithm line: the line is signed */
+    char mp[1400];
+    snprintf(mp, sizeof mp, "%s/manifest", bdirs[1]);
+    size_t n;
+    char *m = (char *)tu_read_file(mp, &n);
+    char *at = strstr(m, "signature-alg ES384");
+    cr_assert(at);
+    memcpy(at, "signature-alg es384", 19); /* the same name, another case: other bytes */
+    cr_assert_eq(tu_write_file(mp, m, n), 0);
+    cr_assert_eq(sr_backup_check(bdirs[1], pks[1], 0, &x, &ei), SR_EKEY);
+    cr_assert(strstr(ei.msg, "bad signature"), "%s", ei.msg);
+    memcpy(at, "signature-alg RS256", 19);
+    cr_assert_eq(tu_write_file(mp, m, n), 0);
+    cr_assert_eq(sr_backup_check(bdirs[1], pks[1], 0, &x, &ei), SR_ECORRUPT);
+    cr_assert(strstr(ei.msg, "unknown signature algorithm 'RS256'"), "%s", ei.msg);
+    free(m);
+}
+
+Test(backup, a_manifest_from_before_the_algorithm_line_is_es256_and_still_reads)
+{
+    char bdir[1300], pk[1300], mp[1400];
+    damaged_setup(bdir, pk);
+    snprintf(mp, sizeof mp, "%s/manifest", bdir);
+    size_t n;
+    char *m = (char *)tu_read_file(mp, &n);
+    cr_assert(m);
+    /* what a build before it wrote: no signature-alg line, ES256 over the rest */
+    char *alg = strstr(m, "signature-alg ES256\n");
+    cr_assert(alg);
+    *alg = 0;
+    sr_sigkey *k = NULL;
+    char err[300];
+    cr_assert_eq(sr_sigkey_load(pk, 1, &k, err, sizeof err), SR_OK, "%s", err);
+    uint8_t sig[SR_SIG_MAX_LEN];
+    size_t sn = 0;
+    cr_assert_eq(sr_sigkey_sign(k, m, strlen(m), sig, &sn), SR_OK);
+    sr_sigkey_free(k);
+    cr_assert_eq(sn, SR_ES256_SIG_LEN);
+    char hex[2 * SR_ES256_SIG_LEN + 1], *old = malloc(n + 200);
+    sr_hex(sig, sn, hex);
+    int len = snprintf(old, n + 200, "%ssignature %s\n", m, hex);
+    cr_assert_eq(tu_write_file(mp, old, (size_t)len), 0);
+    sr_backup_info x;
+    sr_errinfo ei;
+    cr_assert_eq(sr_backup_check(bdir, pk, 1, &x, &ei), SR_OK, "%s", ei.msg);
+    free(old);
+    free(m);
+}

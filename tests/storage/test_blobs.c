@@ -10,7 +10,16 @@
  * storage_blobs_crash: power loss at a random fsync; committed blobs are
  *                      whole, uncommitted ones absent.
  * storage_blobs_mem:   a 200 MiB streamed write and read stay within a few
- *                      chunks of memory. */
+ *                      chunks of memory.
+ * storage_blobs_keyed: format v2, sealed by data keys through a resolver
+ *                      (sr_keys): round trips, per-key isolation (a blob of
+ *                      key A does not open under B; the same bytes under two
+ *                      keys are two files, deleting one keeps the other),
+ *                      an erased key (SR_EERASED naming the blob), v1 blobs
+ *                      beside v2 ones, the golden files the writer
+ *                      reproduces (tests/data/blobs/), and the flips,
+ *                      truncations and fault sweeps above run on v2 blobs
+ *                      too (g_kid). */
 #include <criterion/criterion.h>
 #include <inttypes.h>
 #include <stdatomic.h>
@@ -23,12 +32,91 @@
 #include "codecs/base/sr_alloc.h"
 #include "fault_alloc.h"
 #include "storage/blobs.h"
+#include "storage/crc32c.h"
 #include "testutil.h"
 #include "vfs_crash.h"
 #include "vfs_faulty.h"
 
 static char *dir;
-static void setup(void) { dir = tu_tmpdir("blobs"); }
+
+/* ---- a resolver of data keys, as the keyring is (docs/keys.md) ---------- */
+
+typedef struct tkey {
+    uint32_t id;
+    sr_key k;
+    int destroyed;
+} tkey;
+static tkey g_ring[3];
+static uint32_t g_kid; /* the data key the helpers write and read under; 0: v1 */
+
+static tkey *ring_find(uint32_t id)
+{
+    for (size_t i = 0; i < sizeof g_ring / sizeof *g_ring; i++)
+        if (g_ring[i].id == id) return &g_ring[i];
+    return NULL;
+}
+
+static int ring_use(uint32_t id, sr_aead **a, char *msg, size_t msglen)
+{
+    tkey *t = ring_find(id);
+    if (!t) {
+        snprintf(msg, msglen, "key %08x is not in the keyring", (unsigned)id);
+        return SR_EKEY;
+    }
+    if (t->destroyed) {
+        snprintf(msg, msglen, "key %08x was destroyed", (unsigned)id);
+        return SR_EERASED;
+    }
+    return sr_aead_create(&t->k, a);
+}
+
+static int ring_seal(void *ctx, uint32_t id, const uint8_t nonce[SR_NONCE_LEN], const void *aad, size_t aadlen,
+                     const void *in, size_t n, void *out, uint8_t tag[SR_TAG_LEN], char *msg, size_t msglen)
+{
+    (void)ctx;
+    sr_aead *a = NULL;
+    int rc = ring_use(id, &a, msg, msglen);
+    if (!rc) rc = sr_aead_seal(a, nonce, aad, aadlen, in, n, out, tag);
+    sr_aead_destroy(a);
+    return rc;
+}
+
+static int ring_open(void *ctx, uint32_t id, const uint8_t nonce[SR_NONCE_LEN], const void *aad, size_t aadlen,
+                     const void *in, size_t n, void *out, const uint8_t tag[SR_TAG_LEN], char *msg, size_t msglen)
+{
+    (void)ctx;
+    sr_aead *a = NULL;
+    int rc = ring_use(id, &a, msg, msglen);
+    if (!rc) rc = sr_aead_open(a, nonce, aad, aadlen, in, n, out, tag);
+    sr_aead_destroy(a);
+    return rc;
+}
+
+static int ring_alg(void *ctx, uint32_t id)
+{
+    (void)ctx;
+    return ring_find(id) ? SR_ALG_AES_256_GCM : 0;
+}
+
+static const sr_keys g_keys = {NULL, ring_seal, ring_open, ring_alg};
+
+static void ring_reset(void)
+{
+    static const uint32_t ids[] = {0xa11ce001, 0xb0b00002, 0xca7e0003};
+    for (size_t i = 0; i < 3; i++) {
+        uint8_t b[SR_KEY_LEN];
+        for (int j = 0; j < SR_KEY_LEN; j++) b[j] = (uint8_t)(0x40 + 7 * i + j);
+        g_ring[i].id = ids[i];
+        sr_key_from_bytes(&g_ring[i].k, b);
+        g_ring[i].destroyed = 0;
+    }
+    g_kid = 0;
+}
+static void setup(void)
+{
+    dir = tu_tmpdir("blobs");
+    ring_reset();
+}
 static void teardown(void)
 {
     tu_rmrf(dir);
@@ -67,7 +155,7 @@ static void test_key(sr_key *k, uint8_t v)
 
 static sr_blobs *store_open(const sr_vfs *vfs, const sr_key *key, uint32_t chunk)
 {
-    sr_blobs_opts o = {.vfs = vfs, .key = key, .chunk_size = chunk};
+    sr_blobs_opts o = {.vfs = vfs, .key = key, .keys = &g_keys, .chunk_size = chunk};
     sr_blobs *bs = NULL;
     sr_blob_errinfo ei;
     int rc = sr_blobs_open(dir, &o, &bs, &ei);
@@ -80,7 +168,7 @@ static sr_blobs *store_open(const sr_vfs *vfs, const sr_key *key, uint32_t chunk
 static int write_blob(sr_blobs *bs, uint64_t seed, uint64_t size, tu_rng *r, uint8_t sha[SR_HASH_LEN])
 {
     sr_blob_writer *w = NULL;
-    int rc = sr_blob_writer_begin(bs, &w);
+    int rc = sr_blob_writer_begin_keyed(bs, g_kid, &w);
     if (rc) return rc;
     size_t bufsz = 1u << 20;
     uint8_t *buf = malloc(bufsz);
@@ -126,7 +214,7 @@ static int read_blob(sr_blobs *bs, const uint8_t sha[SR_HASH_LEN], uint64_t seed
 {
     sr_blob_reader *rd = NULL;
     sr_blob_errinfo ei;
-    int rc = sr_blob_reader_open(bs, sha, &rd, &ei);
+    int rc = sr_blob_reader_open_keyed(bs, sha, g_kid, &rd, &ei);
     if (rc) {
         if (eo) *eo = ei;
         return rc;
@@ -166,9 +254,10 @@ static char *blob_file(const uint8_t sha[SR_HASH_LEN])
 {
     char hex[2 * SR_HASH_LEN + 1];
     sr_hex(sha, SR_HASH_LEN, hex);
-    size_t n = strlen(dir) + 80;
+    size_t n = strlen(dir) + 90;
     char *p = malloc(n);
-    snprintf(p, n, "%s/%.2s/%.2s/%s", dir, hex, hex + 2, hex);
+    int at = snprintf(p, n, "%s/%.2s/%.2s/%s", dir, hex, hex + 2, hex);
+    if (g_kid) snprintf(p + at, n - (size_t)at, ".%08x", (unsigned)g_kid);
     return p;
 }
 
@@ -213,9 +302,9 @@ static void round_trips(const sr_key *key)
         cr_assert(memcmp(sha, want, SR_HASH_LEN) == 0, "address is the SHA-256 of the plaintext");
         cr_assert_eq(read_blob(bs, sha, seed, size, &r, NULL), SR_OK, "size %" PRIu64, size);
         uint64_t st = 99;
-        cr_assert_eq(sr_blob_stat(bs, sha, &st), SR_OK);
+        cr_assert_eq(sr_blob_stat_keyed(bs, sha, g_kid, &st), SR_OK);
         cr_assert_eq(st, size);
-        cr_assert_eq(sr_blob_exists(bs, sha), SR_OK);
+        cr_assert_eq(sr_blob_exists_keyed(bs, sha, g_kid), SR_OK);
     }
     /* several MiB with the default chunk, streamed in random pieces */
     sr_blobs_close(bs);
@@ -394,7 +483,7 @@ static void every_truncation(const sr_key *key)
         int rc = read_blob(bs, sha, 0, BAD_SIZE, NULL, NULL);
         cr_assert_eq(rc, SR_ECORRUPT, "truncated to %zu of %zu: %s", len, n, sr_err_name(rc));
         uint64_t sz;
-        cr_assert_eq(sr_blob_stat(bs, sha, &sz), SR_ECORRUPT, "stat, truncated to %zu", len);
+        cr_assert_eq(sr_blob_stat_keyed(bs, sha, g_kid, &sz), SR_ECORRUPT, "stat, truncated to %zu", len);
     }
     /* and an appended byte */
     uint8_t *more = malloc(n + 1);
@@ -426,7 +515,7 @@ static void chunk_games(const sr_key *key, size_t rec)
     size_t na, nb;
     uint8_t *da = tu_read_file(pa, &na), *db = tu_read_file(pb, &nb), *d = malloc(na);
     cr_assert_eq(na, nb);
-    cr_assert_eq(na, HDR + 4 * rec + (17 + rec - SMALL_CHUNK) + (key ? 84 : 56), "layout as documented");
+    cr_assert_eq(na, HDR + 4 * rec + (17 + rec - SMALL_CHUNK) + (key || g_kid ? 84 : 56), "layout as documented");
     /* swap chunks 1 and 2 */
     memcpy(d, da, na);
     memcpy(d + HDR + rec, da + HDR + 2 * rec, rec);
@@ -524,7 +613,7 @@ static void check_after(int rc, int had_before, const uint8_t want[SR_HASH_LEN],
     if (rc == SR_OK || had_before)
         cr_assert_eq(read_blob(bs, want, 77, FAULT_SIZE, NULL, NULL), SR_OK, "%s: blob unreadable", ctx);
     else
-        cr_assert_eq(sr_blob_exists(bs, want), SR_ENOTFOUND, "%s", ctx);
+        cr_assert_eq(sr_blob_exists_keyed(bs, want, g_kid), SR_ENOTFOUND, "%s", ctx);
     sr_blobs_close(bs);
 }
 
@@ -799,12 +888,12 @@ static void verify_every_flip(const sr_key *key)
     uint8_t sha[SR_HASH_LEN];
     cr_assert_eq(write_blob(bs, 7, BAD_SIZE, NULL, sha), SR_OK);
     /* a read-only handle beside the locked one, as `suiro verify` beside a server */
-    sr_blobs_opts ro = {.key = key, .readonly = 1};
+    sr_blobs_opts ro = {.key = key, .keys = &g_keys, .readonly = 1};
     sr_blobs *rb = NULL;
     cr_assert_eq(sr_blobs_open(dir, &ro, &rb, NULL), SR_OK);
     uint64_t size = 0;
     sr_blob_errinfo ei;
-    cr_assert_eq(sr_blob_verify(rb, sha, &size, &ei), SR_OK, "%s", ei.msg);
+    cr_assert_eq(sr_blob_verify_keyed(rb, sha, g_kid, &size, &ei), SR_OK, "%s", ei.msg);
     cr_assert_eq(size, BAD_SIZE);
     char hex[2 * SR_HASH_LEN + 1];
     sr_hex(sha, SR_HASH_LEN, hex);
@@ -816,14 +905,14 @@ static void verify_every_flip(const sr_key *key)
         d[i] ^= 0x10;
         put_file(p, d, n);
         memset(&ei, 0, sizeof ei);
-        int rc = sr_blob_verify(rb, sha, NULL, &ei);
+        int rc = sr_blob_verify_keyed(rb, sha, g_kid, NULL, &ei);
         cr_assert_eq(rc, SR_ECORRUPT, "flip at byte %zu of %zu: %s", i, n, sr_err_name(rc));
         cr_assert_str_eq(ei.blob, hex, "names the blob (byte %zu): %s", i, ei.msg);
     }
     put_file(p, orig, n);
-    cr_assert_eq(sr_blob_verify(rb, sha, NULL, NULL), SR_OK);
+    cr_assert_eq(sr_blob_verify_keyed(rb, sha, g_kid, NULL, NULL), SR_OK);
     unlink(p);
-    cr_assert_eq(sr_blob_verify(rb, sha, NULL, NULL), SR_ENOTFOUND);
+    cr_assert_eq(sr_blob_verify_keyed(rb, sha, g_kid, NULL, NULL), SR_ENOTFOUND);
     free(orig);
     free(d);
     free(p);
@@ -860,4 +949,259 @@ Test(storage_blobs, readonly_store_takes_no_lock_and_refuses_writes)
     cr_assert_eq(sr_blob_verify(rb, sha, NULL, NULL), SR_ENOTFOUND);
     sr_blobs_close(rb);
     free(nd);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Format v2: sealed by data keys through a resolver (issue #16)            */
+
+TestSuite(storage_blobs_keyed, .init = setup, .fini = teardown, .timeout = 600);
+
+static const uint32_t KA = 0xa11ce001, KB = 0xb0b00002;
+
+Test(storage_blobs_keyed, round_trips_under_a_data_key_and_the_file_names_it)
+{
+    g_kid = KA;
+    round_trips(NULL);
+    /* the name is <sha>.<kid>; no v1 name exists */
+    sr_blobs *bs = store_open(NULL, NULL, SMALL_CHUNK);
+    uint8_t sha[SR_HASH_LEN];
+    cr_assert_eq(write_blob(bs, 60, BAD_SIZE, NULL, sha), SR_OK);
+    char *p = blob_file(sha);
+    cr_assert(file_exists(p) && strstr(p, ".a11ce001"), "%s", p);
+    g_kid = 0;
+    char *v1 = blob_file(sha);
+    cr_assert(!file_exists(v1));
+    cr_assert_eq(sr_blob_exists(bs, sha), SR_ENOTFOUND);
+    free(v1);
+    /* the header: version 2, the key id and the AEAD */
+    size_t n;
+    uint8_t *b = tu_read_file(p, &n);
+    cr_assert(b && n > 64);
+    cr_assert_eq(sr_get_le16(b + 8), 2);
+    cr_assert_eq(sr_get_le32(b + 16), KA);
+    cr_assert_eq(sr_get_le16(b + 40), SR_ALG_AES_256_GCM);
+    free(b);
+    free(p);
+    sr_blobs_close(bs);
+}
+
+Test(storage_blobs_keyed, a_blob_of_key_a_does_not_open_under_b_and_holds_no_plaintext)
+{
+    sr_blobs *bs = store_open(NULL, NULL, SMALL_CHUNK);
+    uint8_t sha[SR_HASH_LEN];
+    g_kid = KA;
+    cr_assert_eq(write_blob(bs, 61, 5000, NULL, sha), SR_OK);
+    char *pa = blob_file(sha);
+    /* moved to B's name: B's key does not open it (the name and the header
+     * disagree, and the seal is A's) */
+    g_kid = KB;
+    char *pb = blob_file(sha);
+    cr_assert_eq(rename(pa, pb), 0);
+    sr_blob_errinfo ei;
+    cr_assert_eq(read_blob(bs, sha, 0, 5000, NULL, &ei), SR_ECORRUPT);
+    cr_assert(strstr(ei.msg, "misplaced"), "%s", ei.msg);
+    /* the header changed to name B too (CRC fixed): the tag does not verify */
+    size_t n;
+    uint8_t *b = tu_read_file(pb, &n);
+    sr_put_le32(b + 16, KB);
+    sr_put_le32(b + 60, sr_crc32c(0, b, 60));
+    put_file(pb, b, n);
+    cr_assert_eq(read_blob(bs, sha, 0, 5000, NULL, &ei), SR_ECORRUPT);
+    cr_assert(strstr(ei.msg, "authentication"), "%s", ei.msg);
+    /* and no plaintext run of the stream is in the file */
+    uint8_t want[64];
+    gen_fill(61, 1000, want, sizeof want);
+    cr_assert_null(memmem(b, n, want, 16));
+    free(b);
+    free(pa);
+    free(pb);
+    sr_blobs_close(bs);
+}
+
+Test(storage_blobs_keyed, the_same_bytes_under_two_keys_are_two_files_and_deleting_one_keeps_the_other)
+{
+    sr_blobs *bs = store_open(NULL, NULL, SMALL_CHUNK);
+    uint8_t sa[SR_HASH_LEN], sb[SR_HASH_LEN], s0[SR_HASH_LEN];
+    g_kid = KA;
+    cr_assert_eq(write_blob(bs, 62, BAD_SIZE, NULL, sa), SR_OK);
+    char *pa = blob_file(sa);
+    struct stat a1, a2;
+    cr_assert_eq(stat(pa, &a1), 0);
+    cr_assert_eq(write_blob(bs, 62, BAD_SIZE, NULL, sa), SR_OK); /* dedup under A: the file stays */
+    cr_assert_eq(stat(pa, &a2), 0);
+    cr_assert_eq(a1.st_ino, a2.st_ino, "dedup under the same key");
+    g_kid = KB;
+    cr_assert_eq(write_blob(bs, 62, BAD_SIZE, NULL, sb), SR_OK);
+    g_kid = 0;
+    cr_assert_eq(write_blob(bs, 62, BAD_SIZE, NULL, s0), SR_OK); /* and a v1 one beside */
+    cr_assert_arr_eq(sa, sb, SR_HASH_LEN);
+    cr_assert_arr_eq(sa, s0, SR_HASH_LEN);
+    cr_assert_eq(sr_blob_exists_keyed(bs, sa, KA), SR_OK);
+    cr_assert_eq(sr_blob_exists_keyed(bs, sa, KB), SR_OK);
+    cr_assert_eq(sr_blob_exists(bs, sa), SR_OK);
+    cr_assert_eq(sr_blob_delete_keyed(bs, sa, KA), SR_OK);
+    cr_assert_eq(sr_blob_exists_keyed(bs, sa, KA), SR_ENOTFOUND);
+    g_kid = KB;
+    cr_assert_eq(read_blob(bs, sb, 62, BAD_SIZE, NULL, NULL), SR_OK, "B's blob is untouched");
+    g_kid = 0;
+    cr_assert_eq(read_blob(bs, s0, 62, BAD_SIZE, NULL, NULL), SR_OK, "the v1 blob is untouched");
+    uint64_t sz = 0;
+    cr_assert_eq(sr_blob_stat_keyed(bs, sb, KB, &sz), SR_OK);
+    cr_assert_eq(sz, BAD_SIZE);
+    cr_assert_eq(sr_blob_verify_keyed(bs, sb, KB, &sz, NULL), SR_OK);
+    free(pa);
+    sr_blobs_close(bs);
+}
+
+Test(storage_blobs_keyed, an_erased_key_is_eerased_naming_the_blob_and_an_unknown_one_ekey)
+{
+    sr_blobs *bs = store_open(NULL, NULL, SMALL_CHUNK);
+    uint8_t sha[SR_HASH_LEN];
+    g_kid = KA;
+    cr_assert_eq(write_blob(bs, 63, BAD_SIZE, NULL, sha), SR_OK);
+    char hex[2 * SR_HASH_LEN + 1];
+    sr_hex(sha, SR_HASH_LEN, hex);
+    /* a reader opened before the key is destroyed fails at its next chunk */
+    sr_blob_reader *rd = NULL;
+    sr_blob_errinfo ei;
+    cr_assert_eq(sr_blob_reader_open_keyed(bs, sha, KA, &rd, &ei), SR_OK, "%s", ei.msg);
+    ring_find(KA)->destroyed = 1;
+    uint8_t buf[100];
+    size_t got;
+    cr_assert_eq(sr_blob_reader_read(rd, buf, sizeof buf, &got), SR_EERASED);
+    cr_assert(strstr(sr_blob_reader_errinfo(rd)->msg, hex), "%s", sr_blob_reader_errinfo(rd)->msg);
+    sr_blob_reader_close(rd);
+    /* opening, stat and verify after it */
+    cr_assert_eq(read_blob(bs, sha, 0, BAD_SIZE, NULL, &ei), SR_EERASED);
+    cr_assert(strstr(ei.msg, hex) && strstr(ei.msg, "erased") && strstr(ei.msg, "a11ce001"), "%s", ei.msg);
+    cr_assert_str_eq(ei.blob, hex);
+    uint64_t sz;
+    cr_assert_eq(sr_blob_stat_keyed(bs, sha, KA, &sz), SR_EERASED);
+    cr_assert_eq(sr_blob_verify_keyed(bs, sha, KA, NULL, &ei), SR_EERASED);
+    /* a writer under a destroyed key is poisoned; nothing is published */
+    sr_blob_writer *w = NULL;
+    cr_assert_eq(sr_blob_writer_begin_keyed(bs, KA, &w), SR_OK);
+    cr_assert_eq(sr_blob_writer_write(w, buf, SMALL_CHUNK), SR_EERASED);
+    cr_assert_eq(sr_blob_writer_commit(w, NULL, NULL), SR_EPOISONED);
+    /* a key the resolver does not know */
+    cr_assert_eq(sr_blob_writer_begin_keyed(bs, 0x12345678, &w), SR_EKEY);
+    ring_find(KA)->id = 0x0badbeef; /* A is gone from the keyring altogether */
+    cr_assert_eq(read_blob(bs, sha, 0, BAD_SIZE, NULL, &ei), SR_EKEY);
+    cr_assert(strstr(ei.msg, "needs data key a11ce001"), "%s", ei.msg);
+    sr_blobs_close(bs);
+    /* a store without a resolver: v2 blobs are SR_EKEY, writers refused */
+    sr_blobs_opts o = {.chunk_size = SMALL_CHUNK};
+    cr_assert_eq(sr_blobs_open(dir, &o, &bs, NULL), SR_OK);
+    sr_blob_reader *r2 = NULL;
+    cr_assert_eq(sr_blob_reader_open_keyed(bs, sha, KA, &r2, &ei), SR_EKEY);
+    cr_assert(strstr(ei.msg, "no keyring"), "%s", ei.msg);
+    cr_assert_eq(sr_blob_writer_begin_keyed(bs, KA, &w), SR_EINVAL);
+    sr_blobs_close(bs);
+}
+
+Test(storage_blobs_keyed, v1_blobs_of_the_store_key_read_beside_v2_ones)
+{
+    sr_key k;
+    test_key(&k, 9);
+    sr_blobs *bs = store_open(NULL, &k, SMALL_CHUNK);
+    uint8_t s1[SR_HASH_LEN], s2[SR_HASH_LEN];
+    cr_assert_eq(write_blob(bs, 64, BAD_SIZE, NULL, s1), SR_OK); /* v1, the store's key */
+    g_kid = KB;
+    cr_assert_eq(write_blob(bs, 65, BAD_SIZE, NULL, s2), SR_OK); /* v2, data key B */
+    sr_blobs_close(bs);
+    bs = store_open(NULL, &k, SMALL_CHUNK);
+    g_kid = 0;
+    cr_assert_eq(read_blob(bs, s1, 64, BAD_SIZE, NULL, NULL), SR_OK);
+    g_kid = KB;
+    cr_assert_eq(read_blob(bs, s2, 65, BAD_SIZE, NULL, NULL), SR_OK);
+    /* a v1 file under a v2 name is refused */
+    g_kid = 0;
+    char *p1 = blob_file(s1);
+    g_kid = KB;
+    char *p2 = blob_file(s1);
+    cr_assert_eq(link(p1, p2), 0);
+    sr_blob_errinfo ei;
+    cr_assert_eq(read_blob(bs, s1, 0, BAD_SIZE, NULL, &ei), SR_ECORRUPT);
+    free(p1);
+    free(p2);
+    sr_blobs_close(bs);
+}
+
+Test(storage_blobs_keyed, flips_truncations_and_foreign_chunks_are_corrupt)
+{
+    g_kid = KA;
+    every_flip(NULL);
+    tu_rmrf(dir);
+    every_truncation(NULL);
+    tu_rmrf(dir);
+    chunk_games(NULL, SMALL_CHUNK + 32);
+    tu_rmrf(dir);
+    verify_every_flip(NULL);
+}
+
+Test(storage_blobs_keyed, every_vfs_call_and_allocation_fails)
+{
+    g_kid = KA;
+    vfs_faults(VF_EIO, "EIO v2", NULL, 0);
+    vfs_faults(VF_ENOSPC, "ENOSPC v2", NULL, 1);
+    vfs_faults(VF_SHORT, "SHORT v2", NULL, 0);
+    vfs_faults(VF_SYNC_FAIL, "SYNC v2", NULL, 1);
+    alloc_faults(NULL);
+}
+
+/* ---- golden files (tests/data/blobs/, docs/blob-format.md) --------------- */
+
+/* file ids and nonces from a counter: the writer's bytes are reproducible */
+static void golden_random(void *ctx, void *buf, size_t n)
+{
+    uint64_t *ctr = ctx;
+    for (size_t i = 0; i < n; i++) ((uint8_t *)buf)[i] = (uint8_t)(mix64((*ctr)++) >> 7);
+}
+
+static const struct {
+    const char *name;
+    uint32_t kid; /* 0: v1 under key 9 (or plain when !keyed) */
+    int keyed;
+    uint64_t seed, size;
+} GOLDEN[] = {
+    {"v2-a11ce001-empty", 0xa11ce001, 1, 70, 0},
+    {"v2-a11ce001-3chunks", 0xa11ce001, 1, 71, 2 * SMALL_CHUNK + 5},
+    {"v2-b0b00002-3chunks", 0xb0b00002, 1, 71, 2 * SMALL_CHUNK + 5},
+    {"v1-key-3chunks", 0, 1, 71, 2 * SMALL_CHUNK + 5},
+    {"v1-plain-3chunks", 0, 0, 71, 2 * SMALL_CHUNK + 5},
+};
+
+Test(storage_blobs_keyed, the_writer_reproduces_the_golden_files_and_the_reader_reads_them)
+{
+    sr_key k;
+    test_key(&k, 9);
+    int regen = getenv("SR_GOLDEN_WRITE") != NULL;
+    for (size_t i = 0; i < sizeof GOLDEN / sizeof *GOLDEN; i++) {
+        tu_rmrf(dir);
+        uint64_t ctr = 1;
+        sr_blobs_opts o = {.key = GOLDEN[i].keyed ? &k : NULL, .keys = &g_keys, .chunk_size = SMALL_CHUNK,
+                           .random_fn = golden_random, .random_ctx = &ctr};
+        sr_blobs *bs = NULL;
+        cr_assert_eq(sr_blobs_open(dir, &o, &bs, NULL), SR_OK);
+        g_kid = GOLDEN[i].kid;
+        uint8_t sha[SR_HASH_LEN];
+        cr_assert_eq(write_blob(bs, GOLDEN[i].seed, GOLDEN[i].size, NULL, sha), SR_OK);
+        char *p = blob_file(sha), gp[4096];
+        snprintf(gp, sizeof gp, "%s/blobs/%s", SR_TEST_DATA, GOLDEN[i].name);
+        size_t n, gn;
+        uint8_t *b = tu_read_file(p, &n);
+        cr_assert(b, "%s: no file %s", GOLDEN[i].name, p);
+        if (regen) cr_assert_eq(tu_write_file(gp, b, n), 0);
+        uint8_t *g = tu_read_file(gp, &gn);
+        cr_assert(g, "%s: no golden file (SR_GOLDEN_WRITE=1 makes it)", gp);
+        cr_assert(gn == n && !memcmp(b, g, n), "%s: the writer's bytes differ from the golden file", GOLDEN[i].name);
+        /* the golden file, put in place, reads back as the stream */
+        cr_assert_eq(sr_blob_delete_keyed(bs, sha, g_kid), SR_OK);
+        put_file(p, g, gn);
+        cr_assert_eq(read_blob(bs, sha, GOLDEN[i].seed, GOLDEN[i].size, NULL, NULL), SR_OK, "%s", GOLDEN[i].name);
+        free(b);
+        free(g);
+        free(p);
+        sr_blobs_close(bs);
+    }
 }

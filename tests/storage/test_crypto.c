@@ -2,12 +2,19 @@
  * answers, seal/open round trips, tamper detection for every class of byte
  * (ciphertext, tag, associated data, nonce) and a wrong key; key files (hex,
  * raw, and every way one can be wrong); SHA-256 one-shot, two-piece and
- * incremental. */
+ * incremental; the table of algorithms (every row by name, digests by
+ * algorithm); signatures of every signature row with keys OpenSSL makes here
+ * (round trips, a change or another key refused, RSA 1024 and curves or key
+ * types of no row refused naming what they are). */
 #include <criterion/criterion.h>
 
 #include "storage/crypto.h"
 #include "testutil.h"
 
+#include <ctype.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/rsa.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -341,4 +348,246 @@ Test(random, fills_and_differs)
     cr_assert_eq(sr_random(a, sizeof a), SR_OK);
     cr_assert_eq(sr_random(b, sizeof b), SR_OK);
     cr_assert_neq(memcmp(a, b, sizeof a), 0);
+}
+
+/* ---- the table of algorithms (R-SE-4) ------------------------------------- */
+
+Test(algs, every_row_by_name_any_case_and_back)
+{
+    static const struct {
+        const char *name;
+        sr_alg id;
+        int kind;
+        size_t size;
+    } rows[] = {
+        {"AES-256-GCM", SR_ALG_AES_256_GCM, SR_ALG_KIND_AEAD, 32}, {"SHA-256", SR_ALG_SHA_256, SR_ALG_KIND_HASH, 32},
+        {"SHA-384", SR_ALG_SHA_384, SR_ALG_KIND_HASH, 48},         {"ES256", SR_ALG_ES256, SR_ALG_KIND_SIG, 64},
+        {"ES384", SR_ALG_ES384, SR_ALG_KIND_SIG, 96},              {"PS256", SR_ALG_PS256, SR_ALG_KIND_SIG, 0},
+        {"EdDSA", SR_ALG_EDDSA, SR_ALG_KIND_SIG, 64},
+    };
+    for (size_t i = 0; i < sizeof rows / sizeof *rows; i++) {
+        sr_alg a = SR_ALG_NONE;
+        char lower[32];
+        size_t n = strlen(rows[i].name);
+        for (size_t j = 0; j <= n; j++) lower[j] = (char)tolower((unsigned char)rows[i].name[j]);
+        cr_assert_eq(sr_alg_by_name(rows[i].name, 0, &a, NULL, 0), SR_OK, "%s", rows[i].name);
+        cr_assert_eq(a, rows[i].id);
+        a = SR_ALG_NONE;
+        cr_assert_eq(sr_alg_by_name(lower, rows[i].kind, &a, NULL, 0), SR_OK, "%s", lower);
+        cr_assert_eq(a, rows[i].id);
+        cr_assert_str_eq(sr_alg_name(rows[i].id), rows[i].name);
+        cr_assert_eq(sr_alg_kind(rows[i].id), rows[i].kind);
+        cr_assert_eq(sr_alg_size(rows[i].id), rows[i].size, "%s", rows[i].name);
+        /* of another kind: not found */
+        int other = rows[i].kind == SR_ALG_KIND_SIG ? SR_ALG_KIND_HASH : SR_ALG_KIND_SIG;
+        cr_assert_eq(sr_alg_by_name(rows[i].name, other, &a, NULL, 0), SR_EINVAL);
+    }
+    cr_assert_null(sr_alg_name(SR_ALG_NONE));
+    cr_assert_null(sr_alg_name(99));
+    cr_assert_eq(sr_alg_kind(99), 0);
+    char err[256];
+    sr_alg a;
+    cr_assert_eq(sr_alg_by_name("RS256", SR_ALG_KIND_SIG, &a, err, sizeof err), SR_EINVAL);
+    cr_assert_str_eq(err, "unknown signature algorithm 'RS256' (known: ES256, ES384, PS256, EdDSA)");
+    cr_assert_eq(sr_alg_by_name("MD5", 0, &a, err, sizeof err), SR_EINVAL);
+    cr_assert_str_eq(err, "unknown algorithm 'MD5' (known: AES-256-GCM, SHA-256, SHA-384, ES256, ES384, PS256, EdDSA)");
+    cr_assert_eq(sr_alg_by_name(NULL, 0, &a, NULL, 0), SR_EINVAL);
+}
+
+Test(algs, digests_by_algorithm_known_answers_one_shot_and_streamed)
+{
+    static const struct {
+        int alg;
+        const char *in, *hex;
+    } kat[] = {
+        {SR_ALG_SHA_256, "abc", "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"},
+        {SR_ALG_SHA_384, "abc",
+         "cb00753f45a35e8bb5a03d699ac65007272c32ab0eded1631a8b605a43ff5bed8086072ba1e7cc2358baeca134c825a7"},
+        {SR_ALG_SHA_384, "",
+         "38b060a751ac96384cd9327eb1b1e36a21fdb71114be07434c0cc7bf63f6e1da274edebfe76f65fbd51ad2f14898b95b"},
+    };
+    for (size_t i = 0; i < sizeof kat / sizeof *kat; i++) {
+        uint8_t h[SR_HASH_MAX_LEN], g[SR_HASH_MAX_LEN];
+        char hex[2 * SR_HASH_MAX_LEN + 1];
+        size_t n = sr_alg_size(kat[i].alg);
+        cr_assert_eq(sr_digest(kat[i].alg, kat[i].in, strlen(kat[i].in), h), SR_OK);
+        sr_hex(h, n, hex);
+        cr_assert_str_eq(hex, kat[i].hex);
+        sr_digest_ctx c = {0};
+        cr_assert_eq(sr_digest_init(&c, kat[i].alg), SR_OK);
+        for (const char *p = kat[i].in; *p; p++) cr_assert_eq(sr_digest_update(&c, p, 1), SR_OK);
+        cr_assert_eq(sr_digest_final(&c, g), SR_OK);
+        sr_digest_release(&c);
+        cr_assert_arr_eq(g, h, n);
+    }
+    uint8_t h[SR_HASH_MAX_LEN];
+    sr_digest_ctx c = {0};
+    cr_assert_eq(sr_digest(SR_ALG_ES256, "x", 1, h), SR_EINVAL); /* not a hash */
+    cr_assert_eq(sr_digest_init(&c, SR_ALG_AES_256_GCM), SR_EINVAL);
+    sr_digest_release(&c);
+    /* the SHA-256 names refuse a SHA-384 context's 48 bytes */
+    cr_assert_eq(sr_digest_init(&c, SR_ALG_SHA_384), SR_OK);
+    cr_assert_eq(sr_sha256_final(&c, h), SR_EINVAL);
+    sr_digest_release(&c);
+}
+
+Test(algs, aead_by_algorithm)
+{
+    uint8_t kb[SR_KEY_LEN] = {1}, nonce[SR_NONCE_LEN] = {2}, tag[SR_TAG_LEN], ct[5], pt[5];
+    sr_key k;
+    sr_key_from_bytes(&k, kb);
+    sr_aead *a = NULL, *b = NULL;
+    cr_assert_eq(sr_aead_create_alg(SR_ALG_SHA_256, &k, &a), SR_EINVAL);
+    cr_assert_eq(sr_aead_create_alg(SR_ALG_AES_256_GCM, &k, &a), SR_OK);
+    cr_assert_eq(sr_aead_create(&k, &b), SR_OK);
+    cr_assert_eq(sr_aead_seal(a, nonce, "ad", 2, "hello", 5, ct, tag), SR_OK);
+    cr_assert_eq(sr_aead_open(b, nonce, "ad", 2, ct, 5, pt, tag), SR_OK); /* the same algorithm */
+    cr_assert_arr_eq(pt, "hello", 5);
+    sr_aead_destroy(a);
+    sr_aead_destroy(b);
+}
+
+/* ---- signatures ------------------------------------------------------------ */
+
+/* An RSA-PSS key (the key type that may only do PSS) of bits */
+static EVP_PKEY *rsa_pss_gen(unsigned bits)
+{
+    EVP_PKEY *k = NULL;
+    EVP_PKEY_CTX *c = EVP_PKEY_CTX_new_from_name(NULL, "RSA-PSS", NULL);
+    cr_assert(c && EVP_PKEY_keygen_init(c) == 1 && EVP_PKEY_CTX_set_rsa_keygen_bits(c, (int)bits) == 1 &&
+              EVP_PKEY_generate(c, &k) == 1);
+    EVP_PKEY_CTX_free(c);
+    return k;
+}
+
+/* A key made by OpenSSL, written as PEM: its private key to dir/name.key,
+ * its public key to dir/name.pub. */
+static void write_key(const char *dir, const char *name, EVP_PKEY *k, char priv[512], char pub[512])
+{
+    cr_assert(k);
+    snprintf(priv, 512, "%s/%s.key", dir, name);
+    snprintf(pub, 512, "%s/%s.pub", dir, name);
+    FILE *f = fopen(priv, "w");
+    cr_assert(f && PEM_write_PrivateKey(f, k, NULL, NULL, 0, NULL, NULL) == 1);
+    fclose(f);
+    f = fopen(pub, "w");
+    cr_assert(f && PEM_write_PUBKEY(f, k) == 1);
+    fclose(f);
+    EVP_PKEY_free(k);
+}
+
+Test(sig, every_signature_algorithm_signs_and_verifies_and_refuses_a_change)
+{
+    char *dir = tu_tmpdir("sig");
+    static const struct {
+        const char *name;
+        int alg;
+        size_t len;
+    } rows[] = {{"es256", SR_ALG_ES256, 64}, {"es384", SR_ALG_ES384, 96}, {"ps256", SR_ALG_PS256, 256},
+                {"ps256pss", SR_ALG_PS256, 384}, {"eddsa", SR_ALG_EDDSA, 64}};
+    EVP_PKEY *made[] = {EVP_EC_gen("P-256"), EVP_EC_gen("P-384"), EVP_RSA_gen(2048),
+                        rsa_pss_gen(3072), EVP_PKEY_Q_keygen(NULL, NULL, "ED25519")};
+    sr_sigkey *priv[5], *pub[5];
+    for (size_t i = 0; i < 5; i++) {
+        char kp[512], pp[512], err[300];
+        write_key(dir, rows[i].name, made[i], kp, pp);
+        cr_assert_eq(sr_sigkey_load(kp, 1, &priv[i], err, sizeof err), SR_OK, "%s: %s", rows[i].name, err);
+        cr_assert_eq(sr_sigkey_load(pp, 0, &pub[i], err, sizeof err), SR_OK, "%s: %s", rows[i].name, err);
+        cr_assert_eq(sr_sigkey_load(pp, 1, &pub[i], err, sizeof err), SR_ECRYPTO, "a public key does not sign");
+        cr_assert_eq(sr_sigkey_alg(priv[i]), rows[i].alg, "%s", rows[i].name);
+        cr_assert_eq(sr_sigkey_alg(pub[i]), rows[i].alg);
+        cr_assert_eq(sr_sigkey_sig_len(priv[i]), rows[i].len, "%s", rows[i].name);
+        cr_assert(sr_sigkey_private(priv[i]) && !sr_sigkey_private(pub[i]));
+        uint8_t a[SR_HASH_LEN], b[SR_HASH_LEN];
+        cr_assert_eq(sr_sigkey_id(priv[i], a), SR_OK);
+        cr_assert_eq(sr_sigkey_id(pub[i], b), SR_OK);
+        cr_assert_arr_eq(a, b, SR_HASH_LEN);
+    }
+    static const char msg[] = "{\"monitorId\":\"M1\",\"values\":[]}";
+    for (size_t i = 0; i < 5; i++) {
+        uint8_t s[SR_SIG_MAX_LEN];
+        size_t n = 0;
+        cr_assert_eq(sr_sigkey_sign(priv[i], msg, sizeof msg - 1, s, &n), SR_OK, "%s", rows[i].name);
+        cr_assert_eq(n, rows[i].len);
+        cr_assert_eq(sr_sigkey_verify(pub[i], msg, sizeof msg - 1, s, n), SR_OK, "%s", rows[i].name);
+        cr_assert_eq(sr_sigkey_verify(priv[i], msg, sizeof msg - 1, s, n), SR_OK);
+        cr_assert_eq(sr_sigkey_verify(pub[i], msg, sizeof msg - 2, s, n), SR_ECORRUPT, "another message");
+        cr_assert_eq(sr_sigkey_verify(pub[i], msg, sizeof msg - 1, s, n - 1), SR_ECORRUPT, "a short signature");
+        s[n / 2] ^= 1;
+        cr_assert_eq(sr_sigkey_verify(pub[i], msg, sizeof msg - 1, s, n), SR_ECORRUPT, "%s: a flipped bit",
+                     rows[i].name);
+        s[n / 2] ^= 1;
+        /* another key (of every other row, and of the same algorithm) refuses it */
+        for (size_t j = 0; j < 5; j++)
+            if (j != i) {
+                int rc = sr_sigkey_verify(pub[j], msg, sizeof msg - 1, s, n);
+                cr_assert(rc == SR_ECORRUPT, "%s's signature under %s's key: %d", rows[i].name, rows[j].name, rc);
+            }
+        /* a public key does not sign */
+        cr_assert_eq(sr_sigkey_sign(pub[i], msg, 3, s, &n), SR_EINVAL);
+    }
+    /* ECDSA and Ed25519 are as JWS has them: the ES256 signature verifies
+     * with OpenSSL as DER of raw r || s; an Ed25519 signature verifies with
+     * OpenSSL's one-shot EVP_DigestVerify directly */
+    uint8_t s[SR_SIG_MAX_LEN];
+    size_t n = 0;
+    cr_assert_eq(sr_sigkey_sign(priv[4], msg, sizeof msg - 1, s, &n), SR_OK);
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    cr_assert(EVP_DigestVerifyInit(md, NULL, NULL, NULL, (EVP_PKEY *)sr_sigkey_evp(pub[4])) == 1);
+    cr_assert(EVP_DigestVerify(md, s, n, (const uint8_t *)msg, sizeof msg - 1) == 1);
+    EVP_MD_CTX_free(md);
+    for (size_t i = 0; i < 5; i++) {
+        sr_sigkey_free(priv[i]);
+        sr_sigkey_free(pub[i]);
+    }
+    tu_rmrf(dir);
+    free(dir);
+}
+
+Test(sig, keys_of_no_algorithm_refused_naming_what_they_are)
+{
+    char *dir = tu_tmpdir("sigbad");
+    static const struct {
+        const char *name, *want;
+    } bad[] = {
+        {"rsa1024", "holds an RSA key of 1024 bits (PS256 needs 2048 to 4096); a signing key must be one of ES256, "
+                    "ES384, PS256, EdDSA"},
+        {"p521", "holds an EC key on curve secp521r1 (ES256 needs P-256, ES384 P-384)"},
+        {"x25519", "holds a X25519 key, of no signature algorithm suiro knows"},
+    };
+    EVP_PKEY *made[] = {EVP_RSA_gen(1024), EVP_EC_gen("P-521"), EVP_PKEY_Q_keygen(NULL, NULL, "X25519")};
+    for (size_t i = 0; i < 3; i++) {
+        char kp[512], pp[512], err[400] = "";
+        sr_sigkey *k = NULL;
+        write_key(dir, bad[i].name, made[i], kp, pp);
+        cr_assert_eq(sr_sigkey_load(kp, 1, &k, err, sizeof err), SR_ECRYPTO, "%s", bad[i].name);
+        cr_assert(strstr(err, kp) && strstr(err, bad[i].want), "%s: '%s'", bad[i].name, err);
+        cr_assert_eq(sr_sigkey_load(pp, 0, &k, err, sizeof err), SR_ECRYPTO, "%s public", bad[i].name);
+        cr_assert(strstr(err, bad[i].want), "%s: '%s'", bad[i].name, err);
+    }
+    char err[300];
+    sr_sigkey *k = NULL;
+    cr_assert_eq(sr_sigkey_generate(SR_ALG_SHA_256, &k), SR_EINVAL);
+    char missing[600];
+    snprintf(missing, sizeof missing, "%s/none.pem", dir);
+    cr_assert_eq(sr_sigkey_load(missing, 0, &k, err, sizeof err), SR_ENOTFOUND);
+    tu_rmrf(dir);
+    free(dir);
+}
+
+Test(sig, generated_keys_of_each_algorithm)
+{
+    static const int algs[] = {SR_ALG_ES256, SR_ALG_ES384, SR_ALG_PS256, SR_ALG_EDDSA};
+    for (size_t i = 0; i < 4; i++) {
+        sr_sigkey *k = NULL;
+        cr_assert_eq(sr_sigkey_generate(algs[i], &k), SR_OK);
+        cr_assert_eq(sr_sigkey_alg(k), algs[i]);
+        uint8_t s[SR_SIG_MAX_LEN];
+        size_t n = 0;
+        cr_assert_eq(sr_sigkey_sign(k, "m", 1, s, &n), SR_OK);
+        cr_assert_eq(sr_sigkey_verify(k, "m", 1, s, n), SR_OK);
+        if (algs[i] == SR_ALG_PS256) cr_assert_eq(n, 384); /* 3072 bits */
+        cr_assert_eq(sr_sig_evp_md(algs[i]) == NULL, algs[i] == SR_ALG_EDDSA);
+        sr_sigkey_free(k);
+    }
 }
