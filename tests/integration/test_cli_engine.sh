@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # tests/integration/test_cli_engine.sh -- the engine commands through the real
 # binary: init --demo, sheet import/export (idempotent, all-or-nothing, line
-# numbers), replay filters, rebuild, verify (and verify catching a stale index).
+# numbers), replay filters, rebuild, verify (and verify catching a stale index);
+# init --signature: a platform key of another algorithm (EdDSA) signs a backup
+# that restores and verifies, a key of another algorithm is refused naming
+# both, an unknown name is refused naming the known ones and creates nothing.
 # usage: test_cli_engine.sh SUIRO_BIN
 set -u
 BIN=$1
@@ -111,5 +114,23 @@ check "log verify: bytes beyond the index watermark are a torn tail (exit 3)" "[
 check "opening for writing cuts it and keeps it aside" "cmp -s \"$SEG\" \"$T/seg.orig\" && ls $D5/log | grep -q torn"
 out=$("$BIN" verify "$D5" 2>&1); rc=$?
 check "verify passes after the cut" "[ $rc -eq 0 ]"
+
+# init --signature (docs/keys.md "Algorithms"): the platform key's algorithm
+D6=$T/ed
+out=$("$BIN" init --signature EdDSA "$D6" 2>&1); rc=$?
+check "init --signature EdDSA succeeds" "[ $rc -eq 0 ]" "$out"
+check "... its platform key is Ed25519" "openssl pkey -in $D6/platform-key.pem -noout -text 2>/dev/null | grep -q ED25519"
+out=$("$BIN" backup "$D6" "$T/set6" 2>&1); rc=$?
+check "a backup of it is signed" "[ $rc -eq 0 ] && grep -q '^signature-alg EdDSA\$' $T/set6/*/manifest" "$out"
+out=$("$BIN" restore "$T"/set6/* "$T/ed-restored" --platform-key "$D6/platform-cert.pem" 2>&1); rc=$?
+check "it restores, checked with the platform certificate" "[ $rc -eq 0 ]" "$out"
+out=$("$BIN" verify "$T/ed-restored" 2>&1); rc=$?
+check "the restored directory verifies" "[ $rc -eq 0 ]" "$out"
+out=$("$BIN" restore "$T"/set6/* "$T/ed-restored2" --platform-key "$D/platform-cert.pem" 2>&1); rc=$?
+check "an ES256 key is refused naming both algorithms, nothing restored" \
+  "[ $rc -ne 0 ] && grep -q 'signed with EdDSA, but the platform key given is a key of ES256' <<<\"\$out\" && [ ! -e $T/ed-restored2 ]" "$out"
+out=$("$BIN" init --signature RS256 "$T/rs" 2>&1); rc=$?
+check "init --signature RS256: refused naming the known algorithms, nothing created" \
+  "[ $rc -eq 2 ] && grep -q \"unknown signature algorithm 'RS256' (known: ES256, ES384, PS256, EdDSA)\" <<<\"\$out\" && [ ! -e $T/rs ]" "$out"
 
 sr_finish

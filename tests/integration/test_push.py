@@ -11,7 +11,12 @@ async request. Checked:
     deliveries are counted per X-Suiro-Delivery id: a duplicate is a failure,
     not something to de-duplicate);
   - every request is signed (X-Suiro-Signature, ES256 raw r||s, verified with
-    the platform certificate); a tampered body fails verification;
+    the platform certificate; X-Suiro-Signature-Alg (ext) names ES256); a
+    tampered body fails verification;
+  - a data directory made by `suiro init --signature EdDSA`: pushes are
+    signed Ed25519 (X-Suiro-Signature: EdDSA;keyId=platform;sig=..., and
+    X-Suiro-Signature-Alg: EdDSA), verified by the receiver with the
+    platform certificate's Ed25519 key;
   - while the receiver answers 503 the same message is retried (same delivery
     id, growing back-off), and afterwards everything arrives once, in order;
   - an async request's outcome is POSTed to /requests/{id} with what
@@ -44,7 +49,7 @@ import srtest  # noqa: E402
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
 BIN = sys.argv[1]
@@ -281,9 +286,9 @@ def sheet_with_push(url):
             "[apps]\nid,name,secret,push_url\nAPP001,Demo monitoring app,,%s\n" % url)
 
 
-def make_data(name, url):
+def make_data(name, url, init_args=()):
     d = os.path.join(T, name)
-    subprocess.run([BIN, "init", "--demo", d], check=True, capture_output=True)
+    subprocess.run([BIN, "init", "--demo"] + list(init_args) + [d], check=True, capture_output=True)
     sheet = os.path.join(T, name + "-sheet.csv")
     with open(sheet, "w") as f:
         f.write(sheet_with_push(url))
@@ -348,6 +353,9 @@ def case_main():
           got and tampered != got[0]["body"] and not verify(pub, tampered, got[0]["headers"].get("x-suiro-signature")))
     check("a signature of another body fails verification",
           len(got) > 1 and not verify(pub, got[1]["body"], got[0]["headers"].get("x-suiro-signature")))
+    check("X-Suiro-Signature-Alg (ext) names ES256 on every request",
+          got and all(r["headers"].get("x-suiro-signature-alg") == "ES256" for r in got),
+          [r["headers"].get("x-suiro-signature-alg") for r in got[:2]])
 
     # the receiver answers 503: the head is retried with back-off, then all arrive
     rcv.mode = "fail"
@@ -485,6 +493,56 @@ def case_bound():
     rcv.stop()
 
 
+# ---- case 3: a platform key of another algorithm (EdDSA) -------------------
+
+SIG_ED = re.compile(r"^EdDSA;keyId=platform;sig=([A-Za-z0-9_-]{86})$")
+
+
+def verify_ed25519(pub, body, header):
+    m = SIG_ED.match(header or "")
+    if not m:
+        return False
+    try:
+        pub.verify(base64.urlsafe_b64decode(m.group(1) + "=="), body)
+        return True
+    except InvalidSignature:
+        return False
+
+
+def case_eddsa():
+    rcv = Receiver()
+    d = make_data("eddsa", "http://127.0.0.1:%d/hook" % rcv.port, ["--signature", "EdDSA"])
+    pub = platform_key(d)
+    check("suiro init --signature EdDSA made an Ed25519 platform key",
+          isinstance(pub, ed25519.Ed25519PublicKey), type(pub))
+    conf = os.path.join(T, "eddsa.ini")
+    with open(conf, "w") as f:
+        f.write("[engine]\ndata_dir = %s\n" % d)
+    srv = Server(BIN, d, conf, "eddsa")
+    gw = Gateway(srv)
+    app = App(srv)
+    check("the app logs in", app.token)
+    st, js = app.call("POST", "/api/v1/current-values?async=true", {"dataIds": ["P001"], "timeoutMs": 5000})
+    rid = (js or {}).get("requestId")
+    check("an async current-values request gets 202 {requestId}", st == 202 and rid, (st, js))
+    rcv.wait_for(lambda r: r.accepted("/hook/requests/%s" % rid))
+    out = rcv.accepted("/hook/requests/%s" % rid)
+    h = out[0]["headers"] if out else {}
+    check("the outcome is pushed with X-Suiro-Signature: EdDSA;keyId=platform;sig=<86 base64url>",
+          out and SIG_ED.match(h.get("x-suiro-signature") or ""), h)
+    check("X-Suiro-Signature-Alg: EdDSA", h.get("x-suiro-signature-alg") == "EdDSA", h)
+    check("the receiver verifies it with the platform certificate's Ed25519 key",
+          out and verify_ed25519(pub, out[0]["body"], h.get("x-suiro-signature")))
+    tampered = out[0]["body"].replace(b"SUCCEEDED", b"FAILED") if out else b""
+    check("a tampered body fails", out and tampered != out[0]["body"]
+          and not verify_ed25519(pub, tampered, h.get("x-suiro-signature")))
+    gw.close()
+    rc = srv.stop()
+    check("SIGTERM: the server exits 0", rc == 0, rc)
+    check("no sanitizer report in the log", asan_clean(srv), srv.logtext()[-3000:])
+    rcv.stop()
+
+
 # ---- main -------------------------------------------------------------------
 
 def run_all(cases):
@@ -517,7 +575,8 @@ def run_all(cases):
 
 
 def main():
-    run_all([("delivery, signature, retries, async outcome", case_main), ("bound", case_bound)])
+    run_all([("delivery, signature, retries, async outcome", case_main), ("bound", case_bound),
+             ("a platform key of EdDSA", case_eddsa)])
 
 
 if __name__ == "__main__":   # test_push_restart.py imports the helpers above
