@@ -38,6 +38,7 @@ step "log_append, zstd" "$BUILD/bench/log_append" --records 3000000 --zstd 1 --e
 step "log_append, zstd, 2 appenders" "$BUILD/bench/log_append" --records 3000000 --zstd 1 --enc 1 --threads 2
 step "log_append, the matrix" "$BUILD/bench/log_append" --matrix
 step "series chunk codec" "$BUILD/bench/series_codec"
+step "blob store write and read: plain, store key (v1), data key (v2); 4 x 64 MiB" "$BUILD/bench/blob_io" --mib 64 --blobs 4
 step "engine ingest (reference set: 10k points, 1 s, 1 % late; enc+zstd)" "$BUILD/bench/engine_ingest" --threads 1
 step "engine ingest, the snapshot shape (events of 100 points x 1 value, one timestamp)" "$BUILD/bench/engine_ingest" --threads 1 --shape snapshot
 step "engine ingest, the mixed shape (snapshots + a 1 % backfill of old series)" "$BUILD/bench/engine_ingest" --threads 1 --shape mixed
