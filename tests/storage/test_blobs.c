@@ -18,8 +18,8 @@
  *                      an erased key (SR_EERASED naming the blob), v1 blobs
  *                      beside v2 ones, the golden files the writer
  *                      reproduces (tests/data/blobs/), and the flips,
- *                      truncations and fault sweeps above run on v2 blobs
- *                      too (g_kid). */
+ *                      truncations, fault sweeps and crash rounds above run
+ *                      on v2 blobs too (g_kid). */
 #include <criterion/criterion.h>
 #include <inttypes.h>
 #include <stdatomic.h>
@@ -757,7 +757,7 @@ static void crash_round(uint64_t seed)
         uint8_t sha[SR_HASH_LEN];
         uint64_t size = 1000 * s + s;
         expected_sha(s, size, sha);
-        int ex = sr_blob_exists(bs, sha);
+        int ex = sr_blob_exists_keyed(bs, sha, g_kid);
         if (was_acked) {
             sr_blob_errinfo ei;
             int rc = read_blob(bs, sha, s, size, NULL, &ei);
@@ -775,13 +775,21 @@ static void crash_round(uint64_t seed)
     sr_blobs_close(bs);
 }
 
-Test(storage_blobs_crash, committed_blobs_whole_uncommitted_absent)
+static void crash_rounds(uint64_t base, int iters)
 {
-    uint64_t base = tu_seed(1000);
-    int iters = tu_iters(300);
+    rounds_torn = rounds_acked = 0;
     for (int i = 0; i < iters; i++) crash_round(base + (uint64_t)i);
     cr_assert(rounds_torn > iters / 4 && rounds_acked > iters / 4,
               "crash coverage: %d rounds crashed mid-write, %d had a committed blob", rounds_torn, rounds_acked);
+}
+
+Test(storage_blobs_crash, committed_blobs_whole_uncommitted_absent) { crash_rounds(tu_seed(1000), tu_iters(300)); }
+
+/* the same for version 2 blobs, sealed by a data key through the resolver */
+Test(storage_blobs_crash, committed_v2_blobs_whole_uncommitted_absent)
+{
+    g_kid = 0xa11ce001;
+    crash_rounds(tu_seed(2000), tu_iters(150));
 }
 
 /* ------------------------------------------------------------------------ */
