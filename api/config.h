@@ -144,9 +144,9 @@
     U(users, session_ttl_s, session_ttl_s, 3600, 60, 604800, "a user's admin session lives this long (seconds)")     \
     U(admin, pending_ttl_s, pending_ttl_s, 86400, 60, 2592000,                                                        \
       "seconds a privilege change waits for its second admin before it expires")                                       \
-    S(crypto, signature, crypto_signature, 16, "ES256",                                                                \
+    S(crypto, signature, crypto_signature, 32, "ES256",                                                                \
       "the platform key's signature algorithm when one is made: ES256, ES384, PS256 or EdDSA")                         \
-    S(crypto, aead, crypto_aead, 16, "AES-256-GCM", "the AEAD of new data keys (docs/keys.md): AES-256-GCM")          \
+    S(crypto, aead, crypto_aead, 32, "AES-256-GCM", "the AEAD of new data keys (docs/keys.md): AES-256-GCM")          \
     E(log, level, log_level, "info", "debug|info|warn|error", "logfmt lines on standard error from this level")        \
     SR_TEST_CONFIG_KEYS(U, S, E)
 

@@ -6,7 +6,10 @@
 # --print-config prints the effective configuration (defaults, then the file,
 # then the options) as INI, exits 0 and opens nothing; its output read back
 # as --config prints the same; the engine keys reach a running server; the
-# log's key from a command (key_file = cmd:...), and a failing one refused.
+# log's key from a command (key_file = cmd:...), and a failing one refused;
+# [crypto] names (docs/keys.md "Algorithms"): an unknown one refused at start
+# naming the key and the known names, and the platform key a first start
+# makes is of [crypto] signature.
 # usage: test_serve_config.sh SUIRO_BIN
 set -u
 BIN=$(readlink -f "$1")
@@ -82,5 +85,27 @@ printf '[engine]\nkey_file = cmd:echo no-key-here; exit 4\n' > "$T/kbad.ini"
 run serve --config "$T/kbad.ini" --data "$DK" --mqtt 127.0.0.1:0 --http 127.0.0.1:0
 check "a key command that fails: the server does not start, naming it and its status" \
   "[ $rc -ne 0 ] && grep -q 'cmd:echo no-key-here; exit 4: exited with status 4' $T/err"
+
+# ---- 6. [crypto]: algorithm names of the one table ---------------------------------
+printf '[crypto]\nsignature = RS256\n' > "$T/cbad.ini"
+run serve --config "$T/cbad.ini" --data "$T/nodir" --print-config
+check "[crypto] signature = RS256: exit 2 naming the key and the known names, nothing created" \
+  "[ $rc -eq 2 ] && grep -qF \"[crypto] signature: unknown signature algorithm 'RS256' (known: ES256, ES384, PS256, EdDSA)\" $T/err && [ ! -e $T/nodir ]"
+printf '[crypto]\naead = ChaCha20-Poly1305\n' > "$T/cbad2.ini"
+run serve --config "$T/cbad2.ini" --data "$T/nodir" --print-config
+check "[crypto] aead = ChaCha20-Poly1305: exit 2 naming it and AES-256-GCM" \
+  "[ $rc -eq 2 ] && grep -qF \"[crypto] aead: unknown AEAD 'ChaCha20-Poly1305' (known: AES-256-GCM)\" $T/err"
+DC=$T/crypto
+"$BIN" init --demo "$DC" > /dev/null 2>&1
+rm -f "$DC/platform-key.pem" "$DC/platform-cert.pem"   # a data directory from before the platform key
+printf '[crypto]\nsignature = es384\n' > "$T/c384.ini"
+sr_start --config "$T/c384.ini" --data "$DC" --mqtt 127.0.0.1:0 --http 127.0.0.1:0
+check "a first start with [crypto] signature = es384 makes a P-384 platform key" \
+  "grep -q 'listening http=' $T/out && openssl pkey -in $DC/platform-key.pem -noout -text 2>/dev/null | grep -q 'NIST CURVE: P-384'"
+sr_stop
+sr_start --data "$DC" --mqtt 127.0.0.1:0 --http 127.0.0.1:0
+check "... and a later start with the default (ES256) keeps it" \
+  "grep -q 'listening http=' $T/out && openssl pkey -in $DC/platform-key.pem -noout -text 2>/dev/null | grep -q 'NIST CURVE: P-384'"
+sr_stop
 
 sr_finish
