@@ -12,6 +12,7 @@
 #include "testutil.h"
 
 #include <ctype.h>
+#include <openssl/ecdsa.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/rsa.h>
@@ -536,6 +537,32 @@ Test(sig, every_signature_algorithm_signs_and_verifies_and_refuses_a_change)
     cr_assert(EVP_DigestVerifyInit(md, NULL, NULL, NULL, (EVP_PKEY *)sr_sigkey_evp(pub[4])) == 1);
     cr_assert(EVP_DigestVerify(md, s, n, (const uint8_t *)msg, sizeof msg - 1) == 1);
     EVP_MD_CTX_free(md);
+    /* PS256 as JWS has it: RSA-PSS, SHA-256, MGF1-SHA-256, salt = 32 bytes;
+     * OpenSSL told exactly that verifies it, told salt 20 does not */
+    cr_assert_eq(sr_sigkey_sign(priv[2], msg, sizeof msg - 1, s, &n), SR_OK);
+    for (int salt = 32; salt >= 20; salt -= 12) {
+        EVP_PKEY_CTX *pc = NULL;
+        md = EVP_MD_CTX_new();
+        cr_assert(EVP_DigestVerifyInit(md, &pc, EVP_sha256(), NULL, (EVP_PKEY *)sr_sigkey_evp(pub[2])) == 1);
+        cr_assert(EVP_PKEY_CTX_set_rsa_padding(pc, RSA_PKCS1_PSS_PADDING) == 1);
+        cr_assert(EVP_PKEY_CTX_set_rsa_pss_saltlen(pc, salt) == 1);
+        cr_assert(EVP_PKEY_CTX_set_rsa_mgf1_md(pc, EVP_sha256()) == 1);
+        int ok = EVP_DigestVerify(md, s, n, (const uint8_t *)msg, sizeof msg - 1) == 1;
+        cr_assert_eq(ok, salt == 32, "salt %d", salt);
+        EVP_MD_CTX_free(md);
+    }
+    /* ES384 as JWS has it: raw r || s of 48 bytes each, as DER for OpenSSL */
+    cr_assert_eq(sr_sigkey_sign(priv[1], msg, sizeof msg - 1, s, &n), SR_OK);
+    ECDSA_SIG *es = ECDSA_SIG_new();
+    cr_assert(ECDSA_SIG_set0(es, BN_bin2bn(s, 48, NULL), BN_bin2bn(s + 48, 48, NULL)) == 1);
+    unsigned char *der = NULL;
+    int dl = i2d_ECDSA_SIG(es, &der);
+    md = EVP_MD_CTX_new();
+    cr_assert(EVP_DigestVerifyInit(md, NULL, EVP_sha384(), NULL, (EVP_PKEY *)sr_sigkey_evp(pub[1])) == 1);
+    cr_assert(EVP_DigestVerify(md, der, (size_t)dl, (const uint8_t *)msg, sizeof msg - 1) == 1);
+    EVP_MD_CTX_free(md);
+    OPENSSL_free(der);
+    ECDSA_SIG_free(es);
     for (size_t i = 0; i < 5; i++) {
         sr_sigkey_free(priv[i]);
         sr_sigkey_free(pub[i]);
