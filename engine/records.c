@@ -167,7 +167,7 @@ static void master_of(const Suiro__V1__MasterPut *m, sr_master *o)
                      .min = m->min,
                      .max = m->max,
                      .point_kind = (int)m->point_kind,
-                     .location = m->location};
+                     .location = m->location, .retention_class = m->retention_class};
 }
 
 static int dec_master(sr_rec *r, const uint8_t *p, size_t len, sr_master *o)

@@ -139,6 +139,7 @@ typedef struct sr_master {
     double min, max;
     int point_kind;         /* 1 measure, 2 control, 3 both; 0 unspecified */
     const char *location;
+    const char *retention_class; /* data points: the data class of its retention period ("": default) */
 } sr_master;
 
 SR_MUST_CHECK int sr_read_master(sr_engine *e, const char *op, sr_master_kind kind, const char *id, sr_rec *r,
