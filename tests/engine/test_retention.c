@@ -305,3 +305,138 @@ Test(retention, a_forced_sweep_names_its_user_in_the_audit_trail)
                  (unsigned long long)rep.events);
     es_finish(e, &dir);
 }
+
+/* ---- kill -9 during sweeps -------------------------------------------------
+ * A child process sweeps op1's backlog (days 1 to 81, four values a chunk)
+ * again and again, its clock a quarter day later each time, so every sweep cuts
+ * (in events of batch 3); the test kills it (SIGKILL) after a varying number
+ * of sweeps, reopens the engine and checks that nothing is half applied: the
+ * index equals one rebuilt from the log, and each point's values are a
+ * suffix of what was written (a cut is whole chunks from the oldest). Ten
+ * rounds on one data directory. */
+#include <signal.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+enum { K_VALUES = 1600, K_ROUNDS = 10 };
+
+static void kill9_child(const char *d, int round, int fd)
+{
+    clock_now = (int64_t)(400 + round * 2) * DAY;
+    sr_engine_opts o = opts();
+    sr_engine *e = NULL;
+    sr_errinfo ei;
+    if (sr_engine_open(d, &o, &e, &ei)) _exit(2);
+    if (round == 0) { /* the backlog, fast; then durable at the close */
+        if (et_setup_masters(e, "op1", 2, NUM, 1)) _exit(3);
+        for (int k = 0; k < 2; k++) {
+            uint32_t pt;
+            char id[8];
+            snprintf(id, sizeof id, "P%03d", k);
+            if (sr_engine_point(e, "op1", id, &pt, NULL)) _exit(4);
+            sr_sample s[4];
+            for (int i = 0; i < K_VALUES; i += 4) {
+                for (int j = 0; j < 4; j++)
+                    s[j] = (sr_sample){.ts = DAY + (int64_t)(i + j) * (DAY / 20), .v.f = i + j};
+                sr_result r;
+                if (et_put(e, "op1", k ? "GW2" : "GW1", pt, SR_VT_NUMBER, s, 4, NULL, &r) || r.rc) _exit(5);
+            }
+        }
+        if (sr_engine_close(e)) _exit(6);
+        o.sync = SR_ENGINE_SYNC_ALWAYS;
+        if (sr_engine_open(d, &o, &e, &ei)) _exit(7);
+    }
+    sr_retention_cfg c = {.default_days = 390, .batch = 3};
+    for (int n = 0;; n++) {
+        sr_retention_report rep;
+        if (sr_engine_retention_sweep(e, &c, NULL, &rep, &ei)) _exit(8);
+        char line[64];
+        int l = snprintf(line, sizeof line, "swept %d %llu\n", n, (unsigned long long)rep.events);
+        if (write(fd, line, (size_t)l) != l) _exit(9);
+        clock_now += DAY / 4;
+    }
+}
+
+/* every value of point pt, ascending */
+static size_t all_values(sr_engine *e, uint32_t pt, sr_sample **out)
+{
+    sr_buf s;
+    sr_buf_init(&s);
+    sr_range_q q = {pt, INT64_MIN / 4, INT64_MAX / 4, 0, 0, INT64_MIN};
+    int more;
+    cr_assert_eq(sr_engine_range(e, &q, &s, NULL, &more), SR_OK);
+    *out = (sr_sample *)s.data;
+    return s.len / sizeof(sr_sample);
+}
+
+Test(retention, a_kill_9_during_sweeps_leaves_nothing_half_applied, .timeout = 600)
+{
+    char *d = tu_tmpdir("retention-kill9");
+    tu_rng rng = {2026};
+    int64_t last_first = 0;
+    for (int round = 0; round < K_ROUNDS; round++) {
+        int p[2];
+        cr_assert_eq(pipe(p), 0);
+        pid_t pid = fork();
+        cr_assert_geq(pid, 0);
+        if (pid == 0) {
+            close(p[0]);
+            kill9_child(d, round, p[1]);
+            _exit(0);
+        }
+        close(p[1]);
+        /* wait for 1 to 4 sweeps (the child's lines), then kill it mid-way through the next */
+        int want = 1 + (int)tu_below(&rng, 4), seen = 0;
+        char buf[256];
+        while (seen < want) {
+            ssize_t n = read(p[0], buf, sizeof buf);
+            cr_assert_gt(n, 0, "round %d: the child ended (status below)", round);
+            for (ssize_t i = 0; i < n; i++) seen += buf[i] == '\n';
+        }
+        struct timespec ts = {0, (long)tu_below(&rng, 3000) * 1000};
+        nanosleep(&ts, NULL); /* a varying point inside the next sweep; no assertion depends on it */
+        kill(pid, SIGKILL);
+        int st;
+        waitpid(pid, &st, 0);
+        close(p[0]);
+        cr_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL, "round %d: the child failed (%d)", round, st);
+        /* the reopened index equals a rebuild, and what is left of each point is a suffix */
+        sr_engine_opts o = opts();
+        sr_engine *e = NULL;
+        sr_errinfo ei;
+        cr_assert_eq(sr_engine_open(d, &o, &e, &ei), SR_OK, "%s", ei.msg);
+        uint8_t live[32], rebuilt[32];
+        cr_assert_eq(sr_engine_content_hash(e, live), SR_OK);
+        for (int k = 0; k < 2; k++) {
+            char id[8];
+            snprintf(id, sizeof id, "P%03d", k);
+            sr_sample *v;
+            size_t n = all_values(e, point_of(e, "op1", id), &v);
+            cr_assert_gt(n, 0, "round %d: %s has no values (latest %d)", round, id, has_latest(e, point_of(e, "op1", id)));
+            size_t first = (size_t)((v[0].ts - DAY) / (DAY / 20));
+            cr_assert_eq(n, K_VALUES - first, "round %d: %s: %zu values from %zu: not a suffix", round, id, n, first);
+            for (size_t i = 0; i < n; i++) cr_assert_eq(v[i].ts, DAY + (int64_t)(first + i) * (DAY / 20));
+            cr_assert_eq(first % 4, 0, "whole chunks");
+            if (k == 0) {
+                cr_assert_geq(v[0].ts, last_first, "a cut never comes back");
+                last_first = v[0].ts;
+            }
+            free(v);
+        }
+        cr_assert_eq(sr_engine_close(e), SR_OK);
+        char ix[1200];
+        snprintf(ix, sizeof ix, "%s/rebuilt-%d", d, round);
+        sr_engine_opts ro = opts();
+        ro.index_dir = ix;
+        cr_assert_eq(sr_engine_rebuild(d, &ro, &ei), SR_OK, "%s", ei.msg);
+        cr_assert_eq(sr_engine_open(d, &ro, &e, &ei), SR_OK, "%s", ei.msg);
+        cr_assert_eq(sr_engine_content_hash(e, rebuilt), SR_OK);
+        cr_assert_eq(sr_engine_close(e), SR_OK);
+        cr_assert_eq(memcmp(live, rebuilt, 32), 0, "round %d: the index differs from a rebuild", round);
+        tu_rmrf(ix);
+    }
+    cr_assert_gt(last_first, DAY, "the sweeps cut something");
+    tu_rmrf(d);
+    free(d);
+}
