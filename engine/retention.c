@@ -676,6 +676,7 @@ static int msgid_pass(sweep *s, uint64_t below)
     MDB_val k, v;
     int r = mdb_cursor_get(c, &k, &v, MDB_FIRST);
     char op[300];
+    int lower = 0; /* the operator's lower keys wait for its key of `hi`'s first event */
     while (r == 0 && !rc) {
         const uint8_t *z = k.mv_size >= 5 ? memchr(k.mv_data, 0, k.mv_size) : NULL;
         if (!z || (size_t)(z - (const uint8_t *)k.mv_data) + 5 != k.mv_size) {
@@ -693,12 +694,20 @@ static int msgid_pass(sweep *s, uint64_t below)
             n = (uint32_t)cnt;
             s->rep->msgids += n;
             r = mdb_cursor_get(c, &k, &v, MDB_NEXT_NODUP);
-            /* the operator's key of `hi` (or the next operator's) decides the events */
-            if (r == 0 && k.mv_size == ol + 5 && !memcmp(k.mv_data, op, ol + 1)) continue;
+            /* a lower key of the same operator comes next, or its key of `hi`,
+             * whose first event (from empty) deletes these too: else one
+             * event for them now */
+            if (r == 0 && k.mv_size == ol + 5 && !memcmp(k.mv_data, op, ol + 1) &&
+                get_be32((const uint8_t *)k.mv_data + ol + 1) <= hi) {
+                lower = 1;
+                continue;
+            }
+            lower = 0;
             rc = emit(s, op, CL_MSGIDS, 0, 0, NULL, 0, NULL, 0, below, n);
             continue;
         }
         if (khi > hi) {
+            lower = 0;
             r = mdb_cursor_get(c, &k, &v, MDB_NEXT_NODUP);
             continue;
         }
@@ -711,7 +720,8 @@ static int msgid_pass(sweep *s, uint64_t below)
         int rr = mdb_cursor_get(c, &k, &v, MDB_FIRST_DUP);
         while (rr == 0 && !rc) {
             if (steps >= batch) {
-                if (n) rc = emit(s, op, CL_MSGIDS, 0, 0, wfrom, wfl, v.mv_data, v.mv_size, below, n);
+                if (n || (!wfl && lower)) rc = emit(s, op, CL_MSGIDS, 0, 0, wfrom, wfl, v.mv_data, v.mv_size, below, n);
+                lower = 0;
                 memcpy(wfrom, v.mv_data, MSGID_ITEM);
                 wfl = MSGID_ITEM;
                 steps = n = 0;
@@ -724,7 +734,8 @@ static int msgid_pass(sweep *s, uint64_t below)
             }
             rr = mdb_cursor_get(c, &k, &v, MDB_NEXT_DUP);
         }
-        if (!rc && (n || !wfl)) rc = emit(s, op, CL_MSGIDS, 0, 0, wfrom, wfl, NULL, 0, below, n);
+        if (!rc && (n || (!wfl && lower))) rc = emit(s, op, CL_MSGIDS, 0, 0, wfrom, wfl, NULL, 0, below, n);
+        lower = 0;
         r = mdb_cursor_get(c, &k, &v, MDB_NEXT_NODUP);
     }
     mdb_cursor_close(c);
