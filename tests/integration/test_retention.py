@@ -128,6 +128,18 @@ try:
     check("the exported sheet has the retention_class column and RP2's class",
           st == 200 and "kind,retention_class" in text and ",measure,short" in text, (st, text[-300:]))
 
+    st, b = ra1.call("PUT", "/admin/v1/operators/ra/masters/datapoints/RP3",
+                     {"device": "raD", "type": "number", "retentionClass": "gold"})
+    check("a data point's class through the Admin API (retentionClass)", st in (200, 201), (st, b))
+    st, b = ra1.call("GET", "/admin/v1/operators/ra/masters/datapoints")
+    items = {x["id"]: x for x in b.get("items", [])} if st == 200 else {}
+    check("... read back with the masters", items.get("RP3", {}).get("retentionClass") == "gold"
+          and items.get("RP2", {}).get("retentionClass") == "short" and "retentionClass" not in items.get("RP1", {}),
+          (st, b))
+    st, b = ra1.call("PUT", "/admin/v1/operators/ra/masters/datapoints/RP4",
+                     {"device": "raD", "type": "number", "retentionClass": "audit"})
+    check("a reserved class is refused naming the field", st == 400 and "retention" in json.dumps(b).lower(), (st, b))
+
     # ---- 2. periods
     st, b = ra1.call("PUT", "/admin/v1/operators/ra/retention/default", {"days": 30})
     check("ra's default period: 30 days", st == 200 and b.get("days") == 30, (st, b))
