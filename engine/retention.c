@@ -463,6 +463,26 @@ static int flush_window(sweep *s, win_item *w, size_t *nw, const uint8_t *from, 
     return rc;
 }
 
+/* At a window's end: a fresh read transaction, so that LMDB may reuse the
+ * pages the sweep's events (and the ingest meanwhile) freed, with the cursor
+ * on db's first key >= k (k's bytes are copied first). The windows' ranges
+ * do not overlap, so what the events before it change is behind k. The
+ * LMDB code of the positioning (MDB_NOTFOUND: nothing more), or -1 (rc set)
+ * when the transaction cannot be had. */
+static int renew(sweep *s, MDB_cursor **c, sr_dbi db, MDB_val *k, MDB_val *v, uint8_t *save, int *rc)
+{
+    size_t kl = k->mv_size;
+    memcpy(save, k->mv_data, kl);
+    mdb_cursor_close(*c);
+    *c = NULL;
+    sr_index_read_end(s->e->ix, s->t);
+    s->t = NULL;
+    if ((*rc = sr_index_read_begin(s->e->ix, &s->t))) return s->t = NULL, -1;
+    if ((*rc = sr_index_err(mdb_cursor_open(s->t, DB(s->e, db), c)))) return *c = NULL, -1;
+    *k = (MDB_val){kl, save};
+    return mdb_cursor_get(*c, k, v, MDB_SET_RANGE);
+}
+
 static int sweep_points(sweep *s)
 {
     sr_engine *e = s->e;
@@ -480,19 +500,25 @@ static int sweep_points(sweep *s)
     win_item *it = NULL;
     MDB_val k, v;
     int r = mdb_cursor_get(c, &k, &v, MDB_FIRST);
+    uint8_t save[SR_SERIES_KEY_LEN];
     while (r == 0 && !rc) {
         if (k.mv_size != SR_SERIES_KEY_LEN) {
             rc = SR_ECORRUPT;
             break;
         }
-        uint32_t p = get_be32(k.mv_data);
         if (steps >= batch) { /* the window ends before this key */
             if ((rc = flush_window(s, w, &nw, from, fl, k.mv_data, k.mv_size))) break;
+            if ((r = renew(s, &c, SR_DB_SERIES, &k, &v, save, &rc))) break;
+            if (k.mv_size != SR_SERIES_KEY_LEN) {
+                rc = SR_ECORRUPT;
+                break;
+            }
             memcpy(from, k.mv_data, SR_SERIES_KEY_LEN);
             fl = SR_SERIES_KEY_LEN;
             steps = 0;
             have = 0; /* the window's item of the point is looked up again */
         }
+        uint32_t p = get_be32(k.mv_data);
         steps++;
         if (!have || p != cur) {
             have = 1;
@@ -542,7 +568,7 @@ static int sweep_points(sweep *s)
             r = mdb_cursor_get(c, &k, &v, MDB_NEXT);
         }
     }
-    mdb_cursor_close(c);
+    if (c) mdb_cursor_close(c);
     if (!rc && r != 0 && r != MDB_NOTFOUND) rc = sr_index_err(r);
     if (!rc) rc = flush_window(s, w, &nw, from, fl, NULL, 0);
     sr_free(w);
@@ -585,17 +611,23 @@ static int sweep_audit(sweep *s)
     int64_t newest = newest_audit_cut(s); /* the walk's end */
     MDB_val k, v;
     int r = mdb_cursor_get(c, &k, &v, MDB_FIRST);
+    uint8_t save[SR_AUDIT_KEY];
     while (r == 0 && !rc) {
+        if (steps >= batch) {
+            if (k.mv_size != SR_AUDIT_KEY) {
+                rc = SR_ECORRUPT;
+                break;
+            }
+            if ((rc = flush_window(s, w, &nw, from, fl, k.mv_data, k.mv_size))) break;
+            if ((r = renew(s, &c, SR_DB_AUDIT, &k, &v, save, &rc))) break;
+            memcpy(from, k.mv_data, SR_AUDIT_KEY);
+            fl = SR_AUDIT_KEY;
+            steps = 0;
+        }
         sr__audit_row a;
         if (audit_decode(k.mv_data, k.mv_size, v.mv_data, v.mv_size, &a)) {
             rc = SR_ECORRUPT;
             break;
-        }
-        if (steps >= batch) {
-            if ((rc = flush_window(s, w, &nw, from, fl, k.mv_data, k.mv_size))) break;
-            memcpy(from, k.mv_data, SR_AUDIT_KEY);
-            fl = SR_AUDIT_KEY;
-            steps = 0;
         }
         steps++;
         uint32_t days = period_of(s, a.s[0], CL_AUDIT);
@@ -625,7 +657,7 @@ static int sweep_audit(sweep *s)
         }
         r = mdb_cursor_get(c, &k, &v, MDB_NEXT);
     }
-    mdb_cursor_close(c);
+    if (c) mdb_cursor_close(c);
     if (!rc && r != 0 && r != MDB_NOTFOUND) rc = sr_index_err(r);
     if (!rc) rc = flush_window(s, w, &nw, from, fl, k.mv_data, r == 0 ? k.mv_size : 0);
     sr_free(w);
@@ -774,7 +806,7 @@ int sr_engine_retention_sweep(sr_engine *e, const sr_retention_cfg *cfg, const c
         rc = sweep_points(&s);
         if (!rc) rc = sweep_audit(&s);
         if (!rc) rc = sweep_msgids(&s);
-        sr_index_read_end(e->ix, s.t);
+        if (s.t) sr_index_read_end(e->ix, s.t);
     }
     pthread_mutex_lock(&s.mu);
     while (s.inflight) pthread_cond_wait(&s.cv, &s.mu);
