@@ -25,6 +25,7 @@ typedef struct sr_admin_conf {
     const char *data_dir;     /* the served data directory (its platform-key.pem signs backups) */
     const char *backup_dir;   /* [backup] directory: where POST /admin/v1/backups writes; NULL/"": none */
     unsigned backup_keep;     /* [backup] keep: complete backups kept after each (0: all) */
+    sr_retention_cfg retention; /* [retention]: the periods' defaults, the audit floor (docs/retention.md) */
 } sr_admin_conf;
 void sr_admin_conf_default(sr_admin_conf *c);
 

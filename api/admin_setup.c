@@ -378,7 +378,7 @@ static const kinddef KINDS[] = {
     {"facilities", "facility", SR_SHEET_S_FACILITIES, {"id", "name"}},
     {"equipment", "equipment", SR_SHEET_S_EQUIPMENT, {"id", "facility", "name"}},
     {"devices", "device", SR_SHEET_S_DEVICES, {"id", "equipment", "gateway", "name"}},
-    {"datapoints", "data point", SR_SHEET_S_DATAPOINTS, {"id", "device", "name", "type", "unit", "min", "max", "kind"}},
+    {"datapoints", "data point", SR_SHEET_S_DATAPOINTS, {"id", "device", "name", "type", "unit", "min", "max", "kind", "retention_class"}},
     {"gateways", "gateway", SR_SHEET_S_GATEWAYS, {"id", "name", "secret"}},
     {"apps", "app", SR_SHEET_S_APPS, {"id", "name", "secret", "push_url"}},
     {"grants", "grant", SR_SHEET_S_GRANTS, {"app", "datapoint", "access"}},
@@ -386,7 +386,10 @@ static const kinddef KINDS[] = {
 
 static const char *field_of(const char *col)
 {
-    return !strcmp(col, "push_url") ? "pushUrl" : !strcmp(col, "datapoint") ? "dataId" : col;
+    return !strcmp(col, "push_url")          ? "pushUrl"
+           : !strcmp(col, "datapoint")       ? "dataId"
+           : !strcmp(col, "retention_class") ? "retentionClass"
+                                             : col;
 }
 
 static size_t ncols_of(const kinddef *k)

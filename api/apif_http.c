@@ -1226,6 +1226,8 @@ json_t *sr_master_item(const sr_master *m)
         if (m->unit[0]) json_object_set_new(o, "unit", json_string(m->unit));
         if (m->has_min) json_object_set_new(o, "min", json_real(m->min));
         if (m->has_max) json_object_set_new(o, "max", json_real(m->max));
+        if (m->retention_class && m->retention_class[0])
+            json_object_set_new(o, "retentionClass", json_string(m->retention_class));
     }
     return o;
 }

@@ -253,6 +253,15 @@ int sr_config_hostport(const char *s, char *host, size_t hostlen, int *port)
     return 0;
 }
 
+void sr_config_retention(const sr_config *c, sr_retention_cfg *r)
+{
+    *r = (sr_retention_cfg){.default_days = c->retention_default_days,
+                            .audit_days = c->retention_audit_days,
+                            .audit_floor_days = c->retention_audit_floor_days,
+                            .message_id_window_s = c->retention_message_id_window_s,
+                            .batch = c->retention_batch};
+}
+
 void sr_config_password_policy(const sr_config *c, sr_password_policy *p)
 {
     *p = (sr_password_policy){.min_length = c->password_min_length,

@@ -126,6 +126,14 @@
     U(backup, at_minute, backup_at_minute, 180, 0, 1439, "the daily backup's minute of the day, UTC (180: 03:00)")     \
     U(backup, interval_s, backup_interval_s, 0, 0, 31536000, "0: daily at at_minute; else one every this many seconds") \
     U(backup, keep, backup_keep, 7, 1, 100000, "complete backups kept; older ones are removed after each backup")      \
+    U(retention, default_days, retention_default_days, 0, 0, 36500, "a data class's period without its own; 0: for ever") \
+    U(retention, audit_days, retention_audit_days, 0, 0, 36500, "the audit rows' period; 0: for ever")                \
+    U(retention, audit_floor_days, retention_audit_floor_days, 365, 0, 36500,                                         \
+      "an operator's audit period below it needs the two-person rule")                                               \
+    U(retention, sweep_interval_s, retention_sweep_interval_s, 3600, 0, 31536000, "a sweep every this often; 0: none") \
+    U(retention, message_id_window_s, retention_message_id_window_s, 0, 0, 315360000,                                \
+      "message ids kept at least this long; 0: for ever")                                                            \
+    U(retention, batch, retention_batch, 256, 16, 65536, "index keys one Retention event visits at most")            \
     U(login, free_failures, login_free_failures, 5, 1, 1000, "per (principal, address) before back-off")               \
     U(login, backoff_max_ms, login_backoff_max_ms, 300000, 1000, 86400000, "the longest back-off")                     \
     U(login, address_failures, login_address_failures, 30, 1, 1000000, "failures per address (bucket)")                \
@@ -195,6 +203,9 @@ int sr_config_check(const sr_config *c, char *err, size_t errlen);
 /* The password policy of [users] (engine/records.h sr_password_policy). */
 struct sr_password_policy;
 void sr_config_password_policy(const sr_config *c, struct sr_password_policy *p);
+/* The retention defaults of [retention] (engine/suiro.h sr_retention_cfg). */
+struct sr_retention_cfg;
+void sr_config_retention(const sr_config *c, struct sr_retention_cfg *r);
 /* Write c as INI: every key, each with its doc and range as a comment. */
 void sr_config_print(const sr_config *c, FILE *f);
 /* Split "host:port" ("[::1]:1883" for IPv6). 0 or -1. */

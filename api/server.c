@@ -138,6 +138,17 @@ struct sr_server {
         sr_backup_info info;
         sr_errinfo ei;
     } backup_job;
+    /* the [retention] sweep (docs/retention.md): the next run (wall ms, 0:
+     * none), and the one sweep running on the worker queue */
+    int64_t retention_next;
+    int retention_running;
+    struct retention_job {
+        sr_work w;
+        struct sr_server *s;
+        int rc;
+        sr_retention_report rep;
+        sr_errinfo ei;
+    } retention_job;
     uv_timer_t bretry;        /* broker messages held while the engine's queue is full */
     struct bjob *bheld;       /* ... in arrival order */
     sr_engine *eng;
@@ -1856,10 +1867,48 @@ static void backup_tick(sr_server *s)
     if (sr_workq_submit(s->workq, "", 0, 1, &j->w) == SR_OK) s->backup_running = 1;
 }
 
+static void retention_run(sr_work *w)
+{
+    struct retention_job *j = SR_CONTAINER(w, struct retention_job, w);
+    sr_retention_cfg rc;
+    sr_config_retention(&j->s->cfg, &rc);
+    j->rc = sr_engine_retention_sweep(j->s->eng, &rc, NULL, &j->rep, &j->ei);
+}
+
+static void retention_done(sr_work *w, int status)
+{
+    struct retention_job *j = SR_CONTAINER(w, struct retention_job, w);
+    j->s->retention_running = 0;
+    if (status) sr_slog(SR_LOG_WARN, "retention sweep not run", "error=%s", sr_err_name(status));
+    else if (j->rc)
+        sr_slog(SR_LOG_WARN, "retention sweep failed", "error=%s detail=%s", sr_err_name(j->rc), sr_slog_q(j->ei.msg));
+    else if (j->rep.events > 1)
+        sr_slog(SR_LOG_INFO, "retention sweep", "events=%" PRIu64 " chunks=%" PRIu64 " audit=%" PRIu64 " msgids=%" PRIu64,
+                j->rep.events, j->rep.chunks, j->rep.audit, j->rep.msgids);
+}
+
+/* [retention] sweep_interval_s: a sweep on the worker queue (it waits for
+ * its events, so never on the loop) */
+static void retention_tick(sr_server *s)
+{
+    if (!s->retention_next || s->retention_running || s->stopping || sr_engine_write_state(s->eng, NULL) != SR_OK)
+        return;
+    int64_t now = wall_now_ms();
+    if (now < s->retention_next) return;
+    s->retention_next = now + (int64_t)s->cfg.retention_sweep_interval_s * 1000;
+    struct retention_job *j = &s->retention_job;
+    memset(j, 0, sizeof *j);
+    j->s = s;
+    j->w.work = retention_run;
+    j->w.done = retention_done;
+    if (sr_workq_submit(s->workq, "", 0, 1, &j->w) == SR_OK) s->retention_running = 1;
+}
+
 static void on_tick(uv_timer_t *t)
 {
     sr_server *s = t->data;
     backup_tick(s);
+    retention_tick(s);
     uint64_t now = now_ms();
     for (conn *c = s->conns; c;) {
         conn *n = c->next;
@@ -2080,6 +2129,8 @@ int sr_server_open(const sr_config *cfg, sr_server **out, char *err, size_t errl
     s->tick.data = s;
     uv_timer_start(&s->tick, on_tick, 1000, 1000);
     if (cfg->backup_dir[0]) s->backup_next = backup_next_after(cfg, wall_now_ms());
+    if (cfg->retention_sweep_interval_s)
+        s->retention_next = wall_now_ms() + (int64_t)cfg->retention_sweep_interval_s * 1000;
     uv_timer_init(&s->loop, &s->retry);
     s->retry.data = s;
     uv_timer_init(&s->loop, &s->bretry);
@@ -2117,6 +2168,7 @@ int sr_server_open(const sr_config *cfg, sr_server **out, char *err, size_t errl
         ac.data_dir = cfg->data_dir;
         ac.backup_dir = cfg->backup_dir;
         ac.backup_keep = cfg->backup_keep;
+        sr_config_retention(cfg, &ac.retention);
         sr_gwhttp_set_admin(s->http, &ac);
     }
     if (cfg->tls_listen[0]) {

@@ -278,6 +278,7 @@ int eb_masters(sr_engine *e, const eb_cfg *c, eb_data *d)
         p.has_min = p.has_max = 1;
         p.min = -1e9;
         p.max = 1e9;
+        if (c->even_class && i % 2 == 0) p.retention_class = (char *)c->even_class;
         rc = add_master(&b, lens, &n, &p);
     }
     sr_slice *sl = calloc(n, sizeof *sl);

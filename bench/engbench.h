@@ -58,6 +58,7 @@ typedef struct eb_cfg {
     uint32_t window; /* commands in flight, all threads together */
     uint32_t replay_max; /* sr_engine_opts.replay_max_events; 0: the engine's default */
     const char *dir; /* engine directory (created, removed by the caller) */
+    const char *even_class; /* eb_masters: the retention class of the even points (docs/retention.md); NULL: none */
 } eb_cfg;
 
 typedef struct eb_ev {

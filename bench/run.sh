@@ -45,6 +45,7 @@ step "engine ingest, the mixed shape (snapshots + a 1 % backfill of old series)"
 step "engine ingest, 2 submitting threads" "$BUILD/bench/engine_ingest" --threads 2
 step "engine ingest, no encryption, no zstd" "$BUILD/bench/engine_ingest" --threads 1 --enc 0 --zstd 0
 step "engine ingest, no encryption (zstd on: the encryption axis)" "$BUILD/bench/engine_ingest" --threads 1 --enc 0
+step "engine ingest with a retention sweep cutting a backlog (issue #16; medians of 3 pairs)" "$BUILD/bench/retention_ingest"
 step "engine queries" "$BUILD/bench/engine_query"
 step "a year of 1 s values to 1 h: chunk summaries vs decoding, then through the engine" "$BUILD/bench/downsample_year" --engine 1
 step "engine rebuild and restart" "$BUILD/bench/engine_restart"

@@ -37,7 +37,7 @@ enum {
     DEF_MAX_FIELD = 4096,
     DEF_MAX_ERRORS = 1000,
     MAX_FIELDS = 256, /* columns in one CSV record */
-    MAX_COLS = 8,     /* columns of the widest section */
+    MAX_COLS = 9,     /* columns of the widest section */
     ARENA_BLOCK = 8192,
 };
 
@@ -67,7 +67,7 @@ enum { AP_ID, AP_NAME, AP_SECRET, AP_URL, AP_N };
 enum { FA_ID, FA_NAME, FA_N };
 enum { EQ_ID, EQ_FACILITY, EQ_NAME, EQ_N };
 enum { DV_ID, DV_EQUIPMENT, DV_GATEWAY, DV_NAME, DV_N };
-enum { DP_ID, DP_DEVICE, DP_NAME, DP_TYPE, DP_UNIT, DP_MIN, DP_MAX, DP_KIND, DP_N };
+enum { DP_ID, DP_DEVICE, DP_NAME, DP_TYPE, DP_UNIT, DP_MIN, DP_MAX, DP_KIND, DP_RETENTION, DP_N };
 enum { GR_APP, GR_DATAPOINT, GR_ACCESS, GR_N };
 enum { SG_APP, SG_KIND, SG_TARGET, SG_ACCESS, SG_N };
 
@@ -79,7 +79,8 @@ static const coldef cols_fa[FA_N] = {{"id", 1}, {"name", 0}};
 static const coldef cols_eq[EQ_N] = {{"id", 1}, {"facility", 1}, {"name", 0}};
 static const coldef cols_dv[DV_N] = {{"id", 1}, {"equipment", 1}, {"gateway", 1}, {"name", 0}};
 static const coldef cols_dp[DP_N] = {{"id", 1},   {"device", 1}, {"name", 0}, {"type", 1},
-                                     {"unit", 0}, {"min", 0},    {"max", 0},  {"kind", 0}};
+                                     {"unit", 0}, {"min", 0},    {"max", 0},  {"kind", 0},
+                                     {"retention_class", 0}};
 static const coldef cols_gr[GR_N] = {{"app", 1}, {"datapoint", 1}, {"access", 0}};
 static const coldef cols_sg[SG_N] = {{"app", 1}, {"kind", 1}, {"target", 1}, {"access", 0}};
 
@@ -583,6 +584,14 @@ static void row_datapoint(ctx *c, size_t line, const val *v)
         snprintf(b, sizeof b, "%.17g", lim[1]);
         add_err(c, line, "min", "min (%s) is greater than max (%s)", a, b);
     }
+    /* the data class whose retention period keeps its values (docs/retention.md):
+     * an id, never the reserved "audit" or "message_ids"; empty: "default" */
+    val rv = v[DP_RETENTION];
+    if (rv.len && (!sr_id_ok(rv.s, rv.len) || (rv.len == 5 && !memcmp(rv.s, "audit", 5)) ||
+                   (rv.len == 11 && !memcmp(rv.s, "message_ids", 11)))) {
+        add_err(c, line, "retention_class", "an id ([A-Za-z0-9._-], 1 to 64), not audit nor message_ids");
+        ok = 0;
+    }
     if (!ok) return;
     sr_sheet_datapoint *e = grow(c, K_DATAPOINT);
     if (!e) return;
@@ -591,6 +600,7 @@ static void row_datapoint(ctx *c, size_t line, const val *v)
     e->device = vdup(c, v[DP_DEVICE]);
     e->name = vdup(c, v[DP_NAME]);
     e->unit = vdup(c, v[DP_UNIT]);
+    e->retention_class = vdup(c, v[DP_RETENTION]);
     e->type = (sr_dp_type)type;
     e->kind = (sr_dp_kind)kind;
     e->has_min = has[0];
@@ -1041,6 +1051,14 @@ static int write_kind(const sr_sheet *csh, int k, sr_buf *out)
     skey *keys = NULL;
     char sect[32];
 
+    if (k == K_DATAPOINT) { /* retention_class, the last column: written when some data point has a class */
+        int any = 0;
+        for (size_t i = 0; i < n && !any; i++) {
+            const char *rc2 = ((const sr_sheet_datapoint *)*kv.base)[i].retention_class;
+            any = rc2 && rc2[0];
+        }
+        if (!any) ncols = DP_RETENTION;
+    }
     snprintf(sect, sizeof sect, "[%s]", section_name[k]);
     f[0] = (sr_csv_field){sect, strlen(sect)};
     rc = sr_csv_write_record(out, f, 1, "\n");
@@ -1098,6 +1116,7 @@ static int write_kind(const sr_sheet *csh, int k, sr_buf *out)
             s[DP_KIND] = kind_names[x->kind];
             if (x->has_min) fmt_num(x->min, num[0]), s[DP_MIN] = num[0];
             if (x->has_max) fmt_num(x->max, num[1]), s[DP_MAX] = num[1];
+            s[DP_RETENTION] = x->retention_class;
             break;
         }
         case K_GRANT: {
@@ -1179,7 +1198,8 @@ int sr_sheet_equal(const sr_sheet *a, const sr_sheet *b)
     for (size_t i = 0; i < a->n_datapoints; i++) {
         const sr_sheet_datapoint *x = &a->datapoints[i], *y = &b->datapoints[i];
         if (!seq(x->id, y->id) || !seq(x->device, y->device) || !seq(x->name, y->name) ||
-            !seq(x->unit, y->unit) || x->type != y->type || x->kind != y->kind ||
+            !seq(x->unit, y->unit) || !seq(x->retention_class, y->retention_class) || x->type != y->type ||
+            x->kind != y->kind ||
             !deq(x->has_min, x->min, y->has_min, y->min) || !deq(x->has_max, x->max, y->has_max, y->max))
             return 0;
     }

@@ -89,6 +89,7 @@ typedef struct sr_sheet_device {
 typedef struct sr_sheet_datapoint {
     size_t line;
     const char *id, *device, *name, *unit;
+    const char *retention_class; /* the data class of its retention period ("" or NULL: "default"; docs/retention.md) */
     sr_dp_type type;
     sr_dp_kind kind;
     int has_min, has_max; /* range bounds given (number and integer only) */

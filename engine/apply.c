@@ -170,6 +170,9 @@ static int apply_master_put(sr_engine *e, MDB_txn *t, const Event *ev, MasterPut
             return sr__refuse(r, SR_EINVAL, "data point %s: unknown value type", mp->id);
         if (validate && mp->has_min && mp->has_max && mp->min > mp->max)
             return sr__refuse(r, SR_EINVAL, "data point %s: min above max", mp->id);
+        if (validate && mp->retention_class && mp->retention_class[0] && !sr__retention_class_ok(mp->retention_class))
+            return sr__refuse(r, SR_EINVAL, "data point %s: retention class '%s': an id, not audit nor message_ids",
+                              mp->id, mp->retention_class);
         uint8_t pk[300];
         size_t pkl = mkkey(pk, sizeof pk, ev->operator_id, mp->id, NULL);
         MDB_val v;
@@ -478,10 +481,15 @@ static int apply_registry_put(sr_engine *e, MDB_txn *t, Event *ev, sr_result *r,
     size_t kl;
     char kind[2] = {(char)('0' + ev->registry_put->kind), 0};
     if (validate && (!ev->registry_put->id[0] || ev->registry_put->kind < 1 ||
-                     ev->registry_put->kind > SUIRO__V1__REGISTRY_KIND__RG_VENDOR_GRANT))
+                     ev->registry_put->kind > SUIRO__V1__REGISTRY_KIND__RG_RETENTION))
         return sr__refuse(r, SR_EINVAL, "registry: kind and id are required");
     kl = mkkey(k, sizeof k, ev->operator_id, kind, ev->registry_put->id);
     if (!kl) return sr__refuse(r, SR_EINVAL, "registry id too long");
+    if (validate && ev->registry_put->kind == SUIRO__V1__REGISTRY_KIND__RG_RETENTION &&
+        (!ev->operator_id[0] ||
+         (strcmp(ev->registry_put->id, "audit") && !sr__retention_class_ok(ev->registry_put->id))))
+        return sr__refuse(r, SR_EINVAL, "retention %s: an operator's period of audit or of a data class",
+                          ev->registry_put->id);
     if (validate && ev->registry_put->kind == SUIRO__V1__REGISTRY_KIND__RG_VENDOR &&
         (ev->operator_id[0] || (strcmp(ev->registry_put->vendor_kind, "ap") && strcmp(ev->registry_put->vendor_kind, "gw"))))
         return sr__refuse(r, SR_EINVAL, "vendor %s: a vendor is the platform's (no operator) and of kind ap or gw",
@@ -1134,14 +1142,15 @@ static int apply_push_mark(sr_engine *e, MDB_txn *t, Event *ev, sr_result *r, in
     X(_FILE_SHARE, NULL, apply_file_share, NULL)                              \
     X(_CORRECTION, check_correction, NULL, sr__heads_apply_measurements)      \
     X(_BACKUP, NULL, NULL, NULL)                                              \
-    X(_PUSH_MARK, NULL, apply_push_mark, NULL)
+    X(_PUSH_MARK, NULL, apply_push_mark, NULL)                                \
+    X(_RETENTION, sr__retention_check, NULL, sr__retention_apply)
 
 #define SR_X_(c, chk, app, ser) [SUIRO__V1__EVENT__BODY##c] = {SUIRO__V1__EVENT__BODY##c, &#c[1], chk, app, ser},
 static const sr_applier appliers[] = {SR_EVENT_KINDS(SR_X_)};
 #undef SR_X_
 /* the last case of events.proto has the last row (a new kind numbered
  * after it fails here or in event_kind_has_row) */
-_Static_assert(sizeof appliers / sizeof *appliers == SUIRO__V1__EVENT__BODY_PUSH_MARK + 1,
+_Static_assert(sizeof appliers / sizeof *appliers == SUIRO__V1__EVENT__BODY_RETENTION + 1,
                "the appliers' table ends at the last case of Event.body");
 
 /* Never called: a switch over every case of Event.body (generated from the

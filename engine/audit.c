@@ -83,8 +83,8 @@ const char *sr_actor_kind_name(int k)
 
 static const char *reg_kind_name(int k)
 {
-    static const char *n[] = {"unknown", "operator", "gateway", "app", "grant", "vendor", "vendor grant"};
-    return k >= 0 && k <= 6 ? n[k] : "unknown";
+    static const char *n[] = {"unknown", "operator", "gateway", "app", "grant", "vendor", "vendor grant", "retention"};
+    return k >= 0 && k <= 7 ? n[k] : "unknown";
 }
 
 static const char *master_kind_name(int k)
@@ -202,6 +202,15 @@ static void audit_summary(const Event *ev, sr_audit_summary *x)
         snprintf(x->target, sizeof x->target, "key:%" PRIu32, ev->key->key_id);
         snprintf(x->detail, sizeof x->detail, "%s", ev->key->purpose);
         break;
+    case SUIRO__V1__EVENT__BODY_RETENTION: { /* docs/retention.md */
+        const Suiro__V1__Retention *rt = ev->retention;
+        x->s[F_KIND] = "retention";
+        snprintf(x->action, sizeof x->action, "cut");
+        snprintf(x->target, sizeof x->target, "class:%s", rt->data_class);
+        snprintf(x->detail, sizeof x->detail, "before %" PRId64 " (%" PRIu32 " days), seq below %" PRIu64 ", %" PRIu32
+                 " counted", rt->cut_ms, rt->days, rt->below_seq, rt->removed);
+        break;
+    }
     case SUIRO__V1__EVENT__BODY_BACKUP: {
         const Suiro__V1__BackupEvent *b = ev->backup;
         x->s[F_KIND] = "backup";

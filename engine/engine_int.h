@@ -231,6 +231,8 @@ struct sr_engine {
 
     _Atomic uint64_t st_commands, st_events, st_groups, st_flushes, st_extends;
     int replaying_heads_only;
+    _Atomic int ret_busy;            /* a retention sweep runs (retention.c invariant 4) */
+    _Atomic uint64_t st_ret_removed; /* index rows Retention events removed (retention.c) */
     sr_engine_open_stats ost; /* what sr_engine_open spent, set once by it */
 };
 
@@ -386,6 +388,12 @@ void sr__heads_latest_end(sr_engine *e, int committed);
  * head's first_seq past it, record it in meta "heads_ckpt" (nothing in
  * heads_only mode: heads_db already says it). */
 int sr__heads_apply_checkpoint(sr_engine *e, MDB_txn *t, const Event *ev, int heads_only);
+/* retention.c: the Retention event's check (pass 1) and apply (pass 2, in
+ * seq order with the measurements; nothing in heads_only mode); a data
+ * class a data point may have (an id, not "audit" nor "message_ids") */
+int sr__retention_check(sr_engine *e, MDB_txn *t, const Event *ev, sr_result *r);
+int sr__retention_apply(sr_engine *e, MDB_txn *t, const Event *ev, int heads_only);
+int sr__retention_class_ok(const char *c);
 /* The smallest first_seq of a head ever written: where a restart would
  * start re-reading the log (UINT64_MAX: no head). */
 uint64_t sr__heads_oldest(sr_engine *e);

@@ -918,6 +918,7 @@ int sr_cmd_registry_put(const sr_cmd_env *env, const sr_reg_entry *r, sr_buf *ou
     rp.vendor_kind = S(r->vendor_kind);
     rp.disabled = r->disabled != 0;
     rp.grant_kind = S(r->grant_kind);
+    rp.retention_days = r->retention_days;
     Suiro__V1__Event ev = SUIRO__V1__EVENT__INIT;
     ev.body_case = SUIRO__V1__EVENT__BODY_REGISTRY_PUT;
     ev.registry_put = &rp;

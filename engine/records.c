@@ -42,7 +42,8 @@ _Static_assert(SAME(SR_RG_OPERATOR, SUIRO__V1__REGISTRY_KIND__RG_OPERATOR) &&
                    SAME(SR_RG_GATEWAY, SUIRO__V1__REGISTRY_KIND__RG_GATEWAY) &&
                    SAME(SR_RG_APP, SUIRO__V1__REGISTRY_KIND__RG_APP) && SAME(SR_RG_GRANT, SUIRO__V1__REGISTRY_KIND__RG_GRANT) &&
                    SAME(SR_RG_VENDOR, SUIRO__V1__REGISTRY_KIND__RG_VENDOR) &&
-                   SAME(SR_RG_VENDOR_GRANT, SUIRO__V1__REGISTRY_KIND__RG_VENDOR_GRANT),
+                   SAME(SR_RG_VENDOR_GRANT, SUIRO__V1__REGISTRY_KIND__RG_VENDOR_GRANT) &&
+                   SAME(SR_RG_RETENTION, SUIRO__V1__REGISTRY_KIND__RG_RETENTION),
                "registry kinds");
 _Static_assert(SAME(SR_US_PLATFORM, SUIRO__V1__USER_SCOPE__US_PLATFORM) &&
                    SAME(SR_US_OPERATOR, SUIRO__V1__USER_SCOPE__US_OPERATOR) &&
@@ -166,7 +167,7 @@ static void master_of(const Suiro__V1__MasterPut *m, sr_master *o)
                      .min = m->min,
                      .max = m->max,
                      .point_kind = (int)m->point_kind,
-                     .location = m->location};
+                     .location = m->location, .retention_class = m->retention_class};
 }
 
 static int dec_master(sr_rec *r, const uint8_t *p, size_t len, sr_master *o)
@@ -195,7 +196,7 @@ static int dec_registry(sr_rec *r, const uint8_t *p, size_t len, sr_reg_entry *o
                         .vendor_id = m->vendor_id,
                         .vendor_kind = m->vendor_kind,
                         .disabled = m->disabled,
-                        .grant_kind = m->grant_kind};
+                        .grant_kind = m->grant_kind, .retention_days = m->retention_days};
     return SR_OK;
 }
 

@@ -66,6 +66,7 @@ typedef enum sr_reg_kind {
     SR_RG_GRANT = 4,
     SR_RG_VENDOR = 5,
     SR_RG_VENDOR_GRANT = 6, /* an operator's grant of data.read to a vendor (docs/admin.md "Vendor grants") */
+    SR_RG_RETENTION = 7,    /* an operator's retention period of a class (docs/retention.md) */
 } sr_reg_kind;
 
 typedef enum sr_req_kind {
@@ -138,6 +139,7 @@ typedef struct sr_master {
     double min, max;
     int point_kind;         /* 1 measure, 2 control, 3 both; 0 unspecified */
     const char *location;
+    const char *retention_class; /* data points: the data class of its retention period ("": default) */
 } sr_master;
 
 SR_MUST_CHECK int sr_read_master(sr_engine *e, const char *op, sr_master_kind kind, const char *id, sr_rec *r,
@@ -162,6 +164,7 @@ typedef struct sr_reg_entry {
     int disabled;           /* apps, gateways: no login, live sessions end (docs/admin.md "Revocation") */
     const char *grant_kind; /* grants: "" data points; "documents" (pattern: a collection), "files"
                              * (pattern: a path prefix), docs/admin.md "Documents and files" */
+    uint32_t retention_days; /* SR_RG_RETENTION (id: the class): the period in days, 0 kept for ever */
 } sr_reg_entry;
 
 SR_MUST_CHECK int sr_read_registry(sr_engine *e, const char *op, sr_reg_kind kind, const char *id, sr_rec *r,

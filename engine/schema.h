@@ -76,6 +76,10 @@
  *              the first 8 bytes of SHA-256(op \0 actor \0 message id), then
  *              the low 32 bits of the seq, both BE (sr__msgid_item)
  *
+ * Retention (engine/retention.c, docs/retention.md) deletes `series`
+ * chunks, `latest` rows, `audit` rows and `msgidx` items by Retention
+ * events, in the layouts above (layout 6 is unchanged by it).
+ *
  * INVARIANTS
  *  (1) mkkey joins its parts with \0 and none may hold a \0: so a prefix
  *      scan of "op \0 x" never reaches another operator's keys.

@@ -540,6 +540,7 @@ static int import_locked(sr_engine *e, const sr_sheet *sh, const sr_cmd_env *env
         m.parent_id = (char *)d->device;
         m.name = (char *)d->name;
         m.unit = (char *)d->unit;
+        m.retention_class = (char *)(d->retention_class ? d->retention_class : "");
         m.type = vt[d->type];
         m.point_kind = pk[d->kind];
         m.has_min = d->has_min;
@@ -703,7 +704,7 @@ int sr_engine_export_sheet(sr_engine *e, const char *op, sr_buf *out)
         sr_dp_kind k = m->point_kind == SUIRO__V1__POINT_KIND__PK_CONTROL ? SR_DP_CONTROL
                        : m->point_kind == SUIRO__V1__POINT_KIND__PK_BOTH  ? SR_DP_BOTH
                                                                           : SR_DP_MEASURE;
-        dps[j] = (sr_sheet_datapoint){0, m->id, m->parent_id, m->name, m->unit, t, k,
+        dps[j] = (sr_sheet_datapoint){0, m->id, m->parent_id, m->name, m->unit, m->retention_class, t, k,
                                       m->has_min, m->has_max, m->min, m->max};
     }
 #undef REG

@@ -386,6 +386,34 @@ void sr_engine_get_open_stats(sr_engine *e, sr_engine_open_stats *out);
 /* The head size this index was built with. */
 uint32_t sr_engine_head_max(sr_engine *e);
 
+/* ---- retention (issue #16, docs/retention.md; engine/retention.c) ----------
+ * The defaults of the periods ([retention] of the configuration); an
+ * operator's RG_RETENTION registry entries override them per class. */
+typedef struct sr_retention_cfg {
+    uint32_t default_days;        /* a data class without a period of its own; 0: kept for ever */
+    uint32_t audit_days;          /* the audit rows; 0: kept for ever */
+    uint32_t audit_floor_days;    /* an audit period below it needs the two-person rule */
+    uint32_t message_id_window_s; /* message ids are kept at least this long; 0: for ever */
+    uint32_t batch;               /* keys one Retention event visits at most; 0: 256 */
+} sr_retention_cfg;
+
+typedef struct sr_retention_report {
+    uint64_t events;  /* Retention events appended */
+    uint64_t chunks;  /* chunks past their period the sweep saw */
+    uint64_t audit;   /* audit rows */
+    uint64_t msgids;  /* message ids */
+} sr_retention_report;
+
+/* One retention sweep: reads what is past its period and appends the
+ * Retention events that cut it, through the queue (a few in flight), and
+ * returns once they are durable and applied. actor: the user who forced
+ * it, or NULL for "system". Blocks: call it from a thread of its own, not
+ * the writer's callbacks or an event loop. SR_ECONFLICT: a sweep runs. */
+SR_MUST_CHECK int sr_engine_retention_sweep(sr_engine *e, const sr_retention_cfg *cfg, const char *actor,
+                                            sr_retention_report *rep, sr_errinfo *err);
+/* Index rows Retention events removed since open (chunks, latest rows, audit rows, message ids). */
+uint64_t sr_engine_retention_removed(sr_engine *e);
+
 /* SHA-256 of the index content and the in-memory heads: equal for two
  * engines that applied the same events (the determinism check). Series
  * chunks count without their summaries (series format version 3), so an

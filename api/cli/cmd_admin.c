@@ -162,6 +162,10 @@ static const acmd CMDS[] = {
     /* backups of the served data directory (api/admin_backup.c, docs/backup.md) */
     {"backup", "POST", "/admin/v1/backups", 0, "dest", "take a backup into the [backup] directory [--dest DIR]"},
     {"backups", "GET", "/admin/v1/backups", 0, NULL, "the backups of the [backup] directory (S, time, size, verified)"},
+    /* retention (api/admin_retention.c, docs/retention.md) */
+    {"retention", "GET", OPS "/retention", 1, NULL, "OP: its retention periods per class and the defaults"},
+    {"retention-put", "PUT", OPS "/retention/{class}", 2, NULL, "OP CLASS --data '{\"days\": N}' (0: for ever)"},
+    {"retention-run", "POST", "/admin/v1/retention/run", 0, NULL, "a retention sweep now (what it cut)"},
 };
 enum { NCMDS = sizeof CMDS / sizeof CMDS[0] };
 
@@ -178,7 +182,7 @@ const char sr_admin_more[] =
     "  gateway-enable | apps | app-put | app-delete | app-secret | app-cert | app-push-url\n"
     "  app-disable | app-enable | grants | grants-put | grant-delete | vendor-grants\n"
     "  vendor-grant-put | vendor-grant-delete | pending | pending-get | pending-approve\n"
-    "  pending-reject | backup | backups\n"
+    "  pending-reject | backup | backups | retention | retention-put | retention-run\n"
     "                           (`suiro admin help` lists each with its route)\n"
     "\nexit: 0 ok, 1 error answer (printed), 2 usage, 3 server not reachable\n";
 

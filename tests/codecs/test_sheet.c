@@ -221,7 +221,7 @@ Test(codecs_sheet, hand_built_unsorted_sheet_is_written_sorted)
     cr_assert(strstr((char *)w.data, "[gateways]\nid,name,secret\nG1,,\nG2,two,\n"), "%s", (char *)w.data);
     cr_assert_null(strstr((char *)w.data, "some-secret"));
     sr_buf_release(&w);
-    sr_sheet_datapoint dp = {0, "P", "D", "", "", SR_DP_NUMBER, SR_DP_MEASURE, 1, 0, 1.0 / 0.0, 0};
+    sr_sheet_datapoint dp = {0, "P", "D", "", "", "", SR_DP_NUMBER, SR_DP_MEASURE, 1, 0, 1.0 / 0.0, 0};
     sh.datapoints = &dp;
     sh.n_datapoints = 1;
     sr_buf_init(&w);
@@ -591,4 +591,55 @@ Test(codecs_sheet, store_grants_are_checked_row_by_row)
         cr_assert_str_eq(sh->errors[i].column, want[i].col, "error %zu: %s", i, sh->errors[i].msg);
     }
     sr_sheet_free(sh);
+}
+
+/* issue #16 (docs/retention.md): a data point's retention class, an id and
+ * not a reserved class; it round-trips, and the column is written only when
+ * some data point has a class (older sheets re-export byte for byte). */
+Test(codecs_sheet, a_data_points_retention_class_is_checked_and_round_trips)
+{
+    size_t n;
+    uint8_t *p = tu_read_file(SR_TEST_DATA "/../fuzz/sheet/retention.csv", &n);
+    cr_assert(p);
+    sr_sheet *sh = NULL;
+    cr_assert_neq(sr_sheet_parse(p, n, NULL, &sh), SR_OK, "P003 and P004 are bad");
+    EXPECT_ERROR(sh, 27, "retention_class", "not audit nor message_ids");
+    EXPECT_ERROR(sh, 28, "retention_class", "an id");
+    sr_sheet_free(sh);
+    /* without the bad rows */
+    char *q = strstr((char *)p, "P003");
+    cr_assert(q);
+    *q = 0;
+    sh = NULL;
+    cr_assert_eq(sr_sheet_parse(p, strlen((char *)p), NULL, &sh), SR_OK);
+    cr_assert_eq(sh->n_datapoints, 2);
+    const char *c1 = NULL, *c2 = NULL;
+    for (size_t i = 0; i < sh->n_datapoints; i++) {
+        if (!strcmp(sh->datapoints[i].id, "P001")) c1 = sh->datapoints[i].retention_class;
+        if (!strcmp(sh->datapoints[i].id, "P002")) c2 = sh->datapoints[i].retention_class;
+    }
+    cr_assert_str_eq(c1, "short");
+    cr_assert(!c2 || !c2[0]);
+    sr_buf out;
+    sr_buf_init(&out);
+    cr_assert_eq(sr_sheet_write(sh, &out), SR_OK);
+    cr_assert(memmem(out.data, out.len, "kind,retention_class\n", 21), "the column is written");
+    cr_assert(memmem(out.data, out.len, ",measure,short\n", 15));
+    sr_sheet *back = NULL;
+    cr_assert_eq(sr_sheet_parse(out.data, out.len, NULL, &back), SR_OK);
+    cr_assert(sr_sheet_equal(sh, back), "parse(write(x)) == x");
+    sr_sheet_free(back);
+    sr_buf_release(&out);
+    sr_sheet_free(sh);
+    free(p);
+    /* the demo sheet has no class: its export has no such column */
+    uint8_t *d = read_demo(&n);
+    sh = NULL;
+    cr_assert_eq(sr_sheet_parse(d, n, NULL, &sh), SR_OK);
+    sr_buf_init(&out);
+    cr_assert_eq(sr_sheet_write(sh, &out), SR_OK);
+    cr_assert(!memmem(out.data, out.len, "retention_class", 15));
+    sr_buf_release(&out);
+    sr_sheet_free(sh);
+    free(d);
 }

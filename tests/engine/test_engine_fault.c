@@ -34,8 +34,14 @@
  * Command 12 is a BackupEvent, its audit row there exactly when it was
  * acknowledged. Command 14 is app APP1's delivered push mark (a PushMark
  * event, the `pushq` database, R-AP-17): after the reopen the mark is
- * there exactly when it was acknowledged (command 13 measurements, 15 and
- * 16 the duplicate pair). */
+ * there exactly when it was acknowledged (command 13 measurements). The
+ * command before the duplicate pair (RETENTION_CMD = NCMD - 3) is a
+ * Retention event (issue #16, docs/retention.md) cutting op1's data-class
+ * chunks wholly before RET_CUT: after the reopen, when it was acknowledged
+ * each point answers a subset of the model that holds every value at or
+ * after RET_CUT and fewer before it; when it was not, exactly the model
+ * (check_range). The last two commands are the duplicate pair (single
+ * events whatever NCMD is). */
 #include <criterion/criterion.h>
 #include <dirent.h>
 #include <inttypes.h>
@@ -73,7 +79,7 @@ TestSuite(engine_fault, .init = setup, .fini = teardown, .timeout = 900);
 
 /* REPLAY_MAX: a heads checkpoint every 2 events and at each clean close
  * (docs/durability.md section 8), so they fall among the faults too */
-enum { NPOINTS = 3, NCMD = 17, HEAD_MAX = 8, REPLAY_MAX = 4 };
+enum { NPOINTS = 3, NCMD = 18, HEAD_MAX = 8, REPLAY_MAX = 4 };
 
 static const sr_vtype TYPES[NPOINTS] = {SR_VT_NUMBER, SR_VT_INTEGER, SR_VT_BOOL};
 static int64_t fixed_clock(void) { return 1700000000000; }
@@ -217,7 +223,7 @@ static void build_commands(fixture *f, int64_t *clock)
     for (int c = 0; c < NCMD; c++) {
         command *cm = &f->cmds[c];
         sr_buf_init(&cm->bytes);
-        cm->nev = c % 4 == 1 ? 2 : 1;
+        cm->nev = c % 4 == 1 && c < NCMD - 2 ? 2 : 1; /* the duplicate pair: single events */
         if (c >= NCMD - 2) snprintf(cm->msgid, sizeof cm->msgid, "m-%d", NCMD - 2);
         else if (c % 2) snprintf(cm->msgid, sizeof cm->msgid, "m-%d", c);
         for (size_t v = 0; v < cm->nev; v++) {
@@ -433,6 +439,36 @@ static void build_backup(fixture *f)
     cm->lens[0] = cm->bytes.len;
 }
 
+/* Command NCMD - 3: a Retention event of op1's "default" class (every point
+ * of the fixture) cutting the chunks wholly before RET_CUT: the base's
+ * first chunk of each point (its first 10 values) and nothing at or after
+ * RET_CUT. No values for the model: check_range knows what it may cut. */
+enum { RETENTION_CMD = NCMD - 3 };
+static const int64_t RET_CUT = 1600000000000 + 20500;
+static void build_retention(fixture *f)
+{
+    command *cm = &f->cmds[RETENTION_CMD];
+    cr_assert((int)RETENTION_CMD > (int)PUSH_MARK_CMD, "after the others");
+    cm->bytes.len = 0;
+    cm->nev = 1;
+    cm->ns[0] = cm->nx[0] = 0;
+    cm->msgid[0] = 0;
+    Suiro__V1__Retention rt = SUIRO__V1__RETENTION__INIT;
+    rt.data_class = "default";
+    rt.cut_ms = RET_CUT;
+    Suiro__V1__Event ev = SUIRO__V1__EVENT__INIT;
+    ev.operator_id = "op1";
+    ev.actor = "system";
+    ev.actor_kind = SUIRO__V1__ACTOR_KIND__ACTOR_SYSTEM;
+    ev.source = "retention";
+    ev.body_case = SUIRO__V1__EVENT__BODY_RETENTION;
+    ev.retention = &rt;
+    size_t n = protobuf_c_message_get_packed_size(&ev.base);
+    cr_assert_eq(sr_buf_reserve(&cm->bytes, n), SR_OK);
+    protobuf_c_message_pack(&ev.base, cm->bytes.data);
+    cm->bytes.len = cm->lens[0] = n;
+}
+
 /* The base database: masters and 40 samples per point (chunks flushed),
  * closed; the model holds them. */
 static void fixture_init(fixture *f)
@@ -467,6 +503,7 @@ static void fixture_init(fixture *f)
     build_store(f);
     build_correction(f, clock);
     build_backup(f);
+    build_retention(f);
 }
 
 static void fixture_release(fixture *f)
@@ -557,6 +594,41 @@ static void submit_all(sr_engine *e, fixture *f, outcome *out, const char *ctx)
     }
 }
 
+/* Point k's samples (v, n) against the model: exactly it, or with the
+ * Retention command acknowledged, a subset of it holding every value at or
+ * after RET_CUT and fewer before it (whole chunks went; a value still in a
+ * head or a chunk straddling the cut stays, docs/retention.md). */
+static void check_range(const outcome *out, const fixture *f, int k, const sr_sample *v, size_t n, const char *ctx,
+                        const char *what)
+{
+    sr_sample *want;
+    size_t nw = et_model_range(out->m, f->points[k], INT64_MIN / 4, INT64_MAX / 4, &want);
+    if (!out->acked_cmd[RETENTION_CMD]) {
+        cr_assert_eq(n, nw, "%s: %s %d has %zu samples, %zu acknowledged", ctx, what, k, n, nw);
+        for (size_t i = 0; i < n; i++)
+            cr_assert(et_sample_eq(TYPES[k], &v[i], &want[i]), "%s: %s %d sample %zu (ts %" PRId64 ") differs", ctx,
+                      what, k, i, want[i].ts);
+    } else {
+        size_t i = 0, before = 0, wbefore = 0;
+        for (size_t j = 0; j < nw; j++) {
+            wbefore += want[j].ts < RET_CUT;
+            if (i < n && v[i].ts == want[j].ts) {
+                cr_assert(et_sample_eq(TYPES[k], &v[i], &want[j]), "%s: %s %d: the value at %" PRId64 " differs", ctx,
+                          what, k, want[j].ts);
+                before += v[i].ts < RET_CUT;
+                i++;
+            } else {
+                cr_assert_lt(want[j].ts, RET_CUT, "%s: %s %d: the value at %" PRId64 " (after the cut) is gone", ctx,
+                             what, k, want[j].ts);
+            }
+        }
+        cr_assert_eq(i, n, "%s: %s %d: a value the model does not hold", ctx, what, k);
+        cr_assert_lt(before, wbefore, "%s: %s %d: the acknowledged retention cut nothing (%zu of %zu before it)", ctx,
+                     what, k, before, wbefore);
+    }
+    free(want);
+}
+
 static void check_db(fixture *f, const outcome *out, const char *ctx)
 {
     sr_engine_opts o = opts(NULL, NULL);
@@ -582,10 +654,7 @@ static void check_db(fixture *f, const outcome *out, const char *ctx)
         cr_assert_eq(sr_engine_range(e, &q, &sb, &strs, &more), SR_OK);
         sr_sample *v = (sr_sample *)sb.data;
         size_t n = sb.len / sizeof *v;
-        cr_assert_eq(n, nw, "%s: point %d has %zu samples, %zu acknowledged", ctx, k, n, nw);
-        for (size_t i = 0; i < n; i++)
-            cr_assert(et_sample_eq(TYPES[k], &v[i], &want[i]), "%s: point %d sample %zu (ts %" PRId64 ") differs",
-                      ctx, k, i, want[i].ts);
+        check_range(out, f, k, v, n, ctx, "point");
         sr_sample l;
         int found = 0;
         cr_assert_eq(sr_engine_latest(e, &f->points[k], 1, &l, &found, NULL), SR_OK);
@@ -929,10 +998,8 @@ static void run_recovery(vf_kind kind, const char *kname)
             sr_range_q q = {.point = f.points[p], .from = INT64_MIN / 4, .to = INT64_MAX / 4, .after = INT64_MIN};
             cr_assert_eq(sr_engine_range(e, &q, &sb, &strs, &more), SR_OK);
             size_t n = sb.len / sizeof(sr_sample);
-            cr_assert_eq(n, nw, "%s: live point %d has %zu samples, %zu acknowledged", ctx, p, n, nw);
-            for (size_t i = 0; i < n; i++)
-                cr_assert(et_sample_eq(TYPES[p], &((sr_sample *)sb.data)[i], &want[i]), "%s: live point %d sample %zu",
-                          ctx, p, i);
+            (void)nw;
+            check_range(&out, &f, p, (sr_sample *)sb.data, n, ctx, "live point");
             free(want);
         }
         sr_buf_release(&sb);
@@ -1066,9 +1133,8 @@ Test(engine_fault, resume_applies_a_durable_group_the_index_missed)
         int more = 0;
         sr_range_q q = {.point = f.points[p], .from = INT64_MIN / 4, .to = INT64_MAX / 4, .after = INT64_MIN};
         cr_assert_eq(sr_engine_range(e, &q, &sb, &strs, &more), SR_OK);
-        cr_assert_eq(sb.len / sizeof(sr_sample), nw, "live point %d", p);
-        for (size_t i = 0; i < nw; i++)
-            cr_assert(et_sample_eq(TYPES[p], &((sr_sample *)sb.data)[i], &want[i]), "live point %d sample %zu", p, i);
+        (void)nw;
+        check_range(&out, &f, p, (sr_sample *)sb.data, sb.len / sizeof(sr_sample), "resumed", "live point");
         free(want);
     }
     sr_buf_release(&sb);

@@ -1,0 +1,827 @@
+/*
+ * engine/retention.c -- retention of the index (issue #16, R-ST-6;
+ * docs/retention.md, docs/keys.md "Retention and erasure"): the Retention
+ * event's check and apply, and the sweep that appends them.
+ *
+ * A sweep (sr_engine_retention_sweep) reads the index in one read
+ * transaction, works out what of each operator and class is past its period
+ * (the periods: RG_RETENTION registry entries, else the engine's defaults,
+ * sr_retention_cfg), and appends Retention events through the writer queue
+ * like any other command, a few in flight at a time. Each event names its
+ * operator, its class, its cut time and a key range [from, to) of the
+ * database the class lives in, chosen so that applying it visits at most
+ * about cfg->batch keys: the writer never stalls on a large backlog, and
+ * the sweep continues where the last event stopped. Applying one
+ * (sr__retention_apply, the series column of SR_EVENT_KINDS: pass 2, in
+ * seq order with the measurements) deletes what of the event's operator and
+ * class is older than the cut in that range:
+ *   a data point's class  the chunks wholly older than the cut (last ts <
+ *                         cut; a chunk straddling the cut is kept until a
+ *                         later sweep finds it wholly past), and the point's
+ *                         `latest` row when it is older than the cut;
+ *   "audit"               the operator's audit rows older than the cut;
+ *   "message_ids"         the operator's message ids of events before
+ *                         below_seq (the dedup window, [retention]
+ *                         message_id_window_s).
+ *
+ * INVARIANTS
+ *  (1) An apply reads nothing but the event and the index (apply.c (1)):
+ *      the replay and a rebuild make the same deletions as the writer, so a
+ *      rebuild equals the live index (test_retention).
+ *  (2) The heads are never trimmed: a value still in a head (the point's open
+ *      chunk, its late list) is kept until it is flushed into a chunk and a
+ *      later sweep finds that chunk wholly past. A latest row is deleted only
+ *      when the head has no pending newer row; the head then re-reads the row
+ *      (lts_known := 0), so an abort of the group cannot leave it stale
+ *      (heads.c invariant 10).
+ *  (3) A point's last chunk that a heads checkpoint cut short (the head's
+ *      tail_n, heads.c invariant 9) is kept: the head's next flush
+ *      re-encodes it.
+ *  (4) One sweep at a time (e->ret_busy); a sweep's events are commands like
+ *      any other, so a crash leaves every event applied or not, never half
+ *      (a kill -9 during a sweep: the restart's index equals a rebuild).
+ */
+#include "engine/engine_int.h"
+
+#include "codecs/ids.h"
+#include "storage/series.h"
+
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum { RET_KEY_MAX = 512, RET_DAY_MS = 86400000 };
+
+static const char CL_AUDIT[] = "audit", CL_MSGIDS[] = "message_ids", CL_DEFAULT[] = "default";
+
+/* a data point's class: its master's, or "default" */
+static const char *point_class(const MasterPut *m)
+{
+    return m && m->retention_class && m->retention_class[0] ? m->retention_class : CL_DEFAULT;
+}
+
+int sr__retention_class_ok(const char *c)
+{
+    return c && sr_id_str_ok(c) && strcmp(c, CL_AUDIT) != 0 && strcmp(c, CL_MSGIDS) != 0;
+}
+
+/* ---- the check (pass 1, the writer's) ------------------------------------ */
+
+int sr__retention_check(sr_engine *e, MDB_txn *t, const Event *ev, sr_result *r)
+{
+    (void)e, (void)t;
+    const Suiro__V1__Retention *rt = ev->retention;
+    if (!rt || !rt->data_class || !sr_id_str_ok(rt->data_class))
+        return sr__refuse(r, SR_EINVAL, "retention: a data class is required");
+    if (ev->actor_kind != SUIRO__V1__ACTOR_KIND__ACTOR_SYSTEM && ev->actor_kind != SUIRO__V1__ACTOR_KIND__ACTOR_USER)
+        return sr__refuse(r, SR_EINVAL, "retention: only the system or a user sweeps");
+    if (rt->from.len > RET_KEY_MAX || rt->to.len > RET_KEY_MAX)
+        return sr__refuse(r, SR_EINVAL, "retention: a range bound longer than %d bytes", RET_KEY_MAX);
+    if (rt->cut_ms > ev->ingest_ms && ev->ingest_ms)
+        return sr__refuse(r, SR_EINVAL, "retention: a cut in the future");
+    return SR_OK;
+}
+
+/* ---- the apply (pass 2) --------------------------------------------------- */
+
+/* 1 if k is before the range's end (to empty: no end) */
+static int before_to(const MDB_val *k, const ProtobufCBinaryData *to)
+{
+    if (!to->len) return 1;
+    size_t n = k->mv_size < to->len ? k->mv_size : to->len;
+    int c = memcmp(k->mv_data, to->data, n);
+    return c < 0 || (c == 0 && k->mv_size < to->len);
+}
+
+/* The point's `latest` row, deleted when it is older than cut (invariant
+ * (2)). *n: rows deleted. */
+static int cut_latest(sr_engine *e, MDB_txn *t, uint32_t p, int64_t cut, uint32_t *n)
+{
+    head *h = head_find(e, p);
+    if (h && h->lpend && h->lsample.ts >= cut) return SR_OK; /* a newer row is pending */
+    uint8_t k[4];
+    be32(k, p);
+    MDB_val v;
+    sr_sample s;
+    sr_vtype ty;
+    int rc = get(t, DB(e, SR_DB_LATEST), k, 4, &v);
+    if (rc == SR_ENOTFOUND) return SR_OK;
+    if (rc) return rc;
+    if (!latest_decode(v.mv_data, v.mv_size, &s, &ty) && s.ts >= cut) return SR_OK;
+    if ((rc = del(t, DB(e, SR_DB_LATEST), k, 4))) return rc;
+    if (h) {
+        h->lpend = 0;
+        h->lts_known = 0; /* re-read from the transaction: right after a commit and after an abort */
+    }
+    (*n)++;
+    return SR_OK;
+}
+
+/* Keys collected in a walk, deleted after it (a range holds about a
+ * sweep's batch of them). */
+typedef struct keyset {
+    uint8_t *b;
+    size_t n, cap;
+    size_t *off;
+    size_t nk, capk;
+} keyset;
+
+static int ks_add(keyset *ks, const void *k, size_t kl)
+{
+    if (sr_array_reserve(&ks->b, &ks->cap, ks->n + kl, 1) || sr_array_reserve(&ks->off, &ks->capk, ks->nk + 2, sizeof *ks->off))
+        return SR_ENOMEM;
+    if (!ks->nk) ks->off[0] = 0;
+    memcpy(ks->b + ks->n, k, kl);
+    ks->n += kl;
+    ks->off[++ks->nk] = ks->n;
+    return SR_OK;
+}
+
+static void ks_free(keyset *ks)
+{
+    sr_free(ks->b);
+    sr_free(ks->off);
+}
+
+#define KS_KEY(ks, i) ((ks)->b + (ks)->off[i])
+#define KS_LEN(ks, i) ((ks)->off[(i) + 1] - (ks)->off[i])
+
+/* 1 if the chunk at key k is its point's last */
+static int last_chunk(sr_engine *e, MDB_txn *t, const uint8_t *k)
+{
+    MDB_cursor *c;
+    if (mdb_cursor_open(t, DB(e, SR_DB_SERIES), &c)) return 1;
+    MDB_val K = {SR_SERIES_KEY_LEN, (void *)k}, V;
+    int r = mdb_cursor_get(c, &K, &V, MDB_SET_KEY);
+    if (r == 0) r = mdb_cursor_get(c, &K, &V, MDB_NEXT);
+    int last = r != 0 || K.mv_size != SR_SERIES_KEY_LEN || get_be32(K.mv_data) != get_be32(k);
+    mdb_cursor_close(c);
+    return last;
+}
+
+/* A data point's class: the chunks of [from, to) of points of (op, class)
+ * wholly older than cut, and their latest rows. The walk is the sweep's
+ * (sweep_points): a point not of (op, class), or a chunk starting at or
+ * after the cut, moves on to the next point. */
+static int apply_points(sr_engine *e, MDB_txn *t, const Event *ev, const Suiro__V1__Retention *rt)
+{
+    MDB_cursor *c;
+    int rc = sr_index_err(mdb_cursor_open(t, DB(e, SR_DB_SERIES), &c));
+    if (rc) return rc;
+    keyset ks = {0};
+    uint32_t *pts = NULL;
+    size_t npts = 0, cappts = 0;
+    uint8_t start[SR_SERIES_KEY_LEN] = {0};
+    MDB_val k = {rt->from.len ? rt->from.len : sizeof start, rt->from.len ? rt->from.data : start}, v;
+    uint32_t cur = 0, n = 0;
+    int have = 0, mine = 0;
+    int r = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+    while (r == 0 && !rc && before_to(&k, &rt->to)) {
+        if (k.mv_size != SR_SERIES_KEY_LEN) {
+            rc = SR_ECORRUPT;
+            break;
+        }
+        uint32_t p = get_be32(k.mv_data);
+        if (!have || p != cur) {
+            have = 1;
+            cur = p;
+            pointinfo pi;
+            mine = 0;
+            if (sr__pointinfo_get(e, t, p, &pi) == SR_OK) {
+                mine = !strcmp(pi.op, ev->operator_id) && !strcmp(point_class(pi.m), rt->data_class);
+                suiro__v1__master_put__free_unpacked(pi.m, NULL);
+            }
+            if (mine && sr_array_reserve(&pts, &cappts, npts + 1, sizeof *pts)) rc = SR_ENOMEM;
+            else if (mine) pts[npts++] = p;
+        }
+        int next_point = !mine;
+        if (mine && !rc) {
+            sr_chunk_info ci;
+            if ((rc = sr_chunk_info_get(v.mv_data, v.mv_size, &ci))) break;
+            if (ci.last_ts < rt->cut_ms) {
+                head *h = head_find(e, p);
+                if (!(h && h->tail_n && last_chunk(e, t, k.mv_data))) rc = ks_add(&ks, k.mv_data, k.mv_size);
+            } else if (ci.first_ts >= rt->cut_ms) {
+                next_point = 1;
+            }
+        }
+        if (rc) break;
+        if (next_point) {
+            if (p == UINT32_MAX) break;
+            uint8_t nk[SR_SERIES_KEY_LEN];
+            sr_series_key(nk, p + 1, INT64_MIN);
+            k = (MDB_val){sizeof nk, nk};
+            r = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+        } else {
+            r = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+        }
+    }
+    mdb_cursor_close(c);
+    if (!rc && r != 0 && r != MDB_NOTFOUND) rc = sr_index_err(r);
+    for (size_t i = 0; !rc && i < ks.nk; i++)
+        if (!(rc = del(t, DB(e, SR_DB_SERIES), KS_KEY(&ks, i), KS_LEN(&ks, i)))) n++;
+    for (size_t i = 0; !rc && i < npts; i++) rc = cut_latest(e, t, pts[i], rt->cut_ms, &n);
+    ks_free(&ks);
+    sr_free(pts);
+    if (!rc) atomic_fetch_add(&e->st_ret_removed, n);
+    return rc;
+}
+
+/* "audit": the operator's audit rows of [from, to) older than cut. */
+static int apply_audit(sr_engine *e, MDB_txn *t, const Event *ev, const Suiro__V1__Retention *rt)
+{
+    MDB_cursor *c;
+    int rc = sr_index_err(mdb_cursor_open(t, DB(e, SR_DB_AUDIT), &c));
+    if (rc) return rc;
+    keyset ks = {0};
+    uint8_t start[SR_AUDIT_KEY] = {0};
+    MDB_val k = {rt->from.len ? rt->from.len : sizeof start, rt->from.len ? rt->from.data : start}, v;
+    uint32_t n = 0;
+    int r = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+    while (r == 0 && !rc && before_to(&k, &rt->to)) {
+        sr__audit_row a;
+        if (audit_decode(k.mv_data, k.mv_size, v.mv_data, v.mv_size, &a)) {
+            rc = SR_ECORRUPT;
+            break;
+        }
+        if (a.ms >= rt->cut_ms) break; /* time order: the rest are newer */
+        if (!strcmp(a.s[0], ev->operator_id)) rc = ks_add(&ks, k.mv_data, k.mv_size);
+        r = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+    }
+    mdb_cursor_close(c);
+    for (size_t i = 0; !rc && i < ks.nk; i++)
+        if (!(rc = del(t, DB(e, SR_DB_AUDIT), KS_KEY(&ks, i), KS_LEN(&ks, i)))) n++;
+    ks_free(&ks);
+    if (!rc) atomic_fetch_add(&e->st_ret_removed, n);
+    return rc;
+}
+
+/* "message_ids": the operator's message ids of events before below_seq:
+ * whole keys of a lower seq_hi (when from is empty: the first event of a
+ * sweep's pass over the operator), and in the key of below_seq's seq_hi the
+ * items of [from, to) whose low 32 bits are below below_seq's. */
+static int apply_msgids(sr_engine *e, MDB_txn *t, const Event *ev, const Suiro__V1__Retention *rt)
+{
+    uint32_t hi = (uint32_t)(rt->below_seq >> 32), lo = (uint32_t)rt->below_seq, n = 0;
+    uint8_t key[300];
+    size_t ol = strlen(ev->operator_id);
+    if (ol + 5 > sizeof key) return SR_OK;
+    memcpy(key, ev->operator_id, ol);
+    key[ol] = 0;
+    MDB_cursor *c;
+    int rc = sr_index_err(mdb_cursor_open(t, DB(e, SR_DB_MSGIDS), &c));
+    if (rc) return rc;
+    keyset whole = {0}, items = {0};
+    MDB_val k, v;
+    int r;
+    if (!rt->from.len) { /* the operator's keys of a lower seq_hi: one per 2^32 events, few */
+        be32(key + ol + 1, 0);
+        k = (MDB_val){ol + 5, key};
+        r = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+        while (r == 0 && !rc && k.mv_size == ol + 5 && !memcmp(k.mv_data, key, ol + 1) &&
+               get_be32((uint8_t *)k.mv_data + ol + 1) < hi) {
+            size_t cnt = 0;
+            mdb_cursor_count(c, &cnt);
+            n += (uint32_t)cnt;
+            rc = ks_add(&whole, k.mv_data, k.mv_size);
+            r = mdb_cursor_get(c, &k, &v, MDB_NEXT_NODUP);
+        }
+    }
+    be32(key + ol + 1, hi);
+    k = (MDB_val){ol + 5, key};
+    uint8_t zero[MSGID_ITEM] = {0};
+    v = (MDB_val){MSGID_ITEM, zero};
+    if (rt->from.len == MSGID_ITEM) v.mv_data = rt->from.data;
+    r = rc ? MDB_NOTFOUND : mdb_cursor_get(c, &k, &v, MDB_GET_BOTH_RANGE);
+    while (r == 0 && !rc && before_to(&v, &rt->to)) {
+        if (v.mv_size == MSGID_ITEM && get_be32((uint8_t *)v.mv_data + 8) < lo) rc = ks_add(&items, v.mv_data, v.mv_size);
+        r = mdb_cursor_get(c, &k, &v, MDB_NEXT_DUP);
+    }
+    mdb_cursor_close(c);
+    for (size_t i = 0; !rc && i < whole.nk; i++) rc = del(t, DB(e, SR_DB_MSGIDS), KS_KEY(&whole, i), KS_LEN(&whole, i));
+    for (size_t i = 0; !rc && i < items.nk; i++) {
+        MDB_val K = {ol + 5, key}, V = {KS_LEN(&items, i), KS_KEY(&items, i)};
+        rc = sr_index_err(mdb_del(t, DB(e, SR_DB_MSGIDS), &K, &V));
+        n++;
+    }
+    ks_free(&whole);
+    ks_free(&items);
+    if (!rc) atomic_fetch_add(&e->st_ret_removed, n);
+    return rc;
+}
+
+int sr__retention_apply(sr_engine *e, MDB_txn *t, const Event *ev, int heads_only)
+{
+    if (heads_only || ev->body_case != SUIRO__V1__EVENT__BODY_RETENTION || !ev->retention) return SR_OK;
+    const Suiro__V1__Retention *rt = ev->retention;
+    if (!rt->data_class) return SR_OK;
+    if (!strcmp(rt->data_class, CL_AUDIT)) return apply_audit(e, t, ev, rt);
+    if (!strcmp(rt->data_class, CL_MSGIDS)) return apply_msgids(e, t, ev, rt);
+    return apply_points(e, t, ev, rt);
+}
+
+/* ---- the sweep ----------------------------------------------------------- */
+
+/* the periods read once per sweep: (op, class) -> days */
+typedef struct period {
+    char op[72], cls[72];
+    uint32_t days;
+} period;
+
+typedef struct sweep {
+    sr_engine *e;
+    MDB_txn *t;
+    const sr_retention_cfg *cfg;
+    int64_t now;
+    const char *actor;
+    int actor_kind;
+    period *p;
+    size_t np, capp;
+    sr_retention_report *rep;
+    /* in flight */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    uint32_t inflight;
+    int err;
+    sr_errinfo einfo;
+} sweep;
+
+/* The period of (op, cls) in days (0: kept for ever): the operator's
+ * RG_RETENTION entry of the class, else (a data class) its "default"
+ * entry, else the configured default. */
+static uint32_t period_of(sweep *s, const char *op, const char *cls)
+{
+    for (size_t i = 0; i < s->np; i++)
+        if (!strcmp(s->p[i].op, op) && !strcmp(s->p[i].cls, cls)) return s->p[i].days;
+    uint32_t days = !strcmp(cls, CL_AUDIT) ? s->cfg->audit_days : s->cfg->default_days;
+    const char *tries[2] = {cls, strcmp(cls, CL_AUDIT) ? CL_DEFAULT : NULL};
+    const char kind[2] = {(char)('0' + SUIRO__V1__REGISTRY_KIND__RG_RETENTION), 0};
+    for (int i = 0; i < 2 && tries[i]; i++) {
+        uint8_t k[300];
+        size_t kl = mkkey(k, sizeof k, op, kind, tries[i]);
+        MDB_val v;
+        if (!kl || get(s->t, DB(s->e, SR_DB_REGISTRY), k, kl, &v)) continue;
+        Suiro__V1__RegistryPut *rp = suiro__v1__registry_put__unpack(NULL, v.mv_size, v.mv_data);
+        if (!rp) continue;
+        days = rp->retention_days;
+        suiro__v1__registry_put__free_unpacked(rp, NULL);
+        break;
+    }
+    if (strlen(op) < sizeof s->p->op && strlen(cls) < sizeof s->p->cls &&
+        !sr_array_reserve(&s->p, &s->capp, s->np + 1, sizeof *s->p)) {
+        period *q = &s->p[s->np++];
+        strcpy(q->op, op);
+        strcpy(q->cls, cls);
+        q->days = days;
+    }
+    return days;
+}
+
+static int64_t cut_of(const sweep *s, uint32_t days) { return s->now - (int64_t)days * RET_DAY_MS; }
+
+static void sweep_done(void *ctx, const sr_result *res)
+{
+    sweep *s = ctx;
+    pthread_mutex_lock(&s->mu);
+    if (res->rc && !s->err) {
+        s->err = res->rc;
+        s->einfo = res->err;
+    }
+    s->inflight--;
+    pthread_cond_broadcast(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+}
+
+enum { SWEEP_INFLIGHT = 8 };
+
+/* Append one Retention event (a command of its own), with at most
+ * SWEEP_INFLIGHT in flight; a full queue is waited out. */
+static int emit(sweep *s, const char *op, const char *cls, int64_t cut, uint32_t days, const void *from, size_t fl,
+                const void *to, size_t tl, uint64_t below, uint32_t removed)
+{
+    Suiro__V1__Retention rt = SUIRO__V1__RETENTION__INIT;
+    Event ev = SUIRO__V1__EVENT__INIT;
+    rt.data_class = (char *)cls;
+    rt.cut_ms = cut;
+    rt.from = (ProtobufCBinaryData){fl, (uint8_t *)from};
+    rt.to = (ProtobufCBinaryData){tl, (uint8_t *)to};
+    rt.below_seq = below;
+    rt.days = days;
+    rt.removed = removed;
+    ev.operator_id = (char *)op;
+    ev.actor = (char *)s->actor;
+    ev.actor_kind = (Suiro__V1__ActorKind)s->actor_kind;
+    ev.source = (char *)(s->actor_kind == SUIRO__V1__ACTOR_KIND__ACTOR_SYSTEM ? "retention" : "admin");
+    ev.body_case = SUIRO__V1__EVENT__BODY_RETENTION;
+    ev.retention = &rt;
+    size_t n = protobuf_c_message_get_packed_size(&ev.base);
+    uint8_t *b = sr_malloc(n);
+    if (!b) return SR_ENOMEM;
+    protobuf_c_message_pack(&ev.base, b);
+    sr_slice sl = {b, n};
+    int rc;
+    pthread_mutex_lock(&s->mu);
+    for (;;) {
+        while (s->inflight >= SWEEP_INFLIGHT) pthread_cond_wait(&s->cv, &s->mu);
+        if (s->err) {
+            rc = s->err;
+            break;
+        }
+        s->inflight++;
+        pthread_mutex_unlock(&s->mu);
+        rc = sr_engine_submit(s->e, &sl, 1, sweep_done, s);
+        pthread_mutex_lock(&s->mu);
+        if (rc == SR_OK) break;
+        s->inflight--;
+        if (rc != SR_EFULL || !s->inflight) break; /* a full queue with nothing of ours in it: give up */
+        pthread_cond_wait(&s->cv, &s->mu);         /* one of ours finished: the queue moved */
+    }
+    pthread_mutex_unlock(&s->mu);
+    sr_free(b); /* the engine copied it */
+    if (rc == SR_OK) s->rep->events++;
+    return rc;
+}
+
+/* A data class's walk over `series`: windows of about cfg->batch steps
+ * (keys read and seeks); in each window one event per (operator, class)
+ * with something past its period, over the window's range. */
+typedef struct win_item {
+    char op[72], cls[72];
+    int64_t cut;
+    uint32_t days, n;
+} win_item;
+
+static int flush_window(sweep *s, win_item *w, size_t *nw, const uint8_t *from, size_t fl, const uint8_t *to,
+                        size_t tl)
+{
+    int rc = SR_OK;
+    for (size_t i = 0; i < *nw && !rc; i++)
+        if (w[i].n) rc = emit(s, w[i].op, w[i].cls, w[i].cut, w[i].days, from, fl, to, tl, 0, w[i].n);
+    *nw = 0;
+    return rc;
+}
+
+/* At a window's end: a fresh read transaction, so that LMDB may reuse the
+ * pages the sweep's events (and the ingest meanwhile) freed, with the cursor
+ * on db's first key >= k (k's bytes are copied first). The windows' ranges
+ * do not overlap, so what the events before it change is behind k. The
+ * LMDB code of the positioning (MDB_NOTFOUND: nothing more), or -1 (rc set)
+ * when the transaction cannot be had. */
+static int renew(sweep *s, MDB_cursor **c, sr_dbi db, MDB_val *k, MDB_val *v, uint8_t *save, int *rc)
+{
+    size_t kl = k->mv_size;
+    memcpy(save, k->mv_data, kl);
+    mdb_cursor_close(*c);
+    *c = NULL;
+    sr_index_read_end(s->e->ix, s->t);
+    s->t = NULL;
+    if ((*rc = sr_index_read_begin(s->e->ix, &s->t))) return s->t = NULL, -1;
+    if ((*rc = sr_index_err(mdb_cursor_open(s->t, DB(s->e, db), c)))) return *c = NULL, -1;
+    *k = (MDB_val){kl, save};
+    return mdb_cursor_get(*c, k, v, MDB_SET_RANGE);
+}
+
+static int sweep_points(sweep *s)
+{
+    sr_engine *e = s->e;
+    MDB_cursor *c;
+    int rc = sr_index_err(mdb_cursor_open(s->t, DB(e, SR_DB_SERIES), &c));
+    if (rc) return rc;
+    win_item *w = NULL;
+    size_t nw = 0, capw = 0;
+    uint8_t from[SR_SERIES_KEY_LEN];
+    size_t fl = 0; /* the window's start (0: the beginning) */
+    uint32_t steps = 0, cur = 0, batch = s->cfg->batch ? s->cfg->batch : 256;
+    int have = 0;
+    int64_t cut = 0;
+    uint32_t days = 0;
+    win_item *it = NULL;
+    MDB_val k, v;
+    int r = mdb_cursor_get(c, &k, &v, MDB_FIRST);
+    uint8_t save[SR_SERIES_KEY_LEN];
+    while (r == 0 && !rc) {
+        if (k.mv_size != SR_SERIES_KEY_LEN) {
+            rc = SR_ECORRUPT;
+            break;
+        }
+        if (steps >= batch) { /* the window ends before this key */
+            if ((rc = flush_window(s, w, &nw, from, fl, k.mv_data, k.mv_size))) break;
+            if ((r = renew(s, &c, SR_DB_SERIES, &k, &v, save, &rc))) break;
+            if (k.mv_size != SR_SERIES_KEY_LEN) {
+                rc = SR_ECORRUPT;
+                break;
+            }
+            memcpy(from, k.mv_data, SR_SERIES_KEY_LEN);
+            fl = SR_SERIES_KEY_LEN;
+            steps = 0;
+            have = 0; /* the window's item of the point is looked up again */
+        }
+        uint32_t p = get_be32(k.mv_data);
+        steps++;
+        if (!have || p != cur) {
+            have = 1;
+            cur = p;
+            it = NULL;
+            days = 0;
+            pointinfo pi;
+            if (sr__pointinfo_get(e, s->t, p, &pi) == SR_OK) {
+                const char *cls = point_class(pi.m);
+                days = period_of(s, pi.op, cls);
+                if (days) {
+                    cut = cut_of(s, days);
+                    for (size_t i = 0; i < nw && !it; i++)
+                        if (!strcmp(w[i].op, pi.op) && !strcmp(w[i].cls, cls)) it = &w[i];
+                    if (!it && strlen(cls) < sizeof w->cls) {
+                        if (sr_array_reserve(&w, &capw, nw + 1, sizeof *w)) rc = SR_ENOMEM;
+                        else {
+                            it = &w[nw++];
+                            memset(it, 0, sizeof *it);
+                            snprintf(it->op, sizeof it->op, "%s", pi.op);
+                            snprintf(it->cls, sizeof it->cls, "%s", cls);
+                            it->cut = cut;
+                            it->days = days;
+                        }
+                    }
+                }
+                suiro__v1__master_put__free_unpacked(pi.m, NULL);
+                if (rc) break;
+            }
+        }
+        int next_point = !it;
+        if (it) {
+            sr_chunk_info ci;
+            if ((rc = sr_chunk_info_get(v.mv_data, v.mv_size, &ci))) break;
+            if (ci.last_ts < cut) {
+                it->n++;
+                s->rep->chunks++;
+            } else if (ci.first_ts >= cut) next_point = 1;
+        }
+        if (next_point) {
+            if (p == UINT32_MAX) break;
+            uint8_t nk[SR_SERIES_KEY_LEN];
+            sr_series_key(nk, p + 1, INT64_MIN);
+            k = (MDB_val){sizeof nk, nk};
+            r = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+        } else {
+            r = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+        }
+    }
+    if (c) mdb_cursor_close(c);
+    if (!rc && r != 0 && r != MDB_NOTFOUND) rc = sr_index_err(r);
+    if (!rc) rc = flush_window(s, w, &nw, from, fl, NULL, 0);
+    sr_free(w);
+    return rc;
+}
+
+/* The newest audit cut of any operator: the shortest audit period of the
+ * RG_RETENTION entries (every operator's) and the default. */
+static int64_t newest_audit_cut(sweep *s)
+{
+    uint32_t min = s->cfg->audit_days;
+    MDB_cursor *c;
+    if (mdb_cursor_open(s->t, DB(s->e, SR_DB_REGISTRY), &c)) return INT64_MAX;
+    MDB_val k, v;
+    int r = mdb_cursor_get(c, &k, &v, MDB_FIRST);
+    for (; r == 0; r = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+        const uint8_t *z = memchr(k.mv_data, 0, k.mv_size);
+        size_t rest = z ? k.mv_size - (size_t)(z + 1 - (const uint8_t *)k.mv_data) : 0;
+        if (rest != 7 || z[1] != '0' + SUIRO__V1__REGISTRY_KIND__RG_RETENTION || memcmp(z + 2, "\0audit", 6)) continue;
+        Suiro__V1__RegistryPut *rp = suiro__v1__registry_put__unpack(NULL, v.mv_size, v.mv_data);
+        if (rp && rp->retention_days && (!min || rp->retention_days < min)) min = rp->retention_days;
+        if (rp) suiro__v1__registry_put__free_unpacked(rp, NULL);
+    }
+    mdb_cursor_close(c);
+    return min ? cut_of(s, min) : INT64_MIN;
+}
+
+/* "audit": windows of cfg->batch rows from the oldest, up to the newest
+ * cut; one event per operator with rows past its audit period. */
+static int sweep_audit(sweep *s)
+{
+    MDB_cursor *c;
+    int rc = sr_index_err(mdb_cursor_open(s->t, DB(s->e, SR_DB_AUDIT), &c));
+    if (rc) return rc;
+    win_item *w = NULL;
+    size_t nw = 0, capw = 0;
+    uint8_t from[SR_AUDIT_KEY];
+    size_t fl = 0;
+    uint32_t steps = 0, batch = s->cfg->batch ? s->cfg->batch : 256;
+    int64_t newest = newest_audit_cut(s); /* the walk's end */
+    MDB_val k, v;
+    int r = mdb_cursor_get(c, &k, &v, MDB_FIRST);
+    uint8_t save[SR_AUDIT_KEY];
+    while (r == 0 && !rc) {
+        if (steps >= batch) {
+            if (k.mv_size != SR_AUDIT_KEY) {
+                rc = SR_ECORRUPT;
+                break;
+            }
+            if ((rc = flush_window(s, w, &nw, from, fl, k.mv_data, k.mv_size))) break;
+            if ((r = renew(s, &c, SR_DB_AUDIT, &k, &v, save, &rc))) break;
+            memcpy(from, k.mv_data, SR_AUDIT_KEY);
+            fl = SR_AUDIT_KEY;
+            steps = 0;
+        }
+        sr__audit_row a;
+        if (audit_decode(k.mv_data, k.mv_size, v.mv_data, v.mv_size, &a)) {
+            rc = SR_ECORRUPT;
+            break;
+        }
+        steps++;
+        uint32_t days = period_of(s, a.s[0], CL_AUDIT);
+        int64_t cut = days ? cut_of(s, days) : INT64_MIN;
+        if (days && a.ms < cut) {
+            win_item *it = NULL;
+            for (size_t i = 0; i < nw && !it; i++)
+                if (!strcmp(w[i].op, a.s[0])) it = &w[i];
+            if (!it && strlen(a.s[0]) < sizeof w->op) {
+                if (sr_array_reserve(&w, &capw, nw + 1, sizeof *w)) {
+                    rc = SR_ENOMEM;
+                    break;
+                }
+                it = &w[nw++];
+                memset(it, 0, sizeof *it);
+                snprintf(it->op, sizeof it->op, "%s", a.s[0]);
+                snprintf(it->cls, sizeof it->cls, "%s", CL_AUDIT);
+                it->cut = cut;
+                it->days = days;
+            }
+            if (it) {
+                it->n++;
+                s->rep->audit++;
+            }
+        } else if (a.ms >= newest) {
+            break; /* past every operator's cut */
+        }
+        r = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+    }
+    if (c) mdb_cursor_close(c);
+    if (!rc && r != 0 && r != MDB_NOTFOUND) rc = sr_index_err(r);
+    if (!rc) rc = flush_window(s, w, &nw, from, fl, k.mv_data, r == 0 ? k.mv_size : 0);
+    sr_free(w);
+    return rc;
+}
+
+/* The seq before which every event was ingested before ms: the seq after
+ * the newest audit row older than ms (0: none). Conservative: an event
+ * between that row and ms is kept (docs/retention.md). */
+static uint64_t seq_before(sweep *s, int64_t ms)
+{
+    MDB_cursor *c;
+    if (mdb_cursor_open(s->t, DB(s->e, SR_DB_AUDIT), &c)) return 0;
+    uint8_t k0[SR_AUDIT_KEY];
+    audit_key(k0, ms, 0);
+    MDB_val k = {sizeof k0, k0}, v;
+    int r = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+    r = r == 0 ? mdb_cursor_get(c, &k, &v, MDB_PREV) : mdb_cursor_get(c, &k, &v, MDB_LAST);
+    uint64_t seq = 0;
+    if (r == 0 && k.mv_size == SR_AUDIT_KEY && (int64_t)(get_be64(k.mv_data) ^ (1ull << 63)) < ms)
+        seq = get_be64((uint8_t *)k.mv_data + 8) + 1;
+    mdb_cursor_close(c);
+    return seq;
+}
+
+static int msgid_pass(sweep *s, uint64_t below);
+
+/* "message_ids": per operator key, the whole keys of a lower seq_hi, then
+ * the items of below's key in windows of cfg->batch. */
+static int sweep_msgids(sweep *s)
+{
+    if (!s->cfg->message_id_window_s) return SR_OK;
+    uint64_t below = seq_before(s, s->now - (int64_t)s->cfg->message_id_window_s * 1000);
+    uint64_t before = s->rep->events;
+    int rc = below ? msgid_pass(s, below) : SR_OK;
+    /* at least one event per sweep: its audit row is the time mark the next
+     * sweeps find their below_seq by (seq_before) */
+    if (!rc && s->rep->events == before) rc = emit(s, "", CL_MSGIDS, 0, 0, NULL, 0, NULL, 0, below, 0);
+    return rc;
+}
+
+static int msgid_pass(sweep *s, uint64_t below)
+{
+    uint32_t hi = (uint32_t)(below >> 32), lo = (uint32_t)below, batch = s->cfg->batch ? s->cfg->batch : 256;
+    MDB_cursor *c;
+    int rc = sr_index_err(mdb_cursor_open(s->t, DB(s->e, SR_DB_MSGIDS), &c));
+    if (rc) return rc;
+    MDB_val k, v;
+    int r = mdb_cursor_get(c, &k, &v, MDB_FIRST);
+    char op[300];
+    int lower = 0; /* the operator's lower keys wait for its key of `hi`'s first event */
+    while (r == 0 && !rc) {
+        const uint8_t *z = k.mv_size >= 5 ? memchr(k.mv_data, 0, k.mv_size) : NULL;
+        if (!z || (size_t)(z - (const uint8_t *)k.mv_data) + 5 != k.mv_size) {
+            r = mdb_cursor_get(c, &k, &v, MDB_NEXT_NODUP);
+            continue;
+        }
+        size_t ol = (size_t)(z - (const uint8_t *)k.mv_data);
+        memcpy(op, k.mv_data, ol);
+        op[ol] = 0;
+        uint32_t khi = get_be32(z + 1);
+        uint32_t n = 0;
+        if (khi < hi) { /* whole keys: counted, deleted by the operator's first event */
+            size_t cnt = 0;
+            mdb_cursor_count(c, &cnt);
+            n = (uint32_t)cnt;
+            s->rep->msgids += n;
+            r = mdb_cursor_get(c, &k, &v, MDB_NEXT_NODUP);
+            /* a lower key of the same operator comes next, or its key of `hi`,
+             * whose first event (from empty) deletes these too: else one
+             * event for them now */
+            if (r == 0 && k.mv_size == ol + 5 && !memcmp(k.mv_data, op, ol + 1) &&
+                get_be32((const uint8_t *)k.mv_data + ol + 1) <= hi) {
+                lower = 1;
+                continue;
+            }
+            lower = 0;
+            rc = emit(s, op, CL_MSGIDS, 0, 0, NULL, 0, NULL, 0, below, n);
+            continue;
+        }
+        if (khi > hi) {
+            lower = 0;
+            r = mdb_cursor_get(c, &k, &v, MDB_NEXT_NODUP);
+            continue;
+        }
+        /* below's key: windows of items; the first window (from empty) also
+         * deletes the lower keys */
+        uint8_t wfrom[MSGID_ITEM];
+        size_t wfl = 0;
+        uint32_t steps = 0;
+        n = 0;
+        int rr = mdb_cursor_get(c, &k, &v, MDB_FIRST_DUP);
+        while (rr == 0 && !rc) {
+            if (steps >= batch) {
+                if (n || (!wfl && lower)) rc = emit(s, op, CL_MSGIDS, 0, 0, wfrom, wfl, v.mv_data, v.mv_size, below, n);
+                lower = 0;
+                memcpy(wfrom, v.mv_data, MSGID_ITEM);
+                wfl = MSGID_ITEM;
+                steps = n = 0;
+                if (rc) break;
+            }
+            steps++;
+            if (v.mv_size == MSGID_ITEM && get_be32((uint8_t *)v.mv_data + 8) < lo) {
+                n++;
+                s->rep->msgids++;
+            }
+            rr = mdb_cursor_get(c, &k, &v, MDB_NEXT_DUP);
+        }
+        if (!rc && (n || (!wfl && lower))) rc = emit(s, op, CL_MSGIDS, 0, 0, wfrom, wfl, NULL, 0, below, n);
+        lower = 0;
+        r = mdb_cursor_get(c, &k, &v, MDB_NEXT_NODUP);
+    }
+    mdb_cursor_close(c);
+    return rc;
+}
+
+static void set_err(sr_errinfo *err, int rc, const char *fmt, ...)
+{
+    if (!err) return;
+    memset(err, 0, sizeof *err);
+    err->code = rc;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err->msg, sizeof err->msg, fmt, ap);
+    va_end(ap);
+}
+
+int sr_engine_retention_sweep(sr_engine *e, const sr_retention_cfg *cfg, const char *actor,
+                              sr_retention_report *rep, sr_errinfo *err)
+{
+    sr_retention_report dummy;
+    if (!rep) rep = &dummy;
+    memset(rep, 0, sizeof *rep);
+    int expect = 0;
+    if (!atomic_compare_exchange_strong(&e->ret_busy, &expect, 1)) {
+        set_err(err, SR_ECONFLICT, "a retention sweep is already running");
+        return SR_ECONFLICT;
+    }
+    sweep s = {.e = e, .cfg = cfg, .now = now_ms(e), .rep = rep};
+    s.actor = actor && actor[0] ? actor : "system";
+    s.actor_kind = actor && actor[0] ? SUIRO__V1__ACTOR_KIND__ACTOR_USER : SUIRO__V1__ACTOR_KIND__ACTOR_SYSTEM;
+    pthread_mutex_init(&s.mu, NULL);
+    pthread_cond_init(&s.cv, NULL);
+    int rc = sr_index_read_begin(e->ix, &s.t);
+    if (!rc) {
+        rc = sweep_points(&s);
+        if (!rc) rc = sweep_audit(&s);
+        if (!rc) rc = sweep_msgids(&s);
+        if (s.t) sr_index_read_end(e->ix, s.t);
+    }
+    pthread_mutex_lock(&s.mu);
+    while (s.inflight) pthread_cond_wait(&s.cv, &s.mu);
+    if (!rc && s.err) {
+        rc = s.err;
+        if (err) *err = s.einfo;
+    } else if (rc) {
+        set_err(err, rc, "retention sweep: %s", sr_strerror(rc));
+    }
+    pthread_mutex_unlock(&s.mu);
+    pthread_cond_destroy(&s.cv);
+    pthread_mutex_destroy(&s.mu);
+    sr_free(s.p);
+    atomic_store(&e->ret_busy, 0);
+    return rc;
+}
+
+uint64_t sr_engine_retention_removed(sr_engine *e) { return atomic_load(&e->st_ret_removed); }
