@@ -3,8 +3,13 @@
  *
  * A log directory holds segment files "<first seq, 20 digits>.seg" and a LOCK
  * file. A segment is a 64-byte header and then blocks; a block is a 96-byte
- * header and the stored payload (zstd-compressed and/or AES-256-GCM-encrypted
- * length-prefixed records; the GCM tag is the payload's last 16 bytes).
+ * header and the stored payload. Version 3 (block version 2): the payload is
+ * a sequence of sections, each the length-prefixed records of one key run
+ * (zstd-compressed if smaller, then sealed with AES-256-GCM under its key
+ * through the resolver sr_keys, or the log's own key, or plain), with a
+ * 32-byte section header; the chain hashes the stored bytes. Versions 1 and
+ * 2 (block version 1, read only): the whole payload is one such run under
+ * the block's key, and the chain hashes the plaintext.
  *
  * INVARIANTS
  *  (1) Sequence numbers are dense across blocks and segments: a block's
@@ -46,12 +51,25 @@
  *      decoded block position is within the block (blk_pos <= blk_count,
  *      plain_pos <= plain.len).
  * FORMAT VERSIONS (per segment, docs/format.md): version 1 and version 2
- * segments have the same bytes (blocks are SR_BLK_VERSION 1 in both);
+ * segments have the same bytes (blocks are SR_BLK_VERSION_1 in both);
  * version 2 says its records may hold forms of events a version 1 reader
- * does not know (the Snapshot measurements form, issue #13). The segment
- * header is checked first at open, so an older suiro refuses a version 2
- * segment with SR_EVERSION before it reads a block (a block version it did
- * not know, in the last segment, it would take for a torn tail and cut).
+ * does not know (the Snapshot measurements form, issue #13). Version 3
+ * segments hold only SR_BLK_VERSION (2) blocks: sections (issue #16). The
+ * segment header is checked first at open, so an older suiro refuses a
+ * newer segment with SR_EVERSION before it reads a block (a block version it
+ * did not know, in the last segment, it would take for a torn tail and cut);
+ * an intact block header of the other block version is SR_ECORRUPT.
+ *
+ * SECTIONS (version 3): prepare() frames and compresses each key run in the
+ * appending thread; the leader (seal_sections) writes the section headers,
+ * draws one nonce per sealed section from the log's generator and seals
+ * with the AAD binding block first_seq, section first seq, index and
+ * header; then CRCs and hashes the stored payload. Readers (sec_parse:
+ * structure, no key; sec_open: key, tag, zstd, framing) open a section only
+ * when they need its records: recovery never opens one, iterators open one
+ * when they reach it, verify opens all of them when given keys. A section
+ * the resolver reports destroyed (SR_EERASED) is counted, never skipped
+ * silently: the iterator returns SR_EERASED once per record.
  *
  * sr_log_check / sr_log_iter_check (log.h) return NULL or the broken one;
  * SR_INVARIANT runs them at every transition in the debug build (open,
