@@ -1886,13 +1886,11 @@ static int recover_dir(sr_log *lg, sr_errinfo *ei)
             lg->next_seq = s->next_seq;
         }
     }
-    /* Chain tip: hash of the last block (decoded in full), else the anchor. */
-    segment *ls = NULL;
-    for (size_t i = lg->nsegs; i-- > 0;)
-        if (lg->segs[i]->nblocks) {
-            ls = lg->segs[i];
-            break;
-        }
+    /* Chain tip: the hash of the last segment's last block (version 3: of
+     * its stored bytes; versions 1 and 2: of its plaintext, decoded), or,
+     * when the last segment holds no block, its anchor (the hash of the
+     * block before it: verify checks that they agree). */
+    segment *ls = active_seg_last(lg)->nblocks ? active_seg_last(lg) : NULL;
     if (ls) {
         uint8_t hdrb[SR_BLK_HDR_LEN], dg[SR_HASH_LEN];
         blk_hdr h;
