@@ -183,7 +183,7 @@ void sr_cli_log_notes(FILE *f, const sr_log_report *rep)
                 rep->erased_records, rep->erased_sections);
     if (rep->unopened_records)
         fprintf(f, "the chain verified without a key; %" PRIu64 " sealed records in %" PRIu64
-                   " sections were not opened (give their keys to check their contents)\n",
+                   " sections were not opened (give the key with --key-file to check them)\n",
                 rep->unopened_records, rep->unopened_sections);
 }
 
@@ -338,7 +338,7 @@ int sr_cmd_log_dump(const sr_command *cmd, int argc, char **argv)
     }
     int code = 0;
     if (rc < 0 && rc != SR_EERASED) {
-        fprintf(stderr, "suiro log dump: %s\n", sr_log_iter_errinfo(it)->msg);
+        fprintf(stderr, "suiro log dump: %s%s\n", sr_log_iter_errinfo(it)->msg, sr_cli_key_hint(rc, keyfile != NULL));
         code = 1;
     }
     sr_log_iter_close(it);
