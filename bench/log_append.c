@@ -282,12 +282,13 @@ static int run(const cfg *c)
     int ok = rc == SR_DONE && got == c->records && hsum == want && !badkey;
     double fl = floor_rate(c);
     double rate = (double)c->records / t_append;
-    printf("{\"bench\":\"log_append\",\"size\":%zu,\"batch\":%zu,\"sync\":\"%s\",\"zstd\":%d,\"enc\":%d,"
-           "\"keys\":%d,\"run\":%zu,\"threads\":%d,\"records\":%" PRIu64 ",\"append_s\":%.3f,\"rec_per_s\":%.0f,\"mb_per_s\":%.1f,"
+    char keys[64] = ""; /* only with --keys: earlier results' lines keep their identity (bench/benchlines.py) */
+    if (c->keys) snprintf(keys, sizeof keys, "\"keys\":%d,\"run\":%zu,", c->keys, c->run);
+    printf("{\"bench\":\"log_append\",\"size\":%zu,\"batch\":%zu,\"sync\":\"%s\",\"zstd\":%d,\"enc\":%d,%s"
+           "\"threads\":%d,\"records\":%" PRIu64 ",\"append_s\":%.3f,\"rec_per_s\":%.0f,\"mb_per_s\":%.1f,"
            "\"floor_rec_per_s\":%.0f,\"ratio_to_floor\":%.3f,\"replay_rec_per_s\":%.0f,"
            "\"disk_bytes_per_rec\":%.2f,\"verify\":\"%s\",\"hash\":\"%016" PRIx64 "\"}\n",
-           c->size, c->batch, c->sync_always ? "always" : "none", c->zstd, c->enc || c->keys, c->keys,
-           c->keys ? c->run : 0, T, c->records, t_append, rate,
+           c->size, c->batch, c->sync_always ? "always" : "none", c->zstd, c->enc || c->keys, keys, T, c->records, t_append, rate,
            rate * (double)c->size / 1e6, fl, rate / fl, (double)got / t_replay,
            (double)dir_bytes / (double)c->records, ok ? "ok" : "FAILED", hsum);
     fflush(stdout);
