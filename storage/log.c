@@ -174,6 +174,7 @@ typedef struct waiter {
     uint64_t nrecs;
     int is_sync;
     int done, rc;
+    int seal_rc;          /* its sections could not be sealed: left out of the group */
     uint64_t first_seq;
     pthread_cond_t cv;
     struct waiter *next;
@@ -1142,6 +1143,14 @@ static int leader_commit(sr_log *lg, waiter *first, waiter *last, int *synced, i
     for (waiter *w = first;; w = w->next) {
         if (w->is_sync) need_sync = 1;
         w->first_seq = lg->next_seq;
+        w->seal_rc = SR_OK;
+        /* where this waiter starts: a seal that fails (the resolver: a key
+         * destroyed or unknown since prepare(), a cipher error) leaves this
+         * waiter out of the group, not the others */
+        uint64_t w_seq = lg->next_seq, w_off = lg->write_off;
+        size_t w_len = lg->iobuf.len, w_npidx = *npidx;
+        uint8_t w_tip[SR_HASH_LEN];
+        memcpy(w_tip, lg->tip, SR_HASH_LEN);
         for (size_t b = 0; b < w->nblocks; b++) {
             pblock *pb = &w->blocks[b];
             size_t blen = SR_BLK_HDR_LEN + pb->stored_len;
@@ -1159,7 +1168,16 @@ static int leader_commit(sr_log *lg, waiter *first, waiter *last, int *synced, i
             blk_hdr_encode(hdr, &h);
             uint8_t *dst = lg->iobuf.data + lg->iobuf.len;
             uint8_t *payload = dst + SR_BLK_HDR_LEN;
-            if ((rc = seal_sections(lg, pb, h.first_seq, payload))) goto undo;
+            int src = seal_sections(lg, pb, h.first_seq, payload);
+            if (src) {
+                w->seal_rc = src;
+                lg->next_seq = w_seq;
+                lg->write_off = w_off;
+                lg->iobuf.len = w_len;
+                *npidx = w_npidx;
+                memcpy(lg->tip, w_tip, SR_HASH_LEN);
+                break;
+            }
             blk_hdr_seal(hdr, sr_crc32c(0, payload, pb->stored_len));
             memcpy(dst, hdr, SR_BLK_HDR_LEN);
             uint8_t digest[SR_HASH_LEN];
@@ -1284,7 +1302,7 @@ static int submit(sr_log *lg, waiter *w)
     sr_free(pidx);
     for (waiter *x = lg->qhead;;) {
         waiter *nx = x->next;
-        x->rc = rc;
+        x->rc = rc ? rc : x->seal_rc;
         x->done = 1;
         if (x != w) pthread_cond_signal(&x->cv);
         if (x == last) {
@@ -1295,6 +1313,7 @@ static int submit(sr_log *lg, waiter *w)
     }
     if (!lg->qhead) lg->qtail = NULL;
     else pthread_cond_signal(&lg->qhead->cv);
+    rc = w->rc; /* the group's, or this batch's own seal failure */
     pthread_mutex_unlock(&lg->mu);
     pthread_cond_destroy(&w->cv);
     return rc;
@@ -2353,6 +2372,7 @@ int sr_log_iter_next(sr_log_iter *it, uint64_t *seq, sr_slice *rec)
                     continue;
                 }
                 char why[200];
+                it->plain_pos = 0;
                 int rc = sec_open(it->lg, &it->aead, &it->dctx, &it->tmp, it->hdrb, it->blk_first, e,
                                   it->raw.data + e->off, &it->plain, why, sizeof why);
                 if (rc == SR_EERASED) {
