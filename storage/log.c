@@ -1104,8 +1104,11 @@ static int seal_sections(sr_log *lg, const pblock *pb, uint64_t blk_first, uint8
  *  1. If the group would push the active segment past segment_bytes: fsync
  *     it, create the next segment durably, continue there.
  *  2. For each block: assign sequence numbers, fill the header (synced_off =
- *     what is known durable now, prev = chain tip), encrypt with the header as
- *     AAD, checksum, advance the chain; gather all into one buffer.
+ *     what is known durable now, prev = chain tip), seal its sections (AAD:
+ *     the block's and the section's place and header), checksum, advance the
+ *     chain over the stored bytes; gather all into one buffer. A batch whose
+ *     sections cannot be sealed (the resolver: SR_EKEY, SR_EERASED) is undone
+ *     alone and fails with that code; the rest of the group goes on.
  *  3. pwrite the gathered blocks at write_off (not yet durable).
  *  4. fdatasync (sync=always, or a sync was asked for).
  *  5. (caller, under the lock) index the blocks; publish durable_off and
