@@ -1650,6 +1650,7 @@ static int scan_segment(sr_log *lg, segment *s, int last, uint64_t expect_seq, u
     scanwin win = {.f = s->file, .size = size};
     unsigned blkver = blk_version_of(s->version);
     secvec secs = {0};
+    uint32_t known_id = 0; /* the last key id found known */
     size_t want = SCAN_WIN; /* how much to read for the next header */
     rc = SR_OK;
     while (off < size) {
@@ -1711,7 +1712,10 @@ static int scan_segment(sr_log *lg, segment *s, int last, uint64_t expect_seq, u
             for (size_t k = 0; !why && h.version == SR_BLK_VERSION && k < secs.n && (lg->has_key || lg->o.keys || !lg->o.readonly); k++) {
                 const sec_ent *e = &secs.a[k];
                 char msg[120];
-                if (e->alg && key_known(lg, e->key_id, msg, sizeof msg)) {
+                if (!e->alg || e->key_id == known_id) continue; /* runs of one key: asked once */
+                if (key_known(lg, e->key_id, msg, sizeof msg) == SR_OK) {
+                    known_id = e->key_id;
+                } else {
                     set_err(ei, SR_EKEY, "%s offset %" PRIu64 ": records %" PRIu64 "..%" PRIu64 " are sealed with %s",
                             s->name, off, e->first_seq, e->first_seq + e->count - 1, msg);
                     rc = SR_EKEY;
