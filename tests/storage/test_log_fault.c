@@ -1,7 +1,9 @@
 /* tests/storage/test_log_fault.c -- for every k, fail the k-th VFS call (or
  * the k-th allocation) during appends: each append either succeeds or returns
  * a listed error, and the reopened log holds exactly the acknowledged
- * records -- no more, no fewer -- and verifies. */
+ * records -- no more, no fewer -- and verifies. Plain, under the log's own
+ * key, and in version 3 sections under per-record keys (each record then
+ * reads back under its key). */
 #include <criterion/criterion.h>
 #include <dirent.h>
 #include <inttypes.h>
@@ -58,13 +60,32 @@ static void expect_exactly(const sr_log_opts *o, uint64_t acked, const char *ctx
     cr_assert_eq(sr_log_verify(dir, &po, &rep, &ei), SR_OK, "%s: verify: %s", ctx, ei.msg);
 }
 
+/* Every record after the base log's 30 is under its key (lt_key_of). */
+static void expect_keys(const sr_log_opts *o, const lt_keyring *kr, uint64_t acked, const char *ctx)
+{
+    sr_log_opts po = *o;
+    po.vfs = NULL;
+    po.readonly = 1;
+    sr_log *lg = NULL;
+    sr_errinfo ei;
+    cr_assert_eq(sr_log_open(dir, &po, &lg, &ei), SR_OK, "%s: %s", ctx, ei.msg);
+    char why[256];
+    cr_assert_eq(lt_check_keys(lg, kr, 31, acked + 1, why, sizeof why), 0, "%s: %s", ctx, why);
+    sr_log_close(lg);
+}
+
+/* encrypted: 0 plain, 1 the log's own key, 2 per-record keys (version 3
+ * sections under a resolver, mixed with plain ones: lt_append_keyed) */
 static void run_vfs_faults(vf_kind kind, const char *kname, int encrypted)
 {
     sr_key key;
     lt_key(&key, 3);
+    static const int which[] = {11, 12};
+    lt_keyring kr;
+    lt_keyring_init(&kr, which, 2);
     /* tiny segments and blocks: appends roll segments and span blocks */
     sr_log_opts o = {.vfs = &vfs_faulty, .segment_bytes = 6000, .block_bytes = 2000, .zstd_level = 1,
-                     .key = encrypted ? &key : NULL};
+                     .key = encrypted == 1 ? &key : NULL, .keys = encrypted == 2 ? &kr.keys : NULL};
     unsigned long k;
     for (k = 1; k < 2000; k++) {
         base_log(&o);
@@ -76,7 +97,8 @@ static void run_vfs_faults(vf_kind kind, const char *kname, int encrypted)
         uint64_t acked = 30;
         for (int a = 0; a < 12; a++) {
             uint64_t first = 0;
-            int rc = lt_append(lg, 1 + (size_t)(a * 3 % 7), MAXLEN, &first);
+            size_t n = 1 + (size_t)(a * 3 % 7);
+            int rc = encrypted == 2 ? lt_append_keyed(lg, &kr, n, MAXLEN, &first) : lt_append(lg, n, MAXLEN, &first);
             cr_assert(rc == SR_OK || rc == SR_EIO || rc == SR_ENOSPC || rc == SR_EPOISONED,
                       "%s k=%lu: append returned %s", kname, k, sr_err_name(rc));
             if (rc == SR_OK) acked = sr_log_next_seq(lg) - 1;
@@ -90,19 +112,26 @@ static void run_vfs_faults(vf_kind kind, const char *kname, int encrypted)
         char ctx[64];
         snprintf(ctx, sizeof ctx, "%s k=%lu", kname, k);
         expect_exactly(&o, acked, ctx);
+        if (encrypted == 2) expect_keys(&o, &kr, acked, ctx);
         if (!fired) break; /* k is past the last call: every call has been failed once */
     }
     cr_assert_gt(k, 10, "the fault loop should have covered many calls");
+    lt_keyring_free(&kr);
 }
 
 Test(storage_log_fault, eio_at_every_call) { run_vfs_faults(VF_EIO, "EIO", 0); }
 Test(storage_log_fault, enospc_at_every_call_encrypted) { run_vfs_faults(VF_ENOSPC, "ENOSPC", 1); }
 Test(storage_log_fault, short_write_at_every_call) { run_vfs_faults(VF_SHORT, "SHORT", 0); }
+Test(storage_log_fault, eio_at_every_call_keyed_sections) { run_vfs_faults(VF_EIO, "EIO keyed", 2); }
+Test(storage_log_fault, short_write_at_every_call_keyed_sections) { run_vfs_faults(VF_SHORT, "SHORT keyed", 2); }
 Test(storage_log_fault, fsync_failure_at_every_sync) { run_vfs_faults(VF_SYNC_FAIL, "FSYNC", 1); }
 
-Test(storage_log_fault, allocation_failure_at_every_allocation)
+static void alloc_faults(int keyed)
 {
-    sr_log_opts o = {.segment_bytes = 6000, .block_bytes = 2000, .zstd_level = 1};
+    static const int which[] = {11, 12};
+    lt_keyring kr;
+    lt_keyring_init(&kr, which, 2);
+    sr_log_opts o = {.segment_bytes = 6000, .block_bytes = 2000, .zstd_level = 1, .keys = keyed ? &kr.keys : NULL};
     unsigned long k;
     for (k = 1; k < 5000; k++) {
         base_log(&o);
@@ -113,7 +142,8 @@ Test(storage_log_fault, allocation_failure_at_every_allocation)
         fault_alloc_arm(k);
         uint64_t acked = 30;
         for (int a = 0; a < 12; a++) {
-            int rc = lt_append(lg, 1 + (size_t)(a * 3 % 7), MAXLEN, NULL);
+            size_t n = 1 + (size_t)(a * 3 % 7);
+            int rc = keyed ? lt_append_keyed(lg, &kr, n, MAXLEN, NULL) : lt_append(lg, n, MAXLEN, NULL);
             /* an allocation failure is reported and undone; it never poisons */
             cr_assert(rc == SR_OK || rc == SR_ENOMEM, "k=%lu: append returned %s", k, sr_err_name(rc));
             if (rc == SR_OK) acked = sr_log_next_seq(lg) - 1;
@@ -125,12 +155,17 @@ Test(storage_log_fault, allocation_failure_at_every_allocation)
         (void)sr_log_close(lg);
         fault_alloc_uninstall();
         char ctx[64];
-        snprintf(ctx, sizeof ctx, "ENOMEM k=%lu", k);
+        snprintf(ctx, sizeof ctx, "ENOMEM%s k=%lu", keyed ? " keyed" : "", k);
         expect_exactly(&o, acked, ctx);
+        if (keyed) expect_keys(&o, &kr, acked, ctx);
         if (!fired) break;
     }
     cr_assert_gt(k, 5);
+    lt_keyring_free(&kr);
 }
+
+Test(storage_log_fault, allocation_failure_at_every_allocation) { alloc_faults(0); }
+Test(storage_log_fault, allocation_failure_at_every_allocation_keyed_sections) { alloc_faults(1); }
 
 /* Open itself under faults: it fails with an error or succeeds, and a later
  * clean open always sees all 30 records. */
@@ -156,11 +191,13 @@ Test(storage_log_fault, open_fails_cleanly_at_every_call)
     cr_assert_gt(k, 5);
 }
 
-/* Every segment of dir made format version 1 (header version and CRC: the
- * bytes the version 1 writer wrote); their bytes kept in saved[] (names in
- * names[]) to compare. Returns how many. */
+/* Every segment of dir made format version 1 (lt_downgrade: the bytes the
+ * version 1 writer wrote); their bytes kept in saved[] (names in names[]) to
+ * compare. Returns how many. */
 static size_t make_v1(char names[][64], uint8_t **saved, size_t *lens, size_t max)
 {
+    char why[256];
+    cr_assert_eq(lt_downgrade(dir, 1, why, sizeof why), 0, "%s", why);
     DIR *d = opendir(dir);
     cr_assert(d);
     struct dirent *de;
@@ -172,10 +209,7 @@ static size_t make_v1(char names[][64], uint8_t **saved, size_t *lens, size_t ma
         char f[1200];
         snprintf(f, sizeof f, "%s/%s", dir, de->d_name);
         uint8_t *p = tu_read_file(f, &lens[n]);
-        cr_assert(p && lens[n] >= SR_SEG_HDR_LEN);
-        sr_put_le16(p + 8, 1);
-        sr_put_le32(p + 60, sr_crc32c(0, p, 60));
-        cr_assert_eq(tu_write_file(f, p, lens[n]), 0);
+        cr_assert(p && lens[n] >= SR_SEG_HDR_LEN && sr_get_le16(p + 8) == 1);
         snprintf(names[n], 64, "%s", de->d_name);
         saved[n++] = p;
     }
@@ -196,7 +230,7 @@ static void expect_unchanged(char names[][64], uint8_t **saved, const size_t *le
 }
 
 /* The upgrade of a directory of version 1 segments (the open's roll to a
- * version 2 segment) under a fault at every call: the open fails with the
+ * segment of this build's version) under a fault at every call: the open fails with the
  * error or succeeds; the version 1 segments are never changed; a clean open
  * then holds all 30 records, in a log that verifies. With an empty last
  * segment (replaced, not rolled past) too. */
@@ -234,7 +268,7 @@ static void upgrade_under_faults(vf_kind kind, int empty_tail)
         /* the empty one may have been replaced; nothing else is ever changed */
         expect_unchanged(names, saved, lens, empty_tail ? 0 : n, ctx);
         expect_exactly(&o, acked, ctx);
-        /* and the clean open did upgrade: the last segment is of version 2 */
+        /* and the clean open did upgrade: the last segment is of this version */
         char last[64] = "";
         DIR *d = opendir(dir);
         struct dirent *de;
