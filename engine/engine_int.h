@@ -11,6 +11,8 @@
  *             poison_cause), the writer thread and its group commit
  *             (group, next_seq, the ev arena, masters_dirty, test_groups)
  *   apply.c   the event appliers: one row per event kind (SR_EVENT_KINDS)
+ *   keys.c    the key class of every event kind (SR_KEY_CLASSES) and the
+ *             key that seals each record (the keyring, storage/keyring.h)
  *   heads.c   the series heads (hdir, stripe, npoints, st_flushes, the
  *             pending latest rows lpend) and the series apply (pass 2)
  *   replay.c  the replay of the log at open and at recover
@@ -357,6 +359,9 @@ typedef struct sr_applier {
 } sr_applier;
 /* The row of a kind; NULL for a case the table does not know. */
 const sr_applier *sr__applier(int kind);
+/* The key class (storage/keyring.h sr_key_class: data, audit, config) of an
+ * event kind (engine/keys.c, SR_KEY_CLASSES); -1 for a case it does not know. */
+int sr__key_class(int kind);
 
 /* The values of a data event: a Measurements' own or a Correction's (the
  * same compact form, codecs/events.proto); NULL for any other kind. The

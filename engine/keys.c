@@ -1,0 +1,78 @@
+/*
+ * engine/keys.c -- the class of every event kind (docs/keys.md "The
+ * hierarchy": data, audit, config), and the engine's use of the keyring
+ * (storage/keyring.h): the key id that seals each record the writer appends.
+ *
+ * SR_KEY_CLASSES has one row per case of Event.body (codecs/events.proto).
+ * A case without a row is a build error (-Wswitch in kind_has_class and the
+ * size assertion below) and a failure of test_keys (every case of the
+ * Event descriptor).
+ *
+ * INVARIANTS
+ *  (1) The key of a record is the active key of (its operator_id, its kind's
+ *      class); it is durable in the keyring before the record is appended
+ *      (sr_keyring_current writes the file before it returns).
+ *  (2) No keyring, no key: an engine opened without a master key seals
+ *      nothing (key id 0 for every record).
+ */
+#include "engine/engine_int.h"
+
+#include "storage/keyring.h"
+
+#define SR_KEY_CLASSES(X)                 \
+    X(__NOT_SET, SR_KC_CONFIG)            \
+    X(_MEASUREMENTS, SR_KC_DATA)          \
+    X(_REQUEST_CREATED, SR_KC_DATA)       \
+    X(_REQUEST_TRANSITION, SR_KC_DATA)    \
+    X(_MONITOR, SR_KC_DATA)               \
+    X(_SESSION, SR_KC_AUDIT)              \
+    X(_MASTER_PUT, SR_KC_CONFIG)          \
+    X(_MASTER_DELETE, SR_KC_CONFIG)       \
+    X(_DOC_PUT, SR_KC_DATA)               \
+    X(_DOC_DELETE, SR_KC_DATA)            \
+    X(_FILE_PUT, SR_KC_DATA)              \
+    X(_FILE_DELETE, SR_KC_DATA)           \
+    X(_REGISTRY_PUT, SR_KC_CONFIG)        \
+    X(_REGISTRY_DELETE, SR_KC_CONFIG)     \
+    X(_USER, SR_KC_CONFIG)                \
+    X(_AUTH, SR_KC_AUDIT)                 \
+    X(_KEY, SR_KC_AUDIT)                  \
+    X(_ALARM, SR_KC_AUDIT)                \
+    X(_HEADS_CHECKPOINT, SR_KC_DATA)      \
+    X(_LOGIN_POLICY, SR_KC_CONFIG)        \
+    X(_PENDING, SR_KC_CONFIG)             \
+    X(_ADMIN, SR_KC_AUDIT)                \
+    X(_FILE_SHARE, SR_KC_CONFIG)          \
+    X(_CORRECTION, SR_KC_DATA)            \
+    X(_BACKUP, SR_KC_CONFIG)              \
+    X(_PUSH_MARK, SR_KC_DATA)
+
+#define SR_X_(c, cls) [SUIRO__V1__EVENT__BODY##c] = {1, cls},
+static const struct {
+    uint8_t set, cls;
+} classes[] = {SR_KEY_CLASSES(SR_X_)};
+#undef SR_X_
+_Static_assert(sizeof classes / sizeof *classes == SUIRO__V1__EVENT__BODY_PUSH_MARK + 1,
+               "the key classes' table ends at the last case of Event.body");
+
+#pragma GCC diagnostic push
+#pragma GCC diagnostic error "-Wswitch"
+static inline int kind_has_class(Suiro__V1__Event__BodyCase c)
+{
+    switch (c) {
+#define SR_X_(c, cls) case SUIRO__V1__EVENT__BODY##c:
+        SR_KEY_CLASSES(SR_X_)
+#undef SR_X_
+        return 1;
+    case _SUIRO__V1__EVENT__BODY__CASE_IS_INT_SIZE: break;
+    }
+    return 0;
+}
+#pragma GCC diagnostic pop
+
+int sr__key_class(int kind)
+{
+    (void)kind_has_class;
+    if (kind < 0 || (size_t)kind >= sizeof classes / sizeof *classes || !classes[kind].set) return -1;
+    return classes[kind].cls;
+}
