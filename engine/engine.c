@@ -396,6 +396,17 @@ static int engine_open(const char *dir, const sr_engine_opts *opts, sr_engine **
         if (iw > floor) floor = iw;
     }
     if (e->o.sync == SR_ENGINE_SYNC_ALWAYS) lo.durable_floor = floor;
+    if (e->o.key && e->o.keyring) {
+        /* the data keys before the log: its recovery opens sealed sections */
+        char *kd = join(dir, "keys");
+        rc = kd ? sr_keyring_open(e->o.vfs, kd, e->o.key, e->o.key_source, !e->o.readonly && !e->o.log_readonly,
+                                  &e->keyring, ei)
+                : SR_ENOMEM;
+        sr_free(kd);
+        if (rc == SR_ENOTFOUND) rc = SR_OK; /* read-only, no keyring yet: nothing is sealed by a data key */
+        if (rc) goto fail;
+        if (e->keyring) lo.keys = sr_keyring_keys(e->keyring);
+    }
     e->lo = lo;
     uint64_t t0 = mono_us();
     if ((rc = sr_log_open(e->logdir, &lo, &e->log, ei))) goto fail;
@@ -509,6 +520,7 @@ int sr_engine_close(sr_engine *e)
     sr_index_close(e->ix);
     int lrc = sr_log_close(e->log);
     if (!rc) rc = lrc;
+    sr_keyring_close(e->keyring); /* after the log: it seals and opens through it */
     sr__heads_free(e);
     for (size_t k = 0; k < e->nq; k++) {
         cmd *c = e->q[k].head;

@@ -36,6 +36,7 @@
 #include "engine/schema.h"
 #include "storage/blobs.h"
 #include "storage/index.h"
+#include "storage/keyring.h"
 #include "storage/log.h"
 
 #include <pthread.h>
@@ -193,6 +194,7 @@ struct sr_engine {
     sr_log *log;
     sr_index *ix;
     sr_blobs *blobs;
+    sr_keyring *keyring; /* the data keys (keys.c); NULL: no master key, nothing sealed */
 
     pthread_mutex_t mu;
     pthread_cond_t cv_work;
@@ -362,6 +364,19 @@ const sr_applier *sr__applier(int kind);
 /* The key class (storage/keyring.h sr_key_class: data, audit, config) of an
  * event kind (engine/keys.c, SR_KEY_CLASSES); -1 for a case it does not know. */
 int sr__key_class(int kind);
+/* A key made while choosing a record's key (keys.c): its KeyEvent is due. */
+typedef struct sr_keynote {
+    const char *action; /* "created", "rotated" */
+    sr_keyinfo k;
+    uint32_t old_id;    /* rotated: the key it retired */
+} sr_keynote;
+/* The key id that seals a record of kind for operator op: the active key of
+ * (op, the kind's class), made (durably) if there is none or if [keys]
+ * rotate_days says its epoch is over; note->action is then set. 0 without a
+ * keyring (engine opened without a master key). Writer thread. */
+int sr__record_key(sr_engine *e, const char *op, int kind, int64_t now, uint32_t *id, sr_keynote *note);
+/* The KeyEvent of a note, at seq, in the writer's event arena; NULL: no memory. */
+Event *sr__key_event(sr_engine *e, const sr_keynote *n, uint64_t seq, int64_t now);
 
 /* The values of a data event: a Measurements' own or a Correction's (the
  * same compact form, codecs/events.proto); NULL for any other kind. The

@@ -76,3 +76,62 @@ int sr__key_class(int kind)
     if (kind < 0 || (size_t)kind >= sizeof classes / sizeof *classes || !classes[kind].set) return -1;
     return classes[kind].cls;
 }
+
+/* ---- the key of each record ---------------------------------------------- */
+
+int sr__record_key(sr_engine *e, const char *op, int kind, int64_t now, uint32_t *id, sr_keynote *note)
+{
+    *id = 0;
+    if (!e->keyring) return SR_OK;
+    int cls = sr__key_class(kind);
+    if (cls < 0) cls = SR_KC_CONFIG;
+    int created = 0;
+    sr_keyinfo k;
+    int rc = sr_keyring_current(e->keyring, op, cls, now, id, &created, &k);
+    if (rc) return rc;
+    if (created) {
+        *note = (sr_keynote){"created", k, 0};
+        return SR_OK;
+    }
+    /* [keys] rotate_days: data and audit keys end their epoch by age, so
+     * that retention has whole periods to erase (docs/keys.md) */
+    int64_t days = e->o.key_rotate_days;
+    if (days > 0 && cls != SR_KC_CONFIG && now - k.created_ms >= days * 86400000) {
+        sr_keyinfo nk;
+        if ((rc = sr_keyring_rotate(e->keyring, op, cls, now, &nk))) return rc;
+        *note = (sr_keynote){"rotated", nk, k.id};
+        *id = nk.id;
+    }
+    return SR_OK;
+}
+
+Event *sr__key_event(sr_engine *e, const sr_keynote *n, uint64_t seq, int64_t now)
+{
+    struct {
+        Event ev;
+        Suiro__V1__KeyEvent k;
+        char op[SR_KEYRING_OP_MAX + 1];
+    } *x = sr_arena_alloc(&e->ev.a, sizeof *x);
+    if (!x) return NULL;
+    x->ev = (Event)SUIRO__V1__EVENT__INIT;
+    x->k = (Suiro__V1__KeyEvent)SUIRO__V1__KEY_EVENT__INIT;
+    memcpy(x->op, n->k.operator_id, sizeof x->op);
+    x->k.action = (char *)n->action;
+    x->k.key_id = n->k.id;
+    x->k.purpose = (char *)"log";
+    x->k.key_operator = x->op;
+    x->k.key_class = (char *)sr_key_class_name(n->k.cls);
+    x->k.epoch = n->k.epoch;
+    x->k.alg = n->k.alg;
+    x->k.master_key_id = sr_keyring_master_id(e->keyring);
+    x->k.old_key_id = n->old_id;
+    x->k.outcome = (char *)"done";
+    x->ev.seq = seq;
+    x->ev.ingest_ms = now;
+    x->ev.operator_id = x->op;
+    x->ev.actor = (char *)"system";
+    x->ev.actor_kind = SUIRO__V1__ACTOR_KIND__ACTOR_SYSTEM;
+    x->ev.body_case = SUIRO__V1__EVENT__BODY_KEY;
+    x->ev.key = &x->k;
+    return &x->ev;
+}
