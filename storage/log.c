@@ -113,12 +113,42 @@ typedef struct segment {
     int removed;
 } segment;
 
+/* A section prepared by its appender (format.md version 3): the framed
+ * records of one key run, compressed if that made them smaller; the leader
+ * writes its header, and seals it (or copies it) into the group's buffer. */
+typedef struct psec {
+    uint32_t key_id;  /* 0: plain */
+    uint32_t count, plain_len;
+    uint8_t flags;    /* SR_SEC_ZSTD */
+    uint8_t own;      /* sealed by the log's own key (lg->key), not the resolver */
+    sr_buf stored;    /* the (compressed) framed records, before sealing */
+} psec;
+
 typedef struct pblock { /* a block prepared by its appender, before sequencing */
     uint32_t count, plain_len;
-    uint8_t flags;
-    uint8_t digest[SR_HASH_LEN]; /* SHA-256 of the plaintext */
-    sr_buf stored;               /* payload; SR_TAG_LEN spare bytes when encrypting */
+    uint32_t stored_len;         /* the payload as written: section headers, bytes, tags */
+    uint8_t flags;               /* SR_BLK_CONT */
+    psec *secs;
+    size_t nsecs;
 } pblock;
+
+/* A section of a block being read: version 3 sections, or the one
+ * block-level "section" of a block version 1 (legacy: the block header is
+ * its AAD). */
+typedef struct sec_ent {
+    uint64_t first_seq;
+    uint32_t key_id, count, plain_len, stored_len;
+    uint32_t off;      /* of its stored bytes in the payload */
+    uint32_t index;
+    uint8_t alg, flags; /* sr_alg; SR_SEC_ZSTD */
+    uint8_t nonce[SR_NONCE_LEN];
+    uint8_t hdr[SR_SEC_HDR_LEN]; /* its header bytes (version 3), for the AAD */
+} sec_ent;
+
+typedef struct secvec {
+    sec_ent *a;
+    size_t n, cap;
+} secvec;
 
 typedef struct waiter {
     pblock *blocks;
@@ -174,12 +204,22 @@ struct sr_log_iter {
     segment *seg; /* referenced */
     uint64_t off;
     uint64_t want; /* skip records below this */
-    sr_buf raw, plain;
+    sr_buf raw, plain, tmp;
     sr_aead *aead;
     ZSTD_DCtx *dctx;
-    /* decoded records of the current block */
+    /* the current block: its header, its sections; records are decoded a
+     * section at a time, when the iterator reaches it */
+    uint8_t hdrb[SR_BLK_HDR_LEN];
+    uint16_t segver;
     uint64_t blk_first;
     uint32_t blk_count, blk_pos;
+    secvec secs;
+    size_t sec_i;
+    int sec_state;    /* 0: not opened yet; 1: opened into plain; 2: erased */
+    uint32_t sec_pos; /* records of the section returned */
+    uint32_t cur_key; /* sr_log_iter_key_id */
+    char segname[32]; /* where the current block is, for errors */
+    uint64_t blk_off;
     size_t plain_pos;
     sr_errinfo ei;
 };
@@ -467,28 +507,44 @@ static void blk_hdr_seal(uint8_t out[SR_BLK_HDR_LEN], uint32_t payload_crc)
     sr_put_le32(out + 92, sr_crc32c(0, out, 92));
 }
 
-/* Parse and check a block header's own integrity. Returns NULL if fine, or a
- * reason string. */
-static const char *blk_hdr_decode(const uint8_t in[SR_BLK_HDR_LEN], blk_hdr *h)
+/* The block version of a segment version (format.md): block version 2
+ * (sections) in version 3 segments, block version 1 before. */
+static unsigned blk_version_of(unsigned segver) { return segver >= 3 ? SR_BLK_VERSION : SR_BLK_VERSION_1; }
+
+/* The reason blk_hdr_decode gives for an intact header (magic and CRC hold)
+ * of the other block version: never a torn write, so never cut as one. */
+static const char WHY_BLKVER[] = "block version does not match the segment's format version";
+
+/* Parse and check a block header's own integrity, for a segment whose blocks
+ * are of block version blkver. Returns NULL if fine, or a reason string. */
+static const char *blk_hdr_decode(const uint8_t in[SR_BLK_HDR_LEN], unsigned blkver, blk_hdr *h)
 {
     if (sr_get_le32(in) != SR_BLK_MAGIC) return "bad block magic";
     if (sr_get_le32(in + 92) != sr_crc32c(0, in, 92)) return "block header checksum mismatch";
     h->version = in[4];
     h->flags = in[5];
-    if (h->version != SR_BLK_VERSION) return "unsupported block version";
+    if (h->version != SR_BLK_VERSION && h->version != SR_BLK_VERSION_1) return "unsupported block version";
+    if (h->version != blkver) return WHY_BLKVER;
     if (sr_get_le16(in + 6) != SR_BLK_HDR_LEN) return "bad block header length";
-    if (h->flags & ~SR_BLK_KNOWN_FLAGS) return "unknown block flags";
+    if (h->flags & ~(h->version == SR_BLK_VERSION ? SR_BLK2_KNOWN_FLAGS : SR_BLK_KNOWN_FLAGS))
+        return "unknown block flags";
     h->first_seq = sr_get_le64(in + 8);
     h->count = sr_get_le32(in + 16);
     h->plain_len = sr_get_le32(in + 20);
     h->stored_len = sr_get_le32(in + 24);
-    h->key_id = sr_get_le32(in + 28);
+    h->key_id = sr_get_le32(in + 28); /* block version 2: the number of sections */
     h->synced_off = sr_get_le64(in + 32);
     memcpy(h->nonce, in + 40, SR_NONCE_LEN);
     memcpy(h->prev, in + 56, SR_HASH_LEN);
     h->payload_crc = sr_get_le32(in + 88);
     if (h->count == 0) return "empty block";
-    if ((h->flags & SR_BLK_AES_GCM) && h->stored_len < SR_TAG_LEN) return "payload too short";
+    if (h->version == SR_BLK_VERSION) {
+        static const uint8_t zero[SR_NONCE_LEN + 4];
+        if (h->key_id == 0 || h->key_id > h->count) return "bad section count";
+        if (memcmp(in + 40, zero, sizeof zero)) return "nonzero reserved bytes";
+        if (h->stored_len < (uint64_t)h->key_id * SR_SEC_HDR_LEN) return "payload too short";
+    } else if ((h->flags & SR_BLK_AES_GCM) && h->stored_len < SR_TAG_LEN)
+        return "payload too short";
     return NULL;
 }
 
@@ -498,78 +554,209 @@ static void block_hash(const uint8_t hdr[SR_BLK_HDR_LEN], const uint8_t digest[S
     sr_sha256_2(hdr, SR_BLK_AAD_LEN, digest, SR_HASH_LEN, out);
 }
 
-/*
- * Decode a block's stored payload into plain (plain_len bytes): check the
- * payload CRC, decrypt and authenticate, decompress, and check the record
- * framing. digest gets SHA-256(plaintext). Returns SR_OK, SR_EKEY, or
- * SR_ECORRUPT with *why set.
- */
-static int block_decode(const sr_log *lg, sr_aead **aead, ZSTD_DCtx **dctx,
-                        const uint8_t hdrb[SR_BLK_HDR_LEN], const blk_hdr *h, uint8_t *stored,
-                        sr_buf *plain, uint8_t digest[SR_HASH_LEN], const char **why)
+static int secvec_push(secvec *v, sec_ent **out)
 {
+    if (v->n == v->cap) {
+        size_t cap = v->cap ? v->cap * 2 : 8;
+        sec_ent *p = sr_realloc(v->a, cap * sizeof *p);
+        if (!p) return SR_ENOMEM;
+        v->a = p;
+        v->cap = cap;
+    }
+    *out = &v->a[v->n++];
+    memset(*out, 0, sizeof **out);
+    return SR_OK;
+}
+
+/*
+ * The sections of a block whose payload CRC held (format.md "Reading
+ * rules", version 3): each header inside the payload, known algorithm and
+ * flags, a key id exactly when sealed, at least one record, its bytes inside
+ * the payload; together they hold the block's count and plain_len and fill
+ * its payload exactly. A block version 1 gives its one block-level section.
+ * Checks structure only: no key is needed. SR_OK, SR_ECORRUPT (*why),
+ * SR_ENOMEM.
+ */
+static int sec_parse(const blk_hdr *h, const uint8_t *payload, secvec *v, const char **why)
+{
+    sec_ent *e;
     int rc;
-    if (sr_crc32c(0, stored, h->stored_len) != h->payload_crc) {
-        *why = "payload checksum mismatch";
-        return SR_ECORRUPT;
-    }
-    size_t body = h->stored_len;
-    if (h->flags & SR_BLK_AES_GCM) {
-        if (!lg->has_key) {
-            *why = "block is encrypted and no key is configured";
-            return SR_EKEY;
-        }
-        if (h->key_id != lg->key.id) {
-            *why = "block is encrypted with another key (key id differs)";
-            return SR_EKEY;
-        }
-        if (!*aead) {
-            rc = sr_aead_create(&lg->key, aead);
-            if (rc) return rc;
-        }
-        body -= SR_TAG_LEN;
-        rc = sr_aead_open(*aead, h->nonce, hdrb, SR_BLK_AAD_LEN, stored, body, stored,
-                          stored + body);
-        if (rc == SR_ECORRUPT) *why = "authentication failed (tampered block or wrong key)";
-        if (rc) return rc;
-    } else if (h->key_id != 0) {
-        *why = "unencrypted block with a key id";
-        return SR_ECORRUPT;
-    }
-    plain->len = 0;
-    if ((rc = sr_buf_reserve(plain, (size_t)h->plain_len + 1))) return rc;
-    if (h->flags & SR_BLK_ZSTD) {
-        if (!*dctx && !(*dctx = ZSTD_createDCtx())) return SR_ENOMEM;
-        size_t r = ZSTD_decompressDCtx(*dctx, plain->data, h->plain_len, stored, body);
-        if (ZSTD_isError(r) || r != h->plain_len) {
-            *why = "decompression failed";
+    v->n = 0;
+    if (h->version == SR_BLK_VERSION_1) {
+        if ((rc = secvec_push(v, &e))) return rc;
+        e->first_seq = h->first_seq;
+        e->key_id = h->key_id;
+        e->count = h->count;
+        e->plain_len = h->plain_len;
+        e->stored_len = h->stored_len;
+        e->alg = (h->flags & SR_BLK_AES_GCM) ? SR_ALG_AES_256_GCM : SR_ALG_NONE;
+        e->flags = (h->flags & SR_BLK_ZSTD) ? SR_SEC_ZSTD : 0;
+        memcpy(e->nonce, h->nonce, SR_NONCE_LEN);
+        if (!e->alg && e->key_id) {
+            *why = "unencrypted block with a key id";
             return SR_ECORRUPT;
         }
-    } else {
-        if (body != h->plain_len) {
+        if (!(e->flags & SR_SEC_ZSTD) && e->stored_len - (e->alg ? SR_TAG_LEN : 0) != e->plain_len) {
             *why = "stored length differs from plain length";
             return SR_ECORRUPT;
         }
-        memcpy(plain->data, stored, body);
+        return SR_OK;
     }
-    plain->len = h->plain_len;
+    static const uint8_t zero[SR_NONCE_LEN];
+    uint64_t pos = 0, seq = h->first_seq, plain = 0;
+    for (uint32_t i = 0; i < h->key_id; i++) {
+        if (h->stored_len - pos < SR_SEC_HDR_LEN) {
+            *why = "truncated section header";
+            return SR_ECORRUPT;
+        }
+        const uint8_t *p = payload + pos;
+        if ((rc = secvec_push(v, &e))) return rc;
+        memcpy(e->hdr, p, SR_SEC_HDR_LEN);
+        e->index = i;
+        e->first_seq = seq;
+        e->key_id = sr_get_le32(p);
+        e->alg = p[4];
+        e->flags = p[5];
+        e->count = sr_get_le32(p + 8);
+        e->plain_len = sr_get_le32(p + 12);
+        e->stored_len = sr_get_le32(p + 16);
+        memcpy(e->nonce, p + 20, SR_NONCE_LEN);
+        e->off = (uint32_t)(pos + SR_SEC_HDR_LEN);
+        const char *bad = NULL;
+        if (e->alg != SR_ALG_NONE && e->alg != SR_ALG_AES_256_GCM) bad = "unknown section algorithm";
+        else if ((e->flags & ~SR_SEC_KNOWN_FLAGS) || sr_get_le16(p + 6)) bad = "unknown section flags";
+        else if (e->count == 0) bad = "empty section";
+        else if (e->count > h->count - (seq - h->first_seq)) bad = "section records past the block's count";
+        else if (e->alg && !e->key_id) bad = "sealed section without a key id";
+        else if (!e->alg && (e->key_id || memcmp(e->nonce, zero, sizeof zero))) bad = "plain section with a key id or a nonce";
+        else if (e->stored_len > h->stored_len - pos - SR_SEC_HDR_LEN) bad = "section extends past the payload";
+        else if (e->alg && e->stored_len < SR_TAG_LEN) bad = "section too short for its tag";
+        else if (!(e->flags & SR_SEC_ZSTD) && e->stored_len - (e->alg ? SR_TAG_LEN : 0) != e->plain_len)
+            bad = "section's stored length differs from its plain length";
+        if (bad) {
+            *why = bad;
+            return SR_ECORRUPT;
+        }
+        pos += SR_SEC_HDR_LEN + (uint64_t)e->stored_len;
+        seq += e->count;
+        plain += e->plain_len;
+    }
+    if (pos != h->stored_len || seq != h->first_seq + h->count || plain != h->plain_len) {
+        *why = "sections do not fill the block";
+        return SR_ECORRUPT;
+    }
+    return SR_OK;
+}
+
+/* The associated data of a sealed version 3 section (format.md): the
+ * block's first_seq, the section's first seq and index, and its header, so
+ * that a section moved to another place, block or key fails. (A block
+ * version 1's is its block header's bytes 0..87.) */
+static void sec_aad3(const sec_ent *e, uint64_t blk_first, uint8_t out[SR_SEC_AAD_LEN])
+{
+    sr_put_le64(out, blk_first);
+    sr_put_le64(out + 8, e->first_seq);
+    sr_put_le32(out + 16, e->index);
+    memcpy(out + 20, e->hdr, SR_SEC_HDR_LEN);
+}
+
+/*
+ * Open one section into plain (its plain_len bytes): authenticate and
+ * decrypt (the log's own key if the key id is its, else the resolver),
+ * decompress, check the record framing. stored points at its stored bytes;
+ * hdrb is the block header (the AAD of a block version 1). Returns SR_OK;
+ * SR_EKEY (no key for it: why names the key id); SR_EERASED (the resolver
+ * says the key was destroyed); SR_ECORRUPT (why); SR_ENOMEM, SR_ECRYPTO.
+ */
+static int sec_open(const sr_log *lg, sr_aead **aead, ZSTD_DCtx **dctx, sr_buf *tmp, const uint8_t *hdrb,
+                    uint64_t blk_first, const sec_ent *e, const uint8_t *stored, sr_buf *plain, char *why,
+                    size_t whylen)
+{
+    int rc;
+    size_t body = e->stored_len;
+    const uint8_t *src = stored;
+    plain->len = 0;
+    if ((rc = sr_buf_reserve(plain, (size_t)e->plain_len + 1))) return rc;
+    if (e->alg) {
+        body -= SR_TAG_LEN;
+        uint8_t *dst;
+        if (e->flags & SR_SEC_ZSTD) {
+            tmp->len = 0;
+            if ((rc = sr_buf_reserve(tmp, body + 1))) return rc;
+            dst = tmp->data;
+        } else
+            dst = plain->data;
+        uint8_t aadb[SR_SEC_AAD_LEN];
+        const uint8_t *aad = hdrb;
+        size_t aadlen = SR_BLK_AAD_LEN;
+        if (hdrb[4] != SR_BLK_VERSION_1) {
+            sec_aad3(e, blk_first, aadb);
+            aad = aadb;
+            aadlen = SR_SEC_AAD_LEN;
+        }
+        char msg[160] = "";
+        if (lg->has_key && e->key_id == lg->key.id) {
+            if (!*aead && (rc = sr_aead_create(&lg->key, aead))) return rc;
+            rc = sr_aead_open(*aead, e->nonce, aad, aadlen, stored, body, dst, stored + body);
+        } else if (lg->o.keys && lg->o.keys->open) {
+            rc = lg->o.keys->open(lg->o.keys->ctx, e->key_id, e->nonce, aad, aadlen, stored, body, dst,
+                                  stored + body, msg, sizeof msg);
+        } else if (lg->has_key) {
+            snprintf(why, whylen, "sealed with key id %08x, the configured key has id %08x", e->key_id, lg->key.id);
+            return SR_EKEY;
+        } else {
+            snprintf(why, whylen, "sealed with key id %08x and no key is configured", e->key_id);
+            return SR_EKEY;
+        }
+        if (rc == SR_ECORRUPT) snprintf(why, whylen, "authentication failed (tampered or moved section, or wrong key)");
+        else if (rc == SR_EERASED) snprintf(why, whylen, "sealed with key id %08x, which was destroyed (erased)", e->key_id);
+        else if (rc == SR_EKEY) snprintf(why, whylen, "sealed with key id %08x: %s", e->key_id, msg[0] ? msg : "no such key");
+        if (rc) return rc;
+        src = dst;
+    }
+    if (e->flags & SR_SEC_ZSTD) {
+        if (!*dctx && !(*dctx = ZSTD_createDCtx())) return SR_ENOMEM;
+        size_t r = ZSTD_decompressDCtx(*dctx, plain->data, e->plain_len, src, body);
+        if (ZSTD_isError(r) || r != e->plain_len) {
+            snprintf(why, whylen, "decompression failed");
+            return SR_ECORRUPT;
+        }
+    } else if (!e->alg && body) {
+        memcpy(plain->data, src, body);
+    }
+    plain->len = e->plain_len;
     /* framing: exactly count records filling plain_len */
     size_t pos = 0;
-    for (uint32_t i = 0; i < h->count; i++) {
+    for (uint32_t i = 0; i < e->count; i++) {
         uint64_t len;
         size_t k = varint_get(plain->data + pos, plain->len - pos, &len);
         if (!k || len > plain->len - pos - k) {
-            *why = "bad record framing";
+            snprintf(why, whylen, "bad record framing");
             return SR_ECORRUPT;
         }
         pos += k + (size_t)len;
     }
     if (pos != plain->len) {
-        *why = "record count does not fill the block";
+        snprintf(why, whylen, "record count does not fill the %s", hdrb[4] == SR_BLK_VERSION_1 ? "block" : "section");
         return SR_ECORRUPT;
     }
-    if (digest) sr_sha256(plain->data, plain->len, digest); /* readers skip it */
     return SR_OK;
+}
+
+/* The digest the chain takes of a block (format.md "Hash chain"): version 3,
+ * SHA-256 of the stored payload (no key needed); block version 1, SHA-256
+ * of the plaintext, which needs its one section opened into plain. */
+static int blk_digest(const sr_log *lg, sr_aead **aead, ZSTD_DCtx **dctx, sr_buf *tmp, const uint8_t *hdrb,
+                      const blk_hdr *h, const secvec *v, const uint8_t *payload, sr_buf *plain,
+                      uint8_t digest[SR_HASH_LEN], char *why, size_t whylen)
+{
+    if (h->version == SR_BLK_VERSION) {
+        sr_sha256(payload, h->stored_len, digest);
+        return SR_OK;
+    }
+    int rc = sec_open(lg, aead, dctx, tmp, hdrb, h->first_seq, &v->a[0], payload, plain, why, whylen);
+    if (!rc) sr_sha256(plain->data, plain->len, digest);
+    return rc;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -611,48 +798,94 @@ static void cctx_put(sr_log *lg, ZSTD_CCtx *c)
 
 static void pblocks_free(pblock *b, size_t n)
 {
-    for (size_t i = 0; i < n; i++) sr_buf_release(&b[i].stored);
+    for (size_t i = 0; i < n; i++) {
+        for (size_t k = 0; k < b[i].nsecs; k++) sr_buf_release(&b[i].secs[k].stored);
+        sr_free(b[i].secs);
+    }
     sr_free(b);
 }
 
-/* Build one block's stored payload from recs[0..n). */
-static int prepare_one(sr_log *lg, ZSTD_CCtx *cctx, const sr_slice *recs, size_t n, size_t plain_len,
-                       sr_buf *scratch, pblock *pb)
+/* How the section of key_id is sealed: 0 plain, 1 the log's own key, 2 the
+ * resolver. SR_EINVAL when nothing can seal it; SR_EKEY when the resolver
+ * does not know it (or knows it destroyed: no AEAD). */
+static int seal_by(const sr_log *lg, uint32_t key_id, uint8_t *own)
+{
+    *own = 0;
+    if (!key_id) return SR_OK;
+    if (lg->has_key && key_id == lg->key.id) {
+        *own = 1;
+        return SR_OK;
+    }
+    const sr_keys *k = lg->o.keys;
+    if (!k || !k->seal) return SR_EINVAL;
+    int alg = k->alg ? k->alg(k->ctx, key_id) : SR_ALG_AES_256_GCM;
+    if (alg == SR_ALG_NONE) return SR_EKEY;
+    return alg == SR_ALG_AES_256_GCM ? SR_OK : SR_EINVAL; /* the one AEAD sections name */
+}
+
+#define REC_KEY(ids, uniform, i) ((ids) ? (ids)[i] : (uniform))
+
+/* Build one block from recs[0..n) (plain_len framed bytes): a section per
+ * run of records under one key, each framed (and compressed when that makes
+ * it smaller) by this appender; the leader seals them. */
+static int prepare_one(sr_log *lg, ZSTD_CCtx *cctx, const sr_slice *recs, const uint32_t *ids, uint32_t uniform,
+                       size_t n, size_t plain_len, sr_buf *scratch, pblock *pb)
 {
     int rc;
-    size_t spare = lg->has_key ? SR_TAG_LEN : 0;
-    scratch->len = 0;
-    if ((rc = sr_buf_reserve(scratch, plain_len))) return rc;
-    uint8_t *p = scratch->data;
-    for (size_t i = 0; i < n; i++) {
-        p = sr_varint_put(p, recs[i].len);
-        if (recs[i].len) memcpy(p, recs[i].data, recs[i].len);
-        p += recs[i].len;
-    }
-    scratch->len = plain_len;
+    size_t nsecs = 1;
+    for (size_t i = 1; i < n; i++) nsecs += REC_KEY(ids, uniform, i) != REC_KEY(ids, uniform, i - 1);
     pb->count = (uint32_t)n;
     pb->plain_len = (uint32_t)plain_len;
     pb->flags = 0;
-    sr_sha256(scratch->data, plain_len, pb->digest);
-    sr_buf_init(&pb->stored);
-    if (cctx && plain_len >= 64) {
-        size_t bound = ZSTD_compressBound(plain_len);
-        if ((rc = sr_buf_reserve(&pb->stored, bound + spare))) return rc;
-        size_t r = ZSTD_compress2(cctx, pb->stored.data, bound, scratch->data, plain_len);
-        if (!ZSTD_isError(r) && r < plain_len) {
-            pb->stored.len = r;
-            pb->flags |= SR_BLK_ZSTD;
-            return SR_OK;
+    pb->secs = sr_calloc(nsecs, sizeof *pb->secs);
+    if (!pb->secs) return SR_ENOMEM;
+    pb->nsecs = nsecs;
+    uint64_t stored_len = 0;
+    size_t i = 0;
+    for (size_t k = 0; k < nsecs; k++) {
+        psec *ps = &pb->secs[k];
+        uint32_t id = REC_KEY(ids, uniform, i);
+        size_t j = i, plain = 0;
+        while (j < n && REC_KEY(ids, uniform, j) == id) plain += sr_varint_len(recs[j].len) + recs[j].len, j++;
+        ps->key_id = id;
+        ps->count = (uint32_t)(j - i);
+        ps->plain_len = (uint32_t)plain;
+        sr_buf_init(&ps->stored);
+        if ((rc = seal_by(lg, id, &ps->own))) return rc;
+        int zstd = cctx && plain >= 64;
+        sr_buf *fr = zstd ? scratch : &ps->stored; /* uncompressed: framed in place, no copy */
+        fr->len = 0;
+        if ((rc = sr_buf_reserve(fr, plain + 1))) return rc;
+        uint8_t *p = fr->data;
+        for (size_t r = i; r < j; r++) {
+            p = sr_varint_put(p, recs[r].len);
+            if (recs[r].len) memcpy(p, recs[r].data, recs[r].len);
+            p += recs[r].len;
         }
+        fr->len = plain;
+        if (zstd) {
+            size_t bound = ZSTD_compressBound(plain);
+            if ((rc = sr_buf_reserve(&ps->stored, bound))) return rc;
+            size_t z = ZSTD_compress2(cctx, ps->stored.data, bound, scratch->data, plain);
+            if (!ZSTD_isError(z) && z < plain) {
+                ps->stored.len = z;
+                ps->flags = SR_SEC_ZSTD;
+            } else {
+                if ((rc = sr_buf_reserve(&ps->stored, plain + 1))) return rc;
+                memcpy(ps->stored.data, scratch->data, plain);
+                ps->stored.len = plain;
+            }
+        }
+        stored_len += SR_SEC_HDR_LEN + ps->stored.len + (id ? SR_TAG_LEN : 0);
+        i = j;
     }
-    pb->stored.len = 0;
-    if ((rc = sr_buf_reserve(&pb->stored, plain_len + spare))) return rc;
-    if (plain_len) memcpy(pb->stored.data, scratch->data, plain_len);
-    pb->stored.len = plain_len;
+    if (stored_len > UINT32_MAX) return SR_ETOOBIG;
+    pb->stored_len = (uint32_t)stored_len;
     return SR_OK;
 }
 
-static int prepare(sr_log *lg, const sr_slice *recs, size_t n, pblock **out, size_t *nout)
+static int prepare(sr_log *lg, const sr_slice *recs, const uint32_t *ids, uint32_t uniform, size_t n, pblock **out,
+                   size_t *nout)
 {
     int rc = SR_OK;
     size_t cap = 4, nb = 0;
@@ -688,7 +921,7 @@ static int prepare(sr_log *lg, const sr_slice *recs, size_t n, pblock **out, siz
             blocks = p;
             cap *= 2;
         }
-        rc = prepare_one(lg, cctx, recs + i, j - i, plain, &scratch, &blocks[nb]);
+        rc = prepare_one(lg, cctx, recs + i, ids ? ids + i : NULL, uniform, j - i, plain, &scratch, &blocks[nb]);
         nb++;
         if (rc) goto done;
         i = j;
@@ -801,6 +1034,52 @@ static int roll(sr_log *lg)
     return SR_OK;
 }
 
+/* Write pb's sections at payload (format.md version 3): each header, then
+ * its bytes, sealed under its key (a fresh nonce from the log's generator;
+ * the AAD binds it to this block and place) or copied. Leader only. SR_OK;
+ * the resolver's error (SR_EKEY, SR_EERASED, SR_ECRYPTO): nothing is
+ * sequenced. */
+static int seal_sections(sr_log *lg, const pblock *pb, uint64_t blk_first, uint8_t *payload)
+{
+    uint64_t seq = blk_first;
+    size_t pos = 0;
+    for (size_t k = 0; k < pb->nsecs; k++) {
+        const psec *ps = &pb->secs[k];
+        uint8_t *sh = payload + pos, *out = sh + SR_SEC_HDR_LEN;
+        uint32_t stored = (uint32_t)ps->stored.len + (ps->key_id ? SR_TAG_LEN : 0);
+        sr_put_le32(sh, ps->key_id);
+        sh[4] = ps->key_id ? SR_ALG_AES_256_GCM : SR_ALG_NONE;
+        sh[5] = ps->flags;
+        sr_put_le16(sh + 6, 0);
+        sr_put_le32(sh + 8, ps->count);
+        sr_put_le32(sh + 12, ps->plain_len);
+        sr_put_le32(sh + 16, stored);
+        if (ps->key_id) {
+            sec_ent e = {.first_seq = seq, .index = (uint32_t)k};
+            next_nonce(lg, sh + 20);
+            memcpy(e.hdr, sh, SR_SEC_HDR_LEN);
+            uint8_t aad[SR_SEC_AAD_LEN];
+            sec_aad3(&e, blk_first, aad);
+            uint8_t *tag = out + ps->stored.len;
+            int rc;
+            if (ps->own) {
+                rc = sr_aead_seal(lg->aead, sh + 20, aad, sizeof aad, ps->stored.data, ps->stored.len, out, tag);
+            } else {
+                char msg[160];
+                rc = lg->o.keys->seal(lg->o.keys->ctx, ps->key_id, sh + 20, aad, sizeof aad, ps->stored.data,
+                                      ps->stored.len, out, tag, msg, sizeof msg);
+            }
+            if (rc) return rc;
+        } else {
+            memset(sh + 20, 0, SR_NONCE_LEN);
+            if (ps->stored.len) memcpy(out, ps->stored.data, ps->stored.len);
+        }
+        pos += SR_SEC_HDR_LEN + stored;
+        seq += ps->count;
+    }
+    return SR_OK;
+}
+
 /*
  * The commit protocol (docs/durability.md §2); order is load-bearing.
  *  1. If the group would push the active segment past segment_bytes: fsync
@@ -825,8 +1104,7 @@ static int leader_commit(sr_log *lg, waiter *first, waiter *last, int *synced, i
     uint8_t hdr[SR_BLK_HDR_LEN];
     uint64_t total = 0;
     for (waiter *w = first;; w = w->next) {
-        for (size_t b = 0; b < w->nblocks; b++)
-            total += SR_BLK_HDR_LEN + w->blocks[b].stored.len + (lg->has_key ? SR_TAG_LEN : 0);
+        for (size_t b = 0; b < w->nblocks; b++) total += SR_BLK_HDR_LEN + w->blocks[b].stored_len;
         if (w == last) break;
     }
     if (total && lg->write_off > SR_SEG_HDR_LEN && lg->write_off + total > lg->o.segment_bytes &&
@@ -848,34 +1126,27 @@ static int leader_commit(sr_log *lg, waiter *first, waiter *last, int *synced, i
         w->first_seq = lg->next_seq;
         for (size_t b = 0; b < w->nblocks; b++) {
             pblock *pb = &w->blocks[b];
-            size_t stored = pb->stored.len + (lg->has_key ? SR_TAG_LEN : 0);
-            size_t blen = SR_BLK_HDR_LEN + stored;
+            size_t blen = SR_BLK_HDR_LEN + pb->stored_len;
             blk_hdr h = {
                 .version = SR_BLK_VERSION,
-                .flags = (uint8_t)(pb->flags | (lg->has_key ? SR_BLK_AES_GCM : 0)),
+                .flags = pb->flags,
                 .first_seq = lg->next_seq,
                 .count = pb->count,
                 .plain_len = pb->plain_len,
-                .stored_len = (uint32_t)stored,
-                .key_id = lg->has_key ? lg->key.id : 0,
+                .stored_len = pb->stored_len,
+                .key_id = (uint32_t)pb->nsecs, /* block version 2: the number of sections */
                 .synced_off = lg->synced_off,
             };
-            if (lg->has_key) next_nonce(lg, h.nonce);
-            else memset(h.nonce, 0, sizeof h.nonce);
             memcpy(h.prev, lg->tip, SR_HASH_LEN);
             blk_hdr_encode(hdr, &h);
             uint8_t *dst = lg->iobuf.data + lg->iobuf.len;
             uint8_t *payload = dst + SR_BLK_HDR_LEN;
-            if (lg->has_key) {
-                rc = sr_aead_seal(lg->aead, h.nonce, hdr, SR_BLK_AAD_LEN, pb->stored.data,
-                                  pb->stored.len, payload, payload + pb->stored.len);
-                if (rc) goto undo;
-            } else if (pb->stored.len) {
-                memcpy(payload, pb->stored.data, pb->stored.len);
-            }
-            blk_hdr_seal(hdr, sr_crc32c(0, payload, stored));
+            if ((rc = seal_sections(lg, pb, h.first_seq, payload))) goto undo;
+            blk_hdr_seal(hdr, sr_crc32c(0, payload, pb->stored_len));
             memcpy(dst, hdr, SR_BLK_HDR_LEN);
-            block_hash(hdr, pb->digest, lg->tip);
+            uint8_t digest[SR_HASH_LEN];
+            sr_sha256(payload, pb->stored_len, digest); /* the chain covers the sealed bytes */
+            block_hash(hdr, digest, lg->tip);
             if (*npidx == *cappidx) {
                 size_t cap = *cappidx ? *cappidx * 2 : 16;
                 blk_ent *p = sr_realloc(*pidx, cap * sizeof *p);
@@ -960,10 +1231,10 @@ static int submit(sr_log *lg, waiter *w)
     /* Leader: take a group of bounded size. */
     waiter *last = w;
     size_t bytes = 0;
-    for (size_t b = 0; b < w->nblocks; b++) bytes += w->blocks[b].stored.len;
+    for (size_t b = 0; b < w->nblocks; b++) bytes += w->blocks[b].stored_len;
     while (last->next) {
         size_t nb = 0;
-        for (size_t b = 0; b < last->next->nblocks; b++) nb += last->next->blocks[b].stored.len;
+        for (size_t b = 0; b < last->next->nblocks; b++) nb += last->next->blocks[b].stored_len;
         if (bytes + nb > (16u << 20)) break;
         bytes += nb;
         last = last->next;
@@ -1011,21 +1282,9 @@ static int submit(sr_log *lg, waiter *w)
     return rc;
 }
 
-/* SHIM (issue #16 contract; the log-v3 part replaces it): every id must be 0. */
-int sr_log_append_keyed(sr_log *lg, const sr_slice *recs, const uint32_t *key_ids, size_t n, uint64_t *first_seq)
-{
-    for (size_t i = 0; i < n && key_ids; i++)
-        if (key_ids[i]) return SR_EINVAL;
-    return sr_log_append(lg, recs, n, first_seq);
-}
-
-uint32_t sr_log_iter_key_id(const sr_log_iter *it)
-{
-    (void)it;
-    return 0;
-}
-
-int sr_log_append(sr_log *lg, const sr_slice *recs, size_t n, uint64_t *first_seq)
+/* Both appends: ids NULL means every record under uniform. */
+static int append(sr_log *lg, const sr_slice *recs, const uint32_t *ids, uint32_t uniform, size_t n,
+                  uint64_t *first_seq)
 {
     if (!lg || !recs || n == 0 || lg->o.readonly) return SR_EINVAL;
     for (size_t i = 0; i < n; i++) {
@@ -1034,13 +1293,24 @@ int sr_log_append(sr_log *lg, const sr_slice *recs, size_t n, uint64_t *first_se
     }
     waiter w;
     memset(&w, 0, sizeof w);
-    int rc = prepare(lg, recs, n, &w.blocks, &w.nblocks);
+    int rc = prepare(lg, recs, ids, uniform, n, &w.blocks, &w.nblocks);
     if (rc) return rc;
     w.nrecs = n;
     rc = submit(lg, &w);
     pblocks_free(w.blocks, w.nblocks);
     if (rc == SR_OK && first_seq) *first_seq = w.first_seq;
     return rc;
+}
+
+int sr_log_append_keyed(sr_log *lg, const sr_slice *recs, const uint32_t *key_ids, size_t n, uint64_t *first_seq)
+{
+    if (!key_ids) return SR_EINVAL;
+    return append(lg, recs, key_ids, 0, n, first_seq);
+}
+
+int sr_log_append(sr_log *lg, const sr_slice *recs, size_t n, uint64_t *first_seq)
+{
+    return append(lg, recs, NULL, lg && lg->has_key ? lg->key.id : 0, n, first_seq);
 }
 
 int sr_log_sync(sr_log *lg)
@@ -1138,7 +1408,7 @@ static int cmp_names(const void *a, const void *b)
 /* Scan forward from off for an intact block (valid header and payload CRC)
  * whose synced_off is past bad_off. 1 if found (the bad block had been
  * durable: corruption), 0 if not (a torn tail), <0 on I/O error. */
-static int later_block_proves_durable(sr_file *f, uint64_t bad_off, uint64_t size)
+static int later_block_proves_durable(sr_file *f, unsigned blkver, uint64_t bad_off, uint64_t size)
 {
     uint64_t start = bad_off + 1;
     if (start >= size) return 0;
@@ -1154,7 +1424,7 @@ static int later_block_proves_durable(sr_file *f, uint64_t bad_off, uint64_t siz
     for (size_t i = 0; i + SR_BLK_HDR_LEN <= len; i++) {
         if (sr_get_le32(buf + i) != SR_BLK_MAGIC) continue;
         blk_hdr h;
-        if (blk_hdr_decode(buf + i, &h)) continue;
+        if (blk_hdr_decode(buf + i, blkver, &h)) continue;
         if (i + SR_BLK_HDR_LEN + (uint64_t)h.stored_len > len) continue;
         if (sr_crc32c(0, buf + i + SR_BLK_HDR_LEN, h.stored_len) != h.payload_crc) continue;
         if (h.synced_off > bad_off) {
@@ -1199,10 +1469,10 @@ done:
     return rc;
 }
 
-/* Decode the block at e in s fully; digest of its plaintext and its header. */
-static int decode_at(sr_log *lg, segment *s, uint64_t off, sr_buf *raw, sr_buf *plain,
-                     sr_aead **aead, ZSTD_DCtx **dctx, uint8_t hdrb[SR_BLK_HDR_LEN], blk_hdr *h,
-                     uint8_t digest[SR_HASH_LEN], const char **why)
+/* Read the block at off in s: its header (checked) and its stored payload
+ * (into raw; its CRC checked). SR_OK; SR_ECORRUPT with *why; an I/O error. */
+static int read_block(segment *s, uint64_t off, sr_buf *raw, uint8_t hdrb[SR_BLK_HDR_LEN], blk_hdr *h,
+                      const char **why)
 {
     int rc = sr_vfs_read_exact(s->file, hdrb, SR_BLK_HDR_LEN, off);
     if (rc == SR_DONE) {
@@ -1210,7 +1480,7 @@ static int decode_at(sr_log *lg, segment *s, uint64_t off, sr_buf *raw, sr_buf *
         return SR_ECORRUPT;
     }
     if (rc) return rc;
-    if ((*why = blk_hdr_decode(hdrb, h))) return SR_ECORRUPT;
+    if ((*why = blk_hdr_decode(hdrb, blk_version_of(s->version), h))) return SR_ECORRUPT;
     raw->len = 0;
     if ((rc = sr_buf_reserve(raw, (size_t)h->stored_len + 1))) return rc;
     rc = sr_vfs_read_exact(s->file, raw->data, h->stored_len, off + SR_BLK_HDR_LEN);
@@ -1219,7 +1489,28 @@ static int decode_at(sr_log *lg, segment *s, uint64_t off, sr_buf *raw, sr_buf *
         return SR_ECORRUPT;
     }
     if (rc) return rc;
-    return block_decode(lg, aead, dctx, hdrb, h, raw->data, plain, digest, why);
+    if (sr_crc32c(0, raw->data, h->stored_len) != h->payload_crc) {
+        *why = "payload checksum mismatch";
+        return SR_ECORRUPT;
+    }
+    raw->len = h->stored_len;
+    return SR_OK;
+}
+
+/* Whether this log can open sections of key_id, as recovery checks it:
+ * SR_OK, or SR_EKEY with msg naming the key (format.md "Reading rules"). */
+static int key_known(const sr_log *lg, uint32_t key_id, char *msg, size_t msglen)
+{
+    if (lg->has_key && key_id == lg->key.id) return SR_OK;
+    const sr_keys *k = lg->o.keys;
+    if (k && k->open) {
+        if (!k->alg || k->alg(k->ctx, key_id) != SR_ALG_NONE) return SR_OK;
+        snprintf(msg, msglen, "key id %08x is not in the keyring", key_id);
+    } else if (lg->has_key)
+        snprintf(msg, msglen, "key id %08x, the configured key has id %08x", key_id, lg->key.id);
+    else
+        snprintf(msg, msglen, "key id %08x and no key is configured", key_id);
+    return SR_EKEY;
 }
 
 /*
@@ -1317,6 +1608,8 @@ static int scan_segment(sr_log *lg, segment *s, int last, uint64_t expect_seq, u
     uint64_t off = SR_SEG_HDR_LEN, seq = s->first_seq;
     const uint8_t *hdrb = NULL;
     scanwin win = {.f = s->file, .size = size};
+    unsigned blkver = blk_version_of(s->version);
+    secvec secs = {0};
     size_t want = SCAN_WIN; /* how much to read for the next header */
     rc = SR_OK;
     while (off < size) {
@@ -1328,23 +1621,34 @@ static int scan_segment(sr_log *lg, segment *s, int last, uint64_t expect_seq, u
             break;
         }
         if (r == SR_DONE) why = "truncated block header";
-        else if ((why = blk_hdr_decode(hdrb, &h))) {
+        else if ((why = blk_hdr_decode(hdrb, blkver, &h))) {
+            if (why == WHY_BLKVER) { /* an intact header: not a torn write */
+                set_err_at(ei, SR_ECORRUPT, s->name, off, "%s offset %" PRIu64 ": block version %u in a segment of format version %u",
+                           s->name, off, hdrb[4], s->version);
+                rc = SR_ECORRUPT;
+                break;
+            }
         } else if (off + SR_BLK_HDR_LEN + (uint64_t)h.stored_len > size)
             why = "block extends past end of file";
         else if (h.first_seq != seq)
             why = "block sequence number out of order";
         else if (s->nblocks == 0 && memcmp(h.prev, s->anchor, SR_HASH_LEN) != 0)
             why = "first block's previous hash differs from the segment anchor";
-        if (!why && (h.flags & SR_BLK_AES_GCM)) {
-            if (!lg->has_key) {
+        if (!why && h.version == SR_BLK_VERSION_1 && (h.flags & SR_BLK_AES_GCM)) {
+            char msg[120];
+            if (!lg->has_key && !lg->o.keys) {
                 set_err(ei, SR_EKEY, "%s offset %" PRIu64 ": blocks are encrypted (key id %08x) and no key is configured",
                         s->name, off, h.key_id);
                 rc = SR_EKEY;
                 break;
             }
-            if (h.key_id != lg->key.id) {
-                set_err(ei, SR_EKEY, "%s offset %" PRIu64 ": block encrypted with key id %08x, configured key has id %08x",
-                        s->name, off, h.key_id, lg->key.id);
+            if (key_known(lg, h.key_id, msg, sizeof msg)) {
+                if (lg->o.keys)
+                    set_err(ei, SR_EKEY, "%s offset %" PRIu64 ": block (seq %" PRIu64 "..%" PRIu64 ") encrypted with %s",
+                            s->name, off, h.first_seq, h.first_seq + h.count - 1, msg);
+                else
+                    set_err(ei, SR_EKEY, "%s offset %" PRIu64 ": block encrypted with key id %08x, configured key has id %08x",
+                            s->name, off, h.key_id, lg->key.id);
                 rc = SR_EKEY;
                 break;
             }
@@ -1357,6 +1661,24 @@ static int scan_segment(sr_log *lg, segment *s, int last, uint64_t expect_seq, u
             }
             if (r == SR_DONE) why = "block extends past end of file";
             else if (sr_crc32c(0, pl, h.stored_len) != h.payload_crc) why = "payload checksum mismatch";
+            else if (h.version == SR_BLK_VERSION && (r = sec_parse(&h, pl, &secs, &why)) == SR_ENOMEM) {
+                rc = r;
+                break;
+            }
+            /* the keys of its sealed sections: known, destroyed (erased: not
+             * opened here) or SR_EKEY naming the key and the records (a
+             * read-only open with no key at all checks the chain alone) */
+            for (size_t k = 0; !why && h.version == SR_BLK_VERSION && k < secs.n && (lg->has_key || lg->o.keys || !lg->o.readonly); k++) {
+                const sec_ent *e = &secs.a[k];
+                char msg[120];
+                if (e->alg && key_known(lg, e->key_id, msg, sizeof msg)) {
+                    set_err(ei, SR_EKEY, "%s offset %" PRIu64 ": records %" PRIu64 "..%" PRIu64 " are sealed with %s",
+                            s->name, off, e->first_seq, e->first_seq + e->count - 1, msg);
+                    rc = SR_EKEY;
+                    break;
+                }
+            }
+            if (rc) break;
         }
         if (why) {
             *bad_off = off;
@@ -1376,6 +1698,7 @@ static int scan_segment(sr_log *lg, segment *s, int last, uint64_t expect_seq, u
         want = !last && h.stored_len >= SCAN_WIN / 4 ? SR_BLK_HDR_LEN : SCAN_WIN;
     }
     sr_free(win.buf);
+    sr_free(secs.a);
     return rc;
 }
 
@@ -1416,9 +1739,11 @@ static int recover_dir(sr_log *lg, sr_errinfo *ei)
 {
     int rc;
     name_list nl = {NULL, 0, 0, lg->vfs, lg->dir, lg->o.readonly};
-    sr_buf raw, plain;
+    sr_buf raw, plain, tmp;
     sr_buf_init(&raw);
     sr_buf_init(&plain);
+    sr_buf_init(&tmp);
+    secvec secs = {0};
     ZSTD_DCtx *dctx = NULL;
     sr_aead *aead = NULL;
 
@@ -1481,7 +1806,7 @@ static int recover_dir(sr_log *lg, sr_errinfo *ei)
                            s->name, bad, why);
                 goto done;
             }
-            int durable = later_block_proves_durable(s->file, bad, size);
+            int durable = later_block_proves_durable(s->file, blk_version_of(s->version), bad, size);
             if (durable < 0) {
                 rc = durable;
                 goto done;
@@ -1554,11 +1879,14 @@ static int recover_dir(sr_log *lg, sr_errinfo *ei)
         uint8_t hdrb[SR_BLK_HDR_LEN], dg[SR_HASH_LEN];
         blk_hdr h;
         const char *why = NULL;
+        char whyb[200] = "";
         uint64_t off = ls->blocks[ls->nblocks - 1].off;
-        rc = decode_at(lg, ls, off, &raw, &plain, &aead, &dctx, hdrb, &h, dg, &why);
+        rc = read_block(ls, off, &raw, hdrb, &h, &why);
+        if (!rc) rc = sec_parse(&h, raw.data, &secs, &why);
+        if (!rc) rc = blk_digest(lg, &aead, &dctx, &tmp, hdrb, &h, &secs, raw.data, &plain, dg, whyb, sizeof whyb);
         if (rc) {
             set_err_at(ei, rc, ls->name, off, "%s offset %" PRIu64 ": last block: %s", ls->name, off,
-                       why ? why : sr_strerror(rc));
+                       whyb[0] ? whyb : why ? why : sr_strerror(rc));
             goto done;
         }
         block_hash(hdrb, dg, lg->tip);
@@ -1574,6 +1902,8 @@ done:
     sr_free(nl.names);
     sr_buf_release(&raw);
     sr_buf_release(&plain);
+    sr_buf_release(&tmp);
+    sr_free(secs.a);
     ZSTD_freeDCtx(dctx);
     sr_aead_destroy(aead);
     return rc;
@@ -1874,6 +2204,7 @@ int sr_log_iter_open(sr_log *lg, uint64_t from, sr_log_iter **out)
     it->lg = lg;
     sr_buf_init(&it->raw);
     sr_buf_init(&it->plain);
+    sr_buf_init(&it->tmp);
     pthread_mutex_lock(&lg->mu);
     size_t lo = 0, hi = lg->nsegs; /* last segment with first_seq <= from */
     while (hi - lo > 1) {
@@ -1911,6 +2242,8 @@ void sr_log_iter_close(sr_log_iter *it)
     pthread_mutex_unlock(&it->lg->mu);
     sr_buf_release(&it->raw);
     sr_buf_release(&it->plain);
+    sr_buf_release(&it->tmp);
+    sr_free(it->secs.a);
     sr_aead_destroy(it->aead);
     ZSTD_freeDCtx(it->dctx);
     sr_free(it);
@@ -1960,10 +2293,10 @@ static int iter_load(sr_log_iter *it)
             continue;
         }
         pthread_mutex_unlock(&lg->mu);
-        uint8_t hdrb[SR_BLK_HDR_LEN];
         blk_hdr h;
         const char *why = NULL;
-        int rc = decode_at(lg, s, it->off, &it->raw, &it->plain, &it->aead, &it->dctx, hdrb, &h, NULL, &why);
+        int rc = read_block(s, it->off, &it->raw, it->hdrb, &h, &why);
+        if (!rc) rc = sec_parse(&h, it->raw.data, &it->secs, &why);
         if (rc) {
             set_err(&it->ei, rc, "%s offset %" PRIu64 ": %s", s->name, it->off, why ? why : sr_strerror(rc));
             return rc;
@@ -1972,34 +2305,106 @@ static int iter_load(sr_log_iter *it)
         it->blk_first = h.first_seq;
         it->blk_count = h.count;
         it->blk_pos = 0;
+        it->sec_i = 0;
+        it->sec_state = 0;
+        it->sec_pos = 0;
+        it->plain.len = 0;
         it->plain_pos = 0;
+        snprintf(it->segname, sizeof it->segname, "%s", s->name);
+        it->blk_off = it->off - SR_BLK_HDR_LEN - h.stored_len;
         SR_INVARIANT(sr_log_iter_check(it));
         return SR_OK;
     }
 }
 
+/*
+ * Records come a section at a time: a section is opened when the iterator
+ * reaches it (one wholly below `want` is skipped unopened). A section whose
+ * key the resolver says was destroyed gives SR_EERASED once per record, with
+ * *seq set and *rec empty, and the next call goes on; any other failure to
+ * open it (SR_EKEY naming the key id and the records, SR_ECORRUPT) is
+ * returned and the next call tries it again.
+ */
 int sr_log_iter_next(sr_log_iter *it, uint64_t *seq, sr_slice *rec)
 {
     for (;;) {
-        if (it->blk_pos < it->blk_count) {
-            uint64_t len = 0;
-            size_t k = varint_get(it->plain.data + it->plain_pos, it->plain.len - it->plain_pos, &len);
-            const uint8_t *p = it->plain.data + it->plain_pos + k;
-            it->plain_pos += k + (size_t)len;
-            uint64_t s = it->blk_first + it->blk_pos++;
-            if (s < it->want) continue;
-            *seq = s;
-            rec->data = p;
-            rec->len = (size_t)len;
-            return SR_OK;
+        if (it->sec_i < it->secs.n) {
+            const sec_ent *e = &it->secs.a[it->sec_i];
+            if (!it->sec_state) {
+                if (e->first_seq + e->count <= it->want) { /* all below the start */
+                    it->blk_pos += e->count;
+                    it->sec_i++;
+                    continue;
+                }
+                char why[200];
+                int rc = sec_open(it->lg, &it->aead, &it->dctx, &it->tmp, it->hdrb, it->blk_first, e,
+                                  it->raw.data + e->off, &it->plain, why, sizeof why);
+                if (rc == SR_EERASED) {
+                    it->plain.len = 0;
+                    it->sec_state = 2;
+                } else if (rc) {
+                    it->plain.len = 0;
+                    set_err_at(&it->ei, rc, it->segname, it->blk_off,
+                               "%s offset %" PRIu64 ": records %" PRIu64 "..%" PRIu64 ": %s", it->segname,
+                               it->blk_off, e->first_seq, e->first_seq + e->count - 1, why);
+                    return rc;
+                } else
+                    it->sec_state = 1;
+                it->sec_pos = 0;
+                it->plain_pos = 0;
+            }
+            if (it->sec_pos < e->count) {
+                uint64_t s = e->first_seq + it->sec_pos++;
+                it->blk_pos++;
+                uint64_t len = 0;
+                const uint8_t *p = NULL;
+                if (it->sec_state == 1) {
+                    size_t k = varint_get(it->plain.data + it->plain_pos, it->plain.len - it->plain_pos, &len);
+                    p = it->plain.data + it->plain_pos + k;
+                    it->plain_pos += k + (size_t)len;
+                }
+                if (s < it->want) continue;
+                it->cur_key = e->alg ? e->key_id : 0;
+                *seq = s;
+                rec->data = p;
+                rec->len = (size_t)len;
+                return it->sec_state == 1 ? SR_OK : SR_EERASED;
+            }
+            it->sec_i++;
+            it->sec_state = 0;
+            continue;
         }
         int rc = iter_load(it);
         if (rc) return rc;
     }
 }
 
+uint32_t sr_log_iter_key_id(const sr_log_iter *it) { return it ? it->cur_key : 0; }
+
 /* ------------------------------------------------------------------------ */
 /* Verify                                                                    */
+
+/* One erased section into the report: its key's summary (the first
+ * SR_LOG_REPORT_ERASED keys met) and the totals. */
+static void report_erased(sr_log_report *rep, const sec_ent *e)
+{
+    uint64_t last = e->first_seq + e->count - 1;
+    rep->erased_sections++;
+    rep->erased_records += e->count;
+    size_t i = 0;
+    while (i < rep->nerased && rep->erased[i].key_id != e->key_id) i++;
+    if (i == rep->nerased) {
+        if (i == SR_LOG_REPORT_ERASED) { /* bounded: the totals only */
+            rep->erased_more = 1;
+            return;
+        }
+        rep->erased[i] = (struct sr_log_erased){.key_id = e->key_id, .first_seq = e->first_seq};
+        rep->nerased++;
+    }
+    rep->erased[i].sections++;
+    rep->erased[i].records += e->count;
+    rep->erased[i].last_seq = last;
+}
 
 int sr_log_verify(const char *dir, const sr_log_opts *opts, sr_log_report *rep, sr_errinfo *ei)
 {
@@ -2015,9 +2420,11 @@ int sr_log_verify(const char *dir, const sr_log_opts *opts, sr_log_report *rep, 
         rep->offset = ei->offset;
         return rc;
     }
-    sr_buf raw, plain;
+    sr_buf raw, plain, tmp;
     sr_buf_init(&raw);
     sr_buf_init(&plain);
+    sr_buf_init(&tmp);
+    secvec secs = {0};
     sr_aead *aead = NULL;
     ZSTD_DCtx *dctx = NULL;
     uint8_t prev[SR_HASH_LEN];
@@ -2040,18 +2447,43 @@ int sr_log_verify(const char *dir, const sr_log_opts *opts, sr_log_report *rep, 
             uint8_t hdrb[SR_BLK_HDR_LEN], dg[SR_HASH_LEN];
             blk_hdr h;
             const char *why = NULL;
+            char whyb[240] = "";
             uint64_t off = s->blocks[b].off;
-            rc = decode_at(lg, s, off, &raw, &plain, &aead, &dctx, hdrb, &h, dg, &why);
+            rc = read_block(s, off, &raw, hdrb, &h, &why);
+            if (!rc) rc = sec_parse(&h, raw.data, &secs, &why);
+            if (!rc) rc = blk_digest(lg, &aead, &dctx, &tmp, hdrb, &h, &secs, raw.data, &plain, dg, whyb, sizeof whyb);
             if (!rc && memcmp(h.prev, prev, SR_HASH_LEN) != 0) {
                 rc = SR_ECORRUPT;
                 why = "previous-block hash mismatch (hash chain broken)";
+            }
+            /* the sections (the one of a block version 1 was opened above):
+             * opened with the keys given; erased ones summed up; with no key
+             * at all, sealed ones are counted as not opened */
+            for (size_t k = 0; !rc && h.version == SR_BLK_VERSION && k < secs.n; k++) {
+                const sec_ent *e = &secs.a[k];
+                if (e->alg && !lg->has_key && !lg->o.keys) {
+                    rep->unopened_sections++;
+                    rep->unopened_records += e->count;
+                    continue;
+                }
+                rc = sec_open(lg, &aead, &dctx, &tmp, hdrb, h.first_seq, e, raw.data + e->off, &plain, whyb,
+                              sizeof whyb);
+                if (rc == SR_EERASED) {
+                    report_erased(rep, e);
+                    rc = SR_OK;
+                } else if (rc) {
+                    char w2[160];
+                    snprintf(w2, sizeof w2, "%.150s", whyb);
+                    snprintf(whyb, sizeof whyb, "records %" PRIu64 "..%" PRIu64 ": %s", e->first_seq,
+                             e->first_seq + e->count - 1, w2);
+                }
             }
             if (rc) {
                 snprintf(rep->segment, sizeof rep->segment, "%s", s->name);
                 rep->offset = off;
                 rep->block_seq = s->blocks[b].first_seq;
                 set_err(ei, rc, "%s offset %" PRIu64 " (block seq %" PRIu64 "): %s", s->name, off,
-                        s->blocks[b].first_seq, why ? why : sr_strerror(rc));
+                        s->blocks[b].first_seq, whyb[0] ? whyb : why ? why : sr_strerror(rc));
                 break;
             }
             block_hash(hdrb, dg, prev);
@@ -2075,6 +2507,8 @@ int sr_log_verify(const char *dir, const sr_log_opts *opts, sr_log_report *rep, 
     rep->ok = rc == SR_OK;
     sr_buf_release(&raw);
     sr_buf_release(&plain);
+    sr_buf_release(&tmp);
+    sr_free(secs.a);
     sr_aead_destroy(aead);
     ZSTD_freeDCtx(dctx);
     sr_log_close(lg);

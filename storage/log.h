@@ -13,8 +13,13 @@
  * records may hold forms of events a version 1 reader does not know (the
  * Snapshot measurements form, issue #13), so that an older suiro, which reads
  * only version 1, refuses such a segment instead of misreading its records.
- * This build reads versions 1 and 2 and writes version 2. The log itself
- * never looks into records: the version is the caller's promise about them.
+ * Version 3 (issue #16, docs/keys.md) changes the block: its payload is a
+ * sequence of sections, each the consecutive records of one key, sealed
+ * (AES-256-GCM) under that key or plain, and the hash chain covers the stored
+ * (sealed) bytes, so the chain verifies without any key and still after a
+ * key is destroyed (crypto-shredding). This build reads versions 1 to 3 and
+ * writes version 3. The log itself never looks into records: the version is
+ * the caller's promise about them.
  *
  * Records are opaque byte strings. Each gets a sequence number: dense,
  * starting at 1, never reused.
@@ -202,14 +207,18 @@ SR_MUST_CHECK int sr_log_segment_at(sr_log *lg, size_t i, char *name, uint64_t *
  */
 SR_MUST_CHECK int sr_log_iter_open(sr_log *lg, uint64_t from, sr_log_iter **out);
 /* SR_OK with *seq and *rec (valid until the next call), SR_DONE at the
- * durable end, or an error (SR_ECORRUPT with detail in sr_log_iter_errinfo). */
+ * durable end, SR_EERASED for a record whose key was destroyed (*seq set,
+ * *rec empty, sr_log_iter_key_id its key: the next call goes on), or an
+ * error with detail in sr_log_iter_errinfo: SR_ECORRUPT; SR_EKEY (no key
+ * for a sealed section: the message names the key id and the records; the
+ * next call tries again). */
 SR_MUST_CHECK int sr_log_iter_next(sr_log_iter *it, uint64_t *seq, sr_slice *rec);
 const sr_errinfo *sr_log_iter_errinfo(sr_log_iter *it);
 void sr_log_iter_close(sr_log_iter *it);
 
 /* Result of sr_log_verify. */
 typedef struct sr_log_report {
-    int ok;
+    int ok; /* 1: the chain verifies, and every section opened or was erased */
     uint64_t segments, blocks, records, bytes;
     uint64_t first_seq, last_seq; /* last_seq < first_seq when empty */
     uint8_t tip[SR_HASH_LEN];
@@ -218,7 +227,23 @@ typedef struct sr_log_report {
     uint64_t offset;
     uint64_t block_seq;
     sr_log_tail tail;
+    /* Sections whose key the resolver says was destroyed (SR_EERASED): their
+     * records are counted in records too. One summary per key id, in the
+     * order first met; past SR_LOG_REPORT_ERASED keys only the totals grow
+     * and erased_more is set. */
+    uint64_t erased_records, erased_sections;
+    int erased_more;
+    size_t nerased; /* summaries filled in erased[] */
+    struct sr_log_erased {
+        uint32_t key_id;
+        uint64_t sections, records, first_seq, last_seq;
+    } erased[8];
+    /* Sealed sections not opened because no key was given at all (no
+     * opts->key, no opts->keys): the chain and the structure were checked,
+     * the contents were not (version 3; ok stays 1). */
+    uint64_t unopened_sections, unopened_records;
 } sr_log_report;
+enum { SR_LOG_REPORT_ERASED = 8 };
 
 /**
  * Check every block of the log in dir without changing anything: header and
@@ -253,16 +278,22 @@ void sr_log_test_break(sr_log *lg, int what);
 
 /* Format constants (docs/format.md). */
 enum {
-    SR_LOG_VERSION = 2,     /* segments this build writes; it reads 1..SR_LOG_VERSION */
+    SR_LOG_VERSION = 3,     /* segments this build writes; it reads 1..SR_LOG_VERSION */
     SR_LOG_VERSION_MIN = 1, /* the oldest segment version this build reads */
-    SR_BLK_VERSION = 1,     /* block header version: the same in segments of versions 1 and 2 */
+    SR_BLK_VERSION = 2,     /* block header version of version 3 segments (sections) */
+    SR_BLK_VERSION_1 = 1,   /* block header version of version 1 and 2 segments (one key a block) */
     SR_SEG_HDR_LEN = 64,
     SR_BLK_HDR_LEN = 96,
-    SR_BLK_AAD_LEN = 88,
-    SR_BLK_ZSTD = 1 << 0,
-    SR_BLK_AES_GCM = 1 << 1,
+    SR_BLK_AAD_LEN = 88,    /* header bytes covered by the chain (and, block version 1, the AAD) */
+    SR_BLK_ZSTD = 1 << 0,   /* block version 1 only */
+    SR_BLK_AES_GCM = 1 << 1, /* block version 1 only */
     SR_BLK_CONT = 1 << 2,
-    SR_BLK_KNOWN_FLAGS = 7,
+    SR_BLK_KNOWN_FLAGS = 7,  /* block version 1 */
+    SR_BLK2_KNOWN_FLAGS = SR_BLK_CONT, /* block version 2: compression and sealing are per section */
+    SR_SEC_HDR_LEN = 32,     /* a section header (block version 2) */
+    SR_SEC_AAD_LEN = 52,     /* block first_seq, section first_seq, section index, section header */
+    SR_SEC_ZSTD = 1 << 0,    /* section flags */
+    SR_SEC_KNOWN_FLAGS = 1,
 };
 #define SR_SEG_MAGIC "SUIROLOG"
 #define SR_BLK_MAGIC 0x4B425253u /* "SRBK" little-endian */

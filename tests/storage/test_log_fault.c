@@ -156,11 +156,13 @@ Test(storage_log_fault, open_fails_cleanly_at_every_call)
     cr_assert_gt(k, 5);
 }
 
-/* Every segment of dir made format version 1 (header version and CRC: the
- * bytes the version 1 writer wrote); their bytes kept in saved[] (names in
- * names[]) to compare. Returns how many. */
+/* Every segment of dir made format version 1 (lt_downgrade: the bytes the
+ * version 1 writer wrote); their bytes kept in saved[] (names in names[]) to
+ * compare. Returns how many. */
 static size_t make_v1(char names[][64], uint8_t **saved, size_t *lens, size_t max)
 {
+    char why[256];
+    cr_assert_eq(lt_downgrade(dir, 1, why, sizeof why), 0, "%s", why);
     DIR *d = opendir(dir);
     cr_assert(d);
     struct dirent *de;
@@ -172,10 +174,7 @@ static size_t make_v1(char names[][64], uint8_t **saved, size_t *lens, size_t ma
         char f[1200];
         snprintf(f, sizeof f, "%s/%s", dir, de->d_name);
         uint8_t *p = tu_read_file(f, &lens[n]);
-        cr_assert(p && lens[n] >= SR_SEG_HDR_LEN);
-        sr_put_le16(p + 8, 1);
-        sr_put_le32(p + 60, sr_crc32c(0, p, 60));
-        cr_assert_eq(tu_write_file(f, p, lens[n]), 0);
+        cr_assert(p && lens[n] >= SR_SEG_HDR_LEN && sr_get_le16(p + 8) == 1);
         snprintf(names[n], 64, "%s", de->d_name);
         saved[n++] = p;
     }
@@ -196,7 +195,7 @@ static void expect_unchanged(char names[][64], uint8_t **saved, const size_t *le
 }
 
 /* The upgrade of a directory of version 1 segments (the open's roll to a
- * version 2 segment) under a fault at every call: the open fails with the
+ * segment of this build's version) under a fault at every call: the open fails with the
  * error or succeeds; the version 1 segments are never changed; a clean open
  * then holds all 30 records, in a log that verifies. With an empty last
  * segment (replaced, not rolled past) too. */
@@ -234,7 +233,7 @@ static void upgrade_under_faults(vf_kind kind, int empty_tail)
         /* the empty one may have been replaced; nothing else is ever changed */
         expect_unchanged(names, saved, lens, empty_tail ? 0 : n, ctx);
         expect_exactly(&o, acked, ctx);
-        /* and the clean open did upgrade: the last segment is of version 2 */
+        /* and the clean open did upgrade: the last segment is of this version */
         char last[64] = "";
         DIR *d = opendir(dir);
         struct dirent *de;

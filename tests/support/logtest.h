@@ -23,4 +23,34 @@ void lt_nonce(void *ctx, uint8_t nonce[12]);
 /* A fixed test key. */
 void lt_key(sr_key *k, int which);
 
+/* Rewrite the log in dir (closed; written by this build, every block one
+ * plain uncompressed section) as the format `version` (1 or 2) writer would
+ * have written it: block version 1, the chain over the plaintext. The bytes
+ * of an older suiro's directory, for upgrade tests. 0, or -1 with why. */
+int lt_downgrade(const char *dir, int version, char *why, size_t whylen);
+
+/* A key resolver (sr_keys, storage/crypto.h) over up to LT_KEYS test keys
+ * (lt_key(which)), thread-safe: what the keyring is to the log. A key can be
+ * destroyed (open and seal then give SR_EERASED), dropped (unknown: SR_EKEY)
+ * or swapped for another key's bytes under its id (a wrong key). */
+enum { LT_KEYS = 8 };
+typedef struct lt_keyring {
+    sr_keys keys; /* pass &kr->keys as sr_log_opts.keys */
+    int n;
+    sr_key key[LT_KEYS];
+    uint32_t id[LT_KEYS]; /* the id it answers to (key[i].id unless swapped) */
+    int state[LT_KEYS];   /* 0 live, 1 destroyed, 2 unknown */
+    void *mu;
+} lt_keyring;
+/* A keyring of the test keys which[0..n). */
+void lt_keyring_init(lt_keyring *kr, const int *which, int n);
+void lt_keyring_free(lt_keyring *kr);
+/* the id of the i-th key */
+uint32_t lt_keyring_id(const lt_keyring *kr, int i);
+/* state of the i-th key: LT_LIVE, LT_DESTROYED, LT_UNKNOWN */
+enum { LT_LIVE = 0, LT_DESTROYED = 1, LT_UNKNOWN = 2 };
+void lt_keyring_set(lt_keyring *kr, int i, int state);
+/* the i-th id now opens with the bytes of test key `which` (a wrong key) */
+void lt_keyring_swap(lt_keyring *kr, int i, int which);
+
 #endif
