@@ -396,15 +396,11 @@ static int engine_open(const char *dir, const sr_engine_opts *opts, sr_engine **
         if (iw > floor) floor = iw;
     }
     if (e->o.sync == SR_ENGINE_SYNC_ALWAYS) lo.durable_floor = floor;
-    if (e->o.key && e->o.keyring) {
+    if (!e->o.single_key) {
         /* the data keys before the log: its recovery opens sealed sections */
-        char *kd = join(dir, "keys");
-        rc = kd ? sr_keyring_open(e->o.vfs, kd, e->o.key, e->o.key_source, !e->o.readonly && !e->o.log_readonly,
-                                  &e->keyring, ei)
-                : SR_ENOMEM;
-        sr_free(kd);
-        if (rc == SR_ENOTFOUND) rc = SR_OK; /* read-only, no keyring yet: nothing is sealed by a data key */
-        if (rc) goto fail;
+        if ((rc = sr__keyring_of(e->o.vfs, dir, e->o.key, e->o.key_source, !e->o.readonly && !e->o.log_readonly,
+                                 &e->keyring, ei)))
+            goto fail;
         if (e->keyring) lo.keys = sr_keyring_keys(e->keyring);
     }
     e->lo = lo;
@@ -622,7 +618,10 @@ int sr_engine_rebuild(const char *dir, const sr_engine_opts *opts, sr_errinfo *e
         sr_log *lg = NULL;
         sr_errinfo local;
         sr_errinfo *lei = ei ? ei : &local;
-        int lrc = sr_log_open(logdir, &lo, &lg, lei);
+        sr_keyring *kr = NULL;
+        int lrc = o.single_key ? SR_OK : sr__keyring_of(o.vfs, dir, o.key, o.key_source, 0, &kr, lei);
+        if (kr) lo.keys = sr_keyring_keys(kr);
+        if (!lrc) lrc = sr_log_open(logdir, &lo, &lg, lei);
         sr_free(logdir);
         if (!lrc && sr_log_durable_seq(lg) <= o.durable_floor && !o.discard_lost) {
             lrc = SR_ECORRUPT;
@@ -634,6 +633,7 @@ int sr_engine_rebuild(const char *dir, const sr_engine_opts *opts, sr_errinfo *e
                      o.durable_floor, sr_log_durable_seq(lg) - 1, dir);
         }
         sr_log_close(lg);
+        sr_keyring_close(kr);
         if (lrc) {
             sr_free(ixdir);
             return lrc;

@@ -364,6 +364,12 @@ const sr_applier *sr__applier(int kind);
 /* The key class (storage/keyring.h sr_key_class: data, audit, config) of an
  * event kind (engine/keys.c, SR_KEY_CLASSES); -1 for a case it does not know. */
 int sr__key_class(int kind);
+/* The keyring of data directory dir (DIR/keys/keyring) unwrapped by master;
+ * *out NULL without a master, or when there is none and !create (a
+ * directory written before issue #16, or read-only before its first write).
+ * Errors: sr_keyring_open's (a wrong master names both ids). */
+int sr__keyring_of(const struct sr_vfs *vfs, const char *dir, const sr_key *master, const char *source, int create,
+                   sr_keyring **out, sr_errinfo *ei);
 /* A key made while choosing a record's key (keys.c): its KeyEvent is due. */
 typedef struct sr_keynote {
     const char *action; /* "created", "rotated" */

@@ -77,6 +77,27 @@ int sr__key_class(int kind)
     return classes[kind].cls;
 }
 
+/* ---- the keyring of a data directory ------------------------------------ */
+
+int sr__keyring_of(const sr_vfs *vfs, const char *dir, const sr_key *master, const char *source, int create,
+                   sr_keyring **out, sr_errinfo *ei)
+{
+    *out = NULL;
+    if (!master) return SR_OK;
+    size_t dl = strlen(dir);
+    char *kd = sr_malloc(dl + 6);
+    if (!kd) return SR_ENOMEM;
+    memcpy(kd, dir, dl);
+    memcpy(kd + dl, "/keys", 6);
+    int rc = sr_keyring_open(vfs, kd, master, source, create, out, ei);
+    sr_free(kd);
+    if (rc == SR_ENOTFOUND && !create) {
+        if (ei) memset(ei, 0, sizeof *ei);
+        return SR_OK; /* no keyring yet: nothing is sealed by a data key */
+    }
+    return rc;
+}
+
 /* ---- the key of each record ---------------------------------------------- */
 
 int sr__record_key(sr_engine *e, const char *op, int kind, int64_t now, uint32_t *id, sr_keynote *note)

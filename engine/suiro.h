@@ -61,10 +61,10 @@ typedef struct sr_engine_opts {
     const struct sr_key *key;   /* log encryption (storage/crypto.h sr_key_load); NULL: none. Must outlive
                                    the engine (the writer reopens the log after a failed write,
                                    docs/durability.md §7) */
-    int keyring;                /* issue #16 (docs/keys.md): with key, seal each record by its operator's
-                                   data key, kept in DIR/keys/keyring wrapped by key (the master key);
-                                   created by the first writable open. 0: key seals the log itself (the
-                                   format before #16). Needs the log's version 3 format */
+    int single_key;             /* 0 (issue #16, docs/keys.md): with key, each record is sealed by its
+                                   operator's data key, kept in DIR/keys/keyring wrapped by key (the master
+                                   key; created by the first writable open). 1: key seals every record
+                                   itself, no keyring (benchmarks: the cost of per-operator keys) */
     const char *key_source;     /* where key came from ("file:/etc/suiro/master.key"), for messages */
     uint32_t key_rotate_days;   /* [keys] rotate_days: data and audit keys start a new epoch this many
                                    days after theirs began; 0: never */
