@@ -1125,7 +1125,7 @@ static int apply_push_mark(sr_engine *e, MDB_txn *t, Event *ev, sr_result *r, in
     X(_REGISTRY_DELETE, NULL, apply_registry_delete, NULL)                    \
     X(_USER, NULL, apply_user, NULL)                                          \
     X(_AUTH, NULL, NULL, NULL)                                                \
-    X(_KEY, NULL, NULL, NULL)                                                 \
+    X(_KEY, NULL, sr__apply_key, NULL)                                        \
     X(_ALARM, NULL, NULL, NULL)                                               \
     X(_HEADS_CHECKPOINT, check_engine_only, NULL, sr__heads_apply_checkpoint) \
     X(_LOGIN_POLICY, NULL, apply_login_policy, NULL)                          \

@@ -370,6 +370,15 @@ int sr__key_class(int kind);
  * Errors: sr_keyring_open's (a wrong master names both ids). */
 int sr__keyring_of(const struct sr_vfs *vfs, const char *dir, const sr_key *master, const char *source, int create,
                    sr_keyring **out, sr_errinfo *ei);
+/* The KeyEvent applier (SR_EVENT_KINDS): on the writer (validate), a
+ * "rotate" command rotates the key (durably) and becomes "rotated" with its
+ * ids; the engine's own actions are refused from outside. Replay: nothing
+ * (the keyring is its own store). */
+int sr__apply_key(sr_engine *e, MDB_txn *t, Event *ev, sr_result *r, int validate);
+/* sr_log_iter_next, counting the records whose key was destroyed
+ * (SR_EERASED, below end) in e->ost's erased summary instead of returning
+ * them (keys.c): the replay's and the rebuild's. */
+int sr__iter_next_readable(sr_engine *e, sr_log_iter *it, uint64_t end, uint64_t *seq, sr_slice *rec);
 /* A key made while choosing a record's key (keys.c): its KeyEvent is due. */
 typedef struct sr_keynote {
     const char *action; /* "created", "rotated" */

@@ -19,6 +19,8 @@
 
 #include "storage/keyring.h"
 
+#include <string.h>
+
 #define SR_KEY_CLASSES(X)                 \
     X(__NOT_SET, SR_KC_CONFIG)            \
     X(_MEASUREMENTS, SR_KC_DATA)          \
@@ -155,4 +157,72 @@ Event *sr__key_event(sr_engine *e, const sr_keynote *n, uint64_t seq, int64_t no
     x->ev.body_case = SUIRO__V1__EVENT__BODY_KEY;
     x->ev.key = &x->k;
     return &x->ev;
+}
+
+int sr__apply_key(sr_engine *e, MDB_txn *t, Event *ev, sr_result *r, int validate)
+{
+    (void)t;
+    if (!validate) return SR_OK;
+    Suiro__V1__KeyEvent *k = ev->key;
+    const char *a = k->action;
+    if (!strcmp(a, "created") || !strcmp(a, "rotated") || !strcmp(a, "destroyed"))
+        return sr__refuse(r, SR_EINVAL, "key action \"%s\" is the engine's own (rotate a key with \"rotate\")", a);
+    if (strcmp(a, "rotate")) return SR_OK; /* a record: exported, imported, master-rotated */
+    if (!e->keyring)
+        return sr__refuse(r, SR_EINVAL, "no keyring: this engine has no master key (key_file), nothing to rotate");
+    int cls = sr_key_class_parse(k->key_class);
+    if (cls < SR_KC_DATA)
+        return sr__refuse(r, SR_EINVAL, "key class \"%.40s\": one of data, audit, config", k->key_class);
+    if (ev->operator_id[0] && strcmp(ev->operator_id, k->key_operator))
+        return sr__refuse(r, SR_EINVAL, "operator %.64s cannot rotate operator %.64s's key", ev->operator_id,
+                          k->key_operator);
+    uint32_t old = 0;
+    sr_keyinfo nk;
+    if (sr_keyring_active(e->keyring, k->key_operator, cls, &old)) old = 0; /* none yet: epoch 1 */
+    int rc = sr_keyring_rotate(e->keyring, k->key_operator, cls, ev->ingest_ms, &nk);
+    if (rc) return rc; /* the keyring could not be written: a write failure */
+    k->action = (char *)"rotated";
+    k->key_id = nk.id;
+    k->old_key_id = old;
+    k->epoch = nk.epoch;
+    k->alg = nk.alg;
+    k->master_key_id = sr_keyring_master_id(e->keyring);
+    k->key_class = (char *)sr_key_class_name(cls);
+    k->outcome = (char *)"done";
+    return SR_OK;
+}
+
+/* ---- erased records (replay, rebuild) ------------------------------------ */
+
+int sr__iter_next_readable(sr_engine *e, sr_log_iter *it, uint64_t end, uint64_t *seq, sr_slice *rec)
+{
+    int rc;
+    while ((rc = sr_log_iter_next(it, seq, rec)) == SR_EERASED) {
+        if (*seq >= end) return SR_OK; /* the caller stops there */
+        sr_engine_open_stats *o = &e->ost;
+        uint32_t id = sr_log_iter_key_id(it);
+        o->erased_records++;
+        uint32_t i = 0;
+        while (i < o->n_erased && o->erased[i].key_id != id) i++;
+        if (i == o->n_erased) {
+            if (i == SR_ENGINE_ERASED_MAX) continue;
+            o->n_erased++;
+            struct sr_engine_erased *x = &o->erased[i];
+            memset(x, 0, sizeof *x);
+            x->key_id = id;
+            x->first_seq = *seq;
+            sr_keyinfo k;
+            if (e->keyring && sr_keyring_info(e->keyring, id, &k) == SR_OK) {
+                x->epoch = k.epoch;
+                size_t l = strnlen(k.operator_id, sizeof x->operator_id - 1); /* operators are < 72 bytes */
+                memcpy(x->operator_id, k.operator_id, l);
+                const char *cn = sr_key_class_name(k.cls);
+                memcpy(x->key_class, cn, strlen(cn) + 1); /* at most "legacy" */
+                x->destroyed_ms = k.destroyed_ms;
+            }
+        }
+        o->erased[i].records++;
+        o->erased[i].last_seq = *seq;
+    }
+    return rc;
 }

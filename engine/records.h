@@ -549,6 +549,19 @@ typedef struct sr_backup_rec {
     uint32_t files_copied, files_linked;
 } sr_backup_rec;
 SR_MUST_CHECK int sr_cmd_backup_ev(const sr_cmd_env *env, const sr_backup_rec *b, sr_buf *out);
+/* A key command or record (KeyEvent, docs/keys.md). action "rotate": the
+ * writer retires the active data key of (key_operator, key_class: data,
+ * audit or config) and starts the next epoch, durably in the keyring, and
+ * stores the event as "rotated" with the keys' ids and epoch (refused
+ * without a keyring, and for another operator's key unless env's operator
+ * is the platform's ""). "exported", "imported", "master-rotated": records
+ * of what the caller did (outcome, message). "created", "rotated" and
+ * "destroyed" are the engine's own: refused. */
+typedef struct sr_key_rec {
+    const char *action, *key_operator, *key_class, *outcome, *message;
+    uint32_t master_key_id, old_master_key_id;
+} sr_key_rec;
+SR_MUST_CHECK int sr_cmd_key_ev(const sr_cmd_env *env, const sr_key_rec *k, sr_buf *out);
 /* An alarm raised, acknowledged or resolved (state). */
 SR_MUST_CHECK int sr_cmd_alarm(const sr_cmd_env *env, const char *alarm_id, sr_alarm_level level, const char *state,
                                const char *source, const char *message, sr_buf *out);

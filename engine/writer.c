@@ -119,8 +119,11 @@ static int msgid_same(sr_engine *e, const Event *ev, uint64_t seq, accepted *acc
     if ((rc = sr_log_iter_open(e->log, seq, &it))) return rc;
     uint64_t got = 0;
     sr_slice rec;
-    while ((rc = sr_log_iter_next(it, &got, &rec)) == SR_OK && got < seq) {}
-    if (rc == SR_OK && got == seq) {
+    while (((rc = sr_log_iter_next(it, &got, &rec)) == SR_OK || rc == SR_EERASED) && got < seq) {}
+    if (rc == SR_EERASED && got == seq) {
+        rc = SR_OK; /* erased (its key destroyed): not a duplicate any more */
+        *same = 0;
+    } else if (rc == SR_OK && got == seq) {
         Event *o = suiro__v1__event__unpack(NULL, rec.len, rec.data);
         if (!o) rc = SR_ECORRUPT;
         else {

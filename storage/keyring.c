@@ -277,6 +277,7 @@ static int save(sr_keyring *kr, const sr_key *master, ent *const *e, size_t n)
     sr_buf_init(&b);
     int rc = serialize(master, e, n, &b);
     sr_file *f = NULL;
+    if (!rc) rc = kr->vfs->mkdir(kr->vfs, kr->dir); /* the first key's write makes it */
     if (!rc) rc = kr->vfs->open(kr->vfs, kr->tmp, SR_VFS_WRITE | SR_VFS_CREATE, &f);
     if (!rc) rc = f->vfs->truncate(f, 0);
     if (!rc) rc = f->vfs->pwrite(f, b.data, b.len, 0);
@@ -463,8 +464,7 @@ int sr_keyring_open(const sr_vfs *vfs, const char *dir, const sr_key *master, co
     uint32_t mid = 0;
     int rc = read_file(kr->vfs, kr->path, &b);
     if (rc == SR_ENOTFOUND && create) {
-        if (!(rc = kr->vfs->mkdir(kr->vfs, kr->dir))) rc = save(kr, &kr->master, NULL, 0);
-        if (rc) set_err(err, rc, kr->path, "cannot create the keyring %s", kr->path);
+        rc = SR_OK; /* empty; the file is written with its first key */
     } else if (rc == SR_ENOTFOUND) {
         set_err(err, rc, kr->path, "no keyring at %s", kr->path);
     } else if (rc) {
@@ -592,6 +592,15 @@ int sr_keyring_current(sr_keyring *kr, const char *operator_id, int cls, int64_t
     }
     pthread_rwlock_unlock(&kr->lock);
     return rc;
+}
+
+int sr_keyring_active(sr_keyring *kr, const char *operator_id, int cls, uint32_t *id)
+{
+    pthread_rwlock_rdlock(&kr->lock);
+    ent *x = find_active(kr, operator_id, cls);
+    if (x) *id = x->info.id;
+    pthread_rwlock_unlock(&kr->lock);
+    return x ? SR_OK : SR_ENOTFOUND;
 }
 
 int sr_keyring_rotate(sr_keyring *kr, const char *operator_id, int cls, int64_t now_ms, sr_keyinfo *info)

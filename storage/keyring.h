@@ -75,7 +75,9 @@ const char *sr_key_state_name(int state);
 typedef struct sr_keyring sr_keyring;
 
 /* Open <dir>/keyring (dir is <data>/keys) unwrapping its keys with master.
- * create: make dir and an empty keyring if there is no file (durably).
+ * create: an empty keyring if there is no file (the file and dir are
+ * written with the first key: a missing keyring is never replaced by an
+ * empty file at open).
  * source names where master came from, for messages ("file:/etc/k"), or NULL.
  * SR_ENOTFOUND (no file, !create); SR_ECORRUPT (the file is damaged:
  * err->where names it); SR_EKEY (wrapped by another master: err->msg names
@@ -97,6 +99,9 @@ const sr_keys *sr_keyring_keys(sr_keyring *kr);
  * its metadata. cls is data, audit or config. */
 SR_MUST_CHECK int sr_keyring_current(sr_keyring *kr, const char *operator_id, int cls, int64_t now_ms,
                                      uint32_t *id, int *created, sr_keyinfo *info);
+/* The id of the active key of (operator, cls), without making one:
+ * SR_ENOTFOUND if there is none. */
+SR_MUST_CHECK int sr_keyring_active(sr_keyring *kr, const char *operator_id, int cls, uint32_t *id);
 /* Retire the active key of (operator, cls) (if any) and create the next
  * epoch, durably; info gets the new key's metadata. */
 SR_MUST_CHECK int sr_keyring_rotate(sr_keyring *kr, const char *operator_id, int cls, int64_t now_ms,

@@ -184,6 +184,12 @@ Test(keyring, errors_name_the_key)
     sr_errinfo ei;
     cr_assert_eq(sr_keyring_open(NULL, dir, &m, "test", 0, &kr, &ei), SR_ENOTFOUND);
     kr = open_ok(dir, &m, 1);
+    sr_keyring_close(kr);
+    cr_assert_eq(sr_keyring_open(NULL, dir, &m, "test", 0, &kr, &ei), SR_ENOTFOUND,
+                 "an open writes no file: a lost keyring is never replaced by an empty one");
+    kr = open_ok(dir, &m, 1);
+    uint32_t first;
+    cr_assert_eq(sr_keyring_current(kr, "op", SR_KC_AUDIT, 5, &first, NULL, NULL), SR_OK);
     char out[64], em[256];
     uint8_t ct[8] = {0}, tag[SR_TAG_LEN] = {0};
     cr_assert_eq(open_of(kr, 0xabcdef01, ct, 4, tag, out, em, sizeof em), SR_EKEY);
