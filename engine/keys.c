@@ -180,7 +180,11 @@ int sr__apply_key(sr_engine *e, MDB_txn *t, Event *ev, sr_result *r, int validat
     sr_keyinfo nk;
     if (sr_keyring_active(e->keyring, k->key_operator, cls, &old)) old = 0; /* none yet: epoch 1 */
     int rc = sr_keyring_rotate(e->keyring, k->key_operator, cls, ev->ingest_ms, &nk);
-    if (rc) return rc; /* the keyring could not be written: a write failure */
+    if (rc) { /* the keyring could not be written: nothing changed; said as a failed write is */
+        sr__alert(e, 1, "the keyring could not be written (%s): the key rotation was refused, nothing changed",
+                  sr_strerror(rc));
+        return rc;
+    }
     k->action = (char *)"rotated";
     k->key_id = nk.id;
     k->old_key_id = old;

@@ -478,8 +478,11 @@ int sr_keyring_open(const sr_vfs *vfs, const char *dir, const sr_key *master, co
     } else {
         kr->cap = kr->n;
         for (size_t i = 0; i < kr->n && !rc; i++)
-            if (kr->e[i]->info.state != SR_KS_DESTROYED && unwrap(&kr->master, kr->e[i])) {
-                rc = SR_ECORRUPT;
+            if (kr->e[i]->info.state != SR_KS_DESTROYED && (rc = unwrap(&kr->master, kr->e[i]))) {
+                if (rc != SR_ECORRUPT) { /* no memory, the cipher library */
+                    set_err(err, rc, kr->path, "the keyring %s: %s", kr->path, sr_strerror(rc));
+                    break;
+                }
                 set_err(err, rc, kr->path, "the keyring %s: the entry of key 0x%08x does not authenticate under master key 0x%08x",
                              kr->path, kr->e[i]->info.id, master->id);
             }
@@ -747,8 +750,7 @@ int sr_keyring_import(sr_keyring *kr, const void *p, size_t n, const sr_key *oth
     size_t old_n = kr->n, nadd = 0;
     for (size_t i = 0; i < nin && !rc; i++) {
         ent *x = in[i];
-        if (x->info.state != SR_KS_DESTROYED && unwrap(wrapper, x)) {
-            rc = SR_ECORRUPT;
+        if (x->info.state != SR_KS_DESTROYED && (rc = unwrap(wrapper, x))) {
             set_err(err, rc, "", "the key export: the entry of key 0x%08x does not authenticate", x->info.id);
             break;
         }
