@@ -126,6 +126,10 @@
     U(backup, at_minute, backup_at_minute, 180, 0, 1439, "the daily backup's minute of the day, UTC (180: 03:00)")     \
     U(backup, interval_s, backup_interval_s, 0, 0, 31536000, "0: daily at at_minute; else one every this many seconds") \
     U(backup, keep, backup_keep, 7, 1, 100000, "complete backups kept; older ones are removed after each backup")      \
+    U(keys, rotate_days, key_rotate_days, 0, 0, 36500,                                                                 \
+      "data and audit keys start a new epoch this many days after theirs began (docs/keys.md); 0: never")             \
+    S(keys, master_next, key_master_next, 1024, "",                                                                    \
+      "the next master key (a file, env:VAR or cmd:COMMAND) POST /admin/v1/keys/master re-wraps the keyring under")   \
     U(login, free_failures, login_free_failures, 5, 1, 1000, "per (principal, address) before back-off")               \
     U(login, backoff_max_ms, login_backoff_max_ms, 300000, 1000, 86400000, "the longest back-off")                     \
     U(login, address_failures, login_address_failures, 30, 1, 1000000, "failures per address (bucket)")                \

@@ -1937,6 +1937,8 @@ static int engine_open(sr_server *s, char *err, size_t errlen)
     if (s->cfg.key_file[0]) {
         if (sr_key_load(s->cfg.key_file, &s->key, err, errlen)) return SR_EKEY;
         o.key = &s->key;
+        o.key_source = s->cfg.key_file; /* names the source in errors, never the key */
+        o.key_rotate_days = s->cfg.key_rotate_days;
     }
     uint64_t t1 = mono_us();
     s->start_us[0] = t1 - t0;
@@ -1944,6 +1946,16 @@ static int engine_open(sr_server *s, char *err, size_t errlen)
     int rc = sr_engine_open(s->cfg.data_dir, &o, &s->eng, &ei);
     if (rc) snprintf(err, errlen, "engine: %s", ei.msg);
     s->start_us[1] = mono_us() - t1;
+    if (!rc) { /* records the replay could not read: their key was destroyed (docs/keys.md) */
+        sr_engine_open_stats st;
+        sr_engine_get_open_stats(s->eng, &st);
+        for (uint32_t i = 0; i < st.n_erased; i++)
+            sr_slog(SR_LOG_WARN, "erased records at open (their key was destroyed, docs/keys.md)",
+                    "records=%" PRIu64 " first_seq=%" PRIu64 " last_seq=%" PRIu64 " key_id=0x%08x operator=%s class=%s "
+                    "epoch=%u destroyed_ms=%" PRId64,
+                    st.erased[i].records, st.erased[i].first_seq, st.erased[i].last_seq, st.erased[i].key_id,
+                    st.erased[i].operator_id, st.erased[i].key_class, st.erased[i].epoch, st.erased[i].destroyed_ms);
+    }
     return rc;
 }
 
