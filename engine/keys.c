@@ -17,8 +17,10 @@
  */
 #include "engine/engine_int.h"
 
+#include "engine/records.h"
 #include "storage/keyring.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #define SR_KEY_CLASSES(X)                 \
@@ -229,4 +231,72 @@ int sr__iter_next_readable(sr_engine *e, sr_log_iter *it, uint64_t end, uint64_t
         o->erased[i].last_seq = *seq;
     }
     return rc;
+}
+
+/* ---- the keyring's API ---------------------------------------------------- */
+
+int sr_engine_key_list(sr_engine *e, sr_keyinfo **out, size_t *n)
+{
+    return e->keyring ? sr_keyring_list(e->keyring, out, n) : SR_ENOTFOUND;
+}
+
+uint32_t sr_engine_master_key_id(sr_engine *e) { return e->keyring ? sr_keyring_master_id(e->keyring) : 0; }
+
+/* the KeyEvent of what the caller did */
+static int key_record(sr_engine *e, const sr_cmd_env *env, const char *action, int rc, const char *msg,
+                      uint32_t master, uint32_t old_master)
+{
+    if (e->o.readonly || e->o.log_readonly) return SR_OK;
+    sr_key_rec k = {.action = action, .outcome = rc ? "failed" : "done", .message = msg, .master_key_id = master,
+                    .old_master_key_id = old_master};
+    sr_buf b;
+    sr_buf_init(&b);
+    int r = sr_cmd_key_ev(env, &k, &b);
+    sr_result res;
+    if (!r) {
+        sr_slice sl = {b.data, b.len};
+        r = sr_engine_submit_wait(e, &sl, 1, &res);
+    }
+    sr_buf_release(&b);
+    return r;
+}
+
+int sr_engine_key_export(sr_engine *e, const sr_cmd_env *env, sr_buf *out)
+{
+    if (!e->keyring) return SR_ENOTFOUND;
+    int rc = sr_keyring_export(e->keyring, out);
+    int r = key_record(e, env, "exported", rc, rc ? sr_strerror(rc) : "", sr_keyring_master_id(e->keyring), 0);
+    return rc ? rc : r;
+}
+
+int sr_engine_key_import(sr_engine *e, const sr_cmd_env *env, const void *p, size_t n, const sr_key *other,
+                         size_t *added, sr_errinfo *ei)
+{
+    if (!e->keyring) return SR_ENOTFOUND;
+    size_t a = 0;
+    int rc = sr_keyring_import(e->keyring, p, n, other, &a, ei);
+    char msg[64];
+    snprintf(msg, sizeof msg, "%zu entries added", a);
+    if (added) *added = a;
+    int r = key_record(e, env, "imported", rc, rc && ei ? ei->msg : msg, sr_keyring_master_id(e->keyring),
+                       other ? other->id : 0);
+    return rc ? rc : r;
+}
+
+int sr_engine_key_rewrap(sr_engine *e, const sr_cmd_env *env, const sr_key *new_master, int keep_legacy,
+                         sr_errinfo *ei)
+{
+    if (!e->keyring) return SR_ENOTFOUND;
+    uint32_t old = sr_keyring_master_id(e->keyring);
+    int rc = sr_keyring_rewrap(e->keyring, new_master, keep_legacy, now_ms(e));
+    if (!rc) e->o.key = new_master; /* a backup's manifest names it; the log keeps the old one for v1/v2 */
+    if (rc && ei) {
+        memset(ei, 0, sizeof *ei);
+        ei->code = rc;
+        snprintf(ei->msg, sizeof ei->msg, "the keyring could not be re-wrapped under master key 0x%08x: %s",
+                 new_master->id, rc == SR_EEXIST ? "it is the current master (or a key id of the keyring)"
+                                                 : sr_strerror(rc));
+    }
+    int r = key_record(e, env, "master-rotated", rc, rc ? sr_strerror(rc) : "", new_master->id, old);
+    return rc ? rc : r;
 }
