@@ -15,7 +15,7 @@ ID_KEYS = {
     "run": [],
     "machine": [],
     "fsync": ["n", "size"],
-    "log_append": ["size", "batch", "sync", "zstd", "enc", "threads", "records"],
+    "log_append": ["size", "batch", "sync", "zstd", "enc", "keys", "run", "threads", "records"],
     "series_codec": ["type", "data", "chunk", "points"],
     "series_downsample": ["points", "interval_ms", "chunk"],
     "downsample_year": ["days", "interval_ms", "chunk_samples"],

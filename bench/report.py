@@ -402,7 +402,9 @@ def sec_log(lines):
             "ratio to floor", "replay records/s", "disk B/record", "verify"]
 
     def row(l):
-        return [num(l.get("size")), num(l.get("batch")), num(l.get("sync")), num(l.get("zstd")), num(l.get("enc")),
+        # per-record keys (--keys: format version 3 sections) in the enc cell
+        enc = "%s keys, runs of %s" % (l["keys"], l.get("run")) if l.get("keys") else num(l.get("enc"))
+        return [num(l.get("size")), num(l.get("batch")), num(l.get("sync")), num(l.get("zstd")), enc,
                 num(l.get("threads")), num(l.get("records")), with_goals(l, "rec_per_s"),
                 num(l.get("floor_rec_per_s")), with_goals(l, "ratio_to_floor"), num(l.get("replay_rec_per_s")),
                 num(l.get("disk_bytes_per_rec")), verify_cell(l)]

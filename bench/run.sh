@@ -36,6 +36,8 @@ step "disk write+fdatasync latency (200 x 4 KiB)" "$BUILD/bench/fsync_probe" --d
 step "log_append, the goal configuration" "$BUILD/bench/log_append" --records 3000000 --zstd 0 --enc 1
 step "log_append, zstd" "$BUILD/bench/log_append" --records 3000000 --zstd 1 --enc 1
 step "log_append, zstd, 2 appenders" "$BUILD/bench/log_append" --records 3000000 --zstd 1 --enc 1 --threads 2
+step "log_append, per-record keys (format version 3 sections): 1 key through a resolver" "$BUILD/bench/log_append" --records 3000000 --zstd 1 --keys 1
+step "log_append, per-record keys: runs of 16 alternating among 8 keys" "$BUILD/bench/log_append" --records 3000000 --zstd 1 --keys 8 --run 16
 step "log_append, the matrix" "$BUILD/bench/log_append" --matrix
 step "series chunk codec" "$BUILD/bench/series_codec"
 step "engine ingest (reference set: 10k points, 1 s, 1 % late; enc+zstd)" "$BUILD/bench/engine_ingest" --threads 1

@@ -3,8 +3,13 @@
  *
  * A log directory holds segment files "<first seq, 20 digits>.seg" and a LOCK
  * file. A segment is a 64-byte header and then blocks; a block is a 96-byte
- * header and the stored payload (zstd-compressed and/or AES-256-GCM-encrypted
- * length-prefixed records; the GCM tag is the payload's last 16 bytes).
+ * header and the stored payload. Version 3 (block version 2): the payload is
+ * a sequence of sections, each the length-prefixed records of one key run
+ * (zstd-compressed if smaller, then sealed with AES-256-GCM under its key
+ * through the resolver sr_keys, or the log's own key, or plain), with a
+ * 32-byte section header; the chain hashes the stored bytes. Versions 1 and
+ * 2 (block version 1, read only): the whole payload is one such run under
+ * the block's key, and the chain hashes the plaintext.
  *
  * INVARIANTS
  *  (1) Sequence numbers are dense across blocks and segments: a block's
@@ -46,12 +51,25 @@
  *      decoded block position is within the block (blk_pos <= blk_count,
  *      plain_pos <= plain.len).
  * FORMAT VERSIONS (per segment, docs/format.md): version 1 and version 2
- * segments have the same bytes (blocks are SR_BLK_VERSION 1 in both);
+ * segments have the same bytes (blocks are SR_BLK_VERSION_1 in both);
  * version 2 says its records may hold forms of events a version 1 reader
- * does not know (the Snapshot measurements form, issue #13). The segment
- * header is checked first at open, so an older suiro refuses a version 2
- * segment with SR_EVERSION before it reads a block (a block version it did
- * not know, in the last segment, it would take for a torn tail and cut).
+ * does not know (the Snapshot measurements form, issue #13). Version 3
+ * segments hold only SR_BLK_VERSION (2) blocks: sections (issue #16). The
+ * segment header is checked first at open, so an older suiro refuses a
+ * newer segment with SR_EVERSION before it reads a block (a block version it
+ * did not know, in the last segment, it would take for a torn tail and cut);
+ * an intact block header of the other block version is SR_ECORRUPT.
+ *
+ * SECTIONS (version 3): prepare() frames and compresses each key run in the
+ * appending thread; the leader (seal_sections) writes the section headers,
+ * draws one nonce per sealed section from the log's generator and seals
+ * with the AAD binding block first_seq, section first seq, index and
+ * header; then CRCs and hashes the stored payload. Readers (sec_parse:
+ * structure, no key; sec_open: key, tag, zstd, framing) open a section only
+ * when they need its records: recovery never opens one, iterators open one
+ * when they reach it, verify opens all of them when given keys. A section
+ * the resolver reports destroyed (SR_EERASED) is counted, never skipped
+ * silently: the iterator returns SR_EERASED once per record.
  *
  * sr_log_check / sr_log_iter_check (log.h) return NULL or the broken one;
  * SR_INVARIANT runs them at every transition in the debug build (open,
@@ -156,6 +174,7 @@ typedef struct waiter {
     uint64_t nrecs;
     int is_sync;
     int done, rc;
+    int seal_rc;          /* its sections could not be sealed: left out of the group */
     uint64_t first_seq;
     pthread_cond_t cv;
     struct waiter *next;
@@ -1085,8 +1104,11 @@ static int seal_sections(sr_log *lg, const pblock *pb, uint64_t blk_first, uint8
  *  1. If the group would push the active segment past segment_bytes: fsync
  *     it, create the next segment durably, continue there.
  *  2. For each block: assign sequence numbers, fill the header (synced_off =
- *     what is known durable now, prev = chain tip), encrypt with the header as
- *     AAD, checksum, advance the chain; gather all into one buffer.
+ *     what is known durable now, prev = chain tip), seal its sections (AAD:
+ *     the block's and the section's place and header), checksum, advance the
+ *     chain over the stored bytes; gather all into one buffer. A batch whose
+ *     sections cannot be sealed (the resolver: SR_EKEY, SR_EERASED) is undone
+ *     alone and fails with that code; the rest of the group goes on.
  *  3. pwrite the gathered blocks at write_off (not yet durable).
  *  4. fdatasync (sync=always, or a sync was asked for).
  *  5. (caller, under the lock) index the blocks; publish durable_off and
@@ -1124,6 +1146,14 @@ static int leader_commit(sr_log *lg, waiter *first, waiter *last, int *synced, i
     for (waiter *w = first;; w = w->next) {
         if (w->is_sync) need_sync = 1;
         w->first_seq = lg->next_seq;
+        w->seal_rc = SR_OK;
+        /* where this waiter starts: a seal that fails (the resolver: a key
+         * destroyed or unknown since prepare(), a cipher error) leaves this
+         * waiter out of the group, not the others */
+        uint64_t w_seq = lg->next_seq, w_off = lg->write_off;
+        size_t w_len = lg->iobuf.len, w_npidx = *npidx;
+        uint8_t w_tip[SR_HASH_LEN];
+        memcpy(w_tip, lg->tip, SR_HASH_LEN);
         for (size_t b = 0; b < w->nblocks; b++) {
             pblock *pb = &w->blocks[b];
             size_t blen = SR_BLK_HDR_LEN + pb->stored_len;
@@ -1141,7 +1171,16 @@ static int leader_commit(sr_log *lg, waiter *first, waiter *last, int *synced, i
             blk_hdr_encode(hdr, &h);
             uint8_t *dst = lg->iobuf.data + lg->iobuf.len;
             uint8_t *payload = dst + SR_BLK_HDR_LEN;
-            if ((rc = seal_sections(lg, pb, h.first_seq, payload))) goto undo;
+            int src = seal_sections(lg, pb, h.first_seq, payload);
+            if (src) {
+                w->seal_rc = src;
+                lg->next_seq = w_seq;
+                lg->write_off = w_off;
+                lg->iobuf.len = w_len;
+                *npidx = w_npidx;
+                memcpy(lg->tip, w_tip, SR_HASH_LEN);
+                break;
+            }
             blk_hdr_seal(hdr, sr_crc32c(0, payload, pb->stored_len));
             memcpy(dst, hdr, SR_BLK_HDR_LEN);
             uint8_t digest[SR_HASH_LEN];
@@ -1266,7 +1305,7 @@ static int submit(sr_log *lg, waiter *w)
     sr_free(pidx);
     for (waiter *x = lg->qhead;;) {
         waiter *nx = x->next;
-        x->rc = rc;
+        x->rc = rc ? rc : x->seal_rc;
         x->done = 1;
         if (x != w) pthread_cond_signal(&x->cv);
         if (x == last) {
@@ -1277,6 +1316,7 @@ static int submit(sr_log *lg, waiter *w)
     }
     if (!lg->qhead) lg->qtail = NULL;
     else pthread_cond_signal(&lg->qhead->cv);
+    rc = w->rc; /* the group's, or this batch's own seal failure */
     pthread_mutex_unlock(&lg->mu);
     pthread_cond_destroy(&w->cv);
     return rc;
@@ -1610,6 +1650,7 @@ static int scan_segment(sr_log *lg, segment *s, int last, uint64_t expect_seq, u
     scanwin win = {.f = s->file, .size = size};
     unsigned blkver = blk_version_of(s->version);
     secvec secs = {0};
+    uint32_t known_id = 0; /* the last key id found known */
     size_t want = SCAN_WIN; /* how much to read for the next header */
     rc = SR_OK;
     while (off < size) {
@@ -1671,7 +1712,10 @@ static int scan_segment(sr_log *lg, segment *s, int last, uint64_t expect_seq, u
             for (size_t k = 0; !why && h.version == SR_BLK_VERSION && k < secs.n && (lg->has_key || lg->o.keys || !lg->o.readonly); k++) {
                 const sec_ent *e = &secs.a[k];
                 char msg[120];
-                if (e->alg && key_known(lg, e->key_id, msg, sizeof msg)) {
+                if (!e->alg || e->key_id == known_id) continue; /* runs of one key: asked once */
+                if (key_known(lg, e->key_id, msg, sizeof msg) == SR_OK) {
+                    known_id = e->key_id;
+                } else {
                     set_err(ei, SR_EKEY, "%s offset %" PRIu64 ": records %" PRIu64 "..%" PRIu64 " are sealed with %s",
                             s->name, off, e->first_seq, e->first_seq + e->count - 1, msg);
                     rc = SR_EKEY;
@@ -1868,13 +1912,11 @@ static int recover_dir(sr_log *lg, sr_errinfo *ei)
             lg->next_seq = s->next_seq;
         }
     }
-    /* Chain tip: hash of the last block (decoded in full), else the anchor. */
-    segment *ls = NULL;
-    for (size_t i = lg->nsegs; i-- > 0;)
-        if (lg->segs[i]->nblocks) {
-            ls = lg->segs[i];
-            break;
-        }
+    /* Chain tip: the hash of the last segment's last block (version 3: of
+     * its stored bytes; versions 1 and 2: of its plaintext, decoded), or,
+     * when the last segment holds no block, its anchor (the hash of the
+     * block before it: verify checks that they agree). */
+    segment *ls = active_seg_last(lg)->nblocks ? active_seg_last(lg) : NULL;
     if (ls) {
         uint8_t hdrb[SR_BLK_HDR_LEN], dg[SR_HASH_LEN];
         blk_hdr h;
@@ -2337,6 +2379,7 @@ int sr_log_iter_next(sr_log_iter *it, uint64_t *seq, sr_slice *rec)
                     continue;
                 }
                 char why[200];
+                it->plain_pos = 0;
                 int rc = sec_open(it->lg, &it->aead, &it->dctx, &it->tmp, it->hdrb, it->blk_first, e,
                                   it->raw.data + e->off, &it->plain, why, sizeof why);
                 if (rc == SR_EERASED) {

@@ -141,6 +141,12 @@ SR_MUST_CHECK int sr_log_append(sr_log *lg, const sr_slice *recs, size_t n, uint
  * records under one key are sealed together (one section, format.md version
  * 3); the chain covers the sealed bytes, so it verifies without any key and
  * still verifies after a key is destroyed.
+ *
+ * (Added with the format:) an id equal to opts->key's is sealed by the log's
+ * own key (sr_log_append seals every record so when opts->key is set). Also
+ * returns, with nothing written and the handle usable: SR_EKEY (the resolver
+ * does not know a key), SR_EERASED (a key was destroyed), SR_ECRYPTO; such a
+ * batch fails alone, the others committed in its group do not.
  */
 SR_MUST_CHECK int sr_log_append_keyed(sr_log *lg, const sr_slice *recs, const uint32_t *key_ids, size_t n,
                                       uint64_t *first_seq);

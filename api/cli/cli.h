@@ -97,9 +97,15 @@ struct sr_log_report;
 struct sr_errinfo;
 int sr_cli_log_verdict(int rc, const struct sr_log_report *rep, const char **verdict);
 /* The JSON members both print (no braces): verdict, code, segments, blocks,
- * records, bytes, first_seq, last_seq, tip and, on an error, segment,
- * offset, block_seq, error. */
+ * records, bytes, first_seq, last_seq, tip, erased_records, erased (one
+ * object a key: key_id, sections, records, first_seq, last_seq),
+ * unopened_records and, on an error, segment, offset, block_seq, error. */
 void sr_cli_log_json(FILE *f, const char *verdict, int rc, const struct sr_log_report *rep,
                      const struct sr_errinfo *ei);
+/* The lines after a verified log's "ok:" line: one "erased: key 0x... N
+ * records in M sections, seq A..B" a destroyed key met (docs/keys.md), and,
+ * when no key was given at all, that the chain verified and the sealed
+ * contents were not opened. */
+void sr_cli_log_notes(FILE *f, const struct sr_log_report *rep);
 
 #endif

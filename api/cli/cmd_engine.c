@@ -665,7 +665,7 @@ int sr_cmd_replay(const sr_command *cmd, int argc, char **argv)
     }
     sr_rec_close(&held);
     if (rc == SR_DONE || rc == SR_OK) rc = SR_OK;
-    else fprintf(stderr, "suiro replay: %s\n", sr_log_iter_errinfo(it)->msg);
+    else fprintf(stderr, "suiro replay: %s%s\n", sr_log_iter_errinfo(it)->msg, sr_cli_key_hint(rc, c.has_key));
     if (erased)
         fprintf(stderr,
                 "suiro replay: %" PRIu64 " records (seq %" PRIu64 "..%" PRIu64 ") were erased: their key was destroyed "

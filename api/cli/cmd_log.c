@@ -10,6 +10,13 @@
  * Both commands open the log read-only and change nothing. DIR is a data
  * directory (its log/ is used) or a log directory itself.
  *
+ * Format version 3 (docs/keys.md): verify with no key at all checks the
+ * chain and every section's structure and says that the sealed contents
+ * were not opened; sections whose key was destroyed are listed per key
+ * ("erased: key 0x... N records in M sections, seq A..B") and still verify.
+ * dump prints each record's key id; an erased record as
+ * {"seq":N,"key_id":"...","erased":true}.
+ *
  * Also here: the checks every command on a data directory shares (nothing
  * but `suiro init` creates one) and the verdicts, exit codes and JSON that
  * `suiro verify` shares with `log verify`.
@@ -161,12 +168,36 @@ void sr_cli_log_json(FILE *f, const char *verdict, int rc, const sr_log_report *
             ",\"bytes\":%" PRIu64 ",\"first_seq\":%" PRIu64 ",\"last_seq\":%" PRIu64 ",\"tip\":\"%s\"",
             verdict, sr_err_name(rc), rep->segments, rep->blocks, rep->records, rep->bytes, rep->first_seq,
             rep->last_seq, tip);
+    fprintf(f, ",\"erased_records\":%" PRIu64 ",\"erased\":[", rep->erased_records);
+    for (size_t i = 0; i < rep->nerased; i++) {
+        const struct sr_log_erased *e = &rep->erased[i];
+        fprintf(f, "%s{\"key_id\":\"%08x\",\"sections\":%" PRIu64 ",\"records\":%" PRIu64 ",\"first_seq\":%" PRIu64
+                   ",\"last_seq\":%" PRIu64 "}",
+                i ? "," : "", e->key_id, e->sections, e->records, e->first_seq, e->last_seq);
+    }
+    fprintf(f, "],\"unopened_records\":%" PRIu64, rep->unopened_records);
     if (rc) {
         fprintf(f, ",\"segment\":");
         json_str(f, rep->segment);
         fprintf(f, ",\"offset\":%" PRIu64 ",\"block_seq\":%" PRIu64 ",\"error\":", rep->offset, rep->block_seq);
         json_str(f, ei->msg);
     }
+}
+
+void sr_cli_log_notes(FILE *f, const sr_log_report *rep)
+{
+    for (size_t i = 0; i < rep->nerased; i++) {
+        const struct sr_log_erased *e = &rep->erased[i];
+        fprintf(f, "erased: key 0x%08x %" PRIu64 " records in %" PRIu64 " sections, seq %" PRIu64 "..%" PRIu64 "\n",
+                e->key_id, e->records, e->sections, e->first_seq, e->last_seq);
+    }
+    if (rep->erased_more)
+        fprintf(f, "erased: %" PRIu64 " records in %" PRIu64 " sections in all (more keys than listed)\n",
+                rep->erased_records, rep->erased_sections);
+    if (rep->unopened_records)
+        fprintf(f, "the chain verified without a key; %" PRIu64 " sealed records in %" PRIu64
+                   " sections were not opened (give the key with --key-file to check them)\n",
+                rep->unopened_records, rep->unopened_sections);
 }
 
 static int load_key(const char *path, sr_key *key)
@@ -243,6 +274,7 @@ int sr_cmd_log_verify(const sr_command *cmd, int argc, char **argv)
             printf("ok: %" PRIu64 " segments, %" PRIu64 " blocks, %" PRIu64 " records (seq %" PRIu64 "..%" PRIu64
                    "), chain tip %s\n",
                    rep.segments, rep.blocks, rep.records, rep.first_seq, rep.last_seq, tip);
+            sr_cli_log_notes(stdout, &rep);
         }
     } else
         fprintf(stderr, "%s: %s%s\n", verdict, ei.msg[0] ? ei.msg : sr_strerror(rc), sr_cli_key_hint(rc, o.key != NULL));
@@ -290,8 +322,14 @@ int sr_cmd_log_dump(const sr_command *cmd, int argc, char **argv)
     }
     uint64_t n = 0, seq;
     sr_slice rec;
-    while (n < count && (rc = sr_log_iter_next(it, &seq, &rec)) == SR_OK) {
-        printf("{\"seq\":%" PRIu64 ",\"len\":%zu,\"hex\":\"", seq, rec.len);
+    while (n < count && ((rc = sr_log_iter_next(it, &seq, &rec)) == SR_OK || rc == SR_EERASED)) {
+        uint32_t kid = sr_log_iter_key_id(it);
+        if (rc == SR_EERASED) { /* its key was destroyed: the record is gone for good */
+            printf("{\"seq\":%" PRIu64 ",\"key_id\":\"%08x\",\"erased\":true}\n", seq, kid);
+            n++;
+            continue;
+        }
+        printf("{\"seq\":%" PRIu64 ",\"key_id\":\"%08x\",\"len\":%zu,\"hex\":\"", seq, kid, rec.len);
         const uint8_t *p = rec.data;
         char hx[2 * 64 + 1];
         for (size_t i = 0; i < rec.len; i += 64) {
@@ -317,8 +355,8 @@ int sr_cmd_log_dump(const sr_command *cmd, int argc, char **argv)
         n++;
     }
     int code = 0;
-    if (rc < 0) {
-        fprintf(stderr, "suiro log dump: %s\n", sr_log_iter_errinfo(it)->msg);
+    if (rc < 0 && rc != SR_EERASED) {
+        fprintf(stderr, "suiro log dump: %s%s\n", sr_log_iter_errinfo(it)->msg, sr_cli_key_hint(rc, keyfile != NULL));
         code = 1;
     }
     sr_log_iter_close(it);

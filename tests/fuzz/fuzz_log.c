@@ -1,7 +1,11 @@
 /* tests/fuzz/fuzz_log.c -- libFuzzer target for the log reader: the input is
  * one segment file. Opening (read-only and writable, which may cut a torn
  * tail), iterating and verifying must never crash, leak or read out of
- * bounds; errors are fine. Corpus: tests/fuzz/log/. */
+ * bounds; errors are fine. With no key, the tests' key 9, and the test
+ * keyring of keys 11 and 12 (version 3 sections; key 12 live, then
+ * destroyed: erased sections). Corpus: tests/fuzz/log/ (v3-*.seg from the
+ * golden corpus). */
+#include "logtest.h"
 #include "storage/log.h"
 
 #include <dirent.h>
@@ -44,9 +48,9 @@ static void drain(sr_log *lg)
     if (sr_log_iter_open(lg, 1, &it)) return;
     uint64_t s;
     sr_slice r;
-    int n = 0;
-    while (n++ < 100000 && sr_log_iter_next(it, &s, &r) == SR_OK) {
-    }
+    int n = 0, rc;
+    while (n++ < 100000 && ((rc = sr_log_iter_next(it, &s, &r)) == SR_OK || rc == SR_EERASED))
+        (void)sr_log_iter_key_id(it);
     sr_log_iter_close(it);
 }
 
@@ -66,8 +70,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         sr_key_from_bytes(&key, b);
         have_key = 1;
     }
-    for (int k = 0; k < 2; k++) {
-        sr_log_opts o = {.readonly = 1, .key = k ? &key : NULL};
+    static lt_keyring kr;
+    static const int which[] = {11, 12};
+    if (!kr.n) lt_keyring_init(&kr, which, 2);
+    for (int k = 0; k < 4; k++) {
+        sr_log_opts o = {.readonly = 1, .key = k == 1 ? &key : NULL, .keys = k >= 2 ? &kr.keys : NULL};
+        lt_keyring_set(&kr, 1, k == 3 ? LT_DESTROYED : LT_LIVE);
         sr_log *lg = NULL;
         sr_errinfo ei;
         write_seg(data, size);
@@ -80,8 +88,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         o.readonly = 0;
         if (sr_log_open(dir, &o, &lg, &ei) == SR_OK) {
             drain(lg);
-            sr_slice rec = {"x", 1};
-            (void)sr_log_append(lg, &rec, 1, NULL);
+            sr_slice rec[2] = {{"x", 1}, {"y", 1}};
+            uint32_t ids[2] = {0, lt_keyring_id(&kr, 0)};
+            if (k == 2) (void)sr_log_append_keyed(lg, rec, ids, 2, NULL);
+            else (void)sr_log_append(lg, rec, 1, NULL);
             sr_log_close(lg);
         }
     }

@@ -14,12 +14,12 @@ segment of format version 1; its index is of layout 3. Here:
      read-only with the clear message (layout 3, this build writes 4: open
      it read-write once or run `suiro rebuild`);
   2. served by this code (a read-write open: the index is rebuilt from the
-     old log, the log rolls to a version 2 segment): every value back, as
+     old log, the log rolls to a segment of this build's version, 3): every value back, as
      text, as sent (raw, latest);
   3. the same messages again, a day later, through this code: the
      snapshot-shaped ones are now Snapshot records (`suiro replay` shows
      "snapshot":true), every value back as sent; the old segment is
-     unchanged, byte for byte, and the new records are in version 2
+     unchanged, byte for byte, and the new records are in version 3
      segments (an older suiro refuses them: docs/events.md, compatibility);
   4. `suiro verify` on the directory holding both forms, then `suiro
      rebuild` and verify again: a rebuild equals the live index.
@@ -255,9 +255,9 @@ try:
     segs = seg_versions()
     same_old = all(open(os.path.join(GOLDEN, "log", f), "rb").read() == open(os.path.join(D, "log", f), "rb").read()
                    for f in old_segs)
-    check("the version 1 segment is unchanged, byte for byte; the new records are in version 2 segments",
+    check("the version 1 segment is unchanged, byte for byte; the new records are in version 3 segments",
           same_old and len(segs) > len(old_segs) and all(segs[f] == 1 for f in old_segs)
-          and all(v == 2 for f, v in segs.items() if f not in old_segs), segs)
+          and all(v == 3 for f, v in segs.items() if f not in old_segs), segs)
     r = subprocess.run([BIN, "replay", D, "--kind", "measurements"], capture_output=True, text=True, timeout=300)
     lines = r.stdout.splitlines()
     snaps = sum('"snapshot":true' in ln for ln in lines)

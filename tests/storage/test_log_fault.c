@@ -1,7 +1,9 @@
 /* tests/storage/test_log_fault.c -- for every k, fail the k-th VFS call (or
  * the k-th allocation) during appends: each append either succeeds or returns
  * a listed error, and the reopened log holds exactly the acknowledged
- * records -- no more, no fewer -- and verifies. */
+ * records -- no more, no fewer -- and verifies. Plain, under the log's own
+ * key, and in version 3 sections under per-record keys (each record then
+ * reads back under its key). */
 #include <criterion/criterion.h>
 #include <dirent.h>
 #include <inttypes.h>
@@ -58,13 +60,65 @@ static void expect_exactly(const sr_log_opts *o, uint64_t acked, const char *ctx
     cr_assert_eq(sr_log_verify(dir, &po, &rep, &ei), SR_OK, "%s: verify: %s", ctx, ei.msg);
 }
 
+/* The keyed mode's records: under key 0 or 1 of the test keyring, or plain,
+ * by sequence number (runs of two), so that a batch is several sections. */
+static uint32_t fault_key(const lt_keyring *kr, uint64_t seq)
+{
+    int k = (int)((seq / 2) % 3);
+    return k == 2 ? 0 : lt_keyring_id(kr, k);
+}
+
+static int append_keyed(sr_log *lg, const lt_keyring *kr, size_t n, uint64_t *first)
+{
+    uint64_t base = sr_log_next_seq(lg);
+    sr_slice recs[16];
+    uint32_t ids[16];
+    cr_assert_leq(n, 16);
+    for (size_t i = 0; i < n; i++) {
+        size_t len = lt_len(base + i, MAXLEN);
+        uint8_t *p = malloc(len ? len : 1);
+        tu_fill_record(base + i, p, len);
+        recs[i] = (sr_slice){p, len};
+        ids[i] = fault_key(kr, base + i);
+    }
+    int rc = sr_log_append_keyed(lg, recs, ids, n, first);
+    for (size_t i = 0; i < n; i++) free((void *)recs[i].data);
+    return rc;
+}
+
+/* encrypted: 0 plain, 1 the log's own key, 2 per-record keys (version 3
+ * sections under a resolver, mixed with plain ones) */
+/* Every record after the base log's 30 is under its key (sr_log_iter_key_id). */
+static void expect_keys(const sr_log_opts *o, const lt_keyring *kr, uint64_t acked, const char *ctx)
+{
+    sr_log_opts po = *o;
+    po.vfs = NULL;
+    po.readonly = 1;
+    sr_log *lg = NULL;
+    sr_errinfo ei;
+    cr_assert_eq(sr_log_open(dir, &po, &lg, &ei), SR_OK, "%s: %s", ctx, ei.msg);
+    sr_log_iter *it;
+    cr_assert_eq(sr_log_iter_open(lg, 31, &it), SR_OK);
+    uint64_t seq;
+    sr_slice rec;
+    for (uint64_t s = 31; s <= acked; s++) {
+        cr_assert_eq(sr_log_iter_next(it, &seq, &rec), SR_OK, "%s", ctx);
+        cr_assert_eq(sr_log_iter_key_id(it), fault_key(kr, seq), "%s: seq %" PRIu64, ctx, seq);
+    }
+    sr_log_iter_close(it);
+    sr_log_close(lg);
+}
+
 static void run_vfs_faults(vf_kind kind, const char *kname, int encrypted)
 {
     sr_key key;
     lt_key(&key, 3);
+    static const int which[] = {11, 12};
+    lt_keyring kr;
+    lt_keyring_init(&kr, which, 2);
     /* tiny segments and blocks: appends roll segments and span blocks */
     sr_log_opts o = {.vfs = &vfs_faulty, .segment_bytes = 6000, .block_bytes = 2000, .zstd_level = 1,
-                     .key = encrypted ? &key : NULL};
+                     .key = encrypted == 1 ? &key : NULL, .keys = encrypted == 2 ? &kr.keys : NULL};
     unsigned long k;
     for (k = 1; k < 2000; k++) {
         base_log(&o);
@@ -76,7 +130,8 @@ static void run_vfs_faults(vf_kind kind, const char *kname, int encrypted)
         uint64_t acked = 30;
         for (int a = 0; a < 12; a++) {
             uint64_t first = 0;
-            int rc = lt_append(lg, 1 + (size_t)(a * 3 % 7), MAXLEN, &first);
+            size_t n = 1 + (size_t)(a * 3 % 7);
+            int rc = encrypted == 2 ? append_keyed(lg, &kr, n, &first) : lt_append(lg, n, MAXLEN, &first);
             cr_assert(rc == SR_OK || rc == SR_EIO || rc == SR_ENOSPC || rc == SR_EPOISONED,
                       "%s k=%lu: append returned %s", kname, k, sr_err_name(rc));
             if (rc == SR_OK) acked = sr_log_next_seq(lg) - 1;
@@ -90,19 +145,26 @@ static void run_vfs_faults(vf_kind kind, const char *kname, int encrypted)
         char ctx[64];
         snprintf(ctx, sizeof ctx, "%s k=%lu", kname, k);
         expect_exactly(&o, acked, ctx);
+        if (encrypted == 2) expect_keys(&o, &kr, acked, ctx);
         if (!fired) break; /* k is past the last call: every call has been failed once */
     }
     cr_assert_gt(k, 10, "the fault loop should have covered many calls");
+    lt_keyring_free(&kr);
 }
 
 Test(storage_log_fault, eio_at_every_call) { run_vfs_faults(VF_EIO, "EIO", 0); }
 Test(storage_log_fault, enospc_at_every_call_encrypted) { run_vfs_faults(VF_ENOSPC, "ENOSPC", 1); }
 Test(storage_log_fault, short_write_at_every_call) { run_vfs_faults(VF_SHORT, "SHORT", 0); }
+Test(storage_log_fault, eio_at_every_call_keyed_sections) { run_vfs_faults(VF_EIO, "EIO keyed", 2); }
+Test(storage_log_fault, short_write_at_every_call_keyed_sections) { run_vfs_faults(VF_SHORT, "SHORT keyed", 2); }
 Test(storage_log_fault, fsync_failure_at_every_sync) { run_vfs_faults(VF_SYNC_FAIL, "FSYNC", 1); }
 
-Test(storage_log_fault, allocation_failure_at_every_allocation)
+static void alloc_faults(int keyed)
 {
-    sr_log_opts o = {.segment_bytes = 6000, .block_bytes = 2000, .zstd_level = 1};
+    static const int which[] = {11, 12};
+    lt_keyring kr;
+    lt_keyring_init(&kr, which, 2);
+    sr_log_opts o = {.segment_bytes = 6000, .block_bytes = 2000, .zstd_level = 1, .keys = keyed ? &kr.keys : NULL};
     unsigned long k;
     for (k = 1; k < 5000; k++) {
         base_log(&o);
@@ -113,7 +175,8 @@ Test(storage_log_fault, allocation_failure_at_every_allocation)
         fault_alloc_arm(k);
         uint64_t acked = 30;
         for (int a = 0; a < 12; a++) {
-            int rc = lt_append(lg, 1 + (size_t)(a * 3 % 7), MAXLEN, NULL);
+            size_t n = 1 + (size_t)(a * 3 % 7);
+            int rc = keyed ? append_keyed(lg, &kr, n, NULL) : lt_append(lg, n, MAXLEN, NULL);
             /* an allocation failure is reported and undone; it never poisons */
             cr_assert(rc == SR_OK || rc == SR_ENOMEM, "k=%lu: append returned %s", k, sr_err_name(rc));
             if (rc == SR_OK) acked = sr_log_next_seq(lg) - 1;
@@ -125,12 +188,17 @@ Test(storage_log_fault, allocation_failure_at_every_allocation)
         (void)sr_log_close(lg);
         fault_alloc_uninstall();
         char ctx[64];
-        snprintf(ctx, sizeof ctx, "ENOMEM k=%lu", k);
+        snprintf(ctx, sizeof ctx, "ENOMEM%s k=%lu", keyed ? " keyed" : "", k);
         expect_exactly(&o, acked, ctx);
+        if (keyed) expect_keys(&o, &kr, acked, ctx);
         if (!fired) break;
     }
     cr_assert_gt(k, 5);
+    lt_keyring_free(&kr);
 }
+
+Test(storage_log_fault, allocation_failure_at_every_allocation) { alloc_faults(0); }
+Test(storage_log_fault, allocation_failure_at_every_allocation_keyed_sections) { alloc_faults(1); }
 
 /* Open itself under faults: it fails with an error or succeeds, and a later
  * clean open always sees all 30 records. */

@@ -402,3 +402,66 @@ Test(storage_log_keys, concurrent_keyed_appenders_each_record_under_its_key)
     cr_assert_eq(sr_log_close(lg), SR_OK);
     lt_keyring_free(&kr);
 }
+
+/* A batch whose key cannot seal (destroyed after the append was prepared:
+ * the resolver refuses it at the leader) fails alone: the batches committed
+ * in the same group succeed. */
+typedef struct sworker {
+    sr_log *lg;
+    uint32_t id;
+    int n, ok, erased, other;
+} sworker;
+
+static void *swork(void *arg)
+{
+    sworker *w = arg;
+    for (int i = 0; i < w->n; i++) {
+        sr_slice recs[3] = {{"a", 1}, {"bb", 2}, {"ccc", 3}};
+        uint32_t ids[3] = {w->id, w->id, 0};
+        int rc = sr_log_append_keyed(w->lg, recs, ids, 3, NULL);
+        if (rc == SR_OK) w->ok++;
+        else if (rc == SR_EERASED) w->erased++;
+        else w->other++;
+    }
+    return NULL;
+}
+
+Test(storage_log_keys, a_batch_that_cannot_be_sealed_fails_alone_in_its_group)
+{
+    lt_keyring kr;
+    lt_keyring_init(&kr, WHICH, 2);
+    lt_keyring_set(&kr, 1, LT_DESTROYED); /* alg() still names it: prepare passes, the seal refuses */
+    sr_log_opts o = {.keys = &kr.keys, .sync = SR_SYNC_ALWAYS};
+    sr_log *lg = open_log(&o);
+    sworker w[4];
+    pthread_t th[4];
+    for (int t = 0; t < 4; t++) {
+        w[t] = (sworker){lg, lt_keyring_id(&kr, t % 2), 200, 0, 0, 0};
+        pthread_create(&th[t], NULL, swork, &w[t]);
+    }
+    for (int t = 0; t < 4; t++) pthread_join(th[t], NULL);
+    for (int t = 0; t < 4; t++) {
+        cr_assert_eq(w[t].other, 0);
+        if (t % 2 == 0) cr_assert_eq(w[t].ok, 200, "thread %d: a live key's batches all succeed", t);
+        else cr_assert_eq(w[t].erased, 200, "thread %d: a destroyed key's batches all fail", t);
+    }
+    cr_assert_null(sr_log_check(lg));
+    cr_assert_eq(sr_log_next_seq(lg), 2 * 200 * 3 + 1);
+    cr_assert_eq(sr_log_close(lg), SR_OK);
+    lg = open_log(&o);
+    sr_log_iter *it;
+    cr_assert_eq(sr_log_iter_open(lg, 1, &it), SR_OK);
+    uint64_t seq;
+    sr_slice rec;
+    int n = 0, rc;
+    while ((rc = sr_log_iter_next(it, &seq, &rec)) == SR_OK) {
+        uint32_t id = sr_log_iter_key_id(it);
+        cr_assert(id == 0 || id == lt_keyring_id(&kr, 0), "seq %" PRIu64 ": key %08x", seq, id);
+        n++;
+    }
+    cr_assert_eq(rc, SR_DONE);
+    cr_assert_eq(n, 1200);
+    sr_log_iter_close(it);
+    cr_assert_eq(sr_log_close(lg), SR_OK);
+    lt_keyring_free(&kr);
+}
