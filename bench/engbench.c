@@ -227,6 +227,7 @@ void eb_opts(const eb_cfg *c, sr_engine_opts *o, sr_key *key)
         for (int i = 0; i < 32; i++) kb[i] = (uint8_t)(i * 31 + 7);
         sr_key_from_bytes(key, kb);
         o->key = key;
+        o->single_key = c->enc == 2; /* 1: per-operator data keys (a keyring); 2: the one key seals all */
     }
 }
 
