@@ -550,6 +550,7 @@ static const struct {
     {sr_admin_files_routes, &sr_admin_files_nroutes},
     {sr_admin_data_routes, &sr_admin_data_nroutes},
     {sr_admin_backup_routes, &sr_admin_backup_nroutes},
+    {sr_admin_keys_routes, &sr_admin_keys_nroutes},
 };
 
 void sr_admin_handle(sr_admin *a, h2o_req_t *req)

@@ -22,6 +22,7 @@
  *                    docs/csv.md)                    (sr_admin_data_routes)
  *   admin_backup.c   backups of the served data directory (R-ST-5)
  *                                                    (sr_admin_backup_routes)
+ *   admin_keys.c     the keyring (issue #16, docs/keys.md) (sr_admin_keys_routes)
  *
  * Paths name their target, so that the dispatcher can authorize a row's
  * action (sr_route.action) before the handler runs, the same way for every
@@ -78,6 +79,8 @@ extern const sr_route sr_admin_data_routes[];
 extern const size_t sr_admin_data_nroutes;
 extern const sr_route sr_admin_backup_routes[];
 extern const size_t sr_admin_backup_nroutes;
+extern const sr_route sr_admin_keys_routes[];
+extern const size_t sr_admin_keys_nroutes;
 
 /* The binding's engine (c->binding is the sr_admin). */
 struct sr_admin;
