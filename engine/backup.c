@@ -15,6 +15,8 @@
  *      applies only fsynced events), so the log up to S is there. The
  *      writer is not held: it goes on appending after S meanwhile;
  *   4. the log: sealed segments whole, the segment of S up to S's block end;
+ *      then keys/keyring (the wrapped data keys, never the master: every
+ *      key a record up to S is sealed by is in it, docs/keys.md);
  *   5. the blobs: every committed blob (a blob is durable before the event
  *      that names it, and none is deleted), so every blob the index at S
  *      references;
@@ -98,7 +100,7 @@ static int fail(sr_errinfo *ei, int code, const char *fmt, ...)
 /* The manifest                                                               */
 
 typedef struct mfile {
-    char *path; /* relative: log/..., index/data.mdb, blobs/ab/cd/..., platform-cert.pem */
+    char *path; /* relative: log/..., index/data.mdb, blobs/ab/cd/..., platform-cert.pem, keys/keyring */
     uint64_t size;
     uint8_t sha[32];
     int linked;
