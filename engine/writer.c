@@ -14,7 +14,11 @@
  * the registry), the callbacks. Every replay_max_events / 2 events, at most every
  * checkpoint_interval_ms while writing (and at a clean close) the group ends
  * with the writer's own heads checkpoint (add_checkpoint, docs/durability.md
- * section 8).
+ * section 8). With a keyring (a master key, docs/keys.md) each record is
+ * sealed by the active key of its operator and its kind's class
+ * (sr__record_key, keys.c: a key made for it is durable in the keyring
+ * before the append, and its KeyEvent follows the command's records in the
+ * same append, add_key_events); the append is sr_log_append_keyed.
  *
  * INVARIANTS (checked by sr_writer_check at every transition, in the debug
  * build; the engine's own are in engine.c)
