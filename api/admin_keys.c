@@ -3,7 +3,9 @@
  * (tenants.manage on the platform): the list (metadata only, never a key),
  * a rotation (a KeyEvent "rotate" the writer carries out), and the export
  * (the wrapped keyring: no key readable without the master; a KeyEvent
- * "exported"). All on the worker queue. The engine's side is engine/keys.c
+ * "exported"), and the master key's rotation (the two-person rule: pending
+ * until a second platform admin approves; the new master is the server's
+ * [keys] master_next). All on the worker queue. The engine's side is engine/keys.c
  * (sr_engine_key_*, engine/records.h). Its route table is
  * sr_admin_keys_routes (admin_int.h). */
 #include "api/admin_http.h"
@@ -104,6 +106,25 @@ static void keys_rotate(const sr_route_call *c)
     sr_admin_run(c, rotate_work, r, free);
 }
 
+/* The two-person rule (docs/admin.md): a pending change that a second
+ * platform admin approves; the approval re-wraps the keyring under the
+ * server's [keys] master_next (engine/keys.c), never a key of the request. */
+static void master_work(sr_admin_work *w, void *v)
+{
+    (void)v;
+    if (!sr_engine_master_key_id(w->eng)) return no_keyring(w);
+    sr_cmd_env env = sr_admin_work_env(w, "");
+    sr_key_rec k = {.action = "master-rotate"};
+    sr_buf b;
+    sr_buf_init(&b);
+    int rc = sr_cmd_key_ev(&env, &k, &b);
+    (void)sr_admin_privileged(w, SR_US_PLATFORM, "", SR_ACT_TENANTS_MANAGE,
+                              "re-wrap the keyring under the server's [keys] master_next (the master key rotation)", rc,
+                              &b);
+}
+
+static void keys_master(const sr_route_call *c) { sr_admin_run(c, master_work, NULL, NULL); }
+
 static void export_work(sr_admin_work *w, void *v)
 {
     (void)v;
@@ -125,5 +146,6 @@ const sr_route sr_admin_keys_routes[] = {
     {"GET", "/admin/v1/keys", keys_list, SR_CALLER_ADMIN, SR_BODY_HTTP_MAX, ACT(TENANTS_MANAGE)},
     {"POST", "/admin/v1/keys/rotate", keys_rotate, SR_CALLER_ADMIN, SR_BODY_SMALL, ACT(TENANTS_MANAGE)},
     {"GET", "/admin/v1/keys/export", keys_export, SR_CALLER_ADMIN, SR_BODY_HTTP_MAX, ACT(TENANTS_MANAGE)},
+    {"POST", "/admin/v1/keys/master", keys_master, SR_CALLER_ADMIN, SR_BODY_SMALL, ACT(TENANTS_MANAGE)},
 };
 const size_t sr_admin_keys_nroutes = sizeof sr_admin_keys_routes / sizeof sr_admin_keys_routes[0];

@@ -141,6 +141,7 @@ struct sr_server {
     struct bjob *bheld;       /* ... in arrival order */
     sr_engine *eng;
     sr_key key;
+    sr_key key_next; /* [keys] master_next, if configured */
     conn *conns;
     conn *blocked; /* connections waiting for room in the engine's queue */
     sr_loginguard *guard; /* throttles and checks every login, MQTT and HTTP */
@@ -1938,6 +1939,14 @@ static int engine_open(sr_server *s, char *err, size_t errlen)
         if (sr_key_load(s->cfg.key_file, &s->key, err, errlen)) return SR_EKEY;
         o.key = &s->key;
         o.key_source = s->cfg.key_file; /* names the source in errors, never the key */
+        if (s->cfg.key_master_next[0]) { /* [keys] master_next: POST /admin/v1/keys/master re-wraps under it */
+            char e2[256];
+            if (sr_key_load(s->cfg.key_master_next, &s->key_next, e2, sizeof e2)) {
+                snprintf(err, errlen, "[keys] master_next: %s", e2);
+                return SR_EKEY;
+            }
+            o.key_next = &s->key_next;
+        }
         o.key_rotate_days = s->cfg.key_rotate_days;
     }
     uint64_t t1 = mono_us();

@@ -991,7 +991,9 @@ static int apply_pending(sr_engine *e, MDB_txn *t, Event *ev, sr_result *r, int 
                 MDB_txn *dry = NULL;
                 rc = sr_index_err(mdb_txn_begin(sr_index_env(e->ix), t, 0, &dry));
                 if (!rc) {
+                    e->pending_dry = 1; /* keys.c: the keyring is no transaction: checked, not changed */
                     rc = pending_change_apply(e, dry, ev, cs, p->n_change, r, 1);
+                    e->pending_dry = 0;
                     mdb_txn_abort(dry);
                 }
                 r->point = 0;

@@ -195,6 +195,7 @@ struct sr_engine {
     sr_index *ix;
     sr_blobs *blobs;
     sr_keyring *keyring; /* the data keys (keys.c); NULL: no master key, nothing sealed */
+    int pending_dry;     /* writer: a pending change's dry run (apply.c) is applying; keys.c changes nothing then */
 
     pthread_mutex_t mu;
     pthread_cond_t cv_work;

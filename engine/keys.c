@@ -169,7 +169,31 @@ int sr__apply_key(sr_engine *e, MDB_txn *t, Event *ev, sr_result *r, int validat
     const char *a = k->action;
     if (!strcmp(a, "created") || !strcmp(a, "rotated") || !strcmp(a, "destroyed"))
         return sr__refuse(r, SR_EINVAL, "key action \"%s\" is the engine's own (rotate a key with \"rotate\")", a);
+    if (!strcmp(a, "master-rotate")) { /* approved by a second platform admin (POST /admin/v1/keys/master) */
+        if (!e->keyring)
+            return sr__refuse(r, SR_EINVAL, "no keyring: this engine has no master key (key_file), nothing to re-wrap");
+        if (!e->o.key_next)
+            return sr__refuse(r, SR_EINVAL, "no [keys] master_next is configured on this server: the new master key "
+                                            "comes from there, never from a request");
+        uint32_t old = sr_keyring_master_id(e->keyring);
+        if (e->o.key_next->id == old)
+            return sr__refuse(r, SR_EINVAL, "[keys] master_next (key id 0x%08x) wraps the keyring already", old);
+        if (e->pending_dry) return SR_OK; /* the request: it would apply */
+        int rc = sr_keyring_rewrap(e->keyring, e->o.key_next, 0, ev->ingest_ms);
+        if (rc) {
+            sr__alert(e, 1, "the keyring could not be re-wrapped (%s): the master rotation was refused, nothing changed",
+                      sr_strerror(rc));
+            return rc;
+        }
+        e->o.key = e->o.key_next; /* a backup's manifest names it; the log keeps the old one for v1/v2 segments */
+        k->action = (char *)"master-rotated";
+        k->master_key_id = e->o.key_next->id;
+        k->old_master_key_id = old;
+        k->outcome = (char *)"done";
+        return SR_OK;
+    }
     if (strcmp(a, "rotate")) return SR_OK; /* a record: exported, imported, master-rotated */
+    if (e->pending_dry) return SR_OK;
     if (!e->keyring)
         return sr__refuse(r, SR_EINVAL, "no keyring: this engine has no master key (key_file), nothing to rotate");
     int cls = sr_key_class_parse(k->key_class);

@@ -66,6 +66,9 @@ typedef struct sr_engine_opts {
                                    key; created by the first writable open). 1: key seals every record
                                    itself, no keyring (benchmarks: the cost of per-operator keys) */
     const char *key_source;     /* where key came from ("file:/etc/suiro/master.key"), for messages */
+    const struct sr_key *key_next; /* [keys] master_next: the master an approved "master-rotate" KeyEvent
+                                   re-wraps the keyring under (POST /admin/v1/keys/master); must outlive
+                                   the engine. NULL: none */
     uint32_t key_rotate_days;   /* [keys] rotate_days: data and audit keys start a new epoch this many
                                    days after theirs began; 0: never */
     sr_engine_sync sync;        /* default SR_ENGINE_SYNC_ALWAYS */

@@ -7,8 +7,13 @@ field), exports the wrapped keyring (the keyring file's bytes, SRKEYRNG);
 without a session each is 401; after the server stops, `suiro key list`
 shows the retired epochs, `suiro replay --kind key` the KeyEvents with the
 admin as their actor, `suiro key export` writes the same bytes the route
-gave, and `suiro verify` passes.
+gave, and `suiro verify` passes. The master key's rotation follows the
+two-person rule: POST /admin/v1/keys/master is a pending change (the
+keyring is not touched), the second platform admin's approval re-wraps it
+under the server's [keys] master_next while the server goes on; after the
+stop the old master is refused naming the new one's id, and the new opens.
 usage: test_keys_admin.py SUIRO_BIN"""
+import hashlib
 import json
 import os
 import subprocess
@@ -22,6 +27,8 @@ BIN = sys.argv[1]
 T = tempfile.mkdtemp(prefix="suiro-keysadmin-")
 D = os.path.join(T, "data")
 K = os.path.join(T, "master.key")
+K2 = os.path.join(T, "master-next.key")
+CFG = os.path.join(T, "suiro.ini")
 check = Checks()
 server = None
 procs = []
@@ -31,16 +38,26 @@ def run(*args):
     return subprocess.run([BIN] + list(args), capture_output=True, text=True)
 
 
+def key_id(path):
+    """crypto.h: the first 4 bytes, little-endian, of SHA-256("suiro-key-id-v1" || key)"""
+    h = hashlib.sha256(b"suiro-key-id-v1" + bytes.fromhex(open(path).read().strip())).digest()
+    return "%08x" % int.from_bytes(h[:4], "little")
+
+
 try:
-    with open(K, "w") as f:
-        f.write(os.urandom(32).hex() + "\n")
+    for path in (K, K2):
+        with open(path, "w") as f:
+            f.write(os.urandom(32).hex() + "\n")
+    with open(CFG, "w") as f:
+        f.write("[keys]\nmaster_next = %s\n" % K2)
     r = run("init", "--demo", "--second-admin", "admin2", "--key-file", K, D)
     assert r.returncode == 0, r.stderr
-    temp = [ln.split(":", 1)[1].strip() for ln in r.stdout.splitlines() if ln.startswith("temporary password:")][0]
-    server, ports = start_server(BIN, D, os.path.join(T, "server.log"), extra=("--key-file", K))
+    temp, temp2 = [ln.split(":", 1)[1].strip() for ln in r.stdout.splitlines() if ln.startswith("temporary password:")]
+    server, ports = start_server(BIN, D, os.path.join(T, "server.log"), extra=("--key-file", K, "--config", CFG))
     procs.append(server)
     hp = ports["http"]
     admin = admin_session(hp, "admin", temp, "the-admins-own-password-1")
+    admin2 = admin_session(hp, "admin2", temp2, "the-admins-own-password-2")
 
     st, b = admin.call("GET", "/admin/v1/keys")
     check("GET /admin/v1/keys answers 200", st == 200, (st, b))
@@ -71,9 +88,29 @@ try:
         st = http_once(hp, method, path, body={} if method == "POST" else None)[0]
         check("%s %s without a session: 401" % (method, path), st == 401, st)
 
+    # the master key's rotation: the two-person rule
+    st, b = admin.call("POST", "/admin/v1/keys/master")
+    check("POST /admin/v1/keys/master is a pending change", st == 202 and "pendingId" in b, (st, b))
+    st2, k = admin.call("GET", "/admin/v1/keys")
+    check("pending: the keyring is still wrapped by the old master", k.get("masterKeyId") == key_id(K), k)
+    st3, b3 = admin.call("POST", "/admin/v1/pending/%s/approve" % b.get("pendingId", "x"))
+    check("the requester cannot approve it", st3 in (403, 409), (st3, b3))
+    st3, b3 = admin2.call("POST", "/admin/v1/pending/%s/approve" % b.get("pendingId", "x"))
+    check("a second platform admin approves it", st3 == 200, (st3, b3))
+    st2, k = admin.call("GET", "/admin/v1/keys")
+    check("approved: the keyring is wrapped by [keys] master_next", k.get("masterKeyId") == key_id(K2),
+          (k.get("masterKeyId"), key_id(K2)))
+    st, b = admin.call("POST", "/admin/v1/keys/rotate", {"operator": "demo", "class": "audit"})
+    check("the server goes on under the new master", st == 200, (st, b))
     stop_server(server)
     procs.remove(server)
     server = None
+    r = run("key", "list", D, "--key-file", K)
+    check("the rotated-away master is refused naming the new one", r.returncode != 0 and key_id(K2) in r.stderr,
+          r.stderr)
+    r = run("replay", D, "--kind", "pending", "--key-file", K2)
+    check("the approval carries the master-rotated KeyEvent", "master-rotated" in r.stdout, r.stderr)
+    K = K2
     r = run("key", "list", D, "--key-file", K)
     lines = [json.loads(ln) for ln in r.stdout.splitlines()]
     demo_data = sorted((k["epoch"], k["state"]) for k in lines if k["operator"] == "demo" and k["class"] == "data")
@@ -84,7 +121,7 @@ try:
     evs = [json.loads(ln) for ln in r.stdout.splitlines()]
     rotated = [e for e in evs if e["key"]["action"] == "rotated"]
     exported = [e for e in evs if e["key"]["action"] == "exported"]
-    check("the rotations are KeyEvents by the admin", len(rotated) == 2 and all(e["actor"] == "admin" for e in rotated),
+    check("the rotations are KeyEvents by the admin (two of data, one of audit after the master rotation)", len(rotated) == 3 and all(e["actor"] == "admin" for e in rotated),
           rotated)
     check("the export is a KeyEvent by the admin", len(exported) == 1 and exported[0]["actor"] == "admin", exported)
     check("no KeyEvent carries a key", all("bytes" not in json.dumps(e["key"]) for e in evs))
