@@ -5,7 +5,9 @@
  * unsynced write (seeded); the directory is reopened through the real VFS.
  * After recovery: every acknowledged record is present and intact; whatever
  * else survived is whole batches that were in flight (nothing half-written);
- * the hash chain verifies; and the log accepts new appends.
+ * the hash chain verifies; and the log accepts new appends. A third of the
+ * rounds append under per-record keys (version 3 sections): each recovered
+ * record is under its key.
  * >= 1,000 iterations in `make test`; SR_SOAK=N multiplies them. */
 #include <criterion/criterion.h>
 #include <inttypes.h>
@@ -33,11 +35,18 @@ static void one_round(uint64_t seed, sr_sync_mode mode, int *torn_seen)
     tu_rng r = {seed};
     sr_key key;
     lt_key(&key, 5);
+    static const int which[] = {11, 12};
+    lt_keyring kr;
+    lt_keyring_init(&kr, which, 2);
     sr_log_opts o = {.vfs = &vfs_crash, .sync = mode,
                      .segment_bytes = 4096 + tu_below(&r, 12000),
                      .block_bytes = 256 + (uint32_t)tu_below(&r, 4000),
                      .zstd_level = (int)tu_below(&r, 3),
                      .key = tu_below(&r, 2) ? &key : NULL};
+    /* a third of the rounds: per-record keys (version 3 sections under a
+     * resolver, mixed with plain ones) */
+    int keyed = tu_below(&r, 3) == 0;
+    if (keyed) o.keys = &kr.keys;
     tu_rmrf(dir);
     vfs_crash_reset();
     sr_log *lg = NULL;
@@ -50,7 +59,7 @@ static void one_round(uint64_t seed, sr_sync_mode mode, int *torn_seen)
     for (nb = 0; nb < 64; nb++) {
         size_t n = 1 + (size_t)tu_below(&r, 12);
         sizes[nb] = n;
-        int rc = lt_append(lg, n, MAXLEN, NULL);
+        int rc = keyed ? lt_append_keyed(lg, &kr, n, MAXLEN, NULL) : lt_append(lg, n, MAXLEN, NULL);
         if (rc != SR_OK) break;
         if (mode == SR_SYNC_ALWAYS) acked += n;
     }
@@ -80,6 +89,7 @@ static void one_round(uint64_t seed, sr_sync_mode mode, int *torn_seen)
     cr_assert(whole, "seed %" PRIu64 ": %" PRIu64 " records survived: not a whole number of batches", seed, have);
     char why[256];
     cr_assert_eq(lt_check(lg, 1, have + 1, MAXLEN, why, sizeof why), 0, "seed %" PRIu64 ": %s", seed, why);
+    if (keyed) cr_assert_eq(lt_check_keys(lg, &kr, 1, have + 1, why, sizeof why), 0, "seed %" PRIu64 ": %s", seed, why);
     /* the log goes on */
     uint64_t f;
     cr_assert_eq(lt_append(lg, 3, MAXLEN, &f), SR_OK);
@@ -88,6 +98,7 @@ static void one_round(uint64_t seed, sr_sync_mode mode, int *torn_seen)
     sr_log_report rep;
     cr_assert_eq(sr_log_verify(dir, &po, &rep, &ei), SR_OK, "seed %" PRIu64 ": verify: %s", seed, ei.msg);
     cr_assert_eq(rep.records, have + 3);
+    lt_keyring_free(&kr);
 }
 
 Test(storage_log_crash, acknowledged_records_survive_1000_random_crashes)

@@ -60,35 +60,7 @@ static void expect_exactly(const sr_log_opts *o, uint64_t acked, const char *ctx
     cr_assert_eq(sr_log_verify(dir, &po, &rep, &ei), SR_OK, "%s: verify: %s", ctx, ei.msg);
 }
 
-/* The keyed mode's records: under key 0 or 1 of the test keyring, or plain,
- * by sequence number (runs of two), so that a batch is several sections. */
-static uint32_t fault_key(const lt_keyring *kr, uint64_t seq)
-{
-    int k = (int)((seq / 2) % 3);
-    return k == 2 ? 0 : lt_keyring_id(kr, k);
-}
-
-static int append_keyed(sr_log *lg, const lt_keyring *kr, size_t n, uint64_t *first)
-{
-    uint64_t base = sr_log_next_seq(lg);
-    sr_slice recs[16];
-    uint32_t ids[16];
-    cr_assert_leq(n, 16);
-    for (size_t i = 0; i < n; i++) {
-        size_t len = lt_len(base + i, MAXLEN);
-        uint8_t *p = malloc(len ? len : 1);
-        tu_fill_record(base + i, p, len);
-        recs[i] = (sr_slice){p, len};
-        ids[i] = fault_key(kr, base + i);
-    }
-    int rc = sr_log_append_keyed(lg, recs, ids, n, first);
-    for (size_t i = 0; i < n; i++) free((void *)recs[i].data);
-    return rc;
-}
-
-/* encrypted: 0 plain, 1 the log's own key, 2 per-record keys (version 3
- * sections under a resolver, mixed with plain ones) */
-/* Every record after the base log's 30 is under its key (sr_log_iter_key_id). */
+/* Every record after the base log's 30 is under its key (lt_key_of). */
 static void expect_keys(const sr_log_opts *o, const lt_keyring *kr, uint64_t acked, const char *ctx)
 {
     sr_log_opts po = *o;
@@ -97,18 +69,13 @@ static void expect_keys(const sr_log_opts *o, const lt_keyring *kr, uint64_t ack
     sr_log *lg = NULL;
     sr_errinfo ei;
     cr_assert_eq(sr_log_open(dir, &po, &lg, &ei), SR_OK, "%s: %s", ctx, ei.msg);
-    sr_log_iter *it;
-    cr_assert_eq(sr_log_iter_open(lg, 31, &it), SR_OK);
-    uint64_t seq;
-    sr_slice rec;
-    for (uint64_t s = 31; s <= acked; s++) {
-        cr_assert_eq(sr_log_iter_next(it, &seq, &rec), SR_OK, "%s", ctx);
-        cr_assert_eq(sr_log_iter_key_id(it), fault_key(kr, seq), "%s: seq %" PRIu64, ctx, seq);
-    }
-    sr_log_iter_close(it);
+    char why[256];
+    cr_assert_eq(lt_check_keys(lg, kr, 31, acked + 1, why, sizeof why), 0, "%s: %s", ctx, why);
     sr_log_close(lg);
 }
 
+/* encrypted: 0 plain, 1 the log's own key, 2 per-record keys (version 3
+ * sections under a resolver, mixed with plain ones: lt_append_keyed) */
 static void run_vfs_faults(vf_kind kind, const char *kname, int encrypted)
 {
     sr_key key;
@@ -131,7 +98,7 @@ static void run_vfs_faults(vf_kind kind, const char *kname, int encrypted)
         for (int a = 0; a < 12; a++) {
             uint64_t first = 0;
             size_t n = 1 + (size_t)(a * 3 % 7);
-            int rc = encrypted == 2 ? append_keyed(lg, &kr, n, &first) : lt_append(lg, n, MAXLEN, &first);
+            int rc = encrypted == 2 ? lt_append_keyed(lg, &kr, n, MAXLEN, &first) : lt_append(lg, n, MAXLEN, &first);
             cr_assert(rc == SR_OK || rc == SR_EIO || rc == SR_ENOSPC || rc == SR_EPOISONED,
                       "%s k=%lu: append returned %s", kname, k, sr_err_name(rc));
             if (rc == SR_OK) acked = sr_log_next_seq(lg) - 1;
@@ -176,7 +143,7 @@ static void alloc_faults(int keyed)
         uint64_t acked = 30;
         for (int a = 0; a < 12; a++) {
             size_t n = 1 + (size_t)(a * 3 % 7);
-            int rc = keyed ? append_keyed(lg, &kr, n, NULL) : lt_append(lg, n, MAXLEN, NULL);
+            int rc = keyed ? lt_append_keyed(lg, &kr, n, MAXLEN, NULL) : lt_append(lg, n, MAXLEN, NULL);
             /* an allocation failure is reported and undone; it never poisons */
             cr_assert(rc == SR_OK || rc == SR_ENOMEM, "k=%lu: append returned %s", k, sr_err_name(rc));
             if (rc == SR_OK) acked = sr_log_next_seq(lg) - 1;

@@ -22,9 +22,50 @@ size_t lt_len(uint64_t seq, size_t maxlen)
     return n > maxlen ? maxlen : n;
 }
 
-int lt_append(sr_log *lg, size_t n, size_t maxlen, uint64_t *first)
+static int append_ids(sr_log *lg, const lt_keyring *kr, size_t n, size_t maxlen, uint64_t *first);
+
+int lt_append(sr_log *lg, size_t n, size_t maxlen, uint64_t *first) { return append_ids(lg, NULL, n, maxlen, first); }
+
+int lt_append_keyed(sr_log *lg, const lt_keyring *kr, size_t n, size_t maxlen, uint64_t *first)
+{
+    return append_ids(lg, kr, n, maxlen, first);
+}
+
+uint32_t lt_key_of(const lt_keyring *kr, uint64_t seq)
+{
+    int k = (int)((seq / 2) % 3);
+    return k == 2 ? 0 : lt_keyring_id(kr, k);
+}
+
+int lt_check_keys(sr_log *lg, const lt_keyring *kr, uint64_t from, uint64_t to, char *why, size_t whylen)
+{
+    sr_log_iter *it = NULL;
+    int rc = sr_log_iter_open(lg, from, &it), res = 0;
+    if (rc) {
+        snprintf(why, whylen, "iter_open: %s", sr_err_name(rc));
+        return -1;
+    }
+    uint64_t seq;
+    sr_slice rec;
+    for (uint64_t s = from; s < to; s++) {
+        rc = sr_log_iter_next(it, &seq, &rec);
+        if (rc || seq != s || sr_log_iter_key_id(it) != lt_key_of(kr, s)) {
+            snprintf(why, whylen, "seq %" PRIu64 ": %s, key id %08x, want %08x", s, sr_err_name(rc),
+                     sr_log_iter_key_id(it), lt_key_of(kr, s));
+            res = -1;
+            break;
+        }
+    }
+    sr_log_iter_close(it);
+    return res;
+}
+
+/* kr NULL: sr_log_append */
+static int append_ids(sr_log *lg, const lt_keyring *kr, size_t n, size_t maxlen, uint64_t *first)
 {
     uint64_t base = sr_log_next_seq(lg);
+    uint32_t *ids = kr ? calloc(n, sizeof *ids) : NULL;
+    for (size_t i = 0; kr && i < n; i++) ids[i] = lt_key_of(kr, base + i);
     sr_slice *recs = calloc(n, sizeof *recs);
     for (size_t i = 0; i < n; i++) {
         size_t len = lt_len(base + i, maxlen);
@@ -33,11 +74,12 @@ int lt_append(sr_log *lg, size_t n, size_t maxlen, uint64_t *first)
         recs[i] = (sr_slice){p, len};
     }
     uint64_t f = 0;
-    int rc = sr_log_append(lg, recs, n, &f);
+    int rc = kr ? sr_log_append_keyed(lg, recs, ids, n, &f) : sr_log_append(lg, recs, n, &f);
     if (rc == SR_OK && f != base) rc = -1000; /* someone else appended */
     if (rc == SR_OK && first) *first = f;
     for (size_t i = 0; i < n; i++) free((void *)recs[i].data);
     free(recs);
+    free(ids);
     return rc;
 }
 

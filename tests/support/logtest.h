@@ -47,6 +47,13 @@ void lt_keyring_init(lt_keyring *kr, const int *which, int n);
 void lt_keyring_free(lt_keyring *kr);
 /* the id of the i-th key */
 uint32_t lt_keyring_id(const lt_keyring *kr, int i);
+/* The key id of record seq in the keyed suites: key 0 or 1 of kr, or plain
+ * (0), in runs of two, so that a batch is several sections. */
+uint32_t lt_key_of(const lt_keyring *kr, uint64_t seq);
+/* lt_append through sr_log_append_keyed, record seq under lt_key_of(kr, seq). */
+int lt_append_keyed(sr_log *lg, const lt_keyring *kr, size_t n, size_t maxlen, uint64_t *first);
+/* Each record of [from, to) has key id lt_key_of(kr, seq): 0, or -1 with why. */
+int lt_check_keys(sr_log *lg, const lt_keyring *kr, uint64_t from, uint64_t to, char *why, size_t whylen);
 /* state of the i-th key: LT_LIVE, LT_DESTROYED, LT_UNKNOWN */
 enum { LT_LIVE = 0, LT_DESTROYED = 1, LT_UNKNOWN = 2 };
 void lt_keyring_set(lt_keyring *kr, int i, int state);
