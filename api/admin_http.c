@@ -551,6 +551,7 @@ static const struct {
     {sr_admin_data_routes, &sr_admin_data_nroutes},
     {sr_admin_backup_routes, &sr_admin_backup_nroutes},
     {sr_admin_retention_routes, &sr_admin_retention_nroutes},
+    {sr_admin_keys_routes, &sr_admin_keys_nroutes},
 };
 
 void sr_admin_handle(sr_admin *a, h2o_req_t *req)

@@ -134,6 +134,10 @@
     U(retention, message_id_window_s, retention_message_id_window_s, 0, 0, 315360000,                                \
       "message ids kept at least this long; 0: for ever")                                                            \
     U(retention, batch, retention_batch, 256, 16, 65536, "index keys one Retention event visits at most")            \
+    U(keys, rotate_days, key_rotate_days, 0, 0, 36500,                                                                 \
+      "data and audit keys start a new epoch this many days after theirs began (docs/keys.md); 0: never")             \
+    S(keys, master_next, key_master_next, 1024, "",                                                                    \
+      "the next master key (a file, env:VAR or cmd:COMMAND) POST /admin/v1/keys/master re-wraps the keyring under")   \
     U(login, free_failures, login_free_failures, 5, 1, 1000, "per (principal, address) before back-off")               \
     U(login, backoff_max_ms, login_backoff_max_ms, 300000, 1000, 86400000, "the longest back-off")                     \
     U(login, address_failures, login_address_failures, 30, 1, 1000000, "failures per address (bucket)")                \

@@ -153,6 +153,7 @@ struct sr_server {
     struct bjob *bheld;       /* ... in arrival order */
     sr_engine *eng;
     sr_key key;
+    sr_key key_next; /* [keys] master_next, if configured */
     conn *conns;
     conn *blocked; /* connections waiting for room in the engine's queue */
     sr_loginguard *guard; /* throttles and checks every login, MQTT and HTTP */
@@ -1987,6 +1988,16 @@ static int engine_open(sr_server *s, char *err, size_t errlen)
     if (s->cfg.key_file[0]) {
         if (sr_key_load(s->cfg.key_file, &s->key, err, errlen)) return SR_EKEY;
         o.key = &s->key;
+        o.key_source = s->cfg.key_file; /* names the source in errors, never the key */
+        if (s->cfg.key_master_next[0]) { /* [keys] master_next: POST /admin/v1/keys/master re-wraps under it */
+            char e2[256];
+            if (sr_key_load(s->cfg.key_master_next, &s->key_next, e2, sizeof e2)) {
+                snprintf(err, errlen, "[keys] master_next: %s", e2);
+                return SR_EKEY;
+            }
+            o.key_next = &s->key_next;
+        }
+        o.key_rotate_days = s->cfg.key_rotate_days;
     }
     uint64_t t1 = mono_us();
     s->start_us[0] = t1 - t0;
@@ -1994,6 +2005,16 @@ static int engine_open(sr_server *s, char *err, size_t errlen)
     int rc = sr_engine_open(s->cfg.data_dir, &o, &s->eng, &ei);
     if (rc) snprintf(err, errlen, "engine: %s", ei.msg);
     s->start_us[1] = mono_us() - t1;
+    if (!rc) { /* records the replay could not read: their key was destroyed (docs/keys.md) */
+        sr_engine_open_stats st;
+        sr_engine_get_open_stats(s->eng, &st);
+        for (uint32_t i = 0; i < st.n_erased; i++)
+            sr_slog(SR_LOG_WARN, "erased records at open (their key was destroyed, docs/keys.md)",
+                    "records=%" PRIu64 " first_seq=%" PRIu64 " last_seq=%" PRIu64 " key_id=0x%08x operator=%s class=%s "
+                    "epoch=%u destroyed_ms=%" PRId64,
+                    st.erased[i].records, st.erased[i].first_seq, st.erased[i].last_seq, st.erased[i].key_id,
+                    st.erased[i].operator_id, st.erased[i].key_class, st.erased[i].epoch, st.erased[i].destroyed_ms);
+    }
     return rc;
 }
 

@@ -1,5 +1,7 @@
 /* bench/engbench.c -- see engbench.h. */
 #include "engbench.h"
+
+#include "storage/keyring.h"
 #include "api/cli/refset.h"
 
 #include "storage/crypto.h"
@@ -227,6 +229,7 @@ void eb_opts(const eb_cfg *c, sr_engine_opts *o, sr_key *key)
         for (int i = 0; i < 32; i++) kb[i] = (uint8_t)(i * 31 + 7);
         sr_key_from_bytes(key, kb);
         o->key = key;
+        o->single_key = c->enc == 2; /* 1: per-operator data keys (a keyring); 2: the one key seals all */
     }
 }
 
@@ -518,10 +521,26 @@ int eb_sizes_get(const char *dir, eb_sizes *s)
     return rc;
 }
 
+static int chain_cost(const char *logdir, const sr_log_opts *op, eb_chain *out);
+
 int eb_chain_cost(const char *logdir, const sr_key *key, eb_chain *out)
 {
     memset(out, 0, sizeof *out);
     sr_log_opts o = {.key = key, .readonly = 1};
+    /* per-operator keys: the keyring beside the log (docs/keys.md) */
+    char kd[1300];
+    snprintf(kd, sizeof kd, "%s/../keys", logdir);
+    sr_keyring *kr = NULL;
+    sr_errinfo kei;
+    if (key && sr_keyring_open(NULL, kd, key, NULL, 0, &kr, &kei) == SR_OK) o.keys = sr_keyring_keys(kr);
+    int rc = chain_cost(logdir, &o, out);
+    sr_keyring_close(kr);
+    return rc;
+}
+
+static int chain_cost(const char *logdir, const sr_log_opts *op, eb_chain *out)
+{
+    sr_log_opts o = *op;
     sr_log_report rep;
     sr_errinfo ei;
     if (sr_log_verify(logdir, &o, &rep, &ei) != SR_OK || !rep.ok || rep.blocks == 0) return SR_ECORRUPT;

@@ -54,7 +54,7 @@ typedef struct eb_cfg {
     uint32_t backfill_bp; /* EB_MIXED: the backfill's share of the values */
     uint32_t points, seconds, batch, late_bp;
     uint64_t seed;
-    int threads, enc, zstd;
+    int threads, enc, zstd; /* enc: 0 none, 1 per-operator data keys (a keyring), 2 one key for all (single_key) */
     uint32_t window; /* commands in flight, all threads together */
     uint32_t replay_max; /* sr_engine_opts.replay_max_events; 0: the engine's default */
     const char *dir; /* engine directory (created, removed by the caller) */

@@ -5,7 +5,7 @@
  *
  * usage: engine_ingest [--shape series|snapshot|mixed] [--backfill-bp F]
  *                      [--points N] [--seconds S] [--batch B] [--late-bp L]
- *                      [--threads T] [--window W] [--enc 0|1] [--zstd L]
+ *                      [--threads T] [--window W] [--enc 0|1|2] [--zstd L]
  *                      [--seed S] [--replay-max N] [--dir D] [--keep]
  * One command = one event = (series, the default) one point's `batch`
  * consecutive values, or (snapshot) one gateway's `batch` points x 1 value
@@ -47,7 +47,7 @@ static int usage(void)
 {
     fprintf(stderr, "usage: engine_ingest [--shape series|snapshot|mixed] [--backfill-bp F]\n"
                     "                     [--points N] [--seconds S] [--batch B] [--late-bp L] [--threads T]\n"
-                    "                     [--window W] [--enc 0|1] [--zstd L] [--seed S] [--replay-max N] [--dir D]\n"
+                    "                     [--window W] [--enc 0|1|2] [--zstd L] [--seed S] [--replay-max N] [--dir D]\n"
                     "                     [--keep]\n");
     return 2;
 }

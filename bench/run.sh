@@ -45,6 +45,7 @@ step "engine ingest (reference set: 10k points, 1 s, 1 % late; enc+zstd)" "$BUIL
 step "engine ingest, the snapshot shape (events of 100 points x 1 value, one timestamp)" "$BUILD/bench/engine_ingest" --threads 1 --shape snapshot
 step "engine ingest, the mixed shape (snapshots + a 1 % backfill of old series)" "$BUILD/bench/engine_ingest" --threads 1 --shape mixed
 step "engine ingest, 2 submitting threads" "$BUILD/bench/engine_ingest" --threads 2
+step "engine ingest, one key for all (the format before per-operator keys: their cost, docs/keys.md)" "$BUILD/bench/engine_ingest" --threads 1 --enc 2
 step "engine ingest, no encryption, no zstd" "$BUILD/bench/engine_ingest" --threads 1 --enc 0 --zstd 0
 step "engine ingest, no encryption (zstd on: the encryption axis)" "$BUILD/bench/engine_ingest" --threads 1 --enc 0
 step "engine ingest with a retention sweep cutting a backlog (issue #16; medians of 3 pairs)" "$BUILD/bench/retention_ingest"

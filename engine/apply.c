@@ -999,7 +999,9 @@ static int apply_pending(sr_engine *e, MDB_txn *t, Event *ev, sr_result *r, int 
                 MDB_txn *dry = NULL;
                 rc = sr_index_err(mdb_txn_begin(sr_index_env(e->ix), t, 0, &dry));
                 if (!rc) {
+                    e->pending_dry = 1; /* keys.c: the keyring is no transaction: checked, not changed */
                     rc = pending_change_apply(e, dry, ev, cs, p->n_change, r, 1);
+                    e->pending_dry = 0;
                     mdb_txn_abort(dry);
                 }
                 r->point = 0;
@@ -1133,7 +1135,7 @@ static int apply_push_mark(sr_engine *e, MDB_txn *t, Event *ev, sr_result *r, in
     X(_REGISTRY_DELETE, NULL, apply_registry_delete, NULL)                    \
     X(_USER, NULL, apply_user, NULL)                                          \
     X(_AUTH, NULL, NULL, NULL)                                                \
-    X(_KEY, NULL, NULL, NULL)                                                 \
+    X(_KEY, NULL, sr__apply_key, NULL)                                        \
     X(_ALARM, NULL, NULL, NULL)                                               \
     X(_HEADS_CHECKPOINT, check_engine_only, NULL, sr__heads_apply_checkpoint) \
     X(_LOGIN_POLICY, NULL, apply_login_policy, NULL)                          \

@@ -15,6 +15,8 @@
  *      applies only fsynced events), so the log up to S is there. The
  *      writer is not held: it goes on appending after S meanwhile;
  *   4. the log: sealed segments whole, the segment of S up to S's block end;
+ *      then keys/keyring (the wrapped data keys, never the master: every
+ *      key a record up to S is sealed by is in it, docs/keys.md);
  *   5. the blobs: every committed blob (a blob is durable before the event
  *      that names it, and none is deleted), so every blob the index at S
  *      references;
@@ -62,6 +64,9 @@
 #include <unistd.h>
 
 #define MANIFEST_MAGIC "suiro-backup 1\n"
+/* the directories of a data directory a backup holds */
+static const char *const SUBS[] = {"index", "log", "blobs", "keys"};
+enum { NSUBS = sizeof SUBS / sizeof *SUBS };
 enum { COPY_CHUNK = 1 << 20, MANIFEST_MAX = 256 << 20 };
 
 static pthread_mutex_t g_one = PTHREAD_MUTEX_INITIALIZER; /* one backup at a time */
@@ -95,7 +100,7 @@ static int fail(sr_errinfo *ei, int code, const char *fmt, ...)
 /* The manifest                                                               */
 
 typedef struct mfile {
-    char *path; /* relative: log/..., index/data.mdb, blobs/ab/cd/..., platform-cert.pem */
+    char *path; /* relative: log/..., index/data.mdb, blobs/ab/cd/..., platform-cert.pem, keys/keyring */
     uint64_t size;
     uint8_t sha[32];
     int linked;
@@ -135,7 +140,8 @@ static int manifest_add(manifest *m, const char *path, uint64_t size, const uint
  * certificate, of [A-Za-z0-9._-] components, none "." or "..". */
 static int path_ok(const char *p)
 {
-    if (strncmp(p, "log/", 4) && strncmp(p, "index/", 6) && strncmp(p, "blobs/", 6) && strcmp(p, "platform-cert.pem"))
+    if (strncmp(p, "log/", 4) && strncmp(p, "index/", 6) && strncmp(p, "blobs/", 6) && strcmp(p, "platform-cert.pem") &&
+        strcmp(p, "keys/keyring"))
         return 0;
     const char *c = p;
     for (;;) {
@@ -689,8 +695,8 @@ static int do_backup(sr_engine *e, const char *dest, copier *c, setscan *s, mani
     pathf(partial, plen, "%s/%s.partial", dest, stamp);
     char p[PATH_MAX];
     if ((rc = mkdir_v(v, partial, ei))) return rc;
-    const char *subs[] = {"index", "log", "blobs"};
-    for (size_t i = 0; i < 3; i++) {
+    const char *const *subs = SUBS;
+    for (size_t i = 0; i < NSUBS; i++) {
         pathf(p, sizeof p, "%s/%s", partial, subs[i]);
         if ((rc = mkdir_v(v, p, ei))) return rc;
     }
@@ -772,6 +778,13 @@ static int do_backup(sr_engine *e, const char *dest, copier *c, setscan *s, mani
         pathf(src, sizeof src, "%s/%s", e->logdir, nm);
         rc = put_file(c, s, m, src, partial, rel, bytes, 1, ei);
     }
+    /* 4b. the keyring (wrapped data keys, never the master): read after S
+     * was fixed, so it holds every key a record up to S is sealed by (a key
+     * is durable in it before its first record is appended), less the keys
+     * destroyed since (their records are erased in the backup too). Its
+     * file is replaced by a rename, so the copy is one whole version. */
+    pathf(p, sizeof p, "%s/keys/keyring", e->dir);
+    if (!rc && e->keyring && access(p, F_OK) == 0) rc = put_file(c, s, m, p, partial, "keys/keyring", UINT64_MAX, 0, ei);
     /* 5. the blobs */
     for (size_t i = 0; !rc && i < bw.n; i++) {
         char src[PATH_MAX], d1[PATH_MAX];
@@ -796,7 +809,7 @@ static int do_backup(sr_engine *e, const char *dest, copier *c, setscan *s, mani
         rc = sync_dir_v(v, d, ei);
     }
     blobwalk_free(&bw);
-    for (size_t i = 0; !rc && i < 3; i++) {
+    for (size_t i = 0; !rc && i < NSUBS; i++) {
         pathf(p, sizeof p, "%s/%s", partial, subs[i]);
         rc = sync_dir_v(v, p, ei);
     }
@@ -1109,8 +1122,14 @@ static int cut_and_rebuild(const char *dir, const sr_restore_opts *o, const mani
     sr_log *lg = NULL;
     sr_errinfo le;
     memset(&le, 0, sizeof le);
-    int rc = sr_log_open(logdir, &lo, &lg, &le);
-    if (rc) return fail(ei, rc, "%s: %s", logdir, le.msg[0] ? le.msg : sr_strerror(rc));
+    sr_keyring *kr = NULL;
+    int rc = sr__keyring_of(NULL, dir, o->key, NULL, 0, &kr, &le);
+    if (kr) lo.keys = sr_keyring_keys(kr);
+    if (!rc) rc = sr_log_open(logdir, &lo, &lg, &le);
+    if (rc) {
+        sr_keyring_close(kr);
+        return fail(ei, rc, "%s: %s", logdir, le.msg[0] ? le.msg : sr_strerror(rc));
+    }
     uint64_t target = o->to_seq;
     if (o->has_to_ms) {
         target = 0;
@@ -1156,6 +1175,7 @@ static int cut_and_rebuild(const char *dir, const sr_restore_opts *o, const mani
         memcpy(later.v[later.n++], nm, 32);
     }
     (void)sr_log_close(lg);
+    sr_keyring_close(kr);
     /* cut: the last kept segment at the batch's end, the later ones gone */
     if (!rc) {
         pathf(p, sizeof p, "%s/%s", logdir, cut.segment);
@@ -1199,8 +1219,8 @@ static int restore_into(const char *bdir, const char *partial, sr_sigkey *k,
     char p[PATH_MAX], src[PATH_MAX];
     rm_tree(partial); /* an interrupted restore's */
     if ((rc = mkdir_v(v, partial, ei))) return rc;
-    const char *subs[] = {"index", "log", "blobs"};
-    for (size_t i = 0; i < 3; i++) {
+    const char *const *subs = SUBS;
+    for (size_t i = 0; i < NSUBS; i++) {
         pathf(p, sizeof p, "%s/%s", partial, subs[i]);
         if ((rc = mkdir_v(v, p, ei))) return rc;
     }
@@ -1230,8 +1250,8 @@ static int sync_tree(const char *dir, sr_errinfo *ei)
 {
     /* the directories a restore made: dir, its three, the blob fan-out */
     char p[PATH_MAX];
-    const char *subs[] = {"index", "log", "blobs"};
-    for (size_t i = 0; i < 3; i++) {
+    const char *const *subs = SUBS;
+    for (size_t i = 0; i < NSUBS; i++) {
         pathf(p, sizeof p, "%s/%s", dir, subs[i]);
         int rc = sync_dir_v(&sr_vfs_posix, p, ei);
         if (rc) return rc;

@@ -396,9 +396,37 @@ static int engine_open(const char *dir, const sr_engine_opts *opts, sr_engine **
         if (iw > floor) floor = iw;
     }
     if (e->o.sync == SR_ENGINE_SYNC_ALWAYS) lo.durable_floor = floor;
+    if (!e->o.key) {
+        /* a keyring means sealed records: name the master they need */
+        char *kd = join(dir, "keys");
+        uint32_t mid = 0;
+        int prc = kd ? sr_keyring_peek_master(e->o.vfs, kd, &mid) : SR_ENOMEM;
+        sr_free(kd);
+        if (prc == SR_OK || prc == SR_ECORRUPT) {
+            rc = SR_EKEY;
+            snprintf(ei->msg, sizeof ei->msg,
+                     "%s/keys/keyring holds data keys wrapped by master key 0x%08x: give that master key (key_file, "
+                     "--key-file; docs/keys.md)",
+                     dir, mid);
+            goto fail;
+        }
+    } else if (!e->o.single_key) {
+        /* the data keys before the log: its recovery opens sealed sections */
+        if ((rc = sr__keyring_of(e->o.vfs, dir, e->o.key, e->o.key_source, !e->o.readonly && !e->o.log_readonly,
+                                 &e->keyring, ei)))
+            goto fail;
+        if (e->keyring) lo.keys = sr_keyring_keys(e->keyring);
+    }
     e->lo = lo;
     uint64_t t0 = mono_us();
-    if ((rc = sr_log_open(e->logdir, &lo, &e->log, ei))) goto fail;
+    if ((rc = sr_log_open(e->logdir, &lo, &e->log, ei))) {
+        if (rc == SR_EKEY && e->keyring) { /* a data key the keyring lacks */
+            size_t l = strlen(ei->msg);
+            snprintf(ei->msg + l, sizeof ei->msg - l,
+                     ": %s/keys/keyring does not hold it; restore the keyring from a key export (docs/keys.md)", dir);
+        }
+        goto fail;
+    }
     uint64_t t1 = mono_us();
     e->ost.log_us = t1 - t0;
     if ((rc = index_layout(e, e->o.index_dir ? e->o.index_dir : ixdir, ei))) goto fail;
@@ -509,6 +537,7 @@ int sr_engine_close(sr_engine *e)
     sr_index_close(e->ix);
     int lrc = sr_log_close(e->log);
     if (!rc) rc = lrc;
+    sr_keyring_close(e->keyring); /* after the log: it seals and opens through it */
     sr__heads_free(e);
     for (size_t k = 0; k < e->nq; k++) {
         cmd *c = e->q[k].head;
@@ -574,6 +603,11 @@ int sr_engine_index_watermark(const char *dir, const sr_engine_opts *opts, uint6
 
 int sr_engine_rebuild(const char *dir, const sr_engine_opts *opts, sr_errinfo *ei)
 {
+    return sr_engine_rebuild_stats(dir, opts, NULL, ei);
+}
+
+int sr_engine_rebuild_stats(const char *dir, const sr_engine_opts *opts, sr_engine_open_stats *st, sr_errinfo *ei)
+{
     sr_engine_opts o = opts ? *opts : (sr_engine_opts){0};
     o.readonly = 0;
     char *ixdir = o.index_dir ? NULL : join(dir, "index");
@@ -610,7 +644,10 @@ int sr_engine_rebuild(const char *dir, const sr_engine_opts *opts, sr_errinfo *e
         sr_log *lg = NULL;
         sr_errinfo local;
         sr_errinfo *lei = ei ? ei : &local;
-        int lrc = sr_log_open(logdir, &lo, &lg, lei);
+        sr_keyring *kr = NULL;
+        int lrc = o.single_key ? SR_OK : sr__keyring_of(o.vfs, dir, o.key, o.key_source, 0, &kr, lei);
+        if (kr) lo.keys = sr_keyring_keys(kr);
+        if (!lrc) lrc = sr_log_open(logdir, &lo, &lg, lei);
         sr_free(logdir);
         if (!lrc && sr_log_durable_seq(lg) <= o.durable_floor && !o.discard_lost) {
             lrc = SR_ECORRUPT;
@@ -622,6 +659,7 @@ int sr_engine_rebuild(const char *dir, const sr_engine_opts *opts, sr_errinfo *e
                      o.durable_floor, sr_log_durable_seq(lg) - 1, dir);
         }
         sr_log_close(lg);
+        sr_keyring_close(kr);
         if (lrc) {
             sr_free(ixdir);
             return lrc;
@@ -632,5 +670,6 @@ int sr_engine_rebuild(const char *dir, const sr_engine_opts *opts, sr_errinfo *e
     if (rc) return rc;
     sr_engine *e = NULL;
     if ((rc = sr_engine_open(dir, &o, &e, ei))) return rc;
+    if (st) sr_engine_get_open_stats(e, st);
     return sr_engine_close(e);
 }

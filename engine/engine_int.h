@@ -11,6 +11,8 @@
  *             poison_cause), the writer thread and its group commit
  *             (group, next_seq, the ev arena, masters_dirty, test_groups)
  *   apply.c   the event appliers: one row per event kind (SR_EVENT_KINDS)
+ *   keys.c    the key class of every event kind (SR_KEY_CLASSES) and the
+ *             key that seals each record (the keyring, storage/keyring.h)
  *   heads.c   the series heads (hdir, stripe, npoints, st_flushes, the
  *             pending latest rows lpend) and the series apply (pass 2)
  *   replay.c  the replay of the log at open and at recover
@@ -34,6 +36,7 @@
 #include "engine/schema.h"
 #include "storage/blobs.h"
 #include "storage/index.h"
+#include "storage/keyring.h"
 #include "storage/log.h"
 
 #include <pthread.h>
@@ -191,6 +194,8 @@ struct sr_engine {
     sr_log *log;
     sr_index *ix;
     sr_blobs *blobs;
+    sr_keyring *keyring; /* the data keys (keys.c); NULL: no master key, nothing sealed */
+    int pending_dry;     /* writer: a pending change's dry run (apply.c) is applying; keys.c changes nothing then */
 
     pthread_mutex_t mu;
     pthread_cond_t cv_work;
@@ -359,6 +364,37 @@ typedef struct sr_applier {
 } sr_applier;
 /* The row of a kind; NULL for a case the table does not know. */
 const sr_applier *sr__applier(int kind);
+/* The key class (storage/keyring.h sr_key_class: data, audit, config) of an
+ * event kind (engine/keys.c, SR_KEY_CLASSES); -1 for a case it does not know. */
+int sr__key_class(int kind);
+/* The keyring of data directory dir (DIR/keys/keyring) unwrapped by master;
+ * *out NULL without a master, or when there is none and !create (a
+ * directory written before issue #16, or read-only before its first write).
+ * Errors: sr_keyring_open's (a wrong master names both ids). */
+int sr__keyring_of(const struct sr_vfs *vfs, const char *dir, const sr_key *master, const char *source, int create,
+                   sr_keyring **out, sr_errinfo *ei);
+/* The KeyEvent applier (SR_EVENT_KINDS): on the writer (validate), a
+ * "rotate" command rotates the key (durably) and becomes "rotated" with its
+ * ids; the engine's own actions are refused from outside. Replay: nothing
+ * (the keyring is its own store). */
+int sr__apply_key(sr_engine *e, MDB_txn *t, Event *ev, sr_result *r, int validate);
+/* sr_log_iter_next, counting the records whose key was destroyed
+ * (SR_EERASED, below end) in e->ost's erased summary instead of returning
+ * them (keys.c): the replay's and the rebuild's. */
+int sr__iter_next_readable(sr_engine *e, sr_log_iter *it, uint64_t end, uint64_t *seq, sr_slice *rec);
+/* A key made while choosing a record's key (keys.c): its KeyEvent is due. */
+typedef struct sr_keynote {
+    const char *action; /* "created", "rotated" */
+    sr_keyinfo k;
+    uint32_t old_id;    /* rotated: the key it retired */
+} sr_keynote;
+/* The key id that seals a record of kind for operator op: the active key of
+ * (op, the kind's class), made (durably) if there is none or if [keys]
+ * rotate_days says its epoch is over; note->action is then set. 0 without a
+ * keyring (engine opened without a master key). Writer thread. */
+int sr__record_key(sr_engine *e, const char *op, int kind, int64_t now, uint32_t *id, sr_keynote *note);
+/* The KeyEvent of a note, at seq, in the writer's event arena; NULL: no memory. */
+Event *sr__key_event(sr_engine *e, const sr_keynote *n, uint64_t seq, int64_t now);
 
 /* The values of a data event: a Measurements' own or a Correction's (the
  * same compact form, codecs/events.proto); NULL for any other kind. The

@@ -706,6 +706,23 @@ int sr_cmd_backup_ev(const sr_cmd_env *env, const sr_backup_rec *b, sr_buf *out)
     return env_pack(&ev, env, out);
 }
 
+int sr_cmd_key_ev(const sr_cmd_env *env, const sr_key_rec *k, sr_buf *out)
+{
+    Suiro__V1__KeyEvent ke = SUIRO__V1__KEY_EVENT__INIT;
+    ke.action = S(k->action);
+    ke.purpose = (char *)"log";
+    ke.key_operator = S(k->key_operator);
+    ke.key_class = S(k->key_class);
+    ke.outcome = S(k->outcome);
+    ke.message = S(k->message);
+    ke.master_key_id = k->master_key_id;
+    ke.old_master_key_id = k->old_master_key_id;
+    Suiro__V1__Event ev = SUIRO__V1__EVENT__INIT;
+    ev.body_case = SUIRO__V1__EVENT__BODY_KEY;
+    ev.key = &ke;
+    return env_pack(&ev, env, out);
+}
+
 int sr_cmd_alarm(const sr_cmd_env *env, const char *alarm_id, sr_alarm_level level, const char *state,
                  const char *source, const char *message, sr_buf *out)
 {

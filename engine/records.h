@@ -552,6 +552,39 @@ typedef struct sr_backup_rec {
     uint32_t files_copied, files_linked;
 } sr_backup_rec;
 SR_MUST_CHECK int sr_cmd_backup_ev(const sr_cmd_env *env, const sr_backup_rec *b, sr_buf *out);
+/* A key command or record (KeyEvent, docs/keys.md). action "rotate": the
+ * writer retires the active data key of (key_operator, key_class: data,
+ * audit or config) and starts the next epoch, durably in the keyring, and
+ * stores the event as "rotated" with the keys' ids and epoch (refused
+ * without a keyring, and for another operator's key unless env's operator
+ * is the platform's ""). "exported", "imported", "master-rotated": records
+ * of what the caller did (outcome, message). "created", "rotated" and
+ * "destroyed" are the engine's own: refused. */
+typedef struct sr_key_rec {
+    const char *action, *key_operator, *key_class, *outcome, *message;
+    uint32_t master_key_id, old_master_key_id;
+} sr_key_rec;
+SR_MUST_CHECK int sr_cmd_key_ev(const sr_cmd_env *env, const sr_key_rec *k, sr_buf *out);
+/* The engine's keyring (engine/keys.c, docs/keys.md), for `suiro key` and
+ * the /admin/v1/keys routes. Each change is a KeyEvent recorded with env's
+ * who and from where (outcome done, or failed with the reason). SR_ENOTFOUND:
+ * the engine has no keyring (no master key). */
+struct sr_keyinfo; /* storage/keyring.h */
+/* Every key's metadata (never a key): *out sr_malloc'ed. */
+SR_MUST_CHECK int sr_engine_key_list(sr_engine *e, struct sr_keyinfo **out, size_t *n);
+uint32_t sr_engine_master_key_id(sr_engine *e); /* 0: no keyring */
+/* The wrapped keyring (a key backup: no key readable without the master). */
+SR_MUST_CHECK int sr_engine_key_export(sr_engine *e, const sr_cmd_env *env, sr_buf *out);
+/* Restore the entries of an export this keyring lacks (wrapped by this
+ * master, or by other if given). */
+SR_MUST_CHECK int sr_engine_key_import(sr_engine *e, const sr_cmd_env *env, const void *p, size_t n,
+                                       const struct sr_key *other, size_t *added, sr_errinfo *ei);
+/* Re-wrap every data key under new_master (no log byte rewritten); the
+ * engine goes on under it (it must outlive the engine). keep_legacy: the
+ * old master stays readable as a legacy entry (it sealed log segments of
+ * versions 1 and 2). The caller then makes new_master the key source. */
+SR_MUST_CHECK int sr_engine_key_rewrap(sr_engine *e, const sr_cmd_env *env, const struct sr_key *new_master,
+                                       int keep_legacy, sr_errinfo *ei);
 /* An alarm raised, acknowledged or resolved (state). */
 SR_MUST_CHECK int sr_cmd_alarm(const sr_cmd_env *env, const char *alarm_id, sr_alarm_level level, const char *state,
                                const char *source, const char *message, sr_buf *out);

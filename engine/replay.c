@@ -135,7 +135,7 @@ int sr__replay(sr_engine *e, uint64_t w, uint64_t min_first, sr_errinfo *ei)
     pb_arena_init(&ar);
     uint64_t seq = 0, last = 0, done = 0, total = end - from, in_txn = 0;
     sr_slice rec;
-    while ((rc = sr_log_iter_next(it, &seq, &rec)) == SR_OK) {
+    while ((rc = sr__iter_next_readable(e, it, end, &seq, &rec)) == SR_OK) {
         if (seq >= end) {
             rc = SR_DONE; /* replay_to reached: stop before this one */
             break;

@@ -61,6 +61,16 @@ typedef struct sr_engine_opts {
     const struct sr_key *key;   /* log encryption (storage/crypto.h sr_key_load); NULL: none. Must outlive
                                    the engine (the writer reopens the log after a failed write,
                                    docs/durability.md §7) */
+    int single_key;             /* 0 (issue #16, docs/keys.md): with key, each record is sealed by its
+                                   operator's data key, kept in DIR/keys/keyring wrapped by key (the master
+                                   key; created by the first writable open). 1: key seals every record
+                                   itself, no keyring (benchmarks: the cost of per-operator keys) */
+    const char *key_source;     /* where key came from ("file:/etc/suiro/master.key"), for messages */
+    const struct sr_key *key_next; /* [keys] master_next: the master an approved "master-rotate" KeyEvent
+                                   re-wraps the keyring under (POST /admin/v1/keys/master); must outlive
+                                   the engine. NULL: none */
+    uint32_t key_rotate_days;   /* [keys] rotate_days: data and audit keys start a new epoch this many
+                                   days after theirs began; 0: never */
     sr_engine_sync sync;        /* default SR_ENGINE_SYNC_ALWAYS */
     int zstd_level;             /* log compression; default 1 (0 is default-> 1); -100: off */
     uint32_t queue_max;         /* queued commands, all operators; default 65536 */
@@ -381,7 +391,21 @@ typedef struct sr_engine_open_stats {
     uint64_t replay_from;        /* the first seq the replay read (0: it read none) */
     uint64_t checkpoint_seq;     /* the last heads checkpoint the index had applied (0: none) */
     uint64_t checkpoint_before;  /* its before_seq: the replay starts at or after it */
+    /* Records the replay (or a rebuild) could not read because their key
+     * was destroyed (docs/keys.md, erasure): counted, never skipped
+     * silently, never a failure. One summary per key, first met first; past
+     * SR_ENGINE_ERASED_MAX keys only erased_records grows. */
+    uint64_t erased_records;
+    uint32_t n_erased;
+    struct sr_engine_erased {
+        uint32_t key_id, epoch;
+        char operator_id[72];
+        char key_class[8];      /* data, audit, config, legacy; "" if the keyring lacks the key */
+        uint64_t records, first_seq, last_seq;
+        int64_t destroyed_ms;   /* when its key was destroyed: the records were erased up to then */
+    } erased[8];
 } sr_engine_open_stats;
+enum { SR_ENGINE_ERASED_MAX = 8 };
 void sr_engine_get_open_stats(sr_engine *e, sr_engine_open_stats *out);
 /* The head size this index was built with. */
 uint32_t sr_engine_head_max(sr_engine *e);
@@ -423,6 +447,9 @@ SR_MUST_CHECK int sr_engine_content_hash(sr_engine *e, uint8_t out[32]);
 /* Drop the index (DIR/index or opts->index_dir) and rebuild it from the log
  * (opts->progress is called now and then). */
 SR_MUST_CHECK int sr_engine_rebuild(const char *dir, const sr_engine_opts *opts, sr_errinfo *ei);
+/* The same, with what the rebuild's replay met (the erased records). */
+SR_MUST_CHECK int sr_engine_rebuild_stats(const char *dir, const sr_engine_opts *opts, sr_engine_open_stats *st,
+                                          sr_errinfo *ei);
 /* The watermark of the index in DIR/index (or opts->index_dir) read-only:
  * the highest seq the index applied, known durable with sync=always; 0 if
  * there is no index (or it cannot be read). Pass it as sr_log_opts.durable_floor

@@ -14,7 +14,11 @@
  * the registry), the callbacks. Every replay_max_events / 2 events, at most every
  * checkpoint_interval_ms while writing (and at a clean close) the group ends
  * with the writer's own heads checkpoint (add_checkpoint, docs/durability.md
- * section 8).
+ * section 8). With a keyring (a master key, docs/keys.md) each record is
+ * sealed by the active key of its operator and its kind's class
+ * (sr__record_key, keys.c: a key made for it is durable in the keyring
+ * before the append, and its KeyEvent follows the command's records in the
+ * same append, add_key_events); the append is sr_log_append_keyed.
  *
  * INVARIANTS (checked by sr_writer_check at every transition, in the debug
  * build; the engine's own are in engine.c)
@@ -119,8 +123,11 @@ static int msgid_same(sr_engine *e, const Event *ev, uint64_t seq, accepted *acc
     if ((rc = sr_log_iter_open(e->log, seq, &it))) return rc;
     uint64_t got = 0;
     sr_slice rec;
-    while ((rc = sr_log_iter_next(it, &got, &rec)) == SR_OK && got < seq) {}
-    if (rc == SR_OK && got == seq) {
+    while (((rc = sr_log_iter_next(it, &got, &rec)) == SR_OK || rc == SR_EERASED) && got < seq) {}
+    if (rc == SR_EERASED && got == seq) {
+        rc = SR_OK; /* erased (its key destroyed): not a duplicate any more */
+        *same = 0;
+    } else if (rc == SR_OK && got == seq) {
         Event *o = suiro__v1__event__unpack(NULL, rec.len, rec.data);
         if (!o) rc = SR_ECORRUPT;
         else {
@@ -223,15 +230,74 @@ static int splice_ok(const uint8_t *p, size_t n)
     return 1;
 }
 
-/* Add the heads checkpoint to the group (docs/durability.md section 8): the
- * writer's own event, last of the group, so it is durable with it or not at
- * all. before_seq: every head holding an older event is flushed when it is
- * applied (pass 2, heads.c). */
-static int add_checkpoint(sr_engine *e, Event *ck, Suiro__V1__HeadsCheckpoint *hc, uint64_t seq, int64_t now,
-                          uint64_t before, const char *reason, accepted **acc, size_t *nacc, size_t *capacc,
-                          sr_slice **recs, size_t *nrecs, size_t *caprecs, sr_buf *packed)
+/* The records of a group (process_group): the events accepted, their
+ * packed bytes, and the key that seals each (kid, only with a keyring). */
+typedef struct group_recs {
+    accepted *acc;
+    size_t nacc, capacc;
+    sr_slice *recs;
+    size_t nrecs, caprecs;
+    uint32_t *kid;
+    size_t capkid;
+    sr_buf packed;
+} group_recs;
+
+/* Reserve room for one more record of n packed bytes. */
+static int recs_reserve(group_recs *g, size_t n, int keyed)
 {
-    (void)e;
+    if (sr_array_reserve(&g->acc, &g->capacc, g->nacc + 1, sizeof *g->acc) ||
+        sr_array_reserve(&g->recs, &g->caprecs, g->nrecs + 1, sizeof *g->recs) ||
+        (keyed && sr_array_reserve(&g->kid, &g->capkid, g->nrecs + 1, sizeof *g->kid)) || sr_buf_reserve(&g->packed, n))
+        return SR_ENOMEM;
+    return SR_OK;
+}
+
+/* Pack a writer's own event (the heads checkpoint, a key event) as the
+ * group's next record, sealed by its operator's key (keys.c). A key made
+ * for it adds to notes (*nnotes < 4: the event's own audit key at most). */
+static int push_own(sr_engine *e, group_recs *g, Event *ev, int64_t now, sr_keynote *notes, size_t *nnotes)
+{
+    size_t n = protobuf_c_message_get_packed_size(&ev->base);
+    uint32_t kid = 0;
+    sr_keynote kn = {0};
+    int rc = recs_reserve(g, n, e->keyring != NULL);
+    if (!rc) rc = sr__record_key(e, ev->operator_id, (int)ev->body_case, now, &kid, &kn);
+    if (rc) return rc;
+    if (kn.action) notes[(*nnotes)++] = kn;
+    protobuf_c_message_pack(&ev->base, g->packed.data + g->packed.len);
+    if (e->keyring) g->kid[g->nrecs] = kid;
+    g->recs[g->nrecs++] = (sr_slice){(const void *)(uintptr_t)g->packed.len, n}; /* offset; fixed by the caller */
+    g->packed.len += n;
+    g->acc[g->nacc++].ev = ev;
+    return SR_OK;
+}
+
+/* The KeyEvents of the keys made for this group's records (notes), at seq
+ * on: after the records that use them, in the same atomic append, each with
+ * its audit row. Returns the next seq in *seq. */
+static int add_key_events(sr_engine *e, MDB_txn *txn, group_recs *g, sr_keynote *notes, size_t nnotes, uint64_t *seq,
+                          int64_t now)
+{
+    sr_keynote more[4];
+    for (size_t i = 0; i < nnotes; i++) {
+        size_t nmore = 0;
+        Event *ev = sr__key_event(e, &notes[i], *seq, now);
+        int rc = ev ? sr__apply_common(e, txn, ev) : SR_ENOMEM;
+        if (!rc) rc = push_own(e, g, ev, now, more, &nmore);
+        if (rc) return rc;
+        (*seq)++;
+        if (nmore && (rc = add_key_events(e, txn, g, more, nmore, seq, now))) return rc; /* its own audit key, once */
+    }
+    return SR_OK;
+}
+
+/* Add the heads checkpoint to the group (docs/durability.md section 8): the
+ * writer's own event, last of the group (but for the KeyEvent of a key made
+ * for it), so it is durable with it or not at all. before_seq: every head
+ * holding an older event is flushed when it is applied (pass 2, heads.c). */
+static int add_checkpoint(sr_engine *e, Event *ck, Suiro__V1__HeadsCheckpoint *hc, uint64_t seq, int64_t now,
+                          uint64_t before, const char *reason, group_recs *g, sr_keynote *notes, size_t *nnotes)
+{
     hc->before_seq = before;
     hc->reason = (char *)reason;
     ck->seq = seq;
@@ -240,15 +306,7 @@ static int add_checkpoint(sr_engine *e, Event *ck, Suiro__V1__HeadsCheckpoint *h
     ck->actor_kind = SUIRO__V1__ACTOR_KIND__ACTOR_SYSTEM;
     ck->body_case = SUIRO__V1__EVENT__BODY_HEADS_CHECKPOINT;
     ck->heads_checkpoint = hc;
-    size_t n = protobuf_c_message_get_packed_size(&ck->base);
-    if (sr_array_reserve(acc, capacc, *nacc + 1, sizeof **acc) || sr_array_reserve(recs, caprecs, *nrecs + 1, sizeof **recs) ||
-        sr_buf_reserve(packed, n))
-        return SR_ENOMEM;
-    protobuf_c_message_pack(&ck->base, packed->data + packed->len);
-    (*recs)[(*nrecs)++] = (sr_slice){(const void *)(uintptr_t)packed->len, n}; /* offset; fixed by the caller */
-    packed->len += n;
-    (*acc)[(*nacc)++].ev = ck;
-    return SR_OK;
+    return push_own(e, g, ck, now, notes, nnotes);
 }
 
 /* After a group's commit, before its callbacks: if it changed the registry,
@@ -303,12 +361,11 @@ static void process_group(sr_engine *e, cmd **cmds, size_t nc, int closing)
     sr_result *res = sr_calloc(nc ? nc : 1, sizeof *res);
     Suiro__V1__HeadsCheckpoint hc = SUIRO__V1__HEADS_CHECKPOINT__INIT;
     Event ck = SUIRO__V1__EVENT__INIT;
-    accepted *acc = NULL;
-    size_t nacc = 0, capacc = 0;
-    sr_buf packed;
-    sr_buf_init(&packed);
-    sr_slice *recs = NULL;
-    size_t nrecs = 0, caprecs = 0;
+    group_recs g = {0};
+    sr_buf_init(&g.packed);
+    sr_keynote notes[8]; /* keys made for one command's records: at most its operator's three classes and
+                            the platform's audit key */
+    size_t nnotes = 0;
     MDB_txn *txn = NULL;
     int fatal = SR_OK;
     uint64_t seq = e->next_seq;
@@ -346,7 +403,7 @@ static void process_group(sr_engine *e, cmd **cmds, size_t nc, int closing)
         if (!rc && evs[0]->message_id[0]) {
             int found = 0;
             uint64_t dseq = 0;
-            rc = msgid_find(e, child, evs[0], acc, nacc, &found, &dseq);
+            rc = msgid_find(e, child, evs[0], g.acc, g.nacc, &found, &dseq);
             if (!rc && found) {
                 r->duplicate = 1;
                 r->seq = dseq;
@@ -382,59 +439,65 @@ static void process_group(sr_engine *e, cmd **cmds, size_t nc, int closing)
                          splice_ok(c->ev[k].data, c->ev[k].len);
             size_t n = splice ? 2 + sr_varint_len(evs[k]->seq) + sr_varint_len((uint64_t)evs[k]->ingest_ms) + c->ev[k].len
                               : protobuf_c_message_get_packed_size(&evs[k]->base);
-            if (sr_array_reserve(&acc, &capacc, nacc + 1, sizeof *acc) ||
-                sr_array_reserve(&recs, &caprecs, nrecs + 1, sizeof *recs) || sr_buf_reserve(&packed, n)) {
-                fatal = SR_ENOMEM;
-                break;
+            if ((fatal = recs_reserve(&g, n, e->keyring != NULL))) break;
+            if (e->keyring) { /* the record's key (keys.c); a key made for it has its KeyEvent below */
+                sr_keynote kn = {0};
+                if ((fatal = sr__record_key(e, evs[k]->operator_id, (int)evs[k]->body_case, now, &g.kid[g.nrecs], &kn)))
+                    break;
+                if (kn.action) notes[nnotes++] = kn;
             }
             if (splice) {
-                uint8_t *w = packed.data + packed.len;
+                uint8_t *w = g.packed.data + g.packed.len;
                 *w++ = 1 << 3; /* seq, varint */
                 w = sr_varint_put(w, evs[k]->seq);
                 *w++ = 2 << 3; /* ingest_ms, varint */
                 w = sr_varint_put(w, (uint64_t)evs[k]->ingest_ms);
                 memcpy(w, c->ev[k].data, c->ev[k].len);
             } else
-                protobuf_c_message_pack(&evs[k]->base, packed.data + packed.len);
-            recs[nrecs++] = (sr_slice){(const void *)(uintptr_t)packed.len, n}; /* offset; fixed below */
-            packed.len += n;
-            acc[nacc++].ev = evs[k];
+                protobuf_c_message_pack(&evs[k]->base, g.packed.data + g.packed.len);
+            g.recs[g.nrecs++] = (sr_slice){(const void *)(uintptr_t)g.packed.len, n}; /* offset; fixed below */
+            g.packed.len += n;
+            g.acc[g.nacc++].ev = evs[k];
             evs[k] = NULL; /* owned by acc now */
         }
         sr_free(evs);
         if (fatal) goto finish;
         seq += c->n;
+        if (nnotes && (fatal = add_key_events(e, txn, &g, notes, nnotes, &seq, now))) goto finish;
+        nnotes = 0;
     }
     /* the heads checkpoint: every replay_max_events / 2 events, at most
      * every checkpoint_interval_ms while writing, and at a clean close (then
      * every head is flushed: the next open replays nothing) */
     uint64_t half = e->o.replay_max_events / 2;
-    int by_count = nrecs && half && seq - e->ckpt_at > half;
-    int by_time = nrecs && e->o.checkpoint_interval_ms > 0 && now - e->ckpt_ms >= e->o.checkpoint_interval_ms;
+    int by_count = g.nrecs && half && seq - e->ckpt_at > half;
+    int by_time = g.nrecs && e->o.checkpoint_interval_ms > 0 && now - e->ckpt_ms >= e->o.checkpoint_interval_ms;
     if (closing || by_count || by_time) {
         /* by time: the heads holding events from before the previous
          * checkpoint, so a restart re-reads at most about two intervals */
         uint64_t before = closing ? seq : by_count ? seq - half : 0;
         if (by_time && e->ckpt_at > before) before = e->ckpt_at;
-        if ((fatal = add_checkpoint(e, &ck, &hc, seq, now, before,
-                                    closing ? "close" : by_count ? "interval" : "time", &acc, &nacc, &capacc, &recs,
-                                    &nrecs, &caprecs, &packed)))
+        if ((fatal = add_checkpoint(e, &ck, &hc, seq, now, before, closing ? "close" : by_count ? "interval" : "time",
+                                    &g, notes, &nnotes)))
             goto finish;
         seq++;
+        if (nnotes && (fatal = add_key_events(e, txn, &g, notes, nnotes, &seq, now))) goto finish;
     }
     /* pass 2: the series */
-    for (size_t i = 0; i < nacc; i++)
-        if ((fatal = sr__apply_series(e, txn, acc[i].ev, 0))) goto finish;
+    for (size_t i = 0; i < g.nacc; i++)
+        if ((fatal = sr__apply_series(e, txn, g.acc[i].ev, 0))) goto finish;
     if ((fatal = sr__heads_latest_flush(e, txn))) goto finish; /* the latest rows, once per group */
-    if (nrecs) {
-        for (size_t i = 0; i < nrecs; i++) recs[i].data = packed.data + (uintptr_t)recs[i].data;
+    if (g.nrecs) {
+        for (size_t i = 0; i < g.nrecs; i++) g.recs[i].data = g.packed.data + (uintptr_t)g.recs[i].data;
         uint64_t first = 0;
         ++e->test_groups;
         if (e->o.test_fail_append && e->test_groups == e->o.test_fail_append) {
             fatal = SR_ENOSPC; /* tests: as a log append that found no space */
             goto finish;
         }
-        if ((fatal = sr_log_append(e->log, recs, nrecs, &first))) goto finish;
+        if ((fatal = e->keyring ? sr_log_append_keyed(e->log, g.recs, g.kid, g.nrecs, &first)
+                                : sr_log_append(e->log, g.recs, g.nrecs, &first)))
+            goto finish;
         SR_VERIFY(first == e->next_seq);
         if (e->o.test_fail_commit && e->test_groups == e->o.test_fail_commit) {
             fatal = SR_EIO; /* tests: durable in the log, not in the index (§7) */
@@ -455,8 +518,8 @@ static void process_group(sr_engine *e, cmd **cmds, size_t nc, int closing)
     if (ck.heads_checkpoint) e->ckpt_ms = now; /* e->ckpt_at moved when it was applied (heads.c) */
     atomic_store(&e->watermark, seq - 1);
     atomic_fetch_add(&e->st_groups, 1);
-    atomic_fetch_add(&e->st_events, nrecs);
-    registry_changed(e, acc, nacc);
+    atomic_fetch_add(&e->st_events, g.nrecs);
+    registry_changed(e, g.acc, g.nacc);
 finish:
     if (txn) sr_index_abort(txn);
     if (fatal) { /* nothing of the group is in the index */
@@ -465,9 +528,10 @@ finish:
     }
     if (fatal && fatal != SR_EPOISONED) poison(e, fatal, e->next_seq);
     sr_arena_reset(&e->ev.a); /* every event of the group */
-    sr_free(acc);
-    sr_free(recs);
-    sr_buf_release(&packed);
+    sr_free(g.acc);
+    sr_free(g.recs);
+    sr_free(g.kid);
+    sr_buf_release(&g.packed);
     for (size_t ci = 0; ci < nc; ci++) {
         sr_result fr = {0};
         sr_result *r = res ? &res[ci] : &fr;

@@ -39,6 +39,14 @@ int sr_cmd_rebuild(const sr_command *cmd, int argc, char **argv);
 int sr_cmd_replay(const sr_command *cmd, int argc, char **argv);
 int sr_cmd_verify(const sr_command *cmd, int argc, char **argv);
 int sr_cmd_cert_import(const sr_command *cmd, int argc, char **argv);
+/* cmd_engine.c: suiro key (the keyring, docs/keys.md) */
+int sr_cmd_key_list(const sr_command *cmd, int argc, char **argv);
+int sr_cmd_key_rotate(const sr_command *cmd, int argc, char **argv);
+int sr_cmd_key_rotate_master(const sr_command *cmd, int argc, char **argv);
+int sr_cmd_key_export(const sr_command *cmd, int argc, char **argv);
+int sr_cmd_key_import(const sr_command *cmd, int argc, char **argv);
+extern const sr_opt sr_opts_key_list[], sr_opts_key_rotate[], sr_opts_key_rotate_master[], sr_opts_key_export[],
+    sr_opts_key_import[];
 extern const sr_opt sr_opts_init[], sr_opts_sheet_import[], sr_opts_sheet_export[], sr_opts_rebuild[],
     sr_opts_replay[], sr_opts_verify[], sr_opts_cert_import[];
 
@@ -73,6 +81,13 @@ int sr_cli_log_dir(const char *dir, int empty_ok, char out[PATH_MAX], char *why,
 /* What to do about an error rc of opening a log or an engine: for SR_EKEY
  * the --key-file advice (has_key: a key was given), else "". */
 const char *sr_cli_key_hint(int rc, int has_key);
+/* The keyring beside logdir (logdir/../keys/keyring, docs/keys.md) opened
+ * with key, its resolver set in lo->keys; NULL (lo unchanged) without a key
+ * or a keyring. sr_keyring_close it after the log. */
+struct sr_keyring;
+struct sr_log_opts;
+struct sr_key;
+struct sr_keyring *sr_cli_keyring(const char *logdir, const struct sr_key *key, struct sr_log_opts *lo);
 
 /* verify and log verify share their verdicts, exit codes and JSON:
  * the exit code (0 intact, 1 corruption, 3 torn tail only, 4 unreadable)

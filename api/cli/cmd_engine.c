@@ -11,6 +11,9 @@
  *   suiro replay DIR [filters]         decoded events as JSON lines (R-RE-1)
  *   suiro verify DIR                   log verify + index-vs-log consistency (R-RE-3) + every
  *                                      referenced blob read and authenticated (exit 1 if any is damaged)
+ *   suiro key list|rotate|rotate-master|export|import DIR
+ *                                      the keyring (docs/keys.md "Running it"): offline, on a
+ *                                      directory no server holds; each change a KeyEvent
  * Every command takes --key-file F when the log is encrypted.
  */
 #include "api/cli/cli.h"
@@ -26,6 +29,7 @@
 #include "engine/sheet.h"
 #include "engine/suiro.h"
 #include "storage/blobs.h"
+#include "storage/keyring.h"
 #include "storage/log.h"
 
 #include <openssl/crypto.h>
@@ -33,6 +37,7 @@
 #include <openssl/x509.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <stdio.h>
@@ -54,7 +59,8 @@ typedef struct common {
 typedef struct eopts {
     const char *keyfile, *op, *from, *to, *gateway, *point, *kind, *app, *pem, *admin, *admin2, *url, *token,
         *signature;
-    int demo, discard_lost, json;
+    const char *cls, *newkey, *fromkey;
+    int demo, discard_lost, json, keep_legacy;
 } eopts;
 
 #define KEY_FILE SR_OPT_STR("key-file", 0, "FILE", eopts, keyfile, "the log's key, if it is encrypted: FILE, env:VAR or cmd:COMMAND")
@@ -108,6 +114,27 @@ const sr_opt sr_opts_cert_import[] = {
     SR_OPT_STR("pem", 0, "FILE", eopts, pem, "the certificate (one PEM X.509, at most 64 KiB)"),
     KEY_FILE,
     SERVER_OPTS,
+    SR_OPT_END,
+};
+
+const sr_opt sr_opts_key_list[] = {KEY_FILE, SR_OPT_END};
+const sr_opt sr_opts_key_rotate[] = {
+    SR_OPT_STR("operator", 0, "OP", eopts, op, "the key's operator (default: the platform's own, \"\")"),
+    SR_OPT_STR("class", 0, "C", eopts, cls, "data (default), audit or config"),
+    KEY_FILE,
+    SR_OPT_END,
+};
+const sr_opt sr_opts_key_rotate_master[] = {
+    SR_OPT_STR("new-key-file", 0, "FILE", eopts, newkey, "the new master key: FILE, env:VAR or cmd:COMMAND (required)"),
+    SR_OPT_FLAG("keep-legacy", 0, eopts, keep_legacy,
+                "keep the old master readable (wrapped by the new one): log segments of versions 1 and 2 need it"),
+    KEY_FILE,
+    SR_OPT_END,
+};
+const sr_opt sr_opts_key_export[] = {KEY_FILE, SR_OPT_END};
+const sr_opt sr_opts_key_import[] = {
+    SR_OPT_STR("from-key-file", 0, "FILE", eopts, fromkey, "the master the export is wrapped by, if another"),
+    KEY_FILE,
     SR_OPT_END,
 };
 
@@ -424,8 +451,15 @@ int sr_cmd_rebuild(const sr_command *cmd, int argc, char **argv)
     sr_errinfo ei;
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    int rc = sr_engine_rebuild(c.dir, &o, &ei);
+    sr_engine_open_stats st;
+    memset(&st, 0, sizeof st);
+    int rc = sr_engine_rebuild_stats(c.dir, &o, &st, &ei);
     clock_gettime(CLOCK_MONOTONIC, &t1);
+    for (uint32_t i = 0; !rc && i < st.n_erased; i++) /* never a failure: said (docs/keys.md) */
+        printf("erased: %" PRIu64 " records (seq %" PRIu64 "..%" PRIu64 ") of data key %08x, operator \"%s\", class %s, "
+               "epoch %u: its key was destroyed\n",
+               st.erased[i].records, st.erased[i].first_seq, st.erased[i].last_seq, st.erased[i].key_id,
+               st.erased[i].operator_id, st.erased[i].key_class, st.erased[i].epoch);
     if (rc) {
         fprintf(stderr, "suiro rebuild: %s%s\n", ei.msg[0] ? ei.msg : sr_strerror(rc), sr_cli_key_hint(rc, c.has_key));
         return 1;
@@ -588,10 +622,12 @@ int sr_cmd_replay(const sr_command *cmd, int argc, char **argv)
     sr_log_opts lo = {.readonly = 1, .key = c.has_key ? &c.key : NULL};
     sr_log *lg;
     sr_errinfo ei;
+    sr_keyring *kr = sr_cli_keyring(logdir, lo.key, &lo); /* closed at exit */
     int orc = sr_log_open(logdir, &lo, &lg, &ei);
     if (orc) {
         fprintf(stderr, "suiro replay: %s%s\n", ei.msg, sr_cli_key_hint(orc, c.has_key));
         names_free(&nm);
+        sr_keyring_close(kr);
         return 1;
     }
     sr_event_json_opts jo = {.number = sr_json_number, .data_id = data_id, .ctx = &nm, .times = 1, .audit = 1};
@@ -602,7 +638,14 @@ int sr_cmd_replay(const sr_command *cmd, int argc, char **argv)
     sr_buf line;
     sr_buf_init(&line);
     sr_rec held = SR_REC_INIT;
-    while (!rc && (rc = sr_log_iter_next(it, &seq, &rec)) == SR_OK && seq <= to_seq) {
+    uint64_t erased = 0, erased_first = 0, erased_last = 0;
+    while (!rc && ((rc = sr_log_iter_next(it, &seq, &rec)) == SR_OK || rc == SR_EERASED) && seq <= to_seq) {
+        if (rc == SR_EERASED) { /* its key was destroyed: counted, said at the end (docs/keys.md) */
+            if (!erased++) erased_first = seq;
+            erased_last = seq;
+            rc = SR_OK;
+            continue;
+        }
         sr_event_view v, *ev = &v;
         if (sr_event_decode(rec.data, rec.len, &held, ev)) {
             fprintf(stderr, "suiro replay: record %" PRIu64 " does not decode as an event\n", seq);
@@ -630,9 +673,15 @@ int sr_cmd_replay(const sr_command *cmd, int argc, char **argv)
     sr_rec_close(&held);
     if (rc == SR_DONE || rc == SR_OK) rc = SR_OK;
     else fprintf(stderr, "suiro replay: %s%s\n", sr_log_iter_errinfo(it)->msg, sr_cli_key_hint(rc, c.has_key));
+    if (erased)
+        fprintf(stderr,
+                "suiro replay: %" PRIu64 " records (seq %" PRIu64 "..%" PRIu64 ") were erased: their key was destroyed "
+                "(`suiro key list` names it)\n",
+                erased, erased_first, erased_last);
     sr_buf_release(&line);
     sr_log_iter_close(it);
     sr_log_close(lg);
+    sr_keyring_close(kr);
     names_free(&nm);
     return rc ? 1 : 0;
 }
@@ -749,7 +798,10 @@ int sr_cmd_verify(const sr_command *cmd, int argc, char **argv)
     sr_engine_opts wo = {0};
     if (!rc && (rc = sr_engine_index_watermark(c.dir, &wo, &lo.durable_floor)))
         snprintf(ei.msg, sizeof ei.msg, "%s: the index cannot be read: %s", c.dir, sr_strerror(rc));
+    sr_keyring *kr = rc ? NULL : sr_cli_keyring(logdir, lo.key, &lo);
     if (!rc) rc = sr_log_verify(logdir, &lo, &rep, &ei);
+    sr_keyring_close(kr);
+    lo.keys = NULL;
     const char *verdict;
     int code = sr_cli_log_verdict(rc, &rep, &verdict);
     if (code == 1 || code == 4) {
@@ -903,4 +955,246 @@ int sr_cmd_cert_import(const sr_command *cmd, int argc, char **argv)
     free(pem);
     if (sr_engine_close(e)) code = 1;
     return code;
+}
+
+/* ---- suiro key (docs/keys.md "Running it") ------------------------------- */
+
+/* The whole file at path into b: 0, or -1 (errno set). */
+static int read_whole(const char *path, sr_buf *b)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return -1;
+    char tmp[65536];
+    size_t n;
+    int bad = 0;
+    while (!bad && (n = fread(tmp, 1, sizeof tmp, f)) > 0) bad = sr_buf_append(b, tmp, n) != SR_OK;
+    bad |= ferror(f);
+    fclose(f);
+    if (bad && !errno) errno = EIO;
+    return bad ? -1 : 0;
+}
+
+/* Write a new file (refused if it exists), mode 0600, fsynced: 0 or -1. */
+static int write_new(const char *path, const void *p, size_t n)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600);
+    if (fd < 0) return -1;
+    const uint8_t *q = p;
+    while (n) {
+        ssize_t w = write(fd, q, n);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) {
+            close(fd);
+            unlink(path);
+            return -1;
+        }
+        q += w, n -= (size_t)w;
+    }
+    int rc = fsync(fd);
+    if (close(fd) || rc) {
+        unlink(path);
+        return -1;
+    }
+    return 0;
+}
+
+/* The engine of c->dir with its keyring, offline; NULL after saying why. */
+static sr_engine *key_engine(const sr_command *cmd, common *c)
+{
+    if (!c->has_key) {
+        fprintf(stderr, "suiro %s: --key-file is required: the keyring is wrapped by the master key\n", cmd->name);
+        return NULL;
+    }
+    sr_engine_opts o = {.key = &c->key, .key_source = c->keyfile};
+    sr_engine *e = NULL;
+    sr_errinfo ei;
+    memset(&ei, 0, sizeof ei);
+    int rc = sr_engine_open(c->dir, &o, &e, &ei);
+    if (rc == SR_ELOCKED) {
+        fprintf(stderr, "suiro %s: %s is held by a running server: use its admin API (/admin/v1/keys, docs/keys.md)\n",
+                cmd->name, c->dir);
+        return NULL;
+    }
+    if (rc) {
+        fprintf(stderr, "suiro %s: %s%s\n", cmd->name, ei.msg[0] ? ei.msg : sr_strerror(rc), sr_cli_key_hint(rc, 1));
+        return NULL;
+    }
+    return e;
+}
+
+static sr_cmd_env key_env(void)
+{
+    const char *who = getenv("USER");
+    return (sr_cmd_env){"", who && *who ? who : "cli", SR_ACTOR_USER, NULL, "cli"};
+}
+
+int sr_cmd_key_list(const sr_command *cmd, int argc, char **argv)
+{
+    common c = {0};
+    eopts eo = {0};
+    sr_args a;
+    int brc = begin(cmd, argc, argv, &eo, &c, &a, 0, 1, NULL);
+    if (brc != GO_ON) return brc;
+    sr_engine *e = key_engine(cmd, &c);
+    if (!e) return 1;
+    sr_keyinfo *v = NULL;
+    size_t n = 0;
+    int rc = sr_engine_key_list(e, &v, &n);
+    if (rc == SR_OK) {
+        sr_buf b;
+        sr_buf_init(&b);
+        for (size_t i = 0; i < n; i++) {
+            b.len = 0;
+            if (sr_json_put_string(&b, v[i].operator_id, strlen(v[i].operator_id))) continue;
+            printf("{\"keyId\":\"%08x\",\"operator\":%.*s,\"class\":\"%s\",\"epoch\":%u,\"alg\":%u,\"state\":\"%s\","
+                   "\"createdMs\":%" PRId64 ",\"retiredMs\":%" PRId64 ",\"destroyedMs\":%" PRId64 "}\n",
+                   v[i].id, (int)b.len, (const char *)b.data, sr_key_class_name(v[i].cls), v[i].epoch, v[i].alg,
+                   sr_key_state_name(v[i].state), v[i].created_ms, v[i].retired_ms, v[i].destroyed_ms);
+        }
+        sr_buf_release(&b);
+        fprintf(stderr, "%zu keys, wrapped by master key 0x%08x\n", n, sr_engine_master_key_id(e));
+    } else
+        fprintf(stderr, "suiro %s: %s\n", cmd->name, sr_strerror(rc));
+    sr_free(v);
+    sr_engine_close(e);
+    return rc ? 1 : 0;
+}
+
+int sr_cmd_key_rotate(const sr_command *cmd, int argc, char **argv)
+{
+    common c = {0};
+    eopts eo = {0};
+    sr_args a;
+    int brc = begin(cmd, argc, argv, &eo, &c, &a, 0, 1, NULL);
+    if (brc != GO_ON) return brc;
+    const char *cls = eo.cls ? eo.cls : "data";
+    if (sr_key_class_parse(cls) < SR_KC_DATA) return sr_opts_error(cmd, "--class: data, audit or config");
+    sr_engine *e = key_engine(cmd, &c);
+    if (!e) return 1;
+    sr_cmd_env env = key_env();
+    sr_key_rec k = {.action = "rotate", .key_operator = eo.op ? eo.op : "", .key_class = cls};
+    sr_buf b;
+    sr_buf_init(&b);
+    sr_result res;
+    memset(&res, 0, sizeof res);
+    int rc = sr_cmd_key_ev(&env, &k, &b);
+    if (!rc) rc = sr_engine_submit_wait(e, &(sr_slice){b.data, b.len}, 1, &res);
+    sr_buf_release(&b);
+    if (rc) fprintf(stderr, "suiro %s: %s\n", cmd->name, res.err.msg[0] ? res.err.msg : sr_strerror(rc));
+    else {
+        uint32_t id = 0;
+        sr_keyinfo *v = NULL;
+        size_t n = 0;
+        if (sr_engine_key_list(e, &v, &n) == SR_OK)
+            for (size_t i = 0; i < n; i++)
+                if (v[i].state == SR_KS_ACTIVE && v[i].cls == sr_key_class_parse(cls) && !strcmp(v[i].operator_id, k.key_operator))
+                    id = v[i].id, printf("{\"rotated\":\"%08x\",\"epoch\":%u,\"seq\":%" PRIu64 "}\n", id, v[i].epoch, res.seq);
+        sr_free(v);
+    }
+    int crc = sr_engine_close(e);
+    return rc || crc ? 1 : 0;
+}
+
+int sr_cmd_key_rotate_master(const sr_command *cmd, int argc, char **argv)
+{
+    common c = {0};
+    eopts eo = {0};
+    sr_args a;
+    int brc = begin(cmd, argc, argv, &eo, &c, &a, 0, 1, NULL);
+    if (brc != GO_ON) return brc;
+    if (!eo.newkey) return sr_opts_error(cmd, "--new-key-file is required");
+    sr_key nk;
+    char err[256];
+    if (sr_key_load(eo.newkey, &nk, err, sizeof err)) {
+        fprintf(stderr, "suiro %s: %s\n", cmd->name, err);
+        return 2;
+    }
+    sr_engine *e = key_engine(cmd, &c);
+    if (!e) {
+        OPENSSL_cleanse(&nk, sizeof nk);
+        return 1;
+    }
+    sr_cmd_env env = key_env();
+    sr_errinfo ei;
+    memset(&ei, 0, sizeof ei);
+    uint32_t old = sr_engine_master_key_id(e);
+    int rc = sr_engine_key_rewrap(e, &env, &nk, eo.keep_legacy, &ei);
+    int crc = sr_engine_close(e);
+    uint32_t nid = nk.id;
+    OPENSSL_cleanse(&nk, sizeof nk);
+    if (rc) {
+        fprintf(stderr, "suiro %s: %s\n", cmd->name, ei.msg[0] ? ei.msg : sr_strerror(rc));
+        return 1;
+    }
+    printf("{\"masterKeyId\":\"%08x\",\"oldMasterKeyId\":\"%08x\"}\n", nid, old);
+    fprintf(stderr, "re-wrapped: from now on %s needs the key of %s (set key_file to it)\n", c.dir, eo.newkey);
+    return crc ? 1 : 0;
+}
+
+int sr_cmd_key_export(const sr_command *cmd, int argc, char **argv)
+{
+    common c = {0};
+    eopts eo = {0};
+    sr_args a;
+    int brc = begin(cmd, argc, argv, &eo, &c, &a, 0, 1, NULL);
+    if (brc != GO_ON) return brc;
+    const char *file = a.pos[1];
+    sr_engine *e = key_engine(cmd, &c);
+    if (!e) return 1;
+    sr_cmd_env env = key_env();
+    sr_buf b;
+    sr_buf_init(&b);
+    int rc = sr_engine_key_export(e, &env, &b);
+    int crc = sr_engine_close(e);
+    if (!rc && write_new(file, b.data, b.len)) {
+        fprintf(stderr, "suiro %s: %s: cannot write it (an existing file is never overwritten): %s\n", cmd->name,
+                file, strerror(errno));
+        rc = SR_EIO;
+    } else if (rc)
+        fprintf(stderr, "suiro %s: %s\n", cmd->name, sr_strerror(rc));
+    if (!rc) printf("{\"exported\":\"%s\",\"bytes\":%zu}\n", file, b.len);
+    sr_buf_release(&b);
+    return rc || crc ? 1 : 0;
+}
+
+int sr_cmd_key_import(const sr_command *cmd, int argc, char **argv)
+{
+    common c = {0};
+    eopts eo = {0};
+    sr_args a;
+    int brc = begin(cmd, argc, argv, &eo, &c, &a, 0, 1, NULL);
+    if (brc != GO_ON) return brc;
+    sr_key other;
+    int has_other = 0;
+    char err[256];
+    if (eo.fromkey) {
+        if (sr_key_load(eo.fromkey, &other, err, sizeof err)) {
+            fprintf(stderr, "suiro %s: %s\n", cmd->name, err);
+            return 2;
+        }
+        has_other = 1;
+    }
+    sr_buf in;
+    sr_buf_init(&in);
+    if (read_whole(a.pos[1], &in)) {
+        fprintf(stderr, "suiro %s: %s: cannot read: %s\n", cmd->name, a.pos[1], strerror(errno));
+        sr_buf_release(&in);
+        return 1;
+    }
+    sr_engine *e = key_engine(cmd, &c);
+    int rc = SR_EIO;
+    if (e) {
+        sr_cmd_env env = key_env();
+        sr_errinfo ei;
+        memset(&ei, 0, sizeof ei);
+        size_t added = 0;
+        rc = sr_engine_key_import(e, &env, in.data ? (const void *)in.data : "", in.len, has_other ? &other : NULL,
+                                  &added, &ei);
+        if (rc) fprintf(stderr, "suiro %s: %s\n", cmd->name, ei.msg[0] ? ei.msg : sr_strerror(rc));
+        else printf("{\"imported\":%zu}\n", added);
+        if (sr_engine_close(e) && !rc) rc = SR_EIO;
+    }
+    OPENSSL_cleanse(&other, sizeof other);
+    sr_buf_release(&in);
+    return rc ? 1 : 0;
 }

@@ -24,6 +24,7 @@
 #include "api/cli/cli.h"
 #include "codecs/jsonlex.h"
 #include "engine/suiro.h"
+#include "storage/keyring.h"
 #include "storage/log.h"
 
 #include <inttypes.h>
@@ -109,6 +110,18 @@ int sr_cli_log_dir(const char *dir, int empty_ok, char out[PATH_MAX], char *why,
     snprintf(why, whylen, "%s is neither a suiro data directory (no log/ in it) nor a log directory (no *.seg in it)",
              dir);
     return -1;
+}
+
+sr_keyring *sr_cli_keyring(const char *logdir, const sr_key *key, sr_log_opts *lo)
+{
+    if (!key) return NULL;
+    char kd[PATH_MAX + 16];
+    snprintf(kd, sizeof kd, "%s/../keys", logdir);
+    sr_keyring *kr = NULL;
+    sr_errinfo ei;
+    if (sr_keyring_open(NULL, kd, key, NULL, 0, &kr, &ei)) return NULL; /* none, or the log names what it lacks */
+    lo->keys = sr_keyring_keys(kr);
+    return kr;
 }
 
 const char *sr_cli_key_hint(int rc, int has_key)
@@ -243,7 +256,9 @@ int sr_cmd_log_verify(const sr_command *cmd, int argc, char **argv)
         sr_engine_opts eo = {0};
         if (access(ixp, R_OK) == 0 && sr_engine_index_watermark(parent, &eo, &o.durable_floor) != SR_OK)
             o.durable_floor = 0;
+        sr_keyring *kr = sr_cli_keyring(logdir, o.key, &o);
         rc = sr_log_verify(logdir, &o, &rep, &ei);
+        sr_keyring_close(kr);
     }
     const char *verdict;
     int code = sr_cli_log_verdict(rc, &rep, &verdict);
@@ -291,15 +306,18 @@ int sr_cmd_log_dump(const sr_command *cmd, int argc, char **argv)
     }
     sr_log *lg = NULL;
     sr_errinfo ei;
+    sr_keyring *kr = sr_cli_keyring(dir, o.key, &o);
     int rc = sr_log_open(dir, &o, &lg, &ei);
     if (rc) {
         fprintf(stderr, "suiro log dump: %s%s\n", ei.msg, sr_cli_key_hint(rc, keyfile != NULL));
+        sr_keyring_close(kr);
         return 4;
     }
     sr_log_iter *it = NULL;
     if ((rc = sr_log_iter_open(lg, from, &it))) {
         fprintf(stderr, "suiro log dump: %s\n", sr_strerror(rc));
         sr_log_close(lg);
+        sr_keyring_close(kr);
         return 4;
     }
     uint64_t n = 0, seq;
@@ -343,6 +361,7 @@ int sr_cmd_log_dump(const sr_command *cmd, int argc, char **argv)
     }
     sr_log_iter_close(it);
     sr_log_close(lg);
+    sr_keyring_close(kr);
     if (fflush(stdout) != 0) code = 1;
     return code;
 }

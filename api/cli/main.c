@@ -70,6 +70,17 @@ static const sr_command COMMANDS[] = {
      sr_opts_log_append,
      "DIR: a log directory (one holding *.seg files), or an existing empty directory to start a log in.\n"
      "A data directory is refused: its log holds events only.\n"},
+    {"key list", sr_cmd_key_list, "DIR", 1, 1, "the keyring's keys as JSON lines (metadata, never a key)",
+     sr_opts_key_list, "On a data directory no server holds (docs/keys.md \"Running it\").\n"},
+    {"key rotate", sr_cmd_key_rotate, "DIR", 1, 1, "start a new epoch of an operator's data, audit or config key",
+     sr_opts_key_rotate, NULL},
+    {"key rotate-master", sr_cmd_key_rotate_master, "DIR", 1, 1,
+     "re-wrap the keyring under a new master key (no log byte rewritten)", sr_opts_key_rotate_master,
+     "Then set key_file (or --key-file) to the new key's source before the next start.\n"},
+    {"key export", sr_cmd_key_export, "DIR FILE", 2, 2, "write the wrapped keyring to FILE (a key backup)",
+     sr_opts_key_export, "FILE is new (never overwritten), mode 0600; it holds no key readable without the master.\n"},
+    {"key import", sr_cmd_key_import, "DIR FILE", 2, 2, "restore the keys of a key export the keyring lacks",
+     sr_opts_key_import, NULL},
     {"serve", sr_cmd_serve, "", 0, 0, "run the server (GW-IF over MQTT and HTTP, AP-IF)", sr_opts_serve,
      "Options override the file; the file overrides the defaults (docs/configuration.md).\n"
      "The data directory must exist: `suiro init DIR` creates it.\n"},

@@ -275,7 +275,9 @@ Test(backup, the_restore_is_the_first_new_event_and_the_source_records_the_backu
     backup_ok(e, "set", &b);
     sr_engine_stats st;
     sr_engine_get_stats(e, &st);
-    cr_expect_eq(st.log_next_seq, b.seq + 2, "the source recorded its backup after S");
+    /* the backup event, and the KeyEvents of the platform's keys it is the first record of (docs/keys.md) */
+    cr_expect_geq(st.log_next_seq, b.seq + 2, "the source recorded its backup after S");
+    cr_expect_leq(st.log_next_seq, b.seq + 4, "the backup event and at most its config and audit keys' events");
     sr_rec h = SR_REC_INIT;
     sr_audit_query q = {.kind = "backup"};
     int more;
@@ -743,4 +745,64 @@ Test(backup, a_manifest_from_before_the_algorithm_line_is_es256_and_still_reads)
     cr_assert_eq(sr_backup_check(bdir, pk, 1, &x, &ei), SR_OK, "%s", ei.msg);
     free(old);
     free(m);
+/* issue #16 (docs/keys.md): a backup holds keys/keyring (the wrapped data
+ * keys) and names the master key's id in its manifest, never the master
+ * key: its bytes (raw or hex) are in no file of the backup; the restored
+ * directory opens with the master and not without it. */
+static int file_has(const char *path, const void *needle, size_t n)
+{
+    size_t len;
+    uint8_t *b = tu_read_file(path, &len);
+    int has = b && memmem(b, len, needle, n) != NULL;
+    free(b);
+    return has;
+}
+
+static int tree_has(const char *dir, const void *needle, size_t n)
+{
+    DIR *d = opendir(dir);
+    if (!d) return 0;
+    int has = 0;
+    struct dirent *de;
+    while (!has && (de = readdir(d))) {
+        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..")) continue;
+        char p[2400];
+        snprintf(p, sizeof p, "%s/%s", dir, de->d_name);
+        struct stat st;
+        if (stat(p, &st)) continue;
+        has = S_ISDIR(st.st_mode) ? tree_has(p, needle, n) : file_has(p, needle, n);
+    }
+    closedir(d);
+    return has;
+}
+
+Test(backup, the_keyring_is_backed_up_and_the_master_key_never)
+{
+    sr_engine *e = open_src("src", 1);
+    put(e, point_of(e, "P000"), 0, 10);
+    sr_backup_info b;
+    backup_ok(e, "set", &b);
+    sr_engine_close(e);
+    char bdir[1300], kr[1400], dst[1200], pk[1300], hex[65];
+    snprintf(bdir, sizeof bdir, "%s/set/%s", top, b.name);
+    snprintf(kr, sizeof kr, "%s/keys/keyring", bdir);
+    cr_assert(access(kr, F_OK) == 0, "the backup holds keys/keyring");
+    cr_assert_eq(b.key_id, key.id, "the manifest names the master key's id");
+    sr_hex(key.bytes, SR_KEY_LEN, hex);
+    cr_assert(!tree_has(bdir, key.bytes, SR_KEY_LEN), "the master key's bytes are in the backup");
+    cr_assert(!tree_has(bdir, hex, 64), "the master key's hex is in the backup");
+    snprintf(pk, sizeof pk, "%s/src/platform-key.pem", top);
+    path_of(dst, "restored");
+    sr_restore_opts ro = {.key = &key, .platform_key = pk, .no_event = 1};
+    sr_backup_info x;
+    restore_ok(bdir, dst, &ro, &x);
+    snprintf(kr, sizeof kr, "%s/keys/keyring", dst);
+    cr_assert(access(kr, F_OK) == 0, "the restore puts the keyring back");
+    sr_engine_opts none = {0};
+    sr_engine *r = NULL;
+    sr_errinfo ei;
+    cr_assert_eq(sr_engine_open(dst, &none, &r, &ei), SR_EKEY, "without the master key: %s", ei.msg);
+    sr_engine_opts o = opts();
+    cr_assert_eq(sr_engine_open(dst, &o, &r, &ei), SR_OK, "%s", ei.msg);
+    sr_engine_close(r);
 }

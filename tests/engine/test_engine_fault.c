@@ -34,14 +34,22 @@
  * Command 12 is a BackupEvent, its audit row there exactly when it was
  * acknowledged. Command 14 is app APP1's delivered push mark (a PushMark
  * event, the `pushq` database, R-AP-17): after the reopen the mark is
- * there exactly when it was acknowledged (command 13 measurements). The
- * command before the duplicate pair (RETENTION_CMD = NCMD - 3) is a
- * Retention event (issue #16, docs/retention.md) cutting op1's data-class
- * chunks wholly before RET_CUT: after the reopen, when it was acknowledged
- * each point answers a subset of the model that holds every value at or
- * after RET_CUT and fewer before it; when it was not, exactly the model
- * (check_range). The last two commands are the duplicate pair (single
- * events whatever NCMD is). */
+ * there exactly when it was acknowledged (command 13 measurements).
+ * Command 15 rotates op1's data key (a KeyEvent "rotate" command, issue
+ * #16): the keyring is written through the faulty VFS before the append;
+ * after the reopen the keyring opens (never half-written), every record
+ * reads back, the log holds the "rotated" KeyEvent exactly when it was
+ * acknowledged, and op1's data key is at an epoch past it then (a rotation
+ * the keyring holds but the log lost is a key no record uses). Every
+ * engine here has a master key, so every record is sealed by a data key
+ * and the writer's own KeyEvents ("created") count with its checkpoints.
+ * Command 16 (RETENTION_CMD = NCMD - 3) is a Retention event (issue #16,
+ * docs/retention.md) cutting op1's data-class chunks wholly before
+ * RET_CUT: after the reopen, when it was acknowledged each point answers a
+ * subset of the model that holds every value at or after RET_CUT and fewer
+ * before it; when it was not, exactly the model (check_range). The last
+ * two commands (17, 18) are the duplicate pair (single events whatever
+ * NCMD is). */
 #include <criterion/criterion.h>
 #include <dirent.h>
 #include <inttypes.h>
@@ -56,6 +64,7 @@
 #include "engine/records.h"
 #include "storage/crypto.h"
 #include "engtest.h"
+#include "storage/keyring.h"
 #include "storage/log.h"
 #include "fault_alloc.h"
 #include "testutil.h"
@@ -79,17 +88,23 @@ TestSuite(engine_fault, .init = setup, .fini = teardown, .timeout = 900);
 
 /* REPLAY_MAX: a heads checkpoint every 2 events and at each clean close
  * (docs/durability.md section 8), so they fall among the faults too */
-enum { NPOINTS = 3, NCMD = 18, HEAD_MAX = 8, REPLAY_MAX = 4 };
+enum { NPOINTS = 3, NCMD = 19, HEAD_MAX = 8, REPLAY_MAX = 4 };
 
 static const sr_vtype TYPES[NPOINTS] = {SR_VT_NUMBER, SR_VT_INTEGER, SR_VT_BOOL};
 static int64_t fixed_clock(void) { return 1700000000000; }
 
 /* small segments so that the fault loop meets segment rolls; a small head so
  * that commands flush chunks and late samples merge into them */
+static sr_key g_key; /* the master key: every record is sealed by a data key of the keyring */
 static sr_engine_opts opts(const sr_vfs *vfs, const char *index_dir)
 {
+    if (!g_key.id) {
+        uint8_t b[SR_KEY_LEN];
+        memset(b, 0x5a, sizeof b);
+        sr_key_from_bytes(&g_key, b);
+    }
     return (sr_engine_opts){.clock_ms = fixed_clock, .head_max = HEAD_MAX, .segment_bytes = 4096, .vfs = vfs,
-                            .index_dir = index_dir, .replay_max_events = REPLAY_MAX};
+                            .index_dir = index_dir, .replay_max_events = REPLAY_MAX, .key = &g_key};
 }
 
 /* The fault loops' engines: a clock that moves CLOCK_STEP ms at each
@@ -109,15 +124,20 @@ static sr_engine_opts opts_moving(const sr_vfs *vfs)
     return o;
 }
 
-/* The heads checkpoints in d's log: the writer's own events, not a
- * command's. */
-static uint64_t log_checkpoints_total(const char *d, uint64_t *total, uint64_t *by_time)
+/* The writer's own events in d's log, not a command's: heads checkpoints
+ * and the KeyEvents of the keys it made ("created", actor system); *rotated
+ * (if given): the "rotated" KeyEvents (command 15's). */
+static uint64_t log_own_events(const char *d, uint64_t *total, uint64_t *by_time, uint64_t *rotated)
 {
-    char ld[1200];
+    char ld[1200], kd[1200];
     snprintf(ld, sizeof ld, "%s/log", d);
-    sr_log_opts lo = {.readonly = 1};
-    sr_log *lg = NULL;
+    snprintf(kd, sizeof kd, "%s/keys", d);
+    sr_keyring *kr = NULL;
     sr_errinfo ei;
+    int krc = sr_keyring_open(NULL, kd, &g_key, "test", 0, &kr, &ei);
+    cr_assert(krc == SR_OK || krc == SR_ENOTFOUND, "%s: the keyring: %s", d, ei.msg);
+    sr_log_opts lo = {.readonly = 1, .key = &g_key, .keys = kr ? sr_keyring_keys(kr) : NULL};
+    sr_log *lg = NULL;
     cr_assert_eq(sr_log_open(ld, &lo, &lg, &ei), SR_OK, "%s", ei.msg);
     sr_log_iter *it;
     cr_assert_eq(sr_log_iter_open(lg, 1, &it), SR_OK);
@@ -127,7 +147,9 @@ static uint64_t log_checkpoints_total(const char *d, uint64_t *total, uint64_t *
     while ((rc = sr_log_iter_next(it, &seq, &rec)) == SR_OK) {
         Suiro__V1__Event *ev = suiro__v1__event__unpack(NULL, rec.len, rec.data);
         cr_assert_not_null(ev, "log record %" PRIu64 " does not decode", seq);
-        n += ev->body_case == SUIRO__V1__EVENT__BODY_HEADS_CHECKPOINT;
+        n += ev->body_case == SUIRO__V1__EVENT__BODY_HEADS_CHECKPOINT ||
+             (ev->body_case == SUIRO__V1__EVENT__BODY_KEY && !strcmp(ev->key->action, "created"));
+        if (rotated) *rotated += ev->body_case == SUIRO__V1__EVENT__BODY_KEY && !strcmp(ev->key->action, "rotated");
         if (by_time && ev->body_case == SUIRO__V1__EVENT__BODY_HEADS_CHECKPOINT && ev->heads_checkpoint &&
             !strcmp(ev->heads_checkpoint->reason, "time"))
             ++*by_time;
@@ -137,6 +159,7 @@ static uint64_t log_checkpoints_total(const char *d, uint64_t *total, uint64_t *
     cr_assert_eq(rc, SR_DONE);
     sr_log_iter_close(it);
     sr_log_close(lg);
+    sr_keyring_close(kr);
     return n;
 }
 static uint64_t total_checkpoints; /* over a fault loop: checkpoints were among the faults */
@@ -467,6 +490,22 @@ static void build_retention(fixture *f)
     cr_assert_eq(sr_buf_reserve(&cm->bytes, n), SR_OK);
     protobuf_c_message_pack(&ev.base, cm->bytes.data);
     cm->bytes.len = cm->lens[0] = n;
+/* Command 15: platform admin "admin" rotates op1's data key (a KeyEvent
+ * "rotate" command, docs/keys.md): the keyring written through the faulty
+ * VFS, the "rotated" KeyEvent in the log exactly when acknowledged. */
+enum { KEY_ROTATE_CMD = 15 };
+_Static_assert(KEY_ROTATE_CMD < RETENTION_CMD, "the rotation before the retention, both before the duplicate pair");
+static void build_key_rotation(fixture *f)
+{
+    command *cm = &f->cmds[KEY_ROTATE_CMD];
+    cr_assert(KEY_ROTATE_CMD < NCMD - 2, "before the duplicate pair");
+    cm->bytes.len = 0;
+    cm->nev = 1;
+    cm->ns[0] = cm->nx[0] = 0;
+    const sr_cmd_env env = {"", "admin", SR_ACTOR_USER, cm->msgid[0] ? cm->msgid : NULL, "127.0.0.1"};
+    const sr_key_rec k = {.action = "rotate", .key_operator = "op1", .key_class = "data"};
+    cr_assert_eq(sr_cmd_key_ev(&env, &k, &cm->bytes), SR_OK);
+    cm->lens[0] = cm->bytes.len;
 }
 
 /* The base database: masters and 40 samples per point (chunks flushed),
@@ -497,12 +536,13 @@ static void fixture_init(fixture *f)
     }
     cr_assert_eq(sr_engine_close(e), SR_OK);
     f->base_events = 0; /* with its checkpoints (the close's too): check_db counts them apart */
-    (void)log_checkpoints_total(base, &f->base_events, NULL);
+    (void)log_own_events(base, &f->base_events, NULL, NULL);
     build_commands(f, clock);
     build_sessions(f);
     build_store(f);
     build_correction(f, clock);
     build_backup(f);
+    build_key_rotation(f);
     build_retention(f);
 }
 
@@ -540,6 +580,9 @@ static void fresh_db(void)
     copy_dir(a, b);
     snprintf(a, sizeof a, "%s/index", base);
     snprintf(b, sizeof b, "%s/index", db);
+    copy_dir(a, b);
+    snprintf(a, sizeof a, "%s/keys", base);
+    snprintf(b, sizeof b, "%s/keys", db);
     copy_dir(a, b);
 }
 
@@ -636,7 +679,8 @@ static void check_db(fixture *f, const outcome *out, const char *ctx)
     sr_engine_stats st;
     sr_engine_get_stats(e, &st);
     uint64_t tck = 0, btck = 0;
-    uint64_t ck = log_checkpoints_total(db, NULL, &tck), bck = log_checkpoints_total(base, NULL, &btck);
+    uint64_t rotated = 0;
+    uint64_t ck = log_own_events(db, NULL, &tck, &rotated), bck = log_own_events(base, NULL, &btck, NULL);
     total_checkpoints += ck - bck;
     total_time_checkpoints += tck - btck;
     cr_assert_eq(st.log_next_seq - 1 - ck, out->events - bck,
@@ -762,6 +806,22 @@ static void check_db(fixture *f, const outcome *out, const char *ctx)
     cr_assert_eq((int)sr_rec_count(&ur), out->acked_cmd[BACKUP_CMD], "%s: %zu backup rows in the audit trail, %d acknowledged",
                  ctx, sr_rec_count(&ur), out->acked_cmd[BACKUP_CMD]);
     sr_rec_close(&ur);
+    /* command 15's rotation: its KeyEvent in the log exactly when acknowledged */
+    cr_assert_eq((int)rotated, out->acked_cmd[KEY_ROTATE_CMD], "%s: %" PRIu64 " rotations in the log, %d acknowledged",
+                 ctx, rotated, out->acked_cmd[KEY_ROTATE_CMD]);
+    if (out->acked_cmd[KEY_ROTATE_CMD]) {
+        char kd[1200];
+        snprintf(kd, sizeof kd, "%s/keys", db);
+        sr_keyring *kr = NULL;
+        sr_errinfo kei;
+        cr_assert_eq(sr_keyring_open(NULL, kd, &g_key, "test", 0, &kr, &kei), SR_OK, "%s: %s", ctx, kei.msg);
+        uint32_t id;
+        sr_keyinfo ki;
+        cr_assert_eq(sr_keyring_active(kr, "op1", SR_KC_DATA, &id), SR_OK);
+        cr_assert_eq(sr_keyring_info(kr, id, &ki), SR_OK);
+        cr_assert_geq(ki.epoch, 2, "%s: an acknowledged rotation is in the keyring", ctx);
+        sr_keyring_close(kr);
+    }
     uint8_t live[32], rebuilt[32];
     cr_assert_eq(sr_engine_content_hash(e, live), SR_OK);
     cr_assert_eq(sr_engine_close(e), SR_OK, "%s: close after reopen", ctx);

@@ -21,7 +21,13 @@
  *    approval are one event: no crash leaves one without the other);
  *  - every document an acknowledged command put is in the index, with its
  *    app as the owner (R-PO-2);
- *  - the index equals one rebuilt from the log (content hash). */
+ *  - the index equals one rebuilt from the log (content hash);
+ *  - the keyring opens after every kill (never half-written: issue #16),
+ *    the log holds a "rotated" KeyEvent for every acknowledged rotation of
+ *    op1's data key (and perhaps one durable but unacknowledged), and the
+ *    keyring's epoch of that key is past all of them (a rotation the
+ *    keyring holds but the log lost is a key no record uses). Every record
+ *    is sealed by a data key (et_master_key). */
 #include <criterion/criterion.h>
 #include <inttypes.h>
 #include <signal.h>
@@ -35,6 +41,8 @@
 
 #include "engine/records.h"
 #include "engtest.h"
+#include "storage/crypto.h"
+#include "storage/keyring.h"
 #include "storage/log.h"
 #include "testutil.h"
 
@@ -105,6 +113,25 @@ static struct {
     char action;
 } acked_pending[8192];
 static int nacked_pending, nacked_approvals;
+static int nacked_rotations; /* acknowledged rotations of op1's data key */
+
+static sr_key master; /* et_master_key */
+
+/* d's log, read-only, with its keyring (*kr: close it after the log) */
+static sr_log *open_log(const char *d, sr_keyring **kr)
+{
+    char ld[1100], kd[1100];
+    snprintf(ld, sizeof ld, "%s/log", d);
+    snprintf(kd, sizeof kd, "%s/keys", d);
+    sr_errinfo ei;
+    *kr = NULL;
+    int rc = sr_keyring_open(NULL, kd, &master, "test", 0, kr, &ei);
+    cr_assert(rc == SR_OK || rc == SR_ENOTFOUND, "the keyring after kill -9: %s", ei.msg);
+    sr_log_opts lo = {.readonly = 1, .key = &master, .keys = *kr ? sr_keyring_keys(*kr) : NULL};
+    sr_log *lg = NULL;
+    cr_assert_eq(sr_log_open(ld, &lo, &lg, &ei), SR_OK, "%s", ei.msg);
+    return lg;
+}
 
 typedef struct round_out {
     uint64_t last_seq;   /* seq of the last complete acknowledged block (0: none) */
@@ -135,7 +162,7 @@ static void run_and_kill(const char *d, uint64_t seed, int want, uint64_t delay_
     char line[256];
     pending blk = {0};
     char blk_user[64] = "", blk_pend[64] = "", blk_pend_action[16] = "", blk_doc[2][64] = {"", ""};
-    int killed = 0, ready = 0;
+    int killed = 0, ready = 0, blk_rot = 0;
     uint64_t blk_seq = 0;
     while (fgets(line, sizeof line, in)) {
         uint64_t seq, bits;
@@ -166,6 +193,10 @@ static void run_and_kill(const char *d, uint64_t seed, int want, uint64_t delay_
         } else if (sscanf(line, "doc %" SCNu64 " %63s %63s", &seq, blk_doc[0], blk_doc[1]) == 3) {
             cr_assert(ready);
             cr_assert_eq(blk.n, 0, "a document's line inside a measurements block");
+        } else if (sscanf(line, "key %" SCNu64, &seq) == 1) {
+            cr_assert(ready);
+            cr_assert_eq(blk.n, 0, "a key rotation's line inside a measurements block");
+            blk_rot = 1;
         } else if (sscanf(line, "dup %" SCNu64, &seq) == 1) {
             cr_assert_eq(blk.n, 0);
             cr_assert_leq(seq, ro->last_seq ? ro->last_seq : UINT64_MAX, "a duplicate names a later command");
@@ -193,6 +224,8 @@ static void run_and_kill(const char *d, uint64_t seed, int want, uint64_t delay_
                 nacked_approvals += blk_pend_action[0] == 'a';
                 blk_pend[0] = 0;
             }
+            nacked_rotations += blk_rot;
+            blk_rot = 0;
             if (blk_doc[0][0]) {
                 cr_assert_lt(nacked_docs, (int)(sizeof acked_docs / sizeof *acked_docs));
                 memcpy(acked_docs[nacked_docs++], blk_doc, sizeof blk_doc);
@@ -224,12 +257,8 @@ static void run_and_kill(const char *d, uint64_t seed, int want, uint64_t delay_
  * acknowledging them): their samples are expected too. Returns the log end. */
 static uint64_t add_durable_tail(const char *d, uint64_t from, et_model *m)
 {
-    char ld[1100];
-    snprintf(ld, sizeof ld, "%s/log", d);
-    sr_log_opts lo = {.readonly = 1};
-    sr_log *lg = NULL;
-    sr_errinfo ei;
-    cr_assert_eq(sr_log_open(ld, &lo, &lg, &ei), SR_OK, "%s", ei.msg);
+    sr_keyring *kr;
+    sr_log *lg = open_log(d, &kr);
     uint64_t end = sr_log_next_seq(lg);
     if (from < end) {
         sr_log_iter *it;
@@ -263,20 +292,17 @@ static uint64_t add_durable_tail(const char *d, uint64_t from, et_model *m)
         sr_log_iter_close(it);
     }
     sr_log_close(lg);
+    sr_keyring_close(kr);
     return end;
 }
 
 /* Records of d's log that hold a Snapshot (codecs/events.proto). */
 /* The Snapshot records in d's log; *by_time: the heads checkpoints of
  * reason "time" (engine_writer's checkpoint_interval_ms). */
-static int log_snapshots(const char *d, int *by_time)
+static int log_snapshots(const char *d, int *by_time, int *rotated)
 {
-    char ld[1100];
-    snprintf(ld, sizeof ld, "%s/log", d);
-    sr_log_opts lo = {.readonly = 1};
-    sr_log *lg = NULL;
-    sr_errinfo ei;
-    cr_assert_eq(sr_log_open(ld, &lo, &lg, &ei), SR_OK, "%s", ei.msg);
+    sr_keyring *kr;
+    sr_log *lg = open_log(d, &kr);
     sr_log_iter *it;
     cr_assert_eq(sr_log_iter_open(lg, 1, &it), SR_OK);
     uint64_t seq;
@@ -288,10 +314,13 @@ static int log_snapshots(const char *d, int *by_time)
         n += ev->body_case == SUIRO__V1__EVENT__BODY_MEASUREMENTS && ev->measurements->snapshot;
         *by_time += ev->body_case == SUIRO__V1__EVENT__BODY_HEADS_CHECKPOINT && ev->heads_checkpoint &&
                     !strcmp(ev->heads_checkpoint->reason, "time");
+        *rotated += ev->body_case == SUIRO__V1__EVENT__BODY_KEY && !strcmp(ev->key->action, "rotated") &&
+                    !strcmp(ev->key->key_operator, "op1");
         suiro__v1__event__free_unpacked(ev, NULL);
     }
     sr_log_iter_close(it);
     sr_log_close(lg);
+    sr_keyring_close(kr);
     return n;
 }
 
@@ -299,7 +328,7 @@ static void check_round(const char *d, int round, et_model *m, const round_out *
 {
     sr_engine *e = NULL;
     sr_errinfo ei;
-    sr_engine_opts o = {.head_max = HEAD_MAX};
+    sr_engine_opts o = {.head_max = HEAD_MAX, .key = &master};
     int rc = sr_engine_open(d, &o, &e, &ei);
     cr_assert_eq(rc, SR_OK, "round %d: reopen: %s", round, ei.msg);
     sr_buf out, strs;
@@ -414,7 +443,7 @@ static void check_round(const char *d, int round, et_model *m, const round_out *
 
     char ix[1100];
     snprintf(ix, sizeof ix, "%s-rebuilt-index", d);
-    sr_engine_opts ro2 = {.head_max = HEAD_MAX, .index_dir = ix};
+    sr_engine_opts ro2 = {.head_max = HEAD_MAX, .index_dir = ix, .key = &master};
     cr_assert_eq(sr_engine_rebuild(d, &ro2, &ei), SR_OK, "round %d: rebuild: %s", round, ei.msg);
     cr_assert_eq(sr_engine_open(d, &ro2, &e, &ei), SR_OK, "%s", ei.msg);
     cr_assert_eq(sr_engine_content_hash(e, rebuilt), SR_OK);
@@ -426,6 +455,7 @@ Test(engine_kill9, every_acknowledged_sample_survives_kill_9)
 {
     uint64_t seed = tu_seed(11);
     tu_rng r = {seed};
+    et_master_key(&master);
     int rounds = tu_iters(24);
     char d[1100];
     snprintf(d, sizeof d, "%s/db", dir);
@@ -447,7 +477,7 @@ Test(engine_kill9, every_acknowledged_sample_survives_kill_9)
          * acknowledgement is expected as well */
         sr_engine *e = NULL;
         sr_errinfo ei;
-        sr_engine_opts o = {.head_max = HEAD_MAX, .replay_max_events = REPLAY_MAX};
+        sr_engine_opts o = {.head_max = HEAD_MAX, .replay_max_events = REPLAY_MAX, .key = &master};
         cr_assert_eq(sr_engine_open(d, &o, &e, &ei), SR_OK, "round %d: reopen: %s", round, ei.msg);
         /* heads checkpoints (docs/durability.md section 8): the replay
          * starts at the last one's before_seq or later */
@@ -463,6 +493,24 @@ Test(engine_kill9, every_acknowledged_sample_survives_kill_9)
         cr_assert_gt(durable_end, ro.last_seq, "round %d: acknowledged seq %" PRIu64 " is past the log end", round,
                      ro.last_seq);
         check_round(d, round, m, &ro, points);
+        /* the keyring (opened by the reads above: never half-written) and
+         * the rotations of op1's data key */
+        int bt = 0, rotated = 0;
+        (void)log_snapshots(d, &bt, &rotated);
+        cr_assert_geq(rotated, nacked_rotations, "round %d: %d rotations in the log, %d acknowledged", round, rotated,
+                      nacked_rotations);
+        char kd[1200];
+        snprintf(kd, sizeof kd, "%s/keys", d);
+        sr_keyring *kr = NULL;
+        cr_assert_eq(sr_keyring_open(NULL, kd, &master, "test", 0, &kr, &ei), SR_OK, "round %d: %s", round, ei.msg);
+        uint32_t id;
+        sr_keyinfo ki;
+        cr_assert_eq(sr_keyring_active(kr, "op1", SR_KC_DATA, &id), SR_OK);
+        cr_assert_eq(sr_keyring_info(kr, id, &ki), SR_OK);
+        cr_assert_geq(ki.epoch, (uint32_t)rotated, "round %d: op1's data key at epoch %u, %d rotations logged (the first may make epoch 1)",
+                      round, ki.epoch, rotated);
+        cr_assert_null(sr_keyring_check(kr));
+        sr_keyring_close(kr);
     }
     cr_log_info("%d rounds, %d acknowledged commands, %d durable but unacknowledged, log ends at %" PRIu64, rounds,
                 total_acks, tail_events, durable_end - 1);
@@ -471,8 +519,9 @@ Test(engine_kill9, every_acknowledged_sample_survives_kill_9)
     cr_assert_gt(nacked_approvals, 0, "no pending change's approval was acknowledged");
     cr_assert_gt(nacked_docs, 0, "no document was acknowledged");
     cr_assert_gt(checkpointed, 0, "no round recovered from a heads checkpoint");
-    int by_time = 0;
-    cr_assert_gt(log_snapshots(d, &by_time), rounds, "the log should hold many Snapshot records");
+    cr_assert_gt(nacked_rotations, 0, "no key rotation was acknowledged");
+    int by_time = 0, rotated = 0;
+    cr_assert_gt(log_snapshots(d, &by_time, &rotated), rounds, "the log should hold many Snapshot records");
     cr_log_info("%d heads checkpoints by time", by_time);
     cr_assert_gt(by_time, 0, "no heads checkpoint of reason \"time\" before a kill");
     et_model_free(m);

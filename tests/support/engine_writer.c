@@ -24,6 +24,10 @@
  * d-SEED-T-N). And every 16th (n % 16 == 3) sends its values as a
  * correction of user root instead (R-PO-1: a Correction event; printed as
  * measurements are: its values are later writes of their (point, ts)).
+ * And every 16th (n % 16 == 5) rotates op1's data key (issue #16: a
+ * KeyEvent "rotate", the keyring rewritten before the append; the engine
+ * has the master key et_master_key, so every record is sealed by a data
+ * key).
  *
  * From the callback (the writer thread, after the command is durable) one
  * block per acknowledged command is printed and stdout flushed:
@@ -33,11 +37,13 @@
  *     user SEQ ID                      a user created
  *     pending SEQ ID ACTION            pending change ID requested / approved
  *     doc SEQ ID OWNER                 a document put by app OWNER
+ *     key SEQ                          op1's data key rotated
  *     end SEQ                          the block is complete
  * BITS is the value as 16 hex digits: the double's bits, the int64, or 0/1.
  * A block without its "end" line was not acknowledged. Any error: exit 1. */
 #include "engine/records.h"
 #include "engtest.h"
+#include "storage/crypto.h"
 #include "testutil.h"
 
 #include <inttypes.h>
@@ -79,6 +85,7 @@ typedef struct wcmd {
     char pend[64];  /* the pending change this command requests or approves, or "" */
     const char *pend_action;
     char doc[64];  /* the document this command puts, or "" */
+    int rotate;    /* this command rotates op1's data key */
     sr_pv_in pts[PTS_PER_THREAD];
     sr_sample s[PTS_PER_THREAD][MAXS];
 } wcmd;
@@ -113,6 +120,8 @@ static void on_done(void *ctx, const sr_result *res)
         printf("user %" PRIu64 " %s\n", res->seq, c->user);
     } else if (c->pend[0]) {
         printf("pending %" PRIu64 " %s %s\n", res->seq, c->pend, c->pend_action);
+    } else if (c->rotate) {
+        printf("key %" PRIu64 "\n", res->seq);
     } else if (c->doc[0]) {
         printf("doc %" PRIu64 " %s APP%d\n", res->seq, c->doc, c->w->t);
     } else {
@@ -230,6 +239,17 @@ static void *thread_main(void *arg)
             if ((rc = sr_engine_submit(eng, &sl, 1, on_done, c))) die("sr_engine_submit", rc);
             continue;
         }
+        if (n % 16 == 5) { /* op1's data key rotated (docs/keys.md) */
+            const sr_cmd_env env = {"", "root", SR_ACTOR_USER, NULL, "cli"};
+            const sr_key_rec k = {.action = "rotate", .key_operator = "op1", .key_class = "data"};
+            c->rotate = 1;
+            b.len = 0;
+            int rc = sr_cmd_key_ev(&env, &k, &b);
+            if (rc) die("build a key rotation", rc);
+            sr_slice sl = {b.data, b.len};
+            if ((rc = sr_engine_submit(eng, &sl, 1, on_done, c))) die("sr_engine_submit", rc);
+            continue;
+        }
         if (n % 16 == 13) { /* a document of this thread's app */
             char app[16];
             snprintf(app, sizeof app, "APP%d", w->t);
@@ -312,8 +332,10 @@ int main(int argc, char **argv)
     /* replay_max_events 32: a heads checkpoint every 16 events, so kill -9
      * falls around them too (test_engine_kill9.c REPLAY_MAX); and one by
      * time after CKPT_MS (maybe_pause) */
+    static sr_key key;
+    et_master_key(&key);
     sr_engine_opts o = {.sync = SR_ENGINE_SYNC_ALWAYS, .head_max = 16, .segment_bytes = 128u << 10,
-                        .replay_max_events = 32, .checkpoint_interval_ms = CKPT_MS};
+                        .replay_max_events = 32, .checkpoint_interval_ms = CKPT_MS, .key = &key};
     sr_errinfo ei;
     int rc = sr_engine_open(argv[1], &o, &eng, &ei);
     if (rc) {

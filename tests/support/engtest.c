@@ -1,5 +1,7 @@
 #include "engtest.h"
 
+#include "storage/crypto.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -187,4 +189,11 @@ int et_sample_eq(sr_vtype t, const sr_sample *a, const sr_sample *b)
     case SR_VT_BOOL: return !!a->v.b == !!b->v.b;
     default: return a->v.str.slen == b->v.str.slen && !memcmp(a->v.str.s, b->v.str.s, a->v.str.slen);
     }
+}
+
+void et_master_key(sr_key *k)
+{
+    uint8_t b[SR_KEY_LEN];
+    for (int i = 0; i < SR_KEY_LEN; i++) b[i] = (uint8_t)(0x4b ^ i);
+    sr_key_from_bytes(k, b);
 }

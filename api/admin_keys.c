@@ -1,0 +1,151 @@
+/* api/admin_keys.c -- /admin/v1/keys (docs/keys.md "Running it",
+ * docs/admin.md): the keyring of the served data directory. Platform admins
+ * (tenants.manage on the platform): the list (metadata only, never a key),
+ * a rotation (a KeyEvent "rotate" the writer carries out), and the export
+ * (the wrapped keyring: no key readable without the master; a KeyEvent
+ * "exported"), and the master key's rotation (the two-person rule: pending
+ * until a second platform admin approves; the new master is the server's
+ * [keys] master_next). All on the worker queue. The engine's side is engine/keys.c
+ * (sr_engine_key_*, engine/records.h). Its route table is
+ * sr_admin_keys_routes (admin_int.h). */
+#include "api/admin_http.h"
+#include "api/admin_int.h"
+#include "codecs/rfc3339.h"
+#include "engine/records.h"
+#include "storage/keyring.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void no_keyring(sr_admin_work *w)
+{
+    w->code = SR_WIRE_CONFLICT;
+    snprintf(w->msg, sizeof w->msg, "this server has no keyring: it runs without a master key (key_file, docs/keys.md)");
+}
+
+static json_t *key_json(const sr_keyinfo *k)
+{
+    char id[9], created[40] = "", retired[40] = "", destroyed[40] = "";
+    snprintf(id, sizeof id, "%08x", k->id);
+    if (k->created_ms) sr_rfc3339_format(k->created_ms, created);
+    if (k->retired_ms) sr_rfc3339_format(k->retired_ms, retired);
+    if (k->destroyed_ms) sr_rfc3339_format(k->destroyed_ms, destroyed);
+    return json_pack("{s:s,s:s,s:s,s:i,s:i,s:s,s:s,s:s,s:s}", "keyId", id, "operator", k->operator_id, "class",
+                     sr_key_class_name(k->cls), "epoch", (int)k->epoch, "alg", (int)k->alg, "state",
+                     sr_key_state_name(k->state), "created", created, "retired", retired, "destroyed", destroyed);
+}
+
+static void list_work(sr_admin_work *w, void *v)
+{
+    (void)v;
+    sr_keyinfo *k = NULL;
+    size_t n = 0;
+    int rc = sr_engine_key_list(w->eng, &k, &n);
+    if (rc == SR_ENOTFOUND) return no_keyring(w);
+    if (rc) {
+        w->code = sr_wire_of_rc(rc);
+        snprintf(w->msg, sizeof w->msg, "keys: %s", sr_strerror(rc));
+        return;
+    }
+    json_t *arr = json_array();
+    for (size_t i = 0; i < n; i++) json_array_append_new(arr, key_json(&k[i]));
+    sr_free(k);
+    char mid[9];
+    snprintf(mid, sizeof mid, "%08x", sr_engine_master_key_id(w->eng));
+    w->answer = json_pack("{s:s,s:o}", "masterKeyId", mid, "keys", arr);
+}
+
+static void keys_list(const sr_route_call *c) { sr_admin_run(c, list_work, NULL, NULL); }
+
+typedef struct rot {
+    char op[72];
+    char cls[16];
+} rot;
+
+static void rotate_work(sr_admin_work *w, void *v)
+{
+    rot *r = v;
+    if (!sr_engine_master_key_id(w->eng)) return no_keyring(w);
+    sr_cmd_env env = sr_admin_work_env(w, "");
+    sr_key_rec k = {.action = "rotate", .key_operator = r->op, .key_class = r->cls};
+    sr_buf b;
+    sr_buf_init(&b);
+    if (sr_admin_work_submit(w, sr_cmd_key_ev(&env, &k, &b), &b)) return;
+    sr_keyinfo *ks = NULL;
+    size_t n = 0;
+    if (sr_engine_key_list(w->eng, &ks, &n) == SR_OK)
+        for (size_t i = 0; i < n; i++)
+            if (ks[i].state == SR_KS_ACTIVE && ks[i].cls == sr_key_class_parse(r->cls) && !strcmp(ks[i].operator_id, r->op))
+                w->answer = key_json(&ks[i]);
+    sr_free(ks);
+}
+
+static void keys_rotate(const sr_route_call *c)
+{
+    json_t *body = sr_admin_body(c);
+    if (!body) return;
+    const char *op = json_string_value(json_object_get(body, "operator"));
+    const char *cls = json_string_value(json_object_get(body, "class"));
+    if (json_object_get(body, "operator") && (!op || strlen(op) > 64)) {
+        json_decref(body);
+        return sr_admin_bad_field(c, "operator", "an operator id (empty: the platform's own keys)");
+    }
+    if (cls && sr_key_class_parse(cls) < SR_KC_DATA) {
+        json_decref(body);
+        return sr_admin_bad_field(c, "class", "one of data, audit, config");
+    }
+    rot *r = calloc(1, sizeof *r);
+    if (!r) {
+        json_decref(body);
+        return sr_http_result(c->req, 0, SR_WIRE_INTERNAL, "out of memory", NULL);
+    }
+    snprintf(r->op, sizeof r->op, "%s", op ? op : "");
+    snprintf(r->cls, sizeof r->cls, "%s", cls ? cls : "data");
+    json_decref(body);
+    sr_admin_run(c, rotate_work, r, free);
+}
+
+/* The two-person rule (docs/admin.md): a pending change that a second
+ * platform admin approves; the approval re-wraps the keyring under the
+ * server's [keys] master_next (engine/keys.c), never a key of the request. */
+static void master_work(sr_admin_work *w, void *v)
+{
+    (void)v;
+    if (!sr_engine_master_key_id(w->eng)) return no_keyring(w);
+    sr_cmd_env env = sr_admin_work_env(w, "");
+    sr_key_rec k = {.action = "master-rotate"};
+    sr_buf b;
+    sr_buf_init(&b);
+    int rc = sr_cmd_key_ev(&env, &k, &b);
+    (void)sr_admin_privileged(w, SR_US_PLATFORM, "", SR_ACT_TENANTS_MANAGE,
+                              "re-wrap the keyring under the server's [keys] master_next (the master key rotation)", rc,
+                              &b);
+}
+
+static void keys_master(const sr_route_call *c) { sr_admin_run(c, master_work, NULL, NULL); }
+
+static void export_work(sr_admin_work *w, void *v)
+{
+    (void)v;
+    sr_cmd_env env = sr_admin_work_env(w, "");
+    int rc = sr_engine_key_export(w->eng, &env, &w->body);
+    if (rc == SR_ENOTFOUND) return no_keyring(w);
+    if (rc) {
+        w->code = sr_wire_of_rc(rc);
+        snprintf(w->msg, sizeof w->msg, "key export: %s", sr_strerror(rc));
+        return;
+    }
+    w->content_type = "application/octet-stream";
+}
+
+static void keys_export(const sr_route_call *c) { sr_admin_run(c, export_work, NULL, NULL); }
+
+#define ACT(x) (1 + SR_ACT_##x)
+const sr_route sr_admin_keys_routes[] = {
+    {"GET", "/admin/v1/keys", keys_list, SR_CALLER_ADMIN, SR_BODY_HTTP_MAX, ACT(TENANTS_MANAGE)},
+    {"POST", "/admin/v1/keys/rotate", keys_rotate, SR_CALLER_ADMIN, SR_BODY_SMALL, ACT(TENANTS_MANAGE)},
+    {"GET", "/admin/v1/keys/export", keys_export, SR_CALLER_ADMIN, SR_BODY_HTTP_MAX, ACT(TENANTS_MANAGE)},
+    {"POST", "/admin/v1/keys/master", keys_master, SR_CALLER_ADMIN, SR_BODY_SMALL, ACT(TENANTS_MANAGE)},
+};
+const size_t sr_admin_keys_nroutes = sizeof sr_admin_keys_routes / sizeof sr_admin_keys_routes[0];

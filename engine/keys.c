@@ -1,0 +1,327 @@
+/*
+ * engine/keys.c -- the class of every event kind (docs/keys.md "The
+ * hierarchy": data, audit, config), and the engine's use of the keyring
+ * (storage/keyring.h): the key id that seals each record the writer appends.
+ *
+ * SR_KEY_CLASSES has one row per case of Event.body (codecs/events.proto).
+ * A case without a row is a build error (-Wswitch in kind_has_class and the
+ * size assertion below) and a failure of test_keys (every case of the
+ * Event descriptor).
+ *
+ * INVARIANTS
+ *  (1) The key of a record is the active key of (its operator_id, its kind's
+ *      class); it is durable in the keyring before the record is appended
+ *      (sr_keyring_current writes the file before it returns).
+ *  (2) No keyring, no key: an engine opened without a master key seals
+ *      nothing (key id 0 for every record).
+ */
+#include "engine/engine_int.h"
+
+#include "engine/records.h"
+#include "storage/keyring.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#define SR_KEY_CLASSES(X)                 \
+    X(__NOT_SET, SR_KC_CONFIG)            \
+    X(_MEASUREMENTS, SR_KC_DATA)          \
+    X(_REQUEST_CREATED, SR_KC_DATA)       \
+    X(_REQUEST_TRANSITION, SR_KC_DATA)    \
+    X(_MONITOR, SR_KC_DATA)               \
+    X(_SESSION, SR_KC_AUDIT)              \
+    X(_MASTER_PUT, SR_KC_CONFIG)          \
+    X(_MASTER_DELETE, SR_KC_CONFIG)       \
+    X(_DOC_PUT, SR_KC_DATA)               \
+    X(_DOC_DELETE, SR_KC_DATA)            \
+    X(_FILE_PUT, SR_KC_DATA)              \
+    X(_FILE_DELETE, SR_KC_DATA)           \
+    X(_REGISTRY_PUT, SR_KC_CONFIG)        \
+    X(_REGISTRY_DELETE, SR_KC_CONFIG)     \
+    X(_USER, SR_KC_CONFIG)                \
+    X(_AUTH, SR_KC_AUDIT)                 \
+    X(_KEY, SR_KC_AUDIT)                  \
+    X(_ALARM, SR_KC_AUDIT)                \
+    X(_HEADS_CHECKPOINT, SR_KC_DATA)      \
+    X(_LOGIN_POLICY, SR_KC_CONFIG)        \
+    X(_PENDING, SR_KC_CONFIG)             \
+    X(_ADMIN, SR_KC_AUDIT)                \
+    X(_FILE_SHARE, SR_KC_CONFIG)          \
+    X(_CORRECTION, SR_KC_DATA)            \
+    X(_BACKUP, SR_KC_CONFIG)              \
+    X(_PUSH_MARK, SR_KC_DATA)             \
+    X(_RETENTION, SR_KC_CONFIG)
+
+#define SR_X_(c, cls) [SUIRO__V1__EVENT__BODY##c] = {1, cls},
+static const struct {
+    uint8_t set, cls;
+} classes[] = {SR_KEY_CLASSES(SR_X_)};
+#undef SR_X_
+_Static_assert(sizeof classes / sizeof *classes == SUIRO__V1__EVENT__BODY_RETENTION + 1,
+               "the key classes' table ends at the last case of Event.body");
+
+#pragma GCC diagnostic push
+#pragma GCC diagnostic error "-Wswitch"
+static inline int kind_has_class(Suiro__V1__Event__BodyCase c)
+{
+    switch (c) {
+#define SR_X_(c, cls) case SUIRO__V1__EVENT__BODY##c:
+        SR_KEY_CLASSES(SR_X_)
+#undef SR_X_
+        return 1;
+    case _SUIRO__V1__EVENT__BODY__CASE_IS_INT_SIZE: break;
+    }
+    return 0;
+}
+#pragma GCC diagnostic pop
+
+int sr__key_class(int kind)
+{
+    (void)kind_has_class;
+    if (kind < 0 || (size_t)kind >= sizeof classes / sizeof *classes || !classes[kind].set) return -1;
+    return classes[kind].cls;
+}
+
+/* ---- the keyring of a data directory ------------------------------------ */
+
+int sr__keyring_of(const sr_vfs *vfs, const char *dir, const sr_key *master, const char *source, int create,
+                   sr_keyring **out, sr_errinfo *ei)
+{
+    *out = NULL;
+    if (!master) return SR_OK;
+    size_t dl = strlen(dir);
+    char *kd = sr_malloc(dl + 6);
+    if (!kd) return SR_ENOMEM;
+    memcpy(kd, dir, dl);
+    memcpy(kd + dl, "/keys", 6);
+    int rc = sr_keyring_open(vfs, kd, master, source, create, out, ei);
+    sr_free(kd);
+    if (rc == SR_ENOTFOUND && !create) {
+        if (ei) memset(ei, 0, sizeof *ei);
+        return SR_OK; /* no keyring yet: nothing is sealed by a data key */
+    }
+    return rc;
+}
+
+/* ---- the key of each record ---------------------------------------------- */
+
+int sr__record_key(sr_engine *e, const char *op, int kind, int64_t now, uint32_t *id, sr_keynote *note)
+{
+    *id = 0;
+    if (!e->keyring) return SR_OK;
+    int cls = sr__key_class(kind);
+    if (cls < 0) cls = SR_KC_CONFIG;
+    int created = 0;
+    sr_keyinfo k;
+    int rc = sr_keyring_current(e->keyring, op, cls, now, id, &created, &k);
+    if (rc) return rc;
+    if (created) {
+        *note = (sr_keynote){"created", k, 0};
+        return SR_OK;
+    }
+    /* [keys] rotate_days: data and audit keys end their epoch by age, so
+     * that retention has whole periods to erase (docs/keys.md) */
+    int64_t days = e->o.key_rotate_days;
+    if (days > 0 && cls != SR_KC_CONFIG && now - k.created_ms >= days * 86400000) {
+        sr_keyinfo nk;
+        if ((rc = sr_keyring_rotate(e->keyring, op, cls, now, &nk))) return rc;
+        *note = (sr_keynote){"rotated", nk, k.id};
+        *id = nk.id;
+    }
+    return SR_OK;
+}
+
+Event *sr__key_event(sr_engine *e, const sr_keynote *n, uint64_t seq, int64_t now)
+{
+    struct {
+        Event ev;
+        Suiro__V1__KeyEvent k;
+        char op[SR_KEYRING_OP_MAX + 1];
+    } *x = sr_arena_alloc(&e->ev.a, sizeof *x);
+    if (!x) return NULL;
+    x->ev = (Event)SUIRO__V1__EVENT__INIT;
+    x->k = (Suiro__V1__KeyEvent)SUIRO__V1__KEY_EVENT__INIT;
+    memcpy(x->op, n->k.operator_id, sizeof x->op);
+    x->k.action = (char *)n->action;
+    x->k.key_id = n->k.id;
+    x->k.purpose = (char *)"log";
+    x->k.key_operator = x->op;
+    x->k.key_class = (char *)sr_key_class_name(n->k.cls);
+    x->k.epoch = n->k.epoch;
+    x->k.alg = n->k.alg;
+    x->k.master_key_id = sr_keyring_master_id(e->keyring);
+    x->k.old_key_id = n->old_id;
+    x->k.outcome = (char *)"done";
+    x->ev.seq = seq;
+    x->ev.ingest_ms = now;
+    x->ev.operator_id = x->op;
+    x->ev.actor = (char *)"system";
+    x->ev.actor_kind = SUIRO__V1__ACTOR_KIND__ACTOR_SYSTEM;
+    x->ev.body_case = SUIRO__V1__EVENT__BODY_KEY;
+    x->ev.key = &x->k;
+    return &x->ev;
+}
+
+int sr__apply_key(sr_engine *e, MDB_txn *t, Event *ev, sr_result *r, int validate)
+{
+    (void)t;
+    if (!validate) return SR_OK;
+    Suiro__V1__KeyEvent *k = ev->key;
+    const char *a = k->action;
+    if (!strcmp(a, "created") || !strcmp(a, "rotated") || !strcmp(a, "destroyed"))
+        return sr__refuse(r, SR_EINVAL, "key action \"%s\" is the engine's own (rotate a key with \"rotate\")", a);
+    if (!strcmp(a, "master-rotate")) { /* approved by a second platform admin (POST /admin/v1/keys/master) */
+        if (!e->keyring)
+            return sr__refuse(r, SR_EINVAL, "no keyring: this engine has no master key (key_file), nothing to re-wrap");
+        if (!e->o.key_next)
+            return sr__refuse(r, SR_EINVAL, "no [keys] master_next is configured on this server: the new master key "
+                                            "comes from there, never from a request");
+        uint32_t old = sr_keyring_master_id(e->keyring);
+        if (e->o.key_next->id == old)
+            return sr__refuse(r, SR_EINVAL, "[keys] master_next (key id 0x%08x) wraps the keyring already", old);
+        if (e->pending_dry) return SR_OK; /* the request: it would apply */
+        int rc = sr_keyring_rewrap(e->keyring, e->o.key_next, 0, ev->ingest_ms);
+        if (rc) {
+            sr__alert(e, 1, "the keyring could not be re-wrapped (%s): the master rotation was refused, nothing changed",
+                      sr_strerror(rc));
+            return rc;
+        }
+        e->o.key = e->o.key_next; /* a backup's manifest names it; the log keeps the old one for v1/v2 segments */
+        k->action = (char *)"master-rotated";
+        k->master_key_id = e->o.key_next->id;
+        k->old_master_key_id = old;
+        k->outcome = (char *)"done";
+        return SR_OK;
+    }
+    if (strcmp(a, "rotate")) return SR_OK; /* a record: exported, imported, master-rotated */
+    if (e->pending_dry) return SR_OK;
+    if (!e->keyring)
+        return sr__refuse(r, SR_EINVAL, "no keyring: this engine has no master key (key_file), nothing to rotate");
+    int cls = sr_key_class_parse(k->key_class);
+    if (cls < SR_KC_DATA)
+        return sr__refuse(r, SR_EINVAL, "key class \"%.40s\": one of data, audit, config", k->key_class);
+    if (ev->operator_id[0] && strcmp(ev->operator_id, k->key_operator))
+        return sr__refuse(r, SR_EINVAL, "operator %.64s cannot rotate operator %.64s's key", ev->operator_id,
+                          k->key_operator);
+    uint32_t old = 0;
+    sr_keyinfo nk;
+    if (sr_keyring_active(e->keyring, k->key_operator, cls, &old)) old = 0; /* none yet: epoch 1 */
+    int rc = sr_keyring_rotate(e->keyring, k->key_operator, cls, ev->ingest_ms, &nk);
+    if (rc) { /* the keyring could not be written: nothing changed; said as a failed write is */
+        sr__alert(e, 1, "the keyring could not be written (%s): the key rotation was refused, nothing changed",
+                  sr_strerror(rc));
+        return rc;
+    }
+    k->action = (char *)"rotated";
+    k->key_id = nk.id;
+    k->old_key_id = old;
+    k->epoch = nk.epoch;
+    k->alg = nk.alg;
+    k->master_key_id = sr_keyring_master_id(e->keyring);
+    k->key_class = (char *)sr_key_class_name(cls);
+    k->outcome = (char *)"done";
+    return SR_OK;
+}
+
+/* ---- erased records (replay, rebuild) ------------------------------------ */
+
+int sr__iter_next_readable(sr_engine *e, sr_log_iter *it, uint64_t end, uint64_t *seq, sr_slice *rec)
+{
+    int rc;
+    while ((rc = sr_log_iter_next(it, seq, rec)) == SR_EERASED) {
+        if (*seq >= end) return SR_OK; /* the caller stops there */
+        sr_engine_open_stats *o = &e->ost;
+        uint32_t id = sr_log_iter_key_id(it);
+        o->erased_records++;
+        uint32_t i = 0;
+        while (i < o->n_erased && o->erased[i].key_id != id) i++;
+        if (i == o->n_erased) {
+            if (i == SR_ENGINE_ERASED_MAX) continue;
+            o->n_erased++;
+            struct sr_engine_erased *x = &o->erased[i];
+            memset(x, 0, sizeof *x);
+            x->key_id = id;
+            x->first_seq = *seq;
+            sr_keyinfo k;
+            if (e->keyring && sr_keyring_info(e->keyring, id, &k) == SR_OK) {
+                x->epoch = k.epoch;
+                size_t l = strnlen(k.operator_id, sizeof x->operator_id - 1); /* operators are < 72 bytes */
+                memcpy(x->operator_id, k.operator_id, l);
+                const char *cn = sr_key_class_name(k.cls);
+                memcpy(x->key_class, cn, strlen(cn) + 1); /* at most "legacy" */
+                x->destroyed_ms = k.destroyed_ms;
+            }
+        }
+        o->erased[i].records++;
+        o->erased[i].last_seq = *seq;
+    }
+    return rc;
+}
+
+/* ---- the keyring's API ---------------------------------------------------- */
+
+int sr_engine_key_list(sr_engine *e, sr_keyinfo **out, size_t *n)
+{
+    return e->keyring ? sr_keyring_list(e->keyring, out, n) : SR_ENOTFOUND;
+}
+
+uint32_t sr_engine_master_key_id(sr_engine *e) { return e->keyring ? sr_keyring_master_id(e->keyring) : 0; }
+
+/* the KeyEvent of what the caller did */
+static int key_record(sr_engine *e, const sr_cmd_env *env, const char *action, int rc, const char *msg,
+                      uint32_t master, uint32_t old_master)
+{
+    if (e->o.readonly || e->o.log_readonly) return SR_OK;
+    sr_key_rec k = {.action = action, .outcome = rc ? "failed" : "done", .message = msg, .master_key_id = master,
+                    .old_master_key_id = old_master};
+    sr_buf b;
+    sr_buf_init(&b);
+    int r = sr_cmd_key_ev(env, &k, &b);
+    sr_result res;
+    if (!r) {
+        sr_slice sl = {b.data, b.len};
+        r = sr_engine_submit_wait(e, &sl, 1, &res);
+    }
+    sr_buf_release(&b);
+    return r;
+}
+
+int sr_engine_key_export(sr_engine *e, const sr_cmd_env *env, sr_buf *out)
+{
+    if (!e->keyring) return SR_ENOTFOUND;
+    int rc = sr_keyring_export(e->keyring, out);
+    int r = key_record(e, env, "exported", rc, rc ? sr_strerror(rc) : "", sr_keyring_master_id(e->keyring), 0);
+    return rc ? rc : r;
+}
+
+int sr_engine_key_import(sr_engine *e, const sr_cmd_env *env, const void *p, size_t n, const sr_key *other,
+                         size_t *added, sr_errinfo *ei)
+{
+    if (!e->keyring) return SR_ENOTFOUND;
+    size_t a = 0;
+    int rc = sr_keyring_import(e->keyring, p, n, other, &a, ei);
+    char msg[64];
+    snprintf(msg, sizeof msg, "%zu entries added", a);
+    if (added) *added = a;
+    int r = key_record(e, env, "imported", rc, rc && ei ? ei->msg : msg, sr_keyring_master_id(e->keyring),
+                       other ? other->id : 0);
+    return rc ? rc : r;
+}
+
+int sr_engine_key_rewrap(sr_engine *e, const sr_cmd_env *env, const sr_key *new_master, int keep_legacy,
+                         sr_errinfo *ei)
+{
+    if (!e->keyring) return SR_ENOTFOUND;
+    uint32_t old = sr_keyring_master_id(e->keyring);
+    int rc = sr_keyring_rewrap(e->keyring, new_master, keep_legacy, now_ms(e));
+    if (!rc) e->o.key = new_master; /* a backup's manifest names it; the log keeps the old one for v1/v2 */
+    if (rc && ei) {
+        memset(ei, 0, sizeof *ei);
+        ei->code = rc;
+        snprintf(ei->msg, sizeof ei->msg, "the keyring could not be re-wrapped under master key 0x%08x: %s",
+                 new_master->id, rc == SR_EEXIST ? "it is the current master (or a key id of the keyring)"
+                                                 : sr_strerror(rc));
+    }
+    int r = key_record(e, env, "master-rotated", rc, rc ? sr_strerror(rc) : "", new_master->id, old);
+    return rc ? rc : r;
+}

@@ -1,0 +1,140 @@
+#!/usr/bin/python3
+"""tests/integration/test_keys_admin.py -- the keyring through the real
+server and HTTP (issue #16, docs/keys.md): a server with a master key
+(key_file) lists its keys (metadata only: no key bytes), rotates an
+operator's data key (a new epoch each time, a bad class refused naming the
+field), exports the wrapped keyring (the keyring file's bytes, SRKEYRNG);
+without a session each is 401; after the server stops, `suiro key list`
+shows the retired epochs, `suiro replay --kind key` the KeyEvents with the
+admin as their actor, `suiro key export` writes the same bytes the route
+gave, and `suiro verify` passes. The master key's rotation follows the
+two-person rule: POST /admin/v1/keys/master is a pending change (the
+keyring is not touched), the second platform admin's approval re-wraps it
+under the server's [keys] master_next while the server goes on; after the
+stop the old master is refused naming the new one's id, and the new opens.
+usage: test_keys_admin.py SUIRO_BIN"""
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from srtest import Checks, admin_session, finish, http_once, start_server, stop_server  # noqa: E402
+
+BIN = sys.argv[1]
+T = tempfile.mkdtemp(prefix="suiro-keysadmin-")
+D = os.path.join(T, "data")
+K = os.path.join(T, "master.key")
+K2 = os.path.join(T, "master-next.key")
+CFG = os.path.join(T, "suiro.ini")
+check = Checks()
+server = None
+procs = []
+
+
+def run(*args):
+    return subprocess.run([BIN] + list(args), capture_output=True, text=True)
+
+
+def key_id(path):
+    """crypto.h: the first 4 bytes, little-endian, of SHA-256("suiro-key-id-v1" || key)"""
+    h = hashlib.sha256(b"suiro-key-id-v1" + bytes.fromhex(open(path).read().strip())).digest()
+    return "%08x" % int.from_bytes(h[:4], "little")
+
+
+try:
+    for path in (K, K2):
+        with open(path, "w") as f:
+            f.write(os.urandom(32).hex() + "\n")
+    with open(CFG, "w") as f:
+        f.write("[keys]\nmaster_next = %s\n" % K2)
+    r = run("init", "--demo", "--second-admin", "admin2", "--key-file", K, D)
+    assert r.returncode == 0, r.stderr
+    temp, temp2 = [ln.split(":", 1)[1].strip() for ln in r.stdout.splitlines() if ln.startswith("temporary password:")]
+    server, ports = start_server(BIN, D, os.path.join(T, "server.log"), extra=("--key-file", K, "--config", CFG))
+    procs.append(server)
+    hp = ports["http"]
+    admin = admin_session(hp, "admin", temp, "the-admins-own-password-1")
+    admin2 = admin_session(hp, "admin2", temp2, "the-admins-own-password-2")
+
+    st, b = admin.call("GET", "/admin/v1/keys")
+    check("GET /admin/v1/keys answers 200", st == 200, (st, b))
+    keys = b["keys"] if st == 200 else []
+    check("the list names the master and the keys made so far", len(b.get("masterKeyId", "")) == 8 and len(keys) >= 2,
+          b)
+    check("metadata only: no key bytes in an entry",
+          all(set(k) == {"keyId", "operator", "class", "epoch", "alg", "state", "created", "retired", "destroyed"}
+              for k in keys), keys[:1])
+    check("demo's config key (its masters) is there", any(k["operator"] == "demo" and k["class"] == "config"
+                                                           for k in keys), keys)
+
+    epochs = []
+    for _ in range(2):
+        st, b = admin.call("POST", "/admin/v1/keys/rotate", {"operator": "demo", "class": "data"})
+        check("POST /admin/v1/keys/rotate answers the new key", st == 200 and b.get("state") == "active"
+              and b.get("class") == "data" and b.get("operator") == "demo", (st, b))
+        epochs.append(b.get("epoch", 0) if st == 200 else 0)
+    check("each rotation starts the next epoch", epochs[1] == epochs[0] + 1, epochs)
+    st, b = admin.call("POST", "/admin/v1/keys/rotate", {"operator": "demo", "class": "secret"})
+    check("an unknown class is refused naming the field", st == 400 and "class" in json.dumps(b), (st, b))
+
+    st, data, _ = admin.call("GET", "/admin/v1/keys/export", raw=True)
+    check("GET /admin/v1/keys/export gives the wrapped keyring", st == 200 and data[:8] == b"SRKEYRNG", (st, data[:16]))
+    check("the export is the keyring file", data == open(os.path.join(D, "keys", "keyring"), "rb").read())
+
+    for method, path in (("GET", "/admin/v1/keys"), ("POST", "/admin/v1/keys/rotate"), ("GET", "/admin/v1/keys/export")):
+        st = http_once(hp, method, path, body={} if method == "POST" else None)[0]
+        check("%s %s without a session: 401" % (method, path), st == 401, st)
+
+    # the master key's rotation: the two-person rule
+    st, b = admin.call("POST", "/admin/v1/keys/master")
+    check("POST /admin/v1/keys/master is a pending change", st == 202 and "pendingId" in b, (st, b))
+    st2, k = admin.call("GET", "/admin/v1/keys")
+    check("pending: the keyring is still wrapped by the old master", k.get("masterKeyId") == key_id(K), k)
+    st3, b3 = admin.call("POST", "/admin/v1/pending/%s/approve" % b.get("pendingId", "x"))
+    check("the requester cannot approve it", st3 in (403, 409), (st3, b3))
+    st3, b3 = admin2.call("POST", "/admin/v1/pending/%s/approve" % b.get("pendingId", "x"))
+    check("a second platform admin approves it", st3 == 200, (st3, b3))
+    st2, k = admin.call("GET", "/admin/v1/keys")
+    check("approved: the keyring is wrapped by [keys] master_next", k.get("masterKeyId") == key_id(K2),
+          (k.get("masterKeyId"), key_id(K2)))
+    st, b = admin.call("POST", "/admin/v1/keys/rotate", {"operator": "demo", "class": "audit"})
+    check("the server goes on under the new master", st == 200, (st, b))
+    stop_server(server)
+    procs.remove(server)
+    server = None
+    r = run("key", "list", D, "--key-file", K)
+    check("the rotated-away master is refused naming the new one", r.returncode != 0 and key_id(K2) in r.stderr,
+          r.stderr)
+    r = run("replay", D, "--kind", "pending", "--key-file", K2)
+    check("the approval carries the master-rotated KeyEvent", "master-rotated" in r.stdout, r.stderr)
+    K = K2
+    r = run("key", "list", D, "--key-file", K)
+    lines = [json.loads(ln) for ln in r.stdout.splitlines()]
+    demo_data = sorted((k["epoch"], k["state"]) for k in lines if k["operator"] == "demo" and k["class"] == "data")
+    check("suiro key list: demo's data epochs, the last active, the others retired",
+          r.returncode == 0 and demo_data and demo_data[-1][1] == "active"
+          and all(s == "retired" for _, s in demo_data[:-1]) and len(demo_data) >= 2, (r.stderr, demo_data))
+    r = run("replay", D, "--kind", "key", "--key-file", K)
+    evs = [json.loads(ln) for ln in r.stdout.splitlines()]
+    rotated = [e for e in evs if e["key"]["action"] == "rotated"]
+    exported = [e for e in evs if e["key"]["action"] == "exported"]
+    check("the rotations are KeyEvents by the admin (two of data, one of audit after the master rotation)", len(rotated) == 3 and all(e["actor"] == "admin" for e in rotated),
+          rotated)
+    check("the export is a KeyEvent by the admin", len(exported) == 1 and exported[0]["actor"] == "admin", exported)
+    check("no KeyEvent carries a key", all("bytes" not in json.dumps(e["key"]) for e in evs))
+    out = os.path.join(T, "export.bin")
+    r = run("key", "export", D, out, "--key-file", K)
+    check("suiro key export writes the wrapped keyring", r.returncode == 0 and open(out, "rb").read()[:8] == b"SRKEYRNG",
+          r.stderr)
+    r = run("verify", D, "--key-file", K)
+    check("suiro verify passes", r.returncode == 0, r.stdout + r.stderr)
+except Exception as e:  # noqa: BLE001
+    check.failed(e)
+finally:
+    if server:
+        stop_server(server)
+        procs.remove(server)
+sys.exit(finish(check, T, procs))
