@@ -745,6 +745,8 @@ Test(backup, a_manifest_from_before_the_algorithm_line_is_es256_and_still_reads)
     cr_assert_eq(sr_backup_check(bdir, pk, 1, &x, &ei), SR_OK, "%s", ei.msg);
     free(old);
     free(m);
+}
+
 /* issue #16 (docs/keys.md): a backup holds keys/keyring (the wrapped data
  * keys) and names the master key's id in its manifest, never the master
  * key: its bytes (raw or hex) are in no file of the backup; the restored

@@ -490,6 +490,8 @@ static void build_retention(fixture *f)
     cr_assert_eq(sr_buf_reserve(&cm->bytes, n), SR_OK);
     protobuf_c_message_pack(&ev.base, cm->bytes.data);
     cm->bytes.len = cm->lens[0] = n;
+}
+
 /* Command 15: platform admin "admin" rotates op1's data key (a KeyEvent
  * "rotate" command, docs/keys.md): the keyring written through the faulty
  * VFS, the "rotated" KeyEvent in the log exactly when acknowledged. */
