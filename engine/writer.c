@@ -404,6 +404,10 @@ static void process_group(sr_engine *e, cmd **cmds, size_t nc, int closing)
             int found = 0;
             uint64_t dseq = 0;
             rc = msgid_find(e, child, evs[0], g.acc, g.nacc, &found, &dseq);
+            if (rc < 0) /* the command alone is refused (it may be sent again) */
+                sr__alert(e, 1, "the duplicate check of message id '%s' could not read the log: %s (%s); the command was "
+                                "refused, nothing written (it may be sent again)",
+                          evs[0]->message_id, sr_strerror(rc), sr_err_name(rc));
             if (!rc && found) {
                 r->duplicate = 1;
                 r->seq = dseq;

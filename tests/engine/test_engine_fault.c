@@ -979,7 +979,7 @@ Test(engine_fault, open_fails_cleanly_at_every_allocation)
 
 static void alert_count(void *ctx, int error, const char *msg)
 {
-    (void)msg;
+    if (getenv("FAULT_DEBUG")) fprintf(stderr, "ALERT %d: %s\n", error, msg);
     if (error) ++*(int *)ctx;
 }
 
@@ -1036,7 +1036,8 @@ static void run_recovery(vf_kind kind, const char *kname)
                 cr_assert_lt(attempt, 3, "%s: command %d refused again and again", ctx, c);
                 cr_assert(wait_resumed(e), "%s: the engine did not resume after %s", ctx, sr_err_name(rc));
                 resumed++;
-                cr_assert_gt(alerts, 0, "%s: the failed write was not reported", ctx);
+                cr_assert_gt(alerts, 0, "%s: command %d: the failed write (%s: %s) was not reported", ctx, c, sr_err_name(rc),
+                             res.err.msg);
             }
             out.acked++;
             out.acked_cmd[c] = 1;
