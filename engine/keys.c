@@ -286,6 +286,33 @@ static int key_record(sr_engine *e, const sr_cmd_env *env, const char *action, i
     return r;
 }
 
+int sr_engine_file_key(sr_engine *e, const sr_cmd_env *env, uint32_t *id)
+{
+    *id = 0;
+    if (!e->keyring) return SR_OK;
+    const char *op = env->op ? env->op : "";
+    if (sr_keyring_active(e->keyring, op, SR_KC_DATA, id) == SR_OK) return SR_OK;
+    /* none yet: the writer makes epoch 1 with its KeyEvent (two first
+     * uploads at once make epochs 1 and 2: both are the operator's) */
+    sr_key_rec k = {.action = "rotate", .key_operator = op, .key_class = "data"};
+    sr_buf b;
+    sr_buf_init(&b);
+    sr_cmd_env ke = *env;
+    ke.message_id = NULL; /* the upload's id is its FilePut's */
+    int rc = sr_cmd_key_ev(&ke, &k, &b);
+    sr_result res = {0};
+    if (!rc) {
+        sr_slice sl = {b.data, b.len};
+        rc = sr_engine_submit_wait(e, &sl, 1, &res);
+    }
+    sr_buf_release(&b);
+    if (!rc && res.rc) rc = res.rc;
+    if (!rc) rc = sr_keyring_active(e->keyring, op, SR_KC_DATA, id);
+    return rc;
+}
+
+const sr_keys *sr_engine_data_keys(sr_engine *e) { return e->keyring ? sr_keyring_keys(e->keyring) : NULL; }
+
 int sr_engine_key_export(sr_engine *e, const sr_cmd_env *env, sr_buf *out)
 {
     if (!e->keyring) return SR_ENOTFOUND;

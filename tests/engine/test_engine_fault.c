@@ -496,7 +496,7 @@ static void build_retention(fixture *f)
  * "rotate" command, docs/keys.md): the keyring written through the faulty
  * VFS, the "rotated" KeyEvent in the log exactly when acknowledged. */
 enum { KEY_ROTATE_CMD = 15 };
-_Static_assert(KEY_ROTATE_CMD < RETENTION_CMD, "the rotation before the retention, both before the duplicate pair");
+_Static_assert((int)KEY_ROTATE_CMD < (int)RETENTION_CMD, "the rotation before the retention, both before the duplicate pair");
 static void build_key_rotation(fixture *f)
 {
     command *cm = &f->cmds[KEY_ROTATE_CMD];
