@@ -26,7 +26,7 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from srtest import Checks, admin_new_user, admin_session, finish, http_once, start_server, stop_server  # noqa: E402
+from srtest import Api, Checks, admin_new_user, admin_session, finish, http_once, start_server, stop_server  # noqa: E402
 
 BIN = sys.argv[1]
 T = tempfile.mkdtemp(prefix="suiro-keysadmin-")
@@ -127,6 +127,18 @@ try:
     check("the blob holds no plaintext", os.path.exists(blob) and b"Intake pump" not in open(blob, "rb").read())
     st, data, _ = opadm.call("GET", fpath, raw=True)
     check("the download gives the file back", st == 200 and data == content, (st, data[:40]))
+    # the same through AP-IF (an app of demo): the blob under the same key
+    app = Api(hp)
+    check("APP001 logs in", app.login("APP001", "demo", "demo-app001-secret") == 201)
+    acontent = b"Reservoir B-4412 inspection, an app's file " * 40
+    st, b = app.call("PUT", "/api/v1/files/docs/inspection.txt", acontent)
+    check("an AP-IF upload with the keyring answers 201", st == 201, (st, b))
+    asha = hashlib.sha256(acontent).hexdigest()
+    ablob = os.path.join(D, "blobs", asha[:2], asha[2:4], "%s.%s" % (asha, kid[0] if kid else "?"))
+    check("its blob is <sha>.<kid> under demo's data key, no plaintext in it",
+          os.path.exists(ablob) and b"Reservoir" not in open(ablob, "rb").read(), ablob)
+    st, data, _ = app.call("GET", "/api/v1/files/docs/inspection.txt", raw=True)
+    check("the AP-IF download gives it back", st == 200 and data == acontent, (st, data[:40]))
 
     # the master key's rotation: the two-person rule
     st, b = admin.call("POST", "/admin/v1/keys/master")
@@ -177,7 +189,7 @@ try:
           r.stderr)
     r = run("verify", D, "--key-file", K)
     check("suiro verify passes (the file's version 2 blob read with its data key)",
-          r.returncode == 0 and "1 file(s) checked, 0 damaged" in r.stdout, r.stdout + r.stderr)
+          r.returncode == 0 and "2 file(s) checked, 0 damaged" in r.stdout, r.stdout + r.stderr)
     # a backup copies the version 2 blob as it is; the restored file reads
     # (verify reads every blob the restored index references, in full)
     SET, R = os.path.join(T, "set"), os.path.join(T, "restored")
@@ -192,7 +204,7 @@ try:
               blob.replace(D, R, 1)) else False)
     r = run("verify", R, "--key-file", K)
     check("the restored file reads: verify checks it, none damaged",
-          r.returncode == 0 and "1 file(s) checked, 0 damaged" in r.stdout, r.stdout + r.stderr)
+          r.returncode == 0 and "2 file(s) checked, 0 damaged" in r.stdout, r.stdout + r.stderr)
 except Exception as e:  # noqa: BLE001
     check.failed(e)
 finally:
