@@ -12,7 +12,9 @@ its own operator's keys only (another's, the platform's, the export and
 the master rotation: 403); a file it uploads is a version 2 blob
 blobs/ab/cd/<sha>.<kid> under demo's active data key (no plaintext in it),
 downloads, and still does after the master rotation; verify reads it,
-and reads it in a restored backup. The master key's rotation follows the
+and reads it in a restored backup. Once the files' key is retired and
+destroyed (the keyring's tombstone), the server starts and both files
+answer 404 E3001 naming the key; uploaded again, the file reads. The master key's rotation follows the
 two-person rule: POST /admin/v1/keys/master is a pending change (the
 keyring is not touched), the second platform admin's approval re-wraps it
 under the server's [keys] master_next while the server goes on; after the
@@ -41,6 +43,30 @@ procs = []
 
 def run(*args):
     return subprocess.run([BIN] + list(args), capture_output=True, text=True)
+
+
+def destroy_key(path, kid):
+    """what the erasure does to the keyring (docs/keys.md "The keyring
+    file"): entry kid becomes a tombstone (state 3, a destroyed time, its
+    wrapped bytes gone), the file's SHA-256 made good"""
+    b = open(path, "rb").read()
+    body = b[:-32]
+    assert hashlib.sha256(body).digest() == b[-32:]
+    out = bytearray(body[:24])
+    off = 24
+    for _ in range(int.from_bytes(body[16:20], "little")):
+        end = off + 38 + int.from_bytes(body[off + 36:off + 38], "little")
+        e = bytearray(body[off:end])
+        wrapped = body[end:end + 60] if e[11] != 3 else b""
+        if "%08x" % int.from_bytes(e[0:4], "little") == kid:
+            e[11] = 3
+            e[28:36] = (1 << 40).to_bytes(8, "little")
+            wrapped = b""
+        out += e + wrapped
+        off = end + (60 if body[off + 11] != 3 else 0)
+    out += hashlib.sha256(bytes(out)).digest()
+    with open(path, "wb") as f:
+        f.write(out)
 
 
 def key_id(path):
@@ -205,6 +231,29 @@ try:
     r = run("verify", R, "--key-file", K)
     check("the restored file reads: verify checks it, none damaged",
           r.returncode == 0 and "2 file(s) checked, 0 damaged" in r.stdout, r.stdout + r.stderr)
+
+    # the files' data key retired and destroyed (what retention's erasure
+    # does): the server still starts, both files answer 404 E3001
+    r = run("key", "rotate", D, "--key-file", K, "--operator", "demo", "--class", "data")
+    check("suiro key rotate retires the files' key", r.returncode == 0, r.stderr)
+    destroy_key(os.path.join(D, "keys", "keyring"), kid[0] if kid else "?")
+    r = run("key", "list", D, "--key-file", K)
+    gone = [json.loads(ln) for ln in r.stdout.splitlines() if kid and kid[0] in ln]
+    check("the key is a tombstone", r.returncode == 0 and gone and gone[0]["state"] == "destroyed", (r.stderr, gone))
+    server, ports = start_server(BIN, D, os.path.join(T, "server2.log"), extra=("--key-file", K))
+    procs.append(server)
+    hp = ports["http"]
+    opadm = admin_session(hp, "demo_keys", "demo-keys-password-1")
+    st, b = opadm.call("GET", fpath)
+    check("a file of the destroyed key: 404 E3001 naming the key",
+          st == 404 and isinstance(b, dict) and "E3001" in json.dumps(b) and kid[0] in json.dumps(b), (st, b))
+    app = Api(hp)
+    app.login("APP001", "demo", "demo-app001-secret")
+    st, b = app.call("GET", "/api/v1/files/docs/inspection.txt")
+    check("through AP-IF too", st == 404 and "E3001" in json.dumps(b), (st, b))
+    st, b = opadm.call("PUT", fpath, content, headers={"Content-Type": "text/plain"})
+    check("the same content uploaded again: under the new key, it reads", st == 201 and
+          opadm.call("GET", fpath, raw=True)[1] == content, (st, b))
 except Exception as e:  # noqa: BLE001
     check.failed(e)
 finally:
