@@ -8,7 +8,8 @@
  * key: the control); after a rotation old and new files read; a destroyed
  * key makes its files SR_EERASED; a version 1 blob of a directory written
  * with the single key reads after the upgrade; the writer refuses a
- * FilePut naming another operator's key. */
+ * FilePut naming another operator's key; first uploads at once of an
+ * operator without a data key make one key, not one each. */
 #include <criterion/criterion.h>
 
 #include "engine/engine_int.h"
@@ -19,6 +20,7 @@
 #include "testutil.h"
 
 #include <dirent.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -323,5 +325,47 @@ Test(engine_filekeys, a_version_1_blob_of_the_single_key_reads_after_the_upgrade
     cr_assert(exists(p), "%s", p);
     expect_reads(e, "opA", "old.txt", CONTENT_A, 0);
     expect_reads(e, "opA", "new.txt", CONTENT_A, k1);
+    cr_assert_eq(sr_engine_close(e), SR_OK);
+}
+
+typedef struct firster {
+    sr_engine *e;
+    uint32_t kid;
+    int rc;
+} firster;
+
+static void *first_upload(void *p)
+{
+    firster *f = p;
+    sr_cmd_env env = {"opC", "app1", SR_ACTOR_APP, NULL, NULL};
+    f->rc = sr_engine_file_key(f->e, &env, &f->kid);
+    return NULL;
+}
+
+Test(engine_filekeys, first_uploads_at_once_make_one_key_with_one_event)
+{
+    char d[1200];
+    path_of(d, sizeof d, "first");
+    sr_key k = master(4);
+    sr_engine *e = open_ok(d, &k, 0);
+    enum { N = 8 };
+    firster f[N];
+    pthread_t th[N];
+    for (int i = 0; i < N; i++) {
+        f[i] = (firster){.e = e};
+        cr_assert_eq(pthread_create(&th[i], NULL, first_upload, &f[i]), 0);
+    }
+    for (int i = 0; i < N; i++) pthread_join(th[i], NULL);
+    for (int i = 0; i < N; i++) {
+        cr_assert_eq(f[i].rc, SR_OK, "%s", sr_err_name(f[i].rc));
+        cr_assert_eq(f[i].kid, f[0].kid, "upload %d: key %08x, upload 0: %08x", i, f[i].kid, f[0].kid);
+    }
+    sr_keyinfo *ks = NULL;
+    size_t n = 0;
+    cr_assert_eq(sr_engine_key_list(e, &ks, &n), SR_OK);
+    int c_data = 0;
+    for (size_t i = 0; i < n; i++) c_data += !strcmp(ks[i].operator_id, "opC") && ks[i].cls == SR_KC_DATA;
+    sr_free(ks);
+    cr_assert_eq(c_data, 1, "opC's data keys: %d (one epoch, not one per upload)", c_data);
     cr_assert_eq(sr_engine_close(e), SR_OK);
 }
