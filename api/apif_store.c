@@ -6,8 +6,11 @@
  *            the engine's writer; If-Match is checked in the writer (the
  *            command carries the expected revision), so two racing updates
  *            cannot both win (E3002).
- * FILES      bytes in the blob store (content-addressed, encrypted with the
- *            log key, storage/blobs.c), metadata as FilePut events. h2o 2.2
+ * FILES      bytes in the blob store (content-addressed, storage/blobs.c;
+ *            with a keyring a version 2 blob sealed by the operator's data
+ *            key, sr_engine_file_key, its id in FilePut.key_id and every
+ *            read opened with it; a destroyed key answers 404 E3001),
+ *            metadata as FilePut events. h2o 2.2
  *            hands a handler the whole request body, so one request holds at
  *            most [http] max_body bytes; a larger file is uploaded in parts,
  *            each a PUT with `Content-Range: bytes FIRST-LAST/TOTAL`, in
