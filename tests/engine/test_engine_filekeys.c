@@ -7,7 +7,8 @@
  * byte scan of blobs/ finds no file content (and does without a master
  * key: the control); after a rotation old and new files read; a destroyed
  * key makes its files SR_EERASED; a version 1 blob of a directory written
- * with the single key reads after the upgrade; the writer refuses a
+ * with the single key reads after the upgrade, and after a master rotation
+ * that keeps the old master as a legacy entry; the writer refuses a
  * FilePut naming another operator's key; first uploads at once of an
  * operator without a data key make one key, not one each. */
 #include <criterion/criterion.h>
@@ -323,6 +324,17 @@ Test(engine_filekeys, a_version_1_blob_of_the_single_key_reads_after_the_upgrade
     cr_assert_eq(memcmp(s0, s1, 32), 0, "the same content");
     blob_path(p, sizeof p, d, s1, k1);
     cr_assert(exists(p), "%s", p);
+    expect_reads(e, "opA", "old.txt", CONTENT_A, 0);
+    expect_reads(e, "opA", "new.txt", CONTENT_A, k1);
+    /* a master rotation keeping the old master as a legacy entry: the
+     * version 1 blob of the old master still reads under the new one */
+    static sr_key k2; /* outlives the engine (sr_engine_key_rewrap) */
+    k2 = master(5);
+    sr_cmd_env env = {"", "root", SR_ACTOR_USER, NULL, "cli"};
+    sr_errinfo ei;
+    cr_assert_eq(sr_engine_key_rewrap(e, &env, &k2, 1, &ei), SR_OK, "%s", ei.msg);
+    cr_assert_eq(sr_engine_close(e), SR_OK);
+    e = open_ok(d, &k2, 0);
     expect_reads(e, "opA", "old.txt", CONTENT_A, 0);
     expect_reads(e, "opA", "new.txt", CONTENT_A, k1);
     cr_assert_eq(sr_engine_close(e), SR_OK);
