@@ -447,7 +447,10 @@ static void fput_work(sr_admin_work *w, void *ctx)
     sr_blob_writer *bw = NULL;
     uint8_t sha[32];
     uint64_t size = 0;
-    int rc = sr_blob_writer_begin(sr_engine_blobs(w->eng), &bw);
+    sr_cmd_env env = sr_admin_work_env(w, p->op);
+    uint32_t kid = 0; /* the operator's data key (docs/blob-format.md version 2) */
+    int rc = sr_engine_file_key(w->eng, &env, &kid);
+    if (!rc) rc = sr_blob_writer_begin_keyed(sr_engine_blobs(w->eng), kid, &bw);
     if (!rc && p->len) rc = sr_blob_writer_write(bw, p->data, p->len);
     if (!rc) {
         rc = sr_blob_writer_commit(bw, sha, &size);
@@ -465,10 +468,10 @@ static void fput_work(sr_admin_work *w, void *ctx)
                        .sha256 = {sha, 32},
                        .size = size,
                        .content_type = p->ctype,
-                       .updated_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000};
+                       .updated_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000,
+                       .key_id = kid};
     sr_buf b;
     sr_buf_init(&b);
-    sr_cmd_env env = sr_admin_work_env(w, p->op);
     if (sr_admin_work_submit(w, sr_cmd_file_put(&env, &fm, &b), &b)) return;
     char hex[65];
     sr_hex(sha, 32, hex);

@@ -5,7 +5,10 @@
  * (the wrapped keyring: no key readable without the master; a KeyEvent
  * "exported"), and the master key's rotation (the two-person rule: pending
  * until a second platform admin approves; the new master is the server's
- * [keys] master_next). All on the worker queue. The engine's side is engine/keys.c
+ * [keys] master_next). An operator's admin (setup.manage on its own
+ * operator) lists and rotates its own operator's keys only (keys_scope);
+ * the export and the master rotation stay the platform's. All on the
+ * worker queue. The engine's side is engine/keys.c
  * (sr_engine_key_*, engine/records.h). Its route table is
  * sr_admin_keys_routes (admin_int.h). */
 #include "api/admin_http.h"
@@ -36,9 +39,29 @@ static json_t *key_json(const sr_keyinfo *k)
                      sr_key_state_name(k->state), "created", created, "retired", retired, "destroyed", destroyed);
 }
 
+/* Who may see or rotate which keys (docs/admin.md "Keys"): a platform admin
+ * (tenants.manage on the platform) every key; an operator's admin
+ * (setup.manage on its own operator) that operator's keys only. The list
+ * and the rotation check it in the handler (their rows have no action):
+ * 1 for the platform's view, 0 for op's alone; -1 after answering 403. */
+static int keys_scope(const sr_route_call *c, const char *op)
+{
+    sr_authz_target plat = {0}, own = {.operator_id = op};
+    if (sr_admin_allows(c, SR_ACT_TENANTS_MANAGE, &plat)) return 1;
+    if (!op[0]) return sr_admin_authorize(c, SR_ACT_TENANTS_MANAGE, &plat) ? 1 : -1; /* answers 403 */
+    return sr_admin_authorize(c, SR_ACT_SETUP_MANAGE, &own) ? 0 : -1;
+}
+
+/* The caller's operator ("" for platform and vendor users). */
+static const char *caller_op(const sr_route_call *c)
+{
+    const sr_admin_caller *cl = c->caller;
+    return cl && cl->scope == SR_SCOPE_OPERATOR ? cl->scope_id : "";
+}
+
 static void list_work(sr_admin_work *w, void *v)
 {
-    (void)v;
+    const char *only = v; /* NULL: every key (a platform admin); else one operator's */
     sr_keyinfo *k = NULL;
     size_t n = 0;
     int rc = sr_engine_key_list(w->eng, &k, &n);
@@ -49,25 +72,36 @@ static void list_work(sr_admin_work *w, void *v)
         return;
     }
     json_t *arr = json_array();
-    for (size_t i = 0; i < n; i++) json_array_append_new(arr, key_json(&k[i]));
+    for (size_t i = 0; i < n; i++)
+        if (!only || !strcmp(k[i].operator_id, only)) json_array_append_new(arr, key_json(&k[i]));
     sr_free(k);
     char mid[9];
     snprintf(mid, sizeof mid, "%08x", sr_engine_master_key_id(w->eng));
     w->answer = json_pack("{s:s,s:o}", "masterKeyId", mid, "keys", arr);
 }
 
-static void keys_list(const sr_route_call *c) { sr_admin_run(c, list_work, NULL, NULL); }
+static void keys_list(const sr_route_call *c)
+{
+    const char *op = caller_op(c);
+    int s = keys_scope(c, op);
+    if (s < 0) return;
+    char *only = s ? NULL : strdup(op);
+    if (!s && !only) return sr_http_result(c->req, 0, SR_WIRE_INTERNAL, "out of memory", NULL);
+    sr_admin_run(c, list_work, only, free);
+}
 
 typedef struct rot {
     char op[72];
     char cls[16];
+    int platform; /* the caller is a platform admin */
 } rot;
 
 static void rotate_work(sr_admin_work *w, void *v)
 {
     rot *r = v;
     if (!sr_engine_master_key_id(w->eng)) return no_keyring(w);
-    sr_cmd_env env = sr_admin_work_env(w, "");
+    /* an operator's admin acts as its operator: the writer refuses another's key */
+    sr_cmd_env env = sr_admin_work_env(w, r->platform ? "" : r->op);
     sr_key_rec k = {.action = "rotate", .key_operator = r->op, .key_class = r->cls};
     sr_buf b;
     sr_buf_init(&b);
@@ -100,9 +134,13 @@ static void keys_rotate(const sr_route_call *c)
         json_decref(body);
         return sr_http_result(c->req, 0, SR_WIRE_INTERNAL, "out of memory", NULL);
     }
-    snprintf(r->op, sizeof r->op, "%s", op ? op : "");
+    /* no operator: the platform's own key, or an operator admin's own */
+    snprintf(r->op, sizeof r->op, "%s", op ? op : caller_op(c));
     snprintf(r->cls, sizeof r->cls, "%s", cls ? cls : "data");
     json_decref(body);
+    int s = keys_scope(c, r->op);
+    if (s < 0) return free(r);
+    r->platform = s;
     sr_admin_run(c, rotate_work, r, free);
 }
 
@@ -143,8 +181,8 @@ static void keys_export(const sr_route_call *c) { sr_admin_run(c, export_work, N
 
 #define ACT(x) (1 + SR_ACT_##x)
 const sr_route sr_admin_keys_routes[] = {
-    {"GET", "/admin/v1/keys", keys_list, SR_CALLER_ADMIN, SR_BODY_HTTP_MAX, ACT(TENANTS_MANAGE)},
-    {"POST", "/admin/v1/keys/rotate", keys_rotate, SR_CALLER_ADMIN, SR_BODY_SMALL, ACT(TENANTS_MANAGE)},
+    {"GET", "/admin/v1/keys", keys_list, SR_CALLER_ADMIN, SR_BODY_HTTP_MAX, 0},           /* keys_scope */
+    {"POST", "/admin/v1/keys/rotate", keys_rotate, SR_CALLER_ADMIN, SR_BODY_SMALL, 0},    /* keys_scope */
     {"GET", "/admin/v1/keys/export", keys_export, SR_CALLER_ADMIN, SR_BODY_HTTP_MAX, ACT(TENANTS_MANAGE)},
     {"POST", "/admin/v1/keys/master", keys_master, SR_CALLER_ADMIN, SR_BODY_SMALL, ACT(TENANTS_MANAGE)},
 };

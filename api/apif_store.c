@@ -6,8 +6,11 @@
  *            the engine's writer; If-Match is checked in the writer (the
  *            command carries the expected revision), so two racing updates
  *            cannot both win (E3002).
- * FILES      bytes in the blob store (content-addressed, encrypted with the
- *            log key, storage/blobs.c), metadata as FilePut events. h2o 2.2
+ * FILES      bytes in the blob store (content-addressed, storage/blobs.c;
+ *            with a keyring a version 2 blob sealed by the operator's data
+ *            key, sr_engine_file_key, its id in FilePut.key_id and every
+ *            read opened with it; a destroyed key answers 404 E3001),
+ *            metadata as FilePut events. h2o 2.2
  *            hands a handler the whole request body, so one request holds at
  *            most [http] max_body bytes; a larger file is uploaded in parts,
  *            each a PUT with `Content-Range: bytes FIRST-LAST/TOTAL`, in
@@ -71,6 +74,7 @@ typedef struct upload {
     char op[72], path[PATH_MAX_LEN + 1], ctype[128], app[72];
     uint8_t session[32]; /* the hash of the token of the session that started it */
     sr_blob_writer *w;
+    uint32_t kid; /* the data key sealing it (sr_engine_file_key; 0: a version 1 blob) */
     uint64_t received, total;
     uint64_t last_used;
     int busy;
@@ -697,7 +701,11 @@ static void part_work(sr_work *w)
     partjob *p = SR_CONTAINER(w, partjob, w);
     upload *u = p->u;
     int rc = SR_OK;
-    if (!u->w) rc = sr_blob_writer_begin(sr_engine_blobs(p->a->eng), &u->w);
+    if (!u->w) {
+        sr_cmd_env env = {p->op, p->app, SR_ACTOR_APP, NULL, NULL};
+        rc = sr_engine_file_key(p->a->eng, &env, &u->kid);
+        if (!rc) rc = sr_blob_writer_begin_keyed(sr_engine_blobs(p->a->eng), u->kid, &u->w);
+    }
     if (!rc && p->len) rc = sr_blob_writer_write(u->w, p->data, p->len);
     if (!rc && p->last) {
         rc = sr_blob_writer_commit(u->w, p->j->sha, &p->j->size);
@@ -736,7 +744,8 @@ static void part_after(sr_work *w, int status)
                            .size = j->size,
                            .content_type = u->ctype,
                            .owner = u->app,
-                           .updated_ms = wall_ms()};
+                           .updated_ms = wall_ms(),
+                           .key_id = u->kid};
         snprintf(j->path, sizeof j->path, "%s", u->path);
         sr_buf b;
         sr_buf_init(&b);
@@ -977,6 +986,15 @@ int sr_apif_file_meta(sr_engine *e, h2o_req_t *req, const char *op, const char *
     return 0;
 }
 
+/* A file whose data key was destroyed (retention's erasure, docs/keys.md):
+ * gone for good, as the wire map says of SR_EERASED (404 E3001). */
+static void erased(h2o_req_t *req, const sr_file_meta *fp)
+{
+    char m[160];
+    snprintf(m, sizeof m, "the file's content was erased: its data key %08x was destroyed (docs/keys.md)", fp->key_id);
+    sr_http_result(req, 0, sr_wire_of_rc(SR_EERASED), m, NULL);
+}
+
 void sr_apif_file_send(sr_engine *e, h2o_req_t *req, const sr_file_meta *fp, const char *path)
 {
     dl *d = h2o_mem_alloc_shared(&req->pool, sizeof *d, dl_dispose);
@@ -984,12 +1002,13 @@ void sr_apif_file_send(sr_engine *e, h2o_req_t *req, const sr_file_meta *fp, con
     d->gen.proceed = dl_proceed;
     d->gen.stop = dl_stop;
     sr_blob_errinfo ei;
-    int rc = sr_blob_reader_open(sr_engine_blobs(e), fp->sha256.data, &d->r, &ei);
+    int rc = sr_blob_reader_open_keyed(sr_engine_blobs(e), fp->sha256.data, fp->key_id, &d->r, &ei);
     if (rc || !(d->buf = malloc(READ_STEP))) {
         if (rc)
-            sr_slog(SR_LOG_ERROR, "file download failed", "error=%s path=%s detail=%s", sr_err_name(rc),
-                    sr_slog_q(path), sr_slog_q(ei.msg));
+            sr_slog(rc == SR_EERASED ? SR_LOG_INFO : SR_LOG_ERROR, "file download failed", "error=%s path=%s detail=%s",
+                    sr_err_name(rc), sr_slog_q(path), sr_slog_q(ei.msg));
         dl_close(d);
+        if (rc == SR_EERASED) return erased(req, fp);
         return sr_http_result(req, 0, SR_WIRE_INTERNAL, rc ? "the file's stored content cannot be read (see the server log)"
                                                   : "out of memory", NULL);
     }
@@ -1002,6 +1021,7 @@ void sr_apif_file_send(sr_engine *e, h2o_req_t *req, const sr_file_meta *fp, con
         sr_slog(SR_LOG_ERROR, "file download failed", "error=%s path=%s detail=%s", sr_err_name(d->primed_rc),
                 sr_slog_q(path), sr_slog_q(bei ? bei->msg : ""));
         dl_close(d);
+        if (d->primed_rc == SR_EERASED) return erased(req, fp);
         return sr_http_result(req, 0, SR_WIRE_INTERNAL, "the file's stored content is damaged (see the server log)", NULL);
     }
     d->primed = 1;

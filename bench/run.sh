@@ -41,6 +41,7 @@ step "log_append, per-record keys: runs of 16 alternating among 8 keys" "$BUILD/
 step "log_append, the matrix" "$BUILD/bench/log_append" --matrix
 step "series chunk codec" "$BUILD/bench/series_codec"
 step "blob store write and read: plain, store key (v1), data key (v2); 4 x 64 MiB" "$BUILD/bench/blob_io" --mib 64 --blobs 4
+step "engine file upload and download: one key for all (v1 blobs) vs the keyring (v2, per-operator data keys); 200 x 1 MiB" "$BUILD/bench/engine_files" --mib 1 --files 200
 step "engine ingest (reference set: 10k points, 1 s, 1 % late; enc+zstd)" "$BUILD/bench/engine_ingest" --threads 1
 step "engine ingest, the snapshot shape (events of 100 points x 1 value, one timestamp)" "$BUILD/bench/engine_ingest" --threads 1 --shape snapshot
 step "engine ingest, the mixed shape (snapshots + a 1 % backfill of old series)" "$BUILD/bench/engine_ingest" --threads 1 --shape mixed

@@ -376,6 +376,13 @@ static int apply_file_put(sr_engine *e, MDB_txn *t, Event *ev, sr_result *r, int
     Suiro__V1__FilePut *fp = ev->file_put;
     if (validate && (!fp->path[0] || fp->sha256.len != 32))
         return sr__refuse(r, SR_EINVAL, "file: path and a 32-byte sha256 are required");
+    if (validate && fp->key_id) { /* the blob's data key: one of this operator's data keys (blob-format.md v2) */
+        sr_keyinfo ki;
+        if (!e->keyring || sr_keyring_info(e->keyring, fp->key_id, &ki) || ki.cls != SR_KC_DATA ||
+            strcmp(ki.operator_id, ev->operator_id) || ki.state == SR_KS_DESTROYED)
+            return sr__refuse(r, SR_EINVAL, "file %s: key id %08x is no data key of operator %s (sr_engine_file_key)",
+                              fp->path, fp->key_id, ev->operator_id);
+    }
     if (!validate) {
         kl = mkkey(k, sizeof k, ev->operator_id, fp->path, NULL);
         return kl ? put_packed(e, t, SR_DB_FILES, k, kl, &fp->base) : SR_OK;

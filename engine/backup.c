@@ -591,7 +591,7 @@ static int put_file(copier *c, const setscan *s, manifest *m, const char *src, c
     return manifest_add(m, rel, size, sha, 0) ? fail(ei, SR_ENOMEM, "out of memory") : SR_OK;
 }
 
-/* The blob store's committed blobs: blobs/ab/cd/<64 hex>. */
+/* The blob store's committed blobs: blobs/ab/cd/<64 hex>[.<8 hex>]. */
 typedef struct blobwalk {
     const char *dir;
     char **rel;
@@ -617,7 +617,12 @@ static int blob_cb(void *ctx, const char *name)
         w->rel = in.rel, w->size = in.size, w->n = in.n, w->cap = in.cap, w->bytes = in.bytes;
         return rc == SR_ENOTFOUND ? 0 : rc;
     }
-    if (nl != 64) return 0;
+    /* a version 1 name <64 hex>, or a version 2 one <64 hex>.<8 hex> (the
+     * data key's id, docs/blob-format.md): both are committed blobs */
+    int hexes = 1;
+    for (size_t i = 0; hexes && i < 64 && i < nl; i++) hexes = isxdigit((unsigned char)name[i]) != 0;
+    for (size_t i = 65; hexes && i < nl; i++) hexes = isxdigit((unsigned char)name[i]) != 0;
+    if (!hexes || (nl != 64 && (nl != 73 || name[64] != '.'))) return 0;
     char p[PATH_MAX];
     pathf(p, sizeof p, "%s/%s%s", w->dir, w->prefix, name);
     struct stat st;

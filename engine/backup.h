@@ -8,7 +8,7 @@
  *     log/<segments>     the log up to S (sealed segments whole, the
  *                        segment holding S up to the end of S's batch)
  *     index/data.mdb     the index (an LMDB copy at its watermark W = S)
- *     blobs/ab/cd/<hex>  every committed blob of the store (a superset of
+ *     blobs/ab/cd/<hex>[.<kid>]  every committed blob of the store (a superset of
  *                        those the index at S references)
  *     platform-cert.pem  the platform's certificate (public), if any
  *     manifest           every file above with its size and SHA-256, S, W,

@@ -322,7 +322,7 @@ int sr_engine_open(const char *dir, const sr_engine_opts *opts, sr_engine **out,
     e->poison_cause = SR_ENOSPC;
     SR_INVARIANT(sr_writer_check(e)); /* no writer thread: the only thread */
     char *bd = join(dir, "blobs"); /* file downloads are reads too */
-    sr_blobs_opts bo = {.key = e->o.key};
+    sr_blobs_opts bo = {.key = e->o.key, .keys = e->keyring ? sr_keyring_keys(e->keyring) : NULL};
     sr_blob_errinfo bei;
     if (bd && sr_blobs_open(bd, &bo, &e->blobs, &bei) != SR_OK) e->blobs = NULL;
     sr_free(bd);
@@ -432,7 +432,7 @@ static int engine_open(const char *dir, const sr_engine_opts *opts, sr_engine **
     if ((rc = index_layout(e, e->o.index_dir ? e->o.index_dir : ixdir, ei))) goto fail;
     if (!e->o.readonly && !e->o.log_readonly) {
         char *bd = join(dir, "blobs");
-        sr_blobs_opts bo = {.key = e->o.key};
+        sr_blobs_opts bo = {.key = e->o.key, .keys = e->keyring ? sr_keyring_keys(e->keyring) : NULL};
         sr_blob_errinfo bei;
         rc = bd ? sr_blobs_open(bd, &bo, &e->blobs, &bei) : SR_ENOMEM;
         sr_free(bd);

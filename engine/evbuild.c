@@ -779,6 +779,7 @@ int sr_cmd_file_put(const sr_cmd_env *env, const sr_file_meta *f, sr_buf *out)
     fp.shared_with = (char **)f->shared_with;
     fp.n_shared_with = f->n_shared_with;
     fp.updated_ms = f->updated_ms;
+    fp.key_id = f->key_id;
     Suiro__V1__Event ev = SUIRO__V1__EVENT__INIT;
     ev.body_case = SUIRO__V1__EVENT__BODY_FILE_PUT;
     ev.file_put = &fp;

@@ -20,6 +20,7 @@
 #include "engine/records.h"
 #include "storage/keyring.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -285,6 +286,45 @@ static int key_record(sr_engine *e, const sr_cmd_env *env, const char *action, i
     sr_buf_release(&b);
     return r;
 }
+
+/* serializes the first file key of an operator (below): one rotate, not
+ * one per upload racing to it */
+static pthread_mutex_t file_key_mu = PTHREAD_MUTEX_INITIALIZER;
+
+int sr_engine_file_key(sr_engine *e, const sr_cmd_env *env, uint32_t *id)
+{
+    *id = 0;
+    if (!e->keyring) return SR_OK;
+    const char *op = env->op ? env->op : "";
+    if (sr_keyring_active(e->keyring, op, SR_KC_DATA, id) == SR_OK) return SR_OK;
+    /* none yet: the writer makes epoch 1 with its KeyEvent. Uploads wait
+     * for the first one's (the writer never takes this lock); a data record
+     * of the operator appended meanwhile makes the key itself, and then
+     * this rotate starts epoch 2: both are the operator's, nothing lost */
+    pthread_mutex_lock(&file_key_mu);
+    if (sr_keyring_active(e->keyring, op, SR_KC_DATA, id) == SR_OK) {
+        pthread_mutex_unlock(&file_key_mu);
+        return SR_OK;
+    }
+    sr_key_rec k = {.action = "rotate", .key_operator = op, .key_class = "data"};
+    sr_buf b;
+    sr_buf_init(&b);
+    sr_cmd_env ke = *env;
+    ke.message_id = NULL; /* the upload's id is its FilePut's */
+    int rc = sr_cmd_key_ev(&ke, &k, &b);
+    sr_result res = {0};
+    if (!rc) {
+        sr_slice sl = {b.data, b.len};
+        rc = sr_engine_submit_wait(e, &sl, 1, &res);
+    }
+    sr_buf_release(&b);
+    if (!rc && res.rc) rc = res.rc;
+    if (!rc) rc = sr_keyring_active(e->keyring, op, SR_KC_DATA, id);
+    pthread_mutex_unlock(&file_key_mu);
+    return rc;
+}
+
+const sr_keys *sr_engine_data_keys(sr_engine *e) { return e->keyring ? sr_keyring_keys(e->keyring) : NULL; }
 
 int sr_engine_key_export(sr_engine *e, const sr_cmd_env *env, sr_buf *out)
 {

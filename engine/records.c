@@ -281,7 +281,8 @@ static int dec_file(sr_rec *r, const uint8_t *p, size_t len, sr_file_meta *o)
                                                       : m->owner[0] ? SUIRO__V1__ACTOR_KIND__ACTOR_APP : 0),
                         .shared_with = (const char *const *)m->shared_with,
                         .n_shared_with = m->n_shared_with,
-                        .updated_ms = m->updated_ms};
+                        .updated_ms = m->updated_ms,
+                        .key_id = m->key_id};
     return SR_OK;
 }
 

@@ -280,6 +280,11 @@ typedef struct sr_file_meta {
     const char *const *shared_with; /* users of the operator (sr_cmd_file_share); kept by a put */
     size_t n_shared_with;
     int64_t updated_ms;
+    /* the data key sealing the blob (docs/blob-format.md version 2: the
+     * blob <sha256>.<key_id>, read with the storage/blobs.h _keyed calls);
+     * 0: a version 1 blob (no keyring, or stored before issue #16). A put
+     * takes sr_engine_file_key's; the writer refuses any other operator's */
+    uint32_t key_id;
 } sr_file_meta;
 
 SR_MUST_CHECK int sr_read_file(sr_engine *e, const char *op, const char *path, sr_rec *r, sr_file_meta *out);
@@ -585,6 +590,19 @@ SR_MUST_CHECK int sr_engine_key_import(sr_engine *e, const sr_cmd_env *env, cons
  * versions 1 and 2). The caller then makes new_master the key source. */
 SR_MUST_CHECK int sr_engine_key_rewrap(sr_engine *e, const sr_cmd_env *env, const struct sr_key *new_master,
                                        int keep_legacy, sr_errinfo *ei);
+/* The key a new file of env->op is sealed by (docs/blob-format.md "Version
+ * 2: what the engine passes"): the active data key of (env->op, data), the
+ * one the writer seals that operator's data records with. If the operator
+ * has none yet, a KeyEvent "rotate" of (env->op, data) is submitted with
+ * env's who and from where, and waited for (epoch 1, durable in the keyring
+ * and the log, before any blob is sealed by it). *id 0 without a keyring (no
+ * master key: a version 1 blob). Pass it to sr_blob_writer_begin_keyed and
+ * in sr_file_meta.key_id. Any thread but the writer's. */
+SR_MUST_CHECK int sr_engine_file_key(sr_engine *e, const sr_cmd_env *env, uint32_t *id);
+/* The keyring's resolver (storage/crypto.h sr_keys), for a blob store a
+ * tool opens itself (sr_blobs_opts.keys; `suiro verify`): borrowed, valid
+ * while e is open. NULL: no keyring. */
+const struct sr_keys *sr_engine_data_keys(sr_engine *e);
 /* An alarm raised, acknowledged or resolved (state). */
 SR_MUST_CHECK int sr_cmd_alarm(const sr_cmd_env *env, const char *alarm_id, sr_alarm_level level, const char *state,
                                const char *source, const char *message, sr_buf *out);

@@ -352,8 +352,10 @@ SR_MUST_CHECK int sr_engine_doc_scan(sr_engine *e, const char *op, const char *c
 
 /* Files: metadata (packed FilePut) by path; list by path prefix (packed
  * FilePut records each preceded by a 4-byte LE length, path order). The
- * bytes live in the blob store (sr_engine_blobs) under FilePut.sha256: write
- * them there first, then submit the FilePut event. */
+ * bytes live in the blob store (sr_engine_blobs) under FilePut.sha256 and
+ * FilePut.key_id (the data key of a version 2 blob, sr_engine_file_key in
+ * engine/records.h; 0: version 1): write them there first, then submit the
+ * FilePut event. */
 SR_MUST_CHECK int sr_engine_file_get(sr_engine *e, const char *op, const char *path, sr_buf *packed);
 SR_MUST_CHECK int sr_engine_file_list(sr_engine *e, const char *op, const char *prefix, size_t limit, sr_buf *out,
                                       size_t *count, int *more);

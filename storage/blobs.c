@@ -27,7 +27,9 @@
  *  (6) A poisoned writer (err != 0) writes nothing again; commit fails.
  *  (7) A read-only store (opts.readonly) holds no lock and changes nothing:
  *      writers and delete are refused; readers and sr_blob_verify work.
- *  (8) A file named <hex> is v1 with key id 0 or the store key's; a file named
+ *  (8) A file named <hex> is v1 with key id 0 or the store key's (or, read
+ *      only, an old master's the resolver keeps as a legacy entry of that
+ *      id: a master rotation with --keep-legacy); a file named
  *      <hex>.<kid> is v2 sealed under data key kid (header and name agree, or
  *      the file is ECORRUPT). A blob of one key never replaces or deletes one
  *      of another.
@@ -379,6 +381,13 @@ static int read_meta(sr_blobs *bs, sr_file *f, const char *hex, uint32_t kid, me
         set_err(ei, SR_ECORRUPT, hex, 0, "blob %s: a version 1 header under a data key's name, or AEAD %u", hex,
                 (unsigned)m->alg);
         return SR_ECORRUPT;
+    } else if ((m->flags & FLAG_AES_GCM) && (!bs->has_key || m->key_id != bs->key.id) && m->key_id && bs->keys &&
+               bs->keys->alg(bs->keys->ctx, m->key_id) == SR_ALG_AES_256_GCM) {
+        /* a version 1 blob of an old master key that the keyring keeps as a
+         * legacy entry of the same id (a master rotation --keep-legacy,
+         * docs/keys.md): opened through the resolver */
+        sl->keys = bs->keys;
+        sl->kid = m->key_id;
     } else if (m->flags & FLAG_AES_GCM) {
         if (!bs->has_key) {
             set_err(ei, SR_EKEY, hex, 0, "blob %s is encrypted (key id %08x) and no key is configured", hex,

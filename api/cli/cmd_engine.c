@@ -701,7 +701,7 @@ static void rm_index(const char *d)
 typedef struct blobcheck {
     sr_blobs *bs;
     int json;
-    uint64_t files, damaged;
+    uint64_t files, damaged, erased;
     sr_buf js; /* JSON array items of the damaged ones */
 } blobcheck;
 
@@ -726,7 +726,11 @@ static int check_blob(void *ctx, const char *op, const sr_file_meta *f)
         snprintf(bei.msg, sizeof bei.msg, "the file record has no valid content hash");
     } else {
         sr_hex(f->sha256.data, SR_HASH_LEN, hex);
-        rc = sr_blob_verify(bc->bs, f->sha256.data, &size, &bei);
+        rc = sr_blob_verify_keyed(bc->bs, f->sha256.data, f->key_id, &size, &bei);
+        if (rc == SR_EERASED) { /* its data key was destroyed (docs/keys.md): gone by design, not damage */
+            bc->erased++;
+            return SR_OK;
+        }
         if (!rc && size != f->size) {
             rc = SR_ECORRUPT;
             snprintf(bei.msg, sizeof bei.msg, "blob holds %" PRIu64 " bytes, the file record says %" PRIu64, size,
@@ -831,7 +835,7 @@ int sr_cmd_verify(const sr_command *cmd, int argc, char **argv)
     if (!rc) {
         char bdir[PATH_MAX];
         snprintf(bdir, sizeof bdir, "%s/blobs", c.dir);
-        sr_blobs_opts bo = {.key = c.has_key ? &c.key : NULL, .readonly = 1};
+        sr_blobs_opts bo = {.key = c.has_key ? &c.key : NULL, .keys = sr_engine_data_keys(e), .readonly = 1};
         sr_blob_errinfo bei;
         if (sr_blobs_open(bdir, &bo, &bc.bs, &bei) == SR_OK) {
             rc = sr_each_file(e, check_blob, &bc);
@@ -888,8 +892,10 @@ int sr_cmd_verify(const sr_command *cmd, int argc, char **argv)
         else
             printf("%s: log %" PRIu64 " records, chain tip %s; index equals a rebuild (%s)\n", verdict, rep.records,
                    t, a);
-        fprintf(bc.damaged ? stderr : stdout, "blobs: %" PRIu64 " file(s) checked, %" PRIu64 " damaged%s\n", bc.files,
-                bc.damaged,
+        char er[80] = "";
+        if (bc.erased) snprintf(er, sizeof er, " (%" PRIu64 " erased: their data key destroyed)", bc.erased);
+        fprintf(bc.damaged ? stderr : stdout, "blobs: %" PRIu64 " file(s) checked%s, %" PRIu64 " damaged%s\n",
+                bc.files, er, bc.damaged,
                 bc.damaged ? " (named above; restore those blob files from a backup: the log holds only their hash)"
                            : "");
     }

@@ -11,8 +11,9 @@ where the cell's rule refuses the target (any other answer -- 200, 204,
 means the dispatcher let the call through to its handler).
 The routes whose handler checks the action on a target of the body or the
 caller's own scope (x-suiro-action-in-handler: GET and POST
-/admin/v1/users, the login policy) are asked the same way with their
-target. Routes naming an {appId} or a {gatewayId} under an operator are
+/admin/v1/users, the login policy; GET /admin/v1/keys and POST
+/admin/v1/keys/rotate, for the own operator, a foreign one and the
+platform's keys) are asked the same way with their target. Routes naming an {appId} or a {gatewayId} under an operator are
 asked with an app (gateway) of demo built by the caller's own vendor, one
 built by a foreign vendor, and one of the foreign operator: the target is
 the operator and the app's (gateway's) vendor. A call that removed or
@@ -257,6 +258,26 @@ try:
             if (st != 403) != allowed(rule, who, target) or st not in (201, 202, 400, 403):
                 hw.append(("POST /admin/v1/users", role, scope, sid, st, b))
     check("the handler-checked users routes follow the role table (%d cells)" % n, not hw, hw[:10])
+    # the keys (admin_keys.c keys_scope): a platform admin (tenants.manage)
+    # every key, an operator's admin (setup.manage on its own operator) its
+    # own operator's only; no keyring here, so a call let through is 409
+    kw = []
+    n = 0
+    for role, (api, who) in callers.items():
+        def may(op):
+            return allowed(table[role]["tenants.manage"], who, {}) or \
+                (op != "" and allowed(table[role]["setup.manage"], who, {"operator": op}))
+        st, b = api.call("GET", "/admin/v1/keys")
+        n += 1
+        if (st != 403) != may(who["operator"] or "") or st not in (403, 409):
+            kw.append(("GET /admin/v1/keys", role, st, b))
+        for op in ("demo", "op2", ""):  # own, foreign, the platform's
+            st, b = api.call("POST", "/admin/v1/keys/rotate", {"operator": op, "class": "data"})
+            n += 1
+            if (st != 403) != may(op) or st not in (403, 409):
+                kw.append(("POST /admin/v1/keys/rotate", op, role, st, b))
+    check("the handler-checked key routes: own operator's for its admin, every one for the platform's (%d cells)" % n,
+          n == 32 and not kw, kw[:10])
     check("no route left out of the matrix", skipped == 0, skipped)
     check("clean stop", stop_server(server) == 0)
     server = None

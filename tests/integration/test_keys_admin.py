@@ -7,7 +7,14 @@ field), exports the wrapped keyring (the keyring file's bytes, SRKEYRNG);
 without a session each is 401; after the server stops, `suiro key list`
 shows the retired epochs, `suiro replay --kind key` the KeyEvents with the
 admin as their actor, `suiro key export` writes the same bytes the route
-gave, and `suiro verify` passes. The master key's rotation follows the
+gave, and `suiro verify` passes. An operator's admin lists and rotates
+its own operator's keys only (another's, the platform's, the export and
+the master rotation: 403); a file it uploads is a version 2 blob
+blobs/ab/cd/<sha>.<kid> under demo's active data key (no plaintext in it),
+downloads, and still does after the master rotation; verify reads it,
+and reads it in a restored backup. Once the files' key is retired and
+destroyed (the keyring's tombstone), the server starts and both files
+answer 404 E3001 naming the key; uploaded again, the file reads. The master key's rotation follows the
 two-person rule: POST /admin/v1/keys/master is a pending change (the
 keyring is not touched), the second platform admin's approval re-wraps it
 under the server's [keys] master_next while the server goes on; after the
@@ -21,7 +28,7 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from srtest import Checks, admin_session, finish, http_once, start_server, stop_server  # noqa: E402
+from srtest import Api, Checks, admin_new_user, admin_session, finish, http_once, start_server, stop_server  # noqa: E402
 
 BIN = sys.argv[1]
 T = tempfile.mkdtemp(prefix="suiro-keysadmin-")
@@ -36,6 +43,30 @@ procs = []
 
 def run(*args):
     return subprocess.run([BIN] + list(args), capture_output=True, text=True)
+
+
+def destroy_key(path, kid):
+    """what the erasure does to the keyring (docs/keys.md "The keyring
+    file"): entry kid becomes a tombstone (state 3, a destroyed time, its
+    wrapped bytes gone), the file's SHA-256 made good"""
+    b = open(path, "rb").read()
+    body = b[:-32]
+    assert hashlib.sha256(body).digest() == b[-32:]
+    out = bytearray(body[:24])
+    off = 24
+    for _ in range(int.from_bytes(body[16:20], "little")):
+        end = off + 38 + int.from_bytes(body[off + 36:off + 38], "little")
+        e = bytearray(body[off:end])
+        wrapped = body[end:end + 60] if e[11] != 3 else b""
+        if "%08x" % int.from_bytes(e[0:4], "little") == kid:
+            e[11] = 3
+            e[28:36] = (1 << 40).to_bytes(8, "little")
+            wrapped = b""
+        out += e + wrapped
+        off = end + (60 if body[off + 11] != 3 else 0)
+    out += hashlib.sha256(bytes(out)).digest()
+    with open(path, "wb") as f:
+        f.write(out)
 
 
 def key_id(path):
@@ -88,6 +119,53 @@ try:
         st = http_once(hp, method, path, body={} if method == "POST" else None)[0]
         check("%s %s without a session: 401" % (method, path), st == 401, st)
 
+    # an operator's admin: its own operator's keys only (admin_keys.c keys_scope)
+    opadm = admin_new_user(hp, admin, "demo_keys", "operator", "demo", ["operator_admin"], "demo-keys-password-1",
+                           approver=admin2)
+    st, b = opadm.call("GET", "/admin/v1/keys")
+    ops = sorted({k["operator"] for k in b.get("keys", [])}) if st == 200 else []
+    check("an operator admin lists its own operator's keys only", st == 200 and ops == ["demo"], (st, ops))
+    st, b = opadm.call("POST", "/admin/v1/keys/rotate", {})
+    check("an operator admin rotates its own operator's data key (operator missing: its own)",
+          st == 200 and b.get("operator") == "demo" and b.get("class") == "data" and b.get("epoch") == epochs[1] + 1,
+          (st, b))
+    for body in ({"operator": "other"}, {"operator": ""}):
+        st, b = opadm.call("POST", "/admin/v1/keys/rotate", body)
+        check("an operator admin cannot rotate %r's key: 403" % body["operator"], st == 403, (st, b))
+    for method, path in (("GET", "/admin/v1/keys/export"), ("POST", "/admin/v1/keys/master")):
+        st, b = opadm.call(method, path, {} if method == "POST" else None)
+        check("an operator admin: %s %s is the platform's (403)" % (method, path), st == 403, (st, b))
+
+    # a file of demo with the keyring: a version 2 blob <sha>.<kid>, the kid
+    # that of demo's active data key
+    content = b"Intake pump A-7731: the file's secret body " * 50
+    fpath = "/admin/v1/operators/demo/files/reports/pump.txt"
+    st, b = opadm.call("PUT", fpath, content, headers={"Content-Type": "text/plain"})
+    check("an upload with the keyring answers 201", st == 201, (st, b))
+    sha = hashlib.sha256(content).hexdigest()
+    st, k = admin.call("GET", "/admin/v1/keys")
+    kid = [x["keyId"] for x in k.get("keys", []) if x["operator"] == "demo" and x["class"] == "data"
+           and x["state"] == "active"]
+    blob = os.path.join(D, "blobs", sha[:2], sha[2:4], "%s.%s" % (sha, kid[0] if kid else "?"))
+    check("its blob is blobs/ab/cd/<sha>.<kid>, kid demo's active data key", len(kid) == 1 and os.path.exists(blob),
+          (kid, os.listdir(os.path.join(D, "blobs", sha[:2], sha[2:4])) if os.path.isdir(
+              os.path.join(D, "blobs", sha[:2], sha[2:4])) else None))
+    check("the blob holds no plaintext", os.path.exists(blob) and b"Intake pump" not in open(blob, "rb").read())
+    st, data, _ = opadm.call("GET", fpath, raw=True)
+    check("the download gives the file back", st == 200 and data == content, (st, data[:40]))
+    # the same through AP-IF (an app of demo): the blob under the same key
+    app = Api(hp)
+    check("APP001 logs in", app.login("APP001", "demo", "demo-app001-secret") == 201)
+    acontent = b"Reservoir B-4412 inspection, an app's file " * 40
+    st, b = app.call("PUT", "/api/v1/files/docs/inspection.txt", acontent)
+    check("an AP-IF upload with the keyring answers 201", st == 201, (st, b))
+    asha = hashlib.sha256(acontent).hexdigest()
+    ablob = os.path.join(D, "blobs", asha[:2], asha[2:4], "%s.%s" % (asha, kid[0] if kid else "?"))
+    check("its blob is <sha>.<kid> under demo's data key, no plaintext in it",
+          os.path.exists(ablob) and b"Reservoir" not in open(ablob, "rb").read(), ablob)
+    st, data, _ = app.call("GET", "/api/v1/files/docs/inspection.txt", raw=True)
+    check("the AP-IF download gives it back", st == 200 and data == acontent, (st, data[:40]))
+
     # the master key's rotation: the two-person rule
     st, b = admin.call("POST", "/admin/v1/keys/master")
     check("POST /admin/v1/keys/master is a pending change", st == 202 and "pendingId" in b, (st, b))
@@ -102,6 +180,9 @@ try:
           (k.get("masterKeyId"), key_id(K2)))
     st, b = admin.call("POST", "/admin/v1/keys/rotate", {"operator": "demo", "class": "audit"})
     check("the server goes on under the new master", st == 200, (st, b))
+    st, data, _ = opadm.call("GET", fpath, raw=True)
+    check("the file reads after the master rotation (its data key re-wrapped, no blob rewritten)",
+          st == 200 and data == content, (st, data[:40]))
     stop_server(server)
     procs.remove(server)
     server = None
@@ -119,10 +200,13 @@ try:
           and all(s == "retired" for _, s in demo_data[:-1]) and len(demo_data) >= 2, (r.stderr, demo_data))
     r = run("replay", D, "--kind", "key", "--key-file", K)
     evs = [json.loads(ln) for ln in r.stdout.splitlines()]
-    rotated = [e for e in evs if e["key"]["action"] == "rotated"]
+    rotated = [e for e in evs if e["key"]["action"] == "rotated" and e["actor"] == "admin"]
     exported = [e for e in evs if e["key"]["action"] == "exported"]
-    check("the rotations are KeyEvents by the admin (two of data, one of audit after the master rotation)", len(rotated) == 3 and all(e["actor"] == "admin" for e in rotated),
-          rotated)
+    check("the rotations are KeyEvents by the admin (two of data, one of audit after the master rotation)",
+          len(rotated) == 3, rotated)
+    mine = [e for e in evs if e["key"]["action"] == "rotated" and e["actor"] == "demo_keys"]
+    check("the operator admin's rotation is a KeyEvent by it, of demo's data key",
+          len(mine) == 1 and mine[0]["key"].get("keyOperator", mine[0]["key"].get("key_operator")) == "demo", mine)
     check("the export is a KeyEvent by the admin", len(exported) == 1 and exported[0]["actor"] == "admin", exported)
     check("no KeyEvent carries a key", all("bytes" not in json.dumps(e["key"]) for e in evs))
     out = os.path.join(T, "export.bin")
@@ -130,7 +214,46 @@ try:
     check("suiro key export writes the wrapped keyring", r.returncode == 0 and open(out, "rb").read()[:8] == b"SRKEYRNG",
           r.stderr)
     r = run("verify", D, "--key-file", K)
-    check("suiro verify passes", r.returncode == 0, r.stdout + r.stderr)
+    check("suiro verify passes (the file's version 2 blob read with its data key)",
+          r.returncode == 0 and "2 file(s) checked, 0 damaged" in r.stdout, r.stdout + r.stderr)
+    # a backup copies the version 2 blob as it is; the restored file reads
+    # (verify reads every blob the restored index references, in full)
+    SET, R = os.path.join(T, "set"), os.path.join(T, "restored")
+    r = run("backup", D, SET, "--key-file", K)
+    check("suiro backup of the keyed directory", r.returncode == 0, r.stderr)
+    names = sorted(os.listdir(SET)) if os.path.isdir(SET) else []
+    r = run("restore", os.path.join(SET, names[-1] if names else "x"), R, "--key-file", K,
+            "--platform-key", os.path.join(D, "platform-key.pem"))
+    check("suiro restore of it", r.returncode == 0, r.stdout + r.stderr)
+    check("the restored blob is the same file, byte for byte",
+          open(blob, "rb").read() == open(blob.replace(D, R, 1), "rb").read() if os.path.exists(
+              blob.replace(D, R, 1)) else False)
+    r = run("verify", R, "--key-file", K)
+    check("the restored file reads: verify checks it, none damaged",
+          r.returncode == 0 and "2 file(s) checked, 0 damaged" in r.stdout, r.stdout + r.stderr)
+
+    # the files' data key retired and destroyed (what retention's erasure
+    # does): the server still starts, both files answer 404 E3001
+    r = run("key", "rotate", D, "--key-file", K, "--operator", "demo", "--class", "data")
+    check("suiro key rotate retires the files' key", r.returncode == 0, r.stderr)
+    destroy_key(os.path.join(D, "keys", "keyring"), kid[0] if kid else "?")
+    r = run("key", "list", D, "--key-file", K)
+    gone = [json.loads(ln) for ln in r.stdout.splitlines() if kid and kid[0] in ln]
+    check("the key is a tombstone", r.returncode == 0 and gone and gone[0]["state"] == "destroyed", (r.stderr, gone))
+    server, ports = start_server(BIN, D, os.path.join(T, "server2.log"), extra=("--key-file", K))
+    procs.append(server)
+    hp = ports["http"]
+    opadm = admin_session(hp, "demo_keys", "demo-keys-password-1")
+    st, b = opadm.call("GET", fpath)
+    check("a file of the destroyed key: 404 E3001 naming the key",
+          st == 404 and isinstance(b, dict) and "E3001" in json.dumps(b) and kid[0] in json.dumps(b), (st, b))
+    app = Api(hp)
+    app.login("APP001", "demo", "demo-app001-secret")
+    st, b = app.call("GET", "/api/v1/files/docs/inspection.txt")
+    check("through AP-IF too", st == 404 and "E3001" in json.dumps(b), (st, b))
+    st, b = opadm.call("PUT", fpath, content, headers={"Content-Type": "text/plain"})
+    check("the same content uploaded again: under the new key, it reads", st == 201 and
+          opadm.call("GET", fpath, raw=True)[1] == content, (st, b))
 except Exception as e:  # noqa: BLE001
     check.failed(e)
 finally:
