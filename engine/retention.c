@@ -23,6 +23,10 @@
  *   "message_ids"         the operator's message ids of events before
  *                         below_seq (the dedup window, [retention]
  *                         message_id_window_s).
+ * Once its Retention events are durable and applied, the sweep destroys the
+ * retired data keys they freed (sweep_keys; the rule: docs/keys.md
+ * "Retention and erasure"): through sr_engine_key_destroy, the KeyEvent
+ * "destroyed" durable first, then the keyring's tombstone.
  *
  * INVARIANTS
  *  (1) An apply reads nothing but the event and the index (apply.c (1)):
@@ -37,6 +41,11 @@
  *  (3) A point's last chunk that a heads checkpoint cut short (the head's
  *      tail_n, heads.c invariant 9) is kept: the head's next flush
  *      re-encodes it.
+ *  (5) A data key is destroyed only when the index holds nothing its
+ *      records built (sweep_keys: no value of the operator older than the
+ *      key's epoch end, no document, file, request or monitor of the
+ *      operator), so a rebuild, which cannot read those records, equals
+ *      the live index (test_erasure).
  *  (4) One sweep at a time (e->ret_busy); a sweep's events are commands like
  *      any other, so a crash leaves every event applied or not, never half
  *      (a kill -9 during a sweep: the restart's index equals a rebuild).
