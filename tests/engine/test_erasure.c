@@ -437,3 +437,198 @@ Test(erasure, the_next_sweep_finishes_a_destruction_the_replay_did_not_see)
     cr_assert_eq(plain_hits(d, "ERASE-A", NULL, &destroyed), 0);
     cr_assert_eq(destroyed, 2, "the first event (its crash) and the sweep's");
 }
+
+/* ---- kill -9 during erasing sweeps ------------------------------------------
+ * A child process (sync=always) loops: four values of opA, a rotation of
+ * opA's data key, the clock 20 days on, a sweep (opA's period 30 days) that
+ * cuts the epoch before the last one and destroys its key; a line after
+ * each sweep. The test kills it (SIGKILL) after a varying number of sweeps,
+ * reopens the engine (whose replay may finish a destruction) and checks that
+ * nothing is half done: the keyring opens (its invariants hold), every
+ * destroyed key has its "destroyed" KeyEvent in the log, the log verifies,
+ * the newest acknowledged values are there, and the index equals a rebuild.
+ * Six rounds on one data directory. */
+#include <signal.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+enum { E_ROUNDS = 6 };
+
+static void erase_child(const char *d, int round, int fd)
+{
+    clock_now = (int64_t)(400 + round * 2000) * DAY;
+    sr_engine_opts o = opts();
+    sr_engine *e = NULL;
+    sr_errinfo ei;
+    if (sr_engine_open(d, &o, &e, &ei)) _exit(2);
+    if (round == 0) {
+        if (et_setup_masters(e, "opA", 1, STR, 1)) _exit(3);
+        sr_reg_entry re = {.kind = SR_RG_RETENTION, .id = "default", .retention_days = 30};
+        sr_cmd_env env = {"opA", "admin", SR_ACTOR_USER, NULL, "127.0.0.1"};
+        sr_buf b;
+        sr_buf_init(&b);
+        sr_result r;
+        if (sr_cmd_registry_put(&env, &re, &b)) _exit(4);
+        sr_slice sl = {b.data, b.len};
+        if (sr_engine_submit_wait(e, &sl, 1, &r) || r.rc) _exit(5);
+        sr_buf_release(&b);
+    }
+    uint32_t p;
+    sr_vtype t;
+    if (sr_engine_point(e, "opA", "P000", &p, &t)) _exit(6);
+    for (int n = 0;; n++) {
+        char v[4][32];
+        sr_sample s[4];
+        memset(s, 0, sizeof s);
+        for (int i = 0; i < 4; i++) {
+            snprintf(v[i], sizeof v[i], "K-%d-%d-%d", round, n, i);
+            s[i].ts = clock_now + i;
+            s[i].v.str.s = v[i];
+            s[i].v.str.slen = (uint32_t)strlen(v[i]);
+        }
+        sr_result r;
+        if (et_put(e, "opA", "GW1", p, SR_VT_STRING, s, 4, NULL, &r) || r.rc) _exit(7);
+        const sr_key_rec rot = {.action = "rotate", .key_operator = "opA", .key_class = "data"};
+        if (submit_key(e, "opA", &rot, &r)) _exit(8);
+        clock_now += (int64_t)20 * DAY; /* the cut (30 days) passes the epoch before this one, not this one */
+        sr_retention_report rep;
+        if (sr_engine_retention_sweep(e, &CFG, NULL, &rep, &ei)) _exit(9);
+        char line[96];
+        int l = snprintf(line, sizeof line, "swept %d %d %lld %llu\n", round, n, (long long)(clock_now - 20 * (int64_t)DAY),
+                         (unsigned long long)rep.keys_destroyed);
+        if (write(fd, line, (size_t)l) != l) _exit(10);
+    }
+}
+
+/* the key ids of the "destroyed" KeyEvents in d's log (readable ones) */
+static size_t destroyed_events(const char *d, uint32_t *ids, size_t cap)
+{
+    char kd[1300], ld[1300];
+    snprintf(kd, sizeof kd, "%s/keys", d);
+    snprintf(ld, sizeof ld, "%s/log", d);
+    sr_keyring *kr = NULL;
+    sr_errinfo ei;
+    cr_assert_eq(sr_keyring_open(NULL, kd, &MASTER, NULL, 0, &kr, &ei), SR_OK, "%s", ei.msg);
+    cr_assert_null(sr_keyring_check(kr));
+    sr_log_opts lo = {.key = &MASTER, .keys = sr_keyring_keys(kr), .readonly = 1};
+    sr_log *lg;
+    cr_assert_eq(sr_log_open(ld, &lo, &lg, &ei), SR_OK, "%s", ei.msg);
+    sr_log_iter *it;
+    cr_assert_eq(sr_log_iter_open(lg, 1, &it), SR_OK);
+    uint64_t seq;
+    sr_slice rec;
+    int rc;
+    size_t n = 0;
+    while ((rc = sr_log_iter_next(it, &seq, &rec)) == SR_OK || rc == SR_EERASED) {
+        if (rc == SR_EERASED) continue;
+        Event *ev = suiro__v1__event__unpack(NULL, rec.len, rec.data);
+        cr_assert_not_null(ev);
+        if (ev->body_case == SUIRO__V1__EVENT__BODY_KEY && !strcmp(ev->key->action, "destroyed") && n < cap)
+            ids[n++] = ev->key->key_id;
+        suiro__v1__event__free_unpacked(ev, NULL);
+    }
+    cr_assert_eq(rc, SR_DONE, "%s", sr_log_iter_errinfo(it)->msg);
+    sr_log_iter_close(it);
+    sr_log_report lr;
+    sr_log_close(lg);
+    cr_assert_eq(sr_log_verify(ld, &lo, &lr, &ei), SR_OK, "%s", ei.msg);
+    cr_assert(lr.ok);
+    sr_keyring_close(kr);
+    return n;
+}
+
+Test(erasure, a_kill_9_during_erasing_sweeps_leaves_nothing_half_done, .timeout = 600)
+{
+    char d[1200];
+    snprintf(d, sizeof d, "%s/kill9", top);
+    sr_key_from_bytes(&MASTER, (const uint8_t *)"0123456789abcdef0123456789abcdef");
+    tu_rng rng = {2027};
+    uint64_t total_destroyed = 0;
+    for (int round = 0; round < E_ROUNDS; round++) {
+        int p[2];
+        cr_assert_eq(pipe(p), 0);
+        pid_t pid = fork();
+        cr_assert_geq(pid, 0);
+        if (pid == 0) {
+            close(p[0]);
+            erase_child(d, round, p[1]);
+            _exit(0);
+        }
+        close(p[1]);
+        int want = 1 + (int)tu_below(&rng, 4), seen = 0;
+        char buf[512], last[128] = "";
+        size_t ll = 0;
+        while (seen < want) {
+            ssize_t n = read(p[0], buf, sizeof buf);
+            cr_assert_gt(n, 0, "round %d: the child ended", round);
+            for (ssize_t i = 0; i < n; i++) {
+                if (buf[i] == '\n') {
+                    seen++;
+                    last[ll] = 0;
+                    ll = 0;
+                    continue;
+                }
+                if (ll + 1 < sizeof last) last[ll++] = buf[i];
+            }
+        }
+        struct timespec ts = {0, (long)tu_below(&rng, 3000) * 1000};
+        nanosleep(&ts, NULL); /* a varying point inside the next iteration; no assertion depends on it */
+        kill(pid, SIGKILL);
+        int st;
+        waitpid(pid, &st, 0);
+        close(p[0]);
+        cr_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL, "round %d: the child failed (%d)", round, st);
+        int r_, n_;
+        long long put_ms;
+        unsigned long long kd_;
+        cr_assert_eq(sscanf(last, "swept %d %d %lld %llu", &r_, &n_, &put_ms, &kd_), 4, "%s", last);
+        total_destroyed += kd_;
+        /* reopen (its replay may finish a destruction), then the checks */
+        clock_now = (int64_t)(400 + round * 2000 + 1900) * DAY;
+        sr_engine *e = open_ok(d);
+        uint32_t pt;
+        sr_vtype t;
+        cr_assert_eq(sr_engine_point(e, "opA", "P000", &pt, &t), SR_OK);
+        sr_buf sb, strs;
+        sr_buf_init(&sb);
+        sr_buf_init(&strs);
+        sr_range_q q = {pt, put_ms, put_ms + 4, 0, 0, INT64_MIN};
+        int more;
+        cr_assert_eq(sr_engine_range(e, &q, &sb, &strs, &more), SR_OK);
+        sr_buf_release(&strs);
+        cr_assert_eq(sb.len / sizeof(sr_sample), 4, "round %d: the last acknowledged values (at %lld) are gone", round,
+                     put_ms);
+        sr_buf_release(&sb);
+        sr_keyinfo *ks;
+        size_t nk;
+        cr_assert_eq(sr_engine_key_list(e, &ks, &nk), SR_OK);
+        uint8_t live[32], rebuilt[32];
+        cr_assert_eq(sr_engine_content_hash(e, live), SR_OK);
+        cr_assert_eq(sr_engine_close(e), SR_OK);
+        uint32_t ids[4096];
+        size_t nd = destroyed_events(d, ids, 4096);
+        size_t ntomb = 0;
+        for (size_t i = 0; i < nk; i++) {
+            if (ks[i].state != SR_KS_DESTROYED) continue;
+            ntomb++;
+            int found = 0;
+            for (size_t j = 0; j < nd && !found; j++) found = ids[j] == ks[i].id;
+            cr_assert(found, "round %d: key 0x%08x is destroyed without its KeyEvent in the log", round, ks[i].id);
+        }
+        sr_free(ks);
+        cr_assert_geq(ntomb, total_destroyed, "round %d: an acknowledged destruction is not in the keyring", round);
+        char ix[1300];
+        snprintf(ix, sizeof ix, "%s/rebuilt-%d", top, round);
+        sr_engine_opts ro = opts();
+        ro.index_dir = ix;
+        sr_errinfo ei;
+        cr_assert_eq(sr_engine_rebuild(d, &ro, &ei), SR_OK, "%s", ei.msg);
+        cr_assert_eq(sr_engine_open(d, &ro, &e, &ei), SR_OK, "%s", ei.msg);
+        cr_assert_eq(sr_engine_content_hash(e, rebuilt), SR_OK);
+        cr_assert_eq(sr_engine_close(e), SR_OK);
+        cr_assert_eq(memcmp(live, rebuilt, 32), 0, "round %d: the index differs from a rebuild", round);
+        tu_rmrf(ix);
+    }
+    cr_assert_gt(total_destroyed, 0, "the sweeps destroyed keys");
+}
