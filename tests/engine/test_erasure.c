@@ -319,6 +319,37 @@ Test(erasure, a_key_past_every_period_is_destroyed_and_its_plaintexts_are_gone_f
     cr_assert_eq(lr.erased[0].records, erased);
     sr_keyring_close(kr);
 
+    sr_engine *r = NULL;
+    /* the CLI through the real binary: `suiro log verify` (text and JSON)
+     * and `suiro rebuild` name the erased records and succeed */
+    char kf[1300], cl[4000], out[8192];
+    snprintf(kf, sizeof kf, "%s/master.key", top);
+    FILE *kfh = fopen(kf, "wb");
+    cr_assert(kfh);
+    cr_assert_eq(fwrite(MASTER.bytes, 1, SR_KEY_LEN, kfh), SR_KEY_LEN);
+    fclose(kfh);
+    char want[64];
+    snprintf(want, sizeof want, "erased: key 0x%08x 2 records in ", k1.id);
+    const char *const clis[3][2] = {{"log verify", ""}, {"log verify", " --json"}, {"rebuild", ""}};
+    const char *const wants[3] = {want, "\"erased_records\":2", "erased: 2 records"};
+    for (int i = 0; i < 3; i++) {
+        snprintf(cl, sizeof cl, "%s %s %s%s --key-file %s 2>&1", SR_SUIRO_BIN, clis[i][0],
+                 i < 2 ? ld : d, clis[i][1], kf);
+        FILE *pp = popen(cl, "r");
+        cr_assert(pp);
+        size_t got = fread(out, 1, sizeof out - 1, pp);
+        out[got] = 0;
+        int st = pclose(pp);
+        cr_assert_eq(st, 0, "%s: exit %d: %s", cl, st, out);
+        cr_assert(strstr(out, wants[i]), "%s: no \"%s\" in: %s", cl, wants[i], out);
+    }
+    cr_assert_eq(sr_engine_open(d, &(sr_engine_opts){.key = &MASTER, .clock_ms = test_clock, .head_max = 4}, &r, &ei),
+                 SR_OK, "%s", ei.msg);
+    uint8_t cli_rebuilt[32];
+    cr_assert_eq(sr_engine_content_hash(r, cli_rebuilt), SR_OK);
+    cr_assert_eq(sr_engine_close(r), SR_OK);
+    cr_assert_eq(memcmp(live, cli_rebuilt, 32), 0, "suiro rebuild after the erasure differs from the live index");
+
     /* a rebuild equals the live index and reports the erased records */
     char ixd[1300];
     snprintf(ixd, sizeof ixd, "%s/rebuilt", top);
@@ -326,13 +357,13 @@ Test(erasure, a_key_past_every_period_is_destroyed_and_its_plaintexts_are_gone_f
     ro.index_dir = ixd;
     sr_engine_open_stats st;
     cr_assert_eq(sr_engine_rebuild_stats(d, &ro, &st, &ei), SR_OK, "%s", ei.msg);
+    r = NULL;
     cr_assert_eq(st.erased_records, erased);
     cr_assert_eq(st.n_erased, 1);
     cr_assert_str_eq(st.erased[0].operator_id, "opA");
     cr_assert_str_eq(st.erased[0].key_class, "data");
     cr_assert_eq(st.erased[0].epoch, 1);
     cr_assert_gt(st.erased[0].destroyed_ms, 0);
-    sr_engine *r = NULL;
     cr_assert_eq(sr_engine_open(d, &ro, &r, &ei), SR_OK, "%s", ei.msg);
     cr_assert_eq(sr_engine_content_hash(r, rebuilt), SR_OK);
     cr_assert_eq(sr_engine_close(r), SR_OK);
