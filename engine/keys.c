@@ -210,7 +210,9 @@ static int finish_destroy(sr_engine *e, const Event *ev)
     if (!e->keyring || e->o.readonly || strcmp(k->action, "destroyed") || strcmp(k->outcome, "done")) return SR_OK;
     sr_keyinfo ki;
     if (sr_keyring_info(e->keyring, k->key_id, &ki) || ki.state != SR_KS_RETIRED) return SR_OK;
-    int rc = sr_keyring_destroy(e->keyring, ki.id, ev->ingest_ms);
+    /* read from the log after a crash, it may sit in the page cache only */
+    int rc = e->log ? sr_log_sync(e->log) : SR_OK;
+    if (!rc) rc = sr_keyring_destroy(e->keyring, ki.id, ev->ingest_ms);
     if (rc) sr__alert(e, 1, "key 0x%08x: its \"destroyed\" KeyEvent is in the log, the keyring could not write its "
                             "tombstone (%s): the next retention sweep retries", ki.id, sr_strerror(rc));
     return SR_OK; /* the replay goes on: the key is still erased by the next sweep */
@@ -413,7 +415,17 @@ int sr_engine_key_destroy(sr_engine *e, const sr_cmd_env *env, uint32_t id, uint
         }
         return rc;
     }
-    /* the KeyEvent is durable (acknowledged): now the tombstone */
+    /* acknowledged; durable with sync=always, and made so here with the
+     * other modes (their acknowledgment may come before the fsync) */
+    if (e->o.sync != SR_ENGINE_SYNC_ALWAYS && (rc = sr_log_sync(e->log))) {
+        if (ei) {
+            ei->code = rc;
+            snprintf(ei->msg, sizeof ei->msg, "key 0x%08x: its KeyEvent could not be made durable (%s): not destroyed",
+                     id, sr_strerror(rc));
+        }
+        return rc;
+    }
+    /* the KeyEvent is durable: now the tombstone */
     rc = sr_keyring_destroy(e->keyring, id, now_ms(e));
     if (rc) {
         sr__alert(e, 1, "key 0x%08x: its \"destroyed\" KeyEvent is durable, the keyring could not write its "
