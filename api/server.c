@@ -1883,9 +1883,11 @@ static void retention_done(sr_work *w, int status)
     if (status) sr_slog(SR_LOG_WARN, "retention sweep not run", "error=%s", sr_err_name(status));
     else if (j->rc)
         sr_slog(SR_LOG_WARN, "retention sweep failed", "error=%s detail=%s", sr_err_name(j->rc), sr_slog_q(j->ei.msg));
-    else if (j->rep.events > 1)
-        sr_slog(SR_LOG_INFO, "retention sweep", "events=%" PRIu64 " chunks=%" PRIu64 " audit=%" PRIu64 " msgids=%" PRIu64,
-                j->rep.events, j->rep.chunks, j->rep.audit, j->rep.msgids);
+    else if (j->rep.events > 1 || j->rep.keys_destroyed)
+        sr_slog(SR_LOG_INFO, "retention sweep",
+                "events=%" PRIu64 " chunks=%" PRIu64 " audit=%" PRIu64 " msgids=%" PRIu64 " keys_destroyed=%" PRIu64
+                " keys_held=%" PRIu64,
+                j->rep.events, j->rep.chunks, j->rep.audit, j->rep.msgids, j->rep.keys_destroyed, j->rep.keys_held);
 }
 
 /* [retention] sweep_interval_s: a sweep on the worker queue (it waits for

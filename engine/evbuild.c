@@ -717,6 +717,10 @@ int sr_cmd_key_ev(const sr_cmd_env *env, const sr_key_rec *k, sr_buf *out)
     ke.message = S(k->message);
     ke.master_key_id = k->master_key_id;
     ke.old_master_key_id = k->old_master_key_id;
+    ke.key_id = k->key_id;
+    ke.period_days = k->period_days;
+    ke.epoch_end_ms = k->epoch_end_ms;
+    ke.cut_ms = k->cut_ms;
     Suiro__V1__Event ev = SUIRO__V1__EVENT__INIT;
     ev.body_case = SUIRO__V1__EVENT__BODY_KEY;
     ev.key = &ke;

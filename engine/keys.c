@@ -14,6 +14,11 @@
  *      (sr_keyring_current writes the file before it returns).
  *  (2) No keyring, no key: an engine opened without a master key seals
  *      nothing (key id 0 for every record).
+ *  (3) A key is destroyed (its tombstone written, sr_keyring_destroy) only
+ *      after its KeyEvent "destroyed" is durable in the log
+ *      (sr_engine_key_destroy: the event acknowledged first). A crash
+ *      between leaves the event without the tombstone; the replay of the
+ *      event (finish_destroy) or the next sweep writes it: idempotent.
  */
 #include "engine/engine_int.h"
 
@@ -163,14 +168,66 @@ Event *sr__key_event(sr_engine *e, const sr_keynote *n, uint64_t seq, int64_t no
     return &x->ev;
 }
 
+/* "destroy" (sr_engine_key_destroy's command): the key must be a retired
+ * data or audit key of the event's operator. The apply only checks and
+ * records it ("destroyed"): the tombstone is written after the event is
+ * durable (invariant (3)). */
+static int check_destroy(sr_engine *e, Event *ev, sr_result *r)
+{
+    Suiro__V1__KeyEvent *k = ev->key;
+    if (!e->keyring) return sr__refuse(r, SR_EINVAL, "no keyring: this engine has no master key, nothing to destroy");
+    if (ev->actor_kind != SUIRO__V1__ACTOR_KIND__ACTOR_SYSTEM && ev->actor_kind != SUIRO__V1__ACTOR_KIND__ACTOR_USER)
+        return sr__refuse(r, SR_EINVAL, "a key is destroyed by the system or a user's retention sweep");
+    sr_keyinfo ki;
+    if (sr_keyring_info(e->keyring, k->key_id, &ki))
+        return sr__refuse(r, SR_ENOTFOUND, "key 0x%08x is not in the keyring", k->key_id);
+    if (ki.cls != SR_KC_DATA && ki.cls != SR_KC_AUDIT)
+        return sr__refuse(r, SR_EINVAL, "key 0x%08x is a %s key: only data and audit keys are destroyed", ki.id,
+                          sr_key_class_name(ki.cls));
+    if (ki.state == SR_KS_ACTIVE)
+        return sr__refuse(r, SR_EINVAL, "key 0x%08x is active: only a retired key is destroyed", ki.id);
+    if (ki.state == SR_KS_DESTROYED) return sr__refuse(r, SR_EEXIST, "key 0x%08x is destroyed already", ki.id);
+    if (strcmp(ki.operator_id, ev->operator_id))
+        return sr__refuse(r, SR_EINVAL, "key 0x%08x is not operator %.64s's", ki.id, ev->operator_id);
+    if (e->pending_dry) return SR_OK;
+    k->action = (char *)"destroyed";
+    k->purpose = (char *)"log";
+    k->key_operator = ev->operator_id;
+    k->key_class = (char *)sr_key_class_name(ki.cls);
+    k->epoch = ki.epoch;
+    k->alg = ki.alg;
+    k->epoch_end_ms = ki.retired_ms;
+    k->master_key_id = sr_keyring_master_id(e->keyring);
+    k->outcome = (char *)"done";
+    return SR_OK;
+}
+
+/* The replay of a "destroyed" KeyEvent (it is in the log, so durable): a
+ * key still in the keyring is destroyed now (a crash came between the event
+ * and the tombstone; invariant (3)). A read-only engine writes nothing. */
+static int finish_destroy(sr_engine *e, const Event *ev)
+{
+    const Suiro__V1__KeyEvent *k = ev->key;
+    if (!e->keyring || e->o.readonly || strcmp(k->action, "destroyed") || strcmp(k->outcome, "done")) return SR_OK;
+    sr_keyinfo ki;
+    if (sr_keyring_info(e->keyring, k->key_id, &ki) || ki.state != SR_KS_RETIRED) return SR_OK;
+    /* read from the log after a crash, it may sit in the page cache only */
+    int rc = e->log ? sr_log_sync(e->log) : SR_OK;
+    if (!rc) rc = sr_keyring_destroy(e->keyring, ki.id, ev->ingest_ms);
+    if (rc) sr__alert(e, 1, "key 0x%08x: its \"destroyed\" KeyEvent is in the log, the keyring could not write its "
+                            "tombstone (%s): the next retention sweep retries", ki.id, sr_strerror(rc));
+    return SR_OK; /* the replay goes on: the key is still erased by the next sweep */
+}
+
 int sr__apply_key(sr_engine *e, MDB_txn *t, Event *ev, sr_result *r, int validate)
 {
     (void)t;
-    if (!validate) return SR_OK;
+    if (!validate) return ev->key && ev->key->action ? finish_destroy(e, ev) : SR_OK;
     Suiro__V1__KeyEvent *k = ev->key;
     const char *a = k->action;
     if (!strcmp(a, "created") || !strcmp(a, "rotated") || !strcmp(a, "destroyed"))
         return sr__refuse(r, SR_EINVAL, "key action \"%s\" is the engine's own (rotate a key with \"rotate\")", a);
+    if (!strcmp(a, "destroy")) return check_destroy(e, ev, r);
     if (!strcmp(a, "master-rotate")) { /* approved by a second platform admin (POST /admin/v1/keys/master) */
         if (!e->keyring)
             return sr__refuse(r, SR_EINVAL, "no keyring: this engine has no master key (key_file), nothing to re-wrap");
@@ -364,4 +421,59 @@ int sr_engine_key_rewrap(sr_engine *e, const sr_cmd_env *env, const sr_key *new_
     }
     int r = key_record(e, env, "master-rotated", rc, rc ? sr_strerror(rc) : "", new_master->id, old);
     return rc ? rc : r;
+}
+
+int sr_engine_key_destroy(sr_engine *e, const sr_cmd_env *env, uint32_t id, uint32_t period_days, int64_t cut_ms,
+                          sr_errinfo *ei)
+{
+    if (ei) memset(ei, 0, sizeof *ei);
+    if (!e->keyring) return SR_ENOTFOUND;
+    sr_keyinfo k;
+    int rc = sr_keyring_info(e->keyring, id, &k);
+    if (rc) return rc;
+    if (k.state == SR_KS_DESTROYED) return SR_OK;
+    sr_cmd_env en = *env;
+    en.op = k.operator_id; /* the key's operator's audit trail */
+    sr_key_rec kr = {.action = "destroy", .key_operator = k.operator_id, .key_class = sr_key_class_name(k.cls),
+                     .key_id = id, .period_days = period_days, .cut_ms = cut_ms, .epoch_end_ms = k.retired_ms};
+    sr_buf b;
+    sr_buf_init(&b);
+    sr_result res;
+    memset(&res, 0, sizeof res);
+    rc = sr_cmd_key_ev(&en, &kr, &b);
+    if (!rc) {
+        sr_slice sl = {b.data, b.len};
+        rc = sr_engine_submit_wait(e, &sl, 1, &res);
+        if (!rc) rc = res.rc;
+    }
+    sr_buf_release(&b);
+    if (rc) {
+        if (ei) {
+            *ei = res.err;
+            ei->code = rc;
+            if (!ei->msg[0]) snprintf(ei->msg, sizeof ei->msg, "key 0x%08x: %s", id, sr_strerror(rc));
+        }
+        return rc;
+    }
+    /* acknowledged; durable with sync=always, and made so here with the
+     * other modes (their acknowledgment may come before the fsync) */
+    if (e->o.sync != SR_ENGINE_SYNC_ALWAYS && (rc = sr_log_sync(e->log))) {
+        if (ei) {
+            ei->code = rc;
+            snprintf(ei->msg, sizeof ei->msg, "key 0x%08x: its KeyEvent could not be made durable (%s): not destroyed",
+                     id, sr_strerror(rc));
+        }
+        return rc;
+    }
+    /* the KeyEvent is durable: now the tombstone */
+    rc = sr_keyring_destroy(e->keyring, id, now_ms(e));
+    if (rc) {
+        sr__alert(e, 1, "key 0x%08x: its \"destroyed\" KeyEvent is durable, the keyring could not write its "
+                        "tombstone (%s): the next retention sweep retries", id, sr_strerror(rc));
+        if (ei) {
+            ei->code = rc;
+            snprintf(ei->msg, sizeof ei->msg, "key 0x%08x: the keyring could not be written: %s", id, sr_strerror(rc));
+        }
+    }
+    return rc;
 }

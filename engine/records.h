@@ -568,6 +568,9 @@ SR_MUST_CHECK int sr_cmd_backup_ev(const sr_cmd_env *env, const sr_backup_rec *b
 typedef struct sr_key_rec {
     const char *action, *key_operator, *key_class, *outcome, *message;
     uint32_t master_key_id, old_master_key_id;
+    /* "destroy" (sr_engine_key_destroy): the key, and why (docs/keys.md) */
+    uint32_t key_id, period_days;
+    int64_t epoch_end_ms, cut_ms;
 } sr_key_rec;
 SR_MUST_CHECK int sr_cmd_key_ev(const sr_cmd_env *env, const sr_key_rec *k, sr_buf *out);
 /* The engine's keyring (engine/keys.c, docs/keys.md), for `suiro key` and
@@ -603,6 +606,16 @@ SR_MUST_CHECK int sr_engine_file_key(sr_engine *e, const sr_cmd_env *env, uint32
  * tool opens itself (sr_blobs_opts.keys; `suiro verify`): borrowed, valid
  * while e is open. NULL: no keyring. */
 const struct sr_keys *sr_engine_data_keys(sr_engine *e);
+/* Destroy the retired data or audit key id (the log's erasure, docs/keys.md
+ * "Retention and erasure"): the KeyEvent "destroyed" (env's who and from
+ * where; the key; why: period_days and cut_ms) is appended and durable
+ * first, then the keyring writes the key's tombstone. A crash between them
+ * leaves the event without the tombstone: the replay of the event, or the
+ * next sweep, finishes it. SR_OK for a key destroyed already; SR_EINVAL (ei
+ * says why) for an active, config or legacy key; SR_ENOTFOUND: no keyring or
+ * no such key. The retention sweep decides which keys (engine/retention.c). */
+SR_MUST_CHECK int sr_engine_key_destroy(sr_engine *e, const sr_cmd_env *env, uint32_t id, uint32_t period_days,
+                                        int64_t cut_ms, sr_errinfo *ei);
 /* An alarm raised, acknowledged or resolved (state). */
 SR_MUST_CHECK int sr_cmd_alarm(const sr_cmd_env *env, const char *alarm_id, sr_alarm_level level, const char *state,
                                const char *source, const char *message, sr_buf *out);

@@ -23,6 +23,10 @@
  *   "message_ids"         the operator's message ids of events before
  *                         below_seq (the dedup window, [retention]
  *                         message_id_window_s).
+ * Once its Retention events are durable and applied, the sweep destroys the
+ * retired data keys they freed (sweep_keys; the rule: docs/keys.md
+ * "Retention and erasure"): through sr_engine_key_destroy, the KeyEvent
+ * "destroyed" durable first, then the keyring's tombstone.
  *
  * INVARIANTS
  *  (1) An apply reads nothing but the event and the index (apply.c (1)):
@@ -37,6 +41,11 @@
  *  (3) A point's last chunk that a heads checkpoint cut short (the head's
  *      tail_n, heads.c invariant 9) is kept: the head's next flush
  *      re-encodes it.
+ *  (5) A data key is destroyed only when the index holds nothing its
+ *      records built (sweep_keys: no value of the operator older than the
+ *      key's epoch end, no document, file, request or monitor of the
+ *      operator), so a rebuild, which cannot read those records, equals
+ *      the live index (test_erasure).
  *  (4) One sweep at a time (e->ret_busy); a sweep's events are commands like
  *      any other, so a crash leaves every event applied or not, never half
  *      (a kill -9 during a sweep: the restart's index equals a rebuild).
@@ -44,6 +53,7 @@
 #include "engine/engine_int.h"
 
 #include "codecs/ids.h"
+#include "storage/keyring.h"
 #include "storage/series.h"
 
 #include <inttypes.h>
@@ -774,6 +784,162 @@ static int msgid_pass(sweep *s, uint64_t below)
     return rc;
 }
 
+/* ---- the log's erasure: destroying data keys ----------------------------- */
+
+/* 1 if db holds a key starting with op \0 */
+static int op_has_rows(sweep *s, sr_dbi db, const char *op)
+{
+    uint8_t k[300];
+    size_t ol = strlen(op);
+    if (ol + 1 > sizeof k) return 1;
+    memcpy(k, op, ol);
+    k[ol] = 0;
+    MDB_cursor *c;
+    if (mdb_cursor_open(s->t, DB(s->e, db), &c)) return 1;
+    MDB_val K = {ol + 1, k}, V;
+    int r = mdb_cursor_get(c, &K, &V, MDB_SET_RANGE);
+    int has = r == 0 && K.mv_size >= ol + 1 && !memcmp(K.mv_data, k, ol + 1);
+    mdb_cursor_close(c);
+    return r != 0 && r != MDB_NOTFOUND ? 1 : has;
+}
+
+/* The longest period of op's data classes in days: its "default" (else
+ * [retention] default_days) and every RG_RETENTION entry of op but audit's;
+ * 0 if one of them keeps for ever. A data point's class without an entry
+ * falls back to "default", so these are all the periods op's values have. */
+static uint32_t longest_data_period(sweep *s, const char *op)
+{
+    uint32_t longest = period_of(s, op, CL_DEFAULT);
+    if (!longest) return 0;
+    uint8_t k[300];
+    const char kind[2] = {(char)('0' + SUIRO__V1__REGISTRY_KIND__RG_RETENTION), 0};
+    size_t kl = mkkey(k, sizeof k, op, kind, "");
+    if (!kl) return 0;
+    kl--; /* the prefix op \0 kind \0 */
+    MDB_cursor *c;
+    if (mdb_cursor_open(s->t, DB(s->e, SR_DB_REGISTRY), &c)) return 0;
+    MDB_val K = {kl, k}, V;
+    int r = mdb_cursor_get(c, &K, &V, MDB_SET_RANGE);
+    for (; r == 0 && K.mv_size > kl && !memcmp(K.mv_data, k, kl); r = mdb_cursor_get(c, &K, &V, MDB_NEXT)) {
+        size_t il = K.mv_size - kl;
+        if (il == sizeof CL_AUDIT - 1 && !memcmp((uint8_t *)K.mv_data + kl, CL_AUDIT, il)) continue;
+        Suiro__V1__RegistryPut *rp = suiro__v1__registry_put__unpack(NULL, V.mv_size, V.mv_data);
+        uint32_t d = rp ? rp->retention_days : 0;
+        if (rp) suiro__v1__registry_put__free_unpacked(rp, NULL);
+        if (!d) {
+            longest = 0;
+            break;
+        }
+        if (d > longest) longest = d;
+    }
+    mdb_cursor_close(c);
+    return longest;
+}
+
+/* 1 if the index still holds a value of op's points older than end: a
+ * point's first chunk starting before it, or its latest row older than it
+ * (what a key of an epoch ending at end may have written; docs/keys.md). */
+static int op_values_before(sweep *s, const char *op, int64_t end)
+{
+    MDB_cursor *c;
+    if (mdb_cursor_open(s->t, DB(s->e, SR_DB_POINTINFO), &c)) return 1;
+    MDB_val k, v;
+    int r = mdb_cursor_get(c, &k, &v, MDB_FIRST), held = 0;
+    for (; r == 0 && !held; r = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+        pointinfo pi;
+        if (k.mv_size != 4 || sr__pointinfo_parse(v.mv_data, v.mv_size, &pi)) continue;
+        int mine = !strcmp(pi.op, op);
+        suiro__v1__master_put__free_unpacked(pi.m, NULL);
+        if (!mine) continue;
+        uint32_t p = get_be32(k.mv_data);
+        MDB_val L;
+        sr_sample smp;
+        sr_vtype ty;
+        if (get(s->t, DB(s->e, SR_DB_LATEST), k.mv_data, 4, &L) == SR_OK &&
+            (latest_decode(L.mv_data, L.mv_size, &smp, &ty) || smp.ts < end))
+            held = 1;
+        MDB_cursor *sc;
+        if (held || mdb_cursor_open(s->t, DB(s->e, SR_DB_SERIES), &sc)) continue;
+        uint8_t sk[SR_SERIES_KEY_LEN];
+        sr_series_key(sk, p, INT64_MIN);
+        MDB_val K = {sizeof sk, sk}, V;
+        if (mdb_cursor_get(sc, &K, &V, MDB_SET_RANGE) == 0 && K.mv_size == SR_SERIES_KEY_LEN &&
+            get_be32(K.mv_data) == p) {
+            sr_chunk_info ci;
+            held = sr_chunk_info_get(V.mv_data, V.mv_size, &ci) || ci.first_ts < end;
+        }
+        mdb_cursor_close(sc);
+    }
+    mdb_cursor_close(c);
+    return held || (r != 0 && r != MDB_NOTFOUND);
+}
+
+typedef struct doomed {
+    uint32_t id, days;
+    int64_t cut;
+} doomed;
+
+/* After the sweep's Retention events are durable and applied: destroy every
+ * retired data key of an operator whose epoch ended before the cut of every
+ * data class of that operator (docs/keys.md "Retention and erasure"), when
+ * the index holds nothing that key's records built:
+ *   - no value of the operator's points older than the epoch's end (the
+ *     Retention events cut them; a chunk straddling a cut waits);
+ *   - no document, file, request or monitor of the operator: those are not
+ *     cut by retention yet (docs/retention.md "Not yet"), so an operator
+ *     with any keeps its data keys (counted in keys_held).
+ * The platform's own data keys (operator "": heads checkpoints) and config
+ * and audit keys are never destroyed here. Each destruction is
+ * sr_engine_key_destroy: the KeyEvent durable first, then the tombstone. */
+static int sweep_keys(sweep *s)
+{
+    sr_engine *e = s->e;
+    if (!e->keyring) return SR_OK;
+    sr_keyinfo *ks = NULL;
+    size_t n = 0;
+    int rc = sr_keyring_list(e->keyring, &ks, &n);
+    if (rc) return rc;
+    doomed *d = NULL;
+    size_t nd = 0, capd = 0;
+    if ((rc = sr_index_read_begin(e->ix, &s->t))) {
+        sr_free(ks);
+        return rc;
+    }
+    for (size_t i = 0; i < n && !rc; i++) {
+        const sr_keyinfo *k = &ks[i];
+        if (k->cls != SR_KC_DATA || k->state != SR_KS_RETIRED || !k->operator_id[0] || k->retired_ms <= 0) continue;
+        uint32_t days = longest_data_period(s, k->operator_id);
+        if (!days) continue; /* a class kept for ever: never */
+        int64_t cut = cut_of(s, days);
+        if (k->retired_ms >= cut) continue; /* not yet past every period */
+        if (op_has_rows(s, SR_DB_DOCS, k->operator_id) || op_has_rows(s, SR_DB_FILES, k->operator_id) ||
+            op_has_rows(s, SR_DB_REQUESTS, k->operator_id) || op_has_rows(s, SR_DB_MONITORS, k->operator_id) ||
+            op_values_before(s, k->operator_id, k->retired_ms)) {
+            s->rep->keys_held++;
+            continue;
+        }
+        if (sr_array_reserve(&d, &capd, nd + 1, sizeof *d)) rc = SR_ENOMEM;
+        else d[nd++] = (doomed){k->id, days, cut};
+    }
+    sr_index_read_end(e->ix, s->t);
+    s->t = NULL;
+    sr_cmd_env env = {"", s->actor, s->actor_kind == SUIRO__V1__ACTOR_KIND__ACTOR_SYSTEM ? SR_ACTOR_SYSTEM : SR_ACTOR_USER,
+                      NULL, s->actor_kind == SUIRO__V1__ACTOR_KIND__ACTOR_SYSTEM ? "retention" : "admin"};
+    for (size_t i = 0; i < nd && !rc; i++) {
+        sr_errinfo ei;
+        rc = sr_engine_key_destroy(e, &env, d[i].id, d[i].days, d[i].cut, &ei);
+        if (rc) {
+            s->err = rc;
+            s->einfo = ei;
+        } else {
+            s->rep->keys_destroyed++;
+        }
+    }
+    sr_free(d);
+    sr_free(ks);
+    return rc;
+}
+
 static void set_err(sr_errinfo *err, int rc, const char *fmt, ...)
 {
     if (!err) return;
@@ -810,6 +976,12 @@ int sr_engine_retention_sweep(sr_engine *e, const sr_retention_cfg *cfg, const c
     }
     pthread_mutex_lock(&s.mu);
     while (s.inflight) pthread_cond_wait(&s.cv, &s.mu);
+    if (!rc && !s.err) { /* every Retention event is durable and applied: the keys they freed */
+        pthread_mutex_unlock(&s.mu);
+        rc = sweep_keys(&s);
+        pthread_mutex_lock(&s.mu);
+        if (rc && s.err == rc) rc = 0; /* said by s.einfo below */
+    }
     if (!rc && s.err) {
         rc = s.err;
         if (err) *err = s.einfo;

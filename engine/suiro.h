@@ -428,6 +428,8 @@ typedef struct sr_retention_report {
     uint64_t chunks;  /* chunks past their period the sweep saw */
     uint64_t audit;   /* audit rows */
     uint64_t msgids;  /* message ids */
+    uint64_t keys_destroyed; /* data keys destroyed (the log's erasure, docs/keys.md) */
+    uint64_t keys_held;      /* retired data keys past every period yet kept (docs/retention.md "Not yet") */
 } sr_retention_report;
 
 /* One retention sweep: reads what is past its period and appends the

@@ -43,12 +43,20 @@
  * the keyring holds but the log lost is a key no record uses). Every
  * engine here has a master key, so every record is sealed by a data key
  * and the writer's own KeyEvents ("created") count with its checkpoints.
- * Command 16 (RETENTION_CMD = NCMD - 3) is a Retention event (issue #16,
+ * Command 16 (RETENTION_CMD = NCMD - 4) is a Retention event (issue #16,
  * docs/retention.md) cutting op1's data-class chunks wholly before
  * RET_CUT: after the reopen, when it was acknowledged each point answers a
  * subset of the model that holds every value at or after RET_CUT and fewer
- * before it; when it was not, exactly the model (check_range). The last
- * two commands (17, 18) are the duplicate pair (single events whatever
+ * before it; when it was not, exactly the model (check_range). Command 17
+ * (KEY_DESTROY_CMD = NCMD - 3) destroys op9's retired data key (a KeyEvent
+ * "destroy", the command sr_engine_key_destroy sends; docs/keys.md "Retention
+ * and erasure"): the base gave op9 a document, deleted it, and rotated op9's
+ * data key, so nothing in the index comes from that key's records. After the
+ * reopen the log holds the "destroyed" KeyEvent exactly when it was
+ * acknowledged, a tombstone in the keyring only with it (the command alone
+ * writes none: a replay of the event or the next sweep does), the key's two
+ * records read as erased once it is one, and the index equals a rebuild. The
+ * last two commands (18, 19) are the duplicate pair (single events whatever
  * NCMD is). */
 #include <criterion/criterion.h>
 #include <dirent.h>
@@ -88,7 +96,7 @@ TestSuite(engine_fault, .init = setup, .fini = teardown, .timeout = 900);
 
 /* REPLAY_MAX: a heads checkpoint every 2 events and at each clean close
  * (docs/durability.md section 8), so they fall among the faults too */
-enum { NPOINTS = 3, NCMD = 19, HEAD_MAX = 8, REPLAY_MAX = 4 };
+enum { NPOINTS = 3, NCMD = 20, HEAD_MAX = 8, REPLAY_MAX = 4 };
 
 static const sr_vtype TYPES[NPOINTS] = {SR_VT_NUMBER, SR_VT_INTEGER, SR_VT_BOOL};
 static int64_t fixed_clock(void) { return 1700000000000; }
@@ -126,8 +134,11 @@ static sr_engine_opts opts_moving(const sr_vfs *vfs)
 
 /* The writer's own events in d's log, not a command's: heads checkpoints
  * and the KeyEvents of the keys it made ("created", actor system); *rotated
- * (if given): the "rotated" KeyEvents (command 15's). */
-static uint64_t log_own_events(const char *d, uint64_t *total, uint64_t *by_time, uint64_t *rotated)
+ * (if given): the "rotated" KeyEvents (command 15's); *destroyed (if given):
+ * the "destroyed" ones (command 17's), and *erased the records of a
+ * destroyed key. */
+static uint64_t log_own_events_x(const char *d, uint64_t *total, uint64_t *by_time, uint64_t *rotated,
+                                 uint64_t *destroyed, uint64_t *erased)
 {
     char ld[1200], kd[1200];
     snprintf(ld, sizeof ld, "%s/log", d);
@@ -144,9 +155,15 @@ static uint64_t log_own_events(const char *d, uint64_t *total, uint64_t *by_time
     uint64_t seq, n = 0;
     sr_slice rec;
     int rc;
-    while ((rc = sr_log_iter_next(it, &seq, &rec)) == SR_OK) {
+    while ((rc = sr_log_iter_next(it, &seq, &rec)) == SR_OK || rc == SR_EERASED) {
+        if (rc == SR_EERASED) {
+            if (erased) ++*erased;
+            if (total) *total = seq;
+            continue;
+        }
         Suiro__V1__Event *ev = suiro__v1__event__unpack(NULL, rec.len, rec.data);
         cr_assert_not_null(ev, "log record %" PRIu64 " does not decode", seq);
+        if (destroyed) *destroyed += ev->body_case == SUIRO__V1__EVENT__BODY_KEY && !strcmp(ev->key->action, "destroyed");
         n += ev->body_case == SUIRO__V1__EVENT__BODY_HEADS_CHECKPOINT ||
              (ev->body_case == SUIRO__V1__EVENT__BODY_KEY && !strcmp(ev->key->action, "created"));
         if (rotated) *rotated += ev->body_case == SUIRO__V1__EVENT__BODY_KEY && !strcmp(ev->key->action, "rotated");
@@ -161,6 +178,10 @@ static uint64_t log_own_events(const char *d, uint64_t *total, uint64_t *by_time
     sr_log_close(lg);
     sr_keyring_close(kr);
     return n;
+}
+static uint64_t log_own_events(const char *d, uint64_t *total, uint64_t *by_time, uint64_t *rotated)
+{
+    return log_own_events_x(d, total, by_time, rotated, NULL, NULL);
 }
 static uint64_t total_checkpoints; /* over a fault loop: checkpoints were among the faults */
 static uint64_t total_time_checkpoints; /* of them, of reason "time" */
@@ -223,6 +244,7 @@ typedef struct fixture {
     uint32_t points[NPOINTS];
     et_model *m;          /* the base content */
     uint64_t base_events; /* events in the base log */
+    uint32_t op9_key;     /* op9's retired data key (command 17 destroys it) */
     command cmds[NCMD];
 } fixture;
 
@@ -466,7 +488,7 @@ static void build_backup(fixture *f)
  * of the fixture) cutting the chunks wholly before RET_CUT: the base's
  * first chunk of each point (its first 10 values) and nothing at or after
  * RET_CUT. No values for the model: check_range knows what it may cut. */
-enum { RETENTION_CMD = NCMD - 3 };
+enum { RETENTION_CMD = NCMD - 4 };
 static const int64_t RET_CUT = 1600000000000 + 20500;
 static void build_retention(fixture *f)
 {
@@ -510,6 +532,55 @@ static void build_key_rotation(fixture *f)
     cm->lens[0] = cm->bytes.len;
 }
 
+/* The base's op9: a document put and deleted (a data key of epoch 1 whose
+ * records leave nothing in the index), then that key rotated: f->op9_key is
+ * the retired epoch 1. */
+static void base_op9(sr_engine *e, fixture *f)
+{
+    const sr_cmd_env env = {"op9", "admin", SR_ACTOR_USER, NULL, "127.0.0.1"};
+    sr_buf b;
+    sr_buf_init(&b);
+    sr_result res;
+    cr_assert_eq(sr_cmd_doc_put(&env, "notes", "n1", 0, "{\"t\":\"op9 secret\"}", 18, &b), SR_OK);
+    size_t len = b.len;
+    cr_assert_eq(et_submit(e, &b, &len, 1, &res), SR_OK, "%s", res.err.msg);
+    b.len = 0;
+    cr_assert_eq(sr_cmd_doc_delete(&env, "notes", "n1", 0, &b), SR_OK);
+    len = b.len;
+    cr_assert_eq(et_submit(e, &b, &len, 1, &res), SR_OK, "%s", res.err.msg);
+    b.len = 0;
+    const sr_key_rec k = {.action = "rotate", .key_operator = "op9", .key_class = "data"};
+    cr_assert_eq(sr_cmd_key_ev(&env, &k, &b), SR_OK);
+    len = b.len;
+    cr_assert_eq(et_submit(e, &b, &len, 1, &res), SR_OK, "%s", res.err.msg);
+    sr_buf_release(&b);
+    sr_keyinfo *ks;
+    size_t n;
+    cr_assert_eq(sr_engine_key_list(e, &ks, &n), SR_OK);
+    for (size_t i = 0; i < n; i++)
+        if (!strcmp(ks[i].operator_id, "op9") && ks[i].cls == SR_KC_DATA && ks[i].epoch == 1) f->op9_key = ks[i].id;
+    sr_free(ks);
+    cr_assert_neq(f->op9_key, 0);
+}
+
+/* Command 17: the retention sweep's destruction of op9's retired data key
+ * (what sr_engine_key_destroy appends before it writes the tombstone). */
+enum { KEY_DESTROY_CMD = NCMD - 3 };
+_Static_assert(KEY_DESTROY_CMD == 17 && (int)KEY_DESTROY_CMD > (int)RETENTION_CMD, "after the retention, before the duplicate pair");
+static void build_key_destroy(fixture *f)
+{
+    command *cm = &f->cmds[KEY_DESTROY_CMD];
+    cm->bytes.len = 0;
+    cm->nev = 1;
+    cm->user[0] = 0; /* build_commands made it an atomic pair with a user */
+    cm->ns[0] = cm->nx[0] = 0;
+    const sr_cmd_env env = {"op9", "system", SR_ACTOR_SYSTEM, cm->msgid[0] ? cm->msgid : NULL, "retention"};
+    const sr_key_rec k = {.action = "destroy", .key_operator = "op9", .key_class = "data", .key_id = f->op9_key,
+                          .period_days = 30, .cut_ms = 1600000000000, .epoch_end_ms = 1600000000000};
+    cr_assert_eq(sr_cmd_key_ev(&env, &k, &cm->bytes), SR_OK);
+    cm->lens[0] = cm->bytes.len;
+}
+
 /* The base database: masters and 40 samples per point (chunks flushed),
  * closed; the model holds them. */
 static void fixture_init(fixture *f)
@@ -520,6 +591,7 @@ static void fixture_init(fixture *f)
     sr_engine *e = open_at(base, &o);
     cr_assert_eq(et_setup_masters(e, "op1", NPOINTS, TYPES, NPOINTS), SR_OK);
     base_pending(e);
+    base_op9(e, f);
     int64_t clock[NPOINTS];
     tu_rng r = {5};
     for (int k = 0; k < NPOINTS; k++) {
@@ -546,6 +618,7 @@ static void fixture_init(fixture *f)
     build_backup(f);
     build_key_rotation(f);
     build_retention(f);
+    build_key_destroy(f);
 }
 
 static void fixture_release(fixture *f)
@@ -681,8 +754,10 @@ static void check_db(fixture *f, const outcome *out, const char *ctx)
     sr_engine_stats st;
     sr_engine_get_stats(e, &st);
     uint64_t tck = 0, btck = 0;
-    uint64_t rotated = 0;
-    uint64_t ck = log_own_events(db, NULL, &tck, &rotated), bck = log_own_events(base, NULL, &btck, NULL);
+    uint64_t rotated = 0, destroyed = 0, erased = 0, brotated = 0;
+    uint64_t ck = log_own_events_x(db, NULL, &tck, &rotated, &destroyed, &erased),
+             bck = log_own_events(base, NULL, &btck, &brotated);
+    rotated -= brotated; /* the base's own (op9's, base_op9) */
     total_checkpoints += ck - bck;
     total_time_checkpoints += tck - btck;
     cr_assert_eq(st.log_next_seq - 1 - ck, out->events - bck,
@@ -822,6 +897,23 @@ static void check_db(fixture *f, const outcome *out, const char *ctx)
         cr_assert_eq(sr_keyring_active(kr, "op1", SR_KC_DATA, &id), SR_OK);
         cr_assert_eq(sr_keyring_info(kr, id, &ki), SR_OK);
         cr_assert_geq(ki.epoch, 2, "%s: an acknowledged rotation is in the keyring", ctx);
+        sr_keyring_close(kr);
+    }
+    /* command 17's destruction: its KeyEvent exactly when acknowledged; a
+     * tombstone only with it; its key's records erased only with a tombstone */
+    cr_assert_eq((int)destroyed, out->acked_cmd[KEY_DESTROY_CMD], "%s: %" PRIu64 " destructions in the log, %d acknowledged",
+                 ctx, destroyed, out->acked_cmd[KEY_DESTROY_CMD]);
+    {
+        char kd[1200];
+        snprintf(kd, sizeof kd, "%s/keys", db);
+        sr_keyring *kr = NULL;
+        sr_errinfo kei;
+        cr_assert_eq(sr_keyring_open(NULL, kd, &g_key, "test", 0, &kr, &kei), SR_OK, "%s: %s", ctx, kei.msg);
+        sr_keyinfo ki;
+        cr_assert_eq(sr_keyring_info(kr, f->op9_key, &ki), SR_OK);
+        int gone = ki.state == SR_KS_DESTROYED;
+        cr_assert(!gone || destroyed, "%s: op9's key is destroyed without its KeyEvent in the log", ctx);
+        cr_assert_eq(erased, gone ? 2 : 0, "%s: %" PRIu64 " erased records (key destroyed: %d)", ctx, erased, gone);
         sr_keyring_close(kr);
     }
     uint8_t live[32], rebuilt[32];

@@ -1,0 +1,680 @@
+/* tests/engine/test_erasure.c -- the log's erasure by destroying keys (issue
+ * #16, R-ST-6; docs/keys.md "Retention and erasure", docs/retention.md):
+ * operators A and B; A's values of a past data key's epoch cut by retention,
+ * then that key destroyed by the same sweep (its KeyEvent first); then with
+ * the master key no record of the whole log holds A's erased plaintexts, a
+ * byte scan of the data directory (log, keys, blobs; the index behind a
+ * flag) and of a backup taken after the erasure finds none, a backup taken
+ * before still holds the destroyed key wrapped, B is intact, the log
+ * verifies and names the erased records, and a rebuild equals the live index
+ * and reports them. The control: the same decrypting walk finds the
+ * plaintexts before the sweep. Crash safety: a "destroyed" KeyEvent without
+ * its tombstone (a crash between the two) is finished by the replay of a
+ * rebuild and by the next sweep; an active, config or unknown key is refused.
+ */
+#include <criterion/criterion.h>
+
+#include "engine/backup.h"
+#include "engine/engine_int.h"
+#include "engine/records.h"
+#include "engsuite.h"
+#include "storage/keyring.h"
+#include "storage/log.h"
+#include "testutil.h"
+
+#include <dirent.h>
+#include <openssl/pem.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+/* The index is sealed by another part of issue #16 (INDEXENC). Until that is
+ * merged, LMDB pages (live or freed) may still hold a cut value's bytes: the
+ * scan of index/ is reported, and asserted only with this flag set to 1 (the
+ * lead flips it at the merge). */
+#ifndef SR_ERASURE_KILL9
+#define SR_ERASURE_KILL9 0
+#endif
+#if SR_ERASURE_KILL9 /* the kill -9 rounds use a few of the helpers */
+#pragma GCC diagnostic ignored "-Wunused-function"
+#endif
+
+#ifndef SR_ERASURE_INDEX_SEALED
+#define SR_ERASURE_INDEX_SEALED 0
+#endif
+
+static char *top;
+static _Atomic int64_t clock_now;
+static int64_t test_clock(void) { return clock_now; }
+static void setup(void) { top = tu_tmpdir("erasure"); }
+static void teardown(void)
+{
+    tu_rmrf(top);
+    free(top);
+}
+TestSuite(erasure, .init = setup, .fini = teardown, .timeout = 300);
+
+enum { DAY = 86400000 };
+static const sr_vtype STR[] = {SR_VT_STRING};
+static sr_key MASTER;
+
+static sr_engine_sync g_sync = SR_ENGINE_SYNC_ALWAYS; /* a test may run without (the destruction syncs itself) */
+
+static sr_engine_opts opts(void)
+{
+    return (sr_engine_opts){.key = &MASTER, .key_source = "test", .clock_ms = test_clock, .head_max = 4,
+                            .zstd_level = -100 /* no compression: a plaintext would show */,
+                            .sync = g_sync};
+}
+
+static sr_engine *open_ok(const char *d)
+{
+    sr_engine_opts o = opts();
+    sr_engine *e = NULL;
+    sr_errinfo ei;
+    int rc = sr_engine_open(d, &o, &e, &ei);
+    cr_assert_eq(rc, SR_OK, "open %s: %s: %s", d, sr_err_name(rc), ei.msg);
+    return e;
+}
+
+/* 4 string values "<tag>-<i>" of op's P000 at day d (one event: one chunk) */
+static int64_t last_day = 0; /* put4: the 4th value's day (0: d) */
+
+static void put4(sr_engine *e, const char *op, const char *tag, int64_t d)
+{
+    uint32_t p;
+    sr_vtype t;
+    cr_assert_eq(sr_engine_point(e, op, "P000", &p, &t), SR_OK);
+    char v[4][32];
+    sr_sample s[4];
+    memset(s, 0, sizeof s);
+    for (int i = 0; i < 4; i++) {
+        snprintf(v[i], sizeof v[i], "%s-%d", tag, i);
+        s[i].ts = i == 3 && last_day ? last_day * DAY : d * DAY + i * 3600000;
+        s[i].v.str.s = v[i];
+        s[i].v.str.slen = (uint32_t)strlen(v[i]);
+    }
+    sr_result r;
+    int rc = et_put(e, op, "GW1", p, SR_VT_STRING, s, 4, NULL, &r);
+    cr_assert_eq(rc, SR_OK, "%s", sr_err_name(rc));
+    cr_assert_eq(r.rc, SR_OK, "%s", r.err.msg);
+}
+
+static int submit_key(sr_engine *e, const char *op, const sr_key_rec *k, sr_result *r)
+{
+    sr_cmd_env env = {op, "admin", SR_ACTOR_USER, NULL, "127.0.0.1"};
+    sr_buf b;
+    sr_buf_init(&b);
+    int rc = sr_cmd_key_ev(&env, k, &b);
+    if (!rc) {
+        sr_slice sl = {b.data, b.len};
+        rc = sr_engine_submit_wait(e, &sl, 1, r);
+        if (!rc) rc = r->rc;
+    }
+    sr_buf_release(&b);
+    return rc;
+}
+
+static void period(sr_engine *e, const char *op, const char *cls, uint32_t days)
+{
+    sr_reg_entry re = {.kind = SR_RG_RETENTION, .id = cls, .retention_days = days};
+    sr_cmd_env env = {op, "admin", SR_ACTOR_USER, NULL, "127.0.0.1"};
+    sr_buf b;
+    sr_buf_init(&b);
+    sr_result r;
+    cr_assert_eq(es_submit1(e, sr_cmd_registry_put(&env, &re, &b), &b, &r), SR_OK, "%s", r.err.msg);
+}
+
+/* the key of (op, data, epoch) */
+static sr_keyinfo key_of(sr_engine *e, const char *op, uint32_t epoch)
+{
+    sr_keyinfo *ks, out = {0};
+    size_t n;
+    cr_assert_eq(sr_engine_key_list(e, &ks, &n), SR_OK);
+    for (size_t i = 0; i < n; i++)
+        if (!strcmp(ks[i].operator_id, op) && ks[i].cls == SR_KC_DATA && ks[i].epoch == epoch) out = ks[i];
+    sr_free(ks);
+    cr_assert_neq(out.id, 0, "no key %s data epoch %u", op, epoch);
+    return out;
+}
+
+/* With the master key: how many records of the whole log hold needle (every
+ * section its keyring can open), and how many are erased; "destroyed"
+ * KeyEvents counted in *destroyed (if given). */
+static int plain_hits(const char *d, const char *needle, uint64_t *erased, int *destroyed)
+{
+    char kd[1300], ld[1300];
+    snprintf(kd, sizeof kd, "%s/keys", d);
+    snprintf(ld, sizeof ld, "%s/log", d);
+    sr_keyring *kr = NULL;
+    sr_errinfo ei;
+    cr_assert_eq(sr_keyring_open(NULL, kd, &MASTER, NULL, 0, &kr, &ei), SR_OK, "%s", ei.msg);
+    sr_log_opts lo = {.key = &MASTER, .keys = sr_keyring_keys(kr), .readonly = 1};
+    sr_log *lg;
+    cr_assert_eq(sr_log_open(ld, &lo, &lg, &ei), SR_OK, "%s", ei.msg);
+    sr_log_iter *it;
+    cr_assert_eq(sr_log_iter_open(lg, 1, &it), SR_OK);
+    uint64_t seq;
+    sr_slice rec;
+    int rc, hits = 0;
+    if (erased) *erased = 0;
+    if (destroyed) *destroyed = 0;
+    while ((rc = sr_log_iter_next(it, &seq, &rec)) == SR_OK || rc == SR_EERASED) {
+        if (rc == SR_EERASED) {
+            if (erased) (*erased)++;
+            continue;
+        }
+        hits += memmem(rec.data, rec.len, needle, strlen(needle)) != NULL;
+        Event *ev = suiro__v1__event__unpack(NULL, rec.len, rec.data);
+        cr_assert_not_null(ev);
+        if (destroyed && ev->body_case == SUIRO__V1__EVENT__BODY_KEY && !strcmp(ev->key->action, "destroyed"))
+            (*destroyed)++;
+        suiro__v1__event__free_unpacked(ev, NULL);
+    }
+    cr_assert_eq(rc, SR_DONE, "%s", sr_log_iter_errinfo(it)->msg);
+    sr_log_iter_close(it);
+    sr_log_close(lg);
+    sr_keyring_close(kr);
+    return hits;
+}
+
+/* how many files under p (recursively) hold needle */
+static int scan_tree(const char *p, const char *needle)
+{
+    DIR *dd = opendir(p);
+    if (!dd) return 0;
+    int found = 0;
+    struct dirent *de;
+    while ((de = readdir(dd))) {
+        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..")) continue;
+        char f[2000];
+        snprintf(f, sizeof f, "%s/%s", p, de->d_name);
+        struct stat st;
+        if (stat(f, &st)) continue;
+        if (S_ISDIR(st.st_mode)) {
+            found += scan_tree(f, needle);
+            continue;
+        }
+        size_t len;
+        uint8_t *b = tu_read_file(f, &len);
+        found += b && memmem(b, len, needle, strlen(needle)) != NULL;
+        free(b);
+    }
+    closedir(dd);
+    return found;
+}
+
+static int scan_sub(const char *d, const char *sub, const char *needle)
+{
+    char p[1400];
+    snprintf(p, sizeof p, "%s/%s", d, sub);
+    return scan_tree(p, needle);
+}
+
+static void make_platform_key(const char *dir)
+{
+    char p[1300];
+    snprintf(p, sizeof p, "%s/platform-key.pem", dir);
+    EVP_PKEY *k = EVP_EC_gen("P-256");
+    cr_assert(k);
+    FILE *f = fopen(p, "wb");
+    cr_assert(f);
+    cr_assert(PEM_write_PrivateKey(f, k, NULL, NULL, 0, NULL, NULL));
+    fclose(f);
+    EVP_PKEY_free(k);
+}
+
+static sr_retention_cfg CFG = {.default_days = 0, .audit_days = 0, .audit_floor_days = 365, .batch = 3};
+
+/* A's data key of epoch 1 (days 10 to 20) holds "ERASE-A-*"; its epoch 2
+ * "NEW-A-*" (day 399); B "KEEP-B-*" (day 10, no period). Clock: day 400. */
+static void scenario(sr_engine *e)
+{
+    clock_now = (int64_t)10 * DAY;
+    cr_assert_eq(et_setup_masters(e, "opA", 1, STR, 1), SR_OK);
+    cr_assert_eq(et_setup_masters(e, "opB", 1, STR, 1), SR_OK);
+    put4(e, "opA", "ERASE-A", 5);
+    put4(e, "opA", "ERASE-A2", 6);
+    put4(e, "opB", "KEEP-B", 5);
+    if (last_day) put4(e, "opA", "STRADDLE-A", 7); /* days 7 to last_day: one chunk */
+    clock_now = (int64_t)20 * DAY;
+    sr_result r;
+    const sr_key_rec rot = {.action = "rotate", .key_operator = "opA", .key_class = "data"};
+    cr_assert_eq(submit_key(e, "opA", &rot, &r), SR_OK, "%s", r.err.msg);
+    clock_now = (int64_t)400 * DAY;
+    put4(e, "opA", "NEW-A", 399);
+    period(e, "opA", "default", 30);
+}
+
+#if !SR_ERASURE_KILL9 /* the suite test_erasure; test_erasure_kill9 is the kill -9 rounds below */
+Test(erasure, a_key_past_every_period_is_destroyed_and_its_plaintexts_are_gone_for_good)
+{
+    char d[1200], set[1200], before[1200];
+    snprintf(d, sizeof d, "%s/data", top);
+    snprintf(set, sizeof set, "%s/backups", top);
+    cr_assert_eq(mkdir(set, 0700), 0);
+    sr_key_from_bytes(&MASTER, (const uint8_t *)"0123456789abcdef0123456789abcdef");
+    sr_engine *e = open_ok(d);
+    make_platform_key(d);
+    scenario(e);
+    sr_keyinfo k1 = key_of(e, "opA", 1);
+    cr_assert_eq(k1.state, SR_KS_RETIRED);
+    /* the control: before the sweep the master key reads A's plaintexts */
+    cr_assert_gt(plain_hits(d, "ERASE-A-", NULL, NULL), 0, "the walk sees A's plaintext before the erasure");
+    cr_assert_gt(plain_hits(d, "KEEP-B-", NULL, NULL), 0);
+    sr_backup_info bi;
+    sr_errinfo ei;
+    cr_assert_eq(sr_engine_backup(e, set, NULL, &bi, &ei), SR_OK, "%s", ei.msg);
+    snprintf(before, sizeof before, "%s/%s", set, bi.name);
+
+    sr_retention_report rep;
+    cr_assert_eq(sr_engine_retention_sweep(e, &CFG, NULL, &rep, &ei), SR_OK, "%s", ei.msg);
+    cr_assert_eq(rep.chunks, 2, "A's two old chunks (%llu)", (unsigned long long)rep.chunks);
+    cr_assert_eq(rep.keys_destroyed, 1, "A's epoch 1 (held %llu)", (unsigned long long)rep.keys_held);
+    sr_keyinfo k1b = key_of(e, "opA", 1), k2 = key_of(e, "opA", 2);
+    cr_assert_eq(k1b.state, SR_KS_DESTROYED, "the tombstone");
+    cr_assert_eq(k2.state, SR_KS_ACTIVE, "the active key stays");
+    cr_assert_eq(key_of(e, "opB", 1).state, SR_KS_ACTIVE, "B's key stays");
+    /* a second sweep destroys nothing more */
+    cr_assert_eq(sr_engine_retention_sweep(e, &CFG, NULL, &rep, &ei), SR_OK, "%s", ei.msg);
+    cr_assert_eq(rep.keys_destroyed, 0);
+    cr_assert_eq(sr_engine_backup(e, set, NULL, &bi, &ei), SR_OK, "%s", ei.msg);
+    char after[1300];
+    snprintf(after, sizeof after, "%s/%s", set, bi.name);
+    uint8_t live[32], rebuilt[32];
+    cr_assert_eq(sr_engine_content_hash(e, live), SR_OK);
+    cr_assert_eq(sr_engine_close(e), SR_OK);
+
+    /* with the master key, no record of the log holds A's erased values; the
+     * destroyed KeyEvent is there; A's new values and B's are intact */
+    uint64_t erased;
+    int destroyed;
+    cr_assert_eq(plain_hits(d, "ERASE-A", &erased, &destroyed), 0, "an erased plaintext is readable");
+    cr_assert_eq(erased, 2, "the two records of A's epoch 1 are erased (%llu)", (unsigned long long)erased);
+    cr_assert_eq(destroyed, 1, "one \"destroyed\" KeyEvent");
+    cr_assert_gt(plain_hits(d, "NEW-A-", NULL, NULL), 0, "A's new epoch is intact");
+    cr_assert_gt(plain_hits(d, "KEEP-B-", NULL, NULL), 0, "B is intact");
+    /* byte scans: the data directory and the backup after the erasure */
+    const char *subs[3] = {"log", "keys", "blobs"};
+    for (int i = 0; i < 3; i++) {
+        cr_assert_eq(scan_sub(d, subs[i], "ERASE-A"), 0, "a plaintext in %s", subs[i]);
+        cr_assert_eq(scan_sub(after, subs[i], "ERASE-A"), 0, "a plaintext in the backup's %s", subs[i]);
+    }
+    int ix = scan_sub(d, "index", "ERASE-A"), bix = scan_sub(after, "index", "ERASE-A");
+    if (ix || bix)
+        if (getenv("SR_ERASURE_SAY")) fprintf(stderr, "erasure: the index (not sealed yet) holds an erased plaintext in %d file(s), the backup's in %d\n", ix, bix);
+    if (SR_ERASURE_INDEX_SEALED) cr_assert_eq(ix + bix, 0, "a plaintext in the sealed index");
+    /* the backup before the erasure still holds the destroyed key, wrapped */
+    char bk[1400];
+    snprintf(bk, sizeof bk, "%s/keys", before);
+    sr_keyring *kr = NULL;
+    cr_assert_eq(sr_keyring_open(NULL, bk, &MASTER, NULL, 0, &kr, &ei), SR_OK, "%s", ei.msg);
+    sr_keyinfo old;
+    cr_assert_eq(sr_keyring_info(kr, k1.id, &old), SR_OK);
+    cr_assert_eq(old.state, SR_KS_RETIRED, "a backup taken before holds the key (docs/keys.md)");
+    sr_keyring_close(kr);
+
+    /* verify: ok, naming the erased records of A's key */
+    char ld[1300], kd[1300];
+    snprintf(ld, sizeof ld, "%s/log", d);
+    snprintf(kd, sizeof kd, "%s/keys", d);
+    cr_assert_eq(sr_keyring_open(NULL, kd, &MASTER, NULL, 0, &kr, &ei), SR_OK, "%s", ei.msg);
+    sr_log_opts lo = {.key = &MASTER, .keys = sr_keyring_keys(kr), .readonly = 1};
+    sr_log_report lr;
+    cr_assert_eq(sr_log_verify(ld, &lo, &lr, &ei), SR_OK, "%s", ei.msg);
+    cr_assert(lr.ok);
+    cr_assert_eq(lr.nerased, 1);
+    cr_assert_eq(lr.erased[0].key_id, k1.id);
+    cr_assert_eq(lr.erased[0].records, erased);
+    sr_keyring_close(kr);
+
+    sr_engine *r = NULL;
+    /* the CLI through the real binary: `suiro log verify` (text and JSON)
+     * and `suiro rebuild` name the erased records and succeed */
+    char kf[1300], cl[4000], out[8192];
+    snprintf(kf, sizeof kf, "%s/master.key", top);
+    FILE *kfh = fopen(kf, "wb");
+    cr_assert(kfh);
+    cr_assert_eq(fwrite(MASTER.bytes, 1, SR_KEY_LEN, kfh), SR_KEY_LEN);
+    fclose(kfh);
+    char want[64];
+    snprintf(want, sizeof want, "erased: key 0x%08x 2 records in ", k1.id);
+    const char *const clis[3][2] = {{"log verify", ""}, {"log verify", " --json"}, {"rebuild", ""}};
+    const char *const wants[3] = {want, "\"erased_records\":2", "erased: 2 records"};
+    for (int i = 0; i < 3; i++) {
+        snprintf(cl, sizeof cl, "%s %s %s%s --key-file %s 2>&1", SR_SUIRO_BIN, clis[i][0],
+                 i < 2 ? ld : d, clis[i][1], kf);
+        FILE *pp = popen(cl, "r");
+        cr_assert(pp);
+        size_t got = fread(out, 1, sizeof out - 1, pp);
+        out[got] = 0;
+        int st = pclose(pp);
+        cr_assert_eq(st, 0, "%s: exit %d: %s", cl, st, out);
+        cr_assert(strstr(out, wants[i]), "%s: no \"%s\" in: %s", cl, wants[i], out);
+    }
+    cr_assert_eq(sr_engine_open(d, &(sr_engine_opts){.key = &MASTER, .clock_ms = test_clock, .head_max = 4}, &r, &ei),
+                 SR_OK, "%s", ei.msg);
+    uint8_t cli_rebuilt[32];
+    cr_assert_eq(sr_engine_content_hash(r, cli_rebuilt), SR_OK);
+    cr_assert_eq(sr_engine_close(r), SR_OK);
+    cr_assert_eq(memcmp(live, cli_rebuilt, 32), 0, "suiro rebuild after the erasure differs from the live index");
+
+    /* a rebuild equals the live index and reports the erased records */
+    char ixd[1300];
+    snprintf(ixd, sizeof ixd, "%s/rebuilt", top);
+    sr_engine_opts ro = opts();
+    ro.index_dir = ixd;
+    sr_engine_open_stats st;
+    cr_assert_eq(sr_engine_rebuild_stats(d, &ro, &st, &ei), SR_OK, "%s", ei.msg);
+    r = NULL;
+    cr_assert_eq(st.erased_records, erased);
+    cr_assert_eq(st.n_erased, 1);
+    cr_assert_str_eq(st.erased[0].operator_id, "opA");
+    cr_assert_str_eq(st.erased[0].key_class, "data");
+    cr_assert_eq(st.erased[0].epoch, 1);
+    cr_assert_gt(st.erased[0].destroyed_ms, 0);
+    cr_assert_eq(sr_engine_open(d, &ro, &r, &ei), SR_OK, "%s", ei.msg);
+    cr_assert_eq(sr_engine_content_hash(r, rebuilt), SR_OK);
+    cr_assert_eq(sr_engine_close(r), SR_OK);
+    cr_assert_eq(memcmp(live, rebuilt, 32), 0, "a rebuild after the erasure differs from the live index");
+}
+
+Test(erasure, a_key_is_kept_while_a_class_keeps_for_ever_or_a_value_of_its_epoch_remains)
+{
+    char d[1200];
+    snprintf(d, sizeof d, "%s/held", top);
+    g_sync = SR_ENGINE_SYNC_NONE; /* the destruction makes its KeyEvent durable itself (sr_log_sync) */
+    sr_key_from_bytes(&MASTER, (const uint8_t *)"0123456789abcdef0123456789abcdef");
+    sr_engine *e = open_ok(d);
+    last_day = 390; /* a chunk of A's epoch 1 straddling the cut (day 370): the index keeps it */
+    scenario(e);
+    last_day = 0;
+    period(e, "opA", "keep", 0); /* a class kept for ever: no data key of A is ever destroyed */
+    sr_retention_report rep;
+    sr_errinfo ei;
+    cr_assert_eq(sr_engine_retention_sweep(e, &CFG, NULL, &rep, &ei), SR_OK, "%s", ei.msg);
+    cr_assert_eq(rep.chunks, 2, "the index is cut all the same");
+    cr_assert_eq(rep.keys_destroyed, 0);
+    cr_assert_eq(key_of(e, "opA", 1).state, SR_KS_RETIRED);
+    period(e, "opA", "keep", 500);
+    cr_assert_eq(sr_engine_retention_sweep(e, &CFG, NULL, &rep, &ei), SR_OK, "%s", ei.msg);
+    cr_assert_eq(rep.keys_destroyed, 0, "day 20 is not before the cut of a 500-day class");
+    period(e, "opA", "keep", 30);
+    cr_assert_eq(sr_engine_retention_sweep(e, &CFG, NULL, &rep, &ei), SR_OK, "%s", ei.msg);
+    cr_assert_eq(rep.keys_destroyed, 0, "the straddling chunk of epoch 1 is still in the index");
+    cr_assert_eq(rep.keys_held, 1);
+    clock_now = (int64_t)430 * DAY; /* the straddling chunk is wholly past */
+    cr_assert_eq(sr_engine_retention_sweep(e, &CFG, NULL, &rep, &ei), SR_OK, "%s", ei.msg);
+    cr_assert_eq(rep.keys_destroyed, 1);
+    cr_assert_eq(key_of(e, "opA", 1).state, SR_KS_DESTROYED);
+    cr_assert_eq(sr_engine_close(e), SR_OK);
+}
+
+Test(erasure, a_destroyed_event_without_its_tombstone_is_finished_and_bad_destructions_are_refused)
+{
+    char d[1200];
+    snprintf(d, sizeof d, "%s/crash", top);
+    sr_key_from_bytes(&MASTER, (const uint8_t *)"0123456789abcdef0123456789abcdef");
+    sr_engine *e = open_ok(d);
+    scenario(e);
+    sr_keyinfo k1 = key_of(e, "opA", 1), k2 = key_of(e, "opA", 2);
+    sr_result r;
+    /* refused: the active key, another operator's, an unknown one, a config key, outsiders */
+    sr_key_rec x = {.action = "destroy", .key_operator = "opA", .key_class = "data", .key_id = k2.id};
+    cr_assert_eq(submit_key(e, "opA", &x, &r), SR_EINVAL, "the active key");
+    cr_assert(strstr(r.err.msg, "active"), "%s", r.err.msg);
+    x.key_id = k1.id;
+    cr_assert_eq(submit_key(e, "opB", &x, &r), SR_EINVAL, "another operator's key");
+    x.key_id = 0x12345678;
+    cr_assert_eq(submit_key(e, "opA", &x, &r), SR_ENOTFOUND);
+    sr_keyinfo *ks;
+    size_t n;
+    cr_assert_eq(sr_engine_key_list(e, &ks, &n), SR_OK);
+    uint32_t cfgkey = 0;
+    for (size_t i = 0; i < n; i++)
+        if (ks[i].cls == SR_KC_CONFIG && !strcmp(ks[i].operator_id, "opA")) cfgkey = ks[i].id;
+    sr_free(ks);
+    cr_assert_neq(cfgkey, 0);
+    x.key_id = cfgkey;
+    cr_assert_eq(submit_key(e, "opA", &x, &r), SR_EINVAL, "a config key");
+    sr_key_rec forged = {.action = "destroyed", .key_operator = "opA", .key_class = "data", .key_id = k1.id};
+    cr_assert_eq(submit_key(e, "opA", &forged, &r), SR_EINVAL, "\"destroyed\" is the engine's own");
+    cr_assert_eq(key_of(e, "opA", 1).state, SR_KS_RETIRED, "nothing destroyed by a refusal");
+    /* the crash between: the event durable, no tombstone */
+    x.key_id = k1.id;
+    cr_assert_eq(submit_key(e, "opA", &x, &r), SR_OK, "%s", r.err.msg);
+    cr_assert_eq(key_of(e, "opA", 1).state, SR_KS_RETIRED, "the event alone writes no tombstone");
+    cr_assert_eq(sr_engine_close(e), SR_OK);
+    /* a rebuild's replay of the event finishes it */
+    sr_engine_opts o = opts();
+    sr_errinfo ei;
+    cr_assert_eq(sr_engine_rebuild(d, &o, &ei), SR_OK, "%s", ei.msg);
+    e = open_ok(d);
+    cr_assert_eq(key_of(e, "opA", 1).state, SR_KS_DESTROYED, "the replay wrote the tombstone");
+    cr_assert_eq(sr_engine_close(e), SR_OK);
+}
+
+Test(erasure, the_next_sweep_finishes_a_destruction_the_replay_did_not_see)
+{
+    char d[1200];
+    snprintf(d, sizeof d, "%s/resweep", top);
+    sr_key_from_bytes(&MASTER, (const uint8_t *)"0123456789abcdef0123456789abcdef");
+    sr_engine *e = open_ok(d);
+    scenario(e);
+    sr_keyinfo k1 = key_of(e, "opA", 1);
+    sr_result r;
+    sr_key_rec x = {.action = "destroy", .key_operator = "opA", .key_class = "data", .key_id = k1.id};
+    cr_assert_eq(submit_key(e, "opA", &x, &r), SR_OK, "%s", r.err.msg);
+    cr_assert_eq(sr_engine_close(e), SR_OK);
+    e = open_ok(d); /* the index applied the event: no replay of it */
+    cr_assert_eq(key_of(e, "opA", 1).state, SR_KS_RETIRED);
+    sr_retention_report rep;
+    sr_errinfo ei;
+    cr_assert_eq(sr_engine_retention_sweep(e, &CFG, NULL, &rep, &ei), SR_OK, "%s", ei.msg);
+    cr_assert_eq(rep.keys_destroyed, 1);
+    cr_assert_eq(key_of(e, "opA", 1).state, SR_KS_DESTROYED);
+    cr_assert_eq(sr_engine_close(e), SR_OK);
+    int destroyed;
+    cr_assert_eq(plain_hits(d, "ERASE-A", NULL, &destroyed), 0);
+    cr_assert_eq(destroyed, 2, "the first event (its crash) and the sweep's");
+}
+
+#endif
+
+#if SR_ERASURE_KILL9
+/* ---- kill -9 during erasing sweeps ------------------------------------------
+ * A child process (sync=always) loops: four values of opA, a rotation of
+ * opA's data key, the clock 20 days on, a sweep (opA's period 30 days) that
+ * cuts the epoch before the last one and destroys its key; a line after
+ * each sweep. The test kills it (SIGKILL) after a varying number of sweeps,
+ * reopens the engine (whose replay may finish a destruction) and checks that
+ * nothing is half done: the keyring opens (its invariants hold), every
+ * destroyed key has its "destroyed" KeyEvent in the log, the log verifies,
+ * the newest acknowledged values are there, and the index equals a rebuild.
+ * Six rounds on one data directory. */
+#include <signal.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+enum { E_ROUNDS = 6 };
+
+static void erase_child(const char *d, int round, int fd)
+{
+    clock_now = (int64_t)(400 + round * 2000) * DAY;
+    sr_engine_opts o = opts();
+    sr_engine *e = NULL;
+    sr_errinfo ei;
+    if (sr_engine_open(d, &o, &e, &ei)) _exit(2);
+    if (round == 0) {
+        if (et_setup_masters(e, "opA", 1, STR, 1)) _exit(3);
+        sr_reg_entry re = {.kind = SR_RG_RETENTION, .id = "default", .retention_days = 30};
+        sr_cmd_env env = {"opA", "admin", SR_ACTOR_USER, NULL, "127.0.0.1"};
+        sr_buf b;
+        sr_buf_init(&b);
+        sr_result r;
+        if (sr_cmd_registry_put(&env, &re, &b)) _exit(4);
+        sr_slice sl = {b.data, b.len};
+        if (sr_engine_submit_wait(e, &sl, 1, &r) || r.rc) _exit(5);
+        sr_buf_release(&b);
+    }
+    uint32_t p;
+    sr_vtype t;
+    if (sr_engine_point(e, "opA", "P000", &p, &t)) _exit(6);
+    for (int n = 0;; n++) {
+        char v[4][32];
+        sr_sample s[4];
+        memset(s, 0, sizeof s);
+        for (int i = 0; i < 4; i++) {
+            snprintf(v[i], sizeof v[i], "K-%d-%d-%d", round, n, i);
+            s[i].ts = clock_now + i;
+            s[i].v.str.s = v[i];
+            s[i].v.str.slen = (uint32_t)strlen(v[i]);
+        }
+        sr_result r;
+        if (et_put(e, "opA", "GW1", p, SR_VT_STRING, s, 4, NULL, &r) || r.rc) _exit(7);
+        const sr_key_rec rot = {.action = "rotate", .key_operator = "opA", .key_class = "data"};
+        if (submit_key(e, "opA", &rot, &r)) _exit(8);
+        clock_now += (int64_t)20 * DAY; /* the cut (30 days) passes the epoch before this one, not this one */
+        sr_retention_report rep;
+        if (sr_engine_retention_sweep(e, &CFG, NULL, &rep, &ei)) _exit(9);
+        char line[96];
+        int l = snprintf(line, sizeof line, "swept %d %d %lld %llu\n", round, n, (long long)(clock_now - 20 * (int64_t)DAY),
+                         (unsigned long long)rep.keys_destroyed);
+        if (write(fd, line, (size_t)l) != l) _exit(10);
+    }
+}
+
+/* the key ids of the "destroyed" KeyEvents in d's log (readable ones) */
+static size_t destroyed_events(const char *d, uint32_t *ids, size_t cap)
+{
+    char kd[1300], ld[1300];
+    snprintf(kd, sizeof kd, "%s/keys", d);
+    snprintf(ld, sizeof ld, "%s/log", d);
+    sr_keyring *kr = NULL;
+    sr_errinfo ei;
+    cr_assert_eq(sr_keyring_open(NULL, kd, &MASTER, NULL, 0, &kr, &ei), SR_OK, "%s", ei.msg);
+    cr_assert_null(sr_keyring_check(kr));
+    sr_log_opts lo = {.key = &MASTER, .keys = sr_keyring_keys(kr), .readonly = 1};
+    sr_log *lg;
+    cr_assert_eq(sr_log_open(ld, &lo, &lg, &ei), SR_OK, "%s", ei.msg);
+    sr_log_iter *it;
+    cr_assert_eq(sr_log_iter_open(lg, 1, &it), SR_OK);
+    uint64_t seq;
+    sr_slice rec;
+    int rc;
+    size_t n = 0;
+    while ((rc = sr_log_iter_next(it, &seq, &rec)) == SR_OK || rc == SR_EERASED) {
+        if (rc == SR_EERASED) continue;
+        Event *ev = suiro__v1__event__unpack(NULL, rec.len, rec.data);
+        cr_assert_not_null(ev);
+        if (ev->body_case == SUIRO__V1__EVENT__BODY_KEY && !strcmp(ev->key->action, "destroyed") && n < cap)
+            ids[n++] = ev->key->key_id;
+        suiro__v1__event__free_unpacked(ev, NULL);
+    }
+    cr_assert_eq(rc, SR_DONE, "%s", sr_log_iter_errinfo(it)->msg);
+    sr_log_iter_close(it);
+    sr_log_report lr;
+    sr_log_close(lg);
+    cr_assert_eq(sr_log_verify(ld, &lo, &lr, &ei), SR_OK, "%s", ei.msg);
+    cr_assert(lr.ok);
+    sr_keyring_close(kr);
+    return n;
+}
+
+Test(erasure, a_kill_9_during_erasing_sweeps_leaves_nothing_half_done, .timeout = 600)
+{
+    char d[1200];
+    snprintf(d, sizeof d, "%s/kill9", top);
+    sr_key_from_bytes(&MASTER, (const uint8_t *)"0123456789abcdef0123456789abcdef");
+    tu_rng rng = {2027};
+    uint64_t total_destroyed = 0;
+    for (int round = 0; round < E_ROUNDS; round++) {
+        int p[2];
+        cr_assert_eq(pipe(p), 0);
+        pid_t pid = fork();
+        cr_assert_geq(pid, 0);
+        if (pid == 0) {
+            close(p[0]);
+            erase_child(d, round, p[1]);
+            _exit(0);
+        }
+        close(p[1]);
+        int want = 1 + (int)tu_below(&rng, 4), seen = 0;
+        char buf[512], last[128] = "";
+        size_t ll = 0;
+        while (seen < want) {
+            ssize_t n = read(p[0], buf, sizeof buf);
+            cr_assert_gt(n, 0, "round %d: the child ended", round);
+            for (ssize_t i = 0; i < n; i++) {
+                if (buf[i] == '\n') {
+                    seen++;
+                    last[ll] = 0;
+                    ll = 0;
+                    continue;
+                }
+                if (ll + 1 < sizeof last) last[ll++] = buf[i];
+            }
+        }
+        struct timespec ts = {0, (long)tu_below(&rng, 3000) * 1000};
+        nanosleep(&ts, NULL); /* a varying point inside the next iteration; no assertion depends on it */
+        kill(pid, SIGKILL);
+        int st;
+        waitpid(pid, &st, 0);
+        close(p[0]);
+        cr_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL, "round %d: the child failed (%d)", round, st);
+        int r_, n_;
+        long long put_ms;
+        unsigned long long kd_;
+        cr_assert_eq(sscanf(last, "swept %d %d %lld %llu", &r_, &n_, &put_ms, &kd_), 4, "%s", last);
+        total_destroyed += kd_;
+        /* reopen (its replay may finish a destruction), then the checks */
+        clock_now = (int64_t)(400 + round * 2000 + 1900) * DAY;
+        sr_engine *e = open_ok(d);
+        uint32_t pt;
+        sr_vtype t;
+        cr_assert_eq(sr_engine_point(e, "opA", "P000", &pt, &t), SR_OK);
+        sr_buf sb, strs;
+        sr_buf_init(&sb);
+        sr_buf_init(&strs);
+        sr_range_q q = {pt, put_ms, put_ms + 4, 0, 0, INT64_MIN};
+        int more;
+        cr_assert_eq(sr_engine_range(e, &q, &sb, &strs, &more), SR_OK);
+        sr_buf_release(&strs);
+        cr_assert_eq(sb.len / sizeof(sr_sample), 4, "round %d: the last acknowledged values (at %lld) are gone", round,
+                     put_ms);
+        sr_buf_release(&sb);
+        sr_keyinfo *ks;
+        size_t nk;
+        cr_assert_eq(sr_engine_key_list(e, &ks, &nk), SR_OK);
+        uint8_t live[32], rebuilt[32];
+        cr_assert_eq(sr_engine_content_hash(e, live), SR_OK);
+        cr_assert_eq(sr_engine_close(e), SR_OK);
+        uint32_t ids[4096];
+        size_t nd = destroyed_events(d, ids, 4096);
+        size_t ntomb = 0;
+        for (size_t i = 0; i < nk; i++) {
+            if (ks[i].state != SR_KS_DESTROYED) continue;
+            ntomb++;
+            int found = 0;
+            for (size_t j = 0; j < nd && !found; j++) found = ids[j] == ks[i].id;
+            cr_assert(found, "round %d: key 0x%08x is destroyed without its KeyEvent in the log", round, ks[i].id);
+        }
+        sr_free(ks);
+        cr_assert_geq(ntomb, total_destroyed, "round %d: an acknowledged destruction is not in the keyring", round);
+        char ix[1300];
+        snprintf(ix, sizeof ix, "%s/rebuilt-%d", top, round);
+        sr_engine_opts ro = opts();
+        ro.index_dir = ix;
+        sr_errinfo ei;
+        cr_assert_eq(sr_engine_rebuild(d, &ro, &ei), SR_OK, "%s", ei.msg);
+        cr_assert_eq(sr_engine_open(d, &ro, &e, &ei), SR_OK, "%s", ei.msg);
+        cr_assert_eq(sr_engine_content_hash(e, rebuilt), SR_OK);
+        cr_assert_eq(sr_engine_close(e), SR_OK);
+        cr_assert_eq(memcmp(live, rebuilt, 32), 0, "round %d: the index differs from a rebuild", round);
+        tu_rmrf(ix);
+    }
+    cr_assert_gt(total_destroyed, 0, "the sweeps destroyed keys");
+}
+#endif
