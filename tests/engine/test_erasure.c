@@ -641,9 +641,24 @@ Test(erasure, a_kill_9_during_erasing_sweeps_leaves_nothing_half_done, .timeout 
         sr_range_q q = {pt, put_ms, put_ms + 4, 0, 0, INT64_MIN};
         int more;
         cr_assert_eq(sr_engine_range(e, &q, &sb, &strs, &more), SR_OK);
+        if (sb.len / sizeof(sr_sample) != 4) {
+            /* the child may have gone on past the last line read before the
+             * kill: its next puts acknowledged, then its sweeps (cut 30 days
+             * back, 10 days behind the newest put) cut these values
+             * legitimately. The newest put is never cut: from put_ms on,
+             * whole puts of 4 values remain, at least one. */
+            sr_buf_release(&sb);
+            sr_buf_release(&strs);
+            sr_buf_init(&sb);
+            sr_buf_init(&strs);
+            sr_range_q q2 = {pt, put_ms, INT64_MAX, 0, 0, INT64_MIN};
+            cr_assert_eq(sr_engine_range(e, &q2, &sb, &strs, &more), SR_OK);
+            size_t got = sb.len / sizeof(sr_sample);
+            cr_assert(got >= 4 && got % 4 == 0,
+                      "round %d: %zu values from the last acknowledged ones (at %lld) on: some were lost", round, got,
+                      put_ms);
+        }
         sr_buf_release(&strs);
-        cr_assert_eq(sb.len / sizeof(sr_sample), 4, "round %d: the last acknowledged values (at %lld) are gone", round,
-                     put_ms);
         sr_buf_release(&sb);
         sr_keyinfo *ks;
         size_t nk;
