@@ -577,6 +577,7 @@ int sr_engine_close(sr_engine *e)
     int lrc = sr_log_close(e->log);
     if (!rc) rc = lrc;
     sr_keyring_close(e->keyring); /* after the log: it seals and opens through it */
+    sr__ixseal_free(&e->seal);
     sr__heads_free(e);
     for (size_t k = 0; k < e->nq; k++) {
         cmd *c = e->q[k].head;

@@ -209,10 +209,19 @@ static int seal(sr_ixseal *s, unsigned row, const MDB_val *k, MDB_val *v)
         if (!b || !(o = room(&b->w, n + SR_IXSEAL_OVER))) return ENOMEM;
     }
     if (!s->kid || k->mv_size > 511) { /* invariant 2: no key known for it */
+        if (s->defer && s->kid == 0 && k->mv_size <= 511) { /* invariant 5: listed, sealed once the key exists */
+            uint8_t h[7];
+            h[0] = (uint8_t)row;
+            sr_put_le32(h + 1, s->ev);
+            h[5] = (uint8_t)k->mv_size;
+            h[6] = (uint8_t)(k->mv_size >> 8);
+            if (sr_buf_append(&s->pend, h, 7) || sr_buf_append(&s->pend, k->mv_data, k->mv_size)) return ENOMEM;
+            s->npend++;
+        } else
+            atomic_fetch_add(&s->nplain, 1);
         o[0] = 0;
         memcpy(o + 1, v->mv_data, n);
         *v = (MDB_val){n + 1, o};
-        atomic_fetch_add(&s->nplain, 1);
         return 0;
     }
     o[0] = 1;
@@ -247,4 +256,64 @@ int sr__ixcput(MDB_cursor *c, MDB_val *k, MDB_val *v, unsigned flags)
     int rc;
     if (s && (rc = seal(s, (unsigned)row, k, &sv))) return rc;
     return mdb_cursor_put(c, k, &sv, flags);
+}
+
+/* ---- the values of a command's first records (invariant 5) -------------- */
+
+int sr__ixseal_flush(sr_ixseal *s, MDB_txn *txn, const uint32_t *kids, size_t n)
+{
+    MDB_env *env = mdb_txn_env(txn);
+    (void)env;
+    uint8_t *plain = NULL;
+    size_t cap = 0;
+    int rc = SR_OK;
+    uint32_t kid = s->kid;
+    s->defer = 0;
+    for (size_t at = 0; at + 7 <= s->pend.len && !rc;) {
+        const uint8_t *h = s->pend.data + at;
+        unsigned row = h[0];
+        uint32_t ev = sr_get_le32(h + 1);
+        size_t kl = (size_t)h[5] | (size_t)h[6] << 8;
+        MDB_val K = {kl, (void *)(h + 7)}, V;
+        at += 7 + kl;
+        MDB_dbi d = 0;
+        for (size_t i = 0; i < sizeof s->row_of_dbi / sizeof *s->row_of_dbi; i++)
+            if (s->row_of_dbi[i] == (int16_t)row) d = (MDB_dbi)i;
+        int r = sr__ixget(txn, d, &K, &V);
+        if (r == MDB_NOTFOUND) continue; /* deleted since */
+        if (r) {
+            rc = sr_index_err(r);
+            break;
+        }
+        if (cap < V.mv_size + 1) { /* a copy: the put may move the page V points into */
+            sr_free(plain);
+            cap = V.mv_size + 1;
+            if (!(plain = sr_malloc(cap))) {
+                rc = SR_ENOMEM;
+                break;
+            }
+        }
+        memcpy(plain, V.mv_data, V.mv_size);
+        V.mv_data = plain;
+        s->kid = ev < n ? kids[ev] : 0;
+        if (!s->kid) continue; /* no key after all (none made): it stays form 0 */
+        rc = sr_index_err(sr__ixput(txn, d, &K, &V, 0));
+    }
+    s->kid = kid;
+    if (plain) OPENSSL_cleanse(plain, cap);
+    sr_free(plain);
+    return rc;
+}
+
+void sr__ixseal_reset(sr_ixseal *s)
+{
+    s->defer = 0;
+    s->pend.len = 0;
+    s->npend = 0;
+}
+
+void sr__ixseal_free(sr_ixseal *s)
+{
+    sr_buf_release(&s->pend);
+    s->npend = 0;
 }

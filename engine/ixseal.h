@@ -36,6 +36,12 @@
  *      are opened by the same thread
  *      (callers copy what they keep longer, as they must for a transaction's
  *      end anyway).
+ *  (5) The first record of an operator and class has no key until the
+ *      writer appends it (a refused command makes no key): the values its
+ *      apply writes are form 0 in the command's nested transaction, listed,
+ *      and sealed by the record's key once the command is accepted, in the
+ *      same group's transaction (sr__ixseal_flush): no form 0 value of a
+ *      keyed record is ever committed.
  *  (4) A value whose key was destroyed (SR_EERASED) reads as absent: a get
  *      is MDB_NOTFOUND, a cursor steps over it (the sweep and queries treat
  *      it as gone, never as data). A value that does not open is
@@ -44,6 +50,7 @@
 #ifndef SR_ENGINE_IXSEAL_H
 #define SR_ENGINE_IXSEAL_H
 
+#include "codecs/base/sr_alloc.h"
 #include "storage/crypto.h"
 #include "storage/index.h"
 
@@ -61,8 +68,25 @@ typedef struct sr_ixseal {
     uint8_t prefix[4];
     _Atomic uint64_t ctr;
     _Atomic uint64_t nplain, nerased;
-    void *keyring; /* sr_keyring *: the fallback key of invariant 2 */
+    void *keyring;
+    /* writer: a value written with no key yet (kid 0, defer) is form 0 and
+     * listed here (row u8, the command's event index u32 LE, key length
+     * u16 LE, the key): sr__ixseal_flush seals it once the command's
+     * records have their keys (invariant 5) */
+    int defer;
+    uint32_t ev;
+    sr_buf pend;
+    size_t npend;
 } sr_ixseal;
+
+/* Seal the listed values again, in txn, by the key of the event that wrote
+ * each (kids[event index], n events); an LMDB or sr_keys error as an SR_
+ * code. The writer's, after a command is accepted. */
+SR_MUST_CHECK int sr__ixseal_flush(sr_ixseal *s, MDB_txn *txn, const uint32_t *kids, size_t n);
+/* Forget the list and stop deferring (a command's end). */
+void sr__ixseal_reset(sr_ixseal *s);
+/* Release the list's memory (the engine's close). */
+void sr__ixseal_free(sr_ixseal *s);
 
 /* Attach s to the environment of ix (keys from the keyring kr); NULL s
  * detaches. */

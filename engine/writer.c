@@ -407,6 +407,7 @@ static void process_group(sr_engine *e, cmd **cmds, size_t nc, int closing)
             else if (strcmp(evs[k]->operator_id, c->op) != 0)
                 rc = sr__refuse(r, SR_EINVAL, "event %zu: operator differs from the command's", k);
         }
+        sr__ixseal_reset(&e->seal); /* nothing listed from an earlier command (ixseal.h invariant 5) */
         if (!rc && evs[0]->message_id[0]) {
             int found = 0;
             uint64_t dseq = 0;
@@ -425,10 +426,13 @@ static void process_group(sr_engine *e, cmd **cmds, size_t nc, int closing)
             Event *ev = evs[k];
             ev->seq = seq + k;
             ev->ingest_ms = now;
-            if (e->keyring) { /* its record's key seals what it writes into the index (ixseal.h invariant 2) */
-                sr_keynote kn = {0};
-                if ((rc = sr__record_key(e, ev->operator_id, (int)ev->body_case, now, &e->seal.kid, &kn))) break;
-                if (kn.action) notes[nnotes++] = kn;
+            if (e->keyring) { /* its record's key seals what it writes into the index (ixseal.h invariant 2);
+                               * none yet: the values wait for it (sealed below, once the command is accepted) */
+                int cls = sr__key_class((int)ev->body_case);
+                if (sr_keyring_active(e->keyring, ev->operator_id, cls < 0 ? SR_KC_CONFIG : cls, &e->seal.kid))
+                    e->seal.kid = 0;
+                e->seal.defer = 1;
+                e->seal.ev = (uint32_t)k;
             }
             rc = sr__apply_nonseries(e, child, ev, r, 1);
             if (!rc) rc = sr__apply_common(e, child, ev);
@@ -438,9 +442,7 @@ static void process_group(sr_engine *e, cmd **cmds, size_t nc, int closing)
             if (rc < 0 && !r->rc) sr__refuse(r, rc, "%s", sr_strerror(rc));
             if (rc == 1) r->rc = SR_OK;
             sr_free(evs); /* the events themselves are in the group's arena */
-            /* a key made for the refused command is in the keyring: its KeyEvent */
-            if (nnotes && (fatal = add_key_events(e, txn, &g, notes, nnotes, &seq, now))) goto finish;
-            nnotes = 0;
+            sr__ixseal_reset(&e->seal);
             continue;
         }
         if ((rc = sr_index_err(mdb_txn_commit(child)))) {
@@ -450,6 +452,7 @@ static void process_group(sr_engine *e, cmd **cmds, size_t nc, int closing)
         }
         r->seq = seq;
         r->count = (uint32_t)c->n;
+        size_t rec0 = g.nrecs; /* the command's first record */
         for (size_t k = 0; k < c->n; k++) {
             /* the log record: a measurements event as it came with seq and
              * ingest time put in front (the bytes a re-pack gives, see
@@ -481,6 +484,9 @@ static void process_group(sr_engine *e, cmd **cmds, size_t nc, int closing)
             evs[k] = NULL; /* owned by acc now */
         }
         sr_free(evs);
+        /* the values written before their record's key existed: sealed by it now */
+        if (!fatal && e->seal.npend) fatal = sr__ixseal_flush(&e->seal, txn, g.kid + rec0, c->n);
+        sr__ixseal_reset(&e->seal);
         if (fatal) goto finish;
         seq += c->n;
         if (nnotes && (fatal = add_key_events(e, txn, &g, notes, nnotes, &seq, now))) goto finish;

@@ -131,7 +131,7 @@ Test(ixseal, no_plaintext_in_the_index_with_a_master_key_and_all_of_it_without)
     et_master_key(&k);
     sr_engine *e = open_ok(d, &k);
     fill(e);
-    cr_assert_eq(atomic_load(&e->seal.nplain), 0, "every value had a key");
+    cr_assert_eq(atomic_load(&e->seal.nplain), 0, "every value had a key: %lu plain", (unsigned long)atomic_load(&e->seal.nplain));
     cr_assert_eq(sr_engine_close(e), SR_OK); /* the close checkpoint flushes every head: chunks in the index */
     cr_assert_eq(scan_index(d), 0, "a plaintext in the sealed index");
     /* the control: the same scan finds every needle where nothing seals */
