@@ -16,7 +16,10 @@
  *              "heads_ckpt" -> u64 LE seq, u64 LE before_seq (the last
  *              heads checkpoint applied, heads.c; absent: none yet);
  *              "retired" \0 op \0 dataId -> point u32 (a removed data
- *              point's number, given back when it is listed again)
+ *              point's number, given back when it is listed again);
+ *              "sealed" -> u8 1 when the values of SR_IXSEAL_DBS are
+ *              sealed (layout 8, engine/ixseal.h; absent: plain, every
+ *              layout below as it reads)
  *   masters    op \0 kind(1 ASCII digit) \0 id -> packed MasterPut
  *   points     op \0 dataId -> point u32 BE
  *   pointinfo  point u32 BE -> op \0 gateway \0 packed MasterPut (the
