@@ -4,7 +4,10 @@
  * (86,400 samples) to 1-minute avg/min/max.
  *
  * usage: engine_query [--points N] [--seconds S] [--lookups L] [--ranges R]
- *                     [--downsamples Q] [--enc 0|1] [--zstd L] [--seed S] [--dir D]
+ *                     [--downsamples Q] [--enc 0|1|2] [--zstd L] [--seed S] [--dir D]
+ * --enc: 1 (the default) per-operator data keys, so the index's values are
+ * sealed (layout 8, engine/ixseal.h); 2 one key for all, the index plain;
+ * 0 nothing encrypted. 1 against 2 is the sealed index's cost.
  * A count of 0 skips that phase (its figures print as null): bench/callgrind.sh
  * runs one phase at a time so that each call is counted alone
  * (sr_engine_downsample calls sr_engine_range).
@@ -69,7 +72,7 @@ int main(int argc, char **argv)
         else if (hv && !strcmp(a, "--dir")) c.dir = argv[++i];
         else {
             fprintf(stderr, "usage: engine_query [--points N] [--seconds S>=86400] [--lookups L] [--ranges R]\n"
-                            "                    [--downsamples Q] [--enc 0|1] [--zstd L] [--seed S] [--dir D]\n");
+                            "                    [--downsamples Q] [--enc 0|1|2] [--zstd L] [--seed S] [--dir D]\n");
             return 2;
         }
     }

@@ -46,11 +46,12 @@ step "engine ingest (reference set: 10k points, 1 s, 1 % late; enc+zstd)" "$BUIL
 step "engine ingest, the snapshot shape (events of 100 points x 1 value, one timestamp)" "$BUILD/bench/engine_ingest" --threads 1 --shape snapshot
 step "engine ingest, the mixed shape (snapshots + a 1 % backfill of old series)" "$BUILD/bench/engine_ingest" --threads 1 --shape mixed
 step "engine ingest, 2 submitting threads" "$BUILD/bench/engine_ingest" --threads 2
-step "engine ingest, one key for all (the format before per-operator keys: their cost, docs/keys.md)" "$BUILD/bench/engine_ingest" --threads 1 --enc 2
+step "engine ingest, one key for all (the format before per-operator keys, a plain index: their cost, docs/keys.md)" "$BUILD/bench/engine_ingest" --threads 1 --enc 2
 step "engine ingest, no encryption, no zstd" "$BUILD/bench/engine_ingest" --threads 1 --enc 0 --zstd 0
 step "engine ingest, no encryption (zstd on: the encryption axis)" "$BUILD/bench/engine_ingest" --threads 1 --enc 0
 step "engine ingest with a retention sweep cutting a backlog (issue #16; medians of 3 pairs)" "$BUILD/bench/retention_ingest"
-step "engine queries" "$BUILD/bench/engine_query"
+step "engine queries (per-operator keys: the index sealed, layout 8)" "$BUILD/bench/engine_query"
+step "engine queries, one key for all (the index plain: the sealed index's cost, docs/keys.md)" "$BUILD/bench/engine_query" --enc 2
 step "a year of 1 s values to 1 h: chunk summaries vs decoding, then through the engine" "$BUILD/bench/downsample_year" --engine 1
 step "engine rebuild and restart" "$BUILD/bench/engine_restart"
 step "engine rebuild and restart, no encryption" "$BUILD/bench/engine_restart" --enc 0

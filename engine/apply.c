@@ -976,7 +976,9 @@ static int apply_pending(sr_engine *e, MDB_txn *t, Event *ev, sr_result *r, int 
     if (!kl || kl > SR_ID_MAX) return SR_OK; /* not one the writer accepted */
     MDB_val v;
     PendingEvent *old = NULL;
-    if (get(t, DB(e, SR_DB_PENDING), p->pending_id, kl, &v) == SR_OK) {
+    int grc = get(t, DB(e, SR_DB_PENDING), p->pending_id, kl, &v);
+    if (grc != SR_OK && grc != SR_ENOTFOUND) return grc; /* a sealed value that did not open (ixseal.h) */
+    if (grc == SR_OK) {
         old = suiro__v1__pending_event__unpack(NULL, v.mv_size, v.mv_data);
         if (!old) return sr__refuse(r, SR_ECORRUPT, "pending change %s: the index record does not decode", p->pending_id);
     }

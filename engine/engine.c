@@ -250,6 +250,33 @@ static void notice(sr_engine *e, const char *fmt, ...)
     else fprintf(stderr, "suiro: %s\n", msg);
 }
 
+/* Attach the sealing layer (ixseal.h) to the index when the engine has a
+ * keyring: the values of the databases SR_IXSEAL_DBS names are sealed. */
+static int seal_attach(sr_engine *e)
+{
+    if (!e->keyring) return SR_OK;
+    static const sr_dbi rows[] = {SR_IXSEAL_DBS};
+    memset(e->seal.sealed, 0, sizeof e->seal.sealed);
+    for (size_t i = 0; i < sizeof rows / sizeof *rows; i++) e->seal.sealed[rows[i]] = 1;
+    e->seal.keys = sr_keyring_keys(e->keyring);
+    /* every key's cipher context now, where a failure is the open's: a
+     * value's open later allocates nothing that can fail (ixseal.h
+     * invariant 3); an open that cannot authenticate makes the context and
+     * uses no nonce */
+    sr_keyinfo *ks = NULL;
+    size_t nk = 0;
+    int rc = sr_keyring_list(e->keyring, &ks, &nk);
+    for (size_t i = 0; !rc && i < nk; i++) {
+        if (ks[i].state == SR_KS_DESTROYED) continue;
+        uint8_t nonce[SR_NONCE_LEN] = {0}, tag[SR_TAG_LEN] = {0}, out[1];
+        int orc = e->seal.keys->open(e->seal.keys->ctx, ks[i].id, nonce, NULL, 0, NULL, 0, out, tag, NULL, 0);
+        if (orc == SR_ENOMEM || orc == SR_ECRYPTO) rc = orc;
+    }
+    sr_free(ks);
+    if (rc) return rc;
+    return sr__ixseal_attach(e->ix, &e->seal, e->keyring);
+}
+
 /* The index's layout (SR_INDEX_LAYOUT): an empty index gets the current one;
  * an older one is dropped here and rebuilt from the log by the replay that
  * follows (it is a cache of the log), keeping its head_max; a newer one is
@@ -266,8 +293,13 @@ static int index_layout(sr_engine *e, const char *ixdir, sr_errinfo *ei)
         used = 1;
         e->o.head_max = sr_get_le32(v.mv_data); /* the rebuild keeps the chunk size */
     }
+    /* layout 8: meta "sealed" says the values are sealed (ixseal.h); an
+     * index sealed otherwise than this open wants (a key given to a plain
+     * one) is rebuilt like an older layout */
+    int want = e->keyring != NULL;
+    int sealed = get(t, DB(e, SR_DB_META), "sealed", 6, &v) == SR_OK && v.mv_size == 1 && *(uint8_t *)v.mv_data == 1;
     sr_index_read_end(e->ix, t);
-    if (used && layout == SR_INDEX_LAYOUT) return SR_OK;
+    if (used && layout == SR_INDEX_LAYOUT && sealed == want) return seal_attach(e);
     if (used && layout > SR_INDEX_LAYOUT) {
         snprintf(ei->msg, sizeof ei->msg, "index %s has layout %u, newer than this suiro's (%u)", ixdir, layout,
                  SR_INDEX_LAYOUT);
@@ -281,8 +313,12 @@ static int index_layout(sr_engine *e, const char *ixdir, sr_errinfo *ei)
     }
     if (e->o.readonly) return SR_OK;
     if (used) {
-        notice(e, "index %s has layout %u, this suiro writes layout %u: rebuilding it from the log", ixdir, layout,
-               SR_INDEX_LAYOUT);
+        if (layout == SR_INDEX_LAYOUT)
+            notice(e, "index %s has %s values, this open %s them: rebuilding it from the log", ixdir,
+                   sealed ? "sealed" : "plain", want ? "seals" : "does not seal");
+        else
+            notice(e, "index %s has layout %u, this suiro writes layout %u: rebuilding it from the log", ixdir, layout,
+                   SR_INDEX_LAYOUT);
         sr_index_close(e->ix);
         e->ix = NULL;
         char err[256] = "";
@@ -295,11 +331,14 @@ static int index_layout(sr_engine *e, const char *ixdir, sr_errinfo *ei)
     uint8_t b[4];
     sr_put_le32(b, SR_INDEX_LAYOUT);
     if ((rc = sr_index_write_begin(e->ix, &t))) return rc;
-    if ((rc = put(t, DB(e, SR_DB_META), "layout", 6, b, 4))) {
+    uint8_t one = 1;
+    if ((rc = put(t, DB(e, SR_DB_META), "layout", 6, b, 4)) ||
+        (want && (rc = put(t, DB(e, SR_DB_META), "sealed", 6, &one, 1)))) {
         sr_index_abort(t);
         return rc;
     }
-    return sr_index_commit(e->ix, t);
+    if ((rc = sr_index_commit(e->ix, t))) return rc;
+    return seal_attach(e);
 }
 
 static int engine_open(const char *dir, const sr_engine_opts *opts, sr_engine **out, sr_errinfo *ei);
@@ -538,6 +577,7 @@ int sr_engine_close(sr_engine *e)
     int lrc = sr_log_close(e->log);
     if (!rc) rc = lrc;
     sr_keyring_close(e->keyring); /* after the log: it seals and opens through it */
+    sr__ixseal_free(&e->seal);
     sr__heads_free(e);
     for (size_t k = 0; k < e->nq; k++) {
         cmd *c = e->q[k].head;

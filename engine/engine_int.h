@@ -33,6 +33,7 @@
 
 #include "codecs/events.pb-c.h"
 #include "engine/evbuild.h"
+#include "engine/ixseal.h"
 #include "engine/schema.h"
 #include "storage/blobs.h"
 #include "storage/index.h"
@@ -44,6 +45,14 @@
 #include <stdint.h>
 #include <string.h>
 #include <time.h>
+
+/* Every value the engine reads or writes goes through the sealing layer
+ * (engine/ixseal.h): it seals and opens the values of a sealed index's
+ * sealed databases and passes everything else through. */
+#define mdb_get(t, d, k, v) sr__ixget((t), (d), (k), (v))
+#define mdb_put(t, d, k, v, f) sr__ixput((t), (d), (k), (v), (f))
+#define mdb_cursor_get(c, k, v, op) sr__ixcget((c), (k), (v), (op))
+#define mdb_cursor_put(c, k, v, f) sr__ixcput((c), (k), (v), (f))
 
 typedef Suiro__V1__Event Event;
 typedef Suiro__V1__PointValues PointValues;
@@ -99,6 +108,7 @@ typedef struct head {
      * the writer's and the replay's only, readers read the row */
     int64_t lts;      /* its ts, once lts_known */
     uint8_t lts_known, lpend;
+    uint32_t kid; /* the key of its newest value's record: seals its chunks and latest row (ixseal.h) */
     uint8_t llisted;   /* in e->lpend: noted since the transaction began */
     sr_sample lsample; /* pending: written at the group's end */
 } head;
@@ -195,6 +205,7 @@ struct sr_engine {
     sr_index *ix;
     sr_blobs *blobs;
     sr_keyring *keyring; /* the data keys (keys.c); NULL: no master key, nothing sealed */
+    sr_ixseal seal;      /* the index's sealed values (ixseal.h); attached when the keyring is */
     int pending_dry;     /* writer: a pending change's dry run (apply.c) is applying; keys.c changes nothing then */
 
     pthread_mutex_t mu;

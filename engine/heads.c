@@ -389,7 +389,7 @@ done:
  * samples are merged first (invariant 7). A head flushed before it is full
  * (a checkpoint, LATE_MAX late samples) leaves a short tail that its next
  * flush extends (invariant 9). */
-static int head_flush(sr_engine *e, MDB_txn *t, head *h, uint64_t seq)
+static int head_flush_(sr_engine *e, MDB_txn *t, head *h, uint64_t seq)
 {
     int rc = late_merge(e, t, h, seq);
     if (rc) return rc;
@@ -430,6 +430,17 @@ static int head_flush(sr_engine *e, MDB_txn *t, head *h, uint64_t seq)
 }
 
 /* Insert into the head, sorted, equal ts replaced. Caller holds the stripe. */
+/* head_flush_ with the head's chunks sealed by the key of its newest
+ * value's record (ixseal.h invariant 2), whichever event flushes it */
+static int head_flush(sr_engine *e, MDB_txn *t, head *h, uint64_t seq)
+{
+    uint32_t kid = e->seal.kid;
+    if (h->kid) e->seal.kid = h->kid;
+    int rc = head_flush_(e, t, h, seq);
+    e->seal.kid = kid;
+    return rc;
+}
+
 static int head_insert(head *h, const sr_sample *s, uint64_t seq)
 {
     return hs_insert(&h->v, &h->n, &h->cap, h->type, s, seq);
@@ -482,6 +493,7 @@ static int apply_pv(sr_engine *e, MDB_txn *t, sr_mpoint *pv, uint64_t seq, int h
     sr_sample bests = {0};
     /* one hold of the stripe for the batch (readers wait at most for its
      * inserts, not once per sample) */
+    if (e->seal.kid) h->kid = e->seal.kid; /* its values' key (ixseal.h invariant 2) */
     pthread_mutex_t *mu = stripe_of(e, h->point);
     pthread_mutex_lock(mu);
     for (long i = 0; i < n; i++) {
@@ -565,7 +577,10 @@ int sr__heads_latest_flush(sr_engine *e, MDB_txn *t)
         be32(k, h->point);
         size_t n = latest_encode(&h->lsample, h->type, buf, sizeof buf, &big);
         MDB_val K = {4, k}, V = {n, big ? big : buf};
+        uint32_t kid = e->seal.kid;
+        if (h->kid) e->seal.kid = h->kid; /* ixseal.h invariant 2 */
         rc = n ? sr_index_err(mdb_cursor_put(c, &K, &V, 0)) : SR_ENOMEM;
+        e->seal.kid = kid;
         sr_free(big);
     }
     if (c) mdb_cursor_close(c);

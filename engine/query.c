@@ -637,11 +637,22 @@ void sr_engine_get_stats(sr_engine *e, sr_engine_stats *out)
     pthread_mutex_unlock(&e->mu);
 }
 
-/* Series chunks as the writer of series formats 1 and 2 wrote them (no
+/* Sealed values as their plaintext (ixseal.h: nonces differ between two
+ * writers of the same content; a value whose key was destroyed is left out),
+ * and series chunks as the writer of series formats 1 and 2 wrote them (no
  * summaries): an index written before summaries equals its rebuild. */
-static int canon_chunk(void *ctx, unsigned which, const void *val, size_t len, sr_buf *scratch)
+static int canon_chunk(void *ctx, unsigned which, const void *key, size_t klen, const void *val, size_t len,
+                       sr_buf *scratch)
 {
-    (void)ctx;
+    sr_engine *e = ctx;
+    if (e->keyring && e->seal.sealed[which]) {
+        MDB_val K = {klen, (void *)key}, V = {len, (void *)val}, P;
+        int rc = sr__ixseal_open(&e->seal, which, &K, &V, &P);
+        if (rc) return rc;
+        if (which != SR_DB_SERIES) return sr_buf_append(scratch, P.mv_data, P.mv_size);
+        val = P.mv_data;
+        len = P.mv_size;
+    }
     if (which != SR_DB_SERIES) return SR_ENOTFOUND;
     return sr_chunk_strip_summary(val, len, scratch);
 }
@@ -649,7 +660,7 @@ static int canon_chunk(void *ctx, unsigned which, const void *val, size_t len, s
 int sr_engine_content_hash(sr_engine *e, uint8_t out[32])
 {
     uint8_t ih[32];
-    int rc = sr_index_content_hash_canon(e->ix, canon_chunk, NULL, ih);
+    int rc = sr_index_content_hash_canon(e->ix, canon_chunk, e, ih);
     if (rc) return rc;
     sr_buf b;
     sr_buf_init(&b);

@@ -119,6 +119,19 @@ static int heads_needed(sr_engine *e, const uint8_t *p, size_t n, uint64_t seq)
     return 0;
 }
 
+/* The key that seals what a replayed record writes into the index
+ * (ixseal.h invariant 2): the one that sealed the record; for a record of a
+ * plain section (from before the keyring), the active key of its operator
+ * and class; 0 (form 0) when there is none. */
+static uint32_t seal_key(sr_engine *e, sr_log_iter *it, const Event *ev)
+{
+    uint32_t id = sr_log_iter_key_id(it);
+    if (id) return id;
+    int cls = sr__key_class((int)ev->body_case);
+    if (sr_keyring_active(e->keyring, ev->operator_id, cls < 0 ? SR_KC_CONFIG : cls, &id)) id = 0;
+    return id;
+}
+
 /* Apply events from the log: (W, end] in full, and [min_first, W] for the
  * heads only (invariant 4). */
 int sr__replay(sr_engine *e, uint64_t w, uint64_t min_first, sr_errinfo *ei)
@@ -155,6 +168,7 @@ int sr__replay(sr_engine *e, uint64_t w, uint64_t min_first, sr_errinfo *ei)
             break;
         }
         ev->seq = seq;
+        if (e->keyring) e->seal.kid = seal_key(e, it, ev);
         if (seq <= w) {
             e->ost.replay_head_events++;
             rc = sr__apply_series(e, NULL, ev, 1);

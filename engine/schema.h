@@ -16,7 +16,10 @@
  *              "heads_ckpt" -> u64 LE seq, u64 LE before_seq (the last
  *              heads checkpoint applied, heads.c; absent: none yet);
  *              "retired" \0 op \0 dataId -> point u32 (a removed data
- *              point's number, given back when it is listed again)
+ *              point's number, given back when it is listed again);
+ *              "sealed" -> u8 1 when the values of SR_IXSEAL_DBS are
+ *              sealed (layout 8, engine/ixseal.h; absent: plain, every
+ *              layout below as it reads)
  *   masters    op \0 kind(1 ASCII digit) \0 id -> packed MasterPut
  *   points     op \0 dataId -> point u32 BE
  *   pointinfo  point u32 BE -> op \0 gateway \0 packed MasterPut (the
@@ -130,8 +133,28 @@
  *      PushMark). An index of layout 5 has no rows for the marks its log
  *      holds, so it is rebuilt from the log; a suiro of layout 5 refuses
  *      this index as newer.
+ *   7: (issue #16, ERASURE's part; set by that branch).
+ *   8: (issue #16) sealed values: with a master key, meta "sealed" -> u8 1
+ *      and every value of the databases SR_IXSEAL_DBS names is sealed by the
+ *      key of the record it came from (engine/ixseal.h: a form byte, the key
+ *      id, the nonce, the ciphertext, the tag). Without a master key the
+ *      values are layout 6's, byte for byte. An index of layout 6 or 7 is
+ *      rebuilt from the log at a read-write open (the log is the source of
+ *      truth), and so is a layout 8 index whose "sealed" differs from the
+ *      open's (a key given to a plain index); a suiro of layout 6 refuses
+ *      this index as newer.
  */
-#define SR_INDEX_LAYOUT 6u
+#define SR_INDEX_LAYOUT 8u
+
+/* The databases whose values are sealed in a sealed index (layout 8,
+ * engine/ixseal.h; docs/keys.md "What stays plaintext"): every one that
+ * holds an operator's names, data or people. Plain: meta (numbers, the
+ * retired points' keys), points (a point number), heads (sequence numbers,
+ * times, counts), msgidx (hashes and sequence numbers), pushq (a sequence
+ * number). */
+#define SR_IXSEAL_DBS                                                                                      \
+    SR_DB_MASTERS, SR_DB_POINTINFO, SR_DB_LATEST, SR_DB_SERIES, SR_DB_DOCS, SR_DB_FILES, SR_DB_REGISTRY,     \
+        SR_DB_REQUESTS, SR_DB_MONITORS, SR_DB_SESSIONS, SR_DB_USERS, SR_DB_POLICIES, SR_DB_PENDING, SR_DB_AUDIT
 
 /* The databases: X(enum suffix, name, LMDB flags). "meta" stays first. */
 #define SR_INDEX_DBS(X)                            \

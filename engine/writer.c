@@ -103,6 +103,7 @@ int sr__ensure_room(sr_engine *e)
 
 typedef struct accepted {
     Event *ev;
+    uint32_t kid; /* its record's key (0: none): seals its series values (ixseal.h) */
 } accepted;
 
 /* *same: the event at seq has ev's operator, actor and message id. seq is
@@ -268,6 +269,7 @@ static int push_own(sr_engine *e, group_recs *g, Event *ev, int64_t now, sr_keyn
     if (e->keyring) g->kid[g->nrecs] = kid;
     g->recs[g->nrecs++] = (sr_slice){(const void *)(uintptr_t)g->packed.len, n}; /* offset; fixed by the caller */
     g->packed.len += n;
+    g->acc[g->nacc].kid = kid;
     g->acc[g->nacc++].ev = ev;
     return SR_OK;
 }
@@ -282,7 +284,12 @@ static int add_key_events(sr_engine *e, MDB_txn *txn, group_recs *g, sr_keynote 
     for (size_t i = 0; i < nnotes; i++) {
         size_t nmore = 0;
         Event *ev = sr__key_event(e, &notes[i], *seq, now);
-        int rc = ev ? sr__apply_common(e, txn, ev) : SR_ENOMEM;
+        int rc = ev ? SR_OK : SR_ENOMEM;
+        sr_keynote kn = {0};
+        if (!rc && (rc = sr__record_key(e, ev->operator_id, (int)ev->body_case, now, &e->seal.kid, &kn)) == SR_OK &&
+            kn.action)
+            more[nmore++] = kn; /* its own audit key, made before its audit row is sealed by it */
+        if (!rc) rc = sr__apply_common(e, txn, ev);
         if (!rc) rc = push_own(e, g, ev, now, more, &nmore);
         if (rc) return rc;
         (*seq)++;
@@ -400,6 +407,7 @@ static void process_group(sr_engine *e, cmd **cmds, size_t nc, int closing)
             else if (strcmp(evs[k]->operator_id, c->op) != 0)
                 rc = sr__refuse(r, SR_EINVAL, "event %zu: operator differs from the command's", k);
         }
+        sr__ixseal_reset(&e->seal); /* nothing listed from an earlier command (ixseal.h invariant 5) */
         if (!rc && evs[0]->message_id[0]) {
             int found = 0;
             uint64_t dseq = 0;
@@ -418,6 +426,14 @@ static void process_group(sr_engine *e, cmd **cmds, size_t nc, int closing)
             Event *ev = evs[k];
             ev->seq = seq + k;
             ev->ingest_ms = now;
+            if (e->keyring) { /* its record's key seals what it writes into the index (ixseal.h invariant 2);
+                               * none yet: the values wait for it (sealed below, once the command is accepted) */
+                int cls = sr__key_class((int)ev->body_case);
+                if (sr_keyring_active(e->keyring, ev->operator_id, cls < 0 ? SR_KC_CONFIG : cls, &e->seal.kid))
+                    e->seal.kid = 0;
+                e->seal.defer = 1;
+                e->seal.ev = (uint32_t)k;
+            }
             rc = sr__apply_nonseries(e, child, ev, r, 1);
             if (!rc) rc = sr__apply_common(e, child, ev);
         }
@@ -426,6 +442,7 @@ static void process_group(sr_engine *e, cmd **cmds, size_t nc, int closing)
             if (rc < 0 && !r->rc) sr__refuse(r, rc, "%s", sr_strerror(rc));
             if (rc == 1) r->rc = SR_OK;
             sr_free(evs); /* the events themselves are in the group's arena */
+            sr__ixseal_reset(&e->seal);
             continue;
         }
         if ((rc = sr_index_err(mdb_txn_commit(child)))) {
@@ -435,6 +452,7 @@ static void process_group(sr_engine *e, cmd **cmds, size_t nc, int closing)
         }
         r->seq = seq;
         r->count = (uint32_t)c->n;
+        size_t rec0 = g.nrecs; /* the command's first record */
         for (size_t k = 0; k < c->n; k++) {
             /* the log record: a measurements event as it came with seq and
              * ingest time put in front (the bytes a re-pack gives, see
@@ -461,10 +479,14 @@ static void process_group(sr_engine *e, cmd **cmds, size_t nc, int closing)
                 protobuf_c_message_pack(&evs[k]->base, g.packed.data + g.packed.len);
             g.recs[g.nrecs++] = (sr_slice){(const void *)(uintptr_t)g.packed.len, n}; /* offset; fixed below */
             g.packed.len += n;
+            g.acc[g.nacc].kid = e->keyring ? g.kid[g.nrecs - 1] : 0;
             g.acc[g.nacc++].ev = evs[k];
             evs[k] = NULL; /* owned by acc now */
         }
         sr_free(evs);
+        /* the values written before their record's key existed: sealed by it now */
+        if (!fatal && e->seal.npend) fatal = sr__ixseal_flush(&e->seal, txn, g.kid + rec0, c->n);
+        sr__ixseal_reset(&e->seal);
         if (fatal) goto finish;
         seq += c->n;
         if (nnotes && (fatal = add_key_events(e, txn, &g, notes, nnotes, &seq, now))) goto finish;
@@ -488,8 +510,10 @@ static void process_group(sr_engine *e, cmd **cmds, size_t nc, int closing)
         if (nnotes && (fatal = add_key_events(e, txn, &g, notes, nnotes, &seq, now))) goto finish;
     }
     /* pass 2: the series */
-    for (size_t i = 0; i < g.nacc; i++)
+    for (size_t i = 0; i < g.nacc; i++) {
+        e->seal.kid = g.acc[i].kid;
         if ((fatal = sr__apply_series(e, txn, g.acc[i].ev, 0))) goto finish;
+    }
     if ((fatal = sr__heads_latest_flush(e, txn))) goto finish; /* the latest rows, once per group */
     if (g.nrecs) {
         for (size_t i = 0; i < g.nrecs; i++) g.recs[i].data = g.packed.data + (uintptr_t)g.recs[i].data;

@@ -183,7 +183,11 @@ int sr_index_content_hash_canon(sr_index *ix, sr_index_canon_fn canon, void *ctx
         while (r == 0) {
             if (canon) {
                 scratch.len = 0;
-                int cr = canon(ctx, i, v.mv_data, v.mv_size, &scratch);
+                int cr = canon(ctx, i, k.mv_data, k.mv_size, v.mv_data, v.mv_size, &scratch);
+                if (cr == SR_EERASED) {
+                    r = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+                    continue;
+                }
                 if (cr == SR_OK) {
                     v.mv_data = scratch.data;
                     v.mv_size = scratch.len;

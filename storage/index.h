@@ -65,11 +65,13 @@ int sr_index_err(int mdb_rc);
 /* SHA-256 over every key and value of every database (in the order of the open's table, each with its name; keys
  * in LMDB order): two indexes with equal hashes hold the same content. */
 SR_MUST_CHECK int sr_index_content_hash(sr_index *ix, uint8_t out[32]);
-/* The same, with each value of database row `which` as canon(ctx, which, value, scratch) makes it: SR_OK and the
- * bytes to hash in scratch (cleared before each call), or SR_ENOTFOUND to hash the value as it is, or an error.
- * For content that two writers store in different but equivalent bytes (series chunks with and without their
- * summaries). */
-typedef int (*sr_index_canon_fn)(void *ctx, unsigned which, const void *val, size_t len, sr_buf *scratch);
+/* The same, with each value of database row `which` at LMDB key (key, klen) as canon(ctx, which, key, klen, value,
+ * len, scratch) makes it: SR_OK and the bytes to hash in scratch (cleared before each call), or SR_ENOTFOUND to hash
+ * the value as it is, or SR_EERASED to leave the row out (a sealed value whose key was destroyed: gone), or an
+ * error. For content that two writers store in different but equivalent bytes (series chunks with and without
+ * their summaries; values sealed under different nonces, hashed as their plaintext). */
+typedef int (*sr_index_canon_fn)(void *ctx, unsigned which, const void *key, size_t klen, const void *val, size_t len,
+                                 sr_buf *scratch);
 SR_MUST_CHECK int sr_index_content_hash_canon(sr_index *ix, sr_index_canon_fn canon, void *ctx, uint8_t out[32]);
 
 /* A consistent copy of the environment (mdb_env_copyfd2, in its own read

@@ -17,6 +17,34 @@
 #include "storage/series.h"
 #include "testutil.h"
 
+#ifdef SR_TEST_SEALED
+/* test_engine_sealed: the whole suite with a master key (issue #16: every
+ * record sealed by a data key, the index's values sealed, layout 8) */
+static int sealed_open(const char *d, const sr_engine_opts *o, sr_engine **e, sr_errinfo *ei)
+{
+    static sr_key k;
+    et_master_key(&k);
+    sr_engine_opts x = o ? *o : (sr_engine_opts){0};
+    if (!x.key) x.key = &k;
+    return (sr_engine_open)(d, &x, e, ei);
+}
+static int sealed_rebuild(const char *d, const sr_engine_opts *o, sr_errinfo *ei)
+{
+    static sr_key k;
+    et_master_key(&k);
+    sr_engine_opts x = o ? *o : (sr_engine_opts){0};
+    if (!x.key) x.key = &k;
+    return (sr_engine_rebuild)(d, &x, ei);
+}
+#define sr_engine_open(d, o, e, ei) sealed_open((d), (o), (e), (ei))
+#define sr_engine_rebuild(d, o, ei) sealed_rebuild((d), (o), (ei))
+/* a test of raw bytes the keys change (the log's records, LMDB's values): its
+ * plain run is test_engine's; the sealed paths are test_ixseal's */
+#define SEALED_SKIP(why) cr_skip_test("with a master key: %s", why)
+#else
+#define SEALED_SKIP(why) ((void)0)
+#endif
+
 static char *dir;
 static void setup(void) { dir = tu_tmpdir("engine"); }
 static void teardown(void)
@@ -701,6 +729,7 @@ static uint64_t range_count(sr_engine *e, uint32_t p, int64_t to)
  * index. Without the extension the slow point has 28 chunks. */
 Test(engine, a_slow_point_across_many_checkpoints_keeps_full_chunks)
 {
+    SEALED_SKIP("reads the series chunks' raw bytes from LMDB (sealed with a key)");
     enum { TAIL = 64, HM = 16, ROUNDS = 1600, SLOW_EVERY = 8 };
     sr_engine_opts o = {.clock_ms = fixed_clock, .head_max = HM, .replay_max_events = TAIL};
     sr_engine *e = open_engine(&o);
@@ -860,6 +889,7 @@ Test(engine, rebuilt_index_equals_the_live_one)
 
 Test(engine, unknown_event_fields_survive_append_and_replay)
 {
+    SEALED_SKIP("reads the log's records without the keyring");
     sr_engine *e = open_engine(NULL);
     sr_buf b;
     sr_buf_init(&b);
@@ -906,6 +936,7 @@ Test(engine, unknown_event_fields_survive_append_and_replay)
  * or are out of field order must still get the writer's seq (re-packed). */
 Test(engine, measurement_records_are_the_canonical_bytes_with_the_writers_seq)
 {
+    SEALED_SKIP("reads the log's records without the keyring");
     sr_engine *e = open_engine(NULL);
     cr_assert_eq(et_setup_masters(e, "op1", 2, NUM, 1), SR_OK);
     uint32_t p = point_of(e, "P000");
@@ -1833,6 +1864,7 @@ static uint64_t write_500(void)
 
 Test(engine, flipped_byte_in_applied_last_block_refuses_open_and_names_the_block)
 {
+    SEALED_SKIP("counts the log's seqs: a keyed log has KeyEvents among them");
     uint64_t seq = write_500();
     char *seg = last_segment();
     size_t len;
@@ -1881,6 +1913,7 @@ Test(engine, flipped_byte_in_applied_last_block_refuses_open_and_names_the_block
 
 Test(engine, torn_tail_beyond_the_index_watermark_is_still_cut)
 {
+    SEALED_SKIP("counts the log's seqs: a keyed log has KeyEvents among them");
     uint64_t seq = write_500();
     char *seg = last_segment();
     size_t len;
@@ -2002,6 +2035,7 @@ static int has_master(sr_engine *e, int kind, const char *id)
 
 Test(engine, sheet_without_a_grant_row_revokes_the_grant_and_logs_the_removal)
 {
+    SEALED_SKIP("reads the log's records without the keyring");
     sr_engine *e = open_engine(NULL);
     sr_result r;
     const char *full = SHEET_HEAD SHEET_GW SHEET_APPS SHEET_MASTERS "[grants]\napp,datapoint,access\nA1,P1,read\nA1,P2,read\nA2,P*,both\n";
@@ -2169,6 +2203,7 @@ static int make_series_v2(void)
  * log (suiro verify's check), and takes new chunks with summaries. */
 Test(engine, series_chunks_without_summaries_downsample_the_same_and_equal_a_rebuild)
 {
+    SEALED_SKIP("reads and rewrites raw chunk bytes in LMDB (sealed with a key)");
     sr_engine *e = open_engine(NULL); /* head_max 64 */
     cr_assert_eq(et_setup_masters(e, "op1", 2, NUM, 1), SR_OK);
     uint32_t p = point_of(e, "P000");

@@ -41,7 +41,7 @@
 #endif
 
 #ifndef SR_ERASURE_INDEX_SEALED
-#define SR_ERASURE_INDEX_SEALED 0
+#define SR_ERASURE_INDEX_SEALED 1 /* the index is sealed (layout 8, engine/ixseal.c) */
 #endif
 
 static char *top;
