@@ -121,12 +121,20 @@ static int heads_needed(sr_engine *e, const uint8_t *p, size_t n, uint64_t seq)
 
 /* The key that seals what a replayed record writes into the index
  * (ixseal.h invariant 2): the one that sealed the record; for a record of a
- * plain section (from before the keyring), the active key of its operator
- * and class; 0 (form 0) when there is none. */
-static uint32_t seal_key(sr_engine *e, sr_log_iter *it, const Event *ev)
+ * plain section, or one sealed by the one key of a directory from before
+ * its keyring (the master's own id, or a legacy entry), the active key of
+ * its operator and class; 0 (form 0) when there is none. */
+static uint32_t seal_key(sr_engine *e, sr_log_iter *it, const Event *ev, uint32_t *known)
 {
     uint32_t id = sr_log_iter_key_id(it);
-    if (id) return id;
+    if (id && id == *known) return id;
+    sr_keyinfo ki;
+    /* a data key of the keyring (not the master's own id, which sealed a
+     * directory before its keyring: a single-key log upgraded) */
+    if (id && sr_keyring_info(e->keyring, id, &ki) == SR_OK && ki.cls != SR_KC_LEGACY) {
+        *known = id;
+        return id;
+    }
     int cls = sr__key_class((int)ev->body_case);
     if (sr_keyring_active(e->keyring, ev->operator_id, cls < 0 ? SR_KC_CONFIG : cls, &id)) id = 0;
     return id;
@@ -147,6 +155,7 @@ int sr__replay(sr_engine *e, uint64_t w, uint64_t min_first, sr_errinfo *ei)
     pb_arena ar;
     pb_arena_init(&ar);
     uint64_t seq = 0, last = 0, done = 0, total = end - from, in_txn = 0;
+    uint32_t known = 0; /* the last key id found a data key of the keyring */
     sr_slice rec;
     while ((rc = sr__iter_next_readable(e, it, end, &seq, &rec)) == SR_OK) {
         if (seq >= end) {
@@ -168,7 +177,7 @@ int sr__replay(sr_engine *e, uint64_t w, uint64_t min_first, sr_errinfo *ei)
             break;
         }
         ev->seq = seq;
-        if (e->keyring) e->seal.kid = seal_key(e, it, ev);
+        if (e->keyring) e->seal.kid = seal_key(e, it, ev, &known);
         if (seq <= w) {
             e->ost.replay_head_events++;
             rc = sr__apply_series(e, NULL, ev, 1);
