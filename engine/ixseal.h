@@ -42,6 +42,14 @@
  *      and sealed by the record's key once the command is accepted, in the
  *      same group's transaction (sr__ixseal_flush): no form 0 value of a
  *      keyed record is ever committed.
+ *  (6) Small values opened by a thread are cached by it (a direct-mapped
+ *      table per thread: the LMDB key, and the sealed value's key id, nonce
+ *      and tag, which name its ciphertext): the same sealed bytes under the
+ *      same LMDB key open to the same plaintext without AES-GCM (a latest
+ *      row read again and again). An entry holds only while its attachment
+ *      is the same and its keyring has destroyed no key since
+ *      (sr_keyring_generation), so a destroyed key's values read as absent
+ *      at once (invariant 4).
  *  (4) A value whose key was destroyed (SR_EERASED) reads as absent: a get
  *      is MDB_NOTFOUND, a cursor steps over it (the sweep and queries treat
  *      it as gone, never as data). A value that does not open is
@@ -69,6 +77,7 @@ typedef struct sr_ixseal {
     _Atomic uint64_t ctr;
     _Atomic uint64_t nplain, nerased;
     void *keyring;
+    uint64_t serial; /* this attachment's number (the opened-value cache's owner) */
     /* writer: a value written with no key yet (kid 0, defer) is form 0 and
      * listed here (row u8, the command's event index u32 LE, key length
      * u16 LE, the key): sr__ixseal_flush seals it once the command's

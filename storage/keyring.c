@@ -7,6 +7,7 @@
 
 #include <openssl/crypto.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -38,6 +39,7 @@ struct sr_keyring {
     ent **e;
     size_t n, cap;
     sr_keys keys;
+    _Atomic uint64_t gen; /* destructions so far (sr_keyring_generation) */
 };
 
 const char *sr_key_class_name(int cls)
@@ -623,6 +625,11 @@ int sr_keyring_rotate(sr_keyring *kr, const char *operator_id, int cls, int64_t 
     return rc;
 }
 
+uint64_t sr_keyring_generation(sr_keyring *kr)
+{
+    return kr ? atomic_load_explicit(&kr->gen, memory_order_acquire) : 0;
+}
+
 int sr_keyring_destroy(sr_keyring *kr, uint32_t id, int64_t now_ms)
 {
     if (!kr) return SR_EINVAL;
@@ -642,6 +649,7 @@ int sr_keyring_destroy(sr_keyring *kr, uint32_t id, int64_t now_ms)
             sr_aead_destroy(x->aead);
             x->aead = NULL;
             pthread_mutex_unlock(&x->mu);
+            atomic_fetch_add_explicit(&kr->gen, 1, memory_order_release); /* after the key is gone */
             SR_INVARIANT(check_entries(kr->master.id, kr->e, kr->n));
         }
     }

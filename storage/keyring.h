@@ -106,6 +106,10 @@ SR_MUST_CHECK int sr_keyring_active(sr_keyring *kr, const char *operator_id, int
  * epoch, durably; info gets the new key's metadata. */
 SR_MUST_CHECK int sr_keyring_rotate(sr_keyring *kr, const char *operator_id, int cls, int64_t now_ms,
                                     sr_keyinfo *info);
+/* How many destructions this keyring has made (grows by one after each,
+ * once the key is gone from memory): a cache of values opened under its
+ * keys is valid while it does not move (engine/ixseal.c). */
+uint64_t sr_keyring_generation(sr_keyring *kr);
 /* Destroy key id (a tombstone; its bytes wiped, in memory and in the file).
  * SR_ENOTFOUND; SR_EINVAL for an active key (rotate it first). */
 SR_MUST_CHECK int sr_keyring_destroy(sr_keyring *kr, uint32_t id, int64_t now_ms);

@@ -217,9 +217,27 @@ Test(ixseal, a_value_whose_key_was_destroyed_reads_as_gone)
     fill(e);
     uint32_t id;
     cr_assert_eq(sr_keyring_active(e->keyring, "opA", SR_KC_DATA, &id), SR_OK);
+    /* opA's latest row, read twice: the second from this thread's cache of
+     * opened values (ixseal.h invariant 6) */
+    uint32_t pa;
+    sr_vtype ta;
+    cr_assert_eq(sr_engine_point(e, "opA", "P000", &pa, &ta), SR_OK);
+    sr_sample ls;
+    int found = 0;
+    sr_buf strs;
+    sr_buf_init(&strs);
+    for (int i = 0; i < 2; i++) {
+        cr_assert_eq(sr_engine_latest(e, &pa, 1, &ls, &found, &strs), SR_OK);
+        cr_assert(found && ls.v.str.slen == strlen(VAL_A) && !memcmp(ls.v.str.s, VAL_A, ls.v.str.slen),
+                  "read %d: the latest value", i);
+    }
     sr_keyinfo nk;
     cr_assert_eq(sr_keyring_rotate(e->keyring, "opA", SR_KC_DATA, 5000, &nk), SR_OK);
     cr_assert_eq(sr_keyring_destroy(e->keyring, id, 6000), SR_OK);
+    /* the cached plaintext is not served once its key is destroyed */
+    cr_assert_eq(sr_engine_latest(e, &pa, 1, &ls, &found, &strs), SR_OK);
+    cr_assert_eq(found, 0, "the latest row of a destroyed key reads as absent, cached or not");
+    sr_buf_release(&strs);
     uint64_t rev;
     sr_buf j;
     sr_buf_init(&j);
