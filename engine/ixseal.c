@@ -6,6 +6,7 @@
 
 #include "codecs/base/sr_alloc.h"
 #include "codecs/base/sr_error.h"
+#include "codecs/base/sr_hash.h"
 #include "storage/keyring.h"
 
 #include <errno.h>
@@ -155,9 +156,7 @@ int sr__ixseal_open(const sr_ixseal *s, unsigned row, const MDB_val *k, const MD
     uint64_t gen = sr_keyring_generation(s->keyring);
     ocache_ent *ce = NULL;
     if (n <= OC_VALUE && k->mv_size <= OC_KEY) {
-        uint32_t h = 2166136261u ^ row;
-        for (size_t i = 0; i < k->mv_size; i++) h = (h ^ ((const uint8_t *)k->mv_data)[i]) * 16777619u;
-        ce = &ocache[h & (OC_SLOTS - 1)];
+        ce = &ocache[sr_hash_end(sr_hash_add(row, k->mv_data, k->mv_size)) & (OC_SLOTS - 1)];
         if (ce->serial == s->serial && ce->gen == gen && ce->row == row && ce->klen == k->mv_size && ce->n == n &&
             !memcmp(ce->key, k->mv_data, k->mv_size) && !memcmp(ce->id, p, SR_IXSEAL_HDR) &&
             !memcmp(ce->id + SR_IXSEAL_HDR, p + SR_IXSEAL_HDR + n, SR_TAG_LEN)) {
