@@ -940,17 +940,6 @@ static int sweep_keys(sweep *s)
     return rc;
 }
 
-static void set_err(sr_errinfo *err, int rc, const char *fmt, ...)
-{
-    if (!err) return;
-    memset(err, 0, sizeof *err);
-    err->code = rc;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err->msg, sizeof err->msg, fmt, ap);
-    va_end(ap);
-}
-
 int sr_engine_retention_sweep(sr_engine *e, const sr_retention_cfg *cfg, const char *actor,
                               sr_retention_report *rep, sr_errinfo *err)
 {
@@ -959,7 +948,7 @@ int sr_engine_retention_sweep(sr_engine *e, const sr_retention_cfg *cfg, const c
     memset(rep, 0, sizeof *rep);
     int expect = 0;
     if (!atomic_compare_exchange_strong(&e->ret_busy, &expect, 1)) {
-        set_err(err, SR_ECONFLICT, "a retention sweep is already running");
+        sr_errinfo_set(err, SR_ECONFLICT, "a retention sweep is already running");
         return SR_ECONFLICT;
     }
     sweep s = {.e = e, .cfg = cfg, .now = now_ms(e), .rep = rep};
@@ -986,7 +975,7 @@ int sr_engine_retention_sweep(sr_engine *e, const sr_retention_cfg *cfg, const c
         rc = s.err;
         if (err) *err = s.einfo;
     } else if (rc) {
-        set_err(err, rc, "retention sweep: %s", sr_strerror(rc));
+        sr_errinfo_set(err, rc, "retention sweep: %s", sr_strerror(rc));
     }
     pthread_mutex_unlock(&s.mu);
     pthread_cond_destroy(&s.cv);

@@ -2,6 +2,9 @@
 #include "codecs/base/sr_error.h"
 
 #include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
 
 const char *sr_strerror(int rc)
 {
@@ -39,4 +42,16 @@ int sr_err_from_errno(int e)
     case EFBIG: return SR_ETOOBIG;
     default: return SR_EIO;
     }
+}
+
+int sr_errinfo_set(sr_errinfo *ei, int code, const char *fmt, ...)
+{
+    if (!ei) return code;
+    memset(ei, 0, sizeof *ei);
+    ei->code = code;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(ei->msg, sizeof ei->msg, fmt, ap);
+    va_end(ap);
+    return code;
 }

@@ -80,4 +80,8 @@ typedef struct sr_errinfo {
 #define SR_MUST_CHECK
 #endif
 
+/* Fill ei (if given) anew: code and a printf-formatted message (the rest
+ * zero). Returns code, so that a failure is one line: return sr_errinfo_set(...). */
+int sr_errinfo_set(sr_errinfo *ei, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
 #endif
