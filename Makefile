@@ -9,8 +9,11 @@ else
 WERROR ?=
 endif
 CMAKE_ARGS ?=
+# make install: where (PREFIX) and into which staging root (DESTDIR, empty: /)
+PREFIX     ?= /usr/local
+DESTDIR    ?=
 
-.PHONY: all deps build build-asan run test test-asan bench soak clean
+.PHONY: all deps build build-asan run test test-asan bench soak clean install deb
 
 all: build
 
@@ -47,6 +50,16 @@ bench: build
 # test_logins' flood time).
 soak: build
 	@cd $(BUILD) && SR_SOAK=$${SR_SOAK:-20} ctest --output-on-failure -R 'crash|kill9|fault|durable|logins|fairness|overload|conn_limits'
+
+# The binary, suiro(1), suiro.ini(5), the docs, the systemd unit and the
+# default /etc/suiro/suiro.ini (kept if present) for PREFIX, under DESTDIR
+# (docs/install.md). Creates no user and no data directory: the .deb does.
+install: build
+	@DESTDIR="$(DESTDIR)" cmake --install $(BUILD) --prefix "$(PREFIX)"
+
+# build/suiro_VERSION_ARCH.deb from the build (scripts/deb.sh; docs/install.md)
+deb: build
+	@bash scripts/deb.sh $(BUILD)
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD)

@@ -82,6 +82,7 @@
 #include "api/loopq.h"
 #include "api/pki.h"
 #include "api/push.h"
+#include "api/sdnotify.h"
 #include "api/slog.h"
 #include "api/workq.h"
 #include "codecs/mqtt.h"
@@ -94,6 +95,7 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
+#include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <signal.h>
@@ -126,6 +128,9 @@ struct sr_server {
     sr_loopq regq;  /* committed registry changes (the engine's registry hook; REVOCATION) */
     uv_signal_t sigint, sigterm;
     uv_timer_t tick, retry;
+    /* the service manager's keep-alive (api/sdnotify.h): the interval asked
+     * for (0: none) and when the last WATCHDOG=1 went (monotonic us) */
+    uint64_t watchdog_us, watchdog_last_us;
     /* the [backup] schedule (docs/backup.md): the next run (wall ms, 0: none
      * configured), and the one job running on the worker queue */
     int64_t backup_next;
@@ -1907,9 +1912,22 @@ static void retention_tick(sr_server *s)
     if (sr_workq_submit(s->workq, "", 0, 1, &j->w) == SR_OK) s->retention_running = 1;
 }
 
+/* WATCHDOG=1 to the service manager at the interval it asked for (the
+ * once-a-second tick: the loop turns); stops with the tick at a stop */
+static void server_watchdog(sr_server *s)
+{
+    if (!s->watchdog_us) return;
+    uint64_t now = mono_us();
+    if (now - s->watchdog_last_us < s->watchdog_us) return; /* (at most a tick late: WatchdogSec= > 2 s) */
+    if (sr_sdnotify("WATCHDOG=1") < 0)
+        sr_slog(SR_LOG_WARN, "service manager unreachable", "state=WATCHDOG errno=%d", errno);
+    s->watchdog_last_us = now;
+}
+
 static void on_tick(uv_timer_t *t)
 {
     sr_server *s = t->data;
+    server_watchdog(s);
     backup_tick(s);
     retention_tick(s);
     uint64_t now = now_ms();
@@ -1936,6 +1954,8 @@ static void on_signal(uv_signal_t *h, int sig)
     sr_server *s = h->data;
     sr_slog(SR_LOG_INFO, "stopping", "signal=%d connections=%zu", sig, s->nconns);
     s->stopping = 1;
+    if (sr_sdnotify("STOPPING=1\nSTATUS=stopping") < 0)
+        sr_slog(SR_LOG_WARN, "service manager unreachable", "state=STOPPING errno=%d", errno);
     if (s->cfg.mqtt_listen[0]) uv_close((uv_handle_t *)&s->mqtt, NULL);
     if (s->cfg.tls_listen[0]) uv_close((uv_handle_t *)&s->mqtts, NULL);
     sr_gwhttp_stop_accepting(s->http);
@@ -2222,6 +2242,19 @@ static void close_walk(uv_handle_t *h, void *arg)
     if (!uv_is_closing(h)) uv_close(h, h->type == UV_TCP && h->data == NULL ? on_closed : NULL);
 }
 
+/* The server is ready: recovery is done (the engine replayed the log, push
+ * recovered its queues) and every configured listener is bound and listening
+ * (sr_server_open), so a client that connects now is served. The one place
+ * readiness becomes true: the service manager hears READY=1 (Type=notify,
+ * packaging/suiro.service) and starts its watchdog. */
+static void server_ready(sr_server *s)
+{
+    if (sr_sdnotify("READY=1\nSTATUS=serving") < 0)
+        sr_slog(SR_LOG_WARN, "service manager unreachable", "state=READY errno=%d", errno);
+    s->watchdog_us = sr_sdnotify_watchdog_usec();
+    s->watchdog_last_us = mono_us();
+}
+
 int sr_server_run(sr_server *s)
 {
     sr_engine_open_stats os;
@@ -2235,6 +2268,7 @@ int sr_server_run(sr_server *s)
             os.index_us / 1e3, os.heads_us / 1e3, os.replay_us / 1e3, os.replay_events, os.replay_head_events,
             os.replay_skipped, s->start_us[2] / 1e3, s->start_us[3] / 1e3, s->start_us[4] / 1e3, s->start_us[5] / 1e3,
             s->throttle_rows);
+    server_ready(s);
     while (uv_run(&s->loop, UV_RUN_ONCE)) {
         if (!s->stopping) continue;
         /* stopping: close connections whose in-flight work is done */

@@ -50,6 +50,14 @@ extern const sr_opt sr_opts_key_list[], sr_opts_key_rotate[], sr_opts_key_rotate
 extern const sr_opt sr_opts_init[], sr_opts_sheet_import[], sr_opts_sheet_export[], sr_opts_rebuild[],
     sr_opts_replay[], sr_opts_verify[], sr_opts_cert_import[];
 
+/* cmd_man.c: `suiro man [PAGE]`, the manual pages as roff from the tables */
+int sr_cmd_man(const sr_command *cmd, int argc, char **argv);
+
+/* main.c: the command table (COMMANDS, its n rows) and the version, for
+ * the manual page (cmd_man.c) */
+const sr_command *sr_cli_commands(size_t *n);
+const char *sr_cli_version(void);
+
 /* main.c: run the command argv[0] (argv: the words after `suiro`) as main
  * does; its exit code. (sheet import and cert import run a `suiro admin`
  * command through it against a running server.) */

@@ -7,7 +7,8 @@
  * option parsing (opts.h); nothing else lists commands. The table ends with
  * the hook SR_TEST_COMMANDS, empty here: the test build suiro-tabletest adds
  * a row through it (tests/support/tabletest.h, test_tables). `suiro routes`
- * prints the one list of routes (sr_route_lists, api/routes.h). */
+ * prints the one list of routes (sr_route_lists, api/routes.h); `suiro man`
+ * prints the manual pages from this table and the config table (cmd_man.c). */
 #include "api/cli/cli.h"
 #include "api/routes.h"
 
@@ -95,9 +96,20 @@ static const sr_command COMMANDS[] = {
     {"routes", cmd_routes, "", 0, 0, "the HTTP routes (METHOD PATH), as docs/api/openapi.yaml has them", NULL,
      NULL},
     {"version", cmd_version, "", 0, 0, "print the version and the git commit it was built from", NULL, NULL},
+    {"man", sr_cmd_man, "[PAGE]", 0, 1, "print a manual page as roff, made from these tables: suiro(1), suiro.ini(5)",
+     NULL, "PAGE: suiro (the default: every command and option) or suiro.ini (every configuration key).\n"
+           "To read one: suiro man suiro.ini | man -l -\n"},
     SR_TEST_COMMANDS
 };
 enum { NCOMMANDS = sizeof COMMANDS / sizeof COMMANDS[0] };
+
+const sr_command *sr_cli_commands(size_t *n)
+{
+    *n = NCOMMANDS;
+    return COMMANDS;
+}
+
+const char *sr_cli_version(void) { return SUIRO_VERSION; }
 
 static void usage(FILE *f)
 {
