@@ -1,7 +1,7 @@
 /*
  * api/sdnotify.h -- tell the service manager (systemd) where the server is:
  * READY=1 once it serves, STOPPING=1 when it begins to stop, WATCHDOG=1 while
- * its loop runs (packaging/suiro.service: Type=notify, WatchdogSec=).
+ * its loop runs (scripts/packaging/suiro.service.in: Type=notify, WatchdogSec=).
  *
  * The protocol is systemd's sd_notify(3), a stable interface
  * (https://systemd.io/PORTABILITY_AND_STABILITY/): one datagram of

@@ -2246,7 +2246,7 @@ static void close_walk(uv_handle_t *h, void *arg)
  * recovered its queues) and every configured listener is bound and listening
  * (sr_server_open), so a client that connects now is served. The one place
  * readiness becomes true: the service manager hears READY=1 (Type=notify,
- * packaging/suiro.service) and starts its watchdog. */
+ * scripts/packaging/suiro.service.in) and starts its watchdog. */
 static void server_ready(sr_server *s)
 {
     if (sr_sdnotify("READY=1\nSTATUS=serving") < 0)

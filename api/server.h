@@ -23,7 +23,9 @@ typedef struct sr_server sr_server;
 SR_MUST_CHECK int sr_server_open(const sr_config *cfg, sr_server **out, char *err, size_t errlen);
 /* Run until SIGINT/SIGTERM (or sr_server_stop): stop accepting, finish what
  * is in flight, close connections, drain the engine. Returns 0 on a clean
- * stop. */
+ * stop. It first tells a service manager the server is ready (READY=1,
+ * api/sdnotify.h: sr_server_open has recovered and bound every listener),
+ * and STOPPING=1 at the signal. */
 int sr_server_run(sr_server *s);
 void sr_server_close(sr_server *s);
 /* The port actually bound (when the config said :0). */

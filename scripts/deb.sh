@@ -10,7 +10,7 @@
 #   - /etc/suiro/suiro.ini is a conffile (an edited one survives upgrades);
 #   - the unit goes to /lib/systemd/system (Debian 12's place);
 #   - man pages gzipped (-n: reproducible); files owned by root;
-#   - the maintainer scripts are packaging/deb/{postinst,prerm,postrm}.
+#   - the maintainer scripts are scripts/packaging/deb/{postinst,prerm,postrm}.
 # docs/install.md says what installing it does.
 set -euo pipefail
 BUILD=${1:-build}
@@ -55,7 +55,7 @@ Description: data-flow and storage core of a water-utility data platform
  /etc/suiro/suiro.ini, the master key in /etc/suiro/keys).
 CTL
 echo /etc/suiro/suiro.ini > "$ROOT/DEBIAN/conffiles"
-install -m 0755 "$SRC"/packaging/deb/postinst "$SRC"/packaging/deb/prerm "$SRC"/packaging/deb/postrm "$ROOT/DEBIAN/"
+install -m 0755 "$SRC"/scripts/packaging/deb/postinst "$SRC"/scripts/packaging/deb/prerm "$SRC"/scripts/packaging/deb/postrm "$ROOT/DEBIAN/"
 mkdir -p "$OUT"
 DEB=$OUT/suiro_${VERSION}_${ARCH}.deb
 dpkg-deb --root-owner-group -Zxz --build "$ROOT" "$DEB" >/dev/null

@@ -17,7 +17,8 @@
 #   - the installed binary serves the data directory postinst made, with its
 #     key (a service that starts), and `suiro verify` passes on it;
 #   - installing it again (an upgrade) keeps the key, the data, an edited
-#     configuration and the first password file; remove keeps data and key;
+#     configuration and the first password file; with the key lost and the
+#     data there it makes no new key; remove keeps data and key;
 #     purge removes the configuration and keeps data and key.
 # Skips when dpkg-deb / dpkg-shlibdeps are missing; the install into the
 # scratch root needs root (useradd --prefix), else only the package's
@@ -135,6 +136,12 @@ check "... keeps the key, the first password file and the user" \
 check "... keeps the edited configuration (a conffile)" "tail -1 '$R$conf' | grep -qx '; edited'"
 out=$("$BIN" verify "$R$data" --key-file "$R$keyf" 2>&1); rc=$?
 check "... and the data directory (verify passes, no second init)" "[ $rc -eq 0 ]"
+
+mv "$R$keyf" "$T/key.away"
+out=$(dpkgr -i "$DEB" 2>&1); rc=$?
+check "the key lost but the data there: no new key is made (it would not open the log), said so" \
+  "[ $rc -eq 0 ] && [ ! -e '$R$keyf' ] && [[ \$out == *'no new key'* ]]"
+mv "$T/key.away" "$R$keyf"
 
 out=$(dpkgr -r suiro 2>&1); rc=$?
 check "remove: the program goes" "[ $rc -eq 0 ] && [ ! -e '$R$exe' ] && [ ! -e $U ]"

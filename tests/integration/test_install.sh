@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # tests/integration/test_install.sh BUILD_DIR -- `make install` (cmake
-# --install of the build, CMakeLists.txt and packaging/install.cmake) into a
+# --install of the build, CMakeLists.txt and scripts/packaging/install.cmake) into a
 # scratch DESTDIR, nothing rebuilt:
 #   - PREFIX=/usr: the binary, suiro(1), suiro.ini(5), the docs, the unit in
 #     usr/lib/systemd/system, the default /etc/suiro/suiro.ini;

@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """tests/integration/test_sdnotify.py -- `suiro serve` speaks systemd's
-notification protocol (api/sdnotify.h; the unit packaging/suiro.service is
+notification protocol (api/sdnotify.h; the unit scripts/packaging/suiro.service is
 Type=notify with WatchdogSec=): the test plays the service manager with a
 unix datagram socket named by NOTIFY_SOCKET.
   - READY=1 comes once the server serves: a thread that receives it connects

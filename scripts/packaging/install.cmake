@@ -1,4 +1,4 @@
-# packaging/install.cmake -- run by `cmake --install` (install(SCRIPT) in
+# scripts/packaging/install.cmake -- run by `cmake --install` (install(SCRIPT) in
 # CMakeLists.txt): the systemd unit and the default configuration, made for
 # the prefix of THIS install (`make install PREFIX=/usr`, `cmake --install
 # build --prefix P`), which is known only now; DESTDIR is honoured by
@@ -18,8 +18,8 @@ set(SR_DOCDIR "${CMAKE_INSTALL_PREFIX}/share/doc/suiro")
 # (one directory per prefix and DESTDIR: installs side by side never share a file)
 string(MD5 _key "${CMAKE_INSTALL_PREFIX}|$ENV{DESTDIR}")
 set(_gen "${SR_BINARY_DIR}/packaging/${_key}")
-configure_file("${SR_SOURCE_DIR}/packaging/suiro.service.in" "${_gen}/suiro.service" @ONLY)
-configure_file("${SR_SOURCE_DIR}/packaging/suiro.ini.in" "${_gen}/suiro.ini" @ONLY)
+configure_file("${SR_SOURCE_DIR}/scripts/packaging/suiro.service.in" "${_gen}/suiro.service" @ONLY)
+configure_file("${SR_SOURCE_DIR}/scripts/packaging/suiro.ini.in" "${_gen}/suiro.ini" @ONLY)
 file(INSTALL "${_gen}/suiro.service" DESTINATION "${CMAKE_INSTALL_PREFIX}/lib/systemd/system"
      PERMISSIONS OWNER_READ OWNER_WRITE GROUP_READ WORLD_READ)
 set(_ini "$ENV{DESTDIR}${SR_SYSCONFDIR}/suiro/suiro.ini")
