@@ -1,7 +1,8 @@
 """tests/integration/srtest.py -- the one harness of the Python integration
 tests: checks that count (Checks, finish); the real server started on ports
 chosen at run time or a fixed one (start_server, free_port) and stopped by
-its PID (stop_server); data directories provisioned (provision_gwsim,
+its PID (stop_server); the service manager's notification socket
+(NotifySocket); data directories provisioned (provision_gwsim,
 gwsim_sheet, import_sheet, OTHER_OPERATOR_SHEET); HTTP on one keep-alive
 connection (Api) or one fresh connection (http_once); an app's push URL
 (PushReceiver); raw MQTT packets and a raw gateway (mqtt_*, RawGw); and the
@@ -131,6 +132,58 @@ def free_port():
     port = s.getsockname()[1]
     s.close()
     return port
+
+
+class NotifySocket:
+    """The service manager's end of systemd's notification protocol
+    (api/sdnotify.h): a unix datagram socket bound to name (a path, or
+    '@name' for an abstract one). env() is an environment naming it
+    (NOTIFY_SOCKET) for start_server, with **more added; wait_for(line)
+    reads datagrams until one has that line (READY=1, STOPPING=1,
+    WATCHDOG=1) or timeout seconds passed: (its lines or None, every datagram
+    read); pending() is a datagram already there, or None (without waiting)."""
+
+    def __init__(self, name):
+        import socket
+        self.name = name
+        self.s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.s.bind("\0" + name[1:] if name.startswith("@") else name)
+
+    def env(self, **more):
+        import os
+        e = dict(os.environ)
+        for k in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"):
+            e.pop(k, None)
+        e["NOTIFY_SOCKET"] = self.name
+        e.update(more)
+        return e
+
+    def wait_for(self, line, timeout=20.0):
+        import socket
+        seen = []
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            self.s.settimeout(max(0.01, end - time.monotonic()))
+            try:
+                msg = self.s.recv(4096).decode()
+            except socket.timeout:
+                break
+            seen.append(msg)
+            if line in msg.split("\n"):
+                return msg.split("\n"), seen
+        return None, seen
+
+    def pending(self):
+        self.s.setblocking(False)
+        try:
+            return self.s.recv(4096).decode()
+        except BlockingIOError:
+            return None
+        finally:
+            self.s.setblocking(True)
+
+    def close(self):
+        self.s.close()
 
 
 def gwsim_sheet(binary, gateways, points, operator=None):

@@ -15,13 +15,11 @@ The datagram itself (paths, abstract names, errors) and WATCHDOG_USEC /
 WATCHDOG_PID: tests/api/test_sdnotify.c.
 usage: test_sdnotify.py SUIRO_BIN"""
 import os
-import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import threading
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import srtest  # noqa: E402
@@ -31,38 +29,6 @@ check = srtest.Checks()
 T = tempfile.mkdtemp(prefix="suiro-sdnotify-")
 LOG = os.path.join(T, "server.log")
 procs = []
-
-
-def notify_socket(name):
-    """A datagram socket bound to name (a path, or '@x': abstract)."""
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    s.bind("\0" + name[1:] if name.startswith("@") else name)
-    return s
-
-
-def recv_state(sock, want, timeout=20.0):
-    """Datagrams until one has the line want, within timeout seconds: (its
-    lines, every datagram seen)."""
-    seen = []
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        sock.settimeout(max(0.01, end - time.monotonic()))
-        try:
-            msg = sock.recv(4096).decode()
-        except socket.timeout:
-            break
-        seen.append(msg)
-        if want in msg.split("\n"):
-            return msg.split("\n"), seen
-    return None, seen
-
-
-def env_with(**kw):
-    e = dict(os.environ)
-    for k in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"):
-        e.pop(k, None)
-    e.update(kw)
-    return e
 
 
 def serves(http_port, mqtt_port):
@@ -86,19 +52,18 @@ try:
     subprocess.run([BIN, "init", D], check=True, capture_output=True)
 
     # ---- READY=1 once it serves --------------------------------------------------
-    path = os.path.join(T, "notify")
-    ns = notify_socket(path)
+    ns = srtest.NotifySocket(os.path.join(T, "notify"))
     hp, mp = srtest.free_port(), srtest.free_port()
     got = {}
 
     def manager():
-        lines, seen = recv_state(ns, "READY=1", 30)
+        lines, seen = ns.wait_for("READY=1", 30)
         got["lines"], got["seen"] = lines, seen
         # what a client sees at the moment the manager hears READY=1
         got["serves"] = lines is not None and serves(hp, mp)
     th = threading.Thread(target=manager)
     th.start()
-    p, ports = srtest.start_server(BIN, D, LOG, mqtt_port=mp, http_port=hp, env=env_with(NOTIFY_SOCKET=path))
+    p, ports = srtest.start_server(BIN, D, LOG, mqtt_port=mp, http_port=hp, env=ns.env())
     procs.append(p)
     th.join(40)
     check("READY=1 is sent", got.get("lines") is not None, repr(got.get("seen")))
@@ -107,35 +72,30 @@ try:
     check("when READY=1 arrives, HTTP and MQTT answer at once", got.get("serves") is True)
 
     # ---- a server that cannot start says nothing ---------------------------------
-    path2 = os.path.join(T, "notify2")
-    ns2 = notify_socket(path2)
+    ns2 = srtest.NotifySocket(os.path.join(T, "notify2"))
     D2 = os.path.join(T, "data2")
     subprocess.run([BIN, "init", D2], check=True, capture_output=True)
     r = subprocess.run([BIN, "serve", "--data", D2, "--mqtt", "127.0.0.1:0", "--http", "127.0.0.1:%d" % hp],
-                       env=env_with(NOTIFY_SOCKET=path2), capture_output=True, text=True, timeout=60)
-    ns2.setblocking(False)
-    try:
-        early = ns2.recv(4096).decode()
-    except BlockingIOError:
-        early = None
+                       env=ns2.env(), capture_output=True, text=True, timeout=60)
+    early = ns2.pending()  # (it exited: whatever it sent is there)
     check("a server whose port is taken exits non-zero", r.returncode not in (0, None), r.stderr[-300:])
     check("... and sends no READY=1", early is None or "READY=1" not in early.split("\n"), repr(early))
 
     # ---- STOPPING=1 at SIGTERM ---------------------------------------------------
     rc = srtest.stop_server(p)
-    lines, seen = recv_state(ns, "STOPPING=1", 10)
+    lines, seen = ns.wait_for("STOPPING=1", 10)
     check("SIGTERM: STOPPING=1 is sent", lines is not None, repr(seen))
     check("... and the server exits 0", rc == 0, "rc=%r" % rc)
 
     # ---- WATCHDOG=1 while it runs (abstract socket) -------------------------------
     aname = "@suiro-sdnotify-%d" % os.getpid()
-    na = notify_socket(aname)
-    p, ports = srtest.start_server(BIN, D, LOG, env=env_with(NOTIFY_SOCKET=aname, WATCHDOG_USEC="2000000"))
+    na = srtest.NotifySocket(aname)
+    p, ports = srtest.start_server(BIN, D, LOG, env=na.env(WATCHDOG_USEC="2000000"))
     procs.append(p)
-    lines, seen = recv_state(na, "READY=1", 20)
+    lines, seen = na.wait_for("READY=1", 20)
     check("an abstract NOTIFY_SOCKET ('@name') gets READY=1", lines is not None, repr(seen))
-    w1, seen1 = recv_state(na, "WATCHDOG=1", 10)
-    w2, seen2 = recv_state(na, "WATCHDOG=1", 10)
+    w1, seen1 = na.wait_for("WATCHDOG=1", 10)
+    w2, seen2 = na.wait_for("WATCHDOG=1", 10)
     check("WATCHDOG_USEC=2000000: WATCHDOG=1 comes, and again", w1 is not None and w2 is not None,
           repr(seen1 + seen2))
     srtest.stop_server(p)
