@@ -14,14 +14,15 @@
 #     a log; the configuration's key file exists, owned by suiro, 0600, in a
 #     0700 directory; the first admin's password is in a root-only file; the
 #     unit is enabled; `systemd-analyze verify --root=R` passes silently;
-#   - the installed binary serves the data directory postinst made, with its
-#     key (a service that starts), and `suiro verify` passes on it;
+#   - the installed binary, run as the user suiro (setpriv), serves the data
+#     directory postinst made with its key (a service that starts: the owners
+#     and modes suffice), and `suiro verify` passes on it;
 #   - installing it again (an upgrade) keeps the key, the data, an edited
 #     configuration and the first password file; with the key lost and the
 #     data there it makes no new key; remove keeps data and key;
 #     purge removes the configuration and keeps data and key.
 # Skips when dpkg-deb / dpkg-shlibdeps are missing; the install into the
-# scratch root needs root (useradd --prefix), else only the package's
+# scratch root needs root (useradd --prefix, setpriv), else only the package's
 # contents and scripts are checked (said as a skip).
 set -u
 BUILD=$(readlink -f "$1")
@@ -58,8 +59,8 @@ for f in ./usr/bin/suiro ./lib/systemd/system/suiro.service ./etc/suiro/suiro.in
 done
 check "every file is owned by root" "[ -z \"\$(dpkg-deb -c '$DEB' | awk '\$2 != \"root/root\"')\" ]"
 
-if [ "$(id -u)" -ne 0 ] || ! command -v useradd >/dev/null; then
-  skip "not root (or no useradd): the package is not installed into a scratch root"
+if [ "$(id -u)" -ne 0 ] || ! command -v useradd >/dev/null || ! command -v setpriv >/dev/null; then
+  skip "not root (or no useradd, setpriv): the package is not installed into a scratch root"
   sr_finish deb
   exit $?
 fi
@@ -110,20 +111,26 @@ else
   skip "systemd-analyze is not installed (package systemd)"
 fi
 
-# the installed server on what postinst made (paths under the scratch root,
-# ports the kernel picks): a service that starts
+# the installed server on what postinst made, as the unit runs it: as the
+# user suiro (setpriv: its uid and gid, no other group), the paths under the
+# scratch root, ports the kernel picks -- a service that starts, with the
+# owners and modes postinst gave
 sed -e "s#^data_dir = #data_dir = $R#" -e "s#^key_file = #key_file = $R#" -e 's#^listen = 127.0.0.1:[0-9]*#listen = 127.0.0.1:0#' \
   "$R$conf" > "$T/run.ini"
-BIN=$R$exe
+chmod 0755 "$T" "$R" "$R/etc" "$R/etc/suiro" "$R/var" "$R/var/lib"
+chmod 0644 "$T/run.ini"
+printf '#!/bin/sh\nexec setpriv --reuid=%s --regid=%s --clear-groups %s "$@"\n' "$uid" "$gid" "$R$exe" > "$T/as-suiro"
+chmod 0755 "$T/as-suiro"
+BIN=$T/as-suiro
 sr_start --config "$T/run.ini"
-check "the installed binary serves the installed data directory with the installed key" "[ -n \"\$HP\" ]"
+check "the installed binary, as suiro, serves the installed data directory with the installed key" "[ -n \"\$HP\" ]"
 code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$HP/api/v1/masters/datapoints")
 check "... and answers HTTP (401 without a token)" "[ '$code' = 401 ]"
 sr_stop
 check "... and stops cleanly" "[ $rc -eq 0 ]"
+check "... everything it wrote is suiro's" "[ -z \"\$(find '$R$data' ! -uid $uid)\" ]"
 out=$("$BIN" verify "$R$data" --key-file "$R$keyf" 2>&1); rc=$?
-check "suiro verify on it passes" "[ $rc -eq 0 ]"
-chown -R "$uid:$gid" "$R$data"
+check "suiro verify (as suiro) on it passes" "[ $rc -eq 0 ]"
 
 # upgrade: the same package again
 key_before=$(sha256sum < "$R$keyf")
