@@ -67,6 +67,7 @@
 #include "api/httpu.h"
 #include "api/loginguard.h"
 #include "api/loopq.h"
+#include "api/metrics.h"
 #include "api/routes.h"
 #include "api/slog.h"
 #include "api/workq.h"
@@ -127,6 +128,7 @@ typedef struct pending {
     sr_gwhttp *g;
     sr_result res;
     char msgid[72];
+    uint32_t nvalues; /* a values message's, for the metrics */
     /* auth */
     sr_login_job lj; /* its stored hash: the gateway's (empty if unknown) */
     char op[72], gw[72], addr[64];
@@ -241,6 +243,7 @@ static void respond_transient(h2o_req_t *req, const char *op, const char *gw, sr
 static void respond_rc(h2o_req_t *req, const char *op, const char *gw, const sr_result *r)
 {
     const char *msg = r->err.msg[0] ? r->err.msg : sr_wire_msg_of_rc(r->rc);
+    if (r->rc) sr_metrics_refused(sr_wire_of_rc(r->rc));
     switch (sr_gw_outcome_rc(r->rc)) {
     case SR_GW_DURABLE:
         respond_result(req, SR_WIRE_OK, r->duplicate ? "duplicate; stored once" : "stored", NULL);
@@ -255,6 +258,7 @@ static void on_done(void *ctx, sr_loopq_item *it)
     (void)ctx;
     pending *p = SR_CONTAINER(it, pending, li);
     {
+        if (p->nvalues && !p->res.rc && !p->res.duplicate) sr_metrics_ingested(sr_metrics_op(p->op), p->nvalues);
         if (p->req) respond_rc(p->req, p->op, p->gw, &p->res);
         pending_unref(p);
     }
@@ -352,9 +356,10 @@ static void open_session(sr_gwhttp *g, h2o_req_t *req)
 /* A values message checked (inline or on a worker): submit it, or answer
  * the refusal; data not stored for a reason of the server is never 200. */
 static void submit_checked(sr_gwhttp *g, h2o_req_t *req, const char *op, const char *gw, int rc, sr_buf *ev,
-                           sr_gw_err *err)
+                           sr_gw_err *err, size_t nvalues)
 {
     if (rc) {
+        sr_metrics_refused(err->code ? err->code : sr_wire_of_rc(rc));
         if (!err->code) respond_transient(req, op, gw, sr_wire_of_rc(rc), sr_wire_msg_of_rc(rc)); /* memory */
         else if (sr_gw_outcome_code(err->code) == SR_GW_TRANSIENT) respond_transient(req, op, gw, err->code, err->message);
         else respond_result(req, err->code, err->message, err->detail);
@@ -365,6 +370,7 @@ static void submit_checked(sr_gwhttp *g, h2o_req_t *req, const char *op, const c
         else {
             snprintf(p->op, sizeof p->op, "%s", op);
             snprintf(p->gw, sizeof p->gw, "%s", gw);
+            p->nvalues = nvalues > UINT32_MAX ? UINT32_MAX : (uint32_t)nvalues;
             p->refs++;
             rc = sr_engine_submit(g->eng, &sl, 1, on_engine_done, p);
             if (rc) {
@@ -411,6 +417,7 @@ static int type_refused(h2o_req_t *req, const sr_gw_kind *k, const char *type)
 {
     char m[200];
     if (!sr_gw_kind_type_check(k, type, k->route, m, sizeof m)) return 0;
+    sr_metrics_refused(SR_WIRE_PARAM);
     respond_result(req, SR_WIRE_PARAM, m, NULL);
     return 1;
 }
@@ -431,7 +438,7 @@ static void vcheck_done(sr_work *w, int status)
             sr_gw_checked *k = &v->r;
             int rc = k->fast == 0 ? SR_OK : k->parse_rc ? k->parse_rc : k->values_rc;
             if (!(k->fast == 0 || !k->parse_rc) || !type_refused(v->h.req, v->kind, k->fast == 0 ? k->fm.type : k->msg.type))
-                submit_checked(v->g, v->h.req, v->op, v->gw, rc, &k->ev, &k->err);
+                submit_checked(v->g, v->h.req, v->op, v->gw, rc, &k->ev, &k->err, k->fast == 0 ? k->fm.nvalues : k->nvalues);
         }
     }
     sr_http_ctx_unref(&v->h);
@@ -477,13 +484,14 @@ static void post_values(sr_gwhttp *g, h2o_req_t *req, const token *t, const sr_g
     memset(&msg, 0, sizeof msg);
     if (sr_gw_fast(g->eng, t->op, t->gw, req->entity.base, req->entity.len, &fm, &ev) == 0) {
         rc = SR_OK; /* one pass, no JSON tree */
+        nv = fm.nvalues;
         if (type_refused(req, k, fm.type)) goto done;
     } else if (!(rc = sr_gw_parse(req->entity.base, req->entity.len, &msg, &err))) {
         if (type_refused(req, k, msg.type)) goto done;
         rc = sr_gw_values_event(g->eng, t->op, t->gw, msg.message_id, NULL, json_object_get(msg.body, "values"), &ev,
                                      &nv, &err);
     }
-    submit_checked(g, req, t->op, t->gw, rc, &ev, &err);
+    submit_checked(g, req, t->op, t->gw, rc, &ev, &err, nv);
 done:
     sr_buf_release(&ev);
     sr_gw_msg_release(&msg);
@@ -705,6 +713,7 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     /* before any handler: the path, the query and the head parse strictly
      * (one percent-decoder; 400 E1001 naming the field) */
     if (sr_http_check_request(req)) return 0;
+    if (sr_metrics_http(req, 0)) return 0; /* /metrics, /health, /ready (api/metrics.h) */
     if (req->path_normalized.len >= 8 && !memcmp(req->path_normalized.base, "/api/v1/", 8)) {
         sr_apif_handle(g->apif, req);
         return 0;
@@ -1075,6 +1084,13 @@ int sr_gwhttp_open(uv_loop_t *loop, sr_engine *eng, sr_broker *broker, const cha
 }
 
 int sr_gwhttp_port(sr_gwhttp *g) { return g->port; }
+
+void sr_gwhttp_sessions(sr_gwhttp *g, size_t *conns, size_t *gateways, size_t *apps)
+{
+    *conns = g ? g->open_conns : 0;
+    *gateways = g ? sr_tokens_count(g->tokens) : 0;
+    *apps = g ? sr_apif_sessions(g->apif) : 0;
+}
 
 void sr_gwhttp_set_limits(sr_gwhttp *g, sr_workq *wq, const sr_apif_limits *l, uint32_t parse_inline_max)
 {
