@@ -519,13 +519,16 @@ static void answer_text(h2o_req_t *req, int status, const char *ctype, const voi
     sr_http_send(req, status, ctype, body, len);
 }
 
+const char *const sr_metrics_paths[] = {"/metrics", "/health", "/ready"};
+const size_t sr_metrics_npaths = sizeof sr_metrics_paths / sizeof sr_metrics_paths[0];
+
 int sr_metrics_http(h2o_req_t *req, int own)
 {
     const char *p = req->path_normalized.base;
     size_t n = req->path_normalized.len;
-    int which = n == 8 && !memcmp(p, "/metrics", 8) ? 1 : n == 7 && !memcmp(p, "/health", 7) ? 2
-                : n == 6 && !memcmp(p, "/ready", 6)                                          ? 3
-                                                                                             : 0;
+    int which = 0; /* 1 + the index in sr_metrics_paths */
+    for (size_t k = 0; k < sr_metrics_npaths && !which; k++)
+        if (strlen(sr_metrics_paths[k]) == n && !memcmp(p, sr_metrics_paths[k], n)) which = (int)k + 1;
     if (!which) return 0;
     if (!sr_http_method(req, "GET") && !sr_http_method(req, "HEAD")) {
         sr_http_result(req, 405, SR_WIRE_PARAM, "method not allowed on this path: GET", NULL);

@@ -111,6 +111,12 @@ int sr_metrics_ready(void);
  * at close) and the token of [metrics] token_file (NULL or "": none), and
  * whether the [http] listener is on loopback. */
 void sr_metrics_set_source(const sr_metrics_src *src, const char *token, int http_loopback);
+/* The paths sr_metrics_http answers (GET; HEAD too), outside the bindings'
+ * route tables (api/routes.h: those are under /api/v1, /gw/v1, /admin/v1):
+ * `suiro routes` prints them and the OpenAPI checks read them with the
+ * tables' rows. */
+extern const char *const sr_metrics_paths[];
+extern const size_t sr_metrics_npaths;
 /* /metrics, /health, /ready: 1 if req is one of them (answered), 0 if not.
  * own: the request came in on the [metrics] listener (no token asked). */
 int sr_metrics_http(struct st_h2o_req_t *req, int own);
