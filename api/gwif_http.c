@@ -941,8 +941,11 @@ static void cn_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long a
 
 static void on_ssl_info(const SSL *ssl, int where, int ret)
 {
-    (void)ret;
-    if (!(where & SSL_CB_HANDSHAKE_DONE) || SSL_get_ex_data(ssl, cn_idx)) return;
+    /* a fatal alert we send before the handshake finished: a failed TLS
+     * handshake (the metrics' suiro_tls_handshake_failures_total) */
+    if ((where & SSL_CB_ALERT) && (where & SSL_CB_WRITE) && (ret >> 8) == SSL3_AL_FATAL && !SSL_is_init_finished(ssl))
+        sr_metrics_tls_failed(SR_MTLS_HTTPS);
+    if (cn_idx < 0 || !(where & SSL_CB_HANDSHAKE_DONE) || SSL_get_ex_data(ssl, cn_idx)) return;
     if (SSL_get_verify_result(ssl) != X509_V_OK) return;
     X509 *peer = SSL_get1_peer_certificate(ssl);
     if (!peer) return;
@@ -1026,6 +1029,7 @@ int sr_gwhttp_open(uv_loop_t *loop, sr_engine *eng, sr_broker *broker, const cha
             return SR_ETLS;
         }
         SSL_CTX_set_min_proto_version(ssl, TLS1_2_VERSION);
+        SSL_CTX_set_info_callback(ssl, on_ssl_info); /* failed handshakes; with client certificates, their CN */
         if (SSL_CTX_use_certificate_chain_file(ssl, tls_cert) != 1) {
             snprintf(err, errlen, "[http] tls_cert %s: %s", tls_cert, ERR_reason_error_string(ERR_get_error()));
             *out = g;
@@ -1046,7 +1050,6 @@ int sr_gwhttp_open(uv_loop_t *loop, sr_engine *eng, sr_broker *broker, const cha
             if (!strcmp(tls->client, "require")) mode |= SSL_VERIFY_FAIL_IF_NO_PEER_CERT;
             SSL_CTX_set_verify(ssl, mode, NULL);
             if (cn_idx < 0) cn_idx = SSL_get_ex_new_index(0, NULL, NULL, NULL, cn_free);
-            SSL_CTX_set_info_callback(ssl, on_ssl_info);
             /* a resumed session skips the certificate: full handshakes only */
             SSL_CTX_set_session_cache_mode(ssl, SSL_SESS_CACHE_OFF);
             SSL_CTX_set_options(ssl, SSL_OP_NO_TICKET);
