@@ -108,7 +108,8 @@ int sr_mexp_escape(sr_buf *b, const char *v);
 void sr_metrics_set_ready(int ready);
 int sr_metrics_ready(void);
 /* The source scrapes read (the server's; set once the server is open, NULL
- * at close) and the token of [metrics] token_file (NULL or "": none), and
+ * first thing at its close, before anything in it goes: one server per
+ * process, as `suiro serve` runs) and the token of [metrics] token_file (NULL or "": none), and
  * whether the [http] listener is on loopback. */
 void sr_metrics_set_source(const sr_metrics_src *src, const char *token, int http_loopback);
 /* The paths sr_metrics_http answers (GET; HEAD too), outside the bindings'

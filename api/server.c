@@ -2333,6 +2333,11 @@ int sr_server_run(sr_server *s)
 void sr_server_close(sr_server *s)
 {
     if (!s) return;
+    /* a scrape from now on (the [metrics] listener answers while the loop
+     * runs below) reads nothing of this server: the engine, the push
+     * queues and the broker go */
+    sr_server_ready_hook(s, 0);
+    sr_metrics_set_source(NULL, NULL, 0);
     /* logins still waiting or being checked end first (their completions
      * answer through the bindings and may write auth events) */
     sr_loginguard_stop(s->guard);
@@ -2363,8 +2368,6 @@ void sr_server_close(sr_server *s)
     sr_gwhttp_flush(s->http);
     sr_broker_dispose(s->broker);
     sr_gwhttp_dispose(s->http);
-    sr_server_ready_hook(s, 0);
-    sr_metrics_set_source(NULL, NULL, 0); /* a scrape from now on reads nothing of this server */
     sr_mlistener_dispose(s->mlis);
     uv_run(&s->loop, UV_RUN_NOWAIT);
     if (uv_loop_alive(&s->loop)) {
