@@ -26,7 +26,7 @@ BIN = sys.argv[1]
 T = tempfile.mkdtemp(prefix="suiro-metrics-")
 D = os.path.join(T, "data")
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from srtest import Checks, free_port, gwsim_sheet, import_sheet, paho_client, start_server, stop_server, wait_until  # noqa: E402
+from srtest import Api, Checks, free_port, gwsim_sheet, import_sheet, paho_client, start_server, stop_server, wait_until  # noqa: E402
 
 check = Checks()
 procs = []
@@ -140,6 +140,17 @@ try:
     check("... and no value of operator demo counted as ingested",
           after2.get('suiro_values_ingested_total{operator="demo"}', 0) ==
           after.get('suiro_values_ingested_total{operator="demo"}', 0))
+
+    # an app's session: connections{kind=apps}; the gateways logged off again
+    a0 = after2.get('suiro_connections{kind="apps"}', 0)
+    check("app login", Api(hp).login("APP001", "demo", "demo-app001-secret") == 201)
+    after3 = samples(get(mp, "/metrics")[1])
+    check("suiro_connections{kind=apps} + 1 after an app's login",
+          after3.get('suiro_connections{kind="apps"}') == a0 + 1, (a0, after3.get('suiro_connections{kind="apps"}')))
+    check("suiro_connections{kind=gateways} back to 0 once gwsim and the MQTT client left",
+          wait_until(lambda: samples(get(mp, "/metrics")[1]).get('suiro_connections{kind="gateways"}') == 0, 10))
+    check("the writer queue of operator sim is listed, empty",
+          after3.get('suiro_writer_queue_depth{operator="sim"}') == 0)
 
     # ---- promtool ------------------------------------------------------------
     text = get(mp, "/metrics")[1]
