@@ -40,7 +40,8 @@
  * (sr_gwhttp_registry_changed), and the gateway's long polls waiting then
  * (sr_broker_gw_revoked: 401, nothing handed out). Paths under /api/v1 are
  * AP-IF (api/apif_http.c) and under /admin/v1 the Admin API
- * (api/admin_http.c) on the same listener; a user's admin session token
+ * (api/admin_http.c) on the same listener, and /metrics, /health, /ready
+ * are api/metrics.c's (sr_metrics_http); a user's admin session token
  * counts as known for the body limits below (sr_admin_token_known).
  *
  * LIMITS (issue #11; sr_http_limits, docs/configuration.md [http])
