@@ -152,6 +152,26 @@ try:
     check("the writer queue of operator sim is listed, empty",
           after3.get('suiro_writer_queue_depth{operator="sim"}') == 0)
 
+    # a monitor, by state: GW002 of demo played by gwsim --answer
+    gwp = subprocess.Popen([BIN, "gwsim", "run", "--port", str(qp), "--operator", "demo", "--gateway-id", "GW002",
+                            "--secret", "demo-gw002-secret", "--messages", "0", "--answer", "--sheet", "demo",
+                            "--duration", "60"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    procs.append(gwp)
+    app = Api(hp)
+    app.login("APP001", "demo", "demo-app001-secret")
+    check("gwsim's GW002 is logged in", wait_until(lambda: samples(get(mp, "/metrics")[1]).get(
+        'suiro_connections{kind="gateways"}') == 1, 15))
+    st, b = app.call("POST", "/api/v1/monitors", {"dataIds": ["P006"], "intervalMs": 1000})
+    check("a monitor started (201)", st == 201, (st, b))
+    check("suiro_monitors{state=RUNNING} = 1 once the gateway acknowledged it",
+          wait_until(lambda: samples(get(mp, "/metrics")[1]).get('suiro_monitors{state="RUNNING"}') == 1, 15),
+          samples(get(mp, "/metrics")[1]))
+    app.call("DELETE", "/api/v1/monitors/" + (b or {}).get("monitorId", "x"))
+    check("... and STOPPED = 1, RUNNING = 0 once stopped",
+          wait_until(lambda: (lambda m: m.get('suiro_monitors{state="STOPPED"}') == 1 and
+                              m.get('suiro_monitors{state="RUNNING"}') == 0)(samples(get(mp, "/metrics")[1])), 15))
+    stop_server(gwp, sig=signal.SIGINT)
+
     # ---- promtool ------------------------------------------------------------
     text = get(mp, "/metrics")[1]
     with open(os.path.join(T, "scrape.txt"), "w") as f:
