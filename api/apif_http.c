@@ -165,6 +165,7 @@ void sr_apif_quiesce(sr_apif *a)
 }
 
 size_t sr_apif_busy(sr_apif *a) { return a ? a->busy : 0; }
+size_t sr_apif_sessions(sr_apif *a) { return a ? sr_tokens_count(a->tokens) : 0; }
 
 void sr_apif_free(sr_apif *a)
 {

@@ -34,6 +34,8 @@ void sr_apif_quiesce(sr_apif *a);
 /* Work on the thread pool that still uses the engine (wait for 0 before
  * closing it). */
 size_t sr_apif_busy(sr_apif *a);
+/* Live AP-IF sessions (the metrics' apps). */
+size_t sr_apif_sessions(sr_apif *a);
 /* Use the server's worker queue (shared with the MQTT side; not owned) and
  * these limits instead of the defaults sr_apif_open set (its own queue). */
 void sr_apif_set_limits(sr_apif *a, struct sr_workq *wq, const sr_apif_limits *l);

@@ -756,6 +756,18 @@ static const char *mon_check(const mon *m)
     return NULL;
 }
 
+void sr_broker_states(const sr_broker *b, void (*fn)(void *ctx, int monitors, const char *state, size_t n),
+                      void *ctx)
+{
+    size_t rq[2] = {0, 0}, ms[SR_MS_STOPPED + 1] = {0};
+    for (const areq *r = b->live; r; r = r->next) rq[r->state == SR_RS_CREATED ? 0 : 1]++;
+    for (const mon *m = b->mons; m; m = m->next)
+        if (m->state >= SR_MS_STARTING && m->state <= SR_MS_STOPPED) ms[m->state]++;
+    fn(ctx, 0, rs_name(SR_RS_CREATED), rq[0]);
+    fn(ctx, 0, rs_name(SR_RS_DISPATCHED), rq[1]);
+    for (int s = SR_MS_STARTING; s <= SR_MS_STOPPED; s++) fn(ctx, 1, ms_name(s), ms[s]);
+}
+
 const char *sr_broker_check(const sr_broker *b)
 {
     if (!b) return "NULL broker";

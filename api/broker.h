@@ -37,6 +37,12 @@ void sr_broker_free(sr_broker *b);
  * live request's part counts, the monitors and the fetch waiters agree,
  * else a static string naming what does not. O(live requests x operators). */
 const char *sr_broker_check(const sr_broker *b);
+/* For the metrics (api/metrics.h), on the loop: fn once per state with the
+ * open requests (monitors 0; their wire state names: PENDING, DISPATCHED)
+ * and the monitors (monitors 1: STARTING, RUNNING, STOPPING, STOPPED) in
+ * it, zero counts included. */
+void sr_broker_states(const sr_broker *b, void (*fn)(void *ctx, int monitors, const char *state, size_t n),
+                      void *ctx);
 /* Tests only: break one invariant (what, below) to show that the check
  * names it; -what undoes it. */
 enum {

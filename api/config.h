@@ -160,6 +160,10 @@
       "the platform key's signature algorithm when one is made: ES256, ES384, PS256 or EdDSA")                         \
     S(crypto, aead, crypto_aead, 32, "AES-256-GCM", "the AEAD of new data keys (docs/keys.md): AES-256-GCM")          \
     E(log, level, log_level, "info", "debug|info|warn|error", "logfmt lines on standard error from this level")        \
+    S(metrics, listen, metrics_listen, 128, "",                                                                        \
+      "a listener of its own for /metrics, /health, /ready, no authentication (e.g. 127.0.0.1:9464); empty: none")  \
+    S(metrics, token_file, metrics_token_file, 1024, "",                                                               \
+      "a file holding the bearer token /metrics on the [http] listener asks for; empty: open on a loopback listener only") \
     SR_TEST_CONFIG_KEYS(U, S, E)
 
 typedef struct sr_config {

@@ -40,7 +40,8 @@
  * (sr_gwhttp_registry_changed), and the gateway's long polls waiting then
  * (sr_broker_gw_revoked: 401, nothing handed out). Paths under /api/v1 are
  * AP-IF (api/apif_http.c) and under /admin/v1 the Admin API
- * (api/admin_http.c) on the same listener; a user's admin session token
+ * (api/admin_http.c) on the same listener, and /metrics, /health, /ready
+ * are api/metrics.c's (sr_metrics_http); a user's admin session token
  * counts as known for the body limits below (sr_admin_token_known).
  *
  * LIMITS (issue #11; sr_http_limits, docs/configuration.md [http])
@@ -67,6 +68,7 @@
 #include "api/httpu.h"
 #include "api/loginguard.h"
 #include "api/loopq.h"
+#include "api/metrics.h"
 #include "api/routes.h"
 #include "api/slog.h"
 #include "api/workq.h"
@@ -127,6 +129,7 @@ typedef struct pending {
     sr_gwhttp *g;
     sr_result res;
     char msgid[72];
+    uint32_t nvalues; /* a values message's, for the metrics */
     /* auth */
     sr_login_job lj; /* its stored hash: the gateway's (empty if unknown) */
     char op[72], gw[72], addr[64];
@@ -241,6 +244,7 @@ static void respond_transient(h2o_req_t *req, const char *op, const char *gw, sr
 static void respond_rc(h2o_req_t *req, const char *op, const char *gw, const sr_result *r)
 {
     const char *msg = r->err.msg[0] ? r->err.msg : sr_wire_msg_of_rc(r->rc);
+    if (r->rc) sr_metrics_refused(sr_wire_of_rc(r->rc));
     switch (sr_gw_outcome_rc(r->rc)) {
     case SR_GW_DURABLE:
         respond_result(req, SR_WIRE_OK, r->duplicate ? "duplicate; stored once" : "stored", NULL);
@@ -255,6 +259,7 @@ static void on_done(void *ctx, sr_loopq_item *it)
     (void)ctx;
     pending *p = SR_CONTAINER(it, pending, li);
     {
+        if (p->nvalues && !p->res.rc && !p->res.duplicate) sr_metrics_ingested(sr_metrics_op(p->op), p->nvalues);
         if (p->req) respond_rc(p->req, p->op, p->gw, &p->res);
         pending_unref(p);
     }
@@ -352,9 +357,10 @@ static void open_session(sr_gwhttp *g, h2o_req_t *req)
 /* A values message checked (inline or on a worker): submit it, or answer
  * the refusal; data not stored for a reason of the server is never 200. */
 static void submit_checked(sr_gwhttp *g, h2o_req_t *req, const char *op, const char *gw, int rc, sr_buf *ev,
-                           sr_gw_err *err)
+                           sr_gw_err *err, size_t nvalues)
 {
     if (rc) {
+        sr_metrics_refused(err->code ? err->code : sr_wire_of_rc(rc));
         if (!err->code) respond_transient(req, op, gw, sr_wire_of_rc(rc), sr_wire_msg_of_rc(rc)); /* memory */
         else if (sr_gw_outcome_code(err->code) == SR_GW_TRANSIENT) respond_transient(req, op, gw, err->code, err->message);
         else respond_result(req, err->code, err->message, err->detail);
@@ -365,6 +371,7 @@ static void submit_checked(sr_gwhttp *g, h2o_req_t *req, const char *op, const c
         else {
             snprintf(p->op, sizeof p->op, "%s", op);
             snprintf(p->gw, sizeof p->gw, "%s", gw);
+            p->nvalues = nvalues > UINT32_MAX ? UINT32_MAX : (uint32_t)nvalues;
             p->refs++;
             rc = sr_engine_submit(g->eng, &sl, 1, on_engine_done, p);
             if (rc) {
@@ -411,6 +418,7 @@ static int type_refused(h2o_req_t *req, const sr_gw_kind *k, const char *type)
 {
     char m[200];
     if (!sr_gw_kind_type_check(k, type, k->route, m, sizeof m)) return 0;
+    sr_metrics_refused(SR_WIRE_PARAM);
     respond_result(req, SR_WIRE_PARAM, m, NULL);
     return 1;
 }
@@ -431,7 +439,7 @@ static void vcheck_done(sr_work *w, int status)
             sr_gw_checked *k = &v->r;
             int rc = k->fast == 0 ? SR_OK : k->parse_rc ? k->parse_rc : k->values_rc;
             if (!(k->fast == 0 || !k->parse_rc) || !type_refused(v->h.req, v->kind, k->fast == 0 ? k->fm.type : k->msg.type))
-                submit_checked(v->g, v->h.req, v->op, v->gw, rc, &k->ev, &k->err);
+                submit_checked(v->g, v->h.req, v->op, v->gw, rc, &k->ev, &k->err, k->fast == 0 ? k->fm.nvalues : k->nvalues);
         }
     }
     sr_http_ctx_unref(&v->h);
@@ -477,13 +485,14 @@ static void post_values(sr_gwhttp *g, h2o_req_t *req, const token *t, const sr_g
     memset(&msg, 0, sizeof msg);
     if (sr_gw_fast(g->eng, t->op, t->gw, req->entity.base, req->entity.len, &fm, &ev) == 0) {
         rc = SR_OK; /* one pass, no JSON tree */
+        nv = fm.nvalues;
         if (type_refused(req, k, fm.type)) goto done;
     } else if (!(rc = sr_gw_parse(req->entity.base, req->entity.len, &msg, &err))) {
         if (type_refused(req, k, msg.type)) goto done;
         rc = sr_gw_values_event(g->eng, t->op, t->gw, msg.message_id, NULL, json_object_get(msg.body, "values"), &ev,
                                      &nv, &err);
     }
-    submit_checked(g, req, t->op, t->gw, rc, &ev, &err);
+    submit_checked(g, req, t->op, t->gw, rc, &ev, &err, nv);
 done:
     sr_buf_release(&ev);
     sr_gw_msg_release(&msg);
@@ -705,6 +714,7 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     /* before any handler: the path, the query and the head parse strictly
      * (one percent-decoder; 400 E1001 naming the field) */
     if (sr_http_check_request(req)) return 0;
+    if (sr_metrics_http(req, 0)) return 0; /* /metrics, /health, /ready (api/metrics.h) */
     if (req->path_normalized.len >= 8 && !memcmp(req->path_normalized.base, "/api/v1/", 8)) {
         sr_apif_handle(g->apif, req);
         return 0;
@@ -932,8 +942,11 @@ static void cn_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long a
 
 static void on_ssl_info(const SSL *ssl, int where, int ret)
 {
-    (void)ret;
-    if (!(where & SSL_CB_HANDSHAKE_DONE) || SSL_get_ex_data(ssl, cn_idx)) return;
+    /* a fatal alert we send before the handshake finished: a failed TLS
+     * handshake (the metrics' suiro_tls_handshake_failures_total) */
+    if ((where & SSL_CB_ALERT) && (where & SSL_CB_WRITE) && (ret >> 8) == SSL3_AL_FATAL && !SSL_is_init_finished(ssl))
+        sr_metrics_tls_failed(SR_MTLS_HTTPS);
+    if (cn_idx < 0 || !(where & SSL_CB_HANDSHAKE_DONE) || SSL_get_ex_data(ssl, cn_idx)) return;
     if (SSL_get_verify_result(ssl) != X509_V_OK) return;
     X509 *peer = SSL_get1_peer_certificate(ssl);
     if (!peer) return;
@@ -1017,6 +1030,7 @@ int sr_gwhttp_open(uv_loop_t *loop, sr_engine *eng, sr_broker *broker, const cha
             return SR_ETLS;
         }
         SSL_CTX_set_min_proto_version(ssl, TLS1_2_VERSION);
+        SSL_CTX_set_info_callback(ssl, on_ssl_info); /* failed handshakes; with client certificates, their CN */
         if (SSL_CTX_use_certificate_chain_file(ssl, tls_cert) != 1) {
             snprintf(err, errlen, "[http] tls_cert %s: %s", tls_cert, ERR_reason_error_string(ERR_get_error()));
             *out = g;
@@ -1037,7 +1051,6 @@ int sr_gwhttp_open(uv_loop_t *loop, sr_engine *eng, sr_broker *broker, const cha
             if (!strcmp(tls->client, "require")) mode |= SSL_VERIFY_FAIL_IF_NO_PEER_CERT;
             SSL_CTX_set_verify(ssl, mode, NULL);
             if (cn_idx < 0) cn_idx = SSL_get_ex_new_index(0, NULL, NULL, NULL, cn_free);
-            SSL_CTX_set_info_callback(ssl, on_ssl_info);
             /* a resumed session skips the certificate: full handshakes only */
             SSL_CTX_set_session_cache_mode(ssl, SSL_SESS_CACHE_OFF);
             SSL_CTX_set_options(ssl, SSL_OP_NO_TICKET);
@@ -1075,6 +1088,13 @@ int sr_gwhttp_open(uv_loop_t *loop, sr_engine *eng, sr_broker *broker, const cha
 }
 
 int sr_gwhttp_port(sr_gwhttp *g) { return g->port; }
+
+void sr_gwhttp_sessions(sr_gwhttp *g, size_t *conns, size_t *gateways, size_t *apps)
+{
+    *conns = g ? g->open_conns : 0;
+    *gateways = g ? sr_tokens_count(g->tokens) : 0;
+    *apps = g ? sr_apif_sessions(g->apif) : 0;
+}
 
 void sr_gwhttp_set_limits(sr_gwhttp *g, sr_workq *wq, const sr_apif_limits *l, uint32_t parse_inline_max)
 {

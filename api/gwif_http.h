@@ -45,6 +45,9 @@ void sr_gwhttp_set_limits(sr_gwhttp *g, struct sr_workq *wq, const struct sr_api
 struct sr_admin_conf;
 void sr_gwhttp_set_admin(sr_gwhttp *g, const struct sr_admin_conf *c);
 int sr_gwhttp_port(sr_gwhttp *g);
+/* For the metrics (api/metrics.h): open HTTP connections, live GW-IF
+ * tokens, live AP-IF sessions. g may be NULL (all 0). */
+void sr_gwhttp_sessions(sr_gwhttp *g, size_t *conns, size_t *gateways, size_t *apps);
 void sr_gwhttp_stop_accepting(sr_gwhttp *g);
 /* Before the engine closes: requests from now on are answered 503 E9002. */
 void sr_gwhttp_quiesce(sr_gwhttp *g);

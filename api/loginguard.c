@@ -3,6 +3,7 @@
 #include "api/workq.h"
 
 #include "api/httpu.h"
+#include "api/metrics.h"
 #include "api/slog.h"
 #include "codecs/base/sr_hash.h"
 #include "engine/records.h"
@@ -500,6 +501,7 @@ static void on_checked(void *ctx, sr_loopq_item *it)
     sr_loginguard *g = ctx;
     sr_login_job *j = SR_CONTAINER(it, sr_login_job, li);
     if (j->checked) sr_lthr_result(g->thr, j->principal, j->addr, j->ok, mono_ms());
+    if (j->checked && !j->ok) sr_metrics_login_failed(SR_MLOGIN_WRONG);
     else if (j->principal[0]) sr_lthr_cancel(g->thr, j->principal, j->addr); /* displaced, or stopping */
     j->done(j);
 }
@@ -572,7 +574,7 @@ int sr_loginguard_submit(sr_loginguard *g, sr_login_job *j, char kind, const cha
     int v = g->stopped ? SR_LG_BUSY : sr_lthr_check(g->thr, j->principal, j->addr, mono_ms(), retry_ms);
     if (v) {
         if (v == SR_LG_BUSY) g->busy++, *retry_ms = 1000;
-        else g->throttled++;
+        else g->throttled++, sr_metrics_login_failed(SR_MLOGIN_THROTTLED);
         if (v == SR_LG_BACKOFF) /* hammering during the back-off prolongs it */
             sr_lthr_refused(g->thr, j->principal, j->addr, mono_ms());
         if (v != SR_LG_BUSY && g->eng && sr_lthr_note(g->thr, j->principal, j->addr, v, *retry_ms, mono_ms())) {

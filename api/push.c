@@ -832,6 +832,15 @@ int sr_push_stats(sr_push *p, const char *op, const char *app, sr_push_counts *o
     return SR_OK;
 }
 
+void sr_push_each(sr_push *p, void (*fn)(void *ctx, const char *op, const char *app, const sr_push_counts *c),
+                  void *ctx)
+{
+    for (papp *a = p ? p->apps : NULL; a; a = a->next) {
+        sr_push_counts c = {a->delivered, a->retried, a->dropped, a->n};
+        fn(ctx, a->op, a->app, &c);
+    }
+}
+
 void sr_push_dispose(sr_push *p)
 {
     if (!p || p->closed) return;

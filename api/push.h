@@ -96,6 +96,9 @@ typedef struct sr_push_counts {
     uint64_t queued;
 } sr_push_counts;
 SR_MUST_CHECK int sr_push_stats(sr_push *p, const char *op, const char *app, sr_push_counts *out);
+/* Each app that was ever queued for, with its counters (the metrics, on the loop). */
+void sr_push_each(sr_push *p, void (*fn)(void *ctx, const char *op, const char *app, const sr_push_counts *c),
+                  void *ctx);
 
 /* Stop: in-flight transfers are aborted, what waits is dropped (one log line
  * per app, with its counters), the handles are closed. Call before the

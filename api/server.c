@@ -80,6 +80,7 @@
 #include "api/gwif_json.h"
 #include "api/loginguard.h"
 #include "api/loopq.h"
+#include "api/metrics.h"
 #include "api/pki.h"
 #include "api/push.h"
 #include "api/sdnotify.h"
@@ -167,6 +168,7 @@ struct sr_server {
     uint64_t next_conn_id;
     uint64_t refused_log_ms; /* (6): refusals are logged at most once a second, with their count */
     size_t refused;
+    sr_mlistener *mlis;   /* [metrics] listen (api/metrics.h); NULL: none */
     uint64_t start_us[6]; /* startup phases: key, engine, broker (PKI), push, listeners, login throttle */
     int throttle_rows;    /* rows of the trail the login throttle was rebuilt from */
 };
@@ -283,6 +285,7 @@ typedef struct completion {
     uint16_t packet_id;
     uint8_t qos;
     char msgid[72];
+    uint32_t nvalues; /* a values message's (the metrics); 0: another kind */
     sr_result res;
 } completion;
 
@@ -461,6 +464,8 @@ static void conn_close(conn *c, const char *why, int send_will)
     int was_active = c->state == ST_ACTIVE;
     c->state = ST_CLOSING;
     sr_server *s = c->srv;
+    sr_metrics_conn(c->ssl ? SR_MCONN_MQTTS : SR_MCONN_MQTT, -1);
+    if (was_active) sr_metrics_gateway_mqtt(-1);
     if (c->prev) c->prev->next = c->next;
     else s->conns = c->next;
     if (c->next) c->next->prev = c->prev;
@@ -702,6 +707,7 @@ static int gw_outcome(conn *c, uint16_t pid, const char *msgid, int outcome, int
                       sr_wire code, const char *message, json_t *detail)
 {
     if (c->state == ST_CLOSING) return 1;
+    if (outcome != SR_GW_DURABLE) sr_metrics_refused(code);
     if (outcome == SR_GW_DURABLE) {
         send_puback(c, pid, 0);
         send_gw_ack(c, msgid, SR_WIRE_OK, message, detail);
@@ -745,6 +751,7 @@ static void on_done(void *ctx, sr_loopq_item *it)
         c->inflight--;
         if (c->state != ST_CLOSING) {
             /* (1): durable, refused or not stored -- now answer */
+            if (d->nvalues && !d->res.rc && !d->res.duplicate) sr_metrics_ingested(sr_metrics_op(c->op), d->nvalues);
             if (!gw_outcome_rc(c, d->packet_id, d->msgid, d->res.rc, d->res.duplicate, d->res.err.msg)) conn_maybe_resume(c);
         }
         SR_INVARIANT(conn_check(c));
@@ -879,6 +886,7 @@ static void auth_done(sr_login_job *lj)
                 o = n;
             }
             c->state = ST_ACTIVE;
+            sr_metrics_gateway_mqtt(+1);
             snprintf(c->root, sizeof c->root, "wip/v1/%s/gw/%s", c->op, c->gw);
             connack(c, 0);
             sr_slog(SR_LOG_INFO, "gateway connected", "op=%s gw=%s peer=%s mqtt=%s", c->op, c->gw, c->peer,
@@ -1057,7 +1065,7 @@ static void on_retry(uv_timer_t *t)
 
 /* Hand a built event to the engine; acknowledge from its completion, or
  * keep it for a retry while the queue is full (back-pressure). */
-static void submit_values(conn *c, const sr_mqtt_pkt *p, const char *msgid, const sr_buf *ev)
+static void submit_values(conn *c, const sr_mqtt_pkt *p, const char *msgid, const sr_buf *ev, size_t nvalues)
 {
     const sr_mqtt_publish *m = &p->publish;
     int rc = SR_OK;
@@ -1069,6 +1077,7 @@ static void submit_values(conn *c, const sr_mqtt_pkt *p, const char *msgid, cons
         d->packet_id = p->packet_id;
         d->qos = m->qos;
         snprintf(d->msgid, sizeof d->msgid, "%s", msgid);
+        d->nvalues = nvalues > UINT32_MAX ? UINT32_MAX : (uint32_t)nvalues;
         rc = sr_engine_submit(c->srv->eng, &sl, 1, engine_done, d);
     }
     if (rc == SR_OK) {
@@ -1404,7 +1413,7 @@ static void handle_publish(conn *c, const sr_mqtt_pkt *p)
             if (sr_gw_kind_type_check(kind, fm.type, suffix, tm, sizeof tm)) /* nothing stored */
                 (void)gw_outcome(c, p->packet_id, fm.message_id, SR_GW_REFUSED, 0, 0, SR_WIRE_PARAM, tm, NULL);
             else
-                submit_values(c, p, fm.message_id, &fev);
+                submit_values(c, p, fm.message_id, &fev, fm.nvalues);
             sr_buf_release(&fev);
             return;
         }
@@ -1423,11 +1432,11 @@ static void handle_publish(conn *c, const sr_mqtt_pkt *p)
     sr_buf ev;
     sr_buf_init(&ev);
     int rc = SR_OK;
+    size_t nv = 0; /* a values message's values (0: a status message) */
     if (kind && kind->how != SR_GWK_BROKER && sr_gw_kind_type_check(kind, msg.type, suffix, err.message, sizeof err.message)) {
         err.code = SR_WIRE_PARAM; /* the broker checks its own kinds */
         rc = SR_EINVAL;
     } else if (is_values) {
-        size_t nv = 0;
         rc = chk ? chk_values(chk, &ev, &nv, &err)
                  : sr_gw_values_event(c->srv->eng, c->op, c->gw, msg.message_id, NULL, json_object_get(msg.body, "values"),
                                       &ev, &nv, &err);
@@ -1461,7 +1470,7 @@ static void handle_publish(conn *c, const sr_mqtt_pkt *p)
         else
             (void)gw_outcome_rc(c, p->packet_id, msg.message_id, rc, 0, NULL);
     } else
-        submit_values(c, p, msg.message_id, &ev);
+        submit_values(c, p, msg.message_id, &ev, nv);
     sr_buf_release(&ev);
     sr_gw_msg_release(&msg);
     sr_gw_err_clear(&err);
@@ -1689,6 +1698,7 @@ static int tls_input(conn *c, size_t n)
             snprintf(why, sizeof why, "TLS handshake failed: %s", ERR_reason_error_string(ERR_get_error()));
             ERR_clear_error();
             sr_slog(SR_LOG_WARN, "tls handshake failed", "peer=%s detail=%s", c->peer, sr_slog_q(why));
+            sr_metrics_tls_failed(SR_MTLS_MQTTS);
             conn_close(c, why, 0);
             return -1;
         }
@@ -1787,6 +1797,7 @@ static void on_connection(uv_stream_t *server, int status)
     if (s->conns) s->conns->prev = c;
     s->conns = c;
     s->nconns++;
+    sr_metrics_conn(c->ssl ? SR_MCONN_MQTTS : SR_MCONN_MQTT, +1); /* -1 in conn_close, which unlinks it */
     c->last_rx = c->connected_at = now_ms();
     if (s->stopping || s->nconns > s->cfg.max_connections) {
         conn_close(c, "connection limit", 0);
@@ -1956,6 +1967,7 @@ static void on_signal(uv_signal_t *h, int sig)
     s->stopping = 1;
     if (sr_sdnotify("STOPPING=1\nSTATUS=stopping") < 0)
         sr_slog(SR_LOG_WARN, "service manager unreachable", "state=STOPPING errno=%d", errno);
+    sr_server_ready_hook(s, 0); /* /ready: 503 from here on ([metrics] listen stays open while draining) */
     if (s->cfg.mqtt_listen[0]) uv_close((uv_handle_t *)&s->mqtt, NULL);
     if (s->cfg.tls_listen[0]) uv_close((uv_handle_t *)&s->mqtts, NULL);
     sr_gwhttp_stop_accepting(s->http);
@@ -2103,6 +2115,69 @@ ssl_fail:
     return SR_ETLS;
 }
 
+/* [metrics] (api/metrics.h): the token of token_file, the listener of its
+ * own, what a scrape reads. Refused with a message naming the key. */
+static int metrics_setup(sr_server *s, char *err, size_t errlen)
+{
+    const sr_config *cfg = &s->cfg;
+    char token[256] = "";
+    if (cfg->metrics_token_file[0]) {
+        FILE *f = fopen(cfg->metrics_token_file, "r");
+        if (!f) {
+            snprintf(err, errlen, "[metrics] token_file %s: cannot be read", cfg->metrics_token_file);
+            return SR_EINVAL;
+        }
+        if (!fgets(token, sizeof token, f)) token[0] = 0;
+        fclose(f);
+        size_t n = strcspn(token, "\r\n");
+        token[n] = 0;
+        int bad = n < 16;
+        for (size_t i = 0; i < n && !bad; i++) bad = token[i] <= ' ' || token[i] == 0x7f;
+        if (bad) {
+            OPENSSL_cleanse(token, sizeof token);
+            snprintf(err, errlen,
+                     "[metrics] token_file %s: its first line must be a token of 16 to 255 printable characters, "
+                     "no spaces",
+                     cfg->metrics_token_file);
+            return SR_EINVAL;
+        }
+    }
+    int loopback = 0;
+    if (cfg->http_listen[0]) {
+        char host[128];
+        int port;
+        if (!sr_config_hostport(cfg->http_listen, host, sizeof host, &port))
+            loopback = !strncmp(host, "127.", 4) || !strcmp(host, "::1") || !strcmp(host, "localhost");
+    }
+    sr_metrics_src src = {s->eng, s->push, s->broker, s->http, s->cfg.data_dir};
+    sr_metrics_set_source(&src, token, loopback);
+    OPENSSL_cleanse(token, sizeof token);
+    if (cfg->metrics_listen[0]) {
+        char host[128];
+        int port;
+        if (sr_config_hostport(cfg->metrics_listen, host, sizeof host, &port)) {
+            snprintf(err, errlen, "[metrics] listen: '%s' is not host:port", cfg->metrics_listen);
+            return SR_EINVAL;
+        }
+        int rc = sr_mlistener_open(&s->loop, host, port, &s->mlis, err, errlen);
+        if (rc) return rc;
+    }
+    return SR_OK;
+}
+
+static void server_ready(sr_server *s);
+
+/* Readiness, in one place: /ready (metrics.c) and the service manager's
+ * READY=1 (sdnotify.c, server_ready). Not ready again at a stop signal
+ * (on_signal also sends STOPPING=1) and at close. */
+void sr_server_ready_hook(sr_server *s, int ready)
+{
+    sr_metrics_set_ready(ready);
+    if (ready) server_ready(s);
+}
+
+int sr_server_metrics_port(sr_server *s) { return sr_mlistener_port(s->mlis); }
+
 int sr_server_open(const sr_config *cfg, sr_server **out, char *err, size_t errlen)
 {
     /* a peer that went away must not kill the server: writes get EPIPE */
@@ -2218,6 +2293,7 @@ int sr_server_open(const sr_config *cfg, sr_server **out, char *err, size_t errl
         if ((rc = tls_setup(s, err, errlen))) goto fail;
         if ((rc = listen_on(s, &s->mqtts, cfg->tls_listen, "tls_listen", &s->mqtts_port, err, errlen))) goto fail;
     }
+    if ((rc = metrics_setup(s, err, errlen))) goto fail;
     s->start_us[4] = mono_us() - t0;
     (void)on_stop_check;
     *out = s;
@@ -2268,7 +2344,11 @@ int sr_server_run(sr_server *s)
             os.index_us / 1e3, os.heads_us / 1e3, os.replay_us / 1e3, os.replay_events, os.replay_head_events,
             os.replay_skipped, s->start_us[2] / 1e3, s->start_us[3] / 1e3, s->start_us[4] / 1e3, s->start_us[5] / 1e3,
             s->throttle_rows);
-    server_ready(s);
+    /* READINESS: recovery is done (sr_server_open opened the engine, the
+     * push queues and the login throttle from the log) and every listener
+     * is bound and listening; the loop below accepts from here on. /ready
+     * answers 200 from now until a stop signal (on_signal). */
+    sr_server_ready_hook(s, 1);
     while (uv_run(&s->loop, UV_RUN_ONCE)) {
         if (!s->stopping) continue;
         /* stopping: close connections whose in-flight work is done */
@@ -2289,6 +2369,11 @@ int sr_server_run(sr_server *s)
 void sr_server_close(sr_server *s)
 {
     if (!s) return;
+    /* a scrape from now on (the [metrics] listener answers while the loop
+     * runs below) reads nothing of this server: the engine, the push
+     * queues and the broker go */
+    sr_server_ready_hook(s, 0);
+    sr_metrics_set_source(NULL, NULL, 0);
     /* logins still waiting or being checked end first (their completions
      * answer through the bindings and may write auth events) */
     sr_loginguard_stop(s->guard);
@@ -2319,12 +2404,14 @@ void sr_server_close(sr_server *s)
     sr_gwhttp_flush(s->http);
     sr_broker_dispose(s->broker);
     sr_gwhttp_dispose(s->http);
+    sr_mlistener_dispose(s->mlis);
     uv_run(&s->loop, UV_RUN_NOWAIT);
     if (uv_loop_alive(&s->loop)) {
         uv_walk(&s->loop, close_walk, NULL);
         uv_run(&s->loop, UV_RUN_DEFAULT);
     }
     sr_gwhttp_free(s->http);
+    sr_mlistener_free(s->mlis);
     sr_broker_free(s->broker);
     sr_push_free(s->push);
     sr_workq_free(s->workq);

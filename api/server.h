@@ -32,6 +32,14 @@ void sr_server_close(sr_server *s);
 int sr_server_mqtt_port(sr_server *s);
 int sr_server_mqtts_port(sr_server *s);
 int sr_server_http_port(sr_server *s);
+/* [metrics] listen's port (0: none). */
+int sr_server_metrics_port(sr_server *s);
+/* Readiness (docs/monitoring.md "Metrics and health"): called with 1 once
+ * recovery is done and every listener accepts (sr_server_run, before its
+ * loop), with 0 at a stop signal and at close. It sets what /ready and
+ * suiro_ready answer; systemd's readiness notification (Type=notify) is
+ * sent from it too. */
+void sr_server_ready_hook(sr_server *s, int ready);
 /* The engine the server writes through (in-process tests submit registry
  * changes to a running server through it: tests/api/test_revoke_live.c). */
 struct sr_engine *sr_server_engine(sr_server *s);

@@ -456,6 +456,7 @@ static int engine_open(const char *dir, const sr_engine_opts *opts, sr_engine **
             goto fail;
         if (e->keyring) lo.keys = sr_keyring_keys(e->keyring);
     }
+    lo.sync_hist = &e->h_sync; /* the metrics' fdatasync latency, kept across the writer's reopens */
     e->lo = lo;
     uint64_t t0 = mono_us();
     if ((rc = sr_log_open(e->logdir, &lo, &e->log, ei))) {

@@ -250,6 +250,11 @@ struct sr_engine {
     _Atomic int ret_busy;            /* a retention sweep runs (retention.c invariant 4) */
     _Atomic uint64_t st_ret_removed; /* index rows Retention events removed (retention.c) */
     sr_engine_open_stats ost; /* what sr_engine_open spent, set once by it */
+    /* the metrics (sr_engine_get_stats; docs/monitoring.md): the log's
+     * fdatasync latency (its sync_hist), the writer's group commit time
+     * (from taking the group to the index's commit) and commands per group;
+     * relaxed atomics, no lock (codecs/base/sr_hist.h) */
+    sr_hist h_sync, h_commit, h_group;
 };
 
 typedef struct pointinfo {

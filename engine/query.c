@@ -635,6 +635,23 @@ void sr_engine_get_stats(sr_engine *e, sr_engine_stats *out)
     pthread_mutex_lock(&e->mu);
     out->queue_depth = e->depth;
     pthread_mutex_unlock(&e->mu);
+    sr_hist_read(&e->h_sync, &out->fsync_us);
+    sr_hist_read(&e->h_commit, &out->commit_us);
+    sr_hist_read(&e->h_group, &out->group_cmds);
+    MDB_env *env = e->ix ? sr_index_env(e->ix) : NULL;
+    MDB_envinfo ei;
+    MDB_stat st;
+    if (env && !mdb_env_info(env, &ei) && !mdb_env_stat(env, &st)) {
+        out->map_bytes = ei.me_mapsize;
+        out->map_used_bytes = ((uint64_t)ei.me_last_pgno + 1) * st.ms_psize;
+    }
+}
+
+void sr_engine_queue_each(sr_engine *e, void (*fn)(void *ctx, const char *op, uint32_t depth), void *ctx)
+{
+    pthread_mutex_lock(&e->mu);
+    for (size_t k = 0; k < e->nq; k++) fn(ctx, e->q[k].op, e->q[k].depth);
+    pthread_mutex_unlock(&e->mu);
 }
 
 /* Sealed values as their plaintext (ixseal.h: nonces differ between two

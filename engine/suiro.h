@@ -34,6 +34,7 @@
 
 #include "codecs/base/sr_alloc.h"
 #include "codecs/base/sr_error.h" /* also sr_errinfo */
+#include "codecs/base/sr_hist.h"  /* sr_hist_snap: the metrics' histograms */
 #include "codecs/sample.h"        /* sr_vtype, sr_sample, sr_bucket, sr_agg_fill */
 
 #include <stddef.h>
@@ -377,8 +378,18 @@ typedef struct sr_engine_stats {
     uint64_t flushes;           /* heads written out as chunks since open */
     uint64_t extends;           /* of which re-encoded a short chunk a heads checkpoint had cut (heads.c
                                    invariant 9) */
+    /* the metrics (docs/monitoring.md): fdatasync latency and group commit
+     * time in microseconds (bounds SR_HIST_US_BOUNDS), commands per group
+     * (SR_HIST_GROUP_BOUNDS); the index's LMDB map: its size and the bytes
+     * of its pages in use (mdb_env_info: last page + 1) */
+    sr_hist_snap fsync_us, commit_us, group_cmds;
+    uint64_t map_bytes, map_used_bytes;
 } sr_engine_stats;
 void sr_engine_get_stats(sr_engine *e, sr_engine_stats *out);
+/* Each operator's writer queue (its commands waiting now), under the
+ * queue's lock: fn must be quick and must not call the engine. An operator
+ * whose queue was ever used is listed (depth 0 when empty). */
+void sr_engine_queue_each(sr_engine *e, void (*fn)(void *ctx, const char *op, uint32_t depth), void *ctx);
 
 /* Where sr_engine_open spent its time (microseconds, monotonic clock), for
  * the server's startup log line and bench/engine_restart. */

@@ -377,6 +377,8 @@ static void process_group(sr_engine *e, cmd **cmds, size_t nc, int closing)
     int fatal = SR_OK;
     uint64_t seq = e->next_seq;
     int64_t now = now_ms(e);
+    struct timespec t_start;
+    clock_gettime(CLOCK_MONOTONIC, &t_start); /* the metrics' group commit time */
 
     if (!res) {
         fatal = SR_ENOMEM;
@@ -547,6 +549,14 @@ static void process_group(sr_engine *e, cmd **cmds, size_t nc, int closing)
     atomic_store(&e->watermark, seq - 1);
     atomic_fetch_add(&e->st_groups, 1);
     atomic_fetch_add(&e->st_events, g.nrecs);
+    {
+        static const uint64_t us_bounds[] = SR_HIST_US_BOUNDS, group_bounds[] = SR_HIST_GROUP_BOUNDS;
+        struct timespec t_end;
+        clock_gettime(CLOCK_MONOTONIC, &t_end);
+        int64_t us = ((int64_t)t_end.tv_sec - t_start.tv_sec) * 1000000 + (t_end.tv_nsec - t_start.tv_nsec) / 1000;
+        sr_hist_add(&e->h_commit, us_bounds, SR_HIST_US_N, us > 0 ? (uint64_t)us : 0);
+        sr_hist_add(&e->h_group, group_bounds, SR_HIST_GROUP_N, nc);
+    }
     registry_changed(e, g.acc, g.nacc);
 finish:
     if (txn) sr_index_abort(txn);

@@ -68,6 +68,9 @@ A gateway:
   curl -s -X POST http://127.0.0.1:8080/gw/v1/measurements -H "Authorization: Bearer \$T" \\
     -d '{"header":{"messageType":"GW_MEASUREMENTS","messageId":"try-2"},"body":{"values":[{"dataId":"P006","timestamp":"2026-11-22T00:00:00Z","value":3.2}]}}'
   $BIN verify $DATA ${K[*]}        (while it runs, or after)
+The server's metrics and health (docs/monitoring.md; open on a loopback listener):
+  curl -s http://127.0.0.1:8080/metrics | grep -E '^suiro_(values_ingested_total|fdatasync_seconds_count)'
+  curl -s http://127.0.0.1:8080/ready
 Ctrl-C stops the server and the simulator.
 MSG
 wait "$SRV"

@@ -78,6 +78,11 @@ typedef struct sr_log_opts {
     /* Tests only: deterministic nonces (golden files). NULL: random prefix + counter. */
     void (*nonce_fn)(void *ctx, uint8_t nonce[SR_NONCE_LEN]);
     void *nonce_ctx;
+    /* The latency of each fdatasync of a group commit or of the interval
+     * syncer, in microseconds (codecs/base/sr_hist.h, SR_HIST_US_BOUNDS);
+     * borrowed, must outlive the handle (the engine's, kept across its
+     * reopens). NULL: not measured. */
+    struct sr_hist *sync_hist;
 } sr_log_opts;
 
 /* What recovery found at the end of the last segment. */

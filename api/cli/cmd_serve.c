@@ -83,6 +83,8 @@ int sr_cmd_serve(const sr_command *cmd, int argc, char **argv)
         printf("listening %s=%s:%d\n", cfg.http_tls_cert[0] ? "https" : "http", host, sr_server_http_port(s));
     if (cfg.tls_listen[0] && sr_config_hostport(cfg.tls_listen, host, sizeof host, &port) == 0)
         printf("listening mqtts=%s:%d\n", host, sr_server_mqtts_port(s));
+    if (cfg.metrics_listen[0] && sr_config_hostport(cfg.metrics_listen, host, sizeof host, &port) == 0)
+        printf("listening metrics=%s:%d\n", host, sr_server_metrics_port(s));
     fflush(stdout);
     sr_server_run(s);
     sr_server_close(s);

@@ -10,6 +10,7 @@
  * prints the one list of routes (sr_route_lists, api/routes.h); `suiro man`
  * prints the manual pages from this table and the config table (cmd_man.c). */
 #include "api/cli/cli.h"
+#include "api/metrics.h"
 #include "api/routes.h"
 
 #include <errno.h>
@@ -166,6 +167,7 @@ static int cmd_routes(const sr_command *cmd, int argc, char **argv)
     for (size_t l = 0; l < sr_nroute_lists; l++)
         for (size_t i = 0; i < *sr_route_lists[l].n; i++)
             printf("%s %s\n", sr_route_lists[l].rows[i].method, sr_route_lists[l].rows[i].path);
+    for (size_t i = 0; i < sr_metrics_npaths; i++) printf("GET %s\n", sr_metrics_paths[i]); /* api/metrics.h */
     return 0;
 }
 

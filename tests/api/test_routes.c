@@ -6,6 +6,7 @@
  * messageType. */
 #include "api/broker.h"
 #include "api/gwif_http.h"
+#include "api/metrics.h"
 #include "api/routes.h"
 #include "engine/authz.h"
 
@@ -303,6 +304,15 @@ Test(routes, the_rows_are_the_openapi_paths)
         size_t i = 0;
         while (i < ns && strcmp(spec[i].route, m)) i++;
         cr_expect(i < ns, "%s: a route not in docs/api/openapi.yaml", m);
+        if (i < ns) seen[i]++;
+        nr++;
+    }
+    for (size_t k = 0; k < sr_metrics_npaths; k++) { /* /metrics, /health, /ready (api/metrics.h) */
+        char m[160];
+        snprintf(m, sizeof m, "GET %s", sr_metrics_paths[k]);
+        size_t i = 0;
+        while (i < ns && strcmp(spec[i].route, m)) i++;
+        cr_expect(i < ns, "%s: a path of api/metrics.c not in docs/api/openapi.yaml", m);
         if (i < ns) seen[i]++;
         nr++;
     }

@@ -7,6 +7,7 @@ of another gateway, without TLS on the TLS port; and a server that requires
 client certificates. Servers run on loopback ports chosen at run time and
 are stopped by PID. usage: test_gw_tls.py SUIRO_BIN"""
 import json
+import re
 import os
 import shutil
 import signal
@@ -19,7 +20,7 @@ import threading
 import paho.mqtt.client as mqtt
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from srtest import Checks, paho_client, start_server  # noqa: E402
+from srtest import Checks, paho_client, start_server, wait_until  # noqa: E402
 
 BIN = sys.argv[1]
 T = tempfile.mkdtemp(prefix="suiro-tls-")
@@ -66,6 +67,8 @@ tls_cert = {P}/srv.pem
 tls_key = {P}/srv.key
 tls_ca = {P}/ca.pem
 tls_client_cert = optional
+[metrics]
+listen = 127.0.0.1:0
 """)
     p, ports = start_server(BIN, D, f"{T}/server.log", config=cfg, until="mqtts")
     servers.append(p)
@@ -93,6 +96,15 @@ def curl_https(method, path, body=None, token=None, plain=False, cert=None):
     except OSError:
         b = ""
     return r.stdout.strip(), b
+
+
+def tls_failures(listener):
+    """suiro_tls_handshake_failures_total{listener=...} of the running server's /metrics."""
+    import urllib.request
+    wait_until(lambda: "metrics" in ports_seen, 10)
+    text = urllib.request.urlopen("http://127.0.0.1:%d/metrics" % ports_seen["metrics"], timeout=10).read().decode()
+    m = re.search(r'^suiro_tls_handshake_failures_total\{listener="%s"\} (\d+)$' % listener, text, re.M)
+    return int(m.group(1)) if m else None
 
 
 def msg(mid, ts):
@@ -163,9 +175,12 @@ try:
     check("TLS with a client certificate and no password (mosquitto_pub)", rc == 0, rc)
     rc = pub(port, "GW002", msg("tls-3", "2026-11-22T00:00:03Z"), "--cert", f"{P}/gw1.pem", "--key", f"{P}/gw1.key")
     check("GW001's certificate cannot log in as GW002", rc != 0, rc)
+    f0 = tls_failures("mqtts")
     rc = pub(port, "GW001", msg("tls-4", "2026-11-22T00:00:04Z"), "--cert", f"{P}/gw1rogue.pem", "--key",
              f"{P}/gw1rogue.key")
     check("a certificate of another CA is refused", rc != 0, rc)
+    check("... a failed handshake: suiro_tls_handshake_failures_total{listener=mqtts} + 1",
+          f0 is not None and tls_failures("mqtts") == f0 + 1, (f0, tls_failures("mqtts")))
     rc = pub(port, "GW001", msg("tls-5", "2026-11-22T00:00:05Z"), "-u", "demo/GW001", "-P", "wrong-password-x")
     check("a wrong password over TLS is refused", rc != 0, rc)
     r = subprocess.run(["mosquitto_pub", "-h", "127.0.0.1", "-p", str(port), "-i", "GW001", "-u", "demo/GW001", "-P",
@@ -189,8 +204,11 @@ try:
     check("... and its token works", st == "200" and "F001" in b, (st, b))
     st, b = curl_https("POST", "/api/v1/sessions", '{"operatorId":"demo","appId":"APP002"}', cert="app1")
     check("HTTPS: ids that differ from the certificate's are refused (401 E2001)", st == "401" and "E2001" in b, (st, b))
+    h0 = tls_failures("https")
     st, b = curl_https("POST", "/api/v1/sessions", "{}", cert="app1rogue")
     check("HTTPS: a certificate of another CA opens nothing", st != "201", (st, b))
+    check("... a failed handshake: suiro_tls_handshake_failures_total{listener=https} + 1",
+          h0 is not None and tls_failures("https") == h0 + 1, (h0, tls_failures("https")))
     st, b = curl_https("POST", "/api/v1/sessions", "{}")
     check("HTTPS: no certificate and no secret is 400 E1001", st == "400" and "E1001" in b, (st, b))
     st, b = curl_https("POST", "/gw/v1/sessions", "{}", plain=True)

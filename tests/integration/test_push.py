@@ -40,6 +40,7 @@ import tempfile
 import threading
 import time
 import traceback
+import urllib.request
 
 import paho.mqtt.client as mqtt
 
@@ -422,7 +423,8 @@ def case_bound():
     d = make_data("bound", "http://127.0.0.1:%d" % rcv.port)
     conf = os.path.join(T, "bound.ini")
     with open(conf, "w") as f:
-        f.write("[engine]\ndata_dir = %s\n\n[push]\nmax_queue = 5\nmax_backoff_ms = 500\n" % d)
+        f.write("[engine]\ndata_dir = %s\n\n[push]\nmax_queue = 5\nmax_backoff_ms = 500\n\n[metrics]\nlisten = 127.0.0.1:0\n"
+                % d)
     srv = Server(BIN, d, conf, "bound")
     gw = Gateway(srv)
     app = App(srv)
@@ -462,6 +464,21 @@ def case_bound():
     check("bound: a second marker is the next delivery",
           gw.publish_values(mon, [101]) and rcv.wait_for(lambda r: len(r.accepted(prefix)) >= 12)
           and values_of(rcv.accepted(prefix))[11:] == [101], values_of(rcv.accepted(prefix)))
+    # the metrics (docs/monitoring.md): 15 + 15 dropped by the bound, nothing waiting now
+    wait_until(lambda: "metrics" in srv.ports)
+    m = {}
+
+    def scrape():
+        with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % srv.ports["metrics"], timeout=10) as r:
+            for line in r.read().decode().splitlines():
+                if line.startswith("suiro_push_"):
+                    k, v = line.rsplit(" ", 1)
+                    m[k] = float(v)
+        return m.get('suiro_push_queued{app="demo/APP001"}') == 0
+    check("bound: /metrics shows the app's queue empty (suiro_push_queued 0) once the marker is delivered",
+          wait_until(scrape), m)
+    check("bound: ... and suiro_push_dropped_total{app=demo/APP001} = 30 (15 + 15 by the bound)",
+          m.get('suiro_push_dropped_total{app="demo/APP001"}') == 30, m)
 
     # (c) stopping with a request in flight and two behind it: aborted, dropped, exit 0
     rcv.mode = "hold"
