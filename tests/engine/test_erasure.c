@@ -11,6 +11,11 @@
  * plaintexts before the sweep. Crash safety: a "destroyed" KeyEvent without
  * its tombstone (a crash between the two) is finished by the replay of a
  * rebuild and by the next sweep; an active, config or unknown key is refused.
+ * Records (index layout 9): A's document, file (and its blob), finished
+ * request and stopped monitor of the epoch are cut first and the key then
+ * destroyed, no plaintext left; a request still open holds the key until it
+ * is finished and past its period; the kill -9 rounds write a document per
+ * epoch, which the sweeps cut before its key goes.
  */
 #include <criterion/criterion.h>
 
@@ -647,6 +652,17 @@ static void erase_child(const char *d, int round, int fd)
         }
         sr_result r;
         if (et_put(e, "opA", "GW1", p, SR_VT_STRING, s, 4, NULL, &r) || r.rc) _exit(7);
+        /* a document of this epoch: cut by a later sweep, before its key goes */
+        char did[32], json[64];
+        snprintf(did, sizeof did, "d-%d-%d", round, n);
+        int jl = snprintf(json, sizeof json, "{\"v\":\"%s\"}", v[0]);
+        sr_buf db;
+        sr_buf_init(&db);
+        sr_cmd_env denv = {"opA", "admin", SR_ACTOR_USER, NULL, "127.0.0.1"};
+        if (sr_cmd_doc_put(&denv, "notes", did, 0, json, (size_t)jl, &db)) _exit(11);
+        sr_slice dsl = {db.data, db.len};
+        if (sr_engine_submit_wait(e, &dsl, 1, &r) || r.rc) _exit(12);
+        sr_buf_release(&db);
         const sr_key_rec rot = {.action = "rotate", .key_operator = "opA", .key_class = "data"};
         if (submit_key(e, "opA", &rot, &r)) _exit(8);
         clock_now += (int64_t)20 * DAY; /* the cut (30 days) passes the epoch before this one, not this one */
