@@ -89,7 +89,7 @@ static const rec_class REC_CLASSES[] = {
     {"documents", SR_DB_DOCS}, {"files", SR_DB_FILES}, {"requests", SR_DB_REQUESTS}, {"monitors", SR_DB_MONITORS}};
 enum { N_REC_CLASSES = sizeof REC_CLASSES / sizeof REC_CLASSES[0] };
 
-static const rec_class *rec_class_of(const char *c)
+static const struct rec_class *rec_class_of(const char *c)
 {
     for (size_t i = 0; c && i < N_REC_CLASSES; i++)
         if (!strcmp(c, REC_CLASSES[i].name)) return &REC_CLASSES[i];
@@ -98,10 +98,14 @@ static const rec_class *rec_class_of(const char *c)
 
 int sr__retention_record_class(const char *c) { return rec_class_of(c) != NULL; }
 
-/* a data point's class: its master's, or "default" */
+/* a data point's class: its master's, or "default" (also for a class a
+ * point stored before it was reserved may name: audit, message_ids, a
+ * record class, so that a point's Retention event never reaches another
+ * database's apply) */
 static const char *point_class(const MasterPut *m)
 {
-    return m && m->retention_class && m->retention_class[0] ? m->retention_class : CL_DEFAULT;
+    const char *c = m && m->retention_class && m->retention_class[0] ? m->retention_class : CL_DEFAULT;
+    return strcmp(c, CL_AUDIT) && strcmp(c, CL_MSGIDS) && !rec_class_of(c) ? c : CL_DEFAULT;
 }
 
 int sr__retention_class_ok(const char *c)
