@@ -1902,8 +1902,10 @@ static void retention_done(sr_work *w, int status)
     else if (j->rep.events > 1 || j->rep.keys_destroyed)
         sr_slog(SR_LOG_INFO, "retention sweep",
                 "events=%" PRIu64 " chunks=%" PRIu64 " audit=%" PRIu64 " msgids=%" PRIu64 " keys_destroyed=%" PRIu64
-                " keys_held=%" PRIu64,
-                j->rep.events, j->rep.chunks, j->rep.audit, j->rep.msgids, j->rep.keys_destroyed, j->rep.keys_held);
+                " keys_held=%" PRIu64 " documents=%" PRIu64 " files=%" PRIu64 " requests=%" PRIu64 " monitors=%" PRIu64
+                " blobs=%" PRIu64,
+                j->rep.events, j->rep.chunks, j->rep.audit, j->rep.msgids, j->rep.keys_destroyed, j->rep.keys_held,
+                j->rep.documents, j->rep.files, j->rep.requests, j->rep.monitors, j->rep.blobs);
 }
 
 /* [retention] sweep_interval_s: a sweep on the worker queue (it waits for

@@ -585,11 +585,16 @@ static void row_datapoint(ctx *c, size_t line, const val *v)
         add_err(c, line, "min", "min (%s) is greater than max (%s)", a, b);
     }
     /* the data class whose retention period keeps its values (docs/retention.md):
-     * an id, never the reserved "audit" or "message_ids"; empty: "default" */
+     * an id, never a reserved class (the engine refuses them too,
+     * sr__retention_class_ok); empty: "default" */
+    static const char *const reserved[] = {"audit", "message_ids", "documents", "files", "requests", "monitors"};
     val rv = v[DP_RETENTION];
-    if (rv.len && (!sr_id_ok(rv.s, rv.len) || (rv.len == 5 && !memcmp(rv.s, "audit", 5)) ||
-                   (rv.len == 11 && !memcmp(rv.s, "message_ids", 11)))) {
-        add_err(c, line, "retention_class", "an id ([A-Za-z0-9._-], 1 to 64), not audit nor message_ids");
+    int res = 0;
+    for (size_t i = 0; rv.len && i < sizeof reserved / sizeof *reserved; i++)
+        res |= rv.len == strlen(reserved[i]) && !memcmp(rv.s, reserved[i], rv.len);
+    if (rv.len && (!sr_id_ok(rv.s, rv.len) || res)) {
+        add_err(c, line, "retention_class",
+                "an id ([A-Za-z0-9._-], 1 to 64), not audit, message_ids, documents, files, requests nor monitors");
         ok = 0;
     }
     if (!ok) return;

@@ -50,6 +50,40 @@ static int put_packed(sr_engine *e, MDB_txn *t, sr_dbi d, const void *k, size_t 
     return rc;
 }
 
+/* A value of a timed database (sr__db_timed, schema.h layout 9): the write
+ * times, then the packed message. */
+static int put_timed(sr_engine *e, MDB_txn *t, sr_dbi d, const void *k, size_t kl, int64_t first_ms, int64_t last_ms,
+                     const ProtobufCMessage *m)
+{
+    size_t n = SR_WTIMES + protobuf_c_message_get_packed_size(m);
+    uint8_t stackbuf[512];
+    uint8_t *b = n <= sizeof stackbuf ? stackbuf : sr_malloc(n);
+    if (!b) return SR_ENOMEM;
+    wtimes_put(b, first_ms, last_ms);
+    protobuf_c_message_pack(m, b + SR_WTIMES);
+    int rc = put(t, DB(e, d), k, kl, b, n);
+    if (b != stackbuf) sr_free(b);
+    return rc;
+}
+
+/* The time of the first write of the row at k of a timed database: the
+ * stored row's, else (the event creates it) the event's ingest time. */
+static int64_t first_write(sr_engine *e, MDB_txn *t, sr_dbi d, const void *k, size_t kl, const Event *ev)
+{
+    MDB_val v;
+    sr__wtimes w;
+    const void *p;
+    if (get(t, DB(e, d), k, kl, &v) == SR_OK && (p = v.mv_data, !wtimes_strip(&p, &v.mv_size, &w))) return w.first_ms;
+    return ev->ingest_ms;
+}
+
+/* A timed row written by ev: its first write kept, ev's time its last. */
+static int put_written(sr_engine *e, MDB_txn *t, sr_dbi d, const void *k, size_t kl, const Event *ev,
+                       const ProtobufCMessage *m)
+{
+    return put_timed(e, t, d, k, kl, first_write(e, t, d, k, kl, ev), ev->ingest_ms, m);
+}
+
 /* ------------------------------------------------------------------------ */
 /* Pass 1: validate (and apply non-series events)                            */
 
@@ -171,7 +205,7 @@ static int apply_master_put(sr_engine *e, MDB_txn *t, const Event *ev, MasterPut
         if (validate && mp->has_min && mp->has_max && mp->min > mp->max)
             return sr__refuse(r, SR_EINVAL, "data point %s: min above max", mp->id);
         if (validate && mp->retention_class && mp->retention_class[0] && !sr__retention_class_ok(mp->retention_class))
-            return sr__refuse(r, SR_EINVAL, "data point %s: retention class '%s': an id, not audit nor message_ids",
+            return sr__refuse(r, SR_EINVAL, "data point %s: retention class '%s': an id, not audit, message_ids, documents, files, requests nor monitors",
                               mp->id, mp->retention_class);
         uint8_t pk[300];
         size_t pkl = mkkey(pk, sizeof pk, ev->operator_id, mp->id, NULL);
@@ -330,14 +364,16 @@ static int apply_doc(sr_engine *e, MDB_txn *t, Event *ev, sr_result *r, int vali
         r->revision = d->revision;
         size_t ol = strlen(d->owner);
         if (ol > 255) return validate ? sr__refuse(r, SR_EINVAL, "document %s: owner id too long", name) : SR_OK;
-        uint8_t *b = sr_malloc(10 + ol + d->json.len);
+        uint8_t *b = sr_malloc(SR_WTIMES + 10 + ol + d->json.len);
         if (!b) return SR_ENOMEM;
-        sr_put_le64(b, d->revision);
-        b[8] = (uint8_t)d->owner_kind;
-        b[9] = (uint8_t)ol;
-        memcpy(b + 10, d->owner, ol);
-        if (d->json.len) memcpy(b + 10 + ol, d->json.data, d->json.len);
-        rc = put(t, DB(e, SR_DB_DOCS), k, kl, b, 10 + ol + d->json.len);
+        wtimes_put(b, exists ? cur.w.first_ms : ev->ingest_ms, ev->ingest_ms);
+        uint8_t *x = b + SR_WTIMES;
+        sr_put_le64(x, d->revision);
+        x[8] = (uint8_t)d->owner_kind;
+        x[9] = (uint8_t)ol;
+        memcpy(x + 10, d->owner, ol);
+        if (d->json.len) memcpy(x + 10 + ol, d->json.data, d->json.len);
+        rc = put(t, DB(e, SR_DB_DOCS), k, kl, b, SR_WTIMES + 10 + ol + d->json.len);
         sr_free(b);
         return rc;
     }
@@ -355,14 +391,17 @@ static int apply_doc(sr_engine *e, MDB_txn *t, Event *ev, sr_result *r, int vali
 
 /* The stored FilePut of (op, path), decoded (*out NULL: none). */
 static int file_stored(sr_engine *e, MDB_txn *t, const char *op, const char *path, uint8_t *k, size_t *kl,
-                       Suiro__V1__FilePut **out)
+                       Suiro__V1__FilePut **out, sr__wtimes *w)
 {
     *out = NULL;
     *kl = mkkey(k, 600, op, path, NULL);
     if (!*kl) return SR_EINVAL;
     MDB_val v;
     if (get(t, DB(e, SR_DB_FILES), k, *kl, &v)) return SR_OK;
-    *out = suiro__v1__file_put__unpack(NULL, v.mv_size, v.mv_data);
+    const void *p = v.mv_data;
+    size_t n = v.mv_size;
+    if (wtimes_strip(&p, &n, w)) return SR_ECORRUPT;
+    *out = suiro__v1__file_put__unpack(NULL, n, p);
     return *out ? SR_OK : SR_ECORRUPT;
 }
 
@@ -385,10 +424,11 @@ static int apply_file_put(sr_engine *e, MDB_txn *t, Event *ev, sr_result *r, int
     }
     if (!validate) {
         kl = mkkey(k, sizeof k, ev->operator_id, fp->path, NULL);
-        return kl ? put_packed(e, t, SR_DB_FILES, k, kl, &fp->base) : SR_OK;
+        return kl ? put_written(e, t, SR_DB_FILES, k, kl, ev, &fp->base) : SR_OK;
     }
     Suiro__V1__FilePut *old;
-    int rc = file_stored(e, t, ev->operator_id, fp->path, k, &kl, &old);
+    sr__wtimes w;
+    int rc = file_stored(e, t, ev->operator_id, fp->path, k, &kl, &old, &w);
     if (rc == SR_EINVAL) return sr__refuse(r, SR_EINVAL, "file path too long");
     if (rc) return sr__refuse(r, rc, "file %s: the stored record does not decode", fp->path);
     if (old) {
@@ -418,7 +458,7 @@ static int apply_file_put(sr_engine *e, MDB_txn *t, Event *ev, sr_result *r, int
         fp->shared_with = NULL;
         fp->n_shared_with = 0;
     }
-    return put_packed(e, t, SR_DB_FILES, k, kl, &fp->base);
+    return put_written(e, t, SR_DB_FILES, k, kl, ev, &fp->base);
 }
 
 static int apply_file_delete(sr_engine *e, MDB_txn *t, Event *ev, sr_result *r, int validate)
@@ -430,7 +470,8 @@ static int apply_file_delete(sr_engine *e, MDB_txn *t, Event *ev, sr_result *r, 
         return kl ? del(t, DB(e, SR_DB_FILES), k, kl) : SR_OK;
     }
     Suiro__V1__FilePut *old;
-    int rc = file_stored(e, t, ev->operator_id, ev->file_delete->path, k, &kl, &old);
+    sr__wtimes w;
+    int rc = file_stored(e, t, ev->operator_id, ev->file_delete->path, k, &kl, &old, &w);
     if (rc == SR_EINVAL || (!rc && !old))
         return sr__refuse(r, SR_ENOTFOUND, "file %s does not exist", ev->file_delete->path);
     if (rc) return sr__refuse(r, rc, "file %s: the stored record does not decode", ev->file_delete->path);
@@ -447,7 +488,8 @@ static int apply_file_share(sr_engine *e, MDB_txn *t, Event *ev, sr_result *r, i
     uint8_t k[600];
     size_t kl;
     Suiro__V1__FilePut *old;
-    int rc = file_stored(e, t, ev->operator_id, fs->path, k, &kl, &old);
+    sr__wtimes w;
+    int rc = file_stored(e, t, ev->operator_id, fs->path, k, &kl, &old, &w);
     if (rc || !old) {
         if (!validate) return rc == SR_ECORRUPT ? rc : SR_OK;
         if (rc == SR_ECORRUPT) return sr__refuse(r, rc, "file %s: the stored record does not decode", fs->path);
@@ -474,7 +516,7 @@ static int apply_file_share(sr_engine *e, MDB_txn *t, Event *ev, sr_result *r, i
         size_t on = old->n_shared_with;
         old->shared_with = fs->users; /* borrowed for the pack */
         old->n_shared_with = fs->n_users;
-        rc = put_packed(e, t, SR_DB_FILES, k, kl, &old->base);
+        rc = put_timed(e, t, SR_DB_FILES, k, kl, w.first_ms, w.last_ms, &old->base); /* the FilePut's times */
         old->shared_with = osw;
         old->n_shared_with = on;
     }
@@ -494,8 +536,10 @@ static int apply_registry_put(sr_engine *e, MDB_txn *t, Event *ev, sr_result *r,
     if (!kl) return sr__refuse(r, SR_EINVAL, "registry id too long");
     if (validate && ev->registry_put->kind == SUIRO__V1__REGISTRY_KIND__RG_RETENTION &&
         (!ev->operator_id[0] ||
-         (strcmp(ev->registry_put->id, "audit") && !sr__retention_class_ok(ev->registry_put->id))))
-        return sr__refuse(r, SR_EINVAL, "retention %s: an operator's period of audit or of a data class",
+         (strcmp(ev->registry_put->id, "audit") && !sr__retention_class_ok(ev->registry_put->id) &&
+          !sr__retention_record_class(ev->registry_put->id))))
+        return sr__refuse(r, SR_EINVAL, "retention %s: an operator's period of audit, of a data class or of its "
+                                        "documents, files, requests or monitors",
                           ev->registry_put->id);
     if (validate && ev->registry_put->kind == SUIRO__V1__REGISTRY_KIND__RG_VENDOR &&
         (ev->operator_id[0] || (strcmp(ev->registry_put->vendor_kind, "ap") && strcmp(ev->registry_put->vendor_kind, "gw"))))
@@ -591,7 +635,7 @@ static int apply_request_created(sr_engine *e, MDB_txn *t, Event *ev, sr_result 
     kl = rkey(k, sizeof k, ev->operator_id, ev->request_created->request_id, ev->request_created->gateway_id, 'c');
     if (validate && (!kl || !ev->request_created->request_id[0]))
         return sr__refuse(r, SR_EINVAL, "request id required");
-    return kl ? put_packed(e, t, SR_DB_REQUESTS, k, kl, &ev->request_created->base) : SR_OK;
+    return kl ? put_written(e, t, SR_DB_REQUESTS, k, kl, ev, &ev->request_created->base) : SR_OK;
 }
 
 static int apply_request_transition(sr_engine *e, MDB_txn *t, Event *ev, sr_result *r, int validate)
@@ -602,7 +646,7 @@ static int apply_request_transition(sr_engine *e, MDB_txn *t, Event *ev, sr_resu
     const Suiro__V1__RequestTransition *rt = ev->request_transition;
     kl = rkey(k, sizeof k, ev->operator_id, rt->request_id, rt->gateway_id, 's');
     if (validate && (!kl || !rt->request_id[0])) return sr__refuse(r, SR_EINVAL, "request id required");
-    return kl ? put_packed(e, t, SR_DB_REQUESTS, k, kl, &rt->base) : SR_OK;
+    return kl ? put_written(e, t, SR_DB_REQUESTS, k, kl, ev, &rt->base) : SR_OK;
 }
 
 static int apply_monitor(sr_engine *e, MDB_txn *t, Event *ev, sr_result *r, int validate)
@@ -611,7 +655,7 @@ static int apply_monitor(sr_engine *e, MDB_txn *t, Event *ev, sr_result *r, int 
     size_t kl;
     kl = mkkey(k, sizeof k, ev->operator_id, ev->monitor->monitor_id, NULL);
     if (validate && (!kl || !ev->monitor->monitor_id[0])) return sr__refuse(r, SR_EINVAL, "monitor id required");
-    return put_packed(e, t, SR_DB_MONITORS, k, kl, &ev->monitor->base);
+    return kl ? put_written(e, t, SR_DB_MONITORS, k, kl, ev, &ev->monitor->base) : SR_OK;
 }
 
 static int apply_master_put_ev(sr_engine *e, MDB_txn *t, Event *ev, sr_result *r, int validate)

@@ -446,6 +446,7 @@ int sr__heads_apply_checkpoint(sr_engine *e, MDB_txn *t, const Event *ev, int he
 int sr__retention_check(sr_engine *e, MDB_txn *t, const Event *ev, sr_result *r);
 int sr__retention_apply(sr_engine *e, MDB_txn *t, const Event *ev, int heads_only);
 int sr__retention_class_ok(const char *c);
+int sr__retention_record_class(const char *c); /* "documents", "files", "requests", "monitors" */
 /* The smallest first_seq of a head ever written: where a restart would
  * start re-reading the log (UINT64_MAX: no head). */
 uint64_t sr__heads_oldest(sr_engine *e);

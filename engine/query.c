@@ -337,7 +337,19 @@ int sr_engine_downsample(sr_engine *e, uint32_t point, int64_t from, int64_t to,
     return rc;
 }
 
-/* Copy the value at key (a \0 b \0 c) of db into out. */
+/* A value of a timed database (schema.h layout 9) without its write times:
+ * SR_OK, or SR_ECORRUPT for a value too short to hold them. */
+static int strip_times(MDB_val *v)
+{
+    sr__wtimes w;
+    const void *p = v->mv_data;
+    if (wtimes_strip(&p, &v->mv_size, &w)) return SR_ECORRUPT;
+    v->mv_data = (void *)p;
+    return SR_OK;
+}
+
+/* Copy the value at key (a \0 b \0 c) of db into out (a timed database's
+ * without its write times). */
 static int get_copy(sr_engine *e, sr_dbi db, const char *a, const char *b, const char *c, sr_buf *out)
 {
     MDB_txn *t;
@@ -347,6 +359,7 @@ static int get_copy(sr_engine *e, sr_dbi db, const char *a, const char *b, const
     size_t kl = mkkey(k, sizeof k, a, b, c);
     MDB_val v;
     rc = kl ? get(t, DB(e, db), k, kl, &v) : SR_ENOTFOUND;
+    if (!rc && sr__db_timed(db)) rc = strip_times(&v);
     if (!rc) {
         out->len = 0;
         rc = sr_buf_append(out, v.mv_data, v.mv_size);
@@ -389,7 +402,7 @@ static int scan_prefix(sr_engine *e, sr_dbi db, const uint8_t *k, size_t kl, int
     int r = mdb_cursor_get(c, &K, &V, k ? MDB_SET_RANGE : MDB_FIRST);
     while (r == 0 && K.mv_size >= kl && (!kl || !memcmp(K.mv_data, k, kl))) {
         if (!keep || keep(&K)) {
-            if ((rc = append_framed(out, &V))) break;
+            if ((sr__db_timed(db) && (rc = strip_times(&V))) || (rc = append_framed(out, &V))) break;
             (*count)++;
         }
         r = mdb_cursor_get(c, &K, &V, MDB_NEXT);
@@ -560,10 +573,12 @@ int sr_engine_request_get(sr_engine *e, const char *op, const char *req, const c
     MDB_val v;
     created->len = state->len = 0;
     rc = kl ? get(t, DB(e, SR_DB_REQUESTS), k, kl, &v) : SR_ENOTFOUND;
+    if (!rc) rc = strip_times(&v);
     if (!rc) rc = sr_buf_append(created, v.mv_data, v.mv_size);
     if (!rc) {
         k[kl - 1] = 's';
-        if (get(t, DB(e, SR_DB_REQUESTS), k, kl, &v) == SR_OK) rc = sr_buf_append(state, v.mv_data, v.mv_size);
+        if (get(t, DB(e, SR_DB_REQUESTS), k, kl, &v) == SR_OK && !(rc = strip_times(&v)))
+            rc = sr_buf_append(state, v.mv_data, v.mv_size);
     }
     sr_index_read_end(e->ix, t);
     return rc;
@@ -931,7 +946,7 @@ int sr_engine_file_each(sr_engine *e, int (*fn)(void *ctx, const char *op, const
             if (ol >= sizeof op) ol = sizeof op - 1;
             memcpy(op, K.mv_data, ol);
             op[ol] = 0;
-            rc = fn(ctx, op, V.mv_data, V.mv_size);
+            if (!(rc = strip_times(&V))) rc = fn(ctx, op, V.mv_data, V.mv_size);
             if (!rc) r = mdb_cursor_get(c, &K, &V, MDB_NEXT);
         }
         if (!rc && r != MDB_NOTFOUND) rc = sr_index_err(r);
@@ -968,7 +983,7 @@ int sr_engine_file_list(sr_engine *e, const char *op, const char *prefix, size_t
                 *more = 1;
                 break;
             }
-            if ((rc = append_framed(out, &V))) break;
+            if ((rc = strip_times(&V)) || (rc = append_framed(out, &V))) break;
             (*count)++;
             r = mdb_cursor_get(c, &K, &V, MDB_NEXT);
         }

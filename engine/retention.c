@@ -22,7 +22,15 @@
  *   "audit"               the operator's audit rows older than the cut;
  *   "message_ids"         the operator's message ids of events before
  *                         below_seq (the dedup window, [retention]
- *                         message_id_window_s).
+ *                         message_id_window_s);
+ *   "documents", "files", the operator's rows of docs, files, requests,
+ *   "requests",           monitors (index layout 9: each value carries its
+ *   "monitors"            first and last write times, schema.h wtimes) last
+ *                         written before the cut: a document, a file, a
+ *                         finished request (all its rows; a pending or
+ *                         running one never), a stopped monitor (group_cut).
+ *                         A cut file's blob leaves after the commit, when no
+ *                         remaining file row names it (sweep_blobs).
  * Once its Retention events are durable and applied, the sweep destroys the
  * retired data keys they freed (sweep_keys; the rule: docs/keys.md
  * "Retention and erasure"): through sr_engine_key_destroy, the KeyEvent
@@ -44,8 +52,12 @@
  *  (5) A data key is destroyed only when the index holds nothing its
  *      records built (sweep_keys: no value of the operator older than the
  *      key's epoch end, no document, file, request or monitor of the
- *      operator), so a rebuild, which cannot read those records, equals
- *      the live index (test_erasure).
+ *      operator first written at or before it), so a rebuild, which cannot
+ *      read those records, equals the live index (test_erasure).
+ *  (6) A record class's event never splits a group: its range's bounds are
+ *      group prefixes (a request's op \0 request \0), and the apply
+ *      decides a group whole from its rows (group_cut, shared by the sweep
+ *      and the apply).
  *  (4) One sweep at a time (e->ret_busy); a sweep's events are commands like
  *      any other, so a crash leaves every event applied or not, never half
  *      (a kill -9 during a sweep: the restart's index equals a rebuild).
@@ -66,15 +78,39 @@ enum { RET_KEY_MAX = 512, RET_DAY_MS = 86400000 };
 
 static const char CL_AUDIT[] = "audit", CL_MSGIDS[] = "message_ids", CL_DEFAULT[] = "default";
 
-/* a data point's class: its master's, or "default" */
+/* The record classes (layout 9): an operator's documents, files, requests
+ * and monitors, each cut from its database by its rows' write times
+ * (schema.h wtimes). A name here is no data point's class. */
+typedef struct rec_class {
+    const char *name;
+    sr_dbi db;
+} rec_class;
+static const rec_class REC_CLASSES[] = {
+    {"documents", SR_DB_DOCS}, {"files", SR_DB_FILES}, {"requests", SR_DB_REQUESTS}, {"monitors", SR_DB_MONITORS}};
+enum { N_REC_CLASSES = sizeof REC_CLASSES / sizeof REC_CLASSES[0] };
+
+static const struct rec_class *rec_class_of(const char *c)
+{
+    for (size_t i = 0; c && i < N_REC_CLASSES; i++)
+        if (!strcmp(c, REC_CLASSES[i].name)) return &REC_CLASSES[i];
+    return NULL;
+}
+
+int sr__retention_record_class(const char *c) { return rec_class_of(c) != NULL; }
+
+/* a data point's class: its master's, or "default" (also for a class a
+ * point stored before it was reserved may name: audit, message_ids, a
+ * record class, so that a point's Retention event never reaches another
+ * database's apply) */
 static const char *point_class(const MasterPut *m)
 {
-    return m && m->retention_class && m->retention_class[0] ? m->retention_class : CL_DEFAULT;
+    const char *c = m && m->retention_class && m->retention_class[0] ? m->retention_class : CL_DEFAULT;
+    return strcmp(c, CL_AUDIT) && strcmp(c, CL_MSGIDS) && !rec_class_of(c) ? c : CL_DEFAULT;
 }
 
 int sr__retention_class_ok(const char *c)
 {
-    return c && sr_id_str_ok(c) && strcmp(c, CL_AUDIT) != 0 && strcmp(c, CL_MSGIDS) != 0;
+    return c && sr_id_str_ok(c) && strcmp(c, CL_AUDIT) != 0 && strcmp(c, CL_MSGIDS) != 0 && !rec_class_of(c);
 }
 
 /* ---- the check (pass 1, the writer's) ------------------------------------ */
@@ -322,6 +358,134 @@ static int apply_msgids(sr_engine *e, MDB_txn *t, const Event *ev, const Suiro__
     return rc;
 }
 
+/* A record class's group: the rows cut together. A request is all its
+ * rows (op \0 request \0 ...: its 'c' and 's' rows of every gateway's
+ * part), any other row is its own. The group's key prefix length, or 0
+ * for a key that is not of the layout. */
+static size_t group_len(sr_dbi db, const MDB_val *k)
+{
+    const uint8_t *p = k->mv_data, *z = memchr(p, 0, k->mv_size);
+    if (!z) return 0;
+    if (db != SR_DB_REQUESTS) return k->mv_size;
+    const uint8_t *z2 = memchr(z + 1, 0, k->mv_size - (size_t)(z + 1 - p));
+    return z2 ? (size_t)(z2 + 1 - p) : 0;
+}
+
+/* A request's row is finished: its transition is a final state. */
+static int request_final(int st)
+{
+    return st == SUIRO__V1__REQUEST_STATE__RS_SUCCEEDED || st == SUIRO__V1__REQUEST_STATE__RS_FAILED ||
+           st == SUIRO__V1__REQUEST_STATE__RS_TIMED_OUT || st == SUIRO__V1__REQUEST_STATE__RS_CANCELLED;
+}
+
+/* What a file row names: its blob (sha256, key id). */
+typedef struct blobref {
+    uint8_t sha[32];
+    uint32_t kid;
+    int named; /* sweep_blobs: a remaining file row names it */
+} blobref;
+
+/* The group at the cursor (k, v: its first row; c on it): whether it is cut
+ * at cut -- every row last written before cut, and: a document or a file
+ * (its FilePut) nothing more; a monitor stopped (MS_STOPPED); a request
+ * finished (each 'c' row followed by its 's' row, every 's' row a final
+ * state: a pending or running request is never cut). Its rows' keys go to
+ * ks when ks is given and it is cut; a cut file's blob to *blob when
+ * given. Leaves the cursor past the group (*r: its LMDB code). SR_OK or an
+ * error (a row that does not decode: SR_ECORRUPT). */
+static int group_cut(sr_dbi db, MDB_cursor *c, MDB_val *k, MDB_val *v, int *r, int64_t cut, int *is_cut, keyset *ks,
+                     blobref *blob)
+{
+    size_t gl = group_len(db, k);
+    if (!gl) return SR_ECORRUPT;
+    uint8_t g[RET_KEY_MAX];
+    if (gl > sizeof g) return SR_ECORRUPT;
+    memcpy(g, k->mv_data, gl);
+    int cutit = 1, open_c = 0, rc = SR_OK;
+    size_t first = ks ? ks->nk : 0;
+    uint8_t ck[RET_KEY_MAX]; /* the open 'c' row's key but its tag */
+    size_t ckl = 0;
+    while (*r == 0 && k->mv_size >= gl && !memcmp(k->mv_data, g, gl) && (db == SR_DB_REQUESTS || k->mv_size == gl)) {
+        sr__wtimes w;
+        const void *p = v->mv_data;
+        size_t n = v->mv_size;
+        if (wtimes_strip(&p, &n, &w)) return SR_ECORRUPT;
+        if (w.last_ms >= cut) cutit = 0;
+        if (db == SR_DB_MONITORS && cutit) {
+            Suiro__V1__MonitorEvent *m = suiro__v1__monitor_event__unpack(NULL, n, p);
+            if (!m) return SR_ECORRUPT;
+            if (m->state != SUIRO__V1__MONITOR_STATE__MS_STOPPED) cutit = 0;
+            suiro__v1__monitor_event__free_unpacked(m, NULL);
+        } else if (db == SR_DB_FILES && cutit && blob) {
+            Suiro__V1__FilePut *fp = suiro__v1__file_put__unpack(NULL, n, p);
+            if (!fp) return SR_ECORRUPT;
+            memset(blob, 0, sizeof *blob);
+            if (fp->sha256.len == 32) memcpy(blob->sha, fp->sha256.data, 32);
+            blob->kid = fp->key_id;
+            suiro__v1__file_put__free_unpacked(fp, NULL);
+        } else if (db == SR_DB_REQUESTS && cutit) {
+            const uint8_t *kb = k->mv_data;
+            if (k->mv_size < gl + 2 || kb[k->mv_size - 2] != 0) return SR_ECORRUPT;
+            char tag = (char)kb[k->mv_size - 1];
+            size_t pl = k->mv_size - 1; /* ... gateway \0 */
+            if (tag == 'c') {
+                if (open_c) cutit = 0; /* the previous part has no transition */
+                open_c = 1;
+                ckl = pl <= sizeof ck ? pl : 0;
+                if (ckl) memcpy(ck, kb, pl);
+            } else if (tag == 's') {
+                if (open_c && (ckl != pl || memcmp(ck, kb, pl))) cutit = 0;
+                open_c = 0;
+                Suiro__V1__RequestTransition *rt = suiro__v1__request_transition__unpack(NULL, n, p);
+                if (!rt) return SR_ECORRUPT;
+                if (!request_final(rt->state)) cutit = 0;
+                suiro__v1__request_transition__free_unpacked(rt, NULL);
+            }
+        }
+        if (ks && (rc = ks_add(ks, k->mv_data, k->mv_size))) return rc;
+        *r = mdb_cursor_get(c, k, v, MDB_NEXT);
+    }
+    if (open_c) cutit = 0;
+    if (!cutit && ks) { /* not cut: its keys leave the set */
+        ks->n = ks->nk > first ? ks->off[first] : ks->n;
+        ks->nk = first;
+    }
+    *is_cut = cutit;
+    return SR_OK;
+}
+
+/* A record class ("documents", "files", "requests", "monitors"): the
+ * operator's groups starting in [from, to) cut at the event's cut
+ * (group_cut). A file's blob is not touched here: the sweep removes it
+ * after the commit (sweep_blobs). */
+static int apply_records(sr_engine *e, MDB_txn *t, const Event *ev, const Suiro__V1__Retention *rt, sr_dbi db)
+{
+    uint8_t pre[RET_KEY_MAX];
+    size_t pl = strlen(ev->operator_id) + 1;
+    if (pl > sizeof pre) return SR_OK;
+    memcpy(pre, ev->operator_id, pl); /* op \0 */
+    MDB_cursor *c;
+    int rc = sr_index_err(mdb_cursor_open(t, DB(e, db), &c));
+    if (rc) return rc;
+    keyset ks = {0};
+    MDB_val k = {pl, pre}, v; /* from, or the operator's first key when from is before it */
+    if (rt->from.len && before_to(&k, &rt->from)) k = (MDB_val){rt->from.len, rt->from.data};
+    uint32_t n = 0;
+    int r = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+    while (r == 0 && !rc && k.mv_size >= pl && !memcmp(k.mv_data, pre, pl) && before_to(&k, &rt->to)) {
+        int cutit = 0;
+        size_t before = ks.nk;
+        rc = group_cut(db, c, &k, &v, &r, rt->cut_ms, &cutit, &ks, NULL);
+        if (!rc && cutit && ks.nk > before) n++;
+    }
+    mdb_cursor_close(c);
+    if (!rc && r != 0 && r != MDB_NOTFOUND) rc = sr_index_err(r);
+    for (size_t i = 0; !rc && i < ks.nk; i++) rc = del(t, DB(e, db), KS_KEY(&ks, i), KS_LEN(&ks, i));
+    ks_free(&ks);
+    if (!rc) atomic_fetch_add(&e->st_ret_removed, n);
+    return rc;
+}
+
 int sr__retention_apply(sr_engine *e, MDB_txn *t, const Event *ev, int heads_only)
 {
     if (heads_only || ev->body_case != SUIRO__V1__EVENT__BODY_RETENTION || !ev->retention) return SR_OK;
@@ -329,6 +493,8 @@ int sr__retention_apply(sr_engine *e, MDB_txn *t, const Event *ev, int heads_onl
     if (!rt->data_class) return SR_OK;
     if (!strcmp(rt->data_class, CL_AUDIT)) return apply_audit(e, t, ev, rt);
     if (!strcmp(rt->data_class, CL_MSGIDS)) return apply_msgids(e, t, ev, rt);
+    const rec_class *rcl = rec_class_of(rt->data_class);
+    if (rcl) return apply_records(e, t, ev, rt, rcl->db);
     return apply_points(e, t, ev, rt);
 }
 
@@ -350,6 +516,8 @@ typedef struct sweep {
     period *p;
     size_t np, capp;
     sr_retention_report *rep;
+    blobref *blobs; /* the blobs of the files the sweep cuts (sweep_blobs) */
+    size_t nb, capb;
     /* in flight */
     pthread_mutex_t mu;
     pthread_cond_t cv;
@@ -585,6 +753,153 @@ static int sweep_points(sweep *s)
     return rc;
 }
 
+/* A record class's walk over its database: windows of about cfg->batch
+ * groups (group_cut), each window's bounds a group's key prefix (a request
+ * is never split between two events); in each window one event per
+ * operator with something to cut, over the window's range. An operator
+ * whose class is kept for ever is skipped with one seek. */
+static int sweep_records(sweep *s, const rec_class *rcl)
+{
+    sr_engine *e = s->e;
+    MDB_cursor *c;
+    int rc = sr_index_err(mdb_cursor_open(s->t, DB(e, rcl->db), &c));
+    if (rc) return rc;
+    win_item *w = NULL;
+    size_t nw = 0, capw = 0, fl = 0;
+    uint8_t from[RET_KEY_MAX], save[RET_KEY_MAX];
+    uint32_t steps = 0, batch = s->cfg->batch ? s->cfg->batch : 256;
+    uint64_t *count = rcl->db == SR_DB_DOCS    ? &s->rep->documents
+                      : rcl->db == SR_DB_FILES ? &s->rep->files
+                      : rcl->db == SR_DB_REQUESTS ? &s->rep->requests
+                                                  : &s->rep->monitors;
+    MDB_val k, v;
+    int r = mdb_cursor_get(c, &k, &v, MDB_FIRST);
+    while (r == 0 && !rc) {
+        size_t gl = group_len(rcl->db, &k);
+        if (!gl || gl > RET_KEY_MAX) {
+            rc = SR_ECORRUPT;
+            break;
+        }
+        if (steps >= batch) { /* the window ends before this group */
+            uint8_t bound[RET_KEY_MAX];
+            memcpy(bound, k.mv_data, gl);
+            if ((rc = flush_window(s, w, &nw, from, fl, bound, gl))) break;
+            k = (MDB_val){gl, bound};
+            if ((r = renew(s, &c, rcl->db, &k, &v, save, &rc))) break;
+            memcpy(from, bound, gl);
+            fl = gl;
+            steps = 0;
+            continue; /* the group at the cursor, looked at again */
+        }
+        steps++;
+        const uint8_t *z = memchr(k.mv_data, 0, k.mv_size);
+        size_t ol = (size_t)(z - (const uint8_t *)k.mv_data);
+        char op[sizeof w->op];
+        uint32_t days = 0;
+        if (ol < sizeof op) {
+            memcpy(op, k.mv_data, ol);
+            op[ol] = 0;
+            days = period_of(s, op, rcl->name);
+        }
+        if (!days) { /* kept for ever (or an id too long for a period): the operator's next key */
+            uint8_t nk[RET_KEY_MAX];
+            if (ol + 1 > sizeof nk) {
+                rc = SR_ECORRUPT;
+                break;
+            }
+            memcpy(nk, k.mv_data, ol);
+            nk[ol] = 1; /* past op \0 ... */
+            k = (MDB_val){ol + 1, nk};
+            r = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+            continue;
+        }
+        int64_t cut = cut_of(s, days);
+        blobref b;
+        int cutit = 0;
+        if ((rc = group_cut(rcl->db, c, &k, &v, &r, cut, &cutit, NULL, rcl->db == SR_DB_FILES ? &b : NULL))) break;
+        if (!cutit) continue;
+        win_item *it = NULL;
+        for (size_t i = 0; i < nw && !it; i++)
+            if (!strcmp(w[i].op, op)) it = &w[i];
+        if (!it) {
+            if (sr_array_reserve(&w, &capw, nw + 1, sizeof *w)) {
+                rc = SR_ENOMEM;
+                break;
+            }
+            it = &w[nw++];
+            memset(it, 0, sizeof *it);
+            snprintf(it->op, sizeof it->op, "%s", op);
+            snprintf(it->cls, sizeof it->cls, "%s", rcl->name);
+            it->cut = cut;
+            it->days = days;
+        }
+        it->n++;
+        (*count)++;
+        if (rcl->db == SR_DB_FILES) {
+            if (sr_array_reserve(&s->blobs, &s->capb, s->nb + 1, sizeof *s->blobs)) rc = SR_ENOMEM;
+            else s->blobs[s->nb++] = b;
+        }
+    }
+    if (c) mdb_cursor_close(c);
+    if (!rc && r != 0 && r != MDB_NOTFOUND) rc = sr_index_err(r);
+    if (!rc) rc = flush_window(s, w, &nw, from, fl, NULL, 0);
+    sr_free(w);
+    return rc;
+}
+
+static int blobref_cmp(const void *a, const void *b)
+{
+    const blobref *x = a, *y = b;
+    int c = memcmp(x->sha, y->sha, 32);
+    return c ? c : x->kid < y->kid ? -1 : x->kid > y->kid;
+}
+
+/* Once the sweep's Retention events are durable and applied: the blobs of
+ * the files they cut that no remaining file row names (a file row of any
+ * operator naming the same <sha256>.<key id>) leave the blob store
+ * (sr_blob_delete_keyed). A crash before leaves the blob (docs/retention.md
+ * "Files and their blobs"). */
+static int sweep_blobs(sweep *s)
+{
+    sr_engine *e = s->e;
+    if (!s->nb || !e->blobs) return SR_OK;
+    qsort(s->blobs, s->nb, sizeof *s->blobs, blobref_cmp);
+    MDB_txn *t;
+    int rc = sr_index_read_begin(e->ix, &t);
+    if (rc) return rc;
+    MDB_cursor *c;
+    if (!(rc = sr_index_err(mdb_cursor_open(t, DB(e, SR_DB_FILES), &c)))) {
+        MDB_val k, v;
+        int r = mdb_cursor_get(c, &k, &v, MDB_FIRST);
+        for (; r == 0 && !rc; r = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+            sr__wtimes w;
+            const void *p = v.mv_data;
+            size_t n = v.mv_size;
+            Suiro__V1__FilePut *fp = wtimes_strip(&p, &n, &w) ? NULL : suiro__v1__file_put__unpack(NULL, n, p);
+            if (!fp) {
+                rc = SR_ECORRUPT;
+                break;
+            }
+            blobref key = {.kid = fp->key_id};
+            if (fp->sha256.len == 32) memcpy(key.sha, fp->sha256.data, 32);
+            suiro__v1__file_put__free_unpacked(fp, NULL);
+            blobref *hit = bsearch(&key, s->blobs, s->nb, sizeof *s->blobs, blobref_cmp);
+            for (blobref *q = hit; q && q >= s->blobs && !blobref_cmp(q, &key); q--) q->named = 1;
+            for (blobref *q = hit; q && q < s->blobs + s->nb && !blobref_cmp(q, &key); q++) q->named = 1;
+        }
+        if (!rc && r != MDB_NOTFOUND) rc = sr_index_err(r);
+        mdb_cursor_close(c);
+    }
+    sr_index_read_end(e->ix, t);
+    for (size_t i = 0; !rc && i < s->nb; i++) {
+        if (s->blobs[i].named || (i && !blobref_cmp(&s->blobs[i], &s->blobs[i - 1]))) continue;
+        int d = sr_blob_delete_keyed(e->blobs, s->blobs[i].sha, s->blobs[i].kid);
+        if (d == SR_OK) s->rep->blobs++;
+        else if (d != SR_ENOTFOUND) rc = d;
+    }
+    return rc;
+}
+
 /* The newest audit cut of any operator: the shortest audit period of the
  * RG_RETENTION entries (every operator's) and the default. */
 static int64_t newest_audit_cut(sweep *s)
@@ -786,8 +1101,11 @@ static int msgid_pass(sweep *s, uint64_t below)
 
 /* ---- the log's erasure: destroying data keys ----------------------------- */
 
-/* 1 if db holds a key starting with op \0 */
-static int op_has_rows(sweep *s, sr_dbi db, const char *op)
+/* 1 if a record class's database (docs, files, requests, monitors) holds
+ * a row of op first written at or before end (its wtimes' first_ms: the
+ * record that created it may be sealed by a key of an epoch ending at end;
+ * docs/keys.md "Retention and erasure"). A row that does not decode holds. */
+static int op_rows_created_by(sweep *s, sr_dbi db, const char *op, int64_t end)
 {
     uint8_t k[300];
     size_t ol = strlen(op);
@@ -797,10 +1115,16 @@ static int op_has_rows(sweep *s, sr_dbi db, const char *op)
     MDB_cursor *c;
     if (mdb_cursor_open(s->t, DB(s->e, db), &c)) return 1;
     MDB_val K = {ol + 1, k}, V;
-    int r = mdb_cursor_get(c, &K, &V, MDB_SET_RANGE);
-    int has = r == 0 && K.mv_size >= ol + 1 && !memcmp(K.mv_data, k, ol + 1);
+    int r = mdb_cursor_get(c, &K, &V, MDB_SET_RANGE), held = 0;
+    for (; r == 0 && !held && K.mv_size >= ol + 1 && !memcmp(K.mv_data, k, ol + 1);
+         r = mdb_cursor_get(c, &K, &V, MDB_NEXT)) {
+        sr__wtimes w;
+        const void *p = V.mv_data;
+        size_t n = V.mv_size;
+        held = wtimes_strip(&p, &n, &w) || w.first_ms <= end;
+    }
     mdb_cursor_close(c);
-    return r != 0 && r != MDB_NOTFOUND ? 1 : has;
+    return held || (r != 0 && r != MDB_NOTFOUND);
 }
 
 /* The longest period of op's data classes in days: its "default" (else
@@ -885,9 +1209,11 @@ typedef struct doomed {
  * the index holds nothing that key's records built:
  *   - no value of the operator's points older than the epoch's end (the
  *     Retention events cut them; a chunk straddling a cut waits);
- *   - no document, file, request or monitor of the operator: those are not
- *     cut by retention yet (docs/retention.md "Not yet"), so an operator
- *     with any keeps its data keys (counted in keys_held).
+ *   - no document, file, request or monitor of the operator first written
+ *     at or before the epoch's end (op_rows_created_by: its creating record
+ *     may be sealed by the key; the Retention events of the record classes
+ *     cut them once past their period, a pending request or a running
+ *     monitor never), counted in keys_held while one remains.
  * The platform's own data keys (operator "": heads checkpoints) and config
  * and audit keys are never destroyed here. Each destruction is
  * sr_engine_key_destroy: the KeyEvent durable first, then the tombstone. */
@@ -912,9 +1238,10 @@ static int sweep_keys(sweep *s)
         if (!days) continue; /* a class kept for ever: never */
         int64_t cut = cut_of(s, days);
         if (k->retired_ms >= cut) continue; /* not yet past every period */
-        if (op_has_rows(s, SR_DB_DOCS, k->operator_id) || op_has_rows(s, SR_DB_FILES, k->operator_id) ||
-            op_has_rows(s, SR_DB_REQUESTS, k->operator_id) || op_has_rows(s, SR_DB_MONITORS, k->operator_id) ||
-            op_values_before(s, k->operator_id, k->retired_ms)) {
+        int held = op_values_before(s, k->operator_id, k->retired_ms);
+        for (size_t j = 0; !held && j < N_REC_CLASSES; j++)
+            held = op_rows_created_by(s, REC_CLASSES[j].db, k->operator_id, k->retired_ms);
+        if (held) {
             s->rep->keys_held++;
             continue;
         }
@@ -959,15 +1286,17 @@ int sr_engine_retention_sweep(sr_engine *e, const sr_retention_cfg *cfg, const c
     int rc = sr_index_read_begin(e->ix, &s.t);
     if (!rc) {
         rc = sweep_points(&s);
+        for (size_t i = 0; !rc && i < N_REC_CLASSES; i++) rc = sweep_records(&s, &REC_CLASSES[i]);
         if (!rc) rc = sweep_audit(&s);
         if (!rc) rc = sweep_msgids(&s);
         if (s.t) sr_index_read_end(e->ix, s.t);
     }
     pthread_mutex_lock(&s.mu);
     while (s.inflight) pthread_cond_wait(&s.cv, &s.mu);
-    if (!rc && !s.err) { /* every Retention event is durable and applied: the keys they freed */
+    if (!rc && !s.err) { /* every Retention event is durable and applied: the blobs and keys they freed */
         pthread_mutex_unlock(&s.mu);
-        rc = sweep_keys(&s);
+        rc = sweep_blobs(&s);
+        if (!rc) rc = sweep_keys(&s);
         pthread_mutex_lock(&s.mu);
         if (rc && s.err == rc) rc = 0; /* said by s.einfo below */
     }
@@ -981,6 +1310,7 @@ int sr_engine_retention_sweep(sr_engine *e, const sr_retention_cfg *cfg, const c
     pthread_cond_destroy(&s.cv);
     pthread_mutex_destroy(&s.mu);
     sr_free(s.p);
+    sr_free(s.blobs);
     atomic_store(&e->ret_busy, 0);
     return rc;
 }

@@ -34,16 +34,22 @@
  *              has_flushed u8 (17 bytes), then tail_n u32 LE when a heads
  *              checkpoint left the point's last chunk short (21 bytes;
  *              heads.c invariant 9)
- *   docs       op \0 collection \0 id -> revision u64 LE ‖ owner_kind u8
- *              (ActorKind; 0: the operator's) ‖ owner length u8 ‖ owner ‖
- *              JSON (doc_decode; the owner since layout 5, R-PO-2)
- *   files      op \0 path -> packed FilePut (its owner and share list,
- *              R-PO-2: FileShare rewrites the record's shared_with)
+ *   docs       op \0 collection \0 id -> wtimes (16 bytes, below) ‖
+ *              revision u64 LE ‖ owner_kind u8 (ActorKind; 0: the
+ *              operator's) ‖ owner length u8 ‖ owner ‖ JSON (doc_decode;
+ *              the owner since layout 5, R-PO-2)
+ *   files      op \0 path -> wtimes ‖ packed FilePut (its owner and share
+ *              list, R-PO-2: FileShare rewrites the record's shared_with
+ *              and keeps the times: last_ms is the last FilePut's)
  *   registry   op \0 kind(1 ASCII digit) \0 id -> packed RegistryPut
  *   requests   op \0 request \0 gateway ("" for the app-level request) \0
- *              tag (rkey): 'c' -> packed RequestCreated, 's' -> packed
- *              RequestTransition (the latest state)
- *   monitors   op \0 monitor id -> packed MonitorEvent (the latest state)
+ *              tag (rkey): 'c' -> wtimes ‖ packed RequestCreated, 's' ->
+ *              wtimes ‖ packed RequestTransition (the latest state)
+ *   monitors   op \0 monitor id -> wtimes ‖ packed MonitorEvent (the
+ *              latest state)
+ *   (wtimes: first_ms i64 LE ‖ last_ms i64 LE, the ingest times of the
+ *   records that created and last wrote the row: wtimes_put/wtimes_strip,
+ *   layout 9)
  *   sessions   SHA-256 of a session's bearer token (32 bytes) ->
  *              expires_ms i64 LE ‖ op \0 id, then \0 'u' for a user's
  *              session (op "" for a platform user); an app's AP-IF session
@@ -81,7 +87,8 @@
  *
  * Retention (engine/retention.c, docs/retention.md) deletes `series`
  * chunks, `latest` rows, `audit` rows and `msgidx` items by Retention
- * events, in the layouts above (layout 6 is unchanged by it).
+ * events, in the layouts above (layout 6 is unchanged by it), and (layout
+ * 9) `docs`, `files`, `requests` and `monitors` rows by their wtimes.
  *
  * INVARIANTS
  *  (1) mkkey joins its parts with \0 and none may hold a \0: so a prefix
@@ -143,8 +150,15 @@
  *      truth), and so is a layout 8 index whose "sealed" differs from the
  *      open's (a key given to a plain index); a suiro of layout 6 refuses
  *      this index as newer.
+ *   9: (issue #16, DOCRET) the write times (wtimes: the ingest times of
+ *      the creating and of the last record) in front of every value of
+ *      `docs`, `files`, `requests` and `monitors`, so that retention cuts
+ *      them and the erasure of a data key waits only for the rows its
+ *      epoch created. An index of layout 6..8 is rebuilt from the log at a
+ *      read-write open (the log's events carry their ingest times); a
+ *      suiro of layout 8 refuses this index as newer.
  */
-#define SR_INDEX_LAYOUT 8u
+#define SR_INDEX_LAYOUT 9u
 
 /* The databases whose values are sealed in a sealed index (layout 8,
  * engine/ixseal.h; docs/keys.md "What stays plaintext"): every one that
@@ -287,6 +301,38 @@ static inline int sess_decode(const void *val, size_t n, sr__sess *s)
     return s->idl && s->opl < 256 && s->idl < 256 ? 0 : -1;
 }
 
+/* The write times in front of every value of `docs`, `files`, `requests`
+ * and `monitors` (layout 9, sr__db_timed): the ingest time of the record that
+ * created the row (first_ms) and of the last record that wrote it
+ * (last_ms), i64 LE each. Retention cuts these rows by last_ms and the
+ * erasure of a data key waits for every row whose first_ms is not after its
+ * epoch's end (engine/retention.c, docs/keys.md). wtimes_put writes them,
+ * wtimes_strip reads them and moves *val past them: the one copy of the
+ * layout. */
+enum { SR_WTIMES = 16 };
+typedef struct sr__wtimes {
+    int64_t first_ms, last_ms;
+} sr__wtimes;
+static inline int sr__db_timed(int db)
+{
+    return db == SR_DB_DOCS || db == SR_DB_FILES || db == SR_DB_REQUESTS || db == SR_DB_MONITORS;
+}
+static inline void wtimes_put(uint8_t b[SR_WTIMES], int64_t first_ms, int64_t last_ms)
+{
+    sr_put_le64(b, (uint64_t)first_ms);
+    sr_put_le64(b + 8, (uint64_t)last_ms);
+}
+static inline int wtimes_strip(const void **val, size_t *n, sr__wtimes *w)
+{
+    const uint8_t *v = *val;
+    if (*n < SR_WTIMES) return -1;
+    w->first_ms = (int64_t)sr_get_le64(v);
+    w->last_ms = (int64_t)sr_get_le64(v + 8);
+    *val = v + SR_WTIMES;
+    *n -= SR_WTIMES;
+    return 0;
+}
+
 /* A `docs` value (layout above): 0 and its parts (not NUL-terminated), or
  * -1 for a value that does not decode. */
 typedef struct sr__docval {
@@ -294,9 +340,11 @@ typedef struct sr__docval {
     int owner_kind;
     const char *owner, *json;
     size_t ownerl, jsonl;
+    sr__wtimes w;
 } sr__docval;
 static inline int doc_decode(const void *val, size_t n, sr__docval *d)
 {
+    if (wtimes_strip(&val, &n, &d->w)) return -1;
     const uint8_t *v = val;
     if (n < 10 || n - 10 < v[9]) return -1;
     d->revision = sr_get_le64(v);

@@ -440,7 +440,9 @@ typedef struct sr_retention_report {
     uint64_t audit;   /* audit rows */
     uint64_t msgids;  /* message ids */
     uint64_t keys_destroyed; /* data keys destroyed (the log's erasure, docs/keys.md) */
-    uint64_t keys_held;      /* retired data keys past every period yet kept (docs/retention.md "Not yet") */
+    uint64_t keys_held;      /* retired data keys past every period yet kept: a row of their epoch remains */
+    uint64_t documents, files, requests, monitors; /* rows (a request: all its rows) past their period */
+    uint64_t blobs;          /* blobs of cut files removed (no remaining file names them) */
 } sr_retention_report;
 
 /* One retention sweep: reads what is past its period and appends the
@@ -450,7 +452,8 @@ typedef struct sr_retention_report {
  * the writer's callbacks or an event loop. SR_ECONFLICT: a sweep runs. */
 SR_MUST_CHECK int sr_engine_retention_sweep(sr_engine *e, const sr_retention_cfg *cfg, const char *actor,
                                             sr_retention_report *rep, sr_errinfo *err);
-/* Index rows Retention events removed since open (chunks, latest rows, audit rows, message ids). */
+/* Index rows Retention events removed since open (chunks, latest rows, audit rows, message ids,
+ * documents, files, requests (one a request), monitors). */
 uint64_t sr_engine_retention_removed(sr_engine *e);
 
 /* SHA-256 of the index content and the in-memory heads: equal for two

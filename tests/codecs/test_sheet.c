@@ -602,9 +602,10 @@ Test(codecs_sheet, a_data_points_retention_class_is_checked_and_round_trips)
     uint8_t *p = tu_read_file(SR_TEST_DATA "/../fuzz/sheet/retention.csv", &n);
     cr_assert(p);
     sr_sheet *sh = NULL;
-    cr_assert_neq(sr_sheet_parse(p, n, NULL, &sh), SR_OK, "P003 and P004 are bad");
-    EXPECT_ERROR(sh, 27, "retention_class", "not audit nor message_ids");
+    cr_assert_neq(sr_sheet_parse(p, n, NULL, &sh), SR_OK, "P003, P004 and P005 are bad");
+    EXPECT_ERROR(sh, 27, "retention_class", "not audit, message_ids, documents");
     EXPECT_ERROR(sh, 28, "retention_class", "an id");
+    EXPECT_ERROR(sh, 29, "retention_class", "documents, files, requests nor monitors"); /* a record class (layout 9) */
     sr_sheet_free(sh);
     /* without the bad rows */
     char *q = strstr((char *)p, "P003");

@@ -43,11 +43,14 @@
  * the keyring holds but the log lost is a key no record uses). Every
  * engine here has a master key, so every record is sealed by a data key
  * and the writer's own KeyEvents ("created") count with its checkpoints.
- * Command 16 (RETENTION_CMD = NCMD - 4) is a Retention event (issue #16,
- * docs/retention.md) cutting op1's data-class chunks wholly before
- * RET_CUT: after the reopen, when it was acknowledged each point answers a
- * subset of the model that holds every value at or after RET_CUT and fewer
- * before it; when it was not, exactly the model (check_range). Command 17
+ * Command 16 (RETENTION_CMD = NCMD - 4) is three Retention events (issue
+ * #16, docs/retention.md) in one command: op1's data-class chunks wholly
+ * before RET_CUT, its documents and files last written before REC_CUT (the
+ * base's ret/old and ret/old.bin, index layout 9): after the reopen, when it
+ * was acknowledged each point answers a subset of the model that holds
+ * every value at or after RET_CUT and fewer before it, and the base's
+ * document and file are gone (command 8's stay); when it was not, exactly
+ * the model and both are there (check_range, check_db). Command 17
  * (KEY_DESTROY_CMD = NCMD - 3) destroys op9's retired data key (a KeyEvent
  * "destroy", the command sr_engine_key_destroy sends; docs/keys.md "Retention
  * and erasure"): the base gave op9 a document, deleted it, and rotated op9's
@@ -99,7 +102,8 @@ TestSuite(engine_fault, .init = setup, .fini = teardown, .timeout = 900);
 enum { NPOINTS = 3, NCMD = 20, HEAD_MAX = 8, REPLAY_MAX = 4 };
 
 static const sr_vtype TYPES[NPOINTS] = {SR_VT_NUMBER, SR_VT_INTEGER, SR_VT_BOOL};
-static int64_t fixed_clock(void) { return 1700000000000; }
+static int64_t clock_back; /* base_records: its writes a second before every other */
+static int64_t fixed_clock(void) { return 1700000000000 - clock_back; }
 
 /* small segments so that the fault loop meets segment rolls; a small head so
  * that commands flush chunks and late samples merge into them */
@@ -484,34 +488,67 @@ static void build_backup(fixture *f)
     cm->lens[0] = cm->bytes.len;
 }
 
-/* Command NCMD - 3: a Retention event of op1's "default" class (every point
- * of the fixture) cutting the chunks wholly before RET_CUT: the base's
- * first chunk of each point (its first 10 values) and nothing at or after
- * RET_CUT. No values for the model: check_range knows what it may cut. */
+/* Command NCMD - 4: three Retention events of op1, one command (atomic):
+ * its "default" class (every point of the fixture) cutting the chunks
+ * wholly before RET_CUT: the base's first chunk of each point (its first 10
+ * values) and nothing at or after RET_CUT (no values for the model:
+ * check_range knows what it may cut); its "documents" and "files" cutting
+ * what was last written before REC_CUT: the base's document and file
+ * (base_records, a second before every other write), never command 8's
+ * (written at or after REC_CUT). */
 enum { RETENTION_CMD = NCMD - 4 };
-static const int64_t RET_CUT = 1600000000000 + 20500;
+static const int64_t RET_CUT = 1600000000000 + 20500, REC_CUT = 1700000000000;
 static void build_retention(fixture *f)
 {
     command *cm = &f->cmds[RETENTION_CMD];
     cr_assert((int)RETENTION_CMD > (int)PUSH_MARK_CMD, "after the others");
     cm->bytes.len = 0;
-    cm->nev = 1;
-    cm->ns[0] = cm->nx[0] = 0;
+    cm->nev = 3;
     cm->msgid[0] = 0;
-    Suiro__V1__Retention rt = SUIRO__V1__RETENTION__INIT;
-    rt.data_class = "default";
-    rt.cut_ms = RET_CUT;
-    Suiro__V1__Event ev = SUIRO__V1__EVENT__INIT;
-    ev.operator_id = "op1";
-    ev.actor = "system";
-    ev.actor_kind = SUIRO__V1__ACTOR_KIND__ACTOR_SYSTEM;
-    ev.source = "retention";
-    ev.body_case = SUIRO__V1__EVENT__BODY_RETENTION;
-    ev.retention = &rt;
-    size_t n = protobuf_c_message_get_packed_size(&ev.base);
-    cr_assert_eq(sr_buf_reserve(&cm->bytes, n), SR_OK);
-    protobuf_c_message_pack(&ev.base, cm->bytes.data);
-    cm->bytes.len = cm->lens[0] = n;
+    const char *cls[3] = {"default", "documents", "files"};
+    for (size_t i = 0; i < 3; i++) {
+        cm->ns[i] = cm->nx[i] = 0;
+        Suiro__V1__Retention rt = SUIRO__V1__RETENTION__INIT;
+        rt.data_class = (char *)cls[i];
+        rt.cut_ms = i ? REC_CUT : RET_CUT;
+        Suiro__V1__Event ev = SUIRO__V1__EVENT__INIT;
+        ev.operator_id = "op1";
+        ev.actor = "system";
+        ev.actor_kind = SUIRO__V1__ACTOR_KIND__ACTOR_SYSTEM;
+        ev.source = "retention";
+        ev.body_case = SUIRO__V1__EVENT__BODY_RETENTION;
+        ev.retention = &rt;
+        size_t n = protobuf_c_message_get_packed_size(&ev.base);
+        cr_assert_eq(sr_buf_reserve(&cm->bytes, cm->bytes.len + n), SR_OK);
+        protobuf_c_message_pack(&ev.base, cm->bytes.data + cm->bytes.len);
+        cm->bytes.len += n;
+        cm->lens[i] = n;
+    }
+}
+
+/* The base's op1 document ret/old and file ret/old.bin, written a second
+ * before everything else (clock_back): what command 16 cuts. */
+static void base_records(sr_engine *e)
+{
+    const sr_cmd_env env = {"op1", "admin", SR_ACTOR_USER, NULL, "127.0.0.1"};
+    sr_buf b;
+    sr_buf_init(&b);
+    sr_result res;
+    clock_back = 1000;
+    cr_assert_eq(sr_cmd_doc_put(&env, "ret", "old", 0, "{\"t\":1}", 7, &b), SR_OK);
+    size_t len = b.len;
+    cr_assert_eq(et_submit(e, &b, &len, 1, &res), SR_OK, "%s", res.err.msg);
+    cr_assert_eq(res.rc, SR_OK, "%s", res.err.msg);
+    b.len = 0;
+    uint8_t sha[32];
+    memset(sha, 7, sizeof sha);
+    sr_file_meta fm = {.path = "ret/old.bin", .sha256 = {sha, 32}, .size = 1, .content_type = "x/y"};
+    cr_assert_eq(sr_cmd_file_put(&env, &fm, &b), SR_OK);
+    len = b.len;
+    cr_assert_eq(et_submit(e, &b, &len, 1, &res), SR_OK, "%s", res.err.msg);
+    cr_assert_eq(res.rc, SR_OK, "%s", res.err.msg);
+    clock_back = 0;
+    sr_buf_release(&b);
 }
 
 /* Command 15: platform admin "admin" rotates op1's data key (a KeyEvent
@@ -589,6 +626,7 @@ static void fixture_init(fixture *f)
     f->m = et_model_new();
     sr_engine_opts o = opts(NULL, NULL);
     sr_engine *e = open_at(base, &o);
+    base_records(e);
     cr_assert_eq(et_setup_masters(e, "op1", NPOINTS, TYPES, NPOINTS), SR_OK);
     base_pending(e);
     base_op9(e, f);
@@ -811,6 +849,15 @@ static void check_db(fixture *f, const outcome *out, const char *ctx)
     } else
         cr_assert(drc == SR_ENOTFOUND && frc == SR_ENOTFOUND, "%s: a document or file of a refused command", ctx);
     sr_rec_close(&fr);
+    /* the base's document and file: cut exactly when command 16 was acknowledged */
+    drc = sr_engine_doc_get(e, "op1", "ret", "old", &rev, NULL, NULL, NULL);
+    fr = (sr_rec)SR_REC_INIT;
+    frc = sr_read_file(e, "op1", "ret/old.bin", &fr, &fm);
+    sr_rec_close(&fr);
+    int cut = out->acked_cmd[RETENTION_CMD];
+    cr_assert(drc == (cut ? SR_ENOTFOUND : SR_OK) && frc == drc,
+              "%s: the base's document (%s) and file (%s), the retention acknowledged %d", ctx, sr_err_name(drc),
+              sr_err_name(frc), cut);
     /* the login policy: set exactly when its command was acknowledged */
     sr_rec pr = SR_REC_INIT;
     sr_login_policy_rec lp;

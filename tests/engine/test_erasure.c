@@ -11,6 +11,11 @@
  * plaintexts before the sweep. Crash safety: a "destroyed" KeyEvent without
  * its tombstone (a crash between the two) is finished by the replay of a
  * rebuild and by the next sweep; an active, config or unknown key is refused.
+ * Records (index layout 9): A's document, file (and its blob), finished
+ * request and stopped monitor of the epoch are cut first and the key then
+ * destroyed, no plaintext left; a request still open holds the key until it
+ * is finished and past its period; the kill -9 rounds write a document per
+ * epoch, which the sweeps cut before its key goes.
  */
 #include <criterion/criterion.h>
 
@@ -227,6 +232,24 @@ static void make_platform_key(const char *dir)
 
 static sr_retention_cfg CFG = {.default_days = 0, .audit_days = 0, .audit_floor_days = 365, .batch = 3};
 
+/* scenario's records of epoch 1 (0: none): A's document "ERASE-A-DOC", file
+ * a/one.txt ("ERASE-A-FILE" bytes, sealed by A's data key), request req1
+ * (finished, or with 2 still dispatched) and stopped monitor mon1; B's
+ * document "KEEP-B-DOC" and file b/one.txt. */
+static int with_records = 0;
+static uint8_t sha_a[32], sha_b[32];
+static uint32_t kid_a, kid_b;
+
+static void records(sr_engine *e)
+{
+    es_doc(e, "opA", "d1", "{\"v\":\"ERASE-A-DOC\"}");
+    es_file(e, "opA", "a/one.txt", "ERASE-A-FILE", clock_now, sha_a, &kid_a);
+    es_request(e, "opA", "req1", with_records == 2 ? SR_RS_DISPATCHED : SR_RS_SUCCEEDED);
+    es_monitor(e, "opA", "mon1", SR_MS_STOPPED);
+    es_doc(e, "opB", "d1", "{\"v\":\"KEEP-B-DOC\"}");
+    es_file(e, "opB", "b/one.txt", "KEEP-B-FILE", clock_now, sha_b, &kid_b);
+}
+
 /* A's data key of epoch 1 (days 10 to 20) holds "ERASE-A-*"; its epoch 2
  * "NEW-A-*" (day 399); B "KEEP-B-*" (day 10, no period). Clock: day 400. */
 static void scenario(sr_engine *e)
@@ -238,6 +261,7 @@ static void scenario(sr_engine *e)
     put4(e, "opA", "ERASE-A2", 6);
     put4(e, "opB", "KEEP-B", 5);
     if (last_day) put4(e, "opA", "STRADDLE-A", 7); /* days 7 to last_day: one chunk */
+    if (with_records) records(e);
     clock_now = (int64_t)20 * DAY;
     sr_result r;
     const sr_key_rec rot = {.action = "rotate", .key_operator = "opA", .key_class = "data"};
@@ -411,6 +435,100 @@ Test(erasure, a_key_is_kept_while_a_class_keeps_for_ever_or_a_value_of_its_epoch
     cr_assert_eq(sr_engine_close(e), SR_OK);
 }
 
+Test(erasure, documents_files_requests_and_monitors_of_an_epoch_are_cut_and_then_erased_with_it)
+{
+    char d[1200], set[1200];
+    snprintf(d, sizeof d, "%s/records", top);
+    snprintf(set, sizeof set, "%s/backups", top);
+    cr_assert_eq(mkdir(set, 0700), 0);
+    sr_key_from_bytes(&MASTER, (const uint8_t *)"0123456789abcdef0123456789abcdef");
+    sr_engine *e = open_ok(d);
+    make_platform_key(d);
+    with_records = 1;
+    scenario(e);
+    with_records = 0;
+    cr_assert_neq(kid_a, 0, "A's file is a version 2 blob");
+    cr_assert_gt(plain_hits(d, "ERASE-A-DOC", NULL, NULL), 0, "the control: the walk reads A's document");
+    cr_assert_eq(sr_blob_exists_keyed(sr_engine_blobs(e), sha_a, kid_a), SR_OK);
+    sr_retention_report rep;
+    sr_errinfo ei;
+    cr_assert_eq(sr_engine_retention_sweep(e, &CFG, NULL, &rep, &ei), SR_OK, "%s", ei.msg);
+    cr_assert_eq(rep.documents + rep.files + rep.requests + rep.monitors, 4, "A's four records (%llu %llu %llu %llu)",
+                 (unsigned long long)rep.documents, (unsigned long long)rep.files,
+                 (unsigned long long)rep.requests, (unsigned long long)rep.monitors);
+    cr_assert_eq(rep.blobs, 1);
+    cr_assert_eq(rep.keys_destroyed, 1, "A's epoch 1 no longer waits for them (held %llu)",
+                 (unsigned long long)rep.keys_held);
+    cr_assert_eq(key_of(e, "opA", 1).state, SR_KS_DESTROYED);
+    cr_assert(!es_doc_there(e, "opA", "d1") && !es_file_there(e, "opA", "a/one.txt"));
+    cr_assert(!es_request_there(e, "opA", "req1") && !es_monitor_there(e, "opA", "mon1"));
+    cr_assert_eq(sr_blob_exists_keyed(sr_engine_blobs(e), sha_a, kid_a), SR_ENOTFOUND, "A's blob is gone");
+    cr_assert(es_doc_there(e, "opB", "d1") && es_file_there(e, "opB", "b/one.txt"), "B intact");
+    cr_assert_eq(sr_blob_exists_keyed(sr_engine_blobs(e), sha_b, kid_b), SR_OK, "B's blob intact");
+    sr_backup_info bi;
+    cr_assert_eq(sr_engine_backup(e, set, NULL, &bi, &ei), SR_OK, "%s", ei.msg);
+    char after[1300];
+    snprintf(after, sizeof after, "%s/%s", set, bi.name);
+    uint8_t live[32], rebuilt[32];
+    cr_assert_eq(sr_engine_content_hash(e, live), SR_OK);
+    cr_assert_eq(sr_engine_close(e), SR_OK);
+    cr_assert_eq(plain_hits(d, "ERASE-A", NULL, NULL), 0, "an erased plaintext is readable");
+    cr_assert_gt(plain_hits(d, "KEEP-B-DOC", NULL, NULL), 0, "B is intact");
+    const char *subs[4] = {"log", "keys", "blobs", "index"};
+    for (int i = 0; i < 4; i++) {
+        cr_assert_eq(scan_sub(d, subs[i], "ERASE-A"), 0, "a plaintext in %s", subs[i]);
+        cr_assert_eq(scan_sub(after, subs[i], "ERASE-A"), 0, "a plaintext in the backup's %s", subs[i]);
+    }
+    /* a rebuild equals the live index */
+    char ixd[1300];
+    snprintf(ixd, sizeof ixd, "%s/records-rebuilt", top);
+    sr_engine_opts ro = opts();
+    ro.index_dir = ixd;
+    cr_assert_eq(sr_engine_rebuild(d, &ro, &ei), SR_OK, "%s", ei.msg);
+    sr_engine *r = NULL;
+    cr_assert_eq(sr_engine_open(d, &ro, &r, &ei), SR_OK, "%s", ei.msg);
+    cr_assert_eq(sr_engine_content_hash(r, rebuilt), SR_OK);
+    cr_assert(es_doc_there(r, "opB", "d1"));
+    cr_assert_eq(sr_engine_close(r), SR_OK);
+    cr_assert_eq(memcmp(live, rebuilt, 32), 0, "a rebuild after the erasure differs from the live index");
+}
+
+Test(erasure, a_request_still_open_holds_its_key_until_it_is_finished_and_past_its_period)
+{
+    char d[1200];
+    snprintf(d, sizeof d, "%s/open", top);
+    g_sync = SR_ENGINE_SYNC_NONE;
+    sr_key_from_bytes(&MASTER, (const uint8_t *)"0123456789abcdef0123456789abcdef");
+    sr_engine *e = open_ok(d);
+    with_records = 2;
+    scenario(e);
+    with_records = 0;
+    sr_retention_report rep;
+    sr_errinfo ei;
+    cr_assert_eq(sr_engine_retention_sweep(e, &CFG, NULL, &rep, &ei), SR_OK, "%s", ei.msg);
+    cr_assert_eq(rep.requests, 0, "a dispatched request is never cut");
+    cr_assert_eq(rep.documents + rep.files + rep.monitors, 3);
+    cr_assert_eq(rep.keys_destroyed, 0);
+    cr_assert_eq(rep.keys_held, 1, "its creation record is sealed by A's epoch 1");
+    cr_assert(es_request_there(e, "opA", "req1"));
+    sr_request_transition t = {.request_id = "req1", .state = SR_RS_TIMED_OUT, .error_code = "", .message = "",
+                               .gateway_id = ""};
+    sr_buf b;
+    sr_buf_init(&b);
+    sr_result r;
+    cr_assert_eq(es_submit1(e, sr_cmd_request_transition(es_env_of("opA"), &t, &b), &b, &r), SR_OK, "%s", r.err.msg);
+    cr_assert_eq(sr_engine_retention_sweep(e, &CFG, NULL, &rep, &ei), SR_OK, "%s", ei.msg);
+    cr_assert_eq(rep.requests, 0, "finished at day 400: inside the period");
+    cr_assert_eq(rep.keys_held, 1);
+    clock_now = (int64_t)431 * DAY;
+    cr_assert_eq(sr_engine_retention_sweep(e, &CFG, NULL, &rep, &ei), SR_OK, "%s", ei.msg);
+    cr_assert_eq(rep.requests, 1);
+    cr_assert_eq(rep.keys_destroyed, 1, "nothing of epoch 1 is left");
+    cr_assert(!es_request_there(e, "opA", "req1"));
+    cr_assert_eq(sr_engine_close(e), SR_OK);
+    g_sync = SR_ENGINE_SYNC_ALWAYS;
+}
+
 Test(erasure, a_destroyed_event_without_its_tombstone_is_finished_and_bad_destructions_are_refused)
 {
     char d[1200];
@@ -534,6 +652,17 @@ static void erase_child(const char *d, int round, int fd)
         }
         sr_result r;
         if (et_put(e, "opA", "GW1", p, SR_VT_STRING, s, 4, NULL, &r) || r.rc) _exit(7);
+        /* a document of this epoch: cut by a later sweep, before its key goes */
+        char did[32], json[64];
+        snprintf(did, sizeof did, "d-%d-%d", round, n);
+        int jl = snprintf(json, sizeof json, "{\"v\":\"%s\"}", v[0]);
+        sr_buf db;
+        sr_buf_init(&db);
+        sr_cmd_env denv = {"opA", "admin", SR_ACTOR_USER, NULL, "127.0.0.1"};
+        if (sr_cmd_doc_put(&denv, "notes", did, 0, json, (size_t)jl, &db)) _exit(11);
+        sr_slice dsl = {db.data, db.len};
+        if (sr_engine_submit_wait(e, &dsl, 1, &r) || r.rc) _exit(12);
+        sr_buf_release(&db);
         const sr_key_rec rot = {.action = "rotate", .key_operator = "opA", .key_class = "data"};
         if (submit_key(e, "opA", &rot, &r)) _exit(8);
         clock_now += (int64_t)20 * DAY; /* the cut (30 days) passes the epoch before this one, not this one */

@@ -363,8 +363,11 @@ Test(ixseal, without_a_key_the_values_are_layout_6_s)
     size_t kl = mkkey(k, sizeof k, "opA", "reports", "d1");
     MDB_val DK = {kl, k};
     cr_assert_eq((mdb_get)(t, DB(e, SR_DB_DOCS), &DK, &V), 0);
-    /* revision u64 LE 1 first (schema.h docs layout), the JSON last */
-    cr_assert_eq(sr_get_le64(V.mv_data), 1);
+    /* the write times (layout 9: first and last, the same for one put), then
+     * revision u64 LE 1 (schema.h docs layout), the JSON last */
+    cr_assert_gt(V.mv_size, SR_WTIMES);
+    cr_assert_eq(sr_get_le64(V.mv_data), sr_get_le64((uint8_t *)V.mv_data + 8));
+    cr_assert_eq(sr_get_le64((uint8_t *)V.mv_data + SR_WTIMES), 1);
     cr_assert_eq(memcmp((uint8_t *)V.mv_data + V.mv_size - strlen(DOC_A), DOC_A, strlen(DOC_A)), 0);
     sr_index_read_end(e->ix, t);
     sr_engine_close(e);

@@ -1,7 +1,9 @@
 /* tests/engine/test_retention.c -- engine/retention.c (issue #16, R-ST-6;
  * docs/retention.md): the periods (RG_RETENTION entries over the defaults,
  * a data point's class), the Retention event's apply per kind of data
- * (chunks, latest rows, audit rows, message ids), operator B untouched, a
+ * (chunks, latest rows, audit rows, message ids; documents, files and
+ * their blobs, requests, monitors by their write times), operator B
+ * untouched, a
  * sweep in bounded events, the event's checks, and a rebuild equal to the
  * live index after retention. */
 #include "engsuite.h"
@@ -262,6 +264,8 @@ Test(retention, a_class_and_a_period_are_checked)
     class_point(e, "op1", "C-bad", "audit", SR_EINVAL);
     class_point(e, "op1", "C-bad", "message_ids", SR_EINVAL);
     class_point(e, "op1", "C-bad", "a b", SR_EINVAL);
+    class_point(e, "op1", "C-bad", "documents", SR_EINVAL); /* a record class is no data point's */
+    cr_assert_eq(period(e, "op1", "files", 3), SR_OK, "a record class has a period");
     cr_assert_eq(period(e, "op1", "message_ids", 3), SR_EINVAL);
     cr_assert_eq(period(e, "", "default", 3), SR_EINVAL, "a period is an operator's");
     cr_assert_eq(period(e, "op1", "audit", 400), SR_OK);
@@ -284,6 +288,67 @@ Test(retention, a_class_and_a_period_are_checked)
     sr_result r;
     int rc = sr_engine_submit_wait(e, &sl, 1, &r);
     cr_assert_eq(rc ? rc : r.rc, SR_EINVAL, "%s", r.err.msg);
+    es_finish(e, &dir);
+}
+
+/* ---- documents, files, requests, monitors (index layout 9) ------------------ */
+
+Test(retention, documents_files_requests_and_monitors_past_their_period_leave_the_index)
+{
+    clock_now = (int64_t)10 * DAY;
+    sr_engine_opts o = opts();
+    sr_engine *e = es_open(&dir, "retention", &o);
+    uint8_t sha_old[32], sha_dup[32], sha_dup2[32], sha_b[32];
+    uint32_t kid;
+    es_doc(e, "op1", "old", "{\"v\":\"OLD-DOC\"}");
+    es_doc(e, "op1", "rewritten", "{\"v\":1}");
+    es_file(e, "op1", "a/old.txt", "OLD-FILE-BYTES", clock_now, sha_old, &kid);
+    es_file(e, "op1", "a/dup.txt", "SHARED-BYTES", clock_now, sha_dup, &kid);
+    es_request(e, "op1", "r-done", SR_RS_SUCCEEDED);
+    es_request(e, "op1", "r-open", SR_RS_DISPATCHED);
+    es_request(e, "op1", "r-new", 0);
+    es_monitor(e, "op1", "m-stopped", SR_MS_STOPPED);
+    es_monitor(e, "op1", "m-running", SR_MS_RUNNING);
+    es_doc(e, "op2", "old", "{\"v\":2}");
+    es_doc(e, "op2", "b-doc", "{\"v\":3}");
+    es_file(e, "op2", "b/dup.txt", "SHARED-BYTES", clock_now, sha_dup2, &kid);
+    es_file(e, "op2", "b/own.txt", "B-BYTES", clock_now, sha_b, &kid);
+    cr_assert_eq(memcmp(sha_dup, sha_dup2, 32), 0, "one blob, two files");
+    clock_now = (int64_t)395 * DAY;
+    es_doc(e, "op1", "rewritten", "{\"v\":2}"); /* written inside the period: stays */
+    clock_now = (int64_t)400 * DAY;
+    /* op1: every class 30 days (its default); op2: documents only */
+    cr_assert_eq(period(e, "op1", "default", 30), SR_OK);
+    cr_assert_eq(period(e, "op2", "documents", 30), SR_OK);
+    sr_retention_cfg c = CFG;
+    c.batch = 1; /* an event per group: the windows' bounds are exercised */
+    sr_retention_report rep;
+    sr_errinfo ei;
+    cr_assert_eq(sr_engine_retention_sweep(e, &c, NULL, &rep, &ei), SR_OK, "%s", ei.msg);
+    cr_assert_eq(rep.documents, 3, "op1's old, op2's two (%llu)", (unsigned long long)rep.documents);
+    cr_assert_eq(rep.files, 2, "op1's two; op2 has no files period (%llu)", (unsigned long long)rep.files);
+    cr_assert_eq(rep.requests, 1, "r-done only (%llu)", (unsigned long long)rep.requests);
+    cr_assert_eq(rep.monitors, 1, "m-stopped only (%llu)", (unsigned long long)rep.monitors);
+    cr_assert_eq(rep.blobs, 1, "a/old.txt's; the shared one is named by op2's file (%llu)",
+                 (unsigned long long)rep.blobs);
+    cr_assert(!es_doc_there(e, "op1", "old"), "an old document is cut");
+    cr_assert(es_doc_there(e, "op1", "rewritten"), "a document written inside the period stays");
+    cr_assert(!es_doc_there(e, "op2", "old") && !es_doc_there(e, "op2", "b-doc"), "op2's documents period");
+    cr_assert(!es_file_there(e, "op1", "a/old.txt") && !es_file_there(e, "op1", "a/dup.txt"));
+    cr_assert(es_file_there(e, "op2", "b/dup.txt") && es_file_there(e, "op2", "b/own.txt"), "op2's files stay");
+    cr_assert_eq(sr_blob_exists_keyed(sr_engine_blobs(e), sha_old, 0), SR_ENOTFOUND, "its blob is gone");
+    cr_assert_eq(sr_blob_exists_keyed(sr_engine_blobs(e), sha_dup, 0), SR_OK, "a blob another file names stays");
+    cr_assert(!es_request_there(e, "op1", "r-done"), "a finished request is cut");
+    cr_assert(es_request_there(e, "op1", "r-open"), "a running request is never cut");
+    cr_assert(es_request_there(e, "op1", "r-new"), "a request without a transition is never cut");
+    cr_assert(!es_monitor_there(e, "op1", "m-stopped"), "a stopped monitor is cut");
+    cr_assert(es_monitor_there(e, "op1", "m-running"), "a running monitor is never cut");
+    /* a second sweep finds nothing more */
+    cr_assert_eq(sr_engine_retention_sweep(e, &c, NULL, &rep, &ei), SR_OK, "%s", ei.msg);
+    cr_assert_eq(rep.documents + rep.files + rep.requests + rep.monitors + rep.blobs, 0);
+    e = es_rebuilt(e, &dir, &o); /* a rebuild makes the same deletions */
+    cr_assert(!es_doc_there(e, "op1", "old") && es_doc_there(e, "op1", "rewritten"), "after a rebuild");
+    cr_assert(!es_request_there(e, "op1", "r-done") && es_request_there(e, "op1", "r-open"));
     es_finish(e, &dir);
 }
 

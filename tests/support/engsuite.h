@@ -11,6 +11,7 @@
 
 #include "engine/records.h"
 #include "engine/secret.h"
+#include "storage/blobs.h"
 #include "engtest.h"
 #include "testutil.h"
 
@@ -116,6 +117,111 @@ static inline int es_reg_put(sr_engine *e, const char *op, sr_reg_kind kind, con
     sr_buf_release(&b);
     sr_buf_release(&hash);
     return rc ? rc : res->rc;
+}
+
+/* ---- documents, files, requests, monitors: one of each written, and
+ * whether an API-level read finds it (SR_OK: 1, SR_ENOTFOUND: 0; any other
+ * answer fails the test). As user "admin" of op from 127.0.0.1. ---------- */
+
+/* the envelope of op's admin (one static: a suite's thread at a time) */
+static inline const sr_cmd_env *es_env_of(const char *op)
+{
+    static sr_cmd_env env;
+    env = (sr_cmd_env){op, "admin", SR_ACTOR_USER, NULL, "127.0.0.1"};
+    return &env;
+}
+
+static inline void es_doc(sr_engine *e, const char *op, const char *id, const char *json)
+{
+    sr_buf b;
+    sr_buf_init(&b);
+    sr_result r;
+    cr_assert_eq(es_submit1(e, sr_cmd_doc_put(es_env_of(op), "notes", id, 0, json, strlen(json), &b), &b, &r), SR_OK,
+                 "%s", r.err.msg);
+}
+
+static inline int es_doc_there(sr_engine *e, const char *op, const char *id)
+{
+    uint64_t rev;
+    int rc = sr_engine_doc_get(e, op, "notes", id, &rev, NULL, NULL, NULL);
+    cr_assert(rc == SR_OK || rc == SR_ENOTFOUND, "%d", rc);
+    return rc == SR_OK;
+}
+
+/* A file of op at path whose blob holds bytes, sealed by op's data key
+ * (sr_engine_file_key: version 2; without a keyring, version 1); updated_ms
+ * now. *kid: the blob's key id. */
+static inline void es_file(sr_engine *e, const char *op, const char *path, const char *bytes, int64_t now,
+                           uint8_t sha[32], uint32_t *kid)
+{
+    sr_blob_writer *w;
+    uint64_t size;
+    cr_assert_eq(sr_engine_file_key(e, es_env_of(op), kid), SR_OK);
+    cr_assert_eq(sr_blob_writer_begin_keyed(sr_engine_blobs(e), *kid, &w), SR_OK);
+    cr_assert_eq(sr_blob_writer_write(w, bytes, strlen(bytes)), SR_OK);
+    cr_assert_eq(sr_blob_writer_commit(w, sha, &size), SR_OK);
+    sr_file_meta f = {.path = path, .sha256 = {sha, 32}, .size = size, .content_type = "text/plain",
+                      .updated_ms = now, .key_id = *kid};
+    sr_buf b;
+    sr_buf_init(&b);
+    sr_result r;
+    cr_assert_eq(es_submit1(e, sr_cmd_file_put(es_env_of(op), &f, &b), &b, &r), SR_OK, "%s", r.err.msg);
+}
+
+static inline int es_file_there(sr_engine *e, const char *op, const char *path)
+{
+    sr_rec rr = SR_REC_INIT;
+    sr_file_meta f;
+    int rc = sr_read_file(e, op, path, &rr, &f);
+    sr_rec_close(&rr);
+    cr_assert(rc == SR_OK || rc == SR_ENOTFOUND, "%d", rc);
+    return rc == SR_OK;
+}
+
+/* The app-level request id of op, created; then a transition to st (0: none). */
+static inline void es_request(sr_engine *e, const char *op, const char *id, sr_req_state st)
+{
+    sr_request_rec rq = {.request_id = id, .kind = SR_RK_IMMEDIATE, .app_id = "app1", .gateway_id = ""};
+    sr_buf b;
+    sr_buf_init(&b);
+    sr_result r;
+    cr_assert_eq(es_submit1(e, sr_cmd_request_created(es_env_of(op), &rq, &b), &b, &r), SR_OK, "%s", r.err.msg);
+    if (!st) return;
+    sr_request_transition t = {.request_id = id, .state = st, .error_code = "", .message = "", .gateway_id = ""};
+    sr_buf_init(&b);
+    cr_assert_eq(es_submit1(e, sr_cmd_request_transition(es_env_of(op), &t, &b), &b, &r), SR_OK, "%s", r.err.msg);
+}
+
+static inline int es_request_there(sr_engine *e, const char *op, const char *id)
+{
+    sr_rec rr = SR_REC_INIT;
+    sr_request_rec rq;
+    sr_request_transition st;
+    int has;
+    int rc = sr_read_request(e, op, id, "", &rr, &rq, &st, &has);
+    sr_rec_close(&rr);
+    cr_assert(rc == SR_OK || rc == SR_ENOTFOUND, "%d", rc);
+    return rc == SR_OK;
+}
+
+/* Monitor id of op in state st. */
+static inline void es_monitor(sr_engine *e, const char *op, const char *id, sr_mon_state st)
+{
+    sr_monitor_rec m = {.monitor_id = id, .state = st, .app_id = "app1"};
+    sr_buf b;
+    sr_buf_init(&b);
+    sr_result r;
+    cr_assert_eq(es_submit1(e, sr_cmd_monitor(es_env_of(op), &m, &b), &b, &r), SR_OK, "%s", r.err.msg);
+}
+
+static inline int es_monitor_there(sr_engine *e, const char *op, const char *id)
+{
+    sr_rec rr = SR_REC_INIT;
+    sr_monitor_rec m;
+    int rc = sr_read_monitor(e, op, id, &rr, &m);
+    sr_rec_close(&rr);
+    cr_assert(rc == SR_OK || rc == SR_ENOTFOUND, "%d", rc);
+    return rc == SR_OK;
 }
 
 #endif
