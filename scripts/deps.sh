@@ -13,6 +13,7 @@ PKGS=(
   libzstd-dev libssl-dev openssl libcriterion-dev libjansson-dev
   libinih-dev libmosquitto-dev mosquitto-clients python3-paho-mqtt libh2o-dev curl
   libcurl4-openssl-dev python3-cryptography python3-yaml
+  python3-aiosmtpd
   oathtool
   clang
   python3
