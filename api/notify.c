@@ -193,15 +193,15 @@ int sr_notify_target_ok(const sr_notify_opts *o, const char *url, char *why, siz
     if (!strncmp(url, "mailto:", 7)) {
         const char *dom;
         if (!mail_ok(url + 7, &dom)) {
-            snprintf(why, whylen, "mail: %s is not one address (local@domain)", url + 7);
+            snprintf(why, whylen, "%s is not one address (local@domain)", url + 7);
             return SR_EINVAL;
         }
         if (!o->smtp_url || !o->smtp_url[0] || !o->mail_from || !o->mail_from[0]) {
-            snprintf(why, whylen, "mail: no SMTP server is configured ([notify] smtp_url, mail_from)");
+            snprintf(why, whylen, "no SMTP server is configured ([notify] smtp_url, mail_from)");
             return SR_EINVAL;
         }
         if (!domain_allowed(o->mail_domains ? o->mail_domains : "", dom)) {
-            snprintf(why, whylen, "mail: the domain %s is not allowed ([notify] mail_allowed_domains)", dom);
+            snprintf(why, whylen, "the domain %s is not allowed ([notify] mail_allowed_domains)", dom);
             return SR_EINVAL;
         }
         return SR_OK;
@@ -209,10 +209,10 @@ int sr_notify_target_ok(const sr_notify_opts *o, const char *url, char *why, siz
     if (!strncmp(url, "https://", 8) && url[8]) return SR_OK;
     if (!strncmp(url, "http://", 7) && url[7]) {
         if (o->allow_http || loopback_host(url)) return SR_OK;
-        snprintf(why, whylen, "url: plain http only to a loopback address ([notify] allow_http)");
+        snprintf(why, whylen, "plain http only to a loopback address ([notify] allow_http)");
         return SR_EINVAL;
     }
-    snprintf(why, whylen, "url: an https:// (or loopback http://) webhook URL, or a mail address");
+    snprintf(why, whylen, "an https:// (or loopback http://) webhook URL, or a mail address");
     return SR_EINVAL;
 }
 
