@@ -633,6 +633,9 @@ const char *sr_event_monitor_id(const sr_event_view *v)
     return ev->measurements->monitor_id ? ev->measurements->monitor_id : "";
 }
 
+_Static_assert((int)SR_NOTIFY_DELIVERED == (int)SR_NOTIFYQ_DONE && (int)SR_NOTIFY_GIVEN_UP == (int)SR_NOTIFYQ_GAVE_UP,
+               "notifyq's outcome bytes (schema.h) are the typed boundary's");
+
 int sr_event_alarm(const sr_event_view *v, sr_alarm_view *out)
 {
     const Suiro__V1__Event *ev = v->ev;

@@ -477,9 +477,10 @@ typedef struct sr_notify_rec {
 SR_MUST_CHECK int sr_cmd_notify(const sr_cmd_env *env, const sr_notify_rec *n, sr_buf *out);
 /* The notifier's mark (`notifyq`); SR_ENOTFOUND before the first. */
 SR_MUST_CHECK int sr_engine_notify_mark(sr_engine *e, uint64_t *through);
-/* A done delivery above the mark: *outcome SR_NOTIFYQ_DONE (1, delivered)
- * or SR_NOTIFYQ_GAVE_UP (2), *attempts; SR_ENOTFOUND if it is not done (or
- * at or below the mark). */
+/* A done delivery above the mark: *outcome SR_NOTIFY_DELIVERED or
+ * SR_NOTIFY_GIVEN_UP, *attempts; SR_ENOTFOUND if it is not done (or at or
+ * below the mark). */
+enum { SR_NOTIFY_DELIVERED = 1, SR_NOTIFY_GIVEN_UP = 2 };
 SR_MUST_CHECK int sr_engine_notify_done(sr_engine *e, uint64_t alarm_seq, const char *op, const char *target,
                                         int *outcome, uint32_t *attempts);
 
