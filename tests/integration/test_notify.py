@@ -21,7 +21,10 @@ Checked:
   - the mail domain removed from the allow list (restart): the next alarm
     step is not mailed to it, a `given_up` event says why;
   - kill -9 of the server while a webhook is being retried: after the
-    restart the delivery comes, with the same id, and is accepted once.
+    restart the delivery comes, with the same id, and is accepted once;
+  - kill -9 after the receiver accepted a delivery and before its outcome
+    was durable: it comes again after the restart with the same id, body
+    and signature (the receiver's dedup key), and never after that.
 
 Every process is stopped by its PID; every wait is on a condition with a
 deadline. usage: test_notify.py SUIRO_BIN"""
@@ -30,6 +33,7 @@ import email.header
 import email.policy
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -242,7 +246,42 @@ def main():
               len(new_ids) == 1 and len(got) == 1, (new_ids, len(got)))
         check("3: its signature verifies", got and tp.verify(pub, got[0]["body"], got[0]["headers"].get("x-suiro-signature")))
         ids_all = [r["headers"].get("x-suiro-delivery-id") for r in hook.accepted("/alarm")]
-        check("no delivery id was accepted twice over the whole test", len(ids_all) == len(set(ids_all)), ids_all)
+        check("no delivery id was accepted twice so far", len(ids_all) == len(set(ids_all)), ids_all)
+
+        # ---- 4: kill -9 after the receiver took it, before the outcome was durable ----
+        hook.mode = "hold"
+        hook.released.clear()
+        before = {r["headers"].get("x-suiro-delivery-id") for r in hook.all()}
+        n_arr = len(hook.arrived)
+        srv = tp.Server(BIN, d, conf(d, "n5", smtp_port, "other.example.jp"), "notify-5")
+        raise_alarm(srv, "4")
+        check("4: the new step's webhook is in flight (held by the receiver)",
+              hook.wait_for(lambda h: len(h.arrived) > n_arr, 15))
+        srv.p.kill()
+        srv.p.wait()
+        hook.mode = "ok"
+        hook.release()   # the receiver processed it (200); suiro never saw the answer
+        check("4: the receiver accepted it before the restart",
+              hook.wait_for(lambda h: [r for r in h.accepted("/alarm")
+                                       if r["headers"].get("x-suiro-delivery-id") not in before], 15))
+        first = [r for r in hook.accepted("/alarm") if r["headers"].get("x-suiro-delivery-id") not in before][0]
+        fid = first["headers"].get("x-suiro-delivery-id")
+        srv = tp.Server(BIN, d, conf(d, "n6", smtp_port, "other.example.jp"), "notify-6")
+        check("4: after the restart it comes again: same X-Suiro-Delivery-Id, same body, signature valid",
+              hook.wait_for(lambda h: len([r for r in h.accepted("/alarm")
+                                           if r["headers"].get("x-suiro-delivery-id") == fid]) >= 2, 15)
+              and all(r["body"] == first["body"] and tp.verify(pub, r["body"], r["headers"].get("x-suiro-signature"))
+                      for r in hook.accepted("/alarm") if r["headers"].get("x-suiro-delivery-id") == fid),
+              [r["headers"] for r in hook.all() if r["headers"].get("x-suiro-delivery-id") == fid])
+        check("4: the server logs it delivered",
+              tp.wait_until(lambda: 'msg="notification delivered"' in srv.logtext(), 15), srv.logtext()[-3000:])
+        check("4: the server stops cleanly", srv.stop() == 0)
+        srv = tp.Server(BIN, d, conf(d, "n7", smtp_port, "other.example.jp"), "notify-7")
+        rec = tp.wait_until(lambda: re.search(r'msg="notify recovered" from_seq=(\d+)', srv.logtext()), 15)
+        check("4: a restart after the outcome is durable reads the log after it (its mark passed the step)",
+              rec and int(rec.group(1)) > int(fid.split("-")[0]), srv.logtext()[-2000:])
+        check("4: ... and sends it no more", srv.stop() == 0
+              and len([r for r in hook.all() if r["headers"].get("x-suiro-delivery-id") == fid]) == 2)
     finally:
         smtp.stop()
         for s in tp.SERVERS:
