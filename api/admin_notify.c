@@ -33,7 +33,7 @@ static void targets_list(const sr_route_call *c)
     sr_reg_entry re;
     int got;
     while ((got = sr_rec_next_registry(&r, &re)) != 0)
-        if (got > 0) json_array_append_new(items, target_json(&re));
+        if (got > 0 && re.id[0] != '*') json_array_append_new(items, target_json(&re)); /* not the domains' entry */
     sr_rec_close(&r);
     json_t *o = json_pack("{s:o}", "items", items);
     sr_http_jsonv(c->req, 200, o);
@@ -68,7 +68,8 @@ static void target_create(const sr_route_call *c)
         goto done;
     }
     snprintf(full, sizeof full, "%s%s", mail ? "mailto:" : "", mail ? mail : url);
-    if (sr_notify_target_ok(&sr_admin_conf_of(c)->notify, full, why, sizeof why)) {
+    if (sr_notify_target_ok_op(sr_admin_engine(c), &sr_admin_conf_of(c)->notify, sr_route_param(c, "operatorId"), full,
+                               why, sizeof why)) {
         sr_admin_bad_field(c, mail ? "mail" : "url", why);
         goto done;
     }
@@ -90,6 +91,71 @@ static void target_delete(const sr_route_call *c)
                           "no such notification target");
 }
 
+/* GET .../notify/mail-domains -> 200 {"domains":[...],"platform":"..."}: the
+ * operator's own list (empty: the platform's applies) */
+static void domains_get(const sr_route_call *c)
+{
+    const char *op = sr_route_param(c, "operatorId");
+    sr_rec r = SR_REC_INIT;
+    sr_reg_entry re;
+    int rc = sr_read_registry(sr_admin_engine(c), op, SR_RG_NOTIFY, SR_NOTIFY_DOMAINS_ID, &r, &re);
+    if (rc && rc != SR_ENOTFOUND) {
+        sr_rec_close(&r);
+        return sr_http_result(c->req, 0, sr_wire_of_rc(rc), sr_wire_msg_of_rc(rc), NULL);
+    }
+    json_t *arr = json_array();
+    for (const char *p = rc ? "" : re.pattern; *p;) {
+        const char *e = strchr(p, ',');
+        size_t n = e ? (size_t)(e - p) : strlen(p);
+        if (n) json_array_append_new(arr, json_stringn(p, n));
+        p += n + (e ? 1 : 0);
+    }
+    sr_rec_close(&r);
+    const char *plat = sr_admin_conf_of(c)->notify.mail_domains;
+    json_t *o = json_pack("{s:o,s:s}", "domains", arr, "platform", plat ? plat : "");
+    sr_http_jsonv(c->req, 200, o);
+    json_decref(o);
+}
+
+/* PUT .../notify/mail-domains {"domains":["a.example.jp"]}: each one of the
+ * platform's list ([notify] mail_allowed_domains); [] removes the narrowing */
+static void domains_put(const sr_route_call *c)
+{
+    json_t *body = sr_admin_body(c);
+    if (!body) return;
+    json_t *arr = json_object_get(body, "domains");
+    char list[1024] = "";
+    size_t len = 0;
+    const char *plat = sr_admin_conf_of(c)->notify.mail_domains;
+    if (!json_is_array(arr)) {
+        sr_admin_bad_field(c, "domains", "an array of mail domains");
+        goto done;
+    }
+    for (size_t i = 0; i < json_array_size(arr); i++) {
+        const char *d = json_string_value(json_array_get(arr, i));
+        char why[300];
+        if (!d || !d[0] || strpbrk(d, " ,;<>@\r\n") || len + strlen(d) + 2 > sizeof list) {
+            sr_admin_bad_field(c, "domains", "domain names (at most 1000 bytes in all)");
+            goto done;
+        }
+        if (!sr_notify_domain_in(plat ? plat : "", d)) {
+            snprintf(why, sizeof why, "%s is not in the platform's list ([notify] mail_allowed_domains)", d);
+            sr_admin_bad_field(c, "domains", why);
+            goto done;
+        }
+        len += (size_t)snprintf(list + len, sizeof list - len, "%s%s", len ? "," : "", d);
+    }
+    const char *op = sr_route_param(c, "operatorId");
+    sr_reg_entry re = {.kind = SR_RG_NOTIFY, .id = SR_NOTIFY_DOMAINS_ID, .name = "", .url = "", .access = "",
+                       .pattern = list};
+    sr_buf b;
+    sr_buf_init(&b);
+    sr_cmd_env env = sr_admin_env(c, op);
+    sr_admin_submit(c, sr_cmd_registry_put(&env, &re, &b), &b, 200, json_pack("{s:O}", "domains", arr));
+done:
+    json_decref(body);
+}
+
 #define ACT(x) (1 + SR_ACT_##x)
 const sr_route sr_admin_notify_routes[] = {
     {"GET", "/admin/v1/operators/{operatorId}/notify/targets", targets_list, SR_CALLER_ADMIN, SR_BODY_HTTP_MAX,
@@ -98,5 +164,9 @@ const sr_route sr_admin_notify_routes[] = {
      ACT(SETUP_MANAGE)},
     {"DELETE", "/admin/v1/operators/{operatorId}/notify/targets/{targetId}", target_delete, SR_CALLER_ADMIN,
      SR_BODY_SMALL, ACT(SETUP_MANAGE)},
+    {"GET", "/admin/v1/operators/{operatorId}/notify/mail-domains", domains_get, SR_CALLER_ADMIN, SR_BODY_SMALL,
+     ACT(SETUP_READ)},
+    {"PUT", "/admin/v1/operators/{operatorId}/notify/mail-domains", domains_put, SR_CALLER_ADMIN, SR_BODY_SMALL,
+     ACT(SETUP_MANAGE)},
 };
 const size_t sr_admin_notify_nroutes = sizeof sr_admin_notify_routes / sizeof sr_admin_notify_routes[0];

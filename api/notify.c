@@ -148,7 +148,7 @@ static int mail_ok(const char *a, const char **dom)
     return 1;
 }
 
-static int domain_allowed(const char *list, const char *dom)
+int sr_notify_domain_in(const char *list, const char *dom)
 {
     size_t dl = strlen(dom);
     for (const char *p = list; *p;) {
@@ -200,7 +200,7 @@ int sr_notify_target_ok(const sr_notify_opts *o, const char *url, char *why, siz
             snprintf(why, whylen, "no SMTP server is configured ([notify] smtp_url, mail_from)");
             return SR_EINVAL;
         }
-        if (!domain_allowed(o->mail_domains ? o->mail_domains : "", dom)) {
+        if (!sr_notify_domain_in(o->mail_domains ? o->mail_domains : "", dom)) {
             snprintf(why, whylen, "the domain %s is not allowed ([notify] mail_allowed_domains)", dom);
             return SR_EINVAL;
         }
@@ -214,6 +214,25 @@ int sr_notify_target_ok(const sr_notify_opts *o, const char *url, char *why, siz
     }
     snprintf(why, whylen, "an https:// (or loopback http://) webhook URL, or a mail address");
     return SR_EINVAL;
+}
+
+int sr_notify_target_ok_op(sr_engine *eng, const sr_notify_opts *o, const char *op, const char *url, char *why,
+                           size_t whylen)
+{
+    int rc = sr_notify_target_ok(o, url, why, whylen);
+    if (rc || strncmp(url, "mailto:", 7)) return rc;
+    sr_rec r = SR_REC_INIT;
+    sr_reg_entry re;
+    int got = sr_read_registry(eng, op, SR_RG_NOTIFY, SR_NOTIFY_DOMAINS_ID, &r, &re);
+    if (got == SR_OK && re.pattern[0] && !sr_notify_domain_in(re.pattern, strchr(url, '@') + 1)) {
+        snprintf(why, whylen, "the domain %s is not in operator %s's mail domains", strchr(url, '@') + 1, op);
+        rc = SR_EINVAL;
+    } else if (got != SR_OK && got != SR_ENOTFOUND) {
+        snprintf(why, whylen, "the operator's mail domains could not be read: %s", sr_strerror(got));
+        rc = got;
+    }
+    sr_rec_close(&r);
+    return rc;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -449,7 +468,7 @@ static int target_still_ok(sr_notify *n, ndel *d, char *why, size_t whylen)
     else if (strcmp(re.url, d->url)) {
         snprintf(why, whylen, "the target changed");
         rc = SR_EINVAL;
-    } else rc = sr_notify_target_ok(&n->o, d->url, why, whylen);
+    } else rc = sr_notify_target_ok_op(n->eng, &n->o, d->op, d->url, why, whylen);
     sr_rec_close(&r);
     return rc;
 }

@@ -61,6 +61,16 @@ typedef struct sr_notify_opts {
  * mail address of an allowed domain, mail configured), else SR_EINVAL and
  * why names the problem. */
 SR_MUST_CHECK int sr_notify_target_ok(const sr_notify_opts *o, const char *url, char *why, size_t whylen);
+/* The same for a target of operator op: a mail domain must also be in the
+ * operator's own, narrower list when it has one (SR_NOTIFY_DOMAINS_ID). */
+SR_MUST_CHECK int sr_notify_target_ok_op(sr_engine *eng, const sr_notify_opts *o, const char *op, const char *url,
+                                         char *why, size_t whylen);
+/* An operator's own list of mail domains (a subset of the platform's): the
+ * registry entry SR_RG_NOTIFY of this id (not an ID a target can have),
+ * pattern the domains, comma-separated. */
+#define SR_NOTIFY_DOMAINS_ID "*mail-domains"
+/* 1 if dom is in the comma-separated list (exact, case-insensitive). */
+int sr_notify_domain_in(const char *list, const char *dom);
 /* Alarm levels by name: warning 1, minor 2, major 3; 0 for anything else. */
 int sr_notify_level(const char *name);
 

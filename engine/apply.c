@@ -504,8 +504,13 @@ static int apply_registry_put(sr_engine *e, MDB_txn *t, Event *ev, sr_result *r,
         const Suiro__V1__RegistryPut *g = ev->registry_put;
         const char *u = g->url;
         int scheme = !strncmp(u, "mailto:", 7) || !strncmp(u, "https://", 8) || !strncmp(u, "http://", 7);
-        if (!ev->operator_id[0] || !scheme || strpbrk(u, " \r\n,;<>") ||
-            (strcmp(g->access, "warning") && strcmp(g->access, "minor") && strcmp(g->access, "major")))
+        /* "*mail-domains" (not an ID a target can have): the operator's own
+         * list of mail domains in pattern, no url, no level */
+        int domains = !strcmp(g->id, "*mail-domains");
+        if (!ev->operator_id[0] || (domains ? u[0] || g->access[0] || strpbrk(g->pattern, " \r\n;<>@")
+                                            : !scheme || strpbrk(u, " \r\n,;<>") ||
+                                                  (strcmp(g->access, "warning") && strcmp(g->access, "minor") &&
+                                                   strcmp(g->access, "major"))))
             return sr__refuse(r, SR_EINVAL,
                               "notify target %s: an operator's, url a webhook URL or mailto: one address, level "
                               "warning, minor or major",

@@ -12,6 +12,8 @@ Checked:
   - a mail target of a domain not in [notify] mail_allowed_domains, two
     addresses in one target, plain http to a non-loopback host: refused at
     creation (400 E1001 naming the field and why), nothing stored;
+  - an operator's own, narrower list of mail domains (a subset of the
+    platform's): a target outside it is refused;
   - mail: exactly one message arrives for the alarm step, with From, To, a
     Japanese Subject encoded as RFC 2047 encoded-words, Date, a Message-ID
     made from the delivery id, X-Suiro-Delivery-Id, a base64 UTF-8 body;
@@ -148,6 +150,22 @@ def main():
         st, b = adm.call("POST", base, {"id": "majoronly", "url": "http://127.0.0.1:%d/major" % hook.port,
                                         "level": "major"})
         check("a webhook target for major alarms only is created (201)", st == 201, (st, b))
+        dom = "/admin/v1/operators/demo/notify/mail-domains"
+        st, b = adm.call("PUT", dom, {"domains": ["gmail.com"]})
+        check("an operator's own mail domains must be the platform's (400 E1001)",
+              st == 400 and "gmail.com is not in the platform's list" in err(b).get("message", ""), (st, b))
+        st, b = adm.call("PUT", dom, {"domains": ["other.example.jp"]})
+        check("demo narrows its mail domains to other.example.jp (200)", st == 200, (st, b))
+        st, b = adm.call("POST", base, {"id": "ops2", "mail": "ops2@water.example.jp", "level": "warning"})
+        check("then a target of water.example.jp (the platform's, not demo's) is refused",
+              st == 400 and "not in operator demo's mail domains" in err(b).get("message", ""), (st, b))
+        st, b = adm.call("GET", dom)
+        check("GET shows demo's list and the platform's",
+              st == 200 and b.get("domains") == ["other.example.jp"] and "water.example.jp" in b.get("platform", ""),
+              (st, b))
+        st, b = adm.call("PUT", dom, {"domains": []})
+        check("an empty list removes the narrowing", st == 200 and adm.call("GET", dom)[1].get("domains") == [],
+              (st, b))
         st, b = adm.call("GET", base)
         check("the list holds the three targets, none of the refused ones",
               st == 200 and sorted(t["id"] for t in b["items"]) == ["hook", "majoronly", "ops"], (st, b))
@@ -282,6 +300,8 @@ def main():
               rec and int(rec.group(1)) > int(fid.split("-")[0]), srv.logtext()[-2000:])
         check("4: ... and sends it no more", srv.stop() == 0
               and len([r for r in hook.all() if r["headers"].get("x-suiro-delivery-id") == fid]) == 2)
+        check("no sanitizer report in any server's log", all(tp.asan_clean(s) for s in tp.SERVERS),
+              [s.log for s in tp.SERVERS if not tp.asan_clean(s)])
     finally:
         smtp.stop()
         for s in tp.SERVERS:
