@@ -83,7 +83,8 @@ struct sr_notify {
     atomic_int mark_busy;
     uv_timer_t markt;
     uv_async_t wake;      /* the alarm hook's */
-    pthread_mutex_t mu;   /* the hook's list */
+    pthread_mutex_t mu;   /* the hook's list, and hook_off */
+    int hook_off;         /* dispose began: the hook sends nothing more to the loop */
     uint64_t *hseq;
     size_t nh, caph;
     int recovered, closed;
@@ -706,6 +707,10 @@ static void on_alarm(void *ctx, const char *op, uint64_t seq)
     (void)op;
     sr_notify *n = ctx;
     pthread_mutex_lock(&n->mu);
+    if (n->hook_off) { /* stopping: the mark stays below it, the next start derives it */
+        pthread_mutex_unlock(&n->mu);
+        return;
+    }
     if (n->nh == n->caph) {
         size_t c = n->caph ? n->caph * 2 : 16;
         uint64_t *x = realloc(n->hseq, c * sizeof *x);
@@ -715,8 +720,8 @@ static void on_alarm(void *ctx, const char *op, uint64_t seq)
      * start derives it from the log */
     if (n->nh < n->caph) n->hseq[n->nh++] = seq;
     else sr_slog(SR_LOG_WARN, "notify: alarm step not taken (out of memory)", "seq=%llu", (unsigned long long)seq);
+    uv_async_send(&n->wake); /* under mu: never after dispose closed the handle */
     pthread_mutex_unlock(&n->mu);
-    uv_async_send(&n->wake);
 }
 
 static void on_wake(uv_async_t *h)
@@ -835,6 +840,9 @@ void sr_notify_dispose(sr_notify *n)
 {
     if (!n || n->closed) return;
     sr_engine_on_alarm(n->eng, NULL, NULL);
+    pthread_mutex_lock(&n->mu); /* a hook call already under way sees it */
+    n->hook_off = 1;
+    pthread_mutex_unlock(&n->mu);
     mark_maybe(n, 1); /* (4): below what is still held */
     n->closed = 1;
     size_t left = n->ndels;
