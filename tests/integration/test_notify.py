@@ -25,8 +25,11 @@ Checked:
   - kill -9 of the server while a webhook is being retried: after the
     restart the delivery comes, with the same id, and is accepted once;
   - kill -9 after the receiver accepted a delivery and before its outcome
-    was durable: it comes again after the restart with the same id, body
-    and signature (the receiver's dedup key), and never after that.
+    was durable: it comes again after the restart with the same id and
+    body, its signature valid (the id is the receiver's dedup key), and
+    never after that;
+  - a webhook still failing retry_max_age_s after its step: given up, a
+    `notify` given_up event and a warning line, and no alarm of its own.
 
 Every process is stopped by its PID; every wait is on a condition with a
 deadline. usage: test_notify.py SUIRO_BIN"""
@@ -69,13 +72,13 @@ class Mailbox:
             return self.cv.wait_for(lambda: pred(self.msgs), timeout)
 
 
-def conf(d, name, smtp_port, domains):
+def conf(d, name, smtp_port, domains, extra=""):
     path = os.path.join(tp.T, name + ".ini")
     with open(path, "w") as f:
         f.write("[engine]\ndata_dir = %s\n\n[push]\nmax_queue = 1\nmax_backoff_ms = 500\n\n"
                 "[notify]\nsmtp_url = smtp://127.0.0.1:%d\nmail_from = suiro@water.example.jp\n"
-                "mail_allowed_domains = %s\nretry_first_ms = 100\nretry_max_ms = 400\n\n[log]\nlevel = debug\n"
-                % (d, smtp_port, domains))
+                "mail_allowed_domains = %s\nretry_first_ms = 100\nretry_max_ms = 400\n%s\n[log]\nlevel = debug\n"
+                % (d, smtp_port, domains, extra))
     return path
 
 
@@ -300,6 +303,24 @@ def main():
               rec and int(rec.group(1)) > int(fid.split("-")[0]), srv.logtext()[-2000:])
         check("4: ... and sends it no more", srv.stop() == 0
               and len([r for r in hook.all() if r["headers"].get("x-suiro-delivery-id") == fid]) == 2)
+
+        # ---- 5: still failing after retry_max_age_s: given up, a logged event, no loop ----
+        hook.mode = "fail"
+        alarms_before = len(replay(d, "alarm"))
+        given_before = len([e for e in replay(d, "notify") if e["notify"].get("outcome") == "given_up"])
+        srv = tp.Server(BIN, d, conf(d, "n8", smtp_port, "other.example.jp", "retry_max_age_s = 1\n"), "notify-8")
+        raise_alarm(srv, "5")
+        check("5: a webhook failing for retry_max_age_s (1 s) after its step is given up, logged with why",
+              tp.wait_until(lambda: re.search(r'msg="notification given up" op=demo target=hook .*still failing 1s',
+                                              srv.logtext()), 20), srv.logtext()[-3000:])
+        check("5: the server stops cleanly", srv.stop() == 0)
+        gu = [e for e in replay(d, "notify") if e["notify"].get("outcome") == "given_up"]
+        check("5: a `notify` given_up event of the webhook says why",
+              len(gu) > given_before and any(e["notify"].get("channel") == "webhook"
+                                             and "still failing" in e["notify"].get("error", "") for e in gu), gu)
+        check("5: giving up raised no alarm of its own (only the push drops' alarms are in the log)",
+              all(a.get("alarm", {}).get("source") == "push" for a in replay(d, "alarm"))
+              and len(replay(d, "alarm")) > alarms_before)
         check("no sanitizer report in any server's log", all(tp.asan_clean(s) for s in tp.SERVERS),
               [s.log for s in tp.SERVERS if not tp.asan_clean(s)])
     finally:
