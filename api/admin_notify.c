@@ -31,9 +31,8 @@ static void targets_list(const sr_route_call *c)
     if (rc) return sr_http_result(c->req, 0, sr_wire_of_rc(rc), sr_wire_msg_of_rc(rc), NULL);
     json_t *items = json_array();
     sr_reg_entry re;
-    int got;
-    while ((got = sr_rec_next_registry(&r, &re)) != 0)
-        if (got > 0 && re.id[0] != '*') json_array_append_new(items, target_json(&re)); /* not the domains' entry */
+    while (sr_rec_next_registry(&r, &re) == 1)
+        if (re.id[0] != '*') json_array_append_new(items, target_json(&re)); /* not the domains' entry */
     sr_rec_close(&r);
     json_t *o = json_pack("{s:o}", "items", items);
     sr_http_jsonv(c->req, 200, o);

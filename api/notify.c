@@ -602,9 +602,7 @@ static void derive(sr_notify *n, const sr_event_view *ev)
     sr_rec r = SR_REC_INIT;
     sr_reg_entry re;
     if (sr_list_registry(n->eng, ev->op, SR_RG_NOTIFY, &r) != SR_OK) return;
-    int got;
-    while ((got = sr_rec_next_registry(&r, &re)) != 0) {
-        if (got < 0) continue;
+    while (sr_rec_next_registry(&r, &re) == 1) { /* a record that does not decode ends the list */
         int lvl = sr_notify_level(re.access);
         if (!lvl || a.level < lvl) continue;
         int outcome;
