@@ -242,8 +242,8 @@ static void grant_put(const sr_route_call *c)
 /* Delete operator op's registry entry (kind, id): 204 once durable, 404
  * E3001 with unknown when there is none (a grant's and a vendor grant's
  * DELETE). */
-static void entry_delete(const sr_route_call *c, const char *op, sr_reg_kind kind, const char *id,
-                         const char *unknown)
+void sr_admin_entry_delete(const sr_route_call *c, const char *op, sr_reg_kind kind, const char *id,
+                           const char *unknown)
 {
     sr_rec r = SR_REC_INIT;
     sr_reg_entry g;
@@ -264,7 +264,7 @@ static void grant_delete(const sr_route_call *c)
     const char *op = sr_route_param(c, "operatorId"), *app, *target;
     char id[SR_ID_MAX + 16 + SR_STORE_PREFIX_MAX + 4];
     if (grant_target(c, k, &app, &target, id, sizeof id)) return;
-    entry_delete(c, op, SR_RG_GRANT, id, "no such grant");
+    sr_admin_entry_delete(c, op, SR_RG_GRANT, id, "no such grant");
 }
 
 /* ---- vendor grants ------------------------------------------------------------- */
@@ -345,7 +345,7 @@ static void vgrant_put(const sr_route_call *c)
  * at their next request */
 static void vgrant_delete(const sr_route_call *c)
 {
-    entry_delete(c, sr_route_param(c, "operatorId"), SR_RG_VENDOR_GRANT, sr_route_param(c, "vendorId"),
+    sr_admin_entry_delete(c, sr_route_param(c, "operatorId"), SR_RG_VENDOR_GRANT, sr_route_param(c, "vendorId"),
                  "no such vendor grant");
 }
 

@@ -6,6 +6,7 @@
 #define SR_ADMIN_HTTP_H
 
 #include "api/loginguard.h"
+#include "api/notify.h"
 #include "engine/records.h"
 #include "engine/suiro.h"
 
@@ -26,6 +27,7 @@ typedef struct sr_admin_conf {
     const char *backup_dir;   /* [backup] directory: where POST /admin/v1/backups writes; NULL/"": none */
     unsigned backup_keep;     /* [backup] keep: complete backups kept after each (0: all) */
     sr_retention_cfg retention; /* [retention]: the periods' defaults, the audit floor (docs/retention.md) */
+    sr_notify_opts notify;      /* [notify]: what a notification target may be (docs/monitoring.md); strings borrowed */
 } sr_admin_conf;
 void sr_admin_conf_default(sr_admin_conf *c);
 

@@ -25,6 +25,8 @@
  *   admin_retention.c  retention periods, a forced sweep (R-ST-6)
  *                                                    (sr_admin_retention_routes)
  *   admin_keys.c     the keyring (issue #16, docs/keys.md) (sr_admin_keys_routes)
+ *   admin_notify.c   an operator's alarm notification targets (issue #17,
+ *                    docs/monitoring.md)             (sr_admin_notify_routes)
  *
  * Paths name their target, so that the dispatcher can authorize a row's
  * action (sr_route.action) before the handler runs, the same way for every
@@ -85,6 +87,8 @@ extern const sr_route sr_admin_retention_routes[];
 extern const size_t sr_admin_retention_nroutes;
 extern const sr_route sr_admin_keys_routes[];
 extern const size_t sr_admin_keys_nroutes;
+extern const sr_route sr_admin_notify_routes[];
+extern const size_t sr_admin_notify_nroutes;
 
 /* The binding's engine (c->binding is the sr_admin). */
 struct sr_admin;
@@ -169,6 +173,11 @@ void sr_admin_audit_refused(const sr_route_call *c, sr_wire code, const char *ms
  * source. Fire and forget: never waited for, a failure to store it is
  * logged. Needs c->binding (the sr_admin). */
 void sr_admin_audit_op(const sr_route_call *c, const char *outcome, sr_wire code, const char *msg);
+
+/* Delete registry entry (op, kind, id) once it exists: 204 when durable,
+ * 404 E3001 (SR_WIRE_UNKNOWN) with `unknown` when it does not (admin_files.c). */
+void sr_admin_entry_delete(const sr_route_call *c, const char *op, sr_reg_kind kind, const char *id,
+                           const char *unknown);
 
 /* 1 if the caller may do act on t (any of its roles, sr_authz_allows), else
  * 0; answers nothing (a listing's filter; sr_admin_authorize answers). */

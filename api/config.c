@@ -1,5 +1,6 @@
 /* api/config.c -- see config.h: the table as data, and what it drives. */
 #include "api/config.h"
+#include "api/notify.h"
 
 #include "engine/records.h"
 #include "storage/crypto.h"
@@ -260,6 +261,21 @@ void sr_config_retention(const sr_config *c, sr_retention_cfg *r)
                             .audit_floor_days = c->retention_audit_floor_days,
                             .message_id_window_s = c->retention_message_id_window_s,
                             .batch = c->retention_batch};
+}
+
+void sr_config_notify(const sr_config *c, sr_notify_opts *o)
+{
+    *o = (sr_notify_opts){.smtp_url = c->notify_smtp_url,
+                          .mail_from = c->notify_mail_from,
+                          .mail_domains = c->notify_mail_domains,
+                          .starttls = c->notify_starttls,
+                          .smtp_user = c->notify_smtp_user,
+                          .smtp_password_env = c->notify_smtp_password_env,
+                          .allow_http = c->notify_allow_http != 0,
+                          .retry_first_ms = c->notify_retry_first_ms,
+                          .retry_max_ms = c->notify_retry_max_ms,
+                          .retry_max_age_s = c->notify_retry_max_age_s,
+                          .timeout_ms = c->notify_timeout_ms};
 }
 
 void sr_config_password_policy(const sr_config *c, sr_password_policy *p)

@@ -122,6 +122,20 @@
       "larger GW-IF messages are checked on a worker")                                                                 \
     U(push, max_queue, push_max_queue, 10000, 1, 10000000, "messages waiting per app; over it the oldest is dropped")  \
     U(push, max_backoff_ms, push_max_backoff_ms, 60000, 500, 3600000, "longest wait between two attempts")             \
+    S(notify, smtp_url, notify_smtp_url, 512, "", "the SMTP server alarm mail goes through (smtp://host:port, smtps://...); empty: no mail") \
+    S(notify, mail_from, notify_mail_from, 256, "", "the From address of alarm mail")                              \
+    S(notify, mail_allowed_domains, notify_mail_domains, 1024, "",                                                   \
+      "the domains alarm mail may go to, comma-separated (exact match); empty: none")                                 \
+    E(notify, starttls, notify_starttls, "none", "none|try|require", "STARTTLS on smtp://")                         \
+    S(notify, smtp_user, notify_smtp_user, 256, "", "SMTP AUTH user; empty: no AUTH")                                \
+    S(notify, smtp_password_env, notify_smtp_password_env, 128, "",                                                  \
+      "the environment variable holding the SMTP AUTH password")                                                      \
+    U(notify, allow_http, notify_allow_http, 0, 0, 1, "1: webhooks over plain http to any host (else loopback only)") \
+    U(notify, retry_first_ms, notify_retry_first_ms, 1000, 10, 3600000, "wait after a delivery's first failure, doubling") \
+    U(notify, retry_max_ms, notify_retry_max_ms, 300000, 10, 86400000, "longest wait between two attempts")           \
+    U(notify, retry_max_age_s, notify_retry_max_age_s, 86400, 1, 31536000,                                           \
+      "a delivery still failing this long after its alarm step is given up (a logged event)")                         \
+    U(notify, timeout_ms, notify_timeout_ms, 10000, 100, 600000, "one attempt, whole transfer")                      \
     S(backup, directory, backup_dir, 1024, "", "the backup set the schedule and POST /admin/v1/backups write; empty: none") \
     U(backup, at_minute, backup_at_minute, 180, 0, 1439, "the daily backup's minute of the day, UTC (180: 03:00)")     \
     U(backup, interval_s, backup_interval_s, 0, 0, 31536000, "0: daily at at_minute; else one every this many seconds") \
@@ -214,6 +228,9 @@ void sr_config_password_policy(const sr_config *c, struct sr_password_policy *p)
 /* The retention defaults of [retention] (engine/suiro.h sr_retention_cfg). */
 struct sr_retention_cfg;
 void sr_config_retention(const sr_config *c, struct sr_retention_cfg *r);
+/* [notify] as the notifier's options (api/notify.h; its strings point into c). */
+struct sr_notify_opts;
+void sr_config_notify(const sr_config *c, struct sr_notify_opts *o);
 /* Write c as INI: every key, each with its doc and range as a comment. */
 void sr_config_print(const sr_config *c, FILE *f);
 /* Split "host:port" ("[::1]:1883" for IPv6). 0 or -1. */

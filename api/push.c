@@ -23,9 +23,8 @@
  *  (3) An app's queue holds at most max_queue messages; when one more comes,
  *      the oldest message that is not in flight is dropped (the head, unless
  *      it is in flight, then the one behind it).
- *  (4) Each libcurl socket has exactly one uv_poll handle (the psock that
- *      curl_multi_assign ties to it), closed when curl says CURL_POLL_REMOVE
- *      or at dispose.
+ *  (4) libcurl's sockets and timer are the curlloop's (api/curlloop.h,
+ *      its invariants; sr_push_check asks sr_curlloop_check).
  *  (5) An app's queue is a proper list of n messages (head NULL iff tail
  *      NULL iff n == 0; tail is the last one); only its head has ever been
  *      attempted, and a message that was attempted has its signature (2);
@@ -46,14 +45,14 @@
  * done, retry), the socket list's check when a socket comes or goes, and
  * the whole check at the end of dispose.
  *
- * libcurl runs in its multi-socket mode on our loop: curl tells which
- * sockets to watch (on_curl_socket -> uv_poll) and when to call it back
- * (on_curl_timer -> one uv_timer); readiness and timeouts go back to it
- * through curl_multi_socket_action, and finished transfers are collected
- * with curl_multi_info_read (check_done).
+ * libcurl runs in its multi-socket mode on our loop through api/curlloop.c
+ * (shared with the notifications, api/notify.c): a finished transfer comes
+ * back to on_transfer_done; the signature and the POST's options are
+ * curlloop.c's too (sr_sign_body, sr_signed_headers, sr_post_easy).
  */
 #include "api/push.h"
 
+#include "api/curlloop.h"
 #include "api/httpu.h"
 #include "api/slog.h"
 #include "engine/records.h"
@@ -61,7 +60,6 @@
 
 #include <curl/curl.h>
 #include <errno.h>
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -71,7 +69,6 @@
 enum {
     ALARM_EVERY_MS = 60000, /* an app's "dropped" alarm and warning: at most this often */
     FAIL_LOG_EVERY_MS = 60000,
-    SIG_B64_LEN = (4 * SR_SIG_MAX_LEN + 2) / 3, /* base64url of the longest signature, no padding (ES256: 86) */
 };
 
 typedef struct pmsg {
@@ -109,75 +106,18 @@ typedef struct papp {
     struct papp *next;
 } papp;
 
-typedef struct psock {
-    uv_poll_t h;
-    curl_socket_t fd;
-    sr_push *p;
-    struct psock *next, *prev;
-} psock;
-
 struct sr_push {
     uv_loop_t *loop;
     sr_engine *eng;
     sr_push_opts o;
     sr_sigkey *key;
-    CURLM *multi;
-    uv_timer_t timer; /* libcurl's */
-    psock *socks;
+    sr_curlloop *cl; /* libcurl on the loop (4) */
     papp *apps;
     uint64_t epoch;   /* the start of the durable pushes: an app without a mark of its own starts after it */
     int closed;
 };
 
 static uint64_t mono_ms(void) { return uv_hrtime() / 1000000; }
-
-/* ------------------------------------------------------------------------ */
-/* libcurl's global state, shared by every sr_push of the process            */
-
-static pthread_mutex_t g_mu = PTHREAD_MUTEX_INITIALIZER;
-static int g_users;
-
-static int curl_global_ref(void)
-{
-    int rc = SR_OK;
-    pthread_mutex_lock(&g_mu);
-    if (g_users == 0 && curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) rc = SR_EIO;
-    if (!rc) g_users++;
-    pthread_mutex_unlock(&g_mu);
-    return rc;
-}
-
-static void curl_global_unref(void)
-{
-    pthread_mutex_lock(&g_mu);
-    if (--g_users == 0) curl_global_cleanup();
-    pthread_mutex_unlock(&g_mu);
-}
-
-/* ------------------------------------------------------------------------ */
-/* The signature: the platform key's algorithm (ES256 unless the key is
- * another of the table's: ES384, PS256, EdDSA) over the body, as JWS has it
- * (ES256: raw r||s, 64 bytes), base64url                                     */
-
-static int sign_body(sr_sigkey *key, const char *body, size_t len, char **out)
-{
-    uint8_t raw[SR_SIG_MAX_LEN];
-    size_t n = 0;
-    int rc = sr_sigkey_sign(key, body, len, raw, &n); /* storage/crypto.c: the one signer */
-    if (rc) return rc;
-    if (!(*out = malloc(SIG_B64_LEN + 1))) return SR_ENOMEM;
-    sr_base64(raw, n, *out, 1);
-    return SR_OK;
-}
-
-static int load_key(const char *dir, sr_sigkey **out, char *err, size_t errlen)
-{
-    char path[1100], why[1300];
-    snprintf(path, sizeof path, "%s/platform-key.pem", dir);
-    int rc = sr_sigkey_load(path, 1, out, why, sizeof why);
-    if (rc) snprintf(err, errlen, "push: %s", why);
-    return rc;
-}
 
 /* ------------------------------------------------------------------------ */
 /* Queues                                                                     */
@@ -348,13 +288,6 @@ static const char *app_check(const papp *a)
 /* ------------------------------------------------------------------------ */
 /* Transfers                                                                  */
 
-static size_t discard(char *ptr, size_t size, size_t n, void *ud)
-{
-    (void)ptr;
-    (void)ud;
-    return size * n;
-}
-
 static void attempt_done(papp *a, int ok, const char *why);
 
 /* idle -> sending: start the head's transfer. */
@@ -363,44 +296,17 @@ static void app_kick(papp *a)
     sr_push *p = a->p;
     if (p->closed || a->easy || a->waiting || !a->head) return;
     pmsg *m = a->head;
-    char h[SIG_B64_LEN + 80];
-    const char *why = "cannot start the transfer", *alg = sr_alg_name(sr_sigkey_alg(p->key));
-    if (!m->sig && sign_body(p->key, m->body, m->len, &m->sig)) {
+    const char *why = "cannot start the transfer";
+    if (!m->sig && sr_sign_body(p->key, m->body, m->len, &m->sig)) {
         why = "cannot sign the body";
         goto fail;
     }
-    struct curl_slist *l = curl_slist_append(NULL, "Content-Type: application/json");
-    snprintf(h, sizeof h, "X-Suiro-Signature: %s;keyId=platform;sig=%s", alg, m->sig);
-    if (l && !curl_slist_append(l, h)) goto fail_list;
-    snprintf(h, sizeof h, "X-Suiro-Signature-Alg: %s", alg); /* (ext) */
-    if (l && !curl_slist_append(l, h)) goto fail_list;
-    snprintf(h, sizeof h, "X-Suiro-Delivery: %s", m->id);
-    if (l && !curl_slist_append(l, h)) goto fail_list;
-    if (l && !curl_slist_append(l, "Expect:")) goto fail_list; /* no 100-continue round trip */
-    CURL *e = l ? curl_easy_init() : NULL;
+    struct curl_slist *l = sr_signed_headers(p->key, m->sig, "X-Suiro-Delivery", m->id);
+    CURL *e = l ? sr_post_easy(m->url, m->body, m->len, l, (long)p->o.connect_timeout_ms, (long)p->o.timeout_ms,
+                               a->errbuf, "suiro-push/1")
+                : NULL;
     if (!e) goto fail_list;
-    a->errbuf[0] = 0;
-    curl_easy_setopt(e, CURLOPT_URL, m->url);
-#if LIBCURL_VERSION_NUM >= 0x075500 /* 7.85 */
-    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
-#else
-    curl_easy_setopt(e, CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
-#endif
-    curl_easy_setopt(e, CURLOPT_POST, 1L);
-    curl_easy_setopt(e, CURLOPT_POSTFIELDS, m->body); /* not copied: m outlives the transfer (1) */
-    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)m->len);
-    curl_easy_setopt(e, CURLOPT_HTTPHEADER, l);
-    curl_easy_setopt(e, CURLOPT_USERAGENT, "suiro-push/1");
-    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)p->o.connect_timeout_ms);
-    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)p->o.timeout_ms);
-    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, discard);
-    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, a->errbuf);
-    curl_easy_setopt(e, CURLOPT_PRIVATE, (void *)a);
-    if (curl_multi_add_handle(p->multi, e) != CURLM_OK) {
-        curl_easy_cleanup(e);
-        goto fail_list;
-    }
+    if (sr_curlloop_add(p->cl, e, a)) goto fail_list; /* e cleaned up */
     a->easy = e;
     a->hdrs = l;
     m->attempts++;
@@ -466,121 +372,19 @@ static void attempt_done(papp *a, int ok, const char *why)
     SR_INVARIANT(app_check(a));
 }
 
-static void check_done(sr_push *p)
+/* curlloop's callback: the head's transfer ended (the handle is gone). */
+static void on_transfer_done(void *priv, CURLcode res, long code)
 {
-    CURLMsg *cm;
-    int left;
-    while ((cm = curl_multi_info_read(p->multi, &left))) {
-        if (cm->msg != CURLMSG_DONE) continue;
-        CURL *e = cm->easy_handle;
-        CURLcode res = cm->data.result; /* cm is invalid once the handle is removed */
-        char *priv = NULL;
-        long code = 0;
-        curl_easy_getinfo(e, CURLINFO_PRIVATE, &priv);
-        papp *a = (papp *)(void *)priv;
-        curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &code);
-        curl_multi_remove_handle(p->multi, e);
-        curl_easy_cleanup(e);
-        if (!a) continue;
-        curl_slist_free_all(a->hdrs);
-        a->hdrs = NULL;
-        a->easy = NULL;
-        char why[CURL_ERROR_SIZE + 64];
-        int ok = res == CURLE_OK && code >= 200 && code < 300;
-        if (res != CURLE_OK) snprintf(why, sizeof why, "%s", a->errbuf[0] ? a->errbuf : curl_easy_strerror(res));
-        else snprintf(why, sizeof why, "HTTP %ld", code);
-        sr_slog(SR_LOG_DEBUG, "push attempt done", "op=%s app=%s ok=%d reason=%s", a->op, a->app, ok, sr_slog_q(why));
-        attempt_done(a, ok, why);
-    }
-}
-
-/* ------------------------------------------------------------------------ */
-/* libcurl on the libuv loop                                                  */
-
-static void on_psock_closed(uv_handle_t *h) { free(h->data); }
-
-/* (4): the socket list (not the apps: curl calls back from inside their
- * transitions, e.g. while a transfer is removed). */
-static const char *socks_check(const sr_push *p)
-{
-    for (const psock *s = p->socks; s; s = s->next)
-        if (s->p != p || (s->prev ? s->prev->next : p->socks) != s) return "(4) the socket list's links do not agree";
-    return NULL;
-}
-
-static void psock_close(psock *s)
-{
-    sr_push *p = s->p;
-    if (s->prev) s->prev->next = s->next;
-    else p->socks = s->next;
-    if (s->next) s->next->prev = s->prev;
-    uv_poll_stop(&s->h);
-    uv_close((uv_handle_t *)&s->h, on_psock_closed);
-}
-
-static void on_poll(uv_poll_t *h, int status, int events)
-{
-    psock *s = h->data;
-    sr_push *p = s->p;
-    int flags = 0, running;
-    if (status < 0) flags = CURL_CSELECT_ERR;
-    if (events & UV_READABLE) flags |= CURL_CSELECT_IN;
-    if (events & UV_WRITABLE) flags |= CURL_CSELECT_OUT;
-    curl_multi_socket_action(p->multi, s->fd, flags, &running); /* may close s (freed later) */
-    check_done(p);
-}
-
-static int on_curl_socket(CURL *e, curl_socket_t fd, int what, void *userp, void *socketp)
-{
-    (void)e;
-    sr_push *p = userp;
-    psock *s = socketp;
-    if (what == CURL_POLL_REMOVE) {
-        if (s) {
-            curl_multi_assign(p->multi, fd, NULL);
-            psock_close(s);
-            SR_INVARIANT(socks_check(p));
-        }
-        return 0;
-    }
-    if (!s) {
-        s = calloc(1, sizeof *s);
-        if (!s) return -1;
-        if (uv_poll_init_socket(p->loop, &s->h, fd)) {
-            free(s);
-            return -1;
-        }
-        s->fd = fd;
-        s->p = p;
-        s->h.data = s;
-        s->next = p->socks;
-        if (p->socks) p->socks->prev = s;
-        p->socks = s;
-        curl_multi_assign(p->multi, fd, s); /* (4) */
-        SR_INVARIANT(socks_check(p));
-    }
-    int ev = 0;
-    if (what & CURL_POLL_IN) ev |= UV_READABLE;
-    if (what & CURL_POLL_OUT) ev |= UV_WRITABLE;
-    uv_poll_start(&s->h, ev, on_poll);
-    return 0;
-}
-
-static void on_uv_timeout(uv_timer_t *t)
-{
-    sr_push *p = t->data;
-    int running;
-    curl_multi_socket_action(p->multi, CURL_SOCKET_TIMEOUT, 0, &running);
-    check_done(p);
-}
-
-static int on_curl_timer(CURLM *m, long timeout_ms, void *userp)
-{
-    (void)m;
-    sr_push *p = userp;
-    if (timeout_ms < 0) uv_timer_stop(&p->timer);
-    else uv_timer_start(&p->timer, on_uv_timeout, (uint64_t)timeout_ms, 0); /* 0: on the next turn of the loop */
-    return 0;
+    papp *a = priv;
+    curl_slist_free_all(a->hdrs);
+    a->hdrs = NULL;
+    a->easy = NULL;
+    char why[CURL_ERROR_SIZE + 64];
+    int ok = res == CURLE_OK && code >= 200 && code < 300;
+    if (res != CURLE_OK) snprintf(why, sizeof why, "%s", a->errbuf[0] ? a->errbuf : curl_easy_strerror(res));
+    else snprintf(why, sizeof why, "HTTP %ld", code);
+    sr_slog(SR_LOG_DEBUG, "push attempt done", "op=%s app=%s ok=%d reason=%s", a->op, a->app, ok, sr_slog_q(why));
+    attempt_done(a, ok, why);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -616,25 +420,9 @@ int sr_push_open(uv_loop_t *loop, sr_engine *eng, const char *data_dir, const sr
     p->eng = eng;
     p->o = d;
     if (sr_engine_push_mark(eng, "", "", &p->epoch) != SR_OK) p->epoch = 0; /* sr_push_recover sets it */
-    int rc = load_key(data_dir, &p->key, err, errlen);
+    int rc = sr_platform_key_load(data_dir, "push", &p->key, err, errlen);
     if (rc) goto fail;
-    if ((rc = curl_global_ref())) {
-        snprintf(err, errlen, "push: libcurl did not initialise");
-        goto fail;
-    }
-    p->multi = curl_multi_init();
-    if (!p->multi) {
-        curl_global_unref();
-        snprintf(err, errlen, "push: curl_multi_init failed");
-        rc = SR_ENOMEM;
-        goto fail;
-    }
-    curl_multi_setopt(p->multi, CURLMOPT_SOCKETFUNCTION, on_curl_socket);
-    curl_multi_setopt(p->multi, CURLMOPT_SOCKETDATA, p);
-    curl_multi_setopt(p->multi, CURLMOPT_TIMERFUNCTION, on_curl_timer);
-    curl_multi_setopt(p->multi, CURLMOPT_TIMERDATA, p);
-    uv_timer_init(loop, &p->timer);
-    p->timer.data = p;
+    if ((rc = sr_curlloop_open(loop, on_transfer_done, "push", &p->cl, err, errlen))) goto fail;
     *out = p;
     return SR_OK;
 fail:
@@ -731,7 +519,7 @@ static int recov_event(void *ctx, const sr_event_view *ev)
 {
     recov *r = ctx;
     r->events++;
-    if (strcmp(ev->kind, "push_mark")) r->target = ev->seq;
+    if (strcmp(ev->kind, "push_mark") && strcmp(ev->kind, "notify")) r->target = ev->seq; /* not the marks (api/notify.c's too) */
     r->fn(r->ctx, ev);
     return 0;
 }
@@ -847,8 +635,7 @@ void sr_push_dispose(sr_push *p)
     p->closed = 1;
     for (papp *a = p->apps; a; a = a->next) {
         if (a->easy) { /* aborted: the receiver may or may not have it */
-            curl_multi_remove_handle(p->multi, a->easy);
-            curl_easy_cleanup(a->easy);
+            sr_curlloop_abort(p->cl, a->easy);
             curl_slist_free_all(a->hdrs);
             a->easy = NULL;
             a->hdrs = NULL;
@@ -872,20 +659,15 @@ void sr_push_dispose(sr_push *p)
                 (unsigned long long)a->delivered, (unsigned long long)a->retried, (unsigned long long)a->dropped,
                 left);
     }
-    curl_multi_cleanup(p->multi); /* closes the cached connections (CURL_POLL_REMOVE) */
-    p->multi = NULL;
-    while (p->socks) psock_close(p->socks); /* whatever curl did not say goodbye to (4) */
-    uv_timer_stop(&p->timer);
-    uv_close((uv_handle_t *)&p->timer, NULL);
+    sr_curlloop_dispose(p->cl); /* (4) */
     SR_INVARIANT(sr_push_check(p));
 }
 
 const char *sr_push_check(const sr_push *p)
 {
     if (!p) return "NULL push";
-    const char *why = socks_check(p);
+    const char *why = sr_curlloop_check(p->cl);
     if (why) return why;
-    if (p->closed && p->socks) return "(4) a socket left after dispose";
     for (const papp *a = p->apps; a; a = a->next) {
         if (a->p != p) return "(5) an app of another push";
         if ((why = app_check(a))) return why;
@@ -919,10 +701,6 @@ void sr_push_test_break(sr_push *p, int what)
 void sr_push_free(sr_push *p)
 {
     if (!p) return;
-    if (p->multi) { /* never disposed: only safe if the loop never ran a transfer */
-        curl_multi_cleanup(p->multi);
-        p->multi = NULL;
-    }
     while (p->apps) {
         papp *a = p->apps;
         p->apps = a->next;
@@ -940,6 +718,6 @@ void sr_push_free(sr_push *p)
         free(a);
     }
     sr_sigkey_free(p->key);
-    curl_global_unref();
+    sr_curlloop_free(p->cl);
     free(p);
 }

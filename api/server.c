@@ -82,6 +82,7 @@
 #include "api/loopq.h"
 #include "api/metrics.h"
 #include "api/pki.h"
+#include "api/notify.h"
 #include "api/push.h"
 #include "api/sdnotify.h"
 #include "api/slog.h"
@@ -125,6 +126,7 @@ struct sr_server {
     sr_workq *workq; /* work proportional to data, off the loop (invariant 5) */
     sr_broker *broker;
     sr_push *push; /* push to apps (R-AP-17) */
+    sr_notify *notify; /* alarm notifications (issue #17, R-MO-3) */
     sr_loopq doneq; /* engine completions, from the writer thread */
     sr_loopq regq;  /* committed registry changes (the engine's registry hook; REVOCATION) */
     uv_signal_t sigint, sigterm;
@@ -2222,6 +2224,14 @@ int sr_server_open(const sr_config *cfg, sr_server **out, char *err, size_t errl
         snprintf(err, errlen, "push: recovery from the log failed: %s", sr_strerror(rc));
         goto fail;
     }
+    /* alarm notifications (R-MO-3): the deliveries not done before the last stop, from the log */
+    sr_notify_opts no;
+    sr_config_notify(&s->cfg, &no);
+    if ((rc = sr_notify_open(&s->loop, s->eng, cfg->data_dir, &no, &s->notify, err, errlen))) goto fail;
+    if ((rc = sr_notify_recover(s->notify, NULL))) {
+        snprintf(err, errlen, "notify: recovery from the log failed: %s", sr_strerror(rc));
+        goto fail;
+    }
     sr_broker_set_limits(s->broker, cfg->requests_max, cfg->requests_per_op, cfg->monitors_per_op,
                          cfg->stopped_monitors_kept);
     t0 = mono_us();
@@ -2289,6 +2299,7 @@ int sr_server_open(const sr_config *cfg, sr_server **out, char *err, size_t errl
         ac.backup_dir = cfg->backup_dir;
         ac.backup_keep = cfg->backup_keep;
         sr_config_retention(cfg, &ac.retention);
+        sr_config_notify(&s->cfg, &ac.notify);
         sr_gwhttp_set_admin(s->http, &ac);
     }
     if (cfg->tls_listen[0]) {
@@ -2383,6 +2394,7 @@ void sr_server_close(sr_server *s)
      * before the engine closes; what is still queued is dropped (logged) */
     sr_broker_set_push(s->broker, NULL);
     sr_push_dispose(s->push);
+    sr_notify_dispose(s->notify); /* the same: it reads the registry and writes marks */
     /* nothing new reaches the engine; it drains its queue (completions
      * arrive through the asyncs) */
     sr_gwhttp_quiesce(s->http);
@@ -2416,6 +2428,7 @@ void sr_server_close(sr_server *s)
     sr_mlistener_free(s->mlis);
     sr_broker_free(s->broker);
     sr_push_free(s->push);
+    sr_notify_free(s->notify);
     sr_workq_free(s->workq);
     uv_loop_close(&s->loop);
     sr_loginguard_free(s->guard);

@@ -530,7 +530,8 @@ static int apply_registry_put(sr_engine *e, MDB_txn *t, Event *ev, sr_result *r,
     size_t kl;
     char kind[2] = {(char)('0' + ev->registry_put->kind), 0};
     if (validate && (!ev->registry_put->id[0] || ev->registry_put->kind < 1 ||
-                     ev->registry_put->kind > SUIRO__V1__REGISTRY_KIND__RG_RETENTION))
+                     ev->registry_put->kind > SUIRO__V1__REGISTRY_KIND__RG_NOTIFY ||
+                     ev->registry_put->kind == 8 /* RG 8: not a kind of this build */))
         return sr__refuse(r, SR_EINVAL, "registry: kind and id are required");
     kl = mkkey(k, sizeof k, ev->operator_id, kind, ev->registry_put->id);
     if (!kl) return sr__refuse(r, SR_EINVAL, "registry id too long");
@@ -541,6 +542,24 @@ static int apply_registry_put(sr_engine *e, MDB_txn *t, Event *ev, sr_result *r,
         return sr__refuse(r, SR_EINVAL, "retention %s: an operator's period of audit, of a data class or of its "
                                         "documents, files, requests or monitors",
                           ev->registry_put->id);
+    if (validate && ev->registry_put->kind == SUIRO__V1__REGISTRY_KIND__RG_NOTIFY) {
+        /* a notification target (api/notify.c checks the address and its
+         * domain against the configuration before it builds one) */
+        const Suiro__V1__RegistryPut *g = ev->registry_put;
+        const char *u = g->url;
+        int scheme = !strncmp(u, "mailto:", 7) || !strncmp(u, "https://", 8) || !strncmp(u, "http://", 7);
+        /* "*mail-domains" (not an ID a target can have): the operator's own
+         * list of mail domains in pattern, no url, no level */
+        int domains = !strcmp(g->id, "*mail-domains");
+        if (!ev->operator_id[0] || (domains ? u[0] || g->access[0] || strpbrk(g->pattern, " \r\n;<>@")
+                                            : !scheme || strpbrk(u, " \r\n,;<>") ||
+                                                  (strcmp(g->access, "warning") && strcmp(g->access, "minor") &&
+                                                   strcmp(g->access, "major"))))
+            return sr__refuse(r, SR_EINVAL,
+                              "notify target %s: an operator's, url a webhook URL or mailto: one address, level "
+                              "warning, minor or major",
+                              g->id);
+    }
     if (validate && ev->registry_put->kind == SUIRO__V1__REGISTRY_KIND__RG_VENDOR &&
         (ev->operator_id[0] || (strcmp(ev->registry_put->vendor_kind, "ap") && strcmp(ev->registry_put->vendor_kind, "gw"))))
         return sr__refuse(r, SR_EINVAL, "vendor %s: a vendor is the platform's (no operator) and of kind ap or gw",
@@ -1171,6 +1190,56 @@ static int apply_push_mark(sr_engine *e, MDB_txn *t, Event *ev, sr_result *r, in
     return put(t, DB(e, SR_DB_PUSHQ), k, kl, le, 8);
 }
 
+/* ---- the notifier's state (issue #17, api/notify.c): `notifyq` keeps the
+ * highest mark ('m') and, above it, a row per done delivery ('d' ‖ seq BE ‖
+ * op \0 target -> outcome u8 ‖ attempts u32 LE). A mark deletes the rows at
+ * or below it (they are never asked for again); a lower mark changes
+ * nothing. */
+static int apply_notify(sr_engine *e, MDB_txn *t, Event *ev, sr_result *r, int validate)
+{
+    const Suiro__V1__NotifyEvent *n = ev->notify;
+    if (!n) return SR_OK;
+    MDB_dbi db = DB(e, SR_DB_NOTIFYQ);
+    if (!strcmp(n->outcome, "mark")) {
+        if (ev->operator_id[0]) return validate ? sr__refuse(r, SR_EINVAL, "notify mark: the platform's (no operator)") : SR_OK;
+        MDB_val v;
+        int rc = get(t, db, "m", 1, &v);
+        if (rc == SR_OK && v.mv_size == 8 && sr_get_le64(v.mv_data) >= n->through) return SR_OK;
+        if (rc != SR_OK && rc != SR_ENOTFOUND) return rc;
+        uint8_t le[8], lo[9] = {'d'}, hi[9] = {'d'};
+        sr_put_le64(le, n->through);
+        if ((rc = put(t, db, "m", 1, le, 8))) return rc;
+        be64(hi + 1, n->through + 1);
+        MDB_cursor *c;
+        if ((rc = sr_index_err(mdb_cursor_open(t, db, &c)))) return rc;
+        MDB_val k = {sizeof lo, lo}, d;
+        int mrc = mdb_cursor_get(c, &k, &d, MDB_SET_RANGE);
+        while (!rc && mrc == 0 && k.mv_size >= 9 && memcmp(k.mv_data, hi, 9) < 0) {
+            rc = sr_index_err(mdb_cursor_del(c, 0));
+            if (!rc) mrc = mdb_cursor_get(c, &k, &d, MDB_GET_CURRENT);
+        }
+        if (!rc && mrc && mrc != MDB_NOTFOUND) rc = sr_index_err(mrc);
+        mdb_cursor_close(c);
+        return rc;
+    }
+    int done = !strcmp(n->outcome, "delivered") ? SR_NOTIFYQ_DONE : !strcmp(n->outcome, "given_up") ? SR_NOTIFYQ_GAVE_UP : 0;
+    uint8_t k[540], val[5];
+    size_t kl = strlen(ev->operator_id) > 255 || strlen(n->target_id) > 255
+                    ? 0
+                    : sr_notifyq_key(k, sizeof k, n->alarm_seq, ev->operator_id, n->target_id);
+    if (!done || !kl || !ev->operator_id[0] || !n->target_id[0] || !n->alarm_seq)
+        return validate ? sr__refuse(r, SR_EINVAL, "notify: outcome delivered, given_up or mark; an operator, a "
+                                                   "target and an alarm seq")
+                        : SR_OK;
+    MDB_val v;
+    int rc = get(t, db, "m", 1, &v);
+    if (rc == SR_OK && v.mv_size == 8 && sr_get_le64(v.mv_data) >= n->alarm_seq) return SR_OK; /* under the mark */
+    if (rc != SR_OK && rc != SR_ENOTFOUND) return rc;
+    val[0] = (uint8_t)done;
+    sr_put_le32(val + 1, n->attempts);
+    return put(t, db, k, kl, val, sizeof val);
+}
+
 #define SR_EVENT_KINDS(X)                                                     \
     X(__NOT_SET, check_no_body, NULL, NULL)                                    \
     X(_MEASUREMENTS, check_measurements, NULL, sr__heads_apply_measurements)      \
@@ -1198,14 +1267,15 @@ static int apply_push_mark(sr_engine *e, MDB_txn *t, Event *ev, sr_result *r, in
     X(_CORRECTION, check_correction, NULL, sr__heads_apply_measurements)      \
     X(_BACKUP, NULL, NULL, NULL)                                              \
     X(_PUSH_MARK, NULL, apply_push_mark, NULL)                                \
-    X(_RETENTION, sr__retention_check, NULL, sr__retention_apply)
+    X(_RETENTION, sr__retention_check, NULL, sr__retention_apply)            \
+    X(_NOTIFY, NULL, apply_notify, NULL)
 
 #define SR_X_(c, chk, app, ser) [SUIRO__V1__EVENT__BODY##c] = {SUIRO__V1__EVENT__BODY##c, &#c[1], chk, app, ser},
 static const sr_applier appliers[] = {SR_EVENT_KINDS(SR_X_)};
 #undef SR_X_
 /* the last case of events.proto has the last row (a new kind numbered
  * after it fails here or in event_kind_has_row) */
-_Static_assert(sizeof appliers / sizeof *appliers == SUIRO__V1__EVENT__BODY_RETENTION + 1,
+_Static_assert(sizeof appliers / sizeof *appliers == SUIRO__V1__EVENT__BODY_NOTIFY + 1,
                "the appliers' table ends at the last case of Event.body");
 
 /* Never called: a switch over every case of Event.body (generated from the

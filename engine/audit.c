@@ -84,6 +84,7 @@ const char *sr_actor_kind_name(int k)
 static const char *reg_kind_name(int k)
 {
     static const char *n[] = {"unknown", "operator", "gateway", "app", "grant", "vendor", "vendor grant", "retention"};
+    if (k == SUIRO__V1__REGISTRY_KIND__RG_NOTIFY) return "notify target";
     return k >= 0 && k <= 7 ? n[k] : "unknown";
 }
 
@@ -209,6 +210,18 @@ static void audit_summary(const Event *ev, sr_audit_summary *x)
         snprintf(x->target, sizeof x->target, "class:%s", rt->data_class);
         snprintf(x->detail, sizeof x->detail, "before %" PRId64 " (%" PRIu32 " days), seq below %" PRIu64 ", %" PRIu32
                  " counted", rt->cut_ms, rt->days, rt->below_seq, rt->removed);
+        break;
+    }
+    case SUIRO__V1__EVENT__BODY_NOTIFY: { /* docs/monitoring.md "Notifications" */
+        const Suiro__V1__NotifyEvent *n = ev->notify;
+        x->s[F_KIND] = "notify";
+        snprintf(x->action, sizeof x->action, "%s", n->outcome);
+        if (!strcmp(n->outcome, "mark")) snprintf(x->detail, sizeof x->detail, "through seq %" PRIu64, n->through);
+        else {
+            snprintf(x->target, sizeof x->target, "notify target:%s", n->target_id);
+            snprintf(x->detail, sizeof x->detail, "%s delivery %s of alarm seq %" PRIu64 ", %" PRIu32 " attempts%s%s",
+                     n->channel, n->delivery_id, n->alarm_seq, n->attempts, n->error[0] ? "; " : "", n->error);
+        }
         break;
     }
     case SUIRO__V1__EVENT__BODY_BACKUP: {

@@ -231,6 +231,8 @@ struct sr_engine {
     _Atomic uint64_t reg_gen;
     sr_registry_hook reg_hook;
     void *reg_hook_ctx;
+    sr_alarm_hook alarm_hook; /* (under mu) sr_engine_on_alarm */
+    void *alarm_hook_ctx;
     uint64_t next_seq;          /* writer-only */
 
     head **hdir[HDIR];

@@ -981,6 +981,23 @@ int sr_cmd_push_mark(const sr_cmd_env *env, const char *app, uint64_t through, s
     return env_pack(&ev, env, out);
 }
 
+int sr_cmd_notify(const sr_cmd_env *env, const sr_notify_rec *n, sr_buf *out)
+{
+    Suiro__V1__NotifyEvent ne = SUIRO__V1__NOTIFY_EVENT__INIT;
+    ne.outcome = S(n->outcome);
+    ne.alarm_seq = n->alarm_seq;
+    ne.target_id = S(n->target_id);
+    ne.delivery_id = S(n->delivery_id);
+    ne.attempts = n->attempts;
+    ne.error = S(n->error);
+    ne.through = n->through;
+    ne.channel = S(n->channel);
+    Suiro__V1__Event ev = SUIRO__V1__EVENT__INIT;
+    ev.body_case = SUIRO__V1__EVENT__BODY_NOTIFY;
+    ev.notify = &ne;
+    return env_pack(&ev, env, out);
+}
+
 /* ---- users ----------------------------------------------------------------- */
 
 int sr_password_check(const sr_password_policy *p, const char *password, char *why, size_t whylen)

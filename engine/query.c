@@ -489,6 +489,39 @@ int sr_engine_push_mark(sr_engine *e, const char *op, const char *app, uint64_t 
     return rc;
 }
 
+int sr_engine_notify_mark(sr_engine *e, uint64_t *through)
+{
+    MDB_txn *t;
+    int rc = sr_index_read_begin(e->ix, &t);
+    if (rc) return rc;
+    MDB_val v;
+    rc = get(t, DB(e, SR_DB_NOTIFYQ), "m", 1, &v);
+    if (!rc && v.mv_size != 8) rc = SR_ECORRUPT;
+    if (!rc) *through = sr_get_le64(v.mv_data);
+    sr_index_read_end(e->ix, t);
+    return rc;
+}
+
+int sr_engine_notify_done(sr_engine *e, uint64_t alarm_seq, const char *op, const char *target, int *outcome,
+                          uint32_t *attempts)
+{
+    uint8_t k[540];
+    size_t kl = strlen(op) > 255 || strlen(target) > 255 ? 0 : sr_notifyq_key(k, sizeof k, alarm_seq, op, target);
+    if (!kl) return SR_ENOTFOUND;
+    MDB_txn *t;
+    int rc = sr_index_read_begin(e->ix, &t);
+    if (rc) return rc;
+    MDB_val v;
+    rc = get(t, DB(e, SR_DB_NOTIFYQ), k, kl, &v);
+    if (!rc && v.mv_size != 5) rc = SR_ECORRUPT;
+    if (!rc) {
+        *outcome = ((const uint8_t *)v.mv_data)[0];
+        *attempts = sr_get_le32((const uint8_t *)v.mv_data + 1);
+    }
+    sr_index_read_end(e->ix, t);
+    return rc;
+}
+
 int sr_engine_push_marks(sr_engine *e, sr_push_mark_fn fn, void *ctx)
 {
     MDB_txn *t;

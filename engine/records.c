@@ -43,7 +43,8 @@ _Static_assert(SAME(SR_RG_OPERATOR, SUIRO__V1__REGISTRY_KIND__RG_OPERATOR) &&
                    SAME(SR_RG_APP, SUIRO__V1__REGISTRY_KIND__RG_APP) && SAME(SR_RG_GRANT, SUIRO__V1__REGISTRY_KIND__RG_GRANT) &&
                    SAME(SR_RG_VENDOR, SUIRO__V1__REGISTRY_KIND__RG_VENDOR) &&
                    SAME(SR_RG_VENDOR_GRANT, SUIRO__V1__REGISTRY_KIND__RG_VENDOR_GRANT) &&
-                   SAME(SR_RG_RETENTION, SUIRO__V1__REGISTRY_KIND__RG_RETENTION),
+                   SAME(SR_RG_RETENTION, SUIRO__V1__REGISTRY_KIND__RG_RETENTION) &&
+                   SAME(SR_RG_NOTIFY, SUIRO__V1__REGISTRY_KIND__RG_NOTIFY),
                "registry kinds");
 _Static_assert(SAME(SR_US_PLATFORM, SUIRO__V1__USER_SCOPE__US_PLATFORM) &&
                    SAME(SR_US_OPERATOR, SUIRO__V1__USER_SCOPE__US_OPERATOR) &&
@@ -630,6 +631,18 @@ const char *sr_event_monitor_id(const sr_event_view *v)
     const Suiro__V1__Event *ev = v->ev;
     if (!ev || ev->body_case != SUIRO__V1__EVENT__BODY_MEASUREMENTS || !ev->measurements) return "";
     return ev->measurements->monitor_id ? ev->measurements->monitor_id : "";
+}
+
+_Static_assert((int)SR_NOTIFY_DELIVERED == (int)SR_NOTIFYQ_DONE && (int)SR_NOTIFY_GIVEN_UP == (int)SR_NOTIFYQ_GAVE_UP,
+               "notifyq's outcome bytes (schema.h) are the typed boundary's");
+
+int sr_event_alarm(const sr_event_view *v, sr_alarm_view *out)
+{
+    const Suiro__V1__Event *ev = v->ev;
+    if (!ev || ev->body_case != SUIRO__V1__EVENT__BODY_ALARM || !ev->alarm) return SR_ENOTFOUND;
+    const Suiro__V1__AlarmEvent *a = ev->alarm;
+    *out = (sr_alarm_view){a->alarm_id, a->state, a->source, a->message, a->by, (int)a->level};
+    return SR_OK;
 }
 
 const char *sr_event_request_outcome(const sr_event_view *v)

@@ -67,6 +67,8 @@ typedef enum sr_reg_kind {
     SR_RG_VENDOR = 5,
     SR_RG_VENDOR_GRANT = 6, /* an operator's grant of data.read to a vendor (docs/admin.md "Vendor grants") */
     SR_RG_RETENTION = 7,    /* an operator's retention period of a class (docs/retention.md) */
+    SR_RG_NOTIFY = 9,       /* an operator's alarm notification target (docs/monitoring.md "Notifications"):
+                             * url a webhook URL or mailto:ADDRESS, access the lowest level */
 } sr_reg_kind;
 
 typedef enum sr_req_kind {
@@ -460,6 +462,28 @@ SR_MUST_CHECK int sr_ev_monitor_measurements(const char *op, const char *actor, 
  * seq the durable pushes began at. */
 SR_MUST_CHECK int sr_cmd_push_mark(const sr_cmd_env *env, const char *app, uint64_t through, sr_buf *out);
 
+/* The notifier's durable state (issue #17, api/notify.c, NotifyEvent in
+ * events.proto): outcome "delivered" or "given_up" of the delivery of alarm
+ * step alarm_seq to target target_id (env: the target's operator, actor
+ * "system"), or "mark" (env's operator "": through, every delivery of a
+ * step at or below it is done). */
+typedef struct sr_notify_rec {
+    const char *outcome;     /* delivered, given_up, mark */
+    uint64_t alarm_seq;
+    const char *target_id, *delivery_id, *error, *channel;
+    uint32_t attempts;
+    uint64_t through;        /* mark */
+} sr_notify_rec;
+SR_MUST_CHECK int sr_cmd_notify(const sr_cmd_env *env, const sr_notify_rec *n, sr_buf *out);
+/* The notifier's mark (`notifyq`); SR_ENOTFOUND before the first. */
+SR_MUST_CHECK int sr_engine_notify_mark(sr_engine *e, uint64_t *through);
+/* A done delivery above the mark: *outcome SR_NOTIFY_DELIVERED or
+ * SR_NOTIFY_GIVEN_UP, *attempts; SR_ENOTFOUND if it is not done (or at or
+ * below the mark). */
+enum { SR_NOTIFY_DELIVERED = 1, SR_NOTIFY_GIVEN_UP = 2 };
+SR_MUST_CHECK int sr_engine_notify_done(sr_engine *e, uint64_t alarm_seq, const char *op, const char *target,
+                                        int *outcome, uint32_t *attempts);
+
 /* ---- corrections (R-PO-1, docs/csv.md; engine/correct.c) ---------------- */
 #define SR_CORR_REASON_MAX 1000  /* bytes of a correction's reason */
 #define SR_CORR_ERRORS_MAX 100   /* bad rows listed (all are counted) */
@@ -756,6 +780,13 @@ const char *sr_event_monitor_id(const sr_event_view *ev);
 /* The request id of an app-level request's outcome (a RequestTransition
  * without a gateway, to a final state), else NULL. */
 const char *sr_event_request_outcome(const sr_event_view *ev);
+/* The alarm step an event holds (AlarmEvent, events.proto): SR_OK and *out
+ * (strings point into the event's holder), or SR_ENOTFOUND if it is none. */
+typedef struct sr_alarm_view {
+    const char *alarm_id, *state, *source, *message, *by;
+    int level; /* SR_AL_* */
+} sr_alarm_view;
+SR_MUST_CHECK int sr_event_alarm(const sr_event_view *ev, sr_alarm_view *out);
 /* Each value of a measurements event, in the event's order (a snapshot's
  * entries, then each point's values by time): fn's nonzero stops and is
  * returned; SR_ECORRUPT for arrays that do not add up. */

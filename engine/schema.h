@@ -80,6 +80,13 @@
  *              (apply.c apply_push_mark, the highest PushMark; api/push.c
  *              derives what is still to push from the events after it);
  *              one zero byte -> the seq the durable pushes began at
+ *   notifyq    (layout 12, issue #17, api/notify.c) 'm' -> through u64 LE: the
+ *              notifier's mark (the highest NotifyEvent mark: every delivery
+ *              of every alarm step at or below it is delivered or given up);
+ *              'd' ‖ alarm seq u64 BE ‖ op \0 target -> u8 outcome (1
+ *              delivered, 2 given up) ‖ u32 LE attempts: a delivery above
+ *              the mark that is done (apply.c apply_notify; a mark deletes
+ *              the rows at or below it)
  *   msgidx     op \0 seq_hi u32 BE (the high 32 bits of a seq: one key per
  *              2^32 events) -> duplicates (DUPSORT, DUPFIXED) of 12 bytes:
  *              the first 8 bytes of SHA-256(op \0 actor \0 message id), then
@@ -157,15 +164,19 @@
  *      epoch created. An index of layout 6..8 is rebuilt from the log at a
  *      read-write open (the log's events carry their ingest times); a
  *      suiro of layout 8 refuses this index as newer.
+ *   12: (issue #17, NOTIFY's part) the `notifyq` database (the notifier's
+ *      mark and done deliveries, NotifyEvent). An index of an older layout
+ *      has no rows for the NotifyEvents its log holds: rebuilt from the log
+ *      at a read-write open; an older suiro refuses this index as newer.
  */
-#define SR_INDEX_LAYOUT 9u
+#define SR_INDEX_LAYOUT 12u
 
 /* The databases whose values are sealed in a sealed index (layout 8,
  * engine/ixseal.h; docs/keys.md "What stays plaintext"): every one that
  * holds an operator's names, data or people. Plain: meta (numbers, the
  * retired points' keys), points (a point number), heads (sequence numbers,
  * times, counts), msgidx (hashes and sequence numbers), pushq (a sequence
- * number). */
+ * number), notifyq (sequence numbers, an outcome and a count). */
 #define SR_IXSEAL_DBS                                                                                      \
     SR_DB_MASTERS, SR_DB_POINTINFO, SR_DB_LATEST, SR_DB_SERIES, SR_DB_DOCS, SR_DB_FILES, SR_DB_REGISTRY,     \
         SR_DB_REQUESTS, SR_DB_MONITORS, SR_DB_SESSIONS, SR_DB_USERS, SR_DB_POLICIES, SR_DB_PENDING, SR_DB_AUDIT
@@ -190,7 +201,8 @@
     X(POLICIES, "policies", 0)                     \
     X(PENDING, "pending", 0)                       \
     X(AUDIT, "audit", 0)                           \
-    X(PUSHQ, "pushq", 0)
+    X(PUSHQ, "pushq", 0)                           \
+    X(NOTIFYQ, "notifyq", 0)
 
 typedef enum sr_dbi {
 #define SR_X_(id, name, flags) SR_DB_##id,
@@ -267,6 +279,18 @@ static inline size_t sr_pushq_key(uint8_t *k, size_t cap, const char *op, const 
         return 1;
     }
     return mkkey(k, cap, op, app, NULL);
+}
+
+/* notifyq keys (layout 12): the mark 'm'; a done delivery 'd' ‖ seq u64 BE
+ * ‖ op \0 target. Returns the length, 0 if it does not fit (cap >= 530). */
+enum { SR_NOTIFYQ_DONE = 1, SR_NOTIFYQ_GAVE_UP = 2 };
+static inline size_t sr_notifyq_key(uint8_t *k, size_t cap, uint64_t seq, const char *op, const char *target)
+{
+    if (cap < 10) return 0;
+    k[0] = 'd';
+    be64(k + 1, seq);
+    size_t n = mkkey(k + 9, cap - 9, op, target, NULL);
+    return n ? n + 9 : 0;
 }
 
 /* ---- value decoders ------------------------------------------------------ */

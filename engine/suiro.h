@@ -212,6 +212,14 @@ typedef void (*sr_registry_hook)(void *ctx, const sr_reg_committed *ch, size_t n
  * changes to your loop). NULL removes it. Any thread. */
 void sr_engine_on_registry(sr_engine *e, sr_registry_hook fn, void *ctx);
 
+/* Call fn(ctx, op, seq) on the writer thread for each AlarmEvent of a group
+ * once it committed (durable and visible), in seq order, before the group's
+ * command callbacks: it must be quick (the notifier, api/notify.c, hands the
+ * seq to its loop and reads the event from the log there). NULL removes it.
+ * Any thread. */
+typedef void (*sr_alarm_hook)(void *ctx, const char *op, uint64_t seq);
+void sr_engine_on_alarm(sr_engine *e, sr_alarm_hook fn, void *ctx);
+
 /* ---- reading ------------------------------------------------------------ */
 
 /* Point number of operator/dataId (SR_ENOTFOUND if none). */

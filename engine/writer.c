@@ -354,6 +354,34 @@ static void registry_changed(sr_engine *e, accepted *acc, size_t nacc)
 
 uint64_t sr_engine_registry_gen(sr_engine *e) { return atomic_load(&e->reg_gen); }
 
+/* After a group's commit, before its callbacks: each alarm step of it to
+ * the alarm hook (sr_engine_on_alarm; the notifier). */
+static void alarms_committed(sr_engine *e, accepted *acc, size_t nacc)
+{
+    sr_alarm_hook fn = NULL;
+    void *ctx = NULL;
+    for (size_t i = 0; i < nacc; i++) {
+        const Event *ev = acc[i].ev;
+        if (ev->body_case != SUIRO__V1__EVENT__BODY_ALARM) continue;
+        if (!fn) {
+            pthread_mutex_lock(&e->mu);
+            fn = e->alarm_hook;
+            ctx = e->alarm_hook_ctx;
+            pthread_mutex_unlock(&e->mu);
+            if (!fn) return;
+        }
+        fn(ctx, ev->operator_id, ev->seq);
+    }
+}
+
+void sr_engine_on_alarm(sr_engine *e, sr_alarm_hook fn, void *ctx)
+{
+    pthread_mutex_lock(&e->mu);
+    e->alarm_hook = fn;
+    e->alarm_hook_ctx = ctx;
+    pthread_mutex_unlock(&e->mu);
+}
+
 void sr_engine_on_registry(sr_engine *e, sr_registry_hook fn, void *ctx)
 {
     pthread_mutex_lock(&e->mu);
@@ -558,6 +586,7 @@ static void process_group(sr_engine *e, cmd **cmds, size_t nc, int closing)
         sr_hist_add(&e->h_group, group_bounds, SR_HIST_GROUP_N, nc);
     }
     registry_changed(e, g.acc, g.nacc);
+    alarms_committed(e, g.acc, g.nacc);
 finish:
     if (txn) sr_index_abort(txn);
     if (fatal) { /* nothing of the group is in the index */

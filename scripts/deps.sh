@@ -16,7 +16,7 @@ PKGS=(
   libzstd-dev libssl-dev openssl libcriterion-dev libjansson-dev
   libinih-dev libmosquitto-dev mosquitto-clients python3-paho-mqtt libh2o-dev curl
   libcurl4-openssl-dev python3-cryptography python3-yaml
-  oathtool prometheus
+  oathtool prometheus python3-aiosmtpd
   dpkg-dev groff-base systemd
   clang
   python3

@@ -166,6 +166,14 @@ static const acmd CMDS[] = {
     {"retention", "GET", OPS "/retention", 1, NULL, "OP: its retention periods per class and the defaults"},
     {"retention-put", "PUT", OPS "/retention/{class}", 2, NULL, "OP CLASS --data '{\"days\": N}' (0: for ever)"},
     {"retention-run", "POST", "/admin/v1/retention/run", 0, NULL, "a retention sweep now (what it cut)"},
+    /* alarm notification targets (api/admin_notify.c, docs/monitoring.md) */
+    {"notify-targets", "GET", OPS "/notify/targets", 1, NULL, "OP: its alarm notification targets"},
+    {"notify-target-add", "POST", OPS "/notify/targets", 1, NULL,
+     "OP --data '{\"id\":ID,\"mail\":ADDR|\"url\":URL,\"level\":\"warning|minor|major\"}'"},
+    {"notify-target-delete", "DELETE", OPS "/notify/targets/{targetId}", 2, NULL, "OP ID"},
+    {"notify-domains", "GET", OPS "/notify/mail-domains", 1, NULL, "OP: its own mail domains and the platform's"},
+    {"notify-domains-put", "PUT", OPS "/notify/mail-domains", 1, NULL,
+     "OP --data '{\"domains\":[D,...]}' (a subset of [notify] mail_allowed_domains; []: none of its own)"},
 };
 enum { NCMDS = sizeof CMDS / sizeof CMDS[0] };
 
@@ -183,6 +191,8 @@ const char sr_admin_more[] =
     "  app-disable | app-enable | grants | grants-put | grant-delete | vendor-grants\n"
     "  vendor-grant-put | vendor-grant-delete | pending | pending-get | pending-approve\n"
     "  pending-reject | backup | backups | retention | retention-put | retention-run\n"
+    "  notify-targets | notify-target-add | notify-target-delete | notify-domains\n"
+    "  notify-domains-put\n"
     "                           (`suiro admin help` lists each with its route)\n"
     "\nexit: 0 ok, 1 error answer (printed), 2 usage, 3 server not reachable\n";
 

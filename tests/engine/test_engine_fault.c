@@ -43,7 +43,7 @@
  * the keyring holds but the log lost is a key no record uses). Every
  * engine here has a master key, so every record is sealed by a data key
  * and the writer's own KeyEvents ("created") count with its checkpoints.
- * Command 16 (RETENTION_CMD = NCMD - 4) is three Retention events (issue
+ * Command 16 (RETENTION_CMD) is three Retention events (issue
  * #16, docs/retention.md) in one command: op1's data-class chunks wholly
  * before RET_CUT, its documents and files last written before REC_CUT (the
  * base's ret/old and ret/old.bin, index layout 9): after the reopen, when it
@@ -51,16 +51,18 @@
  * every value at or after RET_CUT and fewer before it, and the base's
  * document and file are gone (command 8's stay); when it was not, exactly
  * the model and both are there (check_range, check_db). Command 17
- * (KEY_DESTROY_CMD = NCMD - 3) destroys op9's retired data key (a KeyEvent
+ * (KEY_DESTROY_CMD) destroys op9's retired data key (a KeyEvent
  * "destroy", the command sr_engine_key_destroy sends; docs/keys.md "Retention
  * and erasure"): the base gave op9 a document, deleted it, and rotated op9's
  * data key, so nothing in the index comes from that key's records. After the
  * reopen the log holds the "destroyed" KeyEvent exactly when it was
  * acknowledged, a tombstone in the keyring only with it (the command alone
  * writes none: a replay of the event or the next sweep does), the key's two
- * records read as erased once it is one, and the index equals a rebuild. The
- * last two commands (18, 19) are the duplicate pair (single events whatever
- * NCMD is). */
+ * records read as erased once it is one, and the index equals a rebuild.
+ * Command 18 (NOTIFY_MARK_CMD) is the notifier's mark (a NotifyEvent "mark",
+ * issue #17, the `notifyq` database): after the reopen the mark is there
+ * exactly when it was acknowledged. The last two commands (19, 20) are the
+ * duplicate pair (single events whatever NCMD is). */
 #include <criterion/criterion.h>
 #include <dirent.h>
 #include <inttypes.h>
@@ -99,7 +101,7 @@ TestSuite(engine_fault, .init = setup, .fini = teardown, .timeout = 900);
 
 /* REPLAY_MAX: a heads checkpoint every 2 events and at each clean close
  * (docs/durability.md section 8), so they fall among the faults too */
-enum { NPOINTS = 3, NCMD = 20, HEAD_MAX = 8, REPLAY_MAX = 4 };
+enum { NPOINTS = 3, NCMD = 21, HEAD_MAX = 8, REPLAY_MAX = 4 };
 
 static const sr_vtype TYPES[NPOINTS] = {SR_VT_NUMBER, SR_VT_INTEGER, SR_VT_BOOL};
 static int64_t clock_back; /* base_records: its writes a second before every other */
@@ -488,7 +490,7 @@ static void build_backup(fixture *f)
     cm->lens[0] = cm->bytes.len;
 }
 
-/* Command NCMD - 4: three Retention events of op1, one command (atomic):
+/* Command 16: three Retention events of op1, one command (atomic):
  * its "default" class (every point of the fixture) cutting the chunks
  * wholly before RET_CUT: the base's first chunk of each point (its first 10
  * values) and nothing at or after RET_CUT (no values for the model:
@@ -496,7 +498,7 @@ static void build_backup(fixture *f)
  * what was last written before REC_CUT: the base's document and file
  * (base_records, a second before every other write), never command 8's
  * (written at or after REC_CUT). */
-enum { RETENTION_CMD = NCMD - 4 };
+enum { RETENTION_CMD = 16 };
 static const int64_t RET_CUT = 1600000000000 + 20500, REC_CUT = 1700000000000;
 static void build_retention(fixture *f)
 {
@@ -602,8 +604,8 @@ static void base_op9(sr_engine *e, fixture *f)
 
 /* Command 17: the retention sweep's destruction of op9's retired data key
  * (what sr_engine_key_destroy appends before it writes the tombstone). */
-enum { KEY_DESTROY_CMD = NCMD - 3 };
-_Static_assert(KEY_DESTROY_CMD == 17 && (int)KEY_DESTROY_CMD > (int)RETENTION_CMD, "after the retention, before the duplicate pair");
+enum { KEY_DESTROY_CMD = 17 };
+_Static_assert((int)KEY_DESTROY_CMD > (int)RETENTION_CMD && KEY_DESTROY_CMD < NCMD - 2, "after the retention, before the duplicate pair");
 static void build_key_destroy(fixture *f)
 {
     command *cm = &f->cmds[KEY_DESTROY_CMD];
@@ -615,6 +617,25 @@ static void build_key_destroy(fixture *f)
     const sr_key_rec k = {.action = "destroy", .key_operator = "op9", .key_class = "data", .key_id = f->op9_key,
                           .period_days = 30, .cut_ms = 1600000000000, .epoch_end_ms = 1600000000000};
     cr_assert_eq(sr_cmd_key_ev(&env, &k, &cm->bytes), SR_OK);
+    cm->lens[0] = cm->bytes.len;
+}
+
+/* Command 18 (NOTIFY_MARK_CMD): the notifier's mark (a NotifyEvent "mark",
+ * issue #17, api/notify.c; the `notifyq` database): after the reopen the
+ * mark is there, at NOTIFY_THROUGH, exactly when it was acknowledged. */
+enum { NOTIFY_MARK_CMD = 18 };
+_Static_assert((int)NOTIFY_MARK_CMD > (int)KEY_DESTROY_CMD && NOTIFY_MARK_CMD == NCMD - 3, "right before the duplicate pair");
+static const uint64_t NOTIFY_THROUGH = 888;
+static void build_notify_mark(fixture *f)
+{
+    command *cm = &f->cmds[NOTIFY_MARK_CMD];
+    cm->bytes.len = 0;
+    cm->nev = 1;
+    cm->user[0] = 0;
+    cm->ns[0] = cm->nx[0] = 0;
+    const sr_cmd_env env = {"", "system", SR_ACTOR_SYSTEM, cm->msgid[0] ? cm->msgid : NULL, NULL};
+    const sr_notify_rec n = {.outcome = "mark", .through = NOTIFY_THROUGH};
+    cr_assert_eq(sr_cmd_notify(&env, &n, &cm->bytes), SR_OK);
     cm->lens[0] = cm->bytes.len;
 }
 
@@ -657,6 +678,7 @@ static void fixture_init(fixture *f)
     build_key_rotation(f);
     build_retention(f);
     build_key_destroy(f);
+    build_notify_mark(f);
 }
 
 static void fixture_release(fixture *f)
@@ -872,6 +894,11 @@ static void check_db(fixture *f, const outcome *out, const char *ctx)
     cr_assert_eq(mrc, out->acked_cmd[PUSH_MARK_CMD] ? SR_OK : SR_ENOTFOUND, "%s: the push mark (acknowledged %d)", ctx,
                  out->acked_cmd[PUSH_MARK_CMD]);
     cr_assert(mrc || through == PUSH_MARK_THROUGH, "%s: the push mark's seq", ctx);
+    /* the notifier's mark: there exactly when its command was acknowledged */
+    int nrc = sr_engine_notify_mark(e, &through);
+    cr_assert_eq(nrc, out->acked_cmd[NOTIFY_MARK_CMD] ? SR_OK : SR_ENOTFOUND, "%s: the notify mark (acknowledged %d)",
+                 ctx, out->acked_cmd[NOTIFY_MARK_CMD]);
+    cr_assert(nrc || through == NOTIFY_THROUGH, "%s: the notify mark's seq", ctx);
     /* the users: those of the acknowledged commands, each whole */
     sr_rec ur = SR_REC_INIT;
     sr_user u;

@@ -905,3 +905,97 @@ Test(records, push_marks_keep_the_highest_and_the_log_says_what_was_pushed)
     sr_buf_release(&b);
     close_engine(e);
 }
+
+/* Issue #17 (api/notify.c): the notifier's state (`notifyq`). A delivered or
+ * given-up delivery is a row above the mark; the mark keeps the highest and
+ * deletes the rows at or below it; an outcome at or below the mark stores
+ * nothing; a malformed NotifyEvent is refused naming it. A notification
+ * target (SR_RG_NOTIFY) round-trips through the registry; one that is not a
+ * URL or mailto:, or of no level, is refused. An alarm step reads back from
+ * the log (sr_event_alarm). */
+static int alarm_seen(void *ctx, const sr_event_view *ev)
+{
+    sr_alarm_view *a = ctx;
+    sr_alarm_view v;
+    if (sr_event_alarm(ev, &v) == SR_OK) *a = v, a->alarm_id = "seen"; /* the strings die with the view */
+    return 0;
+}
+
+Test(records, notify_outcomes_and_the_mark)
+{
+    sr_engine *e = open_engine();
+    sr_buf b;
+    sr_buf_init(&b);
+    static const sr_cmd_env op = {"op1", "system", SR_ACTOR_SYSTEM, NULL, NULL};
+    static const sr_cmd_env plat = {"", "system", SR_ACTOR_SYSTEM, NULL, NULL};
+    uint64_t t = 0;
+    int oc;
+    uint32_t att;
+    cr_assert_eq(sr_engine_notify_mark(e, &t), SR_ENOTFOUND);
+    sr_notify_rec d1 = {"delivered", 50, "T1", "50-T1", "", "webhook", 3, 0};
+    sr_notify_rec g2 = {"given_up", 60, "T2", "60-T2", "the domain x is not allowed", "mail", 1, 0};
+    sr_notify_rec d3 = {"delivered", 70, "T1", "70-T1", "", "webhook", 1, 0};
+    submit1(e, sr_cmd_notify(&op, &d1, &b), &b);
+    submit1(e, sr_cmd_notify(&op, &g2, &b), &b);
+    submit1(e, sr_cmd_notify(&op, &d3, &b), &b);
+    cr_assert_eq(sr_engine_notify_done(e, 50, "op1", "T1", &oc, &att), SR_OK);
+    cr_assert(oc == SR_NOTIFY_DELIVERED && att == 3);
+    cr_assert_eq(sr_engine_notify_done(e, 60, "op1", "T2", &oc, &att), SR_OK);
+    cr_assert(oc == SR_NOTIFY_GIVEN_UP && att == 1);
+    cr_assert_eq(sr_engine_notify_done(e, 50, "op1", "T2", &oc, &att), SR_ENOTFOUND, "another target's");
+    cr_assert_eq(sr_engine_notify_done(e, 50, "op2", "T1", &oc, &att), SR_ENOTFOUND, "another operator's");
+    sr_notify_rec m = {"mark", 0, "", "", "", "", 0, 60};
+    submit1(e, sr_cmd_notify(&plat, &m, &b), &b);
+    cr_assert_eq(sr_engine_notify_mark(e, &t), SR_OK);
+    cr_assert_eq(t, 60);
+    cr_assert_eq(sr_engine_notify_done(e, 50, "op1", "T1", &oc, &att), SR_ENOTFOUND, "a row at or below the mark goes");
+    cr_assert_eq(sr_engine_notify_done(e, 60, "op1", "T2", &oc, &att), SR_ENOTFOUND, "the mark's own seq too");
+    cr_assert_eq(sr_engine_notify_done(e, 70, "op1", "T1", &oc, &att), SR_OK, "above the mark: kept");
+    m.through = 40; /* lower: nothing changes */
+    submit1(e, sr_cmd_notify(&plat, &m, &b), &b);
+    cr_assert_eq(sr_engine_notify_mark(e, &t), SR_OK);
+    cr_assert_eq(t, 60, "a lower mark moved it back to %llu", (unsigned long long)t);
+    sr_notify_rec old = {"delivered", 55, "T9", "55-T9", "", "webhook", 1, 0};
+    submit1(e, sr_cmd_notify(&op, &old, &b), &b);
+    cr_assert_eq(sr_engine_notify_done(e, 55, "op1", "T9", &oc, &att), SR_ENOTFOUND, "under the mark: not stored");
+    sr_result r;
+    sr_notify_rec bad = {"sent", 80, "T1", "80-T1", "", "webhook", 1, 0};
+    b.len = 0;
+    cr_assert_eq(es_submit1(e, sr_cmd_notify(&op, &bad, &b), &b, &r), SR_EINVAL, "an outcome of no kind");
+    cr_assert(strstr(r.err.msg, "notify"), "%s", r.err.msg);
+    b.len = 0;
+    cr_assert_eq(es_submit1(e, sr_cmd_notify(&op, &m, &b), &b, &r), SR_EINVAL, "an operator's mark");
+    b.len = 0;
+    cr_assert_eq(es_submit1(e, sr_cmd_notify(&plat, &d3, &b), &b, &r), SR_EINVAL, "an outcome of no operator");
+
+    /* targets */
+    sr_reg_entry tg = {.kind = SR_RG_NOTIFY, .id = "ops", .name = "当番", .url = "mailto:ops@water.example.jp",
+                       .access = "minor"};
+    submit1(e, sr_cmd_registry_put(&ENV, &tg, &b), &b);
+    sr_rec rr = SR_REC_INIT;
+    sr_reg_entry out;
+    cr_assert_eq(sr_read_registry(e, "op1", SR_RG_NOTIFY, "ops", &rr, &out), SR_OK);
+    cr_assert_str_eq(out.url, "mailto:ops@water.example.jp");
+    cr_assert_str_eq(out.access, "minor");
+    cr_assert_str_eq(out.name, "当番");
+    sr_rec_close(&rr);
+    sr_reg_entry bad1 = tg, bad2 = tg;
+    bad1.url = "ftp://x";
+    bad2.access = "critical";
+    b.len = 0;
+    cr_assert_eq(es_submit1(e, sr_cmd_registry_put(&ENV, &bad1, &b), &b, &r), SR_EINVAL, "not a URL nor mailto:");
+    cr_assert(strstr(r.err.msg, "notify target ops"), "%s", r.err.msg);
+    b.len = 0;
+    cr_assert_eq(es_submit1(e, sr_cmd_registry_put(&ENV, &bad2, &b), &b, &r), SR_EINVAL, "no such level");
+
+    /* an alarm step reads back from the log */
+    b.len = 0;
+    submit1(e, sr_cmd_alarm(&op, "disk-low", SR_AL_MAJOR, "raised", "disk", "disk free below 5%", &b), &b);
+    sr_alarm_view a = {0};
+    uint64_t last;
+    cr_assert_eq(sr_engine_log_each(e, 1, alarm_seen, &a, &last), SR_OK);
+    cr_assert_str_eq(a.alarm_id, "seen");
+    cr_assert_eq(a.level, SR_AL_MAJOR);
+    sr_buf_release(&b);
+    close_engine(e);
+}
