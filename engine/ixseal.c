@@ -117,16 +117,52 @@ static inline const sr_ixseal *of_txn(MDB_txn *t, MDB_dbi d, int *row)
 
 /* ---- open ----------------------------------------------------------------- */
 
-/* the calling thread's cache of small opened values (ixseal.h invariant 6) */
+/* the calling thread's cache of small opened values (ixseal.h invariant 6):
+ * the hit path is a hash, fixed-size word compares and a fixed-size copy (no
+ * libc call), so that a cached row costs the plain index's read and little
+ * more (docs/keys.md "the latest lookup's cache") */
 enum { OC_SLOTS = 256, OC_KEY = 32, OC_VALUE = 64 };
 typedef struct {
     uint64_t serial, gen; /* serial 0: empty */
     uint8_t row, klen, n;
-    uint8_t key[OC_KEY];
-    uint8_t id[SR_IXSEAL_HDR + SR_TAG_LEN]; /* form, key id, nonce; tag */
-    uint8_t plain[OC_VALUE];
+    uint8_t key[OC_KEY];            /* the LMDB key, zero-padded */
+    uint8_t kidnonce[16], tag[16];  /* the sealed value's key id and nonce (its header after the form), tag */
+    uint8_t plain[OC_VALUE];        /* the opened value, zero-padded */
 } ocache_ent;
 static __thread ocache_ent ocache[OC_SLOTS];
+_Static_assert((int)OC_VALUE <= (int)SR_IXSEAL_SMALL && 4 + (int)SR_NONCE_LEN == 16 && (int)SR_TAG_LEN == 16, "the cache's fixed sizes");
+
+static inline uint64_t ld64(const uint8_t *p)
+{
+    uint64_t x;
+    memcpy(&x, p, 8);
+    return x;
+}
+static inline uint64_t diff16(const uint8_t *a, const uint8_t *b)
+{
+    return (ld64(a) ^ ld64(b)) | (ld64(a + 8) ^ ld64(b + 8));
+}
+static inline uint32_t ld32(const uint8_t *p)
+{
+    uint32_t x;
+    memcpy(&x, p, 4);
+    return x;
+}
+/* a's first n (<= OC_KEY) bytes equal b's: whole words, the tail by one
+ * overlapping word */
+static inline int eq_key(const uint8_t *a, const uint8_t *b, size_t n)
+{
+    uint64_t d = 0;
+    if (n >= 8) {
+        for (size_t i = 0; i + 8 <= n; i += 8) d |= ld64(a + i) ^ ld64(b + i);
+        d |= ld64(a + n - 8) ^ ld64(b + n - 8);
+    } else if (n >= 4) {
+        d = (uint64_t)((ld32(a) ^ ld32(b)) | (ld32(a + n - 4) ^ ld32(b + n - 4)));
+    } else {
+        for (size_t i = 0; i < n; i++) d |= (uint64_t)(a[i] ^ b[i]);
+    }
+    return d == 0;
+}
 
 int sr__ixseal_open(const sr_ixseal *s, unsigned row, const MDB_val *k, const MDB_val *v, MDB_val *out)
 {
@@ -158,9 +194,9 @@ int sr__ixseal_open(const sr_ixseal *s, unsigned row, const MDB_val *k, const MD
     if (n <= OC_VALUE && k->mv_size <= OC_KEY) {
         ce = &ocache[sr_hash_end(sr_hash_add(row, k->mv_data, k->mv_size)) & (OC_SLOTS - 1)];
         if (ce->serial == s->serial && ce->gen == gen && ce->row == row && ce->klen == k->mv_size && ce->n == n &&
-            !memcmp(ce->key, k->mv_data, k->mv_size) && !memcmp(ce->id, p, SR_IXSEAL_HDR) &&
-            !memcmp(ce->id + SR_IXSEAL_HDR, p + SR_IXSEAL_HDR + n, SR_TAG_LEN)) {
-            memcpy(o, ce->plain, n);
+            !(diff16(ce->kidnonce, p + 1) | diff16(ce->tag, p + SR_IXSEAL_HDR + n)) &&
+            eq_key(ce->key, k->mv_data, k->mv_size)) {
+            memcpy(o, ce->plain, OC_VALUE); /* a fixed size: o has SR_IXSEAL_SMALL bytes */
             *out = (MDB_val){n, o};
             return SR_OK;
         }
@@ -178,9 +214,11 @@ int sr__ixseal_open(const sr_ixseal *s, unsigned row, const MDB_val *k, const MD
         ce->row = (uint8_t)row;
         ce->klen = (uint8_t)k->mv_size;
         ce->n = (uint8_t)n;
+        memset(ce->key, 0, sizeof ce->key);
         memcpy(ce->key, k->mv_data, k->mv_size);
-        memcpy(ce->id, p, SR_IXSEAL_HDR);
-        memcpy(ce->id + SR_IXSEAL_HDR, p + SR_IXSEAL_HDR + n, SR_TAG_LEN);
+        memcpy(ce->kidnonce, p + 1, sizeof ce->kidnonce);
+        memcpy(ce->tag, p + SR_IXSEAL_HDR + n, sizeof ce->tag);
+        memset(ce->plain, 0, sizeof ce->plain);
         memcpy(ce->plain, o, n);
     }
     *out = (MDB_val){n, o};
