@@ -30,10 +30,11 @@
  *      kid 0 (a record of a plain section) falls back to the active key of
  *      the operator the index key names, else form 0.
  *  (3) An opened value lives in a per-thread ring of SR_IXSEAL_RING buffers
- *      (static ones for values up to SR_IXSEAL_SMALL bytes, so that opening
- *      a small value never fails for memory; heap ones, grown and kept, for
- *      bigger values): valid until that many more values of its size class
- *      are opened by the same thread
+ *      per size class (static ones for values up to 64 bytes, the cache's
+ *      class of invariant 6, and up to SR_IXSEAL_SMALL bytes, so that
+ *      opening a small value never fails for memory; heap ones, grown and
+ *      kept, for bigger values): valid until that many more values of its
+ *      size class are opened by the same thread
  *      (callers copy what they keep longer, as they must for a transaction's
  *      end anyway).
  *  (5) The first record of an operator and class has no key until the
@@ -46,7 +47,8 @@
  *      table per thread: the LMDB key, and the sealed value's key id, nonce
  *      and tag, which name its ciphertext): the same sealed bytes under the
  *      same LMDB key open to the same plaintext without AES-GCM (a latest
- *      row read again and again). An entry holds only while its attachment
+ *      row read again and again; the hit costs word compares and one copy,
+ *      no AES-GCM and no lock). An entry holds only while its attachment
  *      is the same and its keyring has destroyed no key since
  *      (sr_keyring_generation), so a destroyed key's values read as absent
  *      at once (invariant 4).
