@@ -85,6 +85,80 @@ static size_t aad_make(uint8_t *a, unsigned row, const uint8_t hdr[5], const MDB
     return AAD_FIXED + k->mv_size;
 }
 
+/* ---- the writer's kept values (ixseal.h invariant 7) ----------------------- */
+
+/* A slot: the sequence (odd while the writer fills it) and the words of
+ * an entry, each an atomic (a reader copies them while the writer may
+ * write: a sequence lock). Words: 0 the generation, 1 row | klen << 8 |
+ * n << 16 (0: empty), 2..5 the LMDB key, 6..7 key id and nonce, 8..9 the
+ * tag, 10..17 the plaintext (zero-padded). */
+enum { KW_GEN, KW_META, KW_KEY = 2, KW_KIDNONCE = 6, KW_TAG = 8, KW_PLAIN = 10, KW_N = 18 };
+struct sr_ixseal_kept {
+    _Atomic uint32_t seq;
+    _Atomic uint64_t w[KW_N];
+};
+
+static void kept_clear(sr_ixseal *s)
+{
+    for (size_t i = 0; i < SR_IXSEAL_SHARED; i++)
+        for (int j = 0; j < KW_N; j++) atomic_store_explicit(&s->kept[i].w[j], 0, memory_order_relaxed);
+}
+
+static inline unsigned slot_of(unsigned row, const MDB_val *k)
+{
+    return sr_hash_end(sr_hash_add(row, k->mv_data, k->mv_size));
+}
+
+/* words of n bytes at p, zero-padded to m words */
+static inline void to_words(uint64_t *w, const void *p, size_t n, int m)
+{
+    memset(w, 0, (size_t)m * 8);
+    memcpy(w, p, n);
+}
+
+/* the writer, after sealing plain (n bytes) at k into v (its sealed bytes) */
+static void kept_put(sr_ixseal *s, unsigned row, const MDB_val *k, const uint8_t *v, const void *plain, size_t n,
+                     uint64_t gen)
+{
+    struct sr_ixseal_kept *x = &s->kept[slot_of(row, k) & (SR_IXSEAL_SHARED - 1)];
+    uint64_t w[KW_N];
+    w[KW_GEN] = gen;
+    w[KW_META] = row | (uint64_t)k->mv_size << 8 | (uint64_t)n << 16;
+    to_words(w + KW_KEY, k->mv_data, k->mv_size, 4);
+    memcpy(w + KW_KIDNONCE, v + 1, 16);
+    memcpy(w + KW_TAG, v + SR_IXSEAL_HDR + n, 16);
+    to_words(w + KW_PLAIN, plain, n, 8);
+    uint32_t q = atomic_load_explicit(&x->seq, memory_order_relaxed);
+    atomic_store_explicit(&x->seq, q + 1, memory_order_relaxed);
+    atomic_thread_fence(memory_order_release);
+    for (int j = 0; j < KW_N; j++) atomic_store_explicit(&x->w[j], w[j], memory_order_relaxed);
+    atomic_store_explicit(&x->seq, q + 2, memory_order_release);
+    OPENSSL_cleanse(w + KW_PLAIN, 64);
+}
+
+/* a reader: the plaintext of the sealed value v (n bytes of plaintext) at
+ * k into o, if the writer kept it; 1 if so */
+static int kept_get(const sr_ixseal *s, unsigned row, const MDB_val *k, const uint8_t *v, size_t n, uint64_t gen,
+                    uint8_t *o)
+{
+    struct sr_ixseal_kept *x = &s->kept[slot_of(row, k) & (SR_IXSEAL_SHARED - 1)];
+    uint64_t w[KW_N], want[KW_PLAIN];
+    uint32_t q = atomic_load_explicit(&x->seq, memory_order_acquire);
+    if (q & 1) return 0;
+    for (int j = 0; j < KW_N; j++) w[j] = atomic_load_explicit(&x->w[j], memory_order_relaxed);
+    atomic_thread_fence(memory_order_acquire);
+    if (atomic_load_explicit(&x->seq, memory_order_relaxed) != q) return 0; /* torn */
+    want[KW_GEN] = gen;
+    want[KW_META] = row | (uint64_t)k->mv_size << 8 | (uint64_t)n << 16;
+    to_words(want + KW_KEY, k->mv_data, k->mv_size, 4);
+    memcpy(want + KW_KIDNONCE, v + 1, 16);
+    memcpy(want + KW_TAG, v + SR_IXSEAL_HDR + n, 16);
+    if (memcmp(w, want, sizeof want)) return 0;
+    memcpy(o, w + KW_PLAIN, n);
+    OPENSSL_cleanse(w + KW_PLAIN, 64);
+    return 1;
+}
+
 /* ---- attach --------------------------------------------------------------- */
 
 int sr__ixseal_attach(sr_index *ix, sr_ixseal *s, void *keyring)
@@ -99,6 +173,8 @@ int sr__ixseal_attach(sr_index *ix, sr_ixseal *s, void *keyring)
         s->row_of_dbi[d] = (int16_t)r;
     }
     s->keyring = keyring;
+    if (!s->kept) s->kept = sr_calloc(SR_IXSEAL_SHARED, sizeof *s->kept); /* NULL: without invariant 7 */
+    else kept_clear(s);
     static _Atomic uint64_t serials;
     s->serial = atomic_fetch_add(&serials, 1) + 1;
     int rc = sr_random(s->prefix, sizeof s->prefix);
@@ -164,6 +240,41 @@ static inline int eq_key(const uint8_t *a, const uint8_t *b, size_t n)
     return d == 0;
 }
 
+/* sr__ixseal_open past the thread's cache (kept out of line: the cache's
+ * hit stays a short path): the writer's kept value, else AES-GCM; then
+ * the thread's cache entry ce (if any) */
+static __attribute__((noinline)) int open_miss(const sr_ixseal *s, unsigned row, const MDB_val *k, const uint8_t *p,
+                                               size_t n, uint8_t *o, uint64_t gen, ocache_ent *ce)
+{
+    /* invariant 7: a value the writer sealed and kept (the first read of a
+     * changed row) */
+    int rc = SR_OK;
+    if (ce && s->kept && kept_get(s, row, k, p, n, gen, o)) goto opened;
+    uint8_t aad[AAD_FIXED + 512];
+    size_t al = aad_make(aad, row, p, k);
+    char msg[160];
+    atomic_fetch_add_explicit(&((sr_ixseal *)s)->nopen, 1, memory_order_relaxed);
+    rc = s->keys->open(s->keys->ctx, sr_get_le32(p + 1), p + 5, aad, al, p + SR_IXSEAL_HDR, n, o,
+                           p + SR_IXSEAL_HDR + n, msg, sizeof msg);
+    if (rc == SR_EKEY) rc = SR_ECORRUPT; /* a key id the keyring never had: not this index's value */
+    if (rc) return rc;
+opened:
+    if (ce) { /* gen was read before the open: a destruction since invalidates it */
+        ce->serial = s->serial;
+        ce->gen = gen;
+        ce->row = (uint8_t)row;
+        ce->klen = (uint8_t)k->mv_size;
+        ce->n = (uint8_t)n;
+        memset(ce->key, 0, sizeof ce->key);
+        memcpy(ce->key, k->mv_data, k->mv_size);
+        memcpy(ce->kidnonce, p + 1, sizeof ce->kidnonce);
+        memcpy(ce->tag, p + SR_IXSEAL_HDR + n, sizeof ce->tag);
+        memset(ce->plain, 0, sizeof ce->plain);
+        memcpy(ce->plain, o, n);
+    }
+    return SR_OK;
+}
+
 int sr__ixseal_open(const sr_ixseal *s, unsigned row, const MDB_val *k, const MDB_val *v, MDB_val *out)
 {
     const uint8_t *p = v->mv_data;
@@ -205,26 +316,8 @@ int sr__ixseal_open(const sr_ixseal *s, unsigned row, const MDB_val *k, const MD
             return SR_OK;
         }
     }
-    uint8_t aad[AAD_FIXED + 512];
-    size_t al = aad_make(aad, row, p, k);
-    char msg[160];
-    int rc = s->keys->open(s->keys->ctx, sr_get_le32(p + 1), p + 5, aad, al, p + SR_IXSEAL_HDR, n, o,
-                           p + SR_IXSEAL_HDR + n, msg, sizeof msg);
-    if (rc == SR_EKEY) rc = SR_ECORRUPT; /* a key id the keyring never had: not this index's value */
+    int rc = open_miss(s, row, k, p, n, o, gen, ce);
     if (rc) return rc;
-    if (ce) { /* gen was read before the open: a destruction since invalidates it */
-        ce->serial = s->serial;
-        ce->gen = gen;
-        ce->row = (uint8_t)row;
-        ce->klen = (uint8_t)k->mv_size;
-        ce->n = (uint8_t)n;
-        memset(ce->key, 0, sizeof ce->key);
-        memcpy(ce->key, k->mv_data, k->mv_size);
-        memcpy(ce->kidnonce, p + 1, sizeof ce->kidnonce);
-        memcpy(ce->tag, p + SR_IXSEAL_HDR + n, sizeof ce->tag);
-        memset(ce->plain, 0, sizeof ce->plain);
-        memcpy(ce->plain, o, n);
-    }
     *out = (MDB_val){n, o};
     return SR_OK;
 }
@@ -312,9 +405,11 @@ static int seal(sr_ixseal *s, unsigned row, const MDB_val *k, MDB_val *v)
     uint8_t aad[AAD_FIXED + 512];
     size_t al = aad_make(aad, row, o, k);
     char msg[160];
+    uint64_t gen = sr_keyring_generation(s->keyring); /* before the seal: a destruction since voids the kept value */
     int rc = s->keys->seal(s->keys->ctx, s->kid, o + 5, aad, al, v->mv_data, n, o + SR_IXSEAL_HDR,
                            o + SR_IXSEAL_HDR + n, msg, sizeof msg);
     if (rc) return rc == SR_ENOMEM ? ENOMEM : EIO;
+    if (s->kept && n <= OC_VALUE && k->mv_size <= OC_KEY) kept_put(s, row, k, o, v->mv_data, n, gen); /* invariant 7 */
     *v = (MDB_val){n + SR_IXSEAL_OVER, o};
     return 0;
 }
@@ -397,4 +492,9 @@ void sr__ixseal_free(sr_ixseal *s)
 {
     sr_buf_release(&s->pend);
     s->npend = 0;
+    if (s->kept) {
+        kept_clear(s); /* the plaintexts */
+        sr_free(s->kept);
+        s->kept = NULL;
+    }
 }
