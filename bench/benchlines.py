@@ -38,6 +38,7 @@ ID_KEYS = {
     "shape_ratio": ["shape"],
     "restart_size": ["system", "shape", "size", "stop"],
     "restart_size_ratio": ["shape", "size"],
+    "sealed_ratio": ["source", "what"],
 }
 
 # The figures bench/compare.py shows by default (--all: every number).
@@ -61,6 +62,7 @@ HEADLINE = {
     "ap_query": ["req_per_s", "p50_ms", "p99_ms"],
     "ap_query_ratio": ["suiro_vs_influxdb", "suiro_vs_victoriametrics"],
     "callgrind": ["instr_per_unit"],
+    "sealed_ratio": ["plain", "sealed", "sealed_over_plain"],
     "overload": ["latest_p50_ms", "latest_p99_ms", "latest_p99_x_quiet", "puback_p50_ms", "puback_p99_ms",
                  "puback_p99_x_quiet", "errors", "rss_max_mb"],
     "shape_ingest": ["points_per_s", "msg_per_s", "ack_p50_ms", "ack_p99_ms", "bytes_per_point", "log_bytes_per_point",
@@ -151,7 +153,7 @@ def better(name):
     n = name.lower()
     if n in ("cores", "mem_kb", "n", "size"):
         return 0
-    if n.endswith("_x_quiet") or n in ("errors", "rss_max_mb"):
+    if n.endswith("_x_quiet") or n in ("errors", "rss_max_mb", "sealed_over_plain", "cost_pct"):
         return -1
     if "cpu_us_per" in n:  # CPU per value
         return -1

@@ -35,6 +35,12 @@
 #                  message 100 different points x 1 value, one timestamp),
 #                  per value: the network loop's parse, dataId -> point and
 #                  event build on the snapshot shape
+# Every engine figure above (ingest_point, ingest_snapshot, latest, raw_point,
+# downsample_1d) runs twice in the same run: with the index sealed (the
+# default, --enc 1: per-operator data keys, layout 8) under its name, and with
+# the index plain (--enc 2: one key for all, no keyring) as
+# "<what>_plain_index"; a "sealed_ratio" line per figure then gives sealed /
+# plain (issue #16's goal: within 10 %; docs/keys.md).
 # (engine_query runs one phase at a time: sr_engine_downsample calls
 # sr_engine_range, and nested toggles would cancel.) Syscalls cost nothing
 # here (fdatasync is not an instruction); this is CPU work only.
@@ -44,7 +50,7 @@
 #    "instr_per_unit":..,"program":..,"args":..,"collect":..,"valgrind":..,
 #    "verify":"ok"|"FAILED"}
 # "verify" is the measured program's own verification (and a non-zero count).
-# Takes about five minutes on 2 cores (one at a time: callgrind serializes
+# Takes about ten minutes on 2 cores (the engine's figures twice) (one at a time: callgrind serializes
 # threads; the snapshot ingest pair takes about half of it, generating and
 # encoding the year most of the rest).
 set -euo pipefail
@@ -110,37 +116,80 @@ print(" ".join(str(d.get(k, "")) for k in sys.argv[2:]))' "$@"
 # verdict RC JSON: ok when the program exited 0 and verified its result
 verdict() { [ "$1" = 0 ] && [ "$(field "$2" verify)" = ok ] && echo ok || echo FAILED; }
 
-# ---- ingest: marginal cost of a value ---------------------------------------
+# ---- the engine's figures, with the index sealed and plain -------------------
+# Each engine figure is counted twice in this run (issue #16, docs/keys.md
+# "The index: sealed values"): as it runs by default (--enc 1: per-operator
+# data keys, the index's values sealed, layout 8) under its usual name, and
+# with the index plain (--enc 2: one key seals the log, no keyring) as
+# "<what>_plain_index"; then one "sealed_ratio" line per figure: sealed / plain
+# instructions, against the goal of issue #16 (within 10 %).
+# engine_figures ENC SUF: ENC "" (the default, sealed) or 2; SUF "" or _plain_index.
+engine_figures() {
+  local enc=$1 suf=$2 e=() i1 rc1 j1 i0 rc0 j0 v1 v0 v
+  [ -n "$enc" ] && e=(--enc "$enc")
+  { read -r i1 rc1; read -r j1; } < <(run "ingest_full$suf" "$ING" engine_ingest --points 20 --seconds 3600 "${e[@]}" --dir "$T")
+  { read -r i0 rc0; read -r j0; } < <(run "ingest_base$suf" "$ING" engine_ingest --points 20 --seconds 1800 "${e[@]}" --dir "$T")
+  v1=$(field "$j1" values_sent); v0=$(field "$j0" values_sent)
+  v=ok
+  [ "$(verdict "$rc1" "$j1")" = ok ] && [ "$(verdict "$rc0" "$j0")" = ok ] || v=FAILED
+  line "ingest_point$suf" value engine_ingest "--points 20 --seconds 3600 minus --seconds 1800${enc:+ --enc $enc}" "${ING// /,}" \
+    "$((i1 - i0))" "$(( ${v1:-0} - ${v0:-0} ))" "$v"
+
+  { read -r i1 rc1; read -r j1; } < <(run "snapshot_full$suf" "$ING" engine_ingest --shape snapshot --points 200 --seconds 1200 "${e[@]}" --dir "$T")
+  { read -r i0 rc0; read -r j0; } < <(run "snapshot_base$suf" "$ING" engine_ingest --shape snapshot --points 200 --seconds 600 "${e[@]}" --dir "$T")
+  v1=$(field "$j1" values_sent); v0=$(field "$j0" values_sent)
+  v=ok
+  [ "$(verdict "$rc1" "$j1")" = ok ] && [ "$(verdict "$rc0" "$j0")" = ok ] || v=FAILED
+  line "ingest_snapshot$suf" value engine_ingest "--shape snapshot --points 200 --seconds 1200 minus --seconds 600${enc:+ --enc $enc}" "${ING// /,}" \
+    "$((i1 - i0))" "$(( ${v1:-0} - ${v0:-0} ))" "$v"
+
+  # queries, one phase a run
+  local Q=(--points 1 --seconds 172800 "${e[@]}") il rcl jl ir rcr jr id rcd jd
+  { read -r il rcl; read -r jl; } < <(run "latest$suf" sr_engine_latest engine_query "${Q[@]}" --lookups 2000 --ranges 0 --downsamples 0 --dir "$T")
+  line "latest$suf" lookup engine_query "${Q[*]} --lookups 2000 --ranges 0 --downsamples 0" sr_engine_latest \
+    "$il" "$(field "$jl" latest_lookups)" "$(verdict "$rcl" "$jl")"
+
+  { read -r ir rcr; read -r jr; } < <(run "range$suf" sr_engine_range engine_query "${Q[@]}" --lookups 0 --ranges 4 --downsamples 0 --dir "$T")
+  line "raw_point$suf" sample engine_query "${Q[*]} --lookups 0 --ranges 4 --downsamples 0" sr_engine_range \
+    "$ir" "$(field "$jr" range_samples)" "$(verdict "$rcr" "$jr")"
+
+  { read -r id rcd; read -r jd; } < <(run "downsample$suf" sr_engine_downsample engine_query "${Q[@]}" --lookups 0 --ranges 0 --downsamples 20 --dir "$T")
+  line "downsample_1d$suf" call engine_query "${Q[*]} --lookups 0 --ranges 0 --downsamples 20" sr_engine_downsample \
+    "$id" "$(field "$jd" downsamples)" "$(verdict "$rcd" "$jd")"
+}
+
+# sealed_ratios SEALED_LINES PLAIN_LINES: one sealed_ratio line per engine figure
+sealed_ratios() {
+  "$PY" - "$1" "$2" <<'EOF'
+import json, sys
+def lines(text, suffix):
+    out = {}
+    for l in text.splitlines():
+        d = json.loads(l) if l.startswith("{") else {}
+        if d.get("bench") == "callgrind" and d.get("what", "").endswith(suffix):
+            out[d["what"][:len(d["what"]) - len(suffix)]] = d
+    return out
+sealed, plain = lines(sys.argv[1], ""), lines(sys.argv[2], "_plain_index")
+for what in ("ingest_point", "ingest_snapshot", "latest", "raw_point", "downsample_1d"):
+    s, p = sealed.get(what, {}), plain.get(what, {})
+    a, b = s.get("instr_per_unit"), p.get("instr_per_unit")
+    ok = s.get("verify") == "ok" and p.get("verify") == "ok" and bool(a) and bool(b)
+    r = round(a / b, 4) if ok else None
+    print(json.dumps({"bench": "sealed_ratio", "source": "callgrind", "what": what,
+                      "figure": "instructions per " + str(s.get("unit", p.get("unit", "?"))),
+                      "plain": b, "sealed": a, "sealed_over_plain": r,
+                      "cost_pct": round((r - 1) * 100, 1) if r else None, "goal_pct": 10,
+                      "met": (r - 1) * 100 <= 10 if r else None,
+                      "verify": "ok" if ok else "FAILED"}, separators=(",", ":")))
+EOF
+}
+
 ING="writer_main sr_engine_submit"
-{ read -r i1 rc1; read -r j1; } < <(run ingest_full "$ING" engine_ingest --points 20 --seconds 3600 --dir "$T")
-{ read -r i0 rc0; read -r j0; } < <(run ingest_base "$ING" engine_ingest --points 20 --seconds 1800 --dir "$T")
-v1=$(field "$j1" values_sent); v0=$(field "$j0" values_sent)
-v=ok
-[ "$(verdict "$rc1" "$j1")" = ok ] && [ "$(verdict "$rc0" "$j0")" = ok ] || v=FAILED
-line ingest_point value engine_ingest "--points 20 --seconds 3600 minus --seconds 1800" "${ING// /,}" \
-  "$((i1 - i0))" "$(( ${v1:-0} - ${v0:-0} ))" "$v"
-
-{ read -r i1 rc1; read -r j1; } < <(run snapshot_full "$ING" engine_ingest --shape snapshot --points 200 --seconds 1200 --dir "$T")
-{ read -r i0 rc0; read -r j0; } < <(run snapshot_base "$ING" engine_ingest --shape snapshot --points 200 --seconds 600 --dir "$T")
-v1=$(field "$j1" values_sent); v0=$(field "$j0" values_sent)
-v=ok
-[ "$(verdict "$rc1" "$j1")" = ok ] && [ "$(verdict "$rc0" "$j0")" = ok ] || v=FAILED
-line ingest_snapshot value engine_ingest "--shape snapshot --points 200 --seconds 1200 minus --seconds 600" "${ING// /,}" \
-  "$((i1 - i0))" "$(( ${v1:-0} - ${v0:-0} ))" "$v"
-
-# ---- queries, one phase a run -----------------------------------------------
-Q=(--points 1 --seconds 172800)
-{ read -r il rcl; read -r jl; } < <(run latest sr_engine_latest engine_query "${Q[@]}" --lookups 2000 --ranges 0 --downsamples 0 --dir "$T")
-line latest lookup engine_query "${Q[*]} --lookups 2000 --ranges 0 --downsamples 0" sr_engine_latest \
-  "$il" "$(field "$jl" latest_lookups)" "$(verdict "$rcl" "$jl")"
-
-{ read -r ir rcr; read -r jr; } < <(run range sr_engine_range engine_query "${Q[@]}" --lookups 0 --ranges 4 --downsamples 0 --dir "$T")
-line raw_point sample engine_query "${Q[*]} --lookups 0 --ranges 4 --downsamples 0" sr_engine_range \
-  "$ir" "$(field "$jr" range_samples)" "$(verdict "$rcr" "$jr")"
-
-{ read -r id rcd; read -r jd; } < <(run downsample sr_engine_downsample engine_query "${Q[@]}" --lookups 0 --ranges 0 --downsamples 20 --dir "$T")
-line downsample_1d call engine_query "${Q[*]} --lookups 0 --ranges 0 --downsamples 20" sr_engine_downsample \
-  "$id" "$(field "$jd" downsamples)" "$(verdict "$rcd" "$jd")"
+SEALED=$(engine_figures "" "")
+echo "$SEALED"
+PLAIN=$(engine_figures 2 _plain_index)
+echo "$PLAIN"
+sealed_ratios "$SEALED" "$PLAIN"
 
 { read -r iy rcy; read -r jy; } < <(run downsample_year ds_year downsample_year --days 365 --reps 1 --old 0)
 line downsample_1y_1h call downsample_year "--days 365 --reps 1 --old 0" ds_year \

@@ -52,7 +52,7 @@ HANDLED = {"run", "machine", "fsync", "log_append", "series_codec", "series_down
            "engine_query", "engine_restart", "gw_ingest", "gw_ingest_ratio", "gw_parse", "net_ingest",
            "net_ingest_ratio", "disk_bytes", "restart", "ap_query", "ap_query_ratio", "callgrind", "overload",
            "shape_ingest", "shape_ingest_paced", "shape_ratio", "restart_size", "restart_size_ratio",
-           "downsample_year"}
+           "downsample_year", "sealed_ratio"}
 # The message shapes of issue #13 (bench/shape_ingest.sh), in the report's order, and what each is.
 SHAPES = ["series", "snapshot", "mixed"]
 SHAPE_TEXT = {
@@ -255,6 +255,17 @@ def goals_glance(lines):
         figs = "; ".join("%s %% (%s)" % (num(b), md(w.split(" (")[0])) for w, b, _ in got)
     rows.append(["encryption at rest + hash chain cost < %s %% (ingest, restart; vs a plain log)" % num(CRYPTO_LIMIT),
                  figs, status])
+    sr = of(lines, "sealed_ratio")
+    got = [l for l in sr if l.get("met") is not None]
+    if not got:
+        status, figs = "no figure", "no sealed_ratio line"
+    else:
+        n_met = sum(1 for l in got if l.get("met"))
+        status = "met" if n_met == len(sr) else "**not met**" if n_met == 0 else "met by %d of %d" % (n_met, len(sr))
+        figs = "; ".join("%s %% (%s, %s)" % (num(l.get("cost_pct")), md(l.get("what")), md(l.get("source")))
+                         for l in got)
+    rows.append(["the sealed index (issue #16) within 10 % of the plain one: ingest, latest, raw range, downsampling "
+                 "(sealed ÷ plain − 1, the same run)", figs, status])
     return table(["goal", "figure", "status"], rows)
 
 
@@ -475,6 +486,25 @@ def sec_query(lines):
           num(l.get("latest_p50_us")), num(l.get("latest_p99_us")), num(l.get("range_pts_per_s")),
           with_goals(l, "downsample_p50_us"), num(l.get("downsample_p99_us")), verify_cell(l)] for l in eq]) + (
         [""] + sec_downsample_year(dy) if dy else [])
+
+
+def sec_sealed(lines):
+    """The sealed index against the plain one, the same run (issue #16; bench/sealed_index.py, bench/callgrind.sh)."""
+    out = ["## The sealed index: its cost (issue #16)", "",
+           "Each figure measured twice in this run: the index plain (`--enc 2`: one key seals the log, no keyring, "
+           "the index as before issue #16) and sealed (`--enc 1`: per-operator data keys, every index value "
+           "AES-256-GCM sealed, layout 8; `docs/keys.md`). Wall: `bench/sealed_index.py`, interleaved pairs, "
+           "medians. Instructions: `bench/callgrind.sh` (the stable figure on a shared machine). sealed ÷ plain "
+           "is a ratio of times (a rate's inverse), so above 1 the sealed index is slower; the goal is ≤ 1.10.", ""]
+    sr = of(lines, "sealed_ratio")
+    if not sr:
+        return out + none_line(["sealed_ratio"])
+    return out + table(["figure", "measured by", "plain index", "sealed index", "sealed ÷ plain", "goal ≤ 1.10",
+                        "verify"],
+                       [[md(l.get("what")) + " (" + md(l.get("figure", "")) + ")", md(l.get("source")),
+                         num(l.get("plain")), num(l.get("sealed")), num(l.get("sealed_over_plain")),
+                         "—" if l.get("met") is None else "met" if l.get("met") else "**not met**", verify_cell(l)]
+                        for l in sr])
 
 
 def sec_downsample_year(dy):
@@ -818,10 +848,18 @@ def sec_callgrind(lines):
     cg = of(lines, "callgrind")
     if not cg:
         return out + none_line(["callgrind"])
-    return out + table(["what", "instructions per unit", "unit", "instructions", "units", "collected in", "run",
-                        "verify"],
-                       [[num(l.get("what")), num(l.get("instr_per_unit")), num(l.get("unit")), num(l.get("instr")),
-                         num(l.get("per")), num(l.get("collect")),
+    # the sealed index ÷ the plain one, where this run counted both (callgrind.sh: "<what>_plain_index")
+    plain = {str(l.get("what"))[:-len("_plain_index")]: l for l in cg if str(l.get("what")).endswith("_plain_index")}
+
+    def sealed_over_plain(l):
+        p = plain.get(str(l.get("what")))
+        a, b = l.get("instr_per_unit"), p.get("instr_per_unit") if p else None
+        return num(ratio(a, b)) if bl.is_num(a) and bl.is_num(b) and D(b) != 0 else "—"
+
+    return out + table(["what", "instructions per unit", "unit", "sealed ÷ plain index", "instructions", "units",
+                        "collected in", "run", "verify"],
+                       [[num(l.get("what")), num(l.get("instr_per_unit")), num(l.get("unit")), sealed_over_plain(l),
+                         num(l.get("instr")), num(l.get("per")), num(l.get("collect")),
                          "`%s %s`" % (md(l.get("program", "?")), md(l.get("args", ""))), verify_cell(l)]
                         for l in cg])
 
@@ -1167,7 +1205,8 @@ def build(path, lines, bad, charts_note, charts, chart_rel):
                     "the goals on that figure), a dashed line at the goal."]
     out += goal_chart("glance") + [""]
     for slug, sec in (("log", sec_log(lines)), ("codec", sec_codec(lines)), ("ingest", sec_ingest(lines)),
-                      ("query", sec_query(lines)), ("restart", sec_restart(lines, src)), (None, sec_crypto(lines)),
+                      ("query", sec_query(lines)), (None, sec_sealed(lines)),
+                      ("restart", sec_restart(lines, src)), (None, sec_crypto(lines)),
                       ("gw", sec_gw(lines, src)), ("net", sec_net(lines, src)), ("disk", sec_disk(lines, src)),
                       ("shapes", sec_shapes(lines)), ("ap", sec_ap(lines, src)), ("overload", sec_overload(lines)),
                       ("callgrind", sec_callgrind(lines))):

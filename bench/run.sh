@@ -52,6 +52,7 @@ step "engine ingest, no encryption (zstd on: the encryption axis)" "$BUILD/bench
 step "engine ingest with a retention sweep cutting a backlog (issue #16; medians of 3 pairs)" "$BUILD/bench/retention_ingest"
 step "engine queries (per-operator keys: the index sealed, layout 8)" "$BUILD/bench/engine_query"
 step "engine queries, one key for all (the index plain: the sealed index's cost, docs/keys.md)" "$BUILD/bench/engine_query" --enc 2
+step "the sealed index's cost, side by side (issue #16): engine ingest (series, snapshot), latest, raw range, downsampling; plain (--enc 2) and sealed (--enc 1) in 5 interleaved pairs, medians" /usr/bin/python3 bench/sealed_index.py "$BUILD"
 step "a year of 1 s values to 1 h: chunk summaries vs decoding, then through the engine" "$BUILD/bench/downsample_year" --engine 1
 step "engine rebuild and restart" "$BUILD/bench/engine_restart"
 step "engine rebuild and restart, no encryption" "$BUILD/bench/engine_restart" --enc 0

@@ -85,6 +85,80 @@ static size_t aad_make(uint8_t *a, unsigned row, const uint8_t hdr[5], const MDB
     return AAD_FIXED + k->mv_size;
 }
 
+/* ---- the writer's kept values (ixseal.h invariant 7) ----------------------- */
+
+/* A slot: the sequence (odd while the writer fills it) and the words of
+ * an entry, each an atomic (a reader copies them while the writer may
+ * write: a sequence lock). Words: 0 the generation, 1 row | klen << 8 |
+ * n << 16 (0: empty), 2..5 the LMDB key, 6..7 key id and nonce, 8..9 the
+ * tag, 10..17 the plaintext (zero-padded). */
+enum { KW_GEN, KW_META, KW_KEY = 2, KW_KIDNONCE = 6, KW_TAG = 8, KW_PLAIN = 10, KW_N = 18 };
+struct sr_ixseal_kept {
+    _Atomic uint32_t seq;
+    _Atomic uint64_t w[KW_N];
+};
+
+static void kept_clear(sr_ixseal *s)
+{
+    for (size_t i = 0; i < SR_IXSEAL_SHARED; i++)
+        for (int j = 0; j < KW_N; j++) atomic_store_explicit(&s->kept[i].w[j], 0, memory_order_relaxed);
+}
+
+static inline unsigned slot_of(unsigned row, const MDB_val *k)
+{
+    return sr_hash_end(sr_hash_add(row, k->mv_data, k->mv_size));
+}
+
+/* words of n bytes at p, zero-padded to m words */
+static inline void to_words(uint64_t *w, const void *p, size_t n, int m)
+{
+    memset(w, 0, (size_t)m * 8);
+    memcpy(w, p, n);
+}
+
+/* the writer, after sealing plain (n bytes) at k into v (its sealed bytes) */
+static void kept_put(sr_ixseal *s, unsigned row, const MDB_val *k, const uint8_t *v, const void *plain, size_t n,
+                     uint64_t gen)
+{
+    struct sr_ixseal_kept *x = &s->kept[slot_of(row, k) & (SR_IXSEAL_SHARED - 1)];
+    uint64_t w[KW_N];
+    w[KW_GEN] = gen;
+    w[KW_META] = row | (uint64_t)k->mv_size << 8 | (uint64_t)n << 16;
+    to_words(w + KW_KEY, k->mv_data, k->mv_size, 4);
+    memcpy(w + KW_KIDNONCE, v + 1, 16);
+    memcpy(w + KW_TAG, v + SR_IXSEAL_HDR + n, 16);
+    to_words(w + KW_PLAIN, plain, n, 8);
+    uint32_t q = atomic_load_explicit(&x->seq, memory_order_relaxed);
+    atomic_store_explicit(&x->seq, q + 1, memory_order_relaxed);
+    atomic_thread_fence(memory_order_release);
+    for (int j = 0; j < KW_N; j++) atomic_store_explicit(&x->w[j], w[j], memory_order_relaxed);
+    atomic_store_explicit(&x->seq, q + 2, memory_order_release);
+    OPENSSL_cleanse(w + KW_PLAIN, 64);
+}
+
+/* a reader: the plaintext of the sealed value v (n bytes of plaintext) at
+ * k into o, if the writer kept it; 1 if so */
+static int kept_get(const sr_ixseal *s, unsigned row, const MDB_val *k, const uint8_t *v, size_t n, uint64_t gen,
+                    uint8_t *o)
+{
+    struct sr_ixseal_kept *x = &s->kept[slot_of(row, k) & (SR_IXSEAL_SHARED - 1)];
+    uint64_t w[KW_N], want[KW_PLAIN];
+    uint32_t q = atomic_load_explicit(&x->seq, memory_order_acquire);
+    if (q & 1) return 0;
+    for (int j = 0; j < KW_N; j++) w[j] = atomic_load_explicit(&x->w[j], memory_order_relaxed);
+    atomic_thread_fence(memory_order_acquire);
+    if (atomic_load_explicit(&x->seq, memory_order_relaxed) != q) return 0; /* torn */
+    want[KW_GEN] = gen;
+    want[KW_META] = row | (uint64_t)k->mv_size << 8 | (uint64_t)n << 16;
+    to_words(want + KW_KEY, k->mv_data, k->mv_size, 4);
+    memcpy(want + KW_KIDNONCE, v + 1, 16);
+    memcpy(want + KW_TAG, v + SR_IXSEAL_HDR + n, 16);
+    if (memcmp(w, want, sizeof want)) return 0;
+    memcpy(o, w + KW_PLAIN, n);
+    OPENSSL_cleanse(w + KW_PLAIN, 64);
+    return 1;
+}
+
 /* ---- attach --------------------------------------------------------------- */
 
 int sr__ixseal_attach(sr_index *ix, sr_ixseal *s, void *keyring)
@@ -99,6 +173,8 @@ int sr__ixseal_attach(sr_index *ix, sr_ixseal *s, void *keyring)
         s->row_of_dbi[d] = (int16_t)r;
     }
     s->keyring = keyring;
+    if (!s->kept) s->kept = sr_calloc(SR_IXSEAL_SHARED, sizeof *s->kept); /* NULL: without invariant 7 */
+    else kept_clear(s);
     static _Atomic uint64_t serials;
     s->serial = atomic_fetch_add(&serials, 1) + 1;
     int rc = sr_random(s->prefix, sizeof s->prefix);
@@ -117,16 +193,87 @@ static inline const sr_ixseal *of_txn(MDB_txn *t, MDB_dbi d, int *row)
 
 /* ---- open ----------------------------------------------------------------- */
 
-/* the calling thread's cache of small opened values (ixseal.h invariant 6) */
+/* the calling thread's cache of small opened values (ixseal.h invariant 6):
+ * the hit path is a hash, fixed-size word compares and a fixed-size copy (no
+ * libc call), so that a cached row costs the plain index's read and little
+ * more (docs/keys.md "the latest lookup's cache") */
 enum { OC_SLOTS = 256, OC_KEY = 32, OC_VALUE = 64 };
 typedef struct {
     uint64_t serial, gen; /* serial 0: empty */
     uint8_t row, klen, n;
-    uint8_t key[OC_KEY];
-    uint8_t id[SR_IXSEAL_HDR + SR_TAG_LEN]; /* form, key id, nonce; tag */
-    uint8_t plain[OC_VALUE];
+    uint8_t key[OC_KEY];            /* the LMDB key, zero-padded */
+    uint8_t kidnonce[16], tag[16];  /* the sealed value's key id and nonce (its header after the form), tag */
+    uint8_t plain[OC_VALUE];        /* the opened value, zero-padded */
 } ocache_ent;
 static __thread ocache_ent ocache[OC_SLOTS];
+_Static_assert((int)OC_VALUE <= (int)SR_IXSEAL_SMALL && 4 + (int)SR_NONCE_LEN == 16 && (int)SR_TAG_LEN == 16, "the cache's fixed sizes");
+
+static inline uint64_t ld64(const uint8_t *p)
+{
+    uint64_t x;
+    memcpy(&x, p, 8);
+    return x;
+}
+static inline uint64_t diff16(const uint8_t *a, const uint8_t *b)
+{
+    return (ld64(a) ^ ld64(b)) | (ld64(a + 8) ^ ld64(b + 8));
+}
+static inline uint32_t ld32(const uint8_t *p)
+{
+    uint32_t x;
+    memcpy(&x, p, 4);
+    return x;
+}
+/* a's first n (<= OC_KEY) bytes equal b's: whole words, the tail by one
+ * overlapping word */
+static inline int eq_key(const uint8_t *a, const uint8_t *b, size_t n)
+{
+    uint64_t d = 0;
+    if (n >= 8) {
+        for (size_t i = 0; i + 8 <= n; i += 8) d |= ld64(a + i) ^ ld64(b + i);
+        d |= ld64(a + n - 8) ^ ld64(b + n - 8);
+    } else if (n >= 4) {
+        d = (uint64_t)((ld32(a) ^ ld32(b)) | (ld32(a + n - 4) ^ ld32(b + n - 4)));
+    } else {
+        for (size_t i = 0; i < n; i++) d |= (uint64_t)(a[i] ^ b[i]);
+    }
+    return d == 0;
+}
+
+/* sr__ixseal_open past the thread's cache (kept out of line: the cache's
+ * hit stays a short path): the writer's kept value, else AES-GCM; then
+ * the thread's cache entry ce (if any) */
+static __attribute__((noinline)) int open_miss(const sr_ixseal *s, unsigned row, const MDB_val *k, const uint8_t *p,
+                                               size_t n, uint8_t *o, uint64_t gen, ocache_ent *ce)
+{
+    /* invariant 7: a value the writer sealed and kept (the first read of a
+     * changed row) */
+    int rc = SR_OK;
+    if (ce && s->kept && kept_get(s, row, k, p, n, gen, o)) goto opened;
+    uint8_t aad[AAD_FIXED + 512];
+    size_t al = aad_make(aad, row, p, k);
+    char msg[160];
+    atomic_fetch_add_explicit(&((sr_ixseal *)s)->nopen, 1, memory_order_relaxed);
+    rc = s->keys->open(s->keys->ctx, sr_get_le32(p + 1), p + 5, aad, al, p + SR_IXSEAL_HDR, n, o,
+                           p + SR_IXSEAL_HDR + n, msg, sizeof msg);
+    if (rc == SR_EKEY) rc = SR_ECORRUPT; /* a key id the keyring never had: not this index's value */
+    if (rc) return rc;
+opened:
+    if (ce) { /* gen was read before the open: a destruction since invalidates it */
+        ce->serial = s->serial;
+        ce->gen = gen;
+        ce->row = (uint8_t)row;
+        ce->klen = (uint8_t)k->mv_size;
+        ce->n = (uint8_t)n;
+        memset(ce->key, 0, sizeof ce->key);
+        memcpy(ce->key, k->mv_data, k->mv_size);
+        memcpy(ce->kidnonce, p + 1, sizeof ce->kidnonce);
+        memcpy(ce->tag, p + SR_IXSEAL_HDR + n, sizeof ce->tag);
+        memset(ce->plain, 0, sizeof ce->plain);
+        memcpy(ce->plain, o, n);
+    }
+    return SR_OK;
+}
 
 int sr__ixseal_open(const sr_ixseal *s, unsigned row, const MDB_val *k, const MDB_val *v, MDB_val *out)
 {
@@ -141,10 +288,14 @@ int sr__ixseal_open(const sr_ixseal *s, unsigned row, const MDB_val *k, const MD
     /* a small value opens into the thread's static ring (no allocation that
      * can fail: a get's callers read a failure as "absent" in places), a
      * big one into the thread's heap ring */
+    static __thread uint8_t tiny[SR_IXSEAL_RING][OC_VALUE]; /* the cache's size class: 4 KiB, stays in L1 */
     static __thread uint8_t small[SR_IXSEAL_RING][SR_IXSEAL_SMALL];
-    static __thread unsigned snext;
+    static __thread unsigned tnext, snext;
     uint8_t *o;
-    if (n <= SR_IXSEAL_SMALL) {
+    if (n <= OC_VALUE) {
+        o = tiny[tnext];
+        tnext = (tnext + 1) % SR_IXSEAL_RING;
+    } else if (n <= SR_IXSEAL_SMALL) {
         o = small[snext];
         snext = (snext + 1) % SR_IXSEAL_RING;
     } else {
@@ -158,31 +309,15 @@ int sr__ixseal_open(const sr_ixseal *s, unsigned row, const MDB_val *k, const MD
     if (n <= OC_VALUE && k->mv_size <= OC_KEY) {
         ce = &ocache[sr_hash_end(sr_hash_add(row, k->mv_data, k->mv_size)) & (OC_SLOTS - 1)];
         if (ce->serial == s->serial && ce->gen == gen && ce->row == row && ce->klen == k->mv_size && ce->n == n &&
-            !memcmp(ce->key, k->mv_data, k->mv_size) && !memcmp(ce->id, p, SR_IXSEAL_HDR) &&
-            !memcmp(ce->id + SR_IXSEAL_HDR, p + SR_IXSEAL_HDR + n, SR_TAG_LEN)) {
-            memcpy(o, ce->plain, n);
+            !(diff16(ce->kidnonce, p + 1) | diff16(ce->tag, p + SR_IXSEAL_HDR + n)) &&
+            eq_key(ce->key, k->mv_data, k->mv_size)) {
+            memcpy(o, ce->plain, n); /* libc's: overlapping vector moves (a fixed 64 bytes compiles to rep movs, ~40 ns) */
             *out = (MDB_val){n, o};
             return SR_OK;
         }
     }
-    uint8_t aad[AAD_FIXED + 512];
-    size_t al = aad_make(aad, row, p, k);
-    char msg[160];
-    int rc = s->keys->open(s->keys->ctx, sr_get_le32(p + 1), p + 5, aad, al, p + SR_IXSEAL_HDR, n, o,
-                           p + SR_IXSEAL_HDR + n, msg, sizeof msg);
-    if (rc == SR_EKEY) rc = SR_ECORRUPT; /* a key id the keyring never had: not this index's value */
+    int rc = open_miss(s, row, k, p, n, o, gen, ce);
     if (rc) return rc;
-    if (ce) { /* gen was read before the open: a destruction since invalidates it */
-        ce->serial = s->serial;
-        ce->gen = gen;
-        ce->row = (uint8_t)row;
-        ce->klen = (uint8_t)k->mv_size;
-        ce->n = (uint8_t)n;
-        memcpy(ce->key, k->mv_data, k->mv_size);
-        memcpy(ce->id, p, SR_IXSEAL_HDR);
-        memcpy(ce->id + SR_IXSEAL_HDR, p + SR_IXSEAL_HDR + n, SR_TAG_LEN);
-        memcpy(ce->plain, o, n);
-    }
     *out = (MDB_val){n, o};
     return SR_OK;
 }
@@ -270,9 +405,11 @@ static int seal(sr_ixseal *s, unsigned row, const MDB_val *k, MDB_val *v)
     uint8_t aad[AAD_FIXED + 512];
     size_t al = aad_make(aad, row, o, k);
     char msg[160];
+    uint64_t gen = sr_keyring_generation(s->keyring); /* before the seal: a destruction since voids the kept value */
     int rc = s->keys->seal(s->keys->ctx, s->kid, o + 5, aad, al, v->mv_data, n, o + SR_IXSEAL_HDR,
                            o + SR_IXSEAL_HDR + n, msg, sizeof msg);
     if (rc) return rc == SR_ENOMEM ? ENOMEM : EIO;
+    if (s->kept && n <= OC_VALUE && k->mv_size <= OC_KEY) kept_put(s, row, k, o, v->mv_data, n, gen); /* invariant 7 */
     *v = (MDB_val){n + SR_IXSEAL_OVER, o};
     return 0;
 }
@@ -355,4 +492,9 @@ void sr__ixseal_free(sr_ixseal *s)
 {
     sr_buf_release(&s->pend);
     s->npend = 0;
+    if (s->kept) {
+        kept_clear(s); /* the plaintexts */
+        sr_free(s->kept);
+        s->kept = NULL;
+    }
 }

@@ -30,10 +30,11 @@
  *      kid 0 (a record of a plain section) falls back to the active key of
  *      the operator the index key names, else form 0.
  *  (3) An opened value lives in a per-thread ring of SR_IXSEAL_RING buffers
- *      (static ones for values up to SR_IXSEAL_SMALL bytes, so that opening
- *      a small value never fails for memory; heap ones, grown and kept, for
- *      bigger values): valid until that many more values of its size class
- *      are opened by the same thread
+ *      per size class (static ones for values up to 64 bytes, the cache's
+ *      class of invariant 6, and up to SR_IXSEAL_SMALL bytes, so that
+ *      opening a small value never fails for memory; heap ones, grown and
+ *      kept, for bigger values): valid until that many more values of its
+ *      size class are opened by the same thread
  *      (callers copy what they keep longer, as they must for a transaction's
  *      end anyway).
  *  (5) The first record of an operator and class has no key until the
@@ -46,10 +47,22 @@
  *      table per thread: the LMDB key, and the sealed value's key id, nonce
  *      and tag, which name its ciphertext): the same sealed bytes under the
  *      same LMDB key open to the same plaintext without AES-GCM (a latest
- *      row read again and again). An entry holds only while its attachment
+ *      row read again and again; the hit costs word compares and one copy,
+ *      no AES-GCM and no lock). An entry holds only while its attachment
  *      is the same and its keyring has destroyed no key since
  *      (sr_keyring_generation), so a destroyed key's values read as absent
  *      at once (invariant 4).
+ *  (7) The writer keeps the small values it seals (a direct-mapped table
+ *      of SR_IXSEAL_SHARED slots per attachment, each under a sequence
+ *      lock: the LMDB key, the sealed value's key id, nonce and tag, the
+ *      plaintext, the keyring's generation before the seal), so that the
+ *      first read of a changed row by any thread finds its plaintext
+ *      without AES-GCM (a latest row after each write). A reader takes an
+ *      entry only when its seal and the value it read from LMDB are the
+ *      same bytes (a nonce is never reused: bytes of a write that was
+ *      rolled back match nothing committed), its copy was not torn (the
+ *      sequence is even and unchanged) and no key was destroyed since the
+ *      seal (invariant 4).
  *  (4) A value whose key was destroyed (SR_EERASED) reads as absent: a get
  *      is MDB_NOTFOUND, a cursor steps over it (the sweep and queries treat
  *      it as gone, never as data). A value that does not open is
@@ -66,7 +79,9 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
-enum { SR_IXSEAL_RING = 64, SR_IXSEAL_SMALL = 1024, SR_IXSEAL_HDR = 1 + 4 + 12, SR_IXSEAL_OVER = SR_IXSEAL_HDR + 16 };
+enum { SR_IXSEAL_RING = 64, SR_IXSEAL_SMALL = 1024, SR_IXSEAL_HDR = 1 + 4 + 12, SR_IXSEAL_OVER = SR_IXSEAL_HDR + 16,
+       SR_IXSEAL_SHARED = 8192 };
+struct sr_ixseal_kept; /* ixseal.c: a slot of invariant 7's table */
 
 typedef struct sr_ixseal {
     const sr_keys *keys;
@@ -76,6 +91,8 @@ typedef struct sr_ixseal {
     uint8_t prefix[4];
     _Atomic uint64_t ctr;
     _Atomic uint64_t nplain, nerased;
+    _Atomic uint64_t nopen;         /* values opened by AES-GCM (neither cache had them): tests */
+    struct sr_ixseal_kept *kept;    /* invariant 7 (NULL: none; made at attach, freed by sr__ixseal_free) */
     void *keyring;
     uint64_t serial; /* this attachment's number (the opened-value cache's owner) */
     /* writer: a value written with no key yet (kid 0, defer) is form 0 and
@@ -94,7 +111,7 @@ typedef struct sr_ixseal {
 SR_MUST_CHECK int sr__ixseal_flush(sr_ixseal *s, MDB_txn *txn, const uint32_t *kids, size_t n);
 /* Forget the list and stop deferring (a command's end). */
 void sr__ixseal_reset(sr_ixseal *s);
-/* Release the list's memory (the engine's close). */
+/* Release the list's memory and the kept values (the engine's close). */
 void sr__ixseal_free(sr_ixseal *s);
 
 /* Attach s to the environment of ix (keys from the keyring kr); NULL s
