@@ -549,6 +549,17 @@ int sr_engine_pending_list(sr_engine *e, sr_buf *out, size_t *count)
     return scan_prefix(e, SR_DB_PENDING, NULL, 0, NULL, out, count);
 }
 
+int sr_engine_alarm_get(sr_engine *e, const char *id, sr_buf *packed)
+{
+    if (!id || id[0] != 'A') return SR_ENOTFOUND; /* the open rows' keys start with 1 */
+    return get_copy(e, SR_DB_ALARMS, id, NULL, NULL, packed);
+}
+
+int sr_engine_alarm_list(sr_engine *e, sr_buf *out, size_t *count)
+{
+    return scan_prefix(e, SR_DB_ALARMS, (const uint8_t *)"A", 1, NULL, out, count);
+}
+
 int sr_engine_request_get(sr_engine *e, const char *op, const char *req, const char *gw, sr_buf *created,
                           sr_buf *state)
 {

@@ -246,6 +246,28 @@ int sr_rec_next_pending(sr_rec *r, sr_pending *out);
  * expiry (the writer refuses to decide it then), else p->state. */
 const char *sr_pending_state(const sr_pending *p, int64_t now_ms);
 
+/* ---- alarms (issue #17, R-MO-3; docs/monitoring.md "Alarms"; engine/alarms.c) - */
+
+/* An alarm as the index keeps it: one occurrence of a condition (op, rule,
+ * subject). state: "raised", "acknowledged" or "resolved"; level and
+ * message are its latest raise's; count: raises (1 + re-occurrences). */
+typedef struct sr_alarm {
+    const char *id, *op, *rule, *subject, *state, *message, *source;
+    sr_alarm_level level;
+    int auto_resolve, auto_resolved;
+    uint32_t count;
+    const char *raised_by, *acked_by, *resolved_by, *ack_comment, *resolve_comment;
+    int64_t raised_ms, last_ms, acked_ms, resolved_ms; /* 0: not (yet) */
+} sr_alarm;
+
+SR_MUST_CHECK int sr_read_alarm(sr_engine *e, const char *id, sr_rec *r, sr_alarm *out);
+/* Every alarm, of every operator, in the order they were raised. */
+SR_MUST_CHECK int sr_list_alarms(sr_engine *e, sr_rec *r);
+int sr_rec_next_alarm(sr_rec *r, sr_alarm *out);
+/* "warning", "minor", "major"; and back (0, or -1). */
+const char *sr_alarm_level_name(sr_alarm_level l);
+int sr_alarm_level_parse(const char *s, sr_alarm_level *out);
+
 /* ---- the audit trail (docs/admin.md "Audit"; engine/audit.c) ------------------ */
 
 typedef struct sr_audit_rec {
@@ -616,9 +638,20 @@ const struct sr_keys *sr_engine_data_keys(sr_engine *e);
  * no such key. The retention sweep decides which keys (engine/retention.c). */
 SR_MUST_CHECK int sr_engine_key_destroy(sr_engine *e, const sr_cmd_env *env, uint32_t id, uint32_t period_days,
                                         int64_t cut_ms, sr_errinfo *ei);
-/* An alarm raised, acknowledged or resolved (state). */
-SR_MUST_CHECK int sr_cmd_alarm(const sr_cmd_env *env, const char *alarm_id, sr_alarm_level level, const char *state,
-                               const char *source, const char *message, sr_buf *out);
+/* A step of an alarm (AlarmEvent, codecs/events.proto), env's operator:
+ * "raised" (rule, subject, level, source, message, auto_resolve: a new
+ * alarm of the condition, or a re-occurrence of its open one),
+ * "acknowledged" (id, comment) or "resolved" (id, or with id NULL the open
+ * alarm of rule and subject; comment; auto_resolved: by its rule). The
+ * engine refuses: no such alarm of env's operator, or no open alarm of the
+ * condition (SR_ENOTFOUND); a step it is past (SR_ECONFLICT); a bad rule,
+ * level or a text over 1000 bytes (SR_EINVAL). */
+typedef struct sr_alarm_step {
+    const char *state, *id, *rule, *subject, *source, *message, *comment;
+    sr_alarm_level level;
+    int auto_resolve, auto_resolved;
+} sr_alarm_step;
+SR_MUST_CHECK int sr_cmd_alarm(const sr_cmd_env *env, const sr_alarm_step *s, sr_buf *out);
 /* Documents: revision is the expected current one (0: any). */
 SR_MUST_CHECK int sr_cmd_doc_put(const sr_cmd_env *env, const char *collection, const char *doc_id,
                                  uint64_t revision, const void *json, size_t json_len, sr_buf *out);

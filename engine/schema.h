@@ -78,6 +78,15 @@
  *              2^32 events) -> duplicates (DUPSORT, DUPFIXED) of 12 bytes:
  *              the first 8 bytes of SHA-256(op \0 actor \0 message id), then
  *              the low 32 bits of the seq, both BE (sr__msgid_item)
+ *   alarms     (layout 11; issue #17, docs/monitoring.md "Alarms")
+ *              'A' hex16(seq) (the alarm's id: "A" and the seq of the event
+ *              that raised it, 16 upper-case hex digits, so key order is the
+ *              order alarms were raised in) -> op \0 packed AlarmEvent, the
+ *              alarm's whole state (apply.c apply_alarm);
+ *              1 op \0 rule \0 subject (a first byte no id starts with) ->
+ *              the id of the condition's open alarm (raised or
+ *              acknowledged; gone once resolved: one open alarm per
+ *              condition)
  *
  * Retention (engine/retention.c, docs/retention.md) deletes `series`
  * chunks, `latest` rows, `audit` rows and `msgidx` items by Retention
@@ -143,8 +152,13 @@
  *      truth), and so is a layout 8 index whose "sealed" differs from the
  *      open's (a key given to a plain index); a suiro of layout 6 refuses
  *      this index as newer.
+ *  11: (issue #17, ALARMS) the `alarms` database (each alarm's state and
+ *      the open alarm of each condition). An index of an older layout has
+ *      no rows for the alarm events its log holds, so it is rebuilt from the
+ *      log at a read-write open (its push-dropped alarms become alarms of
+ *      rule push-dropped); a suiro of an older layout refuses it as newer.
  */
-#define SR_INDEX_LAYOUT 8u
+#define SR_INDEX_LAYOUT 11u
 
 /* The databases whose values are sealed in a sealed index (layout 8,
  * engine/ixseal.h; docs/keys.md "What stays plaintext"): every one that
@@ -154,7 +168,8 @@
  * number). */
 #define SR_IXSEAL_DBS                                                                                      \
     SR_DB_MASTERS, SR_DB_POINTINFO, SR_DB_LATEST, SR_DB_SERIES, SR_DB_DOCS, SR_DB_FILES, SR_DB_REGISTRY,     \
-        SR_DB_REQUESTS, SR_DB_MONITORS, SR_DB_SESSIONS, SR_DB_USERS, SR_DB_POLICIES, SR_DB_PENDING, SR_DB_AUDIT
+        SR_DB_REQUESTS, SR_DB_MONITORS, SR_DB_SESSIONS, SR_DB_USERS, SR_DB_POLICIES, SR_DB_PENDING, SR_DB_AUDIT, \
+        SR_DB_ALARMS
 
 /* The databases: X(enum suffix, name, LMDB flags). "meta" stays first. */
 #define SR_INDEX_DBS(X)                            \
@@ -176,7 +191,8 @@
     X(POLICIES, "policies", 0)                     \
     X(PENDING, "pending", 0)                       \
     X(AUDIT, "audit", 0)                           \
-    X(PUSHQ, "pushq", 0)
+    X(PUSHQ, "pushq", 0)                           \
+    X(ALARMS, "alarms", 0)
 
 typedef enum sr_dbi {
 #define SR_X_(id, name, flags) SR_DB_##id,

@@ -286,6 +286,10 @@ SR_MUST_CHECK int sr_engine_policy_get(sr_engine *e, const char *op, sr_buf *pac
 SR_MUST_CHECK int sr_engine_push_mark(sr_engine *e, const char *op, const char *app, uint64_t *through);
 SR_MUST_CHECK int sr_engine_pending_get(sr_engine *e, const char *id, sr_buf *packed);
 SR_MUST_CHECK int sr_engine_pending_list(sr_engine *e, sr_buf *out, size_t *count);
+/* An alarm (op \0 packed AlarmEvent, its whole state) by id, and every
+ * alarm in the order they were raised (same framing; engine/alarms.c). */
+SR_MUST_CHECK int sr_engine_alarm_get(sr_engine *e, const char *id, sr_buf *packed);
+SR_MUST_CHECK int sr_engine_alarm_list(sr_engine *e, sr_buf *out, size_t *count);
 
 /* The audit trail (`audit`, engine/audit.c): rows in [from_ms, to_ms] that
  * match every filter given, in time order (newest_first: the reverse), at
