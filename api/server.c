@@ -79,6 +79,7 @@
 #include "api/gwif_http.h"
 #include "api/gwif_json.h"
 #include "api/loginguard.h"
+#include "api/alarms.h"
 #include "api/loopq.h"
 #include "api/pki.h"
 #include "api/push.h"
@@ -122,6 +123,7 @@ struct sr_server {
     sr_workq *workq; /* work proportional to data, off the loop (invariant 5) */
     sr_broker *broker;
     sr_push *push; /* push to apps (R-AP-17) */
+    sr_alarms *alarms; /* the alarm rules' evaluator (issue #17, api/alarms.h) */
     sr_loopq doneq; /* engine completions, from the writer thread */
     sr_loopq regq;  /* committed registry changes (the engine's registry hook; REVOCATION) */
     uv_signal_t sigint, sigterm;
@@ -1912,6 +1914,7 @@ static void on_tick(uv_timer_t *t)
     sr_server *s = t->data;
     backup_tick(s);
     retention_tick(s);
+    if (!s->stopping) sr_alarms_tick(s->alarms);
     uint64_t now = now_ms();
     for (conn *c = s->conns; c;) {
         conn *n = c->next;
@@ -2148,6 +2151,7 @@ int sr_server_open(const sr_config *cfg, sr_server **out, char *err, size_t errl
     sr_workq_limits wl = {cfg->work_running_max, cfg->work_running_per_op, cfg->work_queue_max,
                           cfg->work_queue_per_op, cfg->work_bytes_per_op};
     if ((rc = sr_workq_new(&s->loop, &wl, &s->workq))) goto fail;
+    if ((rc = sr_alarms_open(s->eng, &s->cfg, &s->alarms))) goto fail;
     uv_timer_init(&s->loop, &s->tick);
     s->tick.data = s;
     uv_timer_start(&s->tick, on_tick, 1000, 1000);
@@ -2293,6 +2297,7 @@ void sr_server_close(sr_server *s)
     sr_gwhttp_free(s->http);
     sr_broker_free(s->broker);
     sr_push_free(s->push);
+    sr_alarms_free(s->alarms); /* after the engine: its completions have run */
     sr_workq_free(s->workq);
     uv_loop_close(&s->loop);
     sr_loginguard_free(s->guard);

@@ -509,6 +509,12 @@ int sr_list_alarms(sr_engine *e, sr_rec *r)
 
 int sr_rec_next_alarm(sr_rec *r, sr_alarm *out) { NEXT_ONE(dec_alarm, out); }
 
+int sr_list_open_alarms(sr_engine *e, sr_rec *r)
+{
+    list_reset(r);
+    return sr_engine_alarm_open_list(e, &r->raw, &r->count);
+}
+
 const char *sr_alarm_level_name(sr_alarm_level l)
 {
     return l == SR_AL_WARNING ? "warning" : l == SR_AL_MINOR ? "minor" : l == SR_AL_MAJOR ? "major" : "unspecified";

@@ -264,6 +264,8 @@ SR_MUST_CHECK int sr_read_alarm(sr_engine *e, const char *id, sr_rec *r, sr_alar
 /* Every alarm, of every operator, in the order they were raised. */
 SR_MUST_CHECK int sr_list_alarms(sr_engine *e, sr_rec *r);
 int sr_rec_next_alarm(sr_rec *r, sr_alarm *out);
+/* The open alarms (raised or acknowledged) only: one per condition. */
+SR_MUST_CHECK int sr_list_open_alarms(sr_engine *e, sr_rec *r);
 /* "warning", "minor", "major"; and back (0, or -1). */
 const char *sr_alarm_level_name(sr_alarm_level l);
 int sr_alarm_level_parse(const char *s, sr_alarm_level *out);

@@ -290,6 +290,9 @@ SR_MUST_CHECK int sr_engine_pending_list(sr_engine *e, sr_buf *out, size_t *coun
  * alarm in the order they were raised (same framing; engine/alarms.c). */
 SR_MUST_CHECK int sr_engine_alarm_get(sr_engine *e, const char *id, sr_buf *packed);
 SR_MUST_CHECK int sr_engine_alarm_list(sr_engine *e, sr_buf *out, size_t *count);
+/* The open alarms (raised or acknowledged), one per condition, in the
+ * conditions' key order (op, rule, subject); same framing. */
+SR_MUST_CHECK int sr_engine_alarm_open_list(sr_engine *e, sr_buf *out, size_t *count);
 
 /* The audit trail (`audit`, engine/audit.c): rows in [from_ms, to_ms] that
  * match every filter given, in time order (newest_first: the reverse), at
