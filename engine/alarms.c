@@ -105,14 +105,27 @@ static int alarm_store(sr_engine *e, MDB_txn *t, const char *op, const AlarmEven
 
 /* On the writer: the logged event names the alarm it is a step of (its
  * readers, a notifier, need not derive it). Dies with the group's events. */
-static int name_alarm(sr_engine *e, AlarmEvent *a, const char *id)
+static int arena_str(sr_engine *e, char **dst, const char *src)
 {
-    size_t l = strlen(id);
+    size_t l = strlen(src);
     char *s = sr_arena_alloc(&e->ev.a, l + 1);
     if (!s) return SR_ENOMEM;
-    memcpy(s, id, l + 1);
-    a->alarm_id = s;
+    memcpy(s, src, l + 1);
+    *dst = s;
     return SR_OK;
+}
+
+static int name_alarm(sr_engine *e, AlarmEvent *a, const char *id) { return arena_str(e, &a->alarm_id, id); }
+
+/* On the writer: a step names its alarm's condition and level too (a
+ * notifier reads one event, not the index). */
+static int name_step(sr_engine *e, AlarmEvent *a, const char *id, const AlarmEvent *st)
+{
+    int rc = a->alarm_id[0] ? SR_OK : name_alarm(e, a, id);
+    if (!rc && !a->rule[0]) rc = arena_str(e, &a->rule, st->rule);
+    if (!rc && !a->subject[0]) rc = arena_str(e, &a->subject, st->subject);
+    if (!rc) a->level = st->level;
+    return rc;
 }
 
 static int text_ok(const char *s) { return strlen(s) <= ALARM_TEXT_MAX; }
@@ -229,7 +242,7 @@ static int alarm_step(sr_engine *e, MDB_txn *t, Event *ev, sr_result *r, int val
         ns.acked_by = ev->actor;
         ns.ack_comment = a->comment;
     }
-    if (validate && !a->alarm_id[0] && (rc = name_alarm(e, a, id))) {
+    if (validate && (rc = name_step(e, a, id, st))) {
         suiro__v1__alarm_event__free_unpacked(st, NULL);
         return rc;
     }

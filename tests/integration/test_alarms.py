@@ -1,0 +1,201 @@
+#!/usr/bin/python3
+"""tests/integration/test_alarms.py -- the alarm life cycle and the rules
+(issue #17, R-MO-3, R-MO-4; docs/monitoring.md "Alarms", "Clock") with the
+real `suiro`, its evaluator every second ([alarms] interval_s = 1):
+
+ 1. disk-free: the data directory on a tmpfs (/dev/shm) with a 64 MiB
+    filler; [alarms] disk_free_warning_mb is set 32 MiB above the free space
+    the server starts with, so the first evaluation raises a warning.
+    Later evaluations (seen through another rule's alarm) raise no second
+    alarm and append no event (its count stays 1).
+ 2. The life cycle through the Admin API: alice (a platform admin)
+    acknowledges it with a comment (who, when, comment kept; a second
+    acknowledgement is 409 naming alice); an operator admin of demo does not
+    see the platform's alarm (404, an empty list). The filler is removed:
+    the condition clears and the rule resolves the alarm itself
+    (autoResolved, by system).
+ 3. clock-unsync and clock-jump through the test hook SUIRO_TEST_ALARM_CLOCK
+    (a file: a wall-clock offset in ms, the kernel's synchronisation as the
+    rule sees it): unsynchronised raises clock-unsync, synchronised again
+    resolves it; a 5 s offset is a jump: clock-jump (major, not resolved by
+    its rule) raised, then resolved with `suiro admin alarms resolve
+    --comment`; `suiro admin alarms list --query` filters.
+ 4. Every step is an AlarmEvent in the log (`suiro replay --kind alarm`),
+    with who and the comment; disk-free was raised by exactly one event.
+    After a restart the alarms read the same.
+usage: test_alarms.py SUIRO_BIN"""
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+BIN = sys.argv[1]
+SHM = "/dev/shm"
+T = tempfile.mkdtemp(prefix="suiro-alarms-", dir=SHM if os.path.isdir(SHM) else None)
+D = os.path.join(T, "data")
+LOG = os.path.join(T, "server.log")
+HOOK = os.path.join(T, "clock")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import srtest  # noqa: E402
+from srtest import Checks, code, finish, start_server, stop_server, wait_until  # noqa: E402
+
+check = Checks()
+procs = []
+MiB = 1024 * 1024
+
+
+def free_mib(path):
+    v = os.statvfs(path)
+    return v.f_bavail * v.f_frsize // MiB
+
+
+def hook(offset_ms, unsync):
+    with open(HOOK + ".new", "w") as f:
+        f.write("%d %d\n" % (offset_ms, unsync))
+    os.replace(HOOK + ".new", HOOK)
+
+
+def alarms(api, query=""):
+    st, b = api.call("GET", "/admin/v1/alarms" + query)
+    return b.get("alarms") if st == 200 and isinstance(b, dict) else None
+
+
+def one(api, rule, state=None):
+    """the newest alarm of rule (in state), or None"""
+    got = [a for a in (alarms(api, "?rule=" + rule) or []) if state is None or a["state"] == state]
+    return got[-1] if got else None
+
+
+def cli(*args, token=None, url=None):
+    env = dict(os.environ, SUIRO_TOKEN=token or "", SUIRO_URL=url or "")
+    r = subprocess.run([BIN, "admin"] + list(args), capture_output=True, text=True, env=env)
+    try:
+        return r.returncode, json.loads(r.stdout), r.stderr
+    except ValueError:
+        return r.returncode, r.stdout, r.stderr
+
+
+try:
+    temps = srtest.init_with_admins(BIN, D, demo=True, second="bob")
+    filler = os.path.join(T, "filler")
+    with open(filler, "wb") as f:
+        for _ in range(64):
+            f.write(b"\xa5" * MiB)
+        f.flush()
+        os.fsync(f.fileno())
+    warn_mb = free_mib(D) + 32
+    hook(0, 0)
+    cfg = os.path.join(T, "suiro.ini")
+    with open(cfg, "w") as f:
+        f.write("[engine]\ndata_dir = %s\n[mqtt]\nlisten = 127.0.0.1:0\n[http]\nlisten = 127.0.0.1:0\n"
+                "[alarms]\ninterval_s = 1\ndisk_free_warning_pct = 0\ndisk_free_minor_pct = 0\n"
+                "disk_free_major_pct = 0\ndisk_free_warning_mb = %d\nclock_jump_ms = 1000\n"
+                "writer_queue_warning = 0\n" % (D, warn_mb))
+    env = dict(os.environ, SUIRO_TEST_ALARM_CLOCK=HOOK)
+    srv, ports = start_server(BIN, D, LOG, config=cfg, env=env)
+    procs.append(srv)
+    hp = ports["http"]
+    url = "http://127.0.0.1:%d" % hp
+    alice = srtest.admin_session(hp, "admin", temps[0], "alices-own-password-1")
+    bob = srtest.admin_session(hp, "bob", temps[1], "bobs-own-password-22")
+    da = srtest.admin_new_user(hp, alice, "da1", "operator", "demo", ["operator_admin"], "da1-own-password-1", bob)
+
+    # ---- 1. disk-free raised once
+    check("disk-free: the first evaluation raises a warning (free below disk_free_warning_mb)",
+          wait_until(lambda: one(alice, "disk-free"), 20, 0.1), alarms(alice))
+    a = one(alice, "disk-free")
+    check("disk-free: raised, warning, the platform's, by system, resolves itself, count 1",
+          a["state"] == "raised" and a["level"] == "warning" and a["operatorId"] == "" and a["raisedBy"] == "system"
+          and a["autoResolve"] is True and a["count"] == 1 and a["alarmId"].startswith("A") and "MiB free" in a["message"],
+          a)
+    aid = a["alarmId"]
+    hook(0, 1)  # the kernel says: unsynchronised
+    check("clock-unsync: raised while the kernel reports the clock unsynchronised",
+          wait_until(lambda: one(alice, "clock-unsync", "raised"), 20, 0.1), alarms(alice))
+    # the evaluation that raised clock-unsync evaluated disk-free again
+    b = one(alice, "disk-free")
+    check("disk-free: later evaluations raise no second alarm and no re-occurrence (count 1)",
+          len(alarms(alice, "?rule=disk-free")) == 1 and b["count"] == 1 and b["alarmId"] == aid, alarms(alice))
+    st, b = alice.call("GET", "/admin/v1/alarms/" + aid)
+    check("GET /admin/v1/alarms/{id}", st == 200 and b["alarmId"] == aid and b["rule"] == "disk-free", (st, b))
+
+    # ---- 2. acknowledge, who may, auto-resolve
+    st, b = alice.call("POST", "/admin/v1/alarms/%s/ack" % aid, {"comment": "ordering disks"})
+    check("ack with a comment: 200, acknowledged by alice's user with the comment",
+          st == 200 and b["state"] == "acknowledged" and b["acknowledgedBy"] == "admin"
+          and b["acknowledgeComment"] == "ordering disks" and "acknowledgedAt" in b, (st, b))
+    st, b = alice.call("GET", "/admin/v1/alarms/" + aid)
+    check("the acknowledgement is stored (GET shows it)",
+          st == 200 and b["state"] == "acknowledged" and b["acknowledgedBy"] == "admin", (st, b))
+    st, b = bob.call("POST", "/admin/v1/alarms/%s/ack" % aid, {})
+    check("a second ack: 409 E3002 naming who acknowledged it",
+          st == 409 and code(b) == "E3002" and "by admin" in b["result"]["message"], (st, b))
+    st, b = alice.call("POST", "/admin/v1/alarms/%s/ack" % aid, {"comment": 7})
+    check("a comment that is not a string: 400 E1001", st == 400 and code(b) == "E1001", (st, b))
+    st, b = da.call("GET", "/admin/v1/alarms/" + aid)
+    check("an operator admin does not see the platform's alarm: 404", st == 404 and code(b) == "E3001", (st, b))
+    st, b = da.call("POST", "/admin/v1/alarms/%s/resolve" % aid, {})
+    check("... nor resolves it: 404", st == 404, (st, b))
+    check("... and its list is empty", alarms(da) == [], alarms(da))
+    st, b = alice.call("GET", "/admin/v1/alarms?state=bogus")
+    check("a bad filter: 400 E1001 naming state", st == 400 and code(b) == "E1001" and "state" in json.dumps(b), (st, b))
+    os.remove(filler)
+    check("disk-free: the filler removed, the rule resolves the alarm itself",
+          wait_until(lambda: (one(alice, "disk-free") or {}).get("state") == "resolved", 20, 0.1), alarms(alice))
+    b = one(alice, "disk-free")
+    check("... autoResolved, by system, after alice's acknowledgement",
+          b["autoResolved"] is True and b["resolvedBy"] == "system" and b["acknowledgedBy"] == "admin", b)
+
+    # ---- 3. the clock
+    hook(0, 0)
+    check("clock-unsync: synchronised again, the rule resolves it",
+          wait_until(lambda: (one(alice, "clock-unsync") or {}).get("state") == "resolved", 20, 0.1), alarms(alice))
+    hook(5000, 0)
+    check("clock-jump: a 5 s jump of the wall clock raises a major alarm",
+          wait_until(lambda: one(alice, "clock-jump"), 20, 0.1), alarms(alice))
+    j = one(alice, "clock-jump")
+    check("clock-jump: major, not resolved by its rule, the jump in its message",
+          j["level"] == "major" and j["autoResolve"] is False and "+5" in j["message"], j)
+    rc, b, err = cli("alarms", "list", "--query", "level=major&state=open", token=alice.token, url=url)
+    check("`suiro admin alarms list --query level=major&state=open`: the clock jump only",
+          rc == 0 and [x["rule"] for x in b["alarms"]] == ["clock-jump"], (rc, b, err))
+    rc, b, err = cli("alarms", "resolve", j["alarmId"], "--comment", "ntp fixed", token=alice.token, url=url)
+    check("`suiro admin alarms resolve ID --comment`: resolved by alice's user with the comment",
+          rc == 0 and b["state"] == "resolved" and b["resolvedBy"] == "admin" and b["resolveComment"] == "ntp fixed",
+          (rc, b, err))
+    rc, b, err = cli("alarms", "show", j["alarmId"], token=alice.token, url=url)
+    check("`suiro admin alarms show ID`", rc == 0 and b["state"] == "resolved" and b["autoResolved"] is False,
+          (rc, b, err))
+    before = {x["alarmId"]: x for x in alarms(alice)}
+    stop_server(srv)
+    procs.remove(srv)
+
+    # ---- 4. the log
+    r = subprocess.run([BIN, "replay", D, "--kind", "alarm"], capture_output=True, text=True)
+    evs = [json.loads(ln) for ln in r.stdout.splitlines() if ln.strip()]
+    steps = [(e["alarm"].get("rule"), e["alarm"].get("state"), e["actor"], e["alarm"].get("comment", ""),
+              e["alarm"].get("auto_resolved", False)) for e in evs]
+    want = [("disk-free", "raised", "system", "", False),
+            ("clock-unsync", "raised", "system", "", False),
+            ("disk-free", "acknowledged", "admin", "ordering disks", False),  # the writer names the rule
+            ("disk-free", "resolved", "system", steps[3][3] if len(steps) > 3 else "", True),
+            ("clock-unsync", "resolved", "system", steps[4][3] if len(steps) > 4 else "", True),
+            ("clock-jump", "raised", "system", "", False),
+            ("clock-jump", "resolved", "admin", "ntp fixed", False)]
+    check("every step is an AlarmEvent in the log, in order, with who and the comment (disk-free raised once)",
+          r.returncode == 0 and steps == want, (r.returncode, steps, r.stderr))
+    check("an acknowledgement in the log names the alarm's level (filled in by the writer)",
+          [e["alarm"].get("level") for e in evs if e["alarm"].get("state") == "acknowledged"] == ["AL_WARNING"], evs)
+    check("the log's steps name their alarm", all(e["alarm"].get("alarm_id", "").startswith("A") for e in evs), evs)
+    srv, ports = start_server(BIN, D, LOG, config=cfg, env=env)
+    procs.append(srv)
+    alice = srtest.admin_session(ports["http"], "admin", "alices-own-password-1")
+    after = {x["alarmId"]: x for x in (alarms(alice, "?state=resolved") or [])}
+    check("after a restart the alarms read the same", set(after) == set(before) and all(
+        after[k]["state"] == before[k]["state"] and after[k]["count"] == before[k]["count"] for k in before),
+        (before, after))
+except Exception as e:  # noqa: BLE001
+    check.failed(e)
+finally:
+    finish(check, T, procs)
