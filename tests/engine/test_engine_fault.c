@@ -43,20 +43,25 @@
  * the keyring holds but the log lost is a key no record uses). Every
  * engine here has a master key, so every record is sealed by a data key
  * and the writer's own KeyEvents ("created") count with its checkpoints.
- * Command 16 (RETENTION_CMD = NCMD - 4) is a Retention event (issue #16,
+ * Command 16 (RETENTION_CMD = NCMD - 5) is a Retention event (issue #16,
  * docs/retention.md) cutting op1's data-class chunks wholly before
  * RET_CUT: after the reopen, when it was acknowledged each point answers a
  * subset of the model that holds every value at or after RET_CUT and fewer
  * before it; when it was not, exactly the model (check_range). Command 17
- * (KEY_DESTROY_CMD = NCMD - 3) destroys op9's retired data key (a KeyEvent
+ * (KEY_DESTROY_CMD = NCMD - 4) destroys op9's retired data key (a KeyEvent
  * "destroy", the command sr_engine_key_destroy sends; docs/keys.md "Retention
  * and erasure"): the base gave op9 a document, deleted it, and rotated op9's
  * data key, so nothing in the index comes from that key's records. After the
  * reopen the log holds the "destroyed" KeyEvent exactly when it was
  * acknowledged, a tombstone in the keyring only with it (the command alone
  * writes none: a replay of the event or the next sweep does), the key's two
- * records read as erased once it is one, and the index equals a rebuild. The
- * last two commands (18, 19) are the duplicate pair (single events whatever
+ * records read as erased once it is one, and the index equals a rebuild.
+ * Command 18 (ALARM_CMD = NCMD - 3; issue #17, engine/alarms.c) acknowledges,
+ * with a comment, the alarm the base raised for op1 (an AlarmEvent, the
+ * `alarms` database): after the reopen the alarm is acknowledged by "admin"
+ * with that comment exactly when the command was acknowledged, else still
+ * raised, and it stays the condition's one open alarm either way. The
+ * last two commands (19, 20) are the duplicate pair (single events whatever
  * NCMD is). */
 #include <criterion/criterion.h>
 #include <dirent.h>
@@ -96,7 +101,7 @@ TestSuite(engine_fault, .init = setup, .fini = teardown, .timeout = 900);
 
 /* REPLAY_MAX: a heads checkpoint every 2 events and at each clean close
  * (docs/durability.md section 8), so they fall among the faults too */
-enum { NPOINTS = 3, NCMD = 20, HEAD_MAX = 8, REPLAY_MAX = 4 };
+enum { NPOINTS = 3, NCMD = 21, HEAD_MAX = 8, REPLAY_MAX = 4 };
 
 static const sr_vtype TYPES[NPOINTS] = {SR_VT_NUMBER, SR_VT_INTEGER, SR_VT_BOOL};
 static int64_t fixed_clock(void) { return 1700000000000; }
@@ -245,6 +250,7 @@ typedef struct fixture {
     et_model *m;          /* the base content */
     uint64_t base_events; /* events in the base log */
     uint32_t op9_key;     /* op9's retired data key (command 17 destroys it) */
+    char alarm_id[20];    /* the alarm the base raised for op1 (command 18 acknowledges it) */
     command cmds[NCMD];
 } fixture;
 
@@ -488,7 +494,7 @@ static void build_backup(fixture *f)
  * of the fixture) cutting the chunks wholly before RET_CUT: the base's
  * first chunk of each point (its first 10 values) and nothing at or after
  * RET_CUT. No values for the model: check_range knows what it may cut. */
-enum { RETENTION_CMD = NCMD - 4 };
+enum { RETENTION_CMD = NCMD - 5 };
 static const int64_t RET_CUT = 1600000000000 + 20500;
 static void build_retention(fixture *f)
 {
@@ -565,7 +571,7 @@ static void base_op9(sr_engine *e, fixture *f)
 
 /* Command 17: the retention sweep's destruction of op9's retired data key
  * (what sr_engine_key_destroy appends before it writes the tombstone). */
-enum { KEY_DESTROY_CMD = NCMD - 3 };
+enum { KEY_DESTROY_CMD = NCMD - 4 };
 _Static_assert(KEY_DESTROY_CMD == 17 && (int)KEY_DESTROY_CMD > (int)RETENTION_CMD, "after the retention, before the duplicate pair");
 static void build_key_destroy(fixture *f)
 {
@@ -581,6 +587,44 @@ static void build_key_destroy(fixture *f)
     cm->lens[0] = cm->bytes.len;
 }
 
+/* The base's alarm: op1's disk-free condition raised by the system (its id
+ * into f->alarm_id). */
+static void base_alarm(sr_engine *e, fixture *f)
+{
+    const sr_cmd_env env = {"op1", "system", SR_ACTOR_SYSTEM, NULL, "alarms"};
+    const sr_alarm_step st = {.state = "raised", .rule = "disk-free", .level = SR_AL_MINOR, .source = "alarms",
+                              .message = "8% free", .auto_resolve = 1};
+    sr_buf b;
+    sr_buf_init(&b);
+    cr_assert_eq(sr_cmd_alarm(&env, &st, &b), SR_OK);
+    size_t len = b.len;
+    sr_result res;
+    cr_assert_eq(et_submit(e, &b, &len, 1, &res), SR_OK, "%s", res.err.msg);
+    sr_buf_release(&b);
+    sr_rec r = SR_REC_INIT;
+    sr_alarm a;
+    cr_assert_eq(sr_list_alarms(e, &r), SR_OK);
+    cr_assert_eq(sr_rec_next_alarm(&r, &a), 1);
+    snprintf(f->alarm_id, sizeof f->alarm_id, "%s", a.id);
+    sr_rec_close(&r);
+}
+
+/* Command 18: "admin" acknowledges the base's alarm with a comment. */
+enum { ALARM_CMD = NCMD - 3 };
+_Static_assert(ALARM_CMD == 18 && (int)ALARM_CMD > (int)KEY_DESTROY_CMD, "after the key's destruction, before the duplicate pair");
+static void build_alarm_ack(fixture *f)
+{
+    command *cm = &f->cmds[ALARM_CMD];
+    cm->bytes.len = 0;
+    cm->nev = 1;
+    cm->user[0] = 0;
+    cm->ns[0] = cm->nx[0] = 0;
+    const sr_cmd_env env = {"op1", "admin", SR_ACTOR_USER, cm->msgid[0] ? cm->msgid : NULL, "127.0.0.1"};
+    const sr_alarm_step st = {.state = "acknowledged", .id = f->alarm_id, .comment = "on it"};
+    cr_assert_eq(sr_cmd_alarm(&env, &st, &cm->bytes), SR_OK);
+    cm->lens[0] = cm->bytes.len;
+}
+
 /* The base database: masters and 40 samples per point (chunks flushed),
  * closed; the model holds them. */
 static void fixture_init(fixture *f)
@@ -592,6 +636,7 @@ static void fixture_init(fixture *f)
     cr_assert_eq(et_setup_masters(e, "op1", NPOINTS, TYPES, NPOINTS), SR_OK);
     base_pending(e);
     base_op9(e, f);
+    base_alarm(e, f);
     int64_t clock[NPOINTS];
     tu_rng r = {5};
     for (int k = 0; k < NPOINTS; k++) {
@@ -619,6 +664,7 @@ static void fixture_init(fixture *f)
     build_key_rotation(f);
     build_retention(f);
     build_key_destroy(f);
+    build_alarm_ack(f);
 }
 
 static void fixture_release(fixture *f)
@@ -915,6 +961,20 @@ static void check_db(fixture *f, const outcome *out, const char *ctx)
         cr_assert(!gone || destroyed, "%s: op9's key is destroyed without its KeyEvent in the log", ctx);
         cr_assert_eq(erased, gone ? 2 : 0, "%s: %" PRIu64 " erased records (key destroyed: %d)", ctx, erased, gone);
         sr_keyring_close(kr);
+    }
+    /* command 18's acknowledgement: there exactly when acknowledged; the
+     * alarm open either way (the condition's one) */
+    {
+        sr_rec alr = SR_REC_INIT;
+        sr_alarm al;
+        cr_assert_eq(sr_read_alarm(e, f->alarm_id, &alr, &al), SR_OK, "%s: the base's alarm", ctx);
+        int acked = out->acked_cmd[ALARM_CMD];
+        cr_assert_str_eq(al.state, acked ? "acknowledged" : "raised", "%s: the alarm is %s, its ack acknowledged %d", ctx,
+                         al.state, acked);
+        cr_assert(!acked || (!strcmp(al.acked_by, "admin") && !strcmp(al.ack_comment, "on it")), "%s: who, comment", ctx);
+        cr_assert_eq(sr_list_open_alarms(e, &alr), SR_OK);
+        cr_assert_eq(sr_rec_count(&alr), 1, "%s: one open alarm", ctx);
+        sr_rec_close(&alr);
     }
     uint8_t live[32], rebuilt[32];
     cr_assert_eq(sr_engine_content_hash(e, live), SR_OK);
