@@ -41,6 +41,7 @@ static void eval_disk_free(struct sr_alarms *a, found_fn found);
 static void eval_writer_queue(struct sr_alarms *a, found_fn found);
 static void eval_clock_unsync(struct sr_alarms *a, found_fn found);
 static void eval_clock_jump(struct sr_alarms *a, found_fn found);
+static void eval_no_data(struct sr_alarms *a, found_fn found);
 
 /* The rules: X(name, highest level, resolves itself, the platform's, evaluator (NULL: raised elsewhere), what) */
 #define SR_ALARM_RULES(X)                                                                                         \
@@ -52,6 +53,8 @@ static void eval_clock_jump(struct sr_alarms *a, found_fn found);
       "the kernel reports the clock unsynchronised (adjtimex: TIME_ERROR or STA_UNSYNC)")                        \
     X("clock-jump", SR_AL_MAJOR, 0, 1, eval_clock_jump,                                                          \
       "the wall clock moved against the monotonic clock by more than [alarms] clock_jump_ms between evaluations") \
+    X("no-data", SR_AL_MINOR, 1, 0, eval_no_data,                                                               \
+      "a data point's newest value is older than [alarms] no_data_s (its latest row; a slice of the points per evaluation)") \
     X("push-dropped", SR_AL_MINOR, 0, 0, NULL, "an app's push queue dropped messages (api/push.c)")
 
 typedef struct rule {
@@ -87,6 +90,9 @@ struct sr_alarms {
     size_t nconds, capconds;
     int have_drift;
     int64_t drift_ms;         /* wall - monotonic at the last evaluation */
+    uint32_t nd_next;         /* no-data: the point the next slice starts from */
+    found_fn nd_found;
+    int64_t nd_now;
     int test_unsync;          /* the test hook's (-1: none) */
     int64_t test_offset_ms;
 };
@@ -145,10 +151,17 @@ static void submit(sr_alarms *a, const char *op, const sr_alarm_step *st)
     sr_buf_release(&b);
 }
 
-static cond *cond_get(sr_alarms *a, const char *op, const char *subject)
+static cond *cond_find(sr_alarms *a, const char *op, const char *subject)
 {
     for (size_t i = 0; i < a->nconds; i++)
         if (!strcmp(a->conds[i].op, op) && !strcmp(a->conds[i].subject, subject)) return &a->conds[i];
+    return NULL;
+}
+
+static cond *cond_get(sr_alarms *a, const char *op, const char *subject)
+{
+    cond *f = cond_find(a, op, subject);
+    if (f) return f;
     if (a->nconds == a->capconds) {
         size_t cap = a->capconds ? a->capconds * 2 : 8;
         cond *n = realloc(a->conds, cap * sizeof *n);
@@ -287,6 +300,39 @@ static void eval_clock_unsync(sr_alarms *a, found_fn fn)
     }
     fn(a, "", "", uns ? SR_AL_MINOR : 0,
        uns ? "the kernel reports the system clock unsynchronised (adjtimex)" : "the clock is synchronised again");
+}
+
+enum { NO_DATA_SLICE = 4096 }; /* latest rows one evaluation visits at most (invariant 3: bounded work) */
+
+static int no_data_one(void *ctx, const char *op, const char *data_id, uint32_t point, int64_t ts)
+{
+    (void)point;
+    sr_alarms *a = ctx;
+    int64_t age = a->nd_now - ts, lim = (int64_t)a->cfg->alarms_no_data_s * 1000;
+    if (age > lim) {
+        char msg[160];
+        snprintf(msg, sizeof msg, "no value from %s for %" PRId64 " s (its newest value's time; over %u s)", data_id,
+                 age / 1000, a->cfg->alarms_no_data_s);
+        a->nd_found(a, op, data_id, SR_AL_MINOR, msg);
+    } else {
+        cond *c = cond_find(a, op, data_id); /* only an open alarm has something to clear */
+        if (c && c->open) a->nd_found(a, op, data_id, 0, "values again");
+    }
+    return 0;
+}
+
+/* a slice of the latest rows from where the last one stopped (invariant 3) */
+static void eval_no_data(sr_alarms *a, found_fn fn)
+{
+    if (!a->cfg->alarms_no_data_s) return;
+    struct timespec w;
+    clock_gettime(CLOCK_REALTIME, &w);
+    a->nd_now = (int64_t)w.tv_sec * 1000 + w.tv_nsec / 1000000 + a->test_offset_ms;
+    a->nd_found = fn;
+    uint32_t next = 0;
+    int rc = sr_engine_latest_each(a->eng, a->nd_next, NO_DATA_SLICE, no_data_one, a, &next);
+    if (rc) sr_slog(SR_LOG_WARN, "alarm rule no-data not evaluated", "error=%s", sr_err_name(rc));
+    a->nd_next = rc ? 0 : next;
 }
 
 static void eval_clock_jump(sr_alarms *a, found_fn fn)

@@ -169,6 +169,8 @@
       "writer-queue: a warning above this many commands waiting for the writer; 0: off")                              \
     U(alarms, clock_sync_check, alarms_clock_sync_check, 1, 0, 1,                                                     \
       "clock-unsync: 1 raises it while the kernel reports the clock unsynchronised (adjtimex); 0: off")               \
+    U(alarms, no_data_s, alarms_no_data_s, 0, 0, 315360000,                                                           \
+      "no-data: a data point whose newest value is older than this many seconds; 0: off")                             \
     U(alarms, clock_jump_ms, alarms_clock_jump_ms, 2000, 0, 86400000,                                                 \
       "clock-jump: the wall clock moving this much against the monotonic clock between evaluations; 0: off")          \
     S(crypto, signature, crypto_signature, 32, "ES256",                                                                \

@@ -20,7 +20,11 @@ real `suiro`, its evaluator every second ([alarms] interval_s = 1):
     resolves it; a 5 s offset is a jump: clock-jump (major, not resolved by
     its rule) raised, then resolved with `suiro admin alarms resolve
     --comment`; `suiro admin alarms list --query` filters.
- 4. Every step is an AlarmEvent in the log (`suiro replay --kind alarm`),
+ 4. no-data: a value of demo's P001 two minutes old raises an alarm of
+    demo ([alarms] no_data_s = 30) that demo's operator admin sees and
+    acknowledges (the platform admin does not see it); a newer value
+    resolves it.
+ 5. Every step is an AlarmEvent in the log (`suiro replay --kind alarm`),
     with who and the comment; disk-free was raised by exactly one event.
     After a restart the alarms read the same.
 usage: test_alarms.py SUIRO_BIN"""
@@ -29,6 +33,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 
 BIN = sys.argv[1]
 SHM = "/dev/shm"
@@ -90,7 +95,7 @@ try:
     with open(cfg, "w") as f:
         f.write("[engine]\ndata_dir = %s\n[mqtt]\nlisten = 127.0.0.1:0\n[http]\nlisten = 127.0.0.1:0\n"
                 "[alarms]\ninterval_s = 1\ndisk_free_warning_pct = 0\ndisk_free_minor_pct = 0\n"
-                "disk_free_major_pct = 0\ndisk_free_warning_mb = %d\nclock_jump_ms = 1000\n"
+                "disk_free_major_pct = 0\ndisk_free_warning_mb = %d\nclock_jump_ms = 1000\nno_data_s = 30\n"
                 "writer_queue_warning = 0\n" % (D, warn_mb))
     env = dict(os.environ, SUIRO_TEST_ALARM_CLOCK=HOOK)
     srv, ports = start_server(BIN, D, LOG, config=cfg, env=env)
@@ -147,7 +152,32 @@ try:
     check("... autoResolved, by system, after alice's acknowledgement",
           b["autoResolved"] is True and b["resolvedBy"] == "system" and b["acknowledgedBy"] == "admin", b)
 
-    # ---- 3. the clock
+    # ---- 3. no-data: a data point of demo whose newest value is older than no_data_s
+    st, _, body, _ = srtest.http_once(hp, "POST", "/gw/v1/sessions",
+                                      {"operatorId": "demo", "gatewayId": "GW001", "secret": "demo-gw001-secret"})
+    gw = json.loads(body).get("token") if st == 201 else None
+
+    def send(offset_s, mid):
+        ts = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(time.time() + offset_s))
+        st, _, body, _ = srtest.http_once(hp, "POST", "/gw/v1/measurements", srtest.gw_envelope(
+            "GW_MEASUREMENTS", mid, {"values": [{"dataId": "P001", "timestamp": ts, "value": 1.5, "quality": "GOOD"}]}),
+            gw)
+        return st
+    check("GW001 stores a value of P001 from 2 minutes ago", send(-120, "nd-1") == 200)
+    check("no-data: raised for P001, an alarm of demo (minor, subject P001)",
+          wait_until(lambda: one(da, "no-data"), 20, 0.1), alarms(da))
+    n = one(da, "no-data")
+    check("... of operator demo, its subject the data point, no data for about 120 s",
+          n["operatorId"] == "demo" and n["subject"] == "P001" and n["level"] == "minor" and "P001" in n["message"], n)
+    check("the platform admin does not see demo's alarm (setup.read on demo is demo's)",
+          not [x for x in alarms(alice) if x["rule"] == "no-data"], alarms(alice))
+    st, b = da.call("POST", "/admin/v1/alarms/%s/ack" % n["alarmId"], {"comment": "checking GW001"})
+    check("demo's operator admin acknowledges its alarm", st == 200 and b["acknowledgedBy"] == "da1", (st, b))
+    check("GW001 sends a newer value of P001", send(60, "nd-2") == 200)
+    check("no-data: the rule resolves it once P001 has a newer value",
+          wait_until(lambda: (one(da, "no-data") or {}).get("state") == "resolved", 20, 0.1), alarms(da))
+
+    # ---- 4. the clock
     hook(0, 0)
     check("clock-unsync: synchronised again, the rule resolves it",
           wait_until(lambda: (one(alice, "clock-unsync") or {}).get("state") == "resolved", 20, 0.1), alarms(alice))
@@ -167,11 +197,11 @@ try:
     rc, b, err = cli("alarms", "show", j["alarmId"], token=alice.token, url=url)
     check("`suiro admin alarms show ID`", rc == 0 and b["state"] == "resolved" and b["autoResolved"] is False,
           (rc, b, err))
-    before = {x["alarmId"]: x for x in alarms(alice)}
+    before = {x["alarmId"]: x for x in alarms(alice) + alarms(da)}
     stop_server(srv)
     procs.remove(srv)
 
-    # ---- 4. the log
+    # ---- 5. the log
     r = subprocess.run([BIN, "replay", D, "--kind", "alarm"], capture_output=True, text=True)
     evs = [json.loads(ln) for ln in r.stdout.splitlines() if ln.strip()]
     steps = [(e["alarm"].get("rule"), e["alarm"].get("state"), e["actor"], e["alarm"].get("comment", ""),
@@ -180,18 +210,22 @@ try:
             ("clock-unsync", "raised", "system", "", False),
             ("disk-free", "acknowledged", "admin", "ordering disks", False),  # the writer names the rule
             ("disk-free", "resolved", "system", steps[3][3] if len(steps) > 3 else "", True),
-            ("clock-unsync", "resolved", "system", steps[4][3] if len(steps) > 4 else "", True),
+            ("no-data", "raised", "system", "", False),
+            ("no-data", "acknowledged", "da1", "checking GW001", False),
+            ("no-data", "resolved", "system", "values again", True),
+            ("clock-unsync", "resolved", "system", "the clock is synchronised again", True),
             ("clock-jump", "raised", "system", "", False),
             ("clock-jump", "resolved", "admin", "ntp fixed", False)]
     check("every step is an AlarmEvent in the log, in order, with who and the comment (disk-free raised once)",
           r.returncode == 0 and steps == want, (r.returncode, steps, r.stderr))
     check("an acknowledgement in the log names the alarm's level (filled in by the writer)",
-          [e["alarm"].get("level") for e in evs if e["alarm"].get("state") == "acknowledged"] == ["AL_WARNING"], evs)
+          [e["alarm"].get("level") for e in evs if e["alarm"].get("state") == "acknowledged"] == ["AL_WARNING", "AL_MINOR"], evs)
     check("the log's steps name their alarm", all(e["alarm"].get("alarm_id", "").startswith("A") for e in evs), evs)
     srv, ports = start_server(BIN, D, LOG, config=cfg, env=env)
     procs.append(srv)
     alice = srtest.admin_session(ports["http"], "admin", "alices-own-password-1")
-    after = {x["alarmId"]: x for x in (alarms(alice, "?state=resolved") or [])}
+    da = srtest.admin_session(ports["http"], "da1", "da1-own-password-1")
+    after = {x["alarmId"]: x for x in (alarms(alice, "?state=resolved") or []) + (alarms(da) or [])}
     check("after a restart the alarms read the same", set(after) == set(before) and all(
         after[k]["state"] == before[k]["state"] and after[k]["count"] == before[k]["count"] for k in before),
         (before, after))
