@@ -29,6 +29,7 @@
  */
 #include "api/admin_int.h"
 
+#include "api/alarms.h"
 #include "api/httpu.h"
 #include "codecs/rfc3339.h"
 #include "engine/records.h"
@@ -46,7 +47,7 @@ static int allowed(const sr_route_call *c, const sr_alarm *a, int manage)
     return sr_admin_allows(c, act, &t);
 }
 
-static json_t *alarm_json(const sr_alarm *a)
+json_t *sr_alarm_json(const sr_alarm *a)
 {
     json_t *o = json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:i,s:b,s:s}", "alarmId", a->id, "operatorId", a->op,
                           "rule", a->rule, "subject", a->subject, "level", sr_alarm_level_name(a->level), "state",
@@ -69,44 +70,47 @@ static json_t *alarm_json(const sr_alarm *a)
     return o;
 }
 
-typedef struct filter {
-    char op[72], state[16], rule[72];
-    int level;             /* 0: any */
-    int64_t since, until;  /* 0: open */
-} filter;
-
-static int query_time(const sr_route_call *c, const char *name, int64_t *ms)
+static int query_time(h2o_req_t *req, const char *name, int64_t *ms)
 {
     char v[64];
-    int k = sr_http_query(c->req, name, v, sizeof v);
-    if (k == 0) return 0;
-    if (k < 0 || sr_rfc3339_parse(v, strlen(v), ms)) {
-        sr_admin_bad_field(c, name, "an RFC 3339 time");
-        return -1;
-    }
-    return 0;
+    int k = sr_http_query(req, name, v, sizeof v);
+    return k == 0 ? 0 : k < 0 || sr_rfc3339_parse(v, strlen(v), ms) ? -1 : 0;
 }
 
-/* the list's query; 0, or -1 answered */
-static int filter_parse(const sr_route_call *c, filter *f)
+int sr_alarm_filter_parse(h2o_req_t *req, sr_alarm_filter *f, const char **field, const char **why)
 {
     memset(f, 0, sizeof *f);
     char lv[16] = "";
-    if (sr_http_query(c->req, "operator", f->op, sizeof f->op) < 0) return sr_admin_bad_field(c, "operator", "too long"), -1;
-    if (sr_http_query(c->req, "rule", f->rule, sizeof f->rule) < 0) return sr_admin_bad_field(c, "rule", "too long"), -1;
-    if (sr_http_query(c->req, "state", f->state, sizeof f->state) < 0 ||
+    *field = "operator", *why = "too long";
+    if (sr_http_query(req, "operator", f->op, sizeof f->op) < 0) return -1;
+    *field = "rule";
+    if (sr_http_query(req, "rule", f->rule, sizeof f->rule) < 0) return -1;
+    *field = "state", *why = "one of open, raised, acknowledged, resolved";
+    if (sr_http_query(req, "state", f->state, sizeof f->state) < 0 ||
         (f->state[0] && strcmp(f->state, "open") && strcmp(f->state, "raised") && strcmp(f->state, "acknowledged") &&
          strcmp(f->state, "resolved")))
-        return sr_admin_bad_field(c, "state", "one of open, raised, acknowledged, resolved"), -1;
+        return -1;
     sr_alarm_level l;
-    if (sr_http_query(c->req, "level", lv, sizeof lv) < 0 || (lv[0] && sr_alarm_level_parse(lv, &l)))
-        return sr_admin_bad_field(c, "level", "one of warning, minor, major"), -1;
+    *field = "level", *why = "one of warning, minor, major";
+    if (sr_http_query(req, "level", lv, sizeof lv) < 0 || (lv[0] && sr_alarm_level_parse(lv, &l))) return -1;
     f->level = lv[0] ? (int)l : 0;
-    if (query_time(c, "since", &f->since) || query_time(c, "until", &f->until)) return -1;
-    return 0;
+    *why = "an RFC 3339 time";
+    *field = "since";
+    if (query_time(req, "since", &f->since)) return -1;
+    *field = "until";
+    return query_time(req, "until", &f->until);
 }
 
-static int filter_keeps(const filter *f, const sr_alarm *a)
+/* the list's query; 0, or -1 answered */
+static int filter_parse(const sr_route_call *c, sr_alarm_filter *f)
+{
+    const char *field, *why;
+    if (!sr_alarm_filter_parse(c->req, f, &field, &why)) return 0;
+    sr_admin_bad_field(c, field, why);
+    return -1;
+}
+
+int sr_alarm_filter_keeps(const sr_alarm_filter *f, const sr_alarm *a)
 {
     if (f->op[0] && strcmp(f->op, !strcmp(f->op, "platform") && !a->op[0] ? "platform" : a->op)) return 0;
     if (f->rule[0] && strcmp(f->rule, a->rule)) return 0;
@@ -120,7 +124,7 @@ static int filter_keeps(const filter *f, const sr_alarm *a)
 
 static void list_alarms(const sr_route_call *c)
 {
-    filter f;
+    sr_alarm_filter f;
     if (filter_parse(c, &f)) return;
     sr_rec h = SR_REC_INIT;
     int rc = sr_list_alarms(sr_admin_engine(c), &h);
@@ -132,8 +136,8 @@ static void list_alarms(const sr_route_call *c)
     sr_alarm a;
     int k;
     while (arr && (k = sr_rec_next_alarm(&h, &a)) != 0) {
-        if (k < 0 || !allowed(c, &a, 0) || !filter_keeps(&f, &a)) continue; /* one that does not decode: skipped */
-        json_t *o = alarm_json(&a);
+        if (k < 0 || !allowed(c, &a, 0) || !sr_alarm_filter_keeps(&f, &a)) continue; /* one that does not decode: skipped */
+        json_t *o = sr_alarm_json(&a);
         if (o) json_array_append_new(arr, o);
     }
     sr_rec_close(&h);
@@ -168,7 +172,7 @@ static void get_alarm(const sr_route_call *c)
     sr_rec h = SR_REC_INIT;
     sr_alarm a;
     if (find(c, &h, &a)) {
-        json_t *o = alarm_json(&a);
+        json_t *o = sr_alarm_json(&a);
         sr_http_jsonv(c->req, 200, o);
         json_decref(o);
     }
@@ -223,7 +227,7 @@ static void step(const sr_route_call *c, int resolve)
     n.state = st.state;
     if (resolve) n.resolved_by = cl->user, n.resolved_ms = now, n.resolve_comment = comment, n.auto_resolved = 0;
     else n.acked_by = cl->user, n.acked_ms = now, n.ack_comment = comment;
-    json_t *o = alarm_json(&n);
+    json_t *o = sr_alarm_json(&n);
     sr_rec_close(&h);
     sr_admin_submit(c, rc, &b, 200, o);
 }

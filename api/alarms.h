@@ -56,4 +56,21 @@ typedef struct sr_alarm_rule_info {
 } sr_alarm_rule_info;
 const sr_alarm_rule_info *sr_alarm_rule(size_t i);
 
+/* ---- the alarms' answers, shared by /admin/v1/alarms and the AP-IF's
+ * (ext) GET /api/v1/alarms (admin_alarms.c) ---------------------------------- */
+#include <jansson.h>
+struct st_h2o_req_t;
+/* An alarm as the APIs answer it (docs/api/openapi.yaml AdminAlarm). */
+json_t *sr_alarm_json(const sr_alarm *a);
+/* A list's filters (query operator, state, level, rule, since, until). */
+typedef struct sr_alarm_filter {
+    char op[72], state[16], rule[72];
+    int level;            /* 0: any */
+    int64_t since, until; /* 0: open */
+} sr_alarm_filter;
+/* 0, or -1 with the bad parameter and why. */
+int sr_alarm_filter_parse(struct st_h2o_req_t *req, sr_alarm_filter *f, const char **field, const char **why);
+/* 1 if a passes f. */
+int sr_alarm_filter_keeps(const sr_alarm_filter *f, const sr_alarm *a);
+
 #endif

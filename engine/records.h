@@ -332,6 +332,9 @@ typedef enum sr_store_kind {
     SR_STORE_FILES = 2,       /* a grant's pattern is a path prefix */
     SR_STORE_CORRECTIONS = 3, /* a grant's pattern is a data point's id (a trailing '*' a prefix):
                                * write lets the app import corrections of its values (docs/csv.md) */
+    SR_STORE_ALARMS = 4,      /* a grant's pattern is an alarm rule's name (a trailing '*' a prefix; "*" all):
+                               * read lets the app list its operator's alarms of those rules (AP-IF (ext)
+                               * GET /api/v1/alarms, docs/monitoring.md "Alarms") */
 } sr_store_kind;
 enum { SR_STORE_READ = 1, SR_STORE_WRITE = 2 };
 
@@ -342,7 +345,7 @@ typedef struct sr_store_grant {
     char pattern[520]; /* a collection or a path prefix; "*" all; a trailing '*' a prefix */
     int access;        /* SR_STORE_READ | SR_STORE_WRITE */
 } sr_store_grant;
-/* "documents" / "files" / "corrections" -> kind; 0 if none of them. */
+/* "documents" / "files" / "corrections" / "alarms" -> kind; 0 if none of them. */
 int sr_store_kind_parse(const char *s, sr_store_kind *out);
 const char *sr_store_kind_name(sr_store_kind k);
 /* "read", "write", "read+write" -> bits; 0 if none of them. */

@@ -105,6 +105,7 @@ try:
     alice = srtest.admin_session(hp, "admin", temps[0], "alices-own-password-1")
     bob = srtest.admin_session(hp, "bob", temps[1], "bobs-own-password-22")
     da = srtest.admin_new_user(hp, alice, "da1", "operator", "demo", ["operator_admin"], "da1-own-password-1", bob)
+    da2 = srtest.admin_new_user(hp, alice, "da2", "operator", "demo", ["operator_admin"], "da2-own-password-2", bob)
 
     # ---- 1. disk-free raised once
     check("disk-free: the first evaluation raises a warning (free below disk_free_warning_mb)",
@@ -173,6 +174,21 @@ try:
           not [x for x in alarms(alice) if x["rule"] == "no-data"], alarms(alice))
     st, b = da.call("POST", "/admin/v1/alarms/%s/ack" % n["alarmId"], {"comment": "checking GW001"})
     check("demo's operator admin acknowledges its alarm", st == 200 and b["acknowledgedBy"] == "da1", (st, b))
+    # an app sees its operator's alarms of the rules an alarm grant names (AP-IF (ext))
+    app = srtest.Api(hp)
+    check("the demo app logs in", app.login("APP001", "demo", "demo-app001-secret") == 201)
+    st, b = app.call("GET", "/api/v1/alarms")
+    check("AP-IF GET /api/v1/alarms without an alarm grant: 403 E2003", st == 403 and code(b) == "E2003", (st, b))
+    st, b = srtest.admin_applied(da.call("PUT", "/admin/v1/operators/demo/alarm-grants/APP001/no-data",
+                                         {"access": "read"}), da2)
+    check("demo's admins grant APP001 read on its alarms of rule no-data (a widening: approved by a second admin)",
+          st == 200, (st, b))
+    st, b = app.call("GET", "/api/v1/alarms")
+    check("... then the app sees demo's no-data alarm, and only it",
+          st == 200 and [(x["rule"], x["subject"], x["operatorId"]) for x in b["alarms"]] == [("no-data", "P001", "demo")],
+          (st, b))
+    st, b = app.call("GET", "/api/v1/alarms?state=bogus")
+    check("... a bad filter: 400 E1001", st == 400 and code(b) == "E1001", (st, b))
     check("GW001 sends a newer value of P001", send(60, "nd-2") == 200)
     check("no-data: the rule resolves it once P001 has a newer value",
           wait_until(lambda: (one(da, "no-data") or {}).get("state") == "resolved", 20, 0.1), alarms(da))
