@@ -26,6 +26,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
 #include <sys/statvfs.h>
 #include <sys/timex.h>
 #include <time.h>
@@ -42,6 +44,7 @@ static void eval_writer_queue(struct sr_alarms *a, found_fn found);
 static void eval_clock_unsync(struct sr_alarms *a, found_fn found);
 static void eval_clock_jump(struct sr_alarms *a, found_fn found);
 static void eval_no_data(struct sr_alarms *a, found_fn found);
+static void eval_cert_expiry(struct sr_alarms *a, found_fn found);
 
 /* The rules: X(name, highest level, resolves itself, the platform's, evaluator (NULL: raised elsewhere), what) */
 #define SR_ALARM_RULES(X)                                                                                         \
@@ -55,6 +58,8 @@ static void eval_no_data(struct sr_alarms *a, found_fn found);
       "the wall clock moved against the monotonic clock by more than [alarms] clock_jump_ms between evaluations") \
     X("no-data", SR_AL_MINOR, 1, 0, eval_no_data,                                                               \
       "a data point's newest value is older than [alarms] no_data_s (its latest row; a slice of the points per evaluation)") \
+    X("cert-expiry", SR_AL_MAJOR, 1, 1, eval_cert_expiry,                                                        \
+      "a TLS listener's certificate (as loaded at the start) expires within [alarms] cert_expiry_*_days")        \
     X("push-dropped", SR_AL_MINOR, 0, 0, NULL, "an app's push queue dropped messages (api/push.c)")
 
 typedef struct rule {
@@ -93,6 +98,10 @@ struct sr_alarms {
     uint32_t nd_next;         /* no-data: the point the next slice starts from */
     found_fn nd_found;
     int64_t nd_now;
+    struct {
+        const char *listener; /* the subject: "mqtt", "http" */
+        int64_t not_after_ms; /* its certificate's, read at open; 0: none */
+    } certs[2];
     int test_unsync;          /* the test hook's (-1: none) */
     int64_t test_offset_ms;
 };
@@ -104,6 +113,20 @@ static uint64_t mono_ms(void)
     return (uint64_t)t.tv_sec * 1000 + (uint64_t)t.tv_nsec / 1000000;
 }
 
+/* The notAfter of the first certificate in PEM file path (ms), 0 when it
+ * does not read: the listener refused to start with it then anyway. */
+static int64_t cert_not_after(const char *path)
+{
+    BIO *b = path[0] ? BIO_new_file(path, "r") : NULL;
+    X509 *x = b ? PEM_read_bio_X509(b, NULL, NULL, NULL) : NULL;
+    struct tm tm;
+    int64_t ms = 0;
+    if (x && ASN1_TIME_to_tm(X509_get0_notAfter(x), &tm) == 1) ms = (int64_t)timegm(&tm) * 1000;
+    X509_free(x);
+    BIO_free(b);
+    return ms;
+}
+
 int sr_alarms_open(sr_engine *e, const sr_config *cfg, sr_alarms **out)
 {
     sr_alarms *a = calloc(1, sizeof *a);
@@ -112,6 +135,11 @@ int sr_alarms_open(sr_engine *e, const sr_config *cfg, sr_alarms **out)
     a->cfg = cfg;
     a->next_ms = mono_ms() + (uint64_t)cfg->alarms_interval_s * 1000;
     a->test_unsync = -1;
+    /* the certificates the listeners load at this start (server.c), read once */
+    a->certs[0].listener = "mqtt";
+    a->certs[0].not_after_ms = cfg->tls_listen[0] ? cert_not_after(cfg->tls_cert) : 0;
+    a->certs[1].listener = "http";
+    a->certs[1].not_after_ms = cert_not_after(cfg->http_tls_cert);
     *out = a;
     return SR_OK;
 }
@@ -300,6 +328,27 @@ static void eval_clock_unsync(sr_alarms *a, found_fn fn)
     }
     fn(a, "", "", uns ? SR_AL_MINOR : 0,
        uns ? "the kernel reports the system clock unsynchronised (adjtimex)" : "the clock is synchronised again");
+}
+
+static void eval_cert_expiry(sr_alarms *a, found_fn fn)
+{
+    struct timespec w;
+    clock_gettime(CLOCK_REALTIME, &w);
+    int64_t now = (int64_t)w.tv_sec * 1000 + w.tv_nsec / 1000000 + a->test_offset_ms;
+    int64_t warn = (int64_t)a->cfg->alarms_cert_expiry_warning_days * 86400000,
+            major = (int64_t)a->cfg->alarms_cert_expiry_major_days * 86400000;
+    for (size_t i = 0; i < sizeof a->certs / sizeof *a->certs; i++) {
+        if (!a->certs[i].not_after_ms) continue;
+        int64_t left = a->certs[i].not_after_ms - now;
+        sr_alarm_level l = major && left < major ? SR_AL_MAJOR : warn && left < warn ? SR_AL_WARNING : 0;
+        char msg[160];
+        if (left > 0)
+            snprintf(msg, sizeof msg, "the %s listener's certificate expires in %" PRId64 " days", a->certs[i].listener,
+                     left / 86400000);
+        else
+            snprintf(msg, sizeof msg, "the %s listener's certificate has expired", a->certs[i].listener);
+        fn(a, "", a->certs[i].listener, l, msg);
+    }
 }
 
 enum { NO_DATA_SLICE = 4096 }; /* latest rows one evaluation visits at most (invariant 3: bounded work) */

@@ -171,6 +171,10 @@
       "clock-unsync: 1 raises it while the kernel reports the clock unsynchronised (adjtimex); 0: off")               \
     U(alarms, no_data_s, alarms_no_data_s, 0, 0, 315360000,                                                           \
       "no-data: a data point whose newest value is older than this many seconds; 0: off")                             \
+    U(alarms, cert_expiry_warning_days, alarms_cert_expiry_warning_days, 30, 0, 3650,                              \
+      "cert-expiry: a warning when a TLS listener's certificate expires within this many days; 0: off")              \
+    U(alarms, cert_expiry_major_days, alarms_cert_expiry_major_days, 7, 0, 3650,                                      \
+      "cert-expiry: major within this many days; 0: off")                                                           \
     U(alarms, clock_jump_ms, alarms_clock_jump_ms, 2000, 0, 86400000,                                                 \
       "clock-jump: the wall clock moving this much against the monotonic clock between evaluations; 0: off")          \
     S(crypto, signature, crypto_signature, 32, "ES256",                                                                \

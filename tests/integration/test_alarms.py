@@ -27,6 +27,9 @@ real `suiro`, its evaluator every second ([alarms] interval_s = 1):
  5. Every step is an AlarmEvent in the log (`suiro replay --kind alarm`),
     with who and the comment; disk-free was raised by exactly one event.
     After a restart the alarms read the same.
+ 6. cert-expiry: restarted with an MQTT TLS listener whose certificate
+    ends in 10 days: a warning of subject mqtt; restarted with a renewed
+    one: resolved by the rule.
 usage: test_alarms.py SUIRO_BIN"""
 import json
 import os
@@ -245,6 +248,37 @@ try:
     check("after a restart the alarms read the same", set(after) == set(before) and all(
         after[k]["state"] == before[k]["state"] and after[k]["count"] == before[k]["count"] for k in before),
         (before, after))
+
+    # ---- 6. cert-expiry: the MQTT TLS listener's certificate, as loaded at the start
+    stop_server(srv)
+    procs.remove(srv)
+    key, crt = os.path.join(T, "tls.key"), os.path.join(T, "tls.pem")
+
+    def cert(days):
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                        "-days", str(days), "-subj", "/CN=localhost", "-keyout", key, "-out", crt],
+                       check=True, capture_output=True)
+    tcfg = os.path.join(T, "tls.ini")
+    with open(cfg) as f, open(tcfg, "w") as g:
+        g.write(f.read() + "cert_expiry_warning_days = 30\ncert_expiry_major_days = 3\n[mqtt]\n"
+                "tls_listen = 127.0.0.1:0\ntls_cert = %s\ntls_key = %s\ntls_client_cert = none\n" % (crt, key))
+    cert(10)
+    srv, ports = start_server(BIN, D, LOG, config=tcfg, env=env)
+    procs.append(srv)
+    alice = srtest.admin_session(ports["http"], "admin", "alices-own-password-1")
+    check("cert-expiry: a certificate 10 days from its end raises a warning (under 30 days) of the mqtt listener",
+          wait_until(lambda: one(alice, "cert-expiry"), 20, 0.1), alarms(alice))
+    c = one(alice, "cert-expiry")
+    check("... warning, subject mqtt, the days left in its message",
+          c["level"] == "warning" and c["subject"] == "mqtt" and "expires in 9 days" in c["message"], c)
+    stop_server(srv)
+    procs.remove(srv)
+    cert(365)
+    srv, ports = start_server(BIN, D, LOG, config=tcfg, env=env)
+    procs.append(srv)
+    alice = srtest.admin_session(ports["http"], "admin", "alices-own-password-1")
+    check("cert-expiry: restarted with a renewed certificate, the rule resolves it",
+          wait_until(lambda: (one(alice, "cert-expiry") or {}).get("autoResolved") is True, 20, 0.1), alarms(alice))
 except Exception as e:  # noqa: BLE001
     check.failed(e)
 finally:
