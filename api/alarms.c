@@ -17,6 +17,7 @@
  */
 #include "api/alarms.h"
 
+#include "api/loginguard.h"
 #include "api/slog.h"
 #include "codecs/base/sr_alloc.h"
 
@@ -45,6 +46,7 @@ static void eval_clock_unsync(struct sr_alarms *a, found_fn found);
 static void eval_clock_jump(struct sr_alarms *a, found_fn found);
 static void eval_no_data(struct sr_alarms *a, found_fn found);
 static void eval_cert_expiry(struct sr_alarms *a, found_fn found);
+static void eval_login_failures(struct sr_alarms *a, found_fn found);
 
 /* The rules: X(name, highest level, resolves itself, the platform's, evaluator (NULL: raised elsewhere), what) */
 #define SR_ALARM_RULES(X)                                                                                         \
@@ -60,6 +62,9 @@ static void eval_cert_expiry(struct sr_alarms *a, found_fn found);
       "a data point's newest value is older than [alarms] no_data_s (its latest row; a slice of the points per evaluation)") \
     X("cert-expiry", SR_AL_MAJOR, 1, 1, eval_cert_expiry,                                                        \
       "a TLS listener's certificate (as loaded at the start) expires within [alarms] cert_expiry_*_days")        \
+    X("login-failures", SR_AL_WARNING, 1, 1, eval_login_failures,                                                 \
+      "the login throttle refused repeated failures ([alarms] login_throttled_warning since the last evaluation); "  \
+      "resolved after login_quiet_s without one")                                                                 \
     X("push-dropped", SR_AL_MINOR, 0, 0, NULL, "an app's push queue dropped messages (api/push.c)")
 
 typedef struct rule {
@@ -102,6 +107,9 @@ struct sr_alarms {
         const char *listener; /* the subject: "mqtt", "http" */
         int64_t not_after_ms; /* its certificate's, read at open; 0: none */
     } certs[2];
+    sr_loginguard *guard;     /* login-failures: its throttle's counters (NULL: not watched) */
+    uint64_t lg_throttled;    /* the throttle's refusals at the last evaluation */
+    uint64_t lg_last_ms;      /* monotonic: the last evaluation that saw new refusals (0: none) */
     int test_unsync;          /* the test hook's (-1: none) */
     int64_t test_offset_ms;
 };
@@ -142,6 +150,14 @@ int sr_alarms_open(sr_engine *e, const sr_config *cfg, sr_alarms **out)
     a->certs[1].not_after_ms = cert_not_after(cfg->http_tls_cert);
     *out = a;
     return SR_OK;
+}
+
+void sr_alarms_watch_logins(sr_alarms *a, struct sr_loginguard *g)
+{
+    a->guard = g;
+    sr_login_stats st;
+    sr_loginguard_stats(g, &st);
+    a->lg_throttled = st.throttled;
 }
 
 void sr_alarms_free(sr_alarms *a)
@@ -349,6 +365,27 @@ static void eval_cert_expiry(sr_alarms *a, found_fn fn)
             snprintf(msg, sizeof msg, "the %s listener's certificate has expired", a->certs[i].listener);
         fn(a, "", a->certs[i].listener, l, msg);
     }
+}
+
+/* repeated failures: the throttle refuses a principal or an address only
+ * after [login] free_failures of them (api/loginguard.h) */
+static void eval_login_failures(sr_alarms *a, found_fn fn)
+{
+    uint32_t lim = a->cfg->alarms_login_throttled_warning;
+    if (!a->guard || !lim) return;
+    sr_login_stats st;
+    sr_loginguard_stats(a->guard, &st);
+    uint64_t d = st.throttled - a->lg_throttled, now = mono_ms();
+    a->lg_throttled = st.throttled;
+    char msg[160];
+    if (d >= lim) {
+        a->lg_last_ms = now;
+        snprintf(msg, sizeof msg, "the login throttle refused %" PRIu64 " logins since the last evaluation (repeated failures)", d);
+        fn(a, "", "", SR_AL_WARNING, msg);
+    } else if (!a->lg_last_ms || now - a->lg_last_ms >= (uint64_t)a->cfg->alarms_login_quiet_s * 1000) {
+        snprintf(msg, sizeof msg, "no login refused by the throttle for %u s", a->cfg->alarms_login_quiet_s);
+        fn(a, "", "", 0, msg);
+    } /* else: quiet for less than login_quiet_s: as it is */
 }
 
 enum { NO_DATA_SLICE = 4096 }; /* latest rows one evaluation visits at most (invariant 3: bounded work) */

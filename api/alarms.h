@@ -38,6 +38,9 @@ typedef struct sr_alarms sr_alarms;
 
 /* The evaluator of cfg's [alarms] over engine e (both outlive it). */
 SR_MUST_CHECK int sr_alarms_open(sr_engine *e, const sr_config *cfg, sr_alarms **out);
+/* login-failures watches g's throttle (api/loginguard.h) from now on. */
+struct sr_loginguard;
+void sr_alarms_watch_logins(sr_alarms *a, struct sr_loginguard *g);
 /* Evaluate the rules if [alarms] interval_s has passed since the last
  * evaluation (and none of its events is still in the writer's hands). */
 void sr_alarms_tick(sr_alarms *a);

@@ -175,6 +175,10 @@
       "cert-expiry: a warning when a TLS listener's certificate expires within this many days; 0: off")              \
     U(alarms, cert_expiry_major_days, alarms_cert_expiry_major_days, 7, 0, 3650,                                      \
       "cert-expiry: major within this many days; 0: off")                                                           \
+    U(alarms, login_throttled_warning, alarms_login_throttled_warning, 10, 0, 1000000,                               \
+      "login-failures: a warning when the login throttle refused this many logins between two evaluations; 0: off")  \
+    U(alarms, login_quiet_s, alarms_login_quiet_s, 300, 1, 86400,                                                     \
+      "login-failures: resolved after this many seconds without such a refusal")                                     \
     U(alarms, clock_jump_ms, alarms_clock_jump_ms, 2000, 0, 86400000,                                                 \
       "clock-jump: the wall clock moving this much against the monotonic clock between evaluations; 0: off")          \
     S(crypto, signature, crypto_signature, 32, "ES256",                                                                \

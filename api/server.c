@@ -2152,6 +2152,7 @@ int sr_server_open(const sr_config *cfg, sr_server **out, char *err, size_t errl
                           cfg->work_queue_per_op, cfg->work_bytes_per_op};
     if ((rc = sr_workq_new(&s->loop, &wl, &s->workq))) goto fail;
     if ((rc = sr_alarms_open(s->eng, &s->cfg, &s->alarms))) goto fail;
+    sr_alarms_watch_logins(s->alarms, s->guard);
     uv_timer_init(&s->loop, &s->tick);
     s->tick.data = s;
     uv_timer_start(&s->tick, on_tick, 1000, 1000);

@@ -30,6 +30,9 @@ real `suiro`, its evaluator every second ([alarms] interval_s = 1):
  6. cert-expiry: restarted with an MQTT TLS listener whose certificate
     ends in 10 days: a warning of subject mqtt; restarted with a renewed
     one: resolved by the rule.
+ 7. login-failures: four wrong logins with [login] free_failures = 1: the
+    throttle refuses, the rule raises a warning, then resolves it after
+    [alarms] login_quiet_s without a refusal.
 usage: test_alarms.py SUIRO_BIN"""
 import json
 import os
@@ -260,8 +263,9 @@ try:
                        check=True, capture_output=True)
     tcfg = os.path.join(T, "tls.ini")
     with open(cfg) as f, open(tcfg, "w") as g:
-        g.write(f.read() + "cert_expiry_warning_days = 30\ncert_expiry_major_days = 3\n[mqtt]\n"
-                "tls_listen = 127.0.0.1:0\ntls_cert = %s\ntls_key = %s\ntls_client_cert = none\n" % (crt, key))
+        g.write(f.read() + "cert_expiry_warning_days = 30\ncert_expiry_major_days = 3\nlogin_throttled_warning = 2\n"
+                "login_quiet_s = 2\n[mqtt]\ntls_listen = 127.0.0.1:0\ntls_cert = %s\ntls_key = %s\n"
+                "tls_client_cert = none\n[login]\nfree_failures = 1\n" % (crt, key))
     cert(10)
     srv, ports = start_server(BIN, D, LOG, config=tcfg, env=env)
     procs.append(srv)
@@ -279,6 +283,17 @@ try:
     alice = srtest.admin_session(ports["http"], "admin", "alices-own-password-1")
     check("cert-expiry: restarted with a renewed certificate, the rule resolves it",
           wait_until(lambda: (one(alice, "cert-expiry") or {}).get("autoResolved") is True, 20, 0.1), alarms(alice))
+
+    # ---- 7. login-failures: wrong secrets until the throttle refuses ([login] free_failures = 1)
+    codes = [srtest.Api(ports["http"]).login("APP001", "demo", "a-wrong-secret") for _ in range(4)]
+    check("four wrong logins of APP001: the throttle refuses from the second on (429 or 401)",
+          codes[0] == 401 and all(c in (401, 429) for c in codes), codes)
+    check("login-failures: raised (the throttle refused at least 2 logins between two evaluations)",
+          wait_until(lambda: one(alice, "login-failures"), 20, 0.1), alarms(alice))
+    lf = one(alice, "login-failures")
+    check("... a warning of the platform's", lf["level"] == "warning" and lf["operatorId"] == "", lf)
+    check("login-failures: resolved by the rule after login_quiet_s without a refusal",
+          wait_until(lambda: (one(alice, "login-failures") or {}).get("autoResolved") is True, 20, 0.1), alarms(alice))
 except Exception as e:  # noqa: BLE001
     check.failed(e)
 finally:
