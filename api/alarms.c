@@ -47,6 +47,7 @@ static void eval_clock_jump(struct sr_alarms *a, found_fn found);
 static void eval_no_data(struct sr_alarms *a, found_fn found);
 static void eval_cert_expiry(struct sr_alarms *a, found_fn found);
 static void eval_login_failures(struct sr_alarms *a, found_fn found);
+static void eval_selfcheck(struct sr_alarms *a, found_fn found);
 
 /* The rules: X(name, highest level, resolves itself, the platform's, evaluator (NULL: raised elsewhere), what) */
 #define SR_ALARM_RULES(X)                                                                                         \
@@ -65,6 +66,9 @@ static void eval_login_failures(struct sr_alarms *a, found_fn found);
     X("login-failures", SR_AL_WARNING, 1, 1, eval_login_failures,                                                 \
       "the login throttle refused repeated failures ([alarms] login_throttled_warning since the last evaluation); "  \
       "resolved after login_quiet_s without one")                                                                 \
+    X("selfcheck", SR_AL_MAJOR, 0, 1, eval_selfcheck,                                                            \
+      "the scheduled self-check: a record of the log written since the last check does not read back "            \
+      "(checksum, authentication, decoding), every [alarms] selfcheck_interval_s")                                \
     X("push-dropped", SR_AL_MINOR, 0, 0, NULL, "an app's push queue dropped messages (api/push.c)")
 
 typedef struct rule {
@@ -110,6 +114,9 @@ struct sr_alarms {
     sr_loginguard *guard;     /* login-failures: its throttle's counters (NULL: not watched) */
     uint64_t lg_throttled;    /* the throttle's refusals at the last evaluation */
     uint64_t lg_last_ms;      /* monotonic: the last evaluation that saw new refusals (0: none) */
+    uint64_t sc_next_ms;      /* selfcheck: monotonic, the next check */
+    uint64_t sc_from;         /* selfcheck: the first seq not yet checked (0: the log's first) */
+    size_t sc_n;              /* selfcheck: records read by this check */
     int test_unsync;          /* the test hook's (-1: none) */
     int64_t test_offset_ms;
 };
@@ -386,6 +393,41 @@ static void eval_login_failures(sr_alarms *a, found_fn fn)
         snprintf(msg, sizeof msg, "no login refused by the throttle for %u s", a->cfg->alarms_login_quiet_s);
         fn(a, "", "", 0, msg);
     } /* else: quiet for less than login_quiet_s: as it is */
+}
+
+enum { SELFCHECK_BATCH = 2000 }; /* records one check reads at most (invariant 3: bounded work) */
+
+static int selfcheck_one(void *ctx, const sr_event_view *v)
+{
+    sr_alarms *a = ctx;
+    a->sc_from = v->seq + 1;
+    return ++a->sc_n >= SELFCHECK_BATCH ? SR_DONE : SR_OK;
+}
+
+/* The records appended since the last check read back (sr_engine_log_each:
+ * each block's checksum, its authentication when sealed, the record's
+ * decoding), at most SELFCHECK_BATCH per check; the next check goes on
+ * from there. A failure raises; no check runs while its alarm is open (it
+ * would find the same range again); once an admin resolves it the checks
+ * go on from the failing range. */
+static void eval_selfcheck(sr_alarms *a, found_fn fn)
+{
+    uint64_t now = mono_ms();
+    if (!a->cfg->alarms_selfcheck_interval_s || now < a->sc_next_ms) return;
+    cond *c = cond_find(a, "", "");
+    if (c && c->open) return;
+    a->sc_next_ms = now + (uint64_t)a->cfg->alarms_selfcheck_interval_s * 1000;
+    a->sc_n = 0;
+    uint64_t last = 0, from = a->sc_from;
+    int rc = sr_engine_log_each(a->eng, from, selfcheck_one, a, &last);
+    char msg[300];
+    if (rc && rc != SR_DONE) {
+        snprintf(msg, sizeof msg, "the log does not read back after seq %" PRIu64 ": %s", a->sc_from, sr_strerror(rc));
+        fn(a, "", "", SR_AL_MAJOR, msg);
+    } else {
+        snprintf(msg, sizeof msg, "%zu records read back", a->sc_n);
+        fn(a, "", "", 0, msg);
+    }
 }
 
 enum { NO_DATA_SLICE = 4096 }; /* latest rows one evaluation visits at most (invariant 3: bounded work) */

@@ -33,6 +33,9 @@ real `suiro`, its evaluator every second ([alarms] interval_s = 1):
  7. login-failures: four wrong logins with [login] free_failures = 1: the
     throttle refuses, the rule raises a warning, then resolves it after
     [alarms] login_quiet_s without a refusal.
+ 8. selfcheck ([alarms] selfcheck_interval_s = 2): none while the log reads
+    back; a byte flipped on disk in a block appended since the last check
+    raises a major alarm (last: the directory no longer opens).
 usage: test_alarms.py SUIRO_BIN"""
 import json
 import os
@@ -264,7 +267,7 @@ try:
     tcfg = os.path.join(T, "tls.ini")
     with open(cfg) as f, open(tcfg, "w") as g:
         g.write(f.read() + "cert_expiry_warning_days = 30\ncert_expiry_major_days = 3\nlogin_throttled_warning = 2\n"
-                "login_quiet_s = 2\n[mqtt]\ntls_listen = 127.0.0.1:0\ntls_cert = %s\ntls_key = %s\n"
+                "login_quiet_s = 2\nselfcheck_interval_s = 2\n[mqtt]\ntls_listen = 127.0.0.1:0\ntls_cert = %s\ntls_key = %s\n"
                 "tls_client_cert = none\n[login]\nfree_failures = 1\n" % (crt, key))
     cert(10)
     srv, ports = start_server(BIN, D, LOG, config=tcfg, env=env)
@@ -294,6 +297,30 @@ try:
     check("... a warning of the platform's", lf["level"] == "warning" and lf["operatorId"] == "", lf)
     check("login-failures: resolved by the rule after login_quiet_s without a refusal",
           wait_until(lambda: (one(alice, "login-failures") or {}).get("autoResolved") is True, 20, 0.1), alarms(alice))
+    check("selfcheck: no alarm while the log reads back", one(alice, "selfcheck") is None, alarms(alice))
+
+    # ---- 8. selfcheck: a byte of a block appended since the last check flipped on disk
+    seg = sorted(f for f in os.listdir(os.path.join(D, "log")) if f.endswith(".seg"))[-1]
+    seg = os.path.join(D, "log", seg)
+    st, _, body, _ = srtest.http_once(ports["http"], "POST", "/gw/v1/sessions",
+                                      {"operatorId": "demo", "gatewayId": "GW001", "secret": "demo-gw001-secret"})
+    gw = json.loads(body).get("token") if st == 201 else None
+    hp = ports["http"]
+    raised = None
+    for attempt in range(3):  # a check between the append and the flip read the block clean: append another
+        size = os.path.getsize(seg)
+        check("GW001 stores a value (attempt %d)" % attempt, send(60 + attempt, "sc-%d" % attempt) == 200)
+        end = os.path.getsize(seg)
+        with open(seg, "r+b") as f:
+            f.seek(size + (end - size) // 2)
+            b = f.read(1)
+            f.seek(size + (end - size) // 2)
+            f.write(bytes([b[0] ^ 0x40]))
+        raised = wait_until(lambda: one(alice, "selfcheck"), 10, 0.1)
+        if raised:
+            break
+    check("selfcheck: a record appended since the last check that does not read back raises a major alarm",
+          raised and raised["level"] == "major" and "does not read back" in raised["message"], (raised, alarms(alice)))
 except Exception as e:  # noqa: BLE001
     check.failed(e)
 finally:
