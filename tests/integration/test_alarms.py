@@ -33,6 +33,9 @@ real `suiro`, its evaluator every second ([alarms] interval_s = 1):
  7. login-failures: four wrong logins with [login] free_failures = 1: the
     throttle refuses, the rule raises a warning, then resolves it after
     [alarms] login_quiet_s without a refusal.
+ 7b. writer-queue: 30 QoS 1 messages at once to a writer slowed by a test
+    hook (SUIRO_TEST_WRITER_DELAY_MS, [engine] group_max 1): raised while
+    more than [alarms] writer_queue_warning wait; resolved once drained.
  8. selfcheck ([alarms] selfcheck_interval_s = 2): none while the log reads
     back; a byte flipped on disk in a block appended since the last check
     raises a major alarm (last: the directory no longer opens).
@@ -267,8 +270,8 @@ try:
     tcfg = os.path.join(T, "tls.ini")
     with open(cfg) as f, open(tcfg, "w") as g:
         g.write(f.read() + "cert_expiry_warning_days = 30\ncert_expiry_major_days = 3\nlogin_throttled_warning = 2\n"
-                "login_quiet_s = 2\nselfcheck_interval_s = 2\n[mqtt]\ntls_listen = 127.0.0.1:0\ntls_cert = %s\ntls_key = %s\n"
-                "tls_client_cert = none\n[login]\nfree_failures = 1\n" % (crt, key))
+                "login_quiet_s = 2\nselfcheck_interval_s = 2\nwriter_queue_warning = 3\n[mqtt]\ntls_listen = 127.0.0.1:0\ntls_cert = %s\ntls_key = %s\n"
+                "tls_client_cert = none\n[login]\nfree_failures = 1\n[engine]\ngroup_max = 1\n" % (crt, key))
     cert(10)
     srv, ports = start_server(BIN, D, LOG, config=tcfg, env=env)
     procs.append(srv)
@@ -281,7 +284,8 @@ try:
     stop_server(srv)
     procs.remove(srv)
     cert(365)
-    srv, ports = start_server(BIN, D, LOG, config=tcfg, env=env)
+    # a slow writer (a test hook: it sleeps 100 ms before each group of one command) for writer-queue below
+    srv, ports = start_server(BIN, D, LOG, config=tcfg, env=dict(env, SUIRO_TEST_WRITER_DELAY_MS="100"))
     procs.append(srv)
     alice = srtest.admin_session(ports["http"], "admin", "alices-own-password-1")
     check("cert-expiry: restarted with a renewed certificate, the rule resolves it",
@@ -298,6 +302,23 @@ try:
     check("login-failures: resolved by the rule after login_quiet_s without a refusal",
           wait_until(lambda: (one(alice, "login-failures") or {}).get("autoResolved") is True, 20, 0.1), alarms(alice))
     check("selfcheck: no alarm while the log reads back", one(alice, "selfcheck") is None, alarms(alice))
+
+    # ---- 7b. writer-queue: 30 QoS 1 messages at once to a writer taking 100 ms a command
+    g = srtest.RawGw(ports["mqtt"], "demo", "GW001", "demo-gw001-secret", timeout=30)
+    for i in range(30):
+        ts = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(time.time() + 120 + i))
+        g.s.sendall(srtest.mqtt_publish(g.root + "/data/measurements", srtest.gw_envelope(
+            "GW_MEASUREMENTS", "wq-%d" % i, {"values": [{"dataId": "P001", "timestamp": ts, "value": i, "quality": "GOOD"}]}),
+            i + 1, 1))
+    check("writer-queue: raised while more than 3 commands wait for the writer",
+          wait_until(lambda: one(alice, "writer-queue"), 20, 0.1), alarms(alice))
+    acks = 0
+    while acks < 30:
+        t, body = srtest.mqtt_read(g.s)
+        acks += t == 4
+    g.close()
+    check("writer-queue: the queue drained (30 PUBACKs), the rule resolves it",
+          wait_until(lambda: (one(alice, "writer-queue") or {}).get("autoResolved") is True, 20, 0.1), alarms(alice))
 
     # ---- 8. selfcheck: a byte of a block appended since the last check flipped on disk
     seg = sorted(f for f in os.listdir(os.path.join(D, "log")) if f.endswith(".seg"))[-1]
