@@ -17,6 +17,7 @@
  */
 #include "api/alarms.h"
 
+#include "api/gwif_json.h"
 #include "api/loginguard.h"
 #include "api/slog.h"
 #include "codecs/base/sr_alloc.h"
@@ -48,6 +49,7 @@ static void eval_no_data(struct sr_alarms *a, found_fn found);
 static void eval_cert_expiry(struct sr_alarms *a, found_fn found);
 static void eval_login_failures(struct sr_alarms *a, found_fn found);
 static void eval_selfcheck(struct sr_alarms *a, found_fn found);
+static void eval_gateway_skew(struct sr_alarms *a, found_fn found);
 
 /* The rules: X(name, highest level, resolves itself, the platform's, evaluator (NULL: raised elsewhere), what) */
 #define SR_ALARM_RULES(X)                                                                                         \
@@ -69,6 +71,9 @@ static void eval_selfcheck(struct sr_alarms *a, found_fn found);
     X("selfcheck", SR_AL_MAJOR, 0, 1, eval_selfcheck,                                                            \
       "the scheduled self-check: a record of the log written since the last check does not read back "            \
       "(checksum, authentication, decoding), every [alarms] selfcheck_interval_s")                                \
+    X("gateway-skew", SR_AL_WARNING, 0, 0, eval_gateway_skew,                                                    \
+      "a gateway's values run ahead of the server's clock by more than [alarms] gateway_skew_ms (accepted; "       \
+      "raised once per gateway while its alarm is open)")                                                         \
     X("push-dropped", SR_AL_MINOR, 0, 0, NULL, "an app's push queue dropped messages (api/push.c)")
 
 typedef struct rule {
@@ -427,6 +432,22 @@ static void eval_selfcheck(sr_alarms *a, found_fn fn)
     } else {
         snprintf(msg, sizeof msg, "%zu records read back", a->sc_n);
         fn(a, "", "", 0, msg);
+    }
+}
+
+/* the notes of the GW-IF parsers (api/gwif_json.h): once per gateway while
+ * its alarm is open */
+static void eval_gateway_skew(sr_alarms *a, found_fn fn)
+{
+    static sr_gw_skew_note notes[SR_GW_SKEW_NOTES]; /* the loop's only */
+    size_t n = sr_gw_skew_take(notes, SR_GW_SKEW_NOTES);
+    for (size_t i = 0; i < n; i++) {
+        cond *c = cond_find(a, notes[i].op, notes[i].gw);
+        if (c && c->open) continue;
+        char msg[240];
+        snprintf(msg, sizeof msg, "gateway %s sends values %" PRId64 " ms ahead of the server's clock (message %s; stored as sent)",
+                 notes[i].gw, notes[i].ahead_ms, notes[i].message_id);
+        fn(a, notes[i].op, notes[i].gw, SR_AL_WARNING, msg);
     }
 }
 

@@ -181,6 +181,8 @@
       "login-failures: resolved after this many seconds without such a refusal")                                     \
     U(alarms, selfcheck_interval_s, alarms_selfcheck_interval_s, 60, 0, 86400,                                       \
       "selfcheck: the log's records appended since the last check are read back every this often; 0: off")          \
+    U(alarms, gateway_skew_ms, alarms_gateway_skew_ms, 60000, 0, 86400000,                                           \
+      "gateway-skew: a gateway whose values run ahead of the server's clock by more than this; 0: off")              \
     U(alarms, clock_jump_ms, alarms_clock_jump_ms, 2000, 0, 86400000,                                                 \
       "clock-jump: the wall clock moving this much against the monotonic clock between evaluations; 0: off")          \
     S(crypto, signature, crypto_signature, 32, "ES256",                                                                \

@@ -2153,6 +2153,7 @@ int sr_server_open(const sr_config *cfg, sr_server **out, char *err, size_t errl
     if ((rc = sr_workq_new(&s->loop, &wl, &s->workq))) goto fail;
     if ((rc = sr_alarms_open(s->eng, &s->cfg, &s->alarms))) goto fail;
     sr_alarms_watch_logins(s->alarms, s->guard);
+    sr_gw_skew_set(cfg->alarms_interval_s ? cfg->alarms_gateway_skew_ms : 0); /* api/gwif_json.h: noted for gateway-skew */
     uv_timer_init(&s->loop, &s->tick);
     s->tick.data = s;
     uv_timer_start(&s->tick, on_tick, 1000, 1000);

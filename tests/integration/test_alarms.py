@@ -24,6 +24,8 @@ real `suiro`, its evaluator every second ([alarms] interval_s = 1):
     demo ([alarms] no_data_s = 30) that demo's operator admin sees and
     acknowledges (the platform admin does not see it); a newer value
     resolves it.
+ 4b. gateway-skew ([alarms] gateway_skew_ms 10 min): a value an hour
+    ahead is stored, and GW001 gets one warning naming the message.
  5. Every step is an AlarmEvent in the log (`suiro replay --kind alarm`),
     with who and the comment; disk-free was raised by exactly one event.
     After a restart the alarms read the same.
@@ -107,7 +109,7 @@ try:
     with open(cfg, "w") as f:
         f.write("[engine]\ndata_dir = %s\n[mqtt]\nlisten = 127.0.0.1:0\n[http]\nlisten = 127.0.0.1:0\n"
                 "[alarms]\ninterval_s = 1\ndisk_free_warning_pct = 0\ndisk_free_minor_pct = 0\n"
-                "disk_free_major_pct = 0\ndisk_free_warning_mb = %d\nclock_jump_ms = 1000\nno_data_s = 30\n"
+                "disk_free_major_pct = 0\ndisk_free_warning_mb = %d\nclock_jump_ms = 1000\nno_data_s = 30\ngateway_skew_ms = 600000\n"
                 "writer_queue_warning = 0\n" % (D, warn_mb))
     env = dict(os.environ, SUIRO_TEST_ALARM_CLOCK=HOOK)
     srv, ports = start_server(BIN, D, LOG, config=cfg, env=env)
@@ -205,10 +207,24 @@ try:
     check("no-data: the rule resolves it once P001 has a newer value",
           wait_until(lambda: (one(da, "no-data") or {}).get("state") == "resolved", 20, 0.1), alarms(da))
 
+    # gateway-skew: a value an hour ahead of the server's clock is stored as sent, and flagged
+    check("GW001 sends a value of P001 an hour ahead: stored (200)", send(3600, "nd-skew") == 200)
+    check("gateway-skew: raised for GW001, an alarm of demo naming the message",
+          wait_until(lambda: one(da, "gateway-skew"), 20, 0.1), alarms(da))
+    k = one(da, "gateway-skew")
+    check("... warning, subject GW001, message nd-skew about 3600000 ms ahead",
+          k["level"] == "warning" and k["subject"] == "GW001" and "nd-skew" in k["message"] and " 35" in k["message"],
+          k)
+    check("GW001 sends another value ahead (stored)", send(3700, "nd-skew2") == 200)
+
     # ---- 4. the clock
     hook(0, 0)
     check("clock-unsync: synchronised again, the rule resolves it",
           wait_until(lambda: (one(alice, "clock-unsync") or {}).get("state") == "resolved", 20, 0.1), alarms(alice))
+    # the evaluation that resolved clock-unsync took GW001's second note: its alarm is open, nothing new
+    sk = alarms(da, "?rule=gateway-skew")
+    check("gateway-skew: raised once per gateway (one alarm, count 1, after the second value ahead)",
+          len(sk) == 1 and sk[0]["count"] == 1, sk)
     hook(5000, 0)
     check("clock-jump: a 5 s jump of the wall clock raises a major alarm",
           wait_until(lambda: one(alice, "clock-jump"), 20, 0.1), alarms(alice))
@@ -241,6 +257,7 @@ try:
             ("no-data", "raised", "system", "", False),
             ("no-data", "acknowledged", "da1", "checking GW001", False),
             ("no-data", "resolved", "system", "values again", True),
+            ("gateway-skew", "raised", "system", "", False),
             ("clock-unsync", "resolved", "system", "the clock is synchronised again", True),
             ("clock-jump", "raised", "system", "", False),
             ("clock-jump", "resolved", "admin", "ntp fixed", False)]
