@@ -13,7 +13,10 @@
  *      it raised last time.
  *  (3) A rule's evaluator reads the system and the engine's figures only;
  *      it never waits (statvfs, adjtimex, clock_gettime, the engine's
- *      counters).
+ *      counters), and a rule that reads the index or the log reads a
+ *      bounded slice (no-data, selfcheck) per evaluation.
+ *  (4) No evaluation while the engine does not write (read-only, or a
+ *      failed write being retried): it could store none of its events.
  */
 #include "api/alarms.h"
 
@@ -290,6 +293,8 @@ void sr_alarms_tick(sr_alarms *a)
     if (!a || !a->cfg->alarms_interval_s) return;
     uint64_t now = mono_ms();
     if (now < a->next_ms || atomic_load(&a->inflight)) return; /* invariant 2 */
+    /* a read-only or failed engine stores no event (its own alert says why, server.c engine_alert) */
+    if (sr_engine_write_state(a->eng, NULL) != SR_OK) return;
     a->next_ms = now + (uint64_t)a->cfg->alarms_interval_s * 1000;
     test_hook(a);
     sr_rec open = SR_REC_INIT;
