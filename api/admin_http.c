@@ -553,6 +553,7 @@ static const struct {
     {sr_admin_retention_routes, &sr_admin_retention_nroutes},
     {sr_admin_keys_routes, &sr_admin_keys_nroutes},
     {sr_admin_notify_routes, &sr_admin_notify_nroutes},
+    {sr_admin_alarms_routes, &sr_admin_alarms_nroutes},
 };
 
 void sr_admin_handle(sr_admin *a, h2o_req_t *req)

@@ -27,6 +27,8 @@
  *   admin_keys.c     the keyring (issue #16, docs/keys.md) (sr_admin_keys_routes)
  *   admin_notify.c   an operator's alarm notification targets (issue #17,
  *                    docs/monitoring.md)             (sr_admin_notify_routes)
+ *   admin_alarms.c   alarms: list, show, acknowledge, resolve (issue #17,
+ *                    docs/monitoring.md "Alarms") (sr_admin_alarms_routes)
  *
  * Paths name their target, so that the dispatcher can authorize a row's
  * action (sr_route.action) before the handler runs, the same way for every
@@ -89,6 +91,8 @@ extern const sr_route sr_admin_keys_routes[];
 extern const size_t sr_admin_keys_nroutes;
 extern const sr_route sr_admin_notify_routes[];
 extern const size_t sr_admin_notify_nroutes;
+extern const sr_route sr_admin_alarms_routes[];
+extern const size_t sr_admin_alarms_nroutes;
 
 /* The binding's engine (c->binding is the sr_admin). */
 struct sr_admin;
@@ -207,6 +211,9 @@ int sr_admin_work_pending(sr_admin_work *w, sr_user_scope scope, const char *sco
  * consumed), applied in order as one command when approved. */
 int sr_admin_work_pending_n(sr_admin_work *w, sr_user_scope scope, const char *scope_id, sr_authz_action act,
                             const char *summary, const sr_slice *evs, size_t n);
+/* o[key] = ms as RFC 3339 (UTC, ms); nothing for 0 (not yet). admin_pending.c */
+void sr_admin_put_time(json_t *o, const char *key, int64_t ms);
+
 /* [admin] pending_ttl_s: how long a pending change waits (set at start). */
 void sr_admin_pending_ttl(uint32_t seconds);
 

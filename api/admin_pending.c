@@ -188,7 +188,7 @@ static int visible(const sr_route_call *c, const sr_pending *p, int *decide)
     return mine || may;
 }
 
-static void put_time(json_t *o, const char *key, int64_t ms)
+void sr_admin_put_time(json_t *o, const char *key, int64_t ms)
 {
     if (!ms) return;
     char t[32];
@@ -204,10 +204,10 @@ static json_t *pending_json(const sr_pending *p, int64_t now, int decide)
                           p->op, "mayDecide", decide && !strcmp(sr_pending_state(p, now), "requested"));
     if (!o) return NULL;
     if (p->scope_id[0]) json_object_set_new(o, "scopeId", json_string(p->scope_id));
-    put_time(o, "requestedAt", p->requested_ms);
-    put_time(o, "expiresAt", p->expires_ms);
+    sr_admin_put_time(o, "requestedAt", p->requested_ms);
+    sr_admin_put_time(o, "expiresAt", p->expires_ms);
     if (p->decided_by[0]) json_object_set_new(o, "decidedBy", json_string(p->decided_by));
-    put_time(o, "decidedAt", p->decided_ms);
+    sr_admin_put_time(o, "decidedAt", p->decided_ms);
     if (p->reason[0]) json_object_set_new(o, "reason", json_string(p->reason));
     return o;
 }
@@ -360,7 +360,7 @@ static void decide(const sr_route_call *c, const char *action)
     if (o) {
         json_object_set_new(o, "state", json_string(action));
         json_object_set_new(o, "decidedBy", json_string(cl->user));
-        put_time(o, "decidedAt", now);
+        sr_admin_put_time(o, "decidedAt", now);
         if (reason[0]) json_object_set_new(o, "reason", json_string(reason));
     }
     sr_rec_close(&h);

@@ -65,6 +65,7 @@
  */
 #include "api/apif_http.h"
 #include "api/apif_int.h"
+#include "api/alarms.h"
 
 #include "api/broker.h"
 #include "api/csv_http.h"
@@ -1486,6 +1487,56 @@ static void certificate(const sr_route_call *c)
 
 /* The AP-IF routes (api/routes.h): how to add one is this row and its
  * handler (here or in apif_store.c, declared in apif_int.h). */
+/* ---- alarms (ext; issue #17, docs/monitoring.md "Alarms") -------------------- */
+
+/* GET /api/v1/alarms[?state=&level=&rule=&since=&until=]: the app's
+ * operator's alarms of the rules its alarm grants (grant_kind "alarms",
+ * read) name, oldest first; 403 E2003 without any such grant. Read on the
+ * loop: one index read of the grants and one of the alarms (few). */
+static void alarms_list(const sr_route_call *rt)
+{
+    sr_apif *a = rt->binding;
+    h2o_req_t *req = rt->req;
+    const atoken *t = rt->caller;
+    sr_alarm_filter f;
+    const char *field, *why;
+    if (sr_alarm_filter_parse(req, &f, &field, &why)) {
+        char m[160];
+        snprintf(m, sizeof m, "%s: %s", field, why);
+        return sr_http_result(req, 0, SR_WIRE_PARAM, m, NULL);
+    }
+    snprintf(f.op, sizeof f.op, "%s", t->op); /* the app's operator's only */
+    sr_store_grant *g = NULL;
+    size_t ng = 0;
+    if (sr_store_grants_load(a->eng, t->op, t->app, &g, &ng))
+        return sr_http_result(req, 0, SR_WIRE_INTERNAL, "cannot read the app's grants", NULL);
+    int any = 0;
+    for (size_t i = 0; i < ng; i++) any |= g[i].kind == SR_STORE_ALARMS && (g[i].access & SR_STORE_READ);
+    if (!any) {
+        sr_free(g);
+        char m[200];
+        snprintf(m, sizeof m, "alarms: app %s holds no alarm grant (alarm-grants of its operator)", t->app);
+        return sr_http_result(req, 0, SR_WIRE_FORBIDDEN, m, NULL);
+    }
+    sr_rec h = SR_REC_INIT;
+    int rc = sr_list_alarms(a->eng, &h);
+    json_t *arr = rc ? NULL : json_array();
+    sr_alarm al;
+    int k;
+    while (arr && (k = sr_rec_next_alarm(&h, &al)) != 0) {
+        if (k < 0 || !sr_alarm_filter_keeps(&f, &al) || !(sr_store_grants_allow(g, ng, SR_STORE_ALARMS, al.rule) & SR_STORE_READ))
+            continue;
+        json_t *o = sr_alarm_json(&al);
+        if (o) json_array_append_new(arr, o);
+    }
+    sr_rec_close(&h);
+    sr_free(g);
+    if (rc) return sr_http_result(req, 0, sr_wire_of_rc(rc), sr_wire_msg_of_rc(rc), NULL);
+    json_t *o = json_pack("{s:o}", "alarms", arr);
+    sr_http_jsonv(req, 200, o);
+    json_decref(o);
+}
+
 const sr_route sr_apif_routes[] = {
     {"POST", "/api/v1/sessions", open_session, SR_CALLER_NONE, SR_BODY_SMALL, 0},
     {"DELETE", "/api/v1/sessions/current", session_close, SR_CALLER_APP, SR_BODY_HTTP_MAX, 0},
@@ -1510,6 +1561,7 @@ const sr_route sr_apif_routes[] = {
     {"PUT", "/api/v1/files/{path}", sr_apif_file_put, SR_CALLER_APP, SR_BODY_HTTP_MAX, 0},
     {"DELETE", "/api/v1/files/{path}", sr_apif_file_delete, SR_CALLER_APP, SR_BODY_HTTP_MAX, 0},
     {"POST", "/api/v1/corrections", sr_apif_corrections, SR_CALLER_APP, SR_BODY_DOC, 0}, /* ~20,000 rows */
+    {"GET", "/api/v1/alarms", alarms_list, SR_CALLER_APP, SR_BODY_HTTP_MAX, 0},
     SR_TEST_ROUTES
 };
 const size_t sr_apif_nroutes = sizeof sr_apif_routes / sizeof sr_apif_routes[0];

@@ -170,6 +170,35 @@
     U(users, session_ttl_s, session_ttl_s, 3600, 60, 604800, "a user's admin session lives this long (seconds)")     \
     U(admin, pending_ttl_s, pending_ttl_s, 86400, 60, 2592000,                                                        \
       "seconds a privilege change waits for its second admin before it expires")                                       \
+    U(alarms, interval_s, alarms_interval_s, 10, 0, 86400, "the alarm rules are evaluated every this often; 0: never")  \
+    U(alarms, disk_free_warning_pct, alarms_disk_free_warning_pct, 20, 0, 100,                                       \
+      "disk-free: a warning below this % free where the data directory is; 0: off")                                   \
+    U(alarms, disk_free_minor_pct, alarms_disk_free_minor_pct, 10, 0, 100, "disk-free: minor below this % free; 0: off") \
+    U(alarms, disk_free_major_pct, alarms_disk_free_major_pct, 5, 0, 100, "disk-free: major below this % free; 0: off") \
+    U(alarms, disk_free_warning_mb, alarms_disk_free_warning_mb, 0, 0, 1000000000,                                  \
+      "disk-free: a warning below this many MiB free; 0: off")                                                        \
+    U(alarms, disk_free_minor_mb, alarms_disk_free_minor_mb, 0, 0, 1000000000, "disk-free: minor below this many MiB free; 0: off") \
+    U(alarms, disk_free_major_mb, alarms_disk_free_major_mb, 0, 0, 1000000000, "disk-free: major below this many MiB free; 0: off") \
+    U(alarms, writer_queue_warning, alarms_writer_queue_warning, 16384, 0, 16777216,                                 \
+      "writer-queue: a warning above this many commands waiting for the writer; 0: off")                              \
+    U(alarms, clock_sync_check, alarms_clock_sync_check, 1, 0, 1,                                                     \
+      "clock-unsync: 1 raises it while the kernel reports the clock unsynchronised (adjtimex); 0: off")               \
+    U(alarms, no_data_s, alarms_no_data_s, 0, 0, 315360000,                                                           \
+      "no-data: a data point whose newest value is older than this many seconds; 0: off")                             \
+    U(alarms, cert_expiry_warning_days, alarms_cert_expiry_warning_days, 30, 0, 3650,                              \
+      "cert-expiry: a warning when a TLS listener's certificate expires within this many days; 0: off")              \
+    U(alarms, cert_expiry_major_days, alarms_cert_expiry_major_days, 7, 0, 3650,                                      \
+      "cert-expiry: major within this many days; 0: off")                                                           \
+    U(alarms, login_throttled_warning, alarms_login_throttled_warning, 10, 0, 1000000,                               \
+      "login-failures: a warning when the login throttle refused this many logins between two evaluations; 0: off")  \
+    U(alarms, login_quiet_s, alarms_login_quiet_s, 300, 1, 86400,                                                     \
+      "login-failures: resolved after this many seconds without such a refusal")                                     \
+    U(alarms, selfcheck_interval_s, alarms_selfcheck_interval_s, 60, 0, 86400,                                       \
+      "selfcheck: the log's records appended since the last check are read back every this often; 0: off")          \
+    U(alarms, gateway_skew_ms, alarms_gateway_skew_ms, 60000, 0, 86400000,                                           \
+      "gateway-skew: a gateway whose values run ahead of the server's clock by more than this; 0: off")              \
+    U(alarms, clock_jump_ms, alarms_clock_jump_ms, 2000, 0, 86400000,                                                 \
+      "clock-jump: the wall clock moving this much against the monotonic clock between evaluations; 0: off")          \
     S(crypto, signature, crypto_signature, 32, "ES256",                                                                \
       "the platform key's signature algorithm when one is made: ES256, ES384, PS256 or EdDSA")                         \
     S(crypto, aead, crypto_aead, 32, "AES-256-GCM", "the AEAD of new data keys (docs/keys.md): AES-256-GCM")          \

@@ -7,8 +7,11 @@
 #include "engine/records.h"
 
 #include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 void sr_gw_err_clear(sr_gw_err *e)
 {
@@ -128,6 +131,7 @@ typedef struct msg_points {
     uint32_t *of;   /* the index of its point (filled from the second point on) */
     size_t ns, caps, capo;
     int scattered;  /* some point's values are not contiguous in s (of decreases) */
+    int64_t max_ts; /* the newest timestamp in s (the gateway-skew check, skew_check) */
     uint32_t slot0[MP_SLOTS0];
 } msg_points;
 
@@ -197,6 +201,7 @@ static inline int mp_push(msg_points *m, per_point *p, const sr_sample *s)
         m->of[m->ns] = k;
     }
     m->s[m->ns++] = *s;
+    m->max_ts = s->ts > m->max_ts ? s->ts : m->max_ts;
     p->n++;
     return SR_OK;
 }
@@ -204,9 +209,55 @@ static inline int mp_push(msg_points *m, per_point *p, const sr_sample *s)
 /* the event of the message: sr_ev_measurements over the points, each with
  * its values grouped (values already grouped, as in a snapshot or a series:
  * as they are) */
+/* ---- gateway clocks ahead of the server (R-MO-4; api/alarms.c gateway-skew) -- */
+
+static _Atomic int64_t skew_ms; /* 0: not watched */
+static pthread_mutex_t skew_mu = PTHREAD_MUTEX_INITIALIZER;
+static sr_gw_skew_note skew_notes[SR_GW_SKEW_NOTES];
+static size_t skew_n;
+
+void sr_gw_skew_set(uint32_t ms) { atomic_store(&skew_ms, (int64_t)ms); }
+
+size_t sr_gw_skew_take(sr_gw_skew_note *out, size_t cap)
+{
+    pthread_mutex_lock(&skew_mu);
+    size_t n = skew_n < cap ? skew_n : cap;
+    memcpy(out, skew_notes, n * sizeof *out);
+    skew_n = 0;
+    pthread_mutex_unlock(&skew_mu);
+    return n;
+}
+
+/* A message of values whose newest timestamp is ahead of the wall clock by
+ * more than skew_ms: accepted as it is, noted once per (op, gw) until taken
+ * (the note keeps the message that ran furthest ahead). */
+static void skew_check(const msg_points *m, const char *op, const char *gw, const char *message_id)
+{
+    int64_t lim = atomic_load_explicit(&skew_ms, memory_order_relaxed);
+    if (!lim || !m->ns) return;
+    int64_t max = m->max_ts; /* timestamps are >= 0 (both parsers), max_ts starts at 0 */
+    struct timespec w;
+    clock_gettime(CLOCK_REALTIME_COARSE, &w); /* a tick's precision is plenty against a skew of seconds */
+    int64_t ahead = max - ((int64_t)w.tv_sec * 1000 + w.tv_nsec / 1000000);
+    if (ahead <= lim) return;
+    pthread_mutex_lock(&skew_mu);
+    size_t i = 0;
+    while (i < skew_n && (strcmp(skew_notes[i].op, op) || strcmp(skew_notes[i].gw, gw))) i++;
+    int fresh = i == skew_n && skew_n < SR_GW_SKEW_NOTES; /* a full table drops the note: the next one comes */
+    if (fresh) skew_n++;
+    if (fresh || (i < skew_n && ahead > skew_notes[i].ahead_ms)) {
+        snprintf(skew_notes[i].op, sizeof skew_notes[i].op, "%s", op);
+        snprintf(skew_notes[i].gw, sizeof skew_notes[i].gw, "%s", gw);
+        snprintf(skew_notes[i].message_id, sizeof skew_notes[i].message_id, "%s", message_id ? message_id : "");
+        skew_notes[i].ahead_ms = ahead;
+    }
+    pthread_mutex_unlock(&skew_mu);
+}
+
 static int mp_event(msg_points *m, const char *op, const char *gw, const char *message_id, const char *monitor_id,
                     sr_buf *event)
 {
+    skew_check(m, op, gw, message_id);
     sr_pv_in in0[128];
     sr_pv_in *in = m->np <= 128 ? in0 : sr_malloc(m->np * sizeof *in);
     sr_sample *g = m->scattered ? sr_malloc(m->ns * sizeof *g) : m->s;

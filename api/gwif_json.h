@@ -111,6 +111,20 @@ void sr_gw_check(sr_engine *e, const char *op, const char *gw, const void *data,
                  sr_gw_checked *out);
 void sr_gw_checked_release(sr_gw_checked *c);
 
+/* Gateways whose values run ahead of the server's clock (R-MO-4): with
+ * sr_gw_skew_set(ms) (0: off; the server sets [alarms] gateway_skew_ms),
+ * every values message built (both paths above) whose newest timestamp is
+ * more than ms ahead of the wall clock is accepted as it is and noted: one
+ * note per (operator, gateway) until taken, the furthest ahead kept. The
+ * alarm rule gateway-skew (api/alarms.c) takes them. Any thread. */
+enum { SR_GW_SKEW_NOTES = 256 };
+typedef struct sr_gw_skew_note {
+    char op[72], gw[72], message_id[72];
+    int64_t ahead_ms;
+} sr_gw_skew_note;
+void sr_gw_skew_set(uint32_t ms);
+size_t sr_gw_skew_take(sr_gw_skew_note *out, size_t cap);
+
 /* The GW_ACK message for a message (correlationId = its messageId). */
 SR_MUST_CHECK int sr_gw_ack(const char *correlation_id, sr_wire code, const char *message, json_t *detail,
                             int64_t now_ms, sr_buf *out);

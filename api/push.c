@@ -162,16 +162,19 @@ static void alarm_done(void *ctx, const sr_result *r)
     if (r->rc) sr_slog(SR_LOG_WARN, "push alarm event not stored", "error=%s", sr_err_name(r->rc));
 }
 
-/* Fire and forget: an AlarmEvent saying the app's queue dropped messages. */
+/* Fire and forget: an AlarmEvent saying the app's queue dropped messages:
+ * the rule push-dropped of the app (docs/monitoring.md "Alarms"; a raise
+ * while the app's alarm is open counts a re-occurrence of it). */
 static void raise_alarm(sr_push *p, papp *a)
 {
-    char id[128], msg[256];
-    snprintf(id, sizeof id, "push-dropped-%s", a->app);
+    char msg[256];
     snprintf(msg, sizeof msg, "push queue of app %s over %u: oldest dropped", a->app, p->o.max_queue);
     sr_buf b;
     sr_buf_init(&b);
     sr_cmd_env env = {a->op, "system", SR_ACTOR_SYSTEM, NULL, NULL};
-    int rc = sr_cmd_alarm(&env, id, SR_AL_MINOR, "raised", "push", msg, &b);
+    sr_alarm_step st = {.state = "raised", .rule = "push-dropped", .subject = a->app, .source = "push",
+                        .message = msg, .level = SR_AL_MINOR};
+    int rc = sr_cmd_alarm(&env, &st, &b);
     if (!rc) {
         sr_slice sl = {b.data, b.len};
         rc = sr_engine_submit(p->eng, &sl, 1, alarm_done, NULL);

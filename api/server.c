@@ -79,6 +79,7 @@
 #include "api/gwif_http.h"
 #include "api/gwif_json.h"
 #include "api/loginguard.h"
+#include "api/alarms.h"
 #include "api/loopq.h"
 #include "api/metrics.h"
 #include "api/pki.h"
@@ -127,6 +128,7 @@ struct sr_server {
     sr_broker *broker;
     sr_push *push; /* push to apps (R-AP-17) */
     sr_notify *notify; /* alarm notifications (issue #17, R-MO-3) */
+    sr_alarms *alarms; /* the alarm rules' evaluator (issue #17, api/alarms.h) */
     sr_loopq doneq; /* engine completions, from the writer thread */
     sr_loopq regq;  /* committed registry changes (the engine's registry hook; REVOCATION) */
     uv_signal_t sigint, sigterm;
@@ -1945,6 +1947,7 @@ static void on_tick(uv_timer_t *t)
     server_watchdog(s);
     backup_tick(s);
     retention_tick(s);
+    if (!s->stopping) sr_alarms_tick(s->alarms);
     uint64_t now = now_ms();
     for (conn *c = s->conns; c;) {
         conn *n = c->next;
@@ -2255,6 +2258,9 @@ int sr_server_open(const sr_config *cfg, sr_server **out, char *err, size_t errl
     sr_workq_limits wl = {cfg->work_running_max, cfg->work_running_per_op, cfg->work_queue_max,
                           cfg->work_queue_per_op, cfg->work_bytes_per_op};
     if ((rc = sr_workq_new(&s->loop, &wl, &s->workq))) goto fail;
+    if ((rc = sr_alarms_open(s->eng, &s->cfg, &s->alarms))) goto fail;
+    sr_alarms_watch_logins(s->alarms, s->guard);
+    sr_gw_skew_set(cfg->alarms_interval_s ? cfg->alarms_gateway_skew_ms : 0); /* api/gwif_json.h: noted for gateway-skew */
     uv_timer_init(&s->loop, &s->tick);
     s->tick.data = s;
     uv_timer_start(&s->tick, on_tick, 1000, 1000);
@@ -2429,6 +2435,7 @@ void sr_server_close(sr_server *s)
     sr_broker_free(s->broker);
     sr_push_free(s->push);
     sr_notify_free(s->notify);
+    sr_alarms_free(s->alarms); /* after the engine: its completions have run */
     sr_workq_free(s->workq);
     uv_loop_close(&s->loop);
     sr_loginguard_free(s->guard);

@@ -128,6 +128,7 @@ int main(int argc, char **argv)
         return 1;
     }
     int ok = eb_masters(e, &c, &d) == SR_OK;
+    sr_gw_skew_set(60000); /* as the server runs it: [alarms] gateway_skew_ms's default (api/gwif_json.h) */
 
     /* payloads, back to back */
     sr_buf all;

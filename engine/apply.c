@@ -571,7 +571,7 @@ static int apply_registry_put(sr_engine *e, MDB_txn *t, Event *ev, sr_result *r,
         sr_store_kind sk;
         char why[200];
         if (!sr_store_kind_parse(g->grant_kind, &sk))
-            return sr__refuse(r, SR_EINVAL, "grant %s: kind: documents, files or corrections", g->id);
+            return sr__refuse(r, SR_EINVAL, "grant %s: kind: documents, files, corrections or alarms", g->id);
         if (sr_store_pattern_check(sk, g->pattern, why, sizeof why))
             return sr__refuse(r, SR_EINVAL, "grant %s: pattern: %s", g->id, why);
         if (!sr_store_access_parse(g->access))
@@ -768,7 +768,7 @@ static int check_engine_only(sr_engine *e, MDB_txn *t, const Event *ev, sr_resul
  * The event appliers: one row per kind of event, the oneof case of
  * Event.body in codecs/events.proto: X(CASE, check, apply, series), where
  * CASE names SUIRO__V1__EVENT__BODY_<CASE> (see sr_applier in
- * engine_int.h). Auth, keys, alarms, admin and backup events have no apply: the log
+ * engine_int.h). Auth, keys, admin and backup events have no apply: the log
  * is their store (and the audit trail's row, sr__apply_common); sessions only for a session with a bearer token, an app's or a user's (apply_session). A kind of events.proto without a row fails the build
  * (event_kind_has_row below, and the size of the table); test_engine's
  * "appliers" test checks the rows against the descriptor of Event too.
@@ -1258,7 +1258,7 @@ static int apply_notify(sr_engine *e, MDB_txn *t, Event *ev, sr_result *r, int v
     X(_USER, NULL, apply_user, NULL)                                          \
     X(_AUTH, NULL, NULL, NULL)                                                \
     X(_KEY, NULL, sr__apply_key, NULL)                                        \
-    X(_ALARM, NULL, NULL, NULL)                                               \
+    X(_ALARM, NULL, sr__apply_alarm, NULL)                                    \
     X(_HEADS_CHECKPOINT, check_engine_only, NULL, sr__heads_apply_checkpoint) \
     X(_LOGIN_POLICY, NULL, apply_login_policy, NULL)                          \
     X(_PENDING, NULL, apply_pending, NULL)                                    \

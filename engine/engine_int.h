@@ -442,6 +442,9 @@ void sr__heads_latest_end(sr_engine *e, int committed);
  * head's first_seq past it, record it in meta "heads_ckpt" (nothing in
  * heads_only mode: heads_db already says it). */
 int sr__heads_apply_checkpoint(sr_engine *e, MDB_txn *t, const Event *ev, int heads_only);
+/* alarms.c: the AlarmEvent applier (SR_EVENT_KINDS): an alarm's steps in
+ * the `alarms` database (its header: one open alarm per condition) */
+int sr__apply_alarm(sr_engine *e, MDB_txn *t, Event *ev, sr_result *r, int validate);
 /* retention.c: the Retention event's check (pass 1) and apply (pass 2, in
  * seq order with the measurements; nothing in heads_only mode); a data
  * class a data point may have (an id, not "audit" nor "message_ids") */

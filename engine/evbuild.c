@@ -727,15 +727,19 @@ int sr_cmd_key_ev(const sr_cmd_env *env, const sr_key_rec *k, sr_buf *out)
     return env_pack(&ev, env, out);
 }
 
-int sr_cmd_alarm(const sr_cmd_env *env, const char *alarm_id, sr_alarm_level level, const char *state,
-                 const char *source, const char *message, sr_buf *out)
+int sr_cmd_alarm(const sr_cmd_env *env, const sr_alarm_step *s, sr_buf *out)
 {
     Suiro__V1__AlarmEvent al = SUIRO__V1__ALARM_EVENT__INIT;
-    al.alarm_id = S(alarm_id);
-    al.level = (Suiro__V1__AlarmLevel)level;
-    al.state = S(state);
-    al.source = S(source);
-    al.message = S(message);
+    al.alarm_id = S(s->id);
+    al.level = (Suiro__V1__AlarmLevel)s->level;
+    al.state = S(s->state);
+    al.source = S(s->source);
+    al.message = S(s->message);
+    al.rule = S(s->rule);
+    al.subject = S(s->subject);
+    al.comment = S(s->comment);
+    al.auto_resolve = s->auto_resolve;
+    al.auto_resolved = s->auto_resolved;
     Suiro__V1__Event ev = SUIRO__V1__EVENT__INIT;
     ev.body_case = SUIRO__V1__EVENT__BODY_ALARM;
     ev.alarm = &al;

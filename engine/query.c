@@ -46,6 +46,45 @@ int sr_engine_point_info(sr_engine *e, const char *op, const char *data_id, sr_p
     return sr__points_lookup(e, op, data_id, out);
 }
 
+int sr_engine_latest_each(sr_engine *e, uint32_t from, size_t max, sr_latest_fn fn, void *ctx, uint32_t *next)
+{
+    MDB_txn *t;
+    *next = 0;
+    int rc = sr_index_read_begin(e->ix, &t);
+    if (rc) return rc;
+    MDB_cursor *c;
+    if ((rc = sr_index_err(mdb_cursor_open(t, DB(e, SR_DB_LATEST), &c)))) {
+        sr_index_read_end(e->ix, t);
+        return rc;
+    }
+    uint8_t k[4];
+    be32(k, from);
+    MDB_val K = {4, k}, V;
+    size_t n = 0;
+    int r = mdb_cursor_get(c, &K, &V, MDB_SET_RANGE);
+    for (; !rc && r == 0; r = mdb_cursor_get(c, &K, &V, MDB_NEXT)) {
+        if (K.mv_size != 4) continue;
+        const uint8_t *kp = K.mv_data;
+        uint32_t p = (uint32_t)kp[0] << 24 | (uint32_t)kp[1] << 16 | (uint32_t)kp[2] << 8 | kp[3];
+        if (n == max) { /* where the next call starts */
+            *next = p;
+            break;
+        }
+        n++;
+        sr_sample s;
+        sr_vtype ty;
+        if (latest_decode(V.mv_data, V.mv_size, &s, &ty)) continue; /* verify reports it */
+        sr_ptview pi;
+        char *scratch = NULL;
+        if (sr__points_view(e, t, p, &pi, &scratch) == SR_OK) rc = fn(ctx, pi.op, pi.id, p, s.ts);
+        sr_free(scratch);
+    }
+    if (!rc && r != 0 && r != MDB_NOTFOUND) rc = sr_index_err(r);
+    mdb_cursor_close(c);
+    sr_index_read_end(e->ix, t);
+    return rc;
+}
+
 int sr_engine_latest(sr_engine *e, const uint32_t *points, size_t n, sr_sample *out, int *found, sr_buf *strings)
 {
     MDB_txn *t;
@@ -593,6 +632,41 @@ int sr_engine_pending_get(sr_engine *e, const char *id, sr_buf *packed)
 int sr_engine_pending_list(sr_engine *e, sr_buf *out, size_t *count)
 {
     return scan_prefix(e, SR_DB_PENDING, NULL, 0, NULL, out, count);
+}
+
+int sr_engine_alarm_get(sr_engine *e, const char *id, sr_buf *packed)
+{
+    if (!id || id[0] != 'A') return SR_ENOTFOUND; /* the open rows' keys start with 1 */
+    return get_copy(e, SR_DB_ALARMS, id, NULL, NULL, packed);
+}
+
+int sr_engine_alarm_list(sr_engine *e, sr_buf *out, size_t *count)
+{
+    return scan_prefix(e, SR_DB_ALARMS, (const uint8_t *)"A", 1, NULL, out, count);
+}
+
+int sr_engine_alarm_open_list(sr_engine *e, sr_buf *out, size_t *count)
+{
+    MDB_txn *t;
+    int rc = sr_index_read_begin(e->ix, &t);
+    if (rc) return rc;
+    MDB_cursor *c;
+    *count = 0;
+    if ((rc = sr_index_err(mdb_cursor_open(t, DB(e, SR_DB_ALARMS), &c)))) {
+        sr_index_read_end(e->ix, t);
+        return rc;
+    }
+    MDB_val K = {1, "\1"}, V, A;
+    int r = mdb_cursor_get(c, &K, &V, MDB_SET_RANGE);
+    for (; !rc && r == 0 && K.mv_size && ((const uint8_t *)K.mv_data)[0] == 1; r = mdb_cursor_get(c, &K, &V, MDB_NEXT)) {
+        int g = get(t, DB(e, SR_DB_ALARMS), V.mv_data, V.mv_size, &A);
+        if (g == SR_ENOTFOUND) continue; /* its key was destroyed (ixseal.h invariant 4) */
+        if (!(rc = g) && !(rc = append_framed(out, &A))) (*count)++;
+    }
+    if (!rc && r != 0 && r != MDB_NOTFOUND) rc = sr_index_err(r);
+    mdb_cursor_close(c);
+    sr_index_read_end(e->ix, t);
+    return rc;
 }
 
 int sr_engine_request_get(sr_engine *e, const char *op, const char *req, const char *gw, sr_buf *created,

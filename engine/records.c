@@ -268,6 +268,42 @@ static int dec_pending(sr_rec *r, const uint8_t *p, size_t len, sr_pending *o)
     return SR_OK;
 }
 
+/* op \0 packed AlarmEvent (engine/alarms.c) */
+static int dec_alarm(sr_rec *r, const uint8_t *p, size_t len, sr_alarm *o)
+{
+    const uint8_t *z = memchr(p, 0, len);
+    if (!z) return SR_ECORRUPT;
+    size_t ol = (size_t)(z - p);
+    char *op = sr_malloc(ol + 1);
+    int rc = keep(r, op, 0);
+    if (rc) return rc;
+    memcpy(op, p, ol);
+    op[ol] = 0;
+    Suiro__V1__AlarmEvent *m = suiro__v1__alarm_event__unpack(NULL, len - ol - 1, z + 1);
+    if ((rc = keep(r, m, 1))) return rc;
+    *o = (sr_alarm){.id = m->alarm_id,
+                    .op = op,
+                    .rule = m->rule,
+                    .subject = m->subject,
+                    .state = m->state,
+                    .message = m->message,
+                    .source = m->source,
+                    .level = (sr_alarm_level)m->level,
+                    .auto_resolve = m->auto_resolve,
+                    .auto_resolved = m->auto_resolved,
+                    .count = m->count,
+                    .raised_by = m->by,
+                    .acked_by = m->acked_by,
+                    .resolved_by = m->resolved_by,
+                    .ack_comment = m->ack_comment,
+                    .resolve_comment = m->resolve_comment,
+                    .raised_ms = m->raised_ms,
+                    .last_ms = m->last_ms,
+                    .acked_ms = m->acked_ms,
+                    .resolved_ms = m->resolved_ms};
+    return SR_OK;
+}
+
 static int dec_file(sr_rec *r, const uint8_t *p, size_t len, sr_file_meta *o)
 {
     Suiro__V1__FilePut *m = suiro__v1__file_put__unpack(NULL, len, p);
@@ -460,6 +496,40 @@ int sr_list_pending(sr_engine *e, sr_rec *r)
 }
 
 int sr_rec_next_pending(sr_rec *r, sr_pending *out) { NEXT_ONE(dec_pending, out); }
+
+int sr_read_alarm(sr_engine *e, const char *id, sr_rec *r, sr_alarm *out)
+{
+    READ_ONE(sr_engine_alarm_get(e, id, &b_), dec_alarm, out);
+}
+
+int sr_list_alarms(sr_engine *e, sr_rec *r)
+{
+    list_reset(r);
+    return sr_engine_alarm_list(e, &r->raw, &r->count);
+}
+
+int sr_rec_next_alarm(sr_rec *r, sr_alarm *out) { NEXT_ONE(dec_alarm, out); }
+
+int sr_list_open_alarms(sr_engine *e, sr_rec *r)
+{
+    list_reset(r);
+    return sr_engine_alarm_open_list(e, &r->raw, &r->count);
+}
+
+const char *sr_alarm_level_name(sr_alarm_level l)
+{
+    return l == SR_AL_WARNING ? "warning" : l == SR_AL_MINOR ? "minor" : l == SR_AL_MAJOR ? "major" : "unspecified";
+}
+
+int sr_alarm_level_parse(const char *s, sr_alarm_level *out)
+{
+    for (int l = SR_AL_WARNING; l <= SR_AL_MAJOR; l++)
+        if (s && !strcmp(s, sr_alarm_level_name((sr_alarm_level)l))) {
+            *out = (sr_alarm_level)l;
+            return 0;
+        }
+    return -1;
+}
 
 const char *sr_pending_state(const sr_pending *p, int64_t now_ms)
 {

@@ -248,6 +248,30 @@ int sr_rec_next_pending(sr_rec *r, sr_pending *out);
  * expiry (the writer refuses to decide it then), else p->state. */
 const char *sr_pending_state(const sr_pending *p, int64_t now_ms);
 
+/* ---- alarms (issue #17, R-MO-3; docs/monitoring.md "Alarms"; engine/alarms.c) - */
+
+/* An alarm as the index keeps it: one occurrence of a condition (op, rule,
+ * subject). state: "raised", "acknowledged" or "resolved"; level and
+ * message are its latest raise's; count: raises (1 + re-occurrences). */
+typedef struct sr_alarm {
+    const char *id, *op, *rule, *subject, *state, *message, *source;
+    sr_alarm_level level;
+    int auto_resolve, auto_resolved;
+    uint32_t count;
+    const char *raised_by, *acked_by, *resolved_by, *ack_comment, *resolve_comment;
+    int64_t raised_ms, last_ms, acked_ms, resolved_ms; /* 0: not (yet) */
+} sr_alarm;
+
+SR_MUST_CHECK int sr_read_alarm(sr_engine *e, const char *id, sr_rec *r, sr_alarm *out);
+/* Every alarm, of every operator, in the order they were raised. */
+SR_MUST_CHECK int sr_list_alarms(sr_engine *e, sr_rec *r);
+int sr_rec_next_alarm(sr_rec *r, sr_alarm *out);
+/* The open alarms (raised or acknowledged) only: one per condition. */
+SR_MUST_CHECK int sr_list_open_alarms(sr_engine *e, sr_rec *r);
+/* "warning", "minor", "major"; and back (0, or -1). */
+const char *sr_alarm_level_name(sr_alarm_level l);
+int sr_alarm_level_parse(const char *s, sr_alarm_level *out);
+
 /* ---- the audit trail (docs/admin.md "Audit"; engine/audit.c) ------------------ */
 
 typedef struct sr_audit_rec {
@@ -310,6 +334,9 @@ typedef enum sr_store_kind {
     SR_STORE_FILES = 2,       /* a grant's pattern is a path prefix */
     SR_STORE_CORRECTIONS = 3, /* a grant's pattern is a data point's id (a trailing '*' a prefix):
                                * write lets the app import corrections of its values (docs/csv.md) */
+    SR_STORE_ALARMS = 4,      /* a grant's pattern is an alarm rule's name (a trailing '*' a prefix; "*" all):
+                               * read lets the app list its operator's alarms of those rules (AP-IF (ext)
+                               * GET /api/v1/alarms, docs/monitoring.md "Alarms") */
 } sr_store_kind;
 enum { SR_STORE_READ = 1, SR_STORE_WRITE = 2 };
 
@@ -320,7 +347,7 @@ typedef struct sr_store_grant {
     char pattern[520]; /* a collection or a path prefix; "*" all; a trailing '*' a prefix */
     int access;        /* SR_STORE_READ | SR_STORE_WRITE */
 } sr_store_grant;
-/* "documents" / "files" / "corrections" -> kind; 0 if none of them. */
+/* "documents" / "files" / "corrections" / "alarms" -> kind; 0 if none of them. */
 int sr_store_kind_parse(const char *s, sr_store_kind *out);
 const char *sr_store_kind_name(sr_store_kind k);
 /* "read", "write", "read+write" -> bits; 0 if none of them. */
@@ -640,9 +667,20 @@ const struct sr_keys *sr_engine_data_keys(sr_engine *e);
  * no such key. The retention sweep decides which keys (engine/retention.c). */
 SR_MUST_CHECK int sr_engine_key_destroy(sr_engine *e, const sr_cmd_env *env, uint32_t id, uint32_t period_days,
                                         int64_t cut_ms, sr_errinfo *ei);
-/* An alarm raised, acknowledged or resolved (state). */
-SR_MUST_CHECK int sr_cmd_alarm(const sr_cmd_env *env, const char *alarm_id, sr_alarm_level level, const char *state,
-                               const char *source, const char *message, sr_buf *out);
+/* A step of an alarm (AlarmEvent, codecs/events.proto), env's operator:
+ * "raised" (rule, subject, level, source, message, auto_resolve: a new
+ * alarm of the condition, or a re-occurrence of its open one),
+ * "acknowledged" (id, comment) or "resolved" (id, or with id NULL the open
+ * alarm of rule and subject; comment; auto_resolved: by its rule). The
+ * engine refuses: no such alarm of env's operator, or no open alarm of the
+ * condition (SR_ENOTFOUND); a step it is past (SR_ECONFLICT); a bad rule,
+ * level or a text over 1000 bytes (SR_EINVAL). */
+typedef struct sr_alarm_step {
+    const char *state, *id, *rule, *subject, *source, *message, *comment;
+    sr_alarm_level level;
+    int auto_resolve, auto_resolved;
+} sr_alarm_step;
+SR_MUST_CHECK int sr_cmd_alarm(const sr_cmd_env *env, const sr_alarm_step *s, sr_buf *out);
 /* Documents: revision is the expected current one (0: any). */
 SR_MUST_CHECK int sr_cmd_doc_put(const sr_cmd_env *env, const char *collection, const char *doc_id,
                                  uint64_t revision, const void *json, size_t json_len, sr_buf *out);

@@ -91,6 +91,15 @@
  *              2^32 events) -> duplicates (DUPSORT, DUPFIXED) of 12 bytes:
  *              the first 8 bytes of SHA-256(op \0 actor \0 message id), then
  *              the low 32 bits of the seq, both BE (sr__msgid_item)
+ *   alarms     (layout 11; issue #17, docs/monitoring.md "Alarms")
+ *              'A' hex16(seq) (the alarm's id: "A" and the seq of the event
+ *              that raised it, 16 upper-case hex digits, so key order is the
+ *              order alarms were raised in) -> op \0 packed AlarmEvent, the
+ *              alarm's whole state (apply.c apply_alarm);
+ *              1 op \0 rule \0 subject (a first byte no id starts with) ->
+ *              the id of the condition's open alarm (raised or
+ *              acknowledged; gone once resolved: one open alarm per
+ *              condition)
  *
  * Retention (engine/retention.c, docs/retention.md) deletes `series`
  * chunks, `latest` rows, `audit` rows and `msgidx` items by Retention
@@ -164,6 +173,11 @@
  *      epoch created. An index of layout 6..8 is rebuilt from the log at a
  *      read-write open (the log's events carry their ingest times); a
  *      suiro of layout 8 refuses this index as newer.
+ *  11: (issue #17, ALARMS) the `alarms` database (each alarm's state and
+ *      the open alarm of each condition). An index of an older layout has
+ *      no rows for the alarm events its log holds, so it is rebuilt from the
+ *      log at a read-write open (its push-dropped alarms become alarms of
+ *      rule push-dropped); a suiro of an older layout refuses it as newer.
  *   12: (issue #17, NOTIFY's part) the `notifyq` database (the notifier's
  *      mark and done deliveries, NotifyEvent). An index of an older layout
  *      has no rows for the NotifyEvents its log holds: rebuilt from the log
@@ -179,7 +193,8 @@
  * number), notifyq (sequence numbers, an outcome and a count). */
 #define SR_IXSEAL_DBS                                                                                      \
     SR_DB_MASTERS, SR_DB_POINTINFO, SR_DB_LATEST, SR_DB_SERIES, SR_DB_DOCS, SR_DB_FILES, SR_DB_REGISTRY,     \
-        SR_DB_REQUESTS, SR_DB_MONITORS, SR_DB_SESSIONS, SR_DB_USERS, SR_DB_POLICIES, SR_DB_PENDING, SR_DB_AUDIT
+        SR_DB_REQUESTS, SR_DB_MONITORS, SR_DB_SESSIONS, SR_DB_USERS, SR_DB_POLICIES, SR_DB_PENDING, SR_DB_AUDIT, \
+        SR_DB_ALARMS
 
 /* The databases: X(enum suffix, name, LMDB flags). "meta" stays first. */
 #define SR_INDEX_DBS(X)                            \
@@ -202,6 +217,7 @@
     X(PENDING, "pending", 0)                       \
     X(AUDIT, "audit", 0)                           \
     X(PUSHQ, "pushq", 0)                           \
+    X(ALARMS, "alarms", 0)                         \
     X(NOTIFYQ, "notifyq", 0)
 
 typedef enum sr_dbi {

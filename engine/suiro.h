@@ -295,6 +295,22 @@ SR_MUST_CHECK int sr_engine_policy_get(sr_engine *e, const char *op, sr_buf *pac
 SR_MUST_CHECK int sr_engine_push_mark(sr_engine *e, const char *op, const char *app, uint64_t *through);
 SR_MUST_CHECK int sr_engine_pending_get(sr_engine *e, const char *id, sr_buf *packed);
 SR_MUST_CHECK int sr_engine_pending_list(sr_engine *e, sr_buf *out, size_t *count);
+/* An alarm (op \0 packed AlarmEvent, its whole state) by id, and every
+ * alarm in the order they were raised (same framing; engine/alarms.c). */
+/* The latest rows (each data point's newest value's time) from point
+ * `from` on, in point order, at most max of them: fn(ctx, the point's
+ * operator, its data id, point, ts) for each (a non-zero return stops the
+ * walk and is returned). *next: the point a next call starts from, 0 when
+ * the walk reached the end. One read snapshot (the alarm rule no-data,
+ * api/alarms.c, walks them a slice per evaluation). */
+typedef int (*sr_latest_fn)(void *ctx, const char *op, const char *data_id, uint32_t point, int64_t ts);
+SR_MUST_CHECK int sr_engine_latest_each(sr_engine *e, uint32_t from, size_t max, sr_latest_fn fn, void *ctx,
+                                        uint32_t *next);
+SR_MUST_CHECK int sr_engine_alarm_get(sr_engine *e, const char *id, sr_buf *packed);
+SR_MUST_CHECK int sr_engine_alarm_list(sr_engine *e, sr_buf *out, size_t *count);
+/* The open alarms (raised or acknowledged), one per condition, in the
+ * conditions' key order (op, rule, subject); same framing. */
+SR_MUST_CHECK int sr_engine_alarm_open_list(sr_engine *e, sr_buf *out, size_t *count);
 
 /* The audit trail (`audit`, engine/audit.c): rows in [from_ms, to_ms] that
  * match every filter given, in time order (newest_first: the reverse), at

@@ -38,7 +38,7 @@ enum { MAX_ANSWER = 64 << 20, MAX_DATA = 64 << 20, SECRET_MAX = 300 };
 
 typedef struct aopts {
     const char *url, *token, *cacert, *data, *user, *code, *id, *name, *kind, *scope_kind, *scope_id, *roles,
-        *current_password, *new_password, *reason, *dest;
+        *current_password, *new_password, *reason, *dest, *comment, *query;
     int verbose;
 } aopts;
 
@@ -59,6 +59,8 @@ const sr_opt sr_opts_admin[] = {
     OS("roles", roles, "R[,R...]", "user-create, user-roles: role names"),
     OS("reason", reason, "TEXT", "pending-reject: why"),
     OS("dest", dest, "DIR", "backup: the server's [backup] directory (checked by the server)"),
+    OS("comment", comment, "TEXT", "alarms ack, alarms resolve: a comment recorded with the step"),
+    OS("query", query, "K=V[&K=V]", "alarms list: filters (operator, state, level, rule, since, until)"),
     OS("current-password", current_password, "P", "password: the current one (else a prompt)"),
     OS("new-password", new_password, "P", "password: the new one (else a prompt)"),
     SR_OPT_END,
@@ -84,6 +86,7 @@ static const member MEMBERS[] = {
     MEM("newPassword", new_password, M_STR, "new password: "),
     MEM("reason", reason, M_STR, NULL),
     MEM("dest", dest, M_STR, NULL),
+    MEM("comment", comment, M_STR, NULL),
 };
 
 /* One subcommand: the route, how many arguments fill its path, the body's
@@ -174,6 +177,11 @@ static const acmd CMDS[] = {
     {"notify-domains", "GET", OPS "/notify/mail-domains", 1, NULL, "OP: its own mail domains and the platform's"},
     {"notify-domains-put", "PUT", OPS "/notify/mail-domains", 1, NULL,
      "OP --data '{\"domains\":[D,...]}' (a subset of [notify] mail_allowed_domains; []: none of its own)"},
+    /* alarms (api/admin_alarms.c, docs/monitoring.md "Alarms"); also written `alarms list`, `alarms show`, ... */
+    {"alarms-list", "GET", "/admin/v1/alarms", 0, NULL, "the alarms I may see [--query state=open&level=major...]"},
+    {"alarms-show", "GET", "/admin/v1/alarms/{alarmId}", 1, NULL, "ALARM"},
+    {"alarms-ack", "POST", "/admin/v1/alarms/{alarmId}/ack", 1, "comment", "ALARM [--comment TEXT]: acknowledge it"},
+    {"alarms-resolve", "POST", "/admin/v1/alarms/{alarmId}/resolve", 1, "comment", "ALARM [--comment TEXT]: resolve it"},
 };
 enum { NCMDS = sizeof CMDS / sizeof CMDS[0] };
 
@@ -193,6 +201,7 @@ const char sr_admin_more[] =
     "  pending-reject | backup | backups | retention | retention-put | retention-run\n"
     "  notify-targets | notify-target-add | notify-target-delete | notify-domains\n"
     "  notify-domains-put\n"
+    "  alarms list | alarms show | alarms ack | alarms resolve (or alarms-list, ...)\n"
     "                           (`suiro admin help` lists each with its route)\n"
     "\nexit: 0 ok, 1 error answer (printed), 2 usage, 3 server not reachable\n";
 
@@ -455,9 +464,19 @@ int sr_cmd_admin(const sr_command *cmd, int argc, char **argv)
         }
         callrow = (acmd){"call", a.pos[1], a.pos[2], 0, NULL, ""};
         r = &callrow;
-    } else
+    } else {
         for (size_t i = 0; i < NCMDS; i++)
             if (!strcmp(CMDS[i].name, name)) r = &CMDS[i];
+        /* two words ("alarms list") name the row of the two joined by '-' */
+        char two[64];
+        if (!r && a.npos >= 2 && snprintf(two, sizeof two, "%s-%s", name, a.pos[1]) < (int)sizeof two)
+            for (size_t i = 0; i < NCMDS; i++)
+                if (!strcmp(CMDS[i].name, two)) {
+                    r = &CMDS[i];
+                    for (int k = 1; k + 1 < a.npos; k++) a.pos[k] = a.pos[k + 1];
+                    a.npos--;
+                }
+    }
     if (!r) {
         curl_global_cleanup();
         return sr_opts_error(cmd, "unknown command '%s' (suiro admin help lists them)", name);
@@ -479,6 +498,12 @@ int sr_cmd_admin(const sr_command *cmd, int argc, char **argv)
         body = build_body(cmd, &o, r, &rc);
     if (!rc) {
         path = r == &callrow ? strdup(r->path) : fill_path(r, (char **)&a.pos[1]);
+        if (path && o.query && o.query[0]) { /* the filters as they are (the server checks them) */
+            char *q = malloc(strlen(path) + strlen(o.query) + 2);
+            if (q) sprintf(q, "%s?%s", path, o.query);
+            free(path);
+            path = q;
+        }
         rc = path ? call(&o, r->method, path, body, r->ctype) : EX_API;
     }
     free(path);

@@ -896,6 +896,7 @@ Test(engine, unknown_event_fields_survive_append_and_replay)
     Suiro__V1__AlarmEvent a = SUIRO__V1__ALARM_EVENT__INIT;
     a.alarm_id = "A1";
     a.level = SUIRO__V1__ALARM_LEVEL__AL_MINOR;
+    a.state = "raised"; /* a raise of the condition "A1" (no rule: the pre-#17 form, engine/alarms.c) */
     Suiro__V1__Event ev = SUIRO__V1__EVENT__INIT;
     ev.body_case = SUIRO__V1__EVENT__BODY_ALARM;
     ev.alarm = &a;

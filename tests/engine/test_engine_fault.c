@@ -59,9 +59,14 @@
  * acknowledged, a tombstone in the keyring only with it (the command alone
  * writes none: a replay of the event or the next sweep does), the key's two
  * records read as erased once it is one, and the index equals a rebuild.
- * Command 18 (NOTIFY_MARK_CMD) is the notifier's mark (a NotifyEvent "mark",
+ * Command 18 (ALARM_CMD; issue #17, engine/alarms.c) acknowledges,
+ * with a comment, the alarm the base raised for op1 (an AlarmEvent, the
+ * `alarms` database): after the reopen the alarm is acknowledged by "admin"
+ * with that comment exactly when the command was acknowledged, else still
+ * raised, and it stays the condition's one open alarm either way.
+ * Command 19 (NOTIFY_MARK_CMD) is the notifier's mark (a NotifyEvent "mark",
  * issue #17, the `notifyq` database): after the reopen the mark is there
- * exactly when it was acknowledged. The last two commands (19, 20) are the
+ * exactly when it was acknowledged. The last two commands (20, 21) are the
  * duplicate pair (single events whatever NCMD is). */
 #include <criterion/criterion.h>
 #include <dirent.h>
@@ -101,7 +106,7 @@ TestSuite(engine_fault, .init = setup, .fini = teardown, .timeout = 900);
 
 /* REPLAY_MAX: a heads checkpoint every 2 events and at each clean close
  * (docs/durability.md section 8), so they fall among the faults too */
-enum { NPOINTS = 3, NCMD = 21, HEAD_MAX = 8, REPLAY_MAX = 4 };
+enum { NPOINTS = 3, NCMD = 22, HEAD_MAX = 8, REPLAY_MAX = 4 };
 
 static const sr_vtype TYPES[NPOINTS] = {SR_VT_NUMBER, SR_VT_INTEGER, SR_VT_BOOL};
 static int64_t clock_back; /* base_records: its writes a second before every other */
@@ -251,6 +256,7 @@ typedef struct fixture {
     et_model *m;          /* the base content */
     uint64_t base_events; /* events in the base log */
     uint32_t op9_key;     /* op9's retired data key (command 17 destroys it) */
+    char alarm_id[20];    /* the alarm the base raised for op1 (command 18 acknowledges it) */
     command cmds[NCMD];
 } fixture;
 
@@ -620,11 +626,49 @@ static void build_key_destroy(fixture *f)
     cm->lens[0] = cm->bytes.len;
 }
 
-/* Command 18 (NOTIFY_MARK_CMD): the notifier's mark (a NotifyEvent "mark",
+/* The base's alarm: op1's disk-free condition raised by the system (its id
+ * into f->alarm_id). */
+static void base_alarm(sr_engine *e, fixture *f)
+{
+    const sr_cmd_env env = {"op1", "system", SR_ACTOR_SYSTEM, NULL, "alarms"};
+    const sr_alarm_step st = {.state = "raised", .rule = "disk-free", .level = SR_AL_MINOR, .source = "alarms",
+                              .message = "8% free", .auto_resolve = 1};
+    sr_buf b;
+    sr_buf_init(&b);
+    cr_assert_eq(sr_cmd_alarm(&env, &st, &b), SR_OK);
+    size_t len = b.len;
+    sr_result res;
+    cr_assert_eq(et_submit(e, &b, &len, 1, &res), SR_OK, "%s", res.err.msg);
+    sr_buf_release(&b);
+    sr_rec r = SR_REC_INIT;
+    sr_alarm a;
+    cr_assert_eq(sr_list_alarms(e, &r), SR_OK);
+    cr_assert_eq(sr_rec_next_alarm(&r, &a), 1);
+    snprintf(f->alarm_id, sizeof f->alarm_id, "%s", a.id);
+    sr_rec_close(&r);
+}
+
+/* Command 18: "admin" acknowledges the base's alarm with a comment. */
+enum { ALARM_CMD = 18 };
+_Static_assert((int)ALARM_CMD > (int)KEY_DESTROY_CMD && ALARM_CMD < NCMD - 2, "after the key's destruction, before the duplicate pair");
+static void build_alarm_ack(fixture *f)
+{
+    command *cm = &f->cmds[ALARM_CMD];
+    cm->bytes.len = 0;
+    cm->nev = 1;
+    cm->user[0] = 0;
+    cm->ns[0] = cm->nx[0] = 0;
+    const sr_cmd_env env = {"op1", "admin", SR_ACTOR_USER, cm->msgid[0] ? cm->msgid : NULL, "127.0.0.1"};
+    const sr_alarm_step st = {.state = "acknowledged", .id = f->alarm_id, .comment = "on it"};
+    cr_assert_eq(sr_cmd_alarm(&env, &st, &cm->bytes), SR_OK);
+    cm->lens[0] = cm->bytes.len;
+}
+
+/* Command 19 (NOTIFY_MARK_CMD): the notifier's mark (a NotifyEvent "mark",
  * issue #17, api/notify.c; the `notifyq` database): after the reopen the
  * mark is there, at NOTIFY_THROUGH, exactly when it was acknowledged. */
-enum { NOTIFY_MARK_CMD = 18 };
-_Static_assert((int)NOTIFY_MARK_CMD > (int)KEY_DESTROY_CMD && NOTIFY_MARK_CMD == NCMD - 3, "right before the duplicate pair");
+enum { NOTIFY_MARK_CMD = 19 };
+_Static_assert((int)NOTIFY_MARK_CMD > (int)ALARM_CMD && NOTIFY_MARK_CMD < NCMD - 2, "after the alarm, before the duplicate pair");
 static const uint64_t NOTIFY_THROUGH = 888;
 static void build_notify_mark(fixture *f)
 {
@@ -651,6 +695,7 @@ static void fixture_init(fixture *f)
     cr_assert_eq(et_setup_masters(e, "op1", NPOINTS, TYPES, NPOINTS), SR_OK);
     base_pending(e);
     base_op9(e, f);
+    base_alarm(e, f);
     int64_t clock[NPOINTS];
     tu_rng r = {5};
     for (int k = 0; k < NPOINTS; k++) {
@@ -678,6 +723,7 @@ static void fixture_init(fixture *f)
     build_key_rotation(f);
     build_retention(f);
     build_key_destroy(f);
+    build_alarm_ack(f);
     build_notify_mark(f);
 }
 
@@ -989,6 +1035,20 @@ static void check_db(fixture *f, const outcome *out, const char *ctx)
         cr_assert(!gone || destroyed, "%s: op9's key is destroyed without its KeyEvent in the log", ctx);
         cr_assert_eq(erased, gone ? 2 : 0, "%s: %" PRIu64 " erased records (key destroyed: %d)", ctx, erased, gone);
         sr_keyring_close(kr);
+    }
+    /* command 18's acknowledgement: there exactly when acknowledged; the
+     * alarm open either way (the condition's one) */
+    {
+        sr_rec alr = SR_REC_INIT;
+        sr_alarm al;
+        cr_assert_eq(sr_read_alarm(e, f->alarm_id, &alr, &al), SR_OK, "%s: the base's alarm", ctx);
+        int acked = out->acked_cmd[ALARM_CMD];
+        cr_assert_str_eq(al.state, acked ? "acknowledged" : "raised", "%s: the alarm is %s, its ack acknowledged %d", ctx,
+                         al.state, acked);
+        cr_assert(!acked || (!strcmp(al.acked_by, "admin") && !strcmp(al.ack_comment, "on it")), "%s: who, comment", ctx);
+        cr_assert_eq(sr_list_open_alarms(e, &alr), SR_OK);
+        cr_assert_eq(sr_rec_count(&alr), 1, "%s: one open alarm", ctx);
+        sr_rec_close(&alr);
     }
     uint8_t live[32], rebuilt[32];
     cr_assert_eq(sr_engine_content_hash(e, live), SR_OK);
