@@ -292,9 +292,10 @@ static char *webhook_body(const ndel *d, const sr_event_view *ev, const sr_alarm
     json_t *evo = NULL;
     if (sr_event_view_json(ev, NULL, &evj) == SR_OK) evo = json_loadb((const char *)evj.data, evj.len, 0, NULL);
     sr_buf_release(&evj);
-    json_t *o = json_pack("{s:s,s:I,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s}", "deliveryId", d->id, "alarmSeq",
-                          (json_int_t)d->seq, "operatorId", d->op, "target", d->target, "alarmId", a->alarm_id, "level",
-                          level_name(a->level), "state", a->state, "message", a->message, "source", a->source, "by",
+    json_t *o = json_pack("{s:s,s:I,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s}", "deliveryId", d->id,
+                          "alarmSeq", (json_int_t)d->seq, "operatorId", d->op, "target", d->target, "alarmId",
+                          a->alarm_id, "rule", a->rule, "subject", a->subject, "level", level_name(a->level), "state",
+                          a->state, "message", a->message, "comment", a->comment, "source", a->source, "by",
                           a->by[0] ? a->by : ev->actor, "at", at);
     if (o && evo) json_object_set_new(o, "event", evo);
     else json_decref(evo);
@@ -318,8 +319,14 @@ static char *mail_message(const sr_notify *n, const ndel *d, const sr_event_view
     sr_buf b, t;
     sr_buf_init(&b);
     sr_buf_init(&t);
-    snprintf(subj, sizeof subj, "[suiro] %s %s: %.200s (%s)", level_ja(a->level), state_ja(a->state), a->alarm_id,
-             d->op);
+    /* what the condition is, for a person: the rule and its subject (an
+     * alarm id says nothing); events before the rules have only the id */
+    if (a->rule[0])
+        snprintf(subj, sizeof subj, "[suiro] %s %s: %.100s%s%.100s (%s)", level_ja(a->level), state_ja(a->state),
+                 a->rule, a->subject[0] ? " " : "", a->subject, d->op);
+    else
+        snprintf(subj, sizeof subj, "[suiro] %s %s: %.200s (%s)", level_ja(a->level), state_ja(a->state),
+                 a->alarm_id, d->op);
     int rc = 0;
     snprintf(line, sizeof line, "From: <%s>\r\nTo: <%s>\r\n", n->o.mail_from, d->url + 7);
     rc |= put(&b, line);
@@ -331,9 +338,15 @@ static char *mail_message(const sr_notify *n, const ndel *d, const sr_event_view
     rc |= put(&b, line);
     snprintf(line, sizeof line,
              "suiro の警報 (alarm notification)\r\n\r\n事業者 (operator): %s\r\n警報 (alarm): %.200s\r\n"
+             "規則 (rule): %.100s\r\n対象 (subject): %.200s\r\n"
              "レベル (level): %s (%s)\r\n状態 (state): %s (%s)\r\n",
-             d->op, a->alarm_id, level_ja(a->level), level_name(a->level), state_ja(a->state), a->state);
+             d->op, a->alarm_id, a->rule, a->subject, level_ja(a->level), level_name(a->level), state_ja(a->state),
+             a->state);
     rc |= put(&t, line);
+    if (a->comment[0]) {
+        snprintf(line, sizeof line, "コメント (comment): %.800s\r\n", a->comment);
+        rc |= put(&t, line);
+    }
     snprintf(line, sizeof line, "内容 (message): %.800s\r\n発生元 (source): %.100s\r\n操作者 (by): %.100s\r\n"
              "日時 (at): %s\r\n配信 ID (delivery id): %s\r\n",
              a->message, a->source, a->by[0] ? a->by : ev->actor, at, d->id);

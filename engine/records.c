@@ -711,7 +711,8 @@ int sr_event_alarm(const sr_event_view *v, sr_alarm_view *out)
     const Suiro__V1__Event *ev = v->ev;
     if (!ev || ev->body_case != SUIRO__V1__EVENT__BODY_ALARM || !ev->alarm) return SR_ENOTFOUND;
     const Suiro__V1__AlarmEvent *a = ev->alarm;
-    *out = (sr_alarm_view){a->alarm_id, a->state, a->source, a->message, a->by, (int)a->level};
+    *out = (sr_alarm_view){a->alarm_id, a->state,   a->source, a->message, a->by, (int)a->level,
+                           a->rule,     a->subject, a->comment};
     return SR_OK;
 }
 

@@ -823,6 +823,7 @@ const char *sr_event_request_outcome(const sr_event_view *ev);
 typedef struct sr_alarm_view {
     const char *alarm_id, *state, *source, *message, *by;
     int level; /* SR_AL_* */
+    const char *rule, *subject, *comment; /* issue #17 (engine/alarms.c); "" in older events */
 } sr_alarm_view;
 SR_MUST_CHECK int sr_event_alarm(const sr_event_view *ev, sr_alarm_view *out);
 /* Each value of a measurements event, in the event's order (a snapshot's

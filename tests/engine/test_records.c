@@ -990,7 +990,9 @@ Test(records, notify_outcomes_and_the_mark)
 
     /* an alarm step reads back from the log */
     b.len = 0;
-    submit1(e, sr_cmd_alarm(&op, "disk-low", SR_AL_MAJOR, "raised", "disk", "disk free below 5%", &b), &b);
+    const sr_alarm_step st = {.state = "raised", .rule = "disk-free", .level = SR_AL_MAJOR, .source = "disk",
+                              .message = "disk free below 5%"};
+    submit1(e, sr_cmd_alarm(&op, &st, &b), &b);
     sr_alarm_view a = {0};
     uint64_t last;
     cr_assert_eq(sr_engine_log_each(e, 1, alarm_seen, &a, &last), SR_OK);

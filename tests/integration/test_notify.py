@@ -4,7 +4,7 @@ docs/monitoring.md "Notifications") through the real `suiro serve`.
 
 The alarm is a real one: the app's push URL is down and [push] max_queue is 1,
 so two values of a monitor drop one push and the push module raises the
-alarm `push-dropped-APP001` (minor). Targets are made through the Admin API
+alarm of rule `push-dropped`, subject APP001 (minor). Targets are made through the Admin API
 (/admin/v1/operators/demo/notify/targets). The mail goes to an SMTP server
 the test runs (python3-aiosmtpd, on a free loopback port); the webhook to an
 http.server of srtest (PushReceiver), which answers 503 until told otherwise.
@@ -198,7 +198,8 @@ def main():
         check("webhook: every attempt carried the same X-Suiro-Delivery-Id <seq>-hook, accepted exactly once",
               len(ids) == 1 and len(ok) == 1 and ids == {"%s-hook" % seq}, (ids, len(ok)))
         check("webhook: the body names the alarm step",
-              body.get("alarmId") == "push-dropped-APP001" and body.get("level") == "minor"
+              body.get("rule") == "push-dropped" and body.get("subject") == "APP001"
+              and body.get("alarmId") == body.get("event", {}).get("alarm", {}).get("alarm_id") and body.get("level") == "minor"
               and body.get("state") == "raised" and body.get("operatorId") == "demo"
               and body.get("deliveryId") == "%s-hook" % seq and body.get("event", {}).get("alarm"), body)
         check("webhook: its X-Suiro-Signature verifies with the platform key (and X-Suiro-Signature-Alg: ES256)",
@@ -212,16 +213,16 @@ def main():
         subj = str(email.header.make_header(email.header.decode_header(m["Subject"])))
         check("mail: envelope from suiro@water.example.jp to ops@water.example.jp",
               frm == "suiro@water.example.jp" and rcpt == ["ops@water.example.jp"], (frm, rcpt))
-        check("mail: the Subject is RFC 2047 encoded and says 軽故障 発生 push-dropped-APP001 (demo)",
+        check("mail: the Subject is RFC 2047 encoded and says 軽故障 発生 push-dropped APP001 (demo)",
               "=?UTF-8?B?" in raw.decode(errors="replace").split("\r\n\r\n")[0]
-              and subj == "[suiro] 軽故障 発生: push-dropped-APP001 (demo)", subj)
+              and subj == "[suiro] 軽故障 発生: push-dropped APP001 (demo)", subj)
         check("mail: Message-ID from the delivery id, X-Suiro-Delivery-Id, From, To, Date",
               m["Message-ID"] == "<suiro.%s-ops.demo@water.example.jp>" % seq
               and m["X-Suiro-Delivery-Id"] == "%s-ops" % seq and "suiro@water.example.jp" in m["From"]
               and "ops@water.example.jp" in m["To"] and m["Date"], dict(m.items()))
         text = m.get_content()
-        check("mail: the body (UTF-8) names the operator, the alarm, its level and message",
-              "push-dropped-APP001" in text and "軽故障" in text and "demo" in text
+        check("mail: the body (UTF-8) names the operator, the alarm, its rule, level and message",
+              "push-dropped" in text and body.get("alarmId", "?") in text and "軽故障" in text and "demo" in text
               and "push queue of app APP001" in text, text)
         ev = [e for e in replay(d, "notify") if e.get("notify", {}).get("outcome") == "delivered"]
         check("the log holds a `notify` delivered event per delivery (webhook and mail)",
