@@ -552,6 +552,7 @@ static const struct {
     {sr_admin_backup_routes, &sr_admin_backup_nroutes},
     {sr_admin_retention_routes, &sr_admin_retention_nroutes},
     {sr_admin_keys_routes, &sr_admin_keys_nroutes},
+    {sr_admin_alive_routes, &sr_admin_alive_nroutes},
 };
 
 void sr_admin_handle(sr_admin *a, h2o_req_t *req)

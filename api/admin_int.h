@@ -25,6 +25,8 @@
  *   admin_retention.c  retention periods, a forced sweep (R-ST-6)
  *                                                    (sr_admin_retention_routes)
  *   admin_keys.c     the keyring (issue #16, docs/keys.md) (sr_admin_keys_routes)
+ *   admin_alive.c    the alive status of gateways and apps (R-MO-1)
+ *                                                    (sr_admin_alive_routes)
  *
  * Paths name their target, so that the dispatcher can authorize a row's
  * action (sr_route.action) before the handler runs, the same way for every
@@ -85,6 +87,8 @@ extern const sr_route sr_admin_retention_routes[];
 extern const size_t sr_admin_retention_nroutes;
 extern const sr_route sr_admin_keys_routes[];
 extern const size_t sr_admin_keys_nroutes;
+extern const sr_route sr_admin_alive_routes[];
+extern const size_t sr_admin_alive_nroutes;
 
 /* The binding's engine (c->binding is the sr_admin). */
 struct sr_admin;

@@ -66,6 +66,7 @@
 #include "api/apif_http.h"
 #include "api/apif_int.h"
 
+#include "api/alive.h"
 #include "api/broker.h"
 #include "api/csv_http.h"
 #include "api/gwif_http.h"
@@ -144,6 +145,12 @@ int sr_apif_open(uv_loop_t *loop, sr_engine *eng, sr_broker *broker, sr_logingua
     sessions_restore(a);
     *out = a;
     return SR_OK;
+}
+
+void sr_apif_set_alive(sr_apif *a, sr_alive *alive, const char *binding)
+{
+    a->alive = alive;
+    a->alive_binding = binding;
 }
 
 void sr_apif_set_limits(sr_apif *a, sr_workq *wq, const sr_apif_limits *l)
@@ -504,6 +511,7 @@ static void issue_token(sr_apif *a, h2o_req_t *req, const char *op, const char *
     }
     sr_login_audit_event(a->eng, SR_ACTOR_APP, op, app, 1, how, "", addr);
     session_event(a, op, app, sr_tokens_hash_of(t, NULL), expires, SR_SS_CONNECTED, how, addr);
+    if ((t->ae = sr_alive_get(a->alive, op, SR_ACTOR_APP, app))) sr_alive_http(a->alive, t->ae, a->alive_binding, addr);
     sr_rfc3339_format(expires, exp);
     json_t *o = json_pack("{s:s,s:s}", "token", hex, "expiresAt", exp);
     sr_http_jsonv(req, 201, o);
@@ -1420,6 +1428,7 @@ static void session_close(const sr_route_call *c)
     char addr[64];
     sr_login_addr_req(c->req, addr);
     session_event(a, t->op, t->app, hash, expires, SR_SS_DISCONNECTED, "logout", addr);
+    sr_alive_set(a->alive, t->ae, SR_AS_OFFLINE, SR_AR_DISCONNECT, a->alive_binding, addr, "", 0);
     sr_tokens_remove(a->tokens, t);
     sr_http_no_content(c->req);
 }
@@ -1604,6 +1613,15 @@ void sr_apif_handle(sr_apif *a, h2o_req_t *req)
                                   NULL);
         if (t->seen.gen != sr_engine_registry_gen(a->eng) && token_reread(a, t, req)) return; /* REVOCATION */
         c.caller = t;
+        if (!t->ae) t->ae = sr_alive_get(a->alive, t->op, SR_ACTOR_APP, t->app); /* a session restored at start */
+        if (t->ae) { /* R-MO-1: last seen (one relaxed store); online again after a silence */
+            sr_alive_seen(t->ae);
+            if (atomic_load_explicit(&t->ae->state, memory_order_relaxed) != SR_AS_ONLINE) {
+                char addr[64];
+                sr_login_addr_req(req, addr);
+                sr_alive_http(a->alive, t->ae, a->alive_binding, addr);
+            }
+        }
     }
     char m[120];
     if (sr_route_body_check(r, req->entity.len, m, sizeof m)) return sr_http_result(req, 0, SR_WIRE_LARGE, m, NULL);

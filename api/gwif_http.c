@@ -61,6 +61,7 @@
 #include "api/gwif_http.h"
 
 #include "api/admin_http.h"
+#include "api/alive.h"
 #include "api/apif_http.h"
 #include "api/broker.h"
 #include "api/gwif_json.h"
@@ -90,6 +91,7 @@ enum { TOKEN_TTL_MS = 3600 * 1000, MAX_TOKENS = 100000, GUARD_MS = 50 };
 typedef struct token { /* the payload of a GW-IF session token (api/httpu.h) */
     char op[72], gw[72];
     sr_login_seen seen; /* api/loginguard.h: revocation at once */
+    sr_alive_ent *ae;   /* the gateway's alive entry (api/alive.h), NULL: none */
 } token;
 
 struct sr_gwhttp {
@@ -97,6 +99,7 @@ struct sr_gwhttp {
     sr_broker *broker;
     sr_apif *apif;
     sr_admin *admin; /* /admin/v1 (api/admin_http.c) */
+    sr_alive *alive; /* R-MO-1 (api/alive.h; the server's), NULL: none */
     uv_loop_t *loop;
     h2o_globalconf_t config;
     h2o_context_t ctx;
@@ -298,6 +301,8 @@ static void auth_done(sr_login_job *lj)
                 sr_login_audit_event(g->eng, SR_ACTOR_GATEWAY, p->op, p->gw, 1, "password", "", p->addr);
                 sr_login_session_audit(g->eng, SR_ACTOR_GATEWAY, p->op, p->gw, SR_SS_CONNECTED, "http", "login",
                                        p->addr);
+                if ((t->ae = sr_alive_get(g->alive, p->op, SR_ACTOR_GATEWAY, p->gw)))
+                    sr_alive_http(g->alive, t->ae, g->ssl ? "https" : "http", p->addr);
             } else
                 respond_result(p->req, SR_WIRE_BUSY, "too many sessions", NULL);
         } else {
@@ -645,6 +650,7 @@ static void session_close(const sr_route_call *c)
     char addr[64];
     sr_login_addr_req(c->req, addr);
     sr_login_session_audit(g->eng, SR_ACTOR_GATEWAY, t->op, t->gw, SR_SS_DISCONNECTED, "http", "logout", addr);
+    sr_alive_set(g->alive, t->ae, SR_AS_OFFLINE, SR_AR_DISCONNECT, g->ssl ? "https" : "http", addr, "", 0);
     sr_tokens_remove(g->tokens, (void *)c->caller);
     sr_http_no_content(c->req);
 }
@@ -745,6 +751,14 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
             return 0;
         }
         c.caller = t;
+        if (t->ae) { /* R-MO-1: last seen (one relaxed store); online again after a silence */
+            sr_alive_seen(t->ae);
+            if (atomic_load_explicit(&t->ae->state, memory_order_relaxed) != SR_AS_ONLINE) {
+                char addr[64];
+                sr_login_addr_req(req, addr);
+                sr_alive_http(g->alive, t->ae, g->ssl ? "https" : "http", addr);
+            }
+        }
     }
     char m[120];
     if (sr_route_body_check(r, req->entity.len, m, sizeof m)) {
@@ -1072,6 +1086,12 @@ int sr_gwhttp_open(uv_loop_t *loop, sr_engine *eng, sr_broker *broker, const cha
     g->limtimer_on = 1;
     *out = g;
     return SR_OK;
+}
+
+void sr_gwhttp_set_alive(sr_gwhttp *g, sr_alive *alive)
+{
+    g->alive = alive;
+    sr_apif_set_alive(g->apif, alive, g->ssl ? "https" : "http");
 }
 
 int sr_gwhttp_port(sr_gwhttp *g) { return g->port; }

@@ -1127,6 +1127,31 @@ static int apply_push_mark(sr_engine *e, MDB_txn *t, Event *ev, sr_result *r, in
     return put(t, DB(e, SR_DB_PUSHQ), k, kl, le, 8);
 }
 
+/* ---- alive status (R-MO-1, docs/monitoring.md "Alive status"): the latest
+ * transition per principal in `alive` (key op \0 kind digit \0 id), the
+ * event's AliveEvent with since_ms and seq set from the envelope, so that
+ * the replay writes what the writer wrote (invariant 1). */
+static int apply_alive(sr_engine *e, MDB_txn *t, Event *ev, sr_result *r, int validate)
+{
+    Suiro__V1__AliveEvent *a = ev->alive;
+    if (!a) return SR_OK;
+    if (validate && ((a->kind != SUIRO__V1__ACTOR_KIND__ACTOR_GATEWAY && a->kind != SUIRO__V1__ACTOR_KIND__ACTOR_APP) ||
+                     !ev->operator_id[0] || !sr_id_str_ok(a->id) ||
+                     (a->state != SUIRO__V1__ALIVE_STATE__AS_ONLINE && a->state != SUIRO__V1__ALIVE_STATE__AS_OFFLINE) ||
+                     a->reason <= SUIRO__V1__ALIVE_REASON__AR_UNSPECIFIED ||
+                     a->reason > SUIRO__V1__ALIVE_REASON__AR_SERVER_RESTART))
+        return sr__refuse(r, SR_EINVAL, "alive: an operator, kind gateway or app, an id, state and reason");
+    uint8_t k[300];
+    char kind[2] = {(char)('0' + a->kind), 0};
+    size_t kl = mkkey(k, sizeof k, ev->operator_id, kind, a->id);
+    if (!kl) return validate ? sr__refuse(r, SR_EINVAL, "alive: id too long") : SR_OK;
+    Suiro__V1__AliveEvent st = *a;
+    st.since_ms = ev->ingest_ms;
+    st.seq = ev->seq;
+    st.operator_id = ev->operator_id;
+    return put_packed(e, t, SR_DB_ALIVE, k, kl, &st.base);
+}
+
 #define SR_EVENT_KINDS(X)                                                     \
     X(__NOT_SET, check_no_body, NULL, NULL)                                    \
     X(_MEASUREMENTS, check_measurements, NULL, sr__heads_apply_measurements)      \
@@ -1154,14 +1179,15 @@ static int apply_push_mark(sr_engine *e, MDB_txn *t, Event *ev, sr_result *r, in
     X(_CORRECTION, check_correction, NULL, sr__heads_apply_measurements)      \
     X(_BACKUP, NULL, NULL, NULL)                                              \
     X(_PUSH_MARK, NULL, apply_push_mark, NULL)                                \
-    X(_RETENTION, sr__retention_check, NULL, sr__retention_apply)
+    X(_RETENTION, sr__retention_check, NULL, sr__retention_apply)            \
+    X(_ALIVE, NULL, apply_alive, NULL)
 
 #define SR_X_(c, chk, app, ser) [SUIRO__V1__EVENT__BODY##c] = {SUIRO__V1__EVENT__BODY##c, &#c[1], chk, app, ser},
 static const sr_applier appliers[] = {SR_EVENT_KINDS(SR_X_)};
 #undef SR_X_
 /* the last case of events.proto has the last row (a new kind numbered
  * after it fails here or in event_kind_has_row) */
-_Static_assert(sizeof appliers / sizeof *appliers == SUIRO__V1__EVENT__BODY_RETENTION + 1,
+_Static_assert(sizeof appliers / sizeof *appliers == SUIRO__V1__EVENT__BODY_ALIVE + 1,
                "the appliers' table ends at the last case of Event.body");
 
 /* Never called: a switch over every case of Event.body (generated from the

@@ -981,6 +981,22 @@ int sr_cmd_push_mark(const sr_cmd_env *env, const char *app, uint64_t through, s
     return env_pack(&ev, env, out);
 }
 
+int sr_cmd_alive(const sr_cmd_env *env, const sr_alive_rec *a, sr_buf *out)
+{
+    Suiro__V1__AliveEvent al = SUIRO__V1__ALIVE_EVENT__INIT;
+    al.kind = (Suiro__V1__ActorKind)a->kind;
+    al.id = S(a->id);
+    al.state = (Suiro__V1__AliveState)a->state;
+    al.reason = (Suiro__V1__AliveReason)a->reason;
+    al.binding = S(a->binding);
+    al.remote = S(a->remote);
+    al.will = S(a->will);
+    Suiro__V1__Event ev = SUIRO__V1__EVENT__INIT;
+    ev.body_case = SUIRO__V1__EVENT__BODY_ALIVE;
+    ev.alive = &al;
+    return env_pack(&ev, env, out);
+}
+
 /* ---- users ----------------------------------------------------------------- */
 
 int sr_password_check(const sr_password_policy *p, const char *password, char *why, size_t whylen)

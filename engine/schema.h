@@ -74,6 +74,9 @@
  *              (apply.c apply_push_mark, the highest PushMark; api/push.c
  *              derives what is still to push from the events after it);
  *              one zero byte -> the seq the durable pushes began at
+ *   alive      op \0 kind(1 ASCII digit: 2 gateway, 3 app) \0 id -> packed
+ *              AliveEvent, the principal's latest alive transition with
+ *              since_ms and seq of its event (apply.c apply_alive; R-MO-1)
  *   msgidx     op \0 seq_hi u32 BE (the high 32 bits of a seq: one key per
  *              2^32 events) -> duplicates (DUPSORT, DUPFIXED) of 12 bytes:
  *              the first 8 bytes of SHA-256(op \0 actor \0 message id), then
@@ -143,8 +146,12 @@
  *      truth), and so is a layout 8 index whose "sealed" differs from the
  *      open's (a key given to a plain index); a suiro of layout 6 refuses
  *      this index as newer.
+ *  10: (issue #17, R-MO-1) the `alive` database (the latest AliveEvent per
+ *      gateway and app, sealed like the registry). An older index has no
+ *      rows for the AliveEvents its log holds, so it is rebuilt from the
+ *      log at a read-write open; a suiro of layout 8 refuses it as newer.
  */
-#define SR_INDEX_LAYOUT 8u
+#define SR_INDEX_LAYOUT 10u
 
 /* The databases whose values are sealed in a sealed index (layout 8,
  * engine/ixseal.h; docs/keys.md "What stays plaintext"): every one that
@@ -154,7 +161,8 @@
  * number). */
 #define SR_IXSEAL_DBS                                                                                      \
     SR_DB_MASTERS, SR_DB_POINTINFO, SR_DB_LATEST, SR_DB_SERIES, SR_DB_DOCS, SR_DB_FILES, SR_DB_REGISTRY,     \
-        SR_DB_REQUESTS, SR_DB_MONITORS, SR_DB_SESSIONS, SR_DB_USERS, SR_DB_POLICIES, SR_DB_PENDING, SR_DB_AUDIT
+        SR_DB_REQUESTS, SR_DB_MONITORS, SR_DB_SESSIONS, SR_DB_USERS, SR_DB_POLICIES, SR_DB_PENDING, SR_DB_AUDIT, \
+        SR_DB_ALIVE
 
 /* The databases: X(enum suffix, name, LMDB flags). "meta" stays first. */
 #define SR_INDEX_DBS(X)                            \
@@ -176,7 +184,8 @@
     X(POLICIES, "policies", 0)                     \
     X(PENDING, "pending", 0)                       \
     X(AUDIT, "audit", 0)                           \
-    X(PUSHQ, "pushq", 0)
+    X(PUSHQ, "pushq", 0)                           \
+    X(ALIVE, "alive", 0)
 
 typedef enum sr_dbi {
 #define SR_X_(id, name, flags) SR_DB_##id,
