@@ -43,21 +43,24 @@
  * the keyring holds but the log lost is a key no record uses). Every
  * engine here has a master key, so every record is sealed by a data key
  * and the writer's own KeyEvents ("created") count with its checkpoints.
- * Command 16 (RETENTION_CMD = NCMD - 4) is a Retention event (issue #16,
+ * Command 16 (RETENTION_CMD) is a Retention event (issue #16,
  * docs/retention.md) cutting op1's data-class chunks wholly before
  * RET_CUT: after the reopen, when it was acknowledged each point answers a
  * subset of the model that holds every value at or after RET_CUT and fewer
  * before it; when it was not, exactly the model (check_range). Command 17
- * (KEY_DESTROY_CMD = NCMD - 3) destroys op9's retired data key (a KeyEvent
+ * (KEY_DESTROY_CMD) destroys op9's retired data key (a KeyEvent
  * "destroy", the command sr_engine_key_destroy sends; docs/keys.md "Retention
  * and erasure"): the base gave op9 a document, deleted it, and rotated op9's
  * data key, so nothing in the index comes from that key's records. After the
  * reopen the log holds the "destroyed" KeyEvent exactly when it was
  * acknowledged, a tombstone in the keyring only with it (the command alone
  * writes none: a replay of the event or the next sweep does), the key's two
- * records read as erased once it is one, and the index equals a rebuild. The
- * last two commands (18, 19) are the duplicate pair (single events whatever
- * NCMD is). */
+ * records read as erased once it is one, and the index equals a rebuild.
+ * Command 18 (ALIVE_CMD, issue #17, R-MO-1) is gateway GW1's AliveEvent
+ * (offline by its will, api/alive.h): after the reopen the `alive` index
+ * holds its row, and the audit trail its "alive" row, exactly when it was
+ * acknowledged. The last two commands (19, 20) are the duplicate pair (single
+ * events whatever NCMD is). */
 #include <criterion/criterion.h>
 #include <dirent.h>
 #include <inttypes.h>
@@ -96,7 +99,7 @@ TestSuite(engine_fault, .init = setup, .fini = teardown, .timeout = 900);
 
 /* REPLAY_MAX: a heads checkpoint every 2 events and at each clean close
  * (docs/durability.md section 8), so they fall among the faults too */
-enum { NPOINTS = 3, NCMD = 20, HEAD_MAX = 8, REPLAY_MAX = 4 };
+enum { NPOINTS = 3, NCMD = 21, HEAD_MAX = 8, REPLAY_MAX = 4 };
 
 static const sr_vtype TYPES[NPOINTS] = {SR_VT_NUMBER, SR_VT_INTEGER, SR_VT_BOOL};
 static int64_t fixed_clock(void) { return 1700000000000; }
@@ -484,11 +487,11 @@ static void build_backup(fixture *f)
     cm->lens[0] = cm->bytes.len;
 }
 
-/* Command NCMD - 3: a Retention event of op1's "default" class (every point
+/* Command 16: a Retention event of op1's "default" class (every point
  * of the fixture) cutting the chunks wholly before RET_CUT: the base's
  * first chunk of each point (its first 10 values) and nothing at or after
  * RET_CUT. No values for the model: check_range knows what it may cut. */
-enum { RETENTION_CMD = NCMD - 4 };
+enum { RETENTION_CMD = 16 };
 static const int64_t RET_CUT = 1600000000000 + 20500;
 static void build_retention(fixture *f)
 {
@@ -565,7 +568,7 @@ static void base_op9(sr_engine *e, fixture *f)
 
 /* Command 17: the retention sweep's destruction of op9's retired data key
  * (what sr_engine_key_destroy appends before it writes the tombstone). */
-enum { KEY_DESTROY_CMD = NCMD - 3 };
+enum { KEY_DESTROY_CMD = 17 };
 _Static_assert(KEY_DESTROY_CMD == 17 && (int)KEY_DESTROY_CMD > (int)RETENTION_CMD, "after the retention, before the duplicate pair");
 static void build_key_destroy(fixture *f)
 {
@@ -578,6 +581,24 @@ static void build_key_destroy(fixture *f)
     const sr_key_rec k = {.action = "destroy", .key_operator = "op9", .key_class = "data", .key_id = f->op9_key,
                           .period_days = 30, .cut_ms = 1600000000000, .epoch_end_ms = 1600000000000};
     cr_assert_eq(sr_cmd_key_ev(&env, &k, &cm->bytes), SR_OK);
+    cm->lens[0] = cm->bytes.len;
+}
+
+/* Command 18: gateway GW1 of op1 offline by its will (an AliveEvent, the
+ * `alive` index; R-MO-1, api/alive.h). */
+enum { ALIVE_CMD = 18 };
+_Static_assert((int)ALIVE_CMD > (int)KEY_DESTROY_CMD && ALIVE_CMD == NCMD - 3, "after the others, before the duplicate pair");
+static void build_alive(fixture *f)
+{
+    command *cm = &f->cmds[ALIVE_CMD];
+    cm->bytes.len = 0;
+    cm->nev = 1;
+    cm->user[0] = 0;
+    cm->ns[0] = cm->nx[0] = 0;
+    const sr_cmd_env env = {"op1", "GW1", SR_ACTOR_GATEWAY, cm->msgid[0] ? cm->msgid : NULL, "127.0.0.1:5000"};
+    const sr_alive_rec a = {.kind = SR_ACTOR_GATEWAY, .id = "GW1", .state = SR_AS_OFFLINE, .reason = SR_AR_WILL,
+                            .binding = "mqtt", .remote = "127.0.0.1:5000", .will = "applied"};
+    cr_assert_eq(sr_cmd_alive(&env, &a, &cm->bytes), SR_OK);
     cm->lens[0] = cm->bytes.len;
 }
 
@@ -619,6 +640,7 @@ static void fixture_init(fixture *f)
     build_key_rotation(f);
     build_retention(f);
     build_key_destroy(f);
+    build_alive(f);
 }
 
 static void fixture_release(fixture *f)
@@ -878,6 +900,20 @@ static void check_db(fixture *f, const outcome *out, const char *ctx)
     cr_assert_eq(sr_list_audit(e, &aq, &ur, &more), SR_OK);
     cr_assert_eq((int)sr_rec_count(&ur), out->acked_cmd[CORR_CMD], "%s: %zu correction rows, acknowledged %d", ctx,
                  sr_rec_count(&ur), out->acked_cmd[CORR_CMD]);
+    aq.kind = "alive";
+    cr_assert_eq(sr_list_audit(e, &aq, &ur, &more), SR_OK);
+    cr_assert_eq((int)sr_rec_count(&ur), out->acked_cmd[ALIVE_CMD], "%s: %zu alive rows in the audit trail, %d acknowledged",
+                 ctx, sr_rec_count(&ur), out->acked_cmd[ALIVE_CMD]);
+    /* command 18's alive status: GW1's row exactly when acknowledged */
+    cr_assert_eq(sr_list_alive(e, "op1", &ur), SR_OK);
+    cr_assert_eq((int)sr_rec_count(&ur), out->acked_cmd[ALIVE_CMD], "%s: %zu alive rows, acknowledged %d", ctx,
+                 sr_rec_count(&ur), out->acked_cmd[ALIVE_CMD]);
+    if (out->acked_cmd[ALIVE_CMD]) {
+        sr_alive_rec al;
+        cr_assert_eq(sr_rec_next_alive(&ur, &al), 1, "%s: the alive row decodes", ctx);
+        cr_assert(!strcmp(al.id, "GW1") && al.state == SR_AS_OFFLINE && al.reason == SR_AR_WILL && !strcmp(al.will, "applied"),
+                  "%s: GW1's alive row", ctx);
+    }
     aq.kind = "backup";
     cr_assert_eq(sr_list_audit(e, &aq, &ur, &more), SR_OK);
     cr_assert_eq((int)sr_rec_count(&ur), out->acked_cmd[BACKUP_CMD], "%s: %zu backup rows in the audit trail, %d acknowledged",
