@@ -166,6 +166,8 @@ static const acmd CMDS[] = {
     {"retention", "GET", OPS "/retention", 1, NULL, "OP: its retention periods per class and the defaults"},
     {"retention-put", "PUT", OPS "/retention/{class}", 2, NULL, "OP CLASS --data '{\"days\": N}' (0: for ever)"},
     {"retention-run", "POST", "/admin/v1/retention/run", 0, NULL, "a retention sweep now (what it cut)"},
+    /* the alive status (api/admin_alive.c, docs/monitoring.md; filters: call GET '/admin/v1/alive?operator=OP&kind=gateway&state=offline') */
+    {"alive", "GET", "/admin/v1/alive", 0, NULL, "the alive status of my operator's gateways and apps (the platform: all)"},
 };
 enum { NCMDS = sizeof CMDS / sizeof CMDS[0] };
 
@@ -182,7 +184,7 @@ const char sr_admin_more[] =
     "  gateway-enable | apps | app-put | app-delete | app-secret | app-cert | app-push-url\n"
     "  app-disable | app-enable | grants | grants-put | grant-delete | vendor-grants\n"
     "  vendor-grant-put | vendor-grant-delete | pending | pending-get | pending-approve\n"
-    "  pending-reject | backup | backups | retention | retention-put | retention-run\n"
+    "  pending-reject | backup | backups | retention | retention-put | retention-run | alive\n"
     "                           (`suiro admin help` lists each with its route)\n"
     "\nexit: 0 ok, 1 error answer (printed), 2 usage, 3 server not reachable\n";
 
