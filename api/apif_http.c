@@ -1454,6 +1454,46 @@ static void monitor_stop(const sr_route_call *c)
     if (x) sr_broker_monitor_stop(a->broker, t->op, t->app, mid, on_broker_answer, x);
 }
 
+/* (ext) GET /api/v1/alive[?state=online|offline]: the alive status of its
+ * operator's gateways that the app's "alive" grants name (read), as GET
+ * /admin/v1/alive answers it (docs/monitoring.md "Alive status"); none
+ * granted: an empty list. */
+static void alive_list(const sr_route_call *c)
+{
+    sr_apif *a = c->binding;
+    const atoken *t = c->caller;
+    char sq[16];
+    int state = 0;
+    if (sr_http_query(c->req, "state", sq, sizeof sq)) {
+        if (!strcmp(sq, "online")) state = SR_AS_ONLINE;
+        else if (!strcmp(sq, "offline")) state = SR_AS_OFFLINE;
+        else return sr_http_result(c->req, 0, SR_WIRE_PARAM, "state: online or offline", NULL);
+    }
+    sr_store_grant *g = NULL;
+    size_t ng = 0;
+    int rc = sr_store_grants_load(a->eng, t->op, t->app, &g, &ng);
+    json_t *items = rc ? NULL : sr_alive_items(a->eng, a->alive, t->op, SR_ACTOR_GATEWAY, state, &rc);
+    if (!items) {
+        sr_free(g);
+        return sr_http_result(c->req, 0, sr_wire_of_rc(rc), "cannot read the alive status", NULL);
+    }
+    json_t *out = json_array();
+    size_t i;
+    json_t *it;
+    json_array_foreach(items, i, it)
+    {
+        if (sr_store_grants_allow(g, ng, SR_STORE_ALIVE, json_string_value(json_object_get(it, "id"))) & SR_STORE_READ) {
+            json_object_del(it, "operatorId");
+            json_array_append(out, it);
+        }
+    }
+    json_decref(items);
+    sr_free(g);
+    json_t *o = json_pack("{s:o}", "items", out);
+    sr_http_jsonv(c->req, 200, o);
+    json_decref(o);
+}
+
 static void request_status(const sr_route_call *c)
 {
     sr_apif *a = c->binding;
@@ -1506,6 +1546,7 @@ const sr_route sr_apif_routes[] = {
     {"POST", "/api/v1/control-values", control_values, SR_CALLER_APP, SR_BODY_SMALL, 0},
     {"GET", "/api/v1/certificates/{subjectType}/{subjectId}", certificate, SR_CALLER_APP, SR_BODY_HTTP_MAX, 0},
     {"GET", "/api/v1/requests/{requestId}", request_status, SR_CALLER_APP, SR_BODY_HTTP_MAX, 0},
+    {"GET", "/api/v1/alive", alive_list, SR_CALLER_APP, SR_BODY_HTTP_MAX, 0}, /* (ext) R-MO-1 */
     {"GET", "/api/v1/stored-values", stored_values, SR_CALLER_APP, SR_BODY_HTTP_MAX, 0},
     {"GET", "/api/v1/stored-values/latest", stored_latest, SR_CALLER_APP, SR_BODY_HTTP_MAX, 0},
     {"POST", "/api/v1/documents/{collection}", sr_apif_doc_create, SR_CALLER_APP, SR_BODY_DOC, 0},

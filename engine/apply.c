@@ -508,7 +508,7 @@ static int apply_registry_put(sr_engine *e, MDB_txn *t, Event *ev, sr_result *r,
         sr_store_kind sk;
         char why[200];
         if (!sr_store_kind_parse(g->grant_kind, &sk))
-            return sr__refuse(r, SR_EINVAL, "grant %s: kind: documents, files or corrections", g->id);
+            return sr__refuse(r, SR_EINVAL, "grant %s: kind: documents, files, corrections or alive", g->id);
         if (sr_store_pattern_check(sk, g->pattern, why, sizeof why))
             return sr__refuse(r, SR_EINVAL, "grant %s: pattern: %s", g->id, why);
         if (!sr_store_access_parse(g->access))

@@ -308,6 +308,8 @@ typedef enum sr_store_kind {
     SR_STORE_FILES = 2,       /* a grant's pattern is a path prefix */
     SR_STORE_CORRECTIONS = 3, /* a grant's pattern is a data point's id (a trailing '*' a prefix):
                                * write lets the app import corrections of its values (docs/csv.md) */
+    SR_STORE_ALIVE = 4,       /* a grant's pattern is a gateway's id (a trailing '*' a prefix): read lets
+                               * the app see its alive status (GET /api/v1/alive, docs/monitoring.md) */
 } sr_store_kind;
 enum { SR_STORE_READ = 1, SR_STORE_WRITE = 2 };
 
@@ -318,7 +320,7 @@ typedef struct sr_store_grant {
     char pattern[520]; /* a collection or a path prefix; "*" all; a trailing '*' a prefix */
     int access;        /* SR_STORE_READ | SR_STORE_WRITE */
 } sr_store_grant;
-/* "documents" / "files" / "corrections" -> kind; 0 if none of them. */
+/* "documents" / "files" / "corrections" / "alive" -> kind; 0 if none of them. */
 int sr_store_kind_parse(const char *s, sr_store_kind *out);
 const char *sr_store_kind_name(sr_store_kind k);
 /* "read", "write", "read+write" -> bits; 0 if none of them. */

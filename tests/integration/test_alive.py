@@ -20,7 +20,9 @@ sockets, HTTP) and the real log (`suiro replay --kind alive`).
     actor system); a request: online again. An app the same way; its logout:
     offline (disconnect).
  6. The filters (kind, state), a bad filter (400 E1001 naming it), an
-    operator admin of another operator refused (403 E2003).
+    operator admin of another operator refused (403 E2003). (ext) GET
+    /api/v1/alive: an app sees the gateways its `alive` grant names
+    (SIM000*: not SIM0010), another app without a grant none.
  7. A restart after SIGKILL: the gateway the index says online is offline,
     reason server-restart, actor system.
 usage: test_alive.py SUIRO_BIN"""
@@ -43,7 +45,8 @@ from srtest import (OTHER_OPERATOR_SHEET, Checks, admin_new_user, admin_session,
 check = Checks()
 server = None
 procs = []
-APPS = "\n[apps]\nid,name,secret,push_url\nAPP1,Alive app,alive-app1-secret,\n"
+APPS = ("\n[apps]\nid,name,secret,push_url\nAPP1,Alive app,alive-app1-secret,\nAPP2,Other app,alive-app2-secret,\n"
+        "\n[storegrants]\napp,kind,target,access\nAPP1,alive,SIM000*,read\n")
 
 
 def config():
@@ -109,7 +112,7 @@ def paho_with_will(gw, port, payload):
 
 try:
     temp, temp2 = init_with_admins(BIN, D)
-    import_sheet(BIN, D, os.path.join(T, "sim.csv"), gwsim_sheet(BIN, 6, 1) + APPS)
+    import_sheet(BIN, D, os.path.join(T, "sim.csv"), gwsim_sheet(BIN, 10, 1) + APPS)
     import_sheet(BIN, D, os.path.join(T, "other.csv"), OTHER_OPERATOR_SHEET)
     server, ports = start_server(BIN, D, os.path.join(T, "server.log"), config=config())
     hp, mp = ports["http"], ports["mqtt"]
@@ -204,6 +207,23 @@ try:
     st, _ = call("DELETE", "/api/v1/sessions/current", token=atok)
     check("its logout", st == 204)
     check("... offline (disconnect)", wait_state(root, "APP1", "offline", "disconnect", kind="app"))
+    g10 = srtest.RawGw(mp, "sim", "SIM0010", "sim-secret-SIM0010")
+    check("SIM0010 (not granted to APP1) online", wait_state(root, "SIM0010", "online", "connect"))
+    st, b = call("POST", "/api/v1/sessions", {"operatorId": "sim", "appId": "APP1", "secret": "alive-app1-secret"})
+    atok = b["token"]
+    st, b = call("GET", "/api/v1/alive", token=atok)
+    ids = {i["id"]: i for i in b["items"]} if st == 200 else {}
+    check("(ext) GET /api/v1/alive: the app sees the gateways its alive grant names (SIM000*)",
+          st == 200 and {"SIM0001", "SIM0002", "SIM0004", "SIM0005"} <= set(ids) and "SIM0010" not in ids and
+          ids["SIM0002"]["reason"] == "will" and "operatorId" not in ids["SIM0002"], (st, b))
+    st, b = call("GET", "/api/v1/alive?state=online", token=atok)
+    check("... ?state=online: only online ones", st == 200 and all(i["state"] == "online" for i in b["items"]), b)
+    st, b = call("GET", "/api/v1/alive?state=up", token=atok)
+    check("... a bad state: 400 E1001", st == 400 and b["result"]["code"] == "E1001", (st, b))
+    st, b = call("POST", "/api/v1/sessions", {"operatorId": "sim", "appId": "APP2", "secret": "alive-app2-secret"})
+    st, b = call("GET", "/api/v1/alive", token=b["token"])
+    check("an app without an alive grant sees none", st == 200 and b["items"] == [], (st, b))
+    g10.close()
 
     # 6. filters and who may read
     check("?kind=app lists only apps", set(k for k, _ in alive(root, "?operator=sim&kind=app")) == {"app"},
