@@ -10,53 +10,17 @@
  * durable); lastSeen is the server's memory (api/alive.h: absent when the
  * principal sent nothing since the server started). Who may read: monitor.read
  * on the operator asked for, else on the caller's own operator for an
- * operator's user, else on the platform (every operator). Its route table is
- * sr_admin_alive_routes (admin_int.h).
+ * operator's user, else on the platform (every operator). The items are
+ * sr_alive_items' (api/alive.c). Its route table is sr_admin_alive_routes
+ * (admin_int.h).
  */
 #include "api/admin_http.h"
 #include "api/admin_int.h"
 #include "api/alive.h"
 #include "codecs/ids.h"
-#include "codecs/rfc3339.h"
 
 #include <stdio.h>
 #include <string.h>
-
-/* The items of op's principals (NULL: every operator's) that pass the
- * filters (kind, state: 0 for any), into a new array; NULL and *rc on a
- * failed read. Shared with the AP-IF's GET /api/v1/alive (apif_http.c). */
-json_t *sr_alive_items(sr_engine *eng, sr_alive *alive, const char *op, int kind, int state, int *rc)
-{
-    sr_rec r = SR_REC_INIT;
-    if ((*rc = sr_list_alive(eng, op, &r))) {
-        sr_rec_close(&r);
-        return NULL;
-    }
-    json_t *items = json_array();
-    sr_alive_rec a;
-    int k;
-    while ((k = sr_rec_next_alive(&r, &a)) != 0) {
-        if (k < 0 || (kind && (int)a.kind != kind) || (state && (int)a.state != state)) continue;
-        char since[32], seen[32];
-        sr_rfc3339_format(a.since_ms, since);
-        const char *rn = sr_alive_reason_name((int)a.reason);
-        json_t *o = json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:I}", "operatorId", a.op, "kind",
-                              a.kind == SR_ACTOR_APP ? "app" : "gateway", "id", a.id, "state",
-                              a.state == SR_AS_ONLINE ? "online" : "offline", "since", since, "reason", rn ? rn : "",
-                              "binding", a.binding, "remote", a.remote, "seq", (json_int_t)a.seq);
-        if (a.will[0]) json_object_set_new(o, "will", json_string(a.will));
-        int64_t last = 0;
-        int mem = 0;
-        sr_alive_peek(alive, a.op, (int)a.kind, a.id, &last, &mem);
-        if (last) {
-            sr_rfc3339_format(last, seen);
-            json_object_set_new(o, "lastSeen", json_string(seen));
-        }
-        json_array_append_new(items, o);
-    }
-    sr_rec_close(&r);
-    return items;
-}
 
 static void alive_list(const sr_route_call *c)
 {

@@ -6,6 +6,7 @@
 
 #include "api/slog.h"
 #include "codecs/base/sr_hash.h"
+#include "codecs/rfc3339.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -195,4 +196,38 @@ void sr_alive_peek(sr_alive *a, const char *op, int kind, const char *id, int64_
         *state = atomic_load_explicit(&e->state, memory_order_relaxed);
     }
     pthread_mutex_unlock(&a->mu);
+}
+
+/* GET /admin/v1/alive's and GET /api/v1/alive's items (alive.h). */
+json_t *sr_alive_items(sr_engine *eng, sr_alive *alive, const char *op, int kind, int state, int *rc)
+{
+    sr_rec r = SR_REC_INIT;
+    if ((*rc = sr_list_alive(eng, op, &r))) {
+        sr_rec_close(&r);
+        return NULL;
+    }
+    json_t *items = json_array();
+    sr_alive_rec a;
+    int k;
+    while ((k = sr_rec_next_alive(&r, &a)) != 0) {
+        if (k < 0 || (kind && (int)a.kind != kind) || (state && (int)a.state != state)) continue;
+        char since[32], seen[32];
+        sr_rfc3339_format(a.since_ms, since);
+        const char *rn = sr_alive_reason_name((int)a.reason);
+        json_t *o = json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:I}", "operatorId", a.op, "kind",
+                              a.kind == SR_ACTOR_APP ? "app" : "gateway", "id", a.id, "state",
+                              a.state == SR_AS_ONLINE ? "online" : "offline", "since", since, "reason", rn ? rn : "",
+                              "binding", a.binding, "remote", a.remote, "seq", (json_int_t)a.seq);
+        if (a.will[0]) json_object_set_new(o, "will", json_string(a.will));
+        int64_t last = 0;
+        int mem = 0;
+        sr_alive_peek(alive, a.op, (int)a.kind, a.id, &last, &mem);
+        if (last) {
+            sr_rfc3339_format(last, seen);
+            json_object_set_new(o, "lastSeen", json_string(seen));
+        }
+        json_array_append_new(items, o);
+    }
+    sr_rec_close(&r);
+    return items;
 }

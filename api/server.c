@@ -14,6 +14,12 @@
  *                                          gateway disabled, deleted or rotated (REVOCATION,
  *                                          conn_revoke: the registry hook, or the connection's
  *                                          next packet)
+ *   The gateway's alive status (api/alive.h, R-MO-1) follows: online when
+ *   it turns ACTIVE, offline when an ACTIVE connection closes (reason
+ *   keepalive-expired, will -- the will handled as the contract's R/status
+ *   OFFLINE, will_handle -- or disconnect: alive_offline) or when R/status
+ *   says OFFLINE (its AliveEvent acknowledged once durable); at start
+ *   those the index says online are not (sr_alive_restart).
  * INVARIANTS
  *  (1) A QoS 1 PUBLISH is acknowledged (PUBACK, then GW_ACK on R/res/ack)
  *      only from the engine's completion (or the broker's answer), and only
