@@ -259,6 +259,8 @@ try:
           wait_until(lambda: has_event("SIM0006", "AR_SERVER_RESTART", "AS_OFFLINE", "system")))
     check("a gateway offline before the restart gets no second event",
           not has_event("SIM0004", "AR_SERVER_RESTART", "AS_OFFLINE"))
+    check("clean stop", stop_server(server) == 0)
+    server = None
 except Exception as e:  # noqa: BLE001
     check.failed(e)
 finally:
