@@ -1574,6 +1574,7 @@ static void token_end(sr_apif *a, atoken *t, const char *why)
     const uint8_t *hash = sr_tokens_hash_of(t, &expires);
     sr_slog(SR_LOG_INFO, "app session ended", "op=%s app=%s reason=%s", t->op, t->app, sr_slog_q(r));
     session_event(a, t->op, t->app, hash, expires, SR_SS_DISCONNECTED, r, NULL);
+    sr_alive_set(a->alive, t->ae, SR_AS_OFFLINE, SR_AR_DISCONNECT, a->alive_binding, NULL, "", 1); /* api/alive.h */
 }
 
 /* The registry changed since t was checked: read the app's entry and grants

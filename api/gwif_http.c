@@ -181,14 +181,17 @@ static void respond_result(h2o_req_t *req, sr_wire code, const char *message, js
 static token *token_find(sr_gwhttp *g, h2o_req_t *req) { return sr_tokens_find(g->tokens, req); }
 
 /* REVOCATION: the gateway deleted or disabled, or its secret rotated, since
- * t was checked: the token goes. */
-static void token_end(const token *t, const char *why)
+ * t was checked: the token goes, and the gateway is offline (actor system;
+ * api/alive.h). */
+static void token_end(sr_gwhttp *g, const token *t, const char *why)
 {
     sr_slog(SR_LOG_INFO, "gateway session ended", "op=%s gw=%s binding=http reason=%s", t->op, t->gw,
             sr_slog_q(why));
+    sr_alive_set(g->alive, t->ae, SR_AS_OFFLINE, SR_AR_DISCONNECT, g->ssl ? "https" : "http", NULL, "", 1);
 }
 
 typedef struct changed_ctx {
+    sr_gwhttp *g;
     sr_engine *eng;
     const char *op, *gw;
 } changed_ctx;
@@ -199,7 +202,7 @@ static int end_if_revoked(void *ctx, void *payload)
     token *t = payload;
     if (strcmp(t->op, x->op) || strcmp(t->gw, x->gw)) return 0;
     const char *why = sr_login_reread(x->eng, 'g', t->op, t->gw, &t->seen);
-    if (why) token_end(t, why);
+    if (why) token_end(x->g, t, why);
     return why != NULL;
 }
 
@@ -208,7 +211,7 @@ size_t sr_gwhttp_registry_changed(sr_gwhttp *g, const char *op, int kind, const 
     if (!g || g->closing) return 0;
     if (kind == SR_RG_APP) return sr_apif_registry_changed(g->apif, op, id);
     if (kind != SR_RG_GATEWAY) return 0;
-    changed_ctx x = {g->eng, op, id};
+    changed_ctx x = {g, g->eng, op, id};
     size_t ended = sr_tokens_sweep(g->tokens, end_if_revoked, &x);
     if (ended) sr_broker_gw_revoked(g->broker, op, id); /* its long polls waiting now end too */
     return ended;
@@ -737,7 +740,7 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
         token *t = r->caller == SR_CALLER_GATEWAY ? token_find(g, req) : NULL;
         const char *why = t ? sr_login_recheck(g->eng, 'g', t->op, t->gw, &t->seen) : NULL;
         if (why) { /* REVOCATION */
-            token_end(t, why);
+            token_end(g, t, why);
             sr_tokens_remove(g->tokens, t);
             char m[120];
             snprintf(m, sizeof m, "not authenticated: the session ended (the gateway was %s); log in again",
