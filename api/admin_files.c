@@ -101,6 +101,7 @@ static sr_store_kind kind_of(const sr_route_call *c)
     return strstr(c->route->path, "/file-grants")         ? SR_STORE_FILES
            : strstr(c->route->path, "/correction-grants") ? SR_STORE_CORRECTIONS
            : strstr(c->route->path, "/alarm-grants")      ? SR_STORE_ALARMS
+           : strstr(c->route->path, "/alive-grants")      ? SR_STORE_ALIVE
                                                           : SR_STORE_DOCUMENTS;
 }
 
@@ -110,6 +111,7 @@ static const char *target_field(sr_store_kind k)
     return k == SR_STORE_FILES          ? "path"
            : k == SR_STORE_CORRECTIONS ? "dataId"
            : k == SR_STORE_ALARMS      ? "rule"
+           : k == SR_STORE_ALIVE       ? "pattern"
                                        : "collection";
 }
 
@@ -171,6 +173,8 @@ static int grant_target(const sr_route_call *c, sr_store_kind k, const char **ap
                                ? "a data point's id ([A-Za-z0-9._-]{1,64}), optionally ending in '*', or '*'"
                            : k == SR_STORE_ALARMS
                                ? "an alarm rule's name ([A-Za-z0-9._-]{1,64}), optionally ending in '*', or '*'"
+                           : k == SR_STORE_ALIVE
+                               ? "a gateway's id ([A-Za-z0-9._-]{1,64}), optionally ending in '*', or '*'"
                                : "a collection ([A-Za-z0-9._-]{1,64}), optionally ending in '*', or '*'");
         return -1;
     }
@@ -212,6 +216,7 @@ static void gput_work(sr_admin_work *w, void *ctx)
                  g->kind == SR_STORE_FILES         ? "files under"
                  : g->kind == SR_STORE_CORRECTIONS ? "corrections of data points"
                  : g->kind == SR_STORE_ALARMS      ? "the operator's alarms of rules"
+                 : g->kind == SR_STORE_ALIVE       ? "the alive status of gateways"
                                                    : "documents of collection",
                  g->target);
         rc = sr_admin_privileged(w, SR_US_OPERATOR, g->op, SR_ACT_SETUP_MANAGE, summary, rc, &b);
@@ -608,6 +613,12 @@ const sr_route sr_admin_files_routes[] = {
     {"PUT", "/admin/v1/operators/{operatorId}/alarm-grants/{appId}/{rule}", grant_put, SR_CALLER_ADMIN,
      SR_BODY_SMALL, ACT(SETUP_MANAGE)},
     {"DELETE", "/admin/v1/operators/{operatorId}/alarm-grants/{appId}/{rule}", grant_delete, SR_CALLER_ADMIN,
+    /* the alive status of gateways for apps (issue #17, R-MO-1, docs/monitoring.md) */
+    {"GET", "/admin/v1/operators/{operatorId}/alive-grants", grants_list, SR_CALLER_ADMIN, SR_BODY_HTTP_MAX,
+     ACT(SETUP_READ)},
+    {"PUT", "/admin/v1/operators/{operatorId}/alive-grants/{appId}/{pattern}", grant_put, SR_CALLER_ADMIN,
+     SR_BODY_SMALL, ACT(SETUP_MANAGE)},
+    {"DELETE", "/admin/v1/operators/{operatorId}/alive-grants/{appId}/{pattern}", grant_delete, SR_CALLER_ADMIN,
      SR_BODY_HTTP_MAX, ACT(SETUP_MANAGE)},
     {"GET", "/admin/v1/operators/{operatorId}/files", files_list, SR_CALLER_ADMIN, SR_BODY_HTTP_MAX, ACT(DATA_READ)},
     {"GET", "/admin/v1/operators/{operatorId}/files/{path}", file_get, SR_CALLER_ADMIN, SR_BODY_HTTP_MAX,

@@ -28,6 +28,7 @@ typedef struct sr_admin_conf {
     unsigned backup_keep;     /* [backup] keep: complete backups kept after each (0: all) */
     sr_retention_cfg retention; /* [retention]: the periods' defaults, the audit floor (docs/retention.md) */
     sr_notify_opts notify;      /* [notify]: what a notification target may be (docs/monitoring.md); strings borrowed */
+    struct sr_alive *alive;   /* the server's alive status (api/alive.h; GET /admin/v1/alive's last seen), NULL: none */
 } sr_admin_conf;
 void sr_admin_conf_default(sr_admin_conf *c);
 

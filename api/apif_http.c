@@ -67,6 +67,7 @@
 #include "api/apif_int.h"
 #include "api/alarms.h"
 
+#include "api/alive.h"
 #include "api/broker.h"
 #include "api/csv_http.h"
 #include "api/gwif_http.h"
@@ -145,6 +146,12 @@ int sr_apif_open(uv_loop_t *loop, sr_engine *eng, sr_broker *broker, sr_logingua
     sessions_restore(a);
     *out = a;
     return SR_OK;
+}
+
+void sr_apif_set_alive(sr_apif *a, sr_alive *alive, const char *binding)
+{
+    a->alive = alive;
+    a->alive_binding = binding;
 }
 
 void sr_apif_set_limits(sr_apif *a, sr_workq *wq, const sr_apif_limits *l)
@@ -506,6 +513,7 @@ static void issue_token(sr_apif *a, h2o_req_t *req, const char *op, const char *
     }
     sr_login_audit_event(a->eng, SR_ACTOR_APP, op, app, 1, how, "", addr);
     session_event(a, op, app, sr_tokens_hash_of(t, NULL), expires, SR_SS_CONNECTED, how, addr);
+    if ((t->ae = sr_alive_get(a->alive, op, SR_ACTOR_APP, app))) sr_alive_http(a->alive, t->ae, a->alive_binding, addr);
     sr_rfc3339_format(expires, exp);
     json_t *o = json_pack("{s:s,s:s}", "token", hex, "expiresAt", exp);
     sr_http_jsonv(req, 201, o);
@@ -1422,6 +1430,7 @@ static void session_close(const sr_route_call *c)
     char addr[64];
     sr_login_addr_req(c->req, addr);
     session_event(a, t->op, t->app, hash, expires, SR_SS_DISCONNECTED, "logout", addr);
+    sr_alive_set(a->alive, t->ae, SR_AS_OFFLINE, SR_AR_DISCONNECT, a->alive_binding, addr, "", 0);
     sr_tokens_remove(a->tokens, t);
     sr_http_no_content(c->req);
 }
@@ -1445,6 +1454,46 @@ static void monitor_stop(const sr_route_call *c)
     if (!mid || !is_id(mid)) return sr_http_result(c->req, 0, SR_WIRE_UNKNOWN, "unknown monitorId", NULL);
     actx *x = ctx_for(c->req);
     if (x) sr_broker_monitor_stop(a->broker, t->op, t->app, mid, on_broker_answer, x);
+}
+
+/* (ext) GET /api/v1/alive[?state=online|offline]: the alive status of its
+ * operator's gateways that the app's "alive" grants name (read), as GET
+ * /admin/v1/alive answers it (docs/monitoring.md "Alive status"); none
+ * granted: an empty list. */
+static void alive_list(const sr_route_call *c)
+{
+    sr_apif *a = c->binding;
+    const atoken *t = c->caller;
+    char sq[16];
+    int state = 0;
+    if (sr_http_query(c->req, "state", sq, sizeof sq)) {
+        if (!strcmp(sq, "online")) state = SR_AS_ONLINE;
+        else if (!strcmp(sq, "offline")) state = SR_AS_OFFLINE;
+        else return sr_http_result(c->req, 0, SR_WIRE_PARAM, "state: online or offline", NULL);
+    }
+    sr_store_grant *g = NULL;
+    size_t ng = 0;
+    int rc = sr_store_grants_load(a->eng, t->op, t->app, &g, &ng);
+    json_t *items = rc ? NULL : sr_alive_items(a->eng, a->alive, t->op, SR_ACTOR_GATEWAY, state, &rc);
+    if (!items) {
+        sr_free(g);
+        return sr_http_result(c->req, 0, sr_wire_of_rc(rc), "cannot read the alive status", NULL);
+    }
+    json_t *out = json_array();
+    size_t i;
+    json_t *it;
+    json_array_foreach(items, i, it)
+    {
+        if (sr_store_grants_allow(g, ng, SR_STORE_ALIVE, json_string_value(json_object_get(it, "id"))) & SR_STORE_READ) {
+            json_object_del(it, "operatorId");
+            json_array_append(out, it);
+        }
+    }
+    json_decref(items);
+    sr_free(g);
+    json_t *o = json_pack("{s:o}", "items", out);
+    sr_http_jsonv(c->req, 200, o);
+    json_decref(o);
 }
 
 static void request_status(const sr_route_call *c)
@@ -1549,6 +1598,7 @@ const sr_route sr_apif_routes[] = {
     {"POST", "/api/v1/control-values", control_values, SR_CALLER_APP, SR_BODY_SMALL, 0},
     {"GET", "/api/v1/certificates/{subjectType}/{subjectId}", certificate, SR_CALLER_APP, SR_BODY_HTTP_MAX, 0},
     {"GET", "/api/v1/requests/{requestId}", request_status, SR_CALLER_APP, SR_BODY_HTTP_MAX, 0},
+    {"GET", "/api/v1/alive", alive_list, SR_CALLER_APP, SR_BODY_HTTP_MAX, 0}, /* (ext) R-MO-1 */
     {"GET", "/api/v1/stored-values", stored_values, SR_CALLER_APP, SR_BODY_HTTP_MAX, 0},
     {"GET", "/api/v1/stored-values/latest", stored_latest, SR_CALLER_APP, SR_BODY_HTTP_MAX, 0},
     {"POST", "/api/v1/documents/{collection}", sr_apif_doc_create, SR_CALLER_APP, SR_BODY_DOC, 0},
@@ -1577,6 +1627,7 @@ static void token_end(sr_apif *a, atoken *t, const char *why)
     const uint8_t *hash = sr_tokens_hash_of(t, &expires);
     sr_slog(SR_LOG_INFO, "app session ended", "op=%s app=%s reason=%s", t->op, t->app, sr_slog_q(r));
     session_event(a, t->op, t->app, hash, expires, SR_SS_DISCONNECTED, r, NULL);
+    sr_alive_set(a->alive, t->ae, SR_AS_OFFLINE, SR_AR_DISCONNECT, a->alive_binding, NULL, "", 1); /* api/alive.h */
 }
 
 /* The registry changed since t was checked: read the app's entry and grants
@@ -1657,6 +1708,15 @@ void sr_apif_handle(sr_apif *a, h2o_req_t *req)
                                   NULL);
         if (t->seen.gen != sr_engine_registry_gen(a->eng) && token_reread(a, t, req)) return; /* REVOCATION */
         c.caller = t;
+        if (!t->ae) t->ae = sr_alive_get(a->alive, t->op, SR_ACTOR_APP, t->app); /* a session restored at start */
+        if (t->ae) { /* R-MO-1: last seen (one relaxed store); online again after a silence */
+            sr_alive_seen(t->ae);
+            if (atomic_load_explicit(&t->ae->state, memory_order_relaxed) != SR_AS_ONLINE) {
+                char addr[64];
+                sr_login_addr_req(req, addr);
+                sr_alive_http(a->alive, t->ae, a->alive_binding, addr);
+            }
+        }
     }
     char m[120];
     if (sr_route_body_check(r, req->entity.len, m, sizeof m)) return sr_http_result(req, 0, SR_WIRE_LARGE, m, NULL);

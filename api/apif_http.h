@@ -39,6 +39,11 @@ size_t sr_apif_sessions(sr_apif *a);
 /* Use the server's worker queue (shared with the MQTT side; not owned) and
  * these limits instead of the defaults sr_apif_open set (its own queue). */
 void sr_apif_set_limits(sr_apif *a, struct sr_workq *wq, const sr_apif_limits *l);
+/* The server's alive status (api/alive.h, not owned) and the listener's
+ * binding ("http" or "https"): an app is online from its login or a
+ * request, offline at its logout or after [alive] http_silence_s. */
+struct sr_alive;
+void sr_apif_set_alive(sr_apif *a, struct sr_alive *alive, const char *binding);
 /* Answer one request whose path starts with /api/v1/. */
 void sr_apif_handle(sr_apif *a, h2o_req_t *req);
 /* 1 if token is a live app session token (api/gwif_http.c: may this

@@ -27,6 +27,7 @@ typedef struct sr_ap_token { /* the payload of an AP-IF session token (api/httpu
     sr_ap_grant *grants; /* as of seen.gen: re-read before a request once the registry changed */
     size_t ngrants;
     sr_login_seen seen;  /* api/loginguard.h: the registry generation and the secret of the login */
+    struct sr_alive_ent *ae; /* the app's alive entry (api/alive.h), NULL: none */
 } sr_ap_token;
 
 struct sr_apif_store;
@@ -43,6 +44,8 @@ struct sr_apif {
     sr_workq *wq;     /* every job proportional to data runs here, never on the loop */
     sr_workq *own_wq; /* the default one, until sr_apif_set_limits */
     sr_apif_limits lim;
+    struct sr_alive *alive;  /* R-MO-1 (api/alive.h; not owned), NULL: none */
+    const char *alive_binding; /* http or https */
 };
 
 /* A job on the worker queue that answers one request: run() fills out with

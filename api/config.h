@@ -148,6 +148,8 @@
     U(retention, message_id_window_s, retention_message_id_window_s, 0, 0, 315360000,                                \
       "message ids kept at least this long; 0: for ever")                                                            \
     U(retention, batch, retention_batch, 256, 16, 65536, "index keys one Retention event visits at most")            \
+    U(alive, http_silence_s, alive_http_silence_s, 120, 1, 86400,                                                    \
+      "an HTTP gateway or an app without a request this long is offline (docs/monitoring.md)")                        \
     U(keys, rotate_days, key_rotate_days, 0, 0, 36500,                                                                 \
       "data and audit keys start a new epoch this many days after theirs began (docs/keys.md); 0: never")             \
     S(keys, master_next, key_master_next, 1024, "",                                                                    \

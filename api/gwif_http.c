@@ -62,6 +62,7 @@
 #include "api/gwif_http.h"
 
 #include "api/admin_http.h"
+#include "api/alive.h"
 #include "api/apif_http.h"
 #include "api/broker.h"
 #include "api/gwif_json.h"
@@ -92,6 +93,7 @@ enum { TOKEN_TTL_MS = 3600 * 1000, MAX_TOKENS = 100000, GUARD_MS = 50 };
 typedef struct token { /* the payload of a GW-IF session token (api/httpu.h) */
     char op[72], gw[72];
     sr_login_seen seen; /* api/loginguard.h: revocation at once */
+    sr_alive_ent *ae;   /* the gateway's alive entry (api/alive.h), NULL: none */
 } token;
 
 struct sr_gwhttp {
@@ -99,6 +101,7 @@ struct sr_gwhttp {
     sr_broker *broker;
     sr_apif *apif;
     sr_admin *admin; /* /admin/v1 (api/admin_http.c) */
+    sr_alive *alive; /* R-MO-1 (api/alive.h; the server's), NULL: none */
     uv_loop_t *loop;
     h2o_globalconf_t config;
     h2o_context_t ctx;
@@ -181,14 +184,17 @@ static void respond_result(h2o_req_t *req, sr_wire code, const char *message, js
 static token *token_find(sr_gwhttp *g, h2o_req_t *req) { return sr_tokens_find(g->tokens, req); }
 
 /* REVOCATION: the gateway deleted or disabled, or its secret rotated, since
- * t was checked: the token goes. */
-static void token_end(const token *t, const char *why)
+ * t was checked: the token goes, and the gateway is offline (actor system;
+ * api/alive.h). */
+static void token_end(sr_gwhttp *g, const token *t, const char *why)
 {
     sr_slog(SR_LOG_INFO, "gateway session ended", "op=%s gw=%s binding=http reason=%s", t->op, t->gw,
             sr_slog_q(why));
+    sr_alive_set(g->alive, t->ae, SR_AS_OFFLINE, SR_AR_DISCONNECT, g->ssl ? "https" : "http", NULL, "", 1);
 }
 
 typedef struct changed_ctx {
+    sr_gwhttp *g;
     sr_engine *eng;
     const char *op, *gw;
 } changed_ctx;
@@ -199,7 +205,7 @@ static int end_if_revoked(void *ctx, void *payload)
     token *t = payload;
     if (strcmp(t->op, x->op) || strcmp(t->gw, x->gw)) return 0;
     const char *why = sr_login_reread(x->eng, 'g', t->op, t->gw, &t->seen);
-    if (why) token_end(t, why);
+    if (why) token_end(x->g, t, why);
     return why != NULL;
 }
 
@@ -208,7 +214,7 @@ size_t sr_gwhttp_registry_changed(sr_gwhttp *g, const char *op, int kind, const 
     if (!g || g->closing) return 0;
     if (kind == SR_RG_APP) return sr_apif_registry_changed(g->apif, op, id);
     if (kind != SR_RG_GATEWAY) return 0;
-    changed_ctx x = {g->eng, op, id};
+    changed_ctx x = {g, g->eng, op, id};
     size_t ended = sr_tokens_sweep(g->tokens, end_if_revoked, &x);
     if (ended) sr_broker_gw_revoked(g->broker, op, id); /* its long polls waiting now end too */
     return ended;
@@ -303,6 +309,8 @@ static void auth_done(sr_login_job *lj)
                 sr_login_audit_event(g->eng, SR_ACTOR_GATEWAY, p->op, p->gw, 1, "password", "", p->addr);
                 sr_login_session_audit(g->eng, SR_ACTOR_GATEWAY, p->op, p->gw, SR_SS_CONNECTED, "http", "login",
                                        p->addr);
+                if ((t->ae = sr_alive_get(g->alive, p->op, SR_ACTOR_GATEWAY, p->gw)))
+                    sr_alive_http(g->alive, t->ae, g->ssl ? "https" : "http", p->addr);
             } else
                 respond_result(p->req, SR_WIRE_BUSY, "too many sessions", NULL);
         } else {
@@ -654,6 +662,7 @@ static void session_close(const sr_route_call *c)
     char addr[64];
     sr_login_addr_req(c->req, addr);
     sr_login_session_audit(g->eng, SR_ACTOR_GATEWAY, t->op, t->gw, SR_SS_DISCONNECTED, "http", "logout", addr);
+    sr_alive_set(g->alive, t->ae, SR_AS_OFFLINE, SR_AR_DISCONNECT, g->ssl ? "https" : "http", addr, "", 0);
     sr_tokens_remove(g->tokens, (void *)c->caller);
     sr_http_no_content(c->req);
 }
@@ -741,7 +750,7 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
         token *t = r->caller == SR_CALLER_GATEWAY ? token_find(g, req) : NULL;
         const char *why = t ? sr_login_recheck(g->eng, 'g', t->op, t->gw, &t->seen) : NULL;
         if (why) { /* REVOCATION */
-            token_end(t, why);
+            token_end(g, t, why);
             sr_tokens_remove(g->tokens, t);
             char m[120];
             snprintf(m, sizeof m, "not authenticated: the session ended (the gateway was %s); log in again",
@@ -755,6 +764,14 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
             return 0;
         }
         c.caller = t;
+        if (t->ae) { /* R-MO-1: last seen (one relaxed store); online again after a silence */
+            sr_alive_seen(t->ae);
+            if (atomic_load_explicit(&t->ae->state, memory_order_relaxed) != SR_AS_ONLINE) {
+                char addr[64];
+                sr_login_addr_req(req, addr);
+                sr_alive_http(g->alive, t->ae, g->ssl ? "https" : "http", addr);
+            }
+        }
     }
     char m[120];
     if (sr_route_body_check(r, req->entity.len, m, sizeof m)) {
@@ -1085,6 +1102,12 @@ int sr_gwhttp_open(uv_loop_t *loop, sr_engine *eng, sr_broker *broker, const cha
     g->limtimer_on = 1;
     *out = g;
     return SR_OK;
+}
+
+void sr_gwhttp_set_alive(sr_gwhttp *g, sr_alive *alive)
+{
+    g->alive = alive;
+    sr_apif_set_alive(g->apif, alive, g->ssl ? "https" : "http");
 }
 
 int sr_gwhttp_port(sr_gwhttp *g) { return g->port; }

@@ -44,6 +44,11 @@ void sr_gwhttp_set_limits(sr_gwhttp *g, struct sr_workq *wq, const struct sr_api
  * sr_gwhttp_set_limits (it uses the same worker queue). */
 struct sr_admin_conf;
 void sr_gwhttp_set_admin(sr_gwhttp *g, const struct sr_admin_conf *c);
+/* The server's alive status (api/alive.h, not owned): HTTP gateways and
+ * AP-IF apps are online from a login or request, offline at a logout or
+ * after [alive] http_silence_s without a request. NULL: none tracked. */
+struct sr_alive;
+void sr_gwhttp_set_alive(sr_gwhttp *g, struct sr_alive *alive);
 int sr_gwhttp_port(sr_gwhttp *g);
 /* For the metrics (api/metrics.h): open HTTP connections, live GW-IF
  * tokens, live AP-IF sessions. g may be NULL (all 0). */

@@ -14,6 +14,12 @@
  *                                          gateway disabled, deleted or rotated (REVOCATION,
  *                                          conn_revoke: the registry hook, or the connection's
  *                                          next packet)
+ *   The gateway's alive status (api/alive.h, R-MO-1) follows: online when
+ *   it turns ACTIVE, offline when an ACTIVE connection closes (reason
+ *   keepalive-expired, will -- the will handled as the contract's R/status
+ *   OFFLINE, will_handle -- or disconnect: alive_offline) or when R/status
+ *   says OFFLINE (its AliveEvent acknowledged once durable); at start
+ *   those the index says online are not (sr_alive_restart).
  * INVARIANTS
  *  (1) A QoS 1 PUBLISH is acknowledged (PUBACK, then GW_ACK on R/res/ack)
  *      only from the engine's completion (or the broker's answer), and only
@@ -74,6 +80,7 @@
 #include "engine/backup.h"
 
 #include "api/admin_http.h"
+#include "api/alive.h"
 #include "api/apif_http.h"
 #include "api/broker.h"
 #include "api/gwif_http.h"
@@ -129,6 +136,7 @@ struct sr_server {
     sr_push *push; /* push to apps (R-AP-17) */
     sr_notify *notify; /* alarm notifications (issue #17, R-MO-3) */
     sr_alarms *alarms; /* the alarm rules' evaluator (issue #17, api/alarms.h) */
+    sr_alive *alive; /* the alive status of gateways and apps (R-MO-1, api/alive.h) */
     sr_loopq doneq; /* engine completions, from the writer thread */
     sr_loopq regq;  /* committed registry changes (the engine's registry hook; REVOCATION) */
     uv_signal_t sigint, sigterm;
@@ -224,6 +232,8 @@ struct conn {
     uint64_t out_paused_at;
     int has_will;
     char *will_topic;
+    sr_alive_ent *ae; /* ACTIVE: the gateway's alive entry (api/alive.h) */
+    int alive_reason; /* why it goes offline when not a plain disconnect (SR_AR_KEEPALIVE_EXPIRED) */
     sr_buf will_payload;
     uint16_t next_pid;
     /* back-pressure: a command the engine's queue had no room for, retried
@@ -461,6 +471,7 @@ static void raw_send(conn *c, const void *data, size_t len)
 }
 
 static void session_event(conn *c, int state, const char *reason);
+static void alive_offline(conn *c, int send_will);
 
 static void conn_close(conn *c, const char *why, int send_will)
 {
@@ -479,6 +490,7 @@ static void conn_close(conn *c, const char *why, int send_will)
                 sr_slog_q(why));
         session_event(c, send_will ? SR_SS_EXPIRED : SR_SS_DISCONNECTED,
                       why);
+        alive_offline(c, send_will);
         if (s->broker) sr_broker_gw_offline(s->broker, c->op, c->gw, c);
     }
     uv_close((uv_handle_t *)&c->tcp, on_closed);
@@ -600,6 +612,59 @@ static void session_event(conn *c, int state, const char *reason)
     sr_cmd_env env = {c->op, c->gw, SR_ACTOR_GATEWAY, NULL, c->peer};
     submit_audit(c->srv, sr_cmd_session(&env, SR_ACTOR_GATEWAY, c->gw, (sr_session_state)state, "mqtt", reason, &b),
                  &b);
+}
+
+static const char *mqtt_binding(const conn *c) { return c->ssl ? "mqtts" : "mqtt"; }
+
+/* The will (MQTT 3.1.1 section 3.1.2.5), when the connection ends without a
+ * DISCONNECT (or 5.0's DISCONNECT 0x04). The contract's one use of it is
+ * R/status with GW_DISCONNECT {state:"OFFLINE"} (interface.md GW-IF #2):
+ * it is handled as that status message would be -- the gateway offline at
+ * once, reason will -- and published nowhere else (no gateway may
+ * subscribe outside its own root, and the platform is the will's one
+ * reader). Any other will is refused, and the refusal, naming what is
+ * wrong, is the AliveEvent's `will`. 1 if applied. */
+static int will_handle(conn *c, char *out, size_t cap)
+{
+    char want[220];
+    snprintf(want, sizeof want, "%s/status", c->root);
+    if (!c->will_topic || strcmp(c->will_topic, want)) {
+        snprintf(out, cap, "refused: the will's topic is not R/status");
+        return 0;
+    }
+    sr_gw_msg msg;
+    sr_gw_err err;
+    memset(&err, 0, sizeof err);
+    int ok = 0;
+    if (sr_gw_parse(c->will_payload.data, c->will_payload.len, &msg, &err) != SR_OK) {
+        snprintf(out, cap, "refused: %.160s", err.message);
+    } else {
+        json_t *st = json_object_get(msg.body, "state");
+        if (strcmp(msg.type, "GW_DISCONNECT"))
+            snprintf(out, cap, "refused: header.messageType: GW_DISCONNECT is required on a will");
+        else if (!json_is_string(st) || strcmp(json_string_value(st), "OFFLINE"))
+            snprintf(out, cap, "refused: body.state: OFFLINE is required on a will");
+        else {
+            snprintf(out, cap, "applied");
+            ok = 1;
+        }
+    }
+    sr_gw_msg_release(&msg);
+    sr_gw_err_clear(&err);
+    return ok;
+}
+
+/* An ACTIVE connection ends: the gateway is offline (api/alive.h): keep-alive
+ * expiry (actor system), its will, or a plain disconnect. A gateway that
+ * said OFFLINE on R/status already is offline: nothing more is stored. */
+static void alive_offline(conn *c, int send_will)
+{
+    if (!c->ae) return;
+    char will[200] = "";
+    int applied = send_will && c->has_will && will_handle(c, will, sizeof will);
+    sr_alive_reason why = c->alive_reason ? (sr_alive_reason)c->alive_reason : applied ? SR_AR_WILL : SR_AR_DISCONNECT;
+    sr_alive_set(c->srv->alive, c->ae, SR_AS_OFFLINE, why, mqtt_binding(c), c->peer, will, why == SR_AR_KEEPALIVE_EXPIRED);
+    c->ae = NULL;
 }
 
 /* Publish to the gateway on one of its topics, if it subscribed (QoS 0);
@@ -896,6 +961,8 @@ static void auth_done(sr_login_job *lj)
             sr_slog(SR_LOG_INFO, "gateway connected", "op=%s gw=%s peer=%s mqtt=%s", c->op, c->gw, c->peer,
                     c->version == 5 ? "5.0" : "3.1.1");
             session_event(c, SR_SS_CONNECTED, "");
+            if ((c->ae = sr_alive_get(c->srv->alive, c->op, SR_ACTOR_GATEWAY, c->gw)))
+                sr_alive_set(c->srv->alive, c->ae, SR_AS_ONLINE, SR_AR_CONNECT, mqtt_binding(c), c->peer, "", 0);
             sr_login_audit_event(c->srv->eng, SR_ACTOR_GATEWAY, c->op, c->gw, 1,
                                  lj->checked ? "password" : "certificate", "", c->peer);
             sr_gwlink link = {c, link_send};
@@ -1456,10 +1523,12 @@ static void handle_publish(conn *c, const sr_mqtt_pkt *p)
             snprintf(err.message, sizeof err.message, "body.state: ONLINE or OFFLINE");
             rc = SR_EINVAL;
         } else {
-            sr_cmd_env env = {c->op, c->gw, SR_ACTOR_GATEWAY, msg.message_id, c->peer};
-            rc = sr_cmd_session(&env, SR_ACTOR_GATEWAY, c->gw,
-                                !strcmp(s, "ONLINE") ? SR_SS_CONNECTED : SR_SS_DISCONNECTED, "mqtt", "status message",
-                                &ev);
+            /* R-MO-1: the gateway's own word, at once (api/alive.h) */
+            int on = !strcmp(s, "ONLINE");
+            rc = c->ae ? sr_alive_event(c->srv->alive, c->ae, on ? SR_AS_ONLINE : SR_AS_OFFLINE,
+                                        on ? SR_AR_STATUS_ONLINE : SR_AR_STATUS_OFFLINE, mqtt_binding(c), c->peer,
+                                        msg.message_id, &ev)
+                       : SR_ENOMEM;
         }
     } else {
         err.code = SR_WIRE_PARAM;
@@ -1620,6 +1689,7 @@ static void process(conn *c)
             goto out;
         }
         c->last_rx = now_ms();
+        sr_alive_seen(c->ae); /* last seen: one relaxed store (api/alive.h invariant 2) */
         const char *why = c->state == ST_ACTIVE ? sr_login_recheck(c->srv->eng, 'g', c->op, c->gw, &c->seen) : NULL;
         if (why) { /* REVOCATION: nothing more of a revoked gateway is taken */
             conn_revoke(c, why);
@@ -1948,13 +2018,16 @@ static void on_tick(uv_timer_t *t)
     backup_tick(s);
     retention_tick(s);
     if (!s->stopping) sr_alarms_tick(s->alarms);
+    sr_alive_tick(s->alive);
     uint64_t now = now_ms();
     for (conn *c = s->conns; c;) {
         conn *n = c->next;
         if (c->state == ST_AWAIT_CONNECT && now - c->connected_at > s->cfg.connect_timeout_ms)
             conn_close(c, "no CONNECT in time", 0);
-        else if (c->state == ST_ACTIVE && c->keepalive && now - c->last_rx > (uint64_t)c->keepalive * 1500)
+        else if (c->state == ST_ACTIVE && c->keepalive && now - c->last_rx > (uint64_t)c->keepalive * 1500) {
+            c->alive_reason = SR_AR_KEEPALIVE_EXPIRED; /* MQTT 3.1.1 section 3.1.2.10: 1.5 x the keep-alive */
             conn_close(c, "keep-alive expired", 1);
+        }
         else if (c->out_over)
             conn_close(c, "output queue over the limit (the peer does not read)", 1);
         else if (c->out_paused && now - c->out_paused_at > s->cfg.mqtt_output_stall_ms) {
@@ -2261,6 +2334,16 @@ int sr_server_open(const sr_config *cfg, sr_server **out, char *err, size_t errl
     if ((rc = sr_alarms_open(s->eng, &s->cfg, &s->alarms))) goto fail;
     sr_alarms_watch_logins(s->alarms, s->guard);
     sr_gw_skew_set(cfg->alarms_interval_s ? cfg->alarms_gateway_skew_ms : 0); /* api/gwif_json.h: noted for gateway-skew */
+    /* R-MO-1 (api/alive.h): before the listeners, those the index says are
+     * online are not (the log says so: server-restart) */
+    if (!(s->alive = sr_alive_new(s->eng, cfg->alive_http_silence_s))) {
+        rc = SR_ENOMEM;
+        goto fail;
+    }
+    rc = sr_alive_restart(s->alive);
+    if (rc < 0) sr_slog(SR_LOG_WARN, "alive status not read", "error=%s", sr_err_name(rc));
+    else if (rc) sr_slog(SR_LOG_INFO, "alive status", "offline_at_restart=%d", rc);
+    rc = SR_OK;
     uv_timer_init(&s->loop, &s->tick);
     s->tick.data = s;
     uv_timer_start(&s->tick, on_tick, 1000, 1000);
@@ -2306,7 +2389,9 @@ int sr_server_open(const sr_config *cfg, sr_server **out, char *err, size_t errl
         ac.backup_keep = cfg->backup_keep;
         sr_config_retention(cfg, &ac.retention);
         sr_config_notify(&s->cfg, &ac.notify);
+        ac.alive = s->alive;
         sr_gwhttp_set_admin(s->http, &ac);
+        sr_gwhttp_set_alive(s->http, s->alive);
     }
     if (cfg->tls_listen[0]) {
         if ((rc = tls_setup(s, err, errlen))) goto fail;
@@ -2437,6 +2522,7 @@ void sr_server_close(sr_server *s)
     sr_notify_free(s->notify);
     sr_alarms_free(s->alarms); /* after the engine: its completions have run */
     sr_workq_free(s->workq);
+    sr_alive_free(s->alive);
     uv_loop_close(&s->loop);
     sr_loginguard_free(s->guard);
     if (s->tls) SSL_CTX_free(s->tls);

@@ -96,7 +96,7 @@ _Static_assert((int)DP_N <= (int)MAX_COLS, "MAX_COLS is the widest section");
 static const char *const type_names[] = {"number", "integer", "boolean", "string"};
 static const char *const kind_names[] = {"measure", "control", "both"};
 static const char *const access_names[] = {"", "read", "control", "both"};
-static const char *const store_kind_names[] = {"documents", "files", "corrections"};
+static const char *const store_kind_names[] = {"documents", "files", "corrections", "alive"};
 static const char *const store_access_names[] = {"", "read", "write", "read+write"};
 
 const char *sr_store_access_names(int access)
@@ -644,7 +644,7 @@ static void row_store_grant(ctx *c, size_t line, const val *v)
 {
     char b[64];
     int kind = 0, access = 1;
-    int ok = parse_enum(c, line, "kind", v[SG_KIND], store_kind_names, 0, 3, -1, &kind) && v[SG_KIND].len;
+    int ok = parse_enum(c, line, "kind", v[SG_KIND], store_kind_names, 0, 4, -1, &kind) && v[SG_KIND].len;
     ok &= parse_enum(c, line, "access", v[SG_ACCESS], store_access_names, 1, 4, 1, &access);
     const char *target = vdup(c, v[SG_TARGET]);
     if (ok && target && !sr_store_pattern_ok(kind == 1, target)) {
@@ -656,7 +656,7 @@ static void row_store_grant(ctx *c, size_t line, const val *v)
                     shown(v[SG_TARGET], b), SR_STORE_PREFIX_MAX);
         else
             add_err(c, line, "target", "\"%s\" is not a %s id, optionally ending in '*', or '*'",
-                    shown(v[SG_TARGET], b), kind == 2 ? "data point" : "collection");
+                    shown(v[SG_TARGET], b), kind == 2 ? "data point" : kind == 3 ? "gateway" : "collection");
     }
     if (!ok || !target || !v[SG_APP].len) return;
     sr_sheet_store_grant *e = grow(c, K_SGRANT);

@@ -112,7 +112,7 @@ typedef struct sr_sheet_grant {
 typedef struct sr_sheet_store_grant {
     size_t line;
     const char *app;
-    const char *kind;   /* "documents", "files" or "corrections" (data points: docs/csv.md) */
+    const char *kind;   /* "documents", "files", "corrections" (data points: docs/csv.md) or "alive" (gateways) */
     const char *target; /* a collection or a path prefix (ids.h sr_store_pattern_ok) */
     int access;         /* 1 read, 2 write, 3 read+write */
     const char *key;    /* kind ":" target: unique per app (the registry id is app ":" key) */

@@ -571,7 +571,7 @@ static int apply_registry_put(sr_engine *e, MDB_txn *t, Event *ev, sr_result *r,
         sr_store_kind sk;
         char why[200];
         if (!sr_store_kind_parse(g->grant_kind, &sk))
-            return sr__refuse(r, SR_EINVAL, "grant %s: kind: documents, files, corrections or alarms", g->id);
+            return sr__refuse(r, SR_EINVAL, "grant %s: kind: documents, files, corrections, alarms or alive", g->id);
         if (sr_store_pattern_check(sk, g->pattern, why, sizeof why))
             return sr__refuse(r, SR_EINVAL, "grant %s: pattern: %s", g->id, why);
         if (!sr_store_access_parse(g->access))
@@ -1238,6 +1238,30 @@ static int apply_notify(sr_engine *e, MDB_txn *t, Event *ev, sr_result *r, int v
     val[0] = (uint8_t)done;
     sr_put_le32(val + 1, n->attempts);
     return put(t, db, k, kl, val, sizeof val);
+
+/* ---- alive status (R-MO-1, docs/monitoring.md "Alive status"): the latest
+ * transition per principal in `alive` (key op \0 kind digit \0 id), the
+ * event's AliveEvent with since_ms and seq set from the envelope, so that
+ * the replay writes what the writer wrote (invariant 1). */
+static int apply_alive(sr_engine *e, MDB_txn *t, Event *ev, sr_result *r, int validate)
+{
+    Suiro__V1__AliveEvent *a = ev->alive;
+    if (!a) return SR_OK;
+    if (validate && ((a->kind != SUIRO__V1__ACTOR_KIND__ACTOR_GATEWAY && a->kind != SUIRO__V1__ACTOR_KIND__ACTOR_APP) ||
+                     !ev->operator_id[0] || !sr_id_str_ok(a->id) ||
+                     (a->state != SUIRO__V1__ALIVE_STATE__AS_ONLINE && a->state != SUIRO__V1__ALIVE_STATE__AS_OFFLINE) ||
+                     a->reason <= SUIRO__V1__ALIVE_REASON__AR_UNSPECIFIED ||
+                     a->reason > SUIRO__V1__ALIVE_REASON__AR_SERVER_RESTART))
+        return sr__refuse(r, SR_EINVAL, "alive: an operator, kind gateway or app, an id, state and reason");
+    uint8_t k[300];
+    char kind[2] = {(char)('0' + a->kind), 0};
+    size_t kl = mkkey(k, sizeof k, ev->operator_id, kind, a->id);
+    if (!kl) return validate ? sr__refuse(r, SR_EINVAL, "alive: id too long") : SR_OK;
+    Suiro__V1__AliveEvent st = *a;
+    st.since_ms = ev->ingest_ms;
+    st.seq = ev->seq;
+    st.operator_id = ev->operator_id;
+    return put_packed(e, t, SR_DB_ALIVE, k, kl, &st.base);
 }
 
 #define SR_EVENT_KINDS(X)                                                     \
@@ -1268,6 +1292,7 @@ static int apply_notify(sr_engine *e, MDB_txn *t, Event *ev, sr_result *r, int v
     X(_BACKUP, NULL, NULL, NULL)                                              \
     X(_PUSH_MARK, NULL, apply_push_mark, NULL)                                \
     X(_RETENTION, sr__retention_check, NULL, sr__retention_apply)            \
+    X(_ALIVE, NULL, apply_alive, NULL)                                        \
     X(_NOTIFY, NULL, apply_notify, NULL)
 
 #define SR_X_(c, chk, app, ser) [SUIRO__V1__EVENT__BODY##c] = {SUIRO__V1__EVENT__BODY##c, &#c[1], chk, app, ser},

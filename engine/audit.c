@@ -135,6 +135,16 @@ static void audit_summary(const Event *ev, sr_audit_summary *x)
         snprintf(x->detail, sizeof x->detail, "%s%s%s", se->protocol, se->reason[0] ? ": " : "", se->reason);
         break;
     }
+    case SUIRO__V1__EVENT__BODY_ALIVE: { /* R-MO-1, docs/monitoring.md "Alive status" */
+        const Suiro__V1__AliveEvent *al = ev->alive;
+        const ProtobufCEnumValue *rv = protobuf_c_enum_descriptor_get_value(&suiro__v1__alive_reason__descriptor, al->reason);
+        x->s[F_KIND] = "alive";
+        snprintf(x->action, sizeof x->action, "%s", al->state == SUIRO__V1__ALIVE_STATE__AS_ONLINE ? "online" : "offline");
+        snprintf(x->target, sizeof x->target, "%s:%s", sr_actor_kind_name(al->kind), al->id);
+        snprintf(x->detail, sizeof x->detail, "%s %s%s%s", al->binding, rv ? rv->name : "?", al->will[0] ? "; will: " : "",
+                 al->will);
+        break;
+    }
     case SUIRO__V1__EVENT__BODY_CORRECTION: {
         const Suiro__V1__Correction *c = ev->correction;
         size_t np = 0;

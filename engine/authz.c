@@ -18,15 +18,15 @@
 
 /* clang-format off */
 static const sr_authz_rule SR_AUTHZ_TABLE[SR_ROLE_COUNT][SR_ACT_COUNT] = {
-    /*                         tenants  users   setup.m setup.r apps.reg gw.reg  data.r  data.w  audit.r data.c */
-    [SR_ROLE_PLATFORM_ADMIN]    = {PLAT, PLAT,   N,      N,      N,      N,      N,      N,      N,      N},
-    [SR_ROLE_OPERATOR_ADMIN]    = {N,    OWNOP,  OWNOP,  OWNOP,  OWNOP,  OWNOP,  OWNOP,  OWNOP,  OWNOP,  OWNOP},
-    [SR_ROLE_OPERATOR_GENERAL]  = {N,    N,      N,      OWNOP,  N,      N,      OWNOP,  OWNOP,  N,      N},
-    [SR_ROLE_AP_VENDOR_ADMIN]   = {N,    OWNVEN, N,      N,      OWNVEN, N,      GRANT,  N,      N,      N},
-    [SR_ROLE_AP_VENDOR_GENERAL] = {N,    N,      N,      N,      N,      N,      GRANT,  N,      N,      N},
-    [SR_ROLE_GW_VENDOR_ADMIN]   = {N,    OWNVEN, N,      N,      N,      OWNVEN, GRANT,  N,      N,      N},
-    [SR_ROLE_GW_VENDOR_GENERAL] = {N,    N,      N,      N,      N,      N,      GRANT,  N,      N,      N},
-    [SR_ROLE_AUDITOR]           = {N,    N,      N,      N,      N,      N,      N,      N,      PLAT,   N},
+    /*                         tenants  users   setup.m setup.r apps.reg gw.reg  data.r  data.w  audit.r data.c  mon.r */
+    [SR_ROLE_PLATFORM_ADMIN]    = {PLAT, PLAT,   N,      N,      N,      N,      N,      N,      N,      N,      PLAT},
+    [SR_ROLE_OPERATOR_ADMIN]    = {N,    OWNOP,  OWNOP,  OWNOP,  OWNOP,  OWNOP,  OWNOP,  OWNOP,  OWNOP,  OWNOP,  OWNOP},
+    [SR_ROLE_OPERATOR_GENERAL]  = {N,    N,      N,      OWNOP,  N,      N,      OWNOP,  OWNOP,  N,      N,      OWNOP},
+    [SR_ROLE_AP_VENDOR_ADMIN]   = {N,    OWNVEN, N,      N,      OWNVEN, N,      GRANT,  N,      N,      N,      N},
+    [SR_ROLE_AP_VENDOR_GENERAL] = {N,    N,      N,      N,      N,      N,      GRANT,  N,      N,      N,      N},
+    [SR_ROLE_GW_VENDOR_ADMIN]   = {N,    OWNVEN, N,      N,      N,      OWNVEN, GRANT,  N,      N,      N,      N},
+    [SR_ROLE_GW_VENDOR_GENERAL] = {N,    N,      N,      N,      N,      N,      GRANT,  N,      N,      N,      N},
+    [SR_ROLE_AUDITOR]           = {N,    N,      N,      N,      N,      N,      N,      N,      PLAT,   N,      N},
 };
 /* clang-format on */
 

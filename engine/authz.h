@@ -51,7 +51,8 @@
     X(DATA_READ, "data.read")                      \
     X(DATA_WRITE, "data.write")                    \
     X(AUDIT_READ, "audit.read")                    \
-    X(DATA_CORRECT, "data.correct")
+    X(DATA_CORRECT, "data.correct")                \
+    X(MONITOR_READ, "monitor.read")
 
 /* The scope rules, X(enum suffix, name as docs/admin.md writes it). */
 #define SR_AUTHZ_RULES(X)                 \

@@ -1002,6 +1002,22 @@ int sr_cmd_notify(const sr_cmd_env *env, const sr_notify_rec *n, sr_buf *out)
     return env_pack(&ev, env, out);
 }
 
+int sr_cmd_alive(const sr_cmd_env *env, const sr_alive_rec *a, sr_buf *out)
+{
+    Suiro__V1__AliveEvent al = SUIRO__V1__ALIVE_EVENT__INIT;
+    al.kind = (Suiro__V1__ActorKind)a->kind;
+    al.id = S(a->id);
+    al.state = (Suiro__V1__AliveState)a->state;
+    al.reason = (Suiro__V1__AliveReason)a->reason;
+    al.binding = S(a->binding);
+    al.remote = S(a->remote);
+    al.will = S(a->will);
+    Suiro__V1__Event ev = SUIRO__V1__EVENT__INIT;
+    ev.body_case = SUIRO__V1__EVENT__BODY_ALIVE;
+    ev.alive = &al;
+    return env_pack(&ev, env, out);
+}
+
 /* ---- users ----------------------------------------------------------------- */
 
 int sr_password_check(const sr_password_policy *p, const char *password, char *why, size_t whylen)

@@ -57,6 +57,7 @@
     X(_BACKUP, SR_KC_CONFIG)              \
     X(_PUSH_MARK, SR_KC_DATA)             \
     X(_RETENTION, SR_KC_CONFIG)           \
+    X(_ALIVE, SR_KC_AUDIT)                \
     X(_NOTIFY, SR_KC_AUDIT)
 
 #define SR_X_(c, cls) [SUIRO__V1__EVENT__BODY##c] = {1, cls},

@@ -702,6 +702,18 @@ int sr_engine_monitor_list(sr_engine *e, const char *op, sr_buf *out, size_t *co
     return scan_prefix(e, SR_DB_MONITORS, k, mkkey(k, sizeof k, op, "", NULL), NULL, out, count);
 }
 
+int sr_engine_alive_list(sr_engine *e, const char *op, sr_buf *out, size_t *count)
+{
+    uint8_t k[100];
+    if (!op || !op[0]) return scan_prefix(e, SR_DB_ALIVE, NULL, 0, NULL, out, count);
+    size_t kl = mkkey(k, sizeof k, op, "", NULL);
+    if (!kl) {
+        *count = 0;
+        return SR_OK; /* an id this long names no operator */
+    }
+    return scan_prefix(e, SR_DB_ALIVE, k, kl, NULL, out, count);
+}
+
 int sr_engine_doc_get(sr_engine *e, const char *op, const char *coll, const char *id, uint64_t *revision,
                       sr_buf *json, int *owner_kind, char *owner)
 {

@@ -645,6 +645,50 @@ int sr_list_monitors(sr_engine *e, const char *op, sr_rec *r)
 
 int sr_rec_next_monitor(sr_rec *r, sr_monitor_rec *out) { NEXT_ONE(dec_monitor, out); }
 
+/* ---- alive status ---------------------------------------------------------- */
+_Static_assert(SAME(SR_AS_ONLINE, SUIRO__V1__ALIVE_STATE__AS_ONLINE) &&
+                   SAME(SR_AS_OFFLINE, SUIRO__V1__ALIVE_STATE__AS_OFFLINE) &&
+                   SAME(SR_AR_CONNECT, SUIRO__V1__ALIVE_REASON__AR_CONNECT) &&
+                   SAME(SR_AR_SERVER_RESTART, SUIRO__V1__ALIVE_REASON__AR_SERVER_RESTART),
+               "sr_alive_state / sr_alive_reason are the numbers of events.proto");
+
+const char *sr_alive_reason_name(int reason)
+{
+    switch (reason) {
+#define SR_X_(id, n, name) \
+    case n: return name;
+        SR_ALIVE_REASONS(SR_X_)
+#undef SR_X_
+    default: return NULL;
+    }
+}
+
+static int dec_alive(sr_rec *r, const uint8_t *p, size_t len, sr_alive_rec *o)
+{
+    Suiro__V1__AliveEvent *a = suiro__v1__alive_event__unpack(NULL, len, p);
+    int rc = keep(r, a, 1);
+    if (rc) return rc;
+    *o = (sr_alive_rec){.op = a->operator_id,
+                        .kind = (sr_actor_kind)a->kind,
+                        .id = a->id,
+                        .state = (sr_alive_state)a->state,
+                        .reason = (sr_alive_reason)a->reason,
+                        .binding = a->binding,
+                        .remote = a->remote,
+                        .will = a->will,
+                        .since_ms = a->since_ms,
+                        .seq = a->seq};
+    return SR_OK;
+}
+
+int sr_list_alive(sr_engine *e, const char *op, sr_rec *r)
+{
+    list_reset(r);
+    return sr_engine_alive_list(e, op, &r->raw, &r->count);
+}
+
+int sr_rec_next_alive(sr_rec *r, sr_alive_rec *out) { NEXT_ONE(dec_alive, out); }
+
 int sr_read_request(sr_engine *e, const char *op, const char *req, const char *gw, sr_rec *r, sr_request_rec *rq,
                     sr_request_transition *st, int *has_state)
 {

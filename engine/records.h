@@ -337,6 +337,8 @@ typedef enum sr_store_kind {
     SR_STORE_ALARMS = 4,      /* a grant's pattern is an alarm rule's name (a trailing '*' a prefix; "*" all):
                                * read lets the app list its operator's alarms of those rules (AP-IF (ext)
                                * GET /api/v1/alarms, docs/monitoring.md "Alarms") */
+    SR_STORE_ALIVE = 5,       /* a grant's pattern is a gateway's id (a trailing '*' a prefix): read lets
+                               * the app see its alive status (GET /api/v1/alive, docs/monitoring.md) */
 } sr_store_kind;
 enum { SR_STORE_READ = 1, SR_STORE_WRITE = 2 };
 
@@ -347,7 +349,7 @@ typedef struct sr_store_grant {
     char pattern[520]; /* a collection or a path prefix; "*" all; a trailing '*' a prefix */
     int access;        /* SR_STORE_READ | SR_STORE_WRITE */
 } sr_store_grant;
-/* "documents" / "files" / "corrections" / "alarms" -> kind; 0 if none of them. */
+/* "documents" / "files" / "corrections" / "alarms" / "alive" -> kind; 0 if none of them. */
 int sr_store_kind_parse(const char *s, sr_store_kind *out);
 const char *sr_store_kind_name(sr_store_kind k);
 /* "read", "write", "read+write" -> bits; 0 if none of them. */
@@ -405,6 +407,42 @@ SR_MUST_CHECK int sr_read_monitor(sr_engine *e, const char *op, const char *moni
                                   sr_monitor_rec *out);
 SR_MUST_CHECK int sr_list_monitors(sr_engine *e, const char *op, sr_rec *r);
 int sr_rec_next_monitor(sr_rec *r, sr_monitor_rec *out);
+
+/* ---- alive status (R-MO-1, docs/monitoring.md "Alive status") -------------- */
+typedef enum sr_alive_state { SR_AS_ONLINE = 1, SR_AS_OFFLINE = 2 } sr_alive_state;
+/* Why a principal went online or offline (AliveReason in events.proto). */
+#define SR_ALIVE_REASONS(X)                          \
+    X(CONNECT, 1, "connect")                         \
+    X(DISCONNECT, 2, "disconnect")                   \
+    X(STATUS_ONLINE, 3, "status-online")             \
+    X(STATUS_OFFLINE, 4, "status-offline")           \
+    X(KEEPALIVE_EXPIRED, 5, "keepalive-expired")     \
+    X(WILL, 6, "will")                               \
+    X(HTTP_SILENCE, 7, "http-silence")               \
+    X(SERVER_RESTART, 8, "server-restart")
+typedef enum sr_alive_reason {
+#define SR_X_(id, n, name) SR_AR_##id = n,
+    SR_ALIVE_REASONS(SR_X_)
+#undef SR_X_
+} sr_alive_reason;
+/* The reason's wire name ("keepalive-expired"), NULL for none. */
+const char *sr_alive_reason_name(int reason);
+typedef struct sr_alive_rec {
+    const char *op;          /* read only: the operator (a command's is env->op) */
+    sr_actor_kind kind;      /* SR_ACTOR_GATEWAY or SR_ACTOR_APP */
+    const char *id;
+    sr_alive_state state;
+    sr_alive_reason reason;
+    const char *binding;     /* mqtt, mqtts, http, https */
+    const char *remote;      /* the peer's address */
+    const char *will;        /* the will's handling: "" none, "applied", "refused: ..." */
+    int64_t since_ms;        /* the transition's ingest time (read only) */
+    uint64_t seq;            /* its event (read only) */
+} sr_alive_rec;
+/* The latest state of every gateway and app of op (NULL or "": every
+ * operator), in (operator, kind, id) order. */
+SR_MUST_CHECK int sr_list_alive(sr_engine *e, const char *op, sr_rec *r);
+int sr_rec_next_alive(sr_rec *r, sr_alive_rec *out);
 
 /* ---- requests ---------------------------------------------------------------- */
 
@@ -488,6 +526,9 @@ SR_MUST_CHECK int sr_ev_monitor_measurements(const char *op, const char *actor, 
  * or dropped. env: the app's operator, actor "system"; op "" and app "": the
  * seq the durable pushes began at. */
 SR_MUST_CHECK int sr_cmd_push_mark(const sr_cmd_env *env, const char *app, uint64_t through, sr_buf *out);
+/* The AliveEvent of a (R-MO-1, sr_alive_rec above) (op = env->op). env: actor the principal itself or
+ * "system". */
+SR_MUST_CHECK int sr_cmd_alive(const sr_cmd_env *env, const sr_alive_rec *a, sr_buf *out);
 
 /* The notifier's durable state (issue #17, api/notify.c, NotifyEvent in
  * events.proto): outcome "delivered" or "given_up" of the delivery of alarm

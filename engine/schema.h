@@ -87,6 +87,9 @@
  *              delivered, 2 given up) ‖ u32 LE attempts: a delivery above
  *              the mark that is done (apply.c apply_notify; a mark deletes
  *              the rows at or below it)
+ *   alive      op \0 kind(1 ASCII digit: 2 gateway, 3 app) \0 id -> packed
+ *              AliveEvent, the principal's latest alive transition with
+ *              since_ms and seq of its event (apply.c apply_alive; R-MO-1)
  *   msgidx     op \0 seq_hi u32 BE (the high 32 bits of a seq: one key per
  *              2^32 events) -> duplicates (DUPSORT, DUPFIXED) of 12 bytes:
  *              the first 8 bytes of SHA-256(op \0 actor \0 message id), then
@@ -173,6 +176,10 @@
  *      epoch created. An index of layout 6..8 is rebuilt from the log at a
  *      read-write open (the log's events carry their ingest times); a
  *      suiro of layout 8 refuses this index as newer.
+ *  10: (issue #17, R-MO-1) the `alive` database (the latest AliveEvent per
+ *      gateway and app, sealed like the registry). An older index has no
+ *      rows for the AliveEvents its log holds, so it is rebuilt from the
+ *      log at a read-write open; a suiro of layout 8 refuses it as newer.
  *  11: (issue #17, ALARMS) the `alarms` database (each alarm's state and
  *      the open alarm of each condition). An index of an older layout has
  *      no rows for the alarm events its log holds, so it is rebuilt from the
@@ -194,7 +201,7 @@
 #define SR_IXSEAL_DBS                                                                                      \
     SR_DB_MASTERS, SR_DB_POINTINFO, SR_DB_LATEST, SR_DB_SERIES, SR_DB_DOCS, SR_DB_FILES, SR_DB_REGISTRY,     \
         SR_DB_REQUESTS, SR_DB_MONITORS, SR_DB_SESSIONS, SR_DB_USERS, SR_DB_POLICIES, SR_DB_PENDING, SR_DB_AUDIT, \
-        SR_DB_ALARMS
+        SR_DB_ALARMS, SR_DB_ALIVE
 
 /* The databases: X(enum suffix, name, LMDB flags). "meta" stays first. */
 #define SR_INDEX_DBS(X)                            \
@@ -218,7 +225,8 @@
     X(AUDIT, "audit", 0)                           \
     X(PUSHQ, "pushq", 0)                           \
     X(ALARMS, "alarms", 0)                         \
-    X(NOTIFYQ, "notifyq", 0)
+    X(NOTIFYQ, "notifyq", 0)                       \
+    X(ALIVE, "alive", 0)
 
 typedef enum sr_dbi {
 #define SR_X_(id, name, flags) SR_DB_##id,

@@ -35,6 +35,7 @@ int sr_store_kind_parse(const char *s, sr_store_kind *out)
     else if (s && !strcmp(s, "files")) *out = SR_STORE_FILES;
     else if (s && !strcmp(s, "corrections")) *out = SR_STORE_CORRECTIONS;
     else if (s && !strcmp(s, "alarms")) *out = SR_STORE_ALARMS;
+    else if (s && !strcmp(s, "alive")) *out = SR_STORE_ALIVE;
     else return 0;
     return 1;
 }
@@ -44,6 +45,7 @@ const char *sr_store_kind_name(sr_store_kind k)
     return k == SR_STORE_DOCUMENTS     ? "documents"
            : k == SR_STORE_CORRECTIONS ? "corrections"
            : k == SR_STORE_ALARMS      ? "alarms"
+           : k == SR_STORE_ALIVE       ? "alive"
                                        : "files";
 }
 
@@ -70,6 +72,8 @@ int sr_store_pattern_check(sr_store_kind kind, const char *pattern, char *why, s
         snprintf(why, whylen, "a data point's id ([A-Za-z0-9._-]{1,64}), optionally ending in '*', or '*'");
     else if (kind == SR_STORE_ALARMS)
         snprintf(why, whylen, "an alarm rule's name ([A-Za-z0-9._-]{1,64}), optionally ending in '*', or '*'");
+    else if (kind == SR_STORE_ALIVE)
+        snprintf(why, whylen, "a gateway's id ([A-Za-z0-9._-]{1,64}), optionally ending in '*', or '*'");
     else
         snprintf(why, whylen,
                  "a path prefix (segments of [A-Za-z0-9._-] separated by '/', at most %d bytes), optionally ending "

@@ -342,6 +342,10 @@ SR_MUST_CHECK int sr_engine_request_get(sr_engine *e, const char *op, const char
  * (same framing as master_list). */
 SR_MUST_CHECK int sr_engine_monitor_get(sr_engine *e, const char *op, const char *monitor, sr_buf *packed);
 SR_MUST_CHECK int sr_engine_monitor_list(sr_engine *e, const char *op, sr_buf *out, size_t *count);
+/* The latest AliveEvent (packed, with since_ms and seq) of every gateway and
+ * app of op (NULL or "": of every operator), in key order (same framing as
+ * master_list; R-MO-1). */
+SR_MUST_CHECK int sr_engine_alive_list(sr_engine *e, const char *op, sr_buf *out, size_t *count);
 
 /* Document: revision and JSON; its owner (R-PO-2) into owner_kind (an
  * sr_actor_kind, 0 for the operator's) and owner (>= 256 bytes, "" for the

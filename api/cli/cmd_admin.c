@@ -182,6 +182,8 @@ static const acmd CMDS[] = {
     {"alarms-show", "GET", "/admin/v1/alarms/{alarmId}", 1, NULL, "ALARM"},
     {"alarms-ack", "POST", "/admin/v1/alarms/{alarmId}/ack", 1, "comment", "ALARM [--comment TEXT]: acknowledge it"},
     {"alarms-resolve", "POST", "/admin/v1/alarms/{alarmId}/resolve", 1, "comment", "ALARM [--comment TEXT]: resolve it"},
+    /* the alive status (api/admin_alive.c, docs/monitoring.md; filters: call GET '/admin/v1/alive?operator=OP&kind=gateway&state=offline') */
+    {"alive", "GET", "/admin/v1/alive", 0, NULL, "the alive status of my operator's gateways and apps (the platform: all)"},
 };
 enum { NCMDS = sizeof CMDS / sizeof CMDS[0] };
 
@@ -198,7 +200,7 @@ const char sr_admin_more[] =
     "  gateway-enable | apps | app-put | app-delete | app-secret | app-cert | app-push-url\n"
     "  app-disable | app-enable | grants | grants-put | grant-delete | vendor-grants\n"
     "  vendor-grant-put | vendor-grant-delete | pending | pending-get | pending-approve\n"
-    "  pending-reject | backup | backups | retention | retention-put | retention-run\n"
+    "  pending-reject | backup | backups | retention | retention-put | retention-run | alive\n"
     "  notify-targets | notify-target-add | notify-target-delete | notify-domains\n"
     "  notify-domains-put\n"
     "  alarms list | alarms show | alarms ack | alarms resolve (or alarms-list, ...)\n"

@@ -66,8 +66,11 @@
  * raised, and it stays the condition's one open alarm either way.
  * Command 19 (NOTIFY_MARK_CMD) is the notifier's mark (a NotifyEvent "mark",
  * issue #17, the `notifyq` database): after the reopen the mark is there
- * exactly when it was acknowledged. The last two commands (20, 21) are the
- * duplicate pair (single events whatever NCMD is). */
+ * exactly when it was acknowledged. Command 20 (ALIVE_CMD, issue #17,
+ * R-MO-1) is gateway GW1's AliveEvent (offline by its will, api/alive.h):
+ * after the reopen the `alive` index holds its row, and the audit trail its
+ * "alive" row, exactly when it was acknowledged. The last two commands (21,
+ * 22) are the duplicate pair (single events whatever NCMD is). */
 #include <criterion/criterion.h>
 #include <dirent.h>
 #include <inttypes.h>
@@ -106,7 +109,7 @@ TestSuite(engine_fault, .init = setup, .fini = teardown, .timeout = 900);
 
 /* REPLAY_MAX: a heads checkpoint every 2 events and at each clean close
  * (docs/durability.md section 8), so they fall among the faults too */
-enum { NPOINTS = 3, NCMD = 22, HEAD_MAX = 8, REPLAY_MAX = 4 };
+enum { NPOINTS = 3, NCMD = 23, HEAD_MAX = 8, REPLAY_MAX = 4 };
 
 static const sr_vtype TYPES[NPOINTS] = {SR_VT_NUMBER, SR_VT_INTEGER, SR_VT_BOOL};
 static int64_t clock_back; /* base_records: its writes a second before every other */
@@ -683,6 +686,24 @@ static void build_notify_mark(fixture *f)
     cm->lens[0] = cm->bytes.len;
 }
 
+/* Command 20: gateway GW1 of op1 offline by its will (an AliveEvent, the
+ * `alive` index; R-MO-1, api/alive.h). */
+enum { ALIVE_CMD = 20 };
+_Static_assert((int)ALIVE_CMD > (int)NOTIFY_MARK_CMD && ALIVE_CMD < NCMD - 2, "after the others, before the duplicate pair");
+static void build_alive(fixture *f)
+{
+    command *cm = &f->cmds[ALIVE_CMD];
+    cm->bytes.len = 0;
+    cm->nev = 1;
+    cm->user[0] = 0;
+    cm->ns[0] = cm->nx[0] = 0;
+    const sr_cmd_env env = {"op1", "GW1", SR_ACTOR_GATEWAY, cm->msgid[0] ? cm->msgid : NULL, "127.0.0.1:5000"};
+    const sr_alive_rec a = {.kind = SR_ACTOR_GATEWAY, .id = "GW1", .state = SR_AS_OFFLINE, .reason = SR_AR_WILL,
+                            .binding = "mqtt", .remote = "127.0.0.1:5000", .will = "applied"};
+    cr_assert_eq(sr_cmd_alive(&env, &a, &cm->bytes), SR_OK);
+    cm->lens[0] = cm->bytes.len;
+}
+
 /* The base database: masters and 40 samples per point (chunks flushed),
  * closed; the model holds them. */
 static void fixture_init(fixture *f)
@@ -725,6 +746,7 @@ static void fixture_init(fixture *f)
     build_key_destroy(f);
     build_alarm_ack(f);
     build_notify_mark(f);
+    build_alive(f);
 }
 
 static void fixture_release(fixture *f)
@@ -998,6 +1020,20 @@ static void check_db(fixture *f, const outcome *out, const char *ctx)
     cr_assert_eq(sr_list_audit(e, &aq, &ur, &more), SR_OK);
     cr_assert_eq((int)sr_rec_count(&ur), out->acked_cmd[CORR_CMD], "%s: %zu correction rows, acknowledged %d", ctx,
                  sr_rec_count(&ur), out->acked_cmd[CORR_CMD]);
+    aq.kind = "alive";
+    cr_assert_eq(sr_list_audit(e, &aq, &ur, &more), SR_OK);
+    cr_assert_eq((int)sr_rec_count(&ur), out->acked_cmd[ALIVE_CMD], "%s: %zu alive rows in the audit trail, %d acknowledged",
+                 ctx, sr_rec_count(&ur), out->acked_cmd[ALIVE_CMD]);
+    /* command 20's alive status: GW1's row exactly when acknowledged */
+    cr_assert_eq(sr_list_alive(e, "op1", &ur), SR_OK);
+    cr_assert_eq((int)sr_rec_count(&ur), out->acked_cmd[ALIVE_CMD], "%s: %zu alive rows, acknowledged %d", ctx,
+                 sr_rec_count(&ur), out->acked_cmd[ALIVE_CMD]);
+    if (out->acked_cmd[ALIVE_CMD]) {
+        sr_alive_rec al;
+        cr_assert_eq(sr_rec_next_alive(&ur, &al), 1, "%s: the alive row decodes", ctx);
+        cr_assert(!strcmp(al.id, "GW1") && al.state == SR_AS_OFFLINE && al.reason == SR_AR_WILL && !strcmp(al.will, "applied"),
+                  "%s: GW1's alive row", ctx);
+    }
     aq.kind = "backup";
     cr_assert_eq(sr_list_audit(e, &aq, &ur, &more), SR_OK);
     cr_assert_eq((int)sr_rec_count(&ur), out->acked_cmd[BACKUP_CMD], "%s: %zu backup rows in the audit trail, %d acknowledged",

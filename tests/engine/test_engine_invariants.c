@@ -52,13 +52,14 @@ Test(engine_invariants, every_kind_of_event_body_has_a_row_in_the_appliers_table
         cr_assert_not_null(a->name, "Event.%s", f->name);
         kinds++;
     }
-    cr_assert_eq(kinds, 27, "events.proto's Event.body has 27 kinds today (BackupEvent: 39, PushMark: 40, Retention: 41, NotifyEvent: 46)");
+    cr_assert_eq(kinds, 28, "events.proto's Event.body has 28 kinds today (BackupEvent: 39, PushMark: 40, Retention: 41, "
+                            "AliveEvent: 45, NotifyEvent: 46)");
     const sr_applier *none = sr__applier(SUIRO__V1__EVENT__BODY__NOT_SET);
     cr_assert_not_null(none);
     cr_assert_not_null(none->check, "an event without a body is refused by the writer");
     cr_assert_null(sr__applier(1), "a number that is not a case has no row");
     cr_assert_null(sr__applier(-1));
-    cr_assert_null(sr__applier(SUIRO__V1__EVENT__BODY_RETENTION + 1));
+    cr_assert_null(sr__applier(SUIRO__V1__EVENT__BODY_ALIVE + 1));
     /* what the rows say, kind by kind */
     const sr_applier *m = sr__applier(SUIRO__V1__EVENT__BODY_MEASUREMENTS);
     cr_assert(m->check && !m->apply && m->series, "measurements: checked in pass 1, applied in pass 2");
@@ -77,6 +78,7 @@ Test(engine_invariants, every_kind_of_event_body_has_a_row_in_the_appliers_table
         SUIRO__V1__EVENT__BODY_LOGIN_POLICY,  /* a scope's login policy ("policies") */
         SUIRO__V1__EVENT__BODY_FILE_SHARE,    /* a file's share list ("files") */
         SUIRO__V1__EVENT__BODY_ALARM,         /* an alarm's whole state ("alarms", engine/alarms.c) */
+        SUIRO__V1__EVENT__BODY_ALIVE,         /* a principal's latest alive transition ("alive") */
     };
     for (size_t i = 0; i < sizeof indexed / sizeof *indexed; i++) {
         const sr_applier *a = sr__applier(indexed[i]);

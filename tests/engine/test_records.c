@@ -1001,3 +1001,73 @@ Test(records, notify_outcomes_and_the_mark)
     sr_buf_release(&b);
     close_engine(e);
 }
+
+/* R-MO-1 (api/alive.h): an AliveEvent round-trips every field through the
+ * `alive` index (since_ms and seq from its envelope), the latest one per
+ * principal; lists of one operator and of all; a refused one stores nothing. */
+Test(records, alive_status_round_trips_and_keeps_the_latest)
+{
+    sr_engine *e = open_engine();
+    sr_buf b;
+    sr_buf_init(&b);
+    static const sr_cmd_env gw = {"op1", "GW1", SR_ACTOR_GATEWAY, NULL, "127.0.0.1:5000"};
+    static const sr_cmd_env sys = {"op1", "system", SR_ACTOR_SYSTEM, NULL, NULL};
+    static const sr_cmd_env app = {"op2", "A1", SR_ACTOR_APP, NULL, "10.0.0.1:80"};
+    sr_alive_rec on = {.kind = SR_ACTOR_GATEWAY, .id = "GW1", .state = SR_AS_ONLINE, .reason = SR_AR_CONNECT,
+                       .binding = "mqtts", .remote = "127.0.0.1:5000", .will = ""};
+    submit1(e, sr_cmd_alive(&gw, &on, &b), &b);
+    sr_alive_rec off = on;
+    off.state = SR_AS_OFFLINE;
+    off.reason = SR_AR_WILL;
+    off.will = "applied";
+    sr_result r;
+    b.len = 0;
+    cr_assert_eq(es_submit1(e, sr_cmd_alive(&sys, &off, &b), &b, &r), SR_OK, "%s", r.err.msg);
+    uint64_t off_seq = r.seq;
+    sr_alive_rec ap = {.kind = SR_ACTOR_APP, .id = "A1", .state = SR_AS_ONLINE, .reason = SR_AR_CONNECT,
+                       .binding = "https", .remote = "10.0.0.1:80", .will = ""};
+    submit1(e, sr_cmd_alive(&app, &ap, &b), &b);
+    sr_rec rec = SR_REC_INIT;
+    cr_assert_eq(sr_list_alive(e, "op1", &rec), SR_OK);
+    cr_assert_eq(sr_rec_count(&rec), 1, "one row per principal: the latest");
+    sr_alive_rec a;
+    cr_assert_eq(sr_rec_next_alive(&rec, &a), 1);
+    cr_assert_str_eq(a.op, "op1");
+    cr_assert_eq(a.kind, SR_ACTOR_GATEWAY);
+    cr_assert_str_eq(a.id, "GW1");
+    cr_assert_eq(a.state, SR_AS_OFFLINE);
+    cr_assert_eq(a.reason, SR_AR_WILL);
+    cr_assert_str_eq(a.binding, "mqtts");
+    cr_assert_str_eq(a.remote, "127.0.0.1:5000");
+    cr_assert_str_eq(a.will, "applied");
+    cr_assert_eq(a.seq, off_seq);
+    cr_assert_gt(a.since_ms, 0);
+    cr_assert_str_eq(sr_alive_reason_name((int)a.reason), "will");
+    cr_assert_null(sr_alive_reason_name(0));
+    cr_assert_eq(sr_rec_next_alive(&rec, &a), 0);
+    cr_assert_eq(sr_list_alive(e, NULL, &rec), SR_OK);
+    cr_assert_eq(sr_rec_count(&rec), 2, "every operator's");
+    cr_assert_eq(sr_rec_next_alive(&rec, &a), 1);
+    cr_assert_eq(sr_rec_next_alive(&rec, &a), 1);
+    cr_assert_str_eq(a.op, "op2");
+    cr_assert_eq(a.kind, SR_ACTOR_APP);
+    cr_assert_str_eq(a.binding, "https");
+    /* refused: a user is no principal of the alive status; no reason; no operator */
+    sr_alive_rec bad = on;
+    bad.kind = SR_ACTOR_USER;
+    b.len = 0;
+    cr_assert_eq(es_submit1(e, sr_cmd_alive(&gw, &bad, &b), &b, &r), SR_EINVAL);
+    cr_assert(strstr(r.err.msg, "alive"), "%s", r.err.msg);
+    bad = on;
+    bad.reason = 0;
+    b.len = 0;
+    cr_assert_eq(es_submit1(e, sr_cmd_alive(&gw, &bad, &b), &b, &r), SR_EINVAL);
+    static const sr_cmd_env noop = {"", "system", SR_ACTOR_SYSTEM, NULL, NULL};
+    b.len = 0;
+    cr_assert_eq(es_submit1(e, sr_cmd_alive(&noop, &on, &b), &b, &r), SR_EINVAL);
+    cr_assert_eq(sr_list_alive(e, NULL, &rec), SR_OK);
+    cr_assert_eq(sr_rec_count(&rec), 2, "a refused event stores nothing");
+    sr_rec_close(&rec);
+    sr_buf_release(&b);
+    close_engine(e);
+}

@@ -1,0 +1,59 @@
+/* api/admin_alive.c -- /admin/v1/alive: the alive status of gateways and
+ * apps (R-MO-1, issue #17; docs/monitoring.md "Alive status", docs/admin.md).
+ *
+ *   GET /admin/v1/alive[?operator=&kind=gateway|app&state=online|offline]
+ *     -> 200 {items:[{operatorId, kind, id, state, since, reason, binding,
+ *        remote, will?, lastSeen?, seq}]}
+ *
+ * The state, since when, why, by which binding and from where are the
+ * `alive` index's (the latest AliveEvent of each principal: what is
+ * durable); lastSeen is the server's memory (api/alive.h: absent when the
+ * principal sent nothing since the server started). Who may read: monitor.read
+ * on the operator asked for, else on the caller's own operator for an
+ * operator's user, else on the platform (every operator). The items are
+ * sr_alive_items' (api/alive.c). Its route table is sr_admin_alive_routes
+ * (admin_int.h).
+ */
+#include "api/admin_http.h"
+#include "api/admin_int.h"
+#include "api/alive.h"
+#include "codecs/ids.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static void alive_list(const sr_route_call *c)
+{
+    const sr_admin_caller *cl = c->caller;
+    char opq[80] = "", kq[16] = "", sq[16] = "";
+    int has_op = sr_http_query(c->req, "operator", opq, sizeof opq);
+    if (has_op && !sr_id_str_ok(opq)) return sr_admin_bad_field(c, "operator", "an operator's id");
+    int kind = 0, state = 0;
+    if (sr_http_query(c->req, "kind", kq, sizeof kq)) {
+        if (!strcmp(kq, "gateway")) kind = SR_ACTOR_GATEWAY;
+        else if (!strcmp(kq, "app")) kind = SR_ACTOR_APP;
+        else return sr_admin_bad_field(c, "kind", "gateway or app");
+    }
+    if (sr_http_query(c->req, "state", sq, sizeof sq)) {
+        if (!strcmp(sq, "online")) state = SR_AS_ONLINE;
+        else if (!strcmp(sq, "offline")) state = SR_AS_OFFLINE;
+        else return sr_admin_bad_field(c, "state", "online or offline");
+    }
+    /* the operator asked for, else the caller's own for an operator's user,
+     * else the platform's view of every operator */
+    sr_authz_target t = {0};
+    if (has_op) t.operator_id = opq;
+    else if (cl->scope == SR_SCOPE_OPERATOR) t.operator_id = cl->scope_id;
+    if (!sr_admin_authorize(c, SR_ACT_MONITOR_READ, &t)) return;
+    int rc;
+    json_t *items = sr_alive_items(sr_admin_engine(c), sr_admin_conf_of(c)->alive, t.operator_id, kind, state, &rc);
+    if (!items) return sr_http_result(c->req, 0, sr_wire_of_rc(rc), "cannot read the alive status", NULL);
+    json_t *o = json_pack("{s:o}", "items", items);
+    sr_http_jsonv(c->req, 200, o);
+    json_decref(o);
+}
+
+const sr_route sr_admin_alive_routes[] = {
+    {"GET", "/admin/v1/alive", alive_list, SR_CALLER_ADMIN, SR_BODY_HTTP_MAX, 0},
+};
+const size_t sr_admin_alive_nroutes = sizeof sr_admin_alive_routes / sizeof sr_admin_alive_routes[0];
