@@ -613,6 +613,7 @@ const sr_route sr_admin_files_routes[] = {
     {"PUT", "/admin/v1/operators/{operatorId}/alarm-grants/{appId}/{rule}", grant_put, SR_CALLER_ADMIN,
      SR_BODY_SMALL, ACT(SETUP_MANAGE)},
     {"DELETE", "/admin/v1/operators/{operatorId}/alarm-grants/{appId}/{rule}", grant_delete, SR_CALLER_ADMIN,
+     SR_BODY_HTTP_MAX, ACT(SETUP_MANAGE)},
     /* the alive status of gateways for apps (issue #17, R-MO-1, docs/monitoring.md) */
     {"GET", "/admin/v1/operators/{operatorId}/alive-grants", grants_list, SR_CALLER_ADMIN, SR_BODY_HTTP_MAX,
      ACT(SETUP_READ)},

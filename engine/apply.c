@@ -1238,6 +1238,7 @@ static int apply_notify(sr_engine *e, MDB_txn *t, Event *ev, sr_result *r, int v
     val[0] = (uint8_t)done;
     sr_put_le32(val + 1, n->attempts);
     return put(t, db, k, kl, val, sizeof val);
+}
 
 /* ---- alive status (R-MO-1, docs/monitoring.md "Alive status"): the latest
  * transition per principal in `alive` (key op \0 kind digit \0 id), the
