@@ -134,6 +134,8 @@
     U(retention, message_id_window_s, retention_message_id_window_s, 0, 0, 315360000,                                \
       "message ids kept at least this long; 0: for ever")                                                            \
     U(retention, batch, retention_batch, 256, 16, 65536, "index keys one Retention event visits at most")            \
+    E(retention, drop_segments, retention_drop_segments, "true", "true|false",                                        \
+      "a sweep deletes the log segments nothing needs (docs/keys.md \"Segments\")")                                   \
     U(keys, rotate_days, key_rotate_days, 0, 0, 36500,                                                                 \
       "data and audit keys start a new epoch this many days after theirs began (docs/keys.md); 0: never")             \
     S(keys, master_next, key_master_next, 1024, "",                                                                    \

@@ -1154,14 +1154,16 @@ static int apply_push_mark(sr_engine *e, MDB_txn *t, Event *ev, sr_result *r, in
     X(_CORRECTION, check_correction, NULL, sr__heads_apply_measurements)      \
     X(_BACKUP, NULL, NULL, NULL)                                              \
     X(_PUSH_MARK, NULL, apply_push_mark, NULL)                                \
-    X(_RETENTION, sr__retention_check, NULL, sr__retention_apply)
+    X(_RETENTION, sr__retention_check, NULL, sr__retention_apply)             \
+    X(_CONFIG_CARRY, sr__segdrop_check, sr__segdrop_apply, NULL)              \
+    X(_LOG_TRIM, sr__segdrop_check, sr__segdrop_apply, NULL)
 
 #define SR_X_(c, chk, app, ser) [SUIRO__V1__EVENT__BODY##c] = {SUIRO__V1__EVENT__BODY##c, &#c[1], chk, app, ser},
 static const sr_applier appliers[] = {SR_EVENT_KINDS(SR_X_)};
 #undef SR_X_
 /* the last case of events.proto has the last row (a new kind numbered
  * after it fails here or in event_kind_has_row) */
-_Static_assert(sizeof appliers / sizeof *appliers == SUIRO__V1__EVENT__BODY_RETENTION + 1,
+_Static_assert(sizeof appliers / sizeof *appliers == SUIRO__V1__EVENT__BODY_LOG_TRIM + 1,
                "the appliers' table ends at the last case of Event.body");
 
 /* Never called: a switch over every case of Event.body (generated from the

@@ -56,14 +56,16 @@
     X(_CORRECTION, SR_KC_DATA)            \
     X(_BACKUP, SR_KC_CONFIG)              \
     X(_PUSH_MARK, SR_KC_DATA)             \
-    X(_RETENTION, SR_KC_CONFIG)
+    X(_RETENTION, SR_KC_CONFIG)           \
+    X(_CONFIG_CARRY, SR_KC_CONFIG)        \
+    X(_LOG_TRIM, SR_KC_CONFIG)
 
 #define SR_X_(c, cls) [SUIRO__V1__EVENT__BODY##c] = {1, cls},
 static const struct {
     uint8_t set, cls;
 } classes[] = {SR_KEY_CLASSES(SR_X_)};
 #undef SR_X_
-_Static_assert(sizeof classes / sizeof *classes == SUIRO__V1__EVENT__BODY_RETENTION + 1,
+_Static_assert(sizeof classes / sizeof *classes == SUIRO__V1__EVENT__BODY_LOG_TRIM + 1,
                "the key classes' table ends at the last case of Event.body");
 
 #pragma GCC diagnostic push

@@ -26,7 +26,9 @@
  * Once its Retention events are durable and applied, the sweep destroys the
  * retired data keys they freed (sweep_keys; the rule: docs/keys.md
  * "Retention and erasure"): through sr_engine_key_destroy, the KeyEvent
- * "destroyed" durable first, then the keyring's tombstone.
+ * "destroyed" durable first, then the keyring's tombstone. Then, with
+ * [retention] drop_segments, the log segments nothing needs any more go
+ * (engine/segdrop.c, docs/keys.md "Segments").
  *
  * INVARIANTS
  *  (1) An apply reads nothing but the event and the index (apply.c (1)):
@@ -968,6 +970,8 @@ int sr_engine_retention_sweep(sr_engine *e, const sr_retention_cfg *cfg, const c
     if (!rc && !s.err) { /* every Retention event is durable and applied: the keys they freed */
         pthread_mutex_unlock(&s.mu);
         rc = sweep_keys(&s);
+        if (!rc && !s.err && cfg->drop_segments) /* the segments nothing needs now (engine/segdrop.c) */
+            rc = sr__segdrop_sweep(e, s.actor, s.actor_kind, rep, &s.einfo), s.err = rc;
         pthread_mutex_lock(&s.mu);
         if (rc && s.err == rc) rc = 0; /* said by s.einfo below */
     }

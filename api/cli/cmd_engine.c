@@ -804,6 +804,7 @@ int sr_cmd_verify(const sr_command *cmd, int argc, char **argv)
         snprintf(ei.msg, sizeof ei.msg, "%s: the index cannot be read: %s", c.dir, sr_strerror(rc));
     sr_keyring *kr = rc ? NULL : sr_cli_keyring(logdir, lo.key, &lo);
     if (!rc) rc = sr_log_verify(logdir, &lo, &rep, &ei);
+    if (!rc) rc = sr_engine_log_trim_check(logdir, &lo, &rep, &ei); /* a log whose start was dropped */
     sr_keyring_close(kr);
     lo.keys = NULL;
     const char *verdict;

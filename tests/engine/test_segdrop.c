@@ -1,0 +1,388 @@
+/* tests/engine/test_segdrop.c -- dropping whole log segments (issue #16,
+ * R-ST-6; docs/keys.md "Segments", engine/segdrop.c): small segments,
+ * operators A and B with short periods; A's old data key is destroyed by a
+ * sweep, and the same sweep carries the config records of the old segments
+ * forward (ConfigCarry), records the drop (LogTrim) and unlinks the files.
+ * Then: the files are gone and no byte of log/ holds A's erased plaintexts;
+ * masters of both operators and B's data are there after a restart and after
+ * a rebuild, whose index equals the live one (content hash) and which
+ * reports the trim; the log verifies from its new start against the hash the
+ * LogTrim recorded, and is refused when a kept segment is missing or its
+ * first block is damaged. A second round trims the first round's carry and
+ * trim away (the carry flattened). Without drop_segments nothing goes (the
+ * control), and a LogTrim whose files a crash left is finished at open. */
+#include <criterion/criterion.h>
+
+#include "engine/engine_int.h"
+#include "engine/records.h"
+#include "engsuite.h"
+#include "storage/keyring.h"
+#include "storage/log.h"
+#include "testutil.h"
+
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+static char *top;
+static _Atomic int64_t clock_now;
+static int64_t test_clock(void) { return clock_now; }
+static void setup(void) { top = tu_tmpdir("segdrop"); }
+static void teardown(void)
+{
+    tu_rmrf(top);
+    free(top);
+}
+TestSuite(segdrop, .init = setup, .fini = teardown, .timeout = 300);
+
+enum { DAY = 86400000 };
+static const sr_vtype STR[] = {SR_VT_STRING};
+static sr_key MASTER;
+
+static sr_engine_opts opts(void)
+{
+    return (sr_engine_opts){.key = &MASTER, .key_source = "test", .clock_ms = test_clock, .head_max = 4,
+                            .zstd_level = -100 /* no compression: a plaintext would show */,
+                            .segment_bytes = 4096};
+}
+
+static sr_engine *open_ok(const char *d)
+{
+    sr_engine_opts o = opts();
+    sr_engine *e = NULL;
+    sr_errinfo ei;
+    int rc = sr_engine_open(d, &o, &e, &ei);
+    cr_assert_eq(rc, SR_OK, "open %s: %s: %s", d, sr_err_name(rc), ei.msg);
+    return e;
+}
+
+/* 4 string values "<tag>-<i>" of op's P000 at day d (one chunk) */
+static void put4(sr_engine *e, const char *op, const char *tag, int64_t d)
+{
+    uint32_t p;
+    sr_vtype t;
+    cr_assert_eq(sr_engine_point(e, op, "P000", &p, &t), SR_OK);
+    char v[4][48];
+    sr_sample s[4];
+    memset(s, 0, sizeof s);
+    for (int i = 0; i < 4; i++) {
+        snprintf(v[i], sizeof v[i], "%s-%d", tag, i);
+        s[i].ts = d * DAY + i * 3600000;
+        s[i].v.str.s = v[i];
+        s[i].v.str.slen = (uint32_t)strlen(v[i]);
+    }
+    sr_result r;
+    int rc = et_put(e, op, "GW1", p, SR_VT_STRING, s, 4, NULL, &r);
+    cr_assert_eq(rc, SR_OK, "%s", sr_err_name(rc));
+    cr_assert_eq(r.rc, SR_OK, "%s", r.err.msg);
+}
+
+static void rotate(sr_engine *e, const char *op)
+{
+    sr_cmd_env env = {op, "admin", SR_ACTOR_USER, NULL, "127.0.0.1"};
+    const sr_key_rec k = {.action = "rotate", .key_operator = op, .key_class = "data"};
+    sr_buf b;
+    sr_buf_init(&b);
+    sr_result r;
+    cr_assert_eq(sr_cmd_key_ev(&env, &k, &b), SR_OK);
+    sr_slice sl = {b.data, b.len};
+    cr_assert_eq(sr_engine_submit_wait(e, &sl, 1, &r), SR_OK);
+    cr_assert_eq(r.rc, SR_OK, "%s", r.err.msg);
+    sr_buf_release(&b);
+}
+
+static void period(sr_engine *e, const char *op, const char *cls, uint32_t days)
+{
+    sr_reg_entry re = {.kind = SR_RG_RETENTION, .id = cls, .retention_days = days};
+    sr_cmd_env env = {op, "admin", SR_ACTOR_USER, NULL, "127.0.0.1"};
+    sr_buf b;
+    sr_buf_init(&b);
+    sr_result r;
+    cr_assert_eq(es_submit1(e, sr_cmd_registry_put(&env, &re, &b), &b, &r), SR_OK, "%s", r.err.msg);
+}
+
+/* how many files under p (recursively) hold needle */
+static int scan_tree(const char *p, const char *needle)
+{
+    DIR *dd = opendir(p);
+    if (!dd) return 0;
+    int found = 0;
+    struct dirent *de;
+    while ((de = readdir(dd))) {
+        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..")) continue;
+        char f[2000];
+        snprintf(f, sizeof f, "%s/%s", p, de->d_name);
+        struct stat st;
+        if (stat(f, &st)) continue;
+        if (S_ISDIR(st.st_mode)) {
+            found += scan_tree(f, needle);
+            continue;
+        }
+        size_t len;
+        uint8_t *b = tu_read_file(f, &len);
+        found += b && memmem(b, len, needle, strlen(needle)) != NULL;
+        free(b);
+    }
+    closedir(dd);
+    return found;
+}
+
+static int seg_files(const char *d, char first[64])
+{
+    char ld[1300];
+    snprintf(ld, sizeof ld, "%s/log", d);
+    DIR *dd = opendir(ld);
+    cr_assert(dd);
+    int n = 0;
+    struct dirent *de;
+    if (first) first[0] = 0;
+    while ((de = readdir(dd))) {
+        size_t l = strlen(de->d_name);
+        if (l < 4 || strcmp(de->d_name + l - 4, ".seg")) continue;
+        n++;
+        if (first && (!first[0] || strcmp(de->d_name, first) < 0)) snprintf(first, 64, "%s", de->d_name);
+    }
+    closedir(dd);
+    return n;
+}
+
+/* how many segment files hold records below seq */
+static int seg_files_below(const char *d, uint64_t seq)
+{
+    char ld[1300];
+    snprintf(ld, sizeof ld, "%s/log", d);
+    DIR *dd = opendir(ld);
+    cr_assert(dd);
+    int n = 0;
+    struct dirent *de;
+    while ((de = readdir(dd))) {
+        size_t l = strlen(de->d_name);
+        if (l < 4 || strcmp(de->d_name + l - 4, ".seg")) continue;
+        n += strtoull(de->d_name, NULL, 10) < seq;
+    }
+    closedir(dd);
+    return n;
+}
+
+static sr_retention_cfg CFG = {.default_days = 0, .audit_days = 30, .audit_floor_days = 365, .batch = 64,
+                               .drop_segments = 1};
+
+/* A's key of epoch 1 (days 10 to 20) seals "ERASE-A-*" over many small
+ * segments; at day 400 A writes "NEW-A-*" under epoch 2 and B "KEEP-B-*";
+ * both have a data period of 30 days, the audit period is 30 days. */
+static void scenario(sr_engine *e)
+{
+    clock_now = (int64_t)10 * DAY;
+    cr_assert_eq(et_setup_masters(e, "opA", 1, STR, 1), SR_OK);
+    cr_assert_eq(et_setup_masters(e, "opB", 1, STR, 1), SR_OK);
+    for (int d = 1; d <= 90; d++) put4(e, "opA", "ERASE-A", d);
+    clock_now = (int64_t)20 * DAY;
+    rotate(e, "opA");
+    clock_now = (int64_t)400 * DAY;
+    put4(e, "opA", "NEW-A", 399);
+    put4(e, "opB", "KEEP-B", 399);
+    period(e, "opA", "default", 30);
+    period(e, "opB", "default", 30);
+}
+
+static void verify_log(const char *d, sr_log_report *lr, int want_rc, const char *what)
+{
+    char ld[1300], kd[1300];
+    snprintf(ld, sizeof ld, "%s/log", d);
+    snprintf(kd, sizeof kd, "%s/keys", d);
+    sr_keyring *kr = NULL;
+    sr_errinfo ei;
+    cr_assert_eq(sr_keyring_open(NULL, kd, &MASTER, NULL, 0, &kr, &ei), SR_OK, "%s", ei.msg);
+    sr_log_opts lo = {.key = &MASTER, .keys = sr_keyring_keys(kr), .readonly = 1};
+    memset(&ei, 0, sizeof ei);
+    int rc = sr_log_verify(ld, &lo, lr, &ei);
+    if (!rc) rc = sr_engine_log_trim_check(ld, &lo, lr, &ei);
+    cr_assert_eq(rc, want_rc, "%s: verify %s: %s", what, sr_err_name(rc), ei.msg);
+    if (want_rc == SR_ECORRUPT && getenv("SR_SEGDROP_SAY")) fprintf(stderr, "segdrop: %s: %s\n", what, ei.msg);
+    sr_keyring_close(kr);
+}
+
+static void has_masters(sr_engine *e, const char *what)
+{
+    uint32_t p;
+    sr_vtype t;
+    cr_assert_eq(sr_engine_point(e, "opA", "P000", &p, &t), SR_OK, "%s: A's data point", what);
+    cr_assert_eq(sr_engine_point(e, "opB", "P000", &p, &t), SR_OK, "%s: B's data point", what);
+}
+
+Test(segdrop, segments_past_every_period_go_with_the_config_carried_and_the_rest_verifies)
+{
+    char d[1200];
+    snprintf(d, sizeof d, "%s/data", top);
+    sr_key_from_bytes(&MASTER, (const uint8_t *)"0123456789abcdef0123456789abcdef");
+    sr_engine *e = open_ok(d);
+    scenario(e);
+    int before = seg_files(d, NULL);
+    cr_assert_gt(before, 4, "small segments (%d)", before);
+
+    sr_retention_report rep;
+    sr_errinfo ei;
+    cr_assert_eq(sr_engine_retention_sweep(e, &CFG, NULL, &rep, &ei), SR_OK, "%s", ei.msg);
+    cr_assert_eq(rep.keys_destroyed, 1, "A's epoch 1 (held %llu)", (unsigned long long)rep.keys_held);
+    cr_assert_gt(rep.segments_dropped, 0, "segments dropped (held: %s)", rep.seg_held);
+    cr_assert_gt(rep.carried, 0, "the masters carried forward");
+    uint64_t first = sr_log_first_seq(e->log);
+    cr_assert_gt(first, 1);
+    cr_assert_eq(seg_files_below(d, first), 0, "the files are gone");
+    has_masters(e, "live");
+    uint8_t live[32], h[32];
+    cr_assert_eq(sr_engine_content_hash(e, live), SR_OK);
+    cr_assert_eq(sr_engine_close(e), SR_OK);
+
+    /* no byte of log/ holds A's erased values (their segments are gone) */
+    char ld[1300];
+    snprintf(ld, sizeof ld, "%s/log", d);
+    cr_assert_eq(scan_tree(ld, "ERASE-A"), 0);
+
+    /* a restart: the same index, the config there */
+    e = open_ok(d);
+    has_masters(e, "restart");
+    cr_assert_eq(sr_engine_content_hash(e, h), SR_OK);
+    cr_assert(!memcmp(h, live, 32), "the restart's index equals the live one");
+    cr_assert_eq(sr_engine_close(e), SR_OK);
+
+    /* a rebuild from the trimmed log equals the live index and reports the trim */
+    sr_engine_opts o = opts();
+    sr_engine_open_stats st;
+    cr_assert_eq(sr_engine_rebuild_stats(d, &o, &st, &ei), SR_OK, "%s", ei.msg);
+    cr_assert_eq(st.log_first_seq, first);
+    cr_assert_eq(st.trimmed_below, first, "the rebuild reports the trim (%llu)", (unsigned long long)st.trimmed_below);
+    cr_assert_gt(st.trim_seq, first);
+    cr_assert_eq(st.trimmed_records, rep.records_dropped);
+    e = open_ok(d);
+    has_masters(e, "rebuild");
+    cr_assert_eq(sr_engine_content_hash(e, h), SR_OK);
+    cr_assert(!memcmp(h, live, 32), "the rebuild equals the live index");
+    /* B goes on writing; A's new epoch reads */
+    put4(e, "opB", "KEEP-B2", 399);
+    cr_assert_eq(sr_engine_close(e), SR_OK);
+
+    /* verify: from the trimmed start, against the LogTrim's hash */
+    sr_log_report lr;
+    verify_log(d, &lr, SR_OK, "trimmed");
+    cr_assert_eq(lr.first_seq, first);
+    cr_assert(lr.trim_checked);
+    cr_assert_eq(lr.trim_records, rep.records_dropped);
+
+    /* tampering: the first kept block damaged; the first kept segment gone */
+    char f0[64], p0[1400];
+    seg_files(d, f0);
+    snprintf(p0, sizeof p0, "%s/%s", ld, f0);
+    size_t n;
+    uint8_t *orig = tu_read_file(p0, &n);
+    cr_assert(orig && n > SR_SEG_HDR_LEN + SR_BLK_HDR_LEN + 8);
+    uint8_t *bad = malloc(n);
+    memcpy(bad, orig, n);
+    bad[SR_SEG_HDR_LEN + SR_BLK_HDR_LEN + 4] ^= 0x55;
+    FILE *fp = fopen(p0, "wb");
+    cr_assert(fp && fwrite(bad, 1, n, fp) == n);
+    fclose(fp);
+    verify_log(d, &lr, SR_ECORRUPT, "a damaged first kept block");
+    fp = fopen(p0, "wb");
+    cr_assert(fp && fwrite(orig, 1, n, fp) == n);
+    fclose(fp);
+    verify_log(d, &lr, SR_OK, "restored");
+    char moved[1500];
+    snprintf(moved, sizeof moved, "%s/%s.away", top, f0);
+    cr_assert_eq(rename(p0, moved), 0);
+    verify_log(d, &lr, SR_ECORRUPT, "a missing trim record");
+    cr_assert_eq(rename(moved, p0), 0);
+    free(bad);
+    free(orig);
+}
+
+Test(segdrop, a_second_trim_drops_the_first_ones_carry_and_the_rebuild_still_equals_live)
+{
+    char d[1200];
+    snprintf(d, sizeof d, "%s/data", top);
+    sr_key_from_bytes(&MASTER, (const uint8_t *)"0123456789abcdef0123456789abcdef");
+    sr_engine *e = open_ok(d);
+    scenario(e);
+    sr_retention_report rep;
+    sr_errinfo ei;
+    cr_assert_eq(sr_engine_retention_sweep(e, &CFG, NULL, &rep, &ei), SR_OK, "%s", ei.msg);
+    cr_assert_gt(rep.segments_dropped, 0, "held: %s", rep.seg_held);
+    uint64_t first1 = sr_log_first_seq(e->log);
+    /* round 2: more config, A's epoch 2 filled, rotated and aged out */
+    period(e, "opB", "short", 30);
+    for (int d2 = 380; d2 <= 399; d2++) put4(e, "opA", "ERASE-A3", d2);
+    clock_now = (int64_t)410 * DAY;
+    rotate(e, "opA");
+    rotate(e, "opB");
+    clock_now = (int64_t)800 * DAY;
+    put4(e, "opA", "NEW-A4", 799);
+    put4(e, "opB", "KEEP-B4", 799);
+    cr_assert_eq(sr_engine_retention_sweep(e, &CFG, NULL, &rep, &ei), SR_OK, "%s", ei.msg);
+    cr_assert_eq(rep.keys_destroyed, 2, "A's epoch 2, B's epoch 1");
+    cr_assert_gt(rep.segments_dropped, 0, "held: %s", rep.seg_held);
+    uint64_t first2 = sr_log_first_seq(e->log);
+    cr_assert_gt(first2, first1);
+    has_masters(e, "live");
+    uint8_t live[32], h[32];
+    cr_assert_eq(sr_engine_content_hash(e, live), SR_OK);
+    cr_assert_eq(sr_engine_close(e), SR_OK);
+    char ld[1300];
+    snprintf(ld, sizeof ld, "%s/log", d);
+    cr_assert_eq(scan_tree(ld, "ERASE-A"), 0);
+    sr_engine_opts o = opts();
+    sr_engine_open_stats st;
+    cr_assert_eq(sr_engine_rebuild_stats(d, &o, &st, &ei), SR_OK, "%s", ei.msg);
+    cr_assert_eq(st.trimmed_below, first2);
+    e = open_ok(d);
+    has_masters(e, "rebuild");
+    cr_assert_eq(sr_engine_content_hash(e, h), SR_OK);
+    cr_assert(!memcmp(h, live, 32), "the rebuild equals the live index after two trims");
+    cr_assert_eq(sr_engine_close(e), SR_OK);
+    sr_log_report lr;
+    verify_log(d, &lr, SR_OK, "twice trimmed");
+    cr_assert(lr.trim_checked);
+}
+
+Test(segdrop, without_drop_segments_nothing_goes_and_a_trim_a_crash_left_is_finished_at_open)
+{
+    char d[1200];
+    snprintf(d, sizeof d, "%s/data", top);
+    sr_key_from_bytes(&MASTER, (const uint8_t *)"0123456789abcdef0123456789abcdef");
+    sr_engine *e = open_ok(d);
+    scenario(e);
+    int before = seg_files(d, NULL);
+    sr_retention_cfg off = CFG;
+    off.drop_segments = 0;
+    sr_retention_report rep;
+    sr_errinfo ei;
+    cr_assert_eq(sr_engine_retention_sweep(e, &off, NULL, &rep, &ei), SR_OK, "%s", ei.msg);
+    cr_assert_eq(rep.keys_destroyed, 1);
+    cr_assert_eq(rep.segments_dropped, 0);
+    cr_assert_eq(seg_files_below(d, 2), 1, "the control: nothing dropped (the first segment is there)");
+    cr_assert_eq(sr_log_first_seq(e->log), 1);
+    /* the crash: the LogTrim durable and applied (meta floor), the files
+     * not unlinked -- the sweep's steps up to the unlink, by hand */
+    e->o.test_segdrop_no_unlink = 1;
+    cr_assert_eq(sr_engine_retention_sweep(e, &CFG, NULL, &rep, &ei), SR_OK, "%s", ei.msg);
+    cr_assert_eq(rep.segments_dropped, 0);
+    cr_assert_eq(seg_files_below(d, 2), 1, "nothing unlinked yet");
+    before = seg_files(d, NULL);
+    uint8_t live[32], h[32];
+    cr_assert_eq(sr_engine_content_hash(e, live), SR_OK);
+    cr_assert_eq(sr_engine_close(e), SR_OK);
+    e = open_ok(d);
+    sr_engine_open_stats st;
+    sr_engine_get_open_stats(e, &st);
+    cr_assert_gt(st.segments_finished, 0, "the open finished the drop");
+    cr_assert_lt(seg_files(d, NULL), before);
+    cr_assert_gt(sr_log_first_seq(e->log), 1);
+    has_masters(e, "finished");
+    cr_assert_eq(sr_engine_content_hash(e, h), SR_OK);
+    cr_assert(!memcmp(h, live, 32));
+    cr_assert_eq(sr_engine_close(e), SR_OK);
+    sr_log_report lr;
+    verify_log(d, &lr, SR_OK, "finished");
+    cr_assert(lr.trim_checked);
+}
