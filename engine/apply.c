@@ -213,9 +213,11 @@ static int apply_master_put(sr_engine *e, MDB_txn *t, const Event *ev, MasterPut
                 point = 1;
                 if (get(t, DB(e, SR_DB_META), "next_point", 10, &nv) == SR_OK && nv.mv_size == 4)
                     point = sr_get_le32(nv.mv_data);
+                uint32_t next = point;
                 if (!validate) point = mp->point; /* replay: the number is in the event */
                 uint8_t b[4];
-                sr_put_le32(b, point + 1);
+                /* never lower: a carried record (segdrop.c) is applied after later ones */
+                sr_put_le32(b, validate || point + 1 > next ? point + 1 : next);
                 if ((rc = put(t, DB(e, SR_DB_META), "next_point", 10, b, 4))) return rc;
             }
         }

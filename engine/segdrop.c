@@ -168,6 +168,7 @@ int sr__segdrop_finish(sr_engine *e)
     size_t gone = 0;
     rc = sr_log_drop_below(e->log, floor, &gone);
     e->ost.segments_finished += gone;
+    e->ost.log_first_seq = sr_log_first_seq(e->log);
     return rc;
 }
 
@@ -366,7 +367,7 @@ static int submit_one(sr_engine *e, Event *ev, sr_errinfo *err)
 /* The ConfigCarry events of the records d->c[lo, hi) (one operator's), at
  * most about CARRY_EVENT_BYTES each. */
 static int carry_submit(drop *d, size_t lo, size_t hi, uint64_t through, const char *actor, int actor_kind,
-                        sr_errinfo *err)
+                        uint64_t *nev, sr_errinfo *err)
 {
     int rc = SR_OK;
     while (lo < hi && !rc) {
@@ -395,6 +396,7 @@ static int carry_submit(drop *d, size_t lo, size_t hi, uint64_t through, const c
             ev.body_case = SUIRO__V1__EVENT__BODY_CONFIG_CARRY;
             ev.config_carry = &cc;
             rc = submit_one(d->e, &ev, err);
+            if (!rc) ++*nev;
         }
         sr_free(rs);
         sr_free(rp);
@@ -461,9 +463,10 @@ int sr__segdrop_sweep(sr_engine *e, const char *actor, int actor_kind, sr_retent
             sr_slice rec = {0};
             int irc = sr_log_iter_next(it, &seq, &rec);
             if (irc == SR_DONE) break;
-            if (irc && irc != SR_EERASED) {
-                snprintf(d.why, sizeof d.why, "record %" PRIu64 ": %s", seq, sr_strerror(irc));
-                all = 0;
+            if (irc && irc != SR_EERASED) { /* a read error is the sweep's, never a silent hold */
+                rc = irc;
+                sr_errinfo_set(err, rc, "dropping log segments: reading the segment of seq %" PRIu64 ": %s", s0,
+                               sr_log_iter_errinfo(it)->msg[0] ? sr_log_iter_errinfo(it)->msg : sr_strerror(rc));
                 break;
             }
             if (seq >= s1) break;
@@ -483,7 +486,7 @@ int sr__segdrop_sweep(sr_engine *e, const char *actor, int actor_kind, sr_retent
     d.t = NULL;
     snprintf(rep->seg_held, sizeof rep->seg_held, "%s", d.why);
     if (rc || bound <= first) {
-        if (rc) sr_errinfo_set(err, rc, "dropping log segments: %s", sr_strerror(rc));
+        if (rc && !err->msg[0]) sr_errinfo_set(err, rc, "dropping log segments: %s", sr_strerror(rc));
         rep->segments_dropped = 0;
         goto out;
     }
@@ -503,7 +506,7 @@ int sr__segdrop_sweep(sr_engine *e, const char *actor, int actor_kind, sr_retent
     for (size_t lo = 0; lo < d.nc && !rc;) {
         size_t hi = lo;
         while (hi < d.nc && !strcmp(d.c[hi].op, d.c[lo].op)) hi++;
-        rc = carry_submit(&d, lo, hi, bound - 1, actor, actor_kind, err);
+        rc = carry_submit(&d, lo, hi, bound - 1, actor, actor_kind, &rep->seg_events, err);
         if (!rc) rep->carried += hi - lo;
         lo = hi;
     }
@@ -543,6 +546,7 @@ int sr__segdrop_sweep(sr_engine *e, const char *actor, int actor_kind, sr_retent
         ev.body_case = SUIRO__V1__EVENT__BODY_LOG_TRIM;
         ev.log_trim = &lt;
         if (!rc) rc = submit_one(e, &ev, err);
+        if (!rc) rep->seg_events++;
         sr_free(tc);
         sr_free(tp);
     }

@@ -444,6 +444,7 @@ typedef struct sr_retention_report {
     uint64_t segments_dropped; /* log segment files removed (drop_segments) */
     uint64_t records_dropped;  /* the records they held */
     uint64_t carried;          /* config records restated by ConfigCarry events */
+    uint64_t seg_events;       /* ConfigCarry and LogTrim events appended (acknowledged) */
     char seg_held[160];        /* why the first segment kept could not go ("": none to check) */
 } sr_retention_report;
 
