@@ -26,6 +26,13 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#ifndef SR_SEGDROP_KILL9
+#define SR_SEGDROP_KILL9 0
+#endif
+#if SR_SEGDROP_KILL9 /* the kill -9 rounds (test_segdrop_kill9) use a few of the helpers */
+#pragma GCC diagnostic ignored "-Wunused-function"
+#endif
+
 static char *top;
 static _Atomic int64_t clock_now;
 static int64_t test_clock(void) { return clock_now; }
@@ -212,6 +219,7 @@ static void has_masters(sr_engine *e, const char *what)
     cr_assert_eq(sr_engine_point(e, "opB", "P000", &p, &t), SR_OK, "%s: B's data point", what);
 }
 
+#if !SR_SEGDROP_KILL9 /* the suite test_segdrop; test_segdrop_kill9 is the kill -9 rounds below */
 Test(segdrop, segments_past_every_period_go_with_the_config_carried_and_the_rest_verifies)
 {
     char d[1200];
@@ -386,3 +394,152 @@ Test(segdrop, without_drop_segments_nothing_goes_and_a_trim_a_crash_left_is_fini
     verify_log(d, &lr, SR_OK, "finished");
     cr_assert(lr.trim_checked);
 }
+#endif
+
+#if SR_SEGDROP_KILL9
+/* ---- kill -9 during dropping sweeps -----------------------------------------
+ * A child process (sync=always) loops: four values of opA, a rotation of
+ * opA's data key, the clock 20 days on, a sweep (30-day periods, the audit's
+ * too, drop_segments) that destroys the key of the epoch before the last
+ * and drops the segments nothing needs, carrying opA's and opB's masters; a
+ * line after each sweep. The test kills it (SIGKILL) after a varying number
+ * of sweeps, reopens (the open finishes a LogTrim whose files were not
+ * unlinked) and checks that nothing is half done: both operators' masters
+ * are there, the newest acknowledged values are there, the log verifies
+ * from its start against its LogTrim, the log starts no earlier than the
+ * last acknowledged sweep left it, and the index equals a rebuild. Six
+ * rounds on one data directory. */
+#include <signal.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+enum { K_ROUNDS = 6 };
+
+static void drop_child(const char *d, int round, int fd)
+{
+    clock_now = (int64_t)(400 + round * 2000) * DAY;
+    sr_engine_opts o = opts();
+    sr_engine *e = NULL;
+    sr_errinfo ei;
+    if (sr_engine_open(d, &o, &e, &ei)) _exit(2);
+    if (round == 0) {
+        if (et_setup_masters(e, "opA", 1, STR, 1) || et_setup_masters(e, "opB", 1, STR, 1)) _exit(3);
+        period(e, "opA", "default", 30);
+    }
+    uint32_t p;
+    sr_vtype t;
+    if (sr_engine_point(e, "opA", "P000", &p, &t)) _exit(6);
+    for (int n = 0;; n++) {
+        char v[4][32];
+        sr_sample s[4];
+        memset(s, 0, sizeof s);
+        for (int i = 0; i < 4; i++) {
+            snprintf(v[i], sizeof v[i], "K-%d-%d-%d", round, n, i);
+            s[i].ts = clock_now + i;
+            s[i].v.str.s = v[i];
+            s[i].v.str.slen = (uint32_t)strlen(v[i]);
+        }
+        sr_result r;
+        if (et_put(e, "opA", "GW1", p, SR_VT_STRING, s, 4, NULL, &r) || r.rc) _exit(7);
+        rotate(e, "opA");
+        clock_now += (int64_t)20 * DAY;
+        sr_retention_report rep;
+        if (sr_engine_retention_sweep(e, &CFG, NULL, &rep, &ei)) _exit(9);
+        char line[128];
+        int l = snprintf(line, sizeof line, "swept %d %d %lld %llu %llu\n", round, n,
+                         (long long)(clock_now - 20 * (int64_t)DAY), (unsigned long long)sr_log_first_seq(e->log),
+                         (unsigned long long)rep.segments_dropped);
+        if (write(fd, line, (size_t)l) != l) _exit(10);
+    }
+}
+
+Test(segdrop, a_kill_9_during_dropping_sweeps_leaves_nothing_half_dropped, .timeout = 600)
+{
+    char d[1200];
+    snprintf(d, sizeof d, "%s/kill9", top);
+    sr_key_from_bytes(&MASTER, (const uint8_t *)"0123456789abcdef0123456789abcdef");
+    tu_rng rng = {2029};
+    uint64_t total_dropped = 0;
+    for (int round = 0; round < K_ROUNDS; round++) {
+        int pp[2];
+        cr_assert_eq(pipe(pp), 0);
+        pid_t pid = fork();
+        cr_assert_geq(pid, 0);
+        if (pid == 0) {
+            close(pp[0]);
+            drop_child(d, round, pp[1]);
+            _exit(0);
+        }
+        close(pp[1]);
+        int want = 2 + (int)tu_below(&rng, 4), seen = 0;
+        char buf[512], last[160] = "";
+        size_t ll = 0;
+        while (seen < want) {
+            ssize_t n = read(pp[0], buf, sizeof buf);
+            cr_assert_gt(n, 0, "round %d: the child ended", round);
+            for (ssize_t i = 0; i < n; i++) {
+                if (buf[i] == '\n') {
+                    seen++;
+                    last[ll] = 0;
+                    ll = 0;
+                    continue;
+                }
+                if (ll + 1 < sizeof last) last[ll++] = buf[i];
+            }
+        }
+        struct timespec ts = {0, (long)tu_below(&rng, 3000) * 1000};
+        nanosleep(&ts, NULL); /* a varying point inside the next iteration; no assertion depends on it */
+        kill(pid, SIGKILL);
+        int st;
+        waitpid(pid, &st, 0);
+        close(pp[0]);
+        cr_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL, "round %d: the child failed (%d)", round, st);
+        int r_, n_;
+        long long put_ms;
+        unsigned long long first_acked, dropped;
+        cr_assert_eq(sscanf(last, "swept %d %d %lld %llu %llu", &r_, &n_, &put_ms, &first_acked, &dropped), 5, "%s",
+                     last);
+        total_dropped += dropped;
+        clock_now = (int64_t)(400 + round * 2000 + 1900) * DAY;
+        sr_engine *e = open_ok(d);
+        has_masters(e, "after the kill");
+        uint64_t first = sr_log_first_seq(e->log);
+        cr_assert_geq(first, first_acked, "round %d: the log starts at %llu, before what a sweep dropped (%llu)", round,
+                      (unsigned long long)first, first_acked);
+        uint32_t pt;
+        sr_vtype t;
+        cr_assert_eq(sr_engine_point(e, "opA", "P000", &pt, &t), SR_OK);
+        sr_buf sb, strs;
+        sr_buf_init(&sb);
+        sr_buf_init(&strs);
+        sr_range_q q2 = {pt, put_ms, INT64_MAX, 0, 0, INT64_MIN};
+        int more;
+        cr_assert_eq(sr_engine_range(e, &q2, &sb, &strs, &more), SR_OK);
+        size_t got = sb.len / sizeof(sr_sample);
+        cr_assert(got >= 4 && got % 4 == 0, "round %d: %zu values from the last acknowledged ones (at %lld) on", round,
+                  got, put_ms);
+        sr_buf_release(&strs);
+        sr_buf_release(&sb);
+        uint8_t live[32], rebuilt[32];
+        cr_assert_eq(sr_engine_content_hash(e, live), SR_OK);
+        cr_assert_eq(sr_engine_close(e), SR_OK);
+        sr_log_report lr;
+        verify_log(d, &lr, SR_OK, "after the kill");
+        cr_assert(first == 1 || lr.trim_checked, "round %d: the trimmed start is not proven", round);
+        char ix[1300];
+        snprintf(ix, sizeof ix, "%s/rebuilt-%d", top, round);
+        sr_engine_opts ro = opts();
+        ro.index_dir = ix;
+        sr_errinfo ei;
+        cr_assert_eq(sr_engine_rebuild(d, &ro, &ei), SR_OK, "%s", ei.msg);
+        cr_assert_eq(sr_engine_open(d, &ro, &e, &ei), SR_OK, "%s", ei.msg);
+        has_masters(e, "the rebuild after the kill");
+        cr_assert_eq(sr_engine_content_hash(e, rebuilt), SR_OK);
+        cr_assert_eq(sr_engine_close(e), SR_OK);
+        cr_assert_eq(memcmp(live, rebuilt, 32), 0, "round %d: the index differs from a rebuild", round);
+        tu_rmrf(ix);
+    }
+    cr_assert_gt(total_dropped, 0, "the sweeps dropped segments");
+}
+#endif
