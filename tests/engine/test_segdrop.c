@@ -25,6 +25,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #ifndef SR_SEGDROP_KILL9
 #define SR_SEGDROP_KILL9 0
@@ -279,6 +281,32 @@ Test(segdrop, segments_past_every_period_go_with_the_config_carried_and_the_rest
     cr_assert(lr.trim_checked);
     cr_assert_eq(lr.trim_records, rep.records_dropped);
 
+    /* the CLI through the real binary: `suiro log verify` (text and JSON),
+     * `suiro rebuild` and `suiro verify` say the trim and succeed */
+    char kf[1300], cl[4000], out[8192];
+    snprintf(kf, sizeof kf, "%s/master.key", top);
+    FILE *kfh = fopen(kf, "wb");
+    cr_assert(kfh);
+    cr_assert_eq(fwrite(MASTER.bytes, 1, SR_KEY_LEN, kfh), SR_KEY_LEN);
+    fclose(kfh);
+    char w0[96], w1[96], w2[96];
+    snprintf(w0, sizeof w0, "log starts at seq %llu; segments below trimmed at ", (unsigned long long)first);
+    snprintf(w1, sizeof w1, "\"trim\":{\"first_kept\":%llu,\"checked\":true", (unsigned long long)first);
+    snprintf(w2, sizeof w2, "trimmed: the log starts at seq %llu", (unsigned long long)first);
+    const char *const clis[4][2] = {{"log verify", ""}, {"log verify", " --json"}, {"rebuild", ""}, {"verify", ""}};
+    const char *const wants[4] = {w0, w1, w2, "ok"};
+    for (int i = 0; i < 4; i++) {
+        snprintf(cl, sizeof cl, "%s %s %s%s --key-file %s 2>&1", SR_SUIRO_BIN, clis[i][0], i < 2 ? ld : d, clis[i][1],
+                 kf);
+        FILE *pp = popen(cl, "r");
+        cr_assert(pp);
+        size_t got = fread(out, 1, sizeof out - 1, pp);
+        out[got] = 0;
+        int st2 = pclose(pp);
+        cr_assert_eq(st2, 0, "%s: exit %d: %s", cl, st2, out);
+        cr_assert(strstr(out, wants[i]), "%s: no \"%s\" in: %s", cl, wants[i], out);
+    }
+
     /* tampering: the first kept block damaged; the first kept segment gone */
     char f0[64], p0[1400];
     seg_files(d, f0);
@@ -301,6 +329,9 @@ Test(segdrop, segments_past_every_period_go_with_the_config_carried_and_the_rest
     snprintf(moved, sizeof moved, "%s/%s.away", top, f0);
     cr_assert_eq(rename(p0, moved), 0);
     verify_log(d, &lr, SR_ECORRUPT, "a missing trim record");
+    snprintf(cl, sizeof cl, "%s log verify %s --key-file %s >/dev/null 2>&1", SR_SUIRO_BIN, ld, kf);
+    int vst = system(cl);
+    cr_assert(WIFEXITED(vst) && WEXITSTATUS(vst) == 1, "suiro log verify of a log missing its trim record: %d", vst);
     cr_assert_eq(rename(moved, p0), 0);
     free(bad);
     free(orig);
@@ -393,6 +424,94 @@ Test(segdrop, without_drop_segments_nothing_goes_and_a_trim_a_crash_left_is_fini
     sr_log_report lr;
     verify_log(d, &lr, SR_OK, "finished");
     cr_assert(lr.trim_checked);
+}
+
+/* The golden trimmed log (tests/data/log/v3-trimmed/, docs/format.md "Golden
+ * corpus"): a plain version 3 log of 4 KiB segments whose first segment was
+ * dropped, with the LogTrim event that recorded it. verify accepts it from
+ * its start against that event's hash; SR_GOLDEN_WRITE=1 regenerates it (the
+ * writer, no key, no compression: its bytes are a function of the records). */
+#define TRIMMED SR_TEST_DATA "/log/v3-trimmed"
+static void golden_write(void)
+{
+    tu_rmrf(TRIMMED);
+    cr_assert_eq(mkdir(TRIMMED, 0755), 0);
+    sr_log_opts lo = {.segment_bytes = 4096, .sync = SR_SYNC_NONE};
+    sr_log *lg;
+    sr_errinfo ei;
+    cr_assert_eq(sr_log_open(TRIMMED, &lo, &lg, &ei), SR_OK, "%s", ei.msg);
+    for (int i = 0; i < 24; i++) { /* audit-like events of 300 bytes: about 3 segments */
+        Suiro__V1__AdminEvent a = SUIRO__V1__ADMIN_EVENT__INIT;
+        char msg[300];
+        memset(msg, 'a' + i % 26, sizeof msg - 1);
+        msg[sizeof msg - 1] = 0;
+        a.method = "GET";
+        a.route = "/admin/v1/golden";
+        a.message = msg;
+        Event ev = SUIRO__V1__EVENT__INIT;
+        ev.ingest_ms = 1765000000000 + i;
+        ev.actor = "golden";
+        ev.actor_kind = SUIRO__V1__ACTOR_KIND__ACTOR_USER;
+        ev.body_case = SUIRO__V1__EVENT__BODY_ADMIN;
+        ev.admin = &a;
+        uint8_t b[512];
+        size_t n = protobuf_c_message_pack(&ev.base, b);
+        uint64_t seq;
+        cr_assert_eq(sr_log_append(lg, &(sr_slice){b, n}, 1, &seq), SR_OK);
+    }
+    char name[64];
+    uint64_t f1, bytes;
+    cr_assert_eq(sr_log_segment_at(lg, 1, name, &f1, &bytes), SR_OK, "at least two segments");
+    sr_log_cut cut;
+    cr_assert_eq(sr_log_cut_at(lg, f1 - 1, 1, &cut), SR_OK);
+    cr_assert_eq(cut.last_seq, f1 - 1);
+    Suiro__V1__LogTrim lt = SUIRO__V1__LOG_TRIM__INIT;
+    Suiro__V1__TrimCount tc = SUIRO__V1__TRIM_COUNT__INIT, *tcp = &tc;
+    tc.operator_id = "";
+    tc.key_class = "audit";
+    tc.records = f1 - 1;
+    lt.first_kept = f1;
+    lt.first_dropped = 1;
+    lt.anchor = (ProtobufCBinaryData){SR_HASH_LEN, cut.tip};
+    lt.segments = 1;
+    lt.n_counts = 1;
+    lt.counts = &tcp;
+    lt.carried_through = f1 - 1;
+    Event ev = SUIRO__V1__EVENT__INIT;
+    ev.ingest_ms = 1765000001000;
+    ev.actor = "system";
+    ev.actor_kind = SUIRO__V1__ACTOR_KIND__ACTOR_SYSTEM;
+    ev.source = "retention";
+    ev.body_case = SUIRO__V1__EVENT__BODY_LOG_TRIM;
+    ev.log_trim = &lt;
+    uint8_t b[512];
+    size_t n = protobuf_c_message_pack(&ev.base, b);
+    uint64_t seq;
+    cr_assert_eq(sr_log_append(lg, &(sr_slice){b, n}, 1, &seq), SR_OK);
+    size_t gone = 0;
+    cr_assert_eq(sr_log_drop_below(lg, f1, &gone), SR_OK);
+    cr_assert_eq(gone, 1);
+    cr_assert_eq(sr_log_close(lg), SR_OK);
+    char lock[1200];
+    snprintf(lock, sizeof lock, "%s/LOCK", TRIMMED);
+    unlink(lock);
+}
+
+Test(segdrop, the_golden_trimmed_log_verifies_from_its_start)
+{
+    if (getenv("SR_GOLDEN_WRITE")) golden_write();
+    sr_log_opts lo = {.readonly = 1};
+    sr_log_report lr;
+    sr_errinfo ei;
+    memset(&ei, 0, sizeof ei);
+    int rc = sr_log_verify(TRIMMED, &lo, &lr, &ei);
+    if (!rc) rc = sr_engine_log_trim_check(TRIMMED, &lo, &lr, &ei);
+    cr_assert_eq(rc, SR_OK, "%s", ei.msg);
+    cr_assert(lr.ok && lr.trim_checked);
+    cr_assert_eq(lr.first_seq, 9, "the documented start (seq %llu)", (unsigned long long)lr.first_seq);
+    cr_assert_eq(lr.last_seq, 25);
+    cr_assert_eq(lr.trim_seq, 25);
+    cr_assert_eq(lr.trim_records, 8);
 }
 #endif
 
