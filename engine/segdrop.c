@@ -39,7 +39,9 @@
  *      meta "carried" \0 op (the highest carried seq of op seen). Both
  *      values are a function of the events (the live index and a rebuild of
  *      the trimmed log end with the same ones): a rebuild equals the live
- *      index.
+ *      index. A fresh index of a trimmed log applies the carried records
+ *      before any kept record (sr__segdrop_fresh_floor): they are older
+ *      than all of them, and a kept one may supersede one.
  *  (3) A carried record writes no audit row and no message id (the live
  *      index cut them, or the segment would have stayed).
  */
@@ -172,8 +174,14 @@ int sr__segdrop_finish(sr_engine *e)
     return rc;
 }
 
-/* The floor of a fresh index built from a log that does not start at 1
- * (invariant 2): written before the replay applies anything. */
+/* A fresh index built from a log that does not start at 1 (invariant 2):
+ * its floor, and the carried records applied FIRST, before the replay
+ * applies any record of the kept log -- they are older than every one of
+ * them, and a kept record may supersede one (a later registry entry, a
+ * master changed or deleted): applied where their ConfigCarry sits, they
+ * would undo it. The ConfigCarry events are those from the log's start to
+ * the LogTrim that made it (first_kept = the first seq); the replay meets
+ * them again and skips what they carry (meta carried). One transaction. */
 int sr__segdrop_fresh_floor(sr_engine *e)
 {
     uint64_t first = sr_log_first_seq(e->log);
@@ -185,7 +193,31 @@ int sr__segdrop_fresh_floor(sr_engine *e)
         sr_index_abort(t);
         return SR_OK;
     }
-    if ((rc = put_meta_u64(e, t, "floor", 5, first))) {
+    rc = put_meta_u64(e, t, "floor", 5, first);
+    sr_log_iter *it = NULL;
+    if (!rc) rc = sr_log_iter_open(e->log, first, &it);
+    uint32_t kid = e->seal.kid;
+    while (!rc) {
+        uint64_t seq;
+        sr_slice rec;
+        int irc = sr_log_iter_next(it, &seq, &rec);
+        if (irc == SR_DONE) break;
+        if (irc == SR_EERASED) continue; /* counted by the replay */
+        if ((rc = irc)) break;
+        Event *ev = suiro__v1__event__unpack(NULL, rec.len, rec.data);
+        if (!ev) continue; /* the replay stops there, naming it */
+        ev->seq = seq;
+        int stop = ev->body_case == SUIRO__V1__EVENT__BODY_LOG_TRIM && ev->log_trim->first_kept == first;
+        if (ev->body_case == SUIRO__V1__EVENT__BODY_CONFIG_CARRY) {
+            sr_result r = {0};
+            rc = sr__segdrop_apply(e, t, ev, &r, 0);
+        }
+        suiro__v1__event__free_unpacked(ev, NULL);
+        if (stop) break;
+    }
+    e->seal.kid = kid;
+    sr_log_iter_close(it);
+    if (rc) {
         sr_index_abort(t);
         return rc;
     }

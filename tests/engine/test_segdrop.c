@@ -201,6 +201,7 @@ static void scenario(sr_engine *e)
     clock_now = (int64_t)10 * DAY;
     cr_assert_eq(et_setup_masters(e, "opA", 1, STR, 1), SR_OK);
     cr_assert_eq(et_setup_masters(e, "opB", 1, STR, 1), SR_OK);
+    period(e, "opA", "short", 10); /* carried; superseded in the kept log below */
     for (int d = 1; d <= 90; d++) put4(e, "opA", "ERASE-A", d);
     clock_now = (int64_t)20 * DAY;
     rotate(e, "opA");
@@ -209,6 +210,7 @@ static void scenario(sr_engine *e)
     put4(e, "opB", "KEEP-B", 399);
     period(e, "opA", "default", 30);
     period(e, "opB", "default", 30);
+    period(e, "opA", "short", 20); /* a rebuild must not let the carried 10 days come back */
 }
 
 static void verify_log(const char *d, sr_log_report *lr, int want_rc, const char *what)
