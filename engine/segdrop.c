@@ -609,7 +609,7 @@ out:
 int sr_engine_log_trim_check(const char *logdir, const sr_log_opts *lo, sr_log_report *rep, sr_errinfo *ei)
 {
     rep->trim_checked = 0;
-    rep->trim_seq = rep->trim_records = 0;
+    rep->trim_seq = rep->trim_records = rep->trim_interrupted = 0;
     rep->trim_ms = 0;
     if (rep->first_seq <= 1) return SR_OK;
     sr_log_opts o = *lo;
@@ -622,7 +622,7 @@ int sr_engine_log_trim_check(const char *logdir, const sr_log_opts *lo, sr_log_r
         sr_log_close(lg);
         return rc;
     }
-    int sealed = 0, found = 0, same = 0;
+    int sealed = 0, found = 0, same = 0, inside = 0;
     for (;;) {
         uint64_t seq;
         sr_slice rec;
@@ -648,6 +648,12 @@ int sr_engine_log_trim_check(const char *logdir, const sr_log_opts *lo, sr_log_r
             rep->trim_ms = ev->ingest_ms;
             rep->trim_records = 0;
             for (size_t i = 0; i < lt->n_counts; i++) rep->trim_records += lt->counts[i]->records;
+        } else if (!found && ev->body_case == SUIRO__V1__EVENT__BODY_LOG_TRIM &&
+                   ev->log_trim->first_dropped <= rep->first_seq && rep->first_seq < ev->log_trim->first_kept) {
+            inside = 1; /* a drop a crash interrupted between two unlinks */
+            rep->trim_seq = seq;
+            rep->trim_ms = ev->ingest_ms;
+            rep->trim_interrupted = ev->log_trim->first_kept;
         }
         suiro__v1__event__free_unpacked(ev, NULL);
     }
@@ -656,8 +662,11 @@ int sr_engine_log_trim_check(const char *logdir, const sr_log_opts *lo, sr_log_r
     if (rc) return rc;
     if (found && same) {
         rep->trim_checked = 1;
+        rep->trim_interrupted = 0;
         return SR_OK;
     }
+    if (!found && inside) return SR_OK; /* what is left of it is to go: said (trim_interrupted) */
+    rep->trim_interrupted = 0;
     if (!found && sealed && !lo->key && !lo->keys) return SR_OK; /* not checked: said by trim_checked 0 */
     rc = SR_ECORRUPT;
     rep->ok = 0;

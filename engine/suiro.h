@@ -461,9 +461,11 @@ SR_MUST_CHECK int sr_engine_retention_sweep(sr_engine *e, const sr_retention_cfg
  * hash it recorded is the first kept block's previous hash (rep->anchor);
  * fills rep->trim_*. lo: the options the log was verified with (its keys).
  * SR_OK (also when the trim record is sealed and no key was given:
- * trim_checked 0); SR_ECORRUPT with ei naming what is wrong: no LogTrim
- * names that start (segments missing), or its hash differs (the first kept
- * block was replaced). A log starting at seq 1: SR_OK, nothing to check. */
+ * trim_checked 0; and when the log starts inside the range a LogTrim drops,
+ * a crash between two of its unlinks: trim_interrupted its first kept seq,
+ * what is left goes at the next read-write open); SR_ECORRUPT with ei
+ * naming what is wrong: no LogTrim names that start (segments missing), or
+ * its hash differs (the first kept block was replaced). A log starting at seq 1: SR_OK, nothing to check. */
 struct sr_log_opts;
 struct sr_log_report;
 SR_MUST_CHECK int sr_engine_log_trim_check(const char *logdir, const struct sr_log_opts *lo, struct sr_log_report *rep,

@@ -261,6 +261,8 @@ typedef struct sr_log_report {
      * log itself never looks into records). trim_checked 1: found and its
      * recorded hash equals anchor; 0: not checked (no key to open it). */
     int trim_checked;
+    uint64_t trim_interrupted; /* not 0: the log starts inside the drop of a LogTrim whose first kept seq
+                                  is this (a crash during its unlink; the next read-write open finishes it) */
     uint64_t trim_seq, trim_records;
     int64_t trim_ms;
 } sr_log_report;

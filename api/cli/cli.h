@@ -103,7 +103,8 @@ int sr_cli_log_verdict(int rc, const struct sr_log_report *rep, const char **ver
 void sr_cli_log_json(FILE *f, const char *verdict, int rc, const struct sr_log_report *rep,
                      const struct sr_errinfo *ei);
 /* (And, for a log whose first segments were dropped, "trim": first_kept,
- * checked, event_seq, at_ms, records; docs/keys.md "Segments".)
+ * checked, event_seq, at_ms, records, interrupted_below; docs/keys.md
+ * "Segments".)
  * The lines after a verified log's "ok:" line: "log starts at seq N;
  * segments below trimmed at T by event S" for a trimmed log, then one "erased: key 0x... N
  * records in M sections, seq A..B" a destroyed key met (docs/keys.md), and,

@@ -178,8 +178,9 @@ void sr_cli_log_json(FILE *f, const char *verdict, int rc, const sr_log_report *
     fprintf(f, "],\"unopened_records\":%" PRIu64, rep->unopened_records);
     if (rep->first_seq > 1) /* segments below were dropped (docs/keys.md "Segments") */
         fprintf(f, ",\"trim\":{\"first_kept\":%" PRIu64 ",\"checked\":%s,\"event_seq\":%" PRIu64 ",\"at_ms\":%" PRId64
-                   ",\"records\":%" PRIu64 "}",
-                rep->first_seq, rep->trim_checked ? "true" : "false", rep->trim_seq, rep->trim_ms, rep->trim_records);
+                   ",\"records\":%" PRIu64 ",\"interrupted_below\":%" PRIu64 "}",
+                rep->first_seq, rep->trim_checked ? "true" : "false", rep->trim_seq, rep->trim_ms, rep->trim_records,
+                rep->trim_interrupted);
     if (rc) {
         fprintf(f, ",\"segment\":");
         json_str(f, rep->segment);
@@ -194,6 +195,10 @@ void sr_cli_log_notes(FILE *f, const sr_log_report *rep)
         fprintf(f, "log starts at seq %" PRIu64 "; segments below trimmed at %" PRId64 " (UTC ms) by event %" PRIu64
                    " (%" PRIu64 " records dropped; the first kept block links to the hash it recorded)\n",
                 rep->first_seq, rep->trim_ms, rep->trim_seq, rep->trim_records);
+    else if (rep->first_seq > 1 && rep->trim_interrupted)
+        fprintf(f, "log starts at seq %" PRIu64 ", inside the drop of event %" PRIu64 " (below seq %" PRIu64
+                   "): interrupted; the next read-write open finishes it\n",
+                rep->first_seq, rep->trim_seq, rep->trim_interrupted);
     else if (rep->first_seq > 1)
         fprintf(f, "log starts at seq %" PRIu64 "; the record of the trim below it is sealed and was not checked "
                    "(give the key with --key-file)\n",

@@ -452,6 +452,16 @@ Test(segdrop, without_drop_segments_nothing_goes_and_a_trim_a_crash_left_is_fini
     uint8_t live[32], h[32];
     cr_assert_eq(sr_engine_content_hash(e, live), SR_OK);
     cr_assert_eq(sr_engine_close(e), SR_OK);
+    /* and a crash between two unlinks: the first file gone, the others not;
+     * verify says the drop was interrupted (not corrupt) */
+    char f0[64], p0[1400];
+    seg_files(d, f0);
+    snprintf(p0, sizeof p0, "%s/log/%s", d, f0);
+    cr_assert_eq(unlink(p0), 0);
+    sr_log_report lr;
+    verify_log(d, &lr, SR_OK, "interrupted");
+    cr_assert_gt(lr.trim_interrupted, lr.first_seq, "the drop said interrupted");
+    cr_assert(!lr.trim_checked);
     e = open_ok(d);
     sr_engine_open_stats st;
     sr_engine_get_open_stats(e, &st);
@@ -462,7 +472,6 @@ Test(segdrop, without_drop_segments_nothing_goes_and_a_trim_a_crash_left_is_fini
     cr_assert_eq(sr_engine_content_hash(e, h), SR_OK);
     cr_assert(!memcmp(h, live, 32));
     cr_assert_eq(sr_engine_close(e), SR_OK);
-    sr_log_report lr;
     verify_log(d, &lr, SR_OK, "finished");
     cr_assert(lr.trim_checked);
 }
