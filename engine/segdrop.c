@@ -16,8 +16,12 @@
  *       no audit row (audit key: its time and seq), no message id item, and
  *       a kind whose lasting effect is its audit row or is superseded
  *       (Retention cuts, key, admin, auth, alarm and backup events, earlier
- *       LogTrims, heads checkpoints but the last one); sessions and data
- *       records whose key is alive keep their segment.
+ *       LogTrims, heads checkpoints but the last one);
+ *   (d) a data record of an operator, ingested before the cut of every data
+ *       period of its operator, when the index holds no value of that
+ *       operator older than the cut and no document, file, request or
+ *       monitor of it (sweep_keys' checks: sr__retention_data_cut).
+ *   Sessions and push marks keep their segment (their rows are not cut).
  * The first segment that fails a check stays, with every segment after it
  * (sr_log_drop_below cuts from the log's start only); the reason is the
  * sweep's report (seg_held). The boundary is also kept at or below every
@@ -247,8 +251,28 @@ typedef struct drop {
     tcount *k;
     size_t nk, capk;
     uint64_t ckpt_seq; /* meta heads_ckpt: the last heads checkpoint applied */
+    const sr_retention_cfg *cfg;
+    int64_t now;
+    struct dcut { /* rule (d): per operator, sr__retention_data_cut */
+        char op[72];
+        int64_t cut;
+    } *dc;
+    size_t ndc, capdc;
     char why[160];
 } drop;
+
+/* rule (d) for op, computed once a sweep */
+static int64_t data_cut(drop *d, const char *op)
+{
+    for (size_t i = 0; i < d->ndc; i++)
+        if (!strcmp(d->dc[i].op, op)) return d->dc[i].cut;
+    int64_t cut = strlen(op) < sizeof d->dc->op ? sr__retention_data_cut(d->e, d->t, d->cfg, d->now, op) : INT64_MIN;
+    if (strlen(op) < sizeof d->dc->op && !sr_array_reserve(&d->dc, &d->capdc, d->ndc + 1, sizeof *d->dc)) {
+        snprintf(d->dc[d->ndc].op, sizeof d->dc->op, "%s", op);
+        d->dc[d->ndc++].cut = cut;
+    }
+    return cut;
+}
 
 static int count(drop *d, const char *op, const char *cls)
 {
@@ -361,13 +385,20 @@ static int classify(drop *d, int irc, uint64_t seq, const sr_slice *rec, uint32_
         snprintf(d->why, sizeof d->why, "record %" PRIu64 ": a session of '%s' (sessions are not cut yet)", seq,
                  ev->operator_id);
         break;
+    case SUIRO__V1__EVENT__BODY_PUSH_MARK:
+        snprintf(d->why, sizeof d->why, "record %" PRIu64 ": a push mark of '%s' (an app's delivery position)", seq,
+                 ev->operator_id);
+        break;
     default:
         if (cls == SR_KC_CONFIG) { /* (a) */
             rc = carry_add(d, ev->operator_id, seq, rec->data, rec->len);
             *ok = !rc;
+        } else if (cls == SR_KC_DATA && ev->operator_id[0] && ev->ingest_ms < data_cut(d, ev->operator_id)) {
+            *ok = 1; /* (d): past every data period of its operator, nothing of it in the index */
         } else {
-            snprintf(d->why, sizeof d->why, "record %" PRIu64 ": %s of '%s', its key not destroyed", seq,
-                     sr_event_kind(ev), ev->operator_id);
+            snprintf(d->why, sizeof d->why, "record %" PRIu64 ": %s of '%s', its key not destroyed, not past every "
+                     "data period of its operator with nothing of it left in the index", seq, sr_event_kind(ev),
+                     ev->operator_id);
         }
     }
 out:
@@ -454,14 +485,15 @@ static uint64_t heads_min_first(drop *d)
     return m;
 }
 
-int sr__segdrop_sweep(sr_engine *e, const char *actor, int actor_kind, sr_retention_report *rep, sr_errinfo *err)
+int sr__segdrop_sweep(sr_engine *e, const sr_retention_cfg *cfg, int64_t now, const char *actor, int actor_kind,
+                      sr_retention_report *rep, sr_errinfo *err)
 {
     int rc = sr__segdrop_finish(e); /* a drop a crash left undone (invariant 1) */
     if (rc) {
         sr_errinfo_set(err, rc, "dropping log segments: %s", sr_strerror(rc));
         return rc;
     }
-    drop d = {.e = e};
+    drop d = {.e = e, .cfg = cfg, .now = now};
     size_t nseg = 0;
     char name[64];
     uint64_t f0, bytes, first = 0, bound = 0;
@@ -601,6 +633,7 @@ out:
     }
     sr_free(d.c);
     sr_free(d.k);
+    sr_free(d.dc);
     return rc;
 }
 

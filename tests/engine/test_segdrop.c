@@ -476,6 +476,47 @@ Test(segdrop, without_drop_segments_nothing_goes_and_a_trim_a_crash_left_is_fini
     cr_assert(lr.trim_checked);
 }
 
+/* Rule (d): an operator whose data key never rotates (rotate_days 0, the
+ * default) loses its old segments all the same once its values are past
+ * every period and cut from the index. */
+Test(segdrop, data_past_every_period_goes_without_a_key_destroyed)
+{
+    char d[1200];
+    snprintf(d, sizeof d, "%s/data", top);
+    sr_key_from_bytes(&MASTER, (const uint8_t *)"0123456789abcdef0123456789abcdef");
+    sr_engine *e = open_ok(d);
+    clock_now = (int64_t)10 * DAY;
+    cr_assert_eq(et_setup_masters(e, "opC", 1, STR, 1), SR_OK);
+    for (int day = 1; day <= 90; day++) put4(e, "opC", "OLD-C", day);
+    clock_now = (int64_t)400 * DAY;
+    put4(e, "opC", "NEW-C", 399);
+    period(e, "opC", "default", 30);
+    sr_retention_report rep;
+    sr_errinfo ei;
+    cr_assert_eq(sr_engine_retention_sweep(e, &CFG, NULL, &rep, &ei), SR_OK, "%s", ei.msg);
+    cr_assert_eq(rep.keys_destroyed, 0, "no key rotated, none destroyed");
+    cr_assert_gt(rep.segments_dropped, 0, "held: %s", rep.seg_held);
+    uint64_t first = sr_log_first_seq(e->log);
+    uint32_t p;
+    sr_vtype t;
+    cr_assert_eq(sr_engine_point(e, "opC", "P000", &p, &t), SR_OK);
+    uint8_t live[32], h[32];
+    cr_assert_eq(sr_engine_content_hash(e, live), SR_OK);
+    cr_assert_eq(sr_engine_close(e), SR_OK);
+    sr_engine_opts o = opts();
+    sr_engine_open_stats st;
+    cr_assert_eq(sr_engine_rebuild_stats(d, &o, &st, &ei), SR_OK, "%s", ei.msg);
+    cr_assert_eq(st.trimmed_below, first);
+    e = open_ok(d);
+    cr_assert_eq(sr_engine_point(e, "opC", "P000", &p, &t), SR_OK);
+    cr_assert_eq(sr_engine_content_hash(e, h), SR_OK);
+    cr_assert(!memcmp(h, live, 32), "the rebuild equals the live index");
+    cr_assert_eq(sr_engine_close(e), SR_OK);
+    sr_log_report lr;
+    verify_log(d, &lr, SR_OK, "rule (d)");
+    cr_assert(lr.trim_checked);
+}
+
 /* The golden trimmed log (tests/data/log/v3-trimmed/, docs/format.md "Golden
  * corpus"): a plain version 3 log of 4 KiB segments whose first segment was
  * dropped, with the LogTrim event that recorded it. verify accepts it from
