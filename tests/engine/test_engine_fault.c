@@ -627,9 +627,6 @@ static int cmd_run(sr_engine *e, command *cm, int c, sr_result *res, uint64_t *e
         memset(&ei, 0, sizeof ei);
         int rc = sr_engine_retention_sweep(e, &SEGDROP_CFG, NULL, &rep, &ei);
         *extra += rep.seg_events;
-        if (getenv("SR_FAULT_SAY")) {
-            fprintf(stderr, "segdrop cmd: %s dropped %llu held: %s\n", sr_err_name(rc), (unsigned long long)rep.segments_dropped, rep.seg_held);
-        }
         res->rc = rc;
         res->err = ei;
         return rc;
@@ -1075,11 +1072,6 @@ static void check_db(fixture *f, const outcome *out, const char *ctx)
     e = open_at(db, &ro);
     cr_assert_eq(sr_engine_content_hash(e, rebuilt), SR_OK);
     cr_assert_eq(sr_engine_close(e), SR_OK);
-    if (memcmp(live, rebuilt, 32) && getenv("SR_FAULT_KEEP")) {
-        char cmdl[4000];
-        snprintf(cmdl, sizeof cmdl, "rm -rf /tmp/s9dbg && mkdir -p /tmp/s9dbg && cp -r %s/index /tmp/s9dbg/live && cp -r %s /tmp/s9dbg/rebuilt && cp -r %s/log /tmp/s9dbg/log", db, ix, db);
-        if (system(cmdl)) {}
-    }
     cr_assert_eq(memcmp(live, rebuilt, 32), 0, "%s: the index differs from one rebuilt from the log", ctx);
 }
 
