@@ -108,12 +108,14 @@ static void run_work(sr_admin_work *w, void *v)
         snprintf(w->msg, sizeof w->msg, "retention: %s", ei.msg[0] ? ei.msg : sr_strerror(rc));
         return;
     }
-    w->answer = json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "events", (json_int_t)rep.events, "chunks",
-                          (json_int_t)rep.chunks, "auditRows", (json_int_t)rep.audit, "messageIds",
-                          (json_int_t)rep.msgids, "keysDestroyed", (json_int_t)rep.keys_destroyed, "keysHeld",
-                          (json_int_t)rep.keys_held, "documents", (json_int_t)rep.documents, "files",
+    w->answer = json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:s}", "events",
+                          (json_int_t)rep.events, "chunks", (json_int_t)rep.chunks, "auditRows", (json_int_t)rep.audit,
+                          "messageIds", (json_int_t)rep.msgids, "keysDestroyed", (json_int_t)rep.keys_destroyed,
+                          "keysHeld", (json_int_t)rep.keys_held, "documents", (json_int_t)rep.documents, "files",
                           (json_int_t)rep.files, "requests", (json_int_t)rep.requests, "monitors",
-                          (json_int_t)rep.monitors, "blobs", (json_int_t)rep.blobs);
+                          (json_int_t)rep.monitors, "blobs", (json_int_t)rep.blobs, "segmentsDropped",
+                          (json_int_t)rep.segments_dropped, "recordsDropped", (json_int_t)rep.records_dropped,
+                          "configCarried", (json_int_t)rep.carried, "segmentHeld", rep.seg_held);
 }
 
 static void retention_run(const sr_route_call *c)

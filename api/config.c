@@ -260,7 +260,8 @@ void sr_config_retention(const sr_config *c, sr_retention_cfg *r)
                             .audit_days = c->retention_audit_days,
                             .audit_floor_days = c->retention_audit_floor_days,
                             .message_id_window_s = c->retention_message_id_window_s,
-                            .batch = c->retention_batch};
+                            .batch = c->retention_batch,
+                            .drop_segments = !strcmp(c->retention_drop_segments, "true")};
 }
 
 void sr_config_notify(const sr_config *c, sr_notify_opts *o)

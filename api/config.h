@@ -148,6 +148,8 @@
     U(retention, message_id_window_s, retention_message_id_window_s, 0, 0, 315360000,                                \
       "message ids kept at least this long; 0: for ever")                                                            \
     U(retention, batch, retention_batch, 256, 16, 65536, "index keys one Retention event visits at most")            \
+    E(retention, drop_segments, retention_drop_segments, "true", "true|false",                                        \
+      "a sweep deletes the log segments nothing needs (docs/keys.md \"Segments\")")                                   \
     U(alive, http_silence_s, alive_http_silence_s, 120, 1, 86400,                                                    \
       "an HTTP gateway or an app without a request this long is offline (docs/monitoring.md)")                        \
     U(keys, rotate_days, key_rotate_days, 0, 0, 36500,                                                                 \

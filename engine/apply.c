@@ -247,9 +247,11 @@ static int apply_master_put(sr_engine *e, MDB_txn *t, const Event *ev, MasterPut
                 point = 1;
                 if (get(t, DB(e, SR_DB_META), "next_point", 10, &nv) == SR_OK && nv.mv_size == 4)
                     point = sr_get_le32(nv.mv_data);
+                uint32_t next = point;
                 if (!validate) point = mp->point; /* replay: the number is in the event */
                 uint8_t b[4];
-                sr_put_le32(b, point + 1);
+                /* never lower: a carried record (segdrop.c) is applied after later ones */
+                sr_put_le32(b, validate || point + 1 > next ? point + 1 : next);
                 if ((rc = put(t, DB(e, SR_DB_META), "next_point", 10, b, 4))) return rc;
             }
         }
@@ -1292,7 +1294,9 @@ static int apply_alive(sr_engine *e, MDB_txn *t, Event *ev, sr_result *r, int va
     X(_CORRECTION, check_correction, NULL, sr__heads_apply_measurements)      \
     X(_BACKUP, NULL, NULL, NULL)                                              \
     X(_PUSH_MARK, NULL, apply_push_mark, NULL)                                \
-    X(_RETENTION, sr__retention_check, NULL, sr__retention_apply)            \
+    X(_RETENTION, sr__retention_check, NULL, sr__retention_apply)             \
+    X(_CONFIG_CARRY, sr__segdrop_check, sr__segdrop_apply, NULL)              \
+    X(_LOG_TRIM, sr__segdrop_check, sr__segdrop_apply, NULL)                  \
     X(_ALIVE, NULL, apply_alive, NULL)                                        \
     X(_NOTIFY, NULL, apply_notify, NULL)
 

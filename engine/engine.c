@@ -516,6 +516,10 @@ static int engine_open(const char *dir, const sr_engine_opts *opts, sr_engine **
     uint64_t min_first = UINT64_MAX;
     uint64_t t2 = mono_us();
     e->ost.index_us = t2 - t1;
+    e->ost.log_first_seq = sr_log_first_seq(e->log);
+    /* a fresh index of a log whose first segments were dropped: its floor
+     * before anything is applied (segdrop.c invariant 2) */
+    if (!w && (rc = sr__segdrop_fresh_floor(e))) goto fail;
     if ((rc = sr__heads_load(e, &min_first))) goto fail;
     e->ost.checkpoint_seq = e->ckpt_at;
     e->ost.checkpoint_before = e->ckpt_before;
@@ -527,6 +531,11 @@ static int engine_open(const char *dir, const sr_engine_opts *opts, sr_engine **
     if ((rc = sr__points_load(e))) goto fail;
     e->masters_dirty = 0; /* the replay's master events are in the table now */
     SR_INVARIANT(sr_points_check_index(e));
+    /* a LogTrim durable and applied whose files a crash left (segdrop.c invariant 1) */
+    if ((rc = sr__segdrop_finish(e))) {
+        snprintf(ei->msg, sizeof ei->msg, "finishing a log trim: %s", sr_strerror(rc));
+        goto fail;
+    }
     e->next_seq = end;
     e->open_end = end;
     e->ckpt_ms = now_ms(e); /* the time-based heads checkpoint counts from the open (writer.c) */

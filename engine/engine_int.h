@@ -391,6 +391,20 @@ int sr__key_class(int kind);
  * Errors: sr_keyring_open's (a wrong master names both ids). */
 int sr__keyring_of(const struct sr_vfs *vfs, const char *dir, const sr_key *master, const char *source, int create,
                    sr_keyring **out, sr_errinfo *ei);
+/* Dropping log segments (segdrop.c; docs/keys.md "Segments"): the
+ * ConfigCarry and LogTrim rows of SR_EVENT_KINDS; the retention sweep's last
+ * step (after its keys: carry, trim, unlink); the open's finishing of a drop
+ * a crash interrupted (meta "floor" above the log's first seq) and the floor
+ * of a fresh index built from a trimmed log (before the replay). */
+int sr__segdrop_check(sr_engine *e, MDB_txn *t, const Event *ev, sr_result *r);
+int sr__segdrop_apply(sr_engine *e, MDB_txn *t, Event *ev, sr_result *r, int validate);
+int sr__segdrop_sweep(sr_engine *e, const sr_retention_cfg *cfg, int64_t now, const char *actor, int actor_kind,
+                      sr_retention_report *rep, sr_errinfo *err);
+/* retention.c, for segdrop.c's rule (d): the time before which op's data
+ * records built nothing the index holds (sweep_keys' checks); INT64_MIN: none. */
+int64_t sr__retention_data_cut(sr_engine *e, MDB_txn *t, const sr_retention_cfg *cfg, int64_t now, const char *op);
+int sr__segdrop_finish(sr_engine *e);
+int sr__segdrop_fresh_floor(sr_engine *e);
 /* The KeyEvent applier (SR_EVENT_KINDS): on the writer (validate), a
  * "rotate" command rotates the key (durably) and becomes "rotated" with its
  * ids; the engine's own actions are refused from outside. Replay: nothing

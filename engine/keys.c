@@ -57,6 +57,8 @@
     X(_BACKUP, SR_KC_CONFIG)              \
     X(_PUSH_MARK, SR_KC_DATA)             \
     X(_RETENTION, SR_KC_CONFIG)           \
+    X(_CONFIG_CARRY, SR_KC_CONFIG)        \
+    X(_LOG_TRIM, SR_KC_CONFIG)            \
     X(_ALIVE, SR_KC_AUDIT)                \
     X(_NOTIFY, SR_KC_AUDIT)
 

@@ -34,7 +34,9 @@
  * Once its Retention events are durable and applied, the sweep destroys the
  * retired data keys they freed (sweep_keys; the rule: docs/keys.md
  * "Retention and erasure"): through sr_engine_key_destroy, the KeyEvent
- * "destroyed" durable first, then the keyring's tombstone.
+ * "destroyed" durable first, then the keyring's tombstone. Then, with
+ * [retention] drop_segments, the log segments nothing needs any more go
+ * (engine/segdrop.c, docs/keys.md "Segments").
  *
  * INVARIANTS
  *  (1) An apply reads nothing but the event and the index (apply.c (1)):
@@ -1297,6 +1299,8 @@ int sr_engine_retention_sweep(sr_engine *e, const sr_retention_cfg *cfg, const c
         pthread_mutex_unlock(&s.mu);
         rc = sweep_blobs(&s);
         if (!rc) rc = sweep_keys(&s);
+        if (!rc && !s.err && cfg->drop_segments) /* the segments nothing needs now (engine/segdrop.c) */
+            rc = sr__segdrop_sweep(e, cfg, s.now, s.actor, s.actor_kind, rep, &s.einfo), s.err = rc;
         pthread_mutex_lock(&s.mu);
         if (rc && s.err == rc) rc = 0; /* said by s.einfo below */
     }
@@ -1316,3 +1320,23 @@ int sr_engine_retention_sweep(sr_engine *e, const sr_retention_cfg *cfg, const c
 }
 
 uint64_t sr_engine_retention_removed(sr_engine *e) { return atomic_load(&e->st_ret_removed); }
+
+/* ---- dropping log segments (engine/segdrop.c): rule (d) ---------------------
+ * The time before which op's data records built nothing the index still
+ * holds, by sweep_keys' own checks: every data period of op ended (its
+ * longest, none kept for ever), no value of its points older than that cut,
+ * no document, file, request or monitor of op created at or before it (its
+ * creating record among those: op_rows_created_by, index layout 9).
+ * INT64_MIN: none may go. */
+int64_t sr__retention_data_cut(sr_engine *e, MDB_txn *t, const sr_retention_cfg *cfg, int64_t now, const char *op)
+{
+    sweep s = {.e = e, .t = t, .cfg = cfg, .now = now};
+    uint32_t days = longest_data_period(&s, op);
+    int64_t cut = days ? cut_of(&s, days) : INT64_MIN;
+    if (cut != INT64_MIN && (op_rows_created_by(&s, SR_DB_DOCS, op, cut) || op_rows_created_by(&s, SR_DB_FILES, op, cut) ||
+                             op_rows_created_by(&s, SR_DB_REQUESTS, op, cut) ||
+                             op_rows_created_by(&s, SR_DB_MONITORS, op, cut) || op_values_before(&s, op, cut)))
+        cut = INT64_MIN;
+    sr_free(s.p);
+    return cut;
+}

@@ -113,6 +113,8 @@ typedef struct sr_engine_opts {
     void *notice_ctx;
     uint32_t test_msgid_hash_bits; /* tests only: keep this many low bits of the message-id hash
                                       (forces collisions); 0: all 64 */
+    int test_segdrop_no_unlink;    /* tests only: a segment-dropping sweep stops after its LogTrim
+                                      (a crash before the unlink; engine/segdrop.c) */
     /* Write failures (docs/durability.md §7): alert is called on the writer
      * thread when a write fails and the engine stops writing (error = 1),
      * when a recovery attempt fails (error = 1, once per distinct cause) and
@@ -445,6 +447,14 @@ typedef struct sr_engine_open_stats {
         uint64_t records, first_seq, last_seq;
         int64_t destroyed_ms;   /* when its key was destroyed: the records were erased up to then */
     } erased[8];
+    /* A log whose first segments were dropped (docs/keys.md "Segments"):
+     * the last LogTrim the replay applied (0: none met) and what it says. */
+    uint64_t log_first_seq;      /* the log's first seq at open (1: never trimmed) */
+    uint64_t trimmed_below;      /* the LogTrim's first kept seq */
+    uint64_t trim_seq;           /* the LogTrim event's seq */
+    int64_t trim_ms;             /* when */
+    uint64_t trimmed_records;    /* the records it dropped (its counts) */
+    uint64_t segments_finished;  /* segment files a drop a crash interrupted left, removed at this open */
 } sr_engine_open_stats;
 enum { SR_ENGINE_ERASED_MAX = 8 };
 void sr_engine_get_open_stats(sr_engine *e, sr_engine_open_stats *out);
@@ -460,6 +470,7 @@ typedef struct sr_retention_cfg {
     uint32_t audit_floor_days;    /* an audit period below it needs the two-person rule */
     uint32_t message_id_window_s; /* message ids are kept at least this long; 0: for ever */
     uint32_t batch;               /* keys one Retention event visits at most; 0: 256 */
+    int drop_segments;            /* drop log segments nothing needs (docs/keys.md "Segments"); 0: never */
 } sr_retention_cfg;
 
 typedef struct sr_retention_report {
@@ -471,6 +482,11 @@ typedef struct sr_retention_report {
     uint64_t keys_held;      /* retired data keys past every period yet kept: a row of their epoch remains */
     uint64_t documents, files, requests, monitors; /* rows (a request: all its rows) past their period */
     uint64_t blobs;          /* blobs of cut files removed (no remaining file names them) */
+    uint64_t segments_dropped; /* log segment files removed (drop_segments) */
+    uint64_t records_dropped;  /* the records they held */
+    uint64_t carried;          /* config records restated by ConfigCarry events */
+    uint64_t seg_events;       /* ConfigCarry and LogTrim events appended (acknowledged) */
+    char seg_held[160];        /* why the first segment kept could not go ("": none to check) */
 } sr_retention_report;
 
 /* One retention sweep: reads what is past its period and appends the
@@ -480,6 +496,21 @@ typedef struct sr_retention_report {
  * the writer's callbacks or an event loop. SR_ECONFLICT: a sweep runs. */
 SR_MUST_CHECK int sr_engine_retention_sweep(sr_engine *e, const sr_retention_cfg *cfg, const char *actor,
                                             sr_retention_report *rep, sr_errinfo *err);
+/* After sr_log_verify of a log that does not start at seq 1 (its first
+ * segments were dropped: docs/keys.md "Segments"): find the LogTrim event
+ * that recorded the drop (first_kept = rep->first_seq) and check that the
+ * hash it recorded is the first kept block's previous hash (rep->anchor);
+ * fills rep->trim_*. lo: the options the log was verified with (its keys).
+ * SR_OK (also when the trim record is sealed and no key was given:
+ * trim_checked 0; and when the log starts inside the range a LogTrim drops,
+ * a crash between two of its unlinks: trim_interrupted its first kept seq,
+ * what is left goes at the next read-write open); SR_ECORRUPT with ei
+ * naming what is wrong: no LogTrim names that start (segments missing), or
+ * its hash differs (the first kept block was replaced). A log starting at seq 1: SR_OK, nothing to check. */
+struct sr_log_opts;
+struct sr_log_report;
+SR_MUST_CHECK int sr_engine_log_trim_check(const char *logdir, const struct sr_log_opts *lo, struct sr_log_report *rep,
+                                           sr_errinfo *ei);
 /* Index rows Retention events removed since open (chunks, latest rows, audit rows, message ids,
  * documents, files, requests (one a request), monitors). */
 uint64_t sr_engine_retention_removed(sr_engine *e);

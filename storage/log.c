@@ -2126,6 +2126,13 @@ size_t sr_log_segment_count(sr_log *lg)
     return n;
 }
 
+void sr_log_anchor(sr_log *lg, uint8_t out[SR_HASH_LEN])
+{
+    pthread_mutex_lock(&lg->mu);
+    memcpy(out, lg->segs[0]->anchor, SR_HASH_LEN);
+    pthread_mutex_unlock(&lg->mu);
+}
+
 int sr_log_error(sr_log *lg)
 {
     pthread_mutex_lock(&lg->mu);
@@ -2489,6 +2496,7 @@ int sr_log_verify(const char *dir, const sr_log_opts *opts, sr_log_report *rep, 
     uint8_t prev[SR_HASH_LEN];
     int have_prev = 0;
     rep->first_seq = lg->segs[0]->first_seq;
+    memcpy(rep->anchor, lg->segs[0]->anchor, SR_HASH_LEN);
     for (size_t i = 0; i < lg->nsegs && !rc; i++) {
         segment *s = lg->segs[i];
         rep->segments++;

@@ -169,6 +169,11 @@ uint64_t sr_log_next_seq(sr_log *lg);
 /* Sequence numbers [sr_log_first_seq, sr_log_durable_seq) are readable. */
 uint64_t sr_log_first_seq(sr_log *lg);
 uint64_t sr_log_durable_seq(sr_log *lg);
+/* The previous-block hash of the first retained block: the first segment's
+ * anchor (all zero for a log that starts at seq 1; after sr_log_drop_below
+ * the hash of the last block dropped, which a LogTrim event records:
+ * docs/keys.md "Segments"). */
+void sr_log_anchor(sr_log *lg, uint8_t out[SR_HASH_LEN]);
 /* Hash of the last durable block (the chain tip), 32 bytes. */
 void sr_log_tip(sr_log *lg, uint8_t out[SR_HASH_LEN]);
 /* What recovery found at the tail. */
@@ -253,6 +258,18 @@ typedef struct sr_log_report {
      * opts->key, no opts->keys): the chain and the structure were checked,
      * the contents were not (version 3; ok stays 1). */
     uint64_t unopened_sections, unopened_records;
+    /* The first retained block's previous hash (the first segment's anchor;
+     * zero for a log that starts at seq 1). */
+    uint8_t anchor[SR_HASH_LEN];
+    /* A log that does not start at seq 1: the LogTrim event that recorded
+     * the drop (filled by sr_engine_log_trim_check, engine/segdrop.c; the
+     * log itself never looks into records). trim_checked 1: found and its
+     * recorded hash equals anchor; 0: not checked (no key to open it). */
+    int trim_checked;
+    uint64_t trim_interrupted; /* not 0: the log starts inside the drop of a LogTrim whose first kept seq
+                                  is this (a crash during its unlink; the next read-write open finishes it) */
+    uint64_t trim_seq, trim_records;
+    int64_t trim_ms;
 } sr_log_report;
 enum { SR_LOG_REPORT_ERASED = 8 };
 

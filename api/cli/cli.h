@@ -110,7 +110,11 @@ int sr_cli_log_verdict(int rc, const struct sr_log_report *rep, const char **ver
  * unopened_records and, on an error, segment, offset, block_seq, error. */
 void sr_cli_log_json(FILE *f, const char *verdict, int rc, const struct sr_log_report *rep,
                      const struct sr_errinfo *ei);
-/* The lines after a verified log's "ok:" line: one "erased: key 0x... N
+/* (And, for a log whose first segments were dropped, "trim": first_kept,
+ * checked, event_seq, at_ms, records, interrupted_below; docs/keys.md
+ * "Segments".)
+ * The lines after a verified log's "ok:" line: "log starts at seq N;
+ * segments below trimmed at T by event S" for a trimmed log, then one "erased: key 0x... N
  * records in M sections, seq A..B" a destroyed key met (docs/keys.md), and,
  * when no key was given at all, that the chain verified and the sealed
  * contents were not opened. */

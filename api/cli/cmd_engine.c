@@ -460,6 +460,10 @@ int sr_cmd_rebuild(const sr_command *cmd, int argc, char **argv)
                "epoch %u: its key was destroyed\n",
                st.erased[i].records, st.erased[i].first_seq, st.erased[i].last_seq, st.erased[i].key_id,
                st.erased[i].operator_id, st.erased[i].key_class, st.erased[i].epoch);
+    if (!rc && st.log_first_seq > 1) /* segments dropped (docs/keys.md "Segments"): said, never a failure */
+        printf("trimmed: the log starts at seq %" PRIu64 "; the LogTrim event %" PRIu64 " at %" PRId64
+               " (UTC ms) dropped %" PRIu64 " records below seq %" PRIu64 "\n",
+               st.log_first_seq, st.trim_seq, st.trim_ms, st.trimmed_records, st.trimmed_below);
     if (rc) {
         fprintf(stderr, "suiro rebuild: %s%s\n", ei.msg[0] ? ei.msg : sr_strerror(rc), sr_cli_key_hint(rc, c.has_key));
         return 1;
@@ -804,6 +808,7 @@ int sr_cmd_verify(const sr_command *cmd, int argc, char **argv)
         snprintf(ei.msg, sizeof ei.msg, "%s: the index cannot be read: %s", c.dir, sr_strerror(rc));
     sr_keyring *kr = rc ? NULL : sr_cli_keyring(logdir, lo.key, &lo);
     if (!rc) rc = sr_log_verify(logdir, &lo, &rep, &ei);
+    if (!rc) rc = sr_engine_log_trim_check(logdir, &lo, &rep, &ei); /* a log whose start was dropped */
     sr_keyring_close(kr);
     lo.keys = NULL;
     const char *verdict;

@@ -176,6 +176,11 @@ void sr_cli_log_json(FILE *f, const char *verdict, int rc, const sr_log_report *
                 i ? "," : "", e->key_id, e->sections, e->records, e->first_seq, e->last_seq);
     }
     fprintf(f, "],\"unopened_records\":%" PRIu64, rep->unopened_records);
+    if (rep->first_seq > 1) /* segments below were dropped (docs/keys.md "Segments") */
+        fprintf(f, ",\"trim\":{\"first_kept\":%" PRIu64 ",\"checked\":%s,\"event_seq\":%" PRIu64 ",\"at_ms\":%" PRId64
+                   ",\"records\":%" PRIu64 ",\"interrupted_below\":%" PRIu64 "}",
+                rep->first_seq, rep->trim_checked ? "true" : "false", rep->trim_seq, rep->trim_ms, rep->trim_records,
+                rep->trim_interrupted);
     if (rc) {
         fprintf(f, ",\"segment\":");
         json_str(f, rep->segment);
@@ -186,6 +191,18 @@ void sr_cli_log_json(FILE *f, const char *verdict, int rc, const sr_log_report *
 
 void sr_cli_log_notes(FILE *f, const sr_log_report *rep)
 {
+    if (rep->first_seq > 1 && rep->trim_checked)
+        fprintf(f, "log starts at seq %" PRIu64 "; segments below trimmed at %" PRId64 " (UTC ms) by event %" PRIu64
+                   " (%" PRIu64 " records dropped; the first kept block links to the hash it recorded)\n",
+                rep->first_seq, rep->trim_ms, rep->trim_seq, rep->trim_records);
+    else if (rep->first_seq > 1 && rep->trim_interrupted)
+        fprintf(f, "log starts at seq %" PRIu64 ", inside the drop of event %" PRIu64 " (below seq %" PRIu64
+                   "): interrupted; the next read-write open finishes it\n",
+                rep->first_seq, rep->trim_seq, rep->trim_interrupted);
+    else if (rep->first_seq > 1)
+        fprintf(f, "log starts at seq %" PRIu64 "; the record of the trim below it is sealed and was not checked "
+                   "(give the key with --key-file)\n",
+                rep->first_seq);
     for (size_t i = 0; i < rep->nerased; i++) {
         const struct sr_log_erased *e = &rep->erased[i];
         fprintf(f, "erased: key 0x%08x %" PRIu64 " records in %" PRIu64 " sections, seq %" PRIu64 "..%" PRIu64 "\n",
@@ -258,6 +275,7 @@ int sr_cmd_log_verify(const sr_command *cmd, int argc, char **argv)
             o.durable_floor = 0;
         sr_keyring *kr = sr_cli_keyring(logdir, o.key, &o);
         rc = sr_log_verify(logdir, &o, &rep, &ei);
+        if (!rc) rc = sr_engine_log_trim_check(logdir, &o, &rep, &ei); /* a log whose start was dropped */
         sr_keyring_close(kr);
     }
     const char *verdict;
