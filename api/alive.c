@@ -165,6 +165,34 @@ void sr_alive_tick(sr_alive *a)
     pthread_mutex_unlock(&a->mu);
 }
 
+int sr_alive_stop(sr_alive *a)
+{
+    if (!a) return 0;
+    int n = 0;
+    pthread_mutex_lock(&a->mu);
+    for (size_t i = 0; i < NBUCKETS; i++)
+        for (sr_alive_ent *e = a->b[i]; e; e = e->next) {
+            if (!e->http || atomic_load_explicit(&e->state, memory_order_relaxed) != SR_AS_ONLINE) continue;
+            atomic_store_explicit(&e->state, SR_AS_OFFLINE, memory_order_relaxed);
+            sr_slog(SR_LOG_INFO, "offline", "op=%s %s=%s binding=%s peer=%s reason=%s", e->op,
+                    e->kind == SR_ACTOR_APP ? "app" : "gw", e->id, e->binding, e->remote,
+                    sr_alive_reason_name(SR_AR_DISCONNECT));
+            sr_buf b;
+            sr_buf_init(&b);
+            if (build(e, SR_AS_OFFLINE, SR_AR_DISCONNECT, "", 1, NULL, &b) == SR_OK) {
+                sr_slice sl = {b.data, b.len};
+                sr_result res;
+                memset(&res, 0, sizeof res);
+                int rc = sr_engine_submit_wait(a->eng, &sl, 1, &res);
+                if (rc) sr_slog(SR_LOG_WARN, "alive event not stored", "error=%s", sr_slog_q(res.err.msg));
+                else n++;
+            }
+            sr_buf_release(&b);
+        }
+    pthread_mutex_unlock(&a->mu);
+    return n;
+}
+
 int sr_alive_restart(sr_alive *a)
 {
     sr_rec r = SR_REC_INIT;

@@ -67,6 +67,14 @@ void sr_alive_free(sr_alive *a);
  * submitted, or a negative error. */
 int sr_alive_restart(sr_alive *a);
 
+/* At a clean stop, before the push and notify marks: an offline event
+ * (disconnect, actor system), durable when this returns, for every HTTP
+ * principal still online (its sessions outlive the process, but the
+ * platform no longer hears it; MQTT gateways went offline as their
+ * connections closed). So the log tells the truth and the next start
+ * finds nobody online. The count stored. */
+int sr_alive_stop(sr_alive *a);
+
 /* The principal's entry, made on first use; NULL for an id that does not
  * fit or out of memory (then nothing is tracked for it). */
 sr_alive_ent *sr_alive_get(sr_alive *a, const char *op, int kind, const char *id);

@@ -2290,6 +2290,18 @@ int sr_server_open(const sr_config *cfg, sr_server **out, char *err, size_t errl
     if ((rc = sr_broker_open(&s->loop, s->eng, cfg->data_dir, &s->broker, err, errlen))) goto fail;
     uint64_t t1 = mono_us();
     s->start_us[2] = t1 - t0;
+    /* R-MO-1 (api/alive.h): before the listeners, those the index says are
+     * online are not (the log says so: server-restart); before the push and
+     * notify recoveries, so that their marks start past these events (a
+     * start with nothing new after it then writes no mark) */
+    if (!(s->alive = sr_alive_new(s->eng, cfg->alive_http_silence_s))) {
+        rc = SR_ENOMEM;
+        goto fail;
+    }
+    rc = sr_alive_restart(s->alive);
+    if (rc < 0) sr_slog(SR_LOG_WARN, "alive status not read", "error=%s", sr_err_name(rc));
+    else if (rc) sr_slog(SR_LOG_INFO, "alive status", "offline_at_restart=%d", rc);
+    rc = SR_OK;
     /* push to apps (R-AP-17): after the broker, which made the platform key */
     sr_push_opts po;
     sr_push_opts_default(&po);
@@ -2336,16 +2348,6 @@ int sr_server_open(const sr_config *cfg, sr_server **out, char *err, size_t errl
     if ((rc = sr_alarms_open(s->eng, &s->cfg, &s->alarms))) goto fail;
     sr_alarms_watch_logins(s->alarms, s->guard);
     sr_gw_skew_set(cfg->alarms_interval_s ? cfg->alarms_gateway_skew_ms : 0); /* api/gwif_json.h: noted for gateway-skew */
-    /* R-MO-1 (api/alive.h): before the listeners, those the index says are
-     * online are not (the log says so: server-restart) */
-    if (!(s->alive = sr_alive_new(s->eng, cfg->alive_http_silence_s))) {
-        rc = SR_ENOMEM;
-        goto fail;
-    }
-    rc = sr_alive_restart(s->alive);
-    if (rc < 0) sr_slog(SR_LOG_WARN, "alive status not read", "error=%s", sr_err_name(rc));
-    else if (rc) sr_slog(SR_LOG_INFO, "alive status", "offline_at_restart=%d", rc);
-    rc = SR_OK;
     uv_timer_init(&s->loop, &s->tick);
     s->tick.data = s;
     uv_timer_start(&s->tick, on_tick, 1000, 1000);
@@ -2486,6 +2488,9 @@ void sr_server_close(sr_server *s)
     /* push first: it reads the registry and submits alarms, so it must stop
      * before the engine closes; what is still queued is dropped (logged) */
     sr_broker_set_push(s->broker, NULL);
+    /* HTTP gateways and apps still online go offline first, durably, so that
+     * the marks written below pass their events (api/alive.h) */
+    (void)sr_alive_stop(s->alive);
     sr_push_dispose(s->push);
     sr_notify_dispose(s->notify); /* the same: it reads the registry and writes marks */
     /* nothing new reaches the engine; it drains its queue (completions

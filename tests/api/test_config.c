@@ -153,6 +153,7 @@ Test(config, enumerated_values)
         {"http", "tls_client_cert", {"none", "optional", "require"}},
         {"log", "level", {"debug", "info", "warn", "error"}},
         {"notify", "starttls", {"none", "try", "require"}},
+        {"retention", "drop_segments", {"true", "false"}},
     };
     int nenum = 0;
     for (size_t i = 0; i < sr_config_nkeys; i++) nenum += sr_config_keys[i].type == SR_CFG_ENUM;

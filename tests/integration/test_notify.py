@@ -235,6 +235,10 @@ def main():
         raise_alarm(srv, "2")
         check("2: the webhook gets the new alarm step",
               hook.wait_for(lambda h: len(h.accepted("/alarm")) > hook_ok, 15))
+        # the webhook's outcome durable before the stop (a stop while its answer is
+        # in flight may send it again after the restart: at least once, same id)
+        check("2: the webhook delivery is logged delivered",
+              tp.wait_until(lambda: 'msg="notification delivered"' in srv.logtext(), 15), srv.logtext()[-3000:])
         check("2: the mail delivery is given up (domain no longer allowed), logged",
               tp.wait_until(lambda: 'msg="notification given up"' in srv.logtext()
                             and "water.example.jp is not allowed" in srv.logtext(), 15), srv.logtext()[-3000:])
