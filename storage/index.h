@@ -10,9 +10,11 @@
  * torn index (docs/durability.md §6).
  *
  * Threads: one writer (the engine's writer thread) and any number of readers.
- * Readers use sr_index_read_begin/end around their read transactions; the map
- * grows automatically (the writer waits for readers to leave, resizes, and
- * retries), so MDB_MAP_FULL never reaches a caller.
+ * Readers use sr_index_read_begin/end around their read transactions (the
+ * handles are reused: reset at the end, renewed at the next begin, on any
+ * thread: MDB_NOTLS); the map grows automatically (the writer waits for
+ * readers to leave, resizes, and retries), so MDB_MAP_FULL never reaches a
+ * caller.
  */
 #ifndef SR_INDEX_H
 #define SR_INDEX_H
