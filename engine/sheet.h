@@ -25,6 +25,13 @@ typedef struct sr_setup_hook {
     int (*fn)(void *ctx, const sr_slice *evs, size_t n);
     void *ctx;
     int *taken; /* set to 1 when fn took the events (may be NULL) */
+    /* The audit floor ([retention] audit_floor_days; 0: none): a sheet whose
+     * events set the operator's audit period to fewer days (0, for ever, is
+     * never fewer) sets *below_floor (may be NULL) to 1 before fn is called,
+     * so fn can hand them to the two-person rule; with fn NULL such an
+     * import is refused (SR_EINVAL naming the line), nothing stored. */
+    uint32_t audit_floor_days;
+    int *below_floor;
 } sr_setup_hook;
 
 /* As sr_engine_import_sheet, with the events' envelope from env (actor,
