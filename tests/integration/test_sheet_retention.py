@@ -6,7 +6,9 @@ docs/setup-sheet.md, docs/retention.md), end to end with the real `suiro`:
  1. Offline: `suiro sheet import` of a sheet with [retention] (audit above
     the floor, default, a data point's class) is imported; one that
     shortens the audit period below the built-in floor (365) is refused
-    naming the line and the Admin API's path, and changes nothing.
+    naming the line and the Admin API's path, and changes nothing; with
+    --config, that file's [retention] audit_floor_days is the floor (a bad
+    file is a usage error).
  2. Server ([retention] audit_floor_days = 400): GET
     /admin/v1/operators/{op}/retention shows the sheet's periods; the
     sheet's export through the Admin API writes them back.
@@ -90,6 +92,18 @@ try:
     check("offline: an audit period below the floor is refused, naming the line and the Admin API",
           r.returncode != 0 and ("line %d: [retention] audit,10 is below the audit floor of 365 days" % line) in r.stderr
           and "Admin API" in r.stderr and "nothing imported" in r.stderr, (r.returncode, r.stderr))
+    lowcfg = os.path.join(T, "low.ini")
+    with open(lowcfg, "w") as f:
+        f.write("[retention]\naudit_floor_days = 5\n")
+    r = subprocess.run([BIN, "sheet", "import", "--config", lowcfg, path, D], capture_output=True, text=True)
+    check("offline with --config: that configuration's floor (5 days) lets audit,10 in", r.returncode == 0,
+          (r.returncode, r.stderr))
+    with open(lowcfg, "w") as f:
+        f.write("[retention]\naudit_floor_days = many\n")
+    r = subprocess.run([BIN, "sheet", "import", "--config", lowcfg, path, D], capture_output=True, text=True)
+    check("offline with a bad --config: a usage error naming the key, nothing imported",
+          r.returncode == 2 and "audit_floor_days" in r.stderr, (r.returncode, r.stderr))
+    srtest.import_sheet(BIN, D, os.path.join(T, "first.csv"), first)  # back to 3650: raising needs nobody
 
     # ---- 2. the server
     cfg = os.path.join(T, "suiro.ini")
