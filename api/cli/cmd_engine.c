@@ -4,7 +4,10 @@
  *                                      create a data directory (demo operator from the embedded sheet) and
  *                                      its first platform admin (ID, default "admin") with a temporary
  *                                      password printed once (docs/admin.md, "The first platform admin")
- *   suiro sheet import FILE DIR        apply a set-up sheet (all-or-nothing, idempotent)
+ *   suiro sheet import FILE DIR [--config F]
+ *                                      apply a set-up sheet (all-or-nothing, idempotent); a [retention]
+ *                                      audit period below F's audit_floor_days (default 365) is refused
+ *                                      (offline: no two-person rule; through a server: its pending change)
  *   suiro sheet export DIR --operator OP
  *   suiro rebuild DIR [--discard-lost] drop the index and replay the whole log (progress on a terminal);
  *                                      refuses a log that lost events the index had applied
