@@ -27,11 +27,14 @@
  *    push_url is "pushUrl", a grant's datapoint "dataId"; an app's or a
  *    gateway's vendor link is "vendorId".
  *  - A privilege change (an app's grants widened by a grants PUT or a sheet
- *    import, an app or a gateway enabled: R-ID-5) goes through
+ *    import, an app or a gateway enabled: R-ID-5; a sheet whose [retention]
+ *    shortens the audit period below [retention] audit_floor_days: issue
+ *    #16, the engine tells the hook) goes through
  *    setup_privileged(), the one place the two-person rule takes over: in
  *    work(), under the set-up mutex (the engine's hook), with the change's
  *    built events.
  */
+#include "api/admin_http.h"
 #include "api/admin_int.h"
 #include "api/apif_int.h"
 #include "codecs/sheet.h"
@@ -72,6 +75,8 @@ typedef struct sctx {
     sr_admin_work *w;                    /* the work() running the change */
     int taken;                           /* the two-person rule took the change (w answered) */
     int pending_refused;                 /* its pending request was refused: w holds why */
+    uint32_t audit_floor;                /* [retention] audit_floor_days (a sheet import) */
+    int below_floor;                     /* the engine: the sheet shortens the audit period below it */
 } sctx;
 
 static void sctx_free(void *v)
@@ -165,7 +170,10 @@ static int setup_privileged(sr_admin_work *w, const sctx *x, const char *summary
 static int setup_hook(void *ctx, const sr_slice *evs, size_t n)
 {
     sctx *x = ctx;
-    int priv = x->always_privileged || (x->widens && x->widens(x));
+    int priv = x->always_privileged || x->below_floor || (x->widens && x->widens(x));
+    if (x->below_floor) /* what the approvers see */
+        snprintf(x->what, sizeof x->what, "set-up sheet import of operator %.64s: audit period below the floor of %u days",
+                 x->op, x->audit_floor);
     int r = priv ? setup_privileged(x->w, x, x->what[0] ? x->what : "set-up change", evs, n) : 0;
     if (r < 0) x->pending_refused = 1;
     return r;
@@ -176,7 +184,8 @@ static sr_setup_hook hook_of(sctx *x, sr_admin_work *w)
     x->w = w;
     x->taken = 0;
     x->pending_refused = 0;
-    return (sr_setup_hook){setup_hook, x, &x->taken};
+    x->below_floor = 0;
+    return (sr_setup_hook){setup_hook, x, &x->taken, x->audit_floor, &x->below_floor};
 }
 
 static void edit_work(sr_admin_work *w, void *v)
@@ -335,6 +344,7 @@ static void sheet_import(const sr_route_call *c)
     sctx *x = sctx_new(c, NULL);
     if (!x) return;
     if (!(x->raw = sr_http_body_text(c->req, &x->raw_len))) return sctx_free(x);
+    x->audit_floor = sr_admin_conf_of(c)->retention.audit_floor_days;
     sr_admin_run(c, import_work, x, sctx_free);
 }
 

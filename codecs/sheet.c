@@ -44,16 +44,21 @@ enum {
 /* ------------------------------------------------------------------------ */
 /* Kinds, sections and columns                                               */
 
-enum kind { K_OPERATOR, K_GATEWAY, K_APP, K_FACILITY, K_EQUIPMENT, K_DEVICE, K_DATAPOINT, K_GRANT, K_SGRANT, K_N };
+enum kind {
+    K_OPERATOR, K_GATEWAY, K_APP, K_FACILITY, K_EQUIPMENT, K_DEVICE, K_DATAPOINT, K_GRANT, K_SGRANT, K_RETENTION, K_N
+};
 _Static_assert(SR_SHEET_S_GATEWAYS == 1 << K_GATEWAY && SR_SHEET_S_GRANTS == 1 << K_GRANT &&
-                   SR_SHEET_S_STORE_GRANTS == 1 << K_SGRANT,
+                   SR_SHEET_S_STORE_GRANTS == 1 << K_SGRANT && SR_SHEET_S_RETENTION == 1 << K_RETENTION &&
+                   SR_SHEET_S_ALL == (1 << K_N) - 1,
                "sr_sheet.sections bits follow enum kind");
 
 static const char *const section_name[K_N] = {
     "operator", "gateways", "apps", "facilities", "equipment", "devices", "datapoints", "grants", "storegrants",
+    "retention",
 };
 static const char *const kind_name[K_N] = {
     "operator", "gateway", "app", "facility", "equipment", "device", "data point", "grant", "store grant",
+    "retention class",
 };
 
 typedef struct coldef {
@@ -70,6 +75,7 @@ enum { DV_ID, DV_EQUIPMENT, DV_GATEWAY, DV_NAME, DV_N };
 enum { DP_ID, DP_DEVICE, DP_NAME, DP_TYPE, DP_UNIT, DP_MIN, DP_MAX, DP_KIND, DP_RETENTION, DP_N };
 enum { GR_APP, GR_DATAPOINT, GR_ACCESS, GR_N };
 enum { SG_APP, SG_KIND, SG_TARGET, SG_ACCESS, SG_N };
+enum { RT_CLASS, RT_DAYS, RT_N };
 
 /* Table order is also the canonical column order of sr_sheet_write. */
 static const coldef cols_op[OP_N] = {{"id", 1}, {"name", 0}};
@@ -83,13 +89,14 @@ static const coldef cols_dp[DP_N] = {{"id", 1},   {"device", 1}, {"name", 0}, {"
                                      {"retention_class", 0}};
 static const coldef cols_gr[GR_N] = {{"app", 1}, {"datapoint", 1}, {"access", 0}};
 static const coldef cols_sg[SG_N] = {{"app", 1}, {"kind", 1}, {"target", 1}, {"access", 0}};
+static const coldef cols_rt[RT_N] = {{"class", 1}, {"days", 1}};
 
 static const struct {
     const coldef *c;
     size_t n;
 } kind_cols[K_N] = {
     {cols_op, OP_N}, {cols_gw, GW_N}, {cols_ap, AP_N}, {cols_fa, FA_N},
-    {cols_eq, EQ_N}, {cols_dv, DV_N}, {cols_dp, DP_N}, {cols_gr, GR_N}, {cols_sg, SG_N},
+    {cols_eq, EQ_N}, {cols_dv, DV_N}, {cols_dp, DP_N}, {cols_gr, GR_N}, {cols_sg, SG_N}, {cols_rt, RT_N},
 };
 _Static_assert((int)DP_N <= (int)MAX_COLS, "MAX_COLS is the widest section");
 
@@ -135,6 +142,7 @@ static kview kind_view(sr_sheet *sh, int k)
     case K_DEVICE: return (kview){(void **)&sh->devices, &sh->n_devices, sizeof *sh->devices};
     case K_DATAPOINT: return (kview){(void **)&sh->datapoints, &sh->n_datapoints, sizeof *sh->datapoints};
     case K_GRANT: return (kview){(void **)&sh->grants, &sh->n_grants, sizeof *sh->grants};
+    case K_RETENTION: return (kview){(void **)&sh->retention, &sh->n_retention, sizeof *sh->retention};
     default: return (kview){(void **)&sh->store_grants, &sh->n_store_grants, sizeof *sh->store_grants};
     }
 }
@@ -166,6 +174,7 @@ static skey entry_key(int k, const void *e, size_t idx)
         s.line = g->line;
         break;
     }
+    case K_RETENTION: s.k1 = ((const sr_sheet_retention *)e)->cls; s.line = ((const sr_sheet_retention *)e)->line; break;
     default: {
         const sr_sheet_store_grant *g = e;
         s.k1 = g->app;
@@ -673,10 +682,50 @@ static void row_store_grant(ctx *c, size_t line, const val *v)
     e->key = key;
 }
 
+/* An operator's period of one class (docs/setup-sheet.md [retention]): the
+ * class an id, not message_ids (the platform's window); days a whole number
+ * from 0 (for ever) to SR_SHEET_RETENTION_DAYS_MAX. The audit floor is the
+ * importer's (it needs the configuration and the stored period). */
+static void row_retention(ctx *c, size_t line, const val *v)
+{
+    char b[64];
+    val cl = v[RT_CLASS], d = v[RT_DAYS];
+    int ok = 1;
+    if (cl.len && !sr_id_ok(cl.s, cl.len)) {
+        add_err(c, line, "class",
+                "invalid class \"%s\": default, audit, documents, files, requests, monitors or a data point's "
+                "retention_class (1 to %d of A-Z a-z 0-9 _ . -)",
+                shown(cl, b), SR_SHEET_ID_MAX);
+        ok = 0;
+    } else if (cl.len == 11 && !memcmp(cl.s, "message_ids", 11)) {
+        add_err(c, line, "class",
+                "message_ids is not an operator's class: the message-id window is the platform's [retention] "
+                "message_id_window_s (configuration)");
+        ok = 0;
+    }
+    unsigned long days = 0;
+    if (d.len) {
+        size_t i = 0;
+        while (i < d.len && d.s[i] >= '0' && d.s[i] <= '9' && days <= SR_SHEET_RETENTION_DAYS_MAX)
+            days = days * 10 + (unsigned long)(d.s[i++] - '0');
+        if (i != d.len || days > SR_SHEET_RETENTION_DAYS_MAX) {
+            add_err(c, line, "days", "\"%s\" is not a whole number of days from 0 (for ever) to %d", shown(d, b),
+                    SR_SHEET_RETENTION_DAYS_MAX);
+            ok = 0;
+        }
+    }
+    if (!ok || !cl.len || !d.len) return;
+    sr_sheet_retention *e = grow(c, K_RETENTION);
+    if (!e) return;
+    e->line = line;
+    e->cls = vdup(c, cl);
+    e->days = (unsigned)days;
+}
+
 typedef void (*row_fn)(ctx *, size_t, const val *);
 static const row_fn row_fns[K_N] = {
     row_operator, row_gateway, row_app, row_facility, row_equipment, row_device, row_datapoint, row_grant,
-    row_store_grant,
+    row_store_grant, row_retention,
 };
 
 static void on_row(ctx *c, const sr_csv_record *rec)
@@ -777,7 +826,7 @@ static void on_section(ctx *c, const sr_csv_record *rec, val name)
             return;
         }
     add_err(c, rec->line, "", "unknown section [%s] (known: operator, gateways, apps, facilities, "
-                              "equipment, devices, datapoints, grants, storegrants)", shown(inner, b));
+                              "equipment, devices, datapoints, grants, storegrants, retention)", shown(inner, b));
 }
 
 /* First line: the magic. 1 if it is the v1 magic; else reports why. */
@@ -834,6 +883,9 @@ static int sort_kind(ctx *c, int k)
             if (k == K_GRANT || k == K_SGRANT)
                 add_err(c, keys[i].line, k == K_GRANT ? "datapoint" : "target",
                         "duplicate grant of \"%s\" to app \"%s\" (first on line %zu)", keys[i].k2, keys[i].k1,
+                        keys[i - 1].line);
+            else if (k == K_RETENTION)
+                add_err(c, keys[i].line, "class", "duplicate retention class \"%s\" (first on line %zu)", keys[i].k1,
                         keys[i - 1].line);
             else
                 add_err(c, keys[i].line, k == K_GRANT ? "app" : "id", "duplicate %s id \"%s\" (first on line %zu)",
@@ -1056,6 +1108,7 @@ static int write_kind(const sr_sheet *csh, int k, sr_buf *out)
     skey *keys = NULL;
     char sect[32];
 
+    if (k == K_RETENTION && !n) return SR_OK; /* written only when it has rows: older sheets re-export byte for byte */
     if (k == K_DATAPOINT) { /* retention_class, the last column: written when some data point has a class */
         int any = 0;
         for (size_t i = 0; i < n && !any; i++) {
@@ -1133,6 +1186,12 @@ static int write_kind(const sr_sheet *csh, int k, sr_buf *out)
             s[GR_APP] = x->app, s[GR_DATAPOINT] = x->datapoint, s[GR_ACCESS] = access_names[x->access];
             break;
         }
+        case K_RETENTION: {
+            const sr_sheet_retention *x = e;
+            snprintf(num[0], sizeof num[0], "%u", x->days);
+            s[RT_CLASS] = x->cls, s[RT_DAYS] = num[0];
+            break;
+        }
         default: {
             const sr_sheet_store_grant *x = e;
             if (x->access < 1 || x->access > 3) {
@@ -1172,7 +1231,7 @@ int sr_sheet_equal(const sr_sheet *a, const sr_sheet *b)
     if (a->n_operators != b->n_operators || a->n_gateways != b->n_gateways || a->n_apps != b->n_apps ||
         a->n_facilities != b->n_facilities || a->n_equipment != b->n_equipment ||
         a->n_devices != b->n_devices || a->n_datapoints != b->n_datapoints || a->n_grants != b->n_grants ||
-        a->n_store_grants != b->n_store_grants)
+        a->n_store_grants != b->n_store_grants || a->n_retention != b->n_retention)
         return 0;
     for (size_t i = 0; i < a->n_operators; i++) {
         const sr_sheet_operator *x = &a->operators[i], *y = &b->operators[i];
@@ -1219,5 +1278,7 @@ int sr_sheet_equal(const sr_sheet *a, const sr_sheet *b)
         if (!seq(x->app, y->app) || !seq(x->kind, y->kind) || !seq(x->target, y->target) || x->access != y->access)
             return 0;
     }
+    for (size_t i = 0; i < a->n_retention; i++)
+        if (!seq(a->retention[i].cls, b->retention[i].cls) || a->retention[i].days != b->retention[i].days) return 0;
     return 1;
 }

@@ -4,7 +4,7 @@
  *
  * One sheet per operator. It is a CSV file in sections ([operator],
  * [gateways], [apps], [facilities], [equipment], [devices], [datapoints],
- * [grants], [storegrants]), each with a header row naming its columns; the format is
+ * [grants], [storegrants], [retention]), each with a header row naming its columns; the format is
  * specified in docs/setup-sheet.md.
  *
  * This module only parses, validates and writes: applying a sheet to the
@@ -119,6 +119,17 @@ typedef struct sr_sheet_store_grant {
 } sr_sheet_store_grant;
 const char *sr_store_access_names(int access); /* "read", "write", "read+write" */
 
+/* An operator's retention period of one class (issue #16, docs/retention.md):
+ * an RG_RETENTION registry entry. cls is "default", "audit", "documents",
+ * "files", "requests", "monitors" or a data point's class (an id; never
+ * "message_ids", which is the platform's [retention] message_id_window_s). */
+#define SR_SHEET_RETENTION_DAYS_MAX 36500 /* the Admin API's limit too */
+typedef struct sr_sheet_retention {
+    size_t line;
+    const char *cls;
+    unsigned days; /* 0: for ever; at most SR_SHEET_RETENTION_DAYS_MAX */
+} sr_sheet_retention;
+
 /* Bits of sr_sheet.sections: which [section] lines the sheet has. */
 enum {
     SR_SHEET_S_OPERATOR = 1 << 0,
@@ -130,7 +141,8 @@ enum {
     SR_SHEET_S_DATAPOINTS = 1 << 6,
     SR_SHEET_S_GRANTS = 1 << 7,
     SR_SHEET_S_STORE_GRANTS = 1 << 8,
-    SR_SHEET_S_ALL = 0x1ff,
+    SR_SHEET_S_RETENTION = 1 << 9,
+    SR_SHEET_S_ALL = 0x3ff,
 };
 
 typedef struct sr_sheet_error {
@@ -162,6 +174,8 @@ typedef struct sr_sheet {
     size_t n_grants;
     sr_sheet_store_grant *store_grants; /* sorted by app, then key */
     size_t n_store_grants;
+    sr_sheet_retention *retention; /* sorted by class */
+    size_t n_retention;
 
     /* SR_SHEET_S_* bits of the sections the sheet has (a [section] line,
      * even with no rows after its header). A listed section is the complete
@@ -214,7 +228,8 @@ void sr_sheet_free(sr_sheet *sh);
 /**
  * Append the canonical form of sh to out: the magic line, then the sections
  * in the order above, each with all its columns in a fixed order, rows sorted
- * by id (grants by app, datapoint), secrets written empty, numbers in their
+ * by id (grants by app, datapoint), secrets written empty, [retention] only
+ * when it has rows (older sheets re-export byte for byte), numbers in their
  * shortest exact form, LF line ends. parse(write(x)) equals x (sr_sheet_equal)
  * and writing that again gives the same bytes.
  *

@@ -12,7 +12,10 @@
  * it leaves out are removed (docs/setup-sheet.md "Removal").
  * res->count is the number of events stored (0 when nothing changed);
  * a refusal names the line and entry in res->msg; on success res->msg lists
- * what was removed ("removed 2: app A2, grant A2:P1"), or is empty. */
+ * what was removed ("removed 2: app A2, grant A2:P1"), or is empty.
+ * [retention] rows are the operator's RG_RETENTION periods. No audit floor
+ * is checked here (no hook): sr_engine_import_sheet_as with
+ * hook->audit_floor_days is what the CLI and the admin API call. */
 SR_MUST_CHECK int sr_engine_import_sheet(sr_engine *e, const sr_sheet *sh, sr_result *res);
 
 /* A look at a set-up command's built events evs[0..n) before they are
@@ -25,6 +28,13 @@ typedef struct sr_setup_hook {
     int (*fn)(void *ctx, const sr_slice *evs, size_t n);
     void *ctx;
     int *taken; /* set to 1 when fn took the events (may be NULL) */
+    /* The audit floor ([retention] audit_floor_days; 0: none): a sheet whose
+     * events set the operator's audit period to fewer days (0, for ever, is
+     * never fewer) sets *below_floor (may be NULL) to 1 before fn is called,
+     * so fn can hand them to the two-person rule; with fn NULL such an
+     * import is refused (SR_EINVAL naming the line), nothing stored. */
+    uint32_t audit_floor_days;
+    int *below_floor;
 } sr_setup_hook;
 
 /* As sr_engine_import_sheet, with the events' envelope from env (actor,

@@ -24,6 +24,15 @@
  * grants with a grant_kind: [grants] lists and removes only the data-point
  * ones, [storegrants] only these; the store grants of a removed app go with
  * it.
+ * [retention] (an operator's periods, docs/retention.md) are RG_RETENTION
+ * registry entries, removed like the others when the section is listed.
+ * The audit floor (issue #16): an import whose events set the audit period
+ * to fewer days than hook->audit_floor_days (0, for ever, is never fewer)
+ * is a privilege change: the hook's fn is told (*hook->below_floor, the
+ * admin API makes the whole import a pending change of the two-person
+ * rule); with no fn (the offline CLI) the import is refused, naming the
+ * line. Re-importing a period already stored appends nothing, so it is no
+ * change and needs nobody's approval.
  */
 #include "engine/sheet.h"
 
@@ -52,6 +61,9 @@ typedef struct batch {
     const char *vendor_id;  /* the vendor link of vendor_for (an app or a gateway); NULL: the stored ones */
     int vendor_kind;        /* RG_APP or RG_GATEWAY */
     const char *vendor_for;
+    uint32_t audit_floor;   /* [retention] audit_floor_days (0: no floor) */
+    size_t below_floor;     /* the line of an audit row below it that makes an event (0: none) */
+    uint32_t below_days;
 } batch;
 
 static int add(batch *b, Suiro__V1__Event *ev)
@@ -154,6 +166,11 @@ static int put_registry(sr_engine *e, batch *b, Suiro__V1__RegistryPut *rp, cons
         rp->secret_hash.data = NULL; /* empty in the event: the writer keeps the stored one */
         rp->secret_hash.len = 0;
     }
+    if (!skip && rp->kind == SUIRO__V1__REGISTRY_KIND__RG_RETENTION && !strcmp(rp->id, "audit") &&
+        rp->retention_days && rp->retention_days < b->audit_floor) {
+        b->below_floor = line; /* shortened below the floor: a privilege change */
+        b->below_days = rp->retention_days;
+    }
     if (!skip) {
         Suiro__V1__Event ev = SUIRO__V1__EVENT__INIT;
         ev.body_case = SUIRO__V1__EVENT__BODY_REGISTRY_PUT;
@@ -170,14 +187,14 @@ done:
 /* ---- removal ------------------------------------------------------------ */
 
 /* Sheet kinds that removal handles, in sr_sheet order. */
-enum { RK_GATEWAY, RK_APP, RK_FACILITY, RK_EQUIPMENT, RK_DEVICE, RK_DATAPOINT, RK_GRANT, RK_SGRANT, RK_N };
+enum { RK_GATEWAY, RK_APP, RK_FACILITY, RK_EQUIPMENT, RK_DEVICE, RK_DATAPOINT, RK_GRANT, RK_SGRANT, RK_RETENTION, RK_N };
 static const unsigned rk_section[RK_N] = {SR_SHEET_S_GATEWAYS,   SR_SHEET_S_APPS,    SR_SHEET_S_FACILITIES,
                                           SR_SHEET_S_EQUIPMENT,  SR_SHEET_S_DEVICES, SR_SHEET_S_DATAPOINTS,
-                                          SR_SHEET_S_GRANTS,     SR_SHEET_S_STORE_GRANTS};
+                                          SR_SHEET_S_GRANTS,     SR_SHEET_S_STORE_GRANTS, SR_SHEET_S_RETENTION};
 static const char *const rk_name[RK_N] = {"gateway", "app",        "facility", "equipment",
-                                          "device",  "data point", "grant",    "store grant"};
+                                          "device",  "data point", "grant",    "store grant", "retention period"};
 static const char *const rk_sect[RK_N] = {"gateways", "apps",       "facilities", "equipment",
-                                          "devices",  "datapoints", "grants",     "storegrants"};
+                                          "devices",  "datapoints", "grants",     "storegrants", "retention"};
 
 /* The ids of one kind that this import removes (sorted). */
 typedef struct idset {
@@ -248,6 +265,13 @@ static int sheet_has_grant(const sr_sheet *sh, const char *app, const char *patt
     return 0;
 }
 
+static int sheet_has_retention(const sr_sheet *sh, const char *cls)
+{
+    for (size_t i = 0; i < sh->n_retention; i++)
+        if (!strcmp(sh->retention[i].cls, cls)) return 1;
+    return 0;
+}
+
 /* The registry id of a store grant: app ":" kind ":" target (the admin API
  * uses the same, api/admin_files.c). */
 static int sheet_has_store_grant(const sr_sheet *sh, const char *id)
@@ -278,9 +302,10 @@ typedef int (*stored_fn)(void *ctx, int k, const stored *st);
 static int each_stored(sr_engine *e, const char *op, int k, stored_fn fn, void *ctx)
 {
     static const int reg_kind[RK_N] = {SUIRO__V1__REGISTRY_KIND__RG_GATEWAY, SUIRO__V1__REGISTRY_KIND__RG_APP, 0, 0,
-                                       0, 0, SUIRO__V1__REGISTRY_KIND__RG_GRANT, SUIRO__V1__REGISTRY_KIND__RG_GRANT};
+                                       0, 0, SUIRO__V1__REGISTRY_KIND__RG_GRANT, SUIRO__V1__REGISTRY_KIND__RG_GRANT,
+                                       SUIRO__V1__REGISTRY_KIND__RG_RETENTION};
     static const int mas_kind[RK_N] = {0, 0, SUIRO__V1__MASTER_KIND__MK_FACILITY, SUIRO__V1__MASTER_KIND__MK_EQUIPMENT,
-                                       SUIRO__V1__MASTER_KIND__MK_DEVICE, SUIRO__V1__MASTER_KIND__MK_DATA_POINT, 0, 0};
+                                       SUIRO__V1__MASTER_KIND__MK_DEVICE, SUIRO__V1__MASTER_KIND__MK_DATA_POINT, 0, 0, 0};
     int registry = reg_kind[k] != 0;
     sr_rec r = SR_REC_INIT; /* the typed readers of engine/records.h: one walker */
     int rc = registry ? sr_list_registry(e, op, (sr_reg_kind)reg_kind[k], &r)
@@ -319,11 +344,12 @@ typedef struct rmctx {
 static int add_delete(batch *b, int k, const char *id)
 {
     Suiro__V1__Event ev = SUIRO__V1__EVENT__INIT;
-    if (k == RK_GATEWAY || k == RK_APP || k == RK_GRANT || k == RK_SGRANT) {
+    if (k == RK_GATEWAY || k == RK_APP || k == RK_GRANT || k == RK_SGRANT || k == RK_RETENTION) {
         Suiro__V1__RegistryDelete d = SUIRO__V1__REGISTRY_DELETE__INIT;
-        d.kind = k == RK_GATEWAY ? SUIRO__V1__REGISTRY_KIND__RG_GATEWAY
-                 : k == RK_APP   ? SUIRO__V1__REGISTRY_KIND__RG_APP
-                                 : SUIRO__V1__REGISTRY_KIND__RG_GRANT;
+        d.kind = k == RK_GATEWAY     ? SUIRO__V1__REGISTRY_KIND__RG_GATEWAY
+                 : k == RK_APP       ? SUIRO__V1__REGISTRY_KIND__RG_APP
+                 : k == RK_RETENTION ? SUIRO__V1__REGISTRY_KIND__RG_RETENTION
+                                     : SUIRO__V1__REGISTRY_KIND__RG_GRANT;
         d.id = (char *)id;
         ev.body_case = SUIRO__V1__EVENT__BODY_REGISTRY_DELETE;
         ev.registry_delete = &d;
@@ -341,9 +367,10 @@ static int add_delete(batch *b, int k, const char *id)
 static int rm_missing(void *vc, int k, const stored *st)
 {
     rmctx *c = vc;
-    int listed = k == RK_GRANT    ? sheet_has_grant(c->sh, st->app, st->pattern)
-                 : k == RK_SGRANT ? sheet_has_store_grant(c->sh, st->id)
-                                  : sheet_has(c->sh, k, st->id);
+    int listed = k == RK_GRANT       ? sheet_has_grant(c->sh, st->app, st->pattern)
+                 : k == RK_SGRANT    ? sheet_has_store_grant(c->sh, st->id)
+                 : k == RK_RETENTION ? sheet_has_retention(c->sh, st->id)
+                                     : sheet_has(c->sh, k, st->id);
     if (listed) return SR_OK;
     int rc = add_delete(c->b, k, st->id);
     return rc ? rc : idset_add(&c->rm[k], st->id);
@@ -385,8 +412,8 @@ static int removals(sr_engine *e, const sr_sheet *sh, batch *b, sr_result *res, 
     rmctx c = {.sh = sh, .b = b, .res = res};
     int rc = SR_OK;
     /* children first, so the log reads in dependency order */
-    static const int order[RK_N] = {RK_SGRANT,   RK_GRANT,     RK_DATAPOINT, RK_DEVICE,
-                                    RK_EQUIPMENT, RK_FACILITY, RK_APP,       RK_GATEWAY};
+    static const int order[RK_N] = {RK_RETENTION, RK_SGRANT,   RK_GRANT, RK_DATAPOINT, RK_DEVICE,
+                                    RK_EQUIPMENT, RK_FACILITY, RK_APP,   RK_GATEWAY};
     for (int i = 0; !rc && i < RK_N; i++)
         if (sh->sections & rk_section[order[i]]) rc = each_stored(e, b->op, order[i], rm_missing, &c);
     for (int k = 0; !rc && k < RK_N; k++)
@@ -453,7 +480,7 @@ static int import_locked(sr_engine *e, const sr_sheet *sh, const sr_cmd_env *env
         return res->rc = SR_EINVAL;
     }
     batch b = {.op = sh->operators[0].id, .env = env, .vendor_id = vendor_id, .vendor_kind = vendor_kind,
-               .vendor_for = vendor_for};
+               .vendor_for = vendor_for, .audit_floor = hook ? hook->audit_floor_days : 0};
     sr_buf_init(&b.bytes);
     int rc = SR_OK;
     char *grant_ids = NULL, *sgrant_ids = NULL;
@@ -508,6 +535,13 @@ static int import_locked(sr_engine *e, const sr_sheet *sh, const sr_cmd_env *env
         rp.grant_kind = (char *)g->kind;
         rc = put_registry(e, &b, &rp, NULL, res, g->line);
     }
+    for (size_t i = 0; !rc && i < sh->n_retention; i++) {
+        Suiro__V1__RegistryPut rp = SUIRO__V1__REGISTRY_PUT__INIT;
+        rp.kind = SUIRO__V1__REGISTRY_KIND__RG_RETENTION;
+        rp.id = (char *)sh->retention[i].cls;
+        rp.retention_days = sh->retention[i].days;
+        rc = put_registry(e, &b, &rp, NULL, res, sh->retention[i].line);
+    }
     for (size_t i = 0; !rc && i < sh->n_facilities; i++) {
         Suiro__V1__MasterPut m = SUIRO__V1__MASTER_PUT__INIT;
         m.kind = SUIRO__V1__MASTER_KIND__MK_FACILITY;
@@ -553,6 +587,17 @@ static int import_locked(sr_engine *e, const sr_sheet *sh, const sr_cmd_env *env
     char removed[sizeof res->err.msg - 24];
     removed[0] = 0;
     if (!rc) rc = removals(e, sh, &b, res, &nremoved, removed, sizeof removed);
+    if (!rc && b.below_floor) { /* the audit floor: the hook's two-person rule, or refused */
+        if (hook && hook->below_floor) *hook->below_floor = 1;
+        if (!hook || !hook->fn) {
+            snprintf(res->err.msg, sizeof res->err.msg,
+                     "line %zu: [retention] audit,%u is below the audit floor of %u days ([retention] "
+                     "audit_floor_days): shortening it needs the two-person rule, so import this sheet through the "
+                     "server's Admin API (suiro sheet import --url --token); nothing imported",
+                     b.below_floor, b.below_days, b.audit_floor);
+            rc = res->rc = SR_EINVAL;
+        }
+    }
     if (!rc && b.n) {
         sr_slice *sl = sr_calloc(b.n, sizeof *sl);
         if (!sl) rc = SR_ENOMEM;
@@ -642,12 +687,13 @@ int sr_engine_export_sheet(sr_engine *e, const char *op, sr_buf *out)
     listed u = {SR_REC_INIT, NULL, 0, 0};
     sr_sheet sh;
     memset(&sh, 0, sizeof sh);
-    size_t f[8], n[8], nsg = 0, ndg = 0;
+    size_t f[9], n[9], nsg = 0, ndg = 0;
     int rc = list(e, op, 1, SUIRO__V1__REGISTRY_KIND__RG_OPERATOR, &u, &f[0], &n[0]);
     if (!rc) rc = list(e, op, 1, SUIRO__V1__REGISTRY_KIND__RG_GATEWAY, &u, &f[1], &n[1]);
     if (!rc) rc = list(e, op, 1, SUIRO__V1__REGISTRY_KIND__RG_APP, &u, &f[2], &n[2]);
     if (!rc) rc = list(e, op, 1, SUIRO__V1__REGISTRY_KIND__RG_GRANT, &u, &f[3], &n[3]);
     for (int k = 1; k <= 4 && !rc; k++) rc = list(e, op, 0, k, &u, &f[3 + k], &n[3 + k]);
+    if (!rc) rc = list(e, op, 1, SUIRO__V1__REGISTRY_KIND__RG_RETENTION, &u, &f[8], &n[8]);
     if (!rc && n[0] == 0) rc = SR_ENOTFOUND;
     sr_sheet_operator opr;
     sr_sheet_gateway *gws = NULL;
@@ -659,6 +705,7 @@ int sr_engine_export_sheet(sr_engine *e, const char *op, sr_buf *out)
     sr_sheet_equipment *eq = NULL;
     sr_sheet_device *dev = NULL;
     sr_sheet_datapoint *dps = NULL;
+    sr_sheet_retention *rts = NULL;
     if (rc) goto done;
 #define REG(i) (&u.v[f[i] + j].reg)
 #define MAS(i) (&u.v[f[i] + j].mas)
@@ -672,7 +719,8 @@ int sr_engine_export_sheet(sr_engine *e, const char *op, sr_buf *out)
     eq = sr_calloc(n[5] + 1, sizeof *eq);
     dev = sr_calloc(n[6] + 1, sizeof *dev);
     dps = sr_calloc(n[7] + 1, sizeof *dps);
-    if (!gws || !apps || !grs || !sgs || !keys || !fac || !eq || !dev || !dps) {
+    rts = sr_calloc(n[8] + 1, sizeof *rts);
+    if (!gws || !apps || !grs || !sgs || !keys || !fac || !eq || !dev || !dps || !rts) {
         rc = SR_ENOMEM;
         goto done;
     }
@@ -707,6 +755,7 @@ int sr_engine_export_sheet(sr_engine *e, const char *op, sr_buf *out)
         dps[j] = (sr_sheet_datapoint){0, m->id, m->parent_id, m->name, m->unit, m->retention_class, t, k,
                                       m->has_min, m->has_max, m->min, m->max};
     }
+    for (size_t j = 0; j < n[8]; j++) rts[j] = (sr_sheet_retention){0, REG(8)->id, REG(8)->retention_days};
 #undef REG
 #undef MAS
     sh.operators = &opr;
@@ -727,6 +776,8 @@ int sr_engine_export_sheet(sr_engine *e, const char *op, sr_buf *out)
     sh.n_devices = n[6];
     sh.datapoints = dps;
     sh.n_datapoints = n[7];
+    sh.retention = rts;
+    sh.n_retention = n[8];
     rc = sr_sheet_write(&sh, out);
 done:
     sr_free(gws);
@@ -738,6 +789,7 @@ done:
     sr_free(eq);
     sr_free(dev);
     sr_free(dps);
+    sr_free(rts);
     sr_rec_close(&u.r);
     sr_free(u.v);
     return rc;
@@ -967,6 +1019,7 @@ int sr_engine_setup_edit(sr_engine *e, const sr_cmd_env *env, const sr_setup_edi
     if (!(mask & SR_SHEET_S_DEVICES)) view.n_devices = 0;
     if (!(mask & SR_SHEET_S_DATAPOINTS)) view.n_datapoints = 0;
     if (!(mask & SR_SHEET_S_GRANTS)) view.n_grants = 0;
+    view.n_retention = 0; /* no edit changes the periods (PUT .../retention/{class} does) */
     rc = import_locked(e, &view, env, vkind ? ed->vendor_id : NULL, vkind, ed->id, &ed->hook, res);
 done:
     pthread_mutex_unlock(&setup_mu);

@@ -4,7 +4,10 @@
  *                                      create a data directory (demo operator from the embedded sheet) and
  *                                      its first platform admin (ID, default "admin") with a temporary
  *                                      password printed once (docs/admin.md, "The first platform admin")
- *   suiro sheet import FILE DIR        apply a set-up sheet (all-or-nothing, idempotent)
+ *   suiro sheet import FILE DIR [--config F]
+ *                                      apply a set-up sheet (all-or-nothing, idempotent); a [retention]
+ *                                      audit period below F's audit_floor_days (default 365) is refused
+ *                                      (offline: no two-person rule; through a server: its pending change)
  *   suiro sheet export DIR --operator OP
  *   suiro rebuild DIR [--discard-lost] drop the index and replay the whole log (progress on a terminal);
  *                                      refuses a log that lost events the index had applied
@@ -59,7 +62,7 @@ typedef struct common {
 typedef struct eopts {
     const char *keyfile, *op, *from, *to, *gateway, *point, *kind, *app, *pem, *admin, *admin2, *url, *token,
         *signature;
-    const char *cls, *newkey, *fromkey;
+    const char *cls, *newkey, *fromkey, *config;
     int demo, discard_lost, json, keep_legacy;
 } eopts;
 
@@ -80,7 +83,14 @@ const sr_opt sr_opts_init[] = {
     SR_OPT_STR("url", 0, "URL", eopts, url, "a running server's HTTP base URL [SUIRO_URL]"),                     \
         SR_OPT_STR("token", 0, "TOKEN", eopts, token, "an admin session token of that server [SUIRO_TOKEN]")
 
-const sr_opt sr_opts_sheet_import[] = {KEY_FILE, SERVER_OPTS, SR_OPT_END};
+const sr_opt sr_opts_sheet_import[] = {
+    KEY_FILE,
+    SR_OPT_STR("config", 0, "FILE", eopts, config,
+               "the server's configuration file: its [retention] audit_floor_days (default 365) is the floor a sheet's "
+               "audit period may not go below offline"),
+    SERVER_OPTS,
+    SR_OPT_END,
+};
 const sr_opt sr_opts_sheet_export[] = {
     SR_OPT_STR("operator", 0, "OP", eopts, op, "the operator (required)"),
     KEY_FILE,
@@ -228,7 +238,11 @@ static int print_sheet_errors(const sr_sheet *sh, const char *file)
     return (int)sh->n_errors;
 }
 
-static int import_bytes(const sr_command *cmd, sr_engine *e, const void *data, size_t len, const char *name)
+/* floor: [retention] audit_floor_days (docs/setup-sheet.md [retention]):
+ * offline there is no two-person rule, so a sheet shortening the audit
+ * period below it is refused */
+static int import_bytes(const sr_command *cmd, sr_engine *e, const void *data, size_t len, const char *name,
+                        uint32_t floor_days)
 {
     sr_sheet *sh = NULL;
     int rc = sr_sheet_parse(data, len, NULL, &sh);
@@ -243,7 +257,9 @@ static int import_bytes(const sr_command *cmd, sr_engine *e, const void *data, s
         return 1;
     }
     sr_result res;
-    rc = sr_engine_import_sheet(e, sh, &res);
+    sr_cmd_env env = {NULL, "sheet-import", SR_ACTOR_USER, NULL, NULL};
+    sr_setup_hook floor = {.audit_floor_days = floor_days};
+    rc = sr_engine_import_sheet_as(e, sh, &env, &floor, &res);
     if (rc) fprintf(stderr, "suiro %s: %s: %s\n", cmd->name, name, res.err.msg[0] ? res.err.msg : sr_strerror(rc));
     else if (res.count)
         printf("imported %s: %u change(s) stored (seq %" PRIu64 "..%" PRIu64 ")%s%s\n", name, res.count, res.seq,
@@ -336,7 +352,7 @@ int sr_cmd_init(const sr_command *cmd, int argc, char **argv)
     if (open_engine(cmd, &c, 0, &e)) return 1;
     char passwords[2][2 * SR_INIT_PASSWORD_BYTES + 1];
     int code = first_admins(e, admins, nadmins, passwords);
-    if (!code && demo) code = import_bytes(cmd, e, sr_demo_sheet, sr_demo_sheet_len, "demo-sheet.csv");
+    if (!code && demo) code = import_bytes(cmd, e, sr_demo_sheet, sr_demo_sheet_len, "demo-sheet.csv", 0);
     if (sr_engine_close(e)) code = 1;
     char perr[1200];
     if (!code && sr_pki_ensure_platform(c.dir, sig_alg, perr, sizeof perr)) {
@@ -366,6 +382,13 @@ int sr_cmd_sheet_import(const sr_command *cmd, int argc, char **argv)
     int rc = begin(cmd, argc, argv, &o, &c, &a, 1, 1, NULL);
     if (rc != GO_ON) return rc;
     const char *file = a.pos[0];
+    sr_config cfg;
+    sr_config_defaults(&cfg);
+    char err[768];
+    if (o.config && sr_config_load(&cfg, o.config, err, sizeof err)) {
+        fprintf(stderr, "suiro sheet import: %s\n", err);
+        return 2;
+    }
     {
         FILE *f = fopen(file, "rb");
         if (!f) {
@@ -382,7 +405,8 @@ int sr_cmd_sheet_import(const sr_command *cmd, int argc, char **argv)
         sr_engine *e;
         int code = 1, locked;
         if (!open_engine_or_server(cmd, &c, &e, &locked)) {
-            code = import_bytes(cmd, e, b.data ? (const void *)b.data : "", b.len, file);
+            code = import_bytes(cmd, e, b.data ? (const void *)b.data : "", b.len, file,
+                                cfg.retention_audit_floor_days);
             if (sr_engine_close(e)) code = 1;
         } else if (locked) {
             /* the sheet names its operator ("OP" when it does not parse: the

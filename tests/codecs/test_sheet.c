@@ -549,13 +549,14 @@ Test(codecs_sheet, sections_records_the_listed_sections_even_when_empty)
     size_t n;
     uint8_t *p = read_demo(&n);
     cr_assert_eq(sr_sheet_parse(p, n, NULL, &sh), SR_OK);
-    cr_assert_eq(sh->sections, SR_SHEET_S_ALL, "the demo (and every export) lists every section");
+    /* [retention] is written only when the operator has periods of its own */
+    cr_assert_eq(sh->sections, SR_SHEET_S_ALL & ~SR_SHEET_S_RETENTION, "the demo (and every export) lists every section");
     sr_buf out;
     sr_buf_init(&out);
     cr_assert_eq(sr_sheet_write(sh, &out), SR_OK);
     sr_sheet *back = NULL;
     cr_assert_eq(sr_sheet_parse(out.data, out.len, NULL, &back), SR_OK);
-    cr_assert_eq(back->sections, SR_SHEET_S_ALL);
+    cr_assert_eq(back->sections, SR_SHEET_S_ALL & ~SR_SHEET_S_RETENTION);
     sr_sheet_free(back);
     sr_buf_release(&out);
     sr_sheet_free(sh);
@@ -643,4 +644,80 @@ Test(codecs_sheet, a_data_points_retention_class_is_checked_and_round_trips)
     sr_buf_release(&out);
     sr_sheet_free(sh);
     free(d);
+}
+
+/* [retention] (issue #16): an operator's periods per class. Good rows parse
+ * (any column order and case, the reserved record classes and audit
+ * allowed), sorted by class; each bad row is reported with its line and
+ * column; the section round-trips and is written only when it has rows. */
+Test(codecs_sheet, retention_rows_parse_and_round_trip)
+{
+    sr_sheet *sh = NULL;
+    const char *s = "#suiro-setup-sheet v1\n[operator]\nid\nop1\n"
+                    "[retention]\nDays,Class\n"
+                    "3650,audit\n30,default\n0,documents\n7,files\n90,requests\n14,monitors\n365, short \n";
+    int rc = parse_str(s, &sh);
+    dump_errors(sh);
+    cr_assert_eq(rc, SR_OK);
+    cr_assert(sh->sections & SR_SHEET_S_RETENTION);
+    cr_assert_eq(sh->n_retention, 7);
+    static const char *const cls[] = {"audit", "default", "documents", "files", "monitors", "requests", "short"};
+    static const unsigned days[] = {3650, 30, 0, 7, 14, 90, 365};
+    for (size_t i = 0; i < 7; i++) {
+        cr_assert_str_eq(sh->retention[i].cls, cls[i]);
+        cr_assert_eq(sh->retention[i].days, days[i], "%s", cls[i]);
+    }
+    cr_assert_eq(sh->retention[0].line, 7);
+    sr_buf out;
+    sr_buf_init(&out);
+    cr_assert_eq(sr_sheet_write(sh, &out), SR_OK);
+    const char *want = "[retention]\nclass,days\naudit,3650\ndefault,30\n";
+    cr_assert(memmem(out.data, out.len, want, strlen(want)), "%.*s", (int)out.len, (const char *)out.data);
+    sr_sheet *back = NULL;
+    cr_assert_eq(sr_sheet_parse(out.data, out.len, NULL, &back), SR_OK);
+    cr_assert(sr_sheet_equal(sh, back));
+    back->retention[1].days = 31;
+    cr_assert(!sr_sheet_equal(sh, back), "the days are compared");
+    sr_sheet_free(back);
+    sr_sheet_free(sh);
+    /* none: no section written */
+    cr_assert_eq(parse_str("#suiro-setup-sheet v1\n[operator]\nid\nop1\n[retention]\nclass,days\n", &sh), SR_OK);
+    cr_assert(sh->sections & SR_SHEET_S_RETENTION, "an empty listed section is recorded (it removes)");
+    out.len = 0;
+    cr_assert_eq(sr_sheet_write(sh, &out), SR_OK);
+    cr_assert(!memmem(out.data, out.len, "[retention]", 11));
+    sr_buf_release(&out);
+    sr_sheet_free(sh);
+}
+
+Test(codecs_sheet, retention_bad_rows_are_named)
+{
+    sr_sheet *sh = NULL;
+    const char *s = "#suiro-setup-sheet v1\n[operator]\nid\nop1\n"   /* lines 1-4 */
+                    "[retention]\nclass,days\n"                        /* 5-6 */
+                    "message_ids,30\n"                                  /* 7 */
+                    "a b,30\n"                                          /* 8 */
+                    "default,36501\n"                                   /* 9 */
+                    "files,-1\n"                                        /* 10 */
+                    "requests,1.5\n"                                    /* 11 */
+                    "monitors,99999999999999999999\n"                   /* 12 */
+                    "audit,\n"                                          /* 13 */
+                    ",30\n"                                             /* 14 */
+                    "audit,400\n"                                       /* 15 */
+                    "audit,500\n"                                       /* 16 */
+                    "[retention]\nclass\n"                             /* 17-18 */
+                    "x\n";
+    cr_assert_eq(parse_str(s, &sh), SR_EINVAL);
+    EXPECT_ERROR(sh, 7, "class", "message_ids is not an operator's class");
+    EXPECT_ERROR(sh, 8, "class", "invalid class \"a b\"");
+    EXPECT_ERROR(sh, 9, "days", "\"36501\" is not a whole number of days from 0 (for ever) to 36500");
+    EXPECT_ERROR(sh, 10, "days", "\"-1\" is not a whole number");
+    EXPECT_ERROR(sh, 11, "days", "\"1.5\" is not a whole number");
+    EXPECT_ERROR(sh, 12, "days", "is not a whole number");
+    EXPECT_ERROR(sh, 13, "days", "required value is empty");
+    EXPECT_ERROR(sh, 14, "class", "required value is empty");
+    EXPECT_ERROR(sh, 16, "class", "duplicate retention class \"audit\" (first on line 15)");
+    EXPECT_ERROR(sh, 18, "days", "required column missing from the header of [retention]");
+    cr_assert_eq(sh->n_errors, 10, "one error per bad row, none for line 15 or the skipped section's row");
+    sr_sheet_free(sh);
 }

@@ -370,6 +370,100 @@ Test(setup_edit, a_hook_sees_the_built_events_and_may_take_or_refuse_them)
     finish(e);
 }
 
+/* [retention] (issue #16): the sheet's periods become RG_RETENTION entries,
+ * a listed section removes what it leaves out, the export writes them back;
+ * an audit period below the hook's floor is refused with no fn (the offline
+ * CLI: nothing stored, the line named) and handed to fn with *below_floor
+ * set (the admin API's two-person rule); a period already stored is no
+ * change; an edit (the admin API's one-entry changes) leaves them alone. */
+static void periods_now(sr_engine *e, char *out, size_t cap)
+{
+    sr_rec h = SR_REC_INIT;
+    sr_reg_entry re;
+    out[0] = 0;
+    cr_assert_eq(sr_list_registry(e, "op1", SR_RG_RETENTION, &h), SR_OK);
+    size_t l = 0;
+    while (sr_rec_next_registry(&h, &re) == 1 && l < cap)
+        l += (size_t)snprintf(out + l, cap - l, "%s=%u;", re.id, (unsigned)re.retention_days);
+    sr_rec_close(&h);
+}
+
+static int import_text(sr_engine *e, const char *extra, const sr_setup_hook *hook, sr_result *r)
+{
+    char text[2048];
+    snprintf(text, sizeof text, "%s%s", SHEET, extra);
+    sr_sheet *sh = NULL;
+    cr_assert_eq(sr_sheet_parse(text, strlen(text), NULL, &sh), SR_OK);
+    int rc = sr_engine_import_sheet_as(e, sh, &ENV, hook, r);
+    sr_sheet_free(sh);
+    return rc;
+}
+
+Test(setup_edit, retention_rows_import_remove_export_and_keep_the_audit_floor)
+{
+    sr_engine *e = setup();
+    sr_result r;
+    char now[256];
+    sr_setup_hook floor = {.audit_floor_days = 365};
+    cr_assert_eq(import_text(e, "[retention]\nclass,days\naudit,400\ndefault,30\nfiles,7\n", &floor, &r), SR_OK,
+                 "%s", r.err.msg);
+    cr_assert_eq(r.count, 3);
+    periods_now(e, now, sizeof now);
+    cr_assert_str_eq(now, "audit=400;default=30;files=7;");
+    sr_buf out;
+    sr_buf_init(&out);
+    cr_assert_eq(sr_engine_export_sheet(e, "op1", &out), SR_OK);
+    const char *want = "[retention]\nclass,days\naudit,400\ndefault,30\nfiles,7\n";
+    cr_assert(memmem(out.data, out.len, want, strlen(want)), "%.*s", (int)out.len, (const char *)out.data);
+    sr_buf_release(&out);
+    /* a section left out changes nothing; a listed one removes */
+    cr_assert_eq(import_text(e, "", &floor, &r), SR_OK);
+    cr_assert_eq(r.count, 0);
+    cr_assert_eq(import_text(e, "[retention]\nclass,days\naudit,400\ndefault,60\n", &floor, &r), SR_OK);
+    cr_assert_eq(r.count, 2);
+    cr_assert(strstr(r.err.msg, "retention period files"), "%s", r.err.msg);
+    periods_now(e, now, sizeof now);
+    cr_assert_str_eq(now, "audit=400;default=60;");
+    /* below the floor, no fn: refused naming the line, nothing stored */
+    uint64_t before = next_seq(e);
+    int below = 0;
+    floor.below_floor = &below;
+    cr_assert_eq(import_text(e, "[retention]\nclass,days\naudit,30\ndefault,61\n", &floor, &r), SR_EINVAL);
+    cr_assert(strstr(r.err.msg, "line 30: [retention] audit,30 is below the audit floor of 365 days"), "%s",
+              r.err.msg);
+    cr_assert(below, "*below_floor is set");
+    cr_assert_eq(next_seq(e), before, "nothing stored");
+    /* 0 (for ever) is never below it */
+    cr_assert_eq(import_text(e, "[retention]\nclass,days\naudit,0\ndefault,60\n", &floor, &r), SR_OK, "%s",
+                 r.err.msg);
+    /* with fn: handed over with *below_floor set (the two-person rule takes it) */
+    size_t seen = 0;
+    int taken = 0;
+    below = 0;
+    floor = (sr_setup_hook){hook_take, &seen, &taken, 365, &below};
+    before = next_seq(e);
+    cr_assert_eq(import_text(e, "[retention]\nclass,days\naudit,30\ndefault,60\n", &floor, &r), SR_OK);
+    cr_assert(below && taken && seen == 1, "below %d taken %d seen %zu", below, taken, seen);
+    cr_assert_eq(next_seq(e), before);
+    /* stored already (approved): no change, not below anything */
+    cr_assert_eq(import_text(e, "[retention]\nclass,days\naudit,30\ndefault,60\n", NULL, &r), SR_OK);
+    below = 0;
+    floor = (sr_setup_hook){.audit_floor_days = 365, .below_floor = &below};
+    cr_assert_eq(import_text(e, "[retention]\nclass,days\naudit,30\ndefault,60\n", &floor, &r), SR_OK, "%s",
+                 r.err.msg);
+    cr_assert(!below && r.count == 0);
+    /* an edit leaves the periods alone */
+    char field[32];
+    size_t row;
+    sr_setup_edit fac = {.drop = SR_SHEET_S_FACILITIES, .id = "F9", .section = "facilities",
+                         .cols = (const char *const[]){"id", "name"}, .ncols = 2,
+                         .vals = (const char *const[]){"F9", "nine"}, .nrows = 1};
+    cr_assert_eq(sr_engine_setup_edit(e, &ENV, &fac, &r, field, sizeof field, &row), SR_OK, "%s", r.err.msg);
+    periods_now(e, now, sizeof now);
+    cr_assert_str_eq(now, "audit=30;default=60;");
+    finish(e);
+}
+
 /* The app's grants as "pattern/access;..." in id order. */
 static void grants_now(sr_engine *e, char *out, size_t cap)
 {
