@@ -23,6 +23,7 @@
 #include "engine/engine_int.h"
 #include "engine/records.h"
 #include "engsuite.h"
+#include "kill9.h"
 #include "storage/keyring.h"
 #include "storage/log.h"
 #include "testutil.h"
@@ -720,39 +721,9 @@ Test(erasure, a_kill_9_during_erasing_sweeps_leaves_nothing_half_done, .timeout 
     tu_rng rng = {2027};
     uint64_t total_destroyed = 0;
     for (int round = 0; round < E_ROUNDS; round++) {
-        int p[2];
-        cr_assert_eq(pipe(p), 0);
-        pid_t pid = fork();
-        cr_assert_geq(pid, 0);
-        if (pid == 0) {
-            close(p[0]);
-            erase_child(d, round, p[1]);
-            _exit(0);
-        }
-        close(p[1]);
-        int want = 1 + (int)tu_below(&rng, 4), seen = 0;
-        char buf[512], last[128] = "";
-        size_t ll = 0;
-        while (seen < want) {
-            ssize_t n = read(p[0], buf, sizeof buf);
-            cr_assert_gt(n, 0, "round %d: the child ended", round);
-            for (ssize_t i = 0; i < n; i++) {
-                if (buf[i] == '\n') {
-                    seen++;
-                    last[ll] = 0;
-                    ll = 0;
-                    continue;
-                }
-                if (ll + 1 < sizeof last) last[ll++] = buf[i];
-            }
-        }
-        struct timespec ts = {0, (long)tu_below(&rng, 3000) * 1000};
-        nanosleep(&ts, NULL); /* a varying point inside the next iteration; no assertion depends on it */
-        kill(pid, SIGKILL);
-        int st;
-        waitpid(pid, &st, 0);
-        close(p[0]);
-        cr_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL, "round %d: the child failed (%d)", round, st);
+        int want = 1 + (int)tu_below(&rng, 4);
+        char last[128];
+        es_kill9_after(erase_child, d, round, want, &rng, last, sizeof last);
         int r_, n_;
         long long put_ms;
         unsigned long long kd_;

@@ -17,6 +17,7 @@
 #include "engine/engine_int.h"
 #include "engine/records.h"
 #include "engsuite.h"
+#include "kill9.h"
 #include "storage/keyring.h"
 #include "storage/log.h"
 #include "testutil.h"
@@ -672,39 +673,9 @@ Test(segdrop, a_kill_9_during_dropping_sweeps_leaves_nothing_half_dropped, .time
     tu_rng rng = {2029};
     uint64_t total_dropped = 0;
     for (int round = 0; round < K_ROUNDS; round++) {
-        int pp[2];
-        cr_assert_eq(pipe(pp), 0);
-        pid_t pid = fork();
-        cr_assert_geq(pid, 0);
-        if (pid == 0) {
-            close(pp[0]);
-            drop_child(d, round, pp[1]);
-            _exit(0);
-        }
-        close(pp[1]);
-        int want = 2 + (int)tu_below(&rng, 4), seen = 0;
-        char buf[512], last[160] = "";
-        size_t ll = 0;
-        while (seen < want) {
-            ssize_t n = read(pp[0], buf, sizeof buf);
-            cr_assert_gt(n, 0, "round %d: the child ended", round);
-            for (ssize_t i = 0; i < n; i++) {
-                if (buf[i] == '\n') {
-                    seen++;
-                    last[ll] = 0;
-                    ll = 0;
-                    continue;
-                }
-                if (ll + 1 < sizeof last) last[ll++] = buf[i];
-            }
-        }
-        struct timespec ts = {0, (long)tu_below(&rng, 3000) * 1000};
-        nanosleep(&ts, NULL); /* a varying point inside the next iteration; no assertion depends on it */
-        kill(pid, SIGKILL);
-        int st;
-        waitpid(pid, &st, 0);
-        close(pp[0]);
-        cr_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL, "round %d: the child failed (%d)", round, st);
+        int want = 2 + (int)tu_below(&rng, 4);
+        char last[160];
+        es_kill9_after(drop_child, d, round, want, &rng, last, sizeof last);
         int r_, n_;
         long long put_ms;
         unsigned long long first_acked, dropped;
