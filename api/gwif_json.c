@@ -254,6 +254,43 @@ static void skew_check(const msg_points *m, const char *op, const char *gw, cons
     pthread_mutex_unlock(&skew_mu);
 }
 
+/* ---- values refused for their range (R-MO-3; api/alarms.c value-out-of-range) */
+
+static pthread_mutex_t range_mu = PTHREAD_MUTEX_INITIALIZER;
+static sr_gw_range_note range_notes[SR_GW_RANGE_NOTES];
+static size_t range_n;
+
+void sr_gw_range_refused(const char *op, const char *gw, const sr_result *r)
+{
+    if (!r->range) return;
+    pthread_mutex_lock(&range_mu);
+    size_t i = 0;
+    while (i < range_n && (strcmp(range_notes[i].op, op) || strcmp(range_notes[i].point, r->err.where))) i++;
+    if (i == range_n && range_n < SR_GW_RANGE_NOTES) { /* a full table drops the note: the next one comes */
+        memset(&range_notes[i], 0, sizeof range_notes[i]);
+        range_n++;
+    }
+    if (i < range_n) {
+        sr_gw_range_note *n = &range_notes[i];
+        snprintf(n->op, sizeof n->op, "%s", op);
+        snprintf(n->point, sizeof n->point, "%s", r->err.where);
+        snprintf(n->gw, sizeof n->gw, "%s", gw ? gw : "");
+        snprintf(n->msg, sizeof n->msg, "%.199s", r->err.msg);
+        n->count++;
+    }
+    pthread_mutex_unlock(&range_mu);
+}
+
+size_t sr_gw_range_take(sr_gw_range_note *out, size_t cap)
+{
+    pthread_mutex_lock(&range_mu);
+    size_t n = range_n < cap ? range_n : cap;
+    memcpy(out, range_notes, n * sizeof *out);
+    range_n = 0;
+    pthread_mutex_unlock(&range_mu);
+    return n;
+}
+
 static int mp_event(msg_points *m, const char *op, const char *gw, const char *message_id, const char *monitor_id,
                     sr_buf *event)
 {

@@ -125,6 +125,21 @@ typedef struct sr_gw_skew_note {
 void sr_gw_skew_set(uint32_t ms);
 size_t sr_gw_skew_take(sr_gw_skew_note *out, size_t cap);
 
+/* Values refused for their range (R-MO-3): the engine refuses a message
+ * holding a GOOD or UNCERTAIN value outside its master's min/max (E1001,
+ * sr_result.range, err.where the data point). sr_gw_range_refused(op, gw, r),
+ * called where a gateway's refusal is answered (MQTT and HTTP), notes it: one
+ * note per (operator, data point) until taken, the latest message kept, the
+ * refusals counted; a result that is not such a refusal costs one test. The
+ * alarm rule value-out-of-range (api/alarms.c) takes them. Any thread. */
+enum { SR_GW_RANGE_NOTES = 256 };
+typedef struct sr_gw_range_note {
+    char op[72], point[72], gw[72], msg[200];
+    uint32_t count; /* refusals of the point since the last take */
+} sr_gw_range_note;
+void sr_gw_range_refused(const char *op, const char *gw, const sr_result *r);
+size_t sr_gw_range_take(sr_gw_range_note *out, size_t cap);
+
 /* The GW_ACK message for a message (correlationId = its messageId). */
 SR_MUST_CHECK int sr_gw_ack(const char *correlation_id, sr_wire code, const char *message, json_t *detail,
                             int64_t now_ms, sr_buf *out);

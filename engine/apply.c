@@ -136,10 +136,17 @@ static int check_point(sr_engine *e, MDB_txn *t, const Event *ev, sr_mpoint *pv,
                                                                       : 0;
             if (pi.type == SUIRO__V1__VALUE_TYPE__VT_NUMBER && !isfinite(x))
                 bad = sr__refuse(r, SR_EINVAL, "%s: value %ld is not a finite number", pi.id, i);
-            else if (pi.has_min && x < pi.min && (t2 == SR_VT_NUMBER || t2 == SR_VT_INTEGER))
-                bad = sr__refuse(r, SR_EINVAL, "%s: value %g below the minimum %g", pi.id, x, pi.min);
-            else if (pi.has_max && x > pi.max && (t2 == SR_VT_NUMBER || t2 == SR_VT_INTEGER))
-                bad = sr__refuse(r, SR_EINVAL, "%s: value %g above the maximum %g", pi.id, x, pi.max);
+            else if ((t2 == SR_VT_NUMBER || t2 == SR_VT_INTEGER) &&
+                     ((pi.has_min && x < pi.min) || (pi.has_max && x > pi.max))) {
+                if (pi.has_min && x < pi.min)
+                    bad = sr__refuse(r, SR_EINVAL, "%s: value %g below the minimum %g", pi.id, x, pi.min);
+                else
+                    bad = sr__refuse(r, SR_EINVAL, "%s: value %g above the maximum %g", pi.id, x, pi.max);
+                /* named for the alarm rule value-out-of-range (suiro.h sr_result.range) */
+                r->range = 1;
+                r->point = pv->point;
+                snprintf(r->err.where, sizeof r->err.where, "%s", pi.id);
+            }
         }
     }
     sr_free(scratch);
