@@ -633,8 +633,8 @@ static void eval_value_range(sr_alarms *a, found_fn fn)
         struct range_seen *e = range_seen(a, notes[i].op, notes[i].point, 1);
         if (e) e->last_ms = now;
         char msg[420];
-        snprintf(msg, sizeof msg, "%" PRIu32 " message(s) of gateway %s refused for the range of %s: %s", notes[i].count,
-                 notes[i].gw, notes[i].point, notes[i].msg);
+        snprintf(msg, sizeof msg, "%" PRIu32 " value(s) of %s from gateway %s refused for its range since the last evaluation; "
+                 "the latest: %s", notes[i].count, notes[i].point, notes[i].gw, notes[i].msg);
         fn(a, notes[i].op, notes[i].point, SR_AL_WARNING, msg);
     }
     for (size_t i = 0; i < a->nconds; i++) {

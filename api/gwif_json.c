@@ -260,12 +260,11 @@ static pthread_mutex_t range_mu = PTHREAD_MUTEX_INITIALIZER;
 static sr_gw_range_note range_notes[SR_GW_RANGE_NOTES];
 static size_t range_n;
 
-void sr_gw_range_refused(const char *op, const char *gw, const sr_result *r)
+void sr_gw_range_refused(const char *op, const char *gw, const char *point, const char *what)
 {
-    if (!r->range) return;
     pthread_mutex_lock(&range_mu);
     size_t i = 0;
-    while (i < range_n && (strcmp(range_notes[i].op, op) || strcmp(range_notes[i].point, r->err.where))) i++;
+    while (i < range_n && (strcmp(range_notes[i].op, op) || strcmp(range_notes[i].point, point))) i++;
     if (i == range_n && range_n < SR_GW_RANGE_NOTES) { /* a full table drops the note: the next one comes */
         memset(&range_notes[i], 0, sizeof range_notes[i]);
         range_n++;
@@ -273,9 +272,9 @@ void sr_gw_range_refused(const char *op, const char *gw, const sr_result *r)
     if (i < range_n) {
         sr_gw_range_note *n = &range_notes[i];
         snprintf(n->op, sizeof n->op, "%s", op);
-        snprintf(n->point, sizeof n->point, "%s", r->err.where);
+        snprintf(n->point, sizeof n->point, "%s", point);
         snprintf(n->gw, sizeof n->gw, "%s", gw ? gw : "");
-        snprintf(n->msg, sizeof n->msg, "%.199s", r->err.msg);
+        snprintf(n->msg, sizeof n->msg, "%.199s", what);
         n->count++;
     }
     pthread_mutex_unlock(&range_mu);
@@ -410,6 +409,13 @@ int sr_gw_values_event(sr_engine *e, const char *op, const char *gw, const char 
             if (!isfinite(x)) terr = "value: not a finite number";
             else if (info.has_min && x < info.min) terr = "value: below the data point's minimum";
             else if (info.has_max && x > info.max) terr = "value: above the data point's maximum";
+            if (terr && isfinite(x)) { /* the alarm rule value-out-of-range (gwif_json.h) */
+                char what[200];
+                snprintf(what, sizeof what, "value %g %s %g (message %.64s)", x,
+                         x < info.min && info.has_min ? "below the minimum" : "above the maximum",
+                         x < info.min && info.has_min ? info.min : info.max, message_id ? message_id : "");
+                sr_gw_range_refused(op, gw, did, what);
+            }
         }
         if (terr) {
             bad_value(err, i, did, terr);

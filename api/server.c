@@ -831,7 +831,8 @@ static void on_done(void *ctx, sr_loopq_item *it)
     {
         conn *c = d->c;
         c->inflight--;
-        sr_gw_range_refused(c->op, c->gw, &d->res); /* the alarm rule value-out-of-range (api/gwif_json.h) */
+        if (d->res.range) /* the alarm rule value-out-of-range (api/gwif_json.h) */
+            sr_gw_range_refused(c->op, c->gw, d->res.err.where, d->res.err.msg);
         if (c->state != ST_CLOSING) {
             /* (1): durable, refused or not stored -- now answer */
             if (d->nvalues && !d->res.rc && !d->res.duplicate) sr_metrics_ingested(sr_metrics_op(c->op), d->nvalues);
