@@ -13,8 +13,11 @@
  *      it raised last time.
  *  (3) A rule's evaluator reads the system and the engine's figures only;
  *      it never waits (statvfs, adjtimex, clock_gettime, the engine's
- *      counters), and a rule that reads the index or the log reads a
- *      bounded slice (no-data, selfcheck) per evaluation.
+ *      counters, the GW-IF's notes), and a rule that reads the index or
+ *      the log reads a bounded slice (no-data, selfcheck) per evaluation,
+ *      or a table bounded by the registry (gateway-offline: the `alive`
+ *      index, one row per gateway and app). fsync-latency adds nothing to
+ *      the writer: it reads the metrics' histogram.
  *  (4) No evaluation while the engine does not write (read-only, or a
  *      failed write being retried): it could store none of its events.
  */

@@ -317,6 +317,9 @@ static int mp_event(msg_points *m, const char *op, const char *gw, const char *m
     return rc;
 }
 
+static const char BELOW_MIN[] = "value: below the data point's minimum",
+                  ABOVE_MAX[] = "value: above the data point's maximum";
+
 int sr_gw_values_event(sr_engine *e, const char *op, const char *gw, const char *message_id, const char *monitor_id,
                        json_t *values, sr_buf *event, size_t *nvalues, sr_gw_err *err)
 {
@@ -407,17 +410,18 @@ int sr_gw_values_event(sr_engine *e, const char *op, const char *gw, const char 
         if (!terr && s.quality <= SR_Q_UNCERTAIN && (info.type == SR_VT_NUMBER || info.type == SR_VT_INTEGER)) {
             double x = info.type == SR_VT_NUMBER ? s.v.f : (double)s.v.i;
             if (!isfinite(x)) terr = "value: not a finite number";
-            else if (info.has_min && x < info.min) terr = "value: below the data point's minimum";
-            else if (info.has_max && x > info.max) terr = "value: above the data point's maximum";
-            if (terr && isfinite(x)) { /* the alarm rule value-out-of-range (gwif_json.h) */
-                char what[200];
-                snprintf(what, sizeof what, "value %g %s %g (message %.64s)", x,
-                         x < info.min && info.has_min ? "below the minimum" : "above the maximum",
-                         x < info.min && info.has_min ? info.min : info.max, message_id ? message_id : "");
-                sr_gw_range_refused(op, gw, did, what);
-            }
+            else if (info.has_min && x < info.min) terr = BELOW_MIN;
+            else if (info.has_max && x > info.max) terr = ABOVE_MAX;
         }
         if (terr) {
+            if (terr == BELOW_MIN || terr == ABOVE_MAX) { /* the alarm rule value-out-of-range (gwif_json.h) */
+                char what[200];
+                double x = info.type == SR_VT_NUMBER ? s.v.f : (double)s.v.i;
+                snprintf(what, sizeof what, "value %g %s %g (message %.64s)", x,
+                         terr == BELOW_MIN ? "below the minimum" : "above the maximum",
+                         terr == BELOW_MIN ? info.min : info.max, message_id ? message_id : "");
+                sr_gw_range_refused(op, gw, did, what);
+            }
             bad_value(err, i, did, terr);
             continue;
         }
