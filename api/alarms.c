@@ -651,6 +651,12 @@ static void eval_value_range(sr_alarms *a, found_fn fn)
         snprintf(msg, sizeof msg, "no value of %s refused for its range for %u s", c.subject,
                  a->cfg->alarms_value_range_quiet_s);
         fn(a, c.op, c.subject, 0, msg);
-        *e = a->rs[--a->nrs]; /* forgotten: the alarm is resolved */
+    }
+    /* forget the points with no open alarm left and none raised now (resolved
+     * above, or by an admin): the table holds the open alarms' points only */
+    for (size_t i = 0; i < a->nrs;) {
+        cond *c = cond_find(a, a->rs[i].op, a->rs[i].point);
+        if (c && ((c->found && c->level) || (c->open && !c->found))) i++;
+        else a->rs[i] = a->rs[--a->nrs];
     }
 }
