@@ -113,8 +113,9 @@ try:
     check("... autoResolved, by system", o["autoResolved"] is True and o["resolvedBy"] == "system", o)
     check("fsync-latency: no alarm with fast fdatasyncs (tmpfs)", one(alice, "fsync-latency") is None, alarms(alice))
     g.close()
-    stop_server(srv)
+    rc = stop_server(srv)
     procs.remove(srv)
+    check("the server stops cleanly (exit 0; under ASan: no leak, no error)", rc == 0, rc)
 
     # ---- 3. fsync-latency: each fdatasync 300 ms slower (the test hook)
     srv, ports = start_server(BIN, D, LOG, config=cfg, env=dict(os.environ, SUIRO_TEST_FSYNC_DELAY_MS="300"))
@@ -128,8 +129,9 @@ try:
     fl = one(alice, "fsync-latency")
     check("... warning, the platform's, naming the p99",
           fl["level"] == "warning" and fl["operatorId"] == "" and "p99 is over 250.0 ms" in fl["message"], fl)
-    stop_server(srv)
+    rc = stop_server(srv)
     procs.remove(srv)
+    check("the server stops cleanly (exit 0; under ASan: no leak, no error)", rc == 0, rc)
     srv, ports = start_server(BIN, D, LOG, config=cfg)
     procs.append(srv)
     alice = srtest.admin_session(ports["http"], "admin", "alices-own-password-1")
@@ -138,8 +140,9 @@ try:
     g.close()
     check("fsync-latency: resolved by the rule (an interval of fast fdatasyncs)",
           wait_until(lambda: (one(alice, "fsync-latency") or {}).get("autoResolved") is True, 20, 0.1), alarms(alice))
-    stop_server(srv)
+    rc = stop_server(srv)
     procs.remove(srv)
+    check("the server stops cleanly (exit 0; under ASan: no leak, no error)", rc == 0, rc)
 
     # ---- 4. the log
     r = subprocess.run([BIN, "replay", D, "--kind", "alarm"], capture_output=True, text=True)
