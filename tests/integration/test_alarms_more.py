@@ -16,6 +16,8 @@ interval_s = 1), a gateway over MQTT (srtest.RawGw, MQTT 5.0):
     hook SUIRO_TEST_FSYNC_DELAY_MS = 300 (each fdatasync of the log 300 ms
     slower): a value stored, the platform's warning raised, naming the p99;
     restarted without the hook, a value stored: the rule resolves it.
+ 3b. value-out-of-range over HTTP: GW001 posts P001 = 7777: 400 E1001, a
+    second alarm of P001 naming the message.
  4. Every step is an AlarmEvent in the log (`suiro replay --kind alarm`).
 usage: test_alarms_more.py SUIRO_BIN"""
 import json
@@ -117,7 +119,11 @@ try:
     procs.remove(srv)
     check("the server stops cleanly (exit 0; under ASan: no leak, no error)", rc == 0, rc)
 
-    # ---- 3. fsync-latency: each fdatasync 300 ms slower (the test hook)
+    # ---- 3. fsync-latency: each fdatasync 300 ms slower (the test hook); gateway-offline off from here on
+    cfg2 = os.path.join(T, "suiro2.ini")
+    with open(cfg) as f, open(cfg2, "w") as g2:
+        g2.write(f.read().replace("gateway_offline_s = 2", "gateway_offline_s = 0"))
+    cfg = cfg2
     srv, ports = start_server(BIN, D, LOG, config=cfg, env=dict(os.environ, SUIRO_TEST_FSYNC_DELAY_MS="300"))
     procs.append(srv)
     alice = srtest.admin_session(ports["http"], "admin", "alices-own-password-1")
@@ -140,6 +146,22 @@ try:
     g.close()
     check("fsync-latency: resolved by the rule (an interval of fast fdatasyncs)",
           wait_until(lambda: (one(alice, "fsync-latency") or {}).get("autoResolved") is True, 20, 0.1), alarms(alice))
+
+    # value-out-of-range over the GW-IF's HTTP binding: a new alarm (the first is resolved)
+    da = srtest.admin_session(ports["http"], "da1", "da1-own-password-1")
+    st, _, body, _ = srtest.http_once(ports["http"], "POST", "/gw/v1/sessions",
+                                      {"operatorId": "demo", "gatewayId": "GW001", "secret": "demo-gw001-secret"})
+    tok = json.loads(body).get("token") if st == 201 else None
+    ts = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(time.time() + 3))
+    st, _, body, _ = srtest.http_once(ports["http"], "POST", "/gw/v1/measurements", srtest.gw_envelope(
+        "GW_MEASUREMENTS", "vr-http", {"values": [{"dataId": "P001", "timestamp": ts, "value": 7777, "quality": "GOOD"}]}),
+        tok)
+    check("HTTP: P001 = 7777 refused (400 E1001)", st == 400 and srtest.code(json.loads(body)) == "E1001", (st, body))
+    check("value-out-of-range: a second alarm of P001, raised by the HTTP refusal",
+          wait_until(lambda: (one(da, "value-out-of-range") or {}).get("state") == "raised", 20, 0.1), alarms(da))
+    v = one(da, "value-out-of-range")
+    check("... naming the message vr-http and the value", "vr-http" in v["message"] and "7777" in v["message"]
+          and len(alarms(da, "?rule=value-out-of-range")) == 2, alarms(da))
     rc = stop_server(srv)
     procs.remove(srv)
     check("the server stops cleanly (exit 0; under ASan: no leak, no error)", rc == 0, rc)
@@ -148,11 +170,12 @@ try:
     r = subprocess.run([BIN, "replay", D, "--kind", "alarm"], capture_output=True, text=True)
     steps = [(e["alarm"].get("rule"), e["alarm"].get("state"), e["alarm"].get("subject", ""))
              for e in (json.loads(ln) for ln in r.stdout.splitlines() if ln.strip())]
-    want = [("value-out-of-range", "raised", "P001"), ("value-out-of-range", "resolved", "P001"),
-            ("gateway-offline", "raised", "GW001"), ("gateway-offline", "resolved", "GW001"),
-            ("fsync-latency", "raised", ""), ("fsync-latency", "resolved", "")]
-    check("every step is an AlarmEvent in the log, in order", r.returncode == 0 and steps == want,
-          (r.returncode, steps, r.stderr))
+    want = {"value-out-of-range": [("raised", "P001"), ("resolved", "P001"), ("raised", "P001")],
+            "gateway-offline": [("raised", "GW001"), ("resolved", "GW001")],
+            "fsync-latency": [("raised", ""), ("resolved", "")]}
+    got = {k: [(st, sub) for rule, st, sub in steps if rule == k] for k in want}
+    check("every step is an AlarmEvent in the log, in order (per rule), and no other",
+          r.returncode == 0 and got == want and len(steps) == 7, (r.returncode, steps, r.stderr))
 except Exception as e:  # noqa: BLE001
     check.failed(e)
 finally:
