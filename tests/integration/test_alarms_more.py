@@ -134,7 +134,8 @@ try:
           alarms(alice))
     fl = one(alice, "fsync-latency")
     check("... warning, the platform's, naming the p99",
-          fl["level"] == "warning" and fl["operatorId"] == "" and "p99 is over 250.0 ms" in fl["message"], fl)
+          fl["level"] == "warning" and fl["operatorId"] == "" and "p99 is over" in fl["message"]
+          and "threshold 100 ms" in fl["message"], fl)
     rc = stop_server(srv)
     procs.remove(srv)
     check("the server stops cleanly (exit 0; under ASan: no leak, no error)", rc == 0, rc)
