@@ -13,8 +13,11 @@
  *      it raised last time.
  *  (3) A rule's evaluator reads the system and the engine's figures only;
  *      it never waits (statvfs, adjtimex, clock_gettime, the engine's
- *      counters), and a rule that reads the index or the log reads a
- *      bounded slice (no-data, selfcheck) per evaluation.
+ *      counters, the GW-IF's notes), and a rule that reads the index or
+ *      the log reads a bounded slice (no-data, selfcheck) per evaluation,
+ *      or a table bounded by the registry (gateway-offline: the `alive`
+ *      index, one row per gateway and app). fsync-latency adds nothing to
+ *      the writer: it reads the metrics' histogram.
  *  (4) No evaluation while the engine does not write (read-only, or a
  *      failed write being retried): it could store none of its events.
  */
@@ -23,6 +26,7 @@
 #include "api/gwif_json.h"
 #include "api/loginguard.h"
 #include "api/slog.h"
+#include "codecs/rfc3339.h"
 #include "codecs/base/sr_alloc.h"
 
 #include <errno.h>
@@ -53,6 +57,9 @@ static void eval_cert_expiry(struct sr_alarms *a, found_fn found);
 static void eval_login_failures(struct sr_alarms *a, found_fn found);
 static void eval_selfcheck(struct sr_alarms *a, found_fn found);
 static void eval_gateway_skew(struct sr_alarms *a, found_fn found);
+static void eval_fsync_latency(struct sr_alarms *a, found_fn found);
+static void eval_gateway_offline(struct sr_alarms *a, found_fn found);
+static void eval_value_range(struct sr_alarms *a, found_fn found);
 
 /* The rules: X(name, highest level, resolves itself, the platform's, evaluator (NULL: raised elsewhere), what) */
 #define SR_ALARM_RULES(X)                                                                                         \
@@ -77,7 +84,14 @@ static void eval_gateway_skew(struct sr_alarms *a, found_fn found);
     X("gateway-skew", SR_AL_WARNING, 0, 0, eval_gateway_skew,                                                    \
       "a gateway's values run ahead of the server's clock by more than [alarms] gateway_skew_ms (accepted; "       \
       "raised once per gateway while its alarm is open)")                                                         \
-    X("push-dropped", SR_AL_MINOR, 0, 0, NULL, "an app's push queue dropped messages (api/push.c)")
+    X("push-dropped", SR_AL_MINOR, 0, 0, NULL, "an app's push queue dropped messages (api/push.c)")              \
+    X("fsync-latency", SR_AL_WARNING, 1, 1, eval_fsync_latency,                                                 \
+      "the log's fdatasync p99 since the last evaluation (the engine's histogram) above [alarms] fsync_latency_ms") \
+    X("gateway-offline", SR_AL_MINOR, 1, 0, eval_gateway_offline,                                               \
+      "a gateway offline (its alive row) for longer than [alarms] gateway_offline_s; resolved once it is online")  \
+    X("value-out-of-range", SR_AL_WARNING, 1, 0, eval_value_range,                                              \
+      "a gateway's value refused for its data point's min/max (E1001); resolved after [alarms] "                  \
+      "value_range_quiet_s without such a refusal")
 
 typedef struct rule {
     sr_alarm_rule_info info;
@@ -125,6 +139,12 @@ struct sr_alarms {
     uint64_t sc_next_ms;      /* selfcheck: monotonic, the next check */
     uint64_t sc_from;         /* selfcheck: the first seq not yet checked (0: the log's first) */
     size_t sc_n;              /* selfcheck: records read by this check */
+    sr_hist_snap fs_prev;     /* fsync-latency: the engine's fdatasync histogram at the last evaluation */
+    struct range_seen {       /* value-out-of-range: the last refusal seen per (op, point), monotonic ms */
+        char op[72], point[72];
+        uint64_t last_ms;
+    } *rs;
+    size_t nrs, caprs;
     int test_unsync;          /* the test hook's (-1: none) */
     int64_t test_offset_ms;
 };
@@ -158,6 +178,9 @@ int sr_alarms_open(sr_engine *e, const sr_config *cfg, sr_alarms **out)
     a->cfg = cfg;
     a->next_ms = mono_ms() + (uint64_t)cfg->alarms_interval_s * 1000;
     a->test_unsync = -1;
+    sr_engine_stats st;
+    sr_engine_get_stats(e, &st);
+    a->fs_prev = st.fsync_us; /* fsync-latency: the first evaluation covers what follows the start */
     /* the certificates the listeners load at this start (server.c), read once */
     a->certs[0].listener = "mqtt";
     a->certs[0].not_after_ms = cfg->tls_listen[0] ? cert_not_after(cfg->tls_cert) : 0;
@@ -179,6 +202,7 @@ void sr_alarms_free(sr_alarms *a)
 {
     if (!a) return;
     free(a->conds);
+    free(a->rs);
     free(a);
 }
 
@@ -504,4 +528,135 @@ static void eval_clock_jump(sr_alarms *a, found_fn fn)
     char msg[120];
     snprintf(msg, sizeof msg, "the wall clock jumped %+" PRId64 " ms against the monotonic clock", d);
     fn(a, "", "", SR_AL_MAJOR, msg);
+}
+
+/* The p99 of the fdatasyncs since the last evaluation, from the engine's
+ * histogram (no work on the writer's path: its counters exist for the
+ * metrics): the lower bound of the bucket holding the 99th percentile, so
+ * "above the threshold" is certain (the threshold is rounded up to the
+ * buckets' bounds: SR_HIST_US_BOUNDS). No fdatasync since: not evaluated. */
+static void eval_fsync_latency(sr_alarms *a, found_fn fn)
+{
+    static const uint64_t bounds[] = SR_HIST_US_BOUNDS;
+    sr_engine_stats st;
+    sr_engine_get_stats(a->eng, &st);
+    sr_hist_snap now = st.fsync_us, prev = a->fs_prev;
+    a->fs_prev = now;
+    uint64_t lim = (uint64_t)a->cfg->alarms_fsync_latency_ms * 1000, n = now.count - prev.count;
+    if (!lim || !n || now.count < prev.count) return;
+    uint64_t want = n - n / 100, cum = 0, p99 = bounds[SR_HIST_US_N - 1]; /* past the last bound: +Inf's */
+    for (size_t i = 0; i < SR_HIST_US_N; i++) {
+        cum += now.bucket[i] - prev.bucket[i];
+        if (cum >= want) {
+            p99 = i ? bounds[i - 1] : 0;
+            break;
+        }
+    }
+    char msg[200];
+    snprintf(msg, sizeof msg, "the log's fdatasync p99 is over %.1f ms (%" PRIu64 " since the last evaluation, mean %.1f ms; "
+             "threshold %u ms)", (double)p99 / 1000, n, (double)(now.sum - prev.sum) / (double)n / 1000,
+             a->cfg->alarms_fsync_latency_ms);
+    fn(a, "", "", p99 >= lim ? SR_AL_WARNING : 0, msg);
+}
+
+/* The alive index (api/alive.h): one read per evaluation, a row per gateway
+ * and app that ever connected (bounded by the registry). A gateway offline
+ * since longer than gateway_offline_s is raised (its operator's, subject
+ * the gateway); its open alarm is resolved once the row says online, or
+ * offline since less (it was back in between). A gateway never seen has no
+ * row: not watched. */
+static void eval_gateway_offline(sr_alarms *a, found_fn fn)
+{
+    uint32_t lim = a->cfg->alarms_gateway_offline_s;
+    if (!lim) return;
+    struct timespec w;
+    clock_gettime(CLOCK_REALTIME, &w);
+    int64_t now = (int64_t)w.tv_sec * 1000 + w.tv_nsec / 1000000 + a->test_offset_ms;
+    sr_rec r = SR_REC_INIT;
+    int rc = sr_list_alive(a->eng, NULL, &r), k;
+    if (rc) {
+        sr_slog(SR_LOG_WARN, "alarm rule gateway-offline not evaluated", "error=%s", sr_err_name(rc));
+        sr_rec_close(&r);
+        return;
+    }
+    sr_alive_rec ar;
+    while ((k = sr_rec_next_alive(&r, &ar)) != 0) {
+        if (k < 0 || ar.kind != SR_ACTOR_GATEWAY) continue;
+        int64_t off = now - ar.since_ms;
+        char msg[240], since[32];
+        if (ar.state == SR_AS_OFFLINE && off > (int64_t)lim * 1000) {
+            sr_rfc3339_format(ar.since_ms, since);
+            const char *rn = sr_alive_reason_name((int)ar.reason);
+            snprintf(msg, sizeof msg, "gateway %s offline since %s (%s, %" PRId64 " s; over %u s)", ar.id, since,
+                     rn ? rn : "", off / 1000, lim);
+            fn(a, ar.op, ar.id, SR_AL_MINOR, msg);
+        } else {
+            cond *c = cond_find(a, ar.op, ar.id); /* only an open alarm has something to clear */
+            if (c && c->open) {
+                sr_rfc3339_format(ar.since_ms, since);
+                snprintf(msg, sizeof msg, "gateway %s online again (since %s)", ar.id, since);
+                fn(a, ar.op, ar.id, 0, msg);
+            }
+        }
+    }
+    sr_rec_close(&r);
+}
+
+static struct range_seen *range_seen(sr_alarms *a, const char *op, const char *point, int make)
+{
+    for (size_t i = 0; i < a->nrs; i++)
+        if (!strcmp(a->rs[i].op, op) && !strcmp(a->rs[i].point, point)) return &a->rs[i];
+    if (!make) return NULL;
+    if (a->nrs == a->caprs) {
+        size_t cap = a->caprs ? a->caprs * 2 : 8;
+        struct range_seen *n = realloc(a->rs, cap * sizeof *n);
+        if (!n) return NULL;
+        a->rs = n;
+        a->caprs = cap;
+    }
+    struct range_seen *e = &a->rs[a->nrs++];
+    snprintf(e->op, sizeof e->op, "%s", op);
+    snprintf(e->point, sizeof e->point, "%s", point);
+    e->last_ms = 0;
+    return e;
+}
+
+/* The notes of the refusals (api/gwif_json.h sr_gw_range_refused): a point
+ * with refusals since the last evaluation is raised (once: a lasting
+ * condition is no new event); an open alarm whose point had none for
+ * value_range_quiet_s is resolved. The quiet clock of an open alarm this
+ * process has not seen refused (after a restart) starts at its first
+ * evaluation. */
+static void eval_value_range(sr_alarms *a, found_fn fn)
+{
+    static sr_gw_range_note notes[SR_GW_RANGE_NOTES]; /* the loop's only */
+    size_t n = sr_gw_range_take(notes, SR_GW_RANGE_NOTES);
+    uint64_t now = mono_ms(), quiet = (uint64_t)a->cfg->alarms_value_range_quiet_s * 1000;
+    for (size_t i = 0; i < n; i++) {
+        struct range_seen *e = range_seen(a, notes[i].op, notes[i].point, 1);
+        if (e) e->last_ms = now;
+        char msg[420];
+        snprintf(msg, sizeof msg, "%" PRIu32 " value(s) of %s from gateway %s refused for its range since the last evaluation; "
+                 "the latest: %s", notes[i].count, notes[i].point, notes[i].gw, notes[i].msg);
+        fn(a, notes[i].op, notes[i].point, SR_AL_WARNING, msg);
+    }
+    for (size_t i = 0; i < a->nconds; i++) {
+        cond c = a->conds[i]; /* a copy: fn may grow the array */
+        if (!c.open || c.found) continue;
+        struct range_seen *e = range_seen(a, c.op, c.subject, 1);
+        if (!e) continue;
+        if (!e->last_ms) e->last_ms = now;
+        if (now - e->last_ms < quiet) continue;
+        char msg[320];
+        snprintf(msg, sizeof msg, "no value of %s refused for its range for %u s", c.subject,
+                 a->cfg->alarms_value_range_quiet_s);
+        fn(a, c.op, c.subject, 0, msg);
+    }
+    /* forget the points with no open alarm left and none raised now (resolved
+     * above, or by an admin): the table holds the open alarms' points only */
+    for (size_t i = 0; i < a->nrs;) {
+        cond *c = cond_find(a, a->rs[i].op, a->rs[i].point);
+        if (c && ((c->found && c->level) || (c->open && !c->found))) i++;
+        else a->rs[i] = a->rs[--a->nrs];
+    }
 }

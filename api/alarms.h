@@ -14,7 +14,8 @@
  * or an admin resolving one, is seen at the next evaluation.
  *
  * A rule whose events come from elsewhere has a row without an evaluator:
- * push-dropped (api/push.c raises it).
+ * push-dropped (api/push.c raises it). gateway-skew and value-out-of-range
+ * take notes the GW-IF leaves (api/gwif_json.h) at each evaluation.
  *
  * TEST HOOK (test-only, documented in docs/monitoring.md "Clock"): with the
  * environment variable SUIRO_TEST_ALARM_CLOCK naming a file, each
@@ -22,6 +23,9 @@
  * clock the clock-jump rule reads, and the kernel's synchronisation as the
  * clock-unsync rule sees it (-1: adjtimex's own answer, 0: synchronised, 1:
  * unsynchronised).
+ *
+ * A second test hook, SUIRO_TEST_FSYNC_DELAY_MS (api/server.c; docs/monitoring.md
+ * "fdatasync latency"), slows each fdatasync of the log for fsync-latency.
  *
  * THREADS: the loop's (open, tick, free); the submits' completions run on
  * the writer thread and touch only an atomic counter.

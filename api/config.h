@@ -203,6 +203,12 @@
       "gateway-skew: a gateway whose values run ahead of the server's clock by more than this; 0: off")              \
     U(alarms, clock_jump_ms, alarms_clock_jump_ms, 2000, 0, 86400000,                                                 \
       "clock-jump: the wall clock moving this much against the monotonic clock between evaluations; 0: off")          \
+    U(alarms, fsync_latency_ms, alarms_fsync_latency_ms, 1000, 0, 10000,                                              \
+      "fsync-latency: a warning when the log's fdatasync p99 since the last evaluation is above this; 0: off")       \
+    U(alarms, gateway_offline_s, alarms_gateway_offline_s, 0, 0, 315360000,                                           \
+      "gateway-offline: a gateway offline for longer than this many seconds; 0: off")                                \
+    U(alarms, value_range_quiet_s, alarms_value_range_quiet_s, 600, 1, 86400,                                         \
+      "value-out-of-range: resolved after this many seconds without a value of the point refused for its range")      \
     S(crypto, signature, crypto_signature, 32, "ES256",                                                                \
       "the platform key's signature algorithm when one is made: ES256, ES384, PS256 or EdDSA")                         \
     S(crypto, aead, crypto_aead, 32, "AES-256-GCM", "the AEAD of new data keys (docs/keys.md): AES-256-GCM")          \

@@ -251,6 +251,7 @@ static void respond_rc(h2o_req_t *req, const char *op, const char *gw, const sr_
 {
     const char *msg = r->err.msg[0] ? r->err.msg : sr_wire_msg_of_rc(r->rc);
     if (r->rc) sr_metrics_refused(sr_wire_of_rc(r->rc));
+    if (r->range) sr_gw_range_refused(op, gw, r->err.where, r->err.msg); /* value-out-of-range (api/gwif_json.h) */
     switch (sr_gw_outcome_rc(r->rc)) {
     case SR_GW_DURABLE:
         respond_result(req, SR_WIRE_OK, r->duplicate ? "duplicate; stored once" : "stored", NULL);

@@ -254,6 +254,42 @@ static void skew_check(const msg_points *m, const char *op, const char *gw, cons
     pthread_mutex_unlock(&skew_mu);
 }
 
+/* ---- values refused for their range (R-MO-3; api/alarms.c value-out-of-range) */
+
+static pthread_mutex_t range_mu = PTHREAD_MUTEX_INITIALIZER;
+static sr_gw_range_note range_notes[SR_GW_RANGE_NOTES];
+static size_t range_n;
+
+void sr_gw_range_refused(const char *op, const char *gw, const char *point, const char *what)
+{
+    pthread_mutex_lock(&range_mu);
+    size_t i = 0;
+    while (i < range_n && (strcmp(range_notes[i].op, op) || strcmp(range_notes[i].point, point))) i++;
+    if (i == range_n && range_n < SR_GW_RANGE_NOTES) { /* a full table drops the note: the next one comes */
+        memset(&range_notes[i], 0, sizeof range_notes[i]);
+        range_n++;
+    }
+    if (i < range_n) {
+        sr_gw_range_note *n = &range_notes[i];
+        snprintf(n->op, sizeof n->op, "%s", op);
+        snprintf(n->point, sizeof n->point, "%s", point);
+        snprintf(n->gw, sizeof n->gw, "%s", gw ? gw : "");
+        snprintf(n->msg, sizeof n->msg, "%.199s", what);
+        n->count++;
+    }
+    pthread_mutex_unlock(&range_mu);
+}
+
+size_t sr_gw_range_take(sr_gw_range_note *out, size_t cap)
+{
+    pthread_mutex_lock(&range_mu);
+    size_t n = range_n < cap ? range_n : cap;
+    memcpy(out, range_notes, n * sizeof *out);
+    range_n = 0;
+    pthread_mutex_unlock(&range_mu);
+    return n;
+}
+
 static int mp_event(msg_points *m, const char *op, const char *gw, const char *message_id, const char *monitor_id,
                     sr_buf *event)
 {
@@ -280,6 +316,9 @@ static int mp_event(msg_points *m, const char *op, const char *gw, const char *m
     if (in != in0) sr_free(in);
     return rc;
 }
+
+static const char BELOW_MIN[] = "value: below the data point's minimum",
+                  ABOVE_MAX[] = "value: above the data point's maximum";
 
 int sr_gw_values_event(sr_engine *e, const char *op, const char *gw, const char *message_id, const char *monitor_id,
                        json_t *values, sr_buf *event, size_t *nvalues, sr_gw_err *err)
@@ -371,10 +410,18 @@ int sr_gw_values_event(sr_engine *e, const char *op, const char *gw, const char 
         if (!terr && s.quality <= SR_Q_UNCERTAIN && (info.type == SR_VT_NUMBER || info.type == SR_VT_INTEGER)) {
             double x = info.type == SR_VT_NUMBER ? s.v.f : (double)s.v.i;
             if (!isfinite(x)) terr = "value: not a finite number";
-            else if (info.has_min && x < info.min) terr = "value: below the data point's minimum";
-            else if (info.has_max && x > info.max) terr = "value: above the data point's maximum";
+            else if (info.has_min && x < info.min) terr = BELOW_MIN;
+            else if (info.has_max && x > info.max) terr = ABOVE_MAX;
         }
         if (terr) {
+            if (terr == BELOW_MIN || terr == ABOVE_MAX) { /* the alarm rule value-out-of-range (gwif_json.h) */
+                char what[200];
+                double x = info.type == SR_VT_NUMBER ? s.v.f : (double)s.v.i;
+                snprintf(what, sizeof what, "value %g %s %g (message %.64s)", x,
+                         terr == BELOW_MIN ? "below the minimum" : "above the maximum",
+                         terr == BELOW_MIN ? info.min : info.max, message_id ? message_id : "");
+                sr_gw_range_refused(op, gw, did, what);
+            }
             bad_value(err, i, did, terr);
             continue;
         }

@@ -125,6 +125,23 @@ typedef struct sr_gw_skew_note {
 void sr_gw_skew_set(uint32_t ms);
 size_t sr_gw_skew_take(sr_gw_skew_note *out, size_t cap);
 
+/* Values refused for their range (R-MO-3): a values message holding a GOOD
+ * or UNCERTAIN value outside its data point's min/max is refused (E1001,
+ * nothing stored) by sr_gw_values_event above, or, should the master have
+ * changed since, by the writer (sr_result.range, err.where the point: the
+ * MQTT completion and the HTTP answer pass it on).
+ * sr_gw_range_refused(op, gw, point, what) notes it: one note per (operator,
+ * data point) until taken, the latest refusal kept, the refusals counted;
+ * only a refusal pays (a mutex). The alarm rule value-out-of-range
+ * (api/alarms.c) takes them. Any thread. */
+enum { SR_GW_RANGE_NOTES = 256 };
+typedef struct sr_gw_range_note {
+    char op[72], point[72], gw[72], msg[200];
+    uint32_t count; /* values of the point refused since the last take */
+} sr_gw_range_note;
+void sr_gw_range_refused(const char *op, const char *gw, const char *point, const char *what);
+size_t sr_gw_range_take(sr_gw_range_note *out, size_t cap);
+
 /* The GW_ACK message for a message (correlationId = its messageId). */
 SR_MUST_CHECK int sr_gw_ack(const char *correlation_id, sr_wire code, const char *message, json_t *detail,
                             int64_t now_ms, sr_buf *out);

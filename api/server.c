@@ -101,6 +101,7 @@
 #include "engine/secret.h"
 #include "engine/suiro.h"
 #include "storage/crypto.h"
+#include "storage/vfs.h"
 
 #include <openssl/err.h>
 #include <openssl/ssl.h>
@@ -184,6 +185,18 @@ struct sr_server {
     uint64_t start_us[6]; /* startup phases: key, engine, broker (PKI), push, listeners, login throttle */
     int throttle_rows;    /* rows of the trail the login throttle was rebuilt from */
 };
+
+/* test hook (SUIRO_TEST_FSYNC_DELAY_MS, tests only; docs/monitoring.md
+ * "Alarms"): the log's file system is POSIX's with each sync this much slower */
+static uint32_t test_sync_delay_ms;
+static int test_slow_sync(sr_file *f)
+{
+    struct timespec d = {test_sync_delay_ms / 1000, (long)(test_sync_delay_ms % 1000) * 1000000};
+    while (nanosleep(&d, &d) && errno == EINTR) {
+    }
+    return sr_vfs_posix.sync(f);
+}
+static sr_vfs test_slow_vfs;
 
 static uint64_t mono_us(void)
 {
@@ -818,6 +831,8 @@ static void on_done(void *ctx, sr_loopq_item *it)
     {
         conn *c = d->c;
         c->inflight--;
+        if (d->res.range) /* the alarm rule value-out-of-range (api/gwif_json.h) */
+            sr_gw_range_refused(c->op, c->gw, d->res.err.where, d->res.err.msg);
         if (c->state != ST_CLOSING) {
             /* (1): durable, refused or not stored -- now answer */
             if (d->nvalues && !d->res.rc && !d->res.duplicate) sr_metrics_ingested(sr_metrics_op(c->op), d->nvalues);
@@ -2097,6 +2112,14 @@ static int engine_open(sr_server *s, char *err, size_t errlen)
     /* test hook: a slow writer, to show back-pressure (tests/integration/test_gw_backpressure.py) */
     const char *slow = getenv("SUIRO_TEST_WRITER_DELAY_MS");
     if (slow) o.test_group_delay_ms = (uint32_t)atoi(slow);
+    /* test hook: a slow fdatasync, for the alarm rule fsync-latency (tests/integration/test_alarms_more.py) */
+    const char *slow_sync = getenv("SUIRO_TEST_FSYNC_DELAY_MS");
+    if (slow_sync) {
+        test_sync_delay_ms = (uint32_t)atoi(slow_sync);
+        test_slow_vfs = sr_vfs_posix;
+        test_slow_vfs.sync = test_slow_sync;
+        o.vfs = &test_slow_vfs;
+    }
     o.sync = !strcmp(s->cfg.sync, "none")       ? SR_ENGINE_SYNC_NONE
              : !strcmp(s->cfg.sync, "interval") ? SR_ENGINE_SYNC_INTERVAL
                                                 : SR_ENGINE_SYNC_ALWAYS;

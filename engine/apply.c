@@ -98,6 +98,17 @@ int sr__refuse(sr_result *r, int rc, const char *fmt, ...)
     return rc;
 }
 
+/* A value outside its master's min/max: refused, and named for the alarm
+ * rule value-out-of-range (suiro.h sr_result.range, err.where the point). */
+static int refuse_range(sr_result *r, uint32_t point, const char *id, double x, const char *what, double bound)
+{
+    int rc = sr__refuse(r, SR_EINVAL, "%s: value %g %s %g", id, x, what, bound);
+    r->range = 1;
+    r->point = point;
+    snprintf(r->err.where, sizeof r->err.where, "%s", id);
+    return rc;
+}
+
 /* One point of a measurements event and its samples (either form of the
  * record: sr_meas_next), checked against the point table (points.c). */
 static int check_point(sr_engine *e, MDB_txn *t, const Event *ev, sr_mpoint *pv, sr_result *r)
@@ -137,9 +148,9 @@ static int check_point(sr_engine *e, MDB_txn *t, const Event *ev, sr_mpoint *pv,
             if (pi.type == SUIRO__V1__VALUE_TYPE__VT_NUMBER && !isfinite(x))
                 bad = sr__refuse(r, SR_EINVAL, "%s: value %ld is not a finite number", pi.id, i);
             else if (pi.has_min && x < pi.min && (t2 == SR_VT_NUMBER || t2 == SR_VT_INTEGER))
-                bad = sr__refuse(r, SR_EINVAL, "%s: value %g below the minimum %g", pi.id, x, pi.min);
+                bad = refuse_range(r, pv->point, pi.id, x, "below the minimum", pi.min);
             else if (pi.has_max && x > pi.max && (t2 == SR_VT_NUMBER || t2 == SR_VT_INTEGER))
-                bad = sr__refuse(r, SR_EINVAL, "%s: value %g above the maximum %g", pi.id, x, pi.max);
+                bad = refuse_range(r, pv->point, pi.id, x, "above the maximum", pi.max);
         }
     }
     sr_free(scratch);

@@ -154,7 +154,10 @@ typedef struct sr_result {
     uint32_t count;     /* events stored */
     int duplicate;      /* 1: message id seen before; nothing stored, seq is the original */
     uint64_t revision;  /* documents: the new revision */
-    uint32_t point;     /* data-point master put: the point number */
+    uint32_t point;     /* data-point master put: the point number; measurements refused for a value
+                         * outside its master's min/max (range set): the point number */
+    int range;          /* 1: refused for a value outside its master's min/max (GOOD/UNCERTAIN); err.where
+                         * names the data point (the alarm rule value-out-of-range, api/alarms.c) */
     sr_errinfo err;     /* for a refusal: err.code == rc, err.msg what and where ("point 17: value 12.5
                          * above max 10"); the one error-detail struct of every layer (sr_error.h) */
 } sr_result;

@@ -147,8 +147,12 @@ Test(points, follows_put_delete_reput)
     cr_assert(b.has_max && b.max == 5);
     cr_assert_eq(put1(e, "GW1", a.point, 2000, 1, &r), SR_EINVAL, "the old gateway is refused");
     cr_assert(strstr(r.err.msg, "not reached through gateway GW1"), "%s", r.err.msg);
+    cr_assert_eq(r.range, 0, "another refusal is not the range's");
     cr_assert_eq(put1(e, "GW2", a.point, 2000, 9, &r), SR_EINVAL, "above the new maximum");
     cr_assert(strstr(r.err.msg, "above the maximum 5"), "%s", r.err.msg);
+    /* the range's refusal names its point (the alarm rule value-out-of-range, api/alarms.c) */
+    cr_assert(r.range == 1 && r.point == a.point && !strcmp(r.err.where, "P000"), "range %d point %u where %s", r.range,
+              r.point, r.err.where);
     cr_assert_eq(put1(e, "GW2", a.point, 2000, 4, &r), SR_OK, "%s", r.err.msg);
     /* deleted: not found by the loop; its number keeps its entry */
     add_delete(&c, "P000");
