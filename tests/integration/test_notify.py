@@ -75,7 +75,9 @@ class Mailbox:
 def conf(d, name, smtp_port, domains, extra=""):
     path = os.path.join(tp.T, name + ".ini")
     with open(path, "w") as f:
-        f.write("[engine]\ndata_dir = %s\n\n[push]\nmax_queue = 1\nmax_backoff_ms = 500\n\n"
+        # [alarms] interval_s 0: the rules' alarms (no data, disk, the clock of
+        # the machine) stay out; each case's steps are its push drop's only
+        f.write("[engine]\ndata_dir = %s\n\n[push]\nmax_queue = 1\nmax_backoff_ms = 500\n\n[alarms]\ninterval_s = 0\n\n"
                 "[notify]\nsmtp_url = smtp://127.0.0.1:%d\nmail_from = suiro@water.example.jp\n"
                 "mail_allowed_domains = %s\nretry_first_ms = 100\nretry_max_ms = 400\n%s\n[log]\nlevel = debug\n"
                 % (d, smtp_port, domains, extra))
