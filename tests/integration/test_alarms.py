@@ -40,7 +40,8 @@ real `suiro`, its evaluator every second ([alarms] interval_s = 1):
     more than [alarms] writer_queue_warning wait; resolved once drained.
  8. selfcheck ([alarms] selfcheck_interval_s = 2): none while the log reads
     back; a byte flipped on disk in a block appended since the last check
-    raises a major alarm (last: the directory no longer opens).
+    raises a major alarm (last: the directory no longer opens); it is never
+    resolved by the rule: an admin resolves it, with a comment.
 usage: test_alarms.py SUIRO_BIN"""
 import json
 import os
@@ -359,6 +360,12 @@ try:
             break
     check("selfcheck: a record appended since the last check that does not read back raises a major alarm",
           raised and raised["level"] == "major" and "does not read back" in raised["message"], (raised, alarms(alice)))
+    # the rule never clears itself (a damaged log needs a person): an admin resolves it, with why
+    st, b = alice.call("POST", "/admin/v1/alarms/%s/resolve" % (raised or {}).get("alarmId", "none"),
+                       {"comment": "segment restored from the backup"})
+    check("selfcheck: cleared by an admin's resolve, who and why recorded (not by the rule)",
+          st == 200 and b.get("state") == "resolved" and b.get("resolvedBy") == "admin"
+          and b.get("autoResolved") is not True, (st, b))
 except Exception as e:  # noqa: BLE001
     check.failed(e)
 finally:
