@@ -90,7 +90,7 @@ static void eval_value_range(struct sr_alarms *a, found_fn found);
     X("gateway-offline", SR_AL_MINOR, 1, 0, eval_gateway_offline,                                               \
       "a gateway offline (its alive row) for longer than [alarms] gateway_offline_s; resolved once it is online")  \
     X("value-out-of-range", SR_AL_WARNING, 1, 0, eval_value_range,                                              \
-      "a gateway's value refused for its data point's min/max (E1001); resolved after [alarms] "                  \
+      "a gateway's value refused for its data point's min/max; resolved after [alarms] "                  \
       "value_range_quiet_s without such a refusal")
 
 typedef struct rule {
