@@ -55,7 +55,7 @@
     X(_FILE_SHARE, SR_KC_CONFIG)          \
     X(_CORRECTION, SR_KC_DATA)            \
     X(_BACKUP, SR_KC_CONFIG)              \
-    X(_PUSH_MARK, SR_KC_DATA)             \
+    X(_PUSH_MARK, SR_KC_CONFIG)           \
     X(_RETENTION, SR_KC_CONFIG)           \
     X(_CONFIG_CARRY, SR_KC_CONFIG)        \
     X(_LOG_TRIM, SR_KC_CONFIG)            \
