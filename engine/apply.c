@@ -656,7 +656,18 @@ static int apply_registry_delete(sr_engine *e, MDB_txn *t, Event *ev, sr_result 
     size_t kl;
     char kind[2] = {(char)('0' + ev->registry_delete->kind), 0};
     kl = mkkey(k, sizeof k, ev->operator_id, kind, ev->registry_delete->id);
-    return kl ? del(t, DB(e, SR_DB_REGISTRY), k, kl) : SR_OK;
+    if (!kl) return SR_OK;
+    int rc = del(t, DB(e, SR_DB_REGISTRY), k, kl);
+    /* a gateway or an app deleted: its alive row goes with it (R-MO-1: no
+     * status, no gateway-offline alarm for what is not there); the alive
+     * key is the registry key, the ActorKind digit being the RegistryKind's */
+    _Static_assert((int)SUIRO__V1__ACTOR_KIND__ACTOR_GATEWAY == (int)SUIRO__V1__REGISTRY_KIND__RG_GATEWAY &&
+                       (int)SUIRO__V1__ACTOR_KIND__ACTOR_APP == (int)SUIRO__V1__REGISTRY_KIND__RG_APP,
+                   "the alive key's kind digit is the registry's");
+    if (!rc && (ev->registry_delete->kind == SUIRO__V1__REGISTRY_KIND__RG_GATEWAY ||
+                ev->registry_delete->kind == SUIRO__V1__REGISTRY_KIND__RG_APP))
+        rc = del(t, DB(e, SR_DB_ALIVE), k, kl);
+    return rc;
 }
 
 static int apply_request_created(sr_engine *e, MDB_txn *t, Event *ev, sr_result *r, int validate)

@@ -1067,6 +1067,15 @@ Test(records, alive_status_round_trips_and_keeps_the_latest)
     cr_assert_eq(es_submit1(e, sr_cmd_alive(&noop, &on, &b), &b, &r), SR_EINVAL);
     cr_assert_eq(sr_list_alive(e, NULL, &rec), SR_OK);
     cr_assert_eq(sr_rec_count(&rec), 2, "a refused event stores nothing");
+    /* a gateway deleted from the registry takes its alive row along (no
+     * status, no gateway-offline alarm for what is not there); the other
+     * operator's app keeps its own */
+    static const sr_cmd_env adm = {"op1", "admin", SR_ACTOR_USER, NULL, "127.0.0.1"};
+    submit1(e, sr_cmd_registry_delete(&adm, SR_RG_GATEWAY, "GW1", &b), &b);
+    cr_assert_eq(sr_list_alive(e, "op1", &rec), SR_OK);
+    cr_assert_eq(sr_rec_count(&rec), 0, "GW1's alive row after its deletion");
+    cr_assert_eq(sr_list_alive(e, NULL, &rec), SR_OK);
+    cr_assert_eq(sr_rec_count(&rec), 1, "op2's app stays");
     sr_rec_close(&rec);
     sr_buf_release(&b);
     close_engine(e);
