@@ -182,6 +182,8 @@ static int alarm_raise(sr_engine *e, MDB_txn *t, Event *ev, sr_result *r, int va
     st.acked_ms = st.resolved_ms = 0;
     st.acked_by = st.resolved_by = st.ack_comment = st.resolve_comment = "";
     st.count = 1;
+    st.restated = 0;
+    st.restated_ms = 0;
     if (validate && a->rule[0] && (rc = name_alarm(e, a, id))) return rc;
     if ((rc = alarm_store(e, t, ev->operator_id, &st))) return rc;
     return put(t, DB(e, SR_DB_ALARMS), k, kl, id, strlen(id));
@@ -256,10 +258,61 @@ static int alarm_step(sr_engine *e, MDB_txn *t, Event *ev, sr_result *r, int val
     return rc;
 }
 
+/* A restatement (issue #16, AlarmEvent.restated; docs/retention.md "Audit
+ * data"): on the writer, the alarm's stored state fills the event (every
+ * field: the state is an AlarmEvent); on both, the state is stored as the
+ * event carries it, and the condition's open row while it is open, so that
+ * a rebuild that cannot read the alarm's earlier steps (their key
+ * destroyed) gets the same rows. An alarm that is not the event operator's
+ * is refused on the writer. Not a step: the notifier never sees it
+ * (writer.c alarms_committed, records.c sr_event_alarm). */
+static int alarm_restate(sr_engine *e, MDB_txn *t, Event *ev, sr_result *r, int validate)
+{
+    AlarmEvent *a = ev->alarm;
+    if (validate && ev->actor_kind != SUIRO__V1__ACTOR_KIND__ACTOR_SYSTEM && ev->actor_kind != SUIRO__V1__ACTOR_KIND__ACTOR_USER)
+        return sr__refuse(r, SR_EINVAL, "a restatement is the retention sweep's (the system or a user)");
+    if (validate) {
+        char op[300];
+        AlarmEvent *st = NULL;
+        int rc = a->alarm_id[0] ? alarm_load(e, t, a->alarm_id, op, sizeof op, &st) : SR_ENOTFOUND;
+        if (rc == SR_ENOTFOUND || (!rc && strcmp(op, ev->operator_id))) {
+            if (st) suiro__v1__alarm_event__free_unpacked(st, NULL);
+            return sr__refuse(r, SR_ENOTFOUND, "alarm restatement: alarm %.40s of operator %.64s does not exist",
+                              a->alarm_id, ev->operator_id);
+        }
+        if (rc) return rc;
+        char **dst[] = {&a->alarm_id, &a->state,  &a->source,   &a->message,     &a->by,          &a->rule,
+                        &a->subject,  &a->comment, &a->acked_by, &a->resolved_by, &a->ack_comment, &a->resolve_comment};
+        const char *src[] = {st->alarm_id, st->state,  st->source,   st->message,     st->by,          st->rule,
+                             st->subject,  st->comment, st->acked_by, st->resolved_by, st->ack_comment, st->resolve_comment};
+        for (size_t i = 0; i < sizeof dst / sizeof *dst && !rc; i++) rc = arena_str(e, dst[i], src[i]);
+        a->level = st->level;
+        a->auto_resolve = st->auto_resolve;
+        a->auto_resolved = st->auto_resolved;
+        a->raised_ms = st->raised_ms;
+        a->acked_ms = st->acked_ms;
+        a->resolved_ms = st->resolved_ms;
+        a->count = st->count;
+        a->last_ms = st->last_ms;
+        suiro__v1__alarm_event__free_unpacked(st, NULL);
+        if (rc) return rc;
+    }
+    AlarmEvent st = *a;
+    st.restated = 0;
+    st.restated_ms = ev->ingest_ms; /* its state is built from here on */
+    if (!st.alarm_id[0]) return SR_OK; /* (the replay: not a restatement the writer accepted) */
+    int rc = alarm_store(e, t, ev->operator_id, &st);
+    if (rc || !strcmp(st.state, "resolved")) return rc;
+    uint8_t k[600];
+    size_t kl = open_key(k, sizeof k, ev->operator_id, st.rule, st.subject);
+    return kl ? put(t, DB(e, SR_DB_ALARMS), k, kl, st.alarm_id, strlen(st.alarm_id)) : SR_OK;
+}
+
 int sr__apply_alarm(sr_engine *e, MDB_txn *t, Event *ev, sr_result *r, int validate)
 {
     AlarmEvent *a = ev->alarm;
     if (!a) return validate ? sr__refuse(r, SR_EINVAL, "alarm: no body") : SR_OK;
+    if (a->restated) return alarm_restate(e, t, ev, r, validate);
     if (!strcmp(a->state, "raised")) return alarm_raise(e, t, ev, r, validate);
     if (!strcmp(a->state, "acknowledged")) return alarm_step(e, t, ev, r, validate, 0);
     if (!strcmp(a->state, "resolved")) return alarm_step(e, t, ev, r, validate, 1);

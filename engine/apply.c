@@ -742,6 +742,52 @@ static int revoke_all(sr_engine *e, MDB_txn *t, const char *op, const char *id)
     return rc;
 }
 
+/* An arena copy of n bytes of src as a string (the writer fills a
+ * restatement's fields: they die with the group's events). */
+static char *arena_strn(sr_engine *e, const void *src, size_t n)
+{
+    char *s = sr_arena_alloc(&e->ev.a, n + 1);
+    if (!s) return NULL;
+    memcpy(s, src, n);
+    s[n] = 0;
+    return s;
+}
+
+/* A restated session (issue #16, SessionEvent.restated; docs/retention.md
+ * "Audit data"), on the writer: the open session's row, named by its token
+ * hash, fills the event (kind, id, expiry, CONNECTED), so that the apply
+ * writes the row as it is and the logged record carries it. A row that is
+ * gone (ended since the sweep read it), or another operator's, is refused:
+ * nothing to restate. */
+static int restate_by_sweep(const Event *ev, sr_result *r)
+{
+    if (ev->actor_kind == SUIRO__V1__ACTOR_KIND__ACTOR_SYSTEM || ev->actor_kind == SUIRO__V1__ACTOR_KIND__ACTOR_USER)
+        return SR_OK;
+    return sr__refuse(r, SR_EINVAL, "a restatement is the retention sweep's (the system or a user)");
+}
+
+static int restate_session(sr_engine *e, MDB_txn *t, Event *ev, sr_result *r)
+{
+    if (restate_by_sweep(ev, r)) return r->rc;
+    Suiro__V1__SessionEvent *se = ev->session;
+    MDB_val v;
+    sr__sess s;
+    int rc = se->token_hash.len == 32 ? get(t, DB(e, SR_DB_SESSIONS), se->token_hash.data, 32, &v) : SR_ENOTFOUND;
+    if (rc && rc != SR_ENOTFOUND) return rc;
+    if (rc || sess_decode(v.mv_data, v.mv_size, &s) || s.opl != strlen(ev->operator_id) ||
+        memcmp(s.op, ev->operator_id, s.opl))
+        return sr__refuse(r, SR_ENOTFOUND, "session restatement: no open session of operator %.64s with that token",
+                          ev->operator_id);
+    char *id = arena_strn(e, s.id, s.idl);
+    if (!id) return SR_ENOMEM;
+    se->id = id;
+    se->kind = s.user ? SUIRO__V1__ACTOR_KIND__ACTOR_USER : SUIRO__V1__ACTOR_KIND__ACTOR_APP;
+    se->expires_ms = s.expires_ms;
+    se->state = SUIRO__V1__SESSION_STATE__SS_CONNECTED;
+    se->revoke_all = 0;
+    return SR_OK;
+}
+
 /* A session with a bearer token (SessionEvent with a token hash): an app's
  * AP-IF session or a user's. Kept in `sessions` while open, so that it
  * survives a restart (api/apif_http.c loads the apps' at start; a user's is
@@ -751,6 +797,10 @@ static int apply_session(sr_engine *e, MDB_txn *t, Event *ev, sr_result *r, int 
 {
     const Suiro__V1__SessionEvent *se = ev->session;
     if (!se) return SR_OK;
+    if (se->restated && validate) { /* the writer fills it from the row (the replay: as logged) */
+        int rc = restate_session(e, t, ev, r);
+        if (rc) return rc;
+    }
     int user = se->kind == SUIRO__V1__ACTOR_KIND__ACTOR_USER;
     if (se->revoke_all) {
         if (!user || se->token_hash.len || se->state != SUIRO__V1__SESSION_STATE__SS_DISCONNECTED || !se->id[0])
@@ -1221,7 +1271,7 @@ static int apply_push_mark(sr_engine *e, MDB_txn *t, Event *ev, sr_result *r, in
  * nothing. */
 static int apply_notify(sr_engine *e, MDB_txn *t, Event *ev, sr_result *r, int validate)
 {
-    const Suiro__V1__NotifyEvent *n = ev->notify;
+    Suiro__V1__NotifyEvent *n = ev->notify;
     if (!n) return SR_OK;
     MDB_dbi db = DB(e, SR_DB_NOTIFYQ);
     if (!strcmp(n->outcome, "mark")) {
@@ -1246,11 +1296,22 @@ static int apply_notify(sr_engine *e, MDB_txn *t, Event *ev, sr_result *r, int v
         mdb_cursor_close(c);
         return rc;
     }
-    int done = !strcmp(n->outcome, "delivered") ? SR_NOTIFYQ_DONE : !strcmp(n->outcome, "given_up") ? SR_NOTIFYQ_GAVE_UP : 0;
     uint8_t k[540], val[5];
     size_t kl = strlen(ev->operator_id) > 255 || strlen(n->target_id) > 255
                     ? 0
                     : sr_notifyq_key(k, sizeof k, n->alarm_seq, ev->operator_id, n->target_id);
+    if (n->restated && validate) { /* issue #16: the writer fills it from the row (the replay: as logged) */
+        if (restate_by_sweep(ev, r)) return r->rc;
+        MDB_val v;
+        int rc = kl ? get(t, db, k, kl, &v) : SR_ENOTFOUND;
+        if (rc && rc != SR_ENOTFOUND) return rc;
+        if (rc || v.mv_size != 5 || (((uint8_t *)v.mv_data)[0] != SR_NOTIFYQ_DONE && ((uint8_t *)v.mv_data)[0] != SR_NOTIFYQ_GAVE_UP))
+            return sr__refuse(r, SR_ENOTFOUND, "notify restatement: no done delivery of alarm seq %" PRIu64 " to %.64s",
+                              n->alarm_seq, n->target_id);
+        n->outcome = (char *)(((uint8_t *)v.mv_data)[0] == SR_NOTIFYQ_DONE ? "delivered" : "given_up");
+        n->attempts = sr_get_le32((uint8_t *)v.mv_data + 1);
+    }
+    int done = !strcmp(n->outcome, "delivered") ? SR_NOTIFYQ_DONE : !strcmp(n->outcome, "given_up") ? SR_NOTIFYQ_GAVE_UP : 0;
     if (!done || !kl || !ev->operator_id[0] || !n->target_id[0] || !n->alarm_seq)
         return validate ? sr__refuse(r, SR_EINVAL, "notify: outcome delivered, given_up or mark; an operator, a "
                                                    "target and an alarm seq")
@@ -1264,6 +1325,36 @@ static int apply_notify(sr_engine *e, MDB_txn *t, Event *ev, sr_result *r, int v
     return put(t, db, k, kl, val, sizeof val);
 }
 
+/* A restated alive row (issue #16, AliveEvent.restated; docs/retention.md
+ * "Audit data"), on the writer: the principal's row fills the event (its
+ * state, reason, binding, remote, will, and the transition's since_ms and
+ * seq), so that the apply writes the row as it is and the logged record
+ * carries it. No row: refused, nothing to restate. */
+static int restate_alive(sr_engine *e, MDB_txn *t, Event *ev, sr_result *r)
+{
+    if (restate_by_sweep(ev, r)) return r->rc;
+    Suiro__V1__AliveEvent *a = ev->alive;
+    uint8_t k[300];
+    char kind[2] = {(char)('0' + a->kind), 0};
+    size_t kl = a->id && a->id[0] ? mkkey(k, sizeof k, ev->operator_id, kind, a->id) : 0;
+    MDB_val v;
+    int rc = kl ? get(t, DB(e, SR_DB_ALIVE), k, kl, &v) : SR_ENOTFOUND;
+    if (rc && rc != SR_ENOTFOUND) return rc;
+    if (rc) return sr__refuse(r, SR_ENOTFOUND, "alive restatement: no alive row of %.64s", a->id ? a->id : "");
+    Suiro__V1__AliveEvent *st = suiro__v1__alive_event__unpack(NULL, v.mv_size, v.mv_data);
+    if (!st) return SR_ECORRUPT;
+    a->state = st->state;
+    a->reason = st->reason;
+    a->since_ms = st->since_ms;
+    a->seq = st->seq;
+    rc = SR_ENOMEM;
+    if ((a->binding = arena_strn(e, st->binding, strlen(st->binding))) &&
+        (a->remote = arena_strn(e, st->remote, strlen(st->remote))) && (a->will = arena_strn(e, st->will, strlen(st->will))))
+        rc = SR_OK;
+    suiro__v1__alive_event__free_unpacked(st, NULL);
+    return rc;
+}
+
 /* ---- alive status (R-MO-1, docs/monitoring.md "Alive status"): the latest
  * transition per principal in `alive` (key op \0 kind digit \0 id), the
  * event's AliveEvent with since_ms and seq set from the envelope, so that
@@ -1272,6 +1363,10 @@ static int apply_alive(sr_engine *e, MDB_txn *t, Event *ev, sr_result *r, int va
 {
     Suiro__V1__AliveEvent *a = ev->alive;
     if (!a) return SR_OK;
+    if (a->restated && validate) { /* issue #16: the writer fills it from the row (the replay: as logged) */
+        int rc = restate_alive(e, t, ev, r);
+        if (rc) return rc;
+    }
     if (validate && ((a->kind != SUIRO__V1__ACTOR_KIND__ACTOR_GATEWAY && a->kind != SUIRO__V1__ACTOR_KIND__ACTOR_APP) ||
                      !ev->operator_id[0] || !sr_id_str_ok(a->id) ||
                      (a->state != SUIRO__V1__ALIVE_STATE__AS_ONLINE && a->state != SUIRO__V1__ALIVE_STATE__AS_OFFLINE) ||
@@ -1283,8 +1378,11 @@ static int apply_alive(sr_engine *e, MDB_txn *t, Event *ev, sr_result *r, int va
     size_t kl = mkkey(k, sizeof k, ev->operator_id, kind, a->id);
     if (!kl) return validate ? sr__refuse(r, SR_EINVAL, "alive: id too long") : SR_OK;
     Suiro__V1__AliveEvent st = *a;
-    st.since_ms = ev->ingest_ms;
-    st.seq = ev->seq;
+    if (!a->restated) { /* a restatement keeps the transition's own (filled from the row) */
+        st.since_ms = ev->ingest_ms;
+        st.seq = ev->seq;
+    }
+    st.restated = 0;
     st.operator_id = ev->operator_id;
     return put_packed(e, t, SR_DB_ALIVE, k, kl, &st.base);
 }

@@ -17,7 +17,10 @@
  * Kinds of the trail (the row's "kind"):
  *   login          AuthEvent, success               action: the method
  *   login_failed   AuthEvent, failure               action: the method ("throttle": refused by the throttle)
- *   session        SessionEvent, connected          action: opened
+ *   session        SessionEvent, connected          action: opened; restated (issue #16: the retention
+ *                                                   sweep restated an open session, docs/retention.md)
+ *   alive          AliveEvent                       action: online, offline; restated (issue #16)
+ *   notify         NotifyEvent                      action: the outcome; "restated " and the outcome
  *   logout         SessionEvent, any other state    action: disconnected, expired, taken_over, revoked_all
  *   user           UserEvent                        action: created, password_set, roles_set, ...
  *   registry       RegistryPut / RegistryDelete     action: put, delete; target operator:ID, app:ID, ...
@@ -130,7 +133,8 @@ static void audit_summary(const Event *ev, sr_audit_summary *x)
         const Suiro__V1__SessionEvent *se = ev->session;
         int open = se->state == SUIRO__V1__SESSION_STATE__SS_CONNECTED;
         x->s[F_KIND] = open ? "session" : "logout";
-        snprintf(x->action, sizeof x->action, "%s", se->revoke_all ? "revoked_all" : session_state_name(se->state));
+        snprintf(x->action, sizeof x->action, "%s",
+                 se->restated ? "restated" : se->revoke_all ? "revoked_all" : session_state_name(se->state));
         snprintf(x->target, sizeof x->target, "%s:%s", sr_actor_kind_name(se->kind), se->id);
         snprintf(x->detail, sizeof x->detail, "%s%s%s", se->protocol, se->reason[0] ? ": " : "", se->reason);
         break;
@@ -139,7 +143,8 @@ static void audit_summary(const Event *ev, sr_audit_summary *x)
         const Suiro__V1__AliveEvent *al = ev->alive;
         const ProtobufCEnumValue *rv = protobuf_c_enum_descriptor_get_value(&suiro__v1__alive_reason__descriptor, al->reason);
         x->s[F_KIND] = "alive";
-        snprintf(x->action, sizeof x->action, "%s", al->state == SUIRO__V1__ALIVE_STATE__AS_ONLINE ? "online" : "offline");
+        snprintf(x->action, sizeof x->action, "%s",
+                 al->restated ? "restated" : al->state == SUIRO__V1__ALIVE_STATE__AS_ONLINE ? "online" : "offline");
         snprintf(x->target, sizeof x->target, "%s:%s", sr_actor_kind_name(al->kind), al->id);
         snprintf(x->detail, sizeof x->detail, "%s %s%s%s", al->binding, rv ? rv->name : "?", al->will[0] ? "; will: " : "",
                  al->will);
@@ -225,7 +230,7 @@ static void audit_summary(const Event *ev, sr_audit_summary *x)
     case SUIRO__V1__EVENT__BODY_NOTIFY: { /* docs/monitoring.md "Notifications" */
         const Suiro__V1__NotifyEvent *n = ev->notify;
         x->s[F_KIND] = "notify";
-        snprintf(x->action, sizeof x->action, "%s", n->outcome);
+        snprintf(x->action, sizeof x->action, "%s%s", n->restated ? "restated " : "", n->outcome);
         if (!strcmp(n->outcome, "mark")) snprintf(x->detail, sizeof x->detail, "through seq %" PRIu64, n->through);
         else {
             snprintf(x->target, sizeof x->target, "notify target:%s", n->target_id);

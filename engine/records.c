@@ -753,7 +753,8 @@ _Static_assert((int)SR_NOTIFY_DELIVERED == (int)SR_NOTIFYQ_DONE && (int)SR_NOTIF
 int sr_event_alarm(const sr_event_view *v, sr_alarm_view *out)
 {
     const Suiro__V1__Event *ev = v->ev;
-    if (!ev || ev->body_case != SUIRO__V1__EVENT__BODY_ALARM || !ev->alarm) return SR_ENOTFOUND;
+    if (!ev || ev->body_case != SUIRO__V1__EVENT__BODY_ALARM || !ev->alarm || ev->alarm->restated)
+        return SR_ENOTFOUND; /* a restatement (issue #16) is no step */
     const Suiro__V1__AlarmEvent *a = ev->alarm;
     *out = (sr_alarm_view){a->alarm_id, a->state,   a->source, a->message, a->by, (int)a->level,
                            a->rule,     a->subject, a->comment};

@@ -78,7 +78,15 @@
 
 enum { RET_KEY_MAX = 512, RET_DAY_MS = 86400000 };
 
-static const char CL_AUDIT[] = "audit", CL_MSGIDS[] = "message_ids", CL_DEFAULT[] = "default";
+static const char CL_AUDIT[] = "audit", CL_MSGIDS[] = "message_ids", CL_DEFAULT[] = "default",
+                  CL_AUDIT_STATE[] = "audit_state";
+
+/* a class no data point may name: audit's, the message ids', the audit
+ * state's (issue #16) */
+static int reserved_class(const char *c)
+{
+    return !strcmp(c, CL_AUDIT) || !strcmp(c, CL_MSGIDS) || !strcmp(c, CL_AUDIT_STATE);
+}
 
 /* The record classes (layout 9): an operator's documents, files, requests
  * and monitors, each cut from its database by its rows' write times
@@ -107,12 +115,12 @@ int sr__retention_record_class(const char *c) { return rec_class_of(c) != NULL; 
 static const char *point_class(const MasterPut *m)
 {
     const char *c = m && m->retention_class && m->retention_class[0] ? m->retention_class : CL_DEFAULT;
-    return strcmp(c, CL_AUDIT) && strcmp(c, CL_MSGIDS) && !rec_class_of(c) ? c : CL_DEFAULT;
+    return !reserved_class(c) && !rec_class_of(c) ? c : CL_DEFAULT;
 }
 
 int sr__retention_class_ok(const char *c)
 {
-    return c && sr_id_str_ok(c) && strcmp(c, CL_AUDIT) != 0 && strcmp(c, CL_MSGIDS) != 0 && !rec_class_of(c);
+    return c && sr_id_str_ok(c) && !reserved_class(c) && !rec_class_of(c);
 }
 
 /* ---- the check (pass 1, the writer's) ------------------------------------ */
@@ -306,6 +314,61 @@ static int apply_audit(sr_engine *e, MDB_txn *t, const Event *ev, const Suiro__V
     return rc;
 }
 
+/* "audit_state" (issue #16, docs/retention.md "Audit data"): the
+ * operator's audit-class state that is only history, by the times its rows
+ * hold: a resolved alarm resolved before the cut (its `A` row: a resolved
+ * alarm has no open row), a session that expired before the cut (its
+ * `sessions` row). Live state -- an open alarm, a session not expired, an
+ * alive row, a done delivery above the notifier's mark -- is never cut: the
+ * sweep restates it instead (sweep_restate). Both tables are small (one row
+ * per alarm, per open session): one event per operator visits them whole. */
+static int apply_audit_state(sr_engine *e, MDB_txn *t, const Event *ev, const Suiro__V1__Retention *rt)
+{
+    keyset al = {0}, ss = {0};
+    size_t ol = strlen(ev->operator_id);
+    uint32_t n = 0;
+    MDB_cursor *c;
+    int rc = sr_index_err(mdb_cursor_open(t, DB(e, SR_DB_ALARMS), &c));
+    if (rc) return rc;
+    MDB_val k = {1, (void *)"A"}, v;
+    int r = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+    for (; r == 0 && !rc && k.mv_size && *(const uint8_t *)k.mv_data == 'A'; r = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+        const uint8_t *p = v.mv_data, *z = memchr(p, 0, v.mv_size);
+        if (!z) {
+            rc = SR_ECORRUPT;
+            break;
+        }
+        if ((size_t)(z - p) != ol || memcmp(p, ev->operator_id, ol)) continue;
+        Suiro__V1__AlarmEvent *a = suiro__v1__alarm_event__unpack(NULL, v.mv_size - ol - 1, z + 1);
+        if (!a) {
+            rc = SR_ECORRUPT;
+            break;
+        }
+        if (!strcmp(a->state, "resolved") && a->resolved_ms < rt->cut_ms) rc = ks_add(&al, k.mv_data, k.mv_size);
+        suiro__v1__alarm_event__free_unpacked(a, NULL);
+    }
+    mdb_cursor_close(c);
+    if (!rc && r != 0 && r != MDB_NOTFOUND) rc = sr_index_err(r);
+    if (!rc && !(rc = sr_index_err(mdb_cursor_open(t, DB(e, SR_DB_SESSIONS), &c)))) {
+        for (r = mdb_cursor_get(c, &k, &v, MDB_FIRST); r == 0 && !rc; r = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+            sr__sess se;
+            if (sess_decode(v.mv_data, v.mv_size, &se)) continue; /* not ours to judge: kept */
+            if (se.opl == ol && !memcmp(se.op, ev->operator_id, ol) && se.expires_ms < rt->cut_ms)
+                rc = ks_add(&ss, k.mv_data, k.mv_size);
+        }
+        mdb_cursor_close(c);
+        if (!rc && r != 0 && r != MDB_NOTFOUND) rc = sr_index_err(r);
+    }
+    for (size_t i = 0; !rc && i < al.nk; i++)
+        if (!(rc = del(t, DB(e, SR_DB_ALARMS), KS_KEY(&al, i), KS_LEN(&al, i)))) n++;
+    for (size_t i = 0; !rc && i < ss.nk; i++)
+        if (!(rc = del(t, DB(e, SR_DB_SESSIONS), KS_KEY(&ss, i), KS_LEN(&ss, i)))) n++;
+    ks_free(&al);
+    ks_free(&ss);
+    if (!rc) atomic_fetch_add(&e->st_ret_removed, n);
+    return rc;
+}
+
 /* "message_ids": the operator's message ids of events before below_seq:
  * whole keys of a lower seq_hi (when from is empty: the first event of a
  * sweep's pass over the operator), and in the key of below_seq's seq_hi the
@@ -495,6 +558,7 @@ int sr__retention_apply(sr_engine *e, MDB_txn *t, const Event *ev, int heads_onl
     if (!rt->data_class) return SR_OK;
     if (!strcmp(rt->data_class, CL_AUDIT)) return apply_audit(e, t, ev, rt);
     if (!strcmp(rt->data_class, CL_MSGIDS)) return apply_msgids(e, t, ev, rt);
+    if (!strcmp(rt->data_class, CL_AUDIT_STATE)) return apply_audit_state(e, t, ev, rt);
     const rec_class *rcl = rec_class_of(rt->data_class);
     if (rcl) return apply_records(e, t, ev, rt, rcl->db);
     return apply_points(e, t, ev, rt);
@@ -576,6 +640,8 @@ static void sweep_done(void *ctx, const sr_result *res)
 
 enum { SWEEP_INFLIGHT = 8 };
 
+static int submit_ev(sweep *s, Event *ev, sr_engine_cb done);
+
 /* Append one Retention event (a command of its own), with at most
  * SWEEP_INFLIGHT in flight; a full queue is waited out. */
 static int emit(sweep *s, const char *op, const char *cls, int64_t cut, uint32_t days, const void *from, size_t fl,
@@ -596,10 +662,20 @@ static int emit(sweep *s, const char *op, const char *cls, int64_t cut, uint32_t
     ev.source = (char *)(s->actor_kind == SUIRO__V1__ACTOR_KIND__ACTOR_SYSTEM ? "retention" : "admin");
     ev.body_case = SUIRO__V1__EVENT__BODY_RETENTION;
     ev.retention = &rt;
-    size_t n = protobuf_c_message_get_packed_size(&ev.base);
+    int rc = submit_ev(s, &ev, sweep_done);
+    if (rc == SR_OK) s->rep->events++;
+    return rc;
+}
+
+/* Append one event of the sweep (a command of its own; done: its
+ * callback), with at most SWEEP_INFLIGHT in flight; a full queue is waited
+ * out. */
+static int submit_ev(sweep *s, Event *ev, sr_engine_cb done)
+{
+    size_t n = protobuf_c_message_get_packed_size(&ev->base);
     uint8_t *b = sr_malloc(n);
     if (!b) return SR_ENOMEM;
-    protobuf_c_message_pack(&ev.base, b);
+    protobuf_c_message_pack(&ev->base, b);
     sr_slice sl = {b, n};
     int rc;
     pthread_mutex_lock(&s->mu);
@@ -611,7 +687,7 @@ static int emit(sweep *s, const char *op, const char *cls, int64_t cut, uint32_t
         }
         s->inflight++;
         pthread_mutex_unlock(&s->mu);
-        rc = sr_engine_submit(s->e, &sl, 1, sweep_done, s);
+        rc = sr_engine_submit(s->e, &sl, 1, done, s);
         pthread_mutex_lock(&s->mu);
         if (rc == SR_OK) break;
         s->inflight--;
@@ -620,7 +696,6 @@ static int emit(sweep *s, const char *op, const char *cls, int64_t cut, uint32_t
     }
     pthread_mutex_unlock(&s->mu);
     sr_free(b); /* the engine copied it */
-    if (rc == SR_OK) s->rep->events++;
     return rc;
 }
 
@@ -1200,6 +1275,322 @@ static int op_values_before(sweep *s, const char *op, int64_t end)
     return held || (r != 0 && r != MDB_NOTFOUND);
 }
 
+/* ---- audit-class state (issue #16, docs/retention.md "Audit data") -------- */
+
+/* "audit_state": one event per operator with a resolved alarm resolved, or a
+ * session expired, before its audit cut (apply_audit_state: the same test). */
+static int sweep_audit_state(sweep *s)
+{
+    win_item *w = NULL;
+    size_t nw = 0, capw = 0;
+    int rc = SR_OK;
+    for (int pass = 0; pass < 2 && !rc; pass++) {
+        MDB_cursor *c;
+        if ((rc = sr_index_err(mdb_cursor_open(s->t, DB(s->e, pass ? SR_DB_SESSIONS : SR_DB_ALARMS), &c)))) break;
+        MDB_val k = {1, (void *)"A"}, v;
+        int r = pass ? mdb_cursor_get(c, &k, &v, MDB_FIRST) : mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+        for (; r == 0 && !rc; r = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+            char op[72];
+            int64_t ms = 0;
+            if (pass) {
+                sr__sess se;
+                if (sess_decode(v.mv_data, v.mv_size, &se) || se.opl >= sizeof op) continue;
+                memcpy(op, se.op, se.opl);
+                op[se.opl] = 0;
+                ms = se.expires_ms;
+            } else {
+                if (!k.mv_size || *(const uint8_t *)k.mv_data != 'A') break;
+                const uint8_t *p = v.mv_data, *z = memchr(p, 0, v.mv_size);
+                if (!z || (size_t)(z - p) >= sizeof op) continue;
+                memcpy(op, p, (size_t)(z - p));
+                op[z - p] = 0;
+                Suiro__V1__AlarmEvent *a = suiro__v1__alarm_event__unpack(NULL, v.mv_size - (size_t)(z - p) - 1, z + 1);
+                if (!a) continue;
+                ms = strcmp(a->state, "resolved") ? INT64_MAX : a->resolved_ms;
+                suiro__v1__alarm_event__free_unpacked(a, NULL);
+            }
+            if (!op[0]) continue; /* the platform's: no operator period */
+            uint32_t days = period_of(s, op, CL_AUDIT);
+            if (!days || ms >= cut_of(s, days)) continue;
+            win_item *it = NULL;
+            for (size_t i = 0; i < nw && !it; i++)
+                if (!strcmp(w[i].op, op)) it = &w[i];
+            if (!it) {
+                if (sr_array_reserve(&w, &capw, nw + 1, sizeof *w)) {
+                    rc = SR_ENOMEM;
+                    break;
+                }
+                it = &w[nw++];
+                memset(it, 0, sizeof *it);
+                snprintf(it->op, sizeof it->op, "%s", op);
+                it->cut = cut_of(s, days);
+                it->days = days;
+            }
+            it->n++;
+            s->rep->audit_state++;
+        }
+        mdb_cursor_close(c);
+        if (!rc && r != 0 && r != MDB_NOTFOUND) rc = sr_index_err(r);
+    }
+    for (size_t i = 0; i < nw && !rc; i++) rc = emit(s, w[i].op, CL_AUDIT_STATE, w[i].cut, w[i].days, NULL, 0, NULL, 0, 0, w[i].n);
+    sr_free(w);
+    return rc;
+}
+
+/* The retired audit keys whose epoch ended before their operator's audit
+ * cut (the candidates for destruction, sweep_keys): their id, operator and
+ * epoch end. */
+typedef struct audkey {
+    uint32_t id, days;
+    int64_t end, cut;
+    char op[SR_KEYRING_OP_MAX + 1];
+} audkey;
+
+static int audit_candidates(sweep *s, const sr_keyinfo *ks, size_t n, audkey **out, size_t *nout)
+{
+    size_t cap = 0;
+    *out = NULL;
+    *nout = 0;
+    for (size_t i = 0; i < n; i++) {
+        const sr_keyinfo *k = &ks[i];
+        if (k->cls != SR_KC_AUDIT || k->state != SR_KS_RETIRED || !k->operator_id[0] || k->retired_ms <= 0) continue;
+        uint32_t days = period_of(s, k->operator_id, CL_AUDIT);
+        if (!days || k->retired_ms >= cut_of(s, days)) continue; /* kept for ever, or not yet past */
+        if (sr_array_reserve(out, &cap, *nout + 1, sizeof **out)) return SR_ENOMEM;
+        audkey *a = &(*out)[(*nout)++];
+        memset(a, 0, sizeof *a);
+        a->id = k->id;
+        a->days = days;
+        a->end = k->retired_ms;
+        a->cut = cut_of(s, days);
+        snprintf(a->op, sizeof a->op, "%s", k->operator_id);
+    }
+    return SR_OK;
+}
+
+/* the key id that sealed a raw (not opened) value of a sealed database; 0
+ * for a plain one (ixseal.h "A SEALED VALUE") */
+static uint32_t raw_kid(const MDB_val *v)
+{
+    const uint8_t *p = v->mv_data;
+    return v->mv_size >= SR_IXSEAL_OVER && p[0] == 1 ? sr_get_le32(p + 1) : 0;
+}
+
+static const audkey *cand_of_kid(const audkey *a, size_t n, uint32_t kid)
+{
+    for (size_t i = 0; kid && i < n; i++)
+        if (a[i].id == kid) return &a[i];
+    return NULL;
+}
+
+/* the latest epoch end of op's candidates (INT64_MIN: none) */
+static int64_t cand_end(const audkey *a, size_t n, const char *op, size_t ol)
+{
+    int64_t end = INT64_MIN;
+    for (size_t i = 0; i < n; i++)
+        if (strlen(a[i].op) == ol && !memcmp(a[i].op, op, ol) && a[i].end > end) end = a[i].end;
+    return end;
+}
+
+/* An alarm's state is built from its steps since its raise, or since its
+ * last restatement (AlarmEvent.restated_ms): it may depend on a record of
+ * an epoch that ended at or after that time. */
+static int alarm_from(const MDB_val *v, char *op, size_t cap, int64_t *from, char *id, const MDB_val *k)
+{
+    const uint8_t *p = v->mv_data, *z = memchr(p, 0, v->mv_size);
+    if (!z || (size_t)(z - p) >= cap || k->mv_size >= 40) return -1;
+    memcpy(op, p, (size_t)(z - p));
+    op[z - p] = 0;
+    Suiro__V1__AlarmEvent *a = suiro__v1__alarm_event__unpack(NULL, v->mv_size - (size_t)(z - p) - 1, z + 1);
+    if (!a) return -1;
+    *from = a->restated_ms ? a->restated_ms : a->raised_ms;
+    suiro__v1__alarm_event__free_unpacked(a, NULL);
+    memcpy(id, k->mv_data, k->mv_size);
+    id[k->mv_size] = 0;
+    return 0;
+}
+
+static void restate_done(void *ctx, const sr_result *res)
+{
+    sweep *s = ctx;
+    pthread_mutex_lock(&s->mu);
+    if (!res->rc) s->rep->restated++;
+    else if (res->rc != SR_ENOTFOUND && !s->err) { /* not found: the row went since the read (ended, cut) */
+        s->err = res->rc;
+        s->einfo = res->err;
+    }
+    s->inflight--;
+    pthread_cond_broadcast(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+}
+
+static int restate(sweep *s, Event *ev, const char *op)
+{
+    ev->operator_id = (char *)op;
+    ev->actor = (char *)s->actor;
+    ev->actor_kind = (Suiro__V1__ActorKind)s->actor_kind;
+    ev->source = (char *)(s->actor_kind == SUIRO__V1__ACTOR_KIND__ACTOR_SYSTEM ? "retention" : "admin");
+    return submit_ev(s, ev, restate_done);
+}
+
+/* Before an audit key is destroyed, the live state its records built is
+ * restated in the current epoch (an event of the same kind with restated
+ * set, filled by the writer from the row: apply.c restate_*, alarms.c
+ * alarm_restate), so that nothing still live is lost and a rebuild, which
+ * cannot read the key's records, gets the same rows:
+ *   alive     a principal's row sealed by a candidate key;
+ *   sessions  an open session's row sealed by a candidate key;
+ *   alarms    an alarm (open, or resolved after the cut) whose state is built
+ *             from before a candidate's epoch end (alarm_from);
+ *   notifyq   every done delivery of the operator (above the notifier's
+ *             mark; plain rows, few: they go with the next mark).
+ * The candidates: audit_candidates. Returns once submitted; the caller
+ * waits for them. */
+static int sweep_restate(sweep *s, const audkey *a, size_t na)
+{
+    if (!na) return SR_OK;
+    sr_engine *e = s->e;
+    int rc = sr_index_read_begin(e->ix, &s->t);
+    if (rc) return rc;
+    static const sr_dbi dbs[] = {SR_DB_ALIVE, SR_DB_SESSIONS, SR_DB_ALARMS, SR_DB_NOTIFYQ};
+    for (size_t d = 0; d < sizeof dbs / sizeof *dbs && !rc; d++) {
+        MDB_cursor *c;
+        if ((rc = sr_index_err(mdb_cursor_open(s->t, DB(e, dbs[d]), &c)))) break;
+        MDB_val k, v;
+        int r = (mdb_cursor_get)(c, &k, &v, MDB_FIRST); /* raw: the sealed value's key id */
+        for (; r == 0 && !rc; r = (mdb_cursor_get)(c, &k, &v, MDB_NEXT)) {
+            Event ev = SUIRO__V1__EVENT__INIT;
+            const uint8_t *kb = k.mv_data;
+            const audkey *ck = cand_of_kid(a, na, raw_kid(&v));
+            if (dbs[d] == SR_DB_ALIVE && ck) { /* op \0 kind \0 id */
+                char key[300];
+                if (k.mv_size >= sizeof key) continue;
+                memcpy(key, kb, k.mv_size);
+                key[k.mv_size] = 0;
+                char *z1 = memchr(key, 0, k.mv_size), *z2 = z1 ? memchr(z1 + 1, 0, k.mv_size - (size_t)(z1 + 1 - key)) : NULL;
+                if (!z2 || z2 != z1 + 2) continue;
+                Suiro__V1__AliveEvent al = SUIRO__V1__ALIVE_EVENT__INIT;
+                al.kind = (Suiro__V1__ActorKind)(z1[1] - '0');
+                al.id = z2 + 1;
+                al.restated = 1;
+                ev.body_case = SUIRO__V1__EVENT__BODY_ALIVE;
+                ev.alive = &al;
+                rc = restate(s, &ev, key);
+            } else if (dbs[d] == SR_DB_SESSIONS && ck && k.mv_size == 32) {
+                Suiro__V1__SessionEvent se = SUIRO__V1__SESSION_EVENT__INIT;
+                se.token_hash = (ProtobufCBinaryData){32, (uint8_t *)kb};
+                se.restated = 1;
+                se.reason = (char *)"restated by retention";
+                ev.body_case = SUIRO__V1__EVENT__BODY_SESSION;
+                ev.session = &se;
+                rc = restate(s, &ev, ck->op);
+            } else if (dbs[d] == SR_DB_ALARMS && k.mv_size && kb[0] == 'A') {
+                MDB_val o; /* opened */
+                char op[72], id[40];
+                int64_t from;
+                int orc = sr__ixseal_open(&e->seal, SR_DB_ALARMS, &k, &v, &o);
+                if (orc == SR_EERASED) continue;
+                if (orc || alarm_from(&o, op, sizeof op, &from, id, &k)) {
+                    rc = orc ? orc : SR_ECORRUPT;
+                    break;
+                }
+                if (!op[0] || from > cand_end(a, na, op, strlen(op))) continue;
+                Suiro__V1__AlarmEvent al = SUIRO__V1__ALARM_EVENT__INIT;
+                al.alarm_id = id;
+                al.restated = 1;
+                ev.body_case = SUIRO__V1__EVENT__BODY_ALARM;
+                ev.alarm = &al;
+                rc = restate(s, &ev, op);
+            } else if (dbs[d] == SR_DB_NOTIFYQ && k.mv_size > 10 && kb[0] == 'd') { /* 'd' seq op \0 target */
+                char key[600];
+                size_t rl = k.mv_size - 9;
+                if (rl >= sizeof key) continue;
+                memcpy(key, kb + 9, rl);
+                key[rl] = 0;
+                char *z = memchr(key, 0, rl);
+                if (!z || z == key || cand_end(a, na, key, (size_t)(z - key)) == INT64_MIN) continue;
+                Suiro__V1__NotifyEvent nt = SUIRO__V1__NOTIFY_EVENT__INIT;
+                nt.alarm_seq = get_be64(kb + 1);
+                nt.target_id = z + 1;
+                nt.outcome = (char *)"delivered"; /* filled from the row by the writer */
+                nt.restated = 1;
+                ev.body_case = SUIRO__V1__EVENT__BODY_NOTIFY;
+                ev.notify = &nt;
+                rc = restate(s, &ev, key);
+            }
+        }
+        mdb_cursor_close(c);
+        if (!rc && r != 0 && r != MDB_NOTFOUND) rc = sr_index_err(r);
+    }
+    sr_index_read_end(e->ix, s->t);
+    s->t = NULL;
+    return rc;
+}
+
+/* 1 if the index still holds a row an audit key's records may have built
+ * (sweep_keys): a value of `alive`, `sessions` or `alarms` sealed by it, an
+ * alarm of its operator built from before its epoch's end (alarm_from), or
+ * an audit row sealed by it (they are older than its epoch's end). The
+ * operator's done deliveries were restated (sweep_restate). */
+static int audit_key_holds(sweep *s, const audkey *a)
+{
+    sr_engine *e = s->e;
+    static const sr_dbi dbs[] = {SR_DB_ALIVE, SR_DB_SESSIONS, SR_DB_ALARMS, SR_DB_AUDIT};
+    int held = 0;
+    for (size_t d = 0; d < sizeof dbs / sizeof *dbs && !held; d++) {
+        MDB_cursor *c;
+        if (mdb_cursor_open(s->t, DB(e, dbs[d]), &c)) return 1;
+        MDB_val k, v;
+        int r = (mdb_cursor_get)(c, &k, &v, MDB_FIRST);
+        for (; r == 0 && !held; r = (mdb_cursor_get)(c, &k, &v, MDB_NEXT)) {
+            if (dbs[d] == SR_DB_AUDIT && k.mv_size == SR_AUDIT_KEY &&
+                (int64_t)(get_be64(k.mv_data) ^ (1ull << 63)) > a->end)
+                break; /* time order: newer than the epoch */
+            if (raw_kid(&v) == a->id) {
+                held = 1;
+            } else if (dbs[d] == SR_DB_ALARMS && k.mv_size && *(const uint8_t *)k.mv_data == 'A') {
+                MDB_val o;
+                char op[72], id[40];
+                int64_t from;
+                int orc = sr__ixseal_open(&e->seal, SR_DB_ALARMS, &k, &v, &o);
+                if (orc == SR_EERASED) continue;
+                held = orc || alarm_from(&o, op, sizeof op, &from, id, &k) || (!strcmp(op, a->op) && from <= a->end);
+            }
+        }
+        mdb_cursor_close(c);
+        if (r != 0 && r != MDB_NOTFOUND) held = 1;
+    }
+    return held;
+}
+
+/* The audit keys about to be destroyed: their live state restated first,
+ * and waited for (durable and applied) */
+static int restate_live(sweep *s)
+{
+    sr_engine *e = s->e;
+    if (!e->keyring) return SR_OK;
+    sr_keyinfo *ks = NULL;
+    size_t n = 0;
+    int rc = sr_keyring_list(e->keyring, &ks, &n);
+    if (rc) return rc;
+    audkey *a = NULL;
+    size_t na = 0;
+    MDB_txn *t = NULL;
+    if (!(rc = sr_index_read_begin(e->ix, &t))) { /* period_of reads the registry */
+        s->t = t;
+        rc = audit_candidates(s, ks, n, &a, &na);
+        sr_index_read_end(e->ix, t);
+        s->t = NULL;
+    }
+    if (!rc) rc = sweep_restate(s, a, na);
+    pthread_mutex_lock(&s->mu);
+    while (s->inflight) pthread_cond_wait(&s->cv, &s->mu);
+    pthread_mutex_unlock(&s->mu);
+    sr_free(a);
+    sr_free(ks);
+    return rc;
+}
+
 typedef struct doomed {
     uint32_t id, days;
     int64_t cut;
@@ -1250,6 +1641,20 @@ static int sweep_keys(sweep *s)
         if (sr_array_reserve(&d, &capd, nd + 1, sizeof *d)) rc = SR_ENOMEM;
         else d[nd++] = (doomed){k->id, days, cut};
     }
+    /* audit keys (issue #16): their live state restated (sweep_restate),
+     * their history cut (audit, audit_state), nothing of their epoch left */
+    audkey *ak = NULL;
+    size_t nak = 0;
+    if (!rc) rc = audit_candidates(s, ks, n, &ak, &nak);
+    for (size_t i = 0; i < nak && !rc; i++) {
+        if (audit_key_holds(s, &ak[i])) {
+            s->rep->keys_held++;
+            continue;
+        }
+        if (sr_array_reserve(&d, &capd, nd + 1, sizeof *d)) rc = SR_ENOMEM;
+        else d[nd++] = (doomed){ak[i].id, ak[i].days, ak[i].cut};
+    }
+    sr_free(ak);
     sr_index_read_end(e->ix, s->t);
     s->t = NULL;
     sr_cmd_env env = {"", s->actor, s->actor_kind == SUIRO__V1__ACTOR_KIND__ACTOR_SYSTEM ? SR_ACTOR_SYSTEM : SR_ACTOR_USER,
@@ -1291,14 +1696,17 @@ int sr_engine_retention_sweep(sr_engine *e, const sr_retention_cfg *cfg, const c
         for (size_t i = 0; !rc && i < N_REC_CLASSES; i++) rc = sweep_records(&s, &REC_CLASSES[i]);
         if (!rc) rc = sweep_audit(&s);
         if (!rc) rc = sweep_msgids(&s);
+        if (!rc) rc = sweep_audit_state(&s);
         if (s.t) sr_index_read_end(e->ix, s.t);
+        s.t = NULL;
     }
     pthread_mutex_lock(&s.mu);
     while (s.inflight) pthread_cond_wait(&s.cv, &s.mu);
     if (!rc && !s.err) { /* every Retention event is durable and applied: the blobs and keys they freed */
         pthread_mutex_unlock(&s.mu);
         rc = sweep_blobs(&s);
-        if (!rc) rc = sweep_keys(&s);
+        if (!rc) rc = restate_live(&s);
+        if (!rc && !s.err) rc = sweep_keys(&s);
         if (!rc && !s.err && cfg->drop_segments) /* the segments nothing needs now (engine/segdrop.c) */
             rc = sr__segdrop_sweep(e, cfg, s.now, s.actor, s.actor_kind, rep, &s.einfo), s.err = rc;
         pthread_mutex_lock(&s.mu);

@@ -483,6 +483,9 @@ typedef struct sr_retention_report {
     uint64_t msgids;  /* message ids */
     uint64_t keys_destroyed; /* data keys destroyed (the log's erasure, docs/keys.md) */
     uint64_t keys_held;      /* retired data keys past every period yet kept: a row of their epoch remains */
+    uint64_t audit_state;    /* resolved alarms and expired sessions past their operator's audit period */
+    uint64_t restated;       /* live audit state (open sessions, alive rows, alarms, done deliveries) restated
+                                in the current epoch before an audit key's destruction (issue #16) */
     uint64_t documents, files, requests, monitors; /* rows (a request: all its rows) past their period */
     uint64_t blobs;          /* blobs of cut files removed (no remaining file names them) */
     uint64_t segments_dropped; /* log segment files removed (drop_segments) */

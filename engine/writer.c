@@ -362,7 +362,7 @@ static void alarms_committed(sr_engine *e, accepted *acc, size_t nacc)
     void *ctx = NULL;
     for (size_t i = 0; i < nacc; i++) {
         const Event *ev = acc[i].ev;
-        if (ev->body_case != SUIRO__V1__EVENT__BODY_ALARM) continue;
+        if (ev->body_case != SUIRO__V1__EVENT__BODY_ALARM || (ev->alarm && ev->alarm->restated)) continue; /* a restatement is no step */
         if (!fn) {
             pthread_mutex_lock(&e->mu);
             fn = e->alarm_hook;
