@@ -599,6 +599,211 @@ Test(erasure, the_next_sweep_finishes_a_destruction_the_replay_did_not_see)
     cr_assert_eq(destroyed, 2, "the first event (its crash) and the sweep's");
 }
 
+
+/* ---- audit-class records (issue #16's last gap, docs/retention.md "Audit
+ * data") ---------------------------------------------------------------- */
+
+static sr_keyinfo key_cls(sr_engine *e, const char *op, int cls, uint32_t epoch)
+{
+    sr_keyinfo *ks, out = {0};
+    size_t n;
+    cr_assert_eq(sr_engine_key_list(e, &ks, &n), SR_OK);
+    for (size_t i = 0; i < n; i++)
+        if (!strcmp(ks[i].operator_id, op) && ks[i].cls == cls && ks[i].epoch == epoch) out = ks[i];
+    sr_free(ks);
+    cr_assert_neq(out.id, 0, "no key %s class %d epoch %u", op, cls, epoch);
+    return out;
+}
+
+static uint64_t aud_submit(sr_engine *e, int built, sr_buf *b)
+{
+    sr_result r;
+    cr_assert_eq(es_submit1(e, built, b, &r), SR_OK, "%s", r.err.msg);
+    return r.seq;
+}
+
+static uint64_t aud_alarm(sr_engine *e, const char *op, const char *state, const char *id, const char *rule,
+                          const char *msg)
+{
+    sr_cmd_env env = {op, "admin", SR_ACTOR_USER, NULL, "127.0.0.1"};
+    sr_alarm_step st = {.state = state, .id = id, .rule = rule, .subject = "s", .source = "test", .message = msg,
+                        .comment = "", .level = SR_AL_MAJOR};
+    sr_buf b;
+    sr_buf_init(&b);
+    return aud_submit(e, sr_cmd_alarm(&env, &st, &b), &b);
+}
+
+static void aud_alive(sr_engine *e, const char *op, sr_alive_state state, const char *remote)
+{
+    sr_cmd_env env = {op, "system", SR_ACTOR_SYSTEM, NULL, NULL};
+    sr_alive_rec a = {.kind = SR_ACTOR_GATEWAY, .id = "GW1", .state = state,
+                      .reason = state == SR_AS_ONLINE ? SR_AR_CONNECT : SR_AR_DISCONNECT, .binding = "mqtt",
+                      .remote = remote, .will = ""};
+    sr_buf b;
+    sr_buf_init(&b);
+    aud_submit(e, sr_cmd_alive(&env, &a, &b), &b);
+}
+
+static void aud_session(sr_engine *e, const char *op, const uint8_t h[32], int64_t expires, const char *reason)
+{
+    sr_cmd_env env = {op, "app1", SR_ACTOR_APP, NULL, "10.0.0.1"};
+    sr_buf b;
+    sr_buf_init(&b);
+    aud_submit(e, sr_cmd_token_session(&env, h, expires, SR_SS_CONNECTED, reason, &b), &b);
+}
+
+static void aud_login(sr_engine *e, const char *op, const char *reason)
+{
+    sr_cmd_env env = {op, "u1", SR_ACTOR_USER, NULL, "10.7.7.7"};
+    sr_buf b;
+    sr_buf_init(&b);
+    aud_submit(e, sr_cmd_auth(&env, SR_ACTOR_USER, "u1", 0, "password", reason, &b), &b);
+}
+
+static void aud_notify(sr_engine *e, const char *op, uint64_t alarm_seq, const char *delivery)
+{
+    sr_cmd_env env = {op, "system", SR_ACTOR_SYSTEM, NULL, NULL};
+    sr_notify_rec n = {.outcome = "delivered", .alarm_seq = alarm_seq, .target_id = "t1", .delivery_id = delivery,
+                       .error = "", .channel = "webhook", .attempts = 2};
+    sr_buf b;
+    sr_buf_init(&b);
+    aud_submit(e, sr_cmd_notify(&env, &n, &b), &b);
+}
+
+Test(erasure, audit_class_records_past_the_audit_period_are_erased_and_live_state_is_restated)
+{
+    char d[1200], set[1200];
+    snprintf(d, sizeof d, "%s/data", top);
+    snprintf(set, sizeof set, "%s/backups", top);
+    cr_assert_eq(mkdir(set, 0700), 0);
+    sr_key_from_bytes(&MASTER, (const uint8_t *)"0123456789abcdef0123456789abcdef");
+    sr_engine *e = open_ok(d);
+    make_platform_key(d);
+    uint8_t h_open[32], h_old[32];
+    memset(h_open, 0x11, 32);
+    memset(h_old, 0x22, 32);
+    /* epoch 1 of A's audit key (days 10 to 20): history and live state */
+    clock_now = (int64_t)10 * DAY;
+    aud_login(e, "opA", "ERASE-AUD-LOGIN");
+    aud_login(e, "opB", "KEEP-B-LOGIN");
+    aud_session(e, "opA", h_old, (int64_t)12 * DAY, "ERASE-AUD-OLDSESS");
+    aud_session(e, "opA", h_open, (int64_t)900 * DAY, "ERASE-AUD-OPENSESS");
+    aud_alive(e, "opA", SR_AS_OFFLINE, "ERASE-AUD-REMOTE");
+    aud_alive(e, "opA", SR_AS_ONLINE, "LIVE-A-REMOTE");
+    uint64_t a1 = aud_alarm(e, "opA", "raised", NULL, "r1", "ERASE-AUD-ALARM");
+    char id1[24], id2[24];
+    snprintf(id1, sizeof id1, "A%016llX", (unsigned long long)a1);
+    clock_now = (int64_t)11 * DAY;
+    aud_alarm(e, "opA", "resolved", id1, NULL, NULL);
+    uint64_t a2 = aud_alarm(e, "opA", "raised", NULL, "r2", "LIVE-A-ALARM");
+    snprintf(id2, sizeof id2, "A%016llX", (unsigned long long)a2);
+    aud_notify(e, "opA", a2, "ERASE-AUD-NOTIFY");
+    clock_now = (int64_t)20 * DAY;
+    sr_result r;
+    const sr_key_rec rot = {.action = "rotate", .key_operator = "opA", .key_class = "audit"};
+    cr_assert_eq(submit_key(e, "opA", &rot, &r), SR_OK, "%s", r.err.msg);
+    clock_now = (int64_t)400 * DAY;
+    period(e, "opA", "audit", 30); /* B: the configured audit_days, 0: for ever */
+    sr_keyinfo k1 = key_cls(e, "opA", SR_KC_AUDIT, 1);
+    cr_assert_eq(k1.state, SR_KS_RETIRED);
+    cr_assert_gt(plain_hits(d, "ERASE-AUD-", NULL, NULL), 0, "the control: the master key reads them before");
+
+    sr_retention_report rep;
+    sr_errinfo ei;
+    cr_assert_eq(sr_engine_retention_sweep(e, &CFG, NULL, &rep, &ei), SR_OK, "%s", ei.msg);
+    cr_assert_eq(rep.audit_state, 2, "the resolved alarm and the expired session (%llu)",
+                 (unsigned long long)rep.audit_state);
+    cr_assert_eq(rep.restated, 4, "the open session, the alive row, the open alarm, the done delivery (%llu)",
+                 (unsigned long long)rep.restated);
+    cr_assert_eq(rep.keys_destroyed, 1, "A's audit epoch 1 (held %llu)", (unsigned long long)rep.keys_held);
+    cr_assert_eq(key_cls(e, "opA", SR_KC_AUDIT, 1).state, SR_KS_DESTROYED);
+    cr_assert_eq(key_cls(e, "opB", SR_KC_AUDIT, 1).state, SR_KS_ACTIVE, "B's audit key stays");
+    cr_assert_eq(sr_engine_retention_sweep(e, &CFG, NULL, &rep, &ei), SR_OK, "%s", ei.msg);
+    cr_assert_eq(rep.keys_destroyed + rep.restated + rep.audit_state, 0, "a second sweep has nothing to do");
+
+    /* A's live state: intact and readable */
+    sr_session_rec sr;
+    cr_assert_eq(sr_session_verify(e, h_open, SR_ACTOR_APP, clock_now, &sr), SR_OK, "the open session");
+    cr_assert_str_eq(sr.id, "app1");
+    cr_assert_eq(sr.expires_ms, (int64_t)900 * DAY);
+    cr_assert_eq(sr_session_verify(e, h_old, SR_ACTOR_APP, 0, &sr), SR_ENOTFOUND, "the expired session is cut");
+    sr_rec rr;
+    sr_alarm al;
+    cr_assert_eq(sr_read_alarm(e, id2, &rr, &al), SR_OK, "the open alarm");
+    cr_assert_str_eq(al.message, "LIVE-A-ALARM");
+    cr_assert_str_eq(al.state, "raised");
+    cr_assert_eq(al.raised_ms, (int64_t)11 * DAY);
+    sr_rec_close(&rr);
+    cr_assert_eq(sr_read_alarm(e, id1, &rr, &al), SR_ENOTFOUND, "the resolved alarm is cut");
+    sr_rec_close(&rr);
+    cr_assert_eq(sr_list_alive(e, "opA", &rr), SR_OK);
+    sr_alive_rec av;
+    cr_assert_eq(sr_rec_next_alive(&rr, &av), 1, "the alive row");
+    cr_assert_str_eq(av.remote, "LIVE-A-REMOTE");
+    cr_assert_eq(av.state, SR_AS_ONLINE);
+    cr_assert_eq(av.since_ms, (int64_t)10 * DAY, "the transition's own time");
+    sr_rec_close(&rr);
+    int oc;
+    uint32_t att;
+    cr_assert_eq(sr_engine_notify_done(e, a2, "opA", "t1", &oc, &att), SR_OK, "the done delivery");
+    cr_assert_eq(oc, SR_NOTIFY_DELIVERED);
+    cr_assert_eq(att, 2);
+    /* the alarm still moves on: an acknowledgement after the restatement */
+    aud_alarm(e, "opA", "acknowledged", id2, NULL, NULL);
+
+    sr_backup_info bi;
+    cr_assert_eq(sr_engine_backup(e, set, NULL, &bi, &ei), SR_OK, "%s", ei.msg);
+    char after[1300];
+    snprintf(after, sizeof after, "%s/%s", set, bi.name);
+    uint8_t live[32], rebuilt[32];
+    cr_assert_eq(sr_engine_content_hash(e, live), SR_OK);
+    cr_assert_eq(sr_engine_close(e), SR_OK);
+
+    uint64_t erased;
+    cr_assert_eq(plain_hits(d, "ERASE-AUD-", &erased, NULL), 0, "an erased audit plaintext is readable");
+    cr_assert_geq(erased, 8, "A's audit records of epoch 1 are erased (%llu)", (unsigned long long)erased);
+    cr_assert_gt(plain_hits(d, "KEEP-B-LOGIN", NULL, NULL), 0, "B's audit records are intact");
+    cr_assert_gt(plain_hits(d, "LIVE-A-REMOTE", NULL, NULL), 0, "the restated alive row is in the log");
+    const char *subs[4] = {"log", "keys", "blobs", "index"};
+    for (int i = 0; i < 4; i++) {
+        cr_assert_eq(scan_sub(d, subs[i], "ERASE-AUD-"), 0, "a plaintext in %s", subs[i]);
+        cr_assert_eq(scan_sub(after, subs[i], "ERASE-AUD-"), 0, "a plaintext in the backup's %s", subs[i]);
+    }
+
+    /* verify: ok, naming the erased records of A's audit key */
+    char ld[1300], kd[1300];
+    snprintf(ld, sizeof ld, "%s/log", d);
+    snprintf(kd, sizeof kd, "%s/keys", d);
+    sr_keyring *kr = NULL;
+    cr_assert_eq(sr_keyring_open(NULL, kd, &MASTER, NULL, 0, &kr, &ei), SR_OK, "%s", ei.msg);
+    sr_log_opts lo = {.key = &MASTER, .keys = sr_keyring_keys(kr), .readonly = 1};
+    sr_log_report lr;
+    cr_assert_eq(sr_log_verify(ld, &lo, &lr, &ei), SR_OK, "%s", ei.msg);
+    cr_assert(lr.ok);
+    cr_assert_eq(lr.nerased, 1);
+    cr_assert_eq(lr.erased[0].key_id, k1.id);
+    cr_assert_eq(lr.erased[0].records, erased);
+    sr_keyring_close(kr);
+
+    /* a rebuild equals the live index and reports the erased records */
+    char ixd[1300];
+    snprintf(ixd, sizeof ixd, "%s/rebuilt", top);
+    sr_engine_opts ro = opts();
+    ro.index_dir = ixd;
+    sr_engine_open_stats st;
+    cr_assert_eq(sr_engine_rebuild_stats(d, &ro, &st, &ei), SR_OK, "%s", ei.msg);
+    cr_assert_eq(st.erased_records, erased);
+    cr_assert_eq(st.n_erased, 1);
+    cr_assert_str_eq(st.erased[0].operator_id, "opA");
+    cr_assert_str_eq(st.erased[0].key_class, "audit");
+    sr_engine *rb = NULL;
+    cr_assert_eq(sr_engine_open(d, &ro, &rb, &ei), SR_OK, "%s", ei.msg);
+    cr_assert_eq(sr_engine_content_hash(rb, rebuilt), SR_OK);
+    cr_assert_eq(sr_session_verify(rb, h_open, SR_ACTOR_APP, clock_now, &sr), SR_OK, "the rebuilt open session");
+    cr_assert_eq(sr_engine_close(rb), SR_OK);
+    cr_assert_eq(memcmp(live, rebuilt, 32), 0, "a rebuild after the audit erasure differs from the live index");
+}
+
 #endif
 
 #if SR_ERASURE_KILL9
