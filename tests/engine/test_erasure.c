@@ -727,7 +727,7 @@ Test(erasure, audit_class_records_past_the_audit_period_are_erased_and_live_stat
     cr_assert_str_eq(sr.id, "app1");
     cr_assert_eq(sr.expires_ms, (int64_t)900 * DAY);
     cr_assert_eq(sr_session_verify(e, h_old, SR_ACTOR_APP, 0, &sr), SR_ENOTFOUND, "the expired session is cut");
-    sr_rec rr;
+    sr_rec rr = SR_REC_INIT;
     sr_alarm al;
     cr_assert_eq(sr_read_alarm(e, id2, &rr, &al), SR_OK, "the open alarm");
     cr_assert_str_eq(al.message, "LIVE-A-ALARM");

@@ -605,6 +605,110 @@ Test(segdrop, the_golden_trimmed_log_verifies_from_its_start)
     cr_assert_eq(lr.trim_seq, 25);
     cr_assert_eq(lr.trim_records, 8);
 }
+
+/* Issue #16's audit data: a segment holding an operator's sessions, alive
+ * transitions and alarm steps goes once their audit period passed: the
+ * sweep cuts the history (audit rows, resolved alarms, expired sessions),
+ * restates the live state (the alive row, the open alarm), destroys the
+ * retired audit key, and its records, erased, leave with their segments. */
+static void seg_submit(sr_engine *e, int built, sr_buf *b)
+{
+    sr_result r;
+    cr_assert_eq(es_submit1(e, built, b, &r), SR_OK, "%s", r.err.msg);
+}
+
+Test(segdrop, segments_of_sessions_alive_and_alarm_steps_go_once_their_audit_period_passed)
+{
+    char d[1200];
+    snprintf(d, sizeof d, "%s/data", top);
+    sr_key_from_bytes(&MASTER, (const uint8_t *)"0123456789abcdef0123456789abcdef");
+    sr_engine *e = open_ok(d);
+    clock_now = (int64_t)10 * DAY;
+    sr_cmd_env sys = {"opD", "system", SR_ACTOR_SYSTEM, NULL, NULL};
+    sr_cmd_env app = {"opD", "app1", SR_ACTOR_APP, NULL, "10.0.0.1"};
+    sr_cmd_env adm = {"opD", "admin", SR_ACTOR_USER, NULL, "127.0.0.1"};
+    for (int i = 0; i < 40; i++) {
+        sr_buf b;
+        char remote[48], rule[16];
+        snprintf(remote, sizeof remote, "OLD-D-REMOTE-%d", i);
+        snprintf(rule, sizeof rule, "r%d", i);
+        sr_alive_rec a = {.kind = SR_ACTOR_GATEWAY, .id = "GW1", .state = i % 2 ? SR_AS_OFFLINE : SR_AS_ONLINE,
+                          .reason = i % 2 ? SR_AR_DISCONNECT : SR_AR_CONNECT, .binding = "mqtt", .remote = remote,
+                          .will = ""};
+        sr_buf_init(&b);
+        seg_submit(e, sr_cmd_alive(&sys, &a, &b), &b);
+        uint8_t h[32];
+        memset(h, i + 1, 32);
+        sr_buf_init(&b);
+        seg_submit(e, sr_cmd_token_session(&app, h, (int64_t)12 * DAY, SR_SS_CONNECTED, "OLD-D-SESSION", &b), &b);
+        sr_alarm_step st = {.state = "raised", .rule = rule, .subject = "s", .source = "test",
+                            .message = "OLD-D-ALARM", .comment = "", .level = SR_AL_MINOR};
+        sr_buf_init(&b);
+        seg_submit(e, sr_cmd_alarm(&adm, &st, &b), &b);
+        sr_alarm_step rs = {.state = "resolved", .rule = rule, .subject = "s", .source = "test", .message = "",
+                            .comment = "OLD-D-RESOLVE"};
+        sr_buf_init(&b);
+        seg_submit(e, sr_cmd_alarm(&adm, &rs, &b), &b);
+    }
+    sr_alive_rec last = {.kind = SR_ACTOR_GATEWAY, .id = "GW1", .state = SR_AS_ONLINE, .reason = SR_AR_CONNECT,
+                         .binding = "mqtt", .remote = "LIVE-D-REMOTE", .will = ""};
+    sr_buf lb;
+    sr_buf_init(&lb);
+    seg_submit(e, sr_cmd_alive(&sys, &last, &lb), &lb);
+    sr_alarm_step open = {.state = "raised", .rule = "ropen", .subject = "s", .source = "test",
+                          .message = "LIVE-D-ALARM", .comment = "", .level = SR_AL_MAJOR};
+    sr_buf b;
+    sr_buf_init(&b);
+    seg_submit(e, sr_cmd_alarm(&adm, &open, &b), &b);
+    clock_now = (int64_t)20 * DAY;
+    sr_cmd_env kenv = {"opD", "admin", SR_ACTOR_USER, NULL, "127.0.0.1"};
+    const sr_key_rec k = {.action = "rotate", .key_operator = "opD", .key_class = "audit"};
+    sr_buf_init(&b);
+    seg_submit(e, sr_cmd_key_ev(&kenv, &k, &b), &b);
+    clock_now = (int64_t)400 * DAY;
+    period(e, "opD", "audit", 30);
+    int before = seg_files(d, NULL);
+    cr_assert_gt(before, 4, "small segments (%d)", before);
+
+    sr_retention_report rep;
+    sr_errinfo ei;
+    cr_assert_eq(sr_engine_retention_sweep(e, &CFG, NULL, &rep, &ei), SR_OK, "%s", ei.msg);
+    cr_assert_eq(rep.keys_destroyed, 1, "D's audit epoch 1 (held %llu)", (unsigned long long)rep.keys_held);
+    cr_assert_eq(rep.restated, 2, "the alive row and the open alarm (%llu)", (unsigned long long)rep.restated);
+    cr_assert_gt(rep.segments_dropped, 0, "segments dropped (held: %s)", rep.seg_held);
+    uint64_t first = sr_log_first_seq(e->log);
+    cr_assert_gt(first, 1);
+    cr_assert_eq(seg_files_below(d, first), 0, "no segment below the log's start");
+    cr_assert_lt(seg_files(d, NULL), before);
+    cr_assert_eq(scan_tree(d, "OLD-D-"), 0, "an old plaintext in the data directory");
+    /* the live state stays */
+    sr_rec rr = SR_REC_INIT;
+    sr_alive_rec av;
+    cr_assert_eq(sr_list_alive(e, "opD", &rr), SR_OK);
+    cr_assert_eq(sr_rec_next_alive(&rr, &av), 1, "the alive row");
+    cr_assert_str_eq(av.remote, "LIVE-D-REMOTE", "its last transition");
+    sr_rec_close(&rr);
+    cr_assert_eq(sr_list_open_alarms(e, &rr), SR_OK);
+    sr_alarm al;
+    cr_assert_eq(sr_rec_next_alarm(&rr, &al), 1, "the open alarm");
+    cr_assert_str_eq(al.message, "LIVE-D-ALARM");
+    sr_rec_close(&rr);
+    uint8_t live[32], h[32];
+    cr_assert_eq(sr_engine_content_hash(e, live), SR_OK);
+    cr_assert_eq(sr_engine_close(e), SR_OK);
+    sr_engine_opts o = opts();
+    sr_engine_open_stats st;
+    cr_assert_eq(sr_engine_rebuild_stats(d, &o, &st, &ei), SR_OK, "%s", ei.msg);
+    cr_assert_eq(st.trimmed_below, first);
+    e = open_ok(d);
+    cr_assert_eq(sr_engine_content_hash(e, h), SR_OK);
+    cr_assert(!memcmp(h, live, 32), "the rebuild equals the live index");
+    cr_assert_eq(sr_engine_close(e), SR_OK);
+    sr_log_report lr;
+    verify_log(d, &lr, SR_OK, "audit data");
+    cr_assert(lr.trim_checked);
+}
+
 #endif
 
 #if SR_SEGDROP_KILL9
