@@ -1988,13 +1988,15 @@ static void retention_done(sr_work *w, int status)
     if (status) sr_slog(SR_LOG_WARN, "retention sweep not run", "error=%s", sr_err_name(status));
     else if (j->rc)
         sr_slog(SR_LOG_WARN, "retention sweep failed", "error=%s detail=%s", sr_err_name(j->rc), sr_slog_q(j->ei.msg));
-    else if (j->rep.events > 1 || j->rep.keys_destroyed || j->rep.segments_dropped)
+    else if (j->rep.events > 1 || j->rep.keys_destroyed || j->rep.segments_dropped || j->rep.restated)
         sr_slog(SR_LOG_INFO, "retention sweep",
-                "events=%" PRIu64 " chunks=%" PRIu64 " audit=%" PRIu64 " msgids=%" PRIu64 " keys_destroyed=%" PRIu64
+                "events=%" PRIu64 " chunks=%" PRIu64 " audit=%" PRIu64 " audit_state=%" PRIu64 " restated=%" PRIu64
+                " msgids=%" PRIu64 " keys_destroyed=%" PRIu64
                 " keys_held=%" PRIu64 " documents=%" PRIu64 " files=%" PRIu64 " requests=%" PRIu64 " monitors=%" PRIu64
                 " blobs=%" PRIu64 " segments_dropped=%" PRIu64 " records_dropped=%" PRIu64 " carried=%" PRIu64
                 " segment_held=%s",
-                j->rep.events, j->rep.chunks, j->rep.audit, j->rep.msgids, j->rep.keys_destroyed, j->rep.keys_held,
+                j->rep.events, j->rep.chunks, j->rep.audit, j->rep.audit_state, j->rep.restated, j->rep.msgids,
+                j->rep.keys_destroyed, j->rep.keys_held,
                 j->rep.documents, j->rep.files, j->rep.requests, j->rep.monitors, j->rep.blobs,
                 j->rep.segments_dropped, j->rep.records_dropped, j->rep.carried, sr_slog_q(j->rep.seg_held));
 }

@@ -23,6 +23,9 @@
  *   "message_ids"         the operator's message ids of events before
  *                         below_seq (the dedup window, [retention]
  *                         message_id_window_s);
+ *   "audit_state"         (issue #16) the operator's alarms resolved and
+ *                         sessions expired before the cut (one event per
+ *                         operator, no range: apply_audit_state);
  *   "documents", "files", the operator's rows of docs, files, requests,
  *   "requests",           monitors (index layout 9: each value carries its
  *   "monitors"            first and last write times, schema.h wtimes) last
@@ -31,9 +34,11 @@
  *                         running one never), a stopped monitor (group_cut).
  *                         A cut file's blob leaves after the commit, when no
  *                         remaining file row names it (sweep_blobs).
- * Once its Retention events are durable and applied, the sweep destroys the
- * retired data keys they freed (sweep_keys; the rule: docs/keys.md
- * "Retention and erasure"): through sr_engine_key_destroy, the KeyEvent
+ * Once its Retention events are durable and applied, the sweep restates the
+ * live audit state of the retired audit keys past their operator's audit
+ * cut (restate_live: events the writer fills from the rows), waits for them,
+ * and destroys the retired data and audit keys they freed (sweep_keys; the
+ * rule: docs/keys.md "Retention and erasure"): through sr_engine_key_destroy, the KeyEvent
  * "destroyed" durable first, then the keyring's tombstone. Then, with
  * [retention] drop_segments, the log segments nothing needs any more go
  * (engine/segdrop.c, docs/keys.md "Segments").
@@ -56,6 +61,11 @@
  *      key's epoch end, no document, file, request or monitor of the
  *      operator first written at or before it), so a rebuild, which cannot
  *      read those records, equals the live index (test_erasure).
+ *  (7) An audit key is destroyed only when no value of `alive`, `sessions`,
+ *      `alarms` or `audit` is sealed by it and no alarm of its operator is
+ *      built from before its epoch's end (audit_key_holds): what its
+ *      records built was cut (audit, audit_state) or restated first, so a
+ *      rebuild equals the live index (test_erasure).
  *  (6) A record class's event never splits a group: its range's bounds are
  *      group prefixes (a request's op \0 request \0), and the apply
  *      decides a group whole from its rows (group_cut, shared by the sweep

@@ -22,9 +22,10 @@
  *       operator older than the cut and no document, file, request or
  *       monitor of it created before the cut (sweep_keys' checks:
  *       sr__retention_data_cut).
- *   Sessions, push marks, alarm steps (the `alarms` database), alive
- *   transitions and the notifier's outcomes (audit class: their `alive`
- *   and `notifyq` rows) keep their segment (their rows are not cut).
+ *   Sessions, alarm steps, alive transitions and the notifier's outcomes
+ *   (audit class) go by (b) once their audit key is destroyed (issue #16:
+ *   retention.c cuts or restates what they built first); without that
+ *   they keep their segment, and so do push marks.
  * The first segment that fails a check stays, with every segment after it
  * (sr_log_drop_below cuts from the log's start only); the reason is the
  * sweep's report (seg_held). The boundary is also kept at or below every
@@ -379,7 +380,7 @@ static int classify(drop *d, int irc, uint64_t seq, const sr_slice *rec, uint32_
     case SUIRO__V1__EVENT__BODY_ADMIN:
     case SUIRO__V1__EVENT__BODY_AUTH: *ok = 1; break;
     case SUIRO__V1__EVENT__BODY_ALARM: /* the `alarms` database is built from them (issue #17) */
-        snprintf(d->why, sizeof d->why, "record %" PRIu64 ": an alarm step of '%s' (alarms are not cut yet)", seq,
+        snprintf(d->why, sizeof d->why, "record %" PRIu64 ": an alarm step of '%s', its audit key not destroyed", seq,
                  ev->operator_id);
         break;
     case SUIRO__V1__EVENT__BODY_HEADS_CHECKPOINT:
@@ -388,7 +389,7 @@ static int classify(drop *d, int irc, uint64_t seq, const sr_slice *rec, uint32_
         else *ok = 1; /* superseded by a later one (meta heads_ckpt) */
         break;
     case SUIRO__V1__EVENT__BODY_SESSION:
-        snprintf(d->why, sizeof d->why, "record %" PRIu64 ": a session of '%s' (sessions are not cut yet)", seq,
+        snprintf(d->why, sizeof d->why, "record %" PRIu64 ": a session of '%s', its audit key not destroyed", seq,
                  ev->operator_id);
         break;
     case SUIRO__V1__EVENT__BODY_PUSH_MARK:
