@@ -81,8 +81,18 @@
  * dropped), always when the sweep was acknowledged; the ConfigCarry and
  * LogTrim events acknowledged are in the log (and no other); op8's masters
  * are there; the log verifies from its start against the LogTrim's hash;
- * and the index equals a rebuild of the trimmed log. The last two commands
- * (22, 23) are the duplicate pair (single events whatever NCMD is). */
+ * and the index equals a rebuild of the trimmed log.
+ * Command 22 (AUDIT_RESTATE_CMD; issue #16, docs/retention.md "Audit
+ * data") is the retention sweep's restatement of the base's alarm (an
+ * AlarmEvent with restated, filled by the writer from the row): after the
+ * reopen the alarm is as commands 18 left it, and a restated AlarmEvent is
+ * in the log exactly when acknowledged. Command 23 (AUDIT_DESTROY_CMD)
+ * destroys op9's retired audit key (base_op9: a login of op9 and its audit
+ * key rotated, its audit rows cut by a Retention of class audit): its
+ * KeyEvent exactly when acknowledged, a tombstone only with it, its records
+ * erased only with a tombstone (never half). The last two commands (28, 29:
+ * NCMD - 2, NCMD - 1) are the duplicate pair (single events whatever NCMD
+ * is); the others are ordinary commands. */
 #include <criterion/criterion.h>
 #include <dirent.h>
 #include <inttypes.h>
@@ -121,7 +131,7 @@ TestSuite(engine_fault, .init = setup, .fini = teardown, .timeout = 900);
 
 /* REPLAY_MAX: a heads checkpoint every 2 events and at each clean close
  * (docs/durability.md section 8), so they fall among the faults too */
-enum { NPOINTS = 3, NCMD = 24, HEAD_MAX = 8, REPLAY_MAX = 4 };
+enum { NPOINTS = 3, NCMD = 30, HEAD_MAX = 8, REPLAY_MAX = 4 };
 
 static const sr_vtype TYPES[NPOINTS] = {SR_VT_NUMBER, SR_VT_INTEGER, SR_VT_BOOL};
 static int64_t clock_back; /* base_records: its writes a second before every other */
@@ -165,10 +175,11 @@ static sr_engine_opts opts_moving(const sr_vfs *vfs)
  * destroyed key. */
 static uint64_t own_below = UINT64_MAX; /* log_own_events_x: only records below it */
 static uint64_t log_trims, log_carries;   /* log_own_events_x: the LogTrim and ConfigCarry events it met */
+static uint64_t log_restated;             /* and the restated AlarmEvents (command 22) */
 static uint64_t log_own_events_x(const char *d, uint64_t *total, uint64_t *by_time, uint64_t *rotated,
                                  uint64_t *destroyed, uint64_t *erased)
 {
-    log_trims = log_carries = 0;
+    log_trims = log_carries = log_restated = 0;
     char ld[1200], kd[1200];
     snprintf(ld, sizeof ld, "%s/log", d);
     snprintf(kd, sizeof kd, "%s/keys", d);
@@ -195,6 +206,7 @@ static uint64_t log_own_events_x(const char *d, uint64_t *total, uint64_t *by_ti
         cr_assert_not_null(ev, "log record %" PRIu64 " does not decode", seq);
         log_trims += ev->body_case == SUIRO__V1__EVENT__BODY_LOG_TRIM;
         log_carries += ev->body_case == SUIRO__V1__EVENT__BODY_CONFIG_CARRY;
+        log_restated += ev->body_case == SUIRO__V1__EVENT__BODY_ALARM && ev->alarm->restated;
         if (destroyed) *destroyed += ev->body_case == SUIRO__V1__EVENT__BODY_KEY && !strcmp(ev->key->action, "destroyed");
         n += ev->body_case == SUIRO__V1__EVENT__BODY_HEADS_CHECKPOINT ||
              (ev->body_case == SUIRO__V1__EVENT__BODY_KEY && !strcmp(ev->key->action, "created"));
@@ -277,6 +289,8 @@ typedef struct fixture {
     et_model *m;          /* the base content */
     uint64_t base_events; /* events in the base log */
     uint32_t op9_key;     /* op9's retired data key (command 17 destroys it) */
+    uint32_t op9_audit_key;  /* op9's retired audit key (command 23 destroys it) */
+    uint64_t op9_audit_recs; /* the base's records sealed by it */
     char alarm_id[20];    /* the alarm the base raised for op1 (command 18 acknowledges it) */
     command cmds[NCMD];
 } fixture;
@@ -627,6 +641,71 @@ static void base_op9(sr_engine *e, fixture *f)
         if (!strcmp(ks[i].operator_id, "op9") && ks[i].cls == SR_KC_DATA && ks[i].epoch == 1) f->op9_key = ks[i].id;
     sr_free(ks);
     cr_assert_neq(f->op9_key, 0);
+    /* op9's audit epoch 1 (a second before the rest): a failed login, then
+     * the key rotated; its audit rows cut (a Retention of class audit), so
+     * its records build nothing the index keeps (command 23 destroys it) */
+    clock_back = 1000;
+    b.len = 0;
+    cr_assert_eq(sr_cmd_auth(&env, SR_ACTOR_USER, "u9", 0, "password", "op9 audit secret", &b), SR_OK);
+    len = b.len;
+    cr_assert_eq(et_submit(e, &b, &len, 1, &res), SR_OK, "%s", res.err.msg);
+    b.len = 0;
+    const sr_key_rec ka = {.action = "rotate", .key_operator = "op9", .key_class = "audit"};
+    cr_assert_eq(sr_cmd_key_ev(&env, &ka, &b), SR_OK);
+    len = b.len;
+    cr_assert_eq(et_submit(e, &b, &len, 1, &res), SR_OK, "%s", res.err.msg);
+    clock_back = 0;
+    {
+        Suiro__V1__Retention rt = SUIRO__V1__RETENTION__INIT;
+        rt.data_class = "audit";
+        rt.cut_ms = 1700000000000 - 500;
+        Suiro__V1__Event ev = SUIRO__V1__EVENT__INIT;
+        ev.operator_id = "op9";
+        ev.actor = "system";
+        ev.actor_kind = SUIRO__V1__ACTOR_KIND__ACTOR_SYSTEM;
+        ev.source = "retention";
+        ev.body_case = SUIRO__V1__EVENT__BODY_RETENTION;
+        ev.retention = &rt;
+        size_t pn = protobuf_c_message_get_packed_size(&ev.base);
+        b.len = 0;
+        cr_assert_eq(sr_buf_reserve(&b, pn), SR_OK);
+        protobuf_c_message_pack(&ev.base, b.data);
+        b.len = len = pn;
+        cr_assert_eq(et_submit(e, &b, &len, 1, &res), SR_OK, "%s", res.err.msg);
+    }
+    sr_buf_release(&b);
+    cr_assert_eq(sr_engine_key_list(e, &ks, &n), SR_OK);
+    for (size_t i = 0; i < n; i++)
+        if (!strcmp(ks[i].operator_id, "op9") && ks[i].cls == SR_KC_AUDIT && ks[i].epoch == 1) {
+            f->op9_audit_key = ks[i].id;
+            cr_assert_eq(ks[i].state, SR_KS_RETIRED);
+        }
+    sr_free(ks);
+    cr_assert_neq(f->op9_audit_key, 0);
+}
+
+/* the records of d's log sealed by key id */
+static uint64_t log_records_of_key(const char *d, uint32_t id)
+{
+    char ld[1200], kd[1200];
+    snprintf(ld, sizeof ld, "%s/log", d);
+    snprintf(kd, sizeof kd, "%s/keys", d);
+    sr_keyring *kr = NULL;
+    sr_errinfo ei;
+    cr_assert_eq(sr_keyring_open(NULL, kd, &g_key, "test", 0, &kr, &ei), SR_OK, "%s", ei.msg);
+    sr_log_opts lo = {.readonly = 1, .key = &g_key, .keys = sr_keyring_keys(kr)};
+    sr_log *lg = NULL;
+    cr_assert_eq(sr_log_open(ld, &lo, &lg, &ei), SR_OK, "%s", ei.msg);
+    sr_log_iter *it;
+    cr_assert_eq(sr_log_iter_open(lg, 1, &it), SR_OK);
+    uint64_t seq, n = 0;
+    sr_slice rec;
+    int rc;
+    while ((rc = sr_log_iter_next(it, &seq, &rec)) == SR_OK || rc == SR_EERASED) n += sr_log_iter_key_id(it) == id;
+    sr_log_iter_close(it);
+    sr_log_close(lg);
+    sr_keyring_close(kr);
+    return n;
 }
 
 /* Command 17: the retention sweep's destruction of op9's retired data key
@@ -727,7 +806,7 @@ static void build_alive(fixture *f)
  * and LogTrim events are the engine's: the command has no events of its own
  * (nev 0) and the sweep says how many it appended (seg_events). */
 enum { SEGDROP_CMD = 21 };
-_Static_assert((int)SEGDROP_CMD > (int)ALIVE_CMD && SEGDROP_CMD == NCMD - 3, "after command 20, before the duplicate pair");
+_Static_assert((int)SEGDROP_CMD > (int)ALIVE_CMD && SEGDROP_CMD < NCMD - 2, "after command 20, before the duplicate pair");
 static const sr_retention_cfg SEGDROP_CFG = {.batch = 64, .audit_floor_days = 365, .drop_segments = 1};
 static void build_segdrop(fixture *f)
 {
@@ -737,6 +816,50 @@ static void build_segdrop(fixture *f)
     cm->user[0] = 0;
     cm->msgid[0] = 0;
     cm->ns[0] = cm->nx[0] = 0;
+}
+
+/* Command 22: the retention sweep's restatement of the base's alarm (issue
+ * #16): an AlarmEvent with restated and the alarm's id only; the writer
+ * fills the state from the row. */
+enum { AUDIT_RESTATE_CMD = 22, AUDIT_DESTROY_CMD = 23 };
+_Static_assert((int)AUDIT_RESTATE_CMD > (int)SEGDROP_CMD && AUDIT_DESTROY_CMD < NCMD - 2, "after the drop, before the duplicate pair");
+static void build_audit_restate(fixture *f)
+{
+    command *cm = &f->cmds[AUDIT_RESTATE_CMD];
+    cm->bytes.len = 0;
+    cm->nev = 1;
+    cm->user[0] = 0;
+    cm->ns[0] = cm->nx[0] = 0;
+    Suiro__V1__AlarmEvent al = SUIRO__V1__ALARM_EVENT__INIT;
+    al.alarm_id = f->alarm_id;
+    al.restated = 1;
+    Suiro__V1__Event ev = SUIRO__V1__EVENT__INIT;
+    ev.operator_id = "op1";
+    ev.actor = "system";
+    ev.actor_kind = SUIRO__V1__ACTOR_KIND__ACTOR_SYSTEM;
+    ev.source = "retention";
+    ev.message_id = cm->msgid;
+    ev.body_case = SUIRO__V1__EVENT__BODY_ALARM;
+    ev.alarm = &al;
+    size_t n = protobuf_c_message_get_packed_size(&ev.base);
+    cr_assert_eq(sr_buf_reserve(&cm->bytes, n), SR_OK);
+    protobuf_c_message_pack(&ev.base, cm->bytes.data);
+    cm->bytes.len = cm->lens[0] = n;
+}
+
+/* Command 23: the retention sweep's destruction of op9's retired audit key. */
+static void build_audit_destroy(fixture *f)
+{
+    command *cm = &f->cmds[AUDIT_DESTROY_CMD];
+    cm->bytes.len = 0;
+    cm->nev = 1;
+    cm->user[0] = 0;
+    cm->ns[0] = cm->nx[0] = 0;
+    const sr_cmd_env env = {"op9", "system", SR_ACTOR_SYSTEM, cm->msgid[0] ? cm->msgid : NULL, "retention"};
+    const sr_key_rec k = {.action = "destroy", .key_operator = "op9", .key_class = "audit", .key_id = f->op9_audit_key,
+                          .period_days = 30, .cut_ms = 1600000000000, .epoch_end_ms = 1600000000000};
+    cr_assert_eq(sr_cmd_key_ev(&env, &k, &cm->bytes), SR_OK);
+    cm->lens[0] = cm->bytes.len;
 }
 
 /* Run command c: a submit of its events, or command 21's sweep; *extra gets
@@ -863,6 +986,10 @@ static void fixture_init(fixture *f)
     build_notify_mark(f);
     build_alive(f);
     build_segdrop(f);
+    build_audit_restate(f);
+    build_audit_destroy(f);
+    f->op9_audit_recs = log_records_of_key(base, f->op9_audit_key);
+    cr_assert_gt(f->op9_audit_recs, 0, "op9's audit epoch sealed records");
 }
 
 static void fixture_release(fixture *f)
@@ -996,7 +1123,7 @@ static void check_db(fixture *f, const outcome *out, const char *ctx)
     uint64_t tck = 0, btck = 0;
     uint64_t rotated = 0, destroyed = 0, erased = 0, brotated = 0;
     uint64_t ck = log_own_events_x(db, NULL, &tck, &rotated, &destroyed, &erased);
-    uint64_t trims = log_trims;
+    uint64_t trims = log_trims, restated = log_restated;
     uint64_t bck = log_own_events(base, NULL, &btck, &brotated);
     rotated -= brotated; /* the base's own (op9's, base_op9) */
     /* command 21: the log starts past 1 exactly when a LogTrim is in it (a
@@ -1188,8 +1315,13 @@ static void check_db(fixture *f, const outcome *out, const char *ctx)
     }
     /* command 17's destruction: its KeyEvent exactly when acknowledged; a
      * tombstone only with it; its key's records erased only with a tombstone */
-    cr_assert_eq((int)destroyed, out->acked_cmd[KEY_DESTROY_CMD], "%s: %" PRIu64 " destructions in the log, %d acknowledged",
-                 ctx, destroyed, out->acked_cmd[KEY_DESTROY_CMD]);
+    cr_assert_eq((int)destroyed, out->acked_cmd[KEY_DESTROY_CMD] + out->acked_cmd[AUDIT_DESTROY_CMD],
+                 "%s: %" PRIu64 " destructions in the log, %d + %d acknowledged", ctx, destroyed,
+                 out->acked_cmd[KEY_DESTROY_CMD], out->acked_cmd[AUDIT_DESTROY_CMD]);
+    /* command 22's restatement: in the log exactly when acknowledged (the
+     * alarm's state as command 18 left it: checked below) */
+    cr_assert_eq((int)restated, out->acked_cmd[AUDIT_RESTATE_CMD], "%s: %" PRIu64 " restated alarms, %d acknowledged",
+                 ctx, restated, out->acked_cmd[AUDIT_RESTATE_CMD]);
     {
         char kd[1200];
         snprintf(kd, sizeof kd, "%s/keys", db);
@@ -1200,7 +1332,13 @@ static void check_db(fixture *f, const outcome *out, const char *ctx)
         cr_assert_eq(sr_keyring_info(kr, f->op9_key, &ki), SR_OK);
         int gone = ki.state == SR_KS_DESTROYED;
         cr_assert(!gone || destroyed, "%s: op9's key is destroyed without its KeyEvent in the log", ctx);
-        cr_assert_eq(erased, gone ? 2 : 0, "%s: %" PRIu64 " erased records (key destroyed: %d)", ctx, erased, gone);
+        /* command 23: op9's audit key the same way (never half: a tombstone
+         * only with its event, all its records erased with it) */
+        cr_assert_eq(sr_keyring_info(kr, f->op9_audit_key, &ki), SR_OK);
+        int agone = ki.state == SR_KS_DESTROYED;
+        cr_assert(!agone || destroyed, "%s: op9's audit key is destroyed without its KeyEvent in the log", ctx);
+        cr_assert_eq(erased, (gone ? 2 : 0) + (agone ? f->op9_audit_recs : 0),
+                     "%s: %" PRIu64 " erased records (data key destroyed: %d, audit key: %d)", ctx, erased, gone, agone);
         sr_keyring_close(kr);
     }
     /* command 18's acknowledgement: there exactly when acknowledged; the
