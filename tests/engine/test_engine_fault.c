@@ -621,6 +621,7 @@ static void base_op9(sr_engine *e, fixture *f)
     sr_buf b;
     sr_buf_init(&b);
     sr_result res;
+    clock_back = 1000; /* before its audit cut below: every audit-class record of op9 (its keys' too) */
     cr_assert_eq(sr_cmd_doc_put(&env, "notes", "n1", 0, "{\"t\":\"op9 secret\"}", 18, &b), SR_OK);
     size_t len = b.len;
     cr_assert_eq(et_submit(e, &b, &len, 1, &res), SR_OK, "%s", res.err.msg);
@@ -633,7 +634,6 @@ static void base_op9(sr_engine *e, fixture *f)
     cr_assert_eq(sr_cmd_key_ev(&env, &k, &b), SR_OK);
     len = b.len;
     cr_assert_eq(et_submit(e, &b, &len, 1, &res), SR_OK, "%s", res.err.msg);
-    sr_buf_release(&b);
     sr_keyinfo *ks;
     size_t n;
     cr_assert_eq(sr_engine_key_list(e, &ks, &n), SR_OK);
@@ -641,10 +641,10 @@ static void base_op9(sr_engine *e, fixture *f)
         if (!strcmp(ks[i].operator_id, "op9") && ks[i].cls == SR_KC_DATA && ks[i].epoch == 1) f->op9_key = ks[i].id;
     sr_free(ks);
     cr_assert_neq(f->op9_key, 0);
-    /* op9's audit epoch 1 (a second before the rest): a failed login, then
-     * the key rotated; its audit rows cut (a Retention of class audit), so
-     * its records build nothing the index keeps (command 23 destroys it) */
-    clock_back = 1000;
+    /* op9's audit epoch 1 (a second before the rest, as all of op9's): a
+     * failed login, then the key rotated; its audit rows cut (a Retention
+     * of class audit), so its records build nothing the index keeps
+     * (command 23 destroys it) */
     b.len = 0;
     cr_assert_eq(sr_cmd_auth(&env, SR_ACTOR_USER, "u9", 0, "password", "op9 audit secret", &b), SR_OK);
     len = b.len;
