@@ -114,7 +114,7 @@ const sr_opt sr_opts_replay[] = {
     SR_OPT_END,
 };
 const sr_opt sr_opts_state[] = {
-    SR_OPT_STR("at", 0, "TIME", eopts, at, "the time (an ingest time: what was durable then); required"),
+    SR_OPT_STR("at", 0, "TIME", eopts, at, "the time (an ingest time: what was durable then), or UTC ms; required"),
     SR_OPT_STR("operator", 0, "OP", eopts, op, "this operator only (default: every operator and the platform)"),
     SR_OPT_FLAG("json", 0, eopts, json, "the whole answer as one JSON object (GET /admin/v1/state's)"),
     KEY_FILE,
@@ -1263,8 +1263,11 @@ int sr_cmd_state(const sr_command *cmd, int argc, char **argv)
     struct timespec now;
     clock_gettime(CLOCK_REALTIME, &now);
     int64_t at;
-    if (sr_time_parse(o.at, strlen(o.at), (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000, &at)) {
-        fprintf(stderr, "suiro %s: --at: not a time (RFC 3339, now, -1h): %s\n", cmd->name, o.at);
+    char *end;
+    long long ms = strtoll(o.at, &end, 10); /* UTC ms, as the API's `at` */
+    if (o.at[0] >= '0' && o.at[0] <= '9' && !*end) at = ms;
+    else if (sr_time_parse(o.at, strlen(o.at), (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000, &at)) {
+        fprintf(stderr, "suiro %s: --at: not a time (RFC 3339, UTC ms, now, -1h): %s\n", cmd->name, o.at);
         return 2;
     }
     sr_engine *e;
