@@ -10,6 +10,11 @@
  * event that is not data, keyed by time, so a query is one range read of
  * its window (sr_list_audit), never a scan of the log.
  *
+ * GET /admin/v1/state?at=T[&operator=] (issue #18, R-RE-2; docs/state.md):
+ * the state at a past time, under the same rule (audit.read, invariant 1),
+ * built on the worker queue (it replays the log: engine/state.c) and
+ * written by api/state.c, the writer `suiro state` prints with.
+ *
  * INVARIANTS
  *  (1) An operator admin reads only rows of its own operator: the query's
  *      operator is forced to it, and naming another is 403 (and audited).
