@@ -159,7 +159,7 @@ int sr_engine_state_open(sr_engine *e, int64_t at_ms, sr_engine **at, sr_state_i
     /* invariant (2): the rebuild's path, stopped at seq(T) */
     sr_engine_opts o = {.key = e->o.key, .single_key = e->o.single_key, .key_source = e->o.key_source,
                         .vfs = e->o.vfs, .head_max = sr_engine_head_max(e), .index_dir = dir, .log_readonly = 1,
-                        .replay_to = info->seq, .notice = quiet, .no_recover = 1};
+                        .replay_to = info->seq, .index_nosync = 1, .notice = quiet, .no_recover = 1};
     sr_engine *p = NULL;
     if ((rc = sr_engine_open(e->dir, &o, &p, ei))) {
         rm_tree(dir);
