@@ -10,6 +10,11 @@
  * event that is not data, keyed by time, so a query is one range read of
  * its window (sr_list_audit), never a scan of the log.
  *
+ * GET /admin/v1/state?at=T[&operator=] (issue #18, R-RE-2; docs/state.md):
+ * the state at a past time, under the same rule (audit.read, invariant 1),
+ * built on the worker queue (it replays the log: engine/state.c) and
+ * written by api/state.c, the writer `suiro state` prints with.
+ *
  * INVARIANTS
  *  (1) An operator admin reads only rows of its own operator: the query's
  *      operator is forced to it, and naming another is 403 (and audited).
@@ -21,6 +26,8 @@
 #include "api/admin_int.h"
 
 #include "api/slog.h"
+#include "api/state.h"
+#include "codecs/ids.h"
 #include "codecs/rfc3339.h"
 
 #include <inttypes.h>
@@ -189,7 +196,56 @@ static void audit_events(const sr_route_call *c)
     json_decref(ans);
 }
 
+/* ---- GET /admin/v1/state?at=T[&operator=] (docs/state.md) -------------------- */
+
+typedef struct state_ctx {
+    int64_t at;
+    int has_op;
+    char op[72];
+} state_ctx;
+
+/* on the worker queue: the answer replays the log (engine/state.c) */
+static void state_work(sr_admin_work *w, void *v)
+{
+    state_ctx *x = v;
+    int rc = SR_OK;
+    sr_errinfo ei = {0};
+    json_t *ans = sr_state_json(w->eng, x->at, x->has_op ? x->op : NULL, &rc, &ei);
+    if (!ans) {
+        w->code = rc == SR_EINVAL ? SR_WIRE_PARAM : sr_wire_of_rc(rc);
+        snprintf(w->msg, sizeof w->msg, "%s", ei.msg[0] ? ei.msg : sr_strerror(rc));
+        return;
+    }
+    w->answer = ans;
+}
+
+static void state_at(const sr_route_call *c)
+{
+    const sr_admin_caller *cl = c->caller;
+    state_ctx x = {0};
+    int t = time_param(c, "at", &x.at);
+    if (t < 0) return;
+    if (!t) return sr_admin_bad_field(c, "at", "required: an RFC 3339 time (2026-12-06T00:00:00Z) or UTC milliseconds");
+    x.has_op = sr_http_query(c->req, "operator", x.op, sizeof x.op);
+    if (x.has_op && !sr_id_str_ok(x.op)) return sr_admin_bad_field(c, "operator", "an operator ID");
+    /* who may read what, as the audit trail (invariant 1): an operator's
+     * user its own operator, the auditor and platform admins any */
+    sr_authz_target tg = {0};
+    if (x.has_op) tg.operator_id = x.op;
+    else if (cl->scope == SR_SCOPE_OPERATOR) {
+        tg.operator_id = cl->scope_id;
+        snprintf(x.op, sizeof x.op, "%s", cl->scope_id);
+        x.has_op = 1;
+    }
+    if (!sr_admin_authorize(c, SR_ACT_AUDIT_READ, &tg)) return;
+    state_ctx *h = malloc(sizeof *h);
+    if (!h) return sr_http_result(c->req, 0, SR_WIRE_INTERNAL, "out of memory", NULL);
+    *h = x;
+    sr_admin_run(c, state_work, h, free);
+}
+
 const sr_route sr_admin_audit_routes[] = {
     {"GET", "/admin/v1/audit/events", audit_events, SR_CALLER_ADMIN, SR_BODY_HTTP_MAX, 0},
+    {"GET", "/admin/v1/state", state_at, SR_CALLER_ADMIN, SR_BODY_HTTP_MAX, 0},
 };
 const size_t sr_admin_audit_nroutes = sizeof sr_admin_audit_routes / sizeof sr_admin_audit_routes[0];

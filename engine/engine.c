@@ -426,6 +426,8 @@ static int engine_open(const char *dir, const sr_engine_opts *opts, sr_engine **
         snprintf(ei->msg, sizeof ei->msg, "%s", err);
         goto fail;
     }
+    /* a throwaway index (the state at a past time's, engine/state.c): no fsync */
+    if (e->o.index_nosync && (rc = sr_index_err(mdb_env_set_flags(sr_index_env(e->ix), MDB_NOSYNC, 1)))) goto fail;
     uint64_t floor = e->o.durable_floor;
     {
         MDB_txn *ft;

@@ -197,6 +197,7 @@ static inline void pb_arena_init(pb_arena *x)
 
 struct sr_engine {
     char *dir;
+    char *state_dir;            /* a state at a past time's private index (state.c), removed at its close */
     sr_engine_opts o;
     sr_points *pt;              /* the point table (points.c) */
     pb_arena ev;                /* the writer's decoded events of one group */

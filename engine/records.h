@@ -886,4 +886,30 @@ SR_MUST_CHECK int sr_engine_push_marks(sr_engine *e, sr_push_mark_fn fn, void *c
 /* Append the event as one JSON object (engine/event_json.c, no newline). */
 SR_MUST_CHECK int sr_event_view_json(const sr_event_view *ev, const sr_event_json_opts *o, sr_buf *out);
 
+/* ---- the state at a past time (issue #18, R-RE-2; docs/state.md; engine/state.c) ---- */
+
+typedef struct sr_state_info {
+    int64_t at_ms;       /* T, as asked */
+    uint64_t seq;        /* seq(T): the last event with ingest time <= T (0: none yet) */
+    int64_t seq_ms;      /* its ingest time */
+    uint64_t first_seq;  /* the log's first kept seq */
+    int64_t horizon_ms;  /* the ingest time of the log's first readable event (0: empty log) */
+    uint64_t replayed;   /* events the answer replayed */
+    uint64_t erased;     /* of the events up to seq(T), records whose key was destroyed (not in the state) */
+} sr_state_info;
+/* The index as it was at T (an ingest time, UTC ms), read from e's log:
+ * *at a private read-only engine holding exactly the events up to seq(T)
+ * (NULL when seq(T) is 0: the state is empty), read with the typed readers
+ * of this header; close it with sr_engine_state_close. SR_EINVAL (ei
+ * naming the horizon) for a T before the first kept event of a log whose
+ * start was dropped. Any thread; it replays the log (docs/state.md). */
+SR_MUST_CHECK int sr_engine_state_open(sr_engine *e, int64_t at_ms, sr_engine **at, sr_state_info *info,
+                                       sr_errinfo *ei);
+int sr_engine_state_close(sr_engine *at);
+/* Each request (app-level: gw "") of op (NULL: every operator) in key
+ * order, to fn (its nonzero stops and is returned); read each with
+ * sr_read_request. */
+typedef int (*sr_request_key_fn)(void *ctx, const char *op, const char *req, const char *gw);
+SR_MUST_CHECK int sr_engine_request_each(sr_engine *e, const char *op, sr_request_key_fn fn, void *ctx);
+
 #endif

@@ -96,6 +96,8 @@ typedef struct sr_engine_opts {
     const char *index_dir;      /* index elsewhere than DIR/index (verify, rebuild checks) */
     int log_readonly;           /* read the log without locking it; apply to the index; no writer */
     uint64_t replay_to;         /* with log_readonly: apply events up to this seq only (0: all) */
+    int index_nosync;           /* with index_dir: the index is thrown away after use (engine/state.c's private
+                                   index): LMDB never fsyncs it (MDB_NOSYNC) */
     uint64_t durable_floor;     /* events 1..this are known durable besides the index's watermark
                                    (rebuild passes the dropped index's): recovery refuses to cut them */
     int discard_lost;           /* sr_engine_rebuild only: rebuild even if the log lacks events the dropped

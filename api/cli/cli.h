@@ -37,6 +37,7 @@ int sr_cmd_sheet_import(const sr_command *cmd, int argc, char **argv);
 int sr_cmd_sheet_export(const sr_command *cmd, int argc, char **argv);
 int sr_cmd_rebuild(const sr_command *cmd, int argc, char **argv);
 int sr_cmd_replay(const sr_command *cmd, int argc, char **argv);
+int sr_cmd_state(const sr_command *cmd, int argc, char **argv);
 int sr_cmd_verify(const sr_command *cmd, int argc, char **argv);
 int sr_cmd_cert_import(const sr_command *cmd, int argc, char **argv);
 /* cmd_engine.c: suiro key (the keyring, docs/keys.md) */
@@ -48,7 +49,7 @@ int sr_cmd_key_import(const sr_command *cmd, int argc, char **argv);
 extern const sr_opt sr_opts_key_list[], sr_opts_key_rotate[], sr_opts_key_rotate_master[], sr_opts_key_export[],
     sr_opts_key_import[];
 extern const sr_opt sr_opts_init[], sr_opts_sheet_import[], sr_opts_sheet_export[], sr_opts_rebuild[],
-    sr_opts_replay[], sr_opts_verify[], sr_opts_cert_import[];
+    sr_opts_replay[], sr_opts_state[], sr_opts_verify[], sr_opts_cert_import[];
 
 /* cmd_man.c: `suiro man [PAGE]`, the manual pages as roff from the tables */
 int sr_cmd_man(const sr_command *cmd, int argc, char **argv);

@@ -60,7 +60,7 @@ const sr_opt sr_opts_admin[] = {
     OS("reason", reason, "TEXT", "pending-reject: why"),
     OS("dest", dest, "DIR", "backup: the server's [backup] directory (checked by the server)"),
     OS("comment", comment, "TEXT", "alarms ack, alarms resolve: a comment recorded with the step"),
-    OS("query", query, "K=V[&K=V]", "alarms list: filters (operator, state, level, rule, since, until)"),
+    OS("query", query, "K=V[&K=V]", "alarms list: filters (operator, state, level, rule, since, until); state: at=TIME[&operator=OP]"),
     OS("current-password", current_password, "P", "password: the current one (else a prompt)"),
     OS("new-password", new_password, "P", "password: the new one (else a prompt)"),
     SR_OPT_END,
@@ -179,6 +179,8 @@ static const acmd CMDS[] = {
      "OP --data '{\"domains\":[D,...]}' (a subset of [notify] mail_allowed_domains; []: none of its own)"},
     /* alarms (api/admin_alarms.c, docs/monitoring.md "Alarms"); also written `alarms list`, `alarms show`, ... */
     {"alarms-list", "GET", "/admin/v1/alarms", 0, NULL, "the alarms I may see [--query state=open&level=major...]"},
+    {"state", "GET", "/admin/v1/state", 0, NULL,
+     "the state at a past time --query at=TIME[&operator=OP] (docs/state.md)"},
     {"alarms-show", "GET", "/admin/v1/alarms/{alarmId}", 1, NULL, "ALARM"},
     {"alarms-ack", "POST", "/admin/v1/alarms/{alarmId}/ack", 1, "comment", "ALARM [--comment TEXT]: acknowledge it"},
     {"alarms-resolve", "POST", "/admin/v1/alarms/{alarmId}/resolve", 1, "comment", "ALARM [--comment TEXT]: resolve it"},

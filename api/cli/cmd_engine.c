@@ -25,6 +25,7 @@
 #include "codecs/ids.h"
 #include "api/config.h"
 #include "api/pki.h"
+#include "api/state.h"
 #include "codecs/jsonlex.h"
 #include "codecs/rfc3339.h"
 #include "codecs/sheet.h"
@@ -62,7 +63,7 @@ typedef struct common {
 typedef struct eopts {
     const char *keyfile, *op, *from, *to, *gateway, *point, *kind, *app, *pem, *admin, *admin2, *url, *token,
         *signature;
-    const char *cls, *newkey, *fromkey, *config;
+    const char *cls, *newkey, *fromkey, *config, *at;
     int demo, discard_lost, json, keep_legacy;
 } eopts;
 
@@ -109,6 +110,13 @@ const sr_opt sr_opts_replay[] = {
     SR_OPT_STR("gateway", 0, "GW", eopts, gateway, "events sent by this gateway only"),
     SR_OPT_STR("point", 0, "DATAID", eopts, point, "measurements of this data point only (needs --operator)"),
     SR_OPT_STR("kind", 0, "KIND", eopts, kind, "events of this body only (measurements, master_put, ...)"),
+    KEY_FILE,
+    SR_OPT_END,
+};
+const sr_opt sr_opts_state[] = {
+    SR_OPT_STR("at", 0, "TIME", eopts, at, "the time (an ingest time: what was durable then), or UTC ms; required"),
+    SR_OPT_STR("operator", 0, "OP", eopts, op, "this operator only (default: every operator and the platform)"),
+    SR_OPT_FLAG("json", 0, eopts, json, "the whole answer as one JSON object (GET /admin/v1/state's)"),
     KEY_FILE,
     SR_OPT_END,
 };
@@ -1232,4 +1240,65 @@ int sr_cmd_key_import(const sr_command *cmd, int argc, char **argv)
     OPENSSL_cleanse(&other, sizeof other);
     sr_buf_release(&in);
     return rc ? 1 : 0;
+}
+
+/* suiro state DIR --at T [--operator OP] [--json]: what the platform and its
+ * apps saw at T (issue #18, R-RE-2; docs/state.md). Read-only: a served
+ * directory or a restored backup; the answer is api/state.c's, the same JSON
+ * as GET /admin/v1/state. */
+static int state_check(const sr_command *cmd, const eopts *o)
+{
+    if (!o->at) return sr_opts_error(cmd, "needs --at TIME");
+    if (o->op && !sr_id_str_ok(o->op)) return sr_opts_error(cmd, "--operator: not an operator ID");
+    return 0;
+}
+
+int sr_cmd_state(const sr_command *cmd, int argc, char **argv)
+{
+    common c = {0};
+    eopts o = {0};
+    sr_args a;
+    int brc = begin(cmd, argc, argv, &o, &c, &a, 0, 1, state_check);
+    if (brc != GO_ON) return brc;
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    int64_t at;
+    char *end;
+    long long ms = strtoll(o.at, &end, 10); /* UTC ms, as the API's `at` */
+    if (o.at[0] >= '0' && o.at[0] <= '9' && !*end) at = ms;
+    else if (sr_time_parse(o.at, strlen(o.at), (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000, &at)) {
+        fprintf(stderr, "suiro %s: --at: not a time (RFC 3339, UTC ms, now, -1h): %s\n", cmd->name, o.at);
+        return 2;
+    }
+    sr_engine *e;
+    if (open_engine(cmd, &c, 1, &e)) return 1;
+    int rc = SR_OK;
+    sr_errinfo ei = {0};
+    json_t *ans = sr_state_json(e, at, o.op, &rc, &ei);
+    sr_engine_close(e);
+    if (!ans) {
+        fprintf(stderr, "suiro %s: %s: %s%s\n", cmd->name, c.dir, ei.msg[0] ? ei.msg : sr_strerror(rc),
+                sr_cli_key_hint(rc, c.has_key));
+        return 1;
+    }
+    if (o.json) {
+        json_dumpf(ans, stdout, JSON_COMPACT);
+        putchar('\n');
+    } else {
+        printf("at %s: seq %" PRIu64 ", %" PRIu64 " events replayed\n", json_string_value(json_object_get(ans, "at")),
+               (uint64_t)json_integer_value(json_object_get(ans, "seq")),
+               (uint64_t)json_integer_value(json_object_get(ans, "replayed")));
+        size_t i;
+        json_t *sec;
+        json_array_foreach(json_object_get(ans, "operators"), i, sec) {
+            printf("operator %s:", json_string_value(json_object_get(sec, "operator")));
+            static const char *const SECS[] = {"masters", "gateways", "apps", "grants", "values",
+                                               "monitors", "requests", "connected", "alarms"};
+            for (size_t k = 0; k < sizeof SECS / sizeof SECS[0]; k++)
+                printf(" %zu %s", json_array_size(json_object_get(sec, SECS[k])), SECS[k]);
+            printf("\n");
+        }
+    }
+    json_decref(ans);
+    return 0;
 }

@@ -49,6 +49,11 @@ static const sr_command COMMANDS[] = {
      "TIME: RFC 3339 with Z or an offset (2026-11-22T14:21:00+09:00, fractions of a second),\n"
      "      now, or now minus -30s, -10m, -1h, -2d, -500ms (decimals allowed: -1.5h).\n"
      "--from is inclusive, --to exclusive (times: the event's ingest time).\n"},
+    {"state", sr_cmd_state, "DIR", 1, 1, "what the platform and its apps saw at a past time (docs/state.md)",
+     sr_opts_state,
+     "TIME: RFC 3339 with Z or an offset, now, or -1h (as replay's); the state after every event\n"
+     "whose ingest time is at or before it: masters, gateways, apps, grants, latest values,\n"
+     "running monitors, pending requests, connected gateways and apps, open alarms.\n"},
     {"verify", sr_cmd_verify, "DIR", 1, 1, "check the log's chain, that the index equals a rebuild, every blob",
      sr_opts_verify, VERIFY_EXIT},
     {"backup", sr_cmd_backup, "DIR DEST", 2, 2, "an online backup of DIR into the backup set DEST (signed, incremental)",

@@ -14,7 +14,7 @@ caller's own scope (x-suiro-action-in-handler: GET and POST
 /admin/v1/users, the login policy; GET /admin/v1/keys and POST
 /admin/v1/keys/rotate, for the own operator, a foreign one and the
 platform's keys; GET /admin/v1/alive, monitor.read with and without
-?operator=) are asked the same way with their target. Routes naming an {appId} or a {gatewayId} under an operator are
+?operator=; GET /admin/v1/state, audit.read with and without ?operator=) are asked the same way with their target. Routes naming an {appId} or a {gatewayId} under an operator are
 asked with an app (gateway) of demo built by the caller's own vendor, one
 built by a foreign vendor, and one of the foreign operator: the target is
 the operator and the app's (gateway's) vendor. A call that removed or
@@ -293,6 +293,21 @@ try:
                 aw.append(("GET /admin/v1/alive", op, role, st, b))
     check("the handler-checked alive route follows the role table's monitor.read (%d cells)" % n,
           n == 3 * len(callers) and not aw, aw[:10])
+    # the state at a past time (admin_audit.c, docs/state.md): audit.read on
+    # ?operator=, else on the caller's own operator (an operator's user) or
+    # the platform
+    sw = []
+    n = 0
+    for role, (api, who) in callers.items():
+        rule = table[role]["audit.read"]
+        for op in ("demo", "op2", None):
+            target = {"operator": op if op else who["operator"]}
+            st, b = api.call("GET", "/admin/v1/state?at=1" + ("&operator=%s" % op if op else ""))
+            n += 1
+            if (st != 403) != allowed(rule, who, target) or st not in (200, 403):
+                sw.append(("GET /admin/v1/state", op, role, st, b))
+    check("the handler-checked state route follows the role table's audit.read (%d cells)" % n,
+          n == 3 * len(callers) and not sw, sw[:10])
     check("no route left out of the matrix", skipped == 0, skipped)
     check("clean stop", stop_server(server) == 0)
     server = None

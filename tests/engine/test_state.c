@@ -1,0 +1,358 @@
+/*
+ * tests/engine/test_state.c -- the state at a past time (engine/state.c,
+ * issue #18, R-RE-2; docs/state.md).
+ *
+ * A scripted history, one event per step at a known ingest time: masters
+ * added and one deleted, a gateway, an app and a grant created, then the
+ * grant and the app revoked, the gateway connecting and disconnecting, a
+ * monitor started and stopped, a request pending then done, an alarm raised
+ * and resolved, values over time and a late value (a measurement time
+ * before earlier steps' ingest times, received later). Each step's row says
+ * by hand what the state is after it (a fingerprint of every section);
+ * for every event boundary T (at the step's ingest time, just after it,
+ * just before the next) the state at T read through the ordinary typed
+ * readers equals that row. The rows are written by hand from the history,
+ * not computed by the code under test, so a state that leaks an event
+ * after T (the late value, a later revocation) or misses one fails.
+ */
+#include "engsuite.h"
+
+#include "codecs/events.pb-c.h"
+
+#include <inttypes.h>
+
+static int64_t clock_now;
+static int64_t test_clock(void) { return clock_now; }
+
+static sr_engine_opts opts(void)
+{
+    return (sr_engine_opts){.clock_ms = test_clock, .sync = SR_ENGINE_SYNC_NONE};
+}
+
+/* ---- the fingerprint: every section of the state, as one string ---------- */
+
+static void add(sr_buf *b, const char *s) { cr_assert_eq(sr_buf_append(b, s, strlen(s)), SR_OK); }
+
+typedef struct fpx {
+    sr_buf b;
+    sr_engine *e;
+} fpx;
+
+static int req_fp(void *ctx, const char *op, const char *req, const char *gw)
+{
+    fpx *x = ctx;
+    sr_buf *b = &x->b;
+    sr_rec r = SR_REC_INIT;
+    sr_request_rec rq;
+    sr_request_transition st;
+    int has = 0;
+    cr_assert_eq(sr_read_request(x->e, op, req, gw, &r, &rq, &st, &has), SR_OK);
+    if (!has || st.state < SR_RS_SUCCEEDED) {
+        add(b, " req:");
+        add(b, req);
+    }
+    sr_rec_close(&r);
+    return 0;
+}
+
+static char *fingerprint(sr_engine *e)
+{
+    fpx x = {{0}, e};
+    sr_buf_init(&x.b);
+    add(&x.b, "|");
+    if (!e) {
+        cr_assert_eq(sr_buf_append(&x.b, "", 1), SR_OK);
+        return (char *)x.b.data;
+    }
+    sr_rec r = SR_REC_INIT;
+    char t[200];
+    for (int k = SR_MK_FACILITY; k <= SR_MK_DATA_POINT; k++) {
+        sr_master m;
+        if (sr_list_masters(e, "op1", (sr_master_kind)k, &r) == SR_OK)
+            while (sr_rec_next_master(&r, &m) == 1) {
+                add(&x.b, " m:");
+                add(&x.b, m.id);
+                if (k != SR_MK_DATA_POINT) continue;
+                sr_sample s;
+                int found = 0;
+                sr_buf str;
+                sr_buf_init(&str);
+                cr_assert_eq(sr_engine_latest(e, &m.point, 1, &s, &found, &str), SR_OK);
+                if (found) {
+                    snprintf(t, sizeof t, "=%g@%" PRId64, s.v.f, s.ts);
+                    add(&x.b, t);
+                }
+                sr_buf_release(&str);
+            }
+    }
+    static const struct {
+        sr_reg_kind k;
+        const char *tag;
+    } RK[] = {{SR_RG_GATEWAY, " gw:"}, {SR_RG_APP, " app:"}, {SR_RG_GRANT, " grant:"}};
+    for (size_t i = 0; i < 3; i++) {
+        sr_reg_entry g;
+        if (sr_list_registry(e, "op1", RK[i].k, &r) == SR_OK)
+            while (sr_rec_next_registry(&r, &g) == 1) {
+                add(&x.b, RK[i].tag);
+                add(&x.b, g.id);
+            }
+    }
+    sr_monitor_rec mo;
+    if (sr_list_monitors(e, "op1", &r) == SR_OK)
+        while (sr_rec_next_monitor(&r, &mo) == 1)
+            if (mo.state != SR_MS_STOPPED) {
+                add(&x.b, " mon:");
+                add(&x.b, mo.monitor_id);
+            }
+    cr_assert_eq(sr_engine_request_each(e, "op1", req_fp, &x), SR_OK);
+    sr_alive_rec a;
+    if (sr_list_alive(e, "op1", &r) == SR_OK)
+        while (sr_rec_next_alive(&r, &a) == 1)
+            if (a.state == SR_AS_ONLINE) {
+                add(&x.b, " on:");
+                add(&x.b, a.id);
+            }
+    sr_alarm al;
+    if (sr_list_open_alarms(e, &r) == SR_OK)
+        while (sr_rec_next_alarm(&r, &al) == 1) {
+            add(&x.b, " alarm:");
+            add(&x.b, al.rule);
+        }
+    sr_rec_close(&r);
+    cr_assert_eq(sr_buf_append(&x.b, "", 1), SR_OK);
+    return (char *)x.b.data;
+}
+
+/* ---- the history ----------------------------------------------------------- */
+
+static const sr_cmd_env ADMIN = {"op1", "admin", SR_ACTOR_USER, NULL, "127.0.0.1"};
+static const sr_cmd_env SYS = {"op1", "system", SR_ACTOR_SYSTEM, NULL, "alarms"};
+static const sr_cmd_env GWENV = {"op1", "GW1", SR_ACTOR_GATEWAY, NULL, "127.0.0.1:5000"};
+static char alarm_id[80];
+
+static void put_value(sr_engine *e, const char *id, int64_t ts, double v)
+{
+    sr_sample s = {.ts = ts, .v.f = v};
+    sr_result r = {0};
+    uint32_t point;
+    cr_assert_eq(sr_engine_point(e, "op1", id, &point, NULL), SR_OK);
+    cr_assert_eq(et_put(e, "op1", "GW1", point, SR_VT_NUMBER, &s, 1, NULL, &r), SR_OK, "%s", r.err.msg);
+    cr_assert_eq(r.rc, SR_OK, "%s", r.err.msg);
+}
+
+static void reg(sr_engine *e, const sr_reg_entry *re)
+{
+    sr_buf b;
+    sr_buf_init(&b);
+    sr_result r;
+    cr_assert_eq(es_submit1(e, sr_cmd_registry_put(&ADMIN, re, &b), &b, &r), SR_OK, "%s", r.err.msg);
+}
+
+static void unreg(sr_engine *e, sr_reg_kind k, const char *id)
+{
+    sr_buf b;
+    sr_buf_init(&b);
+    sr_result r;
+    cr_assert_eq(es_submit1(e, sr_cmd_registry_delete(&ADMIN, k, id, &b), &b, &r), SR_OK, "%s", r.err.msg);
+}
+
+static void alive(sr_engine *e, sr_alive_state st)
+{
+    const sr_alive_rec a = {.kind = SR_ACTOR_GATEWAY, .id = "GW1", .state = st,
+                            .reason = st == SR_AS_ONLINE ? SR_AR_CONNECT : SR_AR_DISCONNECT, .binding = "mqtt",
+                            .remote = "127.0.0.1:5000", .will = ""};
+    sr_buf b;
+    sr_buf_init(&b);
+    sr_result r;
+    cr_assert_eq(es_submit1(e, sr_cmd_alive(&GWENV, &a, &b), &b, &r), SR_OK, "%s", r.err.msg);
+}
+
+static void monitor(sr_engine *e, sr_mon_state st)
+{
+    const char *ids[] = {"P000"}, *gws[] = {"GW1"};
+    sr_monitor_rec m = {.monitor_id = "M1", .state = st, .app_id = "APP1", .data_ids = ids, .n_data_ids = 1,
+                        .interval_ms = 1000, .gateway_ids = gws, .n_gateway_ids = 1, .start_ms = 1, .end_ms = 0,
+                        .created_ms = 1};
+    sr_buf b;
+    sr_buf_init(&b);
+    sr_result r;
+    const sr_cmd_env env = {"op1", "APP1", SR_ACTOR_APP, NULL, "127.0.0.1"};
+    cr_assert_eq(es_submit1(e, sr_cmd_monitor(&env, &m, &b), &b, &r), SR_OK, "%s", r.err.msg);
+}
+
+static void request(sr_engine *e, int done)
+{
+    sr_buf b;
+    sr_buf_init(&b);
+    sr_result r;
+    const sr_cmd_env env = {"op1", "APP1", SR_ACTOR_APP, NULL, "127.0.0.1"};
+    if (!done) {
+        const char *ids[] = {"P000"};
+        sr_request_rec q = {.request_id = "R1", .kind = SR_RK_IMMEDIATE, .app_id = "APP1", .gateway_id = "",
+                            .data_ids = ids, .n_data_ids = 1, .timeout_ms = 10000};
+        cr_assert_eq(es_submit1(e, sr_cmd_request_created(&env, &q, &b), &b, &r), SR_OK, "%s", r.err.msg);
+    } else {
+        sr_request_transition t = {.request_id = "R1", .state = SR_RS_SUCCEEDED, .error_code = "", .message = "",
+                                   .gateway_id = ""};
+        cr_assert_eq(es_submit1(e, sr_cmd_request_transition(&SYS, &t, &b), &b, &r), SR_OK, "%s", r.err.msg);
+    }
+}
+
+static void alarm(sr_engine *e, int resolve)
+{
+    sr_alarm_step st = {.state = "raised", .rule = "disk-free", .level = SR_AL_MINOR, .source = "alarms",
+                        .message = "8% free", .auto_resolve = 1};
+    if (resolve) st = (sr_alarm_step){.state = "resolved", .id = alarm_id, .comment = "freed"};
+    sr_buf b;
+    sr_buf_init(&b);
+    sr_result r;
+    cr_assert_eq(es_submit1(e, sr_cmd_alarm(resolve ? &ADMIN : &SYS, &st, &b), &b, &r), SR_OK, "%s", r.err.msg);
+    if (!resolve) {
+        sr_rec rr = SR_REC_INIT;
+        sr_alarm a;
+        cr_assert_eq(sr_list_open_alarms(e, &rr), SR_OK);
+        cr_assert_eq(sr_rec_next_alarm(&rr, &a), 1);
+        snprintf(alarm_id, sizeof alarm_id, "%s", a.id);
+        sr_rec_close(&rr);
+    }
+}
+
+static void master_delete(sr_engine *e, const char *id)
+{
+    Suiro__V1__MasterDelete md = SUIRO__V1__MASTER_DELETE__INIT;
+    md.kind = SUIRO__V1__MASTER_KIND__MK_DATA_POINT;
+    md.id = (char *)id;
+    Suiro__V1__Event ev = SUIRO__V1__EVENT__INIT;
+    ev.body_case = SUIRO__V1__EVENT__BODY_MASTER_DELETE;
+    ev.master_delete = &md;
+    sr_buf b;
+    sr_buf_init(&b);
+    cr_assert_eq(sr_ev_pack(&ev, "op1", "admin", SUIRO__V1__ACTOR_KIND__ACTOR_USER, "", &b), SR_OK);
+    sr_result r;
+    cr_assert_eq(es_submit1(e, SR_OK, &b, &r), SR_OK, "%s", r.err.msg);
+}
+
+#define MASTERS " m:F1 m:E1 m:D-GW1 m:D-GW2"
+static const struct step {
+    int what;
+    const char *after; /* the state after the step, by hand */
+} STEPS[] = {
+    {1, "|" MASTERS " m:P000 m:P001 m:P002"},
+    {2, "|" MASTERS " m:P000 m:P001 m:P002 gw:GW1"},
+    {3, "|" MASTERS " m:P000 m:P001 m:P002 gw:GW1 app:APP1"},
+    {4, "|" MASTERS " m:P000 m:P001 m:P002 gw:GW1 app:APP1 grant:G1"},
+    {5, "|" MASTERS " m:P000 m:P001 m:P002 gw:GW1 app:APP1 grant:G1 on:GW1"},
+    {6, "|" MASTERS " m:P000=1.5@6500 m:P001 m:P002 gw:GW1 app:APP1 grant:G1 on:GW1"},
+    {7, "|" MASTERS " m:P000=1.5@6500 m:P001 m:P002 gw:GW1 app:APP1 grant:G1 mon:M1 on:GW1"},
+    {8, "|" MASTERS " m:P000=1.5@6500 m:P001 m:P002 gw:GW1 app:APP1 grant:G1 mon:M1 req:R1 on:GW1"},
+    {9, "|" MASTERS " m:P000=1.5@6500 m:P001 m:P002 gw:GW1 app:APP1 grant:G1 mon:M1 req:R1 on:GW1 alarm:disk-free"},
+    /* the late value: measured at 2500 (before step 3), received now */
+    {10, "|" MASTERS " m:P000=1.5@6500 m:P001 m:P002=7@2500 gw:GW1 app:APP1 grant:G1 mon:M1 req:R1 on:GW1 alarm:disk-free"},
+    {11, "|" MASTERS " m:P000=2.5@11500 m:P001 m:P002=7@2500 gw:GW1 app:APP1 grant:G1 mon:M1 req:R1 on:GW1 alarm:disk-free"},
+    {12, "|" MASTERS " m:P000=2.5@11500 m:P001 m:P002=7@2500 gw:GW1 app:APP1 grant:G1 mon:M1 on:GW1 alarm:disk-free"},
+    {13, "|" MASTERS " m:P000=2.5@11500 m:P001 m:P002=7@2500 gw:GW1 app:APP1 grant:G1 on:GW1 alarm:disk-free"},
+    {14, "|" MASTERS " m:P000=2.5@11500 m:P001 m:P002=7@2500 gw:GW1 app:APP1 grant:G1 on:GW1"},
+    {15, "|" MASTERS " m:P000=2.5@11500 m:P001 m:P002=7@2500 gw:GW1 app:APP1 grant:G1"},
+    {16, "|" MASTERS " m:P000=2.5@11500 m:P001 m:P002=7@2500 gw:GW1 app:APP1"},
+    {17, "|" MASTERS " m:P000=2.5@11500 m:P001 m:P002=7@2500 gw:GW1"},
+    {18, "|" MASTERS " m:P000=2.5@11500 m:P002=7@2500 gw:GW1"},
+};
+enum { NSTEPS = sizeof STEPS / sizeof STEPS[0] };
+
+/* step i at ingest time 1000 * (i + 1) */
+static void do_step(sr_engine *e, int what)
+{
+    static const sr_vtype NUM[] = {SR_VT_NUMBER};
+    switch (what) {
+    case 1: cr_assert_eq(et_setup_masters(e, "op1", 3, NUM, 1), SR_OK); break;
+    case 2: reg(e, &(sr_reg_entry){.kind = SR_RG_GATEWAY, .id = "GW1", .name = "gw", .protocol = "mqtt"}); break;
+    case 3: reg(e, &(sr_reg_entry){.kind = SR_RG_APP, .id = "APP1", .name = "app"}); break;
+    case 4:
+        reg(e, &(sr_reg_entry){.kind = SR_RG_GRANT, .id = "G1", .app_id = "APP1", .pattern = "P*", .access = "read"});
+        break;
+    case 5: alive(e, SR_AS_ONLINE); break;
+    case 6: put_value(e, "P000", 6500, 1.5); break;
+    case 7: monitor(e, SR_MS_RUNNING); break;
+    case 8: request(e, 0); break;
+    case 9: alarm(e, 0); break;
+    case 10: put_value(e, "P002", 2500, 7); break;
+    case 11: put_value(e, "P000", 11500, 2.5); break;
+    case 12: request(e, 1); break;
+    case 13: monitor(e, SR_MS_STOPPED); break;
+    case 14: alarm(e, 1); break;
+    case 15: alive(e, SR_AS_OFFLINE); break;
+    case 16: unreg(e, SR_RG_GRANT, "G1"); break;
+    case 17: unreg(e, SR_RG_APP, "APP1"); break;
+    case 18: master_delete(e, "P001"); break;
+    }
+}
+
+static void check_at(sr_engine *e, int64_t t, const char *want, uint64_t want_seq)
+{
+    sr_engine *at = NULL;
+    sr_state_info in;
+    sr_errinfo ei = {0};
+    cr_assert_eq(sr_engine_state_open(e, t, &at, &in, &ei), SR_OK, "T=%" PRId64 ": %s", t, ei.msg);
+    cr_assert_eq(in.seq, want_seq, "T=%" PRId64 ": seq(T) %" PRIu64 ", want %" PRIu64, t, in.seq, want_seq);
+    cr_assert_eq(!at, !want_seq, "T=%" PRId64 ": a private engine iff seq(T)", t);
+    if (want_seq) cr_assert_eq(in.replayed, want_seq, "T=%" PRId64 ": replayed the log's start to seq(T)", t);
+    char *fp = fingerprint(at);
+    cr_assert_str_eq(fp, want, "T=%" PRId64 " (seq %" PRIu64 ")", t, in.seq);
+    free(fp);
+    cr_assert_eq(sr_engine_state_close(at), SR_OK);
+}
+
+Test(state, the_state_at_every_event_boundary_is_the_history_up_to_it)
+{
+    char *dir = NULL;
+    sr_engine_opts o = opts();
+    clock_now = 500;
+    sr_engine *e = es_open(&dir, "state", &o);
+    uint64_t seqs[NSTEPS];
+    uint64_t w0;
+    {
+        sr_engine_stats st;
+        sr_engine_get_stats(e, &st);
+        w0 = st.watermark;
+    }
+    uint64_t last = w0;
+    for (int i = 0; i < NSTEPS; i++) {
+        clock_now = 1000 * (int64_t)(i + 1);
+        do_step(e, STEPS[i].what);
+        sr_engine_stats st;
+        sr_engine_get_stats(e, &st);
+        cr_assert_gt(st.watermark, last, "step %d wrote", i + 1);
+        seqs[i] = last = st.watermark;
+    }
+    /* the state now equals the last row: the fingerprint reads what it should */
+    char *now = fingerprint(e);
+    cr_assert_str_eq(now, STEPS[NSTEPS - 1].after);
+    free(now);
+    /* before the first event: nothing */
+    check_at(e, 999, "|", w0);
+    for (int i = 0; i < NSTEPS; i++) {
+        int64_t t = 1000 * (int64_t)(i + 1);
+        check_at(e, t, STEPS[i].after, seqs[i]);       /* at the step's ingest time: it counts */
+        check_at(e, t + 500, STEPS[i].after, seqs[i]); /* between */
+        check_at(e, t + 999, STEPS[i].after, seqs[i]); /* just before the next */
+    }
+    check_at(e, INT64_MAX / 2, STEPS[NSTEPS - 1].after, seqs[NSTEPS - 1]);
+    /* the private index is gone after its close, and the live one unchanged:
+     * equal to a rebuild */
+    e = es_rebuilt(e, &dir, &o);
+    es_finish(e, &dir);
+}
+
+Test(state, an_empty_log_is_an_empty_state)
+{
+    char *dir = NULL;
+    sr_engine_opts o = opts();
+    clock_now = 500;
+    sr_engine *e = es_open(&dir, "state-empty", &o);
+    sr_engine *at = (sr_engine *)1;
+    sr_state_info in;
+    cr_assert_eq(sr_engine_state_open(e, 10000, &at, &in, NULL), SR_OK);
+    cr_assert_null(at);
+    cr_assert_eq(in.seq, 0);
+    es_finish(e, &dir);
+}
