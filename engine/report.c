@@ -353,7 +353,7 @@ static void feed_alarm(bctx *b, const Event *ev)
                            .rule = S(a->rule),
                            .subject = S(a->subject),
                            .level = lv ? lv : "",
-                           .by = S(a->by),
+                           .by = S(a->by[0] ? a->by : ev->actor), /* who took the step */
                            .message = S(a->message),
                            .comment = S(a->comment)};
     if (!o->op || !o->alarm_id || !o->step || !o->rule || !o->subject || !o->by || !o->message || !o->comment)
@@ -469,6 +469,7 @@ static int names_filter_point(bctx *b, char *const *ids, size_t n)
 static void feed_created(bctx *b, const Event *ev)
 {
     const Suiro__V1__RequestCreated *c = ev->request_created;
+    const char *why = c->kind == SUIRO__V1__REQUEST_KIND__RK_CONTROL ? "control" : "request";
     if (!c->gateway_id[0]) { /* the app-level request */
         if (b->q->npoints && !names_filter_point(b, c->data_ids, c->n_data_ids)) return;
         sr_report_request *o = ITEM(b, reqs, nreqs, cap_reqs, reqs_truncated);
@@ -502,7 +503,7 @@ static void feed_created(bctx *b, const Event *ev)
             b->pend_slot = slot;
             b->pend_match = 0;
         } else
-            for (size_t i = 0; i < c->n_data_ids; i++) involve(b, ev->operator_id, c->data_ids[i], "request");
+            for (size_t i = 0; i < c->n_data_ids; i++) involve(b, ev->operator_id, c->data_ids[i], why);
         return;
     }
     /* a gateway's part: its request is the app-level one just before it */
@@ -511,7 +512,7 @@ static void feed_created(bctx *b, const Event *ev)
     if (b->q->gateway && strcmp(c->gateway_id, b->q->gateway)) return;
     add_gateway(b, q, c->gateway_id);
     if (b->pend && q == &b->r->reqs[b->pend_at]) b->pend_match = 1;
-    for (size_t i = 0; i < c->n_data_ids; i++) involve(b, ev->operator_id, c->data_ids[i], "request");
+    for (size_t i = 0; i < c->n_data_ids; i++) involve(b, ev->operator_id, c->data_ids[i], why);
     if (c->kind != SUIRO__V1__REQUEST_KIND__RK_CONTROL) return;
     for (size_t i = 0; i < c->n_control; i++) {
         const Suiro__V1__ControlValue *cv = c->control[i];
@@ -591,7 +592,8 @@ static sr_report_request *req_before(bctx *b, const Event *ev, const char *id)
         o = NULL;
         goto out;
     }
-    for (size_t i = 0; i < rq.n_data_ids; i++) involve(b, ev->operator_id, rq.data_ids[i], "request");
+    for (size_t i = 0; i < rq.n_data_ids; i++)
+        involve(b, ev->operator_id, rq.data_ids[i], rq.kind == SR_RK_CONTROL ? "control" : "request");
 out:
     sr_rec_close(&rr);
     return o;
@@ -638,6 +640,7 @@ static int on_event(void *ctx, const sr_event_view *v)
     bctx *b = ctx;
     const Event *ev = v->ev;
     if (b->stop_seq && v->seq > b->stop_seq) return SR_DONE;
+    b->r->read++;
     if (v->ingest_ms < b->q->from_ms || v->ingest_ms > b->q->to_ms) return SR_OK;
     if (!b->r->first_seq) b->r->first_seq = v->seq;
     b->r->last_seq = v->seq;
@@ -686,6 +689,7 @@ static int read_series(bctx *b, const inv *p)
     if (!s->gateway) return SR_ENOMEM;
     if (type == SR_VT_STRING) return SR_OK; /* not charted (docs/incident-report.md) */
     size_t max = b->q->chart_max ? b->q->chart_max : SR_REPORT_CHART_MAX;
+    if (max < 2) max = 2;
     int64_t to = b->q->to_ms == INT64_MAX ? INT64_MAX : b->q->to_ms + 1; /* [from, to + 1): to inclusive */
     sr_range_q rq = {.point = pt, .from = b->q->from_ms, .to = to, .limit = max, .after = INT64_MIN};
     sr_buf smp, str;
@@ -705,7 +709,9 @@ static int read_series(bctx *b, const inv *p)
         s->n = n;
         s->total = n;
     } else if (!rc) { /* many: max buckets over the window */
-        int64_t span = to - b->q->from_ms, iv = span / (int64_t)max + (span % (int64_t)max != 0);
+        /* buckets start at multiples of the interval (storage/series.c): a span
+         * of s ms in intervals of ceil(s / (max - 1)) meets at most max of them */
+        int64_t span = to - b->q->from_ms, m = (int64_t)max - 1, iv = span / m + (span % m != 0);
         if (iv < 1) iv = 1;
         smp.len = 0;
         rc = sr_engine_downsample(b->e, pt, b->q->from_ms, to, iv, SR_FILL_NONE, &smp);

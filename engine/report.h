@@ -40,7 +40,8 @@ typedef struct sr_report_q {
     const char *const *points;  /* dataIds of op (op required), at most SR_REPORT_FILTER_POINTS */
     size_t npoints;
     size_t cap;                 /* items per section; 0: SR_REPORT_CAP */
-    size_t chart_max;           /* values per point kept raw; more: this many buckets; 0: SR_REPORT_CHART_MAX */
+    size_t chart_max;           /* values per point kept raw; more: at most this many buckets (at least 2);
+                                 * 0: SR_REPORT_CHART_MAX */
 } sr_report_q;
 
 /* A connection, a refusal or a change (the sections that are an audit
@@ -118,6 +119,7 @@ typedef struct sr_report {
     size_t cap;
     uint64_t first_seq, last_seq;   /* the log's records read (0: none) */
     uint64_t events;                /* events of the window read */
+    uint64_t read;                  /* events of the log read to find them (the window's and its edges') */
     sr_report_event *conns;
     size_t nconns, conns_truncated;
     sr_report_request *reqs;
