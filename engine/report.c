@@ -326,6 +326,9 @@ static void feed_change(bctx *b, const Event *ev)
     sr_report_event *o = ITEM(b, changes, nchanges, cap_changes, changes_truncated);
     if (o) fill_event(b, ev, &x, o, "");
     else if (b->r->nchanges < b->cap) b->nomem = 1;
+    if (o && ev->body_case == SUIRO__V1__EVENT__BODY_MASTER_PUT && ev->master_put->name[0] && !o->detail[0] &&
+        !(o->detail = S(ev->master_put->name))) /* the audit row has no name: the report shows it */
+        b->nomem = 1;
 }
 
 /* ---- alarms ----------------------------------------------------------------------- */
