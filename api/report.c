@@ -245,6 +245,17 @@ static void tl_dot(hw *w, const sr_report *r, int row, int64_t ms, const char *w
     puts_(w, "</title></circle>");
 }
 
+/* a tick's time: the time of day (with the date when the window spans more
+ * than a day), short enough for five ticks side by side */
+static void tick_time(hw *w, const sr_report *r, int64_t ms)
+{
+    char t[32];
+    sr_rfc3339_format(ms, t); /* 2026-12-07T03:46:52.145Z */
+    if (r->to_ms - r->from_ms > 86400000) putf(w, "%.5s %.5s", t + 5, t + 11);
+    else if (r->to_ms - r->from_ms > 600000) putf(w, "%.8s", t + 11);
+    else putf(w, "%.12s", t + 11);
+}
+
 static void time_axis(hw *w, const sr_report *r, double x0, double pw, double y)
 {
     putf(w, "<line class=\"ax\" x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\"/>", x0, y, x0 + pw, y);
@@ -253,7 +264,7 @@ static void time_axis(hw *w, const sr_report *r, double x0, double pw, double y)
         double x = xof(r, t, x0, pw);
         putf(w, "<line class=\"ax\" x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\"/>", x, y, x, y + 4);
         putf(w, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"%s\">", x, y + 16, k == 0 ? "start" : k == 4 ? "end" : "middle");
-        time_text(w, t);
+        tick_time(w, r, t);
         puts_(w, "</text>");
     }
 }
@@ -349,8 +360,7 @@ static void chart(hw *w, const sr_report *r, const sr_report_series *s)
     for (int k = 0; k <= 4; k++) {
         double v = lo + (hi - lo) * k / 4.0, y = y0 + ph - ph * k / 4.0;
         putf(w, "<line class=\"grid\" x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\"/>", x0, y, x0 + pw, y);
-        putf(w, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\">", x0 - 6, y + 4);
-        num(w, v);
+        putf(w, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\">%.6g", x0 - 6, y + 4, v);
         puts_(w, "</text>");
     }
     time_axis(w, r, x0, pw, y0 + ph);
