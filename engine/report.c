@@ -40,6 +40,11 @@
  *  (3) Filters narrow each section they concern (engine/report.h,
  *      docs/incident-report.md "Filters"); an item is kept only once it is
  *      known to pass (a request under --gateway: once its parts are read).
+ *  (4) Each section's items are in log order (seq ascending; a request by
+ *      its creation, one made before the window by its outcome's seq).
+ *  (5) A series holds at most chart_max values (at least 2), in time order;
+ *      a raw one's total is its count.
+ * sr_report_check names (1), (4) and (5) of a built report.
  */
 #include "engine/report.h"
 
@@ -736,6 +741,37 @@ static int read_series(bctx *b, const inv *p)
     return rc;
 }
 
+/* ---- the invariants ---------------------------------------------------------------------- */
+
+#define SEQ_ORDER(arr, n)                                                                                             \
+    for (size_t i = 1; i < (n); i++)                                                                                  \
+        if ((arr)[i].seq <= (arr)[i - 1].seq) return "(4) a section's items are not in log order";
+
+const char *sr_report_check(const sr_report *r, size_t chart_max)
+{
+    if (r->nconns > r->cap || r->nreqs > r->cap || r->nctrls > r->cap || r->nalarms > r->cap ||
+        r->nrefusals > r->cap || r->nchanges > r->cap)
+        return "(1) a section holds more than cap items";
+    if (r->nseries > SR_REPORT_POINTS_MAX) return "(1) more than SR_REPORT_POINTS_MAX series";
+    SEQ_ORDER(r->conns, r->nconns)
+    SEQ_ORDER(r->reqs, r->nreqs)
+    SEQ_ORDER(r->alarms, r->nalarms)
+    SEQ_ORDER(r->refusals, r->nrefusals)
+    SEQ_ORDER(r->changes, r->nchanges)
+    for (size_t i = 1; i < r->nctrls; i++) /* a request's control values share its part's seq */
+        if (r->ctrls[i].seq < r->ctrls[i - 1].seq) return "(4) a section's items are not in log order";
+    if (!chart_max) chart_max = SR_REPORT_CHART_MAX;
+    if (chart_max < 2) chart_max = 2;
+    for (size_t i = 0; i < r->nseries; i++) {
+        const sr_report_series *s = &r->series[i];
+        if (s->n > chart_max) return "(5) a series holds more than chart_max values";
+        for (size_t k = 1; k < s->n; k++)
+            if (s->v[k].ts <= s->v[k - 1].ts) return "(5) a series' values are not in time order";
+        if (!s->downsampled && s->total != s->n) return "(5) a raw series' total is not its count";
+    }
+    return NULL;
+}
+
 /* ---- the build ------------------------------------------------------------------------- */
 
 /* the seqs that bound the window's events, from the audit index */
@@ -834,6 +870,7 @@ int sr_report_build(sr_engine *e, const sr_report_q *q, sr_report **out, sr_erri
     if (!rc) pend_settle(&b);
     for (size_t i = 0; !rc && i < b.ninv; i++) rc = read_series(&b, &b.inv[i]);
     sr_free(b.rh);
+    if (!rc) SR_INVARIANT(sr_report_check(r, q->chart_max ? q->chart_max : SR_REPORT_CHART_MAX));
     if (rc) {
         sr_report_free(r);
         return sr_errinfo_set(ei, rc, "the report could not be read: %s", sr_strerror(rc));

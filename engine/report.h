@@ -143,6 +143,9 @@ typedef struct sr_report {
  * no such point of the operator, no such gateway), or a read error. */
 SR_MUST_CHECK int sr_report_build(sr_engine *e, const sr_report_q *q, sr_report **out, sr_errinfo *ei);
 void sr_report_free(sr_report *r);
+/* NULL when r's invariants hold (engine/report.c: caps, log order, series
+ * bounds; chart_max as built with, 0: the default), else the broken one. */
+const char *sr_report_check(const sr_report *r, size_t chart_max);
 
 /* The control's `signature` member: whether the app's protection verified.
  * Today the log does not record the verdict: "none" when the request carried

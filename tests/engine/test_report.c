@@ -512,3 +512,37 @@ Test(report, json_and_html_hold_the_entries_and_escape_the_log)
     sr_report_free(r);
     es_finish(e, &dir);
 }
+
+Test(report, the_check_names_each_broken_invariant)
+{
+    sr_engine *e = history();
+    sr_report_q q = {.from_ms = T0 + 1000, .to_ms = T0 + 16000, .chart_max = 3};
+    sr_report *r = build(e, &q);
+    cr_assert_null(sr_report_check(r, 3));
+    size_t cap = r->cap;
+    r->cap = 1;
+    cr_assert_str_eq(sr_report_check(r, 3), "(1) a section holds more than cap items");
+    r->cap = cap;
+    uint64_t s0 = r->reqs[0].seq;
+    r->reqs[0].seq = r->reqs[1].seq;
+    cr_assert_str_eq(sr_report_check(r, 3), "(4) a section's items are not in log order");
+    r->reqs[0].seq = s0;
+    cr_assert_null(sr_report_check(r, 3));
+    cr_assert_eq(r->series[0].downsampled, 1); /* 5 values > 3: buckets */
+    cr_assert_eq(r->series[0].total, 5);
+    cr_assert_leq(r->series[0].n, 3);
+    sr_report_free(r);
+    q.chart_max = 0;
+    r = build(e, &q);
+    cr_assert_str_eq(sr_report_check(r, 4), "(5) a series holds more than chart_max values");
+    r->series[0].total = 4;
+    cr_assert_str_eq(sr_report_check(r, 0), "(5) a raw series' total is not its count");
+    r->series[0].total = 5;
+    int64_t t = r->series[0].v[1].ts;
+    r->series[0].v[1].ts = r->series[0].v[0].ts;
+    cr_assert_str_eq(sr_report_check(r, 0), "(5) a series' values are not in time order");
+    r->series[0].v[1].ts = t;
+    cr_assert_null(sr_report_check(r, 0));
+    sr_report_free(r);
+    es_finish(e, &dir);
+}
