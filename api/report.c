@@ -130,8 +130,10 @@ json_t *sr_report_json(const sr_report *r)
         if (o && s->downsampled) json_object_set_new(o, "intervalMs", json_integer((json_int_t)s->interval_ms));
         json_array_append_new(vals, o);
     }
-    json_t *log = json_pack("{s:I,s:I,s:I,s:I}", "firstSeq", (json_int_t)r->first_seq, "lastSeq",
-                            (json_int_t)r->last_seq, "events", (json_int_t)r->events, "read", (json_int_t)r->read);
+    /* (not r->read: how far the read went past the window depends on what
+     * came after it, and the same window gives the same report) */
+    json_t *log = json_pack("{s:I,s:I,s:I}", "firstSeq", (json_int_t)r->first_seq, "lastSeq", (json_int_t)r->last_seq,
+                            "events", (json_int_t)r->events);
     return json_pack("{s:s,s:{s:o,s:o},s:o,s:I,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o}", "report", "incident", "window",
                      "from", tm(r->from_ms), "to", tm(r->to_ms), "filter", filter, "cap", (json_int_t)r->cap, "log",
                      log, "connections", section(conns, r->conns_truncated), "requests",

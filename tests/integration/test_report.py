@@ -167,7 +167,7 @@ try:
     env = dict(os.environ, SUIRO_URL="http://127.0.0.1:%d" % hp, SUIRO_TOKEN=auditor.token)
     r = subprocess.run([BIN, "admin", "report", "--query", urllib.parse.urlencode(win)], capture_output=True,
                        text=True, env=env)
-    check("suiro admin report: the same report", r.returncode == 0 and json.loads(r.stdout) == js, r.stderr)
+    check("suiro admin report: the same report", r.returncode == 0 and json.loads(r.stdout) == js, (r.returncode, r.stderr[-800:]))
 
     # 4. HTML
     st, page = report(auditor, format="html", **win)
