@@ -716,13 +716,18 @@ static int read_series(bctx *b, const inv *p)
         }
         s->n = n;
         s->total = n;
-    } else if (!rc) { /* many: max buckets over the window */
+    } else if (!rc) { /* many: max buckets over the span of the window's values */
+        int64_t lo = ((const sr_sample *)smp.data)[0].ts, hi = lo;
+        sr_range_q last = {.point = pt, .from = b->q->from_ms, .to = to, .limit = 1, .desc = 1, .after = INT64_MIN};
+        smp.len = str.len = 0;
+        if (!(rc = sr_engine_range(b->e, &last, &smp, &str, &more)) && smp.len >= sizeof(sr_sample))
+            hi = ((const sr_sample *)smp.data)[0].ts;
         /* buckets start at multiples of the interval (storage/series.c): a span
          * of s ms in intervals of ceil(s / (max - 1)) meets at most max of them */
-        int64_t span = to - b->q->from_ms, m = (int64_t)max - 1, iv = span / m + (span % m != 0);
+        int64_t span = hi + 1 - lo, m = (int64_t)max - 1, iv = span / m + (span % m != 0);
         if (iv < 1) iv = 1;
         smp.len = 0;
-        rc = sr_engine_downsample(b->e, pt, b->q->from_ms, to, iv, SR_FILL_NONE, &smp);
+        if (!rc) rc = sr_engine_downsample(b->e, pt, lo, hi + 1, iv, SR_FILL_NONE, &smp);
         size_t n = rc ? 0 : smp.len / sizeof(sr_bucket);
         const sr_bucket *k = (const sr_bucket *)smp.data;
         s->v = amem(b->r, (n ? n : 1) * sizeof *s->v);
