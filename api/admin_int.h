@@ -31,6 +31,8 @@
  *                    docs/monitoring.md "Alarms") (sr_admin_alarms_routes)
  *   admin_alive.c    the alive status of gateways and apps (R-MO-1)
  *                                                    (sr_admin_alive_routes)
+ *   admin_report.c   incident reports (issue #18, R-RE-4,
+ *                    docs/incident-report.md)        (sr_admin_report_routes)
  *
  * Paths name their target, so that the dispatcher can authorize a row's
  * action (sr_route.action) before the handler runs, the same way for every
@@ -81,6 +83,8 @@ extern const sr_route sr_admin_pending_routes[];
 extern const size_t sr_admin_pending_nroutes;
 extern const sr_route sr_admin_audit_routes[];
 extern const size_t sr_admin_audit_nroutes;
+extern const sr_route sr_admin_report_routes[];
+extern const size_t sr_admin_report_nroutes;
 extern const sr_route sr_admin_files_routes[];
 extern const size_t sr_admin_files_nroutes;
 extern const sr_route sr_admin_data_routes[];

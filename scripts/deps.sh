@@ -20,6 +20,7 @@ PKGS=(
   dpkg-dev groff-base systemd
   clang
   python3
+  chromium
 )
 BENCH_PKGS=()
 if [ "${1:-}" = "--bench" ]; then

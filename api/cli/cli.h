@@ -72,6 +72,9 @@ int sr_cli_through_server(const char *name, const char *dir, const char *url, co
                           int argc);
 
 int sr_cmd_backup(const sr_command *cmd, int argc, char **argv);
+/* `suiro report incident` (api/cli/cmd_report.c; docs/incident-report.md) */
+int sr_cmd_report_incident(const sr_command *cmd, int argc, char **argv);
+extern const sr_opt sr_opts_report_incident[];
 int sr_cmd_restore(const sr_command *cmd, int argc, char **argv);
 extern const sr_opt sr_opts_backup[], sr_opts_restore[];
 

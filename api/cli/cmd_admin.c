@@ -60,7 +60,7 @@ const sr_opt sr_opts_admin[] = {
     OS("reason", reason, "TEXT", "pending-reject: why"),
     OS("dest", dest, "DIR", "backup: the server's [backup] directory (checked by the server)"),
     OS("comment", comment, "TEXT", "alarms ack, alarms resolve: a comment recorded with the step"),
-    OS("query", query, "K=V[&K=V]", "alarms list: filters (operator, state, level, rule, since, until); state: at=TIME[&operator=OP]"),
+    OS("query", query, "K=V[&K=V]", "alarms list: filters (operator, state, level, rule, since, until); state: at=TIME[&operator=OP]; report: its parameters"),
     OS("current-password", current_password, "P", "password: the current one (else a prompt)"),
     OS("new-password", new_password, "P", "password: the new one (else a prompt)"),
     SR_OPT_END,
@@ -186,6 +186,8 @@ static const acmd CMDS[] = {
     {"alarms-resolve", "POST", "/admin/v1/alarms/{alarmId}/resolve", 1, "comment", "ALARM [--comment TEXT]: resolve it"},
     /* the alive status (api/admin_alive.c, docs/monitoring.md; filters: call GET '/admin/v1/alive?operator=OP&kind=gateway&state=offline') */
     {"alive", "GET", "/admin/v1/alive", 0, NULL, "the alive status of my operator's gateways and apps (the platform: all)"},
+    {"report", "GET", "/admin/v1/reports/incident", 0, NULL,
+     "an incident report --query 'from=-1h&to=now[&operator=OP&gateway=GW&point=P1,P2&format=html]'"},
 };
 enum { NCMDS = sizeof CMDS / sizeof CMDS[0] };
 

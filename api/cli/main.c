@@ -65,6 +65,12 @@ static const sr_command COMMANDS[] = {
      sr_opts_restore,
      "BACKUP: DEST/NAME of `suiro backup`. DIR must not exist or be empty.\n"
      "TIME: RFC 3339, now, or -30s, -10m, -1h (the event's ingest time).\n"},
+    {"report incident", sr_cmd_report_incident, "DIR", 1, 1,
+     "an incident report of a time window: connections, requests, controls, alarms, refusals, changes, values",
+     sr_opts_report_incident,
+     "TIME: RFC 3339 with Z or an offset, now, or now minus -30s, -10m, -1h, -2d (the event's ingest time;\n"
+     "      both ends inclusive). JSON by default; --format html: one self-contained page with a timeline\n"
+     "      and a chart per point. The same report as GET /admin/v1/reports/incident (docs/incident-report.md).\n"},
     {"cert import", sr_cmd_cert_import, "DIR", 1, 1, "register an app's or a gateway's certificate",
      sr_opts_cert_import, "One of --app and --gateway; --operator and --pem are required.\n"},
     {"log verify", sr_cmd_log_verify, "DIR", 1, 1, "check every block, checksum and the hash chain of the log",
