@@ -67,6 +67,7 @@
 #include "api/apif_int.h"
 #include "api/alarms.h"
 
+#include "api/access.h"
 #include "api/alive.h"
 #include "api/broker.h"
 #include "api/csv_http.h"
@@ -1720,7 +1721,17 @@ void sr_apif_handle(sr_apif *a, h2o_req_t *req)
     }
     char m[120];
     if (sr_route_body_check(r, req->entity.len, m, sizeof m)) return sr_http_result(req, 0, SR_WIRE_LARGE, m, NULL);
+    /* a read: its audit entry (api/access.h), or a refusal when the trail cannot take it */
+    if (c.caller && r->method[0] == 'G') {
+        const atoken *t = c.caller;
+        if (sr_access_http_begin(a->access, &c, "apif-http", t->op, SR_ACTOR_APP, t->app)) return;
+    }
     r->handler(&c);
+}
+
+void sr_apif_set_access(sr_apif *a, struct sr_access *acc)
+{
+    if (a) a->access = acc;
 }
 
 int sr_apif_token_known(sr_apif *a, const char *token, size_t len)

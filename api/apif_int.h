@@ -46,6 +46,7 @@ struct sr_apif {
     sr_apif_limits lim;
     struct sr_alive *alive;  /* R-MO-1 (api/alive.h; not owned), NULL: none */
     const char *alive_binding; /* http or https */
+    struct sr_access *access;  /* reads in the audit trail (api/access.h; not owned), NULL: none */
 };
 
 /* A job on the worker queue that answers one request: run() fills out with

@@ -80,6 +80,7 @@
 #include "engine/backup.h"
 
 #include "api/admin_http.h"
+#include "api/access.h"
 #include "api/alive.h"
 #include "api/apif_http.h"
 #include "api/broker.h"
@@ -138,6 +139,8 @@ struct sr_server {
     sr_notify *notify; /* alarm notifications (issue #17, R-MO-3) */
     sr_alarms *alarms; /* the alarm rules' evaluator (issue #17, api/alarms.h) */
     sr_alive *alive; /* the alive status of gateways and apps (R-MO-1, api/alive.h) */
+    sr_access *access; /* reads in the audit trail, batched (api/access.h) */
+    uv_timer_t atick;  /* its writes every [audit] flush_ms */
     sr_loopq doneq; /* engine completions, from the writer thread */
     sr_loopq regq;  /* committed registry changes (the engine's registry hook; REVOCATION) */
     uv_signal_t sigint, sigterm;
@@ -2028,6 +2031,12 @@ static void server_watchdog(sr_server *s)
     s->watchdog_last_us = now;
 }
 
+static void on_access_tick(uv_timer_t *t)
+{
+    sr_server *s = t->data;
+    sr_access_tick(s->access, (int64_t)(uv_now(&s->loop)));
+}
+
 static void on_tick(uv_timer_t *t)
 {
     sr_server *s = t->data;
@@ -2371,6 +2380,15 @@ int sr_server_open(const sr_config *cfg, sr_server **out, char *err, size_t errl
     if ((rc = sr_alarms_open(s->eng, &s->cfg, &s->alarms))) goto fail;
     sr_alarms_watch_logins(s->alarms, s->guard);
     sr_gw_skew_set(cfg->alarms_interval_s ? cfg->alarms_gateway_skew_ms : 0); /* api/gwif_json.h: noted for gateway-skew */
+    sr_access_opts ao = {!strcmp(cfg->audit_reads, "on"), cfg->audit_flush_ms, cfg->audit_batch_max,
+                         cfg->audit_buffer_max};
+    if (!(s->access = sr_access_new(s->eng, &ao))) {
+        rc = SR_ENOMEM;
+        goto fail;
+    }
+    uv_timer_init(&s->loop, &s->atick);
+    s->atick.data = s;
+    if (ao.reads) uv_timer_start(&s->atick, on_access_tick, ao.flush_ms, ao.flush_ms);
     uv_timer_init(&s->loop, &s->tick);
     s->tick.data = s;
     uv_timer_start(&s->tick, on_tick, 1000, 1000);
@@ -2419,6 +2437,7 @@ int sr_server_open(const sr_config *cfg, sr_server **out, char *err, size_t errl
         ac.alive = s->alive;
         sr_gwhttp_set_admin(s->http, &ac);
         sr_gwhttp_set_alive(s->http, s->alive);
+        sr_gwhttp_set_access(s->http, s->access);
     }
     if (cfg->tls_listen[0]) {
         if ((rc = tls_setup(s, err, errlen))) goto fail;
@@ -2522,6 +2541,9 @@ void sr_server_close(sr_server *s)
     sr_broker_quiesce(s->broker);
     /* queries and file parts on the thread pool read the engine: let them end */
     while (sr_gwhttp_busy(s->http) || sr_workq_pending(s->workq, NULL)) uv_run(&s->loop, UV_RUN_ONCE);
+    /* the reads answered so far go into the trail, durably (api/access.h) */
+    if (s->eng) sr_access_stop(s->access);
+    if (s->access) uv_timer_stop(&s->atick);
     int rc = sr_engine_close(s->eng);
     s->eng = NULL;
     if (rc) sr_slog(SR_LOG_ERROR, "engine closed with an error", "error=%s", sr_err_name(rc));
@@ -2553,6 +2575,7 @@ void sr_server_close(sr_server *s)
     sr_alarms_free(s->alarms); /* after the engine: its completions have run */
     sr_workq_free(s->workq);
     sr_alive_free(s->alive);
+    sr_access_free(s->access); /* no request ends any more */
     uv_loop_close(&s->loop);
     sr_loginguard_free(s->guard);
     if (s->tls) SSL_CTX_free(s->tls);
