@@ -63,6 +63,7 @@ typedef struct sr_apjob {
     void (*after)(struct sr_apjob *j, h2o_req_t *req);
     sr_buf out;       /* the answer (JSON) */
     int rc;           /* an engine error */
+    uint64_t nvalues; /* values (records) the answer holds: the read's audit entry (api/access.h) */
     sr_wire code;     /* or a refusal found while running (SR_WIRE_OK: none) */
     char msg[200];
 } sr_apjob;

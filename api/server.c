@@ -1208,6 +1208,7 @@ typedef struct bjob {
 
 static void on_broker_retry(uv_timer_t *t);
 static void on_broker_answer(void *ctx, const sr_gw_answer *a);
+static void mqtt_read_audit(conn *c, const bjob *j, const sr_gw_answer *a);
 
 /* Hand the message to the broker (again); the answer may come before this
  * returns (then j may be freed). */
@@ -1248,6 +1249,7 @@ static void on_broker_answer(void *ctx, const sr_gw_answer *a)
 answer:
     if (j->in_call) *j->in_call = 2;
     c->inflight--;
+    mqtt_read_audit(c, j, a);
     if (c->state != ST_CLOSING) {
         /* the broker's E9xxx (not stored, memory) is transient: never a
          * positive PUBACK (gw_outcome) */
@@ -1306,8 +1308,32 @@ static void on_broker_retry(uv_timer_t *t)
     if (!s->bheld) uv_timer_stop(&s->bretry);
 }
 
+/* A gateway's read over MQTT (the request fetch, a certificate): the
+ * kind's row when it is one, else NULL (api/access.h) */
+static const sr_gw_kind *mqtt_read_kind(const char *suffix)
+{
+    return !strcmp(suffix, "req/fetch") || !strcmp(suffix, "req/cert") ? sr_gw_kind_of_topic(suffix) : NULL;
+}
+
+/* its audit entry, once answered */
+static void mqtt_read_audit(conn *c, const bjob *j, const sr_gw_answer *a)
+{
+    const sr_gw_kind *k = mqtt_read_kind(j->suffix);
+    if (!k || !sr_access_on(c->srv->access)) return;
+    int ok = a->code == SR_WIRE_OK && a->reply;
+    sr_access_entry en = {.time_ms = wall_ms(), .binding = "gwif-mqtt", .method = "PUBLISH", .route = k->suffix,
+                          .bytes = a->reply ? a->reply->len : 0, .status = ok ? 200u : (unsigned)sr_wire_status(a->code),
+                          .code = ok ? "" : sr_wire_code(a->code), .source = c->peer};
+    sr_access_add(c->srv->access, c->op, SR_ACTOR_GATEWAY, c->gw, &en);
+}
+
 static void to_broker(conn *c, const sr_mqtt_pkt *p, const char *suffix, const sr_gw_msg *msg)
 {
+    if (mqtt_read_kind(suffix) && !sr_access_admit(c->srv->access)) { /* never answered unaudited (api/access.h) */
+        (void)gw_outcome(c, p->packet_id, msg->message_id, SR_GW_TRANSIENT, 1, 0, SR_WIRE_BUSY,
+                         "the audit trail cannot take this read now: retry later", NULL);
+        return;
+    }
     bjob *j = calloc(1, sizeof *j);
     if (!j) {
         (void)gw_outcome_rc(c, p->packet_id, msg->message_id, SR_ENOMEM, 0, NULL);
