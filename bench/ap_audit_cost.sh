@@ -120,3 +120,42 @@ print(json.dumps({"bench": "ap_audit_cost_median", "rounds": len(rows) // 2,
                   "off_cpu_us_per_req": med["off"][1], "on_cpu_us_per_req": med["on"][1],
                   "verify": "ok" if ok else "FAILED"}, separators=(",", ":")))
 EOF
+
+# ---- instructions per request (callgrind, the noise-free figure) --------------
+# The server under callgrind, collecting inside sr_apif_handle (the read),
+# hread_dispose (its entry, at the request's end), sr_access_flush (the
+# batches) and writer_main (the writer: the AccessEvents it stores) minus
+# open_session and session_close, for AB_CG_SECONDS (10) of the same load
+# over one connection: instructions / requests, on and off.
+command -v valgrind >/dev/null || { echo "ap_audit_cost: no valgrind: no instruction counts" >&2; exit 0; }
+for v in off on; do
+  rm -rf "$T/c-$v"
+  cp -a "$T/d0" "$T/c-$v"
+  rm -f "$T/out"
+  valgrind --tool=callgrind --collect-atstart=no --toggle-collect=sr_apif_handle --toggle-collect=hread_dispose \
+    --toggle-collect=sr_access_flush --toggle-collect=writer_main --toggle-collect=open_session \
+    --toggle-collect=session_close --callgrind-out-file="$T/cg-$v.out" \
+    "$B0" serve --config "$T/$v.ini" --data "$T/c-$v" --mqtt 127.0.0.1:0 --http 127.0.0.1:0 > "$T/out" 2> "$T/err" &
+  SRV=$!
+  for _ in $(seq 600); do grep -q '^listening http' "$T/out" 2>/dev/null && break; sleep 0.1; done
+  PORT=$(sed -n 's/^listening http=.*:\([0-9]*\)$/\1/p' "$T/out" | head -n 1)
+  out=$(load "$B0" "$CGSECS" 1)
+  stop
+  "$PY" -c 'import json,re,sys
+v, f, o = sys.argv[1:]
+n = json.loads(o or "{}").get("requests") or 0
+tot = int(re.search(r"^totals: *(\d+)", open(f).read(), re.M).group(1))
+print(json.dumps({"bench": "ap_audit_cost_instr", "reads": v, "requests": n, "instr": tot,
+  "instr_per_req": round(tot / n, 1) if n else None,
+  "collect": "sr_apif_handle + hread_dispose + sr_access_flush + writer_main - open_session - session_close",
+  "verify": "ok" if n and tot else "FAILED"}, separators=(",", ":")))' "$v" "$T/cg-$v.out" "$out" | tee -a "$T/instr"
+done
+"$PY" - "$T/instr" <<'EOF'
+import json, sys
+r = {d["reads"]: d for d in (json.loads(l) for l in open(sys.argv[1]))}
+on, off = r["on"]["instr_per_req"], r["off"]["instr_per_req"]
+print(json.dumps({"bench": "ap_audit_cost_instr_ratio", "off_instr_per_req": off, "on_instr_per_req": on,
+                  "cost_pct": round((on / off - 1) * 100, 1) if on and off else None, "goal_cost_pct_below": 5,
+                  "goal_met": bool(on and off and (on / off - 1) * 100 < 5),
+                  "verify": "ok" if on and off else "FAILED"}, separators=(",", ":")))
+EOF
