@@ -67,6 +67,7 @@
 #include "api/apif_int.h"
 #include "api/alarms.h"
 
+#include "api/access.h"
 #include "api/alive.h"
 #include "api/broker.h"
 #include "api/csv_http.h"
@@ -227,8 +228,11 @@ static void job_done(sr_work *w, int status)
         if (status) sr_http_result(req, 0, SR_WIRE_INTERNAL, "the query was cancelled", NULL);
         else if (j->code) sr_http_result(req, 0, j->code, j->msg, NULL);
         else if (j->rc) sr_http_result(req, 0, SR_WIRE_INTERNAL, sr_strerror(j->rc), NULL);
-        else if (j->after) j->after(j, req);
-        else sr_http_json_buf(req, 200, &j->out);
+        else {
+            if (j->nvalues) sr_access_http_values(req, j->nvalues); /* api/access.h */
+            if (j->after) j->after(j, req);
+            else sr_http_json_buf(req, 200, &j->out);
+        }
     }
     sr_http_ctx_unref(&j->h);
 }
@@ -808,8 +812,10 @@ static void stored_latest(const sr_route_call *rt)
     sr_http_buf_get(&out);
     int first = 1;
     rc = PUT_LIT(&out, "{\"values\":[");
+    uint64_t nfound = 0;
     for (size_t i = 0; i < n && !rc; i++)
-        if (found[i]) rc = put_values(&out, ids[i], types[i], &s[i], 1, &first);
+        if (found[i]) rc = put_values(&out, ids[i], types[i], &s[i], 1, &first), nfound++;
+    sr_access_http_values(req, nfound); /* the read's audit entry (api/access.h) */
     if (!rc) rc = PUT_LIT(&out, "]}");
     if (rc) sr_http_result(req, 0, SR_WIRE_INTERNAL, sr_strerror(rc), NULL);
     else sr_http_json_buf(req, 200, &out);
@@ -898,6 +904,7 @@ static void run_down(vq *q)
         size_t most = 1 + hl + 24 + 1 + 7 * (10 + 40) + 15 + 1; /* > 1 + 64 */
         const sr_bucket *bu = (const sr_bucket *)bk.data;
         size_t nb = bk.len / sizeof *bu;
+        q->j.nvalues += nb; /* buckets answered (the read's audit entry) */
         if (nb && !room(out, nb * (hl + 120))) rc = SR_ENOMEM;
         for (size_t i = 0; !rc && i < nb; i++) {
             char *p = room(out, most), *p0 = p;
@@ -970,6 +977,7 @@ static void run_raw(vq *q)
         if ((rc = sr_engine_range(q->j.a->eng, &r, &samples, &strings, &more))) break;
         size_t ns = samples.len / sizeof(sr_sample);
         const sr_sample *s = (const sr_sample *)samples.data;
+        q->j.nvalues += ns; /* the read's audit entry */
         if ((rc = (q->compact ? put_values_compact : put_values)(out, q->ids[k], q->info[k].type, s, ns, &first)))
             break;
         left -= ns < left ? ns : left;
@@ -1720,7 +1728,17 @@ void sr_apif_handle(sr_apif *a, h2o_req_t *req)
     }
     char m[120];
     if (sr_route_body_check(r, req->entity.len, m, sizeof m)) return sr_http_result(req, 0, SR_WIRE_LARGE, m, NULL);
+    /* a read: its audit entry (api/access.h), or a refusal when the trail cannot take it */
+    if (c.caller && r->method[0] == 'G') {
+        const atoken *t = c.caller;
+        if (sr_access_http_begin(a->access, &c, "apif-http", t->op, SR_ACTOR_APP, t->app)) return;
+    }
     r->handler(&c);
+}
+
+void sr_apif_set_access(sr_apif *a, struct sr_access *acc)
+{
+    if (a) a->access = acc;
 }
 
 int sr_apif_token_known(sr_apif *a, const char *token, size_t len)

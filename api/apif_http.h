@@ -44,6 +44,9 @@ void sr_apif_set_limits(sr_apif *a, struct sr_workq *wq, const sr_apif_limits *l
  * request, offline at its logout or after [alive] http_silence_s. */
 struct sr_alive;
 void sr_apif_set_alive(sr_apif *a, struct sr_alive *alive, const char *binding);
+/* Reads go into the audit trail through acc (api/access.h; not owned). */
+struct sr_access;
+void sr_apif_set_access(sr_apif *a, struct sr_access *acc);
 /* Answer one request whose path starts with /api/v1/. */
 void sr_apif_handle(sr_apif *a, h2o_req_t *req);
 /* 1 if token is a live app session token (api/gwif_http.c: may this

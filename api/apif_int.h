@@ -46,6 +46,7 @@ struct sr_apif {
     sr_apif_limits lim;
     struct sr_alive *alive;  /* R-MO-1 (api/alive.h; not owned), NULL: none */
     const char *alive_binding; /* http or https */
+    struct sr_access *access;  /* reads in the audit trail (api/access.h; not owned), NULL: none */
 };
 
 /* A job on the worker queue that answers one request: run() fills out with
@@ -62,6 +63,7 @@ typedef struct sr_apjob {
     void (*after)(struct sr_apjob *j, h2o_req_t *req);
     sr_buf out;       /* the answer (JSON) */
     int rc;           /* an engine error */
+    uint64_t nvalues; /* values (records) the answer holds: the read's audit entry (api/access.h) */
     sr_wire code;     /* or a refusal found while running (SR_WIRE_OK: none) */
     char msg[200];
 } sr_apjob;

@@ -209,6 +209,12 @@
       "gateway-offline: a gateway offline for longer than this many seconds; 0: off")                                \
     U(alarms, value_range_quiet_s, alarms_value_range_quiet_s, 600, 1, 86400,                                         \
       "value-out-of-range: resolved after this many seconds without a value of the point refused for its range")      \
+    E(audit, reads, audit_reads, "on", "on|off",                                                                       \
+      "record every AP-IF and GW-IF read in the audit trail, in batches (api/access.c); off: reads are not recorded") \
+    U(audit, flush_ms, audit_flush_ms, 1000, 10, 60000, "a batch of reads is written at least this often")           \
+    U(audit, batch_max, audit_batch_max, 1024, 1, 4096, "a batch is written once it holds this many reads")         \
+    U(audit, buffer_max, audit_buffer_max, 16384, 16, 1048576,                                                        \
+      "reads held unwritten at most; beyond, a read is refused (429, busy) rather than answered unaudited")          \
     S(crypto, signature, crypto_signature, 32, "ES256",                                                                \
       "the platform key's signature algorithm when one is made: ES256, ES384, PS256 or EdDSA")                         \
     S(crypto, aead, crypto_aead, 32, "AES-256-GCM", "the AEAD of new data keys (docs/keys.md): AES-256-GCM")          \

@@ -62,6 +62,7 @@
 #include "api/gwif_http.h"
 
 #include "api/admin_http.h"
+#include "api/access.h"
 #include "api/alive.h"
 #include "api/apif_http.h"
 #include "api/broker.h"
@@ -102,6 +103,7 @@ struct sr_gwhttp {
     sr_apif *apif;
     sr_admin *admin; /* /admin/v1 (api/admin_http.c) */
     sr_alive *alive; /* R-MO-1 (api/alive.h; the server's), NULL: none */
+    struct sr_access *access; /* reads in the audit trail (api/access.h; the server's), NULL: none */
     uv_loop_t *loop;
     h2o_globalconf_t config;
     h2o_context_t ctx;
@@ -779,6 +781,14 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
         respond_result(req, SR_WIRE_LARGE, m, NULL);
         return 0;
     }
+    /* a read (a certificate, the request fetch): its audit entry (api/access.h) */
+    if (c.caller) {
+        const sr_gw_kind *k = r->method[0] == 'G' ? NULL : sr_gwif_route_kind(r);
+        const token *t = c.caller;
+        if ((r->method[0] == 'G' || (k && k->http_poll)) &&
+            sr_access_http_begin(g->access, &c, "gwif-http", t->op, SR_ACTOR_GATEWAY, t->gw))
+            return 0;
+    }
     r->handler(&c);
     return 0;
 }
@@ -1109,6 +1119,12 @@ void sr_gwhttp_set_alive(sr_gwhttp *g, sr_alive *alive)
 {
     g->alive = alive;
     sr_apif_set_alive(g->apif, alive, g->ssl ? "https" : "http");
+}
+
+void sr_gwhttp_set_access(sr_gwhttp *g, struct sr_access *acc)
+{
+    g->access = acc;
+    sr_apif_set_access(g->apif, acc);
 }
 
 int sr_gwhttp_port(sr_gwhttp *g) { return g->port; }

@@ -49,6 +49,10 @@ void sr_gwhttp_set_admin(sr_gwhttp *g, const struct sr_admin_conf *c);
  * after [alive] http_silence_s without a request. NULL: none tracked. */
 struct sr_alive;
 void sr_gwhttp_set_alive(sr_gwhttp *g, struct sr_alive *alive);
+/* AP-IF's and GW-IF's reads go into the audit trail through acc
+ * (api/access.h; not owned; before the listener serves). */
+struct sr_access;
+void sr_gwhttp_set_access(sr_gwhttp *g, struct sr_access *acc);
 int sr_gwhttp_port(sr_gwhttp *g);
 /* For the metrics (api/metrics.h): open HTTP connections, live GW-IF
  * tokens, live AP-IF sessions. g may be NULL (all 0). */

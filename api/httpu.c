@@ -452,6 +452,13 @@ char *sr_http_body_text(h2o_req_t *req, size_t *len)
 
 void sr_http_result(h2o_req_t *req, int status, sr_wire code, const char *message, json_t *detail)
 {
+    /* the answer's code, for the read's audit entry (api/access.h) */
+    h2o_iovec_t *cv = h2o_req_getenv(req, H2O_STRLIT(SR_HTTP_ENV_CODE), 1);
+    if (cv) {
+        const char *w = sr_wire_code(code);
+        cv->base = (char *)w;
+        cv->len = strlen(w);
+    }
     sr_buf b;
     sr_buf_init(&b);
     if (sr_http_result_body(&b, code, message, detail) != SR_OK) {

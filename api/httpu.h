@@ -66,6 +66,9 @@ void sr_http_jsonv(h2o_req_t *req, int status, json_t *v);
 /* {"result":{"code","message","detail?"}} with the status interface.md gives
  * the code (sr_wire_status, when status is 0) or the one given. */
 void sr_http_result(h2o_req_t *req, int status, sr_wire code, const char *message, json_t *detail);
+/* The request's environment entry sr_http_result sets to the answer's wire
+ * code (a static string; what a read's audit entry records, api/access.h). */
+#define SR_HTTP_ENV_CODE "sr-wire-code"
 
 /* The request's body as text (a sheet, a CSV, a PEM): a malloc'd copy with
  * a NUL after its *len bytes, for work on the worker queue (the request's

@@ -80,6 +80,7 @@
 #include "engine/backup.h"
 
 #include "api/admin_http.h"
+#include "api/access.h"
 #include "api/alive.h"
 #include "api/apif_http.h"
 #include "api/broker.h"
@@ -138,6 +139,8 @@ struct sr_server {
     sr_notify *notify; /* alarm notifications (issue #17, R-MO-3) */
     sr_alarms *alarms; /* the alarm rules' evaluator (issue #17, api/alarms.h) */
     sr_alive *alive; /* the alive status of gateways and apps (R-MO-1, api/alive.h) */
+    sr_access *access; /* reads in the audit trail, batched (api/access.h) */
+    uv_timer_t atick;  /* its writes every [audit] flush_ms */
     sr_loopq doneq; /* engine completions, from the writer thread */
     sr_loopq regq;  /* committed registry changes (the engine's registry hook; REVOCATION) */
     uv_signal_t sigint, sigterm;
@@ -1205,6 +1208,7 @@ typedef struct bjob {
 
 static void on_broker_retry(uv_timer_t *t);
 static void on_broker_answer(void *ctx, const sr_gw_answer *a);
+static void mqtt_read_audit(conn *c, const bjob *j, const sr_gw_answer *a);
 
 /* Hand the message to the broker (again); the answer may come before this
  * returns (then j may be freed). */
@@ -1245,6 +1249,7 @@ static void on_broker_answer(void *ctx, const sr_gw_answer *a)
 answer:
     if (j->in_call) *j->in_call = 2;
     c->inflight--;
+    mqtt_read_audit(c, j, a);
     if (c->state != ST_CLOSING) {
         /* the broker's E9xxx (not stored, memory) is transient: never a
          * positive PUBACK (gw_outcome) */
@@ -1303,8 +1308,32 @@ static void on_broker_retry(uv_timer_t *t)
     if (!s->bheld) uv_timer_stop(&s->bretry);
 }
 
+/* A gateway's read over MQTT (the request fetch, a certificate): the
+ * kind's row when it is one, else NULL (api/access.h) */
+static const sr_gw_kind *mqtt_read_kind(const char *suffix)
+{
+    return !strcmp(suffix, "req/fetch") || !strcmp(suffix, "req/cert") ? sr_gw_kind_of_topic(suffix) : NULL;
+}
+
+/* its audit entry, once answered */
+static void mqtt_read_audit(conn *c, const bjob *j, const sr_gw_answer *a)
+{
+    const sr_gw_kind *k = mqtt_read_kind(j->suffix);
+    if (!k || !sr_access_on(c->srv->access)) return;
+    int ok = a->code == SR_WIRE_OK && a->reply;
+    sr_access_entry en = {.time_ms = wall_ms(), .binding = "gwif-mqtt", .method = "PUBLISH", .route = k->suffix,
+                          .bytes = a->reply ? a->reply->len : 0, .status = ok ? 200u : (unsigned)sr_wire_status(a->code),
+                          .code = ok ? "" : sr_wire_code(a->code), .source = c->peer};
+    sr_access_add(c->srv->access, c->op, SR_ACTOR_GATEWAY, c->gw, &en);
+}
+
 static void to_broker(conn *c, const sr_mqtt_pkt *p, const char *suffix, const sr_gw_msg *msg)
 {
+    if (mqtt_read_kind(suffix) && !sr_access_admit(c->srv->access)) { /* never answered unaudited (api/access.h) */
+        (void)gw_outcome(c, p->packet_id, msg->message_id, SR_GW_TRANSIENT, 1, 0, SR_WIRE_BUSY,
+                         "the audit trail cannot take this read now: retry later", NULL);
+        return;
+    }
     bjob *j = calloc(1, sizeof *j);
     if (!j) {
         (void)gw_outcome_rc(c, p->packet_id, msg->message_id, SR_ENOMEM, 0, NULL);
@@ -2030,6 +2059,12 @@ static void server_watchdog(sr_server *s)
     s->watchdog_last_us = now;
 }
 
+static void on_access_tick(uv_timer_t *t)
+{
+    sr_server *s = t->data;
+    sr_access_tick(s->access, (int64_t)(uv_now(&s->loop)));
+}
+
 static void on_tick(uv_timer_t *t)
 {
     sr_server *s = t->data;
@@ -2373,6 +2408,15 @@ int sr_server_open(const sr_config *cfg, sr_server **out, char *err, size_t errl
     if ((rc = sr_alarms_open(s->eng, &s->cfg, &s->alarms))) goto fail;
     sr_alarms_watch_logins(s->alarms, s->guard);
     sr_gw_skew_set(cfg->alarms_interval_s ? cfg->alarms_gateway_skew_ms : 0); /* api/gwif_json.h: noted for gateway-skew */
+    sr_access_opts ao = {!strcmp(cfg->audit_reads, "on"), cfg->audit_flush_ms, cfg->audit_batch_max,
+                         cfg->audit_buffer_max};
+    if (!(s->access = sr_access_new(s->eng, &ao))) {
+        rc = SR_ENOMEM;
+        goto fail;
+    }
+    uv_timer_init(&s->loop, &s->atick);
+    s->atick.data = s;
+    if (ao.reads) uv_timer_start(&s->atick, on_access_tick, ao.flush_ms, ao.flush_ms);
     uv_timer_init(&s->loop, &s->tick);
     s->tick.data = s;
     uv_timer_start(&s->tick, on_tick, 1000, 1000);
@@ -2421,6 +2465,7 @@ int sr_server_open(const sr_config *cfg, sr_server **out, char *err, size_t errl
         ac.alive = s->alive;
         sr_gwhttp_set_admin(s->http, &ac);
         sr_gwhttp_set_alive(s->http, s->alive);
+        sr_gwhttp_set_access(s->http, s->access);
     }
     if (cfg->tls_listen[0]) {
         if ((rc = tls_setup(s, err, errlen))) goto fail;
@@ -2524,6 +2569,9 @@ void sr_server_close(sr_server *s)
     sr_broker_quiesce(s->broker);
     /* queries and file parts on the thread pool read the engine: let them end */
     while (sr_gwhttp_busy(s->http) || sr_workq_pending(s->workq, NULL)) uv_run(&s->loop, UV_RUN_ONCE);
+    /* the reads answered so far go into the trail, durably (api/access.h) */
+    if (s->eng) sr_access_stop(s->access);
+    if (s->access) uv_timer_stop(&s->atick);
     int rc = sr_engine_close(s->eng);
     s->eng = NULL;
     if (rc) sr_slog(SR_LOG_ERROR, "engine closed with an error", "error=%s", sr_err_name(rc));
@@ -2555,6 +2603,7 @@ void sr_server_close(sr_server *s)
     sr_alarms_free(s->alarms); /* after the engine: its completions have run */
     sr_workq_free(s->workq);
     sr_alive_free(s->alive);
+    sr_access_free(s->access); /* no request ends any more */
     uv_loop_close(&s->loop);
     sr_loginguard_free(s->guard);
     if (s->tls) SSL_CTX_free(s->tls);

@@ -69,6 +69,7 @@ step "message shapes (issue #13): series, snapshot, mixed; suiro over MQTT and H
 step "restart at 1x, 10x, 100x the data (100 k to 10 M values), series and snapshot: suiro vs VictoriaMetrics" \
   bash bench/restart_sizes.sh "$BUILD"
 step "AP-IF queries over HTTP, suiro serve vs InfluxDB 1.6 and VictoriaMetrics" bash bench/ap_query.sh "$BUILD"
+step "the audit of AP-IF reads (issue #18): latest values with [audit] reads on vs off" bash bench/ap_audit_cost.sh "$BUILD/suiro"
 step "CSV export of stored values (R-PO-1): suiro format=csv vs VictoriaMetrics /api/v1/export/csv" bash bench/csv_export.sh "$BUILD"
 step "overload: one operator attacks, another is measured" bash bench/overload.sh "$BUILD"
 step "instruction counts of the hot paths (callgrind)" bash bench/callgrind.sh "$BUILD"

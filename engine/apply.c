@@ -838,6 +838,23 @@ static int check_engine_only(sr_engine *e, MDB_txn *t, const Event *ev, sr_resul
     return sr__refuse(r, SR_EINVAL, "this kind of event is the engine's own");
 }
 
+/* A batch of reads (AccessEvent, api/access.c): an app's or a gateway's,
+ * of an operator, with at most SR_ACCESS_ENTRIES_MAX entries. Its store is
+ * the log and its audit row (sr__apply_common). */
+static int check_access(sr_engine *e, MDB_txn *t, const Event *ev, sr_result *r)
+{
+    (void)e;
+    (void)t;
+    const Suiro__V1__AccessEvent *a = ev->access;
+    if (ev->actor_kind != SUIRO__V1__ACTOR_KIND__ACTOR_APP && ev->actor_kind != SUIRO__V1__ACTOR_KIND__ACTOR_GATEWAY)
+        return sr__refuse(r, SR_EINVAL, "an access batch is an app's or a gateway's");
+    if (!ev->operator_id || !ev->operator_id[0] || !ev->actor || !ev->actor[0])
+        return sr__refuse(r, SR_EINVAL, "an access batch names its operator and its reader");
+    if (!a->n_entries || a->n_entries > SR_ACCESS_ENTRIES_MAX)
+        return sr__refuse(r, SR_EINVAL, "an access batch holds 1 to %d entries", SR_ACCESS_ENTRIES_MAX);
+    return SR_OK;
+}
+
 /*
  * The event appliers: one row per kind of event, the oneof case of
  * Event.body in codecs/events.proto: X(CASE, check, apply, series), where
@@ -1418,14 +1435,15 @@ static int apply_alive(sr_engine *e, MDB_txn *t, Event *ev, sr_result *r, int va
     X(_CONFIG_CARRY, sr__segdrop_check, sr__segdrop_apply, NULL)              \
     X(_LOG_TRIM, sr__segdrop_check, sr__segdrop_apply, NULL)                  \
     X(_ALIVE, NULL, apply_alive, NULL)                                        \
-    X(_NOTIFY, NULL, apply_notify, NULL)
+    X(_NOTIFY, NULL, apply_notify, NULL)                                      \
+    X(_ACCESS, check_access, NULL, NULL)
 
 #define SR_X_(c, chk, app, ser) [SUIRO__V1__EVENT__BODY##c] = {SUIRO__V1__EVENT__BODY##c, &#c[1], chk, app, ser},
 static const sr_applier appliers[] = {SR_EVENT_KINDS(SR_X_)};
 #undef SR_X_
 /* the last case of events.proto has the last row (a new kind numbered
  * after it fails here or in event_kind_has_row) */
-_Static_assert(sizeof appliers / sizeof *appliers == SUIRO__V1__EVENT__BODY_NOTIFY + 1,
+_Static_assert(sizeof appliers / sizeof *appliers == SUIRO__V1__EVENT__BODY_ACCESS + 1,
                "the appliers' table ends at the last case of Event.body");
 
 /* Never called: a switch over every case of Event.body (generated from the

@@ -686,6 +686,45 @@ int sr_cmd_admin_op(const sr_cmd_env *env, const sr_admin_op *a, sr_buf *out)
     return env_pack(&ev, env, out);
 }
 
+int sr_cmd_access(const sr_cmd_env *env, const sr_access_entry *a, size_t n, sr_buf *out)
+{
+    if (!n || n > SR_ACCESS_ENTRIES_MAX) return SR_EINVAL;
+    Suiro__V1__AccessEntry *en = sr_calloc(n, sizeof *en);
+    Suiro__V1__AccessEntry **pe = sr_calloc(n, sizeof *pe);
+    if (!en || !pe) {
+        sr_free(en);
+        sr_free(pe);
+        return SR_ENOMEM;
+    }
+    for (size_t i = 0; i < n; i++) {
+        Suiro__V1__AccessEntry *x = &en[i];
+        suiro__v1__access_entry__init(x);
+        x->time_ms = a[i].time_ms;
+        x->binding = S(a[i].binding);
+        x->method = S(a[i].method);
+        x->route = S(a[i].route);
+        x->n_points = a[i].npoints_listed < SR_ACCESS_POINTS_MAX ? a[i].npoints_listed : SR_ACCESS_POINTS_MAX;
+        x->points = (char **)a[i].points;
+        x->npoints = a[i].npoints;
+        x->values = a[i].values;
+        x->bytes = a[i].bytes;
+        x->status = a[i].status;
+        x->code = S(a[i].code);
+        x->source = S(a[i].source);
+        pe[i] = x;
+    }
+    Suiro__V1__AccessEvent ae = SUIRO__V1__ACCESS_EVENT__INIT;
+    ae.n_entries = n;
+    ae.entries = pe;
+    Suiro__V1__Event ev = SUIRO__V1__EVENT__INIT;
+    ev.body_case = SUIRO__V1__EVENT__BODY_ACCESS;
+    ev.access = &ae;
+    int rc = env_pack(&ev, env, out);
+    sr_free(en);
+    sr_free(pe);
+    return rc;
+}
+
 int sr_cmd_backup_ev(const sr_cmd_env *env, const sr_backup_rec *b, sr_buf *out)
 {
     Suiro__V1__BackupEvent be = SUIRO__V1__BACKUP_EVENT__INIT;

@@ -638,6 +638,27 @@ typedef struct sr_admin_op {
     unsigned status;            /* the HTTP status answered */
 } sr_admin_op;
 SR_MUST_CHECK int sr_cmd_admin_op(const sr_cmd_env *env, const sr_admin_op *a, sr_buf *out);
+/* A batch of reads of one app or gateway (AccessEvent, R-SE-5, issue #18;
+ * api/access.c batches them, docs/admin.md "Audit"): env's operator, actor
+ * and kind (SR_ACTOR_APP or SR_ACTOR_GATEWAY) are the reader's, env's
+ * source the first entry's. 1..SR_ACCESS_ENTRIES_MAX entries; each names at
+ * most SR_ACCESS_POINTS_MAX of its data points (npoints counts them all). */
+#define SR_ACCESS_ENTRIES_MAX 4096
+#define SR_ACCESS_POINTS_MAX 16
+typedef struct sr_access_entry {
+    int64_t time_ms;
+    const char *binding;  /* apif-http, gwif-http, gwif-mqtt */
+    const char *method;   /* GET, POST; MQTT: the message type */
+    const char *route;    /* the route's pattern, or the MQTT topic's kind */
+    const char *points[SR_ACCESS_POINTS_MAX];
+    size_t npoints_listed; /* of points[] */
+    uint32_t npoints;      /* named in all */
+    uint64_t values, bytes;
+    uint32_t status;
+    const char *code;     /* a refusal's wire code, "" if answered */
+    const char *source;   /* the peer's address */
+} sr_access_entry;
+SR_MUST_CHECK int sr_cmd_access(const sr_cmd_env *env, const sr_access_entry *a, size_t n, sr_buf *out);
 /* A backup taken or restored (BackupEvent, docs/backup.md). */
 typedef struct sr_backup_rec {
     const char *action;  /* backup, restore */

@@ -154,6 +154,7 @@ Test(config, enumerated_values)
         {"log", "level", {"debug", "info", "warn", "error"}},
         {"notify", "starttls", {"none", "try", "require"}},
         {"retention", "drop_segments", {"true", "false"}},
+        {"audit", "reads", {"on", "off"}},
     };
     int nenum = 0;
     for (size_t i = 0; i < sr_config_nkeys; i++) nenum += sr_config_keys[i].type == SR_CFG_ENUM;

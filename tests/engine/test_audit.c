@@ -119,6 +119,81 @@ Test(audit, rows_name_who_what_where_and_the_outcome)
     finish(e);
 }
 
+/* ---- reads (AccessEvent, issue #18; api/access.c batches them) ---------- */
+
+/* one batch of reader (op, kind, actor): n entries, entry i answered unless
+ * refused[i] (its code) */
+static int access_batch(sr_engine *e, const char *op, sr_actor_kind kind, const char *actor, size_t n,
+                        const char *const *refused)
+{
+    sr_access_entry en[8];
+    cr_assert_leq(n, 8);
+    for (size_t i = 0; i < n; i++) {
+        int bad = refused && refused[i];
+        en[i] = (sr_access_entry){.time_ms = 1700000000000 + (int64_t)i, .binding = "apif-http", .method = "GET",
+                                  .route = i % 2 ? "/api/v1/stored-values" : "/api/v1/stored-values/latest",
+                                  .npoints_listed = 2, .npoints = 2, .values = bad ? 0 : 3, .bytes = 100,
+                                  .status = bad ? 403 : 200, .code = bad ? refused[i] : "", .source = "192.0.2.9:4000"};
+        en[i].points[0] = i % 2 ? "P2" : "P1";
+        en[i].points[1] = "P3";
+    }
+    sr_buf b;
+    sr_buf_init(&b);
+    sr_cmd_env env = {op, actor, kind, NULL, "192.0.2.9:4000"};
+    return submit1(e, sr_cmd_access(&env, en, n, &b), &b);
+}
+
+Test(audit, access_batch_is_one_read_row_with_its_counts_and_points)
+{
+    sr_engine *e = open_engine();
+    const char *const refused[] = {NULL, NULL, "E2003"};
+    cr_assert_eq(access_batch(e, "op1", SR_ACTOR_APP, "app1", 3, refused), SR_OK);
+    cr_assert_eq(access_batch(e, "op1", SR_ACTOR_GATEWAY, "gw1", 1, NULL), SR_OK);
+    cr_assert_eq(access_batch(e, "op2", SR_ACTOR_APP, "app9", 2, NULL), SR_OK);
+    /* the engine refuses what is not a reader's batch */
+    cr_assert_eq(access_batch(e, "op1", SR_ACTOR_USER, "root", 1, NULL), SR_EINVAL);
+    cr_assert_eq(access_batch(e, "", SR_ACTOR_APP, "app1", 1, NULL), SR_EINVAL);
+    sr_buf b;
+    sr_buf_init(&b);
+    sr_cmd_env env = {"op1", "app1", SR_ACTOR_APP, NULL, NULL};
+    cr_assert_eq(sr_cmd_access(&env, NULL, 0, &b), SR_EINVAL, "an empty batch is not built");
+
+    /* by kind, actor, operator: one row per batch */
+    sr_audit_query q = {.limit = 10, .kind = "read", .actor = "app1"};
+    sr_rec r = SR_REC_INIT;
+    int more = 0;
+    cr_assert_eq(sr_list_audit(e, &q, &r, &more), SR_OK);
+    cr_assert_eq(sr_rec_count(&r), 1);
+    sr_audit_rec a;
+    cr_assert_eq(sr_rec_next_audit(&r, &a), 1);
+    cr_assert_str_eq(a.kind, "read");
+    cr_assert_str_eq(a.op, "op1");
+    cr_assert_eq(a.actor_kind, SR_ACTOR_APP);
+    cr_assert_str_eq(a.target, "app:app1");
+    cr_assert_str_eq(a.source, "192.0.2.9:4000");
+    cr_assert_str_eq(a.outcome, "partly refused");
+    cr_assert_str_eq(a.action, "GET /api/v1/stored-values/latest, GET /api/v1/stored-values");
+    cr_assert_str_eq(a.detail, "3 request(s), 2 answered, 1 refused (E2003 x1); 6 value(s), 300 byte(s); 6 data "
+                               "point(s): P1,P3,P2");
+    sr_rec_close(&r);
+    char out[512];
+    q = (sr_audit_query){.limit = 10, .kind = "read"};
+    rows(e, &q, out, sizeof out, &more, NULL);
+    cr_assert_str_eq(out, "read app1 op1|read gw1 op1|read app9 op2");
+    q = (sr_audit_query){.limit = 10, .kind = "read", .op = "op1", .actor_kind = SR_ACTOR_GATEWAY};
+    rows(e, &q, out, sizeof out, &more, NULL);
+    cr_assert_str_eq(out, "read gw1 op1");
+
+    /* the rebuilt index has the same rows (a function of the log) */
+    char before[512];
+    q = (sr_audit_query){.limit = 10};
+    rows(e, &q, before, sizeof before, &more, NULL);
+    e = es_rebuilt(e, &dir, &OPTS);
+    rows(e, &q, out, sizeof out, &more, NULL);
+    cr_assert_str_eq(out, before);
+    finish(e);
+}
+
 Test(audit, no_secret_in_a_row)
 {
     sr_engine *e = open_engine();

@@ -90,7 +90,10 @@
  * destroys op9's retired audit key (base_op9: a login of op9 and its audit
  * key rotated, its audit rows cut by a Retention of class audit): its
  * KeyEvent exactly when acknowledged, a tombstone only with it, its records
- * erased only with a tombstone (never half). The last two commands (28, 29:
+ * erased only with a tombstone (never half). Command 25 (ACCESS_CMD, issue
+ * #18) is a batch of app APP1's reads (an AccessEvent, api/access.h): after
+ * the reopen the audit trail holds its "read" row, with its counts, exactly
+ * when it was acknowledged. The last two commands (28, 29:
  * NCMD - 2, NCMD - 1) are the duplicate pair (single events whatever NCMD
  * is); the others are ordinary commands. */
 #include <criterion/criterion.h>
@@ -862,6 +865,30 @@ static void build_audit_destroy(fixture *f)
     cm->lens[0] = cm->bytes.len;
 }
 
+/* Command 25: a batch of APP1's reads of op1 (an AccessEvent, issue #18):
+ * one `read` audit row. */
+enum { ACCESS_CMD = 25 };
+_Static_assert((int)ACCESS_CMD > (int)SEGDROP_CMD && ACCESS_CMD < NCMD - 2, "after the segment drop, before the duplicate pair");
+static void build_access(fixture *f)
+{
+    command *cm = &f->cmds[ACCESS_CMD];
+    cm->bytes.len = 0;
+    cm->nev = 1;
+    cm->user[0] = 0;
+    cm->ns[0] = cm->nx[0] = 0;
+    const sr_cmd_env env = {"op1", "APP1", SR_ACTOR_APP, cm->msgid[0] ? cm->msgid : NULL, "127.0.0.1:6000"};
+    sr_access_entry en[2] = {
+        {.time_ms = 1700000000000, .binding = "apif-http", .method = "GET", .route = "/api/v1/stored-values/latest",
+         .npoints_listed = 1, .npoints = 1, .values = 1, .bytes = 80, .status = 200, .code = "", .source = "127.0.0.1:6000"},
+        {.time_ms = 1700000000001, .binding = "apif-http", .method = "GET", .route = "/api/v1/stored-values/latest",
+         .npoints_listed = 1, .npoints = 1, .values = 0, .bytes = 90, .status = 403, .code = "E2003",
+         .source = "127.0.0.1:6000"}};
+    en[0].points[0] = "P0";
+    en[1].points[0] = "NOPE";
+    cr_assert_eq(sr_cmd_access(&env, en, 2, &cm->bytes), SR_OK);
+    cm->lens[0] = cm->bytes.len;
+}
+
 /* Run command c: a submit of its events, or command 21's sweep; *extra gets
  * the events the sweep appended (acknowledged ones, also when a later step
  * failed). */
@@ -990,6 +1017,7 @@ static void fixture_init(fixture *f)
     build_audit_destroy(f);
     f->op9_audit_recs = log_records_of_key(base, f->op9_audit_key);
     cr_assert_gt(f->op9_audit_recs, 0, "op9's audit epoch sealed records");
+    build_access(f);
 }
 
 static void fixture_release(fixture *f)
@@ -1291,6 +1319,18 @@ static void check_db(fixture *f, const outcome *out, const char *ctx)
         cr_assert_eq(sr_rec_next_alive(&ur, &al), 1, "%s: the alive row decodes", ctx);
         cr_assert(!strcmp(al.id, "GW1") && al.state == SR_AS_OFFLINE && al.reason == SR_AR_WILL && !strcmp(al.will, "applied"),
                   "%s: GW1's alive row", ctx);
+    }
+    /* command 25's batch of reads: its row exactly when acknowledged */
+    aq.kind = "read";
+    cr_assert_eq(sr_list_audit(e, &aq, &ur, &more), SR_OK);
+    cr_assert_eq((int)sr_rec_count(&ur), out->acked_cmd[ACCESS_CMD], "%s: %zu read rows in the audit trail, %d acknowledged",
+                 ctx, sr_rec_count(&ur), out->acked_cmd[ACCESS_CMD]);
+    if (out->acked_cmd[ACCESS_CMD]) {
+        sr_audit_rec ra;
+        cr_assert_eq(sr_rec_next_audit(&ur, &ra), 1, "%s: the read row decodes", ctx);
+        cr_assert(!strcmp(ra.actor, "APP1") && !strcmp(ra.op, "op1") && !strcmp(ra.outcome, "partly refused") &&
+                      !strncmp(ra.detail, "2 request(s), 1 answered, 1 refused (E2003 x1)", 46),
+                  "%s: the read row: %s %s %s %s", ctx, ra.actor, ra.op, ra.outcome, ra.detail);
     }
     aq.kind = "backup";
     cr_assert_eq(sr_list_audit(e, &aq, &ur, &more), SR_OK);

@@ -217,6 +217,51 @@ Test(retention, audit_rows_past_the_audit_period_go_for_that_operator)
     es_finish(e, &dir);
 }
 
+/* one access batch (issue #18) of an app of op: its `read` audit row */
+static void access_batch(sr_engine *e, const char *op)
+{
+    sr_access_entry en = {.time_ms = clock_now, .binding = "apif-http", .method = "GET",
+                          .route = "/api/v1/stored-values/latest", .npoints_listed = 1, .npoints = 1, .values = 1,
+                          .bytes = 50, .status = 200, .code = "", .source = "192.0.2.1:1"};
+    en.points[0] = "P000";
+    sr_cmd_env env = {op, "app1", SR_ACTOR_APP, NULL, "192.0.2.1:1"};
+    sr_buf b;
+    sr_buf_init(&b);
+    sr_result r;
+    cr_assert_eq(es_submit1(e, sr_cmd_access(&env, &en, 1, &b), &b, &r), SR_OK);
+}
+
+static size_t read_rows(sr_engine *e, const char *op)
+{
+    sr_audit_query q = {.from_ms = INT64_MIN, .op = op, .kind = "read", .limit = 1000};
+    sr_buf out;
+    sr_buf_init(&out);
+    size_t n = 0;
+    int more;
+    cr_assert_eq(sr_engine_audit_list(e, &q, &out, &n, &more), SR_OK);
+    sr_buf_release(&out);
+    return n;
+}
+
+Test(retention, access_rows_are_audit_rows_cut_by_the_audit_period)
+{
+    sr_engine *e = setup();
+    access_batch(e, "op1"); /* day 400 */
+    access_batch(e, "op2");
+    cr_assert_eq(read_rows(e, "op1"), 1);
+    clock_now = (int64_t)500 * DAY;
+    access_batch(e, "op1"); /* day 500: within the period */
+    cr_assert_eq(period(e, "op1", "audit", 50), SR_OK);
+    sr_retention_report rep;
+    sr_errinfo ei;
+    cr_assert_eq(sr_engine_retention_sweep(e, &CFG, NULL, &rep, &ei), SR_OK, "%s", ei.msg);
+    cr_assert_eq(read_rows(e, "op1"), 1, "op1's old read row is cut, its new one stays");
+    cr_assert_eq(read_rows(e, "op2"), 1, "op2 has no period: its row stays");
+    e = es_rebuilt(e, &dir, &(sr_engine_opts){.clock_ms = test_clock, .head_max = 4, .sync = SR_ENGINE_SYNC_NONE});
+    cr_assert_eq(read_rows(e, "op1"), 1, "after a rebuild too");
+    es_finish(e, &dir);
+}
+
 Test(retention, message_ids_older_than_the_window_are_forgotten)
 {
     sr_engine *e = setup();

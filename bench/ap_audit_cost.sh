@@ -1,0 +1,161 @@
+#!/usr/bin/env bash
+# bench/ap_audit_cost.sh SUIRO -- what recording every AP-IF read in the
+# audit trail costs (issue #18, api/access.h, docs/admin.md "Audit"): the
+# AP-IF latest value (GET /api/v1/stored-values/latest, one data point,
+# `suiro apsim load`) of ONE build served with `[audit] reads = on` (the
+# default: every read an entry, batched into AccessEvents every flush_ms)
+# and with `reads = off`, side by side in one run. The goal: on costs < 5 %
+# of the rate.
+#
+#   bash bench/ap_audit_cost.sh build/suiro      (bench/run.sh calls it so)
+#
+# WHAT IS MEASURED (the method of bench/ap_latest_ab.sh)
+#  Data: `suiro init --demo` and one value of P001 through the GW-IF HTTP
+#  binding; each round serves a fresh copy of it on 127.0.0.1.
+#  req/s: AB_ROUNDS rounds (default 8), on and off once a round, their
+#  order alternating, each AB_SECONDS (4) of `apsim load --what latest
+#  --data-id P001` with AB_CONNS (8) keep-alive connections; also the
+#  server's CPU (user+system, all threads: the loop's entries, the flush,
+#  the writer's AccessEvents) per answered request. Each round also checks
+#  the trail: `suiro replay --kind access` counts the entries in the log
+#  after the server stopped (it writes what it holds at stop); on: they
+#  must equal the requests answered (apsim's login aside), off: none.
+# OUTPUT: one JSON line per round and mode ({"bench":"ap_audit_cost",
+#  "reads":"on|off",...}), then {"bench":"ap_audit_cost_median",...} with
+#  the medians and on_vs_off (the rate ratio), cost_pct (1 - it, in %) and
+#  the goal check (cost_pct < 5; on a shared machine wall-clock rates move
+#  with the neighbours: look at the CPU per request and the load too).
+#  Every process started here is stopped by its PID.
+set -euo pipefail
+B0=$(readlink -f "${1:?usage: ap_audit_cost.sh SUIRO}")
+ROUNDS=${AB_ROUNDS:-8}
+SECS=${AB_SECONDS:-4}
+CONNS=${AB_CONNS:-8}
+CGSECS=${AB_CG_SECONDS:-10}
+PY=/usr/bin/python3
+[ -x "$PY" ] || PY=$(command -v python3)
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+T=$(mktemp -d "${TMPDIR:-/tmp}/suiro-auditcost-XXXXXX")
+. "$ROOT/bench/lib.sh" # stop_pid
+SRV=
+cleanup() {
+  stop_pid "$SRV"
+  rm -rf "$T"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+cpu_s() { awk -v hz="$(getconf CLK_TCK)" '{sub(/^.*\) /, ""); printf "%.3f", ($12 + $13) / hz}' "/proc/$1/stat"; }
+printf '[audit]\nreads = on\n' > "$T/on.ini"
+printf '[audit]\nreads = off\n' > "$T/off.ini"
+
+# serve BIN DIR MODE: start it (reads MODE), SRV its pid, PORT its HTTP port
+serve() {
+  local bin=$1 dir=$2 mode=$3
+  rm -f "$T/out"
+  "$bin" serve --config "$T/$mode.ini" --data "$dir" --mqtt 127.0.0.1:0 --http 127.0.0.1:0 > "$T/out" 2> "$T/err" &
+  SRV=$!
+  for _ in $(seq 600); do grep -q '^listening http' "$T/out" 2>/dev/null && break; sleep 0.1; done
+  PORT=$(sed -n 's/^listening http=.*:\([0-9]*\)$/\1/p' "$T/out" | head -n 1)
+  [ -n "$PORT" ] || { tail -n 5 "$T/err" >&2; exit 1; }
+}
+stop() { kill -INT "$SRV"; wait "$SRV" 2>/dev/null || true; SRV=; }
+load() { # BIN SECONDS CONNECTIONS: apsim's result line
+  "$1" apsim load --url "http://127.0.0.1:$PORT" --operator demo --app APP001 --secret demo-app001-secret \
+    --what latest --data-id P001 --duration "$2" --connections "$3" </dev/null 2>/dev/null | tail -n 1
+}
+
+# ---- the data: the demo operator and one value of P001 ------------------------
+"$B0" init --demo "$T/d0" >/dev/null
+serve "$B0" "$T/d0" off
+tok=$(curl -sf -X POST "http://127.0.0.1:$PORT/gw/v1/sessions" -H 'Content-Type: application/json' \
+  -d '{"operatorId":"demo","gatewayId":"GW001","secret":"demo-gw001-secret"}' |
+  "$PY" -c 'import json,sys; print(json.load(sys.stdin)["token"])')
+curl -sf -X POST "http://127.0.0.1:$PORT/gw/v1/measurements" -H 'Content-Type: application/json' \
+  -H "Authorization: Bearer $tok" -d '{"header":{"messageType":"GW_MEASUREMENTS","messageId":"ab1",
+  "timestamp":"2026-11-22T00:00:00.000Z"},"body":{"values":[{"dataId":"P001","timestamp":"2026-11-22T00:00:00.000Z",
+  "value":12.5,"quality":"GOOD"}]}}' >/dev/null
+stop
+
+# ---- 1. req/s, alternating ---------------------------------------------------
+round() { # on|off
+  local v=$1
+  rm -rf "$T/d-$v"
+  cp -a "$T/d0" "$T/d-$v"
+  serve "$B0" "$T/d-$v" "$v"
+  sleep 1
+  local l c0 c1 out entries
+  l=$(cut -d' ' -f1 /proc/loadavg)
+  c0=$(cpu_s "$SRV")
+  out=$(load "$B0" "$SECS" "$CONNS")
+  c1=$(cpu_s "$SRV")
+  stop
+  # the entries the log holds (the stop wrote what was held)
+  entries=$("$B0" replay "$T/d-$v" --kind access 2>/dev/null | "$PY" -c 'import json,sys
+print(sum(len(json.loads(l)["access"].get("entries", [])) for l in sys.stdin if l.strip()))')
+  "$PY" -c 'import json,sys
+v, l, c0, c1, o, ent = sys.argv[1:]
+d = json.loads(o or "{}"); n = d.get("requests") or 0; ent = int(ent or 0)
+good = n and not d.get("errors") and (abs(ent - n) <= 1 if v == "on" else ent == 0)
+print(json.dumps({"bench": "ap_audit_cost", "reads": v, "req_per_s": d.get("req_per_s"), "p50_ms": d.get("p50_ms"),
+  "server_cpu_us_per_req": round((float(c1) - float(c0)) * 1e6 / n, 1) if n else None, "errors": d.get("errors"),
+  "requests": n, "access_entries": ent, "loadavg_1m": float(l), "connections": d.get("connections"),
+  "verify": "ok" if good else "FAILED"}, separators=(",", ":")))' "$v" "$l" "$c0" "$c1" "$out" "$entries" | tee -a "$T/rounds"
+}
+for r in $(seq "$ROUNDS"); do
+  if [ $((r % 2)) = 1 ]; then round off; round on; else round on; round off; fi
+done
+"$PY" - "$T/rounds" <<'EOF'
+import json, statistics, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+med = {}
+for b in ("on", "off"):
+    x = [r for r in rows if r["reads"] == b and r["verify"] == "ok"]
+    med[b] = (statistics.median(r["req_per_s"] for r in x), statistics.median(r["server_cpu_us_per_req"] for r in x)) if x else (0, 0)
+ratio = round(med["on"][0] / med["off"][0], 3) if med["off"][0] else None
+ok = all(r["verify"] == "ok" for r in rows)
+print(json.dumps({"bench": "ap_audit_cost_median", "rounds": len(rows) // 2,
+                  "off_req_per_s": med["off"][0], "on_req_per_s": med["on"][0], "on_vs_off": ratio,
+                  "cost_pct": round((1 - ratio) * 100, 1) if ratio else None,
+                  "goal_cost_pct_below": 5, "goal_met": bool(ratio and (1 - ratio) * 100 < 5),
+                  "off_cpu_us_per_req": med["off"][1], "on_cpu_us_per_req": med["on"][1],
+                  "verify": "ok" if ok else "FAILED"}, separators=(",", ":")))
+EOF
+
+# ---- instructions per request (callgrind, the noise-free figure) --------------
+# The server under callgrind, collecting inside sr_apif_handle (the read),
+# hread_dispose (its entry, at the request's end), sr_access_flush (the
+# batches) and writer_main (the writer: the AccessEvents it stores) minus
+# open_session and session_close, for AB_CG_SECONDS (10) of the same load
+# over one connection: instructions / requests, on and off.
+command -v valgrind >/dev/null || { echo "ap_audit_cost: no valgrind: no instruction counts" >&2; exit 0; }
+for v in off on; do
+  rm -rf "$T/c-$v"
+  cp -a "$T/d0" "$T/c-$v"
+  rm -f "$T/out"
+  valgrind --tool=callgrind --collect-atstart=no --toggle-collect=sr_apif_handle --toggle-collect=hread_dispose \
+    --toggle-collect=sr_access_flush --toggle-collect=writer_main --toggle-collect=open_session \
+    --toggle-collect=session_close --callgrind-out-file="$T/cg-$v.out" \
+    "$B0" serve --config "$T/$v.ini" --data "$T/c-$v" --mqtt 127.0.0.1:0 --http 127.0.0.1:0 > "$T/out" 2> "$T/err" &
+  SRV=$!
+  for _ in $(seq 600); do grep -q '^listening http' "$T/out" 2>/dev/null && break; sleep 0.1; done
+  PORT=$(sed -n 's/^listening http=.*:\([0-9]*\)$/\1/p' "$T/out" | head -n 1)
+  out=$(load "$B0" "$CGSECS" 1)
+  stop
+  "$PY" -c 'import json,re,sys
+v, f, o = sys.argv[1:]
+n = json.loads(o or "{}").get("requests") or 0
+tot = int(re.search(r"^totals: *(\d+)", open(f).read(), re.M).group(1))
+print(json.dumps({"bench": "ap_audit_cost_instr", "reads": v, "requests": n, "instr": tot,
+  "instr_per_req": round(tot / n, 1) if n else None,
+  "collect": "sr_apif_handle + hread_dispose + sr_access_flush + writer_main - open_session - session_close",
+  "verify": "ok" if n and tot else "FAILED"}, separators=(",", ":")))' "$v" "$T/cg-$v.out" "$out" | tee -a "$T/instr"
+done
+"$PY" - "$T/instr" <<'EOF'
+import json, sys
+r = {d["reads"]: d for d in (json.loads(l) for l in open(sys.argv[1]))}
+on, off = r["on"]["instr_per_req"], r["off"]["instr_per_req"]
+print(json.dumps({"bench": "ap_audit_cost_instr_ratio", "off_instr_per_req": off, "on_instr_per_req": on,
+                  "cost_pct": round((on / off - 1) * 100, 1) if on and off else None, "goal_cost_pct_below": 5,
+                  "goal_met": bool(on and off and (on / off - 1) * 100 < 5),
+                  "verify": "ok" if on and off else "FAILED"}, separators=(",", ":")))
+EOF
