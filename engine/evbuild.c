@@ -943,6 +943,8 @@ int sr_cmd_registry_put(const sr_cmd_env *env, const sr_reg_entry *r, sr_buf *ou
     rp.vendor_id = S(r->vendor_id);
     rp.vendor_kind = S(r->vendor_kind);
     rp.disabled = r->disabled != 0;
+    rp.require_signature = r->require_signature != 0;
+    rp.revoked_ms = r->revoked_ms;
     rp.grant_kind = S(r->grant_kind);
     rp.retention_days = r->retention_days;
     Suiro__V1__Event ev = SUIRO__V1__EVENT__INIT;

@@ -44,7 +44,8 @@ _Static_assert(SAME(SR_RG_OPERATOR, SUIRO__V1__REGISTRY_KIND__RG_OPERATOR) &&
                    SAME(SR_RG_VENDOR, SUIRO__V1__REGISTRY_KIND__RG_VENDOR) &&
                    SAME(SR_RG_VENDOR_GRANT, SUIRO__V1__REGISTRY_KIND__RG_VENDOR_GRANT) &&
                    SAME(SR_RG_RETENTION, SUIRO__V1__REGISTRY_KIND__RG_RETENTION) &&
-                   SAME(SR_RG_NOTIFY, SUIRO__V1__REGISTRY_KIND__RG_NOTIFY),
+                   SAME(SR_RG_NOTIFY, SUIRO__V1__REGISTRY_KIND__RG_NOTIFY) &&
+                   SAME(SR_RG_REVOKED, SUIRO__V1__REGISTRY_KIND__RG_REVOKED),
                "registry kinds");
 _Static_assert(SAME(SR_US_PLATFORM, SUIRO__V1__USER_SCOPE__US_PLATFORM) &&
                    SAME(SR_US_OPERATOR, SUIRO__V1__USER_SCOPE__US_OPERATOR) &&
@@ -197,7 +198,9 @@ static int dec_registry(sr_rec *r, const uint8_t *p, size_t len, sr_reg_entry *o
                         .vendor_id = m->vendor_id,
                         .vendor_kind = m->vendor_kind,
                         .disabled = m->disabled,
-                        .grant_kind = m->grant_kind, .retention_days = m->retention_days};
+                        .grant_kind = m->grant_kind, .retention_days = m->retention_days,
+                        .require_signature = m->require_signature,
+                        .revoked_ms = m->revoked_ms};
     return SR_OK;
 }
 

@@ -69,6 +69,8 @@ typedef enum sr_reg_kind {
     SR_RG_RETENTION = 7,    /* an operator's retention period of a class (docs/retention.md) */
     SR_RG_NOTIFY = 9,       /* an operator's alarm notification target (docs/monitoring.md "Notifications"):
                              * url a webhook URL or mailto:ADDRESS, access the lowest level */
+    SR_RG_REVOKED = 10,     /* an operator's revoked app or gateway certificate (docs/signatures.md): id
+                             * the certId "ID#SERIAL" (api/sigcheck.h), name the reason, revoked_ms */
 } sr_reg_kind;
 
 typedef enum sr_req_kind {
@@ -167,6 +169,8 @@ typedef struct sr_reg_entry {
     const char *grant_kind; /* grants: "" data points; "documents" (pattern: a collection), "files"
                              * (pattern: a path prefix), docs/admin.md "Documents and files" */
     uint32_t retention_days; /* SR_RG_RETENTION (id: the class): the period in days, 0 kept for ever */
+    int require_signature;  /* apps: its control requests must carry a valid protection (docs/signatures.md) */
+    int64_t revoked_ms;     /* SR_RG_REVOKED: when the certificate was revoked */
 } sr_reg_entry;
 
 SR_MUST_CHECK int sr_read_registry(sr_engine *e, const char *op, sr_reg_kind kind, const char *id, sr_rec *r,
