@@ -837,6 +837,7 @@ static int cvs_to_pb(const sr_control_value *v, size_t n, Suiro__V1__ControlValu
         c->s = S(v[i].s);
         c->timestamp_ms = v[i].timestamp_ms;
         c->quality = v[i].quality;
+        c->sig_state = (uint32_t)v[i].sig_state;
         (*ptr)[i] = c;
     }
     return SR_OK;
@@ -856,6 +857,8 @@ int sr_cmd_request_created(const sr_cmd_env *env, const sr_request_rec *r, sr_bu
     rq.monitor_id = S(r->monitor_id);
     rq.protection.data = (uint8_t *)r->protection.data;
     rq.protection.len = r->protection.len;
+    rq.signed_value.data = (uint8_t *)r->signed_value.data;
+    rq.signed_value.len = r->signed_value.len;
     rq.deadline_ms = r->deadline_ms;
     rq.start_ms = r->start_ms;
     rq.end_ms = r->end_ms;
@@ -883,6 +886,10 @@ int sr_cmd_request_transition(const sr_cmd_env *env, const sr_request_transition
     rt.error_code = S(t->error_code);
     rt.message = S(t->message);
     rt.gateway_id = S(t->gateway_id);
+    rt.protection.data = (uint8_t *)t->protection.data;
+    rt.protection.len = t->protection.len;
+    rt.signed_body.data = (uint8_t *)t->signed_body.data;
+    rt.signed_body.len = t->signed_body.len;
     Suiro__V1__ControlValue *acv, **aptr, *vcv = NULL, **vptr = NULL;
     int rc = cvs_to_pb(t->applied, t->n_applied, &acv, &aptr);
     if (!rc) rc = cvs_to_pb(t->values, t->n_values, &vcv, &vptr);

@@ -363,7 +363,8 @@ static int dec_cvs(sr_rec *r, Suiro__V1__ControlValue *const *c, size_t n, const
                                   .b = c[i]->b,
                                   .s = c[i]->s,
                                   .timestamp_ms = c[i]->timestamp_ms,
-                                  .quality = c[i]->quality};
+                                  .quality = c[i]->quality,
+                                  .sig_state = (int)c[i]->sig_state};
     *out = v;
     return SR_OK;
 }
@@ -384,6 +385,7 @@ static int dec_request(sr_rec *r, const uint8_t *p, size_t len, sr_request_rec *
                           .monitor_id = m->monitor_id,
                           .n_control = m->n_control,
                           .protection = {m->protection.data, m->protection.len},
+                          .signed_value = {m->signed_value.data, m->signed_value.len},
                           .deadline_ms = m->deadline_ms,
                           .start_ms = m->start_ms,
                           .end_ms = m->end_ms,
@@ -402,7 +404,9 @@ static int dec_transition(sr_rec *r, const uint8_t *p, size_t len, sr_request_tr
                                  .message = m->message,
                                  .n_applied = m->n_applied,
                                  .gateway_id = m->gateway_id,
-                                 .n_values = m->n_values};
+                                 .n_values = m->n_values,
+                                 .protection = {m->protection.data, m->protection.len},
+                                 .signed_body = {m->signed_body.data, m->signed_body.len}};
     if ((rc = dec_cvs(r, m->applied, m->n_applied, &o->applied))) return rc;
     return dec_cvs(r, m->values, m->n_values, &o->values);
 }
