@@ -81,8 +81,11 @@
  * dropped), always when the sweep was acknowledged; the ConfigCarry and
  * LogTrim events acknowledged are in the log (and no other); op8's masters
  * are there; the log verifies from its start against the LogTrim's hash;
- * and the index equals a rebuild of the trimmed log. The last two commands
- * (22, 23) are the duplicate pair (single events whatever NCMD is). */
+ * and the index equals a rebuild of the trimmed log. Command 27
+ * (REVOKE_CMD, R-SE-3) is a certificate revocation (registry SR_RG_REVOKED):
+ * there after the reopen exactly when acknowledged. The last two commands
+ * (28, 29) are the duplicate pair (single events whatever NCMD is); the
+ * slots between are ordinary commands. */
 #include <criterion/criterion.h>
 #include <dirent.h>
 #include <inttypes.h>
@@ -121,7 +124,7 @@ TestSuite(engine_fault, .init = setup, .fini = teardown, .timeout = 900);
 
 /* REPLAY_MAX: a heads checkpoint every 2 events and at each clean close
  * (docs/durability.md section 8), so they fall among the faults too */
-enum { NPOINTS = 3, NCMD = 24, HEAD_MAX = 8, REPLAY_MAX = 4 };
+enum { NPOINTS = 3, NCMD = 30, HEAD_MAX = 8, REPLAY_MAX = 4 };
 
 static const sr_vtype TYPES[NPOINTS] = {SR_VT_NUMBER, SR_VT_INTEGER, SR_VT_BOOL};
 static int64_t clock_back; /* base_records: its writes a second before every other */
@@ -727,7 +730,7 @@ static void build_alive(fixture *f)
  * and LogTrim events are the engine's: the command has no events of its own
  * (nev 0) and the sweep says how many it appended (seg_events). */
 enum { SEGDROP_CMD = 21 };
-_Static_assert((int)SEGDROP_CMD > (int)ALIVE_CMD && SEGDROP_CMD == NCMD - 3, "after command 20, before the duplicate pair");
+_Static_assert((int)SEGDROP_CMD > (int)ALIVE_CMD && SEGDROP_CMD < NCMD - 2, "after command 20, before the duplicate pair");
 static const sr_retention_cfg SEGDROP_CFG = {.batch = 64, .audit_floor_days = 365, .drop_segments = 1};
 static void build_segdrop(fixture *f)
 {
@@ -737,6 +740,26 @@ static void build_segdrop(fixture *f)
     cm->user[0] = 0;
     cm->msgid[0] = 0;
     cm->ns[0] = cm->nx[0] = 0;
+}
+
+/* Command 27 (REVOKE_CMD; R-SE-3, docs/signatures.md): op1's revocation of
+ * certificate APP1#1A (a RegistryPut of kind SR_RG_REVOKED, as
+ * api/admin_sig.c writes it): after the reopen it is there, whole, exactly
+ * when it was acknowledged (a message signed with it is refused E5003 from
+ * then on: api/sigcheck.c reads this entry). */
+enum { REVOKE_CMD = 27 };
+_Static_assert((int)REVOKE_CMD > (int)SEGDROP_CMD && REVOKE_CMD < NCMD - 2, "before the duplicate pair");
+static void build_revocation(fixture *f)
+{
+    command *cm = &f->cmds[REVOKE_CMD];
+    cm->bytes.len = 0;
+    cm->nev = 1;
+    cm->user[0] = 0;
+    cm->ns[0] = cm->nx[0] = 0;
+    const sr_cmd_env env = {"op1", "admin", SR_ACTOR_USER, cm->msgid[0] ? cm->msgid : NULL, "127.0.0.1"};
+    const sr_reg_entry re = {.kind = SR_RG_REVOKED, .id = "APP1#1A", .name = "key lost", .revoked_ms = 1700000000123};
+    cr_assert_eq(sr_cmd_registry_put(&env, &re, &cm->bytes), SR_OK);
+    cm->lens[0] = cm->bytes.len;
 }
 
 /* Run command c: a submit of its events, or command 21's sweep; *extra gets
@@ -863,6 +886,7 @@ static void fixture_init(fixture *f)
     build_notify_mark(f);
     build_alive(f);
     build_segdrop(f);
+    build_revocation(f);
 }
 
 static void fixture_release(fixture *f)
@@ -1098,6 +1122,15 @@ static void check_db(fixture *f, const outcome *out, const char *ctx)
     cr_assert_eq(nrc, out->acked_cmd[NOTIFY_MARK_CMD] ? SR_OK : SR_ENOTFOUND, "%s: the notify mark (acknowledged %d)",
                  ctx, out->acked_cmd[NOTIFY_MARK_CMD]);
     cr_assert(nrc || through == NOTIFY_THROUGH, "%s: the notify mark's seq", ctx);
+    /* command 27's revocation: there, whole, exactly when acknowledged */
+    sr_rec rr = SR_REC_INIT;
+    sr_reg_entry rv;
+    int rvc = sr_read_registry(e, "op1", SR_RG_REVOKED, "APP1#1A", &rr, &rv);
+    cr_assert_eq(rvc, out->acked_cmd[REVOKE_CMD] ? SR_OK : SR_ENOTFOUND, "%s: the revocation (acknowledged %d)", ctx,
+                 out->acked_cmd[REVOKE_CMD]);
+    cr_assert(rvc || (!strcmp(rv.name, "key lost") && rv.revoked_ms == 1700000000123), "%s: the revocation's content",
+              ctx);
+    sr_rec_close(&rr);
     /* the users: those of the acknowledged commands, each whole */
     sr_rec ur = SR_REC_INIT;
     sr_user u;
