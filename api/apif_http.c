@@ -1377,6 +1377,17 @@ static void control_values(const sr_route_call *rt)
     /* R-SE-3 (docs/signatures.md): the app's protection covers the exact
      * bytes of the request's "value" member as sent */
     size_t soff = 0, slen = 0;
+    if (!p) { /* the operator may require this app to sign (docs/signatures.md) */
+        sr_rec rr = SR_REC_INIT;
+        sr_reg_entry re;
+        int must = sr_read_registry(a->eng, t->op, SR_RG_APP, t->app, &rr, &re) == SR_OK && re.require_signature;
+        sr_rec_close(&rr);
+        if (must) {
+            sr_http_result(req, 0, SR_WIRE_SIGNATURE, "signature required: this app's control requests must carry "
+                                                      "protection", NULL);
+            goto done;
+        }
+    }
     if (p) {
         char swhy[300];
         sr_wire sw = SR_WIRE_SIGNATURE;

@@ -155,6 +155,23 @@ def case_measurements(app, g1, g2):
     check("signed measurements over HTTP: 200", st == 200, (st, data))
 
 
+def case_required(app, g2, admin):
+    st, js = admin.call("PUT", "/admin/v1/operators/demo/apps/APP001", {"requireSignature": True})
+    check("require APP001 to sign (admin API): 200", st == 200, (st, js))
+    st, js = admin.call("GET", "/admin/v1/operators/demo/apps")
+    row = [i for i in (js or {}).get("items", []) if i.get("id") == "APP001"]
+    check("... the app's row says so, and keeps its certificate",
+          row and row[0].get("requireSignature") is True and row[0].get("certificate") is True, row)
+    st, js = app.post("/api/v1/control-values", {"dataId": "P007", "value": 10})
+    check("required signature missing: 422 E5001", st == 422 and tr.code_of(js) == "E5001", (st, js))
+    g2.mode = "ok"
+    st, js = control_raw(app, "12", app_key.protection(b"12"))
+    check("required signature present: 200", st == 200, (st, js))
+    st, js = admin.call("PUT", "/admin/v1/operators/demo/apps/APP001", {"requireSignature": False})
+    st, js = app.post("/api/v1/control-values", {"dataId": "P007", "value": 11})
+    check("no longer required: an unsigned control is 200 again", st == 200, (st, js))
+
+
 def case_revocation(app, g2, admin):
     st, js = admin.call("POST", "/admin/v1/operators/demo/revocations", {"certId": "APP001#001a", "reason": "lost"})
     check("revoke APP001#1A through the admin API: 201 (canonical certId)",
@@ -195,6 +212,7 @@ try:
     g2 = tr.Gateway("GW002")
     check("gateways connected", g1.connack == 0 and g2.connack == 0, (g1.connack, g2.connack))
     for name, fn in (("control", lambda: case_control(app, g2)), ("measurements", lambda: case_measurements(app, g1, g2)),
+                     ("required", lambda: case_required(app, g2, admin)),
                      ("revocation", lambda: case_revocation(app, g2, admin))):
         print("--", name, flush=True)
         try:
