@@ -47,7 +47,7 @@ static long b64url_decode(const char *s, uint8_t *out, size_t cap)
     if (n + 4 > sizeof buf) return -1;
     size_t pad = 0;
     while (n && s[n - 1] == '=') n--, pad++;
-    if (pad > 2) return -1;
+    if (pad > 2 || n % 4 == 1 || (pad && (n + pad) % 4)) return -1; /* a char left over is no byte; padding exact */
     for (size_t i = 0; i < n; i++) {
         char c = s[i];
         if (c == '-') c = '+';
@@ -57,7 +57,6 @@ static long b64url_decode(const char *s, uint8_t *out, size_t cap)
     }
     size_t m = n;
     while (m % 4) buf[m++] = '=';
-    if (m % 4 == 1) return -1;
     uint8_t tmp[800];
     if (m / 4 * 3 > sizeof tmp) return -1;
     int got = EVP_DecodeBlock(tmp, (const unsigned char *)buf, (int)m);

@@ -102,6 +102,11 @@ Test(sigcheck, every_table_algorithm)
         cr_assert_eq(check_pem(pem, "1A", "HS256", sig, BODY), SR_WIRE_SIGNATURE);
         cr_assert_eq(check_pem(pem, "1A", alg, "not*base64", BODY), SR_WIRE_SIGNATURE);
         cr_assert_eq(check_pem(pem, "1A", alg, "", BODY), SR_WIRE_SIGNATURE);
+        cr_assert_eq(check_pem(pem, "1A", alg, "AAAAA", BODY), SR_WIRE_SIGNATURE); /* 5 chars: no whole bytes */
+        char padded[1100];
+        snprintf(padded, sizeof padded, "%s==", sig);
+        cr_assert_eq(check_pem(pem, "1A", alg, padded, BODY), strlen(sig) % 4 == 2 ? SR_WIRE_OK : SR_WIRE_SIGNATURE,
+                     "%s: base64 padding is accepted where it belongs", alg);
         /* a certificate the platform does not have (another serial) */
         cr_assert_eq(check_pem(pem, "1B", alg, sig, BODY), SR_WIRE_CERT);
         free(pem);
