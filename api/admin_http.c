@@ -556,6 +556,7 @@ static const struct {
     {sr_admin_alarms_routes, &sr_admin_alarms_nroutes},
     {sr_admin_alive_routes, &sr_admin_alive_nroutes},
     {sr_admin_report_routes, &sr_admin_report_nroutes},
+    {sr_admin_sig_routes, &sr_admin_sig_nroutes},
 };
 
 void sr_admin_handle(sr_admin *a, h2o_req_t *req)

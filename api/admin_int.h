@@ -33,6 +33,8 @@
  *                                                    (sr_admin_alive_routes)
  *   admin_report.c   incident reports (issue #18, R-RE-4,
  *                    docs/incident-report.md)        (sr_admin_report_routes)
+ *   admin_sig.c      an operator's certificate revocations (R-SE-3,
+ *                    docs/signatures.md)             (sr_admin_sig_routes)
  *
  * Paths name their target, so that the dispatcher can authorize a row's
  * action (sr_route.action) before the handler runs, the same way for every
@@ -101,6 +103,8 @@ extern const sr_route sr_admin_alarms_routes[];
 extern const size_t sr_admin_alarms_nroutes;
 extern const sr_route sr_admin_alive_routes[];
 extern const size_t sr_admin_alive_nroutes;
+extern const sr_route sr_admin_sig_routes[];
+extern const size_t sr_admin_sig_nroutes;
 
 /* The binding's engine (c->binding is the sr_admin). */
 struct sr_admin;

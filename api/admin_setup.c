@@ -454,6 +454,11 @@ static int row_from(const sr_route_call *c, sctx *x, const kinddef *k, json_t *o
             x->ed.vendor_id = x->vendor;
             continue;
         }
+        if (!strcmp(key, "requireSignature") && k == &KINDS[KD_APP]) { /* R-SE-3, docs/signatures.md */
+            if (!json_is_boolean(v)) return sr_admin_bad_field(c, field, "true or false is required"), -1;
+            x->ed.require_signature = json_is_true(v) ? 2 : 1;
+            continue;
+        }
         size_t i = 0;
         while (i < nc && strcmp(field_of(k->cols[i]), key)) i++;
         if (i == nc) return sr_admin_bad_field(c, field, "unknown field"), -1;
@@ -592,6 +597,7 @@ static void reg_list_work(sr_admin_work *w, void *v)
         json_t *it = json_pack("{s:s,s:s,s:s,s:b,s:b}", "id", re.id, "name", re.name, "vendorId", re.vendor_id,
                                "disabled", re.disabled, "certificate", re.cert_pem[0] != 0);
         if (x->kind == SR_RG_APP) json_object_set_new(it, "pushUrl", json_string(re.url));
+        if (x->kind == SR_RG_APP) json_object_set_new(it, "requireSignature", json_boolean(re.require_signature));
         if (x->kind == SR_RG_GATEWAY && re.protocol[0]) json_object_set_new(it, "protocol", json_string(re.protocol));
         json_array_append_new(items, it);
     }

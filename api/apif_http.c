@@ -75,8 +75,10 @@
 #include "api/httpu.h"
 #include "api/loginguard.h"
 #include "api/routes.h"
+#include "api/sigcheck.h"
 #include "api/slog.h"
 #include "codecs/ids.h"
+#include "codecs/jsonlex.h"
 #include "codecs/rfc3339.h"
 #include "engine/records.h"
 #include "engine/secret.h"
@@ -1380,13 +1382,44 @@ static void control_values(const sr_route_call *rt)
         sr_http_result(req, 0, SR_WIRE_REJECTED, why, NULL);
         goto done;
     }
+    /* R-SE-3 (docs/signatures.md): the app's protection covers the exact
+     * bytes of the request's "value" member as sent */
+    size_t soff = 0, slen = 0;
+    if (!p) { /* the operator may require this app to sign (docs/signatures.md) */
+        sr_rec rr = SR_REC_INIT;
+        sr_reg_entry re;
+        int must = sr_read_registry(a->eng, t->op, SR_RG_APP, t->app, &rr, &re) == SR_OK && re.require_signature;
+        sr_rec_close(&rr);
+        if (must) {
+            sr_http_result(req, 0, SR_WIRE_SIGNATURE, "signature required: this app's control requests must carry "
+                                                      "protection", NULL);
+            goto done;
+        }
+    }
+    if (p) {
+        char swhy[300];
+        sr_wire sw = SR_WIRE_SIGNATURE;
+        struct timespec now;
+        clock_gettime(CLOCK_REALTIME, &now);
+        if (sr_json_member_span(req->entity.base, req->entity.len, "value", &soff, &slen))
+            snprintf(swhy, sizeof swhy, "signature: the \"value\" member cannot be found as written");
+        else
+            sw = sr_sig_check(a->eng, t->op, SR_RG_APP, t->app, p, req->entity.base + soff, slen,
+                              (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000, swhy, sizeof swhy);
+        if (sw != SR_WIRE_OK) {
+            sr_slog(SR_LOG_WARN, "control request refused: protection", "op=%s app=%s code=%s why=%s", t->op, t->app,
+                    sr_wire_code(sw), swhy);
+            sr_http_result(req, 0, sw, swhy, NULL);
+            goto done;
+        }
+    }
     sr_target tg;
     snprintf(tg.data_id, sizeof tg.data_id, "%s", json_string_value(d));
     snprintf(tg.gw, sizeof tg.gw, "%s", info.gateway);
     actx *c = ctx_for(req);
     if (c)
-        (void)sr_broker_request(a->broker, t->op, t->app, SR_RK_CONTROL, &tg, 1, timeout,
-                                async_param(req), v, p, on_broker_answer, c);
+        (void)sr_broker_request_signed(a->broker, t->op, t->app, &tg, timeout, async_param(req), v, p,
+                                       p ? req->entity.base + soff : NULL, slen, on_broker_answer, c);
 done:
     json_decref(b);
 }

@@ -101,6 +101,7 @@ typedef struct part {
     json_t *wire;   /* the request object the gateway gets */
     json_t *values; /* answered values (array) */
     json_t *applied;
+    json_t *sig;    /* the answer's verified protection: {gatewayId, protection, signedBody} (docs/signatures.md) */
     sr_wire code;
     char msg[160];
 } part;
@@ -178,7 +179,7 @@ typedef struct job {
     areq *r;
     part *p;
     int p_state;
-    json_t *p_values, *p_applied;
+    json_t *p_values, *p_applied, *p_sig;
     sr_wire p_code;
     char p_msg[160];
     sr_gw_answer_cb gcb;
@@ -877,6 +878,7 @@ static void areq_free(areq *r)
         json_decref(r->parts[i].wire);
         json_decref(r->parts[i].values);
         json_decref(r->parts[i].applied);
+        json_decref(r->parts[i].sig);
     }
     free(r->parts);
     json_decref(r->value);
@@ -946,6 +948,12 @@ static void request_answer_app(areq *r)
             json_decref(asked);
         }
         if (withheld) json_object_set_new(body, "withheldValues", json_integer((json_int_t)withheld));
+        /* R-SE-3: each gateway's verified protection and the bytes it signs
+         * (not when a value was withheld: the signed bytes hold it) */
+        json_t *sigs = NULL;
+        for (size_t i = 0; i < r->nparts && !withheld; i++)
+            if (r->parts[i].sig && (sigs || (sigs = json_array()))) json_array_append(sigs, r->parts[i].sig);
+        if (sigs) json_object_set_new(body, "gatewayProtection", sigs);
         log_withheld(r->op, r->app, "request", r->id, withheld);
         grants_free(&gs);
     } else {
@@ -1051,8 +1059,27 @@ static void on_deadline(uv_timer_t *t)
     (void)b; /* only the check reads it */
 }
 
+static void *request_new(sr_broker *b, const char *op, const char *app, int kind, const sr_target *t, size_t n,
+                         uint32_t timeout_ms, int async, json_t *value, json_t *protection, const char *signed_value,
+                         size_t signed_len, sr_app_cb cb, void *ctx);
+
 void *sr_broker_request(sr_broker *b, const char *op, const char *app, int kind, const sr_target *t, size_t n,
                         uint32_t timeout_ms, int async, json_t *value, json_t *protection, sr_app_cb cb, void *ctx)
+{
+    return request_new(b, op, app, kind, t, n, timeout_ms, async, value, protection, NULL, 0, cb, ctx);
+}
+
+void *sr_broker_request_signed(sr_broker *b, const char *op, const char *app, const sr_target *t, uint32_t timeout_ms,
+                               int async, json_t *value, json_t *protection, const char *signed_value, size_t len,
+                               sr_app_cb cb, void *ctx)
+{
+    return request_new(b, op, app, SR_RK_CONTROL, t, 1, timeout_ms, async, value, protection, signed_value, len, cb,
+                       ctx);
+}
+
+static void *request_new(sr_broker *b, const char *op, const char *app, int kind, const sr_target *t, size_t n,
+                         uint32_t timeout_ms, int async, json_t *value, json_t *protection, const char *signed_value,
+                         size_t signed_len, sr_app_cb cb, void *ctx)
 {
     const char *full = live_quota(b, op, 1);
     if (full) {
@@ -1096,6 +1123,8 @@ void *sr_broker_request(sr_broker *b, const char *op, const char *app, int kind,
                 p->wire = json_pack("{s:s,s:s,s:s,s:O,s:s}", "requestId", r->id, "type", "CONTROL", "dataId",
                                     t[i].data_id, "value", value ? value : json_null(), "appId", app);
                 if (p->wire && protection) json_object_set(p->wire, "protection", protection);
+                if (p->wire && protection && signed_value) /* the bytes the app signed, exactly */
+                    json_object_set_new(p->wire, "signedValue", json_stringn(signed_value, signed_len));
             } else
                 p->wire = json_pack("{s:s,s:s,s:[],s:s}", "requestId", r->id, "type", "IMMEDIATE", "dataIds",
                                     "deadline", deadline);
@@ -1116,6 +1145,7 @@ void *sr_broker_request(sr_broker *b, const char *op, const char *app, int kind,
     int rc = ids ? SR_OK : SR_ENOMEM;
     for (size_t i = 0; i < n && ids; i++) ids[i] = t[i].data_id;
     if (kind == SR_RK_CONTROL && n && !rc) rc = cv_one(b->eng, op, t[0].data_id, value, &cv);
+    if (kind == SR_RK_CONTROL && n && !rc && protection && signed_value) cv.sig_state = SR_SIG_VERIFIED;
     for (size_t k = 0; !rc && k <= r->nparts; k++) {
         sr_request_rec rq = {.request_id = r->id,
                              .kind = (sr_req_kind)kind,
@@ -1132,6 +1162,7 @@ void *sr_broker_request(sr_broker *b, const char *op, const char *app, int kind,
             rq.protection.data = prot;
             rq.protection.len = strlen(prot);
         }
+        if (prot && signed_value) rq.signed_value = (sr_slice){signed_value, signed_len};
         if (k == 0) {
             rq.data_ids = ids;
             rq.n_data_ids = n;
@@ -1878,6 +1909,7 @@ static void submit_for_gw(sr_broker *b, evlist *l, job *j, sr_gw_answer_cb cb, v
         }
         json_decref(j->p_values);
         json_decref(j->p_applied);
+        json_decref(j->p_sig);
         sr_buf_release(&j->push_ev);
         free(j);
         /* at once: only a full queue is E9002 with rc SR_EFULL, which the
@@ -1906,6 +1938,9 @@ static void answer_done(job *j)
             json_decref(p->applied);
             p->applied = j->p_applied;
             j->p_applied = NULL;
+            json_decref(p->sig);
+            p->sig = j->p_sig;
+            j->p_sig = NULL;
             r->nopen--;
         }
         gw_ack(j->gcb, j->gctx, SR_WIRE_OK, j->res.duplicate ? "duplicate; stored once" : j->ok_msg, NULL);
@@ -1914,6 +1949,7 @@ static void answer_done(job *j)
                   j->res.err.msg[0] ? j->res.err.msg : sr_wire_msg_of_rc(j->res.rc), NULL);
     json_decref(j->p_values);
     json_decref(j->p_applied);
+    json_decref(j->p_sig);
     request_maybe_finish(r);
     SR_INVARIANT(req_check(r)); /* r is alive: the job's reference */
     areq_unref(r);
@@ -2196,6 +2232,13 @@ static void gw_result(sr_broker *b, const char *op, const char *gw, const sr_gw_
     j->p_state = ok ? SR_RS_SUCCEEDED : SR_RS_FAILED;
     if (vals) j->p_values = values_norm(vals);
     if (applied) j->p_applied = json_incref(applied);
+    /* R-SE-3: the gateway's verified protection goes to the app as it came */
+    char *gprot = NULL;
+    if (msg->sig_verified && msg->signed_body) {
+        j->p_sig = json_pack("{s:s,s:O,s:s%}", "gatewayId", gw, "protection", msg->protection, "signedBody",
+                             msg->signed_body, msg->signed_len);
+        gprot = json_dumps(msg->protection, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    }
     /* the part's transition */
     cvset vs;
     memset(&vs, 0, sizeof vs);
@@ -2208,6 +2251,10 @@ static void gw_result(sr_broker *b, const char *op, const char *gw, const sr_gw_
                                 .message = rmsg,
                                 .values = vs.cv,
                                 .n_values = vs.n};
+    if (gprot) {
+        rt.protection = (sr_slice){gprot, strlen(gprot)};
+        rt.signed_body = (sr_slice){msg->signed_body, msg->signed_len};
+    }
     if (applied && !rc) {
         rc = cv_one(b->eng, op, json_string_value(did), applied, &apc);
         rt.applied = &apc;
@@ -2216,9 +2263,11 @@ static void gw_result(sr_broker *b, const char *op, const char *gw, const sr_gw_
     /* the first event carries the messageId (de-duplication) */
     if (!rc) rc = evl_transition(&l, op, gw, SR_ACTOR_GATEWAY, l.n ? NULL : msg->message_id, &rt);
     cv_free(&vs);
+    free(gprot);
     if (rc) {
         json_decref(j->p_values);
         json_decref(j->p_applied);
+        json_decref(j->p_sig);
         free(j);
         sr_buf_release(&l.b);
         return gw_ack(cb, ctx, SR_WIRE_INTERNAL, sr_strerror(rc), NULL);

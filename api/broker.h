@@ -201,6 +201,16 @@ typedef struct sr_target {
  * sr_broker_detach (the HTTP request went away), or NULL if cb was called. */
 void *sr_broker_request(sr_broker *b, const char *op, const char *app, int kind, const sr_target *t, size_t n,
                         uint32_t timeout_ms, int async, json_t *value, json_t *protection, sr_app_cb cb, void *ctx);
+/* A control value (sr_broker_request, kind CONTROL, one target) whose
+ * protection the caller verified (api/sigcheck.h) over signed (len bytes:
+ * the exact bytes of the request's "value" member as the app sent them;
+ * NULL: no protection). The request event records them (RequestCreated
+ * signed_value, its control value's sig_state SR_SIG_VERIFIED) and the
+ * CONTROL request handed to the gateway carries protection as received and
+ * "signedValue": those bytes as a JSON string (docs/signatures.md). */
+void *sr_broker_request_signed(sr_broker *b, const char *op, const char *app, const sr_target *t, uint32_t timeout_ms,
+                               int async, json_t *value, json_t *protection, const char *signed_value, size_t len,
+                               sr_app_cb cb, void *ctx);
 void sr_broker_detach(sr_broker *b, void *waiter);
 
 /* GET /api/v1/requests/{id}: SR_ENOTFOUND if no such request of this app. */

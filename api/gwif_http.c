@@ -498,7 +498,7 @@ static void post_values(sr_gwhttp *g, h2o_req_t *req, const token *t, const sr_g
         rc = SR_OK; /* one pass, no JSON tree */
         nv = fm.nvalues;
         if (type_refused(req, k, fm.type)) goto done;
-    } else if (!(rc = sr_gw_parse(req->entity.base, req->entity.len, &msg, &err))) {
+    } else if (!(rc = sr_gw_parse_sig(g->eng, t->op, t->gw, req->entity.base, req->entity.len, &msg, &err))) {
         if (type_refused(req, k, msg.type)) goto done;
         rc = sr_gw_values_event(g->eng, t->op, t->gw, msg.message_id, NULL, json_object_get(msg.body, "values"), &ev,
                                      &nv, &err);
@@ -550,7 +550,7 @@ static void broker_message(sr_gwhttp *g, h2o_req_t *req, const token *t, const s
     sr_gw_msg msg;
     sr_gw_err err;
     memset(&err, 0, sizeof err);
-    if (sr_gw_parse(req->entity.base, req->entity.len, &msg, &err) != SR_OK) {
+    if (sr_gw_parse_sig(g->eng, t->op, t->gw, req->entity.base, req->entity.len, &msg, &err) != SR_OK) {
         respond_result(req, err.code, err.message, err.detail);
     } else
         to_broker(g, req, t->op, t->gw, k->suffix, &msg);

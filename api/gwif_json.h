@@ -37,6 +37,10 @@ typedef struct sr_gw_msg {
     int64_t ts;             /* header.timestamp, UTC ms (0 if absent) */
     json_t *root;           /* owned */
     json_t *body;           /* borrowed from root; an object */
+    json_t *protection;     /* borrowed from root; NULL if absent (R-SE-3, docs/signatures.md) */
+    int sig_verified;       /* protection verified by sr_gw_parse_sig (or before the message was held) */
+    char *signed_body;      /* owned; verified: a copy of the exact bytes of "body" as sent (NUL-ended) */
+    size_t signed_len;
 } sr_gw_msg;
 
 /* A refusal: code, message, and detail (a JSON array of {index,dataId,error}). */
@@ -58,6 +62,18 @@ void sr_gw_err_clear(sr_gw_err *e);
  * invalid UTF-8) or E1001 (header fields missing or of the wrong type). */
 SR_MUST_CHECK int sr_gw_parse(const void *data, size_t len, sr_gw_msg *out, sr_gw_err *err);
 void sr_gw_msg_release(sr_gw_msg *m);
+
+/* sr_gw_parse, then the data protection of a message of gateway gw of
+ * operator op (R-SE-3, api/sigcheck.h, docs/signatures.md): a message that
+ * carries "protection" is verified over the exact bytes of its "body" member
+ * as sent against the gateway's registered certificate; refused (nothing
+ * stored) with err->code E5001 (bad signature), E5003 (certificate unknown,
+ * expired, revoked, not the gateway's) or E1001 (protection not an object
+ * of three strings). Verified: out->sig_verified and signed_body.
+ * The fast path (sr_gw_fast) never takes a message with protection, so the
+ * values of a protected message always come through here. Any thread. */
+SR_MUST_CHECK int sr_gw_parse_sig(sr_engine *e, const char *op, const char *gw, const void *data, size_t len,
+                                  sr_gw_msg *out, sr_gw_err *err);
 
 /*
  * Turn body.values (an array of {dataId, timestamp, value, quality?}) into

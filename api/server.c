@@ -76,6 +76,7 @@
  *      once-a-second tick, close, the stop signal).
  */
 #include "api/server.h"
+#include "codecs/jsonlex.h"
 
 #include "engine/backup.h"
 
@@ -1295,6 +1296,15 @@ static void on_broker_retry(uv_timer_t *t)
             j->in_call = NULL;
             on_broker_answer(j, &a);
         } else {
+            /* its protection was verified when it arrived (sr_gw_parse_sig), before it was held */
+            size_t off, n;
+            if (msg.protection && !sr_json_member_span(j->held.data, j->held.len, "body", &off, &n) &&
+                (msg.signed_body = malloc(n + 1))) {
+                memcpy(msg.signed_body, (const char *)j->held.data + off, n);
+                msg.signed_body[n] = 0;
+                msg.signed_len = n;
+                msg.sig_verified = 1;
+            }
             j->payload = j->held.data;
             j->payload_len = j->held.len;
             broker_call(j, &msg);
@@ -1537,7 +1547,8 @@ static void handle_publish(conn *c, const sr_mqtt_pkt *p)
     sr_gw_msg msg;
     sr_gw_err err;
     memset(&err, 0, sizeof err);
-    if ((chk ? chk_parse(chk, &msg, &err) : sr_gw_parse(m->payload.data, m->payload.len, &msg, &err)) != SR_OK) {
+    if ((chk ? chk_parse(chk, &msg, &err)
+             : sr_gw_parse_sig(c->srv->eng, c->op, c->gw, m->payload.data, m->payload.len, &msg, &err)) != SR_OK) {
         (void)gw_outcome(c, p->packet_id, msg.message_id ? msg.message_id : "", sr_gw_outcome_code(err.code), 0,
                          SR_MQTT_RC_PAYLOAD_FORMAT_INVALID, err.code, err.message, err.detail);
         sr_gw_msg_release(&msg);

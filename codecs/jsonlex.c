@@ -357,3 +357,41 @@ int sr_json_put_string(sr_buf *b, const char *s, size_t n)
     if (!rc && n > run) rc = sr_buf_append(b, s + run, n - run);
     return rc ? rc : sr_buf_append(b, "\"", 1);
 }
+
+int sr_json_member_span(const void *data, size_t len, const char *name, size_t *off, size_t *n)
+{
+    sr_jlex l;
+    sr_jtok t;
+    size_t nl = strlen(name);
+    sr_jlex_init(&l, data, len);
+    if (sr_jlex_next(&l) != SR_J_OBJ_BEGIN) return -1;
+    while ((t = sr_jlex_next(&l)) == SR_J_KEY) {
+        int hit = !l.escaped && l.n == nl && !memcmp(l.s, name, nl);
+        const char *pre = l.p;
+        t = sr_jlex_next(&l);
+        if (t == SR_J_ERROR) return -1;
+        if (!hit) {
+            if (sr_jlex_skip(&l, t)) return -1;
+            continue;
+        }
+        const char *start = pre, *end;
+        while (start < l.end && (*start == ' ' || *start == '\t' || *start == '\n' || *start == '\r' || *start == ':'))
+            start++;
+        switch (t) {
+        case SR_J_OBJ_BEGIN:
+        case SR_J_ARR_BEGIN:
+            if (sr_jlex_skip(&l, t)) return -1;
+            end = l.p;
+            break;
+        case SR_J_STRING: end = l.s + l.n + 1; break;
+        case SR_J_NUMBER: end = l.s + l.n; break;
+        case SR_J_FALSE: end = start + 5; break;
+        default: end = start + 4; break; /* true, null */
+        }
+        if (end <= start || end > l.end) return -1;
+        *off = (size_t)(start - (const char *)data);
+        *n = (size_t)(end - start);
+        return 0;
+    }
+    return -1;
+}

@@ -64,6 +64,12 @@ int sr_jlex_value_read(sr_jlex *l, const char *after);
  * nothing anywhere else (sr_jlex_next then reads on as ever). */
 void sr_jlex_to_element(sr_jlex *l);
 
+/* The exact bytes of the value of the top-level object's member name (as
+ * written: an escaped member name does not match) in data: its offset and
+ * length. 0, or -1 (not an object, no such member, a syntax error before
+ * it). For the bytes a signature covers (api/sigcheck.h, docs/signatures.md). */
+int sr_json_member_span(const void *data, size_t len, const char *name, size_t *off, size_t *n);
+
 /* Append s[0..n) as a JSON string literal: '"' and '\\' escaped, '\n' and
  * '\t' as \n and \t, other control bytes as \u00XX; every other byte as it is
  * (the caller's text is UTF-8). The one escaper of the server's and the

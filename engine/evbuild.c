@@ -876,6 +876,7 @@ static int cvs_to_pb(const sr_control_value *v, size_t n, Suiro__V1__ControlValu
         c->s = S(v[i].s);
         c->timestamp_ms = v[i].timestamp_ms;
         c->quality = v[i].quality;
+        c->sig_state = (uint32_t)v[i].sig_state;
         (*ptr)[i] = c;
     }
     return SR_OK;
@@ -895,6 +896,8 @@ int sr_cmd_request_created(const sr_cmd_env *env, const sr_request_rec *r, sr_bu
     rq.monitor_id = S(r->monitor_id);
     rq.protection.data = (uint8_t *)r->protection.data;
     rq.protection.len = r->protection.len;
+    rq.signed_value.data = (uint8_t *)r->signed_value.data;
+    rq.signed_value.len = r->signed_value.len;
     rq.deadline_ms = r->deadline_ms;
     rq.start_ms = r->start_ms;
     rq.end_ms = r->end_ms;
@@ -922,6 +925,10 @@ int sr_cmd_request_transition(const sr_cmd_env *env, const sr_request_transition
     rt.error_code = S(t->error_code);
     rt.message = S(t->message);
     rt.gateway_id = S(t->gateway_id);
+    rt.protection.data = (uint8_t *)t->protection.data;
+    rt.protection.len = t->protection.len;
+    rt.signed_body.data = (uint8_t *)t->signed_body.data;
+    rt.signed_body.len = t->signed_body.len;
     Suiro__V1__ControlValue *acv, **aptr, *vcv = NULL, **vptr = NULL;
     int rc = cvs_to_pb(t->applied, t->n_applied, &acv, &aptr);
     if (!rc) rc = cvs_to_pb(t->values, t->n_values, &vcv, &vptr);
@@ -982,6 +989,8 @@ int sr_cmd_registry_put(const sr_cmd_env *env, const sr_reg_entry *r, sr_buf *ou
     rp.vendor_id = S(r->vendor_id);
     rp.vendor_kind = S(r->vendor_kind);
     rp.disabled = r->disabled != 0;
+    rp.require_signature = r->require_signature != 0;
+    rp.revoked_ms = r->revoked_ms;
     rp.grant_kind = S(r->grant_kind);
     rp.retention_days = r->retention_days;
     Suiro__V1__Event ev = SUIRO__V1__EVENT__INIT;

@@ -44,7 +44,8 @@ _Static_assert(SAME(SR_RG_OPERATOR, SUIRO__V1__REGISTRY_KIND__RG_OPERATOR) &&
                    SAME(SR_RG_VENDOR, SUIRO__V1__REGISTRY_KIND__RG_VENDOR) &&
                    SAME(SR_RG_VENDOR_GRANT, SUIRO__V1__REGISTRY_KIND__RG_VENDOR_GRANT) &&
                    SAME(SR_RG_RETENTION, SUIRO__V1__REGISTRY_KIND__RG_RETENTION) &&
-                   SAME(SR_RG_NOTIFY, SUIRO__V1__REGISTRY_KIND__RG_NOTIFY),
+                   SAME(SR_RG_NOTIFY, SUIRO__V1__REGISTRY_KIND__RG_NOTIFY) &&
+                   SAME(SR_RG_REVOKED, SUIRO__V1__REGISTRY_KIND__RG_REVOKED),
                "registry kinds");
 _Static_assert(SAME(SR_US_PLATFORM, SUIRO__V1__USER_SCOPE__US_PLATFORM) &&
                    SAME(SR_US_OPERATOR, SUIRO__V1__USER_SCOPE__US_OPERATOR) &&
@@ -197,7 +198,9 @@ static int dec_registry(sr_rec *r, const uint8_t *p, size_t len, sr_reg_entry *o
                         .vendor_id = m->vendor_id,
                         .vendor_kind = m->vendor_kind,
                         .disabled = m->disabled,
-                        .grant_kind = m->grant_kind, .retention_days = m->retention_days};
+                        .grant_kind = m->grant_kind, .retention_days = m->retention_days,
+                        .require_signature = m->require_signature,
+                        .revoked_ms = m->revoked_ms};
     return SR_OK;
 }
 
@@ -360,7 +363,8 @@ static int dec_cvs(sr_rec *r, Suiro__V1__ControlValue *const *c, size_t n, const
                                   .b = c[i]->b,
                                   .s = c[i]->s,
                                   .timestamp_ms = c[i]->timestamp_ms,
-                                  .quality = c[i]->quality};
+                                  .quality = c[i]->quality,
+                                  .sig_state = (int)c[i]->sig_state};
     *out = v;
     return SR_OK;
 }
@@ -381,6 +385,7 @@ static int dec_request(sr_rec *r, const uint8_t *p, size_t len, sr_request_rec *
                           .monitor_id = m->monitor_id,
                           .n_control = m->n_control,
                           .protection = {m->protection.data, m->protection.len},
+                          .signed_value = {m->signed_value.data, m->signed_value.len},
                           .deadline_ms = m->deadline_ms,
                           .start_ms = m->start_ms,
                           .end_ms = m->end_ms,
@@ -399,7 +404,9 @@ static int dec_transition(sr_rec *r, const uint8_t *p, size_t len, sr_request_tr
                                  .message = m->message,
                                  .n_applied = m->n_applied,
                                  .gateway_id = m->gateway_id,
-                                 .n_values = m->n_values};
+                                 .n_values = m->n_values,
+                                 .protection = {m->protection.data, m->protection.len},
+                                 .signed_body = {m->signed_body.data, m->signed_body.len}};
     if ((rc = dec_cvs(r, m->applied, m->n_applied, &o->applied))) return rc;
     return dec_cvs(r, m->values, m->n_values, &o->values);
 }

@@ -69,6 +69,8 @@ typedef enum sr_reg_kind {
     SR_RG_RETENTION = 7,    /* an operator's retention period of a class (docs/retention.md) */
     SR_RG_NOTIFY = 9,       /* an operator's alarm notification target (docs/monitoring.md "Notifications"):
                              * url a webhook URL or mailto:ADDRESS, access the lowest level */
+    SR_RG_REVOKED = 10,     /* an operator's revoked app or gateway certificate (docs/signatures.md): id
+                             * the certId "ID#SERIAL" (api/sigcheck.h), name the reason, revoked_ms */
 } sr_reg_kind;
 
 typedef enum sr_req_kind {
@@ -167,6 +169,8 @@ typedef struct sr_reg_entry {
     const char *grant_kind; /* grants: "" data points; "documents" (pattern: a collection), "files"
                              * (pattern: a path prefix), docs/admin.md "Documents and files" */
     uint32_t retention_days; /* SR_RG_RETENTION (id: the class): the period in days, 0 kept for ever */
+    int require_signature;  /* apps: its control requests must carry a valid protection (docs/signatures.md) */
+    int64_t revoked_ms;     /* SR_RG_REVOKED: when the certificate was revoked */
 } sr_reg_entry;
 
 SR_MUST_CHECK int sr_read_registry(sr_engine *e, const char *op, sr_reg_kind kind, const char *id, sr_rec *r,
@@ -446,6 +450,11 @@ int sr_rec_next_alive(sr_rec *r, sr_alive_rec *out);
 
 /* ---- requests ---------------------------------------------------------------- */
 
+/* The data protection of a control request's value (R-SE-3,
+ * docs/signatures.md): none, or the app's protection verified against its
+ * registered certificate over the request's signed_value. */
+typedef enum sr_sig_state { SR_SIG_NONE = 0, SR_SIG_VERIFIED = 1 } sr_sig_state;
+
 /* A value of a control request, of an applied control, or of an immediate
  * acquisition's answer. */
 typedef struct sr_control_value {
@@ -457,6 +466,7 @@ typedef struct sr_control_value {
     const char *s;
     int64_t timestamp_ms;   /* values of an immediate result */
     uint32_t quality;       /* sr_quality */
+    int sig_state;          /* a control request's value: sr_sig_state (docs/signatures.md) */
 } sr_control_value;
 
 typedef struct sr_request_rec {
@@ -470,6 +480,7 @@ typedef struct sr_request_rec {
     const sr_control_value *control;
     size_t n_control;
     sr_slice protection;    /* the app's signature, passed to the gateway unchanged */
+    sr_slice signed_value;  /* with protection: the exact bytes of the "value" member it signs */
     int64_t deadline_ms, start_ms, end_ms;
     int async;              /* the app-level request of an ?async=true call (its outcome is pushed) */
 } sr_request_rec;
@@ -484,6 +495,8 @@ typedef struct sr_request_transition {
     const char *gateway_id; /* "": the app-level request */
     const sr_control_value *values;
     size_t n_values;
+    sr_slice protection;    /* the gateway's verified protection (compact JSON), len 0: none */
+    sr_slice signed_body;   /* ... and the exact bytes of its message's "body" it signs */
 } sr_request_transition;
 
 /* A request and its latest transition, by id and gateway ("" or NULL: the

@@ -73,6 +73,8 @@ typedef struct sr_setup_edit {
     size_t nrows;
     const char *vendor_id;       /* section apps or gateways: the vendor link of entry `id` (R-ID-8; ""
                                   * none); NULL: the stored one */
+    int require_signature;       /* section apps: entry `id`'s control requests must be signed (R-SE-3,
+                                  * docs/signatures.md): 0 the stored setting, 1 not required, 2 required */
     sr_setup_hook hook;          /* the built events before they are submitted (fn NULL: none) */
 } sr_setup_edit;
 

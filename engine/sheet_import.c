@@ -61,6 +61,7 @@ typedef struct batch {
     const char *vendor_id;  /* the vendor link of vendor_for (an app or a gateway); NULL: the stored ones */
     int vendor_kind;        /* RG_APP or RG_GATEWAY */
     const char *vendor_for;
+    int require_sig;        /* vendor_for's require_signature: 0 the stored one, 1 off, 2 on (an app) */
     uint32_t audit_floor;   /* [retention] audit_floor_days (0: no floor) */
     size_t below_floor;     /* the line of an audit row below it that makes an event (0: none) */
     uint32_t below_days;
@@ -161,6 +162,11 @@ static int put_registry(sr_engine *e, batch *b, Suiro__V1__RegistryPut *rp, cons
         rp->vendor_id = (char *)b->vendor_id;
     else if (old && old->vendor_id[0])
         rp->vendor_id = old->vendor_id;
+    /* an app's signature requirement (docs/signatures.md): the admin API's, else the stored one */
+    if (b->require_sig && rp->kind == SUIRO__V1__REGISTRY_KIND__RG_APP && b->vendor_for && !strcmp(rp->id, b->vendor_for))
+        rp->require_signature = b->require_sig == 2;
+    else if (old)
+        rp->require_signature = old->require_signature;
     int skip = old && same_packed(&cur, &rp->base);
     if (old && rp->secret_hash.data == old->secret_hash.data) {
         rp->secret_hash.data = NULL; /* empty in the event: the writer keeps the stored one */
@@ -472,7 +478,8 @@ static int submit_hooked(sr_engine *e, const sr_setup_hook *hook, const sr_slice
 }
 
 static int import_locked(sr_engine *e, const sr_sheet *sh, const sr_cmd_env *env, const char *vendor_id,
-                         int vendor_kind, const char *vendor_for, const sr_setup_hook *hook, sr_result *res)
+                         int vendor_kind, const char *vendor_for, int require_sig, const sr_setup_hook *hook,
+                         sr_result *res)
 {
     memset(res, 0, sizeof *res);
     if (sh->n_errors || sh->n_operators != 1) {
@@ -480,7 +487,7 @@ static int import_locked(sr_engine *e, const sr_sheet *sh, const sr_cmd_env *env
         return res->rc = SR_EINVAL;
     }
     batch b = {.op = sh->operators[0].id, .env = env, .vendor_id = vendor_id, .vendor_kind = vendor_kind,
-               .vendor_for = vendor_for, .audit_floor = hook ? hook->audit_floor_days : 0};
+               .vendor_for = vendor_for, .require_sig = require_sig, .audit_floor = hook ? hook->audit_floor_days : 0};
     sr_buf_init(&b.bytes);
     int rc = SR_OK;
     char *grant_ids = NULL, *sgrant_ids = NULL;
@@ -631,7 +638,7 @@ int sr_engine_import_sheet_as(sr_engine *e, const sr_sheet *sh, const sr_cmd_env
                               sr_result *res)
 {
     pthread_mutex_lock(&setup_mu);
-    int rc = import_locked(e, sh, env, NULL, 0, NULL, hook, res);
+    int rc = import_locked(e, sh, env, NULL, 0, NULL, 0, hook, res);
     pthread_mutex_unlock(&setup_mu);
     return rc;
 }
@@ -1020,7 +1027,8 @@ int sr_engine_setup_edit(sr_engine *e, const sr_cmd_env *env, const sr_setup_edi
     if (!(mask & SR_SHEET_S_DATAPOINTS)) view.n_datapoints = 0;
     if (!(mask & SR_SHEET_S_GRANTS)) view.n_grants = 0;
     view.n_retention = 0; /* no edit changes the periods (PUT .../retention/{class} does) */
-    rc = import_locked(e, &view, env, vkind ? ed->vendor_id : NULL, vkind, ed->id, &ed->hook, res);
+    rc = import_locked(e, &view, env, vkind ? ed->vendor_id : NULL, vkind, ed->id,
+                       vkind == SUIRO__V1__REGISTRY_KIND__RG_APP ? ed->require_signature : 0, &ed->hook, res);
 done:
     pthread_mutex_unlock(&setup_mu);
     if (rc && !res->rc) {

@@ -530,6 +530,16 @@ int sr_sigkey_load(const char *path, int need_private, sr_sigkey **out, char *er
     return sigkey_wrap(k, priv, path, out, err, errlen);
 }
 
+int sr_sigkey_from_cert(const void *x509, sr_sigkey **out, char *err, size_t errlen)
+{
+    EVP_PKEY *k = X509_get_pubkey((X509 *)x509); /* a reference of its own */
+    if (!k) {
+        if (err) snprintf(err, errlen, "the certificate holds no public key OpenSSL can read");
+        return SR_ECRYPTO;
+    }
+    return sigkey_wrap(k, 0, "the certificate", out, err, errlen);
+}
+
 int sr_sigkey_generate(int alg, sr_sigkey **out)
 {
     const alg_row *r = alg_row_of(alg);

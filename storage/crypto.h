@@ -173,6 +173,10 @@ enum { SR_ES256_SIG_LEN = 64 }; /* raw r || s, as JWS */
  * 2048 or over 4096 bits (naming its size), or no private key when
  * need_private), with a message naming the file in err. */
 SR_MUST_CHECK int sr_sigkey_load(const char *path, int need_private, sr_sigkey **out, char *err, size_t errlen);
+/* The public key of an X.509 certificate (an X509 *, not taken) as a
+ * verifying sigkey (api/sigcheck.c: an app's or a gateway's registered
+ * certificate). SR_ECRYPTO with a message (a key of no row of the table). */
+SR_MUST_CHECK int sr_sigkey_from_cert(const void *x509, sr_sigkey **out, char *err, size_t errlen);
 /* A fresh private key of the signature algorithm alg (PS256: 3072 bits).
  * SR_EINVAL if alg is not a signature row; SR_ECRYPTO. */
 SR_MUST_CHECK int sr_sigkey_generate(int alg, sr_sigkey **out);

@@ -188,6 +188,11 @@ static const acmd CMDS[] = {
     {"alive", "GET", "/admin/v1/alive", 0, NULL, "the alive status of my operator's gateways and apps (the platform: all)"},
     {"report", "GET", "/admin/v1/reports/incident", 0, NULL,
      "an incident report --query 'from=-1h&to=now[&operator=OP&gateway=GW&point=P1,P2&format=html]'"},
+    /* certificate revocations (api/admin_sig.c, docs/signatures.md) */
+    {"revocations", "GET", OPS "/revocations", 1, NULL, "OP: its revoked app and gateway certificates"},
+    {"revocation-add", "POST", OPS "/revocations", 1, NULL,
+     "OP --data '{\"certId\":\"ID#SERIAL\",\"reason\":TEXT}': revoke a certificate"},
+    {"revocation-delete", "DELETE", OPS "/revocations/{subjectId}/{serial}", 3, NULL, "OP ID SERIAL: withdraw it"},
 };
 enum { NCMDS = sizeof CMDS / sizeof CMDS[0] };
 
@@ -206,7 +211,7 @@ const char sr_admin_more[] =
     "  vendor-grant-put | vendor-grant-delete | pending | pending-get | pending-approve\n"
     "  pending-reject | backup | backups | retention | retention-put | retention-run | alive\n"
     "  notify-targets | notify-target-add | notify-target-delete | notify-domains\n"
-    "  notify-domains-put\n"
+    "  notify-domains-put | revocations | revocation-add | revocation-delete\n"
     "  alarms list | alarms show | alarms ack | alarms resolve (or alarms-list, ...)\n"
     "                           (`suiro admin help` lists each with its route)\n"
     "\nexit: 0 ok, 1 error answer (printed), 2 usage, 3 server not reachable\n";

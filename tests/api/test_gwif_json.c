@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "api/gwif_json.h"
+#include "codecs/jsonlex.h"
 #include "engtest.h"
 #include "fault_alloc.h"
 #include "testutil.h"
@@ -276,6 +277,54 @@ Test(gwif_json, fast_path_builds_the_same_events_and_declines_the_rest)
  * digits) give the same doubles -- and so the same events -- as jansson's
  * strtod; everything else still goes through strtod. Random decimals of
  * every length and scale, and random doubles printed with 15 to 17 digits. */
+/* R-SE-3 (docs/signatures.md): the bytes a signature covers are the member's
+ * value exactly as written (sr_json_member_span), and they parse to what
+ * jansson's full path reads; an escaped member name is not found. */
+static void span_is(const char *msg, const char *name, const char *want)
+{
+    size_t off = 0, n = 0;
+    int rc = sr_json_member_span(msg, strlen(msg), name, &off, &n);
+    if (!want) {
+        cr_assert_eq(rc, -1, "%s: no span of %s", msg, name);
+        return;
+    }
+    cr_assert_eq(rc, 0, "%s: a span of %s", msg, name);
+    cr_assert_eq(n, strlen(want), "%s: %.*s", msg, (int)n, msg + off);
+    cr_assert_eq(memcmp(msg + off, want, n), 0, "%s: %.*s", msg, (int)n, msg + off);
+    json_t *root = json_loads(msg, JSON_DECODE_ANY, NULL), *v = json_loadb(msg + off, n, JSON_DECODE_ANY, NULL);
+    cr_assert(root && v && json_equal(json_object_get(root, name), v), "%s: the span parses to the member", msg);
+    json_decref(root);
+    json_decref(v);
+}
+
+Test(gwif_json, the_signed_bytes_are_the_member_as_written)
+{
+    const char *body = "{ \"values\" : [ {\"dataId\":\"P000\", \"value\": 1.50} ], \"s\":\"}{\\\"\" }";
+    char msg[400];
+    snprintf(msg, sizeof msg, "{\"header\":{\"messageType\":\"X\",\"body\":{\"no\":1}},\n  \"body\" :\t%s , \"protection\":{}}",
+             body);
+    span_is(msg, "body", body);
+    span_is("{\"protection\":{\"a\":[1,{\"body\":2}]},\"body\":{}}", "body", "{}");
+    span_is("{\"dataId\":\"P1\",\"value\": 42.50 ,\"x\":1}", "value", "42.50");
+    span_is("{\"value\":\"A\\u0042\\\"\"}", "value", "\"A\\u0042\\\"\"");
+    span_is("{\"value\":true}", "value", "true");
+    span_is("{\"value\":false }", "value", "false");
+    span_is("{\"value\" : null}", "value", "null");
+    span_is("{\"value\":[1, {\"value\":2}]}", "value", "[1, {\"value\":2}]");
+    span_is("{\"bo\\u0064y\":{}}", "body", NULL); /* escaped: not as written */
+    span_is("{\"header\":{\"body\":{}}}", "body", NULL); /* only the top level */
+    span_is("[{\"body\":{}}]", "body", NULL);
+    span_is("{\"x\":tru, \"body\":{}}", "body", NULL);
+    /* a protected message is never the fast path's */
+    sr_buf ev;
+    sr_buf_init(&ev);
+    sr_gw_fast_msg fm;
+    snprintf(msg, sizeof msg, "{\"header\":{\"messageType\":\"GW_MEASUREMENTS\"},\"body\":{\"values\":[{\"dataId\":"
+                              "\"P000\",\"timestamp\":\"2026-04-01T00:00:00Z\",\"value\":1}]},\"protection\":{}}");
+    cr_assert_eq(sr_gw_fast(e, "op1", "GW1", msg, strlen(msg), &fm, &ev), -1);
+    sr_buf_release(&ev);
+}
+
 Test(gwif_json, fast_decimals_read_exactly_as_strtod_does)
 {
     char buf[4096], vals[3200], num[64];

@@ -93,7 +93,9 @@
  * erased only with a tombstone (never half). Command 25 (ACCESS_CMD, issue
  * #18) is a batch of app APP1's reads (an AccessEvent, api/access.h): after
  * the reopen the audit trail holds its "read" row, with its counts, exactly
- * when it was acknowledged. The last two commands (28, 29:
+ * when it was acknowledged. Command 27 (REVOKE_CMD, R-SE-3) is a certificate
+ * revocation (registry SR_RG_REVOKED): there after the reopen exactly when
+ * acknowledged. The last two commands (28, 29:
  * NCMD - 2, NCMD - 1) are the duplicate pair (single events whatever NCMD
  * is); the others are ordinary commands. */
 #include <criterion/criterion.h>
@@ -889,6 +891,26 @@ static void build_access(fixture *f)
     cm->lens[0] = cm->bytes.len;
 }
 
+/* Command 27 (REVOKE_CMD; R-SE-3, docs/signatures.md): op1's revocation of
+ * certificate APP1#1A (a RegistryPut of kind SR_RG_REVOKED, as
+ * api/admin_sig.c writes it): after the reopen it is there, whole, exactly
+ * when it was acknowledged (a message signed with it is refused E5003 from
+ * then on: api/sigcheck.c reads this entry). */
+enum { REVOKE_CMD = 27 };
+_Static_assert((int)REVOKE_CMD > (int)SEGDROP_CMD && REVOKE_CMD < NCMD - 2, "before the duplicate pair");
+static void build_revocation(fixture *f)
+{
+    command *cm = &f->cmds[REVOKE_CMD];
+    cm->bytes.len = 0;
+    cm->nev = 1;
+    cm->user[0] = 0;
+    cm->ns[0] = cm->nx[0] = 0;
+    const sr_cmd_env env = {"op1", "admin", SR_ACTOR_USER, cm->msgid[0] ? cm->msgid : NULL, "127.0.0.1"};
+    const sr_reg_entry re = {.kind = SR_RG_REVOKED, .id = "APP1#1A", .name = "key lost", .revoked_ms = 1700000000123};
+    cr_assert_eq(sr_cmd_registry_put(&env, &re, &cm->bytes), SR_OK);
+    cm->lens[0] = cm->bytes.len;
+}
+
 /* Run command c: a submit of its events, or command 21's sweep; *extra gets
  * the events the sweep appended (acknowledged ones, also when a later step
  * failed). */
@@ -1018,6 +1040,7 @@ static void fixture_init(fixture *f)
     f->op9_audit_recs = log_records_of_key(base, f->op9_audit_key);
     cr_assert_gt(f->op9_audit_recs, 0, "op9's audit epoch sealed records");
     build_access(f);
+    build_revocation(f);
 }
 
 static void fixture_release(fixture *f)
@@ -1253,6 +1276,15 @@ static void check_db(fixture *f, const outcome *out, const char *ctx)
     cr_assert_eq(nrc, out->acked_cmd[NOTIFY_MARK_CMD] ? SR_OK : SR_ENOTFOUND, "%s: the notify mark (acknowledged %d)",
                  ctx, out->acked_cmd[NOTIFY_MARK_CMD]);
     cr_assert(nrc || through == NOTIFY_THROUGH, "%s: the notify mark's seq", ctx);
+    /* command 27's revocation: there, whole, exactly when acknowledged */
+    sr_rec rr = SR_REC_INIT;
+    sr_reg_entry rv;
+    int rvc = sr_read_registry(e, "op1", SR_RG_REVOKED, "APP1#1A", &rr, &rv);
+    cr_assert_eq(rvc, out->acked_cmd[REVOKE_CMD] ? SR_OK : SR_ENOTFOUND, "%s: the revocation (acknowledged %d)", ctx,
+                 out->acked_cmd[REVOKE_CMD]);
+    cr_assert(rvc || (!strcmp(rv.name, "key lost") && rv.revoked_ms == 1700000000123), "%s: the revocation's content",
+              ctx);
+    sr_rec_close(&rr);
     /* the users: those of the acknowledged commands, each whole */
     sr_rec ur = SR_REC_INIT;
     sr_user u;

@@ -7,8 +7,13 @@
  * a bool, an integer and a string type in turn (the odd ones behind GW2)
  * answers the lookups, so a message may name a few points many times
  * (series) or up to 200 once each (snapshots: the per-message point table
- * grows past its first 256 slots). Corpus: tests/fuzz/gwjson/. */
+ * grows past its first 256 slots). The fast path never takes a message
+ * with "protection" (R-SE-3: those are verified on the full path), and
+ * for every message the full path parses, the bytes sr_json_member_span
+ * gives for "body" (the bytes a signature covers, docs/signatures.md) parse
+ * to the same JSON as jansson's body. Corpus: tests/fuzz/gwjson/. */
 #include "api/gwif_json.h"
+#include "codecs/jsonlex.h"
 #include "engtest.h"
 #include "testutil.h"
 
@@ -40,6 +45,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (s != SR_OK) abort();                                      /* fast took what the full path refuses */
         if (fast.len != slow.len || memcmp(fast.data, slow.data, fast.len)) abort(); /* different events */
         if (strcmp(fm.message_id, m.message_id) || fm.nvalues != n) abort();
+        if (m.protection) abort(); /* a protected message must take the full path */
+        sr_gw_msg_release(&m);
+        sr_gw_err_clear(&err);
+    }
+    {
+        sr_gw_msg m;
+        sr_gw_err err;
+        memset(&err, 0, sizeof err);
+        size_t off, n;
+        if (sr_gw_parse(data, size, &m, &err) == SR_OK && !sr_json_member_span(data, size, "body", &off, &n)) {
+            json_t *b = json_loadb((const char *)data + off, n, JSON_DECODE_ANY, NULL);
+            if (!b || !json_equal(b, m.body)) abort(); /* the signed bytes are not the body */
+            json_decref(b);
+        }
         sr_gw_msg_release(&m);
         sr_gw_err_clear(&err);
     }

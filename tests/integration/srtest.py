@@ -644,3 +644,68 @@ def admin_applied(answer, approver):
         ast, ab = approver.call("POST", "/admin/v1/pending/%s/approve" % b["pendingId"])
         return (200, None) if ast == 200 else (ast, ab)
     return st, b
+
+
+# ---- data protection (R-SE-3, docs/signatures.md) -------------------------------
+
+class Signer:
+    """A key and its self-signed X.509 certificate (python3-cryptography) for
+    an app's or a gateway's `protection`: pem (register it with `suiro cert
+    import` or PUT .../certificate), cert_id ("ID#SERIAL", the serial in
+    hexadecimal), sign(bytes) -> base64url (JWS form: ECDSA r||s), and
+    protection(bytes) -> the protection object. alg: ES256, ES384 or EdDSA;
+    days < 0 makes an expired certificate."""
+
+    def __init__(self, subject, serial, alg="ES256", days=1):
+        import datetime as _dt
+        from cryptography import x509
+        from cryptography.hazmat.primitives import hashes, serialization
+        from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+        from cryptography.x509.oid import NameOID
+        self.alg, self.subject, self.serial = alg, subject, serial
+        if alg == "EdDSA":
+            self.key, self._hash = ed25519.Ed25519PrivateKey.generate(), None
+        else:
+            curve, self._hash = (ec.SECP256R1(), hashes.SHA256()) if alg == "ES256" else (ec.SECP384R1(), hashes.SHA384())
+            self.key = ec.generate_private_key(curve)
+        self._half = {"ES256": 32, "ES384": 48}.get(alg)
+        now = _dt.datetime.now(_dt.timezone.utc)
+        start, end = (now - _dt.timedelta(minutes=5), now + _dt.timedelta(days=days)) if days > 0 else \
+            (now - _dt.timedelta(days=2), now - _dt.timedelta(days=1))
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)])
+        cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(self.key.public_key())
+                .serial_number(serial).not_valid_before(start).not_valid_after(end)
+                .sign(self.key, None if alg == "EdDSA" else self._hash))
+        self.pem = cert.public_bytes(serialization.Encoding.PEM).decode()
+        self.cert_id = "%s#%X" % (subject, serial)
+
+    def sign(self, data):
+        import base64
+        from cryptography.hazmat.primitives.asymmetric import ec
+        from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+        if self.alg == "EdDSA":
+            raw = self.key.sign(data)
+        else:
+            r, s = decode_dss_signature(self.key.sign(data, ec.ECDSA(self._hash)))
+            raw = r.to_bytes(self._half, "big") + s.to_bytes(self._half, "big")
+        return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+    def protection(self, data):
+        return {"signAlg": self.alg, "certId": self.cert_id, "signature": self.sign(data)}
+
+    def verify(self, signature, data):
+        """True if signature (base64url) is this key's over data."""
+        import base64
+        from cryptography.exceptions import InvalidSignature
+        from cryptography.hazmat.primitives.asymmetric import ec
+        from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+        raw = base64.urlsafe_b64decode(signature + "=" * (-len(signature) % 4))
+        try:
+            if self.alg == "EdDSA":
+                self.key.public_key().verify(raw, data)
+            else:
+                r, s = int.from_bytes(raw[:self._half], "big"), int.from_bytes(raw[self._half:], "big")
+                self.key.public_key().verify(encode_dss_signature(r, s), data, ec.ECDSA(self._hash))
+            return True
+        except InvalidSignature:
+            return False

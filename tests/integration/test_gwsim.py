@@ -17,6 +17,7 @@ BIN = sys.argv[1]
 T = tempfile.mkdtemp(prefix="suiro-gwsim-")
 D = os.path.join(T, "data")
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import srtest  # noqa: E402
 from srtest import Api, Checks, code, start_server  # noqa: E402
 
 check = Checks()
@@ -53,6 +54,12 @@ class App:
 
 try:
     subprocess.run([BIN, "init", "--demo", D], check=True, capture_output=True)
+    # APP001's data-protection certificate (docs/signatures.md): its control is signed for real
+    signer = srtest.Signer("APP001", 0x51)
+    with open(os.path.join(T, "app001.pem"), "w") as fh:
+        fh.write(signer.pem)
+    subprocess.run([BIN, "cert", "import", D, "--operator", "demo", "--app", "APP001", "--pem",
+                    os.path.join(T, "app001.pem")], check=True, capture_output=True)
     srv, ports = start()
     gwlog = os.path.join(T, "gwsim.err")
     gw = subprocess.Popen([BIN, "gwsim", "run", "--port", str(ports["mqtt"]), "--operator", "demo", "--gateway-id",
@@ -71,7 +78,7 @@ try:
           isinstance(vals.get("P010"), str), (st, b))
     st, b = app.call("POST", "/current-values", {"dataIds": ["P009"], "timeoutMs": 700})
     check("immediate: --no-answer point times out (504 E4002)", st == 504 and code(b) == "E4002", (st, b))
-    prot = {"signAlg": "ES256", "certId": "APP001#1", "signature": "c2lnbmVkLWJ5LWFwcA"}
+    prot = signer.protection(b"55.5")  # the exact bytes of "value" as json.dumps writes them
     st, b = app.call("POST", "/control-values", {"dataId": "P007", "value": 55.5, "protection": prot})
     check("control: applied and read back (200, appliedValue 55.5)", st == 200 and b.get("appliedValue") == 55.5,
           (st, b))

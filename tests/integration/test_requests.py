@@ -573,7 +573,8 @@ def case_unknown_request():
 
 def case_control():
     g1.mode = g2.mode = "ok"
-    prot = {"signAlg": "ES256", "certId": "APP001#1", "signature": "abc"}
+    # APP001's registered certificate (main): the signature covers the exact bytes of "value" (docs/signatures.md)
+    prot = APP_SIGNER.protection(b"42.5")
     st, js = app.post("/api/v1/control-values", {"dataId": "P007", "value": 42.5, "protection": prot})
     rid = js.get("requestId") if isinstance(js, dict) else None
     check("control: 200 {requestId, result code 0, appliedValue 42.5}",
@@ -933,6 +934,12 @@ if __name__ == "__main__":
             f.write(OTHER_SHEET)
         r = subprocess.run([BIN, "sheet", "import", sheet, D], capture_output=True, text=True)
         check("a second operator's sheet is imported", r.returncode == 0, r.stderr)
+        APP_SIGNER = srtest.Signer("APP001", 0x1A)  # its data-protection certificate (case_control)
+        with open(os.path.join(T, "app001.pem"), "w") as f:
+            f.write(APP_SIGNER.pem)
+        r = subprocess.run([BIN, "cert", "import", D, "--operator", "demo", "--app", "APP001", "--pem",
+                            os.path.join(T, "app001.pem")], capture_output=True, text=True)
+        check("APP001's certificate is registered", r.returncode == 0, r.stderr)
         start_server()
     except Exception:
         check("set-up: data directory, second operator, server", False, traceback.format_exc())
