@@ -546,6 +546,7 @@ static void feed_created(bctx *b, const Event *ev)
                                  .error_code = "",
                                  .message = "",
                                  .has_protection = c->protection.len > 0,
+                                 .sig_verified = cv->sig_state == SR_SIG_VERIFIED,
                                  .protection_len = c->protection.len};
         if (!o->gateway || !o->value.data_id || !o->value.s) b->nomem = 1;
         involve(b, ev->operator_id, cv->data_id, "control");
@@ -636,8 +637,9 @@ static void feed_transition(bctx *b, const Event *ev)
 
 const char *sr_report_sig_state(const sr_report_control *c)
 {
-    /* INTEGRATION: the signatures' work (E5001-E5003) records whether the
-     * protection verified; read it here ("verified", "failed"). */
+    /* A control whose protection did not verify was refused (E5001, E5003)
+     * and never stored; one stored before the check existed says so. */
+    if (c->sig_verified) return "verified";
     return c->has_protection ? "not recorded" : "none";
 }
 

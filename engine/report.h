@@ -82,6 +82,7 @@ typedef struct sr_report_control {
     sr_control_value value; /* the value sent (its data_id and s point into the report) */
     const char *state, *error_code, *message;
     int has_protection;    /* the app sent a protection (signature) with it */
+    int sig_verified;      /* it verified against the app's certificate (ControlValue.sig_state, docs/signatures.md) */
     size_t protection_len;
 } sr_report_control;
 

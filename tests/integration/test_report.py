@@ -34,7 +34,7 @@ BIN = sys.argv[1]
 T = tempfile.mkdtemp(prefix="suiro-report-")
 D = os.path.join(T, "data")
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from srtest import (OTHER_OPERATOR_SHEET, Api, Checks, admin_new_user, admin_session, approve_if_pending, finish,  # noqa: E402
+from srtest import (OTHER_OPERATOR_SHEET, Api, Checks, Signer, admin_new_user, admin_session, approve_if_pending, finish,  # noqa: E402
                     import_sheet,
                     init_with_admins, start_server, stop_server, wait_until)
 
@@ -59,6 +59,13 @@ def cli(*args):
 try:
     pw, pw2 = init_with_admins(BIN, D, demo=True)
     import_sheet(BIN, D, os.path.join(T, "other.csv"), OTHER_OPERATOR_SHEET)
+    # APP001's data-protection certificate (docs/signatures.md): its control is signed for real
+    signer = Signer("APP001", 0x1A)
+    with open(os.path.join(T, "app001.pem"), "w") as f:
+        f.write(signer.pem)
+    r = subprocess.run([BIN, "cert", "import", D, "--operator", "demo", "--app", "APP001", "--pem",
+                        os.path.join(T, "app001.pem")], capture_output=True, text=True)
+    check("APP001's certificate is registered", r.returncode == 0, r.stderr)
     cfg = os.path.join(T, "suiro.ini")
     with open(cfg, "w") as f:
         f.write("[engine]\ndata_dir = %s\n[mqtt]\nlisten = 127.0.0.1:0\n[http]\nlisten = 127.0.0.1:0\n"
@@ -92,7 +99,7 @@ try:
         last[0] = app.call("POST", "/api/v1/current-values", {"dataIds": ["P006", "P007"], "timeoutMs": 3000})
         return last[0][0] == 200
     check("the app reads current values through the gateway", wait_until(current, timeout=15), last[0])
-    prot = {"signAlg": "ES256", "certId": "APP001#1", "signature": "c2lnbmVkLWJ5LWFwcA"}
+    prot = signer.protection(b"55.5")  # the exact bytes of the request's value member
     st, b = app.call("POST", "/api/v1/control-values", {"dataId": "P007", "value": 55.5, "protection": prot})
     check("a control that succeeds", st == 200, (st, b))
     ok_req = (b or {}).get("requestId")
@@ -135,10 +142,10 @@ try:
           ("immediate", "succeeded") in kinds and
           all(q.get("errorCode") for q in reqs if q["state"] == "failed"), reqs)
     ctr = {c["dataId"]: c for c in js["controls"]["items"]}
-    check("controls: P007 = 55.5 from APP001 to GW002, succeeded, signature not recorded (it carried one)",
+    check("controls: P007 = 55.5 from APP001 to GW002, succeeded, its signature verified",
           ctr.get("P007", {}).get("value") == 55.5 and ctr["P007"]["app"] == "APP001" and
           ctr["P007"]["gateway"] == "GW002" and ctr["P007"]["state"] == "succeeded" and
-          ctr["P007"]["signature"] == "not recorded" and ctr["P007"]["requestId"] == ok_req, ctr)
+          ctr["P007"]["signature"] == "verified" and ctr["P007"]["requestId"] == ok_req, ctr)
     check("controls: P010 = AUTO failed E4003, signature none",
           ctr.get("P010", {}).get("value") == "AUTO" and ctr["P010"]["state"] == "failed" and
           ctr["P010"].get("errorCode") == "E4003" and ctr["P010"]["signature"] == "none", ctr)
