@@ -275,3 +275,89 @@ Test(mtree, a_proof_that_needs_a_dropped_node_says_so)
     cr_assert_eq(sr_mt_inclusion(get, &st, 20, 40, p, &len), SR_ENOTFOUND); /* needs node (4, 0) */
     cr_assert_eq(sr_mt_consistency(get, &st, 8, 40, p, &len), SR_ENOTFOUND);
 }
+
+/* ---- the log's blocks as leaves (storage/log.h sr_log_append_leaves,
+ * sr_log_leaf_next) ---- */
+
+#include "logtest.h"
+#include "testutil.h"
+
+Test(mtree, log_leaves_at_append_equal_the_leaves_read_back_and_follow_the_chain)
+{
+    char *dir = tu_tmpdir("mtree-log");
+    lt_keyring kr;
+    int which[2] = {0, 1};
+    lt_keyring_init(&kr, which, 2);
+    sr_log_opts o = {.sync = SR_SYNC_NONE, .block_bytes = 600, .keys = &kr.keys};
+    sr_log *lg;
+    sr_errinfo ei = {0};
+    cr_assert_eq(sr_log_open(dir, &o, &lg, &ei), SR_OK, "%s", ei.msg);
+    sr_mt_frontier f;
+    sr_mt_frontier_init(&f);
+    uint8_t tip[32] = {0};
+    for (int b = 0; b < 12; b++) {
+        size_t n = (size_t)b % 4 + 1;
+        sr_slice recs[4];
+        uint32_t ids[4];
+        char buf[4][400];
+        for (size_t i = 0; i < n; i++) {
+            memset(buf[i], 'a' + b, sizeof buf[i]);
+            recs[i] = (sr_slice){buf[i], 100 + 100 * i};
+            ids[i] = i % 2 ? lt_keyring_id(&kr, 0) : 0;
+        }
+        uint64_t first = 0;
+        sr_log_leaf *lv = NULL;
+        size_t nl = 0;
+        cr_assert_eq(sr_log_append_leaves(lg, recs, ids, n, &first, &lv, &nl), SR_OK);
+        cr_assert_geq(nl, 1);
+        uint64_t s = first;
+        for (size_t i = 0; i < nl; i++) {
+            cr_assert_eq(lv[i].first_seq, s);
+            s += lv[i].count;
+            cr_assert_eq(sr_mt_frontier_push(&f, lv[i].hash, NULL, NULL), SR_OK);
+            memcpy(tip, lv[i].tip, 32);
+        }
+        cr_assert_eq(s, first + n);
+        sr_free(lv);
+    }
+    cr_assert_gt(f.size, 12, "some batches span blocks");
+    uint8_t ltip[32];
+    sr_log_tip(lg, ltip);
+    cr_assert(!memcmp(tip, ltip, 32), "the last leaf's tip is the chain tip");
+    /* read back: the same leaves, each one's header chaining to the tip before */
+    sr_log_iter *it;
+    cr_assert_eq(sr_log_iter_open(lg, 1, &it), SR_OK);
+    sr_mt_frontier g;
+    sr_mt_frontier_init(&g);
+    uint8_t prev[32] = {0};
+    sr_log_leaf l;
+    int rc;
+    while ((rc = sr_log_leaf_next(it, &l)) == SR_OK) {
+        cr_assert(!memcmp(l.hdr + 56, prev, 32), "block %llu chains", (unsigned long long)l.first_seq);
+        hash lh;
+        sr_mt_leaf_hash2(l.hdr, sizeof l.hdr, l.digest, 32, lh);
+        cr_assert(!memcmp(lh, l.hash, 32));
+        memcpy(prev, l.tip, 32);
+        cr_assert_eq(sr_mt_frontier_push(&g, l.hash, NULL, NULL), SR_OK);
+    }
+    cr_assert_eq(rc, SR_DONE);
+    sr_log_iter_close(it);
+    cr_assert_eq(g.size, f.size);
+    hash r1, r2;
+    sr_mt_frontier_root(&f, r1);
+    sr_mt_frontier_root(&g, r2);
+    cr_assert(!memcmp(r1, r2, 32));
+    /* and after the key is destroyed: the leaves need no key */
+    lt_keyring_set(&kr, 0, LT_DESTROYED);
+    cr_assert_eq(sr_log_iter_open(lg, 1, &it), SR_OK);
+    sr_mt_frontier_init(&g);
+    while ((rc = sr_log_leaf_next(it, &l)) == SR_OK) cr_assert_eq(sr_mt_frontier_push(&g, l.hash, NULL, NULL), SR_OK);
+    cr_assert_eq(rc, SR_DONE);
+    sr_log_iter_close(it);
+    sr_mt_frontier_root(&g, r2);
+    cr_assert(!memcmp(r1, r2, 32), "the same root without the key");
+    cr_assert_eq(sr_log_close(lg), SR_OK);
+    lt_keyring_free(&kr);
+    tu_rmrf(dir);
+    free(dir);
+}
