@@ -14,6 +14,7 @@
 #include "codecs/base/sr_alloc.h"
 #include "codecs/base/sr_error.h"
 
+#include <stdio.h>
 #include <string.h>
 
 void sr_mt_leaf_hash2(const void *a, size_t an, const void *b, size_t bn, uint8_t out[SR_MT_HASH_LEN])
@@ -293,4 +294,97 @@ int sr_mt_verify_consistency(uint64_t m, uint64_t n, const uint8_t root1[SR_MT_H
     }
     return sn == 0 && !memcmp(fr, root1, SR_MT_HASH_LEN) && !memcmp(sr, root2, SR_MT_HASH_LEN) ? SR_OK
                                                                                               : SR_ECORRUPT;
+}
+
+/* ------------------------------------------------------------------------ */
+/* The signed note (C2SP signed-note, tlog-checkpoint)                       */
+
+static const char EMDASH[] = "\xe2\x80\x94"; /* U+2014 */
+
+size_t sr_tlog_body(const char *origin, uint64_t size, const uint8_t root[SR_MT_HASH_LEN], const char *ext, char *out,
+                    size_t cap)
+{
+    char b64[64];
+    sr_base64(root, SR_MT_HASH_LEN, b64, 0);
+    int n = snprintf(out, cap, "%s\n%llu\n%s\n%s", origin, (unsigned long long)size, b64, ext ? ext : "");
+    return n > 0 && (size_t)n < cap ? (size_t)n : 0;
+}
+
+int sr_tlog_key_hash(sr_sigkey *k, const char *name, uint8_t out[4])
+{
+    uint8_t h[SR_HASH_LEN];
+    if (sr_sigkey_alg(k) == SR_ALG_EDDSA) {
+        uint8_t buf[256 + 2 + 32];
+        size_t nl = strlen(name), pl = 32;
+        if (nl > 256) return SR_EINVAL;
+        memcpy(buf, name, nl);
+        buf[nl] = '\n';
+        buf[nl + 1] = 0x01; /* the Ed25519 signature type */
+        int rc = sr_sigkey_raw_public(k, buf + nl + 2, &pl);
+        if (rc) return rc;
+        sr_sha256(buf, nl + 2 + pl, h);
+    } else {
+        int rc = sr_sigkey_id(k, h); /* SHA-256 of the DER SubjectPublicKeyInfo */
+        if (rc) return rc;
+    }
+    memcpy(out, h, 4);
+    return SR_OK;
+}
+
+/* a key name: non-empty, no space, no newline, no '+' (C2SP signed-note) */
+static int name_ok(const char *name)
+{
+    if (!*name) return 0;
+    for (const char *p = name; *p; p++)
+        if ((unsigned char)*p <= ' ' || *p == '+') return 0;
+    return 1;
+}
+
+int sr_tlog_sign(sr_sigkey *k, const char *name, const char *body, char *out, size_t cap)
+{
+    size_t bl = strlen(body);
+    if (!name_ok(name) || !bl || body[bl - 1] != '\n') return SR_EINVAL;
+    uint8_t blob[4 + SR_SIG_MAX_LEN + 16];
+    size_t sl = 0;
+    int rc = sr_tlog_key_hash(k, name, blob);
+    if (!rc) rc = sr_sigkey_sign_der(k, body, bl, blob + 4, &sl);
+    if (rc) return rc;
+    char b64[(sizeof blob + 2) / 3 * 4 + 1];
+    sr_base64(blob, 4 + sl, b64, 0);
+    int n = snprintf(out, cap, "%s\n%s %s %s\n", body, EMDASH, name, b64);
+    return n > 0 && (size_t)n < cap ? SR_OK : SR_EINVAL;
+}
+
+int sr_tlog_verify(sr_sigkey *k, const char *name, const char *note, size_t *bodylen)
+{
+    /* the body ends at the last blank line (the signatures follow it) */
+    const char *sep = NULL;
+    for (const char *p = strstr(note, "\n\n"); p; p = strstr(p + 1, "\n\n")) sep = p;
+    if (!sep) return SR_ECORRUPT;
+    size_t bl = (size_t)(sep - note) + 1;
+    uint8_t want[4];
+    int rc = sr_tlog_key_hash(k, name, want);
+    if (rc) return rc;
+    size_t nl = strlen(name);
+    int found = 0;
+    for (const char *line = sep + 2; *line;) {
+        const char *end = strchr(line, '\n');
+        if (!end) return SR_ECORRUPT; /* every line ends in a newline */
+        size_t ll = (size_t)(end - line);
+        if (ll < 4 + nl + 1 || memcmp(line, EMDASH, 3) || line[3] != ' ') return SR_ECORRUPT;
+        if (!memcmp(line + 4, name, nl) && line[4 + nl] == ' ') {
+            const char *b = line + 4 + nl + 1;
+            uint8_t blob[4 + SR_SIG_MAX_LEN + 16];
+            size_t n = 0;
+            if (sr_unbase64(b, (size_t)(end - b), blob, sizeof blob, &n) || n <= 4) return SR_ECORRUPT;
+            if (!memcmp(blob, want, 4)) {
+                if (sr_sigkey_verify_der(k, note, bl, blob + 4, n - 4)) return SR_ECORRUPT;
+                found = 1;
+            }
+        }
+        line = end + 1;
+    }
+    if (!found) return SR_ENOTFOUND;
+    if (bodylen) *bodylen = bl;
+    return SR_OK;
 }

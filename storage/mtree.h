@@ -98,4 +98,33 @@ int sr_mt_verify_consistency(uint64_t m, uint64_t n, const uint8_t root1[SR_MT_H
                              const uint8_t root2[SR_MT_HASH_LEN], const uint8_t path[][SR_MT_HASH_LEN],
                              size_t len);
 
+/* ---- the checkpoint as a C2SP tlog-checkpoint signed note (docs/audit.md) ----
+ *
+ *   <origin>\n<tree size, decimal>\n<base64 root hash>\n[extension lines]
+ *   \n
+ *   \u2014 <key name> <base64(key hash (4) || signature)>\n
+ *
+ * The signature covers the body (every line up to and with its last
+ * newline). Ed25519: signature type 0x01, key hash = SHA-256(name || 0x0A ||
+ * 0x01 || the 32-byte public key)[:4], the 64-byte signature. ECDSA (ES256,
+ * the default platform key; ES384): the signed note's ECDSA type, key hash =
+ * SHA-256(the DER SubjectPublicKeyInfo)[:4] (RFC 6962's key id), the ASN.1
+ * DER signature of SHA-256 (SHA-384) of the body. RSA-PSS: not a type of the
+ * signed note; signed as ECDSA is (key hash of the SPKI), read by our own
+ * checker only. */
+enum { SR_TLOG_NOTE_MAX = 2048 };
+/* The body: origin, size, root and the extension lines ext (each ending in
+ * a newline; NULL: none). Returns its length, 0 if it does not fit in cap. */
+size_t sr_tlog_body(const char *origin, uint64_t size, const uint8_t root[SR_MT_HASH_LEN], const char *ext, char *out,
+                    size_t cap);
+/* The 4-byte key hash of k under name. */
+SR_MUST_CHECK int sr_tlog_key_hash(sr_sigkey *k, const char *name, uint8_t out[4]);
+/* body, a blank line, and k's signature line as name: SR_OK, SR_EINVAL (no
+ * room in cap, no private key), SR_ECRYPTO. */
+SR_MUST_CHECK int sr_tlog_sign(sr_sigkey *k, const char *name, const char *body, char *out, size_t cap);
+/* SR_OK if note carries a valid signature of k as name over its body
+ * (*bodylen: the body's length); SR_ENOTFOUND (no line of that key),
+ * SR_ECORRUPT (a bad signature, or not a signed note). */
+SR_MUST_CHECK int sr_tlog_verify(sr_sigkey *k, const char *name, const char *note, size_t *bodylen);
+
 #endif

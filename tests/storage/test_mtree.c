@@ -361,3 +361,40 @@ Test(mtree, log_leaves_at_append_equal_the_leaves_read_back_and_follow_the_chain
     tu_rmrf(dir);
     free(dir);
 }
+
+/* ---- the signed note (C2SP tlog-checkpoint) ---- */
+
+Test(mtree, signed_note_round_trip_and_tampering_for_each_signature_algorithm)
+{
+    static const int algs[] = {SR_ALG_ES256, SR_ALG_EDDSA, SR_ALG_ES384};
+    hash root;
+    sr_mt_leaf_hash("x", 1, root);
+    for (size_t a = 0; a < sizeof algs / sizeof *algs; a++) {
+        sr_sigkey *k = NULL, *other = NULL;
+        cr_assert_eq(sr_sigkey_generate(algs[a], &k), SR_OK);
+        cr_assert_eq(sr_sigkey_generate(algs[a], &other), SR_OK);
+        char body[512], note[SR_TLOG_NOTE_MAX];
+        size_t bl = sr_tlog_body("suiro.test/log", 42, root, "suiro-tip AAAA 7 1000\n", body, sizeof body);
+        cr_assert_gt(bl, 0);
+        cr_assert_eq(sr_tlog_sign(k, "suiro.test/log", body, note, sizeof note), SR_OK);
+        cr_assert(!strncmp(note, "suiro.test/log\n42\n", 18), "%s", note);
+        cr_assert(strstr(note, "\n\n\xe2\x80\x94 suiro.test/log "), "%s", note);
+        size_t got = 0;
+        cr_assert_eq(sr_tlog_verify(k, "suiro.test/log", note, &got), SR_OK, "alg %d", algs[a]);
+        cr_assert_eq(got, bl);
+        cr_assert_eq(sr_tlog_verify(other, "suiro.test/log", note, &got), SR_ENOTFOUND, "another key");
+        cr_assert_eq(sr_tlog_verify(k, "other.name", note, &got), SR_ENOTFOUND, "another name");
+        char bad[SR_TLOG_NOTE_MAX];
+        strcpy(bad, note);
+        bad[16] = '3'; /* tree size 43 */
+        cr_assert_eq(sr_tlog_verify(k, "suiro.test/log", bad, &got), SR_ECORRUPT);
+        strcpy(bad, note);
+        char *sig = strrchr(bad, ' ') + 8;
+        *sig = *sig == 'A' ? 'B' : 'A'; /* a signature byte */
+        cr_assert_eq(sr_tlog_verify(k, "suiro.test/log", bad, &got), SR_ECORRUPT);
+        cr_assert_eq(sr_tlog_verify(k, "suiro.test/log", "no note", &got), SR_ECORRUPT);
+        cr_assert_eq(sr_tlog_sign(k, "bad name", body, note, sizeof note), SR_EINVAL);
+        sr_sigkey_free(k);
+        sr_sigkey_free(other);
+    }
+}
