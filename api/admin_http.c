@@ -555,6 +555,7 @@ static const struct {
     {sr_admin_notify_routes, &sr_admin_notify_nroutes},
     {sr_admin_alarms_routes, &sr_admin_alarms_nroutes},
     {sr_admin_alive_routes, &sr_admin_alive_nroutes},
+    {sr_admin_tlog_routes, &sr_admin_tlog_nroutes},
 };
 
 void sr_admin_handle(sr_admin *a, h2o_req_t *req)

@@ -235,12 +235,13 @@ int sr__checkpoint_apply(sr_engine *e, MDB_txn *t, Event *ev, sr_result *r, int 
     uint8_t k[17];
     ckpt_key(k, c->time_ms, ev->seq);
     size_t n = protobuf_c_message_get_packed_size(&ev->base);
-    MDB_val K = {17, k}, V = {8 + n, NULL};
-    int rc = sr_index_err(mdb_put(t, DB(e, SR_DB_MTREE), &K, &V, MDB_RESERVE));
-    if (rc) return rc;
-    sr_put_le64(V.mv_data, ev->seq);
-    protobuf_c_message_pack(&ev->base, (uint8_t *)V.mv_data + 8);
-    return SR_OK;
+    uint8_t *v = sr_malloc(8 + n);
+    if (!v) return SR_ENOMEM;
+    sr_put_le64(v, ev->seq);
+    protobuf_c_message_pack(&ev->base, v + 8);
+    int rc = put(t, DB(e, SR_DB_MTREE), k, 17, v, 8 + n);
+    sr_free(v);
+    return rc;
 }
 
 /* ------------------------------------------------------------------------ */
