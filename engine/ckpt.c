@@ -124,7 +124,7 @@ int sr__mt_add(sr_engine *e, MDB_txn *t, sr_mt_frontier *f, uint64_t *next, cons
 
 int sr__mt_catch_up(sr_engine *e)
 {
-    if (e->o.readonly || e->o.log_readonly) {
+    if (e->o.readonly) {
         /* nothing written: the writer's frontier is what the index has */
         MDB_txn *t;
         int rc = sr_index_read_begin(e->ix, &t);
@@ -138,6 +138,7 @@ int sr__mt_catch_up(sr_engine *e)
         return rc;
     }
     uint64_t end = sr_log_durable_seq(e->log);
+    if (e->o.replay_to && e->o.replay_to + 1 < end) end = e->o.replay_to + 1; /* the replay's end, as the open's */
     for (;;) {
         MDB_txn *t;
         int rc = sr_index_write_begin(e->ix, &t);
@@ -170,6 +171,7 @@ int sr__mt_catch_up(sr_engine *e)
         size_t added = 0;
         sr_log_leaf l;
         while (added < 4096 && next < end && (rc = sr_log_leaf_next(it, &l)) == SR_OK) {
+            if (l.first_seq + l.count > end) break; /* a block past the end the index applied */
             if ((rc = sr__mt_add(e, t, &e->mt, &next, &l, 1))) break;
             added++;
         }
@@ -189,8 +191,7 @@ int sr__mt_catch_up(sr_engine *e)
 static size_t ckpt_key(uint8_t k[17], int64_t time_ms, uint64_t seq)
 {
     k[0] = MT_CKPT;
-    be64(k + 1, ts_key(time_ms));
-    be64(k + 9, seq);
+    audit_key(k + 1, time_ms, seq); /* time ‖ seq, as the audit trail's rows (schema.h) */
     return 17;
 }
 
