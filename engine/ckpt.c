@@ -83,30 +83,47 @@ static int get_node(void *ctx, unsigned level, uint64_t index, uint8_t out[SR_HA
     return SR_OK;
 }
 
-/* the head: size u64 LE, next seq u64 LE */
-static int head_read(sr_engine *e, MDB_txn *t, uint64_t *size, uint64_t *next)
+/* the head: size u64 LE, next seq u64 LE, base u64 LE (the first leaf kept:
+ * the tree size of the last LogTrim, 0 before any) */
+static int head_read3(sr_engine *e, MDB_txn *t, uint64_t *size, uint64_t *next, uint64_t *base)
 {
     uint8_t k = MT_HEAD;
     MDB_val v;
     int rc = get(t, DB(e, SR_DB_MTREE), &k, 1, &v);
+    *base = 0;
     if (rc == SR_ENOTFOUND) {
         *size = 0;
         *next = 1;
         return SR_OK;
     }
     if (rc) return rc;
-    if (v.mv_size != 16) return SR_ECORRUPT;
+    if (v.mv_size != 24) return SR_ECORRUPT;
     *size = sr_get_le64(v.mv_data);
     *next = sr_get_le64((const uint8_t *)v.mv_data + 8);
+    *base = sr_get_le64((const uint8_t *)v.mv_data + 16);
     return SR_OK;
+}
+
+static int head_read(sr_engine *e, MDB_txn *t, uint64_t *size, uint64_t *next)
+{
+    uint64_t base;
+    return head_read3(e, t, size, next, &base);
+}
+
+static int head_write3(sr_engine *e, MDB_txn *t, uint64_t size, uint64_t next, uint64_t base)
+{
+    uint8_t k = MT_HEAD, v[24];
+    sr_put_le64(v, size);
+    sr_put_le64(v + 8, next);
+    sr_put_le64(v + 16, base);
+    return put(t, DB(e, SR_DB_MTREE), &k, 1, v, 24);
 }
 
 static int head_write(sr_engine *e, MDB_txn *t, uint64_t size, uint64_t next)
 {
-    uint8_t k = MT_HEAD, v[16];
-    sr_put_le64(v, size);
-    sr_put_le64(v + 8, next);
-    return put(t, DB(e, SR_DB_MTREE), &k, 1, v, 16);
+    uint64_t s, n, base;
+    int rc = head_read3(e, t, &s, &n, &base);
+    return rc ? rc : head_write3(e, t, size, next, base);
 }
 
 int sr__mt_add(sr_engine *e, MDB_txn *t, sr_mt_frontier *f, uint64_t *next, const sr_log_leaf *lv, size_t n)
@@ -186,6 +203,92 @@ int sr__mt_catch_up(sr_engine *e)
 }
 
 /* ------------------------------------------------------------------------ */
+/* A trimmed log (segdrop.c's LogTrim)                                       */
+
+static int leaf_of(sr_engine *e, MDB_txn *t, uint64_t seq, uint64_t size, uint64_t *leaf);
+
+int sr__mt_trim_fill(sr_engine *e, uint64_t first_kept, uint64_t *tree_size, uint8_t *buf, size_t *len)
+{
+    *len = 0;
+    *tree_size = 0;
+    if (e->mt_off) return SR_OK;
+    MDB_txn *t;
+    int rc = sr_index_read_begin(e->ix, &t);
+    if (rc) return rc;
+    mt_ctx c = {e, t, NULL, 0};
+    uint64_t size, next, idx = 0;
+    rc = head_read(e, t, &size, &next);
+    if (!rc && next == first_kept) idx = size;
+    else if (!rc && next > first_kept) {
+        rc = leaf_of(e, t, first_kept, size, &idx);
+        uint8_t k[9];
+        MDB_val v;
+        node_key(k, 0, idx);
+        if (!rc && !(rc = get(t, DB(e, SR_DB_MTREE), k, 9, &v)) &&
+            (v.mv_size != MT_LEAF_VAL || sr_get_le64((const uint8_t *)v.mv_data + 32) != first_kept))
+            rc = SR_ECORRUPT; /* a segment starts at a block */
+    } else if (!rc)
+        rc = SR_ENOTFOUND; /* the tree is behind the trim: none carried */
+    sr_mt_frontier f;
+    if (!rc) rc = sr_mt_frontier_at(get_node, &c, idx, &f);
+    if (!rc) {
+        *len = sr_mt_frontier_encode(&f, buf);
+        *tree_size = idx;
+    }
+    sr_index_read_end(e->ix, t);
+    return rc == SR_ENOTFOUND ? SR_OK : rc;
+}
+
+int sr__mt_trim_apply(sr_engine *e, MDB_txn *t, uint64_t first_kept, uint64_t tree_size, const uint8_t *fr, size_t n)
+{
+    if (!n) return SR_OK; /* no tree carried (a LogTrim before issue #18, or a tree not kept) */
+    sr_mt_frontier f;
+    if (sr_mt_frontier_decode(fr, n, &f) || f.size != tree_size) return SR_ECORRUPT;
+    uint64_t size, next, base;
+    int rc = head_read3(e, t, &size, &next, &base);
+    if (rc) return rc;
+    if (base >= tree_size && (size || base)) return SR_OK; /* applied already */
+    MDB_dbi db = DB(e, SR_DB_MTREE);
+    if (size >= tree_size && next >= first_kept) {
+        /* the live tree: the nodes wholly below the trim go, but the frontier's
+         * (a proof of a kept leaf needs them), whose leaf row keeps its hash only */
+        MDB_cursor *cur;
+        if ((rc = sr_index_err(mdb_cursor_open(t, db, &cur)))) return rc;
+        for (unsigned L = 0; L < SR_MT_MAX_LEVEL && !rc && (tree_size >> L); L++) {
+            uint64_t lim = tree_size >> L; /* nodes (L, 0 .. lim - 1) lie wholly below */
+            uint8_t k[9];
+            node_key(k, L, 0);
+            MDB_val K = {9, k}, V;
+            int mrc = mdb_cursor_get(cur, &K, &V, MDB_SET_RANGE);
+            while (!mrc && !rc) {
+                const uint8_t *kk = K.mv_data;
+                if (K.mv_size != 9 || kk[0] != L || get_be64(kk + 1) >= lim) break;
+                if ((tree_size >> L & 1) && get_be64(kk + 1) == lim - 1) {
+                    mrc = mdb_cursor_get(cur, &K, &V, MDB_NEXT);
+                    continue;
+                }
+                rc = sr_index_err(mdb_cursor_del(cur, 0));
+                if (!rc) mrc = mdb_cursor_get(cur, &K, &V, MDB_GET_CURRENT);
+            }
+            if (!rc && mrc && mrc != MDB_NOTFOUND) rc = sr_index_err(mrc);
+        }
+        mdb_cursor_close(cur);
+        if (rc) return rc;
+    } else if (size == 0 && !base) {
+        next = first_kept; /* a fresh index of the trimmed log: the tree starts from the frontier */
+        size = tree_size;
+    } else
+        return SR_OK; /* a tree behind the trim (not kept): the catch-up says so */
+    for (unsigned L = 0; L < SR_MT_MAX_LEVEL; L++) {
+        if (!(tree_size >> L & 1)) continue;
+        uint8_t k[9];
+        node_key(k, L, (tree_size >> L) - 1);
+        if ((rc = put(t, db, k, 9, f.h[L], SR_HASH_LEN))) return rc;
+    }
+    return head_write3(e, t, size, next, tree_size);
+}
+
+/* ------------------------------------------------------------------------ */
 /* The CheckpointEvent                                                       */
 
 static size_t ckpt_key(uint8_t k[17], int64_t time_ms, uint64_t seq)
@@ -219,7 +322,9 @@ int sr__checkpoint_check(sr_engine *e, MDB_txn *t, const Event *ev, sr_result *r
     MDB_val v;
     node_key(k, 0, c->tree_size - 1);
     if ((rc = get(t, DB(e, SR_DB_MTREE), k, 9, &v))) return rc;
-    if (v.mv_size != MT_LEAF_VAL) return SR_ECORRUPT;
+    if (v.mv_size != MT_LEAF_VAL)
+        return sr__refuse(r, SR_ENOTFOUND, "checkpoint: leaf %" PRIu64 " was dropped with a trimmed segment",
+                          c->tree_size - 1);
     const uint8_t *lv = v.mv_data;
     if (memcmp(root, c->root_hash.data, SR_HASH_LEN) || memcmp(lv + 44, c->chain_tip.data, SR_HASH_LEN) ||
         c->last_seq != sr_get_le64(lv + 32) + sr_get_le32(lv + 40) - 1)
@@ -326,8 +431,8 @@ int sr_read_tree_head(sr_engine *e, sr_tree_head *out)
         MDB_val v;
         node_key(k, 0, out->size - 1);
         rc = get(t, DB(e, SR_DB_MTREE), k, 9, &v);
-        if (!rc && v.mv_size != MT_LEAF_VAL) rc = SR_ECORRUPT;
-        if (!rc) memcpy(out->tip, (const uint8_t *)v.mv_data + 44, SR_HASH_LEN);
+        if (!rc && v.mv_size == MT_LEAF_VAL) memcpy(out->tip, (const uint8_t *)v.mv_data + 44, SR_HASH_LEN);
+        else if (!rc) rc = SR_ENOTFOUND; /* its last leaf was dropped with a trimmed segment: nothing to sign */
     }
     sr_index_read_end(e->ix, t);
     return rc;
@@ -336,7 +441,11 @@ int sr_read_tree_head(sr_engine *e, sr_tree_head *out)
 /* the leaf holding seq among [0, size): binary search over the level-0 rows */
 static int leaf_of(sr_engine *e, MDB_txn *t, uint64_t seq, uint64_t size, uint64_t *leaf)
 {
-    uint64_t lo = 0, hi = size; /* the answer is in [lo, hi) */
+    uint64_t s0, n0, lo;
+    int hrc = head_read3(e, t, &s0, &n0, &lo);
+    if (hrc) return hrc;
+    if (lo >= size) return SR_ENOTFOUND; /* every leaf of that tree was dropped with a trimmed segment */
+    uint64_t hi = size; /* the answer is in [lo, hi) */
     while (hi - lo > 1) {
         uint64_t mid = lo + (hi - lo) / 2;
         uint8_t k[9];

@@ -417,6 +417,12 @@ int sr__segdrop_finish(sr_engine *e);
  * rebuild, recovery); the CheckpointEvent's row of SR_EVENT_KINDS. */
 int sr__mt_add(sr_engine *e, MDB_txn *t, sr_mt_frontier *f, uint64_t *next, const sr_log_leaf *lv, size_t n);
 int sr__mt_catch_up(sr_engine *e);
+/* A LogTrim's tree (segdrop.c): the frontier of the blocks below first_kept
+ * (*len 0: no tree kept), and its apply (the live tree drops the nodes
+ * wholly below it but the frontier's; a fresh one starts from it). */
+int sr__mt_trim_fill(sr_engine *e, uint64_t first_kept, uint64_t *tree_size, uint8_t *buf, size_t *len);
+int sr__mt_trim_apply(sr_engine *e, MDB_txn *t, uint64_t first_kept, uint64_t tree_size, const uint8_t *fr,
+                      size_t n);
 int sr__checkpoint_check(sr_engine *e, MDB_txn *t, const Event *ev, sr_result *r);
 int sr__checkpoint_apply(sr_engine *e, MDB_txn *t, Event *ev, sr_result *r, int validate);
 int sr__segdrop_fresh_floor(sr_engine *e);

@@ -101,7 +101,9 @@
  *              u64 LE ‖ count u32 LE ‖ the block's chain hash, 76 bytes);
  *              0xFE ‖ ts_key(time) u64 BE ‖ seq u64 BE -> seq u64 LE ‖ the
  *              packed CheckpointEvent; 0xFF -> the tree's size u64 LE ‖ the
- *              first seq it does not cover u64 LE. Plain (hashes and numbers)
+ *              first seq it does not cover u64 LE ‖ the first leaf kept u64
+ *              LE (the last LogTrim's tree size: below it only the
+ *              frontier's nodes stay). Plain (hashes and numbers)
  *   alarms     (layout 11; issue #17, docs/monitoring.md "Alarms")
  *              'A' hex16(seq) (the alarm's id: "A" and the seq of the event
  *              that raised it, 16 upper-case hex digits, so key order is the
