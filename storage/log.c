@@ -1363,20 +1363,28 @@ static int append(sr_log *lg, const sr_slice *recs, const uint32_t *ids, uint32_
     int rc = prepare(lg, recs, ids, uniform, n, &w.blocks, &w.nblocks);
     if (rc) return rc;
     w.nrecs = n;
+    /* the leaves' room before anything is written: a failure after the
+     * write would report an error for durable records */
+    if (leaves && !(*leaves = sr_calloc(w.nblocks ? w.nblocks : 1, sizeof **leaves))) {
+        pblocks_free(w.blocks, w.nblocks);
+        return SR_ENOMEM;
+    }
     rc = submit(lg, &w);
+    if (leaves && rc != SR_OK) {
+        sr_free(*leaves);
+        *leaves = NULL;
+    }
     if (rc == SR_OK && leaves) {
-        *leaves = sr_calloc(w.nblocks, sizeof **leaves);
-        if (!*leaves) rc = SR_ENOMEM; /* durable all the same: the caller reads the leaves back (sr_log_leaf_next) */
-        for (size_t b = 0; *leaves && b < w.nblocks; b++) {
+        for (size_t b = 0; b < w.nblocks; b++) {
             (*leaves)[b].first_seq = w.blocks[b].first_seq;
             (*leaves)[b].count = w.blocks[b].count;
             memcpy((*leaves)[b].hash, w.blocks[b].leaf, SR_HASH_LEN);
             memcpy((*leaves)[b].tip, w.blocks[b].tip, SR_HASH_LEN);
         }
-        *nleaves = *leaves ? w.nblocks : 0;
+        *nleaves = w.nblocks;
     }
     pblocks_free(w.blocks, w.nblocks);
-    if ((rc == SR_OK || (leaves && rc == SR_ENOMEM)) && first_seq) *first_seq = w.first_seq;
+    if (rc == SR_OK && first_seq) *first_seq = w.first_seq;
     return rc;
 }
 

@@ -173,8 +173,8 @@ typedef struct sr_log_leaf {
  * sr_log_append_keyed (key_ids NULL: sr_log_append), also giving the batch's
  * blocks as leaves in *leaves (sr_free it; *nleaves of them), hashed by the
  * leader from the digest the chain takes (no second pass over the bytes).
- * SR_ENOMEM with *first_seq set and no leaves: the batch is durable all the
- * same, the caller reads its leaves back with sr_log_leaf_next.
+ * Their room is allocated before anything is written (SR_ENOMEM: nothing
+ * written).
  */
 SR_MUST_CHECK int sr_log_append_leaves(sr_log *lg, const sr_slice *recs, const uint32_t *key_ids, size_t n,
                                        uint64_t *first_seq, sr_log_leaf **leaves, size_t *nleaves);
