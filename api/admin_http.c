@@ -557,6 +557,7 @@ static const struct {
     {sr_admin_alive_routes, &sr_admin_alive_nroutes},
     {sr_admin_report_routes, &sr_admin_report_nroutes},
     {sr_admin_sig_routes, &sr_admin_sig_nroutes},
+    {sr_admin_tlog_routes, &sr_admin_tlog_nroutes},
 };
 
 void sr_admin_handle(sr_admin *a, h2o_req_t *req)

@@ -105,6 +105,8 @@ extern const sr_route sr_admin_alive_routes[];
 extern const size_t sr_admin_alive_nroutes;
 extern const sr_route sr_admin_sig_routes[];
 extern const size_t sr_admin_sig_nroutes;
+extern const sr_route sr_admin_tlog_routes[]; /* issue #18: checkpoints and proofs (api/admin_tlog.c) */
+extern const size_t sr_admin_tlog_nroutes;
 
 /* The binding's engine (c->binding is the sr_admin). */
 struct sr_admin;

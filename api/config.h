@@ -152,6 +152,8 @@
       "a sweep deletes the log segments nothing needs (docs/keys.md \"Segments\")")                                   \
     U(alive, http_silence_s, alive_http_silence_s, 120, 1, 86400,                                                    \
       "an HTTP gateway or an app without a request this long is offline (docs/monitoring.md)")                        \
+    U(checkpoint, interval_s, checkpoint_sign_interval_s, 10, 0, 86400,                                              \
+      "a signed checkpoint of the log's Merkle tree this often while anything is written, and at a stop; 0: none")    \
     U(keys, rotate_days, key_rotate_days, 0, 0, 36500,                                                                 \
       "data and audit keys start a new epoch this many days after theirs began (docs/keys.md); 0: never")             \
     S(keys, master_next, key_master_next, 1024, "",                                                                    \

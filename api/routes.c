@@ -23,6 +23,7 @@ const sr_route_list sr_route_lists[] = {
     {"Admin", sr_admin_alive_routes, &sr_admin_alive_nroutes},
     {"Admin", sr_admin_report_routes, &sr_admin_report_nroutes},
     {"Admin", sr_admin_sig_routes, &sr_admin_sig_nroutes},
+    {"Admin", sr_admin_tlog_routes, &sr_admin_tlog_nroutes},
 };
 const size_t sr_nroute_lists = sizeof sr_route_lists / sizeof sr_route_lists[0];
 

@@ -336,6 +336,15 @@ static void audit_summary(const Event *ev, sr_audit_summary *x)
                  " counted", rt->cut_ms, rt->days, rt->below_seq, rt->removed);
         break;
     }
+    case SUIRO__V1__EVENT__BODY_CHECKPOINT: { /* docs/audit.md "Checkpoints and proofs" */
+        const Suiro__V1__CheckpointEvent *c = ev->checkpoint;
+        x->s[F_KIND] = "checkpoint";
+        snprintf(x->action, sizeof x->action, "sign");
+        snprintf(x->target, sizeof x->target, "tree:%" PRIu64, c->tree_size);
+        snprintf(x->detail, sizeof x->detail, "%s, records up to seq %" PRIu64 ", %s key %s", c->reason, c->last_seq,
+                 c->alg, c->key_name);
+        break;
+    }
     case SUIRO__V1__EVENT__BODY_NOTIFY: { /* docs/monitoring.md "Notifications" */
         const Suiro__V1__NotifyEvent *n = ev->notify;
         x->s[F_KIND] = "notify";

@@ -211,7 +211,8 @@ int sr__recover(sr_engine *e)
     for (int i = 0; i < NSTRIPE; i++) pthread_mutex_destroy(&sh->stripe[i]);
     sr_free(sh);
     if (rc) goto fail;
-    /* 4. resume */
+    /* 4. resume: the tree's leaves of the replayed blocks first (ckpt.c) */
+    if ((rc = sr__mt_catch_up(e))) goto fail;
     (void)sr__points_load(e); /* the apply may have changed masters (a failed load: readers use the index) */
     e->next_seq = end;
     atomic_store(&e->watermark, end - 1);
@@ -532,6 +533,11 @@ static int engine_open(const char *dir, const sr_engine_opts *opts, sr_engine **
     SR_INVARIANT(sr_heads_check(e));
     if ((rc = sr__points_load(e))) goto fail;
     e->masters_dirty = 0; /* the replay's master events are in the table now */
+    /* the Merkle tree: the blocks the index's tree lacks (ckpt.c) */
+    if ((rc = sr__mt_catch_up(e))) {
+        snprintf(ei->msg, sizeof ei->msg, "building the Merkle tree over the log: %s", sr_strerror(rc));
+        goto fail;
+    }
     SR_INVARIANT(sr_points_check_index(e));
     /* a LogTrim durable and applied whose files a crash left (segdrop.c invariant 1) */
     if ((rc = sr__segdrop_finish(e))) {

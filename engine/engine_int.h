@@ -39,6 +39,7 @@
 #include "storage/index.h"
 #include "storage/keyring.h"
 #include "storage/log.h"
+#include "storage/mtree.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -258,6 +259,12 @@ struct sr_engine {
      * (from taking the group to the index's commit) and commands per group;
      * relaxed atomics, no lock (codecs/base/sr_hist.h) */
     sr_hist h_sync, h_commit, h_group;
+    /* the Merkle tree over the log (ckpt.c): the writer's frontier and the
+     * first seq it does not cover (invariant 3 of ckpt.c); mt_off: not kept
+     * (a log trimmed past the tree) */
+    sr_mt_frontier mt;
+    uint64_t mt_next;
+    int mt_off;
 };
 
 typedef struct pointinfo {
@@ -405,6 +412,20 @@ int sr__segdrop_sweep(sr_engine *e, const sr_retention_cfg *cfg, int64_t now, co
  * records built nothing the index holds (sweep_keys' checks); INT64_MIN: none. */
 int64_t sr__retention_data_cut(sr_engine *e, MDB_txn *t, const sr_retention_cfg *cfg, int64_t now, const char *op);
 int sr__segdrop_finish(sr_engine *e);
+/* The Merkle tree and the checkpoints (ckpt.c): a group's leaves added in
+ * its transaction to a copy f of the frontier (*next: the first seq not
+ * covered); the leaves the index lacks read back from the log (open,
+ * rebuild, recovery); the CheckpointEvent's row of SR_EVENT_KINDS. */
+int sr__mt_add(sr_engine *e, MDB_txn *t, sr_mt_frontier *f, uint64_t *next, const sr_log_leaf *lv, size_t n);
+int sr__mt_catch_up(sr_engine *e);
+/* A LogTrim's tree (segdrop.c): the frontier of the blocks below first_kept
+ * (*len 0: no tree kept), and its apply (the live tree drops the nodes
+ * wholly below it but the frontier's; a fresh one starts from it). */
+int sr__mt_trim_fill(sr_engine *e, uint64_t first_kept, uint64_t *tree_size, uint8_t *buf, size_t *len);
+int sr__mt_trim_apply(sr_engine *e, MDB_txn *t, uint64_t first_kept, uint64_t tree_size, const uint8_t *fr,
+                      size_t n);
+int sr__checkpoint_check(sr_engine *e, MDB_txn *t, const Event *ev, sr_result *r);
+int sr__checkpoint_apply(sr_engine *e, MDB_txn *t, Event *ev, sr_result *r, int validate);
 int sr__segdrop_fresh_floor(sr_engine *e);
 /* The KeyEvent applier (SR_EVENT_KINDS): on the writer (validate), a
  * "rotate" command rotates the key (durably) and becomes "rotated" with its

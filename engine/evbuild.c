@@ -766,6 +766,25 @@ int sr_cmd_key_ev(const sr_cmd_env *env, const sr_key_rec *k, sr_buf *out)
     return env_pack(&ev, env, out);
 }
 
+int sr_cmd_checkpoint(const sr_cmd_env *env, const sr_checkpoint_in *c, sr_buf *out)
+{
+    Suiro__V1__CheckpointEvent ck = SUIRO__V1__CHECKPOINT_EVENT__INIT;
+    ck.tree_size = c->head->size;
+    ck.root_hash = (ProtobufCBinaryData){SR_TREE_HASH, (uint8_t *)c->head->root};
+    ck.chain_tip = (ProtobufCBinaryData){SR_TREE_HASH, (uint8_t *)c->head->tip};
+    ck.last_seq = c->head->last_seq;
+    ck.time_ms = c->time_ms;
+    ck.note = S(c->note);
+    ck.alg = S(c->alg);
+    ck.key_name = S(c->key_name);
+    if (c->key_id) ck.key_id = (ProtobufCBinaryData){SR_TREE_HASH, (uint8_t *)c->key_id};
+    ck.reason = S(c->reason);
+    Suiro__V1__Event ev = SUIRO__V1__EVENT__INIT;
+    ev.body_case = SUIRO__V1__EVENT__BODY_CHECKPOINT;
+    ev.checkpoint = &ck;
+    return env_pack(&ev, env, out);
+}
+
 int sr_cmd_alarm(const sr_cmd_env *env, const sr_alarm_step *s, sr_buf *out)
 {
     Suiro__V1__AlarmEvent al = SUIRO__V1__ALARM_EVENT__INIT;

@@ -917,6 +917,64 @@ SR_MUST_CHECK int sr_engine_log_each(sr_engine *e, uint64_t from, sr_event_fn fn
 typedef int (*sr_push_mark_fn)(void *ctx, const char *op, const char *app, uint64_t through);
 SR_MUST_CHECK int sr_engine_push_marks(sr_engine *e, sr_push_mark_fn fn, void *ctx);
 
+/* ---- the Merkle tree over the log and its signed checkpoints (issue #18,
+ * engine/ckpt.c, docs/audit.md "Checkpoints and proofs"): one leaf per log
+ * block, RFC 9162 hashes (storage/mtree.h). ---- */
+enum { SR_TREE_HASH = 32, SR_TREE_PROOF = 64, SR_TREE_LEAF_HDR = 88 };
+/* A checkpoint as the index keeps it (a CheckpointEvent). */
+typedef struct sr_checkpoint {
+    uint64_t seq;       /* of its event */
+    uint64_t tree_size, last_seq;
+    int64_t time_ms;
+    uint8_t root[SR_TREE_HASH], tip[SR_TREE_HASH], key_id[SR_TREE_HASH];
+    char note[2048];    /* the C2SP signed note */
+    char alg[16], key_name[128], reason[16];
+} sr_checkpoint;
+/* The latest checkpoint, or the latest one made at or before at_ms:
+ * SR_OK, SR_ENOTFOUND (none). */
+SR_MUST_CHECK int sr_read_checkpoint_latest(sr_engine *e, sr_checkpoint *out);
+SR_MUST_CHECK int sr_read_checkpoint_at(sr_engine *e, int64_t at_ms, sr_checkpoint *out);
+/* The tree as the index has it now: size, root, the chain hash of its last
+ * block, the last seq it covers. SR_ENOTFOUND: no tree kept. */
+typedef struct sr_tree_head {
+    uint64_t size, last_seq;
+    uint8_t root[SR_TREE_HASH], tip[SR_TREE_HASH];
+} sr_tree_head;
+SR_MUST_CHECK int sr_read_tree_head(sr_engine *e, sr_tree_head *out);
+/* The inclusion proof of record seq's block in the tree of tree_size
+ * leaves (0: the current size): the leaf's index, its data (the block
+ * header's first 88 bytes and its payload's SHA-256: leaf hash =
+ * SHA-256(0x00 || hdr || digest)), the path (RFC 9162 2.1.3.1) and the
+ * root. SR_EINVAL (a size past the tree), SR_ENOTFOUND (a record not in it,
+ * or a node dropped with a trimmed segment), with ei saying which. */
+typedef struct sr_inclusion {
+    uint64_t tree_size, leaf_index, first_seq;
+    uint32_t count;
+    uint8_t hdr[SR_TREE_LEAF_HDR], digest[SR_TREE_HASH], leaf_hash[SR_TREE_HASH], root[SR_TREE_HASH];
+    uint8_t path[SR_TREE_PROOF][SR_TREE_HASH];
+    size_t npath;
+} sr_inclusion;
+SR_MUST_CHECK int sr_read_inclusion(sr_engine *e, uint64_t seq, uint64_t tree_size, sr_inclusion *out,
+                                    sr_errinfo *ei);
+/* The consistency proof (RFC 9162 2.1.4.1) between the trees of from and to
+ * leaves (to 0: the current size), with both roots. */
+typedef struct sr_consistency {
+    uint64_t from, to;
+    uint8_t root1[SR_TREE_HASH], root2[SR_TREE_HASH];
+    uint8_t path[SR_TREE_PROOF][SR_TREE_HASH];
+    size_t npath;
+} sr_consistency;
+SR_MUST_CHECK int sr_read_consistency(sr_engine *e, uint64_t from, uint64_t to, sr_consistency *out, sr_errinfo *ei);
+/* A CheckpointEvent (the platform's, actor system): the fields of a tree
+ * head, its time, the signed note, the algorithm, key name and key id. */
+typedef struct sr_checkpoint_in {
+    const sr_tree_head *head;
+    int64_t time_ms;
+    const char *note, *alg, *key_name, *reason;
+    const uint8_t *key_id; /* SR_TREE_HASH bytes */
+} sr_checkpoint_in;
+SR_MUST_CHECK int sr_cmd_checkpoint(const sr_cmd_env *env, const sr_checkpoint_in *c, sr_buf *out);
+
 /* Append the event as one JSON object (engine/event_json.c, no newline). */
 SR_MUST_CHECK int sr_event_view_json(const sr_event_view *ev, const sr_event_json_opts *o, sr_buf *out);
 

@@ -94,6 +94,16 @@
  *              2^32 events) -> duplicates (DUPSORT, DUPFIXED) of 12 bytes:
  *              the first 8 bytes of SHA-256(op \0 actor \0 message id), then
  *              the low 32 bits of the seq, both BE (sr__msgid_item)
+ *   mtree      (layout 14; issue #18, engine/ckpt.c, docs/audit.md
+ *              "Checkpoints and proofs") the Merkle tree over the log, one
+ *              leaf per block: u8 level ‖ index u64 BE -> the perfect
+ *              subtree's hash (32 bytes; level 0, a leaf: hash ‖ first seq
+ *              u64 LE ‖ count u32 LE ‖ the block's chain hash, 76 bytes);
+ *              0xFE ‖ ts_key(time) u64 BE ‖ seq u64 BE -> seq u64 LE ‖ the
+ *              packed CheckpointEvent; 0xFF -> the tree's size u64 LE ‖ the
+ *              first seq it does not cover u64 LE ‖ the first leaf kept u64
+ *              LE (the last LogTrim's tree size: below it only the
+ *              frontier's nodes stay). Plain (hashes and numbers)
  *   alarms     (layout 11; issue #17, docs/monitoring.md "Alarms")
  *              'A' hex16(seq) (the alarm's id: "A" and the seq of the event
  *              that raised it, 16 upper-case hex digits, so key order is the
@@ -189,8 +199,13 @@
  *      mark and done deliveries, NotifyEvent). An index of an older layout
  *      has no rows for the NotifyEvents its log holds: rebuilt from the log
  *      at a read-write open; an older suiro refuses this index as newer.
+ *  14: (issue #18, signed checkpoints; the integrator renumbers) the `mtree`
+ *      database: the Merkle tree over the log's blocks and the checkpoints
+ *      by time (engine/ckpt.c, docs/audit.md "Checkpoints and proofs"). An
+ *      older index has no tree: rebuilt from the log at a read-write open;
+ *      an older suiro refuses this index as newer.
  */
-#define SR_INDEX_LAYOUT 12u
+#define SR_INDEX_LAYOUT 14u
 
 /* The databases whose values are sealed in a sealed index (layout 8,
  * engine/ixseal.h; docs/keys.md "What stays plaintext"): every one that
@@ -226,7 +241,8 @@
     X(PUSHQ, "pushq", 0)                           \
     X(ALARMS, "alarms", 0)                         \
     X(NOTIFYQ, "notifyq", 0)                       \
-    X(ALIVE, "alive", 0)
+    X(ALIVE, "alive", 0)                           \
+    X(MTREE, "mtree", 0)
 
 typedef enum sr_dbi {
 #define SR_X_(id, name, flags) SR_DB_##id,

@@ -142,6 +142,8 @@ int sr__segdrop_apply(sr_engine *e, MDB_txn *t, Event *ev, sr_result *r, int val
             e->ost.trimmed_below = lt->first_kept;
             for (size_t i = 0; i < lt->n_counts; i++) e->ost.trimmed_records += lt->counts[i]->records;
         }
+        int trc = sr__mt_trim_apply(e, t, lt->first_kept, lt->tree_size, lt->frontier.data, lt->frontier.len);
+        if (trc) return trc;
         if (meta_u64(e, t, "floor", 5) >= lt->first_kept) return SR_OK;
         return put_meta_u64(e, t, "floor", 5, lt->first_kept);
     }
@@ -603,6 +605,10 @@ int sr__segdrop_sweep(sr_engine *e, const sr_retention_cfg *cfg, int64_t now, co
             tp[i] = &tc[i];
             rep->records_dropped += d.k[i].n;
         }
+        uint8_t frb[8 + SR_MT_MAX_LEVEL * SR_HASH_LEN];
+        size_t frn = 0;
+        if (!rc) rc = sr__mt_trim_fill(e, bound, &lt.tree_size, frb, &frn); /* the tree goes on (docs/audit.md) */
+        lt.frontier = (ProtobufCBinaryData){frn, frb};
         lt.first_kept = bound;
         lt.first_dropped = first;
         lt.anchor = (ProtobufCBinaryData){SR_HASH_LEN, cut.tip};

@@ -407,6 +407,9 @@ static void process_group(sr_engine *e, cmd **cmds, size_t nc, int closing)
     int64_t now = now_ms(e);
     struct timespec t_start;
     clock_gettime(CLOCK_MONOTONIC, &t_start); /* the metrics' group commit time */
+    static _Thread_local sr_mt_frontier mt; /* the writer's working copy (2 KiB, off the stack) */
+    uint64_t mt_next = 0;
+    int mt_taken = 0;
 
     if (!res) {
         fatal = SR_ENOMEM;
@@ -553,10 +556,22 @@ static void process_group(sr_engine *e, cmd **cmds, size_t nc, int closing)
             fatal = SR_ENOSPC; /* tests: as a log append that found no space */
             goto finish;
         }
-        if ((fatal = e->keyring ? sr_log_append_keyed(e->log, g.recs, g.kid, g.nrecs, &first)
-                                : sr_log_append(e->log, g.recs, g.nrecs, &first)))
+        sr_log_leaf *leaves = NULL;
+        size_t nleaves = 0;
+        if ((fatal = sr_log_append_leaves(e->log, g.recs, e->keyring ? g.kid : NULL, g.nrecs, &first, &leaves,
+                                          &nleaves)))
             goto finish;
         SR_VERIFY(first == e->next_seq);
+        /* the group's blocks join the Merkle tree in its transaction
+         * (ckpt.c invariant 3: on a copy, taken once committed) */
+        if (!e->mt_off) {
+            mt = e->mt;
+            mt_next = e->mt_next;
+            fatal = sr__mt_add(e, txn, &mt, &mt_next, leaves, nleaves);
+            mt_taken = !fatal;
+        }
+        sr_free(leaves);
+        if (fatal) goto finish;
         if (e->o.test_fail_commit && e->test_groups == e->o.test_fail_commit) {
             fatal = SR_EIO; /* tests: durable in the log, not in the index (§7) */
             goto finish;
@@ -573,6 +588,10 @@ static void process_group(sr_engine *e, cmd **cmds, size_t nc, int closing)
     (void)sr__points_commit(e);
     e->masters_dirty = 0;
     e->next_seq = seq;
+    if (mt_taken) {
+        e->mt = mt;
+        e->mt_next = mt_next;
+    }
     if (ck.heads_checkpoint) e->ckpt_ms = now; /* e->ckpt_at moved when it was applied (heads.c) */
     atomic_store(&e->watermark, seq - 1);
     atomic_fetch_add(&e->st_groups, 1);

@@ -662,3 +662,51 @@ int sr_sigkey_id(sr_sigkey *k, uint8_t out[SR_HASH_LEN])
     OPENSSL_free(der);
     return SR_OK;
 }
+
+/* The signature as the transparency logs' formats carry it (RFC 6962's
+ * digitally-signed, the C2SP signed note's ECDSA type): ECDSA as ASN.1 DER,
+ * the others as sr_sigkey_sign gives them. */
+int sr_sigkey_sign_der(sr_sigkey *k, const void *msg, size_t n, uint8_t sig[SR_SIG_MAX_LEN + 16], size_t *siglen)
+{
+    if (!k->priv) return SR_EINVAL;
+    if (!k->alg->group) return sr_sigkey_sign(k, msg, n, sig, siglen);
+    EVP_MD_CTX *md = sig_ctx(k, 1);
+    size_t dlen = SR_SIG_MAX_LEN + 16;
+    int ok = md && EVP_DigestSign(md, sig, &dlen, msg, n) == 1;
+    EVP_MD_CTX_free(md);
+    if (!ok) return SR_ECRYPTO;
+    *siglen = dlen;
+    return SR_OK;
+}
+
+int sr_sigkey_verify_der(sr_sigkey *k, const void *msg, size_t n, const uint8_t *sig, size_t siglen)
+{
+    if (!k->alg->group) return sr_sigkey_verify(k, msg, n, sig, siglen);
+    EVP_MD_CTX *md = sig_ctx(k, 0);
+    if (!md) return SR_ECRYPTO;
+    int rc = EVP_DigestVerify(md, sig, siglen, msg, n) == 1 ? SR_OK : SR_ECORRUPT;
+    EVP_MD_CTX_free(md);
+    return rc;
+}
+
+int sr_sigkey_raw_public(sr_sigkey *k, uint8_t *out, size_t *len)
+{
+    if (k->alg->id != SR_ALG_EDDSA) return SR_EINVAL;
+    return EVP_PKEY_get_raw_public_key(k->k, out, len) == 1 ? SR_OK : SR_ECRYPTO;
+}
+
+int sr_unbase64(const char *in, size_t n, uint8_t *out, size_t cap, size_t *outlen)
+{
+    if (n % 4 || n / 4 * 3 > cap || n > INT_MAX) return SR_EINVAL;
+    for (size_t i = 0; i < n; i++) {
+        char c = in[i];
+        int ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '+' || c == '/' ||
+                 (c == '=' && (i == n - 1 || (i == n - 2 && in[n - 1] == '=')));
+        if (!ok) return SR_EINVAL;
+    }
+    int len = n ? EVP_DecodeBlock(out, (const unsigned char *)in, (int)n) : 0;
+    if (len < 0) return SR_EINVAL;
+    size_t pad = n && in[n - 1] == '=' ? (n > 1 && in[n - 2] == '=' ? 2 : 1) : 0;
+    *outlen = (size_t)len - pad;
+    return SR_OK;
+}

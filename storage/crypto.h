@@ -202,11 +202,26 @@ SR_MUST_CHECK int sr_sigkey_verify(sr_sigkey *k, const void *msg, size_t n, cons
  * the same for the private key, the public key and the certificate. */
 SR_MUST_CHECK int sr_sigkey_id(sr_sigkey *k, uint8_t out[SR_HASH_LEN]);
 
+/* The signature in the transparency logs' form (the C2SP signed note,
+ * docs/audit.md): ECDSA as ASN.1 DER (up to SR_SIG_MAX_LEN + 16 bytes), the
+ * other algorithms as sr_sigkey_sign's. Verify: SR_OK, SR_ECORRUPT. */
+SR_MUST_CHECK int sr_sigkey_sign_der(sr_sigkey *k, const void *msg, size_t n, uint8_t sig[SR_SIG_MAX_LEN + 16],
+                                     size_t *siglen);
+SR_MUST_CHECK int sr_sigkey_verify_der(sr_sigkey *k, const void *msg, size_t n, const uint8_t *sig, size_t siglen);
+/* An Ed25519 key's raw 32-byte public key (*len in: room, out: 32);
+ * SR_EINVAL for another algorithm. */
+SR_MUST_CHECK int sr_sigkey_raw_public(sr_sigkey *k, uint8_t *out, size_t *len);
+
 /* Base64 (RFC 4648 section 4) of in[0..n) into out, NUL-terminated: out
  * holds 4 * ceil(n / 3) + 1 bytes; url: the URL-safe alphabet of section 5
  * ('-' and '_') without '=' padding (base64url, as in JWS), and out then
  * needs only ceil(4n / 3) + 1 bytes. Returns the length written. The one base64 encoder of the project (OpenSSL's
  * EVP_EncodeBlock); hex is sr_hex / sr_unhex in the base layer. */
 size_t sr_base64(const uint8_t *in, size_t n, char *out, int url);
+
+/* Base64 (RFC 4648 section 4, padded) of in[0..n) into out (cap bytes):
+ * SR_OK with *outlen; SR_EINVAL (not base64, or no room). The decoder of
+ * the signed notes (docs/audit.md). */
+SR_MUST_CHECK int sr_unbase64(const char *in, size_t n, uint8_t *out, size_t cap, size_t *outlen);
 
 #endif

@@ -95,6 +95,7 @@
 #include "storage/log.h"
 
 #include "storage/crc32c.h"
+#include "storage/mtree.h"
 #include "codecs/base/sr_hist.h"
 
 #include <errno.h>
@@ -149,6 +150,12 @@ typedef struct pblock { /* a block prepared by its appender, before sequencing *
     uint8_t flags;               /* SR_BLK_CONT */
     psec *secs;
     size_t nsecs;
+    /* set by the leader: the block's first seq and its Merkle leaf hash
+     * (storage/mtree.h: SHA-256(0x00 || header[0..88) || the payload's
+     * digest), the chain's own digest reused; sr_log_append_leaves) */
+    uint64_t first_seq;
+    uint8_t leaf[SR_HASH_LEN];
+    uint8_t tip[SR_HASH_LEN]; /* the chain's hash of this block */
 } pblock;
 
 /* A section of a block being read: version 3 sections, or the one
@@ -1202,6 +1209,9 @@ static int leader_commit(sr_log *lg, waiter *first, waiter *last, int *synced, i
             uint8_t digest[SR_HASH_LEN];
             sr_sha256(payload, pb->stored_len, digest); /* the chain covers the sealed bytes */
             block_hash(hdr, digest, lg->tip);
+            pb->first_seq = h.first_seq;
+            sr_mt_leaf_hash2(hdr, SR_BLK_AAD_LEN, digest, SR_HASH_LEN, pb->leaf); /* the same digest: docs/audit.md */
+            memcpy(pb->tip, lg->tip, SR_HASH_LEN);
             if (*npidx == *cappidx) {
                 size_t cap = *cappidx ? *cappidx * 2 : 16;
                 blk_ent *p = sr_realloc(*pidx, cap * sizeof *p);
@@ -1338,9 +1348,10 @@ static int submit(sr_log *lg, waiter *w)
     return rc;
 }
 
-/* Both appends: ids NULL means every record under uniform. */
+/* Both appends: ids NULL means every record under uniform. leaves: NULL, or
+ * gets the batch's blocks (sr_log_append_leaves). */
 static int append(sr_log *lg, const sr_slice *recs, const uint32_t *ids, uint32_t uniform, size_t n,
-                  uint64_t *first_seq)
+                  uint64_t *first_seq, sr_log_leaf **leaves, size_t *nleaves)
 {
     if (!lg || !recs || n == 0 || lg->o.readonly) return SR_EINVAL;
     for (size_t i = 0; i < n; i++) {
@@ -1352,21 +1363,49 @@ static int append(sr_log *lg, const sr_slice *recs, const uint32_t *ids, uint32_
     int rc = prepare(lg, recs, ids, uniform, n, &w.blocks, &w.nblocks);
     if (rc) return rc;
     w.nrecs = n;
+    /* the leaves' room before anything is written: a failure after the
+     * write would report an error for durable records */
+    if (leaves && !(*leaves = sr_calloc(w.nblocks ? w.nblocks : 1, sizeof **leaves))) {
+        pblocks_free(w.blocks, w.nblocks);
+        return SR_ENOMEM;
+    }
     rc = submit(lg, &w);
+    if (leaves && rc != SR_OK) {
+        sr_free(*leaves);
+        *leaves = NULL;
+    }
+    if (rc == SR_OK && leaves) {
+        for (size_t b = 0; b < w.nblocks; b++) {
+            (*leaves)[b].first_seq = w.blocks[b].first_seq;
+            (*leaves)[b].count = w.blocks[b].count;
+            memcpy((*leaves)[b].hash, w.blocks[b].leaf, SR_HASH_LEN);
+            memcpy((*leaves)[b].tip, w.blocks[b].tip, SR_HASH_LEN);
+        }
+        *nleaves = w.nblocks;
+    }
     pblocks_free(w.blocks, w.nblocks);
     if (rc == SR_OK && first_seq) *first_seq = w.first_seq;
     return rc;
 }
 
+int sr_log_append_leaves(sr_log *lg, const sr_slice *recs, const uint32_t *key_ids, size_t n, uint64_t *first_seq,
+                         sr_log_leaf **leaves, size_t *nleaves)
+{
+    if (!leaves || !nleaves) return SR_EINVAL;
+    *leaves = NULL;
+    *nleaves = 0;
+    return append(lg, recs, key_ids, key_ids ? 0 : lg && lg->has_key ? lg->key.id : 0, n, first_seq, leaves, nleaves);
+}
+
 int sr_log_append_keyed(sr_log *lg, const sr_slice *recs, const uint32_t *key_ids, size_t n, uint64_t *first_seq)
 {
     if (!key_ids) return SR_EINVAL;
-    return append(lg, recs, key_ids, 0, n, first_seq);
+    return append(lg, recs, key_ids, 0, n, first_seq, NULL, NULL);
 }
 
 int sr_log_append(sr_log *lg, const sr_slice *recs, size_t n, uint64_t *first_seq)
 {
-    return append(lg, recs, NULL, lg && lg->has_key ? lg->key.id : 0, n, first_seq);
+    return append(lg, recs, NULL, lg && lg->has_key ? lg->key.id : 0, n, first_seq, NULL, NULL);
 }
 
 int sr_log_sync(sr_log *lg)
@@ -2380,6 +2419,27 @@ static int iter_load(sr_log_iter *it)
         SR_INVARIANT(sr_log_iter_check(it));
         return SR_OK;
     }
+}
+
+_Static_assert(sizeof(((sr_log_leaf *)0)->hdr) == SR_BLK_AAD_LEN, "a leaf holds the chained header bytes");
+
+int sr_log_leaf_next(sr_log_iter *it, sr_log_leaf *out)
+{
+    int rc = iter_load(it);
+    if (rc) return rc;
+    it->sec_i = it->secs.n; /* the records are not returned: a leaf iterator reads blocks only */
+    it->blk_pos = it->blk_count;
+    uint8_t digest[SR_HASH_LEN];
+    /* the stored payload's digest (block version 1 too: the leaf covers the
+     * stored bytes, so it is computed without any key) */
+    sr_sha256(it->raw.data, (size_t)sr_get_le32(it->hdrb + 24), digest);
+    out->first_seq = it->blk_first;
+    out->count = it->blk_count;
+    memcpy(out->hdr, it->hdrb, SR_BLK_AAD_LEN);
+    memcpy(out->digest, digest, SR_HASH_LEN);
+    sr_mt_leaf_hash2(it->hdrb, SR_BLK_AAD_LEN, digest, SR_HASH_LEN, out->hash);
+    block_hash(it->hdrb, digest, out->tip);
+    return SR_OK;
 }
 
 /*

@@ -156,6 +156,35 @@ SR_MUST_CHECK int sr_log_append(sr_log *lg, const sr_slice *recs, size_t n, uint
 SR_MUST_CHECK int sr_log_append_keyed(sr_log *lg, const sr_slice *recs, const uint32_t *key_ids, size_t n,
                                       uint64_t *first_seq);
 
+/* A block as a leaf of the Merkle tree over the log (docs/audit.md
+ * "Checkpoints and proofs", storage/mtree.h): one leaf per block, its leaf
+ * data the block header's first SR_BLK_AAD_LEN bytes (what the chain hashes)
+ * followed by the SHA-256 of its stored payload, computed without any key. */
+typedef struct sr_log_leaf {
+    uint64_t first_seq;
+    uint32_t count;
+    uint8_t hash[SR_HASH_LEN];      /* SHA-256(0x00 || hdr || digest) */
+    uint8_t tip[SR_HASH_LEN];       /* the chain's hash of the block: SHA-256(hdr || digest) */
+    uint8_t hdr[88];                /* SR_BLK_AAD_LEN bytes; sr_log_leaf_next only */
+    uint8_t digest[SR_HASH_LEN];    /* sr_log_leaf_next only */
+} sr_log_leaf;
+
+/**
+ * sr_log_append_keyed (key_ids NULL: sr_log_append), also giving the batch's
+ * blocks as leaves in *leaves (sr_free it; *nleaves of them), hashed by the
+ * leader from the digest the chain takes (no second pass over the bytes).
+ * Their room is allocated before anything is written (SR_ENOMEM: nothing
+ * written).
+ */
+SR_MUST_CHECK int sr_log_append_leaves(sr_log *lg, const sr_slice *recs, const uint32_t *key_ids, size_t n,
+                                       uint64_t *first_seq, sr_log_leaf **leaves, size_t *nleaves);
+
+/* The next durable block of an iterator as a leaf (its payload read, its
+ * checksum checked and hashed; its sections not opened: no key needed).
+ * An iterator used for leaves is used for nothing else; it starts at the
+ * block holding its from. SR_OK, SR_DONE, or an error as sr_log_iter_next's. */
+SR_MUST_CHECK int sr_log_leaf_next(sr_log_iter *it, sr_log_leaf *out);
+
 /* The key id of the record sr_log_iter_next returned last (0: not sealed).
  * After SR_EERASED (the record's key was destroyed), *seq is the record's
  * and *rec empty: the caller counts it as erased and calls next again. */

@@ -61,6 +61,7 @@ const sr_opt sr_opts_admin[] = {
     OS("dest", dest, "DIR", "backup: the server's [backup] directory (checked by the server)"),
     OS("comment", comment, "TEXT", "alarms ack, alarms resolve: a comment recorded with the step"),
     OS("query", query, "K=V[&K=V]", "alarms list: filters (operator, state, level, rule, since, until); state: at=TIME[&operator=OP]; report: its parameters"),
+    OS("query", query, "K=V[&K=V]", "the query: alarms list's filters (operator, state, level, rule, since, until); checkpoint-at, proof-*: their parameters"),
     OS("current-password", current_password, "P", "password: the current one (else a prompt)"),
     OS("new-password", new_password, "P", "password: the new one (else a prompt)"),
     SR_OPT_END,
@@ -193,6 +194,14 @@ static const acmd CMDS[] = {
     {"revocation-add", "POST", OPS "/revocations", 1, NULL,
      "OP --data '{\"certId\":\"ID#SERIAL\",\"reason\":TEXT}': revoke a certificate"},
     {"revocation-delete", "DELETE", OPS "/revocations/{subjectId}/{serial}", 3, NULL, "OP ID SERIAL: withdraw it"},
+    /* signed checkpoints and proofs (api/admin_tlog.c, docs/audit.md "Checkpoints and proofs"; the auditor's);
+     * parameters as a query: call GET '/admin/v1/audit/proofs/inclusion?seq=N&treeSize=S' */
+    {"checkpoint", "GET", "/admin/v1/audit/checkpoints/latest", 0, NULL, "the latest signed checkpoint (its C2SP note)"},
+    {"checkpoint-at", "GET", "/admin/v1/audit/checkpoints", 0, NULL, "the checkpoint at or before a time: --query at=T"},
+    {"proof-inclusion", "GET", "/admin/v1/audit/proofs/inclusion", 0, NULL,
+     "the inclusion proof of a record: --query seq=N&treeSize=S"},
+    {"proof-consistency", "GET", "/admin/v1/audit/proofs/consistency", 0, NULL,
+     "the consistency proof of two tree sizes: --query from=M&to=N"},
 };
 enum { NCMDS = sizeof CMDS / sizeof CMDS[0] };
 
@@ -212,6 +221,7 @@ const char sr_admin_more[] =
     "  pending-reject | backup | backups | retention | retention-put | retention-run | alive\n"
     "  notify-targets | notify-target-add | notify-target-delete | notify-domains\n"
     "  notify-domains-put | revocations | revocation-add | revocation-delete\n"
+    "  notify-domains-put | checkpoint | checkpoint-at | proof-inclusion | proof-consistency\n"
     "  alarms list | alarms show | alarms ack | alarms resolve (or alarms-list, ...)\n"
     "                           (`suiro admin help` lists each with its route)\n"
     "\nexit: 0 ok, 1 error answer (printed), 2 usage, 3 server not reachable\n";
