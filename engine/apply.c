@@ -1436,7 +1436,7 @@ static int apply_alive(sr_engine *e, MDB_txn *t, Event *ev, sr_result *r, int va
     X(_LOG_TRIM, sr__segdrop_check, sr__segdrop_apply, NULL)                  \
     X(_ALIVE, NULL, apply_alive, NULL)                                        \
     X(_NOTIFY, NULL, apply_notify, NULL)                                      \
-    X(_CHECKPOINT, sr__checkpoint_check, sr__checkpoint_apply, NULL)
+    X(_CHECKPOINT, sr__checkpoint_check, sr__checkpoint_apply, NULL)          \
     X(_ACCESS, check_access, NULL, NULL)
 
 #define SR_X_(c, chk, app, ser) [SUIRO__V1__EVENT__BODY##c] = {SUIRO__V1__EVENT__BODY##c, &#c[1], chk, app, ser},

@@ -61,7 +61,7 @@
     X(_LOG_TRIM, SR_KC_CONFIG)            \
     X(_ALIVE, SR_KC_AUDIT)                \
     X(_NOTIFY, SR_KC_AUDIT)               \
-    X(_CHECKPOINT, SR_KC_CONFIG)
+    X(_CHECKPOINT, SR_KC_CONFIG)          \
     X(_ACCESS, SR_KC_AUDIT)
 
 #define SR_X_(c, cls) [SUIRO__V1__EVENT__BODY##c] = {1, cls},
