@@ -249,36 +249,39 @@ int sr__mt_trim_apply(sr_engine *e, MDB_txn *t, uint64_t first_kept, uint64_t tr
     if (rc) return rc;
     if (base >= tree_size && (size || base)) return SR_OK; /* applied already */
     MDB_dbi db = DB(e, SR_DB_MTREE);
-    if (size >= tree_size && next >= first_kept) {
-        /* the live tree: the nodes wholly below the trim go, but the frontier's
-         * (a proof of a kept leaf needs them), whose leaf row keeps its hash only */
-        MDB_cursor *cur;
-        if ((rc = sr_index_err(mdb_cursor_open(t, db, &cur)))) return rc;
-        for (unsigned L = 0; L < SR_MT_MAX_LEVEL && !rc && (tree_size >> L); L++) {
-            uint64_t lim = tree_size >> L; /* nodes (L, 0 .. lim - 1) lie wholly below */
-            uint8_t k[9];
-            node_key(k, L, 0);
-            MDB_val K = {9, k}, V;
-            int mrc = mdb_cursor_get(cur, &K, &V, MDB_SET_RANGE);
-            while (!mrc && !rc) {
-                const uint8_t *kk = K.mv_data;
-                if (K.mv_size != 9 || kk[0] != L || get_be64(kk + 1) >= lim) break;
-                if ((tree_size >> L & 1) && get_be64(kk + 1) == lim - 1) {
-                    mrc = mdb_cursor_get(cur, &K, &V, MDB_NEXT);
-                    continue;
-                }
-                rc = sr_index_err(mdb_cursor_del(cur, 0));
-                if (!rc) mrc = mdb_cursor_get(cur, &K, &V, MDB_GET_CURRENT);
+    /* The nodes wholly below the trim go, but the frontier's (a proof of a
+     * kept leaf needs them), whose leaf row keeps its hash only. The live
+     * tree (it covers the trim) keeps its size and head; a tree behind the
+     * trim -- a fresh index of the trimmed log, or one a crash left behind
+     * its log (the open's replay applies the LogTrim before the catch-up
+     * reads the kept blocks) -- goes on from the carried frontier, so either
+     * equals a rebuild of the trimmed log. */
+    MDB_cursor *cur;
+    if ((rc = sr_index_err(mdb_cursor_open(t, db, &cur)))) return rc;
+    for (unsigned L = 0; L < SR_MT_MAX_LEVEL && !rc && (tree_size >> L); L++) {
+        uint64_t lim = tree_size >> L; /* nodes (L, 0 .. lim - 1) lie wholly below */
+        uint8_t k[9];
+        node_key(k, L, 0);
+        MDB_val K = {9, k}, V;
+        int mrc = mdb_cursor_get(cur, &K, &V, MDB_SET_RANGE);
+        while (!mrc && !rc) {
+            const uint8_t *kk = K.mv_data;
+            if (K.mv_size != 9 || kk[0] != L || get_be64(kk + 1) >= lim) break;
+            if ((tree_size >> L & 1) && get_be64(kk + 1) == lim - 1) {
+                mrc = mdb_cursor_get(cur, &K, &V, MDB_NEXT);
+                continue;
             }
-            if (!rc && mrc && mrc != MDB_NOTFOUND) rc = sr_index_err(mrc);
+            rc = sr_index_err(mdb_cursor_del(cur, 0));
+            if (!rc) mrc = mdb_cursor_get(cur, &K, &V, MDB_GET_CURRENT);
         }
-        mdb_cursor_close(cur);
-        if (rc) return rc;
-    } else if (size == 0 && !base) {
-        next = first_kept; /* a fresh index of the trimmed log: the tree starts from the frontier */
+        if (!rc && mrc && mrc != MDB_NOTFOUND) rc = sr_index_err(mrc);
+    }
+    mdb_cursor_close(cur);
+    if (rc) return rc;
+    if (size < tree_size || next < first_kept) {
+        next = first_kept;
         size = tree_size;
-    } else
-        return SR_OK; /* a tree behind the trim (not kept): the catch-up says so */
+    }
     for (unsigned L = 0; L < SR_MT_MAX_LEVEL; L++) {
         if (!(tree_size >> L & 1)) continue;
         uint8_t k[9];
