@@ -132,7 +132,7 @@ static void teardown(void)
     tu_rmrf(dir);
     free(dir);
 }
-TestSuite(engine_fault, .init = setup, .fini = teardown, .timeout = 900);
+TestSuite(engine_fault, .init = setup, .fini = teardown, .timeout = 2400);
 
 /* REPLAY_MAX: a heads checkpoint every 2 events and at each clean close
  * (docs/durability.md section 8), so they fall among the faults too */
