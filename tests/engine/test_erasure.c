@@ -272,6 +272,62 @@ static void scenario(sr_engine *e)
     period(e, "opA", "default", 30);
 }
 
+/* audit-class records (the suite and the kill -9 rounds) */
+static uint64_t aud_submit(sr_engine *e, int built, sr_buf *b)
+{
+    sr_result r;
+    cr_assert_eq(es_submit1(e, built, b, &r), SR_OK, "%s", r.err.msg);
+    return r.seq;
+}
+
+static uint64_t aud_alarm(sr_engine *e, const char *op, const char *state, const char *id, const char *rule,
+                          const char *msg)
+{
+    sr_cmd_env env = {op, "admin", SR_ACTOR_USER, NULL, "127.0.0.1"};
+    sr_alarm_step st = {.state = state, .id = id, .rule = rule, .subject = "s", .source = "test", .message = msg,
+                        .comment = "", .level = SR_AL_MAJOR};
+    sr_buf b;
+    sr_buf_init(&b);
+    return aud_submit(e, sr_cmd_alarm(&env, &st, &b), &b);
+}
+
+static void aud_alive(sr_engine *e, const char *op, sr_alive_state state, const char *remote)
+{
+    sr_cmd_env env = {op, "system", SR_ACTOR_SYSTEM, NULL, NULL};
+    sr_alive_rec a = {.kind = SR_ACTOR_GATEWAY, .id = "GW1", .state = state,
+                      .reason = state == SR_AS_ONLINE ? SR_AR_CONNECT : SR_AR_DISCONNECT, .binding = "mqtt",
+                      .remote = remote, .will = ""};
+    sr_buf b;
+    sr_buf_init(&b);
+    aud_submit(e, sr_cmd_alive(&env, &a, &b), &b);
+}
+
+static void aud_session(sr_engine *e, const char *op, const uint8_t h[32], int64_t expires, const char *reason)
+{
+    sr_cmd_env env = {op, "app1", SR_ACTOR_APP, NULL, "10.0.0.1"};
+    sr_buf b;
+    sr_buf_init(&b);
+    aud_submit(e, sr_cmd_token_session(&env, h, expires, SR_SS_CONNECTED, reason, &b), &b);
+}
+
+static void aud_login(sr_engine *e, const char *op, const char *reason)
+{
+    sr_cmd_env env = {op, "u1", SR_ACTOR_USER, NULL, "10.7.7.7"};
+    sr_buf b;
+    sr_buf_init(&b);
+    aud_submit(e, sr_cmd_auth(&env, SR_ACTOR_USER, "u1", 0, "password", reason, &b), &b);
+}
+
+static void aud_notify(sr_engine *e, const char *op, uint64_t alarm_seq, const char *delivery)
+{
+    sr_cmd_env env = {op, "system", SR_ACTOR_SYSTEM, NULL, NULL};
+    sr_notify_rec n = {.outcome = "delivered", .alarm_seq = alarm_seq, .target_id = "t1", .delivery_id = delivery,
+                       .error = "", .channel = "webhook", .attempts = 2};
+    sr_buf b;
+    sr_buf_init(&b);
+    aud_submit(e, sr_cmd_notify(&env, &n, &b), &b);
+}
+
 #if !SR_ERASURE_KILL9 /* the suite test_erasure; test_erasure_kill9 is the kill -9 rounds below */
 Test(erasure, a_key_past_every_period_is_destroyed_and_its_plaintexts_are_gone_for_good)
 {
@@ -615,60 +671,6 @@ static sr_keyinfo key_cls(sr_engine *e, const char *op, int cls, uint32_t epoch)
     return out;
 }
 
-static uint64_t aud_submit(sr_engine *e, int built, sr_buf *b)
-{
-    sr_result r;
-    cr_assert_eq(es_submit1(e, built, b, &r), SR_OK, "%s", r.err.msg);
-    return r.seq;
-}
-
-static uint64_t aud_alarm(sr_engine *e, const char *op, const char *state, const char *id, const char *rule,
-                          const char *msg)
-{
-    sr_cmd_env env = {op, "admin", SR_ACTOR_USER, NULL, "127.0.0.1"};
-    sr_alarm_step st = {.state = state, .id = id, .rule = rule, .subject = "s", .source = "test", .message = msg,
-                        .comment = "", .level = SR_AL_MAJOR};
-    sr_buf b;
-    sr_buf_init(&b);
-    return aud_submit(e, sr_cmd_alarm(&env, &st, &b), &b);
-}
-
-static void aud_alive(sr_engine *e, const char *op, sr_alive_state state, const char *remote)
-{
-    sr_cmd_env env = {op, "system", SR_ACTOR_SYSTEM, NULL, NULL};
-    sr_alive_rec a = {.kind = SR_ACTOR_GATEWAY, .id = "GW1", .state = state,
-                      .reason = state == SR_AS_ONLINE ? SR_AR_CONNECT : SR_AR_DISCONNECT, .binding = "mqtt",
-                      .remote = remote, .will = ""};
-    sr_buf b;
-    sr_buf_init(&b);
-    aud_submit(e, sr_cmd_alive(&env, &a, &b), &b);
-}
-
-static void aud_session(sr_engine *e, const char *op, const uint8_t h[32], int64_t expires, const char *reason)
-{
-    sr_cmd_env env = {op, "app1", SR_ACTOR_APP, NULL, "10.0.0.1"};
-    sr_buf b;
-    sr_buf_init(&b);
-    aud_submit(e, sr_cmd_token_session(&env, h, expires, SR_SS_CONNECTED, reason, &b), &b);
-}
-
-static void aud_login(sr_engine *e, const char *op, const char *reason)
-{
-    sr_cmd_env env = {op, "u1", SR_ACTOR_USER, NULL, "10.7.7.7"};
-    sr_buf b;
-    sr_buf_init(&b);
-    aud_submit(e, sr_cmd_auth(&env, SR_ACTOR_USER, "u1", 0, "password", reason, &b), &b);
-}
-
-static void aud_notify(sr_engine *e, const char *op, uint64_t alarm_seq, const char *delivery)
-{
-    sr_cmd_env env = {op, "system", SR_ACTOR_SYSTEM, NULL, NULL};
-    sr_notify_rec n = {.outcome = "delivered", .alarm_seq = alarm_seq, .target_id = "t1", .delivery_id = delivery,
-                       .error = "", .channel = "webhook", .attempts = 2};
-    sr_buf b;
-    sr_buf_init(&b);
-    aud_submit(e, sr_cmd_notify(&env, &n, &b), &b);
-}
 
 Test(erasure, audit_class_records_past_the_audit_period_are_erased_and_live_state_is_restated)
 {
@@ -816,7 +818,11 @@ Test(erasure, audit_class_records_past_the_audit_period_are_erased_and_live_stat
  * nothing is half done: the keyring opens (its invariants hold), every
  * destroyed key has its "destroyed" KeyEvent in the log, the log verifies,
  * the newest acknowledged values are there, and the index equals a rebuild.
- * Six rounds on one data directory. */
+ * Operator opB writes only audit-class records (logins, alarms raised and
+ * resolved, its gateway's alive transitions) under a 30-day audit period, so
+ * the sweeps cut, restate and destroy its audit keys too (docs/retention.md
+ * "Audit data"): its live alive row is never lost. Six rounds on one data
+ * directory. */
 #include <signal.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -842,6 +848,10 @@ static void erase_child(const char *d, int round, int fd)
         sr_slice sl = {b.data, b.len};
         if (sr_engine_submit_wait(e, &sl, 1, &r) || r.rc) _exit(5);
         sr_buf_release(&b);
+        /* opB: audit-class records only, its audit period 30 days, so its
+         * audit keys go too (opA keeps its audit for ever: the "destroyed"
+         * KeyEvents, themselves audit records, stay readable for the check) */
+        period(e, "opB", "audit", 30);
     }
     uint32_t p;
     sr_vtype t;
@@ -869,8 +879,21 @@ static void erase_child(const char *d, int round, int fd)
         sr_slice dsl = {db.data, db.len};
         if (sr_engine_submit_wait(e, &dsl, 1, &r) || r.rc) _exit(12);
         sr_buf_release(&db);
+        /* audit-class history and live state of this epoch (docs/retention.md
+         * "Audit data"): a login, an alarm raised and resolved, the
+         * gateway's alive transition (live: restated before its key goes) */
+        char am[48];
+        snprintf(am, sizeof am, "AUD-%d-%d", round, n);
+        aud_login(e, "opB", am);
+        uint64_t as = aud_alarm(e, "opB", "raised", NULL, "r1", am);
+        char aid[24];
+        snprintf(aid, sizeof aid, "A%016llX", (unsigned long long)as);
+        aud_alarm(e, "opB", "resolved", aid, NULL, NULL);
+        aud_alive(e, "opB", n % 2 ? SR_AS_OFFLINE : SR_AS_ONLINE, am);
         const sr_key_rec rot = {.action = "rotate", .key_operator = "opA", .key_class = "data"};
         if (submit_key(e, "opA", &rot, &r)) _exit(8);
+        const sr_key_rec rota = {.action = "rotate", .key_operator = "opB", .key_class = "audit"};
+        if (submit_key(e, "opB", &rota, &r)) _exit(13);
         clock_now += (int64_t)20 * DAY; /* the cut (30 days) passes the epoch before this one, not this one */
         sr_retention_report rep;
         if (sr_engine_retention_sweep(e, &CFG, NULL, &rep, &ei)) _exit(9);
@@ -924,7 +947,7 @@ Test(erasure, a_kill_9_during_erasing_sweeps_leaves_nothing_half_done, .timeout 
     snprintf(d, sizeof d, "%s/kill9", top);
     sr_key_from_bytes(&MASTER, (const uint8_t *)"0123456789abcdef0123456789abcdef");
     tu_rng rng = {2027};
-    uint64_t total_destroyed = 0;
+    uint64_t total_destroyed = 0, audit_destroyed = 0;
     for (int round = 0; round < E_ROUNDS; round++) {
         int want = 1 + (int)tu_below(&rng, 4);
         char last[128];
@@ -968,6 +991,14 @@ Test(erasure, a_kill_9_during_erasing_sweeps_leaves_nothing_half_done, .timeout 
         sr_keyinfo *ks;
         size_t nk;
         cr_assert_eq(sr_engine_key_list(e, &ks, &nk), SR_OK);
+        for (size_t i = 0; i < nk; i++) audit_destroyed += ks[i].cls == SR_KC_AUDIT && ks[i].state == SR_KS_DESTROYED;
+        /* the gateway's live alive row survives every restatement a kill cut short */
+        sr_rec ar = SR_REC_INIT;
+        sr_alive_rec av;
+        cr_assert_eq(sr_list_alive(e, "opB", &ar), SR_OK);
+        cr_assert_eq(sr_rec_next_alive(&ar, &av), 1, "round %d: opB's alive row is lost", round);
+        cr_assert(!strncmp(av.remote, "AUD-", 4), "round %d: opB's alive row: %s", round, av.remote);
+        sr_rec_close(&ar);
         uint8_t live[32], rebuilt[32];
         cr_assert_eq(sr_engine_content_hash(e, live), SR_OK);
         cr_assert_eq(sr_engine_close(e), SR_OK);
@@ -976,7 +1007,10 @@ Test(erasure, a_kill_9_during_erasing_sweeps_leaves_nothing_half_done, .timeout 
         size_t ntomb = 0;
         for (size_t i = 0; i < nk; i++) {
             if (ks[i].state != SR_KS_DESTROYED) continue;
+            /* opB's "destroyed" KeyEvents are sealed by its own audit keys,
+             * which later sweeps destroy: only opA's stay readable */
             ntomb++;
+            if (strcmp(ks[i].operator_id, "opA")) continue;
             int found = 0;
             for (size_t j = 0; j < nd && !found; j++) found = ids[j] == ks[i].id;
             cr_assert(found, "round %d: key 0x%08x is destroyed without its KeyEvent in the log", round, ks[i].id);
@@ -996,5 +1030,6 @@ Test(erasure, a_kill_9_during_erasing_sweeps_leaves_nothing_half_done, .timeout 
         tu_rmrf(ix);
     }
     cr_assert_gt(total_destroyed, 0, "the sweeps destroyed keys");
+    cr_assert_gt(audit_destroyed, 0, "the sweeps destroyed audit keys too (docs/retention.md \"Audit data\")");
 }
 #endif
