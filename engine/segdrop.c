@@ -565,7 +565,7 @@ int sr__segdrop_sweep(sr_engine *e, const sr_retention_cfg *cfg, int64_t now, co
     }
     /* (a): the carries, each operator's records in seq order (duplicates of
      * a record carried twice are restated once) */
-    qsort(d.c, d.nc, sizeof *d.c, cmp_carried);
+    if (d.nc) qsort(d.c, d.nc, sizeof *d.c, cmp_carried); /* none to carry: d.c is NULL */
     size_t w = 0;
     for (size_t i = 0; i < d.nc; i++) {
         if (w && !strcmp(d.c[w - 1].op, d.c[i].op) && d.c[w - 1].seq == d.c[i].seq) {
