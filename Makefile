@@ -35,9 +35,12 @@ test: build build-asan
 	@cd $(BUILD) && ctest --output-on-failure -j2
 	@$(MAKE) --no-print-directory test-asan
 
+# The fault suite tries every 4th call under ASan (SR_FAULT_STRIDE; the
+# normal build's run and `make soak` try every call).
 test-asan:
 	@cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
-	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure -j2
+	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 SR_FAULT_STRIDE=$${SR_FAULT_STRIDE:-4} \
+	  ctest --output-on-failure -j2
 
 run: build
 	@bash scripts/run.sh $(BUILD)
