@@ -56,6 +56,7 @@
 #include <openssl/crypto.h>
 
 #include <inttypes.h>
+#include <dirent.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -326,6 +327,53 @@ static void locate(const audit *a, uint64_t seq, char seg[72], uint64_t *off)
     fclose(f);
 }
 
+static int cmp_name(const void *x, const void *y) { return strcmp(x, y); }
+
+/* the block at (segment, offset) by walking the segments' headers (the log
+ * may not open when a block is damaged): its leaf index, first seq and
+ * count; 0 if found */
+static int block_at(const audit *a, const char *segment, uint64_t offset, uint64_t *leaf, uint64_t *first,
+                    uint32_t *count)
+{
+    DIR *dh = opendir(a->logdir);
+    if (!dh) return -1;
+    char (*names)[64] = NULL;
+    size_t n = 0;
+    struct dirent *de;
+    while ((de = readdir(dh))) {
+        size_t l = strlen(de->d_name);
+        if (l < 5 || l >= 64 || strcmp(de->d_name + l - 4, ".seg")) continue;
+        char (*p)[64] = realloc(names, (n + 1) * sizeof *names);
+        if (!p) break;
+        names = p;
+        snprintf(names[n++], 64, "%s", de->d_name);
+    }
+    closedir(dh);
+    qsort(names, n, sizeof *names, cmp_name);
+    uint64_t idx = a->base;
+    int found = -1;
+    for (size_t i = 0; i < n && found; i++) {
+        char path[PATH_MAX + 80];
+        snprintf(path, sizeof path, "%s/%s", a->logdir, names[i]);
+        FILE *f = fopen(path, "rb");
+        if (!f) continue;
+        uint8_t h[96];
+        uint64_t at = 64;
+        while (!fseek(f, (long)at, SEEK_SET) && fread(h, 1, 96, f) == 96 && sr_get_le32(h) == 0x4B425253) {
+            if (!strcmp(names[i], segment) && at == offset) {
+                *leaf = idx, *first = sr_get_le64(h + 8), *count = sr_get_le32(h + 16);
+                found = 0;
+                break;
+            }
+            idx++;
+            at += 96 + sr_get_le32(h + 24);
+        }
+        fclose(f);
+    }
+    free(names);
+    return found;
+}
+
 /* the first leaf in [from, to) whose index row differs from the recomputed one */
 typedef struct diffctx {
     const audit *a;
@@ -489,8 +537,14 @@ int sr_cmd_audit_verify(const sr_command *cmd, int argc, char **argv)
         snprintf(fd.why, sizeof fd.why, "the log: %s", w->msg[0] ? w->msg : sr_strerror(chain_rc ? chain_rc : lerr));
         fd.have_leaf = 1;
         fd.leaf = leaves; /* the leaf the log could not give */
+        uint64_t bf;
+        uint32_t bc;
+        if (!block_at(&a, fd.segment, fd.offset, &fd.leaf, &bf, &bc)) {
+            fd.first_seq = bf, fd.count = bc;
+            if (!fd.have_seq) fd.seq = bf, fd.have_seq = 1;
+        }
         for (size_t i = 0; i < a.nck && !fd.by; i++)
-            if (a.ck[i].size > leaves) fd.by = &a.ck[i];
+            if (a.ck[i].size > fd.leaf) fd.by = &a.ck[i];
     }
     for (size_t i = 0; i < a.nck && !fd.broken; i++) {
         ack *c = &a.ck[i];
