@@ -32,7 +32,9 @@
  *  holds and the first that does not; when they agree too (a rewritten index)
  *  the range is named.
  *
- * Exit: 0 all holds (a summary), 1 broken (named), 4 unreadable (not a data
+ * Exit: 0 all holds (a summary), 1 broken (named), 3 all holds but the log
+ * has a torn tail (a crash mid-append; the next writable open cuts it, as
+ * `suiro verify`'s 3), 4 unreadable (not a data
  * directory, no certificate, neither index nor notes to check against),
  * 2 usage.
  *
@@ -469,6 +471,12 @@ int sr_cmd_audit_verify(const sr_command *cmd, int argc, char **argv)
     memset(&rep, 0, sizeof rep);
     memset(&cei, 0, sizeof cei);
     int chain_rc = sr_log_verify(a.logdir, &lo, &rep, &cei);
+    /* a torn tail only (a crash mid-append; the next writable open cuts it)
+     * is not a broken record: the leaves stop before it, and a checkpoint
+     * past it is a cut tail */
+    const char *verdict;
+    int torn = chain_rc && sr_cli_log_verdict(chain_rc, &rep, &verdict) == 3;
+    if (torn) chain_rc = SR_OK;
 
     /* 3 (first: the sizes steer the push). The checkpoints: the index's and the file's */
     sr_errinfo eei;
@@ -618,7 +626,7 @@ int sr_cmd_audit_verify(const sr_command *cmd, int argc, char **argv)
     }
     if (o.json) {
         json_t *j = json_object();
-        json_object_set_new(j, "verdict", json_string(fd.broken ? "broken" : "ok"));
+        json_object_set_new(j, "verdict", json_string(fd.broken ? "broken" : torn ? "torn-tail" : "ok"));
         json_object_set_new(j, "checkpoints", json_integer((json_int_t)a.nck));
         json_object_set_new(j, "checkpoints_index", json_integer(index_ck));
         json_object_set_new(j, "checkpoints_checked", json_integer((json_int_t)checked));
@@ -706,7 +714,8 @@ int sr_cmd_audit_verify(const sr_command *cmd, int argc, char **argv)
                 printf("note: the index could not be read (%s): only the notes of %s were checked\n",
                        eei.msg[0] ? eei.msg : sr_strerror(erc), o.ckfile);
         }
-        rc = 0;
+        if (torn && !o.json) printf("torn tail: %s (the next writable open cuts it)\n", cei.msg);
+        rc = torn ? 3 : 0;
     }
     goto out;
 fail:

@@ -63,6 +63,7 @@ static const sr_command COMMANDS[] = {
      "No key is needed: the tree's leaves are the sealed blocks. The checkpoints: the index's, and the\n"
      "notes of --checkpoints FILE; each one's signature against --cert (default DIR/platform-cert.pem).\n"
      "exit: 0 all holds, 1 broken (the first broken record and the checkpoint that disproves it),\n"
+     "      3 all holds but a torn tail (a crash mid-append; the next writable open cuts it),\n"
      "      4 unreadable (not a suiro directory, no certificate, nothing to check against), 2 usage\n"},
     {"backup", sr_cmd_backup, "DIR DEST", 2, 2, "an online backup of DIR into the backup set DEST (signed, incremental)",
      sr_opts_backup,
