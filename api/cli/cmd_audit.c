@@ -127,40 +127,17 @@ static int add_ck(audit *a, ack **out)
     return SR_OK;
 }
 
-/* a base64 hash of the note (the decoder wants room for the padding's bytes) */
-static int unb64_hash(const char *in, uint8_t out[SR_MT_HASH_LEN])
-{
-    uint8_t buf[64];
-    size_t n;
-    if (sr_unbase64(in, strlen(in), buf, sizeof buf, &n) || n != SR_MT_HASH_LEN) return SR_ECORRUPT;
-    memcpy(out, buf, SR_MT_HASH_LEN);
-    return SR_OK;
-}
-
-/* the note's body lines: origin, size, base64 root, "suiro-tip TIP LAST TIME" */
+/* the note's body fields (storage/mtree.h sr_tlog_parse) */
 static int parse_note(ack *c)
 {
-    const char *p = c->note;
-    char line[4][200];
-    for (int i = 0; i < 4; i++) {
-        const char *nl = strchr(p, '\n');
-        if (!nl || (size_t)(nl - p) >= sizeof line[i]) return SR_ECORRUPT;
-        memcpy(line[i], p, (size_t)(nl - p));
-        line[i][nl - p] = 0;
-        p = nl + 1;
-    }
-    snprintf(c->origin, sizeof c->origin, "%.127s", line[0]);
-    unsigned long long sz;
-    if (sr_cli_parse_u64(line[1], &sz) || !sz) return SR_ECORRUPT;
-    c->size = sz;
-    if (unb64_hash(line[2], c->root)) return SR_ECORRUPT;
-    char tip[64];
-    unsigned long long last;
-    long long t;
-    if (sscanf(line[3], "suiro-tip %63s %llu %lld", tip, &last, &t) != 3) return SR_ECORRUPT;
-    if (unb64_hash(tip, c->tip)) return SR_ECORRUPT;
-    c->last_seq = last;
-    c->time_ms = t;
+    sr_tlog_fields t;
+    if (sr_tlog_parse(c->note, strlen(c->note), &t)) return SR_ECORRUPT;
+    snprintf(c->origin, sizeof c->origin, "%s", t.origin);
+    c->size = t.size;
+    c->last_seq = t.last_seq;
+    c->time_ms = t.time_ms;
+    memcpy(c->root, t.root, SR_MT_HASH_LEN);
+    memcpy(c->tip, t.tip, SR_MT_HASH_LEN);
     c->parsed = 1;
     return SR_OK;
 }
