@@ -328,7 +328,7 @@ static int block_at(const audit *a, const char *segment, uint64_t offset, uint64
         snprintf(names[n++], 64, "%s", de->d_name);
     }
     closedir(dh);
-    qsort(names, n, sizeof *names, cmp_name);
+    if (n) qsort(names, n, sizeof *names, cmp_name);
     uint64_t idx = a->base;
     int found = -1;
     for (size_t i = 0; i < n && found; i++) {
@@ -479,7 +479,7 @@ int sr_cmd_audit_verify(const sr_command *cmd, int argc, char **argv)
             size_t bl;
             a.ck[i].sig_ok = sr_tlog_verify(cert, a.ck[i].origin, a.ck[i].note, &bl) == SR_OK;
         }
-    qsort(a.ck, a.nck, sizeof *a.ck, cmp_ck);
+    if (a.nck) qsort(a.ck, a.nck, sizeof *a.ck, cmp_ck); /* no checkpoint yet: a.ck NULL */
 
     /* 2. the tree from the log's blocks, from the trim's frontier */
     sr_mt_frontier *f = calloc(1, sizeof *f);
@@ -576,9 +576,9 @@ int sr_cmd_audit_verify(const sr_command *cmd, int argc, char **argv)
                          good, c->size - 1, c->size);
             }
         } else {
-            const aleaf *x = &a.lv[c->size - 1 - a.base];
-            if (c->size > a.base && (memcmp(x->tip, c->tip, SR_MT_HASH_LEN) ||
-                                     x->first_seq + x->count - 1 != c->last_seq)) {
+            /* (a checkpoint of exactly the trim's size: its last block was dropped, its root is the frontier's) */
+            const aleaf *x = c->size > a.base ? &a.lv[c->size - 1 - a.base] : NULL;
+            if (x && (memcmp(x->tip, c->tip, SR_MT_HASH_LEN) || x->first_seq + x->count - 1 != c->last_seq)) {
                 fd.broken = 1, fd.by = c;
                 leaf_finding(&a, &fd, c->size - 1);
                 snprintf(fd.why, sizeof fd.why,
