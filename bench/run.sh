@@ -59,7 +59,7 @@ step "engine rebuild and restart, no encryption" "$BUILD/bench/engine_restart" -
 step "the state at a past time (issue #18, docs/state.md): answers at random T over 2,000 points x 300 s (600 k values); no snapshots yet: each answer replays the log to seq(T)" "$BUILD/bench/state_at" --points 2000 --seconds 300 --answers 20
 step "online backup vs cp -a, ingest during backups, restore to serving (net_ingest's data set, through the engine)" "$BUILD/bench/engine_backup"
 step "GW-IF ingest over MQTT, suiro serve vs Mosquitto" bash bench/gw_ingest.sh "$BUILD"
-step "network ingest with signed checkpoints every 1 s vs none, interleaved pairs (issue #18: the Merkle tree and checkpoint cost)" /usr/bin/python3 bench/ckpt_ingest.py "$BUILD"
+step "network ingest with signed checkpoints every 10 s (default) and 1 s vs none, interleaved rounds (issue #18: the Merkle tree and checkpoint cost)" /usr/bin/python3 bench/ckpt_ingest.py "$BUILD"
 step "the GW-IF values fast path alone" "$BUILD/bench/gw_parse"
 if [ -f bench/net_ingest.sh ]; then
   step "durable ingest over the network, disk bytes, restart: suiro (encrypted and plain) vs InfluxDB, VictoriaMetrics, Redis" \

@@ -473,18 +473,28 @@ static int leaf_of(sr_engine *e, MDB_txn *t, uint64_t seq, uint64_t size, uint64
     return SR_OK;
 }
 
+/* The opening both proofs share: the tree kept, one read transaction (*t,
+ * ended by the caller also on an error past this), the tree's size. */
+static int proof_begin(sr_engine *e, MDB_txn **t, uint64_t *size, sr_errinfo *ei)
+{
+    if (e->mt_off) return sr_errinfo_set(ei, SR_ENOTFOUND, "the Merkle tree is not kept (the log was trimmed past it)");
+    int rc = sr_index_read_begin(e->ix, t);
+    if (rc) return rc;
+    uint64_t next;
+    if ((rc = head_read(e, *t, size, &next))) sr_index_read_end(e->ix, *t);
+    return rc;
+}
+
 int sr_read_inclusion(sr_engine *e, uint64_t seq, uint64_t tree_size, sr_inclusion *out, sr_errinfo *ei)
 {
     memset(out, 0, sizeof *out);
-    if (e->mt_off) return sr_errinfo_set(ei, SR_ENOTFOUND, "the Merkle tree is not kept (the log was trimmed past it)");
     MDB_txn *t;
-    int rc = sr_index_read_begin(e->ix, &t);
+    uint64_t size;
+    int rc = proof_begin(e, &t, &size, ei);
     if (rc) return rc;
     mt_ctx c = {e, t, NULL, 0};
-    uint64_t size, next;
-    rc = head_read(e, t, &size, &next);
-    if (!rc && !tree_size) tree_size = size;
-    if (!rc && (tree_size > size || !tree_size))
+    if (!tree_size) tree_size = size;
+    if (tree_size > size || !tree_size)
         rc = sr_errinfo_set(ei, SR_EINVAL, "tree size %" PRIu64 " is not in the tree (size %" PRIu64 ")", tree_size,
                             size);
     if (!rc && (rc = leaf_of(e, t, seq, tree_size, &out->leaf_index)) == SR_ENOTFOUND)
@@ -518,15 +528,13 @@ int sr_read_inclusion(sr_engine *e, uint64_t seq, uint64_t tree_size, sr_inclusi
 int sr_read_consistency(sr_engine *e, uint64_t from, uint64_t to, sr_consistency *out, sr_errinfo *ei)
 {
     memset(out, 0, sizeof *out);
-    if (e->mt_off) return sr_errinfo_set(ei, SR_ENOTFOUND, "the Merkle tree is not kept (the log was trimmed past it)");
     MDB_txn *t;
-    int rc = sr_index_read_begin(e->ix, &t);
+    uint64_t size;
+    int rc = proof_begin(e, &t, &size, ei);
     if (rc) return rc;
     mt_ctx c = {e, t, NULL, 0};
-    uint64_t size, next;
-    rc = head_read(e, t, &size, &next);
-    if (!rc && !to) to = size;
-    if (!rc && (from == 0 || from > to || to > size))
+    if (!to) to = size;
+    if (from == 0 || from > to || to > size)
         rc = sr_errinfo_set(ei, SR_EINVAL, "sizes %" PRIu64 " to %" PRIu64 ": need 0 < from <= to <= %" PRIu64, from, to,
                             size);
     if (!rc && (rc = sr_mt_consistency(get_node, &c, from, to, out->path, &out->npath)) == SR_ENOTFOUND)
@@ -536,5 +544,85 @@ int sr_read_consistency(sr_engine *e, uint64_t from, uint64_t to, sr_consistency
     sr_index_read_end(e->ix, t);
     out->from = from;
     out->to = to;
+    return rc;
+}
+
+/* ------------------------------------------------------------------------ */
+/* What `suiro audit verify` reads of the index (records.h)                  */
+
+int sr_read_checkpoints(sr_engine *e, sr_checkpoint_fn fn, void *ctx)
+{
+    MDB_txn *t;
+    int rc = sr_index_read_begin(e->ix, &t);
+    if (rc) return rc;
+    MDB_cursor *cur;
+    if ((rc = sr_index_err(mdb_cursor_open(t, DB(e, SR_DB_MTREE), &cur)))) {
+        sr_index_read_end(e->ix, t);
+        return rc;
+    }
+    sr_checkpoint *ck = sr_malloc(sizeof *ck);
+    if (!ck) rc = SR_ENOMEM;
+    uint8_t k = MT_CKPT;
+    MDB_val K = {1, &k}, V;
+    int mrc = rc ? MDB_NOTFOUND : mdb_cursor_get(cur, &K, &V, MDB_SET_RANGE);
+    while (!rc && !mrc && K.mv_size == 17 && ((const uint8_t *)K.mv_data)[0] == MT_CKPT) {
+        if (!(rc = dec_ckpt(&V, ck))) rc = fn(ctx, ck);
+        if (!rc) mrc = mdb_cursor_get(cur, &K, &V, MDB_NEXT);
+    }
+    if (!rc && mrc && mrc != MDB_NOTFOUND) rc = sr_index_err(mrc);
+    sr_free(ck);
+    mdb_cursor_close(cur);
+    sr_index_read_end(e->ix, t);
+    return rc;
+}
+
+int sr_read_tree_leaves(sr_engine *e, uint64_t from, sr_tree_leaf_fn fn, void *ctx)
+{
+    if (e->mt_off) return SR_ENOTFOUND;
+    MDB_txn *t;
+    int rc = sr_index_read_begin(e->ix, &t);
+    if (rc) return rc;
+    MDB_cursor *cur;
+    if ((rc = sr_index_err(mdb_cursor_open(t, DB(e, SR_DB_MTREE), &cur)))) {
+        sr_index_read_end(e->ix, t);
+        return rc;
+    }
+    uint8_t k[9];
+    node_key(k, 0, from);
+    MDB_val K = {9, k}, V;
+    int mrc = mdb_cursor_get(cur, &K, &V, MDB_SET_RANGE);
+    while (!rc && !mrc && K.mv_size == 9 && ((const uint8_t *)K.mv_data)[0] == 0) {
+        if (V.mv_size == MT_LEAF_VAL) { /* a frontier's node kept across a trim has its hash only */
+            const uint8_t *v = V.mv_data;
+            sr_tree_leaf l = {.index = get_be64((const uint8_t *)K.mv_data + 1), .first_seq = sr_get_le64(v + 32),
+                              .count = sr_get_le32(v + 40)};
+            memcpy(l.hash, v, SR_HASH_LEN);
+            memcpy(l.tip, v + 44, SR_HASH_LEN);
+            rc = fn(ctx, &l);
+        }
+        if (!rc) mrc = mdb_cursor_get(cur, &K, &V, MDB_NEXT);
+    }
+    if (!rc && mrc && mrc != MDB_NOTFOUND) rc = sr_index_err(mrc);
+    mdb_cursor_close(cur);
+    sr_index_read_end(e->ix, t);
+    return rc == SR_DONE ? SR_OK : rc;
+}
+
+int sr_read_tree_base(sr_engine *e, uint64_t *base, uint8_t hashes[][SR_TREE_HASH])
+{
+    *base = 0;
+    if (e->mt_off) return SR_ENOTFOUND;
+    MDB_txn *t;
+    int rc = sr_index_read_begin(e->ix, &t);
+    if (rc) return rc;
+    mt_ctx c = {e, t, NULL, 0};
+    uint64_t size, next;
+    sr_mt_frontier *f = sr_malloc(sizeof *f);
+    if (!f) rc = SR_ENOMEM;
+    if (!rc) rc = head_read3(e, t, &size, &next, base);
+    if (!rc) rc = sr_mt_frontier_at(get_node, &c, *base, f);
+    if (!rc) memcpy(hashes, f->h, sizeof f->h);
+    sr_free(f);
+    sr_index_read_end(e->ix, t);
     return rc;
 }

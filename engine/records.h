@@ -965,6 +965,22 @@ typedef struct sr_consistency {
     size_t npath;
 } sr_consistency;
 SR_MUST_CHECK int sr_read_consistency(sr_engine *e, uint64_t from, uint64_t to, sr_consistency *out, sr_errinfo *ei);
+/* What `suiro audit verify` reads of the index (engine/ckpt.c): every
+ * checkpoint kept, by time (fn's nonzero return stops and is returned); the
+ * tree's leaf rows from leaf index `from` on (fn returning SR_DONE stops:
+ * SR_OK); the tree's base (the leaves a LogTrim dropped, 0 before any) and
+ * the frontier there (hashes[L] for the set bits L of *base, the LogTrim's
+ * compact range). SR_ENOTFOUND: no tree kept. */
+typedef int (*sr_checkpoint_fn)(void *ctx, const sr_checkpoint *c);
+SR_MUST_CHECK int sr_read_checkpoints(sr_engine *e, sr_checkpoint_fn fn, void *ctx);
+typedef struct sr_tree_leaf {
+    uint64_t index, first_seq;
+    uint32_t count;
+    uint8_t hash[SR_TREE_HASH], tip[SR_TREE_HASH];
+} sr_tree_leaf;
+typedef int (*sr_tree_leaf_fn)(void *ctx, const sr_tree_leaf *l);
+SR_MUST_CHECK int sr_read_tree_leaves(sr_engine *e, uint64_t from, sr_tree_leaf_fn fn, void *ctx);
+SR_MUST_CHECK int sr_read_tree_base(sr_engine *e, uint64_t *base, uint8_t hashes[][SR_TREE_HASH]);
 /* A CheckpointEvent (the platform's, actor system): the fields of a tree
  * head, its time, the signed note, the algorithm, key name and key id. */
 typedef struct sr_checkpoint_in {

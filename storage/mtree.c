@@ -388,3 +388,67 @@ int sr_tlog_verify(sr_sigkey *k, const char *name, const char *note, size_t *bod
     if (bodylen) *bodylen = bl;
     return SR_OK;
 }
+
+/* ------------------------------------------------------------------------ */
+/* A suiro note's fields                                                     */
+
+static int unb64_hash(const char *in, size_t n, uint8_t out[SR_MT_HASH_LEN])
+{
+    uint8_t buf[64]; /* the decoder wants room for the padding's bytes */
+    size_t len;
+    if (n > 48 || sr_unbase64(in, n, buf, sizeof buf, &len) || len != SR_MT_HASH_LEN) return SR_ECORRUPT;
+    memcpy(out, buf, SR_MT_HASH_LEN);
+    return SR_OK;
+}
+
+/* an unsigned decimal of [p, e): SR_OK and *v; leading zeros allowed, no sign */
+static int dec_u64(const char *p, const char *e, uint64_t *v)
+{
+    if (p == e || e - p > 20) return SR_ECORRUPT;
+    uint64_t x = 0;
+    for (; p < e; p++) {
+        if (*p < '0' || *p > '9') return SR_ECORRUPT;
+        unsigned d = (unsigned)(*p - '0');
+        if (x > (UINT64_MAX - d) / 10) return SR_ECORRUPT;
+        x = x * 10 + d;
+    }
+    *v = x;
+    return SR_OK;
+}
+
+int sr_tlog_parse(const char *note, size_t n, sr_tlog_fields *out)
+{
+    memset(out, 0, sizeof *out);
+    const char *line[4], *end[4], *p = note, *lim = note + n;
+    for (int i = 0; i < 4; i++) {
+        const char *nl = memchr(p, '\n', (size_t)(lim - p));
+        if (!nl) return SR_ECORRUPT;
+        line[i] = p;
+        end[i] = nl;
+        p = nl + 1;
+    }
+    size_t ol = (size_t)(end[0] - line[0]);
+    if (!ol || ol >= sizeof out->origin || memchr(line[0], 0, ol)) return SR_ECORRUPT;
+    memcpy(out->origin, line[0], ol);
+    if (dec_u64(line[1], end[1], &out->size) || !out->size) return SR_ECORRUPT;
+    if (unb64_hash(line[2], (size_t)(end[2] - line[2]), out->root)) return SR_ECORRUPT;
+    /* suiro-tip <tip> <last> <time> */
+    static const char tag[] = "suiro-tip ";
+    const char *q = line[3], *e = end[3];
+    if ((size_t)(e - q) < sizeof tag - 1 || memcmp(q, tag, sizeof tag - 1)) return SR_ECORRUPT;
+    q += sizeof tag - 1;
+    const char *f[3], *fe[3];
+    for (int i = 0; i < 3; i++) {
+        const char *sp = i < 2 ? memchr(q, ' ', (size_t)(e - q)) : e;
+        if (!sp) return SR_ECORRUPT;
+        f[i] = q;
+        fe[i] = sp;
+        q = sp + (i < 2);
+    }
+    uint64_t t;
+    if (unb64_hash(f[0], (size_t)(fe[0] - f[0]), out->tip) || dec_u64(f[1], fe[1], &out->last_seq) ||
+        dec_u64(f[2], fe[2], &t) || t > INT64_MAX)
+        return SR_ECORRUPT;
+    out->time_ms = (int64_t)t;
+    return SR_OK;
+}

@@ -127,4 +127,19 @@ SR_MUST_CHECK int sr_tlog_sign(sr_sigkey *k, const char *name, const char *body,
  * SR_ECORRUPT (a bad signature, or not a signed note). */
 SR_MUST_CHECK int sr_tlog_verify(sr_sigkey *k, const char *name, const char *note, size_t *bodylen);
 
+/* The fields of a suiro checkpoint note's body (docs/audit.md): origin,
+ * size, base64 root and the extension line "suiro-tip <base64 tip> <last
+ * seq> <time ms>". It reads the first four lines of note[0..n) only (the
+ * signature is sr_tlog_verify's): SR_OK, SR_ECORRUPT (not that shape: a
+ * missing line, a size of 0 or not a number, a hash not 32 bytes of
+ * base64). Outside bytes (`suiro audit verify --checkpoints FILE`):
+ * fuzzed by tests/fuzz/fuzz_tlog.c. */
+typedef struct sr_tlog_fields {
+    char origin[128];
+    uint64_t size, last_seq;
+    int64_t time_ms;
+    uint8_t root[SR_MT_HASH_LEN], tip[SR_MT_HASH_LEN];
+} sr_tlog_fields;
+SR_MUST_CHECK int sr_tlog_parse(const char *note, size_t n, sr_tlog_fields *out);
+
 #endif

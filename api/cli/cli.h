@@ -39,6 +39,9 @@ int sr_cmd_rebuild(const sr_command *cmd, int argc, char **argv);
 int sr_cmd_replay(const sr_command *cmd, int argc, char **argv);
 int sr_cmd_state(const sr_command *cmd, int argc, char **argv);
 int sr_cmd_verify(const sr_command *cmd, int argc, char **argv);
+/* api/cli/cmd_audit.c: a directory or a backup against its signed checkpoints (docs/audit.md) */
+int sr_cmd_audit_verify(const sr_command *cmd, int argc, char **argv);
+extern const sr_opt sr_opts_audit_verify[];
 int sr_cmd_cert_import(const sr_command *cmd, int argc, char **argv);
 /* cmd_engine.c: suiro key (the keyring, docs/keys.md) */
 int sr_cmd_key_list(const sr_command *cmd, int argc, char **argv);

@@ -56,6 +56,15 @@ static const sr_command COMMANDS[] = {
      "running monitors, pending requests, connected gateways and apps, open alarms.\n"},
     {"verify", sr_cmd_verify, "DIR", 1, 1, "check the log's chain, that the index equals a rebuild, every blob",
      sr_opts_verify, VERIFY_EXIT},
+    {"audit verify", sr_cmd_audit_verify, "DIR", 1, 1,
+     "check a data directory or a backup against its signed checkpoints (the tree from the log's blocks)",
+     sr_opts_audit_verify,
+     "DIR: a data directory (served or stopped: read-only) or a backup (DEST/NAME of `suiro backup`).\n"
+     "No key is needed: the tree's leaves are the sealed blocks. The checkpoints: the index's, and the\n"
+     "notes of --checkpoints FILE; each one's signature against --cert (default DIR/platform-cert.pem).\n"
+     "exit: 0 all holds, 1 broken (the first broken record and the checkpoint that disproves it),\n"
+     "      3 all holds but a torn tail (a crash mid-append; the next writable open cuts it),\n"
+     "      4 unreadable (not a suiro directory, no certificate, nothing to check against), 2 usage\n"},
     {"backup", sr_cmd_backup, "DIR DEST", 2, 2, "an online backup of DIR into the backup set DEST (signed, incremental)",
      sr_opts_backup,
      "DEST: a directory of backups of this data directory (created if missing); each backup is DEST/NAME.\n"

@@ -923,6 +923,44 @@ static void build_revocation(fixture *f)
     cm->lens[0] = cm->bytes.len;
 }
 
+/* Command 24 (issue #18, docs/audit.md "Checkpoints"): a CheckpointEvent
+ * of the tree as the index has it when it runs, built as api/checkpoint.c
+ * builds it (sr_read_tree_head, sr_cmd_checkpoint; the note is a fixed
+ * text: the writer checks the root, tip and last seq, not the signature).
+ * Built at run time (its root is the tree's then), like command 21's sweep;
+ * every crash point then checks that the mtree database -- its nodes, head
+ * and checkpoint row -- equals a rebuild's (the content hash covers it). */
+enum { CKPT_CMD = 24 };
+_Static_assert((int)CKPT_CMD > (int)SEGDROP_CMD && CKPT_CMD < NCMD - 2, "after the segment drop, before the duplicate pair");
+static void build_ckpt(fixture *f)
+{
+    command *cm = &f->cmds[CKPT_CMD];
+    cm->bytes.len = 0;
+    cm->nev = 1;
+    cm->user[0] = 0;
+    cm->msgid[0] = 0;
+    cm->ns[0] = cm->nx[0] = 0;
+}
+
+static int ckpt_run(sr_engine *e, sr_result *res)
+{
+    sr_tree_head h;
+    int rc = sr_read_tree_head(e, &h);
+    if (rc) return rc;
+    static const uint8_t kid[SR_TREE_HASH] = {24};
+    const sr_cmd_env env = {.op = "", .actor = "system", .kind = SR_ACTOR_SYSTEM, .source = "server"};
+    const sr_checkpoint_in in = {.head = &h, .time_ms = 1700000024000, .note = "suiro/test\n(fault suite)\n",
+                                 .alg = "ES256", .key_name = "suiro/test", .reason = "interval", .key_id = kid};
+    sr_buf b;
+    sr_buf_init(&b);
+    if (!(rc = sr_cmd_checkpoint(&env, &in, &b))) {
+        sr_slice sl = {b.data, b.len};
+        rc = sr_engine_submit_wait(e, &sl, 1, res);
+    }
+    sr_buf_release(&b);
+    return rc;
+}
+
 /* Run command c: a submit of its events, or command 21's sweep; *extra gets
  * the events the sweep appended (acknowledged ones, also when a later step
  * failed). */
@@ -939,6 +977,7 @@ static int cmd_run(sr_engine *e, command *cm, int c, sr_result *res, uint64_t *e
         res->err = ei;
         return rc;
     }
+    if (c == CKPT_CMD) return ckpt_run(e, res);
     sr_slice sl[3];
     for (size_t v = 0, pos = 0; v < cm->nev; pos += cm->lens[v], v++)
         sl[v] = (sr_slice){cm->bytes.data + pos, cm->lens[v]};
@@ -1053,6 +1092,7 @@ static void fixture_init(fixture *f)
     cr_assert_gt(f->op9_audit_recs, 0, "op9's audit epoch sealed records");
     build_access(f);
     build_revocation(f);
+    build_ckpt(f);
 }
 
 static void fixture_release(fixture *f)
