@@ -344,7 +344,8 @@ static int mp_event(msg_points *m, const char *op, const char *gw, const char *m
         const per_point *p = &m->pts[k];
         in[k] = (sr_pv_in){p->info.point, p->info.type, g + p->at, p->n};
     }
-    if (!rc) rc = sr_ev_signed_measurements(op, gw, SR_ACTOR_GATEWAY, message_id, monitor_id, sig_state, in, m->np, event);
+    if (!rc)
+        rc = sr_ev_signed_measurements(op, gw, SR_ACTOR_GATEWAY, message_id, monitor_id, sig_state, in, m->np, event);
     if (g != m->s) sr_free(g);
     if (in != in0) sr_free(in);
     return rc;
@@ -808,7 +809,7 @@ int sr_gw_fast(sr_engine *e, const char *op, const char *gw, const void *data, s
     if (t != SR_J_OBJ_END || !seen_header || !seen_body || sr_jlex_next(&l) != SR_J_END) goto done;
     {
         size_t before = event->len;
-        if (mp_event(&mp, op, gw, m->message_id, NULL, 0 /* unsigned: protection is never fast */, event) == SR_OK) ok = 0;
+        if (mp_event(&mp, op, gw, m->message_id, NULL, 0 /* never signed */, event) == SR_OK) ok = 0;
         else event->len = before;
     }
     m->nvalues = nv;
@@ -839,8 +840,9 @@ void sr_gw_check(sr_engine *e, const char *op, const char *gw, const void *data,
     sr_buf_release(&out->ev);
     out->parse_rc = sr_gw_parse_sig(e, op, gw, data, len, &out->msg, &out->err);
     if (out->parse_rc || !is_values) return;
-    out->values_rc = sr_gw_values_event_sig(e, op, gw, out->msg.message_id, NULL, sr_gw_sig_state(&out->msg),
-                                            json_object_get(out->msg.body, "values"), &out->ev, &out->nvalues, &out->err);
+    out->values_rc =
+        sr_gw_values_event_sig(e, op, gw, out->msg.message_id, NULL, sr_gw_sig_state(&out->msg),
+                               json_object_get(out->msg.body, "values"), &out->ev, &out->nvalues, &out->err);
 }
 
 void sr_gw_checked_release(sr_gw_checked *c)

@@ -1,6 +1,7 @@
 /* api/sigcheck.c -- see sigcheck.h. */
 #include "api/sigcheck.h"
 
+#include "codecs/base/sr_hash.h"
 #include "engine/records.h"
 #include "storage/crypto.h"
 
@@ -91,7 +92,8 @@ static int64_t asn1_ms(const ASN1_TIME *t)
 
 typedef struct pcert {
     int refs;             /* the slot's one and each verifying call's (under mu) */
-    uint64_t hash, used;  /* FNV-1a of pem; the tick of the last use (under mu) */
+    uint64_t used;        /* the tick of the last use (under mu) */
+    uint32_t hash;        /* sr_hash of pem */
     char *pem;            /* the exact registered PEM text (the key) */
     size_t len;
     sr_sigkey *k;         /* its public key */
@@ -102,13 +104,6 @@ typedef struct pcert {
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static pcert *slot[SLOTS];
 static uint64_t tick, nhit, nmiss;
-
-static uint64_t fnv(const char *p, size_t n)
-{
-    uint64_t h = 1469598103934665603ull;
-    for (size_t i = 0; i < n; i++) h = (h ^ (unsigned char)p[i]) * 1099511628211ull;
-    return h;
-}
 
 static void pcert_free(pcert *c)
 {
@@ -161,7 +156,7 @@ static pcert *parse(const char *pem, size_t len, char *why, size_t whylen)
     memcpy(c->pem, pem, len);
     c->pem[len] = 0;
     c->len = len;
-    c->hash = fnv(pem, len);
+    c->hash = sr_hash(pem, len);
     c->refs = 1;
     OPENSSL_free(hex);
     BN_free(bn);
@@ -178,7 +173,7 @@ fail:
 /* The parsed certificate of pem, from the cache or parsed into it. */
 static pcert *lookup(const char *pem, size_t len, char *why, size_t whylen)
 {
-    uint64_t h = fnv(pem, len);
+    uint32_t h = sr_hash(pem, len);
     pthread_mutex_lock(&mu);
     for (int i = 0; i < SLOTS; i++) {
         pcert *c = slot[i];
