@@ -10,7 +10,9 @@
  * Verification: every call's verdict is OK, and the same body with one byte
  * changed is E5001 through the cache. No timing is checked.
  *
- * usage: sig_verify [--reps R]
+ * usage: sig_verify [--reps R] [--alg ES256|ES384|PS256|EdDSA] [--only parsed|cached]
+ * (--alg, --only: one algorithm, one of the two loops; for a count of
+ * instructions under callgrind --toggle-collect=sr_sig_verify_cert)
  * Prints one JSON line:
  *   {"bench":"sig_verify","reps":R,"ES256":{"parsed_us":..,"cached_us":..},..,
  *    "verify":"ok"|"FAILED"}
@@ -61,8 +63,12 @@ static double now_s(void)
 int main(int argc, char **argv)
 {
     int reps = 500;
-    for (int i = 1; i + 1 < argc; i += 2)
+    const char *only_alg = NULL, *only = "";
+    for (int i = 1; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--reps")) reps = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--alg")) only_alg = argv[i + 1];
+        else if (!strcmp(argv[i], "--only")) only = argv[i + 1];
+    }
     if (reps < 1) reps = 1;
     static const int ALGS[] = {SR_ALG_ES256, SR_ALG_ES384, SR_ALG_PS256, SR_ALG_EDDSA};
     static const char BODY[] = "{\"values\":[{\"dataId\":\"P00001\",\"timestamp\":\"2026-12-07T00:00:00Z\",\"value\":1.5}]}";
@@ -70,6 +76,7 @@ int main(int argc, char **argv)
     int64_t now = (int64_t)time(NULL) * 1000;
     printf("{\"bench\":\"sig_verify\",\"reps\":%d", reps);
     for (size_t a = 0; a < sizeof ALGS / sizeof ALGS[0]; a++) {
+        if (only_alg && strcmp(only_alg, sr_alg_name(ALGS[a]))) continue;
         sr_sigkey *k = NULL;
         if (sr_sigkey_generate(ALGS[a], &k)) return 1;
         char *pem = make_cert(k);
@@ -80,13 +87,14 @@ int main(int argc, char **argv)
         sr_base64(raw, n, sig, 1);
         const char *alg = sr_alg_name(ALGS[a]);
         double t0 = now_s();
-        for (int r = 0; r < reps; r++) {
+        for (int r = 0; r < reps && strcmp(only, "cached"); r++) {
             sr_sig_cache_clear();
             ok &= sr_sig_verify_cert(pem, strlen(pem), "1A", alg, sig, BODY, strlen(BODY), now, why, sizeof why) ==
                   SR_WIRE_OK;
         }
         double t1 = now_s();
-        for (int r = 0; r < reps; r++)
+        if (!strcmp(only, "parsed")) sr_sig_cache_clear();
+        for (int r = 0; r < reps && strcmp(only, "parsed"); r++)
             ok &= sr_sig_verify_cert(pem, strlen(pem), "1A", alg, sig, BODY, strlen(BODY), now, why, sizeof why) ==
                   SR_WIRE_OK;
         double t2 = now_s();
