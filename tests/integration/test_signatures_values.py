@@ -17,6 +17,8 @@ through the admin API while the gateway stays connected:
   - the verification state is stored and passed on: the push of a
     monitor's signed GW_PERIODIC_DATA carries "gatewaySigned": true (ext),
     an unsigned one does not;
+  - signed control (AP-IF) for every algorithm of the table: the gateway
+    gets the app's protection and signedValue, a changed value is E5001;
   - signatures required per data point (admin API
     /signature-requirements/{dataId}, setup.manage): an unsigned control of
     such a point is 422 E5001 and never reaches the gateway, a signed one
@@ -198,6 +200,24 @@ def control_raw(app, value_text, prot=None, data_id="P007"):
         return st, data
 
 
+def case_control_algorithms(app, g2, admin):
+    g2.mode = "ok"
+    for n, alg in enumerate(ALGS):
+        key = srtest.OpensslSigner("APP001", 0x70 + n, T, alg=alg)
+        st, js = admin.call("PUT", "/admin/v1/operators/demo/apps/APP001/certificate", key.pem)
+        check("APP001's certificate %s (%s, openssl) registered" % (key.cert_id, alg), st in (200, 204), (st, js))
+        marks = len(g2.pushed())
+        st, js = control_raw(app, "%d" % (20 + n), key.protection(b"%d" % (20 + n)))
+        check("%s: signed control: 200" % alg, st == 200, (st, js))
+        ctl = [r for r in g2.pushed()[marks:] if r.get("type") == "CONTROL"]
+        check("%s: ... the gateway gets the app's protection and signedValue" % alg,
+              len(ctl) == 1 and ctl[0].get("signedValue") == "%d" % (20 + n)
+              and ctl[0].get("protection", {}).get("signAlg") == alg, ctl)
+        st, js = control_raw(app, "%d" % (30 + n), key.protection(b"%d" % (20 + n)))
+        check("%s: a changed value under the signature: 422 E5001" % alg, st == 422 and tr.code_of(js) == "E5001",
+              (st, js))
+
+
 def case_point_required(app, g2, admin):
     app_key = srtest.OpensslSigner("APP001", 0x1A, T, alg="PS256")
     st, js = admin.call("PUT", "/admin/v1/operators/demo/apps/APP001/certificate", app_key.pem)
@@ -253,6 +273,7 @@ try:
                      ("replaced", lambda: state.update(k=case_replaced(app, g2, admin, gh))),
                      ("certificates", lambda: case_certs(app, g2, admin, state["k"])),
                      ("push", lambda: case_push(app, g2, admin, state["k"], rcv)),
+                     ("control_algorithms", lambda: case_control_algorithms(app, g2, admin)),
                      ("point_required", lambda: case_point_required(app, g2, admin))):
         print("--", name, flush=True)
         try:
