@@ -6,7 +6,15 @@
  * for every signed message, so a revocation takes effect for the next
  * message once its event is durable (the answer is sent then). Every change
  * is an event (RegistryPut / RegistryDelete, who and from where in its
- * envelope). Its route table is sr_admin_sig_routes (admin_int.h). */
+ * envelope).
+ *
+ * The same file keeps an operator's signature requirements per data point
+ * (docs/signatures.md "Requiring signatures"): a registry entry SR_RG_SIGREQ
+ * whose id is the dataId (a data point of the operator when it is set),
+ * name the reason, revoked_ms the time it was set. The AP-IF control check
+ * (api/apif_http.c) reads it for every control request without protection:
+ * such a request to such a point is refused E5001 once the answer here is
+ * sent. Its route table is sr_admin_sig_routes (admin_int.h). */
 #include "api/admin_http.h"
 #include "api/admin_int.h"
 #include "api/sigcheck.h"
@@ -92,6 +100,65 @@ static void revocation_delete(const sr_route_call *c)
     sr_admin_entry_delete(c, sr_route_param(c, "operatorId"), SR_RG_REVOKED, canon, "no such revocation");
 }
 
+/* ---- signature requirements per data point ---------------------------- */
+
+static json_t *sigreq_json(const sr_reg_entry *re)
+{
+    char at[40];
+    sr_rfc3339_format(re->revoked_ms, at);
+    return json_pack("{s:s,s:s,s:s}", "dataId", re->id, "reason", re->name, "requiredAt", at);
+}
+
+/* GET /admin/v1/operators/{operatorId}/signature-requirements -> 200 {"items":[...]} */
+static void sigreqs_list(const sr_route_call *c)
+{
+    sr_rec r = SR_REC_INIT;
+    int rc = sr_list_registry(sr_admin_engine(c), sr_route_param(c, "operatorId"), SR_RG_SIGREQ, &r);
+    if (rc) return sr_http_result(c->req, 0, sr_wire_of_rc(rc), sr_wire_msg_of_rc(rc), NULL);
+    json_t *items = json_array();
+    sr_reg_entry re;
+    while (sr_rec_next_registry(&r, &re) == 1) json_array_append_new(items, sigreq_json(&re));
+    sr_rec_close(&r);
+    json_t *o = json_pack("{s:o}", "items", items);
+    sr_http_jsonv(c->req, 200, o);
+    json_decref(o);
+}
+
+/* PUT .../signature-requirements/{dataId} {"reason"} -> 200 the requirement
+ * (set again: the reason and time replaced) */
+static void sigreq_put(const sr_route_call *c)
+{
+    json_t *body = sr_admin_body(c);
+    if (!body) return;
+    const char *op = sr_route_param(c, "operatorId"), *did = sr_route_param(c, "dataId");
+    const char *reason = json_string_value(json_object_get(body, "reason"));
+    sr_point_info info;
+    int prc;
+    if (!reason || !reason[0] || strlen(reason) > 200) {
+        sr_admin_bad_field(c, "reason", "why control of this data point must be signed: 1 to 200 bytes");
+    } else if (!sr_id_str_ok(did) || (prc = sr_engine_point_info(sr_admin_engine(c), op, did, &info)) == SR_ENOTFOUND) {
+        sr_admin_audit_refused(c, SR_WIRE_UNKNOWN, "no such data point");
+        sr_http_result(c->req, 0, SR_WIRE_UNKNOWN, "no such data point", NULL);
+    } else if (prc) {
+        sr_http_result(c->req, 0, sr_wire_of_rc(prc), sr_wire_msg_of_rc(prc), NULL);
+    } else {
+        sr_reg_entry re = {.kind = SR_RG_SIGREQ, .id = did, .name = reason, .revoked_ms = now_ms()};
+        sr_buf b;
+        sr_buf_init(&b);
+        sr_cmd_env env = sr_admin_env(c, op);
+        int rc = sr_cmd_registry_put(&env, &re, &b);
+        sr_admin_submit(c, rc, &b, 200, sigreq_json(&re));
+    }
+    json_decref(body);
+}
+
+/* DELETE .../signature-requirements/{dataId} -> 204 (lifted) */
+static void sigreq_delete(const sr_route_call *c)
+{
+    sr_admin_entry_delete(c, sr_route_param(c, "operatorId"), SR_RG_SIGREQ, sr_route_param(c, "dataId"),
+                          "no such signature requirement");
+}
+
 #define ACT(x) (1 + SR_ACT_##x)
 const sr_route sr_admin_sig_routes[] = {
     {"GET", "/admin/v1/operators/{operatorId}/revocations", revocations_list, SR_CALLER_ADMIN, SR_BODY_HTTP_MAX,
@@ -100,5 +167,11 @@ const sr_route sr_admin_sig_routes[] = {
      ACT(SETUP_MANAGE)},
     {"DELETE", "/admin/v1/operators/{operatorId}/revocations/{subjectId}/{serial}", revocation_delete,
      SR_CALLER_ADMIN, SR_BODY_SMALL, ACT(SETUP_MANAGE)},
+    {"GET", "/admin/v1/operators/{operatorId}/signature-requirements", sigreqs_list, SR_CALLER_ADMIN,
+     SR_BODY_HTTP_MAX, ACT(SETUP_READ)},
+    {"PUT", "/admin/v1/operators/{operatorId}/signature-requirements/{dataId}", sigreq_put, SR_CALLER_ADMIN,
+     SR_BODY_SMALL, ACT(SETUP_MANAGE)},
+    {"DELETE", "/admin/v1/operators/{operatorId}/signature-requirements/{dataId}", sigreq_delete, SR_CALLER_ADMIN,
+     SR_BODY_SMALL, ACT(SETUP_MANAGE)},
 };
 const size_t sr_admin_sig_nroutes = sizeof sr_admin_sig_routes / sizeof sr_admin_sig_routes[0];

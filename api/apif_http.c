@@ -1395,6 +1395,16 @@ static void control_values(const sr_route_call *rt)
                                                       "protection", NULL);
             goto done;
         }
+        /* ... or every control of this data point (RG_SIGREQ, api/admin_sig.c) */
+        must = sr_read_registry(a->eng, t->op, SR_RG_SIGREQ, json_string_value(d), &rr, &re) == SR_OK;
+        sr_rec_close(&rr);
+        if (must) {
+            sr_slog(SR_LOG_WARN, "control request refused: protection", "op=%s app=%s code=%s why=%s", t->op, t->app,
+                    sr_wire_code(SR_WIRE_SIGNATURE), "signature required by the data point");
+            sr_http_result(req, 0, SR_WIRE_SIGNATURE, "signature required: control of this data point must carry "
+                                                      "protection", NULL);
+            goto done;
+        }
     }
     if (p) {
         char swhy[300];

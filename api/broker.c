@@ -2198,7 +2198,7 @@ static void gw_result(sr_broker *b, const char *op, const char *gw, const sr_gw_
     if (json_array_size(vals)) {
         sr_buf ev;
         sr_buf_init(&ev);
-        rc = sr_gw_values_event(b->eng, op, gw, msg->message_id, NULL, vals, &ev, &nv, &err);
+        rc = sr_gw_values_event_sig(b->eng, op, gw, msg->message_id, NULL, sr_gw_sig_state(msg), vals, &ev, &nv, &err);
         if (!rc) rc = values_asked(vals, asked, 1, "this request", &err);
         if (!rc) rc = evl_add_raw(&l, &ev);
         sr_buf_release(&ev);
@@ -2297,7 +2297,7 @@ static void gw_periodic(sr_broker *b, const char *op, const char *gw, const sr_g
     sr_buf ev;
     sr_buf_init(&ev);
     size_t nv = 0;
-    int rc = sr_gw_values_event(b->eng, op, gw, msg->message_id, m->id, vals, &ev, &nv, &err);
+    int rc = sr_gw_values_event_sig(b->eng, op, gw, msg->message_id, m->id, sr_gw_sig_state(msg), vals, &ev, &nv, &err);
     /* a monitor's data may repeat a point (several intervals in one message) */
     if (!rc) rc = values_asked(vals, m->data_ids, 0, "this monitor", &err);
     if (!rc) rc = values_before_end(vals, m, &err);
@@ -2387,6 +2387,8 @@ static void push_monitor_event(sr_broker *b, const sr_event_view *ev)
         snprintf(path, sizeof path, "monitors/%s", m->id);
         json_t *body = json_pack("{s:s,s:O}", "monitorId", m->id, "values", vals);
         if (body && withheld) json_object_set_new(body, "withheldValues", json_integer((json_int_t)withheld));
+        /* (ext) R-SE-3: the gateway's message verified (docs/signatures.md) */
+        if (body && sr_event_sig_state(ev) == SR_SIG_VERIFIED) json_object_set_new(body, "gatewaySigned", json_true());
         push_out(b, ev->op, m->app, path, body, ev->seq);
         json_decref(body);
     }

@@ -500,8 +500,8 @@ static void post_values(sr_gwhttp *g, h2o_req_t *req, const token *t, const sr_g
         if (type_refused(req, k, fm.type)) goto done;
     } else if (!(rc = sr_gw_parse_sig(g->eng, t->op, t->gw, req->entity.base, req->entity.len, &msg, &err))) {
         if (type_refused(req, k, msg.type)) goto done;
-        rc = sr_gw_values_event(g->eng, t->op, t->gw, msg.message_id, NULL, json_object_get(msg.body, "values"), &ev,
-                                     &nv, &err);
+        rc = sr_gw_values_event_sig(g->eng, t->op, t->gw, msg.message_id, NULL, sr_gw_sig_state(&msg),
+                                    json_object_get(msg.body, "values"), &ev, &nv, &err);
     }
     submit_checked(g, req, t->op, t->gw, rc, &ev, &err, nv);
 done:

@@ -2,6 +2,7 @@
 #include "api/gwif_json.h"
 
 #include "api/sigcheck.h"
+#include "api/slog.h"
 #include "codecs/jsonlex.h"
 
 #include "codecs/base/sr_hash.h"
@@ -85,7 +86,11 @@ int sr_gw_parse_sig(sr_engine *e, const char *op, const char *gw, const void *da
     clock_gettime(CLOCK_REALTIME, &ts);
     sr_wire w = sr_sig_check(e, op, SR_RG_GATEWAY, gw, out->protection, (const char *)data + off, n,
                              (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000, why, sizeof why);
-    if (w != SR_WIRE_OK) return fail(err, w, why);
+    if (w != SR_WIRE_OK) {
+        sr_slog(SR_LOG_WARN, "gateway message refused: protection", "op=%s gw=%s msgid=%s code=%s why=%s", op, gw,
+                sr_slog_q(out->message_id), sr_wire_code(w), sr_slog_q(why));
+        return fail(err, w, why);
+    }
     if (!(out->signed_body = malloc(n + 1))) return fail(err, SR_WIRE_INTERNAL, "out of memory");
     memcpy(out->signed_body, (const char *)data + off, n);
     out->signed_body[n] = 0;
@@ -319,7 +324,7 @@ size_t sr_gw_range_take(sr_gw_range_note *out, size_t cap)
 }
 
 static int mp_event(msg_points *m, const char *op, const char *gw, const char *message_id, const char *monitor_id,
-                    sr_buf *event)
+                    int sig_state, sr_buf *event)
 {
     skew_check(m, op, gw, message_id);
     sr_pv_in in0[128];
@@ -339,7 +344,8 @@ static int mp_event(msg_points *m, const char *op, const char *gw, const char *m
         const per_point *p = &m->pts[k];
         in[k] = (sr_pv_in){p->info.point, p->info.type, g + p->at, p->n};
     }
-    if (!rc) rc = sr_ev_monitor_measurements(op, gw, SR_ACTOR_GATEWAY, message_id, monitor_id, in, m->np, event);
+    if (!rc)
+        rc = sr_ev_signed_measurements(op, gw, SR_ACTOR_GATEWAY, message_id, monitor_id, sig_state, in, m->np, event);
     if (g != m->s) sr_free(g);
     if (in != in0) sr_free(in);
     return rc;
@@ -350,6 +356,13 @@ static const char BELOW_MIN[] = "value: below the data point's minimum",
 
 int sr_gw_values_event(sr_engine *e, const char *op, const char *gw, const char *message_id, const char *monitor_id,
                        json_t *values, sr_buf *event, size_t *nvalues, sr_gw_err *err)
+{
+    return sr_gw_values_event_sig(e, op, gw, message_id, monitor_id, SR_SIG_NONE, values, event, nvalues, err);
+}
+
+int sr_gw_values_event_sig(sr_engine *e, const char *op, const char *gw, const char *message_id,
+                           const char *monitor_id, int sig_state, json_t *values, sr_buf *event, size_t *nvalues,
+                           sr_gw_err *err)
 {
     if (!json_is_array(values)) return fail(err, SR_WIRE_PARAM, "body.values: an array is required");
     size_t n = json_array_size(values);
@@ -469,7 +482,7 @@ int sr_gw_values_event(sr_engine *e, const char *op, const char *gw, const char 
         fail(err, SR_WIRE_PARAM, m);
         rc = SR_EINVAL;
     }
-    if (!rc) rc = mp_event(&mp, op, gw, message_id, monitor_id, event);
+    if (!rc) rc = mp_event(&mp, op, gw, message_id, monitor_id, sig_state, event);
     if (rc && !err->code) fail(err, SR_WIRE_INTERNAL, sr_strerror(rc));
     mp_release(&mp);
     return rc;
@@ -796,7 +809,7 @@ int sr_gw_fast(sr_engine *e, const char *op, const char *gw, const void *data, s
     if (t != SR_J_OBJ_END || !seen_header || !seen_body || sr_jlex_next(&l) != SR_J_END) goto done;
     {
         size_t before = event->len;
-        if (mp_event(&mp, op, gw, m->message_id, NULL, event) == SR_OK) ok = 0;
+        if (mp_event(&mp, op, gw, m->message_id, NULL, 0 /* never signed */, event) == SR_OK) ok = 0;
         else event->len = before;
     }
     m->nvalues = nv;
@@ -827,8 +840,9 @@ void sr_gw_check(sr_engine *e, const char *op, const char *gw, const void *data,
     sr_buf_release(&out->ev);
     out->parse_rc = sr_gw_parse_sig(e, op, gw, data, len, &out->msg, &out->err);
     if (out->parse_rc || !is_values) return;
-    out->values_rc = sr_gw_values_event(e, op, gw, out->msg.message_id, NULL, json_object_get(out->msg.body, "values"),
-                                        &out->ev, &out->nvalues, &out->err);
+    out->values_rc =
+        sr_gw_values_event_sig(e, op, gw, out->msg.message_id, NULL, sr_gw_sig_state(&out->msg),
+                               json_object_get(out->msg.body, "values"), &out->ev, &out->nvalues, &out->err);
 }
 
 void sr_gw_checked_release(sr_gw_checked *c)

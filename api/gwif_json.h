@@ -88,6 +88,14 @@ SR_MUST_CHECK int sr_gw_parse_sig(sr_engine *e, const char *op, const char *gw, 
 SR_MUST_CHECK int sr_gw_values_event(sr_engine *e, const char *op, const char *gw, const char *message_id,
                                      const char *monitor_id, json_t *values, sr_buf *event, size_t *nvalues,
                                      sr_gw_err *err);
+/* The same for a message whose protection verified (sig_state
+ * SR_SIG_VERIFIED, i.e. sr_gw_msg.sig_verified: the event records it,
+ * Measurements.sig_state, docs/signatures.md) or not (SR_SIG_NONE). */
+SR_MUST_CHECK int sr_gw_values_event_sig(sr_engine *e, const char *op, const char *gw, const char *message_id,
+                                         const char *monitor_id, int sig_state, json_t *values, sr_buf *event,
+                                         size_t *nvalues, sr_gw_err *err);
+/* sr_gw_values_event_sig's sig_state of a parsed message */
+#define sr_gw_sig_state(msg) ((msg)->sig_verified ? 1 /* SR_SIG_VERIFIED */ : 0 /* SR_SIG_NONE */)
 
 /* The fast path for values messages: a canonical, fully valid message is
  * read in one pass (no JSON tree) straight into a measurements event

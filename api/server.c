@@ -1566,8 +1566,8 @@ static void handle_publish(conn *c, const sr_mqtt_pkt *p)
         rc = SR_EINVAL;
     } else if (is_values) {
         rc = chk ? chk_values(chk, &ev, &nv, &err)
-                 : sr_gw_values_event(c->srv->eng, c->op, c->gw, msg.message_id, NULL, json_object_get(msg.body, "values"),
-                                      &ev, &nv, &err);
+                 : sr_gw_values_event_sig(c->srv->eng, c->op, c->gw, msg.message_id, NULL, sr_gw_sig_state(&msg),
+                                          json_object_get(msg.body, "values"), &ev, &nv, &err);
     } else if (kind && kind->how == SR_GWK_BROKER) {
         to_broker(c, p, suffix, &msg);
         sr_gw_msg_release(&msg);

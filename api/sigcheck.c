@@ -1,15 +1,18 @@
 /* api/sigcheck.c -- see sigcheck.h. */
 #include "api/sigcheck.h"
 
+#include "codecs/base/sr_hash.h"
 #include "engine/records.h"
 #include "storage/crypto.h"
 
 #include <ctype.h>
+#include <pthread.h>
 #include <openssl/asn1.h>
 #include <openssl/bn.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -74,39 +77,177 @@ static int64_t asn1_ms(const ASN1_TIME *t)
     return (int64_t)timegm(&tm) * 1000;
 }
 
+/* ---- the parsed certificates (docs/signatures.md "Cost") -------------------
+ * A parsed certificate (its key, serial and validity dates) is kept per
+ * exact PEM text: the cache's key is the registered bytes themselves, so a
+ * certificate replaced in the registry (another PEM) is parsed anew and the
+ * old one is never used for it again; the caller still reads the registry
+ * row and the revocations for every message (sr_sig_check), so a revocation
+ * or a withdrawal takes effect at once, and the validity dates are compared
+ * with now_ms on every call. SLOTS entries, the least recently used one
+ * replaced; an entry is reference-counted so that a thread verifying with it
+ * while another replaces its slot keeps it alive (EVP_DigestVerify on one
+ * EVP_PKEY with a context per call is safe from any thread). */
+#define SLOTS 64
+
+typedef struct pcert {
+    int refs;             /* the slot's one and each verifying call's (under mu) */
+    uint64_t used;        /* the tick of the last use (under mu) */
+    uint32_t hash;        /* sr_hash of pem */
+    char *pem;            /* the exact registered PEM text (the key) */
+    size_t len;
+    sr_sigkey *k;         /* its public key */
+    char serial[80];      /* canonical hex (canon_hex) */
+    int64_t nb, na;       /* notBefore, notAfter (UTC ms; INT64_MIN unreadable) */
+} pcert;
+
+static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+static pcert *slot[SLOTS];
+static uint64_t tick, nhit, nmiss;
+
+static void pcert_free(pcert *c)
+{
+    if (!c) return;
+    sr_sigkey_free(c->k);
+    free(c->pem);
+    free(c);
+}
+
+static void release(pcert *c)
+{
+    pthread_mutex_lock(&mu);
+    int last = c && --c->refs == 0;
+    pthread_mutex_unlock(&mu);
+    if (last) pcert_free(c);
+}
+
+/* The certificate pem parsed, a reference the caller releases; NULL with why
+ * set if it cannot be read (such a certificate is not kept). */
+static pcert *parse(const char *pem, size_t len, char *why, size_t whylen)
+{
+    pcert *c = calloc(1, sizeof *c);
+    X509 *x = NULL;
+    BIGNUM *bn = NULL;
+    char *hex = NULL;
+    char aerr[160];
+    BIO *bio = c ? BIO_new_mem_buf(pem, (int)len) : NULL;
+    if (bio) x = PEM_read_bio_X509(bio, NULL, NULL, NULL);
+    BIO_free(bio);
+    if (!x) {
+        snprintf(why, whylen, "the registered certificate cannot be read");
+        goto fail;
+    }
+    bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(x), NULL);
+    hex = bn ? BN_bn2hex(bn) : NULL;
+    if (!hex || canon_hex(hex, strlen(hex), c->serial, sizeof c->serial)) {
+        snprintf(why, whylen, "the registered certificate's serial number cannot be read");
+        goto fail;
+    }
+    c->nb = asn1_ms(X509_get0_notBefore(x));
+    c->na = asn1_ms(X509_get0_notAfter(x));
+    if (sr_sigkey_from_cert(x, &c->k, aerr, sizeof aerr)) {
+        snprintf(why, whylen, "%s", aerr);
+        goto fail;
+    }
+    if (!(c->pem = malloc(len + 1))) {
+        snprintf(why, whylen, "out of memory");
+        goto fail;
+    }
+    memcpy(c->pem, pem, len);
+    c->pem[len] = 0;
+    c->len = len;
+    c->hash = sr_hash(pem, len);
+    c->refs = 1;
+    OPENSSL_free(hex);
+    BN_free(bn);
+    X509_free(x);
+    return c;
+fail:
+    OPENSSL_free(hex);
+    BN_free(bn);
+    X509_free(x);
+    pcert_free(c);
+    return NULL;
+}
+
+/* The parsed certificate of pem, from the cache or parsed into it. */
+static pcert *lookup(const char *pem, size_t len, char *why, size_t whylen)
+{
+    uint32_t h = sr_hash(pem, len);
+    pthread_mutex_lock(&mu);
+    for (int i = 0; i < SLOTS; i++) {
+        pcert *c = slot[i];
+        if (c && c->hash == h && c->len == len && !memcmp(c->pem, pem, len)) {
+            c->refs++;
+            c->used = ++tick;
+            nhit++;
+            pthread_mutex_unlock(&mu);
+            return c;
+        }
+    }
+    nmiss++;
+    pthread_mutex_unlock(&mu);
+    pcert *c = parse(pem, len, why, whylen); /* outside the lock: ~50 us */
+    if (!c) return NULL;
+    pcert *old = NULL;
+    pthread_mutex_lock(&mu);
+    int v = 0;
+    for (int i = 0; i < SLOTS; i++) {
+        if (!slot[i]) {
+            v = i;
+            break;
+        }
+        if (slot[i]->used < slot[v]->used) v = i;
+    }
+    old = slot[v];
+    slot[v] = c;
+    c->refs++; /* the slot's and the caller's */
+    c->used = ++tick;
+    int last = old && --old->refs == 0;
+    pthread_mutex_unlock(&mu);
+    if (last) pcert_free(old);
+    return c;
+}
+
+void sr_sig_cache_stats(uint64_t *hits, uint64_t *misses)
+{
+    pthread_mutex_lock(&mu);
+    if (hits) *hits = nhit;
+    if (misses) *misses = nmiss;
+    pthread_mutex_unlock(&mu);
+}
+
+void sr_sig_cache_clear(void)
+{
+    pcert *drop[SLOTS];
+    int nd = 0;
+    pthread_mutex_lock(&mu);
+    for (int i = 0; i < SLOTS; i++) {
+        if (slot[i] && --slot[i]->refs == 0) drop[nd++] = slot[i];
+        slot[i] = NULL;
+    }
+    pthread_mutex_unlock(&mu);
+    for (int i = 0; i < nd; i++) pcert_free(drop[i]);
+}
+
 sr_wire sr_sig_verify_cert(const char *pem, size_t pem_len, const char *serial_hex, const char *alg,
                            const char *sig_b64u, const void *msg, size_t n, int64_t now_ms, char *why,
                            size_t whylen)
 {
     sr_wire code = SR_WIRE_CERT;
-    X509 *x = NULL;
-    sr_sigkey *k = NULL;
-    BIGNUM *bn = NULL;
-    char *hex = NULL;
-    BIO *bio = BIO_new_mem_buf(pem, (int)pem_len);
-    if (bio) x = PEM_read_bio_X509(bio, NULL, NULL, NULL);
-    BIO_free(bio);
-    if (!x) {
-        snprintf(why, whylen, "the registered certificate cannot be read");
-        goto done;
-    }
-    bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(x), NULL);
-    hex = bn ? BN_bn2hex(bn) : NULL;
-    char have[80] = "", want[80] = "";
-    if (!hex || canon_hex(hex, strlen(hex), have, sizeof have)) {
-        snprintf(why, whylen, "the registered certificate's serial number cannot be read");
-        goto done;
-    }
+    pcert *c = lookup(pem, pem_len, why, whylen);
+    if (!c) return SR_WIRE_CERT;
+    const char *have = c->serial;
+    char want[80] = "";
     if (serial_hex && (canon_hex(serial_hex, strlen(serial_hex), want, sizeof want) || strcmp(want, have))) {
         snprintf(why, whylen, "certificate serial %s is not the registered certificate (serial %s)", serial_hex, have);
         goto done;
     }
-    int64_t nb = asn1_ms(X509_get0_notBefore(x)), na = asn1_ms(X509_get0_notAfter(x));
-    if (nb == INT64_MIN || na == INT64_MIN || now_ms < nb) {
+    if (c->nb == INT64_MIN || c->na == INT64_MIN || now_ms < c->nb) {
         snprintf(why, whylen, "the certificate (serial %s) is not yet valid", have);
         goto done;
     }
-    if (now_ms > na) {
+    if (now_ms > c->na) {
         snprintf(why, whylen, "the certificate (serial %s) has expired", have);
         goto done;
     }
@@ -119,14 +260,9 @@ sr_wire sr_sig_verify_cert(const char *pem, size_t pem_len, const char *serial_h
         snprintf(why, whylen, "signAlg %.40s is not one of %s", alg ? alg : "(none)", known);
         goto done;
     }
-    if (sr_sigkey_from_cert(x, &k, aerr, sizeof aerr)) {
-        snprintf(why, whylen, "%s", aerr);
-        code = SR_WIRE_CERT;
-        goto done;
-    }
-    if (sr_sigkey_alg(k) != (int)a) {
+    if (sr_sigkey_alg(c->k) != (int)a) {
         snprintf(why, whylen, "signAlg %s is not the certificate key's algorithm (%s)", sr_alg_name((int)a),
-                 sr_alg_name(sr_sigkey_alg(k)));
+                 sr_alg_name(sr_sigkey_alg(c->k)));
         goto done;
     }
     uint8_t raw[SR_SIG_MAX_LEN];
@@ -135,16 +271,13 @@ sr_wire sr_sig_verify_cert(const char *pem, size_t pem_len, const char *serial_h
         snprintf(why, whylen, "signature: not base64url of at most %d bytes", (int)SR_SIG_MAX_LEN);
         goto done;
     }
-    if (sr_sigkey_verify(k, msg, n, raw, (size_t)rl)) {
+    if (sr_sigkey_verify(c->k, msg, n, raw, (size_t)rl)) {
         snprintf(why, whylen, "the signature does not verify with certificate serial %s", have);
         goto done;
     }
     code = SR_WIRE_OK;
 done:
-    OPENSSL_free(hex);
-    BN_free(bn);
-    sr_sigkey_free(k);
-    X509_free(x);
+    release(c);
     return code;
 }
 

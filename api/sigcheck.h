@@ -31,9 +31,15 @@
  *   1. a verdict OK means OpenSSL verified the signature of exactly msg
  *      with the registered certificate's key, of the algorithm signAlg;
  *   2. a revoked, expired or not yet valid certificate never verifies;
- *   3. nothing here allocates what outlives a call; any thread.
- * Cost: an ECDSA P-256 verify is ~50-100 us, the certificate's PEM parse of
- * the same order: done inline on the loop (a message carries one signature).
+ *   3. any thread; what outlives a call is only the parsed-certificate
+ *      cache (below);
+ *   4. the cache is keyed by the exact registered PEM text: a certificate
+ *      replaced in the registry is never verified against with the old key,
+ *      a revocation is read per message (never cached), the validity dates
+ *      are compared with now_ms per call.
+ * Cost: an ECDSA P-256 verify is ~50-100 us; the certificate's PEM parse
+ * (of the same order) is done once per registered certificate and kept
+ * (64 certificates, least recently used replaced): bench/sig_verify.c.
  */
 #ifndef SR_SIGCHECK_H
 #define SR_SIGCHECK_H
@@ -56,6 +62,11 @@ int sr_sig_canon_id(const char *certid, char *out, size_t cap);
 sr_wire sr_sig_verify_cert(const char *pem, size_t pem_len, const char *serial_hex, const char *alg,
                            const char *sig_b64u, const void *msg, size_t n, int64_t now_ms, char *why,
                            size_t whylen);
+
+/* The parsed-certificate cache's counters since the start (a hit: a PEM
+ * already parsed), and emptying it (tests, benchmarks). */
+void sr_sig_cache_stats(uint64_t *hits, uint64_t *misses);
+void sr_sig_cache_clear(void);
 
 /* The whole check of protection (a JSON object) sent by sender (kind
  * SR_RG_APP or SR_RG_GATEWAY of operator op) over msg: the certificate

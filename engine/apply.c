@@ -543,7 +543,7 @@ static int apply_registry_put(sr_engine *e, MDB_txn *t, Event *ev, sr_result *r,
     size_t kl;
     char kind[2] = {(char)('0' + ev->registry_put->kind), 0};
     if (validate && (!ev->registry_put->id[0] || ev->registry_put->kind < 1 ||
-                     ev->registry_put->kind > SUIRO__V1__REGISTRY_KIND__RG_REVOKED ||
+                     ev->registry_put->kind > SUIRO__V1__REGISTRY_KIND__RG_SIGREQ ||
                      ev->registry_put->kind == 8 /* RG 8: not a kind of this build */))
         return sr__refuse(r, SR_EINVAL, "registry: kind and id are required");
     kl = mkkey(k, sizeof k, ev->operator_id, kind, ev->registry_put->id);

@@ -111,6 +111,7 @@ static const char *reg_kind_name(int k)
     static const char *n[] = {"unknown", "operator", "gateway", "app", "grant", "vendor", "vendor grant", "retention"};
     if (k == SUIRO__V1__REGISTRY_KIND__RG_NOTIFY) return "notify target";
     if (k == SUIRO__V1__REGISTRY_KIND__RG_REVOKED) return "certificate revocation";
+    if (k == SUIRO__V1__REGISTRY_KIND__RG_SIGREQ) return "signature requirement";
     return k >= 0 && k <= 7 ? n[k] : "unknown";
 }
 
@@ -297,6 +298,8 @@ static void audit_summary(const Event *ev, sr_audit_summary *x)
             snprintf(x->detail, sizeof x->detail, "app %s %s %s", r->app_id, r->access, r->pattern);
         else if (r->kind == SUIRO__V1__REGISTRY_KIND__RG_REVOKED)
             snprintf(x->detail, sizeof x->detail, "certificate %s revoked: %s", r->id, r->name);
+        else if (r->kind == SUIRO__V1__REGISTRY_KIND__RG_SIGREQ)
+            snprintf(x->detail, sizeof x->detail, "control of data point %s must be signed: %s", r->id, r->name);
         else if (r->kind == SUIRO__V1__REGISTRY_KIND__RG_VENDOR_GRANT)
             snprintf(x->detail, sizeof x->detail, "vendor %s %s access to the operator's data", r->vendor_id, r->access);
         else

@@ -347,6 +347,12 @@ int sr_ev_measurements(const char *op, const char *actor, sr_actor_kind kind, co
 int sr_ev_monitor_measurements(const char *op, const char *actor, sr_actor_kind kind, const char *message_id,
                                const char *monitor_id, const sr_pv_in *pts, size_t npts, sr_buf *out)
 {
+    return sr_ev_signed_measurements(op, actor, kind, message_id, monitor_id, SR_SIG_NONE, pts, npts, out);
+}
+
+int sr_ev_signed_measurements(const char *op, const char *actor, sr_actor_kind kind, const char *message_id,
+                              const char *monitor_id, int sig_state, const sr_pv_in *pts, size_t npts, sr_buf *out)
+{
     int rc = SR_OK;
     pvenc *pv = NULL;
     uint8_t *scratch = NULL;
@@ -454,7 +460,8 @@ int sr_ev_monitor_measurements(const char *op, const char *actor, sr_actor_kind 
         msize += 1 + sr_varint_len(sn.size) + sn.size;
     }
     size_t monl = monitor_id ? strlen(monitor_id) : 0;
-    if (monl) msize += 1 + sr_varint_len(monl) + monl; /* Measurements.monitor_id = 3, last */
+    if (monl) msize += 1 + sr_varint_len(monl) + monl; /* Measurements.monitor_id = 3 */
+    if (sig_state) msize += 1 + sr_varint_len((uint64_t)sig_state); /* Measurements.sig_state = 4, last */
     const char *mid = message_id ? message_id : "";
     size_t ol = op ? strlen(op) : 0, al = actor ? strlen(actor) : 0, ml = strlen(mid);
     size_t esize = (ol ? 1 + sr_varint_len(ol) + ol : 0) + (al ? 1 + sr_varint_len(al) + al : 0) + (kind ? 1 + sr_varint_len((uint64_t)kind) : 0) +
@@ -476,6 +483,7 @@ int sr_ev_monitor_measurements(const char *op, const char *actor, sr_actor_kind 
         p = snap_write(p, &sn, pts);
     }
     if (monl) p = put_bytes(p, 3, monitor_id, monl);
+    if (sig_state) p = sr_varint_put(put_tag(p, 4, 0), (uint64_t)sig_state);
     SR_VERIFY((size_t)(p - start) == esize);
     out->len += esize;
 done:

@@ -45,7 +45,8 @@ _Static_assert(SAME(SR_RG_OPERATOR, SUIRO__V1__REGISTRY_KIND__RG_OPERATOR) &&
                    SAME(SR_RG_VENDOR_GRANT, SUIRO__V1__REGISTRY_KIND__RG_VENDOR_GRANT) &&
                    SAME(SR_RG_RETENTION, SUIRO__V1__REGISTRY_KIND__RG_RETENTION) &&
                    SAME(SR_RG_NOTIFY, SUIRO__V1__REGISTRY_KIND__RG_NOTIFY) &&
-                   SAME(SR_RG_REVOKED, SUIRO__V1__REGISTRY_KIND__RG_REVOKED),
+                   SAME(SR_RG_REVOKED, SUIRO__V1__REGISTRY_KIND__RG_REVOKED) &&
+                   SAME(SR_RG_SIGREQ, SUIRO__V1__REGISTRY_KIND__RG_SIGREQ),
                "registry kinds");
 _Static_assert(SAME(SR_US_PLATFORM, SUIRO__V1__USER_SCOPE__US_PLATFORM) &&
                    SAME(SR_US_OPERATOR, SUIRO__V1__USER_SCOPE__US_OPERATOR) &&
@@ -752,6 +753,13 @@ const char *sr_event_monitor_id(const sr_event_view *v)
     const Suiro__V1__Event *ev = v->ev;
     if (!ev || ev->body_case != SUIRO__V1__EVENT__BODY_MEASUREMENTS || !ev->measurements) return "";
     return ev->measurements->monitor_id ? ev->measurements->monitor_id : "";
+}
+
+int sr_event_sig_state(const sr_event_view *v)
+{
+    const Suiro__V1__Event *ev = v->ev;
+    if (!ev || ev->body_case != SUIRO__V1__EVENT__BODY_MEASUREMENTS || !ev->measurements) return SR_SIG_NONE;
+    return ev->measurements->sig_state == SR_SIG_VERIFIED ? SR_SIG_VERIFIED : SR_SIG_NONE;
 }
 
 _Static_assert((int)SR_NOTIFY_DELIVERED == (int)SR_NOTIFYQ_DONE && (int)SR_NOTIFY_GIVEN_UP == (int)SR_NOTIFYQ_GAVE_UP,

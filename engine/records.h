@@ -71,6 +71,8 @@ typedef enum sr_reg_kind {
                              * url a webhook URL or mailto:ADDRESS, access the lowest level */
     SR_RG_REVOKED = 10,     /* an operator's revoked app or gateway certificate (docs/signatures.md): id
                              * the certId "ID#SERIAL" (api/sigcheck.h), name the reason, revoked_ms */
+    SR_RG_SIGREQ = 11,      /* an operator's data point whose control must be signed (docs/signatures.md):
+                             * id the dataId, name the reason, revoked_ms when it was required */
 } sr_reg_kind;
 
 typedef enum sr_req_kind {
@@ -534,6 +536,12 @@ SR_MUST_CHECK int sr_ev_measurements(const char *op, const char *actor, sr_actor
 SR_MUST_CHECK int sr_ev_monitor_measurements(const char *op, const char *actor, sr_actor_kind kind,
                                              const char *message_id, const char *monitor_id, const sr_pv_in *pts,
                                              size_t npts, sr_buf *out);
+/* The same, of a gateway message whose protection verified (sig_state
+ * SR_SIG_VERIFIED: Measurements.sig_state, docs/signatures.md) or not
+ * (SR_SIG_NONE: the same bytes as sr_ev_monitor_measurements). */
+SR_MUST_CHECK int sr_ev_signed_measurements(const char *op, const char *actor, sr_actor_kind kind,
+                                            const char *message_id, const char *monitor_id, int sig_state,
+                                            const sr_pv_in *pts, size_t npts, sr_buf *out);
 /* The push module's delivered mark of app (R-AP-17, PushMark): every push
  * of the app's that an event at or below `through` produced was delivered
  * or dropped. env: the app's operator, actor "system"; op "" and app "": the
@@ -890,6 +898,9 @@ int sr_event_has_point(const sr_event_view *ev, uint32_t point);
 /* The monitor whose values a measurements event holds (Measurements.
  * monitor_id), "" if none or not measurements. */
 const char *sr_event_monitor_id(const sr_event_view *ev);
+/* A measurements event's sr_sig_state (SR_SIG_VERIFIED: the gateway's
+ * protection of its message verified); SR_SIG_NONE for any other event. */
+int sr_event_sig_state(const sr_event_view *ev);
 /* The request id of an app-level request's outcome (a RequestTransition
  * without a gateway, to a final state), else NULL. */
 const char *sr_event_request_outcome(const sr_event_view *ev);

@@ -57,7 +57,7 @@ const sr_opt sr_opts_admin[] = {
     OS("scope-kind", scope_kind, "K", "user-create: platform, operator or vendor"),
     OS("scope-id", scope_id, "ID", "user-create: the operator's or vendor's ID"),
     OS("roles", roles, "R[,R...]", "user-create, user-roles: role names"),
-    OS("reason", reason, "TEXT", "pending-reject: why"),
+    OS("reason", reason, "TEXT", "pending-reject, sig-require: why"),
     OS("dest", dest, "DIR", "backup: the server's [backup] directory (checked by the server)"),
     OS("comment", comment, "TEXT", "alarms ack, alarms resolve: a comment recorded with the step"),
     OS("query", query, "K=V[&K=V]", "alarms list: filters (operator, state, level, rule, since, until); state: at=TIME[&operator=OP]; report: its parameters"),
@@ -194,6 +194,11 @@ static const acmd CMDS[] = {
     {"revocation-add", "POST", OPS "/revocations", 1, NULL,
      "OP --data '{\"certId\":\"ID#SERIAL\",\"reason\":TEXT}': revoke a certificate"},
     {"revocation-delete", "DELETE", OPS "/revocations/{subjectId}/{serial}", 3, NULL, "OP ID SERIAL: withdraw it"},
+    /* signature requirements per data point (api/admin_sig.c, docs/signatures.md "Requiring signatures") */
+    {"sig-requirements", "GET", OPS "/signature-requirements", 1, NULL, "OP: its data points whose control must be signed"},
+    {"sig-require", "PUT", OPS "/signature-requirements/{dataId}", 2, "reason",
+     "OP DATAID --reason TEXT: control of the data point must be signed"},
+    {"sig-require-delete", "DELETE", OPS "/signature-requirements/{dataId}", 2, NULL, "OP DATAID: lift it"},
     /* signed checkpoints and proofs (api/admin_tlog.c, docs/audit.md "Checkpoints and proofs"; the auditor's);
      * parameters as a query: call GET '/admin/v1/audit/proofs/inclusion?seq=N&treeSize=S' */
     {"checkpoint", "GET", "/admin/v1/audit/checkpoints/latest", 0, NULL, "the latest signed checkpoint (its C2SP note)"},
@@ -221,6 +226,7 @@ const char sr_admin_more[] =
     "  pending-reject | backup | backups | retention | retention-put | retention-run | alive\n"
     "  notify-targets | notify-target-add | notify-target-delete | notify-domains\n"
     "  notify-domains-put | revocations | revocation-add | revocation-delete\n"
+    "  sig-requirements | sig-require | sig-require-delete\n"
     "  notify-domains-put | checkpoint | checkpoint-at | proof-inclusion | proof-consistency\n"
     "  alarms list | alarms show | alarms ack | alarms resolve (or alarms-list, ...)\n"
     "                           (`suiro admin help` lists each with its route)\n"

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "api/gwif_json.h"
+#include "engine/records.h"
 #include "codecs/jsonlex.h"
 #include "engtest.h"
 #include "fault_alloc.h"
@@ -109,6 +110,45 @@ Test(gwif_json, good_values_become_one_event_that_the_engine_stores)
 /* A refusal's answer stays small: a message of many bad values names the
  * first SR_GW_DETAIL_MAX and counts them all (issue #11: a 1 MB message of
  * bad values made an answer as large as itself, built on the loop). */
+/* R-SE-3 (docs/signatures.md): a verified message's event says so
+ * (Measurements.sig_state, read back by sr_event_sig_state), the engine
+ * stores it as any other; an unsigned message's event is byte for byte what
+ * sr_gw_values_event builds (the field left out), and reads back unsigned. */
+Test(gwif_json, a_verified_message_event_carries_its_sig_state)
+{
+    static const char V[] = "[{\"dataId\":\"P000\",\"timestamp\":\"2026-04-02T00:00:00Z\",\"value\":1.5}]";
+    json_t *v = json_loads(V, 0, NULL);
+    cr_assert_not_null(v);
+    sr_buf plain, none, sig;
+    sr_buf_init(&plain);
+    sr_buf_init(&none);
+    sr_buf_init(&sig);
+    sr_gw_err err;
+    memset(&err, 0, sizeof err);
+    size_t n;
+    cr_assert_eq(sr_gw_values_event(e, "op1", "GW1", "m-s", NULL, v, &plain, &n, &err), SR_OK, "%s", err.message);
+    cr_assert_eq(sr_gw_values_event_sig(e, "op1", "GW1", "m-s", NULL, SR_SIG_NONE, v, &none, &n, &err), SR_OK);
+    cr_assert_eq(sr_gw_values_event_sig(e, "op1", "GW1", "m-s", NULL, SR_SIG_VERIFIED, v, &sig, &n, &err), SR_OK);
+    cr_assert_eq(plain.len, none.len);
+    cr_assert_eq(memcmp(plain.data, none.data, plain.len), 0, "unsigned: the same bytes as before");
+    cr_assert_eq(sig.len, plain.len + 2, "signed: two bytes more (field 4, varint 1)");
+    const sr_buf *bufs[2] = {&none, &sig};
+    for (int i = 0; i < 2; i++) {
+        sr_rec r = SR_REC_INIT;
+        sr_event_view ev;
+        cr_assert_eq(sr_event_decode(bufs[i]->data, bufs[i]->len, &r, &ev), SR_OK);
+        cr_assert_eq(sr_event_sig_state(&ev), i ? SR_SIG_VERIFIED : SR_SIG_NONE);
+        sr_rec_close(&r);
+    }
+    sr_slice sl = {sig.data, sig.len};
+    sr_result res;
+    cr_assert_eq(sr_engine_submit_wait(e, &sl, 1, &res), SR_OK, "%s", res.err.msg);
+    json_decref(v);
+    sr_buf_release(&plain);
+    sr_buf_release(&none);
+    sr_buf_release(&sig);
+}
+
 Test(gwif_json, a_refusal_names_at_most_detail_max_values_and_counts_all)
 {
     sr_buf j;

@@ -223,3 +223,72 @@ Test(sigcheck, registry, .init = setup, .fini = teardown, .timeout = 60)
     free(pem);
     sr_sigkey_free(k);
 }
+
+/* The parsed-certificate cache (api/sigcheck.h invariant 4): a certificate
+ * is parsed once and then served from the cache; a certificate replaced in
+ * the registry by another key of the same serial is not used after the
+ * change (the old key's signature no longer verifies, the new key's does);
+ * a revocation of the cached certificate is E5003 at once; the validity
+ * dates of a cached certificate are compared with the time of each call. */
+Test(sigcheck, cache_never_stale, .init = setup, .fini = teardown, .timeout = 60)
+{
+    sr_sigkey *k1 = NULL, *k2 = NULL;
+    cr_assert_eq(sr_sigkey_generate(SR_ALG_ES256, &k1), SR_OK);
+    cr_assert_eq(sr_sigkey_generate(SR_ALG_ES256, &k2), SR_OK);
+    char *pem1 = make_cert(k1, 0x3c, -60, 3600), *pem2 = make_cert(k2, 0x3c, -60, 3600), sig1[200], sig2[200];
+    sign(k1, BODY, sig1);
+    sign(k2, BODY, sig2);
+    sr_sig_cache_clear();
+    uint64_t h0, m0, h1, m1;
+    sr_sig_cache_stats(&h0, &m0);
+    set_cert(SR_RG_GATEWAY, "G1", pem1);
+    cr_assert_eq(check(SR_RG_GATEWAY, "G1", "ES256", "G1#3C", sig1, BODY), SR_WIRE_OK);
+    cr_assert_eq(check(SR_RG_GATEWAY, "G1", "ES256", "G1#3C", sig1, BODY), SR_WIRE_OK);
+    cr_assert_eq(check(SR_RG_GATEWAY, "G1", "ES256", "G1#3C", sig1, CANON), SR_WIRE_SIGNATURE, "cached: a changed byte");
+    sr_sig_cache_stats(&h1, &m1);
+    cr_assert_eq(m1 - m0, 1, "parsed once");
+    cr_assert_eq(h1 - h0, 2, "then served from the cache");
+    /* replaced: same certId, another key */
+    set_cert(SR_RG_GATEWAY, "G1", pem2);
+    cr_assert_eq(check(SR_RG_GATEWAY, "G1", "ES256", "G1#3C", sig1, BODY), SR_WIRE_SIGNATURE, "the old key after a replacement");
+    cr_assert_eq(check(SR_RG_GATEWAY, "G1", "ES256", "G1#3C", sig2, BODY), SR_WIRE_OK, "the new key");
+    /* replaced back: the first is still cached and right again */
+    set_cert(SR_RG_GATEWAY, "G1", pem1);
+    cr_assert_eq(check(SR_RG_GATEWAY, "G1", "ES256", "G1#3C", sig2, BODY), SR_WIRE_SIGNATURE);
+    cr_assert_eq(check(SR_RG_GATEWAY, "G1", "ES256", "G1#3C", sig1, BODY), SR_WIRE_OK);
+    /* revoked while cached */
+    sr_reg_entry rv = {.kind = SR_RG_REVOKED, .id = "G1#3C", .name = "key leaked", .revoked_ms = now_ms()};
+    sr_buf b;
+    sr_buf_init(&b);
+    submit(sr_cmd_registry_put(&ENV, &rv, &b), &b);
+    cr_assert_eq(check(SR_RG_GATEWAY, "G1", "ES256", "G1#3C", sig1, BODY), SR_WIRE_CERT, "revoked while cached");
+    /* validity per call: the cached certificate at a time after its notAfter */
+    char why[300];
+    cr_assert_eq(sr_sig_verify_cert(pem1, strlen(pem1), "3C", "ES256", sig1, BODY, strlen(BODY), now_ms(), why,
+                                    sizeof why),
+                 SR_WIRE_OK);
+    cr_assert_eq(sr_sig_verify_cert(pem1, strlen(pem1), "3C", "ES256", sig1, BODY, strlen(BODY),
+                                    now_ms() + 7200 * 1000, why, sizeof why),
+                 SR_WIRE_CERT, "expired since it was cached");
+    cr_assert(strstr(why, "expired"), "%s", why);
+    /* more certificates than the cache holds: each still verifies right */
+    for (int i = 0; i < 70; i++) {
+        sr_sigkey *k = NULL;
+        cr_assert_eq(sr_sigkey_generate(SR_ALG_EDDSA, &k), SR_OK);
+        char *p = make_cert(k, 0x100 + i, -60, 3600), s[200];
+        sign(k, BODY, s);
+        cr_assert_eq(sr_sig_verify_cert(p, strlen(p), NULL, "EdDSA", s, BODY, strlen(BODY), now_ms(), why, sizeof why),
+                     SR_WIRE_OK, "%d: %s", i, why);
+        cr_assert_eq(sr_sig_verify_cert(p, strlen(p), NULL, "EdDSA", sig1, BODY, strlen(BODY), now_ms(), why, sizeof why),
+                     SR_WIRE_SIGNATURE);
+        free(p);
+        sr_sigkey_free(k);
+    }
+    cr_assert_eq(sr_sig_verify_cert(pem2, strlen(pem2), "3C", "ES256", sig2, BODY, strlen(BODY), now_ms(), why,
+                                    sizeof why),
+                 SR_WIRE_OK, "an evicted certificate is parsed again");
+    free(pem1);
+    free(pem2);
+    sr_sigkey_free(k1);
+    sr_sigkey_free(k2);
+}

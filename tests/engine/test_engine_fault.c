@@ -94,8 +94,9 @@
  * #18) is a batch of app APP1's reads (an AccessEvent, api/access.h): after
  * the reopen the audit trail holds its "read" row, with its counts, exactly
  * when it was acknowledged. Command 27 (REVOKE_CMD, R-SE-3) is a certificate
- * revocation (registry SR_RG_REVOKED): there after the reopen exactly when
- * acknowledged. The last two commands (28, 29:
+ * revocation (registry SR_RG_REVOKED) and a data point's signature
+ * requirement (SR_RG_SIGREQ), one command: both there after the reopen
+ * exactly when acknowledged. The last two commands (28, 29:
  * NCMD - 2, NCMD - 1) are the duplicate pair (single events whatever NCMD
  * is); the others are ordinary commands. */
 #include <criterion/criterion.h>
@@ -914,13 +915,18 @@ static void build_revocation(fixture *f)
 {
     command *cm = &f->cmds[REVOKE_CMD];
     cm->bytes.len = 0;
-    cm->nev = 1;
+    cm->nev = 2;
     cm->user[0] = 0;
-    cm->ns[0] = cm->nx[0] = 0;
+    cm->ns[0] = cm->nx[0] = cm->ns[1] = cm->nx[1] = 0;
     const sr_cmd_env env = {"op1", "admin", SR_ACTOR_USER, cm->msgid[0] ? cm->msgid : NULL, "127.0.0.1"};
     const sr_reg_entry re = {.kind = SR_RG_REVOKED, .id = "APP1#1A", .name = "key lost", .revoked_ms = 1700000000123};
     cr_assert_eq(sr_cmd_registry_put(&env, &re, &cm->bytes), SR_OK);
     cm->lens[0] = cm->bytes.len;
+    /* and, in the same command, a data point's signature requirement
+     * (SR_RG_SIGREQ, as api/admin_sig.c writes it) */
+    const sr_reg_entry rq = {.kind = SR_RG_SIGREQ, .id = "P001", .name = "valve", .revoked_ms = 1700000000456};
+    cr_assert_eq(sr_cmd_registry_put(&env, &rq, &cm->bytes), SR_OK);
+    cm->lens[1] = cm->bytes.len - cm->lens[0];
 }
 
 /* Command 24 (issue #18, docs/audit.md "Checkpoints"): a CheckpointEvent
@@ -1336,6 +1342,13 @@ static void check_db(fixture *f, const outcome *out, const char *ctx)
                  out->acked_cmd[REVOKE_CMD]);
     cr_assert(rvc || (!strcmp(rv.name, "key lost") && rv.revoked_ms == 1700000000123), "%s: the revocation's content",
               ctx);
+    sr_rec_close(&rr);
+    /* ... and its signature requirement of P001 likewise */
+    rvc = sr_read_registry(e, "op1", SR_RG_SIGREQ, "P001", &rr, &rv);
+    cr_assert_eq(rvc, out->acked_cmd[REVOKE_CMD] ? SR_OK : SR_ENOTFOUND,
+                 "%s: the signature requirement (acknowledged %d)", ctx, out->acked_cmd[REVOKE_CMD]);
+    cr_assert(rvc || (!strcmp(rv.name, "valve") && rv.revoked_ms == 1700000000456),
+              "%s: the signature requirement's content", ctx);
     sr_rec_close(&rr);
     /* the users: those of the acknowledged commands, each whole */
     sr_rec ur = SR_REC_INIT;

@@ -709,3 +709,62 @@ class Signer:
             return True
         except InvalidSignature:
             return False
+
+
+class OpensslSigner:
+    """A key and its self-signed X.509 certificate made by the `openssl`
+    command (R-SE-3 tests: "real keys made by openssl"), for every signature
+    algorithm of docs/signatures.md: ES256 (P-256), ES384 (P-384), PS256
+    (RSA 2048, PSS with SHA-256 and salt 32), EdDSA (Ed25519). Same interface
+    as Signer: pem, cert_id ("ID#SERIAL"), sign(bytes) -> base64url (JWS
+    form: ECDSA's DER converted to r||s), protection(bytes). days < 0: a
+    certificate that has expired (notAfter before notBefore, a day ago).
+    Its files under tmpdir."""
+
+    GENPKEY = {"ES256": ["-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256"],
+               "ES384": ["-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-384"],
+               "PS256": ["-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048"],
+               "EdDSA": ["-algorithm", "ED25519"]}
+
+    def __init__(self, subject, serial, tmpdir, alg="ES256", days=1):
+        import os
+        self.alg, self.subject, self.serial = alg, subject, serial
+        base = os.path.join(tmpdir, "%s-%X-%s" % (subject, serial, alg))
+        self.key_file, self.cert_file, self._tmp = base + ".key", base + ".crt", base
+
+        def run(*a):
+            return subprocess.run(["openssl"] + list(a), check=True, capture_output=True)
+        run("genpkey", *self.GENPKEY[alg], "-out", self.key_file)
+        run("req", "-new", "-key", self.key_file, "-subj", "/CN=" + subject, "-out", base + ".csr")
+        run("x509", "-req", "-in", base + ".csr", "-signkey", self.key_file, "-days", str(days if days > 0 else -1),
+            "-set_serial", str(serial), "-out", self.cert_file)
+        with open(self.cert_file) as fh:
+            self.pem = fh.read()
+        self.cert_id = "%s#%X" % (subject, serial)
+
+    def _sign_args(self, data_file):
+        if self.alg == "EdDSA":
+            return ["pkeyutl", "-sign", "-rawin", "-inkey", self.key_file, "-in", data_file]
+        md = "-sha384" if self.alg == "ES384" else "-sha256"
+        pss = ["-sigopt", "rsa_padding_mode:pss", "-sigopt", "rsa_pss_saltlen:32"] if self.alg == "PS256" else []
+        return ["dgst", md] + pss + ["-sign", self.key_file, data_file]
+
+    def sign(self, data):
+        import base64
+        f = self._tmp + ".msg"
+        with open(f, "wb") as fh:
+            fh.write(data)
+        raw = subprocess.run(["openssl"] + self._sign_args(f), check=True, capture_output=True).stdout
+        if self.alg in ("ES256", "ES384"):  # DER SEQUENCE {INTEGER r, INTEGER s} -> r || s
+            half = 32 if self.alg == "ES256" else 48
+            i = 2 if raw[1] < 0x80 else 2 + (raw[1] & 0x7F)
+            ints = []
+            for _ in range(2):
+                n = raw[i + 1]
+                ints.append(int.from_bytes(raw[i + 2:i + 2 + n], "big"))
+                i += 2 + n
+            raw = ints[0].to_bytes(half, "big") + ints[1].to_bytes(half, "big")
+        return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+    def protection(self, data):
+        return {"signAlg": self.alg, "certId": self.cert_id, "signature": self.sign(data)}

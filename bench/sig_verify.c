@@ -1,0 +1,112 @@
+/*
+ * bench/sig_verify.c -- the cost of one signed message's verification
+ * (api/sigcheck.c sr_sig_verify_cert, docs/signatures.md "Cost") for every
+ * signature algorithm of the table (ES256, ES384, PS256, EdDSA): a key and
+ * a self-signed certificate made here with OpenSSL, one GW-IF body signed,
+ * then R verifications of it
+ *   "parsed": with the parsed-certificate cache emptied before each (the
+ *             certificate's PEM parsed per message, as before the cache);
+ *   "cached": with the certificate parsed once and kept (the cache's hit).
+ * Verification: every call's verdict is OK, and the same body with one byte
+ * changed is E5001 through the cache. No timing is checked.
+ *
+ * usage: sig_verify [--reps R] [--alg ES256|ES384|PS256|EdDSA] [--only parsed|cached]
+ * (--alg, --only: one algorithm, one of the two loops; for a count of
+ * instructions under callgrind --toggle-collect=sr_sig_verify_cert)
+ * Prints one JSON line:
+ *   {"bench":"sig_verify","reps":R,"ES256":{"parsed_us":..,"cached_us":..},..,
+ *    "verify":"ok"|"FAILED"}
+ */
+#include "api/sigcheck.h"
+#include "storage/crypto.h"
+
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static char *make_cert(sr_sigkey *k)
+{
+    EVP_PKEY *key = sr_sigkey_evp(k);
+    X509 *x = X509_new();
+    if (!x) return NULL;
+    ASN1_INTEGER_set(X509_get_serialNumber(x), 0x1A);
+    X509_set_version(x, 2);
+    X509_gmtime_adj(X509_getm_notBefore(x), -60);
+    X509_gmtime_adj(X509_getm_notAfter(x), 86400);
+    X509_set_pubkey(x, key);
+    X509_NAME *name = X509_get_subject_name(x);
+    X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)"GW-0001", -1, -1, 0);
+    X509_set_issuer_name(x, name);
+    char *out = NULL;
+    BIO *b = BIO_new(BIO_s_mem());
+    if (X509_sign(x, key, sr_sig_evp_md(sr_sigkey_alg(k))) && b && PEM_write_bio_X509(b, x)) {
+        char *p;
+        long n = BIO_get_mem_data(b, &p);
+        out = strndup(p, (size_t)n);
+    }
+    BIO_free(b);
+    X509_free(x);
+    return out;
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+int main(int argc, char **argv)
+{
+    int reps = 500;
+    const char *only_alg = NULL, *only = "";
+    for (int i = 1; i + 1 < argc; i += 2) {
+        if (!strcmp(argv[i], "--reps")) reps = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--alg")) only_alg = argv[i + 1];
+        else if (!strcmp(argv[i], "--only")) only = argv[i + 1];
+    }
+    if (reps < 1) reps = 1;
+    static const int ALGS[] = {SR_ALG_ES256, SR_ALG_ES384, SR_ALG_PS256, SR_ALG_EDDSA};
+    static const char BODY[] = "{\"values\":[{\"dataId\":\"P00001\",\"timestamp\":\"2026-12-07T00:00:00Z\",\"value\":1.5}]}";
+    int ok = 1;
+    int64_t now = (int64_t)time(NULL) * 1000;
+    printf("{\"bench\":\"sig_verify\",\"reps\":%d", reps);
+    for (size_t a = 0; a < sizeof ALGS / sizeof ALGS[0]; a++) {
+        if (only_alg && strcmp(only_alg, sr_alg_name(ALGS[a]))) continue;
+        sr_sigkey *k = NULL;
+        if (sr_sigkey_generate(ALGS[a], &k)) return 1;
+        char *pem = make_cert(k);
+        uint8_t raw[SR_SIG_MAX_LEN];
+        size_t n = 0;
+        char sig[SR_SIG_MAX_LEN * 2], why[300];
+        if (!pem || sr_sigkey_sign(k, BODY, strlen(BODY), raw, &n)) return 1;
+        sr_base64(raw, n, sig, 1);
+        const char *alg = sr_alg_name(ALGS[a]);
+        double t0 = now_s();
+        for (int r = 0; r < reps && strcmp(only, "cached"); r++) {
+            sr_sig_cache_clear();
+            ok &= sr_sig_verify_cert(pem, strlen(pem), "1A", alg, sig, BODY, strlen(BODY), now, why, sizeof why) ==
+                  SR_WIRE_OK;
+        }
+        double t1 = now_s();
+        if (!strcmp(only, "parsed")) sr_sig_cache_clear();
+        for (int r = 0; r < reps && strcmp(only, "parsed"); r++)
+            ok &= sr_sig_verify_cert(pem, strlen(pem), "1A", alg, sig, BODY, strlen(BODY), now, why, sizeof why) ==
+                  SR_WIRE_OK;
+        double t2 = now_s();
+        char bad[sizeof BODY];
+        memcpy(bad, BODY, sizeof BODY);
+        bad[strlen(bad) - 4] ^= 1;
+        ok &= sr_sig_verify_cert(pem, strlen(pem), "1A", alg, sig, bad, strlen(bad), now, why, sizeof why) ==
+              SR_WIRE_SIGNATURE;
+        printf(",\"%s\":{\"parsed_us\":%.1f,\"cached_us\":%.1f}", alg, (t1 - t0) * 1e6 / reps, (t2 - t1) * 1e6 / reps);
+        free(pem);
+        sr_sigkey_free(k);
+    }
+    printf(",\"verify\":\"%s\"}\n", ok ? "ok" : "FAILED");
+    return ok ? 0 : 1;
+}
