@@ -212,6 +212,30 @@ static void access_summary(const Event *ev, sr_audit_summary *x)
     if (cut) tput(&d, ",...");
 }
 
+/* "write": a group's data writes of one writer, summarised by the writer
+ * (WriteAudit, writer.c): action the kinds written with their counts
+ * ("measurements x12, doc_put x1"), target the writer, outcome ok (only
+ * accepted writes are in it), detail the counts, the seqs and the data
+ * points. */
+static void write_summary(const Event *ev, sr_audit_summary *x)
+{
+    const Suiro__V1__WriteAudit *w = ev->write_audit;
+    x->s[F_KIND] = "write";
+    x->s[F_OUTCOME] = "ok";
+    tbuf act = {x->action, sizeof x->action, 0};
+    for (size_t i = 0; i < w->n_kinds; i++) {
+        const ProtobufCFieldDescriptor *f =
+            protobuf_c_message_descriptor_get_field(&suiro__v1__event__descriptor, (unsigned)w->kinds[i]);
+        tput(&act, "%s%s x%" PRIu32, i ? ", " : "", f ? f->name : "?", i < w->n_kind_counts ? w->kind_counts[i] : 0);
+    }
+    snprintf(x->target, sizeof x->target, "%s:%s", sr_actor_kind_name(ev->actor_kind), ev->actor);
+    tbuf d = {x->detail, sizeof x->detail, 0};
+    tput(&d, "%" PRIu32 " write(s), %" PRIu64 " value(s), seq %" PRIu64 "..%" PRIu64 "; %" PRIu32 " data point(s)",
+         w->events, w->values, w->first_seq, w->last_seq, w->npoints);
+    for (size_t i = 0; i < w->n_points; i++) tput(&d, "%s%s", i ? "," : ": ", w->points[i]);
+    if (w->npoints > w->n_points) tput(&d, ",...");
+}
+
 _Static_assert(sizeof(((sr_audit_summary *)0)->s) / sizeof(char *) == SR_AUDIT_NSTR, "a summary is a row's strings");
 
 /* The summary of ev (its strings point into ev or into x). */
@@ -370,6 +394,9 @@ static void audit_summary(const Event *ev, sr_audit_summary *x)
     }
     case SUIRO__V1__EVENT__BODY_ACCESS:
         access_summary(ev, x);
+        break;
+    case SUIRO__V1__EVENT__BODY_WRITE_AUDIT:
+        write_summary(ev, x);
         break;
     case SUIRO__V1__EVENT__BODY_ADMIN: {
         const Suiro__V1__AdminEvent *a = ev->admin;
