@@ -10,8 +10,9 @@
  *
  * The trail is every event but the data kinds: measurements, requests,
  * monitors, documents, files, alarms, heads checkpoints and push marks
- * (`audited` says why the writes are not in it yet, issue #18); the reads
- * of apps and gateways are, as AccessEvents (kind "read"). So a kind
+ * (`audited` says why); the data writes are, through the writer's
+ * summaries of them (WriteAudit, kind "write", issue #18), and the reads
+ * of apps and gateways, as AccessEvents (kind "read"). So a kind
  * added later (the two-person rule's pending changes) is in the trail
  * without a change here; audit_summary names what it knows and falls back
  * to the body's field name.
@@ -41,6 +42,12 @@
  *                                                   refused; detail: counts (requests, answered,
  *                                                   refused with their codes, values, bytes) and
  *                                                   the data points (the first ones, then +N)
+ *   write          WriteAudit (issue #18): the data writes of one (operator, actor) in one group
+ *                                                   commit, summarised by the writer (writer.c);
+ *                                                   action: the kinds with their counts
+ *                                                   ("measurements x3, doc_put x1"); target app:ID,
+ *                                                   gateway:ID, user:ID; outcome ok; detail: writes,
+ *                                                   values, the seqs, the data points (first 16)
  *   backup         BackupEvent                      action: backup, restore; target backup:NAME;
  *                                                   outcome done or failed; detail: S, bytes, files
  *   (others)       the body's field name
@@ -65,16 +72,17 @@
 
 /* 1 if events of this kind are in the trail. Not the data kinds
  * (measurements, requests, monitors, documents, files) nor the engine's own
- * data (alarms, heads checkpoints, push marks). Issue #18 wanted the data
- * writes listable as kind "write"; it is NOT done, for two reasons found:
+ * data (alarms, heads checkpoints, push marks). The data writes are listed
+ * as kind "write" through the writer's WriteAudit (audit class), not a row
+ * per write event, for two reasons found (issue #18):
  *  - crypto-erasure (docs/keys.md): a data event is sealed by its
  *    operator's DATA key; once that key is destroyed a rebuild reads the
  *    event as erased and makes no row from it, while the live index kept
- *    it (test_engine_fault: the index differs from its rebuild). A write's
- *    row must go with its key's destruction, or be made from an
- *    audit-class record, first.
+ *    it (test_engine_fault: the index differed from its rebuild). A
+ *    WriteAudit is sealed by the AUDIT key.
  *  - cost: a row per Measurements event cost +9.8 % (ingest_point) and
- *    +12.9 % (ingest_snapshot) instructions per value under callgrind.
+ *    +12.9 % (ingest_snapshot) instructions per value under callgrind; a
+ *    WriteAudit is one per group and writer.
  */
 static int audited(int body_case)
 {

@@ -11,7 +11,9 @@
  * events; pass 2 applies the group's measurements (heads.c); then one log
  * append (an atomic batch, durable), the watermark, the commit, W published,
  * the registry generation and hook (registry_changed: a group that changed
- * the registry), the callbacks. Every replay_max_events / 2 events, at most every
+ * the registry), the callbacks. After the group's commands and before its
+ * heads checkpoint, one WriteAudit per (operator, actor) that wrote data in
+ * it (wa_events, issue #18): the writes' audit record, in the same append. Every replay_max_events / 2 events, at most every
  * checkpoint_interval_ms while writing (and at a clean close) the group ends
  * with the writer's own heads checkpoint (add_checkpoint, docs/durability.md
  * section 8). With a keyring (a master key, docs/keys.md) each record is
@@ -33,6 +35,11 @@
  *  (4) Read-only (opts.readonly, log_readonly, or opened read-only for lack
  *      of space: nospace_ro, poison_cause SR_ENOSPC): no writer thread and
  *      nothing queued.
+ *  (5) Write audit (issue #18): every data write a group appends (the
+ *      kinds wa_is_write names) is summarised by exactly one WriteAudit of
+ *      its operator and actor later in the same append, whose seqs range
+ *      holds it and whose count is its writes' (test_engine_fault checks
+ *      the log at every fault point).
  *
  * STATES                          TRANSITION              FUNCTION
  *   (none) -> RUNNING              open                    sr__writer_start()
