@@ -26,7 +26,8 @@ PUBACK; 5.0: PUBACK 0x97 or 0x80; HTTP: 429 or 503 with Retry-After).
     so in its log; after space returns and a restart it stores again A
     gateway's MQTT login waits for its SessionEvent to be durable (issue
     #18, fail closed): on the read-only restart it is refused with CONNACK
-    0x88 (3.1.1: rc 3) and no session; after space returns logins work.
+    0x88 (3.1.1: rc 3) and no session, and a gateway's HTTP login with 503
+    E9001 and no token; after space returns logins work.
 
 MQTT is spoken by a small raw client (it sees each PUBACK's reason code and
 the connection's end, which paho 1.6 does not report) and, for the resend
@@ -562,10 +563,14 @@ def full_disk_phases(mnt):
         print("read-only latest:", st, js)
         check("restart with the disk full: reads are served (AP-IF latest value)",
               lst == 201 and st == 200 and js.get("values"), (lst, st, js))
-        tok = gw_token(ports["http"], "GW001")
-        st, ra, b = http_post(ports["http"], "/gw/v1/measurements", big("GW001", "fd-ro-http"), tok)
-        check("restart with the disk full: a write is not acknowledged (503 with Retry-After)",
-              st == 503 and ra, (st, ra, b[:200]))
+        # a gateway's HTTP login cannot be recorded on a read-only engine
+        # (issue #18, fail closed): refused, no token, so no write either
+        st, ra, b = http_post(ports["http"], "/gw/v1/sessions", {"operatorId": "demo", "gatewayId": "GW001",
+                                                                 "secret": SECRETS["GW001"]}, None)
+        check("restart with the disk full: a gateway's HTTP login is refused (503 E9001 with Retry-After, no token)",
+              st == 503 and ra and b"E9001" in b and b"token" not in b, (st, ra, b[:200]))
+        st, ra, b = http_post(ports["http"], "/gw/v1/measurements", big("GW001", "fd-ro-http"), None)
+        check("restart with the disk full: a write is not acknowledged (no session: 401)", st == 401, (st, b[:200]))
         r5 = Raw(ports["mqtt"], "GW002", True)
         r5.publish("data/measurements", big("GW002", "fd-ro-5"), 1)
         r5.pump(1, 10)
