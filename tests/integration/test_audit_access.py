@@ -186,8 +186,11 @@ try:
     check("the app's document, request and monitor are write rows", all(
         x in ad for x in ("doc_put x1", "request_created x", "monitor x")) and all(
         x in dd for x in ("document:notes/n1", "request:" + rid, "monitor:" + mid)), json.dumps(apw, indent=1))
-    # (where: a row's source is its writes' own; an app's AP-IF writes and a
-    # gateway's values carry none today -- NOT done, docs/admin.md "Writes")
+    # where: a row's source is its writes' own: an app's documents and files
+    # carry its address; its requests and monitors and a gateway's values
+    # carry none today (NOT done, docs/admin.md "Writes")
+    check("... where: the document's row has the app's address",
+          any("doc_put" in i["action"] and i.get("source", "").startswith("127.0.0.1") for i in apw), apw)
     check("... a source, where a row has one, is the peer's address",
           all(i.get("source", "127.0.0.1").startswith("127.0.0.1") for i in apw + gwr), apw + gwr)
     check("... who: app APPX of operator other, outcome ok",
