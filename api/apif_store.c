@@ -53,6 +53,7 @@
 #include "api/apif_int.h"
 #include "api/gwif_json.h"
 #include "api/httpu.h"
+#include "api/loginguard.h"
 #include "api/loopq.h"
 #include "api/slog.h"
 #include "codecs/ids.h"
@@ -289,7 +290,9 @@ static void doc_submit(sr_apif *a, h2o_req_t *req, const char *op, const char *a
     snprintf(j->id, sizeof j->id, "%s", id);
     sr_buf b;
     sr_buf_init(&b);
-    sr_cmd_env env = {op, app, SR_ACTOR_APP, NULL, NULL};
+    char src[64]; /* from where: the write's event, its WriteAudit (issue #18) */
+    sr_login_addr_req(req, src);
+    sr_cmd_env env = {op, app, SR_ACTOR_APP, NULL, src};
     submit_ev(a, req, sr_cmd_doc_put(&env, coll, j->id, rev, json, len, &b), &b, j);
 }
 
@@ -608,7 +611,9 @@ void sr_apif_doc_delete(const sr_route_call *c)
     j->what = 1;
     sr_buf b;
     sr_buf_init(&b);
-    sr_cmd_env env = {t->op, t->app, SR_ACTOR_APP, NULL, NULL};
+    char src[64];
+    sr_login_addr_req(req, src);
+    sr_cmd_env env = {t->op, t->app, SR_ACTOR_APP, NULL, src};
     submit_ev(a, req, sr_cmd_doc_delete(&env, coll, id, rev, &b), &b, j);
 }
 
@@ -749,7 +754,9 @@ static void part_after(sr_work *w, int status)
         snprintf(j->path, sizeof j->path, "%s", u->path);
         sr_buf b;
         sr_buf_init(&b);
-        sr_cmd_env env = {p->op, p->app, SR_ACTOR_APP, NULL, NULL};
+        char src[64] = "";
+        if (req) sr_login_addr_req(req, src);
+        sr_cmd_env env = {p->op, p->app, SR_ACTOR_APP, NULL, src};
         submit_ev(p->a, req, sr_cmd_file_put(&env, &fm, &b), &b, j);
         up_drop(s, u);
     }
@@ -1154,6 +1161,8 @@ void sr_apif_file_delete(const sr_route_call *c)
     j->what = 3;
     sr_buf b;
     sr_buf_init(&b);
-    sr_cmd_env env = {t->op, t->app, SR_ACTOR_APP, NULL, NULL};
+    char src[64];
+    sr_login_addr_req(req, src);
+    sr_cmd_env env = {t->op, t->app, SR_ACTOR_APP, NULL, src};
     submit_ev(a, req, sr_cmd_file_delete(&env, rest, &b), &b, j);
 }

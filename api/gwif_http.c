@@ -138,6 +138,8 @@ typedef struct pending {
     /* auth */
     sr_login_job lj; /* its stored hash: the gateway's (empty if unknown) */
     char op[72], gw[72], addr[64];
+    int login;          /* 1: the completion is a login's SessionEvent (issue #18: the answer waits for it) */
+    sr_login_seen seen; /* a login's: what was checked, for its token */
     sr_loopq_item li;
 } pending;
 
@@ -263,10 +265,16 @@ static void respond_rc(h2o_req_t *req, const char *op, const char *gw, const sr_
     }
 }
 
+static void login_durable(pending *p);
+
 static void on_done(void *ctx, sr_loopq_item *it)
 {
     (void)ctx;
     pending *p = SR_CONTAINER(it, pending, li);
+    if (p->login) {
+        login_durable(p);
+        return;
+    }
     {
         if (p->nvalues && !p->res.rc && !p->res.duplicate) sr_metrics_ingested(sr_metrics_op(p->op), p->nvalues);
         if (p->req) respond_rc(p->req, p->op, p->gw, &p->res);
@@ -275,6 +283,56 @@ static void on_done(void *ctx, sr_loopq_item *it)
 }
 
 /* ---- sessions ----------------------------------------------------------- */
+
+/* A verified login the engine could not record (its SessionEvent refused:
+ * a write error, a stopped writer, a full queue, read-only): refused, no
+ * token (issue #18): 503 with Retry-After, E9001 (E9002 for a full
+ * queue, 429). */
+static void login_unrecorded(pending *p, int rc)
+{
+    sr_slog(SR_LOG_WARN, "gateway login refused", "op=%s gw=%s peer=%s binding=http detail=%s", sr_slog_q(p->op),
+            sr_slog_q(p->gw), p->addr, sr_slog_q(sr_err_name(rc)));
+    if (!p->req) return;
+    sr_wire code = rc == SR_EFULL ? SR_WIRE_BUSY : SR_WIRE_INTERNAL;
+    if (code != SR_WIRE_BUSY)
+        h2o_add_header(&p->req->pool, &p->req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL, H2O_STRLIT("1"));
+    sr_http_result(p->req, code == SR_WIRE_BUSY ? 429 : 503, code,
+                   "the login cannot be recorded now (the server cannot write): no session; retry later", NULL);
+}
+
+/* A login's SessionEvent is durable (or refused): now the token, the answer,
+ * the login's own audit event and the alive state. */
+static void login_durable(pending *p)
+{
+    sr_gwhttp *g = p->g;
+    p->login = 0;
+    if (p->res.rc) login_unrecorded(p, p->res.rc);
+    else if (!p->req) /* it left before the answer: its session ends as recorded */
+        sr_login_session_audit(g->eng, SR_ACTOR_GATEWAY, p->op, p->gw, SR_SS_DISCONNECTED, "http",
+                               "client left before the login was answered", p->addr);
+    else {
+        char hex[65], exp[32], body[256];
+        int64_t expires;
+        token *t = sr_tokens_add(g->tokens, TOKEN_TTL_MS, hex, &expires);
+        if (t) {
+            snprintf(t->op, sizeof t->op, "%s", p->op);
+            snprintf(t->gw, sizeof t->gw, "%s", p->gw);
+            t->seen = p->seen;
+            sr_rfc3339_format(expires, exp);
+            int n = snprintf(body, sizeof body, "{\"token\":\"%s\",\"expiresAt\":\"%s\"}", hex, exp);
+            respond_json(p->req, 201, "Created", body, (size_t)n);
+            sr_slog(SR_LOG_INFO, "gateway session opened", "op=%s gw=%s binding=http", p->op, p->gw);
+            sr_login_audit_event(g->eng, SR_ACTOR_GATEWAY, p->op, p->gw, 1, "password", "", p->addr);
+            if ((t->ae = sr_alive_get(g->alive, p->op, SR_ACTOR_GATEWAY, p->gw)))
+                sr_alive_http(g->alive, t->ae, g->ssl ? "https" : "http", p->addr);
+        } else {
+            sr_login_session_audit(g->eng, SR_ACTOR_GATEWAY, p->op, p->gw, SR_SS_DISCONNECTED, "http",
+                                   "too many sessions", p->addr);
+            respond_result(p->req, SR_WIRE_BUSY, "too many sessions", NULL);
+        }
+    }
+    pending_unref(p);
+}
 
 static void auth_done(sr_login_job *lj)
 {
@@ -298,24 +356,23 @@ static void auth_done(sr_login_job *lj)
                     sr_slog_q(p->op), sr_slog_q(p->gw), p->addr, sr_slog_q(why));
             respond_result(p->req, SR_WIRE_UNAUTH, "not authenticated: wrong operatorId, gatewayId or secret", NULL);
         } else if (lj->ok) {
-            char hex[65], exp[32], body[256];
-            int64_t expires;
-            token *t = sr_tokens_add(g->tokens, TOKEN_TTL_MS, hex, &expires);
-            if (t) {
-                snprintf(t->op, sizeof t->op, "%s", p->op);
-                snprintf(t->gw, sizeof t->gw, "%s", p->gw);
-                t->seen = seen;
-                sr_rfc3339_format(expires, exp);
-                int n = snprintf(body, sizeof body, "{\"token\":\"%s\",\"expiresAt\":\"%s\"}", hex, exp);
-                respond_json(p->req, 201, "Created", body, (size_t)n);
-                sr_slog(SR_LOG_INFO, "gateway session opened", "op=%s gw=%s binding=http", p->op, p->gw);
-                sr_login_audit_event(g->eng, SR_ACTOR_GATEWAY, p->op, p->gw, 1, "password", "", p->addr);
-                sr_login_session_audit(g->eng, SR_ACTOR_GATEWAY, p->op, p->gw, SR_SS_CONNECTED, "http", "login",
-                                       p->addr);
-                if ((t->ae = sr_alive_get(g->alive, p->op, SR_ACTOR_GATEWAY, p->gw)))
-                    sr_alive_http(g->alive, t->ae, g->ssl ? "https" : "http", p->addr);
-            } else
-                respond_result(p->req, SR_WIRE_BUSY, "too many sessions", NULL);
+            /* issue #18, fail closed: the session (its token) exists and is
+             * answered once its SessionEvent is durable (login_durable) */
+            sr_buf b;
+            sr_buf_init(&b);
+            sr_cmd_env env = {p->op, p->gw, SR_ACTOR_GATEWAY, NULL, p->addr};
+            int rc = g->closing ? SR_ECLOSED
+                                : sr_cmd_session(&env, SR_ACTOR_GATEWAY, p->gw, SR_SS_CONNECTED, "http", "login", &b);
+            if (!rc) {
+                sr_slice sl = {b.data, b.len};
+                p->login = 1;
+                p->seen = seen;
+                p->refs++;
+                rc = sr_engine_submit(g->eng, &sl, 1, on_engine_done, p);
+                if (rc) p->refs--, p->login = 0;
+            }
+            sr_buf_release(&b);
+            if (rc) login_unrecorded(p, rc);
         } else {
             respond_result(p->req, SR_WIRE_UNAUTH, "not authenticated: wrong operatorId, gatewayId or secret", NULL);
         }

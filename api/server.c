@@ -319,6 +319,8 @@ typedef struct completion {
     uint8_t qos;
     char msgid[72];
     uint32_t nvalues; /* a values message's (the metrics); 0: another kind */
+    uint8_t login;    /* 1: a login's SessionEvent (issue #18: CONNACK waits for it), not a message */
+    uint8_t checked;  /* a login's: by password (else certificate) */
     sr_result res;
 } completion;
 
@@ -829,11 +831,17 @@ static int gw_outcome_rc(conn *c, uint16_t pid, const char *msgid, int rc, int d
     return gw_outcome(c, pid, msgid, sr_gw_outcome_rc(rc), rc == SR_EFULL, 0, sr_wire_of_rc(rc), m, NULL);
 }
 
+static void login_durable(completion *d);
+
 /* an engine completion, on the loop */
 static void on_done(void *ctx, sr_loopq_item *it)
 {
     (void)ctx;
     completion *d = SR_CONTAINER(it, completion, li);
+    if (d->login) {
+        login_durable(d);
+        return;
+    }
     {
         conn *c = d->c;
         c->inflight--;
@@ -928,6 +936,9 @@ static void login_throttled(conn *c, int verdict, uint64_t retry_ms)
     conn_close(c, verdict == SR_LG_BUSY ? "login checks busy" : "too many failed logins", 0);
 }
 
+static int login_submit(conn *c, int checked);
+static void login_unavailable(conn *c, int rc);
+
 static void auth_done(sr_login_job *lj)
 {
     auth_job *j = SR_CONTAINER(lj, auth_job, lj);
@@ -960,37 +971,8 @@ static void auth_done(sr_login_job *lj)
         conn_close(c, "login refused", 0);
     } else if (c->state == ST_AUTH) {
         if (lj->ok) {
-            /* session takeover: an older connection of the same gateway goes */
-            for (conn *o = c->srv->conns; o;) {
-                conn *n = o->next;
-                if (o != c && o->state == ST_ACTIVE && !strcmp(o->op, c->op) && !strcmp(o->gw, c->gw)) {
-                    if (o->version == 5) {
-                        sr_buf b;
-                        sr_buf_init(&b);
-                        if (sr_mqtt_encode_disconnect(&b, 5, SR_MQTT_RC_SESSION_TAKEN_OVER, NULL) == SR_OK)
-                            conn_send(o, &b);
-                        sr_buf_release(&b);
-                    }
-                    conn_close(o, "session taken over", 0);
-                }
-                o = n;
-            }
-            c->state = ST_ACTIVE;
-            sr_metrics_gateway_mqtt(+1);
-            snprintf(c->root, sizeof c->root, "wip/v1/%s/gw/%s", c->op, c->gw);
-            connack(c, 0);
-            sr_slog(SR_LOG_INFO, "gateway connected", "op=%s gw=%s peer=%s mqtt=%s", c->op, c->gw, c->peer,
-                    c->version == 5 ? "5.0" : "3.1.1");
-            session_event(c, SR_SS_CONNECTED, "");
-            if ((c->ae = sr_alive_get(c->srv->alive, c->op, SR_ACTOR_GATEWAY, c->gw)))
-                sr_alive_set(c->srv->alive, c->ae, SR_AS_ONLINE, SR_AR_CONNECT, mqtt_binding(c), c->peer, "", 0);
-            sr_login_audit_event(c->srv->eng, SR_ACTOR_GATEWAY, c->op, c->gw, 1,
-                                 lj->checked ? "password" : "certificate", "", c->peer);
-            sr_gwlink link = {c, link_send};
-            sr_broker_gw_online(c->srv->broker, c->op, c->gw, &link);
-            /* packets that arrived while authenticating */
-            process(c);
-            conn_maybe_resume(c);
+            int rc = login_submit(c, lj->checked);
+            if (rc) login_unavailable(c, rc);
         } else {
             connack(c, SR_MQTT_RC_BAD_USER_OR_PASSWORD);
             conn_close(c, "login refused", 0);
@@ -1000,6 +982,91 @@ static void auth_done(sr_login_job *lj)
     free(j);
     SR_INVARIANT(conn_check(c));
     conn_unref(c);
+}
+
+/* A verified login whose SessionEvent is durable: the session exists now
+ * (takeover, CONNACK 0, online, the broker). */
+static void login_complete(conn *c, int checked)
+{
+    /* session takeover: an older connection of the same gateway goes */
+    for (conn *o = c->srv->conns; o;) {
+        conn *n = o->next;
+        if (o != c && o->state == ST_ACTIVE && !strcmp(o->op, c->op) && !strcmp(o->gw, c->gw)) {
+            if (o->version == 5) {
+                sr_buf b;
+                sr_buf_init(&b);
+                if (sr_mqtt_encode_disconnect(&b, 5, SR_MQTT_RC_SESSION_TAKEN_OVER, NULL) == SR_OK)
+                    conn_send(o, &b);
+                sr_buf_release(&b);
+            }
+            conn_close(o, "session taken over", 0);
+        }
+        o = n;
+    }
+    c->state = ST_ACTIVE;
+    sr_metrics_gateway_mqtt(+1);
+    snprintf(c->root, sizeof c->root, "wip/v1/%s/gw/%s", c->op, c->gw);
+    connack(c, 0);
+    sr_slog(SR_LOG_INFO, "gateway connected", "op=%s gw=%s peer=%s mqtt=%s", c->op, c->gw, c->peer,
+            c->version == 5 ? "5.0" : "3.1.1");
+    if ((c->ae = sr_alive_get(c->srv->alive, c->op, SR_ACTOR_GATEWAY, c->gw)))
+        sr_alive_set(c->srv->alive, c->ae, SR_AS_ONLINE, SR_AR_CONNECT, mqtt_binding(c), c->peer, "", 0);
+    sr_login_audit_event(c->srv->eng, SR_ACTOR_GATEWAY, c->op, c->gw, 1, checked ? "password" : "certificate",
+                         "", c->peer);
+    sr_gwlink link = {c, link_send};
+    sr_broker_gw_online(c->srv->broker, c->op, c->gw, &link);
+    /* packets that arrived while authenticating */
+    process(c);
+    conn_maybe_resume(c);
+}
+
+/* A verified login the engine could not record (its SessionEvent refused:
+ * a write error, a stopped writer, a full queue): refused, no session
+ * (issue #18, fail closed): CONNACK 0x88 server unavailable (3.1.1: rc 3). */
+static void login_unavailable(conn *c, int rc)
+{
+    sr_slog(SR_LOG_WARN, "gateway login refused", "op=%s gw=%s peer=%s binding=mqtt detail=%s", sr_slog_q(c->op),
+            sr_slog_q(c->gw), c->peer, sr_slog_q(sr_err_name(rc)));
+    connack(c, SR_MQTT_RC_SERVER_UNAVAILABLE);
+    conn_close(c, "login not recorded (the engine cannot write)", 0);
+}
+
+/* Submit a verified login's SessionEvent; its completion (login_durable,
+ * on the loop) answers the CONNACK. The connection stays paused in
+ * ST_AUTH meanwhile, referenced by the completion. */
+static int login_submit(conn *c, int checked)
+{
+    completion *d = calloc(1, sizeof *d);
+    if (!d) return SR_ENOMEM;
+    d->c = c;
+    d->login = 1;
+    d->checked = (uint8_t)!!checked;
+    sr_buf b;
+    sr_buf_init(&b);
+    sr_cmd_env env = {c->op, c->gw, SR_ACTOR_GATEWAY, NULL, c->peer};
+    int rc = sr_cmd_session(&env, SR_ACTOR_GATEWAY, c->gw, SR_SS_CONNECTED, "mqtt", "", &b);
+    if (!rc) {
+        sr_slice sl = {b.data, b.len};
+        c->refs++;
+        rc = sr_engine_submit(c->srv->eng, &sl, 1, engine_done, d);
+        if (rc) c->refs--;
+    }
+    sr_buf_release(&b);
+    if (rc) free(d);
+    return rc;
+}
+
+static void login_durable(completion *d)
+{
+    conn *c = d->c;
+    if (c->state == ST_AUTH) {
+        if (d->res.rc) login_unavailable(c, d->res.rc);
+        else login_complete(c, d->checked);
+    } else if (!d->res.rc) /* it left before the answer: its session ends as it began, recorded */
+        session_event(c, SR_SS_DISCONNECTED, "client left before the login was answered");
+    SR_INVARIANT(conn_check(c));
+    conn_unref(c);
+    free(d);
 }
 
 static void handle_connect(conn *c, const sr_mqtt_pkt *p)

@@ -36,7 +36,7 @@ PY=/usr/bin/python3
 [ -x "$PY" ] || PY=$(command -v python3)
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 T=$(mktemp -d "${TMPDIR:-/tmp}/suiro-auditcost-XXXXXX")
-. "$ROOT/bench/lib.sh" # stop_pid
+. "$ROOT/bench/lib.sh" # stop_pid, ap_serve, ap_load, ap_stop, ap_make_data, ap_cpu_s
 SRV=
 cleanup() {
   stop_pid "$SRV"
@@ -44,37 +44,16 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-cpu_s() { awk -v hz="$(getconf CLK_TCK)" '{sub(/^.*\) /, ""); printf "%.3f", ($12 + $13) / hz}' "/proc/$1/stat"; }
 printf '[audit]\nreads = on\n' > "$T/on.ini"
 printf '[audit]\nreads = off\n' > "$T/off.ini"
-
-# serve BIN DIR MODE: start it (reads MODE), SRV its pid, PORT its HTTP port
-serve() {
-  local bin=$1 dir=$2 mode=$3
-  rm -f "$T/out"
-  "$bin" serve --config "$T/$mode.ini" --data "$dir" --mqtt 127.0.0.1:0 --http 127.0.0.1:0 > "$T/out" 2> "$T/err" &
-  SRV=$!
-  for _ in $(seq 600); do grep -q '^listening http' "$T/out" 2>/dev/null && break; sleep 0.1; done
-  PORT=$(sed -n 's/^listening http=.*:\([0-9]*\)$/\1/p' "$T/out" | head -n 1)
-  [ -n "$PORT" ] || { tail -n 5 "$T/err" >&2; exit 1; }
-}
-stop() { kill -INT "$SRV"; wait "$SRV" 2>/dev/null || true; SRV=; }
-load() { # BIN SECONDS CONNECTIONS: apsim's result line
-  "$1" apsim load --url "http://127.0.0.1:$PORT" --operator demo --app APP001 --secret demo-app001-secret \
-    --what latest --data-id P001 --duration "$2" --connections "$3" </dev/null 2>/dev/null | tail -n 1
-}
+cpu_s() { ap_cpu_s "$@"; }
+# serve BIN DIR MODE [PREFIX...]: reads MODE (bench/lib.sh: one copy with ap_latest_ab.sh)
+serve() { local bin=$1 dir=$2 mode=$3; shift 3; ap_serve "$bin" "$dir" "$T/$mode.ini" "$@"; }
+stop() { ap_stop; }
+load() { ap_load "$@"; }
 
 # ---- the data: the demo operator and one value of P001 ------------------------
-"$B0" init --demo "$T/d0" >/dev/null
-serve "$B0" "$T/d0" off
-tok=$(curl -sf -X POST "http://127.0.0.1:$PORT/gw/v1/sessions" -H 'Content-Type: application/json' \
-  -d '{"operatorId":"demo","gatewayId":"GW001","secret":"demo-gw001-secret"}' |
-  "$PY" -c 'import json,sys; print(json.load(sys.stdin)["token"])')
-curl -sf -X POST "http://127.0.0.1:$PORT/gw/v1/measurements" -H 'Content-Type: application/json' \
-  -H "Authorization: Bearer $tok" -d '{"header":{"messageType":"GW_MEASUREMENTS","messageId":"ab1",
-  "timestamp":"2026-11-22T00:00:00.000Z"},"body":{"values":[{"dataId":"P001","timestamp":"2026-11-22T00:00:00.000Z",
-  "value":12.5,"quality":"GOOD"}]}}' >/dev/null
-stop
+ap_make_data "$B0" "$T/d0"
 
 # ---- 1. req/s, alternating ---------------------------------------------------
 round() { # on|off
@@ -131,14 +110,9 @@ command -v valgrind >/dev/null || { echo "ap_audit_cost: no valgrind: no instruc
 for v in off on; do
   rm -rf "$T/c-$v"
   cp -a "$T/d0" "$T/c-$v"
-  rm -f "$T/out"
-  valgrind --tool=callgrind --collect-atstart=no --toggle-collect=sr_apif_handle --toggle-collect=hread_dispose \
-    --toggle-collect=sr_access_flush --toggle-collect=writer_main --toggle-collect=open_session \
-    --toggle-collect=session_close --callgrind-out-file="$T/cg-$v.out" \
-    "$B0" serve --config "$T/$v.ini" --data "$T/c-$v" --mqtt 127.0.0.1:0 --http 127.0.0.1:0 > "$T/out" 2> "$T/err" &
-  SRV=$!
-  for _ in $(seq 600); do grep -q '^listening http' "$T/out" 2>/dev/null && break; sleep 0.1; done
-  PORT=$(sed -n 's/^listening http=.*:\([0-9]*\)$/\1/p' "$T/out" | head -n 1)
+  serve "$B0" "$T/c-$v" "$v" valgrind --tool=callgrind --collect-atstart=no --toggle-collect=sr_apif_handle \
+    --toggle-collect=hread_dispose --toggle-collect=sr_access_flush --toggle-collect=writer_main \
+    --toggle-collect=open_session --toggle-collect=session_close --callgrind-out-file="$T/cg-$v.out"
   out=$(load "$B0" "$CGSECS" 1)
   stop
   "$PY" -c 'import json,re,sys
@@ -155,6 +129,48 @@ import json, sys
 r = {d["reads"]: d for d in (json.loads(l) for l in open(sys.argv[1]))}
 on, off = r["on"]["instr_per_req"], r["off"]["instr_per_req"]
 print(json.dumps({"bench": "ap_audit_cost_instr_ratio", "off_instr_per_req": off, "on_instr_per_req": on,
+                  "cost_pct": round((on / off - 1) * 100, 1) if on and off else None, "goal_cost_pct_below": 5,
+                  "goal_met": bool(on and off and (on / off - 1) * 100 < 5),
+                  "verify": "ok" if on and off else "FAILED"}, separators=(",", ":")))
+EOF
+
+# ---- whole-process instructions per request (callgrind, everything) ----------
+# The figure issue #18 asks for: the WHOLE server's instructions (every
+# thread: the loop, the login guard, the writer, the flush) per answered
+# request, reads on vs off. Each mode runs twice under callgrind collecting
+# everything from start to stop, with AB_CG_SECONDS and 3 x AB_CG_SECONDS of
+# load over one connection: the difference of the totals over the
+# difference of the requests is the marginal cost of a request (start-up,
+# the login and the stop cancel out).
+for v in off on; do
+  for k in 1 3; do
+    rm -rf "$T/w-$v-$k"
+    cp -a "$T/d0" "$T/w-$v-$k"
+    serve "$B0" "$T/w-$v-$k" "$v" valgrind --tool=callgrind --callgrind-out-file="$T/w-$v-$k.out"
+    out=$(load "$B0" "$((CGSECS * k))" 1)
+    stop
+    "$PY" -c 'import json,re,sys
+v, k, f, o = sys.argv[1:]
+n = json.loads(o or "{}").get("requests") or 0
+tot = sum(int(x) for x in re.findall(r"^totals: *(\d+)", open(f).read(), re.M))
+print(json.dumps({"v": v, "k": int(k), "requests": n, "instr": tot}))' "$v" "$k" "$T/w-$v-$k.out" "$out" >> "$T/whole"
+    rm -f "$T"/w-$v-$k.out*
+  done
+done
+"$PY" - "$T/whole" <<'EOF'
+import json, sys
+r = {(d["v"], d["k"]): d for d in (json.loads(l) for l in open(sys.argv[1]))}
+out = {}
+for v in ("off", "on"):
+    a, b = r[(v, 1)], r[(v, 3)]
+    dn = b["requests"] - a["requests"]
+    out[v] = round((b["instr"] - a["instr"]) / dn, 1) if dn > 0 else None
+    print(json.dumps({"bench": "ap_audit_cost_whole", "reads": v, "requests": [a["requests"], b["requests"]],
+                      "instr": [a["instr"], b["instr"]], "instr_per_req": out[v],
+                      "collect": "the whole server process, every thread (marginal of two loads)",
+                      "verify": "ok" if out[v] else "FAILED"}, separators=(",", ":")))
+on, off = out["on"], out["off"]
+print(json.dumps({"bench": "ap_audit_cost_whole_ratio", "off_instr_per_req": off, "on_instr_per_req": on,
                   "cost_pct": round((on / off - 1) * 100, 1) if on and off else None, "goal_cost_pct_below": 5,
                   "goal_met": bool(on and off and (on / off - 1) * 100 < 5),
                   "verify": "ok" if on and off else "FAILED"}, separators=(",", ":")))

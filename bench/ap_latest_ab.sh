@@ -41,7 +41,7 @@ PY=/usr/bin/python3
 [ -x "$PY" ] || PY=$(command -v python3)
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 T=$(mktemp -d "${TMPDIR:-/tmp}/suiro-ablatest-XXXXXX")
-. "$ROOT/bench/lib.sh" # stop_pid
+. "$ROOT/bench/lib.sh" # stop_pid, ap_serve, ap_load, ap_stop, ap_make_data, ap_cpu_s
 SRV=
 cleanup() {
   stop_pid "$SRV"
@@ -49,39 +49,13 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-cpu_s() { awk -v hz="$(getconf CLK_TCK)" '{sub(/^.*\) /, ""); printf "%.3f", ($12 + $13) / hz}' "/proc/$1/stat"; }
+cpu_s() { ap_cpu_s "$@"; }
 bin_of() { [ "$1" = before ] && echo "$B0" || echo "$B1"; }
-
-# serve BIN DIR [PREFIX...]: start it, SRV its pid, PORT its HTTP port
-serve() {
-  local bin=$1 dir=$2
-  shift 2
-  rm -f "$T/out"
-  "$@" "$bin" serve --data "$dir" --mqtt 127.0.0.1:0 --http 127.0.0.1:0 > "$T/out" 2> "$T/err" &
-  SRV=$!
-  for _ in $(seq 600); do grep -q '^listening http' "$T/out" 2>/dev/null && break; sleep 0.1; done
-  PORT=$(sed -n 's/^listening http=.*:\([0-9]*\)$/\1/p' "$T/out" | head -n 1)
-  [ -n "$PORT" ] || { tail -n 5 "$T/err" >&2; exit 1; }
-}
-stop() { kill -INT "$SRV"; wait "$SRV" 2>/dev/null || true; SRV=; }
-load() { # BIN SECONDS CONNECTIONS: apsim's result line
-  "$1" apsim load --url "http://127.0.0.1:$PORT" --operator demo --app APP001 --secret demo-app001-secret \
-    --what latest --data-id P001 --duration "$2" --connections "$3" </dev/null 2>/dev/null | tail -n 1
-}
-
-# ---- the data: the demo operator and one value of P001, by each build --------
-make_data() { # BIN DIR
-"$1" init --demo "$2" >/dev/null
-serve "$1" "$2"
-tok=$(curl -sf -X POST "http://127.0.0.1:$PORT/gw/v1/sessions" -H 'Content-Type: application/json' \
-  -d '{"operatorId":"demo","gatewayId":"GW001","secret":"demo-gw001-secret"}' |
-  "$PY" -c 'import json,sys; print(json.load(sys.stdin)["token"])')
-curl -sf -X POST "http://127.0.0.1:$PORT/gw/v1/measurements" -H 'Content-Type: application/json' \
-  -H "Authorization: Bearer $tok" -d '{"header":{"messageType":"GW_MEASUREMENTS","messageId":"ab1",
-  "timestamp":"2026-11-22T00:00:00.000Z"},"body":{"values":[{"dataId":"P001","timestamp":"2026-11-22T00:00:00.000Z",
-  "value":12.5,"quality":"GOOD"}]}}' >/dev/null
-stop
-}
+# serve BIN DIR [PREFIX...] (bench/lib.sh: one copy with ap_audit_cost.sh)
+serve() { local bin=$1 dir=$2; shift 2; ap_serve "$bin" "$dir" "" "$@"; }
+stop() { ap_stop; }
+load() { ap_load "$@"; }
+make_data() { ap_make_data "$@"; }
 make_data "$B0" "$T/d0-before"
 make_data "$B1" "$T/d0-after"
 

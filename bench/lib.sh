@@ -27,3 +27,50 @@ field() { "$PY" -c 'import json,sys
 v = json.loads(sys.argv[1]).get(sys.argv[2])
 print("" if v is None else v)' "$1" "$2"; }
 fieldn() { local v; v=$(field "$1" "$2"); echo "${v:-null}"; }
+
+# ---- AP-IF latest-value runs (bench/ap_latest_ab.sh, bench/ap_audit_cost.sh) --
+# One copy of serving, loading and stopping a server for the AP-IF A/B
+# scripts; they set T (their temporary directory) and SRV before use.
+
+# ap_cpu_s PID: the process's CPU seconds so far (user + system, all threads)
+ap_cpu_s() { awk -v hz="$(getconf CLK_TCK)" '{sub(/^.*\) /, ""); printf "%.3f", ($12 + $13) / hz}' "/proc/$1/stat"; }
+
+# ap_serve BIN DIR CONFIG [PREFIX...]: start BIN serve on DIR (CONFIG: an ini
+# file, or "" for none), under PREFIX (e.g. valgrind ...); SRV its pid,
+# PORT its HTTP port once it listens (bounded wait)
+ap_serve() {
+  local bin=$1 dir=$2 cfg=$3 c=()
+  shift 3
+  [ -n "$cfg" ] && c=(--config "$cfg")
+  rm -f "$T/out"
+  "$@" "$bin" serve "${c[@]}" --data "$dir" --mqtt 127.0.0.1:0 --http 127.0.0.1:0 > "$T/out" 2> "$T/err" &
+  SRV=$!
+  for _ in $(seq 1200); do grep -q '^listening http' "$T/out" 2>/dev/null && break; sleep 0.1; done
+  PORT=$(sed -n 's/^listening http=.*:\([0-9]*\)$/\1/p' "$T/out" | head -n 1)
+  [ -n "$PORT" ] || { tail -n 5 "$T/err" >&2; exit 1; }
+}
+
+# ap_stop: SIGINT to SRV (a clean stop: what is held is written), wait
+ap_stop() { kill -INT "$SRV"; wait "$SRV" 2>/dev/null || true; SRV=; }
+
+# ap_load BIN SECONDS CONNECTIONS: apsim's result line (the latest value of P001)
+ap_load() {
+  "$1" apsim load --url "http://127.0.0.1:$PORT" --operator demo --app APP001 --secret demo-app001-secret \
+    --what latest --data-id P001 --duration "$2" --connections "$3" </dev/null 2>/dev/null | tail -n 1
+}
+
+# ap_make_data BIN DIR: `suiro init --demo` and one value of P001 through
+# the GW-IF HTTP binding
+ap_make_data() {
+  "$1" init --demo "$2" >/dev/null
+  ap_serve "$1" "$2" ""
+  local tok
+  tok=$(curl -sf -X POST "http://127.0.0.1:$PORT/gw/v1/sessions" -H 'Content-Type: application/json' \
+    -d '{"operatorId":"demo","gatewayId":"GW001","secret":"demo-gw001-secret"}' |
+    "$PY" -c 'import json,sys; print(json.load(sys.stdin)["token"])')
+  curl -sf -X POST "http://127.0.0.1:$PORT/gw/v1/measurements" -H 'Content-Type: application/json' \
+    -H "Authorization: Bearer $tok" -d '{"header":{"messageType":"GW_MEASUREMENTS","messageId":"ab1",
+    "timestamp":"2026-11-22T00:00:00.000Z"},"body":{"values":[{"dataId":"P001","timestamp":"2026-11-22T00:00:00.000Z",
+    "value":12.5,"quality":"GOOD"}]}}' >/dev/null
+  ap_stop
+}

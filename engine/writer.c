@@ -11,7 +11,9 @@
  * events; pass 2 applies the group's measurements (heads.c); then one log
  * append (an atomic batch, durable), the watermark, the commit, W published,
  * the registry generation and hook (registry_changed: a group that changed
- * the registry), the callbacks. Every replay_max_events / 2 events, at most every
+ * the registry), the callbacks. After the group's commands and before its
+ * heads checkpoint, one WriteAudit per (operator, actor) that wrote data in
+ * it (wa_events, issue #18): the writes' audit record, in the same append. Every replay_max_events / 2 events, at most every
  * checkpoint_interval_ms while writing (and at a clean close) the group ends
  * with the writer's own heads checkpoint (add_checkpoint, docs/durability.md
  * section 8). With a keyring (a master key, docs/keys.md) each record is
@@ -33,6 +35,11 @@
  *  (4) Read-only (opts.readonly, log_readonly, or opened read-only for lack
  *      of space: nospace_ro, poison_cause SR_ENOSPC): no writer thread and
  *      nothing queued.
+ *  (5) Write audit (issue #18): every data write a group appends (the
+ *      kinds wa_is_write names) is summarised by exactly one WriteAudit of
+ *      its operator and actor later in the same append, whose seqs range
+ *      holds it and whose count is its writes' (test_engine_fault checks
+ *      the log at every fault point).
  *
  * STATES                          TRANSITION              FUNCTION
  *   (none) -> RUNNING              open                    sr__writer_start()
@@ -390,6 +397,235 @@ void sr_engine_on_registry(sr_engine *e, sr_registry_hook fn, void *ctx)
     pthread_mutex_unlock(&e->mu);
 }
 
+/* ------------------------------------------------------------------------ */
+/* The writes' audit record (issue #18, docs/admin.md "Audit"): per group and
+ * (operator, actor) that wrote data in it, one WriteAudit event of the
+ * writer's own, appended with the writes (the same atomic append), so a
+ * write is never durable -- nor acknowledged -- without it. The summary is
+ * gathered as each command is accepted (wa_add: counts, and the first
+ * WA_SHOWN distinct names; bounded work a value) and becomes an event after
+ * the group's last command (wa_events). */
+
+enum { WA_SHOWN = 16, WA_KINDS = 8 };
+
+typedef struct wa_name {
+    uint32_t point; /* a data point's number (pfx 0), else unused */
+    char pfx;       /* 0: a data point; 'r' request, 'm' monitor, 'd' document, 'f' file */
+    const char *a, *b; /* the id (document: collection, id) */
+} wa_name;
+
+typedef struct wagg {
+    const char *op, *actor, *source; /* in the group's events (the arena) */
+    int actor_kind;
+    uint64_t first, last, values;
+    uint32_t events, npoints;
+    uint32_t kind[WA_KINDS], kcount[WA_KINDS];
+    size_t nkinds, nshown;
+    wa_name shown[WA_SHOWN];
+} wagg;
+
+typedef struct wa_set {
+    wagg *a;
+    size_t n, cap, last; /* last: the one used last (a group's commands are mostly one writer's in a row) */
+} wa_set;
+
+/* 1 if events of this kind are data writes summarised by a WriteAudit */
+static int wa_is_write(int body_case)
+{
+    switch (body_case) {
+    case SUIRO__V1__EVENT__BODY_MEASUREMENTS:
+    case SUIRO__V1__EVENT__BODY_REQUEST_CREATED:
+    case SUIRO__V1__EVENT__BODY_REQUEST_TRANSITION:
+    case SUIRO__V1__EVENT__BODY_MONITOR:
+    case SUIRO__V1__EVENT__BODY_DOC_PUT:
+    case SUIRO__V1__EVENT__BODY_DOC_DELETE:
+    case SUIRO__V1__EVENT__BODY_FILE_PUT:
+    case SUIRO__V1__EVENT__BODY_FILE_DELETE: return 1;
+    default: return 0;
+    }
+}
+
+static void wa_name_add(wagg *w, wa_name n)
+{
+    w->npoints++;
+    if (w->nshown == WA_SHOWN) return; /* counted only: no compare once the list is full */
+    for (size_t i = 0; i < w->nshown; i++) {
+        const wa_name *o = &w->shown[i];
+        if (o->pfx == n.pfx && (n.pfx ? !strcmp(o->a, n.a) && (!n.b || !strcmp(o->b, n.b)) : o->point == n.point))
+            return;
+    }
+    w->shown[w->nshown++] = n;
+}
+
+/* Count ev (accepted at seq ev->seq) into its writer's summary. */
+static int wa_add(wa_set *s, const Event *ev)
+{
+    if (!wa_is_write((int)ev->body_case)) return SR_OK;
+    wagg *w = NULL;
+    if (s->n && !strcmp(s->a[s->last].actor, ev->actor) && !strcmp(s->a[s->last].op, ev->operator_id))
+        w = &s->a[s->last];
+    for (size_t i = 0; !w && i < s->n; i++)
+        if (!strcmp(s->a[i].actor, ev->actor) && !strcmp(s->a[i].op, ev->operator_id)) w = &s->a[s->last = i];
+    if (!w) {
+        if (sr_array_reserve(&s->a, &s->cap, s->n + 1, sizeof *s->a)) return SR_ENOMEM;
+        w = &s->a[s->last = s->n++];
+        memset(w, 0, sizeof *w);
+        w->op = ev->operator_id;
+        w->actor = ev->actor;
+        w->actor_kind = (int)ev->actor_kind;
+        w->source = "";
+        w->first = ev->seq;
+    }
+    if (!w->source[0] && ev->source && ev->source[0]) w->source = ev->source;
+    w->last = ev->seq;
+    w->events++;
+    size_t k;
+    for (k = 0; k < w->nkinds && w->kind[k] != (uint32_t)ev->body_case; k++) {}
+    if (k == w->nkinds && k < WA_KINDS) w->kind[w->nkinds++] = (uint32_t)ev->body_case, w->kcount[k] = 0;
+    if (k < w->nkinds) w->kcount[k]++;
+    switch (ev->body_case) {
+    case SUIRO__V1__EVENT__BODY_MEASUREMENTS: {
+        const Suiro__V1__Measurements *m = ev->measurements;
+        for (size_t i = 0; i < m->n_points; i++) {
+            w->values += m->points[i]->n_dod + 1;
+            wa_name_add(w, (wa_name){m->points[i]->point, 0, NULL, NULL});
+        }
+        const Suiro__V1__Snapshot *sn = m->snapshot;
+        if (sn) {
+            w->values += sn->n_dpoint;
+            uint64_t p = 0;
+            size_t j = 0;
+            for (; j < sn->n_dpoint && w->nshown < WA_SHOWN; j++) {
+                p += (uint64_t)sn->dpoint[j];
+                wa_name_add(w, (wa_name){(uint32_t)p, 0, NULL, NULL});
+            }
+            w->npoints += (uint32_t)(sn->n_dpoint - j); /* the rest counted, not named */
+        }
+        break;
+    }
+    case SUIRO__V1__EVENT__BODY_REQUEST_CREATED:
+        w->values++;
+        wa_name_add(w, (wa_name){0, 'r', ev->request_created->request_id, NULL});
+        break;
+    case SUIRO__V1__EVENT__BODY_REQUEST_TRANSITION:
+        w->values++;
+        wa_name_add(w, (wa_name){0, 'r', ev->request_transition->request_id, NULL});
+        break;
+    case SUIRO__V1__EVENT__BODY_MONITOR:
+        w->values++;
+        wa_name_add(w, (wa_name){0, 'm', ev->monitor->monitor_id, NULL});
+        break;
+    case SUIRO__V1__EVENT__BODY_DOC_PUT:
+        w->values++;
+        wa_name_add(w, (wa_name){0, 'd', ev->doc_put->collection, ev->doc_put->doc_id});
+        break;
+    case SUIRO__V1__EVENT__BODY_DOC_DELETE:
+        w->values++;
+        wa_name_add(w, (wa_name){0, 'd', ev->doc_delete->collection, ev->doc_delete->doc_id});
+        break;
+    case SUIRO__V1__EVENT__BODY_FILE_PUT:
+        w->values++;
+        wa_name_add(w, (wa_name){0, 'f', ev->file_put->path, NULL});
+        break;
+    case SUIRO__V1__EVENT__BODY_FILE_DELETE:
+        w->values++;
+        wa_name_add(w, (wa_name){0, 'f', ev->file_delete->path, NULL});
+        break;
+    default: break;
+    }
+    return SR_OK;
+}
+
+/* The name of a summary's entry, in the group's arena: a data point's
+ * dataId (its number when the point table does not know it), or
+ * request:ID, monitor:ID, document:COLLECTION/ID, file:PATH. */
+static char *wa_name_str(sr_engine *e, MDB_txn *txn, const wa_name *n)
+{
+    char num[16];
+    const char *part[4] = {"", "", "", ""};
+    char *scratch = NULL;
+    if (!n->pfx) {
+        sr_ptview v;
+        if (sr__points_view(e, txn, n->point, &v, &scratch) == SR_OK && v.id) part[0] = v.id;
+        else {
+            snprintf(num, sizeof num, "#%" PRIu32, n->point);
+            part[0] = num;
+        }
+    } else {
+        part[0] = n->pfx == 'r' ? "request:" : n->pfx == 'm' ? "monitor:" : n->pfx == 'd' ? "document:" : "file:";
+        part[1] = n->a;
+        if (n->b) part[2] = "/", part[3] = n->b;
+    }
+    size_t l[4], t = 1;
+    for (int i = 0; i < 4; i++) t += l[i] = strlen(part[i]);
+    char *s = sr_arena_alloc(&e->ev.a, t), *w = s;
+    for (int i = 0; s && i < 4; i++) w = (char *)memcpy(w, part[i], l[i]) + l[i];
+    if (s) *w = 0;
+    sr_free(scratch);
+    return s;
+}
+
+/* The WriteAudit event of summary w at seq, in the group's arena. */
+static Event *wa_event(sr_engine *e, MDB_txn *txn, const wagg *w, uint64_t seq, int64_t now)
+{
+    struct {
+        Event ev;
+        Suiro__V1__WriteAudit wa;
+        uint32_t kind[WA_KINDS], kcount[WA_KINDS];
+        char *points[WA_SHOWN];
+    } *x = sr_arena_alloc(&e->ev.a, sizeof *x);
+    if (!x) return NULL;
+    x->ev = (Event)SUIRO__V1__EVENT__INIT;
+    x->wa = (Suiro__V1__WriteAudit)SUIRO__V1__WRITE_AUDIT__INIT;
+    x->wa.first_seq = w->first;
+    x->wa.last_seq = w->last;
+    x->wa.events = w->events;
+    x->wa.values = w->values;
+    memcpy(x->kind, w->kind, sizeof x->kind);
+    memcpy(x->kcount, w->kcount, sizeof x->kcount);
+    x->wa.kinds = x->kind;
+    x->wa.n_kinds = w->nkinds;
+    x->wa.kind_counts = x->kcount;
+    x->wa.n_kind_counts = w->nkinds;
+    for (size_t i = 0; i < w->nshown; i++)
+        if (!(x->points[i] = wa_name_str(e, txn, &w->shown[i]))) return NULL;
+    x->wa.points = x->points;
+    x->wa.n_points = w->nshown;
+    x->wa.npoints = w->npoints;
+    x->ev.seq = seq;
+    x->ev.ingest_ms = now;
+    x->ev.operator_id = (char *)w->op;
+    x->ev.actor = (char *)w->actor;
+    x->ev.actor_kind = (Suiro__V1__ActorKind)w->actor_kind;
+    x->ev.source = (char *)w->source;
+    x->ev.body_case = SUIRO__V1__EVENT__BODY_WRITE_AUDIT;
+    x->ev.write_audit = &x->wa;
+    return &x->ev;
+}
+
+/* The group's WriteAudit events, at *seq on (after its commands' records),
+ * each with its audit row and the KeyEvent of a key made for it. */
+__attribute__((noinline)) /* one call a group: its cost shows by name under callgrind (bench) */
+static int wa_events(sr_engine *e, MDB_txn *txn, group_recs *g, const wa_set *s, uint64_t *seq, int64_t now)
+{
+    for (size_t i = 0; i < s->n; i++) {
+        sr_keynote notes[4];
+        size_t nnotes = 0;
+        sr_keynote kn = {0};
+        Event *ev = wa_event(e, txn, &s->a[i], *seq, now);
+        int rc = ev ? SR_OK : SR_ENOMEM;
+        if (!rc && (rc = sr__record_key(e, ev->operator_id, (int)ev->body_case, now, &e->seal.kid, &kn)) == SR_OK &&
+            kn.action)
+            notes[nnotes++] = kn; /* its audit key, made before its audit row is sealed by it */
+        if (!rc) rc = sr__apply_common(e, txn, ev);
+        if (!rc) rc = push_own(e, g, ev, now, notes, &nnotes);
+        if (rc) return rc;
+        (*seq)++;
+        if (nnotes && (rc = add_key_events(e, txn, g, notes, nnotes, seq, now))) return rc;
+    }
+    return SR_OK;
+}
+
 /* closing: the group is the close's heads checkpoint alone (nc = 0). */
 static void process_group(sr_engine *e, cmd **cmds, size_t nc, int closing)
 {
@@ -401,6 +637,7 @@ static void process_group(sr_engine *e, cmd **cmds, size_t nc, int closing)
     sr_keynote notes[8]; /* keys made for one command's records: at most its operator's three classes and
                             the platform's audit key */
     size_t nnotes = 0;
+    wa_set wa = {0}; /* the writes' summaries, one per (operator, actor) */
     MDB_txn *txn = NULL;
     int fatal = SR_OK;
     uint64_t seq = e->next_seq;
@@ -514,6 +751,7 @@ static void process_group(sr_engine *e, cmd **cmds, size_t nc, int closing)
             g.packed.len += n;
             g.acc[g.nacc].kid = e->keyring ? g.kid[g.nrecs - 1] : 0;
             g.acc[g.nacc++].ev = evs[k];
+            if ((fatal = wa_add(&wa, evs[k]))) break;
             evs[k] = NULL; /* owned by acc now */
         }
         sr_free(evs);
@@ -525,6 +763,8 @@ static void process_group(sr_engine *e, cmd **cmds, size_t nc, int closing)
         if (nnotes && (fatal = add_key_events(e, txn, &g, notes, nnotes, &seq, now))) goto finish;
         nnotes = 0;
     }
+    /* the writes' audit records: after the writes, in the same append */
+    if (wa.n && (fatal = wa_events(e, txn, &g, &wa, &seq, now))) goto finish;
     /* the heads checkpoint: every replay_max_events / 2 events, at most
      * every checkpoint_interval_ms while writing, and at a clean close (then
      * every head is flushed: the next open replays nothing) */
@@ -614,6 +854,7 @@ finish:
     }
     if (fatal && fatal != SR_EPOISONED) poison(e, fatal, e->next_seq);
     sr_arena_reset(&e->ev.a); /* every event of the group */
+    sr_free(wa.a);
     sr_free(g.acc);
     sr_free(g.recs);
     sr_free(g.kid);

@@ -76,7 +76,8 @@ Test(audit, rows_name_who_what_where_and_the_outcome)
     cr_assert_eq(submit1(e, sr_cmd_admin_op(&uenv, &ao, &b), &b), SR_OK);
     sr_buf_init(&b);
     sr_cmd_env denv = {"op1", "app1", SR_ACTOR_APP, NULL, NULL};
-    cr_assert_eq(submit1(e, sr_cmd_doc_put(&denv, "c", "d", 0, "{}", 2, &b), &b), SR_OK); /* a data kind: no row */
+    sr_result dr; /* a data write: its row is its group's write summary (WriteAudit, issue #18) */
+    cr_assert_eq(es_submit1(e, sr_cmd_doc_put(&denv, "c", "d", 0, "{}", 2, &b), &b, &dr), SR_OK, "%s", dr.err.msg);
     sr_buf_init(&b); /* refused by the engine (exists): no row */
     cr_assert_neq(submit1(e, sr_cmd_user_create(&uenv, &u, "long enough password", 1, 1, &ES_POL, &b, why, sizeof why), &b),
                   SR_OK);
@@ -85,7 +86,7 @@ Test(audit, rows_name_who_what_where_and_the_outcome)
     sr_rec r = SR_REC_INIT;
     int more = -1;
     cr_assert_eq(sr_list_audit(e, &q, &r, &more), SR_OK);
-    cr_assert_eq(sr_rec_count(&r), 3, "the trail has the login, the user and the admin event, nothing else");
+    cr_assert_eq(sr_rec_count(&r), 4, "the trail has the login, the user, the admin event and the write's summary, nothing else");
     cr_assert_eq(more, 0);
     sr_audit_rec a;
     cr_assert_eq(sr_rec_next_audit(&r, &a), 1);
@@ -114,6 +115,19 @@ Test(audit, rows_name_who_what_where_and_the_outcome)
     cr_assert_str_eq(a.target, "user:hanako");
     cr_assert_str_eq(a.outcome, "refused");
     cr_assert_str_eq(a.detail, "users.manage; E2003 users.manage refused to operator_general");
+    cr_assert_eq(sr_rec_next_audit(&r, &a), 1);
+    cr_assert_str_eq(a.kind, "write");
+    cr_assert_str_eq(a.actor, "app1");
+    cr_assert_eq(a.actor_kind, SR_ACTOR_APP);
+    cr_assert_str_eq(a.op, "op1");
+    cr_assert_str_eq(a.action, "doc_put x1");
+    cr_assert_str_eq(a.target, "app:app1");
+    cr_assert_str_eq(a.outcome, "ok");
+    char want[128];
+    snprintf(want, sizeof want, "1 write(s), 1 value(s), seq %llu..%llu; 1 data point(s): document:c/d",
+             (unsigned long long)dr.seq, (unsigned long long)dr.seq);
+    cr_assert_str_eq(a.detail, want);
+    cr_assert_eq(a.seq, dr.seq + 1, "right after the write, in its group");
     cr_assert_eq(sr_rec_next_audit(&r, &a), 0);
     sr_rec_close(&r);
     finish(e);

@@ -492,6 +492,26 @@ Test(erasure, a_key_is_kept_while_a_class_keeps_for_ever_or_a_value_of_its_epoch
     cr_assert_eq(sr_engine_close(e), SR_OK);
 }
 
+/* issue #18: op's "write" rows (its writes' summaries, WriteAudit: audit
+ * class, sealed by op's AUDIT key) as "detail|" strings, and their count */
+static int write_rows(sr_engine *e, const char *op, char *all, size_t cap)
+{
+    sr_audit_query q = {.op = op, .kind = "write", .limit = 1000};
+    sr_rec r = SR_REC_INIT;
+    int more = 0, n = 0;
+    cr_assert_eq(sr_list_audit(e, &q, &r, &more), SR_OK);
+    sr_audit_rec a;
+    size_t l = 0;
+    all[0] = 0;
+    while (sr_rec_next_audit(&r, &a) == 1) {
+        n++;
+        l += (size_t)snprintf(all + l, l < cap ? cap - l : 0, "%s %s|", a.action, a.detail);
+        if (l >= cap) l = cap - 1;
+    }
+    sr_rec_close(&r);
+    return n;
+}
+
 Test(erasure, documents_files_requests_and_monitors_of_an_epoch_are_cut_and_then_erased_with_it)
 {
     char d[1200], set[1200];
@@ -507,9 +527,19 @@ Test(erasure, documents_files_requests_and_monitors_of_an_epoch_are_cut_and_then
     cr_assert_neq(kid_a, 0, "A's file is a version 2 blob");
     cr_assert_gt(plain_hits(d, "ERASE-A-DOC", NULL, NULL), 0, "the control: the walk reads A's document");
     cr_assert_eq(sr_blob_exists_keyed(sr_engine_blobs(e), sha_a, kid_a), SR_OK);
+    /* A's writes are listed as write rows (audit class: their data key's
+     * destruction below leaves them, the audit period cuts them) */
+    char wa0[8192], wa1[8192];
+    int nw0 = write_rows(e, "opA", wa0, sizeof wa0);
+    cr_assert_geq(nw0, 4, "opA's writes: %s", wa0);
+    cr_assert(strstr(wa0, "document:notes/d1") && strstr(wa0, "file:a/one.txt") && strstr(wa0, "request:req1") &&
+                  strstr(wa0, "monitor:mon1") && strstr(wa0, "measurements x1"),
+              "opA's write rows name its writes: %s", wa0);
     sr_retention_report rep;
     sr_errinfo ei;
     cr_assert_eq(sr_engine_retention_sweep(e, &CFG, NULL, &rep, &ei), SR_OK, "%s", ei.msg);
+    cr_assert_eq(write_rows(e, "opA", wa1, sizeof wa1), nw0, "the write rows outlive the data key (%s)", wa1);
+    cr_assert_str_eq(wa1, wa0);
     cr_assert_eq(rep.documents + rep.files + rep.requests + rep.monitors, 4, "A's four records (%llu %llu %llu %llu)",
                  (unsigned long long)rep.documents, (unsigned long long)rep.files,
                  (unsigned long long)rep.requests, (unsigned long long)rep.monitors);
@@ -546,8 +576,19 @@ Test(erasure, documents_files_requests_and_monitors_of_an_epoch_are_cut_and_then
     cr_assert_eq(sr_engine_open(d, &ro, &r, &ei), SR_OK, "%s", ei.msg);
     cr_assert_eq(sr_engine_content_hash(r, rebuilt), SR_OK);
     cr_assert(es_doc_there(r, "opB", "d1"));
+    cr_assert_eq(write_rows(r, "opA", wa1, sizeof wa1), nw0, "the rebuild has the write rows too (%s)", wa1);
+    cr_assert_str_eq(wa1, wa0);
     cr_assert_eq(sr_engine_close(r), SR_OK);
     cr_assert_eq(memcmp(live, rebuilt, 32), 0, "a rebuild after the erasure differs from the live index");
+    /* the audit period cuts them: opA's audit period of 365 days (the
+     * floor) at day 400 cuts the rows of days 10-20, keeps day 400's */
+    e = open_ok(d);
+    period(e, "opA", "audit", 365);
+    cr_assert_eq(sr_engine_retention_sweep(e, &CFG, NULL, &rep, &ei), SR_OK, "%s", ei.msg);
+    int nw2 = write_rows(e, "opA", wa1, sizeof wa1);
+    cr_assert(nw2 >= 1 && nw2 < nw0, "the audit period cut the old write rows only (%d of %d left: %s)", nw2, nw0, wa1);
+    cr_assert_null(strstr(wa1, "document:notes/d1"), "%s", wa1);
+    cr_assert_eq(sr_engine_close(e), SR_OK);
 }
 
 Test(erasure, a_request_still_open_holds_its_key_until_it_is_finished_and_past_its_period)

@@ -23,7 +23,11 @@ PUBACK; 5.0: PUBACK 0x97 or 0x80; HTTP: 429 or 503 with Retry-After).
     through on its own resends, and every binding stores again;
  3. a restart with the disk still full: the server starts (serving reads,
     AP-IF latest value), refuses writes without a positive answer, and says
-    so in its log; after space returns and a restart it stores again.
+    so in its log; after space returns and a restart it stores again A
+    gateway's MQTT login waits for its SessionEvent to be durable (issue
+    #18, fail closed): on the read-only restart it is refused with CONNACK
+    0x88 (3.1.1: rc 3) and no session, and a gateway's HTTP login with 503
+    E9001 and no token; after space returns logins work.
 
 MQTT is spoken by a small raw client (it sees each PUBACK's reason code and
 the connection's end, which paho 1.6 does not report) and, for the resend
@@ -483,8 +487,12 @@ def full_disk_phases(mnt):
     r5.publish("data/measurements", meas("GW001", "fd-5-m"), 1)
     r5.publish("data/periodic", periodic("GW001", "fd-5-p", mon), 2)
     r5.pump(2, 10)
-    check("full disk 5.0: PUBACK 0x80 / 0x97 for messages not stored, never 0",
-          len(r5.acks) == 2 and all(v in (0x80, 0x97) for v in r5.acks.values()), r5.acks)
+    # a login waits for its SessionEvent (issue #18): refused (CONNACK 0x88,
+    # no session) once the writer has failed, else accepted while a small
+    # event still fits -- either way nothing is acknowledged as stored
+    check("full disk 5.0: PUBACK 0x80 / 0x97 for messages not stored, never 0 (or the login refused: CONNACK 0x88)",
+          (r5.connack == 0 and len(r5.acks) == 2 and all(v in (0x80, 0x97) for v in r5.acks.values()))
+          or (r5.connack == 0x88 and not r5.acks), (r5.connack, r5.acks))
     r5.close()
     for path, body in (("/gw/v1/measurements", meas("GW001", "fd-http-m")),
                        ("/gw/v1/periodic-values", periodic("GW001", "fd-http-p", mon))):
@@ -555,15 +563,26 @@ def full_disk_phases(mnt):
         print("read-only latest:", st, js)
         check("restart with the disk full: reads are served (AP-IF latest value)",
               lst == 201 and st == 200 and js.get("values"), (lst, st, js))
-        tok = gw_token(ports["http"], "GW001")
-        st, ra, b = http_post(ports["http"], "/gw/v1/measurements", big("GW001", "fd-ro-http"), tok)
-        check("restart with the disk full: a write is not acknowledged (503 with Retry-After)",
-              st == 503 and ra, (st, ra, b[:200]))
+        # a gateway's HTTP login cannot be recorded on a read-only engine
+        # (issue #18, fail closed): refused, no token, so no write either
+        st, ra, b = http_post(ports["http"], "/gw/v1/sessions", {"operatorId": "demo", "gatewayId": "GW001",
+                                                                 "secret": SECRETS["GW001"]}, None)
+        check("restart with the disk full: a gateway's HTTP login is refused (503 E9001 with Retry-After, no token)",
+              st == 503 and ra and b"E9001" in b and b"token" not in b, (st, ra, b[:200]))
+        st, ra, b = http_post(ports["http"], "/gw/v1/measurements", big("GW001", "fd-ro-http"), None)
+        check("restart with the disk full: a write is not acknowledged (no session: 401)", st == 401, (st, b[:200]))
         r5 = Raw(ports["mqtt"], "GW002", True)
         r5.publish("data/measurements", big("GW002", "fd-ro-5"), 1)
         r5.pump(1, 10)
-        check("restart with the disk full 5.0: PUBACK 0x80/0x97", r5.acks.get(1) in (0x80, 0x97), r5.acks)
+        check("restart with the disk full 5.0: the login is refused (CONNACK 0x88: a read-only engine cannot record "
+              "its session; issue #18, fail closed), nothing acknowledged", r5.connack == 0x88 and not r5.acks and
+              r5.closed, (r5.connack, r5.acks, r5.closed))
         r5.close()
+        r3 = Raw(ports["mqtt"], "GW002", False)
+        check("restart with the disk full 3.1.1: the login is refused (CONNACK rc 3, server unavailable)",
+              r3.connack == 3, r3.connack)
+        r3.close()
+        check("... logged as refused logins", "gateway login refused" in open(log).read()[log_at:])
         txt = open(log).read()[log_at:]
         check("restart with the disk full (a torn tail to cut): it opens READ-ONLY and says so in its log",
               "READ-ONLY" in txt and "level=error" in txt, txt[-600:])
