@@ -96,6 +96,8 @@ typedef struct sr_engine_opts {
     const char *index_dir;      /* index elsewhere than DIR/index (verify, rebuild checks) */
     int log_readonly;           /* read the log without locking it; apply to the index; no writer */
     uint64_t replay_to;         /* with log_readonly: apply events up to this seq only (0: all) */
+    int rebuilding;             /* set by sr_engine_rebuild for its own open only (engine.c invariant 8): the
+                                   fresh index is committed without fsync, REBUILDING in its directory */
     int replay_serial;          /* replay (open, rebuild) in the calling thread only, without the reader
                                    thread that reads and unpacks the log ahead (engine/replay.c invariant 5):
                                    the ordinary way, which the pipelined one is tested equal to */
