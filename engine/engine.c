@@ -826,6 +826,15 @@ int sr_engine_rebuild_stats(const char *dir, const sr_engine_opts *opts, sr_engi
         if (st) sr_engine_get_open_stats(e, st);
         rc = sr_engine_close(e);
         if (!rc) rc = rebuild_unmark(ixpath);
+    } else if (rc && rebuild_unmark(ixpath)) {
+        /* refused (no key, a damaged log...): what it committed made
+         * durable (an index of the events before the refusal, its
+         * watermark with them, or the empty one its open made), else no
+         * index file at all; the marker goes, as a refused rebuild left
+         * things before it (the next read-write open replays from there) */
+        char *p = join(ixpath, SR_REBUILD_MARK);
+        if (p) unlink(p);
+        sr_free(p);
     }
     sr_free(ixdir);
     return rc;
