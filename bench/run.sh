@@ -54,8 +54,8 @@ step "engine queries (per-operator keys: the index sealed, layout 8)" "$BUILD/be
 step "engine queries, one key for all (the index plain: the sealed index's cost, docs/keys.md)" "$BUILD/bench/engine_query" --enc 2
 step "the sealed index's cost, side by side (issue #16): engine ingest (series, snapshot), latest, raw range, downsampling; plain (--enc 2) and sealed (--enc 1) in 5 interleaved pairs, medians" /usr/bin/python3 bench/sealed_index.py "$BUILD"
 step "a year of 1 s values to 1 h: chunk summaries vs decoding, then through the engine" "$BUILD/bench/downsample_year" --engine 1
-step "engine rebuild and restart" "$BUILD/bench/engine_restart"
-step "engine rebuild and restart, no encryption" "$BUILD/bench/engine_restart" --enc 0
+step "engine replay, rebuild (serial and pipelined) and restart" "$BUILD/bench/engine_restart"
+step "engine replay, rebuild (serial and pipelined) and restart, no encryption" "$BUILD/bench/engine_restart" --enc 0
 step "the state at a past time (issue #18, docs/state.md): answers at random T over 2,000 points x 300 s (600 k values); no snapshots yet: each answer replays the log to seq(T)" "$BUILD/bench/state_at" --points 2000 --seconds 300 --answers 20
 step "online backup vs cp -a, ingest during backups, restore to serving (net_ingest's data set, through the engine)" "$BUILD/bench/engine_backup"
 step "GW-IF ingest over MQTT, suiro serve vs Mosquitto" bash bench/gw_ingest.sh "$BUILD"

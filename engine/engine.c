@@ -36,6 +36,14 @@
  *      first_seq and are rebuilt by the replay. Readers merge them, in time
  *      order and winning ties, with the chunks of their snapshot; the batch
  *      merged at seq F stays visible to readers with W < F.
+ *  (8) A rebuild (sr_engine_rebuild) commits the fresh index without fsync
+ *      (MDB_NOSYNC: it is a cache of the log until it is whole), between
+ *      two durable steps: the file REBUILDING (the durable floor it keeps)
+ *      in the index directory before anything is written, removed only
+ *      after one fsync of the finished index. An open that finds the file
+ *      drops that index and replays the whole log into a fresh one, synced
+ *      as always (a crash during a rebuild: rebuilt again, never a half
+ *      index taken for whole); a read-only open refuses it.
  *
  * STATES                          TRANSITION              FUNCTION
  *   CLOSED -> OPEN                 index, log, heads, replay  sr_engine_open()
@@ -53,6 +61,7 @@
 #include "storage/series.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -239,6 +248,10 @@ fail:
 
 static int rm_index_files(const char *ixdir);
 
+/* The file in an index directory while a rebuild writes it (invariant 8). */
+#define SR_REBUILD_MARK "REBUILDING"
+static int rebuild_interrupted(sr_engine *e, const char *ixdir, uint64_t *floor, sr_errinfo *ei);
+
 static void notice(sr_engine *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void notice(sr_engine *e, const char *fmt, ...)
 {
@@ -422,13 +435,16 @@ static int engine_open(const char *dir, const sr_engine_opts *opts, sr_engine **
     e->logdir = logdir;
     logdir = NULL; /* the engine's now (§7: the writer reopens the log) */
     char err[256] = "";
+    if (!e->o.rebuilding && (rc = rebuild_interrupted(e, e->o.index_dir ? e->o.index_dir : ixdir, &e->o.durable_floor, ei)))
+        goto fail;
     if ((rc = sr_index_open(e->o.index_dir ? e->o.index_dir : ixdir, e->o.map_bytes, e->o.readonly, SR_SCHEMA_DBS, &e->ix, err,
                             sizeof err))) {
         snprintf(ei->msg, sizeof ei->msg, "%s", err);
         goto fail;
     }
-    /* a throwaway index (the state at a past time's, engine/state.c): no fsync */
-    if (e->o.index_nosync && (rc = sr_index_err(mdb_env_set_flags(sr_index_env(e->ix), MDB_NOSYNC, 1)))) goto fail;
+    /* a throwaway index (the state at a past time's, engine/state.c), or a
+     * rebuild's until it is whole (invariant 8): no fsync */
+    if ((e->o.index_nosync || e->o.rebuilding) && (rc = sr_index_err(mdb_env_set_flags(sr_index_env(e->ix), MDB_NOSYNC, 1)))) goto fail;
     uint64_t floor = e->o.durable_floor;
     {
         MDB_txn *ft;
@@ -632,6 +648,83 @@ static int rm_index_files(const char *ixdir)
     return SR_OK;
 }
 
+/* ---- the rebuild's marker (invariant 8) ------------------------------- */
+
+/* fsync the file or directory at path; SR_OK or the error */
+static int fsync_path(const char *path, int dir)
+{
+    int fd = open(path, dir ? O_RDONLY | O_DIRECTORY : O_RDWR);
+    if (fd < 0) return sr_err_from_errno(errno);
+    int r = fsync(fd), er = errno;
+    close(fd);
+    return r ? sr_err_from_errno(er) : SR_OK;
+}
+
+/* Write ixdir/REBUILDING (the durable floor the rebuild keeps, decimal),
+ * durably, before the rebuild writes anything into ixdir. */
+static int rebuild_mark(const char *ixdir, uint64_t floor)
+{
+    if (mkdir(ixdir, 0755) != 0 && errno != EEXIST) return sr_err_from_errno(errno);
+    char *p = join(ixdir, SR_REBUILD_MARK);
+    if (!p) return SR_ENOMEM;
+    int rc = SR_OK;
+    FILE *f = fopen(p, "w");
+    if (!f) rc = sr_err_from_errno(errno);
+    else {
+        fprintf(f, "%" PRIu64 "\n", floor);
+        if (fclose(f)) rc = sr_err_from_errno(errno);
+    }
+    if (!rc) rc = fsync_path(p, 0);
+    if (!rc) rc = fsync_path(ixdir, 1);
+    sr_free(p);
+    return rc;
+}
+
+/* The rebuilt index made durable (one fsync of its file: its transactions
+ * were committed without one, MDB_NOSYNC), then its marker removed. */
+static int rebuild_unmark(const char *ixdir)
+{
+    char *dm = join(ixdir, "data.mdb"), *p = join(ixdir, SR_REBUILD_MARK);
+    int rc = dm && p ? fsync_path(dm, 0) : SR_ENOMEM;
+    if (!rc && unlink(p) != 0) rc = sr_err_from_errno(errno);
+    if (!rc) rc = fsync_path(ixdir, 1);
+    sr_free(dm);
+    sr_free(p);
+    return rc;
+}
+
+/* At open: an index with a marker is a rebuild a crash interrupted (its
+ * commits were not fsynced: not a valid partial index); it is dropped and
+ * the marker's floor kept, so this open replays the whole log into a fresh
+ * index, synced as always. *floor: raised to the marker's. */
+static int rebuild_interrupted(sr_engine *e, const char *ixdir, uint64_t *floor, sr_errinfo *ei)
+{
+    char *p = join(ixdir, SR_REBUILD_MARK);
+    if (!p) return SR_ENOMEM;
+    FILE *f = fopen(p, "r");
+    if (!f) {
+        sr_free(p);
+        return SR_OK;
+    }
+    unsigned long long fl = 0;
+    if (fscanf(f, "%llu", &fl) != 1) fl = 0;
+    fclose(f);
+    int rc = SR_OK;
+    if (e->o.readonly) {
+        rc = SR_ECORRUPT;
+        snprintf(ei->msg, sizeof ei->msg,
+                 "index %s is a rebuild that was interrupted (%s is there): open it read-write or run `suiro rebuild`",
+                 ixdir, SR_REBUILD_MARK);
+    } else {
+        notice(e, "index %s is a rebuild that was interrupted: rebuilding it from the log", ixdir);
+        if (!(rc = rm_index_files(ixdir)) && unlink(p) != 0) rc = sr_err_from_errno(errno);
+        if (!rc) rc = fsync_path(ixdir, 1);
+        if ((uint64_t)fl > *floor) *floor = (uint64_t)fl;
+    }
+    sr_free(p);
+    return rc;
+}
+
 uint32_t sr_engine_head_max(sr_engine *e) { return e->o.head_max; }
 
 int sr_engine_index_watermark(const char *dir, const sr_engine_opts *opts, uint64_t *w)
@@ -723,11 +816,26 @@ int sr_engine_rebuild_stats(const char *dir, const sr_engine_opts *opts, sr_engi
             return lrc;
         }
     }
-    int rc = rm_index_files(o.index_dir ? o.index_dir : ixdir);
-    sr_free(ixdir);
-    if (rc) return rc;
+    const char *ixpath = o.index_dir ? o.index_dir : ixdir;
+    int rc = rm_index_files(ixpath);
+    /* the marker first (invariant 8): the replay commits without fsync */
+    if (!rc) rc = rebuild_mark(ixpath, o.durable_floor);
     sr_engine *e = NULL;
-    if ((rc = sr_engine_open(dir, &o, &e, ei))) return rc;
-    if (st) sr_engine_get_open_stats(e, st);
-    return sr_engine_close(e);
+    o.rebuilding = 1;
+    if (!rc && !(rc = sr_engine_open(dir, &o, &e, ei))) {
+        if (st) sr_engine_get_open_stats(e, st);
+        rc = sr_engine_close(e);
+        if (!rc) rc = rebuild_unmark(ixpath);
+    } else if (rc && rebuild_unmark(ixpath)) {
+        /* refused (no key, a damaged log...): what it committed made
+         * durable (an index of the events before the refusal, its
+         * watermark with them, or the empty one its open made), else no
+         * index file at all; the marker goes, as a refused rebuild left
+         * things before it (the next read-write open replays from there) */
+        char *p = join(ixpath, SR_REBUILD_MARK);
+        if (p) unlink(p);
+        sr_free(p);
+    }
+    sr_free(ixdir);
+    return rc;
 }

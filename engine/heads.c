@@ -263,6 +263,7 @@ static int merge_late(sr_engine *e, MDB_txn *t, head *h, sr_sample *s, size_t n)
 }
 
 enum { LATE_MAX = 4096 }; /* late samples a head keeps before it merges them anyway */
+enum { HEAD_GROW = 64 };  /* apply_pv: from this many samples a head's array is sized for its flush */
 
 /* Insert into a sorted sample list, equal ts replaced (later wins). Caller
  * holds the stripe. */
@@ -496,6 +497,14 @@ static int apply_pv(sr_engine *e, MDB_txn *t, sr_mpoint *pv, uint64_t seq, int h
     if (e->seal.kid) h->kid = e->seal.kid; /* its values' key (ixseal.h invariant 2) */
     pthread_mutex_t *mu = stripe_of(e, h->point);
     pthread_mutex_lock(mu);
+    /* a busy head (HEAD_GROW samples already) gets the room of its flush at
+     * once: one allocation instead of a doubling series of copies (a sparse
+     * point keeps a small array) */
+    uint32_t fa = flush_at(e, h);
+    if (h->n >= HEAD_GROW && h->cap < fa && sr_array_reserve(&h->v, &h->cap, fa, sizeof *h->v)) {
+        pthread_mutex_unlock(mu);
+        return SR_ENOMEM;
+    }
     for (long i = 0; i < n; i++) {
         sr_sample s;
         if (sr_pv_iter_next(it, &s)) continue;

@@ -17,19 +17,27 @@
  *  (4) A heads checkpoint above W is applied in full (it flushes as the
  *      writer did); at or below W it changes nothing (heads_db holds what it
  *      did, and the heads-only replay skips what it flushed by first_seq).
+ *  (5) Events above W are read and unpacked by a reader thread, a batch of
+ *      up to RP_BATCH_EVENTS at a time, at most RP_NBATCH batches ahead, and
+ *      applied by the calling thread in log order through the same
+ *      apply_one as the ordinary way (opts.replay_serial: everything read,
+ *      unpacked and applied in the calling thread): the two give the same
+ *      index, byte for byte in content (tests/engine/test_replay.c). The
+ *      reader touches only the log iterator, the keyring (read) and the
+ *      open stats' erased counts; it does not read past a Key event before
+ *      it is applied (a destroyed key's records read as erased from there,
+ *      as they do the ordinary way). The first error, the reader's or an
+ *      apply's, stops both at that seq (invariant 3).
  */
 #include "engine/engine_int.h"
 
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
 /* ------------------------------------------------------------------------ */
-/* Replay at open: events unpacked into an arena                            */
-
-/* A restart replays tens of thousands of events (the heads' samples); each
- * is unpacked into one pb_arena, reset after its apply (apply copies what it
- * keeps, as it must for the writer, whose events die with their group). */
+/* Replay at open: events unpacked into arenas                              */
 
 /* heads_needed (below) for a Snapshot's entries (codecs/events.proto):
  * its point numbers, delta-coded in the packed field dpoint = 2. */
@@ -122,13 +130,14 @@ static int heads_needed(sr_engine *e, const uint8_t *p, size_t n, uint64_t seq)
 }
 
 /* The key that seals what a replayed record writes into the index
- * (ixseal.h invariant 2): the one that sealed the record; for a record of a
- * plain section, or one sealed by the one key of a directory from before
- * its keyring (the master's own id, or a legacy entry), the active key of
- * its operator and class; 0 (form 0) when there is none. */
-static uint32_t seal_key(sr_engine *e, sr_log_iter *it, const Event *ev, uint32_t *known)
+ * (ixseal.h invariant 2): the one that sealed the record (id: the log's
+ * key id of its section, sr_log_iter_key_id); for a record of a plain
+ * section, or one sealed by the one key of a directory from before its
+ * keyring (the master's own id, or a legacy entry), the active key of its
+ * operator and class; 0 (form 0) when there is none. Called by the
+ * applying thread only (a Key event's apply may change the keyring). */
+static uint32_t seal_key(sr_engine *e, uint32_t id, const Event *ev, uint32_t *known)
 {
-    uint32_t id = sr_log_iter_key_id(it);
     if (id && id == *known) return id;
     sr_keyinfo ki;
     /* a data key of the keyring (not the master's own id, which sealed a
@@ -142,76 +151,251 @@ static uint32_t seal_key(sr_engine *e, sr_log_iter *it, const Event *ev, uint32_
     return id;
 }
 
+/* What the applying thread carries from one event to the next. */
+typedef struct rp_apply {
+    MDB_txn *txn;
+    uint64_t w, last, done, total, in_txn;
+    uint32_t known; /* the last key id found a data key of the keyring */
+} rp_apply;
+
+/* Apply one unpacked event of seq (kid: its section's key id): at or below
+ * W to the heads only, above it in full (invariant 1). The same for both
+ * ways of reading the log (below). */
+static int apply_one(sr_engine *e, rp_apply *a, Event *ev, uint64_t seq, uint32_t kid)
+{
+    int rc = SR_OK;
+    ev->seq = seq;
+    if (e->keyring) e->seal.kid = seal_key(e, kid, ev, &a->known);
+    if (seq <= a->w) {
+        e->ost.replay_head_events++;
+        return sr__apply_series(e, NULL, ev, 1);
+    }
+    if (e->o.readonly) return SR_OK;
+    if (!a->txn && (rc = sr__ensure_room(e)) == SR_OK) rc = sr_index_write_begin(e->ix, &a->txn);
+    sr_result r = {0};
+    if (!rc) rc = sr__apply_nonseries(e, a->txn, ev, &r, 0);
+    if (!rc) rc = sr__apply_common(e, a->txn, ev);
+    if (!rc) rc = sr__apply_series(e, a->txn, ev, 0);
+    if (!rc) rc = sr__heads_latest_flush(e, a->txn); /* before the event's strings go */
+    if (!rc && ++a->in_txn >= 4096) {
+        if (!(rc = sr__put_watermark(e, a->txn, seq))) rc = sr_index_commit(e->ix, a->txn); /* seq is applied */
+        else sr_index_abort(a->txn);
+        a->txn = NULL;
+        a->in_txn = 0;
+        sr__heads_latest_end(e, rc == SR_OK);
+    }
+    return rc;
+}
+
+static void progress(sr_engine *e, rp_apply *a)
+{
+    if (++a->done % 65536 == 0 && e->o.progress) e->o.progress(e->o.progress_ctx, a->done, a->total);
+}
+
+/* The ordinary way: read, unpack and apply each event of [from, end) in
+ * this thread, one pb_arena reset after each apply (apply copies what it
+ * keeps, as it must for the writer, whose events die with their group).
+ * *seq: the last seq read. SR_DONE when end is reached. */
+static int replay_serial(sr_engine *e, rp_apply *a, uint64_t from, uint64_t end, uint64_t *seq, sr_errinfo *ei)
+{
+    sr_log_iter *it = NULL;
+    int rc = sr_log_iter_open(e->log, from, &it);
+    if (rc) return rc;
+    pb_arena ar;
+    pb_arena_init(&ar);
+    sr_slice rec;
+    while ((rc = sr__iter_next_readable(e, it, end, seq, &rec)) == SR_OK) {
+        if (*seq >= end) {
+            rc = SR_DONE; /* replay_to reached: stop before this one */
+            break;
+        }
+        a->last = *seq;
+        if (!e->ost.replay_events++) e->ost.replay_from = *seq;
+        if (*seq <= a->w && !heads_needed(e, rec.data, rec.len, *seq)) {
+            e->ost.replay_head_events++;
+            e->ost.replay_skipped++;
+            progress(e, a);
+            continue;
+        }
+        Event *ev = suiro__v1__event__unpack(&ar.pa, rec.len, rec.data);
+        if (!ev || ar.oom) {
+            rc = ar.oom ? SR_ENOMEM : SR_ECORRUPT;
+            if (ei && !ar.oom) snprintf(ei->msg, sizeof ei->msg, "log record %" PRIu64 " is not a valid event", *seq);
+            break;
+        }
+        rc = apply_one(e, a, ev, *seq, sr_log_iter_key_id(it));
+        sr_arena_reset(&ar.a); /* the event is gone (its pieces were the arena's) */
+        if (rc) break;
+        progress(e, a);
+    }
+    sr_arena_release(&ar.a);
+    sr_log_iter_close(it);
+    return rc;
+}
+
+/* ------------------------------------------------------------------------ */
+/* The pipelined way (events above W): a reader thread reads the log        */
+/* (block read, CRC, decrypt, decompress) and unpacks the events into       */
+/* batches; this thread applies them, in log order, exactly as the ordinary */
+/* way does. The reader never touches the index, the heads or e->seal; it   */
+/* reads ahead at most RP_NBATCH batches, and not past a Key event until    */
+/* that event is applied (its apply may destroy a key: the records after it */
+/* must be opened, or found erased, as the ordinary way would).             */
+
+enum { RP_NBATCH = 3, RP_BATCH_EVENTS = 512 };
+
+typedef struct rp_ev {
+    Event *ev;
+    uint64_t seq;
+    uint32_t kid; /* its section's key id (sr_log_iter_key_id) */
+} rp_ev;
+
+typedef struct rp_batch {
+    pb_arena ar; /* the batch's events; reset when the reader refills it */
+    rp_ev v[RP_BATCH_EVENTS];
+    size_t n;
+    int rc;        /* SR_OK: more follow; else how reading ended after these (SR_DONE: end reached) */
+    uint64_t seq;  /* the last seq read (the error's, when rc is one) */
+    char msg[200]; /* an undecodable record's message */
+} rp_batch;
+
+typedef struct rp_pipe {
+    sr_engine *e;
+    sr_log_iter *it;
+    uint64_t end, seq;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    uint64_t filled, returned; /* batches the reader published, the applier gave back */
+    int stop;                  /* the applier is done: the reader ends */
+    rp_batch b[RP_NBATCH];
+} rp_pipe;
+
+static void *rp_reader(void *arg)
+{
+    rp_pipe *p = arg;
+    for (;;) {
+        pthread_mutex_lock(&p->mu);
+        while (!p->stop && p->filled - p->returned == RP_NBATCH) pthread_cond_wait(&p->cv, &p->mu);
+        int stop = p->stop;
+        pthread_mutex_unlock(&p->mu);
+        if (stop) return NULL;
+        rp_batch *b = &p->b[p->filled % RP_NBATCH]; /* given back: the applier is done with it */
+        sr_arena_reset(&b->ar.a);
+        b->ar.oom = 0;
+        b->n = 0;
+        b->rc = SR_OK;
+        b->msg[0] = 0;
+        int barrier = 0;
+        while (b->n < RP_BATCH_EVENTS) {
+            sr_slice rec;
+            int rc = sr__iter_next_readable(p->e, p->it, p->end, &p->seq, &rec);
+            if (!rc && p->seq >= p->end) rc = SR_DONE; /* replay_to reached: stop before this one */
+            if (rc) {
+                b->rc = rc;
+                break;
+            }
+            Event *ev = suiro__v1__event__unpack(&b->ar.pa, rec.len, rec.data);
+            if (!ev || b->ar.oom) {
+                b->rc = b->ar.oom ? SR_ENOMEM : SR_ECORRUPT;
+                if (!b->ar.oom) snprintf(b->msg, sizeof b->msg, "log record %" PRIu64 " is not a valid event", p->seq);
+                break;
+            }
+            b->v[b->n++] = (rp_ev){ev, p->seq, sr_log_iter_key_id(p->it)};
+            if (ev->body_case == SUIRO__V1__EVENT__BODY_KEY) {
+                barrier = 1;
+                break;
+            }
+        }
+        b->seq = p->seq;
+        pthread_mutex_lock(&p->mu);
+        p->filled++;
+        pthread_cond_broadcast(&p->cv);
+        if (barrier)
+            while (!p->stop && p->returned != p->filled) pthread_cond_wait(&p->cv, &p->mu);
+        stop = p->stop || b->rc != SR_OK;
+        pthread_mutex_unlock(&p->mu);
+        if (stop) return NULL;
+    }
+}
+
+static int replay_pipelined(sr_engine *e, rp_apply *a, uint64_t from, uint64_t end, uint64_t *seq, sr_errinfo *ei)
+{
+    rp_pipe *p = sr_calloc(1, sizeof *p);
+    if (!p) return SR_ENOMEM;
+    int rc = sr_log_iter_open(e->log, from, &p->it);
+    if (rc) {
+        sr_free(p);
+        return rc;
+    }
+    p->e = e;
+    p->end = end;
+    p->seq = *seq;
+    for (int i = 0; i < RP_NBATCH; i++) pb_arena_init(&p->b[i].ar);
+    pthread_mutex_init(&p->mu, NULL);
+    pthread_cond_init(&p->cv, NULL);
+    pthread_t th;
+    if (pthread_create(&th, NULL, rp_reader, p)) {
+        rc = SR_ENOMEM;
+        goto out;
+    }
+    for (;;) {
+        pthread_mutex_lock(&p->mu);
+        while (p->returned == p->filled) pthread_cond_wait(&p->cv, &p->mu);
+        pthread_mutex_unlock(&p->mu);
+        rp_batch *b = &p->b[p->returned % RP_NBATCH];
+        for (size_t i = 0; i < b->n && !rc; i++) {
+            *seq = a->last = b->v[i].seq;
+            if (!e->ost.replay_events++) e->ost.replay_from = *seq;
+            rc = apply_one(e, a, b->v[i].ev, *seq, b->v[i].kid);
+            if (!rc) progress(e, a);
+        }
+        if (!rc && b->rc) {
+            rc = b->rc;
+            *seq = b->seq;
+            if (ei && b->msg[0]) snprintf(ei->msg, sizeof ei->msg, "%s", b->msg);
+        }
+        pthread_mutex_lock(&p->mu);
+        p->returned++;
+        if (rc) p->stop = 1;
+        pthread_cond_broadcast(&p->cv);
+        pthread_mutex_unlock(&p->mu);
+        if (rc) break;
+    }
+    pthread_join(th, NULL);
+out:
+    for (int i = 0; i < RP_NBATCH; i++) sr_arena_release(&p->b[i].ar.a);
+    pthread_mutex_destroy(&p->mu);
+    pthread_cond_destroy(&p->cv);
+    sr_log_iter_close(p->it);
+    sr_free(p);
+    return rc;
+}
+
 /* Apply events from the log: (W, end] in full, and [min_first, W] for the
- * heads only (invariant 4). */
+ * heads only (invariant 4); the first the pipelined way unless
+ * opts.replay_serial (invariant 5). */
 int sr__replay(sr_engine *e, uint64_t w, uint64_t min_first, sr_errinfo *ei)
 {
     uint64_t end = sr_log_durable_seq(e->log); /* next seq */
     if (e->o.replay_to && e->o.replay_to + 1 < end) end = e->o.replay_to + 1;
     uint64_t from = min_first < w + 1 ? min_first : w + 1;
     if (from >= end) return SR_OK;
-    sr_log_iter *it = NULL;
-    MDB_txn *txn = NULL;
-    int rc = sr_log_iter_open(e->log, from, &it);
-    if (rc) return rc;
-    pb_arena ar;
-    pb_arena_init(&ar);
-    uint64_t seq = 0, last = 0, done = 0, total = end - from, in_txn = 0;
-    uint32_t known = 0; /* the last key id found a data key of the keyring */
-    sr_slice rec;
-    while ((rc = sr__iter_next_readable(e, it, end, &seq, &rec)) == SR_OK) {
-        if (seq >= end) {
-            rc = SR_DONE; /* replay_to reached: stop before this one */
-            break;
-        }
-        last = seq;
-        if (!e->ost.replay_events++) e->ost.replay_from = seq;
-        if (seq <= w && !heads_needed(e, rec.data, rec.len, seq)) {
-            e->ost.replay_head_events++;
-            e->ost.replay_skipped++;
-            if (++done % 65536 == 0 && e->o.progress) e->o.progress(e->o.progress_ctx, done, total);
-            continue;
-        }
-        Event *ev = suiro__v1__event__unpack(&ar.pa, rec.len, rec.data);
-        if (!ev || ar.oom) {
-            rc = ar.oom ? SR_ENOMEM : SR_ECORRUPT;
-            if (ei && !ar.oom) snprintf(ei->msg, sizeof ei->msg, "log record %" PRIu64 " is not a valid event", seq);
-            break;
-        }
-        ev->seq = seq;
-        if (e->keyring) e->seal.kid = seal_key(e, it, ev, &known);
-        if (seq <= w) {
-            e->ost.replay_head_events++;
-            rc = sr__apply_series(e, NULL, ev, 1);
-        } else if (!e->o.readonly) {
-            if (!txn && (rc = sr__ensure_room(e)) == SR_OK) rc = sr_index_write_begin(e->ix, &txn);
-            sr_result r = {0};
-            if (!rc) rc = sr__apply_nonseries(e, txn, ev, &r, 0);
-            if (!rc) rc = sr__apply_common(e, txn, ev);
-            if (!rc) rc = sr__apply_series(e, txn, ev, 0);
-            if (!rc) rc = sr__heads_latest_flush(e, txn); /* before the event's strings go */
-            if (!rc && ++in_txn >= 4096) {
-                if (!(rc = sr__put_watermark(e, txn, seq))) rc = sr_index_commit(e->ix, txn); /* seq is applied */
-                else sr_index_abort(txn);
-                txn = NULL;
-                in_txn = 0;
-                sr__heads_latest_end(e, rc == SR_OK);
-            }
-        }
-        sr_arena_reset(&ar.a); /* the event is gone (its pieces were the arena's) */
-        if (rc) break;
-        if (++done % 65536 == 0 && e->o.progress) e->o.progress(e->o.progress_ctx, done, total);
+    rp_apply a = {.w = w, .total = end - from};
+    uint64_t seq = 0;
+    int rc;
+    if (e->o.replay_serial || w + 1 >= end) rc = replay_serial(e, &a, from, end, &seq, ei);
+    else {
+        rc = from <= w ? replay_serial(e, &a, from, w + 1, &seq, ei) : SR_DONE; /* the heads-only part */
+        if (rc == SR_DONE) rc = replay_pipelined(e, &a, w + 1, end, &seq, ei);
     }
-    sr_arena_release(&ar.a);
     if (rc == SR_DONE) rc = SR_OK;
     else if (rc && ei && !ei->msg[0]) snprintf(ei->msg, sizeof ei->msg, "replay at seq %" PRIu64 ": %s", seq, sr_strerror(rc));
-    if (!rc && txn) {
-        if (!(rc = sr__put_watermark(e, txn, last))) rc = sr_index_commit(e->ix, txn);
-        txn = NULL;
+    if (!rc && a.txn) {
+        if (!(rc = sr__put_watermark(e, a.txn, a.last))) rc = sr_index_commit(e->ix, a.txn);
+        a.txn = NULL;
     }
-    if (txn) sr_index_abort(txn);
+    if (a.txn) sr_index_abort(a.txn);
     sr__heads_latest_end(e, !rc); /* aborted: the rows noted since the last commit are not in the index */
-    sr_log_iter_close(it);
-    if (!rc && e->o.progress) e->o.progress(e->o.progress_ctx, total, total);
+    if (!rc && e->o.progress) e->o.progress(e->o.progress_ctx, a.total, a.total);
     return rc;
 }

@@ -96,6 +96,11 @@ typedef struct sr_engine_opts {
     const char *index_dir;      /* index elsewhere than DIR/index (verify, rebuild checks) */
     int log_readonly;           /* read the log without locking it; apply to the index; no writer */
     uint64_t replay_to;         /* with log_readonly: apply events up to this seq only (0: all) */
+    int rebuilding;             /* set by sr_engine_rebuild for its own open only (engine.c invariant 8): the
+                                   fresh index is committed without fsync, REBUILDING in its directory */
+    int replay_serial;          /* replay (open, rebuild) in the calling thread only, without the reader
+                                   thread that reads and unpacks the log ahead (engine/replay.c invariant 5):
+                                   the ordinary way, which the pipelined one is tested equal to */
     int index_nosync;           /* with index_dir: the index is thrown away after use (engine/state.c's private
                                    index): LMDB never fsyncs it (MDB_NOSYNC) */
     uint64_t durable_floor;     /* events 1..this are known durable besides the index's watermark

@@ -293,6 +293,7 @@ Test(segdrop, segments_past_every_period_go_with_the_config_carried_and_the_rest
     cr_assert_eq(st.trimmed_below, first, "the rebuild reports the trim (%llu)", (unsigned long long)st.trimmed_below);
     cr_assert_gt(st.trim_seq, first);
     cr_assert_eq(st.trimmed_records, rep.records_dropped);
+    es_rebuild_both_ways(d, &o, live); /* engine/replay.c invariant 5 */
     e = open_ok(d);
     has_masters(e, "rebuild");
     cr_assert_eq(sr_engine_content_hash(e, h), SR_OK);
