@@ -647,7 +647,13 @@ int sr__heads_apply_checkpoint(sr_engine *e, MDB_txn *t, const Event *ev, int he
         if (!page) continue;
         for (size_t i = 0; i < HPAGE && !rc; i++) {
             head *h = page[i];
-            if (!h || h->first_seq >= before) continue;
+            if (!h) continue;
+            /* an empty head flushed by an earlier checkpoint of the group
+             * before (first_seq up to this one's seq): it holds nothing up
+             * to here either, so the replay need not start at this
+             * checkpoint (a clean close right after a checkpoint: issue
+             * #18's write summaries moved where checkpoints fall) */
+            if (h->first_seq >= before && !(h->first_seq && h->first_seq <= ev->seq && !h->n && !h->nlate)) continue;
             if (h->n || h->nlate) rc = head_flush(e, t, h, ev->seq);
             else if (h->first_seq) { /* 0: never written (a head a failed group made) */
                 h->first_seq = ev->seq + 1;
