@@ -231,9 +231,11 @@ json_t *sr_state_json(sr_engine *e, int64_t at_ms, const char *op, int *rc, sr_e
                             (json_int_t)in.seq);
     if (in.seq) json_object_set_new(ans, "seqTime", time_json(in.seq_ms));
     if (in.horizon_ms) json_object_set_new(ans, "horizon", time_json(in.horizon_ms));
-    /* the snapshot the answer started from: none yet (docs/state.md "Cost"):
-     * the log's start, so every event up to seq(T) was replayed */
-    json_object_set_new(ans, "snapshot", json_pack("{s:I}", "seq", (json_int_t)0));
+    /* the snapshot the answer started from (docs/state.md "How it is
+     * built"): seq 0 is the log's start; replayed: the events after it */
+    json_t *snap = json_pack("{s:I}", "seq", (json_int_t)in.snap_seq);
+    if (in.snap_seq) json_object_set_new(snap, "at", time_json(in.snap_ms));
+    json_object_set_new(ans, "snapshot", snap);
     json_object_set_new(ans, "replayed", json_integer((json_int_t)in.replayed));
     if (in.erased) json_object_set_new(ans, "erased", json_integer((json_int_t)in.erased));
     json_t *ops = json_array(), *pal = json_array();
