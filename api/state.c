@@ -4,7 +4,8 @@
  * GET /admin/v1/state and `suiro state`.
  *
  * The engine gives the index as it was at T (sr_engine_state_open,
- * engine/state.c: the events up to seq(T) applied to a private index);
+ * engine/state.c: the nearest state snapshot and the events after it up
+ * to seq(T) applied to a private index);
  * this file reads it with the typed readers of engine/records.h, the same
  * readers that answer the live routes, and writes each operator's section:
  * masters, gateways, apps, grants, the latest value of every data point,
@@ -14,8 +15,10 @@
  * INVARIANTS
  *  (1) Nothing of the live index is read: every section comes from the
  *      private engine at T (a state after T never leaks into the answer).
- *  (2) The JSON is a function of the log up to seq(T) and op only (keys in
- *      index order, no clock read): the API and the CLI give the same bytes.
+ *  (2) The JSON is a function of the log up to seq(T), op and the snapshot
+ *      the answer started from (`snapshot`, `replayed`; every other member
+ *      is the same from any snapshot: docs/state.md) only (keys in index
+ *      order, no clock read): the API and the CLI give the same bytes.
  */
 #include "api/state.h"
 

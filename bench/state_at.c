@@ -5,7 +5,7 @@
  *
  * usage: state_at [--points N] [--seconds S] [--shape series|snapshot]
  *                 [--batch B] [--answers K] [--enc 0|1|2] [--seed S] [--dir D]
- *                 [--snap-events N] [--snap-values N] [--check K]
+ *                 [--snap-events N] [--snap-values N] [--check K] [--group-max G]
  * Loads the reference data set of engbench.h (points x seconds values; the
  * snapshot shape: a gateway's cycle, many points at one time) through
  * sr_engine_submit, then answers K random T between the first and the last
@@ -84,7 +84,7 @@ int main(int argc, char **argv)
 {
     eb_cfg c = {.points = 2000, .seconds = 300, .batch = 100, .late_bp = 100, .seed = 42, .threads = 1, .enc = 1,
                 .zstd = 1, .window = 8192};
-    uint32_t answers = 20, snap_events = 200000, snap_values = 1000000, check = 2;
+    uint32_t answers = 20, snap_events = 200000, snap_values = 1000000, check = 2, group_max = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         int hv = i + 1 < argc;
@@ -93,6 +93,7 @@ int main(int argc, char **argv)
         else if (hv && !strcmp(a, "--snap-events")) snap_events = (uint32_t)strtoul(argv[++i], NULL, 10);
         else if (hv && !strcmp(a, "--snap-values")) snap_values = (uint32_t)strtoul(argv[++i], NULL, 10);
         else if (hv && !strcmp(a, "--check")) check = (uint32_t)strtoul(argv[++i], NULL, 10);
+        else if (hv && !strcmp(a, "--group-max")) group_max = (uint32_t)strtoul(argv[++i], NULL, 10);
         else if (hv && !strcmp(a, "--batch")) c.batch = (uint32_t)strtoul(argv[++i], NULL, 10);
         else if (hv && !strcmp(a, "--answers")) answers = (uint32_t)strtoul(argv[++i], NULL, 10);
         else if (hv && !strcmp(a, "--enc")) c.enc = atoi(argv[++i]);
@@ -102,7 +103,7 @@ int main(int argc, char **argv)
         else {
             fprintf(stderr, "usage: state_at [--points N] [--seconds S] [--shape series|snapshot] [--batch B] "
                             "[--answers K] [--enc 0|1|2] [--seed S] [--dir D] [--snap-events N] [--snap-values N] "
-                            "[--check K]\n");
+                            "[--check K] [--group-max G]\n");
             return 2;
         }
     }
@@ -124,6 +125,7 @@ int main(int argc, char **argv)
     eb_opts(&c, &o, &key);
     o.snapshot_events = snap_events;
     o.snapshot_values = snap_values;
+    if (group_max) o.group_max = group_max; /* smaller groups: snapshots between them, answers that replay */
     sr_engine *e = NULL;
     sr_errinfo ei;
     if (sr_engine_open(dir, &o, &e, &ei)) {

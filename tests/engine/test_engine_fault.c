@@ -1472,6 +1472,8 @@ static void check_db(fixture *f, const outcome *out, const char *ctx)
                           out->snap_cmd_seq, in[0].snap_seq);
         for (int k = 0; k < NPOINTS; k++) {
             sr_sample a, b;
+            memset(&a, 0, sizeof a); /* the union's bytes past the type's member compare equal */
+            memset(&b, 0, sizeof b);
             int fa = 0, fb = 0;
             cr_assert_eq(sr_engine_latest(at[0], &f->points[k], 1, &a, &fa, NULL), SR_OK);
             cr_assert_eq(sr_engine_latest(at[1], &f->points[k], 1, &b, &fb, NULL), SR_OK);
