@@ -84,7 +84,7 @@ int main(int argc, char **argv)
 {
     eb_cfg c = {.points = 2000, .seconds = 300, .batch = 100, .late_bp = 100, .seed = 42, .threads = 1, .enc = 1,
                 .zstd = 1, .window = 8192};
-    uint32_t answers = 20, snap_events = 200000, snap_values = 1000000, check = 2, group_max = 0;
+    uint32_t answers = 20, snap_events = 20000, snap_values = 500000, check = 2, group_max = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         int hv = i + 1 < argc;
