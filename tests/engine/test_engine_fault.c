@@ -1494,6 +1494,21 @@ static void check_db(fixture *f, const outcome *out, const char *ctx)
             cr_assert_eq(sr_engine_state_close(at[i]), SR_OK);
         }
         cr_assert(n[0][0] == n[1][0] && n[0][1] == n[1][1], "%s: masters or registry differ from the replay's", ctx);
+        /* command 21's LogTrim deleted the snapshots before the horizon
+         * (statesnap.c invariant 4): the oldest left has its S+1 in the log */
+        MDB_txn *t;
+        cr_assert_eq(sr_index_read_begin(e->ix, &t), SR_OK);
+        MDB_cursor *c;
+        cr_assert_eq(mdb_cursor_open(t, sr_index_dbi(e->ix, SR_DB_STATESNAP), &c), 0);
+        MDB_val K, V;
+        int r = (mdb_cursor_get)(c, &K, &V, MDB_FIRST);
+        if (r == 0 && K.mv_size == 9 && ((uint8_t *)K.mv_data)[0] == 0) {
+            uint64_t oldest = get_be64((uint8_t *)K.mv_data + 1);
+            cr_assert_geq(oldest + 1, first, "%s: a snapshot at %" PRIu64 " is before the log's first seq %" PRIu64, ctx,
+                          oldest, first);
+        }
+        mdb_cursor_close(c);
+        sr_index_read_end(e->ix, t);
     }
     uint8_t live[32], rebuilt[32];
     cr_assert_eq(sr_engine_content_hash(e, live), SR_OK);
