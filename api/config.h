@@ -63,6 +63,10 @@
       "restart bound in time: a heads checkpoint at most this often (seconds) while writing; 0: none")                 \
     U(engine, segment_bytes, segment_bytes, 67108864, 1048576, 1073741824, "log segment size (bytes)")                \
     U(engine, zstd_level, zstd_level, 1, 0, 19, "log compression level; 0: none")                                      \
+    U(state, snapshot_events, snapshot_events, 20000, 0, 4294967295u,                                                \
+      "a state snapshot after this many events since the last; 0: not by events")                                     \
+    U(state, snapshot_values, snapshot_values, 500000, 0, 4294967295u,                                               \
+      "a state snapshot after this many values since the last; 0: not by values")                                     \
     S(mqtt, listen, mqtt_listen, 128, "127.0.0.1:1883", "the GW-IF MQTT listener; empty: none")                        \
     U(mqtt, max_packet, mqtt_max_packet, 1048576, 1024, 268435455, "largest MQTT packet (bytes)")                      \
     U(mqtt, keepalive_max_s, keepalive_max_s, 600, 1, 65535, "longest keep-alive a gateway may ask for")               \

@@ -2219,6 +2219,8 @@ static int engine_open(sr_server *s, char *err, size_t errlen)
                         .group_max = c->group_max,
                         .head_max = c->head_max,
                         .replay_max_events = c->replay_max_events,
+                        .snapshot_events = c->snapshot_events,
+                        .snapshot_values = c->snapshot_values,
                         .checkpoint_interval_ms = c->checkpoint_interval_s ? (int32_t)c->checkpoint_interval_s * 1000 : -1,
                         .segment_bytes = c->segment_bytes,
                         .zstd_level = c->zstd_level ? (int)c->zstd_level : -100 /* -100: off */};

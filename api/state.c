@@ -4,7 +4,8 @@
  * GET /admin/v1/state and `suiro state`.
  *
  * The engine gives the index as it was at T (sr_engine_state_open,
- * engine/state.c: the events up to seq(T) applied to a private index);
+ * engine/state.c: the nearest state snapshot and the events after it up
+ * to seq(T) applied to a private index);
  * this file reads it with the typed readers of engine/records.h, the same
  * readers that answer the live routes, and writes each operator's section:
  * masters, gateways, apps, grants, the latest value of every data point,
@@ -14,8 +15,10 @@
  * INVARIANTS
  *  (1) Nothing of the live index is read: every section comes from the
  *      private engine at T (a state after T never leaks into the answer).
- *  (2) The JSON is a function of the log up to seq(T) and op only (keys in
- *      index order, no clock read): the API and the CLI give the same bytes.
+ *  (2) The JSON is a function of the log up to seq(T), op and the snapshot
+ *      the answer started from (`snapshot`, `replayed`; every other member
+ *      is the same from any snapshot: docs/state.md) only (keys in index
+ *      order, no clock read): the API and the CLI give the same bytes.
  */
 #include "api/state.h"
 
@@ -231,9 +234,11 @@ json_t *sr_state_json(sr_engine *e, int64_t at_ms, const char *op, int *rc, sr_e
                             (json_int_t)in.seq);
     if (in.seq) json_object_set_new(ans, "seqTime", time_json(in.seq_ms));
     if (in.horizon_ms) json_object_set_new(ans, "horizon", time_json(in.horizon_ms));
-    /* the snapshot the answer started from: none yet (docs/state.md "Cost"):
-     * the log's start, so every event up to seq(T) was replayed */
-    json_object_set_new(ans, "snapshot", json_pack("{s:I}", "seq", (json_int_t)0));
+    /* the snapshot the answer started from (docs/state.md "How it is
+     * built"): seq 0 is the log's start; replayed: the events after it */
+    json_t *snap = json_pack("{s:I}", "seq", (json_int_t)in.snap_seq);
+    if (in.snap_seq) json_object_set_new(snap, "at", time_json(in.snap_ms));
+    json_object_set_new(ans, "snapshot", snap);
     json_object_set_new(ans, "replayed", json_integer((json_int_t)in.replayed));
     if (in.erased) json_object_set_new(ans, "erased", json_integer((json_int_t)in.erased));
     json_t *ops = json_array(), *pal = json_array();

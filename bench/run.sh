@@ -56,7 +56,7 @@ step "the sealed index's cost, side by side (issue #16): engine ingest (series, 
 step "a year of 1 s values to 1 h: chunk summaries vs decoding, then through the engine" "$BUILD/bench/downsample_year" --engine 1
 step "engine replay, rebuild (serial and pipelined) and restart" "$BUILD/bench/engine_restart"
 step "engine replay, rebuild (serial and pipelined) and restart, no encryption" "$BUILD/bench/engine_restart" --enc 0
-step "the state at a past time (issue #18, docs/state.md): answers at random T over 2,000 points x 300 s (600 k values); no snapshots yet: each answer replays the log to seq(T)" "$BUILD/bench/state_at" --points 2000 --seconds 300 --answers 20
+step "the state at a past time (issue #18, docs/state.md): answers at random T over 2,000 points x 300 s (600 k values), a state snapshot every 100 k values; two answers checked against the full replay" "$BUILD/bench/state_at" --points 2000 --seconds 300 --answers 20 --snap-values 100000 --check 2
 step "online backup vs cp -a, ingest during backups, restore to serving (net_ingest's data set, through the engine)" "$BUILD/bench/engine_backup"
 step "GW-IF ingest over MQTT, suiro serve vs Mosquitto" bash bench/gw_ingest.sh "$BUILD"
 step "network ingest with signed checkpoints every 10 s (default) and 1 s vs none, interleaved rounds (issue #18: the Merkle tree and checkpoint cost)" /usr/bin/python3 bench/ckpt_ingest.py "$BUILD"

@@ -4,7 +4,8 @@
  * engine.
  *
  * usage: state_at [--points N] [--seconds S] [--shape series|snapshot]
- *                 [--answers K] [--enc 0|1|2] [--seed S] [--dir D]
+ *                 [--batch B] [--answers K] [--enc 0|1|2] [--seed S] [--dir D]
+ *                 [--snap-events N] [--snap-values N] [--check K] [--group-max G]
  * Loads the reference data set of engbench.h (points x seconds values; the
  * snapshot shape: a gateway's cycle, many points at one time) through
  * sr_engine_submit, then answers K random T between the first and the last
@@ -12,10 +13,19 @@
  * replayed to it), the latest value of every point and the registry read
  * from it, sr_engine_state_close. Prints one JSON line: p50, p99, max (ms),
  * events replayed on average, and "verify": the answer at the end has
- * every point's last value, one before the first event is empty.
+ * every point's last value, one before the first event is empty, and K
+ * answers (--check, default 2) at random T equal the reference (a full
+ * replay of the log's start by the ordinary appliers, test_state_full):
+ * every point's latest value, time and quality.
+ * State snapshots ([state] snapshot_events / snapshot_values, here
+ * --snap-events / --snap-values; 0 0: none) are on by default; the line
+ * says from which snapshots the answers started (replayed: the events
+ * after them) and the load's rate, so a run with 0 0 gives the ingest
+ * cost of the snapshots.
  * Correctness only is checked; the times are reported, never asserted.
  */
 #include "engbench.h"
+#include "engine/engine_int.h" /* e->o.test_state_full: the reference answer */
 #include "engine/records.h"
 
 #include <inttypes.h>
@@ -40,6 +50,8 @@ static int cmp_d(const void *a, const void *b)
 
 /* one answer: open at T, read what the answer reads, close; *found: points
  * with a value */
+static uint64_t snap_answers;
+
 static int answer(sr_engine *e, int64_t t, const eb_data *d, uint32_t npoints, sr_sample *s, int *found,
                   uint64_t *replayed, uint64_t *nfound, uint64_t *seq)
 {
@@ -53,6 +65,7 @@ static int answer(sr_engine *e, int64_t t, const eb_data *d, uint32_t npoints, s
     }
     *replayed = in.replayed;
     *seq = in.seq;
+    snap_answers += in.snap_seq != 0;
     *nfound = 0;
     if (at) {
         sr_rec r = SR_REC_INIT;
@@ -71,20 +84,26 @@ int main(int argc, char **argv)
 {
     eb_cfg c = {.points = 2000, .seconds = 300, .batch = 100, .late_bp = 100, .seed = 42, .threads = 1, .enc = 1,
                 .zstd = 1, .window = 8192};
-    uint32_t answers = 20;
+    uint32_t answers = 20, snap_events = 20000, snap_values = 500000, check = 2, group_max = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         int hv = i + 1 < argc;
         if (hv && !strcmp(a, "--points")) c.points = (uint32_t)strtoul(argv[++i], NULL, 10);
         else if (hv && !strcmp(a, "--seconds")) c.seconds = (uint32_t)strtoul(argv[++i], NULL, 10);
+        else if (hv && !strcmp(a, "--snap-events")) snap_events = (uint32_t)strtoul(argv[++i], NULL, 10);
+        else if (hv && !strcmp(a, "--snap-values")) snap_values = (uint32_t)strtoul(argv[++i], NULL, 10);
+        else if (hv && !strcmp(a, "--check")) check = (uint32_t)strtoul(argv[++i], NULL, 10);
+        else if (hv && !strcmp(a, "--group-max")) group_max = (uint32_t)strtoul(argv[++i], NULL, 10);
+        else if (hv && !strcmp(a, "--batch")) c.batch = (uint32_t)strtoul(argv[++i], NULL, 10);
         else if (hv && !strcmp(a, "--answers")) answers = (uint32_t)strtoul(argv[++i], NULL, 10);
         else if (hv && !strcmp(a, "--enc")) c.enc = atoi(argv[++i]);
         else if (hv && !strcmp(a, "--seed")) c.seed = strtoull(argv[++i], NULL, 10);
         else if (hv && !strcmp(a, "--shape")) c.shape = eb_shape_of(argv[++i]);
         else if (hv && !strcmp(a, "--dir")) c.dir = argv[++i];
         else {
-            fprintf(stderr, "usage: state_at [--points N] [--seconds S] [--shape series|snapshot] [--answers K] "
-                            "[--enc 0|1|2] [--seed S] [--dir D]\n");
+            fprintf(stderr, "usage: state_at [--points N] [--seconds S] [--shape series|snapshot] [--batch B] "
+                            "[--answers K] [--enc 0|1|2] [--seed S] [--dir D] [--snap-events N] [--snap-values N] "
+                            "[--check K] [--group-max G]\n");
             return 2;
         }
     }
@@ -104,6 +123,9 @@ int main(int argc, char **argv)
     sr_engine_opts o;
     sr_key key;
     eb_opts(&c, &o, &key);
+    o.snapshot_events = snap_events;
+    o.snapshot_values = snap_values;
+    if (group_max) o.group_max = group_max; /* smaller groups: snapshots between them, answers that replay */
     sr_engine *e = NULL;
     sr_errinfo ei;
     if (sr_engine_open(dir, &o, &e, &ei)) {
@@ -114,6 +136,7 @@ int main(int argc, char **argv)
     eb_ingest_res ir;
     int ok = eb_masters(e, &c, &d) == SR_OK && eb_ingest(e, &c, &d, &ir) == SR_OK && ir.failed == 0;
     int64_t t_last = wall_ms();
+    double load_s = (double)(t_last - t_first) / 1000.0;
     sr_engine_stats st;
     sr_engine_get_stats(e, &st);
     sr_sample *s = calloc(c.points, sizeof *s);
@@ -128,6 +151,30 @@ int main(int argc, char **argv)
     /* before everything: empty */
     if (answer(e, t_first - 60000, &d, c.points, s, found, &rep, &nf, &seq) || nf || seq) ok = 0;
     uint64_t rng = c.seed * 0x9E3779B97F4A7C15ull + 1;
+    /* --check: answers at random T equal the reference (the full replay) */
+    sr_sample *rs = calloc(c.points, sizeof *rs);
+    int *rfound = calloc(c.points, sizeof *rfound);
+    if (!rs || !rfound) return 1;
+    for (uint32_t k = 0; k < check && ok; k++) {
+        rng = eb_mix(rng);
+        int64_t t = t_first + (int64_t)(rng % (uint64_t)(t_last - t_first + 1));
+        uint64_t rseq, rrep, rnf;
+        if (answer(e, t, &d, c.points, s, found, &rep, &nf, &seq)) ok = 0;
+        e->o.test_state_full = 1;
+        if (answer(e, t, &d, c.points, rs, rfound, &rrep, &rnf, &rseq)) ok = 0;
+        e->o.test_state_full = 0;
+        if (rseq != seq || rnf != nf) ok = 0;
+        for (uint32_t i = 0; ok && i < c.points; i++)
+            if (found[i] != rfound[i] ||
+                (found[i] && (s[i].ts != rs[i].ts || s[i].quality != rs[i].quality || s[i].v.f != rs[i].v.f))) {
+                fprintf(stderr, "state_at: T=%" PRId64 ": point %u differs from the full replay\n", t, i);
+                ok = 0;
+            }
+    }
+    free(rs);
+    free(rfound);
+    uint64_t replayed_max = 0;
+    snap_answers = 0;
     for (uint32_t k = 0; k < answers && ok; k++) {
         rng = eb_mix(rng);
         int64_t t = t_first + (int64_t)(rng % (uint64_t)(t_last - t_first + 1));
@@ -135,14 +182,18 @@ int main(int argc, char **argv)
         if (answer(e, t, &d, c.points, s, found, &rep, &nf, &seq)) ok = 0;
         lat[k] = (eb_now() - t0) * 1000.0;
         replayed_sum += rep;
+        if (rep > replayed_max) replayed_max = rep;
     }
     qsort(lat, answers, sizeof *lat, cmp_d);
     double p50 = lat[answers / 2], p99 = lat[(size_t)((answers - 1) * 0.99)], mx = lat[answers - 1];
     printf("{\"bench\":\"state_at\",\"shape\":\"%s\",\"points\":%u,\"seconds\":%u,\"values\":%" PRIu64
-           ",\"events\":%" PRIu64 ",\"enc\":%d,\"answers\":%u,\"snapshots\":false,\"p50_ms\":%.1f,\"p99_ms\":%.1f,"
-           "\"max_ms\":%.1f,\"replayed_avg\":%.0f,\"goal_max_ms\":1000,\"verify\":\"%s\"}\n",
-           eb_shape_name(c.shape), c.points, c.seconds, d.sent, st.watermark, c.enc, answers, p50, p99, mx,
-           (double)replayed_sum / answers, ok ? "ok" : "FAILED");
+           ",\"events\":%" PRIu64 ",\"enc\":%d,\"load_s\":%.1f,\"load_values_per_s\":%.0f,\"snap_events\":%u,"
+           "\"snap_values\":%u,\"answers\":%u,\"from_snapshot\":%" PRIu64 ",\"p50_ms\":%.1f,\"p99_ms\":%.1f,"
+           "\"max_ms\":%.1f,\"replayed_avg\":%.0f,\"replayed_max\":%" PRIu64 ",\"checked\":%u,\"goal_max_ms\":1000,"
+           "\"verify\":\"%s\"}\n",
+           eb_shape_name(c.shape), c.points, c.seconds, d.sent, st.watermark, c.enc, load_s,
+           load_s > 0 ? (double)d.sent / load_s : 0.0, snap_events, snap_values, answers, snap_answers, p50, p99, mx,
+           (double)replayed_sum / answers, replayed_max, check, ok ? "ok" : "FAILED");
     fflush(stdout);
     free(s);
     free(found);

@@ -555,6 +555,7 @@ static int engine_open(const char *dir, const sr_engine_opts *opts, sr_engine **
         goto fail;
     }
     SR_INVARIANT(sr_points_check_index(e));
+    if ((rc = sr__snap_load(e))) goto fail; /* the last state snapshot (statesnap.c) */
     /* a LogTrim durable and applied whose files a crash left (segdrop.c invariant 1) */
     if ((rc = sr__segdrop_finish(e))) {
         snprintf(ei->msg, sizeof ei->msg, "finishing a log trim: %s", sr_strerror(rc));

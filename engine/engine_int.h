@@ -199,6 +199,8 @@ static inline void pb_arena_init(pb_arena *x)
 struct sr_engine {
     char *dir;
     char *state_dir;            /* a state at a past time's private index (state.c), removed at its close */
+    uint64_t snap_seq;          /* writer: the seq of the last state snapshot (statesnap.c; 0: none) */
+    uint64_t snap_vals;         /* writer: values applied since it */
     sr_engine_opts o;
     sr_points *pt;              /* the point table (points.c) */
     pb_arena ev;                /* the writer's decoded events of one group */
@@ -418,6 +420,12 @@ int sr__segdrop_finish(sr_engine *e);
  * rebuild, recovery); the CheckpointEvent's row of SR_EVENT_KINDS. */
 int sr__mt_add(sr_engine *e, MDB_txn *t, sr_mt_frontier *f, uint64_t *next, const sr_log_leaf *lv, size_t n);
 int sr__mt_catch_up(sr_engine *e);
+/* statesnap.c: the state snapshots (docs/state.md "How it is built") */
+int sr__snap_load(sr_engine *e);
+int sr__snap_group(sr_engine *e, MDB_txn *t, uint64_t seq, int64_t at_ms, int *made);
+int sr__snap_trim(sr_engine *e, MDB_txn *t, uint64_t first_kept);
+int sr__snap_restore(sr_engine *e, uint64_t seq, uint64_t first, const char *dir, uint64_t *s, int64_t *ms,
+                     uint32_t *skipped, sr_errinfo *ei);
 /* A LogTrim's tree (segdrop.c): the frontier of the blocks below first_kept
  * (*len 0: no tree kept), and its apply (the live tree drops the nodes
  * wholly below it but the frontier's; a fresh one starts from it). */

@@ -483,10 +483,21 @@ static int apply_pv(sr_engine *e, MDB_txn *t, sr_mpoint *pv, uint64_t seq, int h
     head *h = head_get(e, pv->point, type);
     if (!h) return SR_ENOMEM;
     if (heads_only && seq < h->first_seq) return SR_OK;
-    int fresh = h->n == 0 && h->first_seq == 0;
+    int fresh = h->n == 0 && h->first_seq == 0 && !e->o.state_only;
     if (fresh) {
         h->first_seq = seq;
         if (!heads_only && (rc = heads_db_put(e, t, h))) return rc;
+    }
+    if (!heads_only) e->snap_vals += (uint64_t)n; /* the state snapshots' count (statesnap.c) */
+    if (e->o.state_only && !heads_only) { /* the state at a past time: the latest row only (state.c) */
+        sr_sample s, bs = {0};
+        int have = 0;
+        for (long i = 0; i < n; i++) {
+            if (sr_pv_iter_next(&pv->it, &s)) continue;
+            if (!have || s.ts >= bs.ts) bs = s, have = 1;
+        }
+        if (e->seal.kid) h->kid = e->seal.kid;
+        return have ? sr__heads_latest_note(e, t, h, &bs) : SR_OK;
     }
     sr_pv_iter *it = &pv->it;
     hsample best = {.ts = INT64_MIN};

@@ -788,7 +788,9 @@ void sr_engine_queue_each(sr_engine *e, void (*fn)(void *ctx, const char *op, ui
     pthread_mutex_unlock(&e->mu);
 }
 
-/* Sealed values as their plaintext (ixseal.h: nonces differ between two
+/* The state snapshots left out (schema.h statesnap: a cache whose seqs
+ * depend on the writer's groups and the configuration, not on the log).
+ * Sealed values as their plaintext (ixseal.h: nonces differ between two
  * writers of the same content; a value whose key was destroyed is left out),
  * and series chunks as the writer of series formats 1 and 2 wrote them (no
  * summaries): an index written before summaries equals its rebuild. */
@@ -796,6 +798,7 @@ static int canon_chunk(void *ctx, unsigned which, const void *key, size_t klen, 
                        sr_buf *scratch)
 {
     sr_engine *e = ctx;
+    if (which == SR_DB_STATESNAP) return SR_EERASED; /* a cache, not f(log): left out (schema.h statesnap) */
     if (e->keyring && e->seal.sealed[which]) {
         MDB_val K = {klen, (void *)key}, V = {len, (void *)val}, P;
         int rc = sr__ixseal_open(&e->seal, which, &K, &V, &P);

@@ -1015,6 +1015,9 @@ typedef struct sr_state_info {
     int64_t horizon_ms;  /* the ingest time of the log's first readable event (0: empty log) */
     uint64_t replayed;   /* events the answer replayed */
     uint64_t erased;     /* of the events up to seq(T), records whose key was destroyed (not in the state) */
+    uint64_t snap_seq;   /* the snapshot the answer started from (0: the log's start) */
+    int64_t snap_ms;     /* its ingest time */
+    uint32_t snap_skipped; /* nearer snapshots passed over (a row sealed by a destroyed key, incomplete) */
 } sr_state_info;
 /* The index as it was at T (an ingest time, UTC ms), read from e's log:
  * *at a private read-only engine holding exactly the events up to seq(T)

@@ -113,6 +113,25 @@
  *              the id of the condition's open alarm (raised or
  *              acknowledged; gone once resolved: one open alarm per
  *              condition)
+ *   statesnap  (layout 15; issue #18, engine/statesnap.c, docs/state.md
+ *              "How it is built") copies of the derived non-series state as
+ *              of one seq S (the end of a writer's group):
+ *              0x00 ‖ S u64 BE -> at_ms i64 LE (S's ingest time) ‖ rows
+ *              u64 LE ‖ u8 complete (1; 0: not usable);
+ *              0x01 ‖ S u64 BE ‖ db u8 (an sr_dbi) ‖ the row's key -> the
+ *              row's value, its raw bytes (a sealed value stays sealed by
+ *              its key: a destroyed key leaves it unreadable). The rows of
+ *              SR_SNAP_DBS and the meta rows but the watermark, layout,
+ *              head_max, sealed and heads_ckpt.
+ *              A CACHE OUTSIDE "index = f(log)": where a snapshot is taken
+ *              depends on the writer's groups and the configuration, so a
+ *              rebuild does not make the same ones; sr_engine_content_hash
+ *              and `suiro verify`'s comparison leave this database out.
+ *              Each snapshot is the index's own rows at S (what the
+ *              writer's transaction held), and an answer from it is checked
+ *              against the full replay (tests/engine/test_state.c).
+ *              A LogTrim deletes the snapshots below its first kept seq - 1
+ *              (their state is before the log's horizon)
  *
  * Retention (engine/retention.c, docs/retention.md) deletes `series`
  * chunks, `latest` rows, `audit` rows and `msgidx` items by Retention
@@ -204,8 +223,12 @@
  *      by time (engine/ckpt.c, docs/audit.md "Checkpoints and proofs"). An
  *      older index has no tree: rebuilt from the log at a read-write open;
  *      an older suiro refuses this index as newer.
+ *  15: (issue #18, R-RE-2, state snapshots; the integrator renumbers) the
+ *      `statesnap` database (engine/statesnap.c, docs/state.md). An older
+ *      index has none: rebuilt at a read-write open (a rebuild makes none:
+ *      they are a cache, below); an older suiro refuses this index as newer.
  */
-#define SR_INDEX_LAYOUT 14u
+#define SR_INDEX_LAYOUT 15u
 
 /* The databases whose values are sealed in a sealed index (layout 8,
  * engine/ixseal.h; docs/keys.md "What stays plaintext"): every one that
@@ -217,6 +240,15 @@
     SR_DB_MASTERS, SR_DB_POINTINFO, SR_DB_LATEST, SR_DB_SERIES, SR_DB_DOCS, SR_DB_FILES, SR_DB_REGISTRY,     \
         SR_DB_REQUESTS, SR_DB_MONITORS, SR_DB_SESSIONS, SR_DB_USERS, SR_DB_POLICIES, SR_DB_PENDING, SR_DB_AUDIT, \
         SR_DB_ALARMS, SR_DB_ALIVE
+
+/* The databases a state snapshot copies (statesnap above; the answer's
+ * sections and what the appliers of the events after S read). Not copied:
+ * series, heads (the private engine's measurement appliers write `latest`
+ * only), docs and files (not in the answer), sessions, audit, msgidx,
+ * pushq, notifyq, mtree. */
+#define SR_SNAP_DBS                                                                                           \
+    SR_DB_MASTERS, SR_DB_POINTS, SR_DB_POINTINFO, SR_DB_LATEST, SR_DB_REGISTRY, SR_DB_REQUESTS, SR_DB_MONITORS, \
+        SR_DB_USERS, SR_DB_POLICIES, SR_DB_PENDING, SR_DB_ALARMS, SR_DB_ALIVE
 
 /* The databases: X(enum suffix, name, LMDB flags). "meta" stays first. */
 #define SR_INDEX_DBS(X)                            \
@@ -242,7 +274,8 @@
     X(ALARMS, "alarms", 0)                         \
     X(NOTIFYQ, "notifyq", 0)                       \
     X(ALIVE, "alive", 0)                           \
-    X(MTREE, "mtree", 0)
+    X(MTREE, "mtree", 0)                           \
+    X(STATESNAP, "statesnap", 0)
 
 typedef enum sr_dbi {
 #define SR_X_(id, name, flags) SR_DB_##id,

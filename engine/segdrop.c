@@ -143,6 +143,7 @@ int sr__segdrop_apply(sr_engine *e, MDB_txn *t, Event *ev, sr_result *r, int val
             for (size_t i = 0; i < lt->n_counts; i++) e->ost.trimmed_records += lt->counts[i]->records;
         }
         int trc = sr__mt_trim_apply(e, t, lt->first_kept, lt->tree_size, lt->frontier.data, lt->frontier.len);
+        if (!trc) trc = sr__snap_trim(e, t, lt->first_kept); /* the snapshots before the horizon (statesnap.c) */
         if (trc) return trc;
         if (meta_u64(e, t, "floor", 5) >= lt->first_kept) return SR_OK;
         return put_meta_u64(e, t, "floor", 5, lt->first_kept);

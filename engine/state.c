@@ -10,9 +10,10 @@
  * index_dir, log_readonly and replay_to), so every applier of
  * SR_EVENT_KINDS decides the state exactly as the live writer did; the
  * caller then reads it through the ordinary typed readers (records.h).
- * That is the reference answer; it costs a replay of the log's first
- * seq(T) events (docs/state.md "Cost": the snapshots that would bound it
- * are not built yet).
+ * A replay from the log's start with the ordinary appliers is the
+ * reference answer; the answer starts from the nearest state snapshot
+ * instead (invariant 5), so it replays at most one snapshot interval
+ * (docs/state.md "Cost").
  *
  * INVARIANTS
  *  (1) seq(T) is the largest readable seq whose event's ingest_ms <= T
@@ -27,6 +28,14 @@
  *      (SR_EINVAL naming the horizon): the state then is not in the log.
  *  (4) The private index lives only between sr_engine_state_open and
  *      sr_engine_state_close, which removes its directory.
+ *  (5) The private index starts from the nearest usable state snapshot S
+ *      at or before seq(T) (engine/statesnap.c: the index's own rows at S,
+ *      raw), its watermark S, so the open replays S+1..seq(T) only; with
+ *      none, from the log's start. Its measurement appliers write the
+ *      `latest` rows only (state_only: no series, heads, audit, message
+ *      ids or Merkle tree), which is all the answer reads of them; the
+ *      answer equals the full replay's with the ordinary appliers
+ *      (test_state: every event boundary, snapshots on and off).
  */
 #include "engine/engine_int.h"
 
@@ -156,10 +165,18 @@ int sr_engine_state_open(sr_engine *e, int64_t at_ms, sr_engine **at, sr_state_i
         free(dir);
         return SR_EIO;
     }
+    /* invariant (5): the nearest usable snapshot at or before seq(T) */
+    if (!e->o.test_state_full &&
+        (rc = sr__snap_restore(e, info->seq, first, dir, &info->snap_seq, &info->snap_ms, &info->snap_skipped, ei))) {
+        rm_tree(dir);
+        free(dir);
+        return rc;
+    }
     /* invariant (2): the rebuild's path, stopped at seq(T) */
     sr_engine_opts o = {.key = e->o.key, .single_key = e->o.single_key, .key_source = e->o.key_source,
                         .vfs = e->o.vfs, .head_max = sr_engine_head_max(e), .index_dir = dir, .log_readonly = 1,
-                        .replay_to = info->seq, .index_nosync = 1, .notice = quiet, .no_recover = 1};
+                        .replay_to = info->seq, .index_nosync = 1, .notice = quiet, .no_recover = 1,
+                        .state_only = !e->o.test_state_full};
     sr_engine *p = NULL;
     if ((rc = sr_engine_open(e->dir, &o, &p, ei))) {
         rm_tree(dir);

@@ -134,6 +134,17 @@ typedef struct sr_engine_opts {
      * read-only instead (queries work; every submit is SR_ENOSPC) and say so
      * through alert; sr_engine_is_readonly tells. */
     int readonly_on_nospace;
+    /* [state] (docs/state.md "How it is built"): the writer copies the
+     * derived non-series state into the index's statesnap database at the
+     * end of a group once snapshot_events events or snapshot_values values
+     * were written since the last copy (engine/statesnap.c); 0 and 0: never.
+     * The state at a past time starts from the nearest one. */
+    uint32_t snapshot_events;
+    uint32_t snapshot_values;
+    int test_state_full;        /* tests only: the state at a past time replays from the log's start with the
+                                   ordinary appliers (the reference answer), no snapshot */
+    int state_only;             /* engine/state.c's private engine only: a measurement updates the `latest` row,
+                                   no series chunk, head, audit row or message id; no Merkle tree */
 } sr_engine_opts;
 
 /**

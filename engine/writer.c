@@ -646,7 +646,7 @@ static void process_group(sr_engine *e, cmd **cmds, size_t nc, int closing)
     clock_gettime(CLOCK_MONOTONIC, &t_start); /* the metrics' group commit time */
     static _Thread_local sr_mt_frontier mt; /* the writer's working copy (2 KiB, off the stack) */
     uint64_t mt_next = 0;
-    int mt_taken = 0;
+    int mt_taken = 0, snap_made = 0;
 
     if (!res) {
         fatal = SR_ENOMEM;
@@ -816,6 +816,8 @@ static void process_group(sr_engine *e, cmd **cmds, size_t nc, int closing)
             fatal = SR_EIO; /* tests: durable in the log, not in the index (§7) */
             goto finish;
         }
+        /* a state snapshot as of the group's last seq (statesnap.c), in its transaction */
+        if ((fatal = sr__snap_group(e, txn, seq - 1, now, &snap_made))) goto finish;
         if ((fatal = sr__put_watermark(e, txn, seq - 1))) goto finish;
     }
     fatal = sr_index_commit(e->ix, txn);
@@ -828,6 +830,10 @@ static void process_group(sr_engine *e, cmd **cmds, size_t nc, int closing)
     (void)sr__points_commit(e);
     e->masters_dirty = 0;
     e->next_seq = seq;
+    if (snap_made) {
+        e->snap_seq = seq - 1;
+        e->snap_vals = 0;
+    }
     if (mt_taken) {
         e->mt = mt;
         e->mt_next = mt_next;

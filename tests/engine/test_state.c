@@ -17,6 +17,8 @@
  */
 #include "engsuite.h"
 
+#include "engine/engine_int.h" /* e->o.test_state_full: the reference answer */
+
 #include "codecs/events.pb-c.h"
 
 #include <inttypes.h>
@@ -287,6 +289,8 @@ static void do_step(sr_engine *e, int what)
     }
 }
 
+static int snap_answers; /* answers that started from a snapshot (S > 0) */
+
 static void check_at(sr_engine *e, int64_t t, const char *want, uint64_t want_seq)
 {
     sr_engine *at = NULL;
@@ -295,19 +299,40 @@ static void check_at(sr_engine *e, int64_t t, const char *want, uint64_t want_se
     cr_assert_eq(sr_engine_state_open(e, t, &at, &in, &ei), SR_OK, "T=%" PRId64 ": %s", t, ei.msg);
     cr_assert_eq(in.seq, want_seq, "T=%" PRId64 ": seq(T) %" PRIu64 ", want %" PRIu64, t, in.seq, want_seq);
     cr_assert_eq(!at, !want_seq, "T=%" PRId64 ": a private engine iff seq(T)", t);
-    if (want_seq) cr_assert_eq(in.replayed, want_seq, "T=%" PRId64 ": replayed the log's start to seq(T)", t);
+    cr_assert_leq(in.snap_seq, in.seq, "T=%" PRId64 ": a snapshot after seq(T)", t);
+    if (want_seq)
+        cr_assert_eq(in.replayed, want_seq - in.snap_seq, "T=%" PRId64 ": replayed the events after the snapshot %" PRIu64,
+                     t, in.snap_seq);
+    if (in.snap_seq) snap_answers++;
     char *fp = fingerprint(at);
-    cr_assert_str_eq(fp, want, "T=%" PRId64 " (seq %" PRIu64 ")", t, in.seq);
+    cr_assert_str_eq(fp, want, "T=%" PRId64 " (seq %" PRIu64 ", snapshot %" PRIu64 ")", t, in.seq, in.snap_seq);
+    cr_assert_eq(sr_engine_state_close(at), SR_OK);
+    /* the reference: the log's start replayed by the ordinary appliers */
+    e->o.test_state_full = 1;
+    sr_state_info ref;
+    cr_assert_eq(sr_engine_state_open(e, t, &at, &ref, &ei), SR_OK, "T=%" PRId64 ": %s", t, ei.msg);
+    e->o.test_state_full = 0;
+    cr_assert_eq(ref.snap_seq, 0);
+    cr_assert_eq(ref.seq, in.seq);
+    if (want_seq) cr_assert_eq(ref.replayed, want_seq, "T=%" PRId64 ": the reference replays the log's start", t);
+    char *rf = fingerprint(at);
+    cr_assert_str_eq(fp, rf, "T=%" PRId64 ": the answer from snapshot %" PRIu64 " differs from the full replay's", t,
+                     in.snap_seq);
+    free(rf);
     free(fp);
     cr_assert_eq(sr_engine_state_close(at), SR_OK);
 }
 
-Test(state, the_state_at_every_event_boundary_is_the_history_up_to_it)
+/* the history, then every event boundary; snap_events: [state]
+ * snapshot_events (0: none, every answer from the log's start) */
+static void every_boundary(const char *tag, uint32_t snap_events)
 {
     char *dir = NULL;
     sr_engine_opts o = opts();
+    o.snapshot_events = snap_events;
     clock_now = 500;
-    sr_engine *e = es_open(&dir, "state", &o);
+    snap_answers = 0;
+    sr_engine *e = es_open(&dir, tag, &o);
     uint64_t seqs[NSTEPS];
     uint64_t w0;
     {
@@ -337,10 +362,25 @@ Test(state, the_state_at_every_event_boundary_is_the_history_up_to_it)
         check_at(e, t + 999, STEPS[i].after, seqs[i]); /* just before the next */
     }
     check_at(e, INT64_MAX / 2, STEPS[NSTEPS - 1].after, seqs[NSTEPS - 1]);
+    if (snap_events) /* the snapshots were made and used: most answers start from one */
+        cr_assert_gt(snap_answers, 3 * NSTEPS / 2, "only %d answers started from a snapshot", snap_answers);
+    else
+        cr_assert_eq(snap_answers, 0);
     /* the private index is gone after its close, and the live one unchanged:
-     * equal to a rebuild */
+     * equal to a rebuild (the snapshots left out of the comparison: a rebuild
+     * makes none; schema.h statesnap) */
     e = es_rebuilt(e, &dir, &o);
     es_finish(e, &dir);
+}
+
+Test(state, the_state_at_every_event_boundary_is_the_history_up_to_it)
+{
+    every_boundary("state", 0);
+}
+
+Test(state, from_a_snapshot_every_event_boundary_equals_the_full_replay)
+{
+    every_boundary("state-snap", 3);
 }
 
 Test(state, an_empty_log_is_an_empty_state)
@@ -354,5 +394,94 @@ Test(state, an_empty_log_is_an_empty_state)
     cr_assert_eq(sr_engine_state_open(e, 10000, &at, &in, NULL), SR_OK);
     cr_assert_null(at);
     cr_assert_eq(in.seq, 0);
+    es_finish(e, &dir);
+}
+
+/* The fingerprint of the state at t, from the nearest snapshot (full 0) or
+ * the reference (full 1); *in its info. */
+static char *fp_at(sr_engine *e, int64_t t, int full, sr_state_info *in)
+{
+    sr_engine *at = NULL;
+    sr_errinfo ei = {0};
+    e->o.test_state_full = full;
+    cr_assert_eq(sr_engine_state_open(e, t, &at, in, &ei), SR_OK, "T=%" PRId64 ": %s", t, ei.msg);
+    e->o.test_state_full = 0;
+    char *fp = fingerprint(at);
+    cr_assert_eq(sr_engine_state_close(at), SR_OK);
+    return fp;
+}
+
+/* Crypto-shredding reaches the snapshots (raw sealed copies): once op1's
+ * first data key is destroyed, a snapshot holding a latest row it sealed
+ * cannot be read, and the answer starts from an older snapshot or the log's
+ * start instead -- the same state as the full replay (which lacks the
+ * erased values too), never one with the row silently missing. */
+Test(state, a_snapshot_with_a_row_sealed_by_a_destroyed_key_is_passed_over)
+{
+    static sr_key master;
+    uint8_t kb[SR_KEY_LEN];
+    memset(kb, 0x3c, sizeof kb);
+    sr_key_from_bytes(&master, kb);
+    char *dir = NULL;
+    sr_engine_opts o = opts();
+    o.key = &master;
+    o.key_source = "test";
+    o.snapshot_events = 1; /* every group */
+    clock_now = 1000;
+    sr_engine *e = es_open(&dir, "state-shred", &o);
+    do_step(e, 1); /* the masters (config key) */
+    clock_now = 2000;
+    put_value(e, "P000", 1500, 1.0); /* latest rows sealed by op1's data key, epoch 1 */
+    clock_now = 3000;
+    put_value(e, "P002", 2500, 2.0);
+    sr_state_info in, ref;
+    char *a = fp_at(e, 3500, 0, &in);
+    cr_assert_gt(in.snap_seq, 0, "before the destruction the answer starts from a snapshot");
+    cr_assert_eq(in.snap_skipped, 0);
+    cr_assert_str_eq(a, "|" MASTERS " m:P000=1@1500 m:P001 m:P002=2@2500");
+    free(a);
+    uint32_t k1 = 0;
+    {
+        sr_keyinfo *ks;
+        size_t n;
+        cr_assert_eq(sr_engine_key_list(e, &ks, &n), SR_OK);
+        for (size_t i = 0; i < n; i++)
+            if (!strcmp(ks[i].operator_id, "op1") && ks[i].cls == SR_KC_DATA && ks[i].epoch == 1) k1 = ks[i].id;
+        sr_free(ks);
+    }
+    cr_assert_neq(k1, 0);
+    clock_now = 4000;
+    {
+        const sr_key_rec k = {.action = "rotate", .key_operator = "op1", .key_class = "data"};
+        sr_buf b;
+        sr_buf_init(&b);
+        sr_result r;
+        cr_assert_eq(es_submit1(e, sr_cmd_key_ev(&ADMIN, &k, &b), &b, &r), SR_OK, "%s", r.err.msg);
+    }
+    clock_now = 5000;
+    put_value(e, "P000", 5500, 3.0); /* sealed by epoch 2 */
+    clock_now = 6000;
+    put_value(e, "P002", 6500, 4.0);
+    sr_errinfo ei = {0};
+    cr_assert_eq(sr_engine_key_destroy(e, &ADMIN, k1, 0, 0, &ei), SR_OK, "%s", ei.msg);
+    /* at 3500: every snapshot since the first value holds a row sealed by
+     * the destroyed key: passed over */
+    a = fp_at(e, 3500, 0, &in);
+    char *r = fp_at(e, 3500, 1, &ref);
+    cr_assert_gt(in.snap_skipped, 0, "the snapshots sealed by the destroyed key were passed over");
+    cr_assert_lt(in.snap_seq, in.seq);
+    cr_assert_gt(in.erased, 0, "the erased values were met in the replay");
+    cr_assert_str_eq(a, r, "the answer from snapshot %" PRIu64 " differs from the full replay", in.snap_seq);
+    cr_assert_str_eq(a, "|" MASTERS " m:P000 m:P001 m:P002", "the erased values are not in it");
+    free(a);
+    free(r);
+    /* at the end: the newest snapshot holds only epoch 2's rows: used */
+    a = fp_at(e, 10000, 0, &in);
+    r = fp_at(e, 10000, 1, &ref);
+    cr_assert_eq(in.snap_seq, in.seq, "the newest snapshot (every group makes one) is used");
+    cr_assert_str_eq(a, r);
+    cr_assert_str_eq(a, "|" MASTERS " m:P000=3@5500 m:P001 m:P002=4@6500");
+    free(a);
+    free(r);
     es_finish(e, &dir);
 }
