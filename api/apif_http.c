@@ -400,10 +400,12 @@ static void login_free(sr_http_ctx *h)
 /* Sessions survive a restart (docs/durability.md section 8): each one opened
  * or closed is an event (SessionEvent with the SHA-256 of the token, never
  * the token, and its expiry), which the index keeps while it is open
- * (`sessions`); sessions_restore reads them back at start. The event is
- * queued, not waited for: a crash before it is durable loses the session
- * (the app logs in again), never lets a closed one back in (a logout is
- * answered after its event is queued, and events apply in order). */
+ * (`sessions`); sessions_restore reads them back at start. A login's
+ * event is waited for (issue #18, fail closed: issue_token, token_recorded):
+ * no token is answered unrecorded. A logout's is queued, not waited for: it
+ * never lets a closed session back in while the server runs (events apply
+ * in order); a logout event lost to a write error comes back at a restart
+ * until the session expires (docs/admin.md "Fire and forget"). */
 static void session_event_done(void *ctx, const sr_result *r)
 {
     (void)ctx;
@@ -487,13 +489,60 @@ static void sessions_restore(sr_apif *a)
     if (restored || ended) sr_slog(SR_LOG_INFO, "app sessions restored", "restored=%zu ended=%zu", restored, ended);
 }
 
+/* A login whose SessionEvent is being written (issue #18: the answer waits
+ * for it; sr_apif_submit_then copies it). */
+typedef struct pending_token {
+    char hex[65];
+    int64_t expires;
+    char op[72], app[72], addr[64], how[16];
+} pending_token;
+
+/* Its SessionEvent refused (a write error, a stopped or read-only writer,
+ * a full queue): no session; 503 E9001 with Retry-After (429 E9002 for a
+ * full queue), as a gateway's login (gwif_http.c login_unrecorded). */
+static void token_unrecorded(h2o_req_t *req, const pending_token *pt, int rc)
+{
+    sr_slog(SR_LOG_WARN, "app login refused", "op=%s app=%s peer=%s auth=%s detail=%s", sr_slog_q(pt->op),
+            sr_slog_q(pt->app), pt->addr, pt->how, sr_slog_q(sr_err_name(rc)));
+    if (!req) return;
+    sr_wire code = rc == SR_EFULL ? SR_WIRE_BUSY : SR_WIRE_INTERNAL;
+    if (code != SR_WIRE_BUSY) h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL, H2O_STRLIT("1"));
+    sr_http_result(req, code == SR_WIRE_BUSY ? 429 : 503, code,
+                   "the login cannot be recorded now (the server cannot write): no session; retry later", NULL);
+}
+
+static void token_recorded(sr_apif *a, h2o_req_t *req, const sr_result *r, void *arg)
+{
+    pending_token *pt = arg;
+    atoken *t = sr_tokens_lookup(a->tokens, pt->hex, 64);
+    if (r->rc || !t) { /* refused, or swept meanwhile (its app disabled) */
+        if (t) sr_tokens_remove(a->tokens, t);
+        return token_unrecorded(req, pt, r->rc ? r->rc : SR_ECLOSED);
+    }
+    sr_login_audit_event(a->eng, SR_ACTOR_APP, pt->op, pt->app, 1, pt->how, "", pt->addr);
+    if (!req) { /* the client left before the answer: the session ends as recorded */
+        session_event(a, pt->op, pt->app, sr_tokens_hash_of(t, NULL), pt->expires, SR_SS_DISCONNECTED,
+                      "client left before the login was answered", pt->addr);
+        sr_tokens_remove(a->tokens, t);
+        return;
+    }
+    if ((t->ae = sr_alive_get(a->alive, pt->op, SR_ACTOR_APP, pt->app)))
+        sr_alive_http(a->alive, t->ae, a->alive_binding, pt->addr);
+    char exp[32];
+    sr_rfc3339_format(pt->expires, exp);
+    json_t *o = json_pack("{s:s,s:s}", "token", pt->hex, "expiresAt", exp);
+    sr_http_jsonv(req, 201, o);
+    json_decref(o);
+    sr_slog(SR_LOG_INFO, "app session opened", "op=%s app=%s auth=%s", pt->op, pt->app, pt->how);
+}
+
 /* a new session for (op, app): 201 {token, expiresAt}. checked: the stored
  * hash the secret was checked against (NULL: a certificate); an app
  * disabled, deleted or rotated meanwhile gets no session. */
 static void issue_token(sr_apif *a, h2o_req_t *req, const char *op, const char *app, const char *how,
                         const sr_buf *checked, const char *addr)
 {
-    char hex[65], exp[32];
+    char hex[65];
     int64_t expires;
     sr_login_seen seen;
     const char *why = sr_login_seen_init(a->eng, 'a', op, app, checked, &seen);
@@ -517,14 +566,26 @@ static void issue_token(sr_apif *a, h2o_req_t *req, const char *op, const char *
         sr_tokens_remove(a->tokens, t); /* frees the grants read so far */
         return sr_http_result(req, 0, SR_WIRE_INTERNAL, "cannot read the app's grants", NULL);
     }
-    sr_login_audit_event(a->eng, SR_ACTOR_APP, op, app, 1, how, "", addr);
-    session_event(a, op, app, sr_tokens_hash_of(t, NULL), expires, SR_SS_CONNECTED, how, addr);
-    if ((t->ae = sr_alive_get(a->alive, op, SR_ACTOR_APP, app))) sr_alive_http(a->alive, t->ae, a->alive_binding, addr);
-    sr_rfc3339_format(expires, exp);
-    json_t *o = json_pack("{s:s,s:s}", "token", hex, "expiresAt", exp);
-    sr_http_jsonv(req, 201, o);
-    json_decref(o);
-    sr_slog(SR_LOG_INFO, "app session opened", "op=%s app=%s auth=%s", op, app, how);
+    /* issue #18, fail closed: the token is in the table but nobody has it
+     * until its SessionEvent is durable (token_recorded answers it) */
+    pending_token pt = {.expires = expires};
+    memcpy(pt.hex, hex, sizeof pt.hex);
+    snprintf(pt.op, sizeof pt.op, "%s", op);
+    snprintf(pt.app, sizeof pt.app, "%s", app);
+    snprintf(pt.addr, sizeof pt.addr, "%s", addr ? addr : "");
+    snprintf(pt.how, sizeof pt.how, "%s", how);
+    sr_buf b;
+    sr_buf_init(&b);
+    sr_cmd_env env = {op, app, SR_ACTOR_APP, NULL, addr};
+    int rc = a->closing || !a->eng ? SR_ECLOSED
+                                   : sr_cmd_token_session(&env, sr_tokens_hash_of(t, NULL), expires, SR_SS_CONNECTED,
+                                                          how, &b);
+    if (!rc) rc = sr_apif_submit_then(a, req, &b, token_recorded, &pt, sizeof pt);
+    else sr_buf_release(&b);
+    if (rc) {
+        sr_tokens_remove(a->tokens, t);
+        token_unrecorded(req, &pt, rc);
+    }
 }
 
 static void login_done(sr_login_job *lj)

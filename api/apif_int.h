@@ -99,6 +99,13 @@ void sr_apif_file_delete(const sr_route_call *c);
 int sr_apif_file_meta(sr_engine *e, h2o_req_t *req, const char *op, const char *path, sr_rec *m, sr_file_meta *fm);
 void sr_apif_file_send(sr_engine *e, h2o_req_t *req, const sr_file_meta *fm, const char *path);
 json_t *sr_apif_file_json(const sr_file_meta *fm);
+/* Submit the one event in b (released) for req; fn runs on the loop once
+ * it is durable or refused (r->rc), with req NULL if the client left, and
+ * arg: a copy of n <= SR_APIF_THEN_ARG bytes. Not SR_OK: not submitted, fn
+ * never runs (issue #18: the app login waits for its SessionEvent). */
+#define SR_APIF_THEN_ARG 320
+typedef void (*sr_apif_then_fn)(sr_apif *a, h2o_req_t *req, const sr_result *r, void *arg);
+int sr_apif_submit_then(sr_apif *a, h2o_req_t *req, sr_buf *b, sr_apif_then_fn fn, const void *arg, size_t n);
 int sr_apif_store_open(sr_apif *a);
 /* before the engine closes: unfinished uploads not being written are
  * dropped now (their blob writers use the engine's blob store), the others

@@ -66,6 +66,7 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stddef.h>
 #include <string.h>
 #include <time.h>
 
@@ -108,6 +109,8 @@ typedef struct pjob {
     uint8_t sha[32];
     sr_result res;
     sr_loopq_item li;
+    sr_apif_then_fn then; /* sr_apif_submit_then's: answers itself */
+    _Alignas(max_align_t) char arg[SR_APIF_THEN_ARG];
 } pjob;
 
 static void on_engine(void *ctx, const sr_result *r)
@@ -149,8 +152,25 @@ static void on_done(void *ctx, sr_loopq_item *it)
 {
     (void)ctx;
     pjob *j = SR_CONTAINER(it, pjob, li);
-    answer(j);
+    if (j->then) j->then(j->a, j->h.req, &j->res, j->arg);
+    else answer(j);
     sr_http_ctx_unref(&j->h);
+}
+
+int sr_apif_submit_then(sr_apif *a, h2o_req_t *req, sr_buf *b, sr_apif_then_fn fn, const void *arg, size_t n)
+{
+    pjob *j = n <= SR_APIF_THEN_ARG ? sr_http_ctx_new(req, sizeof *j) : NULL;
+    int rc = j ? SR_OK : SR_ENOMEM;
+    if (j) {
+        j->a = a;
+        j->then = fn;
+        memcpy(j->arg, arg, n);
+        sr_slice sl = {b->data, b->len};
+        j->h.refs++;
+        if ((rc = sr_engine_submit(a->eng, &sl, 1, on_engine, j))) j->h.refs--;
+    }
+    sr_buf_release(b);
+    return rc;
 }
 
 /* Submit the one event a builder (sr_cmd_*, rc its return) appended to b; b

@@ -538,6 +538,10 @@ def full_disk_phases(mnt):
     check("after the resume HTTP: 200", st == 200, st)
     if st == 200:
         acked.add("fd-http-m")
+    # an app logs in while the server can write: its session is durable
+    # before the answer (issue #18), so it survives the kill -9 below
+    app0 = srtest.Api(ports["http"])
+    check("after the resume: an app logs in (201)", app0.login("APP001", "demo", "demo-app001-secret") == 201)
     paho.stop()
     # 3. kill -9; what was acknowledged is there
     kill(p)
@@ -558,11 +562,17 @@ def full_disk_phases(mnt):
     check("restart with the disk full: the server starts", started, open(log).read()[log_at:][-800:])
     if started:
         app = srtest.Api(ports["http"])
-        lst = app.login("APP001", "demo", "demo-app001-secret")
+        app.token = app0.token  # the session from before the kill, restored at start
         st, js = app.call("GET", "/api/v1/stored-values/latest?dataId=P001")
         print("read-only latest:", st, js)
-        check("restart with the disk full: reads are served (AP-IF latest value)",
-              lst == 201 and st == 200 and js.get("values"), (lst, st, js))
+        check("restart with the disk full: reads are served (AP-IF latest value, a session from before the restart)",
+              st == 200 and js.get("values"), (st, js))
+        # a new app login cannot be recorded on a read-only engine (issue #18:
+        # logins fail closed): 503 E9001 with Retry-After, no token
+        st, ra, b = http_post(ports["http"], "/api/v1/sessions", {"operatorId": "demo", "appId": "APP001",
+                                                                  "secret": "demo-app001-secret"}, None)
+        check("restart with the disk full: a new app login is refused (503 E9001 with Retry-After, no token)",
+              st == 503 and ra and b"E9001" in b and b"token" not in b, (st, ra, b[:300]))
         # a gateway's HTTP login cannot be recorded on a read-only engine
         # (issue #18, fail closed): refused, no token, so no write either
         st, ra, b = http_post(ports["http"], "/gw/v1/sessions", {"operatorId": "demo", "gatewayId": "GW001",
