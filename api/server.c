@@ -50,7 +50,11 @@
  *      together) and live at most connect_timeout_ms, so idle sockets from
  *      one address cannot keep gateways from other addresses out. Each holds
  *      at most max_unauth_bytes until its login passes (a larger CONNECT is
- *      refused from its declared length), not max_packet.
+ *      refused from its declared length), not max_packet. It holds no
+ *      subscription or message; the one thing it may have blocked is its
+ *      own login's SessionEvent waiting for room in a full engine queue
+ *      (login_submit: a full queue is back-pressure for a login too, not a
+ *      refusal; issue #18).
  *  (7) A PUBLISH larger than [server] parse_inline_max is parsed and
  *      validated on the worker queue (api/workq.h), never on the loop: the
  *      packet stays in rbuf, nothing more of the connection is read or
@@ -298,7 +302,10 @@ const char *sr_mqtt_conn_check(const sr_mqtt_conn_state *c)
         return "(5) more output queued than the low-water mark, and reading not paused";
     if (c->state == SR_MQTT_CONN_CLOSING) return NULL;
     if (c->state != SR_MQTT_CONN_ACTIVE) {
-        if (c->nsubs || c->inflight || c->ackq_len || c->blocked || c->bheld || c->checking)
+        /* blocked in AUTH: the login's own SessionEvent waits for room in
+         * the engine's queue (login_submit), not a message */
+        if (c->nsubs || c->inflight || c->ackq_len || (c->blocked && c->state != SR_MQTT_CONN_AUTH) || c->bheld ||
+            c->checking)
             return "(6) a connection not logged in holds subscriptions or messages";
         if (c->state == SR_MQTT_CONN_AUTH && c->reading) return "(6) the socket is read while the login is checked";
     } else {
@@ -938,6 +945,7 @@ static void login_throttled(conn *c, int verdict, uint64_t retry_ms)
 
 static int login_submit(conn *c, int checked);
 static void login_unavailable(conn *c, int rc);
+static void on_retry(uv_timer_t *t);
 
 static void auth_done(sr_login_job *lj)
 {
@@ -1050,6 +1058,21 @@ static int login_submit(conn *c, int checked)
         c->refs++;
         rc = sr_engine_submit(c->srv->eng, &sl, 1, engine_done, d);
         if (rc) c->refs--;
+    }
+    if (rc == SR_EFULL) {
+        /* a full queue is back-pressure, not a refusal: the login waits for
+         * room as a message does (on_retry submits it again) */
+        c->pend_ev.len = 0;
+        rc = sr_buf_append(&c->pend_ev, b.data, b.len);
+        if (rc == SR_OK) {
+            c->pend_d = d;
+            c->blocked = 1;
+            c->refs++;
+            c->blocked_next = c->srv->blocked;
+            c->srv->blocked = c;
+            if (!uv_is_active((uv_handle_t *)&c->srv->retry)) uv_timer_start(&c->srv->retry, on_retry, 2, 2);
+            d = NULL;
+        }
     }
     sr_buf_release(&b);
     if (rc) free(d);
@@ -1195,17 +1218,20 @@ static void on_retry(uv_timer_t *t)
             continue;
         }
         c->blocked = 0;
+        int login = c->pend_d->login; /* a login's SessionEvent (login_submit) */
         if (rc == SR_OK) {
             c->pend_d = NULL; /* owned by the engine until engine_done */
             c->refs++;
-            c->inflight++;
-        } else if (c->state != ST_CLOSING)
+            if (!login) c->inflight++;
+        } else if (c->state != ST_CLOSING && login)
+            login_unavailable(c, rc);
+        else if (c->state != ST_CLOSING)
             (void)gw_outcome_rc(c, c->pend_d->packet_id, c->pend_d->msgid, rc, 0, NULL);
         if (c->pend_d) {
             free(c->pend_d);
             c->pend_d = NULL;
         }
-        if (c->state != ST_CLOSING) {
+        if (c->state != ST_CLOSING && !login) {
             process(c); /* what was read before blocking */
             conn_maybe_resume(c);
         }
