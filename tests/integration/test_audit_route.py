@@ -157,8 +157,10 @@ try:
     # 2. filters, names
     st, b = q(aud, actor="APPX")
     kinds = [(e["kind"], e["outcome"]) for e in b["items"]]
-    check("actor=APPX: its failed login then its login", st == 200 and kinds[:2] == [("login_failed", "refused"),
-                                                                                      ("login", "ok")], kinds)
+    # a login fails closed (issue #18): its session is recorded first, then
+    # the login's own row
+    check("actor=APPX: its failed login, then its session recorded, then its login",
+          st == 200 and kinds[:3] == [("login_failed", "refused"), ("session", "done"), ("login", "ok")], kinds)
     e0 = b["items"][0] if b.get("items") else {}
     check("a row has names, not numbers", e0.get("actorKind") == "app" and e0.get("operator") == "other"
           and e0.get("target") == "app:APPX" and e0.get("action") == "password" and e0.get("source") == "127.0.0.2"
