@@ -86,16 +86,9 @@
  */
 static int audited(int body_case)
 {
+    if (sr__is_data_write(body_case)) return 0; /* the WriteAudit's row lists them */
     switch (body_case) {
     case SUIRO__V1__EVENT__BODY__NOT_SET:
-    case SUIRO__V1__EVENT__BODY_MEASUREMENTS:
-    case SUIRO__V1__EVENT__BODY_REQUEST_CREATED:
-    case SUIRO__V1__EVENT__BODY_REQUEST_TRANSITION:
-    case SUIRO__V1__EVENT__BODY_MONITOR:
-    case SUIRO__V1__EVENT__BODY_DOC_PUT:
-    case SUIRO__V1__EVENT__BODY_DOC_DELETE:
-    case SUIRO__V1__EVENT__BODY_FILE_PUT:
-    case SUIRO__V1__EVENT__BODY_FILE_DELETE:
     case SUIRO__V1__EVENT__BODY_ALARM:
     case SUIRO__V1__EVENT__BODY_HEADS_CHECKPOINT:
     case SUIRO__V1__EVENT__BODY_PUSH_MARK: return 0;

@@ -387,16 +387,22 @@ static int dec_ckpt(const MDB_val *v, sr_checkpoint *out)
     return rc;
 }
 
+/* A read transaction and a cursor on `mtree` (the readers below); on
+ * failure nothing is left open. */
+static int mtree_read_open(sr_engine *e, MDB_txn **t, MDB_cursor **cur)
+{
+    int rc = sr_index_read_begin(e->ix, t);
+    if (rc) return rc;
+    if ((rc = sr_index_err(mdb_cursor_open(*t, DB(e, SR_DB_MTREE), cur)))) sr_index_read_end(e->ix, *t);
+    return rc;
+}
+
 int sr_read_checkpoint_at(sr_engine *e, int64_t at_ms, sr_checkpoint *out)
 {
     MDB_txn *t;
-    int rc = sr_index_read_begin(e->ix, &t);
-    if (rc) return rc;
     MDB_cursor *cur;
-    if ((rc = sr_index_err(mdb_cursor_open(t, DB(e, SR_DB_MTREE), &cur)))) {
-        sr_index_read_end(e->ix, t);
-        return rc;
-    }
+    int rc = mtree_read_open(e, &t, &cur);
+    if (rc) return rc;
     /* the last key <= (at, max seq) among the checkpoints' */
     uint8_t k[17];
     ckpt_key(k, at_ms, UINT64_MAX);
@@ -557,13 +563,9 @@ int sr_read_consistency(sr_engine *e, uint64_t from, uint64_t to, sr_consistency
 int sr_read_checkpoints(sr_engine *e, sr_checkpoint_fn fn, void *ctx)
 {
     MDB_txn *t;
-    int rc = sr_index_read_begin(e->ix, &t);
-    if (rc) return rc;
     MDB_cursor *cur;
-    if ((rc = sr_index_err(mdb_cursor_open(t, DB(e, SR_DB_MTREE), &cur)))) {
-        sr_index_read_end(e->ix, t);
-        return rc;
-    }
+    int rc = mtree_read_open(e, &t, &cur);
+    if (rc) return rc;
     sr_checkpoint *ck = sr_malloc(sizeof *ck);
     if (!ck) rc = SR_ENOMEM;
     uint8_t k = MT_CKPT;
@@ -584,13 +586,9 @@ int sr_read_tree_leaves(sr_engine *e, uint64_t from, sr_tree_leaf_fn fn, void *c
 {
     if (e->mt_off) return SR_ENOTFOUND;
     MDB_txn *t;
-    int rc = sr_index_read_begin(e->ix, &t);
-    if (rc) return rc;
     MDB_cursor *cur;
-    if ((rc = sr_index_err(mdb_cursor_open(t, DB(e, SR_DB_MTREE), &cur)))) {
-        sr_index_read_end(e->ix, t);
-        return rc;
-    }
+    int rc = mtree_read_open(e, &t, &cur);
+    if (rc) return rc;
     uint8_t k[9];
     node_key(k, 0, from);
     MDB_val K = {9, k}, V;

@@ -336,6 +336,22 @@ static inline void hs_to_sample(const hsample *h, sr_vtype t, sr_sample *s)
 /* ---- across the engine's files ------------------------------------------- */
 
 /* schema.c: the records of pointinfo and msgidx */
+/* 1 if events of this kind are data writes: summarised by the writer's
+ * WriteAudit (writer.c), so they make no audit row of their own (audit.c) */
+static inline int sr__is_data_write(int body_case)
+{
+    switch (body_case) {
+    case SUIRO__V1__EVENT__BODY_MEASUREMENTS:
+    case SUIRO__V1__EVENT__BODY_REQUEST_CREATED:
+    case SUIRO__V1__EVENT__BODY_REQUEST_TRANSITION:
+    case SUIRO__V1__EVENT__BODY_MONITOR:
+    case SUIRO__V1__EVENT__BODY_DOC_PUT:
+    case SUIRO__V1__EVENT__BODY_DOC_DELETE:
+    case SUIRO__V1__EVENT__BODY_FILE_PUT:
+    case SUIRO__V1__EVENT__BODY_FILE_DELETE: return 1;
+    default: return 0;
+    }
+}
 int sr__pointinfo_get(sr_engine *e, MDB_txn *t, uint32_t p, pointinfo *pi);
 int sr__pointinfo_parse(const void *data, size_t n, pointinfo *pi); /* the record's value */
 int sr__msgid_item(const sr_engine *e, const Event *ev, uint64_t seq, uint8_t item[MSGID_ITEM]);

@@ -429,22 +429,6 @@ typedef struct wa_set {
     size_t n, cap, last; /* last: the one used last (a group's commands are mostly one writer's in a row) */
 } wa_set;
 
-/* 1 if events of this kind are data writes summarised by a WriteAudit */
-static int wa_is_write(int body_case)
-{
-    switch (body_case) {
-    case SUIRO__V1__EVENT__BODY_MEASUREMENTS:
-    case SUIRO__V1__EVENT__BODY_REQUEST_CREATED:
-    case SUIRO__V1__EVENT__BODY_REQUEST_TRANSITION:
-    case SUIRO__V1__EVENT__BODY_MONITOR:
-    case SUIRO__V1__EVENT__BODY_DOC_PUT:
-    case SUIRO__V1__EVENT__BODY_DOC_DELETE:
-    case SUIRO__V1__EVENT__BODY_FILE_PUT:
-    case SUIRO__V1__EVENT__BODY_FILE_DELETE: return 1;
-    default: return 0;
-    }
-}
-
 static void wa_name_add(wagg *w, wa_name n)
 {
     w->npoints++;
@@ -460,7 +444,7 @@ static void wa_name_add(wagg *w, wa_name n)
 /* Count ev (accepted at seq ev->seq) into its writer's summary. */
 static int wa_add(wa_set *s, const Event *ev)
 {
-    if (!wa_is_write((int)ev->body_case)) return SR_OK;
+    if (!sr__is_data_write((int)ev->body_case)) return SR_OK;
     wagg *w = NULL;
     if (s->n && !strcmp(s->a[s->last].actor, ev->actor) && !strcmp(s->a[s->last].op, ev->operator_id))
         w = &s->a[s->last];
