@@ -5,7 +5,8 @@
 #
 #   scripts/deps.sh           build + test dependencies
 #   scripts/deps.sh --bench   also the peers used by `make bench`
-# (dpkg-dev: `make deb`'s dpkg-shlibdeps; groff-base: the manual pages'
+# (nats-server, libnats-dev: the cluster mode over NATS JetStream, docs/cluster.md,
+# and its tests; dpkg-dev: `make deb`'s dpkg-shlibdeps; groff-base: the manual pages'
 # check; systemd: systemd-analyze verify on the unit -- installing the
 # package starts nothing where systemd is not running, as in a container)
 set -euo pipefail
@@ -17,6 +18,7 @@ PKGS=(
   libinih-dev libmosquitto-dev mosquitto-clients python3-paho-mqtt libh2o-dev curl
   libcurl4-openssl-dev python3-cryptography python3-yaml
   oathtool prometheus python3-aiosmtpd
+  nats-server libnats-dev
   dpkg-dev groff-base systemd
   clang
   python3

@@ -5,8 +5,10 @@ its PID (stop_server); the service manager's notification socket
 (NotifySocket); data directories provisioned (provision_gwsim,
 gwsim_sheet, import_sheet, OTHER_OPERATOR_SHEET); HTTP on one keep-alive
 connection (Api) or one fresh connection (http_once); an app's push URL
-(PushReceiver); raw MQTT packets and a raw gateway (mqtt_*, RawGw); and the
-only place a paho-mqtt client is made (paho_client: 1.6 and 2.x).
+(PushReceiver); raw MQTT packets and a raw gateway (mqtt_*, RawGw); the
+only place a paho-mqtt client is made (paho_client: 1.6 and 2.x); and a
+NATS JetStream cluster of nats-server processes (start_nats_cluster, the
+cluster mode's tests, docs/cluster.md).
 /usr/bin/python3 and the standard library only (paho where MQTT is used)."""
 import http.client
 import http.server
@@ -281,12 +283,13 @@ def http_once(port, method, path, body=None, token=None, headers=None, source=No
 
 
 def finish(check, tmp, procs, log_name="server.log"):
-    """Stop what is still running (by PID), show the server's log when a
-    check failed, remove the temporary directory, and exit with the verdict."""
+    """Stop what is still running (by PID; with every nats-server that
+    start_nats_cluster started), show the server's log when a check failed,
+    remove the temporary directory, and exit with the verdict."""
     import os
     import shutil
     import sys
-    for p in procs:
+    for p in list(procs) + _nats_procs:
         if p is not None and p.poll() is None:
             p.kill()
             p.wait()
@@ -768,3 +771,141 @@ class OpensslSigner:
 
     def protection(self, data):
         return {"signAlg": self.alg, "certId": self.cert_id, "signature": self.sign(data)}
+
+
+# ---- NATS JetStream (the cluster mode, docs/cluster.md) --------------------
+
+_nats_procs = []  # every nats-server started here: finish() stops them by PID
+
+
+def nats_server_path():
+    """The nats-server binary (scripts/deps.sh installs it), or None."""
+    import os
+    import shutil
+    w = shutil.which("nats-server")
+    if w:
+        return w
+    for c in ("/usr/sbin/nats-server", "/usr/bin/nats-server"):  # sbin is not on every PATH
+        if os.access(c, os.X_OK):
+            return c
+    return None
+
+
+class NatsCluster:
+    """n nats-server JetStream nodes on loopback (start_nats_cluster): node i
+    has a client port, a cluster-route port and a monitoring port, all
+    chosen free at start and kept across stop(i)/start(i), its store under
+    tmp/nats-i, and the cluster name "srtest". urls() is the comma-separated
+    client URL list suiro's [cluster] nats takes."""
+
+    def __init__(self, tmp, n, name="srtest"):
+        import os
+        self.tmp, self.n, self.name = tmp, n, name
+        self.bin = nats_server_path()
+        self.client = [free_port() for _ in range(n)]
+        self.route = [free_port() for _ in range(n)]
+        self.mon = [free_port() for _ in range(n)]
+        self.procs = [None] * n
+        self.dirs = [os.path.join(tmp, "nats-%d" % i) for i in range(n)]
+        for d in self.dirs:
+            os.makedirs(d, exist_ok=True)
+
+    def urls(self, nodes=None):
+        return ",".join("nats://127.0.0.1:%d" % self.client[i] for i in (nodes if nodes is not None else range(self.n)))
+
+    def start(self, i):
+        """Start node i (again) on its ports and store."""
+        import os
+        routes = ",".join("nats-route://127.0.0.1:%d" % self.route[j] for j in range(self.n) if j != i)
+        args = [self.bin, "-a", "127.0.0.1", "-p", str(self.client[i]), "-m", str(self.mon[i]),
+                "-js", "-sd", self.dirs[i], "-n", "n%d" % i, "--cluster_name", self.name,
+                "--cluster", "nats://127.0.0.1:%d" % self.route[i]]
+        if routes:
+            args += ["--routes", routes]
+        log = open(os.path.join(self.tmp, "nats-%d.log" % i), "a")
+        p = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
+        self.procs[i] = p
+        _nats_procs.append(p)
+        return p
+
+    def stop(self, i, kill=False):
+        """Stop node i by its PID (SIGKILL with kill)."""
+        import signal
+        p = self.procs[i]
+        if p is None:
+            return None
+        rc = stop_server(p, timeout=15, sig=signal.SIGKILL if kill else None)
+        self.procs[i] = None
+        return rc
+
+    def stop_all(self):
+        for i in range(self.n):
+            self.stop(i)
+
+    def jsz(self, i, query=""):
+        """Node i's /jsz monitoring answer (a dict), None if it does not answer."""
+        try:
+            st, _, body, _ = http_once(self.mon[i], "GET", "/jsz" + query, timeout=2)
+            return json.loads(body) if st == 200 else None
+        except (OSError, ValueError):
+            return None
+
+    def meta_leader(self):
+        """The node name ("n0".."") of the JetStream meta leader every running
+        node agrees on, or None."""
+        seen = set()
+        for i in range(self.n):
+            if self.procs[i] is None:
+                continue
+            j = self.jsz(i)
+            if not j:
+                return None
+            seen.add((j.get("meta_cluster") or {}).get("leader"))
+        return seen.pop() if len(seen) == 1 and None not in seen else None
+
+    def wait_ready(self, timeout=30):
+        """Bounded: until every running node answers /jsz and they agree on a
+        meta leader (and /healthz?js-enabled-only answers ok). True if so."""
+        def ok():
+            if not self.meta_leader():
+                return False
+            for i in range(self.n):
+                if self.procs[i] is None:
+                    continue
+                try:
+                    st, _, _, _ = http_once(self.mon[i], "GET", "/healthz?js-enabled-only=true", timeout=2)
+                except OSError:
+                    return False
+                if st != 200:
+                    return False
+            return True
+        return bool(wait_until(ok, timeout=timeout, step=0.1))
+
+    def stream_leader(self, stream):
+        """The index of the node leading stream (from /jsz?streams=true), or None."""
+        for i in range(self.n):
+            if self.procs[i] is None:
+                continue
+            j = self.jsz(i, "?streams=true") or {}
+            for acc in j.get("account_details") or []:
+                for sd in acc.get("stream_detail") or []:
+                    if sd.get("name") == stream:
+                        leader = (sd.get("cluster") or {}).get("leader")
+                        if leader and leader.startswith("n") and leader[1:].isdigit():
+                            return int(leader[1:])
+        return None
+
+
+def start_nats_cluster(tmp, n=3, timeout=30):
+    """n JetStream nodes (NatsCluster) started and ready (a meta leader
+    elected, bounded by timeout: RuntimeError otherwise). Stopped by PID in
+    finish(), or by the caller's stop_all()."""
+    c = NatsCluster(tmp, n)
+    if not c.bin:
+        raise RuntimeError("nats-server is not installed (scripts/deps.sh installs it)")
+    for i in range(n):
+        c.start(i)
+    if not c.wait_ready(timeout):
+        c.stop_all()
+        raise RuntimeError("the NATS cluster elected no meta leader within %ds (see %s/nats-*.log)" % (timeout, tmp))
+    return c
