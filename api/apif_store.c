@@ -51,6 +51,7 @@
  * segment, at most 512 bytes: nothing else reaches the store.
  */
 #include "api/apif_int.h"
+#include "api/cluster.h"
 #include "api/gwif_json.h"
 #include "api/httpu.h"
 #include "api/loginguard.h"
@@ -167,7 +168,7 @@ int sr_apif_submit_then(sr_apif *a, h2o_req_t *req, sr_buf *b, sr_apif_then_fn f
         memcpy(j->arg, arg, n);
         sr_slice sl = {b->data, b->len};
         j->h.refs++;
-        if ((rc = sr_engine_submit(a->eng, &sl, 1, on_engine, j))) j->h.refs--;
+        if ((rc = sr_cluster_submit(a->eng, &sl, 1, on_engine, j))) j->h.refs--;
     }
     sr_buf_release(b);
     return rc;
@@ -180,7 +181,7 @@ static void submit_ev(sr_apif *a, h2o_req_t *req, int rc, sr_buf *b, pjob *j)
     if (!rc) {
         sr_slice sl = {b->data, b->len};
         j->h.refs++;
-        rc = sr_engine_submit(a->eng, &sl, 1, on_engine, j);
+        rc = sr_cluster_submit(a->eng, &sl, 1, on_engine, j); /* answered once durable (and in NATS) */
         if (rc) j->h.refs--;
     }
     sr_buf_release(b);

@@ -59,6 +59,7 @@
  *      endAt).
  */
 #include "api/broker.h"
+#include "api/cluster.h"
 
 #include "api/httpu.h"
 #include "api/loopq.h"
@@ -323,7 +324,8 @@ static int submit(sr_broker *b, sr_buf *evs, size_t *lens, size_t n, job *j)
         sl[i].len = lens[i];
         off += lens[i];
     }
-    return sr_engine_submit(b->eng, sl, n, j ? on_done : fire_done, j);
+    return j ? sr_cluster_submit(b->eng, sl, n, on_done, j) /* answered once durable (and in NATS) */
+             : sr_engine_submit(b->eng, sl, n, fire_done, j);
 }
 
 /* events are appended one after another to one buffer; lens[] records them */

@@ -1,5 +1,6 @@
 /* api/config.c -- see config.h: the table as data, and what it drives. */
 #include "api/config.h"
+#include "api/cluster.h"
 #include "api/notify.h"
 
 #include "engine/records.h"
@@ -197,6 +198,25 @@ int sr_config_check(const sr_config *c, char *err, size_t errlen)
     }
     if (c->password_min_length > c->password_max_length) {
         snprintf(err, errlen, "[users] password_min_length must not exceed password_max_length");
+        return -1;
+    }
+    /* [cluster] (docs/cluster.md): all or nothing */
+    if (c->cluster_nats[0]) {
+        if (sr_cluster_check_urls(c->cluster_nats, err, errlen)) return -1;
+        if (!c->cluster_node[0]) {
+            snprintf(err, errlen, "[cluster] nats needs node: this node's name, unique in the cluster");
+            return -1;
+        }
+        if (sr_cluster_check_name("node", c->cluster_node, err, errlen) ||
+            sr_cluster_check_name("name", c->cluster_name, err, errlen))
+            return -1;
+        if (c->key_file[0]) { /* phase 1: the streams would hold what the log encrypts */
+            snprintf(err, errlen, "[cluster] with [engine] key_file is not supported yet: the streams would hold the "
+                                  "events in clear (docs/cluster.md, phase 2)");
+            return -1;
+        }
+    } else if (c->cluster_node[0]) {
+        snprintf(err, errlen, "[cluster] node is set but nats is empty: name the NATS servers, or remove node");
         return -1;
     }
     /* algorithm names: rows of the one table (storage/crypto.c) */

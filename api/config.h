@@ -229,6 +229,19 @@
       "a listener of its own for /metrics, /health, /ready, no authentication (e.g. 127.0.0.1:9464); empty: none")  \
     S(metrics, token_file, metrics_token_file, 1024, "",                                                               \
       "a file holding the bearer token /metrics on the [http] listener asks for; empty: open on a loopback listener only") \
+    S(cluster, nats, cluster_nats, 1024, "",                                                                          \
+      "NATS JetStream servers, comma-separated nats://host:port (docs/cluster.md); empty: a single node, no cluster") \
+    S(cluster, node, cluster_node, 32, "", "this node's name, unique in the cluster (letters, digits, _ and -)")      \
+    U(cluster, partitions, cluster_partitions, 16, 1, 999,                                                            \
+      "partitions (one stream each); fixed at the first start of the data directory")                                 \
+    S(cluster, name, cluster_name, 32, "SUIRO", "the streams' prefix: streams NAME_P000.., subjects NAME.p.000..")    \
+    U(cluster, replicas, cluster_replicas, 3, 1, 5, "each stream's replicas (at most the number of NATS servers)")   \
+    U(cluster, dedup_window_s, cluster_dedup_window_s, 120, 1, 86400,                                                 \
+      "the streams' duplicate window: an event sent again within it is stored once (the outbox horizon)")              \
+    U(cluster, ack_timeout_ms, cluster_ack_timeout_ms, 5000, 100, 600000,                                             \
+      "an event NATS has not acknowledged after this long is sent again (same id)")                                   \
+    U(cluster, max_pending, cluster_max_pending, 65536, 16, 1048576,                                                  \
+      "events sent and not yet acknowledged at most; also the answers held for them at most")                         \
     SR_TEST_CONFIG_KEYS(U, S, E)
 
 typedef struct sr_config {

@@ -60,6 +60,7 @@
  *  h2o sees the end and closes the connection itself (as at shutdown).
  */
 #include "api/gwif_http.h"
+#include "api/cluster.h"
 
 #include "api/admin_http.h"
 #include "api/access.h"
@@ -441,7 +442,7 @@ static void submit_checked(sr_gwhttp *g, h2o_req_t *req, const char *op, const c
             snprintf(p->gw, sizeof p->gw, "%s", gw);
             p->nvalues = nvalues > UINT32_MAX ? UINT32_MAX : (uint32_t)nvalues;
             p->refs++;
-            rc = sr_engine_submit(g->eng, &sl, 1, on_engine_done, p);
+            rc = sr_cluster_submit(g->eng, &sl, 1, on_engine_done, p); /* 200 once durable (and in NATS) */
             if (rc) {
                 p->refs--;
                 sr_result r = {.rc = rc};

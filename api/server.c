@@ -80,6 +80,7 @@
  *      once-a-second tick, close, the stop signal).
  */
 #include "api/checkpoint.h"
+#include "api/cluster.h"
 #include "api/server.h"
 #include "codecs/jsonlex.h"
 
@@ -134,6 +135,7 @@ typedef struct conn conn;
 
 struct sr_server {
     sr_config cfg;
+    sr_cluster *cluster; /* [cluster] (api/cluster.h); NULL: a single node */
     uv_loop_t loop;
     uv_tcp_t mqtt, mqtts;
     int mqtt_port, mqtts_port;
@@ -1263,7 +1265,7 @@ static void submit_values(conn *c, const sr_mqtt_pkt *p, const char *msgid, cons
         d->qos = m->qos;
         snprintf(d->msgid, sizeof d->msgid, "%s", msgid);
         d->nvalues = nvalues > UINT32_MAX ? UINT32_MAX : (uint32_t)nvalues;
-        rc = sr_engine_submit(c->srv->eng, &sl, 1, engine_done, d);
+        rc = sr_cluster_submit(c->srv->eng, &sl, 1, engine_done, d); /* PUBACK once durable (and in NATS) */
     }
     if (rc == SR_OK) {
         c->refs++;
@@ -2449,6 +2451,12 @@ int sr_server_open(const sr_config *cfg, sr_server **out, char *err, size_t errl
     uv_loop_init(&s->loop);
     int rc = engine_open(s, err, errlen);
     if (rc) goto fail;
+    if (cfg->cluster_nats[0]) { /* docs/cluster.md: the data writes' answers wait for JetStream */
+        sr_cluster_opts co = {cfg->cluster_nats,       cfg->cluster_node,       cfg->cluster_name,
+                              cfg->data_dir,           cfg->cluster_partitions, cfg->cluster_replicas,
+                              cfg->cluster_dedup_window_s, cfg->cluster_ack_timeout_ms, cfg->cluster_max_pending};
+        if ((rc = sr_cluster_open(s->eng, &co, &s->cluster, err, errlen))) goto fail;
+    }
     uint64_t t0 = mono_us();
     sr_alg sig_alg = SR_ALG_ES256; /* a first start of an older data directory: [crypto] signature's key */
     if (sr_alg_by_name(cfg->crypto_signature, SR_ALG_KIND_SIG, &sig_alg, err, errlen) ||
@@ -2662,6 +2670,10 @@ void sr_server_close(sr_server *s)
      * queues and the broker go */
     sr_server_ready_hook(s, 0);
     sr_metrics_set_source(NULL, NULL, 0);
+    /* answers still waiting for NATS: not acknowledged (the clients retry),
+     * before the connections they answer on go */
+    sr_cluster_close(s->cluster);
+    s->cluster = NULL;
     /* logins still waiting or being checked end first (their completions
      * answer through the bindings and may write auth events) */
     sr_loginguard_stop(s->guard);

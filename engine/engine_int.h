@@ -237,6 +237,8 @@ struct sr_engine {
     void *reg_hook_ctx;
     sr_alarm_hook alarm_hook; /* (under mu) sr_engine_on_alarm */
     void *alarm_hook_ctx;
+    sr_appended_hook appended_hook; /* (under mu) sr_engine_on_appended */
+    void *appended_hook_ctx;
     uint64_t next_seq;          /* writer-only */
 
     head **hdir[HDIR];

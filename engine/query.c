@@ -610,7 +610,11 @@ int sr_engine_log_each(sr_engine *e, uint64_t from, sr_event_fn fn, void *ctx, u
         sr_rec r = SR_REC_INIT;
         sr_event_view v;
         rc = sr_event_decode(rec.data, rec.len, &r, &v);
-        if (!rc) rc = fn(ctx, &v);
+        if (!rc) {
+            v.rec = rec.data;
+            v.rec_len = rec.len;
+            rc = fn(ctx, &v);
+        }
         sr_rec_close(&r);
         if (rc) break;
     }

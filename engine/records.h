@@ -889,6 +889,9 @@ typedef struct sr_event_view {
     int has_master;    /* 1: a master put, held in master */
     sr_master master;
     const void *ev;    /* private: the decoded event */
+    const void *rec;   /* sr_engine_log_each only: the record as the log returned it (the serialized
+                          Event, decrypted), rec_len bytes, valid during the call; else NULL */
+    size_t rec_len;
 } sr_event_view;
 
 /* Decode a log record (storage/log.h) into *out; SR_ECORRUPT if it is no event. */

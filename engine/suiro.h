@@ -243,6 +243,14 @@ void sr_engine_on_registry(sr_engine *e, sr_registry_hook fn, void *ctx);
 typedef void (*sr_alarm_hook)(void *ctx, const char *op, uint64_t seq);
 void sr_engine_on_alarm(sr_engine *e, sr_alarm_hook fn, void *ctx);
 
+/* Call fn(ctx, last_seq) on the writer thread after each group committed
+ * (events up to last_seq durable in the log and applied), before the
+ * group's command callbacks: it must be quick (the cluster's publisher,
+ * api/cluster.c, wakes its thread, which reads the events back with
+ * sr_engine_log_each). NULL removes it. Any thread. */
+typedef void (*sr_appended_hook)(void *ctx, uint64_t last_seq);
+void sr_engine_on_appended(sr_engine *e, sr_appended_hook fn, void *ctx);
+
 /* ---- reading ------------------------------------------------------------ */
 
 /* Point number of operator/dataId (SR_ENOTFOUND if none). */

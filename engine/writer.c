@@ -389,6 +389,14 @@ void sr_engine_on_alarm(sr_engine *e, sr_alarm_hook fn, void *ctx)
     pthread_mutex_unlock(&e->mu);
 }
 
+void sr_engine_on_appended(sr_engine *e, sr_appended_hook fn, void *ctx)
+{
+    pthread_mutex_lock(&e->mu);
+    e->appended_hook = fn;
+    e->appended_hook_ctx = ctx;
+    pthread_mutex_unlock(&e->mu);
+}
+
 void sr_engine_on_registry(sr_engine *e, sr_registry_hook fn, void *ctx)
 {
     pthread_mutex_lock(&e->mu);
@@ -836,6 +844,13 @@ static void process_group(sr_engine *e, cmd **cmds, size_t nc, int closing)
     }
     registry_changed(e, g.acc, g.nacc);
     alarms_committed(e, g.acc, g.nacc);
+    {
+        pthread_mutex_lock(&e->mu);
+        sr_appended_hook afn = e->appended_hook;
+        void *actx = e->appended_hook_ctx;
+        pthread_mutex_unlock(&e->mu);
+        if (afn) afn(actx, seq - 1);
+    }
 finish:
     if (txn) sr_index_abort(txn);
     if (fatal) { /* nothing of the group is in the index */

@@ -1,0 +1,581 @@
+/* api/cluster.c -- the cluster mode's publisher over NATS JetStream (issue
+ * #19 phase 1; the contract and invariants: api/cluster.h; the design:
+ * docs/cluster.md).
+ *
+ * Threads: the engine's writer calls on_appended (wakes the publisher) and
+ * the wrapped command callbacks (hold or answer); the publisher thread
+ * (run) connects, checks the streams, reads the log and publishes; libnats's
+ * own thread calls on_ack, which marks the seq acknowledged, advances the
+ * confirmed watermark and releases the held answers (their callbacks hand
+ * them to their loops, as from the writer). No cnats call is made on a
+ * libuv loop thread (a blocking cnats call there never gets its reply).
+ *
+ * Invariants (besides api/cluster.h's):
+ *  1. published <= the log's durable end; confirmed <= published; the ring
+ *     holds the state of seqs confirmed + 1 .. published (acked flag, the
+ *     time it was sent), so published - confirmed < ring size.
+ *  2. A seq the log has no event for (erased by crypto-shredding) counts as
+ *     acknowledged when the publisher passes it: there is nothing to send.
+ *  3. When the oldest unacknowledged seq waited ack_timeout_ms (a lost
+ *     message, a leader change, a broken connection), libnats's pending
+ *     list is dropped and everything after the watermark is sent again
+ *     under the same ids (counted as republished).
+ */
+#include "api/cluster.h"
+
+#include "api/slog.h"
+
+#include <nats/nats.h>
+
+#include <inttypes.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+typedef struct slot {
+    uint8_t acked;
+    int64_t sent_ms;
+} slot;
+
+struct sr_cluster {
+    sr_engine *e;
+    char nats[1024], node[64], name[32], data_dir[1024];
+    uint32_t partitions, replicas, dedup_window_s, ack_timeout_ms;
+    sr_waitlist wl;
+    pthread_t th;
+    int started;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int stop, wake;
+    /* under mu */
+    uint64_t confirmed, published, written;
+    slot *ring;
+    size_t ring_n;
+    /* the publisher thread's */
+    natsConnection *nc;
+    jsCtx *js;
+    int64_t next_try_ms;
+    int streams_ok;
+    /* figures */
+    _Atomic uint64_t st_published, st_acked, st_republished, st_errors, st_log_last;
+    _Atomic int st_connected;
+};
+
+static _Atomic(sr_cluster *) g_cluster;
+
+static int64_t now_ms(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+/* ---- the watermark (under mu) ---- */
+
+/* Advance confirmed over acknowledged seqs; the new value. */
+static uint64_t advance(sr_cluster *c)
+{
+    while (c->confirmed < c->published) {
+        slot *s = &c->ring[(c->confirmed + 1) % c->ring_n];
+        if (!s->acked) break;
+        s->acked = 0;
+        c->confirmed++;
+    }
+    return c->confirmed;
+}
+
+static void mark_acked(sr_cluster *c, uint64_t seq)
+{
+    if (seq > c->confirmed && seq <= c->published) c->ring[seq % c->ring_n].acked = 1;
+}
+
+/* ---- libnats's thread ---- */
+
+static void on_ack(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae, void *closure)
+{
+    (void)js;
+    sr_cluster *c = closure;
+    const char *id = NULL;
+    uint64_t seq = 0;
+    if (natsMsgHeader_Get(msg, "Suiro-Seq", &id) == NATS_OK && id) seq = strtoull(id, NULL, 10);
+    if (pa && seq) {
+        atomic_fetch_add(&c->st_acked, 1);
+        pthread_mutex_lock(&c->mu);
+        mark_acked(c, seq);
+        uint64_t w = advance(c);
+        c->wake = 1;
+        pthread_cond_signal(&c->cv);
+        pthread_mutex_unlock(&c->mu);
+        sr_waitlist_confirm(&c->wl, w);
+    } else if (pae) {
+        /* not stored (no responders during a leader change, a timeout): the
+         * seq stays unacknowledged; the ack timeout sends it again */
+        atomic_fetch_add(&c->st_errors, 1);
+    }
+    natsMsg_Destroy(msg);
+}
+
+/* ---- the publisher thread ---- */
+
+static void disconnect(sr_cluster *c)
+{
+    if (c->js) jsCtx_Destroy(c->js);
+    if (c->nc) natsConnection_Destroy(c->nc);
+    c->js = NULL;
+    c->nc = NULL;
+    c->streams_ok = 0;
+    atomic_store(&c->st_connected, 0);
+}
+
+static int nconnect(sr_cluster *c, char *err, size_t errlen)
+{
+    natsOptions *o = NULL;
+    const char *urls[32];
+    char buf[1024];
+    int n = 0;
+    snprintf(buf, sizeof buf, "%s", c->nats);
+    for (char *save = NULL, *t = strtok_r(buf, ",", &save); t && n < 32; t = strtok_r(NULL, ",", &save)) urls[n++] = t;
+    natsStatus s = natsOptions_Create(&o);
+    if (s == NATS_OK) s = natsOptions_SetServers(o, urls, n);
+    if (s == NATS_OK) s = natsOptions_SetName(o, c->node);
+    if (s == NATS_OK) s = natsOptions_SetTimeout(o, 2000);
+    if (s == NATS_OK) s = natsOptions_SetMaxReconnect(o, -1);
+    if (s == NATS_OK) s = natsOptions_SetReconnectWait(o, 250);
+    if (s == NATS_OK) s = natsConnection_Connect(&c->nc, o);
+    natsOptions_Destroy(o);
+    if (s == NATS_OK) {
+        jsOptions jo;
+        jsOptions_Init(&jo);
+        jo.Wait = 5000;
+        jo.PublishAsync.AckHandler = on_ack;
+        jo.PublishAsync.AckHandlerClosure = c;
+        jo.PublishAsync.MaxPending = (int64_t)c->ring_n;
+        s = natsConnection_JetStream(&c->js, c->nc, &jo);
+    }
+    if (s != NATS_OK) {
+        snprintf(err, errlen, "cannot connect to NATS (%s): %s", c->nats, natsStatus_GetText(s));
+        disconnect(c);
+        return SR_EIO;
+    }
+    atomic_store(&c->st_connected, 1);
+    return SR_OK;
+}
+
+/* Create or check the stream of each partition: SR_OK; SR_ECONFLICT (a
+ * stream with other settings: err names the stream and the setting);
+ * SR_EIO (NATS did not answer). */
+static int ensure_streams(sr_cluster *c, char *err, size_t errlen)
+{
+    for (uint32_t p = 0; p < c->partitions; p++) {
+        char name[64], subj[64];
+        snprintf(name, sizeof name, "%s_P%03u", c->name, p);
+        snprintf(subj, sizeof subj, "%s.p.%03u", c->name, p);
+        const char *subjs[1] = {subj};
+        jsStreamConfig cfg;
+        jsStreamConfig_Init(&cfg);
+        cfg.Name = name;
+        cfg.Subjects = subjs;
+        cfg.SubjectsLen = 1;
+        cfg.Retention = js_LimitsPolicy;
+        cfg.Storage = js_FileStorage;
+        cfg.Replicas = c->replicas;
+        cfg.Duplicates = (int64_t)c->dedup_window_s * 1000000000ll;
+        cfg.DenyDelete = true;
+        cfg.DenyPurge = true;
+        jsStreamInfo *si = NULL;
+        jsErrCode jerr = 0;
+        natsStatus s = js_GetStreamInfo(&si, c->js, name, NULL, &jerr);
+        if (s == NATS_NOT_FOUND) {
+            s = js_AddStream(&si, c->js, &cfg, NULL, &jerr);
+            if (s != NATS_OK) {
+                snprintf(err, errlen, "cannot create stream %s: %s (%d)", name, natsStatus_GetText(s), (int)jerr);
+                return SR_EIO;
+            }
+            jsStreamInfo_Destroy(si);
+            continue;
+        }
+        if (s != NATS_OK) {
+            snprintf(err, errlen, "cannot read stream %s: %s (%d)", name, natsStatus_GetText(s), (int)jerr);
+            return SR_EIO;
+        }
+        const jsStreamConfig *h = si->Config;
+        const char *bad = NULL;
+        char have[96] = "", want[96] = "";
+        if (h->SubjectsLen != 1 || strcmp(h->Subjects[0], subj)) {
+            bad = "subjects";
+            snprintf(have, sizeof have, "%s%s", h->SubjectsLen ? h->Subjects[0] : "none", h->SubjectsLen > 1 ? ",..." : "");
+            snprintf(want, sizeof want, "%s", subj);
+        } else if (h->Storage != js_FileStorage) {
+            bad = "storage";
+            snprintf(have, sizeof have, "memory");
+            snprintf(want, sizeof want, "file");
+        } else if (h->Replicas != cfg.Replicas) {
+            bad = "replicas";
+            snprintf(have, sizeof have, "%" PRId64, h->Replicas);
+            snprintf(want, sizeof want, "%" PRId64, cfg.Replicas);
+        } else if (h->Duplicates != cfg.Duplicates) {
+            bad = "duplicate window";
+            snprintf(have, sizeof have, "%" PRId64 "s", (int64_t)(h->Duplicates / 1000000000ll));
+            snprintf(want, sizeof want, "%" PRId64 "s", (int64_t)(cfg.Duplicates / 1000000000ll));
+        } else if (!h->DenyDelete || !h->DenyPurge) {
+            bad = h->DenyDelete ? "deny_purge" : "deny_delete";
+            snprintf(have, sizeof have, "false");
+            snprintf(want, sizeof want, "true");
+        } else if (h->Retention != js_LimitsPolicy || h->MaxMsgs > 0 || h->MaxBytes > 0 || h->MaxAge > 0) {
+            bad = "retention limits";
+            snprintf(have, sizeof have, "policy %d, max_msgs %" PRId64 ", max_bytes %" PRId64 ", max_age %" PRId64,
+                     (int)h->Retention, h->MaxMsgs, h->MaxBytes, h->MaxAge);
+            snprintf(want, sizeof want, "limits, none");
+        }
+        jsStreamInfo_Destroy(si);
+        if (bad) {
+            snprintf(err, errlen, "stream %s exists with other settings: %s is %s, [cluster] needs %s", name, bad, have,
+                     want);
+            return SR_ECONFLICT;
+        }
+    }
+    c->streams_ok = 1;
+    return SR_OK;
+}
+
+typedef struct pubrun {
+    sr_cluster *c;
+    uint64_t next; /* the next seq expected */
+    int failed;
+} pubrun;
+
+/* Mark seqs [from, to) acknowledged: the log has no event for them
+ * (invariant 2); under mu. */
+static void skip_gap(sr_cluster *c, uint64_t from, uint64_t to)
+{
+    for (uint64_t s = from; s < to; s++) {
+        if (s > c->published) c->published = s;
+        mark_acked(c, s);
+    }
+}
+
+static int publish_one(void *ctx, const sr_event_view *v)
+{
+    pubrun *r = ctx;
+    sr_cluster *c = r->c;
+    pthread_mutex_lock(&c->mu);
+    int full = v->seq - c->confirmed >= c->ring_n;
+    if (!full && v->seq > r->next) skip_gap(c, r->next, v->seq);
+    pthread_mutex_unlock(&c->mu);
+    if (full || c->stop) return 1; /* the window is full: later */
+    char subj[64], id[96], seqs[24], part[16];
+    uint32_t p = sr_cluster_partition(v->op, c->partitions);
+    snprintf(subj, sizeof subj, "%s.p.%03u", c->name, p);
+    snprintf(id, sizeof id, "%s:%" PRIu64, c->node, v->seq);
+    snprintf(seqs, sizeof seqs, "%" PRIu64, v->seq);
+    snprintf(part, sizeof part, "%u", p);
+    natsMsg *m = NULL;
+    natsStatus s = natsMsg_Create(&m, subj, NULL, v->rec, (int)v->rec_len);
+    if (s == NATS_OK) s = natsMsgHeader_Set(m, "Nats-Msg-Id", id);
+    if (s == NATS_OK) s = natsMsgHeader_Set(m, "Suiro-Node", c->node);
+    if (s == NATS_OK) s = natsMsgHeader_Set(m, "Suiro-Seq", seqs);
+    if (s == NATS_OK) s = natsMsgHeader_Set(m, "Suiro-Operator", v->op && v->op[0] ? v->op : "-");
+    if (s == NATS_OK) s = natsMsgHeader_Set(m, "Suiro-Kind", v->kind);
+    if (s == NATS_OK) s = natsMsgHeader_Set(m, "Suiro-Partition", part);
+    /* the slot before the send: the ack may come before js_PublishMsgAsync returns */
+    pthread_mutex_lock(&c->mu);
+    slot *sl = &c->ring[v->seq % c->ring_n];
+    if (v->seq > c->published) {
+        sl->acked = 0;
+        c->published = v->seq;
+    }
+    sl->sent_ms = now_ms();
+    pthread_mutex_unlock(&c->mu);
+    if (s == NATS_OK) s = js_PublishMsgAsync(c->js, &m, NULL);
+    natsMsg_Destroy(m); /* NULL once libnats took it */
+    if (s != NATS_OK) {
+        pthread_mutex_lock(&c->mu);
+        if (c->published == v->seq) c->published = v->seq - 1; /* not sent: the next run sends it */
+        pthread_mutex_unlock(&c->mu);
+        atomic_fetch_add(&c->st_errors, 1);
+        r->failed = 1;
+        return 1; /* resent by the ack timeout, or at the reconnection */
+    }
+    atomic_fetch_add(&c->st_published, 1);
+    r->next = v->seq + 1;
+    return 0;
+}
+
+/* Forget what libnats still waits for and send everything after the
+ * watermark again (invariant 3). */
+static void resend_all(sr_cluster *c, const char *why)
+{
+    natsMsgList l = {0};
+    if (c->js && js_PublishAsyncGetPendingList(&l, c->js) == NATS_OK) natsMsgList_Destroy(&l);
+    pthread_mutex_lock(&c->mu);
+    uint64_t n = c->published - c->confirmed;
+    for (uint64_t s = c->confirmed + 1; s <= c->published; s++) c->ring[s % c->ring_n].acked = 0;
+    c->published = c->confirmed;
+    pthread_mutex_unlock(&c->mu);
+    if (n) {
+        atomic_fetch_add(&c->st_republished, n);
+        sr_slog(SR_LOG_WARN, "cluster: publishing again", "reason=%s events=%" PRIu64, why, n);
+    }
+}
+
+static void save_watermark(sr_cluster *c)
+{
+    pthread_mutex_lock(&c->mu);
+    uint64_t w = c->confirmed;
+    int dirty = w != c->written;
+    pthread_mutex_unlock(&c->mu);
+    if (!dirty) return;
+    if (sr_cluster_confirmed_write(c->data_dir, w)) {
+        sr_slog(SR_LOG_WARN, "cluster: the confirmed watermark not written", "seq=%" PRIu64, w);
+        return;
+    }
+    pthread_mutex_lock(&c->mu);
+    c->written = w;
+    pthread_mutex_unlock(&c->mu);
+}
+
+static void *run(void *arg)
+{
+    sr_cluster *c = arg;
+    int64_t last_save = now_ms(), down_since = 0, last_note = 0;
+    char err[512];
+    while (!c->stop) {
+        int64_t t = now_ms();
+        if (!c->nc || natsConnection_Status(c->nc) != NATS_CONN_STATUS_CONNECTED || !c->streams_ok) {
+            if (!down_since) down_since = t;
+            atomic_store(&c->st_connected, 0);
+            if (t >= c->next_try_ms && (!c->nc || !c->streams_ok)) {
+                if (c->nc && !c->streams_ok) disconnect(c);
+                int rc = nconnect(c, err, sizeof err);
+                if (!rc && (rc = ensure_streams(c, err, sizeof err))) disconnect(c);
+                if (rc) {
+                    c->next_try_ms = t + 1000;
+                    if (t - last_note >= 10000) {
+                        sr_slog(rc == SR_ECONFLICT ? SR_LOG_ERROR : SR_LOG_WARN, "cluster: NATS unavailable, writes wait",
+                                "error=%s held=%zu", sr_slog_q(err), sr_waitlist_held(&c->wl));
+                        last_note = t;
+                    }
+                } else {
+                    sr_slog(SR_LOG_INFO, "cluster: connected", "nats=%s down_ms=%" PRId64, sr_slog_q(c->nats),
+                            t - down_since);
+                    resend_all(c, "connected");
+                    down_since = 0;
+                }
+            }
+        } else {
+            if (down_since) {
+                sr_slog(SR_LOG_INFO, "cluster: reconnected", "down_ms=%" PRId64, t - down_since);
+                down_since = 0;
+            }
+            atomic_store(&c->st_connected, 1);
+            /* the oldest unacknowledged seq waited too long: send again */
+            pthread_mutex_lock(&c->mu);
+            int late = c->published > c->confirmed &&
+                       t - c->ring[(c->confirmed + 1) % c->ring_n].sent_ms >= (int64_t)c->ack_timeout_ms;
+            pthread_mutex_unlock(&c->mu);
+            if (late) resend_all(c, "ack timeout");
+            sr_engine_stats st;
+            sr_engine_get_stats(c->e, &st);
+            atomic_store(&c->st_log_last, st.watermark);
+            pthread_mutex_lock(&c->mu);
+            uint64_t from = c->published + 1;
+            pthread_mutex_unlock(&c->mu);
+            if (from <= st.watermark) {
+                pubrun r = {c, from, 0};
+                uint64_t last = 0;
+                int rc = sr_engine_log_each(c->e, from, publish_one, &r, &last);
+                if (rc == SR_OK && !r.failed) { /* read to the end: a trailing gap is passed too */
+                    pthread_mutex_lock(&c->mu);
+                    if (last - c->confirmed < c->ring_n) skip_gap(c, r.next, last + 1);
+                    uint64_t w = advance(c);
+                    pthread_mutex_unlock(&c->mu);
+                    sr_waitlist_confirm(&c->wl, w);
+                } else if (rc < 0) {
+                    sr_slog(SR_LOG_WARN, "cluster: the log not read", "from=%" PRIu64 " error=%s", from, sr_err_name(rc));
+                }
+            }
+        }
+        if (t - last_save >= 1000) {
+            save_watermark(c);
+            last_save = t;
+        }
+        pthread_mutex_lock(&c->mu);
+        if (!c->wake && !c->stop) {
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            ts.tv_nsec += 20 * 1000000;
+            if (ts.tv_nsec >= 1000000000) ts.tv_sec++, ts.tv_nsec -= 1000000000;
+            pthread_cond_timedwait(&c->cv, &c->mu, &ts);
+        }
+        c->wake = 0;
+        pthread_mutex_unlock(&c->mu);
+    }
+    return NULL;
+}
+
+static void on_appended(void *ctx, uint64_t last)
+{
+    sr_cluster *c = ctx;
+    atomic_store(&c->st_log_last, last);
+    pthread_mutex_lock(&c->mu);
+    c->wake = 1;
+    pthread_cond_signal(&c->cv);
+    pthread_mutex_unlock(&c->mu);
+}
+
+int sr_cluster_open(sr_engine *e, const sr_cluster_opts *o, sr_cluster **out, char *err, size_t errlen)
+{
+    *out = NULL;
+    if (sr_cluster_check_urls(o->nats, err, errlen) || sr_cluster_check_name("node", o->node, err, errlen) ||
+        sr_cluster_check_name("name", o->name, err, errlen))
+        return SR_EINVAL;
+    int rc = sr_cluster_partitions_fix(o->data_dir, o->partitions, err, errlen);
+    if (rc) return rc;
+    sr_cluster *c = calloc(1, sizeof *c);
+    if (!c) return SR_ENOMEM;
+    c->e = e;
+    snprintf(c->nats, sizeof c->nats, "%s", o->nats);
+    snprintf(c->node, sizeof c->node, "%s", o->node);
+    snprintf(c->name, sizeof c->name, "%s", o->name);
+    snprintf(c->data_dir, sizeof c->data_dir, "%s", o->data_dir);
+    c->partitions = o->partitions;
+    c->replicas = o->replicas;
+    c->dedup_window_s = o->dedup_window_s;
+    c->ack_timeout_ms = o->ack_timeout_ms;
+    c->ring_n = o->max_pending;
+    c->confirmed = c->published = c->written = sr_cluster_confirmed_read(o->data_dir);
+    sr_engine_stats st;
+    sr_engine_get_stats(e, &st);
+    if (c->confirmed > st.watermark) { /* a log restored from a backup: its tail is sent again */
+        sr_slog(SR_LOG_WARN, "cluster: the confirmed watermark is past the log's end",
+                "confirmed=%" PRIu64 " log=%" PRIu64, c->confirmed, st.watermark);
+        c->confirmed = c->published = st.watermark;
+    }
+    /* the tail after the watermark is sent again, under the same ids */
+    atomic_store(&c->st_republished, st.watermark - c->confirmed);
+    pthread_mutex_init(&c->mu, NULL);
+    pthread_cond_init(&c->cv, NULL);
+    if (!(c->ring = calloc(c->ring_n, sizeof *c->ring)) ||
+        (rc = sr_waitlist_init(&c->wl, o->max_pending, c->confirmed))) {
+        free(c->ring);
+        pthread_mutex_destroy(&c->mu);
+        pthread_cond_destroy(&c->cv);
+        free(c);
+        return SR_ENOMEM;
+    }
+    /* NATS reachable now: a stream with other settings stops the start;
+     * unreachable: the node serves, its data writes wait (docs/cluster.md) */
+    if (nconnect(c, err, errlen) == SR_OK) {
+        if ((rc = ensure_streams(c, err, errlen))) {
+            disconnect(c);
+            if (rc == SR_ECONFLICT) {
+                sr_waitlist_destroy(&c->wl);
+                free(c->ring);
+                free(c);
+                return rc;
+            }
+        }
+    }
+    if (!c->nc)
+        sr_slog(SR_LOG_WARN, "cluster: NATS unavailable at start, writes wait", "error=%s", sr_slog_q(err));
+    err[0] = 0;
+    sr_slog(SR_LOG_INFO, "cluster", "node=%s partitions=%u confirmed=%" PRIu64 " log=%" PRIu64, c->node, c->partitions,
+            c->confirmed, st.watermark);
+    if (pthread_create(&c->th, NULL, run, c)) {
+        disconnect(c);
+        sr_waitlist_destroy(&c->wl);
+        free(c->ring);
+        free(c);
+        snprintf(err, errlen, "cluster: cannot start its thread");
+        return SR_ENOMEM;
+    }
+    c->started = 1;
+    sr_engine_on_appended(e, on_appended, c);
+    atomic_store(&g_cluster, c);
+    *out = c;
+    return SR_OK;
+}
+
+void sr_cluster_close(sr_cluster *c)
+{
+    if (!c) return;
+    sr_engine_on_appended(c->e, NULL, NULL);
+    size_t n = sr_waitlist_close(&c->wl, SR_ECLOSED, "server stopping before NATS acknowledged the write");
+    if (n) sr_slog(SR_LOG_INFO, "cluster: answers not acknowledged at the stop", "count=%zu", n);
+    pthread_mutex_lock(&c->mu);
+    c->stop = 1;
+    pthread_cond_signal(&c->cv);
+    pthread_mutex_unlock(&c->mu);
+    if (c->started) pthread_join(c->th, NULL);
+    /* what was acknowledged until now (acks may still come, then never saved: sent again at the start) */
+    if (c->nc) natsConnection_FlushTimeout(c->nc, 500);
+    save_watermark(c);
+    disconnect(c);
+    atomic_store(&g_cluster, NULL);
+    sr_waitlist_destroy(&c->wl);
+    pthread_mutex_destroy(&c->mu);
+    pthread_cond_destroy(&c->cv);
+    free(c->ring);
+    free(c);
+}
+
+/* ---- the wrapped submit ---- */
+
+typedef struct wrap {
+    sr_cluster *c;
+    sr_engine_cb cb;
+    void *ctx;
+} wrap;
+
+static void wrapped(void *arg, const sr_result *res)
+{
+    wrap w = *(wrap *)arg;
+    free(arg);
+    if (res->rc != SR_OK) {
+        w.cb(w.ctx, res);
+        return;
+    }
+    uint64_t last = res->seq + (res->count ? res->count - 1 : 0);
+    int rc = sr_waitlist_hold(&w.c->wl, last, w.cb, w.ctx, res);
+    if (rc == 0) return;
+    if (rc == 1) {
+        w.cb(w.ctx, res);
+        return;
+    }
+    sr_result r = *res;
+    r.rc = r.err.code = rc;
+    snprintf(r.err.msg, sizeof r.err.msg, "%s",
+             rc == SR_EFULL ? "cluster: too many writes wait for NATS acknowledgements, retry"
+                            : "server stopping before NATS acknowledged the write");
+    w.cb(w.ctx, &r);
+}
+
+int sr_cluster_submit(sr_engine *e, const sr_slice *events, size_t n, sr_engine_cb cb, void *ctx)
+{
+    sr_cluster *c = atomic_load(&g_cluster);
+    if (!c || c->e != e || !cb) return sr_engine_submit(e, events, n, cb, ctx);
+    wrap *w = malloc(sizeof *w);
+    if (!w) return SR_ENOMEM;
+    *w = (wrap){c, cb, ctx};
+    int rc = sr_engine_submit(e, events, n, wrapped, w);
+    if (rc) free(w);
+    return rc;
+}
+
+int sr_cluster_get_stats(sr_cluster_stats *out)
+{
+    memset(out, 0, sizeof *out);
+    sr_cluster *c = atomic_load(&g_cluster);
+    if (!c) return 0;
+    out->published = atomic_load(&c->st_published);
+    out->acked = atomic_load(&c->st_acked);
+    out->republished = atomic_load(&c->st_republished);
+    out->errors = atomic_load(&c->st_errors);
+    out->confirmed = sr_waitlist_confirmed(&c->wl);
+    out->log_last = atomic_load(&c->st_log_last);
+    out->held = sr_waitlist_held(&c->wl);
+    out->connected = atomic_load(&c->st_connected);
+    return 1;
+}

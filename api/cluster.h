@@ -1,0 +1,121 @@
+/*
+ * api/cluster.h -- the cluster mode over NATS JetStream, phase 1 (issue #19,
+ * docs/cluster.md): every event this node's log holds is published to its
+ * partition's stream, and the answers to data writes wait until JetStream
+ * acknowledged their events.
+ *
+ * The pure parts (api/cluster_part.c, no network):
+ *  - the partition of an operator: FNV-1a 64 of its id, then jump
+ *    consistent hashing into the partition count (growing the count from n
+ *    to n + 1 moves about 1/(n + 1) of the operators); platform events (no
+ *    operator) are on partition 0;
+ *  - the wait list: answers held until the confirmed watermark passes the
+ *    last seq of their command;
+ *  - the checks of the [cluster] keys (URLs, names).
+ * The publisher (api/cluster.c, libnats): a thread of its own reads the log
+ * from the confirmed watermark on (sr_engine_log_each), publishes each event
+ * asynchronously (Nats-Msg-Id "<node>:<seq>"), and advances the watermark
+ * as acknowledgements arrive on libnats's thread; no cnats call is made on a
+ * libuv loop thread.
+ *
+ * Invariants:
+ *  1. An answer held by sr_cluster_submit is given only once every event up
+ *     to its command's last seq is durable in the log AND acknowledged by
+ *     JetStream (confirmed watermark >= last seq), or with an error (never a
+ *     positive one) when the list is full or the node stops.
+ *  2. The confirmed watermark only grows; it is written to
+ *     DATA/cluster/confirmed atomically (temporary file, fsync, rename) and
+ *     may lag: after a restart the tail above it is published again under
+ *     the same ids, which JetStream drops within its dedup window.
+ *  3. An event's Msg-Id is "<node>:<seq>": the same on every retry.
+ *  4. The partition count is fixed at the first start (DATA/cluster/
+ *     partitions); another value later is refused at open.
+ */
+#ifndef SR_CLUSTER_H
+#define SR_CLUSTER_H
+
+#include "engine/records.h"
+#include "engine/suiro.h"
+
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* ---- partitions (api/cluster_part.c) ---- */
+uint64_t sr_fnv1a64(const void *p, size_t n);
+/* Lamping and Veach's jump consistent hash: a bucket in [0, buckets). */
+uint32_t sr_jump_hash(uint64_t key, uint32_t buckets);
+/* The partition of operator op ("" or NULL: the platform's, 0). */
+uint32_t sr_cluster_partition(const char *op, uint32_t partitions);
+
+/* ---- the wait list (api/cluster_part.c) ---- */
+typedef struct sr_wl_item {
+    uint64_t last;   /* the command's last seq */
+    sr_engine_cb cb;
+    void *ctx;
+    sr_result res;
+} sr_wl_item;
+typedef struct sr_waitlist {
+    pthread_mutex_t mu;
+    uint64_t confirmed;  /* every seq <= this is acknowledged */
+    sr_wl_item *items;   /* a ring of cap, FIFO */
+    size_t cap, head, n;
+    int closed;          /* sr_waitlist_close: nothing is held any more */
+} sr_waitlist;
+SR_MUST_CHECK int sr_waitlist_init(sr_waitlist *w, size_t cap, uint64_t confirmed);
+void sr_waitlist_destroy(sr_waitlist *w);
+/* Hold an answer (res, whose last seq is last) until the watermark passes
+ * it: 0 held; 1 already confirmed (call cb now yourself); SR_EFULL the list
+ * holds cap answers; SR_ECLOSED closed. */
+SR_MUST_CHECK int sr_waitlist_hold(sr_waitlist *w, uint64_t last, sr_engine_cb cb, void *ctx, const sr_result *res);
+/* Raise the watermark to seq (never lowers it) and call back, outside the
+ * lock and in hold order, each held answer whose last seq is now <= it.
+ * Returns how many were called. */
+size_t sr_waitlist_confirm(sr_waitlist *w, uint64_t seq);
+/* Close: every answer still held is called back with rc (its result's rc
+ * and err.code replaced, a message saying why); later holds are
+ * SR_ECLOSED. Returns how many. */
+size_t sr_waitlist_close(sr_waitlist *w, int rc, const char *why);
+uint64_t sr_waitlist_confirmed(sr_waitlist *w);
+size_t sr_waitlist_held(sr_waitlist *w);
+
+/* ---- the [cluster] keys' checks (api/cluster_part.c) ---- */
+/* A comma-separated list of nats://host:port (or tls://) URLs: 0, or -1
+ * with err naming the bad one. */
+int sr_cluster_check_urls(const char *urls, char *err, size_t errlen);
+/* A node or stream-prefix name: 1..31 of [A-Za-z0-9_-]: 0, or -1. */
+int sr_cluster_check_name(const char *what, const char *name, char *err, size_t errlen);
+/* DATA/cluster/partitions: stored at the first call, compared later:
+ * SR_OK, SR_ECONFLICT (another count stored: err says both), SR_EIO. */
+SR_MUST_CHECK int sr_cluster_partitions_fix(const char *data_dir, uint32_t partitions, char *err, size_t errlen);
+/* The confirmed watermark DATA/cluster/confirmed (0 when there is none). */
+uint64_t sr_cluster_confirmed_read(const char *data_dir);
+SR_MUST_CHECK int sr_cluster_confirmed_write(const char *data_dir, uint64_t seq);
+
+/* ---- the publisher (api/cluster.c) ---- */
+typedef struct sr_cluster_opts {
+    const char *nats, *node, *name, *data_dir;
+    uint32_t partitions, replicas, dedup_window_s, ack_timeout_ms, max_pending;
+} sr_cluster_opts;
+typedef struct sr_cluster sr_cluster;
+/* Fix the partition count, read the watermark, hook the engine, start the
+ * publisher thread. Does not wait for NATS (a node serves while NATS is
+ * down; its data writes wait). Sets the process's cluster (sr_cluster_submit). */
+SR_MUST_CHECK int sr_cluster_open(sr_engine *e, const sr_cluster_opts *o, sr_cluster **out, char *err, size_t errlen);
+/* Stop: the answers still held get SR_ECLOSED (not acknowledged: the client
+ * retries), the watermark is written, the thread ends. NULL-safe. */
+void sr_cluster_close(sr_cluster *c);
+/* sr_engine_submit, whose callback, for a stored command, is held until
+ * JetStream acknowledged its events (invariant 1); without a cluster the
+ * same as sr_engine_submit. For data writes (gateway values and messages,
+ * app writes). */
+SR_MUST_CHECK int sr_cluster_submit(sr_engine *e, const sr_slice *events, size_t n, sr_engine_cb cb, void *ctx);
+
+typedef struct sr_cluster_stats {
+    uint64_t published, acked, republished, errors, confirmed, log_last, held;
+    int connected;
+} sr_cluster_stats;
+/* The process's cluster's figures; 0 if there is none. */
+int sr_cluster_get_stats(sr_cluster_stats *out);
+
+#endif
