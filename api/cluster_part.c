@@ -177,6 +177,10 @@ int sr_cluster_check_urls(const char *urls, char *err, size_t errlen)
         p += len;
         if (*p == ',') p++;
     }
+    if (n && p > urls && p[-1] == ',') {
+        snprintf(err, errlen, "[cluster] nats: an empty URL at the end of '%s'", urls);
+        return -1;
+    }
     if (!n) {
         snprintf(err, errlen, "[cluster] nats: no URL");
         return -1;
