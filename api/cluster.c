@@ -49,6 +49,7 @@ struct sr_cluster {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     int stop, wake;
+    int closed; /* sr_cluster_close ran (the owner's thread only) */
     /* under mu */
     uint64_t confirmed, published, written;
     slot *ring;
@@ -500,7 +501,8 @@ int sr_cluster_open(sr_engine *e, const sr_cluster_opts *o, sr_cluster **out, ch
 
 void sr_cluster_close(sr_cluster *c)
 {
-    if (!c) return;
+    if (!c || c->closed) return;
+    c->closed = 1;
     sr_engine_on_appended(c->e, NULL, NULL);
     size_t n = sr_waitlist_close(&c->wl, SR_ECLOSED, "server stopping before NATS acknowledged the write");
     if (n) sr_slog(SR_LOG_INFO, "cluster: answers not acknowledged at the stop", "count=%zu", n);
@@ -509,10 +511,17 @@ void sr_cluster_close(sr_cluster *c)
     pthread_cond_signal(&c->cv);
     pthread_mutex_unlock(&c->mu);
     if (c->started) pthread_join(c->th, NULL);
+    c->started = 0;
     /* what was acknowledged until now (acks may still come, then never saved: sent again at the start) */
     if (c->nc) natsConnection_FlushTimeout(c->nc, 500);
     save_watermark(c);
     disconnect(c);
+}
+
+void sr_cluster_free(sr_cluster *c)
+{
+    if (!c) return;
+    sr_cluster_close(c); /* (done already: the wait list is closed, the thread joined) */
     atomic_store(&g_cluster, NULL);
     sr_waitlist_destroy(&c->wl);
     pthread_mutex_destroy(&c->mu);

@@ -103,8 +103,12 @@ typedef struct sr_cluster sr_cluster;
  * down; its data writes wait). Sets the process's cluster (sr_cluster_submit). */
 SR_MUST_CHECK int sr_cluster_open(sr_engine *e, const sr_cluster_opts *o, sr_cluster **out, char *err, size_t errlen);
 /* Stop: the answers still held get SR_ECLOSED (not acknowledged: the client
- * retries), the watermark is written, the thread ends. NULL-safe. */
+ * retries), and so does every answer the engine gives from now on; the
+ * watermark is written, the thread ends. NULL-safe; idempotent. */
 void sr_cluster_close(sr_cluster *c);
+/* Free, after sr_engine_close (the engine's last callbacks still reach the
+ * closed wait list). NULL-safe. */
+void sr_cluster_free(sr_cluster *c);
 /* sr_engine_submit, whose callback, for a stored command, is held until
  * JetStream acknowledged its events (invariant 1); without a cluster the
  * same as sr_engine_submit. For data writes (gateway values and messages,

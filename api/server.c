@@ -1212,7 +1212,8 @@ static void on_retry(uv_timer_t *t)
         int rc = SR_EFULL;
         if (c->state != ST_CLOSING) {
             sr_slice sl = {c->pend_ev.data, c->pend_ev.len};
-            rc = sr_engine_submit(s->eng, &sl, 1, engine_done, c->pend_d);
+            rc = c->pend_d->login ? sr_engine_submit(s->eng, &sl, 1, engine_done, c->pend_d)
+                                  : sr_cluster_submit(s->eng, &sl, 1, engine_done, c->pend_d); /* values: in NATS too */
         }
         if (rc == SR_EFULL && c->state != ST_CLOSING) {
             c->blocked_next = keep;
@@ -2672,8 +2673,7 @@ void sr_server_close(sr_server *s)
     sr_metrics_set_source(NULL, NULL, 0);
     /* answers still waiting for NATS: not acknowledged (the clients retry),
      * before the connections they answer on go */
-    sr_cluster_close(s->cluster);
-    s->cluster = NULL;
+    sr_cluster_close(s->cluster); /* freed after the engine (its last callbacks) */
     /* logins still waiting or being checked end first (their completions
      * answer through the bindings and may write auth events) */
     sr_loginguard_stop(s->guard);
@@ -2700,6 +2700,8 @@ void sr_server_close(sr_server *s)
     s->ckpt = NULL;
     int rc = sr_engine_close(s->eng);
     s->eng = NULL;
+    sr_cluster_free(s->cluster);
+    s->cluster = NULL;
     if (rc) sr_slog(SR_LOG_ERROR, "engine closed with an error", "error=%s", sr_err_name(rc));
     sr_loopq_drain(&s->doneq);
     sr_loopq_drain(&s->regq); /* nothing more to end (no engine): each change is freed */

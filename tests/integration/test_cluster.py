@@ -72,12 +72,19 @@ def start_suiro(port, cfg, until="http"):
     return p, ports
 
 
+RUNS = [0]
+
+
 def gwsim(port, messages, interval_ms=0):
+    """gwsim's messageIds come from its seed: each run its own (else a run
+    sends the ids of an earlier one again: duplicates, answered at once)."""
+    RUNS[0] += 1
     args = [BIN, "gwsim", "run", "--port", str(port), "--gateways", "2", "--points", "3", "--batch", "3",
-            "--messages", str(messages), "--window", "4", "--acks", ACKS, "--duration", "300"]
+            "--messages", str(messages), "--window", "4", "--acks", ACKS, "--duration", "300",
+            "--seed", str(1000 + RUNS[0])]
     if interval_ms:
         args += ["--interval-ms", str(interval_ms)]
-    p = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    p = subprocess.Popen(args, stdout=open(os.path.join(T, "gwsim.out"), "a"), stderr=subprocess.STDOUT)
     procs.append(p)
     return p
 
@@ -106,12 +113,18 @@ def verify_streams(label, nats, want_all_log=True):
     """The checks of A, after each stage: every acknowledged message once in
     the streams and in the log; every event of the log once in the streams;
     each on its operator's partition."""
-    msgs = dump(nats)
+    # the node publishes what it wrote after the load too (gateways going
+    # offline): wait, bounded, until the streams reach the log's end
+    end = time.monotonic() + 30
+    while True:
+        msgs, events = dump(nats), log_events()
+        if {e["seq"] for e in events} <= {int(m["msgid"].split(":")[1]) for m in msgs} or time.monotonic() > end:
+            break
+        time.sleep(0.2)
     ids = collections.Counter(m["msgid"] for m in msgs)
     in_stream = collections.Counter(m["event"].get("message_id") for m in msgs
                                     if m["event"] and m["kind"] == "measurements")
     ack = acked()
-    events = log_events()
     local = collections.Counter(e.get("message_id") for e in events if e.get("message_id"))
     check("%s: enough acknowledged messages to mean anything (%d)" % (label, len(ack)), len(ack) >= 20)
     miss = [a for a in ack if in_stream[a] != 1]
@@ -206,12 +219,13 @@ try:
     sim = gwsim(port, 5)
     time.sleep(2)
     check("D: no PUBACK while NATS is down", len(acked()) == before, len(acked()) - before)
+    check("D: gwsim still waits for its PUBACKs", sim.poll() is None, open(os.path.join(T, "gwsim.out")).read()[-600:])
     for i in range(3):
         nc.start(i)
     check("D: NATS back", nc.wait_ready(60))
     check("D: the waiting values are acknowledged once NATS is back", wait_acks(before + 10, 60),
           len(acked()) - before)
-    check("D: gwsim ends", sim.wait(120) == 0)
+    check("D: gwsim ends", sim.wait(120) == 0, open(os.path.join(T, "gwsim.out")).read()[-600:])
     verify_streams("D", nc.urls())
     rc = srtest.stop_server(srv)
     check("the server stops cleanly", rc == 0, rc)
