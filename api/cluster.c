@@ -122,6 +122,7 @@ static void on_ack(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae, void
 
 static void disconnect(sr_cluster *c)
 {
+    if (c->nc) natsConnection_Close(c->nc); /* no more acks are read */
     if (c->js) jsCtx_Destroy(c->js);
     if (c->nc) natsConnection_Destroy(c->nc);
     c->js = NULL;
@@ -522,6 +523,10 @@ void sr_cluster_free(sr_cluster *c)
 {
     if (!c) return;
     sr_cluster_close(c); /* (done already: the wait list is closed, the thread joined) */
+    /* libnats's threads end before c goes: a late ack callback (its closure
+     * is c) must not run on freed memory. The process has one cluster; a
+     * later connection opens the library again. */
+    if (nats_CloseAndWait(5000) != NATS_OK) sr_slog(SR_LOG_WARN, "cluster: libnats did not stop within 5 s", "%s", "");
     atomic_store(&g_cluster, NULL);
     sr_waitlist_destroy(&c->wl);
     pthread_mutex_destroy(&c->mu);

@@ -1,6 +1,7 @@
 /* api/metrics.c -- the metrics table, the exposition writer, /metrics,
  * /health, /ready and the [metrics] listener; see metrics.h. */
 #include "api/metrics.h"
+#include "api/cluster.h"
 
 #include "api/broker.h"
 #include "api/gwif_http.h"
@@ -305,6 +306,41 @@ static void c_events(scrape *s)
     if (st) OUT(sr_mexp_u64(s->b, s->name, NULL, NULL, st->events));
 }
 
+/* the cluster mode (api/cluster.h): zeros without it */
+static void c_cluster_events(scrape *s)
+{
+    sr_cluster_stats c;
+    (void)sr_cluster_get_stats(&c);
+    OUT(sr_mexp_u64(s->b, s->name, s->label, "published", c.published));
+    OUT(sr_mexp_u64(s->b, s->name, s->label, "acked", c.acked));
+    OUT(sr_mexp_u64(s->b, s->name, s->label, "republished", c.republished));
+    OUT(sr_mexp_u64(s->b, s->name, s->label, "error", c.errors));
+}
+static void c_cluster_confirmed(scrape *s)
+{
+    sr_cluster_stats c;
+    (void)sr_cluster_get_stats(&c);
+    OUT(sr_mexp_u64(s->b, s->name, NULL, NULL, c.confirmed));
+}
+static void c_cluster_pending(scrape *s)
+{
+    sr_cluster_stats c;
+    (void)sr_cluster_get_stats(&c);
+    OUT(sr_mexp_u64(s->b, s->name, NULL, NULL, c.log_last > c.confirmed ? c.log_last - c.confirmed : 0));
+}
+static void c_cluster_held(scrape *s)
+{
+    sr_cluster_stats c;
+    (void)sr_cluster_get_stats(&c);
+    OUT(sr_mexp_u64(s->b, s->name, NULL, NULL, c.held));
+}
+static void c_cluster_connected(scrape *s)
+{
+    sr_cluster_stats c;
+    (void)sr_cluster_get_stats(&c);
+    OUT(sr_mexp_u64(s->b, s->name, NULL, NULL, (uint64_t)c.connected));
+}
+
 static void c_conns(scrape *s)
 {
     size_t http = 0, gw_http = 0, apps = 0;
@@ -445,6 +481,16 @@ static void c_ready(scrape *s) { OUT(sr_mexp_u64(s->b, s->name, NULL, NULL, (uin
       "Time of a group commit, from taking the group to the index commit", c_commit)                              \
     X("suiro_fdatasync_seconds", HISTOGRAM, NULL, "Latency of the log's fdatasync", c_fsync)                       \
     X("suiro_log_events_total", COUNTER, NULL, "Events appended to the log since start", c_events)                 \
+    X("suiro_cluster_events_total", COUNTER, "state",                                                             \
+      "Cluster mode: events published to NATS, acknowledged, published again, publish errors", c_cluster_events)   \
+    X("suiro_cluster_confirmed_seq", GAUGE, NULL,                                                                  \
+      "Cluster mode: every event up to this seq is acknowledged by JetStream", c_cluster_confirmed)               \
+    X("suiro_cluster_pending_events", GAUGE, NULL,                                                                 \
+      "Cluster mode: events of the log not yet acknowledged by JetStream", c_cluster_pending)                     \
+    X("suiro_cluster_held_answers", GAUGE, NULL,                                                                   \
+      "Cluster mode: write answers waiting for a JetStream acknowledgement", c_cluster_held)                      \
+    X("suiro_cluster_connected", GAUGE, NULL, "Cluster mode: 1 while connected to NATS with the streams checked", \
+      c_cluster_connected)                                                                                         \
     X("suiro_connections", GAUGE, "kind",                                                                          \
       "Open connections (mqtt, mqtts, http) and logged-in gateways and app sessions (gateways, apps)", c_conns)    \
     X("suiro_requests", GAUGE, "state", "Open requests to gateways, by state", c_states)                           \

@@ -818,10 +818,9 @@ class NatsCluster:
         import os
         routes = ",".join("nats-route://127.0.0.1:%d" % self.route[j] for j in range(self.n) if j != i)
         args = [self.bin, "-a", "127.0.0.1", "-p", str(self.client[i]), "-m", str(self.mon[i]),
-                "-js", "-sd", self.dirs[i], "-n", "n%d" % i, "--cluster_name", self.name,
-                "--cluster", "nats://127.0.0.1:%d" % self.route[i]]
-        if routes:
-            args += ["--routes", routes]
+                "-js", "-sd", self.dirs[i], "-n", "n%d" % i]
+        if self.n > 1:  # one node alone is a plain JetStream server (no meta group to elect)
+            args += ["--cluster_name", self.name, "--cluster", "nats://127.0.0.1:%d" % self.route[i], "--routes", routes]
         log = open(os.path.join(self.tmp, "nats-%d.log" % i), "a")
         p = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
         self.procs[i] = p
@@ -867,7 +866,7 @@ class NatsCluster:
         """Bounded: until every running node answers /jsz and they agree on a
         meta leader (and /healthz?js-enabled-only answers ok). True if so."""
         def ok():
-            if not self.meta_leader():
+            if self.n > 1 and not self.meta_leader():
                 return False
             for i in range(self.n):
                 if self.procs[i] is None:
