@@ -58,6 +58,7 @@ struct sr_cluster {
     natsConnection *nc;
     jsCtx *js;
     int64_t next_try_ms;
+    int64_t last_err_ms; /* the last "publish failed" line */
     int streams_ok;
     /* figures */
     _Atomic uint64_t st_published, st_acked, st_republished, st_errors, st_log_last;
@@ -298,7 +299,13 @@ static int publish_one(void *ctx, const sr_event_view *v)
         pthread_mutex_unlock(&c->mu);
         atomic_fetch_add(&c->st_errors, 1);
         r->failed = 1;
-        return 1; /* resent by the ack timeout, or at the reconnection */
+        int64_t t = now_ms();
+        if (t - c->last_err_ms >= 10000) {
+            c->last_err_ms = t;
+            sr_slog(SR_LOG_WARN, "cluster: publish failed, retrying", "seq=%" PRIu64 " error=%s detail=%s", v->seq,
+                    sr_slog_q(natsStatus_GetText(s)), sr_slog_q(nats_GetLastError(NULL)));
+        }
+        return 1; /* sent again by the next run */
     }
     atomic_fetch_add(&c->st_published, 1);
     r->next = v->seq + 1;
