@@ -59,6 +59,7 @@ struct sr_cluster {
     jsCtx *js;
     int64_t next_try_ms;
     int64_t last_err_ms; /* the last "publish failed" line */
+    int js_used;         /* js published something (resend_all) */
     int streams_ok;
     /* figures */
     _Atomic uint64_t st_published, st_acked, st_republished, st_errors, st_log_last;
@@ -129,6 +130,7 @@ static void disconnect(sr_cluster *c)
     c->js = NULL;
     c->nc = NULL;
     c->streams_ok = 0;
+    c->js_used = 0;
     atomic_store(&c->st_connected, 0);
 }
 
@@ -308,6 +310,7 @@ static int publish_one(void *ctx, const sr_event_view *v)
         return 1; /* sent again by the next run */
     }
     atomic_fetch_add(&c->st_published, 1);
+    c->js_used = 1;
     r->next = v->seq + 1;
     return 0;
 }
@@ -317,7 +320,8 @@ static int publish_one(void *ctx, const sr_event_view *v)
 static void resend_all(sr_cluster *c, const char *why)
 {
     natsMsgList l = {0};
-    if (c->js && js_PublishAsyncGetPendingList(&l, c->js) == NATS_OK) natsMsgList_Destroy(&l);
+    /* (only on a context that published: on a fresh one libnats 3.4 does not return) */
+    if (c->js && c->js_used && js_PublishAsyncGetPendingList(&l, c->js) == NATS_OK) natsMsgList_Destroy(&l);
     pthread_mutex_lock(&c->mu);
     uint64_t n = c->published - c->confirmed;
     for (uint64_t s = c->confirmed + 1; s <= c->published; s++) c->ring[s % c->ring_n].acked = 0;
