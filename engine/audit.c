@@ -62,6 +62,7 @@
  */
 #include "engine/engine_int.h"
 
+#include "codecs/accpack.h"
 #include "engine/event_json.h"
 #include "engine/records.h"
 
@@ -146,46 +147,92 @@ static void tput(tbuf *b, const char *fmt, ...)
     if (w > 0) b->n = b->n + (size_t)w < b->cap ? b->n + (size_t)w : b->cap - 1;
 }
 
-/* "read": a batch of reads, summarized (the entries themselves are the
- * event's, `suiro replay` shows them). */
-static void access_summary(const Event *ev, sr_audit_summary *x)
+/* One entry of a batch of reads, from either form of the batch: an
+ * AccessEvent's message or an AccessBatch's packed record (whose strings
+ * are interned: equal strings are one pointer, so the comparisons below
+ * stop at the pointer). */
+typedef struct acc_en {
+    const char *method, *route, *code;
+    const char *pts[SR_APK_POINTS_MAX];
+    size_t npl;
+    uint32_t npoints;
+    uint64_t values, bytes;
+} acc_en;
+
+typedef struct acc_src {
+    const Suiro__V1__AccessEvent *a; /* or */
+    const sr_apk_view *v;
+    size_t n;
+} acc_src;
+
+static void acc_get(const acc_src *s, size_t i, acc_en *o)
 {
-    const Suiro__V1__AccessEvent *a = ev->access;
+    if (s->a) {
+        const Suiro__V1__AccessEntry *en = s->a->entries[i];
+        o->method = en->method;
+        o->route = en->route;
+        o->code = en->code;
+        o->npl = en->n_points < SR_APK_POINTS_MAX ? en->n_points : SR_APK_POINTS_MAX;
+        for (size_t k = 0; k < o->npl; k++) o->pts[k] = en->points[k];
+        o->npoints = en->npoints;
+        o->values = en->values;
+        o->bytes = en->bytes;
+        return;
+    }
+    sr_apk_entry e;
+    sr_apk_entry_at(s->v, (uint32_t)i, &e);
+    o->method = sr_apk_s(s->v, e.method);
+    o->route = sr_apk_s(s->v, e.route);
+    o->code = sr_apk_s(s->v, e.code);
+    o->npl = e.npl;
+    for (size_t k = 0; k < e.npl; k++) o->pts[k] = sr_apk_s(s->v, sr_apk_ref(s->v, e.ref + (uint32_t)k));
+    o->npoints = e.npoints;
+    o->values = e.values;
+    o->bytes = e.bytes;
+}
+
+static int same(const char *a, const char *b) { return a == b || !strcmp(a, b); }
+
+/* "read": a batch of reads, summarized (the entries themselves are the
+ * event's, `suiro replay` shows them); both forms give the same row. */
+static void access_summary(const Event *ev, const acc_src *src, sr_audit_summary *x)
+{
     enum { ROUTES = 8, CODES = 8 };
-    const Suiro__V1__AccessEntry *rt[ROUTES];
+    const char *rtm[ROUTES], *rtr[ROUTES];
     size_t nrt = 0, nok = 0, nref = 0, more_routes = 0;
     const char *code[CODES];
     unsigned ncode[CODES];
     size_t ncodes = 0;
     uint64_t values = 0, bytes = 0, points = 0;
-    for (size_t i = 0; i < a->n_entries; i++) {
-        const Suiro__V1__AccessEntry *en = a->entries[i];
+    acc_en en;
+    for (size_t i = 0; i < src->n; i++) {
+        acc_get(src, i, &en);
         size_t j;
         for (j = 0; j < nrt; j++)
-            if (!strcmp(rt[j]->route, en->route) && !strcmp(rt[j]->method, en->method)) break;
+            if (same(rtr[j], en.route) && same(rtm[j], en.method)) break;
         if (j == nrt) {
-            if (nrt < ROUTES) rt[nrt++] = en;
+            if (nrt < ROUTES) rtm[nrt] = en.method, rtr[nrt++] = en.route;
             else more_routes++;
         }
-        if (en->code[0]) {
+        if (en.code[0]) {
             nref++;
             for (j = 0; j < ncodes; j++)
-                if (!strcmp(code[j], en->code)) break;
-            if (j == ncodes && ncodes < CODES) code[ncodes] = en->code, ncode[ncodes++] = 0;
+                if (same(code[j], en.code)) break;
+            if (j == ncodes && ncodes < CODES) code[ncodes] = en.code, ncode[ncodes++] = 0;
             if (j < ncodes) ncode[j]++;
         } else nok++;
-        values += en->values;
-        bytes += en->bytes;
-        points += en->npoints;
+        values += en.values;
+        bytes += en.bytes;
+        points += en.npoints;
     }
     x->s[F_KIND] = "read";
     x->s[F_OUTCOME] = !nref ? "ok" : !nok ? "refused" : "partly refused";
     tbuf act = {x->action, sizeof x->action, 0};
-    for (size_t j = 0; j < nrt; j++) tput(&act, "%s%s %s", j ? ", " : "", rt[j]->method, rt[j]->route);
+    for (size_t j = 0; j < nrt; j++) tput(&act, "%s%s %s", j ? ", " : "", rtm[j], rtr[j]);
     if (more_routes) tput(&act, " (+%zu)", more_routes);
     snprintf(x->target, sizeof x->target, "%s:%s", sr_actor_kind_name(ev->actor_kind), ev->actor);
     tbuf d = {x->detail, sizeof x->detail, 0};
-    tput(&d, "%zu request(s), %zu answered, %zu refused", a->n_entries, nok, nref);
+    tput(&d, "%zu request(s), %zu answered, %zu refused", src->n, nok, nref);
     for (size_t j = 0; j < ncodes; j++) tput(&d, "%s%s x%u", j ? ", " : " (", code[j], ncode[j]);
     if (ncodes) tput(&d, ")");
     tput(&d, "; %" PRIu64 " value(s), %" PRIu64 " byte(s); %" PRIu64 " data point(s)", values, bytes, points);
@@ -195,13 +242,13 @@ static void access_summary(const Event *ev, sr_audit_summary *x)
     const char *shown[SHOWN];
     size_t nshown = 0;
     int cut = 0;
-    for (size_t i = 0; i < a->n_entries && !cut; i++) {
-        const Suiro__V1__AccessEntry *en = a->entries[i];
-        for (size_t k = 0; k < en->n_points && !cut; k++) {
-            const char *p = en->points[k];
+    for (size_t i = 0; i < src->n && !cut; i++) {
+        acc_get(src, i, &en);
+        for (size_t k = 0; k < en.npl && !cut; k++) {
+            const char *p = en.pts[k];
             size_t j;
             for (j = 0; j < nshown; j++)
-                if (!strcmp(shown[j], p)) break;
+                if (same(shown[j], p)) break;
             if (j < nshown) continue;
             if (nshown == SHOWN || d.n + strlen(p) + 8 >= sizeof x->detail) cut = 1;
             else {
@@ -209,7 +256,7 @@ static void access_summary(const Event *ev, sr_audit_summary *x)
                 shown[nshown++] = p;
             }
         }
-        if (!cut && en->npoints > en->n_points) cut = 1; /* points not listed in the entry */
+        if (!cut && en.npoints > en.npl) cut = 1; /* points not listed in the entry */
     }
     if (cut) tput(&d, ",...");
 }
@@ -434,9 +481,22 @@ static void audit_summary(const Event *ev, sr_audit_summary *x)
                  b->message);
         break;
     }
-    case SUIRO__V1__EVENT__BODY_ACCESS:
-        access_summary(ev, x);
+    case SUIRO__V1__EVENT__BODY_ACCESS: {
+        acc_src src = {ev->access, NULL, ev->access->n_entries};
+        access_summary(ev, &src, x);
         break;
+    }
+    case SUIRO__V1__EVENT__BODY_ACCESS_BATCH: {
+        sr_apk_view v;
+        if (sr_apk_parse(ev->access_batch->packed.data, ev->access_batch->packed.len, &v, NULL)) {
+            x->s[F_KIND] = "read"; /* refused by the writer: only a tool's summary of a bad record */
+            x->s[F_OUTCOME] = "malformed";
+            break;
+        }
+        acc_src src = {NULL, &v, v.nent};
+        access_summary(ev, &src, x);
+        break;
+    }
     case SUIRO__V1__EVENT__BODY_WRITE_AUDIT:
         write_summary(ev, x);
         break;
