@@ -181,7 +181,7 @@ Test(access, a_full_string_table_seals_the_batch_and_loses_nothing)
     unsigned long total = 0, values = 0;
     while (sr_rec_next_audit(&r, &ar) == 1) {
         unsigned long n = 0, v = 0;
-        cr_assert_eq(sscanf(ar.detail, "%lu request(s), %*lu answered, %*lu refused; %lu value(s)", &n, &v), 2, "%s",
+        cr_assert_eq(sscanf(ar.detail, "%lu request(s), %*u answered, %*u refused; %lu value(s)", &n, &v), 2, "%s",
                      ar.detail);
         total += n;
         values += v;
