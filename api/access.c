@@ -60,6 +60,8 @@ typedef struct group {
     sr_apk pk;
     srckey last;  /* the last peer's key ... */
     int last_ix;  /* ... and its string index; -1: none */
+    const char *rt[3]; /* the last entry's binding, method, route (static strings) ... */
+    uint16_t rix[3];   /* ... and their string indexes */
     int first_src; /* the first entry's peer (the envelope's source) */
 } group;
 
@@ -180,6 +182,7 @@ static void seal_groups(sr_access *a)
         a->ingroups -= n;
         sr_apk_reset(&g->pk);
         g->last_ix = g->first_src = -1;
+        g->rt[0] = g->rt[1] = g->rt[2] = NULL;
     }
     /* groups with nothing go (readers come and go); their builders too */
     size_t w = 0;
@@ -292,13 +295,28 @@ static int add_locked(sr_access *a, const char *op, sr_actor_kind kind, const ch
             if ((src = str_ix(pk, t)) >= 0) g->last = k, g->last_ix = src;
         }
     } else src = str_ix(pk, en->source);
-    int b = sr_apk_static(pk, en->binding ? en->binding : ""), m = sr_apk_static(pk, en->method ? en->method : ""),
-        r = sr_apk_static(pk, en->route ? en->route : ""),
-        c = en->code && en->code[0] ? sr_apk_static(pk, en->code) : (int)SR_APK_NONE;
+    const char *bs = en->binding ? en->binding : "", *ms = en->method ? en->method : "",
+               *rs = en->route ? en->route : "";
+    int b, m, r;
+    if (g->rt[0] == bs && g->rt[1] == ms && g->rt[2] == rs) /* the last entry's route, most often */
+        b = g->rix[0], m = g->rix[1], r = g->rix[2];
+    else if ((b = sr_apk_static(pk, bs)) >= 0 && (m = sr_apk_static(pk, ms)) >= 0 && (r = sr_apk_static(pk, rs)) >= 0)
+        g->rt[0] = bs, g->rt[1] = ms, g->rt[2] = rs, g->rix[0] = (uint16_t)b, g->rix[1] = (uint16_t)m,
+        g->rix[2] = (uint16_t)r;
+    else b = m = r = -1;
+    int c = en->code && en->code[0] ? sr_apk_static(pk, en->code) : (int)SR_APK_NONE;
     uint16_t refs[SR_APK_POINTS_MAX];
     size_t npl = en->npoints_listed < SR_APK_POINTS_MAX ? en->npoints_listed : SR_APK_POINTS_MAX;
     int bad = src < 0 || b < 0 || m < 0 || r < 0 || c < 0;
-    for (size_t k = 0; k < npl && !bad; k++) {
+    /* the points: the last entry's again (a poll of the same points) costs
+     * a compare, a new one a look-up */
+    int reuse = pk->nent && pk->prev.npl == npl;
+    for (size_t k = 0; reuse && k < npl; k++) {
+        uint16_t ix = pk->refs[pk->prev.ref + k];
+        if (strcmp((const char *)pk->text.data + pk->off[ix], en->points[k])) reuse = 0;
+        else refs[k] = ix;
+    }
+    for (size_t k = 0; !reuse && k < npl && !bad; k++) {
         int ix = str_ix(pk, en->points[k]);
         bad = ix < 0;
         refs[k] = (uint16_t)ix;
@@ -509,10 +527,15 @@ int sr_access_http_begin(sr_access *a, const sr_route_call *c, const char *bindi
             const char *amp = memchr(q, '&', (size_t)(end - q));
             if (!amp) amp = end;
             if (amp - q >= 7 && !memcmp(q, "dataId=", 7)) {
-                char id[72];
-                size_t l = 0;
-                if (sr_pct_decode(q + 7, (size_t)(amp - q - 7), 1, id, sizeof id, &l) != SR_PCT_OK) l = 0;
-                hread_point(h, id, l);
+                const char *v = q + 7;
+                size_t vl = (size_t)(amp - v);
+                if (vl < 72 && !memchr(v, '%', vl) && !memchr(v, '+', vl)) hread_point(h, v, vl); /* as sent */
+                else {
+                    char id[72];
+                    size_t l = 0;
+                    if (sr_pct_decode(v, vl, 1, id, sizeof id, &l) != SR_PCT_OK) l = 0;
+                    hread_point(h, id, l);
+                }
             }
             q = amp + 1;
         }

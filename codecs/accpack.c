@@ -8,16 +8,22 @@
 
 #include <string.h>
 
+static const sr_apk_entry ZERO = {.code = SR_APK_NONE};
+
 void sr_apk_init(sr_apk *b)
 {
     memset(b, 0, sizeof *b);
     sr_buf_init(&b->text);
+    sr_buf_init(&b->ents);
+    b->prev = ZERO;
 }
 
 void sr_apk_reset(sr_apk *b)
 {
     b->text.len = 0;
+    b->ents.len = 0;
     b->nstr = b->nref = b->nent = 0;
+    b->prev = ZERO;
     b->npk = 0;
     if (b->slot) memset(b->slot, 0, b->nslot * sizeof *b->slot);
 }
@@ -29,7 +35,7 @@ void sr_apk_release(sr_apk *b)
     sr_free(b->hashes);
     sr_free(b->slot);
     sr_free(b->refs);
-    sr_free(b->ents);
+    sr_buf_release(&b->ents);
     sr_apk_init(b);
 }
 
@@ -111,26 +117,44 @@ int sr_apk_add(sr_apk *b, const sr_apk_entry *e, const uint16_t *refs)
         return SR_EINVAL;
     for (unsigned i = 0; i < e->npl; i++)
         if (refs[i] >= b->nstr) return SR_EINVAL;
-    if (sr_array_reserve(&b->refs, &b->capref, b->nref + e->npl, sizeof *b->refs) ||
-        sr_array_reserve(&b->ents, &b->capent, (b->nent + 1) * SR_APK_ENTRY, 1))
+    const sr_apk_entry *q = &b->prev;
+    unsigned f = 0;
+    if (e->binding != q->binding || e->method != q->method || e->route != q->route) f |= 1;
+    if (e->source != q->source) f |= 2;
+    if (e->code != q->code || e->status != q->status) f |= 4;
+    if (e->npl != q->npl || e->npoints != q->npoints || (e->npl && memcmp(refs, b->refs + q->ref, e->npl * 2))) f |= 8;
+    if (e->values != q->values) f |= 16;
+    if (e->bytes != q->bytes) f |= 32;
+    if (sr_buf_reserve(&b->ents, 1 + 11 * 10) ||
+        ((f & 8) && sr_array_reserve(&b->refs, &b->capref, b->nref + e->npl, sizeof *b->refs)))
         return SR_ENOMEM;
-    uint32_t ref = (uint32_t)b->nref;
-    memcpy(b->refs + b->nref, refs, e->npl * sizeof *refs);
-    b->nref += e->npl;
-    uint8_t *p = b->ents + b->nent * SR_APK_ENTRY;
-    sr_put_le64(p, (uint64_t)e->time_ms);
-    sr_put_le16(p + 8, e->binding);
-    sr_put_le16(p + 10, e->method);
-    sr_put_le16(p + 12, e->route);
-    sr_put_le16(p + 14, e->source);
-    sr_put_le16(p + 16, e->code);
-    sr_put_le16(p + 18, e->status);
-    sr_put_le16(p + 20, e->npl);
-    sr_put_le16(p + 22, 0);
-    sr_put_le32(p + 24, e->npoints);
-    sr_put_le32(p + 28, ref);
-    sr_put_le64(p + 32, e->values);
-    sr_put_le64(p + 40, e->bytes);
+    uint8_t *p = b->ents.data + b->ents.len;
+    *p++ = (uint8_t)f;
+    p = sr_varint_put(p, sr_zz_enc((uint64_t)e->time_ms - (uint64_t)q->time_ms));
+    if (f & 1) {
+        p = sr_varint_put(p, e->binding);
+        p = sr_varint_put(p, e->method);
+        p = sr_varint_put(p, e->route);
+    }
+    if (f & 2) p = sr_varint_put(p, e->source);
+    if (f & 4) {
+        p = sr_varint_put(p, e->code == SR_APK_NONE ? 0 : (uint64_t)e->code + 1);
+        p = sr_varint_put(p, e->status);
+    }
+    uint32_t ref = q->ref;
+    if (f & 8) {
+        ref = (uint32_t)b->nref;
+        memcpy(b->refs + b->nref, refs, e->npl * sizeof *refs);
+        b->nref += e->npl;
+        p = sr_varint_put(p, e->npl);
+        p = sr_varint_put(p, ref);
+        p = sr_varint_put(p, e->npoints);
+    }
+    if (f & 16) p = sr_varint_put(p, e->values);
+    if (f & 32) p = sr_varint_put(p, e->bytes);
+    b->ents.len = (size_t)(p - b->ents.data);
+    b->prev = *e;
+    b->prev.ref = ref;
     b->nent++;
     return SR_OK;
 }
@@ -138,7 +162,7 @@ int sr_apk_add(sr_apk *b, const sr_apk_entry *e, const uint16_t *refs)
 int sr_apk_finish(const sr_apk *b, sr_buf *out)
 {
     if (!b->nent) return SR_EINVAL;
-    size_t n = SR_APK_HEAD + 4 * b->nstr + b->text.len + 2 * b->nref + SR_APK_ENTRY * b->nent;
+    size_t n = SR_APK_HEAD + 4 * b->nstr + b->text.len + 2 * b->nref + b->ents.len;
     if (sr_buf_reserve(out, n)) return SR_ENOMEM;
     uint8_t *p = out->data + out->len;
     memcpy(p, SR_APK_MAGIC, 4);
@@ -151,9 +175,58 @@ int sr_apk_finish(const sr_apk *b, sr_buf *out)
     memcpy(p, b->text.data, b->text.len);
     p += b->text.len;
     for (size_t i = 0; i < b->nref; i++, p += 2) sr_put_le16(p, b->refs[i]);
-    memcpy(p, b->ents, SR_APK_ENTRY * b->nent);
+    memcpy(p, b->ents.data, b->ents.len);
     out->len += n;
     return SR_OK;
+}
+
+/* a varint of at most 10 bytes within [*p, end) */
+static inline int getv(const uint8_t **p, const uint8_t *end, uint64_t *v)
+{
+    if (*p < end && !(**p & 0x80)) return *v = *(*p)++, 0; /* one byte, most often */
+    uint64_t x = 0;
+    for (unsigned s = 0; s < 70 && *p < end; s += 7) {
+        uint8_t c = *(*p)++;
+        x |= (uint64_t)(c & 0x7F) << s;
+        if (!(c & 0x80)) return *v = x, 0;
+    }
+    return -1;
+}
+
+/* the next entry's fields over it->e; 0, or -1 (bad bytes or a value out
+ * of range for view v; v NULL: only the bytes' shape) */
+static inline int step(sr_apk_iter *it, const sr_apk_view *v)
+{
+    const uint8_t **p = &it->p, *end = it->end;
+    sr_apk_entry *e = &it->e;
+    uint64_t x, y, z;
+    if (*p >= end) return -1;
+    unsigned f = *(*p)++;
+    if (f & 0xC0 || getv(p, end, &x)) return -1;
+    e->time_ms = (int64_t)((uint64_t)e->time_ms + sr_zz_dec(x));
+    uint32_t nstr = v ? v->nstr : 0xFFFF;
+    if (f & 1) {
+        if (getv(p, end, &x) || getv(p, end, &y) || getv(p, end, &z) || x >= nstr || y >= nstr || z >= nstr) return -1;
+        e->binding = (uint16_t)x, e->method = (uint16_t)y, e->route = (uint16_t)z;
+    }
+    if (f & 2) {
+        if (getv(p, end, &x) || x >= nstr) return -1;
+        e->source = (uint16_t)x;
+    }
+    if (f & 4) {
+        if (getv(p, end, &x) || getv(p, end, &y) || x > nstr || y > 0xFFFF) return -1;
+        e->code = x ? (uint16_t)(x - 1) : SR_APK_NONE;
+        e->status = (uint16_t)y;
+    }
+    if (f & 8) {
+        if (getv(p, end, &x) || getv(p, end, &y) || getv(p, end, &z) || x > SR_APK_POINTS_MAX || z > UINT32_MAX ||
+            x > z || y > UINT32_MAX || (v && y + x > v->nref))
+            return -1;
+        e->npl = (uint16_t)x, e->ref = (uint32_t)y, e->npoints = (uint32_t)z;
+    }
+    if (f & 16 && getv(p, end, &e->values)) return -1;
+    if (f & 32 && getv(p, end, &e->bytes)) return -1;
+    return 0;
 }
 
 #define BAD(w)                                                                                                     \
@@ -170,8 +243,8 @@ int sr_apk_parse(const uint8_t *p, size_t n, sr_apk_view *v, const char **why)
     if (!nent || nent > SR_APK_ENTRIES_MAX) BAD("a packed batch holds 1 to 4096 entries");
     if (!nstr || nstr > SR_APK_STRS_MAX) BAD("a packed batch's string table holds 1 to 65535 strings");
     if ((uint64_t)nref > (uint64_t)nent * SR_APK_POINTS_MAX) BAD("more listed points than 16 an entry");
-    uint64_t need = (uint64_t)SR_APK_HEAD + 4ull * nstr + nchar + 2ull * nref + (uint64_t)SR_APK_ENTRY * nent;
-    if (need != n) BAD("a packed batch's length is not its header's");
+    uint64_t head = (uint64_t)SR_APK_HEAD + 4ull * nstr + nchar + 2ull * nref;
+    if (head + 2ull * nent > n) BAD("a packed batch is shorter than its header says");
     v->nstr = nstr;
     v->nref = nref;
     v->nent = nent;
@@ -180,6 +253,7 @@ int sr_apk_parse(const uint8_t *p, size_t n, sr_apk_view *v, const char **why)
     v->text = v->off + 4ull * nstr;
     v->refs = v->text + nchar;
     v->ents = v->refs + 2ull * nref;
+    v->end = p + n;
     for (uint32_t i = 0; i < nstr; i++) {
         uint32_t a = sr_get_le32(v->off + 4ull * i), z = i + 1 < nstr ? sr_get_le32(v->off + 4ull * (i + 1)) : nchar;
         if (i == 0 && a) BAD("the first string does not start the text");
@@ -188,32 +262,27 @@ int sr_apk_parse(const uint8_t *p, size_t n, sr_apk_view *v, const char **why)
     }
     for (uint32_t k = 0; k < nref; k++)
         if (sr_apk_ref(v, k) >= nstr) BAD("a listed point names no string");
-    for (uint32_t i = 0; i < nent; i++) {
-        sr_apk_entry e;
-        sr_apk_entry_at(v, i, &e);
-        if (e.binding >= nstr || e.method >= nstr || e.route >= nstr || e.source >= nstr ||
-            (e.code != SR_APK_NONE && e.code >= nstr))
-            BAD("an entry names no string");
-        if (e.npl > SR_APK_POINTS_MAX || e.npl > e.npoints || (uint64_t)e.ref + e.npl > nref)
-            BAD("an entry's listed points are out of range");
-        if (sr_get_le16(v->ents + (size_t)i * SR_APK_ENTRY + 22)) BAD("an entry's reserved bytes are not zero");
-    }
+    sr_apk_iter it;
+    sr_apk_iter_init(v, &it);
+    for (uint32_t i = 0; i < nent; i++)
+        if (step(&it, v)) BAD("an entry is cut or names a string, a point or a value out of range");
+    if (it.p != v->end) BAD("bytes after the last entry");
     return SR_OK;
 }
 
-void sr_apk_entry_at(const sr_apk_view *v, uint32_t i, sr_apk_entry *e)
+void sr_apk_iter_init(const sr_apk_view *v, sr_apk_iter *it)
 {
-    const uint8_t *p = v->ents + (size_t)i * SR_APK_ENTRY;
-    e->time_ms = (int64_t)sr_get_le64(p);
-    e->binding = sr_get_le16(p + 8);
-    e->method = sr_get_le16(p + 10);
-    e->route = sr_get_le16(p + 12);
-    e->source = sr_get_le16(p + 14);
-    e->code = sr_get_le16(p + 16);
-    e->status = sr_get_le16(p + 18);
-    e->npl = sr_get_le16(p + 20);
-    e->npoints = sr_get_le32(p + 24);
-    e->ref = sr_get_le32(p + 28);
-    e->values = sr_get_le64(p + 32);
-    e->bytes = sr_get_le64(p + 40);
+    it->p = v->ents;
+    it->end = v->end;
+    it->left = v->nent;
+    it->e = ZERO;
+}
+
+int sr_apk_next(sr_apk_iter *it, sr_apk_entry *e)
+{
+    if (!it->left) return 0;
+    if (step(it, NULL)) return it->left = 0, 0;
+    it->left--;
+    *e = it->e;
+    return 1;
 }

@@ -22,19 +22,24 @@
  *                 increasing; string i ends at off[i+1] (the last: nchar)
  *      nchar      the text: every string ends with its one NUL byte
  *      2*nref     refs: u16 string indexes
- *      48*nent    entries:
- *        0  i64 time_ms   8 u16 binding  10 u16 method  12 u16 route
- *       14  u16 source   16 u16 code (0xFFFF: none, answered)
- *       18  u16 status   20 u16 npl (points listed, <= 16, <= npoints)
- *       22  u16 zero     24 u32 npoints  28 u32 ref (the first listed
- *                        point's index in refs; ref + npl <= nref)
- *       32  u64 values   40 u64 bytes
- *   Nothing after the last entry.
+ *      ...        the entries, each the fields that differ from the entry
+ *                 before it (the first: from all zero, code none):
+ *        u8 flags (bits 6 and 7 zero), then as varints (LEB128):
+ *        always  time_ms - the previous entry's (zig-zag)
+ *        bit 0   binding, method, route (string indexes)
+ *        bit 1   source (string index)
+ *        bit 2   code + 1 (0: none, answered), status (<= 65535)
+ *        bit 3   npl (<= 16, <= npoints), ref (ref + npl <= nref), npoints
+ *        bit 4   values
+ *        bit 5   bytes
+ *   Nothing after the last entry. A flood of one reader's same read is
+ *   about 3 bytes an entry: the bytes the writer seals, hashes and
+ *   compresses are what a read costs it.
  *
  * INVARIANTS
  *  (1) sr_apk_parse accepts exactly the layout above: every length and
  *      index in range, every string NUL-ended with no NUL inside, so that
- *      the readers (sr_apk_str, sr_apk_entry_at, sr_apk_ref) need no check.
+ *      the readers (sr_apk_s, sr_apk_next, sr_apk_ref) need no check.
  *  (2) A builder's strings are interned: the same bytes, the same index.
  *  (3) Pure: no I/O, no global state (fuzzed: fuzz_accpack).
  */
@@ -49,7 +54,6 @@
 
 #define SR_APK_MAGIC "SRA1"
 #define SR_APK_HEAD 20
-#define SR_APK_ENTRY 48
 #define SR_APK_ENTRIES_MAX 4096
 #define SR_APK_POINTS_MAX 16
 #define SR_APK_STRS_MAX 65535 /* indexes 0..65534; 0xFFFF is "none" */
@@ -77,8 +81,9 @@ typedef struct sr_apk {
     unsigned npk;
     uint16_t *refs;
     size_t nref, capref;
-    uint8_t *ents;
-    size_t nent, capent;
+    sr_buf ents;       /* the entries' bytes */
+    size_t nent;
+    sr_apk_entry prev; /* the last entry added */
 } sr_apk;
 
 void sr_apk_init(sr_apk *b);
@@ -90,7 +95,8 @@ int sr_apk_str(sr_apk *b, const char *s, size_t n);
 /* The same for a string that lives as long as the builder's batch (a
  * route table's pattern): found by its address first. */
 int sr_apk_static(sr_apk *b, const char *s);
-/* Appends an entry (its ref set here) with its listed points refs[0..e->npl).
+/* Appends an entry (its ref set here: the previous entry's when its listed
+ * points are the same) with its listed points refs[0..e->npl).
  * SR_OK; SR_ETOOBIG when the batch holds SR_APK_ENTRIES_MAX entries;
  * SR_EINVAL for an index out of range; SR_ENOMEM. */
 int sr_apk_add(sr_apk *b, const sr_apk_entry *e, const uint16_t *refs);
@@ -105,9 +111,16 @@ int sr_apk_finish(const sr_apk *b, sr_buf *out);
 
 /* ---- reading ---- */
 typedef struct sr_apk_view {
-    const uint8_t *off, *text, *refs, *ents;
+    const uint8_t *off, *text, *refs, *ents, *end;
     uint32_t nstr, nref, nent, nchar;
 } sr_apk_view;
+
+/* the entries in order (sr_apk_iter_init, then sr_apk_next until 0) */
+typedef struct sr_apk_iter {
+    const uint8_t *p, *end;
+    uint32_t left;
+    sr_apk_entry e;
+} sr_apk_iter;
 
 /* Checks p[0..n) (INVARIANT 1) and fills v. SR_OK, or SR_ECODEC with *why
  * (a static text) naming the first problem. */
@@ -117,6 +130,9 @@ static inline const char *sr_apk_s(const sr_apk_view *v, uint16_t i)
     return i == SR_APK_NONE ? "" : (const char *)v->text + sr_get_le32(v->off + 4u * i);
 }
 static inline uint16_t sr_apk_ref(const sr_apk_view *v, uint32_t k) { return sr_get_le16(v->refs + 2u * k); }
-void sr_apk_entry_at(const sr_apk_view *v, uint32_t i, sr_apk_entry *e);
+void sr_apk_iter_init(const sr_apk_view *v, sr_apk_iter *it);
+/* 1 and *e the next entry, 0 at the end (or, for bytes sr_apk_parse did
+ * not accept, at the first bad one) */
+int sr_apk_next(sr_apk_iter *it, sr_apk_entry *e);
 
 #endif

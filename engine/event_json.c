@@ -132,9 +132,10 @@ static int put_access_batch(sr_buf *b, const ctx *x, const Suiro__V1__AccessBatc
     int rc = SR_ENOMEM;
     if (en && pe && pts) {
         for (uint32_t k = 0; k < v.nref; k++) pts[k] = sr_apk_s(&v, sr_apk_ref(&v, k));
-        for (uint32_t i = 0; i < v.nent; i++) {
-            sr_apk_entry e;
-            sr_apk_entry_at(&v, i, &e);
+        sr_apk_iter it;
+        sr_apk_iter_init(&v, &it);
+        sr_apk_entry e;
+        for (uint32_t i = 0; i < v.nent && sr_apk_next(&it, &e); i++) {
             Suiro__V1__AccessEntry *o = &en[i];
             suiro__v1__access_entry__init(o);
             o->time_ms = e.time_ms;

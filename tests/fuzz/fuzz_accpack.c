@@ -23,9 +23,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     for (uint32_t i = 0; i < v.nstr; i++) tot += strlen(sr_apk_s(&v, (uint16_t)i));
     sr_apk b;
     sr_apk_init(&b);
+    sr_apk_iter it;
+    sr_apk_iter_init(&v, &it);
     for (uint32_t i = 0; i < v.nent; i++) {
         sr_apk_entry e, f;
-        sr_apk_entry_at(&v, i, &e);
+        if (!sr_apk_next(&it, &e)) abort(); /* parsed: every entry reads */
         const char *s[5] = {sr_apk_s(&v, e.binding), sr_apk_s(&v, e.method), sr_apk_s(&v, e.route),
                             sr_apk_s(&v, e.source), sr_apk_s(&v, e.code)};
         uint16_t refs[SR_APK_POINTS_MAX];
@@ -55,10 +57,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (sr_apk_finish(&b, &out)) abort();
     sr_apk_view w;
     if (sr_apk_parse(out.data, out.len, &w, &why) || w.nent != v.nent) abort();
+    sr_apk_iter iv, iw;
+    sr_apk_iter_init(&v, &iv);
+    sr_apk_iter_init(&w, &iw);
     for (uint32_t i = 0; i < v.nent; i++) {
         sr_apk_entry e, f;
-        sr_apk_entry_at(&v, i, &e);
-        sr_apk_entry_at(&w, i, &f);
+        if (!sr_apk_next(&iv, &e) || !sr_apk_next(&iw, &f)) abort();
         if (e.time_ms != f.time_ms || e.status != f.status || e.npl != f.npl || e.npoints != f.npoints ||
             e.values != f.values || e.bytes != f.bytes || (e.code == SR_APK_NONE) != (f.code == SR_APK_NONE) ||
             strcmp(sr_apk_s(&v, e.route), sr_apk_s(&w, f.route)) || strcmp(sr_apk_s(&v, e.source), sr_apk_s(&w, f.source)) ||
@@ -67,6 +71,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         for (unsigned k = 0; k < e.npl; k++)
             if (strcmp(sr_apk_s(&v, sr_apk_ref(&v, e.ref + k)), sr_apk_s(&w, sr_apk_ref(&w, f.ref + k)))) abort();
     }
+    sr_apk_entry extra;
+    if (sr_apk_next(&iv, &extra) || sr_apk_next(&iw, &extra)) abort();
     sr_buf_release(&out);
     sr_apk_release(&b);
     return tot == SIZE_MAX; /* keeps the reads */
