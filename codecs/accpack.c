@@ -112,12 +112,26 @@ int sr_apk_static(sr_apk *b, const char *s)
 int sr_apk_add(sr_apk *b, const sr_apk_entry *e, const uint16_t *refs)
 {
     if (b->nent >= SR_APK_ENTRIES_MAX) return SR_ETOOBIG;
+    const sr_apk_entry *q = &b->prev;
+    if (b->nent && b->ents.cap - b->ents.len >= 11 && e->binding == q->binding && e->method == q->method &&
+        e->route == q->route && e->source == q->source && e->code == q->code && e->status == q->status &&
+        e->npl == q->npl && e->npoints == q->npoints && e->values == q->values && e->bytes == q->bytes &&
+        (!e->npl || !memcmp(refs, b->refs + q->ref, e->npl * sizeof *refs))) {
+        /* the entry before again but its time (a poll): flags 0 and the
+         * time, its indexes checked when they were first added */
+        uint8_t *p = b->ents.data + b->ents.len;
+        *p++ = 0;
+        p = sr_varint_put(p, sr_zz_enc((uint64_t)e->time_ms - (uint64_t)q->time_ms));
+        b->ents.len = (size_t)(p - b->ents.data);
+        b->prev.time_ms = e->time_ms;
+        b->nent++;
+        return SR_OK;
+    }
     if (e->npl > SR_APK_POINTS_MAX || e->npl > e->npoints || e->binding >= b->nstr || e->method >= b->nstr ||
         e->route >= b->nstr || e->source >= b->nstr || (e->code != SR_APK_NONE && e->code >= b->nstr))
         return SR_EINVAL;
     for (unsigned i = 0; i < e->npl; i++)
         if (refs[i] >= b->nstr) return SR_EINVAL;
-    const sr_apk_entry *q = &b->prev;
     unsigned f = 0;
     if (e->binding != q->binding || e->method != q->method || e->route != q->route) f |= 1;
     if (e->source != q->source) f |= 2;
