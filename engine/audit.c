@@ -35,7 +35,8 @@
  *   pending        PendingEvent                     action: requested, approved, rejected, expired;
  *                                                   target: the change's (user:ID, app:ID, ...);
  *                                                   detail: the change's kind and action, the summary
- *   read           AccessEvent (issue #18): a batch of one app's or gateway's reads;
+ *   read           AccessEvent / AccessBatch (issue #18; the packed form's row is
+ *                                                   the same, packed_summary): a batch of one app's or gateway's reads;
  *                                                   action: its routes (METHOD route, the first 8
  *                                                   distinct); target app:ID or gateway:ID; outcome
  *                                                   ok (all answered), refused (none), or partly
