@@ -444,11 +444,10 @@ typedef struct hread {
     const char *binding, *method, *route;
     char op[72], actor[72];
     sr_actor_kind kind;
-    uint32_t npl, npoints, used;
+    uint32_t npl, npoints;
     uint64_t values;
+    const char *pts[SR_ACCESS_POINTS_MAX]; /* the listed points, copies in the request's pool */
     struct sockaddr_storage peer; /* ss_family AF_UNSPEC: none */
-    uint16_t poff[SR_ACCESS_POINTS_MAX];
-    char ptext[SR_ACCESS_POINTS_MAX * 72]; /* the listed points, NUL-ended */
 } hread;
 
 static int64_t wall_now(void)
@@ -458,10 +457,12 @@ static int64_t wall_now(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* the request ended: its entry */
+/* the request ended: its entry (p: the shared entry holding the record,
+ * released by h2o_mem_clear_pool before the pool's own memory, where the
+ * record lives) */
 static void hread_dispose(void *p)
 {
-    hread *h = p;
+    hread *h = *(hread **)p;
     h2o_req_t *req = h->req;
     unsigned st = req->res.status > 0 ? (unsigned)req->res.status : 0;
     const char *code = "";
@@ -472,17 +473,17 @@ static void hread_dispose(void *p)
     sr_access_entry en = {.time_ms = wall_now(), .binding = h->binding, .method = h->method, .route = h->route,
                           .npoints_listed = h->npl, .npoints = h->npoints, .values = h->values,
                           .bytes = req->bytes_sent, .status = st, .code = code, .source = ""};
-    for (uint32_t i = 0; i < h->npl; i++) en.points[i] = h->ptext + h->poff[i];
+    for (uint32_t i = 0; i < h->npl; i++) en.points[i] = h->pts[i];
     add(h->a, h->op, h->kind, h->actor, &en, h->peer.ss_family != AF_UNSPEC ? (const struct sockaddr *)&h->peer : NULL);
 }
 
 static void hread_point(hread *h, const char *s, size_t n)
 {
     if (h->npl < SR_ACCESS_POINTS_MAX && n < 72) {
-        h->poff[h->npl++] = (uint16_t)h->used;
-        memcpy(h->ptext + h->used, s, n);
-        h->ptext[h->used + n] = 0;
-        h->used += (uint32_t)n + 1;
+        char *t = h2o_mem_alloc_pool(&h->req->pool, n + 1);
+        memcpy(t, s, n);
+        t[n] = 0;
+        h->pts[h->npl++] = t;
     }
     h->npoints++;
 }
@@ -505,8 +506,13 @@ int sr_access_http_begin(sr_access *a, const sr_route_call *c, const char *bindi
         sr_http_result(req, 0, SR_WIRE_BUSY, "the audit trail cannot take this read now: retry later", NULL);
         return -1;
     }
-    hread *h = h2o_mem_alloc_shared(&req->pool, sizeof *h, hread_dispose);
-    memset(h, 0, offsetof(hread, peer)); /* the rest is written before it is read */
+    /* the record in the request's pool (a bump), its destructor on a small
+     * shared entry: one small allocation a read, not one of the record's
+     * size */
+    hread *h = h2o_mem_alloc_pool(&req->pool, sizeof *h);
+    hread **ref = h2o_mem_alloc_shared(&req->pool, sizeof *ref, hread_dispose);
+    *ref = h;
+    memset(h, 0, offsetof(hread, pts)); /* the rest is written before it is read */
     h->a = a;
     h->req = req;
     h->binding = binding;
