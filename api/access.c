@@ -2,10 +2,10 @@
  * api/access.c -- the reads' batches of the audit trail (api/access.h).
  *
  * A group per reader (operator, kind, actor) holds the entries added since
- * the last write, packed as they come (codecs/accpack.h: a 48-byte record
- * naming interned strings; a string already in the batch -- the route, the
- * binding, the peer, a data point read again -- costs a hash look-up, not
- * a copy). A write turns each group into one AccessBatch (Event.body 50,
+ * the last write, packed as they come (codecs/accpack.h: the fields that
+ * differ from the entry before, naming interned strings; the last entry's
+ * route and points are compared first, a string already in the batch -- a
+ * data point read again, a peer -- costs a hash look-up, not a copy). A write turns each group into one AccessBatch (Event.body 50,
  * sr_cmd_access_batch: the packed bytes as one protobuf field, no message
  * per entry) kept as a batch until the writer acknowledges it; a batch the
  * writer could not take or failed is submitted again at the next write.

@@ -1,6 +1,6 @@
 /*
  * codecs/accpack.h -- the packed batch of reads of the audit trail (issue
- * #18, R-SE-5; docs/audit.md "Reads: the packed batch"; events.proto
+ * #18, R-SE-5; docs/audit.md "Reads: the packed batch and its cost"; events.proto
  * AccessBatch, Event.body 50).
  *
  * One batch of one reader's reads as ONE byte string: a table of distinct
