@@ -2,12 +2,24 @@
  * api/access.c -- the reads' batches of the audit trail (api/access.h).
  *
  * A group per reader (operator, kind, actor) holds the entries added since
- * the last write, their copied strings in one arena (offsets, so the arena
- * may grow). A write turns each group into one AccessEvent (sr_cmd_access)
- * kept as a batch until the writer acknowledges it; a batch the writer
- * could not take or failed is submitted again at the next write. `held`
- * counts the entries of the groups and of the batches not acknowledged:
- * sr_access_admit compares it with buffer_max.
+ * the last write, packed as they come (codecs/accpack.h: the fields that
+ * differ from the entry before, naming interned strings; the last entry's
+ * route and points are compared first, a string already in the batch -- a
+ * data point read again, a peer -- costs a hash look-up, not a copy). A write turns each group into one AccessBatch (Event.body 50,
+ * sr_cmd_access_batch: the packed bytes as one protobuf field, no message
+ * per entry) kept as a batch until the writer acknowledges it; a batch the
+ * writer could not take or failed is submitted again at the next write.
+ * `held` counts the entries of the groups and of the batches not
+ * acknowledged: sr_access_admit compares it with buffer_max without the
+ * mutex (an atomic load).
+ *
+ * Why packed (issue #18, docs/audit.md "Reads: the cost"): an entry as an
+ * AccessEntry message cost a read ~12.7 k instructions of the whole
+ * process (its strings formatted and copied on the request, one protobuf
+ * message encoded, decoded by the writer, sealed): +41 % of the AP-IF
+ * latest value. The packed entry is built from the request's own bytes
+ * (the peer as its raw address, formatted once per batch and address),
+ * and the writer checks the packed bytes once.
  *
  * INVARIANTS
  *  (1) held == the entries of every group + of every batch on the list.
@@ -15,32 +27,42 @@
  *      refused it as malformed: a bug, logged, never retried).
  *  (3) Submits happen outside the mutex (a completion takes it on the
  *      writer thread).
+ *  (4) A group's batch never holds more than SR_APK_ENTRIES_MAX entries or
+ *      a full string table: such a group is sealed before the entry is
+ *      added.
  */
 #include "api/access.h"
 
+#include "api/loginguard.h"
 #include "api/slog.h"
+#include "codecs/accpack.h"
 
 #include <inttypes.h>
+#include <stddef.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <netinet/in.h>
 #include <time.h>
 
-typedef struct ent {
-    int64_t t;
-    const char *binding, *method, *route, *code; /* static (access.h invariant 2) */
-    uint32_t src, pts[SR_ACCESS_POINTS_MAX];     /* offsets into the group's arena */
-    uint32_t npl, npoints, status;
-    uint64_t values, bytes;
-} ent;
+/* a peer's raw address (family, address bytes): the key of its formatted
+ * text in a batch */
+typedef struct srckey {
+    uint8_t n, b[17];
+} srckey;
 
 typedef struct group {
     char op[72], actor[72];
     sr_actor_kind kind;
-    ent *v;
-    size_t n, cap;
-    sr_buf str;
+    sr_apk pk;
+    srckey last;  /* the last peer's key ... */
+    int last_ix;  /* ... and its string index; -1: none */
+    const char *rt[3]; /* the last entry's binding, method, route (static strings) ... */
+    uint16_t rix[3];   /* ... and their string indexes */
+    int first_src; /* the first entry's peer (the envelope's source) */
 } group;
 
 typedef struct batch {
@@ -58,10 +80,12 @@ struct sr_access {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     group *g;
-    size_t ng, capg, ingroups;
+    size_t ng, capg, ingroups, lastg;
     batch *batches;
-    uint64_t held, entries, written, refused;
+    _Atomic uint64_t held, refused;
+    uint64_t entries, written;
     int64_t last_ms;
+    sr_buf tmp; /* a batch's packed bytes (under the mutex) */
 };
 
 static int64_t mono_ms(void)
@@ -82,6 +106,7 @@ sr_access *sr_access_new(sr_engine *e, const sr_access_opts *o)
     if (a->o.buffer_max < a->o.batch_max) a->o.buffer_max = a->o.batch_max;
     pthread_mutex_init(&a->mu, NULL);
     pthread_cond_init(&a->cv, NULL);
+    sr_buf_init(&a->tmp);
     a->last_ms = mono_ms();
     return a;
 }
@@ -91,25 +116,20 @@ int sr_access_on(const sr_access *a) { return a && a->o.reads; }
 int sr_access_admit(sr_access *a)
 {
     if (!sr_access_on(a)) return 1;
-    pthread_mutex_lock(&a->mu);
-    int ok = a->held < a->o.buffer_max;
-    if (!ok) a->refused++;
-    pthread_mutex_unlock(&a->mu);
-    return ok;
-}
-
-static uint32_t arena_put(sr_buf *b, const char *s)
-{
-    uint32_t off = (uint32_t)b->len;
-    if (sr_buf_append(b, s ? s : "", strlen(s ? s : "") + 1)) return UINT32_MAX;
-    return off;
+    if (atomic_load_explicit(&a->held, memory_order_relaxed) < a->o.buffer_max) return 1;
+    atomic_fetch_add_explicit(&a->refused, 1, memory_order_relaxed);
+    return 0;
 }
 
 static group *group_of(sr_access *a, const char *op, sr_actor_kind kind, const char *actor)
 {
+    if (a->lastg < a->ng) { /* the reader of the last entry, most often */
+        group *g = &a->g[a->lastg];
+        if (g->kind == kind && !strcmp(g->actor, actor) && !strcmp(g->op, op)) return g;
+    }
     for (size_t i = 0; i < a->ng; i++) {
         group *g = &a->g[i];
-        if (g->kind == kind && !strcmp(g->actor, actor) && !strcmp(g->op, op)) return g;
+        if (g->kind == kind && !strcmp(g->actor, actor) && !strcmp(g->op, op)) return a->lastg = i, g;
     }
     if (strlen(op) >= sizeof a->g->op || strlen(actor) >= sizeof a->g->actor) return NULL;
     if (a->ng == a->capg) {
@@ -119,12 +139,15 @@ static group *group_of(sr_access *a, const char *op, sr_actor_kind kind, const c
         a->g = ng;
         a->capg = nc;
     }
+    a->lastg = a->ng;
     group *g = &a->g[a->ng++];
     memset(g, 0, sizeof *g);
     strcpy(g->op, op);
     strcpy(g->actor, actor);
     g->kind = kind;
-    sr_buf_init(&g->str);
+    g->last_ix = -1;
+    g->first_src = -1;
+    sr_apk_init(&g->pk);
     return g;
 }
 
@@ -134,52 +157,42 @@ static void seal_groups(sr_access *a)
 {
     for (size_t i = 0; i < a->ng; i++) {
         group *g = &a->g[i];
-        if (!g->n) continue;
-        sr_access_entry *x = calloc(g->n, sizeof *x);
+        size_t n = sr_apk_count(&g->pk);
+        if (!n) continue;
         batch *b = calloc(1, sizeof *b);
-        if (!x || !b) {
-            free(x);
-            free(b);
-            continue; /* stays in its group: tried at the next write */
-        }
-        const char *base = (const char *)g->str.data;
-        for (size_t j = 0; j < g->n; j++) {
-            const ent *e = &g->v[j];
-            x[j] = (sr_access_entry){.time_ms = e->t, .binding = e->binding, .method = e->method, .route = e->route,
-                                     .npoints_listed = e->npl, .npoints = e->npoints, .values = e->values,
-                                     .bytes = e->bytes, .status = e->status, .code = e->code, .source = base + e->src};
-            for (uint32_t k = 0; k < e->npl; k++) x[j].points[k] = base + e->pts[k];
-        }
-        sr_cmd_env env = {g->op, g->actor, g->kind, NULL, base + g->v[0].src};
+        if (!b) continue; /* stays in its group: tried at the next write */
+        a->tmp.len = 0;
+        int rc = sr_apk_finish(&g->pk, &a->tmp);
+        const char *src = g->first_src >= 0 ? (const char *)g->pk.text.data + g->pk.off[g->first_src] : "";
+        sr_cmd_env env = {g->op, g->actor, g->kind, NULL, src};
         sr_buf_init(&b->ev);
-        int rc = sr_cmd_access(&env, x, g->n, &b->ev);
-        free(x);
+        if (!rc) rc = sr_cmd_access_batch(&env, a->tmp.data, a->tmp.len, &b->ev);
         if (rc) {
-            sr_slog(SR_LOG_ERROR, "access batch not built", "op=%s actor=%s entries=%zu error=%s", g->op, g->actor,
-                    g->n, sr_err_name(rc));
+            sr_slog(SR_LOG_ERROR, "access batch not built", "op=%s actor=%s entries=%zu error=%s", g->op, g->actor, n,
+                    sr_err_name(rc));
             sr_buf_release(&b->ev);
             free(b);
             continue;
         }
         b->a = a;
-        b->n = g->n;
+        b->n = n;
         snprintf(b->op, sizeof b->op, "%s", g->op);
         b->next = a->batches;
         a->batches = b;
-        a->ingroups -= g->n;
-        g->n = 0;
-        g->str.len = 0;
+        a->ingroups -= n;
+        sr_apk_reset(&g->pk);
+        g->last_ix = g->first_src = -1;
+        g->rt[0] = g->rt[1] = g->rt[2] = NULL;
     }
-    /* groups with nothing go (readers come and go); their arenas too */
+    /* groups with nothing go (readers come and go); their builders too */
     size_t w = 0;
     for (size_t i = 0; i < a->ng; i++) {
-        if (a->g[i].n) a->g[w++] = a->g[i];
-        else {
-            free(a->g[i].v);
-            sr_buf_release(&a->g[i].str);
-        }
+        if (sr_apk_count(&a->g[i].pk)) a->g[w++] = a->g[i];
+        else sr_apk_release(&a->g[i].pk);
     }
     a->ng = w;
+    a->lastg = 0;
+    if (a->tmp.cap > 1 << 20) sr_buf_release(&a->tmp); /* a large batch's room is not kept */
 }
 
 static void on_written(void *ctx, const sr_result *r)
@@ -197,7 +210,7 @@ static void on_written(void *ctx, const sr_result *r)
                 *p = b->next;
                 break;
             }
-        a->held -= b->n;
+        atomic_fetch_sub_explicit(&a->held, b->n, memory_order_relaxed);
         sr_buf_release(&b->ev);
         free(b);
     } else {
@@ -236,46 +249,105 @@ int sr_access_flush(sr_access *a)
     return first;
 }
 
-void sr_access_add(sr_access *a, const char *op, sr_actor_kind kind, const char *actor, const sr_access_entry *en)
+/* a string of the entry, cut to what a batch holds */
+static int str_ix(sr_apk *pk, const char *s)
+{
+    size_t n = strlen(s ? s : "");
+    return sr_apk_str(pk, s ? s : "", n < SR_APK_STRLEN_MAX ? n : SR_APK_STRLEN_MAX - 1);
+}
+
+static void srckey_of(const struct sockaddr *sa, srckey *k)
+{
+    k->n = 0;
+    if (!sa) return;
+    if (sa->sa_family == AF_INET) {
+        k->b[0] = 4;
+        memcpy(k->b + 1, &((const struct sockaddr_in *)sa)->sin_addr, 4);
+        k->n = 5;
+    } else if (sa->sa_family == AF_INET6) {
+        k->b[0] = 6;
+        memcpy(k->b + 1, &((const struct sockaddr_in6 *)sa)->sin6_addr, 16);
+        k->n = 17;
+    }
+}
+
+/* Adds an entry (under the mutex); its peer is en->source, or sa's text
+ * (formatted once per batch and address) when sa is given. 0, or -1 (no
+ * room: out of memory). */
+static int add_locked(sr_access *a, const char *op, sr_actor_kind kind, const char *actor, const sr_access_entry *en,
+                      const struct sockaddr *sa)
+{
+    group *g = group_of(a, op, kind, actor);
+    if (!g) return -1;
+    if (sr_apk_full(&g->pk)) { /* (4) */
+        seal_groups(a);
+        if (!(g = group_of(a, op, kind, actor))) return -1;
+    }
+    sr_apk *pk = &g->pk;
+    int src = -1;
+    if (sa) {
+        srckey k;
+        srckey_of(sa, &k);
+        if (g->last_ix >= 0 && k.n == g->last.n && !memcmp(k.b, g->last.b, k.n)) src = g->last_ix;
+        else {
+            char t[64];
+            sr_login_addr_sa(sa, t);
+            if ((src = str_ix(pk, t)) >= 0) g->last = k, g->last_ix = src;
+        }
+    } else src = str_ix(pk, en->source);
+    const char *bs = en->binding ? en->binding : "", *ms = en->method ? en->method : "",
+               *rs = en->route ? en->route : "";
+    int b, m, r;
+    if (g->rt[0] == bs && g->rt[1] == ms && g->rt[2] == rs) /* the last entry's route, most often */
+        b = g->rix[0], m = g->rix[1], r = g->rix[2];
+    else if ((b = sr_apk_static(pk, bs)) >= 0 && (m = sr_apk_static(pk, ms)) >= 0 && (r = sr_apk_static(pk, rs)) >= 0)
+        g->rt[0] = bs, g->rt[1] = ms, g->rt[2] = rs, g->rix[0] = (uint16_t)b, g->rix[1] = (uint16_t)m,
+        g->rix[2] = (uint16_t)r;
+    else b = m = r = -1;
+    int c = en->code && en->code[0] ? sr_apk_static(pk, en->code) : (int)SR_APK_NONE;
+    uint16_t refs[SR_APK_POINTS_MAX];
+    size_t npl = en->npoints_listed < SR_APK_POINTS_MAX ? en->npoints_listed : SR_APK_POINTS_MAX;
+    int bad = src < 0 || b < 0 || m < 0 || r < 0 || c < 0;
+    /* the points: the last entry's again (a poll of the same points) costs
+     * a compare, a new one a look-up */
+    int reuse = pk->nent && pk->prev.npl == npl;
+    for (size_t k = 0; reuse && k < npl; k++) {
+        uint16_t ix = pk->refs[pk->prev.ref + k];
+        if (strcmp((const char *)pk->text.data + pk->off[ix], en->points[k])) reuse = 0;
+        else refs[k] = ix;
+    }
+    for (size_t k = 0; !reuse && k < npl && !bad; k++) {
+        int ix = str_ix(pk, en->points[k]);
+        bad = ix < 0;
+        refs[k] = (uint16_t)ix;
+    }
+    sr_apk_entry e = {.time_ms = en->time_ms, .binding = (uint16_t)b, .method = (uint16_t)m, .route = (uint16_t)r,
+                      .source = (uint16_t)src, .code = (uint16_t)c,
+                      .status = (uint16_t)(en->status < 0xFFFF ? en->status : 0xFFFF), .npl = (uint16_t)npl,
+                      .npoints = en->npoints < npl ? (uint32_t)npl : en->npoints, .values = en->values,
+                      .bytes = en->bytes};
+    if (bad || sr_apk_add(pk, &e, refs)) return -1;
+    if (g->first_src < 0) g->first_src = src;
+    a->ingroups++;
+    atomic_fetch_add_explicit(&a->held, 1, memory_order_relaxed);
+    a->entries++;
+    return a->ingroups >= a->o.batch_max || sr_apk_full(pk);
+}
+
+static void add(sr_access *a, const char *op, sr_actor_kind kind, const char *actor, const sr_access_entry *en,
+                const struct sockaddr *sa)
 {
     if (!sr_access_on(a) || !op || !actor) return;
     pthread_mutex_lock(&a->mu);
-    group *g = group_of(a, op, kind, actor);
-    ent *e = NULL;
-    if (g && g->n == g->cap) {
-        size_t nc = g->cap ? g->cap * 2 : 16;
-        ent *nv = realloc(g->v, nc * sizeof *nv);
-        if (nv) g->v = nv, g->cap = nc;
-    }
-    if (g && g->n < g->cap) {
-        e = &g->v[g->n];
-        size_t was = g->str.len;
-        e->t = en->time_ms;
-        e->binding = en->binding;
-        e->method = en->method;
-        e->route = en->route;
-        e->code = en->code ? en->code : "";
-        e->npoints = en->npoints;
-        e->values = en->values;
-        e->bytes = en->bytes;
-        e->status = en->status;
-        e->npl = (uint32_t)(en->npoints_listed < SR_ACCESS_POINTS_MAX ? en->npoints_listed : SR_ACCESS_POINTS_MAX);
-        int bad = (e->src = arena_put(&g->str, en->source)) == UINT32_MAX;
-        for (uint32_t k = 0; k < e->npl && !bad; k++) bad = (e->pts[k] = arena_put(&g->str, en->points[k])) == UINT32_MAX;
-        if (bad) {
-            g->str.len = was;
-            e = NULL;
-        } else {
-            g->n++;
-            a->ingroups++;
-            a->held++;
-            a->entries++;
-        }
-    }
-    if (!e) sr_slog(SR_LOG_ERROR, "access entry not recorded: out of memory", "op=%s actor=%s", op, actor);
-    int full = a->ingroups >= a->o.batch_max || (g && g->n >= SR_ACCESS_ENTRIES_MAX);
+    int full = add_locked(a, op, kind, actor, en, sa);
     pthread_mutex_unlock(&a->mu);
-    if (full) (void)sr_access_flush(a);
+    if (full < 0) sr_slog(SR_LOG_ERROR, "access entry not recorded: out of memory", "op=%s actor=%s", op, actor);
+    if (full > 0) (void)sr_access_flush(a);
+}
+
+void sr_access_add(sr_access *a, const char *op, sr_actor_kind kind, const char *actor, const sr_access_entry *en)
+{
+    add(a, op, kind, actor, en, NULL);
 }
 
 void sr_access_tick(sr_access *a, int64_t now_ms)
@@ -294,8 +366,8 @@ void sr_access_get_stats(sr_access *a, sr_access_stats *s)
     pthread_mutex_lock(&a->mu);
     s->entries = a->entries;
     s->batches = a->written;
-    s->refused = a->refused;
-    s->held = a->held;
+    s->refused = atomic_load(&a->refused);
+    s->held = atomic_load(&a->held);
     pthread_mutex_unlock(&a->mu);
 }
 
@@ -319,7 +391,7 @@ void sr_access_stop(sr_access *a)
         pthread_cond_timedwait(&a->cv, &a->mu, &ts);
         int pending_submitted = 0;
         for (batch *b = a->batches; b; b = b->next) pending_submitted |= b->submitted;
-        uint64_t left = a->held;
+        uint64_t left = atomic_load(&a->held);
         pthread_mutex_unlock(&a->mu);
         if (mono_ms() > end && !pending_submitted) {
             sr_slog(SR_LOG_ERROR, "access entries not stored at stop", "entries=%" PRIu64, left);
@@ -344,10 +416,10 @@ void sr_access_free(sr_access *a)
         b = n;
     }
     for (size_t i = 0; i < a->ng; i++) {
-        free(a->g[i].v);
-        sr_buf_release(&a->g[i].str);
+        sr_apk_release(&a->g[i].pk);
     }
     free(a->g);
+    sr_buf_release(&a->tmp);
     pthread_mutex_unlock(&a->mu);
     pthread_mutex_destroy(&a->mu);
     pthread_cond_destroy(&a->cv);
@@ -364,15 +436,18 @@ void sr_access_free(sr_access *a)
 
 #define ENV_ACCESS "sr-access"
 
+/* A read being answered: what its entry needs, taken from the request at
+ * its start (the peer as its raw address; the points' text once) */
 typedef struct hread {
     sr_access *a;
     h2o_req_t *req;
     const char *binding, *method, *route;
-    char op[72], actor[72], src[64];
+    char op[72], actor[72];
     sr_actor_kind kind;
-    char pts[SR_ACCESS_POINTS_MAX][72];
     uint32_t npl, npoints;
     uint64_t values;
+    const char *pts[SR_ACCESS_POINTS_MAX]; /* the listed points, copies in the request's pool */
+    struct sockaddr_storage peer; /* ss_family AF_UNSPEC: none */
 } hread;
 
 static int64_t wall_now(void)
@@ -382,28 +457,44 @@ static int64_t wall_now(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* the request ended: its entry */
+/* the request ended: its entry (p: the shared entry holding the record,
+ * released by h2o_mem_clear_pool before the pool's own memory, where the
+ * record lives) */
 static void hread_dispose(void *p)
 {
-    hread *h = p;
+    hread *h = *(hread **)p;
     h2o_req_t *req = h->req;
-    h2o_iovec_t *cv = h2o_req_getenv(req, H2O_STRLIT(SR_HTTP_ENV_CODE), 0);
     unsigned st = req->res.status > 0 ? (unsigned)req->res.status : 0;
+    const char *code = "";
+    if (st >= 400) {
+        h2o_iovec_t *cv = h2o_req_getenv(req, H2O_STRLIT(SR_HTTP_ENV_CODE), 0);
+        if (cv && cv->base) code = cv->base;
+    }
     sr_access_entry en = {.time_ms = wall_now(), .binding = h->binding, .method = h->method, .route = h->route,
                           .npoints_listed = h->npl, .npoints = h->npoints, .values = h->values,
-                          .bytes = req->bytes_sent, .status = st,
-                          .code = st >= 400 && cv && cv->base ? cv->base : "", .source = h->src};
+                          .bytes = req->bytes_sent, .status = st, .code = code, .source = ""};
     for (uint32_t i = 0; i < h->npl; i++) en.points[i] = h->pts[i];
-    sr_access_add(h->a, h->op, h->kind, h->actor, &en);
+    add(h->a, h->op, h->kind, h->actor, &en, h->peer.ss_family != AF_UNSPEC ? (const struct sockaddr *)&h->peer : NULL);
 }
 
 static void hread_point(hread *h, const char *s, size_t n)
 {
-    if (h->npl < SR_ACCESS_POINTS_MAX && n < sizeof h->pts[0]) {
-        memcpy(h->pts[h->npl], s, n);
-        h->pts[h->npl++][n] = 0;
+    if (h->npl < SR_ACCESS_POINTS_MAX && n < 72) {
+        char *t = h2o_mem_alloc_pool(&h->req->pool, n + 1);
+        memcpy(t, s, n);
+        t[n] = 0;
+        h->pts[h->npl++] = t;
     }
     h->npoints++;
+}
+
+/* s into a 72-byte field, cut */
+static void cpy72(char d[72], const char *s)
+{
+    size_t n = strlen(s);
+    if (n > 71) n = 71;
+    memcpy(d, s, n);
+    d[n] = 0;
 }
 
 int sr_access_http_begin(sr_access *a, const sr_route_call *c, const char *binding, const char *op,
@@ -415,17 +506,25 @@ int sr_access_http_begin(sr_access *a, const sr_route_call *c, const char *bindi
         sr_http_result(req, 0, SR_WIRE_BUSY, "the audit trail cannot take this read now: retry later", NULL);
         return -1;
     }
-    hread *h = h2o_mem_alloc_shared(&req->pool, sizeof *h, hread_dispose);
-    memset(h, 0, sizeof *h);
+    /* the record in the request's pool (a bump), its destructor on a small
+     * shared entry: one small allocation a read, not one of the record's
+     * size */
+    hread *h = h2o_mem_alloc_pool(&req->pool, sizeof *h);
+    hread **ref = h2o_mem_alloc_shared(&req->pool, sizeof *ref, hread_dispose);
+    *ref = h;
+    memset(h, 0, offsetof(hread, pts)); /* the rest is written before it is read */
     h->a = a;
     h->req = req;
     h->binding = binding;
     h->method = c->route->method;
     h->route = c->route->path;
     h->kind = kind;
-    snprintf(h->op, sizeof h->op, "%s", op);
-    snprintf(h->actor, sizeof h->actor, "%s", actor);
-    sr_login_addr_req(req, h->src);
+    cpy72(h->op, op);
+    cpy72(h->actor, actor);
+    h->peer.ss_family = AF_UNSPEC;
+    if (!req->conn->callbacks->get_peername ||
+        !req->conn->callbacks->get_peername(req->conn, (struct sockaddr *)&h->peer))
+        h->peer.ss_family = AF_UNSPEC;
     /* the data points: the query's dataId parameters, else the path's
      * parameters (a document, a file, a request, a monitor, a subject) */
     if (req->query_at != SIZE_MAX) {
@@ -434,10 +533,15 @@ int sr_access_http_begin(sr_access *a, const sr_route_call *c, const char *bindi
             const char *amp = memchr(q, '&', (size_t)(end - q));
             if (!amp) amp = end;
             if (amp - q >= 7 && !memcmp(q, "dataId=", 7)) {
-                char id[72];
-                size_t l = 0;
-                if (sr_pct_decode(q + 7, (size_t)(amp - q - 7), 1, id, sizeof id, &l) != SR_PCT_OK) l = 0;
-                hread_point(h, id, l);
+                const char *v = q + 7;
+                size_t vl = (size_t)(amp - v);
+                if (vl < 72 && !memchr(v, '%', vl) && !memchr(v, '+', vl)) hread_point(h, v, vl); /* as sent */
+                else {
+                    char id[72];
+                    size_t l = 0;
+                    if (sr_pct_decode(v, vl, 1, id, sizeof id, &l) != SR_PCT_OK) l = 0;
+                    hread_point(h, id, l);
+                }
             }
             q = amp + 1;
         }

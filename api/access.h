@@ -6,10 +6,12 @@
  * bindings mark as reads) is an entry: who (operator, app or gateway),
  * what (binding, method, route, the data points it named, the values and
  * bytes answered), when, from where and the outcome (status, wire code).
- * Entries are batched per reader: a batch is written as ONE AccessEvent
- * per (operator, reader) through the writer (sealed by the operator's
- * audit key, one `audit` row, kind "read") every flush_ms, or at once when
- * the entries held reach batch_max.
+ * Entries are batched per reader: a batch is written as ONE AccessBatch
+ * (Event.body 50: the entries packed, codecs/accpack.h; the old AccessEvent,
+ * body 48, is no longer written but still read) per (operator, reader)
+ * through the writer (sealed by the operator's audit key, one `audit` row,
+ * kind "read") every flush_ms, or at once when the entries held reach
+ * batch_max (or a batch's string table is full).
  *
  * GUARANTEES
  *  - A read is recorded after it is answered; an entry is lost only by a

@@ -241,7 +241,10 @@ static void state_at(const sr_route_call *c)
     state_ctx *h = malloc(sizeof *h);
     if (!h) return sr_http_result(c->req, 0, SR_WIRE_INTERNAL, "out of memory", NULL);
     *h = x;
-    sr_admin_run(c, state_work, h, free);
+    /* charged to the operator whose state it replays (its share of the
+     * worker queue, api/workq.h), whoever asks; every operator's: the
+     * platform's */
+    sr_admin_run_for(c, x.has_op ? h->op : NULL, state_work, h, free);
 }
 
 const sr_route sr_admin_audit_routes[] = {

@@ -370,6 +370,12 @@ static void wjob_done(sr_work *wk, int status)
 void sr_admin_run(const sr_route_call *c, void (*work)(sr_admin_work *w, void *ctx), void *ctx,
                   void (*ctx_free)(void *ctx))
 {
+    sr_admin_run_for(c, NULL, work, ctx, ctx_free);
+}
+
+void sr_admin_run_for(const sr_route_call *c, const char *op, void (*work)(sr_admin_work *w, void *ctx), void *ctx,
+                      void (*ctx_free)(void *ctx))
+{
     sr_admin *a = admin_of(c);
     wjob *j = sr_http_ctx_new(c->req, sizeof *j);
     if (!j) {
@@ -390,8 +396,9 @@ void sr_admin_run(const sr_route_call *c, void (*work)(sr_admin_work *w, void *c
     if (!rc) {
         j->h.refs++;
         a->busy++;
-        /* the queue's fairness key: the caller's scope */
-        const char *key = j->w.caller.scope_id[0] ? j->w.caller.scope_id : "(platform)";
+        /* the queue's fairness key: the operator the work is for (op), else
+         * the caller's scope */
+        const char *key = op && op[0] ? op : j->w.caller.scope_id[0] ? j->w.caller.scope_id : "(platform)";
         rc = sr_workq_submit(a->wq, key, 0, 0, &j->wk);
         if (rc) j->h.refs--, a->busy--;
     }

@@ -157,6 +157,12 @@ typedef struct sr_admin_work {
 } sr_admin_work;
 void sr_admin_run(const sr_route_call *c, void (*work)(sr_admin_work *w, void *ctx), void *ctx,
                   void (*ctx_free)(void *ctx));
+/* The same, charged to operator op's share of the worker queue (its
+ * running and queued jobs, api/workq.h) rather than the caller's scope:
+ * for work done on one operator's data at a platform user's request (the
+ * state at a past time, docs/state.md). NULL: as sr_admin_run. */
+void sr_admin_run_for(const sr_route_call *c, const char *op, void (*work)(sr_admin_work *w, void *ctx), void *ctx,
+                      void (*ctx_free)(void *ctx));
 /* In work(): sr_admin_env of w's caller. */
 sr_cmd_env sr_admin_work_env(const sr_admin_work *w, const char *op);
 /* In work(): submit the one event a builder appended to b (rc: the

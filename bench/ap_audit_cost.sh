@@ -17,7 +17,8 @@
 #  --data-id P001` with AB_CONNS (8) keep-alive connections; also the
 #  server's CPU (user+system, all threads: the loop's entries, the flush,
 #  the writer's AccessEvents) per answered request. Each round also checks
-#  the trail: `suiro replay --kind access` counts the entries in the log
+#  the trail: `suiro replay --kind access_batch` (and `access`, the old form)
+#  counts the entries in the log
 #  after the server stopped (it writes what it holds at stop); on: they
 #  must equal the requests answered (apsim's login aside), off: none.
 # OUTPUT: one JSON line per round and mode ({"bench":"ap_audit_cost",
@@ -69,8 +70,9 @@ round() { # on|off
   c1=$(cpu_s "$SRV")
   stop
   # the entries the log holds (the stop wrote what was held)
-  entries=$("$B0" replay "$T/d-$v" --kind access 2>/dev/null | "$PY" -c 'import json,sys
-print(sum(len(json.loads(l)["access"].get("entries", [])) for l in sys.stdin if l.strip()))')
+  entries=$({ "$B0" replay "$T/d-$v" --kind access_batch; "$B0" replay "$T/d-$v" --kind access; } 2>/dev/null |
+    "$PY" -c 'import json,sys
+print(sum(len((d.get("access_batch") or d.get("access") or {}).get("entries", [])) for d in map(json.loads, filter(str.strip, sys.stdin))))')
   "$PY" -c 'import json,sys
 v, l, c0, c1, o, ent = sys.argv[1:]
 d = json.loads(o or "{}"); n = d.get("requests") or 0; ent = int(ent or 0)

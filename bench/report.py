@@ -82,6 +82,8 @@ GOALS = [
          limit=D("1.0"), text="index ≤ 1.0 B/point (bytes on disk)"),
     dict(id="disk_log", kind="disk_bytes", where={"system": "suiro"}, field="log_bytes_per_point", op="<=",
          limit=D("2.5"), text="log ≤ 2.5 B/point (bytes on disk)"),
+    dict(id="read_audit", kind="ap_audit_cost_whole_ratio", where={}, field="cost_pct", op="<=", limit=D(5),
+         text="the read audit ≤ 5 % of an AP-IF latest request's whole-process instructions (callgrind; issue #18)"),
     dict(id="latest", kind="engine_query", where={}, field="latest_per_s", op=">=", limit=D(2000000),
          text="latest value ≥ 2 M lookups/s (engine, 1 thread)"),
     dict(id="downsample", kind="engine_query", where={}, field="downsample_p50_us", op="<=", limit=D(1000),

@@ -26,6 +26,7 @@
  */
 #include "engine/engine_int.h"
 
+#include "codecs/accpack.h"
 #include "codecs/ids.h"
 #include "engine/authz.h"
 #include "engine/records.h"
@@ -855,6 +856,24 @@ static int check_access(sr_engine *e, MDB_txn *t, const Event *ev, sr_result *r)
     return SR_OK;
 }
 
+/* The same batch packed (AccessBatch, codecs/accpack.h; what api/access.c
+ * writes): the envelope as an AccessEvent's, the packed bytes checked once
+ * (every length and index; no per-entry decode beyond that). */
+static int check_access_batch(sr_engine *e, MDB_txn *t, const Event *ev, sr_result *r)
+{
+    (void)e;
+    (void)t;
+    if (ev->actor_kind != SUIRO__V1__ACTOR_KIND__ACTOR_APP && ev->actor_kind != SUIRO__V1__ACTOR_KIND__ACTOR_GATEWAY)
+        return sr__refuse(r, SR_EINVAL, "an access batch is an app's or a gateway's");
+    if (!ev->operator_id || !ev->operator_id[0] || !ev->actor || !ev->actor[0])
+        return sr__refuse(r, SR_EINVAL, "an access batch names its operator and its reader");
+    sr_apk_view v;
+    const char *why = NULL;
+    if (sr_apk_parse(ev->access_batch->packed.data, ev->access_batch->packed.len, &v, &why))
+        return sr__refuse(r, SR_EINVAL, "an access batch: %s", why);
+    return SR_OK;
+}
+
 /*
  * The event appliers: one row per kind of event, the oneof case of
  * Event.body in codecs/events.proto: X(CASE, check, apply, series), where
@@ -1438,14 +1457,15 @@ static int apply_alive(sr_engine *e, MDB_txn *t, Event *ev, sr_result *r, int va
     X(_NOTIFY, NULL, apply_notify, NULL)                                      \
     X(_CHECKPOINT, sr__checkpoint_check, sr__checkpoint_apply, NULL)          \
     X(_ACCESS, check_access, NULL, NULL)                                      \
-    X(_WRITE_AUDIT, check_engine_only, NULL, NULL)
+    X(_WRITE_AUDIT, check_engine_only, NULL, NULL)                            \
+    X(_ACCESS_BATCH, check_access_batch, NULL, NULL)
 
 #define SR_X_(c, chk, app, ser) [SUIRO__V1__EVENT__BODY##c] = {SUIRO__V1__EVENT__BODY##c, &#c[1], chk, app, ser},
 static const sr_applier appliers[] = {SR_EVENT_KINDS(SR_X_)};
 #undef SR_X_
 /* the last case of events.proto has the last row (a new kind numbered
  * after it fails here or in event_kind_has_row) */
-_Static_assert(sizeof appliers / sizeof *appliers == SUIRO__V1__EVENT__BODY_WRITE_AUDIT + 1,
+_Static_assert(sizeof appliers / sizeof *appliers == SUIRO__V1__EVENT__BODY_ACCESS_BATCH + 1,
                "the appliers' table ends at the last case of Event.body");
 
 /* Never called: a switch over every case of Event.body (generated from the

@@ -35,7 +35,8 @@
  *   pending        PendingEvent                     action: requested, approved, rejected, expired;
  *                                                   target: the change's (user:ID, app:ID, ...);
  *                                                   detail: the change's kind and action, the summary
- *   read           AccessEvent (issue #18): a batch of one app's or gateway's reads;
+ *   read           AccessEvent / AccessBatch (issue #18; the packed form's row is
+ *                                                   the same, packed_summary): a batch of one app's or gateway's reads;
  *                                                   action: its routes (METHOD route, the first 8
  *                                                   distinct); target app:ID or gateway:ID; outcome
  *                                                   ok (all answered), refused (none), or partly
@@ -62,6 +63,7 @@
  */
 #include "engine/engine_int.h"
 
+#include "codecs/accpack.h"
 #include "engine/event_json.h"
 #include "engine/records.h"
 
@@ -146,46 +148,94 @@ static void tput(tbuf *b, const char *fmt, ...)
     if (w > 0) b->n = b->n + (size_t)w < b->cap ? b->n + (size_t)w : b->cap - 1;
 }
 
-/* "read": a batch of reads, summarized (the entries themselves are the
- * event's, `suiro replay` shows them). */
-static void access_summary(const Event *ev, sr_audit_summary *x)
+/* One entry of a batch of reads, from either form of the batch: an
+ * AccessEvent's message or an AccessBatch's packed record (whose strings
+ * are interned: equal strings are one pointer, so the comparisons below
+ * stop at the pointer). */
+typedef struct acc_en {
+    const char *method, *route, *code;
+    const char *pts[SR_APK_POINTS_MAX];
+    size_t npl;
+    uint32_t npoints;
+    uint64_t values, bytes;
+} acc_en;
+
+typedef struct acc_src {
+    const Suiro__V1__AccessEvent *a; /* or */
+    const sr_apk_view *v;
+    size_t n;
+    sr_apk_iter it; /* v's entries in order (acc_get's i: 0, 1, ...; 0 starts again) */
+} acc_src;
+
+static void acc_get(acc_src *s, size_t i, acc_en *o)
 {
-    const Suiro__V1__AccessEvent *a = ev->access;
+    if (s->a) {
+        const Suiro__V1__AccessEntry *en = s->a->entries[i];
+        o->method = en->method;
+        o->route = en->route;
+        o->code = en->code;
+        o->npl = en->n_points < SR_APK_POINTS_MAX ? en->n_points : SR_APK_POINTS_MAX;
+        for (size_t k = 0; k < o->npl; k++) o->pts[k] = en->points[k];
+        o->npoints = en->npoints;
+        o->values = en->values;
+        o->bytes = en->bytes;
+        return;
+    }
+    sr_apk_entry e;
+    if (!i) sr_apk_iter_init(s->v, &s->it);
+    if (!sr_apk_next(&s->it, &e)) e = (sr_apk_entry){.code = SR_APK_NONE}; /* not after sr_apk_parse */
+    o->method = sr_apk_s(s->v, e.method);
+    o->route = sr_apk_s(s->v, e.route);
+    o->code = sr_apk_s(s->v, e.code);
+    o->npl = e.npl;
+    for (size_t k = 0; k < e.npl; k++) o->pts[k] = sr_apk_s(s->v, sr_apk_ref(s->v, e.ref + (uint32_t)k));
+    o->npoints = e.npoints;
+    o->values = e.values;
+    o->bytes = e.bytes;
+}
+
+static int same(const char *a, const char *b) { return a == b || !strcmp(a, b); }
+
+/* "read": a batch of reads, summarized (the entries themselves are the
+ * event's, `suiro replay` shows them); both forms give the same row. */
+static void access_summary(const Event *ev, acc_src *src, sr_audit_summary *x)
+{
     enum { ROUTES = 8, CODES = 8 };
-    const Suiro__V1__AccessEntry *rt[ROUTES];
+    const char *rtm[ROUTES], *rtr[ROUTES];
     size_t nrt = 0, nok = 0, nref = 0, more_routes = 0;
     const char *code[CODES];
     unsigned ncode[CODES];
     size_t ncodes = 0;
     uint64_t values = 0, bytes = 0, points = 0;
-    for (size_t i = 0; i < a->n_entries; i++) {
-        const Suiro__V1__AccessEntry *en = a->entries[i];
+    acc_en en;
+    for (size_t i = 0; i < src->n; i++) {
+        acc_get(src, i, &en);
         size_t j;
         for (j = 0; j < nrt; j++)
-            if (!strcmp(rt[j]->route, en->route) && !strcmp(rt[j]->method, en->method)) break;
+            if (same(rtr[j], en.route) && same(rtm[j], en.method)) break;
         if (j == nrt) {
-            if (nrt < ROUTES) rt[nrt++] = en;
+            if (nrt < ROUTES) rtm[nrt] = en.method, rtr[nrt++] = en.route;
             else more_routes++;
         }
-        if (en->code[0]) {
+        if (en.code[0]) {
             nref++;
             for (j = 0; j < ncodes; j++)
-                if (!strcmp(code[j], en->code)) break;
-            if (j == ncodes && ncodes < CODES) code[ncodes] = en->code, ncode[ncodes++] = 0;
+                if (same(code[j], en.code)) break;
+            if (j == ncodes && ncodes < CODES) code[ncodes] = en.code, ncode[ncodes++] = 0;
             if (j < ncodes) ncode[j]++;
         } else nok++;
-        values += en->values;
-        bytes += en->bytes;
-        points += en->npoints;
+        values += en.values;
+        bytes += en.bytes;
+        points += en.npoints;
     }
     x->s[F_KIND] = "read";
     x->s[F_OUTCOME] = !nref ? "ok" : !nok ? "refused" : "partly refused";
     tbuf act = {x->action, sizeof x->action, 0};
-    for (size_t j = 0; j < nrt; j++) tput(&act, "%s%s %s", j ? ", " : "", rt[j]->method, rt[j]->route);
+    for (size_t j = 0; j < nrt; j++) tput(&act, "%s%s %s", j ? ", " : "", rtm[j], rtr[j]);
     if (more_routes) tput(&act, " (+%zu)", more_routes);
     snprintf(x->target, sizeof x->target, "%s:%s", sr_actor_kind_name(ev->actor_kind), ev->actor);
     tbuf d = {x->detail, sizeof x->detail, 0};
-    tput(&d, "%zu request(s), %zu answered, %zu refused", a->n_entries, nok, nref);
+    tput(&d, "%zu request(s), %zu answered, %zu refused", src->n, nok, nref);
     for (size_t j = 0; j < ncodes; j++) tput(&d, "%s%s x%u", j ? ", " : " (", code[j], ncode[j]);
     if (ncodes) tput(&d, ")");
     tput(&d, "; %" PRIu64 " value(s), %" PRIu64 " byte(s); %" PRIu64 " data point(s)", values, bytes, points);
@@ -195,13 +245,13 @@ static void access_summary(const Event *ev, sr_audit_summary *x)
     const char *shown[SHOWN];
     size_t nshown = 0;
     int cut = 0;
-    for (size_t i = 0; i < a->n_entries && !cut; i++) {
-        const Suiro__V1__AccessEntry *en = a->entries[i];
-        for (size_t k = 0; k < en->n_points && !cut; k++) {
-            const char *p = en->points[k];
+    for (size_t i = 0; i < src->n && !cut; i++) {
+        acc_get(src, i, &en);
+        for (size_t k = 0; k < en.npl && !cut; k++) {
+            const char *p = en.pts[k];
             size_t j;
             for (j = 0; j < nshown; j++)
-                if (!strcmp(shown[j], p)) break;
+                if (same(shown[j], p)) break;
             if (j < nshown) continue;
             if (nshown == SHOWN || d.n + strlen(p) + 8 >= sizeof x->detail) cut = 1;
             else {
@@ -209,7 +259,91 @@ static void access_summary(const Event *ev, sr_audit_summary *x)
                 shown[nshown++] = p;
             }
         }
-        if (!cut && en->npoints > en->n_points) cut = 1; /* points not listed in the entry */
+        if (!cut && en.npoints > en.npl) cut = 1; /* points not listed in the entry */
+    }
+    if (cut) tput(&d, ",...");
+}
+
+/* "read" of a packed batch (AccessBatch): the same row as access_summary
+ * makes of the same entries, in one pass over the packed entries by their
+ * string indexes (the builder interns its strings: one string, one index,
+ * codecs/accpack.h invariant 2), the strings looked up only for the text.
+ * An entry whose listed points are the entry before's (ref and npl: a poll
+ * of the same points) adds no point. */
+static void packed_summary(const Event *ev, const sr_apk_view *v, sr_audit_summary *x)
+{
+    enum { ROUTES = 8, CODES = 8, SHOWN = 64 };
+    uint16_t rtm[ROUTES], rtr[ROUTES], code[CODES], shown[SHOWN];
+    unsigned ncode[CODES];
+    size_t nrt = 0, nok = 0, nref = 0, more_routes = 0, ncodes = 0, nshown = 0;
+    uint64_t values = 0, bytes = 0, points = 0;
+    uint32_t last_ref = UINT32_MAX, last_npl = 0, last_m = UINT32_MAX, last_r = UINT32_MAX;
+    int cut = 0;
+    char pts[sizeof x->detail];
+    tbuf pd = {pts, sizeof pts, 0};
+    sr_apk_iter it;
+    sr_apk_iter_init(v, &it);
+    sr_apk_entry e;
+    while (sr_apk_next(&it, &e)) {
+        if (e.method != last_m || e.route != last_r) {
+            size_t j;
+            for (j = 0; j < nrt; j++)
+                if (rtr[j] == e.route && rtm[j] == e.method) break;
+            if (j == nrt) {
+                if (nrt < ROUTES) rtm[nrt] = e.method, rtr[nrt++] = e.route;
+                else more_routes++;
+            }
+            last_m = e.method, last_r = e.route;
+        }
+        if (e.code != SR_APK_NONE) {
+            nref++;
+            size_t j;
+            for (j = 0; j < ncodes; j++)
+                if (code[j] == e.code) break;
+            if (j == ncodes && ncodes < CODES) code[ncodes] = e.code, ncode[ncodes++] = 0;
+            if (j < ncodes) ncode[j]++;
+        } else nok++;
+        values += e.values;
+        bytes += e.bytes;
+        points += e.npoints;
+        if (cut || (e.ref == last_ref && e.npl == last_npl)) continue;
+        last_ref = e.ref, last_npl = e.npl;
+        for (uint32_t k = 0; k < e.npl && !cut; k++) {
+            uint16_t p = sr_apk_ref(v, e.ref + k);
+            size_t j;
+            for (j = 0; j < nshown; j++)
+                if (shown[j] == p) break;
+            if (j < nshown) continue;
+            const char *ps = sr_apk_s(v, p);
+            if (nshown == SHOWN || pd.n + strlen(ps) + 8 >= sizeof x->detail) cut = 1;
+            else {
+                tput(&pd, "%s%s", nshown ? "," : ": ", ps);
+                shown[nshown++] = p;
+            }
+        }
+        if (!cut && e.npoints > e.npl) cut = 1; /* points not listed in the entry */
+    }
+    x->s[F_KIND] = "read";
+    x->s[F_OUTCOME] = !nref ? "ok" : !nok ? "refused" : "partly refused";
+    tbuf act = {x->action, sizeof x->action, 0};
+    for (size_t j = 0; j < nrt; j++) tput(&act, "%s%s %s", j ? ", " : "", sr_apk_s(v, rtm[j]), sr_apk_s(v, rtr[j]));
+    if (more_routes) tput(&act, " (+%zu)", more_routes);
+    snprintf(x->target, sizeof x->target, "%s:%s", sr_actor_kind_name(ev->actor_kind), ev->actor);
+    tbuf d = {x->detail, sizeof x->detail, 0};
+    tput(&d, "%u request(s), %zu answered, %zu refused", v->nent, nok, nref);
+    for (size_t j = 0; j < ncodes; j++) tput(&d, "%s%s x%u", j ? ", " : " (", sr_apk_s(v, code[j]), ncode[j]);
+    if (ncodes) tput(&d, ")");
+    tput(&d, "; %" PRIu64 " value(s), %" PRIu64 " byte(s); %" PRIu64 " data point(s)", values, bytes, points);
+    /* the points as access_summary cuts them: while the whole row has room */
+    for (size_t i = 0, k = 0; i < pd.n; i = k) {
+        for (k = i + 1; k < pd.n && pts[k] != ','; k++)
+            ;
+        size_t sep = pts[i] == ':' ? 2 : 1; /* ": " or "," before the point */
+        if (d.n + (k - i - sep) + 8 >= sizeof x->detail) {
+            cut = 1;
+            break;
+        }
+        tput(&d, "%.*s", (int)(k - i), pts + i);
     }
     if (cut) tput(&d, ",...");
 }
@@ -434,9 +568,21 @@ static void audit_summary(const Event *ev, sr_audit_summary *x)
                  b->message);
         break;
     }
-    case SUIRO__V1__EVENT__BODY_ACCESS:
-        access_summary(ev, x);
+    case SUIRO__V1__EVENT__BODY_ACCESS: {
+        acc_src src = {ev->access, NULL, ev->access->n_entries, {0}};
+        access_summary(ev, &src, x);
         break;
+    }
+    case SUIRO__V1__EVENT__BODY_ACCESS_BATCH: {
+        sr_apk_view v;
+        if (sr_apk_parse(ev->access_batch->packed.data, ev->access_batch->packed.len, &v, NULL)) {
+            x->s[F_KIND] = "read"; /* refused by the writer: only a tool's summary of a bad record */
+            x->s[F_OUTCOME] = "malformed";
+            break;
+        }
+        packed_summary(ev, &v, x);
+        break;
+    }
     case SUIRO__V1__EVENT__BODY_WRITE_AUDIT:
         write_summary(ev, x);
         break;

@@ -733,6 +733,18 @@ int sr_cmd_access(const sr_cmd_env *env, const sr_access_entry *a, size_t n, sr_
     return rc;
 }
 
+int sr_cmd_access_batch(const sr_cmd_env *env, const uint8_t *packed, size_t n, sr_buf *out)
+{
+    if (!n) return SR_EINVAL;
+    Suiro__V1__AccessBatch ab = SUIRO__V1__ACCESS_BATCH__INIT;
+    ab.packed.data = (uint8_t *)packed;
+    ab.packed.len = n;
+    Suiro__V1__Event ev = SUIRO__V1__EVENT__INIT;
+    ev.body_case = SUIRO__V1__EVENT__BODY_ACCESS_BATCH;
+    ev.access_batch = &ab;
+    return env_pack(&ev, env, out);
+}
+
 int sr_cmd_backup_ev(const sr_cmd_env *env, const sr_backup_rec *b, sr_buf *out)
 {
     Suiro__V1__BackupEvent be = SUIRO__V1__BACKUP_EVENT__INIT;

@@ -13,6 +13,7 @@
  */
 #include "engine/event_json.h"
 
+#include "codecs/accpack.h"
 #include "codecs/jsonlex.h"
 
 #include "codecs/rfc3339.h"
@@ -112,6 +113,56 @@ static int put_measurements(sr_buf *b, const ctx *x, const Suiro__V1__Measuremen
 
 static int put_message(sr_buf *b, const ctx *x, const ProtobufCMessage *m);
 
+/* AccessBatch: its packed entries (codecs/accpack.h) shown as an
+ * AccessEvent's {"entries":[...]}, field for field, so that a reader of
+ * `suiro replay` sees one shape for both forms; a malformed one (the writer
+ * refuses it) as {"packed_error":"..."} */
+static int put_access_batch(sr_buf *b, const ctx *x, const Suiro__V1__AccessBatch *ab)
+{
+    sr_apk_view v;
+    const char *why = NULL;
+    if (sr_apk_parse(ab->packed.data, ab->packed.len, &v, &why)) {
+        int rc = put(b, "{\"packed_error\":");
+        if (!rc) rc = sr_json_put_string(b, why, strlen(why));
+        return rc ? rc : put(b, "}");
+    }
+    Suiro__V1__AccessEntry *en = sr_calloc(v.nent, sizeof *en);
+    Suiro__V1__AccessEntry **pe = sr_calloc(v.nent, sizeof *pe);
+    const char **pts = sr_calloc((size_t)v.nref + 1, sizeof *pts);
+    int rc = SR_ENOMEM;
+    if (en && pe && pts) {
+        for (uint32_t k = 0; k < v.nref; k++) pts[k] = sr_apk_s(&v, sr_apk_ref(&v, k));
+        sr_apk_iter it;
+        sr_apk_iter_init(&v, &it);
+        sr_apk_entry e;
+        for (uint32_t i = 0; i < v.nent && sr_apk_next(&it, &e); i++) {
+            Suiro__V1__AccessEntry *o = &en[i];
+            suiro__v1__access_entry__init(o);
+            o->time_ms = e.time_ms;
+            o->binding = (char *)sr_apk_s(&v, e.binding);
+            o->method = (char *)sr_apk_s(&v, e.method);
+            o->route = (char *)sr_apk_s(&v, e.route);
+            o->n_points = e.npl;
+            o->points = (char **)(pts + e.ref);
+            o->npoints = e.npoints;
+            o->values = e.values;
+            o->bytes = e.bytes;
+            o->status = e.status;
+            o->code = (char *)sr_apk_s(&v, e.code);
+            o->source = (char *)sr_apk_s(&v, e.source);
+            pe[i] = o;
+        }
+        Suiro__V1__AccessEvent ae = SUIRO__V1__ACCESS_EVENT__INIT;
+        ae.n_entries = v.nent;
+        ae.entries = pe;
+        rc = put_message(b, x, &ae.base);
+    }
+    sr_free(en);
+    sr_free(pe);
+    sr_free(pts);
+    return rc;
+}
+
 /* an int64 field "..._ms" is a time (durations are uint32) */
 /* PendingEvent.change: an encoded Event */
 static int is_pending_change(const ProtobufCFieldDescriptor *f)
@@ -178,6 +229,8 @@ static int put_value(sr_buf *b, const ctx *x, const ProtobufCFieldDescriptor *f,
         if (!sub) return put(b, "null");
         if (sub->descriptor == &suiro__v1__measurements__descriptor)
             return put_measurements(b, x, (const Suiro__V1__Measurements *)sub);
+        if (sub->descriptor == &suiro__v1__access_batch__descriptor)
+            return put_access_batch(b, x, (const Suiro__V1__AccessBatch *)sub);
         return put_message(b, x, sub);
     }
     }

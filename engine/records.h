@@ -680,6 +680,10 @@ typedef struct sr_access_entry {
     const char *source;   /* the peer's address */
 } sr_access_entry;
 SR_MUST_CHECK int sr_cmd_access(const sr_cmd_env *env, const sr_access_entry *a, size_t n, sr_buf *out);
+/* The same batch packed (AccessBatch, Event.body 50, codecs/accpack.h):
+ * what api/access.c writes (sr_cmd_access's AccessEvent stays readable; it
+ * is the old form). packed[0..n) is the bytes of sr_apk_finish. */
+SR_MUST_CHECK int sr_cmd_access_batch(const sr_cmd_env *env, const uint8_t *packed, size_t n, sr_buf *out);
 /* A backup taken or restored (BackupEvent, docs/backup.md). */
 typedef struct sr_backup_rec {
     const char *action;  /* backup, restore */

@@ -15,7 +15,8 @@
  *   (c) any other record goes only when the index holds nothing it built:
  *       no audit row (audit key: its time and seq), no message id item, and
  *       a kind whose lasting effect is its audit row or is superseded
- *       (Retention cuts, key, admin, auth, write summaries (WriteAudit) and backup events, earlier
+ *       (Retention cuts, key, admin, auth, write summaries (WriteAudit), read batches
+ *       (AccessEvent, AccessBatch) and backup events, earlier
  *       LogTrims, heads checkpoints but the last one);
  *   (d) a data record of an operator, ingested before the cut of every data
  *       period of its operator, when the index holds no value of that
@@ -382,6 +383,8 @@ static int classify(drop *d, int irc, uint64_t seq, const sr_slice *rec, uint32_
     case SUIRO__V1__EVENT__BODY_KEY:       /* the keyring is its own store */
     case SUIRO__V1__EVENT__BODY_ADMIN:
     case SUIRO__V1__EVENT__BODY_WRITE_AUDIT: /* a summary of writes: its audit row is all it built (issue #18) */
+    case SUIRO__V1__EVENT__BODY_ACCESS:       /* a batch of reads, either form: the same (issue #18) */
+    case SUIRO__V1__EVENT__BODY_ACCESS_BATCH:
     case SUIRO__V1__EVENT__BODY_AUTH: *ok = 1; break;
     case SUIRO__V1__EVENT__BODY_ALARM: /* the `alarms` database is built from them (issue #17) */
         snprintf(d->why, sizeof d->why, "record %" PRIu64 ": an alarm step of '%s', its audit key not destroyed", seq,

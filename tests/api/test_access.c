@@ -145,3 +145,50 @@ Test(access, reads_off_records_and_refuses_nothing)
     sr_access_free(a);
     es_finish(e, &dir);
 }
+
+/* Issue #18 (the packed batch, api/access.c invariant 4): a reader whose
+ * entries name more distinct strings than one packed batch's table holds
+ * (5,000 reads of 16 new points each: 80,000 strings > 65,535) gets its
+ * batch sealed before the table is full; every entry is in a row. */
+Test(access, a_full_string_table_seals_the_batch_and_loses_nothing)
+{
+    sr_engine *e = es_open(&dir, "access", &OPTS);
+    sr_access_opts o = {.reads = 1, .flush_ms = 60000, .batch_max = 4096, .buffer_max = 1 << 20};
+    sr_access *a = sr_access_new(e, &o);
+    enum { N = 5000 };
+    static char pts[16][16];
+    for (int i = 0; i < N; i++) {
+        sr_access_entry en = {.time_ms = 1700000000000 + i, .binding = "apif-http", .method = "GET",
+                              .route = "/api/v1/stored-values", .npoints_listed = 16, .npoints = 20, .values = 2,
+                              .bytes = 10, .status = 200, .code = "", .source = "192.0.2.5"};
+        for (int k = 0; k < 16; k++) {
+            snprintf(pts[k], sizeof pts[k], "P%d_%d", i, k);
+            en.points[k] = pts[k];
+        }
+        sr_access_add(a, "op1", SR_ACTOR_APP, "app1", &en);
+    }
+    sr_access_stop(a);
+    sr_access_stats st;
+    sr_access_get_stats(a, &st);
+    cr_assert_eq(st.entries, N);
+    cr_assert_eq(st.held, 0);
+    cr_assert_geq(st.batches, 2, "sealed before the table was full: %llu", (unsigned long long)st.batches);
+    sr_audit_query q = {.kind = "read", .limit = 100};
+    sr_rec r = SR_REC_INIT;
+    int more = 0;
+    cr_assert_eq(sr_list_audit(e, &q, &r, &more), SR_OK);
+    sr_audit_rec ar;
+    unsigned long total = 0, values = 0;
+    while (sr_rec_next_audit(&r, &ar) == 1) {
+        unsigned long n = 0, v = 0;
+        cr_assert_eq(sscanf(ar.detail, "%lu request(s), %*u answered, %*u refused; %lu value(s)", &n, &v), 2, "%s",
+                     ar.detail);
+        total += n;
+        values += v;
+    }
+    sr_rec_close(&r);
+    cr_assert_eq(total, N, "every read in a row");
+    cr_assert_eq(values, 2 * N);
+    sr_access_free(a);
+    es_finish(e, &dir);
+}

@@ -6,6 +6,8 @@
  * secret in a row; the rows of a rebuilt index equal the written ones. */
 #include "engine/records.h"
 
+#include "codecs/accpack.h"
+
 #include "engsuite.h"
 
 #include <criterion/criterion.h>
@@ -205,6 +207,171 @@ Test(audit, access_batch_is_one_read_row_with_its_counts_and_points)
     e = es_rebuilt(e, &dir, &OPTS);
     rows(e, &q, out, sizeof out, &more, NULL);
     cr_assert_str_eq(out, before);
+    finish(e);
+}
+
+/* the entries of access_batch, packed (AccessBatch, Event.body 50: what
+ * api/access.c writes since issue #18's cost fix), through the builder */
+static int access_batch_packed(sr_engine *e, const char *op, sr_actor_kind kind, const char *actor, size_t n,
+                               const char *const *refused, sr_buf *packed)
+{
+    sr_apk pk;
+    sr_apk_init(&pk);
+    for (size_t i = 0; i < n; i++) {
+        int bad = refused && refused[i];
+        uint16_t refs[2] = {(uint16_t)sr_apk_str(&pk, i % 2 ? "P2" : "P1", 2), (uint16_t)sr_apk_str(&pk, "P3", 2)};
+        const char *route = i % 2 ? "/api/v1/stored-values" : "/api/v1/stored-values/latest";
+        sr_apk_entry en = {.time_ms = 1700000000000 + (int64_t)i, .binding = (uint16_t)sr_apk_static(&pk, "apif-http"),
+                           .method = (uint16_t)sr_apk_static(&pk, "GET"), .route = (uint16_t)sr_apk_static(&pk, route),
+                           .source = (uint16_t)sr_apk_str(&pk, "192.0.2.9:4000", 14),
+                           .code = bad ? (uint16_t)sr_apk_str(&pk, refused[i], strlen(refused[i])) : SR_APK_NONE,
+                           .status = bad ? 403 : 200, .npl = 2, .npoints = 2, .values = bad ? 0 : 3, .bytes = 100};
+        cr_assert_eq(sr_apk_add(&pk, &en, refs), SR_OK);
+    }
+    packed->len = 0;
+    cr_assert_eq(sr_apk_finish(&pk, packed), SR_OK);
+    sr_apk_release(&pk);
+    sr_buf b;
+    sr_buf_init(&b);
+    sr_cmd_env env = {op, actor, kind, NULL, "192.0.2.9:4000"};
+    return submit1(e, sr_cmd_access_batch(&env, packed->data, packed->len, &b), &b);
+}
+
+/* the row of the read of (op, actor) at list position i, as one line */
+static void read_row(sr_engine *e, const char *actor, size_t i, char *out, size_t cap)
+{
+    sr_audit_query q = {.limit = 10, .kind = "read", .actor = actor};
+    sr_rec r = SR_REC_INIT;
+    int more = 0;
+    cr_assert_eq(sr_list_audit(e, &q, &r, &more), SR_OK);
+    sr_audit_rec a;
+    for (size_t k = 0; k <= i; k++) cr_assert_eq(sr_rec_next_audit(&r, &a), 1, "row %zu of %s", k, actor);
+    snprintf(out, cap, "%s|%s|%d|%s|%s|%s|%s|%s", a.kind, a.op, (int)a.actor_kind, a.target, a.source, a.outcome,
+             a.action, a.detail);
+    sr_rec_close(&r);
+}
+
+/* Issue #18 (the read audit's cost): a batch written packed lists exactly
+ * as the same batch in the old form (AccessEvent, body 48, written by the
+ * old encoder path sr_cmd_access), both live and after a rebuild (the
+ * replay of a log that holds both forms); a malformed packed batch is
+ * refused by the writer and has no row. */
+Test(audit, packed_access_batch_lists_as_the_old_form_and_old_logs_still_list)
+{
+    sr_engine *e = open_engine();
+    const char *const refused[] = {NULL, NULL, "E2003"};
+    sr_buf pk;
+    sr_buf_init(&pk);
+    cr_assert_eq(access_batch(e, "op1", SR_ACTOR_APP, "appold", 3, refused), SR_OK);
+    cr_assert_eq(access_batch_packed(e, "op1", SR_ACTOR_APP, "appnew", 3, refused, &pk), SR_OK);
+    cr_assert_eq(access_batch_packed(e, "op1", SR_ACTOR_USER, "root", 1, NULL, &pk), SR_EINVAL, "a reader's only");
+    char old[1024], neu[1024];
+    read_row(e, "appold", 0, old, sizeof old);
+    read_row(e, "appnew", 0, neu, sizeof neu);
+    cr_assert_str_eq(old, "read|op1|3|app:appold|192.0.2.9:4000|partly refused|GET /api/v1/stored-values/latest, GET "
+                          "/api/v1/stored-values|3 request(s), 2 answered, 1 refused (E2003 x1); 6 value(s), 300 "
+                          "byte(s); 6 data point(s): P1,P3,P2");
+    char want[1024];
+    snprintf(want, sizeof want, "%s", old);
+    memcpy(strstr(want, "app:appold") + 4, "appnew", 6); /* the only difference: the reader */
+    cr_assert_str_eq(neu, want);
+    /* malformed packed bytes: cut, a string index out of range */
+    sr_buf b;
+    sr_buf_init(&b);
+    sr_cmd_env env = {"op1", "appbad", SR_ACTOR_APP, NULL, ""};
+    cr_assert_eq(submit1(e, sr_cmd_access_batch(&env, pk.data, pk.len - 1, &b), &b), SR_EINVAL);
+    pk.data[pk.len - 1] = 0xFF; /* the last entry's last varint never ends */
+    cr_assert_eq(submit1(e, sr_cmd_access_batch(&env, pk.data, pk.len, &b), &b), SR_EINVAL);
+    sr_audit_query q = {.limit = 10, .kind = "read", .actor = "appbad"};
+    sr_rec r = SR_REC_INIT;
+    int more = 0;
+    cr_assert_eq(sr_list_audit(e, &q, &r, &more), SR_OK);
+    cr_assert_eq(sr_rec_count(&r), 0, "a refused batch has no row");
+    sr_rec_close(&r);
+    /* the replay of the log (both forms) lists the same */
+    e = es_rebuilt(e, &dir, &OPTS);
+    char again[1024];
+    read_row(e, "appold", 0, again, sizeof again);
+    cr_assert_str_eq(again, old);
+    read_row(e, "appnew", 0, again, sizeof again);
+    cr_assert_str_eq(again, neu);
+    sr_buf_release(&pk);
+    finish(e);
+}
+
+/* entries en[0..n) written in both forms, by readers "<tag>old" and
+ * "<tag>new" of op1: the packed one built from the same entries (strings
+ * interned as api/access.c does) */
+static void both_forms(sr_engine *e, const char *tag, const sr_access_entry *en, size_t n)
+{
+    char ao[32], an[32];
+    snprintf(ao, sizeof ao, "%sold", tag);
+    snprintf(an, sizeof an, "%snew", tag);
+    sr_buf b, pkb;
+    sr_buf_init(&b);
+    sr_buf_init(&pkb);
+    sr_cmd_env env = {"op1", ao, SR_ACTOR_APP, NULL, "192.0.2.9"};
+    cr_assert_eq(submit1(e, sr_cmd_access(&env, en, n, &b), &b), SR_OK);
+    sr_apk pk;
+    sr_apk_init(&pk);
+    for (size_t i = 0; i < n; i++) {
+        uint16_t refs[SR_APK_POINTS_MAX];
+        for (size_t k = 0; k < en[i].npoints_listed; k++)
+            refs[k] = (uint16_t)sr_apk_str(&pk, en[i].points[k], strlen(en[i].points[k]));
+        sr_apk_entry x = {.time_ms = en[i].time_ms, .binding = (uint16_t)sr_apk_static(&pk, en[i].binding),
+                          .method = (uint16_t)sr_apk_static(&pk, en[i].method),
+                          .route = (uint16_t)sr_apk_static(&pk, en[i].route),
+                          .source = (uint16_t)sr_apk_str(&pk, en[i].source, strlen(en[i].source)),
+                          .code = en[i].code[0] ? (uint16_t)sr_apk_str(&pk, en[i].code, strlen(en[i].code)) : SR_APK_NONE,
+                          .status = (uint16_t)en[i].status, .npl = (uint16_t)en[i].npoints_listed,
+                          .npoints = en[i].npoints, .values = en[i].values, .bytes = en[i].bytes};
+        cr_assert_eq(sr_apk_add(&pk, &x, refs), SR_OK);
+    }
+    cr_assert_eq(sr_apk_finish(&pk, &pkb), SR_OK);
+    sr_apk_release(&pk);
+    env.actor = an;
+    cr_assert_eq(submit1(e, sr_cmd_access_batch(&env, pkb.data, pkb.len, &b), &b), SR_OK);
+    sr_buf_release(&pkb);
+    char old[1024], neu[1024];
+    read_row(e, ao, 0, old, sizeof old);
+    read_row(e, an, 0, neu, sizeof neu);
+    char *o = strstr(old, ao), *w = strstr(neu, an);
+    cr_assert(o && w);
+    cr_assert_str_eq(w + strlen(an), o + strlen(ao), "%s: packed\n%s\nold\n%s", tag, neu, old);
+}
+
+/* the packed row equals the old one where the row is cut: more points than
+ * its room, more than 64, points not listed, more than 8 routes and codes,
+ * and a poll of the same points */
+Test(audit, packed_rows_equal_old_rows_at_every_cut)
+{
+    sr_engine *e = open_engine();
+    enum { N = 120 };
+    static sr_access_entry en[N];
+    static char pts[N][4][40];
+    static const char *const routes[] = {"/r0", "/r1", "/r2", "/r3", "/r4", "/r5", "/r6", "/r7", "/r8", "/r9"};
+    static const char *const codes[] = {"E1", "E2", "E3", "E4", "E5", "E6", "E7", "E8", "E9", "E10"};
+    for (int shape = 0; shape < 4; shape++) {
+        for (int i = 0; i < N; i++) {
+            en[i] = (sr_access_entry){.time_ms = 1700000000000 + i * (shape == 3 ? 1000 : 1), .binding = "apif-http",
+                                      .method = i % 3 ? "GET" : "POST", .route = routes[i % 10], .values = (uint64_t)i,
+                                      .bytes = 10 + (uint64_t)i, .status = i % 4 ? 200 : 403,
+                                      .code = i % 4 ? "" : codes[i % 10], .source = "192.0.2.9"};
+            int np = shape == 0 ? 4 : shape == 1 ? 1 : shape == 2 ? 2 : 1;
+            en[i].npoints_listed = (size_t)np;
+            en[i].npoints = (uint32_t)np + (shape == 2 && i == 5 ? 3 : 0);
+            for (int k = 0; k < np; k++) {
+                if (shape == 0) snprintf(pts[i][k], sizeof pts[i][k], "a-rather-long-point-name-%03d-%d", i, k);
+                else if (shape == 1) snprintf(pts[i][k], sizeof pts[i][k], "P%03d", i); /* > 64 distinct */
+                else if (shape == 2) snprintf(pts[i][k], sizeof pts[i][k], "Q%d", (i / 2 + k) % 7);
+                else snprintf(pts[i][k], sizeof pts[i][k], "P001"); /* one point polled */
+                en[i].points[k] = pts[i][k];
+            }
+        }
+        char tag[8];
+        snprintf(tag, sizeof tag, "s%d", shape);
+        both_forms(e, tag, en, N);
+    }
     finish(e);
 }
 

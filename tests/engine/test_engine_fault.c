@@ -91,9 +91,10 @@
  * key rotated, its audit rows cut by a Retention of class audit): its
  * KeyEvent exactly when acknowledged, a tombstone only with it, its records
  * erased only with a tombstone (never half). Command 25 (ACCESS_CMD, issue
- * #18) is a batch of app APP1's reads (an AccessEvent, api/access.h): after
- * the reopen the audit trail holds its "read" row, with its counts, exactly
- * when it was acknowledged. Command 27 (REVOKE_CMD, R-SE-3) is a certificate
+ * #18) is a batch of app APP1's reads twice, as an AccessEvent and as the
+ * packed AccessBatch (api/access.h): after the reopen the audit trail holds
+ * their two equal "read" rows, with their counts, exactly when it was
+ * acknowledged. Command 27 (REVOKE_CMD, R-SE-3) is a certificate
  * revocation (registry SR_RG_REVOKED) and a data point's signature
  * requirement (SR_RG_SIGREQ), one command: both there after the reopen
  * exactly when acknowledged. The last two commands (28, 29:
@@ -116,6 +117,7 @@
 
 #include "codecs/events.pb-c.h"
 #include "engine/engine_int.h" /* e->o.test_state_full: command 26's reference answer */
+#include "codecs/accpack.h"
 #include "engine/records.h"
 #include "storage/crypto.h"
 #include "engtest.h"
@@ -944,17 +946,19 @@ static void build_audit_destroy(fixture *f)
     cm->lens[0] = cm->bytes.len;
 }
 
-/* Command 25: a batch of APP1's reads of op1 (an AccessEvent, issue #18):
- * one `read` audit row. */
+/* Command 25: a batch of APP1's reads of op1 (issue #18), twice in one
+ * command: as the old AccessEvent and as the packed AccessBatch the server
+ * writes since session 12 (codecs/accpack.h): one `read` audit row each,
+ * the same. */
 enum { ACCESS_CMD = 25 };
 _Static_assert((int)ACCESS_CMD > (int)SEGDROP_CMD && ACCESS_CMD < NCMD - 2, "after the segment drop, before the duplicate pair");
 static void build_access(fixture *f)
 {
     command *cm = &f->cmds[ACCESS_CMD];
     cm->bytes.len = 0;
-    cm->nev = 1;
+    cm->nev = 2;
     cm->user[0] = 0;
-    cm->ns[0] = cm->nx[0] = 0;
+    cm->ns[0] = cm->nx[0] = cm->ns[1] = cm->nx[1] = 0;
     const sr_cmd_env env = {"op1", "APP1", SR_ACTOR_APP, cm->msgid[0] ? cm->msgid : NULL, "127.0.0.1:6000"};
     sr_access_entry en[2] = {
         {.time_ms = 1700000000000, .binding = "apif-http", .method = "GET", .route = "/api/v1/stored-values/latest",
@@ -966,6 +970,26 @@ static void build_access(fixture *f)
     en[1].points[0] = "NOPE";
     cr_assert_eq(sr_cmd_access(&env, en, 2, &cm->bytes), SR_OK);
     cm->lens[0] = cm->bytes.len;
+    sr_apk pk;
+    sr_apk_init(&pk);
+    for (int i = 0; i < 2; i++) {
+        uint16_t ref = (uint16_t)sr_apk_str(&pk, en[i].points[0], strlen(en[i].points[0]));
+        sr_apk_entry x = {.time_ms = en[i].time_ms, .binding = (uint16_t)sr_apk_static(&pk, en[i].binding),
+                          .method = (uint16_t)sr_apk_static(&pk, en[i].method),
+                          .route = (uint16_t)sr_apk_static(&pk, en[i].route),
+                          .source = (uint16_t)sr_apk_str(&pk, en[i].source, strlen(en[i].source)),
+                          .code = en[i].code[0] ? (uint16_t)sr_apk_static(&pk, en[i].code) : SR_APK_NONE,
+                          .status = (uint16_t)en[i].status, .npl = 1, .npoints = 1, .values = en[i].values,
+                          .bytes = en[i].bytes};
+        cr_assert_eq(sr_apk_add(&pk, &x, &ref), SR_OK);
+    }
+    sr_buf packed;
+    sr_buf_init(&packed);
+    cr_assert_eq(sr_apk_finish(&pk, &packed), SR_OK);
+    sr_apk_release(&pk);
+    cr_assert_eq(sr_cmd_access_batch(&env, packed.data, packed.len, &cm->bytes), SR_OK);
+    sr_buf_release(&packed);
+    cm->lens[1] = cm->bytes.len - cm->lens[0];
 }
 
 /* Command 27 (REVOKE_CMD; R-SE-3, docs/signatures.md): op1's revocation of
@@ -1508,14 +1532,16 @@ static void check_db(fixture *f, const outcome *out, const char *ctx)
     /* command 25's batch of reads: its row exactly when acknowledged */
     aq.kind = "read";
     cr_assert_eq(sr_list_audit(e, &aq, &ur, &more), SR_OK);
-    cr_assert_eq((int)sr_rec_count(&ur), out->acked_cmd[ACCESS_CMD], "%s: %zu read rows in the audit trail, %d acknowledged",
-                 ctx, sr_rec_count(&ur), out->acked_cmd[ACCESS_CMD]);
-    if (out->acked_cmd[ACCESS_CMD]) {
+    cr_assert_eq((int)sr_rec_count(&ur), 2 * out->acked_cmd[ACCESS_CMD],
+                 "%s: %zu read rows in the audit trail, %d acknowledged (two events: old and packed)", ctx,
+                 sr_rec_count(&ur), out->acked_cmd[ACCESS_CMD]);
+    for (int k = 0; k < 2 * out->acked_cmd[ACCESS_CMD]; k++) {
         sr_audit_rec ra;
         cr_assert_eq(sr_rec_next_audit(&ur, &ra), 1, "%s: the read row decodes", ctx);
         cr_assert(!strcmp(ra.actor, "APP1") && !strcmp(ra.op, "op1") && !strcmp(ra.outcome, "partly refused") &&
-                      !strncmp(ra.detail, "2 request(s), 1 answered, 1 refused (E2003 x1)", 46),
-                  "%s: the read row: %s %s %s %s", ctx, ra.actor, ra.op, ra.outcome, ra.detail);
+                      !strcmp(ra.detail, "2 request(s), 1 answered, 1 refused (E2003 x1); 1 value(s), 170 byte(s); 2 "
+                                         "data point(s): P0,NOPE"),
+                  "%s: read row %d: %s %s %s %s", ctx, k, ra.actor, ra.op, ra.outcome, ra.detail);
     }
     aq.kind = "backup";
     cr_assert_eq(sr_list_audit(e, &aq, &ur, &more), SR_OK);

@@ -22,6 +22,7 @@ real `suiro` ([audit] flush_ms 100):
 usage: test_audit_access.py SUIRO_BIN"""
 import json
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -214,6 +215,24 @@ try:
     # 5. reads off: no row
     stop_server(server)
     server = None
+    # 4b. issue #18 (the read audit's cost): the reads are written as packed
+    # batches (AccessBatch, Event.body 50), none as the old AccessEvent; the
+    # replay shows each entry: APPX's latest read of PX1 with its point,
+    # count, status, outcome and peer, and the refused one with its code
+    rp = subprocess.run([BIN, "replay", D, "--kind", "access_batch"], capture_output=True, text=True, timeout=60)
+    evs = [json.loads(x) for x in rp.stdout.splitlines() if x.strip()]
+    old = subprocess.run([BIN, "replay", D, "--kind", "access"], capture_output=True, text=True, timeout=60)
+    check("the reads are packed batches (body 50), no old AccessEvent written",
+          rp.returncode == 0 and evs and old.returncode == 0 and not old.stdout.strip(), (rp.stderr, old.stdout[:300]))
+    ents = [(ev.get("actor"), en) for ev in evs for en in ev["access_batch"].get("entries", [])]
+    latest = [en for a, en in ents if a == "APPX" and en.get("route") == "/api/v1/stored-values/latest"]
+    check("... APPX's latest read of PX1: its point, one value, 200, answered, from 127.0.0.1",
+          any(en.get("points") == ["PX1"] and en.get("npoints") == 1 and en.get("values") == 1
+              and en.get("status") == 200 and not en.get("code") and en.get("source", "").startswith("127.0.0.1")
+              and en.get("binding") == "apif-http" and en.get("method") == "GET" for en in latest), latest)
+    check("... and its refused read of NOPE: 403 E2003, no value",
+          any(en.get("points") == ["NOPE"] and en.get("status") == 403 and en.get("code") == "E2003"
+              and not en.get("values") for en in latest), latest)
     server, ports = start_server(BIN, D, os.path.join(T, "server.log"), config=config("off"))
     hp = ports["http"]
     aud = admin_session(hp, "aud", "auditor-password-1")
