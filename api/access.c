@@ -15,6 +15,12 @@
  *      refused it as malformed: a bug, logged, never retried).
  *  (3) Submits happen outside the mutex (a completion takes it on the
  *      writer thread).
+ *  (4) Refusals (sr_access_refused) are groups of their own, one wire code
+ *      each; such a group holds at most refusals_per_batch entries (the
+ *      rest counted in its `dropped`, written in its batch), and none is
+ *      added while held >= buffer_max (counted in rdropped): what a flood
+ *      of refused messages makes the server write is bounded per actor and
+ *      code by refusals_per_batch entries per batch.
  */
 #include "api/access.h"
 
@@ -38,6 +44,8 @@ typedef struct ent {
 typedef struct group {
     char op[72], actor[72];
     sr_actor_kind kind;
+    const char *rcode; /* a group of refusals: their one wire code (static); NULL: reads */
+    uint64_t dropped;  /* refusals beyond refusals_per_batch since the last seal */
     ent *v;
     size_t n, cap;
     sr_buf str;
@@ -61,6 +69,8 @@ struct sr_access {
     size_t ng, capg, ingroups;
     batch *batches;
     uint64_t held, entries, written, refused;
+    uint64_t rentries, rdropped; /* refusals recorded, refusals dropped by a bound */
+    int stopped;                 /* sr_access_stop: nothing more */
     int64_t last_ms;
 };
 
@@ -87,6 +97,7 @@ sr_access *sr_access_new(sr_engine *e, const sr_access_opts *o)
 }
 
 int sr_access_on(const sr_access *a) { return a && a->o.reads; }
+static int refusals_on(const sr_access *a) { return a && a->o.refusals_per_batch && !a->stopped; }
 
 int sr_access_admit(sr_access *a)
 {
@@ -105,11 +116,13 @@ static uint32_t arena_put(sr_buf *b, const char *s)
     return off;
 }
 
-static group *group_of(sr_access *a, const char *op, sr_actor_kind kind, const char *actor)
+static group *group_of(sr_access *a, const char *op, sr_actor_kind kind, const char *actor, const char *rcode)
 {
     for (size_t i = 0; i < a->ng; i++) {
         group *g = &a->g[i];
-        if (g->kind == kind && !strcmp(g->actor, actor) && !strcmp(g->op, op)) return g;
+        if (g->kind == kind && !strcmp(g->actor, actor) && !strcmp(g->op, op) &&
+            (g->rcode && rcode ? !strcmp(g->rcode, rcode) : g->rcode == rcode))
+            return g;
     }
     if (strlen(op) >= sizeof a->g->op || strlen(actor) >= sizeof a->g->actor) return NULL;
     if (a->ng == a->capg) {
@@ -124,6 +137,7 @@ static group *group_of(sr_access *a, const char *op, sr_actor_kind kind, const c
     strcpy(g->op, op);
     strcpy(g->actor, actor);
     g->kind = kind;
+    g->rcode = rcode;
     sr_buf_init(&g->str);
     return g;
 }
@@ -152,7 +166,7 @@ static void seal_groups(sr_access *a)
         }
         sr_cmd_env env = {g->op, g->actor, g->kind, NULL, base + g->v[0].src};
         sr_buf_init(&b->ev);
-        int rc = sr_cmd_access(&env, x, g->n, &b->ev);
+        int rc = g->rcode ? sr_cmd_refusals(&env, x, g->n, g->dropped, &b->ev) : sr_cmd_access(&env, x, g->n, &b->ev);
         free(x);
         if (rc) {
             sr_slog(SR_LOG_ERROR, "access batch not built", "op=%s actor=%s entries=%zu error=%s", g->op, g->actor,
@@ -168,6 +182,7 @@ static void seal_groups(sr_access *a)
         a->batches = b;
         a->ingroups -= g->n;
         g->n = 0;
+        g->dropped = 0;
         g->str.len = 0;
     }
     /* groups with nothing go (readers come and go); their arenas too */
@@ -236,11 +251,9 @@ int sr_access_flush(sr_access *a)
     return first;
 }
 
-void sr_access_add(sr_access *a, const char *op, sr_actor_kind kind, const char *actor, const sr_access_entry *en)
+/* en into g (under the mutex); 0, or -1: out of memory (not recorded) */
+static int add_locked(sr_access *a, group *g, const sr_access_entry *en)
 {
-    if (!sr_access_on(a) || !op || !actor) return;
-    pthread_mutex_lock(&a->mu);
-    group *g = group_of(a, op, kind, actor);
     ent *e = NULL;
     if (g && g->n == g->cap) {
         size_t nc = g->cap ? g->cap * 2 : 16;
@@ -272,15 +285,43 @@ void sr_access_add(sr_access *a, const char *op, sr_actor_kind kind, const char 
             a->entries++;
         }
     }
-    if (!e) sr_slog(SR_LOG_ERROR, "access entry not recorded: out of memory", "op=%s actor=%s", op, actor);
+    return e ? 0 : -1;
+}
+
+void sr_access_add(sr_access *a, const char *op, sr_actor_kind kind, const char *actor, const sr_access_entry *en)
+{
+    if (!sr_access_on(a) || !op || !actor) return;
+    pthread_mutex_lock(&a->mu);
+    group *g = group_of(a, op, kind, actor, NULL);
+    if (add_locked(a, g, en))
+        sr_slog(SR_LOG_ERROR, "access entry not recorded: out of memory", "op=%s actor=%s", op, actor);
     int full = a->ingroups >= a->o.batch_max || (g && g->n >= SR_ACCESS_ENTRIES_MAX);
     pthread_mutex_unlock(&a->mu);
     if (full) (void)sr_access_flush(a);
 }
 
+void sr_access_refused(sr_access *a, const char *op, sr_actor_kind kind, const char *actor, const sr_access_entry *en)
+{
+    if (!refusals_on(a) || !op || !actor || !en->code || !en->code[0]) return;
+    pthread_mutex_lock(&a->mu);
+    group *g = a->held < a->o.buffer_max ? group_of(a, op, kind, actor, en->code) : NULL;
+    int recorded = 0;
+    if (g && g->n >= a->o.refusals_per_batch) g->dropped++; /* (4): the bound; counted in the batch */
+    else if (g && !add_locked(a, g, en)) recorded = 1;
+    if (recorded) a->rentries++;
+    else a->rdropped++;
+    uint64_t dropped = a->rdropped;
+    int full = a->ingroups >= a->o.batch_max;
+    pthread_mutex_unlock(&a->mu);
+    if (!recorded && (dropped & (dropped - 1)) == 0) /* logged at 1, 2, 4, 8, ... */
+        sr_slog(SR_LOG_WARN, "refusals not listed in the audit trail (bound)", "op=%s actor=%s code=%s dropped=%" PRIu64,
+                op, actor, en->code, dropped);
+    if (full) (void)sr_access_flush(a);
+}
+
 void sr_access_tick(sr_access *a, int64_t now_ms)
 {
-    if (!sr_access_on(a)) return;
+    if (!sr_access_on(a) && !refusals_on(a)) return;
     pthread_mutex_lock(&a->mu);
     int due = now_ms - a->last_ms >= (int64_t)a->o.flush_ms && (a->ingroups || a->batches);
     pthread_mutex_unlock(&a->mu);
@@ -296,12 +337,14 @@ void sr_access_get_stats(sr_access *a, sr_access_stats *s)
     s->batches = a->written;
     s->refused = a->refused;
     s->held = a->held;
+    s->refusals = a->rentries;
+    s->refusals_dropped = a->rdropped;
     pthread_mutex_unlock(&a->mu);
 }
 
 void sr_access_stop(sr_access *a)
 {
-    if (!a || !a->o.reads) return;
+    if (!a || (!a->o.reads && !refusals_on(a))) return;
     /* (3) of access.h: what is held is written; a writer that takes
      * nothing is tried for at most 5 s (then the entries are lost, logged) */
     int64_t end = mono_ms() + 5000;
@@ -328,6 +371,7 @@ void sr_access_stop(sr_access *a)
     }
     pthread_mutex_lock(&a->mu);
     a->o.reads = 0; /* nothing more (access.h) */
+    a->stopped = 1;
     pthread_mutex_unlock(&a->mu);
 }
 
@@ -373,6 +417,7 @@ typedef struct hread {
     char pts[SR_ACCESS_POINTS_MAX][72];
     uint32_t npl, npoints;
     uint64_t values;
+    int write; /* a write or control: recorded only if refused (sr_access_http_write) */
 } hread;
 
 static int64_t wall_now(void)
@@ -394,7 +439,8 @@ static void hread_dispose(void *p)
                           .bytes = req->bytes_sent, .status = st,
                           .code = st >= 400 && cv && cv->base ? cv->base : "", .source = h->src};
     for (uint32_t i = 0; i < h->npl; i++) en.points[i] = h->pts[i];
-    sr_access_add(h->a, h->op, h->kind, h->actor, &en);
+    if (!h->write) sr_access_add(h->a, h->op, h->kind, h->actor, &en);
+    else if (st >= 400 && st < 500 && st != 429 && en.code[0]) sr_access_refused(h->a, h->op, h->kind, h->actor, &en);
 }
 
 static void hread_point(hread *h, const char *s, size_t n)
@@ -406,6 +452,9 @@ static void hread_point(hread *h, const char *s, size_t n)
     h->npoints++;
 }
 
+static hread *hread_new(sr_access *a, const sr_route_call *c, const char *binding, const char *op,
+                        sr_actor_kind kind, const char *actor);
+
 int sr_access_http_begin(sr_access *a, const sr_route_call *c, const char *binding, const char *op,
                          sr_actor_kind kind, const char *actor)
 {
@@ -415,6 +464,28 @@ int sr_access_http_begin(sr_access *a, const sr_route_call *c, const char *bindi
         sr_http_result(req, 0, SR_WIRE_BUSY, "the audit trail cannot take this read now: retry later", NULL);
         return -1;
     }
+    (void)hread_new(a, c, binding, op, kind, actor);
+    return 0;
+}
+
+void sr_access_http_write(sr_access *a, const sr_route_call *c, const char *binding, const char *op,
+                          sr_actor_kind kind, const char *actor)
+{
+    if (!refusals_on(a)) return;
+    hread *h = hread_new(a, c, binding, op, kind, actor);
+    h->write = 1;
+}
+
+void sr_access_http_point(h2o_req_t *req, const char *id)
+{
+    h2o_iovec_t *ev = h2o_req_getenv(req, H2O_STRLIT(ENV_ACCESS), 0);
+    if (ev && ev->base && ev->len == sizeof(hread) && id) hread_point((hread *)ev->base, id, strlen(id));
+}
+
+static hread *hread_new(sr_access *a, const sr_route_call *c, const char *binding, const char *op,
+                        sr_actor_kind kind, const char *actor)
+{
+    h2o_req_t *req = c->req;
     hread *h = h2o_mem_alloc_shared(&req->pool, sizeof *h, hread_dispose);
     memset(h, 0, sizeof *h);
     h->a = a;
@@ -456,7 +527,7 @@ int sr_access_http_begin(sr_access *a, const sr_route_call *c, const char *bindi
         ev->base = (char *)h;
         ev->len = sizeof *h;
     }
-    return 0;
+    return h;
 }
 
 void sr_access_http_values(h2o_req_t *req, uint64_t n)

@@ -1431,6 +1431,7 @@ static void control_values(const sr_route_call *rt)
         sr_http_result(req, 0, SR_WIRE_PARAM, "dataId (string) and value are required", NULL);
         goto done;
     }
+    sr_access_http_point(req, json_string_value(d)); /* a refusal's audit entry names it */
     if (p && (!json_is_object(p) || !json_is_string(json_object_get(p, "signature")))) {
         sr_http_result(req, 0, SR_WIRE_PARAM, "protection: an object with signAlg, certId and signature", NULL);
         goto done;
@@ -1836,6 +1837,9 @@ void sr_apif_handle(sr_apif *a, h2o_req_t *req)
     if (c.caller && r->method[0] == 'G') {
         const atoken *t = c.caller;
         if (sr_access_http_begin(a->access, &c, "apif-http", t->op, SR_ACTOR_APP, t->app)) return;
+    } else if (c.caller) { /* a write or control: its refusal's entry (docs/audit.md "Refusals") */
+        const atoken *t = c.caller;
+        sr_access_http_write(a->access, &c, "apif-http", t->op, SR_ACTOR_APP, t->app);
     }
     r->handler(&c);
 }

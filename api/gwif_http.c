@@ -25,9 +25,10 @@
  * from the engine's completion. Data not stored for a reason of the server
  * (queue full, no space, I/O error, stopped writer, read-only, memory) is
  * never 200: 429 (queue full) or 503, both with Retry-After, and a WARN line
- * (respond_transient; docs/mqtt.md "Acknowledgement outcomes"). A values message larger than [server]
- * parse_inline_max is parsed and validated on the worker queue
- * (api/workq.h), not on the loop. Tokens are 256-bit random, kept only as their
+ * (respond_transient; docs/mqtt.md "Acknowledgement outcomes"). A message larger than [server]
+ * parse_inline_max, or one that may carry "protection" (its signature
+ * verification), is parsed and validated on the worker queue
+ * (api/workq.h), not on the loop; the operator's queue full is 429 E9002. Tokens are 256-bit random, kept only as their
  * SHA-256, for `token_ttl` (1 h); a disconnect revokes at once. A call
  * without a token, or with one the server does not know (never issued,
  * revoked, or expired and swept), is 401 E2001; with an expired token still
@@ -424,6 +425,15 @@ static void open_session(sr_gwhttp *g, h2o_req_t *req)
 
 /* A values message checked (inline or on a worker): submit it, or answer
  * the refusal; data not stored for a reason of the server is never 200. */
+/* a refused message's data points (body.values' dataIds), for its audit
+ * entry (api/access.h sr_access_http_write; only a refusal pays for it) */
+static void audit_points(h2o_req_t *req, const sr_gw_msg *m)
+{
+    json_t *vs = m->body ? json_object_get(m->body, "values") : NULL;
+    for (size_t i = 0; i < json_array_size(vs); i++)
+        sr_access_http_point(req, json_string_value(json_object_get(json_array_get(vs, i), "dataId")));
+}
+
 static void submit_checked(sr_gwhttp *g, h2o_req_t *req, const char *op, const char *gw, int rc, sr_buf *ev,
                            sr_gw_err *err, size_t nvalues)
 {
@@ -451,7 +461,9 @@ static void submit_checked(sr_gwhttp *g, h2o_req_t *req, const char *op, const c
     }
 }
 
-/* a message over parse_inline_max, checked on the worker queue: a values
+/* a message over parse_inline_max, or one that may carry "protection"
+ * (sr_gw_may_be_signed: its signature is verified there, never on the loop),
+ * checked on the worker queue, charged to its operator's share: a values
  * message parsed and validated, a broker message (suffix) parsed */
 typedef struct vcheck {
     sr_http_ctx h; /* first */
@@ -499,13 +511,16 @@ static void vcheck_done(sr_work *w, int status)
     if (v->h.req) {
         if (status) respond_transient(v->h.req, v->op, v->gw, SR_WIRE_INTERNAL, "the message could not be checked");
         else if (v->g->closing) respond_transient(v->h.req, v->op, v->gw, SR_WIRE_BUSY, "the server is stopping");
-        else if (v->kind->how != SR_GWK_VALUES && v->r.parse_rc)
+        else if (v->kind->how != SR_GWK_VALUES && v->r.parse_rc) {
+            audit_points(v->h.req, &v->r.msg);
             respond_result(v->h.req, v->r.err.code, v->r.err.message, v->r.err.detail);
+        }
         else if (v->kind->how != SR_GWK_VALUES)
             to_broker(v->g, v->h.req, v->op, v->gw, v->kind->suffix, &v->r.msg);
         else {
             sr_gw_checked *k = &v->r;
             int rc = k->fast == 0 ? SR_OK : k->parse_rc ? k->parse_rc : k->values_rc;
+            if (rc) audit_points(v->h.req, &k->msg);
             if (!(k->fast == 0 || !k->parse_rc) || !type_refused(v->h.req, v->kind, k->fast == 0 ? k->fm.type : k->msg.type))
                 submit_checked(v->g, v->h.req, v->op, v->gw, rc, &k->ev, &k->err, k->fast == 0 ? k->fm.nvalues : k->nvalues);
         }
@@ -516,11 +531,15 @@ static void vcheck_done(sr_work *w, int status)
 /* 1 if the message (of kind k) went to the worker queue */
 static int check_async(sr_gwhttp *g, h2o_req_t *req, const token *t, const sr_gw_kind *k)
 {
-    if (!g->wq || req->entity.len <= g->parse_inline_max) return 0;
+    int signed_ = sr_gw_may_be_signed(req->entity.base, req->entity.len);
+    if (!g->wq || (req->entity.len <= g->parse_inline_max && !signed_)) return 0;
     vcheck *v = sr_http_ctx_new(req, sizeof *v);
-    if (!v) return 0;
-    v->h.on_free = vcheck_free;
-    if (!(v->data = malloc(req->entity.len))) return 0; /* inline, then; v goes with req */
+    if (v) v->h.on_free = vcheck_free;
+    if (!v || !(v->data = malloc(req->entity.len))) { /* inline, then; v goes with req */
+        if (!signed_) return 0;
+        respond_transient(req, t->op, t->gw, SR_WIRE_INTERNAL, "out of memory"); /* never verified on the loop */
+        return 1;
+    }
     memcpy(v->data, req->entity.base, req->entity.len);
     v->len = req->entity.len;
     v->g = g;
@@ -560,6 +579,7 @@ static void post_values(sr_gwhttp *g, h2o_req_t *req, const token *t, const sr_g
         rc = sr_gw_values_event_sig(g->eng, t->op, t->gw, msg.message_id, NULL, sr_gw_sig_state(&msg),
                                     json_object_get(msg.body, "values"), &ev, &nv, &err);
     }
+    if (rc) audit_points(req, &msg);
     submit_checked(g, req, t->op, t->gw, rc, &ev, &err, nv);
 done:
     sr_buf_release(&ev);
@@ -608,6 +628,7 @@ static void broker_message(sr_gwhttp *g, h2o_req_t *req, const token *t, const s
     sr_gw_err err;
     memset(&err, 0, sizeof err);
     if (sr_gw_parse_sig(g->eng, t->op, t->gw, req->entity.base, req->entity.len, &msg, &err) != SR_OK) {
+        audit_points(req, &msg);
         respond_result(req, err.code, err.message, err.detail);
     } else
         to_broker(g, req, t->op, t->gw, k->suffix, &msg);
@@ -845,6 +866,9 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
         if ((r->method[0] == 'G' || (k && k->http_poll)) &&
             sr_access_http_begin(g->access, &c, "gwif-http", t->op, SR_ACTOR_GATEWAY, t->gw))
             return 0;
+        /* a write (values, a request's result, a status...): its refusal's entry (docs/audit.md "Refusals") */
+        if (r->method[0] != 'G' && !(k && k->http_poll))
+            sr_access_http_write(g->access, &c, "gwif-http", t->op, SR_ACTOR_GATEWAY, t->gw);
     }
     r->handler(&c);
     return 0;

@@ -74,6 +74,15 @@ void sr_gw_msg_release(sr_gw_msg *m);
  * values of a protected message always come through here. Any thread. */
 SR_MUST_CHECK int sr_gw_parse_sig(sr_engine *e, const char *op, const char *gw, const void *data, size_t len,
                                   sr_gw_msg *out, sr_gw_err *err);
+/* 1 if a message may carry "protection" (the bytes "protection" with their
+ * quotes occur in it; a string value holding them says 1 too): such a
+ * message is checked on the worker queue, never on the loop (its
+ * verification costs 0.7-8.9 M instructions; api/server.c invariant 7,
+ * api/gwif_http.c), charged to its operator's share. A memchr-speed scan. */
+int sr_gw_may_be_signed(const void *data, size_t len);
+/* test hook (SUIRO_TEST_SIG_DELAY_MS; tests only): every verification of a
+ * gateway message's protection sleeps ms first, on its thread */
+void sr_gw_sig_test_delay(uint32_t ms);
 
 /*
  * Turn body.values (an array of {dataId, timestamp, value, quality?}) into

@@ -680,6 +680,12 @@ typedef struct sr_access_entry {
     const char *source;   /* the peer's address */
 } sr_access_entry;
 SR_MUST_CHECK int sr_cmd_access(const sr_cmd_env *env, const sr_access_entry *a, size_t n, sr_buf *out);
+/* A batch of REFUSED writes and controls of one app or gateway, all of one
+ * wire code (the entries' code; AccessEvent.refusals, issue #18,
+ * docs/audit.md "Refusals"): as sr_cmd_access, and dropped counts the
+ * refusals of that code left out of the batch by its bound. */
+SR_MUST_CHECK int sr_cmd_refusals(const sr_cmd_env *env, const sr_access_entry *a, size_t n, uint64_t dropped,
+                                  sr_buf *out);
 /* A backup taken or restored (BackupEvent, docs/backup.md). */
 typedef struct sr_backup_rec {
     const char *action;  /* backup, restore */
