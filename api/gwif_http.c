@@ -140,6 +140,7 @@ typedef struct pending {
     sr_login_job lj; /* its stored hash: the gateway's (empty if unknown) */
     char op[72], gw[72], addr[64];
     int login;          /* 1: the completion is a login's SessionEvent (issue #18: the answer waits for it) */
+    int logout;         /* 1: ... a logout's (issue #18: 204 only once durable, logout_durable) */
     sr_login_seen seen; /* a login's: what was checked, for its token */
     sr_loopq_item li;
 } pending;
@@ -267,6 +268,7 @@ static void respond_rc(h2o_req_t *req, const char *op, const char *gw, const sr_
 }
 
 static void login_durable(pending *p);
+static void logout_durable(pending *p);
 
 static void on_done(void *ctx, sr_loopq_item *it)
 {
@@ -274,6 +276,10 @@ static void on_done(void *ctx, sr_loopq_item *it)
     pending *p = SR_CONTAINER(it, pending, li);
     if (p->login) {
         login_durable(p);
+        return;
+    }
+    if (p->logout) {
+        logout_durable(p);
         return;
     }
     {
@@ -736,16 +742,64 @@ static void certificate(const sr_route_call *c)
 
 static void open_session_route(const sr_route_call *c) { open_session(c->binding, c->req); }
 
+/* A logout whose SessionEvent could not be recorded (a write error, a
+ * stopped or read-only writer, a full queue): the session is ended all the
+ * same (fail closed), and the answer says its end is not recorded: 503 E9001
+ * (429 E9002 for a full queue). */
+static void logout_unrecorded(h2o_req_t *req, const char *op, const char *gw, int rc)
+{
+    sr_slog(SR_LOG_WARN, "gateway logout not recorded", "op=%s gw=%s binding=http error=%s", sr_slog_q(op),
+            sr_slog_q(gw), sr_err_name(rc));
+    if (!req) return;
+    sr_wire code = rc == SR_EFULL ? SR_WIRE_BUSY : SR_WIRE_INTERNAL;
+    sr_http_result(req, code == SR_WIRE_BUSY ? 429 : 503, code,
+                   "the session is ended, but its end could not be recorded (the server cannot write now)", NULL);
+}
+
+static void logout_durable(pending *p)
+{
+    p->logout = 0;
+    if (p->res.rc) logout_unrecorded(p->req, p->op, p->gw, p->res.rc);
+    else if (p->req) sr_http_no_content(p->req);
+    pending_unref(p);
+}
+
+/* DELETE /gw/v1/sessions/current (issue #18): the token ends at once (fail
+ * closed: whatever the engine says), the 204 waits for the SessionEvent to
+ * be durable (logout_durable), as a login's answer does. */
 static void session_close(const sr_route_call *c)
 {
     sr_gwhttp *g = c->binding;
     const token *t = c->caller;
     char addr[64];
     sr_login_addr_req(c->req, addr);
-    sr_login_session_audit(g->eng, SR_ACTOR_GATEWAY, t->op, t->gw, SR_SS_DISCONNECTED, "http", "logout", addr);
+    sr_buf b;
+    sr_buf_init(&b);
+    sr_cmd_env env = {t->op, t->gw, SR_ACTOR_GATEWAY, NULL, addr};
+    int rc = !g->eng ? SR_OK
+                     : g->closing ? SR_ECLOSED
+                                  : sr_cmd_session(&env, SR_ACTOR_GATEWAY, t->gw, SR_SS_DISCONNECTED, "http", "logout", &b);
+    pending *p = !rc && g->eng ? pending_new(g, c->req) : NULL;
+    if (p) {
+        snprintf(p->op, sizeof p->op, "%s", t->op);
+        snprintf(p->gw, sizeof p->gw, "%s", t->gw);
+    }
+    char op[72], gw[72];
+    snprintf(op, sizeof op, "%s", t->op);
+    snprintf(gw, sizeof gw, "%s", t->gw);
     sr_alive_set(g->alive, t->ae, SR_AS_OFFLINE, SR_AR_DISCONNECT, g->ssl ? "https" : "http", addr, "", 0);
-    sr_tokens_remove(g->tokens, (void *)c->caller);
-    sr_http_no_content(c->req);
+    sr_tokens_remove(g->tokens, (void *)c->caller); /* ended in memory, whatever happens next */
+    if (!g->eng) return sr_http_no_content(c->req);
+    if (!rc && !p) rc = SR_ENOMEM;
+    if (!rc) {
+        sr_slice sl = {b.data, b.len};
+        p->logout = 1;
+        p->refs++;
+        rc = sr_engine_submit(g->eng, &sl, 1, on_engine_done, p);
+        if (rc) p->refs--, p->logout = 0;
+    }
+    sr_buf_release(&b);
+    if (rc) logout_unrecorded(c->req, op, gw, rc);
 }
 
 /* The GW-IF HTTP routes (api/routes.h): these rows, then one row per GW-IF
