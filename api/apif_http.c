@@ -1458,7 +1458,8 @@ static void control_values(const sr_route_call *rt)
             goto done;
         }
         /* ... or every control of this data point (RG_SIGREQ, api/admin_sig.c) */
-        must = sr_read_registry(a->eng, t->op, SR_RG_SIGREQ, json_string_value(d), &rr, &re) == SR_OK;
+        must = sr_read_registry(a->eng, t->op, SR_RG_SIGREQ, json_string_value(d), &rr, &re) == SR_OK &&
+               (!re.access || !re.access[0] || strstr(re.access, "control")); /* its scope (admin_sig.c) */
         sr_rec_close(&rr);
         if (must) {
             sr_slog(SR_LOG_WARN, "control request refused: protection", "op=%s app=%s code=%s why=%s", t->op, t->app,

@@ -175,6 +175,22 @@ typedef struct sr_gw_range_note {
 void sr_gw_range_refused(const char *op, const char *gw, const char *point, const char *what);
 size_t sr_gw_range_take(sr_gw_range_note *out, size_t cap);
 
+/* Signed values required per data point (issue #18, docs/signatures.md
+ * "Requiring signatures"): an RG_SIGREQ entry whose scope (its `access`)
+ * names "values" makes an unsigned values message naming that point
+ * refused as a whole with E5001 (as a bad signature: nothing stored), by
+ * both paths (the fast path declines it, sr_gw_values_event_sig refuses).
+ * The data points with any RG_SIGREQ entry are kept in memory
+ * (sr_gw_sigreq_load at start, sr_gw_sigreq_note from the engine's
+ * registry hook, on the writer thread after the commit and before the
+ * admin's answer); only an unsigned message naming such a point reads the
+ * entry for its scope. With no requirement (the common case) an unsigned
+ * message pays one relaxed atomic load. Any thread. */
+int sr_gw_sigreq_load(sr_engine *e);
+void sr_gw_sigreq_note(const char *op, const char *data_id, int present);
+/* 1 if unsigned values of (op, data point did[0..dlen)) are refused */
+int sr_gw_sigreq_values(sr_engine *e, const char *op, const char *did, size_t dlen);
+
 /* The GW_ACK message for a message (correlationId = its messageId). */
 SR_MUST_CHECK int sr_gw_ack(const char *correlation_id, sr_wire code, const char *message, json_t *detail,
                             int64_t now_ms, sr_buf *out);

@@ -574,6 +574,8 @@ static void on_registry(void *ctx, const sr_reg_committed *ch, size_t n)
 {
     sr_server *s = ctx;
     for (size_t i = 0; i < n; i++) {
+        /* a signature requirement: noted now, before the admin's answer (api/gwif_json.h) */
+        if (ch[i].kind == SR_RG_SIGREQ) sr_gw_sigreq_note(ch[i].op, ch[i].id, !ch[i].deleted);
         if ((ch[i].kind != SR_RG_APP && ch[i].kind != SR_RG_GATEWAY) || strlen(ch[i].op) >= 72 ||
             strlen(ch[i].id) >= 72)
             continue; /* grants need nothing (re-read at the next request); longer ids log in nowhere */
@@ -2551,6 +2553,10 @@ int sr_server_open(const sr_config *cfg, sr_server **out, char *err, size_t errl
     sr_loopq_init(&s->doneq, &s->loop, on_done, s);
     sr_loopq_init(&s->regq, &s->loop, on_regchange, s);
     sr_engine_on_registry(s->eng, on_registry, s);
+    if ((rc = sr_gw_sigreq_load(s->eng))) { /* the points whose values must be signed (api/gwif_json.h) */
+        snprintf(err, errlen, "cannot read the signature requirements: %s", sr_err_name(rc));
+        goto fail;
+    }
     sr_login_policy lp = {cfg->login_free_failures,      cfg->login_backoff_max_ms,  cfg->login_address_failures,
                           cfg->login_address_refill_ms,  cfg->login_principal_failures,
                           cfg->login_principal_refill_ms, cfg->login_table_max,      cfg->login_workers,
