@@ -534,10 +534,11 @@ static void vcheck_done(sr_work *w, int status)
     sr_http_ctx_unref(&v->h);
 }
 
-/* 1 if the message (of kind k) went to the worker queue */
-static int check_async(sr_gwhttp *g, h2o_req_t *req, const token *t, const sr_gw_kind *k)
+/* 1 if the message (of kind k) went to the worker queue (or was answered);
+ * signed_: it may carry protection (asked of a values message only once the
+ * fast path declined it, so that unsigned ingest never pays the scan) */
+static int check_async(sr_gwhttp *g, h2o_req_t *req, const token *t, const sr_gw_kind *k, int signed_)
 {
-    int signed_ = sr_gw_may_be_signed(req->entity.base, req->entity.len);
     if (!g->wq || (req->entity.len <= g->parse_inline_max && !signed_)) return 0;
     vcheck *v = sr_http_ctx_new(req, sizeof *v);
     if (v) v->h.on_free = vcheck_free;
@@ -566,7 +567,7 @@ static int check_async(sr_gwhttp *g, h2o_req_t *req, const token *t, const sr_gw
 
 static void post_values(sr_gwhttp *g, h2o_req_t *req, const token *t, const sr_gw_kind *k)
 {
-    if (check_async(g, req, t, k)) return;
+    if (check_async(g, req, t, k, 0)) return;
     sr_gw_msg msg;
     sr_gw_err err;
     memset(&err, 0, sizeof err);
@@ -580,6 +581,8 @@ static void post_values(sr_gwhttp *g, h2o_req_t *req, const token *t, const sr_g
         rc = SR_OK; /* one pass, no JSON tree */
         nv = fm.nvalues;
         if (type_refused(req, k, fm.type)) goto done;
+    } else if (sr_gw_may_be_signed(req->entity.base, req->entity.len) && check_async(g, req, t, k, 1)) {
+        goto done; /* declined and may be signed: verified on a worker, never here */
     } else if (!(rc = sr_gw_parse_sig(g->eng, t->op, t->gw, req->entity.base, req->entity.len, &msg, &err))) {
         if (type_refused(req, k, msg.type)) goto done;
         rc = sr_gw_values_event_sig(g->eng, t->op, t->gw, msg.message_id, NULL, sr_gw_sig_state(&msg),
@@ -629,7 +632,8 @@ static void to_broker(sr_gwhttp *g, h2o_req_t *req, const char *op, const char *
 
 static void broker_message(sr_gwhttp *g, h2o_req_t *req, const token *t, const sr_gw_kind *k)
 {
-    if (check_async(g, req, t, k)) return; /* a large one is parsed on a worker */
+    /* a large one, or one that may be signed, is parsed (and verified) on a worker */
+    if (check_async(g, req, t, k, sr_gw_may_be_signed(req->entity.base, req->entity.len))) return;
     sr_gw_msg msg;
     sr_gw_err err;
     memset(&err, 0, sizeof err);

@@ -78,7 +78,9 @@ SR_MUST_CHECK int sr_gw_parse_sig(sr_engine *e, const char *op, const char *gw, 
  * quotes occur in it; a string value holding them says 1 too): such a
  * message is checked on the worker queue, never on the loop (its
  * verification costs 0.7-8.9 M instructions; api/server.c invariant 7,
- * api/gwif_http.c), charged to its operator's share. A memchr-speed scan. */
+ * api/gwif_http.c), charged to its operator's share. A memmem over the
+ * whole message (~80 instructions per value): the bindings ask it of a
+ * values message only once the fast path declined it. */
 int sr_gw_may_be_signed(const void *data, size_t len);
 /* test hook (SUIRO_TEST_SIG_DELAY_MS; tests only): every verification of a
  * gateway message's protection sleeps ms first, on its thread */

@@ -1539,11 +1539,14 @@ static void check_done(sr_work *w, int status)
 
 /* 1 if the message went to the worker queue (handle_publish returns and is
  * called again for the same packet once checked); 0: check it inline; -1: a
- * signed message that could not be queued (memory): not checked, transient. */
-static int check_async(conn *c, const sr_mqtt_publish *m, int is_values)
+ * signed message that could not be queued (memory): not checked, transient.
+ * signed_: it may carry protection (sr_gw_may_be_signed), whatever its size.
+ * Who asks whether it is signed: a values message only once the fast path
+ * declined it (the fast path declines any protection), so that an unsigned
+ * message that the fast path takes never pays the scan. */
+static int check_async(conn *c, const sr_mqtt_publish *m, int is_values, int signed_)
 {
     sr_server *s = c->srv;
-    int signed_ = sr_gw_may_be_signed(m->payload.data, m->payload.len);
     if (!s->workq || (m->payload.len <= s->cfg.parse_inline_max && !signed_)) return 0;
     gwcheck *k = calloc(1, sizeof *k);
     uint8_t *copy = k ? malloc(m->payload.len) : NULL;
@@ -1664,7 +1667,7 @@ static void handle_publish_1(conn *c, const sr_mqtt_pkt *p)
         c->chk = NULL;
         chk = &ck;
     } else {
-        int a = check_async(c, m, is_values);
+        int a = check_async(c, m, is_values, !is_values && sr_gw_may_be_signed(m->payload.data, m->payload.len));
         if (a > 0) return;
         if (a < 0) {
             (void)gw_outcome_rc(c, p->packet_id, "", SR_ENOMEM, 0, NULL);
@@ -1687,6 +1690,13 @@ static void handle_publish_1(conn *c, const sr_mqtt_pkt *p)
             return;
         }
         sr_buf_release(&fev);
+        /* declined: a signed one is verified on a worker, never here (7) */
+        int a = chk ? 0 : check_async(c, m, is_values, sr_gw_may_be_signed(m->payload.data, m->payload.len));
+        if (a > 0) return;
+        if (a < 0) {
+            (void)gw_outcome_rc(c, p->packet_id, "", SR_ENOMEM, 0, NULL);
+            return;
+        }
     }
     sr_gw_msg msg;
     sr_gw_err err;
