@@ -30,6 +30,13 @@
  *  (4) A group's batch never holds more than SR_APK_ENTRIES_MAX entries or
  *      a full string table: such a group is sealed before the entry is
  *      added.
+ *  (5) Refusals (sr_access_refused) are groups of their own (rgroup), one
+ *      wire code each, written as AccessEvent refusals (sr_cmd_refusals);
+ *      such a group holds at most refusals_per_batch entries (the rest
+ *      counted in its `dropped`, written in its batch), and none is added
+ *      while held >= buffer_max (counted in rdropped): what a flood of
+ *      refused messages makes the server write is bounded per actor and
+ *      code by refusals_per_batch entries per batch.
  */
 #include "api/access.h"
 
@@ -65,6 +72,26 @@ typedef struct group {
     int first_src; /* the first entry's peer (the envelope's source) */
 } group;
 
+/* a refusal as it is kept until its batch: strings in its group's arena */
+typedef struct ent {
+    int64_t t;
+    const char *binding, *method, *route, *code; /* static (access.h invariant 2) */
+    uint32_t src, pts[SR_ACCESS_POINTS_MAX];     /* offsets into the group's arena */
+    uint32_t npl, npoints, status;
+    uint64_t values, bytes;
+} ent;
+
+/* a group of refusals: one reader and one wire code (5) */
+typedef struct rgroup {
+    char op[72], actor[72];
+    sr_actor_kind kind;
+    const char *rcode; /* their one wire code (static) */
+    uint64_t dropped;  /* refusals beyond refusals_per_batch since the last seal */
+    ent *v;
+    size_t n, cap;
+    sr_buf str;
+} rgroup;
+
 typedef struct batch {
     struct batch *next;
     struct sr_access *a;
@@ -82,8 +109,12 @@ struct sr_access {
     group *g;
     size_t ng, capg, ingroups, lastg;
     batch *batches;
+    rgroup *rg;
+    size_t nrg, caprg;
     _Atomic uint64_t held, refused;
     uint64_t entries, written;
+    uint64_t rentries, rdropped; /* refusals recorded, refusals dropped by a bound */
+    int stopped;                 /* sr_access_stop: nothing more */
     int64_t last_ms;
     sr_buf tmp; /* a batch's packed bytes (under the mutex) */
 };
@@ -112,6 +143,8 @@ sr_access *sr_access_new(sr_engine *e, const sr_access_opts *o)
 }
 
 int sr_access_on(const sr_access *a) { return a && a->o.reads; }
+
+static int refusals_on(const sr_access *a) { return a && a->o.refusals_per_batch && !a->stopped; }
 
 int sr_access_admit(sr_access *a)
 {
@@ -184,6 +217,54 @@ static void seal_groups(sr_access *a)
         g->last_ix = g->first_src = -1;
         g->rt[0] = g->rt[1] = g->rt[2] = NULL;
     }
+    for (size_t i = 0; i < a->nrg; i++) {
+        rgroup *g = &a->rg[i];
+        if (!g->n) continue;
+        sr_access_entry *x = calloc(g->n, sizeof *x);
+        batch *b = calloc(1, sizeof *b);
+        if (!x || !b) {
+            free(x);
+            free(b);
+            continue; /* stays in its group: tried at the next write */
+        }
+        const char *base = (const char *)g->str.data;
+        for (size_t j = 0; j < g->n; j++) {
+            const ent *e = &g->v[j];
+            x[j] = (sr_access_entry){.time_ms = e->t, .binding = e->binding, .method = e->method, .route = e->route,
+                                     .npoints_listed = e->npl, .npoints = e->npoints, .values = e->values,
+                                     .bytes = e->bytes, .status = e->status, .code = e->code, .source = base + e->src};
+            for (uint32_t k = 0; k < e->npl; k++) x[j].points[k] = base + e->pts[k];
+        }
+        sr_cmd_env env = {g->op, g->actor, g->kind, NULL, base + g->v[0].src};
+        sr_buf_init(&b->ev);
+        int rc = sr_cmd_refusals(&env, x, g->n, g->dropped, &b->ev);
+        free(x);
+        if (rc) {
+            sr_slog(SR_LOG_ERROR, "refusal batch not built", "op=%s actor=%s entries=%zu error=%s", g->op, g->actor,
+                    g->n, sr_err_name(rc));
+            sr_buf_release(&b->ev);
+            free(b);
+            continue;
+        }
+        b->a = a;
+        b->n = g->n;
+        snprintf(b->op, sizeof b->op, "%s", g->op);
+        b->next = a->batches;
+        a->batches = b;
+        a->ingroups -= g->n;
+        g->n = 0;
+        g->dropped = 0;
+        g->str.len = 0;
+    }
+    size_t wr = 0;
+    for (size_t i = 0; i < a->nrg; i++) {
+        if (a->rg[i].n || a->rg[i].dropped) a->rg[wr++] = a->rg[i];
+        else {
+            free(a->rg[i].v);
+            sr_buf_release(&a->rg[i].str);
+        }
+    }
+    a->nrg = wr;
     /* groups with nothing go (readers come and go); their builders too */
     size_t w = 0;
     for (size_t i = 0; i < a->ng; i++) {
@@ -350,9 +431,95 @@ void sr_access_add(sr_access *a, const char *op, sr_actor_kind kind, const char 
     add(a, op, kind, actor, en, NULL);
 }
 
+static uint32_t arena_put(sr_buf *b, const char *s)
+{
+    uint32_t off = (uint32_t)b->len;
+    if (sr_buf_append(b, s ? s : "", strlen(s ? s : "") + 1)) return UINT32_MAX;
+    return off;
+}
+
+static rgroup *rgroup_of(sr_access *a, const char *op, sr_actor_kind kind, const char *actor, const char *rcode)
+{
+    for (size_t i = 0; i < a->nrg; i++) {
+        rgroup *g = &a->rg[i];
+        if (g->kind == kind && !strcmp(g->actor, actor) && !strcmp(g->op, op) && !strcmp(g->rcode, rcode)) return g;
+    }
+    if (strlen(op) >= sizeof a->rg->op || strlen(actor) >= sizeof a->rg->actor) return NULL;
+    if (a->nrg == a->caprg) {
+        size_t nc = a->caprg ? a->caprg * 2 : 8;
+        rgroup *ng = realloc(a->rg, nc * sizeof *ng);
+        if (!ng) return NULL;
+        a->rg = ng;
+        a->caprg = nc;
+    }
+    rgroup *g = &a->rg[a->nrg++];
+    memset(g, 0, sizeof *g);
+    strcpy(g->op, op);
+    strcpy(g->actor, actor);
+    g->kind = kind;
+    g->rcode = rcode;
+    sr_buf_init(&g->str);
+    return g;
+}
+
+/* a refusal into g (under the mutex); 0, or -1: out of memory (not recorded) */
+static int radd_locked(sr_access *a, rgroup *g, const sr_access_entry *en)
+{
+    if (g->n == g->cap) {
+        size_t nc = g->cap ? g->cap * 2 : 16;
+        ent *nv = realloc(g->v, nc * sizeof *nv);
+        if (!nv) return -1;
+        g->v = nv, g->cap = nc;
+    }
+    ent *e = &g->v[g->n];
+    size_t was = g->str.len;
+    e->t = en->time_ms;
+    e->binding = en->binding;
+    e->method = en->method;
+    e->route = en->route;
+    e->code = en->code ? en->code : "";
+    e->npoints = en->npoints;
+    e->values = en->values;
+    e->bytes = en->bytes;
+    e->status = en->status;
+    e->npl = (uint32_t)(en->npoints_listed < SR_ACCESS_POINTS_MAX ? en->npoints_listed : SR_ACCESS_POINTS_MAX);
+    int bad = (e->src = arena_put(&g->str, en->source)) == UINT32_MAX;
+    for (uint32_t k = 0; k < e->npl && !bad; k++) bad = (e->pts[k] = arena_put(&g->str, en->points[k])) == UINT32_MAX;
+    if (bad) {
+        g->str.len = was;
+        return -1;
+    }
+    g->n++;
+    a->ingroups++;
+    atomic_fetch_add_explicit(&a->held, 1, memory_order_relaxed);
+    a->entries++;
+    return 0;
+}
+
+void sr_access_refused(sr_access *a, const char *op, sr_actor_kind kind, const char *actor, const sr_access_entry *en)
+{
+    if (!refusals_on(a) || !op || !actor || !en->code || !en->code[0]) return;
+    pthread_mutex_lock(&a->mu);
+    rgroup *g = atomic_load_explicit(&a->held, memory_order_relaxed) < a->o.buffer_max
+                    ? rgroup_of(a, op, kind, actor, en->code)
+                    : NULL;
+    int recorded = 0;
+    if (g && g->n >= a->o.refusals_per_batch) g->dropped++; /* (5): the bound; counted in the batch */
+    else if (g && !radd_locked(a, g, en)) recorded = 1;
+    if (recorded) a->rentries++;
+    else a->rdropped++;
+    uint64_t dropped = a->rdropped;
+    int full = a->ingroups >= a->o.batch_max;
+    pthread_mutex_unlock(&a->mu);
+    if (!recorded && (dropped & (dropped - 1)) == 0) /* logged at 1, 2, 4, 8, ... */
+        sr_slog(SR_LOG_WARN, "refusals not listed in the audit trail (bound)", "op=%s actor=%s code=%s dropped=%" PRIu64,
+                op, actor, en->code, dropped);
+    if (full) (void)sr_access_flush(a);
+}
+
 void sr_access_tick(sr_access *a, int64_t now_ms)
 {
-    if (!sr_access_on(a)) return;
+    if (!sr_access_on(a) && !refusals_on(a)) return;
     pthread_mutex_lock(&a->mu);
     int due = now_ms - a->last_ms >= (int64_t)a->o.flush_ms && (a->ingroups || a->batches);
     pthread_mutex_unlock(&a->mu);
@@ -368,12 +535,14 @@ void sr_access_get_stats(sr_access *a, sr_access_stats *s)
     s->batches = a->written;
     s->refused = atomic_load(&a->refused);
     s->held = atomic_load(&a->held);
+    s->refusals = a->rentries;
+    s->refusals_dropped = a->rdropped;
     pthread_mutex_unlock(&a->mu);
 }
 
 void sr_access_stop(sr_access *a)
 {
-    if (!a || !a->o.reads) return;
+    if (!a || (!a->o.reads && !refusals_on(a))) return;
     /* (3) of access.h: what is held is written; a writer that takes
      * nothing is tried for at most 5 s (then the entries are lost, logged) */
     int64_t end = mono_ms() + 5000;
@@ -400,6 +569,7 @@ void sr_access_stop(sr_access *a)
     }
     pthread_mutex_lock(&a->mu);
     a->o.reads = 0; /* nothing more (access.h) */
+    a->stopped = 1;
     pthread_mutex_unlock(&a->mu);
 }
 
@@ -419,6 +589,11 @@ void sr_access_free(sr_access *a)
         sr_apk_release(&a->g[i].pk);
     }
     free(a->g);
+    for (size_t i = 0; i < a->nrg; i++) {
+        free(a->rg[i].v);
+        sr_buf_release(&a->rg[i].str);
+    }
+    free(a->rg);
     sr_buf_release(&a->tmp);
     pthread_mutex_unlock(&a->mu);
     pthread_mutex_destroy(&a->mu);
@@ -446,6 +621,7 @@ typedef struct hread {
     sr_actor_kind kind;
     uint32_t npl, npoints;
     uint64_t values;
+    int write; /* a write or control: recorded only if refused (sr_access_http_write) */
     const char *pts[SR_ACCESS_POINTS_MAX]; /* the listed points, copies in the request's pool */
     struct sockaddr_storage peer; /* ss_family AF_UNSPEC: none */
 } hread;
@@ -474,7 +650,14 @@ static void hread_dispose(void *p)
                           .npoints_listed = h->npl, .npoints = h->npoints, .values = h->values,
                           .bytes = req->bytes_sent, .status = st, .code = code, .source = ""};
     for (uint32_t i = 0; i < h->npl; i++) en.points[i] = h->pts[i];
-    add(h->a, h->op, h->kind, h->actor, &en, h->peer.ss_family != AF_UNSPEC ? (const struct sockaddr *)&h->peer : NULL);
+    const struct sockaddr *sa = h->peer.ss_family != AF_UNSPEC ? (const struct sockaddr *)&h->peer : NULL;
+    if (!h->write) add(h->a, h->op, h->kind, h->actor, &en, sa);
+    else if (st >= 400 && st < 500 && st != 429 && code[0]) {
+        char src[64] = "";
+        if (sa) sr_login_addr_sa(sa, src);
+        en.source = src;
+        sr_access_refused(h->a, h->op, h->kind, h->actor, &en);
+    }
 }
 
 static void hread_point(hread *h, const char *s, size_t n)
@@ -497,15 +680,39 @@ static void cpy72(char d[72], const char *s)
     d[n] = 0;
 }
 
+static hread *hread_new(sr_access *a, const sr_route_call *c, const char *binding, const char *op,
+                        sr_actor_kind kind, const char *actor);
+
 int sr_access_http_begin(sr_access *a, const sr_route_call *c, const char *binding, const char *op,
                          sr_actor_kind kind, const char *actor)
 {
     if (!sr_access_on(a)) return 0;
-    h2o_req_t *req = c->req;
     if (!sr_access_admit(a)) {
-        sr_http_result(req, 0, SR_WIRE_BUSY, "the audit trail cannot take this read now: retry later", NULL);
+        sr_http_result(c->req, 0, SR_WIRE_BUSY, "the audit trail cannot take this read now: retry later", NULL);
         return -1;
     }
+    (void)hread_new(a, c, binding, op, kind, actor);
+    return 0;
+}
+
+void sr_access_http_write(sr_access *a, const sr_route_call *c, const char *binding, const char *op,
+                          sr_actor_kind kind, const char *actor)
+{
+    if (!refusals_on(a)) return;
+    hread *h = hread_new(a, c, binding, op, kind, actor);
+    h->write = 1;
+}
+
+void sr_access_http_point(h2o_req_t *req, const char *id)
+{
+    h2o_iovec_t *ev = h2o_req_getenv(req, H2O_STRLIT(ENV_ACCESS), 0);
+    if (ev && ev->base && ev->len == sizeof(hread) && id) hread_point((hread *)ev->base, id, strlen(id));
+}
+
+static hread *hread_new(sr_access *a, const sr_route_call *c, const char *binding, const char *op,
+                        sr_actor_kind kind, const char *actor)
+{
+    h2o_req_t *req = c->req;
     /* the record in the request's pool (a bump), its destructor on a small
      * shared entry: one small allocation a read, not one of the record's
      * size */
@@ -560,7 +767,7 @@ int sr_access_http_begin(sr_access *a, const sr_route_call *c, const char *bindi
         ev->base = (char *)h;
         ev->len = sizeof *h;
     }
-    return 0;
+    return h;
 }
 
 void sr_access_http_values(h2o_req_t *req, uint64_t n)

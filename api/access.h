@@ -49,6 +49,7 @@ typedef struct sr_access_opts {
     uint32_t flush_ms;    /* a batch is written at least this often */
     uint32_t batch_max;   /* ... and as soon as this many entries are held */
     uint32_t buffer_max;  /* entries held unwritten at most (sr_access_admit) */
+    uint32_t refusals_per_batch; /* refusals listed per (actor, code) and batch; 0: refusals not recorded */
 } sr_access_opts;
 
 sr_access *sr_access_new(sr_engine *e, const sr_access_opts *o);
@@ -65,6 +66,20 @@ int sr_access_admit(sr_access *a);
 /* Adds one entry of (op, kind, actor); writes the batches once batch_max
  * entries are held. */
 void sr_access_add(sr_access *a, const char *op, sr_actor_kind kind, const char *actor, const sr_access_entry *en);
+/* A write or control REFUSED (issue #18; docs/audit.md "Refusals"): en's
+ * code is its wire code (static, not ""). Batched like reads, in groups of
+ * (op, kind, actor, code): one AccessEvent with refusals set per group and
+ * batch, audit row kind "refused", outcome the code. Recorded whatever
+ * [audit] reads says (not when refusals_per_batch is 0).
+ * REFUSALS (bounds, so that a flood of refused messages cannot make the
+ * server write more than a bounded amount: invariant 4)
+ *  (4) a group lists at most refusals_per_batch entries per batch; the
+ *      refusals beyond are counted in that batch's `dropped`; when the
+ *      entries held reach buffer_max a refusal is not recorded at all and
+ *      counted in the stats (refusals_dropped) and logged (at the 1st, 2nd,
+ *      4th, ... such refusal). A refusal is never turned into a busy
+ *      answer: it is already answered. */
+void sr_access_refused(sr_access *a, const char *op, sr_actor_kind kind, const char *actor, const sr_access_entry *en);
 /* Writes the batches if flush_ms passed since the last write (call it from
  * a timer of the loop; now_ms: the monotonic clock). */
 void sr_access_tick(sr_access *a, int64_t now_ms);
@@ -75,6 +90,7 @@ int sr_access_flush(sr_access *a);
 typedef struct sr_access_stats {
     uint64_t entries, batches, refused; /* recorded, written (acknowledged), reads refused */
     uint64_t held;                      /* entries held now */
+    uint64_t refusals, refusals_dropped; /* refused writes recorded; not listed (a bound: REFUSALS) */
 } sr_access_stats;
 void sr_access_get_stats(sr_access *a, sr_access_stats *s);
 
@@ -91,5 +107,15 @@ int sr_access_http_begin(sr_access *a, const struct sr_route_call *c, const char
                          sr_actor_kind kind, const char *actor);
 /* The values (records) the answer holds, when the handler knows them. */
 void sr_access_http_values(struct st_h2o_req_t *req, uint64_t n);
+/* ---- HTTP writes and controls: only their refusals are recorded ----
+ * After the caller is authenticated, before the handler of a route that
+ * writes or controls: an entry is prepared (as a read's) and recorded with
+ * sr_access_refused when the request ends with a refusal: a 4xx answer with
+ * a wire code, but 429 (busy: transient, to be sent again). The data points
+ * a handler finds in the body are added with sr_access_http_point (a read
+ * may use it too). */
+void sr_access_http_write(sr_access *a, const struct sr_route_call *c, const char *binding, const char *op,
+                          sr_actor_kind kind, const char *actor);
+void sr_access_http_point(struct st_h2o_req_t *req, const char *id);
 
 #endif

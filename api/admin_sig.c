@@ -11,10 +11,14 @@
  * The same file keeps an operator's signature requirements per data point
  * (docs/signatures.md "Requiring signatures"): a registry entry SR_RG_SIGREQ
  * whose id is the dataId (a data point of the operator when it is set),
- * name the reason, revoked_ms the time it was set. The AP-IF control check
- * (api/apif_http.c) reads it for every control request without protection:
- * such a request to such a point is refused E5001 once the answer here is
- * sent. Its route table is sr_admin_sig_routes (admin_int.h). */
+ * name the reason, revoked_ms the time it was set, access its scope:
+ * "control" (also when empty: an entry of before scopes), "values" or
+ * "control+values" (issue #18). The AP-IF control check (api/apif_http.c)
+ * reads it for every control request without protection when the scope
+ * names control; the GW-IF values check (api/gwif_json.h sr_gw_sigreq_*)
+ * when it names values: such a request or message is refused E5001 once
+ * the answer here is sent. Its route table is sr_admin_sig_routes
+ * (admin_int.h). */
 #include "api/admin_http.h"
 #include "api/admin_int.h"
 #include "api/sigcheck.h"
@@ -106,7 +110,8 @@ static json_t *sigreq_json(const sr_reg_entry *re)
 {
     char at[40];
     sr_rfc3339_format(re->revoked_ms, at);
-    return json_pack("{s:s,s:s,s:s}", "dataId", re->id, "reason", re->name, "requiredAt", at);
+    return json_pack("{s:s,s:s,s:s,s:s}", "dataId", re->id, "reason", re->name, "requiredAt", at, "scope",
+                     re->access && re->access[0] ? re->access : "control");
 }
 
 /* GET /admin/v1/operators/{operatorId}/signature-requirements -> 200 {"items":[...]} */
@@ -124,7 +129,7 @@ static void sigreqs_list(const sr_route_call *c)
     json_decref(o);
 }
 
-/* PUT .../signature-requirements/{dataId} {"reason"} -> 200 the requirement
+/* PUT .../signature-requirements/{dataId} {"reason","scope"?} -> 200 the requirement
  * (set again: the reason and time replaced) */
 static void sigreq_put(const sr_route_call *c)
 {
@@ -132,17 +137,21 @@ static void sigreq_put(const sr_route_call *c)
     if (!body) return;
     const char *op = sr_route_param(c, "operatorId"), *did = sr_route_param(c, "dataId");
     const char *reason = json_string_value(json_object_get(body, "reason"));
+    json_t *js = json_object_get(body, "scope");
+    const char *scope = js ? json_string_value(js) : "control";
     sr_point_info info;
     int prc;
     if (!reason || !reason[0] || strlen(reason) > 200) {
         sr_admin_bad_field(c, "reason", "why control of this data point must be signed: 1 to 200 bytes");
+    } else if (!scope || (strcmp(scope, "control") && strcmp(scope, "values") && strcmp(scope, "control+values"))) {
+        sr_admin_bad_field(c, "scope", "what must be signed: control, values or control+values");
     } else if (!sr_id_str_ok(did) || (prc = sr_engine_point_info(sr_admin_engine(c), op, did, &info)) == SR_ENOTFOUND) {
         sr_admin_audit_refused(c, SR_WIRE_UNKNOWN, "no such data point");
         sr_http_result(c->req, 0, SR_WIRE_UNKNOWN, "no such data point", NULL);
     } else if (prc) {
         sr_http_result(c->req, 0, sr_wire_of_rc(prc), sr_wire_msg_of_rc(prc), NULL);
     } else {
-        sr_reg_entry re = {.kind = SR_RG_SIGREQ, .id = did, .name = reason, .revoked_ms = now_ms()};
+        sr_reg_entry re = {.kind = SR_RG_SIGREQ, .id = did, .name = reason, .revoked_ms = now_ms(), .access = scope};
         sr_buf b;
         sr_buf_init(&b);
         sr_cmd_env env = sr_admin_env(c, op);

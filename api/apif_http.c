@@ -402,10 +402,10 @@ static void login_free(sr_http_ctx *h)
  * the token, and its expiry), which the index keeps while it is open
  * (`sessions`); sessions_restore reads them back at start. A login's
  * event is waited for (issue #18, fail closed: issue_token, token_recorded):
- * no token is answered unrecorded. A logout's is queued, not waited for: it
- * never lets a closed session back in while the server runs (events apply
- * in order); a logout event lost to a write error comes back at a restart
- * until the session expires (docs/admin.md "Fire and forget"). */
+ * no token is answered unrecorded. A logout's is waited for too (issue
+ * #18, session_close): the token ends at once whatever happens, the 204
+ * comes once the event is durable, and a logout that could not be recorded
+ * is answered 503 E9001 (it may come back at a restart until it expires). */
 static void session_event_done(void *ctx, const sr_result *r)
 {
     (void)ctx;
@@ -1431,6 +1431,7 @@ static void control_values(const sr_route_call *rt)
         sr_http_result(req, 0, SR_WIRE_PARAM, "dataId (string) and value are required", NULL);
         goto done;
     }
+    sr_access_http_point(req, json_string_value(d)); /* a refusal's audit entry names it */
     if (p && (!json_is_object(p) || !json_is_string(json_object_get(p, "signature")))) {
         sr_http_result(req, 0, SR_WIRE_PARAM, "protection: an object with signAlg, certId and signature", NULL);
         goto done;
@@ -1457,7 +1458,8 @@ static void control_values(const sr_route_call *rt)
             goto done;
         }
         /* ... or every control of this data point (RG_SIGREQ, api/admin_sig.c) */
-        must = sr_read_registry(a->eng, t->op, SR_RG_SIGREQ, json_string_value(d), &rr, &re) == SR_OK;
+        must = sr_read_registry(a->eng, t->op, SR_RG_SIGREQ, json_string_value(d), &rr, &re) == SR_OK &&
+               (!re.access || !re.access[0] || strstr(re.access, "control")); /* its scope (admin_sig.c) */
         sr_rec_close(&rr);
         if (must) {
             sr_slog(SR_LOG_WARN, "control request refused: protection", "op=%s app=%s code=%s why=%s", t->op, t->app,
@@ -1532,6 +1534,36 @@ done:
 
 /* ---- router --------------------------------------------------------------- */
 
+/* A logout being recorded (issue #18): who, for the log line */
+typedef struct pending_logout {
+    char op[72], app[72];
+} pending_logout;
+
+/* Its SessionEvent could not be recorded (a write error, a stopped or
+ * read-only writer, a full queue): the session is ended all the same (fail
+ * closed) and the answer says its end is not recorded: 503 E9001 (429
+ * E9002 for a full queue). A restart may then restore the session until it
+ * expires (docs/admin.md "Fire and forget"). */
+static void logout_unrecorded(h2o_req_t *req, const pending_logout *pl, int rc)
+{
+    sr_slog(SR_LOG_WARN, "app logout not recorded", "op=%s app=%s error=%s", sr_slog_q(pl->op), sr_slog_q(pl->app),
+            sr_err_name(rc));
+    if (!req) return;
+    sr_wire code = rc == SR_EFULL ? SR_WIRE_BUSY : SR_WIRE_INTERNAL;
+    sr_http_result(req, code == SR_WIRE_BUSY ? 429 : 503, code,
+                   "the session is ended, but its end could not be recorded (the server cannot write now)", NULL);
+}
+
+static void logout_recorded(sr_apif *a, h2o_req_t *req, const sr_result *r, void *arg)
+{
+    (void)a;
+    if (r->rc) logout_unrecorded(req, arg, r->rc);
+    else if (req) sr_http_no_content(req);
+}
+
+/* DELETE /api/v1/sessions/current (issue #18): the token ends at once (fail
+ * closed), the 204 waits for the SessionEvent to be durable, as a login's
+ * answer does (sr_apif_submit_then). */
 static void session_close(const sr_route_call *c)
 {
     sr_apif *a = c->binding;
@@ -1541,10 +1573,24 @@ static void session_close(const sr_route_call *c)
     const uint8_t *hash = sr_tokens_hash_of(t, &expires);
     char addr[64];
     sr_login_addr_req(c->req, addr);
-    session_event(a, t->op, t->app, hash, expires, SR_SS_DISCONNECTED, "logout", addr);
+    pending_logout pl;
+    snprintf(pl.op, sizeof pl.op, "%s", t->op);
+    snprintf(pl.app, sizeof pl.app, "%s", t->app);
+    sr_buf b;
+    sr_buf_init(&b);
+    sr_cmd_env env = {t->op, t->app, SR_ACTOR_APP, NULL, addr};
+    int rc = !a->eng ? SR_OK
+                     : a->closing ? SR_ECLOSED
+                                  : sr_cmd_token_session(&env, hash, expires, SR_SS_DISCONNECTED, "logout", &b);
     sr_alive_set(a->alive, t->ae, SR_AS_OFFLINE, SR_AR_DISCONNECT, a->alive_binding, addr, "", 0);
-    sr_tokens_remove(a->tokens, t);
-    sr_http_no_content(c->req);
+    sr_tokens_remove(a->tokens, t); /* ended in memory, whatever happens next */
+    if (!a->eng) {
+        sr_buf_release(&b);
+        return sr_http_no_content(c->req);
+    }
+    if (!rc) rc = sr_apif_submit_then(a, c->req, &b, logout_recorded, &pl, sizeof pl);
+    else sr_buf_release(&b);
+    if (rc) logout_unrecorded(c->req, &pl, rc);
 }
 
 static void monitor_list(const sr_route_call *c)
@@ -1836,6 +1882,9 @@ void sr_apif_handle(sr_apif *a, h2o_req_t *req)
     if (c.caller && r->method[0] == 'G') {
         const atoken *t = c.caller;
         if (sr_access_http_begin(a->access, &c, "apif-http", t->op, SR_ACTOR_APP, t->app)) return;
+    } else if (c.caller) { /* a write or control: its refusal's entry (docs/audit.md "Refusals") */
+        const atoken *t = c.caller;
+        sr_access_http_write(a->access, &c, "apif-http", t->op, SR_ACTOR_APP, t->app);
     }
     r->handler(&c);
 }

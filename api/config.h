@@ -221,6 +221,8 @@
     U(audit, batch_max, audit_batch_max, 1024, 1, 4096, "a batch is written once it holds this many reads")         \
     U(audit, buffer_max, audit_buffer_max, 16384, 16, 1048576,                                                        \
       "reads held unwritten at most; beyond, a read is refused (429, busy) rather than answered unaudited")          \
+    U(audit, refusals_per_batch, audit_refusals_per_batch, 16, 0, 4096,                                               \
+      "refused writes and controls listed per actor, code and batch (the rest counted); 0: refusals not recorded")   \
     S(crypto, signature, crypto_signature, 32, "ES256",                                                                \
       "the platform key's signature algorithm when one is made: ES256, ES384, PS256 or EdDSA")                         \
     S(crypto, aead, crypto_aead, 32, "AES-256-GCM", "the AEAD of new data keys (docs/keys.md): AES-256-GCM")          \

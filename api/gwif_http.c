@@ -25,9 +25,10 @@
  * from the engine's completion. Data not stored for a reason of the server
  * (queue full, no space, I/O error, stopped writer, read-only, memory) is
  * never 200: 429 (queue full) or 503, both with Retry-After, and a WARN line
- * (respond_transient; docs/mqtt.md "Acknowledgement outcomes"). A values message larger than [server]
- * parse_inline_max is parsed and validated on the worker queue
- * (api/workq.h), not on the loop. Tokens are 256-bit random, kept only as their
+ * (respond_transient; docs/mqtt.md "Acknowledgement outcomes"). A message larger than [server]
+ * parse_inline_max, or one that may carry "protection" (its signature
+ * verification), is parsed and validated on the worker queue
+ * (api/workq.h), not on the loop; the operator's queue full is 429 E9002. Tokens are 256-bit random, kept only as their
  * SHA-256, for `token_ttl` (1 h); a disconnect revokes at once. A call
  * without a token, or with one the server does not know (never issued,
  * revoked, or expired and swept), is 401 E2001; with an expired token still
@@ -140,6 +141,7 @@ typedef struct pending {
     sr_login_job lj; /* its stored hash: the gateway's (empty if unknown) */
     char op[72], gw[72], addr[64];
     int login;          /* 1: the completion is a login's SessionEvent (issue #18: the answer waits for it) */
+    int logout;         /* 1: ... a logout's (issue #18: 204 only once durable, logout_durable) */
     sr_login_seen seen; /* a login's: what was checked, for its token */
     sr_loopq_item li;
 } pending;
@@ -267,6 +269,7 @@ static void respond_rc(h2o_req_t *req, const char *op, const char *gw, const sr_
 }
 
 static void login_durable(pending *p);
+static void logout_durable(pending *p);
 
 static void on_done(void *ctx, sr_loopq_item *it)
 {
@@ -274,6 +277,10 @@ static void on_done(void *ctx, sr_loopq_item *it)
     pending *p = SR_CONTAINER(it, pending, li);
     if (p->login) {
         login_durable(p);
+        return;
+    }
+    if (p->logout) {
+        logout_durable(p);
         return;
     }
     {
@@ -425,6 +432,15 @@ static void open_session(sr_gwhttp *g, h2o_req_t *req)
 
 /* A values message checked (inline or on a worker): submit it, or answer
  * the refusal; data not stored for a reason of the server is never 200. */
+/* a refused message's data points (body.values' dataIds), for its audit
+ * entry (api/access.h sr_access_http_write; only a refusal pays for it) */
+static void audit_points(h2o_req_t *req, const sr_gw_msg *m)
+{
+    json_t *vs = m->body ? json_object_get(m->body, "values") : NULL;
+    for (size_t i = 0; i < json_array_size(vs); i++)
+        sr_access_http_point(req, json_string_value(json_object_get(json_array_get(vs, i), "dataId")));
+}
+
 static void submit_checked(sr_gwhttp *g, h2o_req_t *req, const char *op, const char *gw, int rc, sr_buf *ev,
                            sr_gw_err *err, size_t nvalues)
 {
@@ -452,7 +468,9 @@ static void submit_checked(sr_gwhttp *g, h2o_req_t *req, const char *op, const c
     }
 }
 
-/* a message over parse_inline_max, checked on the worker queue: a values
+/* a message over parse_inline_max, or one that may carry "protection"
+ * (sr_gw_may_be_signed: its signature is verified there, never on the loop),
+ * checked on the worker queue, charged to its operator's share: a values
  * message parsed and validated, a broker message (suffix) parsed */
 typedef struct vcheck {
     sr_http_ctx h; /* first */
@@ -500,13 +518,16 @@ static void vcheck_done(sr_work *w, int status)
     if (v->h.req) {
         if (status) respond_transient(v->h.req, v->op, v->gw, SR_WIRE_INTERNAL, "the message could not be checked");
         else if (v->g->closing) respond_transient(v->h.req, v->op, v->gw, SR_WIRE_BUSY, "the server is stopping");
-        else if (v->kind->how != SR_GWK_VALUES && v->r.parse_rc)
+        else if (v->kind->how != SR_GWK_VALUES && v->r.parse_rc) {
+            audit_points(v->h.req, &v->r.msg);
             respond_result(v->h.req, v->r.err.code, v->r.err.message, v->r.err.detail);
+        }
         else if (v->kind->how != SR_GWK_VALUES)
             to_broker(v->g, v->h.req, v->op, v->gw, v->kind->suffix, &v->r.msg);
         else {
             sr_gw_checked *k = &v->r;
             int rc = k->fast == 0 ? SR_OK : k->parse_rc ? k->parse_rc : k->values_rc;
+            if (rc) audit_points(v->h.req, &k->msg);
             if (!(k->fast == 0 || !k->parse_rc) || !type_refused(v->h.req, v->kind, k->fast == 0 ? k->fm.type : k->msg.type))
                 submit_checked(v->g, v->h.req, v->op, v->gw, rc, &k->ev, &k->err, k->fast == 0 ? k->fm.nvalues : k->nvalues);
         }
@@ -514,14 +535,19 @@ static void vcheck_done(sr_work *w, int status)
     sr_http_ctx_unref(&v->h);
 }
 
-/* 1 if the message (of kind k) went to the worker queue */
-static int check_async(sr_gwhttp *g, h2o_req_t *req, const token *t, const sr_gw_kind *k)
+/* 1 if the message (of kind k) went to the worker queue (or was answered);
+ * signed_: it may carry protection (asked of a values message only once the
+ * fast path declined it, so that unsigned ingest never pays the scan) */
+static int check_async(sr_gwhttp *g, h2o_req_t *req, const token *t, const sr_gw_kind *k, int signed_)
 {
-    if (!g->wq || req->entity.len <= g->parse_inline_max) return 0;
+    if (!g->wq || (req->entity.len <= g->parse_inline_max && !signed_)) return 0;
     vcheck *v = sr_http_ctx_new(req, sizeof *v);
-    if (!v) return 0;
-    v->h.on_free = vcheck_free;
-    if (!(v->data = malloc(req->entity.len))) return 0; /* inline, then; v goes with req */
+    if (v) v->h.on_free = vcheck_free;
+    if (!v || !(v->data = malloc(req->entity.len))) { /* inline, then; v goes with req */
+        if (!signed_) return 0;
+        respond_transient(req, t->op, t->gw, SR_WIRE_INTERNAL, "out of memory"); /* never verified on the loop */
+        return 1;
+    }
     memcpy(v->data, req->entity.base, req->entity.len);
     v->len = req->entity.len;
     v->g = g;
@@ -542,7 +568,7 @@ static int check_async(sr_gwhttp *g, h2o_req_t *req, const token *t, const sr_gw
 
 static void post_values(sr_gwhttp *g, h2o_req_t *req, const token *t, const sr_gw_kind *k)
 {
-    if (check_async(g, req, t, k)) return;
+    if (check_async(g, req, t, k, 0)) return;
     sr_gw_msg msg;
     sr_gw_err err;
     memset(&err, 0, sizeof err);
@@ -556,11 +582,14 @@ static void post_values(sr_gwhttp *g, h2o_req_t *req, const token *t, const sr_g
         rc = SR_OK; /* one pass, no JSON tree */
         nv = fm.nvalues;
         if (type_refused(req, k, fm.type)) goto done;
+    } else if (sr_gw_may_be_signed(req->entity.base, req->entity.len) && check_async(g, req, t, k, 1)) {
+        goto done; /* declined and may be signed: verified on a worker, never here */
     } else if (!(rc = sr_gw_parse_sig(g->eng, t->op, t->gw, req->entity.base, req->entity.len, &msg, &err))) {
         if (type_refused(req, k, msg.type)) goto done;
         rc = sr_gw_values_event_sig(g->eng, t->op, t->gw, msg.message_id, NULL, sr_gw_sig_state(&msg),
                                     json_object_get(msg.body, "values"), &ev, &nv, &err);
     }
+    if (rc) audit_points(req, &msg);
     submit_checked(g, req, t->op, t->gw, rc, &ev, &err, nv);
 done:
     sr_buf_release(&ev);
@@ -604,11 +633,13 @@ static void to_broker(sr_gwhttp *g, h2o_req_t *req, const char *op, const char *
 
 static void broker_message(sr_gwhttp *g, h2o_req_t *req, const token *t, const sr_gw_kind *k)
 {
-    if (check_async(g, req, t, k)) return; /* a large one is parsed on a worker */
+    /* a large one, or one that may be signed, is parsed (and verified) on a worker */
+    if (check_async(g, req, t, k, sr_gw_may_be_signed(req->entity.base, req->entity.len))) return;
     sr_gw_msg msg;
     sr_gw_err err;
     memset(&err, 0, sizeof err);
     if (sr_gw_parse_sig(g->eng, t->op, t->gw, req->entity.base, req->entity.len, &msg, &err) != SR_OK) {
+        audit_points(req, &msg);
         respond_result(req, err.code, err.message, err.detail);
     } else
         to_broker(g, req, t->op, t->gw, k->suffix, &msg);
@@ -716,16 +747,64 @@ static void certificate(const sr_route_call *c)
 
 static void open_session_route(const sr_route_call *c) { open_session(c->binding, c->req); }
 
+/* A logout whose SessionEvent could not be recorded (a write error, a
+ * stopped or read-only writer, a full queue): the session is ended all the
+ * same (fail closed), and the answer says its end is not recorded: 503 E9001
+ * (429 E9002 for a full queue). */
+static void logout_unrecorded(h2o_req_t *req, const char *op, const char *gw, int rc)
+{
+    sr_slog(SR_LOG_WARN, "gateway logout not recorded", "op=%s gw=%s binding=http error=%s", sr_slog_q(op),
+            sr_slog_q(gw), sr_err_name(rc));
+    if (!req) return;
+    sr_wire code = rc == SR_EFULL ? SR_WIRE_BUSY : SR_WIRE_INTERNAL;
+    sr_http_result(req, code == SR_WIRE_BUSY ? 429 : 503, code,
+                   "the session is ended, but its end could not be recorded (the server cannot write now)", NULL);
+}
+
+static void logout_durable(pending *p)
+{
+    p->logout = 0;
+    if (p->res.rc) logout_unrecorded(p->req, p->op, p->gw, p->res.rc);
+    else if (p->req) sr_http_no_content(p->req);
+    pending_unref(p);
+}
+
+/* DELETE /gw/v1/sessions/current (issue #18): the token ends at once (fail
+ * closed: whatever the engine says), the 204 waits for the SessionEvent to
+ * be durable (logout_durable), as a login's answer does. */
 static void session_close(const sr_route_call *c)
 {
     sr_gwhttp *g = c->binding;
     const token *t = c->caller;
     char addr[64];
     sr_login_addr_req(c->req, addr);
-    sr_login_session_audit(g->eng, SR_ACTOR_GATEWAY, t->op, t->gw, SR_SS_DISCONNECTED, "http", "logout", addr);
+    sr_buf b;
+    sr_buf_init(&b);
+    sr_cmd_env env = {t->op, t->gw, SR_ACTOR_GATEWAY, NULL, addr};
+    int rc = !g->eng ? SR_OK
+                     : g->closing ? SR_ECLOSED
+                                  : sr_cmd_session(&env, SR_ACTOR_GATEWAY, t->gw, SR_SS_DISCONNECTED, "http", "logout", &b);
+    pending *p = !rc && g->eng ? pending_new(g, c->req) : NULL;
+    if (p) {
+        snprintf(p->op, sizeof p->op, "%s", t->op);
+        snprintf(p->gw, sizeof p->gw, "%s", t->gw);
+    }
+    char op[72], gw[72];
+    snprintf(op, sizeof op, "%s", t->op);
+    snprintf(gw, sizeof gw, "%s", t->gw);
     sr_alive_set(g->alive, t->ae, SR_AS_OFFLINE, SR_AR_DISCONNECT, g->ssl ? "https" : "http", addr, "", 0);
-    sr_tokens_remove(g->tokens, (void *)c->caller);
-    sr_http_no_content(c->req);
+    sr_tokens_remove(g->tokens, (void *)c->caller); /* ended in memory, whatever happens next */
+    if (!g->eng) return sr_http_no_content(c->req);
+    if (!rc && !p) rc = SR_ENOMEM;
+    if (!rc) {
+        sr_slice sl = {b.data, b.len};
+        p->logout = 1;
+        p->refs++;
+        rc = sr_engine_submit(g->eng, &sl, 1, on_engine_done, p);
+        if (rc) p->refs--, p->logout = 0;
+    }
+    sr_buf_release(&b);
+    if (rc) logout_unrecorded(c->req, op, gw, rc);
 }
 
 /* The GW-IF HTTP routes (api/routes.h): these rows, then one row per GW-IF
@@ -846,6 +925,9 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
         if ((r->method[0] == 'G' || (k && k->http_poll)) &&
             sr_access_http_begin(g->access, &c, "gwif-http", t->op, SR_ACTOR_GATEWAY, t->gw))
             return 0;
+        /* a write (values, a request's result, a status...): its refusal's entry (docs/audit.md "Refusals") */
+        if (r->method[0] != 'G' && !(k && k->http_poll))
+            sr_access_http_write(g->access, &c, "gwif-http", t->op, SR_ACTOR_GATEWAY, t->gw);
     }
     r->handler(&c);
     return 0;

@@ -1,7 +1,9 @@
 /* api/gwif_json.c -- see gwif_json.h. */
 #include "api/gwif_json.h"
 
+#include "api/metrics.h"
 #include "api/sigcheck.h"
+#include "api/workq.h"
 #include "api/slog.h"
 #include "codecs/jsonlex.h"
 
@@ -73,6 +75,15 @@ int sr_gw_parse(const void *data, size_t len, sr_gw_msg *out, sr_gw_err *err)
     return SR_OK;
 }
 
+int sr_gw_may_be_signed(const void *data, size_t len)
+{
+    static const char k[] = "\"protection\"";
+    return memmem(data, len, k, sizeof k - 1) != NULL;
+}
+
+static _Atomic uint32_t sig_delay_ms;
+void sr_gw_sig_test_delay(uint32_t ms) { atomic_store(&sig_delay_ms, ms); }
+
 int sr_gw_parse_sig(sr_engine *e, const char *op, const char *gw, const void *data, size_t len, sr_gw_msg *out,
                     sr_gw_err *err)
 {
@@ -83,6 +94,12 @@ int sr_gw_parse_sig(sr_engine *e, const char *op, const char *gw, const void *da
         return fail(err, SR_WIRE_SIGNATURE, "signature: the \"body\" member cannot be found as written");
     char why[sizeof err->message];
     struct timespec ts;
+    sr_metrics_gw_sig_verify(sr_thread_is_loop()); /* 0 on the loop: docs/signatures.md "Cost" */
+    uint32_t delay = atomic_load(&sig_delay_ms);
+    if (delay) {
+        struct timespec d = {(time_t)(delay / 1000), (long)(delay % 1000) * 1000000L};
+        nanosleep(&d, NULL);
+    }
     clock_gettime(CLOCK_REALTIME, &ts);
     sr_wire w = sr_sig_check(e, op, SR_RG_GATEWAY, gw, out->protection, (const char *)data + off, n,
                              (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000, why, sizeof why);
@@ -97,6 +114,81 @@ int sr_gw_parse_sig(sr_engine *e, const char *op, const char *gw, const void *da
     out->signed_len = n;
     out->sig_verified = 1;
     return SR_OK;
+}
+
+/* ---- signed values required per data point (gwif_json.h) ----------------- */
+
+typedef struct sigreq_ent {
+    char op[72], did[72];
+} sigreq_ent;
+static pthread_mutex_t sigreq_mu = PTHREAD_MUTEX_INITIALIZER;
+static _Atomic size_t sigreq_n; /* entries; 0: nothing to look up */
+static sigreq_ent *sigreq_v;
+static size_t sigreq_cap;
+
+void sr_gw_sigreq_note(const char *op, const char *data_id, int present)
+{
+    if (strlen(op) >= 72 || strlen(data_id) >= 72) return;
+    pthread_mutex_lock(&sigreq_mu);
+    size_t n = atomic_load(&sigreq_n), i;
+    for (i = 0; i < n; i++)
+        if (!strcmp(sigreq_v[i].op, op) && !strcmp(sigreq_v[i].did, data_id)) break;
+    if (!present && i < n) {
+        sigreq_v[i] = sigreq_v[n - 1];
+        atomic_store(&sigreq_n, n - 1);
+    } else if (present && i == n) {
+        if (n == sigreq_cap) {
+            size_t nc = sigreq_cap ? sigreq_cap * 2 : 16;
+            sigreq_ent *nv = realloc(sigreq_v, nc * sizeof *nv);
+            if (!nv) {
+                pthread_mutex_unlock(&sigreq_mu);
+                sr_slog(SR_LOG_ERROR, "signature requirement not noted: out of memory", "op=%s point=%s", op, data_id);
+                return;
+            }
+            sigreq_v = nv;
+            sigreq_cap = nc;
+        }
+        snprintf(sigreq_v[n].op, sizeof sigreq_v[n].op, "%s", op);
+        snprintf(sigreq_v[n].did, sizeof sigreq_v[n].did, "%s", data_id);
+        atomic_store(&sigreq_n, n + 1);
+    }
+    pthread_mutex_unlock(&sigreq_mu);
+}
+
+int sr_gw_sigreq_load(sr_engine *e)
+{
+    sr_rec ops = SR_REC_INIT;
+    sr_reg_entry o;
+    int rc = sr_list_operators(e, &ops);
+    while (!rc && sr_rec_next_registry(&ops, &o) == 1) {
+        sr_rec r = SR_REC_INIT;
+        sr_reg_entry re;
+        if ((rc = sr_list_registry(e, o.id, SR_RG_SIGREQ, &r))) break;
+        while (sr_rec_next_registry(&r, &re) == 1) sr_gw_sigreq_note(o.id, re.id, 1);
+        sr_rec_close(&r);
+    }
+    sr_rec_close(&ops);
+    return rc;
+}
+
+int sr_gw_sigreq_values(sr_engine *e, const char *op, const char *did, size_t dlen)
+{
+    if (!atomic_load_explicit(&sigreq_n, memory_order_relaxed) || dlen >= 72) return 0;
+    char id[72];
+    memcpy(id, did, dlen);
+    id[dlen] = 0;
+    int listed = 0;
+    pthread_mutex_lock(&sigreq_mu);
+    for (size_t i = 0, n = atomic_load(&sigreq_n); i < n && !listed; i++)
+        listed = !strcmp(sigreq_v[i].did, id) && !strcmp(sigreq_v[i].op, op);
+    pthread_mutex_unlock(&sigreq_mu);
+    if (!listed) return 0;
+    /* its scope: "control" (or none: an entry of before scopes), "values", "control+values" */
+    sr_rec r = SR_REC_INIT;
+    sr_reg_entry re;
+    int must = sr_read_registry(e, op, SR_RG_SIGREQ, id, &r, &re) == SR_OK && re.access && strstr(re.access, "values");
+    sr_rec_close(&r);
+    return must;
 }
 
 static void bad_value(sr_gw_err *err, size_t i, const char *data_id, const char *what)
@@ -369,6 +461,19 @@ int sr_gw_values_event_sig(sr_engine *e, const char *op, const char *gw, const c
     *nvalues = n;
     if (n == 0) return fail(err, SR_WIRE_PARAM, "body.values: at least one value");
     if (n > 100000) return fail(err, SR_WIRE_LARGE, "body.values: at most 100000 values a message");
+    if (sig_state == 0 && atomic_load_explicit(&sigreq_n, memory_order_relaxed)) {
+        /* signed values required for a point it names: refused as a whole, E5001 (docs/signatures.md) */
+        for (size_t i = 0; i < n; i++) {
+            const char *did = json_string_value(json_object_get(json_array_get(values, i), "dataId"));
+            if (did && sr_gw_sigreq_values(e, op, did, strlen(did))) {
+                char m[200];
+                snprintf(m, sizeof m, "signature required: values of data point %s must carry protection", did);
+                sr_slog(SR_LOG_WARN, "gateway message refused: protection", "op=%s gw=%s msgid=%s code=%s why=%s", op,
+                        gw, sr_slog_q(message_id ? message_id : ""), sr_wire_code(SR_WIRE_SIGNATURE), sr_slog_q(m));
+                return fail(err, SR_WIRE_SIGNATURE, m);
+            }
+        }
+    }
     msg_points mp;
     mp_init(&mp);
     int rc = SR_OK, last_rc = SR_OK;
@@ -796,7 +901,9 @@ int sr_gw_fast(sr_engine *e, const char *op, const char *gw, const void *data, s
                         double x = ip->type == SR_VT_NUMBER ? s.v.f : (double)s.v.i;
                         if (!isfinite(x) || (ip->has_min && x < ip->min) || (ip->has_max && x > ip->max)) goto done;
                     }
-                    /* did is borrowed from the message, alive until we return */
+                    /* did is borrowed from the message, alive until we return; a point whose
+                     * values must be signed: the jansson path refuses it (E5001) */
+                    if (!pp && sr_gw_sigreq_values(e, op, did, dlen)) goto done;
                     if ((!pp && !(pp = mp_add(&mp, did, dlen, h, &info))) || mp_push(&mp, pp, &s)) goto done;
                     cur = pp;
                 }

@@ -74,6 +74,17 @@ void sr_gw_msg_release(sr_gw_msg *m);
  * values of a protected message always come through here. Any thread. */
 SR_MUST_CHECK int sr_gw_parse_sig(sr_engine *e, const char *op, const char *gw, const void *data, size_t len,
                                   sr_gw_msg *out, sr_gw_err *err);
+/* 1 if a message may carry "protection" (the bytes "protection" with their
+ * quotes occur in it; a string value holding them says 1 too): such a
+ * message is checked on the worker queue, never on the loop (its
+ * verification costs 0.7-8.9 M instructions; api/server.c invariant 7,
+ * api/gwif_http.c), charged to its operator's share. A memmem over the
+ * whole message (~80 instructions per value): the bindings ask it of a
+ * values message only once the fast path declined it. */
+int sr_gw_may_be_signed(const void *data, size_t len);
+/* test hook (SUIRO_TEST_SIG_DELAY_MS; tests only): every verification of a
+ * gateway message's protection sleeps ms first, on its thread */
+void sr_gw_sig_test_delay(uint32_t ms);
 
 /*
  * Turn body.values (an array of {dataId, timestamp, value, quality?}) into
@@ -165,6 +176,22 @@ typedef struct sr_gw_range_note {
 } sr_gw_range_note;
 void sr_gw_range_refused(const char *op, const char *gw, const char *point, const char *what);
 size_t sr_gw_range_take(sr_gw_range_note *out, size_t cap);
+
+/* Signed values required per data point (issue #18, docs/signatures.md
+ * "Requiring signatures"): an RG_SIGREQ entry whose scope (its `access`)
+ * names "values" makes an unsigned values message naming that point
+ * refused as a whole with E5001 (as a bad signature: nothing stored), by
+ * both paths (the fast path declines it, sr_gw_values_event_sig refuses).
+ * The data points with any RG_SIGREQ entry are kept in memory
+ * (sr_gw_sigreq_load at start, sr_gw_sigreq_note from the engine's
+ * registry hook, on the writer thread after the commit and before the
+ * admin's answer); only an unsigned message naming such a point reads the
+ * entry for its scope. With no requirement (the common case) an unsigned
+ * message pays one relaxed atomic load. Any thread. */
+int sr_gw_sigreq_load(sr_engine *e);
+void sr_gw_sigreq_note(const char *op, const char *data_id, int present);
+/* 1 if unsigned values of (op, data point did[0..dlen)) are refused */
+int sr_gw_sigreq_values(sr_engine *e, const char *op, const char *did, size_t dlen);
 
 /* The GW_ACK message for a message (correlationId = its messageId). */
 SR_MUST_CHECK int sr_gw_ack(const char *correlation_id, sr_wire code, const char *message, json_t *detail,

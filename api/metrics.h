@@ -68,6 +68,10 @@ typedef enum { SR_MLOGIN_WRONG, SR_MLOGIN_THROTTLED, SR_MLOGIN__N } sr_mlogin;
 void sr_metrics_login_failed(sr_mlogin why);
 /* A gateway's message refused with code (not OK): counted under its code. */
 void sr_metrics_refused(sr_wire code);
+/* A GW-IF message's signature was verified (any verdict) on the network
+ * loop's thread (on_loop) or off it (the worker queue): docs/signatures.md
+ * "Cost" -- the loop's count stays 0. */
+void sr_metrics_gw_sig_verify(int on_loop);
 /* op's slot (0 .. SR_METRICS_OPS; the last is "_other"); find once, bump often */
 unsigned sr_metrics_op(const char *op);
 /* a values message of the slot's operator was stored durably with n values */

@@ -55,8 +55,13 @@
  *      own login's SessionEvent waiting for room in a full engine queue
  *      (login_submit: a full queue is back-pressure for a login too, not a
  *      refusal; issue #18).
- *  (7) A PUBLISH larger than [server] parse_inline_max is parsed and
- *      validated on the worker queue (api/workq.h), never on the loop: the
+ *  (7) A PUBLISH larger than [server] parse_inline_max, or one that may
+ *      carry "protection" (sr_gw_may_be_signed: its signature verification
+ *      costs 0.7-8.9 M instructions, issue #18), is parsed and validated on
+ *      the worker queue (api/workq.h), charged to its operator's share,
+ *      never on the loop (a signed one that cannot be queued is answered
+ *      transient, not verified inline; suiro_gw_sig_verify_total{thread=
+ *      "loop"} stays 0): the
  *      packet stays in rbuf, nothing more of the connection is read or
  *      processed meanwhile (order of PUBACKs kept), and once checked the
  *      same packet is handled again with the worker's result (c->chk).
@@ -272,6 +277,10 @@ struct conn {
     int checking;
     int processing; /* inside process() */
     struct gwcheck *chk;
+    /* the PUBLISH being handled (handle_publish), for the audit entry of its
+     * refusal (refusal_audit): its kind's topic suffix and body.values */
+    const char *pub_route;
+    json_t *pub_values;
     /* PUBACKs go out in the order the PUBLISHes came (MQTT-4.6.0-2), though
      * values, broker messages and worker checks finish in any order: one
      * slot per QoS 1 PUBLISH, in arrival order; a slot's PUBACK waits until
@@ -567,6 +576,8 @@ static void on_registry(void *ctx, const sr_reg_committed *ch, size_t n)
 {
     sr_server *s = ctx;
     for (size_t i = 0; i < n; i++) {
+        /* a signature requirement: noted now, before the admin's answer (api/gwif_json.h) */
+        if (ch[i].kind == SR_RG_SIGREQ) sr_gw_sigreq_note(ch[i].op, ch[i].id, !ch[i].deleted);
         if ((ch[i].kind != SR_RG_APP && ch[i].kind != SR_RG_GATEWAY) || strlen(ch[i].op) >= 72 ||
             strlen(ch[i].id) >= 72)
             continue; /* grants need nothing (re-read at the next request); longer ids log in nowhere */
@@ -802,11 +813,32 @@ static void conn_maybe_resume(conn *c);
  * (pend_ev / on_retry for values, bheld / on_broker_retry for the broker).
  * reason: the 5.0 reason code of a refusal. Returns 1 if c was closed.
  */
+/* A refused message in the audit trail (api/access.h sr_access_refused;
+ * docs/audit.md "Refusals"): who, what (the topic's kind, the data points of
+ * body.values), when, from where, the code. */
+static void refusal_audit(conn *c, sr_wire code)
+{
+    if (!c->op[0]) return;
+    sr_access_entry en = {.time_ms = wall_ms(), .binding = "gwif-mqtt", .method = "PUBLISH",
+                          .route = c->pub_route ? c->pub_route : "data (refused by the writer)",
+                          .status = (uint32_t)sr_wire_status(code), .code = sr_wire_code(code), .source = c->peer};
+    if (json_is_array(c->pub_values)) {
+        size_t n = json_array_size(c->pub_values);
+        en.npoints = (uint32_t)n;
+        for (size_t i = 0; i < n && en.npoints_listed < SR_ACCESS_POINTS_MAX; i++) {
+            const char *id = json_string_value(json_object_get(json_array_get(c->pub_values, i), "dataId"));
+            if (id) en.points[en.npoints_listed++] = id;
+        }
+    }
+    sr_access_refused(c->srv->access, c->op, SR_ACTOR_GATEWAY, c->gw, &en);
+}
+
 static int gw_outcome(conn *c, uint16_t pid, const char *msgid, int outcome, int busy, uint8_t reason,
                       sr_wire code, const char *message, json_t *detail)
 {
     if (c->state == ST_CLOSING) return 1;
     if (outcome != SR_GW_DURABLE) sr_metrics_refused(code);
+    if (outcome == SR_GW_REFUSED) refusal_audit(c, code);
     if (outcome == SR_GW_DURABLE) {
         send_puback(c, pid, 0);
         send_gw_ack(c, msgid, SR_WIRE_OK, message, detail);
@@ -1509,16 +1541,21 @@ static void check_done(sr_work *w, int status)
 }
 
 /* 1 if the message went to the worker queue (handle_publish returns and is
- * called again for the same packet once checked); 0: check it inline. */
-static int check_async(conn *c, const sr_mqtt_publish *m, int is_values)
+ * called again for the same packet once checked); 0: check it inline; -1: a
+ * signed message that could not be queued (memory): not checked, transient.
+ * signed_: it may carry protection (sr_gw_may_be_signed), whatever its size.
+ * Who asks whether it is signed: a values message only once the fast path
+ * declined it (the fast path declines any protection), so that an unsigned
+ * message that the fast path takes never pays the scan. */
+static int check_async(conn *c, const sr_mqtt_publish *m, int is_values, int signed_)
 {
     sr_server *s = c->srv;
-    if (!s->workq || m->payload.len <= s->cfg.parse_inline_max) return 0;
+    if (!s->workq || (m->payload.len <= s->cfg.parse_inline_max && !signed_)) return 0;
     gwcheck *k = calloc(1, sizeof *k);
     uint8_t *copy = k ? malloc(m->payload.len) : NULL;
     if (!copy) {
         free(k);
-        return 0;
+        return signed_ ? -1 : 0; /* a signed one is never verified on the loop */
     }
     memcpy(copy, m->payload.data, m->payload.len);
     k->c = c;
@@ -1533,7 +1570,7 @@ static int check_async(conn *c, const sr_mqtt_publish *m, int is_values)
     /* never refused: one message per connection, which stops reading */
     if (sr_workq_submit(s->workq, c->op, k->len, 1, &k->w) != SR_OK) {
         gwcheck_free(k);
-        return 0;
+        return signed_ ? -1 : 0;
     }
     c->checking = 1;
     c->inflight++;
@@ -1576,7 +1613,15 @@ static int chk_values(sr_gw_checked *k, sr_buf *ev, size_t *nv, sr_gw_err *err)
     return k->values_rc;
 }
 
+static void handle_publish_1(conn *c, const sr_mqtt_pkt *p);
 static void handle_publish(conn *c, const sr_mqtt_pkt *p)
+{
+    handle_publish_1(c, p);
+    c->pub_route = NULL; /* its refusal's audit entry was made */
+    c->pub_values = NULL;
+}
+
+static void handle_publish_1(conn *c, const sr_mqtt_pkt *p)
 {
     char tb[512];
     const sr_mqtt_publish *m = &p->publish;
@@ -1613,6 +1658,7 @@ static void handle_publish(conn *c, const sr_mqtt_pkt *p)
     }
     const sr_gw_kind *kind = sr_gw_kind_of_topic(suffix); /* api/broker.h */
     int is_values = kind && kind->how == SR_GWK_VALUES;
+    c->pub_route = kind ? kind->suffix : "(a topic not handled)";
     /* (5): a large message is checked on a worker; what it found comes back
      * in ck (moved out of c->chk), used by the calls below instead of
      * checking again */
@@ -1623,8 +1669,14 @@ static void handle_publish(conn *c, const sr_mqtt_pkt *p)
         gwcheck_free(c->chk);
         c->chk = NULL;
         chk = &ck;
-    } else if (check_async(c, m, is_values))
-        return;
+    } else {
+        int a = check_async(c, m, is_values, !is_values && sr_gw_may_be_signed(m->payload.data, m->payload.len));
+        if (a > 0) return;
+        if (a < 0) {
+            (void)gw_outcome_rc(c, p->packet_id, "", SR_ENOMEM, 0, NULL);
+            return;
+        }
+    }
     if (is_values) {
         /* the fast path: one pass, no JSON tree (api/gwif_json.c) */
         sr_gw_fast_msg fm;
@@ -1641,12 +1693,21 @@ static void handle_publish(conn *c, const sr_mqtt_pkt *p)
             return;
         }
         sr_buf_release(&fev);
+        /* declined: a signed one is verified on a worker, never here (7) */
+        int a = chk ? 0 : check_async(c, m, is_values, sr_gw_may_be_signed(m->payload.data, m->payload.len));
+        if (a > 0) return;
+        if (a < 0) {
+            (void)gw_outcome_rc(c, p->packet_id, "", SR_ENOMEM, 0, NULL);
+            return;
+        }
     }
     sr_gw_msg msg;
     sr_gw_err err;
     memset(&err, 0, sizeof err);
-    if ((chk ? chk_parse(chk, &msg, &err)
-             : sr_gw_parse_sig(c->srv->eng, c->op, c->gw, m->payload.data, m->payload.len, &msg, &err)) != SR_OK) {
+    int prc = chk ? chk_parse(chk, &msg, &err)
+                  : sr_gw_parse_sig(c->srv->eng, c->op, c->gw, m->payload.data, m->payload.len, &msg, &err);
+    c->pub_values = msg.body ? json_object_get(msg.body, "values") : NULL; /* refusal_audit's points */
+    if (prc != SR_OK) {
         (void)gw_outcome(c, p->packet_id, msg.message_id ? msg.message_id : "", sr_gw_outcome_code(err.code), 0,
                          SR_MQTT_RC_PAYLOAD_FORMAT_INVALID, err.code, err.message, err.detail);
         sr_gw_msg_release(&msg);
@@ -2262,6 +2323,9 @@ static int engine_open(sr_server *s, char *err, size_t errlen)
     const char *slow = getenv("SUIRO_TEST_WRITER_DELAY_MS");
     if (slow) o.test_group_delay_ms = (uint32_t)atoi(slow);
     /* test hook: a slow fdatasync, for the alarm rule fsync-latency (tests/integration/test_alarms_more.py) */
+    /* test hook: a slow signature verification of gateway messages (tests/integration/test_sig_offloop.py) */
+    const char *slow_sig = getenv("SUIRO_TEST_SIG_DELAY_MS");
+    sr_gw_sig_test_delay(slow_sig ? (uint32_t)atoi(slow_sig) : 0);
     const char *slow_sync = getenv("SUIRO_TEST_FSYNC_DELAY_MS");
     if (slow_sync) {
         test_sync_delay_ms = (uint32_t)atoi(slow_sync);
@@ -2508,6 +2572,10 @@ int sr_server_open(const sr_config *cfg, sr_server **out, char *err, size_t errl
     sr_loopq_init(&s->doneq, &s->loop, on_done, s);
     sr_loopq_init(&s->regq, &s->loop, on_regchange, s);
     sr_engine_on_registry(s->eng, on_registry, s);
+    if ((rc = sr_gw_sigreq_load(s->eng))) { /* the points whose values must be signed (api/gwif_json.h) */
+        snprintf(err, errlen, "cannot read the signature requirements: %s", sr_err_name(rc));
+        goto fail;
+    }
     sr_login_policy lp = {cfg->login_free_failures,      cfg->login_backoff_max_ms,  cfg->login_address_failures,
                           cfg->login_address_refill_ms,  cfg->login_principal_failures,
                           cfg->login_principal_refill_ms, cfg->login_table_max,      cfg->login_workers,
@@ -2528,14 +2596,14 @@ int sr_server_open(const sr_config *cfg, sr_server **out, char *err, size_t errl
     sr_alarms_watch_logins(s->alarms, s->guard);
     sr_gw_skew_set(cfg->alarms_interval_s ? cfg->alarms_gateway_skew_ms : 0); /* api/gwif_json.h: noted for gateway-skew */
     sr_access_opts ao = {!strcmp(cfg->audit_reads, "on"), cfg->audit_flush_ms, cfg->audit_batch_max,
-                         cfg->audit_buffer_max};
+                         cfg->audit_buffer_max, cfg->audit_refusals_per_batch};
     if (!(s->access = sr_access_new(s->eng, &ao))) {
         rc = SR_ENOMEM;
         goto fail;
     }
     uv_timer_init(&s->loop, &s->atick);
     s->atick.data = s;
-    if (ao.reads) uv_timer_start(&s->atick, on_access_tick, ao.flush_ms, ao.flush_ms);
+    if (ao.reads || ao.refusals_per_batch) uv_timer_start(&s->atick, on_access_tick, ao.flush_ms, ao.flush_ms);
     uv_timer_init(&s->loop, &s->tick);
     s->tick.data = s;
     uv_timer_start(&s->tick, on_tick, 1000, 1000);
@@ -2646,6 +2714,7 @@ int sr_server_run(sr_server *s)
      * is bound and listening; the loop below accepts from here on. /ready
      * answers 200 from now until a stop signal (on_signal). */
     sr_server_ready_hook(s, 1);
+    sr_thread_mark_loop(); /* api/workq.h: what must not run here counts where it ran */
     while (uv_run(&s->loop, UV_RUN_ONCE)) {
         if (!s->stopping) continue;
         /* stopping: close connections whose in-flight work is done */

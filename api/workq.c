@@ -88,6 +88,10 @@ void sr_thread_background(void)
     if (cur < SR_BACKGROUND_NICE) (void)setpriority(PRIO_PROCESS, (id_t)tid, SR_BACKGROUND_NICE);
 }
 
+static _Thread_local int is_loop;
+void sr_thread_mark_loop(void) { is_loop = 1; }
+int sr_thread_is_loop(void) { return is_loop; }
+
 static void on_work(uv_work_t *uw)
 {
     sr_work *w = SR_CONTAINER(uw, sr_work, uw);

@@ -10,13 +10,25 @@
  * Verification: every call's verdict is OK, and the same body with one byte
  * changed is E5001 through the cache. No timing is checked.
  *
- * usage: sig_verify [--reps R] [--alg ES256|ES384|PS256|EdDSA] [--only parsed|cached]
- * (--alg, --only: one algorithm, one of the two loops; for a count of
- * instructions under callgrind --toggle-collect=sr_sig_verify_cert)
+ *   "loop":   what the network loop's thread does per signed GW-IF message
+ *             since issue #18 (api/server.c check_async, gwif_http.c): the
+ *             protection test (sr_gw_may_be_signed over the whole envelope)
+ *             and the payload's copy for the worker queue (loop_share; the
+ *             verification itself runs on the worker). Before, the loop ran
+ *             the parse and the verification ("cached" and more).
+ *
+ *   "unsigned": the same test on an unsigned message of 100 values (the
+ *             memmem every unsigned message pays on the loop).
+ *
+ * usage: sig_verify [--reps R] [--alg ES256|ES384|PS256|EdDSA] [--only parsed|cached|loop|unsigned]
+ * (--alg, --only: one algorithm, one of the loops; for a count of
+ * instructions under callgrind --toggle-collect=sr_sig_verify_cert, or
+ * --toggle-collect=loop_share for "loop")
  * Prints one JSON line:
  *   {"bench":"sig_verify","reps":R,"ES256":{"parsed_us":..,"cached_us":..},..,
  *    "verify":"ok"|"FAILED"}
  */
+#include "api/gwif_json.h"
 #include "api/sigcheck.h"
 #include "storage/crypto.h"
 
@@ -53,6 +65,19 @@ static char *make_cert(sr_sigkey *k)
     return out;
 }
 
+/* the loop's share of a signed message (what check_async does before the
+ * worker takes it): the protection test and the copy; 1 if it goes to a worker */
+__attribute__((noinline)) static int loop_share(const char *env, size_t n)
+{
+    if (!sr_gw_may_be_signed(env, n)) return 0;
+    char *copy = malloc(n);
+    if (!copy) return 0;
+    memcpy(copy, env, n);
+    __asm__ volatile("" : : "r"(copy) : "memory");
+    free(copy);
+    return 1;
+}
+
 static double now_s(void)
 {
     struct timespec ts;
@@ -76,7 +101,7 @@ int main(int argc, char **argv)
     int64_t now = (int64_t)time(NULL) * 1000;
     printf("{\"bench\":\"sig_verify\",\"reps\":%d", reps);
     for (size_t a = 0; a < sizeof ALGS / sizeof ALGS[0]; a++) {
-        if (only_alg && strcmp(only_alg, sr_alg_name(ALGS[a]))) continue;
+        if ((only_alg && strcmp(only_alg, sr_alg_name(ALGS[a]))) || !strcmp(only, "unsigned")) continue;
         sr_sigkey *k = NULL;
         if (sr_sigkey_generate(ALGS[a], &k)) return 1;
         char *pem = make_cert(k);
@@ -87,25 +112,48 @@ int main(int argc, char **argv)
         sr_base64(raw, n, sig, 1);
         const char *alg = sr_alg_name(ALGS[a]);
         double t0 = now_s();
-        for (int r = 0; r < reps && strcmp(only, "cached"); r++) {
+        for (int r = 0; r < reps && (!only[0] || !strcmp(only, "parsed")); r++) {
             sr_sig_cache_clear();
             ok &= sr_sig_verify_cert(pem, strlen(pem), "1A", alg, sig, BODY, strlen(BODY), now, why, sizeof why) ==
                   SR_WIRE_OK;
         }
         double t1 = now_s();
         if (!strcmp(only, "parsed")) sr_sig_cache_clear();
-        for (int r = 0; r < reps && strcmp(only, "parsed"); r++)
+        for (int r = 0; r < reps && (!only[0] || !strcmp(only, "cached")); r++)
             ok &= sr_sig_verify_cert(pem, strlen(pem), "1A", alg, sig, BODY, strlen(BODY), now, why, sizeof why) ==
                   SR_WIRE_OK;
         double t2 = now_s();
+        char env[1024];
+        int en = snprintf(env, sizeof env,
+                          "{\"header\":{\"messageType\":\"GW_MEASUREMENTS\",\"messageId\":\"m1\",\"timestamp\":"
+                          "\"2026-12-07T00:00:00Z\"},\"body\":%s,\"protection\":{\"signAlg\":\"%s\",\"certId\":"
+                          "\"GW-0001#1A\",\"signature\":\"%s\"}}", BODY, alg, sig);
+        for (int r = 0; r < reps && (!only[0] || !strcmp(only, "loop")); r++)
+            ok &= loop_share(env, (size_t)en) == 1;
+        double t3 = now_s();
+        ok &= loop_share(BODY, strlen(BODY)) == 0; /* unsigned: stays inline */
         char bad[sizeof BODY];
         memcpy(bad, BODY, sizeof BODY);
         bad[strlen(bad) - 4] ^= 1;
         ok &= sr_sig_verify_cert(pem, strlen(pem), "1A", alg, sig, bad, strlen(bad), now, why, sizeof why) ==
               SR_WIRE_SIGNATURE;
-        printf(",\"%s\":{\"parsed_us\":%.1f,\"cached_us\":%.1f}", alg, (t1 - t0) * 1e6 / reps, (t2 - t1) * 1e6 / reps);
+        printf(",\"%s\":{\"parsed_us\":%.1f,\"cached_us\":%.1f,\"loop_us\":%.3f,\"envelope_bytes\":%d}", alg,
+               (t1 - t0) * 1e6 / reps, (t2 - t1) * 1e6 / reps, (t3 - t2) * 1e6 / reps, en);
         free(pem);
         sr_sigkey_free(k);
+    }
+    /* an unsigned message of 100 values: what it pays on the loop for the test (memmem) */
+    if (!only[0] || !strcmp(only, "unsigned")) {
+        static char big[16384];
+        int bn = snprintf(big, sizeof big, "{\"header\":{\"messageType\":\"GW_MEASUREMENTS\",\"messageId\":\"u1\","
+                                           "\"timestamp\":\"2026-12-07T00:00:00Z\"},\"body\":{\"values\":[");
+        for (int v = 0; v < 100; v++)
+            bn += snprintf(big + bn, sizeof big - (size_t)bn, "%s{\"dataId\":\"P%05d\",\"timestamp\":"
+                           "\"2026-12-07T00:00:%02d.000Z\",\"value\":%d.5}", v ? "," : "", v, v % 60, v);
+        bn += snprintf(big + bn, sizeof big - (size_t)bn, "]}}");
+        double u0 = now_s();
+        for (int r = 0; r < reps; r++) ok &= loop_share(big, (size_t)bn) == 0;
+        printf(",\"unsigned_100\":{\"loop_us\":%.3f,\"envelope_bytes\":%d}", (now_s() - u0) * 1e6 / reps, bn);
     }
     printf(",\"verify\":\"%s\"}\n", ok ? "ok" : "FAILED");
     return ok ? 0 : 1;

@@ -853,6 +853,9 @@ static int check_access(sr_engine *e, MDB_txn *t, const Event *ev, sr_result *r)
         return sr__refuse(r, SR_EINVAL, "an access batch names its operator and its reader");
     if (!a->n_entries || a->n_entries > SR_ACCESS_ENTRIES_MAX)
         return sr__refuse(r, SR_EINVAL, "an access batch holds 1 to %d entries", SR_ACCESS_ENTRIES_MAX);
+    for (size_t i = 0; a->refusals && i < a->n_entries; i++) /* a batch of refusals: one code (sr_cmd_refusals) */
+        if (!a->entries[i]->code[0] || strcmp(a->entries[i]->code, a->entries[0]->code))
+            return sr__refuse(r, SR_EINVAL, "a batch of refusals holds refusals of one wire code");
     return SR_OK;
 }
 

@@ -43,6 +43,12 @@
  *                                                   refused; detail: counts (requests, answered,
  *                                                   refused with their codes, values, bytes) and
  *                                                   the data points (the first ones, then +N)
+ *   refused        AccessEvent with refusals (issue #18): a batch of one app's or gateway's
+ *                                                   REFUSED writes and controls of one wire code;
+ *                                                   action: their routes; target app:ID or
+ *                                                   gateway:ID; outcome: the code (E5001); detail:
+ *                                                   the count (+ those dropped by the bound), the
+ *                                                   source, the data points
  *   write          WriteAudit (issue #18): the data writes of one (operator, actor) in one group
  *                                                   commit, summarised by the writer (writer.c);
  *                                                   action: the kinds with their counts
@@ -228,17 +234,27 @@ static void access_summary(const Event *ev, acc_src *src, sr_audit_summary *x)
         bytes += en.bytes;
         points += en.npoints;
     }
-    x->s[F_KIND] = "read";
-    x->s[F_OUTCOME] = !nref ? "ok" : !nok ? "refused" : "partly refused";
     tbuf act = {x->action, sizeof x->action, 0};
     for (size_t j = 0; j < nrt; j++) tput(&act, "%s%s %s", j ? ", " : "", rtm[j], rtr[j]);
     if (more_routes) tput(&act, " (+%zu)", more_routes);
     snprintf(x->target, sizeof x->target, "%s:%s", sr_actor_kind_name(ev->actor_kind), ev->actor);
     tbuf d = {x->detail, sizeof x->detail, 0};
-    tput(&d, "%zu request(s), %zu answered, %zu refused", src->n, nok, nref);
-    for (size_t j = 0; j < ncodes; j++) tput(&d, "%s%s x%u", j ? ", " : " (", code[j], ncode[j]);
-    if (ncodes) tput(&d, ")");
-    tput(&d, "; %" PRIu64 " value(s), %" PRIu64 " byte(s); %" PRIu64 " data point(s)", values, bytes, points);
+    const Suiro__V1__AccessEvent *ra = src->a && src->a->refusals ? src->a : NULL;
+    if (ra) {
+        /* "refused": writes and controls refused, all of one code (the outcome) */
+        x->s[F_KIND] = "refused";
+        x->s[F_OUTCOME] = ra->n_entries ? ra->entries[0]->code : "refused";
+        tput(&d, "%zu refused", ra->n_entries);
+        if (ra->dropped) tput(&d, " (+%" PRIu64 " more of this code not listed: the bound)", ra->dropped);
+        tput(&d, " from %s; %" PRIu64 " data point(s)", ra->n_entries ? ra->entries[0]->source : "", points);
+    } else {
+        x->s[F_KIND] = "read";
+        x->s[F_OUTCOME] = !nref ? "ok" : !nok ? "refused" : "partly refused";
+        tput(&d, "%zu request(s), %zu answered, %zu refused", src->n, nok, nref);
+        for (size_t j = 0; j < ncodes; j++) tput(&d, "%s%s x%u", j ? ", " : " (", code[j], ncode[j]);
+        if (ncodes) tput(&d, ")");
+        tput(&d, "; %" PRIu64 " value(s), %" PRIu64 " byte(s); %" PRIu64 " data point(s)", values, bytes, points);
+    }
     /* the data points, each once, the first ones while the row has room
      * (bounded work: a point is compared with the shown ones only) */
     enum { SHOWN = 64 };

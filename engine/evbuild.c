@@ -694,7 +694,21 @@ int sr_cmd_admin_op(const sr_cmd_env *env, const sr_admin_op *a, sr_buf *out)
     return env_pack(&ev, env, out);
 }
 
+static int access_ev(const sr_cmd_env *env, const sr_access_entry *a, size_t n, int refusals, uint64_t dropped,
+                     sr_buf *out);
 int sr_cmd_access(const sr_cmd_env *env, const sr_access_entry *a, size_t n, sr_buf *out)
+{
+    return access_ev(env, a, n, 0, 0, out);
+}
+int sr_cmd_refusals(const sr_cmd_env *env, const sr_access_entry *a, size_t n, uint64_t dropped, sr_buf *out)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!a[i].code || !a[i].code[0] || strcmp(a[i].code, a[0].code)) return SR_EINVAL; /* one code, not "" */
+    return access_ev(env, a, n, 1, dropped, out);
+}
+
+static int access_ev(const sr_cmd_env *env, const sr_access_entry *a, size_t n, int refusals, uint64_t dropped,
+                     sr_buf *out)
 {
     if (!n || n > SR_ACCESS_ENTRIES_MAX) return SR_EINVAL;
     Suiro__V1__AccessEntry *en = sr_calloc(n, sizeof *en);
@@ -724,6 +738,8 @@ int sr_cmd_access(const sr_cmd_env *env, const sr_access_entry *a, size_t n, sr_
     Suiro__V1__AccessEvent ae = SUIRO__V1__ACCESS_EVENT__INIT;
     ae.n_entries = n;
     ae.entries = pe;
+    ae.refusals = refusals != 0;
+    ae.dropped = dropped;
     Suiro__V1__Event ev = SUIRO__V1__EVENT__INIT;
     ev.body_case = SUIRO__V1__EVENT__BODY_ACCESS;
     ev.access = &ae;

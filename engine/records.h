@@ -684,6 +684,12 @@ SR_MUST_CHECK int sr_cmd_access(const sr_cmd_env *env, const sr_access_entry *a,
  * what api/access.c writes (sr_cmd_access's AccessEvent stays readable; it
  * is the old form). packed[0..n) is the bytes of sr_apk_finish. */
 SR_MUST_CHECK int sr_cmd_access_batch(const sr_cmd_env *env, const uint8_t *packed, size_t n, sr_buf *out);
+/* A batch of REFUSED writes and controls of one app or gateway, all of one
+ * wire code (the entries' code; AccessEvent.refusals, issue #18,
+ * docs/audit.md "Refusals"): as sr_cmd_access, and dropped counts the
+ * refusals of that code left out of the batch by its bound. */
+SR_MUST_CHECK int sr_cmd_refusals(const sr_cmd_env *env, const sr_access_entry *a, size_t n, uint64_t dropped,
+                                  sr_buf *out);
 /* A backup taken or restored (BackupEvent, docs/backup.md). */
 typedef struct sr_backup_rec {
     const char *action;  /* backup, restore */

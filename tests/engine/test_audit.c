@@ -375,6 +375,50 @@ Test(audit, packed_rows_equal_old_rows_at_every_cut)
     finish(e);
 }
 
+/* refused writes and controls (issue #18, docs/admin.md "Refusals"): a
+ * batch of one code is a "refused" row whose outcome is the code; a batch
+ * of mixed codes or of answered entries is not built, nor taken */
+Test(audit, refusals_batch_is_one_refused_row_with_its_code)
+{
+    sr_engine *e = open_engine();
+    sr_access_entry en[2];
+    for (int i = 0; i < 2; i++) {
+        en[i] = (sr_access_entry){.time_ms = 1700000000000 + i, .binding = "gwif-mqtt", .method = "PUBLISH",
+                                  .route = "data/measurements", .npoints_listed = 1, .npoints = 1, .status = 422,
+                                  .code = "E5003", .source = "192.0.2.7:5000"};
+        en[i].points[0] = "PX1";
+    }
+    sr_cmd_env env = {"op1", "gw1", SR_ACTOR_GATEWAY, NULL, "192.0.2.7:5000"};
+    sr_buf b;
+    sr_buf_init(&b);
+    cr_assert_eq(submit1(e, sr_cmd_refusals(&env, en, 2, 5, &b), &b), SR_OK);
+    en[1].code = "E5001";
+    sr_buf_init(&b);
+    cr_assert_eq(sr_cmd_refusals(&env, en, 2, 0, &b), SR_EINVAL, "one code per batch");
+    en[1].code = "";
+    cr_assert_eq(sr_cmd_refusals(&env, en, 2, 0, &b), SR_EINVAL, "an answered entry is no refusal");
+    sr_buf_release(&b);
+    sr_audit_query q = {.limit = 10, .kind = "refused"};
+    sr_rec r = SR_REC_INIT;
+    int more = 0;
+    cr_assert_eq(sr_list_audit(e, &q, &r, &more), SR_OK);
+    cr_assert_eq(sr_rec_count(&r), 1);
+    sr_audit_rec a;
+    cr_assert_eq(sr_rec_next_audit(&r, &a), 1);
+    cr_assert_str_eq(a.kind, "refused");
+    cr_assert_str_eq(a.outcome, "E5003");
+    cr_assert_str_eq(a.target, "gateway:gw1");
+    cr_assert_str_eq(a.action, "PUBLISH data/measurements");
+    cr_assert_str_eq(a.detail, "2 refused (+5 more of this code not listed: the bound) from 192.0.2.7:5000; 2 data "
+                               "point(s): PX1");
+    sr_rec_close(&r);
+    q = (sr_audit_query){.limit = 10, .kind = "read"};
+    cr_assert_eq(sr_list_audit(e, &q, &r, &more), SR_OK);
+    cr_assert_eq(sr_rec_count(&r), 0, "a batch of refusals is not a read");
+    sr_rec_close(&r);
+    finish(e);
+}
+
 Test(audit, no_secret_in_a_row)
 {
     sr_engine *e = open_engine();

@@ -97,7 +97,11 @@
  * acknowledged. Command 27 (REVOKE_CMD, R-SE-3) is a certificate
  * revocation (registry SR_RG_REVOKED) and a data point's signature
  * requirement (SR_RG_SIGREQ), one command: both there after the reopen
- * exactly when acknowledged. The last two commands (28, 29:
+ * exactly when acknowledged. Command 28 (REFUSAL_CMD, issue #18) is a
+ * batch of gateway GW1's refused values (an AccessEvent with refusals,
+ * api/access.h sr_access_refused): after the reopen the audit trail holds
+ * its "refused" row (outcome E5003, the count and the dropped ones) exactly
+ * when it was acknowledged. The last two commands (30, 31:
  * NCMD - 2, NCMD - 1) are the duplicate pair (single events whatever NCMD
  * is); the others are ordinary commands. Command 26 (SNAP_CMD, issue #18)
  * is an ordinary measurement command whose write makes a state snapshot
@@ -157,7 +161,7 @@ static unsigned long fault_stride(void)
 
 /* REPLAY_MAX: a heads checkpoint every 2 events and at each clean close
  * (docs/durability.md section 8), so they fall among the faults too */
-enum { NPOINTS = 3, NCMD = 30, HEAD_MAX = 8, REPLAY_MAX = 4 };
+enum { NPOINTS = 3, NCMD = 32, HEAD_MAX = 8, REPLAY_MAX = 4 };
 
 static const sr_vtype TYPES[NPOINTS] = {SR_VT_NUMBER, SR_VT_INTEGER, SR_VT_BOOL};
 static int64_t clock_back; /* base_records: its writes a second before every other */
@@ -992,6 +996,30 @@ static void build_access(fixture *f)
     cm->lens[1] = cm->bytes.len - cm->lens[0];
 }
 
+/* Command 28 (REFUSAL_CMD; issue #18, docs/admin.md "Refusals"): a batch of
+ * GW1's refused values of op1, code E5003, 3 more dropped by the bound: one
+ * `refused` audit row. */
+enum { REFUSAL_CMD = 28 };
+_Static_assert((int)REFUSAL_CMD > (int)ACCESS_CMD && REFUSAL_CMD < NCMD - 2, "after the reads, before the duplicate pair");
+static void build_refusals(fixture *f)
+{
+    command *cm = &f->cmds[REFUSAL_CMD];
+    cm->bytes.len = 0;
+    cm->nev = 1;
+    cm->user[0] = 0;
+    cm->ns[0] = cm->nx[0] = 0;
+    const sr_cmd_env env = {"op1", "GW1", SR_ACTOR_GATEWAY, cm->msgid[0] ? cm->msgid : NULL, "127.0.0.1:6001"};
+    sr_access_entry en[2] = {
+        {.time_ms = 1700000000002, .binding = "gwif-mqtt", .method = "PUBLISH", .route = "data/measurements",
+         .npoints_listed = 1, .npoints = 1, .status = 422, .code = "E5003", .source = "127.0.0.1:6001"},
+        {.time_ms = 1700000000003, .binding = "gwif-http", .method = "POST", .route = "/gw/v1/measurements",
+         .npoints_listed = 1, .npoints = 1, .status = 422, .code = "E5003", .source = "127.0.0.1:6001"}};
+    en[0].points[0] = "P0";
+    en[1].points[0] = "P1";
+    cr_assert_eq(sr_cmd_refusals(&env, en, 2, 3, &cm->bytes), SR_OK);
+    cm->lens[0] = cm->bytes.len;
+}
+
 /* Command 27 (REVOKE_CMD; R-SE-3, docs/signatures.md): op1's revocation of
  * certificate APP1#1A (a RegistryPut of kind SR_RG_REVOKED, as
  * api/admin_sig.c writes it): after the reopen it is there, whole, exactly
@@ -1199,6 +1227,7 @@ static void fixture_init(fixture *f)
     cr_assert_gt(f->op9_audit_recs, 0, "op9's audit epoch sealed records");
     build_access(f);
     build_revocation(f);
+    build_refusals(f);
     build_ckpt(f);
 }
 
@@ -1542,6 +1571,19 @@ static void check_db(fixture *f, const outcome *out, const char *ctx)
                       !strcmp(ra.detail, "2 request(s), 1 answered, 1 refused (E2003 x1); 1 value(s), 170 byte(s); 2 "
                                          "data point(s): P0,NOPE"),
                   "%s: read row %d: %s %s %s %s", ctx, k, ra.actor, ra.op, ra.outcome, ra.detail);
+    }
+    /* command 28's batch of refusals: its row exactly when acknowledged */
+    aq.kind = "refused";
+    cr_assert_eq(sr_list_audit(e, &aq, &ur, &more), SR_OK);
+    cr_assert_eq((int)sr_rec_count(&ur), out->acked_cmd[REFUSAL_CMD],
+                 "%s: %zu refused rows in the audit trail, %d acknowledged", ctx, sr_rec_count(&ur),
+                 out->acked_cmd[REFUSAL_CMD]);
+    if (out->acked_cmd[REFUSAL_CMD]) {
+        sr_audit_rec ra;
+        cr_assert_eq(sr_rec_next_audit(&ur, &ra), 1, "%s: the refused row decodes", ctx);
+        cr_assert(!strcmp(ra.actor, "GW1") && !strcmp(ra.op, "op1") && !strcmp(ra.outcome, "E5003") &&
+                      !strncmp(ra.detail, "2 refused (+3 more", 18),
+                  "%s: the refused row: %s %s %s %s", ctx, ra.actor, ra.op, ra.outcome, ra.detail);
     }
     aq.kind = "backup";
     cr_assert_eq(sr_list_audit(e, &aq, &ur, &more), SR_OK);
