@@ -173,12 +173,16 @@ static int apply_one(sr_engine *e, rp_apply *a, Event *ev, uint64_t seq, uint32_
     if (e->o.readonly) return SR_OK;
     if (!a->txn && (rc = sr__ensure_room(e)) == SR_OK) rc = sr_index_write_begin(e->ix, &a->txn);
     sr_result r = {0};
+    /* the rebuild's queued chunks go in before any other kind reads or
+     * changes the series (heads.c invariant 11) */
+    if (!rc && e->cw && ev->body_case != SUIRO__V1__EVENT__BODY_MEASUREMENTS) rc = sr__cw_drain(e, a->txn);
     if (!rc) rc = sr__apply_nonseries(e, a->txn, ev, &r, 0);
     if (!rc) rc = sr__apply_common(e, a->txn, ev);
     if (!rc) rc = sr__apply_series(e, a->txn, ev, 0);
     if (!rc) rc = sr__heads_latest_flush(e, a->txn); /* before the event's strings go */
     if (!rc && ++a->in_txn >= 4096) {
-        if (!(rc = sr__put_watermark(e, a->txn, seq))) rc = sr_index_commit(e->ix, a->txn); /* seq is applied */
+        if (!(rc = sr__cw_drain(e, a->txn)) && !(rc = sr__put_watermark(e, a->txn, seq)))
+            rc = sr_index_commit(e->ix, a->txn); /* seq is applied */
         else sr_index_abort(a->txn);
         a->txn = NULL;
         a->in_txn = 0;
@@ -334,6 +338,8 @@ static int replay_pipelined(sr_engine *e, rp_apply *a, uint64_t from, uint64_t e
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->cv, NULL);
     pthread_t th;
+    /* a rebuild encodes its chunks on the other cores (heads.c invariant 11) */
+    if (e->o.rebuilding && (rc = sr__cw_start(e))) goto out;
     if (pthread_create(&th, NULL, rp_reader, p)) {
         rc = SR_ENOMEM;
         goto out;
@@ -362,7 +368,12 @@ static int replay_pipelined(sr_engine *e, rp_apply *a, uint64_t from, uint64_t e
         if (rc) break;
     }
     pthread_join(th, NULL);
+    if ((rc == SR_OK || rc == SR_DONE) && a->txn) { /* the last transaction's chunks, before sr__replay commits it */
+        int r2 = sr__cw_drain(e, a->txn);
+        if (r2) rc = r2;
+    }
 out:
+    sr__cw_stop(e); /* (after an error: the jobs not put are dropped with the transaction) */
     for (int i = 0; i < RP_NBATCH; i++) sr_arena_release(&p->b[i].ar.a);
     pthread_mutex_destroy(&p->mu);
     pthread_cond_destroy(&p->cv);
