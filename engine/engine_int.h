@@ -498,6 +498,9 @@ int sr__heads_load(sr_engine *e, uint64_t *min_first);
  * began forgets its row's ts, read again at its next note). */
 int sr__heads_latest_note(sr_engine *e, MDB_txn *t, head *h, const sr_sample *s);
 int sr__heads_latest_flush(sr_engine *e, MDB_txn *t);
+/* the same for string points only (strings_only: their rows borrow their
+ * events' strings; the others' may wait for the transaction's end) */
+int sr__heads_latest_flush_some(sr_engine *e, MDB_txn *t, int strings_only);
 void sr__heads_latest_end(sr_engine *e, int committed);
 /* The rebuild's chunk encoders (heads.c invariant 11): started by the
  * pipelined replay of a rebuild, their chunks put into t by sr__cw_drain

@@ -828,7 +828,9 @@ int sr__heads_latest_note(sr_engine *e, MDB_txn *t, head *h, const sr_sample *s)
     return SR_OK;
 }
 
-int sr__heads_latest_flush(sr_engine *e, MDB_txn *t)
+int sr__heads_latest_flush(sr_engine *e, MDB_txn *t) { return sr__heads_latest_flush_some(e, t, 0); }
+
+int sr__heads_latest_flush_some(sr_engine *e, MDB_txn *t, int strings_only)
 {
     int rc = SR_OK;
     MDB_cursor *c = NULL;
@@ -841,7 +843,7 @@ int sr__heads_latest_flush(sr_engine *e, MDB_txn *t)
     if (e->nlpend) rc = sr_index_err(mdb_cursor_open(t, DB(e, SR_DB_LATEST), &c));
     for (size_t i = 0; i < e->nlpend && !rc; i++) {
         head *h = head_find(e, e->lpend[i]);
-        if (!h || !h->lpend) continue;
+        if (!h || !h->lpend || (strings_only && h->type != SR_VT_STRING)) continue;
         h->lpend = 0;
         uint8_t k[4], buf[256], *big;
         be32(k, h->point);
