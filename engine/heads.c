@@ -45,6 +45,23 @@
  *      e->lpend (llisted) until it ends (sr__heads_latest_end): committed,
  *      the rows stay; aborted, every listed head drops its pending row and
  *      forgets lts (lts_known := 0), the rows written being gone with it.
+ *  (11) The rebuild's chunk encoders (sr__cw_*; e->cw, started by a
+ *      rebuild's pipelined replay only, replay.c invariant 6): a flush's
+ *      chunk work on a point of numbers, integers or booleans (its new
+ *      chunk, its short tail re-encoded, a run of late samples merged) is
+ *      queued with copies of its samples and of the stored chunk it reads;
+ *      encoder threads only encode (the codec, nothing shared); the
+ *      applying thread puts their chunks into its transaction in the order
+ *      queued (cw_put_one), and always before a flush of the point reads
+ *      its chunks (cw_sync: at the flush's start, and before it looks for
+ *      the short tail a late merge just queued may have split), before any
+ *      event but measurements is applied and before the transaction
+ *      commits (sr__cw_drain). So the index holds what encoding in place
+ *      gives: the same chunks, byte for byte, under the same keys (LMDB's
+ *      content does not depend on the order of puts of distinct keys). A
+ *      short tail's last chunk count (the head's tail_n) is foreseen when
+ *      queued (its samples and the head's never share a ts) and checked at
+ *      the put.
  *
  * STATES OF A HEAD                TRANSITION              FUNCTION
  *   none -> empty                  first value / load      head_get()

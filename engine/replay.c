@@ -7,8 +7,9 @@
  *
  * INVARIANTS
  *  (1) Events (W, end] are applied in full (pass 1 and 2, validate = 0) and
- *      the watermark is written with them, every 4,096 events and at the
- *      end: an interrupted replay resumes where it committed.
+ *      the watermark is written with them, every 4,096 events (a rebuild:
+ *      invariant 6) and at the end: an interrupted replay resumes where it
+ *      committed.
  *  (2) Events [min_first, W] rebuild the heads only (engine.c invariant 4);
  *      one whose points all have a head starting after it is not unpacked
  *      (heads_needed).
@@ -28,6 +29,15 @@
  *      it is applied (a destroyed key's records read as erased from there,
  *      as they do the ordinary way). The first error, the reader's or an
  *      apply's, stops both at that seq (invariant 3).
+ *  (6) A rebuild's pipelined replay (opts.rebuilding: the index is thrown
+ *      away if it is interrupted, engine.c invariant 8) commits every
+ *      RP_REBUILD_TXN events instead of 4,096, encodes its chunks on other
+ *      threads (heads.c invariant 11), and writes the `latest` rows of the
+ *      measurements' points once a transaction (sr__heads_latest_flush
+ *      before the commit and before any event but measurements; a string
+ *      point's at the end of each batch, while its events' strings live),
+ *      not once an event: between two writes only measurements note rows,
+ *      so the rows written are the same.
  */
 #include "engine/engine_int.h"
 
