@@ -112,6 +112,7 @@ typedef struct head {
     uint32_t kid; /* the key of its newest value's record: seals its chunks and latest row (ixseal.h) */
     uint8_t llisted;   /* in e->lpend: noted since the transaction began */
     sr_sample lsample; /* pending: written at the group's end */
+    uint64_t cw_ticket; /* the rebuild's chunk encoders (heads.c sr__cw_*): 1 + its last job's ticket, 0 none */
 } head;
 
 enum { HPAGE_BITS = 12, HPAGE = 1 << HPAGE_BITS, HDIR = 1 << 16, NSTRIPE = 64 };
@@ -246,6 +247,7 @@ struct sr_engine {
     size_t nlpend, caplpend;
     pthread_mutex_t stripe[NSTRIPE];
     _Atomic uint64_t npoints;
+    struct sr_cw *cw; /* the rebuild's chunk encoders (heads.c sr__cw_start), NULL when flushes encode in place */
 
     /* the last heads checkpoint applied (heads.c; meta "heads_ckpt"): its
      * seq and before_seq. The writer and the open, or a single thread. */
@@ -498,7 +500,16 @@ int sr__heads_load(sr_engine *e, uint64_t *min_first);
  * began forgets its row's ts, read again at its next note). */
 int sr__heads_latest_note(sr_engine *e, MDB_txn *t, head *h, const sr_sample *s);
 int sr__heads_latest_flush(sr_engine *e, MDB_txn *t);
+/* the same for string points only (strings_only: their rows borrow their
+ * events' strings; the others' may wait for the transaction's end) */
+int sr__heads_latest_flush_some(sr_engine *e, MDB_txn *t, int strings_only);
 void sr__heads_latest_end(sr_engine *e, int committed);
+/* The rebuild's chunk encoders (heads.c invariant 11): started by the
+ * pipelined replay of a rebuild, their chunks put into t by sr__cw_drain
+ * (before every commit and every event but measurements). */
+int sr__cw_start(sr_engine *e);
+int sr__cw_drain(sr_engine *e, MDB_txn *t);
+void sr__cw_stop(sr_engine *e);
 /* The heads checkpoint row's series (HeadsCheckpoint, events.proto): flush
  * every head holding a value of an event before before_seq, move an empty
  * head's first_seq past it, record it in meta "heads_ckpt" (nothing in

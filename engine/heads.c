@@ -45,6 +45,23 @@
  *      e->lpend (llisted) until it ends (sr__heads_latest_end): committed,
  *      the rows stay; aborted, every listed head drops its pending row and
  *      forgets lts (lts_known := 0), the rows written being gone with it.
+ *  (11) The rebuild's chunk encoders (sr__cw_*; e->cw, started by a
+ *      rebuild's pipelined replay only, replay.c invariant 6): a flush's
+ *      chunk work on a point of numbers, integers or booleans (its new
+ *      chunk, its short tail re-encoded, a run of late samples merged) is
+ *      queued with copies of its samples and of the stored chunk it reads;
+ *      encoder threads only encode (the codec, nothing shared); the
+ *      applying thread puts their chunks into its transaction in the order
+ *      queued (cw_put_one), and always before a flush of the point reads
+ *      its chunks (cw_sync: at the flush's start, and before it looks for
+ *      the short tail a late merge just queued may have split), before any
+ *      event but measurements is applied and before the transaction
+ *      commits (sr__cw_drain). So the index holds what encoding in place
+ *      gives: the same chunks, byte for byte, under the same keys (LMDB's
+ *      content does not depend on the order of puts of distinct keys). A
+ *      short tail's last chunk count (the head's tail_n) is foreseen when
+ *      queued (its samples and the head's never share a ts) and checked at
+ *      the put.
  *
  * STATES OF A HEAD                TRANSITION              FUNCTION
  *   none -> empty                  first value / load      head_get()
@@ -67,6 +84,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static head *head_get(sr_engine *e, uint32_t p, sr_vtype type)
 {
@@ -164,6 +182,9 @@ static int heads_db_put(sr_engine *e, MDB_txn *t, head *h)
     return put(t, DB(e, SR_DB_HEADS), k, 4, v, h->tail_n ? 21 : 17);
 }
 
+static int cw_queue(sr_engine *e, MDB_txn *t, head *h, int merge, const uint8_t *ck, const void *old, size_t oldlen,
+                    const sr_sample *s, size_t n, uint32_t *last);
+
 /* Merge one run of samples (sorted) into the chunk at key `ck` (or a new
  * chunk when has_ck is 0); *last (may be NULL): the samples of the last
  * chunk written. */
@@ -175,6 +196,8 @@ static int merge_into(sr_engine *e, MDB_txn *t, head *h, const uint8_t *ck, int 
     sr_buf out;
     sr_buf_init(&out);
     if (has_ck && (rc = get(t, DB(e, SR_DB_SERIES), ck, 12, &v))) return rc;
+    if (e->cw && h->type != SR_VT_STRING) /* a rebuild: merged beside (invariant 11) */
+        return cw_queue(e, t, h, 1, has_ck ? ck : NULL, v.mv_data, v.mv_size, s, n, last);
     size_t nch = 0;
     if ((rc = sr_chunk_merge_balanced(h->type, v.mv_data, v.mv_size, s, n, e->o.head_max, &out, &nch))) goto done;
     if (has_ck && (rc = del(t, DB(e, SR_DB_SERIES), ck, 12))) goto done;
@@ -348,6 +371,241 @@ static int tail_key(sr_engine *e, MDB_txn *t, const head *h, uint8_t ck[12], int
     return SR_OK;
 }
 
+/* ------------------------------------------------------------------------ */
+/* The rebuild's chunk encoders (invariant 11)                              */
+
+/* A flush's chunk to encode: the head's samples as a new chunk, or the
+ * point's short tail (a copy of the stored chunk, key ck) re-encoded with
+ * them (sr_chunk_merge_balanced, as merge_into). */
+typedef struct cw_job {
+    uint32_t point, kid, head_max, expect_last;
+    sr_vtype type;
+    int merge, has_ck, check_last;
+    uint8_t ck[12];
+    uint8_t *old;
+    size_t oldlen;
+    sr_sample *s;
+    size_t n;
+    sr_buf out; /* merge: sr_chunk_merge_balanced's list (u32 length, chunk); else the chunk */
+    size_t nch;
+    int rc, done;
+} cw_job;
+
+enum { CW_RING = 256, CW_MAXTH = 4 };
+
+struct sr_cw {
+    pthread_mutex_t mu;
+    pthread_cond_t work, done;
+    uint64_t put, taken, queued; /* tickets: [put, queued) pending, [taken, queued) not yet started */
+    int stop, nth;
+    pthread_t th[CW_MAXTH];
+    cw_job ring[CW_RING];
+};
+
+static void cw_encode(cw_job *j)
+{
+    sr_buf_init(&j->out);
+    if (j->merge) {
+        j->rc = sr_chunk_merge_balanced(j->type, j->old, j->oldlen, j->s, j->n, j->head_max, &j->out, &j->nch);
+        return;
+    }
+    sr_chunk_enc *enc = NULL;
+    int rc = sr_chunk_enc_create(j->type, &enc);
+    if (!rc) rc = sr_chunk_enc_expect(enc, j->n);
+    for (size_t i = 0; i < j->n && !rc; i++) rc = sr_chunk_enc_add(enc, &j->s[i]);
+    if (!rc) rc = sr_chunk_enc_finish(enc, &j->out);
+    sr_chunk_enc_destroy(enc);
+    j->nch = 1;
+    j->rc = rc;
+}
+
+static void *cw_main(void *arg)
+{
+    struct sr_cw *w = arg;
+    pthread_mutex_lock(&w->mu);
+    for (;;) {
+        while (!w->stop && w->taken == w->queued) pthread_cond_wait(&w->work, &w->mu);
+        if (w->stop) break;
+        cw_job *j = &w->ring[w->taken++ % CW_RING];
+        pthread_mutex_unlock(&w->mu);
+        cw_encode(j); /* only this thread touches j until done is set */
+        pthread_mutex_lock(&w->mu);
+        j->done = 1;
+        pthread_cond_broadcast(&w->done);
+    }
+    pthread_mutex_unlock(&w->mu);
+    return NULL;
+}
+
+static void cw_free(cw_job *j)
+{
+    sr_free(j->s);
+    sr_free(j->old);
+    sr_buf_release(&j->out);
+    j->s = NULL;
+    j->old = NULL;
+}
+
+int sr__cw_start(sr_engine *e)
+{
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    if (ncpu < 2) return SR_OK; /* one core: encoding in place costs less than handing over */
+    struct sr_cw *w = sr_calloc(1, sizeof *w);
+    if (!w) return SR_ENOMEM;
+    pthread_mutex_init(&w->mu, NULL);
+    pthread_cond_init(&w->work, NULL);
+    pthread_cond_init(&w->done, NULL);
+    int want = ncpu > CW_MAXTH ? CW_MAXTH : (int)ncpu;
+    for (int i = 0; i < want; i++) {
+        if (pthread_create(&w->th[i], NULL, cw_main, w)) break;
+        w->nth++;
+    }
+    if (!w->nth) {
+        pthread_mutex_destroy(&w->mu);
+        pthread_cond_destroy(&w->work);
+        pthread_cond_destroy(&w->done);
+        sr_free(w);
+        return SR_OK; /* no thread: in place */
+    }
+    e->cw = w;
+    return SR_OK;
+}
+
+void sr__cw_stop(sr_engine *e)
+{
+    struct sr_cw *w = e->cw;
+    if (!w) return;
+    pthread_mutex_lock(&w->mu);
+    w->stop = 1;
+    pthread_cond_broadcast(&w->work);
+    pthread_mutex_unlock(&w->mu);
+    for (int i = 0; i < w->nth; i++) pthread_join(w->th[i], NULL);
+    for (uint64_t k = w->put; k < w->queued; k++) cw_free(&w->ring[k % CW_RING]); /* never put (an error ended the replay) */
+    for (size_t d = 0; d < HDIR; d++) /* no head waits for a job any more */
+        for (size_t i = 0; e->hdir[d] && i < HPAGE; i++)
+            if (e->hdir[d][i]) e->hdir[d][i]->cw_ticket = 0;
+    pthread_mutex_destroy(&w->mu);
+    pthread_cond_destroy(&w->work);
+    pthread_cond_destroy(&w->done);
+    sr_free(w);
+    e->cw = NULL;
+}
+
+/* Put the oldest pending job's chunks into t (waiting for its encoder):
+ * jobs are put in the order they were queued. */
+static int cw_put_one(sr_engine *e, MDB_txn *t)
+{
+    struct sr_cw *w = e->cw;
+    cw_job *j = &w->ring[w->put % CW_RING];
+    pthread_mutex_lock(&w->mu);
+    while (!j->done) pthread_cond_wait(&w->done, &w->mu);
+    pthread_mutex_unlock(&w->mu);
+    int rc = j->rc;
+    uint32_t kid = e->seal.kid;
+    if (j->kid) e->seal.kid = j->kid; /* the flush's key (head_flush; ixseal.h invariant 2) */
+    if (!rc && j->has_ck) rc = del(t, DB(e, SR_DB_SERIES), j->ck, 12);
+    size_t pos = 0;
+    for (size_t i = 0; i < j->nch && !rc; i++) {
+        const uint8_t *c = j->out.data;
+        size_t len = j->out.len;
+        if (j->merge) {
+            len = sr_get_le32(j->out.data + pos);
+            c = j->out.data + pos + 4;
+            pos += 4 + len;
+        }
+        sr_chunk_info info;
+        if ((rc = sr_chunk_info_get(c, len, &info))) break;
+        /* the last chunk's count, as head_flush_ foresaw it for the head's tail_n */
+        if (j->check_last && i + 1 == j->nch && info.count != j->expect_last) {
+            rc = SR_EINVAL;
+            break;
+        }
+        uint8_t k[12];
+        sr_series_key(k, j->point, info.first_ts);
+        rc = put(t, DB(e, SR_DB_SERIES), k, 12, c, len);
+    }
+    e->seal.kid = kid;
+    cw_free(j);
+    w->put++;
+    return rc;
+}
+
+int sr__cw_drain(sr_engine *e, MDB_txn *t)
+{
+    int rc = SR_OK;
+    while (e->cw && !rc && e->cw->put < e->cw->queued) rc = cw_put_one(e, t);
+    return rc;
+}
+
+/* Before a flush of h reads the point's chunks: its own jobs put (with
+ * every job queued before them, in order). */
+static int cw_sync(sr_engine *e, MDB_txn *t, head *h)
+{
+    int rc = SR_OK;
+    while (e->cw && !rc && h->cw_ticket > e->cw->put) rc = cw_put_one(e, t);
+    return rc;
+}
+
+/* Queue a chunk encoding of point h: merge 0, h's samples as a new chunk;
+ * merge 1, the samples s[0..n) (NULL: h's) merged into the chunk ck (of
+ * oldlen bytes at old, copied; ck NULL: none) as merge_into does. The
+ * chunk(s) reach t at the next drain. last (a short tail's re-encode):
+ * *last := the samples of the last chunk written, foreseen here and checked
+ * at the put. */
+static int cw_queue(sr_engine *e, MDB_txn *t, head *h, int merge, const uint8_t *ck, const void *old, size_t oldlen,
+                    const sr_sample *s, size_t n, uint32_t *last)
+{
+    struct sr_cw *w = e->cw;
+    int rc;
+    if (w->queued - w->put == CW_RING && (rc = cw_put_one(e, t))) return rc; /* full: the oldest goes in first */
+    cw_job *j = &w->ring[w->queued % CW_RING];
+    memset(j, 0, sizeof *j);
+    j->point = h->point;
+    j->kid = e->seal.kid;
+    j->type = h->type;
+    j->head_max = e->o.head_max;
+    j->merge = merge;
+    j->n = s ? n : h->n;
+    j->s = sr_malloc((j->n ? j->n : 1) * sizeof *j->s);
+    if (!j->s) return SR_ENOMEM;
+    if (s) memcpy(j->s, s, n * sizeof *s);
+    else
+        for (size_t i = 0; i < h->n; i++) hs_to_sample(&h->v[i], h->type, &j->s[i]);
+    if (ck) {
+        j->has_ck = 1;
+        memcpy(j->ck, ck, 12);
+        if (!(j->old = sr_malloc(oldlen ? oldlen : 1))) {
+            cw_free(j);
+            return SR_ENOMEM;
+        }
+        memcpy(j->old, old, oldlen);
+        j->oldlen = oldlen;
+    }
+    if (last && ck) {
+        sr_chunk_info info;
+        if ((rc = sr_chunk_info_get(old, oldlen, &info))) {
+            cw_free(j);
+            return rc;
+        }
+        /* the tail's samples are all <= flushed_max < the head's (invariant
+         * 3): no equal ts, so chunk_merge's balanced split of nres samples */
+        size_t nres = (size_t)info.count + j->n, hm = e->o.head_max;
+        size_t parts = (nres + hm - 1) / hm;
+        if (nres <= hm + hm / 4) parts = 1;
+        j->expect_last = (uint32_t)(nres - nres * (parts - 1) / parts);
+    } else {
+        j->expect_last = (uint32_t)j->n;
+    }
+    j->check_last = last != NULL;
+    if (last) *last = j->expect_last;
+    pthread_mutex_lock(&w->mu);
+    w->queued++;
+    h->cw_ticket = w->queued;
+    pthread_cond_signal(&w->work);
+    pthread_mutex_unlock(&w->mu);
+    return SR_OK;
+}
+
 /* The head's samples as a new chunk, or, with a short tail (invariant 9),
  * re-encoded together with that chunk (sr_chunk_merge_balanced, as late
  * samples are merged); *last: the samples of the last chunk written. */
@@ -355,6 +613,13 @@ static int head_write(sr_engine *e, MDB_txn *t, head *h, const uint8_t tk[12], i
 {
     int rc;
     uint8_t k[12];
+    if (e->cw && h->type != SR_VT_STRING) { /* a rebuild: encoded beside (invariant 11) */
+        MDB_val v = {0, NULL};
+        if (found && (rc = get(t, DB(e, SR_DB_SERIES), tk, 12, &v))) return rc;
+        if ((rc = cw_queue(e, t, h, found, found ? tk : NULL, v.mv_data, v.mv_size, NULL, 0, last))) return rc;
+        if (found) atomic_fetch_add(&e->st_extends, 1);
+        return SR_OK;
+    }
     if (found) {
         memcpy(k, tk, 12);
         sr_sample *s = sr_malloc(h->n * sizeof *s);
@@ -392,7 +657,8 @@ done:
  * flush extends (invariant 9). */
 static int head_flush_(sr_engine *e, MDB_txn *t, head *h, uint64_t seq)
 {
-    int rc = late_merge(e, t, h, seq);
+    int rc = cw_sync(e, t, h); /* its chunks in t before they are read (invariant 11) */
+    if (!rc) rc = late_merge(e, t, h, seq);
     if (rc) return rc;
     if (!h->n) { /* only late samples were waiting */
         h->first_seq = seq + 1;
@@ -400,7 +666,8 @@ static int head_flush_(sr_engine *e, MDB_txn *t, head *h, uint64_t seq)
     }
     uint8_t tk[12];
     int found = 0;
-    if (h->tail_n && (rc = tail_key(e, t, h, tk, &found))) return rc;
+    /* (a late merge queued just now may have split the point's last chunk) */
+    if (h->tail_n && ((rc = cw_sync(e, t, h)) || (rc = tail_key(e, t, h, tk, &found)))) return rc;
     if (!found) h->tail_n = 0; /* no chunk to continue (a damaged index): the head's own is full at head_max */
     int full = h->n >= flush_at(e, h);
     uint32_t last = 0;
@@ -578,7 +845,9 @@ int sr__heads_latest_note(sr_engine *e, MDB_txn *t, head *h, const sr_sample *s)
     return SR_OK;
 }
 
-int sr__heads_latest_flush(sr_engine *e, MDB_txn *t)
+int sr__heads_latest_flush(sr_engine *e, MDB_txn *t) { return sr__heads_latest_flush_some(e, t, 0); }
+
+int sr__heads_latest_flush_some(sr_engine *e, MDB_txn *t, int strings_only)
 {
     int rc = SR_OK;
     MDB_cursor *c = NULL;
@@ -591,7 +860,7 @@ int sr__heads_latest_flush(sr_engine *e, MDB_txn *t)
     if (e->nlpend) rc = sr_index_err(mdb_cursor_open(t, DB(e, SR_DB_LATEST), &c));
     for (size_t i = 0; i < e->nlpend && !rc; i++) {
         head *h = head_find(e, e->lpend[i]);
-        if (!h || !h->lpend) continue;
+        if (!h || !h->lpend || (strings_only && h->type != SR_VT_STRING)) continue;
         h->lpend = 0;
         uint8_t k[4], buf[256], *big;
         be32(k, h->point);

@@ -7,8 +7,9 @@
  *
  * INVARIANTS
  *  (1) Events (W, end] are applied in full (pass 1 and 2, validate = 0) and
- *      the watermark is written with them, every 4,096 events and at the
- *      end: an interrupted replay resumes where it committed.
+ *      the watermark is written with them, every 4,096 events (a rebuild:
+ *      invariant 6) and at the end: an interrupted replay resumes where it
+ *      committed.
  *  (2) Events [min_first, W] rebuild the heads only (engine.c invariant 4);
  *      one whose points all have a head starting after it is not unpacked
  *      (heads_needed).
@@ -28,6 +29,15 @@
  *      it is applied (a destroyed key's records read as erased from there,
  *      as they do the ordinary way). The first error, the reader's or an
  *      apply's, stops both at that seq (invariant 3).
+ *  (6) A rebuild's pipelined replay (opts.rebuilding: the index is thrown
+ *      away if it is interrupted, engine.c invariant 8) commits every
+ *      RP_REBUILD_TXN events instead of 4,096, encodes its chunks on other
+ *      threads (heads.c invariant 11), and writes the `latest` rows of the
+ *      measurements' points once a transaction (sr__heads_latest_flush
+ *      before the commit and before any event but measurements; a string
+ *      point's at the end of each batch, while its events' strings live),
+ *      not once an event: between two writes only measurements note rows,
+ *      so the rows written are the same.
  */
 #include "engine/engine_int.h"
 
@@ -157,6 +167,10 @@ typedef struct rp_apply {
     MDB_txn *txn;
     uint64_t w, last, done, total, in_txn;
     uint32_t known; /* the last key id found a data key of the keyring */
+    /* a rebuild's pipelined replay (invariant 6): events a transaction, and
+     * whether `latest` rows wait for the transaction's end */
+    uint64_t txn_events;
+    int latest_late;
 } rp_apply;
 
 /* Apply one unpacked event of seq (kid: its section's key id): at or below
@@ -174,12 +188,21 @@ static int apply_one(sr_engine *e, rp_apply *a, Event *ev, uint64_t seq, uint32_
     if (e->o.readonly) return SR_OK;
     if (!a->txn && (rc = sr__ensure_room(e)) == SR_OK) rc = sr_index_write_begin(e->ix, &a->txn);
     sr_result r = {0};
+    /* the rebuild's queued chunks go in before any other kind reads or
+     * changes the series (heads.c invariant 11) */
+    if (!rc && (e->cw || a->latest_late) && ev->body_case != SUIRO__V1__EVENT__BODY_MEASUREMENTS) {
+        rc = sr__cw_drain(e, a->txn);
+        if (!rc && a->latest_late) rc = sr__heads_latest_flush(e, a->txn); /* (invariant 6) */
+    }
     if (!rc) rc = sr__apply_nonseries(e, a->txn, ev, &r, 0);
     if (!rc) rc = sr__apply_common(e, a->txn, ev);
     if (!rc) rc = sr__apply_series(e, a->txn, ev, 0);
-    if (!rc) rc = sr__heads_latest_flush(e, a->txn); /* before the event's strings go */
-    if (!rc && ++a->in_txn >= 4096) {
-        if (!(rc = sr__put_watermark(e, a->txn, seq))) rc = sr_index_commit(e->ix, a->txn); /* seq is applied */
+    if (!rc && (!a->latest_late || ev->body_case != SUIRO__V1__EVENT__BODY_MEASUREMENTS))
+        rc = sr__heads_latest_flush(e, a->txn); /* before the event's strings go */
+    if (!rc && ++a->in_txn >= (a->txn_events ? a->txn_events : 4096)) {
+        if (!(rc = sr__cw_drain(e, a->txn)) && !(rc = sr__heads_latest_flush(e, a->txn)) &&
+            !(rc = sr__put_watermark(e, a->txn, seq)))
+            rc = sr_index_commit(e->ix, a->txn); /* seq is applied */
         else sr_index_abort(a->txn);
         a->txn = NULL;
         a->in_txn = 0;
@@ -243,7 +266,7 @@ static int replay_serial(sr_engine *e, rp_apply *a, uint64_t from, uint64_t end,
 /* that event is applied (its apply may destroy a key: the records after it */
 /* must be opened, or found erased, as the ordinary way would).             */
 
-enum { RP_NBATCH = 3, RP_BATCH_EVENTS = 512 };
+enum { RP_NBATCH = 3, RP_BATCH_EVENTS = 512, RP_REBUILD_TXN = 65536 };
 
 typedef struct rp_ev {
     Event *ev;
@@ -335,6 +358,13 @@ static int replay_pipelined(sr_engine *e, rp_apply *a, uint64_t from, uint64_t e
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->cv, NULL);
     pthread_t th;
+    /* a rebuild encodes its chunks on the other cores (heads.c invariant 11),
+     * in bigger transactions, its `latest` rows once a transaction (invariant 6) */
+    if (e->o.rebuilding && (rc = sr__cw_start(e))) goto out;
+    if (e->o.rebuilding) {
+        a->txn_events = RP_REBUILD_TXN;
+        a->latest_late = 1;
+    }
     if (pthread_create(&th, NULL, rp_reader, p)) {
         rc = SR_ENOMEM;
         goto out;
@@ -350,6 +380,8 @@ static int replay_pipelined(sr_engine *e, rp_apply *a, uint64_t from, uint64_t e
             rc = apply_one(e, a, b->v[i].ev, *seq, b->v[i].kid);
             if (!rc) progress(e, a);
         }
+        /* the batch's strings go when it is given back (invariant 6) */
+        if (!rc && a->latest_late && a->txn) rc = sr__heads_latest_flush_some(e, a->txn, 1);
         if (!rc && b->rc) {
             rc = b->rc;
             *seq = b->seq;
@@ -363,7 +395,13 @@ static int replay_pipelined(sr_engine *e, rp_apply *a, uint64_t from, uint64_t e
         if (rc) break;
     }
     pthread_join(th, NULL);
+    if ((rc == SR_OK || rc == SR_DONE) && a->txn) { /* the last transaction's chunks and rows, before sr__replay commits it */
+        int r2 = sr__cw_drain(e, a->txn);
+        if (!r2) r2 = sr__heads_latest_flush(e, a->txn);
+        if (r2) rc = r2;
+    }
 out:
+    sr__cw_stop(e); /* (after an error: the jobs not put are dropped with the transaction) */
     for (int i = 0; i < RP_NBATCH; i++) sr_arena_release(&p->b[i].ar.a);
     pthread_mutex_destroy(&p->mu);
     pthread_cond_destroy(&p->cv);
