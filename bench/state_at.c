@@ -15,7 +15,7 @@
  * events replayed on average, and "verify": the answer at the end has
  * every point's last value, one before the first event is empty, and K
  * answers (--check, default 2) at random T equal the reference (a full
- * replay of the log's start by the ordinary appliers, test_state_full):
+ * replay of the log's start by the ordinary appliers, state_full_replay):
  * every point's latest value, time and quality.
  * State snapshots ([state] snapshot_events / snapshot_values, here
  * --snap-events / --snap-values; 0 0: none) are on by default; the line
@@ -25,7 +25,7 @@
  * Correctness only is checked; the times are reported, never asserted.
  */
 #include "engbench.h"
-#include "engine/engine_int.h" /* e->o.test_state_full: the reference answer */
+#include "engine/engine_int.h" /* e->o.state_full_replay: the reference answer */
 #include "engine/records.h"
 
 #include <inttypes.h>
@@ -160,9 +160,9 @@ int main(int argc, char **argv)
         int64_t t = t_first + (int64_t)(rng % (uint64_t)(t_last - t_first + 1));
         uint64_t rseq, rrep, rnf;
         if (answer(e, t, &d, c.points, s, found, &rep, &nf, &seq)) ok = 0;
-        e->o.test_state_full = 1;
+        e->o.state_full_replay = 1;
         if (answer(e, t, &d, c.points, rs, rfound, &rrep, &rnf, &rseq)) ok = 0;
-        e->o.test_state_full = 0;
+        e->o.state_full_replay = 0;
         if (rseq != seq || rnf != nf) ok = 0;
         for (uint32_t i = 0; ok && i < c.points; i++)
             if (found[i] != rfound[i] ||

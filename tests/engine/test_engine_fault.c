@@ -115,7 +115,7 @@
 #include <time.h>
 
 #include "codecs/events.pb-c.h"
-#include "engine/engine_int.h" /* e->o.test_state_full: command 26's reference answer */
+#include "engine/engine_int.h" /* e->o.state_full_replay: command 26's reference answer */
 #include "engine/records.h"
 #include "storage/crypto.h"
 #include "engtest.h"
@@ -1586,12 +1586,12 @@ static void check_db(fixture *f, const outcome *out, const char *ctx)
         sr_state_info in[2];
         sr_errinfo sei = {0};
         for (int full = 0; full < 2; full++) {
-            e->o.test_state_full = full;
+            e->o.state_full_replay = full;
             cr_assert_eq(sr_engine_state_open(e, INT64_MAX / 2, &at[full], &in[full], &sei), SR_OK, "%s: state: %s",
                          ctx, sei.msg);
             cr_assert_not_null(at[full]);
         }
-        e->o.test_state_full = 0;
+        e->o.state_full_replay = 0;
         cr_assert_eq(in[0].seq, in[1].seq);
         cr_assert_eq(in[1].snap_seq, 0);
         cr_assert_leq(in[0].snap_seq, in[0].seq);
