@@ -155,7 +155,7 @@ static unsigned long fault_stride(void)
 
 /* REPLAY_MAX: a heads checkpoint every 2 events and at each clean close
  * (docs/durability.md section 8), so they fall among the faults too */
-enum { NPOINTS = 3, NCMD = 30, HEAD_MAX = 8, REPLAY_MAX = 4 };
+enum { NPOINTS = 3, NCMD = 32, HEAD_MAX = 8, REPLAY_MAX = 4 };
 
 static const sr_vtype TYPES[NPOINTS] = {SR_VT_NUMBER, SR_VT_INTEGER, SR_VT_BOOL};
 static int64_t clock_back; /* base_records: its writes a second before every other */
@@ -172,10 +172,11 @@ static sr_engine_opts opts(const sr_vfs *vfs, const char *index_dir)
         sr_key_from_bytes(&g_key, b);
     }
     /* snapshot_events 1: every group's write makes a state snapshot
-     * (engine/statesnap.c; command 26, SNAP_CMD) */
+     * (engine/statesnap.c; command 26, SNAP_CMD), and snapshot_keep 3
+     * thins the older ones in the same transaction (invariant 5) */
     return (sr_engine_opts){.clock_ms = fixed_clock, .head_max = HEAD_MAX, .segment_bytes = 4096, .vfs = vfs,
                             .index_dir = index_dir, .replay_max_events = REPLAY_MAX, .key = &g_key,
-                            .snapshot_events = 1};
+                            .snapshot_events = 1, .snapshot_keep = 3};
 }
 
 /* The fault loops' engines: a clock that moves CLOCK_STEP ms at each
@@ -1638,6 +1639,18 @@ static void check_db(fixture *f, const outcome *out, const char *ctx)
         }
         mdb_cursor_close(c);
         sr_index_read_end(e->ix, t);
+        /* the thinning (statesnap.c invariant 5) committed with its group or
+         * not at all: the set is one the rule leaves as it is, and bounded */
+        uint64_t all[256];
+        uint8_t drop[256];
+        size_t ns = 0;
+        cr_assert_eq(sr__snap_list(e, all, 256, &ns), SR_OK);
+        cr_assert_leq(ns, 256);
+        sr__snap_thin(all, ns, 3, drop);
+        for (size_t i = 0; i < ns; i++)
+            cr_assert(!drop[i], "%s: snapshot %" PRIu64 " should have been thinned with its group", ctx, all[i]);
+        cr_assert_leq(ns, 3 + 2 * (64 - (size_t)__builtin_clzll(all[ns ? ns - 1 : 0] | 1)) + 2,
+                      "%s: %zu snapshots kept", ctx, ns);
     }
     uint8_t live[32], rebuilt[32];
     cr_assert_eq(sr_engine_content_hash(e, live), SR_OK);
