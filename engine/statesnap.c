@@ -252,10 +252,17 @@ static int thin(sr_engine *e, MDB_txn *t)
     uint64_t *all = NULL;
     size_t n = 0;
     int rc = headers(t, d, &all, &n);
+    /* no memory for the lists: nothing deleted yet, the group (its records
+     * already in the log) must not fail for a cache's upkeep -- the next
+     * snapshot thins */
+    if (rc == SR_ENOMEM) return SR_OK;
     if (rc) return rc;
     uint8_t *drop = n ? sr_calloc(n, 1) : NULL;
-    if (n && !drop) rc = SR_ENOMEM;
-    if (!rc) sr__snap_thin(all, n, e->o.snapshot_keep, drop);
+    if (n && !drop) {
+        sr_free(all);
+        return SR_OK;
+    }
+    sr__snap_thin(all, n, e->o.snapshot_keep, drop);
     for (size_t i = 0; !rc && i < n; i++)
         if (drop[i]) rc = snap_delete(t, d, all[i]);
     sr_free(drop);
