@@ -67,6 +67,10 @@
       "a state snapshot after this many events since the last; 0: not by events")                                     \
     U(state, snapshot_values, snapshot_values, 500000, 0, 4294967295u,                                               \
       "a state snapshot after this many values since the last; 0: not by values")                                     \
+    U(state, snapshot_s, snapshot_s, 3600, 0, 86400,                                                                   \
+      "a state snapshot at least this often (seconds) while events are written; 0: not by time")                      \
+    U(state, snapshot_keep, snapshot_keep, 64, 0, 65536,                                                               \
+      "the newest state snapshots kept; older ones thinned (a gap at most the newer one's age); 0: all kept")         \
     S(mqtt, listen, mqtt_listen, 128, "127.0.0.1:1883", "the GW-IF MQTT listener; empty: none")                        \
     U(mqtt, max_packet, mqtt_max_packet, 1048576, 1024, 268435455, "largest MQTT packet (bytes)")                      \
     U(mqtt, keepalive_max_s, keepalive_max_s, 600, 1, 65535, "longest keep-alive a gateway may ask for")               \

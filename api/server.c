@@ -123,6 +123,7 @@
 #include <inttypes.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -214,6 +215,40 @@ static int test_slow_sync(sr_file *f)
     return sr_vfs_posix.sync(f);
 }
 static sr_vfs test_slow_vfs;
+
+/* test hook (SUIRO_TEST_CLOCK_FILE, tests only; docs/retention.md "A test
+ * clock"): the engine's clock (ingest times, the retention sweep's now) is
+ * the wall clock plus the offset the file holds, read at every call, so a
+ * test can move the platform's time on (to pass a retention period) while
+ * it runs. It is on only when the variable names a file whose first word is
+ * TEST_CLOCK_MAGIC (a stray variable or file does not turn it on), the
+ * server says so on its log at start, and the clock never goes back (a
+ * smaller offset later leaves it where it was: ingest times never
+ * decrease). */
+#define TEST_CLOCK_MAGIC "suiro-test-clock-offset-ms"
+static char test_clock_path[1024];
+static _Atomic int64_t test_clock_last;
+static int test_clock_offset(long long *off)
+{
+    FILE *f = fopen(test_clock_path, "r");
+    if (!f) return -1;
+    char magic[40];
+    int ok = fscanf(f, "%39s %lld", magic, off) == 2 && !strcmp(magic, TEST_CLOCK_MAGIC);
+    fclose(f);
+    return ok ? 0 : -1;
+}
+static int64_t test_clock(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_REALTIME, &t);
+    long long off = 0;
+    (void)test_clock_offset(&off); /* unreadable for a moment (being rewritten): no offset, the clock held below */
+    int64_t now = (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000 + off;
+    int64_t last = atomic_load(&test_clock_last);
+    while (now > last && !atomic_compare_exchange_weak(&test_clock_last, &last, now)) {
+    }
+    return now > last ? now : last;
+}
 
 static uint64_t mono_us(void)
 {
@@ -2311,6 +2346,8 @@ static int engine_open(sr_server *s, char *err, size_t errlen)
                         .replay_max_events = c->replay_max_events,
                         .snapshot_events = c->snapshot_events,
                         .snapshot_values = c->snapshot_values,
+                        .snapshot_ms = c->snapshot_s * 1000,
+                        .snapshot_keep = c->snapshot_keep,
                         .checkpoint_interval_ms = c->checkpoint_interval_s ? (int32_t)c->checkpoint_interval_s * 1000 : -1,
                         .segment_bytes = c->segment_bytes,
                         .zstd_level = c->zstd_level ? (int)c->zstd_level : -100 /* -100: off */};
@@ -2332,6 +2369,20 @@ static int engine_open(sr_server *s, char *err, size_t errlen)
         test_slow_vfs = sr_vfs_posix;
         test_slow_vfs.sync = test_slow_sync;
         o.vfs = &test_slow_vfs;
+    }
+    /* test hook: the engine's clock moved on by a file's offset (tests/integration/test_proof_trim.py) */
+    const char *tclock = getenv("SUIRO_TEST_CLOCK_FILE");
+    if (tclock && tclock[0] && strlen(tclock) < sizeof test_clock_path) {
+        long long off;
+        snprintf(test_clock_path, sizeof test_clock_path, "%s", tclock);
+        if (!test_clock_offset(&off)) {
+            o.clock_ms = test_clock;
+            fprintf(stderr, "suiro: TEST CLOCK ON (SUIRO_TEST_CLOCK_FILE=%s, offset %lld ms now): ingest times are not "
+                            "the wall clock's; never in production\n",
+                    tclock, off);
+        } else
+            fprintf(stderr, "suiro: SUIRO_TEST_CLOCK_FILE=%s ignored: not a file starting with " TEST_CLOCK_MAGIC "\n",
+                    tclock);
     }
     o.sync = !strcmp(s->cfg.sync, "none")       ? SR_ENGINE_SYNC_NONE
              : !strcmp(s->cfg.sync, "interval") ? SR_ENGINE_SYNC_INTERVAL

@@ -15,7 +15,7 @@
  * events replayed on average, and "verify": the answer at the end has
  * every point's last value, one before the first event is empty, and K
  * answers (--check, default 2) at random T equal the reference (a full
- * replay of the log's start by the ordinary appliers, test_state_full):
+ * replay of the log's start by the ordinary appliers, state_full_replay):
  * every point's latest value, time and quality.
  * State snapshots ([state] snapshot_events / snapshot_values, here
  * --snap-events / --snap-values; 0 0: none) are on by default; the line
@@ -25,7 +25,7 @@
  * Correctness only is checked; the times are reported, never asserted.
  */
 #include "engbench.h"
-#include "engine/engine_int.h" /* e->o.test_state_full: the reference answer */
+#include "engine/engine_int.h" /* e->o.state_full_replay: the reference answer */
 #include "engine/records.h"
 
 #include <inttypes.h>
@@ -51,6 +51,8 @@ static int cmp_d(const void *a, const void *b)
 /* one answer: open at T, read what the answer reads, close; *found: points
  * with a value */
 static uint64_t snap_answers;
+/* the phases of the last answer (ms): search, restore, open (replay), read, close */
+static double ph[5];
 
 static int answer(sr_engine *e, int64_t t, const eb_data *d, uint32_t npoints, sr_sample *s, int *found,
                   uint64_t *replayed, uint64_t *nfound, uint64_t *seq)
@@ -65,6 +67,10 @@ static int answer(sr_engine *e, int64_t t, const eb_data *d, uint32_t npoints, s
     }
     *replayed = in.replayed;
     *seq = in.seq;
+    ph[0] = (double)in.search_us / 1000.0;
+    ph[1] = (double)in.restore_us / 1000.0;
+    ph[2] = (double)in.open_us / 1000.0;
+    double r0 = eb_now();
     snap_answers += in.snap_seq != 0;
     *nfound = 0;
     if (at) {
@@ -76,7 +82,10 @@ static int answer(sr_engine *e, int64_t t, const eb_data *d, uint32_t npoints, s
         if (!rc) rc = sr_engine_latest(at, d->point_no, npoints, s, found, NULL);
         for (uint32_t i = 0; !rc && i < npoints; i++) *nfound += found[i] != 0;
     }
+    double r1 = eb_now();
     int crc = sr_engine_state_close(at);
+    ph[3] = (r1 - r0) * 1000.0;
+    ph[4] = (eb_now() - r1) * 1000.0;
     return rc ? rc : crc;
 }
 
@@ -160,9 +169,9 @@ int main(int argc, char **argv)
         int64_t t = t_first + (int64_t)(rng % (uint64_t)(t_last - t_first + 1));
         uint64_t rseq, rrep, rnf;
         if (answer(e, t, &d, c.points, s, found, &rep, &nf, &seq)) ok = 0;
-        e->o.test_state_full = 1;
+        e->o.state_full_replay = 1;
         if (answer(e, t, &d, c.points, rs, rfound, &rrep, &rnf, &rseq)) ok = 0;
-        e->o.test_state_full = 0;
+        e->o.state_full_replay = 0;
         if (rseq != seq || rnf != nf) ok = 0;
         for (uint32_t i = 0; ok && i < c.points; i++)
             if (found[i] != rfound[i] ||
@@ -175,12 +184,18 @@ int main(int argc, char **argv)
     free(rfound);
     uint64_t replayed_max = 0;
     snap_answers = 0;
+    double ph_sum[5] = {0}, ph_max[5] = {0}, worst = -1; /* ph_max: the phases of the slowest answer */
     for (uint32_t k = 0; k < answers && ok; k++) {
         rng = eb_mix(rng);
         int64_t t = t_first + (int64_t)(rng % (uint64_t)(t_last - t_first + 1));
         double t0 = eb_now();
         if (answer(e, t, &d, c.points, s, found, &rep, &nf, &seq)) ok = 0;
         lat[k] = (eb_now() - t0) * 1000.0;
+        for (int j = 0; j < 5; j++) ph_sum[j] += ph[j];
+        if (lat[k] > worst) {
+            worst = lat[k];
+            memcpy(ph_max, ph, sizeof ph);
+        }
         replayed_sum += rep;
         if (rep > replayed_max) replayed_max = rep;
     }
@@ -190,10 +205,14 @@ int main(int argc, char **argv)
            ",\"events\":%" PRIu64 ",\"enc\":%d,\"load_s\":%.1f,\"load_values_per_s\":%.0f,\"snap_events\":%u,"
            "\"snap_values\":%u,\"answers\":%u,\"from_snapshot\":%" PRIu64 ",\"p50_ms\":%.1f,\"p99_ms\":%.1f,"
            "\"max_ms\":%.1f,\"replayed_avg\":%.0f,\"replayed_max\":%" PRIu64 ",\"checked\":%u,\"goal_max_ms\":1000,"
+           "\"phases_avg_ms\":{\"search\":%.1f,\"restore\":%.1f,\"open_replay\":%.1f,\"read\":%.1f,\"close\":%.1f},"
+           "\"phases_of_max_ms\":{\"search\":%.1f,\"restore\":%.1f,\"open_replay\":%.1f,\"read\":%.1f,\"close\":%.1f},"
            "\"verify\":\"%s\"}\n",
            eb_shape_name(c.shape), c.points, c.seconds, d.sent, st.watermark, c.enc, load_s,
            load_s > 0 ? (double)d.sent / load_s : 0.0, snap_events, snap_values, answers, snap_answers, p50, p99, mx,
-           (double)replayed_sum / answers, replayed_max, check, ok ? "ok" : "FAILED");
+           (double)replayed_sum / answers, replayed_max, check, ph_sum[0] / answers, ph_sum[1] / answers,
+           ph_sum[2] / answers, ph_sum[3] / answers, ph_sum[4] / answers, ph_max[0], ph_max[1], ph_max[2], ph_max[3],
+           ph_max[4], ok ? "ok" : "FAILED");
     fflush(stdout);
     free(s);
     free(found);

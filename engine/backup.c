@@ -28,8 +28,9 @@
  *
  * RESTORE: check (signature, chain, every file's size and SHA-256, no other
  * file) before anything is written; copy into DIR.partial checking again;
- * --to cuts the log at a whole batch (sr_log_cut_at, down) and rebuilds the
- * index from it; rename to DIR; record the restore in DIR.
+ * --to cuts the log at a whole batch (sr_log_cut_at: a SEQ at the end of
+ * the group holding it, after its WriteAudit; a TIME after the last group
+ * ingested by then) and rebuilds the index from it; rename to DIR; record the restore in DIR.
  *
  * INVARIANTS
  *  (1) A directory under a backup's name holds a manifest that was written
@@ -1116,8 +1117,9 @@ typedef struct segnames {
     size_t n;
 } segnames;
 
-/* --to: cut the log of dir (DIR.partial) at the last whole batch at or
- * before the target, drop the index and rebuild it. */
+/* --to: cut the log of dir (DIR.partial) at a whole batch (a SEQ: the end
+ * of the batch holding it; a TIME: the end of the last one ingested by
+ * then), drop the index and rebuild it. */
 static int cut_and_rebuild(const char *dir, const sr_restore_opts *o, const manifest *m, uint64_t *S, uint8_t tip[32],
                            sr_errinfo *ei)
 {
@@ -1163,9 +1165,14 @@ static int cut_and_rebuild(const char *dir, const sr_restore_opts *o, const mani
     } else if (target > m->info.seq)
         rc = fail(ei, SR_EINVAL, "--to %" PRIu64 " is after the backup's S (%" PRIu64 "): restore without --to, or "
                                  "from a later backup", target, m->info.seq);
+    /* a SEQ: the end of the group's batch holding it (its writes' WriteAudit
+     * follows them in that batch: the state after SEQ, its audit summary
+     * with it); a TIME: the last event at or before it ends its group (one
+     * ingest time a group) */
     sr_log_cut cut;
-    if (!rc && (rc = sr_log_cut_at(lg, target, 0, &cut)))
-        fail(ei, rc, "%s: no whole command ends at or before seq %" PRIu64, logdir, target);
+    int up = !o->has_to_ms;
+    if (!rc && (rc = sr_log_cut_at(lg, target, up, &cut)))
+        fail(ei, rc, "%s: no whole command ends %s seq %" PRIu64, logdir, up ? "at or after" : "at or before", target);
     segnames later = {0};
     for (size_t i = rc ? SIZE_MAX : cut.nsegs; !rc && i != SIZE_MAX; i++) {
         char nm[32];

@@ -202,6 +202,7 @@ struct sr_engine {
     char *state_dir;            /* a state at a past time's private index (state.c), removed at its close */
     uint64_t snap_seq;          /* writer: the seq of the last state snapshot (statesnap.c; 0: none) */
     uint64_t snap_vals;         /* writer: values applied since it */
+    int64_t snap_ms;            /* writer: its ingest time (0: none yet, the next group's time starts the count) */
     sr_engine_opts o;
     sr_points *pt;              /* the point table (points.c) */
     pb_arena ev;                /* the writer's decoded events of one group */
@@ -444,6 +445,12 @@ int sr__mt_catch_up(sr_engine *e);
 int sr__snap_load(sr_engine *e);
 int sr__snap_group(sr_engine *e, MDB_txn *t, uint64_t seq, int64_t at_ms, int *made);
 int sr__snap_trim(sr_engine *e, MDB_txn *t, uint64_t first_kept);
+/* The seqs of the snapshots the index holds, oldest first (at most max of
+ * them in out; *n: how many there are); a read transaction of its own. */
+int sr__snap_list(sr_engine *e, uint64_t *out, size_t max, size_t *n);
+/* The thinning rule (docs/state.md "Kept (thinning)"): drop[i] = 1 for the
+ * snapshots of all (n sorted seqs, all[n - 1] the newest) it deletes. */
+void sr__snap_thin(const uint64_t *all, size_t n, uint32_t keep, uint8_t *drop);
 int sr__snap_restore(sr_engine *e, uint64_t seq, uint64_t first, const char *dir, uint64_t *s, int64_t *ms,
                      uint32_t *skipped, sr_errinfo *ei);
 /* A LogTrim's tree (segdrop.c): the frontier of the blocks below first_kept

@@ -1031,6 +1031,9 @@ typedef struct sr_state_info {
     uint64_t snap_seq;   /* the snapshot the answer started from (0: the log's start) */
     int64_t snap_ms;     /* its ingest time */
     uint32_t snap_skipped; /* nearer snapshots passed over (a row sealed by a destroyed key, incomplete) */
+    /* where the time went (bench/state_at, docs/state.md "Cost"), microseconds: the search for seq(T), the
+     * snapshot's restore into the private index, the private engine's open (its replay of S+1..seq(T)) */
+    uint64_t search_us, restore_us, open_us;
 } sr_state_info;
 /* The index as it was at T (an ingest time, UTC ms), read from e's log:
  * *at a private read-only engine holding exactly the events up to seq(T)

@@ -26,7 +26,10 @@
  *   Sessions, alarm steps, alive transitions and the notifier's outcomes
  *   (audit class) go by (b) once their audit key is destroyed (issue #16:
  *   retention.c cuts or restates what they built first); without that
- *   they keep their segment, and so do push marks.
+ *   they keep their segment. A push mark (config class, its apply a max
+ *   per app) goes when the index holds a higher mark of its app, else it
+ *   is carried as (a) (the server's push start mark, written at every
+ *   start, would otherwise hold the first segment for ever).
  * The first segment that fails a check stays, with every segment after it
  * (sr_log_drop_below cuts from the log's start only); the reason is the
  * sweep's report (seg_held). The boundary is also kept at or below every
@@ -399,10 +402,20 @@ static int classify(drop *d, int irc, uint64_t seq, const sr_slice *rec, uint32_
         snprintf(d->why, sizeof d->why, "record %" PRIu64 ": a session of '%s', its audit key not destroyed", seq,
                  ev->operator_id);
         break;
-    case SUIRO__V1__EVENT__BODY_PUSH_MARK:
-        snprintf(d->why, sizeof d->why, "record %" PRIu64 ": a push mark of '%s' (an app's delivery position)", seq,
-                 ev->operator_id);
+    case SUIRO__V1__EVENT__BODY_PUSH_MARK: { /* (a'): superseded by a higher mark, or carried (its apply is a max) */
+        const Suiro__V1__PushMark *pm = ev->push_mark;
+        uint8_t k[520];
+        size_t kl = pm ? sr_pushq_key(k, sizeof k, ev->operator_id, pm->app_id) : 0;
+        MDB_val v;
+        if (!pm || (kl && get(d->t, DB(d->e, SR_DB_PUSHQ), k, kl, &v) == SR_OK && v.mv_size == 8 &&
+                    sr_get_le64(v.mv_data) > pm->through))
+            *ok = 1;
+        else {
+            rc = carry_add(d, ev->operator_id, seq, rec->data, rec->len);
+            *ok = !rc;
+        }
         break;
+    }
     default:
         if (cls == SR_KC_CONFIG) { /* (a) */
             rc = carry_add(d, ev->operator_id, seq, rec->data, rec->len);

@@ -153,7 +153,10 @@ int sr_engine_state_open(sr_engine *e, int64_t at_ms, sr_engine **at, sr_state_i
         }
         return SR_EINVAL;
     }
+    uint64_t t0 = mono_us();
     if ((rc = seq_at(e, at_ms, first, stop, &info->seq, &info->seq_ms))) return rc;
+    uint64_t t1 = mono_us();
+    info->search_us = t1 - t0;
     if (!info->seq) return SR_OK; /* before the first event: nothing yet */
     const char *tmp = getenv("TMPDIR");
     char *dir = NULL;
@@ -166,17 +169,19 @@ int sr_engine_state_open(sr_engine *e, int64_t at_ms, sr_engine **at, sr_state_i
         return SR_EIO;
     }
     /* invariant (5): the nearest usable snapshot at or before seq(T) */
-    if (!e->o.test_state_full &&
+    if (!e->o.state_full_replay &&
         (rc = sr__snap_restore(e, info->seq, first, dir, &info->snap_seq, &info->snap_ms, &info->snap_skipped, ei))) {
         rm_tree(dir);
         free(dir);
         return rc;
     }
+    uint64_t t2 = mono_us();
+    info->restore_us = t2 - t1;
     /* invariant (2): the rebuild's path, stopped at seq(T) */
     sr_engine_opts o = {.key = e->o.key, .single_key = e->o.single_key, .key_source = e->o.key_source,
                         .vfs = e->o.vfs, .head_max = sr_engine_head_max(e), .index_dir = dir, .log_readonly = 1,
                         .replay_to = info->seq, .index_nosync = 1, .notice = quiet, .no_recover = 1,
-                        .state_only = !e->o.test_state_full};
+                        .state_only = !e->o.state_full_replay};
     sr_engine *p = NULL;
     if ((rc = sr_engine_open(e->dir, &o, &p, ei))) {
         rm_tree(dir);
@@ -184,6 +189,7 @@ int sr_engine_state_open(sr_engine *e, int64_t at_ms, sr_engine **at, sr_state_i
         return rc;
     }
     p->state_dir = dir;
+    info->open_us = mono_us() - t2;
     info->replayed = p->ost.replay_events;
     info->erased = p->ost.erased_records;
     *at = p;

@@ -5,8 +5,8 @@
  * time (engine/state.c) replays only the events after the nearest one.
  *
  * The writer ends a group with a snapshot once [state] snapshot_events
- * events or snapshot_values values were written since the last one
- * (sr__snap_group): in the group's own transaction, after its pass 2 and
+ * events or snapshot_values values were written, or snapshot_s seconds
+ * passed, since the last one (sr__snap_group): in the group's own transaction, after its pass 2 and
  * its latest rows, so the copy is the index as of exactly the group's last
  * seq S. The rows are copied as raw bytes (a sealed value stays sealed by
  * the key that sealed it: crypto-shredding reaches the copies too). An
@@ -29,6 +29,13 @@
  *      just as a rebuild does).
  *  (4) A snapshot at S is used only when the log still holds S+1 (S >=
  *      first kept - 1); a LogTrim deletes the others (sr__snap_trim).
+ *  (5) Thinning (sr__snap_thin, [state] snapshot_keep): after a new
+ *      snapshot, in the same transaction, the older ones the rule no longer
+ *      keeps are deleted; the rule is a function of the existing seqs only
+ *      (the newest keep; older, a gap between two kept ones is at most the
+ *      newer one's age), so an answer at distance a behind the newest
+ *      replays at most max(a, one interval) and at most keep + 2 (log2
+ *      (newest seq) + 1) are kept.
  */
 #include "engine/engine_int.h"
 
@@ -54,11 +61,12 @@ static void hdr_key(uint8_t k[HDR_KEY], uint64_t s)
     be64(k + 1, s);
 }
 
-/* the seq of the newest snapshot (0: none) */
-static int newest(MDB_txn *t, MDB_dbi d, uint64_t *s)
+/* the seq of the newest snapshot (0: none) and its ingest time */
+static int newest(MDB_txn *t, MDB_dbi d, uint64_t *s, int64_t *ms)
 {
     MDB_cursor *c;
     *s = 0;
+    *ms = 0;
     int rc = sr_index_err(mdb_cursor_open(t, d, &c));
     if (rc) return rc;
     uint8_t k[HDR_KEY];
@@ -67,7 +75,10 @@ static int newest(MDB_txn *t, MDB_dbi d, uint64_t *s)
     int r = (mdb_cursor_get)(c, &K, &V, MDB_SET_RANGE);
     r = r == 0 ? (mdb_cursor_get)(c, &K, &V, MDB_PREV) : (mdb_cursor_get)(c, &K, &V, MDB_LAST);
     while (r == 0 && !(K.mv_size == HDR_KEY && ((uint8_t *)K.mv_data)[0] == 0)) r = (mdb_cursor_get)(c, &K, &V, MDB_PREV);
-    if (r == 0) *s = get_be64((uint8_t *)K.mv_data + 1);
+    if (r == 0) {
+        *s = get_be64((uint8_t *)K.mv_data + 1);
+        if (V.mv_size == HDR_VAL) *ms = (int64_t)sr_get_le64(V.mv_data);
+    }
     mdb_cursor_close(c);
     return r == 0 || r == MDB_NOTFOUND ? SR_OK : sr_index_err(r);
 }
@@ -77,7 +88,7 @@ int sr__snap_load(sr_engine *e)
     MDB_txn *t;
     int rc = sr_index_read_begin(e->ix, &t);
     if (rc) return rc;
-    rc = newest(t, DB(e, SR_DB_STATESNAP), &e->snap_seq);
+    rc = newest(t, DB(e, SR_DB_STATESNAP), &e->snap_seq, &e->snap_ms);
     sr_index_read_end(e->ix, t);
     e->snap_vals = 0;
     return rc;
@@ -125,18 +136,6 @@ static int snap_write(sr_engine *e, MDB_txn *t, uint64_t s, int64_t at_ms)
     return sr_index_err((mdb_put)(t, DB(e, SR_DB_STATESNAP), &K, &V, 0));
 }
 
-int sr__snap_group(sr_engine *e, MDB_txn *t, uint64_t seq, int64_t at_ms, int *made)
-{
-    *made = 0;
-    if (seq <= e->snap_seq) return SR_OK; /* keys only grow (MDB_APPEND) */
-    int by_events = e->o.snapshot_events && seq - e->snap_seq >= e->o.snapshot_events;
-    int by_values = e->o.snapshot_values && e->snap_vals >= e->o.snapshot_values;
-    if (!by_events && !by_values) return SR_OK;
-    int rc = snap_write(e, t, seq, at_ms);
-    if (!rc) *made = 1;
-    return rc;
-}
-
 /* delete the snapshot at s (its rows, then its header) */
 static int snap_delete(MDB_txn *t, MDB_dbi d, uint64_t s)
 {
@@ -178,6 +177,112 @@ int sr__snap_trim(sr_engine *e, MDB_txn *t, uint64_t first_kept)
         if (!found || s + 1 >= first_kept) return SR_OK;
         if ((rc = snap_delete(t, d, s))) return rc;
     }
+}
+
+/* The seqs of the snapshot headers (they sort before every row: prefix 0),
+ * oldest first; *out malloc'd (NULL when none). */
+static int headers(MDB_txn *t, MDB_dbi d, uint64_t **out, size_t *n)
+{
+    *out = NULL;
+    *n = 0;
+    size_t cap = 0;
+    MDB_cursor *c;
+    int rc = sr_index_err(mdb_cursor_open(t, d, &c));
+    if (rc) return rc;
+    MDB_val K, V;
+    int r = (mdb_cursor_get)(c, &K, &V, MDB_FIRST);
+    for (; r == 0 && K.mv_size == HDR_KEY && ((uint8_t *)K.mv_data)[0] == 0;
+         r = (mdb_cursor_get)(c, &K, &V, MDB_NEXT)) {
+        if (*n == cap) {
+            cap = cap ? 2 * cap : 64;
+            uint64_t *v = sr_realloc(*out, cap * sizeof *v);
+            if (!v) {
+                rc = SR_ENOMEM;
+                break;
+            }
+            *out = v;
+        }
+        (*out)[(*n)++] = get_be64((uint8_t *)K.mv_data + 1);
+    }
+    mdb_cursor_close(c);
+    if (!rc && r != 0 && r != MDB_NOTFOUND) rc = sr_index_err(r);
+    if (rc) {
+        sr_free(*out);
+        *out = NULL;
+        *n = 0;
+    }
+    return rc;
+}
+
+int sr__snap_list(sr_engine *e, uint64_t *out, size_t max, size_t *n)
+{
+    MDB_txn *t;
+    int rc = sr_index_read_begin(e->ix, &t);
+    if (rc) return rc;
+    uint64_t *all = NULL;
+    rc = headers(t, DB(e, SR_DB_STATESNAP), &all, n);
+    sr_index_read_end(e->ix, t);
+    for (size_t i = 0; !rc && i < *n && i < max; i++) out[i] = all[i];
+    sr_free(all);
+    return rc;
+}
+
+/* invariant (5): the thinning rule. The newest keep are kept; going back
+ * from the oldest of them (L, the last one kept), an older one goes when
+ * the gap its going leaves -- from L to the next older one -- is at most
+ * L's age N - L (N the newest's seq); the oldest stays. So between two
+ * consecutive kept ones L > Z, L - Z <= max(N - L, the gap they had when
+ * made), and the ages of every second kept one at least double. */
+void sr__snap_thin(const uint64_t *all, size_t n, uint32_t keep, uint8_t *drop)
+{
+    memset(drop, 0, n);
+    if (!keep || n <= keep) return;
+    uint64_t N = all[n - 1];
+    size_t L = n - keep;
+    for (size_t i = L; i-- > 1;) {
+        if (all[L] - all[i - 1] <= N - all[L]) drop[i] = 1;
+        else L = i;
+    }
+}
+
+/* Delete the snapshots the thinning rule no longer keeps (in t). */
+static int thin(sr_engine *e, MDB_txn *t)
+{
+    MDB_dbi d = DB(e, SR_DB_STATESNAP);
+    uint64_t *all = NULL;
+    size_t n = 0;
+    int rc = headers(t, d, &all, &n);
+    /* no memory for the lists: nothing deleted yet, the group (its records
+     * already in the log) must not fail for a cache's upkeep -- the next
+     * snapshot thins */
+    if (rc == SR_ENOMEM) return SR_OK;
+    if (rc) return rc;
+    uint8_t *drop = n ? sr_calloc(n, 1) : NULL;
+    if (n && !drop) {
+        sr_free(all);
+        return SR_OK;
+    }
+    sr__snap_thin(all, n, e->o.snapshot_keep, drop);
+    for (size_t i = 0; !rc && i < n; i++)
+        if (drop[i]) rc = snap_delete(t, d, all[i]);
+    sr_free(drop);
+    sr_free(all);
+    return rc;
+}
+
+int sr__snap_group(sr_engine *e, MDB_txn *t, uint64_t seq, int64_t at_ms, int *made)
+{
+    *made = 0;
+    if (seq <= e->snap_seq) return SR_OK; /* keys only grow (MDB_APPEND) */
+    if (!e->snap_ms) e->snap_ms = at_ms;  /* the time count starts with the first group written */
+    int by_events = e->o.snapshot_events && seq - e->snap_seq >= e->o.snapshot_events;
+    int by_values = e->o.snapshot_values && e->snap_vals >= e->o.snapshot_values;
+    int by_time = e->o.snapshot_ms && at_ms - e->snap_ms >= (int64_t)e->o.snapshot_ms;
+    if (!by_events && !by_values && !by_time) return SR_OK;
+    int rc = snap_write(e, t, seq, at_ms);
+    if (!rc && e->o.snapshot_keep) rc = thin(e, t);
+    if (!rc) *made = 1;
+    return rc;
 }
 
 /* ---- the restore (engine/state.c) ----------------------------------------- */

@@ -137,12 +137,18 @@ typedef struct sr_engine_opts {
     /* [state] (docs/state.md "How it is built"): the writer copies the
      * derived non-series state into the index's statesnap database at the
      * end of a group once snapshot_events events or snapshot_values values
-     * were written since the last copy (engine/statesnap.c); 0 and 0: never.
-     * The state at a past time starts from the nearest one. */
+     * were written since the last copy, or snapshot_ms ms (the clock_ms
+     * clock) passed since it while events are written (engine/statesnap.c);
+     * all 0: never. The state at a past time starts from the nearest one.
+     * snapshot_keep: after each new copy the older ones are thinned (the
+     * newest snapshot_keep kept, older ones while a gap stays within the
+     * newer one's age: docs/state.md "Kept (thinning)"); 0: every one kept. */
     uint32_t snapshot_events;
     uint32_t snapshot_values;
-    int test_state_full;        /* tests only: the state at a past time replays from the log's start with the
-                                   ordinary appliers (the reference answer), no snapshot */
+    uint32_t snapshot_ms;
+    uint32_t snapshot_keep;
+    int state_full_replay;      /* the state at a past time replays from the log's start with the ordinary
+                                   appliers, no snapshot: the reference answer (`suiro state --no-snapshot`, tests) */
     int state_only;             /* engine/state.c's private engine only: a measurement updates the `latest` row,
                                    no series chunk, head, audit row or message id; no Merkle tree */
 } sr_engine_opts;

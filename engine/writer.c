@@ -825,6 +825,7 @@ static void process_group(sr_engine *e, cmd **cmds, size_t nc, int closing)
     if (snap_made) {
         e->snap_seq = seq - 1;
         e->snap_vals = 0;
+        e->snap_ms = now;
     }
     if (mt_taken) {
         e->mt = mt;

@@ -64,7 +64,7 @@ typedef struct eopts {
     const char *keyfile, *op, *from, *to, *gateway, *point, *kind, *app, *pem, *admin, *admin2, *url, *token,
         *signature;
     const char *cls, *newkey, *fromkey, *config, *at;
-    int demo, discard_lost, json, keep_legacy;
+    int demo, discard_lost, json, keep_legacy, no_snapshot;
 } eopts;
 
 #define KEY_FILE SR_OPT_STR("key-file", 0, "FILE", eopts, keyfile, "the log's key, if it is encrypted: FILE, env:VAR or cmd:COMMAND")
@@ -117,6 +117,8 @@ const sr_opt sr_opts_state[] = {
     SR_OPT_STR("at", 0, "TIME", eopts, at, "the time (an ingest time: what was durable then), or UTC ms; required"),
     SR_OPT_STR("operator", 0, "OP", eopts, op, "this operator only (default: every operator and the platform)"),
     SR_OPT_FLAG("json", 0, eopts, json, "the whole answer as one JSON object (GET /admin/v1/state's)"),
+    SR_OPT_FLAG("no-snapshot", 0, eopts, no_snapshot,
+                "replay the log from its start with the ordinary appliers (the reference answer), no state snapshot"),
     KEY_FILE,
     SR_OPT_END,
 };
@@ -1271,9 +1273,14 @@ int sr_cmd_state(const sr_command *cmd, int argc, char **argv)
         return 2;
     }
     sr_engine *e;
-    if (open_engine(cmd, &c, 1, &e)) return 1;
-    int rc = SR_OK;
+    sr_engine_opts eo = {.key = c.has_key ? &c.key : NULL, .readonly = 1, .state_full_replay = o.no_snapshot};
     sr_errinfo ei = {0};
+    int rc = sr_engine_open(c.dir, &eo, &e, &ei);
+    if (rc) {
+        fprintf(stderr, "suiro %s: %s: %s%s\n", cmd->name, c.dir, ei.msg[0] ? ei.msg : sr_strerror(rc),
+                sr_cli_key_hint(rc, c.has_key));
+        return 1;
+    }
     json_t *ans = sr_state_json(e, at, o.op, &rc, &ei);
     sr_engine_close(e);
     if (!ans) {

@@ -576,14 +576,23 @@ Test(backup, restore_to_a_seq_or_a_time_cuts_the_log_and_rebuilds_the_index)
     snprintf(bdir, sizeof bdir, "%s/set/%s", top, b.name);
     snprintf(pk, sizeof pk, "%s/platform-key.pem", src);
     path_of(dst, "to-seq");
-    /* (a seq inside a group is cut to the group before: its append is one batch, sr_log_cut_at) */
-    sr_restore_opts ro = {.key = &key, .platform_key = pk, .to_seq = seqs[11], .no_event = 1};
+    /* the write's own seq (seqs[i] - 1: its WriteAudit follows it in the
+     * group's batch): the cut is at the end of its group, after the
+     * WriteAudit, so the state holds the write and its audit summary */
+    sr_restore_opts ro = {.key = &key, .platform_key = pk, .to_seq = seqs[11] - 1, .no_event = 1};
     sr_backup_info x;
     restore_ok(bdir, dst, &ro, &x);
-    cr_expect_eq(x.seq, seqs[11]);
+    cr_expect_eq(x.seq, seqs[11], "cut after the group of the write's seq %" PRIu64, seqs[11] - 1);
     uint8_t live[32], want[32];
     cr_expect_eq(verify_dir(dst, live), seqs[11]);
     hash_at(src, seqs[11], hm, want);
+    cr_expect_eq(memcmp(live, want, 32), 0, "the state as of seq %" PRIu64, seqs[11]);
+    /* the group's last seq (its WriteAudit): the same cut */
+    path_of(dst, "to-seq-end");
+    ro.to_seq = seqs[11];
+    restore_ok(bdir, dst, &ro, &x);
+    cr_expect_eq(x.seq, seqs[11]);
+    cr_expect_eq(verify_dir(dst, live), seqs[11]);
     cr_expect_eq(memcmp(live, want, 32), 0, "the state as of seq %" PRIu64, seqs[11]);
     /* a seq after S is refused */
     path_of(dst, "late");

@@ -120,7 +120,7 @@
 #include <time.h>
 
 #include "codecs/events.pb-c.h"
-#include "engine/engine_int.h" /* e->o.test_state_full: command 26's reference answer */
+#include "engine/engine_int.h" /* e->o.state_full_replay: command 26's reference answer */
 #include "codecs/accpack.h"
 #include "engine/records.h"
 #include "storage/crypto.h"
@@ -178,10 +178,11 @@ static sr_engine_opts opts(const sr_vfs *vfs, const char *index_dir)
         sr_key_from_bytes(&g_key, b);
     }
     /* snapshot_events 1: every group's write makes a state snapshot
-     * (engine/statesnap.c; command 26, SNAP_CMD) */
+     * (engine/statesnap.c; command 26, SNAP_CMD), and snapshot_keep 3
+     * thins the older ones in the same transaction (invariant 5) */
     return (sr_engine_opts){.clock_ms = fixed_clock, .head_max = HEAD_MAX, .segment_bytes = 4096, .vfs = vfs,
                             .index_dir = index_dir, .replay_max_events = REPLAY_MAX, .key = &g_key,
-                            .snapshot_events = 1};
+                            .snapshot_events = 1, .snapshot_keep = 3};
 }
 
 /* The fault loops' engines: a clock that moves CLOCK_STEP ms at each
@@ -1654,12 +1655,12 @@ static void check_db(fixture *f, const outcome *out, const char *ctx)
         sr_state_info in[2];
         sr_errinfo sei = {0};
         for (int full = 0; full < 2; full++) {
-            e->o.test_state_full = full;
+            e->o.state_full_replay = full;
             cr_assert_eq(sr_engine_state_open(e, INT64_MAX / 2, &at[full], &in[full], &sei), SR_OK, "%s: state: %s",
                          ctx, sei.msg);
             cr_assert_not_null(at[full]);
         }
-        e->o.test_state_full = 0;
+        e->o.state_full_replay = 0;
         cr_assert_eq(in[0].seq, in[1].seq);
         cr_assert_eq(in[1].snap_seq, 0);
         cr_assert_leq(in[0].snap_seq, in[0].seq);
@@ -1706,6 +1707,18 @@ static void check_db(fixture *f, const outcome *out, const char *ctx)
         }
         mdb_cursor_close(c);
         sr_index_read_end(e->ix, t);
+        /* the thinning (statesnap.c invariant 5) committed with its group or
+         * not at all: the set is one the rule leaves as it is, and bounded */
+        uint64_t all[256];
+        uint8_t drop[256];
+        size_t ns = 0;
+        cr_assert_eq(sr__snap_list(e, all, 256, &ns), SR_OK);
+        cr_assert_leq(ns, 256);
+        sr__snap_thin(all, ns, 3, drop);
+        for (size_t i = 0; i < ns; i++)
+            cr_assert(!drop[i], "%s: snapshot %" PRIu64 " should have been thinned with its group", ctx, all[i]);
+        cr_assert_leq(ns, 3 + 2 * (64 - (size_t)__builtin_clzll(all[ns ? ns - 1 : 0] | 1)) + 2,
+                      "%s: %zu snapshots kept", ctx, ns);
     }
     uint8_t live[32], rebuilt[32];
     cr_assert_eq(sr_engine_content_hash(e, live), SR_OK);

@@ -590,6 +590,119 @@ static void golden_write(void)
     unlink(lock);
 }
 
+/* The retention cut of the state snapshots (docs/state.md "Kept";
+ * statesnap.c invariant 4): a snapshot every group (none thinned), a sweep
+ * that drops segments; the LogTrim deletes in its transaction every
+ * snapshot whose S + 1 the log no longer holds and no other, so after the
+ * drop none is before the horizon, those after it are all still there, and
+ * a state answer starts from one the log can replay on from. */
+Test(segdrop, a_trim_deletes_the_state_snapshots_before_the_horizon_and_keeps_the_rest)
+{
+    char d[1200];
+    snprintf(d, sizeof d, "%s/data", top);
+    sr_key_from_bytes(&MASTER, (const uint8_t *)"0123456789abcdef0123456789abcdef");
+    sr_engine_opts o = opts();
+    o.snapshot_events = 1;
+    sr_engine *e = NULL;
+    sr_errinfo ei;
+    cr_assert_eq(sr_engine_open(d, &o, &e, &ei), SR_OK, "%s", ei.msg);
+    clock_now = (int64_t)10 * DAY;
+    cr_assert_eq(et_setup_masters(e, "opC", 1, STR, 1), SR_OK);
+    for (int day = 1; day <= 90; day++) put4(e, "opC", "OLD-C", day);
+    clock_now = (int64_t)400 * DAY;
+    put4(e, "opC", "NEW-C", 399);
+    period(e, "opC", "default", 30);
+    static uint64_t before[4096], after[4096];
+    size_t nb = 0, na = 0;
+    cr_assert_eq(sr__snap_list(e, before, 4096, &nb), SR_OK);
+    cr_assert_lt(nb, 4096);
+    sr_retention_report rep;
+    cr_assert_eq(sr_engine_retention_sweep(e, &CFG, NULL, &rep, &ei), SR_OK, "%s", ei.msg);
+    cr_assert_gt(rep.segments_dropped, 0, "held: %s", rep.seg_held);
+    uint64_t first = sr_log_first_seq(e->log);
+    cr_assert_eq(sr__snap_list(e, after, 4096, &na), SR_OK);
+    size_t gone = 0, kept = 0;
+    for (size_t i = 0; i < nb; i++) {
+        if (before[i] + 1 < first) gone++;
+        else kept++;
+    }
+    cr_assert_gt(gone, 0, "snapshots before the horizon %" PRIu64 " existed", first);
+    cr_assert_gt(kept, 0);
+    cr_assert_geq(na, kept, "every snapshot the log can replay on from is kept");
+    for (size_t i = 0; i < na; i++)
+        cr_assert_geq(after[i] + 1, first, "snapshot %" PRIu64 " is before the horizon %" PRIu64, after[i], first);
+    size_t j = 0; /* the ones kept are the ones of before at or after the horizon (and the sweep's own) */
+    for (size_t i = 0; i < nb; i++)
+        if (before[i] + 1 >= first) {
+            while (j < na && after[j] < before[i]) j++;
+            cr_assert(j < na && after[j] == before[i], "snapshot %" PRIu64 " was deleted", before[i]);
+        }
+    sr_engine *at = NULL;
+    sr_state_info in;
+    cr_assert_eq(sr_engine_state_open(e, clock_now, &at, &in, &ei), SR_OK, "%s", ei.msg);
+    cr_assert_geq(in.snap_seq + 1, first);
+    cr_assert_gt(in.snap_seq, 0, "the answer starts from a snapshot after the horizon");
+    cr_assert_eq(sr_engine_state_close(at), SR_OK);
+    cr_assert_eq(sr_engine_close(e), SR_OK);
+}
+
+/* Push marks (config class, applied as a max per app) no longer hold their
+ * segment: the server's push start mark (operator and app "", written at
+ * every start) and an app's marks in the old segments; a superseded one
+ * (a higher mark of its app in the index) goes, the latest of each app is
+ * carried: after the drop the marks read the same, and a rebuild of the
+ * trimmed log gives them back (the content hash equals the live one). */
+static void mark(sr_engine *e, const char *op, const char *app, uint64_t through)
+{
+    sr_cmd_env env = {op, "system", SR_ACTOR_SYSTEM, NULL, NULL};
+    sr_buf b;
+    sr_buf_init(&b);
+    sr_result r;
+    cr_assert_eq(es_submit1(e, sr_cmd_push_mark(&env, app, through, &b), &b, &r), SR_OK, "%s", r.err.msg);
+}
+
+Test(segdrop, push_marks_in_old_segments_are_superseded_or_carried_and_hold_nothing)
+{
+    char d[1200];
+    snprintf(d, sizeof d, "%s/data", top);
+    sr_key_from_bytes(&MASTER, (const uint8_t *)"0123456789abcdef0123456789abcdef");
+    sr_engine *e = open_ok(d);
+    clock_now = (int64_t)10 * DAY;
+    cr_assert_eq(et_setup_masters(e, "opC", 1, STR, 1), SR_OK);
+    mark(e, "", "", 7);        /* the push start mark */
+    mark(e, "opC", "APP1", 5); /* superseded below */
+    for (int day = 1; day <= 45; day++) put4(e, "opC", "OLD-C", day);
+    mark(e, "opC", "APP1", 9); /* the latest of APP1: carried */
+    for (int day = 46; day <= 90; day++) put4(e, "opC", "OLD-C", day);
+    clock_now = (int64_t)400 * DAY;
+    put4(e, "opC", "NEW-C", 399);
+    period(e, "opC", "default", 30);
+    sr_retention_report rep;
+    sr_errinfo ei;
+    cr_assert_eq(sr_engine_retention_sweep(e, &CFG, NULL, &rep, &ei), SR_OK, "%s", ei.msg);
+    cr_assert_gt(rep.segments_dropped, 0, "held: %s", rep.seg_held);
+    uint64_t first = sr_log_first_seq(e->log);
+    cr_assert_gt(first, 60, "the segments of the marks went (first kept %" PRIu64 ")", first);
+    uint64_t th = 0;
+    cr_assert_eq(sr_engine_push_mark(e, "", "", &th), SR_OK);
+    cr_assert_eq(th, 7);
+    cr_assert_eq(sr_engine_push_mark(e, "opC", "APP1", &th), SR_OK);
+    cr_assert_eq(th, 9);
+    uint8_t live[32], h[32];
+    cr_assert_eq(sr_engine_content_hash(e, live), SR_OK);
+    cr_assert_eq(sr_engine_close(e), SR_OK);
+    sr_engine_opts o = opts();
+    es_rebuild_both_ways(d, &o, live); /* the carried marks give the same pushq rows */
+    e = open_ok(d);
+    cr_assert_eq(sr_engine_push_mark(e, "opC", "APP1", &th), SR_OK);
+    cr_assert_eq(th, 9, "after a rebuild of the trimmed log");
+    cr_assert_eq(sr_engine_push_mark(e, "", "", &th), SR_OK);
+    cr_assert_eq(th, 7);
+    cr_assert_eq(sr_engine_content_hash(e, h), SR_OK);
+    cr_assert(!memcmp(h, live, 32));
+    cr_assert_eq(sr_engine_close(e), SR_OK);
+}
+
 Test(segdrop, the_golden_trimmed_log_verifies_from_its_start)
 {
     if (getenv("SR_GOLDEN_WRITE")) golden_write();

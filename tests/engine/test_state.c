@@ -17,7 +17,7 @@
  */
 #include "engsuite.h"
 
-#include "engine/engine_int.h" /* e->o.test_state_full: the reference answer */
+#include "engine/engine_int.h" /* e->o.state_full_replay: the reference answer */
 
 #include "codecs/events.pb-c.h"
 
@@ -308,10 +308,10 @@ static void check_at(sr_engine *e, int64_t t, const char *want, uint64_t want_se
     cr_assert_str_eq(fp, want, "T=%" PRId64 " (seq %" PRIu64 ", snapshot %" PRIu64 ")", t, in.seq, in.snap_seq);
     cr_assert_eq(sr_engine_state_close(at), SR_OK);
     /* the reference: the log's start replayed by the ordinary appliers */
-    e->o.test_state_full = 1;
+    e->o.state_full_replay = 1;
     sr_state_info ref;
     cr_assert_eq(sr_engine_state_open(e, t, &at, &ref, &ei), SR_OK, "T=%" PRId64 ": %s", t, ei.msg);
-    e->o.test_state_full = 0;
+    e->o.state_full_replay = 0;
     cr_assert_eq(ref.snap_seq, 0);
     cr_assert_eq(ref.seq, in.seq);
     if (want_seq) cr_assert_eq(ref.replayed, want_seq, "T=%" PRId64 ": the reference replays the log's start", t);
@@ -403,9 +403,9 @@ static char *fp_at(sr_engine *e, int64_t t, int full, sr_state_info *in)
 {
     sr_engine *at = NULL;
     sr_errinfo ei = {0};
-    e->o.test_state_full = full;
+    e->o.state_full_replay = full;
     cr_assert_eq(sr_engine_state_open(e, t, &at, in, &ei), SR_OK, "T=%" PRId64 ": %s", t, ei.msg);
-    e->o.test_state_full = 0;
+    e->o.state_full_replay = 0;
     char *fp = fingerprint(at);
     cr_assert_eq(sr_engine_state_close(at), SR_OK);
     return fp;
@@ -481,6 +481,164 @@ Test(state, a_snapshot_with_a_row_sealed_by_a_destroyed_key_is_passed_over)
     cr_assert_eq(in.snap_seq, in.seq, "the newest snapshot (every group makes one) is used");
     cr_assert_str_eq(a, r);
     cr_assert_str_eq(a, "|" MASTERS " m:P000=3@5500 m:P001 m:P002=4@6500");
+    free(a);
+    free(r);
+    es_finish(e, &dir);
+}
+
+/* ---- thinning and the time-based interval (statesnap.c invariant 5) ------ */
+
+/* The rule on its own: snapshots every I seqs for many rounds, thinned after
+ * each as the writer does; after every round the kept set is bounded
+ * (keep + 2 (log2 N + 1)), holds the newest keep, and every seq x from the
+ * first snapshot on finds a kept one at most max(N - x, I) before it: the
+ * worst-case replay docs/state.md "Kept (thinning)" states. A rule that thins
+ * nothing fails the bound on the count; one that thins too much fails the
+ * bound on the replay. */
+Test(state, the_thinning_rule_bounds_the_kept_snapshots_and_the_replay)
+{
+    enum { ROUNDS = 3000, I = 7, KEEP = 4 };
+    static uint64_t all[ROUNDS];
+    static uint8_t drop[ROUNDS];
+    size_t n = 0;
+    for (int round = 1; round <= ROUNDS; round++) {
+        all[n++] = (uint64_t)round * I + 3;
+        sr__snap_thin(all, n, KEEP, drop);
+        size_t m = 0;
+        for (size_t i = 0; i < n; i++)
+            if (!drop[i]) all[m++] = all[i];
+        n = m;
+        uint64_t N = all[n - 1];
+        unsigned lg = 0;
+        while ((N >> lg) > 1) lg++;
+        cr_assert_leq(n, KEEP + 2 * (lg + 1), "round %d: %zu kept of newest %" PRIu64, round, n, N);
+        cr_assert_geq(n, round < KEEP ? (size_t)round : (size_t)KEEP);
+        for (int k = 0; k < KEEP && k < round; k++)
+            cr_assert_eq(all[n - 1 - k], (uint64_t)(round - k) * I + 3, "round %d: the newest %d kept", round, KEEP);
+        cr_assert_eq(all[0], (uint64_t)I + 3, "round %d: the oldest stays", round);
+        size_t j = 0;
+        for (uint64_t x = all[0]; x <= N; x++) {
+            while (j + 1 < n && all[j + 1] <= x) j++;
+            cr_assert_leq(x - all[j], N - x > I ? N - x : I, "round %d: seq %" PRIu64 " replays from %" PRIu64, round,
+                          x, all[j]);
+        }
+    }
+    /* keep 0: nothing thinned */
+    uint64_t few[] = {1, 2, 3, 4, 5};
+    uint8_t d5[5];
+    sr__snap_thin(few, 5, 0, d5);
+    for (size_t i = 0; i < 5; i++) cr_assert(!d5[i]);
+}
+
+/* the writer's snapshots of an engine, oldest first */
+static size_t snaps(sr_engine *e, uint64_t *out, size_t max)
+{
+    size_t n = 0;
+    cr_assert_eq(sr__snap_list(e, out, max, &n), SR_OK);
+    cr_assert_leq(n, max);
+    return n;
+}
+
+/* The writer thins in the group's transaction: with a snapshot every group
+ * and keep 3, after 60 groups the index holds exactly the set the rule keeps
+ * when applied after each snapshot, the newest 3 among them; the answers at
+ * every group's time equal the full replay's (a thinned-away snapshot is
+ * never needed: the answer starts from an older kept one). */
+Test(state, the_writer_thins_the_snapshots_and_the_answers_stay_those_of_the_full_replay)
+{
+    char *dir = NULL;
+    sr_engine_opts o = opts();
+    o.snapshot_events = 1;
+    o.snapshot_keep = 3;
+    clock_now = 1000;
+    sr_engine *e = es_open(&dir, "state-thin", &o);
+    do_step(e, 1);
+    enum { G = 60 };
+    uint64_t made[G + 1], sim[G + 1];
+    uint8_t drop[G + 1];
+    size_t nsim = 0;
+    {
+        uint64_t s[G + 1];
+        size_t n = snaps(e, s, G + 1);
+        cr_assert_geq(n, 1, "the masters' groups made one");
+        for (size_t i = 0; i < n; i++) sim[nsim++] = s[i]; /* the rule goes on from the set as it is */
+        sr_engine_stats st;
+        sr_engine_get_stats(e, &st);
+        made[0] = st.watermark;
+        cr_assert_eq(s[n - 1], made[0], "every group makes one");
+    }
+    for (int g = 1; g <= G; g++) {
+        clock_now = 1000 + 100 * (int64_t)g;
+        put_value(e, g % 2 ? "P000" : "P002", clock_now, (double)g);
+        sr_engine_stats st;
+        sr_engine_get_stats(e, &st);
+        made[g] = st.watermark;
+        sim[nsim++] = made[g];
+        sr__snap_thin(sim, nsim, 3, drop);
+        size_t m = 0;
+        for (size_t i = 0; i < nsim; i++)
+            if (!drop[i]) sim[m++] = sim[i];
+        nsim = m;
+    }
+    uint64_t s[G + 1];
+    size_t n = snaps(e, s, G + 1);
+    cr_assert_lt(n, (size_t)G / 3, "thinned: %zu kept of %d made", n, G + 1);
+    cr_assert_eq(n, nsim, "the writer keeps the rule's set (%zu, the rule %zu)", n, nsim);
+    for (size_t i = 0; i < n; i++) cr_assert_eq(s[i], sim[i], "snapshot %zu", i);
+    for (int k = 0; k < 3; k++) cr_assert_eq(s[n - 1 - k], made[G - k], "the newest 3 kept");
+    for (int g = 0; g <= G; g += 7) {
+        sr_state_info in, ref;
+        char *a = fp_at(e, 1000 + 100 * (int64_t)g + 50, 0, &in);
+        char *r = fp_at(e, 1000 + 100 * (int64_t)g + 50, 1, &ref);
+        cr_assert_eq(in.seq, made[g]);
+        cr_assert_gt(in.snap_seq, 0);
+        int kept = 0;
+        for (size_t i = 0; i < n; i++) kept |= s[i] == in.snap_seq;
+        cr_assert(kept, "group %d: started from a kept snapshot (%" PRIu64 ")", g, in.snap_seq);
+        cr_assert_str_eq(a, r, "group %d: from snapshot %" PRIu64 " differs from the full replay", g, in.snap_seq);
+        free(a);
+        free(r);
+    }
+    /* a restart keeps them: the rule goes on from the same set */
+    e = es_rebuilt(e, &dir, &o);
+    es_finish(e, &dir);
+}
+
+/* [state] snapshot_s: with neither count set, one snapshot once 5 s of the
+ * writer's clock passed since the last (the first group starts the count),
+ * none while nothing is written however long the pause */
+Test(state, a_snapshot_every_snapshot_s_while_events_are_written)
+{
+    char *dir = NULL;
+    sr_engine_opts o = opts();
+    o.snapshot_ms = 5000;
+    clock_now = 1000;
+    sr_engine *e = es_open(&dir, "state-time", &o);
+    do_step(e, 1); /* t = 1000: the count starts */
+    uint64_t s[16];
+    cr_assert_eq(snaps(e, s, 16), 0);
+    uint64_t at[12];
+    for (int i = 1; i <= 11; i++) { /* 2000 .. 12000 */
+        clock_now = 1000 + 1000 * (int64_t)i;
+        put_value(e, "P000", clock_now, (double)i);
+        sr_engine_stats st;
+        sr_engine_get_stats(e, &st);
+        at[i] = st.watermark;
+    }
+    size_t n = snaps(e, s, 16);
+    cr_assert_eq(n, 2, "at 6000 and 11000 (%zu)", n);
+    cr_assert_eq(s[0], at[5], "the group at 6000");
+    cr_assert_eq(s[1], at[10], "the group at 11000");
+    /* a long pause writes nothing, so makes none; the next group makes one */
+    clock_now = 100000;
+    cr_assert_eq(snaps(e, s, 16), 2);
+    put_value(e, "P002", clock_now, 9.0);
+    n = snaps(e, s, 16);
+    cr_assert_eq(n, 3);
+    sr_state_info in, ref;
+    char *a = fp_at(e, 100000, 0, &in), *r = fp_at(e, 100000, 1, &ref);
+    cr_assert_eq(in.snap_seq, in.seq, "the newest snapshot answers");
+    cr_assert_str_eq(a, r);
     free(a);
     free(r);
     es_finish(e, &dir);
