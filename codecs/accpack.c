@@ -158,7 +158,7 @@ int sr_apk_add(sr_apk *b, const sr_apk_entry *e, const uint16_t *refs)
     uint32_t ref = q->ref;
     if (f & 8) {
         ref = (uint32_t)b->nref;
-        memcpy(b->refs + b->nref, refs, e->npl * sizeof *refs);
+        if (e->npl) memcpy(b->refs + b->nref, refs, e->npl * sizeof *refs); /* refs may be NULL while none was kept */
         b->nref += e->npl;
         p = sr_varint_put(p, e->npl);
         p = sr_varint_put(p, ref);
