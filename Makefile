@@ -13,7 +13,7 @@ CMAKE_ARGS ?=
 PREFIX     ?= /usr/local
 DESTDIR    ?=
 
-.PHONY: all deps build build-asan run test test-asan bench soak clean install deb
+.PHONY: all deps build build-asan run test test-asan bench soak fuzz clean install deb
 
 all: build
 
@@ -29,18 +29,25 @@ build-asan: deps
 	  -DSR_BUILD_BENCH=OFF -DSR_BUILD_FUZZ=ON $(WERROR) $(CMAKE_ARGS) >/dev/null
 	@MAKEFLAGS=--no-print-directory cmake --build $(ASAN_BUILD) -j$(JOBS)
 
-# Everything: the normal build's suites, then the same suites under ASan/UBSan
-# (clang), which also runs each libFuzzer target for a bounded time.
+# Everything: the normal build's suites, then the ASan/UBSan half (clang,
+# Debug, invariant checks): the unit suites, the fuzz targets and the
+# integration tests not labelled noasan. Budget: 15 minutes on 2 cores from
+# a fresh clone, builds included (docs/testing.md). The fault suite tries
+# every 7th fault point here (every 28th under ASan), from an offset that
+# turns with the day and is printed (SR_FAULT_STRIDE, SR_FAULT_OFFSET
+# replay it); `make soak` tries every point.
+FAULT_STRIDE      ?= 7
+ASAN_FAULT_STRIDE ?= 28
 test: build build-asan
-	@cd $(BUILD) && ctest --output-on-failure -j2
+	@cd $(BUILD) && SR_FAULT_STRIDE=$${SR_FAULT_STRIDE:-$(FAULT_STRIDE)} ctest --output-on-failure -j2
 	@$(MAKE) --no-print-directory test-asan
 
-# The fault suite tries every 4th call under ASan (SR_FAULT_STRIDE; the
-# normal build's run and `make soak` try every call).
+# Under ASan (~4x slower) SR_QUICK=4 divides the seeded suites' rounds
+# (tu_iters) and each fuzz target fuzzes 5 s after replaying its corpus.
 test-asan:
 	@cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
-	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 SR_FAULT_STRIDE=$${SR_FAULT_STRIDE:-4} \
-	  ctest --output-on-failure -j2
+	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 SR_FAULT_STRIDE=$${SR_FAULT_STRIDE:-$(ASAN_FAULT_STRIDE)} \
+	  SR_QUICK=$${SR_QUICK:-4} ctest --output-on-failure -j2 -LE noasan
 
 run: build
 	@bash scripts/run.sh $(BUILD)
@@ -50,9 +57,15 @@ bench: build
 	@bash bench/run.sh $(BUILD)
 
 # Long crash/fault/kill runs: SR_SOAK multiplies the iteration counts (and
-# test_logins' flood time).
+# test_logins' flood time); the fault suite tries every fault point.
 soak: build
-	@cd $(BUILD) && SR_SOAK=$${SR_SOAK:-20} ctest --output-on-failure -R 'crash|kill9|fault|durable|logins|fairness|overload|conn_limits'
+	@cd $(BUILD) && SR_SOAK=$${SR_SOAK:-20} SR_FAULT_STRIDE=1 ctest --output-on-failure -j2 \
+	  -R 'crash|kill9|fault|durable|logins|fairness|overload|conn_limits'
+
+# Each libFuzzer target for SR_FUZZ_SECONDS (default 300) after its corpus,
+# in the ASan/UBSan build; new inputs in build-asan/tests/fuzz/<name>-new.
+fuzz: build-asan
+	@cd $(ASAN_BUILD) && SR_FUZZ_SECONDS=$${SR_FUZZ_SECONDS:-300} ctest --output-on-failure -j2 -L fuzz
 
 # The binary, suiro(1), suiro.ini(5), the docs, the systemd unit and the
 # default /etc/suiro/suiro.ini (kept if present) for PREFIX, under DESTDIR

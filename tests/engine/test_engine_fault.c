@@ -147,16 +147,35 @@ static void teardown(void)
 }
 TestSuite(engine_fault, .init = setup, .fini = teardown, .timeout = 2400);
 
-/* SR_FAULT_STRIDE=s (default 1): the loops that fail the k-th call try
- * k = 1, 1+s, 1+2s, ... instead of every k. `make test` runs the ASan/UBSan
- * build with a stride (that build is ~4x slower and its point is the
- * sanitizers, not every call); the normal build and `make soak` try every
- * call. The loop still ends at the first k past the last call. */
+/* SR_FAULT_STRIDE=s (default 1) and SR_FAULT_OFFSET=o (0 <= o < s): the
+ * loops that fail the k-th call try k = 1+o, 1+o+s, 1+o+2s, ... instead of
+ * every k. Without SR_FAULT_OFFSET, o is today's day number (UTC days since
+ * the epoch) mod s, so that s consecutive days of `make test` try every k
+ * (docs/testing.md). `make test` sets a stride (7 in the normal build, 28
+ * under ASan/UBSan); `make soak` and a plain run try every call. Each loop
+ * prints its stride and offset, so that a failure is replayed with both.
+ * The loop still ends at the first k past the last call. */
 static unsigned long fault_stride(void)
 {
     const char *s = getenv("SR_FAULT_STRIDE");
     long v = s ? strtol(s, NULL, 10) : 1;
     return v >= 1 && v <= 1000 ? (unsigned long)v : 1;
+}
+
+/* The first k of a fault loop (1 + the offset), printed with the stride. */
+static unsigned long fault_first(const char *loop)
+{
+    unsigned long s = fault_stride();
+    const char *e = getenv("SR_FAULT_OFFSET");
+    unsigned long o;
+    if (e && *e)
+        o = strtoul(e, NULL, 10) % s;
+    else
+        o = (unsigned long)(time(NULL) / 86400) % s;
+    if (s > 1)
+        fprintf(stderr, "%s: every %lu-th fault point from k=%lu (replay: SR_FAULT_STRIDE=%lu SR_FAULT_OFFSET=%lu)\n",
+                loop, s, 1 + o, s, o);
+    return 1 + o;
 }
 
 /* REPLAY_MAX: a heads checkpoint every 2 events and at each clean close
@@ -1770,7 +1789,7 @@ static void run_vfs_faults(vf_kind kind, const char *kname)
     fixture_init(&f);
     unsigned long k;
     int total_refused = 0, total_acked = 0;
-    for (k = 1; k < 5000; k += fault_stride()) {
+    for (k = fault_first(kname); k < 5000; k += fault_stride()) {
         fresh_db();
         outcome out;
         outcome_init(&out, &f);
@@ -1823,7 +1842,7 @@ Test(engine_fault, allocation_failure_at_every_allocation)
     fixture_init(&f);
     unsigned long k;
     int total_refused = 0;
-    for (k = 1; k < 20000; k += fault_stride()) {
+    for (k = fault_first("ENOMEM"); k < 20000; k += fault_stride()) {
         fresh_db();
         outcome out;
         outcome_init(&out, &f);
@@ -1862,7 +1881,7 @@ Test(engine_fault, open_fails_cleanly_at_every_allocation)
     fixture f;
     fixture_init(&f);
     unsigned long k;
-    for (k = 1; k < 20000; k += fault_stride()) {
+    for (k = fault_first("open ENOMEM"); k < 20000; k += fault_stride()) {
         fresh_db();
         outcome out;
         outcome_init(&out, &f);
@@ -1918,7 +1937,7 @@ static void run_recovery(vf_kind kind, const char *kname)
     fixture_init(&f);
     unsigned long k;
     int resumed = 0;
-    for (k = 1; k < 5000; k += fault_stride()) {
+    for (k = fault_first(kname); k < 5000; k += fault_stride()) {
         fresh_db();
         outcome out;
         outcome_init(&out, &f);
@@ -2005,7 +2024,7 @@ Test(engine_fault, full_disk_at_open_opens_read_only)
     fixture_init(&f);
     unsigned long k;
     int ro_runs = 0;
-    for (k = 1; k < 5000; k += fault_stride()) {
+    for (k = fault_first("open ENOSPC"); k < 5000; k += fault_stride()) {
         fresh_db();
         outcome out;
         outcome_init(&out, &f);

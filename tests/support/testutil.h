@@ -38,7 +38,10 @@ int tu_md_cell(const char *row, int n, char *out, size_t len);
 
 /* Seed for a suite: $SR_TEST_SEED if set, else the given default. Printed. */
 uint64_t tu_seed(uint64_t dflt);
-/* Iteration count: $SR_SOAK multiplies it. */
+/* Iteration count: $SR_SOAK multiplies it (`make soak`); without it,
+ * $SR_QUICK=d divides it by d, at least 1 left (`make test` under ASan,
+ * ~4x slower: fewer rounds there, the full count in the normal build and
+ * more in `make soak`). Assertions on counts use tu_iters too. */
 int tu_iters(int n);
 
 #endif
