@@ -185,13 +185,18 @@ try:
     check("C: the stream %s has a leader (%r)" % (stream, leader), leader is not None)
     sim = gwsim(port, 100000, interval_ms=5)
     wait_acks(len(acked()) + 20, 60)
-    counts, t_kill = [], None
+    # at most 25 s; done once 20 more acknowledgements came after the kill
+    counts, t_kill, n_kill = [], None, None
     end = time.monotonic() + 25
     while time.monotonic() < end:
         counts.append((time.monotonic(), len(acked())))
         if t_kill is None and len(counts) > 20 and leader is not None:
             nc.stop(leader, kill=True)
             t_kill = time.monotonic()
+        elif t_kill is not None and n_kill is None:
+            n_kill = counts[-1][1]
+        elif n_kill is not None and counts[-1][1] >= n_kill + 20:
+            break
         time.sleep(0.05)
     stall, last_t, last_n = 0.0, None, None
     for t, n in counts:
