@@ -38,8 +38,10 @@ build-asan: deps
 # replay it); `make soak` tries every point.
 FAULT_STRIDE      ?= 7
 ASAN_FAULT_STRIDE ?= 28
+# ctest's parallel tests (the Criterion suites run 2 jobs each inside)
+TEST_JOBS         ?= 2
 test: build build-asan
-	@cd $(BUILD) && SR_FAULT_STRIDE=$${SR_FAULT_STRIDE:-$(FAULT_STRIDE)} ctest --output-on-failure -j2
+	@cd $(BUILD) && SR_FAULT_STRIDE=$${SR_FAULT_STRIDE:-$(FAULT_STRIDE)} ctest --output-on-failure -j$(TEST_JOBS)
 	@$(MAKE) --no-print-directory test-asan
 
 # Under ASan (~4x slower) SR_QUICK=4 divides the seeded suites' rounds
@@ -47,7 +49,7 @@ test: build build-asan
 test-asan:
 	@cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 SR_FAULT_STRIDE=$${SR_FAULT_STRIDE:-$(ASAN_FAULT_STRIDE)} \
-	  SR_QUICK=$${SR_QUICK:-4} ctest --output-on-failure -j2 -LE noasan
+	  SR_QUICK=$${SR_QUICK:-4} ctest --output-on-failure -j$(TEST_JOBS) -LE noasan
 
 run: build
 	@bash scripts/run.sh $(BUILD)
