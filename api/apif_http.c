@@ -50,7 +50,9 @@
  *  (api/workq.h, sr_apif_job_*): checked on the loop, run and written on a
  *  worker, sent from the loop; an operator over its share is answered 429
  *  E9002. What stays inline is bounded: latest values (<= 100 points) and
- *  JSON bodies of at most SR_BODY_SMALL (their routes' limit).
+ *  JSON bodies of at most SR_BODY_SMALL (their routes' limit). A signed
+ *  control request's verification (~0.7-9 M instructions) is a job too
+ *  (control_sig_run, api/sigcheck.h sr_sig_check_now): never on the loop.
  *
  * VALUES
  *  Raw, latest and downsampled values are written straight into the answer

@@ -88,7 +88,8 @@ int sr_gw_parse_sig(sr_engine *e, const char *op, const char *gw, const void *da
     if (sr_json_member_span(data, len, "body", &off, &n))
         return fail(err, SR_WIRE_SIGNATURE, "signature: the \"body\" member cannot be found as written");
     char why[sizeof err->message];
-    sr_wire w = sr_sig_check_now(e, op, SR_RG_GATEWAY, gw, out->protection, (const char *)data + off, n, why, sizeof why);
+    sr_wire w =
+        sr_sig_check_now(e, op, SR_RG_GATEWAY, gw, out->protection, (const char *)data + off, n, why, sizeof why);
     if (w != SR_WIRE_OK) {
         sr_slog(SR_LOG_WARN, "gateway message refused: protection", "op=%s gw=%s msgid=%s code=%s why=%s", op, gw,
                 sr_slog_q(out->message_id), sr_wire_code(w), sr_slog_q(why));

@@ -116,7 +116,8 @@ static void setup(void)
     static const char *const padmin[] = {"platform_admin"}, *const ogen[] = {"operator_general"};
     sr_user us[2] = {{.id = "fuzzadmin", .name = "fuzzadmin", .scope = SR_US_PLATFORM, .scope_id = "", .roles = padmin,
                       .n_roles = 1},
-                     {.id = "u1", .name = "u1", .scope = SR_US_OPERATOR, .scope_id = "fz", .roles = ogen, .n_roles = 1}};
+                     {.id = "u1", .name = "u1", .scope = SR_US_OPERATOR, .scope_id = "fz", .roles = ogen,
+                      .n_roles = 1}};
     sr_cmd_env env = {"", "system", SR_ACTOR_SYSTEM, NULL, "fuzz"};
     for (int i = 0; i < 2; i++) {
         sr_buf evb;
