@@ -50,7 +50,9 @@
  *  (api/workq.h, sr_apif_job_*): checked on the loop, run and written on a
  *  worker, sent from the loop; an operator over its share is answered 429
  *  E9002. What stays inline is bounded: latest values (<= 100 points) and
- *  JSON bodies of at most SR_BODY_SMALL (their routes' limit).
+ *  JSON bodies of at most SR_BODY_SMALL (their routes' limit). A signed
+ *  control request's verification (~0.7-9 M instructions) is a job too
+ *  (control_sig_run, api/sigcheck.h sr_sig_check_now): never on the loop.
  *
  * VALUES
  *  Raw, latest and downsampled values are written straight into the answer
@@ -1414,6 +1416,60 @@ static const char *control_check(const sr_point_info *info, json_t *v)
     }
 }
 
+/* A refused control request's protection: logged and answered (E5001,
+ * E5003, E1001), the same from the loop whichever step found it. */
+static void control_refused(const char *op, const char *app, h2o_req_t *req, sr_wire code, const char *why)
+{
+    sr_slog(SR_LOG_WARN, "control request refused: protection", "op=%s app=%s code=%s why=%s", op, app,
+            sr_wire_code(code), why);
+    sr_http_result(req, 0, code, why, NULL);
+}
+
+/* An app's signed control request (R-SE-3): its protection is verified on
+ * the worker queue, charged to the operator's share (sr_sig_check_now: an
+ * ES384 verify costs ~8.9 M instructions, docs/signatures.md "Cost"), never
+ * on the loop; the loop then answers the refusal or hands the request to
+ * the broker, as an unsigned one. A full share is 429 E9002. */
+typedef struct csig {
+    sr_apjob j;   /* first */
+    json_t *body; /* the request's JSON (value and protection live in it) */
+    char *signed_bytes; /* a copy of the "value" member as sent, for the worker */
+    size_t soff, slen;  /* where it is in the request's body */
+    sr_engine *eng;
+    sr_broker *broker;
+    char op[72], app[72];
+    sr_target tg;
+    uint32_t timeout;
+    int async;
+    sr_wire sw; /* the verdict */
+    char why[300];
+} csig;
+
+static void control_sig_run(sr_apjob *jb)
+{
+    csig *j = (csig *)jb;
+    j->sw = sr_sig_check_now(j->eng, j->op, SR_RG_APP, j->app, json_object_get(j->body, "protection"),
+                             j->signed_bytes, j->slen, j->why, sizeof j->why);
+}
+
+static void control_sig_fini(sr_apjob *jb)
+{
+    csig *j = (csig *)jb;
+    json_decref(j->body);
+    free(j->signed_bytes);
+}
+
+static void control_sig_after(sr_apjob *jb, h2o_req_t *req)
+{
+    csig *j = (csig *)jb;
+    if (j->sw != SR_WIRE_OK) return control_refused(j->op, j->app, req, j->sw, j->why);
+    actx *c = ctx_for(req);
+    if (c)
+        (void)sr_broker_request_signed(j->broker, j->op, j->app, &j->tg, j->timeout, j->async,
+                                       json_object_get(j->body, "value"), json_object_get(j->body, "protection"),
+                                       req->entity.base + j->soff, j->slen, on_broker_answer, c);
+}
+
 static void control_values(const sr_route_call *rt)
 {
     sr_apif *a = rt->binding;
@@ -1469,30 +1525,43 @@ static void control_values(const sr_route_call *rt)
             goto done;
         }
     }
-    if (p) {
-        char swhy[300];
-        sr_wire sw = SR_WIRE_SIGNATURE;
-        struct timespec now;
-        clock_gettime(CLOCK_REALTIME, &now);
-        if (sr_json_member_span(req->entity.base, req->entity.len, "value", &soff, &slen))
-            snprintf(swhy, sizeof swhy, "signature: the \"value\" member cannot be found as written");
-        else
-            sw = sr_sig_check(a->eng, t->op, SR_RG_APP, t->app, p, req->entity.base + soff, slen,
-                              (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000, swhy, sizeof swhy);
-        if (sw != SR_WIRE_OK) {
-            sr_slog(SR_LOG_WARN, "control request refused: protection", "op=%s app=%s code=%s why=%s", t->op, t->app,
-                    sr_wire_code(sw), swhy);
-            sr_http_result(req, 0, sw, swhy, NULL);
+    if (p) { /* verified on the worker queue, never here (control_sig_run) */
+        if (sr_json_member_span(req->entity.base, req->entity.len, "value", &soff, &slen)) {
+            control_refused(t->op, t->app, req, SR_WIRE_SIGNATURE,
+                            "signature: the \"value\" member cannot be found as written");
             goto done;
         }
+        csig *j = sr_apif_job_new(req, sizeof *j, control_sig_run);
+        if (!j) goto done;
+        j->j.fini = control_sig_fini;
+        j->j.after = control_sig_after;
+        j->body = json_incref(b);
+        j->signed_bytes = malloc(slen ? slen : 1);
+        if (!j->signed_bytes) {
+            sr_http_result(req, 0, SR_WIRE_INTERNAL, "out of memory", NULL); /* j goes with req */
+            goto done;
+        }
+        memcpy(j->signed_bytes, req->entity.base + soff, slen);
+        j->soff = soff;
+        j->slen = slen;
+        j->eng = a->eng;
+        j->broker = a->broker;
+        snprintf(j->op, sizeof j->op, "%s", t->op);
+        snprintf(j->app, sizeof j->app, "%s", t->app);
+        snprintf(j->tg.data_id, sizeof j->tg.data_id, "%s", json_string_value(d));
+        snprintf(j->tg.gw, sizeof j->tg.gw, "%s", info.gateway);
+        j->timeout = timeout;
+        j->async = async_param(req);
+        sr_apif_job_submit(a, t->op, &j->j, req->entity.len);
+        goto done;
     }
     sr_target tg;
     snprintf(tg.data_id, sizeof tg.data_id, "%s", json_string_value(d));
     snprintf(tg.gw, sizeof tg.gw, "%s", info.gateway);
     actx *c = ctx_for(req);
     if (c)
-        (void)sr_broker_request_signed(a->broker, t->op, t->app, &tg, timeout, async_param(req), v, p,
-                                       p ? req->entity.base + soff : NULL, slen, on_broker_answer, c);
+        (void)sr_broker_request_signed(a->broker, t->op, t->app, &tg, timeout, async_param(req), v, NULL, NULL, 0,
+                                       on_broker_answer, c);
 done:
     json_decref(b);
 }

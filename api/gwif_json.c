@@ -1,9 +1,7 @@
 /* api/gwif_json.c -- see gwif_json.h. */
 #include "api/gwif_json.h"
 
-#include "api/metrics.h"
 #include "api/sigcheck.h"
-#include "api/workq.h"
 #include "api/slog.h"
 #include "codecs/jsonlex.h"
 
@@ -81,9 +79,6 @@ int sr_gw_may_be_signed(const void *data, size_t len)
     return memmem(data, len, k, sizeof k - 1) != NULL;
 }
 
-static _Atomic uint32_t sig_delay_ms;
-void sr_gw_sig_test_delay(uint32_t ms) { atomic_store(&sig_delay_ms, ms); }
-
 int sr_gw_parse_sig(sr_engine *e, const char *op, const char *gw, const void *data, size_t len, sr_gw_msg *out,
                     sr_gw_err *err)
 {
@@ -93,16 +88,8 @@ int sr_gw_parse_sig(sr_engine *e, const char *op, const char *gw, const void *da
     if (sr_json_member_span(data, len, "body", &off, &n))
         return fail(err, SR_WIRE_SIGNATURE, "signature: the \"body\" member cannot be found as written");
     char why[sizeof err->message];
-    struct timespec ts;
-    sr_metrics_gw_sig_verify(sr_thread_is_loop()); /* 0 on the loop: docs/signatures.md "Cost" */
-    uint32_t delay = atomic_load(&sig_delay_ms);
-    if (delay) {
-        struct timespec d = {(time_t)(delay / 1000), (long)(delay % 1000) * 1000000L};
-        nanosleep(&d, NULL);
-    }
-    clock_gettime(CLOCK_REALTIME, &ts);
-    sr_wire w = sr_sig_check(e, op, SR_RG_GATEWAY, gw, out->protection, (const char *)data + off, n,
-                             (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000, why, sizeof why);
+    sr_wire w =
+        sr_sig_check_now(e, op, SR_RG_GATEWAY, gw, out->protection, (const char *)data + off, n, why, sizeof why);
     if (w != SR_WIRE_OK) {
         sr_slog(SR_LOG_WARN, "gateway message refused: protection", "op=%s gw=%s msgid=%s code=%s why=%s", op, gw,
                 sr_slog_q(out->message_id), sr_wire_code(w), sr_slog_q(why));

@@ -82,9 +82,6 @@ SR_MUST_CHECK int sr_gw_parse_sig(sr_engine *e, const char *op, const char *gw, 
  * whole message (~80 instructions per value): the bindings ask it of a
  * values message only once the fast path declined it. */
 int sr_gw_may_be_signed(const void *data, size_t len);
-/* test hook (SUIRO_TEST_SIG_DELAY_MS; tests only): every verification of a
- * gateway message's protection sleeps ms first, on its thread */
-void sr_gw_sig_test_delay(uint32_t ms);
 
 /*
  * Turn body.values (an array of {dataId, timestamp, value, quality?}) into

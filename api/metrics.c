@@ -59,8 +59,9 @@ void sr_metrics_login_failed(sr_mlogin why)
 {
     if ((unsigned)why < SR_MLOGIN__N) atomic_fetch_add_explicit(&m_login[why], 1, RLX);
 }
-static _Atomic uint64_t m_gwsig[2]; /* [0] the worker queue, [1] the loop */
+static _Atomic uint64_t m_gwsig[2], m_appsig[2]; /* [0] the worker queue, [1] the loop */
 void sr_metrics_gw_sig_verify(int on_loop) { atomic_fetch_add_explicit(&m_gwsig[on_loop ? 1 : 0], 1, RLX); }
+void sr_metrics_app_sig_verify(int on_loop) { atomic_fetch_add_explicit(&m_appsig[on_loop ? 1 : 0], 1, RLX); }
 
 void sr_metrics_refused(sr_wire code)
 {
@@ -281,6 +282,12 @@ static void c_gwsig(scrape *s)
     OUT(sr_mexp_u64(s->b, s->name, s->label, "worker", atomic_load_explicit(&m_gwsig[0], RLX)));
 }
 
+static void c_appsig(scrape *s)
+{
+    OUT(sr_mexp_u64(s->b, s->name, s->label, "loop", atomic_load_explicit(&m_appsig[1], RLX)));
+    OUT(sr_mexp_u64(s->b, s->name, s->label, "worker", atomic_load_explicit(&m_appsig[0], RLX)));
+}
+
 static void queue_one(void *ctx, const char *op, uint32_t depth)
 {
     scrape *s = ctx;
@@ -486,6 +493,8 @@ static void c_ready(scrape *s) { OUT(sr_mexp_u64(s->b, s->name, NULL, NULL, (uin
     X("suiro_messages_refused_total", COUNTER, "code", "Gateway messages refused, by wire error code", c_refused)  \
     X("suiro_gw_sig_verify_total", COUNTER, "thread",                                                              \
       "Signature verifications of gateway messages, by thread (loop, worker); loop stays 0", c_gwsig)              \
+    X("suiro_app_sig_verify_total", COUNTER, "thread",                                                             \
+      "Signature verifications of apps' control requests, by thread (loop, worker); loop stays 0", c_appsig)        \
     X("suiro_writer_queue_depth", GAUGE, "operator", "Commands waiting in the writer queue, per operator", c_queue) \
     X("suiro_group_size_commands", HISTOGRAM, NULL, "Commands per group commit of the writer", c_group)            \
     X("suiro_group_commit_seconds", HISTOGRAM, NULL,                                                              \

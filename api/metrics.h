@@ -72,6 +72,8 @@ void sr_metrics_refused(sr_wire code);
  * loop's thread (on_loop) or off it (the worker queue): docs/signatures.md
  * "Cost" -- the loop's count stays 0. */
 void sr_metrics_gw_sig_verify(int on_loop);
+/* the same for an app's control request (suiro_app_sig_verify_total) */
+void sr_metrics_app_sig_verify(int on_loop);
 /* op's slot (0 .. SR_METRICS_OPS; the last is "_other"); find once, bump often */
 unsigned sr_metrics_op(const char *op);
 /* a values message of the slot's operator was stored durably with n values */

@@ -106,6 +106,7 @@
 #include "api/notify.h"
 #include "api/push.h"
 #include "api/sdnotify.h"
+#include "api/sigcheck.h"
 #include "api/slog.h"
 #include "api/workq.h"
 #include "codecs/mqtt.h"
@@ -2360,9 +2361,10 @@ static int engine_open(sr_server *s, char *err, size_t errlen)
     const char *slow = getenv("SUIRO_TEST_WRITER_DELAY_MS");
     if (slow) o.test_group_delay_ms = (uint32_t)atoi(slow);
     /* test hook: a slow fdatasync, for the alarm rule fsync-latency (tests/integration/test_alarms_more.py) */
-    /* test hook: a slow signature verification of gateway messages (tests/integration/test_sig_offloop.py) */
+    /* test hook: a slow signature verification of gateway messages and apps' control requests
+     * (api/sigcheck.h sr_sig_check_now; tests/integration/test_sig_offloop.py) */
     const char *slow_sig = getenv("SUIRO_TEST_SIG_DELAY_MS");
-    sr_gw_sig_test_delay(slow_sig ? (uint32_t)atoi(slow_sig) : 0);
+    sr_sig_test_delay(slow_sig ? (uint32_t)atoi(slow_sig) : 0);
     const char *slow_sync = getenv("SUIRO_TEST_FSYNC_DELAY_MS");
     if (slow_sync) {
         test_sync_delay_ms = (uint32_t)atoi(slow_sync);

@@ -75,4 +75,17 @@ void sr_sig_cache_clear(void);
 sr_wire sr_sig_check(sr_engine *e, const char *op, int kind, const char *sender, const json_t *protection,
                      const void *msg, size_t n, int64_t now_ms, char *why, size_t whylen);
 
+/* sr_sig_check at the current time, as both interfaces run it (the one
+ * function: a gateway's message, api/gwif_json.c sr_gw_parse_sig, and an
+ * app's control request, api/apif_http.c): counted by the thread it runs on
+ * (suiro_gw_sig_verify_total for SR_RG_GATEWAY, suiro_app_sig_verify_total
+ * for SR_RG_APP; label thread "loop" or "worker": the loop's stays 0, both
+ * run it on the worker queue, docs/signatures.md "Cost"), after the test
+ * hook's delay. Any thread. */
+sr_wire sr_sig_check_now(sr_engine *e, const char *op, int kind, const char *sender, const json_t *protection,
+                         const void *msg, size_t n, char *why, size_t whylen);
+/* test hook (SUIRO_TEST_SIG_DELAY_MS; tests only): every sr_sig_check_now
+ * sleeps ms first, on its thread */
+void sr_sig_test_delay(uint32_t ms);
+
 #endif

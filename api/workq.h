@@ -88,8 +88,10 @@ void sr_thread_background(void);
 
 /* The network loop's thread says so once (sr_server_run); sr_thread_is_loop
  * is then 1 on that thread only. What must never run on the loop (a GW-IF
- * message's signature verification, docs/signatures.md "Cost") counts where
- * it ran with it: the metric suiro_gw_sig_verify_total{thread}. */
+ * message's or an AP-IF control request's signature verification,
+ * api/sigcheck.h sr_sig_check_now, docs/signatures.md "Cost") counts where
+ * it ran with it: the metrics suiro_gw_sig_verify_total{thread} and
+ * suiro_app_sig_verify_total{thread}. */
 void sr_thread_mark_loop(void);
 int sr_thread_is_loop(void);
 
