@@ -227,6 +227,48 @@ static int last_chunk(sr_engine *e, MDB_txn *t, const uint8_t *k)
     return last;
 }
 
+/* The latest rows older than the cut of the points of (op, class) whose
+ * first series key is in [point of from, to): found in `latest`, not
+ * through the chunks. A point's chunks may be built by records whose key
+ * was destroyed since; a rebuild cannot read those records, never builds
+ * the chunks, and must cut the point's latest row (built by later records)
+ * all the same (invariant (1); test_erasure). A point at a window's edge
+ * is visited by both windows' events: the second finds nothing older. */
+static int cut_latest_range(sr_engine *e, MDB_txn *t, const Event *ev, const Suiro__V1__Retention *rt, uint32_t *n)
+{
+    MDB_cursor *c;
+    int rc = sr_index_err(mdb_cursor_open(t, DB(e, SR_DB_LATEST), &c));
+    if (rc) return rc;
+    uint8_t k0[4];
+    be32(k0, rt->from.len >= 4 ? get_be32(rt->from.data) : 0);
+    MDB_val k = {sizeof k0, k0}, v;
+    uint32_t *pts = NULL;
+    size_t npts = 0, cap = 0;
+    int r = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+    for (; r == 0 && !rc; r = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+        if (k.mv_size != 4) {
+            rc = SR_ECORRUPT;
+            break;
+        }
+        uint32_t p = get_be32(k.mv_data);
+        uint8_t sk[SR_SERIES_KEY_LEN];
+        sr_series_key(sk, p, INT64_MIN);
+        MDB_val skv = {sizeof sk, sk};
+        if (!before_to(&skv, &rt->to)) break;
+        pointinfo pi;
+        if (sr__pointinfo_get(e, t, p, &pi) != SR_OK) continue;
+        int mine = !strcmp(pi.op, ev->operator_id) && !strcmp(point_class(pi.m), rt->data_class);
+        suiro__v1__master_put__free_unpacked(pi.m, NULL);
+        if (mine && sr_array_reserve(&pts, &cap, npts + 1, sizeof *pts)) rc = SR_ENOMEM;
+        else if (mine) pts[npts++] = p;
+    }
+    mdb_cursor_close(c);
+    if (!rc && r != 0 && r != MDB_NOTFOUND) rc = sr_index_err(r);
+    for (size_t i = 0; !rc && i < npts; i++) rc = cut_latest(e, t, pts[i], rt->cut_ms, n); /* after the walk: it deletes */
+    sr_free(pts);
+    return rc;
+}
+
 /* A data point's class: the chunks of [from, to) of points of (op, class)
  * wholly older than cut, and their latest rows. The walk is the sweep's
  * (sweep_points): a point not of (op, class), or a chunk starting at or
@@ -237,8 +279,6 @@ static int apply_points(sr_engine *e, MDB_txn *t, const Event *ev, const Suiro__
     int rc = sr_index_err(mdb_cursor_open(t, DB(e, SR_DB_SERIES), &c));
     if (rc) return rc;
     keyset ks = {0};
-    uint32_t *pts = NULL;
-    size_t npts = 0, cappts = 0;
     uint8_t start[SR_SERIES_KEY_LEN] = {0};
     MDB_val k = {rt->from.len ? rt->from.len : sizeof start, rt->from.len ? rt->from.data : start}, v;
     uint32_t cur = 0, n = 0;
@@ -259,8 +299,6 @@ static int apply_points(sr_engine *e, MDB_txn *t, const Event *ev, const Suiro__
                 mine = !strcmp(pi.op, ev->operator_id) && !strcmp(point_class(pi.m), rt->data_class);
                 suiro__v1__master_put__free_unpacked(pi.m, NULL);
             }
-            if (mine && sr_array_reserve(&pts, &cappts, npts + 1, sizeof *pts)) rc = SR_ENOMEM;
-            else if (mine) pts[npts++] = p;
         }
         int next_point = !mine;
         if (mine && !rc) {
@@ -288,9 +326,8 @@ static int apply_points(sr_engine *e, MDB_txn *t, const Event *ev, const Suiro__
     if (!rc && r != 0 && r != MDB_NOTFOUND) rc = sr_index_err(r);
     for (size_t i = 0; !rc && i < ks.nk; i++)
         if (!(rc = del(t, DB(e, SR_DB_SERIES), KS_KEY(&ks, i), KS_LEN(&ks, i)))) n++;
-    for (size_t i = 0; !rc && i < npts; i++) rc = cut_latest(e, t, pts[i], rt->cut_ms, &n);
     ks_free(&ks);
-    sr_free(pts);
+    if (!rc) rc = cut_latest_range(e, t, ev, rt, &n);
     if (!rc) atomic_fetch_add(&e->st_ret_removed, n);
     return rc;
 }
