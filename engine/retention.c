@@ -1356,8 +1356,7 @@ static int sweep_audit_state(sweep *s)
                 ms = strcmp(a->state, "resolved") ? INT64_MAX : a->resolved_ms;
                 suiro__v1__alarm_event__free_unpacked(a, NULL);
             }
-            if (!op[0]) continue; /* the platform's: no operator period */
-            uint32_t days = period_of(s, op, CL_AUDIT);
+            uint32_t days = period_of(s, op, CL_AUDIT); /* the platform's "" too: [retention] audit_days */
             if (!days || ms >= cut_of(s, days)) continue;
             win_item *it = NULL;
             for (size_t i = 0; i < nw && !it; i++)
@@ -1400,7 +1399,10 @@ static int audit_candidates(sweep *s, const sr_keyinfo *ks, size_t n, audkey **o
     *nout = 0;
     for (size_t i = 0; i < n; i++) {
         const sr_keyinfo *k = &ks[i];
-        if (k->cls != SR_KC_AUDIT || k->state != SR_KS_RETIRED || !k->operator_id[0] || k->retired_ms <= 0) continue;
+        if (k->cls != SR_KC_AUDIT || k->state != SR_KS_RETIRED || k->retired_ms <= 0) continue;
+        /* the platform's ("") too: its audit rows follow its audit period
+         * (period_of: [retention] audit_days), and so does its audit key
+         * (invariant 8) */
         uint32_t days = period_of(s, k->operator_id, CL_AUDIT);
         if (!days || k->retired_ms >= cut_of(s, days)) continue; /* kept for ever, or not yet past */
         if (sr_array_reserve(out, &cap, *nout + 1, sizeof **out)) return SR_ENOMEM;
@@ -1541,13 +1543,26 @@ static int sweep_restate(sweep *s, const audkey *a, size_t na)
                     rc = orc ? orc : SR_ECORRUPT;
                     break;
                 }
-                if (!op[0] || from > cand_end(a, na, op, strlen(op))) continue;
+                if (from > cand_end(a, na, op, strlen(op))) continue;
                 Suiro__V1__AlarmEvent al = SUIRO__V1__ALARM_EVENT__INIT;
                 al.alarm_id = id;
                 al.restated = 1;
                 ev.body_case = SUIRO__V1__EVENT__BODY_ALARM;
                 ev.alarm = &al;
                 rc = restate(s, &ev, op);
+            } else if (dbs[d] == SR_DB_NOTIFYQ && k.mv_size == 1 && kb[0] == 'm' && v.mv_size == 8 &&
+                       cand_end(a, na, "", 0) != INT64_MIN) {
+                /* the notifier's mark (the platform's, plain): its record may
+                 * be sealed by a platform audit key about to go; restated
+                 * as it stands (its apply is a max: a no-op live, the row for
+                 * a rebuild) */
+                Suiro__V1__NotifyEvent nt = SUIRO__V1__NOTIFY_EVENT__INIT;
+                nt.outcome = (char *)"mark";
+                nt.through = sr_get_le64(v.mv_data);
+                nt.restated = 1;
+                ev.body_case = SUIRO__V1__EVENT__BODY_NOTIFY;
+                ev.notify = &nt;
+                rc = restate(s, &ev, "");
             } else if (dbs[d] == SR_DB_NOTIFYQ && k.mv_size > 10 && kb[0] == 'd') { /* 'd' seq op \0 target */
                 char key[600];
                 size_t rl = k.mv_size - 9;
