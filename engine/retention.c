@@ -269,6 +269,42 @@ static int cut_latest_range(sr_engine *e, MDB_txn *t, const Event *ev, const Sui
     return rc;
 }
 
+/* The heads of the points of (op, class) whose first series key is in
+ * [point of from, to), wholly past the cut: back to "never written"
+ * (heads.c sr__heads_retire; invariant 2). Before the chunk walk: a short
+ * tail the head kept (invariant 3) goes with them. heads_only: the replay
+ * of a restart (t NULL: a read transaction of its own for the points). */
+static int retire_heads_range(sr_engine *e, MDB_txn *t, const Event *ev, const Suiro__V1__Retention *rt, int heads_only)
+{
+    MDB_txn *own = NULL;
+    int rc = SR_OK;
+    uint32_t p = rt->from.len >= 4 ? get_be32(rt->from.data) : 0;
+    while (!rc && (p >> HPAGE_BITS) < HDIR) {
+        head **page = e->hdir[p >> HPAGE_BITS];
+        if (!page) {
+            p = ((p >> HPAGE_BITS) + 1) << HPAGE_BITS;
+            continue;
+        }
+        uint8_t sk[SR_SERIES_KEY_LEN];
+        sr_series_key(sk, p, INT64_MIN);
+        MDB_val skv = {sizeof sk, sk};
+        if (!before_to(&skv, &rt->to)) break;
+        head *h = page[p & (HPAGE - 1)];
+        if (h && (h->n || h->nlate || h->first_seq || h->has_flushed)) {
+            if (!t && !own && (rc = sr_index_read_begin(e->ix, &own))) break;
+            pointinfo pi;
+            if (sr__pointinfo_get(e, t ? t : own, p, &pi) == SR_OK) {
+                int mine = !strcmp(pi.op, ev->operator_id) && !strcmp(point_class(pi.m), rt->data_class), done;
+                suiro__v1__master_put__free_unpacked(pi.m, NULL);
+                if (mine) rc = sr__heads_retire(e, t, h, rt->cut_ms, ev->seq, heads_only, &done);
+            }
+        }
+        p++;
+    }
+    if (own) sr_index_read_end(e->ix, own);
+    return rc;
+}
+
 /* A data point's class: the chunks of [from, to) of points of (op, class)
  * wholly older than cut, and their latest rows. The walk is the sweep's
  * (sweep_points): a point not of (op, class), or a chunk starting at or
@@ -279,6 +315,10 @@ static int apply_points(sr_engine *e, MDB_txn *t, const Event *ev, const Suiro__
     int rc = sr_index_err(mdb_cursor_open(t, DB(e, SR_DB_SERIES), &c));
     if (rc) return rc;
     keyset ks = {0};
+    if ((rc = retire_heads_range(e, t, ev, rt, 0))) {
+        mdb_cursor_close(c);
+        return rc;
+    }
     uint8_t start[SR_SERIES_KEY_LEN] = {0};
     MDB_val k = {rt->from.len ? rt->from.len : sizeof start, rt->from.len ? rt->from.data : start}, v;
     uint32_t cur = 0, n = 0;
@@ -600,9 +640,12 @@ static int apply_records(sr_engine *e, MDB_txn *t, const Event *ev, const Suiro_
 
 int sr__retention_apply(sr_engine *e, MDB_txn *t, const Event *ev, int heads_only)
 {
-    if (heads_only || ev->body_case != SUIRO__V1__EVENT__BODY_RETENTION || !ev->retention) return SR_OK;
+    if (ev->body_case != SUIRO__V1__EVENT__BODY_RETENTION || !ev->retention) return SR_OK;
     const Suiro__V1__Retention *rt = ev->retention;
     if (!rt->data_class) return SR_OK;
+    if (heads_only) /* a restart's replay: the heads it rebuilds are cut as the writer cut them */
+        return reserved_class(rt->data_class) || rec_class_of(rt->data_class) ? SR_OK
+                                                                             : retire_heads_range(e, NULL, ev, rt, 1);
     if (!strcmp(rt->data_class, CL_AUDIT)) return apply_audit(e, t, ev, rt);
     if (!strcmp(rt->data_class, CL_MSGIDS)) return apply_msgids(e, t, ev, rt);
     if (!strcmp(rt->data_class, CL_AUDIT_STATE)) return apply_audit_state(e, t, ev, rt);
@@ -1322,6 +1365,56 @@ static int op_values_before(sweep *s, const char *op, int64_t end)
     return held || (r != 0 && r != MDB_NOTFOUND);
 }
 
+/* The first seq of the records ingested after ms: the seq of the oldest
+ * audit row newer than ms (ingest times never decrease along the log);
+ * UINT64_MAX when there is none (any record may be older). */
+static uint64_t seq_after(sweep *s, int64_t ms)
+{
+    uint8_t k0[SR_AUDIT_KEY];
+    audit_key(k0, ms == INT64_MAX ? ms : ms + 1, 0);
+    MDB_cursor *c;
+    if (mdb_cursor_open(s->t, DB(s->e, SR_DB_AUDIT), &c)) return UINT64_MAX;
+    MDB_val k = {sizeof k0, k0}, v;
+    uint64_t seq = UINT64_MAX;
+    if (mdb_cursor_get(c, &k, &v, MDB_SET_RANGE) == 0 && k.mv_size == SR_AUDIT_KEY)
+        seq = get_be64((uint8_t *)k.mv_data + 8);
+    mdb_cursor_close(c);
+    return seq;
+}
+
+/* 1 if a head of op's points holds what a record ingested at or before end
+ * may have built (invariant 5): a sample (open or late) of a record before
+ * seq_after(end), or a flushed state (has_flushed, flushed_max) whose
+ * newest value is older than end (the same proxy as op_values_before's
+ * chunks: a flush of the epoch). A rebuild without those records builds
+ * neither. Read under each head's stripe; the writer only adds samples of
+ * newer records meanwhile (a retired key seals nothing new). */
+static int op_heads_hold(sweep *s, const char *op, int64_t end)
+{
+    sr_engine *e = s->e;
+    uint64_t after = seq_after(s, end);
+    for (size_t d = 0; d < HDIR; d++) {
+        head **page = e->hdir[d];
+        if (!page) continue;
+        for (size_t i = 0; i < HPAGE; i++) {
+            head *h = page[i];
+            if (!h) continue;
+            pthread_mutex_lock(stripe_of(e, h->point));
+            int old = h->has_flushed && h->flushed_max < end;
+            for (size_t j = 0; !old && j < h->n; j++) old = h->v[j].seq < after;
+            for (size_t j = 0; !old && j < h->nlate; j++) old = h->late[j].seq < after;
+            pthread_mutex_unlock(stripe_of(e, h->point));
+            if (!old) continue;
+            pointinfo pi;
+            if (sr__pointinfo_get(e, s->t, h->point, &pi) != SR_OK) return 1; /* unknown: held */
+            int mine = !strcmp(pi.op, op);
+            suiro__v1__master_put__free_unpacked(pi.m, NULL);
+            if (mine) return 1;
+        }
+    }
+    return 0;
+}
+
 /* ---- audit-class state (issue #16, docs/retention.md "Audit data") -------- */
 
 /* "audit_state": one event per operator with a resolved alarm resolved, or a
@@ -1693,7 +1786,7 @@ static int sweep_keys(sweep *s)
         if (!days) continue; /* a class kept for ever: never */
         int64_t cut = cut_of(s, days);
         if (k->retired_ms >= cut) continue; /* not yet past every period */
-        int held = op_values_before(s, k->operator_id, k->retired_ms);
+        int held = op_values_before(s, k->operator_id, k->retired_ms) || op_heads_hold(s, k->operator_id, k->retired_ms);
         for (size_t j = 0; !held && j < N_REC_CLASSES; j++)
             held = op_rows_created_by(s, REC_CLASSES[j].db, k->operator_id, k->retired_ms);
         if (held) {
