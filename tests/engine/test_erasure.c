@@ -56,7 +56,7 @@ static int64_t test_clock(void) { return clock_now; }
 static void setup(void) { top = tu_tmpdir("erasure"); }
 static void teardown(void)
 {
-    tu_rmrf(top);
+    if (!getenv("SR_ERASURE_KEEP")) tu_rmrf(top);
     free(top);
 }
 TestSuite(erasure, .init = setup, .fini = teardown, .timeout = 300);
@@ -490,6 +490,117 @@ Test(erasure, a_key_is_kept_while_a_class_keeps_for_ever_or_a_value_of_its_epoch
     cr_assert_eq(rep.keys_destroyed, 1);
     cr_assert_eq(key_of(e, "opA", 1).state, SR_KS_DESTROYED);
     cr_assert_eq(sr_engine_close(e), SR_OK);
+}
+
+/* n string values "<tag>-<i>" of op's P000 at day d, hour h0 + i (one event) */
+static void putn(sr_engine *e, const char *op, const char *tag, int64_t d, int h0, int n)
+{
+    uint32_t p;
+    sr_vtype t;
+    cr_assert_eq(sr_engine_point(e, op, "P000", &p, &t), SR_OK);
+    char v[8][32];
+    sr_sample s[8];
+    memset(s, 0, sizeof s);
+    cr_assert_leq(n, 8);
+    for (int i = 0; i < n; i++) {
+        snprintf(v[i], sizeof v[i], "%s-%d", tag, i);
+        s[i].ts = d * DAY + (int64_t)(h0 + i) * 3600000;
+        s[i].v.str.s = v[i];
+        s[i].v.str.slen = (uint32_t)strlen(v[i]);
+    }
+    sr_result r;
+    int rc = et_put(e, op, "GW1", p, SR_VT_STRING, s, (size_t)n, NULL, &r);
+    cr_assert_eq(rc, SR_OK, "%s", sr_err_name(rc));
+    cr_assert_eq(r.rc, SR_OK, "%s", r.err.msg);
+}
+
+/* issue #18 (test_proof_trim's index-differs, part 2), in test_proof_trim's
+ * order: A's epoch 1 writes a full chunk (day 5) and then 2 values (day 6)
+ * that stay in the point's head (head_max 4); the key is rotated (day 20);
+ * the clock moves on and epoch 2 adds 1 value (day 399) to the same head
+ * (3 samples, no flush). Erasing epoch 1 needs every trace of it out of the
+ * index, the head's too: a rebuild, which cannot read those records,
+ * builds a head of NEW alone.
+ *   held: at day 400 (cut day 370) the chunk is cut, the head (day 6 to
+ *         399) is not wholly past: it holds 2 samples of epoch 1's records,
+ *         so the key is held (retention invariant 5; before the fix it was
+ *         destroyed and the live head differed from the rebuild's);
+ *   cut:  at day 430 (cut day 400) the head is wholly past: the Retention
+ *         event that cuts the chunk retires the head too (heads.c
+ *         sr__heads_retire: never written, its row gone), the key goes, and
+ *         a rebuild, a restart (its heads-only replay) and the live index
+ *         are the same. */
+static void head_scenario(sr_engine *e, int64_t sweep_day, sr_retention_report *rep)
+{
+    clock_now = (int64_t)10 * DAY;
+    cr_assert_eq(et_setup_masters(e, "opA", 1, STR, 1), SR_OK);
+    putn(e, "opA", "OLD-CHUNK", 5, 0, 4); /* a chunk */
+    putn(e, "opA", "OLD-HEAD", 6, 0, 2);  /* 2 in the head */
+    clock_now = (int64_t)20 * DAY;
+    sr_result r;
+    const sr_key_rec rot = {.action = "rotate", .key_operator = "opA", .key_class = "data"};
+    cr_assert_eq(submit_key(e, "opA", &rot, &r), SR_OK, "%s", r.err.msg);
+    clock_now = (int64_t)400 * DAY;
+    putn(e, "opA", "NEW", 399, 0, 1); /* the same head: 3 samples */
+    period(e, "opA", "default", 30);
+    clock_now = sweep_day * DAY;
+    sr_errinfo ei;
+    cr_assert_eq(sr_engine_retention_sweep(e, &CFG, NULL, rep, &ei), SR_OK, "%s", ei.msg);
+    cr_assert_eq(rep->chunks, 1, "the old chunk is cut (%llu)", (unsigned long long)rep->chunks);
+}
+
+/* live == a rebuild == a restart of d (e open, closed here) */
+static void same_as_rebuild(sr_engine *e, const char *d, const char *tag)
+{
+    uint8_t live[32], rebuilt[32], reopened[32];
+    cr_assert_eq(sr_engine_content_hash(e, live), SR_OK);
+    cr_assert_eq(sr_engine_close(e), SR_OK);
+    sr_errinfo ei;
+    sr_engine *o = open_ok(d);
+    cr_assert_eq(sr_engine_content_hash(o, reopened), SR_OK);
+    cr_assert_eq(sr_engine_close(o), SR_OK);
+    cr_assert_eq(memcmp(live, reopened, 32), 0, "%s: a restart differs from the live index", tag);
+    char ixd[1300];
+    snprintf(ixd, sizeof ixd, "%s-rebuilt", d);
+    sr_engine_opts ro = opts();
+    ro.index_dir = ixd;
+    sr_engine_open_stats st;
+    cr_assert_eq(sr_engine_rebuild_stats(d, &ro, &st, &ei), SR_OK, "%s", ei.msg);
+    sr_engine *rb = NULL;
+    cr_assert_eq(sr_engine_open(d, &ro, &rb, &ei), SR_OK, "%s", ei.msg);
+    cr_assert_eq(sr_engine_content_hash(rb, rebuilt), SR_OK);
+    cr_assert_eq(sr_engine_close(rb), SR_OK);
+    cr_assert_eq(memcmp(live, rebuilt, 32), 0, "%s: a rebuild differs from the live index", tag);
+}
+
+Test(erasure, a_head_holding_an_epochs_samples_holds_its_key_and_a_head_past_the_cut_is_cut_with_it)
+{
+    char d[1200];
+    g_sync = SR_ENGINE_SYNC_NONE;
+    sr_key_from_bytes(&MASTER, (const uint8_t *)"0123456789abcdef0123456789abcdef");
+    sr_retention_report rep;
+
+    snprintf(d, sizeof d, "%s/headheld", top);
+    sr_engine *e = open_ok(d);
+    make_platform_key(d);
+    head_scenario(e, 400, &rep);
+    cr_assert_eq(rep.keys_destroyed, 0, "the head holds 2 samples of epoch 1's records");
+    cr_assert_eq(rep.keys_held, 1);
+    cr_assert_eq(key_of(e, "opA", 1).state, SR_KS_RETIRED);
+    same_as_rebuild(e, d, "held");
+
+    snprintf(d, sizeof d, "%s/headcut", top);
+    e = open_ok(d);
+    make_platform_key(d);
+    head_scenario(e, 430, &rep);
+    cr_assert_eq(rep.keys_destroyed, 1, "the head was wholly past (held %llu)", (unsigned long long)rep.keys_held);
+    cr_assert_eq(key_of(e, "opA", 1).state, SR_KS_DESTROYED);
+    uint32_t p;
+    sr_vtype t;
+    cr_assert_eq(sr_engine_point(e, "opA", "P000", &p, &t), SR_OK);
+    head *h = head_find(e, p);
+    cr_assert(!h || (!h->n && !h->first_seq && !h->has_flushed), "the head is retired");
+    same_as_rebuild(e, d, "cut");
 }
 
 /* issue #18: op's "write" rows (its writes' summaries, WriteAudit: audit
