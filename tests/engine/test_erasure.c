@@ -603,6 +603,52 @@ Test(erasure, a_head_holding_an_epochs_samples_holds_its_key_and_a_head_past_the
     same_as_rebuild(e, d, "cut");
 }
 
+/* issue #18 (test_proof_trim's index-differs, part 1; session 12's
+ * f6c5a5a): a Retention event cuts the latest rows of its range's points
+ * found in `latest`, not only of points with a chunk in the range. A's
+ * epoch 1 writes a chunk (day 5); the key is rotated; epoch 2 writes one
+ * value (day 350) that stays in the head and is the point's latest row.
+ * At day 400 (cut day 370) the live sweep cuts the chunk, the latest row
+ * and the head, and destroys the key. A rebuild never builds the chunk (its
+ * record is erased): walking the chunks, its apply of the same event found
+ * no point and kept the latest row the live index cut. */
+Test(erasure, a_latest_row_is_cut_in_a_rebuild_that_never_built_the_points_chunks)
+{
+    char d[1200];
+    g_sync = SR_ENGINE_SYNC_NONE;
+    sr_key_from_bytes(&MASTER, (const uint8_t *)"0123456789abcdef0123456789abcdef");
+    snprintf(d, sizeof d, "%s/latestcut", top);
+    sr_engine *e = open_ok(d);
+    make_platform_key(d);
+    clock_now = (int64_t)10 * DAY;
+    cr_assert_eq(et_setup_masters(e, "opA", 1, STR, 1), SR_OK);
+    putn(e, "opA", "OLD-CHUNK", 5, 0, 4);
+    clock_now = (int64_t)20 * DAY;
+    sr_result r;
+    const sr_key_rec rot = {.action = "rotate", .key_operator = "opA", .key_class = "data"};
+    cr_assert_eq(submit_key(e, "opA", &rot, &r), SR_OK, "%s", r.err.msg);
+    clock_now = (int64_t)351 * DAY;
+    putn(e, "opA", "NEW", 350, 0, 1);
+    period(e, "opA", "default", 30);
+    clock_now = (int64_t)400 * DAY;
+    sr_retention_report rep;
+    sr_errinfo ei;
+    cr_assert_eq(sr_engine_retention_sweep(e, &CFG, NULL, &rep, &ei), SR_OK, "%s", ei.msg);
+    cr_assert_eq(rep.chunks, 1);
+    cr_assert_eq(rep.keys_destroyed, 1, "held %llu", (unsigned long long)rep.keys_held);
+    uint32_t p;
+    sr_vtype t;
+    cr_assert_eq(sr_engine_point(e, "opA", "P000", &p, &t), SR_OK);
+    sr_sample ls;
+    int found = 1;
+    sr_buf sb;
+    sr_buf_init(&sb);
+    cr_assert_eq(sr_engine_latest(e, &p, 1, &ls, &found, &sb), SR_OK);
+    cr_assert_eq(found, 0, "the latest row (day 350) is cut");
+    sr_buf_release(&sb);
+    same_as_rebuild(e, d, "latest");
+}
+
 /* issue #18: op's "write" rows (its writes' summaries, WriteAudit: audit
  * class, sealed by op's AUDIT key) as "detail|" strings, and their count */
 static int write_rows(sr_engine *e, const char *op, char *all, size_t cap)
