@@ -75,6 +75,8 @@
  *   late -> old_late               late merge              late_merge()
  *   open|empty -> empty            heads checkpoint        sr__heads_apply_checkpoint()
  *   any -> rebuilt                 recover (section 7)     sr__heads_swap()
+ *   any -> never written           wholly past a Retention sr__heads_retire()
+ *                                  cut (retention.c (2))
  */
 #include "engine/engine_int.h"
 

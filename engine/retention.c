@@ -47,9 +47,14 @@
  *  (1) An apply reads nothing but the event and the index (apply.c (1)):
  *      the replay and a rebuild make the same deletions as the writer, so a
  *      rebuild equals the live index (test_retention).
- *  (2) The heads are never trimmed: a value still in a head (the point's open
- *      chunk, its late list) is kept until it is flushed into a chunk and a
- *      later sweep finds that chunk wholly past. A latest row is deleted only
+ *  (2) A head is trimmed only whole: a value still in a head (the point's
+ *      open chunk, its late list) is kept until it is flushed into a chunk
+ *      and a later sweep finds that chunk wholly past, unless the whole head
+ *      is past the cut (every sample, and the newest value of its last
+ *      flush): then the event that visits its point retires it (heads.c
+ *      sr__heads_retire: never written, its `heads` row gone; a restart's
+ *      heads-only replay does the same), so a rebuild that cannot read the
+ *      records it held builds the same head (issue #18). A latest row is deleted only
  *      when the head has no pending newer row; the head then re-reads the row
  *      (lts_known := 0), so an abort of the group cannot leave it stale
  *      (heads.c invariant 10).
@@ -59,8 +64,13 @@
  *  (5) A data key is destroyed only when the index holds nothing its
  *      records built (sweep_keys: no value of the operator older than the
  *      key's epoch end, no document, file, request or monitor of the
- *      operator first written at or before it), so a rebuild, which cannot
- *      read those records, equals the live index (test_erasure).
+ *      operator first written at or before it, and no head of its points
+ *      holding a sample of a record ingested by then or a flushed state
+ *      older than it: op_heads_hold, issue #18), so a rebuild, which cannot
+ *      read those records, equals the live index (test_erasure). A
+ *      Retention event cuts the latest rows of its range's points found in
+ *      `latest`, not through their chunks (cut_latest_range: a rebuild
+ *      never built the chunks of the erased records).
  *  (7) An audit key is destroyed only when no value of `alive`, `sessions`,
  *      `alarms` or `audit` is sealed by it and no alarm of its operator is
  *      built from before its epoch's end (audit_key_holds): what its
@@ -70,6 +80,13 @@
  *      group prefixes (a request's op \0 request \0), and the apply
  *      decides a group whole from its rows (group_cut, shared by the sweep
  *      and the apply).
+ *  (8) The platform's ("") audit records follow the platform's audit
+ *      period like an operator's (period_of: its RG_RETENTION "audit"
+ *      entry, else [retention] audit_days): its audit rows and expired
+ *      sessions are cut, its alarms and the notifier's mark restated, and
+ *      its retired audit keys destroyed by the same rule (issue #18), so its
+ *      records leave the log's first segments too. Its data keys (heads
+ *      checkpoints) and config keys never.
  *  (4) One sweep at a time (e->ret_busy); a sweep's events are commands like
  *      any other, so a crash leaves every event applied or not, never half
  *      (a kill -9 during a sweep: the restart's index equals a rebuild).
@@ -1762,8 +1779,12 @@ typedef struct doomed {
  *     may be sealed by the key; the Retention events of the record classes
  *     cut them once past their period, a pending request or a running
  *     monitor never), counted in keys_held while one remains.
+ *   - no head of the operator's points holding a sample of a record
+ *     ingested at or before the epoch's end, or a flushed state whose
+ *     newest value is older than it (op_heads_hold).
  * The platform's own data keys (operator "": heads checkpoints) and config
- * and audit keys are never destroyed here. Each destruction is
+ * keys are never destroyed here; audit keys below (the platform's too,
+ * invariant 8). Each destruction is
  * sr_engine_key_destroy: the KeyEvent durable first, then the tombstone. */
 static int sweep_keys(sweep *s)
 {
