@@ -649,6 +649,65 @@ Test(erasure, a_latest_row_is_cut_in_a_rebuild_that_never_built_the_points_chunk
     same_as_rebuild(e, d, "latest");
 }
 
+/* issue #18 (test_proof_trim's first segment held for ever): the
+ * platform's own audit records (operator "": an admin's login, a session,
+ * the notifier's mark) follow [retention] audit_days like an operator's.
+ * Epoch 1 of the platform's audit key seals them; the key is rotated; 400
+ * days on the sweep cuts the rows and the expired session, restates the
+ * open session and the mark, and destroys the key (before: never, the
+ * candidates skipped operator ""). The mark and the open session survive,
+ * and a rebuild (which cannot read epoch 1) and a restart equal the live
+ * index. */
+static sr_keyinfo key_cls(sr_engine *e, const char *op, int cls, uint32_t epoch);
+
+Test(erasure, the_platforms_audit_key_is_destroyed_past_the_audit_period)
+{
+    char d[1200];
+    g_sync = SR_ENGINE_SYNC_NONE;
+    sr_key_from_bytes(&MASTER, (const uint8_t *)"0123456789abcdef0123456789abcdef");
+    snprintf(d, sizeof d, "%s/platform-audit", top);
+    sr_engine *e = open_ok(d);
+    make_platform_key(d);
+    clock_now = (int64_t)10 * DAY;
+    aud_login(e, "", "PLATFORM-LOGIN");
+    uint8_t h_open[32], h_gone[32];
+    memset(h_open, 0x5a, sizeof h_open);
+    memset(h_gone, 0xa5, sizeof h_gone);
+    sr_cmd_env uenv = {"", "admin", SR_ACTOR_USER, NULL, "10.0.0.1"}; /* a platform admin's sessions */
+    sr_buf b;
+    sr_buf_init(&b);
+    aud_submit(e, sr_cmd_token_session(&uenv, h_open, (int64_t)1000 * DAY, SR_SS_CONNECTED, "open", &b), &b);
+    sr_buf_init(&b);
+    aud_submit(e, sr_cmd_token_session(&uenv, h_gone, (int64_t)11 * DAY, SR_SS_CONNECTED, "expires", &b), &b);
+    sr_cmd_env env = {"", "system", SR_ACTOR_SYSTEM, NULL, NULL};
+    sr_notify_rec mk = {.outcome = "mark", .through = 7, .target_id = "", .delivery_id = "", .error = "", .channel = ""};
+    sr_buf_init(&b);
+    aud_submit(e, sr_cmd_notify(&env, &mk, &b), &b);
+    sr_keyinfo k1 = key_cls(e, "", SR_KC_AUDIT, 1);
+    clock_now = (int64_t)20 * DAY;
+    sr_result r;
+    const sr_key_rec rot = {.action = "rotate", .key_operator = "", .key_class = "audit"};
+    cr_assert_eq(submit_key(e, "", &rot, &r), SR_OK, "%s", r.err.msg);
+    cr_assert_eq(key_cls(e, "", SR_KC_AUDIT, 1).state, SR_KS_RETIRED);
+    clock_now = (int64_t)400 * DAY;
+    sr_retention_cfg cfg = CFG;
+    cfg.audit_days = 30;
+    sr_retention_report rep;
+    sr_errinfo ei;
+    cr_assert_eq(sr_engine_retention_sweep(e, &cfg, NULL, &rep, &ei), SR_OK, "%s", ei.msg);
+    cr_assert_geq(rep.audit, 3, "the platform's audit rows are cut (%llu)", (unsigned long long)rep.audit);
+    cr_assert_geq(rep.audit_state, 1, "its expired session is cut");
+    cr_assert_geq(rep.restated, 2, "its open session and the mark are restated (%llu)", (unsigned long long)rep.restated);
+    cr_assert_geq(rep.keys_destroyed, 1, "held %llu", (unsigned long long)rep.keys_held);
+    sr_keyinfo k1b = key_cls(e, "", SR_KC_AUDIT, 1);
+    cr_assert_eq(k1b.id, k1.id);
+    cr_assert_eq(k1b.state, SR_KS_DESTROYED, "the platform's audit key of epoch 1");
+    uint64_t through = 0;
+    cr_assert_eq(sr_engine_notify_mark(e, &through), SR_OK);
+    cr_assert_eq(through, 7, "the mark is kept");
+    same_as_rebuild(e, d, "platform audit");
+}
+
 /* issue #18: op's "write" rows (its writes' summaries, WriteAudit: audit
  * class, sealed by op's AUDIT key) as "detail|" strings, and their count */
 static int write_rows(sr_engine *e, const char *op, char *all, size_t cap)
