@@ -535,6 +535,11 @@ int sr__retention_record_class(const char *c); /* "documents", "files", "request
 /* The smallest first_seq of a head ever written: where a restart would
  * start re-reading the log (UINT64_MAX: no head). */
 uint64_t sr__heads_oldest(sr_engine *e);
+/* A head wholly past a retention cut (every sample, and its flushed state,
+ * older than cut; its state as of seq or before) back to "never written",
+ * its `heads` row deleted (not in heads_only): retention.c apply_points,
+ * heads.c "Heads past a retention cut". *done: 1 if it was. */
+int sr__heads_retire(sr_engine *e, MDB_txn *t, head *h, int64_t cut, uint64_t seq, int heads_only, int *done);
 void sr__heads_swap(sr_engine *e, sr_engine *sh);
 void sr__heads_free(sr_engine *e);
 /* Invariants of one head (heads.c's header), NULL when they hold, else the

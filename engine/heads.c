@@ -75,6 +75,8 @@
  *   late -> old_late               late merge              late_merge()
  *   open|empty -> empty            heads checkpoint        sr__heads_apply_checkpoint()
  *   any -> rebuilt                 recover (section 7)     sr__heads_swap()
+ *   any -> never written           wholly past a Retention sr__heads_retire()
+ *                                  cut (retention.c (2))
  */
 #include "engine/engine_int.h"
 
@@ -951,6 +953,50 @@ int sr__heads_apply_checkpoint(sr_engine *e, MDB_txn *t, const Event *ev, int he
     if (before > e->ckpt_before) e->ckpt_before = before;
     SR_INVARIANT(sr_heads_check(e));
     return SR_OK;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Heads past a retention cut (issue #18; retention.c invariant 2)          */
+
+/* A head whose every sample (open and late) and whose flushed state (the
+ * newest value of its last flush) are older than a Retention event's cut
+ * goes back to "never written" (first_seq 0, nothing flushed, no short
+ * tail), and its `heads` row goes: what the point's records built in the
+ * head is cut like its chunks, so a rebuild that cannot read those records
+ * (their key destroyed: a point reporting nothing since) builds the same
+ * head: none. Decided from the head and the event alone, so the writer, the
+ * replay and a restart's heads-only replay (which re-applies it to the
+ * heads it rebuilds; a head whose state is newer than the event, first_seq
+ * past seq, was loaded from its row and is left) agree. The point's chunks
+ * are older still: the same event cuts them, the short tail with them. */
+int sr__heads_retire(sr_engine *e, MDB_txn *t, head *h, int64_t cut, uint64_t seq, int heads_only, int *done)
+{
+    *done = 0;
+    if (!h || e->o.state_only) return SR_OK;
+    if (!h->first_seq && !h->n && !h->nlate && !h->has_flushed) return SR_OK; /* never written */
+    if (h->first_seq > seq || (h->has_flushed && h->flushed_max >= cut)) return SR_OK;
+    for (size_t i = 0; i < h->n; i++)
+        if (h->v[i].ts >= cut) return SR_OK;
+    for (size_t i = 0; i < h->nlate; i++)
+        if (h->late[i].ts >= cut) return SR_OK;
+    pthread_mutex_lock(stripe_of(e, h->point));
+    hs_free_strings(h->v, h->n, h->type);
+    hs_free_strings(h->late, h->nlate, h->type);
+    h->n = 0;
+    h->nlate = 0;
+    h->first_seq = 0;
+    h->has_flushed = 0;
+    h->flushed_max = INT64_MIN;
+    h->tail_n = 0;
+    h->gen++;
+    SR_INVARIANT(sr_head_check(e, h, SR_HEAD_STRIPE_HELD));
+    pthread_mutex_unlock(stripe_of(e, h->point));
+    *done = 1;
+    if (heads_only) return SR_OK;
+    uint8_t k[4];
+    be32(k, h->point);
+    int rc = del(t, DB(e, SR_DB_HEADS), k, 4);
+    return rc == SR_ENOTFOUND ? SR_OK : rc;
 }
 
 uint64_t sr__heads_oldest(sr_engine *e)

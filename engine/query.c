@@ -830,6 +830,11 @@ int sr_engine_content_hash(sr_engine *e, uint8_t out[32])
             head *h = page[i];
             if (!h) continue;
             pthread_mutex_lock(stripe_of(e, h->point));
+            if (!h->first_seq && !h->n && !h->nlate && !h->has_flushed) { /* never written (a failed group's, or
+                                                                             retired by a cut: heads.c): none */
+                pthread_mutex_unlock(stripe_of(e, h->point));
+                continue;
+            }
             uint8_t x[32];
             sr_put_le32(x, h->point);
             sr_put_le64(x + 4, h->first_seq);

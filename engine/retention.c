@@ -47,9 +47,14 @@
  *  (1) An apply reads nothing but the event and the index (apply.c (1)):
  *      the replay and a rebuild make the same deletions as the writer, so a
  *      rebuild equals the live index (test_retention).
- *  (2) The heads are never trimmed: a value still in a head (the point's open
- *      chunk, its late list) is kept until it is flushed into a chunk and a
- *      later sweep finds that chunk wholly past. A latest row is deleted only
+ *  (2) A head is trimmed only whole: a value still in a head (the point's
+ *      open chunk, its late list) is kept until it is flushed into a chunk
+ *      and a later sweep finds that chunk wholly past, unless the whole head
+ *      is past the cut (every sample, and the newest value of its last
+ *      flush): then the event that visits its point retires it (heads.c
+ *      sr__heads_retire: never written, its `heads` row gone; a restart's
+ *      heads-only replay does the same), so a rebuild that cannot read the
+ *      records it held builds the same head (issue #18). A latest row is deleted only
  *      when the head has no pending newer row; the head then re-reads the row
  *      (lts_known := 0), so an abort of the group cannot leave it stale
  *      (heads.c invariant 10).
@@ -59,8 +64,13 @@
  *  (5) A data key is destroyed only when the index holds nothing its
  *      records built (sweep_keys: no value of the operator older than the
  *      key's epoch end, no document, file, request or monitor of the
- *      operator first written at or before it), so a rebuild, which cannot
- *      read those records, equals the live index (test_erasure).
+ *      operator first written at or before it, and no head of its points
+ *      holding a sample of a record ingested by then or a flushed state
+ *      older than it: op_heads_hold, issue #18), so a rebuild, which cannot
+ *      read those records, equals the live index (test_erasure). A
+ *      Retention event cuts the latest rows of its range's points found in
+ *      `latest`, not through their chunks (cut_latest_range: a rebuild
+ *      never built the chunks of the erased records).
  *  (7) An audit key is destroyed only when no value of `alive`, `sessions`,
  *      `alarms` or `audit` is sealed by it and no alarm of its operator is
  *      built from before its epoch's end (audit_key_holds): what its
@@ -70,6 +80,13 @@
  *      group prefixes (a request's op \0 request \0), and the apply
  *      decides a group whole from its rows (group_cut, shared by the sweep
  *      and the apply).
+ *  (8) The platform's ("") audit records follow the platform's audit
+ *      period like an operator's (period_of: its RG_RETENTION "audit"
+ *      entry, else [retention] audit_days): its audit rows and expired
+ *      sessions are cut, its alarms and the notifier's mark restated, and
+ *      its retired audit keys destroyed by the same rule (issue #18), so its
+ *      records leave the log's first segments too. Its data keys (heads
+ *      checkpoints) and config keys never.
  *  (4) One sweep at a time (e->ret_busy); a sweep's events are commands like
  *      any other, so a crash leaves every event applied or not, never half
  *      (a kill -9 during a sweep: the restart's index equals a rebuild).
@@ -227,6 +244,84 @@ static int last_chunk(sr_engine *e, MDB_txn *t, const uint8_t *k)
     return last;
 }
 
+/* The latest rows older than the cut of the points of (op, class) whose
+ * first series key is in [point of from, to): found in `latest`, not
+ * through the chunks. A point's chunks may be built by records whose key
+ * was destroyed since; a rebuild cannot read those records, never builds
+ * the chunks, and must cut the point's latest row (built by later records)
+ * all the same (invariant (1); test_erasure). A point at a window's edge
+ * is visited by both windows' events: the second finds nothing older. */
+static int cut_latest_range(sr_engine *e, MDB_txn *t, const Event *ev, const Suiro__V1__Retention *rt, uint32_t *n)
+{
+    MDB_cursor *c;
+    int rc = sr_index_err(mdb_cursor_open(t, DB(e, SR_DB_LATEST), &c));
+    if (rc) return rc;
+    uint8_t k0[4];
+    be32(k0, rt->from.len >= 4 ? get_be32(rt->from.data) : 0);
+    MDB_val k = {sizeof k0, k0}, v;
+    uint32_t *pts = NULL;
+    size_t npts = 0, cap = 0;
+    int r = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+    for (; r == 0 && !rc; r = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+        if (k.mv_size != 4) {
+            rc = SR_ECORRUPT;
+            break;
+        }
+        uint32_t p = get_be32(k.mv_data);
+        uint8_t sk[SR_SERIES_KEY_LEN];
+        sr_series_key(sk, p, INT64_MIN);
+        MDB_val skv = {sizeof sk, sk};
+        if (!before_to(&skv, &rt->to)) break;
+        pointinfo pi;
+        if (sr__pointinfo_get(e, t, p, &pi) != SR_OK) continue;
+        int mine = !strcmp(pi.op, ev->operator_id) && !strcmp(point_class(pi.m), rt->data_class);
+        suiro__v1__master_put__free_unpacked(pi.m, NULL);
+        if (mine && sr_array_reserve(&pts, &cap, npts + 1, sizeof *pts)) rc = SR_ENOMEM;
+        else if (mine) pts[npts++] = p;
+    }
+    mdb_cursor_close(c);
+    if (!rc && r != 0 && r != MDB_NOTFOUND) rc = sr_index_err(r);
+    for (size_t i = 0; !rc && i < npts; i++) rc = cut_latest(e, t, pts[i], rt->cut_ms, n); /* after the walk: it deletes */
+    sr_free(pts);
+    return rc;
+}
+
+/* The heads of the points of (op, class) whose first series key is in
+ * [point of from, to), wholly past the cut: back to "never written"
+ * (heads.c sr__heads_retire; invariant 2). Before the chunk walk: a short
+ * tail the head kept (invariant 3) goes with them. heads_only: the replay
+ * of a restart (t NULL: a read transaction of its own for the points). */
+static int retire_heads_range(sr_engine *e, MDB_txn *t, const Event *ev, const Suiro__V1__Retention *rt, int heads_only)
+{
+    MDB_txn *own = NULL;
+    int rc = SR_OK;
+    uint32_t p = rt->from.len >= 4 ? get_be32(rt->from.data) : 0;
+    while (!rc && (p >> HPAGE_BITS) < HDIR) {
+        head **page = e->hdir[p >> HPAGE_BITS];
+        if (!page) {
+            p = ((p >> HPAGE_BITS) + 1) << HPAGE_BITS;
+            continue;
+        }
+        uint8_t sk[SR_SERIES_KEY_LEN];
+        sr_series_key(sk, p, INT64_MIN);
+        MDB_val skv = {sizeof sk, sk};
+        if (!before_to(&skv, &rt->to)) break;
+        head *h = page[p & (HPAGE - 1)];
+        if (h && (h->n || h->nlate || h->first_seq || h->has_flushed)) {
+            if (!t && !own && (rc = sr_index_read_begin(e->ix, &own))) break;
+            pointinfo pi;
+            if (sr__pointinfo_get(e, t ? t : own, p, &pi) == SR_OK) {
+                int mine = !strcmp(pi.op, ev->operator_id) && !strcmp(point_class(pi.m), rt->data_class), done;
+                suiro__v1__master_put__free_unpacked(pi.m, NULL);
+                if (mine) rc = sr__heads_retire(e, t, h, rt->cut_ms, ev->seq, heads_only, &done);
+            }
+        }
+        p++;
+    }
+    if (own) sr_index_read_end(e->ix, own);
+    return rc;
+}
+
 /* A data point's class: the chunks of [from, to) of points of (op, class)
  * wholly older than cut, and their latest rows. The walk is the sweep's
  * (sweep_points): a point not of (op, class), or a chunk starting at or
@@ -237,8 +332,10 @@ static int apply_points(sr_engine *e, MDB_txn *t, const Event *ev, const Suiro__
     int rc = sr_index_err(mdb_cursor_open(t, DB(e, SR_DB_SERIES), &c));
     if (rc) return rc;
     keyset ks = {0};
-    uint32_t *pts = NULL;
-    size_t npts = 0, cappts = 0;
+    if ((rc = retire_heads_range(e, t, ev, rt, 0))) {
+        mdb_cursor_close(c);
+        return rc;
+    }
     uint8_t start[SR_SERIES_KEY_LEN] = {0};
     MDB_val k = {rt->from.len ? rt->from.len : sizeof start, rt->from.len ? rt->from.data : start}, v;
     uint32_t cur = 0, n = 0;
@@ -259,8 +356,6 @@ static int apply_points(sr_engine *e, MDB_txn *t, const Event *ev, const Suiro__
                 mine = !strcmp(pi.op, ev->operator_id) && !strcmp(point_class(pi.m), rt->data_class);
                 suiro__v1__master_put__free_unpacked(pi.m, NULL);
             }
-            if (mine && sr_array_reserve(&pts, &cappts, npts + 1, sizeof *pts)) rc = SR_ENOMEM;
-            else if (mine) pts[npts++] = p;
         }
         int next_point = !mine;
         if (mine && !rc) {
@@ -288,9 +383,8 @@ static int apply_points(sr_engine *e, MDB_txn *t, const Event *ev, const Suiro__
     if (!rc && r != 0 && r != MDB_NOTFOUND) rc = sr_index_err(r);
     for (size_t i = 0; !rc && i < ks.nk; i++)
         if (!(rc = del(t, DB(e, SR_DB_SERIES), KS_KEY(&ks, i), KS_LEN(&ks, i)))) n++;
-    for (size_t i = 0; !rc && i < npts; i++) rc = cut_latest(e, t, pts[i], rt->cut_ms, &n);
     ks_free(&ks);
-    sr_free(pts);
+    if (!rc) rc = cut_latest_range(e, t, ev, rt, &n);
     if (!rc) atomic_fetch_add(&e->st_ret_removed, n);
     return rc;
 }
@@ -563,9 +657,12 @@ static int apply_records(sr_engine *e, MDB_txn *t, const Event *ev, const Suiro_
 
 int sr__retention_apply(sr_engine *e, MDB_txn *t, const Event *ev, int heads_only)
 {
-    if (heads_only || ev->body_case != SUIRO__V1__EVENT__BODY_RETENTION || !ev->retention) return SR_OK;
+    if (ev->body_case != SUIRO__V1__EVENT__BODY_RETENTION || !ev->retention) return SR_OK;
     const Suiro__V1__Retention *rt = ev->retention;
     if (!rt->data_class) return SR_OK;
+    if (heads_only) /* a restart's replay: the heads it rebuilds are cut as the writer cut them */
+        return reserved_class(rt->data_class) || rec_class_of(rt->data_class) ? SR_OK
+                                                                             : retire_heads_range(e, NULL, ev, rt, 1);
     if (!strcmp(rt->data_class, CL_AUDIT)) return apply_audit(e, t, ev, rt);
     if (!strcmp(rt->data_class, CL_MSGIDS)) return apply_msgids(e, t, ev, rt);
     if (!strcmp(rt->data_class, CL_AUDIT_STATE)) return apply_audit_state(e, t, ev, rt);
@@ -1285,6 +1382,56 @@ static int op_values_before(sweep *s, const char *op, int64_t end)
     return held || (r != 0 && r != MDB_NOTFOUND);
 }
 
+/* The first seq of the records ingested after ms: the seq of the oldest
+ * audit row newer than ms (ingest times never decrease along the log);
+ * UINT64_MAX when there is none (any record may be older). */
+static uint64_t seq_after(sweep *s, int64_t ms)
+{
+    uint8_t k0[SR_AUDIT_KEY];
+    audit_key(k0, ms == INT64_MAX ? ms : ms + 1, 0);
+    MDB_cursor *c;
+    if (mdb_cursor_open(s->t, DB(s->e, SR_DB_AUDIT), &c)) return UINT64_MAX;
+    MDB_val k = {sizeof k0, k0}, v;
+    uint64_t seq = UINT64_MAX;
+    if (mdb_cursor_get(c, &k, &v, MDB_SET_RANGE) == 0 && k.mv_size == SR_AUDIT_KEY)
+        seq = get_be64((uint8_t *)k.mv_data + 8);
+    mdb_cursor_close(c);
+    return seq;
+}
+
+/* 1 if a head of op's points holds what a record ingested at or before end
+ * may have built (invariant 5): a sample (open or late) of a record before
+ * seq_after(end), or a flushed state (has_flushed, flushed_max) whose
+ * newest value is older than end (the same proxy as op_values_before's
+ * chunks: a flush of the epoch). A rebuild without those records builds
+ * neither. Read under each head's stripe; the writer only adds samples of
+ * newer records meanwhile (a retired key seals nothing new). */
+static int op_heads_hold(sweep *s, const char *op, int64_t end)
+{
+    sr_engine *e = s->e;
+    uint64_t after = seq_after(s, end);
+    for (size_t d = 0; d < HDIR; d++) {
+        head **page = e->hdir[d];
+        if (!page) continue;
+        for (size_t i = 0; i < HPAGE; i++) {
+            head *h = page[i];
+            if (!h) continue;
+            pthread_mutex_lock(stripe_of(e, h->point));
+            int old = h->has_flushed && h->flushed_max < end;
+            for (size_t j = 0; !old && j < h->n; j++) old = h->v[j].seq < after;
+            for (size_t j = 0; !old && j < h->nlate; j++) old = h->late[j].seq < after;
+            pthread_mutex_unlock(stripe_of(e, h->point));
+            if (!old) continue;
+            pointinfo pi;
+            if (sr__pointinfo_get(e, s->t, h->point, &pi) != SR_OK) return 1; /* unknown: held */
+            int mine = !strcmp(pi.op, op);
+            suiro__v1__master_put__free_unpacked(pi.m, NULL);
+            if (mine) return 1;
+        }
+    }
+    return 0;
+}
+
 /* ---- audit-class state (issue #16, docs/retention.md "Audit data") -------- */
 
 /* "audit_state": one event per operator with a resolved alarm resolved, or a
@@ -1319,8 +1466,7 @@ static int sweep_audit_state(sweep *s)
                 ms = strcmp(a->state, "resolved") ? INT64_MAX : a->resolved_ms;
                 suiro__v1__alarm_event__free_unpacked(a, NULL);
             }
-            if (!op[0]) continue; /* the platform's: no operator period */
-            uint32_t days = period_of(s, op, CL_AUDIT);
+            uint32_t days = period_of(s, op, CL_AUDIT); /* the platform's "" too: [retention] audit_days */
             if (!days || ms >= cut_of(s, days)) continue;
             win_item *it = NULL;
             for (size_t i = 0; i < nw && !it; i++)
@@ -1363,7 +1509,10 @@ static int audit_candidates(sweep *s, const sr_keyinfo *ks, size_t n, audkey **o
     *nout = 0;
     for (size_t i = 0; i < n; i++) {
         const sr_keyinfo *k = &ks[i];
-        if (k->cls != SR_KC_AUDIT || k->state != SR_KS_RETIRED || !k->operator_id[0] || k->retired_ms <= 0) continue;
+        if (k->cls != SR_KC_AUDIT || k->state != SR_KS_RETIRED || k->retired_ms <= 0) continue;
+        /* the platform's ("") too: its audit rows follow its audit period
+         * (period_of: [retention] audit_days), and so does its audit key
+         * (invariant 8) */
         uint32_t days = period_of(s, k->operator_id, CL_AUDIT);
         if (!days || k->retired_ms >= cut_of(s, days)) continue; /* kept for ever, or not yet past */
         if (sr_array_reserve(out, &cap, *nout + 1, sizeof **out)) return SR_ENOMEM;
@@ -1504,13 +1653,26 @@ static int sweep_restate(sweep *s, const audkey *a, size_t na)
                     rc = orc ? orc : SR_ECORRUPT;
                     break;
                 }
-                if (!op[0] || from > cand_end(a, na, op, strlen(op))) continue;
+                if (from > cand_end(a, na, op, strlen(op))) continue;
                 Suiro__V1__AlarmEvent al = SUIRO__V1__ALARM_EVENT__INIT;
                 al.alarm_id = id;
                 al.restated = 1;
                 ev.body_case = SUIRO__V1__EVENT__BODY_ALARM;
                 ev.alarm = &al;
                 rc = restate(s, &ev, op);
+            } else if (dbs[d] == SR_DB_NOTIFYQ && k.mv_size == 1 && kb[0] == 'm' && v.mv_size == 8 &&
+                       cand_end(a, na, "", 0) != INT64_MIN) {
+                /* the notifier's mark (the platform's, plain): its record may
+                 * be sealed by a platform audit key about to go; restated
+                 * as it stands (its apply is a max: a no-op live, the row for
+                 * a rebuild) */
+                Suiro__V1__NotifyEvent nt = SUIRO__V1__NOTIFY_EVENT__INIT;
+                nt.outcome = (char *)"mark";
+                nt.through = sr_get_le64(v.mv_data);
+                nt.restated = 1;
+                ev.body_case = SUIRO__V1__EVENT__BODY_NOTIFY;
+                ev.notify = &nt;
+                rc = restate(s, &ev, "");
             } else if (dbs[d] == SR_DB_NOTIFYQ && k.mv_size > 10 && kb[0] == 'd') { /* 'd' seq op \0 target */
                 char key[600];
                 size_t rl = k.mv_size - 9;
@@ -1617,8 +1779,12 @@ typedef struct doomed {
  *     may be sealed by the key; the Retention events of the record classes
  *     cut them once past their period, a pending request or a running
  *     monitor never), counted in keys_held while one remains.
+ *   - no head of the operator's points holding a sample of a record
+ *     ingested at or before the epoch's end, or a flushed state whose
+ *     newest value is older than it (op_heads_hold).
  * The platform's own data keys (operator "": heads checkpoints) and config
- * and audit keys are never destroyed here. Each destruction is
+ * keys are never destroyed here; audit keys below (the platform's too,
+ * invariant 8). Each destruction is
  * sr_engine_key_destroy: the KeyEvent durable first, then the tombstone. */
 static int sweep_keys(sweep *s)
 {
@@ -1641,7 +1807,7 @@ static int sweep_keys(sweep *s)
         if (!days) continue; /* a class kept for ever: never */
         int64_t cut = cut_of(s, days);
         if (k->retired_ms >= cut) continue; /* not yet past every period */
-        int held = op_values_before(s, k->operator_id, k->retired_ms);
+        int held = op_values_before(s, k->operator_id, k->retired_ms) || op_heads_hold(s, k->operator_id, k->retired_ms);
         for (size_t j = 0; !held && j < N_REC_CLASSES; j++)
             held = op_rows_created_by(s, REC_CLASSES[j].db, k->operator_id, k->retired_ms);
         if (held) {

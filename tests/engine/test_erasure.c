@@ -56,7 +56,7 @@ static int64_t test_clock(void) { return clock_now; }
 static void setup(void) { top = tu_tmpdir("erasure"); }
 static void teardown(void)
 {
-    tu_rmrf(top);
+    if (!getenv("SR_ERASURE_KEEP")) tu_rmrf(top);
     free(top);
 }
 TestSuite(erasure, .init = setup, .fini = teardown, .timeout = 300);
@@ -490,6 +490,222 @@ Test(erasure, a_key_is_kept_while_a_class_keeps_for_ever_or_a_value_of_its_epoch
     cr_assert_eq(rep.keys_destroyed, 1);
     cr_assert_eq(key_of(e, "opA", 1).state, SR_KS_DESTROYED);
     cr_assert_eq(sr_engine_close(e), SR_OK);
+}
+
+/* n string values "<tag>-<i>" of op's P000 at day d, hour h0 + i (one event) */
+static void putn(sr_engine *e, const char *op, const char *tag, int64_t d, int h0, int n)
+{
+    uint32_t p;
+    sr_vtype t;
+    cr_assert_eq(sr_engine_point(e, op, "P000", &p, &t), SR_OK);
+    char v[8][32];
+    sr_sample s[8];
+    memset(s, 0, sizeof s);
+    cr_assert_leq(n, 8);
+    for (int i = 0; i < n; i++) {
+        snprintf(v[i], sizeof v[i], "%s-%d", tag, i);
+        s[i].ts = d * DAY + (int64_t)(h0 + i) * 3600000;
+        s[i].v.str.s = v[i];
+        s[i].v.str.slen = (uint32_t)strlen(v[i]);
+    }
+    sr_result r;
+    int rc = et_put(e, op, "GW1", p, SR_VT_STRING, s, (size_t)n, NULL, &r);
+    cr_assert_eq(rc, SR_OK, "%s", sr_err_name(rc));
+    cr_assert_eq(r.rc, SR_OK, "%s", r.err.msg);
+}
+
+/* issue #18 (test_proof_trim's index-differs, part 2), in test_proof_trim's
+ * order: A's epoch 1 writes a full chunk (day 5) and then 2 values (day 6)
+ * that stay in the point's head (head_max 4); the key is rotated (day 20);
+ * the clock moves on and epoch 2 adds 1 value (day 399) to the same head
+ * (3 samples, no flush). Erasing epoch 1 needs every trace of it out of the
+ * index, the head's too: a rebuild, which cannot read those records,
+ * builds a head of NEW alone.
+ *   held: at day 400 (cut day 370) the chunk is cut, the head (day 6 to
+ *         399) is not wholly past: it holds 2 samples of epoch 1's records,
+ *         so the key is held (retention invariant 5; before the fix it was
+ *         destroyed and the live head differed from the rebuild's);
+ *   cut:  at day 430 (cut day 400) the head is wholly past: the Retention
+ *         event that cuts the chunk retires the head too (heads.c
+ *         sr__heads_retire: never written, its row gone), the key goes, and
+ *         a rebuild, a restart (its heads-only replay) and the live index
+ *         are the same. */
+static void head_scenario(sr_engine *e, int64_t sweep_day, sr_retention_report *rep)
+{
+    clock_now = (int64_t)10 * DAY;
+    cr_assert_eq(et_setup_masters(e, "opA", 1, STR, 1), SR_OK);
+    putn(e, "opA", "OLD-CHUNK", 5, 0, 4); /* a chunk */
+    putn(e, "opA", "OLD-HEAD", 6, 0, 2);  /* 2 in the head */
+    clock_now = (int64_t)20 * DAY;
+    sr_result r;
+    const sr_key_rec rot = {.action = "rotate", .key_operator = "opA", .key_class = "data"};
+    cr_assert_eq(submit_key(e, "opA", &rot, &r), SR_OK, "%s", r.err.msg);
+    clock_now = (int64_t)400 * DAY;
+    putn(e, "opA", "NEW", 399, 0, 1); /* the same head: 3 samples */
+    period(e, "opA", "default", 30);
+    clock_now = sweep_day * DAY;
+    sr_errinfo ei;
+    cr_assert_eq(sr_engine_retention_sweep(e, &CFG, NULL, rep, &ei), SR_OK, "%s", ei.msg);
+    cr_assert_eq(rep->chunks, 1, "the old chunk is cut (%llu)", (unsigned long long)rep->chunks);
+}
+
+/* live == a rebuild == a restart of d (e open, closed here) */
+static void same_as_rebuild(sr_engine *e, const char *d, const char *tag)
+{
+    uint8_t live[32], rebuilt[32], reopened[32];
+    cr_assert_eq(sr_engine_content_hash(e, live), SR_OK);
+    cr_assert_eq(sr_engine_close(e), SR_OK);
+    sr_errinfo ei;
+    sr_engine *o = open_ok(d);
+    cr_assert_eq(sr_engine_content_hash(o, reopened), SR_OK);
+    cr_assert_eq(sr_engine_close(o), SR_OK);
+    cr_assert_eq(memcmp(live, reopened, 32), 0, "%s: a restart differs from the live index", tag);
+    char ixd[1300];
+    snprintf(ixd, sizeof ixd, "%s-rebuilt", d);
+    sr_engine_opts ro = opts();
+    ro.index_dir = ixd;
+    sr_engine_open_stats st;
+    cr_assert_eq(sr_engine_rebuild_stats(d, &ro, &st, &ei), SR_OK, "%s", ei.msg);
+    sr_engine *rb = NULL;
+    cr_assert_eq(sr_engine_open(d, &ro, &rb, &ei), SR_OK, "%s", ei.msg);
+    cr_assert_eq(sr_engine_content_hash(rb, rebuilt), SR_OK);
+    cr_assert_eq(sr_engine_close(rb), SR_OK);
+    cr_assert_eq(memcmp(live, rebuilt, 32), 0, "%s: a rebuild differs from the live index", tag);
+}
+
+Test(erasure, a_head_holding_an_epochs_samples_holds_its_key_and_a_head_past_the_cut_is_cut_with_it)
+{
+    char d[1200];
+    g_sync = SR_ENGINE_SYNC_NONE;
+    sr_key_from_bytes(&MASTER, (const uint8_t *)"0123456789abcdef0123456789abcdef");
+    sr_retention_report rep;
+
+    snprintf(d, sizeof d, "%s/headheld", top);
+    sr_engine *e = open_ok(d);
+    make_platform_key(d);
+    head_scenario(e, 400, &rep);
+    cr_assert_eq(rep.keys_destroyed, 0, "the head holds 2 samples of epoch 1's records");
+    cr_assert_eq(rep.keys_held, 1);
+    cr_assert_eq(key_of(e, "opA", 1).state, SR_KS_RETIRED);
+    same_as_rebuild(e, d, "held");
+
+    snprintf(d, sizeof d, "%s/headcut", top);
+    e = open_ok(d);
+    make_platform_key(d);
+    head_scenario(e, 430, &rep);
+    cr_assert_eq(rep.keys_destroyed, 1, "the head was wholly past (held %llu)", (unsigned long long)rep.keys_held);
+    cr_assert_eq(key_of(e, "opA", 1).state, SR_KS_DESTROYED);
+    uint32_t p;
+    sr_vtype t;
+    cr_assert_eq(sr_engine_point(e, "opA", "P000", &p, &t), SR_OK);
+    head *h = head_find(e, p);
+    cr_assert(!h || (!h->n && !h->first_seq && !h->has_flushed), "the head is retired");
+    same_as_rebuild(e, d, "cut");
+}
+
+/* issue #18 (test_proof_trim's index-differs, part 1; session 12's
+ * f6c5a5a): a Retention event cuts the latest rows of its range's points
+ * found in `latest`, not only of points with a chunk in the range. A's
+ * epoch 1 writes a chunk (day 5); the key is rotated; epoch 2 writes one
+ * value (day 350) that stays in the head and is the point's latest row.
+ * At day 400 (cut day 370) the live sweep cuts the chunk, the latest row
+ * and the head, and destroys the key. A rebuild never builds the chunk (its
+ * record is erased): walking the chunks, its apply of the same event found
+ * no point and kept the latest row the live index cut. */
+Test(erasure, a_latest_row_is_cut_in_a_rebuild_that_never_built_the_points_chunks)
+{
+    char d[1200];
+    g_sync = SR_ENGINE_SYNC_NONE;
+    sr_key_from_bytes(&MASTER, (const uint8_t *)"0123456789abcdef0123456789abcdef");
+    snprintf(d, sizeof d, "%s/latestcut", top);
+    sr_engine *e = open_ok(d);
+    make_platform_key(d);
+    clock_now = (int64_t)10 * DAY;
+    cr_assert_eq(et_setup_masters(e, "opA", 1, STR, 1), SR_OK);
+    putn(e, "opA", "OLD-CHUNK", 5, 0, 4);
+    clock_now = (int64_t)20 * DAY;
+    sr_result r;
+    const sr_key_rec rot = {.action = "rotate", .key_operator = "opA", .key_class = "data"};
+    cr_assert_eq(submit_key(e, "opA", &rot, &r), SR_OK, "%s", r.err.msg);
+    clock_now = (int64_t)351 * DAY;
+    putn(e, "opA", "NEW", 350, 0, 1);
+    period(e, "opA", "default", 30);
+    clock_now = (int64_t)400 * DAY;
+    sr_retention_report rep;
+    sr_errinfo ei;
+    cr_assert_eq(sr_engine_retention_sweep(e, &CFG, NULL, &rep, &ei), SR_OK, "%s", ei.msg);
+    cr_assert_eq(rep.chunks, 1);
+    cr_assert_eq(rep.keys_destroyed, 1, "held %llu", (unsigned long long)rep.keys_held);
+    uint32_t p;
+    sr_vtype t;
+    cr_assert_eq(sr_engine_point(e, "opA", "P000", &p, &t), SR_OK);
+    sr_sample ls;
+    int found = 1;
+    sr_buf sb;
+    sr_buf_init(&sb);
+    cr_assert_eq(sr_engine_latest(e, &p, 1, &ls, &found, &sb), SR_OK);
+    cr_assert_eq(found, 0, "the latest row (day 350) is cut");
+    sr_buf_release(&sb);
+    same_as_rebuild(e, d, "latest");
+}
+
+/* issue #18 (test_proof_trim's first segment held for ever): the
+ * platform's own audit records (operator "": an admin's login, a session,
+ * the notifier's mark) follow [retention] audit_days like an operator's.
+ * Epoch 1 of the platform's audit key seals them; the key is rotated; 400
+ * days on the sweep cuts the rows and the expired session, restates the
+ * open session and the mark, and destroys the key (before: never, the
+ * candidates skipped operator ""). The mark and the open session survive,
+ * and a rebuild (which cannot read epoch 1) and a restart equal the live
+ * index. */
+static sr_keyinfo key_cls(sr_engine *e, const char *op, int cls, uint32_t epoch);
+
+Test(erasure, the_platforms_audit_key_is_destroyed_past_the_audit_period)
+{
+    char d[1200];
+    g_sync = SR_ENGINE_SYNC_NONE;
+    sr_key_from_bytes(&MASTER, (const uint8_t *)"0123456789abcdef0123456789abcdef");
+    snprintf(d, sizeof d, "%s/platform-audit", top);
+    sr_engine *e = open_ok(d);
+    make_platform_key(d);
+    clock_now = (int64_t)10 * DAY;
+    aud_login(e, "", "PLATFORM-LOGIN");
+    uint8_t h_open[32], h_gone[32];
+    memset(h_open, 0x5a, sizeof h_open);
+    memset(h_gone, 0xa5, sizeof h_gone);
+    sr_cmd_env uenv = {"", "admin", SR_ACTOR_USER, NULL, "10.0.0.1"}; /* a platform admin's sessions */
+    sr_buf b;
+    sr_buf_init(&b);
+    aud_submit(e, sr_cmd_token_session(&uenv, h_open, (int64_t)1000 * DAY, SR_SS_CONNECTED, "open", &b), &b);
+    sr_buf_init(&b);
+    aud_submit(e, sr_cmd_token_session(&uenv, h_gone, (int64_t)11 * DAY, SR_SS_CONNECTED, "expires", &b), &b);
+    sr_cmd_env env = {"", "system", SR_ACTOR_SYSTEM, NULL, NULL};
+    sr_notify_rec mk = {.outcome = "mark", .through = 7, .target_id = "", .delivery_id = "", .error = "", .channel = ""};
+    sr_buf_init(&b);
+    aud_submit(e, sr_cmd_notify(&env, &mk, &b), &b);
+    sr_keyinfo k1 = key_cls(e, "", SR_KC_AUDIT, 1);
+    clock_now = (int64_t)20 * DAY;
+    sr_result r;
+    const sr_key_rec rot = {.action = "rotate", .key_operator = "", .key_class = "audit"};
+    cr_assert_eq(submit_key(e, "", &rot, &r), SR_OK, "%s", r.err.msg);
+    cr_assert_eq(key_cls(e, "", SR_KC_AUDIT, 1).state, SR_KS_RETIRED);
+    clock_now = (int64_t)400 * DAY;
+    sr_retention_cfg cfg = CFG;
+    cfg.audit_days = 30;
+    sr_retention_report rep;
+    sr_errinfo ei;
+    cr_assert_eq(sr_engine_retention_sweep(e, &cfg, NULL, &rep, &ei), SR_OK, "%s", ei.msg);
+    cr_assert_geq(rep.audit, 3, "the platform's audit rows are cut (%llu)", (unsigned long long)rep.audit);
+    cr_assert_geq(rep.audit_state, 1, "its expired session is cut");
+    cr_assert_geq(rep.restated, 2, "its open session and the mark are restated (%llu)", (unsigned long long)rep.restated);
+    cr_assert_geq(rep.keys_destroyed, 1, "held %llu", (unsigned long long)rep.keys_held);
+    sr_keyinfo k1b = key_cls(e, "", SR_KC_AUDIT, 1);
+    cr_assert_eq(k1b.id, k1.id);
+    cr_assert_eq(k1b.state, SR_KS_DESTROYED, "the platform's audit key of epoch 1");
+    uint64_t through = 0;
+    cr_assert_eq(sr_engine_notify_mark(e, &through), SR_OK);
+    cr_assert_eq(through, 7, "the mark is kept");
+    same_as_rebuild(e, d, "platform audit");
 }
 
 /* issue #18: op's "write" rows (its writes' summaries, WriteAudit: audit

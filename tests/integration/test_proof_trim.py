@@ -3,19 +3,14 @@
 proof across a retention trim, end to end through the Admin API (issue #18,
 R-RE-3; docs/audit.md "A trimmed log").
 
-NOT PASSING YET, so not registered in tests/CMakeLists.txt (session 12,
-snap2). It runs and fails at step 2, for two reasons found with it:
-  * the sweep drops no segment: the first segment holds the platform's own
-    audit-class records (the admins' sessions, the notifier's start mark,
-    operator ""), and the sweep never destroys the platform's audit key
-    (engine/retention.c audit_candidates skips operator ""), so they hold
-    it for ever ("segmentHeld": "record 55: notify of ''"). (The push start
-    mark held it before that; engine/segdrop.c now carries it.)
-  * after the sweep destroyed the operator's retired data and audit keys
-    (clock +400 days), `suiro verify` says index-differs (the live index is
-    not the rebuild of the log): not investigated.
-The steps after the sweep (C2, both proofs checked by tlog_check.py, the
-404 of a dropped record) run, but across no trim.
+Registered in tests/CMakeLists.txt (session 13). Written in session 12, it
+found two bugs, fixed since: the platform's audit key was never destroyed,
+so its records held the first segment for ever (engine/retention.c
+audit_candidates now takes operator ""), and after the destruction of the
+operator's data key the live `heads` rows still held what that key's
+records built, so `suiro verify` said index-differs (retention.c invariant
+5: a head holding the epoch's samples holds the key; a head wholly past a
+cut is retired by the Retention event, heads.c sr__heads_retire).
 
 The real `suiro serve` with the test clock (SUIRO_TEST_CLOCK_FILE,
 docs/retention.md "A test clock": the engine's clock is the wall clock plus
