@@ -63,7 +63,7 @@ uint64_t sr_own_weight(uint32_t part, const char *node)
     uint8_t b[64];
     size_t n = strnlen(node, sizeof b - 4);
     memcpy(b, node, n);
-    for (int i = 0; i < 4; i++) b[n + (size_t)i] = (uint8_t)(part >> (8 * i)); /* little-endian */
+    sr_put_le32(b + n, part);
     return mix64(sr_fnv1a64(b, n + 4));
 }
 

@@ -1,4 +1,4 @@
-/* tests/api/test_cluster_own.c -- the cluster mode's ownership without NATS
+/* tests/api/test_cluster_assign.c -- the cluster mode's ownership without NATS
  * (api/cluster.h "ownership", docs/cluster.md "Ownership"): the rendezvous
  * assignment (golden values, spread, a node's death moves only its
  * partitions, a node's return takes back only its own), the leases' and
