@@ -21,7 +21,9 @@
  *     the partition (why "lost") before any other node may take it: a
  *     taker waits until until_ms + margin by its own clock, and until_ms
  *     was the holder's wall clock + lease_ms at the send (clocks agree
- *     within margin = lease_ms / 4: the documented assumption).
+ *     within margin = lease_ms / 4: the documented assumption). The fence
+ *     is checked between the round's requests, each bounded by lease_ms/8
+ *     (a stalled bucket does not hold a bit past its fence by more).
  *  2. The holder clears its owned bit BEFORE it releases a lease (handover)
  *     and a taker sets it only AFTER its CAS was accepted: never two nodes
  *     owning one partition at one instant (bounded by invariant 1's clock
@@ -272,7 +274,9 @@ static int oconnect(sr_cluster_own *o, char *err, size_t errlen)
     if (s == NATS_OK) {
         jsOptions jo;
         jsOptions_Init(&jo);
-        jo.Wait = o->lease_ms / 3 > 500 ? o->lease_ms / 3 : 500; /* a stalled request never eats the fence */
+        /* a stalled request blocks the round at most lease/8: the fence is
+         * checked between requests (invariant 1's slack is margin = lease/4) */
+        jo.Wait = o->lease_ms / 8 > 100 ? o->lease_ms / 8 : 100;
         s = natsConnection_JetStream(&o->js, o->nc, &jo);
     }
     if (s == NATS_OK) {
@@ -373,10 +377,20 @@ static void drop(sr_cluster_own *o, uint32_t p, pstate *s, const char *neu, int6
     record(o, p, o->node, neu, s->l.epoch, W_LOST, until, "done");
 }
 
+/* The fence (invariant 1): a lease not renewed in time is not ours any
+ * more. Checked between the round's requests. */
+static void fence(sr_cluster_own *o)
+{
+    int64_t tm = mono_ms();
+    for (uint32_t p = 0; p < o->partitions; p++)
+        if (o->ps[p].fence_mono && tm >= o->ps[p].fence_mono) drop(o, p, &o->ps[p], "", o->ps[p].l.until_ms);
+}
+
 static void tick(sr_cluster_own *o)
 {
     int64_t t = wall_ms();
     heartbeat(o, t);
+    fence(o);
     sr_node_info *nodes = NULL;
     size_t nn = 0;
     read_nodes(o, t, &nodes, &nn);
@@ -391,7 +405,9 @@ static void tick(sr_cluster_own *o)
     if (live && !me_in) live[nl++] = o->node; /* this node is alive, whatever the bucket said */
     atomic_store(&o->live, (uint32_t)nl);
     int act = o->ticks++ > 0 && live; /* the first tick only announces this node and reads the others */
+    fence(o);
     for (uint32_t p = 0; act && p < o->partitions && !o->stop; p++) {
+        fence(o);
         pstate *s = &o->ps[p];
         char key[32];
         snprintf(key, sizeof key, "part.%03u", p);
@@ -460,10 +476,7 @@ static void tick(sr_cluster_own *o)
         sr_cluster_set_owned(o->c, p, 1);
         record(o, p, old, o->node, l.epoch, why, l.until_ms, "done");
     }
-    /* the fence (invariant 1): a lease not renewed in time is not ours any more */
-    int64_t tm = mono_ms();
-    for (uint32_t p = 0; p < o->partitions; p++)
-        if (o->ps[p].fence_mono && tm >= o->ps[p].fence_mono) drop(o, p, &o->ps[p], "", o->ps[p].l.until_ms);
+    fence(o);
     free(live);
     pthread_mutex_lock(&o->mu);
     memcpy(o->snap, o->ps, o->partitions * sizeof *o->ps);
@@ -512,11 +525,7 @@ static void *run(void *arg)
             }
         }
         if (o->kv) tick(o);
-        else { /* no bucket: the fence still runs (invariant 1) */
-            for (uint32_t p = 0; p < o->partitions; p++)
-                if (o->ps[p].fence_mono && mono_ms() >= o->ps[p].fence_mono)
-                    drop(o, p, &o->ps[p], "", o->ps[p].l.until_ms);
-        }
+        else fence(o); /* no bucket: the fence still runs (invariant 1) */
         pthread_mutex_lock(&o->mu);
         o->connected = o->kv && o->nc && natsConnection_Status(o->nc) == NATS_CONN_STATUS_CONNECTED;
         int64_t wait = (int64_t)period - (mono_ms() - t);
