@@ -491,16 +491,19 @@ static void tick(sr_cluster_own *o)
 static void release_all(sr_cluster_own *o)
 {
     int64_t now = wall_ms();
+    /* NATS not answering: no request each (the stop is not held lease/8 per partition) */
+    int up = o->kv && o->nc && natsConnection_Status(o->nc) == NATS_CONN_STATUS_CONNECTED;
     for (uint32_t p = 0; p < o->partitions; p++) {
         pstate *s = &o->ps[p];
         if (!s->fence_mono) continue;
         s->fence_mono = 0;
         sr_cluster_set_owned(o->c, p, 0);
         sr_lease l = {"", now, s->l.epoch};
-        int r = o->kv ? cas(o, p, s, &l, 0) : -1;
+        int r = up ? cas(o, p, s, &l, 0) : -1;
+        if (r < 0) up = 0;
         record(o, p, o->node, "", l.epoch, W_HANDOVER, now, r == 1 ? "done" : "failed");
     }
-    if (o->kv) {
+    if (up) {
         char key[64];
         snprintf(key, sizeof key, "node.%s", o->node);
         (void)kvStore_Delete(o->kv, key);
