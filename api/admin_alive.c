@@ -13,10 +13,22 @@
  * operator's user, else on the platform (every operator). The items are
  * sr_alive_items' (api/alive.c). Its route table is sr_admin_alive_routes
  * (admin_int.h).
+ *
+ *   GET /admin/v1/cluster
+ *     -> 200 the cluster mode's ownership as this node sees it (issue #19,
+ *        docs/cluster.md "Ownership"): {enabled, node, bucket, leaseMs,
+ *        partitionCount, connected, liveNodes, nodes:[{node, apif, admin,
+ *        startedMs, seenMs, live}], partitions:[{partition, owner, epoch,
+ *        untilMs}], owned:[partition...]}; {enabled:false} on a single
+ *        node. Who may read: the platform's monitoring (monitor.read on the
+ *        platform: the platform admin) or the platform's audit (audit.read
+ *        on the platform: the auditor); an operator's user is refused (the
+ *        cluster is the platform's, not an operator's).
  */
 #include "api/admin_http.h"
 #include "api/admin_int.h"
 #include "api/alive.h"
+#include "api/cluster.h"
 #include "codecs/ids.h"
 
 #include <stdio.h>
@@ -53,7 +65,18 @@ static void alive_list(const sr_route_call *c)
     json_decref(o);
 }
 
+static void cluster_status(const sr_route_call *c)
+{
+    sr_authz_target t = {0}; /* the platform's */
+    if (!sr_admin_allows(c, SR_ACT_AUDIT_READ, &t) && !sr_admin_authorize(c, SR_ACT_MONITOR_READ, &t)) return;
+    json_t *o = sr_cluster_status();
+    if (!o) return sr_http_result(c->req, 0, SR_WIRE_INTERNAL, "cannot build the cluster status", NULL);
+    sr_http_jsonv(c->req, 200, o);
+    json_decref(o);
+}
+
 const sr_route sr_admin_alive_routes[] = {
     {"GET", "/admin/v1/alive", alive_list, SR_CALLER_ADMIN, SR_BODY_HTTP_MAX, 0},
+    {"GET", "/admin/v1/cluster", cluster_status, SR_CALLER_ADMIN, SR_BODY_HTTP_MAX, 0},
 };
 const size_t sr_admin_alive_nroutes = sizeof sr_admin_alive_routes / sizeof sr_admin_alive_routes[0];

@@ -25,6 +25,7 @@
 
 #include "api/slog.h"
 
+#include <jansson.h>
 #include <nats/nats.h>
 
 #include <inttypes.h>
@@ -64,6 +65,9 @@ struct sr_cluster {
     /* figures */
     _Atomic uint64_t st_published, st_acked, st_republished, st_errors, st_log_last;
     _Atomic int st_connected;
+    /* ownership (api/cluster_own.c): the lease manager sets, the consumers read */
+    _Atomic uint64_t owned[16]; /* a bit per partition (at most 999 < 1024) */
+    sr_cluster_own *own;        /* NULL: [cluster] lease_ms 0 */
 };
 
 static _Atomic(sr_cluster *) g_cluster;
@@ -508,6 +512,12 @@ int sr_cluster_open(sr_engine *e, const sr_cluster_opts *o, sr_cluster **out, ch
     sr_engine_on_appended(e, on_appended, c);
     atomic_store(&g_cluster, c);
     *out = c;
+    if (o->lease_ms && (rc = sr__cluster_own_start(c, e, o, &c->own, err, errlen))) {
+        sr_cluster_close(c);
+        sr_cluster_free(c);
+        *out = NULL;
+        return rc;
+    }
     return SR_OK;
 }
 
@@ -515,6 +525,7 @@ void sr_cluster_close(sr_cluster *c)
 {
     if (!c || c->closed) return;
     c->closed = 1;
+    sr__cluster_own_stop(c->own); /* its leases released, its last events submitted */
     sr_engine_on_appended(c->e, NULL, NULL);
     size_t n = sr_waitlist_close(&c->wl, SR_ECLOSED, "server stopping before NATS acknowledged the write");
     if (n) sr_slog(SR_LOG_INFO, "cluster: answers not acknowledged at the stop", "count=%zu", n);
@@ -537,6 +548,8 @@ void sr_cluster_free(sr_cluster *c)
     /* libnats's threads end before c goes: a late ack callback (its closure
      * is c) must not run on freed memory. The process has one cluster; a
      * later connection opens the library again. */
+    sr__cluster_own_free(c->own);
+    c->own = NULL;
     if (nats_CloseAndWait(5000) != NATS_OK) sr_slog(SR_LOG_WARN, "cluster: libnats did not stop within 5 s", "%s", "");
     atomic_store(&g_cluster, NULL);
     sr_waitlist_destroy(&c->wl);
@@ -602,5 +615,39 @@ int sr_cluster_get_stats(sr_cluster_stats *out)
     out->log_last = atomic_load(&c->st_log_last);
     out->held = sr_waitlist_held(&c->wl);
     out->connected = atomic_load(&c->st_connected);
+    return 1;
+}
+
+/* ---- ownership: the owned bits (the consumers' side: csub's at merge) ---- */
+
+int sr_cluster_owns(sr_cluster *c, uint32_t part)
+{
+    if (!c || part >= c->partitions) return 0;
+    return (int)((atomic_load(&c->owned[part / 64]) >> (part % 64)) & 1);
+}
+
+void sr_cluster_set_owned(sr_cluster *c, uint32_t part, int owned)
+{
+    if (!c || part >= c->partitions) return;
+    uint64_t bit = (uint64_t)1 << (part % 64);
+    if (owned) atomic_fetch_or(&c->owned[part / 64], bit);
+    else atomic_fetch_and(&c->owned[part / 64], ~bit);
+}
+
+json_t *sr_cluster_status(void)
+{
+    sr_cluster *c = atomic_load(&g_cluster);
+    if (!c || !c->own) return json_pack("{s:b}", "enabled", 0);
+    return sr__cluster_own_status(c->own);
+}
+
+int sr_cluster_get_own_stats(sr_cluster_own_stats *out, uint32_t *owned)
+{
+    memset(out, 0, sizeof *out);
+    *owned = 0;
+    sr_cluster *c = atomic_load(&g_cluster);
+    if (!c || !c->own) return 0;
+    sr__cluster_own_stats(c->own, out);
+    for (uint32_t p = 0; p < c->partitions; p++) *owned += (uint32_t)sr_cluster_owns(c, p);
     return 1;
 }

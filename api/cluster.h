@@ -96,6 +96,8 @@ SR_MUST_CHECK int sr_cluster_confirmed_write(const char *data_dir, uint64_t seq)
 typedef struct sr_cluster_opts {
     const char *nats, *node, *name, *data_dir;
     uint32_t partitions, replicas, dedup_window_s, ack_timeout_ms, max_pending;
+    uint32_t lease_ms;       /* the ownership leases' length (0: no ownership manager) */
+    const char *http_listen; /* announced in the node's heartbeat (apif, admin) */
 } sr_cluster_opts;
 typedef struct sr_cluster sr_cluster;
 /* Fix the partition count, read the watermark, hook the engine, start the
@@ -121,5 +123,63 @@ typedef struct sr_cluster_stats {
 } sr_cluster_stats;
 /* The process's cluster's figures; 0 if there is none. */
 int sr_cluster_get_stats(sr_cluster_stats *out);
+
+
+/* ---- ownership (api/cluster_own.c; docs/cluster.md "Ownership", issue #19
+ * phase 2a): leases in the JetStream KV bucket <name>_OWNERS, changed by
+ * compare-and-set; the manager thread sets the owned bits, the consumers
+ * read them. ---- */
+/* Whether this node owns partition part now (0 for a part out of range or
+ * without a cluster); set only by the lease manager. */
+int sr_cluster_owns(sr_cluster *c, uint32_t part);
+void sr_cluster_set_owned(sr_cluster *c, uint32_t part, int owned);
+
+/* The rendezvous (highest-random-weight) weight of (part, node): splitmix64's
+ * finaliser of FNV-1a-64 over the node's name (at most 59 bytes) followed
+ * by part as 4 bytes little-endian. */
+uint64_t sr_own_weight(uint32_t part, const char *node);
+/* The index in nodes[0..n) of part's preferred node (the highest weight;
+ * a tie: the smaller name), or -1 when n is 0. */
+int sr_own_preferred(uint32_t part, const char *const *nodes, size_t n);
+
+/* A lease as the bucket holds it (part.<NNN>): node "" when released. */
+typedef struct sr_lease {
+    char node[32];
+    int64_t until_ms; /* wall clock, ms since the epoch */
+    uint64_t epoch;
+} sr_lease;
+/* The bucket's bytes are outside input: SR_OK, or SR_EINVAL with err
+ * naming the problem (never a crash; *out zeroed). */
+SR_MUST_CHECK int sr_lease_parse(const void *p, size_t n, sr_lease *out, char *err, size_t errlen);
+/* The JSON of l into buf: its length, or -1 when it does not fit. */
+int sr_lease_format(const sr_lease *l, char *buf, size_t n);
+/* A node's heartbeat (node.<node>). */
+typedef struct sr_node_info {
+    char node[32], apif[160], admin[160];
+    int64_t started_ms, at_ms;
+} sr_node_info;
+SR_MUST_CHECK int sr_node_info_parse(const void *p, size_t n, sr_node_info *out, char *err, size_t errlen);
+
+/* The manager (engine-internal to api/cluster*.c: sr__). */
+typedef struct sr_cluster_own sr_cluster_own;
+typedef struct sr_cluster_own_stats {
+    uint64_t changes[4]; /* by why: start, expired, handover, lost (sr_cluster_own_why) */
+    uint32_t live;       /* live nodes in the last view */
+} sr_cluster_own_stats;
+SR_MUST_CHECK int sr__cluster_own_start(sr_cluster *c, sr_engine *e, const sr_cluster_opts *o, sr_cluster_own **out,
+                                        char *err, size_t errlen);
+/* Stop: the held leases are released (why handover), the heartbeat key
+ * deleted, the thread joined. Idempotent; NULL-safe. */
+void sr__cluster_own_stop(sr_cluster_own *o);
+void sr__cluster_own_free(sr_cluster_own *o);
+void sr__cluster_own_stats(sr_cluster_own *o, sr_cluster_own_stats *out);
+const char *sr_cluster_own_why(int i);
+struct json_t;
+struct json_t *sr__cluster_own_status(sr_cluster_own *o);
+/* The process's cluster's ownership: the status (GET /admin/v1/cluster;
+ * {"enabled":false} without a cluster), the figures (0 without one), and
+ * the number of partitions it owns. */
+struct json_t *sr_cluster_status(void);
+int sr_cluster_get_own_stats(sr_cluster_own_stats *out, uint32_t *owned);
 
 #endif

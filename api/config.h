@@ -248,6 +248,8 @@
       "an event NATS has not acknowledged after this long is sent again (same id)")                                   \
     U(cluster, max_pending, cluster_max_pending, 65536, 16, 1048576,                                                  \
       "events sent and not yet acknowledged at most; also the answers held for them at most")                         \
+    U(cluster, lease_ms, cluster_lease_ms, 10000, 500, 600000,                                                        \
+      "a partition's ownership lease: renewed every lease_ms/3, taken over lease_ms + lease_ms/4 after its end")      \
     SR_TEST_CONFIG_KEYS(U, S, E)
 
 typedef struct sr_config {

@@ -356,6 +356,27 @@ static void c_cluster_connected(scrape *s)
     (void)sr_cluster_get_stats(&c);
     OUT(sr_mexp_u64(s->b, s->name, NULL, NULL, (uint64_t)c.connected));
 }
+static void c_cluster_owned(scrape *s)
+{
+    sr_cluster_own_stats o;
+    uint32_t owned;
+    (void)sr_cluster_get_own_stats(&o, &owned);
+    OUT(sr_mexp_u64(s->b, s->name, NULL, NULL, owned));
+}
+static void c_cluster_changes(scrape *s)
+{
+    sr_cluster_own_stats o;
+    uint32_t owned;
+    (void)sr_cluster_get_own_stats(&o, &owned);
+    for (int i = 0; i < 4; i++) OUT(sr_mexp_u64(s->b, s->name, s->label, sr_cluster_own_why(i), o.changes[i]));
+}
+static void c_cluster_live(scrape *s)
+{
+    sr_cluster_own_stats o;
+    uint32_t owned;
+    (void)sr_cluster_get_own_stats(&o, &owned);
+    OUT(sr_mexp_u64(s->b, s->name, NULL, NULL, o.live));
+}
 
 static void c_conns(scrape *s)
 {
@@ -511,6 +532,12 @@ static void c_ready(scrape *s) { OUT(sr_mexp_u64(s->b, s->name, NULL, NULL, (uin
       "Cluster mode: write answers waiting for a JetStream acknowledgement", c_cluster_held)                      \
     X("suiro_cluster_connected", GAUGE, NULL, "Cluster mode: 1 while connected to NATS with the streams checked", \
       c_cluster_connected)                                                                                         \
+    X("suiro_cluster_owned_partitions", GAUGE, NULL, "Cluster mode: partitions this node owns (holds the lease of)", \
+      c_cluster_owned)                                                                                             \
+    X("suiro_cluster_ownership_changes_total", COUNTER, "why",                                                    \
+      "Cluster mode: ownership changes this node made or found (start, expired, handover, lost)", c_cluster_changes) \
+    X("suiro_cluster_nodes_live", GAUGE, NULL, "Cluster mode: live nodes in the owners' bucket, this one included", \
+      c_cluster_live)                                                                                              \
     X("suiro_connections", GAUGE, "kind",                                                                          \
       "Open connections (mqtt, mqtts, http) and logged-in gateways and app sessions (gateways, apps)", c_conns)    \
     X("suiro_requests", GAUGE, "state", "Open requests to gateways, by state", c_states)                           \

@@ -877,6 +877,25 @@ static int check_access_batch(sr_engine *e, MDB_txn *t, const Event *ev, sr_resu
     return SR_OK;
 }
 
+/* An ownership change of the cluster mode (ClusterEvent, issue #19,
+ * api/cluster_own.c): the platform's, written by the node (actor system). */
+static int check_cluster(sr_engine *e, MDB_txn *t, const Event *ev, sr_result *r)
+{
+    (void)e;
+    (void)t;
+    const Suiro__V1__ClusterEvent *c = ev->cluster;
+    if (ev->operator_id && ev->operator_id[0]) return sr__refuse(r, SR_EINVAL, "a cluster event is the platform's (no operator)");
+    if (ev->actor_kind != SUIRO__V1__ACTOR_KIND__ACTOR_SYSTEM || !ev->actor || !ev->actor[0])
+        return sr__refuse(r, SR_EINVAL, "a cluster event is a node's (actor system, the node's name)");
+    static const char *whys[] = {"start", "expired", "handover", "lost"};
+    int ok = 0;
+    for (size_t i = 0; i < sizeof whys / sizeof *whys; i++) ok |= c->why && !strcmp(c->why, whys[i]);
+    if (!ok) return sr__refuse(r, SR_EINVAL, "a cluster event's why is start, expired, handover or lost");
+    if (!c->outcome || (strcmp(c->outcome, "done") && strcmp(c->outcome, "failed")))
+        return sr__refuse(r, SR_EINVAL, "a cluster event's outcome is done or failed");
+    return SR_OK;
+}
+
 /*
  * The event appliers: one row per kind of event, the oneof case of
  * Event.body in codecs/events.proto: X(CASE, check, apply, series), where
@@ -1461,14 +1480,15 @@ static int apply_alive(sr_engine *e, MDB_txn *t, Event *ev, sr_result *r, int va
     X(_CHECKPOINT, sr__checkpoint_check, sr__checkpoint_apply, NULL)          \
     X(_ACCESS, check_access, NULL, NULL)                                      \
     X(_WRITE_AUDIT, check_engine_only, NULL, NULL)                            \
-    X(_ACCESS_BATCH, check_access_batch, NULL, NULL)
+    X(_ACCESS_BATCH, check_access_batch, NULL, NULL)                          \
+    X(_CLUSTER, check_cluster, NULL, NULL)
 
 #define SR_X_(c, chk, app, ser) [SUIRO__V1__EVENT__BODY##c] = {SUIRO__V1__EVENT__BODY##c, &#c[1], chk, app, ser},
 static const sr_applier appliers[] = {SR_EVENT_KINDS(SR_X_)};
 #undef SR_X_
 /* the last case of events.proto has the last row (a new kind numbered
  * after it fails here or in event_kind_has_row) */
-_Static_assert(sizeof appliers / sizeof *appliers == SUIRO__V1__EVENT__BODY_ACCESS_BATCH + 1,
+_Static_assert(sizeof appliers / sizeof *appliers == SUIRO__V1__EVENT__BODY_CLUSTER + 1,
                "the appliers' table ends at the last case of Event.body");
 
 /* Never called: a switch over every case of Event.body (generated from the

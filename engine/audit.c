@@ -57,6 +57,9 @@
  *                                                   values, the seqs, the data points (first 16)
  *   backup         BackupEvent                      action: backup, restore; target backup:NAME;
  *                                                   outcome done or failed; detail: S, bytes, files
+ *   cluster        ClusterEvent (issue #19)         action: the why (start, expired, handover, lost);
+ *                                                   target partition:N; outcome done or failed;
+ *                                                   detail: old and new owner, the epoch, until
  *   (others)       the body's field name
  *
  * INVARIANTS
@@ -571,6 +574,16 @@ static void audit_summary(const Event *ev, sr_audit_summary *x)
             snprintf(x->detail, sizeof x->detail, "%s delivery %s of alarm seq %" PRIu64 ", %" PRIu32 " attempts%s%s",
                      n->channel, n->delivery_id, n->alarm_seq, n->attempts, n->error[0] ? "; " : "", n->error);
         }
+        break;
+    }
+    case SUIRO__V1__EVENT__BODY_CLUSTER: { /* docs/cluster.md "Ownership" */
+        const Suiro__V1__ClusterEvent *c = ev->cluster;
+        x->s[F_KIND] = "cluster";
+        x->s[F_OUTCOME] = c->outcome[0] ? c->outcome : "done";
+        snprintf(x->action, sizeof x->action, "%s", c->why);
+        snprintf(x->target, sizeof x->target, "partition:%" PRIu32, c->partition);
+        snprintf(x->detail, sizeof x->detail, "owner %s -> %s, epoch %" PRIu64 ", until %" PRId64,
+                 c->old_owner[0] ? c->old_owner : "-", c->new_owner[0] ? c->new_owner : "-", c->epoch, c->until_ms);
         break;
     }
     case SUIRO__V1__EVENT__BODY_BACKUP: {

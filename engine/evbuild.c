@@ -1121,6 +1121,22 @@ int sr_cmd_alive(const sr_cmd_env *env, const sr_alive_rec *a, sr_buf *out)
     return env_pack(&ev, env, out);
 }
 
+int sr_cmd_cluster(const sr_cmd_env *env, const sr_cluster_change *c, sr_buf *out)
+{
+    Suiro__V1__ClusterEvent ce = SUIRO__V1__CLUSTER_EVENT__INIT;
+    ce.partition = c->partition;
+    ce.old_owner = S(c->old_owner);
+    ce.new_owner = S(c->new_owner);
+    ce.epoch = c->epoch;
+    ce.why = S(c->why);
+    ce.until_ms = c->until_ms;
+    ce.outcome = S(c->outcome);
+    Suiro__V1__Event ev = SUIRO__V1__EVENT__INIT;
+    ev.body_case = SUIRO__V1__EVENT__BODY_CLUSTER;
+    ev.cluster = &ce;
+    return env_pack(&ev, env, out);
+}
+
 /* ---- users ----------------------------------------------------------------- */
 
 int sr_password_check(const sr_password_policy *p, const char *password, char *why, size_t whylen)

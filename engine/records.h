@@ -551,6 +551,19 @@ SR_MUST_CHECK int sr_cmd_push_mark(const sr_cmd_env *env, const char *app, uint6
  * "system". */
 SR_MUST_CHECK int sr_cmd_alive(const sr_cmd_env *env, const sr_alive_rec *a, sr_buf *out);
 
+/* An ownership change of the cluster mode (ClusterEvent, Event.body 51,
+ * issue #19, api/cluster_own.c). env: op "", actor the node's name, kind
+ * SR_ACTOR_SYSTEM. why: start, expired, handover, lost; outcome: done,
+ * failed. */
+typedef struct sr_cluster_change {
+    uint32_t partition;
+    const char *old_owner, *new_owner; /* "" or NULL: none */
+    uint64_t epoch;
+    const char *why, *outcome;
+    int64_t until_ms;
+} sr_cluster_change;
+SR_MUST_CHECK int sr_cmd_cluster(const sr_cmd_env *env, const sr_cluster_change *c, sr_buf *out);
+
 /* The notifier's durable state (issue #17, api/notify.c, NotifyEvent in
  * events.proto): outcome "delivered" or "given_up" of the delivery of alarm
  * step alarm_seq to target target_id (env: the target's operator, actor

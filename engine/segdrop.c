@@ -388,6 +388,7 @@ static int classify(drop *d, int irc, uint64_t seq, const sr_slice *rec, uint32_
     case SUIRO__V1__EVENT__BODY_WRITE_AUDIT: /* a summary of writes: its audit row is all it built (issue #18) */
     case SUIRO__V1__EVENT__BODY_ACCESS:       /* a batch of reads, either form: the same (issue #18) */
     case SUIRO__V1__EVENT__BODY_ACCESS_BATCH:
+    case SUIRO__V1__EVENT__BODY_CLUSTER: /* an ownership change: its audit row is all it built (issue #19) */
     case SUIRO__V1__EVENT__BODY_AUTH: *ok = 1; break;
     case SUIRO__V1__EVENT__BODY_ALARM: /* the `alarms` database is built from them (issue #17) */
         snprintf(d->why, sizeof d->why, "record %" PRIu64 ": an alarm step of '%s', its audit key not destroyed", seq,

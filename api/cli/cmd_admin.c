@@ -187,6 +187,9 @@ static const acmd CMDS[] = {
     {"alarms-resolve", "POST", "/admin/v1/alarms/{alarmId}/resolve", 1, "comment", "ALARM [--comment TEXT]: resolve it"},
     /* the alive status (api/admin_alive.c, docs/monitoring.md; filters: call GET '/admin/v1/alive?operator=OP&kind=gateway&state=offline') */
     {"alive", "GET", "/admin/v1/alive", 0, NULL, "the alive status of my operator's gateways and apps (the platform: all)"},
+    /* the cluster mode's ownership (api/cluster_own.c, docs/cluster.md "Ownership") */
+    {"cluster", "GET", "/admin/v1/cluster", 0, NULL,
+     "this node, the live nodes, each partition's owner, epoch and lease end, the partitions this node owns"},
     {"report", "GET", "/admin/v1/reports/incident", 0, NULL,
      "an incident report --query 'from=-1h&to=now[&operator=OP&gateway=GW&point=P1,P2&format=html]'"},
     /* certificate revocations (api/admin_sig.c, docs/signatures.md) */
@@ -224,6 +227,7 @@ const char sr_admin_more[] =
     "  app-disable | app-enable | grants | grants-put | grant-delete | vendor-grants\n"
     "  vendor-grant-put | vendor-grant-delete | pending | pending-get | pending-approve\n"
     "  pending-reject | backup | backups | retention | retention-put | retention-run | alive\n"
+    "  cluster\n"
     "  notify-targets | notify-target-add | notify-target-delete | notify-domains\n"
     "  notify-domains-put | revocations | revocation-add | revocation-delete\n"
     "  sig-requirements | sig-require | sig-require-delete\n"

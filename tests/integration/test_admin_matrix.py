@@ -14,7 +14,8 @@ caller's own scope (x-suiro-action-in-handler: GET and POST
 /admin/v1/users, the login policy; GET /admin/v1/keys and POST
 /admin/v1/keys/rotate, for the own operator, a foreign one and the
 platform's keys; GET /admin/v1/alive, monitor.read with and without
-?operator=; GET /admin/v1/state, audit.read with and without ?operator=) are asked the same way with their target. Routes naming an {appId} or a {gatewayId} under an operator are
+?operator=; GET /admin/v1/state, audit.read with and without ?operator=; GET /admin/v1/cluster, monitor.read or
+audit.read on the platform) are asked the same way with their target. Routes naming an {appId} or a {gatewayId} under an operator are
 asked with an app (gateway) of demo built by the caller's own vendor, one
 built by a foreign vendor, and one of the foreign operator: the target is
 the operator and the app's (gateway's) vendor. A call that removed or
@@ -293,6 +294,20 @@ try:
                 aw.append(("GET /admin/v1/alive", op, role, st, b))
     check("the handler-checked alive route follows the role table's monitor.read (%d cells)" % n,
           n == 3 * len(callers) and not aw, aw[:10])
+    # the cluster status (admin_alive.c, docs/cluster.md "Ownership"): the
+    # platform's, monitor.read or audit.read on the platform (no operator);
+    # a single node answers {"enabled": false}
+    cw = []
+    n = 0
+    for role, (api, who) in callers.items():
+        may = allowed(table[role]["monitor.read"], who, {"operator": None}) or \
+            allowed(table[role]["audit.read"], who, {"operator": None})
+        st, b = api.call("GET", "/admin/v1/cluster")
+        n += 1
+        if (st != 403) != may or st not in (200, 403) or (st == 200 and b != {"enabled": False}):
+            cw.append(("GET /admin/v1/cluster", role, st, b))
+    check("the handler-checked cluster route: monitor.read or audit.read on the platform (%d cells)" % n,
+          n == len(callers) and not cw, cw[:10])
     # the state at a past time (admin_audit.c, docs/state.md): audit.read on
     # ?operator=, else on the caller's own operator (an operator's user) or
     # the platform
