@@ -20,7 +20,9 @@
 # (the size can be lowered: ST_POINTS x ST_SECONDS).
 # Environment: ST_POINTS [10000], ST_SECONDS [10000], ST_ANSWERS [40],
 # ST_GROUP_MAX [64], ST_CHECK [0] (answers also compared with the full replay
-# from the log's start: minutes each at 100 M), ST_NEED_GB [12], ST_DIR.
+# from the log's start: minutes each at 100 M), ST_SNAP_EVENTS [20000] and
+# ST_SNAP_VALUES [500000] (the [state] snapshot intervals: an answer replays
+# at most one), ST_NEED_GB [12], ST_DIR.
 # Output: bench/state_at's one JSON line ({"bench":"state_at",...,"values":..,
 # "p50_ms":..,"p99_ms":..,"max_ms":..,"verify":..}); report.py's goal row
 # "state_at" applies to its line of 100,000,000 values. Times are reported,
@@ -41,4 +43,5 @@ W=$(mktemp -d "$DIR/stateat-XXXXXX")
 trap 'rm -rf "$W"' EXIT
 trap 'exit 130' INT TERM
 "$BIN" --points "${ST_POINTS:-10000}" --seconds "${ST_SECONDS:-10000}" --shape snapshot --batch 1000 \
-  --answers "${ST_ANSWERS:-40}" --group-max "${ST_GROUP_MAX:-64}" --check "${ST_CHECK:-0}" --dir "$W"
+  --answers "${ST_ANSWERS:-40}" --group-max "${ST_GROUP_MAX:-64}" --check "${ST_CHECK:-0}" \
+  --snap-events "${ST_SNAP_EVENTS:-20000}" --snap-values "${ST_SNAP_VALUES:-500000}" --dir "$W"
