@@ -27,7 +27,7 @@
 #  the goal check (cost_pct < 5; on a shared machine wall-clock rates move
 #  with the neighbours: look at the CPU per request and the load too).
 #  The callgrind figures (below): the load PACED (`apsim load --rate
-#  AB_CG_RATE`, default 400 requests a second, over 2 connections) so that
+#  AB_CG_RATE`, default 200 requests a second, over 2 connections) so that
 #  both modes get the same requests in the same time: what a second costs
 #  (the flush tick, the writer's one batch a second) is spread over the same
 #  number of requests in both, and the ratio is per request and unbiased
@@ -42,7 +42,7 @@ ROUNDS=${AB_ROUNDS:-8}
 SECS=${AB_SECONDS:-4}
 CONNS=${AB_CONNS:-8}
 CGSECS=${AB_CG_SECONDS:-10}
-CGRATE=${AB_CG_RATE:-400}
+CGRATE=${AB_CG_RATE:-200}
 CGRUNS=${AB_CG_RUNS:-3}
 PY=/usr/bin/python3
 [ -x "$PY" ] || PY=$(command -v python3)

@@ -123,7 +123,8 @@ def one(t, mode, k):
     ok = ok and (nck >= 1 if mode == "on" else nck == 0)
     row = {"bench": "ckpt_ingest_round", "round": k, "mode": mode, "values": values,
            "values_per_s": g.get("points_per_s"), "secs": g.get("secs"),
-           "server_cpu_us_per_value": g.get("server_cpu_us_per_value"),
+           "server_cpu_us_per_value": round(g["server_cpu_s"] * 1e6 / g["values_acked"], 3)
+           if g.get("server_cpu_s") and g.get("values_acked") else None,
            "server_runq_wait_s": g.get("server_runq_wait_s"), "checkpoints": nck, "verify": "ok" if ok else "FAILED"}
     print(json.dumps(row, separators=(",", ":")), flush=True)
     return row
