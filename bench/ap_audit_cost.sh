@@ -57,6 +57,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 printf '[audit]\nreads = on\n' > "$T/on.ini"
+: > "$T/rounds"
 printf '[audit]\nreads = off\n' > "$T/off.ini"
 cpu_s() { ap_cpu_s "$@"; }
 # serve BIN DIR MODE [PREFIX...]: reads MODE (bench/lib.sh: one copy with ap_latest_ab.sh)
