@@ -202,11 +202,14 @@ for run in runs:
     out = {}
     for v in ("off", "on"):
         a, b, c = r[(run, v, "A")], r[(run, v, "B")], r[(run, v, "C")]
-        out[v] = (marg(b, a), marg(b, c))
-        ok = bool(out[v][0] and out[v][1]) and kept(a) and kept(b) and kept(c)
+        # per request: A and B kept their pace; at the rate: C too (the 10 s
+        # load is the first to fall behind when the machine is loaded)
+        out[v] = (marg(b, a) if kept(a) and kept(b) else None, marg(b, c) if kept(b) and kept(c) else None)
+        ok = bool(out[v][0])
         allok &= ok
-        if ok:
+        if out[v][0]:
             per[v].append(out[v][0])
+        if out[v][1]:
             at_per[v].append(out[v][1])
         print(json.dumps({"bench": "ap_audit_cost_whole", "run": run, "reads": v,
                           "loads": [[d["secs"], d["rate"], d["requests"], d["instr"]] for d in (a, b, c)],
@@ -214,10 +217,11 @@ for run in runs:
                           "collect": "the whole server process, every thread (A, B, C: [s, req/s, requests, "
                                      "instructions]; per request (B-A), at the rate (B-C))",
                           "verify": "ok" if ok else "FAILED"}, separators=(",", ":")))
-    if all(out[v][0] and out[v][1] for v in ("on", "off")):
+    if out["on"][0] and out["off"][0]:
         cost.append(round((out["on"][0] / out["off"][0] - 1) * 100, 2))
+    if out["on"][1] and out["off"][1]:
         at_cost.append(round((out["on"][1] / out["off"][1] - 1) * 100, 2))
-med = lambda x: statistics.median(x) if x else None
+med = lambda x: round(statistics.median(x), 1) if x else None
 c, ac = med(cost), med(at_cost)
 print(json.dumps({"bench": "ap_audit_cost_whole_ratio", "runs": len(runs), "rate": max((d["rate"] for d in rows), default=None),
                   "off_instr_per_req": med(per["off"]), "on_instr_per_req": med(per["on"]),
