@@ -617,12 +617,13 @@ typedef struct hread {
     sr_access *a;
     h2o_req_t *req;
     const char *binding, *method, *route;
-    char op[72], actor[72];
     sr_actor_kind kind;
     uint32_t npl, npoints;
     uint64_t values;
     int write; /* a write or control: recorded only if refused (sr_access_http_write) */
+    /* from here on written before read (hread_new zeroes only the above) */
     const char *pts[SR_ACCESS_POINTS_MAX]; /* the listed points, copies in the request's pool */
+    char op[72], actor[72];
     struct sockaddr_storage peer; /* ss_family AF_UNSPEC: none */
 } hread;
 
@@ -646,9 +647,12 @@ static void hread_dispose(void *p)
         h2o_iovec_t *cv = h2o_req_getenv(req, H2O_STRLIT(SR_HTTP_ENV_CODE), 0);
         if (cv && cv->base) code = cv->base;
     }
-    sr_access_entry en = {.time_ms = wall_now(), .binding = h->binding, .method = h->method, .route = h->route,
-                          .npoints_listed = h->npl, .npoints = h->npoints, .values = h->values,
-                          .bytes = req->bytes_sent, .status = st, .code = code, .source = ""};
+    /* every field add_locked reads set, the points up to npl only: no
+     * zeroing of the whole entry a read */
+    sr_access_entry en;
+    en.time_ms = wall_now(), en.binding = h->binding, en.method = h->method, en.route = h->route;
+    en.npoints_listed = h->npl, en.npoints = h->npoints, en.values = h->values, en.bytes = req->bytes_sent;
+    en.status = st, en.code = code, en.source = "";
     for (uint32_t i = 0; i < h->npl; i++) en.points[i] = h->pts[i];
     const struct sockaddr *sa = h->peer.ss_family != AF_UNSPEC ? (const struct sockaddr *)&h->peer : NULL;
     if (!h->write) add(h->a, h->op, h->kind, h->actor, &en, sa);
@@ -719,7 +723,7 @@ static hread *hread_new(sr_access *a, const sr_route_call *c, const char *bindin
     hread *h = h2o_mem_alloc_pool(&req->pool, sizeof *h);
     hread **ref = h2o_mem_alloc_shared(&req->pool, sizeof *ref, hread_dispose);
     *ref = h;
-    memset(h, 0, offsetof(hread, pts)); /* the rest is written before it is read */
+    memset(h, 0, offsetof(hread, pts)); /* the rest (points, op, actor, peer) is written before it is read */
     h->a = a;
     h->req = req;
     h->binding = binding;

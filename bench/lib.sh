@@ -53,10 +53,12 @@ ap_serve() {
 # ap_stop: SIGINT to SRV (a clean stop: what is held is written), wait
 ap_stop() { kill -INT "$SRV"; wait "$SRV" 2>/dev/null || true; SRV=; }
 
-# ap_load BIN SECONDS CONNECTIONS: apsim's result line (the latest value of P001)
+# ap_load BIN SECONDS CONNECTIONS [RATE]: apsim's result line (the latest
+# value of P001); RATE: paced, RATE requests a second in all (apsim --rate)
 ap_load() {
   "$1" apsim load --url "http://127.0.0.1:$PORT" --operator demo --app APP001 --secret demo-app001-secret \
-    --what latest --data-id P001 --duration "$2" --connections "$3" </dev/null 2>/dev/null | tail -n 1
+    --what latest --data-id P001 --duration "$2" --connections "$3" ${4:+--rate "$4"} </dev/null 2>/dev/null |
+    tail -n 1
 }
 
 # ap_make_data BIN DIR: `suiro init --demo` and one value of P001 through

@@ -83,7 +83,14 @@ GOALS = [
     dict(id="disk_log", kind="disk_bytes", where={"system": "suiro"}, field="log_bytes_per_point", op="<=",
          limit=D("2.5"), text="log ≤ 2.5 B/point (bytes on disk)"),
     dict(id="read_audit", kind="ap_audit_cost_whole_ratio", where={}, field="cost_pct", op="<=", limit=D(5),
-         text="the read audit ≤ 5 % of an AP-IF latest request's whole-process instructions (callgrind; issue #18)"),
+         text="the read audit ≤ 5 % of an AP-IF latest request's whole-process instructions (callgrind, paced, "
+              "median of runs; issue #18)"),
+    dict(id="ckpt_ingest", kind="ckpt_ingest", where={}, field="cost_pct", op="<=", limit=D(3),
+         text="signed checkpoints at the default period ≤ 3 % of network ingest (MQTT, gateway snapshots, on/off "
+              "interleaved in one run, median rates; issue #18)"),
+    dict(id="state_at", kind="state_at", where={"values": 100000000}, field="p99_ms", op="<=", limit=D(1000),
+         text="the state at any past T ≤ 1 s (p99 of random T) on a log of 100 M values (bench/state_at.sh; "
+              "issue #18)"),
     dict(id="latest", kind="engine_query", where={}, field="latest_per_s", op=">=", limit=D(2000000),
          text="latest value ≥ 2 M lookups/s (engine, 1 thread)"),
     dict(id="downsample", kind="engine_query", where={}, field="downsample_p50_us", op="<=", limit=D(1000),

@@ -109,6 +109,14 @@ int sr_apk_static(sr_apk *b, const char *s)
     return ix;
 }
 
+/* the points of the entry before again (a few: a loop, not a memcmp call) */
+static inline int same_refs(const uint16_t *a, const uint16_t *b, unsigned n)
+{
+    for (unsigned i = 0; i < n; i++)
+        if (a[i] != b[i]) return 0;
+    return 1;
+}
+
 int sr_apk_add(sr_apk *b, const sr_apk_entry *e, const uint16_t *refs)
 {
     if (b->nent >= SR_APK_ENTRIES_MAX) return SR_ETOOBIG;
@@ -116,7 +124,7 @@ int sr_apk_add(sr_apk *b, const sr_apk_entry *e, const uint16_t *refs)
     if (b->nent && b->ents.cap - b->ents.len >= 11 && e->binding == q->binding && e->method == q->method &&
         e->route == q->route && e->source == q->source && e->code == q->code && e->status == q->status &&
         e->npl == q->npl && e->npoints == q->npoints && e->values == q->values && e->bytes == q->bytes &&
-        (!e->npl || !memcmp(refs, b->refs + q->ref, e->npl * sizeof *refs))) {
+        (!e->npl || same_refs(refs, b->refs + q->ref, e->npl))) {
         /* the entry before again but its time (a poll): flags 0 and the
          * time, its indexes checked when they were first added */
         uint8_t *p = b->ents.data + b->ents.len;
@@ -251,6 +259,18 @@ static inline int step(sr_apk_iter *it, const sr_apk_view *v)
 
 int sr_apk_parse(const uint8_t *p, size_t n, sr_apk_view *v, const char **why)
 {
+    int rc = sr_apk_parse_head(p, n, v, why);
+    if (rc) return rc;
+    sr_apk_iter it;
+    sr_apk_iter_init(v, &it);
+    for (uint32_t i = 0; i < v->nent; i++)
+        if (step(&it, v)) BAD("an entry is cut or names a string, a point or a value out of range");
+    if (it.p != v->end) BAD("bytes after the last entry");
+    return SR_OK;
+}
+
+int sr_apk_parse_head(const uint8_t *p, size_t n, sr_apk_view *v, const char **why)
+{
     if (n < SR_APK_HEAD || memcmp(p, SR_APK_MAGIC, 4)) BAD("not a packed batch of reads (no SRA1 header)");
     uint32_t nstr = sr_get_le32(p + 4), nref = sr_get_le32(p + 8), nent = sr_get_le32(p + 12),
              nchar = sr_get_le32(p + 16);
@@ -276,11 +296,6 @@ int sr_apk_parse(const uint8_t *p, size_t n, sr_apk_view *v, const char **why)
     }
     for (uint32_t k = 0; k < nref; k++)
         if (sr_apk_ref(v, k) >= nstr) BAD("a listed point names no string");
-    sr_apk_iter it;
-    sr_apk_iter_init(v, &it);
-    for (uint32_t i = 0; i < nent; i++)
-        if (step(&it, v)) BAD("an entry is cut or names a string, a point or a value out of range");
-    if (it.p != v->end) BAD("bytes after the last entry");
     return SR_OK;
 }
 
@@ -296,6 +311,15 @@ int sr_apk_next(sr_apk_iter *it, sr_apk_entry *e)
 {
     if (!it->left) return 0;
     if (step(it, NULL)) return it->left = 0, 0;
+    it->left--;
+    *e = it->e;
+    return 1;
+}
+
+int sr_apk_next_checked(sr_apk_iter *it, const sr_apk_view *v, sr_apk_entry *e)
+{
+    if (!it->left) return it->p == v->end ? 0 : -1;
+    if (step(it, v)) return it->left = 0, -1;
     it->left--;
     *e = it->e;
     return 1;

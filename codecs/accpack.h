@@ -135,4 +135,15 @@ void sr_apk_iter_init(const sr_apk_view *v, sr_apk_iter *it);
  * not accept, at the first bad one) */
 int sr_apk_next(sr_apk_iter *it, sr_apk_entry *e);
 
+/* One pass instead of two (a writer that checks a batch and then reads it,
+ * engine/audit.c's row): sr_apk_parse_head checks and fills v as
+ * sr_apk_parse does except the entries; sr_apk_next_checked then reads the
+ * entries checking each as sr_apk_parse would (every index within v):
+ * 1 and *e the next entry, 0 at the end of a batch sr_apk_parse accepts
+ * (every entry read, no byte after the last), -1 at the first bad entry or
+ * at bytes after the last. A batch read to 0 this way is one sr_apk_parse
+ * accepts; the entries read before a -1 are within v. */
+int sr_apk_parse_head(const uint8_t *p, size_t n, sr_apk_view *v, const char **why);
+int sr_apk_next_checked(sr_apk_iter *it, const sr_apk_view *v, sr_apk_entry *e);
+
 #endif

@@ -289,7 +289,10 @@ static void access_summary(const Event *ev, acc_src *src, sr_audit_summary *x)
  * codecs/accpack.h invariant 2), the strings looked up only for the text.
  * An entry whose listed points are the entry before's (ref and npl: a poll
  * of the same points) adds no point. */
-static void packed_summary(const Event *ev, const sr_apk_view *v, sr_audit_summary *x)
+/* The row of a batch checked by sr_apk_parse_head: its entries are checked
+ * as they are read (one pass, not the check's and then the row's); -1, x
+ * untouched, when one is bad (a batch the writer refused: never in a log) */
+static int packed_summary(const Event *ev, const sr_apk_view *v, sr_audit_summary *x)
 {
     enum { ROUTES = 8, CODES = 8, SHOWN = 64 };
     uint16_t rtm[ROUTES], rtr[ROUTES], code[CODES], shown[SHOWN];
@@ -303,7 +306,8 @@ static void packed_summary(const Event *ev, const sr_apk_view *v, sr_audit_summa
     sr_apk_iter it;
     sr_apk_iter_init(v, &it);
     sr_apk_entry e;
-    while (sr_apk_next(&it, &e)) {
+    int more;
+    while ((more = sr_apk_next_checked(&it, v, &e)) > 0) {
         if (e.method != last_m || e.route != last_r) {
             size_t j;
             for (j = 0; j < nrt; j++)
@@ -342,6 +346,7 @@ static void packed_summary(const Event *ev, const sr_apk_view *v, sr_audit_summa
         }
         if (!cut && e.npoints > e.npl) cut = 1; /* points not listed in the entry */
     }
+    if (more < 0) return -1;
     x->s[F_KIND] = "read";
     x->s[F_OUTCOME] = !nref ? "ok" : !nok ? "refused" : "partly refused";
     tbuf act = {x->action, sizeof x->action, 0};
@@ -365,6 +370,7 @@ static void packed_summary(const Event *ev, const sr_apk_view *v, sr_audit_summa
         tput(&d, "%.*s", (int)(k - i), pts + i);
     }
     if (cut) tput(&d, ",...");
+    return 0;
 }
 
 /* "write": a group's data writes of one writer, summarised by the writer
@@ -604,12 +610,11 @@ static void audit_summary(const Event *ev, sr_audit_summary *x)
     }
     case SUIRO__V1__EVENT__BODY_ACCESS_BATCH: {
         sr_apk_view v;
-        if (sr_apk_parse(ev->access_batch->packed.data, ev->access_batch->packed.len, &v, NULL)) {
+        if (sr_apk_parse_head(ev->access_batch->packed.data, ev->access_batch->packed.len, &v, NULL) ||
+            packed_summary(ev, &v, x)) {
             x->s[F_KIND] = "read"; /* refused by the writer: only a tool's summary of a bad record */
             x->s[F_OUTCOME] = "malformed";
-            break;
         }
-        packed_summary(ev, &v, x);
         break;
     }
     case SUIRO__V1__EVENT__BODY_WRITE_AUDIT:

@@ -73,7 +73,7 @@ typedef struct opts {
     /* per command, as given; numbers are checked where they are used */
     const char *parent, *interval_ms, *start_at, *end_at, *monitor_id, *after, *value, *protection, *request_id,
         *from, *to, *limit, *order, *interval, *agg, *fill, *id, *if_match, *json, *file, *field, *content_type,
-        *part_size, *out, *prefix, *what, *duration, *requests, *connections, *get_url, *save_body;
+        *part_size, *out, *prefix, *what, *duration, *requests, *connections, *rate, *get_url, *save_body;
     int async, all, changing, bom;
     char **ids; /* --data-id, repeated or comma-separated; owned */
     size_t nids;
@@ -134,6 +134,7 @@ const sr_opt sr_opts_apsim[] = {
     OS("duration", duration, "S", "load: run S seconds"),
     OS("requests", requests, "N", "load: N requests"),
     OS("connections", connections, "C", "load: C keep-alive connections"),
+    OS("rate", rate, "R", "load: paced, R requests a second in all"),
     OS("get-url", get_url, "URL", "load: any HTTP GET instead of an AP-IF query"),
     OS("save-body", save_body, "FILE", "load: write the first answer's body to FILE"),
     OF("async", async, "current-values, control: answer at once with a request ID"),
@@ -179,7 +180,9 @@ const char sr_apsim_more[] =
     "  file-delete PATH                                                      [16]\n"
     "  load --what latest|raw|downsample --data-id ID [--requests N | --duration S]\n"
     "       [--connections C] [--from T --to T --limit N --interval I --agg A --fill F]\n"
-    "       [--changing]  benchmark: C keep-alive connections repeat the query;\n"
+    "       [--changing] [--rate R]  benchmark: C keep-alive connections repeat the query\n"
+    "                     (--rate: paced, a request issued every 1/R s at most, so\n"
+    "                     two servers compared get the same requests in the same time);\n"
     "                     prints one JSON line (verify: FNV-1a 64 of the first body;\n"
     "                     bodies must all be identical unless the data may change:\n"
     "                     a relative time, or --changing)\n"
@@ -1303,6 +1306,7 @@ typedef struct lconn {
     CURL *e;
     sr_buf body;
     double t0;
+    int parked; /* --rate: done, waiting for its next slot */
 } lconn;
 
 static uint64_t fnv1a64(const void *p, size_t n)
@@ -1337,11 +1341,16 @@ static int save_body(const char *file, const sr_buf *b)
  * URL with the given --header lines and no session (the peers of
  * bench/ap_query.sh are measured by this same loop). Only 200 answers count
  * as done; the first is kept (--save-body writes it out) and hashed, and each
- * later one is compared with it: for a static query a difference is an error. */
+ * later one is compared with it: for a static query a difference is an error.
+ * --rate R paces the load: the k-th request (from 0) is issued no earlier
+ * than k/R s after the start (a connection done before its slot waits,
+ * parked), so a server that keeps up answers R requests a second whatever
+ * its speed -- the same requests in the same time for two servers compared
+ * (bench/ap_audit_cost.sh). */
 static int cmd_load(client *cl, opts *o)
 {
     unsigned long long nreq = 0, conns = 8;
-    double duration = 0;
+    double duration = 0, rate = 0;
     int generic = o->get_url != NULL, rc;
     const char *what = generic ? "get" : o->what ? o->what : "latest";
     if (generic) {
@@ -1364,6 +1373,12 @@ static int cmd_load(client *cl, opts *o)
             return usage_error("--duration: seconds, 0 < S <= 86400, not '%s'", o->duration);
     }
     if (!nreq && !duration) duration = 10;
+    if (o->rate) {
+        char *end;
+        rate = strtod(o->rate, &end);
+        if (*end || !(rate > 0) || rate > 1e7)
+            return usage_error("--rate: requests a second, 0 < R <= 10000000, not '%s'", o->rate);
+    }
     if (o->connections && num_opt("connections", o->connections, 1, 1024, &conns)) return EX_USAGE;
     if (!strcmp(what, "downsample") && (!o->interval || !o->agg))
         return usage_error("load --what downsample: %s", "--interval and --agg are required");
@@ -1422,12 +1437,16 @@ static int cmd_load(client *cl, opts *o)
         curl_easy_setopt(k[i].e, CURLOPT_WRITEFUNCTION, to_body);
         curl_easy_setopt(k[i].e, CURLOPT_WRITEDATA, &k[i].body);
         curl_easy_setopt(k[i].e, CURLOPT_PRIVATE, &k[i]);
+        if (rate > 0 && (double)issued >= rate * (mono_ms() - t0) / 1000.0) {
+            k[i].parked = 1; /* its slot is later */
+            continue;
+        }
         k[i].t0 = mono_ms();
         curl_multi_add_handle(m, k[i].e);
         issued++;
     }
     int running = 1, aborted = 0, have_first = 0;
-    while (running || done_n < issued) {
+    while (running || done_n < issued || rate > 0) {
         curl_multi_perform(m, &running);
         CURLMsg *msg;
         int q;
@@ -1490,15 +1509,46 @@ static int cmd_load(client *cl, opts *o)
             curl_multi_remove_handle(m, c->e);
             c->body.len = 0;
             int more = !aborted && (nreq ? issued < nreq : now < end_at);
-            if (more) {
+            if (more && rate > 0 && (double)issued >= rate * (now - t0) / 1000.0) {
+                c->parked = 1; /* before its slot: issued by the loop below */
+            } else if (more) {
                 c->t0 = mono_ms();
                 curl_multi_add_handle(m, c->e);
                 issued++;
                 running = 1;
             }
         }
-        if (done_n >= issued) break;
-        curl_multi_poll(m, NULL, 0, 100, NULL);
+        int wait_ms = 100;
+        if (rate > 0) { /* the parked connections whose slot came */
+            double now = mono_ms();
+            int more = !aborted && (nreq ? issued < nreq : now < end_at), parked = 0;
+            for (size_t i = 0; i < conns; i++) {
+                if (!k[i].parked) continue;
+                if (!more) {
+                    k[i].parked = 0;
+                    continue;
+                }
+                if ((double)issued < rate * (now - t0) / 1000.0) {
+                    k[i].parked = 0;
+                    k[i].t0 = now;
+                    curl_multi_add_handle(m, k[i].e);
+                    issued++;
+                    running = 1;
+                    more = nreq ? issued < nreq : 1;
+                } else {
+                    parked = 1;
+                }
+            }
+            if (parked) { /* until the next slot */
+                double next = t0 + (double)issued * 1000.0 / rate - now;
+                wait_ms = next < 1 ? 1 : next > 100 ? 100 : (int)next;
+            } else if (done_n >= issued) {
+                break;
+            }
+        } else if (done_n >= issued) {
+            break;
+        }
+        curl_multi_poll(m, NULL, 0, wait_ms, NULL);
     }
     double secs = (mono_ms() - t0) / 1000.0;
     qsort(lat, nlat, sizeof *lat, cmp_d);
@@ -1566,7 +1616,7 @@ static const cmddef CMDS[] = {
     {"file-list", 0, 0, " prefix ", cmd_file_list},
     {"file-delete", 1, 1, "", cmd_file_delete},
     {"load", 0, 0,
-     " what data-id requests duration connections from to limit order interval agg fill changing get-url header"
+     " what data-id requests duration connections rate from to limit order interval agg fill changing get-url header"
      " save-body ",
      cmd_load},
 };

@@ -4,7 +4,11 @@
  * out-of-bounds read (ASan); what the parser accepts, every reader may
  * read without a check (invariant 1: every string, entry and listed point
  * is touched), and built again through the builder (sr_apk_*) it parses to
- * the same entries with the same strings. Corpus: tests/fuzz/accpack/. */
+ * the same entries with the same strings. The one-pass reader
+ * (sr_apk_parse_head + sr_apk_next_checked, engine/audit.c's row) reaches
+ * its end (0) exactly on the bytes sr_apk_parse accepts, with the same
+ * entries, and every entry it hands out before a -1 is within the view (its
+ * strings and points are touched). Corpus: tests/fuzz/accpack/. */
 #include "codecs/accpack.h"
 
 #include <stdint.h>
@@ -15,11 +19,27 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     sr_apk_view v;
     const char *why = NULL;
-    if (sr_apk_parse(data, size, &v, &why)) {
-        if (!why || !why[0]) abort();
-        return 0;
-    }
     size_t tot = 0;
+    /* the one-pass reader, checked against sr_apk_parse below */
+    sr_apk_view h;
+    int one = -2; /* -2: the head refused; -1: an entry refused; 0: read to the end */
+    uint32_t nread = 0;
+    if (!sr_apk_parse_head(data, size, &h, &why)) {
+        sr_apk_iter it;
+        sr_apk_iter_init(&h, &it);
+        sr_apk_entry e;
+        while ((one = sr_apk_next_checked(&it, &h, &e)) > 0) {
+            nread++;
+            tot += strlen(sr_apk_s(&h, e.binding)) + strlen(sr_apk_s(&h, e.method)) + strlen(sr_apk_s(&h, e.route)) +
+                   strlen(sr_apk_s(&h, e.source)) + strlen(sr_apk_s(&h, e.code));
+            for (unsigned k = 0; k < e.npl; k++) tot += strlen(sr_apk_s(&h, sr_apk_ref(&h, e.ref + k)));
+        }
+    } else if (!why || !why[0]) abort();
+    if (sr_apk_parse(data, size, &v, &why)) {
+        if (!why || !why[0] || one == 0) abort(); /* refused: the one pass may not reach its end */
+        return tot == SIZE_MAX;
+    }
+    if (one != 0 || nread != v.nent) abort(); /* accepted: the one pass reads every entry to the end */
     for (uint32_t i = 0; i < v.nstr; i++) tot += strlen(sr_apk_s(&v, (uint16_t)i));
     sr_apk b;
     sr_apk_init(&b);

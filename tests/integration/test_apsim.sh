@@ -146,6 +146,18 @@ ap load --get-url "$SUIRO_URL/api/v1/stored-values/latest?dataId=P001" --what ra
 check "load --get-url with --what exits 2" '[ $rc -eq 2 ]'
 ap load --what latest --data-id P001 --header "X-A: b"
 check "load --header without --get-url exits 2" '[ $rc -eq 2 ]'
+# --rate paces: request k is issued no earlier than k/R s after the start, so
+# 21 requests at 40 a second cannot be done before 0.5 s (a lower bound the
+# pace guarantees, not a speed: a slow machine only makes it longer); the
+# same query unpaced is the control
+ap load --what latest --data-id P001 --requests 21 --connections 3 --rate 40
+v=$(json "d['requests'], d['errors'], d['secs'] >= 0.5")
+check "load --rate 40: 21 requests, no errors, paced (not done before 20/40 s)" '[ $rc -eq 0 ] && [ "$v" = "21 0 True" ]'
+ap load --what latest --data-id P001 --duration 1 --connections 2 --rate 30
+v=$(json "d['errors'], 1 <= d['requests'] <= 31")
+check "load --duration 1 --rate 30: never more than the pace allows (30 + 1)" '[ $rc -eq 0 ] && [ "$v" = "0 True" ]'
+ap load --what latest --data-id P001 --requests 5 --rate 0
+check "load --rate 0 exits 2" '[ $rc -eq 2 ]'
 ap logout --token "$LTOK"
 
 # --- documents (skipped while the server has no /api/v1/documents) ---
