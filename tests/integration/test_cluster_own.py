@@ -196,7 +196,13 @@ try:
     check("C: no partition left unowned, none with two owners at the end",
           all(len(o[p]) == 1 for p in range(PARTS)), o)
     check("C: never two owners of a partition", not pol.overlaps, pol.overlaps[:5])
-    ep = {q["partition"]: q["epoch"] for q in pol.last["s1"]["partitions"]}
+    # the epochs as the new owner (s3) wrote them; its view is a round old at
+    # most, so read until it shows its own takes (bounded)
+    def epochs():
+        pol.poll(nodes)
+        return {q["partition"]: q["epoch"] for q in pol.last["s3"]["partitions"]}
+    srtest.wait_until(lambda: all((epochs().get(p) or 0) >= 3 for p in lost), timeout=10, step=0.1)
+    ep = epochs()
     check("C: each lost partition's epoch grew with each change of owner (>= 3: start, expired, handover)",
           all(ep[p] >= 3 for p in lost), {p: ep[p] for p in lost})
 
