@@ -248,6 +248,8 @@
       "an event NATS has not acknowledged after this long is sent again (same id)")                                   \
     U(cluster, max_pending, cluster_max_pending, 65536, 16, 1048576,                                                  \
       "events sent and not yet acknowledged at most; also the answers held for them at most")                         \
+    S(cluster, owned, cluster_owned, 256, "all",                                                                      \
+      "the partitions this node indexes in full (docs/cluster.md): all, none, or a list like 0,3,5-7 (the static override of the leases)") \
     SR_TEST_CONFIG_KEYS(U, S, E)
 
 typedef struct sr_config {
