@@ -127,7 +127,8 @@ Test(origins, applied_once_points_mapped_survive_reopen_and_rebuild)
     cr_assert_gt(ck2, ck1, "the values came after the masters");
     cr_assert_eq(sr_engine_origin_seen(b, "a", 1, &loc), SR_OK);
     cr_assert_gt(loc, b_before);
-    cr_assert_eq(sr_engine_origin_seen(b, "a", 999999, &loc), SR_ENOTFOUND);
+    uint64_t nloc = 0;
+    cr_assert_eq(sr_engine_origin_seen(b, "a", 999999, &nloc), SR_ENOTFOUND);
     uint64_t none = 7;
     cr_assert_eq(sr_engine_cluster_ckpt(b, 4, 2, &none), SR_OK);
     cr_assert_eq(none, 0);
