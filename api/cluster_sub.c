@@ -267,7 +267,7 @@ static int fetch(sr_csub *s, natsSubscription *sub, uint32_t p, int which)
     jsFetchRequest_Init(&fr);
     fr.Batch = SUB_BATCH;
     fr.NoWait = true;
-    fr.Expires = 500 * (int64_t)1000000;
+    fr.Expires = 20 * (int64_t)1000000; /* (an empty no-wait fetch may still wait this long) */
     natsMsgList l = {0};
     natsStatus st = natsSubscription_FetchRequest(&l, sub, &fr);
     if (st == NATS_TIMEOUT || st == NATS_NOT_FOUND) return l.Count;
@@ -319,11 +319,13 @@ static void *run(void *arg)
                 else sr_slog(SR_LOG_INFO, "cluster: partition owned", "partition=%u", p);
             }
             if (!ps->reg && !failed && subscribe(s, p, 1, &ps->reg, err, sizeof err)) failed = 1;
-            int n = 0;
-            if (!failed && ps->full && (n = fetch(s, ps->full, p, 2)) < 0) failed = 1;
-            got += n > 0 ? n : 0;
-            if (!failed && ps->reg && (n = fetch(s, ps->reg, p, 1)) < 0) failed = 1;
-            got += n > 0 ? n : 0;
+            /* a full batch: fetch again at once, a few times (then the next partition's turn) */
+            int n = SUB_BATCH;
+            for (int i = 0; !failed && ps->full && n == SUB_BATCH && i < 16; i++, got += n > 0 ? n : 0)
+                if ((n = fetch(s, ps->full, p, 2)) < 0) failed = 1;
+            n = SUB_BATCH;
+            for (int i = 0; !failed && ps->reg && n == SUB_BATCH && i < 16; i++, got += n > 0 ? n : 0)
+                if ((n = fetch(s, ps->reg, p, 1)) < 0) failed = 1;
         }
         if (failed) {
             if (atomic_load(&s->stop)) break;

@@ -186,8 +186,11 @@ try:
     # B. a registry change on B lets a new gateway connect to A
     admin = srtest.admin_session(pb["http"], "admin", pw, new_password="Cluster-admin-pw-1")
     admin2 = srtest.admin_session(pb["http"], "admin2", pw2, new_password="Cluster-admin-pw-2") if pw2 else None
-    st, body = srtest.admin_applied(admin.call("PUT", "/admin/v1/operators/sim/gateways/SIMNEW",
-                                               {"name": "Made on B", "secret": "sim-secret-SIMNEW"}), admin2)
+    # (an operator's admin makes its gateways; the operator came from A)
+    simadm = srtest.admin_new_user(pb["http"], admin, "simadm", "operator", "sim", ["operator_admin"],
+                                   "Sim-admin-pw-0001", approver=admin2)
+    st, body = srtest.admin_applied(simadm.call("PUT", "/admin/v1/operators/sim/gateways/SIMNEW",
+                                                {"name": "Made on B", "secret": "sim-secret-SIMNEW"}), admin2)
     check("B: the gateway is created on B", st in (200, 201), (st, body))
     ok = srtest.wait_until(lambda: gw_session(pa["http"], "SIMNEW", "sim-secret-SIMNEW") is not None, timeout=30,
                            step=0.2)
