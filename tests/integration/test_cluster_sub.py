@@ -8,6 +8,8 @@ from the streams, exactly once.
     are read from node B (AP-IF: the latest values and a time range), each
     acknowledged value there once per point, and B's log holds each of A's
     events at most once (its origin node:seq).
+    A file written on A is listed on B but its bytes are not there (phase
+    2c): reading it on B is a clear error (500 E9001 naming why).
  B. a registry change made on node B (a new gateway, Admin API) lets that
     gateway log in on node A.
  C. kill -9 node B under load (values still sent to A) and restart it: it
@@ -182,6 +184,21 @@ try:
     last = max(snd.acked)
     check("A: the latest values on B are A's last ones", st == 200 and sorted(v["value"] for v in lb["values"]) ==
           [last + i / 10 for i in range(3)], (st, lb))
+
+    # a file written on A: its record reaches B, not its bytes (phase 2c): a clear error there
+    sa = app_on(pa["http"])
+    st, _ = sa.call("PUT", "/api/v1/files/notes/c.txt", b"cluster bytes", {"Content-Type": "text/plain"}) if sa \
+        else (0, None)
+    check("A: a file written on A", st in (200, 201), st)
+    got = [None]
+
+    def file_on_b():
+        got[0] = sb.call("GET", "/api/v1/files/notes/c.txt", raw=True)
+        return got[0][0] != 404
+    srtest.wait_until(file_on_b, timeout=30, step=0.2)
+    st, body = got[0][0], got[0][1]
+    check("A: reading it on B is a clear error, not a crash nor garbage (500 E9001, says why)",
+          st == 500 and b"E9001" in body and b"not on this node" in body, (st, body[:200]))
 
     # B. a registry change on B lets a new gateway connect to A
     admin = srtest.admin_session(pb["http"], "admin", pw, new_password="Cluster-admin-pw-1")
