@@ -56,6 +56,7 @@ struct sr_csub {
     int started;
     _Atomic int stop;
     int64_t next_try_ms, last_warn_ms;
+    _Atomic int64_t refused_note_ms; /* the writer's thread: the last "refused" line */
     /* in flight: submitted, callback not yet run */
     pthread_mutex_t mu;
     pthread_cond_t cv;
@@ -107,9 +108,8 @@ static void on_applied(void *arg, const sr_result *res)
     else if (res->duplicate) atomic_fetch_add(&s->st_dup, 1);
     else atomic_fetch_add(x->cls == SR_EVCLASS_REG ? &s->st_reg : &s->st_data, 1);
     if (res->rc != SR_OK) {
-        int64_t t = now_ms();
-        if (t - s->last_warn_ms >= 10000) { /* (a race on the time is harmless: one line more) */
-            s->last_warn_ms = t;
+        int64_t t = now_ms(), last = atomic_load(&s->refused_note_ms);
+        if (t - last >= 10000 && atomic_compare_exchange_strong(&s->refused_note_ms, &last, t)) {
             sr_slog(SR_LOG_WARN, "cluster: a replicated event refused", "error=%s detail=%s", sr_err_name(res->rc),
                     sr_slog_q(res->err.msg));
         }
@@ -270,7 +270,7 @@ static int fetch(sr_csub *s, natsSubscription *sub, uint32_t p, int which)
     fr.Expires = 20 * (int64_t)1000000; /* (an empty no-wait fetch may still wait this long) */
     natsMsgList l = {0};
     natsStatus st = natsSubscription_FetchRequest(&l, sub, &fr);
-    if (st == NATS_TIMEOUT || st == NATS_NOT_FOUND) return l.Count;
+    if ((st == NATS_TIMEOUT || st == NATS_NOT_FOUND) && !l.Count) return 0; /* nothing now */
     if (st != NATS_OK && !l.Count) return -1;
     int n = l.Count;
     for (int i = 0; i < l.Count; i++)
