@@ -1037,6 +1037,13 @@ void sr_apif_file_send(sr_engine *e, h2o_req_t *req, const sr_file_meta *fp, con
                     sr_err_name(rc), sr_slog_q(path), sr_slog_q(ei.msg));
         dl_close(d);
         if (rc == SR_EERASED) return erased(req, fp);
+        /* the cluster (docs/cluster.md "Blobs"): a file another node wrote has
+         * its record here, not its bytes (fetched from its origin: phase 2c) */
+        if (rc == SR_ENOTFOUND)
+            return sr_http_result(req, 0, SR_WIRE_INTERNAL,
+                                  "the file's content is not on this node (written on another cluster node: its bytes "
+                                  "are not replicated, docs/cluster.md)",
+                                  NULL);
         return sr_http_result(req, 0, SR_WIRE_INTERNAL, rc ? "the file's stored content cannot be read (see the server log)"
                                                   : "out of memory", NULL);
     }

@@ -20,6 +20,12 @@
  *     message, a leader change, a broken connection), libnats's pending
  *     list is dropped and everything after the watermark is sent again
  *     under the same ids (counted as republished).
+ *  4. An event with an origin (another node's, applied here by the
+ *     consumers, api/cluster_sub.c) is in the stream already: it counts as
+ *     acknowledged and is never sent (counted as replicated).
+ *  5. Subjects (phase 2a): <name>.p.NNN.reg for the registry class of
+ *     events (sr_event_kind_class), <name>.p.NNN.data for all others; the
+ *     stream of partition NNN holds <name>.p.NNN.*.
  */
 #include "api/cluster.h"
 
@@ -62,11 +68,11 @@ struct sr_cluster {
     int64_t last_err_ms; /* the last "publish failed" line */
     int js_used;         /* js published something (resend_all) */
     int streams_ok;
+    sr_csub *sub;        /* the consumers (api/cluster_sub.c) */
     /* figures */
-    _Atomic uint64_t st_published, st_acked, st_republished, st_errors, st_log_last;
+    _Atomic uint64_t st_published, st_acked, st_republished, st_errors, st_log_last, st_replicated;
     _Atomic int st_connected;
     /* ownership (api/cluster_own.c): the lease manager sets, the consumers read */
-    _Atomic uint64_t owned[16]; /* a bit per partition (at most 999 < 1024) */
     sr_cluster_own *own;        /* NULL: [cluster] lease_ms 0 */
 };
 
@@ -180,7 +186,7 @@ static int ensure_streams(sr_cluster *c, char *err, size_t errlen)
     for (uint32_t p = 0; p < c->partitions; p++) {
         char name[64], subj[64];
         snprintf(name, sizeof name, "%s_P%03u", c->name, p);
-        snprintf(subj, sizeof subj, "%s.p.%03u", c->name, p);
+        snprintf(subj, sizeof subj, "%s.p.%03u.*", c->name, p); /* .reg and .data (phase 2a) */
         const char *subjs[1] = {subj};
         jsStreamConfig cfg;
         jsStreamConfig_Init(&cfg);
@@ -274,9 +280,19 @@ static int publish_one(void *ctx, const sr_event_view *v)
     if (!full && v->seq > r->next) skip_gap(c, r->next, v->seq);
     pthread_mutex_unlock(&c->mu);
     if (full || c->stop) return 1; /* the window is full: later */
+    if (v->origin_node) { /* another node's event, in the stream already: nothing to send (invariant 4) */
+        pthread_mutex_lock(&c->mu);
+        if (v->seq > c->published) c->published = v->seq;
+        mark_acked(c, v->seq);
+        pthread_mutex_unlock(&c->mu);
+        atomic_fetch_add(&c->st_replicated, 1);
+        r->next = v->seq + 1;
+        return 0;
+    }
     char subj[64], id[96], seqs[24], part[16];
     uint32_t p = sr_cluster_partition(v->op, c->partitions);
-    snprintf(subj, sizeof subj, "%s.p.%03u", c->name, p);
+    snprintf(subj, sizeof subj, "%s.p.%03u.%s", c->name, p,
+             sr_event_kind_class(v->kind) == SR_EVCLASS_REG ? "reg" : "data");
     snprintf(id, sizeof id, "%s:%" PRIu64, c->node, v->seq);
     snprintf(seqs, sizeof seqs, "%" PRIu64, v->seq);
     snprintf(part, sizeof part, "%u", p);
@@ -448,6 +464,14 @@ int sr_cluster_open(sr_engine *e, const sr_cluster_opts *o, sr_cluster **out, ch
     if (sr_cluster_check_urls(o->nats, err, errlen) || sr_cluster_check_name("node", o->node, err, errlen) ||
         sr_cluster_check_name("name", o->name, err, errlen))
         return SR_EINVAL;
+    /* ownership: by the leases (the default) or a static [cluster] owned */
+    int by_leases = o->lease_ms && (!o->owned || !strcmp(o->owned, "leases"));
+    sr_cluster_opts so = *o;
+    so.owned = by_leases ? "none" : o->owned && strcmp(o->owned, "leases") ? o->owned : "all";
+    o = &so;
+    uint8_t bits[(SR_CLUSTER_MAX_PARTITIONS + 7) / 8];
+    if (o->partitions > SR_CLUSTER_MAX_PARTITIONS || sr_cluster_parse_owned(o->owned, o->partitions, bits, err, errlen))
+        return SR_EINVAL;
     int rc = sr_cluster_partitions_fix(o->data_dir, o->partitions, err, errlen);
     if (rc) return rc;
     sr_cluster *c = calloc(1, sizeof *c);
@@ -509,10 +533,19 @@ int sr_cluster_open(sr_engine *e, const sr_cluster_opts *o, sr_cluster **out, ch
         return SR_ENOMEM;
     }
     c->started = 1;
+    if ((rc = sr_csub_start(e, o, &c->sub, err, errlen))) {
+        c->stop = 1;
+        pthread_join(c->th, NULL);
+        disconnect(c);
+        sr_waitlist_destroy(&c->wl);
+        free(c->ring);
+        free(c);
+        return rc;
+    }
     sr_engine_on_appended(e, on_appended, c);
     atomic_store(&g_cluster, c);
     *out = c;
-    if (o->lease_ms && (rc = sr__cluster_own_start(c, e, o, &c->own, err, errlen))) {
+    if (by_leases && (rc = sr__cluster_own_start(c, e, o, &c->own, err, errlen))) {
         sr_cluster_close(c);
         sr_cluster_free(c);
         *out = NULL;
@@ -535,6 +568,7 @@ void sr_cluster_close(sr_cluster *c)
     pthread_mutex_unlock(&c->mu);
     if (c->started) pthread_join(c->th, NULL);
     c->started = 0;
+    sr_csub_stop(c->sub); /* (its submitted events' callbacks come first) */
     /* what was acknowledged until now (acks may still come, then never saved: sent again at the start) */
     if (c->nc) natsConnection_FlushTimeout(c->nc, 500);
     save_watermark(c);
@@ -552,6 +586,7 @@ void sr_cluster_free(sr_cluster *c)
     c->own = NULL;
     if (nats_CloseAndWait(5000) != NATS_OK) sr_slog(SR_LOG_WARN, "cluster: libnats did not stop within 5 s", "%s", "");
     atomic_store(&g_cluster, NULL);
+    sr_csub_free(c->sub);
     sr_waitlist_destroy(&c->wl);
     pthread_mutex_destroy(&c->mu);
     pthread_cond_destroy(&c->cv);
@@ -614,24 +649,9 @@ int sr_cluster_get_stats(sr_cluster_stats *out)
     out->confirmed = sr_waitlist_confirmed(&c->wl);
     out->log_last = atomic_load(&c->st_log_last);
     out->held = sr_waitlist_held(&c->wl);
+    out->replicated = atomic_load(&c->st_replicated);
     out->connected = atomic_load(&c->st_connected);
     return 1;
-}
-
-/* ---- ownership: the owned bits (the consumers' side: csub's at merge) ---- */
-
-int sr_cluster_owns(sr_cluster *c, uint32_t part)
-{
-    if (!c || part >= c->partitions) return 0;
-    return (int)((atomic_load(&c->owned[part / 64]) >> (part % 64)) & 1);
-}
-
-void sr_cluster_set_owned(sr_cluster *c, uint32_t part, int owned)
-{
-    if (!c || part >= c->partitions) return;
-    uint64_t bit = (uint64_t)1 << (part % 64);
-    if (owned) atomic_fetch_or(&c->owned[part / 64], bit);
-    else atomic_fetch_and(&c->owned[part / 64], ~bit);
 }
 
 json_t *sr_cluster_status(void)
@@ -650,4 +670,16 @@ int sr_cluster_get_own_stats(sr_cluster_own_stats *out, uint32_t *owned)
     sr__cluster_own_stats(c->own, out);
     for (uint32_t p = 0; p < c->partitions; p++) *owned += (uint32_t)sr_cluster_owns(c, p);
     return 1;
+
+int sr_cluster_owns(sr_cluster *c, uint32_t part) { return c ? sr_csub_owns(c->sub, part) : 0; }
+
+void sr_cluster_set_owned(sr_cluster *c, uint32_t part, int owned)
+{
+    if (c) sr_csub_set_owned(c->sub, part, owned);
+}
+
+sr_csub *sr_cluster_consumers(void)
+{
+    sr_cluster *c = atomic_load(&g_cluster);
+    return c ? c->sub : NULL;
 }

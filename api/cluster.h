@@ -98,6 +98,8 @@ typedef struct sr_cluster_opts {
     uint32_t partitions, replicas, dedup_window_s, ack_timeout_ms, max_pending;
     uint32_t lease_ms;       /* the ownership leases' length (0: no ownership manager) */
     const char *http_listen; /* announced in the node's heartbeat (apif, admin) */
+    const char *owned; /* [cluster] owned: "leases" (NULL: the lease manager decides, when lease_ms > 0),
+                        * or statically "all", "none", or a list "0,3,5-7" (no lease manager) */
 } sr_cluster_opts;
 typedef struct sr_cluster sr_cluster;
 /* Fix the partition count, read the watermark, hook the engine, start the
@@ -119,6 +121,7 @@ SR_MUST_CHECK int sr_cluster_submit(sr_engine *e, const sr_slice *events, size_t
 
 typedef struct sr_cluster_stats {
     uint64_t published, acked, republished, errors, confirmed, log_last, held;
+    uint64_t replicated; /* events with an origin (another node's): not published again */
     int connected;
 } sr_cluster_stats;
 /* The process's cluster's figures; 0 if there is none. */
@@ -129,10 +132,7 @@ int sr_cluster_get_stats(sr_cluster_stats *out);
  * phase 2a): leases in the JetStream KV bucket <name>_OWNERS, changed by
  * compare-and-set; the manager thread sets the owned bits, the consumers
  * read them. ---- */
-/* Whether this node owns partition part now (0 for a part out of range or
- * without a cluster); set only by the lease manager. */
-int sr_cluster_owns(sr_cluster *c, uint32_t part);
-void sr_cluster_set_owned(sr_cluster *c, uint32_t part, int owned);
+/* sr_cluster_owns / sr_cluster_set_owned: below, with the consumers. */
 
 /* The rendezvous (highest-random-weight) weight of (part, node): splitmix64's
  * finaliser of FNV-1a-64 over the node's name (at most 59 bytes) followed
@@ -181,5 +181,46 @@ struct json_t *sr__cluster_own_status(sr_cluster_own *o);
  * the number of partitions it owns. */
 struct json_t *sr_cluster_status(void);
 int sr_cluster_get_own_stats(sr_cluster_own_stats *out, uint32_t *owned);
+/* ---- ownership and the consumers (api/cluster_sub.c, phase 2a) ----
+ * Every node consumes every partition's registry events (<name>.p.NNN.reg)
+ * and, for each partition it owns, all of its events (<name>.p.NNN.*), from
+ * its checkpoints in the index (sr_engine_cluster_ckpt), into its own log
+ * with their origin (sr_engine_submit_origin: exactly once). Its own events
+ * (Suiro-Node) are skipped. */
+#define SR_CLUSTER_MAX_PARTITIONS 999u
+/* "all", "none" or a list of partitions and ranges ("0,3,5-7") into bits
+ * (one per partition, (partitions + 7) / 8 bytes): 0, or SR_EINVAL with err
+ * naming the bad item (api/cluster_part.c). */
+int sr_cluster_parse_owned(const char *spec, uint32_t partitions, uint8_t *bits, char *err, size_t errlen);
+/* Ownership, set by the lease manager ([cluster] owned = leases, the
+ * default) or statically by [cluster] owned = all | none | a list, read by
+ * the consumers: 1 when this node owns part now. Setting it on (off) starts
+ * (stops) the full consumer of that partition at the consumers' next round.
+ * Any thread; NULL-safe. */
+int sr_cluster_owns(sr_cluster *c, uint32_t part);
+void sr_cluster_set_owned(sr_cluster *c, uint32_t part, int owned);
+
+typedef struct sr_csub sr_csub;
+typedef struct sr_csub_stats {
+    uint64_t reg, data; /* replicated events applied, by class */
+    uint64_t duplicates; /* met again (their origin applied before): nothing done */
+    uint64_t refused;    /* refused by this node's writer, or not decodable: skipped */
+    uint32_t partitions;
+} sr_csub_stats;
+/* Start the consumers' thread (its own NATS connection; it does not wait
+ * for NATS). */
+SR_MUST_CHECK int sr_csub_start(sr_engine *e, const sr_cluster_opts *o, sr_csub **out, char *err, size_t errlen);
+/* Stop the thread and wait for the submitted events' callbacks (before
+ * sr_engine_close). NULL-safe; idempotent. */
+void sr_csub_stop(sr_csub *s);
+void sr_csub_free(sr_csub *s);
+int sr_csub_owns(sr_csub *s, uint32_t part);
+void sr_csub_set_owned(sr_csub *s, uint32_t part, int owned);
+void sr_csub_get_stats(sr_csub *s, sr_csub_stats *out);
+/* Events partition part's stream held after the last one consumed (its
+ * full consumer's, else its registry one's), as of that fetch. */
+uint64_t sr_csub_lag(sr_csub *s, uint32_t part);
+/* The process's cluster's consumers (NULL without a cluster). */
+sr_csub *sr_cluster_consumers(void);
 
 #endif

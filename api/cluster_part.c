@@ -203,6 +203,37 @@ int sr_cluster_check_name(const char *what, const char *name, char *err, size_t 
     return 0;
 }
 
+int sr_cluster_parse_owned(const char *spec, uint32_t partitions, uint8_t *bits, char *err, size_t errlen)
+{
+    memset(bits, 0, (partitions + 7) / 8);
+    if (!spec || !strcmp(spec, "all") || !spec[0]) {
+        for (uint32_t p = 0; p < partitions; p++) bits[p / 8] |= (uint8_t)(1u << (p % 8));
+        return 0;
+    }
+    if (!strcmp(spec, "none") || !strcmp(spec, "leases")) return 0; /* leases: the manager sets them */
+    const char *s = spec;
+    while (*s) {
+        char *end;
+        if (*s < '0' || *s > '9') goto bad;
+        unsigned long a = strtoul(s, &end, 10), b = a;
+        if (*end == '-') {
+            if (end[1] < '0' || end[1] > '9') goto bad;
+            b = strtoul(end + 1, &end, 10);
+        }
+        if (a > b || b >= partitions || (*end && *end != ',')) goto bad;
+        for (unsigned long p = a; p <= b; p++) bits[p / 8] |= (uint8_t)(1u << (p % 8));
+        s = *end ? end + 1 : end;
+        if (*end && !*s) goto bad; /* a trailing comma */
+        continue;
+    bad:
+        snprintf(err, errlen,
+                 "[cluster] owned: '%s' must be leases, all, none, or partitions and ranges below %u (0,3,5-7); bad at '%s'",
+                 spec, partitions, s);
+        return SR_EINVAL;
+    }
+    return 0;
+}
+
 /* ---- DATA/cluster ---- */
 
 static int cluster_dir(const char *data_dir, char *out, size_t n)

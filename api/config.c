@@ -210,6 +210,8 @@ int sr_config_check(const sr_config *c, char *err, size_t errlen)
         if (sr_cluster_check_name("node", c->cluster_node, err, errlen) ||
             sr_cluster_check_name("name", c->cluster_name, err, errlen))
             return -1;
+        uint8_t owned[(SR_CLUSTER_MAX_PARTITIONS + 7) / 8];
+        if (sr_cluster_parse_owned(c->cluster_owned, c->cluster_partitions, owned, err, errlen)) return -1;
         if (c->key_file[0]) { /* phase 1: the streams would hold what the log encrypts */
             snprintf(err, errlen, "[cluster] with [engine] key_file is not supported yet: the streams would hold the "
                                   "events in clear (docs/cluster.md, phase 2)");

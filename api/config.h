@@ -250,6 +250,8 @@
       "events sent and not yet acknowledged at most; also the answers held for them at most")                         \
     U(cluster, lease_ms, cluster_lease_ms, 10000, 500, 600000,                                                        \
       "a partition's ownership lease: renewed every lease_ms/3, taken over lease_ms + lease_ms/4 after its end")      \
+    S(cluster, owned, cluster_owned, 256, "leases",                                                                    \
+      "the partitions this node indexes in full (docs/cluster.md): leases (the lease manager decides), or statically all, none, or a list like 0,3,5-7") \
     SR_TEST_CONFIG_KEYS(U, S, E)
 
 typedef struct sr_config {

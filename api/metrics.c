@@ -331,6 +331,33 @@ static void c_cluster_events(scrape *s)
     OUT(sr_mexp_u64(s->b, s->name, s->label, "acked", c.acked));
     OUT(sr_mexp_u64(s->b, s->name, s->label, "republished", c.republished));
     OUT(sr_mexp_u64(s->b, s->name, s->label, "error", c.errors));
+    OUT(sr_mexp_u64(s->b, s->name, s->label, "replicated", c.replicated));
+}
+/* the consumers (api/cluster_sub.c, phase 2a) */
+static void c_cluster_consumed(scrape *s)
+{
+    sr_csub_stats c;
+    sr_csub_get_stats(sr_cluster_consumers(), &c);
+    OUT(sr_mexp_u64(s->b, s->name, s->label, "reg", c.reg));
+    OUT(sr_mexp_u64(s->b, s->name, s->label, "data", c.data));
+    OUT(sr_mexp_u64(s->b, s->name, s->label, "refused", c.refused));
+}
+static void c_cluster_dups(scrape *s)
+{
+    sr_csub_stats c;
+    sr_csub_get_stats(sr_cluster_consumers(), &c);
+    OUT(sr_mexp_u64(s->b, s->name, NULL, NULL, c.duplicates));
+}
+static void c_cluster_lag(scrape *s)
+{
+    sr_csub *cs = sr_cluster_consumers();
+    sr_csub_stats c;
+    sr_csub_get_stats(cs, &c);
+    for (uint32_t p = 0; p < c.partitions; p++) {
+        char l[16];
+        snprintf(l, sizeof l, "%u", p);
+        OUT(sr_mexp_u64(s->b, s->name, s->label, l, sr_csub_lag(cs, p)));
+    }
 }
 static void c_cluster_confirmed(scrape *s)
 {
@@ -523,7 +550,13 @@ static void c_ready(scrape *s) { OUT(sr_mexp_u64(s->b, s->name, NULL, NULL, (uin
     X("suiro_fdatasync_seconds", HISTOGRAM, NULL, "Latency of the log's fdatasync", c_fsync)                       \
     X("suiro_log_events_total", COUNTER, NULL, "Events appended to the log since start", c_events)                 \
     X("suiro_cluster_events_total", COUNTER, "state",                                                             \
-      "Cluster mode: events published to NATS, acknowledged, published again, publish errors", c_cluster_events)   \
+      "Cluster mode: events published to NATS, acknowledged, published again, publish errors, replicated (another node's: not published)", c_cluster_events)   \
+    X("suiro_cluster_consumed_total", COUNTER, "class",                                                           \
+      "Cluster mode: other nodes' events applied from the streams (reg, data), refused by this node's writer (refused)", c_cluster_consumed) \
+    X("suiro_cluster_duplicates_total", COUNTER, NULL,                                                            \
+      "Cluster mode: consumed events whose origin was applied before (nothing done)", c_cluster_dups)            \
+    X("suiro_cluster_lag_events", GAUGE, "partition",                                                             \
+      "Cluster mode: events a partition's stream held after the last one its consumer fetched", c_cluster_lag)  \
     X("suiro_cluster_confirmed_seq", GAUGE, NULL,                                                                  \
       "Cluster mode: every event up to this seq is acknowledged by JetStream", c_cluster_confirmed)               \
     X("suiro_cluster_pending_events", GAUGE, NULL,                                                                 \

@@ -2573,7 +2573,7 @@ int sr_server_open(const sr_config *cfg, sr_server **out, char *err, size_t errl
         sr_cluster_opts co = {cfg->cluster_nats,       cfg->cluster_node,       cfg->cluster_name,
                               cfg->data_dir,           cfg->cluster_partitions, cfg->cluster_replicas,
                               cfg->cluster_dedup_window_s, cfg->cluster_ack_timeout_ms, cfg->cluster_max_pending,
-                              cfg->cluster_lease_ms,   cfg->http_listen};
+                              cfg->cluster_lease_ms,   cfg->http_listen, cfg->cluster_owned};
         if ((rc = sr_cluster_open(s->eng, &co, &s->cluster, err, errlen))) goto fail;
     }
     uint64_t t0 = mono_us();

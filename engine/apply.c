@@ -1538,6 +1538,7 @@ int sr__apply_common(sr_engine *e, MDB_txn *t, const Event *ev)
 {
     if (e->o.state_only) return SR_OK; /* the state at a past time reads neither (state.c) */
     int rc = sr__audit_put(e, t, ev); /* the audit trail's row (engine/audit.c) */
+    if (!rc && ev->origin) rc = sr__origin_apply(e, t, ev); /* exactly once, the checkpoint (origins.c) */
     if (rc || !ev->message_id[0]) return rc;
     uint8_t k[300], item[MSGID_ITEM];
     size_t kl = sr__msgid_key(ev, ev->seq, k, sizeof k);

@@ -127,8 +127,19 @@ typedef struct cmd {
     sr_engine_cb cb;
     void *ctx;
     char op[72];
+    int foreign; /* a replicated event (engine/origins.c): the queue SR__FOREIGN_Q */
     struct cmd *next;
 } cmd;
+/* The queue of the replicated events' commands (no operator id has a 0x01). */
+#define SR__FOREIGN_Q "\x01cluster"
+/* writer.c: sr_engine_submit; foreign: on SR__FOREIGN_Q, one event. */
+int sr__submit(sr_engine *e, const sr_slice *events, size_t n, sr_engine_cb cb, void *ctx, int foreign);
+/* origins.c: an event with an origin, before its checks on the writer: 1 a
+ * duplicate (r->duplicate, r->seq), SR_OK (its point numbers mapped), or a
+ * refusal. sr__origin_apply: its origin id, point map row and checkpoint
+ * (sr__apply_common, writer and replay). */
+int sr__origin_prepare(sr_engine *e, MDB_txn *t, Event *ev, sr_result *r);
+int sr__origin_apply(sr_engine *e, MDB_txn *t, const Event *ev);
 
 typedef struct opq {
     char op[72];

@@ -788,7 +788,8 @@ void sr_engine_get_stats(sr_engine *e, sr_engine_stats *out)
 void sr_engine_queue_each(sr_engine *e, void (*fn)(void *ctx, const char *op, uint32_t depth), void *ctx)
 {
     pthread_mutex_lock(&e->mu);
-    for (size_t k = 0; k < e->nq; k++) fn(ctx, e->q[k].op, e->q[k].depth);
+    for (size_t k = 0; k < e->nq; k++) /* the replicated events' queue (origins.c) is "_cluster" */
+        fn(ctx, strcmp(e->q[k].op, SR__FOREIGN_Q) ? e->q[k].op : "_cluster", e->q[k].depth);
     pthread_mutex_unlock(&e->mu);
 }
 

@@ -728,6 +728,7 @@ int sr_event_decode(const void *rec, size_t len, sr_rec *r, sr_event_view *out)
     out->actor_kind = (sr_actor_kind)ev->actor_kind;
     out->kind = sr_event_kind(ev);
     out->ev = ev;
+    if (ev->origin && ev->origin->node && ev->origin->node[0]) out->origin_node = ev->origin->node;
     if (ev->body_case == SUIRO__V1__EVENT__BODY_MASTER_PUT && ev->master_put) {
         out->has_master = 1;
         master_of(ev->master_put, &out->master);

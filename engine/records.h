@@ -915,7 +915,15 @@ typedef struct sr_event_view {
     const void *rec;   /* sr_engine_log_each only: the record as the log returned it (the serialized
                           Event, decrypted), rec_len bytes, valid during the call; else NULL */
     size_t rec_len;
+    const char *origin_node; /* the cluster: the node that wrote it first (Event.origin), or NULL: this node's */
 } sr_event_view;
+
+/* The cluster's class of an event kind (sr_event_view.kind, the Suiro-Kind
+ * header; engine/origins.c): the registry every node needs (published to
+ * <name>.p.NNN.reg), the data its owner indexes (.data), or the node's own
+ * engine's (.data too, never applied on another node). */
+enum { SR_EVCLASS_REG = 1, SR_EVCLASS_DATA = 2, SR_EVCLASS_LOCAL = 3 };
+int sr_event_kind_class(const char *kind);
 
 /* Decode a log record (storage/log.h) into *out; SR_ECORRUPT if it is no event. */
 SR_MUST_CHECK int sr_event_decode(const void *rec, size_t len, sr_rec *r, sr_event_view *out);

@@ -133,6 +133,17 @@
  *              A LogTrim deletes the snapshots below its first kept seq - 1
  *              (their state is before the log's horizon)
  *
+ *   origins    (layout 16; issue #19 phase 2a, engine/origins.c,
+ *              docs/cluster.md) 'E' node \0 seq u64 BE -> the local seq
+ *              u64 LE: one row per replicated event applied here (its
+ *              Origin, events.proto: applied at most once); 'P' node \0
+ *              point u32 BE -> point u32 BE: a data point's number at its
+ *              origin node -> this node's (a replicated MasterPut's)
+ *   cluster_ckpt (layout 16) partition u32 BE ‖ consumer u8 (1 the .reg
+ *              consumer, 2 the full one) -> the highest stream seq that
+ *              consumer applied, u64 LE. Both written from the logged
+ *              event's Origin in its own transaction (sr__origin_apply):
+ *              a rebuild gives them again. Plain (node names and numbers)
  * Retention (engine/retention.c, docs/retention.md) deletes `series`
  * chunks, `latest` rows, `audit` rows and `msgidx` items by Retention
  * events, in the layouts above (layout 6 is unchanged by it), and (layout
@@ -227,8 +238,13 @@
  *      `statesnap` database (engine/statesnap.c, docs/state.md). An older
  *      index has none: rebuilt at a read-write open (a rebuild makes none:
  *      they are a cache, below); an older suiro refuses this index as newer.
+ *  16: (issue #19 phase 2a, the cluster's consumers; the integrator
+ *      renumbers) the `origins` and `cluster_ckpt` databases
+ *      (engine/origins.c, docs/cluster.md). An older index has none:
+ *      rebuilt at a read-write open (its log has no replicated event, so
+ *      they stay empty); an older suiro refuses this index as newer.
  */
-#define SR_INDEX_LAYOUT 15u
+#define SR_INDEX_LAYOUT 16u
 
 /* The databases whose values are sealed in a sealed index (layout 8,
  * engine/ixseal.h; docs/keys.md "What stays plaintext"): every one that
@@ -275,7 +291,9 @@
     X(NOTIFYQ, "notifyq", 0)                       \
     X(ALIVE, "alive", 0)                           \
     X(MTREE, "mtree", 0)                           \
-    X(STATESNAP, "statesnap", 0)
+    X(STATESNAP, "statesnap", 0)                   \
+    X(ORIGINS, "origins", 0)                       \
+    X(CLUSTER_CKPT, "cluster_ckpt", 0)
 
 typedef enum sr_dbi {
 #define SR_X_(id, name, flags) SR_DB_##id,

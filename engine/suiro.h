@@ -212,6 +212,34 @@ typedef void (*sr_engine_cb)(void *ctx, const sr_result *res);
 SR_MUST_CHECK int sr_engine_submit(sr_engine *e, const sr_slice *events, size_t n, sr_engine_cb cb,
                                    void *ctx);
 
+/* ---- the cluster's replicated events (engine/origins.c; docs/cluster.md) ----
+ * An event another node wrote (rec: the serialized Event as that node's log
+ * holds it), consumed from its partition's stream. The engine sets its
+ * Origin, clears what this node's writer decides again (seq, ingest_ms, a
+ * document's expected revision, a data point's number: mapped), and queues
+ * it as a command of one event on the replicated events' own queue (FIFO).
+ * Its callback: res->duplicate = 1 when the origin id node:seq was applied
+ * before (nothing applied, nothing appended; res->seq the first's local
+ * seq). The origin id and the consumer's checkpoint are written in the
+ * event's own transaction. SR_EINVAL also for an event that holds an origin
+ * already or is of a kind only its own node's engine writes (a heads
+ * checkpoint, a write audit, ...: sr_event_kind_class SR_EVCLASS_LOCAL). */
+typedef struct sr_origin {
+    const char *node;    /* the node that wrote it */
+    uint64_t seq;        /* its seq there */
+    uint32_t partition;
+    uint64_t stream_seq; /* its sequence in the partition's stream */
+    int consumer;        /* 1 the registry consumer (.reg), 2 the full one */
+} sr_origin;
+SR_MUST_CHECK int sr_engine_submit_origin(sr_engine *e, const void *rec, size_t len, const sr_origin *o,
+                                          sr_engine_cb cb, void *ctx);
+/* The highest stream seq consumer `which` (1, 2) applied of partition part
+ * (0: none yet). */
+SR_MUST_CHECK int sr_engine_cluster_ckpt(sr_engine *e, uint32_t part, int which, uint64_t *seq);
+/* SR_OK and *local (the local seq) when origin id node:seq was applied
+ * here; SR_ENOTFOUND if not. */
+SR_MUST_CHECK int sr_engine_origin_seen(sr_engine *e, const char *node, uint64_t seq, uint64_t *local);
+
 /* Convenience for tools and tests: submit and wait for the result. */
 SR_MUST_CHECK int sr_engine_submit_wait(sr_engine *e, const sr_slice *events, size_t n, sr_result *res);
 

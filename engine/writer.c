@@ -696,6 +696,7 @@ static void process_group(sr_engine *e, cmd **cmds, size_t nc, int closing)
                 e->seal.defer = 1;
                 e->seal.ev = (uint32_t)k;
             }
+            if (ev->origin && (rc = sr__origin_prepare(e, child, ev, r))) break; /* 1: a duplicate (origins.c) */
             rc = sr__apply_nonseries(e, child, ev, r, 1);
             if (!rc) rc = sr__apply_common(e, child, ev);
         }
@@ -720,6 +721,7 @@ static void process_group(sr_engine *e, cmd **cmds, size_t nc, int closing)
              * ingest time put in front (the bytes a re-pack gives, see
              * splice_ok), anything else re-packed */
             int splice = evs[k]->body_case == SUIRO__V1__EVENT__BODY_MEASUREMENTS && evs[k]->seq && evs[k]->ingest_ms > 0 &&
+                         !evs[k]->origin && /* its point numbers were mapped: re-packed */
                          splice_ok(c->ev[k].data, c->ev[k].len);
             size_t n = splice ? 2 + sr_varint_len(evs[k]->seq) + sr_varint_len((uint64_t)evs[k]->ingest_ms) + c->ev[k].len
                               : protobuf_c_message_get_packed_size(&evs[k]->base);
@@ -1031,6 +1033,11 @@ static int wire_operator(const uint8_t *p, size_t n, const uint8_t **op, size_t 
 
 int sr_engine_submit(sr_engine *e, const sr_slice *events, size_t n, sr_engine_cb cb, void *ctx)
 {
+    return sr__submit(e, events, n, cb, ctx, 0);
+}
+
+int sr__submit(sr_engine *e, const sr_slice *events, size_t n, sr_engine_cb cb, void *ctx, int foreign)
+{
     if (e && e->nospace_ro) return SR_ENOSPC; /* read-only for lack of space (§7) */
     if (!e || !events || !n || e->o.readonly || e->o.log_readonly) return SR_EINVAL;
     /* copy, and find the operator (every event of a command has the same) */
@@ -1066,11 +1073,13 @@ int sr_engine_submit(sr_engine *e, const sr_slice *events, size_t n, sr_engine_c
     c->n = n;
     c->cb = cb;
     c->ctx = ctx;
+    c->foreign = foreign;
+    const char *qname = foreign ? SR__FOREIGN_Q : c->op; /* origins.c invariant 3: one FIFO */
     pthread_mutex_lock(&e->mu);
     int rc = e->poisoned ? SR_EPOISONED : e->stopping ? SR_ECLOSED : SR_OK;
     opq *q = NULL;
     for (size_t k = 0; !rc && k < e->nq; k++)
-        if (!strcmp(e->q[k].op, c->op)) q = &e->q[k];
+        if (!strcmp(e->q[k].op, qname)) q = &e->q[k];
     if (!rc && !q) {
         if (e->nq == e->capq) {
             size_t cap = e->capq ? e->capq * 2 : 8;
@@ -1084,7 +1093,7 @@ int sr_engine_submit(sr_engine *e, const sr_slice *events, size_t n, sr_engine_c
         if (!rc) {
             q = &e->q[e->nq++];
             memset(q, 0, sizeof *q);
-            snprintf(q->op, sizeof q->op, "%s", c->op);
+            snprintf(q->op, sizeof q->op, "%s", qname);
         }
     }
     if (!rc && (e->depth >= e->o.queue_max || q->depth >= e->o.queue_max_per_op)) rc = SR_EFULL;

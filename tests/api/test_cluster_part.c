@@ -150,6 +150,45 @@ Test(config, cluster_keys)
     cr_assert_neq(sr_config_set(&c, "cluster", "partitions", "0", err, sizeof err), 0, "at least one partition");
 }
 
+/* [cluster] owned (phase 2a, the consumers): all, none, a list */
+static int owned_bits(const char *spec, uint32_t parts, char *out, char *err, size_t n)
+{
+    uint8_t b[(SR_CLUSTER_MAX_PARTITIONS + 7) / 8];
+    memset(b, 0xAA, sizeof b);
+    int rc = sr_cluster_parse_owned(spec, parts, b, err, n);
+    for (uint32_t p = 0; p < parts; p++) out[p] = (b[p / 8] >> (p % 8)) & 1 ? '1' : '0';
+    out[parts] = 0;
+    return rc;
+}
+
+Test(config, owned_partitions)
+{
+    char err[512], bits[32];
+    cr_assert_eq(owned_bits("all", 8, bits, err, sizeof err), 0);
+    cr_assert_str_eq(bits, "11111111");
+    cr_assert_eq(owned_bits("none", 8, bits, err, sizeof err), 0);
+    cr_assert_str_eq(bits, "00000000");
+    cr_assert_eq(owned_bits("0,3,5-7", 8, bits, err, sizeof err), 0, "%s", err);
+    cr_assert_str_eq(bits, "10010111");
+    cr_assert_eq(owned_bits("2-2", 4, bits, err, sizeof err), 0, "%s", err);
+    cr_assert_str_eq(bits, "0010");
+    const char *bad[] = {"8", "0,8", "3-1", "x", "1,", ",1", "1-", "-1", "1;2", "all,1", " 1"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        cr_assert_eq(owned_bits(bad[i], 8, bits, err, sizeof err), SR_EINVAL, "'%s' is refused", bad[i]);
+        cr_assert(strstr(err, "[cluster] owned") && strstr(err, bad[i]), "names the key and the value: %s", err);
+    }
+    /* and by the configuration's check */
+    sr_config c;
+    sr_config_defaults(&c);
+    cr_assert_eq(sr_config_set(&c, "cluster", "nats", "nats://127.0.0.1:4222", err, sizeof err), 0);
+    cr_assert_eq(sr_config_set(&c, "cluster", "node", "s1", err, sizeof err), 0);
+    cr_assert_eq(sr_config_set(&c, "cluster", "owned", "0,99", err, sizeof err), 0);
+    cr_assert_eq(sr_config_check(&c, err, sizeof err), -1, "partition 99 of 16");
+    cr_assert(strstr(err, "owned"), "%s", err);
+    cr_assert_eq(sr_config_set(&c, "cluster", "owned", "0,15", err, sizeof err), 0);
+    cr_assert_eq(sr_config_check(&c, err, sizeof err), 0, "%s", err);
+}
+
 Test(config, partitions_fixed_at_first_start)
 {
     char *d = tu_tmpdir("cluster");

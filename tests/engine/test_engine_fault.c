@@ -101,7 +101,10 @@
  * batch of gateway GW1's refused values (an AccessEvent with refusals,
  * api/access.h sr_access_refused): after the reopen the audit trail holds
  * its "refused" row (outcome E5003, the count and the dropped ones) exactly
- * when it was acknowledged. The last two commands (30, 31:
+ * when it was acknowledged. Command 29 (ORIGIN_CMD, issue #19 phase 2a)
+ * is a measurement event another node wrote, submitted with its origin:
+ * after the reopen its values, its origin id and its consumer checkpoint
+ * are all there exactly when it was acknowledged. The last two commands (30, 31:
  * NCMD - 2, NCMD - 1) are the duplicate pair (single events whatever NCMD
  * is); the others are ordinary commands. Command 26 (SNAP_CMD, issue #18)
  * is an ordinary measurement command whose write makes a state snapshot
@@ -1116,6 +1119,37 @@ static int ckpt_run(sr_engine *e, sr_result *res)
 enum { SNAP_CMD = 26 };
 _Static_assert((int)SNAP_CMD > (int)REVOKE_CMD - 2 && SNAP_CMD < NCMD - 2, "before the duplicate pair");
 
+/* Command 29 (ORIGIN_CMD; issue #19 phase 2a, engine/origins.c): a
+ * measurement event node "nx" wrote, submitted as the cluster's consumer
+ * does (sr_engine_submit_origin: origin nx:29, partition 5, stream seq 2929,
+ * the full consumer). After the reopen its values, its origin id (`origins`)
+ * and the consumer's checkpoint (`cluster_ckpt`) are all there exactly when
+ * it was acknowledged -- never an effect without its origin and checkpoint
+ * nor one of those without the effect -- and the index equals a rebuild. */
+enum { ORIGIN_CMD = 29 };
+_Static_assert((int)ORIGIN_CMD < NCMD - 2, "before the duplicate pair");
+static const uint64_t ORIGIN_STREAM_SEQ = 2929;
+static void build_origin(fixture *f)
+{
+    command *cm = &f->cmds[ORIGIN_CMD];
+    /* one event: the first of the ordinary command 29 (its measurements), no
+     * message id (the origin id is its id) */
+    cm->nev = 1;
+    cm->user[0] = 0;
+    cm->msgid[0] = 0;
+    cm->bytes.len = 0;
+    int k = ORIGIN_CMD % NPOINTS;
+    sr_pv_in in = {cm->point[0], TYPES[k], cm->s[0], cm->ns[0]};
+    cr_assert_eq(sr_ev_measurements("op1", k % 2 ? "GW2" : "GW1", SR_ACTOR_GATEWAY, NULL, &in, 1, &cm->bytes), SR_OK);
+    cm->lens[0] = cm->bytes.len;
+}
+
+static int origin_run(sr_engine *e, command *cm, sr_result *res)
+{
+    const sr_origin o = {"nx", 29, 5, ORIGIN_STREAM_SEQ, 2};
+    return et_submit_origin(e, cm->bytes.data, cm->lens[0], &o, res);
+}
+
 /* Run command c: a submit of its events, or command 21's sweep; *extra gets
  * the events the sweep appended (acknowledged ones, also when a later step
  * failed). */
@@ -1133,6 +1167,7 @@ static int cmd_run(sr_engine *e, command *cm, int c, sr_result *res, uint64_t *e
         return rc;
     }
     if (c == CKPT_CMD) return ckpt_run(e, res);
+    if (c == ORIGIN_CMD) return origin_run(e, cm, res);
     sr_slice sl[3];
     for (size_t v = 0, pos = 0; v < cm->nev; pos += cm->lens[v], v++)
         sl[v] = (sr_slice){cm->bytes.data + pos, cm->lens[v]};
@@ -1249,6 +1284,7 @@ static void fixture_init(fixture *f)
     build_revocation(f);
     build_refusals(f);
     build_ckpt(f);
+    build_origin(f);
 }
 
 static void fixture_release(fixture *f)
@@ -1487,6 +1523,14 @@ static void check_db(fixture *f, const outcome *out, const char *ctx)
     cr_assert_eq(nrc, out->acked_cmd[NOTIFY_MARK_CMD] ? SR_OK : SR_ENOTFOUND, "%s: the notify mark (acknowledged %d)",
                  ctx, out->acked_cmd[NOTIFY_MARK_CMD]);
     cr_assert(nrc || through == NOTIFY_THROUGH, "%s: the notify mark's seq", ctx);
+    /* command 29's origin and checkpoint: both there exactly when its values are (acknowledged) */
+    uint64_t oloc = 0, ock = 0;
+    int orc = sr_engine_origin_seen(e, "nx", 29, &oloc);
+    cr_assert_eq(orc, out->acked_cmd[ORIGIN_CMD] ? SR_OK : SR_ENOTFOUND, "%s: the origin nx:29 (acknowledged %d)", ctx,
+                 out->acked_cmd[ORIGIN_CMD]);
+    cr_assert_eq(sr_engine_cluster_ckpt(e, 5, 2, &ock), SR_OK);
+    cr_assert_eq(ock, out->acked_cmd[ORIGIN_CMD] ? ORIGIN_STREAM_SEQ : 0, "%s: the checkpoint (acknowledged %d)", ctx,
+                 out->acked_cmd[ORIGIN_CMD]);
     /* command 27's revocation: there, whole, exactly when acknowledged */
     sr_rec rr = SR_REC_INIT;
     sr_reg_entry rv;

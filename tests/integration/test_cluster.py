@@ -39,6 +39,9 @@ ACKS = os.path.join(T, "acks.txt")
 PARTS = 4
 procs = []
 check = srtest.Checks()
+# the kinds of the registry class (engine/origins.c body_class, docs/cluster.md "Subjects")
+REG = {"registry_put", "registry_delete", "master_put", "master_delete", "user", "auth", "login_policy", "admin",
+       "pending", "session", "file_share"}
 
 
 def partition(op, n):
@@ -142,6 +145,10 @@ def verify_streams(label, nats, want_all_log=True):
     check("%s: the streams hold nothing the log lacks" % label, not (stream_seqs - seqs), sorted(stream_seqs - seqs)[:5])
     wrong = [m for m in msgs if m["partition"] != partition("" if m["operator"] == "-" else m["operator"], PARTS)]
     check("%s: every event is on its operator's partition" % label, not wrong, wrong[:2])
+    # phase 2a: the registry class on <name>.p.NNN.reg, every other kind on .data (engine/origins.c)
+    wrong = [m for m in msgs if m["subject"] != "SUIRO.p.%03d.%s" % (m["partition"], "reg" if m["kind"] in REG else "data")]
+    check("%s: every event on its class's subject (.reg: %d)" % (label, sum(m["kind"] in REG for m in msgs)),
+          not wrong and any(m["kind"] in REG for m in msgs), wrong[:2])
     bad_id = [m for m in msgs if m["msgid"] != "s1:%s" % m["seq"] or not m["event"] or m["event"].get("seq") != m["seq"]]
     check("%s: Msg-Id is node:seq and the payload is the log's event" % label, not bad_id, bad_id[:2])
     return msgs

@@ -20,6 +20,10 @@ int et_setup_masters(sr_engine *e, const char *op, int npoints, const sr_vtype *
  * it cannot be made. */
 sr_engine *et_fuzz_engine(const char *name, int npoints);
 
+/* Submit one event another node wrote with its origin (the cluster's
+ * consumer, engine/origins.c) and wait; the submit's code, else res->rc. */
+int et_submit_origin(sr_engine *e, const void *rec, size_t len, const sr_origin *o, sr_result *res);
+
 /* Submit one measurement event for one point; returns the result code. */
 int et_put(sr_engine *e, const char *op, const char *gw, uint32_t point, sr_vtype type, const sr_sample *s,
            size_t n, const char *msgid, sr_result *res);

@@ -80,9 +80,9 @@ int main(int argc, char **argv)
             line.len = 0;
             int ok = sr_event_decode(natsMsg_GetData(m), (size_t)natsMsg_GetDataLength(m), &r, &v) == SR_OK &&
                      sr_event_view_json(&v, &eo, &line) == SR_OK;
-            printf("{\"stream\":\"%s\",\"sseq\":%" PRIu64 ",\"partition\":%d,\"msgid\":\"%s\",\"node\":\"%s\","
-                   "\"seq\":%s,\"operator\":\"%s\",\"kind\":\"%s\",\"event\":%.*s}\n",
-                   name, q, p, hdr(m, "Nats-Msg-Id"), hdr(m, "Suiro-Node"), hdr(m, "Suiro-Seq")[0] ? hdr(m, "Suiro-Seq") : "0",
+            printf("{\"stream\":\"%s\",\"sseq\":%" PRIu64 ",\"subject\":\"%s\",\"partition\":%d,\"msgid\":\"%s\","
+                   "\"node\":\"%s\",\"seq\":%s,\"operator\":\"%s\",\"kind\":\"%s\",\"event\":%.*s}\n",
+                   name, q, natsMsg_GetSubject(m), p, hdr(m, "Nats-Msg-Id"), hdr(m, "Suiro-Node"), hdr(m, "Suiro-Seq")[0] ? hdr(m, "Suiro-Seq") : "0",
                    hdr(m, "Suiro-Operator"), hdr(m, "Suiro-Kind"), ok ? (int)line.len : 4,
                    ok ? (const char *)line.data : "null");
             sr_rec_close(&r);

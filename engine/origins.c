@@ -1,0 +1,281 @@
+/*
+ * engine/origins.c -- the cluster mode's replicated events (issue #19 phase
+ * 2a, docs/cluster.md "Consumers"): the class of each event kind (which
+ * stream subject it goes to), the submit of an event another node wrote
+ * (with its Origin, codecs/events.proto), its exactly-once check, the point
+ * numbers it is mapped to, and the consumers' checkpoints.
+ *
+ * The index databases (engine/schema.h, layout 16):
+ *   origins       'E' node \0 seq u64 BE -> the local seq u64 LE (one row
+ *                 per replicated event applied here);
+ *                 'P' node \0 point u32 BE -> the local point u32 BE (a data
+ *                 point's number at its origin node -> this node's);
+ *   cluster_ckpt  partition u32 BE ‖ consumer u8 (1 .reg, 2 full) -> the
+ *                 highest stream seq applied by that consumer, u64 LE.
+ * Both are written by sr__origin_apply from the logged event alone (its
+ * Origin), on the writer's path and in the replay: a rebuild gives them
+ * again (engine.c invariant 3).
+ *
+ * INVARIANTS
+ *  (1) An origin id node:seq is applied at most once: the writer answers a
+ *      second one as a duplicate (res->duplicate, res->seq the first's local
+ *      seq), nothing applied, nothing appended.
+ *  (2) The origin id, the point map row and the checkpoint are written in
+ *      the same LMDB transaction as the event's effects (sr__apply_common):
+ *      all or nothing after any fault.
+ *  (3) Replicated commands go through one queue of their own (writer.c:
+ *      FIFO), so an applied event implies every one its consumer submitted
+ *      before it was processed: the checkpoint (the highest stream seq) never
+ *      passes an event not yet processed.
+ *  (4) A replicated measurement's point numbers are the origin's: the writer
+ *      maps them through the 'P' rows before its checks; a number with no
+ *      row is kept (a point seeded identically on every node; docs/cluster.md
+ *      says what this does not cover).
+ */
+#include "engine/engine_int.h"
+
+#include "engine/records.h"
+#include "engine/schema.h"
+#include "storage/index.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- the class of each kind ---- */
+
+#pragma GCC diagnostic push
+#pragma GCC diagnostic error "-Wswitch"
+static int body_class(Suiro__V1__Event__BodyCase c)
+{
+    switch (c) {
+    /* the registry every node needs: who may connect, what exists */
+    case SUIRO__V1__EVENT__BODY_REGISTRY_PUT:
+    case SUIRO__V1__EVENT__BODY_REGISTRY_DELETE:
+    case SUIRO__V1__EVENT__BODY_MASTER_PUT:
+    case SUIRO__V1__EVENT__BODY_MASTER_DELETE:
+    case SUIRO__V1__EVENT__BODY_USER:
+    case SUIRO__V1__EVENT__BODY_AUTH:
+    case SUIRO__V1__EVENT__BODY_LOGIN_POLICY:
+    case SUIRO__V1__EVENT__BODY_ADMIN:
+    case SUIRO__V1__EVENT__BODY_PENDING:
+    case SUIRO__V1__EVENT__BODY_SESSION:
+    case SUIRO__V1__EVENT__BODY_FILE_SHARE:
+        return SR_EVCLASS_REG;
+    /* the data its owner indexes */
+    case SUIRO__V1__EVENT__BODY_MEASUREMENTS:
+    case SUIRO__V1__EVENT__BODY_REQUEST_CREATED:
+    case SUIRO__V1__EVENT__BODY_REQUEST_TRANSITION:
+    case SUIRO__V1__EVENT__BODY_MONITOR:
+    case SUIRO__V1__EVENT__BODY_DOC_PUT:
+    case SUIRO__V1__EVENT__BODY_DOC_DELETE:
+    case SUIRO__V1__EVENT__BODY_FILE_PUT:
+    case SUIRO__V1__EVENT__BODY_FILE_DELETE:
+    case SUIRO__V1__EVENT__BODY_ALARM:
+    case SUIRO__V1__EVENT__BODY_CORRECTION:
+    case SUIRO__V1__EVENT__BODY_ALIVE:
+    case SUIRO__V1__EVENT__BODY_ACCESS:
+    case SUIRO__V1__EVENT__BODY_ACCESS_BATCH:
+        return SR_EVCLASS_DATA;
+    /* the node's own engine's: published (the stream is the whole log) but
+     * never applied on another node (its writer decides them itself) */
+    case SUIRO__V1__EVENT__BODY_KEY:
+    case SUIRO__V1__EVENT__BODY_HEADS_CHECKPOINT:
+    case SUIRO__V1__EVENT__BODY_BACKUP:
+    case SUIRO__V1__EVENT__BODY_PUSH_MARK:
+    case SUIRO__V1__EVENT__BODY_RETENTION:
+    case SUIRO__V1__EVENT__BODY_CONFIG_CARRY:
+    case SUIRO__V1__EVENT__BODY_LOG_TRIM:
+    case SUIRO__V1__EVENT__BODY_NOTIFY:
+    case SUIRO__V1__EVENT__BODY_CHECKPOINT:
+    case SUIRO__V1__EVENT__BODY_WRITE_AUDIT:
+    case SUIRO__V1__EVENT__BODY__NOT_SET:
+        return SR_EVCLASS_LOCAL;
+    case _SUIRO__V1__EVENT__BODY__CASE_IS_INT_SIZE:
+        break;
+    }
+    return SR_EVCLASS_LOCAL;
+}
+#pragma GCC diagnostic pop
+
+int sr_event_kind_class(const char *kind)
+{
+    if (!kind) return SR_EVCLASS_LOCAL;
+    const ProtobufCFieldDescriptor *f =
+        protobuf_c_message_descriptor_get_field_by_name(&suiro__v1__event__descriptor, kind);
+    if (!f || !(f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF)) return SR_EVCLASS_LOCAL; /* not a case of body */
+    return body_class((Suiro__V1__Event__BodyCase)f->id);
+}
+
+/* ---- the submit ---- */
+
+int sr_engine_submit_origin(sr_engine *e, const void *rec, size_t len, const sr_origin *o, sr_engine_cb cb, void *ctx)
+{
+    if (!e || !rec || !o || !o->node || !o->node[0] || !o->seq || (o->consumer != 1 && o->consumer != 2))
+        return SR_EINVAL;
+    Event *ev = suiro__v1__event__unpack(NULL, len, rec);
+    if (!ev) return SR_EINVAL;
+    int rc = SR_OK;
+    /* an event already replicated (its origin node applied it from another)
+     * or the engine's own kinds: not for another node's writer */
+    if (ev->origin || body_class(ev->body_case) == SR_EVCLASS_LOCAL) rc = SR_EINVAL;
+    Suiro__V1__Origin og = SUIRO__V1__ORIGIN__INIT;
+    if (!rc) {
+        og.node = (char *)o->node;
+        og.seq = o->seq;
+        og.partition = o->partition;
+        og.stream_seq = o->stream_seq;
+        og.consumer = (uint32_t)o->consumer;
+        ev->origin = &og;
+        ev->seq = 0; /* this node's writer decides them */
+        ev->ingest_ms = 0;
+        if (ev->body_case == SUIRO__V1__EVENT__BODY_DOC_PUT && ev->doc_put)
+            ev->doc_put->revision = 0; /* the origin's revision check was made there: any */
+        if (ev->body_case == SUIRO__V1__EVENT__BODY_MASTER_PUT && ev->master_put &&
+            ev->master_put->kind == SUIRO__V1__MASTER_KIND__MK_DATA_POINT) {
+            og.point = ev->master_put->point; /* mapped to this node's number (sr__origin_apply) */
+            ev->master_put->point = 0;
+        }
+        size_t n = protobuf_c_message_get_packed_size(&ev->base);
+        uint8_t *b = malloc(n ? n : 1);
+        if (!b) rc = SR_ENOMEM;
+        else {
+            protobuf_c_message_pack(&ev->base, b);
+            sr_slice s = {b, n};
+            rc = sr__submit(e, &s, 1, cb, ctx, 1);
+            free(b);
+        }
+        ev->origin = NULL; /* og is on the stack */
+    }
+    suiro__v1__event__free_unpacked(ev, NULL);
+    return rc;
+}
+
+/* ---- the writer's side ---- */
+
+static size_t id_key(uint8_t *k, size_t cap, char tag, const char *node, const void *tail, size_t tl)
+{
+    size_t nl = strlen(node);
+    if (2 + nl + tl > cap) return 0;
+    k[0] = (uint8_t)tag;
+    memcpy(k + 1, node, nl);
+    k[1 + nl] = 0;
+    memcpy(k + 2 + nl, tail, tl);
+    return 2 + nl + tl;
+}
+
+static size_t event_key(uint8_t *k, size_t cap, const Suiro__V1__Origin *o)
+{
+    uint8_t s[8];
+    be64(s, o->seq);
+    return id_key(k, cap, 'E', o->node, s, 8);
+}
+
+static uint32_t map_point(sr_engine *e, MDB_txn *t, const char *node, uint32_t p)
+{
+    uint8_t k[128], pb[4];
+    be32(pb, p);
+    size_t kl = id_key(k, sizeof k, 'P', node, pb, 4);
+    MDB_val v;
+    if (kl && get(t, DB(e, SR_DB_ORIGINS), k, kl, &v) == SR_OK && v.mv_size == 4) return get_be32(v.mv_data);
+    return p; /* invariant 4 */
+}
+
+int sr__origin_prepare(sr_engine *e, MDB_txn *t, Event *ev, sr_result *r)
+{
+    const Suiro__V1__Origin *o = ev->origin;
+    if (!o) return SR_OK;
+    if (!o->node || !o->node[0] || !o->seq) return sr__refuse(r, SR_EINVAL, "origin: no node or seq");
+    uint8_t k[128];
+    size_t kl = event_key(k, sizeof k, o);
+    if (!kl) return sr__refuse(r, SR_EINVAL, "origin: node name too long");
+    MDB_val v;
+    int rc = get(t, DB(e, SR_DB_ORIGINS), k, kl, &v);
+    if (rc == SR_OK) { /* invariant 1 */
+        r->duplicate = 1;
+        r->seq = v.mv_size == 8 ? sr_get_le64(v.mv_data) : 0;
+        return 1;
+    }
+    if (rc != SR_ENOTFOUND) return rc;
+    /* the values' point numbers: the origin's -> this node's (invariant 4) */
+    Suiro__V1__Measurements *m = (Suiro__V1__Measurements *)sr__event_values(ev);
+    if (!m) return SR_OK;
+    for (size_t i = 0; i < m->n_points; i++) m->points[i]->point = map_point(e, t, o->node, m->points[i]->point);
+    Suiro__V1__Snapshot *sn = m->snapshot;
+    if (sn && sn->n_dpoint) {
+        uint64_t abs = 0, prev_local = 0;
+        for (size_t j = 0; j < sn->n_dpoint; j++) {
+            abs += (uint64_t)sn->dpoint[j];
+            uint32_t lp = map_point(e, t, o->node, (uint32_t)abs);
+            sn->dpoint[j] = (int64_t)lp - (int64_t)prev_local;
+            prev_local = lp;
+        }
+    }
+    return SR_OK;
+}
+
+int sr__origin_apply(sr_engine *e, MDB_txn *t, const Event *ev)
+{
+    const Suiro__V1__Origin *o = ev->origin;
+    if (!o || !o->node || !o->node[0]) return SR_OK;
+    uint8_t k[128], b[8];
+    size_t kl = event_key(k, sizeof k, o);
+    if (!kl) return SR_OK; /* refused by the writer: never logged */
+    sr_put_le64(b, ev->seq);
+    int rc = put(t, DB(e, SR_DB_ORIGINS), k, kl, b, 8);
+    if (rc) return rc;
+    if (o->point && ev->body_case == SUIRO__V1__EVENT__BODY_MASTER_PUT && ev->master_put) {
+        uint8_t pb[4], lp[4];
+        be32(pb, o->point);
+        be32(lp, ev->master_put->point);
+        kl = id_key(k, sizeof k, 'P', o->node, pb, 4);
+        if (kl && (rc = put(t, DB(e, SR_DB_ORIGINS), k, kl, lp, 4))) return rc;
+    }
+    if (o->consumer == 1 || o->consumer == 2) {
+        uint8_t ck[5];
+        be32(ck, o->partition);
+        ck[4] = (uint8_t)o->consumer;
+        MDB_val v;
+        if (get(t, DB(e, SR_DB_CLUSTER_CKPT), ck, 5, &v) == SR_OK && v.mv_size == 8 &&
+            sr_get_le64(v.mv_data) >= o->stream_seq)
+            return SR_OK;
+        sr_put_le64(b, o->stream_seq);
+        rc = put(t, DB(e, SR_DB_CLUSTER_CKPT), ck, 5, b, 8);
+    }
+    return rc;
+}
+
+/* ---- the queries ---- */
+
+int sr_engine_cluster_ckpt(sr_engine *e, uint32_t part, int which, uint64_t *seq)
+{
+    *seq = 0;
+    MDB_txn *t;
+    int rc = sr_index_read_begin(e->ix, &t);
+    if (rc) return rc;
+    uint8_t ck[5];
+    be32(ck, part);
+    ck[4] = (uint8_t)which;
+    MDB_val v;
+    rc = get(t, DB(e, SR_DB_CLUSTER_CKPT), ck, 5, &v);
+    if (rc == SR_OK && v.mv_size == 8) *seq = sr_get_le64(v.mv_data);
+    sr_index_read_end(e->ix, t);
+    return rc == SR_ENOTFOUND ? SR_OK : rc;
+}
+
+int sr_engine_origin_seen(sr_engine *e, const char *node, uint64_t seq, uint64_t *local)
+{
+    *local = 0;
+    MDB_txn *t;
+    int rc = sr_index_read_begin(e->ix, &t);
+    if (rc) return rc;
+    Suiro__V1__Origin o = SUIRO__V1__ORIGIN__INIT;
+    o.node = (char *)node;
+    o.seq = seq;
+    uint8_t k[128];
+    size_t kl = event_key(k, sizeof k, &o);
+    MDB_val v;
+    rc = kl ? get(t, DB(e, SR_DB_ORIGINS), k, kl, &v) : SR_EINVAL;
+    if (rc == SR_OK && v.mv_size == 8) *local = sr_get_le64(v.mv_data);
+    sr_index_read_end(e->ix, t);
+    return rc;
+}
