@@ -670,6 +670,7 @@ int sr_cluster_get_own_stats(sr_cluster_own_stats *out, uint32_t *owned)
     sr__cluster_own_stats(c->own, out);
     for (uint32_t p = 0; p < c->partitions; p++) *owned += (uint32_t)sr_cluster_owns(c, p);
     return 1;
+}
 
 int sr_cluster_owns(sr_cluster *c, uint32_t part) { return c ? sr_csub_owns(c->sub, part) : 0; }
 
