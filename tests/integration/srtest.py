@@ -586,11 +586,14 @@ def init_with_admin(binary, data, demo=False, second=None):
     return (pw, None) if second else pw
 
 
-def init_with_admins(binary, data, demo=False, second="admin2"):
-    """`suiro init` with the first platform admin ("admin") and a second one
-    (second; None: none), who approves the first one's privilege changes
-    (the two-person rule): their temporary passwords, as init prints them."""
-    cmd = [binary, "init"] + (["--demo"] if demo else []) + (["--second-admin", second] if second else []) + [data]
+def init_with_admins(binary, data, demo=False, second="admin2", admin=None):
+    """`suiro init` with the first platform admin (admin; None: init's
+    default "admin") and a second one (second; None: none), who approves the
+    first one's privilege changes (the two-person rule): their temporary
+    passwords, as init prints them. (Cluster nodes replicate users: each
+    node's init names its admins apart.)"""
+    cmd = ([binary, "init"] + (["--demo"] if demo else []) + (["--admin", admin] if admin else []) +
+           (["--second-admin", second] if second else []) + [data])
     r = subprocess.run(cmd, check=True, capture_output=True, text=True)
     return [ln.split(":", 1)[1].strip() for ln in r.stdout.splitlines() if ln.startswith("temporary password:")]
 

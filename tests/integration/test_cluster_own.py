@@ -71,14 +71,17 @@ class Node:
         self.data = os.path.join(T, "data-%s" % self.name)
         self.log = os.path.join(T, "server-%s.log" % self.name)
         self.pw = "cluster-password-1"
-        tmp, self.tmp2 = srtest.init_with_admins(BIN, self.data)
+        # users are replicated between nodes (docs/cluster.md): each node's
+        # admins and auditor have their own ids
+        self.admin, self.admin2 = "admin-" + self.name, "admin2-" + self.name
+        tmp, self.tmp2 = srtest.init_with_admins(BIN, self.data, admin=self.admin, second=self.admin2)
         self.cfg = os.path.join(T, "%s.ini" % self.name)
         with open(self.cfg, "w") as f:
             f.write("[cluster]\nnats = %s\nnode = %s\npartitions = %d\nreplicas = 3\nlease_ms = %d\n"
                     % (nats, self.name, PARTS, LEASE))
         self.p = None
         self.start()
-        self.api = srtest.admin_session(self.port, "admin", tmp, self.pw)
+        self.api = srtest.admin_session(self.port, self.admin, tmp, self.pw)
 
     def start(self):
         self.p, ports = srtest.start_server(BIN, self.data, self.log, config=self.cfg, until="http", timeout=60,
@@ -87,7 +90,7 @@ class Node:
         self.port = ports["http"]
 
     def relogin(self):
-        self.api = srtest.admin_session(self.port, "admin", self.pw)
+        self.api = srtest.admin_session(self.port, self.admin, self.pw)
 
     def status(self):
         st, b = self.api.call("GET", "/admin/v1/cluster")
@@ -209,8 +212,8 @@ try:
     # ---- D: the audit trail, read by each node's auditor; the status's authorization ----
     auds = []
     for n in nodes:
-        root2 = srtest.admin_session(n.port, "admin2", n.tmp2, "cluster-password-2")
-        auds.append(srtest.admin_new_user(n.port, n.api, "aud", "platform", None, ["auditor"], "auditor-password-1",
+        root2 = srtest.admin_session(n.port, n.admin2, n.tmp2, "cluster-password-2")
+        auds.append(srtest.admin_new_user(n.port, n.api, "aud-" + n.name, "platform", None, ["auditor"], "auditor-password-1",
                                           approver=root2))
         if n is nodes[0]:
             s1_root2 = root2
