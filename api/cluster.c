@@ -85,6 +85,28 @@ static int64_t now_ms(void)
     return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
 }
 
+/* ---- one NATS connection (the publisher's, the lease manager's and the
+ * consumers' each have their own) ---- */
+
+int sr__nats_connect(const char *urls_csv, const char *name, natsConnection **out)
+{
+    natsOptions *o = NULL;
+    const char *urls[32];
+    char buf[1024];
+    int n = 0;
+    snprintf(buf, sizeof buf, "%s", urls_csv);
+    for (char *save = NULL, *t = strtok_r(buf, ",", &save); t && n < 32; t = strtok_r(NULL, ",", &save)) urls[n++] = t;
+    natsStatus s = natsOptions_Create(&o);
+    if (s == NATS_OK) s = natsOptions_SetServers(o, urls, n);
+    if (s == NATS_OK) s = natsOptions_SetName(o, name);
+    if (s == NATS_OK) s = natsOptions_SetTimeout(o, 2000);
+    if (s == NATS_OK) s = natsOptions_SetMaxReconnect(o, -1);
+    if (s == NATS_OK) s = natsOptions_SetReconnectWait(o, 250);
+    if (s == NATS_OK) s = natsConnection_Connect(out, o);
+    natsOptions_Destroy(o);
+    return (int)s;
+}
+
 /* ---- the watermark (under mu) ---- */
 
 /* Advance confirmed over acknowledged seqs; the new value. */
@@ -146,20 +168,7 @@ static void disconnect(sr_cluster *c)
 
 static int nconnect(sr_cluster *c, char *err, size_t errlen)
 {
-    natsOptions *o = NULL;
-    const char *urls[32];
-    char buf[1024];
-    int n = 0;
-    snprintf(buf, sizeof buf, "%s", c->nats);
-    for (char *save = NULL, *t = strtok_r(buf, ",", &save); t && n < 32; t = strtok_r(NULL, ",", &save)) urls[n++] = t;
-    natsStatus s = natsOptions_Create(&o);
-    if (s == NATS_OK) s = natsOptions_SetServers(o, urls, n);
-    if (s == NATS_OK) s = natsOptions_SetName(o, c->node);
-    if (s == NATS_OK) s = natsOptions_SetTimeout(o, 2000);
-    if (s == NATS_OK) s = natsOptions_SetMaxReconnect(o, -1);
-    if (s == NATS_OK) s = natsOptions_SetReconnectWait(o, 250);
-    if (s == NATS_OK) s = natsConnection_Connect(&c->nc, o);
-    natsOptions_Destroy(o);
+    natsStatus s = (natsStatus)sr__nats_connect(c->nats, c->node, &c->nc);
     if (s == NATS_OK) {
         jsOptions jo;
         jsOptions_Init(&jo);

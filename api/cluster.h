@@ -223,4 +223,11 @@ uint64_t sr_csub_lag(sr_csub *s, uint32_t part);
 /* The process's cluster's consumers (NULL without a cluster). */
 sr_csub *sr_cluster_consumers(void);
 
+/* A NATS connection to urls_csv (comma-separated), named name, with the
+ * cluster's policy (2 s connect timeout, reconnect for ever every 250 ms):
+ * a natsStatus (NATS_OK 0). Each thread that talks to NATS has its own
+ * (api/cluster.c, cluster_own.c, cluster_sub.c). */
+struct __natsConnection;
+int sr__nats_connect(const char *urls_csv, const char *name, struct __natsConnection **out);
+
 #endif

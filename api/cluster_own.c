@@ -256,21 +256,9 @@ static void disconnect(sr_cluster_own *o)
 
 static int oconnect(sr_cluster_own *o, char *err, size_t errlen)
 {
-    natsOptions *no = NULL;
-    const char *urls[32];
-    char buf[1024], cname[64];
-    int n = 0;
-    snprintf(buf, sizeof buf, "%s", o->nats);
+    char cname[64];
     snprintf(cname, sizeof cname, "%s-owner", o->node);
-    for (char *save = NULL, *t = strtok_r(buf, ",", &save); t && n < 32; t = strtok_r(NULL, ",", &save)) urls[n++] = t;
-    natsStatus s = natsOptions_Create(&no);
-    if (s == NATS_OK) s = natsOptions_SetServers(no, urls, n);
-    if (s == NATS_OK) s = natsOptions_SetName(no, cname);
-    if (s == NATS_OK) s = natsOptions_SetTimeout(no, 2000);
-    if (s == NATS_OK) s = natsOptions_SetMaxReconnect(no, -1);
-    if (s == NATS_OK) s = natsOptions_SetReconnectWait(no, 250);
-    if (s == NATS_OK) s = natsConnection_Connect(&o->nc, no);
-    natsOptions_Destroy(no);
+    natsStatus s = (natsStatus)sr__nats_connect(o->nats, cname, &o->nc);
     if (s == NATS_OK) {
         jsOptions jo;
         jsOptions_Init(&jo);

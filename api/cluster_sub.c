@@ -147,21 +147,9 @@ static void disconnect(sr_csub *s)
 
 static int nconnect(sr_csub *s, char *err, size_t errlen)
 {
-    natsOptions *o = NULL;
-    const char *urls[32];
-    char buf[1024], name[96];
-    int n = 0;
-    snprintf(buf, sizeof buf, "%s", s->nats);
+    char name[96];
     snprintf(name, sizeof name, "%s-consumers", s->node);
-    for (char *save = NULL, *t = strtok_r(buf, ",", &save); t && n < 32; t = strtok_r(NULL, ",", &save)) urls[n++] = t;
-    natsStatus st = natsOptions_Create(&o);
-    if (st == NATS_OK) st = natsOptions_SetServers(o, urls, n);
-    if (st == NATS_OK) st = natsOptions_SetName(o, name);
-    if (st == NATS_OK) st = natsOptions_SetTimeout(o, 2000);
-    if (st == NATS_OK) st = natsOptions_SetMaxReconnect(o, -1);
-    if (st == NATS_OK) st = natsOptions_SetReconnectWait(o, 250);
-    if (st == NATS_OK) st = natsConnection_Connect(&s->nc, o);
-    natsOptions_Destroy(o);
+    natsStatus st = (natsStatus)sr__nats_connect(s->nats, name, &s->nc);
     if (st == NATS_OK) {
         jsOptions jo;
         jsOptions_Init(&jo);
