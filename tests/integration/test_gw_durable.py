@@ -580,7 +580,12 @@ def full_disk_phases(mnt):
         check("restart with the disk full: a gateway's HTTP login is refused (503 E9001 with Retry-After, no token)",
               st == 503 and ra and b"E9001" in b and b"token" not in b, (st, ra, b[:200]))
         st, ra, b = http_post(ports["http"], "/gw/v1/measurements", big("GW001", "fd-ro-http"), None)
-        check("restart with the disk full: a write is not acknowledged (no session: 401)", st == 401, (st, b[:200]))
+        # the 401 is answered before the big body is read, and the connection
+        # closed: the client may lose it while it still sends (a reset), so a
+        # closed connection is also "not acknowledged"
+        check("restart with the disk full: a write is not acknowledged (no session: 401, or the connection closed "
+              "before the body was read)", st == 401 or (st is None and (b"closed" in b or b"reset" in b.lower())),
+              (st, b[:200]))
         r5 = Raw(ports["mqtt"], "GW002", True)
         r5.publish("data/measurements", big("GW002", "fd-ro-5"), 1)
         r5.pump(1, 10)
