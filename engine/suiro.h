@@ -233,6 +233,9 @@ typedef struct sr_origin {
 } sr_origin;
 SR_MUST_CHECK int sr_engine_submit_origin(sr_engine *e, const void *rec, size_t len, const sr_origin *o,
                                           sr_engine_cb cb, void *ctx);
+/* The same, waiting for the result (not on a thread the engine calls back). */
+SR_MUST_CHECK int sr_engine_submit_origin_wait(sr_engine *e, const void *rec, size_t len, const sr_origin *o,
+                                               sr_result *res);
 /* The highest stream seq consumer `which` (1, 2) applied of partition part
  * (0: none yet). */
 SR_MUST_CHECK int sr_engine_cluster_ckpt(sr_engine *e, uint32_t part, int which, uint64_t *seq);

@@ -1128,20 +1128,38 @@ static void wait_cb(void *ctx, const sr_result *r)
     pthread_mutex_unlock(&w->mu);
 }
 
+static void wait_init(waitbox *w)
+{
+    w->done = 0;
+    pthread_mutex_init(&w->mu, NULL);
+    pthread_cond_init(&w->cv, NULL);
+}
+
+/* The submit's rc; when it was taken (0), the result's, once it came. */
+static int wait_end(waitbox *w, int rc, sr_result *res)
+{
+    if (!rc) {
+        pthread_mutex_lock(&w->mu);
+        while (!w->done) pthread_cond_wait(&w->cv, &w->mu);
+        pthread_mutex_unlock(&w->mu);
+        *res = w->res;
+        rc = w->res.rc;
+    }
+    pthread_mutex_destroy(&w->mu);
+    pthread_cond_destroy(&w->cv);
+    return rc;
+}
+
 int sr_engine_submit_wait(sr_engine *e, const sr_slice *events, size_t n, sr_result *res)
 {
-    waitbox w = {.done = 0};
-    pthread_mutex_init(&w.mu, NULL);
-    pthread_cond_init(&w.cv, NULL);
-    int rc = sr_engine_submit(e, events, n, wait_cb, &w);
-    if (!rc) {
-        pthread_mutex_lock(&w.mu);
-        while (!w.done) pthread_cond_wait(&w.cv, &w.mu);
-        pthread_mutex_unlock(&w.mu);
-        *res = w.res;
-        rc = w.res.rc;
-    }
-    pthread_mutex_destroy(&w.mu);
-    pthread_cond_destroy(&w.cv);
-    return rc;
+    waitbox w;
+    wait_init(&w);
+    return wait_end(&w, sr_engine_submit(e, events, n, wait_cb, &w), res);
+}
+
+int sr_engine_submit_origin_wait(sr_engine *e, const void *rec, size_t len, const sr_origin *o, sr_result *res)
+{
+    waitbox w;
+    wait_init(&w);
+    return wait_end(&w, sr_engine_submit_origin(e, rec, len, o, wait_cb, &w), res);
 }

@@ -1,6 +1,5 @@
 #include "engtest.h"
 
-#include <pthread.h>
 
 #include "storage/crypto.h"
 
@@ -24,39 +23,9 @@ int et_submit(sr_engine *e, sr_buf *b, const size_t *lens, size_t n, sr_result *
     return rc;
 }
 
-typedef struct et_wait {
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    int done;
-    sr_result res;
-} et_wait;
-
-static void et_wait_cb(void *ctx, const sr_result *r)
-{
-    et_wait *w = ctx;
-    pthread_mutex_lock(&w->mu);
-    w->res = *r;
-    w->done = 1;
-    pthread_cond_signal(&w->cv);
-    pthread_mutex_unlock(&w->mu);
-}
-
 int et_submit_origin(sr_engine *e, const void *rec, size_t len, const sr_origin *o, sr_result *res)
 {
-    et_wait w = {.done = 0};
-    pthread_mutex_init(&w.mu, NULL);
-    pthread_cond_init(&w.cv, NULL);
-    int rc = sr_engine_submit_origin(e, rec, len, o, et_wait_cb, &w);
-    if (!rc) {
-        pthread_mutex_lock(&w.mu);
-        while (!w.done) pthread_cond_wait(&w.cv, &w.mu);
-        pthread_mutex_unlock(&w.mu);
-        *res = w.res;
-        rc = w.res.rc;
-    }
-    pthread_mutex_destroy(&w.mu);
-    pthread_cond_destroy(&w.cv);
-    return rc;
+    return sr_engine_submit_origin_wait(e, rec, len, o, res);
 }
 
 static int add_master(sr_buf *b, size_t *lens, size_t *n, const char *op, Suiro__V1__MasterPut *mp)
