@@ -155,12 +155,11 @@ class Node:
         self.cfg, self.i, self.name = cfg, i, "s%d" % (i + 1)
         self.data = os.path.join(T, "%s-%s" % (cfg, self.name))
         self.log = os.path.join(T, "%s-%s.log" % (cfg, self.name))
-        self.admin = "admin-" + self.name
-        if i == 0:
-            shutil.copytree(tpl[0], self.data, symlinks=True)
-            self.tmp_pw = tpl[1]
-        else:
-            self.tmp_pw = srtest.init_with_admins(BIN, self.data, admin=self.admin, second=None)[0]
+        # every node a copy of the one template: the registry and the data points seeded the same way on
+        # every node before the cluster (docs/cluster.md "Data point numbers": a node that numbers the
+        # replicated masters in its own order maps another node's values to other points)
+        shutil.copytree(tpl[0], self.data, symlinks=True)
+        self.admin, self.tmp_pw = "admin-s1", tpl[1]
         self.ini = None
         if nats:
             self.ini = os.path.join(T, "%s-%s.ini" % (cfg, self.name))
@@ -182,13 +181,30 @@ class Node:
         self.api = None
 
     def admin_api(self):
-        if self.api is None:
-            if self.pw == self.tmp_pw:
-                self.api = srtest.admin_session(self.http, self.admin, self.tmp_pw, PW)
-                self.pw = PW
+        """The template's admin (a user of every node): the first login changes the temporary password,
+        and the change is replicated to the other nodes (either password, whichever holds there now)."""
+        for _ in range(100):
+            if self.api is not None:
+                return self.api
+            for pw, new in ((PW, None), (self.tmp_pw, PW)):
+                try:
+                    self.api = srtest.admin_session(self.http, self.admin, pw, new)
+                    break
+                except RuntimeError:
+                    pass
             else:
-                self.api = srtest.admin_session(self.http, self.admin, self.pw)
-        return self.api
+                time.sleep(0.1)
+        raise RuntimeError("%s: the admin cannot log in" % self.name)
+
+    def quiet(self):
+        """True when this node consumed what the streams hold (every suiro_cluster_lag_events 0)."""
+        try:
+            st, _, body, _ = srtest.http_once(self.http, "GET", "/metrics")
+        except OSError:
+            return False
+        lags = [float(ln.rsplit(" ", 1)[1]) for ln in (body.decode() if isinstance(body, bytes) else str(body))
+                .splitlines() if ln.startswith("suiro_cluster_lag_events")]
+        return st == 200 and not any(lags)
 
     def owned(self):
         """The partitions this node owns (its /admin/v1/cluster), None if it does not answer."""
@@ -311,6 +327,8 @@ def run_config(cfg, nc, tpl, keep=False):
         nd.start()
     # every node has the registry (the app logs in for every operator), every partition one owner
     ready = srtest.wait_until(lambda: all(nd.app(op) for nd in nodes for op in OPS), timeout=120, step=0.2)
+    if nats:  # the other nodes' copies of the registry consumed (applied as updates) before the load
+        ready = ready and srtest.wait_until(lambda: all(nd.quiet() for nd in nodes), timeout=300, step=0.5)
     own = srtest.wait_until(lambda: settled(nodes), timeout=60, step=0.2) if nats else {
         p: [nodes[0]] for p in range(PARTS)}
     owner = {op: (own[partition_of(op)][0] if own else nodes[0]) for op in OPS}
