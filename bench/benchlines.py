@@ -39,6 +39,11 @@ ID_KEYS = {
     "restart_size": ["system", "shape", "size", "stop"],
     "restart_size_ratio": ["shape", "size"],
     "sealed_ratio": ["source", "what"],
+    "cluster_ingest": ["config", "shape"],
+    "cluster_puback": ["config"],
+    "cluster_takeover": ["nodes", "lease_ms"],
+    "cluster_catchup": ["nodes", "lease_ms"],
+    "cluster_summary": [],
 }
 
 # The figures bench/compare.py shows by default (--all: every number).
@@ -72,6 +77,11 @@ HEADLINE = {
                     "suiro_http_vs_influxdb", "msg_per_s_suiro_vs_mosquitto", "bytes_suiro_vs_victoriametrics"],
     "restart_size": ["secs", "replay_events"],
     "restart_size_ratio": ["suiro_vs_victoriametrics", "suiro_kill9_vs_victoriametrics"],
+    "cluster_ingest": ["values_per_s", "msg_per_s", "ack_p50_ms", "ack_p99_ms", "owner_lag_s"],
+    "cluster_puback": ["ack_p50_ms", "ack_p99_ms"],
+    "cluster_takeover": ["owned_p50_s", "owned_max_s", "readable_p50_s", "readable_max_s"],
+    "cluster_catchup": ["events_per_s", "apply_events_per_s", "catchup_s"],
+    "cluster_summary": [],
 }
 
 # String fields that never identify a line of an unknown kind (free text,

@@ -71,9 +71,9 @@ with "verify":"ok"|"FAILED"; exit 1 when one failed. --quick: a few
 thousand values, 1 round, the snapshot shape only (correctness, no figure).
 Exit 77 when nats-server is not installed. Every process is stopped by its PID.
 Environment: CB_GATEWAYS [10] per operator, CB_PER [100] points per gateway,
-CB_SECONDS [60], CB_WINDOW [16], CB_SHAPES [snapshot series mixed],
+CB_SECONDS [200], CB_WINDOW [16], CB_SHAPES [snapshot series mixed],
 CB_CONFIGS [single c1 c2 c3], CB_PACE [100], CB_PACE_MSGS [1000],
-CB_ROUNDS [3], CB_CU_SECONDS [60], CB_KEEP=1 keeps the temporary directory.
+CB_ROUNDS [3], CB_CU_SECONDS [200], CB_KEEP=1 keeps the temporary directory.
 """
 import json
 import os
@@ -97,14 +97,14 @@ GEN = os.path.join(BUILD, "bench", "shape_ingest")
 E = os.environ.get
 GWS = int(E("CB_GATEWAYS", "2" if QUICK else "10"))
 PER = int(E("CB_PER", "20" if QUICK else "100"))
-SECONDS = int(E("CB_SECONDS", "10" if QUICK else "60"))
+SECONDS = int(E("CB_SECONDS", "10" if QUICK else "200"))
 WINDOW = int(E("CB_WINDOW", "16"))
 SHAPES = E("CB_SHAPES", "snapshot" if QUICK else "snapshot series mixed").split()
 CONFIGS = E("CB_CONFIGS", "single c1 c3" if QUICK else "single c1 c2 c3").split()
 PACE = float(E("CB_PACE", "100"))
 PACE_MSGS = int(E("CB_PACE_MSGS", "100" if QUICK else "1000"))
 ROUNDS = int(E("CB_ROUNDS", "1" if QUICK else "3"))
-CU_SECONDS = int(E("CB_CU_SECONDS", "10" if QUICK else "60"))
+CU_SECONDS = int(E("CB_CU_SECONDS", "10" if QUICK else "200"))
 OPS = ("sim", "demo", "op-0001")  # partitions 11, 8, 13 of 16 (docs/cluster.md's golden values)
 PARTS = 16
 LEASE = 2000

@@ -52,7 +52,8 @@ HANDLED = {"run", "machine", "fsync", "log_append", "series_codec", "series_down
            "engine_query", "engine_restart", "gw_ingest", "gw_ingest_ratio", "gw_parse", "net_ingest",
            "net_ingest_ratio", "disk_bytes", "restart", "ap_query", "ap_query_ratio", "callgrind", "overload",
            "shape_ingest", "shape_ingest_paced", "shape_ratio", "restart_size", "restart_size_ratio",
-           "downsample_year", "sealed_ratio"}
+           "downsample_year", "sealed_ratio", "cluster_ingest", "cluster_puback", "cluster_takeover",
+           "cluster_catchup", "cluster_summary"}
 # The message shapes of issue #13 (bench/shape_ingest.sh), in the report's order, and what each is.
 SHAPES = ["series", "snapshot", "mixed"]
 SHAPE_TEXT = {
@@ -895,6 +896,64 @@ def sec_overload(lines):
                          verify_cell(l)] for l in ov])
 
 
+CLUSTER_CONFIGS = ["single", "c1", "c2", "c3"]
+
+
+def sec_cluster(lines):
+    """bench/cluster_ingest.py: the cluster mode (issue #19), 1, 2, 3 nodes beside a single node, the same run."""
+    out = ["## Cluster mode (issue #19)", "",
+           "`bench/cluster_ingest.py` (docs/cluster.md \"Benchmarks and capacity\"): 3 nats-server (R3 streams) "
+           "always; `single` is `suiro serve` without `[cluster]`, `c1`..`c3` are 1 to 3 suiro nodes. Durable "
+           "ingest over MQTT QoS 1 (the PUBACK waits for the local fsync and the JetStream ack), three operators' "
+           "generators at once, spread over the nodes; values/s = values acknowledged ÷ the longest generator's "
+           "timed part; verify: every acknowledged value counted once from its operator's owner. Everything on "
+           "the machine's cores together: a floor, not a scaling curve.", ""]
+    ci, pb = of(lines, "cluster_ingest"), of(lines, "cluster_puback")
+    tk, cu = of(lines, "cluster_takeover"), of(lines, "cluster_catchup")
+    if not (ci or pb or tk or cu):
+        return out + none_line(["cluster_ingest", "cluster_puback", "cluster_takeover", "cluster_catchup"])
+    cfgs = [c for c in CLUSTER_CONFIGS if any(l.get("config") == c for l in ci + pb)]
+    cfgs += sorted({l.get("config") for l in ci + pb if l.get("config") not in cfgs})
+
+    def cell(ls, cfg, f):
+        x = [l for l in ls if l.get("config") == cfg]
+        return num(x[0].get(f)) if x else "—"
+    rows = []
+    for sh in [s for s in SHAPES if any(l.get("shape") == s for l in ci)]:
+        x = [l for l in ci if l.get("shape") == sh]
+        rows.append(["%s: values/s" % sh] + [cell(x, c, "values_per_s") for c in cfgs])
+        rows.append(["%s: messages/s" % sh] + [cell(x, c, "msg_per_s") for c in cfgs])
+        rows.append(["%s: PUBACK p50 / p99 ms under load" % sh] +
+                    ["%s / %s" % (cell(x, c, "ack_p50_ms"), cell(x, c, "ack_p99_ms")) for c in cfgs])
+        rows.append(["%s: verify" % sh] + [verify_cell([l for l in x if l.get("config") == c][0])
+                                           if any(l.get("config") == c for l in x) else "—" for c in cfgs])
+    if ci:
+        rows.append(["owner caught up after the load, s"] + [cell(ci, c, "owner_lag_s") for c in cfgs])
+    if pb:
+        rate = pb[0].get("rate_msgs_per_s")
+        rows.append(["paced PUBACK p50 / p99 ms (%s msgs/s)" % num(rate)] +
+                    ["%s / %s" % (cell(pb, c, "ack_p50_ms"), cell(pb, c, "ack_p99_ms")) for c in cfgs])
+    out += table([""] + [md(c) for c in cfgs], rows)
+    if tk:
+        out += ["", "Takeover after a kill -9 of one of 3 nodes (from the kill to: its partitions owned by "
+                    "survivors; a value there PUBACKed; the new owner answering it):", ""]
+        out += table(["lease_ms", "rounds", "owned p50 / max s", "PUBACKed p50 / max s", "readable p50 / max s",
+                      "bound s", "verify"],
+                     [[num(l.get("lease_ms")), num(l.get("rounds")),
+                       "%s / %s" % (num(l.get("owned_p50_s")), num(l.get("owned_max_s"))),
+                       "%s / %s" % (num(l.get("acked_p50_s")), num(l.get("acked_max_s"))),
+                       "%s / %s" % (num(l.get("readable_p50_s")), num(l.get("readable_max_s"))),
+                       num(l.get("bound_s")), verify_cell(l)] for l in tk])
+    if cu:
+        out += ["", "Catch-up of a restarted node (events written while it was down, from its process start "
+                    "until its index holds them; apply: from when it owned its partitions again):", ""]
+        out += table(["events", "values", "catch-up s", "owned again s", "events/s", "apply events/s", "verify"],
+                     [[num(l.get("events")), num(l.get("values")), num(l.get("catchup_s")),
+                       num(l.get("owned_again_s")), num(l.get("events_per_s")), num(l.get("apply_events_per_s")),
+                       verify_cell(l)] for l in cu])
+    return out
+
+
 def sec_other(lines):
     other = [l for l in lines if l["bench"] not in HANDLED]
     out = ["## Other lines", ""]
@@ -1218,7 +1277,7 @@ def build(path, lines, bad, charts_note, charts, chart_rel):
                       ("restart", sec_restart(lines, src)), (None, sec_crypto(lines)),
                       ("gw", sec_gw(lines, src)), ("net", sec_net(lines, src)), ("disk", sec_disk(lines, src)),
                       ("shapes", sec_shapes(lines)), ("ap", sec_ap(lines, src)), ("overload", sec_overload(lines)),
-                      ("callgrind", sec_callgrind(lines))):
+                      (None, sec_cluster(lines)), ("callgrind", sec_callgrind(lines))):
         out += sec + goal_chart(slug) + [""]
     if charts:
         out += ["## Charts", ""]

@@ -9,7 +9,8 @@
 # uses it): Mosquitto (bench/gw_ingest.sh, bench/shape_ingest.sh), InfluxDB 1.6
 # and VictoriaMetrics (bench/ap_query.sh, bench/net_ingest.sh,
 # bench/shape_ingest.sh), Redis Streams with appendfsync always
-# (bench/net_ingest.sh).
+# (bench/net_ingest.sh); 3 nats-server JetStream nodes (bench/cluster_ingest.py,
+# through tests/integration/srtest.py start_nats_cluster).
 #
 # Every benchmark verifies what it measured ("verify":"ok"|"FAILED"); a step
 # that fails is reported and the run goes on, so the report shows what did
@@ -70,6 +71,8 @@ if [ -f bench/net_ingest.sh ]; then
 fi
 step "message shapes (issue #13): series, snapshot, mixed; suiro over MQTT and HTTP vs Mosquitto, InfluxDB, VictoriaMetrics" \
   bash bench/shape_ingest.sh "$BUILD"
+step "the cluster mode (issue #19): durable MQTT ingest with 1, 2, 3 suiro nodes over 3 nats-server (R3) vs a single node, the same run; PUBACK p50/p99; takeover after kill -9; catch-up of a restarted node (2 cores: a floor)" \
+  /usr/bin/python3 bench/cluster_ingest.py "$BUILD"
 step "restart at 1x, 10x, 100x the data (100 k to 10 M values), series and snapshot: suiro vs VictoriaMetrics" \
   bash bench/restart_sizes.sh "$BUILD"
 step "AP-IF queries over HTTP, suiro serve vs InfluxDB 1.6 and VictoriaMetrics" bash bench/ap_query.sh "$BUILD"
