@@ -73,7 +73,8 @@ Exit 77 when nats-server is not installed. Every process is stopped by its PID.
 Environment: CB_GATEWAYS [10] per operator, CB_PER [100] points per gateway,
 CB_SECONDS [200], CB_WINDOW [16], CB_SHAPES [snapshot series mixed],
 CB_CONFIGS [single c1 c2 c3], CB_PACE [100], CB_PACE_MSGS [1000],
-CB_ROUNDS [3], CB_CU_SECONDS [200], CB_KEEP=1 keeps the temporary directory.
+CB_ROUNDS [3], CB_CU_SECONDS [200], CB_KEEP=1 keeps the temporary directory,
+CB_PERF=FILE records `perf record -g` of the restarted node during its catch-up.
 """
 import json
 import os
@@ -373,19 +374,54 @@ def run_config(cfg, nc, tpl, keep=False):
     del t_end
     if keep:
         return nodes, owner, expected, rows, pace, ok_all
-    return finish_config(nodes, owner, rows, pace, ok_all)
+    return finish_config(nodes, owner, rows, pace, ok_all, nc, sum(expected.values()))
 
 
-def finish_config(nodes, owner, rows, pace, ok_all):
+def du(path):
+    """Allocated bytes under path (du -s -B1)."""
+    n = 0
+    for d, _, fs in os.walk(path):
+        for f in fs:
+            try:
+                n += os.lstat(os.path.join(d, f)).st_blocks * 512
+            except OSError:
+                pass
+    return n
+
+
+def stream_bytes(nc, cfg):
+    """The bytes and messages of this configuration's streams (CB<CFG>_P*), one replica, as NATS reports them."""
+    j = nc.jsz(0, "?streams=true") if nc else None
+    b = m = 0
+    for acc in (j or {}).get("account_details") or []:
+        for sd in acc.get("stream_detail") or []:
+            if sd.get("name", "").startswith("CB%s_" % cfg.upper()):
+                b += (sd.get("state") or {}).get("bytes", 0)
+                m += (sd.get("state") or {}).get("messages", 0)
+    return b, m
+
+
+def finish_config(nodes, owner, rows, pace, ok_all, nc, vals):
+    """Stop the nodes; the bytes on disk per value (all nodes' logs and indexes, the streams: one replica);
+    origins once on the owners; the lines."""
+    sb, sm = stream_bytes(nc, nodes[0].cfg) if nodes[0].ini else (None, None)
     for nd in nodes:
         if nd.p is not None and nd.p.poll() is None:
             nd.stop()
+    disk = {"log_bytes_per_value": round(sum(du(os.path.join(nd.data, "log")) for nd in nodes) / vals, 3) if vals
+            else None,
+            "index_bytes_per_value": round(sum(du(os.path.join(nd.data, "index")) for nd in nodes) / vals, 3) if vals
+            else None,
+            "stream_bytes_per_value": round(sb / vals, 3) if sb and vals else None, "stream_messages": sm,
+            "disk": "after a graceful stop: every node's log/ and index/ (allocated, over the nodes), the "
+                    "streams' bytes as NATS reports them (one replica of 3), per value stored"}
     once = True
     if nodes[0].ini:
         for nd in {owner[op] for op in OPS}:
             once &= origins_once(nd)[0]
     v = "ok" if ok_all and once else "FAILED"
     for r in rows:
+        r.update(disk)
         r.update({"origins_once": once, "verify": v})
         out(r)
     pace["verify"] = v
@@ -462,6 +498,10 @@ def catchup(nodes, owner, expected):
         expected[op] += g.get("values_acked") or 0
     victim.start()
     t0 = victim.t_start
+    perf = None
+    if E("CB_PERF"):  # a profile of the restarted node's catch-up (perf record into CB_PERF)
+        perf = subprocess.Popen(["perf", "record", "-q", "-F", "499", "-g", "-o", E("CB_PERF"), "-p",
+                                 str(victim.p.pid)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     t_owned = [None]
 
     def caught():
@@ -470,6 +510,9 @@ def catchup(nodes, owner, expected):
         return t_owned[0] is not None and all(victim.count(op) == expected[op] for op in mine)
     ok = srtest.wait_until(caught, timeout=600, step=0.1)
     secs = time.monotonic() - t0
+    if perf is not None:
+        perf.send_signal(signal.SIGINT)
+        perf.wait()
     m = {}
     try:
         st, _, body, _ = srtest.http_once(victim.http, "GET", "/metrics")
@@ -517,7 +560,7 @@ def main():
                 cu, okc = catchup(nodes, owner, expected)
                 # every value acknowledged in the takeover and catch-up stages, on its owner
                 cok, counts, _ = wait_counts(owner, expected, 300)
-                rows, pace, okr = finish_config(nodes, owner, rows, pace, ok3 and cok)
+                rows, pace, okr = finish_config(nodes, owner, rows, pace, ok3 and cok, nc, sum(expected.values()))
                 ok &= okt and okc and okr
                 summary.update({"takeover_p50_s": tk["readable_p50_s"], "takeover_max_s": tk["readable_max_s"],
                                 "catchup_events_per_s": cu["events_per_s"]})
