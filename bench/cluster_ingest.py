@@ -167,7 +167,7 @@ class Node:
             with open(self.ini, "w") as f:
                 f.write("[cluster]\nnats = %s\nnode = %s\nname = CB%s\npartitions = %d\nreplicas = 3\n"
                         "lease_ms = %d\n" % (nats, self.name, cfg.upper(), PARTS, LEASE))
-        self.p, self.api, self.pw = None, None, self.tmp_pw
+        self.p, self.api, self.pw, self.apps = None, None, self.tmp_pw, {}
 
     def start(self):
         if self.ini:
@@ -179,7 +179,7 @@ class Node:
         procs.append(self.p)
         self.mqtt, self.http = ports["mqtt"], ports["http"]
         self.t_start = time.monotonic()
-        self.api = None
+        self.api, self.apps = None, {}
 
     def admin_api(self):
         """The template's admin (a user of every node): the first login changes the temporary password,
@@ -217,8 +217,18 @@ class Node:
         return set(b["owned"]) if st == 200 else None
 
     def app(self, op):
-        a = srtest.Api(self.http)
-        return a if a.login("BENCH", op, "bench-app-secret-1") == 201 else None
+        """The app's session on this node for op, kept (a login checks an scrypt hash: polling with new
+        logins would load the node being measured), None if it cannot log in (yet)."""
+        a = self.apps.get(op)
+        if a is None:
+            a = srtest.Api(self.http)
+            try:
+                if a.login("BENCH", op, "bench-app-secret-1") != 201:
+                    return None
+            except OSError:
+                return None
+            self.apps[op] = a
+        return a
 
     def count(self, op):
         """The values this node's index holds for op (AP-IF downsampled counts, 100 dataIds a request)."""
@@ -229,8 +239,12 @@ class Node:
         for i in range(0, len(IDS), 100):
             q = [("dataId", d) for d in IDS[i:i + 100]] + [("from", COUNT_FROM), ("to", COUNT_TO),
                                                           ("interval", "1d"), ("agg", "count")]
-            st, b = a.call("GET", "/api/v1/stored-values?" + urllib.parse.urlencode(q))
+            try:
+                st, b = a.call("GET", "/api/v1/stored-values?" + urllib.parse.urlencode(q))
+            except OSError:
+                st = 0
             if st != 200:
+                self.apps.pop(op, None)  # logged in again at the next poll
                 return -1
             n += sum(v["count"] for v in b["values"])
         return n
@@ -293,6 +307,11 @@ def wait_counts(nodes_of_op, expected, timeout):
     counts = {}
 
     def done():
+        for nd in set(nodes_of_op.values()):
+            if nd.p.poll() is not None:  # a node that died: say so, with its log's tail
+                with open(nd.log, errors="replace") as f:
+                    tail = f.read()[-1500:]
+                raise RuntimeError("node %s exited (rc %s); its log ends: %s" % (nd.name, nd.p.returncode, tail))
         for op in OPS:
             if counts.get(op) != expected[op]:
                 counts[op] = nodes_of_op[op].count(op)
@@ -460,6 +479,8 @@ def takeover(nodes, owner, expected):
             if a is None:
                 return False
             st, b = a.call("GET", "/api/v1/stored-values/latest?dataId=" + IDS[0])
+            if st != 200:
+                new.apps.pop(op, None)
             return st == 200 and any(v.get("value") == 1000 + r for v in b.get("values", []))
         rd = srtest.wait_until(readable, timeout=60, step=0.05)
         t_read = time.monotonic() - t0
