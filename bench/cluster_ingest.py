@@ -31,7 +31,10 @@ timestamp), series (a backlog: one point x M consecutive values a message),
 mixed (snapshots + 1 % backfill of old series). Each shape's values are
 its own (--t-offset-s, --id-prefix). values_per_s = the values acknowledged
 by the three generators / the longest generator's timed part (after its
-logins). Then a paced run (one generator, CB_PACE msgs/s of snapshot
+logins); suiro_cpu_us_per_value and nats_cpu_us_per_value: the CPU of every
+suiro node and of the 3 nats-server from the end of the last generator's
+logins to the end of the load, per value acknowledged (the owners' apply of
+what is still behind then is not in it: owner_lag_s). Then a paced run (one generator, CB_PACE msgs/s of snapshot
 messages to s1: the same rate in every configuration) for the PUBACK
 p50/p99 at a rate every configuration sustains.
 
@@ -71,9 +74,9 @@ with "verify":"ok"|"FAILED"; exit 1 when one failed. --quick: a few
 thousand values, 1 round, the snapshot shape only (correctness, no figure).
 Exit 77 when nats-server is not installed. Every process is stopped by its PID.
 Environment: CB_GATEWAYS [10] per operator, CB_PER [100] points per gateway,
-CB_SECONDS [200], CB_WINDOW [16], CB_SHAPES [snapshot series mixed],
+CB_SECONDS [1000], CB_WINDOW [16], CB_SHAPES [snapshot series mixed],
 CB_CONFIGS [single c1 c2 c3], CB_PACE [100], CB_PACE_MSGS [1000],
-CB_ROUNDS [3], CB_CU_SECONDS [200], CB_KEEP=1 keeps the temporary directory,
+CB_ROUNDS [3], CB_CU_SECONDS [1000], CB_KEEP=1 keeps the temporary directory,
 CB_PERF=FILE records `perf record -g` of the restarted node during its catch-up.
 """
 import json
@@ -98,14 +101,14 @@ GEN = os.path.join(BUILD, "bench", "shape_ingest")
 E = os.environ.get
 GWS = int(E("CB_GATEWAYS", "2" if QUICK else "10"))
 PER = int(E("CB_PER", "20" if QUICK else "100"))
-SECONDS = int(E("CB_SECONDS", "10" if QUICK else "200"))
+SECONDS = int(E("CB_SECONDS", "10" if QUICK else "1000"))
 WINDOW = int(E("CB_WINDOW", "16"))
 SHAPES = E("CB_SHAPES", "snapshot" if QUICK else "snapshot series mixed").split()
 CONFIGS = E("CB_CONFIGS", "single c1 c3" if QUICK else "single c1 c2 c3").split()
 PACE = float(E("CB_PACE", "100"))
 PACE_MSGS = int(E("CB_PACE_MSGS", "100" if QUICK else "1000"))
 ROUNDS = int(E("CB_ROUNDS", "1" if QUICK else "3"))
-CU_SECONDS = int(E("CB_CU_SECONDS", "10" if QUICK else "200"))
+CU_SECONDS = int(E("CB_CU_SECONDS", "10" if QUICK else "1000"))
 OPS = ("sim", "demo", "op-0001")  # partitions 11, 8, 13 of 16 (docs/cluster.md's golden values)
 PARTS = 16
 LEASE = 2000
@@ -275,6 +278,19 @@ def settled(nodes):
     return o if all(len(v) == 1 for v in o.values()) else None
 
 
+def cpu_s(pids):
+    """CPU seconds (user + system, every thread) the processes used so far."""
+    hz, n = os.sysconf("SC_CLK_TCK"), 0.0
+    for pid in pids:
+        try:
+            with open("/proc/%d/stat" % pid) as f:
+                st = f.read().rsplit(")", 1)[1].split()
+            n += (int(st[11]) + int(st[12])) / hz
+        except (OSError, IndexError, ValueError):
+            pass
+    return n
+
+
 def gen(node, op, shape, seconds, tag, extra=(), server=None):
     args = [GEN, "--shape", shape, "--points", str(GWS * PER), "--per", str(PER), "--seconds", str(seconds),
             "--seed", "42", "--operator", op, "--mqtt", "127.0.0.1:%d" % node.mqtt, "--window", str(WINDOW),
@@ -357,9 +373,18 @@ def run_config(cfg, nc, tpl, keep=False):
     t_end = time.monotonic()
     for si, shape in enumerate(SHAPES):
         tag = (si * DAY, "%s%d-" % (shape[:2], si))
-        ps = [gen(nodes[k % n], op, shape, SECONDS, tag, server=nodes[k % n]) for k, op in enumerate(OPS)]
+        rdy = [os.path.join(T, "ready-%s-%s-%d" % (cfg, shape, k)) for k in range(len(OPS))]
+        ps = [gen(nodes[k % n], op, shape, SECONDS, tag, server=nodes[k % n], extra=["--ready-file", rdy[k]])
+              for k, op in enumerate(OPS)]
+        # the CPU of the suiro nodes and of the nats-servers from when every generator's logins are done
+        while not all(os.path.exists(f) for f in rdy) and all(p.poll() is None for p in ps):
+            time.sleep(0.005)
+        pids_n = [nd.p.pid for nd in nodes]
+        pids_j = [p.pid for p in nc.procs if p is not None] if nats else []
+        c0, j0, w0 = cpu_s(pids_n), cpu_s(pids_j), time.monotonic()
         gs = collect(ps)
         t_end = time.monotonic()
+        c1, j1 = cpu_s(pids_n), cpu_s(pids_j)
         for op, g in zip(OPS, gs):
             expected[op] += g.get("values_acked") or 0
         acked = sum(g.get("values_acked") or 0 for g in gs)
@@ -373,8 +398,10 @@ def run_config(cfg, nc, tpl, keep=False):
                      "msg_per_s": round(sum(g.get("messages") or 0 for g in gs) / secs) if secs else None,
                      "ack_p50_ms": med([g.get("ack_p50_ms") for g in gs]),
                      "ack_p99_ms": max((g.get("ack_p99_ms") or 0) for g in gs),
-                     "server_cpu_us_per_value": round(sum(g.get("server_cpu_s") or 0 for g in gs) * 1e6 / acked, 3)
-                     if acked and n == 3 else None,
+                     "suiro_cpu_us_per_value": round((c1 - c0) * 1e6 / acked, 3) if acked else None,
+                     "suiro_cores": round((c1 - c0) / (t_end - w0), 2) if t_end > w0 else None,
+                     "nats_cpu_us_per_value": round((j1 - j0) * 1e6 / acked, 3) if acked and nats else None,
+                     "nats_cores": round((j1 - j0) / (t_end - w0), 2) if nats and t_end > w0 else None,
                      "gens_ok": ok})
     # the paced run: the PUBACK latency at one rate every configuration sustains
     pg = collect([gen(nodes[0], OPS[0], "snapshot", SECONDS, (len(SHAPES) * DAY, "pace-"),

@@ -925,10 +925,16 @@ def sec_cluster(lines):
         rows.append(["%s: messages/s" % sh] + [cell(x, c, "msg_per_s") for c in cfgs])
         rows.append(["%s: PUBACK p50 / p99 ms under load" % sh] +
                     ["%s / %s" % (cell(x, c, "ack_p50_ms"), cell(x, c, "ack_p99_ms")) for c in cfgs])
+        rows.append(["%s: CPU µs/value, suiro nodes / nats-servers" % sh] +
+                    ["%s / %s" % (cell(x, c, "suiro_cpu_us_per_value"), cell(x, c, "nats_cpu_us_per_value"))
+                     for c in cfgs])
         rows.append(["%s: verify" % sh] + [verify_cell([l for l in x if l.get("config") == c][0])
                                            if any(l.get("config") == c for l in x) else "—" for c in cfgs])
     if ci:
         rows.append(["owner caught up after the load, s"] + [cell(ci, c, "owner_lag_s") for c in cfgs])
+        rows.append(["B/value on disk: logs / indexes (every node) / streams (one replica)"] +
+                    ["%s / %s / %s" % (cell(ci, c, "log_bytes_per_value"), cell(ci, c, "index_bytes_per_value"),
+                                       cell(ci, c, "stream_bytes_per_value")) for c in cfgs])
     if pb:
         rate = pb[0].get("rate_msgs_per_s")
         rows.append(["paced PUBACK p50 / p99 ms (%s msgs/s)" % num(rate)] +
