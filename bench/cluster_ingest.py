@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """bench/cluster_ingest.py BUILD [--quick] -- the cluster mode's figures
-(issue #19, docs/cluster.md "Benchmarks and capacity"), in one run, side by
+(issue #19, docs/cluster.md "Benchmarks" and "Capacity"), in one run, side by
 side: durable ingest with 1, 2 and 3 suiro nodes against a single node
 without a cluster, the PUBACK latency, the takeover time after a node's
 kill -9 and the catch-up rate of a restarted node.
@@ -414,7 +414,7 @@ def run_config(cfg, nc, tpl, keep=False):
     for r in rows:
         r.update({"owner_lag_s": lag, "owners": {op: owner[op].name for op in OPS}, "stored": dict(counts),
                   "expected": dict(expected), "note": NOTE})
-    pace = {"bench": "cluster_puback", "config": cfg, "nodes": n, "rate_msgs_per_s": PACE, "per": PER,
+    pace = {"bench": "cluster_puback", "config": cfg, "nodes": n, "rate_msgs_per_s": int(PACE) if PACE == int(PACE) else PACE, "per": PER,
             "messages": pg.get("messages"), "ack_p50_ms": pg.get("ack_p50_ms"), "ack_p99_ms": pg.get("ack_p99_ms"),
             "note": NOTE}
     del t_end

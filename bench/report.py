@@ -902,7 +902,7 @@ CLUSTER_CONFIGS = ["single", "c1", "c2", "c3"]
 def sec_cluster(lines):
     """bench/cluster_ingest.py: the cluster mode (issue #19), 1, 2, 3 nodes beside a single node, the same run."""
     out = ["## Cluster mode (issue #19)", "",
-           "`bench/cluster_ingest.py` (docs/cluster.md \"Benchmarks and capacity\"): 3 nats-server (R3 streams) "
+           "`bench/cluster_ingest.py` (docs/cluster.md \"Benchmarks\" and \"Capacity\"): 3 nats-server (R3 streams) "
            "always; `single` is `suiro serve` without `[cluster]`, `c1`..`c3` are 1 to 3 suiro nodes. Durable "
            "ingest over MQTT QoS 1 (the PUBACK waits for the local fsync and the JetStream ack), three operators' "
            "generators at once, spread over the nodes; values/s = values acknowledged ÷ the longest generator's "
