@@ -595,7 +595,9 @@ def main():
         return 77
     nc = None
     ok = True
-    summary = {"bench": "cluster_summary", "note": NOTE}
+    rev = subprocess.run(["git", "-C", ROOT, "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+    summary = {"bench": "cluster_summary", "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+               "commit": rev or None, "note": NOTE}
     try:
         tpl = template()
         nc = srtest.start_nats_cluster(T, 3)

@@ -912,6 +912,10 @@ def sec_cluster(lines):
     tk, cu = of(lines, "cluster_takeover"), of(lines, "cluster_catchup")
     if not (ci or pb or tk or cu):
         return out + none_line(["cluster_ingest", "cluster_puback", "cluster_takeover", "cluster_catchup"])
+    for sm in of(lines, "cluster_summary"):
+        if sm.get("date") or sm.get("commit"):
+            out += ["These lines: the run of %s, commit `%s`%s." % (num(sm.get("date")), num(sm.get("commit")),
+                    " (a separate run from the rest of this file)" if sm.get("separate_run") else ""), ""]
     cfgs = [c for c in CLUSTER_CONFIGS if any(l.get("config") == c for l in ci + pb)]
     cfgs += sorted({l.get("config") for l in ci + pb if l.get("config") not in cfgs})
 
