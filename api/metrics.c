@@ -333,6 +333,12 @@ static void c_ryw(scrape *s)
     OUT(sr_mexp_u64(s->b, s->name, s->label, "timeout", r.timeout));
     OUT(sr_mexp_u64(s->b, s->name, s->label, "refused", r.refused));
 }
+static void c_ryw_waiting(scrape *s)
+{
+    sr_ryw_stats r;
+    sr_ryw_get_stats(&r);
+    OUT(sr_mexp_u64(s->b, s->name, NULL, NULL, r.waiting));
+}
 /* the cluster mode (api/cluster.h): zeros without it */
 static void c_cluster_events(scrape *s)
 {
@@ -584,6 +590,7 @@ static void c_ready(scrape *s) { OUT(sr_mexp_u64(s->b, s->name, NULL, NULL, (uin
       c_cluster_live)                                                                                              \
     X("suiro_ryw_waits_total", COUNTER, "outcome",                                                                 \
       "Reads with Suiro-Wait: reached at once (at_once), after waiting (waited), timed out, refused (full, not owned)", c_ryw) \
+    X("suiro_ryw_waiting", GAUGE, NULL, "Reads with Suiro-Wait waiting now (at most 1024)", c_ryw_waiting)          \
     X("suiro_connections", GAUGE, "kind",                                                                          \
       "Open connections (mqtt, mqtts, http) and logged-in gateways and app sessions (gateways, apps)", c_conns)    \
     X("suiro_requests", GAUGE, "state", "Open requests to gateways, by state", c_states)                           \
