@@ -38,6 +38,7 @@
  *      through the login guard's threads, password hashing through the
  *      worker queue (sr_admin_run).
  */
+#include "api/ryw.h"
 #include "api/admin_http.h"
 #include "api/admin_int.h"
 
@@ -258,8 +259,13 @@ static void sjob_done(sjob *j)
         if (req) sr_http_result(req, 0, SR_WIRE_UNAUTH, "not authenticated: wrong userId, password or one-time code", NULL);
     } else if (j->res.rc) answer_refusal(j->a, req, j->route, j->has_caller ? &j->caller : NULL, j->res.rc, j->res.err.msg);
     else if (j->after) j->after(j);
-    else if (req && j->answer) sr_http_jsonv(req, j->status, j->answer);
-    else if (req) sr_http_no_content(req);
+    else if (req && j->answer) {
+        sr_ryw_answer_header(req, &j->res); /* Suiro-Seq (api/ryw.h) */
+        sr_http_jsonv(req, j->status, j->answer);
+    } else if (req) {
+        sr_ryw_answer_header(req, &j->res);
+        sr_http_no_content(req);
+    }
 }
 
 static void on_done(void *ctx, sr_loopq_item *it)
@@ -567,6 +573,10 @@ static const struct {
     {sr_admin_tlog_routes, &sr_admin_tlog_nroutes},
 };
 
+/* read-your-writes (api/ryw.h): a read that waited for its Suiro-Wait token
+ * goes through the dispatcher again */
+static void ryw_resume(void *binding, h2o_req_t *req) { sr_admin_handle(binding, req); }
+
 void sr_admin_handle(sr_admin *a, h2o_req_t *req)
 {
     sr_route_call c;
@@ -605,6 +615,8 @@ void sr_admin_handle(sr_admin *a, h2o_req_t *req)
         if (cl) cl->vendor_granted = t.vendor_granted;
         if (!sr_admin_authorize(&c, (sr_authz_action)(r->action - 1), &t)) return;
     }
+    /* a read with Suiro-Wait: served once this node's state holds the token (api/ryw.h) */
+    if (r->method[0] == 'G' && sr_ryw_gate(req, ryw_resume, a)) return;
     r->handler(&c);
 }
 

@@ -65,6 +65,7 @@
  *  Accept: text/csv) answers the whole range, raw or downsampled, as CSV
  *  streamed step by step (api/csv_http.c, docs/csv.md), not paged.
  */
+#include "api/ryw.h"
 #include "api/apif_http.h"
 #include "api/apif_int.h"
 #include "api/alarms.h"
@@ -1912,6 +1913,10 @@ size_t sr_apif_registry_changed(sr_apif *a, const char *op, const char *app)
     return sr_tokens_sweep(a->tokens, end_if_revoked, &x);
 }
 
+/* read-your-writes (api/ryw.h): a read that waited for its Suiro-Wait token
+ * goes through the dispatcher again */
+static void ryw_resume(void *binding, h2o_req_t *req) { sr_apif_handle(binding, req); }
+
 /* The dispatcher: the row, its caller authenticated once, its body limit,
  * then its handler. */
 void sr_apif_handle(sr_apif *a, h2o_req_t *req)
@@ -1947,6 +1952,8 @@ void sr_apif_handle(sr_apif *a, h2o_req_t *req)
     }
     char m[120];
     if (sr_route_body_check(r, req->entity.len, m, sizeof m)) return sr_http_result(req, 0, SR_WIRE_LARGE, m, NULL);
+    /* a read with Suiro-Wait: served once this node's state holds the token (api/ryw.h) */
+    if (r->method[0] == 'G' && sr_ryw_gate(req, ryw_resume, a)) return;
     /* a read: its audit entry (api/access.h), or a refusal when the trail cannot take it */
     if (c.caller && r->method[0] == 'G') {
         const atoken *t = c.caller;

@@ -50,6 +50,7 @@
  * Paths: segments of [A-Za-z0-9._-] separated by '/', no "." or ".."
  * segment, at most 512 bytes: nothing else reaches the store.
  */
+#include "api/ryw.h"
 #include "api/apif_int.h"
 #include "api/cluster.h"
 #include "api/gwif_json.h"
@@ -133,6 +134,7 @@ static void answer(pjob *j)
     if (r->rc) return sr_http_result(req, 0, sr_wire_of_rc(r->rc), r->err.msg[0] ? r->err.msg : sr_wire_msg_of_rc(r->rc), NULL);
     json_t *o = NULL;
     char hex[65];
+    sr_ryw_answer_header(req, r); /* Suiro-Seq (api/ryw.h) */
     switch (j->what) {
     case 0:
         o = j->created ? json_pack("{s:s,s:I}", "documentId", j->id, "revision", (json_int_t)r->revision)

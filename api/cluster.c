@@ -29,6 +29,7 @@
  */
 #include "api/cluster.h"
 
+#include "api/ryw.h"
 #include "api/slog.h"
 
 #include <jansson.h>
@@ -44,6 +45,10 @@
 typedef struct slot {
     uint8_t acked;
     int64_t sent_ms;
+    /* read-your-writes (api/ryw.h): the seq this slot last held, its partition and its stream
+     * seq once acknowledged (kept after the watermark passed it, until the slot is reused) */
+    uint64_t seq, sseq;
+    uint32_t part;
 } slot;
 
 struct sr_cluster {
@@ -87,6 +92,8 @@ static int64_t now_ms(void)
 
 /* ---- one NATS connection (the publisher's, the lease manager's and the
  * consumers' each have their own) ---- */
+
+static void fill_token(void *arg, uint64_t last, sr_result *res);
 
 int sr__nats_connect(const char *urls_csv, const char *name, natsConnection **out)
 {
@@ -138,6 +145,10 @@ static void on_ack(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae, void
     if (pa && seq) {
         atomic_fetch_add(&c->st_acked, 1);
         pthread_mutex_lock(&c->mu);
+        if (seq > c->confirmed && seq <= c->published) { /* read-your-writes: the answer's token */
+            slot *sl = &c->ring[seq % c->ring_n];
+            if (sl->seq == seq) sl->sseq = pa->Sequence;
+        }
         mark_acked(c, seq);
         uint64_t w = advance(c);
         c->wake = 1;
@@ -320,6 +331,11 @@ static int publish_one(void *ctx, const sr_event_view *v)
         sl->acked = 0;
         c->published = v->seq;
     }
+    if (sl->seq != v->seq) { /* read-your-writes: a new seq in this slot (a resend keeps its stream seq) */
+        sl->seq = v->seq;
+        sl->sseq = 0;
+        sl->part = (uint32_t)strtoul(part, NULL, 10);
+    }
     sl->sent_ms = now_ms();
     pthread_mutex_unlock(&c->mu);
     if (s == NATS_OK) s = js_PublishMsgAsync(c->js, &m, NULL);
@@ -460,6 +476,7 @@ static void *run(void *arg)
 static void on_appended(void *ctx, uint64_t last)
 {
     sr_cluster *c = ctx;
+    sr_ryw_appended(last); /* read-your-writes: waiting reads look again (api/ryw.h) */
     atomic_store(&c->st_log_last, last);
     pthread_mutex_lock(&c->mu);
     c->wake = 1;
@@ -515,6 +532,8 @@ int sr_cluster_open(sr_engine *e, const sr_cluster_opts *o, sr_cluster **out, ch
         free(c);
         return SR_ENOMEM;
     }
+    c->wl.fill = fill_token;
+    c->wl.fill_arg = c;
     /* NATS reachable now: a stream with other settings stops the start;
      * unreachable: the node serves, its data writes wait (docs/cluster.md) */
     if (nconnect(c, err, errlen) == SR_OK) {
@@ -603,6 +622,36 @@ void sr_cluster_free(sr_cluster *c)
     free(c);
 }
 
+/* ---- read-your-writes: the stream seq of a seq (api/ryw.h) ---- */
+
+static int stream_seq_of(sr_cluster *c, uint64_t seq, uint32_t *part, uint64_t *sseq)
+{
+    int ok = 0;
+    pthread_mutex_lock(&c->mu);
+    const slot *sl = &c->ring[seq % c->ring_n];
+    if (sl->seq == seq && sl->sseq) {
+        *part = sl->part;
+        *sseq = sl->sseq;
+        ok = 1;
+    }
+    pthread_mutex_unlock(&c->mu);
+    return ok;
+}
+
+int sr_cluster_stream_seq(uint64_t seq, uint32_t *part, uint64_t *sseq)
+{
+    sr_cluster *c = atomic_load(&g_cluster);
+    return c && seq ? stream_seq_of(c, seq, part, sseq) : 0;
+}
+
+/* the wait list's fill: a released answer gets its last event's stream seq */
+static void fill_token(void *arg, uint64_t last, sr_result *res)
+{
+    uint32_t part = 0;
+    uint64_t sseq = 0;
+    if (res->rc == SR_OK && stream_seq_of(arg, last, &part, &sseq)) res->part = part, res->stream_seq = sseq;
+}
+
 /* ---- the wrapped submit ---- */
 
 typedef struct wrap {
@@ -623,7 +672,9 @@ static void wrapped(void *arg, const sr_result *res)
     int rc = sr_waitlist_hold(&w.c->wl, last, w.cb, w.ctx, res);
     if (rc == 0) return;
     if (rc == 1) {
-        w.cb(w.ctx, res);
+        sr_result r = *res;
+        fill_token(w.c, last, &r);
+        w.cb(w.ctx, &r);
         return;
     }
     sr_result r = *res;

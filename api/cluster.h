@@ -61,6 +61,10 @@ typedef struct sr_waitlist {
     sr_wl_item *items;   /* a ring of cap, FIFO */
     size_t cap, head, n;
     int closed;          /* sr_waitlist_close: nothing is held any more */
+    /* optional (read-your-writes): called on each released answer's result, outside the lock,
+     * before its callback (api/cluster.c fills its partition and stream seq) */
+    void (*fill)(void *arg, uint64_t last, sr_result *res);
+    void *fill_arg;
 } sr_waitlist;
 SR_MUST_CHECK int sr_waitlist_init(sr_waitlist *w, size_t cap, uint64_t confirmed);
 void sr_waitlist_destroy(sr_waitlist *w);
@@ -126,6 +130,11 @@ typedef struct sr_cluster_stats {
 } sr_cluster_stats;
 /* The process's cluster's figures; 0 if there is none. */
 int sr_cluster_get_stats(sr_cluster_stats *out);
+
+/* Read-your-writes (api/ryw.h): the partition and JetStream stream seq of
+ * this node's event seq, when it was acknowledged and is still in the
+ * publisher's window of recent seqs (max_pending): 1, else 0. Any thread. */
+int sr_cluster_stream_seq(uint64_t seq, uint32_t *part, uint64_t *sseq);
 
 
 /* ---- ownership (api/cluster_own.c; docs/cluster.md "Ownership", issue #19

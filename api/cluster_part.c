@@ -107,7 +107,10 @@ size_t sr_waitlist_confirm(sr_waitlist *w, uint64_t seq)
         if (seq > w->confirmed) w->confirmed = seq;
         size_t k = take(w, w->confirmed, 0, batch, 64);
         pthread_mutex_unlock(&w->mu);
-        for (size_t i = 0; i < k; i++) batch[i].cb(batch[i].ctx, &batch[i].res);
+        for (size_t i = 0; i < k; i++) {
+            if (w->fill) w->fill(w->fill_arg, batch[i].last, &batch[i].res); /* (read-your-writes) */
+            batch[i].cb(batch[i].ctx, &batch[i].res);
+        }
         total += k;
         if (k < 64) return total;
     }

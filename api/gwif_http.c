@@ -60,6 +60,7 @@
  *  progress for send_timeout_ms is cut. "Cut" is shutdown(2) of the socket:
  *  h2o sees the end and closes the connection itself (as at shutdown).
  */
+#include "api/ryw.h"
 #include "api/gwif_http.h"
 #include "api/cluster.h"
 
@@ -261,6 +262,7 @@ static void respond_rc(h2o_req_t *req, const char *op, const char *gw, const sr_
     if (r->range) sr_gw_range_refused(op, gw, r->err.where, r->err.msg); /* value-out-of-range (api/gwif_json.h) */
     switch (sr_gw_outcome_rc(r->rc)) {
     case SR_GW_DURABLE:
+        sr_ryw_answer_header(req, r); /* Suiro-Seq (api/ryw.h) */
         respond_result(req, SR_WIRE_OK, r->duplicate ? "duplicate; stored once" : "stored", NULL);
         break;
     case SR_GW_REFUSED: respond_result(req, sr_wire_of_rc(r->rc), msg, NULL); break;

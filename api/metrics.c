@@ -2,6 +2,7 @@
  * /health, /ready and the [metrics] listener; see metrics.h. */
 #include "api/metrics.h"
 #include "api/cluster.h"
+#include "api/ryw.h"
 
 #include "api/broker.h"
 #include "api/gwif_http.h"
@@ -322,6 +323,22 @@ static void c_events(scrape *s)
     if (st) OUT(sr_mexp_u64(s->b, s->name, NULL, NULL, st->events));
 }
 
+/* read-your-writes (api/ryw.h) */
+static void c_ryw(scrape *s)
+{
+    sr_ryw_stats r;
+    sr_ryw_get_stats(&r);
+    OUT(sr_mexp_u64(s->b, s->name, s->label, "at_once", r.at_once));
+    OUT(sr_mexp_u64(s->b, s->name, s->label, "waited", r.waited));
+    OUT(sr_mexp_u64(s->b, s->name, s->label, "timeout", r.timeout));
+    OUT(sr_mexp_u64(s->b, s->name, s->label, "refused", r.refused));
+}
+static void c_ryw_waiting(scrape *s)
+{
+    sr_ryw_stats r;
+    sr_ryw_get_stats(&r);
+    OUT(sr_mexp_u64(s->b, s->name, NULL, NULL, r.waiting));
+}
 /* the cluster mode (api/cluster.h): zeros without it */
 static void c_cluster_events(scrape *s)
 {
@@ -571,6 +588,9 @@ static void c_ready(scrape *s) { OUT(sr_mexp_u64(s->b, s->name, NULL, NULL, (uin
       "Cluster mode: ownership changes this node made or found (start, expired, handover, lost)", c_cluster_changes) \
     X("suiro_cluster_nodes_live", GAUGE, NULL, "Cluster mode: live nodes in the owners' bucket, this one included", \
       c_cluster_live)                                                                                              \
+    X("suiro_ryw_waits_total", COUNTER, "outcome",                                                                 \
+      "Reads with Suiro-Wait: reached at once (at_once), after waiting (waited), timed out, refused (full, not owned)", c_ryw) \
+    X("suiro_ryw_waiting", GAUGE, NULL, "Reads with Suiro-Wait waiting now (at most 1024)", c_ryw_waiting)          \
     X("suiro_connections", GAUGE, "kind",                                                                          \
       "Open connections (mqtt, mqtts, http) and logged-in gateways and app sessions (gateways, apps)", c_conns)    \
     X("suiro_requests", GAUGE, "state", "Open requests to gateways, by state", c_states)                           \

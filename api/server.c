@@ -84,6 +84,7 @@
  *      engine or broker answer, retries, worker check, accept, the
  *      once-a-second tick, close, the stop signal).
  */
+#include "api/ryw.h"
 #include "api/checkpoint.h"
 #include "api/cluster.h"
 #include "api/server.h"
@@ -2576,6 +2577,10 @@ int sr_server_open(const sr_config *cfg, sr_server **out, char *err, size_t errl
                               cfg->cluster_lease_ms,   cfg->http_listen, cfg->cluster_owned};
         if ((rc = sr_cluster_open(s->eng, &co, &s->cluster, err, errlen))) goto fail;
     }
+    /* read-your-writes (api/ryw.h): reads may wait for a write's Suiro-Seq; woken by the
+     * engine's append hook (the cluster's publisher passes it on, api/cluster.c) */
+    if ((rc = sr_ryw_start(&s->loop, s->eng, cfg->cluster_nats[0] ? cfg->cluster_node : NULL))) goto fail;
+    if (!cfg->cluster_nats[0]) sr_engine_on_appended(s->eng, sr_ryw_engine_hook, NULL);
     uint64_t t0 = mono_us();
     sr_alg sig_alg = SR_ALG_ES256; /* a first start of an older data directory: [crypto] signature's key */
     if (sr_alg_by_name(cfg->crypto_signature, SR_ALG_KIND_SIG, &sig_alg, err, errlen) ||
@@ -2794,6 +2799,9 @@ void sr_server_close(sr_server *s)
      * queues and the broker go */
     sr_server_ready_hook(s, 0);
     sr_metrics_set_source(NULL, NULL, 0);
+    /* reads waiting for a Suiro-Wait token: 503 (api/ryw.h) */
+    if (!s->cluster && s->eng) sr_engine_on_appended(s->eng, NULL, NULL);
+    sr_ryw_stop();
     /* answers still waiting for NATS: not acknowledged (the clients retry),
      * before the connections they answer on go */
     sr_cluster_close(s->cluster); /* freed after the engine (its last callbacks) */

@@ -184,6 +184,11 @@ typedef struct sr_result {
                          * names the data point (the alarm rule value-out-of-range, api/alarms.c) */
     sr_errinfo err;     /* for a refusal: err.code == rc, err.msg what and where ("point 17: value 12.5
                          * above max 10"); the one error-detail struct of every layer (sr_error.h) */
+    /* cluster mode (read-your-writes, api/ryw.h): the partition and the JetStream stream seq of the
+     * command's last event, set by api/cluster.c when it releases an answer JetStream acknowledged;
+     * the engine leaves them 0 (stream_seq 0: not known) */
+    uint32_t part;
+    uint64_t stream_seq;
 } sr_result;
 
 typedef void (*sr_engine_cb)(void *ctx, const sr_result *res);
