@@ -1814,31 +1814,31 @@ static void alarms_list(const sr_route_call *rt)
 }
 
 const sr_route sr_apif_routes[] = {
-    {"POST", "/api/v1/sessions", open_session, SR_CALLER_NONE, SR_BODY_SMALL, 0},
-    {"DELETE", "/api/v1/sessions/current", session_close, SR_CALLER_APP, SR_BODY_HTTP_MAX, 0},
-    {"GET", "/api/v1/masters/{kind}", masters, SR_CALLER_APP, SR_BODY_HTTP_MAX, 0},
-    {"POST", "/api/v1/current-values", current_values, SR_CALLER_APP, SR_BODY_SMALL, 0},
-    {"POST", "/api/v1/monitors", monitor_start, SR_CALLER_APP, SR_BODY_SMALL, 0},
-    {"GET", "/api/v1/monitors", monitor_list, SR_CALLER_APP, SR_BODY_HTTP_MAX, 0},
-    {"DELETE", "/api/v1/monitors/{monitorId}", monitor_stop, SR_CALLER_APP, SR_BODY_HTTP_MAX, 0},
-    {"GET", "/api/v1/monitors/{monitorId}/values", monitor_values, SR_CALLER_APP, SR_BODY_HTTP_MAX, 0},
-    {"POST", "/api/v1/control-values", control_values, SR_CALLER_APP, SR_BODY_SMALL, 0},
-    {"GET", "/api/v1/certificates/{subjectType}/{subjectId}", certificate, SR_CALLER_APP, SR_BODY_HTTP_MAX, 0},
-    {"GET", "/api/v1/requests/{requestId}", request_status, SR_CALLER_APP, SR_BODY_HTTP_MAX, 0},
-    {"GET", "/api/v1/alive", alive_list, SR_CALLER_APP, SR_BODY_HTTP_MAX, 0}, /* (ext) R-MO-1 */
-    {"GET", "/api/v1/stored-values", stored_values, SR_CALLER_APP, SR_BODY_HTTP_MAX, 0},
-    {"GET", "/api/v1/stored-values/latest", stored_latest, SR_CALLER_APP, SR_BODY_HTTP_MAX, 0},
-    {"POST", "/api/v1/documents/{collection}", sr_apif_doc_create, SR_CALLER_APP, SR_BODY_DOC, 0},
-    {"GET", "/api/v1/documents/{collection}", sr_apif_doc_query, SR_CALLER_APP, SR_BODY_HTTP_MAX, 0},
-    {"GET", "/api/v1/documents/{collection}/{documentId}", sr_apif_doc_get, SR_CALLER_APP, SR_BODY_HTTP_MAX, 0},
-    {"PUT", "/api/v1/documents/{collection}/{documentId}", sr_apif_doc_put, SR_CALLER_APP, SR_BODY_DOC, 0},
-    {"DELETE", "/api/v1/documents/{collection}/{documentId}", sr_apif_doc_delete, SR_CALLER_APP, SR_BODY_HTTP_MAX, 0},
-    {"GET", "/api/v1/files", sr_apif_file_list, SR_CALLER_APP, SR_BODY_HTTP_MAX, 0},
-    {"GET", "/api/v1/files/{path}", sr_apif_file_get, SR_CALLER_APP, SR_BODY_HTTP_MAX, 0},
-    {"PUT", "/api/v1/files/{path}", sr_apif_file_put, SR_CALLER_APP, SR_BODY_HTTP_MAX, 0},
-    {"DELETE", "/api/v1/files/{path}", sr_apif_file_delete, SR_CALLER_APP, SR_BODY_HTTP_MAX, 0},
-    {"POST", "/api/v1/corrections", sr_apif_corrections, SR_CALLER_APP, SR_BODY_DOC, 0}, /* ~20,000 rows */
-    {"GET", "/api/v1/alarms", alarms_list, SR_CALLER_APP, SR_BODY_HTTP_MAX, 0},
+    {"POST", "/api/v1/sessions", open_session, SR_CALLER_NONE, SR_BODY_SMALL, 0, SR_FWD_NONE},
+    {"DELETE", "/api/v1/sessions/current", session_close, SR_CALLER_APP, SR_BODY_HTTP_MAX, 0, SR_FWD_NONE},
+    {"GET", "/api/v1/masters/{kind}", masters, SR_CALLER_APP, SR_BODY_HTTP_MAX, 0, SR_FWD_OPERATOR},
+    {"POST", "/api/v1/current-values", current_values, SR_CALLER_APP, SR_BODY_SMALL, 0, SR_FWD_NONE},
+    {"POST", "/api/v1/monitors", monitor_start, SR_CALLER_APP, SR_BODY_SMALL, 0, SR_FWD_NONE},
+    {"GET", "/api/v1/monitors", monitor_list, SR_CALLER_APP, SR_BODY_HTTP_MAX, 0, SR_FWD_NONE},
+    {"DELETE", "/api/v1/monitors/{monitorId}", monitor_stop, SR_CALLER_APP, SR_BODY_HTTP_MAX, 0, SR_FWD_NONE},
+    {"GET", "/api/v1/monitors/{monitorId}/values", monitor_values, SR_CALLER_APP, SR_BODY_HTTP_MAX, 0, SR_FWD_NONE},
+    {"POST", "/api/v1/control-values", control_values, SR_CALLER_APP, SR_BODY_SMALL, 0, SR_FWD_NONE},
+    {"GET", "/api/v1/certificates/{subjectType}/{subjectId}", certificate, SR_CALLER_APP, SR_BODY_HTTP_MAX, 0, SR_FWD_NONE},
+    {"GET", "/api/v1/requests/{requestId}", request_status, SR_CALLER_APP, SR_BODY_HTTP_MAX, 0, SR_FWD_NONE},
+    {"GET", "/api/v1/alive", alive_list, SR_CALLER_APP, SR_BODY_HTTP_MAX, 0, SR_FWD_NONE}, /* (ext) R-MO-1 */
+    {"GET", "/api/v1/stored-values", stored_values, SR_CALLER_APP, SR_BODY_HTTP_MAX, 0, SR_FWD_OPERATOR},
+    {"GET", "/api/v1/stored-values/latest", stored_latest, SR_CALLER_APP, SR_BODY_HTTP_MAX, 0, SR_FWD_OPERATOR},
+    {"POST", "/api/v1/documents/{collection}", sr_apif_doc_create, SR_CALLER_APP, SR_BODY_DOC, 0, SR_FWD_OPERATOR},
+    {"GET", "/api/v1/documents/{collection}", sr_apif_doc_query, SR_CALLER_APP, SR_BODY_HTTP_MAX, 0, SR_FWD_OPERATOR},
+    {"GET", "/api/v1/documents/{collection}/{documentId}", sr_apif_doc_get, SR_CALLER_APP, SR_BODY_HTTP_MAX, 0, SR_FWD_OPERATOR},
+    {"PUT", "/api/v1/documents/{collection}/{documentId}", sr_apif_doc_put, SR_CALLER_APP, SR_BODY_DOC, 0, SR_FWD_OPERATOR},
+    {"DELETE", "/api/v1/documents/{collection}/{documentId}", sr_apif_doc_delete, SR_CALLER_APP, SR_BODY_HTTP_MAX, 0, SR_FWD_OPERATOR},
+    {"GET", "/api/v1/files", sr_apif_file_list, SR_CALLER_APP, SR_BODY_HTTP_MAX, 0, SR_FWD_OPERATOR},
+    {"GET", "/api/v1/files/{path}", sr_apif_file_get, SR_CALLER_APP, SR_BODY_HTTP_MAX, 0, SR_FWD_OPERATOR},
+    {"PUT", "/api/v1/files/{path}", sr_apif_file_put, SR_CALLER_APP, SR_BODY_HTTP_MAX, 0, SR_FWD_OPERATOR},
+    {"DELETE", "/api/v1/files/{path}", sr_apif_file_delete, SR_CALLER_APP, SR_BODY_HTTP_MAX, 0, SR_FWD_OPERATOR},
+    {"POST", "/api/v1/corrections", sr_apif_corrections, SR_CALLER_APP, SR_BODY_DOC, 0, SR_FWD_OPERATOR}, /* ~20,000 rows */
+    {"GET", "/api/v1/alarms", alarms_list, SR_CALLER_APP, SR_BODY_HTTP_MAX, 0, SR_FWD_OPERATOR},
     SR_TEST_ROUTES
 };
 const size_t sr_apif_nroutes = sizeof sr_apif_routes / sizeof sr_apif_routes[0];
