@@ -41,6 +41,7 @@
 #include "api/admin_http.h"
 #include "api/admin_int.h"
 
+#include "api/cluster_fwd.h"
 #include "api/httpu.h"
 #include "api/loginguard.h"
 #include "api/loopq.h"
@@ -567,7 +568,14 @@ static const struct {
     {sr_admin_tlog_routes, &sr_admin_tlog_nroutes},
 };
 
-void sr_admin_handle(sr_admin *a, h2o_req_t *req)
+static void dispatch(sr_admin *a, h2o_req_t *req, int64_t until);
+static void dispatch_again(void *a, h2o_req_t *req, int64_t until) { dispatch(a, req, until); }
+
+void sr_admin_handle(sr_admin *a, h2o_req_t *req) { dispatch(a, req, 0); }
+
+/* The row, its caller authenticated once, its body limit, in cluster mode
+ * its owner (api/cluster_fwd.h), its action checked, then its handler. */
+static void dispatch(sr_admin *a, h2o_req_t *req, int64_t until)
 {
     sr_route_call c;
     int known = 0;
@@ -592,12 +600,17 @@ void sr_admin_handle(sr_admin *a, h2o_req_t *req)
     if (r->caller != SR_CALLER_NONE) {
         cl = h2o_mem_alloc_pool(&req->pool, sizeof *cl);
         authn an = authenticate(a, req, cl);
+        /* a forwarded request whose session is still on its way here (cluster_fwd.h invariant 4) */
+        if (an.code == SR_WIRE_UNAUTH && sr_fwd_wait(req, a, dispatch_again, &until)) return;
         if (an.code) return sr_http_result(req, 0, an.code, an.msg, NULL);
         c.caller = cl;
         if (cl->must_change && r->caller != SR_CALLER_USER) return refuse(&c, 403, SR_WIRE_FORBIDDEN, an.restricted, NULL);
     }
     char m[120];
     if (sr_route_body_check(r, req->entity.len, m, sizeof m)) return refuse(&c, 0, SR_WIRE_LARGE, m, NULL);
+    /* cluster mode: the owner of {operatorId}'s partition, or of partition 0 for a platform write, serves it
+     * and checks it completely itself (this node's checks are a pre-filter) */
+    if (r->fwd && cl && sr_fwd_route(req, r, sr_route_param(&c, "operatorId"))) return;
     if (r->action > 0 && r->action <= SR_ACT_COUNT) {
         sr_authz_target t;
         char ids[2][72] = {"", ""};

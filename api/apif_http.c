@@ -69,6 +69,8 @@
 #include "api/apif_int.h"
 #include "api/alarms.h"
 
+#include "api/cluster.h"
+#include "api/cluster_fwd.h"
 #include "api/access.h"
 #include "api/alive.h"
 #include "api/broker.h"
@@ -1912,9 +1914,40 @@ size_t sr_apif_registry_changed(sr_apif *a, const char *op, const char *app)
     return sr_tokens_sweep(a->tokens, end_if_revoked, &x);
 }
 
+/* Cluster mode (docs/cluster.md "Forwarding"): a token this node did not
+ * issue, of a session another node opened (its SessionEvent replicated
+ * through the .reg consumer), taken into the table as a restart takes the
+ * kept ones (sessions_restore). NULL when the index has no such session. */
+static atoken *token_adopt(sr_apif *a, h2o_req_t *req)
+{
+    size_t len = 0;
+    const char *tok = sr_http_bearer(req, &len);
+    if (!a->eng || !tok || len != 64 || !sr_cluster_self()) return NULL;
+    uint8_t h[32];
+    sr_sha256(tok, len, h);
+    sr_session_rec s;
+    if (sr_session_verify(a->eng, h, SR_ACTOR_APP, wall_ms(), &s) != SR_OK || strlen(s.op) >= sizeof((atoken *)0)->op ||
+        strlen(s.id) >= sizeof((atoken *)0)->app)
+        return NULL;
+    atoken *t = sr_tokens_add_hashed(a->tokens, h, s.expires_ms);
+    if (!t) return NULL;
+    snprintf(t->op, sizeof t->op, "%s", s.op);
+    snprintf(t->app, sizeof t->app, "%s", s.id);
+    if (sr_login_seen_init(a->eng, 'a', s.op, s.id, NULL, &t->seen) || load_grants(a, t) != SR_OK) {
+        sr_tokens_remove(a->tokens, t);
+        return NULL;
+    }
+    return t;
+}
+
+static void dispatch(sr_apif *a, h2o_req_t *req, int64_t until);
+static void dispatch_again(void *a, h2o_req_t *req, int64_t until) { dispatch(a, req, until); }
+
 /* The dispatcher: the row, its caller authenticated once, its body limit,
- * then its handler. */
-void sr_apif_handle(sr_apif *a, h2o_req_t *req)
+ * in cluster mode its owner (api/cluster_fwd.h), then its handler. */
+void sr_apif_handle(sr_apif *a, h2o_req_t *req) { dispatch(a, req, 0); }
+
+static void dispatch(sr_apif *a, h2o_req_t *req, int64_t until)
 {
     sr_route_call c;
     int known;
@@ -1929,6 +1962,9 @@ void sr_apif_handle(sr_apif *a, h2o_req_t *req)
     if (r->caller != SR_CALLER_NONE) {
         /* SR_CALLER_ADMIN: no administrator sessions yet (issue #14) */
         atoken *t = r->caller == SR_CALLER_APP ? token_find(a, req) : NULL;
+        if (!t && r->caller == SR_CALLER_APP && !sr_tokens_expired(a->tokens, req)) t = token_adopt(a, req);
+        /* a forwarded request whose session is still on its way here (cluster_fwd.h invariant 4) */
+        if (!t && sr_fwd_wait(req, a, dispatch_again, &until)) return;
         if (!t)
             return sr_http_result(req, 0, sr_tokens_expired(a->tokens, req) ? SR_WIRE_EXPIRED : SR_WIRE_UNAUTH,
                                   "not authenticated: POST /api/v1/sessions first, then Authorization: Bearer <token>",
@@ -1947,6 +1983,8 @@ void sr_apif_handle(sr_apif *a, h2o_req_t *req)
     }
     char m[120];
     if (sr_route_body_check(r, req->entity.len, m, sizeof m)) return sr_http_result(req, 0, SR_WIRE_LARGE, m, NULL);
+    /* cluster mode: served by the owner of the caller's operator's partition (its audit entry is the owner's) */
+    if (r->fwd && c.caller && sr_fwd_route(req, r, ((const atoken *)c.caller)->op)) return;
     /* a read: its audit entry (api/access.h), or a refusal when the trail cannot take it */
     if (c.caller && r->method[0] == 'G') {
         const atoken *t = c.caller;
