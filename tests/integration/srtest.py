@@ -911,3 +911,43 @@ def start_nats_cluster(tmp, n=3, timeout=30):
         c.stop_all()
         raise RuntimeError("the NATS cluster elected no meta leader within %ds (see %s/nats-*.log)" % (timeout, tmp))
     return c
+
+
+# ---- the Admin API's role table, read from docs/admin.md (test_admin_matrix,
+# test_cluster_fwd: one copy of the expectation)
+ROLE_SCOPE = {"platform_admin": "platform", "auditor": "platform", "operator_admin": "operator",
+              "operator_general": "operator", "ap_vendor_admin": "vendor", "ap_vendor_general": "vendor",
+              "gw_vendor_admin": "vendor", "gw_vendor_general": "vendor"}
+
+
+def role_table():
+    """{role: {action: rule}} from docs/admin.md's "Role table" section."""
+    import os
+    import re
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    text = open(os.path.join(root, "docs", "admin.md"), encoding="utf-8").read()
+    sec = text[text.index("## Role table"):]
+    sec = sec[:sec.index("\n## ", 3)]
+    rows = [ln for ln in sec.splitlines() if ln.startswith("| `")]
+    head = [ln for ln in sec.splitlines() if ln.startswith("| Role")][0]
+    actions = re.findall(r"`([a-z]+\.[a-z]+)`", head)
+    table = {}
+    for ln in rows:
+        cells = [c.strip() for c in ln.strip("|").split("|")]
+        role = cells[0].strip("`")
+        table[role] = dict(zip(actions, cells[1:]))
+    return table
+
+
+def role_allowed(rule, who, target, grants):
+    """the doc's scope rule for who ({operator, vendor}) on target ({operator,
+    vendor}); grants: {vendor: (operators granting it)}"""
+    if rule == "platform":
+        return True
+    if rule == "own operator":
+        return target.get("operator") is not None and target.get("operator") == who["operator"]
+    if rule == "own vendor":
+        return target.get("vendor") is not None and target.get("vendor") == who["vendor"]
+    if rule == "granted":
+        return target.get("operator") is not None and target.get("operator") in grants.get(who["vendor"], ())
+    return False  # none
