@@ -711,3 +711,8 @@ int sr_cluster_peer_host(sr_cluster *c, const char *host, char node[32])
 {
     return c && c->own ? sr__cluster_own_peer(c->own, host, node) : 0;
 }
+
+void sr_cluster_set_advertise(sr_cluster *c, const char *url)
+{
+    if (c && c->own) sr__cluster_own_set_url(c->own, url);
+}

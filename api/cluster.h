@@ -246,6 +246,10 @@ int sr_cluster_owner_url(sr_cluster *c, uint32_t part, char *url, size_t len, ch
 /* 1 when host is the host of a live node's advertised URL (its name into
  * node), else 0. */
 int sr_cluster_peer_host(sr_cluster *c, const char *host, char node[32]);
+/* Advertise url from now on (the [http] listener bound to a port chosen
+ * at start, port 0). */
+void sr_cluster_set_advertise(sr_cluster *c, const char *url);
+void sr__cluster_own_set_url(sr_cluster_own *o, const char *url);
 int sr__cluster_own_owner(sr_cluster_own *o, uint32_t part, char *url, size_t len, char node[32]);
 int sr__cluster_own_peer(sr_cluster_own *o, const char *host, char node[32]);
 

@@ -115,7 +115,7 @@ int sr_fwd_advertise_url(const char *advertise, const char *listen, char *out, s
 enum { O_RELAYED, O_NO_OWNER, O_UNREACHABLE, O_TIMEOUT, O_NOT_OWNER, O_ERROR, O_N };
 static const char *const outcomes[O_N] = {"relayed", "no_owner", "unreachable", "timeout", "not_owner", "error"};
 const char *sr_fwd_outcome_name(int i) { return i >= 0 && i < O_N ? outcomes[i] : ""; }
-const double sr_fwd_lat_le[8] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.1, 0.5, 2.5};
+static const uint64_t lat_bounds[] = SR_HIST_US_BOUNDS;
 
 /* the answer's headers relayed (besides Content-Type): the wire contract's */
 static const char *const relay_hdrs[] = {"content-disposition", "etag", "location", "retry-after",
@@ -150,7 +150,8 @@ static struct {
     uint64_t suppressed;
 } g;
 
-static _Atomic uint64_t st_outcome[O_N], st_served, st_lat_count, st_lat_sum, st_lat_bucket[8];
+static _Atomic uint64_t st_outcome[O_N], st_served;
+static sr_hist st_lat;
 
 static uint64_t mono_us(void)
 {
@@ -317,11 +318,7 @@ static void on_done(void *priv, CURLcode res, long code)
             unavailable(req, m);
         } else {
             count(O_RELAYED);
-            uint64_t us = mono_us() - x->t0;
-            atomic_fetch_add(&st_lat_count, 1);
-            atomic_fetch_add(&st_lat_sum, us);
-            for (int i = 0; i < 8; i++)
-                if ((double)us / 1e6 <= sr_fwd_lat_le[i]) atomic_fetch_add(&st_lat_bucket[i], 1);
+            sr_hist_add(&st_lat, lat_bounds, SR_HIST_US_N, mono_us() - x->t0);
             for (size_t i = 0; i < x->nh; i++)
                 h2o_add_header_by_str(&req->pool, &req->res.headers, x->hname[i], strlen(x->hname[i]), 1, NULL,
                                       h2o_strdup(&req->pool, x->hval[i], SIZE_MAX).base, strlen(x->hval[i]));
@@ -536,7 +533,5 @@ void sr_fwd_get_stats(sr_fwd_stats *out)
     memset(out, 0, sizeof *out);
     for (int i = 0; i < O_N; i++) out->outcome[i] = atomic_load(&st_outcome[i]);
     out->served = atomic_load(&st_served);
-    out->lat_count = atomic_load(&st_lat_count);
-    out->lat_sum_us = atomic_load(&st_lat_sum);
-    for (int i = 0; i < 8; i++) out->lat_bucket[i] = atomic_load(&st_lat_bucket[i]);
+    sr_hist_read(&st_lat, &out->lat_us);
 }

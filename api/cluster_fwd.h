@@ -44,6 +44,7 @@
 
 #include "api/routes.h"
 #include "codecs/base/sr_error.h"
+#include "codecs/base/sr_hist.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -119,10 +120,9 @@ int sr_fwd_client_addr(struct st_h2o_req_t *req, char out[64]);
 typedef struct sr_fwd_stats {
     uint64_t outcome[6]; /* by sr_fwd_outcome_name */
     uint64_t served;     /* forwarded to this node and served here */
-    uint64_t lat_count, lat_sum_us, lat_bucket[8]; /* relayed answers' latency, cumulative <= sr_fwd_lat_le */
+    sr_hist_snap lat_us; /* relayed answers' latency, microseconds (bounds SR_HIST_US_BOUNDS) */
 } sr_fwd_stats;
 const char *sr_fwd_outcome_name(int i); /* relayed, no_owner, unreachable, timeout, not_owner, error */
-extern const double sr_fwd_lat_le[8];   /* seconds */
 void sr_fwd_get_stats(sr_fwd_stats *out);
 
 #endif

@@ -289,12 +289,15 @@ static int oconnect(sr_cluster_own *o, char *err, size_t errlen)
 
 static void heartbeat(sr_cluster_own *o, int64_t t)
 {
-    char key[64], v[512];
+    char key[64], v[512], url[160];
     snprintf(key, sizeof key, "node.%s", o->node);
+    pthread_mutex_lock(&o->mu); /* sr__cluster_own_set_url */
+    snprintf(url, sizeof url, "%s", o->apif);
+    pthread_mutex_unlock(&o->mu);
     int k = snprintf(v, sizeof v,
                      "{\"node\":\"%s\",\"apif\":\"%s\",\"admin\":\"%s\",\"started_ms\":%" PRId64 ",\"at_ms\":%" PRId64
                      "}",
-                     o->node, o->apif, o->apif, o->started_ms, t);
+                     o->node, url, url, o->started_ms, t);
     uint64_t rev = 0;
     (void)kvStore_Put(&rev, o->kv, key, v, k); /* a failed put: the next tick's */
 }
@@ -684,4 +687,11 @@ int sr__cluster_own_peer(sr_cluster_own *o, const char *host, char node[32])
     }
     pthread_mutex_unlock(&o->mu);
     return found;
+}
+
+void sr__cluster_own_set_url(sr_cluster_own *o, const char *url)
+{
+    pthread_mutex_lock(&o->mu);
+    snprintf(o->apif, sizeof o->apif, "%s", url);
+    pthread_mutex_unlock(&o->mu);
 }

@@ -2698,6 +2698,12 @@ int sr_server_open(const sr_config *cfg, sr_server **out, char *err, size_t errl
                              cfg->http_max_conns,    cfg->http_max_conns_per_addr, cfg->http_request_timeout_ms,
                              cfg->http_send_timeout_ms};
         if ((rc = sr_gwhttp_open(&s->loop, s->eng, s->broker, host, port, &htls, &hl, s->guard, &s->http, err, errlen))) goto fail;
+        if (s->cluster && !cfg->cluster_advertise[0] && port == 0) { /* a port chosen at bind: advertise that one */
+            char url[200];
+            snprintf(url, sizeof url, strchr(host, ':') ? "http://[%s]:%d" : "http://%s:%d", host,
+                     sr_gwhttp_port(s->http));
+            sr_cluster_set_advertise(s->cluster, url);
+        }
         sr_apif_limits al = {cfg->http_answer_max_bytes, cfg->http_doc_scan_max, cfg->http_uploads_max,
                              cfg->http_uploads_per_op, cfg->http_uploads_per_app, cfg->http_upload_idle_ms,
                              cfg->parse_inline_max};
