@@ -221,6 +221,10 @@ void sr_csub_get_stats(sr_csub *s, sr_csub_stats *out);
 /* Events partition part's stream held after the last one consumed (its
  * full consumer's, else its registry one's), as of that fetch. */
 uint64_t sr_csub_lag(sr_csub *s, uint32_t part);
+/* 1 when part's full consumer (this node owns it) fetched everything the
+ * stream held and it was applied: its reads may be served here (phase 2b,
+ * forwarding: a partition just taken over is answered 503 until then). */
+int sr_csub_caught_up(sr_csub *s, uint32_t part);
 /* The process's cluster's consumers (NULL without a cluster). */
 sr_csub *sr_cluster_consumers(void);
 

@@ -342,7 +342,11 @@ static void served_here(h2o_req_t *req)
     h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("suiro-served-by"), 0, NULL, node, strlen(node));
 }
 
-static int owns_cb(void *ctx, uint32_t part) { return sr_cluster_owns(ctx, part); }
+/* owned, and its full consumer caught up (a partition just taken over is not served from a stale index) */
+static int owns_cb(void *ctx, uint32_t part)
+{
+    return sr_cluster_owns(ctx, part) && sr_csub_caught_up(sr_cluster_consumers(), part);
+}
 
 int sr_fwd_route(h2o_req_t *req, const sr_route *r, const char *op)
 {
@@ -365,6 +369,13 @@ int sr_fwd_route(h2o_req_t *req, const sr_route *r, const char *op)
         return 1;
     }
     int rc = sr_cluster_owner_url(c, part, url, 512, owner);
+    if (!rc && !strcmp(owner, sr_cluster_node(c))) { /* this node's lease: taken, not caught up yet */
+        count(O_NOT_OWNER);
+        char m[160];
+        snprintf(m, sizeof m, "partition %u is being taken over by this node (catching up); retry", part);
+        unavailable(req, m);
+        return 1;
+    }
     if (rc) {
         count(O_NO_OWNER);
         char m[160];
