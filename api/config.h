@@ -255,7 +255,7 @@
     S(cluster, advertise, cluster_advertise, 160, "",                                                                 \
       "the base URL peers forward requests to (http://host:port); empty: http:// and [http] listen (refused when it is a wildcard address)") \
     U(cluster, forward_timeout_ms, cluster_forward_timeout_ms, 10000, 100, 600000,                                    \
-      "a request forwarded to its partition's owner not answered within this long is answered 503 E9002")             \
+      "a request forwarded to its partition's owner not answered within this long is answered 503 busy (Retry-After)")             \
     U(cluster, forward_wait_ms, cluster_forward_wait_ms, 2000, 0, 60000,                                              \
       "a forwarded request whose session has not reached the owner yet waits for it this long at most")              \
     SR_TEST_CONFIG_KEYS(U, S, E)
