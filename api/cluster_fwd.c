@@ -260,42 +260,59 @@ static size_t on_body(char *p, size_t size, size_t n, void *ud)
     return sr_buf_append(&x->resp, p, len) ? 0 : len;
 }
 
+int sr_fwd_resp_header(const char *p, size_t len, sr_fwd_hdr *out)
+{
+    memset(out, 0, sizeof *out);
+    if (len >= 5 && !memcmp(p, "HTTP/", 5)) return 1;
+    const char *colon = memchr(p, ':', len);
+    if (!colon) return 0;
+    size_t nl = (size_t)(colon - p);
+    if (!nl || nl >= sizeof out->name) return 0;
+    for (size_t i = 0; i < nl; i++) {
+        unsigned char ch = (unsigned char)p[i];
+        if (!(isalnum(ch) || ch == '-' || ch == '_')) return 0; /* a token */
+        out->name[i] = (char)tolower(ch);
+    }
+    out->name[nl] = 0;
+    const char *v = colon + 1, *end = p + len;
+    while (v < end && (*v == ' ' || *v == '\t')) v++;
+    while (end > v && (end[-1] == '\r' || end[-1] == '\n' || end[-1] == ' ' || end[-1] == '\t')) end--;
+    for (const char *q = v; q < end; q++)
+        if ((unsigned char)*q < 0x20 && *q != '\t') return 0; /* a control byte: not relayed */
+        else if (*q == 0x7f) return 0;
+    out->value = v;
+    out->vlen = (size_t)(end - v);
+    if (!strcmp(out->name, "content-type")) return 2;
+    int keep = (nl > 2 && !memcmp(out->name, "x-", 2)) || (nl > 6 && !memcmp(out->name, "suiro-", 6));
+    for (size_t i = 0; !keep && i < sizeof relay_hdrs / sizeof relay_hdrs[0]; i++) keep = !strcmp(out->name, relay_hdrs[i]);
+    return keep ? 3 : 0;
+}
+
 static size_t on_header(char *p, size_t size, size_t n, void *ud)
 {
     xfer *x = ud;
     size_t len = size * n;
-    if (len >= 5 && !memcmp(p, "HTTP/", 5)) { /* a status line: a new answer (after a 1xx) */
+    sr_fwd_hdr h;
+    int k = sr_fwd_resp_header(p, len, &h);
+    if (k == 1) { /* a status line: a new answer (after a 1xx) */
         for (size_t i = 0; i < x->nh; i++) free(x->hname[i]), free(x->hval[i]);
         x->nh = 0;
         x->ctype[0] = 0;
         return len;
     }
-    const char *colon = memchr(p, ':', len);
-    if (!colon) return len;
-    size_t nl = (size_t)(colon - p);
-    const char *v = colon + 1, *end = p + len;
-    while (v < end && (*v == ' ' || *v == '\t')) v++;
-    while (end > v && (end[-1] == '\r' || end[-1] == '\n' || end[-1] == ' ')) end--;
-    size_t vl = (size_t)(end - v);
-    char name[64];
-    if (!nl || nl >= sizeof name) return len;
-    for (size_t i = 0; i < nl; i++) name[i] = (char)tolower((unsigned char)p[i]);
-    name[nl] = 0;
-    if (!strcmp(name, "content-type")) {
-        if (vl < sizeof x->ctype) memcpy(x->ctype, v, vl), x->ctype[vl] = 0;
+    if (k == 2) {
+        if (h.vlen < sizeof x->ctype) memcpy(x->ctype, h.value, h.vlen), x->ctype[h.vlen] = 0;
         return len;
     }
-    int keep = (nl > 2 && !memcmp(name, "x-", 2)) || (nl > 6 && !memcmp(name, "suiro-", 6));
-    for (size_t i = 0; !keep && i < sizeof relay_hdrs / sizeof relay_hdrs[0]; i++) keep = !strcmp(name, relay_hdrs[i]);
-    if (!keep || x->nh == RESP_MAX_HDRS) return len;
-    char *hn = strdup(name), *hv = malloc(vl + 1);
+    if (k != 3 || x->nh == RESP_MAX_HDRS) return len;
+    char *hn = strdup(h.name), *hv = malloc(h.vlen + 1);
     if (!hn || !hv) {
         free(hn);
         free(hv);
         return len;
     }
-    memcpy(hv, v, vl);
-    hv[vl] = 0;
+    memcpy(hv, h.value, h.vlen);
+    hv[h.vlen] = 0;
     x->hname[x->nh] = hn;
     x->hval[x->nh++] = hv;
     return len;

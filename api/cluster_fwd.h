@@ -83,6 +83,19 @@ int sr_fwd_advertise_url(const char *advertise, const char *listen, char *out, s
 /* The host of a base URL ("http://[::1]:8080" -> "::1"): 0, or -1. */
 int sr_fwd_url_host(const char *url, char *host, size_t cap);
 
+/* One header line of the owner's answer (outside bytes: fuzz_fwdhdr). The
+ * kinds: 0 dropped (not relayed, or malformed), 1 a status line (a new
+ * answer begins: what was kept is forgotten), 2 Content-Type, 3 relayed
+ * (the contract's headers, X-*, Suiro-*). For 2 and 3: name (lower case,
+ * NUL-terminated, 1..63 bytes of a token) and the value (*value into line,
+ * *vlen bytes, blanks and CR LF trimmed, no control byte). */
+typedef struct sr_fwd_hdr {
+    char name[64];
+    const char *value;
+    size_t vlen;
+} sr_fwd_hdr;
+int sr_fwd_resp_header(const char *line, size_t len, sr_fwd_hdr *out);
+
 /* ---- the forwarder (api/cluster_fwd.c) ---- */
 typedef struct sr_fwd_opts {
     uint32_t timeout_ms; /* [cluster] forward_timeout_ms */
