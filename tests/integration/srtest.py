@@ -640,6 +640,10 @@ def admin_session(port, user, password, new_password=None, wait=0):
                                             {"currentPassword": password, "newPassword": new_password}))
         if st not in (200, 204):
             raise RuntimeError("password change of %s refused: %r %r" % (user, st, b))
+        # in a cluster the change is partition 0's owner's (forwarded): this
+        # node sees it once the user's event reached it (bounded)
+        wait_until(lambda: (lambda r: r[0] == 200 and not r[1].get("mustChangePassword"))(
+            api.call("GET", "/admin/v1/me")), timeout=20, step=0.05)
     return api
 
 
