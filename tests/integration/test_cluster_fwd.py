@@ -268,6 +268,18 @@ try:
     bad = [r for r in res if r[0] != 200 or r[2] != o_sim]
     check("C: login then at once a forwarded read, 50 times: never 401, always the owner's 200", not bad, bad[:3])
 
+    # the forwarding node's figures (printed, not asserted): relayed requests and their mean latency
+    mt = {}
+    for ln in srtest.http_once(others(o_sim)[0].port, "GET", "/metrics")[2].decode(errors="replace").splitlines():
+        if ln.startswith("suiro_cluster_forward") and " " in ln:
+            k, v = ln.rsplit(" ", 1)
+            mt[k] = float(v)
+    n_rel = mt.get('suiro_cluster_forwarded_total{outcome="relayed"}', 0)
+    cnt, tot = mt.get("suiro_cluster_forward_seconds_count", 0), mt.get("suiro_cluster_forward_seconds_sum", 0)
+    print("forwarding on %s: %d relayed, mean latency %.2f ms over %d (metrics)"
+          % (others(o_sim)[0].name, n_rel, 1000 * tot / cnt if cnt else 0, cnt), flush=True)
+    check("metrics: the forwarding node counted its relayed requests", n_rel >= 25 and cnt >= 25, mt)
+
     # ---- D: platform writes through partition 0's owner ----
     n0 = others(o_zero)[0]
     u1, (st, b, sb) = new_user(n0, "fwd-u1", "platform", None, ["auditor"], "fwd-u1-password-1")
