@@ -39,6 +39,7 @@
  *      code by refusals_per_batch entries per batch.
  */
 #include "api/access.h"
+#include "api/cluster_fwd.h"
 
 #include "api/loginguard.h"
 #include "api/slog.h"
@@ -625,6 +626,7 @@ typedef struct hread {
     const char *pts[SR_ACCESS_POINTS_MAX]; /* the listed points, copies in the request's pool */
     char op[72], actor[72];
     struct sockaddr_storage peer; /* ss_family AF_UNSPEC: none */
+    char fwd[64]; /* "" or a forwarded request's client "via" the node (api/cluster_fwd.h): the source */
 } hread;
 
 static int64_t wall_now(void)
@@ -655,10 +657,12 @@ static void hread_dispose(void *p)
     en.status = st, en.code = code, en.source = "";
     for (uint32_t i = 0; i < h->npl; i++) en.points[i] = h->pts[i];
     const struct sockaddr *sa = h->peer.ss_family != AF_UNSPEC ? (const struct sockaddr *)&h->peer : NULL;
+    if (h->fwd[0]) en.source = h->fwd, sa = NULL; /* forwarded by a peer node: the original client */
     if (!h->write) add(h->a, h->op, h->kind, h->actor, &en, sa);
     else if (st >= 400 && st < 500 && st != 429 && code[0]) {
         char src[64] = "";
-        if (sa) sr_login_addr_sa(sa, src);
+        if (h->fwd[0]) snprintf(src, sizeof src, "%s", h->fwd);
+        else if (sa) sr_login_addr_sa(sa, src);
         en.source = src;
         sr_access_refused(h->a, h->op, h->kind, h->actor, &en);
     }
@@ -732,6 +736,7 @@ static hread *hread_new(sr_access *a, const sr_route_call *c, const char *bindin
     h->kind = kind;
     cpy72(h->op, op);
     cpy72(h->actor, actor);
+    if (!sr_fwd_client_addr(req, h->fwd)) h->fwd[0] = 0;
     h->peer.ss_family = AF_UNSPEC;
     if (!req->conn->callbacks->get_peername ||
         !req->conn->callbacks->get_peername(req->conn, (struct sockaddr *)&h->peer))

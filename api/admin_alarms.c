@@ -236,9 +236,9 @@ static void ack(const sr_route_call *c) { step(c, 0); }
 static void resolve(const sr_route_call *c) { step(c, 1); }
 
 const sr_route sr_admin_alarms_routes[] = {
-    {"GET", "/admin/v1/alarms", list_alarms, SR_CALLER_ADMIN, SR_BODY_SMALL, 0},
-    {"GET", "/admin/v1/alarms/{alarmId}", get_alarm, SR_CALLER_ADMIN, SR_BODY_SMALL, 0},
-    {"POST", "/admin/v1/alarms/{alarmId}/ack", ack, SR_CALLER_ADMIN, SR_BODY_SMALL, 0},
-    {"POST", "/admin/v1/alarms/{alarmId}/resolve", resolve, SR_CALLER_ADMIN, SR_BODY_SMALL, 0},
+    {"GET", "/admin/v1/alarms", list_alarms, SR_CALLER_ADMIN, SR_BODY_SMALL, 0, SR_FWD_NONE},
+    {"GET", "/admin/v1/alarms/{alarmId}", get_alarm, SR_CALLER_ADMIN, SR_BODY_SMALL, 0, SR_FWD_NONE},
+    {"POST", "/admin/v1/alarms/{alarmId}/ack", ack, SR_CALLER_ADMIN, SR_BODY_SMALL, 0, SR_FWD_NONE},
+    {"POST", "/admin/v1/alarms/{alarmId}/resolve", resolve, SR_CALLER_ADMIN, SR_BODY_SMALL, 0, SR_FWD_NONE},
 };
 const size_t sr_admin_alarms_nroutes = sizeof sr_admin_alarms_routes / sizeof *sr_admin_alarms_routes;

@@ -76,7 +76,7 @@ static void cluster_status(const sr_route_call *c)
 }
 
 const sr_route sr_admin_alive_routes[] = {
-    {"GET", "/admin/v1/alive", alive_list, SR_CALLER_ADMIN, SR_BODY_HTTP_MAX, 0},
-    {"GET", "/admin/v1/cluster", cluster_status, SR_CALLER_ADMIN, SR_BODY_HTTP_MAX, 0},
+    {"GET", "/admin/v1/alive", alive_list, SR_CALLER_ADMIN, SR_BODY_HTTP_MAX, 0, SR_FWD_NONE},
+    {"GET", "/admin/v1/cluster", cluster_status, SR_CALLER_ADMIN, SR_BODY_HTTP_MAX, 0, SR_FWD_NONE},
 };
 const size_t sr_admin_alive_nroutes = sizeof sr_admin_alive_routes / sizeof sr_admin_alive_routes[0];

@@ -248,7 +248,7 @@ static void state_at(const sr_route_call *c)
 }
 
 const sr_route sr_admin_audit_routes[] = {
-    {"GET", "/admin/v1/audit/events", audit_events, SR_CALLER_ADMIN, SR_BODY_HTTP_MAX, 0},
-    {"GET", "/admin/v1/state", state_at, SR_CALLER_ADMIN, SR_BODY_HTTP_MAX, 0},
+    {"GET", "/admin/v1/audit/events", audit_events, SR_CALLER_ADMIN, SR_BODY_HTTP_MAX, 0, SR_FWD_NONE},
+    {"GET", "/admin/v1/state", state_at, SR_CALLER_ADMIN, SR_BODY_HTTP_MAX, 0, SR_FWD_NONE},
 };
 const size_t sr_admin_audit_nroutes = sizeof sr_admin_audit_routes / sizeof sr_admin_audit_routes[0];

@@ -145,7 +145,7 @@ static void backups_list(const sr_route_call *c)
 
 #define ACT(x) (1 + SR_ACT_##x)
 const sr_route sr_admin_backup_routes[] = {
-    {"POST", "/admin/v1/backups", backups_take, SR_CALLER_ADMIN, SR_BODY_SMALL, ACT(TENANTS_MANAGE)},
-    {"GET", "/admin/v1/backups", backups_list, SR_CALLER_ADMIN, SR_BODY_HTTP_MAX, ACT(TENANTS_MANAGE)},
+    {"POST", "/admin/v1/backups", backups_take, SR_CALLER_ADMIN, SR_BODY_SMALL, ACT(TENANTS_MANAGE), SR_FWD_NONE},
+    {"GET", "/admin/v1/backups", backups_list, SR_CALLER_ADMIN, SR_BODY_HTTP_MAX, ACT(TENANTS_MANAGE), SR_FWD_NONE},
 };
 const size_t sr_admin_backup_nroutes = sizeof sr_admin_backup_routes / sizeof sr_admin_backup_routes[0];

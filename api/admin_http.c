@@ -42,6 +42,7 @@
 #include "api/admin_http.h"
 #include "api/admin_int.h"
 
+#include "api/cluster_fwd.h"
 #include "api/httpu.h"
 #include "api/loginguard.h"
 #include "api/loopq.h"
@@ -577,7 +578,14 @@ static const struct {
  * goes through the dispatcher again */
 static void ryw_resume(void *binding, h2o_req_t *req) { sr_admin_handle(binding, req); }
 
-void sr_admin_handle(sr_admin *a, h2o_req_t *req)
+static void dispatch(sr_admin *a, h2o_req_t *req, int64_t until);
+static void dispatch_again(void *a, h2o_req_t *req, int64_t until) { dispatch(a, req, until); }
+
+void sr_admin_handle(sr_admin *a, h2o_req_t *req) { dispatch(a, req, 0); }
+
+/* The row, its caller authenticated once, its body limit, in cluster mode
+ * its owner (api/cluster_fwd.h), its action checked, then its handler. */
+static void dispatch(sr_admin *a, h2o_req_t *req, int64_t until)
 {
     sr_route_call c;
     int known = 0;
@@ -602,12 +610,17 @@ void sr_admin_handle(sr_admin *a, h2o_req_t *req)
     if (r->caller != SR_CALLER_NONE) {
         cl = h2o_mem_alloc_pool(&req->pool, sizeof *cl);
         authn an = authenticate(a, req, cl);
+        /* a forwarded request whose session is still on its way here (cluster_fwd.h invariant 4) */
+        if (an.code == SR_WIRE_UNAUTH && sr_fwd_wait(req, a, dispatch_again, &until)) return;
         if (an.code) return sr_http_result(req, 0, an.code, an.msg, NULL);
         c.caller = cl;
         if (cl->must_change && r->caller != SR_CALLER_USER) return refuse(&c, 403, SR_WIRE_FORBIDDEN, an.restricted, NULL);
     }
     char m[120];
     if (sr_route_body_check(r, req->entity.len, m, sizeof m)) return refuse(&c, 0, SR_WIRE_LARGE, m, NULL);
+    /* cluster mode: the owner of {operatorId}'s partition, or of partition 0 for a platform write, serves it
+     * and checks it completely itself (this node's checks are a pre-filter) */
+    if (r->fwd && cl && sr_fwd_route(req, r, sr_route_param(&c, "operatorId"))) return;
     if (r->action > 0 && r->action <= SR_ACT_COUNT) {
         sr_authz_target t;
         char ids[2][72] = {"", ""};
@@ -1996,33 +2009,33 @@ void sr_admin_free(sr_admin *a)
 /* The Admin API's core routes (api/routes.h, admin_int.h); docs/admin.md
  * lists each with its action. */
 const sr_route sr_admin_routes[] = {
-    {"POST", "/admin/v1/sessions", session_open, SR_CALLER_NONE, SR_BODY_SMALL, 0},
-    {"DELETE", "/admin/v1/sessions/current", session_close, SR_CALLER_USER, SR_BODY_HTTP_MAX, 0},
-    {"GET", "/admin/v1/me", me, SR_CALLER_USER, SR_BODY_HTTP_MAX, 0},
-    {"PUT", "/admin/v1/me/password", me_password, SR_CALLER_USER, SR_BODY_SMALL, 0},
-    {"POST", "/admin/v1/me/totp", me_totp_start, SR_CALLER_USER, SR_BODY_SMALL, 0},
-    {"PUT", "/admin/v1/me/totp", me_totp_confirm, SR_CALLER_USER, SR_BODY_SMALL, 0},
-    {"GET", "/admin/v1/users", users_list, SR_CALLER_ADMIN, SR_BODY_HTTP_MAX, 0},
-    {"GET", "/admin/v1/users/{userId}", user_get, SR_CALLER_ADMIN, SR_BODY_HTTP_MAX, ACT(USERS_MANAGE)},
-    {"POST", "/admin/v1/users", user_create, SR_CALLER_ADMIN, SR_BODY_SMALL, 0},
-    {"POST", "/admin/v1/users/{userId}/password-reset", user_reset, SR_CALLER_ADMIN, SR_BODY_SMALL, ACT(USERS_MANAGE)},
-    {"POST", "/admin/v1/users/{userId}/disable", user_disable, SR_CALLER_ADMIN, SR_BODY_SMALL, ACT(USERS_MANAGE)},
-    {"POST", "/admin/v1/users/{userId}/enable", user_enable, SR_CALLER_ADMIN, SR_BODY_SMALL, ACT(USERS_MANAGE)},
-    {"DELETE", "/admin/v1/users/{userId}", user_delete, SR_CALLER_ADMIN, SR_BODY_HTTP_MAX, ACT(USERS_MANAGE)},
-    {"PUT", "/admin/v1/users/{userId}/roles", user_roles, SR_CALLER_ADMIN, SR_BODY_SMALL, ACT(USERS_MANAGE)},
-    {"DELETE", "/admin/v1/users/{userId}/sessions", user_sessions, SR_CALLER_ADMIN, SR_BODY_HTTP_MAX, ACT(USERS_MANAGE)},
-    {"DELETE", "/admin/v1/users/{userId}/totp", user_totp_reset, SR_CALLER_ADMIN, SR_BODY_HTTP_MAX, ACT(USERS_MANAGE)},
-    {"GET", "/admin/v1/login-policy", policy_get, SR_CALLER_ADMIN, SR_BODY_HTTP_MAX, 0},
-    {"PUT", "/admin/v1/login-policy", policy_put, SR_CALLER_ADMIN, SR_BODY_SMALL, 0},
-    {"GET", "/admin/v1/operators", operators_list, SR_CALLER_ADMIN, SR_BODY_HTTP_MAX, ACT(TENANTS_MANAGE)},
-    {"POST", "/admin/v1/operators", operator_create, SR_CALLER_ADMIN, SR_BODY_SMALL, ACT(TENANTS_MANAGE)},
-    {"GET", "/admin/v1/operators/{operatorId}", operator_get, SR_CALLER_ADMIN, SR_BODY_HTTP_MAX, ACT(TENANTS_MANAGE)},
-    {"PUT", "/admin/v1/operators/{operatorId}", operator_put, SR_CALLER_ADMIN, SR_BODY_SMALL, ACT(TENANTS_MANAGE)},
-    {"DELETE", "/admin/v1/operators/{operatorId}", operator_delete, SR_CALLER_ADMIN, SR_BODY_HTTP_MAX, ACT(TENANTS_MANAGE)},
-    {"GET", "/admin/v1/vendors", vendors_list, SR_CALLER_ADMIN, SR_BODY_HTTP_MAX, ACT(TENANTS_MANAGE)},
-    {"POST", "/admin/v1/vendors", vendor_create, SR_CALLER_ADMIN, SR_BODY_SMALL, ACT(TENANTS_MANAGE)},
-    {"GET", "/admin/v1/vendors/{vendorId}", vendor_get, SR_CALLER_ADMIN, SR_BODY_HTTP_MAX, ACT(TENANTS_MANAGE)},
-    {"PUT", "/admin/v1/vendors/{vendorId}", vendor_put, SR_CALLER_ADMIN, SR_BODY_SMALL, ACT(TENANTS_MANAGE)},
-    {"DELETE", "/admin/v1/vendors/{vendorId}", vendor_delete, SR_CALLER_ADMIN, SR_BODY_HTTP_MAX, ACT(TENANTS_MANAGE)},
+    {"POST", "/admin/v1/sessions", session_open, SR_CALLER_NONE, SR_BODY_SMALL, 0, SR_FWD_NONE},
+    {"DELETE", "/admin/v1/sessions/current", session_close, SR_CALLER_USER, SR_BODY_HTTP_MAX, 0, SR_FWD_NONE},
+    {"GET", "/admin/v1/me", me, SR_CALLER_USER, SR_BODY_HTTP_MAX, 0, SR_FWD_NONE},
+    {"PUT", "/admin/v1/me/password", me_password, SR_CALLER_USER, SR_BODY_SMALL, 0, SR_FWD_PLATFORM},
+    {"POST", "/admin/v1/me/totp", me_totp_start, SR_CALLER_USER, SR_BODY_SMALL, 0, SR_FWD_PLATFORM},
+    {"PUT", "/admin/v1/me/totp", me_totp_confirm, SR_CALLER_USER, SR_BODY_SMALL, 0, SR_FWD_PLATFORM},
+    {"GET", "/admin/v1/users", users_list, SR_CALLER_ADMIN, SR_BODY_HTTP_MAX, 0, SR_FWD_NONE},
+    {"GET", "/admin/v1/users/{userId}", user_get, SR_CALLER_ADMIN, SR_BODY_HTTP_MAX, ACT(USERS_MANAGE), SR_FWD_NONE},
+    {"POST", "/admin/v1/users", user_create, SR_CALLER_ADMIN, SR_BODY_SMALL, 0, SR_FWD_PLATFORM},
+    {"POST", "/admin/v1/users/{userId}/password-reset", user_reset, SR_CALLER_ADMIN, SR_BODY_SMALL, ACT(USERS_MANAGE), SR_FWD_PLATFORM},
+    {"POST", "/admin/v1/users/{userId}/disable", user_disable, SR_CALLER_ADMIN, SR_BODY_SMALL, ACT(USERS_MANAGE), SR_FWD_PLATFORM},
+    {"POST", "/admin/v1/users/{userId}/enable", user_enable, SR_CALLER_ADMIN, SR_BODY_SMALL, ACT(USERS_MANAGE), SR_FWD_PLATFORM},
+    {"DELETE", "/admin/v1/users/{userId}", user_delete, SR_CALLER_ADMIN, SR_BODY_HTTP_MAX, ACT(USERS_MANAGE), SR_FWD_PLATFORM},
+    {"PUT", "/admin/v1/users/{userId}/roles", user_roles, SR_CALLER_ADMIN, SR_BODY_SMALL, ACT(USERS_MANAGE), SR_FWD_PLATFORM},
+    {"DELETE", "/admin/v1/users/{userId}/sessions", user_sessions, SR_CALLER_ADMIN, SR_BODY_HTTP_MAX, ACT(USERS_MANAGE), SR_FWD_PLATFORM},
+    {"DELETE", "/admin/v1/users/{userId}/totp", user_totp_reset, SR_CALLER_ADMIN, SR_BODY_HTTP_MAX, ACT(USERS_MANAGE), SR_FWD_PLATFORM},
+    {"GET", "/admin/v1/login-policy", policy_get, SR_CALLER_ADMIN, SR_BODY_HTTP_MAX, 0, SR_FWD_NONE},
+    {"PUT", "/admin/v1/login-policy", policy_put, SR_CALLER_ADMIN, SR_BODY_SMALL, 0, SR_FWD_PLATFORM},
+    {"GET", "/admin/v1/operators", operators_list, SR_CALLER_ADMIN, SR_BODY_HTTP_MAX, ACT(TENANTS_MANAGE), SR_FWD_NONE},
+    {"POST", "/admin/v1/operators", operator_create, SR_CALLER_ADMIN, SR_BODY_SMALL, ACT(TENANTS_MANAGE), SR_FWD_PLATFORM},
+    {"GET", "/admin/v1/operators/{operatorId}", operator_get, SR_CALLER_ADMIN, SR_BODY_HTTP_MAX, ACT(TENANTS_MANAGE), SR_FWD_OPERATOR},
+    {"PUT", "/admin/v1/operators/{operatorId}", operator_put, SR_CALLER_ADMIN, SR_BODY_SMALL, ACT(TENANTS_MANAGE), SR_FWD_OPERATOR},
+    {"DELETE", "/admin/v1/operators/{operatorId}", operator_delete, SR_CALLER_ADMIN, SR_BODY_HTTP_MAX, ACT(TENANTS_MANAGE), SR_FWD_OPERATOR},
+    {"GET", "/admin/v1/vendors", vendors_list, SR_CALLER_ADMIN, SR_BODY_HTTP_MAX, ACT(TENANTS_MANAGE), SR_FWD_NONE},
+    {"POST", "/admin/v1/vendors", vendor_create, SR_CALLER_ADMIN, SR_BODY_SMALL, ACT(TENANTS_MANAGE), SR_FWD_PLATFORM},
+    {"GET", "/admin/v1/vendors/{vendorId}", vendor_get, SR_CALLER_ADMIN, SR_BODY_HTTP_MAX, ACT(TENANTS_MANAGE), SR_FWD_NONE},
+    {"PUT", "/admin/v1/vendors/{vendorId}", vendor_put, SR_CALLER_ADMIN, SR_BODY_SMALL, ACT(TENANTS_MANAGE), SR_FWD_PLATFORM},
+    {"DELETE", "/admin/v1/vendors/{vendorId}", vendor_delete, SR_CALLER_ADMIN, SR_BODY_HTTP_MAX, ACT(TENANTS_MANAGE), SR_FWD_PLATFORM},
 };
 const size_t sr_admin_nroutes = sizeof sr_admin_routes / sizeof sr_admin_routes[0];

@@ -181,9 +181,9 @@ static void keys_export(const sr_route_call *c) { sr_admin_run(c, export_work, N
 
 #define ACT(x) (1 + SR_ACT_##x)
 const sr_route sr_admin_keys_routes[] = {
-    {"GET", "/admin/v1/keys", keys_list, SR_CALLER_ADMIN, SR_BODY_HTTP_MAX, 0},           /* keys_scope */
-    {"POST", "/admin/v1/keys/rotate", keys_rotate, SR_CALLER_ADMIN, SR_BODY_SMALL, 0},    /* keys_scope */
-    {"GET", "/admin/v1/keys/export", keys_export, SR_CALLER_ADMIN, SR_BODY_HTTP_MAX, ACT(TENANTS_MANAGE)},
-    {"POST", "/admin/v1/keys/master", keys_master, SR_CALLER_ADMIN, SR_BODY_SMALL, ACT(TENANTS_MANAGE)},
+    {"GET", "/admin/v1/keys", keys_list, SR_CALLER_ADMIN, SR_BODY_HTTP_MAX, 0, SR_FWD_NONE},           /* keys_scope */
+    {"POST", "/admin/v1/keys/rotate", keys_rotate, SR_CALLER_ADMIN, SR_BODY_SMALL, 0, SR_FWD_NONE},    /* keys_scope */
+    {"GET", "/admin/v1/keys/export", keys_export, SR_CALLER_ADMIN, SR_BODY_HTTP_MAX, ACT(TENANTS_MANAGE), SR_FWD_NONE},
+    {"POST", "/admin/v1/keys/master", keys_master, SR_CALLER_ADMIN, SR_BODY_SMALL, ACT(TENANTS_MANAGE), SR_FWD_NONE},
 };
 const size_t sr_admin_keys_nroutes = sizeof sr_admin_keys_routes / sizeof sr_admin_keys_routes[0];

@@ -158,14 +158,14 @@ done:
 #define ACT(x) (1 + SR_ACT_##x)
 const sr_route sr_admin_notify_routes[] = {
     {"GET", "/admin/v1/operators/{operatorId}/notify/targets", targets_list, SR_CALLER_ADMIN, SR_BODY_HTTP_MAX,
-     ACT(SETUP_READ)},
+     ACT(SETUP_READ), SR_FWD_OPERATOR},
     {"POST", "/admin/v1/operators/{operatorId}/notify/targets", target_create, SR_CALLER_ADMIN, SR_BODY_SMALL,
-     ACT(SETUP_MANAGE)},
+     ACT(SETUP_MANAGE), SR_FWD_OPERATOR},
     {"DELETE", "/admin/v1/operators/{operatorId}/notify/targets/{targetId}", target_delete, SR_CALLER_ADMIN,
-     SR_BODY_SMALL, ACT(SETUP_MANAGE)},
+     SR_BODY_SMALL, ACT(SETUP_MANAGE), SR_FWD_OPERATOR},
     {"GET", "/admin/v1/operators/{operatorId}/notify/mail-domains", domains_get, SR_CALLER_ADMIN, SR_BODY_SMALL,
-     ACT(SETUP_READ)},
+     ACT(SETUP_READ), SR_FWD_OPERATOR},
     {"PUT", "/admin/v1/operators/{operatorId}/notify/mail-domains", domains_put, SR_CALLER_ADMIN, SR_BODY_SMALL,
-     ACT(SETUP_MANAGE)},
+     ACT(SETUP_MANAGE), SR_FWD_OPERATOR},
 };
 const size_t sr_admin_notify_nroutes = sizeof sr_admin_notify_routes / sizeof sr_admin_notify_routes[0];

@@ -371,9 +371,9 @@ static void approve(const sr_route_call *c) { decide(c, "approved"); }
 static void reject(const sr_route_call *c) { decide(c, "rejected"); }
 
 const sr_route sr_admin_pending_routes[] = {
-    {"GET", "/admin/v1/pending", list_pending, SR_CALLER_ADMIN, SR_BODY_SMALL, 0},
-    {"GET", "/admin/v1/pending/{pendingId}", get_pending, SR_CALLER_ADMIN, SR_BODY_SMALL, 0},
-    {"POST", "/admin/v1/pending/{pendingId}/approve", approve, SR_CALLER_ADMIN, SR_BODY_SMALL, 0},
-    {"POST", "/admin/v1/pending/{pendingId}/reject", reject, SR_CALLER_ADMIN, SR_BODY_SMALL, 0},
+    {"GET", "/admin/v1/pending", list_pending, SR_CALLER_ADMIN, SR_BODY_SMALL, 0, SR_FWD_NONE},
+    {"GET", "/admin/v1/pending/{pendingId}", get_pending, SR_CALLER_ADMIN, SR_BODY_SMALL, 0, SR_FWD_NONE},
+    {"POST", "/admin/v1/pending/{pendingId}/approve", approve, SR_CALLER_ADMIN, SR_BODY_SMALL, 0, SR_FWD_PLATFORM},
+    {"POST", "/admin/v1/pending/{pendingId}/reject", reject, SR_CALLER_ADMIN, SR_BODY_SMALL, 0, SR_FWD_PLATFORM},
 };
 const size_t sr_admin_pending_nroutes = sizeof sr_admin_pending_routes / sizeof *sr_admin_pending_routes;

@@ -140,6 +140,6 @@ refused:
 }
 
 const sr_route sr_admin_report_routes[] = {
-    {"GET", "/admin/v1/reports/incident", report_incident, SR_CALLER_ADMIN, SR_BODY_HTTP_MAX, 0},
+    {"GET", "/admin/v1/reports/incident", report_incident, SR_CALLER_ADMIN, SR_BODY_HTTP_MAX, 0, SR_FWD_NONE},
 };
 const size_t sr_admin_report_nroutes = sizeof sr_admin_report_routes / sizeof sr_admin_report_routes[0];

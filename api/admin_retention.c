@@ -127,9 +127,9 @@ static void retention_run(const sr_route_call *c)
 #define ACT(x) (1 + SR_ACT_##x)
 const sr_route sr_admin_retention_routes[] = {
     {"GET", "/admin/v1/operators/{operatorId}/retention", periods_list, SR_CALLER_ADMIN, SR_BODY_HTTP_MAX,
-     ACT(SETUP_READ)},
+     ACT(SETUP_READ), SR_FWD_OPERATOR},
     {"PUT", "/admin/v1/operators/{operatorId}/retention/{class}", period_put, SR_CALLER_ADMIN, SR_BODY_SMALL,
-     ACT(SETUP_MANAGE)},
-    {"POST", "/admin/v1/retention/run", retention_run, SR_CALLER_ADMIN, SR_BODY_SMALL, ACT(TENANTS_MANAGE)},
+     ACT(SETUP_MANAGE), SR_FWD_OPERATOR},
+    {"POST", "/admin/v1/retention/run", retention_run, SR_CALLER_ADMIN, SR_BODY_SMALL, ACT(TENANTS_MANAGE), SR_FWD_NONE},
 };
 const size_t sr_admin_retention_nroutes = sizeof sr_admin_retention_routes / sizeof sr_admin_retention_routes[0];

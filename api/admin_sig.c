@@ -171,16 +171,16 @@ static void sigreq_delete(const sr_route_call *c)
 #define ACT(x) (1 + SR_ACT_##x)
 const sr_route sr_admin_sig_routes[] = {
     {"GET", "/admin/v1/operators/{operatorId}/revocations", revocations_list, SR_CALLER_ADMIN, SR_BODY_HTTP_MAX,
-     ACT(SETUP_READ)},
+     ACT(SETUP_READ), SR_FWD_OPERATOR},
     {"POST", "/admin/v1/operators/{operatorId}/revocations", revocation_create, SR_CALLER_ADMIN, SR_BODY_SMALL,
-     ACT(SETUP_MANAGE)},
+     ACT(SETUP_MANAGE), SR_FWD_OPERATOR},
     {"DELETE", "/admin/v1/operators/{operatorId}/revocations/{subjectId}/{serial}", revocation_delete,
-     SR_CALLER_ADMIN, SR_BODY_SMALL, ACT(SETUP_MANAGE)},
+     SR_CALLER_ADMIN, SR_BODY_SMALL, ACT(SETUP_MANAGE), SR_FWD_OPERATOR},
     {"GET", "/admin/v1/operators/{operatorId}/signature-requirements", sigreqs_list, SR_CALLER_ADMIN,
-     SR_BODY_HTTP_MAX, ACT(SETUP_READ)},
+     SR_BODY_HTTP_MAX, ACT(SETUP_READ), SR_FWD_OPERATOR},
     {"PUT", "/admin/v1/operators/{operatorId}/signature-requirements/{dataId}", sigreq_put, SR_CALLER_ADMIN,
-     SR_BODY_SMALL, ACT(SETUP_MANAGE)},
+     SR_BODY_SMALL, ACT(SETUP_MANAGE), SR_FWD_OPERATOR},
     {"DELETE", "/admin/v1/operators/{operatorId}/signature-requirements/{dataId}", sigreq_delete, SR_CALLER_ADMIN,
-     SR_BODY_SMALL, ACT(SETUP_MANAGE)},
+     SR_BODY_SMALL, ACT(SETUP_MANAGE), SR_FWD_OPERATOR},
 };
 const size_t sr_admin_sig_nroutes = sizeof sr_admin_sig_routes / sizeof sr_admin_sig_routes[0];

@@ -172,10 +172,10 @@ static void proof_consistency(const sr_route_call *c)
 
 #define ACT(x) (1 + SR_ACT_##x)
 const sr_route sr_admin_tlog_routes[] = {
-    {"GET", "/admin/v1/audit/checkpoints/latest", ckpt_latest, SR_CALLER_ADMIN, SR_BODY_HTTP_MAX, ACT(AUDIT_READ)},
-    {"GET", "/admin/v1/audit/checkpoints", ckpt_at, SR_CALLER_ADMIN, SR_BODY_HTTP_MAX, ACT(AUDIT_READ)},
-    {"GET", "/admin/v1/audit/proofs/inclusion", proof_inclusion, SR_CALLER_ADMIN, SR_BODY_HTTP_MAX, ACT(AUDIT_READ)},
+    {"GET", "/admin/v1/audit/checkpoints/latest", ckpt_latest, SR_CALLER_ADMIN, SR_BODY_HTTP_MAX, ACT(AUDIT_READ), SR_FWD_NONE},
+    {"GET", "/admin/v1/audit/checkpoints", ckpt_at, SR_CALLER_ADMIN, SR_BODY_HTTP_MAX, ACT(AUDIT_READ), SR_FWD_NONE},
+    {"GET", "/admin/v1/audit/proofs/inclusion", proof_inclusion, SR_CALLER_ADMIN, SR_BODY_HTTP_MAX, ACT(AUDIT_READ), SR_FWD_NONE},
     {"GET", "/admin/v1/audit/proofs/consistency", proof_consistency, SR_CALLER_ADMIN, SR_BODY_HTTP_MAX,
-     ACT(AUDIT_READ)},
+     ACT(AUDIT_READ), SR_FWD_NONE},
 };
 const size_t sr_admin_tlog_nroutes = sizeof sr_admin_tlog_routes / sizeof sr_admin_tlog_routes[0];

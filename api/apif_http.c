@@ -70,6 +70,8 @@
 #include "api/apif_int.h"
 #include "api/alarms.h"
 
+#include "api/cluster.h"
+#include "api/cluster_fwd.h"
 #include "api/access.h"
 #include "api/alive.h"
 #include "api/broker.h"
@@ -1815,31 +1817,31 @@ static void alarms_list(const sr_route_call *rt)
 }
 
 const sr_route sr_apif_routes[] = {
-    {"POST", "/api/v1/sessions", open_session, SR_CALLER_NONE, SR_BODY_SMALL, 0},
-    {"DELETE", "/api/v1/sessions/current", session_close, SR_CALLER_APP, SR_BODY_HTTP_MAX, 0},
-    {"GET", "/api/v1/masters/{kind}", masters, SR_CALLER_APP, SR_BODY_HTTP_MAX, 0},
-    {"POST", "/api/v1/current-values", current_values, SR_CALLER_APP, SR_BODY_SMALL, 0},
-    {"POST", "/api/v1/monitors", monitor_start, SR_CALLER_APP, SR_BODY_SMALL, 0},
-    {"GET", "/api/v1/monitors", monitor_list, SR_CALLER_APP, SR_BODY_HTTP_MAX, 0},
-    {"DELETE", "/api/v1/monitors/{monitorId}", monitor_stop, SR_CALLER_APP, SR_BODY_HTTP_MAX, 0},
-    {"GET", "/api/v1/monitors/{monitorId}/values", monitor_values, SR_CALLER_APP, SR_BODY_HTTP_MAX, 0},
-    {"POST", "/api/v1/control-values", control_values, SR_CALLER_APP, SR_BODY_SMALL, 0},
-    {"GET", "/api/v1/certificates/{subjectType}/{subjectId}", certificate, SR_CALLER_APP, SR_BODY_HTTP_MAX, 0},
-    {"GET", "/api/v1/requests/{requestId}", request_status, SR_CALLER_APP, SR_BODY_HTTP_MAX, 0},
-    {"GET", "/api/v1/alive", alive_list, SR_CALLER_APP, SR_BODY_HTTP_MAX, 0}, /* (ext) R-MO-1 */
-    {"GET", "/api/v1/stored-values", stored_values, SR_CALLER_APP, SR_BODY_HTTP_MAX, 0},
-    {"GET", "/api/v1/stored-values/latest", stored_latest, SR_CALLER_APP, SR_BODY_HTTP_MAX, 0},
-    {"POST", "/api/v1/documents/{collection}", sr_apif_doc_create, SR_CALLER_APP, SR_BODY_DOC, 0},
-    {"GET", "/api/v1/documents/{collection}", sr_apif_doc_query, SR_CALLER_APP, SR_BODY_HTTP_MAX, 0},
-    {"GET", "/api/v1/documents/{collection}/{documentId}", sr_apif_doc_get, SR_CALLER_APP, SR_BODY_HTTP_MAX, 0},
-    {"PUT", "/api/v1/documents/{collection}/{documentId}", sr_apif_doc_put, SR_CALLER_APP, SR_BODY_DOC, 0},
-    {"DELETE", "/api/v1/documents/{collection}/{documentId}", sr_apif_doc_delete, SR_CALLER_APP, SR_BODY_HTTP_MAX, 0},
-    {"GET", "/api/v1/files", sr_apif_file_list, SR_CALLER_APP, SR_BODY_HTTP_MAX, 0},
-    {"GET", "/api/v1/files/{path}", sr_apif_file_get, SR_CALLER_APP, SR_BODY_HTTP_MAX, 0},
-    {"PUT", "/api/v1/files/{path}", sr_apif_file_put, SR_CALLER_APP, SR_BODY_HTTP_MAX, 0},
-    {"DELETE", "/api/v1/files/{path}", sr_apif_file_delete, SR_CALLER_APP, SR_BODY_HTTP_MAX, 0},
-    {"POST", "/api/v1/corrections", sr_apif_corrections, SR_CALLER_APP, SR_BODY_DOC, 0}, /* ~20,000 rows */
-    {"GET", "/api/v1/alarms", alarms_list, SR_CALLER_APP, SR_BODY_HTTP_MAX, 0},
+    {"POST", "/api/v1/sessions", open_session, SR_CALLER_NONE, SR_BODY_SMALL, 0, SR_FWD_NONE},
+    {"DELETE", "/api/v1/sessions/current", session_close, SR_CALLER_APP, SR_BODY_HTTP_MAX, 0, SR_FWD_NONE},
+    {"GET", "/api/v1/masters/{kind}", masters, SR_CALLER_APP, SR_BODY_HTTP_MAX, 0, SR_FWD_OPERATOR},
+    {"POST", "/api/v1/current-values", current_values, SR_CALLER_APP, SR_BODY_SMALL, 0, SR_FWD_NONE},
+    {"POST", "/api/v1/monitors", monitor_start, SR_CALLER_APP, SR_BODY_SMALL, 0, SR_FWD_NONE},
+    {"GET", "/api/v1/monitors", monitor_list, SR_CALLER_APP, SR_BODY_HTTP_MAX, 0, SR_FWD_NONE},
+    {"DELETE", "/api/v1/monitors/{monitorId}", monitor_stop, SR_CALLER_APP, SR_BODY_HTTP_MAX, 0, SR_FWD_NONE},
+    {"GET", "/api/v1/monitors/{monitorId}/values", monitor_values, SR_CALLER_APP, SR_BODY_HTTP_MAX, 0, SR_FWD_NONE},
+    {"POST", "/api/v1/control-values", control_values, SR_CALLER_APP, SR_BODY_SMALL, 0, SR_FWD_NONE},
+    {"GET", "/api/v1/certificates/{subjectType}/{subjectId}", certificate, SR_CALLER_APP, SR_BODY_HTTP_MAX, 0, SR_FWD_NONE},
+    {"GET", "/api/v1/requests/{requestId}", request_status, SR_CALLER_APP, SR_BODY_HTTP_MAX, 0, SR_FWD_NONE},
+    {"GET", "/api/v1/alive", alive_list, SR_CALLER_APP, SR_BODY_HTTP_MAX, 0, SR_FWD_NONE}, /* (ext) R-MO-1 */
+    {"GET", "/api/v1/stored-values", stored_values, SR_CALLER_APP, SR_BODY_HTTP_MAX, 0, SR_FWD_OPERATOR},
+    {"GET", "/api/v1/stored-values/latest", stored_latest, SR_CALLER_APP, SR_BODY_HTTP_MAX, 0, SR_FWD_OPERATOR},
+    {"POST", "/api/v1/documents/{collection}", sr_apif_doc_create, SR_CALLER_APP, SR_BODY_DOC, 0, SR_FWD_OPERATOR},
+    {"GET", "/api/v1/documents/{collection}", sr_apif_doc_query, SR_CALLER_APP, SR_BODY_HTTP_MAX, 0, SR_FWD_OPERATOR},
+    {"GET", "/api/v1/documents/{collection}/{documentId}", sr_apif_doc_get, SR_CALLER_APP, SR_BODY_HTTP_MAX, 0, SR_FWD_OPERATOR},
+    {"PUT", "/api/v1/documents/{collection}/{documentId}", sr_apif_doc_put, SR_CALLER_APP, SR_BODY_DOC, 0, SR_FWD_OPERATOR},
+    {"DELETE", "/api/v1/documents/{collection}/{documentId}", sr_apif_doc_delete, SR_CALLER_APP, SR_BODY_HTTP_MAX, 0, SR_FWD_OPERATOR},
+    {"GET", "/api/v1/files", sr_apif_file_list, SR_CALLER_APP, SR_BODY_HTTP_MAX, 0, SR_FWD_OPERATOR},
+    {"GET", "/api/v1/files/{path}", sr_apif_file_get, SR_CALLER_APP, SR_BODY_HTTP_MAX, 0, SR_FWD_OPERATOR},
+    {"PUT", "/api/v1/files/{path}", sr_apif_file_put, SR_CALLER_APP, SR_BODY_HTTP_MAX, 0, SR_FWD_OPERATOR},
+    {"DELETE", "/api/v1/files/{path}", sr_apif_file_delete, SR_CALLER_APP, SR_BODY_HTTP_MAX, 0, SR_FWD_OPERATOR},
+    {"POST", "/api/v1/corrections", sr_apif_corrections, SR_CALLER_APP, SR_BODY_DOC, 0, SR_FWD_OPERATOR}, /* ~20,000 rows */
+    {"GET", "/api/v1/alarms", alarms_list, SR_CALLER_APP, SR_BODY_HTTP_MAX, 0, SR_FWD_OPERATOR},
     SR_TEST_ROUTES
 };
 const size_t sr_apif_nroutes = sizeof sr_apif_routes / sizeof sr_apif_routes[0];
@@ -1916,10 +1918,40 @@ size_t sr_apif_registry_changed(sr_apif *a, const char *op, const char *app)
 /* read-your-writes (api/ryw.h): a read that waited for its Suiro-Wait token
  * goes through the dispatcher again */
 static void ryw_resume(void *binding, h2o_req_t *req) { sr_apif_handle(binding, req); }
+/* Cluster mode (docs/cluster.md "Forwarding"): a token this node did not
+ * issue, of a session another node opened (its SessionEvent replicated
+ * through the .reg consumer), taken into the table as a restart takes the
+ * kept ones (sessions_restore). NULL when the index has no such session. */
+static atoken *token_adopt(sr_apif *a, h2o_req_t *req)
+{
+    size_t len = 0;
+    const char *tok = sr_http_bearer(req, &len);
+    if (!a->eng || !tok || len != 64 || !sr_cluster_self()) return NULL;
+    uint8_t h[32];
+    sr_sha256(tok, len, h);
+    sr_session_rec s;
+    if (sr_session_verify(a->eng, h, SR_ACTOR_APP, wall_ms(), &s) != SR_OK || strlen(s.op) >= sizeof((atoken *)0)->op ||
+        strlen(s.id) >= sizeof((atoken *)0)->app)
+        return NULL;
+    atoken *t = sr_tokens_add_hashed(a->tokens, h, s.expires_ms);
+    if (!t) return NULL;
+    snprintf(t->op, sizeof t->op, "%s", s.op);
+    snprintf(t->app, sizeof t->app, "%s", s.id);
+    if (sr_login_seen_init(a->eng, 'a', s.op, s.id, NULL, &t->seen) || load_grants(a, t) != SR_OK) {
+        sr_tokens_remove(a->tokens, t);
+        return NULL;
+    }
+    return t;
+}
+
+static void dispatch(sr_apif *a, h2o_req_t *req, int64_t until);
+static void dispatch_again(void *a, h2o_req_t *req, int64_t until) { dispatch(a, req, until); }
 
 /* The dispatcher: the row, its caller authenticated once, its body limit,
- * then its handler. */
-void sr_apif_handle(sr_apif *a, h2o_req_t *req)
+ * in cluster mode its owner (api/cluster_fwd.h), then its handler. */
+void sr_apif_handle(sr_apif *a, h2o_req_t *req) { dispatch(a, req, 0); }
+
+static void dispatch(sr_apif *a, h2o_req_t *req, int64_t until)
 {
     sr_route_call c;
     int known;
@@ -1934,6 +1966,9 @@ void sr_apif_handle(sr_apif *a, h2o_req_t *req)
     if (r->caller != SR_CALLER_NONE) {
         /* SR_CALLER_ADMIN: no administrator sessions yet (issue #14) */
         atoken *t = r->caller == SR_CALLER_APP ? token_find(a, req) : NULL;
+        if (!t && r->caller == SR_CALLER_APP && !sr_tokens_expired(a->tokens, req)) t = token_adopt(a, req);
+        /* a forwarded request whose session is still on its way here (cluster_fwd.h invariant 4) */
+        if (!t && sr_fwd_wait(req, a, dispatch_again, &until)) return;
         if (!t)
             return sr_http_result(req, 0, sr_tokens_expired(a->tokens, req) ? SR_WIRE_EXPIRED : SR_WIRE_UNAUTH,
                                   "not authenticated: POST /api/v1/sessions first, then Authorization: Bearer <token>",
@@ -1952,6 +1987,8 @@ void sr_apif_handle(sr_apif *a, h2o_req_t *req)
     }
     char m[120];
     if (sr_route_body_check(r, req->entity.len, m, sizeof m)) return sr_http_result(req, 0, SR_WIRE_LARGE, m, NULL);
+    /* cluster mode: served by the owner of the caller's operator's partition (its audit entry is the owner's) */
+    if (r->fwd && c.caller && sr_fwd_route(req, r, ((const atoken *)c.caller)->op)) return;
     /* a read with Suiro-Wait: served once this node's state holds the token (api/ryw.h) */
     if (r->method[0] == 'G' && sr_ryw_gate(req, ryw_resume, a)) return;
     /* a read: its audit entry (api/access.h), or a refusal when the trail cannot take it */

@@ -744,3 +744,26 @@ sr_csub *sr_cluster_consumers(void)
     sr_cluster *c = atomic_load(&g_cluster);
     return c ? c->sub : NULL;
 }
+
+/* ---- where a partition's owner is (phase 2b) ---- */
+
+sr_cluster *sr_cluster_self(void) { return atomic_load(&g_cluster); }
+const char *sr_cluster_node(sr_cluster *c) { return c ? c->node : ""; }
+uint32_t sr_cluster_partitions(sr_cluster *c) { return c ? c->partitions : 0; }
+int sr_cluster_has_leases(sr_cluster *c) { return c && c->own; }
+
+int sr_cluster_owner_url(sr_cluster *c, uint32_t part, char *url, size_t len, char node[32])
+{
+    if (!c || !c->own || part >= c->partitions) return SR_ENOTFOUND;
+    return sr__cluster_own_owner(c->own, part, url, len, node);
+}
+
+int sr_cluster_peer_host(sr_cluster *c, const char *host, char node[32])
+{
+    return c && c->own ? sr__cluster_own_peer(c->own, host, node) : 0;
+}
+
+void sr_cluster_set_advertise(sr_cluster *c, const char *url)
+{
+    if (c && c->own) sr__cluster_own_set_url(c->own, url);
+}

@@ -104,6 +104,7 @@ typedef struct sr_cluster_opts {
     const char *http_listen; /* announced in the node's heartbeat (apif, admin) */
     const char *owned; /* [cluster] owned: "leases" (NULL: the lease manager decides, when lease_ms > 0),
                         * or statically "all", "none", or a list "0,3,5-7" (no lease manager) */
+    const char *advertise; /* the base URL peers forward to (sr_fwd_advertise_url; phase 2b), in the heartbeat */
 } sr_cluster_opts;
 typedef struct sr_cluster sr_cluster;
 /* Fix the partition count, read the watermark, hook the engine, start the
@@ -229,6 +230,10 @@ void sr_csub_get_stats(sr_csub *s, sr_csub_stats *out);
 /* Events partition part's stream held after the last one consumed (its
  * full consumer's, else its registry one's), as of that fetch. */
 uint64_t sr_csub_lag(sr_csub *s, uint32_t part);
+/* 1 when part's full consumer (this node owns it) fetched everything the
+ * stream held and it was applied: its reads may be served here (phase 2b,
+ * forwarding: a partition just taken over is answered 503 until then). */
+int sr_csub_caught_up(sr_csub *s, uint32_t part);
 /* The process's cluster's consumers (NULL without a cluster). */
 sr_csub *sr_cluster_consumers(void);
 
@@ -238,5 +243,27 @@ sr_csub *sr_cluster_consumers(void);
  * (api/cluster.c, cluster_own.c, cluster_sub.c). */
 struct __natsConnection;
 int sr__nats_connect(const char *urls_csv, const char *name, struct __natsConnection **out);
+
+/* ---- where a partition's owner is (phase 2b, forwarding: api/cluster_fwd.h) ----
+ * From the memory the lease manager keeps (its last round's view): no NATS
+ * call, any thread. */
+sr_cluster *sr_cluster_self(void); /* the process's cluster, or NULL */
+const char *sr_cluster_node(sr_cluster *c);
+uint32_t sr_cluster_partitions(sr_cluster *c);
+int sr_cluster_has_leases(sr_cluster *c); /* 1: the lease manager runs ([cluster] owned = leases) */
+/* The owner of part: 0 with its node's name and advertised base URL when
+ * its lease is held (not past its end + margin) by a live node that
+ * advertises one; else SR_ENOTFOUND (no lease, released, expired, or no
+ * lease manager), SR_EINVAL (its node is not live or advertises no URL). */
+int sr_cluster_owner_url(sr_cluster *c, uint32_t part, char *url, size_t len, char node[32]);
+/* 1 when host is the host of a live node's advertised URL (its name into
+ * node), else 0. */
+int sr_cluster_peer_host(sr_cluster *c, const char *host, char node[32]);
+/* Advertise url from now on (the [http] listener bound to a port chosen
+ * at start, port 0). */
+void sr_cluster_set_advertise(sr_cluster *c, const char *url);
+void sr__cluster_own_set_url(sr_cluster_own *o, const char *url);
+int sr__cluster_own_owner(sr_cluster_own *o, uint32_t part, char *url, size_t len, char node[32]);
+int sr__cluster_own_peer(sr_cluster_own *o, const char *host, char node[32]);
 
 #endif

@@ -289,12 +289,15 @@ static int oconnect(sr_cluster_own *o, char *err, size_t errlen)
 
 static void heartbeat(sr_cluster_own *o, int64_t t)
 {
-    char key[64], v[512];
+    char key[64], v[512], url[160];
     snprintf(key, sizeof key, "node.%s", o->node);
+    pthread_mutex_lock(&o->mu); /* sr__cluster_own_set_url */
+    snprintf(url, sizeof url, "%s", o->apif);
+    pthread_mutex_unlock(&o->mu);
     int k = snprintf(v, sizeof v,
                      "{\"node\":\"%s\",\"apif\":\"%s\",\"admin\":\"%s\",\"started_ms\":%" PRId64 ",\"at_ms\":%" PRId64
                      "}",
-                     o->node, o->apif, o->apif, o->started_ms, t);
+                     o->node, url, url, o->started_ms, t);
     uint64_t rev = 0;
     (void)kvStore_Put(&rev, o->kv, key, v, k); /* a failed put: the next tick's */
 }
@@ -552,7 +555,8 @@ int sr__cluster_own_start(sr_cluster *c, sr_engine *e, const sr_cluster_opts *co
     snprintf(o->node, sizeof o->node, "%s", co->node);
     snprintf(o->name, sizeof o->name, "%s", co->name);
     snprintf(o->bucket, sizeof o->bucket, "%s_OWNERS", co->name);
-    if (co->http_listen && co->http_listen[0]) snprintf(o->apif, sizeof o->apif, "http://%s", co->http_listen);
+    if (co->advertise && co->advertise[0]) snprintf(o->apif, sizeof o->apif, "%s", co->advertise); /* phase 2b */
+    else if (co->http_listen && co->http_listen[0]) snprintf(o->apif, sizeof o->apif, "http://%s", co->http_listen);
     o->partitions = co->partitions;
     o->replicas = co->replicas;
     o->lease_ms = co->lease_ms;
@@ -636,4 +640,58 @@ json_t *sr__cluster_own_status(sr_cluster_own *o)
     return json_pack("{s:b,s:s,s:s,s:i,s:i,s:b,s:i,s:o,s:o,s:o}", "enabled", 1, "node", o->node, "bucket", o->bucket,
                      "leaseMs", (int)o->lease_ms, "partitionCount", (int)o->partitions, "connected", conn, "liveNodes",
                      (int)nl, "nodes", nodes, "partitions", parts, "owned", owned);
+}
+
+/* ---- where a partition's owner is (phase 2b: forwarding, api/cluster_fwd.h) ---- */
+
+int sr__cluster_own_owner(sr_cluster_own *o, uint32_t part, char *url, size_t len, char node[32])
+{
+    int rc = SR_ENOTFOUND;
+    int64_t t = wall_ms();
+    url[0] = 0;
+    node[0] = 0;
+    pthread_mutex_lock(&o->mu);
+    const pstate *s = part < o->partitions ? &o->snap[part] : NULL;
+    if (s && s->present && s->l.node[0] && t <= s->l.until_ms + (int64_t)o->margin_ms) {
+        snprintf(node, 32, "%s", s->l.node);
+        rc = SR_EINVAL;
+        for (size_t i = 0; i < o->nnodes; i++) {
+            const sr_node_info *n = &o->nodes[i];
+            if (strcmp(n->node, s->l.node)) continue;
+            if (n->apif[0] && node_live(o, n, t) && strlen(n->apif) < len) {
+                snprintf(url, len, "%s", n->apif);
+                rc = SR_OK;
+            }
+            break;
+        }
+    }
+    pthread_mutex_unlock(&o->mu);
+    return rc;
+}
+
+int sr_fwd_url_host(const char *url, char *host, size_t cap);
+
+int sr__cluster_own_peer(sr_cluster_own *o, const char *host, char node[32])
+{
+    int found = 0;
+    int64_t t = wall_ms();
+    pthread_mutex_lock(&o->mu);
+    for (size_t i = 0; i < o->nnodes && !found; i++) {
+        char h[160];
+        const sr_node_info *n = &o->nodes[i];
+        if (strcmp(n->node, o->node) && node_live(o, n, t) && !sr_fwd_url_host(n->apif, h, sizeof h) &&
+            !strcmp(h, host)) {
+            snprintf(node, 32, "%s", n->node);
+            found = 1;
+        }
+    }
+    pthread_mutex_unlock(&o->mu);
+    return found;
+}
+
+void sr__cluster_own_set_url(sr_cluster_own *o, const char *url)
+{
+    pthread_mutex_lock(&o->mu);
+    snprintf(o->apif, sizeof o->apif, "%s", url);
+    pthread_mutex_unlock(&o->mu);
 }

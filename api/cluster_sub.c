@@ -64,6 +64,7 @@ struct sr_csub {
     /* figures */
     _Atomic uint64_t st_reg, st_data, st_dup, st_refused;
     _Atomic uint64_t *lag; /* per partition: events the stream holds after the last one fetched */
+    _Atomic uint8_t *caught; /* per partition: its full consumer fetched everything and it was applied (phase 2b) */
 };
 
 static int64_t now_ms(void)
@@ -298,6 +299,7 @@ static void *run(void *arg)
         for (uint32_t p = 0; p < s->partitions && !failed && !atomic_load(&s->stop); p++) {
             psub *ps = &s->ps[p];
             int own = sr_csub_owns(s, p);
+            if (!own || !ps->full) atomic_store(&s->caught[p], 0); /* forwarding: not served here yet */
             if (!own && ps->full) {
                 unsub(&ps->full); /* ownership lost (invariant 3) */
                 sr_slog(SR_LOG_INFO, "cluster: partition released", "partition=%u", p);
@@ -311,6 +313,12 @@ static void *run(void *arg)
             int n = SUB_BATCH;
             for (int i = 0; !failed && ps->full && n == SUB_BATCH && i < 16; i++, got += n > 0 ? n : 0)
                 if ((n = fetch(s, ps->full, p, 2)) < 0) failed = 1;
+            if (!failed && ps->full && n == 0 && !atomic_load(&s->caught[p])) { /* nothing more: once applied, caught up */
+                pthread_mutex_lock(&s->mu);
+                int idle = s->inflight == 0;
+                pthread_mutex_unlock(&s->mu);
+                if (idle) atomic_store(&s->caught[p], 1);
+            }
             n = SUB_BATCH;
             for (int i = 0; !failed && ps->reg && n == SUB_BATCH && i < 16; i++, got += n > 0 ? n : 0)
                 if ((n = fetch(s, ps->reg, p, 1)) < 0) failed = 1;
@@ -353,10 +361,12 @@ int sr_csub_start(sr_engine *e, const sr_cluster_opts *o, sr_csub **out, char *e
     s->partitions = o->partitions;
     s->owned = calloc((o->partitions + 63) / 64, sizeof *s->owned);
     s->lag = calloc(o->partitions, sizeof *s->lag);
+    s->caught = calloc(o->partitions, sizeof *s->caught);
     s->ps = calloc(o->partitions, sizeof *s->ps);
-    if (!s->owned || !s->lag || !s->ps) {
+    if (!s->owned || !s->lag || !s->ps || !s->caught) {
         free(s->owned);
         free(s->lag);
+        free(s->caught);
         free(s->ps);
         free(s);
         return SR_ENOMEM;
@@ -366,6 +376,7 @@ int sr_csub_start(sr_engine *e, const sr_cluster_opts *o, sr_csub **out, char *e
     if (rc) {
         free(s->owned);
         free(s->lag);
+        free(s->caught);
         free(s->ps);
         free(s);
         return rc;
@@ -404,6 +415,7 @@ void sr_csub_free(sr_csub *s)
     pthread_cond_destroy(&s->cv);
     free(s->owned);
     free(s->lag);
+    free(s->caught);
     free(s->ps);
     free(s);
 }
@@ -422,4 +434,9 @@ void sr_csub_get_stats(sr_csub *s, sr_csub_stats *out)
 uint64_t sr_csub_lag(sr_csub *s, uint32_t part)
 {
     return s && part < s->partitions ? atomic_load(&s->lag[part]) : 0;
+}
+
+int sr_csub_caught_up(sr_csub *s, uint32_t part)
+{
+    return s && part < s->partitions ? atomic_load(&s->caught[part]) : 0;
 }

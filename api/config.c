@@ -1,6 +1,7 @@
 /* api/config.c -- see config.h: the table as data, and what it drives. */
 #include "api/config.h"
 #include "api/cluster.h"
+#include "api/cluster_fwd.h"
 #include "api/notify.h"
 
 #include "engine/records.h"
@@ -212,6 +213,8 @@ int sr_config_check(const sr_config *c, char *err, size_t errlen)
             return -1;
         uint8_t owned[(SR_CLUSTER_MAX_PARTITIONS + 7) / 8];
         if (sr_cluster_parse_owned(c->cluster_owned, c->cluster_partitions, owned, err, errlen)) return -1;
+        char adv[160]; /* forwarding (phase 2b): where peers reach this node */
+        if (sr_fwd_advertise_url(c->cluster_advertise, c->http_listen, adv, sizeof adv, err, errlen)) return -1;
         if (c->key_file[0]) { /* phase 1: the streams would hold what the log encrypts */
             snprintf(err, errlen, "[cluster] with [engine] key_file is not supported yet: the streams would hold the "
                                   "events in clear (docs/cluster.md, phase 2)");

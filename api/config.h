@@ -252,6 +252,12 @@
       "a partition's ownership lease: renewed every lease_ms/3, taken over lease_ms + lease_ms/4 after its end")      \
     S(cluster, owned, cluster_owned, 256, "leases",                                                                    \
       "the partitions this node indexes in full (docs/cluster.md): leases (the lease manager decides), or statically all, none, or a list like 0,3,5-7") \
+    S(cluster, advertise, cluster_advertise, 160, "",                                                                 \
+      "the base URL peers forward requests to (http://host:port); empty: http:// and [http] listen (refused when it is a wildcard address)") \
+    U(cluster, forward_timeout_ms, cluster_forward_timeout_ms, 10000, 100, 600000,                                    \
+      "a request forwarded to its partition's owner not answered within this long is answered 503 busy (Retry-After)")             \
+    U(cluster, forward_wait_ms, cluster_forward_wait_ms, 2000, 0, 60000,                                              \
+      "a forwarded request whose session has not reached the owner yet waits for it this long at most")              \
     SR_TEST_CONFIG_KEYS(U, S, E)
 
 typedef struct sr_config {

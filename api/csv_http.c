@@ -502,6 +502,6 @@ static void corrections_import(const sr_route_call *c)
 #define A(act) (1 + SR_ACT_##act)
 const sr_route sr_admin_data_routes[] = {
     {"POST", "/admin/v1/operators/{operatorId}/corrections", corrections_import, SR_CALLER_ADMIN, SR_BODY_HTTP_MAX,
-     A(DATA_CORRECT)},
+     A(DATA_CORRECT), SR_FWD_OPERATOR},
 };
 const size_t sr_admin_data_nroutes = sizeof sr_admin_data_routes / sizeof sr_admin_data_routes[0];

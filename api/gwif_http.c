@@ -815,9 +815,9 @@ static void session_close(const sr_route_call *c)
  * of row i is kind_of_row[i] (sr_gwif_route_kind). */
 static void gw_message(const sr_route_call *c);
 static const sr_route gwif_rows[] = {
-    {"POST", "/gw/v1/sessions", open_session_route, SR_CALLER_NONE, SR_BODY_HTTP_MAX, 0},
-    {"DELETE", "/gw/v1/sessions/current", session_close, SR_CALLER_GATEWAY, SR_BODY_HTTP_MAX, 0},
-    {"GET", "/gw/v1/certificates/{subjectType}/{subjectId}", certificate, SR_CALLER_GATEWAY, SR_BODY_HTTP_MAX, 0},
+    {"POST", "/gw/v1/sessions", open_session_route, SR_CALLER_NONE, SR_BODY_HTTP_MAX, 0, SR_FWD_NONE},
+    {"DELETE", "/gw/v1/sessions/current", session_close, SR_CALLER_GATEWAY, SR_BODY_HTTP_MAX, 0, SR_FWD_NONE},
+    {"GET", "/gw/v1/certificates/{subjectType}/{subjectId}", certificate, SR_CALLER_GATEWAY, SR_BODY_HTTP_MAX, 0, SR_FWD_NONE},
 };
 enum { GWIF_ROWS_MAX = sizeof gwif_rows / sizeof gwif_rows[0] + SR_GW_KINDS_MAX };
 sr_route sr_gwif_routes[GWIF_ROWS_MAX];
@@ -832,7 +832,7 @@ __attribute__((constructor)) static void gwif_routes_assemble(void)
         if (sr_gw_kinds[i].route) {
             kind_of_row[n] = &sr_gw_kinds[i];
             sr_gwif_routes[n++] =
-                (sr_route){"POST", sr_gw_kinds[i].route, gw_message, SR_CALLER_GATEWAY, SR_BODY_HTTP_MAX, 0};
+                (sr_route){"POST", sr_gw_kinds[i].route, gw_message, SR_CALLER_GATEWAY, SR_BODY_HTTP_MAX, 0, SR_FWD_NONE};
         }
     sr_gwif_nroutes = n;
 }

@@ -1,5 +1,7 @@
 /* api/loginguard.c -- see loginguard.h (the contract and the policy). */
 #include "api/loginguard.h"
+
+#include "api/cluster_fwd.h"
 #include "api/workq.h"
 
 #include "api/httpu.h"
@@ -830,6 +832,7 @@ void sr_login_addr_req(h2o_req_t *req, char out[64])
     struct sockaddr_storage ss;
     memset(&ss, 0, sizeof ss);
     out[0] = 0;
+    if (sr_fwd_client_addr(req, out)) return; /* forwarded by a peer node: the client's, "via" the node */
     if (req->conn->callbacks->get_peername && req->conn->callbacks->get_peername(req->conn, (struct sockaddr *)&ss))
         sr_login_addr_sa((struct sockaddr *)&ss, out);
 }

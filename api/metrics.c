@@ -3,6 +3,7 @@
 #include "api/metrics.h"
 #include "api/cluster.h"
 #include "api/ryw.h"
+#include "api/cluster_fwd.h"
 
 #include "api/broker.h"
 #include "api/gwif_http.h"
@@ -414,6 +415,26 @@ static void c_cluster_changes(scrape *s)
     (void)sr_cluster_get_own_stats(&o, &owned);
     for (int i = 0; i < 4; i++) OUT(sr_mexp_u64(s->b, s->name, s->label, sr_cluster_own_why(i), o.changes[i]));
 }
+/* forwarding (api/cluster_fwd.h, phase 2b) */
+static void c_cluster_fwd(scrape *s)
+{
+    sr_fwd_stats f;
+    sr_fwd_get_stats(&f);
+    for (int i = 0; i < 6; i++) OUT(sr_mexp_u64(s->b, s->name, s->label, sr_fwd_outcome_name(i), f.outcome[i]));
+}
+static void c_cluster_fwd_served(scrape *s)
+{
+    sr_fwd_stats f;
+    sr_fwd_get_stats(&f);
+    OUT(sr_mexp_u64(s->b, s->name, NULL, NULL, f.served));
+}
+static void c_cluster_fwd_lat(scrape *s)
+{
+    static const uint64_t bounds[] = SR_HIST_US_BOUNDS;
+    sr_fwd_stats f;
+    sr_fwd_get_stats(&f);
+    OUT(sr_mexp_hist(s->b, s->name, NULL, NULL, bounds, SR_HIST_US_N, 1e-6, &f.lat_us));
+}
 static void c_cluster_live(scrape *s)
 {
     sr_cluster_own_stats o;
@@ -591,6 +612,13 @@ static void c_ready(scrape *s) { OUT(sr_mexp_u64(s->b, s->name, NULL, NULL, (uin
     X("suiro_ryw_waits_total", COUNTER, "outcome",                                                                 \
       "Reads with Suiro-Wait: reached at once (at_once), after waiting (waited), timed out, refused (full, not owned)", c_ryw) \
     X("suiro_ryw_waiting", GAUGE, NULL, "Reads with Suiro-Wait waiting now (at most 1024)", c_ryw_waiting)          \
+    X("suiro_cluster_forwarded_total", COUNTER, "outcome",                                                        \
+      "Cluster mode: requests forwarded to their partition's owner, by outcome (relayed, no_owner, unreachable, timeout, not_owner, error)", \
+      c_cluster_fwd)                                                                                               \
+    X("suiro_cluster_forward_served_total", COUNTER, NULL,                                                         \
+      "Cluster mode: requests another node forwarded here, served by this node", c_cluster_fwd_served)            \
+    X("suiro_cluster_forward_seconds", HISTOGRAM, NULL,                                                            \
+      "Cluster mode: latency of the forwarded requests whose answer was relayed (on the forwarding node)", c_cluster_fwd_lat) \
     X("suiro_connections", GAUGE, "kind",                                                                          \
       "Open connections (mqtt, mqtts, http) and logged-in gateways and app sessions (gateways, apps)", c_conns)    \
     X("suiro_requests", GAUGE, "state", "Open requests to gateways, by state", c_states)                           \

@@ -79,7 +79,16 @@ struct sr_route {
                       * against the target the path names before the handler runs; 0: no check
                       * beyond the caller class (AP-IF, GW-IF, and the admin routes that
                       * check their target themselves) */
+    int fwd;         /* sr_route_fwd: in cluster mode, who serves it (api/cluster_fwd.h; docs/cluster.md
+                      * "Forwarding"); 0 (SR_FWD_NONE): where it was received */
 };
+
+/* The forwarding column (issue #19 phase 2b): SR_FWD_NONE, served where it
+ * was received; SR_FWD_OPERATOR, by the owner of the partition of the
+ * operator the request is for (an app's operator; an Admin route's
+ * {operatorId}); SR_FWD_PLATFORM, a platform-scope Admin write, by the owner
+ * of partition 0. tests/api/test_cluster_fwd.c checks every row's value. */
+typedef enum sr_route_fwd { SR_FWD_NONE = 0, SR_FWD_OPERATOR = 1, SR_FWD_PLATFORM = 2 } sr_route_fwd;
 
 /* The rows of each binding, next to their handlers. */
 extern const sr_route sr_apif_routes[];

@@ -87,6 +87,7 @@
 #include "api/ryw.h"
 #include "api/checkpoint.h"
 #include "api/cluster.h"
+#include "api/cluster_fwd.h"
 #include "api/server.h"
 #include "codecs/jsonlex.h"
 
@@ -2571,10 +2572,16 @@ int sr_server_open(const sr_config *cfg, sr_server **out, char *err, size_t errl
     int rc = engine_open(s, err, errlen);
     if (rc) goto fail;
     if (cfg->cluster_nats[0]) { /* docs/cluster.md: the data writes' answers wait for JetStream */
+        char adv[160]; /* phase 2b: where peers forward to (checked by sr_config_check already) */
+        if (sr_fwd_advertise_url(cfg->cluster_advertise, cfg->http_listen, adv, sizeof adv, err, errlen)) {
+            rc = SR_EINVAL;
+            goto fail;
+        }
         sr_cluster_opts co = {cfg->cluster_nats,       cfg->cluster_node,       cfg->cluster_name,
                               cfg->data_dir,           cfg->cluster_partitions, cfg->cluster_replicas,
                               cfg->cluster_dedup_window_s, cfg->cluster_ack_timeout_ms, cfg->cluster_max_pending,
-                              cfg->cluster_lease_ms,   cfg->http_listen, cfg->cluster_owned};
+                              cfg->cluster_lease_ms,   cfg->http_listen, cfg->cluster_owned,
+                              adv};
         if ((rc = sr_cluster_open(s->eng, &co, &s->cluster, err, errlen))) goto fail;
     }
     /* read-your-writes (api/ryw.h): reads may wait for a write's Suiro-Seq; woken by the
@@ -2611,6 +2618,9 @@ int sr_server_open(const sr_config *cfg, sr_server **out, char *err, size_t errl
     po.max_backoff_ms = cfg->push_max_backoff_ms;
     if ((rc = sr_push_open(&s->loop, s->eng, cfg->data_dir, &po, &s->push, err, errlen))) goto fail;
     sr_broker_set_push(s->broker, s->push);
+    /* cluster mode (phase 2b): requests for another node's partition go to its owner (api/cluster_fwd.h) */
+    sr_fwd_opts fo = {cfg->cluster_forward_timeout_ms, cfg->cluster_forward_wait_ms};
+    if ((rc = sr_fwd_open(&s->loop, &fo, err, errlen))) goto fail;
     /* R-AP-17: what was not delivered before the last stop, from the log */
     if ((rc = sr_push_recover(s->push, sr_broker_push_derive, s->broker, NULL))) {
         snprintf(err, errlen, "push: recovery from the log failed: %s", sr_strerror(rc));
@@ -2693,6 +2703,12 @@ int sr_server_open(const sr_config *cfg, sr_server **out, char *err, size_t errl
                              cfg->http_max_conns,    cfg->http_max_conns_per_addr, cfg->http_request_timeout_ms,
                              cfg->http_send_timeout_ms};
         if ((rc = sr_gwhttp_open(&s->loop, s->eng, s->broker, host, port, &htls, &hl, s->guard, &s->http, err, errlen))) goto fail;
+        if (s->cluster && !cfg->cluster_advertise[0] && port == 0) { /* a port chosen at bind: advertise that one */
+            char url[200];
+            snprintf(url, sizeof url, strchr(host, ':') ? "http://[%s]:%d" : "http://%s:%d", host,
+                     sr_gwhttp_port(s->http));
+            sr_cluster_set_advertise(s->cluster, url);
+        }
         sr_apif_limits al = {cfg->http_answer_max_bytes, cfg->http_doc_scan_max, cfg->http_uploads_max,
                              cfg->http_uploads_per_op, cfg->http_uploads_per_app, cfg->http_upload_idle_ms,
                              cfg->parse_inline_max};
@@ -2815,6 +2831,7 @@ void sr_server_close(sr_server *s)
      * the marks written below pass their events (api/alive.h) */
     (void)sr_alive_stop(s->alive);
     sr_push_dispose(s->push);
+    sr_fwd_close(); /* the forwarded requests in flight are dropped (their connections close) */
     sr_notify_dispose(s->notify); /* the same: it reads the registry and writes marks */
     /* nothing new reaches the engine; it drains its queue (completions
      * arrive through the asyncs) */
@@ -2858,6 +2875,7 @@ void sr_server_close(sr_server *s)
     sr_mlistener_free(s->mlis);
     sr_broker_free(s->broker);
     sr_push_free(s->push);
+    sr_fwd_free();
     sr_notify_free(s->notify);
     sr_alarms_free(s->alarms); /* after the engine: its completions have run */
     sr_workq_free(s->workq);

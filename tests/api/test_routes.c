@@ -21,12 +21,12 @@ static void h1(const sr_route_call *c) { (void)c; }
 static void h2(const sr_route_call *c) { (void)c; }
 
 static const sr_route T[] = {
-    {"GET", "/x/v1/docs/{collection}", h1, SR_CALLER_APP, SR_BODY_HTTP_MAX, 0},
-    {"GET", "/x/v1/docs/{collection}/{documentId}", h2, SR_CALLER_APP, SR_BODY_HTTP_MAX, 0},
-    {"PUT", "/x/v1/docs/{collection}/{documentId}", h2, SR_CALLER_APP, SR_BODY_DOC, 0},
-    {"GET", "/x/v1/files/{path}", h1, SR_CALLER_APP, SR_BODY_HTTP_MAX, 0},
-    {"GET", "/x/v1/files", h2, SR_CALLER_APP, SR_BODY_HTTP_MAX, 0},
-    {"POST", "/x/v1/small", h1, SR_CALLER_NONE, SR_BODY_SMALL, 0},
+    {"GET", "/x/v1/docs/{collection}", h1, SR_CALLER_APP, SR_BODY_HTTP_MAX, 0, SR_FWD_NONE},
+    {"GET", "/x/v1/docs/{collection}/{documentId}", h2, SR_CALLER_APP, SR_BODY_HTTP_MAX, 0, SR_FWD_NONE},
+    {"PUT", "/x/v1/docs/{collection}/{documentId}", h2, SR_CALLER_APP, SR_BODY_DOC, 0, SR_FWD_NONE},
+    {"GET", "/x/v1/files/{path}", h1, SR_CALLER_APP, SR_BODY_HTTP_MAX, 0, SR_FWD_NONE},
+    {"GET", "/x/v1/files", h2, SR_CALLER_APP, SR_BODY_HTTP_MAX, 0, SR_FWD_NONE},
+    {"POST", "/x/v1/small", h1, SR_CALLER_NONE, SR_BODY_SMALL, 0, SR_FWD_NONE},
 };
 enum { NT = sizeof T / sizeof T[0] };
 

@@ -607,19 +607,43 @@ def approve_if_pending(approver, st, b):
     return approver.call("POST", "/admin/v1/pending/%s/approve" % b["pendingId"])
 
 
-def admin_session(port, user, password, new_password=None):
+def retry_busy(call, timeout=60):
+    """call() -> (status, body, ...) again while it answers 503 E9002 (a
+    cluster whose partition's owner is not known yet or is changing:
+    docs/cluster.md "Forwarding"; the answer says Retry-After), bounded."""
+    end = time.monotonic() + timeout
+    while True:
+        r = call()
+        if not (r[0] == 503 and code(r[1]) == "E9002") or time.monotonic() >= end:
+            return r
+        time.sleep(0.2)
+
+
+def admin_session(port, user, password, new_password=None, wait=0):
     """An Api logged in on /admin/v1 as user; with new_password, the forced
     change of a temporary password is made (the session is a normal one
-    from then on). Raises RuntimeError when a step is refused."""
+    from then on). wait: seconds the login may be refused meanwhile (a user
+    made on another cluster node, still on its way here). Raises
+    RuntimeError when a step is refused."""
     api = Api(port)
-    st, b = api.call("POST", "/admin/v1/sessions", {"userId": user, "password": password})
+    end = time.monotonic() + wait
+    while True:
+        st, b = api.call("POST", "/admin/v1/sessions", {"userId": user, "password": password})
+        if st == 201 or st != 401 or time.monotonic() >= end:
+            break
+        time.sleep(0.1)
     if st != 201:
         raise RuntimeError("login of %s refused: %r %r" % (user, st, b))
     api.token = b["token"]
     if new_password:
-        st, b = api.call("PUT", "/admin/v1/me/password", {"currentPassword": password, "newPassword": new_password})
+        st, b = retry_busy(lambda: api.call("PUT", "/admin/v1/me/password",
+                                            {"currentPassword": password, "newPassword": new_password}))
         if st not in (200, 204):
             raise RuntimeError("password change of %s refused: %r %r" % (user, st, b))
+        # in a cluster the change is partition 0's owner's (forwarded): this
+        # node sees it once the user's event reached it (bounded)
+        wait_until(lambda: (lambda r: r[0] == 200 and not r[1].get("mustChangePassword"))(
+            api.call("GET", "/admin/v1/me")), timeout=20, step=0.05)
     return api
 
 
@@ -627,17 +651,19 @@ def admin_new_user(port, admin, uid, kind, scope_id, roles, new_password, approv
     """admin (an Api) creates user uid of scope (kind, scope_id) with roles;
     a creation answered 202 (a pending change: the two-person rule) is
     approved by approver (another admin's Api); the user logs in with the
-    temporary password the answer gives and changes it: its Api."""
-    st, b = admin.call("POST", "/admin/v1/users", {"id": uid, "scope": {"kind": kind, "id": scope_id},
-                                                   "roles": roles})
+    temporary password the answer gives and changes it: its Api. (In a
+    cluster the creation is partition 0's owner's: the login waits until the
+    user reached this node.)"""
+    st, b = retry_busy(lambda: admin.call("POST", "/admin/v1/users", {"id": uid, "scope": {"kind": kind, "id": scope_id},
+                                                                      "roles": roles}))
     if st == 202 and approver is not None:
-        ast, ab = approver.call("POST", "/admin/v1/pending/%s/approve" % b["pendingId"])
+        ast, ab = retry_busy(lambda: approver.call("POST", "/admin/v1/pending/%s/approve" % b["pendingId"]))
         if ast != 200:
             raise RuntimeError("approving the creation of %s refused: %r %r" % (uid, ast, ab))
         st = 201
     if st != 201:
         raise RuntimeError("creating %s refused: %r %r" % (uid, st, b))
-    return admin_session(port, uid, b["password"], new_password)
+    return admin_session(port, uid, b["password"], new_password, wait=20)
 
 
 def admin_applied(answer, approver):
@@ -647,7 +673,7 @@ def admin_applied(answer, approver):
     the change's)."""
     st, b = answer
     if st == 202 and approver is not None:
-        ast, ab = approver.call("POST", "/admin/v1/pending/%s/approve" % b["pendingId"])
+        ast, ab = retry_busy(lambda: approver.call("POST", "/admin/v1/pending/%s/approve" % b["pendingId"]))
         return (200, None) if ast == 200 else (ast, ab)
     return st, b
 
@@ -911,3 +937,43 @@ def start_nats_cluster(tmp, n=3, timeout=30):
         c.stop_all()
         raise RuntimeError("the NATS cluster elected no meta leader within %ds (see %s/nats-*.log)" % (timeout, tmp))
     return c
+
+
+# ---- the Admin API's role table, read from docs/admin.md (test_admin_matrix,
+# test_cluster_fwd: one copy of the expectation)
+ROLE_SCOPE = {"platform_admin": "platform", "auditor": "platform", "operator_admin": "operator",
+              "operator_general": "operator", "ap_vendor_admin": "vendor", "ap_vendor_general": "vendor",
+              "gw_vendor_admin": "vendor", "gw_vendor_general": "vendor"}
+
+
+def role_table():
+    """{role: {action: rule}} from docs/admin.md's "Role table" section."""
+    import os
+    import re
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    text = open(os.path.join(root, "docs", "admin.md"), encoding="utf-8").read()
+    sec = text[text.index("## Role table"):]
+    sec = sec[:sec.index("\n## ", 3)]
+    rows = [ln for ln in sec.splitlines() if ln.startswith("| `")]
+    head = [ln for ln in sec.splitlines() if ln.startswith("| Role")][0]
+    actions = re.findall(r"`([a-z]+\.[a-z]+)`", head)
+    table = {}
+    for ln in rows:
+        cells = [c.strip() for c in ln.strip("|").split("|")]
+        role = cells[0].strip("`")
+        table[role] = dict(zip(actions, cells[1:]))
+    return table
+
+
+def role_allowed(rule, who, target, grants):
+    """the doc's scope rule for who ({operator, vendor}) on target ({operator,
+    vendor}); grants: {vendor: (operators granting it)}"""
+    if rule == "platform":
+        return True
+    if rule == "own operator":
+        return target.get("operator") is not None and target.get("operator") == who["operator"]
+    if rule == "own vendor":
+        return target.get("vendor") is not None and target.get("vendor") == who["vendor"]
+    if rule == "granted":
+        return target.get("operator") is not None and target.get("operator") in grants.get(who["vendor"], ())
+    return False  # none

@@ -36,43 +36,20 @@ T = tempfile.mkdtemp(prefix="suiro-adminmatrix-")
 D = os.path.join(T, "data")
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from srtest import Api, Checks, code, finish, start_server, stop_server  # noqa: E402
+import srtest as srtest_role  # noqa: E402
 
 check = Checks()
 server = None
 GRANTS = {"vap": ("demo",)}  # vendor grants: demo opens its data to vap only (docs/admin.md "Vendor grants")
 
-# ---- the role table, from the doc
-ROLE_SCOPE = {"platform_admin": "platform", "auditor": "platform", "operator_admin": "operator",
-              "operator_general": "operator", "ap_vendor_admin": "vendor", "ap_vendor_general": "vendor",
-              "gw_vendor_admin": "vendor", "gw_vendor_general": "vendor"}
-
-
-def role_table():
-    text = open(os.path.join(ROOT, "docs", "admin.md"), encoding="utf-8").read()
-    sec = text[text.index("## Role table"):]
-    sec = sec[:sec.index("\n## ", 3)]
-    rows = [ln for ln in sec.splitlines() if ln.startswith("| `")]
-    head = [ln for ln in sec.splitlines() if ln.startswith("| Role")][0]
-    actions = re.findall(r"`([a-z]+\.[a-z]+)`", head)
-    table = {}
-    for ln in rows:
-        cells = [c.strip() for c in ln.strip("|").split("|")]
-        role = cells[0].strip("`")
-        table[role] = dict(zip(actions, cells[1:]))
-    return table
+# ---- the role table, from the doc (srtest: test_cluster_fwd asks the same cells through forwarded requests)
+ROLE_SCOPE = srtest_role.ROLE_SCOPE
+role_table = srtest_role.role_table
 
 
 def allowed(rule, who, target):
     """the doc's scope rule for who (role, operator, vendor) on target (operator, vendor)"""
-    if rule == "platform":
-        return True
-    if rule == "own operator":
-        return target.get("operator") is not None and target.get("operator") == who["operator"]
-    if rule == "own vendor":
-        return target.get("vendor") is not None and target.get("vendor") == who["vendor"]
-    if rule == "granted":
-        return target.get("operator") is not None and target.get("operator") in GRANTS.get(who["vendor"], ())
-    return False  # none
+    return srtest_role.role_allowed(rule, who, target, GRANTS)
 
 
 try:

@@ -17,7 +17,7 @@ void sr_tabletest_route(const sr_route_call *c);
 int sr_tabletest_cmd(const sr_command *cmd, int argc, char **argv);
 extern const sr_opt sr_tabletest_opts[];
 
-#define SR_TEST_ROUTES {"GET", "/api/v1/tabletest/{word}", sr_tabletest_route, SR_CALLER_APP, SR_BODY_HTTP_MAX, 0},
+#define SR_TEST_ROUTES {"GET", "/api/v1/tabletest/{word}", sr_tabletest_route, SR_CALLER_APP, SR_BODY_HTTP_MAX, 0, SR_FWD_NONE},
 #define SR_TEST_CONFIG_KEYS(U, S, E) U(tabletest, answer, tabletest_answer, 42, 1, 1000, "the table test's key")
 #define SR_TEST_COMMANDS                                                                                               \
     {"tabletest", sr_tabletest_cmd, "WORD", 1, 1, "the table test's command: prints WORD", sr_tabletest_opts, NULL},
