@@ -30,7 +30,6 @@ import os
 import signal
 import sys
 import tempfile
-import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -140,26 +139,6 @@ class Poller:
         return o
 
 
-def side_by_side(fn, n):
-    """[fn(0), ..., fn(n-1)] run in threads (each waits for its own node's
-    server: init, start, logins); the first exception is raised again."""
-    out, errs = [None] * n, []
-
-    def one(i):
-        try:
-            out[i] = fn(i)
-        except Exception as e:  # noqa: BLE001 -- raised again below
-            errs.append(e)
-    th = [threading.Thread(target=one, args=(i,)) for i in range(n)]
-    for t in th:
-        t.start()
-    for t in th:
-        t.join()
-    if errs:
-        raise errs[0]
-    return out
-
-
 def settled(poller, nodes, live_names):
     poller.poll(nodes)
     o = poller.owners(nodes)
@@ -175,7 +154,7 @@ nodes = []
 try:
     nc = srtest.start_nats_cluster(T, 3)
     nats = nc.urls()
-    nodes = side_by_side(lambda i: Node(i, nats), 3)
+    nodes = [Node(i, nats) for i in range(3)]
     pol = Poller()
 
     # ---- A ----
@@ -231,14 +210,13 @@ try:
           all(ep[p] >= 3 for p in lost), {p: ep[p] for p in lost})
 
     # ---- D: the audit trail, read by each node's auditor; the status's authorization ----
-    def auditor(i):
-        n = nodes[i]
+    auds = []
+    for n in nodes:
         root2 = srtest.admin_session(n.port, n.admin2, n.tmp2, "cluster-password-2")
-        return root2, srtest.admin_new_user(n.port, n.api, "aud-" + n.name, "platform", None, ["auditor"],
-                                            "auditor-password-1", approver=root2)
-    made = side_by_side(auditor, 3)
-    auds = [a for _, a in made]
-    s1_root2 = made[0][0]
+        auds.append(srtest.admin_new_user(n.port, n.api, "aud-" + n.name, "platform", None, ["auditor"], "auditor-password-1",
+                                          approver=root2))
+        if n is nodes[0]:
+            s1_root2 = root2
 
     def rows(i):
         st, b = auds[i].call("GET", "/admin/v1/audit/events?kind=cluster&limit=1000")
