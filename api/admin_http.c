@@ -1977,6 +1977,7 @@ void sr_admin_set_conf(sr_admin *a, sr_workq *wq, const sr_admin_conf *c)
     if (!a) return;
     a->conf = *c;
     sr_admin_pending_ttl(c->pending_ttl_s);
+    sr_admin_pending_clock(c->clock_ms);
     if (wq && a->wq == a->own_wq && !sr_workq_pending(a->own_wq, NULL)) {
         sr_workq_free(a->own_wq);
         a->own_wq = NULL;

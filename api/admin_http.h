@@ -29,6 +29,8 @@ typedef struct sr_admin_conf {
     sr_retention_cfg retention; /* [retention]: the periods' defaults, the audit floor (docs/retention.md) */
     sr_notify_opts notify;      /* [notify]: what a notification target may be (docs/monitoring.md); strings borrowed */
     struct sr_alive *alive;   /* the server's alive status (api/alive.h; GET /admin/v1/alive's last seen), NULL: none */
+    int64_t (*clock_ms)(void); /* the engine's clock when a test sets it (SUIRO_TEST_CLOCK_FILE): pending changes'
+                                * expiry follows it, as the engine's own check does; NULL: the wall clock */
 } sr_admin_conf;
 void sr_admin_conf_default(sr_admin_conf *c);
 

@@ -236,5 +236,8 @@ void sr_admin_put_time(json_t *o, const char *key, int64_t ms);
 
 /* [admin] pending_ttl_s: how long a pending change waits (set at start). */
 void sr_admin_pending_ttl(uint32_t seconds);
+/* The clock of pending changes' expiry (set at start): the engine's when a
+ * test moves it (sr_admin_conf.clock_ms), NULL: the wall clock. */
+void sr_admin_pending_clock(int64_t (*clock_ms)(void));
 
 #endif

@@ -230,6 +230,7 @@ static sr_vfs test_slow_vfs;
  * decrease). */
 #define TEST_CLOCK_MAGIC "suiro-test-clock-offset-ms"
 static char test_clock_path[1024];
+static int test_clock_on; /* the engine's clock is test_clock (the admin API's pending expiry too) */
 static _Atomic int64_t test_clock_last;
 static int test_clock_offset(long long *off)
 {
@@ -2381,6 +2382,7 @@ static int engine_open(sr_server *s, char *err, size_t errlen)
         snprintf(test_clock_path, sizeof test_clock_path, "%s", tclock);
         if (!test_clock_offset(&off)) {
             o.clock_ms = test_clock;
+            test_clock_on = 1;
             fprintf(stderr, "suiro: TEST CLOCK ON (SUIRO_TEST_CLOCK_FILE=%s, offset %lld ms now): ingest times are not "
                             "the wall clock's; never in production\n",
                     tclock, off);
@@ -2725,6 +2727,7 @@ int sr_server_open(const sr_config *cfg, sr_server **out, char *err, size_t errl
         sr_config_retention(cfg, &ac.retention);
         sr_config_notify(&s->cfg, &ac.notify);
         ac.alive = s->alive;
+        ac.clock_ms = test_clock_on ? test_clock : NULL;
         sr_gwhttp_set_admin(s->http, &ac);
         sr_gwhttp_set_alive(s->http, s->alive);
         sr_gwhttp_set_access(s->http, s->access);

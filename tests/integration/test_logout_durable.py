@@ -17,6 +17,7 @@ test_gw_durable; skipped with a message where mount is not permitted):
 usage: test_logout_durable.py SUIRO_BIN"""
 import json
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -108,10 +109,15 @@ def phases(mnt):
     log_at = os.path.getsize(log)
     filler = os.path.join(mnt, "filler")
     fill(filler)
+    # 3000 values of distinct times and random digits: a record that cannot
+    # fit in the slack of the log's last page (3000 values of one time
+    # compressed small enough to be stored once at load 20: 200)
+    rng = random.Random(7)
     body = json.dumps({"header": {"messageType": "GW_MEASUREMENTS", "messageId": "fill-1",
                                   "timestamp": "2026-11-22T00:00:00.000Z"},
-                       "body": {"values": [{"dataId": "P001", "timestamp": "2026-11-22T00:00:00.000Z",
-                                            "value": float(i)} for i in range(3000)]}})
+                       "body": {"values": [{"dataId": "P001",
+                                            "timestamp": "2026-11-22T%02d:%02d:%02d.000Z" % (i // 3600, i // 60 % 60, i % 60),
+                                            "value": round(rng.uniform(0, 100), 2)} for i in range(3000)]}})
     st, _ = g.call("POST", "/gw/v1/measurements", body)
     check("the disk full: a gateway's write is not stored (503)", st == 503, st)
     failed = srtest.wait_until(lambda: "storage write failure" in open(log).read()[log_at:], 10)

@@ -13,7 +13,10 @@ docs/admin.md "The two-person rule") end to end with the real `suiro`:
  4. A rejection needs a reason (400 naming it) and applies nothing.
  5. With `[admin] pending_ttl_s = 60`, a change not decided in time shows as
     expired, and a decision then is refused 409 naming the expiry (its
-    `expired` event written).
+    `expired` event written). The 60 s are not waited out: the server runs
+    with the test clock (SUIRO_TEST_CLOCK_FILE, docs/retention.md "A test
+    clock"), moved on 61 s; first checked: at 50 s on it is still
+    requested.
  6. Every step is an event, shown by name by `suiro replay --kind pending`.
 usage: test_pending.py SUIRO_BIN"""
 import os
@@ -21,7 +24,6 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
 
 BIN = sys.argv[1]
 T = tempfile.mkdtemp(prefix="suiro-pending-")
@@ -43,6 +45,13 @@ def session(hp, user, password, new=None):
         st, b = a.call("PUT", "/admin/v1/me/password", {"currentPassword": password, "newPassword": new})
         assert st == 204, (user, st, b)
     return a
+
+
+def set_clock(path, offset_ms):
+    """the test clock's offset (written whole, then renamed: the server never reads half a file)"""
+    with open(path + ".tmp", "w") as f:
+        f.write("suiro-test-clock-offset-ms %d\n" % offset_ms)
+    os.replace(path + ".tmp", path)
 
 
 def roles_of(a, user):
@@ -151,20 +160,28 @@ try:
     st, b = bob.call("POST", "/admin/v1/pending/%s/approve" % pid3)
     check("a rejected change cannot be approved", st == 409, (st, b))
 
-    # ---- 5. expiry ([admin] pending_ttl_s, at least 60 s)
+    # ---- 5. expiry ([admin] pending_ttl_s, at least 60 s; the test clock moves on instead)
     check("clean stop", stop_server(server) == 0)
     cfg = os.path.join(T, "suiro.ini")
     with open(cfg, "w") as f:
         f.write("[admin]\npending_ttl_s = 60\n")
-    server, ports = start_server(BIN, D, LOG, extra=("--config", cfg))
+    clock = os.path.join(T, "clock")
+    set_clock(clock, 0)
+    server, ports = start_server(BIN, D, LOG, extra=("--config", cfg),
+                                 env=dict(os.environ, SUIRO_TEST_CLOCK_FILE=clock))
+    with open(LOG) as f:
+        check("the server says the test clock is on", "TEST CLOCK ON" in f.read())
     hp = ports["http"]
     alice = session(hp, "alice", "alices-own-password-1")
     bob = session(hp, "bob", "bobs-own-password-22")
-    t0 = time.time()
     st, p = alice.call("PUT", "/admin/v1/users/carol/roles", {"roles": ["auditor"]})
     check("a change with a 60 s expiry", st == 202, (st, p))
     pid4 = p["pendingId"]
-    time.sleep(max(0, 61 - (time.time() - t0)))
+    set_clock(clock, 50 * 1000)
+    st, b = bob.call("GET", "/admin/v1/pending/" + pid4)
+    check("50 s on it is still requested", st == 200 and b["state"] == "requested" and b["mayDecide"] is True,
+          (st, b))
+    set_clock(clock, 61 * 1000)
     st, b = bob.call("GET", "/admin/v1/pending/" + pid4)
     check("past its expiry it shows as expired", st == 200 and b["state"] == "expired" and b["mayDecide"] is False,
           (st, b))
