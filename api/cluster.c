@@ -732,7 +732,14 @@ int sr_cluster_get_own_stats(sr_cluster_own_stats *out, uint32_t *owned)
     return 1;
 }
 
-int sr_cluster_owns(sr_cluster *c, uint32_t part) { return c ? sr_csub_owns(c->sub, part) : 0; }
+/* With leases, the owned bit AND the fence judged by the reader's clock
+ * (api/cluster_own.c invariant 1): a manager thread starved of CPU past its
+ * fence cannot leave this node answering as the owner. */
+int sr_cluster_owns(sr_cluster *c, uint32_t part)
+{
+    if (!c || !sr_csub_owns(c->sub, part)) return 0;
+    return !c->own || sr__cluster_own_holds(c->own, part);
+}
 
 void sr_cluster_set_owned(sr_cluster *c, uint32_t part, int owned)
 {

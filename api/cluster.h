@@ -265,5 +265,7 @@ void sr_cluster_set_advertise(sr_cluster *c, const char *url);
 void sr__cluster_own_set_url(sr_cluster_own *o, const char *url);
 int sr__cluster_own_owner(sr_cluster_own *o, uint32_t part, char *url, size_t len, char node[32]);
 int sr__cluster_own_peer(sr_cluster_own *o, const char *host, char node[32]);
+/* 1: this node's fence of part holds now (by the caller's clock) */
+int sr__cluster_own_holds(sr_cluster_own *o, uint32_t part);
 
 #endif

@@ -23,7 +23,10 @@
  *     was the holder's wall clock + lease_ms at the send (clocks agree
  *     within margin = lease_ms / 4: the documented assumption). The fence
  *     is checked between the round's requests, each bounded by lease_ms/8
- *     (a stalled bucket does not hold a bit past its fence by more).
+ *     (a stalled bucket does not hold a bit past its fence by more), and
+ *     by every reader: sr_cluster_owns is the owned bit AND "now is before
+ *     the fence" (set_fence publishes it), so a manager thread starved of
+ *     CPU cannot make its node answer as the owner past its fence.
  *  2. The holder clears its owned bit BEFORE it releases a lease (handover)
  *     and a taker sets it only AFTER its CAS was accepted: never two nodes
  *     owning one partition at one instant (bounded by invariant 1's clock
@@ -189,6 +192,7 @@ struct sr_cluster_own {
     jsCtx *js;
     kvStore *kv;
     pstate *ps;
+    _Atomic int64_t *held_until; /* per partition: ps[p].fence_mono, read by any thread (sr__cluster_own_holds) */
     int ticks;
     int64_t last_warn;
     /* the status snapshot (under mu) */
@@ -209,6 +213,23 @@ static int64_t mono_ms(void)
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
     return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+/* Every change of a fence goes through here: the readers of sr_cluster_owns
+ * judge the fence by the clock themselves (invariant 1 holds at the reader,
+ * however late this thread runs: a starved manager cannot keep a partition
+ * past its fence). */
+static void set_fence(sr_cluster_own *o, uint32_t p, int64_t until)
+{
+    o->ps[p].fence_mono = until;
+    atomic_store(&o->held_until[p], until);
+}
+
+int sr__cluster_own_holds(sr_cluster_own *o, uint32_t part)
+{
+    if (!o || part >= o->partitions) return 0;
+    int64_t u = atomic_load(&o->held_until[part]);
+    return u > 0 && mono_ms() < u;
 }
 
 static int64_t wall_ms(void)
@@ -363,7 +384,7 @@ static int cas(sr_cluster_own *o, uint32_t p, pstate *s, const sr_lease *l, int 
 
 static void drop(sr_cluster_own *o, uint32_t p, pstate *s, const char *neu, int64_t until)
 {
-    s->fence_mono = 0;
+    set_fence(o, p, 0);
     sr_cluster_set_owned(o->c, p, 0);
     record(o, p, o->node, neu, s->l.epoch, W_LOST, until, "done");
 }
@@ -429,7 +450,7 @@ static void tick(sr_cluster_own *o)
                 continue;
             }
             if (!mine) { /* the preferred node is live again: release (invariant 2: the bit first) */
-                s->fence_mono = 0;
+                set_fence(o, p, 0);
                 sr_cluster_set_owned(o->c, p, 0);
                 sr_lease l = {"", now, s->l.epoch};
                 int r = cas(o, p, s, &l, 0);
@@ -441,7 +462,7 @@ static void tick(sr_cluster_own *o)
             int r = cas(o, p, s, &l, 0);
             /* refused or no answer: the next tick reads it again (taken by
              * another node: dropped there); the fence runs on (invariant 1) */
-            if (r == 1) s->fence_mono = t0 + o->lease_ms - o->margin_ms;
+            if (r == 1) set_fence(o, p, t0 + o->lease_ms - o->margin_ms);
             continue;
         }
         /* not held */
@@ -463,7 +484,7 @@ static void tick(sr_cluster_own *o)
         char old[32];
         snprintf(old, sizeof old, "%s", s->present ? s->l.node : "");
         if (cas(o, p, s, &l, create) != 1) continue; /* another node won the CAS */
-        s->fence_mono = t0 + o->lease_ms - o->margin_ms;
+        set_fence(o, p, t0 + o->lease_ms - o->margin_ms);
         sr_cluster_set_owned(o->c, p, 1);
         record(o, p, old, o->node, l.epoch, why, l.until_ms, "done");
     }
@@ -487,7 +508,7 @@ static void release_all(sr_cluster_own *o)
     for (uint32_t p = 0; p < o->partitions; p++) {
         pstate *s = &o->ps[p];
         if (!s->fence_mono) continue;
-        s->fence_mono = 0;
+        set_fence(o, p, 0);
         sr_cluster_set_owned(o->c, p, 0);
         sr_lease l = {"", now, s->l.epoch};
         int r = up ? cas(o, p, s, &l, 0) : -1;
@@ -543,8 +564,9 @@ int sr__cluster_own_start(sr_cluster *c, sr_engine *e, const sr_cluster_opts *co
 {
     *out = NULL;
     sr_cluster_own *o = calloc(1, sizeof *o);
-    if (!o || !(o->ps = calloc(co->partitions, sizeof *o->ps)) || !(o->snap = calloc(co->partitions, sizeof *o->snap))) {
-        if (o) free(o->ps);
+    if (!o || !(o->ps = calloc(co->partitions, sizeof *o->ps)) || !(o->snap = calloc(co->partitions, sizeof *o->snap)) ||
+        !(o->held_until = calloc(co->partitions, sizeof *o->held_until))) {
+        if (o) free(o->ps), free(o->snap);
         free(o);
         snprintf(err, errlen, "cluster: out of memory");
         return SR_ENOMEM;
@@ -569,6 +591,7 @@ int sr__cluster_own_start(sr_cluster *c, sr_engine *e, const sr_cluster_opts *co
         pthread_cond_destroy(&o->cv);
         free(o->ps);
         free(o->snap);
+        free((void *)o->held_until);
         free(o);
         snprintf(err, errlen, "cluster: cannot start the ownership thread");
         return SR_ENOMEM;
@@ -597,6 +620,7 @@ void sr__cluster_own_free(sr_cluster_own *o)
     pthread_cond_destroy(&o->cv);
     free(o->ps);
     free(o->snap);
+    free((void *)o->held_until);
     free(o->nodes);
     free(o);
 }
