@@ -2232,7 +2232,8 @@ static void part_settle(sr_broker *b, areq *r, part *p, evlist *l, sr_wire code,
         rt.n_applied = 1;
     }
     sr_cmd_env env = {op, p->gw, SR_ACTOR_GATEWAY, l->n ? NULL : msgid, source};
-    if (!rc) rc = evl_end(l, l->b.len, sr_cmd_request_transition(&env, &rt, &l->b));
+    size_t at = l->b.len;
+    if (!rc) rc = evl_end(l, at, sr_cmd_request_transition(&env, &rt, &l->b));
     cv_free(&vs);
     if (rc) {
         json_decref(j->p_values);
@@ -2756,7 +2757,7 @@ void sr_broker_gw_online(sr_broker *b, const char *op, const char *gw, const sr_
     gwent *g = gw_find(b, op, gw, 1);
     if (!g) return;
     g->link = *link;
-    if (b->creq) sr_creq_here(b->creq, op, gw); /* (11) */
+    if (b->creq) sr_creq_here(b->creq, op, gw, 1); /* (11) */
     /* what was handed out to an earlier session is handed out again */
     for (areq *r = b->live; r; r = r->next)
         if (!strcmp(r->op, op))
@@ -2819,7 +2820,7 @@ void *sr_broker_fetch(sr_broker *b, const char *op, const char *gw, const char *
         return NULL;
     }
     g->http_seen = mono_ms();
-    if (b->creq) sr_creq_here(b->creq, op, gw); /* (11) */
+    if (b->creq) sr_creq_here(b->creq, op, gw, 0); /* (11) */
     w->b = b;
     w->g = g;
     w->max = max < 1 ? 1 : max > 1000 ? 1000 : max;

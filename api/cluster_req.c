@@ -402,6 +402,7 @@ typedef struct mine { /* thread side: this node's entries and the revisions it w
     char key[200];
     uint64_t rev;
     int64_t since_ms;
+    int64_t yielded; /* the since_ms of ours a newer session elsewhere took the key from (0 none) */
     struct mine *next;
 } mine;
 
@@ -488,7 +489,7 @@ static int qconnect(sr_creq *q, char *err, size_t errlen)
             kvConfig_Init(&kc);
             kc.Bucket = q->bucket;
             kc.History = 1;
-            kc.TTL = SR_PRESENCE_TTL_MS;
+            kc.TTL = (int64_t)SR_PRESENCE_TTL_MS * 1000000; /* nanoseconds (JetStream MaxAge) */
             kc.StorageType = js_FileStorage;
             kc.Replicas = (int)q->replicas;
             s = js_CreateKeyValue(&q->kv, q->js, &kc);
@@ -545,7 +546,8 @@ static void do_put(sr_creq *q, sr_presence *v)
     int k = sr_presence_format(v, val, sizeof val);
     if (k < 0) return;
     mine *m = mine_find(q, key, 1);
-    if (!m) return;
+    if (!m || (m->yielded && v->since_ms <= m->yielded)) return; /* a newer session elsewhere holds it */
+    m->yielded = 0;
     uint64_t rev = 0;
     if (m->rev && kvStore_Update(&rev, q->kv, key, val, k, m->rev) == NATS_OK) {
         m->rev = rev;
@@ -561,6 +563,7 @@ static void do_put(sr_creq *q, sr_presence *v)
             v->at_ms - cur.at_ms <= SR_PRESENCE_STALE_MS) {
             kvEntry_Destroy(e);
             m->rev = 0;
+            m->yielded = v->since_ms;
             return;
         }
         if (e) kvEntry_Destroy(e);
@@ -832,18 +835,21 @@ void sr_creq_free(sr_creq *q)
 
 const char *sr_creq_node(const sr_creq *q) { return q ? q->node : ""; }
 
-void sr_creq_here(sr_creq *q, const char *op, const char *gw)
+void sr_creq_here(sr_creq *q, const char *op, const char *gw, int fresh)
 {
     if (!q || q->closed) return;
-    for (here *h = q->here; h; h = h->next)
-        if (!strcmp(h->op, op) && !strcmp(h->gw, gw)) return;
-    here *h = calloc(1, sizeof *h);
-    if (!h) return;
-    snprintf(h->op, sizeof h->op, "%s", op);
-    snprintf(h->gw, sizeof h->gw, "%s", gw);
-    h->since_ms = wall_ms();
-    h->next = q->here;
-    q->here = h;
+    here *h = q->here;
+    while (h && (strcmp(h->op, op) || strcmp(h->gw, gw))) h = h->next;
+    if (h && !fresh) return;
+    if (!h) {
+        if (!(h = calloc(1, sizeof *h))) return;
+        snprintf(h->op, sizeof h->op, "%s", op);
+        snprintf(h->gw, sizeof h->gw, "%s", gw);
+        h->next = q->here;
+        q->here = h;
+    }
+    int64_t now = wall_ms();
+    h->since_ms = now > h->since_ms ? now : h->since_ms + 1; /* a new session: a newer since */
     /* this node's own map at once (the watcher's copy comes later) */
     sr_presence v = {.since_ms = h->since_ms, .at_ms = h->since_ms};
     snprintf(v.op, sizeof v.op, "%s", op);

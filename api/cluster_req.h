@@ -115,8 +115,11 @@ SR_MUST_CHECK int sr_creq_start(uv_loop_t *loop, const sr_cluster_opts *o, const
 void sr_creq_stop(sr_creq *q);
 void sr_creq_free(sr_creq *q);
 const char *sr_creq_node(const sr_creq *q);
-/* Loop thread: gw is connected here (an MQTT session, an HTTP fetch). */
-void sr_creq_here(sr_creq *q, const char *op, const char *gw);
+/* Loop thread: gw is connected here (an MQTT session, an HTTP fetch).
+ * fresh: a new session (its entry gets a newer since_ms: the other nodes
+ * hand it their open parts again, and it takes the key back from an older
+ * session elsewhere). */
+void sr_creq_here(sr_creq *q, const char *op, const char *gw, int fresh);
 /* Loop thread: the node (not this one) gw is connected to, or NULL. */
 const char *sr_creq_where(sr_creq *q, const char *op, const char *gw, int64_t *since);
 /* Loop thread: queue m for node (SR_OK, or SR_ENOMEM / SR_ECLOSED). */
