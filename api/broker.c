@@ -1966,10 +1966,11 @@ static int parse_result(json_t *res, sr_wire *code, char *msg, size_t msglen)
     return 0;
 }
 
+/* A live request of this node (not a relayed part of another's, 11). */
 static areq *req_find(sr_broker *b, const char *op, const char *id)
 {
     for (areq *r = b->live; r; r = r->next)
-        if (!strcmp(r->id, id) && !strcmp(r->op, op)) return r;
+        if (!strcmp(r->id, id) && !strcmp(r->op, op) && !r->relay_from[0]) return r;
     return NULL;
 }
 
@@ -1977,6 +1978,15 @@ static part *part_of(areq *r, const char *gw)
 {
     for (size_t i = 0; r && i < r->nparts; i++)
         if (!strcmp(r->parts[i].gw, gw)) return &r->parts[i];
+    return NULL;
+}
+
+/* The live request id with a part for gw: (11) a node holds one relayed
+ * request per part of another node's request, under that request's id. */
+static areq *req_find_gw(sr_broker *b, const char *op, const char *id, const char *gw)
+{
+    for (areq *r = b->live; r; r = r->next)
+        if (!strcmp(r->id, id) && !strcmp(r->op, op) && part_of(r, gw)) return r;
     return NULL;
 }
 
@@ -2280,7 +2290,7 @@ static void gw_result(sr_broker *b, const char *op, const char *gw, const sr_gw_
     }
     /* 2. the request: live, of this gateway, of this kind; or finished */
     const char *id = json_string_value(rid);
-    areq *r = req_find(b, op, id);
+    areq *r = req_find_gw(b, op, id, gw);
     part *p = r ? part_of(r, gw) : NULL;
     int late = 0, rkind = p ? r->kind : -1;
     json_t *asked = NULL; /* the dataIds the part asked for (owned) */
@@ -2929,7 +2939,7 @@ static void relay_result(sr_broker *b, const char *op, const char *gw, const cha
 
 static void relay_request(sr_broker *b, const sr_relay *m)
 {
-    areq *r = req_find(b, m->op, m->id);
+    areq *r = req_find_gw(b, m->op, m->id, m->gw);
     if (r) { /* sent again (the origin saw the gateway move): hand it out again */
         sr_relay_count(1, 0, SR_RO_IGNORED);
         for (size_t i = 0; i < r->nparts; i++) r->parts[i].handed = 0;

@@ -2,6 +2,7 @@
  * /health, /ready and the [metrics] listener; see metrics.h. */
 #include "api/metrics.h"
 #include "api/cluster.h"
+#include "api/cluster_req.h"
 
 #include "api/broker.h"
 #include "api/gwif_http.h"
@@ -397,6 +398,22 @@ static void c_cluster_changes(scrape *s)
     (void)sr_cluster_get_own_stats(&o, &owned);
     for (int i = 0; i < 4; i++) OUT(sr_mexp_u64(s->b, s->name, s->label, sr_cluster_own_why(i), o.changes[i]));
 }
+/* request flows across nodes (api/cluster_req.h): three labels, one series
+ * each (the values are fixed names: nothing to escape) */
+static void c_cluster_relayed(scrape *s)
+{
+    static const char *const dirs[SR_RELAY_DIRS] = {"out", "in"};
+    for (int d = 0; d < SR_RELAY_DIRS; d++)
+        for (int k = 0; k < SR_RELAY_KINDS; k++)
+            for (int o = 0; o < SR_RELAY_OUTCOMES; o++) {
+                char t[200];
+                int n = snprintf(t, sizeof t, "%s{dir=\"%s\",kind=\"%s\",outcome=\"%s\"} %llu\n", s->name, dirs[d],
+                                 sr_relay_kind_name(k), sr_relay_outcome_name(o),
+                                 (unsigned long long)sr_relay_counted(d, k, o));
+                if (n > 0 && (size_t)n < sizeof t) OUT(sr_buf_append(s->b, t, (size_t)n));
+            }
+}
+
 static void c_cluster_live(scrape *s)
 {
     sr_cluster_own_stats o;
@@ -571,6 +588,8 @@ static void c_ready(scrape *s) { OUT(sr_mexp_u64(s->b, s->name, NULL, NULL, (uin
       "Cluster mode: ownership changes this node made or found (start, expired, handover, lost)", c_cluster_changes) \
     X("suiro_cluster_nodes_live", GAUGE, NULL, "Cluster mode: live nodes in the owners' bucket, this one included", \
       c_cluster_live)                                                                                              \
+    X("suiro_cluster_relayed_total", COUNTER, NULL,                                                               \
+      "Cluster mode: request parts and results relayed between nodes (labels dir, kind, outcome)", c_cluster_relayed) \
     X("suiro_connections", GAUGE, "kind",                                                                          \
       "Open connections (mqtt, mqtts, http) and logged-in gateways and app sessions (gateways, apps)", c_conns)    \
     X("suiro_requests", GAUGE, "state", "Open requests to gateways, by state", c_states)                           \
