@@ -86,21 +86,9 @@ int sr_presence_key(const char *op, const char *gw, char *out, size_t n)
     return (int)k;
 }
 
-static int jstr(json_t *o, const char *k, int empty_ok, char *out, size_t n, char *err, size_t errlen)
-{
-    json_t *v = json_object_get(o, k);
-    if (!json_is_string(v) || json_string_length(v) >= n || (!empty_ok && !json_string_length(v)) ||
-        strlen(json_string_value(v)) != json_string_length(v)) {
-        snprintf(err, errlen, "%s: a string of %s%zu bytes is required", k, empty_ok ? "0 to " : "1 to ", n - 1);
-        return -1;
-    }
-    memcpy(out, json_string_value(v), json_string_length(v) + 1);
-    return 0;
-}
-
 static int jid(json_t *o, const char *k, char *out, size_t n, char *err, size_t errlen)
 {
-    if (jstr(o, k, 0, out, n, err, errlen)) return -1;
+    if (sr__cjson_str(o, k, 0, out, n, err, errlen)) return -1;
     if (!sr_id_str_ok(out)) {
         snprintf(err, errlen, "%s: an ID [A-Za-z0-9._-]{1,64} is required", k);
         return -1;
@@ -110,35 +98,17 @@ static int jid(json_t *o, const char *k, char *out, size_t n, char *err, size_t 
 
 static int jint(json_t *o, const char *k, int64_t *out, char *err, size_t errlen)
 {
-    json_t *v = json_object_get(o, k);
-    if (!json_is_integer(v) || json_integer_value(v) < 0) {
-        snprintf(err, errlen, "%s: an integer >= 0 is required", k);
-        return -1;
-    }
-    *out = json_integer_value(v);
-    return 0;
-}
-
-static json_t *load_obj(const void *p, size_t n, const char *what, char *err, size_t errlen)
-{
-    json_error_t je;
-    json_t *o = p ? json_loadb(p, n, JSON_REJECT_DUPLICATES, &je) : NULL;
-    if (!json_is_object(o)) {
-        snprintf(err, errlen, "%s: not a JSON object%s%s", what, o ? "" : ": ", o ? "" : (p ? je.text : "no value"));
-        json_decref(o);
-        return NULL;
-    }
-    return o;
+    return sr__cjson_int(o, k, 0, out, err, errlen);
 }
 
 int sr_presence_parse(const void *p, size_t n, sr_presence *out, char *err, size_t errlen)
 {
     memset(out, 0, sizeof *out);
-    json_t *o = load_obj(p, n, "presence", err, errlen);
+    json_t *o = sr__cjson_obj(p, n, "presence", err, errlen);
     if (!o) return SR_EINVAL;
     char e2[160];
     int rc = jid(o, "op", out->op, sizeof out->op, e2, sizeof e2) || jid(o, "gw", out->gw, sizeof out->gw, e2, sizeof e2) ||
-             jstr(o, "node", 1, out->node, sizeof out->node, e2, sizeof e2) ||
+             sr__cjson_str(o, "node", 1, out->node, sizeof out->node, e2, sizeof e2) ||
              jint(o, "since_ms", &out->since_ms, e2, sizeof e2) || jint(o, "at_ms", &out->at_ms, e2, sizeof e2);
     if (!rc && out->node[0] && sr_cluster_check_name("node", out->node, e2, sizeof e2)) rc = -1;
     json_decref(o);
@@ -294,23 +264,23 @@ static int values_ok(json_t *vals, char *err, size_t errlen)
 int sr_relay_parse(const void *p, size_t n, sr_relay *out, char *err, size_t errlen)
 {
     memset(out, 0, sizeof *out);
-    json_t *o = load_obj(p, n, "relay", err, errlen);
+    json_t *o = sr__cjson_obj(p, n, "relay", err, errlen);
     if (!o) return SR_EINVAL;
     char e2[200] = "";
     char t[8], kind[16];
     json_t *ver = json_object_get(o, "v");
     int rc = 0;
     if (!json_is_integer(ver) || json_integer_value(ver) != 1) snprintf(e2, sizeof e2, "v: 1 is required"), rc = -1;
-    if (!rc) rc = jstr(o, "t", 0, t, sizeof t, e2, sizeof e2);
+    if (!rc) rc = sr__cjson_str(o, "t", 0, t, sizeof t, e2, sizeof e2);
     if (!rc) {
         out->type = !strcmp(t, "req") ? SR_RELAY_REQ : !strcmp(t, "res") ? SR_RELAY_RES : 0;
         if (!out->type) snprintf(e2, sizeof e2, "t: \"req\" or \"res\" is required"), rc = -1;
     }
-    if (!rc) rc = jstr(o, "from", 0, out->from, sizeof out->from, e2, sizeof e2) ||
+    if (!rc) rc = sr__cjson_str(o, "from", 0, out->from, sizeof out->from, e2, sizeof e2) ||
                   sr_cluster_check_name("from", out->from, e2, sizeof e2);
     if (!rc) rc = jid(o, "op", out->op, sizeof out->op, e2, sizeof e2) || jid(o, "gw", out->gw, sizeof out->gw, e2, sizeof e2) ||
                   jid(o, "app", out->app, sizeof out->app, e2, sizeof e2) || jid(o, "id", out->id, sizeof out->id, e2, sizeof e2) ||
-                  jstr(o, "kind", 0, kind, sizeof kind, e2, sizeof e2);
+                  sr__cjson_str(o, "kind", 0, kind, sizeof kind, e2, sizeof e2);
     if (!rc) {
         out->kind = !strcmp(kind, "IMMEDIATE") ? SR_RK_IMMEDIATE : !strcmp(kind, "CONTROL") ? SR_RK_CONTROL : 0;
         if (!out->kind) snprintf(e2, sizeof e2, "kind: IMMEDIATE or CONTROL is required"), rc = -1;
@@ -322,8 +292,8 @@ int sr_relay_parse(const void *p, size_t n, sr_relay *out, char *err, size_t err
     } else if (!rc) {
         char st[16];
         sr_wire w;
-        rc = jstr(o, "state", 0, st, sizeof st, e2, sizeof e2) || jstr(o, "code", 0, out->code, sizeof out->code, e2, sizeof e2) ||
-             jstr(o, "msg", 1, out->msg, sizeof out->msg, e2, sizeof e2);
+        rc = sr__cjson_str(o, "state", 0, st, sizeof st, e2, sizeof e2) || sr__cjson_str(o, "code", 0, out->code, sizeof out->code, e2, sizeof e2) ||
+             sr__cjson_str(o, "msg", 1, out->msg, sizeof out->msg, e2, sizeof e2);
         if (!rc && json_object_get(o, "msgid")) rc = jid(o, "msgid", out->msgid, sizeof out->msgid, e2, sizeof e2);
         if (!rc) {
             out->state = !strcmp(st, "SUCCEEDED") ? SR_RS_SUCCEEDED : !strcmp(st, "FAILED") ? SR_RS_FAILED : 0;
