@@ -747,6 +747,19 @@ static int gw_reachable(sr_broker *b, const char *op, const char *gw)
     return gw_online(b, op, gw) || (b->creq && sr_creq_where(b->creq, op, gw, NULL));
 }
 
+/* A relay message's head: from this node, about (op, gw, app, request id). */
+static void relay_head(sr_broker *b, sr_relay *m, int type, int kind, const char *op, const char *gw, const char *app,
+                       const char *id)
+{
+    m->type = type;
+    m->kind = kind;
+    snprintf(m->from, sizeof m->from, "%s", sr_creq_node(b->creq));
+    snprintf(m->op, sizeof m->op, "%s", op);
+    snprintf(m->gw, sizeof m->gw, "%s", gw);
+    snprintf(m->app, sizeof m->app, "%s", app);
+    snprintf(m->id, sizeof m->id, "%s", id);
+}
+
 /* Relay p to the node its gateway is present on (none: nothing). */
 static void relay_out(sr_broker *b, part *p)
 {
@@ -754,12 +767,8 @@ static void relay_out(sr_broker *b, part *p)
     const char *node = b->creq ? sr_creq_where(b->creq, p->r->op, p->gw, &since) : NULL;
     if (!node) return;
     areq *r = p->r;
-    sr_relay m = {.type = SR_RELAY_REQ, .kind = r->kind, .deadline_ms = r->deadline_ms, .part = p->wire};
-    snprintf(m.from, sizeof m.from, "%s", sr_creq_node(b->creq));
-    snprintf(m.op, sizeof m.op, "%s", r->op);
-    snprintf(m.gw, sizeof m.gw, "%s", p->gw);
-    snprintf(m.app, sizeof m.app, "%s", r->app);
-    snprintf(m.id, sizeof m.id, "%s", r->id);
+    sr_relay m = {.deadline_ms = r->deadline_ms, .part = p->wire};
+    relay_head(b, &m, SR_RELAY_REQ, r->kind, r->op, p->gw, r->app, r->id);
     if (sr_creq_send(b->creq, node, &m) != SR_OK) return;
     sr_relay_count(0, 0, SR_RO_SENT);
     sr_slog(SR_LOG_INFO, "request part relayed", "op=%s request=%s gateway=%s node=%s", r->op, r->id, p->gw, node);
@@ -1033,13 +1042,8 @@ static void relay_back(areq *r)
     r->finished = 1;
     if (r->timer_init) uv_timer_stop(&r->timer);
     if (r->nparts && (p->state == SR_RS_SUCCEEDED || p->state == SR_RS_FAILED) && b->creq) {
-        sr_relay m = {.type = SR_RELAY_RES, .kind = r->kind, .state = p->state, .values = p->values,
-                      .applied = p->applied, .sig = p->sig};
-        snprintf(m.from, sizeof m.from, "%s", sr_creq_node(b->creq));
-        snprintf(m.op, sizeof m.op, "%s", r->op);
-        snprintf(m.gw, sizeof m.gw, "%s", p->gw);
-        snprintf(m.app, sizeof m.app, "%s", r->app);
-        snprintf(m.id, sizeof m.id, "%s", r->id);
+        sr_relay m = {.state = p->state, .values = p->values, .applied = p->applied, .sig = p->sig};
+        relay_head(b, &m, SR_RELAY_RES, r->kind, r->op, p->gw, r->app, r->id);
         snprintf(m.code, sizeof m.code, "%s", p->state == SR_RS_SUCCEEDED ? "0" : sr_wire_code(p->code));
         snprintf(m.msg, sizeof m.msg, "%s", p->msg);
         if (sr_creq_send(b->creq, r->relay_from, &m) == SR_OK) sr_relay_count(0, 1, SR_RO_SENT);
@@ -2952,12 +2956,8 @@ static void relay_request(sr_broker *b, const sr_relay *m)
     if (why) {
         if (r) free(r);
         sr_relay_count(1, 0, SR_RO_REFUSED);
-        sr_relay res = {.type = SR_RELAY_RES, .kind = m->kind, .state = SR_RS_FAILED};
-        snprintf(res.from, sizeof res.from, "%s", sr_creq_node(b->creq));
-        snprintf(res.op, sizeof res.op, "%s", m->op);
-        snprintf(res.gw, sizeof res.gw, "%s", m->gw);
-        snprintf(res.app, sizeof res.app, "%s", m->app);
-        snprintf(res.id, sizeof res.id, "%s", m->id);
+        sr_relay res = {.state = SR_RS_FAILED};
+        relay_head(b, &res, SR_RELAY_RES, m->kind, m->op, m->gw, m->app, m->id);
         sr_wire w = why[0] == 'n' ? SR_WIRE_GW_DOWN : SR_WIRE_BUSY;
         snprintf(res.code, sizeof res.code, "%s", sr_wire_code(w));
         int k = snprintf(res.msg, sizeof res.msg, "gateway %s: ", m->gw);
