@@ -57,9 +57,25 @@
  *      is after its startAt. SR_INVARIANT runs it at each of its transitions
  *      (created, loaded, an acknowledgement, stopped by the app or its
  *      endAt).
+ * (11) Across cluster nodes (api/cluster_req.h, docs/cluster.md "Request
+ *      flows across nodes"): a part for a gateway that is not connected here
+ *      but present on node N is relayed to N (a REQ) and is DISPATCHED as
+ *      when handed out; it is relayed again when the gateway's presence
+ *      moves (another node, or a new session there). On N the relayed part
+ *      is a live request of one part (relay_from set, no RequestCreated of
+ *      its own) handed out, answered, checked (5) and made durable (1, 2)
+ *      exactly as a local one; once its answer is durable N sends the
+ *      checked result (a RES) to the origin and drops the request, writing
+ *      no app-level outcome; its deadline drops it silently (the origin's
+ *      deadline is the one that counts). At the origin a RES settles only
+ *      an open part of a request of this node, after its values were
+ *      checked again against the part's dataIds; a duplicate or late RES
+ *      settles nothing. It settles through the same path as a gateway's
+ *      answer (2, 3, 6), its transition's source naming the relaying node.
  */
 #include "api/broker.h"
 #include "api/cluster.h"
+#include "api/cluster_req.h"
 
 #include "api/httpu.h"
 #include "api/loopq.h"
@@ -105,6 +121,8 @@ typedef struct part {
     json_t *sig;    /* the answer's verified protection: {gatewayId, protection, signedBody} (docs/signatures.md) */
     sr_wire code;
     char msg[160];
+    char relay_node[32];  /* (11) handed to the gateway on that node ("" none) */
+    int64_t relay_since;  /* ... its presence's since_ms then */
 } part;
 
 struct areq {
@@ -124,6 +142,7 @@ struct areq {
     void *cbctx;
     int async;
     json_t *value, *protection;
+    char relay_from[32]; /* (11) a relayed part of another node's request: that node ("" a request of this node) */
     areq *next, *prev;
 };
 
@@ -215,6 +234,7 @@ struct sr_broker {
     sr_loopq doneq; /* engine completions */
     int closing; /* the engine is closing: submit nothing more */
     sr_push *push; /* NULL: no push to apps */
+    sr_creq *creq; /* (11) the cluster's relay; NULL: a single node */
     uv_timer_t mon_timer; /* (8): fires at mon_due */
     int64_t mon_due;      /* wall ms the timer is armed for; 0 not armed */
 };
@@ -719,6 +739,52 @@ static void gw_deliver_op(sr_broker *b, const char *op, const char *gw)
     if (g) gw_deliver(b, g);
 }
 
+/* ---- (11) across cluster nodes ---- */
+
+/* connected here, or present on another node */
+static int gw_reachable(sr_broker *b, const char *op, const char *gw)
+{
+    return gw_online(b, op, gw) || (b->creq && sr_creq_where(b->creq, op, gw, NULL));
+}
+
+/* A relay message's head: from this node, about (op, gw, app, request id). */
+static void relay_head(sr_broker *b, sr_relay *m, int type, int kind, const char *op, const char *gw, const char *app,
+                       const char *id)
+{
+    m->type = type;
+    m->kind = kind;
+    snprintf(m->from, sizeof m->from, "%s", sr_creq_node(b->creq));
+    snprintf(m->op, sizeof m->op, "%s", op);
+    snprintf(m->gw, sizeof m->gw, "%s", gw);
+    snprintf(m->app, sizeof m->app, "%s", app);
+    snprintf(m->id, sizeof m->id, "%s", id);
+}
+
+/* Relay p to the node its gateway is present on (none: nothing). */
+static void relay_out(sr_broker *b, part *p)
+{
+    int64_t since = 0;
+    const char *node = b->creq ? sr_creq_where(b->creq, p->r->op, p->gw, &since) : NULL;
+    if (!node) return;
+    areq *r = p->r;
+    sr_relay m = {.deadline_ms = r->deadline_ms, .part = p->wire};
+    relay_head(b, &m, SR_RELAY_REQ, r->kind, r->op, p->gw, r->app, r->id);
+    if (sr_creq_send(b->creq, node, &m) != SR_OK) return;
+    sr_relay_count(0, 0, SR_RO_SENT);
+    sr_slog(SR_LOG_INFO, "request part relayed", "op=%s request=%s gateway=%s node=%s", r->op, r->id, p->gw, node);
+    snprintf(p->relay_node, sizeof p->relay_node, "%s", node);
+    p->relay_since = since;
+    part_handed(b, p);
+}
+
+/* Hand out part k of r: to its gateway here, or relayed to its node. */
+static void part_deliver(sr_broker *b, areq *r, size_t k)
+{
+    part *p = &r->parts[k];
+    if (gw_online(b, r->op, p->gw)) gw_deliver_op(b, r->op, p->gw);
+    else if (part_open(p)) relay_out(b, p);
+}
+
 /* ------------------------------------------------------------------------ */
 /* Requests                                                                   */
 
@@ -967,10 +1033,29 @@ static void request_answer_app(areq *r)
     json_decref(body);
 }
 
+/* (11) a relayed part answered, its answer durable here: the checked
+ * result goes back to the origin node and the request leaves the table. */
+static void relay_back(areq *r)
+{
+    sr_broker *b = r->b;
+    part *p = &r->parts[0];
+    r->finished = 1;
+    if (r->timer_init) uv_timer_stop(&r->timer);
+    if (r->nparts && (p->state == SR_RS_SUCCEEDED || p->state == SR_RS_FAILED) && b->creq) {
+        sr_relay m = {.state = p->state, .values = p->values, .applied = p->applied, .sig = p->sig};
+        relay_head(b, &m, SR_RELAY_RES, r->kind, r->op, p->gw, r->app, r->id);
+        snprintf(m.code, sizeof m.code, "%s", p->state == SR_RS_SUCCEEDED ? "0" : sr_wire_code(p->code));
+        snprintf(m.msg, sizeof m.msg, "%s", p->msg);
+        if (sr_creq_send(b->creq, r->relay_from, &m) == SR_OK) sr_relay_count(0, 1, SR_RO_SENT);
+    }
+    areq_unref(r); /* the live table's */
+}
+
 /* (3): every part settled and nothing in flight: write the outcome. */
 static void request_maybe_finish(areq *r)
 {
     if (r->finished || r->nopen || r->inflight || !r->created) return;
+    if (r->relay_from[0]) return relay_back(r); /* (11) */
     r->finished = 1;
     if (r->timer_init) uv_timer_stop(&r->timer);
     int st = SR_RS_SUCCEEDED;
@@ -1036,6 +1121,16 @@ static void on_deadline(uv_timer_t *t)
 {
     areq *r = t->data;
     if (r->finished) return;
+    if (r->relay_from[0]) { /* (11) the origin's deadline settles it there */
+        for (size_t i = 0; i < r->nparts; i++)
+            if (part_open(&r->parts[i])) r->parts[i].state = SR_RS_TIMED_OUT, r->nopen--;
+        r->finished = 1;
+        sr_broker *b = r->b;
+        areq_unref(r); /* the live table's */
+        SR_INVARIANT(sr_broker_check(b));
+        (void)b;
+        return;
+    }
     evlist l = {0};
     sr_buf_init(&l.b);
     for (size_t i = 0; i < r->nparts && l.n < 64; i++) {
@@ -1137,7 +1232,7 @@ static void *request_new(sr_broker *b, const char *op, const char *app, int kind
     r->nopen = r->nparts;
     const char *offline = NULL;
     for (size_t k = 0; k < r->nparts && !offline; k++)
-        if (!gw_online(b, op, r->parts[k].gw)) offline = r->parts[k].gw;
+        if (!gw_reachable(b, op, r->parts[k].gw)) offline = r->parts[k].gw;
     /* the events: the app request, each part, and (gateway offline) the failure */
     evlist l = {0};
     sr_buf_init(&l.b);
@@ -1240,7 +1335,7 @@ static void created_done(job *j)
     if (r->offline) {
         char msg[160] = "gateway not connected";
         for (size_t k = 0; k < r->nparts; k++)
-            if (!gw_online(b, r->op, r->parts[k].gw)) {
+            if (!gw_reachable(b, r->op, r->parts[k].gw)) {
                 snprintf(msg, sizeof msg, "gateway %s is not connected", r->parts[k].gw);
                 break;
             }
@@ -1269,7 +1364,7 @@ static void created_done(job *j)
         int64_t left = r->deadline_ms - wall_ms();
         uv_timer_start(&r->timer, on_deadline, left > 0 ? (uint64_t)left : 0, 0);
     }
-    for (size_t k = 0; k < r->nparts; k++) gw_deliver_op(b, r->op, r->parts[k].gw);
+    for (size_t k = 0; k < r->nparts; k++) part_deliver(b, r, k);
     SR_INVARIANT(req_check(r));
 }
 
@@ -1875,10 +1970,11 @@ static int parse_result(json_t *res, sr_wire *code, char *msg, size_t msglen)
     return 0;
 }
 
+/* A live request of this node (not a relayed part of another's, 11). */
 static areq *req_find(sr_broker *b, const char *op, const char *id)
 {
     for (areq *r = b->live; r; r = r->next)
-        if (!strcmp(r->id, id) && !strcmp(r->op, op)) return r;
+        if (!strcmp(r->id, id) && !strcmp(r->op, op) && !r->relay_from[0]) return r;
     return NULL;
 }
 
@@ -1886,6 +1982,15 @@ static part *part_of(areq *r, const char *gw)
 {
     for (size_t i = 0; r && i < r->nparts; i++)
         if (!strcmp(r->parts[i].gw, gw)) return &r->parts[i];
+    return NULL;
+}
+
+/* The live request id with a part for gw: (11) a node holds one relayed
+ * request per part of another node's request, under that request's id. */
+static areq *req_find_gw(sr_broker *b, const char *op, const char *id, const char *gw)
+{
+    for (areq *r = b->live; r; r = r->next)
+        if (!strcmp(r->id, id) && !strcmp(r->op, op) && part_of(r, gw)) return r;
     return NULL;
 }
 
@@ -2093,6 +2198,70 @@ static int values_before_end(json_t *vals, const mon *m, sr_gw_err *err)
     return SR_EINVAL;
 }
 
+/* A checked answer settles part p of r: its transition (after what l holds;
+ * the first event carries msgid, de-duplication) is submitted, the part busy
+ * until it is durable (2); cb answers (a gateway, or the relay's no-op).
+ * values (normalised) and sig are taken over; applied is borrowed. source:
+ * the event's source (a relaying node), NULL none. */
+static void part_settle(sr_broker *b, areq *r, part *p, evlist *l, sr_wire code, const char *rmsg, json_t *values,
+                        json_t *applied, json_t *sig, const char *gprot, const char *signed_body, size_t signed_len,
+                        const char *msgid, const char *source, sr_gw_answer_cb cb, void *ctx)
+{
+    const char *op = r->op;
+    int ok = code == SR_WIRE_OK;
+    job *j = calloc(1, sizeof *j);
+    if (!j) {
+        json_decref(values);
+        json_decref(sig);
+        return gw_ack(cb, ctx, SR_WIRE_INTERNAL, "out of memory", NULL);
+    }
+    j->what = J_ANSWER;
+    j->r = r;
+    j->p = p;
+    j->p_code = code;
+    snprintf(j->p_msg, sizeof j->p_msg, "%s", rmsg);
+    j->p_state = ok ? SR_RS_SUCCEEDED : SR_RS_FAILED;
+    j->p_values = values;
+    if (applied) j->p_applied = json_incref(applied);
+    j->p_sig = sig;
+    /* the part's transition */
+    cvset vs;
+    memset(&vs, 0, sizeof vs);
+    int rc = j->p_values ? cv_build(b->eng, op, j->p_values, &vs) : SR_OK;
+    sr_control_value apc;
+    sr_request_transition rt = {.request_id = r->id,
+                                .gateway_id = p->gw,
+                                .state = (sr_req_state)j->p_state,
+                                .error_code = ok ? "" : sr_wire_code(code),
+                                .message = rmsg,
+                                .values = vs.cv,
+                                .n_values = vs.n};
+    if (gprot && signed_body) {
+        rt.protection = (sr_slice){gprot, strlen(gprot)};
+        rt.signed_body = (sr_slice){signed_body, signed_len};
+    }
+    if (applied && !rc) {
+        rc = cv_one(b->eng, op, json_string_value(json_object_get(p->wire, "dataId")), applied, &apc);
+        rt.applied = &apc;
+        rt.n_applied = 1;
+    }
+    sr_cmd_env env = {op, p->gw, SR_ACTOR_GATEWAY, l->n ? NULL : msgid, source};
+    size_t at = l->b.len;
+    if (!rc) rc = evl_end(l, at, sr_cmd_request_transition(&env, &rt, &l->b));
+    cv_free(&vs);
+    if (rc) {
+        json_decref(j->p_values);
+        json_decref(j->p_applied);
+        json_decref(j->p_sig);
+        free(j);
+        return gw_ack(cb, ctx, SR_WIRE_INTERNAL, sr_strerror(rc), NULL);
+    }
+    p->busy = 1; /* (2) */
+    r->inflight++;
+    r->refs++;
+    submit_for_gw(b, l, j, cb, ctx, "stored");
+}
+
 /* GW_IMMEDIATE_RESULT / GW_CONTROL_RESULT */
 static void gw_result(sr_broker *b, const char *op, const char *gw, const sr_gw_msg *msg, int kind,
                       sr_gw_answer_cb cb, void *ctx)
@@ -2125,7 +2294,7 @@ static void gw_result(sr_broker *b, const char *op, const char *gw, const sr_gw_
     }
     /* 2. the request: live, of this gateway, of this kind; or finished */
     const char *id = json_string_value(rid);
-    areq *r = req_find(b, op, id);
+    areq *r = req_find_gw(b, op, id, gw);
     part *p = r ? part_of(r, gw) : NULL;
     int late = 0, rkind = p ? r->kind : -1;
     json_t *asked = NULL; /* the dataIds the part asked for (owned) */
@@ -2221,63 +2390,17 @@ static void gw_result(sr_broker *b, const char *op, const char *gw, const sr_gw_
         sr_buf_release(&l.b);
         return;
     }
-    job *j = calloc(1, sizeof *j);
-    if (!j) {
-        sr_buf_release(&l.b);
-        return gw_ack(cb, ctx, SR_WIRE_INTERNAL, "out of memory", NULL);
-    }
-    j->what = J_ANSWER;
-    j->r = r;
-    j->p = p;
-    j->p_code = code;
-    snprintf(j->p_msg, sizeof j->p_msg, "%s", rmsg);
-    j->p_state = ok ? SR_RS_SUCCEEDED : SR_RS_FAILED;
-    if (vals) j->p_values = values_norm(vals);
-    if (applied) j->p_applied = json_incref(applied);
-    /* R-SE-3: the gateway's verified protection goes to the app as it came */
+    json_t *sig = NULL;
     char *gprot = NULL;
+    /* R-SE-3: the gateway's verified protection goes to the app as it came */
     if (msg->sig_verified && msg->signed_body) {
-        j->p_sig = json_pack("{s:s,s:O,s:s%}", "gatewayId", gw, "protection", msg->protection, "signedBody",
-                             msg->signed_body, msg->signed_len);
+        sig = json_pack("{s:s,s:O,s:s%}", "gatewayId", gw, "protection", msg->protection, "signedBody",
+                        msg->signed_body, msg->signed_len);
         gprot = json_dumps(msg->protection, JSON_COMPACT | JSON_PRESERVE_ORDER);
     }
-    /* the part's transition */
-    cvset vs;
-    memset(&vs, 0, sizeof vs);
-    rc = j->p_values ? cv_build(b->eng, op, j->p_values, &vs) : SR_OK;
-    sr_control_value apc;
-    sr_request_transition rt = {.request_id = r->id,
-                                .gateway_id = p->gw,
-                                .state = (sr_req_state)j->p_state,
-                                .error_code = ok ? "" : sr_wire_code(code),
-                                .message = rmsg,
-                                .values = vs.cv,
-                                .n_values = vs.n};
-    if (gprot) {
-        rt.protection = (sr_slice){gprot, strlen(gprot)};
-        rt.signed_body = (sr_slice){msg->signed_body, msg->signed_len};
-    }
-    if (applied && !rc) {
-        rc = cv_one(b->eng, op, json_string_value(did), applied, &apc);
-        rt.applied = &apc;
-        rt.n_applied = 1;
-    }
-    /* the first event carries the messageId (de-duplication) */
-    if (!rc) rc = evl_transition(&l, op, gw, SR_ACTOR_GATEWAY, l.n ? NULL : msg->message_id, &rt);
-    cv_free(&vs);
+    part_settle(b, r, p, &l, code, rmsg, vals ? values_norm(vals) : NULL, applied, sig, gprot, msg->signed_body,
+                msg->signed_len, msg->message_id, NULL, cb, ctx);
     free(gprot);
-    if (rc) {
-        json_decref(j->p_values);
-        json_decref(j->p_applied);
-        json_decref(j->p_sig);
-        free(j);
-        sr_buf_release(&l.b);
-        return gw_ack(cb, ctx, SR_WIRE_INTERNAL, sr_strerror(rc), NULL);
-    }
-    p->busy = 1; /* (2) */
-    r->inflight++;
-    r->refs++;
-    submit_for_gw(b, &l, j, cb, ctx, "stored");
     sr_buf_release(&l.b);
 }
 
@@ -2648,6 +2771,7 @@ void sr_broker_gw_online(sr_broker *b, const char *op, const char *gw, const sr_
     gwent *g = gw_find(b, op, gw, 1);
     if (!g) return;
     g->link = *link;
+    if (b->creq) sr_creq_here(b->creq, op, gw, 1); /* (11) */
     /* what was handed out to an earlier session is handed out again */
     for (areq *r = b->live; r; r = r->next)
         if (!strcmp(r->op, op))
@@ -2710,6 +2834,7 @@ void *sr_broker_fetch(sr_broker *b, const char *op, const char *gw, const char *
         return NULL;
     }
     g->http_seen = mono_ms();
+    if (b->creq) sr_creq_here(b->creq, op, gw, 0); /* (11) */
     w->b = b;
     w->g = g;
     w->max = max < 1 ? 1 : max > 1000 ? 1000 : max;
@@ -2753,6 +2878,159 @@ void sr_broker_fetch_cancel(sr_broker *b, void *handle)
     w->g->http_seen = mono_ms();
     uv_timer_stop(&w->timer);
     uv_close((uv_handle_t *)&w->timer, on_fwait_closed);
+}
+
+/* ---- (11) across cluster nodes: the relay's hooks -------------------------------- */
+
+static void relay_answered(void *ctx, const sr_gw_answer *a)
+{
+    (void)ctx;
+    if (a->code != SR_WIRE_OK)
+        sr_slog(SR_LOG_WARN, "relayed result not stored", "code=%s error=%s", sr_wire_code(a->code),
+                sr_slog_q(a->message ? a->message : ""));
+}
+
+static void relay_result(sr_broker *b, const char *op, const char *gw, const char *from, const sr_relay *m)
+{
+    areq *r = req_find(b, op, m->id);
+    part *p = r && !r->relay_from[0] ? part_of(r, gw) : NULL;
+    if (!p || !part_open(p) || r->kind != m->kind) { /* a duplicate, late, or not this node's */
+        sr_relay_count(1, 1, SR_RO_IGNORED);
+        return;
+    }
+    sr_wire code = SR_WIRE_OK;
+    if (m->state == SR_RS_FAILED && sr_wire_parse_result(m->code, &code)) code = SR_WIRE_DEVICE;
+    sr_gw_err err;
+    memset(&err, 0, sizeof err);
+    int rc = SR_OK;
+    if (m->values) {
+        json_t *asked = json_object_get(p->wire, "dataIds");
+        rc = values_asked(m->values, asked, 1, "this request", &err);
+    }
+    if (m->applied) {
+        sr_point_info info;
+        const char *want = json_string_value(json_object_get(p->wire, "dataId"));
+        if (!want || sr_engine_point_info(b->eng, op, want, &info) ||
+            value_type_err((int)info.type, m->applied))
+            rc = SR_EINVAL;
+    }
+    if (rc) {
+        sr_relay_count(1, 1, SR_RO_REFUSED);
+        sr_slog(SR_LOG_WARN, "relayed result refused", "op=%s request=%s gateway=%s node=%s error=%s", op, m->id, gw,
+                from, sr_slog_q(err.message[0] ? err.message : "appliedValue"));
+        sr_gw_err_clear(&err);
+        return;
+    }
+    char src[64];
+    snprintf(src, sizeof src, "node:%s", from);
+    char *gprot = NULL;
+    const char *sbody = NULL;
+    size_t slen = 0;
+    json_t *sbj = json_object_get(m->sig, "signedBody");
+    if (json_is_object(json_object_get(m->sig, "protection")) && json_is_string(sbj)) {
+        gprot = json_dumps(json_object_get(m->sig, "protection"), JSON_COMPACT | JSON_PRESERVE_ORDER);
+        sbody = json_string_value(sbj);
+        slen = json_string_length(sbj);
+    }
+    evlist l = {0};
+    sr_buf_init(&l.b);
+    sr_relay_count(1, 1, SR_RO_USED);
+    part_settle(b, r, p, &l, code, m->msg, m->values ? json_incref(m->values) : NULL, m->applied,
+                gprot ? json_incref(m->sig) : NULL, gprot, sbody, slen, NULL, src, relay_answered, NULL);
+    free(gprot);
+    sr_buf_release(&l.b);
+}
+
+static void relay_request(sr_broker *b, const sr_relay *m)
+{
+    areq *r = req_find_gw(b, m->op, m->id, m->gw);
+    if (r) { /* sent again (the origin saw the gateway move): hand it out again */
+        sr_relay_count(1, 0, SR_RO_IGNORED);
+        for (size_t i = 0; i < r->nparts; i++) r->parts[i].handed = 0;
+        gw_deliver_op(b, m->op, m->gw);
+        return;
+    }
+    const char *why = !gw_online(b, m->op, m->gw) ? "not connected to this node" : live_quota(b, m->op, 1);
+    if (!why && !(r = calloc(1, sizeof *r))) why = "out of memory";
+    if (!why && !(r->parts = calloc(1, sizeof *r->parts))) why = "out of memory";
+    if (why) {
+        if (r) free(r);
+        sr_relay_count(1, 0, SR_RO_REFUSED);
+        sr_relay res = {.state = SR_RS_FAILED};
+        relay_head(b, &res, SR_RELAY_RES, m->kind, m->op, m->gw, m->app, m->id);
+        sr_wire w = why[0] == 'n' ? SR_WIRE_GW_DOWN : SR_WIRE_BUSY;
+        snprintf(res.code, sizeof res.code, "%s", sr_wire_code(w));
+        int k = snprintf(res.msg, sizeof res.msg, "gateway %s: ", m->gw);
+        if (k > 0 && (size_t)k < sizeof res.msg) snprintf(res.msg + k, sizeof res.msg - (size_t)k, "%s", why);
+        if (sr_creq_send(b->creq, m->from, &res) == SR_OK) sr_relay_count(0, 1, SR_RO_SENT);
+        return;
+    }
+    sr_relay_count(1, 0, SR_RO_USED);
+    r->b = b;
+    snprintf(r->id, sizeof r->id, "%s", m->id);
+    snprintf(r->op, sizeof r->op, "%s", m->op);
+    snprintf(r->app, sizeof r->app, "%s", m->app);
+    snprintf(r->relay_from, sizeof r->relay_from, "%s", m->from);
+    r->kind = m->kind;
+    r->state = SR_RS_CREATED;
+    r->created_ms = wall_ms();
+    r->deadline_ms = m->deadline_ms;
+    r->refs = 1; /* the live table */
+    r->created = 1; /* its creation is durable in the origin's log */
+    r->nparts = r->nopen = 1;
+    part *p = &r->parts[0];
+    p->r = r;
+    snprintf(p->gw, sizeof p->gw, "%s", m->gw);
+    p->state = SR_RS_CREATED;
+    p->wire = json_incref(m->part);
+    uv_timer_init(b->loop, &r->timer);
+    r->timer.data = r;
+    r->timer_init = 1;
+    int64_t left = r->deadline_ms - wall_ms();
+    uv_timer_start(&r->timer, on_deadline, left > 0 ? (uint64_t)left : 0, 0);
+    live_add(b, r);
+    SR_INVARIANT(req_check(r));
+    gw_deliver_op(b, r->op, p->gw);
+}
+
+static void on_relayed(void *ctx, const sr_relay *m)
+{
+    sr_broker *b = ctx;
+    if (b->closing) return;
+    if (m->type == SR_RELAY_REQ) relay_request(b, m);
+    else relay_result(b, m->op, m->gw, m->from, m);
+}
+
+/* the gateway's presence moved: its open parts go to the new node */
+static void on_moved(void *ctx, const char *op, const char *gw, const char *node)
+{
+    sr_broker *b = ctx;
+    if (!node || b->closing || gw_online(b, op, gw)) return;
+    int64_t since = 0;
+    if (!sr_creq_where(b->creq, op, gw, &since)) return;
+    for (areq *r = b->live; r; r = r->next) {
+        if (r->relay_from[0] || !r->created || r->finished || strcmp(r->op, op)) continue;
+        for (size_t i = 0; i < r->nparts; i++) {
+            part *p = &r->parts[i];
+            if (!strcmp(p->gw, gw) && part_open(p) && (strcmp(p->relay_node, node) || p->relay_since != since))
+                relay_out(b, p);
+        }
+    }
+}
+
+static int on_online(void *ctx, const char *op, const char *gw) { return gw_online(ctx, op, gw); }
+
+void sr_broker_relay_hooks(sr_broker *b, sr_creq_hooks *h)
+{
+    h->ctx = b;
+    h->relayed = on_relayed;
+    h->moved = on_moved;
+    h->online = on_online;
+}
+
+void sr_broker_set_relay(sr_broker *b, sr_creq *q)
+{
+    if (b) b->creq = q;
 }
 
 /* ---- status ------------------------------------------------------------------ */

@@ -57,6 +57,14 @@ void sr_broker_test_break(sr_broker *b, int what);
  * outcomes of async requests are queued on p for the app's push URL. NULL
  * (the default) stops pushing; set NULL before p is disposed. */
 void sr_broker_set_push(sr_broker *b, sr_push *p);
+/* Request flows across cluster nodes (INVARIANT 11, api/cluster_req.h):
+ * the hooks the relay calls on the loop (relayed messages, presence moves,
+ * this node's gateways online), and the relay the broker sends through
+ * (NULL, the default: a single node; set NULL before q is stopped). */
+struct sr_creq_hooks;
+typedef struct sr_creq sr_creq;
+void sr_broker_relay_hooks(sr_broker *b, struct sr_creq_hooks *h);
+void sr_broker_set_relay(sr_broker *b, sr_creq *q);
 /* sr_push_recover's derivation (ctx: the broker): the push a logged event
  * makes, as the live path made it once the event was durable (a monitor's
  * values: Measurements.monitor_id; an async request's outcome: its

@@ -170,6 +170,15 @@ typedef struct sr_node_info {
 } sr_node_info;
 SR_MUST_CHECK int sr_node_info_parse(const void *p, size_t n, sr_node_info *out, char *err, size_t errlen);
 
+/* The JSON readers of the buckets' and relay's values (api/cluster_own.c;
+ * api/cluster*.c only): an object from bytes (NULL with err naming why),
+ * a string member of 0 (empty_ok) or 1 to n - 1 bytes without NUL, an
+ * integer member >= min; -1 with err naming the member. */
+struct json_t;
+struct json_t *sr__cjson_obj(const void *p, size_t n, const char *what, char *err, size_t errlen);
+int sr__cjson_str(struct json_t *o, const char *k, int empty_ok, char *out, size_t n, char *err, size_t errlen);
+int sr__cjson_int(struct json_t *o, const char *k, int64_t min, int64_t *out, char *err, size_t errlen);
+
 /* The manager (engine-internal to api/cluster*.c: sr__). */
 typedef struct sr_cluster_own sr_cluster_own;
 typedef struct sr_cluster_own_stats {

@@ -83,7 +83,7 @@ int sr_own_preferred(uint32_t part, const char *const *nodes, size_t n)
     return best;
 }
 
-static int get_int(json_t *o, const char *k, int64_t min, int64_t *out, char *err, size_t errlen)
+int sr__cjson_int(json_t *o, const char *k, int64_t min, int64_t *out, char *err, size_t errlen)
 {
     json_t *v = json_object_get(o, k);
     if (!json_is_integer(v) || json_integer_value(v) < min) {
@@ -94,7 +94,7 @@ static int get_int(json_t *o, const char *k, int64_t min, int64_t *out, char *er
     return 0;
 }
 
-static int get_str(json_t *o, const char *k, int empty_ok, char *out, size_t n, char *err, size_t errlen)
+int sr__cjson_str(json_t *o, const char *k, int empty_ok, char *out, size_t n, char *err, size_t errlen)
 {
     json_t *v = json_object_get(o, k);
     if (!json_is_string(v) || json_string_length(v) >= n || (!empty_ok && !json_string_length(v)) ||
@@ -106,7 +106,7 @@ static int get_str(json_t *o, const char *k, int empty_ok, char *out, size_t n, 
     return 0;
 }
 
-static json_t *load_obj(const void *p, size_t n, const char *what, char *err, size_t errlen)
+json_t *sr__cjson_obj(const void *p, size_t n, const char *what, char *err, size_t errlen)
 {
     json_error_t je;
     json_t *o = p ? json_loadb(p, n, JSON_REJECT_DUPLICATES, &je) : NULL;
@@ -121,12 +121,12 @@ static json_t *load_obj(const void *p, size_t n, const char *what, char *err, si
 int sr_lease_parse(const void *p, size_t n, sr_lease *out, char *err, size_t errlen)
 {
     memset(out, 0, sizeof *out);
-    json_t *o = load_obj(p, n, "lease", err, errlen);
+    json_t *o = sr__cjson_obj(p, n, "lease", err, errlen);
     if (!o) return SR_EINVAL;
     int64_t until = 0, epoch = 0;
     char e2[160];
-    int rc = get_str(o, "node", 1, out->node, sizeof out->node, e2, sizeof e2) ||
-             get_int(o, "until_ms", 0, &until, e2, sizeof e2) || get_int(o, "epoch", 0, &epoch, e2, sizeof e2);
+    int rc = sr__cjson_str(o, "node", 1, out->node, sizeof out->node, e2, sizeof e2) ||
+             sr__cjson_int(o, "until_ms", 0, &until, e2, sizeof e2) || sr__cjson_int(o, "epoch", 0, &epoch, e2, sizeof e2);
     if (!rc && out->node[0] && sr_cluster_check_name("node", out->node, e2, sizeof e2)) rc = -1;
     json_decref(o);
     if (rc) {
@@ -149,14 +149,14 @@ int sr_lease_format(const sr_lease *l, char *buf, size_t n)
 int sr_node_info_parse(const void *p, size_t n, sr_node_info *out, char *err, size_t errlen)
 {
     memset(out, 0, sizeof *out);
-    json_t *o = load_obj(p, n, "node", err, errlen);
+    json_t *o = sr__cjson_obj(p, n, "node", err, errlen);
     if (!o) return SR_EINVAL;
     char e2[160];
-    int rc = get_str(o, "node", 0, out->node, sizeof out->node, e2, sizeof e2) ||
-             get_str(o, "apif", 1, out->apif, sizeof out->apif, e2, sizeof e2) ||
-             get_str(o, "admin", 1, out->admin, sizeof out->admin, e2, sizeof e2) ||
-             get_int(o, "started_ms", 0, &out->started_ms, e2, sizeof e2) ||
-             get_int(o, "at_ms", 0, &out->at_ms, e2, sizeof e2);
+    int rc = sr__cjson_str(o, "node", 0, out->node, sizeof out->node, e2, sizeof e2) ||
+             sr__cjson_str(o, "apif", 1, out->apif, sizeof out->apif, e2, sizeof e2) ||
+             sr__cjson_str(o, "admin", 1, out->admin, sizeof out->admin, e2, sizeof e2) ||
+             sr__cjson_int(o, "started_ms", 0, &out->started_ms, e2, sizeof e2) ||
+             sr__cjson_int(o, "at_ms", 0, &out->at_ms, e2, sizeof e2);
     if (!rc && sr_cluster_check_name("node", out->node, e2, sizeof e2)) rc = -1;
     json_decref(o);
     if (rc) {

@@ -4,6 +4,7 @@
 #include "api/cluster.h"
 #include "api/ryw.h"
 #include "api/cluster_fwd.h"
+#include "api/cluster_req.h"
 
 #include "api/broker.h"
 #include "api/gwif_http.h"
@@ -435,6 +436,22 @@ static void c_cluster_fwd_lat(scrape *s)
     sr_fwd_get_stats(&f);
     OUT(sr_mexp_hist(s->b, s->name, NULL, NULL, bounds, SR_HIST_US_N, 1e-6, &f.lat_us));
 }
+/* request flows across nodes (api/cluster_req.h): three labels, one series
+ * each (the values are fixed names: nothing to escape) */
+static void c_cluster_relayed(scrape *s)
+{
+    static const char *const dirs[SR_RELAY_DIRS] = {"out", "in"};
+    for (int d = 0; d < SR_RELAY_DIRS; d++)
+        for (int k = 0; k < SR_RELAY_KINDS; k++)
+            for (int o = 0; o < SR_RELAY_OUTCOMES; o++) {
+                char t[200];
+                int n = snprintf(t, sizeof t, "%s{dir=\"%s\",kind=\"%s\",outcome=\"%s\"} %llu\n", s->name, dirs[d],
+                                 sr_relay_kind_name(k), sr_relay_outcome_name(o),
+                                 (unsigned long long)sr_relay_counted(d, k, o));
+                if (n > 0 && (size_t)n < sizeof t) OUT(sr_buf_append(s->b, t, (size_t)n));
+            }
+}
+
 static void c_cluster_live(scrape *s)
 {
     sr_cluster_own_stats o;
@@ -619,6 +636,8 @@ static void c_ready(scrape *s) { OUT(sr_mexp_u64(s->b, s->name, NULL, NULL, (uin
       "Cluster mode: requests another node forwarded here, served by this node", c_cluster_fwd_served)            \
     X("suiro_cluster_forward_seconds", HISTOGRAM, NULL,                                                            \
       "Cluster mode: latency of the forwarded requests whose answer was relayed (on the forwarding node)", c_cluster_fwd_lat) \
+    X("suiro_cluster_relayed_total", COUNTER, NULL,                                                               \
+      "Cluster mode: request parts and results relayed between nodes (labels dir, kind, outcome)", c_cluster_relayed) \
     X("suiro_connections", GAUGE, "kind",                                                                          \
       "Open connections (mqtt, mqtts, http) and logged-in gateways and app sessions (gateways, apps)", c_conns)    \
     X("suiro_requests", GAUGE, "state", "Open requests to gateways, by state", c_states)                           \

@@ -88,6 +88,7 @@
 #include "api/checkpoint.h"
 #include "api/cluster.h"
 #include "api/cluster_fwd.h"
+#include "api/cluster_req.h"
 #include "api/server.h"
 #include "codecs/jsonlex.h"
 
@@ -145,6 +146,7 @@ typedef struct conn conn;
 struct sr_server {
     sr_config cfg;
     sr_cluster *cluster; /* [cluster] (api/cluster.h); NULL: a single node */
+    sr_creq *creq;       /* [cluster]: request flows across nodes (api/cluster_req.h) */
     uv_loop_t loop;
     uv_tcp_t mqtt, mqtts;
     int mqtt_port, mqtts_port;
@@ -2598,6 +2600,14 @@ int sr_server_open(const sr_config *cfg, sr_server **out, char *err, size_t errl
         goto fail;
     }
     if ((rc = sr_broker_open(&s->loop, s->eng, cfg->data_dir, &s->broker, err, errlen))) goto fail;
+    if (cfg->cluster_nats[0]) { /* docs/cluster.md "Request flows across nodes" */
+        sr_cluster_opts co = {.nats = cfg->cluster_nats, .node = cfg->cluster_node, .name = cfg->cluster_name,
+                              .replicas = cfg->cluster_replicas};
+        sr_creq_hooks h;
+        sr_broker_relay_hooks(s->broker, &h);
+        if ((rc = sr_creq_start(&s->loop, &co, &h, &s->creq, err, errlen))) goto fail;
+        sr_broker_set_relay(s->broker, s->creq);
+    }
     if ((rc = sr_ckpt_open(s->eng, cfg->data_dir, cfg->checkpoint_sign_interval_s, &s->ckpt, err, errlen))) goto fail;
     uint64_t t1 = mono_us();
     s->start_us[2] = t1 - t0;
@@ -2840,6 +2850,9 @@ void sr_server_close(sr_server *s)
      * arrive through the asyncs) */
     sr_gwhttp_quiesce(s->http);
     sr_broker_quiesce(s->broker);
+    /* nothing more is relayed; this node's gateways leave the presence bucket */
+    sr_broker_set_relay(s->broker, NULL);
+    sr_creq_stop(s->creq);
     /* queries and file parts on the thread pool read the engine: let them end */
     while (sr_gwhttp_busy(s->http) || sr_workq_pending(s->workq, NULL)) uv_run(&s->loop, UV_RUN_ONCE);
     /* the reads answered so far go into the trail, durably (api/access.h) */
@@ -2877,6 +2890,7 @@ void sr_server_close(sr_server *s)
     sr_gwhttp_free(s->http);
     sr_mlistener_free(s->mlis);
     sr_broker_free(s->broker);
+    sr_creq_free(s->creq);
     sr_push_free(s->push);
     sr_fwd_free();
     sr_notify_free(s->notify);

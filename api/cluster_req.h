@@ -1,0 +1,137 @@
+/*
+ * api/cluster_req.h -- request flows across cluster nodes (issue #19 phase
+ * 2b, docs/cluster.md "Request flows across nodes", docs/requests.md
+ * "Across cluster nodes"): the app on one node, its gateway on another.
+ *
+ *  - Presence: each node records the gateways connected to it in the
+ *    JetStream KV bucket <name>_GWS (key sr_presence_key(op, gw), value
+ *    {"op","gw","node","since_ms","at_ms"}); a node keeps a map of the
+ *    whole bucket from a watcher. An entry whose at_ms is older than
+ *    SR_PRESENCE_STALE_MS (by the reader's clock) or whose node is "" (a
+ *    disconnect) is absent.
+ *  - Relay: a part for a gateway present on node N goes over core NATS to
+ *    <name>.node.<N>.req; N's broker hands it to its gateway as a local
+ *    part, checks and stores the gateway's answer, and sends the checked
+ *    result to <name>.node.<origin>.res (sr_relay, a JSON message).
+ *
+ * Threads: the libnats calls run on this module's thread (its own NATS
+ * connection) and libnats's; the loop hands it work through a queue and
+ * gets the messages and presence changes back through a loopq. Every
+ * function below but the pure ones is called on the loop thread.
+ *
+ * Invariants:
+ *  1. No cnats call on the libuv loop thread: puts, updates, publishes are
+ *     queued for the thread; messages and watcher entries reach the loop
+ *     through the loopq.
+ *  2. A disconnect clears only this node's own entry: it is an update
+ *     (compare-and-set) on the revision this node wrote, so a gateway that
+ *     moved to another node meanwhile keeps that node's entry.
+ *  3. A relay message is used only after sr_relay_parse checked every field
+ *     (outside bytes: any NATS client may publish).
+ */
+#ifndef SR_CLUSTER_REQ_H
+#define SR_CLUSTER_REQ_H
+
+#include "api/cluster.h"
+#include "codecs/base/sr_alloc.h"
+
+#include <jansson.h>
+#include <stdint.h>
+#include <uv.h>
+
+enum {
+    SR_PRESENCE_REFRESH_MS = 5000, /* a node puts its gateways' entries again this often */
+    SR_PRESENCE_STALE_MS = 20000,  /* an entry not refreshed this long is absent (a dead node) */
+    SR_PRESENCE_TTL_MS = 120000,   /* the bucket's own limit (its storage is cleaned) */
+};
+
+/* ---- the pure parts (no network) ---- */
+
+/* The KV key of (op, gw): "<op>.<gw>" with '.' and '=' escaped as =2E and
+ * =3D (ids may hold dots; the key stays one per pair). Its length, or -1
+ * when it does not fit n. */
+int sr_presence_key(const char *op, const char *gw, char *out, size_t n);
+
+typedef struct sr_presence {
+    char op[72], gw[72], node[32]; /* node "": disconnected */
+    int64_t since_ms, at_ms;
+} sr_presence;
+/* The bucket's bytes are outside input: SR_OK, or SR_EINVAL with err
+ * naming the problem (*out zeroed). */
+SR_MUST_CHECK int sr_presence_parse(const void *p, size_t n, sr_presence *out, char *err, size_t errlen);
+int sr_presence_format(const sr_presence *v, char *buf, size_t n);
+
+/* The presence map: (op, gw) -> the node it is connected to. */
+typedef struct sr_pmap sr_pmap;
+sr_pmap *sr_pmap_new(void);
+void sr_pmap_free(sr_pmap *m);
+/* Record v (its node "" removes the pair). 1 when what sr_pmap_get answers
+ * for the pair changed (another node, or the same node with another
+ * since_ms: the gateway reconnected there), else 0. */
+int sr_pmap_put(sr_pmap *m, const sr_presence *v);
+/* The node (op, gw) is connected to at now_ms, NULL when none (absent, or
+ * stale: at_ms older than SR_PRESENCE_STALE_MS). *since (may be NULL): its
+ * since_ms. */
+const char *sr_pmap_get(const sr_pmap *m, const char *op, const char *gw, int64_t now_ms, int64_t *since);
+size_t sr_pmap_count(const sr_pmap *m);
+
+/* A relay message (core NATS, JSON). */
+enum { SR_RELAY_REQ = 1, SR_RELAY_RES = 2 };
+typedef struct sr_relay {
+    int type;                               /* SR_RELAY_REQ, SR_RELAY_RES */
+    char from[32];                          /* the sending node */
+    char op[72], gw[72], app[72], id[24];   /* operator, gateway, app, request id (at most 23 bytes) */
+    int kind;                               /* SR_RK_IMMEDIATE or SR_RK_CONTROL */
+    int64_t deadline_ms;                    /* REQ: the request's deadline (wall ms) */
+    json_t *part;                           /* REQ: the request object the gateway gets */
+    int state;                              /* RES: SR_RS_SUCCEEDED or SR_RS_FAILED */
+    char code[8];                           /* RES: "0" or the wire code */
+    char msg[160];                          /* RES: the gateway's message */
+    char msgid[72];                         /* RES: the gateway's messageId ("" none) */
+    json_t *values, *applied, *sig;         /* RES: may be NULL */
+} sr_relay;
+/* Parse outside bytes: SR_OK (free with sr_relay_clear), or SR_EINVAL
+ * with err naming the field (nothing to free). */
+SR_MUST_CHECK int sr_relay_parse(const void *p, size_t n, sr_relay *out, char *err, size_t errlen);
+/* The message's JSON appended to out. */
+SR_MUST_CHECK int sr_relay_format(const sr_relay *m, sr_buf *out);
+void sr_relay_clear(sr_relay *m);
+
+/* ---- the relay (the thread and the loop side) ---- */
+typedef struct sr_creq_hooks {
+    void *ctx;
+    /* a REQ or RES for this node (m is borrowed for the call) */
+    void (*relayed)(void *ctx, const sr_relay *m);
+    /* (op, gw)'s node changed to node (NULL: none) */
+    void (*moved)(void *ctx, const char *op, const char *gw, const char *node);
+    /* 1 while gw is connected to this node (MQTT, or HTTP fetching) */
+    int (*online)(void *ctx, const char *op, const char *gw);
+} sr_creq_hooks;
+typedef struct sr_creq sr_creq;
+SR_MUST_CHECK int sr_creq_start(uv_loop_t *loop, const sr_cluster_opts *o, const sr_creq_hooks *h, sr_creq **out,
+                                char *err, size_t errlen);
+/* Stop the thread (this node's entries are cleared when NATS answers) and
+ * close the loop handles. Idempotent; NULL-safe. Free after the loop ran. */
+void sr_creq_stop(sr_creq *q);
+void sr_creq_free(sr_creq *q);
+const char *sr_creq_node(const sr_creq *q);
+/* Loop thread: gw is connected here (an MQTT session, an HTTP fetch).
+ * fresh: a new session (its entry gets a newer since_ms: the other nodes
+ * hand it their open parts again, and it takes the key back from an older
+ * session elsewhere). */
+void sr_creq_here(sr_creq *q, const char *op, const char *gw, int fresh);
+/* Loop thread: the node (not this one) gw is connected to, or NULL. */
+const char *sr_creq_where(sr_creq *q, const char *op, const char *gw, int64_t *since);
+/* Loop thread: queue m for node (SR_OK, or SR_ENOMEM / SR_ECLOSED). */
+SR_MUST_CHECK int sr_creq_send(sr_creq *q, const char *node, const sr_relay *m);
+
+/* suiro_cluster_relayed_total{dir,kind,outcome}: dir 0 out, 1 in; kind
+ * (sr_relay_kind_name) and outcome (sr_relay_outcome_name) below. */
+enum { SR_RELAY_DIRS = 2, SR_RELAY_KINDS = 2, SR_RELAY_OUTCOMES = 4 };
+enum { SR_RO_SENT, SR_RO_USED, SR_RO_IGNORED, SR_RO_REFUSED };
+const char *sr_relay_kind_name(int k);   /* "request" "result" */
+const char *sr_relay_outcome_name(int o); /* "sent" "used" "ignored" "refused" */
+void sr_relay_count(int dir, int kind, int outcome);
+uint64_t sr_relay_counted(int dir, int kind, int outcome);
+
+#endif

@@ -1,0 +1,468 @@
+#!/usr/bin/python3
+"""tests/integration/test_cluster_flows.py -- request flows across cluster
+nodes (issue #19 phase 2b, docs/cluster.md "Request flows across nodes",
+docs/requests.md "Across cluster nodes"): 3 nats-server JetStream nodes and
+suiro nodes s1, s2, s3 (`owned = all`). The app is on s1; its gateways are
+on s2: GWA over MQTT (paho), GWH over the GW-IF HTTP binding (long polls).
+
+ A. an immediate request on s1 is answered with GWA's values (sync) and
+    with GWH's (an HTTP-fetching gateway), and one over both gateways;
+ B. an async one: 202, then GET /api/v1/requests/{id} on s1 SUCCEEDED with
+    the values, and its outcome pushed to the app's push URL;
+ C. a control request succeeded (appliedValue) and one failed by the
+    gateway (502 E4003, its message);
+ D. GWA moves from s2 to s3 with a request open (it did not answer on s2):
+    the request is handed to it again on s3, and its answer there settles it;
+ E. a gateway on no node: the part fails at once as on one node (503 E4001);
+ F. tenant isolation: an app of operator wy asking on s1 for a point of
+    operator wx (whose gateway is on s2) gets the same refusal as on s2,
+    where that gateway is connected, and no gateway got a request of it;
+ G. the relay's metrics and events: s1 counted the requests it relayed and
+    the results it used, s2 those it took; s2's log holds GWA's answer (actor
+    the gateway), s1's the settlement with the relaying node as its source.
+Not covered (not built): monitors across nodes.
+Loopback only, bounded waits, every process stopped by its PID. Exit 77
+(skipped) only when nats-server is not installed.
+usage: test_cluster_flows.py SUIRO_BIN"""
+import datetime
+import itertools
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+import paho.mqtt.client as mqtt
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import srtest  # noqa: E402
+
+BIN = sys.argv[1]
+if not srtest.nats_server_path():
+    print("SKIP: nats-server is not installed (scripts/deps.sh installs it)")
+    sys.exit(77)
+T = tempfile.mkdtemp(prefix="suiro-cflows-")
+check = srtest.Checks()
+PARTS = 4
+WAIT = 15.0
+
+SHEET = """#suiro-setup-sheet v1
+[operator]
+id,name
+wx,Water X
+
+[gateways]
+id,name,secret
+GWA,Gateway A,wx-gwa-secret-0001
+GWH,Gateway H,wx-gwh-secret-0001
+GWZ,Gateway Z,wx-gwz-secret-0001
+
+[apps]
+id,name,secret,push_url
+APW,App W,wx-apw-secret-0001,{push}
+
+[facilities]
+id,name
+F1,Plant
+
+[equipment]
+id,facility,name
+E1,F1,Station
+
+[devices]
+id,equipment,gateway,name
+DA,E1,GWA,Controller A
+DH,E1,GWH,Controller H
+DZ,E1,GWZ,Controller Z
+
+[datapoints]
+id,device,name,type,unit,min,max,kind
+PA1,DA,Level A,number,m,0,100,measure
+PA2,DA,Valve A,number,%,0,100,control
+PH1,DH,Level H,number,m,0,100,measure
+PZ1,DZ,Level Z,number,m,0,100,measure
+
+[grants]
+app,datapoint,access
+APW,*,both
+"""
+
+SHEET_Y = """#suiro-setup-sheet v1
+[operator]
+id,name
+wy,Water Y
+
+[gateways]
+id,name,secret
+GWY,Gateway Y,wy-gwy-secret-0001
+
+[apps]
+id,name,secret,push_url
+APY,App Y,wy-apy-secret-0001,
+
+[facilities]
+id,name
+FY,Plant Y
+
+[equipment]
+id,facility,name
+EY,FY,Station Y
+
+[devices]
+id,equipment,gateway,name
+DY,EY,GWY,Controller Y
+
+[datapoints]
+id,device,name,type,unit,min,max,kind
+PY1,DY,Level Y,number,m,0,100,measure
+
+[grants]
+app,datapoint,access
+APY,*,both
+"""
+
+_mid = itertools.count(1)
+
+
+def ts():
+    t = datetime.datetime.now(datetime.timezone.utc)
+    return t.strftime("%Y-%m-%dT%H:%M:%S.") + "%03dZ" % (t.microsecond // 1000)
+
+
+def envelope(mtype, body, mid=None):
+    return {"header": {"messageType": mtype, "messageId": mid or "m-%d" % next(_mid), "timestamp": ts()},
+            "body": body}
+
+
+def data(n):
+    return os.path.join(T, "data-" + n)
+
+
+def write_config(name, nats):
+    path = os.path.join(T, name + ".ini")
+    with open(path, "w") as f:
+        f.write("[cluster]\nnats = %s\nnode = %s\npartitions = %d\nreplicas = 3\nack_timeout_ms = 2000\n"
+                "dedup_window_s = 600\nowned = all\n" % (nats, name, PARTS))
+    return path
+
+
+def start(name, cfg):
+    p, ports = srtest.start_server(BIN, data(name), os.path.join(T, name + ".log"), config=cfg, timeout=60,
+                                   extra=["--data", data(name), "--mqtt", "127.0.0.1:0", "--http", "127.0.0.1:0"])
+    return p, ports
+
+
+class MqttGw:
+    """Gateway GWA over MQTT on one node: answers IMMEDIATE with self.values
+    and CONTROL with the value asked for (mode "ok"), a failure ("fail"), or
+    nothing ("silent"); records every request it was handed."""
+
+    def __init__(self, port, gw="GWA", secret="wx-gwa-secret-0001", mode="ok"):
+        self.gw, self.root = gw, "wip/v1/wx/gw/" + gw
+        self.cv = threading.Condition()
+        self.reqs, self.acks, self.mode = [], [], mode
+        self.values = {"PA1": 42.5}
+        self.connack = self.suback = None
+        self.c = srtest.paho_client(gw, mqtt.MQTTv311)  # the client id is the gateway id
+        self.c.username_pw_set("wx/" + gw, secret)
+        self.c.on_connect = lambda c, u, f, rc, p=None: self._set("connack", rc if isinstance(rc, int) else rc.value)
+        self.c.on_subscribe = lambda c, u, mid, g, p=None: self._set("suback", list(g))
+        self.c.on_message = self._msg
+        self.c.connect("127.0.0.1", port, keepalive=30)
+        self.c.loop_start()
+        with self.cv:
+            self.cv.wait_for(lambda: self.connack is not None, 10)
+        if self.connack == 0:
+            self.c.subscribe([(self.root + "/requests", 1), (self.root + "/res/#", 1)])
+            with self.cv:
+                self.cv.wait_for(lambda: self.suback is not None, 10)
+
+    def _set(self, k, v):
+        with self.cv:
+            setattr(self, k, v)
+            self.cv.notify_all()
+
+    def _msg(self, c, u, msg):
+        try:
+            m = json.loads(msg.payload)
+        except ValueError:
+            return
+        if msg.topic.endswith("/requests"):
+            for r in (m.get("body") or {}).get("requests") or []:
+                with self.cv:
+                    self.reqs.append(r)
+                    self.cv.notify_all()
+                if self.mode != "silent":
+                    self.answer(r)
+        elif msg.topic.endswith("/res/ack"):
+            with self.cv:
+                self.acks.append(m)
+                self.cv.notify_all()
+
+    def answer(self, r):
+        if r.get("type") == "CONTROL":
+            body = {"requestId": r["requestId"], "dataId": r["dataId"]}
+            if self.mode == "fail":
+                body["result"] = {"code": "E4003", "message": "valve stuck"}
+            else:
+                body["appliedValue"], body["result"] = r.get("value"), "0"
+            self.c.publish(self.root + "/ack/control", json.dumps(envelope("GW_CONTROL_RESULT", body)), qos=1)
+        elif r.get("type") == "IMMEDIATE":
+            vals = [{"dataId": d, "timestamp": ts(), "value": self.values.get(d, 0)} for d in r.get("dataIds") or []]
+            body = {"requestId": r["requestId"], "values": vals, "result": "0"}
+            self.c.publish(self.root + "/data/immediate", json.dumps(envelope("GW_IMMEDIATE_RESULT", body)), qos=1)
+
+    def handed(self, rid, timeout=WAIT):
+        with self.cv:
+            return self.cv.wait_for(lambda: any(r.get("requestId") == rid for r in self.reqs), timeout)
+
+    def close(self):
+        try:
+            self.c.disconnect()
+        finally:
+            self.c.loop_stop()
+
+
+class HttpGw:
+    """Gateway GWH over GW-IF HTTP on one node: long polls (waitMs 2000) in a
+    thread and answers each IMMEDIATE with value 7.25."""
+
+    def __init__(self, port):
+        self.port, self.stop, self.handed = port, threading.Event(), []
+        self.api = None
+        self.t = threading.Thread(target=self.run, daemon=True)
+        self.t.start()
+
+    def login(self):
+        api = srtest.Api(self.port)
+        st, b = api.call("POST", "/gw/v1/sessions", {"operatorId": "wx", "gatewayId": "GWH",
+                                                     "secret": "wx-gwh-secret-0001"})
+        if st != 201:
+            return None
+        api.token = b["token"]
+        return api
+
+    def run(self):
+        while not self.stop.is_set():
+            try:
+                if self.api is None:
+                    self.api = self.login()
+                    if self.api is None:
+                        time.sleep(0.2)
+                        continue
+                st, b = self.api.call("POST", "/gw/v1/requests/fetch",
+                                      envelope("GW_FETCH_REQ", {"maxItems": 10, "waitMs": 2000}))
+                if st != 200:
+                    self.api = None
+                    time.sleep(0.2)
+                    continue
+                for r in (b.get("body") or {}).get("requests") or []:
+                    self.handed.append(r.get("requestId"))
+                    vals = [{"dataId": d, "timestamp": ts(), "value": 7.25} for d in r.get("dataIds") or []]
+                    self.api.call("POST", "/gw/v1/immediate-results",
+                                  envelope("GW_IMMEDIATE_RESULT", {"requestId": r["requestId"], "values": vals,
+                                                                   "result": "0"}))
+            except OSError:
+                self.api = None
+                time.sleep(0.2)
+
+
+def app_on(port, app, op, secret, timeout=60):
+    api = srtest.Api(port)
+    ok = srtest.wait_until(lambda: api.login(app, op, secret) == 201, timeout=timeout, step=0.3)
+    return api if ok else None
+
+
+def values_of(body):
+    return {v.get("dataId"): v.get("value") for v in (body or {}).get("values") or []} if isinstance(body, dict) \
+        else {}
+
+
+def code_of(body):
+    return srtest.code(body)
+
+
+def metrics(port):
+    st, _, body, _ = srtest.http_once(port, "GET", "/metrics")
+    out = {}
+    for ln in (body.decode() if isinstance(body, bytes) else str(body)).splitlines():
+        if ln.startswith("suiro_cluster_relayed_total") and " " in ln:
+            k, v = ln.rsplit(" ", 1)
+            out[k] = float(v)
+    return out
+
+
+def replay(name):
+    r = subprocess.run([BIN, "replay", data(name)], capture_output=True, text=True, timeout=120)
+    return [json.loads(ln) for ln in r.stdout.splitlines() if ln.strip()]
+
+
+procs, gws = [], []
+nc = None
+push = srtest.PushReceiver()
+try:
+    subprocess.run([BIN, "init", data("s1")], check=True, capture_output=True)
+    srtest.import_sheet(BIN, data("s1"), os.path.join(T, "wx.csv"),
+                        SHEET.replace("{push}", "http://127.0.0.1:%d/hook" % push.port))
+    srtest.import_sheet(BIN, data("s1"), os.path.join(T, "wy.csv"), SHEET_Y)
+    for n in ("s2", "s3"):
+        subprocess.run([BIN, "init", data(n)], check=True, capture_output=True)
+    nc = srtest.start_nats_cluster(T, 3)
+    ports = {}
+    for n in ("s1", "s2", "s3"):
+        p, ports[n] = start(n, write_config(n, nc.urls()))
+        procs.append(p)
+
+    # the gateways on s2 (the registry reaches s2 from s1's stream: retried until they may log in)
+    ga = [None]
+
+    def gwa_up():
+        g = MqttGw(ports["s2"]["mqtt"])
+        if g.connack == 0 and g.suback:
+            ga[0] = g
+            return True
+        g.close()
+        return False
+    check("setup: GWA connects over MQTT to s2 (the registry replicated from s1)",
+          srtest.wait_until(gwa_up, timeout=60, step=0.5))
+    gwa = ga[0]
+    gws.append(gwa)
+    gwh = HttpGw(ports["s2"]["http"])
+    app = app_on(ports["s1"]["http"], "APW", "wx", "wx-apw-secret-0001")
+    check("setup: the app logs in on s1", app is not None)
+
+    # A. immediate, sync
+    got = [None]
+
+    def ask_a():
+        got[0] = app.call("POST", "/api/v1/current-values", {"dataIds": ["PA1"], "timeoutMs": 10000})
+        return got[0][0] != 503   # 503 E4001 until s1 sees GWA's presence
+    srtest.wait_until(ask_a, timeout=WAIT, step=0.3)
+    st, b = got[0]
+    check("A: an immediate request on s1 for GWA (MQTT on s2) is answered 200 with its value",
+          st == 200 and values_of(b) == {"PA1": 42.5} and code_of(b) == "0", (st, b))
+
+    def ask_h():
+        got[0] = app.call("POST", "/api/v1/current-values", {"dataIds": ["PH1"], "timeoutMs": 10000})
+        return got[0][0] != 503
+    srtest.wait_until(ask_h, timeout=WAIT, step=0.3)
+    st, b = got[0]
+    check("A: ... and for GWH (fetching over HTTP on s2) with its value",
+          st == 200 and values_of(b) == {"PH1": 7.25}, (st, b))
+    st, b = app.call("POST", "/api/v1/current-values", {"dataIds": ["PA1", "PH1"], "timeoutMs": 10000})
+    check("A: one request over both gateways: both values", st == 200 and values_of(b) == {"PA1": 42.5, "PH1": 7.25},
+          (st, b))
+
+    # B. async, GET /requests/{id}, push
+    gwa.values["PA1"] = 43.5
+    st, b = app.call("POST", "/api/v1/current-values?async=true", {"dataIds": ["PA1"], "timeoutMs": 10000})
+    rid = (b or {}).get("requestId") if isinstance(b, dict) else None
+    check("B: an async request on s1: 202 {requestId}", st == 202 and rid, (st, b))
+    got = [None]
+
+    def done_b():
+        got[0] = app.call("GET", "/api/v1/requests/%s" % rid)
+        return got[0][0] == 200 and got[0][1].get("status") not in ("PENDING", "DISPATCHED")
+    srtest.wait_until(done_b, timeout=WAIT, step=0.2)
+    st, b = got[0]
+    check("B: GET /api/v1/requests/{id} on s1: SUCCEEDED with GWA's value",
+          st == 200 and b.get("status") == "SUCCEEDED" and values_of(b) == {"PA1": 43.5}, (st, b))
+    ok = push.wait_for(lambda r: any(q["path"] == "/hook/requests/%s" % rid for q in r.reqs), timeout=WAIT)
+    pushed = [json.loads(q["body"]) for q in push.reqs if q["path"] == "/hook/requests/%s" % rid]
+    check("B: its outcome pushed to the app's push URL (SUCCEEDED, the value)",
+          pushed and pushed[0].get("status") == "SUCCEEDED" and values_of(pushed[0]) == {"PA1": 43.5},
+          (ok, pushed, [q["path"] for q in push.reqs]))
+
+    # C. control
+    st, b = app.call("POST", "/api/v1/control-values", {"dataId": "PA2", "value": 35.5, "timeoutMs": 10000})
+    check("C: a control request on s1 for GWA on s2: 200, appliedValue 35.5",
+          st == 200 and code_of(b) == "0" and b.get("appliedValue") == 35.5, (st, b))
+    gwa.mode = "fail"
+    st, b = app.call("POST", "/api/v1/control-values", {"dataId": "PA2", "value": 12, "timeoutMs": 10000})
+    check("C: a control request the gateway fails: 502 E4003 with the gateway's message",
+          st == 502 and code_of(b) == "E4003" and "valve stuck" in json.dumps(b), (st, b))
+    gwa.mode = "ok"
+
+    # D. the gateway moves from s2 to s3 with a request open
+    gwa.mode = "silent"
+    st, b = app.call("POST", "/api/v1/current-values?async=true", {"dataIds": ["PA1"], "timeoutMs": 30000})
+    rid = (b or {}).get("requestId") if isinstance(b, dict) else None
+    check("D: an async request while GWA is silent: 202", st == 202 and rid, (st, b))
+    check("D: GWA got it on s2 (relayed)", gwa.handed(rid), [r.get("requestId") for r in gwa.reqs])
+    gwa.close()
+    gwa3 = MqttGw(ports["s3"]["mqtt"])
+    gws.append(gwa3)
+    gwa3.values["PA1"] = 44.5
+    check("D: GWA connects to s3", gwa3.connack == 0)
+    check("D: the open request is handed to GWA again on s3", gwa3.handed(rid, timeout=30),
+          [r.get("requestId") for r in gwa3.reqs])
+    got = [None]
+
+    def done_d():
+        got[0] = app.call("GET", "/api/v1/requests/%s" % rid)
+        return got[0][0] == 200 and got[0][1].get("status") not in ("PENDING", "DISPATCHED")
+    srtest.wait_until(done_d, timeout=WAIT, step=0.2)
+    st, b = got[0]
+    check("D: its answer on s3 settles it on s1: SUCCEEDED with the value given on s3",
+          st == 200 and b.get("status") == "SUCCEEDED" and values_of(b) == {"PA1": 44.5}, (st, b))
+    st, b = app.call("POST", "/api/v1/current-values", {"dataIds": ["PA1"], "timeoutMs": 10000})
+    check("D: a new request after the move goes to s3", st == 200 and values_of(b) == {"PA1": 44.5}, (st, b))
+
+    # E. a gateway on no node
+    t0 = time.monotonic()
+    st, b = app.call("POST", "/api/v1/current-values", {"dataIds": ["PZ1"], "timeoutMs": 10000})
+    check("E: a gateway on no node: 503 E4001 at once (as on one node)",
+          st == 503 and code_of(b) == "E4001" and time.monotonic() - t0 < 5, (st, b))
+
+    # F. tenant isolation
+    appy1 = app_on(ports["s1"]["http"], "APY", "wy", "wy-apy-secret-0001")
+    appy3 = app_on(ports["s3"]["http"], "APY", "wy", "wy-apy-secret-0001")
+    n_before = len(gwa3.reqs)
+    r1 = appy1.call("POST", "/api/v1/current-values", {"dataIds": ["PA1"], "timeoutMs": 5000}) if appy1 else (0, None)
+    r3 = appy3.call("POST", "/api/v1/current-values", {"dataIds": ["PA1"], "timeoutMs": 5000}) if appy3 else (0, None)
+    check("F: wy's app asking on s1 for wx's point (its gateway on s3) is refused as on s3 where it is connected",
+          r1[0] == r3[0] and r1[0] >= 400 and code_of(r1[1]) == code_of(r3[1]), (r1, r3))
+    rc1 = appy1.call("POST", "/api/v1/control-values", {"dataId": "PA2", "value": 1, "timeoutMs": 5000}) \
+        if appy1 else (0, None)
+    rc3 = appy3.call("POST", "/api/v1/control-values", {"dataId": "PA2", "value": 1, "timeoutMs": 5000}) \
+        if appy3 else (0, None)
+    check("F: ... and a control of wx's point the same", rc1[0] == rc3[0] and rc1[0] >= 400 and
+          code_of(rc1[1]) == code_of(rc3[1]), (rc1, rc3))
+    time.sleep(0)  # nothing to wait for: the refusals were answered
+    check("F: GWA got no request of wy's app", len(gwa3.reqs) == n_before, gwa3.reqs[n_before:])
+
+    # G. metrics and events
+    m1, m2 = metrics(ports["s1"]["http"]), metrics(ports["s2"]["http"])
+    sent = m1.get('suiro_cluster_relayed_total{dir="out",kind="request",outcome="sent"}', 0)
+    used = m1.get('suiro_cluster_relayed_total{dir="in",kind="result",outcome="used"}', 0)
+    taken = m2.get('suiro_cluster_relayed_total{dir="in",kind="request",outcome="used"}', 0)
+    check("G: s1 counted the parts it relayed and the results it used; s2 the parts it took",
+          sent >= 6 and used >= 6 and taken >= 5, (m1, m2))
+    ev2 = [e for e in replay("s2") if "request_transition" in json.dumps(e) and "origin" not in e]
+    check("G: s2's own log holds GWA's answers to relayed parts (actor the gateway)",
+          any("GWA" in json.dumps(e.get("actor", e)) and "SUCCEEDED" in json.dumps(e) for e in ev2), ev2[:3])
+    ev1 = [e for e in replay("s1") if "origin" not in e and "node:s2" in json.dumps(e)]
+    check("G: s1's log holds the settlements with the relaying node as their source (node:s2)", ev1, len(ev1))
+    for n in ("s3", "s2", "s1"):
+        check("%s stops cleanly" % n, srtest.stop_server(procs[["s1", "s2", "s3"].index(n)]) == 0)
+except Exception as e:  # noqa: BLE001
+    check.failed(e)
+finally:
+    for g in gws:
+        try:
+            g.close()
+        except Exception:  # noqa: BLE001
+            pass
+    if "gwh" in globals():
+        gwh.stop.set()
+    push.stop()
+    if check.fails:
+        for n in ("s2", "s3"):
+            try:
+                print("---- %s.log (tail)" % n)
+                print(open(os.path.join(T, n + ".log")).read()[-3000:])
+            except OSError:
+                pass
+    srtest.finish(check, T, procs, log_name="s1.log")
