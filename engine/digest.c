@@ -21,7 +21,9 @@
  *      snapshot, like the AP-IF's): it may run beside the writer; a value
  *      written meanwhile may or may not be counted.
  *  (3) Points are reported in (operator, data id) order, those without a
- *      value left out (the stream does not know them).
+ *      value left out (the stream does not know them). The points are the
+ *      `latest` rows' (every point holding a value, with its operator and
+ *      data id), so no operator entry is needed.
  */
 #include "engine/engine_int.h"
 #include "engine/records.h"
@@ -94,27 +96,72 @@ static int point_digest(sr_engine *e, uint32_t point, sr_vtype type, uint64_t *c
     return rc;
 }
 
+/* the points holding values of the picked operators, gathered first (the
+ * walk holds a read snapshot; the ranges open their own) */
+typedef struct gather {
+    sr_op_pick_fn pick;
+    void *pctx;
+    sr_buf pts; /* of gpoint */
+    int rc;
+} gather;
+typedef struct gpoint {
+    char *op, *id;
+    uint32_t point;
+} gpoint;
+
+static char *dup(const char *s)
+{
+    size_t n = strlen(s) + 1;
+    char *d = sr_malloc(n);
+    if (d) memcpy(d, s, n);
+    return d;
+}
+
+static int gather_one(void *ctx, const char *op, const char *data_id, uint32_t point, int64_t ts)
+{
+    (void)ts;
+    gather *g = ctx;
+    if (!g->pick(g->pctx, op)) return 0;
+    gpoint p = {dup(op), dup(data_id), point};
+    if (!p.op || !p.id || sr_buf_append(&g->pts, &p, sizeof p)) {
+        sr_free(p.op);
+        sr_free(p.id);
+        return SR_ENOMEM;
+    }
+    return 0;
+}
+
+static int cmp_gpoint(const void *a, const void *b)
+{
+    const gpoint *x = a, *y = b;
+    int c = strcmp(x->op, y->op);
+    return c ? c : strcmp(x->id, y->id);
+}
+
 int sr_engine_partition_digest(sr_engine *e, sr_op_pick_fn pick, void *pctx, sr_point_digest_fn fn, void *ctx)
 {
-    sr_rec ops = SR_REC_INIT, pts = SR_REC_INIT;
-    int rc = sr_list_operators(e, &ops);
-    sr_reg_entry op;
-    int k = 0;
-    while (!rc && (k = sr_rec_next_registry(&ops, &op)) == 1) {
-        if (!pick(pctx, op.id)) continue;
-        if ((rc = sr_list_masters(e, op.id, SR_MK_DATA_POINT, &pts))) break;
-        sr_master m;
-        int j = 0;
-        while (!rc && (j = sr_rec_next_master(&pts, &m)) == 1) {
-            sr_point_digest d = {.op = op.id, .data_id = m.id, .point = m.point};
-            sr_vtype type = m.type ? (sr_vtype)m.type : SR_VT_NUMBER;
-            if ((rc = point_digest(e, m.point, type, &d.count, &d.hash))) break;
-            if (d.count) rc = fn(ctx, &d);
-        }
-        if (!rc && j != 1 && j) rc = j; /* a record that does not decode */
-        sr_rec_close(&pts);
+    gather g = {.pick = pick, .pctx = pctx};
+    sr_buf_init(&g.pts);
+    uint32_t from = 0, next = 0;
+    int rc;
+    do {
+        rc = sr_engine_latest_each(e, from, 4096, gather_one, &g, &next);
+        from = next;
+    } while (!rc && next);
+    gpoint *p = (gpoint *)g.pts.data;
+    size_t n = g.pts.len / sizeof *p;
+    if (n) qsort(p, n, sizeof *p, cmp_gpoint); /* invariant 3 */
+    for (size_t i = 0; i < n && !rc; i++) {
+        sr_point_info pi;
+        sr_vtype type = SR_VT_NUMBER;
+        if (sr_engine_point_info(e, p[i].op, p[i].id, &pi) == SR_OK && pi.type) type = pi.type;
+        sr_point_digest d = {.op = p[i].op, .data_id = p[i].id, .point = p[i].point};
+        if (!(rc = point_digest(e, p[i].point, type, &d.count, &d.hash)) && d.count) rc = fn(ctx, &d);
     }
-    if (!rc && k != 1 && k) rc = k;
-    sr_rec_close(&ops);
+    for (size_t i = 0; i < n; i++) {
+        sr_free(p[i].op);
+        sr_free(p[i].id);
+    }
+    sr_buf_release(&g.pts);
     return rc;
 }

@@ -125,7 +125,7 @@ static void put(sr_engine *e, const char *op, const char *id, int64_t ts, double
     cr_assert_eq(sr_engine_point_info(e, op, id, &pi), SR_OK, "%s/%s", op, id);
     sr_sample s = {.ts = ts, .quality = SR_Q_GOOD, .v.f = v};
     sr_result r;
-    cr_assert_eq(et_put(e, op, "GW2", pi.point, SR_VT_NUMBER, &s, 1, NULL, &r), SR_OK, "%s", r.err.msg);
+    cr_assert_eq(et_put(e, op, pi.gateway, pi.point, SR_VT_NUMBER, &s, 1, NULL, &r), SR_OK, "%s", r.err.msg);
 }
 
 static int copy_one(void *ctx, const sr_event_view *v)
@@ -152,7 +152,7 @@ Test(digest, index_equals_events_across_numbers_and_detects_changes)
     evside ea = {.nmap = 0};
     uint64_t last = 0;
     cr_assert_eq(sr_engine_log_each(a, 1, ev_each, &ea, &last), SR_OK);
-    cr_assert_eq(ia.n, 2, "P001 and P002 (P003 has no value)");
+    cr_assert_eq(ia.n, 2, "P001 and P002 (P003 has no value): %zu", ia.n);
     same(&ea.d, &ia, "events vs index");
     cr_assert_eq(row(&ia, "op1", "P001")->count, 5);
     cr_assert_eq(row(&ia, "op1", "P002")->count, 3);
