@@ -296,6 +296,15 @@ SR_MUST_CHECK int sr_list_audit(sr_engine *e, const sr_audit_query *q, sr_rec *r
 int sr_rec_next_audit(sr_rec *r, sr_audit_rec *out);
 /* "system", "gateway", "app", "user", "unknown" */
 const char *sr_actor_kind_name(int kind);
+/* The audit row of a decoded event, as the trail would hold it (the same
+ * summary, engine/audit.c): 1 and *out (its strings in *h), or 0 when the
+ * event is not in the trail (the data kinds). For `suiro cluster audit`,
+ * which reads the rows from a partition's stream. */
+typedef struct sr_audit_holder {
+    char s[8][400];
+} sr_audit_holder;
+struct sr_event_view;
+int sr_event_audit(const struct sr_event_view *v, sr_audit_holder *h, sr_audit_rec *out);
 
 /* ---- files ------------------------------------------------------------------- */
 

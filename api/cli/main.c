@@ -116,6 +116,11 @@ static const sr_command COMMANDS[] = {
      "/admin/v1/cluster/partitions/{p}/digest of the node owning it) or --data DIR (read-only).\n"
      "exit: 0 sound and equal, 1 broken (one line per difference: partition, point, counts),\n"
      "      3 NATS or the servers unreachable (or no owner), 4 --data unreadable, 2 usage\n"},
+    {"cluster audit", sr_cmd_cluster_audit, "", 0, 0, "an operator's audit rows from its partition's stream",
+     sr_opts_cluster_audit,
+     "One JSON object a line: the columns of GET /admin/v1/audit/events and the node that wrote it.\n"
+     "TIME: RFC 3339 with Z or an offset, now, or -30s, -10m, -1h, -2d (the event's ingest time;\n"
+     "      --from inclusive, --to exclusive).\n"},
     {"serve", sr_cmd_serve, "", 0, 0, "run the server (GW-IF over MQTT and HTTP, AP-IF)", sr_opts_serve,
      "Options override the file; the file overrides the defaults (docs/configuration.md).\n"
      "The data directory must exist: `suiro init DIR` creates it.\n"},

@@ -28,11 +28,15 @@ MQTT (QoS 1) and read by AP-IF app clients.
     partition passes on O's data directory and fails (exit 1, naming the
     partition, each point and the counts) on the third node's, whose index
     lacks sim's values (it never owned the partition, or handed it back).
+ E. `suiro cluster audit --operator opk` prints opk's audit rows from its
+    partition's stream: its gateway's rows (who, what, when, from where,
+    outcome) written by O, in the Admin audit listing's columns.
 Loopback only, bounded waits, every process stopped by its PID. Exit 77
 (skipped) only when nats-server is not installed.
 usage: test_cluster_accept.py SUIRO_BIN"""
 import calendar
 import collections
+import json
 import os
 import signal
 import subprocess
@@ -90,7 +94,7 @@ def preferred(p, nodes):
 
 
 def apps(app):
-    return ("\n[apps]\nid,name,secret,push_url\n%s,App,%s-secret,\n\n[grants]\napp,datapoint,access\n%s,*,read\n"
+    return ("\n[apps]\nid,name,secret,push_url\n%s,App,%s-app-secret,\n\n[grants]\napp,datapoint,access\n%s,*,read\n"
             % (app, app.lower(), app))
 
 
@@ -151,7 +155,7 @@ class Sim:
     interval_ms per gateway) against a node's MQTT port; acked() = the
     acknowledged message numbers per gateway."""
 
-    def __init__(self, op, port, interval_ms=20):
+    def __init__(self, op, port, interval_ms=100):
         self.op = op
         self.acks = os.path.join(T, "acks-%s" % op)
         self.p = subprocess.Popen([BIN, "gwsim", "run", "--port", str(port), "--operator", op, "--gateways", "2",
@@ -175,7 +179,7 @@ class Sim:
 def app_on(port, op, timeout=30):
     api = srtest.Api(port)
     app = OPS[op]
-    ok = srtest.wait_until(lambda: api.login(app, op, app.lower() + "-secret") == 201, timeout=timeout, step=0.2)
+    ok = srtest.wait_until(lambda: api.login(app, op, app.lower() + "-app-secret") == 201, timeout=timeout, step=0.2)
     return api if ok else None
 
 
@@ -185,11 +189,20 @@ def stored(api, op):
     for g in (1, 2):
         for k in (1, 2, 3):
             pt = "SP%04d_%02d" % (g, k)
-            st, b = api.call("GET", "/api/v1/stored-values?dataId=%s&from=2026-01-01T00:00:00Z"
-                                    "&to=2026-01-03T00:00:00Z&limit=1000000" % pt)
-            out[pt] = collections.Counter(
-                calendar.timegm(time.strptime(v["timestamp"][:19], "%Y-%m-%dT%H:%M:%S")) - BASE
-                for v in b["values"]) if st == 200 else None
+            c, cursor = collections.Counter(), None
+            while True:  # every page (at most 100000 values a page)
+                st, b = api.call("GET", "/api/v1/stored-values?dataId=%s&from=2026-01-01T00:00:00Z"
+                                        "&to=2026-01-03T00:00:00Z&limit=100000%s"
+                                 % (pt, "&cursor=" + cursor if cursor else ""))
+                if st != 200:
+                    c = None
+                    break
+                c.update(calendar.timegm(time.strptime(v["timestamp"][:19], "%Y-%m-%dT%H:%M:%S")) - BASE
+                         for v in b["values"])
+                cursor = b.get("nextCursor")
+                if not cursor:
+                    break
+            out[pt] = c
     return out
 
 
@@ -314,8 +327,8 @@ try:
     check("C: ingest goes on", srtest.wait_until(lambda: len(sim.acked()) >= n2 + 40, timeout=60, step=0.1))
     check("C: gwsim sim stops cleanly", sim.stop() == 0)
     a_sim = sim.acked()
-    check_all_there("C", "sim", a_sim, nodes)
-    check_all_there("C", "opk", a_opk, nodes)
+    check_all_there("C", "sim", a_sim, nodes, timeout=150)
+    check_all_there("C", "opk", a_opk, nodes, timeout=150)
     check("C: sim's partition is the restarted node's again", owner_of("sim", nodes) is O)
 
     # ---- D: suiro cluster verify against the streams and every node's index ----
@@ -355,6 +368,18 @@ try:
     check("D: ... naming the partition, each of sim's points and the counts",
           all(("partition %d: sim/SP%04d_%02d: the stream holds " % (psim, g, k)) in r.stdout
               for g in (1, 2) for k in (1, 2, 3)), r.stdout[-800:])
+
+    # ---- E: suiro cluster audit: an operator's audit rows from its partition's stream ----
+    r = subprocess.run([BIN, "cluster", "audit", "--config", vcfg, "--operator", "opk"], capture_output=True,
+                       text=True, timeout=300)
+    rows = [json.loads(ln) for ln in r.stdout.splitlines() if ln.strip()]
+    print("E: suiro cluster audit --operator opk: %d rows; %s" % (len(rows), r.stderr.strip()[-300:]), flush=True)
+    gw = [a for a in rows if a.get("actor") == "SIM0001" and a.get("actorKind") == "gateway"]
+    check("E: cluster audit exits 0 with opk's rows only", r.returncode == 0 and rows and
+          all(a.get("operator") == "opk" for a in rows), (r.returncode, r.stderr[-300:], rows[:2]))
+    check("E: the gateway's rows say who, what, when, from where and the outcome, and which node wrote them",
+          gw and all(a.get("kind") and a.get("action") and a.get("time") and a.get("source") and a.get("outcome") and
+                     a.get("node") == O.name for a in gw), gw[:3])
 except Exception as e:  # noqa: BLE001
     check.failed(e)
 rcs = [srtest.stop_server(n.p) for n in nodes if n.p is not None and n.p.poll() is None]
