@@ -42,8 +42,8 @@ static uint64_t fnv(uint64_t h, const void *p, size_t n)
 uint64_t sr_value_hash(sr_vtype type, const sr_sample *s)
 {
     uint8_t k[9];
-    uint64_t ts = (uint64_t)s->ts, h = 0xcbf29ce484222325ull;
-    for (int i = 0; i < 8; i++) k[i] = (uint8_t)(ts >> (8 * i));
+    uint64_t h = 0xcbf29ce484222325ull;
+    sr_put_le64(k, (uint64_t)s->ts);
     h = fnv(h, k, 8);
     switch (type) {
     case SR_VT_STRING:
@@ -62,7 +62,7 @@ uint64_t sr_value_hash(sr_vtype type, const sr_sample *s)
         uint64_t u;
         memcpy(&u, &d, sizeof u);
         k[0] = 'n';
-        for (int i = 0; i < 8; i++) k[1 + i] = (uint8_t)(u >> (8 * i));
+        sr_put_le64(k + 1, u);
         h = fnv(h, k, 9);
     }
     }
