@@ -26,8 +26,9 @@ MQTT (QoS 1) and read by AP-IF app clients.
     /admin/v1/cluster/partitions/{p}/digest) exits 0 against the streams and
     the three nodes; with the nodes stopped, verify --data of sim's
     partition passes on O's data directory and fails (exit 1, naming the
-    partition, each point and the counts) on the third node's, whose index
-    lacks sim's values (it never owned the partition, or handed it back).
+    partition, each point and the counts) on the directory of the survivor
+    that never owned the partition (its index lacks the values written
+    through the other nodes).
  E. `suiro cluster audit --operator opk` prints opk's audit rows from its
     partition's stream: its gateway's rows (who, what, when, from where,
     outcome) written by O, in the Admin audit listing's columns.
@@ -358,16 +359,19 @@ try:
     r = verify_data(O)
     check("D: verify --data of sim's owner's directory passes", r.returncode == 0, (r.returncode, r.stdout[-800:],
                                                                                    r.stderr[-500:]))
-    # the third node: it never owned sim's partition, or lost it (handover)
-    # before the last values: its index lacks some of them
-    other = next(n for n in nodes if n is not O and n is not G)
-    r = verify_data(other)
-    print("D: verify --data of %s (not sim's owner):" % other.name, r.stdout[-800:], flush=True)
-    check("D: verify --data of a node that lacks sim's values fails (exit 1)", r.returncode == 1,
+    # the survivor that did not take sim's partition never owned it: its
+    # index lacks the values written through other nodes (opk's through O;
+    # sim's too unless it is G, gwsim sim's own node)
+    never = next(n for n in surv if n.name != preferred(psim, [m.name for m in surv]))
+    lacking = [op for op in ("opk",) if partition(op, PARTS) == psim] + (["sim"] if never is not G else [])
+    r = verify_data(never)
+    print("D: verify --data of %s (never sim's partition's owner):" % never.name, r.stdout[-800:], flush=True)
+    check("D: (the fixture: %s lacks some of the partition's values: %s)" % (never.name, lacking), lacking)
+    check("D: verify --data of a node that never owned the partition fails (exit 1)", r.returncode == 1,
           (r.returncode, r.stderr[-500:]))
-    check("D: ... naming the partition, each of sim's points and the counts",
-          all(("partition %d: sim/SP%04d_%02d: the stream holds " % (psim, g, k)) in r.stdout
-              for g in (1, 2) for k in (1, 2, 3)), r.stdout[-800:])
+    check("D: ... naming the partition, each lacking point and the counts",
+          all(("partition %d: %s/SP%04d_%02d: the stream holds " % (psim, op, g, k)) in r.stdout
+              for op in lacking for g in (1, 2) for k in (1, 2, 3)), r.stdout[-800:])
 
     # ---- E: suiro cluster audit: an operator's audit rows from its partition's stream ----
     r = subprocess.run([BIN, "cluster", "audit", "--config", vcfg, "--operator", "opk"], capture_output=True,
