@@ -24,6 +24,18 @@
  *        platform: the platform admin) or the platform's audit (audit.read
  *        on the platform: the auditor); an operator's user is refused (the
  *        cluster is the platform's, not an operator's).
+ *
+ *   GET /admin/v1/cluster/partitions/{partition}/digest
+ *     -> 200 {partition, partitionCount, node, points:[{operator, dataId,
+ *        count, hash}]}: the digest of this node's index for the partition's
+ *        operators (engine/digest.c: per data point holding values, their
+ *        count and the sum of sr_value_hash, as 16 hex digits), which
+ *        `suiro cluster verify` compares with the partition's stream
+ *        (docs/cluster.md "Replay, verify and audit from the stream"). The
+ *        same readers as GET /admin/v1/cluster; read on the worker queue
+ *        (it reads every value of the partition), never on the loop. On a
+ *        single node partitionCount is 1: partition 0 is every operator.
+ *        400 E1001 for a partition outside 0..partitionCount-1.
  */
 #include "api/admin_http.h"
 #include "api/admin_int.h"
@@ -32,6 +44,7 @@
 #include "codecs/ids.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static void alive_list(const sr_route_call *c)
@@ -75,8 +88,74 @@ static void cluster_status(const sr_route_call *c)
     json_decref(o);
 }
 
+typedef struct dctx {
+    uint32_t part, parts;
+    json_t *points;
+} dctx;
+
+static int digest_pick(void *ctx, const char *op)
+{
+    const dctx *d = ctx;
+    return sr_cluster_partition(op, d->parts) == d->part;
+}
+
+static int digest_point(void *ctx, const sr_point_digest *p)
+{
+    dctx *d = ctx;
+    char h[24];
+    snprintf(h, sizeof h, "%016llx", (unsigned long long)p->hash);
+    return json_array_append_new(d->points, json_pack("{s:s,s:s,s:I,s:s}", "operator", p->op, "dataId", p->data_id,
+                                                      "count", (json_int_t)p->count, "hash", h))
+               ? SR_ENOMEM
+               : 0;
+}
+
+static void digest_work(sr_admin_work *w, void *v)
+{
+    dctx *d = v;
+    if (!(d->points = json_array())) {
+        w->code = SR_WIRE_INTERNAL;
+        snprintf(w->msg, sizeof w->msg, "out of memory");
+        return;
+    }
+    int rc = sr_engine_partition_digest(w->eng, digest_pick, d, digest_point, d);
+    if (rc) {
+        json_decref(d->points);
+        w->code = sr_wire_of_rc(rc);
+        snprintf(w->msg, sizeof w->msg, "cannot read the partition's digest: %s", sr_strerror(rc));
+        return;
+    }
+    json_t *st = sr_cluster_status();
+    const char *node = st ? json_string_value(json_object_get(st, "node")) : NULL;
+    w->answer = json_pack("{s:I,s:I,s:s,s:o}", "partition", (json_int_t)d->part, "partitionCount",
+                          (json_int_t)d->parts, "node", node ? node : "", "points", d->points);
+    json_decref(st);
+    w->status = 200;
+}
+
+static void cluster_digest(const sr_route_call *c)
+{
+    sr_authz_target t = {0}; /* the platform's */
+    if (!sr_admin_allows(c, SR_ACT_AUDIT_READ, &t) && !sr_admin_authorize(c, SR_ACT_MONITOR_READ, &t)) return;
+    json_t *st = sr_cluster_status();
+    json_int_t parts = st && json_is_true(json_object_get(st, "enabled"))
+                           ? json_integer_value(json_object_get(st, "partitionCount"))
+                           : 1;
+    json_decref(st);
+    const char *ps = sr_route_param(c, "partition");
+    char *end = NULL;
+    long p = ps && *ps ? strtol(ps, &end, 10) : -1;
+    if (!ps || !*ps || *end || p < 0 || p >= parts) return sr_admin_bad_field(c, "partition", "0..partitionCount-1");
+    dctx *d = calloc(1, sizeof *d);
+    if (!d) return sr_http_result(c->req, 0, SR_WIRE_INTERNAL, "out of memory", NULL);
+    d->part = (uint32_t)p;
+    d->parts = (uint32_t)parts;
+    sr_admin_run(c, digest_work, d, free);
+}
+
 const sr_route sr_admin_alive_routes[] = {
     {"GET", "/admin/v1/alive", alive_list, SR_CALLER_ADMIN, SR_BODY_HTTP_MAX, 0, SR_FWD_NONE},
     {"GET", "/admin/v1/cluster", cluster_status, SR_CALLER_ADMIN, SR_BODY_HTTP_MAX, 0, SR_FWD_NONE},
+    {"GET", "/admin/v1/cluster/partitions/{partition}/digest", cluster_digest, SR_CALLER_ADMIN, SR_BODY_HTTP_MAX, 0, SR_FWD_NONE},
 };
 const size_t sr_admin_alive_nroutes = sizeof sr_admin_alive_routes / sizeof sr_admin_alive_routes[0];

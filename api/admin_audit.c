@@ -23,6 +23,7 @@
  *      makes no event (no one's operation; a flood of them must not be a
  *      flood of events -- failed logins are the login guard's, throttled).
  */
+#include "api/admin_http.h"
 #include "api/admin_int.h"
 
 #include "api/slog.h"
@@ -177,15 +178,9 @@ static void audit_events(const sr_route_call *c)
     json_t *items = json_array();
     sr_audit_rec a;
     int k;
-    char tm[32], next[48] = "";
+    char next[48] = "";
     while ((k = sr_rec_next_audit(&r, &a)) == 1) {
-        sr_rfc3339_format(a.ms, tm);
-        json_t *o = json_pack("{s:I,s:s,s:s,s:s,s:s,s:s,s:s,s:s}", "seq", (json_int_t)a.seq, "time", tm, "actor",
-                              a.actor, "actorKind", sr_actor_kind_name(a.actor_kind), "kind", a.kind, "action",
-                              a.action, "target", a.target, "outcome", a.outcome);
-        if (o && a.op[0]) json_object_set_new(o, "operator", json_string(a.op));
-        if (o && a.source[0]) json_object_set_new(o, "source", json_string(a.source));
-        if (o && a.detail[0]) json_object_set_new(o, "detail", json_string(a.detail));
+        json_t *o = sr_audit_item_json(&a);
         if (o) json_array_append_new(items, o);
         snprintf(next, sizeof next, "%" PRId64 ".%" PRIu64, a.ms, a.seq);
     }
@@ -194,6 +189,19 @@ static void audit_events(const sr_route_call *c)
     if (more && next[0]) json_object_set_new(ans, "next", json_string(next));
     sr_http_jsonv(c->req, 200, ans);
     json_decref(ans);
+}
+
+json_t *sr_audit_item_json(const sr_audit_rec *a)
+{
+    char tm[32];
+    sr_rfc3339_format(a->ms, tm);
+    json_t *o = json_pack("{s:I,s:s,s:s,s:s,s:s,s:s,s:s,s:s}", "seq", (json_int_t)a->seq, "time", tm, "actor",
+                          a->actor, "actorKind", sr_actor_kind_name(a->actor_kind), "kind", a->kind, "action",
+                          a->action, "target", a->target, "outcome", a->outcome);
+    if (o && a->op[0]) json_object_set_new(o, "operator", json_string(a->op));
+    if (o && a->source[0]) json_object_set_new(o, "source", json_string(a->source));
+    if (o && a->detail[0]) json_object_set_new(o, "detail", json_string(a->detail));
+    return o;
 }
 
 /* ---- GET /admin/v1/state?at=T[&operator=] (docs/state.md) -------------------- */

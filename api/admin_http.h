@@ -49,4 +49,11 @@ void sr_admin_handle(sr_admin *a, h2o_req_t *req);
  * connection's request body be held?) */
 int sr_admin_token_known(sr_admin *a, const char *token, size_t len);
 
+/* One row of the audit trail as GET /admin/v1/audit/events lists it
+ * (seq, time, actor, actorKind, kind, action, target, outcome, and
+ * operator, source, detail when not empty): the one formatter, `suiro
+ * cluster audit` prints the same (api/admin_audit.c). NULL: out of memory. */
+struct json_t;
+struct json_t *sr_audit_item_json(const sr_audit_rec *a);
+
 #endif

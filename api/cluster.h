@@ -276,5 +276,34 @@ int sr__cluster_own_owner(sr_cluster_own *o, uint32_t part, char *url, size_t le
 int sr__cluster_own_peer(sr_cluster_own *o, const char *host, char node[32]);
 /* 1: this node's fence of part holds now (by the caller's clock) */
 int sr__cluster_own_holds(sr_cluster_own *o, uint32_t part);
+/* ---- reading a partition's stream back (api/cluster_read.c; docs/cluster.md
+ * "Replay, verify and audit from the stream"): for tools (`suiro cluster`),
+ * never on a libuv loop thread (the calls block on NATS). ---- */
+typedef struct sr_stream_reader sr_stream_reader;
+/* Connect to urls (comma-separated); name: the streams' prefix ("" SUIRO). */
+SR_MUST_CHECK int sr_stream_reader_open(const char *urls, const char *name, sr_stream_reader **out, char *err,
+                                        size_t errlen);
+void sr_stream_reader_close(sr_stream_reader *r); /* NULL-safe */
+/* One message of a stream: its headers as they are ("" when absent; outside
+ * input) and its payload; valid during the call. */
+typedef struct sr_stream_msg {
+    const char *stream, *subject, *msgid, *node, *op, *kind, *seq_hdr;
+    uint32_t partition;
+    uint64_t sseq; /* its sequence in the stream */
+    uint64_t seq;  /* Suiro-Seq as a number (0: absent or not a number) */
+    const void *data;
+    size_t len;
+} sr_stream_msg;
+typedef int (*sr_stream_msg_fn)(void *ctx, const sr_stream_msg *m);
+/* Every message of partition part's stream from stream seq from on (0: the
+ * first), in order, to fn (its nonzero stops and is returned). SR_ENOTFOUND
+ * (no such stream) or SR_EIO with err saying why. */
+SR_MUST_CHECK int sr_stream_each(sr_stream_reader *r, uint32_t part, uint64_t from, sr_stream_msg_fn fn, void *ctx,
+                                 char *err, size_t errlen);
+/* The JSON line of a message (without the newline) appended to out:
+ * {stream, sseq, subject, partition, msgid, node, seq, operator, kind,
+ * event} where event is the payload as `suiro replay` shows it, or null
+ * when it does not decode. `suiro cluster dump` and natsdump print it. */
+SR_MUST_CHECK int sr_stream_msg_json(const sr_stream_msg *m, sr_buf *out);
 
 #endif

@@ -663,6 +663,27 @@ int sr_audit_summarize(const Event *ev, sr_audit_summary *x)
     return 1;
 }
 
+int sr_event_audit(const sr_event_view *v, sr_audit_holder *h, sr_audit_rec *out)
+{
+    sr_audit_summary x;
+    if (!v->ev || !sr_audit_summarize((const Event *)v->ev, &x)) return 0;
+    for (int i = 0; i < SR_AUDIT_NSTR; i++) snprintf(h->s[i], sizeof h->s[i], "%s", x.s[i] ? x.s[i] : "");
+    *out = (sr_audit_rec){
+        .seq = v->seq,
+        .ms = v->ingest_ms,
+        .actor_kind = v->actor_kind,
+        .op = h->s[F_OP],
+        .actor = h->s[F_ACTOR],
+        .source = h->s[F_SOURCE],
+        .kind = h->s[F_KIND],
+        .action = h->s[F_ACTION],
+        .target = h->s[F_TARGET],
+        .outcome = h->s[F_OUTCOME],
+        .detail = h->s[F_DETAIL],
+    };
+    return 1;
+}
+
 int sr__audit_put(sr_engine *e, MDB_txn *t, const Event *ev)
 {
     sr_audit_summary x;

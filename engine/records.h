@@ -296,6 +296,15 @@ SR_MUST_CHECK int sr_list_audit(sr_engine *e, const sr_audit_query *q, sr_rec *r
 int sr_rec_next_audit(sr_rec *r, sr_audit_rec *out);
 /* "system", "gateway", "app", "user", "unknown" */
 const char *sr_actor_kind_name(int kind);
+/* The audit row of a decoded event, as the trail would hold it (the same
+ * summary, engine/audit.c): 1 and *out (its strings in *h), or 0 when the
+ * event is not in the trail (the data kinds). For `suiro cluster audit`,
+ * which reads the rows from a partition's stream. */
+typedef struct sr_audit_holder {
+    char s[8][400];
+} sr_audit_holder;
+struct sr_event_view;
+int sr_event_audit(const struct sr_event_view *v, sr_audit_holder *h, sr_audit_rec *out);
 
 /* ---- files ------------------------------------------------------------------- */
 
@@ -957,6 +966,26 @@ SR_MUST_CHECK int sr_event_each_value(const sr_event_view *ev, sr_value_fn fn, v
  * it are not read). A running engine's log: any thread. */
 typedef int (*sr_event_fn)(void *ctx, const sr_event_view *ev);
 SR_MUST_CHECK int sr_engine_log_each(sr_engine *e, uint64_t from, sr_event_fn fn, void *ctx, uint64_t *last);
+
+/* ---- a partition's digest (engine/digest.c; issue #19, docs/cluster.md
+ * "Replay, verify and audit from the stream") ---- */
+/* The hash of one value (its time and value, never its point's number; a
+ * number and an integer of the same value alike): summed mod 2^64 over a
+ * point's values it is an order-independent digest of them. */
+uint64_t sr_value_hash(sr_vtype type, const sr_sample *s);
+typedef struct sr_point_digest {
+    const char *op, *data_id; /* valid during the call */
+    uint32_t point;           /* this node's number */
+    uint64_t count;           /* values stored (one per time) */
+    uint64_t hash;            /* the sum of sr_value_hash over them */
+} sr_point_digest;
+typedef int (*sr_op_pick_fn)(void *ctx, const char *op);
+typedef int (*sr_point_digest_fn)(void *ctx, const sr_point_digest *d);
+/* For each operator pick(pctx, op) accepts (the api's: the operators of a
+ * partition), each data point holding values, in (operator, data id)
+ * order: fn(ctx, digest) (its nonzero stops and is returned). Read only. */
+SR_MUST_CHECK int sr_engine_partition_digest(sr_engine *e, sr_op_pick_fn pick, void *pctx, sr_point_digest_fn fn,
+                                             void *ctx);
 /* Every delivered push mark (`pushq`: op, app, through; op and app "": the
  * start of the durable pushes) to fn, in key order. */
 typedef int (*sr_push_mark_fn)(void *ctx, const char *op, const char *app, uint64_t through);

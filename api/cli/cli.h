@@ -80,6 +80,11 @@ int sr_cmd_report_incident(const sr_command *cmd, int argc, char **argv);
 extern const sr_opt sr_opts_report_incident[];
 int sr_cmd_restore(const sr_command *cmd, int argc, char **argv);
 extern const sr_opt sr_opts_backup[], sr_opts_restore[];
+/* api/cli/cmd_cluster.c: replay and verify per partition from the streams (docs/cluster.md) */
+int sr_cmd_cluster_dump(const sr_command *cmd, int argc, char **argv);
+int sr_cmd_cluster_verify(const sr_command *cmd, int argc, char **argv);
+int sr_cmd_cluster_audit(const sr_command *cmd, int argc, char **argv);
+extern const sr_opt sr_opts_cluster_dump[], sr_opts_cluster_verify[], sr_opts_cluster_audit[];
 
 /* Shared: parse an unsigned decimal; 0 on success. */
 int sr_cli_parse_u64(const char *s, unsigned long long *out);

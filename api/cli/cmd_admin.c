@@ -190,6 +190,8 @@ static const acmd CMDS[] = {
     /* the cluster mode's ownership (api/cluster_own.c, docs/cluster.md "Ownership") */
     {"cluster", "GET", "/admin/v1/cluster", 0, NULL,
      "this node, the live nodes, each partition's owner, epoch and lease end, the partitions this node owns"},
+    {"cluster-digest", "GET", "/admin/v1/cluster/partitions/{partition}/digest", 1, NULL,
+     "PARTITION: this node's index digest of the partition (per data point: count, hash; `suiro cluster verify`)"},
     {"report", "GET", "/admin/v1/reports/incident", 0, NULL,
      "an incident report --query 'from=-1h&to=now[&operator=OP&gateway=GW&point=P1,P2&format=html]'"},
     /* certificate revocations (api/admin_sig.c, docs/signatures.md) */
@@ -227,7 +229,7 @@ const char sr_admin_more[] =
     "  app-disable | app-enable | grants | grants-put | grant-delete | vendor-grants\n"
     "  vendor-grant-put | vendor-grant-delete | pending | pending-get | pending-approve\n"
     "  pending-reject | backup | backups | retention | retention-put | retention-run | alive\n"
-    "  cluster\n"
+    "  cluster | cluster-digest\n"
     "  notify-targets | notify-target-add | notify-target-delete | notify-domains\n"
     "  notify-domains-put | revocations | revocation-add | revocation-delete\n"
     "  sig-requirements | sig-require | sig-require-delete\n"

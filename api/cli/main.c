@@ -103,6 +103,24 @@ static const sr_command COMMANDS[] = {
      sr_opts_key_export, "FILE is new (never overwritten), mode 0600; it holds no key readable without the master.\n"},
     {"key import", sr_cmd_key_import, "DIR FILE", 2, 2, "restore the keys of a key export the keyring lacks",
      sr_opts_key_import, NULL},
+    {"cluster dump", sr_cmd_cluster_dump, "", 0, 0, "a partition's events from its JetStream stream, as JSON lines",
+     sr_opts_cluster_dump,
+     "FILE: a cluster node's configuration ([cluster] nats, name, partitions). One line a message:\n"
+     "{stream, sseq, subject, partition, msgid, node, seq, operator, kind, event} (docs/cluster.md).\n"},
+    {"cluster verify", sr_cmd_cluster_verify, "", 0, 0,
+     "check the streams (sound, per node in order) and that they equal the owners' indexes",
+     sr_opts_cluster_verify,
+     "Per partition: every message decodes, its headers agree with it, per node the seqs grow (a\n"
+     "Msg-Id twice is a duplicate: counted, not an error); then each data point's values in the\n"
+     "stream (count, order-independent hash) against the owner's index: --url (GET\n"
+     "/admin/v1/cluster/partitions/{p}/digest of the node owning it) or --data DIR (read-only).\n"
+     "exit: 0 sound and equal, 1 broken (one line per difference: partition, point, counts),\n"
+     "      3 NATS or the servers unreachable (or no owner), 4 --data unreadable, 2 usage\n"},
+    {"cluster audit", sr_cmd_cluster_audit, "", 0, 0, "an operator's audit rows from its partition's stream",
+     sr_opts_cluster_audit,
+     "One JSON object a line: the columns of GET /admin/v1/audit/events and the node that wrote it.\n"
+     "TIME: RFC 3339 with Z or an offset, now, or -30s, -10m, -1h, -2d (the event's ingest time;\n"
+     "      --from inclusive, --to exclusive).\n"},
     {"serve", sr_cmd_serve, "", 0, 0, "run the server (GW-IF over MQTT and HTTP, AP-IF)", sr_opts_serve,
      "Options override the file; the file overrides the defaults (docs/configuration.md).\n"
      "The data directory must exist: `suiro init DIR` creates it.\n"},

@@ -33,6 +33,7 @@ static const struct {
     {"GET", "/admin/v1/vendors/{vendorId}"}, {"GET", "/admin/v1/pending"}, {"GET", "/admin/v1/pending/{pendingId}"},
     /* this node's own state: its connections, its log, its audit trail, its keys, its backups, its alarms */
     {"GET", "/api/v1/alive"}, {"GET", "/admin/v1/alive"}, {"GET", "/admin/v1/cluster"},
+    {"GET", "/admin/v1/cluster/partitions/{partition}/digest"}, /* per node by design: `suiro cluster verify` asks each */
     {"GET", "/admin/v1/audit/events"}, {"GET", "/admin/v1/state"}, {"GET", "/admin/v1/reports/incident"},
     {"GET", "/admin/v1/audit/checkpoints/latest"}, {"GET", "/admin/v1/audit/checkpoints"},
     {"GET", "/admin/v1/audit/proofs/inclusion"}, {"GET", "/admin/v1/audit/proofs/consistency"},

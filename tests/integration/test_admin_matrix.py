@@ -14,7 +14,8 @@ caller's own scope (x-suiro-action-in-handler: GET and POST
 /admin/v1/users, the login policy; GET /admin/v1/keys and POST
 /admin/v1/keys/rotate, for the own operator, a foreign one and the
 platform's keys; GET /admin/v1/alive, monitor.read with and without
-?operator=; GET /admin/v1/state, audit.read with and without ?operator=; GET /admin/v1/cluster, monitor.read or
+?operator=; GET /admin/v1/state, audit.read with and without ?operator=; GET /admin/v1/cluster and
+.../cluster/partitions/{p}/digest, monitor.read or
 audit.read on the platform) are asked the same way with their target. Routes naming an {appId} or a {gatewayId} under an operator are
 asked with an app (gateway) of demo built by the caller's own vendor, one
 built by a foreign vendor, and one of the foreign operator: the target is
@@ -285,6 +286,21 @@ try:
             cw.append(("GET /admin/v1/cluster", role, st, b))
     check("the handler-checked cluster route: monitor.read or audit.read on the platform (%d cells)" % n,
           n == len(callers) and not cw, cw[:10])
+    # a partition's index digest (admin_alive.c, docs/cluster.md "Replay,
+    # verify and audit from the stream"): the same readers; a single node has
+    # one partition, 0 (every operator)
+    dw = []
+    n = 0
+    for role, (api, who) in callers.items():
+        may = allowed(table[role]["monitor.read"], who, {"operator": None}) or \
+            allowed(table[role]["audit.read"], who, {"operator": None})
+        st, b = api.call("GET", "/admin/v1/cluster/partitions/0/digest")
+        n += 1
+        if (st != 403) != may or st not in (200, 403) or (st == 200 and (b.get("partitionCount") != 1 or
+                                                                      not isinstance(b.get("points"), list))):
+            dw.append(("GET /admin/v1/cluster/partitions/0/digest", role, st, b))
+    check("the handler-checked digest route: monitor.read or audit.read on the platform (%d cells)" % n,
+          n == len(callers) and not dw, dw[:10])
     # the state at a past time (admin_audit.c, docs/state.md): audit.read on
     # ?operator=, else on the caller's own operator (an operator's user) or
     # the platform
