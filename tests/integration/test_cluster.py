@@ -101,10 +101,17 @@ def acked():
 
 
 def dump(nats):
-    r = subprocess.run([DUMP, nats, "SUIRO", str(PARTS)], capture_output=True, text=True, timeout=120)
-    if r.returncode:
-        raise RuntimeError("natsdump failed: %s" % r.stderr)
-    return [json.loads(l) for l in r.stdout.splitlines() if l.strip()]
+    # a stream whose leader is still being elected (a NATS node killed or
+    # rejoining just before) answers its info with a timeout: asked again,
+    # bounded; any other failure at once
+    end = time.monotonic() + 60
+    while True:
+        r = subprocess.run([DUMP, nats, "SUIRO", str(PARTS)], capture_output=True, text=True, timeout=120)
+        if not r.returncode:
+            return [json.loads(l) for l in r.stdout.splitlines() if l.strip()]
+        if "Timeout" not in r.stderr or time.monotonic() > end:
+            raise RuntimeError("natsdump failed: %s" % r.stderr)
+        time.sleep(0.5)
 
 
 def log_events():
