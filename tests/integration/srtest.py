@@ -924,6 +924,47 @@ class NatsCluster:
         return None
 
 
+# ---- cluster-mode helpers (docs/cluster.md), shared by the test_cluster_* tests ----
+
+def cluster_partition(op, n):
+    """docs/cluster.md "Partitions", again in Python: FNV-1a 64 of the
+    operator id, then Lamping and Veach's jump consistent hash; the
+    platform ("" or None) and a single partition are partition 0."""
+    M = 0xFFFFFFFFFFFFFFFF
+    if not op or n <= 1:
+        return 0
+    h = 0xcbf29ce484222325
+    for b in op.encode():
+        h = ((h ^ b) * 0x100000001b3) & M
+    b, j = -1, 0
+    while j < n:
+        b = j
+        h = (h * 2862933555777941757 + 1) & M
+        j = int((b + 1) * (float(1 << 31) / float((h >> 33) + 1)))
+    return b
+
+
+def cluster_ini(path, nats, node, partitions, **keys):
+    """Write a suiro.ini with a [cluster] section (nats, node, partitions,
+    then keys in order: replicas=3, owned="all", ...); returns path."""
+    with open(path, "w") as f:
+        f.write("[cluster]\nnats = %s\nnode = %s\npartitions = %d\n" % (nats, node, partitions))
+        for k, v in keys.items():
+            f.write("%s = %s\n" % (k, v))
+    return path
+
+
+def gw_session(port, op, gw, secret):
+    """A GW-IF HTTP session of gateway gw of operator op: an Api with its
+    token, or None when the login is refused."""
+    api = Api(port)
+    st, b = api.call("POST", "/gw/v1/sessions", {"operatorId": op, "gatewayId": gw, "secret": secret})
+    if st != 201:
+        return None
+    api.token = b["token"]
+    return api
+
+
 def start_nats_cluster(tmp, n=3, timeout=30):
     """n JetStream nodes (NatsCluster) started and ready (a meta leader
     elected, bounded by timeout: RuntimeError otherwise). Stopped by PID in

@@ -44,20 +44,7 @@ REG = {"registry_put", "registry_delete", "master_put", "master_delete", "user",
        "pending", "session", "file_share"}
 
 
-def partition(op, n):
-    """docs/cluster.md "Partitions", again in Python: FNV-1a 64 then
-    Lamping and Veach's jump consistent hash."""
-    if not op or n <= 1:
-        return 0
-    h = 0xcbf29ce484222325
-    for b in op.encode():
-        h = ((h ^ b) * 0x100000001b3) & 0xFFFFFFFFFFFFFFFF
-    b, j = -1, 0
-    while j < n:
-        b = j
-        h = (h * 2862933555777941757 + 1) & 0xFFFFFFFFFFFFFFFF
-        j = int((b + 1) * (float(1 << 31) / float((h >> 33) + 1)))
-    return b
+partition = srtest.cluster_partition
 
 
 def write_config(nats):

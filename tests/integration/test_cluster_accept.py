@@ -64,19 +64,7 @@ check = srtest.Checks()
 M = 0xFFFFFFFFFFFFFFFF
 
 
-def partition(op, n):
-    """docs/cluster.md "Partitions", again in Python."""
-    if not op or n <= 1:
-        return 0
-    h = 0xcbf29ce484222325
-    for b in op.encode():
-        h = ((h ^ b) * 0x100000001b3) & M
-    b, j = -1, 0
-    while j < n:
-        b = j
-        h = (h * 2862933555777941757 + 1) & M
-        j = int((b + 1) * (float(1 << 31) / float((h >> 33) + 1)))
-    return b
+partition = srtest.cluster_partition
 
 
 def weight(p, node):

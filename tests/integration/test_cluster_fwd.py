@@ -58,22 +58,11 @@ NODES = ["s1", "s2", "s3"]
 POINTS = ["SP0001_01", "SP0001_02", "SP0001_03"]
 APPS = ("\n[apps]\nid,name,secret,push_url\nSAPP,Sim app,sim-app-secret,\n\n"
         "[grants]\napp,datapoint,access\nSAPP,*,read\n")
-M = 0xFFFFFFFFFFFFFFFF
 procs = []
 check = srtest.Checks()
 
 
-def partition(op, n):
-    """docs/cluster.md "Partitions", again in Python: jump(FNV-1a-64(op), n)."""
-    h = 0xcbf29ce484222325
-    for b in op.encode():
-        h = ((h ^ b) * 0x100000001b3) & M
-    b, j = -1, 0
-    while j < n:
-        b = j
-        h = (h * 2862933555777941757 + 1) & M
-        j = int((b + 1) * (float(1 << 31) / float((h >> 33) + 1)))
-    return b
+partition = srtest.cluster_partition
 
 
 class Node:

@@ -46,11 +46,8 @@ def data(n):
 
 
 def write_config(name, nats, owned):
-    path = os.path.join(T, name + ".ini")
-    with open(path, "w") as f:
-        f.write("[cluster]\nnats = %s\nnode = %s\npartitions = %d\nreplicas = 3\nack_timeout_ms = 2000\n"
-                "dedup_window_s = 600\nowned = %s\n" % (nats, name, PARTS, owned))
-    return path
+    return srtest.cluster_ini(os.path.join(T, name + ".ini"), nats, name, PARTS, replicas=3, ack_timeout_ms=2000,
+                              dedup_window_s=600, owned=owned)
 
 
 def start(name, cfg):
@@ -61,12 +58,7 @@ def start(name, cfg):
 
 
 def gw_session(port, gw, secret):
-    api = srtest.Api(port)
-    st, b = api.call("POST", "/gw/v1/sessions", {"operatorId": "sim", "gatewayId": gw, "secret": secret})
-    if st != 201:
-        return None
-    api.token = b["token"]
-    return api
+    return srtest.gw_session(port, "sim", gw, secret)
 
 
 def app_on(port, timeout=30):
