@@ -62,6 +62,7 @@
 #include "engine/schema.h"
 #include "storage/index.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 

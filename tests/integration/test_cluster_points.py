@@ -12,8 +12,10 @@ B none (they consume the registry only).
     it on ITS number of that point -- the right point, the right value --
     through B's PointAlias (the bug: C kept B's number, another point or
     none on C).
- B. a data point made on B (Admin API); once A knows it, a value of it sent
-    to A lands on C's point of that id.
+ B. a data point made on B (Admin API) while A is stopped, and one made on A
+    offline before A applies B's: A numbers them the other way round from C;
+    a value of B's point sent to A lands on C's point of that id, not on the
+    one that has A's number on C.
 Loopback only, bounded waits, every process stopped by its PID. Exit 77
 (skipped) only when nats-server is not installed.
 usage: test_cluster_points.py SUIRO_BIN"""
@@ -95,29 +97,36 @@ def stored(api, dp):
 
 
 def numbers(node, dp):
-    """The number node's log gave data point dp (its MasterPut), from `suiro replay`."""
+    """The number node's log gave sim's data point dp (its MasterPut), from `suiro replay`."""
     r = subprocess.run([BIN, "replay", data(node)], capture_output=True, text=True, timeout=120)
     for ln in r.stdout.splitlines():
         if "master_put" in ln and dp in ln:
-            mp = json.loads(ln).get("master_put", {})
-            if mp.get("id") == dp and mp.get("point"):
+            ev = json.loads(ln)
+            mp = ev.get("master_put", {})
+            if ev.get("operator_id") == "sim" and mp.get("id") == dp and mp.get("point"):
                 return mp["point"]
     return None
 
 
 try:
-    # three nodes on their own: A makes operator sim (the app and gateway SIM0001), B and C first
-    # number other operators' points (5 and 8), so sim's points get other numbers there
+    # three nodes on their own: A makes operator sim (the app and gateway SIM0001: 3 points); B
+    # numbers operator xb's 5 points first, C operator xc's 2 and then (started last, its
+    # consumers taking partition 2 before 3) xb's before sim's: sim's SP0001_02 is 2 on A, 7 on
+    # B, 9 on C (checked at the end from the logs)
     srtest.provision_gwsim(BIN, data("a"), T, 1, 3, extra=APPS)
     pwb = srtest.init_with_admins(BIN, data("b"), admin="admin-b", second="admin2-b")
     srtest.import_sheet(BIN, data("b"), os.path.join(T, "xb.csv"), srtest.gwsim_sheet(BIN, 1, 5, operator="xb"))
     srtest.init_with_admins(BIN, data("c"), admin="admin-c", second="admin2-c")
-    srtest.import_sheet(BIN, data("c"), os.path.join(T, "xc.csv"), srtest.gwsim_sheet(BIN, 2, 4, operator="xc"))
+    srtest.import_sheet(BIN, data("c"), os.path.join(T, "xc.csv"), srtest.gwsim_sheet(BIN, 1, 2, operator="xc"))
     nc = srtest.start_nats_cluster(T, 3)
-    c, pc = start("c", write_config("c", nc.urls(), "all"))
-    b, pb = start("b", write_config("b", nc.urls(), "none"))
-    a, pa = start("a", write_config("a", nc.urls(), "none"))
-    sa, sb, sc = app_on(pa["http"]), app_on(pb["http"]), app_on(pc["http"])
+    cfg = {n: write_config(n, nc.urls(), "all" if n == "c" else "none") for n in ("a", "b", "c")}
+    a, pa = start("a", cfg["a"])
+    b, pb = start("b", cfg["b"])
+    sb = app_on(pb["http"])
+    check("B knows A's data point SP0001_02 before C starts",
+          sb and srtest.wait_until(lambda: knows(sb, "SP0001_02"), timeout=30, step=0.2))
+    c, pc = start("c", cfg["c"])
+    sa, sc = app_on(pa["http"]), app_on(pc["http"])
     check("the app (A's registry) logs in on A, B and C", sa and sb and sc)
 
     # A. made on A, its value sent to B, read on C
@@ -131,7 +140,10 @@ try:
     others = {dp: stored(sc, dp) for dp in ("SP0001_01", "SP0001_03")}
     check("A: ... and on no other data point of sim on C", all(v == [] for v in others.values()), others)
 
-    # B. made on B (Admin API), its value sent to A, read on C
+    # B. made on B (Admin API) while A is stopped; A then makes a point of its own offline (its
+    # set-up sheet) before it applies B's: A numbers them the other way round from B and C, so
+    # A's number of SPB1 is C's number of XA1
+    check("A stops cleanly", srtest.stop_server(a) == 0)
     admin = srtest.admin_session(pb["http"], "admin-b", pwb[0], new_password="Cluster-admin-b-pw-1")
     admin2 = srtest.admin_session(pb["http"], "admin2-b", pwb[1], new_password="Cluster-admin-b-pw-2")
     simadm = srtest.admin_new_user(pb["http"], admin, "simadm-b", "operator", "sim", ["operator_admin"],
@@ -140,23 +152,30 @@ try:
                                                 {"device": "SD0001", "name": "Made on B", "type": "number",
                                                  "kind": "measure"}), admin2)
     check("B: a data point made on B", st in (200, 201), (st, body))
-    ok = srtest.wait_until(lambda: knows(sa, "SPB1") and knows(sc, "SPB1"), timeout=30, step=0.2)
-    check("B: A and C know it", ok)
+    ok = srtest.wait_until(lambda: knows(sc, "SPB1"), timeout=30, step=0.2)
+    check("B: C knows it", ok)
+    srtest.import_sheet(BIN, data("a"), os.path.join(T, "sim-a.csv"), srtest.gwsim_sheet(BIN, 1, 3) +
+                        "XA1,SD0001,Made on A,number,m3/h,-1000000,1000000,measure\n" + APPS)
+    a, pa = start("a", cfg["a"])
+    sa = app_on(pa["http"])
+    ok = sa and srtest.wait_until(lambda: knows(sa, "SPB1") and knows(sc, "XA1"), timeout=30, step=0.2)
+    check("B: A (restarted) knows SPB1, C knows A's XA1", ok)
     ok = send_mqtt(pa["mqtt"], "SPB1", "2026-01-01T00:00:02Z", 7.25, "pm-2")
     check("B: A acknowledged its value (PUBACK)", ok)
     want = [("2026-01-01T00:00:02", 7.25)]
     ok = srtest.wait_until(lambda: stored(sc, "SPB1") == want, timeout=30, step=0.2)
     check("B: C stores A's value on its own SPB1, once", ok, stored(sc, "SPB1"))
-    check("B: ... and SP0001_02 on C still holds only its own value",
-          stored(sc, "SP0001_02") == [("2026-01-01T00:00:01", 12.5)], stored(sc, "SP0001_02"))
+    check("B: ... not on XA1 (C's point of A's number), and SP0001_02 on C still holds only its own value",
+          stored(sc, "XA1") == [] and stored(sc, "SP0001_02") == [("2026-01-01T00:00:01", 12.5)],
+          (stored(sc, "XA1"), stored(sc, "SP0001_02")))
 
     for p in (a, b, c):
         check("a node stops cleanly", srtest.stop_server(p) == 0)
     # the numbers differed (else this test shows nothing)
-    n = {x: (numbers(x, "SP0001_02"), numbers(x, "SPB1")) for x in ("a", "b", "c")}
-    print("the numbers of SP0001_02 and SPB1 on a, b, c:", n)
+    n = {x: (numbers(x, "SP0001_02"), numbers(x, "SPB1"), numbers(x, "XA1")) for x in ("a", "b", "c")}
+    print("the numbers of sim's SP0001_02, SPB1 and XA1 on a, b, c:", n)
     check("the three nodes numbered SP0001_02 differently", len({v[0] for v in n.values()}) == 3, n)
-    check("... and SPB1", len({v[1] for v in n.values()}) == 3, n)
+    check("A's number of SPB1 is not C's (it is C's XA1)", n["a"][1] != n["c"][1], n)
     nc.stop_all()
 except Exception as e:  # noqa: BLE001
     check.failed(e)
