@@ -26,6 +26,11 @@
  *  5. Subjects (phase 2a): <name>.p.NNN.reg for the registry class of
  *     events (sr_event_kind_class), <name>.p.NNN.data for all others; the
  *     stream of partition NNN holds <name>.p.NNN.*.
+ *  6. A replicated data point's MasterPut is published as this node's
+ *     PointAlias (issue #19; engine/origins.c invariant 5: what to send is
+ *     the engine's decision, sr_engine_cluster_payload), under the
+ *     MasterPut's seq: the id <node>:<seq> is unique and the same on every
+ *     re-publish; kind point_alias, subject .reg.
  */
 #include "api/cluster.h"
 
@@ -74,6 +79,7 @@ struct sr_cluster {
     int js_used;         /* js published something (resend_all) */
     int streams_ok;
     sr_csub *sub;        /* the consumers (api/cluster_sub.c) */
+    sr_buf alias;        /* a PointAlias to publish (invariant 6) */
     /* figures */
     _Atomic uint64_t st_published, st_acked, st_republished, st_errors, st_log_last, st_replicated;
     _Atomic int st_connected;
@@ -300,7 +306,14 @@ static int publish_one(void *ctx, const sr_event_view *v)
     if (!full && v->seq > r->next) skip_gap(c, r->next, v->seq);
     pthread_mutex_unlock(&c->mu);
     if (full || c->stop) return 1; /* the window is full: later */
-    if (v->origin_node) { /* another node's event, in the stream already: nothing to send (invariant 4) */
+    /* another node's event, in the stream already: nothing to send (invariant 4); a replicated data
+     * point's MasterPut: this node's PointAlias instead (invariant 6) */
+    int pay = sr_engine_cluster_payload(v, c->node, &c->alias);
+    if (pay < 0) {
+        r->failed = 1;
+        return 1; /* (no memory) the next run tries again */
+    }
+    if (pay == SR_CLUSTER_SKIP) {
         pthread_mutex_lock(&c->mu);
         if (v->seq > c->published) c->published = v->seq;
         mark_acked(c, v->seq);
@@ -311,18 +324,21 @@ static int publish_one(void *ctx, const sr_event_view *v)
     }
     char subj[64], id[96], seqs[24], part[16];
     uint32_t p = sr_cluster_partition(v->op, c->partitions);
+    const char *kind = pay == SR_CLUSTER_ALIAS ? "point_alias" : v->kind;
+    const void *data = pay == SR_CLUSTER_ALIAS ? c->alias.data : v->rec;
+    size_t dlen = pay == SR_CLUSTER_ALIAS ? c->alias.len : v->rec_len;
     snprintf(subj, sizeof subj, "%s.p.%03u.%s", c->name, p,
-             sr_event_kind_class(v->kind) == SR_EVCLASS_REG ? "reg" : "data");
+             sr_event_kind_class(kind) == SR_EVCLASS_REG ? "reg" : "data");
     snprintf(id, sizeof id, "%s:%" PRIu64, c->node, v->seq);
     snprintf(seqs, sizeof seqs, "%" PRIu64, v->seq);
     snprintf(part, sizeof part, "%u", p);
     natsMsg *m = NULL;
-    natsStatus s = natsMsg_Create(&m, subj, NULL, v->rec, (int)v->rec_len);
+    natsStatus s = natsMsg_Create(&m, subj, NULL, data, (int)dlen);
     if (s == NATS_OK) s = natsMsgHeader_Set(m, "Nats-Msg-Id", id);
     if (s == NATS_OK) s = natsMsgHeader_Set(m, "Suiro-Node", c->node);
     if (s == NATS_OK) s = natsMsgHeader_Set(m, "Suiro-Seq", seqs);
     if (s == NATS_OK) s = natsMsgHeader_Set(m, "Suiro-Operator", v->op && v->op[0] ? v->op : "-");
-    if (s == NATS_OK) s = natsMsgHeader_Set(m, "Suiro-Kind", v->kind);
+    if (s == NATS_OK) s = natsMsgHeader_Set(m, "Suiro-Kind", kind);
     if (s == NATS_OK) s = natsMsgHeader_Set(m, "Suiro-Partition", part);
     /* the slot before the send: the ack may come before js_PublishMsgAsync returns */
     pthread_mutex_lock(&c->mu);
@@ -618,6 +634,7 @@ void sr_cluster_free(sr_cluster *c)
     sr_waitlist_destroy(&c->wl);
     pthread_mutex_destroy(&c->mu);
     pthread_cond_destroy(&c->cv);
+    sr_buf_release(&c->alias);
     free(c->ring);
     free(c);
 }

@@ -126,7 +126,8 @@ SR_MUST_CHECK int sr_cluster_submit(sr_engine *e, const sr_slice *events, size_t
 
 typedef struct sr_cluster_stats {
     uint64_t published, acked, republished, errors, confirmed, log_last, held;
-    uint64_t replicated; /* events with an origin (another node's): not published again */
+    uint64_t replicated; /* events with an origin (another node's): not published again (a data point's
+                            MasterPut: its PointAlias is, counted in published) */
     int connected;
 } sr_cluster_stats;
 /* The process's cluster's figures; 0 if there is none. */

@@ -2349,6 +2349,7 @@ static int engine_open(sr_server *s, char *err, size_t errlen)
                         .queue_max_per_op = c->queue_max_per_op, /* 0: the engine's quarter of queue_max */
                         .group_max = c->group_max,
                         .head_max = c->head_max,
+                        .cluster_node = c->cluster_nats[0] ? c->cluster_node : NULL, /* point aliases (origins.c) */
                         .replay_max_events = c->replay_max_events,
                         .snapshot_events = c->snapshot_events,
                         .snapshot_values = c->snapshot_values,

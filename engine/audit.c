@@ -28,6 +28,8 @@
  *   user           UserEvent                        action: created, password_set, roles_set, ...
  *   registry       RegistryPut / RegistryDelete     action: put, delete; target operator:ID, app:ID, ...
  *   master         MasterPut / MasterDelete         action: put, delete; target facility:ID, ...
+ *                  PointAlias (issue #19)           action: alias; target data_point:ID; detail: the
+ *                                                   sender's number, the creator's, this node's
  *   key            KeyEvent                         action: created, rotated, retired
  *   admin          AdminEvent                       action: METHOD route; outcome refused or done
  *   correction     Correction (R-PO-1)              action: import; target import:ID; detail: the
@@ -540,6 +542,17 @@ static void audit_summary(const Event *ev, sr_audit_summary *x)
         snprintf(x->action, sizeof x->action, "put");
         snprintf(x->target, sizeof x->target, "%s:%s", master_kind_name(ev->master_put->kind), ev->master_put->id);
         break;
+    case SUIRO__V1__EVENT__BODY_POINT_ALIAS: { /* docs/cluster.md "Data point numbers" */
+        const Suiro__V1__PointAlias *a = ev->point_alias;
+        const Suiro__V1__Origin *o = ev->origin;
+        x->s[F_KIND] = "master";
+        snprintf(x->action, sizeof x->action, "alias");
+        snprintf(x->target, sizeof x->target, "%s:%s", master_kind_name(SUIRO__V1__MASTER_KIND__MK_DATA_POINT),
+                 a->data_id);
+        snprintf(x->detail, sizeof x->detail, "node %s's number %" PRIu32 " (node %s's %" PRIu32 ") is %" PRIu32 " here",
+                 o && o->node ? o->node : "-", o ? o->point : 0, a->origin_node, a->origin_point, a->point);
+        break;
+    }
     case SUIRO__V1__EVENT__BODY_MASTER_DELETE:
         x->s[F_KIND] = "master";
         snprintf(x->action, sizeof x->action, "delete");

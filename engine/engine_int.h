@@ -140,6 +140,10 @@ int sr__submit(sr_engine *e, const sr_slice *events, size_t n, sr_engine_cb cb, 
  * (sr__apply_common, writer and replay). */
 int sr__origin_prepare(sr_engine *e, MDB_txn *t, Event *ev, sr_result *r);
 int sr__origin_apply(sr_engine *e, MDB_txn *t, const Event *ev);
+/* origins.c: a replicated PointAlias (Event.body 55) on the writer: resolved
+ * to this node's number (filled into point_alias.point) or refused; the
+ * replay applies nothing here (its 'P' row: sr__origin_apply). */
+int sr__apply_point_alias(sr_engine *e, MDB_txn *t, Event *ev, sr_result *r, int validate);
 
 typedef struct opq {
     char op[72];

@@ -65,14 +65,15 @@
     X(_ACCESS, SR_KC_AUDIT)               \
     X(_WRITE_AUDIT, SR_KC_AUDIT)          \
     X(_ACCESS_BATCH, SR_KC_AUDIT)         \
-    X(_CLUSTER, SR_KC_AUDIT)
+    X(_CLUSTER, SR_KC_AUDIT)              \
+    X(_POINT_ALIAS, SR_KC_CONFIG)
 
 #define SR_X_(c, cls) [SUIRO__V1__EVENT__BODY##c] = {1, cls},
 static const struct {
     uint8_t set, cls;
 } classes[] = {SR_KEY_CLASSES(SR_X_)};
 #undef SR_X_
-_Static_assert(sizeof classes / sizeof *classes == SUIRO__V1__EVENT__BODY_CLUSTER + 1,
+_Static_assert(sizeof classes / sizeof *classes == SUIRO__V1__EVENT__BODY_POINT_ALIAS + 1,
                "the key classes' table ends at the last case of Event.body");
 
 #pragma GCC diagnostic push

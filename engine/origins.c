@@ -27,17 +27,42 @@
  *      FIFO), so an applied event implies every one its consumer submitted
  *      before it was processed: the checkpoint (the highest stream seq) never
  *      passes an event not yet processed.
- *  (4) A replicated measurement's point numbers are the origin's: the writer
- *      maps them through the 'P' rows before its checks; a number with no
- *      row is kept (a point seeded identically on every node; docs/cluster.md
- *      says what this does not cover).
+ *  (4) A replicated measurement's (or correction's) point numbers are its
+ *      origin node's: the writer maps each through the 'P' row of (origin
+ *      node, number) before its checks. A number with no row is REFUSED
+ *      (the whole event, counted by the consumer as refused), never kept:
+ *      the same number can name another data point here, and storing a
+ *      value there is the worst outcome (issue #19's bug). Every number a
+ *      node sends values of has a row on every node that applied what came
+ *      before it in the stream: a point it created has its MasterPut
+ *      (Origin.point, below), a point it got from another node has its
+ *      PointAlias (5), both published before any value of it (the whole log
+ *      is the outbox from seq 1, one partition per operator). A value
+ *      without a row is one that came before those (a broken stream): it is
+ *      refused, its origin id not recorded, so a consumer reading it again
+ *      later applies it.
+ *  (5) A data point's MasterPut another node wrote (an Origin with point) is
+ *      published by this node as a PointAlias instead (sr_engine_cluster_
+ *      payload: origin node and number, this node's number, the data id;
+ *      seq this node's of the MasterPut, so its id node:seq is unique and
+ *      the same on every re-publish). Applied (replicated) on a node C, its
+ *      (origin node, number) resolves to C's own number -- itself when the
+ *      origin node is C (e->o.cluster_node), else C's 'P' row -- which must
+ *      be the data point of that id (C's pointinfo); else it is refused
+ *      (no row: out of order; another id: never mis-mapped). The writer
+ *      moves the sender's number into Origin.point and puts C's in
+ *      point_alias.point, so the logged event is applied like a MasterPut:
+ *      sr__origin_apply writes 'P' (sender, its number) -> C's, from the
+ *      logged event alone (a replay gives the same row).
  */
 #include "engine/engine_int.h"
 
+#include "codecs/ids.h"
 #include "engine/records.h"
 #include "engine/schema.h"
 #include "storage/index.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -60,6 +85,7 @@ static int body_class(Suiro__V1__Event__BodyCase c)
     case SUIRO__V1__EVENT__BODY_PENDING:
     case SUIRO__V1__EVENT__BODY_SESSION:
     case SUIRO__V1__EVENT__BODY_FILE_SHARE:
+    case SUIRO__V1__EVENT__BODY_POINT_ALIAS: /* before the values of its point (docs/cluster.md) */
         return SR_EVCLASS_REG;
     /* the data its owner indexes */
     case SUIRO__V1__EVENT__BODY_MEASUREMENTS:
@@ -136,6 +162,10 @@ int sr_engine_submit_origin(sr_engine *e, const void *rec, size_t len, const sr_
             og.point = ev->master_put->point; /* mapped to this node's number (sr__origin_apply) */
             ev->master_put->point = 0;
         }
+        if (ev->body_case == SUIRO__V1__EVENT__BODY_POINT_ALIAS && ev->point_alias) {
+            og.point = ev->point_alias->point; /* the sender's number; this node's: sr__apply_point_alias */
+            ev->point_alias->point = 0;
+        }
         size_t n = protobuf_c_message_get_packed_size(&ev->base);
         uint8_t *b = malloc(n ? n : 1);
         if (!b) rc = SR_ENOMEM;
@@ -171,14 +201,28 @@ static size_t event_key(uint8_t *k, size_t cap, const Suiro__V1__Origin *o)
     return id_key(k, cap, 'E', o->node, s, 8);
 }
 
-static uint32_t map_point(sr_engine *e, MDB_txn *t, const char *node, uint32_t p)
+/* The 'P' row of (node, p): SR_OK and *out this node's number, SR_ENOTFOUND,
+ * or an LMDB error. */
+static int map_point(sr_engine *e, MDB_txn *t, const char *node, uint32_t p, uint32_t *out)
 {
     uint8_t k[128], pb[4];
     be32(pb, p);
     size_t kl = id_key(k, sizeof k, 'P', node, pb, 4);
+    if (!kl) return SR_ENOTFOUND;
     MDB_val v;
-    if (kl && get(t, DB(e, SR_DB_ORIGINS), k, kl, &v) == SR_OK && v.mv_size == 4) return get_be32(v.mv_data);
-    return p; /* invariant 4 */
+    int rc = get(t, DB(e, SR_DB_ORIGINS), k, kl, &v);
+    if (rc) return rc;
+    if (v.mv_size != 4) return SR_ECORRUPT;
+    *out = get_be32(v.mv_data);
+    return SR_OK;
+}
+
+static int unmapped(sr_result *r, const char *node, uint32_t p)
+{
+    return sr__refuse(r, SR_ENOTFOUND,
+                      "replicated values of node %s's data point %u: no number on this node for it (neither its "
+                      "MasterPut nor its PointAlias applied here before them): refused, never stored on another point",
+                      node, p);
 }
 
 int sr__origin_prepare(sr_engine *e, MDB_txn *t, Event *ev, sr_result *r)
@@ -200,13 +244,20 @@ int sr__origin_prepare(sr_engine *e, MDB_txn *t, Event *ev, sr_result *r)
     /* the values' point numbers: the origin's -> this node's (invariant 4) */
     Suiro__V1__Measurements *m = (Suiro__V1__Measurements *)sr__event_values(ev);
     if (!m) return SR_OK;
-    for (size_t i = 0; i < m->n_points; i++) m->points[i]->point = map_point(e, t, o->node, m->points[i]->point);
+    for (size_t i = 0; i < m->n_points; i++) {
+        uint32_t lp = 0;
+        if ((rc = map_point(e, t, o->node, m->points[i]->point, &lp)))
+            return rc == SR_ENOTFOUND ? unmapped(r, o->node, m->points[i]->point) : rc;
+        m->points[i]->point = lp;
+    }
     Suiro__V1__Snapshot *sn = m->snapshot;
     if (sn && sn->n_dpoint) {
         uint64_t abs = 0, prev_local = 0;
         for (size_t j = 0; j < sn->n_dpoint; j++) {
             abs += (uint64_t)sn->dpoint[j];
-            uint32_t lp = map_point(e, t, o->node, (uint32_t)abs);
+            uint32_t lp = 0;
+            if ((rc = map_point(e, t, o->node, (uint32_t)abs, &lp)))
+                return rc == SR_ENOTFOUND ? unmapped(r, o->node, (uint32_t)abs) : rc;
             sn->dpoint[j] = (int64_t)lp - (int64_t)prev_local;
             prev_local = lp;
         }
@@ -224,10 +275,13 @@ int sr__origin_apply(sr_engine *e, MDB_txn *t, const Event *ev)
     sr_put_le64(b, ev->seq);
     int rc = put(t, DB(e, SR_DB_ORIGINS), k, kl, b, 8);
     if (rc) return rc;
-    if (o->point && ev->body_case == SUIRO__V1__EVENT__BODY_MASTER_PUT && ev->master_put) {
+    uint32_t local = ev->body_case == SUIRO__V1__EVENT__BODY_MASTER_PUT && ev->master_put   ? ev->master_put->point
+                     : ev->body_case == SUIRO__V1__EVENT__BODY_POINT_ALIAS && ev->point_alias ? ev->point_alias->point
+                                                                                               : 0;
+    if (o->point && local) { /* invariant 5: a replicated MasterPut's or PointAlias's number */
         uint8_t pb[4], lp[4];
         be32(pb, o->point);
-        be32(lp, ev->master_put->point);
+        be32(lp, local);
         kl = id_key(k, sizeof k, 'P', o->node, pb, 4);
         if (kl && (rc = put(t, DB(e, SR_DB_ORIGINS), k, kl, lp, 4))) return rc;
     }
@@ -243,6 +297,77 @@ int sr__origin_apply(sr_engine *e, MDB_txn *t, const Event *ev)
         rc = put(t, DB(e, SR_DB_CLUSTER_CKPT), ck, 5, b, 8);
     }
     return rc;
+}
+
+/* ---- the point aliases (invariant 5) ---- */
+
+int sr__apply_point_alias(sr_engine *e, MDB_txn *t, Event *ev, sr_result *r, int validate)
+{
+    Suiro__V1__PointAlias *a = ev->point_alias;
+    const Suiro__V1__Origin *o = ev->origin;
+    if (!validate) return SR_OK; /* its 'P' row: sr__origin_apply, from the logged numbers */
+    if (!o || !o->node || !o->node[0] || !o->point)
+        return sr__refuse(r, SR_EINVAL, "point alias: only another node's, with its number (a replicated event)");
+    if (!a || !a->origin_node || !a->origin_node[0] || !a->origin_point || !a->data_id || !sr_id_str_ok(a->data_id) ||
+        !ev->operator_id[0])
+        return sr__refuse(r, SR_EINVAL, "point alias: an operator, an origin node and number, a data point id");
+    if (!strcmp(a->origin_node, o->node))
+        return sr__refuse(r, SR_EINVAL, "point alias of node %s: of its own data point (its MasterPut maps it)", o->node);
+    uint32_t local = 0;
+    int rc;
+    if (e->o.cluster_node && e->o.cluster_node[0] && !strcmp(a->origin_node, e->o.cluster_node))
+        local = a->origin_point; /* this node created it: its own number */
+    else if ((rc = map_point(e, t, a->origin_node, a->origin_point, &local))) {
+        if (rc != SR_ENOTFOUND) return rc;
+        return sr__refuse(r, SR_ENOTFOUND,
+                          "point alias of node %s: node %s's data point %u (%s/%s) has no number on this node (its "
+                          "MasterPut not applied here before it): refused, so node %s's values of it are refused too",
+                          o->node, a->origin_node, a->origin_point, ev->operator_id, a->data_id, o->node);
+    }
+    pointinfo pi = {0};
+    rc = sr__pointinfo_get(e, t, local, &pi);
+    if (rc && rc != SR_ENOTFOUND) return rc;
+    int same = !rc && pi.m && !strcmp(pi.op, ev->operator_id) && !strcmp(pi.m->id, a->data_id);
+    char here[160];
+    snprintf(here, sizeof here, "%s/%s", rc ? "-" : pi.op, rc || !pi.m ? "none" : pi.m->id);
+    if (pi.m) suiro__v1__master_put__free_unpacked(pi.m, NULL);
+    if (!same)
+        return sr__refuse(r, SR_ECONFLICT,
+                          "point alias of node %s: node %s's data point %u is %s/%s there but number %u is %s here: "
+                          "refused, never mis-mapped",
+                          o->node, a->origin_node, a->origin_point, ev->operator_id, a->data_id, local, here);
+    a->point = local;
+    return SR_OK;
+}
+
+int sr_engine_cluster_payload(const sr_event_view *v, const char *node, sr_buf *out)
+{
+    if (!v->origin_node) return SR_CLUSTER_SEND; /* this node's own: as logged */
+    const Event *ev = v->ev;
+    if (!ev || !ev->origin || ev->body_case != SUIRO__V1__EVENT__BODY_MASTER_PUT || !ev->master_put ||
+        ev->master_put->kind != SUIRO__V1__MASTER_KIND__MK_DATA_POINT || !ev->origin->point || !ev->master_put->point ||
+        !node || !node[0])
+        return SR_CLUSTER_SKIP; /* in the stream already, under its origin's id */
+    Suiro__V1__PointAlias pa = SUIRO__V1__POINT_ALIAS__INIT;
+    pa.origin_node = ev->origin->node;
+    pa.origin_point = ev->origin->point;
+    pa.point = ev->master_put->point;
+    pa.data_id = ev->master_put->id;
+    Event al = SUIRO__V1__EVENT__INIT;
+    al.seq = ev->seq; /* this node's seq of the MasterPut: the id node:seq */
+    al.ingest_ms = ev->ingest_ms;
+    al.operator_id = ev->operator_id;
+    al.actor = (char *)node;
+    al.actor_kind = SUIRO__V1__ACTOR_KIND__ACTOR_SYSTEM;
+    al.source = "cluster";
+    al.body_case = SUIRO__V1__EVENT__BODY_POINT_ALIAS;
+    al.point_alias = &pa;
+    size_t n = protobuf_c_message_get_packed_size(&al.base);
+    out->len = 0;
+    if (sr_buf_reserve(out, n)) return SR_ENOMEM;
+    protobuf_c_message_pack(&al.base, out->data);
+    out->len = n;
+    return SR_CLUSTER_ALIAS;
 }
 
 /* ---- the queries ---- */

@@ -934,6 +934,17 @@ typedef struct sr_event_view {
 enum { SR_EVCLASS_REG = 1, SR_EVCLASS_DATA = 2, SR_EVCLASS_LOCAL = 3 };
 int sr_event_kind_class(const char *kind);
 
+/* What the cluster's publisher sends for one event of the log (a view of
+ * sr_engine_log_each; engine/origins.c invariant 5, docs/cluster.md "Data
+ * point numbers"): SR_CLUSTER_SEND the record as logged (this node's own
+ * event); SR_CLUSTER_SKIP nothing (another node's, in the stream already);
+ * SR_CLUSTER_ALIAS *out holds a PointAlias event (kind "point_alias", the
+ * registry class) to send instead of a replicated data point's MasterPut,
+ * under the MasterPut's seq, written by `node` (this node's [cluster] node);
+ * SR_ENOMEM. Deterministic: a re-publish sends the same bytes. */
+enum { SR_CLUSTER_SEND = 0, SR_CLUSTER_SKIP = 1, SR_CLUSTER_ALIAS = 2 };
+int sr_engine_cluster_payload(const sr_event_view *v, const char *node, sr_buf *out);
+
 /* Decode a log record (storage/log.h) into *out; SR_ECORRUPT if it is no event. */
 SR_MUST_CHECK int sr_event_decode(const void *rec, size_t len, sr_rec *r, sr_event_view *out);
 /* 1 if the event holds measurements of point number `point`. */

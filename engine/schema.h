@@ -138,7 +138,9 @@
  *              u64 LE: one row per replicated event applied here (its
  *              Origin, events.proto: applied at most once); 'P' node \0
  *              point u32 BE -> point u32 BE: a data point's number at its
- *              origin node -> this node's (a replicated MasterPut's)
+ *              origin node -> this node's (a replicated MasterPut's, or
+ *              a replicated PointAlias's: the sending node's number, issue
+ *              #19 pmap; the same key and value, no layout change)
  *   cluster_ckpt (layout 16) partition u32 BE ‖ consumer u8 (1 the .reg
  *              consumer, 2 the full one) -> the highest stream seq that
  *              consumer applied, u64 LE. Both written from the logged

@@ -134,6 +134,11 @@ typedef struct sr_engine_opts {
      * read-only instead (queries work; every submit is SR_ENOSPC) and say so
      * through alert; sr_engine_is_readonly tells. */
     int readonly_on_nospace;
+    /* The cluster mode ([cluster] node, docs/cluster.md): this node's name, so
+     * that a replicated PointAlias of a data point this node created maps to
+     * its own number (engine/origins.c); NULL or "": not in a cluster. Must
+     * outlive the engine. */
+    const char *cluster_node;
     /* [state] (docs/state.md "How it is built"): the writer copies the
      * derived non-series state into the index's statesnap database at the
      * end of a group once snapshot_events events or snapshot_values values

@@ -125,6 +125,7 @@
 #include "codecs/events.pb-c.h"
 #include "engine/engine_int.h" /* e->o.state_full_replay: command 26's reference answer */
 #include "codecs/accpack.h"
+#include "engine/evbuild.h"
 #include "engine/records.h"
 #include "storage/crypto.h"
 #include "engtest.h"
@@ -204,7 +205,7 @@ static sr_engine_opts opts(const sr_vfs *vfs, const char *index_dir)
      * thins the older ones in the same transaction (invariant 5) */
     return (sr_engine_opts){.clock_ms = fixed_clock, .head_max = HEAD_MAX, .segment_bytes = 4096, .vfs = vfs,
                             .index_dir = index_dir, .replay_max_events = REPLAY_MAX, .key = &g_key,
-                            .snapshot_events = 1, .snapshot_keep = 3};
+                            .snapshot_events = 1, .snapshot_keep = 3, .cluster_node = "fx"};
 }
 
 /* The fault loops' engines: a clock that moves CLOCK_STEP ms at each
@@ -1125,8 +1126,17 @@ _Static_assert((int)SNAP_CMD > (int)REVOKE_CMD - 2 && SNAP_CMD < NCMD - 2, "befo
  * the full consumer). After the reopen its values, its origin id (`origins`)
  * and the consumer's checkpoint (`cluster_ckpt`) are all there exactly when
  * it was acknowledged -- never an effect without its origin and checkpoint
- * nor one of those without the effect -- and the index equals a rebuild. */
+ * nor one of those without the effect -- and the index equals a rebuild.
+ * Since the point aliases (issue #19 pmap, engine/origins.c invariant 5) the
+ * command is two submits: first nx's PointAlias of this node's ("fx") point
+ * (origin nx:28, the .reg consumer, stream seq 2928), then the measurement
+ * under nx's number ORIGIN_NX_POINT, which only that alias's 'P' row maps
+ * to this node's point (without it the values are refused). The alias is
+ * all or nothing too: acknowledged, its origin and checkpoint are there
+ * (and the values mapped through it); the rebuild gives its row again. */
 enum { ORIGIN_CMD = 29 };
+enum { ORIGIN_NX_POINT = 7777 };
+static sr_buf origin_alias; /* the alias's bytes (build_origin) */
 _Static_assert((int)ORIGIN_CMD < NCMD - 2, "before the duplicate pair");
 static const uint64_t ORIGIN_STREAM_SEQ = 2929;
 static void build_origin(fixture *f)
@@ -1139,13 +1149,31 @@ static void build_origin(fixture *f)
     cm->msgid[0] = 0;
     cm->bytes.len = 0;
     int k = ORIGIN_CMD % NPOINTS;
-    sr_pv_in in = {cm->point[0], TYPES[k], cm->s[0], cm->ns[0]};
+    sr_pv_in in = {ORIGIN_NX_POINT, TYPES[k], cm->s[0], cm->ns[0]}; /* nx's number of cm->point[0] */
     cr_assert_eq(sr_ev_measurements("op1", k % 2 ? "GW2" : "GW1", SR_ACTOR_GATEWAY, NULL, &in, 1, &cm->bytes), SR_OK);
     cm->lens[0] = cm->bytes.len;
+    /* nx's alias: this node's ("fx") point cm->point[0] is nx's ORIGIN_NX_POINT */
+    char id[16];
+    snprintf(id, sizeof id, "P%03d", k);
+    Suiro__V1__PointAlias pa = SUIRO__V1__POINT_ALIAS__INIT;
+    pa.origin_node = "fx";
+    pa.origin_point = cm->point[0];
+    pa.point = ORIGIN_NX_POINT;
+    pa.data_id = id;
+    Suiro__V1__Event ev = SUIRO__V1__EVENT__INIT;
+    ev.body_case = SUIRO__V1__EVENT__BODY_POINT_ALIAS;
+    ev.point_alias = &pa;
+    sr_buf_init(&origin_alias);
+    cr_assert_eq(sr_ev_pack(&ev, "op1", "nx", SUIRO__V1__ACTOR_KIND__ACTOR_SYSTEM, "cluster", &origin_alias), SR_OK);
 }
 
-static int origin_run(sr_engine *e, command *cm, sr_result *res)
+static int origin_run(sr_engine *e, command *cm, sr_result *res, uint64_t *extra)
 {
+    const sr_origin oa = {"nx", 28, 5, ORIGIN_STREAM_SEQ - 1, 1};
+    int rc = et_submit_origin(e, origin_alias.data, origin_alias.len, &oa, res);
+    if (rc) return rc;
+    if (!res->duplicate) *extra += 1; /* the alias's event (a retried command meets it as a duplicate) */
+    memset(res, 0, sizeof *res);
     const sr_origin o = {"nx", 29, 5, ORIGIN_STREAM_SEQ, 2};
     return et_submit_origin(e, cm->bytes.data, cm->lens[0], &o, res);
 }
@@ -1167,7 +1195,7 @@ static int cmd_run(sr_engine *e, command *cm, int c, sr_result *res, uint64_t *e
         return rc;
     }
     if (c == CKPT_CMD) return ckpt_run(e, res);
-    if (c == ORIGIN_CMD) return origin_run(e, cm, res);
+    if (c == ORIGIN_CMD) return origin_run(e, cm, res, extra);
     sr_slice sl[3];
     for (size_t v = 0, pos = 0; v < cm->nev; pos += cm->lens[v], v++)
         sl[v] = (sr_slice){cm->bytes.data + pos, cm->lens[v]};
@@ -1531,6 +1559,15 @@ static void check_db(fixture *f, const outcome *out, const char *ctx)
     cr_assert_eq(sr_engine_cluster_ckpt(e, 5, 2, &ock), SR_OK);
     cr_assert_eq(ock, out->acked_cmd[ORIGIN_CMD] ? ORIGIN_STREAM_SEQ : 0, "%s: the checkpoint (acknowledged %d)", ctx,
                  out->acked_cmd[ORIGIN_CMD]);
+    /* its alias (nx:28, the .reg consumer): whole -- its origin iff its checkpoint -- and there when the
+     * values it maps were acknowledged */
+    uint64_t aloc = 0, ack = 0;
+    int arc = sr_engine_origin_seen(e, "nx", 28, &aloc);
+    cr_assert(arc == SR_OK || arc == SR_ENOTFOUND, "%s: the alias's origin: %s", ctx, sr_err_name(arc));
+    cr_assert(arc == SR_OK || !out->acked_cmd[ORIGIN_CMD], "%s: values mapped by an alias that is not there", ctx);
+    cr_assert_eq(sr_engine_cluster_ckpt(e, 5, 1, &ack), SR_OK);
+    cr_assert_eq(ack, arc == SR_OK ? ORIGIN_STREAM_SEQ - 1 : 0, "%s: the alias's checkpoint (origin %s)", ctx,
+                 sr_err_name(arc));
     /* command 27's revocation: there, whole, exactly when acknowledged */
     sr_rec rr = SR_REC_INIT;
     sr_reg_entry rv;

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "engine/evbuild.h"
 #include "engsuite.h"
 
 static char *adir, *bdir;
@@ -206,4 +207,289 @@ Test(origins, the_log_shows_the_origin_and_refuses_what_is_not_replicable)
     cr_assert_eq(sr_engine_submit_origin(b, junk, sizeof junk, &ok, NULL, NULL), SR_EINVAL);
     es_finish(a, &adir);
     es_finish(b, &bdir);
+}
+
+/* ---- issue #19: point numbers across three nodes (engine/origins.c
+ * invariants 4 and 5). Three engines a, b, c, each numbering its own
+ * points; relay() is a node's publisher (sr_engine_cluster_payload: its own
+ * events as logged, a replicated data point's MasterPut as its PointAlias,
+ * other replicated events not at all) and the other node's consumer
+ * (sr_engine_submit_origin with the sender's name and seq). ---- */
+
+static char *cdir;
+
+typedef struct relay {
+    sr_engine *to;
+    const char *node; /* the sender's [cluster] node */
+    uint64_t from;    /* its first seq to relay */
+    uint64_t stream;
+    size_t applied, dups, refused, aliases;
+    int last_rc;
+    char last_err[512];
+} relay;
+
+static uint64_t streamseq; /* one "stream" for the test's partition */
+
+static int relay_one(void *ctx, const sr_event_view *v)
+{
+    relay *x = ctx;
+    sr_buf b;
+    sr_buf_init(&b);
+    int pay = sr_engine_cluster_payload(v, x->node, &b);
+    cr_assert_geq(pay, 0);
+    const char *kind = pay == SR_CLUSTER_ALIAS ? "point_alias" : v->kind;
+    int cls = sr_event_kind_class(kind);
+    if (pay == SR_CLUSTER_SKIP || cls == SR_EVCLASS_LOCAL) {
+        sr_buf_release(&b);
+        return 0;
+    }
+    if (pay == SR_CLUSTER_SEND) cr_assert_eq(sr_buf_append(&b, v->rec, v->rec_len), SR_OK);
+    else x->aliases++;
+    sr_origin o = {x->node, v->seq, 3, ++streamseq, cls == SR_EVCLASS_REG ? 1 : 2};
+    sr_result r;
+    memset(&r, 0, sizeof r);
+    int rc = et_submit_origin(x->to, b.data, b.len, &o, &r);
+    sr_buf_release(&b);
+    x->last_rc = rc;
+    if (rc) {
+        x->refused++;
+        snprintf(x->last_err, sizeof x->last_err, "%s: %s", sr_err_name(rc), r.err.msg);
+    } else if (r.duplicate)
+        x->dups++;
+    else
+        x->applied++;
+    return 0;
+}
+
+/* Relay what `from` logged since the last relay of the same pair. */
+static relay relay_from(sr_engine *from, const char *node, sr_engine *to, uint64_t *mark)
+{
+    relay x = {.to = to, .node = node};
+    uint64_t last = 0;
+    cr_assert_eq(sr_engine_log_each(from, *mark + 1, relay_one, &x, &last), SR_OK);
+    if (last > *mark) *mark = last;
+    return x;
+}
+
+static uint32_t point_of(sr_engine *e, const char *op, const char *id)
+{
+    sr_point_info pi;
+    cr_assert_eq(sr_engine_point_info(e, op, id, &pi), SR_OK, "%s/%s", op, id);
+    return pi.point;
+}
+
+static size_t values_of(sr_engine *e, uint32_t p, double *lastv)
+{
+    sr_buf samples, strings;
+    sr_buf_init(&samples);
+    sr_buf_init(&strings);
+    int more = 0;
+    sr_range_q q = {p, 0, INT64_MAX, 0, 0, INT64_MIN};
+    cr_assert_eq(sr_engine_range(e, &q, &samples, &strings, &more), SR_OK);
+    size_t n = samples.len / sizeof(sr_sample);
+    if (n && lastv) *lastv = ((sr_sample *)samples.data)[n - 1].v.f;
+    sr_buf_release(&samples);
+    sr_buf_release(&strings);
+    return n;
+}
+
+static void put1(sr_engine *e, const char *op, const char *gw, uint32_t p, int64_t ts, double v)
+{
+    sr_sample s = {.ts = ts, .quality = SR_Q_GOOD, .v.f = v};
+    sr_result r;
+    cr_assert_eq(et_put(e, op, gw, p, SR_VT_NUMBER, &s, 1, NULL, &r), SR_OK, "%s", r.err.msg);
+    cr_assert_eq(r.rc, SR_OK, "%s", r.err.msg);
+}
+
+/* One more data point of op1 (under D-GW1, gateway GW1), written on e. */
+static void add_point(sr_engine *e, const char *op, const char *id)
+{
+    Suiro__V1__MasterPut p = SUIRO__V1__MASTER_PUT__INIT;
+    p.kind = SUIRO__V1__MASTER_KIND__MK_DATA_POINT;
+    p.id = (char *)id;
+    p.parent_id = "D-GW1";
+    p.type = SUIRO__V1__VALUE_TYPE__VT_NUMBER;
+    p.point_kind = SUIRO__V1__POINT_KIND__PK_BOTH;
+    Suiro__V1__Event ev = SUIRO__V1__EVENT__INIT;
+    ev.body_case = SUIRO__V1__EVENT__BODY_MASTER_PUT;
+    ev.master_put = &p;
+    sr_buf b;
+    sr_buf_init(&b);
+    cr_assert_eq(sr_ev_pack(&ev, op, "admin", SUIRO__V1__ACTOR_KIND__ACTOR_USER, "", &b), SR_OK);
+    size_t len = b.len;
+    sr_result r;
+    cr_assert_eq(et_submit(e, &b, &len, 1, &r), SR_OK);
+    cr_assert_eq(r.rc, SR_OK, "%s", r.err.msg);
+    sr_buf_release(&b);
+}
+
+/* The three nodes: a creates op1's masters; b and c number other points
+ * first, so the three numbers of op1/P001 all differ. */
+static void three_nodes(sr_engine **a, sr_engine **b, sr_engine **c, const char *tag)
+{
+    static sr_engine_opts oa = {.cluster_node = "a"}, ob = {.cluster_node = "b"}, oc = {.cluster_node = "c"};
+    char t[64];
+    snprintf(t, sizeof t, "%s-a", tag);
+    *a = es_open(&adir, t, &oa);
+    snprintf(t, sizeof t, "%s-b", tag);
+    *b = es_open(&bdir, t, &ob);
+    snprintf(t, sizeof t, "%s-c", tag);
+    *c = es_open(&cdir, t, &oc);
+    cr_assert_eq(et_setup_masters(*b, "opb", 3, NUM, 1), SR_OK);
+    cr_assert_eq(et_setup_masters(*c, "opc", 7, NUM, 1), SR_OK);
+    cr_assert_eq(et_setup_masters(*a, "op1", 4, NUM, 1), SR_OK);
+}
+
+Test(origins, three_nodes_values_sent_through_another_node_land_on_the_right_point)
+{
+    sr_engine *a, *b, *c;
+    three_nodes(&a, &b, &c, "pmap3");
+    static const sr_engine_opts oc = {.cluster_node = "c"};
+    uint64_t a2b = 0, a2c = 0, b2c = 0, b2a = 0, a2b2 = 0;
+    /* a's masters reach b and c (each numbers them itself) */
+    relay x = relay_from(a, "a", b, &a2b);
+    cr_assert_eq(x.refused, 0, "%s", x.last_err);
+    x = relay_from(a, "a", c, &a2c);
+    cr_assert_eq(x.refused, 0, "%s", x.last_err);
+    uint32_t pa = point_of(a, "op1", "P001"), pb = point_of(b, "op1", "P001"), pc = point_of(c, "op1", "P001");
+    cr_assert(pa != pb && pb != pc && pa != pc, "three numbers: a %u, b %u, c %u", pa, pb, pc);
+    /* b's number names another data point on c: the value must not land there */
+    size_t other_before = values_of(c, pb, NULL);
+
+    /* a gateway sends a value of op1/P001 to b (P001 is under D-GW2: GW2) */
+    put1(b, "op1", "GW2", pb, 1700000000000, 42.25);
+    /* b's log reaches c: b's own opb masters, the alias of each op1 data
+     * point (not the replicated MasterPuts themselves), then the value */
+    x = relay_from(b, "b", c, &b2c);
+    cr_assert_eq(x.refused, 0, "%s", x.last_err);
+    cr_assert_eq(x.aliases, 4, "one alias per replicated data point of op1");
+    double v = 0;
+    cr_assert_eq(values_of(c, pc, &v), 1, "c stores b's value on its own op1/P001");
+    cr_assert_float_eq(v, 42.25, 1e-9);
+    cr_assert_eq(values_of(c, pb, NULL), other_before, "c's point %u (b's number) got nothing", pb);
+
+    /* a point created on b, its values sent through a */
+    add_point(b, "op1", "PB9");
+    x = relay_from(b, "b", a, &b2a); /* b's MasterPut (and aliases of a's own points: identity on a) */
+    cr_assert_eq(x.refused, 0, "%s", x.last_err);
+    x = relay_from(b, "b", c, &b2c);
+    cr_assert_eq(x.refused, 0, "%s", x.last_err);
+    uint32_t qa = point_of(a, "op1", "PB9"), qb = point_of(b, "op1", "PB9"), qc = point_of(c, "op1", "PB9");
+    cr_assert(qa != qc && qb != qc, "a %u, b %u, c %u", qa, qb, qc);
+    put1(a, "op1", "GW1", qa, 1700000001000, 7.5);
+    x = relay_from(a, "a", c, &a2c); /* a's aliases of opb's 3 points and of PB9, then the value */
+    cr_assert_eq(x.refused, 0, "%s", x.last_err);
+    cr_assert_eq(x.aliases, 4);
+    cr_assert_eq(values_of(c, qc, &v), 1, "c stores a's value on its own op1/PB9");
+    cr_assert_float_eq(v, 7.5, 1e-9);
+    /* and b gets a's value of its own point (a's alias of PB9: origin b, identity on b) */
+    x = relay_from(a, "a", b, &a2b2);
+    cr_assert_eq(x.refused, 0, "%s", x.last_err);
+    cr_assert_eq(values_of(b, qb, &v), 1);
+    cr_assert_float_eq(v, 7.5, 1e-9);
+
+    /* a rebuild of c gives the same index (the 'P' rows from the logged
+     * aliases), and b's next value still lands right */
+    c = es_rebuilt(c, &cdir, &oc);
+    put1(b, "op1", "GW2", pb, 1700000002000, 43.5);
+    x = relay_from(b, "b", c, &b2c);
+    cr_assert_eq(x.refused, 0, "%s", x.last_err);
+    cr_assert_eq(values_of(c, pc, &v), 2);
+    cr_assert_float_eq(v, 43.5, 1e-9);
+    cr_assert_eq(values_of(c, pb, NULL), other_before);
+    es_finish(a, &adir);
+    es_finish(b, &bdir);
+    es_finish(c, &cdir);
+}
+
+/* The publisher's alias of b's first replicated data point MasterPut. */
+typedef struct grab {
+    sr_buf alias;
+    uint64_t seq;
+} grab;
+
+static int grab_alias(void *ctx, const sr_event_view *v)
+{
+    grab *g = ctx;
+    if (g->seq) return 0;
+    sr_buf b;
+    sr_buf_init(&b);
+    if (sr_engine_cluster_payload(v, "b", &b) == SR_CLUSTER_ALIAS) {
+        g->alias = b;
+        g->seq = v->seq;
+        return 0;
+    }
+    sr_buf_release(&b);
+    return 0;
+}
+
+Test(origins, an_alias_or_a_value_out_of_order_or_mismatched_is_refused_never_misstored)
+{
+    sr_engine *a, *b, *c;
+    three_nodes(&a, &b, &c, "pmapx");
+    uint64_t a2b = 0, a2c = 0, b2c = 0;
+    relay x = relay_from(a, "a", b, &a2b);
+    cr_assert_eq(x.refused, 0, "%s", x.last_err);
+    uint32_t pb = point_of(b, "op1", "P001");
+    put1(b, "op1", "GW2", pb, 1700000000000, 42.25);
+
+    /* c has not applied a's MasterPuts: b's aliases are refused (no row of
+     * a's number), and so is b's value (no row of b's number) -- not
+     * stored on c's own point pb */
+    size_t other_before = values_of(c, pb, NULL);
+    x = relay_from(b, "b", c, &b2c);
+    cr_assert_eq(x.applied, 7, "b's own opb masters (4 + 3 points): %zu", x.applied);
+    cr_assert_eq(x.refused, 4 + 1, "the 4 aliases and the value: %zu (%s)", x.refused, x.last_err);
+    cr_assert_eq(x.last_rc, SR_ENOTFOUND, "%s", x.last_err);
+    cr_assert(strstr(x.last_err, "never stored on another point"), "%s", x.last_err);
+    cr_assert_eq(values_of(c, pb, NULL), other_before, "nothing on c's point %u", pb);
+
+    /* a's MasterPuts arrive; b's aliases and value read again (a consumer
+     * after a restart: not recorded as applied) now land right */
+    x = relay_from(a, "a", c, &a2c);
+    cr_assert_eq(x.refused, 0, "%s", x.last_err);
+    uint64_t again = 0;
+    x = relay_from(b, "b", c, &again);
+    cr_assert_eq(x.refused, 0, "%s", x.last_err);
+    cr_assert_eq(x.aliases, 4);
+    uint32_t pc = point_of(c, "op1", "P001");
+    double v = 0;
+    cr_assert_eq(values_of(c, pc, &v), 1);
+    cr_assert_float_eq(v, 42.25, 1e-9);
+    cr_assert_eq(values_of(c, pb, NULL), other_before);
+
+    /* an alias whose data id is not the point's here: refused */
+    grab g = {.seq = 0};
+    sr_buf_init(&g.alias);
+    uint64_t last = 0;
+    cr_assert_eq(sr_engine_log_each(b, 1, grab_alias, &g, &last), SR_OK);
+    cr_assert_gt(g.seq, 0);
+    Suiro__V1__Event *ev = suiro__v1__event__unpack(NULL, g.alias.len, g.alias.data);
+    cr_assert_not_null(ev);
+    cr_assert_eq(ev->body_case, SUIRO__V1__EVENT__BODY_POINT_ALIAS);
+    cr_assert_str_eq(ev->point_alias->origin_node, "a");
+    cr_assert_eq(ev->seq, g.seq, "the alias has the MasterPut's seq (id b:seq)");
+    char *id0 = ev->point_alias->data_id;
+    ev->point_alias->data_id = "P002"; /* (a's number is P000's or P001's...) */
+    ev->point_alias->point = 900;      /* a new number of b: no row yet */
+    sr_buf bad;
+    sr_buf_init(&bad);
+    cr_assert_eq(sr_buf_reserve(&bad, protobuf_c_message_get_packed_size(&ev->base)), SR_OK);
+    bad.len = protobuf_c_message_pack(&ev->base, bad.data);
+    sr_origin o = {"b", 999999, 3, ++streamseq, 1};
+    sr_result r;
+    cr_assert_eq(et_submit_origin(c, bad.data, bad.len, &o, &r), SR_ECONFLICT, "%s", r.err.msg);
+    cr_assert(strstr(r.err.msg, "never mis-mapped"), "%s", r.err.msg);
+    /* the same alias without an origin (this node's own): refused */
+    sr_slice sl = {bad.data, bad.len};
+    memset(&r, 0, sizeof r);
+    int rc = sr_engine_submit_wait(c, &sl, 1, &r);
+    cr_assert(rc == SR_EINVAL || r.rc == SR_EINVAL, "%s", r.err.msg);
+    ev->point_alias->data_id = id0; /* (the unpacked one's, freed with it) */
+    suiro__v1__event__free_unpacked(ev, NULL);
+    sr_buf_release(&bad);
+    sr_buf_release(&g.alias);
+    es_finish(a, &adir);
+    es_finish(b, &bdir);
+    es_finish(c, &cdir);
 }

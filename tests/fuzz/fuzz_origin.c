@@ -8,7 +8,8 @@
  * bounds; the same bytes again are a duplicate when the first were applied.
  * The first input bytes up to a NUL (if short) are also read as a
  * [cluster] owned value (sr_cluster_parse_owned). Corpus: tests/fuzz/origin/
- * (a Snapshot, a PointValues and a mixed record, as fuzz_event's). */
+ * (a Snapshot, a PointValues and a mixed record, as fuzz_event's; a
+ * PointAlias, Event.body 55: its resolution and refusals, issue #19). */
 #include "api/cluster.h"
 #include "engtest.h"
 
