@@ -251,6 +251,18 @@ try:
           % (psim, O.name, popk, preferred(popk, NODES), G.name, O.name), flush=True)
     # the gateways' registry reached the nodes the gwsims use
     check("the apps log in on G and O (the registry replicated)", app_on(G.port, "sim") and app_on(O.port, "opk"))
+    # every node's log so far confirmed in the streams before the load: at
+    # start the streams' leaders are still being elected and publishes time
+    # out; the node publishes again from its watermark, and what was lost
+    # lands after what was kept. A value reaching an owner before the
+    # MasterPut / PointAlias of its point is refused there (docs/cluster.md
+    # "Phase 2: what is still open": the consumers do not wait for it yet)
+    def published(n):
+        st, _, body, _ = srtest.http_once(n.port, "GET", "/metrics")
+        text = body.decode() if isinstance(body, bytes) else str(body)
+        return st == 200 and any(ln == "suiro_cluster_pending_events 0" for ln in text.splitlines())
+    check("every node's log so far is confirmed in the streams before the load",
+          srtest.wait_until(lambda: all(published(n) for n in nodes), timeout=60, step=0.2))
     sim, opk = Sim("sim", G.mqtt), Sim("opk", O.mqtt)
     check("both gwsims get acknowledgements",
           srtest.wait_until(lambda: len(sim.acked()) >= 100 and len(opk.acked()) >= 100, timeout=60, step=0.1),
@@ -348,14 +360,15 @@ try:
     r = verify_data(O)
     check("D: verify --data of sim's owner's directory passes", r.returncode == 0, (r.returncode, r.stdout[-800:],
                                                                                    r.stderr[-500:]))
-    # the survivor that did not take sim's partition at the kill: it did not
-    # follow the partition to its end (it never owned it, or only for a while
-    # when a NATS leader change cost the owner its lease), so its index lacks
-    # values written through the other nodes
-    never = next(n for n in surv if n.name != preferred(psim, [m.name for m in surv]))
+    # a node whose index lacks the partition's values: a freshly made data
+    # directory (a survivor may have followed the partition to its end: with
+    # the test's short lease a NATS leader change can move it to any node)
+    empty = os.path.join(T, "data-empty")
+    srtest.init_with_admins(BIN, empty, admin="admin-empty", second="admin2-empty")
+    never = type("Empty", (), {"name": "an empty node", "data": empty})()
     r = verify_data(never)
     print("D: verify --data of %s (not sim's partition's owner):" % never.name, r.stdout[-1500:], flush=True)
-    check("D: verify --data of a node that does not own the partition fails (exit 1)", r.returncode == 1,
+    check("D: verify --data of a node whose index lacks the partition fails (exit 1)", r.returncode == 1,
           (r.returncode, r.stderr[-500:]))
     diffs = [(int(m.group(2)), m.group(3)) for m in re.finditer(
         r"^partition %d: (sim|opk)/SP000[12]_0[123]: the stream holds (\d+) values, the index of \S+ (\d+|none)"
