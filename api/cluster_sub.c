@@ -65,6 +65,10 @@ struct sr_csub {
     _Atomic uint64_t st_reg, st_data, st_dup, st_refused;
     _Atomic uint64_t *lag; /* per partition: events the stream holds after the last one fetched */
     _Atomic uint8_t *caught; /* per partition: its full consumer fetched everything and it was applied (phase 2b) */
+    uint64_t *want;    /* the consumer thread's: per partition, the stream's last seq when its full consumer
+                        * first fetched after taking it (0: not known yet): caught up once fetched through it
+                        * and applied, however much comes after (a partition under load is never idle) */
+    uint64_t *fetched; /* the consumer thread's: per partition, the full consumer's highest stream seq fetched */
 };
 
 static int64_t now_ms(void)
@@ -213,6 +217,10 @@ static int consume(sr_csub *s, natsMsg *m, uint32_t p, int which)
     if (natsMsg_GetMetaData(&md, m) == NATS_OK && md) {
         sseq = md->Sequence.Stream;
         if (which == 2 || !sr_csub_owns(s, p)) atomic_store(&s->lag[p], md->NumPending);
+        if (which == 2) {
+            if (!s->want[p]) s->want[p] = sseq + md->NumPending;
+            if (sseq > s->fetched[p]) s->fetched[p] = sseq;
+        }
         jsMsgMetaData_Destroy(md);
     }
     const char *node = hdr(m, "Suiro-Node"), *kind = hdr(m, "Suiro-Kind");
@@ -305,6 +313,7 @@ static void *run(void *arg)
                 sr_slog(SR_LOG_INFO, "cluster: partition released", "partition=%u", p);
             }
             if (own && !ps->full) {
+                s->want[p] = s->fetched[p] = 0;
                 if (subscribe(s, p, 2, &ps->full, err, sizeof err)) failed = 1;
                 else sr_slog(SR_LOG_INFO, "cluster: partition owned", "partition=%u", p);
             }
@@ -318,6 +327,15 @@ static void *run(void *arg)
                 int idle = s->inflight == 0;
                 pthread_mutex_unlock(&s->mu);
                 if (idle) atomic_store(&s->caught[p], 1);
+            }
+            if (!failed && ps->full && !atomic_load(&s->caught[p]) && s->want[p] && s->fetched[p] >= s->want[p]) {
+                /* fetched through what the stream held when the partition was
+                 * taken: once what this thread submitted is applied (only this
+                 * thread submits: it drains), caught up, under load too */
+                pthread_mutex_lock(&s->mu);
+                while (s->inflight && !atomic_load(&s->stop)) pthread_cond_wait(&s->cv, &s->mu);
+                pthread_mutex_unlock(&s->mu);
+                atomic_store(&s->caught[p], 1);
             }
             n = SUB_BATCH;
             for (int i = 0; !failed && ps->reg && n == SUB_BATCH && i < 16; i++, got += n > 0 ? n : 0)
@@ -362,11 +380,15 @@ int sr_csub_start(sr_engine *e, const sr_cluster_opts *o, sr_csub **out, char *e
     s->owned = calloc((o->partitions + 63) / 64, sizeof *s->owned);
     s->lag = calloc(o->partitions, sizeof *s->lag);
     s->caught = calloc(o->partitions, sizeof *s->caught);
+    s->want = calloc(o->partitions, sizeof *s->want);
+    s->fetched = calloc(o->partitions, sizeof *s->fetched);
     s->ps = calloc(o->partitions, sizeof *s->ps);
-    if (!s->owned || !s->lag || !s->ps || !s->caught) {
+    if (!s->owned || !s->lag || !s->ps || !s->caught || !s->want || !s->fetched) {
         free(s->owned);
         free(s->lag);
         free(s->caught);
+        free(s->want);
+        free(s->fetched);
         free(s->ps);
         free(s);
         return SR_ENOMEM;
@@ -377,6 +399,8 @@ int sr_csub_start(sr_engine *e, const sr_cluster_opts *o, sr_csub **out, char *e
         free(s->owned);
         free(s->lag);
         free(s->caught);
+        free(s->want);
+        free(s->fetched);
         free(s->ps);
         free(s);
         return rc;
@@ -416,6 +440,8 @@ void sr_csub_free(sr_csub *s)
     free(s->owned);
     free(s->lag);
     free(s->caught);
+    free(s->want);
+    free(s->fetched);
     free(s->ps);
     free(s);
 }
