@@ -460,6 +460,24 @@ static int keep_one(void *ctx, const sr_session_rec *s)
 
 /* The sessions open before the restart, back in the token table with the
  * app's grants as they are now; expired ones ended (an EXPIRED event). */
+/* A session the index holds (a kept one at a restart, or in cluster mode
+ * one another node opened) taken into the token table: its operator, app,
+ * login state and grants. NULL when the table is full or the app cannot
+ * log in any more (*why says so, NULL for the other failures). */
+static atoken *token_take(sr_apif *a, const uint8_t hash[32], int64_t expires, const char *op, const char *app,
+                          const char **why)
+{
+    *why = NULL;
+    atoken *t = sr_tokens_add_hashed(a->tokens, hash, expires);
+    if (!t) return NULL;
+    snprintf(t->op, sizeof t->op, "%s", op);
+    snprintf(t->app, sizeof t->app, "%s", app);
+    *why = sr_login_seen_init(a->eng, 'a', op, app, NULL, &t->seen); /* disabled or deleted */
+    if (!*why && load_grants(a, t) == SR_OK) return t;
+    sr_tokens_remove(a->tokens, t);
+    return NULL;
+}
+
 static void sessions_restore(sr_apif *a)
 {
     if (!a->eng) return;
@@ -470,17 +488,10 @@ static void sessions_restore(sr_apif *a)
     int64_t now = wall_ms();
     for (size_t i = 0; !rc && i < l.n; i++) {
         kept_session *k = &l.v[i];
-        atoken *t = k->expires > now ? sr_tokens_add_hashed(a->tokens, k->hash, k->expires) : NULL;
         const char *why = NULL;
-        if (t) {
-            snprintf(t->op, sizeof t->op, "%s", k->op);
-            snprintf(t->app, sizeof t->app, "%s", k->app);
-            why = sr_login_seen_init(a->eng, 'a', k->op, k->app, NULL, &t->seen); /* disabled or deleted: ended */
-            if (!why && load_grants(a, t) == SR_OK) {
-                restored++;
-                continue;
-            }
-            sr_tokens_remove(a->tokens, t);
+        if (k->expires > now && token_take(a, k->hash, k->expires, k->op, k->app, &why)) {
+            restored++;
+            continue;
         }
         if (sr_engine_write_state(a->eng, NULL) == SR_OK) {
             char r[80];
@@ -1933,15 +1944,8 @@ static atoken *token_adopt(sr_apif *a, h2o_req_t *req)
     if (sr_session_verify(a->eng, h, SR_ACTOR_APP, wall_ms(), &s) != SR_OK || strlen(s.op) >= sizeof((atoken *)0)->op ||
         strlen(s.id) >= sizeof((atoken *)0)->app)
         return NULL;
-    atoken *t = sr_tokens_add_hashed(a->tokens, h, s.expires_ms);
-    if (!t) return NULL;
-    snprintf(t->op, sizeof t->op, "%s", s.op);
-    snprintf(t->app, sizeof t->app, "%s", s.id);
-    if (sr_login_seen_init(a->eng, 'a', s.op, s.id, NULL, &t->seen) || load_grants(a, t) != SR_OK) {
-        sr_tokens_remove(a->tokens, t);
-        return NULL;
-    }
-    return t;
+    const char *why;
+    return token_take(a, h, s.expires_ms, s.op, s.id, &why);
 }
 
 static void dispatch(sr_apif *a, h2o_req_t *req, int64_t until);
