@@ -508,9 +508,14 @@ static void on_wait_tick(uv_timer_t *t)
     else if (req) unavailable(req, "server stopping");
 }
 
+static int from_peer(h2o_req_t *req, char node[32]);
+
 int sr_fwd_wait(h2o_req_t *req, void *binding, sr_fwd_again_fn again, int64_t *until)
 {
-    if (!g.cl || g.closed || !g.o.wait_ms || !sr_fwd_is_forwarded(req)) return 0;
+    char node[32];
+    /* only a peer's forwarded request waits: a client that sets the header
+     * itself is not held (nor its credentials tried again) */
+    if (!g.cl || g.closed || !g.o.wait_ms || !from_peer(req, node)) return 0;
     int64_t now = mono_ms();
     if (!*until) *until = now + g.o.wait_ms;
     if (now >= *until) return 0;
@@ -528,16 +533,15 @@ int sr_fwd_wait(h2o_req_t *req, void *binding, sr_fwd_again_fn again, int64_t *u
 
 /* ---- the original client (audit) ------------------------------------------ */
 
-int sr_fwd_client_addr(h2o_req_t *req, char out[64])
+/* 1 with its name when the request came from a live node's advertised host
+ * (invariant 2): only such a request's hop headers are believed */
+static int from_peer(h2o_req_t *req, char node[32])
 {
     sr_cluster *c = sr_cluster_self();
-    if (!c || !sr_cluster_has_leases(c)) return 0;
-    ssize_t i = h2o_find_header_by_str(&req->headers, H2O_STRLIT("suiro-forwarded-for"), -1);
-    if (i < 0 || !sr_fwd_is_forwarded(req)) return 0;
-    /* the peer must be a live node's advertised host (invariant 2) */
+    if (!c || !sr_cluster_has_leases(c) || !sr_fwd_is_forwarded(req)) return 0;
     struct sockaddr_storage ss;
     memset(&ss, 0, sizeof ss);
-    char host[INET6_ADDRSTRLEN] = "", node[32];
+    char host[INET6_ADDRSTRLEN] = "";
     if (!req->conn->callbacks->get_peername || !req->conn->callbacks->get_peername(req->conn, (struct sockaddr *)&ss))
         return 0;
     if (ss.ss_family == AF_INET) inet_ntop(AF_INET, &((const struct sockaddr_in *)&ss)->sin_addr, host, sizeof host);
@@ -546,8 +550,14 @@ int sr_fwd_client_addr(h2o_req_t *req, char out[64])
         if (IN6_IS_ADDR_V4MAPPED(a)) inet_ntop(AF_INET, &a->s6_addr[12], host, sizeof host);
         else inet_ntop(AF_INET6, a, host, sizeof host);
     }
-    if (!host[0]) return 0;
-    if (!sr_cluster_peer_host(c, host, node)) return 0;
+    return host[0] && sr_cluster_peer_host(c, host, node);
+}
+
+int sr_fwd_client_addr(h2o_req_t *req, char out[64])
+{
+    ssize_t i = h2o_find_header_by_str(&req->headers, H2O_STRLIT("suiro-forwarded-for"), -1);
+    char node[32];
+    if (i < 0 || !from_peer(req, node)) return 0;
     const h2o_iovec_t *v = &req->headers.entries[i].value;
     size_t vl = v->len > 40 ? 40 : v->len;
     for (size_t k = 0; k < vl; k++) /* an address: no spaces, no controls */

@@ -35,7 +35,9 @@
  *  4. A forwarded request whose session is not known to the owner yet (the
  *     login's SessionEvent still on its way through the .reg consumer) is
  *     authenticated again until it is, for [cluster] forward_wait_ms at
- *     most (sr_fwd_wait), asynchronously on the loop.
+ *     most (sr_fwd_wait), asynchronously on the loop -- only when it came
+ *     from a live node's advertised host (a client that sets the marker
+ *     itself is answered at once, never held).
  *
  * Every function but the pure ones is called on the loop's thread.
  */
