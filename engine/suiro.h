@@ -122,6 +122,9 @@ typedef struct sr_engine_opts {
                                       (forces collisions); 0: all 64 */
     int test_segdrop_no_unlink;    /* tests only: a segment-dropping sweep stops after its LogTrim
                                       (a crash before the unlink; engine/segdrop.c) */
+    void (*test_after_log_open)(void *ctx); /* tests only: called once the log is opened, before the
+                                               index's watermark is read (a live writer's race) */
+    void *test_after_log_open_ctx;
     /* Write failures (docs/durability.md §7): alert is called on the writer
      * thread when a write fails and the engine stops writing (error = 1),
      * when a recovery attempt fails (error = 1, once per distinct cause) and
