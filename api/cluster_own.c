@@ -193,6 +193,7 @@ struct sr_cluster_own {
     kvStore *kv;
     pstate *ps;
     _Atomic int64_t *held_until; /* per partition: ps[p].fence_mono, read by any thread (sr__cluster_own_holds) */
+    _Atomic uint64_t *held_epoch; /* per partition: the epoch of the lease held under that fence (the status) */
     int ticks;
     int64_t last_warn;
     /* the status snapshot (under mu) */
@@ -222,6 +223,7 @@ static int64_t mono_ms(void)
 static void set_fence(sr_cluster_own *o, uint32_t p, int64_t until)
 {
     o->ps[p].fence_mono = until;
+    atomic_store(&o->held_epoch[p], until ? o->ps[p].l.epoch : 0);
     atomic_store(&o->held_until[p], until);
 }
 
@@ -565,8 +567,9 @@ int sr__cluster_own_start(sr_cluster *c, sr_engine *e, const sr_cluster_opts *co
     *out = NULL;
     sr_cluster_own *o = calloc(1, sizeof *o);
     if (!o || !(o->ps = calloc(co->partitions, sizeof *o->ps)) || !(o->snap = calloc(co->partitions, sizeof *o->snap)) ||
-        !(o->held_until = calloc(co->partitions, sizeof *o->held_until))) {
-        if (o) free(o->ps), free(o->snap);
+        !(o->held_until = calloc(co->partitions, sizeof *o->held_until)) ||
+        !(o->held_epoch = calloc(co->partitions, sizeof *o->held_epoch))) {
+        if (o) free(o->ps), free(o->snap), free((void *)o->held_until);
         free(o);
         snprintf(err, errlen, "cluster: out of memory");
         return SR_ENOMEM;
@@ -592,6 +595,7 @@ int sr__cluster_own_start(sr_cluster *c, sr_engine *e, const sr_cluster_opts *co
         free(o->ps);
         free(o->snap);
         free((void *)o->held_until);
+        free((void *)o->held_epoch);
         free(o);
         snprintf(err, errlen, "cluster: cannot start the ownership thread");
         return SR_ENOMEM;
@@ -621,6 +625,7 @@ void sr__cluster_own_free(sr_cluster_own *o)
     free(o->ps);
     free(o->snap);
     free((void *)o->held_until);
+    free((void *)o->held_epoch);
     free(o->nodes);
     free(o);
 }
@@ -659,8 +664,19 @@ json_t *sr__cluster_own_status(sr_cluster_own *o)
     int conn = o->connected;
     size_t nl = o->nlive;
     pthread_mutex_unlock(&o->mu);
-    for (uint32_t p = 0; p < o->partitions; p++)
-        if (sr_cluster_owns(o->c, p)) json_array_append_new(owned, json_integer(p));
+    /* a partition this node owns is shown with the lease it holds, not the
+     * bucket as its last round read it: a take in the middle of a round
+     * would otherwise show the epoch before the take (and an observer
+     * comparing epochs would see an owner keep one epoch across another
+     * node's hold) */
+    for (uint32_t p = 0; p < o->partitions; p++) {
+        uint64_t ep = atomic_load(&o->held_epoch[p]);
+        if (!sr_cluster_owns(o->c, p)) continue;
+        json_array_append_new(owned, json_integer(p));
+        json_t *r = json_array_get(parts, p);
+        json_object_set_new(r, "epoch", json_integer((json_int_t)ep));
+        json_object_set_new(r, "owner", json_string(o->node));
+    }
     return json_pack("{s:b,s:s,s:s,s:i,s:i,s:b,s:i,s:o,s:o,s:o}", "enabled", 1, "node", o->node, "bucket", o->bucket,
                      "leaseMs", (int)o->lease_ms, "partitionCount", (int)o->partitions, "connected", conn, "liveNodes",
                      (int)nl, "nodes", nodes, "partitions", parts, "owned", owned);

@@ -162,13 +162,17 @@ def new_user(node, uid, kind, sid, roles, pw):
     """uid created through node by its admin (approved by its second admin
     when pending), logged in there with its new password pw once the user
     reached node: (its Api or None, (status, body, Suiro-Served-By))"""
-    st, data, r = srtest.Api(node.port, node.api.token).call(
-        "POST", "/admin/v1/users", {"id": uid, "scope": {"kind": kind, "id": sid} if sid else {"kind": "platform"},
-                                    "roles": roles}, raw=True)
-    b = json.loads(data) if data else {}
+    def post():
+        st, data, r = srtest.Api(node.port, node.api.token).call(
+            "POST", "/admin/v1/users", {"id": uid, "scope": {"kind": kind, "id": sid} if sid else {"kind": "platform"},
+                                        "roles": roles}, raw=True)
+        return st, (json.loads(data) if data else {}), r
+    # 503 E9002 + Retry-After: partition 0's owner not live right now (a
+    # loaded machine's late heartbeat): the contract says retry
+    st, b, r = srtest.retry_busy(post)
     ans = (st, b, r.getheader("Suiro-Served-By"))
     if st == 202:
-        ast, ab = node.api2.call("POST", "/admin/v1/pending/%s/approve" % b["pendingId"])
+        ast, ab = srtest.retry_busy(lambda: node.api2.call("POST", "/admin/v1/pending/%s/approve" % b["pendingId"]))
         if ast != 200:
             return None, (ast, ab, None)
     elif st != 201:
