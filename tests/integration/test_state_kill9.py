@@ -18,6 +18,7 @@ the stopped directory:
      and older snapshots were thinned (the answers' snapshots are not all
      those of the last rounds).
 usage: test_state_kill9.py SUIRO_BIN [ROUNDS]"""
+import http.client
 import json
 import os
 import random
@@ -33,7 +34,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 T = tempfile.mkdtemp(prefix="suiro-state-k9-")
 D = os.path.join(T, "data")
 sys.path.insert(0, HERE)
-from srtest import Checks, finish, gwsim_sheet, import_sheet, start_server, stop_server  # noqa: E402
+from srtest import (Checks, finish, gwsim_sheet, http_once, import_sheet, start_server, stop_server,  # noqa: E402
+                    wait_until)
 
 check = Checks()
 server = load = None
@@ -55,6 +57,18 @@ def state(at, *extra):
     return json.loads(r.stdout), ""
 
 
+def log_events(port):
+    """suiro_log_events_total of the running server (0 when not answering)"""
+    try:
+        st, _, body, _ = http_once(port, "GET", "/metrics", timeout=5)
+    except (OSError, http.client.HTTPException):
+        return 0
+    for line in (body or b"").decode(errors="replace").splitlines():
+        if line.startswith("suiro_log_events_total "):
+            return int(float(line.split()[1]))
+    return 0
+
+
 def core(ans):
     """the answer without the members that say how it was built"""
     return {k: v for k, v in ans.items() if k not in ("snapshot", "replayed")}
@@ -73,7 +87,12 @@ try:
         load = subprocess.Popen([BIN, "gwsim", "run", "--port", str(ports["mqtt"]), "--gateways", "4", "--points",
                                  "5", "--batch", "10", "--messages", "100000", "--seed", str(rnd + 1)],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(rng.uniform(1.0, 3.0))  # a random moment of the load, across snapshot intervals
+        # a random moment of the load, across snapshot intervals: after at
+        # least 100 events of this run (2 snapshot_events intervals: a slow,
+        # loaded machine still makes snapshots before the kill), then 0-1.5 s
+        check("round %d: the load reached 100 events" % rnd,
+              wait_until(lambda: log_events(ports["http"]) >= 100, timeout=120, step=0.05), log_events(ports["http"]))
+        time.sleep(rng.uniform(0.0, 1.5))
         server.send_signal(signal.SIGKILL)
         server.wait()
         stop_server(load, sig=signal.SIGINT)
