@@ -124,7 +124,7 @@ int sr_admin_authorize(const sr_route_call *c, sr_authz_action act, const sr_aut
  * vendor, a user's scope): 1 allowed (or a row whose handler checks), 0
  * refused and answered 403 E2003 (fuzz_admin's authorization mode calls it
  * as the dispatcher does). */
-int sr__admin_route_authorized(sr_admin *a, const sr_route_call *c, const sr_route *r);
+int sr__admin_route_authorized(struct sr_admin *a, const sr_route_call *c, const sr_route *r);
 
 /* The command environment of an admin change: actor the caller's user ID,
  * kind SR_ACTOR_USER, source the peer's address, operator op. */
