@@ -158,6 +158,8 @@ static int wake_on;
 static _Atomic uint32_t nwaiting;
 
 static _Atomic uint64_t st_outcome[O_N], st_served;
+enum { W_WOKEN, W_DEADLINE, W_FULL, W_N };
+static _Atomic uint64_t st_wait[W_N];
 static sr_hist st_lat;
 
 static uint64_t mono_us(void)
@@ -566,6 +568,7 @@ static void on_wait_deadline(uv_timer_t *t)
     waiter *w = t->data;
     sr_fwd_wlist_remove(&g.waiting, &w->link);
     atomic_store(&nwaiting, (uint32_t)g.waiting.n);
+    atomic_fetch_add(&st_wait[W_DEADLINE], 1);
     waiter_go(w);
 }
 
@@ -585,6 +588,7 @@ static void on_wake(uv_async_t *a)
         sr_fwd_wlink *next = l->next;
         waiter *w = SR_CONTAINER(l, waiter, link);
         uv_timer_stop(&w->t);
+        atomic_fetch_add(&st_wait[W_WOKEN], 1);
         waiter_go(w);
         l = next;
     }
@@ -629,7 +633,11 @@ int sr_fwd_wait(h2o_req_t *req, void *binding, sr_fwd_again_fn again, int64_t *u
     int64_t now = mono_ms();
     int first = 0;
     if (!*until) *until = now + g.o.wait_ms, first = 1;
-    if (now >= *until || !wake_on || g.waiting.n >= g.waiting.cap) return 0;
+    if (now >= *until || !wake_on) return 0;
+    if (g.waiting.n >= g.waiting.cap) {
+        atomic_fetch_add(&st_wait[W_FULL], 1);
+        return 0;
+    }
     waiter *w = sr_http_ctx_new(req, sizeof *w);
     if (!w) return 0;
     w->h.refs++; /* the timer's, released when it closed */
@@ -691,5 +699,12 @@ void sr_fwd_get_stats(sr_fwd_stats *out)
     memset(out, 0, sizeof *out);
     for (int i = 0; i < O_N; i++) out->outcome[i] = atomic_load(&st_outcome[i]);
     out->served = atomic_load(&st_served);
+    for (int i = 0; i < W_N; i++) out->waits[i] = atomic_load(&st_wait[i]);
     sr_hist_read(&st_lat, &out->lat_us);
+}
+
+const char *sr_fwd_wait_name(int i)
+{
+    static const char *const n[W_N] = {"woken", "deadline", "full"};
+    return i >= 0 && i < W_N ? n[i] : "?";
 }

@@ -162,9 +162,13 @@ int sr_fwd_client_addr(struct st_h2o_req_t *req, char out[64]);
 typedef struct sr_fwd_stats {
     uint64_t outcome[6]; /* by sr_fwd_outcome_name */
     uint64_t served;     /* forwarded to this node and served here */
+    uint64_t waits[3];   /* invariant 4's waits ended, by sr_fwd_wait_name */
     sr_hist_snap lat_us; /* relayed answers' latency, microseconds (bounds SR_HIST_US_BOUNDS) */
 } sr_fwd_stats;
 const char *sr_fwd_outcome_name(int i); /* relayed, no_owner, unreachable, timeout, not_owner, error */
+/* woken (tried again: a session was applied), deadline (tried again at its
+ * forward_wait_ms deadline), full (the list full: 401 at once) */
+const char *sr_fwd_wait_name(int i);
 void sr_fwd_get_stats(sr_fwd_stats *out);
 
 #endif
