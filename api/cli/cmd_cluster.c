@@ -502,7 +502,7 @@ static int index_from_urls(const char *urls, const char *token, uint32_t part, i
                 const char *h = json_string_value(json_object_get(p, "hash"));
                 json_t *cnt = json_object_get(p, "count");
                 if (!op || !id || !h || !json_is_integer(cnt)) {
-                    snprintf(err, errlen, "%s%s: a point without operator, dataId, count or hash", u, path);
+                    snprintf(err, errlen, "%.200s%.200s: a point without operator, dataId, count or hash", u, path);
                     rc = EX_CONN;
                     break;
                 }
@@ -514,7 +514,7 @@ static int index_from_urls(const char *urls, const char *token, uint32_t part, i
             const char *nx = json_string_value(json_object_get(d, "next"));
             int again = !rc && nx && nx[0] && strcmp(nx, next);
             if (again && strlen(nx) >= sizeof next) {
-                snprintf(err, errlen, "%s%s: a page's \"next\" longer than %zu bytes", u, path, sizeof next - 1);
+                snprintf(err, errlen, "%.200s%.200s: a page's \"next\" longer than %zu bytes", u, path, sizeof next - 1);
                 rc = EX_CONN;
                 again = 0;
             }
