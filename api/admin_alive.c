@@ -36,6 +36,10 @@
  *        (it reads every value of the partition), never on the loop. On a
  *        single node partitionCount is 1: partition 0 is every operator.
  *        400 E1001 for a partition outside 0..partitionCount-1.
+ *        Paged like the audit listing (docs/admin.md "Paging"): ?limit=
+ *        1..10000 points (default 1000) and ?after=<operator>/<dataId>, the
+ *        previous page's "next"; the answer has "next" (the cursor of its
+ *        last point) when points follow. Only a page's points are hashed.
  */
 #include "api/admin_http.h"
 #include "api/admin_int.h"
@@ -88,9 +92,14 @@ static void cluster_status(const sr_route_call *c)
     json_decref(o);
 }
 
+enum { DIGEST_LIMIT_DEFAULT = 1000, DIGEST_LIMIT_MAX = 10000 };
+
 typedef struct dctx {
     uint32_t part, parts;
     json_t *points;
+    size_t limit;
+    char after[200]; /* the cursor "<operator>/<dataId>" ("" from the first); split at its first '/' */
+    char next[200];  /* the last point's cursor */
 } dctx;
 
 static int digest_pick(void *ctx, const char *op)
@@ -104,6 +113,7 @@ static int digest_point(void *ctx, const sr_point_digest *p)
     dctx *d = ctx;
     char h[24];
     snprintf(h, sizeof h, "%016llx", (unsigned long long)p->hash);
+    snprintf(d->next, sizeof d->next, "%s/%s", p->op, p->data_id);
     return json_array_append_new(d->points, json_pack("{s:s,s:s,s:I,s:s}", "operator", p->op, "dataId", p->data_id,
                                                       "count", (json_int_t)p->count, "hash", h))
                ? SR_ENOMEM
@@ -118,7 +128,11 @@ static void digest_work(sr_admin_work *w, void *v)
         snprintf(w->msg, sizeof w->msg, "out of memory");
         return;
     }
-    int rc = sr_engine_partition_digest(w->eng, digest_pick, d, digest_point, d);
+    char *slash = d->after[0] ? strchr(d->after, '/') : NULL;
+    if (slash) *slash = 0;
+    int more = 0;
+    int rc = sr_engine_partition_digest_page(w->eng, digest_pick, d, slash ? d->after : NULL, slash ? slash + 1 : NULL,
+                                             d->limit, digest_point, d, &more);
     if (rc) {
         json_decref(d->points);
         w->code = sr_wire_of_rc(rc);
@@ -130,6 +144,7 @@ static void digest_work(sr_admin_work *w, void *v)
     w->answer = json_pack("{s:I,s:I,s:s,s:o}", "partition", (json_int_t)d->part, "partitionCount",
                           (json_int_t)d->parts, "node", node ? node : "", "points", d->points);
     json_decref(st);
+    if (w->answer && more && d->next[0]) json_object_set_new(w->answer, "next", json_string(d->next));
     w->status = 200;
 }
 
@@ -146,10 +161,28 @@ static void cluster_digest(const sr_route_call *c)
     char *end = NULL;
     long p = ps && *ps ? strtol(ps, &end, 10) : -1;
     if (!ps || !*ps || *end || p < 0 || p >= parts) return sr_admin_bad_field(c, "partition", "0..partitionCount-1");
+    char lim[16], after[200];
+    size_t limit = DIGEST_LIMIT_DEFAULT;
+    if (sr_http_query(c->req, "limit", lim, sizeof lim)) {
+        char *le;
+        long n = strtol(lim, &le, 10);
+        if (!lim[0] || *le || n < 1 || n > DIGEST_LIMIT_MAX) return sr_admin_bad_field(c, "limit", "an integer 1..10000");
+        limit = (size_t)n;
+    }
+    int has_after = sr_http_query(c->req, "after", after, sizeof after);
+    if (has_after) { /* <operator>/<dataId>: an operator's id, a data id */
+        char *slash = strchr(after, '/');
+        if (slash) *slash = 0;
+        int ok = slash && sr_id_str_ok(after) && slash[1];
+        if (slash) *slash = '/';
+        if (!ok) return sr_admin_bad_field(c, "after", "the cursor of the previous page (its \"next\": operator/dataId)");
+    }
     dctx *d = calloc(1, sizeof *d);
     if (!d) return sr_http_result(c->req, 0, SR_WIRE_INTERNAL, "out of memory", NULL);
     d->part = (uint32_t)p;
     d->parts = (uint32_t)parts;
+    d->limit = limit;
+    if (has_after) snprintf(d->after, sizeof d->after, "%s", after);
     sr_admin_run(c, digest_work, d, free);
 }
 

@@ -551,6 +551,17 @@ static void path_target(sr_admin *a, const sr_route_call *c, sr_authz_target *t,
     }
 }
 
+int sr__admin_route_authorized(sr_admin *a, const sr_route_call *c, const sr_route *r)
+{
+    if (r->action <= 0 || r->action > SR_ACT_COUNT) return 1; /* the handler checks (x-suiro-action-in-handler) */
+    sr_authz_target t;
+    char ids[2][72] = {"", ""};
+    path_target(a, c, &t, ids);
+    sr_admin_caller *cl = (sr_admin_caller *)c->caller;
+    if (cl) cl->vendor_granted = t.vendor_granted;
+    return sr_admin_authorize(c, (sr_authz_action)(r->action - 1), &t);
+}
+
 /* ---- the dispatcher ---------------------------------------------------------- */
 
 static const struct {
@@ -621,15 +632,9 @@ static void dispatch(sr_admin *a, h2o_req_t *req, int64_t until)
     /* cluster mode: the owner of {operatorId}'s partition, or of partition 0 for a platform write, serves it
      * and checks it completely itself (this node's checks are a pre-filter) */
     if (r->fwd && cl && sr_fwd_route(req, r, sr_route_param(&c, "operatorId"))) return;
-    if (r->action > 0 && r->action <= SR_ACT_COUNT) {
-        sr_authz_target t;
-        char ids[2][72] = {"", ""};
-        path_target(a, &c, &t, ids);
-        if (cl) cl->vendor_granted = t.vendor_granted;
-        if (!sr_admin_authorize(&c, (sr_authz_action)(r->action - 1), &t)) return;
-    }
+    if (!sr__admin_route_authorized(a, &c, r)) return;
     /* a read with Suiro-Wait: served once this node's state holds the token (api/ryw.h) */
-    if (r->method[0] == 'G' && sr_ryw_gate(req, ryw_resume, a)) return;
+    if (r->method[0] == 'G' && sr_ryw_gate(req, cl ? cl->op : "", ryw_resume, a)) return;
     r->handler(&c);
 }
 

@@ -119,6 +119,12 @@ const struct sr_admin_conf *sr_admin_conf_of(const sr_route_call *c);
  * otherwise answers 403 E2003 naming the action, audits the refusal, and
  * returns 0. For handlers whose target is not in the path. */
 int sr_admin_authorize(const sr_route_call *c, sr_authz_action act, const sr_authz_target *t);
+/* The dispatcher's action check of row r (its action, x-suiro-action, on
+ * the target its path names: the operator, an app's or gateway's vendor, a
+ * vendor, a user's scope): 1 allowed (or a row whose handler checks), 0
+ * refused and answered 403 E2003 (fuzz_admin's authorization mode calls it
+ * as the dispatcher does). */
+int sr__admin_route_authorized(struct sr_admin *a, const sr_route_call *c, const sr_route *r);
 
 /* The command environment of an admin change: actor the caller's user ID,
  * kind SR_ACTOR_USER, source the peer's address, operator op. */

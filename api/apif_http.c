@@ -1994,7 +1994,8 @@ static void dispatch(sr_apif *a, h2o_req_t *req, int64_t until)
     /* cluster mode: served by the owner of the caller's operator's partition (its audit entry is the owner's) */
     if (r->fwd && c.caller && sr_fwd_route(req, r, ((const atoken *)c.caller)->op)) return;
     /* a read with Suiro-Wait: served once this node's state holds the token (api/ryw.h) */
-    if (r->method[0] == 'G' && sr_ryw_gate(req, ryw_resume, a)) return;
+    if (r->method[0] == 'G' && sr_ryw_gate(req, c.caller ? ((const atoken *)c.caller)->op : "", ryw_resume, a))
+        return;
     /* a read: its audit entry (api/access.h), or a refusal when the trail cannot take it */
     if (c.caller && r->method[0] == 'G') {
         const atoken *t = c.caller;

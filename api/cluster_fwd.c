@@ -13,6 +13,7 @@
 #include <netinet/in.h>
 #include <h2o.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -148,9 +149,17 @@ static struct {
     int closed;
     int64_t last_warn;
     uint64_t suppressed;
+    sr_fwd_wlist waiting; /* invariant 4: requests whose session is on its way */
+    uv_async_t wake;      /* sr_fwd_session_applied */
 } g;
+/* the wake handle against the writer's thread: live while wake_on */
+static pthread_mutex_t wake_mu = PTHREAD_MUTEX_INITIALIZER;
+static int wake_on;
+static _Atomic uint32_t nwaiting;
 
 static _Atomic uint64_t st_outcome[O_N], st_served;
+enum { W_WOKEN, W_DEADLINE, W_FULL, W_N };
+static _Atomic uint64_t st_wait[W_N];
 static sr_hist st_lat;
 
 static uint64_t mono_us(void)
@@ -186,14 +195,23 @@ static void unavailable(h2o_req_t *req, const char *msg)
 }
 
 static void on_done(void *priv, CURLcode res, long code);
+static void on_wake(uv_async_t *a);
+static void waiters_stop(void);
 
 int sr_fwd_open(uv_loop_t *loop, const sr_fwd_opts *o, char *err, size_t errlen)
 {
     memset(&g, 0, sizeof g);
     g.loop = loop;
     g.o = *o;
+    g.waiting.cap = SR_FWD_WAITERS_MAX;
     if (!sr_cluster_has_leases(sr_cluster_self())) return SR_OK; /* nothing is ever forwarded */
-    return sr_curlloop_open(loop, on_done, "forwarding", &g.cl, err, errlen);
+    int rc = sr_curlloop_open(loop, on_done, "forwarding", &g.cl, err, errlen);
+    if (rc == SR_OK && uv_async_init(loop, &g.wake, on_wake) == 0) {
+        pthread_mutex_lock(&wake_mu);
+        wake_on = 1;
+        pthread_mutex_unlock(&wake_mu);
+    }
+    return rc;
 }
 
 static void xfer_free(xfer *x)
@@ -216,6 +234,7 @@ void sr_fwd_close(void)
 {
     if (!g.cl || g.closed) return;
     g.closed = 1;
+    waiters_stop();
     while (g.flying) {
         xfer *x = g.flying;
         sr_curlloop_abort(g.cl, x->e);
@@ -489,8 +508,43 @@ int sr_fwd_route(h2o_req_t *req, const sr_route *r, const char *op)
 
 /* ---- waiting for a session that is on its way (invariant 4) --------------- */
 
+int sr_fwd_wlist_add(sr_fwd_wlist *w, sr_fwd_wlink *l)
+{
+    if (w->n >= w->cap) return SR_EFULL;
+    l->next = NULL;
+    l->prev = w->tail;
+    if (w->tail) w->tail->next = l;
+    else w->head = l;
+    w->tail = l;
+    w->n++;
+    return SR_OK;
+}
+
+void sr_fwd_wlist_remove(sr_fwd_wlist *w, sr_fwd_wlink *l)
+{
+    if (l->prev) l->prev->next = l->next;
+    else w->head = l->next;
+    if (l->next) l->next->prev = l->prev;
+    else w->tail = l->prev;
+    l->next = l->prev = NULL;
+    w->n--;
+}
+
+sr_fwd_wlink *sr_fwd_wlist_take(sr_fwd_wlist *w)
+{
+    sr_fwd_wlink *h = w->head;
+    w->head = w->tail = NULL;
+    w->n = 0;
+    return h;
+}
+
+/* A waiting request: in g.waiting, with a timer at its deadline. It leaves
+ * the list at a wake-up (every waiter: dispatched again, which parks it
+ * again while its session is still unknown), at its deadline (dispatched
+ * again: 401), or when the server stops (503). */
 typedef struct waiter {
     sr_http_ctx h;
+    sr_fwd_wlink link;
     uv_timer_t t;
     void *binding;
     sr_fwd_again_fn again;
@@ -499,13 +553,73 @@ typedef struct waiter {
 
 static void on_waiter_closed(uv_handle_t *t) { sr_http_ctx_unref(&((waiter *)t->data)->h); }
 
-static void on_wait_tick(uv_timer_t *t)
+/* w is out of the list: its timer closed, its request dispatched again (or
+ * answered: the server stops) */
+static void waiter_go(waiter *w)
 {
-    waiter *w = t->data;
     h2o_req_t *req = w->h.req;
     uv_close((uv_handle_t *)&w->t, on_waiter_closed);
     if (req && !g.closed) w->again(w->binding, req, w->until);
     else if (req) unavailable(req, "server stopping");
+}
+
+static void on_wait_deadline(uv_timer_t *t)
+{
+    waiter *w = t->data;
+    sr_fwd_wlist_remove(&g.waiting, &w->link);
+    atomic_store(&nwaiting, (uint32_t)g.waiting.n);
+    atomic_fetch_add(&st_wait[W_DEADLINE], 1);
+    waiter_go(w);
+}
+
+static int in_wake;
+
+static void on_wake(uv_async_t *a)
+{
+    (void)a;
+    /* every waiter once: those still without their session park again in
+     * the (emptied) list, to be woken by a later session or their deadline.
+     * Meanwhile nwaiting stays non-zero: a session applied while the list is
+     * walked sends another wake-up (one more walk, never a missed one). */
+    atomic_store(&nwaiting, UINT32_MAX);
+    in_wake = 1;
+    sr_fwd_wlink *l = sr_fwd_wlist_take(&g.waiting);
+    while (l) {
+        sr_fwd_wlink *next = l->next;
+        waiter *w = SR_CONTAINER(l, waiter, link);
+        uv_timer_stop(&w->t);
+        atomic_fetch_add(&st_wait[W_WOKEN], 1);
+        waiter_go(w);
+        l = next;
+    }
+    in_wake = 0;
+    atomic_store(&nwaiting, (uint32_t)g.waiting.n);
+}
+
+void sr_fwd_session_applied(void)
+{
+    if (!atomic_load_explicit(&nwaiting, memory_order_relaxed)) return;
+    pthread_mutex_lock(&wake_mu);
+    if (wake_on) uv_async_send(&g.wake);
+    pthread_mutex_unlock(&wake_mu);
+}
+
+static void waiters_stop(void)
+{
+    pthread_mutex_lock(&wake_mu);
+    int on = wake_on;
+    wake_on = 0;
+    pthread_mutex_unlock(&wake_mu);
+    sr_fwd_wlink *l = sr_fwd_wlist_take(&g.waiting); /* g.closed: each answered 503 */
+    atomic_store(&nwaiting, 0);
+    while (l) {
+        sr_fwd_wlink *next = l->next;
+        waiter *w = SR_CONTAINER(l, waiter, link);
+        uv_timer_stop(&w->t);
+        waiter_go(w);
+        l = next;
+    }
+    if (on) uv_close((uv_handle_t *)&g.wake, NULL);
 }
 
 static int from_peer(h2o_req_t *req, char node[32]);
@@ -517,8 +631,13 @@ int sr_fwd_wait(h2o_req_t *req, void *binding, sr_fwd_again_fn again, int64_t *u
      * itself is not held (nor its credentials tried again) */
     if (!g.cl || g.closed || !g.o.wait_ms || !from_peer(req, node)) return 0;
     int64_t now = mono_ms();
-    if (!*until) *until = now + g.o.wait_ms;
-    if (now >= *until) return 0;
+    int first = 0;
+    if (!*until) *until = now + g.o.wait_ms, first = 1;
+    if (now >= *until || !wake_on) return 0;
+    if (g.waiting.n >= g.waiting.cap) {
+        atomic_fetch_add(&st_wait[W_FULL], 1);
+        return 0;
+    }
     waiter *w = sr_http_ctx_new(req, sizeof *w);
     if (!w) return 0;
     w->h.refs++; /* the timer's, released when it closed */
@@ -527,7 +646,16 @@ int sr_fwd_wait(h2o_req_t *req, void *binding, sr_fwd_again_fn again, int64_t *u
     w->until = *until;
     uv_timer_init(g.loop, &w->t);
     w->t.data = w;
-    uv_timer_start(&w->t, on_wait_tick, 10, 0);
+    if (sr_fwd_wlist_add(&g.waiting, &w->link)) { /* (checked above) */
+        uv_close((uv_handle_t *)&w->t, on_waiter_closed);
+        return 0;
+    }
+    uv_timer_start(&w->t, on_wait_deadline, (uint64_t)(*until - now), 0);
+    if (!in_wake) atomic_store(&nwaiting, (uint32_t)g.waiting.n);
+    /* a session applied between the dispatcher's first look and the store of
+     * nwaiting sent no wake-up: one more look (a request parked again by a
+     * wake-up does not: no spinning) */
+    if (first) uv_async_send(&g.wake);
     return 1;
 }
 
@@ -571,5 +699,12 @@ void sr_fwd_get_stats(sr_fwd_stats *out)
     memset(out, 0, sizeof *out);
     for (int i = 0; i < O_N; i++) out->outcome[i] = atomic_load(&st_outcome[i]);
     out->served = atomic_load(&st_served);
+    for (int i = 0; i < W_N; i++) out->waits[i] = atomic_load(&st_wait[i]);
     sr_hist_read(&st_lat, &out->lat_us);
+}
+
+const char *sr_fwd_wait_name(int i)
+{
+    static const char *const n[W_N] = {"woken", "deadline", "full"};
+    return i >= 0 && i < W_N ? n[i] : "?";
 }

@@ -37,7 +37,11 @@
  *     authenticated again until it is, for [cluster] forward_wait_ms at
  *     most (sr_fwd_wait), asynchronously on the loop -- only when it came
  *     from a live node's advertised host (a client that sets the marker
- *     itself is answered at once, never held).
+ *     itself is answered at once, never held). It is not polled: it waits
+ *     in a bounded list (SR_FWD_WAITERS_MAX; one more is answered 401 at
+ *     once) and is authenticated again when a replicated SessionEvent was
+ *     applied (sr_fwd_session_applied, the consumer's apply callback: one
+ *     uv_async_send while a request waits) or its wait is over.
  *
  * Every function but the pure ones is called on the loop's thread.
  */
@@ -122,10 +126,33 @@ int sr_fwd_is_forwarded(struct st_h2o_req_t *req);
 
 /* Invariant 4. again(binding, req, until) is the dispatcher run again; until
  * is 0 at the first run. 1: req (forwarded, its session unknown) will be
- * dispatched again in a few ms, the caller returns without answering; 0: no
- * more waiting (not forwarded, the wait is over, or no cluster): answer 401. */
+ * dispatched again when a session was applied or at until, the caller
+ * returns without answering; 0: no more waiting (not forwarded, the wait is
+ * over, the list full, or no cluster): answer 401. */
 typedef void (*sr_fwd_again_fn)(void *binding, struct st_h2o_req_t *req, int64_t until);
 int sr_fwd_wait(struct st_h2o_req_t *req, void *binding, sr_fwd_again_fn again, int64_t *until);
+
+/* A replicated SessionEvent was applied (api/cluster_sub.c, the writer's
+ * thread; any thread): the waiting requests are authenticated again on the
+ * loop. Cheap: an atomic load, and one uv_async_send while a request waits. */
+void sr_fwd_session_applied(void);
+
+/* ---- the waiting requests' list (pure: tests/api/test_cluster_fwd.c) ---- */
+#define SR_FWD_WAITERS_MAX 1024u
+typedef struct sr_fwd_wlink {
+    struct sr_fwd_wlink *next, *prev;
+} sr_fwd_wlink;
+typedef struct sr_fwd_wlist {
+    sr_fwd_wlink *head, *tail; /* arrival order */
+    size_t n, cap;
+} sr_fwd_wlist;
+/* Append l: SR_OK, or SR_EFULL when cap wait. */
+SR_MUST_CHECK int sr_fwd_wlist_add(sr_fwd_wlist *w, sr_fwd_wlink *l);
+/* Take l out (it is in w). */
+void sr_fwd_wlist_remove(sr_fwd_wlist *w, sr_fwd_wlink *l);
+/* Take every waiter out at once: the first of them in arrival order (each
+ * one's next), NULL when none; w is empty after. */
+sr_fwd_wlink *sr_fwd_wlist_take(sr_fwd_wlist *w);
 
 /* The original client's address of a request forwarded by a known peer
  * ("<client> via <node>", 64 bytes with its NUL): 1, or 0 when req is not
@@ -135,9 +162,13 @@ int sr_fwd_client_addr(struct st_h2o_req_t *req, char out[64]);
 typedef struct sr_fwd_stats {
     uint64_t outcome[6]; /* by sr_fwd_outcome_name */
     uint64_t served;     /* forwarded to this node and served here */
+    uint64_t waits[3];   /* invariant 4's waits ended, by sr_fwd_wait_name */
     sr_hist_snap lat_us; /* relayed answers' latency, microseconds (bounds SR_HIST_US_BOUNDS) */
 } sr_fwd_stats;
 const char *sr_fwd_outcome_name(int i); /* relayed, no_owner, unreachable, timeout, not_owner, error */
+/* woken (tried again: a session was applied), deadline (tried again at its
+ * forward_wait_ms deadline), full (the list full: 401 at once) */
+const char *sr_fwd_wait_name(int i);
 void sr_fwd_get_stats(sr_fwd_stats *out);
 
 #endif

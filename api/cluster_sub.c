@@ -26,6 +26,7 @@
  *     full consumer of a partition at its next round.
  */
 #include "api/cluster.h"
+#include "api/cluster_fwd.h"
 
 #include "api/slog.h"
 
@@ -103,6 +104,7 @@ void sr_csub_set_owned(sr_csub *s, uint32_t part, int owned)
 typedef struct subctx {
     sr_csub *s;
     int cls;
+    int session; /* a SessionEvent: forwarded requests may wait for it (api/cluster_fwd.h) */
 } subctx;
 
 static void on_applied(void *arg, const sr_result *res)
@@ -112,6 +114,7 @@ static void on_applied(void *arg, const sr_result *res)
     if (res->rc != SR_OK) atomic_fetch_add(&s->st_refused, 1);
     else if (res->duplicate) atomic_fetch_add(&s->st_dup, 1);
     else atomic_fetch_add(x->cls == SR_EVCLASS_REG ? &s->st_reg : &s->st_data, 1);
+    if (x->session && res->rc == SR_OK) sr_fwd_session_applied(); /* durable and visible now */
     if (res->rc != SR_OK) {
         int64_t t = now_ms(), last = atomic_load(&s->refused_note_ms);
         if (t - last >= 10000 && atomic_compare_exchange_strong(&s->refused_note_ms, &last, t)) {
@@ -235,7 +238,7 @@ static int consume(sr_csub *s, natsMsg *m, uint32_t p, int which)
     for (;;) {
         subctx *x = malloc(sizeof *x);
         if (!x) return -1;
-        *x = (subctx){s, cls};
+        *x = (subctx){s, cls, !strcmp(kind, "session")};
         pthread_mutex_lock(&s->mu);
         s->inflight++;
         pthread_mutex_unlock(&s->mu);

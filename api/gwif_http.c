@@ -82,6 +82,7 @@
 #include "engine/secret.h"
 #include "storage/crypto.h"
 
+#include <errno.h>
 #include <h2o.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
@@ -90,9 +91,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <time.h>
 
 enum { TOKEN_TTL_MS = 3600 * 1000, MAX_TOKENS = 100000, GUARD_MS = 50 };
+/* LIMITS: a request the guard refuses while its body still streams is
+ * answered, then at most LINGER_BYTES more of its body are read and dropped
+ * for at most LINGER_MS before the socket is shut (a lingering close) */
+enum { LINGER_BYTES = 1 << 20, LINGER_MS = 2000 };
 
 typedef struct token { /* the payload of a GW-IF session token (api/httpu.h) */
     char op[72], gw[72];
@@ -947,7 +953,11 @@ typedef struct hconn {
     int family;                /* the source address, to count per address */
     uint8_t addr[16];
     char peer[64];
-    int cut;                   /* shut down by the guard */
+    int cut;                   /* shut down by the guard (or answered and draining) */
+    int lingering;             /* answered by the guard; the rest of the body is read and dropped */
+    uint64_t linger_until;     /* LINGER_MS after the answer */
+    size_t linger_left;        /* the body bytes still to drop, at most LINGER_BYTES */
+    h2o_socket_cb h2o_read;    /* h2o's read callback, restarted to let h2o close */
     int authorized;            /* the request being read carries a live token */
     size_t last_wq;            /* the write queue at the last guard tick */
     uint64_t out_progress_at;  /* when the write queue last shrank or was empty */
@@ -961,6 +971,86 @@ static void hconn_cut(hconn *hc, const char *why, size_t bytes)
     sr_slog(SR_LOG_WARN, "http connection cut", "peer=%s bytes=%zu reason=%s", hc->peer, bytes, sr_slog_q(why));
     uv_os_fd_t fd;
     if (uv_fileno((uv_handle_t *)&hc->tcp, &fd) == 0) shutdown(fd, SHUT_RDWR);
+}
+
+/* LIMITS, the guard's answer. h2o 2.2 reads a body whole before it calls a
+ * handler, and closes a connection as soon as its answer is written: a
+ * client still sending the body then gets a reset and may lose the answer.
+ * So a request the guard refuses while its body is still streaming (the head
+ * complete, Content-Length known, less of the body read than it announced,
+ * plain TCP, nothing of h2o's waiting to be written) is answered here: the
+ * status and wire error written straight to the socket with Connection:
+ * close, the write side shut (the client reads the answer and the end), h2o's
+ * reading stopped, and the rest of the body read and dropped by the guard's
+ * ticks (hconn_linger), at most LINGER_BYTES and LINGER_MS; then the socket
+ * is shut and h2o's reading restarted: it sees the end and closes the
+ * connection itself. Anything else (TLS, chunked, the body complete and so
+ * h2o's, a write pending) is cut without an answer, as before.
+ * 1: answered and lingering; 0: not possible here (the caller cuts). */
+static int hconn_answer(hconn *hc, const sr_http_head *h, size_t held, int status, sr_wire code, const char *msg,
+                        const char *why)
+{
+    uv_os_fd_t fd;
+    if (hc->sock->ssl || h->content_length < 0 || held < h->head_len ||
+        (uint64_t)(held - h->head_len) >= (uint64_t)h->content_length ||
+        uv_stream_get_write_queue_size((uv_stream_t *)&hc->tcp) || h2o_socket_is_writing(hc->sock) ||
+        uv_fileno((uv_handle_t *)&hc->tcp, &fd) != 0)
+        return 0;
+    sr_buf b;
+    sr_buf_init(&b);
+    char head[256];
+    int hn = 0;
+    if (sr_http_result_body(&b, code, msg, NULL) == SR_OK)
+        hn = snprintf(head, sizeof head,
+                      "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n%s"
+                      "Connection: close\r\n\r\n",
+                      status, status == 401 ? "Unauthorized" : status == 429 ? "Too Many Requests" : "Error", b.len,
+                      status == 429 ? "Retry-After: 1\r\n" : "");
+    int ok = 0;
+    if (hn > 0 && (size_t)hn < sizeof head) {
+        struct iovec iov[2] = {{head, (size_t)hn}, {b.data, b.len}};
+        ssize_t w = writev(fd, iov, 2); /* a few hundred bytes into an empty send buffer */
+        ok = w == (ssize_t)(hn + b.len);
+        if (w > 0 && !ok) { /* half an answer: cut */
+            sr_buf_release(&b);
+            hc->cut = 1;
+            shutdown(fd, SHUT_RDWR);
+            sr_slog(SR_LOG_WARN, "http connection cut", "peer=%s bytes=%zu reason=%s", hc->peer, held, sr_slog_q(why));
+            return 1;
+        }
+    }
+    sr_buf_release(&b);
+    if (!ok) return 0;
+    hc->cut = hc->lingering = 1;
+    uint64_t left = (uint64_t)h->content_length - (held - h->head_len);
+    hc->linger_left = left > LINGER_BYTES ? LINGER_BYTES : (size_t)left;
+    hc->linger_until = uv_now(hc->g->loop) + LINGER_MS;
+    hc->h2o_read = hc->sock->_cb.read;
+    h2o_socket_read_stop(hc->sock);
+    shutdown(fd, SHUT_WR);
+    sr_slog(SR_LOG_WARN, "http request refused before its body", "peer=%s bytes=%zu status=%d reason=%s", hc->peer,
+            held, status, sr_slog_q(why));
+    return 1;
+}
+
+/* One guard tick of a lingering connection: drop what arrived; at the end
+ * (the body's bytes, LINGER_BYTES, LINGER_MS, or the client's end) shut the
+ * socket and let h2o read the end and close the connection. */
+static void hconn_linger(hconn *hc, uint64_t now)
+{
+    static char sink[65536];
+    uv_os_fd_t fd;
+    int done = uv_fileno((uv_handle_t *)&hc->tcp, &fd) != 0 || now >= hc->linger_until;
+    while (!done && hc->linger_left) {
+        size_t want = hc->linger_left < sizeof sink ? hc->linger_left : sizeof sink;
+        ssize_t n = recv(fd, sink, want, MSG_DONTWAIT);
+        if (n > 0) hc->linger_left -= (size_t)n;
+        else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return;
+        else done = 1; /* the client's end, or an error */
+    }
+    hc->lingering = 0;
+    if (uv_fileno((uv_handle_t *)&hc->tcp, &fd) == 0) shutdown(fd, SHUT_RDWR);
+    if (hc->h2o_read) h2o_socket_read_start(hc->sock, hc->h2o_read);
 }
 
 static int token_known(sr_gwhttp *g, const char *t, size_t n)
@@ -978,16 +1068,23 @@ static void on_limits(uv_timer_t *t)
         return;
     }
     for (hconn *hc = g->conns; hc; hc = hc->next) {
+        if (hc->lingering && hc->sock && !uv_is_closing((uv_handle_t *)&hc->tcp)) hconn_linger(hc, now);
         if (!hc->sock || hc->cut || uv_is_closing((uv_handle_t *)&hc->tcp)) continue;
         h2o_buffer_t *in = hc->sock->input;
         size_t held = in ? in->size : 0;
         if (held > g->lim.max_unauth_body) {
             if (!hc->authorized) {
                 sr_http_head h;
-                if (sr_http_head_scan(in->bytes, held, &h) == 1 && h.bearer && token_known(g, h.bearer, h.bearer_len))
+                int hs = sr_http_head_scan(in->bytes, held, &h);
+                if (hs == 1 && h.bearer && token_known(g, h.bearer, h.bearer_len))
                     hc->authorized = 1;
                 else {
-                    hconn_cut(hc, "request body over max_unauth_body without a live token", held);
+                    const char *why = "request body over max_unauth_body without a live token";
+                    if (hs != 1 || !hconn_answer(hc, &h, held, 401, SR_WIRE_UNAUTH,
+                                                 "not authenticated: a request body over max_unauth_body needs a live "
+                                                 "token (Authorization: Bearer <token>)",
+                                                 why))
+                        hconn_cut(hc, why, held);
                     continue;
                 }
             }
@@ -1008,7 +1105,12 @@ static void on_limits(uv_timer_t *t)
             if (hc->sock->input->size > bs) bs = hc->sock->input->size, big = hc;
         }
         if (!big) break;
-        hconn_cut(big, "request bytes of all connections over body_budget", bs);
+        const char *why = "request bytes of all connections over body_budget";
+        sr_http_head h;
+        if (sr_http_head_scan(big->sock->input->bytes, bs, &h) != 1 ||
+            !hconn_answer(big, &h, bs, 429, SR_WIRE_BUSY, "busy: the server holds too many request bytes; retry later",
+                          why))
+            hconn_cut(big, why, bs);
         total -= bs;
     }
 }

@@ -423,6 +423,12 @@ static void c_cluster_fwd(scrape *s)
     sr_fwd_get_stats(&f);
     for (int i = 0; i < 6; i++) OUT(sr_mexp_u64(s->b, s->name, s->label, sr_fwd_outcome_name(i), f.outcome[i]));
 }
+static void c_cluster_fwd_waits(scrape *s)
+{
+    sr_fwd_stats f;
+    sr_fwd_get_stats(&f);
+    for (int i = 0; i < 3; i++) OUT(sr_mexp_u64(s->b, s->name, s->label, sr_fwd_wait_name(i), f.waits[i]));
+}
 static void c_cluster_fwd_served(scrape *s)
 {
     sr_fwd_stats f;
@@ -632,6 +638,9 @@ static void c_ready(scrape *s) { OUT(sr_mexp_u64(s->b, s->name, NULL, NULL, (uin
     X("suiro_cluster_forwarded_total", COUNTER, "outcome",                                                        \
       "Cluster mode: requests forwarded to their partition's owner, by outcome (relayed, no_owner, unreachable, timeout, not_owner, error)", \
       c_cluster_fwd)                                                                                               \
+    X("suiro_cluster_forward_waits_total", COUNTER, "outcome",                                                    \
+      "Cluster mode: forwarded requests that waited for their session, tried again: woken (a session applied), deadline, full (401 at once)", \
+      c_cluster_fwd_waits)                                                                                         \
     X("suiro_cluster_forward_served_total", COUNTER, NULL,                                                         \
       "Cluster mode: requests another node forwarded here, served by this node", c_cluster_fwd_served)            \
     X("suiro_cluster_forward_seconds", HISTOGRAM, NULL,                                                            \

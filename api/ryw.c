@@ -141,10 +141,11 @@ int sr_ryw_parse_ms(const char *s, size_t n, uint32_t *ms, char *err, size_t err
 
 /* ---- the waiter list ---- */
 
-int sr_ryw_list_init(sr_ryw_list *l, size_t cap)
+int sr_ryw_list_init(sr_ryw_list *l, size_t cap, size_t per_op)
 {
     l->n = 0;
     l->cap = cap;
+    l->per_op = per_op;
     l->w = calloc(cap ? cap : 1, sizeof *l->w);
     return l->w ? SR_OK : SR_ENOMEM;
 }
@@ -156,9 +157,17 @@ void sr_ryw_list_destroy(sr_ryw_list *l)
     l->n = l->cap = 0;
 }
 
+size_t sr_ryw_list_count_op(const sr_ryw_list *l, const char *op)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < l->n; i++) k += !strcmp(l->w[i].op, op);
+    return k;
+}
+
 int sr_ryw_list_add(sr_ryw_list *l, const sr_ryw_waiter *w)
 {
     if (l->n >= l->cap) return SR_EFULL;
+    if (l->per_op < l->cap && sr_ryw_list_count_op(l, w->op) >= l->per_op) return SR_RYW_OPFULL;
     l->w[l->n++] = *w;
     return SR_OK;
 }
@@ -271,6 +280,11 @@ static void answer_wait_error(h2o_req_t *req, int outcome, const char *text, uin
         d = json_pack("{s:s,s:s}", "field", "header Suiro-Wait", "reason", "not-here");
         h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL, H2O_STRLIT("1"));
         sr_http_result(req, 503, SR_WIRE_BUSY, m, d);
+    } else if (outcome == SR_RYW_OPFULL) {
+        snprintf(m, sizeof m, "Suiro-Wait: too many requests of this operator wait (at most %u); retry",
+                 (unsigned)SR_RYW_WAITERS_PER_OP);
+        d = json_pack("{s:s,s:s}", "field", "header Suiro-Wait", "reason", "operator-waiters-full");
+        sr_http_result(req, 429, SR_WIRE_BUSY, m, d);
     } else {
         snprintf(m, sizeof m, "Suiro-Wait: too many requests wait (at most %u); retry", SR_RYW_WAITERS_MAX);
         d = json_pack("{s:s,s:s}", "field", "header Suiro-Wait", "reason", "waiters-full");
@@ -330,7 +344,7 @@ static void on_async(uv_async_t *a)
 
 int sr_ryw_start(uv_loop_t *loop, sr_engine *e, const char *node)
 {
-    if (sr_ryw_list_init(&g.l, SR_RYW_WAITERS_MAX)) return SR_ENOMEM;
+    if (sr_ryw_list_init(&g.l, SR_RYW_WAITERS_MAX, SR_RYW_WAITERS_PER_OP)) return SR_ENOMEM;
     g.loop = loop;
     g.e = e;
     snprintf(g.node, sizeof g.node, "%s", node ? node : "");
@@ -404,7 +418,7 @@ static void answer_bad(h2o_req_t *req, const char *field, const char *err)
     json_decref(d);
 }
 
-int sr_ryw_gate(h2o_req_t *req, sr_ryw_resume_fn resume, void *binding)
+int sr_ryw_gate(h2o_req_t *req, const char *op, sr_ryw_resume_fn resume, void *binding)
 {
     if (g.resuming || !g.active) return 0;
     const h2o_iovec_t *v = header(req, H2O_STRLIT("suiro-wait"));
@@ -434,9 +448,10 @@ int sr_ryw_gate(h2o_req_t *req, sr_ryw_resume_fn resume, void *binding)
         answer_wait_error(req, r < 0 ? SR_RYW_ERROR : SR_RYW_TIMEOUT, text, ms, err);
         return 1;
     }
-    if (g.l.n >= g.l.cap) {
+    snprintf(w.op, sizeof w.op, "%s", op ? op : "");
+    if (g.l.n >= g.l.cap || sr_ryw_list_count_op(&g.l, w.op) >= g.l.per_op) { /* invariant 2 */
         atomic_fetch_add(&g.st_refused, 1);
-        answer_wait_error(req, 0, text, ms, "");
+        answer_wait_error(req, g.l.n >= g.l.cap ? 0 : SR_RYW_OPFULL, text, ms, "");
         return 1;
     }
     wctx *x = sr_http_ctx_new(req, sizeof *x);
@@ -451,10 +466,11 @@ int sr_ryw_gate(h2o_req_t *req, sr_ryw_resume_fn resume, void *binding)
     x->h.refs++; /* the list's */
     w.ctx = x;
     w.deadline_ms = (int64_t)uv_now(g.loop) + ms;
-    if (sr_ryw_list_add(&g.l, &w)) { /* (checked above) */
+    int arc = sr_ryw_list_add(&g.l, &w);
+    if (arc) { /* (checked above) */
         sr_http_ctx_unref(&x->h);
         atomic_fetch_add(&g.st_refused, 1);
-        answer_wait_error(req, 0, text, ms, "");
+        answer_wait_error(req, arc == SR_RYW_OPFULL ? SR_RYW_OPFULL : 0, text, ms, "");
         return 1;
     }
     /* two references: the list's (waiter_done drops it), the request's (its dispose) */

@@ -35,8 +35,9 @@
  *     refused with a message naming the problem (never a crash: fuzzed,
  *     tests/fuzz/fuzz_ryw.c). sr_ryw_format of a parsed list parses back
  *     to the same list.
- *  2. The waiter list holds at most its capacity; one more is refused
- *     (429 E9002). Waiters are answered in arrival order among those a
+ *  2. The waiter list holds at most its capacity, and at most
+ *     SR_RYW_WAITERS_PER_OP of one operator; one more is refused (429
+ *     E9002, reason waiters-full or operator-waiters-full). Waiters are answered in arrival order among those a
  *     sweep finds reached, each exactly once (reached, timed out, or its
  *     request gone).
  *  3. A request is resumed only once every token of its list is reached
@@ -56,6 +57,10 @@
 #define SR_RYW_WAIT_MS_DEFAULT 5000u /* Suiro-Wait-Ms when absent */
 #define SR_RYW_WAIT_MS_MAX 30000u
 #define SR_RYW_WAITERS_MAX 1024u     /* requests waiting at once; one more: 429 */
+/* of them, one operator's (the caller's; platform users together count as
+ * one, ""): one more is 429 too, so that one tenant's reads cannot fill the
+ * list and starve the others' (a quarter: four operators at their cap fill it) */
+#define SR_RYW_WAITERS_PER_OP (SR_RYW_WAITERS_MAX / 4)
 
 typedef struct sr_ryw_tok {
     int cluster;   /* 0: a log seq of this node (single node) */
@@ -81,17 +86,23 @@ typedef struct sr_ryw_waiter {
     sr_ryw_tok tok[SR_RYW_MAX_TOKENS];
     size_t ntok;
     int64_t deadline_ms;
-    void *ctx; /* the caller's */
+    char op[72]; /* the caller's operator ("" platform): its share of the list */
+    void *ctx;   /* the caller's */
 } sr_ryw_waiter;
 typedef struct sr_ryw_list {
     sr_ryw_waiter *w; /* arrival order */
     size_t cap, n;
+    size_t per_op; /* waiters of one operator at most */
 } sr_ryw_list;
-SR_MUST_CHECK int sr_ryw_list_init(sr_ryw_list *l, size_t cap);
+/* cap waiters in all, per_op of one operator (per_op >= cap: no share) */
+SR_MUST_CHECK int sr_ryw_list_init(sr_ryw_list *l, size_t cap, size_t per_op);
 void sr_ryw_list_destroy(sr_ryw_list *l);
-/* Add a waiter (copied): SR_OK, or SR_EFULL when cap are waiting. */
+/* Add a waiter (copied): SR_OK; SR_EFULL when cap are waiting; SR_RYW_OPFULL
+ * when per_op of w->op's are waiting (invariant 2). */
 SR_MUST_CHECK int sr_ryw_list_add(sr_ryw_list *l, const sr_ryw_waiter *w);
-enum { SR_RYW_REACHED = 1, SR_RYW_TIMEOUT = 2, SR_RYW_ERROR = 3 };
+/* The waiters of operator op in the list. */
+size_t sr_ryw_list_count_op(const sr_ryw_list *l, const char *op);
+enum { SR_RYW_REACHED = 1, SR_RYW_TIMEOUT = 2, SR_RYW_ERROR = 3, SR_RYW_OPFULL = 4 /* sr_ryw_list_add */ };
 /* What a waiter's tokens are: 1 every one reached, 0 not yet, -1 an error
  * (err filled: e.g. the partition is not owned here any more). */
 typedef int (*sr_ryw_check_fn)(void *arg, const sr_ryw_waiter *w, char *err, size_t errlen);
@@ -124,10 +135,11 @@ void sr_ryw_engine_hook(void *ctx, uint64_t last);
 typedef void (*sr_ryw_resume_fn)(void *binding, struct st_h2o_req_t *req);
 /* The dispatchers' hook, before a GET's handler: 0 go on now (no
  * Suiro-Wait, every token reached, or resuming a waiter); 1 the request was
- * answered (a bad header, not owned, busy) or parked: resume(binding, req)
+ * answered (a bad header, not owned, busy) or parked (op: the caller's
+ * operator, "" or NULL for the platform: its share of the list): resume(binding, req)
  * is called on the loop once it is reached (which calls the dispatcher
  * again, which goes on). */
-int sr_ryw_gate(struct st_h2o_req_t *req, sr_ryw_resume_fn resume, void *binding);
+int sr_ryw_gate(struct st_h2o_req_t *req, const char *op, sr_ryw_resume_fn resume, void *binding);
 /* A write's answer: sets Suiro-Seq from the command's result (its last
  * event's token) when one is known; nothing for a refusal. */
 void sr_ryw_answer_header(struct st_h2o_req_t *req, const sr_result *r);
@@ -135,7 +147,8 @@ void sr_ryw_answer_header(struct st_h2o_req_t *req, const sr_result *r);
  * (cluster mode: no stream sequence and no partition known). */
 int sr_ryw_token_of(const sr_result *r, char *buf, size_t cap);
 
-/* suiro_ryw_waits_total{outcome}: at_once, waited, timeout, refused */
+/* suiro_ryw_waits_total{outcome}: at_once, waited, timeout, refused (a full
+ * list or operator share counts as refused) */
 typedef struct sr_ryw_stats {
     uint64_t at_once, waited, timeout, refused;
     uint32_t waiting;

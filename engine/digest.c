@@ -24,6 +24,14 @@
  *      value left out (the stream does not know them). The points are the
  *      `latest` rows' (every point holding a value, with its operator and
  *      data id), so no operator entry is needed.
+ *  (4) A page (sr_engine_partition_digest_page) is the points strictly
+ *      after its cursor (operator, data id) in that order, at most limit of
+ *      them; *more when points follow: the pages one after the other, each
+ *      from the previous page's last point, are the whole digest once
+ *      (a point that got its first value meanwhile may be on a later page
+ *      or not, as in (2)). Only a page's points are hashed (their values
+ *      read): the walk of the `latest` rows that lists the points is the
+ *      part every page repeats.
  */
 #include "engine/engine_int.h"
 #include "engine/records.h"
@@ -140,6 +148,20 @@ static int cmp_gpoint(const void *a, const void *b)
 
 int sr_engine_partition_digest(sr_engine *e, sr_op_pick_fn pick, void *pctx, sr_point_digest_fn fn, void *ctx)
 {
+    return sr_engine_partition_digest_page(e, pick, pctx, NULL, NULL, 0, fn, ctx, NULL);
+}
+
+/* p strictly after the cursor (op, id) in (operator, data id) order? */
+static int after_cursor(const gpoint *p, const char *op, const char *id)
+{
+    int c = strcmp(p->op, op);
+    return c > 0 || (c == 0 && strcmp(p->id, id) > 0);
+}
+
+int sr_engine_partition_digest_page(sr_engine *e, sr_op_pick_fn pick, void *pctx, const char *after_op,
+                                    const char *after_id, size_t limit, sr_point_digest_fn fn, void *ctx, int *more)
+{
+    if (more) *more = 0;
     gather g = {.pick = pick, .pctx = pctx};
     sr_buf_init(&g.pts);
     uint32_t from = 0, next = 0;
@@ -151,16 +173,26 @@ int sr_engine_partition_digest(sr_engine *e, sr_op_pick_fn pick, void *pctx, sr_
     gpoint *p = (gpoint *)g.pts.data;
     size_t n = g.pts.len / sizeof *p;
     if (n) qsort(p, n, sizeof *p, cmp_gpoint); /* invariant 3 */
-    for (size_t i = 0; i < n && !rc; i++) {
+    size_t i = 0, sent = 0;
+    if (after_op) /* invariant 4: strictly after the cursor */
+        while (i < n && !after_cursor(&p[i], after_op, after_id ? after_id : "")) i++;
+    for (; i < n && !rc; i++) {
+        if (limit && sent == limit) {
+            if (more) *more = 1;
+            break;
+        }
         sr_point_info pi;
         sr_vtype type = SR_VT_NUMBER;
         if (sr_engine_point_info(e, p[i].op, p[i].id, &pi) == SR_OK && pi.type) type = pi.type;
         sr_point_digest d = {.op = p[i].op, .data_id = p[i].id, .point = p[i].point};
-        if (!(rc = point_digest(e, p[i].point, type, &d.count, &d.hash)) && d.count) rc = fn(ctx, &d);
+        if (!(rc = point_digest(e, p[i].point, type, &d.count, &d.hash)) && d.count) {
+            rc = fn(ctx, &d);
+            sent++;
+        }
     }
-    for (size_t i = 0; i < n; i++) {
-        sr_free(p[i].op);
-        sr_free(p[i].id);
+    for (size_t k = 0; k < n; k++) {
+        sr_free(p[k].op);
+        sr_free(p[k].id);
     }
     sr_buf_release(&g.pts);
     return rc;

@@ -997,6 +997,13 @@ typedef int (*sr_point_digest_fn)(void *ctx, const sr_point_digest *d);
  * order: fn(ctx, digest) (its nonzero stops and is returned). Read only. */
 SR_MUST_CHECK int sr_engine_partition_digest(sr_engine *e, sr_op_pick_fn pick, void *pctx, sr_point_digest_fn fn,
                                              void *ctx);
+/* One page of it (the Admin route's paging): the points strictly after
+ * (after_op, after_id) in that order (after_op NULL: from the first), at
+ * most limit of them (0: no limit); *more (may be NULL) 1 when points
+ * follow the page's last: the next page starts after it. */
+SR_MUST_CHECK int sr_engine_partition_digest_page(sr_engine *e, sr_op_pick_fn pick, void *pctx, const char *after_op,
+                                                  const char *after_id, size_t limit, sr_point_digest_fn fn, void *ctx,
+                                                  int *more);
 /* Every delivered push mark (`pushq`: op, app, through; op and app "": the
  * start of the durable pushes) to fn, in key order. */
 typedef int (*sr_push_mark_fn)(void *ctx, const char *op, const char *app, uint64_t through);

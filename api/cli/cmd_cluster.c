@@ -482,27 +482,46 @@ static int index_from_urls(const char *urls, const char *token, uint32_t part, i
         snprintf(x->owner, sizeof x->owner, "%s", json_string_value(json_object_get(s, "node")) ? json_string_value(json_object_get(s, "node")) : u);
         json_decref(s);
         if (!owns) continue;
-        char path[96];
-        snprintf(path, sizeof path, "/admin/v1/cluster/partitions/%u/digest", part);
-        json_t *d = get_json(u, path, token, &st, err, errlen);
-        if (!d) return EX_CONN;
+        /* the digest's pages (limit 10000), each after the previous one's "next" */
+        char path[1024], next[400] = "";
         int rc = 0;
-        json_array_foreach(json_object_get(d, "points"), i, p) {
-            const char *op = json_string_value(json_object_get(p, "operator"));
-            const char *id = json_string_value(json_object_get(p, "dataId"));
-            const char *h = json_string_value(json_object_get(p, "hash"));
-            json_t *cnt = json_object_get(p, "count");
-            if (!op || !id || !h || !json_is_integer(cnt)) {
-                snprintf(err, errlen, "%s%s: a point without operator, dataId, count or hash", u, path);
-                rc = EX_CONN;
-                break;
+        for (;;) {
+            char *esc = next[0] ? curl_easy_escape(NULL, next, 0) : NULL;
+            if (next[0] && !esc) {
+                snprintf(err, errlen, "out of memory");
+                return EX_CONN;
             }
-            if (add_dig(x, op, id, (uint64_t)json_integer_value(cnt), strtoull(h, NULL, 16))) {
-                rc = EX_CONN;
-                break;
+            snprintf(path, sizeof path, "/admin/v1/cluster/partitions/%u/digest?limit=10000%s%s", part,
+                     esc ? "&after=" : "", esc ? esc : "");
+            curl_free(esc);
+            json_t *d = get_json(u, path, token, &st, err, errlen);
+            if (!d) return EX_CONN;
+            json_array_foreach(json_object_get(d, "points"), i, p) {
+                const char *op = json_string_value(json_object_get(p, "operator"));
+                const char *id = json_string_value(json_object_get(p, "dataId"));
+                const char *h = json_string_value(json_object_get(p, "hash"));
+                json_t *cnt = json_object_get(p, "count");
+                if (!op || !id || !h || !json_is_integer(cnt)) {
+                    snprintf(err, errlen, "%.200s%.200s: a point without operator, dataId, count or hash", u, path);
+                    rc = EX_CONN;
+                    break;
+                }
+                if (add_dig(x, op, id, (uint64_t)json_integer_value(cnt), strtoull(h, NULL, 16))) {
+                    rc = EX_CONN;
+                    break;
+                }
             }
+            const char *nx = json_string_value(json_object_get(d, "next"));
+            int again = !rc && nx && nx[0] && strcmp(nx, next);
+            if (again && strlen(nx) >= sizeof next) {
+                snprintf(err, errlen, "%.200s%.200s: a page's \"next\" longer than %zu bytes", u, path, sizeof next - 1);
+                rc = EX_CONN;
+                again = 0;
+            }
+            if (again) snprintf(next, sizeof next, "%s", nx);
+            json_decref(d);
+            if (!again) break;
         }
-        json_decref(d);
         return rc;
     }
     if (!err[0]) snprintf(err, errlen, "none of %s owns partition %u now (GET /admin/v1/cluster)", urls, part);

@@ -190,3 +190,31 @@ Test(fwd, advertise)
     cr_expect_str_eq(host, "127.0.0.1");
     cr_expect_eq(sr_fwd_url_host("127.0.0.1:80", host, sizeof host), -1);
 }
+
+/* invariant 4: the waiting requests' list -- bounded (one more is SR_EFULL:
+ * the dispatcher answers 401 at once), a waiter leaves it at its deadline
+ * from anywhere in it, and a wake-up takes every one at once in arrival
+ * order, leaving the list empty for those that park again */
+Test(fwd, wait_list)
+{
+    sr_fwd_wlist w = {.cap = 3};
+    sr_fwd_wlink l[4];
+    for (int i = 0; i < 3; i++) cr_assert_eq(sr_fwd_wlist_add(&w, &l[i]), SR_OK);
+    cr_assert_eq(sr_fwd_wlist_add(&w, &l[3]), SR_EFULL, "bounded");
+    cr_assert_eq(w.n, 3);
+    sr_fwd_wlist_remove(&w, &l[1]); /* its deadline */
+    cr_assert_eq(w.n, 2);
+    cr_assert(w.head == &l[0] && l[0].next == &l[2] && l[2].prev == &l[0] && w.tail == &l[2]);
+    cr_assert_eq(sr_fwd_wlist_add(&w, &l[3]), SR_OK, "room again");
+    sr_fwd_wlink *t = sr_fwd_wlist_take(&w);
+    cr_assert(w.n == 0 && !w.head && !w.tail);
+    sr_fwd_wlink *want[] = {&l[0], &l[2], &l[3]};
+    size_t k = 0;
+    for (; t; t = t->next) cr_assert_eq(t, want[k++]);
+    cr_assert_eq(k, 3);
+    /* parked again after the wake-up: the list works as new */
+    cr_assert_eq(sr_fwd_wlist_add(&w, &l[2]), SR_OK);
+    sr_fwd_wlist_remove(&w, &l[2]);
+    cr_assert(w.n == 0 && !w.head && !w.tail);
+    cr_assert_eq(SR_FWD_WAITERS_MAX, 1024u);
+}

@@ -150,7 +150,7 @@ static sr_ryw_waiter waiter(int id, uint64_t seq, int64_t deadline)
 Test(ryw, list_bounded)
 {
     sr_ryw_list l;
-    cr_assert_eq(sr_ryw_list_init(&l, 3), SR_OK);
+    cr_assert_eq(sr_ryw_list_init(&l, 3, 3), SR_OK);
     for (int i = 0; i < 3; i++) {
         sr_ryw_waiter w = waiter(i, 10, 100);
         cr_assert_eq(sr_ryw_list_add(&l, &w), SR_OK);
@@ -164,10 +164,57 @@ Test(ryw, list_bounded)
     sr_ryw_list_destroy(&l);
 }
 
+/* one operator's share (invariant 2): "op-a" fills its share, its next
+ * waiter is refused while "op-b" and the platform still wait; an answered
+ * waiter of op-a makes room for op-a again; the server's shares are a
+ * quarter of the list */
+Test(ryw, list_operator_share)
+{
+    cr_assert_eq(SR_RYW_WAITERS_PER_OP * 4, SR_RYW_WAITERS_MAX);
+    sr_ryw_list l;
+    cr_assert_eq(sr_ryw_list_init(&l, 8, 3), SR_OK);
+    for (int i = 0; i < 3; i++) {
+        sr_ryw_waiter w = waiter(i, 10, 100);
+        snprintf(w.op, sizeof w.op, "op-a");
+        cr_assert_eq(sr_ryw_list_add(&l, &w), SR_OK);
+    }
+    sr_ryw_waiter a = waiter(3, 10, 100);
+    snprintf(a.op, sizeof a.op, "op-a");
+    cr_assert_eq(sr_ryw_list_add(&l, &a), SR_RYW_OPFULL, "op-a's share is full");
+    cr_assert_eq(sr_ryw_list_count_op(&l, "op-a"), 3);
+    sr_ryw_waiter b = waiter(4, 5, 100);
+    snprintf(b.op, sizeof b.op, "op-b");
+    cr_assert_eq(sr_ryw_list_add(&l, &b), SR_OK, "another operator still waits");
+    sr_ryw_waiter p = waiter(5, 10, 100); /* the platform: op "" */
+    cr_assert_eq(sr_ryw_list_add(&l, &p), SR_OK, "the platform still waits");
+    cr_assert_eq(l.n, 5);
+    /* op-b's waiter reached: out; op-a still full */
+    world x = {.applied = 5, .error_id = -1};
+    sr_ryw_list_sweep(&l, 0, check, done, &x);
+    cr_assert(x.ndone == 1 && x.order[0] == 4 && x.outcome[0] == SR_RYW_REACHED);
+    cr_assert_eq(sr_ryw_list_add(&l, &a), SR_RYW_OPFULL);
+    /* op-a's first times out: room for op-a again */
+    l.w[0].deadline_ms = 0;
+    x.ndone = 0;
+    sr_ryw_list_sweep(&l, 1, check, done, &x);
+    cr_assert(x.ndone == 1 && x.order[0] == 0 && x.outcome[0] == SR_RYW_TIMEOUT);
+    cr_assert_eq(sr_ryw_list_add(&l, &a), SR_OK);
+    /* the whole list: SR_EFULL, whoever asks */
+    for (int i = 6; l.n < 8; i++) {
+        sr_ryw_waiter o = waiter(i, 10, 100);
+        snprintf(o.op, sizeof o.op, "op-%d", i);
+        cr_assert_eq(sr_ryw_list_add(&l, &o), SR_OK);
+    }
+    sr_ryw_waiter c = waiter(99, 10, 100);
+    snprintf(c.op, sizeof c.op, "op-c");
+    cr_assert_eq(sr_ryw_list_add(&l, &c), SR_EFULL);
+    sr_ryw_list_destroy(&l);
+}
+
 Test(ryw, list_order_and_timeouts)
 {
     sr_ryw_list l;
-    cr_assert_eq(sr_ryw_list_init(&l, 16), SR_OK);
+    cr_assert_eq(sr_ryw_list_init(&l, 16, 16), SR_OK);
     /* ids 0..5: seqs 5, 9, 3, 20, 7, 4; deadlines 100, 50, 100, 60, 100, 100; id 4 errs */
     uint64_t seqs[] = {5, 9, 3, 20, 7, 4};
     int64_t dl[] = {100, 50, 100, 60, 100, 100};
@@ -208,7 +255,7 @@ Test(ryw, list_order_and_timeouts)
 Test(ryw, list_many)
 {
     sr_ryw_list l;
-    cr_assert_eq(sr_ryw_list_init(&l, 1000), SR_OK);
+    cr_assert_eq(sr_ryw_list_init(&l, 1000, 1000), SR_OK);
     for (int i = 0; i < 1000; i++) {
         sr_ryw_waiter w = waiter(i, (uint64_t)(i % 2 ? 1 : 1000), 1000);
         cr_assert_eq(sr_ryw_list_add(&l, &w), SR_OK);

@@ -190,3 +190,79 @@ Test(digest, index_equals_events_across_numbers_and_detects_changes)
     es_finish(a, &adir);
     es_finish(b, &bdir);
 }
+
+/* invariant (4): the pages, each after the previous one's last point, are
+ * the whole digest once and in order; a page holds at most limit points and
+ * says whether more follow; a cursor between two points (a point without
+ * values, or one that is not there) starts after it */
+typedef struct pagec {
+    dset d;
+    char last_op[32], last_id[32];
+} pagec;
+
+static int on_page(void *ctx, const sr_point_digest *p)
+{
+    pagec *c = ctx;
+    cr_assert_lt(c->d.n, 16);
+    drow *r = &c->d.r[c->d.n++];
+    snprintf(r->op, sizeof r->op, "%s", p->op);
+    snprintf(r->id, sizeof r->id, "%s", p->data_id);
+    r->count = p->count;
+    r->hash = p->hash;
+    snprintf(c->last_op, sizeof c->last_op, "%s", p->op);
+    snprintf(c->last_id, sizeof c->last_id, "%s", p->data_id);
+    return 0;
+}
+
+Test(digest, pages_are_the_whole_digest_once)
+{
+    sr_engine *a = es_open(&adir, "dig-page", NULL);
+    cr_assert_eq(et_setup_masters(a, "op1", 4, NUM, 1), SR_OK);
+    cr_assert_eq(et_setup_masters(a, "op2", 2, NUM, 1), SR_OK);
+    const char *ids[] = {"P000", "P001", "P003"}; /* P002 of op1 holds nothing */
+    for (int k = 0; k < 3; k++)
+        for (int i = 0; i <= k; i++) put(a, "op1", ids[k], 1700000000000 + i * 1000, k + i);
+    put(a, "op2", "P000", 1700000000000, 5);
+    put(a, "op2", "P001", 1700000000000, 6);
+    dset whole = index_digest(a, NULL);
+    cr_assert_eq(whole.n, 5);
+    for (size_t limit = 1; limit <= 6; limit++) {
+        dset all = {.n = 0};
+        char after_op[32] = "", after_id[32] = "";
+        size_t pages = 0;
+        for (int more = 1; more;) {
+            pagec c = {.d = {.n = 0}};
+            cr_assert_eq(sr_engine_partition_digest_page(a, pick_all, NULL, after_op[0] ? after_op : NULL, after_id,
+                                                         limit, on_page, &c, &more),
+                         SR_OK);
+            cr_assert_leq(c.d.n, limit);
+            if (more) cr_assert_eq(c.d.n, limit, "a page short of limit is the last");
+            for (size_t i = 0; i < c.d.n; i++) all.r[all.n++] = c.d.r[i];
+            snprintf(after_op, sizeof after_op, "%s", c.last_op);
+            snprintf(after_id, sizeof after_id, "%s", c.last_id);
+            cr_assert_lt(++pages, 10);
+        }
+        cr_assert_eq(pages, (5 + limit - 1) / limit);
+        same(&whole, &all, "the pages vs the whole");
+        /* in (operator, data id) order, each once */
+        for (size_t i = 1; i < all.n; i++) {
+            int c = strcmp(all.r[i - 1].op, all.r[i].op);
+            cr_assert(c < 0 || (c == 0 && strcmp(all.r[i - 1].id, all.r[i].id) < 0), "order at %zu", i);
+        }
+    }
+    /* a cursor at a point without values (op1/P002), or at none (op1/P0025): from P003 on */
+    const char *cur[] = {"P002", "P0025"};
+    for (int k = 0; k < 2; k++) {
+        pagec c = {.d = {.n = 0}};
+        int more = -1;
+        cr_assert_eq(sr_engine_partition_digest_page(a, pick_all, NULL, "op1", cur[k], 1, on_page, &c, &more), SR_OK);
+        cr_assert(c.d.n == 1 && !strcmp(c.d.r[0].op, "op1") && !strcmp(c.d.r[0].id, "P003"), "%s", cur[k]);
+        cr_assert_eq(more, 1, "op2's follow");
+    }
+    /* after the last: nothing, no more */
+    pagec c = {.d = {.n = 0}};
+    int more = -1;
+    cr_assert_eq(sr_engine_partition_digest_page(a, pick_all, NULL, "op2", "P001", 3, on_page, &c, &more), SR_OK);
+    cr_assert(c.d.n == 0 && more == 0);
+    es_finish(a, &adir);
+}

@@ -22,7 +22,24 @@
  * route), then the body. A first line that names no row picks a route by
  * the input's first byte and the whole input is the body. Routes not run:
  * the login (SR_CALLER_NONE: the dispatcher's path, not a handler's body)
- * and the POST rows that take no body (bodyless() below). */
+ * and the POST rows that take no body (bodyless() below).
+ *
+ * AUTHORIZATION MODE (an input starting with '@'): the fuzzer also chooses
+ * the caller -- byte 1 its scope (platform, operator, vendor) and byte 2
+ * its roles among that scope's (a bit each; none is allowed too), byte 3
+ * its operator or vendor (own "fz" / foreign "other", "V1" / "V2") and
+ * whether the path names the sheet's entries or others -- and the route,
+ * among every Admin row whose action the dispatcher checks (any method),
+ * by the first line or byte 4 as above. The dispatcher's check
+ * (sr__admin_route_authorized) runs as the server runs it, and its verdict
+ * must be what docs/admin.md's role table says (read from the doc at the
+ * start, not from the code, with the scope rules test_admin_matrix.py
+ * uses: platform, own operator, own vendor, granted, none) for the path's
+ * target (its {operatorId} and an {appId}'s or {gatewayId}'s vendor, a
+ * {vendorId}, or a {userId}'s scope; else the platform; the entries' data
+ * read from the registry): a refusal is exactly 403 E2003.
+ * An input the check lets through to a row with a body then runs its
+ * handler with that caller, as in the first mode. */
 #include "api/admin_http.h"
 #include "api/admin_int.h"
 #include "api/config.h"
@@ -75,6 +92,90 @@ typedef struct row {
 } row;
 static row rows[256];
 static size_t nrows;
+static row arows[512]; /* authorization mode: every row with a dispatcher-checked action */
+static size_t narows;
+
+/* ---- docs/admin.md's role table (authorization mode) ------------------------- */
+
+enum { R_NONE, R_PLATFORM, R_OWN_OP, R_OWN_VENDOR, R_GRANTED };
+static int doc_rule[SR_ROLE_COUNT][SR_ACT_COUNT]; /* R_*; -1: not in the doc */
+
+static int rule_of(const char *cell, size_t n)
+{
+#define IS(s) (n == sizeof(s) - 1 && !memcmp(cell, s, n))
+    if (IS("platform")) return R_PLATFORM;
+    if (IS("own operator")) return R_OWN_OP;
+    if (IS("own vendor")) return R_OWN_VENDOR;
+    if (IS("granted")) return R_GRANTED;
+    if (IS("none")) return R_NONE;
+#undef IS
+    return -1;
+}
+
+/* the "## Role table" section: the header's `a.b` actions, a row per `role` */
+static void read_role_table(void)
+{
+    memset(doc_rule, 0xff, sizeof doc_rule);
+    FILE *f = fopen(SR_DOCS_ADMIN, "r");
+    CHECK(f);
+    char line[2048];
+    int in = 0, nact = 0, acts[32];
+    while (fgets(line, sizeof line, f)) {
+        if (!strncmp(line, "## ", 3)) {
+            if (in) break;
+            in = !strncmp(line, "## Role table", 13);
+            continue;
+        }
+        if (!in || line[0] != '|') continue;
+        if (!strncmp(line, "| Role", 6)) {
+            for (char *p = strchr(line, '`'); p && nact < 32; p = strchr(p, '`')) {
+                char *e = strchr(p + 1, '`');
+                CHECK(e);
+                int a = -1;
+                for (int k = 0; k < SR_ACT_COUNT; k++) {
+                    const char *nm = sr_authz_action_name((sr_authz_action)k);
+                    if (strlen(nm) == (size_t)(e - p - 1) && !memcmp(nm, p + 1, (size_t)(e - p - 1))) a = k;
+                }
+                CHECK(a >= 0); /* every column an action of the code */
+                acts[nact++] = a;
+                p = e + 1;
+            }
+            continue;
+        }
+        if (strncmp(line, "| `", 3)) continue;
+        char *e = strchr(line + 3, '`');
+        CHECK(e);
+        int role = -1;
+        for (int k = 0; k < SR_ROLE_COUNT; k++) {
+            const char *nm = sr_role_name((sr_role)k);
+            if (strlen(nm) == (size_t)(e - line - 3) && !memcmp(nm, line + 3, (size_t)(e - line - 3))) role = k;
+        }
+        CHECK(role >= 0);
+        char *cell = strchr(e, '|');
+        for (int i = 0; i < nact && cell; i++) {
+            char *end = strchr(cell + 1, '|');
+            CHECK(end);
+            char *b = cell + 1;
+            while (*b == ' ') b++;
+            char *z = end;
+            while (z > b && z[-1] == ' ') z--;
+            int r = rule_of(b, (size_t)(z - b));
+            CHECK(r >= 0);
+            doc_rule[role][acts[i]] = r;
+            cell = end;
+        }
+    }
+    fclose(f);
+    CHECK(nact == SR_ACT_COUNT);
+    for (int r = 0; r < SR_ROLE_COUNT; r++)
+        for (int a = 0; a < SR_ACT_COUNT; a++) CHECK(doc_rule[r][a] >= 0); /* every cell */
+}
+
+/* the roles of each scope (docs/admin.md "Roles"; as srtest.ROLE_SCOPE) */
+static const char *const SCOPE_ROLES[3][4] = {
+    {"platform_admin", "auditor"},
+    {"operator_admin", "operator_general"},
+    {"ap_vendor_admin", "ap_vendor_general", "gw_vendor_admin", "gw_vendor_general"}};
 
 static void cleanup(void)
 {
@@ -158,6 +259,17 @@ static void setup(void)
         }
     }
     CHECK(nrows > 20);
+    for (size_t l = 0; l < sr_nroute_lists; l++) {
+        if (strcmp(sr_route_lists[l].binding, "Admin")) continue;
+        for (size_t i = 0; i < *sr_route_lists[l].n; i++) {
+            const sr_route *r = &sr_route_lists[l].rows[i];
+            if (r->caller == SR_CALLER_NONE || r->action <= 0 || r->action > SR_ACT_COUNT) continue;
+            CHECK(narows < sizeof arows / sizeof arows[0]);
+            arows[narows++].r = r;
+        }
+    }
+    CHECK(narows > 20);
+    read_role_table();
     atexit(cleanup);
 }
 
@@ -260,33 +372,119 @@ static void make_path(const char *p, int alt, char *out, size_t cap)
     out[o] = 0;
 }
 
+/* authorization mode: the caller the input chooses (bytes s, b, o) into cl */
+static void choose_caller(uint8_t s, uint8_t b, uint8_t o, sr_admin_caller *cl)
+{
+    memset(cl, 0, sizeof *cl);
+    snprintf(cl->user, sizeof cl->user, "fuzzadmin");
+    snprintf(cl->source, sizeof cl->source, "127.0.0.1");
+    int sc = s % 3;
+    cl->scope = sc == 0 ? SR_SCOPE_PLATFORM : sc == 1 ? SR_SCOPE_OPERATOR : SR_SCOPE_VENDOR;
+    if (sc == 1) snprintf(cl->scope_id, sizeof cl->scope_id, "%s", o & 1 ? "other" : "fz");
+    if (sc == 2) snprintf(cl->scope_id, sizeof cl->scope_id, "%s", o & 1 ? "V2" : "V1");
+    if (sc == 1) snprintf(cl->op, sizeof cl->op, "%s", cl->scope_id);
+    for (int i = 0; i < 4; i++) {
+        if (!SCOPE_ROLES[sc][i] || !(b >> i & 1)) continue;
+        for (int k = 0; k < SR_ROLE_COUNT; k++)
+            if (!strcmp(sr_role_name((sr_role)k), SCOPE_ROLES[sc][i])) cl->roles[cl->nroles++] = (sr_role)k;
+    }
+}
+
+/* the doc's verdict for cl on row r's path (made with alt) */
+static int doc_allows(const sr_admin_caller *cl, const sr_route *r, int alt)
+{
+    /* the target, from the path as docs/admin.md describes it: the
+     * operator, and under it an app's or gateway's vendor; a vendor; a
+     * user's operator or vendor; else the platform. The entries' data (an
+     * app's vendor, a grant, a user's scope) is the registry's: earlier
+     * inputs may have changed it */
+    const char *op = NULL, *vendor = NULL;
+    char vbuf[72] = "", ubuf[72] = "";
+    int granted = 0;
+    sr_rec rec = SR_REC_INIT;
+    if (strstr(r->path, "{operatorId}")) {
+        op = param_value("operatorId", 10, alt);
+        int app = strstr(r->path, "{appId}") != NULL, gw = strstr(r->path, "{gatewayId}") != NULL;
+        sr_reg_entry re;
+        if ((app || gw) && sr_read_registry(t.eng, op, app ? SR_RG_APP : SR_RG_GATEWAY,
+                                            param_value(app ? "appId" : "gatewayId", app ? 5 : 9, alt), &rec,
+                                            &re) == SR_OK && re.vendor_id[0]) {
+            snprintf(vbuf, sizeof vbuf, "%s", re.vendor_id);
+            vendor = vbuf;
+        }
+        sr_rec_close(&rec);
+        if (cl->scope == SR_SCOPE_VENDOR) {
+            granted = sr_read_registry(t.eng, op, SR_RG_VENDOR_GRANT, cl->scope_id, &rec, &re) == SR_OK;
+            sr_rec_close(&rec);
+        }
+    } else if (strstr(r->path, "{vendorId}"))
+        vendor = param_value("vendorId", 8, alt);
+    else if (strstr(r->path, "{userId}")) {
+        sr_user u;
+        if (sr_read_user(t.eng, param_value("userId", 6, alt), &rec, &u) == SR_OK) {
+            snprintf(ubuf, sizeof ubuf, "%s", u.scope_id);
+            if (u.scope == SR_US_OPERATOR) op = ubuf;
+            else if (u.scope == SR_US_VENDOR) vendor = ubuf;
+        }
+        sr_rec_close(&rec);
+    }
+    int act = r->action - 1;
+    for (size_t i = 0; i < cl->nroles; i++) {
+        int rule = doc_rule[cl->roles[i]][act];
+        if (rule == R_PLATFORM) return 1;
+        if (rule == R_OWN_OP && cl->scope == SR_SCOPE_OPERATOR && op && !strcmp(op, cl->scope_id)) return 1;
+        if (rule == R_OWN_VENDOR && cl->scope == SR_SCOPE_VENDOR && vendor && !strcmp(vendor, cl->scope_id)) return 1;
+        if (rule == R_GRANTED && cl->scope == SR_SCOPE_VENDOR && op && granted) return 1;
+    }
+    return 0;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static int ready;
     if (!ready) setup(), ready = 1;
+    /* authorization mode: '@', the caller's three bytes, then as below */
+    int authz = size >= 4 && data[0] == '@';
+    sr_admin_caller who = caller;
+    uint8_t who_o = 0;
+    if (authz) {
+        choose_caller(data[1], data[2], data[3], &who);
+        who_o = data[3];
+        data += 4;
+        size -= 4;
+    }
+    const row *pick = authz ? arows : rows;
+    size_t npick = authz ? narows : nrows;
     /* the route: the first line names it, else the first byte picks it */
     const sr_route *r = NULL;
     const uint8_t *nl = memchr(data, '\n', size < 200 ? size : 200);
     size_t skip = 0;
     if (nl) {
-        for (size_t i = 0; i < nrows && !r; i++) {
-            size_t ml = strlen(rows[i].r->method), pl = strlen(rows[i].r->path);
-            if ((size_t)(nl - data) == ml + 1 + pl && !memcmp(data, rows[i].r->method, ml) && data[ml] == ' ' &&
-                !memcmp(data + ml + 1, rows[i].r->path, pl))
-                r = rows[i].r;
+        for (size_t i = 0; i < npick && !r; i++) {
+            size_t ml = strlen(pick[i].r->method), pl = strlen(pick[i].r->path);
+            if ((size_t)(nl - data) == ml + 1 + pl && !memcmp(data, pick[i].r->method, ml) && data[ml] == ' ' &&
+                !memcmp(data + ml + 1, pick[i].r->path, pl))
+                r = pick[i].r;
         }
         if (r) skip = (size_t)(nl - data) + 1;
     }
     int alt = 0;
     if (!r) {
         if (!size) return 0;
-        r = rows[data[0] % nrows].r;
-        alt = (data[0] / nrows) & 1;
+        r = pick[data[0] % npick].r;
+        alt = (data[0] / npick) & 1;
+    }
+    if (authz) alt = who_o >> 1 & 1;
+    int runs = 1; /* the handler runs: a row with a body (authorization mode: once allowed) */
+    if (authz) {
+        runs = 0;
+        for (size_t i = 0; i < nrows && !runs; i++) runs = rows[i].r == r;
     }
     const uint8_t *body = data + skip;
     size_t blen = size - skip;
     char msg[200];
-    if (sr_route_body_check(r, blen, msg, sizeof msg)) return 0; /* the dispatcher's 413 */
+    if (runs && sr_route_body_check(r, blen, msg, sizeof msg)) return 0; /* the dispatcher's 413 */
+    if (!runs) blen = 0;
 
     char path[1024];
     make_path(r->path, alt, path, sizeof path);
@@ -311,8 +509,28 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     CHECK(sr_route_find(r, 1, r->method, strlen(r->method), path, strlen(path), &call, &known) == r);
     call.binding = adm;
     call.req = req;
-    call.caller = &caller;
-    r->handler(&call);
+    call.caller = authz ? &who : &caller;
+    int go = 1;
+    if (authz) { /* the dispatcher's check, and the doc's verdict */
+        int want = doc_allows(&who, r, alt);
+        go = sr__admin_route_authorized(adm, &call, r);
+        if (go != want)
+            fprintf(stderr, "fuzz_admin: %s %s, scope %d (%s) roles %zu: the dispatcher %s, docs/admin.md %s\n",
+                    r->method, path, who.scope, who.scope_id, who.nroles, go ? "allows" : "refuses",
+                    want ? "allows" : "refuses");
+        CHECK(go == want);
+        if (!go) { /* exactly 403 E2003, answered at once */
+            for (int i = 0; i < 200000 && !c->complete; i++) uv_run(&t.loop, UV_RUN_ONCE);
+            CHECK(c->complete && req->res.status == 403);
+            CHECK(c->body->size && memmem(c->body->bytes, c->body->size, "E2003", 5));
+        }
+    }
+    if (go && runs) r->handler(&call);
+    else if (go) { /* allowed, not run: done */
+        lc_free(c);
+        free(b);
+        return 0;
+    }
     for (int i = 0; i < 2000000 && !c->complete; i++) uv_run(&t.loop, UV_RUN_ONCE);
     CHECK(c->complete); /* every request is answered */
     if (getenv("FUZZ_ADMIN_SHOW"))

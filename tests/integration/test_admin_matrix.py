@@ -28,6 +28,7 @@ import re
 import subprocess
 import sys
 import tempfile
+import urllib.parse
 
 import yaml
 
@@ -301,6 +302,27 @@ try:
             dw.append(("GET /admin/v1/cluster/partitions/0/digest", role, st, b))
     check("the handler-checked digest route: monitor.read or audit.read on the platform (%d cells)" % n,
           n == len(callers) and not dw, dw[:10])
+    # its paging (docs/admin.md): limit 1..10000, after = a previous page's next
+    pa = callers["platform_admin"][0]
+    bad = [(q, pa.call("GET", "/admin/v1/cluster/partitions/0/digest?" + q)) for q in
+           ("limit=0", "limit=10001", "limit=x", "after=no-slash", "after=%2Fx")]
+    check("the digest's paging parameters: a bad limit or after is 400 E1001",
+          all(st == 400 and code(b) == "E1001" for _, (st, b) in bad), [(q, st) for q, (st, _) in bad])
+    st, whole = pa.call("GET", "/admin/v1/cluster/partitions/0/digest")
+    pages, after, got = 0, None, []
+    while pages < 1000:
+        st1, pg = pa.call("GET", "/admin/v1/cluster/partitions/0/digest?limit=1" +
+                          ("&after=" + urllib.parse.quote(after, safe="") if after else ""))
+        if st1 != 200 or len(pg.get("points", [])) > 1:
+            break
+        pages += 1
+        got += pg["points"]
+        after = pg.get("next")
+        if not after:
+            break
+    check("the digest a point a page (limit=1, each after the previous next) is the whole digest (%d points)" %
+          len(whole.get("points", [])) if st == 200 else "the digest", st == 200 and got == whole.get("points"),
+          (st, len(got), pages))
     # the state at a past time (admin_audit.c, docs/state.md): audit.read on
     # ?operator=, else on the caller's own operator (an operator's user) or
     # the platform

@@ -260,6 +260,15 @@ try:
         res.append(get(n.port, LATEST, a.token)[:3] if a else ("login", None, None))
     bad = [r for r in res if r[0] != 200 or r[2] != o_sim]
     check("C: login then at once a forwarded read, 50 times: never 401, always the owner's 200", not bad, bad[:3])
+    # the owner's waits for those sessions: tried again when the session was
+    # applied (woken), never left to their deadline (no polling, no lost wake-up)
+    wt = {}
+    for ln in srtest.http_once(owner_sim.port, "GET", "/metrics")[2].decode(errors="replace").splitlines():
+        if ln.startswith("suiro_cluster_forward_waits_total{"):
+            wt[ln.split('"')[1]] = float(ln.split()[-1])
+    print("C: the owner's waits", wt)
+    check("C: the owner's waits for a session on its way end by a wake-up, none at its deadline or refused full",
+          set(wt) == {"woken", "deadline", "full"} and wt["deadline"] == 0 and wt["full"] == 0, wt)
 
     # the forwarding node's figures (printed, not asserted): relayed requests and their mean latency
     mt = {}
