@@ -494,8 +494,13 @@ static void audit_summary(const Event *ev, sr_audit_summary *x)
         x->s[F_KIND] = "correction";
         snprintf(x->action, sizeof x->action, "import");
         snprintf(x->target, sizeof x->target, "import:%s", c && c->import_id ? c->import_id : "");
-        snprintf(x->detail, sizeof x->detail, "%u value(s) of %zu data point(s); reason: %s", c ? c->rows : 0, np,
-                 c && c->reason ? c->reason : "");
+        int n = snprintf(x->detail, sizeof x->detail, "%u value(s) of %zu data point(s); reason: %s", c ? c->rows : 0,
+                         np, c && c->reason ? c->reason : "");
+        size_t at = n < 0 ? sizeof x->detail : (size_t)n;
+        if (at < sizeof x->detail && ev->origin && ev->origin->held) /* engine/origins.c invariant 6 */
+            snprintf(x->detail + at, sizeof x->detail - at, "; held: node %s's numbers not mapped here yet", ev->origin->node);
+        else if (at < sizeof x->detail && ev->origin && ev->origin->release_of)
+            snprintf(x->detail + at, sizeof x->detail - at, "; released (held at seq %" PRIu64 ")", ev->origin->release_of);
         break;
     }
     case SUIRO__V1__EVENT__BODY_USER: {
