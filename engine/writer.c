@@ -641,6 +641,10 @@ static int release_one(sr_engine *e, MDB_txn *txn, group_recs *g, wa_set *wa, ui
         rec = g->packed.data + (uintptr_t)g->recs[i].data; /* still an offset until the append */
         len = g->recs[i].len;
     } else {
+        if (held < sr_log_first_seq(e->log)) { /* its segment dropped (retention.md): nothing to apply, it stays counted */
+            sr__alert(e, 0, "held replicated event %" PRIu64 ": its log segment was dropped, not released", held);
+            return SR_OK;
+        }
         if (held >= sr_log_durable_seq(e->log) && (rc = sr_log_sync(e->log))) return rc;
         if ((rc = sr_log_iter_open(e->log, held, &it))) return rc;
         uint64_t got = 0;
