@@ -43,7 +43,8 @@
  *      (the whole log is the outbox from seq 1, one partition per
  *      operator). A value without a row is one that came before those (a
  *      stream whose order broke when its leader died): the whole event is
- *      HELD (6), never refused nor guessed.
+ *      HELD (6), never refused nor guessed; so is a PointAlias whose
+ *      creator's number has no row yet (its MasterPut later).
  *  (5) A data point's MasterPut another node wrote (an Origin with point) is
  *      published by this node as a PointAlias instead (sr_engine_cluster_
  *      payload: origin node and number, this node's number, the data id;
@@ -59,6 +60,9 @@
  *      logged event alone (a replay gives the same row).
  *  (6) Held values (issue #19 hold, docs/cluster.md "Held values"). A
  *      replicated measurement or correction with a number that has no row
+ *      (or a PointAlias whose (origin_node, origin_point) has none: it
+ *      waits for that row, and its release writes its own, which may
+ *      release values in turn, in the same group)
  *      is logged as it came, with Origin.held (its numbers its origin's):
  *      durable, its origin id recorded (a copy arriving again is a
  *      duplicate), its checkpoint raised (it is processed: in the log), and
@@ -297,6 +301,22 @@ static int map_values(sr_engine *e, MDB_txn *t, const char *node, Suiro__V1__Mea
     return rc;
 }
 
+/* 1 when ev is a replicated PointAlias of another node's data point whose
+ * number has no row here yet (its MasterPut later in the stream): held
+ * (invariant 6); 0 otherwise (applied, or refused by its checks); < 0 an
+ * error. */
+static int alias_waits(sr_engine *e, MDB_txn *t, const Event *ev)
+{
+    const Suiro__V1__PointAlias *a = ev->point_alias;
+    if (ev->body_case != SUIRO__V1__EVENT__BODY_POINT_ALIAS || !a || !a->origin_node || !a->origin_node[0] ||
+        !a->origin_point || !ev->origin->point || !strcmp(a->origin_node, ev->origin->node) ||
+        (e->o.cluster_node && !strcmp(a->origin_node, e->o.cluster_node)))
+        return 0;
+    uint32_t lp;
+    int rc = map_point(e, t, a->origin_node, a->origin_point, &lp);
+    return rc == SR_ENOTFOUND ? 1 : rc;
+}
+
 int sr__origin_prepare(sr_engine *e, MDB_txn *t, Event *ev, sr_result *r)
 {
     const Suiro__V1__Origin *o = ev->origin;
@@ -314,6 +334,13 @@ int sr__origin_prepare(sr_engine *e, MDB_txn *t, Event *ev, sr_result *r)
     }
     if (rc != SR_ENOTFOUND) return rc;
     if (o->held || o->release_of) return sr__refuse(r, SR_EINVAL, "origin: held and release_of are this node's writer's");
+    /* a PointAlias of a point whose MasterPut is not here yet: held too (invariant 6) */
+    if ((rc = alias_waits(e, t, ev)) < 0) return rc;
+    if (rc == 1) {
+        ev->origin->held = 1;
+        r->held = 1;
+        return SR_OK;
+    }
     /* the values' point numbers: the origin's -> this node's (invariant 4),
      * or the whole event held (invariant 6) */
     Suiro__V1__Measurements *m = raw_values(ev);
@@ -349,25 +376,36 @@ static size_t held_wkey(uint8_t *k, size_t cap, const char *node, uint32_t p, ui
  * without a row, each once) and their 'W' rows. */
 static int hold(sr_engine *e, MDB_txn *t, const Event *ev)
 {
-    const Suiro__V1__Origin *o = ev->origin;
-    uint32_t *a = NULL;
-    size_t n = 0, nm = 0, nl = strlen(o->node);
-    int rc = value_numbers(raw_values(ev), &a, &n);
+    /* the numbers it waits for: its values' (its origin node's), or a
+     * PointAlias's creator's number (of origin_node) */
+    const char *node = ev->origin->node;
+    uint32_t *a = NULL, one;
+    size_t n = 0, nm = 0;
+    int rc = SR_OK;
+    if (ev->body_case == SUIRO__V1__EVENT__BODY_POINT_ALIAS && ev->point_alias && ev->point_alias->origin_node) {
+        node = ev->point_alias->origin_node;
+        one = ev->point_alias->origin_point;
+        a = &one;
+        n = 1;
+    } else
+        rc = value_numbers(raw_values(ev), &a, &n);
+    size_t nl = strlen(node);
     uint8_t *v = rc ? NULL : sr_malloc(nl + 1 + 4 * (n ? n : 1));
     if (!rc && !v) rc = SR_ENOMEM;
-    if (!rc) memcpy(v, o->node, nl + 1);
+    if (!rc) memcpy(v, node, nl + 1);
     for (size_t i = 0; !rc && i < n; i++) {
         uint32_t lp;
         int dup = 0;
         for (size_t j = 0; j < nm && !dup; j++) dup = get_be32(v + nl + 1 + 4 * j) == a[i];
-        if (dup || (rc = map_point(e, t, o->node, a[i], &lp)) == SR_OK) continue;
+        if (dup || (rc = map_point(e, t, node, a[i], &lp)) == SR_OK) continue;
         if (rc != SR_ENOTFOUND) break;
         rc = SR_OK;
         be32(v + nl + 1 + 4 * nm++, a[i]);
         uint8_t k[140];
-        size_t kl = held_wkey(k, sizeof k, o->node, a[i], ev->seq, 1);
+        size_t kl = held_wkey(k, sizeof k, node, a[i], ev->seq, 1);
         if (kl) rc = put(t, DB(e, SR_DB_HELD), k, kl, "", 0);
     }
+    if (a == &one) a = NULL;
     uint8_t sk[9];
     if (!rc) rc = put(t, DB(e, SR_DB_HELD), sk, held_skey(sk, ev->seq), v, nl + 1 + 4 * nm);
     sr_free(v);
@@ -469,9 +507,10 @@ int sr__held_release(sr_engine *e, MDB_txn *t, const void *rec, size_t len, uint
     Event *ev = suiro__v1__event__unpack(&e->ev.pa, len, rec);
     if (!ev) return e->ev.oom ? SR_ENOMEM : SR_ECORRUPT;
     Suiro__V1__Origin *o = ev->origin;
-    if (!o || !o->held || !o->node || !o->node[0] || !raw_values(ev)) return SR_ECORRUPT; /* not a held event */
+    int alias = ev->body_case == SUIRO__V1__EVENT__BODY_POINT_ALIAS && ev->point_alias;
+    if (!o || !o->held || !o->node || !o->node[0] || (!alias && !raw_values(ev))) return SR_ECORRUPT; /* not held */
     uint32_t missing = 0;
-    int rc = map_values(e, t, o->node, raw_values(ev), &missing);
+    int rc = alias ? SR_OK : map_values(e, t, o->node, raw_values(ev), &missing); /* an alias: its apply resolves it */
     if (rc) return rc;
     o->held = 0;
     o->release_of = held;

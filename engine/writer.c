@@ -670,8 +670,8 @@ static int release_one(sr_engine *e, MDB_txn *txn, group_recs *g, wa_set *wa, ui
     if ((rc = sr__apply_nonseries(e, child, ev, &r, 1))) {
         mdb_txn_abort(child);
         if (!r.rc) return rc;
-        sr__alert(e, 0, "held replicated event %" PRIu64 " (node %s's seq %" PRIu64 "): its mapping came but its values "
-                        "are refused here (%s): it stays held",
+        sr__alert(e, 0, "held replicated event %" PRIu64 " (node %s's seq %" PRIu64 "): its mapping came but it is "
+                        "refused here (%s): it stays held",
                   held, ev->origin->node, ev->origin->seq, r.err.msg);
         return SR_OK;
     }
@@ -692,11 +692,13 @@ static int release_one(sr_engine *e, MDB_txn *txn, group_recs *g, wa_set *wa, ui
 
 /* The releases a replicated command's events (the group's acc[acc0, acc0 +
  * n)) made due: each held event whose last missing number one of them
- * mapped, in log order (origins.c invariant 6). */
+ * mapped, in log order, and those a released PointAlias makes due in turn
+ * (origins.c invariant 6). */
 static int release_held(sr_engine *e, MDB_txn *txn, group_recs *g, wa_set *wa, size_t acc0, size_t n, uint64_t *seq,
                         int64_t now)
 {
-    for (size_t a = acc0; a < acc0 + n; a++) {
+    (void)n;
+    for (size_t a = acc0; a < g->nacc; a++) { /* the releases too: a released alias maps values in turn */
         uint64_t *hs = NULL;
         size_t nh = 0;
         int rc = sr__held_woken(e, txn, g->acc[a].ev, &hs, &nh); /* before push_own moves acc */
