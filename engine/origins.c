@@ -580,7 +580,7 @@ int sr__apply_point_alias(sr_engine *e, MDB_txn *t, Event *ev, sr_result *r, int
         if (rc != SR_ENOTFOUND) return rc;
         return sr__refuse(r, SR_ENOTFOUND,
                           "point alias of node %s: node %s's data point %u (%s/%s) has no number on this node (its "
-                          "MasterPut not applied here before it): refused, so node %s's values of it are refused too",
+                          "MasterPut not applied here before it): refused; node %s's values of it stay held",
                           o->node, a->origin_node, a->origin_point, ev->operator_id, a->data_id, o->node);
     }
     pointinfo pi = {0};
