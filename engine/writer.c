@@ -690,14 +690,12 @@ static int release_one(sr_engine *e, MDB_txn *txn, group_recs *g, wa_set *wa, ui
     return nnotes ? add_key_events(e, txn, g, notes, nnotes, seq, now) : SR_OK;
 }
 
-/* The releases a replicated command's events (the group's acc[acc0, acc0 +
- * n)) made due: each held event whose last missing number one of them
+/* The releases a replicated command's events (the group's acc[acc0, ...))
+ * made due: each held event whose last missing number one of them
  * mapped, in log order, and those a released PointAlias makes due in turn
  * (origins.c invariant 6). */
-static int release_held(sr_engine *e, MDB_txn *txn, group_recs *g, wa_set *wa, size_t acc0, size_t n, uint64_t *seq,
-                        int64_t now)
+static int release_held(sr_engine *e, MDB_txn *txn, group_recs *g, wa_set *wa, size_t acc0, uint64_t *seq, int64_t now)
 {
-    (void)n;
     for (size_t a = acc0; a < g->nacc; a++) { /* the releases too: a released alias maps values in turn */
         uint64_t *hs = NULL;
         size_t nh = 0;
@@ -848,7 +846,7 @@ static void process_group(sr_engine *e, cmd **cmds, size_t nc, int closing)
         if (nnotes && (fatal = add_key_events(e, txn, &g, notes, nnotes, &seq, now))) goto finish;
         nnotes = 0;
         /* a replicated MasterPut or PointAlias: the held values it completes (origins.c invariant 6) */
-        if (c->foreign && (fatal = release_held(e, txn, &g, &wa, acc0, c->n, &seq, now))) goto finish;
+        if (c->foreign && (fatal = release_held(e, txn, &g, &wa, acc0, &seq, now))) goto finish;
     }
     /* the writes' audit records: after the writes, in the same append */
     if (wa.n && (fatal = wa_events(e, txn, &g, &wa, &seq, now))) goto finish;
