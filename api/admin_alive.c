@@ -139,10 +139,18 @@ static void digest_work(sr_admin_work *w, void *v)
         snprintf(w->msg, sizeof w->msg, "cannot read the partition's digest: %s", sr_strerror(rc));
         return;
     }
+    uint64_t held = 0; /* this node's held replicated events (engine/origins.c invariant 6): all partitions' */
+    if ((rc = sr_engine_cluster_held(w->eng, &held, NULL, NULL, 0))) {
+        json_decref(d->points);
+        w->code = sr_wire_of_rc(rc);
+        snprintf(w->msg, sizeof w->msg, "cannot read the held events: %s", sr_strerror(rc));
+        return;
+    }
     json_t *st = sr_cluster_status();
     const char *node = st ? json_string_value(json_object_get(st, "node")) : NULL;
-    w->answer = json_pack("{s:I,s:I,s:s,s:o}", "partition", (json_int_t)d->part, "partitionCount",
-                          (json_int_t)d->parts, "node", node ? node : "", "points", d->points);
+    w->answer = json_pack("{s:I,s:I,s:s,s:o,s:I}", "partition", (json_int_t)d->part, "partitionCount",
+                          (json_int_t)d->parts, "node", node ? node : "", "points", d->points, "heldEvents",
+                          (json_int_t)held);
     json_decref(st);
     if (w->answer && more && d->next[0]) json_object_set_new(w->answer, "next", json_string(d->next));
     w->status = 200;

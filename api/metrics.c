@@ -396,6 +396,13 @@ static void c_cluster_held(scrape *s)
     (void)sr_cluster_get_stats(&c);
     OUT(sr_mexp_u64(s->b, s->name, NULL, NULL, c.held));
 }
+/* the replicated values held for their point's mapping (engine/origins.c invariant 6) */
+static void c_cluster_held_events(scrape *s)
+{
+    uint64_t n = 0;
+    if (s->src->eng && sr_engine_cluster_held(s->src->eng, &n, NULL, NULL, 0)) n = 0; /* unreadable: 0 */
+    OUT(sr_mexp_u64(s->b, s->name, NULL, NULL, n));
+}
 static void c_cluster_connected(scrape *s)
 {
     sr_cluster_stats c;
@@ -624,6 +631,8 @@ static void c_ready(scrape *s) { OUT(sr_mexp_u64(s->b, s->name, NULL, NULL, (uin
       "Cluster mode: events of the log not yet acknowledged by JetStream", c_cluster_pending)                     \
     X("suiro_cluster_held_answers", GAUGE, NULL,                                                                   \
       "Cluster mode: write answers waiting for a JetStream acknowledgement", c_cluster_held)                      \
+    X("suiro_cluster_held_events", GAUGE, NULL,                                                                    \
+      "Cluster mode: replicated values logged but held, their data point's mapping not here yet", c_cluster_held_events) \
     X("suiro_cluster_connected", GAUGE, NULL, "Cluster mode: 1 while connected to NATS with the streams checked", \
       c_cluster_connected)                                                                                         \
     X("suiro_cluster_owned_partitions", GAUGE, NULL, "Cluster mode: partitions this node owns (holds the lease of)", \

@@ -494,8 +494,13 @@ static void audit_summary(const Event *ev, sr_audit_summary *x)
         x->s[F_KIND] = "correction";
         snprintf(x->action, sizeof x->action, "import");
         snprintf(x->target, sizeof x->target, "import:%s", c && c->import_id ? c->import_id : "");
-        snprintf(x->detail, sizeof x->detail, "%u value(s) of %zu data point(s); reason: %s", c ? c->rows : 0, np,
-                 c && c->reason ? c->reason : "");
+        int n = snprintf(x->detail, sizeof x->detail, "%u value(s) of %zu data point(s); reason: %s", c ? c->rows : 0,
+                         np, c && c->reason ? c->reason : "");
+        size_t at = n < 0 ? sizeof x->detail : (size_t)n;
+        if (at < sizeof x->detail && ev->origin && ev->origin->held) /* engine/origins.c invariant 6 */
+            snprintf(x->detail + at, sizeof x->detail - at, "; held: node %s's numbers not mapped here yet", ev->origin->node);
+        else if (at < sizeof x->detail && ev->origin && ev->origin->release_of)
+            snprintf(x->detail + at, sizeof x->detail - at, "; released (held at seq %" PRIu64 ")", ev->origin->release_of);
         break;
     }
     case SUIRO__V1__EVENT__BODY_USER: {
@@ -549,8 +554,13 @@ static void audit_summary(const Event *ev, sr_audit_summary *x)
         snprintf(x->action, sizeof x->action, "alias");
         snprintf(x->target, sizeof x->target, "%s:%s", master_kind_name(SUIRO__V1__MASTER_KIND__MK_DATA_POINT),
                  a->data_id);
-        snprintf(x->detail, sizeof x->detail, "node %s's number %" PRIu32 " (node %s's %" PRIu32 ") is %" PRIu32 " here",
-                 o && o->node ? o->node : "-", o ? o->point : 0, a->origin_node, a->origin_point, a->point);
+        if (o && o->held) /* engine/origins.c invariant 6: node origin_node's number not mapped here yet */
+            snprintf(x->detail, sizeof x->detail, "node %s's number %" PRIu32 " (node %s's %" PRIu32 "): held, node %s's "
+                     "number not mapped here yet", o->node ? o->node : "-", o->point, a->origin_node, a->origin_point,
+                     a->origin_node);
+        else
+            snprintf(x->detail, sizeof x->detail, "node %s's number %" PRIu32 " (node %s's %" PRIu32 ") is %" PRIu32 " here",
+                     o && o->node ? o->node : "-", o ? o->point : 0, a->origin_node, a->origin_point, a->point);
         break;
     }
     case SUIRO__V1__EVENT__BODY_MASTER_DELETE:

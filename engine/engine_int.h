@@ -140,6 +140,16 @@ int sr__submit(sr_engine *e, const sr_slice *events, size_t n, sr_engine_cb cb, 
  * (sr__apply_common, writer and replay). */
 int sr__origin_prepare(sr_engine *e, MDB_txn *t, Event *ev, sr_result *r);
 int sr__origin_apply(sr_engine *e, MDB_txn *t, const Event *ev);
+/* origins.c invariant 6 (held values): the local seqs of the held events
+ * that ev (just applied on the writer: a replicated data point's MasterPut
+ * or a PointAlias, which wrote a 'P' row) completes -- every number of
+ * theirs maps now -- ascending (log order); *seqs malloc'd (NULL when none). */
+int sr__held_woken(sr_engine *e, MDB_txn *t, const Event *ev, uint64_t **seqs, size_t *n);
+/* The release of the held event rec (its logged bytes, at local seq held)
+ * at seq: unpacked into the group's arena, its numbers mapped, its Origin's
+ * release_of set (held, consumer and message id cleared). */
+int sr__held_release(sr_engine *e, MDB_txn *t, const void *rec, size_t len, uint64_t held, uint64_t seq, int64_t now,
+                     Event **out);
 /* origins.c: a replicated PointAlias (Event.body 55) on the writer: resolved
  * to this node's number (filled into point_alias.point) or refused; the
  * replay applies nothing here (its 'P' row: sr__origin_apply). */
@@ -504,8 +514,16 @@ Event *sr__key_event(sr_engine *e, const sr_keynote *n, uint64_t seq, int64_t no
  * same compact form, codecs/events.proto); NULL for any other kind. The
  * one place that says which kinds carry values (the check, the series
  * apply, sr_event_has_point). */
+/* A replicated measurement or correction logged HELD (origins.c invariant
+ * 6, Origin.held): its numbers are its origin node's, unmapped here, so
+ * nothing reads them as this node's (its values are applied from its
+ * release, Origin.release_of). */
+static inline int sr__held(const Event *ev) { return ev->origin && ev->origin->held; }
+
+/* The values of ev as this node's (none for a held event: sr__held). */
 static inline const Suiro__V1__Measurements *sr__event_values(const Event *ev)
 {
+    if (sr__held(ev)) return NULL;
     if (ev->body_case == SUIRO__V1__EVENT__BODY_MEASUREMENTS) return ev->measurements;
     if (ev->body_case == SUIRO__V1__EVENT__BODY_CORRECTION && ev->correction) return ev->correction->values;
     return NULL;

@@ -11,8 +11,12 @@
  *                 'P' node \0 point u32 BE -> the local point u32 BE (a data
  *                 point's number at its origin node -> this node's);
  *   cluster_ckpt  partition u32 BE ‖ consumer u8 (1 .reg, 2 full) -> the
- *                 highest stream seq applied by that consumer, u64 LE.
- * Both are written by sr__origin_apply from the logged event alone (its
+ *                 highest stream seq applied by that consumer, u64 LE;
+ *   held          (layout 18) 'S' local seq u64 BE -> node \0 then the
+ *                 numbers u32 BE without a 'P' row (a held event, (6));
+ *                 'W' node \0 number u32 BE ‖ local seq u64 BE -> empty
+ *                 (the held events waiting for that number, log order).
+ * All are written by sr__origin_apply from the logged event alone (its
  * Origin), on the writer's path and in the replay: a rebuild gives them
  * again (engine.c invariant 3).
  *
@@ -29,18 +33,18 @@
  *      passes an event not yet processed.
  *  (4) A replicated measurement's (or correction's) point numbers are its
  *      origin node's: the writer maps each through the 'P' row of (origin
- *      node, number) before its checks. A number with no row is REFUSED
- *      (the whole event, counted by the consumer as refused), never kept:
- *      the same number can name another data point here, and storing a
- *      value there is the worst outcome (issue #19's bug). Every number a
- *      node sends values of has a row on every node that applied what came
- *      before it in the stream: a point it created has its MasterPut
- *      (Origin.point, below), a point it got from another node has its
- *      PointAlias (5), both published before any value of it (the whole log
- *      is the outbox from seq 1, one partition per operator). A value
- *      without a row is one that came before those (a broken stream): it is
- *      refused, its origin id not recorded, so a consumer reading it again
- *      later applies it.
+ *      node, number) before its checks. A number with no row is never
+ *      kept as this node's: the same number can name another data point
+ *      here, and storing a value there is the worst outcome (issue #19's
+ *      bug). Every number a node sends values of has a row on every node
+ *      that applied what came before it in the stream: a point it created
+ *      has its MasterPut (Origin.point, below), a point it got from another
+ *      node has its PointAlias (5), both published before any value of it
+ *      (the whole log is the outbox from seq 1, one partition per
+ *      operator). A value without a row is one that came before those (a
+ *      stream whose order broke when its leader died): the whole event is
+ *      HELD (6), never refused nor guessed; so is a PointAlias whose
+ *      creator's number has no row yet (its MasterPut later).
  *  (5) A data point's MasterPut another node wrote (an Origin with point) is
  *      published by this node as a PointAlias instead (sr_engine_cluster_
  *      payload: origin node and number, this node's number, the data id;
@@ -54,6 +58,30 @@
  *      point_alias.point, so the logged event is applied like a MasterPut:
  *      sr__origin_apply writes 'P' (sender, its number) -> C's, from the
  *      logged event alone (a replay gives the same row).
+ *  (6) Held values (issue #19 hold, docs/cluster.md "Held values"). A
+ *      replicated measurement or correction with a number that has no row
+ *      (or a PointAlias whose (origin_node, origin_point) has none: it
+ *      waits for that row, and its release writes its own, which may
+ *      release values in turn, in the same group)
+ *      is logged as it came, with Origin.held (its numbers its origin's):
+ *      durable, its origin id recorded (a copy arriving again is a
+ *      duplicate), its checkpoint raised (it is processed: in the log), and
+ *      applied to nothing but `held` -- its 'S' row (the numbers without a
+ *      row) and a 'W' row per such number; no check, no series, no value
+ *      read from it as this node's (sr__held, sr__event_values). When an
+ *      event writes the 'P' row of one of those numbers (a replicated
+ *      MasterPut or PointAlias) and every number of a held event then maps,
+ *      the writer appends, in that event's group (one append, one commit),
+ *      a RELEASE: the held record's copy with this node's numbers and
+ *      Origin.release_of = the held seq; checked like any value (refused:
+ *      it stays held), applied like any value (late values: the heads take
+ *      them), its apply deletes the held rows. Several held events of one
+ *      number are released in log order. Both held event and release are
+ *      in the log and their rows are written from them alone, so the
+ *      replay and a rebuild give the same `held` and the same series. A
+ *      held event whose row never comes stays counted
+ *      (sr_engine_cluster_held: the metric suiro_cluster_held_events,
+ *      `suiro cluster held`), never dropped, never stored elsewhere.
  */
 #include "engine/engine_int.h"
 
@@ -217,12 +245,76 @@ static int map_point(sr_engine *e, MDB_txn *t, const char *node, uint32_t p, uin
     return SR_OK;
 }
 
-static int unmapped(sr_result *r, const char *node, uint32_t p)
+/* The values of ev as its origin logged them (held or not). */
+static Suiro__V1__Measurements *raw_values(const Event *ev)
 {
-    return sr__refuse(r, SR_ENOTFOUND,
-                      "replicated values of node %s's data point %u: no number on this node for it (neither its "
-                      "MasterPut nor its PointAlias applied here before them): refused, never stored on another point",
-                      node, p);
+    if (ev->body_case == SUIRO__V1__EVENT__BODY_MEASUREMENTS) return ev->measurements;
+    if (ev->body_case == SUIRO__V1__EVENT__BODY_CORRECTION && ev->correction) return ev->correction->values;
+    return NULL;
+}
+
+/* The point numbers of m: its PointValues', then its Snapshot's
+ * (delta-coded), into *out (malloc'd, NULL when none). */
+static int value_numbers(const Suiro__V1__Measurements *m, uint32_t **out, size_t *n)
+{
+    *out = NULL;
+    *n = 0;
+    size_t cap = m ? m->n_points + (m->snapshot ? m->snapshot->n_dpoint : 0) : 0;
+    if (!cap) return SR_OK;
+    uint32_t *a = sr_malloc(cap * sizeof *a);
+    if (!a) return SR_ENOMEM;
+    size_t k = 0;
+    for (size_t i = 0; i < m->n_points; i++) a[k++] = m->points[i]->point;
+    uint64_t abs = 0;
+    for (size_t j = 0; m->snapshot && j < m->snapshot->n_dpoint; j++) {
+        abs += (uint64_t)m->snapshot->dpoint[j];
+        a[k++] = (uint32_t)abs;
+    }
+    *out = a;
+    *n = k;
+    return SR_OK;
+}
+
+/* Map m's numbers (node's) to this node's, in place, all or none: SR_OK,
+ * SR_ENOTFOUND (*missing: the first number without a row; m unchanged),
+ * or an error. */
+static int map_values(sr_engine *e, MDB_txn *t, const char *node, Suiro__V1__Measurements *m, uint32_t *missing)
+{
+    uint32_t *a = NULL;
+    size_t n = 0;
+    int rc = value_numbers(m, &a, &n);
+    for (size_t i = 0; !rc && i < n; i++) {
+        uint32_t lp = 0;
+        if ((rc = map_point(e, t, node, a[i], &lp)) == SR_ENOTFOUND) *missing = a[i];
+        else if (!rc) a[i] = lp;
+    }
+    if (!rc) {
+        size_t k = 0;
+        for (size_t i = 0; i < m->n_points; i++) m->points[i]->point = a[k++];
+        uint64_t prev = 0;
+        for (size_t j = 0; m->snapshot && j < m->snapshot->n_dpoint; j++) {
+            m->snapshot->dpoint[j] = (int64_t)a[k] - (int64_t)prev;
+            prev = a[k++];
+        }
+    }
+    sr_free(a);
+    return rc;
+}
+
+/* 1 when ev is a replicated PointAlias of another node's data point whose
+ * number has no row here yet (its MasterPut later in the stream): held
+ * (invariant 6); 0 otherwise (applied, or refused by its checks); < 0 an
+ * error. */
+static int alias_waits(sr_engine *e, MDB_txn *t, const Event *ev)
+{
+    const Suiro__V1__PointAlias *a = ev->point_alias;
+    if (ev->body_case != SUIRO__V1__EVENT__BODY_POINT_ALIAS || !a || !a->origin_node || !a->origin_node[0] ||
+        !a->origin_point || !ev->origin->point || !strcmp(a->origin_node, ev->origin->node) ||
+        (e->o.cluster_node && !strcmp(a->origin_node, e->o.cluster_node)))
+        return 0;
+    uint32_t lp;
+    int rc = map_point(e, t, a->origin_node, a->origin_point, &lp);
+    return rc == SR_ENOTFOUND ? 1 : rc;
 }
 
 int sr__origin_prepare(sr_engine *e, MDB_txn *t, Event *ev, sr_result *r)
@@ -241,27 +333,192 @@ int sr__origin_prepare(sr_engine *e, MDB_txn *t, Event *ev, sr_result *r)
         return 1;
     }
     if (rc != SR_ENOTFOUND) return rc;
-    /* the values' point numbers: the origin's -> this node's (invariant 4) */
-    Suiro__V1__Measurements *m = (Suiro__V1__Measurements *)sr__event_values(ev);
+    if (o->held || o->release_of) return sr__refuse(r, SR_EINVAL, "origin: held and release_of are this node's writer's");
+    /* a PointAlias of a point whose MasterPut is not here yet: held too (invariant 6) */
+    if ((rc = alias_waits(e, t, ev)) < 0) return rc;
+    if (rc == 1) {
+        ev->origin->held = 1;
+        r->held = 1;
+        return SR_OK;
+    }
+    /* the values' point numbers: the origin's -> this node's (invariant 4),
+     * or the whole event held (invariant 6) */
+    Suiro__V1__Measurements *m = raw_values(ev);
     if (!m) return SR_OK;
-    for (size_t i = 0; i < m->n_points; i++) {
-        uint32_t lp = 0;
-        if ((rc = map_point(e, t, o->node, m->points[i]->point, &lp)))
-            return rc == SR_ENOTFOUND ? unmapped(r, o->node, m->points[i]->point) : rc;
-        m->points[i]->point = lp;
+    uint32_t missing = 0;
+    rc = map_values(e, t, o->node, m, &missing);
+    if (rc == SR_ENOTFOUND) {
+        ev->origin->held = 1;
+        r->held = 1;
+        return SR_OK;
     }
-    Suiro__V1__Snapshot *sn = m->snapshot;
-    if (sn && sn->n_dpoint) {
-        uint64_t abs = 0, prev_local = 0;
-        for (size_t j = 0; j < sn->n_dpoint; j++) {
-            abs += (uint64_t)sn->dpoint[j];
-            uint32_t lp = 0;
-            if ((rc = map_point(e, t, o->node, (uint32_t)abs, &lp)))
-                return rc == SR_ENOTFOUND ? unmapped(r, o->node, (uint32_t)abs) : rc;
-            sn->dpoint[j] = (int64_t)lp - (int64_t)prev_local;
-            prev_local = lp;
-        }
+    return rc;
+}
+
+/* ---- held values (invariant 6) ---- */
+
+static size_t held_skey(uint8_t k[9], uint64_t seq)
+{
+    k[0] = 'S';
+    be64(k + 1, seq);
+    return 9;
+}
+
+static size_t held_wkey(uint8_t *k, size_t cap, const char *node, uint32_t p, uint64_t seq, int with_seq)
+{
+    uint8_t tail[12];
+    be32(tail, p);
+    be64(tail + 4, seq);
+    return id_key(k, cap, 'W', node, tail, with_seq ? 12 : 4);
+}
+
+/* The held event ev (logged with Origin.held): its 'S' row (the numbers
+ * without a row, each once) and their 'W' rows. */
+static int hold(sr_engine *e, MDB_txn *t, const Event *ev)
+{
+    /* the numbers it waits for: its values' (its origin node's), or a
+     * PointAlias's creator's number (of origin_node) */
+    const char *node = ev->origin->node;
+    uint32_t *a = NULL, one;
+    size_t n = 0, nm = 0;
+    int rc = SR_OK;
+    if (ev->body_case == SUIRO__V1__EVENT__BODY_POINT_ALIAS && ev->point_alias && ev->point_alias->origin_node) {
+        node = ev->point_alias->origin_node;
+        one = ev->point_alias->origin_point;
+        a = &one;
+        n = 1;
+    } else
+        rc = value_numbers(raw_values(ev), &a, &n);
+    size_t nl = strlen(node);
+    uint8_t *v = rc ? NULL : sr_malloc(nl + 1 + 4 * (n ? n : 1));
+    if (!rc && !v) rc = SR_ENOMEM;
+    if (!rc) memcpy(v, node, nl + 1);
+    for (size_t i = 0; !rc && i < n; i++) {
+        uint32_t lp;
+        int dup = 0;
+        for (size_t j = 0; j < nm && !dup; j++) dup = get_be32(v + nl + 1 + 4 * j) == a[i];
+        if (dup || (rc = map_point(e, t, node, a[i], &lp)) == SR_OK) continue;
+        if (rc != SR_ENOTFOUND) break;
+        rc = SR_OK;
+        be32(v + nl + 1 + 4 * nm++, a[i]);
+        uint8_t k[140];
+        size_t kl = held_wkey(k, sizeof k, node, a[i], ev->seq, 1);
+        if (kl) rc = put(t, DB(e, SR_DB_HELD), k, kl, "", 0);
     }
+    if (a == &one) a = NULL;
+    uint8_t sk[9];
+    if (!rc) rc = put(t, DB(e, SR_DB_HELD), sk, held_skey(sk, ev->seq), v, nl + 1 + 4 * nm);
+    sr_free(v);
+    sr_free(a);
+    return rc;
+}
+
+/* The release of the held event at seq: its rows deleted. */
+static int unhold(sr_engine *e, MDB_txn *t, uint64_t seq)
+{
+    uint8_t sk[9];
+    size_t skl = held_skey(sk, seq);
+    MDB_val v;
+    int rc = get(t, DB(e, SR_DB_HELD), sk, skl, &v);
+    if (rc) return rc == SR_ENOTFOUND ? SR_OK : rc;
+    const uint8_t *p = v.mv_data, *z = memchr(p, 0, v.mv_size);
+    if (!z || (v.mv_size - (size_t)(z + 1 - p)) % 4) return SR_ECORRUPT;
+    char node[128];
+    size_t nl = (size_t)(z - p);
+    if (nl >= sizeof node) return SR_ECORRUPT;
+    memcpy(node, p, nl + 1);
+    size_t nn = (v.mv_size - nl - 1) / 4;
+    uint32_t nums[64];
+    uint32_t *num = nn <= 64 ? nums : sr_malloc(nn * sizeof *num);
+    if (!num) return SR_ENOMEM;
+    for (size_t i = 0; i < nn; i++) num[i] = get_be32(z + 1 + 4 * i); /* v dies at the first write */
+    for (size_t i = 0; !rc && i < nn; i++) {
+        uint8_t k[140];
+        size_t kl = held_wkey(k, sizeof k, node, num[i], seq, 1);
+        if (kl) rc = del(t, DB(e, SR_DB_HELD), k, kl);
+    }
+    if (num != nums) sr_free(num);
+    return rc ? rc : del(t, DB(e, SR_DB_HELD), sk, skl);
+}
+
+/* Whether every number the 'S' row of seq lists maps now (*node: its node). */
+static int held_complete(sr_engine *e, MDB_txn *t, uint64_t seq, int *all)
+{
+    uint8_t sk[9];
+    MDB_val v;
+    *all = 0;
+    int rc = get(t, DB(e, SR_DB_HELD), sk, held_skey(sk, seq), &v);
+    if (rc) return rc == SR_ENOTFOUND ? SR_OK : rc; /* released already */
+    const uint8_t *p = v.mv_data, *z = memchr(p, 0, v.mv_size);
+    if (!z || (v.mv_size - (size_t)(z + 1 - p)) % 4) return SR_ECORRUPT;
+    size_t nn = (v.mv_size - (size_t)(z + 1 - p)) / 4;
+    *all = 1;
+    for (size_t i = 0; *all && i < nn; i++) {
+        uint32_t lp;
+        rc = map_point(e, t, (const char *)p, get_be32(z + 1 + 4 * i), &lp);
+        if (rc == SR_ENOTFOUND) *all = 0, rc = SR_OK;
+        if (rc) return rc;
+    }
+    return SR_OK;
+}
+
+int sr__held_woken(sr_engine *e, MDB_txn *t, const Event *ev, uint64_t **seqs, size_t *n)
+{
+    *seqs = NULL;
+    *n = 0;
+    const Suiro__V1__Origin *o = ev->origin;
+    int maps = ev->body_case == SUIRO__V1__EVENT__BODY_POINT_ALIAS ||
+               (ev->body_case == SUIRO__V1__EVENT__BODY_MASTER_PUT && ev->master_put &&
+                ev->master_put->kind == SUIRO__V1__MASTER_KIND__MK_DATA_POINT);
+    if (!maps || !o || !o->node || !o->node[0] || !o->point) return SR_OK;
+    uint8_t k[140];
+    size_t kl = held_wkey(k, sizeof k, o->node, o->point, 0, 0);
+    if (!kl) return SR_OK;
+    MDB_cursor *c;
+    int rc = sr_index_err(mdb_cursor_open(t, DB(e, SR_DB_HELD), &c));
+    if (rc) return rc;
+    size_t cap = 0;
+    MDB_val K = {kl, k}, V;
+    int r = mdb_cursor_get(c, &K, &V, MDB_SET_RANGE);
+    uint64_t *list = NULL;
+    for (; !rc && r == 0 && K.mv_size == kl + 8 && !memcmp(K.mv_data, k, kl); r = mdb_cursor_get(c, &K, &V, MDB_NEXT)) {
+        uint64_t seq = get_be64((const uint8_t *)K.mv_data + kl);
+        int all = 0;
+        if ((rc = held_complete(e, t, seq, &all)) || !all) continue;
+        if ((rc = sr_array_reserve(&list, &cap, *n + 1, sizeof *list))) break;
+        list[(*n)++] = seq;
+    }
+    if (!rc && r != 0 && r != MDB_NOTFOUND) rc = sr_index_err(r);
+    mdb_cursor_close(c);
+    if (rc) {
+        sr_free(list);
+        *n = 0;
+        return rc;
+    }
+    *seqs = list;
+    return SR_OK;
+}
+
+int sr__held_release(sr_engine *e, MDB_txn *t, const void *rec, size_t len, uint64_t held, uint64_t seq, int64_t now,
+                     Event **out)
+{
+    *out = NULL;
+    e->ev.oom = 0;
+    Event *ev = suiro__v1__event__unpack(&e->ev.pa, len, rec);
+    if (!ev) return e->ev.oom ? SR_ENOMEM : SR_ECORRUPT;
+    Suiro__V1__Origin *o = ev->origin;
+    int alias = ev->body_case == SUIRO__V1__EVENT__BODY_POINT_ALIAS && ev->point_alias;
+    if (!o || !o->held || !o->node || !o->node[0] || (!alias && !raw_values(ev))) return SR_ECORRUPT; /* not held */
+    uint32_t missing = 0;
+    int rc = alias ? SR_OK : map_values(e, t, o->node, raw_values(ev), &missing); /* an alias: its apply resolves it */
+    if (rc) return rc;
+    o->held = 0;
+    o->release_of = held;
+    o->consumer = 0; /* its checkpoint was raised by the held event */
+    ev->seq = seq;
+    ev->ingest_ms = now;
+    ev->message_id = (char *)""; /* the held event's message id row stays the one */
+    *out = ev;
     return SR_OK;
 }
 
@@ -273,7 +530,9 @@ int sr__origin_apply(sr_engine *e, MDB_txn *t, const Event *ev)
     size_t kl = event_key(k, sizeof k, o);
     if (!kl) return SR_OK; /* refused by the writer: never logged */
     sr_put_le64(b, ev->seq);
-    int rc = put(t, DB(e, SR_DB_ORIGINS), k, kl, b, 8);
+    int rc = put(t, DB(e, SR_DB_ORIGINS), k, kl, b, 8); /* a release: its local seq from now (invariant 6) */
+    if (!rc && o->held) rc = hold(e, t, ev);
+    else if (!rc && o->release_of) rc = unhold(e, t, o->release_of);
     if (rc) return rc;
     uint32_t local = ev->body_case == SUIRO__V1__EVENT__BODY_MASTER_PUT && ev->master_put   ? ev->master_put->point
                      : ev->body_case == SUIRO__V1__EVENT__BODY_POINT_ALIAS && ev->point_alias ? ev->point_alias->point
@@ -321,7 +580,7 @@ int sr__apply_point_alias(sr_engine *e, MDB_txn *t, Event *ev, sr_result *r, int
         if (rc != SR_ENOTFOUND) return rc;
         return sr__refuse(r, SR_ENOTFOUND,
                           "point alias of node %s: node %s's data point %u (%s/%s) has no number on this node (its "
-                          "MasterPut not applied here before it): refused, so node %s's values of it are refused too",
+                          "MasterPut not applied here before it): refused; node %s's values of it stay held",
                           o->node, a->origin_node, a->origin_point, ev->operator_id, a->data_id, o->node);
     }
     pointinfo pi = {0};
@@ -402,6 +661,35 @@ int sr_engine_origin_seen(sr_engine *e, const char *node, uint64_t seq, uint64_t
     MDB_val v;
     rc = kl ? get(t, DB(e, SR_DB_ORIGINS), k, kl, &v) : SR_EINVAL;
     if (rc == SR_OK && v.mv_size == 8) *local = sr_get_le64(v.mv_data);
+    sr_index_read_end(e->ix, t);
+    return rc;
+}
+
+int sr_engine_cluster_held(sr_engine *e, uint64_t *count, uint64_t *oldest, char *node, size_t cap)
+{
+    *count = 0;
+    if (oldest) *oldest = 0;
+    if (node && cap) node[0] = 0;
+    MDB_txn *t;
+    int rc = sr_index_read_begin(e->ix, &t);
+    if (rc) return rc;
+    MDB_cursor *c;
+    if ((rc = sr_index_err(mdb_cursor_open(t, DB(e, SR_DB_HELD), &c)))) {
+        sr_index_read_end(e->ix, t);
+        return rc;
+    }
+    uint8_t s0 = 'S';
+    MDB_val K = {1, &s0}, V;
+    int r = mdb_cursor_get(c, &K, &V, MDB_SET_RANGE);
+    for (; r == 0 && K.mv_size == 9 && ((const uint8_t *)K.mv_data)[0] == 'S'; r = mdb_cursor_get(c, &K, &V, MDB_NEXT)) {
+        if (!(*count)++) {
+            if (oldest) *oldest = get_be64((const uint8_t *)K.mv_data + 1);
+            const char *z = memchr(V.mv_data, 0, V.mv_size);
+            if (node && cap && z) snprintf(node, cap, "%s", (const char *)V.mv_data);
+        }
+    }
+    if (r != 0 && r != MDB_NOTFOUND) rc = sr_index_err(r);
+    mdb_cursor_close(c);
     sr_index_read_end(e->ix, t);
     return rc;
 }

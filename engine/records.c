@@ -795,7 +795,8 @@ const char *sr_event_request_outcome(const sr_event_view *v)
 int sr_event_each_value(const sr_event_view *v, sr_value_fn fn, void *ctx)
 {
     const Suiro__V1__Event *ev = v->ev;
-    if (!ev || ev->body_case != SUIRO__V1__EVENT__BODY_MEASUREMENTS || !ev->measurements) return SR_OK;
+    if (!ev || ev->body_case != SUIRO__V1__EVENT__BODY_MEASUREMENTS || !ev->measurements || sr__held(ev))
+        return SR_OK; /* held: its numbers are another node's (engine/origins.c invariant 6) */
     sr_meas_iter mi;
     sr_mpoint p;
     sr_meas_iter_init(&mi, ev->measurements);

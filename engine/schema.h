@@ -146,6 +146,16 @@
  *              consumer applied, u64 LE. Both written from the logged
  *              event's Origin in its own transaction (sr__origin_apply):
  *              a rebuild gives them again. Plain (node names and numbers)
+ *   held       (layout 18; issue #19 hold, engine/origins.c invariant 6,
+ *              docs/cluster.md "Held values") 'S' local seq u64 BE ->
+ *              node \0 then the numbers u32 BE that had no 'P' row: one
+ *              row per replicated measurement or correction logged held
+ *              (Origin.held); 'W' node \0 number u32 BE ‖ local seq u64 BE
+ *              -> empty: the held events waiting for that number's row,
+ *              in log order. Written by the held event, deleted by its
+ *              release (Origin.release_of), both from the logged events
+ *              (sr__origin_apply): a rebuild gives them again. Plain
+ *              (node names, numbers and sequence numbers).
  * Retention (engine/retention.c, docs/retention.md) deletes `series`
  * chunks, `latest` rows, `audit` rows and `msgidx` items by Retention
  * events, in the layouts above (layout 6 is unchanged by it), and (layout
@@ -245,8 +255,13 @@
  *      (engine/origins.c, docs/cluster.md). An older index has none:
  *      rebuilt at a read-write open (its log has no replicated event, so
  *      they stay empty); an older suiro refuses this index as newer.
+ *  18: (issue #19 hold; the integrator renumbers) the `held` database
+ *      (engine/origins.c invariant 6, docs/cluster.md "Held values"). An
+ *      older index has none: rebuilt at a read-write open (a log without
+ *      held events leaves it empty); an older suiro refuses this index as
+ *      newer.
  */
-#define SR_INDEX_LAYOUT 16u
+#define SR_INDEX_LAYOUT 18u
 
 /* The databases whose values are sealed in a sealed index (layout 8,
  * engine/ixseal.h; docs/keys.md "What stays plaintext"): every one that
@@ -295,7 +310,8 @@
     X(MTREE, "mtree", 0)                           \
     X(STATESNAP, "statesnap", 0)                   \
     X(ORIGINS, "origins", 0)                       \
-    X(CLUSTER_CKPT, "cluster_ckpt", 0)
+    X(CLUSTER_CKPT, "cluster_ckpt", 0)             \
+    X(HELD, "held", 0)
 
 typedef enum sr_dbi {
 #define SR_X_(id, name, flags) SR_DB_##id,

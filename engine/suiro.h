@@ -197,6 +197,10 @@ typedef struct sr_result {
      * the engine leaves them 0 (stream_seq 0: not known) */
     uint32_t part;
     uint64_t stream_seq;
+    /* a replicated measurement or correction logged but HELD: one of its point numbers has no
+     * mapping here yet (its MasterPut or PointAlias later in the stream); applied once it comes
+     * (engine/origins.c invariant 6, docs/cluster.md "Held values") */
+    int held;
 } sr_result;
 
 typedef void (*sr_engine_cb)(void *ctx, const sr_result *res);
@@ -255,6 +259,10 @@ SR_MUST_CHECK int sr_engine_cluster_ckpt(sr_engine *e, uint32_t part, int which,
 /* SR_OK and *local (the local seq) when origin id node:seq was applied
  * here; SR_ENOTFOUND if not. */
 SR_MUST_CHECK int sr_engine_origin_seen(sr_engine *e, const char *node, uint64_t seq, uint64_t *local);
+/* The replicated events held here (origins.c invariant 6): their count
+ * and the oldest one's local seq (0: none), its origin node (up to cap
+ * bytes, "" when none; node may be NULL). */
+SR_MUST_CHECK int sr_engine_cluster_held(sr_engine *e, uint64_t *count, uint64_t *oldest, char *node, size_t cap);
 
 /* Convenience for tools and tests: submit and wait for the result. */
 SR_MUST_CHECK int sr_engine_submit_wait(sr_engine *e, const sr_slice *events, size_t n, sr_result *res);

@@ -478,6 +478,12 @@ static int wa_add(wa_set *s, const Event *ev)
     switch (ev->body_case) {
     case SUIRO__V1__EVENT__BODY_MEASUREMENTS: {
         const Suiro__V1__Measurements *m = ev->measurements;
+        if (sr__held(ev)) { /* its numbers are another node's: counted, not named (origins.c invariant 6) */
+            for (size_t i = 0; i < m->n_points; i++) w->values += m->points[i]->n_dod + 1;
+            if (m->snapshot) w->values += m->snapshot->n_dpoint;
+            w->npoints += (uint32_t)(m->n_points + (m->snapshot ? m->snapshot->n_dpoint : 0));
+            break;
+        }
         for (size_t i = 0; i < m->n_points; i++) {
             w->values += m->points[i]->n_dod + 1;
             wa_name_add(w, (wa_name){m->points[i]->point, 0, NULL, NULL});
@@ -618,6 +624,89 @@ static int wa_events(sr_engine *e, MDB_txn *txn, group_recs *g, const wa_set *s,
     return SR_OK;
 }
 
+/* The release of the held event at local seq held (origins.c invariant 6)
+ * as the group's next record at *seq: its bytes from this group (held >=
+ * next_seq) or the log, checked in a nested transaction (refused: it stays
+ * held, said once), then its audit row, its origin rows (the held ones
+ * deleted), its record and its write summary, like wa_events'. */
+static int release_one(sr_engine *e, MDB_txn *txn, group_recs *g, wa_set *wa, uint64_t held, uint64_t *seq, int64_t now)
+{
+    const void *rec = NULL;
+    size_t len = 0;
+    sr_log_iter *it = NULL;
+    int rc = SR_OK;
+    if (held >= e->next_seq) {
+        size_t i = (size_t)(held - e->next_seq);
+        if (i >= g->nrecs) return SR_ECORRUPT;
+        rec = g->packed.data + (uintptr_t)g->recs[i].data; /* still an offset until the append */
+        len = g->recs[i].len;
+    } else {
+        if (held < sr_log_first_seq(e->log)) { /* its segment dropped (retention.md): nothing to apply, it stays counted */
+            sr__alert(e, 0, "held replicated event %" PRIu64 ": its log segment was dropped, not released", held);
+            return SR_OK;
+        }
+        if (held >= sr_log_durable_seq(e->log) && (rc = sr_log_sync(e->log))) return rc;
+        if ((rc = sr_log_iter_open(e->log, held, &it))) return rc;
+        uint64_t got = 0;
+        sr_slice r;
+        while (((rc = sr_log_iter_next(it, &got, &r)) == SR_OK || rc == SR_EERASED) && got < held) {}
+        if (rc == SR_OK && got == held) rec = r.data, len = r.len;
+        else {
+            sr_log_iter_close(it);
+            if (rc == SR_EERASED) { /* its key destroyed: nothing to apply, it stays counted */
+                sr__alert(e, 0, "held replicated event %" PRIu64 ": erased (its key destroyed), not released", held);
+                return SR_OK;
+            }
+            return rc == SR_OK || rc == SR_DONE ? SR_ECORRUPT : rc; /* the index names an event the log lacks */
+        }
+    }
+    Event *ev = NULL;
+    rc = sr__held_release(e, txn, rec, len, held, *seq, now, &ev);
+    if (it) sr_log_iter_close(it); /* ev was unpacked into the group's arena: a copy */
+    if (rc) return rc;
+    sr_result r = {0};
+    MDB_txn *child = NULL;
+    if ((rc = sr_index_err(mdb_txn_begin(sr_index_env(e->ix), txn, 0, &child)))) return rc;
+    if ((rc = sr__apply_nonseries(e, child, ev, &r, 1))) {
+        mdb_txn_abort(child);
+        if (!r.rc) return rc;
+        sr__alert(e, 0, "held replicated event %" PRIu64 " (node %s's seq %" PRIu64 "): its mapping came but it is "
+                        "refused here (%s): it stays held",
+                  held, ev->origin->node, ev->origin->seq, r.err.msg);
+        return SR_OK;
+    }
+    sr_keynote notes[4], kn = {0};
+    size_t nnotes = 0;
+    if ((rc = sr__record_key(e, ev->operator_id, (int)ev->body_case, now, &e->seal.kid, &kn)) == SR_OK && kn.action)
+        notes[nnotes++] = kn;
+    if (!rc) rc = sr__apply_common(e, child, ev);
+    if (rc) {
+        mdb_txn_abort(child);
+        return rc;
+    }
+    if ((rc = sr_index_err(mdb_txn_commit(child)))) return rc;
+    if ((rc = push_own(e, g, ev, now, notes, &nnotes)) || (rc = wa_add(wa, ev))) return rc;
+    (*seq)++;
+    return nnotes ? add_key_events(e, txn, g, notes, nnotes, seq, now) : SR_OK;
+}
+
+/* The releases a replicated command's events (the group's acc[acc0, ...))
+ * made due: each held event whose last missing number one of them
+ * mapped, in log order, and those a released PointAlias makes due in turn
+ * (origins.c invariant 6). */
+static int release_held(sr_engine *e, MDB_txn *txn, group_recs *g, wa_set *wa, size_t acc0, uint64_t *seq, int64_t now)
+{
+    for (size_t a = acc0; a < g->nacc; a++) { /* the releases too: a released alias maps values in turn */
+        uint64_t *hs = NULL;
+        size_t nh = 0;
+        int rc = sr__held_woken(e, txn, g->acc[a].ev, &hs, &nh); /* before push_own moves acc */
+        for (size_t i = 0; !rc && i < nh; i++) rc = release_one(e, txn, g, wa, hs[i], seq, now);
+        sr_free(hs);
+        if (rc) return rc;
+    }
+    return SR_OK;
+}
+
 /* closing: the group is the close's heads checkpoint alone (nc = 0). */
 static void process_group(sr_engine *e, cmd **cmds, size_t nc, int closing)
 {
@@ -715,7 +804,7 @@ static void process_group(sr_engine *e, cmd **cmds, size_t nc, int closing)
         }
         r->seq = seq;
         r->count = (uint32_t)c->n;
-        size_t rec0 = g.nrecs; /* the command's first record */
+        size_t rec0 = g.nrecs, acc0 = g.nacc; /* the command's first record */
         for (size_t k = 0; k < c->n; k++) {
             /* the log record: a measurements event as it came with seq and
              * ingest time put in front (the bytes a re-pack gives, see
@@ -756,6 +845,8 @@ static void process_group(sr_engine *e, cmd **cmds, size_t nc, int closing)
         seq += c->n;
         if (nnotes && (fatal = add_key_events(e, txn, &g, notes, nnotes, &seq, now))) goto finish;
         nnotes = 0;
+        /* a replicated MasterPut or PointAlias: the held values it completes (origins.c invariant 6) */
+        if (c->foreign && (fatal = release_held(e, txn, &g, &wa, acc0, &seq, now))) goto finish;
     }
     /* the writes' audit records: after the writes, in the same append */
     if (wa.n && (fatal = wa_events(e, txn, &g, &wa, &seq, now))) goto finish;

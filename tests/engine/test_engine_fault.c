@@ -104,7 +104,9 @@
  * when it was acknowledged. Command 29 (ORIGIN_CMD, issue #19 phase 2a)
  * is a measurement event another node wrote, submitted with its origin:
  * after the reopen its values, its origin id and its consumer checkpoint
- * are all there exactly when it was acknowledged. The last two commands (30, 31:
+ * are all there exactly when it was acknowledged. Command 1 (HOLD_CMD,
+ * issue #19 hold) is a replicated value whose point's mapping comes after
+ * it: held, then released with its mapping (build_hold). The last two commands (30, 31:
  * NCMD - 2, NCMD - 1) are the duplicate pair (single events whatever NCMD
  * is); the others are ordinary commands. Command 26 (SNAP_CMD, issue #18)
  * is an ordinary measurement command whose write makes a state snapshot
@@ -387,6 +389,7 @@ typedef struct command {
     sr_sample xs[3][NPOINTS];
     char msgid[32];
     char user[16]; /* the user the command creates (its second event), or "" */
+    int hold;      /* command 1 (HOLD_CMD): a held replicated event, its mapping, then the user */
 } command;
 
 /* the samples of event v of command cm into model m, in input order */
@@ -1178,6 +1181,75 @@ static int origin_run(sr_engine *e, command *cm, sr_result *res, uint64_t *extra
     return et_submit_origin(e, cm->bytes.data, cm->lens[0], &o, res);
 }
 
+/* Command 1 (HOLD_CMD; issue #19 hold, engine/origins.c invariant 6): a
+ * measurement event node "ny" wrote of its number HOLD_NY_POINT, which
+ * has no row here yet (its PointAlias came later in a stream whose order
+ * broke): submitted as the consumer does (origin ny:1, partition 6, the
+ * full consumer), it is logged HELD, nothing stored; then ny's PointAlias
+ * of this node's ("fx") point (origin ny:2, the .reg consumer) writes the
+ * row and, in its group, the release that stores the values on that
+ * point; then the command's own second event (user u1's creation), an
+ * ordinary submit. hold_stage counts the submits acknowledged in order.
+ * After the reopen: held (stage 1) -- its origin, counted held, no value;
+ * its mapping acknowledged (stage >= 2) -- the values on the right point
+ * exactly once, nothing held, the release after the alias; never a value
+ * on another point (HOLD_NY_POINT is another point's number here), never
+ * a half-applied release; the index equals a rebuild. */
+enum { HOLD_CMD = 1 };
+static sr_buf hold_alias, hold_user; /* the alias's bytes, the user's creation (build_hold) */
+static int hold_stage;
+static const uint64_t HOLD_STREAM_SEQ = 3001;
+static void build_hold(fixture *f)
+{
+    command *cm = &f->cmds[HOLD_CMD];
+    cr_assert_eq(cm->nev, 2);
+    cr_assert(cm->user[0] && cm->ns[0] && !cm->nx[0], "command 1: values, then a user");
+    sr_buf_init(&hold_user);
+    cr_assert_eq(sr_buf_append(&hold_user, cm->bytes.data + cm->lens[0], cm->lens[1]), SR_OK);
+    int k = HOLD_CMD % NPOINTS;
+    uint32_t ny_point = f->points[(k + 1) % NPOINTS]; /* another point's number here */
+    cm->nev = 1; /* the model's event: the user's creation (the held event, alias and release: extra) */
+    cm->hold = 1;
+    cm->msgid[0] = 0;
+    cm->bytes.len = 0;
+    sr_pv_in in = {ny_point, TYPES[k], cm->s[0], cm->ns[0]};
+    cr_assert_eq(sr_ev_measurements("op1", k % 2 ? "GW2" : "GW1", SR_ACTOR_GATEWAY, NULL, &in, 1, &cm->bytes), SR_OK);
+    cm->lens[0] = cm->bytes.len;
+    char id[16];
+    snprintf(id, sizeof id, "P%03d", k);
+    Suiro__V1__PointAlias pa = SUIRO__V1__POINT_ALIAS__INIT;
+    pa.origin_node = "fx";
+    pa.origin_point = cm->point[0];
+    pa.point = ny_point;
+    pa.data_id = id;
+    Suiro__V1__Event ev = SUIRO__V1__EVENT__INIT;
+    ev.body_case = SUIRO__V1__EVENT__BODY_POINT_ALIAS;
+    ev.point_alias = &pa;
+    sr_buf_init(&hold_alias);
+    cr_assert_eq(sr_ev_pack(&ev, "op1", "ny", SUIRO__V1__ACTOR_KIND__ACTOR_SYSTEM, "cluster", &hold_alias), SR_OK);
+}
+
+static int hold_run(sr_engine *e, command *cm, sr_result *res, uint64_t *extra)
+{
+    hold_stage = 0;
+    const sr_origin oh = {"ny", 1, 6, HOLD_STREAM_SEQ, 2};
+    int rc = et_submit_origin(e, cm->bytes.data, cm->lens[0], &oh, res);
+    if (rc) return rc;
+    cr_assert(res->held || res->duplicate, "command 1's values: held (%s)", res->err.msg);
+    if (!res->duplicate) *extra += 1; /* the held event */
+    hold_stage = 1;
+    memset(res, 0, sizeof *res);
+    const sr_origin oa = {"ny", 2, 6, HOLD_STREAM_SEQ + 1, 1};
+    if ((rc = et_submit_origin(e, hold_alias.data, hold_alias.len, &oa, res))) return rc;
+    if (!res->duplicate) *extra += 2; /* the alias and, in its group, the release */
+    hold_stage = 2;
+    memset(res, 0, sizeof *res);
+    sr_slice sl = {hold_user.data, hold_user.len};
+    if ((rc = sr_engine_submit_wait(e, &sl, 1, res))) return rc;
+    hold_stage = 3;
+    return SR_OK;
+}
+
 /* Run command c: a submit of its events, or command 21's sweep; *extra gets
  * the events the sweep appended (acknowledged ones, also when a later step
  * failed). */
@@ -1196,6 +1268,7 @@ static int cmd_run(sr_engine *e, command *cm, int c, sr_result *res, uint64_t *e
     }
     if (c == CKPT_CMD) return ckpt_run(e, res);
     if (c == ORIGIN_CMD) return origin_run(e, cm, res, extra);
+    if (c == HOLD_CMD) return hold_run(e, cm, res, extra);
     sr_slice sl[3];
     for (size_t v = 0, pos = 0; v < cm->nev; pos += cm->lens[v], v++)
         sl[v] = (sr_slice){cm->bytes.data + pos, cm->lens[v]};
@@ -1313,11 +1386,14 @@ static void fixture_init(fixture *f)
     build_refusals(f);
     build_ckpt(f);
     build_origin(f);
+    build_hold(f);
 }
 
 static void fixture_release(fixture *f)
 {
     for (int c = 0; c < NCMD; c++) sr_buf_release(&f->cmds[c].bytes);
+    sr_buf_release(&hold_alias);
+    sr_buf_release(&hold_user);
     et_model_free(f->m);
 }
 
@@ -1363,12 +1439,14 @@ typedef struct outcome {
     int acked, refused;
     int acked_cmd[NCMD]; /* command c was acknowledged */
     uint64_t snap_cmd_seq; /* command 26's seq, when acknowledged */
+    int hold_stage;        /* command 1's submits acknowledged in order (0..3: held, alias, user) */
     int users;         /* users the acknowledged commands created */
 } outcome;
 
 /* An acknowledged (not duplicate) command into the model. */
 static void model_add(outcome *out, const command *cm)
 {
+    if (cm->hold) out->hold_stage = 3;
     out->events += cm->nev;
     out->users += cm->user[0] != 0;
     for (size_t v = 0; v < cm->nev; v++) cmd_model_put(out->m, cm, v);
@@ -1385,8 +1463,10 @@ static void submit_all(sr_engine *e, fixture *f, outcome *out, const char *ctx)
         sr_result res;
         int rc = cmd_run(e, cm, c, &res, &out->events);
         cr_assert(listed(rc), "%s: command %d returned %s (%s)", ctx, c, sr_err_name(rc), res.err.msg);
+        if (c == HOLD_CMD) out->hold_stage = hold_stage;
         if (rc != SR_OK) {
             out->refused++;
+            if (c == HOLD_CMD && hold_stage >= 2) cmd_model_put(out->m, cm, 0); /* released by its alias */
             continue;
         }
         out->acked++;
@@ -1568,6 +1648,19 @@ static void check_db(fixture *f, const outcome *out, const char *ctx)
     cr_assert_eq(sr_engine_cluster_ckpt(e, 5, 1, &ack), SR_OK);
     cr_assert_eq(ack, arc == SR_OK ? ORIGIN_STREAM_SEQ - 1 : 0, "%s: the alias's checkpoint (origin %s)", ctx,
                  sr_err_name(arc));
+    /* command 1's held event: held exactly until its alias was acknowledged, then released once, after it */
+    uint64_t nheld = 0, hloc = 0, haloc = 0;
+    cr_assert_eq(sr_engine_cluster_held(e, &nheld, NULL, NULL, 0), SR_OK);
+    cr_assert_eq(nheld, out->hold_stage == 1 ? 1 : 0, "%s: held events %" PRIu64 " (command 1 at stage %d)", ctx, nheld,
+                 out->hold_stage);
+    int hrc = sr_engine_origin_seen(e, "ny", 1, &hloc), harc = sr_engine_origin_seen(e, "ny", 2, &haloc);
+    cr_assert_eq(hrc, out->hold_stage >= 1 ? SR_OK : SR_ENOTFOUND, "%s: the origin ny:1 (stage %d)", ctx,
+                 out->hold_stage);
+    cr_assert_eq(harc, out->hold_stage >= 2 ? SR_OK : SR_ENOTFOUND, "%s: the alias ny:2 (stage %d)", ctx,
+                 out->hold_stage);
+    if (out->hold_stage >= 2)
+        cr_assert_gt(hloc, haloc, "%s: ny:1's values released after the alias (%" PRIu64 " <= %" PRIu64 ")", ctx, hloc,
+                     haloc);
     /* command 27's revocation: there, whole, exactly when acknowledged */
     sr_rec rr = SR_REC_INIT;
     sr_reg_entry rv;
@@ -2167,7 +2260,7 @@ Test(engine_fault, resume_applies_a_durable_group_the_index_missed)
     o.recover_ms = 1;
     o.alert = alert_count;
     o.alert_ctx = &alerts;
-    o.test_fail_commit = 4; /* the group of command 3 */
+    o.test_fail_commit = 6; /* the group of command 3 (command 1 is three: held, alias + release, user) */
     sr_engine *e = open_at(db, &o);
     int failed = 0;
     for (int c = 0; c < NCMD; c++) {

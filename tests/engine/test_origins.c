@@ -223,7 +223,8 @@ typedef struct relay {
     const char *node; /* the sender's [cluster] node */
     uint64_t from;    /* its first seq to relay */
     uint64_t stream;
-    size_t applied, dups, refused, aliases;
+    size_t applied, dups, refused, aliases, held;
+    const char *only, *skip; /* relay only events of this kind / not of this one (NULL: any) */
     int last_rc;
     char last_err[512];
 } relay;
@@ -239,7 +240,8 @@ static int relay_one(void *ctx, const sr_event_view *v)
     cr_assert_geq(pay, 0);
     const char *kind = pay == SR_CLUSTER_ALIAS ? "point_alias" : v->kind;
     int cls = sr_event_kind_class(kind);
-    if (pay == SR_CLUSTER_SKIP || cls == SR_EVCLASS_LOCAL) {
+    if (pay == SR_CLUSTER_SKIP || cls == SR_EVCLASS_LOCAL || (x->only && strcmp(kind, x->only)) ||
+        (x->skip && !strcmp(kind, x->skip))) {
         sr_buf_release(&b);
         return 0;
     }
@@ -258,7 +260,19 @@ static int relay_one(void *ctx, const sr_event_view *v)
         x->dups++;
     else
         x->applied++;
+    x->held += r.held != 0;
     return 0;
+}
+
+/* relay_from, only events of kind `only` / all but kind `skip`. */
+static relay relay_some(sr_engine *from, const char *node, sr_engine *to, uint64_t *mark, const char *only,
+                        const char *skip)
+{
+    relay x = {.to = to, .node = node, .only = only, .skip = skip};
+    uint64_t last = 0;
+    cr_assert_eq(sr_engine_log_each(from, *mark + 1, relay_one, &x, &last), SR_OK);
+    if (last > *mark) *mark = last;
+    return x;
 }
 
 /* Relay what `from` logged since the last relay of the same pair. */
@@ -423,7 +437,7 @@ static int grab_alias(void *ctx, const sr_event_view *v)
     return 0;
 }
 
-Test(origins, an_alias_or_a_value_out_of_order_or_mismatched_is_refused_never_misstored)
+Test(origins, an_alias_or_a_value_out_of_order_is_held_a_mismatched_alias_refused_never_misstored)
 {
     sr_engine *a, *b, *c;
     three_nodes(&a, &b, &c, "pmapx");
@@ -433,30 +447,45 @@ Test(origins, an_alias_or_a_value_out_of_order_or_mismatched_is_refused_never_mi
     uint32_t pb = point_of(b, "op1", "P001");
     put1(b, "op1", "GW2", pb, 1700000000000, 42.25);
 
-    /* c has not applied a's MasterPuts: b's aliases are refused (no row of
-     * a's number), and so is b's value (no row of b's number) -- not
-     * stored on c's own point pb */
+    /* c has not applied a's MasterPuts: b's aliases (no row of a's number)
+     * and b's value (no row of b's number) are held (issue #19 hold,
+     * origins.c invariant 6) -- not refused, not stored on c's own point pb */
     size_t other_before = values_of(c, pb, NULL);
+    uint64_t c_before = last_seq(c);
     x = relay_from(b, "b", c, &b2c);
-    cr_assert_eq(x.applied, 7, "b's own opb masters (4 + 3 points): %zu", x.applied);
-    cr_assert_eq(x.refused, 4 + 1, "the 4 aliases and the value: %zu (%s)", x.refused, x.last_err);
-    cr_assert_eq(x.last_rc, SR_ENOTFOUND, "%s", x.last_err);
-    cr_assert(strstr(x.last_err, "never stored on another point"), "%s", x.last_err);
+    cr_assert_eq(x.applied, 7 + 4 + 1, "b's own opb masters (4 + 3 points), the held aliases and value: %zu",
+                 x.applied);
+    cr_assert_eq(x.refused, 0, "%s", x.last_err);
+    cr_assert_eq(x.held, 4 + 1, "the 4 aliases and the value");
     cr_assert_eq(values_of(c, pb, NULL), other_before, "nothing on c's point %u", pb);
+    uint64_t held = 0;
+    cr_assert_eq(sr_engine_cluster_held(c, &held, NULL, NULL, 0), SR_OK);
+    cr_assert_eq(held, 5, "b's aliases and value are held");
 
-    /* a's MasterPuts arrive; b's aliases and value read again (a consumer
-     * after a restart: not recorded as applied) now land right */
+    /* a's MasterPuts arrive: each releases b's alias of its point, and the
+     * alias of P001 releases b's value, in the same group */
     x = relay_from(a, "a", c, &a2c);
     cr_assert_eq(x.refused, 0, "%s", x.last_err);
-    uint64_t again = 0;
-    x = relay_from(b, "b", c, &again);
-    cr_assert_eq(x.refused, 0, "%s", x.last_err);
-    cr_assert_eq(x.aliases, 4);
     uint32_t pc = point_of(c, "op1", "P001");
     double v = 0;
     cr_assert_eq(values_of(c, pc, &v), 1);
     cr_assert_float_eq(v, 42.25, 1e-9);
     cr_assert_eq(values_of(c, pb, NULL), other_before);
+    cr_assert_eq(sr_engine_cluster_held(c, &held, NULL, NULL, 0), SR_OK);
+    cr_assert_eq(held, 0);
+    /* b's log read again (a consumer behind its checkpoint): duplicates */
+    uint64_t again = 0, c_now = last_seq(c);
+    cr_assert_gt(c_now, c_before);
+    x = relay_from(b, "b", c, &again);
+    cr_assert_eq(x.refused, 0, "%s", x.last_err);
+    cr_assert_eq(x.applied, 0);
+    cr_assert_eq(x.dups, 7 + 4 + 1, "the masters, the aliases and the value: duplicates");
+    cr_assert_eq(last_seq(c), c_now, "nothing appended");
+    cr_assert_eq(values_of(c, pc, NULL), 1);
+    /* and a rebuild gives the same index */
+    static const sr_engine_opts oc = {.cluster_node = "c"};
+    c = es_rebuilt(c, &cdir, &oc);
+    cr_assert_eq(values_of(c, pc, NULL), 1);
 
     /* an alias whose data id is not the point's here: refused */
     grab g = {.seq = 0};
@@ -489,6 +518,193 @@ Test(origins, an_alias_or_a_value_out_of_order_or_mismatched_is_refused_never_mi
     suiro__v1__event__free_unpacked(ev, NULL);
     sr_buf_release(&bad);
     sr_buf_release(&g.alias);
+    es_finish(a, &adir);
+    es_finish(b, &bdir);
+    es_finish(c, &cdir);
+}
+
+/* ---- issue #19 hold (engine/origins.c invariant 6): a replicated value
+ * whose point number has no row yet (its MasterPut or PointAlias later in
+ * a stream whose order broke) is held, then applied once the row comes:
+ * exactly once, on the right point, across a reopen and a rebuild. ---- */
+
+static uint64_t held_count(sr_engine *e, char *node, size_t cap)
+{
+    uint64_t n = 0, oldest = 0;
+    cr_assert_eq(sr_engine_cluster_held(e, &n, &oldest, node, cap), SR_OK);
+    cr_assert_eq(n == 0, oldest == 0, "the oldest held seq (%" PRIu64 ") iff any (%" PRIu64 ")", oldest, n);
+    return n;
+}
+
+/* Submit rec (built by a node called node) to e with origin node:seq; the result. */
+static sr_result submit_as(sr_engine *e, const char *node, uint64_t seq, sr_buf *rec)
+{
+    sr_origin o = {node, seq, 3, ++streamseq, 2};
+    sr_result r;
+    memset(&r, 0, sizeof r);
+    cr_assert_eq(et_submit_origin(e, rec->data, rec->len, &o, &r), SR_OK, "%s", r.err.msg);
+    return r;
+}
+
+Test(origins, values_before_their_masterput_are_held_then_stored_on_the_right_point)
+{
+    sr_engine *a, *b, *c;
+    three_nodes(&a, &b, &c, "hold1");
+    static const sr_engine_opts oc = {.cluster_node = "c"};
+    uint32_t pa = point_of(a, "op1", "P001");
+    /* a's number pa names one of c's own opc points: nothing may land there */
+    size_t other_before = values_of(c, pa, NULL);
+    uint64_t c_start = last_seq(c);
+    put1(a, "op1", "GW2", pa, 1700000000000, 1.5);
+    put1(a, "op1", "GW2", pa, 1700000001000, 2.5);
+    /* the values reach c before a's MasterPuts: held (logged, applied to nothing) */
+    uint64_t m1 = 0;
+    relay x = relay_some(a, "a", c, &m1, "measurements", NULL);
+    cr_assert_eq(x.refused, 0, "%s", x.last_err);
+    cr_assert_eq(x.applied, 2);
+    cr_assert_eq(x.held, 2, "both values held");
+    cr_assert_gt(last_seq(c), c_start, "logged");
+    char node[16];
+    cr_assert_eq(held_count(c, node, sizeof node), 2);
+    cr_assert_str_eq(node, "a");
+    cr_assert_eq(values_of(c, pa, NULL), other_before, "nothing on c's point %u (a's number)", pa);
+    /* a copy arriving again while held: a duplicate, nothing appended */
+    uint64_t m2 = 0;
+    uint64_t before = last_seq(c);
+    x = relay_some(a, "a", c, &m2, "measurements", NULL);
+    cr_assert_eq(x.dups, 2);
+    cr_assert_eq(x.applied, 0);
+    cr_assert_eq(last_seq(c), before);
+    /* held survives a restart */
+    cr_assert_eq(sr_engine_close(c), SR_OK);
+    c = es_open(&cdir, NULL, &oc);
+    cr_assert_eq(held_count(c, NULL, 0), 2, "held after a reopen");
+    /* the MasterPuts arrive: both values land on c's op1/P001, in log order */
+    uint64_t m3 = 0;
+    x = relay_some(a, "a", c, &m3, NULL, "measurements");
+    cr_assert_eq(x.refused, 0, "%s", x.last_err);
+    uint32_t pc = point_of(c, "op1", "P001");
+    cr_assert_neq(pc, pa);
+    double v = 0;
+    cr_assert_eq(values_of(c, pc, &v), 2, "both held values on c's own op1/P001");
+    cr_assert_float_eq(v, 2.5, 1e-9);
+    sr_sample l;
+    int found = 0;
+    cr_assert_eq(sr_engine_latest(c, &pc, 1, &l, &found, NULL), SR_OK);
+    cr_assert(found && l.ts == 1700000001000, "the latest is the later one");
+    cr_assert_eq(held_count(c, NULL, 0), 0);
+    cr_assert_eq(values_of(c, pa, NULL), other_before, "still nothing on c's point %u", pa);
+    /* everything again: duplicates, each value still once */
+    uint64_t m4 = 0;
+    before = last_seq(c);
+    x = relay_from(a, "a", c, &m4);
+    cr_assert_eq(x.applied, 0);
+    cr_assert_eq(last_seq(c), before);
+    cr_assert_eq(values_of(c, pc, NULL), 2);
+
+    /* values of two points in one event, one of them not mapped yet: the
+     * whole event is held, then both are stored */
+    add_point(a, "op1", "PA7");
+    uint32_t pa7 = point_of(a, "op1", "PA7");
+    sr_sample s1 = {.ts = 1700000002000, .quality = SR_Q_GOOD, .v.f = 3.5},
+              s2 = {.ts = 1700000002000, .quality = SR_Q_GOOD, .v.f = 70.5};
+    sr_pv_in in[2] = {{pa, SR_VT_NUMBER, &s1, 1}, {pa7, SR_VT_NUMBER, &s2, 1}};
+    sr_buf bb;
+    sr_buf_init(&bb);
+    cr_assert_eq(sr_ev_measurements("op1", "admin", SR_ACTOR_USER, NULL, in, 2, &bb), SR_OK);
+    size_t len = bb.len;
+    sr_result r;
+    cr_assert_eq(et_submit(a, &bb, &len, 1, &r), SR_OK);
+    cr_assert_eq(r.rc, SR_OK, "%s", r.err.msg);
+    sr_buf_release(&bb);
+    uint64_t m5 = m4;
+    x = relay_some(a, "a", c, &m5, "measurements", NULL);
+    cr_assert_eq(x.held, 1);
+    cr_assert_eq(held_count(c, NULL, 0), 1);
+    cr_assert_eq(values_of(c, pc, NULL), 2, "the mapped point's value waits with the other");
+    uint64_t m6 = m4;
+    x = relay_some(a, "a", c, &m6, NULL, "measurements");
+    cr_assert_eq(x.refused, 0, "%s", x.last_err);
+    uint32_t pc7 = point_of(c, "op1", "PA7");
+    cr_assert_eq(values_of(c, pc, &v), 3);
+    cr_assert_float_eq(v, 3.5, 1e-9);
+    cr_assert_eq(values_of(c, pc7, &v), 1);
+    cr_assert_float_eq(v, 70.5, 1e-9);
+    cr_assert_eq(held_count(c, NULL, 0), 0);
+
+    /* a rebuild gives the same index (content hash, both replay ways) */
+    c = es_rebuilt(c, &cdir, &oc);
+    cr_assert_eq(values_of(c, pc, NULL), 3);
+    cr_assert_eq(held_count(c, NULL, 0), 0);
+    es_finish(a, &adir);
+    es_finish(b, &bdir);
+    es_finish(c, &cdir);
+}
+
+Test(origins, values_and_a_correction_before_their_alias_are_held_then_stored_and_a_missing_row_is_reported)
+{
+    sr_engine *a, *b, *c;
+    three_nodes(&a, &b, &c, "hold2");
+    static const sr_engine_opts oc = {.cluster_node = "c"};
+    uint64_t a2b = 0, a2c = 0, b2c = 0, b2c_alias = 0;
+    relay x = relay_from(a, "a", b, &a2b);
+    cr_assert_eq(x.refused, 0, "%s", x.last_err);
+    x = relay_from(a, "a", c, &a2c);
+    cr_assert_eq(x.refused, 0, "%s", x.last_err);
+    uint32_t pb = point_of(b, "op1", "P001"), pc = point_of(c, "op1", "P001");
+    size_t other_before = values_of(c, pb, NULL);
+    /* a gateway's value sent to b, then a correction of it made on b */
+    put1(b, "op1", "GW2", pb, 1700000000000, 42.25);
+    sr_sample cs = {.ts = 1700000000000, .quality = SR_Q_GOOD, .v.f = 40.0};
+    sr_pv_in cin = {pb, SR_VT_NUMBER, &cs, 1};
+    static const sr_cmd_env root = {"op1", "root", SR_ACTOR_USER, NULL, "cli"};
+    sr_buf cb;
+    sr_buf_init(&cb);
+    sr_result r;
+    cr_assert_eq(es_submit1(b, sr_ev_correction(&root, &cin, 1, "meter recalibrated", "csv-00000000000000a1", 1, &cb),
+                            &cb, &r),
+                 SR_OK, "%s", r.err.msg);
+    /* b's log reaches c without its aliases: the value and the correction are held */
+    x = relay_some(b, "b", c, &b2c, NULL, "point_alias");
+    cr_assert_eq(x.refused, 0, "%s", x.last_err);
+    cr_assert_eq(x.held, 2, "the value and the correction");
+    cr_assert_eq(held_count(c, NULL, 0), 2);
+    cr_assert_eq(values_of(c, pb, NULL), other_before, "nothing on c's point %u (b's number)", pb);
+    cr_assert_eq(values_of(c, pc, NULL), 0);
+    /* a reopen in between */
+    cr_assert_eq(sr_engine_close(c), SR_OK);
+    c = es_open(&cdir, NULL, &oc);
+    cr_assert_eq(held_count(c, NULL, 0), 2);
+    /* the aliases arrive: the value then its correction, on c's P001 */
+    x = relay_some(b, "b", c, &b2c_alias, "point_alias", NULL);
+    cr_assert_eq(x.refused, 0, "%s", x.last_err);
+    cr_assert_eq(x.aliases, 4);
+    double v = 0;
+    cr_assert_eq(values_of(c, pc, &v), 1, "one value at that time");
+    cr_assert_float_eq(v, 40.0, 1e-9, "the correction, applied after the value");
+    cr_assert_eq(values_of(c, pb, NULL), other_before);
+    cr_assert_eq(held_count(c, NULL, 0), 0);
+
+    /* a node's value whose mapping never comes: held and reported, not stored */
+    sr_sample s = {.ts = 1700000005000, .quality = SR_Q_GOOD, .v.f = 9.75};
+    sr_pv_in in = {pc, SR_VT_NUMBER, &s, 1}; /* z's number pc: c's own P001 here */
+    sr_buf zb;
+    sr_buf_init(&zb);
+    cr_assert_eq(sr_ev_measurements("op1", "GW2", SR_ACTOR_GATEWAY, NULL, &in, 1, &zb), SR_OK);
+    r = submit_as(c, "z", 41, &zb);
+    cr_assert(r.held && !r.duplicate, "held");
+    r = submit_as(c, "z", 41, &zb);
+    cr_assert(r.duplicate, "the same origin again while held: a duplicate");
+    sr_buf_release(&zb);
+    char node[16];
+    cr_assert_eq(held_count(c, node, sizeof node), 1);
+    cr_assert_str_eq(node, "z");
+    cr_assert_eq(values_of(c, pc, NULL), 1, "not stored on c's point of the same number");
+    /* a rebuild keeps it held (and gives the same index) */
+    c = es_rebuilt(c, &cdir, &oc);
+    cr_assert_eq(held_count(c, NULL, 0), 1);
+    cr_assert_eq(values_of(c, pc, &v), 1);
+    cr_assert_float_eq(v, 40.0, 1e-9);
     es_finish(a, &adir);
     es_finish(b, &bdir);
     es_finish(c, &cdir);

@@ -169,6 +169,14 @@ try:
           stored(sc, "XA1") == [] and stored(sc, "SP0001_02") == [("2026-01-01T00:00:01", 12.5)],
           (stored(sc, "XA1"), stored(sc, "SP0001_02")))
 
+    # issue #19 hold (docs/cluster.md "Held values"): every value above reached its point, so no
+    # node holds a replicated event still waiting for its data point's mapping
+    for x, port in (("a", pa["http"]), ("b", pb["http"]), ("c", pc["http"])):
+        st, _, body, _ = srtest.http_once(port, "GET", "/metrics")
+        held = [ln for ln in (body.decode() if isinstance(body, bytes) else str(body)).splitlines()
+                if ln.startswith("suiro_cluster_held_events ")]
+        check(f"{x}: suiro_cluster_held_events 0", st == 200 and held == ["suiro_cluster_held_events 0"], (st, held))
+
     for p in (a, b, c):
         check("a node stops cleanly", srtest.stop_server(p) == 0)
     # the numbers differed (else this test shows nothing)
