@@ -303,7 +303,15 @@ typedef struct sr_stream_msg {
     uint64_t seq;  /* Suiro-Seq as a number (0: absent or not a number) */
     const void *data;
     size_t len;
+    const char *key; /* Suiro-Key: the stream key that sealed it ("" plaintext) */
+    int opened;      /* 1 opened (data is the plaintext); -1 not opened (why says why: data is as stored); 0 plain */
+    char why[320];
 } sr_stream_msg;
+/* Open sealed payloads with the stream keys of master (api/cluster_seal.h;
+ * the keys from the bucket <name>_KEYS): SR_OK, SR_ENOMEM. */
+SR_MUST_CHECK int sr_stream_reader_set_master(sr_stream_reader *r, const sr_key *master, uint32_t rotate_days);
+/* The reader's jsCtx * (the tools' keys' bucket: api/cluster_seal.h). */
+void *sr_stream_reader_js(sr_stream_reader *r);
 typedef int (*sr_stream_msg_fn)(void *ctx, const sr_stream_msg *m);
 /* Every message of partition part's stream from stream seq from on (0: the
  * first), in order, to fn (its nonzero stops and is returned). SR_ENOTFOUND

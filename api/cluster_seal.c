@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 static const char MAGIC_P[4] = {'S', 'R', 'S', '1'};
 static const char MAGIC_K[8] = {'S', 'R', 'S', 'K', 'E', 'Y', '1', 0};
@@ -322,17 +323,30 @@ int sr_open_payload(const sr_skey *k, const sr_seal_ad *a, const void *p, size_t
 struct sr_skeys {
     sr_key master;
     uint32_t rotate_days;
-    sr_skey *k; /* a small cache, most recent first */
+    int64_t ttl_ms;   /* a cached key is read again from the bucket after this (an erasure reaches running nodes) */
+    sr_skey *k;       /* a small cache, most recent first */
+    int64_t *at;      /* when each was read (monotonic ms) */
     size_t n;
 };
+
+static int64_t mono_ms(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+void sr_skeys_set_ttl(sr_skeys *s, int64_t ttl_ms) { s->ttl_ms = ttl_ms; }
 
 int sr_skeys_new(const sr_key *master, uint32_t rotate_days, sr_skeys **out)
 {
     sr_skeys *s = calloc(1, sizeof *s);
-    if (!s || !(s->k = calloc(CACHE_MAX, sizeof *s->k))) {
+    if (!s || !(s->k = calloc(CACHE_MAX, sizeof *s->k)) || !(s->at = calloc(CACHE_MAX, sizeof *s->at))) {
+        if (s) free(s->k);
         free(s);
         return SR_ENOMEM;
     }
+    s->ttl_ms = SR_SKEYS_TTL_MS;
     s->master = *master;
     s->rotate_days = rotate_days;
     *out = s;
@@ -345,6 +359,7 @@ void sr_skeys_free(sr_skeys *s)
     memset(s->k, 0, CACHE_MAX * sizeof *s->k);
     memset(&s->master, 0, sizeof s->master);
     free(s->k);
+    free(s->at);
     free(s);
 }
 
@@ -352,24 +367,28 @@ void sr_skeys_kv_key(uint64_t id, char out[24]) { snprintf(out, 24, "k.%016" PRI
 
 void sr_skeys_bucket(const char *name, char out[48]) { snprintf(out, 48, "%s_KEYS", name && name[0] ? name : "SUIRO"); }
 
+/* The cached key id, NULL when absent or read longer than ttl_ms ago (then read again). */
 static sr_skey *cached(sr_skeys *s, uint64_t id)
 {
     for (size_t i = 0; i < s->n; i++)
-        if (s->k[i].id == id) return &s->k[i];
+        if (s->k[i].id == id) return mono_ms() - s->at[i] < s->ttl_ms ? &s->k[i] : NULL;
     return NULL;
 }
 
 static sr_skey *remember(sr_skeys *s, const sr_skey *k)
 {
-    sr_skey *c = cached(s, k->id);
-    if (!c) {
+    size_t i = 0;
+    while (i < s->n && s->k[i].id != k->id) i++;
+    if (i == s->n) {
         if (s->n == CACHE_MAX) s->n--; /* the oldest goes */
         memmove(&s->k[1], &s->k[0], s->n * sizeof *s->k);
+        memmove(&s->at[1], &s->at[0], s->n * sizeof *s->at);
         s->n++;
-        c = &s->k[0];
+        i = 0;
     }
-    *c = *k;
-    return c;
+    s->k[i] = *k;
+    s->at[i] = mono_ms();
+    return &s->k[i];
 }
 
 /* The key id from the bucket into the cache: SR_OK, SR_ENOTFOUND, SR_EKEY, SR_ECORRUPT, SR_EIO. */
@@ -552,4 +571,17 @@ void sr_skv_nats_reset(sr_skv_nats *n)
     if (n->kv) kvStore_Destroy(n->kv);
     n->kv = NULL;
     n->js = NULL;
+}
+
+int sr_skv_nats_keys(sr_skv_nats *n, int (*fn)(void *ctx, const char *key), void *ctx)
+{
+    if (nkv_open(n)) return SR_EIO;
+    kvKeysList kl = {0};
+    natsStatus st = kvStore_Keys(&kl, n->kv, NULL);
+    if (st == NATS_NOT_FOUND) return SR_OK; /* (no key yet) */
+    if (st != NATS_OK) return SR_EIO;
+    int rc = SR_OK;
+    for (int i = 0; i < kl.Count && !rc; i++) rc = fn(ctx, kl.Keys[i]);
+    kvKeysList_Destroy(&kl);
+    return rc;
 }

@@ -135,8 +135,13 @@ typedef struct sr_skv {
 } sr_skv;
 
 typedef struct sr_skeys sr_skeys;
-/* A cache for one thread, under master, with [keys] rotate_days. */
+/* A cache for one thread, under master, with [keys] rotate_days. A cached
+ * key is read again from the bucket once it was read SR_SKEYS_TTL_MS ago:
+ * a key destroyed by another node (sr_skeys_destroy) is used by this one
+ * for at most that long. */
+enum { SR_SKEYS_TTL_MS = 30000 };
 SR_MUST_CHECK int sr_skeys_new(const sr_key *master, uint32_t rotate_days, sr_skeys **out);
+void sr_skeys_set_ttl(sr_skeys *s, int64_t ttl_ms); /* tests; a tool: 0 (always read) */
 void sr_skeys_free(sr_skeys *s); /* NULL-safe; wipes the keys */
 /* The KV key of id: "k.<16 hex>". */
 void sr_skeys_kv_key(uint64_t id, char out[24]);
@@ -172,5 +177,7 @@ typedef struct sr_skv_nats {
 } sr_skv_nats;
 void sr_skv_nats_init(sr_skv_nats *n, sr_skv *kv, void *js, const char *name, int replicas);
 void sr_skv_nats_reset(sr_skv_nats *n); /* the connection went: the store is opened again */
+/* Every key of the bucket to fn (its nonzero stops and is returned): SR_OK, SR_EIO. Tools. */
+SR_MUST_CHECK int sr_skv_nats_keys(sr_skv_nats *n, int (*fn)(void *ctx, const char *key), void *ctx);
 
 #endif
