@@ -352,9 +352,9 @@ static int publish_one(void *ctx, const sr_event_view *v)
     char kid[24] = "";
     if (c->skeys) { /* invariant 7 */
         sr_seal_ad ad = {p, v->op ? v->op : "", kind, c->node, v->seq};
-        uint64_t id = 0;
+        uint64_t kidn = 0;
         char err[256];
-        int rc = sr_skeys_seal(c->skeys, &c->skv, &ad, v->ingest_ms, data, dlen, &c->sealed, &id, err, sizeof err);
+        int rc = sr_skeys_seal(c->skeys, &c->skv, &ad, v->ingest_ms, data, dlen, &c->sealed, &kidn, err, sizeof err);
         if (rc == SR_EERASED) { /* nothing to send: its epoch was erased */
             pthread_mutex_lock(&c->mu);
             if (v->seq > c->published) c->published = v->seq;
@@ -377,7 +377,7 @@ static int publish_one(void *ctx, const sr_event_view *v)
         }
         data = c->sealed.data;
         dlen = c->sealed.len;
-        snprintf(kid, sizeof kid, "%016" PRIx64, id);
+        snprintf(kid, sizeof kid, "%016" PRIx64, kidn);
         atomic_fetch_add(&c->st_sealed, 1);
     }
     natsMsg *m = NULL;
@@ -631,7 +631,7 @@ int sr_cluster_open(sr_engine *e, const sr_cluster_opts *o, sr_cluster **out, ch
         disconnect(c);
         sr_waitlist_destroy(&c->wl);
         sr_skeys_free(c->skeys);
-                free(c->ring);
+        free(c->ring);
         free(c);
         snprintf(err, errlen, "cluster: cannot start its thread");
         return SR_ENOMEM;
@@ -643,7 +643,7 @@ int sr_cluster_open(sr_engine *e, const sr_cluster_opts *o, sr_cluster **out, ch
         disconnect(c);
         sr_waitlist_destroy(&c->wl);
         sr_skeys_free(c->skeys);
-                free(c->ring);
+        free(c->ring);
         free(c);
         return rc;
     }

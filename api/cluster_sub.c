@@ -187,6 +187,12 @@ static int nconnect(sr_csub *s, char *err, size_t errlen)
     return SR_OK;
 }
 
+static const char *hdr(natsMsg *m, const char *k)
+{
+    const char *v = NULL;
+    return natsMsgHeader_Get(m, k, &v) == NATS_OK && v ? v : "";
+}
+
 /* The payload of m to apply (invariant 4): 1 with it in *data, *len; 0
  * refused (counted, a WARN line); -1 the keys' bucket did not answer (read
  * again later). */
@@ -264,12 +270,6 @@ static int subscribe(sr_csub *s, uint32_t p, int which, natsSubscription **out, 
     }
     sr_slog(SR_LOG_DEBUG, "cluster: consuming", "subject=%s from=%" PRIu64, subj, ck + 1);
     return SR_OK;
-}
-
-static const char *hdr(natsMsg *m, const char *k)
-{
-    const char *v = NULL;
-    return natsMsgHeader_Get(m, k, &v) == NATS_OK && v ? v : "";
 }
 
 /* Submit one fetched message (invariant 1). 0 done (applied, skipped or

@@ -340,7 +340,8 @@ static sr_buf slurp(const char *path)
 
 Test(seal, golden_vector_of_an_independent_writer)
 {
-    sr_buf sealed = slurp(SR_TEST_DATA "/../fuzz/origin/sealed.bin"), plain = slurp(SR_TEST_DATA "/../fuzz/origin/snapshot.bin");
+    sr_buf sealed = slurp(SR_TEST_DATA "/../fuzz/origin/sealed.bin");
+    sr_buf plain = slurp(SR_TEST_DATA "/../fuzz/origin/snapshot.bin");
     sr_skey k;
     memset(&k, 0, sizeof k);
     k.id = sr_skey_id("sim", SR_KC_DATA, 1, 0);

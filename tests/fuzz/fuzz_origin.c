@@ -23,6 +23,7 @@
 #include "engtest.h"
 
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
