@@ -23,29 +23,6 @@ static const char MAGIC_P[4] = {'S', 'R', 'S', '1'};
 static const char MAGIC_K[8] = {'S', 'R', 'S', 'K', 'E', 'Y', '1', 0};
 #define DAY_MS 86400000ll
 
-static void put16(uint8_t *p, uint16_t v) { p[0] = (uint8_t)v, p[1] = (uint8_t)(v >> 8); }
-static void put32(uint8_t *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i));
-}
-static void put64(uint8_t *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (8 * i));
-}
-static uint16_t get16(const uint8_t *p) { return (uint16_t)(p[0] | p[1] << 8); }
-static uint32_t get32(const uint8_t *p)
-{
-    uint32_t v = 0;
-    for (int i = 3; i >= 0; i--) v = v << 8 | p[i];
-    return v;
-}
-static uint64_t get64(const uint8_t *p)
-{
-    uint64_t v = 0;
-    for (int i = 7; i >= 0; i--) v = v << 8 | p[i];
-    return v;
-}
-
 /* ---- ids and epochs ---- */
 
 uint64_t sr_skey_id(const char *op, int cls, uint32_t epoch, uint32_t period_days)
@@ -59,11 +36,11 @@ uint64_t sr_skey_id(const char *op, int cls, uint32_t epoch, uint32_t period_day
     n += ol;
     b[n++] = 0;
     b[n++] = (uint8_t)cls;
-    put32(b + n, epoch);
-    put32(b + n + 4, period_days);
+    sr_put_le32(b + n, epoch);
+    sr_put_le32(b + n + 4, period_days);
     n += 8;
     sr_sha256(b, n, h);
-    uint64_t id = get64(h);
+    uint64_t id = sr_get_le64(h);
     return id ? id : 1;
 }
 
@@ -126,16 +103,16 @@ int sr_skey_wrap(const sr_key *master, const sr_skey *k, sr_buf *out)
     size_t ol = strnlen(k->op, 255);
     uint8_t e[K_FIXED + 255 + SR_NONCE_LEN + SR_KEY_LEN + SR_TAG_LEN];
     memcpy(e, MAGIC_K, 8);
-    put32(e + 8, master->id);
-    put64(e + 12, k->id);
-    put16(e + 20, k->alg);
+    sr_put_le32(e + 8, master->id);
+    sr_put_le64(e + 12, k->id);
+    sr_put_le16(e + 20, k->alg);
     e[22] = k->cls;
     e[23] = k->state;
-    put32(e + 24, k->epoch);
-    put32(e + 28, k->period_days);
-    put64(e + 32, (uint64_t)k->created_ms);
-    put64(e + 40, (uint64_t)k->destroyed_ms);
-    put16(e + 48, (uint16_t)ol);
+    sr_put_le32(e + 24, k->epoch);
+    sr_put_le32(e + 28, k->period_days);
+    sr_put_le64(e + 32, (uint64_t)k->created_ms);
+    sr_put_le64(e + 40, (uint64_t)k->destroyed_ms);
+    sr_put_le16(e + 48, (uint16_t)ol);
     memcpy(e + K_FIXED, k->op, ol);
     size_t n = K_FIXED + ol;
     if (k->state == SR_SKEY_ACTIVE) {
@@ -165,16 +142,16 @@ int sr_skey_unwrap(const sr_key *master, const void *p, size_t n, sr_skey *out, 
         snprintf(err, errlen, "not a stream key entry (%zu bytes)", n);
         return SR_ECORRUPT;
     }
-    out->master_id = get32(e + 8);
-    out->id = get64(e + 12);
-    out->alg = get16(e + 20);
+    out->master_id = sr_get_le32(e + 8);
+    out->id = sr_get_le64(e + 12);
+    out->alg = sr_get_le16(e + 20);
     out->cls = e[22];
     out->state = e[23];
-    out->epoch = get32(e + 24);
-    out->period_days = get32(e + 28);
-    out->created_ms = (int64_t)get64(e + 32);
-    out->destroyed_ms = (int64_t)get64(e + 40);
-    size_t ol = get16(e + 48);
+    out->epoch = sr_get_le32(e + 24);
+    out->period_days = sr_get_le32(e + 28);
+    out->created_ms = (int64_t)sr_get_le64(e + 32);
+    out->destroyed_ms = (int64_t)sr_get_le64(e + 40);
+    size_t ol = sr_get_le16(e + 48);
     size_t want = K_FIXED + ol + (out->state == SR_SKEY_ACTIVE ? SR_NONCE_LEN + SR_KEY_LEN + SR_TAG_LEN : 0);
     if (ol > 255 || n != want || (out->state != SR_SKEY_ACTIVE && out->state != SR_SKEY_DESTROYED) ||
         out->cls < SR_KC_DATA || out->cls > SR_KC_CONFIG || out->alg != SR_ALG_AES_256_GCM) {
@@ -229,13 +206,13 @@ static size_t payload_ad(const uint8_t *hdr, int cls, const sr_seal_ad *a, uint8
     memcpy(ad, tag, sizeof tag);
     memcpy(ad + n, hdr, SR_SEAL_HDR_LEN);
     n += SR_SEAL_HDR_LEN;
-    put32(ad + n, a->partition);
+    sr_put_le32(ad + n, a->partition);
     n += 4;
     ad[n++] = (uint8_t)cls;
     n += str_ad(ad + n, a->op);
     n += str_ad(ad + n, a->kind);
     n += str_ad(ad + n, a->node);
-    put64(ad + n, a->seq);
+    sr_put_le64(ad + n, a->seq);
     return n + 8;
 }
 enum { AD_MAX = 16 + SR_SEAL_HDR_LEN + 5 + 3 * 256 + 8 };
@@ -243,7 +220,7 @@ enum { AD_MAX = 16 + SR_SEAL_HDR_LEN + 5 + 3 * 256 + 8 };
 uint64_t sr_seal_key_id(const void *p, size_t n)
 {
     if (!p || n < SR_SEAL_OVERHEAD || memcmp(p, MAGIC_P, 4)) return 0;
-    return get64((const uint8_t *)p + 4);
+    return sr_get_le64((const uint8_t *)p + 4);
 }
 
 int sr_seal_payload(const sr_skey *k, const sr_seal_ad *a, const void *in, size_t n, sr_buf *out)
@@ -253,8 +230,8 @@ int sr_seal_payload(const sr_skey *k, const sr_seal_ad *a, const void *in, size_
     if (sr_buf_reserve(out, n + SR_SEAL_OVERHEAD)) return SR_ENOMEM;
     uint8_t *h = out->data;
     memcpy(h, MAGIC_P, 4);
-    put64(h + 4, k->id);
-    put16(h + 12, k->alg);
+    sr_put_le64(h + 4, k->id);
+    sr_put_le16(h + 12, k->alg);
     if (sr_random(h + 14, SR_NONCE_LEN)) return SR_ECRYPTO;
     uint8_t ad[AD_MAX];
     size_t adn = payload_ad(h, k->cls, a, ad);
@@ -288,8 +265,8 @@ int sr_open_payload(const sr_skey *k, const sr_seal_ad *a, const void *p, size_t
         return SR_EERASED;
     }
     const uint8_t *h = p;
-    if (get16(h + 12) != k->alg) {
-        snprintf(err, errlen, "the payload names algorithm %u, stream key %016" PRIx64 " is %u", get16(h + 12), k->id,
+    if (sr_get_le16(h + 12) != k->alg) {
+        snprintf(err, errlen, "the payload names algorithm %u, stream key %016" PRIx64 " is %u", sr_get_le16(h + 12), k->id,
                  k->alg);
         return SR_ECORRUPT;
     }
