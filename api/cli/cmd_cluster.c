@@ -791,15 +791,20 @@ static int print_key(void *ctx, const char *key)
     }
     int64_t from, to;
     sr_skey_epoch_range(e.cls, e.epoch, e.period_days, &from, &to);
-    json_t *o = json_pack("{s:s,s:s,s:s,s:I,s:I,s:I,s:s,s:I,s:I,s:s}", "id", "", "operator", e.op, "class",
-                          class_name(e.cls), "epoch", (json_int_t)e.epoch, "period_days", (json_int_t)e.period_days,
-                          "from", (json_int_t)from, "to", to == INT64_MAX ? json_null() : json_integer(to), "state",
-                          e.state == SR_SKEY_ACTIVE ? "active" : "destroyed", "created", (json_int_t)e.created_ms,
-                          "destroyed", (json_int_t)e.destroyed_ms, "master", "");
     char id[24], mid[16];
     snprintf(id, sizeof id, "%016" PRIx64, e.id);
     snprintf(mid, sizeof mid, "%08" PRIx32, e.master_id);
+    json_t *o = json_object();
     json_object_set_new(o, "id", json_string(id));
+    json_object_set_new(o, "operator", json_string(e.op));
+    json_object_set_new(o, "class", json_string(class_name(e.cls)));
+    json_object_set_new(o, "epoch", json_integer(e.epoch));
+    json_object_set_new(o, "period_days", json_integer(e.period_days));
+    json_object_set_new(o, "from", json_integer(from));
+    json_object_set_new(o, "to", to == INT64_MAX ? json_null() : json_integer(to));
+    json_object_set_new(o, "state", json_string(e.state == SR_SKEY_ACTIVE ? "active" : "destroyed"));
+    json_object_set_new(o, "created", json_integer(e.created_ms));
+    json_object_set_new(o, "destroyed", json_integer(e.destroyed_ms));
     json_object_set_new(o, "master", json_string(mid));
     char *js = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
     if (js) printf("%s\n", js);
@@ -875,7 +880,6 @@ int sr_cmd_cluster_erase(const sr_command *cmd, int argc, char **argv)
         if (!rc) rc = sr_skey_unwrap(&(sr_key){{0}, 0}, v.data, v.len, &info, err, sizeof err);
         sr_buf_release(&v);
     }
-    (void)info;
     struct timespec now;
     clock_gettime(CLOCK_REALTIME, &now);
     if (!rc || rc == SR_EKEY) {
