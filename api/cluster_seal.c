@@ -223,7 +223,21 @@ uint64_t sr_seal_key_id(const void *p, size_t n)
     return sr_get_le64((const uint8_t *)p + 4);
 }
 
-int sr_seal_payload(const sr_skey *k, const sr_seal_ad *a, const void *in, size_t n, sr_buf *out)
+/* A cipher context for k (the store keeps one per cached key: creating one
+ * costs about 20 us, the key schedule and OpenSSL's context). */
+static int aead_of(const sr_skey *k, sr_aead **out)
+{
+    sr_key key;
+    sr_key_from_bytes(&key, k->key);
+    int rc = sr_aead_create(&key, out);
+    memset(&key, 0, sizeof key);
+    return rc;
+}
+
+/* sr_seal_payload with the context ae of k (NULL: one made for the call) and
+ * the nonce given (NULL: 12 random bytes). */
+static int seal_with(sr_aead *ae, const uint8_t *nonce, const sr_skey *k, const sr_seal_ad *a, const void *in,
+                     size_t n, sr_buf *out)
 {
     if (k->state != SR_SKEY_ACTIVE) return SR_EERASED;
     out->len = 0;
@@ -232,23 +246,26 @@ int sr_seal_payload(const sr_skey *k, const sr_seal_ad *a, const void *in, size_
     memcpy(h, MAGIC_P, 4);
     sr_put_le64(h + 4, k->id);
     sr_put_le16(h + 12, k->alg);
-    if (sr_random(h + 14, SR_NONCE_LEN)) return SR_ECRYPTO;
+    if (nonce) memcpy(h + 14, nonce, SR_NONCE_LEN);
+    else if (sr_random(h + 14, SR_NONCE_LEN)) return SR_ECRYPTO;
     uint8_t ad[AD_MAX];
     size_t adn = payload_ad(h, k->cls, a, ad);
-    sr_key key;
-    sr_key_from_bytes(&key, k->key);
-    sr_aead *ae = NULL;
-    int rc = sr_aead_create(&key, &ae);
-    if (!rc) rc = sr_aead_seal(ae, h + 14, ad, adn, in, n, h + SR_SEAL_HDR_LEN, h + SR_SEAL_HDR_LEN + n);
-    sr_aead_destroy(ae);
-    memset(&key, 0, sizeof key);
+    sr_aead *own = NULL;
+    int rc = ae ? SR_OK : aead_of(k, &own);
+    if (!rc) rc = sr_aead_seal(ae ? ae : own, h + 14, ad, adn, in, n, h + SR_SEAL_HDR_LEN, h + SR_SEAL_HDR_LEN + n);
+    sr_aead_destroy(own);
     if (rc) return rc;
     out->len = n + SR_SEAL_OVERHEAD;
     return SR_OK;
 }
 
-int sr_open_payload(const sr_skey *k, const sr_seal_ad *a, const void *p, size_t n, sr_buf *out, char *err,
-                    size_t errlen)
+int sr_seal_payload(const sr_skey *k, const sr_seal_ad *a, const void *in, size_t n, sr_buf *out)
+{
+    return seal_with(NULL, NULL, k, a, in, n, out);
+}
+
+static int open_with(sr_aead *ae, const sr_skey *k, const sr_seal_ad *a, const void *p, size_t n, sr_buf *out,
+                     char *err, size_t errlen)
 {
     uint64_t id = sr_seal_key_id(p, n);
     if (!id) {
@@ -275,13 +292,11 @@ int sr_open_payload(const sr_skey *k, const sr_seal_ad *a, const void *p, size_t
     if (sr_buf_reserve(out, cn ? cn : 1)) return SR_ENOMEM;
     uint8_t ad[AD_MAX];
     size_t adn = payload_ad(h, k->cls, a, ad);
-    sr_key key;
-    sr_key_from_bytes(&key, k->key);
-    sr_aead *ae = NULL;
-    int rc = sr_aead_create(&key, &ae);
-    if (!rc) rc = sr_aead_open(ae, h + 14, ad, adn, h + SR_SEAL_HDR_LEN, cn, out->data, h + SR_SEAL_HDR_LEN + cn);
-    sr_aead_destroy(ae);
-    memset(&key, 0, sizeof key);
+    sr_aead *own = NULL;
+    int rc = ae ? SR_OK : aead_of(k, &own);
+    if (!rc)
+        rc = sr_aead_open(ae ? ae : own, h + 14, ad, adn, h + SR_SEAL_HDR_LEN, cn, out->data, h + SR_SEAL_HDR_LEN + cn);
+    sr_aead_destroy(own);
     if (rc) {
         snprintf(err, errlen,
                  "the payload does not open under stream key %016" PRIx64
@@ -291,6 +306,12 @@ int sr_open_payload(const sr_skey *k, const sr_seal_ad *a, const void *p, size_t
     }
     out->len = cn;
     return SR_OK;
+}
+
+int sr_open_payload(const sr_skey *k, const sr_seal_ad *a, const void *p, size_t n, sr_buf *out, char *err,
+                    size_t errlen)
+{
+    return open_with(NULL, k, a, p, n, out, err, errlen);
 }
 
 /* ---- the store ---- */
@@ -303,6 +324,14 @@ struct sr_skeys {
     int64_t ttl_ms;   /* a cached key is read again from the bucket after this (an erasure reaches running nodes) */
     sr_skey *k;       /* a small cache, most recent first */
     int64_t *at;      /* when each was read (monotonic ms) */
+    sr_aead **ae;     /* each one's cipher context, made at its first use */
+    uint8_t nonce[SR_NONCE_LEN]; /* random at sr_skeys_new; each seal XORs a counter into its last 8 bytes */
+    /* the last (operator, class, epoch) sealed and its id: SHA-256 through EVP costs microseconds a call */
+    char last_op[256];
+    int last_cls;
+    uint32_t last_ep, last_pd;
+    uint64_t last_id;
+    uint64_t ctr;
     size_t n;
 };
 
@@ -318,12 +347,17 @@ void sr_skeys_set_ttl(sr_skeys *s, int64_t ttl_ms) { s->ttl_ms = ttl_ms; }
 int sr_skeys_new(const sr_key *master, uint32_t rotate_days, sr_skeys **out)
 {
     sr_skeys *s = calloc(1, sizeof *s);
-    if (!s || !(s->k = calloc(CACHE_MAX, sizeof *s->k)) || !(s->at = calloc(CACHE_MAX, sizeof *s->at))) {
-        if (s) free(s->k);
+    if (!s || !(s->k = calloc(CACHE_MAX, sizeof *s->k)) || !(s->at = calloc(CACHE_MAX, sizeof *s->at)) ||
+        !(s->ae = calloc(CACHE_MAX, sizeof *s->ae))) {
+        if (s) free(s->k), free(s->at);
         free(s);
         return SR_ENOMEM;
     }
     s->ttl_ms = SR_SKEYS_TTL_MS;
+    if (sr_random(s->nonce, sizeof s->nonce)) {
+        free(s->k), free(s->at), free(s->ae), free(s);
+        return SR_ECRYPTO;
+    }
     s->master = *master;
     s->rotate_days = rotate_days;
     *out = s;
@@ -335,8 +369,10 @@ void sr_skeys_free(sr_skeys *s)
     if (!s) return;
     memset(s->k, 0, CACHE_MAX * sizeof *s->k);
     memset(&s->master, 0, sizeof s->master);
+    for (size_t i = 0; i < s->n; i++) sr_aead_destroy(s->ae[i]);
     free(s->k);
     free(s->at);
+    free(s->ae);
     free(s);
 }
 
@@ -357,11 +393,17 @@ static sr_skey *remember(sr_skeys *s, const sr_skey *k)
     size_t i = 0;
     while (i < s->n && s->k[i].id != k->id) i++;
     if (i == s->n) {
-        if (s->n == CACHE_MAX) s->n--; /* the oldest goes */
+        if (s->n == CACHE_MAX) sr_aead_destroy(s->ae[--s->n]); /* the oldest goes */
         memmove(&s->k[1], &s->k[0], s->n * sizeof *s->k);
         memmove(&s->at[1], &s->at[0], s->n * sizeof *s->at);
+        memmove(&s->ae[1], &s->ae[0], s->n * sizeof *s->ae);
+        s->ae[0] = NULL;
         s->n++;
         i = 0;
+    }
+    if (s->ae[i] && memcmp(s->k[i].key, k->key, SR_KEY_LEN)) { /* (read again: the same key, or its tombstone) */
+        sr_aead_destroy(s->ae[i]);
+        s->ae[i] = NULL;
     }
     s->k[i] = *k;
     s->at[i] = mono_ms();
@@ -391,13 +433,31 @@ static int fetch(sr_skeys *s, const sr_skv *kv, uint64_t id, sr_skey **out, char
     return SR_OK;
 }
 
+/* The cipher context of the cached key k (an element of s->k), made at its first use; NULL if it cannot be
+ * made (the caller then makes one for the call). */
+static sr_aead *ctx_of(sr_skeys *s, const sr_skey *k)
+{
+    size_t i = (size_t)(k - s->k);
+    if (i >= s->n || k->state != SR_SKEY_ACTIVE) return NULL;
+    if (!s->ae[i] && aead_of(k, &s->ae[i])) s->ae[i] = NULL;
+    return s->ae[i];
+}
+
 int sr_skeys_seal(sr_skeys *s, const sr_skv *kv, const sr_seal_ad *ad, int64_t ms, const void *in, size_t n,
                   sr_buf *out, uint64_t *id, char *err, size_t errlen)
 {
     int cls = sr_event_kind_key_class(ad->kind);
     if (cls < SR_KC_DATA) cls = SR_KC_CONFIG; /* (every kind has a class: engine/keys.c) */
     uint32_t ep = sr_skey_epoch(cls, ms, s->rotate_days), pd = cls == SR_KC_CONFIG ? 0 : s->rotate_days;
-    uint64_t want = sr_skey_id(ad->op ? ad->op : "", cls, ep, pd);
+    const char *op = ad->op ? ad->op : "";
+    uint64_t want;
+    if (s->last_id && s->last_cls == cls && s->last_ep == ep && s->last_pd == pd && !strcmp(s->last_op, op)) {
+        want = s->last_id;
+    } else {
+        want = sr_skey_id(op, cls, ep, pd);
+        snprintf(s->last_op, sizeof s->last_op, "%s", op);
+        s->last_cls = cls, s->last_ep = ep, s->last_pd = pd, s->last_id = want;
+    }
     sr_skey *k = cached(s, want);
     int rc = SR_OK;
     if (!k) {
@@ -425,7 +485,13 @@ int sr_skeys_seal(sr_skeys *s, const sr_skv *kv, const sr_seal_ad *ad, int64_t m
         return SR_EERASED;
     }
     *id = k->id;
-    return sr_seal_payload(k, ad, in, n, out);
+    /* the nonce: a random 96-bit base per store and a counter (RAND_bytes per payload cost ~20 us here); unique
+     * in this store, and across stores as random nonces are (docs/keys.md "Nonces") */
+    uint8_t nonce[SR_NONCE_LEN];
+    memcpy(nonce, s->nonce, sizeof nonce);
+    uint64_t c = ++s->ctr ^ sr_get_le64(nonce + 4);
+    sr_put_le64(nonce + 4, c);
+    return seal_with(ctx_of(s, k), nonce, k, ad, in, n, out);
 }
 
 int sr_skeys_open(sr_skeys *s, const sr_skv *kv, const sr_seal_ad *ad, const void *p, size_t n, sr_buf *out,
@@ -445,7 +511,7 @@ int sr_skeys_open(sr_skeys *s, const sr_skv *kv, const sr_seal_ad *ad, const voi
                  id, k->op, k->cls, ad->op ? ad->op : "", cls);
         return SR_EKEY;
     }
-    return sr_open_payload(k, ad, p, n, out, err, errlen);
+    return open_with(ctx_of(s, k), k, ad, p, n, out, err, errlen);
 }
 
 int sr_skeys_destroy(sr_skeys *s, const sr_skv *kv, uint64_t id, int64_t now_ms, sr_skey *info, char *err,
@@ -455,6 +521,9 @@ int sr_skeys_destroy(sr_skeys *s, const sr_skv *kv, uint64_t id, int64_t now_ms,
     int rc = fetch(s, kv, id, &k, err, errlen);
     if (rc) return rc;
     if (k->state == SR_SKEY_ACTIVE) {
+        size_t i = (size_t)(k - s->k);
+        sr_aead_destroy(s->ae[i]); /* (its key schedule goes too) */
+        s->ae[i] = NULL;
         memset(k->key, 0, sizeof k->key);
         k->state = SR_SKEY_DESTROYED;
         k->destroyed_ms = now_ms;
