@@ -237,6 +237,7 @@ Test(seal, store_two_nodes_race_unknown_and_erasure)
     cr_assert_eq(sr_skeys_seal(a, &kv, &ad, t + 1000, EVENT, sizeof EVENT, &p2, &id2, err, sizeof err), SR_OK);
     cr_assert_eq(id2, id1);
     cr_assert_eq(m.gets, gets);
+    cr_assert_neq(memcmp(p1.data + 14, p2.data + 14, SR_NONCE_LEN), 0, "a nonce per payload");
     /* B (its own cache) opens both: fetches the key once */
     ad.seq = 17;
     cr_assert_eq(sr_skeys_open(b, &kv, &ad, p1.data, p1.len, &out, err, sizeof err), SR_OK, "%s", err);
