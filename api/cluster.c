@@ -31,9 +31,16 @@
  *     the engine's decision, sr_engine_cluster_payload), under the
  *     MasterPut's seq: the id <node>:<seq> is unique and the same on every
  *     re-publish; kind point_alias, subject .reg.
+ *  7. With a master key (stream keys, api/cluster_seal.h) no payload is sent
+ *     in clear: each is sealed under the stream key of its operator, class
+ *     and epoch (header Suiro-Key); an event whose stream key was destroyed
+ *     (erased cluster-wide) is not sent and counts as acknowledged, as a
+ *     gap of the log does (invariant 2); a key the bucket cannot give now
+ *     (NATS) stops the run, which tries again.
  */
 #include "api/cluster.h"
 
+#include "api/cluster_seal.h"
 #include "api/ryw.h"
 #include "api/slog.h"
 
@@ -80,8 +87,16 @@ struct sr_cluster {
     int streams_ok;
     sr_csub *sub;        /* the consumers (api/cluster_sub.c) */
     sr_buf alias;        /* a PointAlias to publish (invariant 6) */
+    /* stream keys (invariant 7): NULL without a master key */
+    sr_skeys *skeys;
+    sr_skv skv;
+    sr_skv_nats skvn;
+    sr_buf sealed;
+    uint32_t rotate_days;
+    int64_t last_seal_err_ms;
     /* figures */
     _Atomic uint64_t st_published, st_acked, st_republished, st_errors, st_log_last, st_replicated;
+    _Atomic uint64_t st_sealed, st_erased;
     _Atomic int st_connected;
     /* ownership (api/cluster_own.c): the lease manager sets, the consumers read */
     sr_cluster_own *own;        /* NULL: [cluster] lease_ms 0 */
@@ -174,6 +189,7 @@ static void on_ack(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae, void
 static void disconnect(sr_cluster *c)
 {
     if (c->nc) natsConnection_Close(c->nc); /* no more acks are read */
+    sr_skv_nats_reset(&c->skvn);
     if (c->js) jsCtx_Destroy(c->js);
     if (c->nc) natsConnection_Destroy(c->nc);
     c->js = NULL;
@@ -201,6 +217,7 @@ static int nconnect(sr_cluster *c, char *err, size_t errlen)
         return SR_EIO;
     }
     atomic_store(&c->st_connected, 1);
+    sr_skv_nats_init(&c->skvn, &c->skv, c->js, c->name, (int)c->replicas); /* the keys' bucket: at first use */
     return SR_OK;
 }
 
@@ -332,6 +349,37 @@ static int publish_one(void *ctx, const sr_event_view *v)
     snprintf(id, sizeof id, "%s:%" PRIu64, c->node, v->seq);
     snprintf(seqs, sizeof seqs, "%" PRIu64, v->seq);
     snprintf(part, sizeof part, "%u", p);
+    char kid[24] = "";
+    if (c->skeys) { /* invariant 7 */
+        sr_seal_ad ad = {p, v->op ? v->op : "", kind, c->node, v->seq};
+        uint64_t kidn = 0;
+        char err[256];
+        int rc = sr_skeys_seal(c->skeys, &c->skv, &ad, v->ingest_ms, data, dlen, &c->sealed, &kidn, err, sizeof err);
+        if (rc == SR_EERASED) { /* nothing to send: its epoch was erased */
+            pthread_mutex_lock(&c->mu);
+            if (v->seq > c->published) c->published = v->seq;
+            mark_acked(c, v->seq);
+            pthread_mutex_unlock(&c->mu);
+            atomic_fetch_add(&c->st_erased, 1);
+            r->next = v->seq + 1;
+            return 0;
+        }
+        if (rc) {
+            r->failed = 1;
+            atomic_fetch_add(&c->st_errors, 1);
+            int64_t t = now_ms();
+            if (t - c->last_seal_err_ms >= 10000) {
+                c->last_seal_err_ms = t;
+                sr_slog(SR_LOG_WARN, "cluster: an event not sealed, retrying", "seq=%" PRIu64 " error=%s detail=%s",
+                        v->seq, sr_err_name(rc), sr_slog_q(err));
+            }
+            return 1;
+        }
+        data = c->sealed.data;
+        dlen = c->sealed.len;
+        snprintf(kid, sizeof kid, "%016" PRIx64, kidn);
+        atomic_fetch_add(&c->st_sealed, 1);
+    }
     natsMsg *m = NULL;
     natsStatus s = natsMsg_Create(&m, subj, NULL, data, (int)dlen);
     if (s == NATS_OK) s = natsMsgHeader_Set(m, "Nats-Msg-Id", id);
@@ -340,6 +388,7 @@ static int publish_one(void *ctx, const sr_event_view *v)
     if (s == NATS_OK) s = natsMsgHeader_Set(m, "Suiro-Operator", v->op && v->op[0] ? v->op : "-");
     if (s == NATS_OK) s = natsMsgHeader_Set(m, "Suiro-Kind", kind);
     if (s == NATS_OK) s = natsMsgHeader_Set(m, "Suiro-Partition", part);
+    if (s == NATS_OK && kid[0]) s = natsMsgHeader_Set(m, "Suiro-Key", kid);
     /* the slot before the send: the ack may come before js_PublishMsgAsync returns */
     pthread_mutex_lock(&c->mu);
     slot *sl = &c->ring[v->seq % c->ring_n];
@@ -548,6 +597,15 @@ int sr_cluster_open(sr_engine *e, const sr_cluster_opts *o, sr_cluster **out, ch
         free(c);
         return SR_ENOMEM;
     }
+    c->rotate_days = o->rotate_days;
+    if (o->master && (rc = sr_skeys_new(o->master, o->rotate_days, &c->skeys))) { /* invariant 7 */
+        sr_waitlist_destroy(&c->wl);
+        free(c->ring);
+        pthread_mutex_destroy(&c->mu);
+        pthread_cond_destroy(&c->cv);
+        free(c);
+        return rc;
+    }
     c->wl.fill = fill_token;
     c->wl.fill_arg = c;
     /* NATS reachable now: a stream with other settings stops the start;
@@ -557,6 +615,7 @@ int sr_cluster_open(sr_engine *e, const sr_cluster_opts *o, sr_cluster **out, ch
             disconnect(c);
             if (rc == SR_ECONFLICT) {
                 sr_waitlist_destroy(&c->wl);
+                sr_skeys_free(c->skeys);
                 free(c->ring);
                 free(c);
                 return rc;
@@ -571,6 +630,7 @@ int sr_cluster_open(sr_engine *e, const sr_cluster_opts *o, sr_cluster **out, ch
     if (pthread_create(&c->th, NULL, run, c)) {
         disconnect(c);
         sr_waitlist_destroy(&c->wl);
+        sr_skeys_free(c->skeys);
         free(c->ring);
         free(c);
         snprintf(err, errlen, "cluster: cannot start its thread");
@@ -582,6 +642,7 @@ int sr_cluster_open(sr_engine *e, const sr_cluster_opts *o, sr_cluster **out, ch
         pthread_join(c->th, NULL);
         disconnect(c);
         sr_waitlist_destroy(&c->wl);
+        sr_skeys_free(c->skeys);
         free(c->ring);
         free(c);
         return rc;
@@ -635,6 +696,8 @@ void sr_cluster_free(sr_cluster *c)
     pthread_mutex_destroy(&c->mu);
     pthread_cond_destroy(&c->cv);
     sr_buf_release(&c->alias);
+    sr_buf_release(&c->sealed);
+    sr_skeys_free(c->skeys);
     free(c->ring);
     free(c);
 }
@@ -727,6 +790,8 @@ int sr_cluster_get_stats(sr_cluster_stats *out)
     out->log_last = atomic_load(&c->st_log_last);
     out->held = sr_waitlist_held(&c->wl);
     out->replicated = atomic_load(&c->st_replicated);
+    out->sealed = atomic_load(&c->st_sealed);
+    out->erased = atomic_load(&c->st_erased);
     out->connected = atomic_load(&c->st_connected);
     return 1;
 }

@@ -36,6 +36,7 @@
 
 #include "engine/records.h"
 #include "engine/suiro.h"
+#include "storage/crypto.h"
 
 #include <pthread.h>
 #include <stddef.h>
@@ -105,6 +106,11 @@ typedef struct sr_cluster_opts {
     const char *owned; /* [cluster] owned: "leases" (NULL: the lease manager decides, when lease_ms > 0),
                         * or statically "all", "none", or a list "0,3,5-7" (no lease manager) */
     const char *advertise; /* the base URL peers forward to (sr_fwd_advertise_url; phase 2b), in the heartbeat */
+    /* stream keys (api/cluster_seal.h, docs/keys.md "Cluster: stream keys"): with the master key
+     * ([engine] key_file, the same on every node) every payload is sealed and only sealed ones
+     * are applied; NULL: plaintext streams, and a sealed payload is refused */
+    const sr_key *master;
+    uint32_t rotate_days; /* [keys] rotate_days: the stream epochs' length (0: one epoch) */
 } sr_cluster_opts;
 typedef struct sr_cluster sr_cluster;
 /* Fix the partition count, read the watermark, hook the engine, start the
@@ -128,6 +134,7 @@ typedef struct sr_cluster_stats {
     uint64_t published, acked, republished, errors, confirmed, log_last, held;
     uint64_t replicated; /* events with an origin (another node's): not published again (a data point's
                             MasterPut: its PointAlias is, counted in published) */
+    uint64_t sealed, erased; /* stream keys: payloads sealed; events not sent, their stream key destroyed */
     int connected;
 } sr_cluster_stats;
 /* The process's cluster's figures; 0 if there is none. */
@@ -225,6 +232,8 @@ typedef struct sr_csub_stats {
     uint64_t reg, data; /* replicated events applied, by class */
     uint64_t duplicates; /* met again (their origin applied before): nothing done */
     uint64_t refused;    /* refused by this node's writer, or not decodable: skipped */
+    uint64_t unsealed;   /* not applied: a payload not opened (stream keys: a wrong, unknown or erased key,
+                          * a plaintext payload on a sealed node or the reverse) */
     uint32_t partitions;
 } sr_csub_stats;
 /* Start the consumers' thread (its own NATS connection; it does not wait
@@ -294,7 +303,15 @@ typedef struct sr_stream_msg {
     uint64_t seq;  /* Suiro-Seq as a number (0: absent or not a number) */
     const void *data;
     size_t len;
+    const char *key; /* Suiro-Key: the stream key that sealed it ("" plaintext) */
+    int opened;      /* 1 opened (data is the plaintext); -1 not opened (why says why: data is as stored); 0 plain */
+    char why[320];
 } sr_stream_msg;
+/* Open sealed payloads with the stream keys of master (api/cluster_seal.h;
+ * the keys from the bucket <name>_KEYS): SR_OK, SR_ENOMEM. */
+SR_MUST_CHECK int sr_stream_reader_set_master(sr_stream_reader *r, const sr_key *master, uint32_t rotate_days);
+/* The reader's jsCtx * (the tools' keys' bucket: api/cluster_seal.h). */
+void *sr_stream_reader_js(sr_stream_reader *r);
 typedef int (*sr_stream_msg_fn)(void *ctx, const sr_stream_msg *m);
 /* Every message of partition part's stream from stream seq from on (0: the
  * first), in order, to fn (its nonzero stops and is returned). SR_ENOTFOUND

@@ -19,6 +19,7 @@
  *      as "event":null (the caller's verify reports it), never crashes.
  */
 #include "api/cluster.h"
+#include "api/cluster_seal.h"
 #include "codecs/jsonlex.h"
 #include "engine/records.h"
 
@@ -33,7 +34,21 @@ struct sr_stream_reader {
     natsConnection *nc;
     jsCtx *js;
     char name[40];
+    /* stream keys (sr_stream_reader_set_master): sealed payloads are opened */
+    sr_skeys *skeys;
+    sr_skv kv;
+    sr_skv_nats kvn;
+    sr_buf open;
 };
+
+void *sr_stream_reader_js(sr_stream_reader *r) { return r->js; }
+
+int sr_stream_reader_set_master(sr_stream_reader *r, const sr_key *master, uint32_t rotate_days)
+{
+    int rc = sr_skeys_new(master, rotate_days, &r->skeys);
+    if (!rc) sr_skv_nats_init(&r->kvn, &r->kv, r->js, r->name, 1);
+    return rc;
+}
 
 int sr_stream_reader_open(const char *urls, const char *name, sr_stream_reader **out, char *err, size_t errlen)
 {
@@ -58,6 +73,9 @@ int sr_stream_reader_open(const char *urls, const char *name, sr_stream_reader *
 void sr_stream_reader_close(sr_stream_reader *r)
 {
     if (!r) return;
+    sr_skv_nats_reset(&r->kvn);
+    sr_skeys_free(r->skeys);
+    sr_buf_release(&r->open);
     jsCtx_Destroy(r->js);
     natsConnection_Destroy(r->nc);
     free(r);
@@ -108,7 +126,21 @@ int sr_stream_each(sr_stream_reader *r, uint32_t part, uint64_t from, sr_stream_
             .sseq = q,
             .data = natsMsg_GetData(m),
             .len = (size_t)natsMsg_GetDataLength(m),
+            .key = hdr(m, "Suiro-Key"),
         };
+        if (sm.key[0] && r->skeys) { /* stream keys: opened, or passed on sealed (naming why) */
+            sr_seal_ad ad = {part, strcmp(sm.op, "-") ? sm.op : "", sm.kind, sm.node, sm.seq};
+            char why[320];
+            int orc = sr_skeys_open(r->skeys, &r->kv, &ad, sm.data, sm.len, &r->open, why, sizeof why);
+            if (orc == SR_OK) {
+                sm.data = r->open.data;
+                sm.len = r->open.len;
+                sm.opened = 1;
+            } else {
+                sm.opened = -1;
+                snprintf(sm.why, sizeof sm.why, "%s", why);
+            }
+        }
         rc = fn(ctx, &sm);
         natsMsg_Destroy(m);
     }
@@ -140,6 +172,8 @@ int sr_stream_msg_json(const sr_stream_msg *m, sr_buf *out)
     if (!rc) rc = sr_buf_append(out, num, strlen(num));
     if (!rc) rc = put_member(out, "operator", m->op);
     if (!rc) rc = put_member(out, "kind", m->kind);
+    if (!rc && m->key && m->key[0]) rc = put_member(out, "key", m->key); /* sealed (stream keys) */
+    if (!rc && m->opened < 0) rc = put_member(out, "error", m->why);     /* and not opened: why */
     if (!rc) rc = sr_buf_append(out, ",\"event\":", 9);
     if (rc) return rc;
     /* the payload as `suiro replay` shows an event, or null (invariant 2) */

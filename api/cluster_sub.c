@@ -24,10 +24,19 @@
  *     ownership change loses nothing and applies nothing twice.
  *  3. sr_cluster_set_owned only flips a bit; the thread starts (stops) the
  *     full consumer of a partition at its next round.
+ *  4. Stream keys (api/cluster_seal.h invariant 2): with a master key a
+ *     payload is applied only once opened (header Suiro-Key, the key from
+ *     the bucket <name>_KEYS); a plaintext one, or one whose key is unknown,
+ *     erased, of another master or that does not authenticate, is refused
+ *     (counted as unsealed, a WARN line at most every 10 s),
+ *     never applied in clear. Without one a sealed payload is refused so.
+ *     The bucket not answering is no refusal: the consumers are made again
+ *     and the event read again.
  */
 #include "api/cluster.h"
 #include "api/cluster_fwd.h"
 
+#include "api/cluster_seal.h"
 #include "api/slog.h"
 
 #include <nats/nats.h>
@@ -48,7 +57,7 @@ typedef struct psub {
 struct sr_csub {
     sr_engine *e;
     char nats[1024], node[64], name[32];
-    uint32_t partitions;
+    uint32_t partitions, replicas;
     _Atomic uint64_t *owned; /* one bit per partition (invariant 3) */
     psub *ps;
     natsConnection *nc;
@@ -70,6 +79,13 @@ struct sr_csub {
                         * first fetched after taking it (0: not known yet): caught up once fetched through it
                         * and applied, however much comes after (a partition under load is never idle) */
     uint64_t *fetched; /* the consumer thread's: per partition, the full consumer's highest stream seq fetched */
+    /* stream keys (invariant 4): NULL without a master key */
+    sr_skeys *skeys;
+    sr_skv skv;
+    sr_skv_nats skvn;
+    sr_buf open;
+    int64_t last_seal_warn_ms;
+    _Atomic uint64_t st_unsealed;
 };
 
 static int64_t now_ms(void)
@@ -147,6 +163,7 @@ static void disconnect(sr_csub *s)
         s->ps[p].reg = s->ps[p].full = NULL;
     }
     if (s->nc) natsConnection_Close(s->nc);
+    sr_skv_nats_reset(&s->skvn);
     if (s->js) jsCtx_Destroy(s->js);
     if (s->nc) natsConnection_Destroy(s->nc);
     s->nc = NULL;
@@ -169,7 +186,60 @@ static int nconnect(sr_csub *s, char *err, size_t errlen)
         disconnect(s);
         return SR_EIO;
     }
+    sr_skv_nats_init(&s->skvn, &s->skv, s->js, s->name, (int)s->replicas); /* the keys' bucket: at first use */
     return SR_OK;
+}
+
+static const char *hdr(natsMsg *m, const char *k)
+{
+    const char *v = NULL;
+    return natsMsgHeader_Get(m, k, &v) == NATS_OK && v ? v : "";
+}
+
+/* The payload of m to apply (invariant 4): 1 with it in *data, *len; 0
+ * refused (counted, a WARN line); -1 the keys' bucket did not answer (read
+ * again later). */
+static int unseal(sr_csub *s, natsMsg *m, uint32_t p, const char *node, const char *kind, uint64_t seq,
+                  const void **data, size_t *len)
+{
+    const char *kid = hdr(m, "Suiro-Key");
+    *data = natsMsg_GetData(m);
+    *len = (size_t)natsMsg_GetDataLength(m);
+    char err[320] = "";
+    int rc = SR_OK;
+    if (!s->skeys && kid[0]) {
+        rc = SR_EKEY;
+        snprintf(err, sizeof err,
+                 "a sealed payload (stream key %s) and this node has no key_file: give every node of the cluster the "
+                 "same master key (docs/keys.md \"Cluster: stream keys\")",
+                 kid);
+    } else if (s->skeys && !kid[0]) {
+        rc = SR_EKEY;
+        snprintf(err, sizeof err, "a plaintext payload and this node seals its streams (key_file): not applied in clear "
+                                  "(docs/keys.md \"Cluster: stream keys\")");
+    } else if (s->skeys) {
+        const char *op = hdr(m, "Suiro-Operator");
+        sr_seal_ad ad = {p, strcmp(op, "-") ? op : "", kind, node, seq};
+        char want[24];
+        snprintf(want, sizeof want, "%016" PRIx64, sr_seal_key_id(*data, *len));
+        if (strcmp(want, kid)) {
+            rc = SR_ECORRUPT;
+            snprintf(err, sizeof err, "the header Suiro-Key %s is not the payload's key %s", kid, want);
+        } else if ((rc = sr_skeys_open(s->skeys, &s->skv, &ad, *data, *len, &s->open, err, sizeof err)) == SR_EIO) {
+            return -1;
+        }
+        *data = s->open.data;
+        *len = s->open.len;
+    }
+    if (!rc) return 1;
+    atomic_fetch_add(&s->st_unsealed, 1);
+    int64_t t = now_ms();
+    if (t - s->last_seal_warn_ms >= 10000) {
+        s->last_seal_warn_ms = t;
+        sr_slog(SR_LOG_WARN, "cluster: a replicated event not opened, refused", "msgid=%s:%" PRIu64 " error=%s detail=%s",
+                node, seq, sr_err_name(rc), sr_slog_q(err));
+    }
+    return 0;
 }
 
 /* A pull consumer of partition p from its checkpoint + 1: which 1 the
@@ -205,12 +275,6 @@ static int subscribe(sr_csub *s, uint32_t p, int which, natsSubscription **out, 
     return SR_OK;
 }
 
-static const char *hdr(natsMsg *m, const char *k)
-{
-    const char *v = NULL;
-    return natsMsgHeader_Get(m, k, &v) == NATS_OK && v ? v : "";
-}
-
 /* Submit one fetched message (invariant 1). 0 done (applied, skipped or
  * refused: counted); -1 stop. */
 static int consume(sr_csub *s, natsMsg *m, uint32_t p, int which)
@@ -234,6 +298,10 @@ static int consume(sr_csub *s, natsMsg *m, uint32_t p, int which)
         atomic_fetch_add(&s->st_refused, 1);
         return 0;
     }
+    const void *data = NULL;
+    size_t len = 0;
+    int u = unseal(s, m, p, node, kind, seq, &data, &len);
+    if (u <= 0) return u;
     sr_origin o = {node, seq, p, sseq, which};
     for (;;) {
         subctx *x = malloc(sizeof *x);
@@ -242,7 +310,7 @@ static int consume(sr_csub *s, natsMsg *m, uint32_t p, int which)
         pthread_mutex_lock(&s->mu);
         s->inflight++;
         pthread_mutex_unlock(&s->mu);
-        int rc = sr_engine_submit_origin(s->e, natsMsg_GetData(m), (size_t)natsMsg_GetDataLength(m), &o, on_applied, x);
+        int rc = sr_engine_submit_origin(s->e, data, len, &o, on_applied, x);
         if (rc == SR_OK) return 0;
         free(x);
         pthread_mutex_lock(&s->mu);
@@ -380,6 +448,7 @@ int sr_csub_start(sr_engine *e, const sr_cluster_opts *o, sr_csub **out, char *e
     snprintf(s->node, sizeof s->node, "%s", o->node);
     snprintf(s->name, sizeof s->name, "%s", o->name);
     s->partitions = o->partitions;
+    s->replicas = o->replicas;
     s->owned = calloc((o->partitions + 63) / 64, sizeof *s->owned);
     s->lag = calloc(o->partitions, sizeof *s->lag);
     s->caught = calloc(o->partitions, sizeof *s->caught);
@@ -409,6 +478,16 @@ int sr_csub_start(sr_engine *e, const sr_cluster_opts *o, sr_csub **out, char *e
         return rc;
     }
     for (uint32_t p = 0; p < o->partitions; p++) sr_csub_set_owned(s, p, (bits[p / 8] >> (p % 8)) & 1);
+    if (o->master && (rc = sr_skeys_new(o->master, o->rotate_days, &s->skeys))) { /* invariant 4 */
+        free(s->owned);
+        free(s->lag);
+        free(s->caught);
+        free(s->want);
+        free(s->fetched);
+        free(s->ps);
+        free(s);
+        return rc;
+    }
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cv, NULL);
     if (pthread_create(&s->th, NULL, run, s)) {
@@ -446,6 +525,8 @@ void sr_csub_free(sr_csub *s)
     free(s->want);
     free(s->fetched);
     free(s->ps);
+    sr_skeys_free(s->skeys);
+    sr_buf_release(&s->open);
     free(s);
 }
 
@@ -457,6 +538,7 @@ void sr_csub_get_stats(sr_csub *s, sr_csub_stats *out)
     out->data = atomic_load(&s->st_data);
     out->duplicates = atomic_load(&s->st_dup);
     out->refused = atomic_load(&s->st_refused);
+    out->unsealed = atomic_load(&s->st_unsealed);
     out->partitions = s->partitions;
 }
 

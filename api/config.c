@@ -215,11 +215,8 @@ int sr_config_check(const sr_config *c, char *err, size_t errlen)
         if (sr_cluster_parse_owned(c->cluster_owned, c->cluster_partitions, owned, err, errlen)) return -1;
         char adv[160]; /* forwarding (phase 2b): where peers reach this node */
         if (sr_fwd_advertise_url(c->cluster_advertise, c->http_listen, adv, sizeof adv, err, errlen)) return -1;
-        if (c->key_file[0]) { /* phase 1: the streams would hold what the log encrypts */
-            snprintf(err, errlen, "[cluster] with [engine] key_file is not supported yet: the streams would hold the "
-                                  "events in clear (docs/cluster.md, phase 2)");
-            return -1;
-        }
+        /* with [engine] key_file the streams are sealed by stream keys (api/cluster_seal.h, docs/keys.md
+         * "Cluster: stream keys"): every node needs the same master key */
     } else if (c->cluster_node[0]) {
         snprintf(err, errlen, "[cluster] node is set but nats is empty: name the NATS servers, or remove node");
         return -1;

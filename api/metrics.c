@@ -351,6 +351,8 @@ static void c_cluster_events(scrape *s)
     OUT(sr_mexp_u64(s->b, s->name, s->label, "republished", c.republished));
     OUT(sr_mexp_u64(s->b, s->name, s->label, "error", c.errors));
     OUT(sr_mexp_u64(s->b, s->name, s->label, "replicated", c.replicated));
+    OUT(sr_mexp_u64(s->b, s->name, s->label, "sealed", c.sealed));
+    OUT(sr_mexp_u64(s->b, s->name, s->label, "erased", c.erased));
 }
 /* the consumers (api/cluster_sub.c, phase 2a) */
 static void c_cluster_consumed(scrape *s)
@@ -360,6 +362,7 @@ static void c_cluster_consumed(scrape *s)
     OUT(sr_mexp_u64(s->b, s->name, s->label, "reg", c.reg));
     OUT(sr_mexp_u64(s->b, s->name, s->label, "data", c.data));
     OUT(sr_mexp_u64(s->b, s->name, s->label, "refused", c.refused));
+    OUT(sr_mexp_u64(s->b, s->name, s->label, "unsealed", c.unsealed));
 }
 static void c_cluster_dups(scrape *s)
 {
@@ -618,9 +621,9 @@ static void c_ready(scrape *s) { OUT(sr_mexp_u64(s->b, s->name, NULL, NULL, (uin
     X("suiro_fdatasync_seconds", HISTOGRAM, NULL, "Latency of the log's fdatasync", c_fsync)                       \
     X("suiro_log_events_total", COUNTER, NULL, "Events appended to the log since start", c_events)                 \
     X("suiro_cluster_events_total", COUNTER, "state",                                                             \
-      "Cluster mode: events published to NATS, acknowledged, published again, publish errors, replicated (another node's: not published)", c_cluster_events)   \
+      "Cluster mode: events published to NATS, acknowledged, published again, publish errors, replicated (another node's: not published), sealed (stream keys), erased (its stream key destroyed: not sent)", c_cluster_events)   \
     X("suiro_cluster_consumed_total", COUNTER, "class",                                                           \
-      "Cluster mode: other nodes' events applied from the streams (reg, data), refused by this node's writer (refused)", c_cluster_consumed) \
+      "Cluster mode: other nodes' events applied from the streams (reg, data), refused by this node's writer (refused), not opened (unsealed: stream keys)", c_cluster_consumed) \
     X("suiro_cluster_duplicates_total", COUNTER, NULL,                                                            \
       "Cluster mode: consumed events whose origin was applied before (nothing done)", c_cluster_dups)            \
     X("suiro_cluster_lag_events", GAUGE, "partition",                                                             \

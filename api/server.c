@@ -2587,6 +2587,8 @@ int sr_server_open(const sr_config *cfg, sr_server **out, char *err, size_t errl
                               cfg->cluster_dedup_window_s, cfg->cluster_ack_timeout_ms, cfg->cluster_max_pending,
                               cfg->cluster_lease_ms,   cfg->http_listen, cfg->cluster_owned,
                               adv};
+        co.master = cfg->key_file[0] ? &s->key : NULL; /* stream keys (api/cluster_seal.h) */
+        co.rotate_days = cfg->key_rotate_days;
         if ((rc = sr_cluster_open(s->eng, &co, &s->cluster, err, errlen))) goto fail;
     }
     /* read-your-writes (api/ryw.h): reads may wait for a write's Suiro-Seq; woken by the

@@ -100,6 +100,17 @@ int sr__key_class(int kind)
 
 /* ---- the keyring of a data directory ------------------------------------ */
 
+/* The key class of an event kind by its body's field name (records.h; the
+ * cluster's stream keys, api/cluster_seal.h): SR_KC_*, or -1. */
+int sr_event_kind_key_class(const char *kind)
+{
+    if (!kind) return -1;
+    const ProtobufCFieldDescriptor *f =
+        protobuf_c_message_descriptor_get_field_by_name(&suiro__v1__event__descriptor, kind);
+    if (!f || !(f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF)) return -1; /* not a case of body */
+    return sr__key_class((int)f->id);
+}
+
 int sr__keyring_of(const sr_vfs *vfs, const char *dir, const sr_key *master, const char *source, int create,
                    sr_keyring **out, sr_errinfo *ei)
 {

@@ -934,6 +934,12 @@ typedef struct sr_event_view {
 enum { SR_EVCLASS_REG = 1, SR_EVCLASS_DATA = 2, SR_EVCLASS_LOCAL = 3 };
 int sr_event_kind_class(const char *kind);
 
+/* The key class (storage/keyring.h SR_KC_DATA, SR_KC_AUDIT, SR_KC_CONFIG)
+ * of an event kind (sr_event_view.kind, Suiro-Kind): engine/keys.c's table
+ * (docs/keys.md "Classes"); -1 for a name that is no kind. The cluster's
+ * stream keys are per class (api/cluster_seal.h). */
+int sr_event_kind_key_class(const char *kind);
+
 /* What the cluster's publisher sends for one event of the log (a view of
  * sr_engine_log_each; engine/origins.c invariant 5, docs/cluster.md "Data
  * point numbers"): SR_CLUSTER_SEND the record as logged (this node's own

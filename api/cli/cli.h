@@ -84,7 +84,10 @@ extern const sr_opt sr_opts_backup[], sr_opts_restore[];
 int sr_cmd_cluster_dump(const sr_command *cmd, int argc, char **argv);
 int sr_cmd_cluster_verify(const sr_command *cmd, int argc, char **argv);
 int sr_cmd_cluster_audit(const sr_command *cmd, int argc, char **argv);
+int sr_cmd_cluster_keys(const sr_command *cmd, int argc, char **argv);
+int sr_cmd_cluster_erase(const sr_command *cmd, int argc, char **argv);
 extern const sr_opt sr_opts_cluster_dump[], sr_opts_cluster_verify[], sr_opts_cluster_audit[];
+extern const sr_opt sr_opts_cluster_keys[], sr_opts_cluster_erase[];
 
 /* Shared: parse an unsigned decimal; 0 on success. */
 int sr_cli_parse_u64(const char *s, unsigned long long *out);

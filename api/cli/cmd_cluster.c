@@ -39,6 +39,14 @@
  * wrote the event; --from/--to bound the events' ingest time. A duplicate
  * (the same Msg-Id again) is one row.
  *
+ * keys lists the stream keys of the bucket <name>_KEYS (docs/keys.md
+ * "Cluster: stream keys"), one JSON line each, metadata only (id, operator,
+ * class, epoch, its time range, state, times): no key is unwrapped.
+ * erase destroys one (--id): its tombstone replaces the entry, so no payload
+ * it sealed opens any more anywhere (the running nodes read it again within
+ * SR_SKEYS_TTL_MS); it needs [engine] key_file (the same master as the
+ * nodes'). A config key is refused (as the keyring's: never erased).
+ *
  * EXIT CODES (as `suiro audit verify`): 0 sound and equal; 1 broken (a
  * finding); 2 usage; 3 NATS or a server unreachable, a stream missing, no
  * owner found; 4 the data directory unreadable.
@@ -46,11 +54,13 @@
 #include "api/admin_http.h"
 #include "api/cli/cli.h"
 #include "api/cluster.h"
+#include "api/cluster_seal.h"
 #include "api/config.h"
 #include "codecs/base/sr_alloc.h"
 #include "codecs/rfc3339.h"
 #include "engine/records.h"
 #include "storage/crypto.h"
+#include "storage/keyring.h"
 
 #include <curl/curl.h>
 #include <inttypes.h>
@@ -63,7 +73,7 @@
 enum { EX_OK = 0, EX_BROKEN = 1, EX_USAGE = 2, EX_CONN = 3, EX_UNREADABLE = 4 };
 
 typedef struct copts {
-    const char *config, *partition, *from, *data, *url, *token, *keyfile, *op, *to;
+    const char *config, *partition, *from, *data, *url, *token, *keyfile, *op, *to, *id;
 } copts;
 
 #define CONFIG SR_OPT_STR("config", 0, "FILE", copts, config, "the [cluster] keys (nats, name, partitions) (required)")
@@ -81,6 +91,16 @@ const sr_opt sr_opts_cluster_verify[] = {
     SR_OPT_STR("token", 0, "T", copts, token, "an admin session token valid on them (env SUIRO_TOKEN)"),
     SR_OPT_STR("data", 0, "DIR", copts, data, "a node's data directory instead (read-only)"),
     SR_OPT_STR("key-file", 0, "FILE", copts, keyfile, "--data's key, if its log is encrypted"),
+    SR_OPT_END,
+};
+
+const sr_opt sr_opts_cluster_keys[] = {
+    CONFIG,
+    SR_OPT_END,
+};
+const sr_opt sr_opts_cluster_erase[] = {
+    CONFIG,
+    SR_OPT_STR("id", 0, "KEYID", copts, id, "the stream key to destroy: 16 hex digits, as `cluster keys` lists (required)"),
     SR_OPT_END,
 };
 
@@ -124,6 +144,17 @@ static int get_setup(const sr_command *cmd, const copts *o, setup *s)
     if (sr_stream_reader_open(s->cfg.cluster_nats, s->cfg.cluster_name, &s->r, err, sizeof err)) {
         fprintf(stderr, "suiro %s: %s\n", cmd->name, err);
         return EX_CONN;
+    }
+    if (s->cfg.key_file[0]) { /* sealed streams (docs/keys.md "Cluster: stream keys"): opened with the master key */
+        sr_key mk;
+        int rc = sr_key_load(s->cfg.key_file, &mk, err, sizeof err);
+        if (!rc) rc = sr_stream_reader_set_master(s->r, &mk, s->cfg.key_rotate_days);
+        memset(&mk, 0, sizeof mk);
+        if (rc) {
+            fprintf(stderr, "suiro %s: %s\n", cmd->name, rc == SR_EKEY ? err : sr_strerror(rc));
+            sr_stream_reader_close(s->r);
+            return EX_USAGE;
+        }
     }
     return EX_OK;
 }
@@ -755,4 +786,154 @@ int sr_cmd_cluster_audit(const sr_command *cmd, int argc, char **argv)
     free(x.set);
     sr_stream_reader_close(s.r);
     return rc ? EX_CONN : EX_OK;
+}
+
+/* ---- stream keys: keys, erase ---- */
+
+static const char *class_name(int c) { return c == SR_KC_DATA ? "data" : c == SR_KC_AUDIT ? "audit" : "config"; }
+
+typedef struct kctx {
+    sr_skv kv;
+    const sr_key *master;
+    uint64_t n;
+} kctx;
+
+static int print_key(void *ctx, const char *key)
+{
+    kctx *k = ctx;
+    sr_buf v;
+    sr_buf_init(&v);
+    char err[320] = "";
+    sr_skey e;
+    int rc = k->kv.get(k->kv.ctx, key, &v);
+    if (rc == SR_ENOTFOUND) return SR_OK; /* (gone between the listing and the read) */
+    if (!rc) rc = sr_skey_unwrap(k->master, v.data, v.len, &e, err, sizeof err);
+    sr_buf_release(&v);
+    if (rc == SR_EKEY) rc = SR_OK; /* another master: the metadata is still read (nothing is unwrapped here) */
+    memset(e.key, 0, sizeof e.key);
+    if (rc) {
+        printf("{\"kv\":\"%s\",\"error\":\"%s\"}\n", key, sr_err_name(rc));
+        return SR_OK;
+    }
+    int64_t from, to;
+    sr_skey_epoch_range(e.cls, e.epoch, e.period_days, &from, &to);
+    char id[24], mid[16];
+    snprintf(id, sizeof id, "%016" PRIx64, e.id);
+    snprintf(mid, sizeof mid, "%08" PRIx32, e.master_id);
+    json_t *o = json_object();
+    json_object_set_new(o, "id", json_string(id));
+    json_object_set_new(o, "operator", json_string(e.op));
+    json_object_set_new(o, "class", json_string(class_name(e.cls)));
+    json_object_set_new(o, "epoch", json_integer(e.epoch));
+    json_object_set_new(o, "period_days", json_integer(e.period_days));
+    json_object_set_new(o, "from", json_integer(from));
+    json_object_set_new(o, "to", to == INT64_MAX ? json_null() : json_integer(to));
+    json_object_set_new(o, "state", json_string(e.state == SR_SKEY_ACTIVE ? "active" : "destroyed"));
+    json_object_set_new(o, "created", json_integer(e.created_ms));
+    json_object_set_new(o, "destroyed", json_integer(e.destroyed_ms));
+    json_object_set_new(o, "master", json_string(mid));
+    char *js = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    if (js) printf("%s\n", js);
+    free(js);
+    json_decref(o);
+    k->n++;
+    return SR_OK;
+}
+
+int sr_cmd_cluster_keys(const sr_command *cmd, int argc, char **argv)
+{
+    copts o = {0};
+    sr_args a;
+    int rc = sr_opts_parse(cmd, argc, argv, &o, &a);
+    if (rc) return rc == SR_OPTS_HELP ? 0 : rc;
+    setup s;
+    if ((rc = get_setup(cmd, &o, &s))) return rc;
+    sr_key none;
+    memset(&none, 0, sizeof none);
+    kctx k = {.master = &none};
+    sr_skv_nats n;
+    sr_skv_nats_init(&n, &k.kv, sr_stream_reader_js(s.r), s.cfg.cluster_name, 1);
+    rc = sr_skv_nats_keys(&n, print_key, &k);
+    if (rc) fprintf(stderr, "suiro %s: the bucket %s not read: %s\n", cmd->name, n.bucket, sr_strerror(rc));
+    else fprintf(stderr, "suiro %s: %" PRIu64 " stream keys in %s\n", cmd->name, k.n, n.bucket);
+    sr_skv_nats_reset(&n);
+    sr_stream_reader_close(s.r);
+    return rc ? EX_CONN : EX_OK;
+}
+
+int sr_cmd_cluster_erase(const sr_command *cmd, int argc, char **argv)
+{
+    copts o = {0};
+    sr_args a;
+    int rc = sr_opts_parse(cmd, argc, argv, &o, &a);
+    if (rc) return rc == SR_OPTS_HELP ? 0 : rc;
+    char *end = NULL;
+    uint64_t id = o.id ? strtoull(o.id, &end, 16) : 0;
+    if (!o.id || !id || !end || *end || strlen(o.id) != 16)
+        return sr_opts_error(cmd, "--id wants a stream key's id, 16 hex digits (suiro cluster keys), not '%s'",
+                             o.id ? o.id : "");
+    setup s;
+    if ((rc = get_setup(cmd, &o, &s))) return rc;
+    char err[512] = "";
+    if (!s.cfg.key_file[0]) {
+        fprintf(stderr, "suiro %s: %s has no [engine] key_file: the stream keys are wrapped by the cluster's master key\n",
+                cmd->name, o.config);
+        sr_stream_reader_close(s.r);
+        return EX_USAGE;
+    }
+    sr_key mk;
+    if (sr_key_load(s.cfg.key_file, &mk, err, sizeof err)) {
+        fprintf(stderr, "suiro %s: %s\n", cmd->name, err);
+        sr_stream_reader_close(s.r);
+        return EX_USAGE;
+    }
+    sr_skeys *sk = NULL;
+    sr_skv kv;
+    sr_skv_nats n;
+    sr_skv_nats_init(&n, &kv, sr_stream_reader_js(s.r), s.cfg.cluster_name, 1);
+    rc = sr_skeys_new(&mk, s.cfg.key_rotate_days, &sk);
+    memset(&mk, 0, sizeof mk);
+    sr_skey info;
+    memset(&info, 0, sizeof info);
+    if (!rc) {
+        sr_skeys_set_ttl(sk, 0);
+        /* a config key is never erased (docs/keys.md): read it first */
+        sr_buf v;
+        sr_buf_init(&v);
+        char key[24];
+        sr_skeys_kv_key(id, key);
+        rc = kv.get(kv.ctx, key, &v);
+        if (!rc) rc = sr_skey_unwrap(&(sr_key){{0}, 0}, v.data, v.len, &info, err, sizeof err);
+        sr_buf_release(&v);
+    }
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    if (!rc || rc == SR_EKEY) {
+        if (info.cls == SR_KC_CONFIG) {
+            fprintf(stderr, "suiro %s: stream key %016" PRIx64 " is operator '%s''s config key: config keys are never "
+                            "erased (docs/keys.md)\n", cmd->name, id, info.op);
+            rc = SR_EINVAL;
+        } else {
+            err[0] = 0;
+            rc = sr_skeys_destroy(sk, &kv, id, (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000, &info, err,
+                                  sizeof err);
+            if (rc) fprintf(stderr, "suiro %s: %s\n", cmd->name, err[0] ? err : sr_strerror(rc));
+            else {
+                int64_t from, to;
+                sr_skey_epoch_range(info.cls, info.epoch, info.period_days, &from, &to);
+                printf("destroyed stream key %016" PRIx64 ": operator '%s', class %s, epoch %u (from %" PRId64
+                       " to %" PRId64 " UTC ms), by %s\n",
+                       id, info.op, class_name(info.cls), info.epoch, from, to == INT64_MAX ? -1 : to,
+                       getenv("USER") ? getenv("USER") : "?");
+            }
+        }
+    } else if (rc == SR_ENOTFOUND) {
+        fprintf(stderr, "suiro %s: stream key %016" PRIx64 " is not in %s\n", cmd->name, id, n.bucket);
+    } else {
+        fprintf(stderr, "suiro %s: %s\n", cmd->name, err[0] ? err : sr_strerror(rc));
+    }
+    sr_skeys_free(sk);
+    sr_skv_nats_reset(&n);
+    sr_stream_reader_close(s.r);
+    return rc == SR_OK ? EX_OK : rc == SR_EIO ? EX_CONN : EX_BROKEN;
 }

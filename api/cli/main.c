@@ -106,7 +106,9 @@ static const sr_command COMMANDS[] = {
     {"cluster dump", sr_cmd_cluster_dump, "", 0, 0, "a partition's events from its JetStream stream, as JSON lines",
      sr_opts_cluster_dump,
      "FILE: a cluster node's configuration ([cluster] nats, name, partitions). One line a message:\n"
-     "{stream, sseq, subject, partition, msgid, node, seq, operator, kind, event} (docs/cluster.md).\n"},
+     "{stream, sseq, subject, partition, msgid, node, seq, operator, kind, event} (docs/cluster.md);\n"
+     "a sealed payload adds key (its stream key) and is opened with FILE's [engine] key_file\n"
+     "(docs/keys.md \"Cluster: stream keys\"; not opened: error says why, event is null).\n"},
     {"cluster verify", sr_cmd_cluster_verify, "", 0, 0,
      "check the streams (sound, per node in order) and that they equal the owners' indexes",
      sr_opts_cluster_verify,
@@ -121,6 +123,16 @@ static const sr_command COMMANDS[] = {
      "One JSON object a line: the columns of GET /admin/v1/audit/events and the node that wrote it.\n"
      "TIME: RFC 3339 with Z or an offset, now, or -30s, -10m, -1h, -2d (the event's ingest time;\n"
      "      --from inclusive, --to exclusive).\n"},
+    {"cluster keys", sr_cmd_cluster_keys, "", 0, 0, "the stream keys of the cluster's keys' bucket (metadata only)",
+     sr_opts_cluster_keys,
+     "One JSON line a key of <name>_KEYS: id, operator, class, epoch, period_days, from, to (its\n"
+     "epoch's UTC ms range; null: never ends), state, created, destroyed, master (docs/keys.md\n"
+     "\"Cluster: stream keys\"). No key is unwrapped: no key_file needed.\n"},
+    {"cluster erase", sr_cmd_cluster_erase, "", 0, 0, "destroy a stream key: its payloads open nowhere any more",
+     sr_opts_cluster_erase,
+     "Needs FILE's [engine] key_file (the cluster's master key). The entry becomes a tombstone (no\n"
+     "key bytes); running nodes stop using the key within 30 s. Config keys are never erased.\n"
+     "exit: 0 destroyed (or already), 1 not found or refused, 3 NATS unreachable, 2 usage\n"},
     {"serve", sr_cmd_serve, "", 0, 0, "run the server (GW-IF over MQTT and HTTP, AP-IF)", sr_opts_serve,
      "Options override the file; the file overrides the defaults (docs/configuration.md).\n"
      "The data directory must exist: `suiro init DIR` creates it.\n"},

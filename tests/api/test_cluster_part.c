@@ -150,6 +150,21 @@ Test(config, cluster_keys)
     cr_assert_neq(sr_config_set(&c, "cluster", "partitions", "0", err, sizeof err), 0, "at least one partition");
 }
 
+/* [cluster] with [engine] key_file (stream keys, docs/keys.md "Cluster: stream
+ * keys"): accepted; the refusal of phase 1 ("not supported yet: the streams
+ * would hold the events in clear") is gone */
+Test(config, cluster_with_key_file)
+{
+    char err[512] = "";
+    sr_config c;
+    sr_config_defaults(&c);
+    cr_assert_eq(sr_config_set(&c, "cluster", "nats", "nats://127.0.0.1:4222", err, sizeof err), 0, "%s", err);
+    cr_assert_eq(sr_config_set(&c, "cluster", "node", "s1", err, sizeof err), 0, "%s", err);
+    cr_assert_eq(sr_config_set(&c, "engine", "key_file", "env:SUIRO_TEST_KEY", err, sizeof err), 0, "%s", err);
+    cr_assert_eq(sr_config_check(&c, err, sizeof err), 0, "key_file with [cluster] accepted: %s", err);
+    cr_assert_null(strstr(err, "not supported yet"), "%s", err);
+}
+
 /* [cluster] owned (phase 2a, the consumers): all, none, a list */
 static int owned_bits(const char *spec, uint32_t parts, char *out, char *err, size_t n)
 {

@@ -17,11 +17,28 @@ from the streams, exactly once.
     and still holds each acknowledged value exactly once.
  D. a node C with `owned = none` gets the registry events (the app and the
     gateway registry: logins work there) but no measurements.
+ E. stream keys (docs/keys.md "Cluster: stream keys"): nodes SA and SB of a
+    second cluster name (SEAL, the same NATS) both with the same [engine]
+    key_file: values acknowledged by SA are read once each from SB; a raw
+    dump of the SEAL streams (natsdump --raw) shows every payload sealed
+    (Suiro-Key, magic SRS1) and none of the data ids, gateway, app and
+    message ids nor the values' timestamps (their protobuf varints), which
+    the same scan finds in the plaintext SUIRO streams of A (the control);
+    the bucket KV_SEAL_KEYS holds only wrapped keys, which Python's
+    `cryptography` unwraps with the master key and opens a payload with
+    (the layout of docs/keys.md, independently of suiro's C); `suiro
+    cluster dump` with the key opens them. `suiro cluster erase` of sim's
+    data key leaves its tombstone alone in the bucket, and none of its
+    payloads opens any more (the others do). A node SC without key_file on
+    the sealed streams applies none (consumed_total{class="unsealed"}, a
+    WARN naming key_file), and a sealed node SD on the plaintext SUIRO
+    streams applies none of them either.
 Loopback only, bounded waits, every process stopped by its PID. Exit 77
 (skipped) only when nats-server is not installed.
-usage: test_cluster_sub.py SUIRO_BIN"""
+usage: test_cluster_sub.py SUIRO_BIN NATSDUMP_BIN"""
 import collections
 import json
+import struct
 import os
 import signal
 import subprocess
@@ -34,6 +51,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import srtest  # noqa: E402
 
 BIN = sys.argv[1]
+NATSDUMP = sys.argv[2]
 if not srtest.nats_server_path():
     print("SKIP: nats-server is not installed (scripts/deps.sh installs it)")
     sys.exit(77)
@@ -72,9 +90,9 @@ class Sender:
     answered 200 (durable locally AND acknowledged by JetStream)."""
     BASE = 1767225600000  # 2026-01-01T00:00:00Z
 
-    def __init__(self, port):
+    def __init__(self, port, prefix="m-"):
         self.port, self.k, self.acked, self.stop = port, 0, [], threading.Event()
-        self.api = None
+        self.api, self.prefix = None, prefix
 
     def send(self, k):
         if self.api is None:
@@ -85,7 +103,7 @@ class Sender:
         vals = [{"dataId": p, "timestamp": ts, "value": k + i / 10} for i, p in enumerate(POINTS)]
         try:
             st, b = self.api.call("POST", "/gw/v1/measurements",
-                                  {"header": {"messageType": "GW_MEASUREMENTS", "messageId": "m-%d" % k},
+                                  {"header": {"messageType": "GW_MEASUREMENTS", "messageId": self.prefix + str(k)},
                                    "body": {"values": vals}})
         except OSError:
             return False
@@ -153,10 +171,61 @@ def origins_once(name):
     return ids
 
 
+def raw_dump(stream):
+    """natsdump --raw: each message of stream as stored (headers, payload bytes)."""
+    r = subprocess.run([NATSDUMP, "--raw", NC_URLS[0], stream], capture_output=True, text=True, timeout=120)
+    if r.returncode:
+        raise RuntimeError("natsdump --raw %s: %s" % (stream, r.stderr))
+    out = []
+    for ln in r.stdout.splitlines():
+        m = json.loads(ln)
+        m["data"] = bytes.fromhex(m.pop("hex"))
+        out.append(m)
+    return out
+
+
+def varint(n):
+    b = bytearray()
+    while True:
+        x = n & 0x7F
+        n >>= 7
+        b.append(x | (0x80 if n else 0))
+        if not n:
+            return bytes(b)
+
+
+def unwrap_entry(master, e):
+    """A KV entry of the keys' bucket (docs/keys.md "Cluster: stream keys"): (id, op, cls, key) with Python's
+    cryptography, or raises."""
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+    assert e[:8] == b"SRSKEY1\0", e[:8]
+    kid, = struct.unpack("<Q", e[12:20])
+    cls, state = e[22], e[23]
+    ol, = struct.unpack("<H", e[48:50])
+    op = e[50:50 + ol]
+    assert state == 1 and len(e) == 50 + ol + 12 + 32 + 16, (state, len(e))
+    ad = b"suiro-stream-key-v1\0" + e[:23] + e[24:40] + e[48:50 + ol]
+    n = e[50 + ol:62 + ol]
+    key = AESGCM(master).decrypt(n, e[62 + ol:], ad)
+    return kid, op, cls, key
+
+
+def open_payload(key, cls, part, m):
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+    d = m["data"]
+    op = b"" if m["operator"] == "-" else m["operator"].encode()
+    ad = (b"suiro-stream-v1\0" + d[:26] + struct.pack("<IB", part, cls) + bytes([len(op)]) + op +
+          bytes([len(m["kind"])]) + m["kind"].encode() + bytes([len(m["node"])]) + m["node"].encode() +
+          struct.pack("<Q", int(m["seq"])))
+    return AESGCM(key).decrypt(d[14:26], d[26:], ad)
+
+
+NC_URLS = []
 try:
     srtest.provision_gwsim(BIN, data("a"), T, 2, 3, extra=APPS)
     pw, pw2 = srtest.init_with_admin(BIN, data("b"), second="admin2")
     nc = srtest.start_nats_cluster(T, 3)
+    NC_URLS.append(nc.urls())
     a, pa = start("a", write_config("a", nc.urls()))
     b, pb = start("b", write_config("b", nc.urls()))
 
@@ -251,8 +320,155 @@ try:
     check("D: C consumed registry events and no data",
           mc.get('suiro_cluster_consumed_total{class="reg"}', 0) > 0 and
           mc.get('suiro_cluster_consumed_total{class="data"}', -1) == 0, mc)
-    for p in (c, b, a):
+    for p in (c, b):
         check("a node stops cleanly", srtest.stop_server(p) == 0)
+
+    # E. stream keys: every node of cluster SEAL with the same key_file
+    K = os.path.join(T, "master.key")
+    master = os.urandom(32)
+    with open(K, "w") as f:
+        f.write(master.hex() + "\n")
+    os.chmod(K, 0o600)
+
+    def sealed_config(name, cname="SEAL", key=True, owned="all"):
+        path = srtest.cluster_ini(os.path.join(T, name + ".ini"), nc.urls(), name, PARTS, replicas=3,
+                                  ack_timeout_ms=2000, dedup_window_s=600, owned=owned, name=cname)
+        if key:
+            with open(path, "a") as f:
+                f.write("\n[engine]\nkey_file = %s\n" % K)
+        return path
+    srtest.provision_gwsim(BIN, data("sa"), T, 2, 3, extra=APPS)
+    subprocess.run([BIN, "init", data("sb")], check=True, capture_output=True)
+    sa, psa = start("sa", sealed_config("sa"))
+    sb2, psb = start("sb", sealed_config("sb"))
+    ssb = app_on(psb["http"])
+    check("E: the app (SA's registry, sealed streams) logs in on SB", ssb is not None)
+    snd2 = Sender(psa["http"], prefix="sealmsg-")
+    snd2.run_n(40)
+    check("E: SA acknowledged the values (%d)" % len(snd2.acked), len(snd2.acked) == 40, len(snd2.acked))
+    ok = srtest.wait_until(lambda: all_there(ssb, snd2.acked)[0], timeout=30, step=0.2) if ssb else False
+    _, got, want = all_there(ssb, snd2.acked) if ssb else (None, {}, set())
+    check("E: every value acknowledged by SA is read from SB", ok, {p: len(c or ()) for p, c in got.items()})
+    check("E: each value once per point on SB", got and all(c is not None and len(c) == len(want) and
+                                                            max(c.values()) == 1 for c in got.values()),
+          {p: len(c or ()) for p, c in got.items()})
+    msa = metrics(psa["http"])
+    check("E: SA sealed what it published", msa.get('suiro_cluster_events_total{state="published"}', 0) > 0 and
+          msa.get('suiro_cluster_events_total{state="sealed"}', 0) >= msa.get('suiro_cluster_events_total{state="published"}'),
+          msa)
+    # the raw bytes: sealed streams against the plaintext ones (the control)
+    sealed_msgs = [m for p in range(PARTS) for m in raw_dump("SEAL_P%03u" % p)]
+    plain_msgs = [m for p in range(PARTS) for m in raw_dump("SUIRO_P%03u" % p)]
+    check("E: the SEAL streams hold SA's events (%d messages)" % len(sealed_msgs), len(sealed_msgs) >= 40)
+    unsealed = [(m["stream"], m["sseq"], m["kind"]) for m in sealed_msgs
+                if not m["key"] or m["data"][:4] != b"SRS1" or m["data"][4:12] != bytes.fromhex(m["key"])[::-1]]
+    check("E: every payload of the SEAL streams is sealed (Suiro-Key = the payload's key id, magic SRS1)",
+          not unsealed, unsealed[:5])
+    check("E: the SUIRO streams (no key_file) are plaintext", plain_msgs and not any(m["key"] for m in plain_msgs))
+    # (needles of 7 bytes or more: a shorter one would match random ciphertext now and then)
+    needles = [p.encode() for p in POINTS] + [b"SIM0001", b"Sim app", b"sealmsg-"]
+    ts_needles = [varint(Sender.BASE + k * 1000) for k in snd2.acked]
+    sealed_blob = b"".join(m["data"] for m in sealed_msgs)
+    plain_blob = b"".join(m["data"] for m in plain_msgs)
+    found = [n for n in needles if n in sealed_blob]
+    check("E: no data id, gateway id, app name or message id in the sealed streams' bytes", not found, found)
+    found = sum(1 for n in ts_needles if n in sealed_blob)
+    check("E: none of the %d values' timestamps (protobuf varints) in the sealed streams' bytes" % len(ts_needles),
+          found == 0, found)
+    ctrl = [n for n in [p.encode() for p in POINTS] + [b"SIM0001", b"Sim app", b"m-1"] if n not in plain_blob]
+    ctrl_ts = sum(1 for k in snd.acked[:40] if varint(Sender.BASE + k * 1000) in plain_blob)
+    check("E: the control: the same scan finds them in the plaintext SUIRO streams", not ctrl and ctrl_ts == 40,
+          (ctrl, ctrl_ts))
+    # the keys' bucket: only wrapped keys, which the master key unwraps (Python, not suiro's code)
+    kv = raw_dump("KV_SEAL_KEYS")
+    keys = {}
+    bad = []
+    for e in kv:
+        try:
+            kid, op, cls, key = unwrap_entry(master, e["data"])
+            keys[kid] = (op, cls, key)
+        except Exception as ex:  # noqa: BLE001
+            bad.append((e["subject"], repr(ex)[:120]))
+    check("E: the bucket KV_SEAL_KEYS holds only wrapped stream keys (%d), unwrapped by the master key" % len(kv),
+          kv and not bad and all(key not in sealed_blob and key not in b"".join(e["data"] for e in kv)
+                                 for _, _, key in keys.values()), bad[:3])
+    check("E: the master key is in no stream", master not in sealed_blob and
+          master not in b"".join(e["data"] for e in kv))
+    opened = 0
+    for m in sealed_msgs:
+        if m["kind"] != "measurements":
+            continue
+        kid, = struct.unpack("<Q", m["data"][4:12])
+        op, cls, key = keys.get(kid, (None, None, None))
+        try:
+            pl = open_payload(key, cls, int(m["stream"][-3:]), m)
+            if any(varint(Sender.BASE + k * 1000) in pl for k in snd2.acked):
+                opened += 1
+        except Exception:  # noqa: BLE001
+            pass
+    check("E: the measurements' payloads open with the bucket's keys and hold the values' times (%d)" % opened,
+          opened >= 1)
+    r = subprocess.run([BIN, "cluster", "dump", "--config", os.path.join(T, "sa.ini")], capture_output=True,
+                       text=True, timeout=120)
+    evs = [json.loads(ln) for ln in r.stdout.splitlines() if ln.strip()]
+    meas = [e for e in evs if e.get("kind") == "measurements"]
+    check("E: suiro cluster dump with the key opens the sealed payloads",
+          r.returncode == 0 and meas and all(e.get("event") and e.get("key") for e in meas), r.stderr[-300:])
+    # erasure: destroy sim's data key; its payloads open nowhere any more, the others still do
+    r = subprocess.run([BIN, "cluster", "keys", "--config", os.path.join(T, "sa.ini")], capture_output=True,
+                       text=True, timeout=60)
+    listed = [json.loads(ln) for ln in r.stdout.splitlines() if ln.strip()]
+    simdata = [k for k in listed if k.get("operator") == "sim" and k.get("class") == "data" and
+               k.get("state") == "active"]
+    check("E: suiro cluster keys lists sim's data key (metadata only)", r.returncode == 0 and len(simdata) == 1 and
+          len(listed) == len(kv), (r.returncode, listed, r.stderr[-200:]))
+    kid = simdata[0]["id"] if simdata else "0000000000000001"
+    r = subprocess.run([BIN, "cluster", "erase", "--config", os.path.join(T, "sa.ini"), "--id", kid],
+                       capture_output=True, text=True, timeout=60)
+    check("E: suiro cluster erase destroys it", r.returncode == 0 and "destroyed stream key " + kid in r.stdout,
+          (r.returncode, r.stdout, r.stderr))
+    kv2 = [e for e in raw_dump("KV_SEAL_KEYS") if e["subject"].endswith("k." + kid)]
+    check("E: the bucket holds only its tombstone (no key bytes, no older revision)",
+          len(kv2) == 1 and kv2[0]["data"][23] == 3 and len(kv2[0]["data"]) == 50 + 3,
+          [(e["subject"], len(e["data"])) for e in kv2])
+    r = subprocess.run([BIN, "cluster", "dump", "--config", os.path.join(T, "sa.ini")], capture_output=True,
+                       text=True, timeout=120)
+    evs = [json.loads(ln) for ln in r.stdout.splitlines() if ln.strip()]
+    gone = [e for e in evs if e.get("key") == kid]
+    still = [e for e in evs if e.get("key") and e.get("key") != kid]
+    check("E: after the erasure none of that key's payloads opens (%d), naming why" % len(gone),
+          len(gone) >= 40 and all(e.get("event") is None and "destroyed" in e.get("error", "") for e in gone),
+          [e for e in gone if e.get("event") is not None or "destroyed" not in e.get("error", "")][:2])
+    check("E: the other keys' payloads still open (%d)" % len(still),
+          still and all(e.get("event") is not None for e in still))
+    r = subprocess.run([BIN, "cluster", "erase", "--config", os.path.join(T, "sa.ini"), "--id",
+                        [k for k in listed if k.get("class") == "config"][0]["id"]],
+                       capture_output=True, text=True, timeout=60)
+    check("E: a config key is never erased", r.returncode == 1 and "never" in r.stderr, (r.returncode, r.stderr))
+
+    # a node without key_file on the sealed streams, a sealed node on the plaintext ones: nothing applied
+    subprocess.run([BIN, "init", data("sc")], check=True, capture_output=True)
+    subprocess.run([BIN, "init", data("sd")], check=True, capture_output=True)
+    sc, psc = start("sc", sealed_config("sc", key=False))
+    sd, psd = start("sd", sealed_config("sd", cname="SUIRO"))
+
+    def unsealed_n(port):
+        return metrics(port).get('suiro_cluster_consumed_total{class="unsealed"}', 0)
+    ok_c = srtest.wait_until(lambda: unsealed_n(psc["http"]) >= 40, timeout=30, step=0.2)
+    ok_d = srtest.wait_until(lambda: unsealed_n(psd["http"]) >= 40, timeout=30, step=0.2)
+    mc, md = metrics(psc["http"]), metrics(psd["http"])
+    check("E: a node without key_file refuses the sealed payloads, applies none",
+          ok_c and mc.get('suiro_cluster_consumed_total{class="reg"}', -1) == 0 and
+          mc.get('suiro_cluster_consumed_total{class="data"}', -1) == 0, mc)
+    check("E: a sealed node refuses the plaintext payloads, applies none",
+          ok_d and md.get('suiro_cluster_consumed_total{class="reg"}', -1) == 0 and
+          md.get('suiro_cluster_consumed_total{class="data"}', -1) == 0, md)
+    for p in (sc, sd, sb2, sa, a):
+        check("a node stops cleanly", srtest.stop_server(p) == 0)
+    logc = open(os.path.join(T, "sc.log"), errors="replace").read()
+    logd = open(os.path.join(T, "sd.log"), errors="replace").read()
+    check("E: SC's WARN names the cause (no key_file)", "no key_file" in logc, logc[-400:])
+    check("E: SD's WARN names the cause (a plaintext payload)", "a plaintext payload" in logd, logd[-400:])
     nc.stop_all()
 except Exception as e:  # noqa: BLE001
     check.failed(e)

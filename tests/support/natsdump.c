@@ -7,13 +7,24 @@
  * partition, its Nats-Msg-Id and Suiro-* headers, and the event (the
  * payload decoded as `suiro replay` shows it).
  *
- * usage: natsdump URLS NAME PARTITIONS
+ * natsdump --raw URLS STREAM prints any stream's messages as they are
+ * stored (stream keys, docs/keys.md "Cluster: stream keys": the tests scan
+ * the bytes a stream and the keys' bucket KV_<NAME>_KEYS hold): one JSON
+ * line each, {"stream", "sseq", "subject", "key" (the Suiro-Key header, ""
+ * when absent), "node", "seq", "operator", "kind" (the Suiro-* headers),
+ * "hex" (the payload)}.
+ *
+ * usage: natsdump URLS NAME PARTITIONS | natsdump --raw URLS STREAM
  * exit 0; 1 bad usage; 2 NATS unreachable or a stream missing or unreadable.
  */
 #include "api/cluster.h"
 
+#include <nats/nats.h>
+
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 static int print(void *ctx, const sr_stream_msg *m)
 {
@@ -24,10 +35,62 @@ static int print(void *ctx, const sr_stream_msg *m)
     return rc;
 }
 
+static int raw(const char *urls, const char *stream)
+{
+    natsConnection *nc = NULL;
+    jsCtx *js = NULL;
+    jsOptions jo;
+    jsOptions_Init(&jo);
+    jo.Wait = 10000;
+    natsStatus s = (natsStatus)sr__nats_connect(urls, "natsdump", &nc);
+    if (s == NATS_OK) s = natsConnection_JetStream(&js, nc, &jo);
+    jsStreamInfo *si = NULL;
+    jsErrCode je = 0;
+    if (s == NATS_OK) s = js_GetStreamInfo(&si, js, stream, NULL, &je);
+    if (s != NATS_OK) {
+        fprintf(stderr, "natsdump: %s: %s (%d)\n", stream, natsStatus_GetText(s), (int)je);
+        jsCtx_Destroy(js);
+        natsConnection_Destroy(nc);
+        return 2;
+    }
+    uint64_t first = si->State.FirstSeq, last = si->State.LastSeq, msgs = si->State.Msgs;
+    jsStreamInfo_Destroy(si);
+    int rc = 0;
+    for (uint64_t q = first; msgs && q <= last && !rc; q++) {
+        natsMsg *m = NULL;
+        if ((s = js_GetMsg(&m, js, stream, q, NULL, &je)) != NATS_OK) {
+            if (s == NATS_NOT_FOUND) continue; /* deleted (a KV key's older revision) */
+            fprintf(stderr, "natsdump: %s seq %" PRIu64 ": %s\n", stream, q, natsStatus_GetText(s));
+            rc = 2;
+            break;
+        }
+        static const char *const h[][2] = {{"key", "Suiro-Key"},     {"node", "Suiro-Node"}, {"seq", "Suiro-Seq"},
+                                           {"operator", "Suiro-Operator"}, {"kind", "Suiro-Kind"}};
+        printf("{\"stream\":\"%s\",\"sseq\":%" PRIu64 ",\"subject\":\"%s\"", stream, q, natsMsg_GetSubject(m));
+        for (size_t i = 0; i < sizeof h / sizeof *h; i++) {
+            const char *v = NULL; /* (ids of [A-Za-z0-9_-]: no JSON escaping needed; others as "?") */
+            if (natsMsgHeader_Get(m, h[i][1], &v) != NATS_OK || !v) v = "";
+            int plain = 1;
+            for (const char *c = v; *c; c++)
+                if (*c == '"' || *c == '\\' || (unsigned char)*c < 0x20) plain = 0;
+            printf(",\"%s\":\"%s\"", h[i][0], plain ? v : "?");
+        }
+        printf(",\"hex\":\"");
+        const unsigned char *d = (const unsigned char *)natsMsg_GetData(m);
+        for (int i = 0; i < natsMsg_GetDataLength(m); i++) printf("%02x", d[i]);
+        printf("\"}\n");
+        natsMsg_Destroy(m);
+    }
+    jsCtx_Destroy(js);
+    natsConnection_Destroy(nc);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
+    if (argc == 4 && !strcmp(argv[1], "--raw")) return raw(argv[2], argv[3]);
     if (argc != 4) {
-        fprintf(stderr, "usage: natsdump URLS NAME PARTITIONS\n");
+        fprintf(stderr, "usage: natsdump URLS NAME PARTITIONS | natsdump --raw URLS STREAM\n");
         return 1;
     }
     int parts = atoi(argv[3]);
