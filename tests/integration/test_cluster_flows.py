@@ -560,8 +560,10 @@ try:
     r = gwh.periodic(m1, [{"dataId": "PH1", "timestamp": ts(), "value": 8.25}])
     check("H: GWH's values over HTTP on s2: 200, pushed by s1",
           r and r[0] == 200 and len(pushed_value(m1, 8.25)) == 1, (r, pushes(m1)))
-    bad = gwa.periodic(m1, [{"dataId": "PH1", "timestamp": ts(), "value": 1}])
-    check("H: a value the monitor did not ask of GWA is refused on s2 as on one node (E1001)", bad == "E1001", bad)
+    bad1 = gwa.periodic(m1, [{"dataId": "PA2", "timestamp": ts(), "value": 1}])
+    bad2 = gwa.periodic(m2, [{"dataId": "PA2", "timestamp": ts(), "value": 1}])
+    check("H: a value the monitor did not ask of GWA is refused on s2 as for s2's own monitor (E1001)",
+          bad1 == bad2 == "E1001", (bad1, bad2))
     st, b = app2.call("DELETE", "/api/v1/monitors/%s" % m2) if app2 else (0, None)
     check("H: s2's own monitor stopped", st == 202 and srtest.wait_until(
         lambda: mon_status(app2, m2) == "STOPPED", timeout=WAIT, step=0.2), (st, b))
@@ -605,16 +607,25 @@ try:
           m2x.get(k % ("out", "data", "sent"), 0) >= 2 and m3x.get(k % ("out", "data", "sent"), 0) >= 1 and
           m1x.get(k % ("in", "data", "used"), 0) >= 3, (m1x, m2x, m3x))
     ev2 = [json.dumps(e) for e in replay("s2") if "origin" not in e]
-    check("H: s2's own log holds GWA's values of the monitor of s1 and its acknowledgement (actor GWA)",
-          any(m1 in e and "11.5" in e for e in ev2) and any(m1 not in e and "GWA" in e and "SUCCEEDED" in e
-                                                             for e in ev2), len(ev2))
-    ev1 = [json.dumps(e) for e in replay("s1")]
+    check("H: s2's own log holds GWA's values (for the monitor of s1 and for its own) and the acknowledgements of "
+          "the relayed parts (actor GWA)",
+          sum(1 for e in ev2 if "11.5" in e and '"measurements"' in e and '"GWA"' in e) == 2 and
+          any('"request_transition"' in e and '"GWA"' in e and "SUCCEEDED" in e for e in ev2), len(ev2))
+    rp1 = replay("s1")
+    ev1 = [json.dumps(e) for e in rp1]
     check("H: s1's log holds the monitor's moves decided on s2 (source node:s2) and on s3 (node:s3)",
           any(m1 in e and "RUNNING" in e and "node:s2" in e for e in ev1) and
           any(m1 in e and "STOPPED" in e and ("node:s3" in e or "node:s2" in e) for e in ev1),
           [e for e in ev1 if m1 in e][-4:])
-    check("H: s1's log holds the relayed values once each, as s2's events (origin s2)",
-          sum(1 for e in ev1 if "11.5" in e and m1 in e and '"origin"' in e) == 1, [e for e in ev1 if "11.5" in e])
+    origins = [(e["origin"].get("node"), e["origin"].get("seq")) for e in rp1 if "origin" in e]
+    relayed = [e for e in rp1 if (e.get("origin") or {}).get("consumer") == 3]
+    # (a relayed event the stream brought first is applied from there: consumer 2, the relay's copy a duplicate)
+    check("H: s1's log holds relayed values as the gateway's node's events (origin s2 or s3, consumer 3)",
+          relayed and {e["origin"]["node"] for e in relayed} <= {"s2", "s3"} and
+          {v[1] for e in relayed for p in e["measurements"]["points"] for v in p["values"]} <= {8.25, 11.5, 12.5},
+          relayed)
+    check("H: ... each origin once in s1's log (the stream's copy of a relayed event is a duplicate)",
+          len(origins) == len(set(origins)), len(origins) - len(set(origins)))
 
     # I. the monitor's node dies
     st, b = app.call("POST", "/api/v1/monitors", {"dataIds": ["PA1"], "intervalMs": 1000})
