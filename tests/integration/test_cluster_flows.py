@@ -34,7 +34,9 @@ on s2: GWA over MQTT (paho), GWH over the GW-IF HTTP binding (long polls).
     as source and the values as a replicated event) and the counters.
  I. the monitor's node dies (kill -9 of s1) with a monitor running: GWA's
     values on s3 are still acknowledged (durable on s3), the DATA s1 does
-    not hear is counted "unheard"; s1 restarted holds the monitor RUNNING
+    not hear is counted "unheard", and after 20 s of it s3 ends the relay
+    (GWA's values of that monitor refused E3001 as for an unknown monitor,
+    not relayed for ever); s1 restarted holds the monitor RUNNING
     (as one node after a restart), sends its START again to GWA on s3, and
     GWA's next values are pushed.
 Loopback only, bounded waits, every process stopped by its PID. Exit 77
@@ -641,6 +643,16 @@ try:
     check("I: the DATA s1 did not hear is counted unheard on s3",
           srtest.wait_until(lambda: metrics(ports["s3"]["http"]).get(unheard, 0) > c_before, timeout=WAIT, step=0.3),
           metrics(ports["s3"]["http"]))
+    ended = [None]
+
+    def relay_ended():   # one value every second: acknowledged until 20 s of unheard DATA end the relay
+        ended[0] = gwa3.periodic(m3, [{"dataId": "PA1", "timestamp": ts(), "value": 13.75}])
+        return ended[0] != "0"
+    t0 = time.monotonic()
+    srtest.wait_until(relay_ended, timeout=40, step=1.0)
+    check("I: after 20 s unheard s3 ends the monitor's relay: GWA's values of it are refused there as for an "
+          "unknown monitor (E3001), not relayed for ever", ended[0] == "E3001" and time.monotonic() - t0 >= 15,
+          (ended[0], time.monotonic() - t0))
     n_start = sum(1 for x in gwa3.reqs if x.get("monitorId") == m3 and x.get("type") == "PERIODIC_START")
     p, ports["s1"] = start("s1", os.path.join(T, "s1.ini"))
     procs[0] = p
