@@ -72,6 +72,24 @@
  *      checked again against the part's dataIds; a duplicate or late RES
  *      settles nothing. It settles through the same path as a gateway's
  *      answer (2, 3, 6), its transition's source naming the relaying node.
+ * (12) Monitors across cluster nodes (docs/cluster.md "Monitors across
+ *      nodes"): a monitor is run by the node that created it (its
+ *      MonitorEvent's node; a node loads no monitor of another node from
+ *      its index). Its START / STOP parts follow (11) (relayed, with the
+ *      monitor's id; N keeps a relayed one RELAY_MON_KEEP_MS at most); N
+ *      settles one by the gateway's GW_MONITOR_ACK (checked as on one
+ *      node, its transition durable in N's log) and sends the result; the
+ *      origin moves the monitor as for a local acknowledgement (source
+ *      node:N). A relayed START makes N keep a bounded rmon (the monitor's
+ *      id, operator, gateway, node, the gateway's dataIds, endAt) by which
+ *      it checks the gateway's GW_PERIODIC_DATA as on one node, makes it
+ *      durable in N's log, acknowledges the gateway, and sends the values
+ *      (DATA: the event as submitted, its seq) to the monitor's node. That
+ *      node checks them again against the monitor, applies the event as a
+ *      replicated one (origin N:seq, exactly once: the stream's copy and
+ *      the relay's are one) and derives the app's push from it as for a
+ *      local GW_PERIODIC_DATA. An rmon ends with its STOP's result, a new
+ *      START of the same monitor, or 20 s of DATA its node did not hear.
  */
 #include "api/broker.h"
 #include "api/cluster.h"
@@ -103,6 +121,7 @@ enum {
     MAX_MONS_OP = 1000,       /* monitors not stopped, one operator (default of [server] monitors_per_operator) */
     STOPPED_KEPT = 1000,      /* stopped monitors kept, one operator (default of [server] stopped_monitors_kept) */
     MAX_WAIT_MS = 60000,
+    RELAY_MON_KEEP_MS = 60000, /* (12) a relayed START / STOP part unacknowledged this long is dropped on N */
 };
 
 typedef struct areq areq;
@@ -148,6 +167,7 @@ struct areq {
 
 struct mon {
     char id[24], op[72], app[72];
+    char node[32]; /* (12) the cluster node that runs it ("" one node) */
     int state;
     json_t *data_ids;   /* array of strings */
     char (*gws)[72];
@@ -159,6 +179,15 @@ struct mon {
 };
 
 typedef struct fwait fwait;
+
+/* (12) a monitor of another node whose gateway is connected here */
+typedef struct rmon {
+    char op[72], gw[72], id[24], app[72], node[32];
+    json_t *data_ids;      /* the gateway's dataIds (its START part) */
+    int64_t end_ms;        /* the monitor's endAt (0 none) */
+    int64_t unheard_since; /* wall ms of the first DATA its node did not hear since one it heard (0: heard) */
+    struct rmon *next;
+} rmon;
 
 typedef struct gwent {
     char op[72], gw[72];
@@ -191,7 +220,8 @@ typedef struct oplive {
     struct oplive *next;
 } oplive;
 
-enum { J_CREATED, J_ANSWER, J_FINAL, J_STORE, J_MONITOR, J_FIRE, J_PERIODIC /* J_STORE + push */ };
+enum { J_CREATED, J_ANSWER, J_FINAL, J_STORE, J_MONITOR, J_FIRE, J_PERIODIC /* J_STORE + push */,
+       J_RDATA /* (12) relayed values applied on the monitor's node: push */ };
 
 typedef struct job {
     int what;
@@ -213,6 +243,8 @@ typedef struct job {
     /* push (J_PERIODIC): the event as submitted; once durable (seq), the
      * push is derived from it as the recovery at start derives it */
     sr_buf push_ev;
+    sr_relay *rel; /* (12) J_PERIODIC on the gateway's node: the DATA to send once durable */
+    char rel_node[32]; /* ... to that node */
     sr_loopq_item li;
 } job;
 
@@ -235,6 +267,7 @@ struct sr_broker {
     int closing; /* the engine is closing: submit nothing more */
     sr_push *push; /* NULL: no push to apps */
     sr_creq *creq; /* (11) the cluster's relay; NULL: a single node */
+    rmon *rmons;   /* (12) */
     uv_timer_t mon_timer; /* (8): fires at mon_due */
     int64_t mon_due;      /* wall ms the timer is armed for; 0 not armed */
 };
@@ -366,6 +399,14 @@ static int evl_end(evlist *l, size_t before, int rc)
 }
 
 /* A transition event of request id (gw: its part; NULL: the app-level request). */
+static int evl_transition_src(evlist *l, const char *op, const char *actor, sr_actor_kind kind, const char *msgid,
+                              const char *source, const sr_request_transition *rt)
+{
+    sr_cmd_env env = {op, actor, kind, msgid, source};
+    size_t at = l->b.len;
+    return evl_end(l, at, sr_cmd_request_transition(&env, rt, &l->b));
+}
+
 static int evl_transition(evlist *l, const char *op, const char *actor, sr_actor_kind kind, const char *msgid,
                           const sr_request_transition *rt)
 {
@@ -747,6 +788,59 @@ static int gw_reachable(sr_broker *b, const char *op, const char *gw)
     return gw_online(b, op, gw) || (b->creq && sr_creq_where(b->creq, op, gw, NULL));
 }
 
+/* (12) the rmon of another node's monitor id on gw (NULL none) */
+static rmon *rmon_find(sr_broker *b, const char *op, const char *id, const char *gw)
+{
+    for (rmon *x = b->rmons; x; x = x->next)
+        if (!strcmp(x->id, id) && !strcmp(x->op, op) && !strcmp(x->gw, gw)) return x;
+    return NULL;
+}
+
+static void rmon_drop(sr_broker *b, const char *op, const char *id, const char *gw)
+{
+    for (rmon **pp = &b->rmons; *pp; pp = &(*pp)->next)
+        if (!strcmp((*pp)->id, id) && !strcmp((*pp)->op, op) && !strcmp((*pp)->gw, gw)) {
+            rmon *x = *pp;
+            *pp = x->next;
+            json_decref(x->data_ids);
+            free(x);
+            return;
+        }
+}
+
+/* (12) a relayed START of monitor m->monitor: this gateway's rmon (made or
+ * made again: the START says what holds now). NULL: refused (why set). */
+static rmon *rmon_put(sr_broker *b, const sr_relay *m, const char **why)
+{
+    rmon *x = rmon_find(b, m->op, m->monitor, m->gw);
+    if (!x) {
+        size_t n = 0;
+        for (rmon *y = b->rmons; y; y = y->next) n += !strcmp(y->op, m->op);
+        if (n >= b->max_mons_op) {
+            *why = "too many monitors of this operator relayed here ([server] monitors_per_operator)";
+            return NULL;
+        }
+        if (!(x = calloc(1, sizeof *x))) {
+            *why = "out of memory";
+            return NULL;
+        }
+        snprintf(x->op, sizeof x->op, "%s", m->op);
+        snprintf(x->gw, sizeof x->gw, "%s", m->gw);
+        snprintf(x->id, sizeof x->id, "%s", m->monitor);
+        x->next = b->rmons;
+        b->rmons = x;
+    }
+    snprintf(x->app, sizeof x->app, "%s", m->app);
+    snprintf(x->node, sizeof x->node, "%s", m->from);
+    json_decref(x->data_ids);
+    x->data_ids = json_incref(json_object_get(m->part, "dataIds"));
+    json_t *e = json_object_get(m->part, "endAt");
+    int64_t ms = 0;
+    x->end_ms = json_is_string(e) && !sr_rfc3339_parse(json_string_value(e), json_string_length(e), &ms) ? ms : 0;
+    x->unheard_since = 0;
+    return x;
+}
+
 /* A relay message's head: from this node, about (op, gw, app, request id). */
 static void relay_head(sr_broker *b, sr_relay *m, int type, int kind, const char *op, const char *gw, const char *app,
                        const char *id)
@@ -767,8 +861,10 @@ static void relay_out(sr_broker *b, part *p)
     const char *node = b->creq ? sr_creq_where(b->creq, p->r->op, p->gw, &since) : NULL;
     if (!node) return;
     areq *r = p->r;
-    sr_relay m = {.deadline_ms = r->deadline_ms, .part = p->wire};
+    /* (12) a monitor's part has no deadline: N keeps it RELAY_MON_KEEP_MS */
+    sr_relay m = {.deadline_ms = r->deadline_ms ? r->deadline_ms : wall_ms() + RELAY_MON_KEEP_MS, .part = p->wire};
     relay_head(b, &m, SR_RELAY_REQ, r->kind, r->op, p->gw, r->app, r->id);
+    snprintf(m.monitor, sizeof m.monitor, "%s", r->monitor);
     if (sr_creq_send(b->creq, node, &m) != SR_OK) return;
     sr_relay_count(0, 0, SR_RO_SENT);
     sr_slog(SR_LOG_INFO, "request part relayed", "op=%s request=%s gateway=%s node=%s", r->op, r->id, p->gw, node);
@@ -1046,7 +1142,9 @@ static void relay_back(areq *r)
         relay_head(b, &m, SR_RELAY_RES, r->kind, r->op, p->gw, r->app, r->id);
         snprintf(m.code, sizeof m.code, "%s", p->state == SR_RS_SUCCEEDED ? "0" : sr_wire_code(p->code));
         snprintf(m.msg, sizeof m.msg, "%s", p->msg);
+        snprintf(m.monitor, sizeof m.monitor, "%s", r->monitor);
         if (sr_creq_send(b->creq, r->relay_from, &m) == SR_OK) sr_relay_count(0, 1, SR_RO_SENT);
+        if (r->kind == SR_RK_PERIODIC_STOP && p->state == SR_RS_SUCCEEDED) rmon_drop(b, r->op, r->monitor, p->gw); /* (12) */
     }
     areq_unref(r); /* the live table's */
 }
@@ -1407,6 +1505,7 @@ static mon *mon_from_event(const char *op, const sr_monitor_rec *me)
     m->start_ms = me->start_ms;
     m->end_ms = me->end_ms;
     m->created_ms = me->created_ms;
+    snprintf(m->node, sizeof m->node, "%s", me->node ? me->node : "");
     SR_INVARIANT(mon_check(m));
     return m;
 }
@@ -1456,6 +1555,8 @@ static void mons_load(sr_broker *b, const char *op)
         for (int k; (k = sr_rec_next_monitor(&r, &me)) != 0;) {
             if (k == SR_ECORRUPT) continue; /* a record that does not decode is skipped */
             if (k < 0) break;
+            /* (12) another node's monitor (replicated here): that node runs it */
+            if (me.node && me.node[0] && b->creq && strcmp(me.node, sr_creq_node(b->creq))) continue;
             mon *m = mon_from_event(op, &me);
             if (m) {
                 m->next = b->mons;
@@ -1516,8 +1617,9 @@ static json_t *mon_json(const mon *m)
     return o;
 }
 
-/* The monitor's state as an event (appended to l). */
-static int mon_event(evlist *l, const mon *m, const char *actor, sr_actor_kind kind)
+/* The monitor's state as an event (appended to l); source: where it was
+ * decided (a relaying node, 12), NULL here. */
+static int mon_event_src(evlist *l, const mon *m, const char *actor, sr_actor_kind kind, const char *source)
 {
     size_t nd = json_array_size(m->data_ids);
     const char **ids = calloc(nd ? nd : 1, sizeof *ids), **gws = calloc(m->ngws ? m->ngws : 1, sizeof *gws),
@@ -1535,13 +1637,14 @@ static int mon_event(evlist *l, const mon *m, const char *actor, sr_actor_kind k
                              .acked = acked,
                              .start_ms = m->start_ms,
                              .end_ms = m->end_ms,
-                             .created_ms = m->created_ms};
+                             .created_ms = m->created_ms,
+                             .node = m->node};
         for (size_t i = 0; i < nd; i++) ids[i] = json_string_value(json_array_get(m->data_ids, i));
         for (size_t i = 0; i < m->ngws; i++) {
             gws[i] = m->gws[i];
             if (m->acked[i]) acked[me.n_acked++] = m->gws[i];
         }
-        sr_cmd_env env = {m->op, actor, kind, NULL, NULL};
+        sr_cmd_env env = {m->op, actor, kind, NULL, source};
         size_t at = l->b.len;
         rc = evl_end(l, at, sr_cmd_monitor(&env, &me, &l->b));
     }
@@ -1549,6 +1652,11 @@ static int mon_event(evlist *l, const mon *m, const char *actor, sr_actor_kind k
     free((void *)gws);
     free((void *)acked);
     return rc;
+}
+
+static int mon_event(evlist *l, const mon *m, const char *actor, sr_actor_kind kind)
+{
+    return mon_event_src(l, m, actor, kind, NULL);
 }
 
 /* A PERIODIC_START / STOP part for one gateway of a monitor (no deadline:
@@ -1705,7 +1813,7 @@ static void monitor_done(job *j)
     }
     for (size_t i = 0; i < mc->n; i++) {
         areq *r = mc->reqs[i];
-        if (!j->res.rc) gw_deliver_op(j->b, r->op, r->parts[0].gw);
+        if (!j->res.rc) part_deliver(j->b, r, 0); /* here, or relayed (12) */
         else areq_unref(r); /* the live table's */
         areq_unref(r);      /* the job's */
     }
@@ -1769,6 +1877,7 @@ void sr_broker_monitor_start(sr_broker *b, const char *op, const char *app, cons
     new_id('M', m->id);
     snprintf(m->op, sizeof m->op, "%s", op);
     snprintf(m->app, sizeof m->app, "%s", app);
+    snprintf(m->node, sizeof m->node, "%s", b->creq ? sr_creq_node(b->creq) : ""); /* (12) */
     m->state = SR_MS_STARTING;
     m->data_ids = json_array();
     m->interval_ms = interval_ms;
@@ -2018,6 +2127,7 @@ static void submit_for_gw(sr_broker *b, evlist *l, job *j, sr_gw_answer_cb cb, v
         json_decref(j->p_applied);
         json_decref(j->p_sig);
         sr_buf_release(&j->push_ev);
+        if (j->rel) sr_relay_clear(j->rel), free(j->rel);
         free(j);
         /* at once: only a full queue is E9002 with rc SR_EFULL, which the
          * server holds and retries (back-pressure, sr_gw_answer.rc);
@@ -2179,14 +2289,14 @@ static int values_asked(json_t *vals, const json_t *asked, int once, const char 
 /* (8) vals were checked by sr_gw_values_event (each with an RFC 3339
  * timestamp): none of a monitor with an endAt may be timestamped after it;
  * otherwise err names them (E1001, at most 100) and nothing is stored. */
-static int values_before_end(json_t *vals, const mon *m, sr_gw_err *err)
+static int values_before_end(json_t *vals, int64_t end_ms, sr_gw_err *err)
 {
-    if (!m->end_ms) return SR_OK;
+    if (!end_ms) return SR_OK;
     size_t n = json_array_size(vals), bad = 0;
     for (size_t i = 0; i < n; i++) {
         json_t *v = json_array_get(vals, i), *t = json_object_get(v, "timestamp");
         int64_t ms;
-        if (!json_is_string(t) || sr_rfc3339_parse(json_string_value(t), json_string_length(t), &ms) || ms <= m->end_ms)
+        if (!json_is_string(t) || sr_rfc3339_parse(json_string_value(t), json_string_length(t), &ms) || ms <= end_ms)
             continue;
         if (bad++ < 100)
             value_refused(err, i, json_string_value(json_object_get(v, "dataId")), "timestamp after the monitor's endAt");
@@ -2404,6 +2514,58 @@ static void gw_result(sr_broker *b, const char *op, const char *gw, const sr_gw_
     sr_buf_release(&l.b);
 }
 
+/* (12) GW_PERIODIC_DATA of another node's monitor: checked against what
+ * its relayed START asked of this gateway (as gw_periodic checks a local
+ * one), durable here, the gateway acknowledged, then sent to the monitor's
+ * node (on_job: the DATA once the event's seq is known). */
+static void gw_periodic_relayed(sr_broker *b, rmon *rm, const sr_gw_msg *msg, sr_gw_answer_cb cb, void *ctx)
+{
+    json_t *vals = json_object_get(msg->body, "values");
+    if (!json_is_array(vals)) return gw_ack(cb, ctx, SR_WIRE_PARAM, "body.values: an array is required", NULL);
+    sr_gw_err err;
+    memset(&err, 0, sizeof err);
+    sr_buf ev;
+    sr_buf_init(&ev);
+    size_t nv = 0;
+    int rc = sr_gw_values_event_sig(b->eng, rm->op, rm->gw, msg->message_id, rm->id, sr_gw_sig_state(msg), vals, &ev,
+                                    &nv, &err);
+    if (!rc) rc = values_asked(vals, rm->data_ids, 0, "this monitor", &err);
+    if (!rc) rc = values_before_end(vals, rm->end_ms, &err);
+    if (rc) {
+        gw_ack(cb, ctx, err.code ? err.code : SR_WIRE_INTERNAL, err.code ? err.message : sr_strerror(rc), err.detail);
+        sr_gw_err_clear(&err);
+        sr_buf_release(&ev);
+        return;
+    }
+    job *j = calloc(1, sizeof *j);
+    sr_relay *d = j ? calloc(1, sizeof *d) : NULL;
+    if (d && (d->ev = malloc(ev.len ? ev.len : 1))) {
+        relay_head(b, d, SR_RELAY_DATA, SR_RK_PERIODIC_DATA, rm->op, rm->gw, rm->app, rm->id);
+        snprintf(d->monitor, sizeof d->monitor, "%s", rm->id);
+        snprintf(d->msgid, sizeof d->msgid, "%s", msg->message_id && sr_id_str_ok(msg->message_id) ? msg->message_id : "");
+        memcpy(d->ev, ev.data, ev.len);
+        d->ev_len = ev.len;
+        d->values = json_incref(vals);
+        d->gw_signed = sr_gw_sig_state(msg) != 0;
+        snprintf(j->rel_node, sizeof j->rel_node, "%s", rm->node);
+        j->what = J_PERIODIC;
+        j->rel = d;
+    } else {
+        if (d) free(d);
+        free(j);
+        j = NULL;
+    }
+    evlist l = {0};
+    sr_buf_init(&l.b);
+    if (j && evl_add_raw(&l, &ev) == SR_OK) submit_for_gw(b, &l, j, cb, ctx, "stored");
+    else {
+        if (j) sr_relay_clear(j->rel), free(j->rel), free(j);
+        gw_ack(cb, ctx, SR_WIRE_INTERNAL, "out of memory", NULL);
+    }
+    sr_buf_release(&l.b);
+    sr_buf_release(&ev);
+}
+
 static void gw_periodic(sr_broker *b, const char *op, const char *gw, const sr_gw_msg *msg, sr_gw_answer_cb cb,
                         void *ctx)
 {
@@ -2413,6 +2575,8 @@ static void gw_periodic(sr_broker *b, const char *op, const char *gw, const sr_g
     mon *m = mon_find(b, op, json_string_value(mid));
     int mine = 0;
     for (size_t k = 0; m && k < m->ngws; k++) mine |= !strcmp(m->gws[k], gw);
+    rmon *rm = !mine && b->creq ? rmon_find(b, op, json_string_value(mid), gw) : NULL;
+    if (rm) return gw_periodic_relayed(b, rm, msg, cb, ctx); /* (12) */
     if (!mine) return gw_ack(cb, ctx, SR_WIRE_UNKNOWN, "unknown monitorId (not a monitor of this gateway)", NULL);
     json_t *vals = json_object_get(msg->body, "values");
     if (!json_is_array(vals)) return gw_ack(cb, ctx, SR_WIRE_PARAM, "body.values: an array is required", NULL);
@@ -2425,7 +2589,7 @@ static void gw_periodic(sr_broker *b, const char *op, const char *gw, const sr_g
     int rc = sr_gw_values_event_sig(b->eng, op, gw, msg->message_id, m->id, sr_gw_sig_state(msg), vals, &ev, &nv, &err);
     /* a monitor's data may repeat a point (several intervals in one message) */
     if (!rc) rc = values_asked(vals, m->data_ids, 0, "this monitor", &err);
-    if (!rc) rc = values_before_end(vals, m, &err);
+    if (!rc) rc = values_before_end(vals, m->end_ms, &err);
     if (rc) {
         gw_ack(cb, ctx, err.code ? err.code : SR_WIRE_INTERNAL, err.code ? err.message : sr_strerror(rc), err.detail);
         sr_gw_err_clear(&err);
@@ -2572,25 +2736,14 @@ void sr_broker_push_derive(void *ctx, const sr_event_view *ev)
     sr_rec_close(&rr);
 }
 
-static void gw_monitor_ack(sr_broker *b, const char *op, const char *gw, const sr_gw_msg *msg, sr_gw_answer_cb cb,
-                           void *ctx)
+/* A gateway's acknowledgement of monitor m (gateway gi): its open part p
+ * (may be NULL) settled, the monitor moved when every gateway acknowledged;
+ * msgid the gateway's messageId (NULL: relayed), source the relaying node
+ * (12; NULL here). */
+static void mon_ack(sr_broker *b, mon *m, size_t gi, part *p, int start, sr_wire code, const char *rmsg,
+                    const char *msgid, const char *source, sr_gw_answer_cb cb, void *ctx)
 {
-    json_t *mid = json_object_get(msg->body, "monitorId"), *act = json_object_get(msg->body, "action");
-    sr_wire code;
-    char rmsg[160];
-    if (!json_is_string(mid) || !sr_id_str_ok(json_string_value(mid)))
-        return gw_ack(cb, ctx, SR_WIRE_PARAM, "body.monitorId: [A-Za-z0-9._-]{1,64} is required", NULL);
-    const char *a = json_is_string(act) ? json_string_value(act) : "";
-    if (strcmp(a, "START") && strcmp(a, "STOP")) return gw_ack(cb, ctx, SR_WIRE_PARAM, "body.action: START or STOP", NULL);
-    if (parse_result(json_object_get(msg->body, "result"), &code, rmsg, sizeof rmsg))
-        return gw_ack(cb, ctx, SR_WIRE_PARAM, "body.result: \"0\" or {\"code\":\"E....\",\"message\":\"...\"} (an interface.md code)", NULL);
-    mon *m = mon_find(b, op, json_string_value(mid));
-    size_t gi = 0;
-    while (m && gi < m->ngws && strcmp(m->gws[gi], gw)) gi++;
-    if (!m || gi == m->ngws) return gw_ack(cb, ctx, SR_WIRE_UNKNOWN, "unknown monitorId (not a monitor of this gateway)", NULL);
-    int start = !strcmp(a, "START");
-    int kind = start ? SR_RK_PERIODIC_START : SR_RK_PERIODIC_STOP;
-    part *p = mon_part(b, m, gw, kind);
+    const char *op = m->op, *gw = m->gws[gi];
     int ok = code == SR_WIRE_OK;
     evlist l = {0};
     sr_buf_init(&l.b);
@@ -2601,7 +2754,7 @@ static void gw_monitor_ack(sr_broker *b, const char *op, const char *gw, const s
                                     .state = ok ? SR_RS_SUCCEEDED : SR_RS_FAILED,
                                     .error_code = ok ? "" : sr_wire_code(code),
                                     .message = rmsg};
-        rc = evl_transition(&l, op, gw, SR_ACTOR_GATEWAY, msg->message_id, &rt);
+        rc = evl_transition_src(&l, op, gw, SR_ACTOR_GATEWAY, msgid, source, &rt);
         p->state = rt.state;
         p->r->nopen = 0;
         p->r->finished = 1;
@@ -2616,15 +2769,61 @@ static void gw_monitor_ack(sr_broker *b, const char *op, const char *gw, const s
         for (size_t k = 0; k < m->ngws; k++) all &= m->acked[k];
         if (all) m->state = start ? SR_MS_RUNNING : SR_MS_STOPPED;
         SR_INVARIANT(mon_check(m));
-        rc = mon_event(&l, m, gw, SR_ACTOR_GATEWAY);
+        rc = mon_event_src(&l, m, gw, SR_ACTOR_GATEWAY, source);
         if (all) sr_slog(SR_LOG_INFO, "monitor state", "op=%s monitor=%s status=%s", op, m->id, ms_name(m->state));
     } else if (!ok)
         sr_slog(SR_LOG_WARN, "monitor action refused by the gateway", "op=%s gw=%s monitor=%s action=%s code=%s", op,
-                gw, m->id, a, sr_wire_code(code));
+                gw, m->id, start ? "START" : "STOP", sr_wire_code(code));
     if (!rc && l.n) submit_for_gw(b, &l, NULL, cb, ctx, "stored");
     else if (!rc) gw_ack(cb, ctx, SR_WIRE_OK, "nothing to change", NULL);
     else gw_ack(cb, ctx, SR_WIRE_INTERNAL, sr_strerror(rc), NULL);
     sr_buf_release(&l.b);
+}
+
+/* (12) the open relayed START / STOP part of another node's monitor id for gw */
+static areq *relayed_mon_req(sr_broker *b, const char *op, const char *id, const char *gw, int kind)
+{
+    for (areq *r = b->live; r; r = r->next)
+        if (r->relay_from[0] && !r->finished && r->kind == kind && !strcmp(r->monitor, id) && !strcmp(r->op, op) &&
+            r->nparts && part_open(&r->parts[0]) && !strcmp(r->parts[0].gw, gw))
+            return r;
+    return NULL;
+}
+
+static void gw_monitor_ack(sr_broker *b, const char *op, const char *gw, const sr_gw_msg *msg, sr_gw_answer_cb cb,
+                           void *ctx)
+{
+    json_t *mid = json_object_get(msg->body, "monitorId"), *act = json_object_get(msg->body, "action");
+    sr_wire code;
+    char rmsg[160];
+    if (!json_is_string(mid) || !sr_id_str_ok(json_string_value(mid)))
+        return gw_ack(cb, ctx, SR_WIRE_PARAM, "body.monitorId: [A-Za-z0-9._-]{1,64} is required", NULL);
+    const char *a = json_is_string(act) ? json_string_value(act) : "";
+    if (strcmp(a, "START") && strcmp(a, "STOP")) return gw_ack(cb, ctx, SR_WIRE_PARAM, "body.action: START or STOP", NULL);
+    if (parse_result(json_object_get(msg->body, "result"), &code, rmsg, sizeof rmsg))
+        return gw_ack(cb, ctx, SR_WIRE_PARAM, "body.result: \"0\" or {\"code\":\"E....\",\"message\":\"...\"} (an interface.md code)", NULL);
+    int start = !strcmp(a, "START");
+    int kind = start ? SR_RK_PERIODIC_START : SR_RK_PERIODIC_STOP;
+    mon *m = mon_find(b, op, json_string_value(mid));
+    size_t gi = 0;
+    while (m && gi < m->ngws && strcmp(m->gws[gi], gw)) gi++;
+    if (!m || gi == m->ngws) {
+        /* (12) another node's monitor: its relayed part settled here (the
+         * result goes back to that node once durable: relay_back) */
+        areq *r = b->creq ? relayed_mon_req(b, op, json_string_value(mid), gw, kind) : NULL;
+        if (r) {
+            evlist l = {0};
+            sr_buf_init(&l.b);
+            part_settle(b, r, &r->parts[0], &l, code, rmsg, NULL, NULL, NULL, NULL, NULL, 0, msg->message_id, NULL, cb,
+                        ctx);
+            sr_buf_release(&l.b);
+            return;
+        }
+        if (b->creq && rmon_find(b, op, json_string_value(mid), gw))
+            return gw_ack(cb, ctx, SR_WIRE_OK, "nothing to change", NULL);
+        return gw_ack(cb, ctx, SR_WIRE_UNKNOWN, "unknown monitorId (not a monitor of this gateway)", NULL);
+    }
+    mon_ack(b, m, gi, mon_part(b, m, gw, kind), start, code, rmsg, msg->message_id, NULL, cb, ctx);
 }
 
 int sr_broker_cert(sr_broker *b, const char *op, const char *subject, const char *id, sr_buf *pem)
@@ -2890,8 +3089,105 @@ static void relay_answered(void *ctx, const sr_gw_answer *a)
                 sr_slog_q(a->message ? a->message : ""));
 }
 
+/* (12) a relayed START / STOP result: the monitor moves as for a local
+ * acknowledgement, its events' source the relaying node */
+static void relay_mon_result(sr_broker *b, const sr_relay *m)
+{
+    mon *mo = mon_find(b, m->op, m->monitor);
+    size_t gi = 0;
+    while (mo && gi < mo->ngws && strcmp(mo->gws[gi], m->gw)) gi++;
+    if (!mo || gi == mo->ngws || strcmp(mo->app, m->app)) {
+        sr_relay_count(1, 1, SR_RO_IGNORED);
+        return;
+    }
+    areq *r = req_find(b, m->op, m->id);
+    part *p = r && r->kind == m->kind && !strcmp(r->monitor, mo->id) ? part_of(r, m->gw) : NULL;
+    if (p && !part_open(p)) p = NULL;
+    sr_wire code = SR_WIRE_OK;
+    if (m->state == SR_RS_FAILED && sr_wire_parse_result(m->code, &code)) code = SR_WIRE_DEVICE;
+    char src[64];
+    snprintf(src, sizeof src, "node:%s", m->from);
+    sr_relay_count(1, 1, SR_RO_USED);
+    mon_ack(b, mo, gi, p, m->kind == SR_RK_PERIODIC_START, code, m->msg, NULL, src, relay_answered, NULL);
+}
+
+/* (12) a monitor's values, durable on the gateway's node: checked again
+ * against this node's monitor, applied as that node's event (exactly once
+ * by its origin id), the push derived once it is durable here */
+static void relay_data_in(sr_broker *b, const sr_relay *m)
+{
+    mon *mo = mon_find(b, m->op, m->monitor);
+    int mine = 0;
+    for (size_t k = 0; mo && k < mo->ngws; k++) mine |= !strcmp(mo->gws[k], m->gw);
+    sr_cluster *cl = sr_cluster_self();
+    if (!mine || !cl) {
+        sr_relay_count(1, 2, SR_RO_IGNORED);
+        return;
+    }
+    sr_gw_err err;
+    memset(&err, 0, sizeof err);
+    sr_buf ev;
+    sr_buf_init(&ev);
+    size_t nv = 0;
+    int rc = sr_gw_values_event_sig(b->eng, m->op, m->gw, m->msgid, mo->id, m->gw_signed ? 1 : 0, m->values, &ev, &nv,
+                                    &err);
+    if (!rc) rc = values_asked(m->values, mo->data_ids, 0, "this monitor", &err);
+    if (!rc) rc = values_before_end(m->values, mo->end_ms, &err);
+    job *j = rc ? NULL : calloc(1, sizeof *j);
+    if (j) {
+        j->what = J_RDATA;
+        j->b = b;
+        sr_buf_init(&j->push_ev);
+        if (sr_buf_append(&j->push_ev, ev.data, ev.len)) rc = SR_ENOMEM;
+        sr_origin o = {.node = m->from,
+                       .seq = (uint64_t)m->seq,
+                       .partition = sr_cluster_partition(m->op, sr_cluster_partitions(cl)),
+                       .consumer = 3};
+        if (!rc) rc = sr_engine_submit_origin(b->eng, m->ev, m->ev_len, &o, on_done, j);
+        if (rc) {
+            sr_buf_release(&j->push_ev);
+            free(j);
+        }
+    } else if (!rc)
+        rc = SR_ENOMEM;
+    if (rc) {
+        sr_relay_count(1, 2, SR_RO_REFUSED);
+        sr_slog(SR_LOG_WARN, "relayed monitor values refused", "op=%s monitor=%s gateway=%s node=%s error=%s", m->op,
+                m->monitor, m->gw, m->from, sr_slog_q(err.message[0] ? err.message : sr_strerror(rc)));
+    } else
+        sr_relay_count(1, 2, SR_RO_USED);
+    sr_gw_err_clear(&err);
+    sr_buf_release(&ev);
+}
+
+/* (12) on the gateway's node: a DATA its monitor's node heard, or not;
+ * 20 s unheard ends the relay of that monitor */
+static void on_heard(void *ctx, const char *op, const char *gw, const char *monitor, int heard)
+{
+    sr_broker *b = ctx;
+    rmon *x = rmon_find(b, op, monitor, gw);
+    if (!x) return;
+    int64_t now = wall_ms();
+    if (heard) x->unheard_since = 0;
+    else if (!x->unheard_since) x->unheard_since = now;
+    else if (now - x->unheard_since >= SR_PRESENCE_STALE_MS) {
+        sr_slog(SR_LOG_WARN, "monitor relay ended: its node does not answer", "op=%s monitor=%s gateway=%s node=%s",
+                op, monitor, gw, x->node);
+        rmon_drop(b, op, monitor, gw);
+    }
+}
+
+/* (12) on the gateway's node, once its values are durable: DATA to the
+ * monitor's node */
+static void relay_data_out(sr_broker *b, job *j)
+{
+    j->rel->seq = (int64_t)j->res.seq;
+    if (b->creq && j->res.seq && sr_creq_send(b->creq, j->rel_node, j->rel) == SR_OK) sr_relay_count(0, 2, SR_RO_SENT);
+}
+
 static void relay_result(sr_broker *b, const char *op, const char *gw, const char *from, const sr_relay *m)
 {
+    if (m->kind == SR_RK_PERIODIC_START || m->kind == SR_RK_PERIODIC_STOP) return relay_mon_result(b, m);
     areq *r = req_find(b, op, m->id);
     part *p = r && !r->relay_from[0] ? part_of(r, gw) : NULL;
     if (!p || !part_open(p) || r->kind != m->kind) { /* a duplicate, late, or not this node's */
@@ -2951,6 +3247,17 @@ static void relay_request(sr_broker *b, const sr_relay *m)
         return;
     }
     const char *why = !gw_online(b, m->op, m->gw) ? "not connected to this node" : live_quota(b, m->op, 1);
+    if (!why && m->kind == SR_RK_PERIODIC_STOP) { /* (12) its START no longer goes out */
+        areq *st = relayed_mon_req(b, m->op, m->monitor, m->gw, SR_RK_PERIODIC_START);
+        if (st) {
+            st->parts[0].state = SR_RS_CANCELLED;
+            st->nopen = 0;
+            st->finished = 1;
+            if (st->timer_init) uv_timer_stop(&st->timer);
+            areq_unref(st);
+        }
+    }
+    if (!why && m->kind == SR_RK_PERIODIC_START) (void)rmon_put(b, m, &why); /* (12) */
     if (!why && !(r = calloc(1, sizeof *r))) why = "out of memory";
     if (!why && !(r->parts = calloc(1, sizeof *r->parts))) why = "out of memory";
     if (why) {
@@ -2972,6 +3279,7 @@ static void relay_request(sr_broker *b, const sr_relay *m)
     snprintf(r->app, sizeof r->app, "%s", m->app);
     snprintf(r->relay_from, sizeof r->relay_from, "%s", m->from);
     r->kind = m->kind;
+    snprintf(r->monitor, sizeof r->monitor, "%s", m->monitor); /* (12) "" for a request */
     r->state = SR_RS_CREATED;
     r->created_ms = wall_ms();
     r->deadline_ms = m->deadline_ms;
@@ -2998,6 +3306,7 @@ static void on_relayed(void *ctx, const sr_relay *m)
     sr_broker *b = ctx;
     if (b->closing) return;
     if (m->type == SR_RELAY_REQ) relay_request(b, m);
+    else if (m->type == SR_RELAY_DATA) relay_data_in(b, m);
     else relay_result(b, m->op, m->gw, m->from, m);
 }
 
@@ -3016,6 +3325,7 @@ static void on_moved(void *ctx, const char *op, const char *gw, const char *node
                 relay_out(b, p);
         }
     }
+    mon_resend(b, op, gw); /* (12) its monitors sent again, as at a reconnection here */
 }
 
 static int on_online(void *ctx, const char *op, const char *gw) { return gw_online(ctx, op, gw); }
@@ -3026,6 +3336,7 @@ void sr_broker_relay_hooks(sr_broker *b, sr_creq_hooks *h)
     h->relayed = on_relayed;
     h->moved = on_moved;
     h->online = on_online;
+    h->heard = on_heard;
 }
 
 void sr_broker_set_relay(sr_broker *b, sr_creq *q)
@@ -3118,12 +3429,21 @@ static void on_job(void *ctx, sr_loopq_item *it)
             areq_unref(j->r); /* the live table's */
             break;
         case J_MONITOR: monitor_done(j); break;
+        case J_RDATA: /* (12) the relayed values are durable here (or were: the stream's copy) */
+            if (!j->res.rc) push_periodic(b, j);
+            else
+                sr_slog(SR_LOG_WARN, "relayed monitor values not stored", "error=%s detail=%s", sr_err_name(j->res.rc),
+                        sr_slog_q(j->res.err.msg));
+            sr_buf_release(&j->push_ev);
+            break;
         default: /* J_STORE, J_PERIODIC */
             /* R-AP-17: queued before the gateway is acknowledged (a gateway
              * holding its ack knows the push is queued); a duplicate was
              * pushed the first time */
             if (j->what == J_PERIODIC && !j->res.rc && !j->res.duplicate)
                 push_periodic(b, j);
+            if (j->rel && !j->res.rc && !j->res.duplicate) relay_data_out(b, j); /* (12) */
+            if (j->rel) sr_relay_clear(j->rel), free(j->rel);
             sr_buf_release(&j->push_ev);
             if (j->res.rc)
                 gw_answer(j->gcb, j->gctx, sr_wire_of_rc(j->res.rc), j->res.rc,
@@ -3233,6 +3553,12 @@ void sr_broker_free(sr_broker *b)
         gwent *g = b->gws;
         b->gws = g->next;
         free(g);
+    }
+    while (b->rmons) {
+        rmon *x = b->rmons;
+        b->rmons = x->next;
+        json_decref(x->data_ids);
+        free(x);
     }
     sr_loopq_destroy(&b->doneq);
     free(b);

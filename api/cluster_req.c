@@ -17,6 +17,7 @@
 #include "api/wire.h"
 #include "codecs/ids.h"
 #include "engine/records.h"
+#include "storage/crypto.h"
 
 #include <nats/nats.h>
 
@@ -38,11 +39,11 @@ static int64_t wall_ms(void)
 
 static _Atomic uint64_t counted[SR_RELAY_DIRS][SR_RELAY_KINDS][SR_RELAY_OUTCOMES];
 
-const char *sr_relay_kind_name(int k) { return k == 0 ? "request" : "result"; }
+const char *sr_relay_kind_name(int k) { return k == 0 ? "request" : k == 1 ? "result" : "data"; }
 
 const char *sr_relay_outcome_name(int o)
 {
-    static const char *const n[SR_RELAY_OUTCOMES] = {"sent", "used", "ignored", "refused"};
+    static const char *const n[SR_RELAY_OUTCOMES] = {"sent", "used", "ignored", "refused", "unheard"};
     return o >= 0 && o < SR_RELAY_OUTCOMES ? n[o] : "?";
 }
 
@@ -206,10 +207,31 @@ void sr_relay_clear(sr_relay *m)
     json_decref(m->values);
     json_decref(m->applied);
     json_decref(m->sig);
+    free(m->ev);
     memset(m, 0, sizeof *m);
 }
 
-static const char *kind_name(int k) { return k == SR_RK_CONTROL ? "CONTROL" : "IMMEDIATE"; }
+static const char *kind_name(int k)
+{
+    switch (k) {
+    case SR_RK_CONTROL: return "CONTROL";
+    case SR_RK_PERIODIC_START: return "PERIODIC_START";
+    case SR_RK_PERIODIC_STOP: return "PERIODIC_STOP";
+    case SR_RK_PERIODIC_DATA: return "PERIODIC_DATA";
+    default: return "IMMEDIATE";
+    }
+}
+
+static int kind_of(const char *s)
+{
+    static const int ks[] = {SR_RK_IMMEDIATE, SR_RK_CONTROL, SR_RK_PERIODIC_START, SR_RK_PERIODIC_STOP,
+                             SR_RK_PERIODIC_DATA};
+    for (size_t i = 0; i < sizeof ks / sizeof ks[0]; i++)
+        if (!strcmp(s, kind_name(ks[i]))) return ks[i];
+    return 0;
+}
+
+static int is_monitor_kind(int k) { return k == SR_RK_PERIODIC_START || k == SR_RK_PERIODIC_STOP || k == SR_RK_PERIODIC_DATA; }
 
 /* the part as a gateway gets it (broker.c request_new): its fields checked
  * here so that the gateway never gets what this node did not check */
@@ -221,6 +243,26 @@ static int part_ok(json_t *p, const sr_relay *m, char *err, size_t errlen)
         return snprintf(err, errlen, "part.requestId: the message's id is required"), -1;
     if (!json_is_string(type) || strcmp(json_string_value(type), kind_name(m->kind)))
         return snprintf(err, errlen, "part.type: %s is required", kind_name(m->kind)), -1;
+    if (is_monitor_kind(m->kind)) { /* broker.c mon_request's part */
+        json_t *mid = json_object_get(p, "monitorId");
+        if (!json_is_string(mid) || strcmp(json_string_value(mid), m->monitor))
+            return snprintf(err, errlen, "part.monitorId: the message's monitor is required"), -1;
+        if (m->kind == SR_RK_PERIODIC_STOP) return 0;
+        json_t *ds = json_object_get(p, "dataIds"), *iv = json_object_get(p, "intervalMs"), *v;
+        size_t i;
+        if (!json_is_array(ds) || json_array_size(ds) > 1000)
+            return snprintf(err, errlen, "part.dataIds: an array of at most 1000 IDs is required"), -1;
+        json_array_foreach(ds, i, v) if (!json_is_string(v) || !sr_id_str_ok(json_string_value(v)))
+            return snprintf(err, errlen, "part.dataIds[%zu]: an ID is required", i), -1;
+        if (!json_is_integer(iv) || json_integer_value(iv) < 1 || json_integer_value(iv) > UINT32_MAX)
+            return snprintf(err, errlen, "part.intervalMs: a positive integer is required"), -1;
+        const char *w[] = {"startAt", "endAt"};
+        for (size_t k = 0; k < 2; k++) {
+            json_t *t = json_object_get(p, w[k]);
+            if (t && !json_is_string(t)) return snprintf(err, errlen, "part.%s: a string", w[k]), -1;
+        }
+        return 0;
+    }
     if (m->kind == SR_RK_CONTROL) {
         json_t *d = json_object_get(p, "dataId"), *app = json_object_get(p, "appId");
         if (!json_is_string(d) || !sr_id_str_ok(json_string_value(d)))
@@ -273,8 +315,8 @@ int sr_relay_parse(const void *p, size_t n, sr_relay *out, char *err, size_t err
     if (!json_is_integer(ver) || json_integer_value(ver) != 1) snprintf(e2, sizeof e2, "v: 1 is required"), rc = -1;
     if (!rc) rc = sr__cjson_str(o, "t", 0, t, sizeof t, e2, sizeof e2);
     if (!rc) {
-        out->type = !strcmp(t, "req") ? SR_RELAY_REQ : !strcmp(t, "res") ? SR_RELAY_RES : 0;
-        if (!out->type) snprintf(e2, sizeof e2, "t: \"req\" or \"res\" is required"), rc = -1;
+        out->type = !strcmp(t, "req") ? SR_RELAY_REQ : !strcmp(t, "res") ? SR_RELAY_RES : !strcmp(t, "data") ? SR_RELAY_DATA : 0;
+        if (!out->type) snprintf(e2, sizeof e2, "t: \"req\", \"res\" or \"data\" is required"), rc = -1;
     }
     if (!rc) rc = sr__cjson_str(o, "from", 0, out->from, sizeof out->from, e2, sizeof e2) ||
                   sr_cluster_check_name("from", out->from, e2, sizeof e2);
@@ -282,10 +324,37 @@ int sr_relay_parse(const void *p, size_t n, sr_relay *out, char *err, size_t err
                   jid(o, "app", out->app, sizeof out->app, e2, sizeof e2) || jid(o, "id", out->id, sizeof out->id, e2, sizeof e2) ||
                   sr__cjson_str(o, "kind", 0, kind, sizeof kind, e2, sizeof e2);
     if (!rc) {
-        out->kind = !strcmp(kind, "IMMEDIATE") ? SR_RK_IMMEDIATE : !strcmp(kind, "CONTROL") ? SR_RK_CONTROL : 0;
-        if (!out->kind) snprintf(e2, sizeof e2, "kind: IMMEDIATE or CONTROL is required"), rc = -1;
+        out->kind = kind_of(kind);
+        if (!out->kind || (out->type == SR_RELAY_DATA) != (out->kind == SR_RK_PERIODIC_DATA))
+            snprintf(e2, sizeof e2, "kind: %s",
+                     out->type == SR_RELAY_DATA ? "PERIODIC_DATA is required with t \"data\""
+                                                : "IMMEDIATE, CONTROL, PERIODIC_START or PERIODIC_STOP is required"),
+                rc = -1;
     }
-    if (!rc && out->type == SR_RELAY_REQ) {
+    if (!rc && is_monitor_kind(out->kind)) {
+        rc = jid(o, "monitor", out->monitor, sizeof out->monitor, e2, sizeof e2);
+        if (!rc && out->type == SR_RELAY_DATA && strcmp(out->id, out->monitor))
+            snprintf(e2, sizeof e2, "id: the monitor's id is required with t \"data\""), rc = -1;
+    } else if (!rc && json_object_get(o, "monitor"))
+        snprintf(e2, sizeof e2, "monitor: only with PERIODIC_START, PERIODIC_STOP or PERIODIC_DATA"), rc = -1;
+    if (!rc && out->type == SR_RELAY_DATA) {
+        json_t *ev = json_object_get(o, "ev"), *vals = json_object_get(o, "values"), *sg = json_object_get(o, "signed");
+        rc = jint(o, "seq", &out->seq, e2, sizeof e2);
+        if (!rc && out->seq < 1) snprintf(e2, sizeof e2, "seq: at least 1 is required"), rc = -1;
+        if (!rc && json_object_get(o, "msgid")) rc = jid(o, "msgid", out->msgid, sizeof out->msgid, e2, sizeof e2);
+        if (!rc && sg && !json_is_boolean(sg)) snprintf(e2, sizeof e2, "signed: true or false"), rc = -1;
+        if (!rc) out->gw_signed = json_is_true(sg);
+        if (!rc && (!json_is_array(vals) || !json_array_size(vals)))
+            snprintf(e2, sizeof e2, "values: a non-empty array is required"), rc = -1;
+        if (!rc) rc = values_ok(vals, e2, sizeof e2);
+        if (!rc) out->values = json_incref(vals);
+        size_t el = json_is_string(ev) ? json_string_length(ev) : 0;
+        if (!rc && (!el || el > (size_t)SR_RELAY_EV_MAX / 3 * 4 + 4))
+            snprintf(e2, sizeof e2, "ev: a base64 string of 1 to %d bytes is required", SR_RELAY_EV_MAX), rc = -1;
+        if (!rc && !(out->ev = malloc(el / 4 * 3 + 3))) snprintf(e2, sizeof e2, "ev: out of memory"), rc = -1;
+        if (!rc && (sr_unbase64(json_string_value(ev), el, out->ev, el / 4 * 3 + 3, &out->ev_len) || !out->ev_len))
+            snprintf(e2, sizeof e2, "ev: not base64"), rc = -1;
+    } else if (!rc && out->type == SR_RELAY_REQ) {
         rc = jint(o, "deadline_ms", &out->deadline_ms, e2, sizeof e2);
         if (!rc) rc = part_ok(json_object_get(o, "part"), out, e2, sizeof e2);
         if (!rc) out->part = json_incref(json_object_get(o, "part"));
@@ -316,6 +385,8 @@ int sr_relay_parse(const void *p, size_t n, sr_relay *out, char *err, size_t err
             else out->applied = json_incref(ap);
         }
         if (!rc && out->values && out->kind == SR_RK_CONTROL) snprintf(e2, sizeof e2, "values: not with CONTROL"), rc = -1;
+        if (!rc && is_monitor_kind(out->kind) && (out->values || out->sig))
+            snprintf(e2, sizeof e2, "values, sig: not with PERIODIC_START or PERIODIC_STOP"), rc = -1;
     }
     json_decref(o);
     if (rc) {
@@ -328,11 +399,27 @@ int sr_relay_parse(const void *p, size_t n, sr_relay *out, char *err, size_t err
 
 int sr_relay_format(const sr_relay *m, sr_buf *out)
 {
-    json_t *o = json_pack("{s:i,s:s,s:s,s:s,s:s,s:s,s:s,s:s}", "v", 1, "t", m->type == SR_RELAY_REQ ? "req" : "res",
+    json_t *o = json_pack("{s:i,s:s,s:s,s:s,s:s,s:s,s:s,s:s}", "v", 1, "t",
+                          m->type == SR_RELAY_REQ ? "req" : m->type == SR_RELAY_DATA ? "data" : "res",
                           "from", m->from, "op", m->op, "gw", m->gw, "app", m->app, "id", m->id, "kind",
                           kind_name(m->kind));
     if (!o) return SR_ENOMEM;
-    if (m->type == SR_RELAY_REQ) {
+    if (m->monitor[0]) json_object_set_new(o, "monitor", json_string(m->monitor));
+    if (m->type == SR_RELAY_DATA) {
+        size_t cap = (m->ev_len + 2) / 3 * 4 + 1;
+        char *b64 = malloc(cap);
+        if (!b64) {
+            json_decref(o);
+            return SR_ENOMEM;
+        }
+        sr_base64(m->ev, m->ev_len, b64, 0);
+        json_object_set_new(o, "seq", json_integer(m->seq));
+        json_object_set_new(o, "ev", json_string(b64));
+        free(b64);
+        json_object_set(o, "values", m->values ? m->values : json_null());
+        if (m->msgid[0]) json_object_set_new(o, "msgid", json_string(m->msgid));
+        if (m->gw_signed) json_object_set_new(o, "signed", json_true());
+    } else if (m->type == SR_RELAY_REQ) {
         json_object_set_new(o, "deadline_ms", json_integer(m->deadline_ms));
         json_object_set(o, "part", m->part ? m->part : json_null());
     } else {
@@ -358,14 +445,17 @@ typedef struct outmsg {
     sr_presence v; /* O_PUT, O_CLEAR */
     char subj[128];
     sr_buf data; /* O_PUB */
+    int probe;   /* O_PUB of a DATA message: sent as a request, heard or not reported (invariant 4) */
+    char op[72], gw[72], monitor[24];
 } outmsg;
 
-enum { I_PRESENCE = 1, I_RELAY };
+enum { I_PRESENCE = 1, I_RELAY, I_HEARD };
 typedef struct inmsg {
     sr_loopq_item li;
     int what;
     sr_presence v;
     sr_relay m;
+    int heard; /* I_HEARD: m.op, m.gw, m.monitor */
 } inmsg;
 
 typedef struct mine { /* thread side: this node's entries and the revisions it wrote */
@@ -397,7 +487,7 @@ struct sr_creq {
     jsCtx *js;
     kvStore *kv;
     kvWatcher *w;
-    natsSubscription *sreq, *sres;
+    natsSubscription *sreq, *sres, *sdata;
     mine *mine;
     /* the loop's */
     sr_loopq q;
@@ -408,16 +498,18 @@ struct sr_creq {
 
 static void on_nats_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
 {
-    (void)nc;
     (void)sub;
     sr_creq *q = closure;
+    /* a DATA message is a request: heard (invariant 4), whatever follows */
+    if (natsMsg_GetReply(msg)) (void)natsConnection_Publish(nc, natsMsg_GetReply(msg), "1", 1);
     inmsg *im = calloc(1, sizeof *im);
     char err[256];
     if (im && sr_relay_parse(natsMsg_GetData(msg), (size_t)natsMsg_GetDataLength(msg), &im->m, err, sizeof err) == SR_OK) {
         im->what = I_RELAY;
         sr_loopq_push(&q->q, &im->li);
     } else {
-        sr_relay_count(1, strstr(natsMsg_GetSubject(msg), ".res") ? 1 : 0, SR_RO_REFUSED);
+        const char *sj = natsMsg_GetSubject(msg);
+        sr_relay_count(1, strstr(sj, ".data") ? 2 : strstr(sj, ".res") ? 1 : 0, SR_RO_REFUSED);
         sr_slog(SR_LOG_WARN, "cluster: a relay message refused", "subject=%s error=%s", natsMsg_GetSubject(msg),
                 sr_slog_q(im ? err : "out of memory"));
         free(im);
@@ -430,12 +522,13 @@ static void disconnect(sr_creq *q)
     if (q->w) kvWatcher_Stop(q->w), kvWatcher_Destroy(q->w);
     if (q->sreq) natsSubscription_Destroy(q->sreq);
     if (q->sres) natsSubscription_Destroy(q->sres);
+    if (q->sdata) natsSubscription_Destroy(q->sdata);
     if (q->kv) kvStore_Destroy(q->kv);
     if (q->nc) natsConnection_Close(q->nc);
     if (q->js) jsCtx_Destroy(q->js);
     if (q->nc) natsConnection_Destroy(q->nc);
     q->w = NULL;
-    q->sreq = q->sres = NULL;
+    q->sreq = q->sres = q->sdata = NULL;
     q->kv = NULL;
     q->js = NULL;
     q->nc = NULL;
@@ -473,6 +566,10 @@ static int qconnect(sr_creq *q, char *err, size_t errlen)
     if (s == NATS_OK) {
         snprintf(subj, sizeof subj, "%s.node.%s.res", q->name, q->node);
         s = natsConnection_Subscribe(&q->sres, q->nc, subj, on_nats_msg, q);
+    }
+    if (s == NATS_OK) {
+        snprintf(subj, sizeof subj, "%s.node.%s.data", q->name, q->node);
+        s = natsConnection_Subscribe(&q->sdata, q->nc, subj, on_nats_msg, q);
     }
     if (s != NATS_OK) {
         snprintf(err, errlen, "bucket %s: %s (%s)", q->bucket, natsStatus_GetText(s), nats_GetLastError(NULL));
@@ -609,6 +706,31 @@ static void watch(sr_creq *q)
     }
 }
 
+/* invariant 4: a DATA message's fate goes back to the loop */
+static void heard(sr_creq *q, const outmsg *m, int ok)
+{
+    if (!ok) sr_relay_count(0, 2, SR_RO_UNHEARD);
+    inmsg *im = calloc(1, sizeof *im);
+    if (!im) return;
+    im->what = I_HEARD;
+    im->heard = ok;
+    snprintf(im->m.op, sizeof im->m.op, "%s", m->op);
+    snprintf(im->m.gw, sizeof im->m.gw, "%s", m->gw);
+    snprintf(im->m.monitor, sizeof im->m.monitor, "%s", m->monitor);
+    sr_loopq_push(&q->q, &im->li);
+}
+
+/* A DATA message: a core NATS request, answered by the receiving node's
+ * subscription at once; no subscriber is NATS_NO_RESPONDERS at once (the
+ * server says so), a node that does not answer within 1 s is unheard. */
+static void probe(sr_creq *q, const outmsg *m)
+{
+    natsMsg *reply = NULL;
+    natsStatus s = natsConnection_Request(&reply, q->nc, m->subj, m->data.data, (int)m->data.len, 1000);
+    if (reply) natsMsg_Destroy(reply);
+    heard(q, m, s == NATS_OK);
+}
+
 static void *run(void *arg)
 {
     sr_creq *q = arg;
@@ -636,9 +758,11 @@ static void *run(void *arg)
             if (q->nc) {
                 if (m->what == O_PUT) do_put(q, &m->v);
                 else if (m->what == O_CLEAR) do_clear(q, &m->v);
+                else if (m->probe) probe(q, m);
                 else if (natsConnection_Publish(q->nc, m->subj, m->data.data, (int)m->data.len) != NATS_OK)
                     sr_slog(SR_LOG_WARN, "cluster: a relay message not sent", "subject=%s", m->subj);
-            }
+            } else if (m->probe)
+                heard(q, m, 0);
             sr_buf_release(&m->data);
             free(m);
         }
@@ -703,6 +827,8 @@ static void on_in(void *ctx, sr_loopq_item *it)
     } else if (im->what == I_PRESENCE) {
         if (sr_pmap_put(q->map, &im->v) && strcmp(im->v.node, q->node) && q->h.moved)
             q->h.moved(q->h.ctx, im->v.op, im->v.gw, im->v.node[0] ? im->v.node : NULL);
+    } else if (im->what == I_HEARD) {
+        if (q->h.heard) q->h.heard(q->h.ctx, im->m.op, im->m.gw, im->m.monitor, im->heard);
     } else if (q->h.relayed)
         q->h.relayed(q->h.ctx, &im->m);
     sr_relay_clear(&im->m);
@@ -842,7 +968,14 @@ int sr_creq_send(sr_creq *q, const char *node, const sr_relay *r)
     outmsg *m = calloc(1, sizeof *m);
     if (!m) return SR_ENOMEM;
     m->what = O_PUB;
-    snprintf(m->subj, sizeof m->subj, "%s.node.%s.%s", q->name, node, r->type == SR_RELAY_REQ ? "req" : "res");
+    snprintf(m->subj, sizeof m->subj, "%s.node.%s.%s", q->name, node,
+             r->type == SR_RELAY_REQ ? "req" : r->type == SR_RELAY_DATA ? "data" : "res");
+    if (r->type == SR_RELAY_DATA) {
+        m->probe = 1;
+        snprintf(m->op, sizeof m->op, "%s", r->op);
+        snprintf(m->gw, sizeof m->gw, "%s", r->gw);
+        snprintf(m->monitor, sizeof m->monitor, "%s", r->monitor);
+    }
     sr_buf_init(&m->data);
     int rc = sr_relay_format(r, &m->data);
     if (rc) {

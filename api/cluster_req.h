@@ -27,7 +27,13 @@
  *     (compare-and-set) on the revision this node wrote, so a gateway that
  *     moved to another node meanwhile keeps that node's entry.
  *  3. A relay message is used only after sr_relay_parse checked every field
- *     (outside bytes: any NATS client may publish).
+ *     (outside bytes: any NATS client may publish). A DATA message's event
+ *     bytes are opaque here: the receiving engine checks them as any
+ *     replicated event (sr_engine_submit_origin).
+ *  4. No DATA message waits in memory for a node that does not answer: it
+ *     is sent once, and one no node heard is counted (outcome "unheard")
+ *     and reported to the broker (hooks.heard), which ends the relay of
+ *     that monitor after SR_PRESENCE_STALE_MS of silence.
  */
 #ifndef SR_CLUSTER_REQ_H
 #define SR_CLUSTER_REQ_H
@@ -75,20 +81,31 @@ int sr_pmap_put(sr_pmap *m, const sr_presence *v);
 const char *sr_pmap_get(const sr_pmap *m, const char *op, const char *gw, int64_t now_ms, int64_t *since);
 size_t sr_pmap_count(const sr_pmap *m);
 
-/* A relay message (core NATS, JSON). */
-enum { SR_RELAY_REQ = 1, SR_RELAY_RES = 2 };
+/* A relay message (core NATS, JSON). REQ and RES carry a request part
+ * (IMMEDIATE, CONTROL) or a monitor's START / STOP part (PERIODIC_START,
+ * PERIODIC_STOP: monitor set); DATA carries a monitor's values, durable on
+ * the gateway's node, to the monitor's node (docs/cluster.md "Monitors
+ * across nodes"). */
+enum { SR_RELAY_REQ = 1, SR_RELAY_RES = 2, SR_RELAY_DATA = 3 };
+enum { SR_RK_PERIODIC_DATA = 16 }; /* a DATA message's kind (not a request kind) */
+enum { SR_RELAY_EV_MAX = 1 << 20 }; /* a DATA message's event: at most this many bytes */
 typedef struct sr_relay {
-    int type;                               /* SR_RELAY_REQ, SR_RELAY_RES */
+    int type;                               /* SR_RELAY_REQ, SR_RELAY_RES, SR_RELAY_DATA */
     char from[32];                          /* the sending node */
-    char op[72], gw[72], app[72], id[24];   /* operator, gateway, app, request id (at most 23 bytes) */
-    int kind;                               /* SR_RK_IMMEDIATE or SR_RK_CONTROL */
-    int64_t deadline_ms;                    /* REQ: the request's deadline (wall ms) */
+    char op[72], gw[72], app[72], id[24];   /* operator, gateway, app, request id (at most 23 bytes; DATA: the monitor's) */
+    int kind;                               /* SR_RK_IMMEDIATE, _CONTROL, _PERIODIC_START, _PERIODIC_STOP; DATA: SR_RK_PERIODIC_DATA */
+    char monitor[24];                       /* the PERIODIC kinds and DATA: the monitor's id ("" otherwise) */
+    int64_t deadline_ms;                    /* REQ: the request's deadline (wall ms; a monitor's part: how long N keeps it) */
     json_t *part;                           /* REQ: the request object the gateway gets */
     int state;                              /* RES: SR_RS_SUCCEEDED or SR_RS_FAILED */
     char code[8];                           /* RES: "0" or the wire code */
     char msg[160];                          /* RES: the gateway's message */
-    char msgid[72];                         /* RES: the gateway's messageId ("" none) */
-    json_t *values, *applied, *sig;         /* RES: may be NULL */
+    char msgid[72];                         /* RES, DATA: the gateway's messageId ("" none) */
+    json_t *values, *applied, *sig;         /* RES: may be NULL; DATA: values (checked on the gateway's node) */
+    int64_t seq;                            /* DATA: the event's seq in the sender's log (its origin id from:seq) */
+    uint8_t *ev;                            /* DATA: the event as the sender submitted it (opaque bytes, ev_len) */
+    size_t ev_len;
+    int gw_signed;                          /* DATA: the gateway's message was signed and verified there */
 } sr_relay;
 /* Parse outside bytes: SR_OK (free with sr_relay_clear), or SR_EINVAL
  * with err naming the field (nothing to free). */
@@ -106,6 +123,10 @@ typedef struct sr_creq_hooks {
     void (*moved)(void *ctx, const char *op, const char *gw, const char *node);
     /* 1 while gw is connected to this node (MQTT, or HTTP fetching) */
     int (*online)(void *ctx, const char *op, const char *gw);
+    /* a DATA message this node sent was heard (1) by a subscriber of its
+     * node's subject, or not (0: no responders, the node is gone, or no
+     * answer in time) */
+    void (*heard)(void *ctx, const char *op, const char *gw, const char *monitor, int heard);
 } sr_creq_hooks;
 typedef struct sr_creq sr_creq;
 SR_MUST_CHECK int sr_creq_start(uv_loop_t *loop, const sr_cluster_opts *o, const sr_creq_hooks *h, sr_creq **out,
@@ -122,15 +143,17 @@ const char *sr_creq_node(const sr_creq *q);
 void sr_creq_here(sr_creq *q, const char *op, const char *gw, int fresh);
 /* Loop thread: the node (not this one) gw is connected to, or NULL. */
 const char *sr_creq_where(sr_creq *q, const char *op, const char *gw, int64_t *since);
-/* Loop thread: queue m for node (SR_OK, or SR_ENOMEM / SR_ECLOSED). */
+/* Loop thread: queue m for node (SR_OK, or SR_ENOMEM / SR_ECLOSED). A
+ * DATA message is sent as a core NATS request (the receiving node's thread
+ * answers at once): whether it was heard comes back through hooks.heard. */
 SR_MUST_CHECK int sr_creq_send(sr_creq *q, const char *node, const sr_relay *m);
 
 /* suiro_cluster_relayed_total{dir,kind,outcome}: dir 0 out, 1 in; kind
  * (sr_relay_kind_name) and outcome (sr_relay_outcome_name) below. */
-enum { SR_RELAY_DIRS = 2, SR_RELAY_KINDS = 2, SR_RELAY_OUTCOMES = 4 };
-enum { SR_RO_SENT, SR_RO_USED, SR_RO_IGNORED, SR_RO_REFUSED };
-const char *sr_relay_kind_name(int k);   /* "request" "result" */
-const char *sr_relay_outcome_name(int o); /* "sent" "used" "ignored" "refused" */
+enum { SR_RELAY_DIRS = 2, SR_RELAY_KINDS = 3, SR_RELAY_OUTCOMES = 5 };
+enum { SR_RO_SENT, SR_RO_USED, SR_RO_IGNORED, SR_RO_REFUSED, SR_RO_UNHEARD };
+const char *sr_relay_kind_name(int k);   /* "request" "result" "data" */
+const char *sr_relay_outcome_name(int o); /* "sent" "used" "ignored" "refused" "unheard" */
 void sr_relay_count(int dir, int kind, int outcome);
 uint64_t sr_relay_counted(int dir, int kind, int outcome);
 

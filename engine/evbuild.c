@@ -1020,6 +1020,7 @@ int sr_cmd_monitor(const sr_cmd_env *env, const sr_monitor_rec *m, sr_buf *out)
     me.start_ms = m->start_ms;
     me.end_ms = m->end_ms;
     me.created_ms = m->created_ms;
+    me.node = S(m->node);
     if (m->n_gateway_ids == 1) me.gateway_id = (char *)m->gateway_ids[0];
     Suiro__V1__Event ev = SUIRO__V1__EVENT__INIT;
     ev.body_case = SUIRO__V1__EVENT__BODY_MONITOR;

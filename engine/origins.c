@@ -11,7 +11,10 @@
  *                 'P' node \0 point u32 BE -> the local point u32 BE (a data
  *                 point's number at its origin node -> this node's);
  *   cluster_ckpt  partition u32 BE ‖ consumer u8 (1 .reg, 2 full) -> the
- *                 highest stream seq applied by that consumer, u64 LE;
+ *                 highest stream seq applied by that consumer, u64 LE
+ *                 (consumer 3, a monitor's values relayed to the monitor's
+ *                 node, docs/cluster.md "Monitors across nodes", has no
+ *                 stream seq and no checkpoint: only its origin id row);
  *   held          (layout 18) 'S' local seq u64 BE -> node \0 then the
  *                 numbers u32 BE without a 'P' row (a held event, (6));
  *                 'W' node \0 number u32 BE ‖ local seq u64 BE -> empty
@@ -165,7 +168,7 @@ int sr_event_kind_class(const char *kind)
 
 int sr_engine_submit_origin(sr_engine *e, const void *rec, size_t len, const sr_origin *o, sr_engine_cb cb, void *ctx)
 {
-    if (!e || !rec || !o || !o->node || !o->node[0] || !o->seq || (o->consumer != 1 && o->consumer != 2))
+    if (!e || !rec || !o || !o->node || !o->node[0] || !o->seq || o->consumer < 1 || o->consumer > 3)
         return SR_EINVAL;
     Event *ev = suiro__v1__event__unpack(NULL, len, rec);
     if (!ev) return SR_EINVAL;

@@ -344,7 +344,8 @@ static int dec_monitor(sr_rec *r, const uint8_t *p, size_t len, sr_monitor_rec *
                           .n_acked = m->n_acked,
                           .start_ms = m->start_ms,
                           .end_ms = m->end_ms,
-                          .created_ms = m->created_ms};
+                          .created_ms = m->created_ms,
+                          .node = m->node};
     return SR_OK;
 }
 

@@ -416,6 +416,7 @@ typedef struct sr_monitor_rec {
     const char *const *acked;       /* gateways that acknowledged the current action */
     size_t n_acked;
     int64_t start_ms, end_ms, created_ms;
+    const char *node;               /* cluster mode: the node that runs it ("" or NULL: one node, every node) */
 } sr_monitor_rec;
 
 SR_MUST_CHECK int sr_read_monitor(sr_engine *e, const char *op, const char *monitor, sr_rec *r,

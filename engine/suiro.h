@@ -246,7 +246,8 @@ typedef struct sr_origin {
     uint64_t seq;        /* its seq there */
     uint32_t partition;
     uint64_t stream_seq; /* its sequence in the partition's stream */
-    int consumer;        /* 1 the registry consumer (.reg), 2 the full one */
+    int consumer;        /* 1 the registry consumer (.reg), 2 the full one, 3 a monitor's values relayed to
+                          * the monitor's node (api/cluster_req.c; no stream seq, no checkpoint) */
 } sr_origin;
 SR_MUST_CHECK int sr_engine_submit_origin(sr_engine *e, const void *rec, size_t len, const sr_origin *o,
                                           sr_engine_cb cb, void *ctx);

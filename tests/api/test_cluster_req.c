@@ -1,6 +1,7 @@
 /* tests/api/test_cluster_req.c -- request flows across nodes without NATS
  * (api/cluster_req.h, docs/cluster.md "Request flows across nodes"): the
- * relay message's codec (a table of good and bad messages: a refusal names
+ * relay message's codec (a table of good and bad messages, the monitors'
+ * PERIODIC_START / PERIODIC_STOP / DATA kinds included: a refusal names
  * the field), the presence key and value, and the presence map's updates
  * (a move, a reconnection, a disconnect, a stale entry). */
 #include "api/cluster_req.h"
@@ -12,6 +13,10 @@
 #define REQ_HEAD "{\"v\":1,\"t\":\"req\",\"from\":\"s1\",\"op\":\"wx\",\"gw\":\"GWA\",\"app\":\"APW\",\"id\":\"Q0123456789abcdef\","
 #define RES_HEAD "{\"v\":1,\"t\":\"res\",\"from\":\"s2\",\"op\":\"wx\",\"gw\":\"GWA\",\"app\":\"APW\",\"id\":\"Q0123456789abcdef\","
 #define IMM_PART "\"part\":{\"requestId\":\"Q0123456789abcdef\",\"type\":\"IMMEDIATE\",\"dataIds\":[\"PA1\",\"PA2\"],\"deadline\":\"2026-01-01T00:00:00.000Z\"}"
+#define DATA_HEAD "{\"v\":1,\"t\":\"data\",\"from\":\"s2\",\"op\":\"wx\",\"gw\":\"GWA\",\"app\":\"APW\",\"id\":\"M0123456789abcdef\","
+#define START_PART "\"part\":{\"requestId\":\"Q0123456789abcdef\",\"type\":\"PERIODIC_START\",\"monitorId\":\"M0123456789abcdef\",\"dataIds\":[\"PA1\"],\"intervalMs\":1000,\"endAt\":\"2027-01-01T00:00:00.000Z\"}"
+#define STOP_PART "\"part\":{\"requestId\":\"Q0123456789abcdef\",\"type\":\"PERIODIC_STOP\",\"monitorId\":\"M0123456789abcdef\"}"
+#define VALS "\"values\":[{\"dataId\":\"PA1\",\"timestamp\":\"2026-01-01T00:00:00.000Z\",\"value\":1.5}]"
 #define CTL_PART "\"part\":{\"requestId\":\"Q0123456789abcdef\",\"type\":\"CONTROL\",\"dataId\":\"PA2\",\"value\":35.5,\"appId\":\"APW\"}"
 
 typedef struct row {
@@ -29,12 +34,43 @@ static const row rows[] = {
     {RES_HEAD "\"kind\":\"CONTROL\",\"state\":\"SUCCEEDED\",\"code\":\"0\",\"msg\":\"\",\"applied\":35.5,"
               "\"sig\":{\"gatewayId\":\"GWA\"}}",
      NULL},
+    /* monitors across nodes (docs/cluster.md "Monitors across nodes") */
+    {REQ_HEAD "\"kind\":\"PERIODIC_START\",\"monitor\":\"M0123456789abcdef\",\"deadline_ms\":1," START_PART "}", NULL},
+    {REQ_HEAD "\"kind\":\"PERIODIC_STOP\",\"monitor\":\"M0123456789abcdef\",\"deadline_ms\":1," STOP_PART "}", NULL},
+    {RES_HEAD "\"kind\":\"PERIODIC_START\",\"monitor\":\"M0123456789abcdef\",\"state\":\"SUCCEEDED\",\"code\":\"0\",\"msg\":\"\"}", NULL},
+    {RES_HEAD "\"kind\":\"PERIODIC_STOP\",\"monitor\":\"M0123456789abcdef\",\"state\":\"FAILED\",\"code\":\"E4003\",\"msg\":\"busy\"}", NULL},
+    {DATA_HEAD "\"kind\":\"PERIODIC_DATA\",\"monitor\":\"M0123456789abcdef\",\"seq\":7,\"ev\":\"AQID\",\"msgid\":\"m-2\",\"signed\":true," VALS "}", NULL},
+    {DATA_HEAD "\"kind\":\"PERIODIC_DATA\",\"monitor\":\"M0123456789abcdef\",\"seq\":7,\"ev\":\"AQID\"," VALS "}", NULL},
     /* refusals */
     {"", "not a JSON object"},
     {"[1]", "not a JSON object"},
     {"{\"v\":2}", "v: 1"},
     {"{\"v\":1,\"t\":\"nope\"}", "t:"},
-    {REQ_HEAD "\"kind\":\"PERIODIC_START\",\"deadline_ms\":1," IMM_PART "}", "kind:"},
+    {REQ_HEAD "\"kind\":\"PERIODIC_START\",\"deadline_ms\":1," IMM_PART "}", "monitor:"},
+    {REQ_HEAD "\"kind\":\"PERIODIC_DATA\",\"deadline_ms\":1," IMM_PART "}", "kind:"},
+    {REQ_HEAD "\"kind\":\"IMMEDIATE\",\"monitor\":\"M1\",\"deadline_ms\":1," IMM_PART "}", "monitor: only"},
+    {REQ_HEAD "\"kind\":\"PERIODIC_START\",\"monitor\":\"Mother\",\"deadline_ms\":1," START_PART "}", "part.monitorId"},
+    {REQ_HEAD "\"kind\":\"PERIODIC_START\",\"monitor\":\"M0123456789abcdef\",\"deadline_ms\":1," STOP_PART "}", "part.type"},
+    {REQ_HEAD "\"kind\":\"PERIODIC_START\",\"monitor\":\"M0123456789abcdef\",\"deadline_ms\":1,\"part\":{\"requestId\":"
+              "\"Q0123456789abcdef\",\"type\":\"PERIODIC_START\",\"monitorId\":\"M0123456789abcdef\",\"dataIds\":[\"PA1\"]}}",
+     "part.intervalMs"},
+    {REQ_HEAD "\"kind\":\"PERIODIC_START\",\"monitor\":\"M0123456789abcdef\",\"deadline_ms\":1,\"part\":{\"requestId\":"
+              "\"Q0123456789abcdef\",\"type\":\"PERIODIC_START\",\"monitorId\":\"M0123456789abcdef\",\"dataIds\":[\"P 1\"],"
+              "\"intervalMs\":5}}",
+     "part.dataIds[0]"},
+    {RES_HEAD "\"kind\":\"PERIODIC_START\",\"monitor\":\"M0123456789abcdef\",\"state\":\"SUCCEEDED\",\"code\":\"0\",\"msg\":\"\"," VALS "}",
+     "values, sig: not with"},
+    {"{\"v\":1,\"t\":\"data\",\"from\":\"s2\",\"op\":\"wx\",\"gw\":\"GWA\",\"app\":\"APW\",\"id\":\"M0123456789abcdef\","
+     "\"kind\":\"IMMEDIATE\"}",
+     "kind: PERIODIC_DATA"},
+    {DATA_HEAD "\"kind\":\"PERIODIC_DATA\",\"monitor\":\"Mother\",\"seq\":7,\"ev\":\"AQID\"," VALS "}", "id: the monitor's"},
+    {DATA_HEAD "\"kind\":\"PERIODIC_DATA\",\"monitor\":\"M0123456789abcdef\",\"seq\":0,\"ev\":\"AQID\"," VALS "}", "seq"},
+    {DATA_HEAD "\"kind\":\"PERIODIC_DATA\",\"monitor\":\"M0123456789abcdef\",\"seq\":7,\"ev\":\"!!!!\"," VALS "}", "ev: not base64"},
+    {DATA_HEAD "\"kind\":\"PERIODIC_DATA\",\"monitor\":\"M0123456789abcdef\",\"seq\":7,\"ev\":\"\"," VALS "}", "ev: a base64"},
+    {DATA_HEAD "\"kind\":\"PERIODIC_DATA\",\"monitor\":\"M0123456789abcdef\",\"seq\":7,\"ev\":\"AQID\",\"values\":[]}", "values: a non-empty"},
+    {DATA_HEAD "\"kind\":\"PERIODIC_DATA\",\"monitor\":\"M0123456789abcdef\",\"seq\":7,\"ev\":\"AQID\",\"values\":[{\"dataId\":\"PA1\"}]}",
+     "values[0]"},
+    {DATA_HEAD "\"kind\":\"PERIODIC_DATA\",\"monitor\":\"M0123456789abcdef\",\"seq\":7,\"ev\":\"AQID\",\"signed\":1," VALS "}", "signed:"},
     {"{\"v\":1,\"t\":\"req\",\"from\":\"s 1\",\"op\":\"wx\"}", "from"},
     {"{\"v\":1,\"t\":\"req\",\"from\":\"s1\",\"op\":\"w x\",\"gw\":\"GWA\",\"app\":\"APW\",\"id\":\"Q1\",\"kind\":\"IMMEDIATE\"}", "op:"},
     {"{\"v\":1,\"t\":\"req\",\"from\":\"s1\",\"op\":\"wx\",\"gw\":\"GWA\",\"app\":\"APW\",\"id\":\"Q0123456789abcdef0123456789\","
@@ -93,6 +129,11 @@ Test(relay, table)
             cr_expect_str_eq(m2.code, m.code);
             cr_expect_str_eq(m2.msg, m.msg);
             cr_expect_str_eq(m2.msgid, m.msgid);
+            cr_expect_str_eq(m2.monitor, m.monitor);
+            cr_expect_eq(m2.seq, m.seq);
+            cr_expect_eq(m2.gw_signed, m.gw_signed);
+            cr_expect_eq(m2.ev_len, m.ev_len);
+            cr_expect(m.ev_len == 0 || !memcmp(m2.ev, m.ev, m.ev_len), "row %zu: ev", i);
             cr_expect(json_equal(m2.part, m.part) || (!m2.part && !m.part), "row %zu: part", i);
             cr_expect(json_equal(m2.values, m.values) || (!m2.values && !m.values), "row %zu: values", i);
             cr_expect(json_equal(m2.applied, m.applied) || (!m2.applied && !m.applied), "row %zu: applied", i);
@@ -123,6 +164,25 @@ Test(relay, fields_read)
     cr_expect_str_eq(m.code, "E4003");
     cr_expect_str_eq(m.msg, "valve stuck");
     cr_expect_str_eq(m.msgid, "m-1");
+    sr_relay_clear(&m);
+}
+
+Test(relay, data_fields_read)
+{
+    const char *j = DATA_HEAD "\"kind\":\"PERIODIC_DATA\",\"monitor\":\"M0123456789abcdef\",\"seq\":7,\"ev\":\"AQID\","
+                              "\"msgid\":\"m-2\",\"signed\":true," VALS "}";
+    sr_relay m;
+    char err[200];
+    cr_assert_eq(sr_relay_parse(j, strlen(j), &m, err, sizeof err), SR_OK, "%s", err);
+    cr_expect_eq(m.type, SR_RELAY_DATA);
+    cr_expect_eq(m.kind, SR_RK_PERIODIC_DATA);
+    cr_expect_str_eq(m.monitor, "M0123456789abcdef");
+    cr_expect_eq(m.seq, 7);
+    cr_expect_eq(m.ev_len, 3);
+    cr_expect(m.ev_len == 3 && m.ev[0] == 1 && m.ev[1] == 2 && m.ev[2] == 3);
+    cr_expect_eq(m.gw_signed, 1);
+    cr_expect_str_eq(m.msgid, "m-2");
+    cr_expect_eq(json_array_size(m.values), 1);
     sr_relay_clear(&m);
 }
 

@@ -52,6 +52,26 @@ static int copy_one(void *ctx, const sr_event_view *v)
     return 0;
 }
 
+/* copy_one, but a's values come as a monitor's relay would send them
+ * (docs/cluster.md "Monitors across nodes"): consumer 3, no stream seq */
+static int copy_relayed(void *ctx, const sr_event_view *v)
+{
+    copyrun *c = ctx;
+    if (sr_event_kind_class(v->kind) != SR_EVCLASS_DATA) return copy_one(ctx, v);
+    sr_origin o = {"a", v->seq, 3, 0, 3};
+    sr_result r;
+    memset(&r, 0, sizeof r);
+    sr_buf b;
+    sr_buf_init(&b);
+    cr_assert_eq(sr_buf_append(&b, v->rec, v->rec_len), SR_OK);
+    int rc = et_submit_origin(c->to, b.data, b.len, &o, &r);
+    sr_buf_release(&b);
+    cr_assert_eq(rc, SR_OK, "seq %" PRIu64 " (%s): %s %s", v->seq, v->kind, sr_err_name(rc), r.err.msg);
+    if (r.duplicate) c->dups++;
+    else c->applied++;
+    return 0;
+}
+
 static uint64_t last_seq(sr_engine *e)
 {
     sr_engine_stats st;
@@ -199,12 +219,45 @@ Test(origins, the_log_shows_the_origin_and_refuses_what_is_not_replicable)
     cr_assert_eq(sr_event_kind_class("seq"), SR_EVCLASS_LOCAL, "not a case of the body");
     cr_assert_eq(sr_event_kind_class("nonsense"), SR_EVCLASS_LOCAL);
     /* bad input: no node, no seq, a bad consumer, bytes that are no event */
-    sr_origin bad[] = {{"", 1, 0, 1, 1}, {"a", 0, 0, 1, 1}, {"a", 1, 0, 1, 3}};
+    sr_origin bad[] = {{"", 1, 0, 1, 1}, {"a", 0, 0, 1, 1}, {"a", 1, 0, 1, 4}};
     const uint8_t junk[] = {0xff, 0xff, 0xff};
     for (size_t i = 0; i < 3; i++)
         cr_assert_eq(sr_engine_submit_origin(b, junk, sizeof junk, &bad[i], NULL, NULL), SR_EINVAL);
     sr_origin ok = {"a", 1, 0, 1, 1};
     cr_assert_eq(sr_engine_submit_origin(b, junk, sizeof junk, &ok, NULL, NULL), SR_EINVAL);
+    es_finish(a, &adir);
+    es_finish(b, &bdir);
+}
+
+/* A monitor's values relayed to the monitor's node (consumer 3): applied
+ * once, under that node's point numbers, raising no consumer's checkpoint;
+ * the stream's copy of the same events afterwards is a duplicate. */
+Test(origins, a_relayed_event_is_applied_once_without_a_checkpoint)
+{
+    sr_engine *a = es_open(&adir, "orig-a3", NULL), *b = es_open(&bdir, "orig-b3", NULL);
+    cr_assert_eq(et_setup_masters(a, "op1", 2, NUM, 1), SR_OK);
+    sr_point_info pi;
+    cr_assert_eq(sr_engine_point_info(a, "op1", "P001", &pi), SR_OK);
+    for (int i = 0; i < 3; i++) {
+        sr_sample s = {.ts = 1700000000000 + i * 1000, .quality = SR_Q_GOOD, .v.f = 20.5 + i};
+        sr_result r;
+        cr_assert_eq(et_put(a, "op1", "GW2", pi.point, SR_VT_NUMBER, &s, 1, NULL, &r), SR_OK, "%s", r.err.msg);
+    }
+    cr_assert_eq(et_setup_masters(b, "op2", 3, NUM, 1), SR_OK); /* b's numbers differ from a's */
+    copyrun c = {.to = b};
+    uint64_t last = 0;
+    cr_assert_eq(sr_engine_log_each(a, 1, copy_relayed, &c, &last), SR_OK);
+    cr_assert_eq(c.dups, 0);
+    cr_assert_float_eq(latest_of(b, "op1", "P001", NULL), 22.5, 1e-9);
+    uint64_t ck2 = 1, b_after = last_seq(b);
+    cr_assert_eq(sr_engine_cluster_ckpt(b, 3, 2, &ck2), SR_OK);
+    cr_assert_eq(ck2, 0, "a relayed event raises no checkpoint");
+    /* the stream's copies: all duplicates, nothing appended */
+    copyrun c2 = {.to = b};
+    cr_assert_eq(sr_engine_log_each(a, 1, copy_one, &c2, &last), SR_OK);
+    cr_assert_eq(c2.applied, 0);
+    cr_assert_eq(c2.dups, c.applied);
+    cr_assert_eq(last_seq(b), b_after);
     es_finish(a, &adir);
     es_finish(b, &bdir);
 }

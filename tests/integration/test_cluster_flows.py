@@ -20,7 +20,25 @@ on s2: GWA over MQTT (paho), GWH over the GW-IF HTTP binding (long polls).
  G. the relay's metrics and events: s1 counted the requests it relayed and
     the results it used, s2 those it took; s2's log holds GWA's answer (actor
     the gateway), s1's the settlement with the relaying node as its source.
-Not covered (not built): monitors across nodes.
+ H. monitors across nodes (docs/cluster.md "Monitors across nodes"): the
+    app on s1 starts a monitor of PA1 (GWA, MQTT on s2) and PH1 (GWH, HTTP
+    on s2): both gateways get PERIODIC_START through s2 and acknowledge it
+    there, the monitor is RUNNING on s1; GWA's GW_PERIODIC_DATA on s2 is
+    acknowledged there and pushed by s1 with the content s2 pushes for the
+    same values of a monitor of its own (the single-node path), GWH's too;
+    GWA moves to s3 and gets the running monitor's START again there, its
+    data from s3 is pushed; wy's app is refused on s1 as on s3; stopping
+    on s1 sends PERIODIC_STOP to both gateways and the monitor ends
+    STOPPED; the events on both nodes (s2's own log holds the values and
+    the acknowledgements, s1's the monitor's moves with the relaying node
+    as source and the values as a replicated event) and the counters.
+ I. the monitor's node dies (kill -9 of s1) with a monitor running: GWA's
+    values on s3 are still acknowledged (durable on s3), the DATA s1 does
+    not hear is counted "unheard", and after 20 s of it s3 ends the relay
+    (GWA's values of that monitor refused E3001 as for an unknown monitor,
+    not relayed for ever); s1 restarted holds the monitor RUNNING
+    (as one node after a restart), sends its START again to GWA on s3, and
+    GWA's next values are pushed.
 Loopback only, bounded waits, every process stopped by its PID. Exit 77
 (skipped) only when nats-server is not installed.
 usage: test_cluster_flows.py SUIRO_BIN"""
@@ -194,7 +212,11 @@ class MqttGw:
                 with self.cv:
                     self.reqs.append(r)
                     self.cv.notify_all()
-                if self.mode != "silent":
+                if r.get("type") in ("PERIODIC_START", "PERIODIC_STOP"):
+                    self.c.publish(self.root + "/ack/monitor", json.dumps(envelope(
+                        "GW_MONITOR_ACK", {"monitorId": r["monitorId"], "action": r["type"][9:], "result": "0"})),
+                        qos=1)
+                elif self.mode != "silent":
                     self.answer(r)
         elif msg.topic.endswith("/res/ack"):
             with self.cv:
@@ -214,6 +236,28 @@ class MqttGw:
             body = {"requestId": r["requestId"], "values": vals, "result": "0"}
             self.c.publish(self.root + "/data/immediate", json.dumps(envelope("GW_IMMEDIATE_RESULT", body)), qos=1)
 
+    def monitor_got(self, mon, kind, n=1, timeout=WAIT):
+        """True once this gateway was handed kind (PERIODIC_START/STOP) of mon n times."""
+        with self.cv:
+            return self.cv.wait_for(lambda: sum(1 for r in self.reqs if r.get("monitorId") == mon and
+                                                r.get("type") == kind) >= n, timeout)
+
+    def periodic(self, mon, vals, timeout=WAIT):
+        """GW_PERIODIC_DATA of mon: the GW_ACK's result code (None: none came)."""
+        env = envelope("GW_PERIODIC_DATA", {"monitorId": mon, "values": vals})
+        mid = env["header"]["messageId"]
+        self.c.publish(self.root + "/data/periodic", json.dumps(env), qos=1)
+
+        def code():
+            for a in self.acks:
+                if (a.get("header") or {}).get("correlationId") == mid:
+                    r = (a.get("body") or {}).get("result")
+                    return str(r.get("code") if isinstance(r, dict) else r)
+            return None
+        with self.cv:
+            self.cv.wait_for(lambda: code() is not None, timeout)
+            return code()
+
     def handed(self, rid, timeout=WAIT):
         with self.cv:
             return self.cv.wait_for(lambda: any(r.get("requestId") == rid for r in self.reqs), timeout)
@@ -230,7 +274,7 @@ class HttpGw:
     thread and answers each IMMEDIATE with value 7.25."""
 
     def __init__(self, port):
-        self.port, self.stop, self.handed = port, threading.Event(), []
+        self.port, self.stop, self.handed, self.mons, self.outq = port, threading.Event(), [], [], []
         self.api = None
         self.t = threading.Thread(target=self.run, daemon=True)
         self.t.start()
@@ -244,6 +288,13 @@ class HttpGw:
         api.token = b["token"]
         return api
 
+    def periodic(self, mon, vals, timeout=WAIT):
+        """GW_PERIODIC_DATA of mon over HTTP (sent by the polling thread): (status, body)."""
+        item = {"mon": mon, "vals": vals, "done": threading.Event(), "res": None}
+        self.outq.append(item)
+        item["done"].wait(timeout)
+        return item["res"]
+
     def run(self):
         while not self.stop.is_set():
             try:
@@ -252,6 +303,11 @@ class HttpGw:
                     if self.api is None:
                         time.sleep(0.2)
                         continue
+                while self.outq:
+                    it = self.outq.pop(0)
+                    it["res"] = self.api.call("POST", "/gw/v1/periodic-values", envelope(
+                        "GW_PERIODIC_DATA", {"monitorId": it["mon"], "values": it["vals"]}))
+                    it["done"].set()
                 st, b = self.api.call("POST", "/gw/v1/requests/fetch",
                                       envelope("GW_FETCH_REQ", {"maxItems": 10, "waitMs": 2000}))
                 if st != 200:
@@ -260,6 +316,11 @@ class HttpGw:
                     continue
                 for r in (b.get("body") or {}).get("requests") or []:
                     self.handed.append(r.get("requestId"))
+                    if r.get("type") in ("PERIODIC_START", "PERIODIC_STOP"):
+                        self.mons.append((r.get("type"), r.get("monitorId")))
+                        self.api.call("POST", "/gw/v1/monitor-acks", envelope(
+                            "GW_MONITOR_ACK", {"monitorId": r["monitorId"], "action": r["type"][9:], "result": "0"}))
+                        continue
                     vals = [{"dataId": d, "timestamp": ts(), "value": 7.25} for d in r.get("dataIds") or []]
                     self.api.call("POST", "/gw/v1/immediate-results",
                                   envelope("GW_IMMEDIATE_RESULT", {"requestId": r["requestId"], "values": vals,
@@ -445,6 +506,168 @@ try:
           any("GWA" in json.dumps(e.get("actor", e)) and "SUCCEEDED" in json.dumps(e) for e in ev2), ev2[:3])
     ev1 = [e for e in replay("s1") if "origin" not in e and "node:s2" in json.dumps(e)]
     check("G: s1's log holds the settlements with the relaying node as their source (node:s2)", ev1, len(ev1))
+
+    # H. monitors across nodes
+    def mon_status(api, mon):
+        st, b = api.call("GET", "/api/v1/monitors")
+        items = b.get("items", b.get("monitors", [])) if isinstance(b, dict) else (b or [])
+        return next((x.get("status") for x in items if x.get("monitorId") == mon), None)
+
+    def pushes(mon):
+        with push.cv:
+            return [json.loads(q["body"]) for q in push.reqs if q["path"] == "/hook/monitors/%s" % mon]
+
+    def pushed_value(mon, value, timeout=WAIT):
+        push.wait_for(lambda r: any(v.get("value") == value for b in pushes(mon) for v in b.get("values") or []),
+                      timeout=timeout)
+        return [b for b in pushes(mon) if any(v.get("value") == value for v in b.get("values") or [])]
+
+    gwa = gwa3   # GWA is on s3 since D: back to s2 for H
+    gwa.close()
+    ga[0] = None
+    check("H: GWA connects to s2 again", srtest.wait_until(gwa_up, timeout=30, step=0.5))
+    gwa = ga[0]
+    gws.append(gwa)
+    st, b = app.call("POST", "/api/v1/monitors", {"dataIds": ["PA1", "PH1"], "intervalMs": 1000})
+    m1 = (b or {}).get("monitorId") if isinstance(b, dict) else None
+    check("H: the app on s1 starts a monitor of PA1 (GWA) and PH1 (GWH), both on s2: 201 STARTING",
+          st == 201 and m1 and b.get("status") == "STARTING", (st, b))
+    check("H: GWA (MQTT on s2) is handed PERIODIC_START", gwa.monitor_got(m1, "PERIODIC_START"),
+          [r for r in gwa.reqs if r.get("monitorId")])
+    start_a = [r for r in gwa.reqs if r.get("monitorId") == m1 and r.get("type") == "PERIODIC_START"]
+    check("H: ... with the gateway's own dataIds and the interval, as on one node",
+          start_a and start_a[0].get("dataIds") == ["PA1"] and start_a[0].get("intervalMs") == 1000, start_a)
+    check("H: GWH (HTTP on s2) is handed PERIODIC_START",
+          srtest.wait_until(lambda: ("PERIODIC_START", m1) in gwh.mons, timeout=WAIT, step=0.2), gwh.mons)
+    check("H: both acknowledged on s2: the monitor is RUNNING on s1",
+          srtest.wait_until(lambda: mon_status(app, m1) == "RUNNING", timeout=WAIT, step=0.2), mon_status(app, m1))
+    # the single-node path for comparison: a monitor of s2 itself (the app on s2, GWA on s2)
+    app2 = app_on(ports["s2"]["http"], "APW", "wx", "wx-apw-secret-0001")
+    st, b = app2.call("POST", "/api/v1/monitors", {"dataIds": ["PA1"], "intervalMs": 1000}) if app2 else (0, None)
+    m2 = (b or {}).get("monitorId") if isinstance(b, dict) else None
+    check("H: a monitor of s2 itself (app and GWA on s2) for the comparison: RUNNING",
+          st == 201 and gwa.monitor_got(m2, "PERIODIC_START") and
+          srtest.wait_until(lambda: mon_status(app2, m2) == "RUNNING", timeout=WAIT, step=0.2), (st, b))
+    t1 = ts()
+    va = [{"dataId": "PA1", "timestamp": t1, "value": 11.5}]
+    check("H: GWA's GW_PERIODIC_DATA of the monitor of s1 is acknowledged 0 on s2", gwa.periodic(m1, va) == "0")
+    check("H: ... and the same values of s2's own monitor", gwa.periodic(m2, va) == "0")
+    p1, p2 = pushed_value(m1, 11.5), pushed_value(m2, 11.5)
+    check("H: s1 pushes the values relayed from s2 to the app (POST {url}/monitors/{id})", len(p1) == 1, pushes(m1))
+    norm = [dict(x, monitorId="M") for x in p1 + p2]
+    check("H: the push's content equals the single-node push of the same values (s2's own monitor)",
+          len(norm) == 2 and norm[0] == norm[1], (p1, p2))
+    check("H: ... values as AP-IF answers them (dataId, timestamp, value, quality)",
+          p1 and p1[0]["values"][0].get("quality") == "GOOD" and p1[0]["values"][0].get("dataId") == "PA1", p1)
+    r = gwh.periodic(m1, [{"dataId": "PH1", "timestamp": ts(), "value": 8.25}])
+    check("H: GWH's values over HTTP on s2: 200, pushed by s1",
+          r and r[0] == 200 and len(pushed_value(m1, 8.25)) == 1, (r, pushes(m1)))
+    bad1 = gwa.periodic(m1, [{"dataId": "PA2", "timestamp": ts(), "value": 1}])
+    bad2 = gwa.periodic(m2, [{"dataId": "PA2", "timestamp": ts(), "value": 1}])
+    check("H: a value the monitor did not ask of GWA is refused on s2 as for s2's own monitor (E1001)",
+          bad1 == bad2 == "E1001", (bad1, bad2))
+    st, b = app2.call("DELETE", "/api/v1/monitors/%s" % m2) if app2 else (0, None)
+    check("H: s2's own monitor stopped", st == 202 and srtest.wait_until(
+        lambda: mon_status(app2, m2) == "STOPPED", timeout=WAIT, step=0.2), (st, b))
+    # the gateway moves s2 -> s3
+    gwa.close()
+    gwa3 = MqttGw(ports["s3"]["mqtt"])
+    gws.append(gwa3)
+    check("H: GWA moved to s3 gets the running monitor's PERIODIC_START again there",
+          gwa3.monitor_got(m1, "PERIODIC_START", timeout=30), [r for r in gwa3.reqs if r.get("monitorId")])
+    # its ack on s3 reaches s1 (nothing to change: the monitor runs); values from s3 are pushed
+    got3 = [None]
+
+    def send3():   # once s3 holds the relayed START (the gateway may answer before)
+        got3[0] = gwa3.periodic(m1, [{"dataId": "PA1", "timestamp": ts(), "value": 12.5}])
+        return got3[0] == "0"
+    srtest.wait_until(send3, timeout=WAIT, step=0.5)
+    code3 = got3[0]
+    check("H: GWA's values on s3 are acknowledged there and pushed by s1",
+          code3 == "0" and len(pushed_value(m1, 12.5)) >= 1, (code3, pushes(m1)))
+    check("H: the monitor is still RUNNING on s1", mon_status(app, m1) == "RUNNING", mon_status(app, m1))
+    # tenant isolation
+    appy3 = appy3 or app_on(ports["s3"]["http"], "APY", "wy", "wy-apy-secret-0001")
+    y1 = appy1.call("POST", "/api/v1/monitors", {"dataIds": ["PA1"], "intervalMs": 1000}) if appy1 else (0, None)
+    y3 = appy3.call("POST", "/api/v1/monitors", {"dataIds": ["PA1"], "intervalMs": 1000}) if appy3 else (0, None)
+    check("H: wy's app starting a monitor of wx's PA1 on s1 is refused as on s3 where GWA is",
+          y1[0] == y3[0] and y1[0] >= 400 and code_of(y1[1]) == code_of(y3[1]), (y1, y3))
+    check("H: GWA got no monitor of wy's app",
+          all(r.get("monitorId") in (m1, m2) for r in gwa3.reqs if r.get("monitorId")), gwa3.reqs)
+    # stop on s1
+    st, b = app.call("DELETE", "/api/v1/monitors/%s" % m1)
+    check("H: stopping on s1: 202 STOPPING", st == 202 and (b or {}).get("status") == "STOPPING", (st, b))
+    check("H: GWA (s3) and GWH (s2) are handed PERIODIC_STOP",
+          gwa3.monitor_got(m1, "PERIODIC_STOP") and
+          srtest.wait_until(lambda: ("PERIODIC_STOP", m1) in gwh.mons, timeout=WAIT, step=0.2), gwh.mons)
+    check("H: both acknowledged: STOPPED on s1",
+          srtest.wait_until(lambda: mon_status(app, m1) == "STOPPED", timeout=WAIT, step=0.2), mon_status(app, m1))
+    # counters and events
+    m1x, m2x, m3x = metrics(ports["s1"]["http"]), metrics(ports["s2"]["http"]), metrics(ports["s3"]["http"])
+    k = 'suiro_cluster_relayed_total{dir="%s",kind="%s",outcome="%s"}'
+    check("H: s2 and s3 sent the monitor's values, s1 used them",
+          m2x.get(k % ("out", "data", "sent"), 0) >= 2 and m3x.get(k % ("out", "data", "sent"), 0) >= 1 and
+          m1x.get(k % ("in", "data", "used"), 0) >= 3, (m1x, m2x, m3x))
+    ev2 = [json.dumps(e) for e in replay("s2") if "origin" not in e]
+    check("H: s2's own log holds GWA's values (for the monitor of s1 and for its own) and the acknowledgements of "
+          "the relayed parts (actor GWA)",
+          sum(1 for e in ev2 if "11.5" in e and '"measurements"' in e and '"GWA"' in e) == 2 and
+          any('"request_transition"' in e and '"GWA"' in e and "SUCCEEDED" in e for e in ev2), len(ev2))
+    rp1 = replay("s1")
+    ev1 = [json.dumps(e) for e in rp1]
+    check("H: s1's log holds the monitor's moves decided on s2 (source node:s2) and on s3 (node:s3)",
+          any(m1 in e and "RUNNING" in e and "node:s2" in e for e in ev1) and
+          any(m1 in e and "STOPPED" in e and ("node:s3" in e or "node:s2" in e) for e in ev1),
+          [e for e in ev1 if m1 in e][-4:])
+    origins = [(e["origin"].get("node"), e["origin"].get("seq")) for e in rp1 if "origin" in e]
+    relayed = [e for e in rp1 if (e.get("origin") or {}).get("consumer") == 3]
+    # (a relayed event the stream brought first is applied from there: consumer 2, the relay's copy a duplicate)
+    check("H: s1's log holds relayed values as the gateway's node's events (origin s2 or s3, consumer 3)",
+          relayed and {e["origin"]["node"] for e in relayed} <= {"s2", "s3"} and
+          {v[1] for e in relayed for p in e["measurements"]["points"] for v in p["values"]} <= {8.25, 11.5, 12.5},
+          relayed)
+    check("H: ... each origin once in s1's log (the stream's copy of a relayed event is a duplicate)",
+          len(origins) == len(set(origins)), len(origins) - len(set(origins)))
+
+    # I. the monitor's node dies
+    st, b = app.call("POST", "/api/v1/monitors", {"dataIds": ["PA1"], "intervalMs": 1000})
+    m3 = (b or {}).get("monitorId") if isinstance(b, dict) else None
+    check("I: a monitor of PA1 (GWA on s3) RUNNING on s1", st == 201 and gwa3.monitor_got(m3, "PERIODIC_START") and
+          srtest.wait_until(lambda: mon_status(app, m3) == "RUNNING", timeout=WAIT, step=0.2), (st, b))
+    procs[0].kill()
+    procs[0].wait(10)
+    unheard = k % ("out", "data", "unheard")
+    c_before = metrics(ports["s3"]["http"]).get(unheard, 0)
+    r = gwa3.periodic(m3, [{"dataId": "PA1", "timestamp": ts(), "value": 13.5}])
+    check("I: s1 killed (-9): GWA's values on s3 are still acknowledged 0 (durable on s3)", r == "0", r)
+    check("I: the DATA s1 did not hear is counted unheard on s3",
+          srtest.wait_until(lambda: metrics(ports["s3"]["http"]).get(unheard, 0) > c_before, timeout=WAIT, step=0.3),
+          metrics(ports["s3"]["http"]))
+    ended = [None]
+
+    def relay_ended():   # one value every second: acknowledged until 20 s of unheard DATA end the relay
+        ended[0] = gwa3.periodic(m3, [{"dataId": "PA1", "timestamp": ts(), "value": 13.75}])
+        return ended[0] != "0"
+    t0 = time.monotonic()
+    srtest.wait_until(relay_ended, timeout=40, step=1.0)
+    check("I: after 20 s unheard s3 ends the monitor's relay: GWA's values of it are refused there as for an "
+          "unknown monitor (E3001), not relayed for ever", ended[0] == "E3001" and time.monotonic() - t0 >= 15,
+          (ended[0], time.monotonic() - t0))
+    n_start = sum(1 for x in gwa3.reqs if x.get("monitorId") == m3 and x.get("type") == "PERIODIC_START")
+    p, ports["s1"] = start("s1", os.path.join(T, "s1.ini"))
+    procs[0] = p
+    app = app_on(ports["s1"]["http"], "APW", "wx", "wx-apw-secret-0001")
+    check("I: s1 restarted: the monitor is RUNNING there (as one node after a restart)",
+          app is not None and mon_status(app, m3) == "RUNNING", app and mon_status(app, m3))
+    check("I: s1 sends its START again to GWA on s3 (as at a reconnection)",
+          gwa3.monitor_got(m3, "PERIODIC_START", n=n_start + 1, timeout=40), n_start)
+    got_i = [None]
+
+    def send_i():
+        got_i[0] = gwa3.periodic(m3, [{"dataId": "PA1", "timestamp": ts(), "value": 14.5}])
+        return got_i[0] == "0"
+    srtest.wait_until(send_i, timeout=WAIT, step=0.5)
+    check("I: GWA's next values are pushed by the restarted s1", len(pushed_value(m3, 14.5)) >= 1, pushes(m3))
     for n in ("s3", "s2", "s1"):
         check("%s stops cleanly" % n, srtest.stop_server(procs[["s1", "s2", "s3"].index(n)]) == 0)
 except Exception as e:  # noqa: BLE001
