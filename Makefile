@@ -47,18 +47,19 @@ TEST_JOBS         ?= 4
 ASAN_LOG          := $(abspath $(ASAN_BUILD)).log
 test: build
 	@nice -n 10 $(MAKE) --no-print-directory build-asan >$(ASAN_LOG) 2>&1 & apid=$$!; \
-	  (cd $(BUILD) && SR_FAULT_STRIDE=$${SR_FAULT_STRIDE:-$(FAULT_STRIDE)} ctest --output-on-failure -j$(TEST_JOBS)); \
+	  (cd $(BUILD) && SR_FAULT_STRIDE=$${SR_FAULT_STRIDE:-$(FAULT_STRIDE)} ctest --output-on-failure -j$(TEST_JOBS) -LE bench); \
 	  rc=$$?; wait $$apid; arc=$$?; \
 	  if [ $$arc -ne 0 ]; then cat $(ASAN_LOG); echo "make test: the ASan/UBSan build failed ($(ASAN_LOG))" >&2; exit $$arc; fi; \
 	  [ $$rc -eq 0 ] || exit $$rc
 	@$(MAKE) --no-print-directory test-asan
 
 # Under ASan (~4x slower) SR_QUICK=4 divides the seeded suites' rounds
-# (tu_iters) and each fuzz target fuzzes 5 s after replaying its corpus.
+# (tu_iters) and each fuzz target replays its whole corpus, no fresh inputs
+# (SR_FUZZ_SECONDS=0; `make fuzz` fuzzes).
 test-asan:
 	@cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 SR_FAULT_STRIDE=$${SR_FAULT_STRIDE:-$(ASAN_FAULT_STRIDE)} \
-	  SR_QUICK=$${SR_QUICK:-4} ctest --output-on-failure -j$(TEST_JOBS) -LE noasan
+	  SR_QUICK=$${SR_QUICK:-4} SR_FUZZ_SECONDS=$${SR_FUZZ_SECONDS:-0} ctest --output-on-failure -j$(TEST_JOBS) -LE noasan
 
 run: build
 	@bash scripts/run.sh $(BUILD)
