@@ -29,9 +29,10 @@ build-asan: deps
 	  -DSR_BUILD_BENCH=OFF -DSR_BUILD_FUZZ=ON $(WERROR) $(CMAKE_ARGS) >/dev/null
 	@MAKEFLAGS=--no-print-directory cmake --build $(ASAN_BUILD) -j$(JOBS)
 
-# Everything: the normal build's suites, then the ASan/UBSan half (clang,
-# Debug, invariant checks): the unit suites, the fuzz targets and the
-# integration tests not labelled noasan. Budget: 15 minutes on 2 cores from
+# Everything: the normal build's suites (all but label bench:
+# test_cluster_bench, `make bench`'s), then the ASan/UBSan half (clang,
+# Debug, invariant checks): the unit suites, the fuzz targets' corpus
+# replay and the integration tests not labelled noasan. Budget: 15 minutes on 2 cores from
 # a fresh clone, builds included (docs/testing.md). The fault suite tries
 # every 7th fault point here (every 28th under ASan), from an offset that
 # turns with the day and is printed (SR_FAULT_STRIDE, SR_FAULT_OFFSET
