@@ -20,8 +20,12 @@
  * State snapshots ([state] snapshot_events / snapshot_values, here
  * --snap-events / --snap-values; 0 0: none) are on by default; the line
  * says from which snapshots the answers started (replayed: the events
- * after them) and the load's rate, so a run with 0 0 gives the ingest
- * cost of the snapshots.
+ * after them) and the load's rate and CPU (load_cpu_s: every thread's), so
+ * a run with 0 0 gives the ingest cost of the snapshots. Each answer's CPU
+ * time (the process's, every thread: cpu_p50_ms, cpu_p99_ms, cpu_max_ms)
+ * is printed beside its wall time, with the 1-minute load average before
+ * and after the answers (loadavg_1m): on a shared machine the wall time
+ * is the CPU time plus the wait for a core and the disk.
  * Correctness only is checked; the times are reported, never asserted.
  */
 #include "engbench.h"
