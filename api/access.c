@@ -610,24 +610,39 @@ void sr_access_free(sr_access *a)
 
 #include <h2o.h>
 
-#define ENV_ACCESS "sr-access"
-
 /* A read being answered: what its entry needs, taken from the request at
- * its start (the peer as its raw address; the points' text once) */
+ * its start (the peer as its raw address; the points' text once). It lives
+ * in the request's pool and on its thread's list `live` from its start until
+ * the request's end (access_on_log, the logger h2o calls before it clears the
+ * pool): no allocation with a destructor, no env entry a read. */
 typedef struct hread {
     sr_access *a;
     h2o_req_t *req;
+    struct hread *next; /* the thread's live list */
     const char *binding, *method, *route;
     sr_actor_kind kind;
     uint32_t npl, npoints;
     uint64_t values;
     int write; /* a write or control: recorded only if refused (sr_access_http_write) */
     /* from here on written before read (hread_new zeroes only the above) */
-    const char *pts[SR_ACCESS_POINTS_MAX]; /* the listed points, copies in the request's pool */
+    const char *pts[SR_ACCESS_POINTS_MAX]; /* the listed points: the first in p0, the rest copies in the request's pool */
+    char p0[72];
     char op[72], actor[72];
     struct sockaddr_storage peer; /* ss_family AF_UNSPEC: none */
     char fwd[64]; /* "" or a forwarded request's client "via" the node (api/cluster_fwd.h): the source */
 } hread;
+
+/* The records of the requests being answered on this thread, newest first
+ * (a request lives on its loop's thread from its start to its end; the
+ * one a handler is answering is almost always the first). */
+static _Thread_local hread *live;
+
+static hread *live_of(h2o_req_t *req)
+{
+    hread *h = live;
+    while (h && h->req != req) h = h->next;
+    return h;
+}
 
 static int64_t wall_now(void)
 {
@@ -636,12 +651,10 @@ static int64_t wall_now(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* the request ended: its entry (p: the shared entry holding the record,
- * released by h2o_mem_clear_pool before the pool's own memory, where the
- * record lives) */
-static void hread_dispose(void *p)
+/* the request ended: its entry (called by access_on_log, before the request's
+ * pool, where the record lives, is cleared) */
+static void hread_end(hread *h)
 {
-    hread *h = *(hread **)p;
     h2o_req_t *req = h->req;
     unsigned st = req->res.status > 0 ? (unsigned)req->res.status : 0;
     const char *code = "";
@@ -668,10 +681,34 @@ static void hread_dispose(void *p)
     }
 }
 
+/* h2o calls it for every request of the pathconf when it ends (http1
+ * close_connection or the response done: h2o_dispose_request), before its
+ * pool is cleared: every record of req ends (a request dispatched twice has
+ * two) */
+static void access_on_log(h2o_logger_t *self, h2o_req_t *req)
+{
+    (void)self;
+    for (hread **p = &live; *p;) {
+        hread *h = *p;
+        if (h->req != req) {
+            p = &h->next;
+            continue;
+        }
+        *p = h->next;
+        hread_end(h);
+    }
+}
+
+void sr_access_http_logger(h2o_pathconf_t *pc)
+{
+    h2o_logger_t *l = h2o_create_logger(pc, sizeof *l);
+    l->log_access = access_on_log;
+}
+
 static void hread_point(hread *h, const char *s, size_t n)
 {
     if (h->npl < SR_ACCESS_POINTS_MAX && n < 72) {
-        char *t = h2o_mem_alloc_pool(&h->req->pool, n + 1);
+        char *t = h->npl ? h2o_mem_alloc_pool(&h->req->pool, n + 1) : h->p0;
         memcpy(t, s, n);
         t[n] = 0;
         h->pts[h->npl++] = t;
@@ -713,23 +750,22 @@ void sr_access_http_write(sr_access *a, const sr_route_call *c, const char *bind
 
 void sr_access_http_point(h2o_req_t *req, const char *id)
 {
-    h2o_iovec_t *ev = h2o_req_getenv(req, H2O_STRLIT(ENV_ACCESS), 0);
-    if (ev && ev->base && ev->len == sizeof(hread) && id) hread_point((hread *)ev->base, id, strlen(id));
+    hread *h = id ? live_of(req) : NULL;
+    if (h) hread_point(h, id, strlen(id));
 }
 
 static hread *hread_new(sr_access *a, const sr_route_call *c, const char *binding, const char *op,
                         sr_actor_kind kind, const char *actor)
 {
     h2o_req_t *req = c->req;
-    /* the record in the request's pool (a bump), its destructor on a small
-     * shared entry: one small allocation a read, not one of the record's
-     * size */
+    /* the record in the request's pool (a bump), on the thread's live list
+     * until access_on_log ends it */
     hread *h = h2o_mem_alloc_pool(&req->pool, sizeof *h);
-    hread **ref = h2o_mem_alloc_shared(&req->pool, sizeof *ref, hread_dispose);
-    *ref = h;
     memset(h, 0, offsetof(hread, pts)); /* the rest (points, op, actor, peer) is written before it is read */
     h->a = a;
     h->req = req;
+    h->next = live;
+    live = h;
     h->binding = binding;
     h->method = c->route->method;
     h->route = c->route->path;
@@ -771,16 +807,11 @@ static hread *hread_new(sr_access *a, const sr_route_call *c, const char *bindin
         if (n >= sizeof v) n = sizeof v - 1;
         if (n) hread_point(h, v, n < 71 ? n : 71);
     }
-    h2o_iovec_t *ev = h2o_req_getenv(req, H2O_STRLIT(ENV_ACCESS), 1);
-    if (ev) {
-        ev->base = (char *)h;
-        ev->len = sizeof *h;
-    }
     return h;
 }
 
 void sr_access_http_values(h2o_req_t *req, uint64_t n)
 {
-    h2o_iovec_t *ev = h2o_req_getenv(req, H2O_STRLIT(ENV_ACCESS), 0);
-    if (ev && ev->base && ev->len == sizeof(hread)) ((hread *)ev->base)->values += n;
+    hread *h = live_of(req);
+    if (h) h->values += n;
 }

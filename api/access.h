@@ -102,7 +102,13 @@ void sr_access_get_stats(sr_access *a, sr_access_stats *s);
  * the bytes sent. 0: go on; -1: the buffer is full, the read was refused
  * (429 E9002, nothing else to do). Nothing when reads are off. */
 struct st_h2o_req_t;
+struct st_h2o_pathconf_t;
 struct sr_route_call;
+/* The HTTP server's pathconf gets the reads' logger once, before its
+ * context is made: h2o calls it when a request ends (before the request's
+ * pool is cleared), which adds the entry prepared by sr_access_http_begin
+ * or sr_access_http_write. Without it no HTTP read is recorded. */
+void sr_access_http_logger(struct st_h2o_pathconf_t *pc);
 int sr_access_http_begin(sr_access *a, const struct sr_route_call *c, const char *binding, const char *op,
                          sr_actor_kind kind, const char *actor);
 /* The values (records) the answer holds, when the handler knows them. */

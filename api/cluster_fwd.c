@@ -683,6 +683,7 @@ static int from_peer(h2o_req_t *req, char node[32])
 
 int sr_fwd_client_addr(h2o_req_t *req, char out[64])
 {
+    if (!sr_cluster_self()) return 0; /* not in a cluster: no forwarded request (every audited read asks) */
     ssize_t i = h2o_find_header_by_str(&req->headers, H2O_STRLIT("suiro-forwarded-for"), -1);
     char node[32];
     if (i < 0 || !from_peer(req, node)) return 0;

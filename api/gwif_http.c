@@ -1288,6 +1288,7 @@ int sr_gwhttp_open(uv_loop_t *loop, sr_engine *eng, sr_broker *broker, const cha
     h2o_handler_t *h = h2o_create_handler(pc, sizeof *h + sizeof(sr_gwhttp *));
     h->on_req = on_req;
     *(sr_gwhttp **)(h + 1) = g;
+    sr_access_http_logger(pc); /* a read's audit entry at the request's end (api/access.h) */
     h2o_context_init(&g->ctx, loop, &g->config);
     g->ctx_ready = 1;
     g->accept.ctx = &g->ctx;

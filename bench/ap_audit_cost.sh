@@ -116,7 +116,7 @@ EOF
 
 # ---- instructions per request (callgrind, the noise-free figure) --------------
 # The server under callgrind, collecting inside sr_apif_handle (the read),
-# hread_dispose (its entry, at the request's end), sr_access_flush (the
+# access_on_log (its entry, at the request's end), sr_access_flush (the
 # batches) and writer_main (the writer: the AccessEvents it stores) minus
 # open_session and session_close, for AB_CG_SECONDS (10) of the same load,
 # paced at AB_CG_RATE over 2 connections: instructions / requests, on and off.
@@ -125,7 +125,7 @@ for v in off on; do
   rm -rf "$T/c-$v"
   cp -a "$T/d0" "$T/c-$v"
   serve "$B0" "$T/c-$v" "$v" valgrind --tool=callgrind --collect-atstart=no --toggle-collect=sr_apif_handle \
-    --toggle-collect=hread_dispose --toggle-collect=sr_access_flush --toggle-collect=writer_main \
+    --toggle-collect=access_on_log --toggle-collect=sr_access_flush --toggle-collect=writer_main \
     --toggle-collect=open_session --toggle-collect=session_close --callgrind-out-file="$T/cg-$v.out"
   out=$(load "$B0" "$CGSECS" 2 "$CGRATE")
   stop
@@ -135,7 +135,7 @@ n = json.loads(o or "{}").get("requests") or 0
 tot = int(re.search(r"^totals: *(\d+)", open(f).read(), re.M).group(1))
 print(json.dumps({"bench": "ap_audit_cost_instr", "reads": v, "requests": n, "rate": float(rate), "instr": tot,
   "instr_per_req": round(tot / n, 1) if n else None,
-  "collect": "sr_apif_handle + hread_dispose + sr_access_flush + writer_main - open_session - session_close",
+  "collect": "sr_apif_handle + access_on_log + sr_access_flush + writer_main - open_session - session_close",
   "verify": "ok" if n >= 0.97 * float(secs) * float(rate) and tot else "FAILED"}, separators=(",", ":")))' \
     "$v" "$T/cg-$v.out" "$out" "$CGSECS" "$CGRATE" | tee -a "$T/instr"
 done

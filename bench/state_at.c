@@ -20,8 +20,12 @@
  * State snapshots ([state] snapshot_events / snapshot_values, here
  * --snap-events / --snap-values; 0 0: none) are on by default; the line
  * says from which snapshots the answers started (replayed: the events
- * after them) and the load's rate, so a run with 0 0 gives the ingest
- * cost of the snapshots.
+ * after them) and the load's rate and CPU (load_cpu_s: every thread's), so
+ * a run with 0 0 gives the ingest cost of the snapshots. Each answer's CPU
+ * time (the process's, every thread: cpu_p50_ms, cpu_p99_ms, cpu_max_ms)
+ * is printed beside its wall time, with the 1-minute load average before
+ * and after the answers (loadavg_1m): on a shared machine the wall time
+ * is the CPU time plus the wait for a core and the disk.
  * Correctness only is checked; the times are reported, never asserted.
  */
 #include "engbench.h"
@@ -40,6 +44,27 @@ static int64_t wall_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* the process's CPU time, every thread (s): an answer's CPU besides its
+ * wall time, so that a loaded machine's waiting can be told apart */
+static double cpu_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* the 1-minute load average, -1 when unknown */
+static double loadavg1(void)
+{
+    double l = -1;
+    FILE *f = fopen("/proc/loadavg", "r");
+    if (f) {
+        if (fscanf(f, "%lf", &l) != 1) l = -1;
+        fclose(f);
+    }
+    return l;
 }
 
 static int cmp_d(const void *a, const void *b)
@@ -142,16 +167,18 @@ int main(int argc, char **argv)
         return 1;
     }
     int64_t t_first = wall_ms();
+    double lc0 = cpu_s();
     eb_ingest_res ir;
     int ok = eb_masters(e, &c, &d) == SR_OK && eb_ingest(e, &c, &d, &ir) == SR_OK && ir.failed == 0;
     int64_t t_last = wall_ms();
+    double load_cpu_s = cpu_s() - lc0; /* every thread's: the ingest cost of the snapshots, apart from the load */
     double load_s = (double)(t_last - t_first) / 1000.0;
     sr_engine_stats st;
     sr_engine_get_stats(e, &st);
     sr_sample *s = calloc(c.points, sizeof *s);
     int *found = calloc(c.points, sizeof *found);
-    double *lat = calloc(answers, sizeof *lat);
-    if (!s || !found || !lat) return 1;
+    double *lat = calloc(answers, sizeof *lat), *cpu = calloc(answers, sizeof *cpu);
+    if (!s || !found || !lat || !cpu) return 1;
     uint64_t replayed_sum = 0, rep, nf, seq;
     /* verify: at the end, every point has a value, the answer at the last seq */
     if (answer(e, t_last + 1000, &d, c.points, s, found, &rep, &nf, &seq) || nf != c.points ||
@@ -185,12 +212,14 @@ int main(int argc, char **argv)
     uint64_t replayed_max = 0;
     snap_answers = 0;
     double ph_sum[5] = {0}, ph_max[5] = {0}, worst = -1; /* ph_max: the phases of the slowest answer */
+    double load0 = loadavg1();
     for (uint32_t k = 0; k < answers && ok; k++) {
         rng = eb_mix(rng);
         int64_t t = t_first + (int64_t)(rng % (uint64_t)(t_last - t_first + 1));
-        double t0 = eb_now();
+        double t0 = eb_now(), c0 = cpu_s();
         if (answer(e, t, &d, c.points, s, found, &rep, &nf, &seq)) ok = 0;
         lat[k] = (eb_now() - t0) * 1000.0;
+        cpu[k] = (cpu_s() - c0) * 1000.0;
         for (int j = 0; j < 5; j++) ph_sum[j] += ph[j];
         if (lat[k] > worst) {
             worst = lat[k];
@@ -199,17 +228,21 @@ int main(int argc, char **argv)
         replayed_sum += rep;
         if (rep > replayed_max) replayed_max = rep;
     }
+    double load1 = loadavg1();
     qsort(lat, answers, sizeof *lat, cmp_d);
+    qsort(cpu, answers, sizeof *cpu, cmp_d);
     double p50 = lat[answers / 2], p99 = lat[(size_t)((answers - 1) * 0.99)], mx = lat[answers - 1];
+    double c50 = cpu[answers / 2], c99 = cpu[(size_t)((answers - 1) * 0.99)], cmx = cpu[answers - 1];
     printf("{\"bench\":\"state_at\",\"shape\":\"%s\",\"points\":%u,\"seconds\":%u,\"values\":%" PRIu64
-           ",\"events\":%" PRIu64 ",\"enc\":%d,\"load_s\":%.1f,\"load_values_per_s\":%.0f,\"snap_events\":%u,"
+           ",\"events\":%" PRIu64 ",\"enc\":%d,\"load_s\":%.1f,\"load_values_per_s\":%.0f,\"load_cpu_s\":%.1f,\"snap_events\":%u,"
            "\"snap_values\":%u,\"answers\":%u,\"from_snapshot\":%" PRIu64 ",\"p50_ms\":%.1f,\"p99_ms\":%.1f,"
-           "\"max_ms\":%.1f,\"replayed_avg\":%.0f,\"replayed_max\":%" PRIu64 ",\"checked\":%u,\"goal_max_ms\":1000,"
+           "\"max_ms\":%.1f,\"cpu_p50_ms\":%.1f,\"cpu_p99_ms\":%.1f,\"cpu_max_ms\":%.1f,"
+           "\"loadavg_1m\":[%.2f,%.2f],\"replayed_avg\":%.0f,\"replayed_max\":%" PRIu64 ",\"checked\":%u,\"goal_max_ms\":1000,"
            "\"phases_avg_ms\":{\"search\":%.1f,\"restore\":%.1f,\"open_replay\":%.1f,\"read\":%.1f,\"close\":%.1f},"
            "\"phases_of_max_ms\":{\"search\":%.1f,\"restore\":%.1f,\"open_replay\":%.1f,\"read\":%.1f,\"close\":%.1f},"
            "\"verify\":\"%s\"}\n",
            eb_shape_name(c.shape), c.points, c.seconds, d.sent, st.watermark, c.enc, load_s,
-           load_s > 0 ? (double)d.sent / load_s : 0.0, snap_events, snap_values, answers, snap_answers, p50, p99, mx,
+           load_s > 0 ? (double)d.sent / load_s : 0.0, load_cpu_s, snap_events, snap_values, answers, snap_answers, p50, p99, mx, c50, c99, cmx, load0, load1,
            (double)replayed_sum / answers, replayed_max, check, ph_sum[0] / answers, ph_sum[1] / answers,
            ph_sum[2] / answers, ph_sum[3] / answers, ph_sum[4] / answers, ph_max[0], ph_max[1], ph_max[2], ph_max[3],
            ph_max[4], ok ? "ok" : "FAILED");
@@ -217,6 +250,7 @@ int main(int argc, char **argv)
     free(s);
     free(found);
     free(lat);
+    free(cpu);
     if (sr_engine_close(e)) ok = 0;
     eb_data_free(&d);
     eb_rmrf(dir);

@@ -412,6 +412,11 @@ static int engine_open(const char *dir, const sr_engine_opts *opts, sr_engine **
         goto fail;
     }
     memcpy(e->dir, dir, dl + 1);
+    if (e->o.log_shared && (!e->o.log_readonly || e->o.readonly || !e->o.index_dir)) {
+        rc = SR_EINVAL; /* a shared log is only read, by a private engine with an index of its own (state.c) */
+        snprintf(ei->msg, sizeof ei->msg, "a shared log needs log_readonly and an index_dir of its own");
+        goto fail;
+    }
     if (!e->o.readonly && mkdir(dir, 0755) != 0 && errno != EEXIST) {
         rc = sr_err_from_errno(errno);
         snprintf(ei->msg, sizeof ei->msg, "cannot create %s: %s", dir, strerror(errno));
@@ -478,7 +483,8 @@ static int engine_open(const char *dir, const sr_engine_opts *opts, sr_engine **
     lo.sync_hist = &e->h_sync; /* the metrics' fdatasync latency, kept across the writer's reopens */
     e->lo = lo;
     uint64_t t0 = mono_us();
-    if ((rc = sr_log_open(e->logdir, &lo, &e->log, ei))) {
+    if (e->o.log_shared) e->log = e->o.log_shared; /* the live engine's, already scanned (state.c) */
+    else if ((rc = sr_log_open(e->logdir, &lo, &e->log, ei))) {
         if (rc == SR_EKEY && e->keyring) { /* a data key the keyring lacks */
             size_t l = strlen(ei->msg);
             snprintf(ei->msg + l, sizeof ei->msg - l,
@@ -621,7 +627,7 @@ int sr_engine_close(sr_engine *e)
     if (e->poisoned) rc = SR_EPOISONED;
     sr_blobs_close(e->blobs);
     sr_index_close(e->ix);
-    int lrc = sr_log_close(e->log);
+    int lrc = e->o.log_shared ? SR_OK : sr_log_close(e->log); /* a shared log stays its owner's */
     if (!rc) rc = lrc;
     sr_keyring_close(e->keyring); /* after the log: it seals and opens through it */
     sr__ixseal_free(&e->seal);

@@ -36,6 +36,11 @@
  *      ids or Merkle tree), which is all the answer reads of them; the
  *      answer equals the full replay's with the ordinary appliers
  *      (test_state: every event boundary, snapshots on and off).
+ *  (6) The private engine reads the live engine's open log (log_shared:
+ *      its iterators, as a query's; never written, never closed by it), so
+ *      its open does not open and scan the log's segments again; its index
+ *      (the snapshot's copy and the replay) is never fsynced: it is thrown
+ *      away (test_state the_private_engine_reads_the_live_log_and_leaves_it_open).
  */
 #include "engine/engine_int.h"
 
@@ -181,7 +186,7 @@ int sr_engine_state_open(sr_engine *e, int64_t at_ms, sr_engine **at, sr_state_i
     sr_engine_opts o = {.key = e->o.key, .single_key = e->o.single_key, .key_source = e->o.key_source,
                         .vfs = e->o.vfs, .head_max = sr_engine_head_max(e), .index_dir = dir, .log_readonly = 1,
                         .replay_to = info->seq, .index_nosync = 1, .notice = quiet, .no_recover = 1,
-                        .state_only = !e->o.state_full_replay};
+                        .state_only = !e->o.state_full_replay, .log_shared = e->log};
     sr_engine *p = NULL;
     if ((rc = sr_engine_open(e->dir, &o, &p, ei))) {
         rm_tree(dir);

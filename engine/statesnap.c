@@ -380,6 +380,11 @@ int sr__snap_restore(sr_engine *e, uint64_t seq, uint64_t first, const char *dir
                 if (ei) snprintf(ei->msg, sizeof ei->msg, "the private index in %s: %s", dir, err);
                 goto done;
             }
+            /* thrown away after the answer, like the private engine's own
+             * writes (index_nosync): its copy is not fsynced (an fsync of a
+             * 10,000-point state's ~4 MB was most of a slow answer's restore
+             * on a busy disk; docs/state.md "Cost") */
+            if ((rc = sr_index_err(mdb_env_set_flags(sr_index_env(ix), MDB_NOSYNC, 1)))) goto done;
         }
         MDB_txn *wt;
         if ((rc = sr_index_write_begin(ix, &wt))) goto done;

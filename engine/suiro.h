@@ -159,6 +159,12 @@ typedef struct sr_engine_opts {
                                    appliers, no snapshot: the reference answer (`suiro state --no-snapshot`, tests) */
     int state_only;             /* engine/state.c's private engine only: a measurement updates the `latest` row,
                                    no series chunk, head, audit row or message id; no Merkle tree */
+    /* engine/state.c's private engine only (with log_readonly): the live
+     * engine's open log, read through its iterators, never written nor
+     * closed by this engine, instead of opening the log directory again (an
+     * open scans every segment's blocks: most of an answer's open on a large
+     * log; docs/state.md "Cost"). Must outlive the engine. */
+    struct sr_log *log_shared;
 } sr_engine_opts;
 
 /**

@@ -383,6 +383,55 @@ Test(state, from_a_snapshot_every_event_boundary_equals_the_full_replay)
     every_boundary("state-snap", 3);
 }
 
+/* perf18: the private engine reads the live engine's open log (log_shared:
+ * no second open, no scan of every segment) and leaves it to its owner: the
+ * live engine goes on writing after answers, and a later answer sees the new
+ * events; a shared log is refused to an engine that could write it or that
+ * has no index of its own (before anything is opened). */
+static char *fp_at(sr_engine *e, int64_t t, int full, sr_state_info *in);
+Test(state, the_private_engine_reads_the_live_log_and_leaves_it_open)
+{
+    char *dir = NULL;
+    sr_engine_opts o = opts();
+    o.snapshot_events = 3;
+    clock_now = 500;
+    sr_engine *e = es_open(&dir, "state-shared", &o);
+    const int half = NSTEPS / 2;
+    for (int i = 0; i < NSTEPS; i++) {
+        clock_now = 1000 * (int64_t)(i + 1);
+        do_step(e, STEPS[i].what);
+        if (i + 1 != half) continue;
+        sr_state_info in;
+        char *fp = fp_at(e, clock_now, 0, &in);
+        cr_assert_str_eq(fp, STEPS[i].after);
+        free(fp);
+    }
+    /* the live engine wrote on after the answer (its log still open): the
+     * state at the end, from a snapshot and by the full replay */
+    for (int full = 0; full < 2; full++) {
+        sr_state_info in;
+        char *fp = fp_at(e, INT64_MAX / 2, full, &in);
+        cr_assert_str_eq(fp, STEPS[NSTEPS - 1].after, "full %d", full);
+        free(fp);
+    }
+    sr_engine_opts bad[3] = {opts(), opts(), opts()};
+    bad[0].log_shared = e->log, bad[0].index_dir = "/nonexistent/ix"; /* could write the log */
+    bad[1].log_shared = e->log, bad[1].log_readonly = 1;               /* the live index */
+    bad[2].log_shared = e->log, bad[2].log_readonly = 1, bad[2].readonly = 1, bad[2].index_dir = "/nonexistent/ix";
+    for (int k = 0; k < 3; k++) {
+        sr_engine *p = NULL;
+        sr_errinfo ei = {0};
+        cr_assert_eq(sr_engine_open(dir, &bad[k], &p, &ei), SR_EINVAL, "case %d", k);
+        cr_assert_null(p);
+        cr_assert(strstr(ei.msg, "shared log"), "%s", ei.msg);
+    }
+    /* and the live engine still writes and reads */
+    clock_now = 1000 * (int64_t)(NSTEPS + 1);
+    put_value(e, "P000", 77, 7.0);
+    e = es_rebuilt(e, &dir, &o);
+    es_finish(e, &dir);
+}
+
 Test(state, an_empty_log_is_an_empty_state)
 {
     char *dir = NULL;

@@ -212,6 +212,16 @@ try:
     check("kind read for APPX finds no other actor's rows",
           {i["actor"] for i in rows(aud, actor="APPX", kind="read", **{"from": t0})} == {"APPX"})
 
+    # 4c. perf18: a read's record lives on its thread's list from its start
+    # to the request's end (the reads' h2o logger, api/access.c), not in an
+    # env entry: many reads on ONE keep-alive connection (h2o reuses the
+    # request) and a read naming two points are each exactly one entry
+    many = 25
+    oks = sum(app.call("GET", "/api/v1/stored-values/latest?dataId=PX1")[0] == 200 for _ in range(many))
+    st, b = app.call("GET", "/api/v1/stored-values/latest?dataId=PX1&dataId=PX1")
+    check("APPX reads PX1's latest value %d times on one connection, then once naming it twice" % many,
+          oks == many and st == 200, (oks, st, b))
+    n_before_stop = many + 1
     # 5. reads off: no row
     stop_server(server)
     server = None
@@ -233,6 +243,10 @@ try:
     check("... and its refused read of NOPE: 403 E2003, no value",
           any(en.get("points") == ["NOPE"] and en.get("status") == 403 and en.get("code") == "E2003"
               and not en.get("values") for en in latest), latest)
+    check("... every read on the one connection is one entry (2 of section 1 + %d)" % n_before_stop,
+          len(latest) == 2 + n_before_stop and sum(en.get("points") == ["PX1"] for en in latest) == 1 + many
+          and sum(en.get("points") == ["PX1", "PX1"] and en.get("npoints") == 2 for en in latest) == 1,
+          [(en.get("points"), en.get("status")) for en in latest])
     server, ports = start_server(BIN, D, os.path.join(T, "server.log"), config=config("off"))
     hp = ports["http"]
     aud = admin_session(hp, "aud", "auditor-password-1")
