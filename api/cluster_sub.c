@@ -438,6 +438,18 @@ static void *run(void *arg)
     return NULL;
 }
 
+/* a consumer set that never started its thread: its arrays and itself */
+static void csub_free_arrays(sr_csub *s)
+{
+    free(s->owned);
+    free(s->lag);
+    free(s->caught);
+    free(s->want);
+    free(s->fetched);
+    free(s->ps);
+    free(s);
+}
+
 int sr_csub_start(sr_engine *e, const sr_cluster_opts *o, sr_csub **out, char *err, size_t errlen)
 {
     *out = NULL;
@@ -456,36 +468,18 @@ int sr_csub_start(sr_engine *e, const sr_cluster_opts *o, sr_csub **out, char *e
     s->fetched = calloc(o->partitions, sizeof *s->fetched);
     s->ps = calloc(o->partitions, sizeof *s->ps);
     if (!s->owned || !s->lag || !s->ps || !s->caught || !s->want || !s->fetched) {
-        free(s->owned);
-        free(s->lag);
-        free(s->caught);
-        free(s->want);
-        free(s->fetched);
-        free(s->ps);
-        free(s);
+        csub_free_arrays(s);
         return SR_ENOMEM;
     }
     uint8_t bits[(SR_CLUSTER_MAX_PARTITIONS + 7) / 8];
     int rc = sr_cluster_parse_owned(o->owned ? o->owned : "all", o->partitions, bits, err, errlen);
     if (rc) {
-        free(s->owned);
-        free(s->lag);
-        free(s->caught);
-        free(s->want);
-        free(s->fetched);
-        free(s->ps);
-        free(s);
+        csub_free_arrays(s);
         return rc;
     }
     for (uint32_t p = 0; p < o->partitions; p++) sr_csub_set_owned(s, p, (bits[p / 8] >> (p % 8)) & 1);
     if (o->master && (rc = sr_skeys_new(o->master, o->rotate_days, &s->skeys))) { /* invariant 4 */
-        free(s->owned);
-        free(s->lag);
-        free(s->caught);
-        free(s->want);
-        free(s->fetched);
-        free(s->ps);
-        free(s);
+        csub_free_arrays(s);
         return rc;
     }
     pthread_mutex_init(&s->mu, NULL);
@@ -519,15 +513,9 @@ void sr_csub_free(sr_csub *s)
     sr_csub_stop(s);
     pthread_mutex_destroy(&s->mu);
     pthread_cond_destroy(&s->cv);
-    free(s->owned);
-    free(s->lag);
-    free(s->caught);
-    free(s->want);
-    free(s->fetched);
-    free(s->ps);
     sr_skeys_free(s->skeys);
     sr_buf_release(&s->open);
-    free(s);
+    csub_free_arrays(s);
 }
 
 void sr_csub_get_stats(sr_csub *s, sr_csub_stats *out)
