@@ -36,6 +36,12 @@
  *  4. Every change this node makes (and every loss it finds) is a
  *     ClusterEvent in its log (sr_cmd_cluster; why start, expired,
  *     handover, lost), written after the bucket accepted the change.
+ *  5. A take is owned only once the next round reads it back: the same
+ *     revision, this node's, then renewed. Debian's NATS 2.9.10 was seen
+ *     to accept two compare-and-set takes of one lease on one revision
+ *     during a stream leader change (docs/cluster.md "What is
+ *     guaranteed"); read back a round later, only the write the bucket
+ *     kept is owned. A take costs one round more.
  */
 #include "api/cluster.h"
 
@@ -174,6 +180,9 @@ typedef struct pstate {
     sr_lease l;              /* as last read */
     uint64_t rev;            /* its revision */
     int64_t fence_mono;      /* > 0: this node holds it until then (invariant 1) */
+    uint64_t confirm_rev;    /* > 0: a take the bucket accepted at this revision, owned once read back (invariant 5) */
+    int confirm_why;
+    char confirm_old[32];
 } pstate;
 
 struct sr_cluster_own {
@@ -468,6 +477,21 @@ static void tick(sr_cluster_own *o)
             continue;
         }
         /* not held */
+        if (s->confirm_rev) { /* a take of the last round (invariant 5) */
+            uint64_t want = s->confirm_rev;
+            s->confirm_rev = 0;
+            if (s->present && s->rev == want && !strcmp(s->l.node, o->node)) {
+                sr_lease l = s->l;
+                l.until_ms = now + o->lease_ms;
+                if (cas(o, p, s, &l, 0) == 1) {
+                    set_fence(o, p, t0 + o->lease_ms - o->margin_ms);
+                    sr_cluster_set_owned(o->c, p, 1);
+                    record(o, p, s->confirm_old, o->node, l.epoch, s->confirm_why, l.until_ms, "done");
+                }
+                continue;
+            }
+            /* another write was kept: never owned; the rules below decide anew */
+        }
         int take = 0, why = W_START, create = 0;
         if (!s->present) take = mine, create = 1;
         else if (!s->l.node[0]) { /* released: the preferred node's at once, anyone's a lease later */
@@ -486,9 +510,9 @@ static void tick(sr_cluster_own *o)
         char old[32];
         snprintf(old, sizeof old, "%s", s->present ? s->l.node : "");
         if (cas(o, p, s, &l, create) != 1) continue; /* another node won the CAS */
-        set_fence(o, p, t0 + o->lease_ms - o->margin_ms);
-        sr_cluster_set_owned(o->c, p, 1);
-        record(o, p, old, o->node, l.epoch, why, l.until_ms, "done");
+        s->confirm_rev = s->rev; /* owned once read back (invariant 5) */
+        s->confirm_why = why;
+        snprintf(s->confirm_old, sizeof s->confirm_old, "%s", old);
     }
     fence(o);
     free(live);
@@ -509,7 +533,8 @@ static void release_all(sr_cluster_own *o)
     int up = o->kv && o->nc && natsConnection_Status(o->nc) == NATS_CONN_STATUS_CONNECTED;
     for (uint32_t p = 0; p < o->partitions; p++) {
         pstate *s = &o->ps[p];
-        if (!s->fence_mono) continue;
+        if (!s->fence_mono && !s->confirm_rev) continue; /* a take not read back yet is released too */
+        s->confirm_rev = 0;
         set_fence(o, p, 0);
         sr_cluster_set_owned(o->c, p, 0);
         sr_lease l = {"", now, s->l.epoch};
