@@ -27,6 +27,22 @@ typedef struct copyrun {
     size_t applied, dups, skipped;
 } copyrun;
 
+/* v submitted to c->to with origin o, waited for; counted applied or duplicate */
+static int submit_copy(copyrun *c, const sr_event_view *v, const sr_origin *o)
+{
+    sr_result r;
+    memset(&r, 0, sizeof r);
+    sr_buf b;
+    sr_buf_init(&b);
+    cr_assert_eq(sr_buf_append(&b, v->rec, v->rec_len), SR_OK);
+    int rc = et_submit_origin(c->to, b.data, b.len, o, &r);
+    sr_buf_release(&b);
+    cr_assert_eq(rc, SR_OK, "seq %" PRIu64 " (%s): %s %s", v->seq, v->kind, sr_err_name(rc), r.err.msg);
+    if (r.duplicate) c->dups++;
+    else c->applied++;
+    return 0;
+}
+
 /* The consumer's work, without NATS: each of the origin's events (node "a")
  * submitted to `to` with its origin; the engine's own kinds skipped. */
 static int copy_one(void *ctx, const sr_event_view *v)
@@ -38,18 +54,7 @@ static int copy_one(void *ctx, const sr_event_view *v)
         return 0;
     }
     sr_origin o = {"a", v->seq, 3, c->stream, sr_event_kind_class(v->kind) == SR_EVCLASS_REG ? 1 : 2};
-    /* submit and wait: one at a time */
-    sr_result r;
-    memset(&r, 0, sizeof r);
-    sr_buf b;
-    sr_buf_init(&b);
-    cr_assert_eq(sr_buf_append(&b, v->rec, v->rec_len), SR_OK);
-    int rc = et_submit_origin(c->to, b.data, b.len, &o, &r);
-    sr_buf_release(&b);
-    cr_assert_eq(rc, SR_OK, "seq %" PRIu64 " (%s): %s %s", v->seq, v->kind, sr_err_name(rc), r.err.msg);
-    if (r.duplicate) c->dups++;
-    else c->applied++;
-    return 0;
+    return submit_copy(c, v, &o); /* submit and wait: one at a time */
 }
 
 /* copy_one, but a's values come as a monitor's relay would send them
@@ -59,17 +64,7 @@ static int copy_relayed(void *ctx, const sr_event_view *v)
     copyrun *c = ctx;
     if (sr_event_kind_class(v->kind) != SR_EVCLASS_DATA) return copy_one(ctx, v);
     sr_origin o = {"a", v->seq, 3, 0, 3};
-    sr_result r;
-    memset(&r, 0, sizeof r);
-    sr_buf b;
-    sr_buf_init(&b);
-    cr_assert_eq(sr_buf_append(&b, v->rec, v->rec_len), SR_OK);
-    int rc = et_submit_origin(c->to, b.data, b.len, &o, &r);
-    sr_buf_release(&b);
-    cr_assert_eq(rc, SR_OK, "seq %" PRIu64 " (%s): %s %s", v->seq, v->kind, sr_err_name(rc), r.err.msg);
-    if (r.duplicate) c->dups++;
-    else c->applied++;
-    return 0;
+    return submit_copy(c, v, &o);
 }
 
 static uint64_t last_seq(sr_engine *e)
