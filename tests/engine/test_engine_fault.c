@@ -1123,6 +1123,23 @@ static int ckpt_run(sr_engine *e, sr_result *res)
 enum { SNAP_CMD = 26 };
 _Static_assert((int)SNAP_CMD > (int)REVOKE_CMD - 2 && SNAP_CMD < NCMD - 2, "before the duplicate pair");
 
+/* node's PointAlias: this node's ("fx") point fx_point is node's point, data id P<k> */
+static void pack_alias(const char *node, uint32_t fx_point, uint32_t point, int k, sr_buf *out)
+{
+    char id[16];
+    snprintf(id, sizeof id, "P%03d", k);
+    Suiro__V1__PointAlias pa = SUIRO__V1__POINT_ALIAS__INIT;
+    pa.origin_node = "fx";
+    pa.origin_point = fx_point;
+    pa.point = point;
+    pa.data_id = id;
+    Suiro__V1__Event ev = SUIRO__V1__EVENT__INIT;
+    ev.body_case = SUIRO__V1__EVENT__BODY_POINT_ALIAS;
+    ev.point_alias = &pa;
+    sr_buf_init(out);
+    cr_assert_eq(sr_ev_pack(&ev, "op1", node, SUIRO__V1__ACTOR_KIND__ACTOR_SYSTEM, "cluster", out), SR_OK);
+}
+
 /* Command 29 (ORIGIN_CMD; issue #19 phase 2a, engine/origins.c): a
  * measurement event node "nx" wrote, submitted as the cluster's consumer
  * does (sr_engine_submit_origin: origin nx:29, partition 5, stream seq 2929,
@@ -1156,18 +1173,7 @@ static void build_origin(fixture *f)
     cr_assert_eq(sr_ev_measurements("op1", k % 2 ? "GW2" : "GW1", SR_ACTOR_GATEWAY, NULL, &in, 1, &cm->bytes), SR_OK);
     cm->lens[0] = cm->bytes.len;
     /* nx's alias: this node's ("fx") point cm->point[0] is nx's ORIGIN_NX_POINT */
-    char id[16];
-    snprintf(id, sizeof id, "P%03d", k);
-    Suiro__V1__PointAlias pa = SUIRO__V1__POINT_ALIAS__INIT;
-    pa.origin_node = "fx";
-    pa.origin_point = cm->point[0];
-    pa.point = ORIGIN_NX_POINT;
-    pa.data_id = id;
-    Suiro__V1__Event ev = SUIRO__V1__EVENT__INIT;
-    ev.body_case = SUIRO__V1__EVENT__BODY_POINT_ALIAS;
-    ev.point_alias = &pa;
-    sr_buf_init(&origin_alias);
-    cr_assert_eq(sr_ev_pack(&ev, "op1", "nx", SUIRO__V1__ACTOR_KIND__ACTOR_SYSTEM, "cluster", &origin_alias), SR_OK);
+    pack_alias("nx", cm->point[0], ORIGIN_NX_POINT, k, &origin_alias);
 }
 
 static int origin_run(sr_engine *e, command *cm, sr_result *res, uint64_t *extra)
@@ -1215,18 +1221,7 @@ static void build_hold(fixture *f)
     sr_pv_in in = {ny_point, TYPES[k], cm->s[0], cm->ns[0]};
     cr_assert_eq(sr_ev_measurements("op1", k % 2 ? "GW2" : "GW1", SR_ACTOR_GATEWAY, NULL, &in, 1, &cm->bytes), SR_OK);
     cm->lens[0] = cm->bytes.len;
-    char id[16];
-    snprintf(id, sizeof id, "P%03d", k);
-    Suiro__V1__PointAlias pa = SUIRO__V1__POINT_ALIAS__INIT;
-    pa.origin_node = "fx";
-    pa.origin_point = cm->point[0];
-    pa.point = ny_point;
-    pa.data_id = id;
-    Suiro__V1__Event ev = SUIRO__V1__EVENT__INIT;
-    ev.body_case = SUIRO__V1__EVENT__BODY_POINT_ALIAS;
-    ev.point_alias = &pa;
-    sr_buf_init(&hold_alias);
-    cr_assert_eq(sr_ev_pack(&ev, "op1", "ny", SUIRO__V1__ACTOR_KIND__ACTOR_SYSTEM, "cluster", &hold_alias), SR_OK);
+    pack_alias("ny", cm->point[0], ny_point, k, &hold_alias);
 }
 
 static int hold_run(sr_engine *e, command *cm, sr_result *res, uint64_t *extra)
