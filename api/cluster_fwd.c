@@ -34,6 +34,12 @@ sr_fwd_verdict sr_fwd_decide(int fwd, const char *op, int forwarded, const sr_fw
     return forwarded ? SR_FWDV_REFUSE : SR_FWDV_FORWARD; /* invariant 2: one hop */
 }
 
+int sr_fwd_outcome_unknown(const char *method, size_t mlen, int reached)
+{
+    int safe = (mlen == 3 && !memcmp(method, "GET", 3)) || (mlen == 4 && !memcmp(method, "HEAD", 4));
+    return reached && !safe;
+}
+
 static int is_wildcard(const char *host)
 {
     return !host[0] || !strcmp(host, "0.0.0.0") || !strcmp(host, "::") || !strcmp(host, "[::]") ||
@@ -350,8 +356,22 @@ static void on_done(void *priv, CURLcode res, long code)
             snprintf(m, sizeof m, "the owner of partition %u (%s) %s; retry", x->part, x->owner,
                      timeout ? "did not answer in time" : x->too_big ? "answered more than can be relayed"
                                                                      : "is unreachable");
-            warn("cluster: a request not forwarded", req, x->part, x->owner, x->errbuf[0] ? x->errbuf : m);
-            unavailable(req, m);
+            int reached = res != CURLE_COULDNT_CONNECT && res != CURLE_COULDNT_RESOLVE_HOST;
+            if (sr_fwd_outcome_unknown(req->method.base, req->method.len, reached)) {
+                snprintf(m, sizeof m,
+                         "the owner of partition %u (%s) %s: the change may have been made; check before sending "
+                         "it again",
+                         x->part, x->owner,
+                         timeout       ? "did not answer in time"
+                         : x->too_big ? "answered more than can be relayed"
+                                      : "did not answer");
+                warn("cluster: a forwarded change without an answer", req, x->part, x->owner,
+                     x->errbuf[0] ? x->errbuf : m);
+                sr_http_result(req, 500, SR_WIRE_INTERNAL, m, NULL);
+            } else {
+                warn("cluster: a request not forwarded", req, x->part, x->owner, x->errbuf[0] ? x->errbuf : m);
+                unavailable(req, m);
+            }
         } else {
             count(O_RELAYED);
             sr_hist_add(&st_lat, lat_bounds, SR_HIST_US_N, mono_us() - x->t0);

@@ -79,6 +79,15 @@ typedef struct sr_fwd_view {
  * local without one). */
 sr_fwd_verdict sr_fwd_decide(int fwd, const char *op, int forwarded, const sr_fwd_view *v, uint32_t *part);
 
+/* A forwarded request the owner did not answer (a timeout, a connection
+ * lost, an answer too big to relay): 1 when its outcome is unknown -- it may
+ * change state on the owner (any method but GET and HEAD) and may have
+ * reached it (reached: anything but a refused or unresolved connection) --
+ * then answered 500 E9001 saying it may have been made, never "retry" (a
+ * retried password change or document create would be made twice); 0: 503
+ * E9002 with Retry-After, safe to send again. */
+int sr_fwd_outcome_unknown(const char *method, size_t mlen, int reached);
+
 /* The base URL this node advertises: advertise when set (http:// or
  * https://, host and port, no path), else "http://" + listen; a wildcard
  * listen address (0.0.0.0, ::, [::], *, or no host) without advertise is

@@ -150,6 +150,24 @@ Test(fwd, decision_table)
     cr_expect_eq(sr_fwd_decide(SR_FWD_OPERATOR, "sim", 0, NULL, &part), SR_FWDV_LOCAL);
 }
 
+/* A forwarded request without the owner's answer: a change that may have
+ * reached the owner has an unknown outcome (500 E9001, never "retry"); a
+ * read, or a request that never left this node, is safe to send again. */
+Test(fwd, outcome_unknown)
+{
+    struct {
+        const char *method;
+        int reached, want;
+    } rows[] = {
+        {"GET", 1, 0},    {"HEAD", 1, 0},  {"GET", 0, 0},    {"POST", 1, 1},   {"PUT", 1, 1},
+        {"DELETE", 1, 1}, {"PATCH", 1, 1}, {"POST", 0, 0},   {"PUT", 0, 0},    {"DELETE", 0, 0},
+        {"GE", 1, 1},     {"GETS", 1, 1},  {"get", 1, 1}, /* only the safe methods by their exact names */
+    };
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++)
+        cr_expect_eq(sr_fwd_outcome_unknown(rows[i].method, strlen(rows[i].method), rows[i].reached), rows[i].want,
+                     "row %zu: %s reached=%d", i, rows[i].method, rows[i].reached);
+}
+
 Test(fwd, advertise)
 {
     char out[160], err[256];
