@@ -566,6 +566,7 @@ static void round_once(sr_cblobs *b)
         rc = fetch_one(b, w, why, sizeof why);
         if (rc == SR_OK) {
             atomic_fetch_add(&b->st_fetched, 1);
+            atomic_fetch_sub(&b->st_pending, 1); /* (the walk's count, less what is here now) */
             fail_clear(b, w->sha);
             sr_slog(SR_LOG_INFO, "cluster: file bytes fetched", "op=%s path=%s sha256=%s size=%" PRIu64, sr_slog_q(w->op),
                     sr_slog_q(w->path), hex, w->size);
