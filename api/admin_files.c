@@ -484,7 +484,7 @@ static void fput_work(sr_admin_work *w, void *ctx)
                        .key_id = kid};
     sr_buf b;
     sr_buf_init(&b);
-    if (sr_admin_work_submit(w, sr_cmd_file_put(&env, &fm, &b), &b)) return;
+    if (sr_admin_work_submit_cluster(w, sr_cmd_file_put(&env, &fm, &b), &b)) return; /* bytes in NATS too */
     char hex[65];
     sr_hex(sha, 32, hex);
     w->status = 201;

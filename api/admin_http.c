@@ -40,6 +40,7 @@
  */
 #include "api/ryw.h"
 #include "api/admin_http.h"
+#include "api/cluster.h"
 #include "api/admin_int.h"
 
 #include "api/cluster_fwd.h"
@@ -413,13 +414,13 @@ void sr_admin_run_for(const sr_route_call *c, const char *op, void (*work)(sr_ad
     else if (rc) sr_http_result(c->req, 0, sr_wire_of_rc(rc), sr_wire_msg_of_rc(rc), NULL);
 }
 
-int sr_admin_work_submit(sr_admin_work *w, int rc, sr_buf *b)
+static int work_submit(sr_admin_work *w, int rc, sr_buf *b, int cluster)
 {
     sr_result res;
     memset(&res, 0, sizeof res);
     if (!rc) {
         sr_slice sl = {b->data, b->len};
-        rc = sr_engine_submit_wait(w->eng, &sl, 1, &res);
+        rc = cluster ? sr_cluster_submit_wait(w->eng, &sl, 1, &res) : sr_engine_submit_wait(w->eng, &sl, 1, &res);
     }
     sr_buf_release(b);
     if (rc) {
@@ -428,6 +429,10 @@ int sr_admin_work_submit(sr_admin_work *w, int rc, sr_buf *b)
     }
     return rc;
 }
+
+int sr_admin_work_submit(sr_admin_work *w, int rc, sr_buf *b) { return work_submit(w, rc, b, 0); }
+
+int sr_admin_work_submit_cluster(sr_admin_work *w, int rc, sr_buf *b) { return work_submit(w, rc, b, 1); }
 
 /* ---- the caller (the dispatcher's authentication) -------------------------- */
 

@@ -176,6 +176,9 @@ sr_cmd_env sr_admin_work_env(const sr_admin_work *w, const char *op);
  * the refusal already put in w (code, msg: the engine's, naming the field
  * or entry) and returned. */
 int sr_admin_work_submit(sr_admin_work *w, int rc, sr_buf *b);
+/* The same, answered only once JetStream acknowledged it too in the cluster
+ * mode (sr_cluster_submit_wait: a file upload, whose bytes go with it). */
+int sr_admin_work_submit_cluster(sr_admin_work *w, int rc, sr_buf *b);
 
 /* In work(): a privilege change (R-ID-5: a role granted or removed, an
  * admin created, a disabled principal enabled, the login policy weakened,

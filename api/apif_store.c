@@ -53,6 +53,7 @@
 #include "api/ryw.h"
 #include "api/apif_int.h"
 #include "api/cluster.h"
+#include "api/cluster_blob.h"
 #include "api/gwif_json.h"
 #include "api/httpu.h"
 #include "api/loginguard.h"
@@ -1039,13 +1040,18 @@ void sr_apif_file_send(sr_engine *e, h2o_req_t *req, const sr_file_meta *fp, con
                     sr_err_name(rc), sr_slog_q(path), sr_slog_q(ei.msg));
         dl_close(d);
         if (rc == SR_EERASED) return erased(req, fp);
-        /* the cluster (docs/cluster.md "Blobs"): a file another node wrote has
-         * its record here, not its bytes (fetched from its origin: phase 2c) */
-        if (rc == SR_ENOTFOUND)
-            return sr_http_result(req, 0, SR_WIRE_INTERNAL,
-                                  "the file's content is not on this node (written on another cluster node: its bytes "
-                                  "are not replicated, docs/cluster.md)",
-                                  NULL);
+        /* the cluster (docs/cluster.md "Files across nodes"): a file another node
+         * wrote has its record here before its bytes, which the fetcher brings
+         * from the blob stream (api/cluster_blob.h): asked now, 503 until then */
+        if (rc == SR_ENOTFOUND && sr_cblobs_self()) {
+            char why[300], m[460];
+            sr_cblobs_kick(sr_cblobs_self());
+            sr_cblobs_why(sr_cblobs_self(), fp->sha256.data, why, sizeof why);
+            snprintf(m, sizeof m, "the file's content is not on this node yet (written on another cluster node: being "
+                     "fetched from the cluster%s%s); retry later", why[0] ? "; the last attempt: " : "", why);
+            h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL, H2O_STRLIT("1"));
+            return sr_http_result(req, 503, SR_WIRE_INTERNAL, m, NULL);
+        }
         return sr_http_result(req, 0, SR_WIRE_INTERNAL, rc ? "the file's stored content cannot be read (see the server log)"
                                                   : "out of memory", NULL);
     }

@@ -37,9 +37,15 @@
  *     (erased cluster-wide) is not sent and counts as acknowledged, as a
  *     gap of the log does (invariant 2); a key the bucket cannot give now
  *     (NATS) stops the run, which tries again.
+ *  8. Files (api/cluster_blob.h): this node's FilePut is published only
+ *     once every chunk of its bytes is stored in <name>_BLOBS (each
+ *     publish waited for, on this thread); a chunk not stored stops the
+ *     run, which tries again: the upload's answer, held for the FilePut's
+ *     acknowledgement, is never given before its bytes are in JetStream.
  */
 #include "api/cluster.h"
 
+#include "api/cluster_blob.h"
 #include "api/cluster_seal.h"
 #include "api/ryw.h"
 #include "api/slog.h"
@@ -86,6 +92,9 @@ struct sr_cluster {
     int js_used;         /* js published something (resend_all) */
     int streams_ok;
     sr_csub *sub;        /* the consumers (api/cluster_sub.c) */
+    sr_cblobs *blobs;    /* the blob fetcher (api/cluster_blob.c) */
+    sr_cblob_pub bpub;   /* publishing files' bytes (invariant 8) */
+    int64_t last_blob_err_ms;
     sr_buf alias;        /* a PointAlias to publish (invariant 6) */
     /* stream keys (invariant 7): NULL without a master key */
     sr_skeys *skeys;
@@ -224,8 +233,52 @@ static int nconnect(sr_cluster *c, char *err, size_t errlen)
 /* Create or check the stream of each partition: SR_OK; SR_ECONFLICT (a
  * stream with other settings: err names the stream and the setting);
  * SR_EIO (NATS did not answer). */
+/* The files' bytes (api/cluster_blob.h invariant 1): <name>_BLOBS, one
+ * message per subject, deletes and purges denied as the partitions'. */
+static int ensure_blob_stream(sr_cluster *c, char *err, size_t errlen)
+{
+    char name[48], subj[64];
+    sr_cblob_stream(c->name, name);
+    snprintf(subj, sizeof subj, "%s.blob.>", c->name);
+    const char *subjs[1] = {subj};
+    jsStreamConfig cfg;
+    jsStreamConfig_Init(&cfg);
+    cfg.Name = name;
+    cfg.Subjects = subjs;
+    cfg.SubjectsLen = 1;
+    cfg.Retention = js_LimitsPolicy;
+    cfg.Storage = js_FileStorage;
+    cfg.Replicas = c->replicas;
+    cfg.Duplicates = (int64_t)c->dedup_window_s * 1000000000ll;
+    cfg.MaxMsgsPerSubject = 1;
+    cfg.DenyDelete = true;
+    cfg.DenyPurge = true;
+    jsStreamInfo *si = NULL;
+    jsErrCode jerr = 0;
+    natsStatus s = js_GetStreamInfo(&si, c->js, name, NULL, &jerr);
+    if (s == NATS_NOT_FOUND) s = js_AddStream(&si, c->js, &cfg, NULL, &jerr);
+    if (s != NATS_OK) {
+        snprintf(err, errlen, "cannot create or read stream %s: %s (%d)", name, natsStatus_GetText(s), (int)jerr);
+        return SR_EIO;
+    }
+    const jsStreamConfig *h = si->Config;
+    int bad = h->SubjectsLen != 1 || strcmp(h->Subjects[0], subj) || h->Replicas != cfg.Replicas ||
+              h->MaxMsgsPerSubject != 1 || !h->DenyDelete || !h->DenyPurge;
+    jsStreamInfo_Destroy(si);
+    if (bad) {
+        snprintf(err, errlen,
+                 "stream %s exists with other settings (want subjects %s, replicas %" PRId64
+                 ", max_msgs_per_subject 1, deny_delete, deny_purge): fix or remove it (docs/cluster.md)",
+                 name, subj, cfg.Replicas);
+        return SR_ECONFLICT;
+    }
+    return SR_OK;
+}
+
 static int ensure_streams(sr_cluster *c, char *err, size_t errlen)
 {
+    int brc = ensure_blob_stream(c, err, errlen);
+    if (brc) return brc;
     for (uint32_t p = 0; p < c->partitions; p++) {
         char name[64], subj[64];
         snprintf(name, sizeof name, "%s_P%03u", c->name, p);
@@ -379,6 +432,29 @@ static int publish_one(void *ctx, const sr_event_view *v)
         dlen = c->sealed.len;
         snprintf(kid, sizeof kid, "%016" PRIx64, kidn);
         atomic_fetch_add(&c->st_sealed, 1);
+    }
+    sr_file_meta fm;
+    if (pay == SR_CLUSTER_SEND && !v->origin_node && sr_event_file(v, &fm) == SR_OK) { /* invariant 8 */
+        char err[512];
+        int skipped = 0;
+        c->bpub.js = c->js;
+        int rc = sr_cblob_publish(&c->bpub, v->op ? v->op : "", &fm, v->ingest_ms, &skipped, err, sizeof err);
+        int64_t t = now_ms();
+        if (rc && rc != SR_EERASED) {
+            r->failed = 1;
+            atomic_fetch_add(&c->st_errors, 1);
+            if (t - c->last_blob_err_ms >= 10000) {
+                c->last_blob_err_ms = t;
+                sr_slog(SR_LOG_WARN, "cluster: a file's bytes not published, retrying", "seq=%" PRIu64 " path=%s error=%s detail=%s",
+                        v->seq, sr_slog_q(fm.path), sr_err_name(rc), sr_slog_q(err));
+            }
+            return 1;
+        }
+        if (skipped && err[0])
+            sr_slog(SR_LOG_WARN, "cluster: a file's bytes not published", "seq=%" PRIu64 " path=%s detail=%s", v->seq,
+                    sr_slog_q(fm.path), sr_slog_q(err));
+        else if (!rc && !skipped)
+            sr_cblobs_count_published(sr_cblobs_self());
     }
     natsMsg *m = NULL;
     natsStatus s = natsMsg_Create(&m, subj, NULL, data, (int)dlen);
@@ -608,6 +684,10 @@ int sr_cluster_open(sr_engine *e, const sr_cluster_opts *o, sr_cluster **out, ch
     }
     c->wl.fill = fill_token;
     c->wl.fill_arg = c;
+    /* files' bytes (api/cluster_blob.h): published from the publisher's thread (set before it starts), fetched by
+     * a thread of their own (sr_cblobs_start, below) */
+    c->bpub = (sr_cblob_pub){.name = c->name, .partitions = c->partitions, .master = o->master, .skeys = c->skeys,
+                             .skv = &c->skv, .blobs = sr_engine_blobs(e)};
     /* NATS reachable now: a stream with other settings stops the start;
      * unreachable: the node serves, its data writes wait (docs/cluster.md) */
     if (nconnect(c, err, errlen) == SR_OK) {
@@ -647,6 +727,18 @@ int sr_cluster_open(sr_engine *e, const sr_cluster_opts *o, sr_cluster **out, ch
         free(c);
         return rc;
     }
+    if ((rc = sr_cblobs_start(e, o, &c->blobs, err, errlen))) {
+        c->stop = 1;
+        pthread_join(c->th, NULL);
+        sr_csub_stop(c->sub);
+        sr_csub_free(c->sub);
+        disconnect(c);
+        sr_waitlist_destroy(&c->wl);
+        sr_skeys_free(c->skeys);
+        free(c->ring);
+        free(c);
+        return rc;
+    }
     sr_engine_on_appended(e, on_appended, c);
     atomic_store(&g_cluster, c);
     *out = c;
@@ -674,6 +766,7 @@ void sr_cluster_close(sr_cluster *c)
     if (c->started) pthread_join(c->th, NULL);
     c->started = 0;
     sr_csub_stop(c->sub); /* (its submitted events' callbacks come first) */
+    sr_cblobs_stop(c->blobs);
     /* what was acknowledged until now (acks may still come, then never saved: sent again at the start) */
     if (c->nc) natsConnection_FlushTimeout(c->nc, 500);
     save_watermark(c);
@@ -692,6 +785,8 @@ void sr_cluster_free(sr_cluster *c)
     if (nats_CloseAndWait(5000) != NATS_OK) sr_slog(SR_LOG_WARN, "cluster: libnats did not stop within 5 s", "%s", "");
     atomic_store(&g_cluster, NULL);
     sr_csub_free(c->sub);
+    sr_cblobs_free(c->blobs);
+    sr_cblob_pub_release(&c->bpub);
     sr_waitlist_destroy(&c->wl);
     pthread_mutex_destroy(&c->mu);
     pthread_cond_destroy(&c->cv);
@@ -774,6 +869,44 @@ int sr_cluster_submit(sr_engine *e, const sr_slice *events, size_t n, sr_engine_
     *w = (wrap){c, cb, ctx};
     int rc = sr_engine_submit(e, events, n, wrapped, w);
     if (rc) free(w);
+    return rc;
+}
+
+/* sr_cluster_submit_wait's box */
+typedef struct cwait {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int done;
+    sr_result res;
+} cwait;
+
+static void cwait_cb(void *ctx, const sr_result *res)
+{
+    cwait *w = ctx;
+    pthread_mutex_lock(&w->mu);
+    w->res = *res;
+    w->done = 1;
+    pthread_cond_signal(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+}
+
+int sr_cluster_submit_wait(sr_engine *e, const sr_slice *events, size_t n, sr_result *res)
+{
+    sr_cluster *c = atomic_load(&g_cluster);
+    if (!c || c->e != e) return sr_engine_submit_wait(e, events, n, res);
+    cwait w = {.done = 0};
+    pthread_mutex_init(&w.mu, NULL);
+    pthread_cond_init(&w.cv, NULL);
+    int rc = sr_cluster_submit(e, events, n, cwait_cb, &w);
+    if (!rc) {
+        pthread_mutex_lock(&w.mu);
+        while (!w.done) pthread_cond_wait(&w.cv, &w.mu);
+        pthread_mutex_unlock(&w.mu);
+        *res = w.res;
+        rc = w.res.rc;
+    }
+    pthread_mutex_destroy(&w.mu);
+    pthread_cond_destroy(&w.cv);
     return rc;
 }
 

@@ -129,6 +129,10 @@ void sr_cluster_free(sr_cluster *c);
  * same as sr_engine_submit. For data writes (gateway values and messages,
  * app writes). */
 SR_MUST_CHECK int sr_cluster_submit(sr_engine *e, const sr_slice *events, size_t n, sr_engine_cb cb, void *ctx);
+/* The same, waited for (as sr_engine_submit_wait: never on a libuv loop
+ * thread): the Admin API's file uploads (api/admin_files.c), answered only
+ * once the FilePut and the file's bytes are in JetStream (api/cluster_blob.h). */
+SR_MUST_CHECK int sr_cluster_submit_wait(sr_engine *e, const sr_slice *events, size_t n, sr_result *res);
 
 typedef struct sr_cluster_stats {
     uint64_t published, acked, republished, errors, confirmed, log_last, held;

@@ -34,6 +34,7 @@
  *     and the event read again.
  */
 #include "api/cluster.h"
+#include "api/cluster_blob.h"
 #include "api/cluster_fwd.h"
 
 #include "api/cluster_seal.h"
@@ -121,6 +122,7 @@ typedef struct subctx {
     sr_csub *s;
     int cls;
     int session; /* a SessionEvent: forwarded requests may wait for it (api/cluster_fwd.h) */
+    int file;    /* a FilePut: its bytes are fetched from the blob stream (api/cluster_blob.h) */
 } subctx;
 
 static void on_applied(void *arg, const sr_result *res)
@@ -131,6 +133,7 @@ static void on_applied(void *arg, const sr_result *res)
     else if (res->duplicate) atomic_fetch_add(&s->st_dup, 1);
     else atomic_fetch_add(x->cls == SR_EVCLASS_REG ? &s->st_reg : &s->st_data, 1);
     if (x->session && res->rc == SR_OK) sr_fwd_session_applied(); /* durable and visible now */
+    if (x->file && res->rc == SR_OK && !res->duplicate) sr_cblobs_kick(sr_cblobs_self()); /* fetch its bytes */
     if (res->rc != SR_OK) {
         int64_t t = now_ms(), last = atomic_load(&s->refused_note_ms);
         if (t - last >= 10000 && atomic_compare_exchange_strong(&s->refused_note_ms, &last, t)) {
@@ -306,7 +309,7 @@ static int consume(sr_csub *s, natsMsg *m, uint32_t p, int which)
     for (;;) {
         subctx *x = malloc(sizeof *x);
         if (!x) return -1;
-        *x = (subctx){s, cls, !strcmp(kind, "session")};
+        *x = (subctx){s, cls, !strcmp(kind, "session"), !strcmp(kind, "file_put")};
         pthread_mutex_lock(&s->mu);
         s->inflight++;
         pthread_mutex_unlock(&s->mu);

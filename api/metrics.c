@@ -2,6 +2,7 @@
  * /health, /ready and the [metrics] listener; see metrics.h. */
 #include "api/metrics.h"
 #include "api/cluster.h"
+#include "api/cluster_blob.h"
 #include "api/ryw.h"
 #include "api/cluster_fwd.h"
 #include "api/cluster_req.h"
@@ -406,6 +407,22 @@ static void c_cluster_held_events(scrape *s)
     if (s->src->eng && sr_engine_cluster_held(s->src->eng, &n, NULL, NULL, 0)) n = 0; /* unreadable: 0 */
     OUT(sr_mexp_u64(s->b, s->name, NULL, NULL, n));
 }
+/* files' bytes through the blob stream (api/cluster_blob.h) */
+static void c_cluster_blobs(scrape *s)
+{
+    sr_cblobs_stats c;
+    sr_cblobs_get_stats(sr_cblobs_self(), &c);
+    OUT(sr_mexp_u64(s->b, s->name, s->label, "published", c.published));
+    OUT(sr_mexp_u64(s->b, s->name, s->label, "fetched", c.fetched));
+    OUT(sr_mexp_u64(s->b, s->name, s->label, "failed", c.failed));
+    OUT(sr_mexp_u64(s->b, s->name, s->label, "refused", c.refused));
+}
+static void c_cluster_blobs_pending(scrape *s)
+{
+    sr_cblobs_stats c;
+    sr_cblobs_get_stats(sr_cblobs_self(), &c);
+    OUT(sr_mexp_u64(s->b, s->name, NULL, NULL, c.pending));
+}
 static void c_cluster_connected(scrape *s)
 {
     sr_cluster_stats c;
@@ -638,6 +655,10 @@ static void c_ready(scrape *s) { OUT(sr_mexp_u64(s->b, s->name, NULL, NULL, (uin
       "Cluster mode: replicated values logged but held, their data point's mapping not here yet", c_cluster_held_events) \
     X("suiro_cluster_connected", GAUGE, NULL, "Cluster mode: 1 while connected to NATS with the streams checked", \
       c_cluster_connected)                                                                                         \
+    X("suiro_cluster_blobs_total", COUNTER, "state",                                                              \
+      "Cluster mode: files whose bytes this node published to the blob stream, fetched from it, failed to fetch (a chunk missing, NATS down), refused (did not verify)", c_cluster_blobs) \
+    X("suiro_cluster_blobs_pending", GAUGE, NULL,                                                                 \
+      "Cluster mode: files indexed here whose bytes are not here yet (as of the fetcher's last walk)", c_cluster_blobs_pending) \
     X("suiro_cluster_owned_partitions", GAUGE, NULL, "Cluster mode: partitions this node owns (holds the lease of)", \
       c_cluster_owned)                                                                                             \
     X("suiro_cluster_ownership_changes_total", COUNTER, "why",                                                    \

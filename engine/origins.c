@@ -85,6 +85,14 @@
  *      held event whose row never comes stays counted
  *      (sr_engine_cluster_held: the metric suiro_cluster_held_events,
  *      `suiro cluster held`), never dropped, never stored elsewhere.
+ *  (7) A replicated FilePut names its origin node's data key (key_id), a
+ *      key of another keyring. The writer replaces it, before its checks,
+ *      by the operator's active data key in THIS node's keyring, or 0 when
+ *      there is none (or no keyring): the logged event names the key this
+ *      node keeps the file's bytes under once it fetched them from the
+ *      blob stream (api/cluster_blob.h; a version 1 blob for 0, sealed by
+ *      the store's key when the node has one). The replay reads it back
+ *      from the log: the same name.
  */
 #include "engine/engine_int.h"
 
@@ -337,6 +345,11 @@ int sr__origin_prepare(sr_engine *e, MDB_txn *t, Event *ev, sr_result *r)
     }
     if (rc != SR_ENOTFOUND) return rc;
     if (o->held || o->release_of) return sr__refuse(r, SR_EINVAL, "origin: held and release_of are this node's writer's");
+    if (ev->body_case == SUIRO__V1__EVENT__BODY_FILE_PUT && ev->file_put) { /* invariant 7 */
+        uint32_t kid = 0;
+        if (!e->keyring || sr_keyring_active(e->keyring, ev->operator_id, SR_KC_DATA, &kid) != SR_OK) kid = 0;
+        ev->file_put->key_id = kid;
+    }
     /* a PointAlias of a point whose MasterPut is not here yet: held too (invariant 6) */
     if ((rc = alias_waits(e, t, ev)) < 0) return rc;
     if (rc == 1) {

@@ -757,6 +757,21 @@ const char *sr_event_monitor_id(const sr_event_view *v)
     return ev->measurements->monitor_id ? ev->measurements->monitor_id : "";
 }
 
+int sr_event_file(const sr_event_view *v, sr_file_meta *out)
+{
+    const Suiro__V1__Event *ev = v->ev;
+    if (!ev || ev->body_case != SUIRO__V1__EVENT__BODY_FILE_PUT || !ev->file_put) return SR_ENOTFOUND;
+    const Suiro__V1__FilePut *m = ev->file_put;
+    *out = (sr_file_meta){.path = m->path,
+                          .sha256 = {m->sha256.data, m->sha256.len},
+                          .size = m->size,
+                          .content_type = m->content_type,
+                          .owner = m->owner,
+                          .updated_ms = m->updated_ms,
+                          .key_id = m->key_id};
+    return SR_OK;
+}
+
 int sr_event_sig_state(const sr_event_view *v)
 {
     const Suiro__V1__Event *ev = v->ev;

@@ -959,6 +959,11 @@ int sr_event_has_point(const sr_event_view *ev, uint32_t point);
 /* The monitor whose values a measurements event holds (Measurements.
  * monitor_id), "" if none or not measurements. */
 const char *sr_event_monitor_id(const sr_event_view *ev);
+/* The file a FilePut event names (path, sha256, size, content type, key
+ * id; strings valid while the view is): SR_OK, or SR_ENOTFOUND for any
+ * other event. The cluster's publisher sends the file's bytes with it
+ * (api/cluster_blob.h). */
+SR_MUST_CHECK int sr_event_file(const sr_event_view *ev, sr_file_meta *out);
 /* A measurements event's sr_sig_state (SR_SIG_VERIFIED: the gateway's
  * protection of its message verified); SR_SIG_NONE for any other event. */
 int sr_event_sig_state(const sr_event_view *ev);

@@ -106,7 +106,12 @@
  * after the reopen its values, its origin id and its consumer checkpoint
  * are all there exactly when it was acknowledged. Command 1 (HOLD_CMD,
  * issue #19 hold) is a replicated value whose point's mapping comes after
- * it: held, then released with its mapping (build_hold). The last two commands (30, 31:
+ * it: held, then released with its mapping (build_hold). Command 3
+ * (BLOBFILE_CMD, issue #19 blobs, engine/origins.c invariant 7) is a
+ * FilePut node "nf" wrote, naming nf's data key, submitted with its origin:
+ * after the reopen the file is there, naming a data key of op1 in THIS
+ * engine's keyring (never nf's id), with its origin and checkpoint, exactly
+ * when it was acknowledged. The last two commands (30, 31:
  * NCMD - 2, NCMD - 1) are the duplicate pair (single events whatever NCMD
  * is); the others are ordinary commands. Command 26 (SNAP_CMD, issue #18)
  * is an ordinary measurement command whose write makes a state snapshot
@@ -603,6 +608,35 @@ static void build_store(fixture *f)
     sr_file_meta fm = {.path = "reports/f0", .sha256 = {sha, 32}, .size = 1, .content_type = "text/plain"};
     cr_assert_eq(sr_cmd_file_put(&env, &fm, &cm->bytes), SR_OK);
     cm->lens[1] = cm->bytes.len - cm->lens[0];
+}
+
+/* Command 3 (BLOBFILE_CMD; issue #19 blobs, engine/origins.c invariant 7):
+ * a FilePut of op1 node "nf" wrote, its key id nf's (BLOB_NF_KEY, no key of
+ * this keyring), submitted as the consumer does (origin nf:3, partition 7,
+ * stream seq BLOB_STREAM_SEQ, the full consumer). No measurements. */
+enum { BLOBFILE_CMD = 3 };
+enum { BLOB_NF_KEY = 0x7f3e2d1c };
+static const uint64_t BLOB_STREAM_SEQ = 3003;
+static void build_blobfile(fixture *f)
+{
+    command *cm = &f->cmds[BLOBFILE_CMD];
+    cm->bytes.len = 0;
+    cm->nev = 1;
+    cm->ns[0] = cm->nx[0] = 0;
+    cm->msgid[0] = 0;
+    cm->user[0] = 0;
+    static const sr_cmd_env env = {"op1", "APP1", SR_ACTOR_APP, NULL, NULL};
+    static const uint8_t sha[32] = {3, 3, 3};
+    sr_file_meta fm = {.path = "cluster/f3", .sha256 = {sha, 32}, .size = 3, .content_type = "text/plain",
+                       .key_id = BLOB_NF_KEY};
+    cr_assert_eq(sr_cmd_file_put(&env, &fm, &cm->bytes), SR_OK);
+    cm->lens[0] = cm->bytes.len;
+}
+
+static int blobfile_run(sr_engine *e, command *cm, sr_result *res)
+{
+    const sr_origin o = {"nf", 3, 7, BLOB_STREAM_SEQ, 2};
+    return et_submit_origin(e, cm->bytes.data, cm->lens[0], &o, res);
 }
 
 /* Command 11: a correction by user root of op1 (one Correction event, R-PO-1)
@@ -1263,6 +1297,7 @@ static int cmd_run(sr_engine *e, command *cm, int c, sr_result *res, uint64_t *e
     }
     if (c == CKPT_CMD) return ckpt_run(e, res);
     if (c == ORIGIN_CMD) return origin_run(e, cm, res, extra);
+    if (c == BLOBFILE_CMD) return blobfile_run(e, cm, res);
     if (c == HOLD_CMD) return hold_run(e, cm, res, extra);
     sr_slice sl[3];
     for (size_t v = 0, pos = 0; v < cm->nev; pos += cm->lens[v], v++)
@@ -1363,6 +1398,7 @@ static void fixture_init(fixture *f)
     build_commands(f, clock);
     build_sessions(f);
     build_store(f);
+    build_blobfile(f);
     build_correction(f, clock);
     build_backup(f);
     build_key_rotation(f);
@@ -1626,6 +1662,28 @@ static void check_db(fixture *f, const outcome *out, const char *ctx)
     cr_assert_eq(nrc, out->acked_cmd[NOTIFY_MARK_CMD] ? SR_OK : SR_ENOTFOUND, "%s: the notify mark (acknowledged %d)",
                  ctx, out->acked_cmd[NOTIFY_MARK_CMD]);
     cr_assert(nrc || through == NOTIFY_THROUGH, "%s: the notify mark's seq", ctx);
+    /* command 3's replicated file: there exactly when acknowledged, with its origin and checkpoint, naming a
+     * data key of op1 in this keyring (or none), never nf's */
+    {
+        sr_rec br = SR_REC_INIT;
+        sr_file_meta bm;
+        int brc = sr_read_file(e, "op1", "cluster/f3", &br, &bm);
+        cr_assert_eq(brc, out->acked_cmd[BLOBFILE_CMD] ? SR_OK : SR_ENOTFOUND, "%s: the replicated file (acknowledged %d)",
+                     ctx, out->acked_cmd[BLOBFILE_CMD]);
+        if (brc == SR_OK) {
+            sr_keyinfo ki;
+            cr_assert_neq(bm.key_id, (uint32_t)BLOB_NF_KEY, "%s: the replicated file names nf's key", ctx);
+            cr_assert(!bm.key_id || (e->keyring && sr_keyring_info(e->keyring, bm.key_id, &ki) == SR_OK &&
+                                     ki.cls == SR_KC_DATA && !strcmp(ki.operator_id, "op1")),
+                      "%s: the replicated file's key %08x is no data key of op1 here", ctx, bm.key_id);
+        }
+        sr_rec_close(&br);
+        uint64_t bloc = 0, bckpt = 0;
+        cr_assert_eq(sr_engine_origin_seen(e, "nf", 3, &bloc), out->acked_cmd[BLOBFILE_CMD] ? SR_OK : SR_ENOTFOUND,
+                     "%s: the origin nf:3", ctx);
+        cr_assert_eq(sr_engine_cluster_ckpt(e, 7, 2, &bckpt), SR_OK);
+        cr_assert_eq(bckpt, out->acked_cmd[BLOBFILE_CMD] ? BLOB_STREAM_SEQ : 0, "%s: the checkpoint of nf's file", ctx);
+    }
     /* command 29's origin and checkpoint: both there exactly when its values are (acknowledged) */
     uint64_t oloc = 0, ock = 0;
     int orc = sr_engine_origin_seen(e, "nx", 29, &oloc);
@@ -2245,7 +2303,7 @@ Test(engine_fault, resume_applies_a_durable_group_the_index_missed)
 {
     fixture f;
     fixture_init(&f);
-    cr_assert_str_eq(f.cmds[3].msgid, "m-3");
+    cr_assert_eq(f.cmds[BLOBFILE_CMD].msgid[0], 0); /* command 3: nf's replicated file, a duplicate by its origin */
     cr_assert_eq(f.cmds[3].nev, 1);
     fresh_db();
     outcome out;
@@ -2260,9 +2318,6 @@ Test(engine_fault, resume_applies_a_durable_group_the_index_missed)
     int failed = 0;
     for (int c = 0; c < NCMD; c++) {
         command *cm = &f.cmds[c];
-        sr_slice sl[3];
-        for (size_t v = 0, pos = 0; v < cm->nev; pos += cm->lens[v], v++)
-            sl[v] = (sr_slice){cm->bytes.data + pos, cm->lens[v]};
         sr_result res;
         int rc = cmd_run(e, cm, c, &res, &out.events);
         if (c == 3) {
@@ -2271,7 +2326,7 @@ Test(engine_fault, resume_applies_a_durable_group_the_index_missed)
             cr_assert(wait_resumed(e), "the engine did not resume");
             cr_assert_gt(alerts, 0);
             memset(&res, 0, sizeof res);
-            rc = sr_engine_submit_wait(e, sl, cm->nev, &res);
+            rc = blobfile_run(e, cm, &res); /* (the consumer's resend: the same origin) */
             cr_assert_eq(rc, SR_OK, "command 3 again: %s (%s)", sr_err_name(rc), res.err.msg);
             cr_assert(res.duplicate, "command 3 again: the resume should have stored it from the log");
         } else

@@ -757,3 +757,55 @@ Test(origins, values_and_a_correction_before_their_alias_are_held_then_stored_an
     es_finish(b, &bdir);
     es_finish(c, &cdir);
 }
+
+/* A replicated FilePut names the origin node's data key; the writer logs it
+ * with THIS node's active data key of the operator (0 without one), the key
+ * the blob fetcher keeps the bytes under (engine/origins.c invariant 7,
+ * api/cluster_blob.h): never a key id of another keyring (random ids: one
+ * this keyring does not hold, refused before, or another key's). A reopen
+ * and a rebuild give the same record. */
+Test(origins, a_replicated_file_names_this_nodes_data_key)
+{
+    uint8_t mk[SR_KEY_LEN];
+    memset(mk, 0x5a, sizeof mk);
+    sr_key k;
+    sr_key_from_bytes(&k, mk);
+    sr_engine_opts o = {.key = &k, .key_source = "test"};
+    sr_engine *a = es_open(&adir, "orig-fa", &o), *b = es_open(&bdir, "orig-fb", &o);
+    uint8_t sha[32];
+    uint32_t ka = 0, kb2 = 0, kb1 = 0;
+    es_file(b, "op2", "n/other.txt", "b's own file", 1700000000000, sha, &kb2);
+    es_file(a, "op1", "n/x.txt", "the bytes of a's file", 1700000000000, sha, &ka);
+    cr_assert(ka && kb2);
+    copyrun c = {.to = b};
+    uint64_t last = 0;
+    cr_assert_eq(sr_engine_log_each(a, 1, copy_one, &c, &last), SR_OK);
+    cr_assert_gt(c.applied, 0);
+    sr_rec r = SR_REC_INIT;
+    sr_file_meta f;
+    cr_assert_eq(sr_read_file(b, "op1", "n/x.txt", &r, &f), SR_OK, "the replicated file is indexed on b");
+    cr_assert_eq(f.key_id, 0u, "b has no data key of op1: 0 (a version 1 blob under b's store key), not a's %08x", ka);
+    cr_assert_eq(memcmp(f.sha256.data, sha, 32), 0);
+    sr_rec_close(&r);
+    /* b gets a data key of op1; a's next file of op1 names it on b */
+    cr_assert_eq(sr_engine_file_key(b, es_env_of("op1"), &kb1), SR_OK);
+    cr_assert_neq(kb1, ka);
+    es_file(a, "op1", "n/y.txt", "a's second file", 1700000001000, sha, &ka);
+    copyrun c2 = {.to = b};
+    cr_assert_eq(sr_engine_log_each(a, 1, copy_one, &c2, &last), SR_OK);
+    cr_assert_eq(sr_read_file(b, "op1", "n/y.txt", &r, &f), SR_OK);
+    cr_assert_eq(f.key_id, kb1, "b's active data key of op1 (%08x), not a's (%08x)", kb1, ka);
+    sr_rec_close(&r);
+    /* the log says so: a reopen and a rebuild give the same */
+    cr_assert_eq(sr_engine_close(b), SR_OK);
+    b = es_open(&bdir, NULL, &o);
+    b = es_rebuilt(b, &bdir, &o);
+    cr_assert_eq(sr_read_file(b, "op1", "n/y.txt", &r, &f), SR_OK);
+    cr_assert_eq(f.key_id, kb1);
+    sr_rec_close(&r);
+    cr_assert_eq(sr_read_file(b, "op1", "n/x.txt", &r, &f), SR_OK);
+    cr_assert_eq(f.key_id, 0u);
+    sr_rec_close(&r);
+    es_finish(a, &adir);
+    es_finish(b, &bdir);
+}

@@ -12,7 +12,10 @@ MQTT (QoS 1) and read by AP-IF app clients.
  through the whole test, gwsim "opk" sends to O.
 
  A. kill -9 O under load: its partitions are taken over by the survivors
-    (the takeover time printed, not asserted); every value acknowledged
+    (the takeover time printed, not asserted); a file of sim (3 chunks)
+    uploaded on O just before the kill, its upload acknowledged, is served
+    by the node owning sim's partition afterwards with the same bytes
+    (docs/cluster.md "Files across nodes"); every value acknowledged
     (PUBACKed, gwsim --acks) so far -- by O as well as by G -- is read from
     the node owning its operator's partition now (GET /admin/v1/cluster
     says who), each exactly once per point.
@@ -37,6 +40,7 @@ Loopback only, bounded waits, every process stopped by its PID. Exit 77
 usage: test_cluster_accept.py SUIRO_BIN"""
 import calendar
 import collections
+import hashlib
 import json
 import os
 import re
@@ -270,8 +274,14 @@ try:
 
     # ---- A: kill -9 O under load ----
     lost = sorted(p for p in range(PARTS) if preferred(p, NODES) == O.name)
+    # a file of sim uploaded on O (sim's partition's owner), O killed right after the acknowledgement
+    fapi = app_on(O.port, "sim")
+    fbytes = os.urandom(2 * 256 * 1024 + 777)
+    st, _ = fapi.call("PUT", "/api/v1/files/kill/f.bin", fbytes, {"Content-Type": "application/x-test"}) \
+        if fapi else (0, None)
     t0 = time.monotonic()
     O.p.send_signal(signal.SIGKILL)
+    check("A: a file uploaded on O is acknowledged before its kill -9", st in (200, 201), st)
     O.p.wait()
     surv = [n for n in nodes if n is not O]
     ok = srtest.wait_until(lambda: settled(surv), timeout=30, step=0.05)
@@ -286,6 +296,19 @@ try:
     a_sim = sim.acked()
     check_all_there("A", "opk", a_opk, surv)
     check_all_there("A", "sim", a_sim, surv)
+    got = [None]
+
+    def file_served():
+        own = owner_of("sim", surv)
+        api = app_on(own.port, "sim", 10) if own else None
+        if api is None:
+            return False
+        st, body, r = api.call("GET", "/api/v1/files/kill/f.bin", raw=True)
+        got[0] = (own.name, st, len(body), r.getheader("x-suiro-sha256"))
+        return st == 200 and body == fbytes and hashlib.sha256(body).digest() == hashlib.sha256(fbytes).digest()
+    ok = srtest.wait_until(file_served, timeout=40, step=0.5)
+    check("A: the node that took sim's partition over serves the file O acknowledged before its kill -9 (bytes and "
+          "SHA-256 equal)", ok, got[0])
 
     # ---- B: kill -9 the NATS leader of sim's stream under load ----
     stream = "SUIRO_P%03d" % psim

@@ -8,13 +8,20 @@ from the streams, exactly once.
     are read from node B (AP-IF: the latest values and a time range), each
     acknowledged value there once per point, and B's log holds each of A's
     events at most once (its origin node:seq).
-    A file written on A is listed on B but its bytes are not there (phase
-    2c): reading it on B is a clear error (500 E9001 naming why).
+    A file (3 chunks) written on A is read on B with the same bytes, its
+    SHA-256 the upload's (fetched from SUIRO_BLOBS, docs/cluster.md "Files
+    across nodes"); until then B answers 404 or 503 with Retry-After, never
+    500; the plaintext SUIRO_BLOBS holds the bytes (the control for E).
  B. a registry change made on node B (a new gateway, Admin API) lets that
     gateway log in on node A.
  C. kill -9 node B under load (values still sent to A) and restart it: it
     catches up from its checkpoint (the catch-up rate printed, not asserted)
-    and still holds each acknowledged value exactly once.
+    and still holds each acknowledged value exactly once. A file uploaded
+    on A while B is down, whose chunk 1 is then replaced in SUIRO_BLOBS by
+    bytes that do not verify (natsdump --pub): B refuses them (a WARN naming
+    the file, suiro_cluster_blobs_total{state="refused"}), answers 503 for
+    it, never the bad bytes; the good chunk published again, B serves the
+    file's bytes.
  D. a node C with `owned = none` gets the registry events (the app and the
     gateway registry: logins work there) but no measurements.
  E. stream keys (docs/keys.md "Cluster: stream keys"): nodes SA and SB of a
@@ -29,7 +36,11 @@ from the streams, exactly once.
     (the layout of docs/keys.md, independently of suiro's C); `suiro
     cluster dump` with the key opens them. `suiro cluster erase` of sim's
     data key leaves its tombstone alone in the bucket, and none of its
-    payloads opens any more (the others do). A node SC without key_file on
+    payloads opens any more (the others do). A file uploaded on SA is read
+    on SB with the same bytes; the raw SEAL_BLOBS holds every chunk sealed
+    (Suiro-Key, SRS1), no byte run of the file and no subject naming its
+    SHA-256; SB's own blob store holds it sealed (no plaintext run in
+    DATA/blobs). A node SC without key_file on
     the sealed streams applies none (consumed_total{class="unsealed"}, a
     WARN naming key_file), and a sealed node SD on the plaintext SUIRO
     streams applies none of them either.
@@ -37,6 +48,7 @@ Loopback only, bounded waits, every process stopped by its PID. Exit 77
 (skipped) only when nats-server is not installed.
 usage: test_cluster_sub.py SUIRO_BIN NATSDUMP_BIN"""
 import collections
+import hashlib
 import json
 import struct
 import os
@@ -220,6 +232,40 @@ def open_payload(key, cls, part, m):
     return AESGCM(key).decrypt(d[14:26], d[26:], ad)
 
 
+CHUNK = 256 * 1024  # api/cluster_blob.h SR_CBLOB_CHUNK
+
+
+def blob_chunk(index, body):
+    """A plaintext chunk message of body (docs/blob-format.md "The cluster's blob chunks")."""
+    n = (len(body) + CHUNK - 1) // CHUNK
+    return (b"SRB1" + struct.pack("<IIIQ", index, n, CHUNK, len(body)) + hashlib.sha256(body).digest() +
+            body[index * CHUNK:(index + 1) * CHUNK])
+
+
+def nats_pub(subject, payload, *hdrs):
+    path = os.path.join(T, "pub.bin")
+    with open(path, "wb") as f:
+        f.write(payload)
+    r = subprocess.run([NATSDUMP, "--pub", NC_URLS[0], subject, path] + list(hdrs), capture_output=True, text=True,
+                       timeout=60)
+    return r.returncode == 0, r.stderr
+
+
+def read_file_until(api, path, timeout=30):
+    """GET a file until 200: (status, body, sha256 header, content type, the statuses seen before)."""
+    seen, got = collections.Counter(), [None]
+
+    def once():
+        st, body, r = api.call("GET", path, raw=True)
+        seen[st] += 1
+        got[0] = (st, body, r.getheader("x-suiro-sha256"), r.getheader("Content-Type"), r.getheader("Retry-After"))
+        if st == 503 and not r.getheader("Retry-After"):
+            seen["503 without Retry-After"] += 1
+        return st == 200
+    srtest.wait_until(once, timeout=timeout, step=0.2)
+    return got[0] + (seen,)
+
+
 NC_URLS = []
 try:
     srtest.provision_gwsim(BIN, data("a"), T, 2, 3, extra=APPS)
@@ -246,21 +292,30 @@ try:
     check("A: the latest values on B are A's last ones", st == 200 and sorted(v["value"] for v in lb["values"]) ==
           [last + i / 10 for i in range(3)], (st, lb))
 
-    # a file written on A: its record reaches B, not its bytes (phase 2c): a clear error there
+    # a file written on A is read on B: the same bytes (fetched from the blob stream, kept under B's keys)
     sa = app_on(pa["http"])
-    st, _ = sa.call("PUT", "/api/v1/files/notes/c.txt", b"cluster bytes", {"Content-Type": "text/plain"}) if sa \
+    fbytes = os.urandom(2 * CHUNK + 1000) + b"PLAINTEXT-FILE-NEEDLE-0001"  # 3 chunks
+    fsha = hashlib.sha256(fbytes).hexdigest()
+    st, _ = sa.call("PUT", "/api/v1/files/notes/c.bin", fbytes, {"Content-Type": "application/x-test"}) if sa \
         else (0, None)
-    check("A: a file written on A", st in (200, 201), st)
-    got = [None]
-
-    def file_on_b():
-        got[0] = sb.call("GET", "/api/v1/files/notes/c.txt", raw=True)
-        return got[0][0] != 404
-    srtest.wait_until(file_on_b, timeout=30, step=0.2)
-    st, body = got[0][0], got[0][1]
-    check("A: reading it on B is a clear error, not a crash nor garbage (500 E9001, says why)",
-          st == 500 and b"E9001" in body and b"not on this node" in body, (st, body[:200]))
-
+    check("A: a file (3 chunks) written on A", st in (200, 201), st)
+    st, body, hsha, ctype, _, seen = read_file_until(sb, "/api/v1/files/notes/c.bin")
+    check("A: the file written on A is read on B with identical bytes (SHA-256 of the download = the upload's)",
+          st == 200 and body == fbytes and hashlib.sha256(body).hexdigest() == fsha, (st, len(body or b"")))
+    check("A: B serves it as a local file (x-suiro-sha256, Content-Type)", hsha == fsha and ctype == "application/x-test",
+          (hsha, ctype))
+    check("A: before its bytes are on B: 404 (no record yet) or 503 with Retry-After, never 500",
+          set(seen) <= {200, 404, 503}, dict(seen))
+    ma, mb = metrics(pa["http"]), metrics(pb["http"])
+    check("A: A published the file's bytes, B fetched them (suiro_cluster_blobs_total)",
+          ma.get('suiro_cluster_blobs_total{state="published"}', 0) >= 1 and
+          mb.get('suiro_cluster_blobs_total{state="fetched"}', 0) >= 1 and
+          mb.get('suiro_cluster_blobs_pending', -1) == 0, (ma, mb))
+    blobs_plain = raw_dump("SUIRO_BLOBS")
+    check("A: SUIRO_BLOBS (no key_file) holds the file's chunks in clear, subjects naming its SHA-256 (the control)",
+          len([m for m in blobs_plain if fsha in m["subject"]]) == 3 and
+          b"PLAINTEXT-FILE-NEEDLE-0001" in b"".join(m["data"] for m in blobs_plain),
+          [(m["subject"], len(m["data"])) for m in blobs_plain])
     # B. a registry change on B lets a new gateway connect to A
     admin = srtest.admin_session(pb["http"], "admin", pw, new_password="Cluster-admin-pw-1")
     admin2 = srtest.admin_session(pb["http"], "admin2", pw2, new_password="Cluster-admin-pw-2") if pw2 else None
@@ -284,6 +339,16 @@ try:
     snd.stop.set()
     th.join(30)
     behind = len(snd.acked)
+    # while B is down: a file on A whose chunk 1 is then replaced in the stream by bytes that do not verify
+    tbytes = os.urandom(CHUNK + 5000)
+    tsha = hashlib.sha256(tbytes).hexdigest()
+    st, _ = sa.call("PUT", "/api/v1/files/notes/t.bin", tbytes, {"Content-Type": "application/x-test"}) if sa \
+        else (0, None)
+    check("C: a file (2 chunks) written on A while B is down", st in (200, 201), st)
+    good = blob_chunk(1, tbytes)
+    bad = good[:-1] + bytes([good[-1] ^ 1])  # its header intact, one byte of the data changed
+    ok, err = nats_pub("SUIRO.blob.%s.1" % tsha, bad, "Nats-Msg-Id=tamper-1")
+    check("C: a tampered chunk 1 replaces the good one in SUIRO_BLOBS", ok, err)
     t0 = time.monotonic()
     b, pb = start("b", write_config("b", nc.urls()))
     sb = app_on(pb["http"])
@@ -294,6 +359,19 @@ try:
     print("C: B caught up %d acknowledged messages (%d events consumed since its restart) in %.2f s: %.0f events/s"
           % (behind, caught, dt, caught / dt if dt else 0))
     check("C: B catches up after kill -9", ok)
+    ok = srtest.wait_until(lambda: metrics(pb["http"]).get('suiro_cluster_blobs_total{state="refused"}', 0) >= 1,
+                           timeout=30, step=0.2)
+    st, body, r = sb.call("GET", "/api/v1/files/notes/t.bin", raw=True) if sb else (0, b"", None)
+    check("C: B refuses the tampered bytes: 503 with Retry-After naming why, never the bytes",
+          ok and st == 503 and r.getheader("Retry-After") and (b"does not verify" in body or b"hash to" in body),
+          (ok, st, body[:300]))
+    logb = open(os.path.join(T, "b.log"), errors="replace").read()
+    check("C: a WARN names the refused file", "file bytes refused" in logb and "notes/t.bin" in logb, logb[-600:])
+    ok, err = nats_pub("SUIRO.blob.%s.1" % tsha, good, "Nats-Msg-Id=repair-1")
+    check("C: the good chunk published again", ok, err)
+    st, body, hsha, _, _, seen = read_file_until(sb, "/api/v1/files/notes/t.bin", timeout=40)
+    check("C: then B serves the file's own bytes (SHA-256 equal)", st == 200 and body == tbytes and hsha == tsha,
+          (st, dict(seen)))
     _, got, want = all_there(sb, snd.acked) if sb else (None, {}, set())
     check("C: each acknowledged value exactly once on B after the restart",
           got and all(c is not None and len(c) == len(want) and max(c.values()) == 1 for c in got.values()),
@@ -352,6 +430,31 @@ try:
     check("E: each value once per point on SB", got and all(c is not None and len(c) == len(want) and
                                                             max(c.values()) == 1 for c in got.values()),
           {p: len(c or ()) for p, c in got.items()})
+    # a file on SA read on SB; the SEAL_BLOBS chunks sealed
+    ssa = app_on(psa["http"])
+    needle = b"SEALED-FILE-NEEDLE-0001-"
+    sbytes = (needle * (CHUNK // len(needle) + 10))[:CHUNK + 3000]  # 2 chunks, the needle everywhere
+    ssha = hashlib.sha256(sbytes).hexdigest()
+    st, _ = ssa.call("PUT", "/api/v1/files/notes/s.bin", sbytes, {"Content-Type": "application/x-test"}) if ssa \
+        else (0, None)
+    check("E: a file written on SA", st in (200, 201), st)
+    st, body, hsha, _, _, seen = read_file_until(ssb, "/api/v1/files/notes/s.bin") if ssb else (0, b"", 0, 0, 0, {})
+    check("E: the file written on SA is read on SB with identical bytes (sealed streams)",
+          st == 200 and body == sbytes and hsha == ssha, (st, dict(seen)))
+    sblobs = raw_dump("SEAL_BLOBS")
+    check("E: SEAL_BLOBS holds the file's chunks (%d), each sealed (Suiro-Key, SRS1)" % len(sblobs),
+          len(sblobs) >= 2 and all(m["key"] and m["data"][:4] == b"SRS1" for m in sblobs),
+          [(m["subject"], m["key"]) for m in sblobs])
+    allb = b"".join(m["data"] for m in sblobs)
+    check("E: no run of the file's bytes and no subject naming its SHA-256 in SEAL_BLOBS",
+          needle[:12] not in allb and not any(ssha in m["subject"] for m in sblobs))
+    sb_blob_bytes = b""
+    for root, _, files in os.walk(os.path.join(data("sb"), "blobs")):
+        for fn in files:
+            with open(os.path.join(root, fn), "rb") as f:
+                sb_blob_bytes += f.read()
+    check("E: SB keeps the fetched file sealed in its own blob store (no plaintext run in DATA/blobs)",
+          len(sb_blob_bytes) > len(sbytes) and needle[:12] not in sb_blob_bytes, len(sb_blob_bytes))
     msa = metrics(psa["http"])
     check("E: SA sealed what it published", msa.get('suiro_cluster_events_total{state="published"}', 0) > 0 and
           msa.get('suiro_cluster_events_total{state="sealed"}', 0) >= msa.get('suiro_cluster_events_total{state="published"}'),

@@ -14,8 +14,15 @@
  * when absent), "node", "seq", "operator", "kind" (the Suiro-* headers),
  * "hex" (the payload)}.
  *
- * usage: natsdump URLS NAME PARTITIONS | natsdump --raw URLS STREAM
- * exit 0; 1 bad usage; 2 NATS unreachable or a stream missing or unreadable.
+ * natsdump --pub URLS SUBJECT FILE [HEADER=VALUE ...] publishes FILE's
+ * bytes to SUBJECT through JetStream with those headers and waits for the
+ * ack (the blob tests put a tampered chunk into <name>_BLOBS, docs/cluster.md
+ * "Files across nodes"): prints the stream seq.
+ *
+ * usage: natsdump URLS NAME PARTITIONS | natsdump --raw URLS STREAM |
+ *        natsdump --pub URLS SUBJECT FILE [HEADER=VALUE ...]
+ * exit 0; 1 bad usage; 2 NATS unreachable or a stream missing or unreadable
+ * (--pub: not stored).
  */
 #include "api/cluster.h"
 
@@ -86,9 +93,47 @@ static int raw(const char *urls, const char *stream)
     return rc;
 }
 
+static int pub(const char *urls, const char *subject, const char *file, char **hdrs, int nh)
+{
+    FILE *f = fopen(file, "rb");
+    if (!f) {
+        fprintf(stderr, "natsdump: cannot read %s\n", file);
+        return 1;
+    }
+    static unsigned char buf[2 << 20];
+    size_t n = fread(buf, 1, sizeof buf, f);
+    fclose(f);
+    natsConnection *nc = NULL;
+    jsCtx *js = NULL;
+    natsMsg *m = NULL;
+    jsPubAck *pa = NULL;
+    jsErrCode je = 0;
+    natsStatus s = (natsStatus)sr__nats_connect(urls, "natsdump", &nc);
+    if (s == NATS_OK) s = natsConnection_JetStream(&js, nc, NULL);
+    if (s == NATS_OK) s = natsMsg_Create(&m, subject, NULL, (const char *)buf, (int)n);
+    for (int i = 0; s == NATS_OK && i < nh; i++) {
+        char *eq = strchr(hdrs[i], '=');
+        if (!eq) {
+            s = NATS_INVALID_ARG;
+            break;
+        }
+        *eq = 0;
+        s = natsMsgHeader_Set(m, hdrs[i], eq + 1);
+    }
+    if (s == NATS_OK) s = js_PublishMsg(&pa, js, m, NULL, &je);
+    if (s == NATS_OK) printf("%" PRIu64 "\n", pa->Sequence);
+    else fprintf(stderr, "natsdump: %s not stored: %s (%d)\n", subject, natsStatus_GetText(s), (int)je);
+    jsPubAck_Destroy(pa);
+    natsMsg_Destroy(m);
+    jsCtx_Destroy(js);
+    natsConnection_Destroy(nc);
+    return s == NATS_OK ? 0 : 2;
+}
+
 int main(int argc, char **argv)
 {
     if (argc == 4 && !strcmp(argv[1], "--raw")) return raw(argv[2], argv[3]);
+    if (argc >= 5 && !strcmp(argv[1], "--pub")) return pub(argv[2], argv[3], argv[4], argv + 5, argc - 5);
     if (argc != 4) {
         fprintf(stderr, "usage: natsdump URLS NAME PARTITIONS | natsdump --raw URLS STREAM\n");
         return 1;
