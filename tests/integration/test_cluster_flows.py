@@ -647,6 +647,9 @@ try:
     m3 = (b or {}).get("monitorId") if isinstance(b, dict) else None
     check("I: a monitor of PA1 (GWA on s3) RUNNING on s1", st == 201 and gwa3.monitor_got(m3, "PERIODIC_START") and
           srtest.wait_until(lambda: mon_status(app, m3) == "RUNNING", timeout=WAIT, step=0.2), (st, b))
+    check("J: s2's list shows the monitor s1 runs as RUNNING once its MonitorEvent reached s2 through the stream",
+          app2 is not None and srtest.wait_until(lambda: mon_status(app2, m3) == "RUNNING", timeout=WAIT, step=0.2),
+          app2 and mon_status(app2, m3))
     procs[0].kill()
     procs[0].wait(10)
     unheard = k % ("out", "data", "unheard")
@@ -663,7 +666,7 @@ try:
           "naming its node, within seconds",
           jd[0] == 503 and code_of(jb) == "E9002" and "s1" in json.dumps(jb) and
           jd[1].getheader("Retry-After") == "1" and time.monotonic() - t0 < 12, (jd[0], jb))
-    check("J: s1 dead: the list on s2 shows the monitor as last recorded (RUNNING)",
+    check("J: s1 dead: the list on s2 still shows the monitor as last recorded (RUNNING)",
           app2 is not None and mon_status(app2, m3) == "RUNNING", app2 and mon_status(app2, m3))
     check("I: the DATA s1 did not hear is counted unheard on s3",
           srtest.wait_until(lambda: metrics(ports["s3"]["http"]).get(unheard, 0) > c_before, timeout=WAIT, step=0.3),
