@@ -186,11 +186,11 @@ class MqttGw:
     and CONTROL with the value asked for (mode "ok"), a failure ("fail"), or
     nothing ("silent"); records every request it was handed."""
 
-    def __init__(self, port, gw="GWA", secret="wx-gwa-secret-0001", mode="ok"):
+    def __init__(self, port, gw="GWA", secret="wx-gwa-secret-0001", mode="ok", values=None):
         self.gw, self.root = gw, "wip/v1/wx/gw/" + gw
         self.cv = threading.Condition()
         self.reqs, self.acks, self.mode = [], [], mode
-        self.values = {"PA1": 42.5}
+        self.values = values or {"PA1": 42.5}  # before connecting: a request may be handed at once
         self.connack = self.suback = None
         self.c = srtest.paho_client(gw, mqtt.MQTTv311)  # the client id is the gateway id
         self.c.username_pw_set("wx/" + gw, secret)
@@ -462,9 +462,8 @@ try:
     check("D: an async request while GWA is silent: 202", st == 202 and rid, (st, b))
     check("D: GWA got it on s2 (relayed)", gwa.handed(rid), [r.get("requestId") for r in gwa.reqs])
     gwa.close()
-    gwa3 = MqttGw(ports["s3"]["mqtt"])
+    gwa3 = MqttGw(ports["s3"]["mqtt"], values={"PA1": 44.5})  # the open request comes as soon as it subscribes
     gws.append(gwa3)
-    gwa3.values["PA1"] = 44.5
     check("D: GWA connects to s3", gwa3.connack == 0)
     check("D: the open request is handed to GWA again on s3", gwa3.handed(rid, timeout=30),
           [r.get("requestId") for r in gwa3.reqs])
