@@ -292,6 +292,11 @@ typedef struct actx {
 static void on_broker_answer(void *ctx, int status, json_t *body)
 {
     actx *c = ctx;
+    /* a 503 (E9002: a monitor's node that does not answer, docs/cluster.md
+     * "Monitors across nodes") says when to retry, as a forwarded request's */
+    const char *code = json_string_value(json_object_get(json_object_get(body, "result"), "code"));
+    if (c->h.req && status == 503 && code && !strcmp(code, sr_wire_code(SR_WIRE_BUSY)))
+        h2o_add_header(&c->h.req->pool, &c->h.req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL, H2O_STRLIT("1"));
     if (c->h.req) sr_http_jsonv(c->h.req, status, body);
     sr_http_ctx_unref(&c->h);
 }

@@ -90,6 +90,19 @@
  *      the relay's are one) and derives the app's push from it as for a
  *      local GW_PERIODIC_DATA. An rmon ends with its STOP's result, a new
  *      START of the same monitor, or 20 s of DATA its node did not hear.
+ * (13) An app's monitors from any node (docs/cluster.md "Monitors across
+ *      nodes", "From any node"): the list is this node's monitors of the
+ *      app and, from the index, the app's monitors that other nodes run
+ *      (their last recorded state). A DELETE of a monitor this node does
+ *      not run but whose indexed MonitorEvent names another node N as its
+ *      node and the caller as its app is asked of N (an ASK, relay) and
+ *      answered with N's own answer (an ANS: status and body); N stops it
+ *      exactly as for a DELETE made there (the same checks: operator and
+ *      app), never asking again (an ASK is served here or answered
+ *      unknown). Every ASK ends once: N's answer, or 503 E9002 (N not
+ *      heard within 1 s, or no answer within ASK_MS; at most MAX_ASKS wait,
+ *      one more is answered 503 at once). Nothing is recorded on this node
+ *      for such a DELETE: the node that runs the monitor records its stop.
  */
 #include "api/broker.h"
 #include "api/cluster.h"
@@ -122,6 +135,8 @@ enum {
     STOPPED_KEPT = 1000,      /* stopped monitors kept, one operator (default of [server] stopped_monitors_kept) */
     MAX_WAIT_MS = 60000,
     RELAY_MON_KEEP_MS = 60000, /* (12) a relayed START / STOP part unacknowledged this long is dropped on N */
+    ASK_MS = 10000,            /* (13) an ASK heard by the monitor's node: its answer waited for this long */
+    MAX_ASKS = 1024,           /* (13) ASKs waiting for their answer */
 };
 
 typedef struct areq areq;
@@ -188,6 +203,15 @@ typedef struct rmon {
     int64_t unheard_since; /* wall ms of the first DATA its node did not hear since one it heard (0: heard) */
     struct rmon *next;
 } rmon;
+
+/* (13) this node's DELETE of another node's monitor, waiting for its answer */
+typedef struct mask {
+    char id[24], node[32], op[72], monitor[24];
+    sr_app_cb cb;
+    void *ctx;
+    uint64_t due; /* mono ms */
+    struct mask *next;
+} mask;
 
 typedef struct gwent {
     char op[72], gw[72];
@@ -270,6 +294,9 @@ struct sr_broker {
     rmon *rmons;   /* (12) */
     uv_timer_t mon_timer; /* (8): fires at mon_due */
     int64_t mon_due;      /* wall ms the timer is armed for; 0 not armed */
+    mask *asks;           /* (13) */
+    size_t nasks;
+    uv_timer_t ask_timer; /* (13): fires at the earliest ASK's due */
 };
 
 static int64_t wall_ms(void)
@@ -1915,8 +1942,13 @@ void sr_broker_monitor_start(sr_broker *b, const char *op, const char *app, cons
 
 static void mon_stop(sr_broker *b, mon *m, const char *actor, sr_actor_kind akind, sr_app_cb cb, void *ctx);
 
-void sr_broker_monitor_stop(sr_broker *b, const char *op, const char *app, const char *monitor, sr_app_cb cb,
-                            void *ctx)
+static int mon_elsewhere(sr_broker *b, const char *op, const char *app, const char *id, char node[32]);
+static void ask_out(sr_broker *b, const char *node, const char *op, const char *app, const char *monitor,
+                    sr_app_cb cb, void *ctx);
+
+/* The DELETE of a monitor run here (an app's, or asked by another node: 13). */
+static void monitor_stop_here(sr_broker *b, const char *op, const char *app, const char *monitor, sr_app_cb cb,
+                              void *ctx)
 {
     mon *m = mon_find(b, op, monitor);
     if (!m || strcmp(m->app, app)) {
@@ -1930,6 +1962,15 @@ void sr_broker_monitor_stop(sr_broker *b, const char *op, const char *app, const
         return;
     }
     mon_stop(b, m, app, SR_ACTOR_APP, cb, ctx);
+}
+
+void sr_broker_monitor_stop(sr_broker *b, const char *op, const char *app, const char *monitor, sr_app_cb cb,
+                            void *ctx)
+{
+    char node[32];
+    if (!mon_find(b, op, monitor) && mon_elsewhere(b, op, app, monitor, node))
+        return ask_out(b, node, op, app, monitor, cb, ctx); /* (13) */
+    monitor_stop_here(b, op, app, monitor, cb, ctx);
 }
 
 /* Stop monitor m (STARTING or RUNNING) for actor: the app's DELETE, or the
@@ -1983,6 +2024,53 @@ static void on_mon_timer(uv_timer_t *t)
     mon_expire(b);
 }
 
+static int cmp_desc(const void *x, const void *y)
+{
+    int64_t a = *(const int64_t *)x, c = *(const int64_t *)y;
+    return a < c ? 1 : a > c ? -1 : 0;
+}
+
+/* (13) The app's monitors other nodes run, as the index has them (their
+ * last MonitorEvent), appended to a; of the stopped ones only the
+ * stopped_kept most recent, as this node keeps its own. */
+static void mons_elsewhere(sr_broker *b, const char *op, const char *app, json_t *a)
+{
+    if (!b->creq) return;
+    const char *self = sr_creq_node(b->creq);
+    int64_t *stopped = NULL, cut = INT64_MIN;
+    size_t ns = 0, cap = 0;
+    for (int pass = 0; pass < 2; pass++) { /* 0: the stopped ones' creation times; 1: the list */
+        sr_rec r = SR_REC_INIT;
+        if (sr_list_monitors(b->eng, op, &r) == SR_OK) {
+            sr_monitor_rec me;
+            for (int k; (k = sr_rec_next_monitor(&r, &me)) != 0;) {
+                if (k == SR_ECORRUPT) continue;
+                if (k < 0) break;
+                if (!me.node || !me.node[0] || !strcmp(me.node, self) || strcmp(me.app_id, app)) continue;
+                if (pass == 0) {
+                    if (me.state != SR_MS_STOPPED) continue;
+                    if (ns == cap) {
+                        int64_t *n2 = realloc(stopped, (cap = cap ? cap * 2 : 64) * sizeof *n2);
+                        if (!n2) break;
+                        stopped = n2;
+                    }
+                    stopped[ns++] = me.created_ms;
+                    continue;
+                }
+                if (me.state == SR_MS_STOPPED && me.created_ms < cut) continue;
+                mon *m = mon_from_event(op, &me);
+                if (m) json_array_append_new(a, mon_json(m)), mon_free(m);
+            }
+        }
+        sr_rec_close(&r);
+        if (pass == 0 && ns > b->stopped_kept) {
+            qsort(stopped, ns, sizeof *stopped, cmp_desc);
+            cut = stopped[b->stopped_kept - 1];
+        }
+    }
+    free(stopped);
+}
+
 int sr_broker_monitor_list(sr_broker *b, const char *op, const char *app, json_t **items)
 {
     mons_load(b, op);
@@ -1991,6 +2079,7 @@ int sr_broker_monitor_list(sr_broker *b, const char *op, const char *app, json_t
     if (!a) return SR_ENOMEM;
     for (mon *m = b->mons; m; m = m->next)
         if (!strcmp(m->op, op) && !strcmp(m->app, app)) json_array_append_new(a, mon_json(m));
+    mons_elsewhere(b, op, app, a); /* (13) */
     *items = a;
     return SR_OK;
 }
@@ -3301,12 +3390,182 @@ static void relay_request(sr_broker *b, const sr_relay *m)
     gw_deliver_op(b, r->op, p->gw);
 }
 
+/* ---- (13) a monitor's DELETE from any node ---- */
+
+/* Is monitor id of (op, app) run by another node (its indexed MonitorEvent
+ * names it)? 1 with *node, else 0 (not in the index, this node's, a node ""
+ * of one node, or another app's: answered here as on one node). */
+static int mon_elsewhere(sr_broker *b, const char *op, const char *app, const char *id, char node[32])
+{
+    if (!b->creq || !sr_id_str_ok(id)) return 0;
+    sr_rec r = SR_REC_INIT;
+    sr_monitor_rec me;
+    int found = sr_read_monitor(b->eng, op, id, &r, &me) == SR_OK && me.node && me.node[0] &&
+                strcmp(me.node, sr_creq_node(b->creq)) && !strcmp(me.app_id, app);
+    if (found) snprintf(node, 32, "%s", me.node);
+    sr_rec_close(&r);
+    return found;
+}
+
+static void on_ask_timer(uv_timer_t *t);
+
+static void ask_arm(sr_broker *b)
+{
+    if (b->closing || uv_is_closing((uv_handle_t *)&b->ask_timer)) return;
+    uint64_t due = 0, now = mono_ms();
+    for (mask *x = b->asks; x; x = x->next)
+        if (!due || x->due < due) due = x->due;
+    if (due) uv_timer_start(&b->ask_timer, on_ask_timer, due > now ? due - now : 0, 0);
+    else uv_timer_stop(&b->ask_timer);
+}
+
+/* Take the waiting ASK id (asked of node; NULL any) out of the list. */
+static mask *ask_take(sr_broker *b, const char *id, const char *node)
+{
+    for (mask **p = &b->asks; *p; p = &(*p)->next)
+        if (!strcmp((*p)->id, id) && (!node || !strcmp((*p)->node, node))) {
+            mask *x = *p;
+            *p = x->next;
+            b->nasks--;
+            return x;
+        }
+    return NULL;
+}
+
+static void ask_unavailable(mask *x, const char *why)
+{
+    char m[200];
+    snprintf(m, sizeof m, "monitor %s is run by node %s, which %s; retry", x->monitor, x->node, why);
+    json_t *body = error_body(SR_WIRE_BUSY, m, NULL);
+    x->cb(x->ctx, 503, body); /* + Retry-After (api/apif_http.c on_broker_answer) */
+    json_decref(body);
+}
+
+static void on_ask_timer(uv_timer_t *t)
+{
+    sr_broker *b = t->data;
+    uint64_t now = mono_ms();
+    for (mask **p = &b->asks; *p;) {
+        mask *x = *p;
+        if (x->due > now) {
+            p = &x->next;
+            continue;
+        }
+        *p = x->next;
+        b->nasks--;
+        sr_slog(SR_LOG_WARN, "cluster: a monitor's node did not answer a stop", "op=%s monitor=%s node=%s", x->op,
+                x->monitor, x->node);
+        ask_unavailable(x, "did not answer in time");
+        free(x);
+    }
+    ask_arm(b);
+}
+
+static void ask_out(sr_broker *b, const char *node, const char *op, const char *app, const char *monitor,
+                    sr_app_cb cb, void *ctx)
+{
+    mask *x = b->nasks < MAX_ASKS && !b->closing ? calloc(1, sizeof *x) : NULL;
+    if (!x) {
+        mask tmp = {.cb = cb, .ctx = ctx};
+        snprintf(tmp.node, sizeof tmp.node, "%s", node);
+        snprintf(tmp.monitor, sizeof tmp.monitor, "%s", monitor);
+        return ask_unavailable(&tmp, "cannot be asked now (too many questions waiting)");
+    }
+    new_id('K', x->id);
+    snprintf(x->node, sizeof x->node, "%s", node);
+    snprintf(x->op, sizeof x->op, "%s", op);
+    snprintf(x->monitor, sizeof x->monitor, "%s", monitor);
+    x->cb = cb;
+    x->ctx = ctx;
+    x->due = mono_ms() + ASK_MS;
+    sr_relay m = {0};
+    relay_head(b, &m, SR_RELAY_ASK, SR_RK_MONITOR_STOP, op, "", app, x->id);
+    snprintf(m.monitor, sizeof m.monitor, "%s", monitor);
+    if (sr_creq_send(b->creq, node, &m) != SR_OK) {
+        ask_unavailable(x, "cannot be asked now (the relay is closed)");
+        free(x);
+        return;
+    }
+    sr_relay_count(0, 3, SR_RO_SENT);
+    x->next = b->asks;
+    b->asks = x;
+    b->nasks++;
+    ask_arm(b);
+}
+
+/* On the monitor's node: the ASK's answer goes back to the asking node. */
+typedef struct askback {
+    sr_broker *b;
+    char from[32], op[72], app[72], id[24], monitor[24];
+} askback;
+
+static void ask_reply(void *ctx, int status, json_t *body)
+{
+    askback *k = ctx;
+    sr_relay m = {0};
+    relay_head(k->b, &m, SR_RELAY_ANS, SR_RK_MONITOR_STOP, k->op, "", k->app, k->id);
+    snprintf(m.monitor, sizeof m.monitor, "%s", k->monitor);
+    m.status = status;
+    m.body = body; /* borrowed: m is not cleared */
+    if (!k->b->closing && sr_creq_send(k->b->creq, k->from, &m) == SR_OK) sr_relay_count(0, 4, SR_RO_SENT);
+    free(k);
+}
+
+static void ask_in(sr_broker *b, const sr_relay *m)
+{
+    askback *k = calloc(1, sizeof *k);
+    if (!k) return; /* the asking node answers 503 at its deadline */
+    sr_relay_count(1, 3, SR_RO_USED);
+    k->b = b;
+    snprintf(k->from, sizeof k->from, "%s", m->from);
+    snprintf(k->op, sizeof k->op, "%s", m->op);
+    snprintf(k->app, sizeof k->app, "%s", m->app);
+    snprintf(k->id, sizeof k->id, "%s", m->id);
+    snprintf(k->monitor, sizeof k->monitor, "%s", m->monitor);
+    monitor_stop_here(b, m->op, m->app, m->monitor, ask_reply, k); /* never asked again */
+}
+
+static void ans_in(sr_broker *b, const sr_relay *m)
+{
+    mask *x = ask_take(b, m->id, m->from);
+    if (!x || strcmp(x->op, m->op) || strcmp(x->monitor, m->monitor)) { /* late, a duplicate, or not ours */
+        if (x) { /* the same id from the same node for another monitor: not its answer */
+            x->next = b->asks;
+            b->asks = x;
+            b->nasks++;
+        }
+        sr_relay_count(1, 4, SR_RO_IGNORED);
+        return;
+    }
+    sr_relay_count(1, 4, SR_RO_USED);
+    x->cb(x->ctx, m->status, m->body);
+    free(x);
+    ask_arm(b);
+}
+
+/* an ASK's fate on the relay's thread: not heard (no node subscribed, or no
+ * answer within 1 s) ends it at once */
+static void on_asked(void *ctx, const char *id, int heard)
+{
+    sr_broker *b = ctx;
+    if (heard) return;
+    mask *x = ask_take(b, id, NULL);
+    if (!x) return;
+    sr_slog(SR_LOG_WARN, "cluster: a monitor's node does not answer", "op=%s monitor=%s node=%s", x->op, x->monitor,
+            x->node);
+    ask_unavailable(x, "does not answer");
+    free(x);
+    ask_arm(b);
+}
+
 static void on_relayed(void *ctx, const sr_relay *m)
 {
     sr_broker *b = ctx;
     if (b->closing) return;
     if (m->type == SR_RELAY_REQ) relay_request(b, m);
     else if (m->type == SR_RELAY_DATA) relay_data_in(b, m);
+    else if (m->type == SR_RELAY_ASK) ask_in(b, m);
+    else if (m->type == SR_RELAY_ANS) ans_in(b, m);
     else relay_result(b, m->op, m->gw, m->from, m);
 }
 
@@ -3337,6 +3596,7 @@ void sr_broker_relay_hooks(sr_broker *b, sr_creq_hooks *h)
     h->moved = on_moved;
     h->online = on_online;
     h->heard = on_heard;
+    h->asked = on_asked;
 }
 
 void sr_broker_set_relay(sr_broker *b, sr_creq *q)
@@ -3476,6 +3736,9 @@ int sr_broker_open(uv_loop_t *loop, sr_engine *eng, const char *data_dir, sr_bro
     uv_timer_init(loop, &b->mon_timer);
     b->mon_timer.data = b;
     uv_unref((uv_handle_t *)&b->mon_timer); /* never what keeps the loop running */
+    uv_timer_init(loop, &b->ask_timer);
+    b->ask_timer.data = b;
+    uv_unref((uv_handle_t *)&b->ask_timer);
     *out = b;
     return SR_OK;
 }
@@ -3520,6 +3783,7 @@ void sr_broker_dispose(sr_broker *b)
             r->timer_init = 0;
         }
     if (!uv_is_closing((uv_handle_t *)&b->mon_timer)) uv_close((uv_handle_t *)&b->mon_timer, NULL);
+    if (!uv_is_closing((uv_handle_t *)&b->ask_timer)) uv_close((uv_handle_t *)&b->ask_timer, NULL);
     if (!uv_is_closing((uv_handle_t *)&b->doneq.async)) uv_close((uv_handle_t *)&b->doneq.async, NULL);
 }
 
@@ -3533,6 +3797,12 @@ void sr_broker_free(sr_broker *b)
         r->cb = NULL;
         b->live = r->next;
         areq_free(r); /* timers were closed by the loop walk */
+    }
+    while (b->asks) { /* (13) */
+        mask *x = b->asks;
+        b->asks = x->next;
+        app_answer(x->cb, x->ctx, SR_WIRE_INTERNAL, "server stopping");
+        free(x);
     }
     while (b->mons) {
         mon *m = b->mons;

@@ -39,7 +39,11 @@ static int64_t wall_ms(void)
 
 static _Atomic uint64_t counted[SR_RELAY_DIRS][SR_RELAY_KINDS][SR_RELAY_OUTCOMES];
 
-const char *sr_relay_kind_name(int k) { return k == 0 ? "request" : k == 1 ? "result" : "data"; }
+const char *sr_relay_kind_name(int k)
+{
+    static const char *const n[SR_RELAY_KINDS] = {"request", "result", "data", "ask", "answer"};
+    return k >= 0 && k < SR_RELAY_KINDS ? n[k] : "?";
+}
 
 const char *sr_relay_outcome_name(int o)
 {
@@ -207,6 +211,7 @@ void sr_relay_clear(sr_relay *m)
     json_decref(m->values);
     json_decref(m->applied);
     json_decref(m->sig);
+    json_decref(m->body);
     free(m->ev);
     memset(m, 0, sizeof *m);
 }
@@ -218,20 +223,26 @@ static const char *kind_name(int k)
     case SR_RK_PERIODIC_START: return "PERIODIC_START";
     case SR_RK_PERIODIC_STOP: return "PERIODIC_STOP";
     case SR_RK_PERIODIC_DATA: return "PERIODIC_DATA";
+    case SR_RK_MONITOR_STOP: return "MONITOR_STOP";
     default: return "IMMEDIATE";
     }
 }
 
 static int kind_of(const char *s)
 {
-    static const int ks[] = {SR_RK_IMMEDIATE, SR_RK_CONTROL, SR_RK_PERIODIC_START, SR_RK_PERIODIC_STOP,
-                             SR_RK_PERIODIC_DATA};
+    static const int ks[] = {SR_RK_IMMEDIATE,     SR_RK_CONTROL,       SR_RK_PERIODIC_START, SR_RK_PERIODIC_STOP,
+                             SR_RK_PERIODIC_DATA, SR_RK_MONITOR_STOP};
     for (size_t i = 0; i < sizeof ks / sizeof ks[0]; i++)
         if (!strcmp(s, kind_name(ks[i]))) return ks[i];
     return 0;
 }
 
-static int is_monitor_kind(int k) { return k == SR_RK_PERIODIC_START || k == SR_RK_PERIODIC_STOP || k == SR_RK_PERIODIC_DATA; }
+static int is_monitor_kind(int k)
+{
+    return k == SR_RK_PERIODIC_START || k == SR_RK_PERIODIC_STOP || k == SR_RK_PERIODIC_DATA || k == SR_RK_MONITOR_STOP;
+}
+
+static int is_ask(int type) { return type == SR_RELAY_ASK || type == SR_RELAY_ANS; }
 
 /* the part as a gateway gets it (broker.c request_new): its fields checked
  * here so that the gateway never gets what this node did not check */
@@ -315,19 +326,29 @@ int sr_relay_parse(const void *p, size_t n, sr_relay *out, char *err, size_t err
     if (!json_is_integer(ver) || json_integer_value(ver) != 1) snprintf(e2, sizeof e2, "v: 1 is required"), rc = -1;
     if (!rc) rc = sr__cjson_str(o, "t", 0, t, sizeof t, e2, sizeof e2);
     if (!rc) {
-        out->type = !strcmp(t, "req") ? SR_RELAY_REQ : !strcmp(t, "res") ? SR_RELAY_RES : !strcmp(t, "data") ? SR_RELAY_DATA : 0;
-        if (!out->type) snprintf(e2, sizeof e2, "t: \"req\", \"res\" or \"data\" is required"), rc = -1;
+        out->type = !strcmp(t, "req")    ? SR_RELAY_REQ
+                    : !strcmp(t, "res")  ? SR_RELAY_RES
+                    : !strcmp(t, "data") ? SR_RELAY_DATA
+                    : !strcmp(t, "ask")  ? SR_RELAY_ASK
+                    : !strcmp(t, "ans")  ? SR_RELAY_ANS
+                                         : 0;
+        if (!out->type) snprintf(e2, sizeof e2, "t: \"req\", \"res\", \"data\", \"ask\" or \"ans\" is required"), rc = -1;
     }
     if (!rc) rc = sr__cjson_str(o, "from", 0, out->from, sizeof out->from, e2, sizeof e2) ||
                   sr_cluster_check_name("from", out->from, e2, sizeof e2);
-    if (!rc) rc = jid(o, "op", out->op, sizeof out->op, e2, sizeof e2) || jid(o, "gw", out->gw, sizeof out->gw, e2, sizeof e2) ||
+    if (!rc && is_ask(out->type) && json_object_get(o, "gw"))
+        snprintf(e2, sizeof e2, "gw: not with t \"ask\" or \"ans\""), rc = -1; /* an app's question names no gateway */
+    if (!rc && !is_ask(out->type)) rc = jid(o, "gw", out->gw, sizeof out->gw, e2, sizeof e2);
+    if (!rc) rc = jid(o, "op", out->op, sizeof out->op, e2, sizeof e2) ||
                   jid(o, "app", out->app, sizeof out->app, e2, sizeof e2) || jid(o, "id", out->id, sizeof out->id, e2, sizeof e2) ||
                   sr__cjson_str(o, "kind", 0, kind, sizeof kind, e2, sizeof e2);
     if (!rc) {
         out->kind = kind_of(kind);
-        if (!out->kind || (out->type == SR_RELAY_DATA) != (out->kind == SR_RK_PERIODIC_DATA))
+        if (!out->kind || (out->type == SR_RELAY_DATA) != (out->kind == SR_RK_PERIODIC_DATA) ||
+            is_ask(out->type) != (out->kind == SR_RK_MONITOR_STOP))
             snprintf(e2, sizeof e2, "kind: %s",
                      out->type == SR_RELAY_DATA ? "PERIODIC_DATA is required with t \"data\""
+                     : is_ask(out->type)        ? "MONITOR_STOP is required with t \"ask\" and \"ans\""
                                                 : "IMMEDIATE, CONTROL, PERIODIC_START or PERIODIC_STOP is required"),
                 rc = -1;
     }
@@ -336,8 +357,17 @@ int sr_relay_parse(const void *p, size_t n, sr_relay *out, char *err, size_t err
         if (!rc && out->type == SR_RELAY_DATA && strcmp(out->id, out->monitor))
             snprintf(e2, sizeof e2, "id: the monitor's id is required with t \"data\""), rc = -1;
     } else if (!rc && json_object_get(o, "monitor"))
-        snprintf(e2, sizeof e2, "monitor: only with PERIODIC_START, PERIODIC_STOP or PERIODIC_DATA"), rc = -1;
-    if (!rc && out->type == SR_RELAY_DATA) {
+        snprintf(e2, sizeof e2, "monitor: only with PERIODIC_START, PERIODIC_STOP, PERIODIC_DATA or MONITOR_STOP"), rc = -1;
+    if (!rc && out->type == SR_RELAY_ASK) {
+        /* nothing more: op, app, id and monitor are all it carries */
+    } else if (!rc && out->type == SR_RELAY_ANS) {
+        int64_t st = 0;
+        json_t *body = json_object_get(o, "body");
+        rc = jint(o, "status", &st, e2, sizeof e2);
+        if (!rc && (st < 200 || st > 599)) snprintf(e2, sizeof e2, "status: an HTTP status 200..599 is required"), rc = -1;
+        if (!rc && !json_is_object(body)) snprintf(e2, sizeof e2, "body: an object is required"), rc = -1;
+        if (!rc) out->status = (int)st, out->body = json_incref(body);
+    } else if (!rc && out->type == SR_RELAY_DATA) {
         json_t *ev = json_object_get(o, "ev"), *vals = json_object_get(o, "values"), *sg = json_object_get(o, "signed");
         rc = jint(o, "seq", &out->seq, e2, sizeof e2);
         if (!rc && out->seq < 1) snprintf(e2, sizeof e2, "seq: at least 1 is required"), rc = -1;
@@ -399,13 +429,19 @@ int sr_relay_parse(const void *p, size_t n, sr_relay *out, char *err, size_t err
 
 int sr_relay_format(const sr_relay *m, sr_buf *out)
 {
-    json_t *o = json_pack("{s:i,s:s,s:s,s:s,s:s,s:s,s:s,s:s}", "v", 1, "t",
-                          m->type == SR_RELAY_REQ ? "req" : m->type == SR_RELAY_DATA ? "data" : "res",
-                          "from", m->from, "op", m->op, "gw", m->gw, "app", m->app, "id", m->id, "kind",
-                          kind_name(m->kind));
+    static const char *const tn[] = {"res", "req", "res", "data", "ask", "ans"};
+    json_t *o = json_pack("{s:i,s:s,s:s,s:s,s:s,s:s,s:s}", "v", 1, "t",
+                          m->type >= SR_RELAY_REQ && m->type <= SR_RELAY_ANS ? tn[m->type] : "res", "from", m->from,
+                          "op", m->op, "app", m->app, "id", m->id, "kind", kind_name(m->kind));
     if (!o) return SR_ENOMEM;
+    if (!is_ask(m->type)) json_object_set_new(o, "gw", json_string(m->gw));
     if (m->monitor[0]) json_object_set_new(o, "monitor", json_string(m->monitor));
-    if (m->type == SR_RELAY_DATA) {
+    if (m->type == SR_RELAY_ASK) {
+        /* op, app, id, monitor */
+    } else if (m->type == SR_RELAY_ANS) {
+        json_object_set_new(o, "status", json_integer(m->status));
+        json_object_set(o, "body", m->body ? m->body : json_null());
+    } else if (m->type == SR_RELAY_DATA) {
         size_t cap = (m->ev_len + 2) / 3 * 4 + 1;
         char *b64 = malloc(cap);
         if (!b64) {
@@ -445,11 +481,11 @@ typedef struct outmsg {
     sr_presence v; /* O_PUT, O_CLEAR */
     char subj[128];
     sr_buf data; /* O_PUB */
-    int probe;   /* O_PUB of a DATA message: sent as a request, heard or not reported (invariant 4) */
-    char op[72], gw[72], monitor[24];
+    int probe;   /* O_PUB of a DATA message: sent as a request, heard or not reported (invariant 4); 2: an ASK's */
+    char op[72], gw[72], monitor[24], ask[24];
 } outmsg;
 
-enum { I_PRESENCE = 1, I_RELAY, I_HEARD };
+enum { I_PRESENCE = 1, I_RELAY, I_HEARD, I_ASKED };
 typedef struct inmsg {
     sr_loopq_item li;
     int what;
@@ -709,10 +745,11 @@ static void watch(sr_creq *q)
 /* invariant 4: a DATA message's fate goes back to the loop */
 static void heard(sr_creq *q, const outmsg *m, int ok)
 {
-    if (!ok) sr_relay_count(0, 2, SR_RO_UNHEARD);
+    if (!ok) sr_relay_count(0, m->probe == 2 ? 3 : 2, SR_RO_UNHEARD);
     inmsg *im = calloc(1, sizeof *im);
     if (!im) return;
-    im->what = I_HEARD;
+    im->what = m->probe == 2 ? I_ASKED : I_HEARD;
+    snprintf(im->m.id, sizeof im->m.id, "%s", m->ask);
     im->heard = ok;
     snprintf(im->m.op, sizeof im->m.op, "%s", m->op);
     snprintf(im->m.gw, sizeof im->m.gw, "%s", m->gw);
@@ -829,6 +866,8 @@ static void on_in(void *ctx, sr_loopq_item *it)
             q->h.moved(q->h.ctx, im->v.op, im->v.gw, im->v.node[0] ? im->v.node : NULL);
     } else if (im->what == I_HEARD) {
         if (q->h.heard) q->h.heard(q->h.ctx, im->m.op, im->m.gw, im->m.monitor, im->heard);
+    } else if (im->what == I_ASKED) {
+        if (q->h.asked) q->h.asked(q->h.ctx, im->m.id, im->heard);
     } else if (q->h.relayed)
         q->h.relayed(q->h.ctx, &im->m);
     sr_relay_clear(&im->m);
@@ -969,12 +1008,15 @@ int sr_creq_send(sr_creq *q, const char *node, const sr_relay *r)
     if (!m) return SR_ENOMEM;
     m->what = O_PUB;
     snprintf(m->subj, sizeof m->subj, "%s.node.%s.%s", q->name, node,
-             r->type == SR_RELAY_REQ ? "req" : r->type == SR_RELAY_DATA ? "data" : "res");
+             r->type == SR_RELAY_REQ || r->type == SR_RELAY_ASK ? "req" : r->type == SR_RELAY_DATA ? "data" : "res");
     if (r->type == SR_RELAY_DATA) {
         m->probe = 1;
         snprintf(m->op, sizeof m->op, "%s", r->op);
         snprintf(m->gw, sizeof m->gw, "%s", r->gw);
         snprintf(m->monitor, sizeof m->monitor, "%s", r->monitor);
+    } else if (r->type == SR_RELAY_ASK) {
+        m->probe = 2;
+        snprintf(m->ask, sizeof m->ask, "%s", r->id);
     }
     sr_buf_init(&m->data);
     int rc = sr_relay_format(r, &m->data);

@@ -85,9 +85,15 @@ size_t sr_pmap_count(const sr_pmap *m);
  * (IMMEDIATE, CONTROL) or a monitor's START / STOP part (PERIODIC_START,
  * PERIODIC_STOP: monitor set); DATA carries a monitor's values, durable on
  * the gateway's node, to the monitor's node (docs/cluster.md "Monitors
- * across nodes"). */
-enum { SR_RELAY_REQ = 1, SR_RELAY_RES = 2, SR_RELAY_DATA = 3 };
+ * across nodes"). ASK carries an app's DELETE /api/v1/monitors/{id} (kind
+ * MONITOR_STOP, monitor set; op and app: the caller as the asking node
+ * authenticated it; id: the ask's own id; no gw) to the node that runs the
+ * monitor, ANS that node's answer back (status and body: what the app gets,
+ * as that node answers it; docs/cluster.md "Monitors across nodes", "From
+ * any node"). */
+enum { SR_RELAY_REQ = 1, SR_RELAY_RES = 2, SR_RELAY_DATA = 3, SR_RELAY_ASK = 4, SR_RELAY_ANS = 5 };
 enum { SR_RK_PERIODIC_DATA = 16 }; /* a DATA message's kind (not a request kind) */
+enum { SR_RK_MONITOR_STOP = 17 };  /* an ASK's and its ANS's kind (an app's DELETE of a monitor) */
 enum { SR_RELAY_EV_MAX = 1 << 20 }; /* a DATA message's event: at most this many bytes */
 typedef struct sr_relay {
     int type;                               /* SR_RELAY_REQ, SR_RELAY_RES, SR_RELAY_DATA */
@@ -106,6 +112,8 @@ typedef struct sr_relay {
     uint8_t *ev;                            /* DATA: the event as the sender submitted it (opaque bytes, ev_len) */
     size_t ev_len;
     int gw_signed;                          /* DATA: the gateway's message was signed and verified there */
+    int status;                             /* ANS: the HTTP status the app gets (200..599) */
+    json_t *body;                           /* ANS: the JSON object the app gets */
 } sr_relay;
 /* Parse outside bytes: SR_OK (free with sr_relay_clear), or SR_EINVAL
  * with err naming the field (nothing to free). */
@@ -127,6 +135,9 @@ typedef struct sr_creq_hooks {
      * node's subject, or not (0: no responders, the node is gone, or no
      * answer in time) */
     void (*heard)(void *ctx, const char *op, const char *gw, const char *monitor, int heard);
+    /* an ASK this node sent (its id) was heard (1) by its node's
+     * subscription, or not (0), as for a DATA message */
+    void (*asked)(void *ctx, const char *id, int heard);
 } sr_creq_hooks;
 typedef struct sr_creq sr_creq;
 SR_MUST_CHECK int sr_creq_start(uv_loop_t *loop, const sr_cluster_opts *o, const sr_creq_hooks *h, sr_creq **out,
@@ -143,16 +154,18 @@ const char *sr_creq_node(const sr_creq *q);
 void sr_creq_here(sr_creq *q, const char *op, const char *gw, int fresh);
 /* Loop thread: the node (not this one) gw is connected to, or NULL. */
 const char *sr_creq_where(sr_creq *q, const char *op, const char *gw, int64_t *since);
-/* Loop thread: queue m for node (SR_OK, or SR_ENOMEM / SR_ECLOSED). A
+/* Loop thread: queue m for node (SR_OK, or SR_ENOMEM / SR_ECLOSED); an
+ * ASK goes to the node's .req subject, an ANS to its .res. A
  * DATA message is sent as a core NATS request (the receiving node's thread
- * answers at once): whether it was heard comes back through hooks.heard. */
+ * answers at once): whether it was heard comes back through hooks.heard;
+ * an ASK too, through hooks.asked. */
 SR_MUST_CHECK int sr_creq_send(sr_creq *q, const char *node, const sr_relay *m);
 
 /* suiro_cluster_relayed_total{dir,kind,outcome}: dir 0 out, 1 in; kind
  * (sr_relay_kind_name) and outcome (sr_relay_outcome_name) below. */
-enum { SR_RELAY_DIRS = 2, SR_RELAY_KINDS = 3, SR_RELAY_OUTCOMES = 5 };
+enum { SR_RELAY_DIRS = 2, SR_RELAY_KINDS = 5, SR_RELAY_OUTCOMES = 5 };
 enum { SR_RO_SENT, SR_RO_USED, SR_RO_IGNORED, SR_RO_REFUSED, SR_RO_UNHEARD };
-const char *sr_relay_kind_name(int k);   /* "request" "result" "data" */
+const char *sr_relay_kind_name(int k);   /* "request" "result" "data" "ask" "answer" */
 const char *sr_relay_outcome_name(int o); /* "sent" "used" "ignored" "refused" "unheard" */
 void sr_relay_count(int dir, int kind, int outcome);
 uint64_t sr_relay_counted(int dir, int kind, int outcome);

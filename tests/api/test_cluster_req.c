@@ -19,6 +19,9 @@
 #define VALS "\"values\":[{\"dataId\":\"PA1\",\"timestamp\":\"2026-01-01T00:00:00.000Z\",\"value\":1.5}]"
 #define CTL_PART "\"part\":{\"requestId\":\"Q0123456789abcdef\",\"type\":\"CONTROL\",\"dataId\":\"PA2\",\"value\":35.5,\"appId\":\"APW\"}"
 
+#define ASK_HEAD "{\"v\":1,\"t\":\"ask\",\"from\":\"s2\",\"op\":\"wx\",\"app\":\"APW\",\"id\":\"K0123456789abcdef\","
+#define ANS_HEAD "{\"v\":1,\"t\":\"ans\",\"from\":\"s1\",\"op\":\"wx\",\"app\":\"APW\",\"id\":\"K0123456789abcdef\","
+
 typedef struct row {
     const char *json;
     const char *err; /* NULL: accepted; else a piece of the refusal */
@@ -41,7 +44,28 @@ static const row rows[] = {
     {RES_HEAD "\"kind\":\"PERIODIC_STOP\",\"monitor\":\"M0123456789abcdef\",\"state\":\"FAILED\",\"code\":\"E4003\",\"msg\":\"busy\"}", NULL},
     {DATA_HEAD "\"kind\":\"PERIODIC_DATA\",\"monitor\":\"M0123456789abcdef\",\"seq\":7,\"ev\":\"AQID\",\"msgid\":\"m-2\",\"signed\":true," VALS "}", NULL},
     {DATA_HEAD "\"kind\":\"PERIODIC_DATA\",\"monitor\":\"M0123456789abcdef\",\"seq\":7,\"ev\":\"AQID\"," VALS "}", NULL},
+    /* an app's DELETE of another node's monitor (docs/cluster.md "Monitors across nodes", "From any node") */
+    {ASK_HEAD "\"kind\":\"MONITOR_STOP\",\"monitor\":\"M0123456789abcdef\"}", NULL},
+    {ANS_HEAD "\"kind\":\"MONITOR_STOP\",\"monitor\":\"M0123456789abcdef\",\"status\":202,"
+              "\"body\":{\"monitorId\":\"M0123456789abcdef\",\"status\":\"STOPPING\"}}",
+     NULL},
+    {ANS_HEAD "\"kind\":\"MONITOR_STOP\",\"monitor\":\"M0123456789abcdef\",\"status\":404,"
+              "\"body\":{\"result\":{\"code\":\"E3001\",\"message\":\"unknown monitorId\"}}}",
+     NULL},
     /* refusals */
+    {ASK_HEAD "\"kind\":\"MONITOR_STOP\"}", "monitor:"},
+    {ASK_HEAD "\"kind\":\"PERIODIC_STOP\",\"monitor\":\"M0123456789abcdef\"}", "kind: MONITOR_STOP"},
+    {REQ_HEAD "\"kind\":\"MONITOR_STOP\",\"monitor\":\"M0123456789abcdef\",\"deadline_ms\":1," STOP_PART "}", "kind:"},
+    {"{\"v\":1,\"t\":\"ask\",\"from\":\"s2\",\"op\":\"wx\",\"gw\":\"GWA\",\"app\":\"APW\",\"id\":\"K0123456789abcdef\","
+     "\"kind\":\"MONITOR_STOP\",\"monitor\":\"M0123456789abcdef\"}",
+     "gw: not with"},
+    {"{\"v\":1,\"t\":\"ask\",\"from\":\"s2\",\"op\":\"wx\",\"id\":\"K0123456789abcdef\",\"kind\":\"MONITOR_STOP\","
+     "\"monitor\":\"M0123456789abcdef\"}",
+     "app:"},
+    {ANS_HEAD "\"kind\":\"MONITOR_STOP\",\"monitor\":\"M0123456789abcdef\",\"body\":{}}", "status"},
+    {ANS_HEAD "\"kind\":\"MONITOR_STOP\",\"monitor\":\"M0123456789abcdef\",\"status\":99,\"body\":{}}", "status: an HTTP"},
+    {ANS_HEAD "\"kind\":\"MONITOR_STOP\",\"monitor\":\"M0123456789abcdef\",\"status\":202,\"body\":[1]}", "body: an object"},
+    {ANS_HEAD "\"kind\":\"MONITOR_STOP\",\"monitor\":\"M0123456789abcdef\",\"status\":202}", "body: an object"},
     {"", "not a JSON object"},
     {"[1]", "not a JSON object"},
     {"{\"v\":2}", "v: 1"},
@@ -137,6 +161,11 @@ Test(relay, table)
             cr_expect(json_equal(m2.part, m.part) || (!m2.part && !m.part), "row %zu: part", i);
             cr_expect(json_equal(m2.values, m.values) || (!m2.values && !m.values), "row %zu: values", i);
             cr_expect(json_equal(m2.applied, m.applied) || (!m2.applied && !m.applied), "row %zu: applied", i);
+            cr_expect_eq(m2.status, m.status);
+            cr_expect_str_eq(m2.op, m.op);
+            cr_expect_str_eq(m2.app, m.app);
+            cr_expect_str_eq(m2.gw, m.gw);
+            cr_expect(json_equal(m2.body, m.body) || (!m2.body && !m.body), "row %zu: body", i);
             sr_relay_clear(&m2);
             sr_relay_clear(&m);
             sr_buf_release(&b);
@@ -183,6 +212,32 @@ Test(relay, data_fields_read)
     cr_expect_eq(m.gw_signed, 1);
     cr_expect_str_eq(m.msgid, "m-2");
     cr_expect_eq(json_array_size(m.values), 1);
+    sr_relay_clear(&m);
+}
+
+Test(relay, ask_answer_fields_read)
+{
+    const char *j = ANS_HEAD "\"kind\":\"MONITOR_STOP\",\"monitor\":\"M0123456789abcdef\",\"status\":202,"
+                             "\"body\":{\"monitorId\":\"M0123456789abcdef\",\"status\":\"STOPPING\"}}";
+    sr_relay m;
+    char err[200];
+    cr_assert_eq(sr_relay_parse(j, strlen(j), &m, err, sizeof err), SR_OK, "%s", err);
+    cr_expect_eq(m.type, SR_RELAY_ANS);
+    cr_expect_eq(m.kind, SR_RK_MONITOR_STOP);
+    cr_expect_str_eq(m.from, "s1");
+    cr_expect_str_eq(m.app, "APW");
+    cr_expect_str_eq(m.id, "K0123456789abcdef");
+    cr_expect_str_eq(m.monitor, "M0123456789abcdef");
+    cr_expect_str_eq(m.gw, "");
+    cr_expect_eq(m.status, 202);
+    cr_expect_str_eq(json_string_value(json_object_get(m.body, "status")), "STOPPING");
+    sr_relay_clear(&m);
+    cr_expect_null(m.body);
+    const char *k = ASK_HEAD "\"kind\":\"MONITOR_STOP\",\"monitor\":\"M0123456789abcdef\"}";
+    cr_assert_eq(sr_relay_parse(k, strlen(k), &m, err, sizeof err), SR_OK, "%s", err);
+    cr_expect_eq(m.type, SR_RELAY_ASK);
+    cr_expect_str_eq(m.op, "wx");
+    cr_expect_null(m.body);
     sr_relay_clear(&m);
 }
 

@@ -39,6 +39,15 @@ on s2: GWA over MQTT (paho), GWH over the GW-IF HTTP binding (long polls).
     not relayed for ever); s1 restarted holds the monitor RUNNING
     (as one node after a restart), sends its START again to GWA on s3, and
     GWA's next values are pushed.
+ J. the app's monitors from any node (docs/cluster.md "Monitors across
+    nodes", "From any node"): while s1 is dead (in I) the app's DELETE on s2
+    of s1's monitor is answered 503 E9002 with Retry-After naming s1, and
+    s2's list shows the monitor as last recorded; after s1's restart the app
+    on s2 lists it as s1 does, reads its values as on s1, and stops it (s1's
+    202 STOPPING; GWA on s3 handed PERIODIC_STOP; STOPPED on s1 and in s2's
+    list); wy's app is refused on s2 as on s1 (404 E3001) and does not see
+    it; the relay's ask/answer counters; s1's own log holds the stop (actor
+    the app); GET /requests/{id} on s2 of s1's request answers as on s1.
 Loopback only, bounded waits, every process stopped by its PID. Exit 77
 (skipped) only when nats-server is not installed.
 usage: test_cluster_flows.py SUIRO_BIN"""
@@ -177,11 +186,11 @@ class MqttGw:
     and CONTROL with the value asked for (mode "ok"), a failure ("fail"), or
     nothing ("silent"); records every request it was handed."""
 
-    def __init__(self, port, gw="GWA", secret="wx-gwa-secret-0001", mode="ok"):
+    def __init__(self, port, gw="GWA", secret="wx-gwa-secret-0001", mode="ok", values=None):
         self.gw, self.root = gw, "wip/v1/wx/gw/" + gw
         self.cv = threading.Condition()
         self.reqs, self.acks, self.mode = [], [], mode
-        self.values = {"PA1": 42.5}
+        self.values = values or {"PA1": 42.5}  # before connecting: a request may be handed at once
         self.connack = self.suback = None
         self.c = srtest.paho_client(gw, mqtt.MQTTv311)  # the client id is the gateway id
         self.c.username_pw_set("wx/" + gw, secret)
@@ -453,9 +462,8 @@ try:
     check("D: an async request while GWA is silent: 202", st == 202 and rid, (st, b))
     check("D: GWA got it on s2 (relayed)", gwa.handed(rid), [r.get("requestId") for r in gwa.reqs])
     gwa.close()
-    gwa3 = MqttGw(ports["s3"]["mqtt"])
+    gwa3 = MqttGw(ports["s3"]["mqtt"], values={"PA1": 44.5})  # the open request comes as soon as it subscribes
     gws.append(gwa3)
-    gwa3.values["PA1"] = 44.5
     check("D: GWA connects to s3", gwa3.connack == 0)
     check("D: the open request is handed to GWA again on s3", gwa3.handed(rid, timeout=30),
           [r.get("requestId") for r in gwa3.reqs])
@@ -638,12 +646,27 @@ try:
     m3 = (b or {}).get("monitorId") if isinstance(b, dict) else None
     check("I: a monitor of PA1 (GWA on s3) RUNNING on s1", st == 201 and gwa3.monitor_got(m3, "PERIODIC_START") and
           srtest.wait_until(lambda: mon_status(app, m3) == "RUNNING", timeout=WAIT, step=0.2), (st, b))
+    check("J: s2's list shows the monitor s1 runs as RUNNING once its MonitorEvent reached s2 through the stream",
+          app2 is not None and srtest.wait_until(lambda: mon_status(app2, m3) == "RUNNING", timeout=WAIT, step=0.2),
+          app2 and mon_status(app2, m3))
     procs[0].kill()
     procs[0].wait(10)
     unheard = k % ("out", "data", "unheard")
     c_before = metrics(ports["s3"]["http"]).get(unheard, 0)
     r = gwa3.periodic(m3, [{"dataId": "PA1", "timestamp": ts(), "value": 13.5}])
     check("I: s1 killed (-9): GWA's values on s3 are still acknowledged 0 (durable on s3)", r == "0", r)
+    # J (s1 dead): the monitor's DELETE on s2 is refused 503 E9002 with Retry-After, not lost; the list on s2 still
+    # shows the monitor as last recorded (docs/cluster.md "Monitors across nodes", "From any node")
+    t0 = time.monotonic()
+    jd = srtest.http_once(ports["s2"]["http"], "DELETE", "/api/v1/monitors/%s" % m3, token=app2.token) \
+        if app2 else (0, None, b"", None)
+    jb = json.loads(jd[2] or b"{}") if jd[0] else {}
+    check("J: s1 dead: the DELETE on s2 of the monitor s1 runs is answered 503 E9002 with Retry-After, "
+          "naming its node, within seconds",
+          jd[0] == 503 and code_of(jb) == "E9002" and "s1" in json.dumps(jb) and
+          jd[1].getheader("Retry-After") == "1" and time.monotonic() - t0 < 12, (jd[0], jb))
+    check("J: s1 dead: the list on s2 still shows the monitor as last recorded (RUNNING)",
+          app2 is not None and mon_status(app2, m3) == "RUNNING", app2 and mon_status(app2, m3))
     check("I: the DATA s1 did not hear is counted unheard on s3",
           srtest.wait_until(lambda: metrics(ports["s3"]["http"]).get(unheard, 0) > c_before, timeout=WAIT, step=0.3),
           metrics(ports["s3"]["http"]))
@@ -672,6 +695,61 @@ try:
         return got_i[0] == "0"
     srtest.wait_until(send_i, timeout=WAIT, step=0.5)
     check("I: GWA's next values are pushed by the restarted s1", len(pushed_value(m3, 14.5)) >= 1, pushes(m3))
+
+    # J. the app's monitors from any node: the app on s2 lists, reads and stops the monitor s1 runs
+    def mon_item(api, mon):
+        st, b = api.call("GET", "/api/v1/monitors")
+        return next((x for x in (b or {}).get("items") or [] if x.get("monitorId") == mon), None) \
+            if st == 200 else ("status", st)
+    same = [None]
+
+    def listed_alike():
+        same[0] = (mon_item(app, m3), mon_item(app2, m3))
+        return same[0][0] is not None and same[0][0] == same[0][1]
+    check("J: the list on s2 holds the monitor s1 runs exactly as s1 lists it",
+          app2 is not None and srtest.wait_until(listed_alike, timeout=WAIT, step=0.3), same[0])
+    vals = [None]
+
+    def values_alike():
+        vals[0] = (app.call("GET", "/api/v1/monitors/%s/values" % m3), app2.call("GET", "/api/v1/monitors/%s/values" % m3))
+        return vals[0][0][0] == 200 and vals[0][0] == vals[0][1] and \
+            14.5 in [v.get("value") for v in vals[0][0][1].get("values") or []]
+    check("J: GET /api/v1/monitors/{id}/values on s2 answers as on s1 (the values s3 stored)",
+          srtest.wait_until(values_alike, timeout=WAIT, step=0.3), vals[0])
+    appy2 = app_on(ports["s2"]["http"], "APY", "wy", "wy-apy-secret-0001")
+    appy1 = app_on(ports["s1"]["http"], "APY", "wy", "wy-apy-secret-0001")
+    y2 = appy2.call("DELETE", "/api/v1/monitors/%s" % m3) if appy2 else (0, None)
+    y1 = appy1.call("DELETE", "/api/v1/monitors/%s" % m3) if appy1 else (0, None)
+    check("J: wy's app stopping wx's monitor on s2 is refused as on s1 (404 E3001), and it still runs",
+          y2 == y1 and y1[0] == 404 and code_of(y1[1]) == "E3001" and mon_status(app, m3) == "RUNNING", (y1, y2))
+    check("J: ... and wy's list on s2 does not hold it", appy2 is not None and mon_item(appy2, m3) is None)
+    n_stop = sum(1 for x in gwa3.reqs if x.get("monitorId") == m3 and x.get("type") == "PERIODIC_STOP")
+    st, b = app2.call("DELETE", "/api/v1/monitors/%s" % m3)
+    check("J: the app's DELETE on s2 of the monitor s1 runs: 202 STOPPING (s1's answer)",
+          st == 202 and b == {"monitorId": m3, "status": "STOPPING"}, (st, b))
+    check("J: GWA (on s3) is handed PERIODIC_STOP", gwa3.monitor_got(m3, "PERIODIC_STOP", n=n_stop + 1), n_stop)
+    check("J: GWA's acknowledgement ends it STOPPED on s1, and the list on s2 says so",
+          srtest.wait_until(lambda: mon_status(app, m3) == "STOPPED" and mon_status(app2, m3) == "STOPPED",
+                            timeout=WAIT, step=0.2), (mon_status(app, m3), mon_status(app2, m3)))
+    d2, d1 = app2.call("DELETE", "/api/v1/monitors/%s" % m3), app.call("DELETE", "/api/v1/monitors/%s" % m3)
+    check("J: a second DELETE on s2 answers as on s1 (202 STOPPED)", d1 == d2 and d1[0] == 202, (d1, d2))
+    m1j, m2j = metrics(ports["s1"]["http"]), metrics(ports["s2"]["http"])
+    check("J: s2 asked s1 (relay kind ask) and used its answers; s1 served the asks",
+          m2j.get(k % ("out", "ask", "sent"), 0) >= 3 and m2j.get(k % ("out", "ask", "unheard"), 0) >= 1 and
+          m2j.get(k % ("in", "answer", "used"), 0) >= 2 and m1j.get(k % ("in", "ask", "used"), 0) >= 2, (m1j, m2j))
+    ev1 = [json.dumps(e) for e in replay("s1") if "origin" not in e]
+    check("J: s1's own log holds the stop with the app as its actor (made on s1 for the DELETE on s2)",
+          any(m3 in e and "STOPPING" in e and '"APW"' in e for e in ev1), [e for e in ev1 if m3 in e][-3:])
+    # an async request made on s1, read on s2
+    rq = [None]
+
+    def req_alike():
+        rq[0] = (app.call("GET", "/api/v1/requests/%s" % rid), app2.call("GET", "/api/v1/requests/%s" % rid))
+        return rq[0][0][0] == 200 and rq[0][0] == rq[0][1]
+    check("J: GET /api/v1/requests/{id} on s2 of a request made on s1 answers as on s1",
+          srtest.wait_until(req_alike, timeout=WAIT, step=0.3), rq[0])
+    ry = appy2.call("GET", "/api/v1/requests/%s" % rid) if appy2 else (0, None)
+    check("J: ... and wy's app gets 404 E3001 for it on s2", ry[0] == 404 and code_of(ry[1]) == "E3001", ry)
     for n in ("s3", "s2", "s1"):
         check("%s stops cleanly" % n, srtest.stop_server(procs[["s1", "s2", "s3"].index(n)]) == 0)
 except Exception as e:  # noqa: BLE001
