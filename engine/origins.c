@@ -146,6 +146,7 @@ static int body_class(Suiro__V1__Event__BodyCase c)
     case SUIRO__V1__EVENT__BODY_CHECKPOINT:
     case SUIRO__V1__EVENT__BODY_WRITE_AUDIT:
     case SUIRO__V1__EVENT__BODY_CLUSTER: /* a node's own lease changes (every node reads the bucket) */
+    case SUIRO__V1__EVENT__BODY_STREAM_KEY_ERASE: /* a node's own erasure (every node reads the bucket) */
     case SUIRO__V1__EVENT__BODY__NOT_SET:
         return SR_EVCLASS_LOCAL;
     case _SUIRO__V1__EVENT__BODY__CASE_IS_INT_SIZE:

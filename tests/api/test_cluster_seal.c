@@ -6,8 +6,13 @@
  * moved under another id); the store over an in-memory bucket: the first
  * node makes the key, another node (its own cache) opens with it, a lost
  * create race reads the winner's, an unknown key id, an erased key refused
- * on both sides, epochs from rotate_days and per class. */
+ * on both sides, epochs from rotate_days and per class; an erasure recorded
+ * in the log (sr_skey_erase, issue #19 ckey): intent before tombstone, its
+ * result, a second erasure found done, refusals and a bucket that refuses
+ * the tombstone recorded with their outcome, the audit rows, and an intent
+ * left by a crash finished at the next start (after a rebuild). */
 #include "api/cluster_seal.h"
+#include "engsuite.h"
 #include "engine/records.h"
 #include "storage/keyring.h"
 
@@ -160,7 +165,7 @@ Test(seal, epochs_and_ids)
 typedef struct mkv {
     char key[16][24];
     sr_buf val[16];
-    int n, gets, fail, lose_race;
+    int n, gets, fail, fail_put, puts, lose_race;
     sr_buf racer; /* lose_race: this is put first by "another node" */
 } mkv;
 
@@ -183,7 +188,8 @@ static int m_get(void *ctx, const char *key, sr_buf *val)
 static int m_put(void *ctx, const char *key, const void *p, size_t n)
 {
     mkv *m = ctx;
-    if (m->fail) return SR_EIO;
+    if (m->fail || m->fail_put) return SR_EIO;
+    m->puts++;
     int i = m_find(m, key);
     if (i < 0) {
         i = m->n++;
@@ -363,4 +369,164 @@ Test(seal, golden_vector_of_an_independent_writer)
     sr_buf_release(&sealed);
     sr_buf_release(&plain);
     sr_buf_release(&out);
+}
+
+/* ---- an erasure recorded in the log (issue #19 ckey) ---- */
+
+typedef struct erows {
+    sr_audit_rec r[16];
+    sr_audit_holder h[16];
+    int n;
+} erows;
+
+static int collect_erase(void *ctx, const sr_event_view *v)
+{
+    erows *x = ctx;
+    if (strcmp(v->kind, "stream_key_erase") || x->n == 16) return 0;
+    cr_assert_eq(sr_event_audit(v, &x->h[x->n], &x->r[x->n]), 1, "a stream key's erasure is in the audit trail");
+    x->n++;
+    return 0;
+}
+
+static int count_open(void *ctx, uint64_t id, uint64_t seq, const char *why)
+{
+    (void)id;
+    (void)seq;
+    cr_assert_str_eq(why, "retention");
+    (*(int *)ctx)++;
+    return 0;
+}
+
+static int entry_state(mkv *m, uint64_t id)
+{
+    char kk[24];
+    sr_skeys_kv_key(id, kk);
+    int at = m_find(m, kk);
+    cr_assert_geq(at, 0);
+    sr_skey u;
+    char err[320];
+    sr_key none;
+    memset(&none, 0, sizeof none);
+    int rc = sr_skey_unwrap(&none, m->val[at].data, m->val[at].len, &u, err, sizeof err);
+    cr_assert(rc == SR_OK || rc == SR_EKEY, "%s", err);
+    return u.state;
+}
+
+Test(seal, erasure_recorded_in_the_log_and_finished_at_start)
+{
+    char *dir = NULL;
+    sr_engine *e = es_open(&dir, "skerase", NULL);
+    mkv m = {0};
+    sr_skv kv = {&m, m_get, m_create, m_put};
+    sr_key mk = master(7);
+    sr_skeys *a = NULL;
+    cr_assert_eq(sr_skeys_new(&mk, 30, &a), SR_OK);
+    int64_t t = 1767225600000;
+    sr_seal_ad ad = ad0();
+    sr_buf p;
+    sr_buf_init(&p);
+    char err[400];
+    uint64_t id1 = 0, id2 = 0, idc = 0;
+    cr_assert_eq(sr_skeys_seal(a, &kv, &ad, t, EVENT, sizeof EVENT, &p, &id1, err, sizeof err), SR_OK, "%s", err);
+    cr_assert_eq(sr_skeys_seal(a, &kv, &ad, t + 30 * 86400000ll, EVENT, sizeof EVENT, &p, &id2, err, sizeof err),
+                 SR_OK, "%s", err);
+    sr_seal_ad cfg = {3, "sim", "master_put", "a", 19};
+    cr_assert_eq(sr_skeys_seal(a, &kv, &cfg, t, EVENT, sizeof EVENT, &p, &idc, err, sizeof err), SR_OK, "%s", err);
+
+    /* an admin's erasure: the intent, the tombstone, the result */
+    sr_skey_erase_req q = {e, "alice", SR_ACTOR_USER, "127.0.0.1:5555", "admin", 0, "n1", 0};
+    sr_skey_erase_out o;
+    cr_assert_eq(sr_skey_erase(a, &kv, &q, id1, t + 5, &o, err, sizeof err), SR_OK, "%s", err);
+    cr_assert_str_eq(o.outcome, "done");
+    cr_assert_gt(o.intent_seq, 0);
+    cr_assert_gt(o.result_seq, o.intent_seq);
+    cr_assert_eq(entry_state(&m, id1), SR_SKEY_DESTROYED);
+    /* again: found destroyed (no second tombstone) */
+    int puts = m.puts;
+    cr_assert_eq(sr_skey_erase(a, &kv, &q, id1, t + 6, &o, err, sizeof err), SR_OK, "%s", err);
+    cr_assert_str_eq(o.outcome, "found");
+    cr_assert_eq(m.puts, puts, "a key destroyed already is not written again");
+    /* refusals, recorded: no such key; a config key (left active) */
+    cr_assert_eq(sr_skey_erase(a, &kv, &q, 0x1234567890abcdefull, t, &o, err, sizeof err), SR_ENOTFOUND);
+    cr_assert_str_eq(o.outcome, "refused");
+    cr_assert_gt(o.result_seq, 0);
+    cr_assert_eq(sr_skey_erase(a, &kv, &q, idc, t, &o, err, sizeof err), SR_EINVAL);
+    cr_assert(strstr(err, "never erased"), "%s", err);
+    cr_assert_eq(entry_state(&m, idc), SR_SKEY_ACTIVE);
+    /* the bucket refuses the tombstone: recorded as failed, the key stays */
+    m.fail_put = 1;
+    cr_assert_eq(sr_skey_erase(a, &kv, &q, id2, t, &o, err, sizeof err), SR_EIO);
+    cr_assert_str_eq(o.outcome, "failed");
+    m.fail_put = 0;
+    cr_assert_eq(entry_state(&m, id2), SR_SKEY_ACTIVE);
+    int open = 0;
+    cr_assert_eq(sr_engine_skey_pending(e, count_open, &open), SR_OK);
+    cr_assert_eq(open, 0, "every intent has its result");
+
+    /* the writer's checks: a result without an open intent, a config class */
+    sr_cmd_env env = {"sim", "alice", SR_ACTOR_USER, NULL, NULL};
+    sr_buf b;
+    sr_buf_init(&b);
+    sr_result r;
+    char kid[17];
+    snprintf(kid, sizeof kid, "%016llx", (unsigned long long)id2);
+    sr_skey_erase_rec bad = {kid, "sim", "data", 2, 30, "admin", 0, "done", "", 0, "n1"};
+    cr_assert_eq(es_submit1(e, sr_cmd_skey_erase(&env, &bad, &b), &b, &r), SR_EINVAL);
+    bad.intent_seq = 3;
+    cr_assert_eq(es_submit1(e, sr_cmd_skey_erase(&env, &bad, &b), &b, &r), SR_EINVAL);
+    bad.intent_seq = 0;
+    bad.outcome = "pending";
+    bad.key_class = "config";
+    cr_assert_eq(es_submit1(e, sr_cmd_skey_erase(&env, &bad, &b), &b, &r), SR_EINVAL);
+
+    /* a crash between the intent and the tombstone: the retention sweep's intent is in the log, nothing else */
+    sr_cmd_env sys = {"sim", "n1", SR_ACTOR_SYSTEM, NULL, NULL};
+    sr_skey_erase_rec in = {kid, "sim", "data", 2, 30, "retention", t, "pending", "", 0, "n1"};
+    cr_assert_eq(es_submit1(e, sr_cmd_skey_erase(&sys, &in, &b), &b, &r), SR_OK, "%s", r.err.msg);
+    uint64_t intent = r.seq;
+    open = 0;
+    cr_assert_eq(sr_engine_skey_pending(e, count_open, &open), SR_OK);
+    cr_assert_eq(open, 1);
+    e = es_rebuilt(e, &dir, NULL); /* the open intent is a function of the log */
+    open = 0;
+    cr_assert_eq(sr_engine_skey_pending(e, count_open, &open), SR_OK);
+    cr_assert_eq(open, 1, "the open intent survives the restart and a rebuild");
+    unsigned n = 0;
+    cr_assert_eq(sr_skey_erase_pending(a, &kv, e, "n1", t + 9, &n, err, sizeof err), SR_OK, "%s", err);
+    cr_assert_eq(n, 1);
+    cr_assert_eq(entry_state(&m, id2), SR_SKEY_DESTROYED, "finished at start");
+    open = 0;
+    cr_assert_eq(sr_engine_skey_pending(e, count_open, &open), SR_OK);
+    cr_assert_eq(open, 0);
+
+    /* the log and the audit trail: who, what, from where, the outcome */
+    erows x = {0};
+    uint64_t last = 0;
+    cr_assert_eq(sr_engine_log_each(e, 1, collect_erase, &x, &last), SR_OK);
+    static const char *want[] = {"pending", "done", "pending", "found", "refused", "refused",
+                                 "pending", "failed", "pending", "done"};
+    cr_assert_eq(x.n, 10, "%d erasure events", x.n);
+    for (int i = 0; i < 10; i++) {
+        cr_assert_str_eq(x.r[i].outcome, want[i], "event %d: %s", i, x.r[i].outcome);
+        cr_assert_str_eq(x.r[i].kind, "stream_key");
+        cr_assert_str_eq(x.r[i].action, "erase");
+        if (i < 8) {
+            cr_assert_str_eq(x.r[i].actor, "alice");
+            cr_assert_str_eq(x.r[i].source, "127.0.0.1:5555");
+        }
+    }
+    char tgt[40];
+    snprintf(tgt, sizeof tgt, "stream_key:%016llx", (unsigned long long)id1);
+    cr_assert_str_eq(x.r[1].target, tgt);
+    cr_assert(strstr(x.r[1].detail, "class data") && strstr(x.r[1].detail, "node n1"), "%s", x.r[1].detail);
+    cr_assert_str_eq(x.r[9].actor, "n1");
+    cr_assert(strstr(x.r[9].detail, "retention") && strstr(x.r[9].detail, "finished at start"), "%s",
+              x.r[9].detail);
+    char is[40];
+    snprintf(is, sizeof is, "intent seq %llu", (unsigned long long)intent);
+    cr_assert(strstr(x.r[9].detail, is), "%s", x.r[9].detail);
+    sr_skeys_free(a);
+    sr_buf_release(&p);
+    m_free(&m);
+    es_finish(e, &dir);
 }
