@@ -37,6 +37,11 @@
  *     (erased cluster-wide) is not sent and counts as acknowledged, as a
  *     gap of the log does (invariant 2); a key the bucket cannot give now
  *     (NATS) stops the run, which tries again.
+ *  8. (issue #19 ckey) A stream key erasure whose intent is in the log but
+ *     not its result (a crash between the intent and the tombstone,
+ *     api/cluster_seal.h sr_skey_erase) is finished by this thread once it
+ *     is connected after a start: the tombstone written (or found), the
+ *     result appended (message "finished at start").
  */
 #include "api/cluster.h"
 
@@ -94,6 +99,9 @@ struct sr_cluster {
     sr_buf sealed;
     uint32_t rotate_days;
     int64_t last_seal_err_ms;
+    int erasures_done;      /* the open erasure intents were finished (invariant 8) */
+    sr_key master;          /* a copy, for the Admin API's erasures (sr_cluster_erase_key) */
+    int64_t erasures_next;  /* the next try (monotonic ms) */
     /* figures */
     _Atomic uint64_t st_published, st_acked, st_republished, st_errors, st_log_last, st_replicated;
     _Atomic uint64_t st_sealed, st_erased;
@@ -459,6 +467,27 @@ static void save_watermark(sr_cluster *c)
     pthread_mutex_unlock(&c->mu);
 }
 
+/* Invariant 8: the stream key erasures whose intent is in the log without
+ * a result (a crash came between the intent and the tombstone) are finished
+ * once connected, on this thread (the bucket's calls block). */
+static void finish_erasures(sr_cluster *c, int64_t t)
+{
+    struct timespec w;
+    clock_gettime(CLOCK_REALTIME, &w);
+    unsigned n = 0;
+    char err[512] = "";
+    int rc = sr_skey_erase_pending(c->skeys, &c->skv, c->e, c->node, (int64_t)w.tv_sec * 1000 + w.tv_nsec / 1000000,
+                                   &n, err, sizeof err);
+    if (n) sr_slog(SR_LOG_INFO, "cluster: stream key erasures finished at start", "count=%u", n);
+    if (rc) {
+        sr_slog(SR_LOG_WARN, "cluster: a stream key erasure not finished", "error=%s", sr_slog_q(err[0] ? err : sr_err_name(rc)));
+        c->erasures_next = t + 5000;
+        if (rc != SR_EIO) c->erasures_done = 1; /* (refused or recorded: not retried until the next start) */
+        return;
+    }
+    c->erasures_done = 1;
+}
+
 static void *run(void *arg)
 {
     sr_cluster *c = arg;
@@ -499,6 +528,7 @@ static void *run(void *arg)
                        t - c->ring[(c->confirmed + 1) % c->ring_n].sent_ms >= (int64_t)c->ack_timeout_ms;
             pthread_mutex_unlock(&c->mu);
             if (late) resend_all(c, "ack timeout");
+            if (c->skeys && !c->erasures_done && t >= c->erasures_next) finish_erasures(c, t);
             sr_engine_stats st;
             sr_engine_get_stats(c->e, &st);
             atomic_store(&c->st_log_last, st.watermark);
@@ -598,6 +628,7 @@ int sr_cluster_open(sr_engine *e, const sr_cluster_opts *o, sr_cluster **out, ch
         return SR_ENOMEM;
     }
     c->rotate_days = o->rotate_days;
+    if (o->master) c->master = *o->master;
     if (o->master && (rc = sr_skeys_new(o->master, o->rotate_days, &c->skeys))) { /* invariant 7 */
         sr_waitlist_destroy(&c->wl);
         free(c->ring);
@@ -837,6 +868,55 @@ sr_csub *sr_cluster_consumers(void)
 /* ---- where a partition's owner is (phase 2b) ---- */
 
 sr_cluster *sr_cluster_self(void) { return atomic_load(&g_cluster); }
+
+int sr_cluster_erase_key(sr_cluster *c, const char *actor, const char *source, uint64_t id, sr_skey_erase_out *out,
+                         char *err, size_t errlen)
+{
+    memset(out, 0, sizeof *out);
+    if (!c) {
+        snprintf(err, errlen, "this node is not in the cluster mode ([cluster] nats): there are no stream keys");
+        return SR_ECONFLICT;
+    }
+    if (!c->skeys) {
+        snprintf(err, errlen, "this node has no [engine] key_file: its streams are not sealed, no stream key to erase");
+        return SR_ECONFLICT;
+    }
+    /* a connection of its own (this runs on a worker thread, never the loop's) */
+    char cname[80];
+    snprintf(cname, sizeof cname, "%s-erase", c->node);
+    natsConnection *nc = NULL;
+    jsCtx *js = NULL;
+    natsStatus st = (natsStatus)sr__nats_connect(c->nats, cname, &nc);
+    if (st == NATS_OK) {
+        jsOptions jo;
+        jsOptions_Init(&jo);
+        jo.Wait = 5000;
+        st = natsConnection_JetStream(&js, nc, &jo);
+    }
+    if (st != NATS_OK) {
+        snprintf(err, errlen, "cannot connect to NATS (%s): %s", c->nats, natsStatus_GetText(st));
+        if (nc) natsConnection_Destroy(nc);
+        return SR_EIO;
+    }
+    sr_skv kv;
+    sr_skv_nats n;
+    sr_skv_nats_init(&n, &kv, js, c->name, (int)c->replicas);
+    sr_skeys *sk = NULL;
+    int rc = sr_skeys_new(&c->master, c->rotate_days, &sk);
+    if (!rc) {
+        sr_skeys_set_ttl(sk, 0);
+        struct timespec w;
+        clock_gettime(CLOCK_REALTIME, &w);
+        sr_skey_erase_req q = {c->e, actor, SR_ACTOR_USER, source, "admin", 0, c->node, 0};
+        rc = sr_skey_erase(sk, &kv, &q, id, (int64_t)w.tv_sec * 1000 + w.tv_nsec / 1000000, out, err, errlen);
+    }
+    sr_skeys_free(sk);
+    sr_skv_nats_reset(&n);
+    jsCtx_Destroy(js);
+    natsConnection_Close(nc);
+    natsConnection_Destroy(nc);
+    return rc;
+}
 const char *sr_cluster_node(sr_cluster *c) { return c ? c->node : ""; }
 uint32_t sr_cluster_partitions(sr_cluster *c) { return c ? c->partitions : 0; }
 int sr_cluster_has_leases(sr_cluster *c) { return c && c->own; }

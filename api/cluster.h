@@ -267,6 +267,14 @@ int sr__nats_connect(const char *urls_csv, const char *name, struct __natsConnec
  * From the memory the lease manager keeps (its last round's view): no NATS
  * call, any thread. */
 sr_cluster *sr_cluster_self(void); /* the process's cluster, or NULL */
+/* Erase stream key id now, for an admin (actor, source: the Admin API's
+ * POST /admin/v1/cluster/keys/{keyId}/erase; issue #19 ckey): through a NATS
+ * connection of its own and sr_skey_erase (api/cluster_seal.h: the intent in
+ * the log, the tombstone, the result). SR_ECONFLICT: c NULL (a single node)
+ * or no master key; else sr_skey_erase's code. Blocks: a worker thread. */
+struct sr_skey_erase_out;
+SR_MUST_CHECK int sr_cluster_erase_key(sr_cluster *c, const char *actor, const char *source, uint64_t id,
+                                       struct sr_skey_erase_out *out, char *err, size_t errlen);
 const char *sr_cluster_node(sr_cluster *c);
 uint32_t sr_cluster_partitions(sr_cluster *c);
 int sr_cluster_has_leases(sr_cluster *c); /* 1: the lease manager runs ([cluster] owned = leases) */
