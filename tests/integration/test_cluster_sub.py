@@ -423,8 +423,11 @@ try:
     check("E: suiro cluster keys lists sim's data key (metadata only)", r.returncode == 0 and len(simdata) == 1 and
           len(listed) == len(kv), (r.returncode, listed, r.stderr[-200:]))
     kid = simdata[0]["id"] if simdata else "0000000000000001"
-    r = subprocess.run([BIN, "cluster", "erase", "--config", os.path.join(T, "sa.ini"), "--id", kid],
-                       capture_output=True, text=True, timeout=60)
+    # the erasure is recorded in SA's log (issue #19 ckey): SA stopped, the CLI opens its engine (as the other
+    # offline commands do; while a node runs, through its Admin API)
+    check("E: SA stops cleanly before the offline erasure", srtest.stop_server(sa) == 0)
+    r = subprocess.run([BIN, "cluster", "erase", "--config", os.path.join(T, "sa.ini"), "--data", data("sa"),
+                        "--id", kid], capture_output=True, text=True, timeout=60)
     check("E: suiro cluster erase destroys it", r.returncode == 0 and "destroyed stream key " + kid in r.stdout,
           (r.returncode, r.stdout, r.stderr))
     kv2 = [e for e in raw_dump("KV_SEAL_KEYS") if e["subject"].endswith("k." + kid)]
@@ -441,10 +444,28 @@ try:
           [e for e in gone if e.get("event") is not None or "destroyed" not in e.get("error", "")][:2])
     check("E: the other keys' payloads still open (%d)" % len(still),
           still and all(e.get("event") is not None for e in still))
-    r = subprocess.run([BIN, "cluster", "erase", "--config", os.path.join(T, "sa.ini"), "--id",
-                        [k for k in listed if k.get("class") == "config"][0]["id"]],
-                       capture_output=True, text=True, timeout=60)
+    cfgkid = [k for k in listed if k.get("class") == "config"][0]["id"]
+    r = subprocess.run([BIN, "cluster", "erase", "--config", os.path.join(T, "sa.ini"), "--data", data("sa"),
+                        "--id", cfgkid], capture_output=True, text=True, timeout=60)
     check("E: a config key is never erased", r.returncode == 1 and "never" in r.stderr, (r.returncode, r.stderr))
+    r = subprocess.run([BIN, "cluster", "erase", "--config", os.path.join(T, "sa.ini"), "--data", data("sa"),
+                        "--id", kid], capture_output=True, text=True, timeout=60)
+    check("E: erased again: found destroyed", r.returncode == 0 and "(found;" in r.stdout, (r.returncode, r.stdout))
+    # suiro replay: who, what, when, from where, the outcome
+    r = subprocess.run([BIN, "replay", data("sa"), "--key-file", K, "--kind", "stream_key_erase"],
+                       capture_output=True, text=True, timeout=60)
+    evs = [json.loads(ln) for ln in r.stdout.splitlines() if ln.strip()]
+
+    def skb(e):
+        return e.get("stream_key_erase") or e.get("streamKeyErase") or {}
+    rows = [(skb(e).get("outcome"), skb(e).get("key_id", skb(e).get("keyId")), e.get("actor"), e.get("source"),
+             bool(e.get("ingest_ms", e.get("ingestMs")))) for e in evs]
+    me = os.environ.get("USER") or "cli"
+    check("E: SA's log (suiro replay) holds the erasure: its intent, then done, by the CLI's user, from cli, with "
+          "its time; the config key's refusal; the second erasure found",
+          r.returncode == 0 and [x[0] for x in rows] == ["pending", "done", "refused", "pending", "found"] and
+          all(x[2] == me and x[3] == "cli" and x[4] for x in rows) and rows[0][1] == kid and rows[1][1] == kid and
+          rows[2][1] == cfgkid, (r.returncode, rows, r.stderr[-300:], evs[:1]))
 
     # a node without key_file on the sealed streams, a sealed node on the plaintext ones: nothing applied
     subprocess.run([BIN, "init", data("sc")], check=True, capture_output=True)
@@ -463,7 +484,7 @@ try:
     check("E: a sealed node refuses the plaintext payloads, applies none",
           ok_d and md.get('suiro_cluster_consumed_total{class="reg"}', -1) == 0 and
           md.get('suiro_cluster_consumed_total{class="data"}', -1) == 0, md)
-    for p in (sc, sd, sb2, sa, a):
+    for p in (sc, sd, sb2, a):
         check("a node stops cleanly", srtest.stop_server(p) == 0)
     logc = open(os.path.join(T, "sc.log"), errors="replace").read()
     logd = open(os.path.join(T, "sd.log"), errors="replace").read()
