@@ -869,10 +869,19 @@ sr_csub *sr_cluster_consumers(void)
 
 sr_cluster *sr_cluster_self(void) { return atomic_load(&g_cluster); }
 
-int sr_cluster_erase_key(sr_cluster *c, const char *actor, const char *source, uint64_t id, sr_skey_erase_out *out,
-                         char *err, size_t errlen)
+/* A NATS connection of its own and the keys' store over it, for a worker
+ * thread's erasures (never the loop's, nor the publisher's connection). */
+typedef struct econn {
+    natsConnection *nc;
+    jsCtx *js;
+    sr_skv kv;
+    sr_skv_nats n;
+    sr_skeys *sk;
+} econn;
+
+static int econn_open(sr_cluster *c, econn *x, const char *what, char *err, size_t errlen)
 {
-    memset(out, 0, sizeof *out);
+    memset(x, 0, sizeof *x);
     if (!c) {
         snprintf(err, errlen, "this node is not in the cluster mode ([cluster] nats): there are no stream keys");
         return SR_ECONFLICT;
@@ -881,40 +890,121 @@ int sr_cluster_erase_key(sr_cluster *c, const char *actor, const char *source, u
         snprintf(err, errlen, "this node has no [engine] key_file: its streams are not sealed, no stream key to erase");
         return SR_ECONFLICT;
     }
-    /* a connection of its own (this runs on a worker thread, never the loop's) */
-    char cname[80];
-    snprintf(cname, sizeof cname, "%s-erase", c->node);
-    natsConnection *nc = NULL;
-    jsCtx *js = NULL;
-    natsStatus st = (natsStatus)sr__nats_connect(c->nats, cname, &nc);
+    char cname[96];
+    snprintf(cname, sizeof cname, "%s-%s", c->node, what);
+    natsStatus st = (natsStatus)sr__nats_connect(c->nats, cname, &x->nc);
     if (st == NATS_OK) {
         jsOptions jo;
         jsOptions_Init(&jo);
         jo.Wait = 5000;
-        st = natsConnection_JetStream(&js, nc, &jo);
+        st = natsConnection_JetStream(&x->js, x->nc, &jo);
     }
     if (st != NATS_OK) {
         snprintf(err, errlen, "cannot connect to NATS (%s): %s", c->nats, natsStatus_GetText(st));
-        if (nc) natsConnection_Destroy(nc);
+        if (x->nc) natsConnection_Destroy(x->nc);
+        x->nc = NULL;
         return SR_EIO;
     }
-    sr_skv kv;
-    sr_skv_nats n;
-    sr_skv_nats_init(&n, &kv, js, c->name, (int)c->replicas);
-    sr_skeys *sk = NULL;
-    int rc = sr_skeys_new(&c->master, c->rotate_days, &sk);
-    if (!rc) {
-        sr_skeys_set_ttl(sk, 0);
-        struct timespec w;
-        clock_gettime(CLOCK_REALTIME, &w);
-        sr_skey_erase_req q = {c->e, actor, SR_ACTOR_USER, source, "admin", 0, c->node, 0};
-        rc = sr_skey_erase(sk, &kv, &q, id, (int64_t)w.tv_sec * 1000 + w.tv_nsec / 1000000, out, err, errlen);
+    sr_skv_nats_init(&x->n, &x->kv, x->js, c->name, (int)c->replicas);
+    int rc = sr_skeys_new(&c->master, c->rotate_days, &x->sk);
+    if (!rc) sr_skeys_set_ttl(x->sk, 0);
+    return rc;
+}
+
+static void econn_close(econn *x)
+{
+    sr_skeys_free(x->sk);
+    if (x->js) sr_skv_nats_reset(&x->n);
+    if (x->js) jsCtx_Destroy(x->js);
+    if (x->nc) {
+        natsConnection_Close(x->nc);
+        natsConnection_Destroy(x->nc);
     }
-    sr_skeys_free(sk);
-    sr_skv_nats_reset(&n);
-    jsCtx_Destroy(js);
-    natsConnection_Close(nc);
-    natsConnection_Destroy(nc);
+    memset(x, 0, sizeof *x);
+}
+
+
+int sr_cluster_erase_key(sr_cluster *c, const char *actor, const char *source, uint64_t id, sr_skey_erase_out *out,
+                         char *err, size_t errlen)
+{
+    memset(out, 0, sizeof *out);
+    econn x;
+    int rc = econn_open(c, &x, "erase", err, errlen);
+    if (!rc) {
+        sr_skey_erase_req q = {c->e, actor, SR_ACTOR_USER, source, "admin", 0, c->node, 0};
+        rc = sr_skey_erase(x.sk, &x.kv, &q, id, sr_engine_now_ms(c->e), out, err, errlen);
+    }
+    econn_close(&x);
+    return rc;
+}
+
+typedef struct ksweep {
+    sr_cluster *c;
+    econn *x;
+    const sr_retention_cfg *cfg;
+    int64_t now;
+    sr_cluster_skey_report *rep;
+    int rc;
+    char *err;
+    size_t errlen;
+} ksweep;
+
+static int sweep_key(void *ctx, const char *key)
+{
+    ksweep *k = ctx;
+    sr_buf v;
+    sr_buf_init(&v);
+    sr_key none;
+    memset(&none, 0, sizeof none);
+    sr_skey e;
+    char why[320];
+    int rc = k->x->kv.get(k->x->kv.ctx, key, &v);
+    if (rc == SR_ENOTFOUND) return SR_OK;
+    if (!rc) {
+        rc = sr_skey_unwrap(&none, v.data, v.len, &e, why, sizeof why);
+        if (rc == SR_EKEY) rc = SR_OK; /* (the metadata is read all the same) */
+    }
+    sr_buf_release(&v);
+    memset(e.key, 0, sizeof e.key);
+    if (rc) {
+        if (rc == SR_EIO) return rc; /* the bucket went: the next sweep */
+        return SR_OK;                /* not an entry: not ours to judge here (suiro cluster keys names it) */
+    }
+    k->rep->keys++;
+    if (e.state != SR_SKEY_ACTIVE || e.cls == SR_KC_CONFIG) return SR_OK;
+    int64_t from, to;
+    sr_skey_epoch_range(e.cls, e.epoch, e.period_days, &from, &to);
+    int64_t cut = sr_engine_retention_cut(k->c->e, k->cfg, k->now, e.op, e.cls);
+    if (cut == INT64_MIN || to == INT64_MAX || to > cut) return SR_OK; /* something of that epoch is kept */
+    sr_skey_erase_req q = {k->c->e, k->c->node, SR_ACTOR_SYSTEM, "retention", "retention", cut, k->c->node, 0};
+    sr_skey_erase_out out;
+    char err[512] = "";
+    rc = sr_skey_erase(k->x->sk, &k->x->kv, &q, e.id, k->now, &out, err, sizeof err);
+    if (!strcmp(out.outcome, "done")) k->rep->erased++;
+    else if (!strcmp(out.outcome, "found")) k->rep->found++;
+    else if (out.outcome[0]) k->rep->failed++;
+    if (rc && !k->rc) {
+        k->rc = rc;
+        snprintf(k->err, k->errlen, "%s", err);
+    }
+    return rc == SR_EIO ? rc : SR_OK; /* (a refusal or failure is recorded; the others go on) */
+}
+
+int sr_cluster_skey_sweep(sr_cluster *c, const sr_retention_cfg *cfg, sr_cluster_skey_report *rep, char *err,
+                          size_t errlen)
+{
+    memset(rep, 0, sizeof *rep);
+    if (err && errlen) err[0] = 0;
+    if (!c || !c->skeys) return SR_OK; /* nothing sealed, nothing to erase */
+    econn x;
+    int rc = econn_open(c, &x, "ksweep", err, errlen);
+    if (!rc) {
+        ksweep k = {c, &x, cfg, sr_engine_now_ms(c->e), rep, SR_OK, err, errlen};
+        rc = sr_skv_nats_keys(&x.n, sweep_key, &k);
+        if (!rc) rc = k.rc;
+        else if (!err[0]) snprintf(err, errlen, "the bucket %s not read: %s", x.n.bucket, sr_strerror(rc));
+    }
+    econn_close(&x);
     return rc;
 }
 const char *sr_cluster_node(sr_cluster *c) { return c ? c->node : ""; }

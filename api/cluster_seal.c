@@ -582,7 +582,7 @@ int sr_skey_erase(sr_skeys *s, const sr_skv *kv, const sr_skey_erase_req *q, uin
                   sr_skey_erase_out *out, char *err, size_t errlen)
 {
     memset(out, 0, sizeof *out);
-    char kid[17], key[24], why[256] = "";
+    char kid[17], key[24], why[512] = "";
     snprintf(kid, sizeof kid, "%016" PRIx64, id);
     sr_skeys_kv_key(id, key);
     /* 1. the entry's metadata (a tool's zero master: nothing is unwrapped) */

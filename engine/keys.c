@@ -634,3 +634,5 @@ int sr_engine_log_durable(sr_engine *e)
 {
     return e->o.sync == SR_ENGINE_SYNC_ALWAYS || !e->log ? SR_OK : sr_log_sync(e->log);
 }
+
+int64_t sr_engine_now_ms(sr_engine *e) { return now_ms(e); }

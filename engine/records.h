@@ -601,6 +601,9 @@ SR_MUST_CHECK int sr_engine_skey_pending(sr_engine *e, int (*fn)(void *ctx, uint
  * acknowledgement is after the fsync): an erasure's intent before its
  * tombstone. Any thread but the writer's callbacks. */
 SR_MUST_CHECK int sr_engine_log_durable(sr_engine *e);
+/* The engine's clock (sr_engine_opts.clock_ms, else the wall clock), UTC ms:
+ * the ingest times' and the retention sweep's now. */
+int64_t sr_engine_now_ms(sr_engine *e);
 
 /* The notifier's durable state (issue #17, api/notify.c, NotifyEvent in
  * events.proto): outcome "delivered" or "given_up" of the delivery of alarm
