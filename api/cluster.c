@@ -952,37 +952,9 @@ typedef struct ksweep {
 static int sweep_key(void *ctx, const char *key)
 {
     ksweep *k = ctx;
-    sr_buf v;
-    sr_buf_init(&v);
-    sr_key none;
-    memset(&none, 0, sizeof none);
-    sr_skey e;
-    char why[320];
-    int rc = k->x->kv.get(k->x->kv.ctx, key, &v);
-    if (rc == SR_ENOTFOUND) return SR_OK;
-    if (!rc) {
-        rc = sr_skey_unwrap(&none, v.data, v.len, &e, why, sizeof why);
-        if (rc == SR_EKEY) rc = SR_OK; /* (the metadata is read all the same) */
-    }
-    sr_buf_release(&v);
-    memset(e.key, 0, sizeof e.key);
-    if (rc) {
-        if (rc == SR_EIO) return rc; /* the bucket went: the next sweep */
-        return SR_OK;                /* not an entry: not ours to judge here (suiro cluster keys names it) */
-    }
-    k->rep->keys++;
-    if (e.state != SR_SKEY_ACTIVE || e.cls == SR_KC_CONFIG) return SR_OK;
-    int64_t from, to;
-    sr_skey_epoch_range(e.cls, e.epoch, e.period_days, &from, &to);
-    int64_t cut = sr_engine_retention_cut(k->c->e, k->cfg, k->now, e.op, e.cls);
-    if (cut == INT64_MIN || to == INT64_MAX || to > cut) return SR_OK; /* something of that epoch is kept */
-    sr_skey_erase_req q = {k->c->e, k->c->node, SR_ACTOR_SYSTEM, "retention", "retention", cut, k->c->node, 0};
-    sr_skey_erase_out out;
     char err[512] = "";
-    rc = sr_skey_erase(k->x->sk, &k->x->kv, &q, e.id, k->now, &out, err, sizeof err);
-    if (!strcmp(out.outcome, "done")) k->rep->erased++;
-    else if (!strcmp(out.outcome, "found")) k->rep->found++;
-    else if (out.outcome[0]) k->rep->failed++;
+    int rc = sr_skey_retention_erase(k->x->sk, &k->x->kv, k->c->e, k->cfg, k->now, k->c->node, key, k->rep, err,
+                                     sizeof err);
     if (rc && !k->rc) {
         k->rc = rc;
         snprintf(k->err, k->errlen, "%s", err);

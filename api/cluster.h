@@ -284,9 +284,7 @@ SR_MUST_CHECK int sr_cluster_erase_key(sr_cluster *c, const char *actor, const c
  * already is skipped (not recorded), one another node destroys meanwhile is
  * recorded "found" (the tombstone is an idempotent put). SR_OK also with no
  * cluster or no master key (nothing sealed). */
-typedef struct sr_cluster_skey_report {
-    uint64_t keys, erased, found, failed;
-} sr_cluster_skey_report;
+typedef struct sr_skey_sweep_rep sr_cluster_skey_report; /* api/cluster_seal.h */
 struct sr_retention_cfg;
 SR_MUST_CHECK int sr_cluster_skey_sweep(sr_cluster *c, const struct sr_retention_cfg *cfg, sr_cluster_skey_report *rep,
                                         char *err, size_t errlen);

@@ -654,6 +654,44 @@ int sr_skey_erase(sr_skeys *s, const sr_skv *kv, const sr_skey_erase_req *q, uin
     return brc ? brc : rc;
 }
 
+int sr_skey_retention_erase(sr_skeys *s, const sr_skv *kv, sr_engine *e, const sr_retention_cfg *cfg, int64_t now,
+                            const char *node, const char *kvkey, sr_skey_sweep_rep *rep, char *err, size_t errlen)
+{
+    sr_buf v;
+    sr_buf_init(&v);
+    sr_key none;
+    memset(&none, 0, sizeof none);
+    sr_skey k;
+    memset(&k, 0, sizeof k);
+    char why[320];
+    int rc = kv->get(kv->ctx, kvkey, &v);
+    if (rc == SR_ENOTFOUND) return SR_OK; /* (gone between the listing and the read) */
+    if (!rc) {
+        rc = sr_skey_unwrap(&none, v.data, v.len, &k, why, sizeof why);
+        if (rc == SR_EKEY) rc = SR_OK; /* (the metadata is read all the same) */
+    }
+    sr_buf_release(&v);
+    memset(k.key, 0, sizeof k.key);
+    if (rc == SR_EIO) {
+        snprintf(err, errlen, "the keys' bucket not read (%s)", kvkey);
+        return rc;
+    }
+    if (rc) return SR_OK; /* not an entry: not judged here (suiro cluster keys names it) */
+    rep->keys++;
+    if (k.state != SR_SKEY_ACTIVE || (k.cls != SR_KC_DATA && k.cls != SR_KC_AUDIT)) return SR_OK;
+    int64_t from, to;
+    sr_skey_epoch_range(k.cls, k.epoch, k.period_days, &from, &to);
+    int64_t cut = sr_engine_retention_cut(e, cfg, now, k.op, k.cls);
+    if (cut == INT64_MIN || to == INT64_MAX || to > cut) return SR_OK; /* something of that epoch is kept */
+    sr_skey_erase_req q = {e, node && node[0] ? node : "system", SR_ACTOR_SYSTEM, "retention", "retention", cut, node, 0};
+    sr_skey_erase_out out;
+    rc = sr_skey_erase(s, kv, &q, k.id, now, &out, err, errlen);
+    if (!strcmp(out.outcome, "done")) rep->erased++;
+    else if (!strcmp(out.outcome, "found")) rep->found++;
+    else if (out.outcome[0]) rep->failed++;
+    return rc;
+}
+
 typedef struct pend_ctx {
     sr_skeys *s;
     const sr_skv *kv;

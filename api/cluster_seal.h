@@ -208,6 +208,21 @@ SR_MUST_CHECK int sr_skey_erase(sr_skeys *s, const sr_skv *kv, const sr_skey_era
 SR_MUST_CHECK int sr_skey_erase_pending(sr_skeys *s, const sr_skv *kv, struct sr_engine *e, const char *node,
                                         int64_t now_ms, unsigned *n, char *err, size_t errlen);
 
+/* The retention sweep's decision for one entry of the bucket (its KV key
+ * kvkey; api/cluster.c sr_cluster_skey_sweep lists them): an active data or
+ * audit key whose epoch ended at or before its operator's retention cut of
+ * that class (sr_engine_retention_cut of e, cfg, now) is erased
+ * (sr_skey_erase: why retention, actor node, cut_ms the cut). A destroyed,
+ * config or kept key: nothing done, nothing recorded. rep counts. SR_OK;
+ * sr_skey_erase's code (recorded); SR_EIO (the bucket). */
+typedef struct sr_skey_sweep_rep {
+    uint64_t keys, erased, found, failed;
+} sr_skey_sweep_rep;
+struct sr_retention_cfg;
+SR_MUST_CHECK int sr_skey_retention_erase(sr_skeys *s, const sr_skv *kv, struct sr_engine *e,
+                                          const struct sr_retention_cfg *cfg, int64_t now, const char *node,
+                                          const char *kvkey, sr_skey_sweep_rep *rep, char *err, size_t errlen);
+
 /* The bucket's name for the streams' prefix name: "<name>_KEYS". */
 void sr_skeys_bucket(const char *name, char out[48]);
 /* The NATS bucket over js (a jsCtx *): opened, or created (history 1,

@@ -87,6 +87,7 @@
 #include "api/ryw.h"
 #include "api/checkpoint.h"
 #include "api/cluster.h"
+#include "api/cluster_seal.h"
 #include "api/cluster_fwd.h"
 #include "api/cluster_req.h"
 #include "api/server.h"

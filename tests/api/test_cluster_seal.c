@@ -10,7 +10,10 @@
  * in the log (sr_skey_erase, issue #19 ckey): intent before tombstone, its
  * result, a second erasure found done, refusals and a bucket that refuses
  * the tombstone recorded with their outcome, the audit rows, and an intent
- * left by a crash finished at the next start (after a rebuild). */
+ * left by a crash finished at the next start (after a rebuild); the
+ * retention sweep's decision per key (sr_skey_retention_erase): the epochs
+ * its cut passed erased once, the others kept, a value still held holds its
+ * data keys. */
 #include "api/cluster_seal.h"
 #include "engsuite.h"
 #include "engine/records.h"
@@ -527,6 +530,109 @@ Test(seal, erasure_recorded_in_the_log_and_finished_at_start)
     cr_assert(strstr(x.r[9].detail, is), "%s", x.r[9].detail);
     sr_skeys_free(a);
     sr_buf_release(&p);
+    m_free(&m);
+    es_finish(e, &dir);
+}
+
+/* ---- the retention sweep of the stream keys (issue #19 ckey) ---- */
+
+static const sr_vtype NUM1[] = {SR_VT_NUMBER};
+
+static void put_key(mkv *m, const sr_key *mk, const char *op, int cls, uint32_t epoch, uint64_t *id)
+{
+    sr_skey k;
+    cr_assert_eq(sr_skey_make(op, cls, epoch, 1, 1000, &k), SR_OK);
+    sr_buf v;
+    sr_buf_init(&v);
+    cr_assert_eq(sr_skey_wrap(mk, &k, &v), SR_OK);
+    char kk[24];
+    sr_skeys_kv_key(k.id, kk);
+    cr_assert_eq(m_create(m, kk, v.data, v.len), SR_OK);
+    sr_buf_release(&v);
+    *id = k.id;
+}
+
+typedef struct rcount {
+    int pending, done;
+    char actor[64], why[16];
+} rcount;
+
+static int count_ret(void *ctx, const sr_event_view *v)
+{
+    rcount *c = ctx;
+    if (strcmp(v->kind, "stream_key_erase")) return 0;
+    sr_audit_holder h;
+    sr_audit_rec r;
+    cr_assert_eq(sr_event_audit(v, &h, &r), 1);
+    c->pending += !strcmp(r.outcome, "pending");
+    c->done += !strcmp(r.outcome, "done");
+    snprintf(c->actor, sizeof c->actor, "%s", r.actor);
+    cr_assert(strstr(r.detail, "retention"), "%s", r.detail);
+    return 0;
+}
+
+Test(seal, retention_erases_the_stream_keys_of_the_epochs_it_cut_once)
+{
+    char *dir = NULL;
+    sr_engine *e = es_open(&dir, "skret", NULL);
+    mkv m = {0};
+    sr_skv kv = {&m, m_get, m_create, m_put};
+    sr_key mk = master(9);
+    sr_skeys *s = NULL;
+    cr_assert_eq(sr_skeys_new(&mk, 1, &s), SR_OK);
+    sr_skeys_set_ttl(s, 0);
+    int64_t now = sr_engine_now_ms(e), day = 86400000;
+    uint32_t today = sr_skey_epoch(SR_KC_DATA, now, 1);
+    /* epochs of 1 day: data ended 15 and 5 days ago, audit 25 and 15 days ago, a config key */
+    uint64_t d15, d5, a25, a15, cf;
+    put_key(&m, &mk, "sim", SR_KC_DATA, today - 15, &d15);
+    put_key(&m, &mk, "sim", SR_KC_DATA, today - 5, &d5);
+    put_key(&m, &mk, "sim", SR_KC_AUDIT, today - 25, &a25);
+    put_key(&m, &mk, "sim", SR_KC_AUDIT, today - 15, &a15);
+    put_key(&m, &mk, "sim", SR_KC_CONFIG, 1, &cf);
+    (void)day;
+    /* kept for ever (the defaults): nothing */
+    sr_retention_cfg forever = {0};
+    sr_skey_sweep_rep rep = {0};
+    char err[400];
+    for (int i = 0; i < m.n; i++)
+        cr_assert_eq(sr_skey_retention_erase(s, &kv, e, &forever, now, "n1", m.key[i], &rep, err, sizeof err), SR_OK);
+    cr_assert_eq(rep.erased, 0);
+    cr_assert_eq(sr_engine_retention_cut(e, &forever, now, "sim", SR_KC_DATA), INT64_MIN);
+    /* data 10 days, audit 20 days: the data epoch 15 days ago and the audit epoch 25 days ago go */
+    sr_retention_cfg cfg = {.default_days = 10, .audit_days = 20};
+    for (int round = 0; round < 2; round++) {
+        memset(&rep, 0, sizeof rep);
+        for (int i = 0; i < m.n; i++)
+            cr_assert_eq(sr_skey_retention_erase(s, &kv, e, &cfg, now, "n1", m.key[i], &rep, err, sizeof err), SR_OK,
+                         "%s", err);
+        cr_assert_eq(rep.keys, 5);
+        cr_assert_eq(rep.erased, round ? 0 : 2, "round %d: %llu erased", round, (unsigned long long)rep.erased);
+    }
+    cr_assert_eq(entry_state(&m, d15), SR_SKEY_DESTROYED);
+    cr_assert_eq(entry_state(&m, a25), SR_SKEY_DESTROYED);
+    cr_assert_eq(entry_state(&m, d5), SR_SKEY_ACTIVE, "5 days of a 10 days period: kept");
+    cr_assert_eq(entry_state(&m, a15), SR_SKEY_ACTIVE, "15 days of a 20 days audit period: kept");
+    cr_assert_eq(entry_state(&m, cf), SR_SKEY_ACTIVE, "a config key: never");
+    /* in the log: an intent and a done per erased key, by the node, why retention; the second round nothing */
+    rcount c = {0};
+    uint64_t last = 0;
+    cr_assert_eq(sr_engine_log_each(e, 1, count_ret, &c, &last), SR_OK);
+    cr_assert_eq(c.pending, 2);
+    cr_assert_eq(c.done, 2);
+    cr_assert_str_eq(c.actor, "n1");
+    /* a value of sim older than the data cut holds its data keys (the rule of the local keys) */
+    cr_assert_eq(et_setup_masters(e, "sim", 1, NUM1, 1), SR_OK);
+    sr_point_info pi;
+    cr_assert_eq(sr_engine_point_info(e, "sim", "P001", &pi), SR_OK);
+    sr_sample old = {.ts = now - 12 * day, .quality = SR_Q_GOOD, .v.f = 1};
+    sr_result r;
+    cr_assert_eq(et_put(e, "sim", "GW2", pi.point, SR_VT_NUMBER, &old, 1, NULL, &r), SR_OK);
+    cr_assert_eq(r.rc, SR_OK, "%s", r.err.msg);
+    cr_assert_eq(sr_engine_retention_cut(e, &cfg, now, "sim", SR_KC_DATA), INT64_MIN,
+                 "a value older than the cut is still in the index");
+    cr_assert_eq(sr_engine_retention_cut(e, &cfg, now, "sim", SR_KC_AUDIT), now - 20 * day);
+    sr_skeys_free(s);
     m_free(&m);
     es_finish(e, &dir);
 }
