@@ -624,10 +624,10 @@ Test(seal, retention_erases_the_stream_keys_of_the_epochs_it_cut_once)
     /* a value of sim older than the data cut holds its data keys (the rule of the local keys) */
     cr_assert_eq(et_setup_masters(e, "sim", 1, NUM1, 1), SR_OK);
     sr_point_info pi;
-    cr_assert_eq(sr_engine_point_info(e, "sim", "P001", &pi), SR_OK);
+    cr_assert_eq(sr_engine_point_info(e, "sim", "P000", &pi), SR_OK);
     sr_sample old = {.ts = now - 12 * day, .quality = SR_Q_GOOD, .v.f = 1};
     sr_result r;
-    cr_assert_eq(et_put(e, "sim", "GW2", pi.point, SR_VT_NUMBER, &old, 1, NULL, &r), SR_OK);
+    cr_assert_eq(et_put(e, "sim", "GW1", pi.point, SR_VT_NUMBER, &old, 1, NULL, &r), SR_OK);
     cr_assert_eq(r.rc, SR_OK, "%s", r.err.msg);
     cr_assert_eq(sr_engine_retention_cut(e, &cfg, now, "sim", SR_KC_DATA), INT64_MIN,
                  "a value older than the cut is still in the index");

@@ -84,7 +84,7 @@ static int grab(void *ctx, const sr_event_view *v)
     if (v->has_master && v->master.kind == SR_MK_DATA_POINT) {
         int p = -1;
         cr_assert_eq(sscanf(v->master.id, "P%03d", &p), 1, "%s", v->master.id);
-        it->point = p - 1;
+        it->point = p;
     }
     for (int i = 0; i < NV; i++)
         if (value_seq[i] == v->seq) {
@@ -110,12 +110,12 @@ static void make_script(void)
     cr_assert_eq(et_setup_masters(a, "op1", NP, NUM, 1), SR_OK);
     for (int i = 0; i < NV; i++) {
         char id[8];
-        snprintf(id, sizeof id, "P%03d", i % NP + 1);
+        snprintf(id, sizeof id, "P%03d", i % NP);
         sr_point_info pi;
         cr_assert_eq(sr_engine_point_info(a, "op1", id, &pi), SR_OK);
         sr_sample s = {.ts = T0 + i * 1000, .quality = SR_Q_GOOD, .v.f = i + 0.25};
         sr_result r;
-        cr_assert_eq(et_put(a, "op1", (i % NP + 1) % 2 ? "GW2" : "GW1", pi.point, SR_VT_NUMBER, &s, 1, NULL, &r), SR_OK);
+        cr_assert_eq(et_put(a, "op1", (i % NP) % 2 ? "GW2" : "GW1", pi.point, SR_VT_NUMBER, &s, 1, NULL, &r), SR_OK);
         cr_assert_eq(r.rc, SR_OK, "%s", r.err.msg);
         value_seq[i] = r.seq;
     }
@@ -232,7 +232,7 @@ static void check(long acked, int round)
     uint32_t cpt[NP];
     for (int p = 0; p < NP; p++) {
         char id[8];
-        snprintf(id, sizeof id, "P%03d", p + 1);
+        snprintf(id, sizeof id, "P%03d", p);
         sr_point_info pi;
         int rc = sr_engine_point_info(c, "op1", id, &pi);
         cr_assert(rc == SR_OK || rc == SR_ENOTFOUND, "%s", sr_err_name(rc));
@@ -241,8 +241,8 @@ static void check(long acked, int round)
         long at = -1;
         for (size_t i = 0; i < nscript; i++)
             if (script[i].point == p && script[i].value < 0) at = (long)i;
-        if (at <= acked) cr_assert(mapped[p], "round %d: P%03d's MasterPut acknowledged, not mapped", round, p + 1);
-        else if (at != fl) cr_assert_not(mapped[p], "round %d: P%03d mapped before its MasterPut", round, p + 1);
+        if (at <= acked) cr_assert(mapped[p], "round %d: P%03d's MasterPut acknowledged, not mapped", round, p);
+        else if (at != fl) cr_assert_not(mapped[p], "round %d: P%03d mapped before its MasterPut", round, p);
     }
     /* the model: the values logged here (acknowledged; the one in flight: either) */
     uint64_t held = 0, oldest = 0;
@@ -265,17 +265,17 @@ static void check(long acked, int round)
             if (script[i].point == p && script[i].value >= 0) want[nw++] = script[i].value;
         if (fl_here) {
             cr_assert(n == (size_t)nw || n == (size_t)nw + 1, "round %d: P%03d holds %zu values, the model %d (+1)",
-                      round, p + 1, n, nw);
+                      round, p, n, nw);
             if (n == (size_t)nw + 1) want[nw++] = fl_value;
         } else
             cr_assert_eq(n, (size_t)nw, "round %d: P%03d holds %zu values, the model %d: a value lost, held or twice",
-                         round, p + 1, n, nw);
+                         round, p, n, nw);
         /* each once, with its value (by ts: the range is in ts order) */
         for (size_t j = 0; j < n; j++) {
             int v = (int)((s[j].ts - T0) / 1000), ok = 0;
             for (int w = 0; w < nw; w++) ok |= want[w] == v;
-            cr_assert(ok, "round %d: P%03d holds value %d, not in the model", round, p + 1, v);
-            cr_assert_eq(v % NP, p, "round %d: value %d on P%03d: another point's", round, v, p + 1);
+            cr_assert(ok, "round %d: P%03d holds value %d, not in the model", round, p, v);
+            cr_assert_eq(v % NP, p, "round %d: value %d on P%03d: another point's", round, v, p);
             cr_assert_float_eq(s[j].v.f, v + 0.25, 1e-9);
         }
         free(s);
