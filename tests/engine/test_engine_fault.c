@@ -1260,7 +1260,7 @@ static int hold_run(sr_engine *e, command *cm, sr_result *res, uint64_t *extra)
 enum { SKEY_INTENT_CMD = 5, SKEY_RESULT_CMD = 7 };
 _Static_assert((int)SKEY_RESULT_CMD > (int)SKEY_INTENT_CMD && SKEY_RESULT_CMD < NCMD - 2, "before the duplicate pair");
 static const char SKEY_ID[] = "00000000000000a5";
-static int skey_closing; /* command 7 (this run) is the result of an open intent */
+static int skey_closing; /* command 7 (this run) closed command 5's intent */
 static void skey_event(command *cm, const char *outcome, uint64_t intent)
 {
     cm->bytes.len = 0;
@@ -1290,7 +1290,7 @@ static int skey_result_run(sr_engine *e, command *cm, sr_result *res)
     uint64_t seq = 0;
     int rc = sr_engine_skey_pending(e, skey_open_seq, &seq);
     if (rc) return rc;
-    skey_closing = seq != 0;
+    if (seq) skey_closing = 1; /* (a retry after its result was made durable by the resume finds none) */
     skey_event(cm, seq ? "done" : "refused", seq);
     sr_slice sl = {cm->bytes.data, cm->lens[0]};
     return sr_engine_submit_wait(e, &sl, 1, res);
@@ -1324,6 +1324,7 @@ static int cmd_run(sr_engine *e, command *cm, int c, sr_result *res, uint64_t *e
     if (c == ORIGIN_CMD) return origin_run(e, cm, res, extra);
     if (c == HOLD_CMD) return hold_run(e, cm, res, extra);
     if (c == SKEY_RESULT_CMD) return skey_result_run(e, cm, res);
+    if (c == SKEY_INTENT_CMD) skey_closing = 0; /* (a run's command 7 comes after it) */
     sr_slice sl[3];
     for (size_t v = 0, pos = 0; v < cm->nev; pos += cm->lens[v], v++)
         sl[v] = (sr_slice){cm->bytes.data + pos, cm->lens[v]};
@@ -2206,6 +2207,7 @@ static void run_recovery(vf_kind kind, const char *kname)
             }
             out.acked++;
             out.acked_cmd[c] = 1;
+            if (c == SKEY_RESULT_CMD) out.skey_closed = skey_closing;
             if (res.duplicate) {
                 cr_assert_eq(c, NCMD - 1, "%s: command %d is a duplicate", ctx, c);
                 continue;
@@ -2346,6 +2348,7 @@ Test(engine_fault, resume_applies_a_durable_group_the_index_missed)
         } else
             cr_assert_eq(rc, SR_OK, "command %d: %s (%s)", c, sr_err_name(rc), res.err.msg);
         out.acked_cmd[c] = 1;
+        if (c == SKEY_RESULT_CMD) out.skey_closed = skey_closing;
         if (res.duplicate && c != 3) continue;
         model_add(&out, cm);
     }
