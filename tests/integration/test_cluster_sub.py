@@ -459,7 +459,7 @@ try:
     def skb(e):
         return e.get("stream_key_erase") or e.get("streamKeyErase") or {}
     rows = [(skb(e).get("outcome"), skb(e).get("key_id", skb(e).get("keyId")), e.get("actor"), e.get("source"),
-             bool(e.get("ingest_ms", e.get("ingestMs")))) for e in evs]
+             bool(e.get("ingest"))) for e in evs]
     me = os.environ.get("USER") or "cli"
     check("E: SA's log (suiro replay) holds the erasure: its intent, then done, by the CLI's user, from cli, with "
           "its time; the config key's refusal; the second erasure found",
