@@ -467,6 +467,52 @@ try:
           all(x[2] == me and x[3] == "cli" and x[4] for x in rows) and rows[0][1] == kid and rows[1][1] == kid and
           rows[2][1] == cfgkid, (r.returncode, rows, r.stderr[-300:], evs[:1]))
 
+    # the retention sweep erases the stream keys of the epochs it cut (issue #19 ckey): SA again with [keys]
+    # rotate_days 1 (keys of 1-day epochs), audit rows kept 1 day, a sweep every second and a test clock
+    # (docs/retention.md "A test clock"); a gateway's login on it writes sim's audit (session) events, sealed by
+    # sim's audit stream key of today's epoch; the clock moved 3 days on, the sweep erases that key itself
+    clockf = os.path.join(T, "clock")
+    with open(clockf, "w") as f:
+        f.write("suiro-test-clock-offset-ms 0\n")
+    retcfg = sealed_config("sa")
+    with open(retcfg, "a") as f:
+        f.write("\n[keys]\nrotate_days = 1\n\n[retention]\nsweep_interval_s = 1\naudit_days = 1\n")
+    sa, psa = srtest.start_server(BIN, data("sa"), os.path.join(T, "sa2.log"), config=retcfg, timeout=60,
+                                  env=dict(os.environ, SUIRO_TEST_CLOCK_FILE=clockf),
+                                  extra=["--data", data("sa"), "--mqtt", "127.0.0.1:0", "--http", "127.0.0.1:0"])
+    procs.append(sa)
+    snd3 = Sender(psa["http"], prefix="retmsg-")
+    snd3.run_n(3)
+
+    def sim_audit_keys():
+        r = subprocess.run([BIN, "cluster", "keys", "--config", retcfg], capture_output=True, text=True, timeout=60)
+        return [json.loads(ln) for ln in r.stdout.splitlines() if ln.strip() and '"period_days":1' in ln and
+                '"operator":"sim"' in ln and '"class":"audit"' in ln]
+    ok = srtest.wait_until(lambda: sim_audit_keys(), timeout=30, step=0.5)
+    akeys = sim_audit_keys()
+    check("E: SA (rotate_days 1) sealed sim's audit events under an audit key of a 1-day epoch",
+          ok and len(snd3.acked) == 3 and all(k["state"] == "active" for k in akeys), (len(snd3.acked), akeys))
+    with open(clockf + ".tmp", "w") as f:
+        f.write("suiro-test-clock-offset-ms %d\n" % (3 * 86400000))
+    os.rename(clockf + ".tmp", clockf)
+    ok = srtest.wait_until(lambda: akeys and all(k["state"] == "destroyed" for k in sim_audit_keys()
+                                                 if k["id"] in {a["id"] for a in akeys}), timeout=40, step=0.5)
+    check("E: 3 days later the retention sweep destroyed that audit stream key by itself", ok, sim_audit_keys())
+    check("E: the server says so (retention sweep: stream keys, erased)",
+          srtest.wait_until(lambda: "retention sweep: stream keys" in open(os.path.join(T, "sa2.log"),
+                                                                           errors="replace").read(), timeout=10),
+          open(os.path.join(T, "sa2.log"), errors="replace").read()[-600:])
+    check("E: SA stops cleanly after the sweep", srtest.stop_server(sa) == 0)
+    r = subprocess.run([BIN, "replay", data("sa"), "--key-file", K, "--kind", "stream_key_erase"],
+                       capture_output=True, text=True, timeout=60)
+    evs = [json.loads(ln) for ln in r.stdout.splitlines() if ln.strip()]
+    ret = [(skb(e).get("outcome"), skb(e).get("key_id"), e.get("actor"), e.get("actor_kind")) for e in evs
+           if skb(e).get("why") == "retention"]
+    want_ids = {a["id"] for a in akeys}
+    check("E: SA's log holds the sweep's erasure: intent then done, by the node (system), why retention",
+          r.returncode == 0 and [x[0] for x in ret if x[1] in want_ids] == ["pending", "done"] * len(want_ids) and
+          all(x[2] == "sa" and x[3] == "ACTOR_SYSTEM" for x in ret), (ret, r.stderr[-300:]))
+
     # a node without key_file on the sealed streams, a sealed node on the plaintext ones: nothing applied
     subprocess.run([BIN, "init", data("sc")], check=True, capture_output=True)
     subprocess.run([BIN, "init", data("sd")], check=True, capture_output=True)
