@@ -15,6 +15,7 @@
 
 #include <inttypes.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -626,6 +627,10 @@ int sr_skey_erase(sr_skeys *s, const sr_skv *kv, const sr_skey_erase_req *q, uin
         if (!rc && (rc = sr_engine_log_durable(q->e)))
             snprintf(err, errlen, "stream key %s: its intent not made durable (%s): not erased", kid, sr_strerror(rc));
         if (rc) return rc;
+        /* test hook (tests only: test_cluster_sub E): the process killed between the durable intent and the
+         * tombstone, so a real crash shows the intent finished at the next start */
+        const char *crash = getenv("SUIRO_TEST_ERASE_CRASH");
+        if (crash && !strcmp(crash, "after-intent")) raise(SIGKILL);
     }
     /* 3. the tombstone (an idempotent put; destroyed already: found) */
     const char *outcome = "done";

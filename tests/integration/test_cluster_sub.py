@@ -471,6 +471,19 @@ try:
     # rotate_days 1 (keys of 1-day epochs), audit rows kept 1 day, a sweep every second and a test clock
     # (docs/retention.md "A test clock"); a gateway's login on it writes sim's audit (session) events, sealed by
     # sim's audit stream key of today's epoch; the clock moved 3 days on, the sweep erases that key itself
+    # a real crash between an erasure's intent and its tombstone (issue #19 ckey): the tool killed -9 right after
+    # the intent is durable (test hook SUIRO_TEST_ERASE_CRASH); SA's publisher finishes it at its next start
+    audkid = ([k["id"] for k in listed if k.get("operator") == "sim" and k.get("class") == "audit"] or ["-"])[0]
+    r = subprocess.run([BIN, "cluster", "erase", "--config", os.path.join(T, "sa.ini"), "--data", data("sa"),
+                        "--id", audkid], capture_output=True, text=True, timeout=60,
+                       env=dict(os.environ, SUIRO_TEST_ERASE_CRASH="after-intent"))
+
+    def key_state(kid):
+        r = subprocess.run([BIN, "cluster", "keys", "--config", os.path.join(T, "sb.ini")], capture_output=True,
+                           text=True, timeout=60)
+        return ([json.loads(ln)["state"] for ln in r.stdout.splitlines() if kid in ln] or [None])[0]
+    check("E: the erasure of sim's audit key killed -9 after its intent: the key still active",
+          r.returncode == -9 and key_state(audkid) == "active", (r.returncode, r.stderr[-300:], key_state(audkid)))
     clockf = os.path.join(T, "clock")
     with open(clockf, "w") as f:
         f.write("suiro-test-clock-offset-ms 0\n")
@@ -481,6 +494,8 @@ try:
                                   env=dict(os.environ, SUIRO_TEST_CLOCK_FILE=clockf),
                                   extra=["--data", data("sa"), "--mqtt", "127.0.0.1:0", "--http", "127.0.0.1:0"])
     procs.append(sa)
+    check("E: restarted, SA finished the erasure left by the crash (the tombstone written)",
+          srtest.wait_until(lambda: key_state(audkid) == "destroyed", timeout=30, step=0.5), key_state(audkid))
     snd3 = Sender(psa["http"], prefix="retmsg-")
     snd3.run_n(3)
 
@@ -509,6 +524,13 @@ try:
     ret = [(skb(e).get("outcome"), skb(e).get("key_id"), e.get("actor"), e.get("actor_kind")) for e in evs
            if skb(e).get("why") == "retention"]
     want_ids = {a["id"] for a in akeys}
+    ak = [e for e in evs if skb(e).get("key_id") == audkid]
+    check("E: SA's log: the crashed erasure's intent (the CLI's user), then its result done by the node, "
+          "finished at start, naming the intent",
+          [skb(e).get("outcome") for e in ak] == ["pending", "done"] and ak[0].get("actor") == me and
+          ak[1].get("actor") == "sa" and skb(ak[1]).get("message") == "finished at start" and
+          int(skb(ak[1]).get("intent_seq", 0)) == int(ak[0].get("seq", -1)),
+          [(skb(e), e.get("seq"), e.get("actor")) for e in ak])
     check("E: SA's log holds the sweep's erasure: intent then done, by the node (system), why retention",
           r.returncode == 0 and [x[0] for x in ret if x[1] in want_ids] == ["pending", "done"] * len(want_ids) and
           all(x[2] == "sa" and x[3] == "ACTOR_SYSTEM" for x in ret), (ret, r.stderr[-300:]))
