@@ -10,6 +10,9 @@
  *                 per replicated event applied here);
  *                 'P' node \0 point u32 BE -> the local point u32 BE (a data
  *                 point's number at its origin node -> this node's);
+ *                 (layout 20, written by engine/keys.c invariant 4, not
+ *                 here) 'K' stream key id u64 BE -> an open erasure
+ *                 intent's seq u64 LE ‖ u8;
  *   cluster_ckpt  partition u32 BE ‖ consumer u8 (1 .reg, 2 full) -> the
  *                 highest stream seq applied by that consumer, u64 LE
  *                 (consumer 3, a monitor's values relayed to the monitor's
