@@ -264,6 +264,10 @@ try:
     # B. a registry change on B lets a new gateway connect to A
     admin = srtest.admin_session(pb["http"], "admin", pw, new_password="Cluster-admin-pw-1")
     admin2 = srtest.admin_session(pb["http"], "admin2", pw2, new_password="Cluster-admin-pw-2") if pw2 else None
+    # a stream key's erasure through the Admin API (issue #19 ckey): B has no key_file, so no stream key: 409
+    st, body = admin.call("POST", "/admin/v1/cluster/keys/0123456789abcdef/erase", {}) if admin else (0, None)
+    check("B: POST /admin/v1/cluster/keys/{id}/erase on a node without key_file: 409 naming it",
+          st == 409 and "key_file" in str(body), (st, body))
     # (an operator's admin makes its gateways; the operator came from A)
     simadm = srtest.admin_new_user(pb["http"], admin, "simadm", "operator", "sim", ["operator_admin"],
                                    "Sim-admin-pw-0001", approver=admin2)
