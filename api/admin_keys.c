@@ -13,10 +13,13 @@
  * sr_admin_keys_routes (admin_int.h). */
 #include "api/admin_http.h"
 #include "api/admin_int.h"
+#include "api/cluster.h"
+#include "api/cluster_seal.h"
 #include "codecs/rfc3339.h"
 #include "engine/records.h"
 #include "storage/keyring.h"
 
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -179,11 +182,67 @@ static void export_work(sr_admin_work *w, void *v)
 
 static void keys_export(const sr_route_call *c) { sr_admin_run(c, export_work, NULL, NULL); }
 
+/* POST /admin/v1/cluster/keys/{keyId}/erase (issue #19 ckey, docs/keys.md
+ * "Cluster: stream keys"): a platform admin erases a stream key of the
+ * cluster; the intent, the tombstone and the result (StreamKeyErase events,
+ * sr_cluster_erase_key) on the worker queue (NATS calls block). */
+typedef struct erase_ctx {
+    uint64_t id;
+} erase_ctx;
+
+static void erase_work(sr_admin_work *w, void *v)
+{
+    erase_ctx *x = v;
+    sr_skey_erase_out o;
+    char err[512] = "";
+    int rc = sr_cluster_erase_key(sr_cluster_self(), w->caller.user, w->caller.source, x->id, &o, err, sizeof err);
+    if (rc && !o.outcome[0]) { /* nothing recorded: no cluster, no key_file, NATS or the log unavailable */
+        w->code = sr_wire_of_rc(rc);
+        snprintf(w->msg, sizeof w->msg, "%s", err[0] ? err : sr_strerror(rc));
+        return;
+    }
+    if (rc && strcmp(o.outcome, "failed")) { /* refused, recorded */
+        w->code = sr_wire_of_rc(rc);
+        snprintf(w->msg, sizeof w->msg, "%s", err[0] ? err : sr_strerror(rc));
+        return;
+    }
+    char id[17];
+    snprintf(id, sizeof id, "%016" PRIx64, x->id);
+    int64_t from, to;
+    sr_skey_epoch_range(o.info.cls, o.info.epoch, o.info.period_days, &from, &to);
+    w->answer = json_pack("{s:s,s:s,s:s,s:s,s:i,s:I,s:I,s:I,s:I}", "keyId", id, "outcome", o.outcome, "operator",
+                          o.info.op, "class", o.info.cls == SR_KC_DATA ? "data" : "audit", "epoch", (int)o.info.epoch,
+                          "from", (json_int_t)from, "to", (json_int_t)to, "intentSeq", (json_int_t)o.intent_seq,
+                          "resultSeq", (json_int_t)o.result_seq);
+    if (rc) { /* failed: the bucket refused the tombstone (recorded) */
+        w->code = sr_wire_of_rc(rc);
+        snprintf(w->msg, sizeof w->msg, "%s", err[0] ? err : sr_strerror(rc));
+        json_decref(w->answer);
+        w->answer = NULL;
+    }
+}
+
+static void cluster_key_erase(const sr_route_call *c)
+{
+    const char *p = sr_route_param(c, "keyId");
+    char *end = NULL;
+    uint64_t id = p && strlen(p) == 16 ? strtoull(p, &end, 16) : 0;
+    if (!id || !end || *end)
+        return sr_http_result(c->req, 0, SR_WIRE_PARAM,
+                              "keyId: a stream key's id, 16 hex digits (suiro cluster keys)", NULL);
+    erase_ctx *x = calloc(1, sizeof *x);
+    if (!x) return sr_http_result(c->req, 0, SR_WIRE_INTERNAL, "out of memory", NULL);
+    x->id = id;
+    sr_admin_run(c, erase_work, x, free);
+}
+
 #define ACT(x) (1 + SR_ACT_##x)
 const sr_route sr_admin_keys_routes[] = {
     {"GET", "/admin/v1/keys", keys_list, SR_CALLER_ADMIN, SR_BODY_HTTP_MAX, 0, SR_FWD_NONE},           /* keys_scope */
     {"POST", "/admin/v1/keys/rotate", keys_rotate, SR_CALLER_ADMIN, SR_BODY_SMALL, 0, SR_FWD_NONE},    /* keys_scope */
     {"GET", "/admin/v1/keys/export", keys_export, SR_CALLER_ADMIN, SR_BODY_HTTP_MAX, ACT(TENANTS_MANAGE), SR_FWD_NONE},
     {"POST", "/admin/v1/keys/master", keys_master, SR_CALLER_ADMIN, SR_BODY_SMALL, ACT(TENANTS_MANAGE), SR_FWD_NONE},
+    {"POST", "/admin/v1/cluster/keys/{keyId}/erase", cluster_key_erase, SR_CALLER_ADMIN, SR_BODY_SMALL,
+     ACT(TENANTS_MANAGE), SR_FWD_NONE},
 };
 const size_t sr_admin_keys_nroutes = sizeof sr_admin_keys_routes / sizeof sr_admin_keys_routes[0];

@@ -42,6 +42,11 @@
  *     publish waited for, on this thread); a chunk not stored stops the
  *     run, which tries again: the upload's answer, held for the FilePut's
  *     acknowledgement, is never given before its bytes are in JetStream.
+ *  9. (issue #19 ckey) A stream key erasure whose intent is in the log but
+ *     not its result (a crash between the intent and the tombstone,
+ *     api/cluster_seal.h sr_skey_erase) is finished by this thread once it
+ *     is connected after a start: the tombstone written (or found), the
+ *     result appended (message "finished at start").
  */
 #include "api/cluster.h"
 
@@ -103,6 +108,9 @@ struct sr_cluster {
     sr_buf sealed;
     uint32_t rotate_days;
     int64_t last_seal_err_ms;
+    int erasures_done;      /* the open erasure intents were finished (invariant 9) */
+    sr_key master;          /* a copy, for the Admin API's erasures (sr_cluster_erase_key) */
+    int64_t erasures_next;  /* the next try (monotonic ms) */
     /* figures */
     _Atomic uint64_t st_published, st_acked, st_republished, st_errors, st_log_last, st_replicated;
     _Atomic uint64_t st_sealed, st_erased;
@@ -535,6 +543,27 @@ static void save_watermark(sr_cluster *c)
     pthread_mutex_unlock(&c->mu);
 }
 
+/* Invariant 8: the stream key erasures whose intent is in the log without
+ * a result (a crash came between the intent and the tombstone) are finished
+ * once connected, on this thread (the bucket's calls block). */
+static void finish_erasures(sr_cluster *c, int64_t t)
+{
+    struct timespec w;
+    clock_gettime(CLOCK_REALTIME, &w);
+    unsigned n = 0;
+    char err[512] = "";
+    int rc = sr_skey_erase_pending(c->skeys, &c->skv, c->e, c->node, (int64_t)w.tv_sec * 1000 + w.tv_nsec / 1000000,
+                                   &n, err, sizeof err);
+    if (n) sr_slog(SR_LOG_INFO, "cluster: stream key erasures finished at start", "count=%u", n);
+    if (rc) {
+        sr_slog(SR_LOG_WARN, "cluster: a stream key erasure not finished", "error=%s", sr_slog_q(err[0] ? err : sr_err_name(rc)));
+        c->erasures_next = t + 5000;
+        if (rc != SR_EIO) c->erasures_done = 1; /* (refused or recorded: not retried until the next start) */
+        return;
+    }
+    c->erasures_done = 1;
+}
+
 static void *run(void *arg)
 {
     sr_cluster *c = arg;
@@ -575,6 +604,7 @@ static void *run(void *arg)
                        t - c->ring[(c->confirmed + 1) % c->ring_n].sent_ms >= (int64_t)c->ack_timeout_ms;
             pthread_mutex_unlock(&c->mu);
             if (late) resend_all(c, "ack timeout");
+            if (c->skeys && !c->erasures_done && t >= c->erasures_next) finish_erasures(c, t);
             sr_engine_stats st;
             sr_engine_get_stats(c->e, &st);
             atomic_store(&c->st_log_last, st.watermark);
@@ -674,6 +704,7 @@ int sr_cluster_open(sr_engine *e, const sr_cluster_opts *o, sr_cluster **out, ch
         return SR_ENOMEM;
     }
     c->rotate_days = o->rotate_days;
+    if (o->master) c->master = *o->master;
     if (o->master && (rc = sr_skeys_new(o->master, o->rotate_days, &c->skeys))) { /* invariant 7 */
         sr_waitlist_destroy(&c->wl);
         free(c->ring);
@@ -970,6 +1001,117 @@ sr_csub *sr_cluster_consumers(void)
 /* ---- where a partition's owner is (phase 2b) ---- */
 
 sr_cluster *sr_cluster_self(void) { return atomic_load(&g_cluster); }
+
+/* A NATS connection of its own and the keys' store over it, for a worker
+ * thread's erasures (never the loop's, nor the publisher's connection). */
+typedef struct econn {
+    natsConnection *nc;
+    jsCtx *js;
+    sr_skv kv;
+    sr_skv_nats n;
+    sr_skeys *sk;
+} econn;
+
+static int econn_open(sr_cluster *c, econn *x, const char *what, char *err, size_t errlen)
+{
+    memset(x, 0, sizeof *x);
+    if (!c) {
+        snprintf(err, errlen, "this node is not in the cluster mode ([cluster] nats): there are no stream keys");
+        return SR_ECONFLICT;
+    }
+    if (!c->skeys) {
+        snprintf(err, errlen, "this node has no [engine] key_file: its streams are not sealed, no stream key to erase");
+        return SR_ECONFLICT;
+    }
+    char cname[96];
+    snprintf(cname, sizeof cname, "%s-%s", c->node, what);
+    natsStatus st = (natsStatus)sr__nats_connect(c->nats, cname, &x->nc);
+    if (st == NATS_OK) {
+        jsOptions jo;
+        jsOptions_Init(&jo);
+        jo.Wait = 5000;
+        st = natsConnection_JetStream(&x->js, x->nc, &jo);
+    }
+    if (st != NATS_OK) {
+        snprintf(err, errlen, "cannot connect to NATS (%s): %s", c->nats, natsStatus_GetText(st));
+        if (x->nc) natsConnection_Destroy(x->nc);
+        x->nc = NULL;
+        return SR_EIO;
+    }
+    sr_skv_nats_init(&x->n, &x->kv, x->js, c->name, (int)c->replicas);
+    int rc = sr_skeys_new(&c->master, c->rotate_days, &x->sk);
+    if (!rc) sr_skeys_set_ttl(x->sk, 0);
+    return rc;
+}
+
+static void econn_close(econn *x)
+{
+    sr_skeys_free(x->sk);
+    if (x->js) sr_skv_nats_reset(&x->n);
+    if (x->js) jsCtx_Destroy(x->js);
+    if (x->nc) {
+        natsConnection_Close(x->nc);
+        natsConnection_Destroy(x->nc);
+    }
+    memset(x, 0, sizeof *x);
+}
+
+
+int sr_cluster_erase_key(sr_cluster *c, const char *actor, const char *source, uint64_t id, sr_skey_erase_out *out,
+                         char *err, size_t errlen)
+{
+    memset(out, 0, sizeof *out);
+    econn x;
+    int rc = econn_open(c, &x, "erase", err, errlen);
+    if (!rc) {
+        sr_skey_erase_req q = {c->e, actor, SR_ACTOR_USER, source, "admin", 0, c->node, 0};
+        rc = sr_skey_erase(x.sk, &x.kv, &q, id, sr_engine_now_ms(c->e), out, err, errlen);
+    }
+    econn_close(&x);
+    return rc;
+}
+
+typedef struct ksweep {
+    sr_cluster *c;
+    econn *x;
+    const sr_retention_cfg *cfg;
+    int64_t now;
+    sr_cluster_skey_report *rep;
+    int rc;
+    char *err;
+    size_t errlen;
+} ksweep;
+
+static int sweep_key(void *ctx, const char *key)
+{
+    ksweep *k = ctx;
+    char err[512] = "";
+    int rc = sr_skey_retention_erase(k->x->sk, &k->x->kv, k->c->e, k->cfg, k->now, k->c->node, key, k->rep, err,
+                                     sizeof err);
+    if (rc && !k->rc) {
+        k->rc = rc;
+        snprintf(k->err, k->errlen, "%s", err);
+    }
+    return rc == SR_EIO ? rc : SR_OK; /* (a refusal or failure is recorded; the others go on) */
+}
+
+int sr_cluster_skey_sweep(sr_cluster *c, const sr_retention_cfg *cfg, sr_cluster_skey_report *rep, char *err,
+                          size_t errlen)
+{
+    memset(rep, 0, sizeof *rep);
+    if (err && errlen) err[0] = 0;
+    if (!c || !c->skeys) return SR_OK; /* nothing sealed, nothing to erase */
+    econn x;
+    int rc = econn_open(c, &x, "ksweep", err, errlen);
+    if (!rc) {
+        ksweep k = {c, &x, cfg, sr_engine_now_ms(c->e), rep, SR_OK, err, errlen};
+        rc = sr_skv_nats_keys(&x.n, sweep_key, &k);
+        if (!rc) rc = k.rc;
+        else if (!err[0]) snprintf(err, errlen, "the bucket %s not read: %s", x.n.bucket, sr_strerror(rc));
+    }
+    econn_close(&x);
+    return rc;
+}
 const char *sr_cluster_node(sr_cluster *c) { return c ? c->node : ""; }
 uint32_t sr_cluster_partitions(sr_cluster *c) { return c ? c->partitions : 0; }
 int sr_cluster_has_leases(sr_cluster *c) { return c && c->own; }

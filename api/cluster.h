@@ -271,6 +271,27 @@ int sr__nats_connect(const char *urls_csv, const char *name, struct __natsConnec
  * From the memory the lease manager keeps (its last round's view): no NATS
  * call, any thread. */
 sr_cluster *sr_cluster_self(void); /* the process's cluster, or NULL */
+/* Erase stream key id now, for an admin (actor, source: the Admin API's
+ * POST /admin/v1/cluster/keys/{keyId}/erase; issue #19 ckey): through a NATS
+ * connection of its own and sr_skey_erase (api/cluster_seal.h: the intent in
+ * the log, the tombstone, the result). SR_ECONFLICT: c NULL (a single node)
+ * or no master key; else sr_skey_erase's code. Blocks: a worker thread. */
+struct sr_skey_erase_out;
+SR_MUST_CHECK int sr_cluster_erase_key(sr_cluster *c, const char *actor, const char *source, uint64_t id,
+                                       struct sr_skey_erase_out *out, char *err, size_t errlen);
+/* The retention sweep of the stream keys (issue #19 ckey, docs/keys.md
+ * "Cluster: stream keys"): every active data or audit key of the bucket
+ * whose epoch ended at or before its operator's retention cut of that class
+ * (sr_engine_retention_cut) is erased (sr_skey_erase, why retention, actor
+ * the node): the intent, the tombstone, the result. Run after each retention
+ * sweep of the node, on a worker thread; every node runs it: a key destroyed
+ * already is skipped (not recorded), one another node destroys meanwhile is
+ * recorded "found" (the tombstone is an idempotent put). SR_OK also with no
+ * cluster or no master key (nothing sealed). */
+typedef struct sr_skey_sweep_rep sr_cluster_skey_report; /* api/cluster_seal.h */
+struct sr_retention_cfg;
+SR_MUST_CHECK int sr_cluster_skey_sweep(sr_cluster *c, const struct sr_retention_cfg *cfg, sr_cluster_skey_report *rep,
+                                        char *err, size_t errlen);
 const char *sr_cluster_node(sr_cluster *c);
 uint32_t sr_cluster_partitions(sr_cluster *c);
 int sr_cluster_has_leases(sr_cluster *c); /* 1: the lease manager runs ([cluster] owned = leases) */

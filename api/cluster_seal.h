@@ -165,6 +165,64 @@ SR_MUST_CHECK int sr_skeys_open(sr_skeys *s, const sr_skv *kv, const sr_seal_ad 
 SR_MUST_CHECK int sr_skeys_destroy(sr_skeys *s, const sr_skv *kv, uint64_t id, int64_t now_ms, sr_skey *info,
                                    char *err, size_t errlen);
 
+/* ---- an erasure, recorded in the log (issue #19 ckey) ---- */
+
+/* Who erases and why (docs/keys.md "Cluster: stream keys"). */
+typedef struct sr_skey_erase_req {
+    struct sr_engine *e;  /* the node's engine: the StreamKeyErase events go to its log */
+    const char *actor;    /* the admin's user id, or the node's name (the sweep) */
+    int actor_kind;       /* SR_ACTOR_USER or SR_ACTOR_SYSTEM (engine/records.h) */
+    const char *source;   /* the admin's peer address; NULL: none */
+    const char *why;      /* "admin" or "retention" */
+    int64_t cut_ms;       /* retention: the cut the epoch ended before */
+    const char *node;     /* [cluster] node */
+    uint64_t intent_seq;  /* finishing an open intent (sr_engine_skey_pending): its seq, no new intent */
+} sr_skey_erase_req;
+/* What came of it. outcome: done (this node wrote the tombstone), found
+ * (destroyed already: by another node, or earlier), failed (the bucket
+ * refused the tombstone: message why), refused (no such key, a config key). */
+typedef struct sr_skey_erase_out {
+    char outcome[12];
+    sr_skey info;          /* the entry's metadata (no key bytes) */
+    uint64_t intent_seq, result_seq; /* the two events in the log (0: none) */
+} sr_skey_erase_out;
+/* Erase the stream key id, recorded in the log (sr_engine's StreamKeyErase):
+ * 1. its entry is read (metadata): not in the bucket, or a config key: one
+ *    event "refused", SR_ENOTFOUND / SR_EINVAL;
+ * 2. the intent (outcome pending) is appended and made durable
+ *    (sr_engine_log_durable) -- skipped when q->intent_seq names one;
+ * 3. the tombstone is written (sr_skeys_destroy: an idempotent put; an
+ *    entry destroyed already is "found");
+ * 4. the result (done, found or failed, intent_seq) is appended.
+ * A crash after 2 leaves the intent open: finished at the next start
+ * (sr_skey_erase_pending). SR_OK (done or found); SR_EIO (failed, recorded);
+ * an engine error when an event could not be appended (err names it; after
+ * a failed intent nothing was erased). Blocks (the bucket, the engine's
+ * acknowledgements): never on a libuv loop thread. */
+SR_MUST_CHECK int sr_skey_erase(sr_skeys *s, const sr_skv *kv, const sr_skey_erase_req *q, uint64_t id,
+                                int64_t now_ms, sr_skey_erase_out *out, char *err, size_t errlen);
+/* Finish every open intent of engine e (a crash came between an intent and
+ * its tombstone): sr_skey_erase with the intent's seq, actor node (system),
+ * message "finished at start". *n: how many were finished. SR_OK, or the
+ * first error (the others are tried at the next start). */
+SR_MUST_CHECK int sr_skey_erase_pending(sr_skeys *s, const sr_skv *kv, struct sr_engine *e, const char *node,
+                                        int64_t now_ms, unsigned *n, char *err, size_t errlen);
+
+/* The retention sweep's decision for one entry of the bucket (its KV key
+ * kvkey; api/cluster.c sr_cluster_skey_sweep lists them): an active data or
+ * audit key whose epoch ended at or before its operator's retention cut of
+ * that class (sr_engine_retention_cut of e, cfg, now) is erased
+ * (sr_skey_erase: why retention, actor node, cut_ms the cut). A destroyed,
+ * config or kept key: nothing done, nothing recorded. rep counts. SR_OK;
+ * sr_skey_erase's code (recorded); SR_EIO (the bucket). */
+typedef struct sr_skey_sweep_rep {
+    uint64_t keys, erased, found, failed;
+} sr_skey_sweep_rep;
+struct sr_retention_cfg;
+SR_MUST_CHECK int sr_skey_retention_erase(sr_skeys *s, const sr_skv *kv, struct sr_engine *e,
+                                          const struct sr_retention_cfg *cfg, int64_t now, const char *node,
+                                          const char *kvkey, sr_skey_sweep_rep *rep, char *err, size_t errlen);
+
 /* The bucket's name for the streams' prefix name: "<name>_KEYS". */
 void sr_skeys_bucket(const char *name, char out[48]);
 /* The NATS bucket over js (a jsCtx *): opened, or created (history 1,

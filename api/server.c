@@ -87,6 +87,7 @@
 #include "api/ryw.h"
 #include "api/checkpoint.h"
 #include "api/cluster.h"
+#include "api/cluster_seal.h"
 #include "api/cluster_fwd.h"
 #include "api/cluster_req.h"
 #include "api/server.h"
@@ -190,6 +191,10 @@ struct sr_server {
         int rc;
         sr_retention_report rep;
         sr_errinfo ei;
+        /* the cluster's stream keys after it (issue #19 ckey, sr_cluster_skey_sweep) */
+        int krc;
+        sr_cluster_skey_report krep;
+        char kerr[512];
     } retention_job;
     uv_timer_t bretry;        /* broker messages held while the engine's queue is full */
     struct bjob *bheld;       /* ... in arrival order */
@@ -2219,6 +2224,7 @@ static void retention_run(sr_work *w)
     sr_retention_cfg rc;
     sr_config_retention(&j->s->cfg, &rc);
     j->rc = sr_engine_retention_sweep(j->s->eng, &rc, NULL, &j->rep, &j->ei);
+    if (!j->rc) j->krc = sr_cluster_skey_sweep(sr_cluster_self(), &rc, &j->krep, j->kerr, sizeof j->kerr);
 }
 
 static void retention_done(sr_work *w, int status)
@@ -2239,6 +2245,11 @@ static void retention_done(sr_work *w, int status)
                 j->rep.keys_destroyed, j->rep.keys_held,
                 j->rep.documents, j->rep.files, j->rep.requests, j->rep.monitors, j->rep.blobs,
                 j->rep.segments_dropped, j->rep.records_dropped, j->rep.carried, sr_slog_q(j->rep.seg_held));
+    if (!status && j->krc)
+        sr_slog(SR_LOG_WARN, "retention sweep: stream keys", "error=%s detail=%s", sr_err_name(j->krc), sr_slog_q(j->kerr));
+    if (!status && (j->krep.erased || j->krep.found || j->krep.failed))
+        sr_slog(SR_LOG_INFO, "retention sweep: stream keys", "keys=%" PRIu64 " erased=%" PRIu64 " found=%" PRIu64
+                " failed=%" PRIu64, j->krep.keys, j->krep.erased, j->krep.found, j->krep.failed);
 }
 
 /* [retention] sweep_interval_s: a sweep on the worker queue (it waits for

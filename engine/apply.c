@@ -1482,14 +1482,15 @@ static int apply_alive(sr_engine *e, MDB_txn *t, Event *ev, sr_result *r, int va
     X(_WRITE_AUDIT, check_engine_only, NULL, NULL)                            \
     X(_ACCESS_BATCH, check_access_batch, NULL, NULL)                          \
     X(_CLUSTER, check_cluster, NULL, NULL)                                    \
-    X(_POINT_ALIAS, NULL, sr__apply_point_alias, NULL)
+    X(_POINT_ALIAS, NULL, sr__apply_point_alias, NULL)                        \
+    X(_STREAM_KEY_ERASE, sr__check_skey_erase, sr__apply_skey_erase, NULL)
 
 #define SR_X_(c, chk, app, ser) [SUIRO__V1__EVENT__BODY##c] = {SUIRO__V1__EVENT__BODY##c, &#c[1], chk, app, ser},
 static const sr_applier appliers[] = {SR_EVENT_KINDS(SR_X_)};
 #undef SR_X_
 /* the last case of events.proto has the last row (a new kind numbered
  * after it fails here or in event_kind_has_row) */
-_Static_assert(sizeof appliers / sizeof *appliers == SUIRO__V1__EVENT__BODY_POINT_ALIAS + 1,
+_Static_assert(sizeof appliers / sizeof *appliers == SUIRO__V1__EVENT__BODY_STREAM_KEY_ERASE + 1,
                "the appliers' table ends at the last case of Event.body");
 
 /* Never called: a switch over every case of Event.body (generated from the

@@ -62,6 +62,9 @@
  *   cluster        ClusterEvent (issue #19)         action: the why (start, expired, handover, lost);
  *                                                   target partition:N; outcome done or failed;
  *                                                   detail: old and new owner, the epoch, until
+ *   stream_key     StreamKeyErase (issue #19 ckey)  action: erase; target stream_key:ID; outcome
+ *                                                   pending, done, found, failed, refused; detail:
+ *                                                   the key's operator, class, epoch, why, node
  *   (others)       the body's field name
  *
  * INVARIANTS
@@ -602,6 +605,21 @@ static void audit_summary(const Event *ev, sr_audit_summary *x)
             snprintf(x->target, sizeof x->target, "notify target:%s", n->target_id);
             snprintf(x->detail, sizeof x->detail, "%s delivery %s of alarm seq %" PRIu64 ", %" PRIu32 " attempts%s%s",
                      n->channel, n->delivery_id, n->alarm_seq, n->attempts, n->error[0] ? "; " : "", n->error);
+        }
+        break;
+    }
+    case SUIRO__V1__EVENT__BODY_STREAM_KEY_ERASE: { /* docs/keys.md "Cluster: stream keys" */
+        const Suiro__V1__StreamKeyErase *s = ev->stream_key_erase;
+        x->s[F_KIND] = "stream_key";
+        x->s[F_OUTCOME] = s->outcome;
+        snprintf(x->action, sizeof x->action, "erase");
+        snprintf(x->target, sizeof x->target, "stream_key:%s", s->key_id);
+        snprintf(x->detail, sizeof x->detail, "operator '%s', class %s, epoch %" PRIu32 " (%" PRIu32 " days), %s, node %s%s%s",
+                 s->key_operator, s->key_class, s->epoch, s->period_days, s->why, s->node[0] ? s->node : "-",
+                 s->message[0] ? "; " : "", s->message);
+        if (s->intent_seq) {
+            size_t l = strlen(x->detail);
+            snprintf(x->detail + l, sizeof x->detail - l, " (intent seq %" PRIu64 ")", s->intent_seq);
         }
         break;
     }

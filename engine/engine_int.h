@@ -492,6 +492,12 @@ int sr__segdrop_fresh_floor(sr_engine *e);
  * ids; the engine's own actions are refused from outside. Replay: nothing
  * (the keyring is its own store). */
 int sr__apply_key(sr_engine *e, MDB_txn *t, Event *ev, sr_result *r, int validate);
+/* A stream key's erasure (StreamKeyErase, keys.c invariant 4): its check
+ * (the writer) and its apply (the 'K' row of `origins`, writer and replay). */
+int sr__check_skey_erase(sr_engine *e, MDB_txn *t, const Event *ev, sr_result *r);
+int sr__apply_skey_erase(sr_engine *e, MDB_txn *t, Event *ev, sr_result *r, int validate);
+/* 1 when `origins` holds the 'K' row of an intent at seq (segdrop.c keeps it). */
+int sr__skey_intent_open(sr_engine *e, MDB_txn *t, const Event *ev);
 /* sr_log_iter_next, counting the records whose key was destroyed
  * (SR_EERASED, below end) in e->ost's erased summary instead of returning
  * them (keys.c): the replay's and the rebuild's. */

@@ -1138,6 +1138,26 @@ int sr_cmd_cluster(const sr_cmd_env *env, const sr_cluster_change *c, sr_buf *ou
     return env_pack(&ev, env, out);
 }
 
+int sr_cmd_skey_erase(const sr_cmd_env *env, const sr_skey_erase_rec *s, sr_buf *out)
+{
+    Suiro__V1__StreamKeyErase se = SUIRO__V1__STREAM_KEY_ERASE__INIT;
+    se.key_id = S(s->key_id);
+    se.key_operator = S(s->key_operator);
+    se.key_class = S(s->key_class);
+    se.epoch = s->epoch;
+    se.period_days = s->period_days;
+    se.why = S(s->why);
+    se.cut_ms = s->cut_ms;
+    se.outcome = S(s->outcome);
+    se.message = S(s->message);
+    se.intent_seq = s->intent_seq;
+    se.node = S(s->node);
+    Suiro__V1__Event ev = SUIRO__V1__EVENT__INIT;
+    ev.body_case = SUIRO__V1__EVENT__BODY_STREAM_KEY_ERASE;
+    ev.stream_key_erase = &se;
+    return env_pack(&ev, env, out);
+}
+
 /* ---- users ----------------------------------------------------------------- */
 
 int sr_password_check(const sr_password_policy *p, const char *password, char *why, size_t whylen)

@@ -19,12 +19,20 @@
  *      (sr_engine_key_destroy: the event acknowledged first). A crash
  *      between leaves the event without the tombstone; the replay of the
  *      event (finish_destroy) or the next sweep writes it: idempotent.
+ *  (4) A stream key's erasure (StreamKeyErase, Event.body 57; api/
+ *      cluster_seal.h sr_skey_erase, docs/keys.md "Cluster: stream keys"):
+ *      its intent (outcome "pending") writes the `origins` row 'K' key id
+ *      u64 BE -> the intent's seq u64 LE ‖ u8 1 when its why is retention, its result (intent_seq) deletes
+ *      it, both from the logged event (sr__apply_skey_erase, writer and
+ *      replay alike): a row left is an intent whose tombstone may not be
+ *      written, finished at the node's next start (sr_engine_skey_pending).
  */
 #include "engine/engine_int.h"
 
 #include "engine/records.h"
 #include "storage/keyring.h"
 
+#include <inttypes.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
@@ -66,14 +74,15 @@
     X(_WRITE_AUDIT, SR_KC_AUDIT)          \
     X(_ACCESS_BATCH, SR_KC_AUDIT)         \
     X(_CLUSTER, SR_KC_AUDIT)              \
-    X(_POINT_ALIAS, SR_KC_CONFIG)
+    X(_POINT_ALIAS, SR_KC_CONFIG)         \
+    X(_STREAM_KEY_ERASE, SR_KC_AUDIT)
 
 #define SR_X_(c, cls) [SUIRO__V1__EVENT__BODY##c] = {1, cls},
 static const struct {
     uint8_t set, cls;
 } classes[] = {SR_KEY_CLASSES(SR_X_)};
 #undef SR_X_
-_Static_assert(sizeof classes / sizeof *classes == SUIRO__V1__EVENT__BODY_POINT_ALIAS + 1,
+_Static_assert(sizeof classes / sizeof *classes == SUIRO__V1__EVENT__BODY_STREAM_KEY_ERASE + 1,
                "the key classes' table ends at the last case of Event.body");
 
 #pragma GCC diagnostic push
@@ -498,3 +507,132 @@ int sr_engine_key_destroy(sr_engine *e, const sr_cmd_env *env, uint32_t id, uint
     }
     return rc;
 }
+
+/* ---- stream keys' erasures (invariant 4; issue #19 ckey) ---------------- */
+
+static int skey_id_parse(const char *hex, uint64_t *id)
+{
+    *id = 0;
+    if (!hex || strlen(hex) != 16) return SR_EINVAL;
+    for (int i = 0; i < 16; i++) {
+        char c = hex[i];
+        int v = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+        if (v < 0) return SR_EINVAL;
+        *id = *id << 4 | (uint64_t)v;
+    }
+    return *id ? SR_OK : SR_EINVAL;
+}
+
+static size_t skey_row(uint8_t k[9], uint64_t id)
+{
+    k[0] = 'K';
+    for (int i = 0; i < 8; i++) k[1 + i] = (uint8_t)(id >> (56 - 8 * i));
+    return 9;
+}
+
+int sr__check_skey_erase(sr_engine *e, MDB_txn *t, const Event *ev, sr_result *r)
+{
+    (void)e;
+    const Suiro__V1__StreamKeyErase *s = ev->stream_key_erase;
+    uint64_t id;
+    if (ev->actor_kind != SUIRO__V1__ACTOR_KIND__ACTOR_SYSTEM && ev->actor_kind != SUIRO__V1__ACTOR_KIND__ACTOR_USER)
+        return sr__refuse(r, SR_EINVAL, "a stream key is erased by a user (the Admin API) or the system (retention)");
+    if (!ev->actor || !ev->actor[0]) return sr__refuse(r, SR_EINVAL, "a stream key's erasure names its actor");
+    if (skey_id_parse(s->key_id, &id))
+        return sr__refuse(r, SR_EINVAL, "a stream key's id is 16 lowercase hex digits, not '%.40s'", s->key_id);
+    if (strcmp(s->why, "admin") && strcmp(s->why, "retention"))
+        return sr__refuse(r, SR_EINVAL, "a stream key's erasure's why is admin or retention, not '%.32s'", s->why);
+    const char *o = s->outcome;
+    int pending = !strcmp(o, "pending");
+    if (!pending && strcmp(o, "done") && strcmp(o, "found") && strcmp(o, "failed") && strcmp(o, "refused"))
+        return sr__refuse(r, SR_EINVAL, "a stream key's erasure's outcome is pending, done, found, failed or refused");
+    if (strcmp(o, "refused") && strcmp(s->key_class, "data") && strcmp(s->key_class, "audit"))
+        return sr__refuse(r, SR_EINVAL, "only a data or audit stream key is erased (a config key never is)");
+    if (pending && s->intent_seq) return sr__refuse(r, SR_EINVAL, "an erasure's intent names no intent_seq");
+    if ((!strcmp(o, "done") || !strcmp(o, "found")) && !s->intent_seq)
+        return sr__refuse(r, SR_EINVAL, "a stream key's erasure done or found names its intent (intent_seq)");
+    if (!pending && s->intent_seq) { /* a result: its intent is open here */
+        uint8_t k[9];
+        MDB_val v;
+        int rc = get(t, DB(e, SR_DB_ORIGINS), k, skey_row(k, id), &v);
+        if (rc == SR_ENOTFOUND || (!rc && (v.mv_size < 8 || sr_get_le64(v.mv_data) != s->intent_seq)))
+            return sr__refuse(r, SR_EINVAL, "stream key %s: no open intent at seq %" PRIu64 " to finish", s->key_id,
+                              s->intent_seq);
+        if (rc) return rc;
+    }
+    return SR_OK;
+}
+
+int sr__apply_skey_erase(sr_engine *e, MDB_txn *t, Event *ev, sr_result *r, int validate)
+{
+    (void)r;
+    (void)validate;
+    const Suiro__V1__StreamKeyErase *s = ev->stream_key_erase;
+    uint64_t id;
+    if (!s || skey_id_parse(s->key_id, &id)) return SR_OK; /* (refused by the check when written) */
+    uint8_t k[9], v[9];
+    size_t kl = skey_row(k, id);
+    if (!strcmp(s->outcome, "pending")) {
+        sr_put_le64(v, ev->seq);
+        v[8] = !strcmp(s->why, "retention");
+        return put(t, DB(e, SR_DB_ORIGINS), k, kl, v, 9);
+    }
+    if (!strcmp(s->outcome, "refused")) return SR_OK;
+    MDB_val cur;
+    int rc = get(t, DB(e, SR_DB_ORIGINS), k, kl, &cur);
+    if (rc == SR_ENOTFOUND) return SR_OK;
+    if (rc) return rc;
+    if (cur.mv_size >= 8 && sr_get_le64(cur.mv_data) != s->intent_seq) return SR_OK; /* another intent's */
+    return del(t, DB(e, SR_DB_ORIGINS), k, kl);
+}
+
+int sr__skey_intent_open(sr_engine *e, MDB_txn *t, const Event *ev)
+{
+    const Suiro__V1__StreamKeyErase *s = ev->stream_key_erase;
+    uint64_t id;
+    if (!s || strcmp(s->outcome, "pending") || skey_id_parse(s->key_id, &id)) return 0;
+    uint8_t k[9];
+    MDB_val v;
+    return get(t, DB(e, SR_DB_ORIGINS), k, skey_row(k, id), &v) == SR_OK && v.mv_size >= 8 &&
+           sr_get_le64(v.mv_data) == ev->seq;
+}
+
+int sr_engine_skey_pending(sr_engine *e, int (*fn)(void *ctx, uint64_t id, uint64_t seq, const char *why), void *ctx)
+{
+    MDB_txn *t;
+    int rc = sr_index_read_begin(e->ix, &t);
+    if (rc) return rc;
+    MDB_cursor *c;
+    if ((rc = sr_index_err(mdb_cursor_open(t, DB(e, SR_DB_ORIGINS), &c)))) {
+        sr_index_read_end(e->ix, t);
+        return rc;
+    }
+    /* collected first: fn may write (the read transaction ends before) */
+    uint64_t ids[64], seqs[64];
+    uint8_t ret[64];
+    size_t n = 0;
+    uint8_t k0 = 'K';
+    MDB_val K = {1, &k0}, V;
+    int r = mdb_cursor_get(c, &K, &V, MDB_SET_RANGE);
+    for (; r == 0 && n < 64 && K.mv_size == 9 && ((const uint8_t *)K.mv_data)[0] == 'K';
+         r = mdb_cursor_get(c, &K, &V, MDB_NEXT)) {
+        const uint8_t *p = (const uint8_t *)K.mv_data + 1;
+        uint64_t id = 0;
+        for (int i = 0; i < 8; i++) id = id << 8 | p[i];
+        ids[n] = id;
+        ret[n] = V.mv_size >= 9 && ((const uint8_t *)V.mv_data)[8];
+        seqs[n++] = V.mv_size >= 8 ? sr_get_le64(V.mv_data) : 0;
+    }
+    if (r != 0 && r != MDB_NOTFOUND) rc = sr_index_err(r);
+    mdb_cursor_close(c);
+    sr_index_read_end(e->ix, t);
+    for (size_t i = 0; i < n && !rc; i++) rc = fn(ctx, ids[i], seqs[i], ret[i] ? "retention" : "admin");
+    return rc;
+}
+
+int sr_engine_log_durable(sr_engine *e)
+{
+    return e->o.sync == SR_ENGINE_SYNC_ALWAYS || !e->log ? SR_OK : sr_log_sync(e->log);
+}
+
+int64_t sr_engine_now_ms(sr_engine *e) { return now_ms(e); }

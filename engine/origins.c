@@ -10,6 +10,9 @@
  *                 per replicated event applied here);
  *                 'P' node \0 point u32 BE -> the local point u32 BE (a data
  *                 point's number at its origin node -> this node's);
+ *                 (layout 20, written by engine/keys.c invariant 4, not
+ *                 here) 'K' stream key id u64 BE -> an open erasure
+ *                 intent's seq u64 LE ‖ u8;
  *   cluster_ckpt  partition u32 BE ‖ consumer u8 (1 .reg, 2 full) -> the
  *                 highest stream seq applied by that consumer, u64 LE
  *                 (consumer 3, a monitor's values relayed to the monitor's
@@ -154,6 +157,7 @@ static int body_class(Suiro__V1__Event__BodyCase c)
     case SUIRO__V1__EVENT__BODY_CHECKPOINT:
     case SUIRO__V1__EVENT__BODY_WRITE_AUDIT:
     case SUIRO__V1__EVENT__BODY_CLUSTER: /* a node's own lease changes (every node reads the bucket) */
+    case SUIRO__V1__EVENT__BODY_STREAM_KEY_ERASE: /* a node's own erasure (every node reads the bucket) */
     case SUIRO__V1__EVENT__BODY__NOT_SET:
         return SR_EVCLASS_LOCAL;
     case _SUIRO__V1__EVENT__BODY__CASE_IS_INT_SIZE:

@@ -574,6 +574,37 @@ typedef struct sr_cluster_change {
 } sr_cluster_change;
 SR_MUST_CHECK int sr_cmd_cluster(const sr_cmd_env *env, const sr_cluster_change *c, sr_buf *out);
 
+/* A stream key's erasure (StreamKeyErase, Event.body 57, issue #19 ckey;
+ * api/cluster_seal.h sr_skey_erase, docs/keys.md "Cluster: stream keys").
+ * env: op the key's operator, actor the admin (SR_ACTOR_USER) or the node's
+ * name (SR_ACTOR_SYSTEM, the retention sweep). why: admin, retention;
+ * outcome: pending (the intent), done, found, failed (its result: intent_seq
+ * the intent's seq), refused (no intent). */
+typedef struct sr_skey_erase_rec {
+    const char *key_id; /* 16 lowercase hex digits */
+    const char *key_operator, *key_class;
+    uint32_t epoch, period_days;
+    const char *why;
+    int64_t cut_ms;
+    const char *outcome, *message;
+    uint64_t intent_seq;
+    const char *node;
+} sr_skey_erase_rec;
+SR_MUST_CHECK int sr_cmd_skey_erase(const sr_cmd_env *env, const sr_skey_erase_rec *s, sr_buf *out);
+/* The open intents of stream key erasures (engine/keys.c invariant 4: an
+ * intent whose result is not in the log) to fn(ctx, key id, intent seq,
+ * its why: admin or retention), at most 64 a call (fn's nonzero stops and
+ * is returned). */
+SR_MUST_CHECK int sr_engine_skey_pending(sr_engine *e, int (*fn)(void *ctx, uint64_t id, uint64_t seq, const char *why),
+                                         void *ctx);
+/* Make every acknowledged event durable now (a no-op with sync=always, whose
+ * acknowledgement is after the fsync): an erasure's intent before its
+ * tombstone. Any thread but the writer's callbacks. */
+SR_MUST_CHECK int sr_engine_log_durable(sr_engine *e);
+/* The engine's clock (sr_engine_opts.clock_ms, else the wall clock), UTC ms:
+ * the ingest times' and the retention sweep's now. */
+int64_t sr_engine_now_ms(sr_engine *e);
+
 /* The notifier's durable state (issue #17, api/notify.c, NotifyEvent in
  * events.proto): outcome "delivered" or "given_up" of the delivery of alarm
  * step alarm_seq to target target_id (env: the target's operator, actor

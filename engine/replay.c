@@ -101,7 +101,7 @@ static int heads_needed(sr_engine *e, const uint8_t *p, size_t n, uint64_t seq)
         else if ((f >= 17 && f <= SUIRO__V1__EVENT__BODY_PUSH_MARK) || f == SUIRO__V1__EVENT__BODY_NOTIFY ||
                  f == SUIRO__V1__EVENT__BODY_ACCESS || f == SUIRO__V1__EVENT__BODY_WRITE_AUDIT ||
                  f == SUIRO__V1__EVENT__BODY_ACCESS_BATCH || f == SUIRO__V1__EVENT__BODY_CLUSTER ||
-                 f == SUIRO__V1__EVENT__BODY_POINT_ALIAS)
+                 f == SUIRO__V1__EVENT__BODY_POINT_ALIAS || f == SUIRO__V1__EVENT__BODY_STREAM_KEY_ERASE)
             other = 1; /* no series part (Retention, 41, has one: apply decides) */
     }
     if (meas == other) return 1; /* both (the last wins) or no body: let apply decide */

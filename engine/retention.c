@@ -1924,3 +1924,26 @@ int64_t sr__retention_data_cut(sr_engine *e, MDB_txn *t, const sr_retention_cfg 
     sr_free(s.p);
     return cut;
 }
+
+/* ---- the cluster's stream keys (issue #19 ckey) ---------------------------
+ * The cut of op's class for its stream keys (docs/keys.md "Cluster: stream
+ * keys"): data, sr__retention_data_cut (every data period of op ended and
+ * nothing of op older than the cut left in the index: the rule of the local
+ * data keys); audit, now minus op's audit period. INT64_MIN: kept for ever
+ * (or something of op before it is still held). */
+int64_t sr_engine_retention_cut(sr_engine *e, const sr_retention_cfg *cfg, int64_t now, const char *op, int cls)
+{
+    MDB_txn *t;
+    if (cls != SR_KC_DATA && cls != SR_KC_AUDIT) return INT64_MIN;
+    if (sr_index_read_begin(e->ix, &t)) return INT64_MIN;
+    int64_t cut = INT64_MIN;
+    if (cls == SR_KC_DATA) cut = sr__retention_data_cut(e, t, cfg, now, op);
+    else {
+        sweep s = {.e = e, .t = t, .cfg = cfg, .now = now};
+        uint32_t days = period_of(&s, op, CL_AUDIT);
+        if (days) cut = cut_of(&s, days);
+        sr_free(s.p);
+    }
+    sr_index_read_end(e->ix, t);
+    return cut;
+}

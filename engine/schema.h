@@ -140,7 +140,13 @@
  *              point u32 BE -> point u32 BE: a data point's number at its
  *              origin node -> this node's (a replicated MasterPut's, or
  *              a replicated PointAlias's: the sending node's number, issue
- *              #19 pmap; the same key and value, no layout change)
+ *              #19 pmap; the same key and value, no layout change;
+ *              layout 20, issue #19 ckey, engine/keys.c invariant 4) 'K'
+ *              stream key id u64 BE -> the seq u64 LE of an erasure's
+ *              intent (StreamKeyErase "pending") ‖ u8 (1: why retention)
+ *              whose result is not logged yet: written by the intent,
+ *              deleted by its result, from the logged events (a rebuild
+ *              gives them again)
  *   cluster_ckpt (layout 16) partition u32 BE ‖ consumer u8 (1 the .reg
  *              consumer, 2 the full one) -> the highest stream seq that
  *              consumer applied, u64 LE. Both written from the logged
@@ -260,8 +266,13 @@
  *      older index has none: rebuilt at a read-write open (a log without
  *      held events leaves it empty); an older suiro refuses this index as
  *      newer.
+ *  20: (issue #19 ckey; the integrator renumbers) the `origins` database's
+ *      'K' rows: the open intents of stream key erasures (engine/keys.c
+ *      invariant 4, docs/keys.md "Cluster: stream keys"). An older index
+ *      has none: rebuilt at a read-write open (a log without StreamKeyErase
+ *      events leaves none); an older suiro refuses this index as newer.
  */
-#define SR_INDEX_LAYOUT 18u
+#define SR_INDEX_LAYOUT 20u
 
 /* The databases whose values are sealed in a sealed index (layout 8,
  * engine/ixseal.h; docs/keys.md "What stays plaintext"): every one that

@@ -390,6 +390,11 @@ static int classify(drop *d, int irc, uint64_t seq, const sr_slice *rec, uint32_
     case SUIRO__V1__EVENT__BODY_ACCESS_BATCH:
     case SUIRO__V1__EVENT__BODY_CLUSTER: /* an ownership change: its audit row is all it built (issue #19) */
     case SUIRO__V1__EVENT__BODY_AUTH: *ok = 1; break;
+    case SUIRO__V1__EVENT__BODY_STREAM_KEY_ERASE: /* its audit row; an open intent is kept (keys.c invariant 4) */
+        if (sr__skey_intent_open(d->e, d->t, ev))
+            snprintf(d->why, sizeof d->why, "record %" PRIu64 ": a stream key's erasure not finished yet", seq);
+        else *ok = 1;
+        break;
     case SUIRO__V1__EVENT__BODY_ALARM: /* the `alarms` database is built from them (issue #17) */
         snprintf(d->why, sizeof d->why, "record %" PRIu64 ": an alarm step of '%s', its audit key not destroyed", seq,
                  ev->operator_id);

@@ -611,6 +611,12 @@ SR_MUST_CHECK int sr_engine_log_trim_check(const char *logdir, const struct sr_l
 /* Index rows Retention events removed since open (chunks, latest rows, audit rows, message ids,
  * documents, files, requests (one a request), monitors). */
 uint64_t sr_engine_retention_removed(sr_engine *e);
+/* The time before which op's records of key class cls (SR_KC_DATA,
+ * SR_KC_AUDIT) are all cut by retention (the rule of docs/keys.md
+ * "Retention and erasure"; engine/retention.c): the cluster's stream key of
+ * an epoch that ended at or before it is erased (issue #19 ckey).
+ * INT64_MIN: none (kept for ever, or still held). */
+int64_t sr_engine_retention_cut(sr_engine *e, const sr_retention_cfg *cfg, int64_t now, const char *op, int cls);
 
 /* SHA-256 of the index content and the in-memory heads: equal for two
  * engines that applied the same events (the determinism check). Series

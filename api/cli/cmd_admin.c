@@ -192,6 +192,9 @@ static const acmd CMDS[] = {
      "this node, the live nodes, each partition's owner, epoch and lease end, the partitions this node owns"},
     {"cluster-digest", "GET", "/admin/v1/cluster/partitions/{partition}/digest", 1, NULL,
      "PARTITION: this node's index digest of the partition (per data point: count, hash; `suiro cluster verify`)"},
+    /* a stream key's erasure, recorded in the log (api/admin_keys.c, docs/keys.md "Cluster: stream keys") */
+    {"cluster-key-erase", "POST", "/admin/v1/cluster/keys/{keyId}/erase", 1, NULL,
+     "KEYID: erase the cluster's stream key KEYID (16 hex digits, `suiro cluster keys`)"},
     {"report", "GET", "/admin/v1/reports/incident", 0, NULL,
      "an incident report --query 'from=-1h&to=now[&operator=OP&gateway=GW&point=P1,P2&format=html]'"},
     /* certificate revocations (api/admin_sig.c, docs/signatures.md) */
@@ -229,7 +232,7 @@ const char sr_admin_more[] =
     "  app-disable | app-enable | grants | grants-put | grant-delete | vendor-grants\n"
     "  vendor-grant-put | vendor-grant-delete | pending | pending-get | pending-approve\n"
     "  pending-reject | backup | backups | retention | retention-put | retention-run | alive\n"
-    "  cluster | cluster-digest\n"
+    "  cluster | cluster-digest | cluster-key-erase\n"
     "  notify-targets | notify-target-add | notify-target-delete | notify-domains\n"
     "  notify-domains-put | revocations | revocation-add | revocation-delete\n"
     "  sig-requirements | sig-require | sig-require-delete\n"

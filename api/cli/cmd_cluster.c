@@ -45,7 +45,14 @@
  * erase destroys one (--id): its tombstone replaces the entry, so no payload
  * it sealed opens any more anywhere (the running nodes read it again within
  * SR_SKEYS_TTL_MS); it needs [engine] key_file (the same master as the
- * nodes'). A config key is refused (as the keyring's: never erased).
+ * nodes'). A config key is refused (as the keyring's: never erased). The
+ * erasure is recorded in the --config node's log (StreamKeyErase events,
+ * issue #19 ckey: the intent before the tombstone, then the result; a
+ * refusal too) as the other offline commands do: with the node stopped,
+ * its engine is opened here (actor $USER, source "cli"); while it runs
+ * (its log locked), through its Admin API (`suiro admin cluster-key-erase`,
+ * --url/--token or SUIRO_URL/SUIRO_TOKEN), else the command to run is
+ * printed and nothing is erased (exit 1).
  *
  * EXIT CODES (as `suiro audit verify`): 0 sound and equal; 1 broken (a
  * finding); 2 usage; 3 NATS or a server unreachable, a stream missing, no
@@ -101,6 +108,9 @@ const sr_opt sr_opts_cluster_keys[] = {
 const sr_opt sr_opts_cluster_erase[] = {
     CONFIG,
     SR_OPT_STR("id", 0, "KEYID", copts, id, "the stream key to destroy: 16 hex digits, as `cluster keys` lists (required)"),
+    SR_OPT_STR("data", 0, "DIR", copts, data, "the node's data directory, whose log records the erasure [its data_dir]"),
+    SR_OPT_STR("url", 0, "URL", copts, url, "the running node's Admin API root (its log records the erasure)"),
+    SR_OPT_STR("token", 0, "T", copts, token, "an admin session token valid on it (env SUIRO_TOKEN)"),
     SR_OPT_END,
 };
 
@@ -887,53 +897,61 @@ int sr_cmd_cluster_erase(const sr_command *cmd, int argc, char **argv)
         sr_stream_reader_close(s.r);
         return EX_USAGE;
     }
+    /* the node's log records it (offline: opened here; running: through its Admin API) */
+    sr_engine_opts eo = {.key = &mk, .key_source = s.cfg.key_file};
+    sr_engine *e = NULL;
+    sr_errinfo ei;
+    memset(&ei, 0, sizeof ei);
+    const char *dir = o.data ? o.data : s.cfg.data_dir;
+    rc = sr_engine_open(dir, &eo, &e, &ei);
+    if (rc == SR_ELOCKED) {
+        memset(&mk, 0, sizeof mk);
+        sr_stream_reader_close(s.r);
+        char kid[17];
+        snprintf(kid, sizeof kid, "%016" PRIx64, id);
+        char *av[] = {"admin", "cluster-key-erase", kid, NULL};
+        return sr_cli_through_server(cmd->name, dir, o.url, o.token, av, 3);
+    }
+    if (rc) {
+        fprintf(stderr, "suiro %s: %s: %s%s: the erasure is recorded in the node's log, which must open\n", cmd->name,
+                dir, ei.msg[0] ? ei.msg : sr_strerror(rc), sr_cli_key_hint(rc, 1));
+        memset(&mk, 0, sizeof mk);
+        sr_stream_reader_close(s.r);
+        return EX_UNREADABLE;
+    }
     sr_skeys *sk = NULL;
     sr_skv kv;
     sr_skv_nats n;
     sr_skv_nats_init(&n, &kv, sr_stream_reader_js(s.r), s.cfg.cluster_name, 1);
     rc = sr_skeys_new(&mk, s.cfg.key_rotate_days, &sk);
     memset(&mk, 0, sizeof mk);
-    sr_skey info;
-    memset(&info, 0, sizeof info);
+    sr_skey_erase_out out;
+    memset(&out, 0, sizeof out);
     if (!rc) {
         sr_skeys_set_ttl(sk, 0);
-        /* a config key is never erased (docs/keys.md): read it first */
-        sr_buf v;
-        sr_buf_init(&v);
-        char key[24];
-        sr_skeys_kv_key(id, key);
-        rc = kv.get(kv.ctx, key, &v);
-        if (!rc) rc = sr_skey_unwrap(&(sr_key){{0}, 0}, v.data, v.len, &info, err, sizeof err);
-        sr_buf_release(&v);
+        struct timespec now;
+        clock_gettime(CLOCK_REALTIME, &now);
+        const char *who = getenv("USER");
+        sr_skey_erase_req q = {e, who && *who ? who : "cli", SR_ACTOR_USER, "cli", "admin", 0, s.cfg.cluster_node, 0};
+        rc = sr_skey_erase(sk, &kv, &q, id, (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000, &out, err, sizeof err);
     }
-    struct timespec now;
-    clock_gettime(CLOCK_REALTIME, &now);
-    if (!rc || rc == SR_EKEY) {
-        if (info.cls == SR_KC_CONFIG) {
-            fprintf(stderr, "suiro %s: stream key %016" PRIx64 " is operator '%s''s config key: config keys are never "
-                            "erased (docs/keys.md)\n", cmd->name, id, info.op);
-            rc = SR_EINVAL;
-        } else {
-            err[0] = 0;
-            rc = sr_skeys_destroy(sk, &kv, id, (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000, &info, err,
-                                  sizeof err);
-            if (rc) fprintf(stderr, "suiro %s: %s\n", cmd->name, err[0] ? err : sr_strerror(rc));
-            else {
-                int64_t from, to;
-                sr_skey_epoch_range(info.cls, info.epoch, info.period_days, &from, &to);
-                printf("destroyed stream key %016" PRIx64 ": operator '%s', class %s, epoch %u (from %" PRId64
-                       " to %" PRId64 " UTC ms), by %s\n",
-                       id, info.op, class_name(info.cls), info.epoch, from, to == INT64_MAX ? -1 : to,
-                       getenv("USER") ? getenv("USER") : "?");
-            }
-        }
+    if (!rc) {
+        int64_t from, to;
+        sr_skey_epoch_range(out.info.cls, out.info.epoch, out.info.period_days, &from, &to);
+        printf("destroyed stream key %016" PRIx64 ": operator '%s', class %s, epoch %u (from %" PRId64 " to %" PRId64
+               " UTC ms), by %s (%s; the log's seq %" PRIu64 " and %" PRIu64 ")\n",
+               id, out.info.op, class_name(out.info.cls), out.info.epoch, from, to == INT64_MAX ? -1 : to,
+               getenv("USER") ? getenv("USER") : "?", out.outcome, out.intent_seq, out.result_seq);
     } else if (rc == SR_ENOTFOUND) {
-        fprintf(stderr, "suiro %s: stream key %016" PRIx64 " is not in %s\n", cmd->name, id, n.bucket);
+        fprintf(stderr, "suiro %s: stream key %016" PRIx64 " is not in %s (recorded: refused)\n", cmd->name, id, n.bucket);
     } else {
-        fprintf(stderr, "suiro %s: %s\n", cmd->name, err[0] ? err : sr_strerror(rc));
+        fprintf(stderr, "suiro %s: %s%s\n", cmd->name, err[0] ? err : sr_strerror(rc),
+                out.outcome[0] ? " (recorded in the node's log)" : "");
     }
     sr_skeys_free(sk);
     sr_skv_nats_reset(&n);
     sr_stream_reader_close(s.r);
+    int crc = sr_engine_close(e);
+    if (crc && !rc) rc = crc;
     return rc == SR_OK ? EX_OK : rc == SR_EIO ? EX_CONN : EX_BROKEN;
 }

@@ -6,8 +6,16 @@
  * moved under another id); the store over an in-memory bucket: the first
  * node makes the key, another node (its own cache) opens with it, a lost
  * create race reads the winner's, an unknown key id, an erased key refused
- * on both sides, epochs from rotate_days and per class. */
+ * on both sides, epochs from rotate_days and per class; an erasure recorded
+ * in the log (sr_skey_erase, issue #19 ckey): intent before tombstone, its
+ * result, a second erasure found done, refusals and a bucket that refuses
+ * the tombstone recorded with their outcome, the audit rows, and an intent
+ * left by a crash finished at the next start (after a rebuild); the
+ * retention sweep's decision per key (sr_skey_retention_erase): the epochs
+ * its cut passed erased once, the others kept, a value still held holds its
+ * data keys. */
 #include "api/cluster_seal.h"
+#include "engsuite.h"
 #include "engine/records.h"
 #include "storage/keyring.h"
 
@@ -160,7 +168,7 @@ Test(seal, epochs_and_ids)
 typedef struct mkv {
     char key[16][24];
     sr_buf val[16];
-    int n, gets, fail, lose_race;
+    int n, gets, fail, fail_put, puts, lose_race;
     sr_buf racer; /* lose_race: this is put first by "another node" */
 } mkv;
 
@@ -183,7 +191,8 @@ static int m_get(void *ctx, const char *key, sr_buf *val)
 static int m_put(void *ctx, const char *key, const void *p, size_t n)
 {
     mkv *m = ctx;
-    if (m->fail) return SR_EIO;
+    if (m->fail || m->fail_put) return SR_EIO;
+    m->puts++;
     int i = m_find(m, key);
     if (i < 0) {
         i = m->n++;
@@ -363,4 +372,267 @@ Test(seal, golden_vector_of_an_independent_writer)
     sr_buf_release(&sealed);
     sr_buf_release(&plain);
     sr_buf_release(&out);
+}
+
+/* ---- an erasure recorded in the log (issue #19 ckey) ---- */
+
+typedef struct erows {
+    sr_audit_rec r[16];
+    sr_audit_holder h[16];
+    int n;
+} erows;
+
+static int collect_erase(void *ctx, const sr_event_view *v)
+{
+    erows *x = ctx;
+    if (strcmp(v->kind, "stream_key_erase") || x->n == 16) return 0;
+    cr_assert_eq(sr_event_audit(v, &x->h[x->n], &x->r[x->n]), 1, "a stream key's erasure is in the audit trail");
+    x->n++;
+    return 0;
+}
+
+static int count_open(void *ctx, uint64_t id, uint64_t seq, const char *why)
+{
+    (void)id;
+    (void)seq;
+    cr_assert_str_eq(why, "retention");
+    (*(int *)ctx)++;
+    return 0;
+}
+
+static int entry_state(mkv *m, uint64_t id)
+{
+    char kk[24];
+    sr_skeys_kv_key(id, kk);
+    int at = m_find(m, kk);
+    cr_assert_geq(at, 0);
+    sr_skey u;
+    char err[320];
+    sr_key none;
+    memset(&none, 0, sizeof none);
+    int rc = sr_skey_unwrap(&none, m->val[at].data, m->val[at].len, &u, err, sizeof err);
+    cr_assert(rc == SR_OK || rc == SR_EKEY, "%s", err);
+    return u.state;
+}
+
+Test(seal, erasure_recorded_in_the_log_and_finished_at_start)
+{
+    char *dir = NULL;
+    sr_engine *e = es_open(&dir, "skerase", NULL);
+    mkv m = {0};
+    sr_skv kv = {&m, m_get, m_create, m_put};
+    sr_key mk = master(7);
+    sr_skeys *a = NULL;
+    cr_assert_eq(sr_skeys_new(&mk, 30, &a), SR_OK);
+    int64_t t = 1767225600000;
+    sr_seal_ad ad = ad0();
+    sr_buf p;
+    sr_buf_init(&p);
+    char err[400];
+    uint64_t id1 = 0, id2 = 0, idc = 0;
+    cr_assert_eq(sr_skeys_seal(a, &kv, &ad, t, EVENT, sizeof EVENT, &p, &id1, err, sizeof err), SR_OK, "%s", err);
+    cr_assert_eq(sr_skeys_seal(a, &kv, &ad, t + 30 * 86400000ll, EVENT, sizeof EVENT, &p, &id2, err, sizeof err),
+                 SR_OK, "%s", err);
+    sr_seal_ad cfg = {3, "sim", "master_put", "a", 19};
+    cr_assert_eq(sr_skeys_seal(a, &kv, &cfg, t, EVENT, sizeof EVENT, &p, &idc, err, sizeof err), SR_OK, "%s", err);
+
+    /* an admin's erasure: the intent, the tombstone, the result */
+    sr_skey_erase_req q = {e, "alice", SR_ACTOR_USER, "127.0.0.1:5555", "admin", 0, "n1", 0};
+    sr_skey_erase_out o;
+    cr_assert_eq(sr_skey_erase(a, &kv, &q, id1, t + 5, &o, err, sizeof err), SR_OK, "%s", err);
+    cr_assert_str_eq(o.outcome, "done");
+    cr_assert_gt(o.intent_seq, 0);
+    cr_assert_gt(o.result_seq, o.intent_seq);
+    cr_assert_eq(entry_state(&m, id1), SR_SKEY_DESTROYED);
+    /* again: found destroyed (no second tombstone) */
+    int puts = m.puts;
+    cr_assert_eq(sr_skey_erase(a, &kv, &q, id1, t + 6, &o, err, sizeof err), SR_OK, "%s", err);
+    cr_assert_str_eq(o.outcome, "found");
+    cr_assert_eq(m.puts, puts, "a key destroyed already is not written again");
+    /* refusals, recorded: no such key; a config key (left active) */
+    cr_assert_eq(sr_skey_erase(a, &kv, &q, 0x1234567890abcdefull, t, &o, err, sizeof err), SR_ENOTFOUND);
+    cr_assert_str_eq(o.outcome, "refused");
+    cr_assert_gt(o.result_seq, 0);
+    cr_assert_eq(sr_skey_erase(a, &kv, &q, idc, t, &o, err, sizeof err), SR_EINVAL);
+    cr_assert(strstr(err, "never erased"), "%s", err);
+    cr_assert_eq(entry_state(&m, idc), SR_SKEY_ACTIVE);
+    /* the bucket refuses the tombstone: recorded as failed, the key stays */
+    m.fail_put = 1;
+    cr_assert_eq(sr_skey_erase(a, &kv, &q, id2, t, &o, err, sizeof err), SR_EIO);
+    cr_assert_str_eq(o.outcome, "failed");
+    m.fail_put = 0;
+    cr_assert_eq(entry_state(&m, id2), SR_SKEY_ACTIVE);
+    int open = 0;
+    cr_assert_eq(sr_engine_skey_pending(e, count_open, &open), SR_OK);
+    cr_assert_eq(open, 0, "every intent has its result");
+
+    /* the writer's checks: a result without an open intent, a config class */
+    sr_cmd_env env = {"sim", "alice", SR_ACTOR_USER, NULL, NULL};
+    sr_buf b;
+    sr_buf_init(&b);
+    sr_result r;
+    char kid[17];
+    snprintf(kid, sizeof kid, "%016llx", (unsigned long long)id2);
+    sr_skey_erase_rec bad = {kid, "sim", "data", 2, 30, "admin", 0, "done", "", 0, "n1"};
+    cr_assert_eq(es_submit1(e, sr_cmd_skey_erase(&env, &bad, &b), &b, &r), SR_EINVAL);
+    bad.intent_seq = 3;
+    cr_assert_eq(es_submit1(e, sr_cmd_skey_erase(&env, &bad, &b), &b, &r), SR_EINVAL);
+    bad.intent_seq = 0;
+    bad.outcome = "pending";
+    bad.key_class = "config";
+    cr_assert_eq(es_submit1(e, sr_cmd_skey_erase(&env, &bad, &b), &b, &r), SR_EINVAL);
+
+    /* a crash between the intent and the tombstone: the retention sweep's intent is in the log, nothing else */
+    sr_cmd_env sys = {"sim", "n1", SR_ACTOR_SYSTEM, NULL, NULL};
+    sr_skey_erase_rec in = {kid, "sim", "data", 2, 30, "retention", t, "pending", "", 0, "n1"};
+    cr_assert_eq(es_submit1(e, sr_cmd_skey_erase(&sys, &in, &b), &b, &r), SR_OK, "%s", r.err.msg);
+    uint64_t intent = r.seq;
+    open = 0;
+    cr_assert_eq(sr_engine_skey_pending(e, count_open, &open), SR_OK);
+    cr_assert_eq(open, 1);
+    e = es_rebuilt(e, &dir, NULL); /* the open intent is a function of the log */
+    open = 0;
+    cr_assert_eq(sr_engine_skey_pending(e, count_open, &open), SR_OK);
+    cr_assert_eq(open, 1, "the open intent survives the restart and a rebuild");
+    unsigned n = 0;
+    cr_assert_eq(sr_skey_erase_pending(a, &kv, e, "n1", t + 9, &n, err, sizeof err), SR_OK, "%s", err);
+    cr_assert_eq(n, 1);
+    cr_assert_eq(entry_state(&m, id2), SR_SKEY_DESTROYED, "finished at start");
+    open = 0;
+    cr_assert_eq(sr_engine_skey_pending(e, count_open, &open), SR_OK);
+    cr_assert_eq(open, 0);
+
+    /* the log and the audit trail: who, what, from where, the outcome */
+    erows x = {0};
+    uint64_t last = 0;
+    cr_assert_eq(sr_engine_log_each(e, 1, collect_erase, &x, &last), SR_OK);
+    static const char *want[] = {"pending", "done", "pending", "found", "refused", "refused",
+                                 "pending", "failed", "pending", "done"};
+    cr_assert_eq(x.n, 10, "%d erasure events", x.n);
+    for (int i = 0; i < 10; i++) {
+        cr_assert_str_eq(x.r[i].outcome, want[i], "event %d: %s", i, x.r[i].outcome);
+        cr_assert_str_eq(x.r[i].kind, "stream_key");
+        cr_assert_str_eq(x.r[i].action, "erase");
+        if (i < 8) {
+            cr_assert_str_eq(x.r[i].actor, "alice");
+            cr_assert_str_eq(x.r[i].source, "127.0.0.1:5555");
+        }
+    }
+    char tgt[40];
+    snprintf(tgt, sizeof tgt, "stream_key:%016llx", (unsigned long long)id1);
+    cr_assert_str_eq(x.r[1].target, tgt);
+    cr_assert(strstr(x.r[1].detail, "class data") && strstr(x.r[1].detail, "node n1"), "%s", x.r[1].detail);
+    cr_assert_str_eq(x.r[9].actor, "n1");
+    cr_assert(strstr(x.r[9].detail, "retention") && strstr(x.r[9].detail, "finished at start"), "%s",
+              x.r[9].detail);
+    char is[40];
+    snprintf(is, sizeof is, "intent seq %llu", (unsigned long long)intent);
+    cr_assert(strstr(x.r[9].detail, is), "%s", x.r[9].detail);
+    sr_skeys_free(a);
+    sr_buf_release(&p);
+    m_free(&m);
+    es_finish(e, &dir);
+}
+
+/* ---- the retention sweep of the stream keys (issue #19 ckey) ---- */
+
+static const sr_vtype NUM1[] = {SR_VT_NUMBER};
+
+static void put_key(mkv *m, const sr_key *mk, const char *op, int cls, uint32_t epoch, uint64_t *id)
+{
+    sr_skey k;
+    cr_assert_eq(sr_skey_make(op, cls, epoch, 1, 1000, &k), SR_OK);
+    sr_buf v;
+    sr_buf_init(&v);
+    cr_assert_eq(sr_skey_wrap(mk, &k, &v), SR_OK);
+    char kk[24];
+    sr_skeys_kv_key(k.id, kk);
+    cr_assert_eq(m_create(m, kk, v.data, v.len), SR_OK);
+    sr_buf_release(&v);
+    *id = k.id;
+}
+
+typedef struct rcount {
+    int pending, done;
+    char actor[64], why[16];
+} rcount;
+
+static int count_ret(void *ctx, const sr_event_view *v)
+{
+    rcount *c = ctx;
+    if (strcmp(v->kind, "stream_key_erase")) return 0;
+    sr_audit_holder h;
+    sr_audit_rec r;
+    cr_assert_eq(sr_event_audit(v, &h, &r), 1);
+    c->pending += !strcmp(r.outcome, "pending");
+    c->done += !strcmp(r.outcome, "done");
+    snprintf(c->actor, sizeof c->actor, "%s", r.actor);
+    cr_assert(strstr(r.detail, "retention"), "%s", r.detail);
+    return 0;
+}
+
+Test(seal, retention_erases_the_stream_keys_of_the_epochs_it_cut_once)
+{
+    char *dir = NULL;
+    sr_engine *e = es_open(&dir, "skret", NULL);
+    mkv m = {0};
+    sr_skv kv = {&m, m_get, m_create, m_put};
+    sr_key mk = master(9);
+    sr_skeys *s = NULL;
+    cr_assert_eq(sr_skeys_new(&mk, 1, &s), SR_OK);
+    sr_skeys_set_ttl(s, 0);
+    int64_t now = sr_engine_now_ms(e), day = 86400000;
+    uint32_t today = sr_skey_epoch(SR_KC_DATA, now, 1);
+    /* epochs of 1 day: data ended 15 and 5 days ago, audit 25 and 15 days ago, a config key */
+    uint64_t d15, d5, a25, a15, cf;
+    put_key(&m, &mk, "sim", SR_KC_DATA, today - 15, &d15);
+    put_key(&m, &mk, "sim", SR_KC_DATA, today - 5, &d5);
+    put_key(&m, &mk, "sim", SR_KC_AUDIT, today - 25, &a25);
+    put_key(&m, &mk, "sim", SR_KC_AUDIT, today - 15, &a15);
+    put_key(&m, &mk, "sim", SR_KC_CONFIG, 1, &cf);
+    (void)day;
+    /* kept for ever (the defaults): nothing */
+    sr_retention_cfg forever = {0};
+    sr_skey_sweep_rep rep = {0};
+    char err[400];
+    for (int i = 0; i < m.n; i++)
+        cr_assert_eq(sr_skey_retention_erase(s, &kv, e, &forever, now, "n1", m.key[i], &rep, err, sizeof err), SR_OK);
+    cr_assert_eq(rep.erased, 0);
+    cr_assert_eq(sr_engine_retention_cut(e, &forever, now, "sim", SR_KC_DATA), INT64_MIN);
+    /* data 10 days, audit 20 days: the data epoch 15 days ago and the audit epoch 25 days ago go */
+    sr_retention_cfg cfg = {.default_days = 10, .audit_days = 20};
+    for (int round = 0; round < 2; round++) {
+        memset(&rep, 0, sizeof rep);
+        for (int i = 0; i < m.n; i++)
+            cr_assert_eq(sr_skey_retention_erase(s, &kv, e, &cfg, now, "n1", m.key[i], &rep, err, sizeof err), SR_OK,
+                         "%s", err);
+        cr_assert_eq(rep.keys, 5);
+        cr_assert_eq(rep.erased, round ? 0 : 2, "round %d: %llu erased", round, (unsigned long long)rep.erased);
+    }
+    cr_assert_eq(entry_state(&m, d15), SR_SKEY_DESTROYED);
+    cr_assert_eq(entry_state(&m, a25), SR_SKEY_DESTROYED);
+    cr_assert_eq(entry_state(&m, d5), SR_SKEY_ACTIVE, "5 days of a 10 days period: kept");
+    cr_assert_eq(entry_state(&m, a15), SR_SKEY_ACTIVE, "15 days of a 20 days audit period: kept");
+    cr_assert_eq(entry_state(&m, cf), SR_SKEY_ACTIVE, "a config key: never");
+    /* in the log: an intent and a done per erased key, by the node, why retention; the second round nothing */
+    rcount c = {0};
+    uint64_t last = 0;
+    cr_assert_eq(sr_engine_log_each(e, 1, count_ret, &c, &last), SR_OK);
+    cr_assert_eq(c.pending, 2);
+    cr_assert_eq(c.done, 2);
+    cr_assert_str_eq(c.actor, "n1");
+    /* a value of sim older than the data cut holds its data keys (the rule of the local keys) */
+    cr_assert_eq(et_setup_masters(e, "sim", 1, NUM1, 1), SR_OK);
+    sr_point_info pi;
+    cr_assert_eq(sr_engine_point_info(e, "sim", "P000", &pi), SR_OK);
+    sr_sample old = {.ts = now - 12 * day, .quality = SR_Q_GOOD, .v.f = 1};
+    sr_result r;
+    cr_assert_eq(et_put(e, "sim", "GW1", pi.point, SR_VT_NUMBER, &old, 1, NULL, &r), SR_OK);
+    cr_assert_eq(r.rc, SR_OK, "%s", r.err.msg);
+    cr_assert_eq(sr_engine_retention_cut(e, &cfg, now, "sim", SR_KC_DATA), INT64_MIN,
+                 "a value older than the cut is still in the index");
+    cr_assert_eq(sr_engine_retention_cut(e, &cfg, now, "sim", SR_KC_AUDIT), now - 20 * day);
+    sr_skeys_free(s);
+    m_free(&m);
+    es_finish(e, &dir);
 }

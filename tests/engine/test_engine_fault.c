@@ -111,7 +111,10 @@
  * FilePut node "nf" wrote, naming nf's data key, submitted with its origin:
  * after the reopen the file is there, naming a data key of op1 in THIS
  * engine's keyring (never nf's id), with its origin and checkpoint, exactly
- * when it was acknowledged. The last two commands (30, 31:
+ * when it was acknowledged. Commands 5 and 7
+ * (issue #19 ckey) are a stream key erasure's intent and its result
+ * (build_skey): the open intent is there exactly when 5 was acknowledged
+ * and 7 (its result) was not. The last two commands (30, 31:
  * NCMD - 2, NCMD - 1) are the duplicate pair (single events whatever NCMD
  * is); the others are ordinary commands. Command 26 (SNAP_CMD, issue #18)
  * is an ordinary measurement command whose write makes a state snapshot
@@ -1279,6 +1282,62 @@ static int hold_run(sr_engine *e, command *cm, sr_result *res, uint64_t *extra)
     return SR_OK;
 }
 
+/* Commands 5 and 7 (SKEY_INTENT_CMD, SKEY_RESULT_CMD; issue #19 ckey,
+ * engine/keys.c invariant 4): a stream key's erasure. Command 5 is its
+ * intent (a StreamKeyErase "pending" of op1's data stream key SKEY_ID, as
+ * the retention sweep writes it), command 7 its result ("done", intent_seq
+ * the open intent's seq as the engine holds it, read at run time; without
+ * an open intent, a refused erasure: no row either way). After the reopen
+ * the open intent (the `origins` 'K' row) is there exactly when command 5
+ * was acknowledged and command 7's result of it was not; the index equals
+ * a rebuild (the row is a function of the log). */
+enum { SKEY_INTENT_CMD = 5, SKEY_RESULT_CMD = 7 };
+_Static_assert((int)SKEY_RESULT_CMD > (int)SKEY_INTENT_CMD && SKEY_RESULT_CMD < NCMD - 2, "before the duplicate pair");
+static const char SKEY_ID[] = "00000000000000a5";
+static int skey_closing; /* command 7 (this run) closed command 5's intent */
+static void skey_event(command *cm, const char *outcome, uint64_t intent)
+{
+    cm->bytes.len = 0;
+    cm->nev = 1;
+    cm->user[0] = 0;
+    cm->msgid[0] = 0;
+    cm->ns[0] = cm->nx[0] = 0;
+    const sr_cmd_env env = {"op1", "fx", SR_ACTOR_SYSTEM, NULL, NULL};
+    const sr_skey_erase_rec r = {SKEY_ID,  "op1",   "data",  3, 30, "retention", 1700000000000,
+                                 outcome, "",      intent, "fx"};
+    cr_assert_eq(sr_cmd_skey_erase(&env, &r, &cm->bytes), SR_OK);
+    cm->lens[0] = cm->bytes.len;
+}
+static void build_skey(fixture *f)
+{
+    skey_event(&f->cmds[SKEY_INTENT_CMD], "pending", 0);
+    skey_event(&f->cmds[SKEY_RESULT_CMD], "refused", 0); /* (replaced at run time) */
+}
+static int skey_open_seq(void *ctx, uint64_t id, uint64_t seq, const char *why)
+{
+    (void)why;
+    if (id == 0xa5) *(uint64_t *)ctx = seq;
+    return 0;
+}
+static int skey_result_run(sr_engine *e, command *cm, sr_result *res)
+{
+    uint64_t seq = 0;
+    int rc = sr_engine_skey_pending(e, skey_open_seq, &seq);
+    if (rc) return rc;
+    if (seq) skey_closing = 1; /* (a retry after its result was made durable by the resume finds none) */
+    skey_event(cm, seq ? "done" : "refused", seq);
+    sr_slice sl = {cm->bytes.data, cm->lens[0]};
+    return sr_engine_submit_wait(e, &sl, 1, res);
+}
+static int skey_count(void *ctx, uint64_t id, uint64_t seq, const char *why)
+{
+    (void)seq;
+    cr_assert_eq(id, 0xa5);
+    cr_assert_str_eq(why, "retention");
+    (*(int *)ctx)++;
+    return 0;
+}
+
 /* Run command c: a submit of its events, or command 21's sweep; *extra gets
  * the events the sweep appended (acknowledged ones, also when a later step
  * failed). */
@@ -1299,6 +1358,8 @@ static int cmd_run(sr_engine *e, command *cm, int c, sr_result *res, uint64_t *e
     if (c == ORIGIN_CMD) return origin_run(e, cm, res, extra);
     if (c == BLOBFILE_CMD) return blobfile_run(e, cm, res);
     if (c == HOLD_CMD) return hold_run(e, cm, res, extra);
+    if (c == SKEY_RESULT_CMD) return skey_result_run(e, cm, res);
+    if (c == SKEY_INTENT_CMD) skey_closing = 0; /* (a run's command 7 comes after it) */
     sr_slice sl[3];
     for (size_t v = 0, pos = 0; v < cm->nev; pos += cm->lens[v], v++)
         sl[v] = (sr_slice){cm->bytes.data + pos, cm->lens[v]};
@@ -1418,6 +1479,7 @@ static void fixture_init(fixture *f)
     build_ckpt(f);
     build_origin(f);
     build_hold(f);
+    build_skey(f);
 }
 
 static void fixture_release(fixture *f)
@@ -1471,6 +1533,7 @@ typedef struct outcome {
     int acked_cmd[NCMD]; /* command c was acknowledged */
     uint64_t snap_cmd_seq; /* command 26's seq, when acknowledged */
     int hold_stage;        /* command 1's submits acknowledged in order (0..3: held, alias, user) */
+    int skey_closed;       /* command 7 was acknowledged as the result of command 5's intent */
     int users;         /* users the acknowledged commands created */
 } outcome;
 
@@ -1502,6 +1565,7 @@ static void submit_all(sr_engine *e, fixture *f, outcome *out, const char *ctx)
         }
         out->acked++;
         out->acked_cmd[c] = 1;
+        if (c == SKEY_RESULT_CMD) out->skey_closed = skey_closing;
         if (c == SNAP_CMD) out->snap_cmd_seq = res.seq;
         if (res.duplicate) {
             /* only the last command repeats an id: of the one before it */
@@ -1684,6 +1748,12 @@ static void check_db(fixture *f, const outcome *out, const char *ctx)
         cr_assert_eq(sr_engine_cluster_ckpt(e, 7, 2, &bckpt), SR_OK);
         cr_assert_eq(bckpt, out->acked_cmd[BLOBFILE_CMD] ? BLOB_STREAM_SEQ : 0, "%s: the checkpoint of nf's file", ctx);
     }
+    /* commands 5 and 7: the erasure's intent open exactly when 5 was acknowledged and 7's result of it was not */
+    int skopen = 0;
+    cr_assert_eq(sr_engine_skey_pending(e, skey_count, &skopen), SR_OK);
+    cr_assert_eq(skopen, out->acked_cmd[SKEY_INTENT_CMD] && !out->skey_closed,
+                 "%s: %d open stream key erasures (intent acknowledged %d, its result %d)", ctx, skopen,
+                 out->acked_cmd[SKEY_INTENT_CMD], out->skey_closed);
     /* command 29's origin and checkpoint: both there exactly when its values are (acknowledged) */
     uint64_t oloc = 0, ock = 0;
     int orc = sr_engine_origin_seen(e, "nx", 29, &oloc);
@@ -2195,6 +2265,7 @@ static void run_recovery(vf_kind kind, const char *kname)
             }
             out.acked++;
             out.acked_cmd[c] = 1;
+            if (c == SKEY_RESULT_CMD) out.skey_closed = skey_closing;
             if (res.duplicate) {
                 cr_assert_eq(c, NCMD - 1, "%s: command %d is a duplicate", ctx, c);
                 continue;
@@ -2332,6 +2403,7 @@ Test(engine_fault, resume_applies_a_durable_group_the_index_missed)
         } else
             cr_assert_eq(rc, SR_OK, "command %d: %s (%s)", c, sr_err_name(rc), res.err.msg);
         out.acked_cmd[c] = 1;
+        if (c == SKEY_RESULT_CMD) out.skey_closed = skey_closing;
         if (res.duplicate && c != 3) continue;
         model_add(&out, cm);
     }

@@ -52,8 +52,8 @@ Test(engine_invariants, every_kind_of_event_body_has_a_row_in_the_appliers_table
         cr_assert_not_null(a->name, "Event.%s", f->name);
         kinds++;
     }
-    cr_assert_eq(kinds, 36, "events.proto's Event.body has 36 kinds today (BackupEvent: 39, PushMark: 40, Retention: 41, "
-                            "ConfigCarry: 42, LogTrim: 43, AliveEvent: 45, NotifyEvent: 46, CheckpointEvent: 47, AccessEvent: 48, WriteAudit: 49, AccessBatch: 50, ClusterEvent: 51, PointAlias: 55)");
+    cr_assert_eq(kinds, 37, "events.proto's Event.body has 37 kinds today (BackupEvent: 39, PushMark: 40, Retention: 41, "
+                            "ConfigCarry: 42, LogTrim: 43, AliveEvent: 45, NotifyEvent: 46, CheckpointEvent: 47, AccessEvent: 48, WriteAudit: 49, AccessBatch: 50, ClusterEvent: 51, PointAlias: 55, StreamKeyErase: 57)");
     const sr_applier *none = sr__applier(SUIRO__V1__EVENT__BODY__NOT_SET);
     cr_assert_not_null(none);
     cr_assert_not_null(none->check, "an event without a body is refused by the writer");
@@ -61,6 +61,7 @@ Test(engine_invariants, every_kind_of_event_body_has_a_row_in_the_appliers_table
     cr_assert_null(sr__applier(-1));
     cr_assert_null(sr__applier(SUIRO__V1__EVENT__BODY_CLUSTER + 1));
     cr_assert_null(sr__applier(SUIRO__V1__EVENT__BODY_POINT_ALIAS + 1));
+    cr_assert_null(sr__applier(SUIRO__V1__EVENT__BODY_STREAM_KEY_ERASE + 1));
     /* what the rows say, kind by kind */
     const sr_applier *m = sr__applier(SUIRO__V1__EVENT__BODY_MEASUREMENTS);
     cr_assert(m->check && !m->apply && m->series, "measurements: checked in pass 1, applied in pass 2");

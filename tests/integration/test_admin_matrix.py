@@ -205,6 +205,8 @@ try:
             variants = [({"userId": u}, t) for u, t in targets_user.items()]
         elif not params:
             variants = [({}, {})]
+        elif params == ["keyId"]:  # a cluster's stream key (the platform's: issue #19 ckey); 409 here, one node
+            variants = [({"keyId": "0123456789abcdef"}, {})]
         else:
             skipped += 1
             continue
@@ -214,6 +216,13 @@ try:
                 cell(method, p, role, act, target)
     check("every cell of the dispatcher's routes is the role table's (%d cells)" % cells, cells > 100 and not wrong,
           wrong[:10])
+    # the stream key erasure (issue #19 ckey): tenants.manage only; let through, a single node answers 409
+    ew = []
+    for role, (api, who) in callers.items():
+        st, b = api.call("POST", "/admin/v1/cluster/keys/0123456789abcdef/erase", {})
+        if (st != 403) != allowed(table[role]["tenants.manage"], who, {}) or st not in (403, 409):
+            ew.append((role, st, b))
+    check("POST /admin/v1/cluster/keys/{keyId}/erase: tenants.manage only, 409 on a single node", not ew, ew[:5])
 
     # the routes whose handler checks: the users of the caller's scope, a new
     # user of an own or foreign scope, the login policy of its own scope

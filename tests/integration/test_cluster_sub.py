@@ -319,6 +319,10 @@ try:
     # B. a registry change on B lets a new gateway connect to A
     admin = srtest.admin_session(pb["http"], "admin", pw, new_password="Cluster-admin-pw-1")
     admin2 = srtest.admin_session(pb["http"], "admin2", pw2, new_password="Cluster-admin-pw-2") if pw2 else None
+    # a stream key's erasure through the Admin API (issue #19 ckey): B has no key_file, so no stream key: 409
+    st, body = admin.call("POST", "/admin/v1/cluster/keys/0123456789abcdef/erase", {}) if admin else (0, None)
+    check("B: POST /admin/v1/cluster/keys/{id}/erase on a node without key_file: 409 naming it",
+          st == 409 and "key_file" in str(body), (st, body))
     # (an operator's admin makes its gateways; the operator came from A)
     simadm = srtest.admin_new_user(pb["http"], admin, "simadm", "operator", "sim", ["operator_admin"],
                                    "Sim-admin-pw-0001", approver=admin2)
@@ -526,8 +530,11 @@ try:
     check("E: suiro cluster keys lists sim's data key (metadata only)", r.returncode == 0 and len(simdata) == 1 and
           len(listed) == len(kv), (r.returncode, listed, r.stderr[-200:]))
     kid = simdata[0]["id"] if simdata else "0000000000000001"
-    r = subprocess.run([BIN, "cluster", "erase", "--config", os.path.join(T, "sa.ini"), "--id", kid],
-                       capture_output=True, text=True, timeout=60)
+    # the erasure is recorded in SA's log (issue #19 ckey): SA stopped, the CLI opens its engine (as the other
+    # offline commands do; while a node runs, through its Admin API)
+    check("E: SA stops cleanly before the offline erasure", srtest.stop_server(sa) == 0)
+    r = subprocess.run([BIN, "cluster", "erase", "--config", os.path.join(T, "sa.ini"), "--data", data("sa"),
+                        "--id", kid], capture_output=True, text=True, timeout=60)
     check("E: suiro cluster erase destroys it", r.returncode == 0 and "destroyed stream key " + kid in r.stdout,
           (r.returncode, r.stdout, r.stderr))
     kv2 = [e for e in raw_dump("KV_SEAL_KEYS") if e["subject"].endswith("k." + kid)]
@@ -544,10 +551,96 @@ try:
           [e for e in gone if e.get("event") is not None or "destroyed" not in e.get("error", "")][:2])
     check("E: the other keys' payloads still open (%d)" % len(still),
           still and all(e.get("event") is not None for e in still))
-    r = subprocess.run([BIN, "cluster", "erase", "--config", os.path.join(T, "sa.ini"), "--id",
-                        [k for k in listed if k.get("class") == "config"][0]["id"]],
-                       capture_output=True, text=True, timeout=60)
+    cfgkid = [k for k in listed if k.get("class") == "config"][0]["id"]
+    r = subprocess.run([BIN, "cluster", "erase", "--config", os.path.join(T, "sa.ini"), "--data", data("sa"),
+                        "--id", cfgkid], capture_output=True, text=True, timeout=60)
     check("E: a config key is never erased", r.returncode == 1 and "never" in r.stderr, (r.returncode, r.stderr))
+    r = subprocess.run([BIN, "cluster", "erase", "--config", os.path.join(T, "sa.ini"), "--data", data("sa"),
+                        "--id", kid], capture_output=True, text=True, timeout=60)
+    check("E: erased again: found destroyed", r.returncode == 0 and "(found;" in r.stdout, (r.returncode, r.stdout))
+    # suiro replay: who, what, when, from where, the outcome
+    r = subprocess.run([BIN, "replay", data("sa"), "--key-file", K, "--kind", "stream_key_erase"],
+                       capture_output=True, text=True, timeout=60)
+    evs = [json.loads(ln) for ln in r.stdout.splitlines() if ln.strip()]
+
+    def skb(e):
+        return e.get("stream_key_erase") or e.get("streamKeyErase") or {}
+    rows = [(skb(e).get("outcome"), skb(e).get("key_id", skb(e).get("keyId")), e.get("actor"), e.get("source"),
+             bool(e.get("ingest"))) for e in evs]
+    me = os.environ.get("USER") or "cli"
+    check("E: SA's log (suiro replay) holds the erasure: its intent, then done, by the CLI's user, from cli, with "
+          "its time; the config key's refusal; the second erasure found",
+          r.returncode == 0 and [x[0] for x in rows] == ["pending", "done", "refused", "pending", "found"] and
+          all(x[2] == me and x[3] == "cli" and x[4] for x in rows) and rows[0][1] == kid and rows[1][1] == kid and
+          rows[2][1] == cfgkid, (r.returncode, rows, r.stderr[-300:], evs[:1]))
+
+    # the retention sweep erases the stream keys of the epochs it cut (issue #19 ckey): SA again with [keys]
+    # rotate_days 1 (keys of 1-day epochs), audit rows kept 1 day, a sweep every second and a test clock
+    # (docs/retention.md "A test clock"); a gateway's login on it writes sim's audit (session) events, sealed by
+    # sim's audit stream key of today's epoch; the clock moved 3 days on, the sweep erases that key itself
+    # a real crash between an erasure's intent and its tombstone (issue #19 ckey): the tool killed -9 right after
+    # the intent is durable (test hook SUIRO_TEST_ERASE_CRASH); SA's publisher finishes it at its next start
+    audkid = ([k["id"] for k in listed if k.get("operator") == "sim" and k.get("class") == "audit"] or ["-"])[0]
+    r = subprocess.run([BIN, "cluster", "erase", "--config", os.path.join(T, "sa.ini"), "--data", data("sa"),
+                        "--id", audkid], capture_output=True, text=True, timeout=60,
+                       env=dict(os.environ, SUIRO_TEST_ERASE_CRASH="after-intent"))
+
+    def key_state(kid):
+        r = subprocess.run([BIN, "cluster", "keys", "--config", os.path.join(T, "sb.ini")], capture_output=True,
+                           text=True, timeout=60)
+        return ([json.loads(ln)["state"] for ln in r.stdout.splitlines() if kid in ln] or [None])[0]
+    check("E: the erasure of sim's audit key killed -9 after its intent: the key still active",
+          r.returncode == -9 and key_state(audkid) == "active", (r.returncode, r.stderr[-300:], key_state(audkid)))
+    clockf = os.path.join(T, "clock")
+    with open(clockf, "w") as f:
+        f.write("suiro-test-clock-offset-ms 0\n")
+    retcfg = sealed_config("sa")
+    with open(retcfg, "a") as f:
+        f.write("\n[keys]\nrotate_days = 1\n\n[retention]\nsweep_interval_s = 1\naudit_days = 1\n")
+    sa, psa = srtest.start_server(BIN, data("sa"), os.path.join(T, "sa2.log"), config=retcfg, timeout=60,
+                                  env=dict(os.environ, SUIRO_TEST_CLOCK_FILE=clockf),
+                                  extra=["--data", data("sa"), "--mqtt", "127.0.0.1:0", "--http", "127.0.0.1:0"])
+    procs.append(sa)
+    check("E: restarted, SA finished the erasure left by the crash (the tombstone written)",
+          srtest.wait_until(lambda: key_state(audkid) == "destroyed", timeout=30, step=0.5), key_state(audkid))
+    snd3 = Sender(psa["http"], prefix="retmsg-")
+    snd3.run_n(3)
+
+    def sim_audit_keys():
+        r = subprocess.run([BIN, "cluster", "keys", "--config", retcfg], capture_output=True, text=True, timeout=60)
+        return [json.loads(ln) for ln in r.stdout.splitlines() if ln.strip() and '"period_days":1' in ln and
+                '"operator":"sim"' in ln and '"class":"audit"' in ln]
+    ok = srtest.wait_until(lambda: sim_audit_keys(), timeout=30, step=0.5)
+    akeys = sim_audit_keys()
+    check("E: SA (rotate_days 1) sealed sim's audit events under an audit key of a 1-day epoch",
+          ok and len(snd3.acked) == 3 and all(k["state"] == "active" for k in akeys), (len(snd3.acked), akeys))
+    with open(clockf + ".tmp", "w") as f:
+        f.write("suiro-test-clock-offset-ms %d\n" % (3 * 86400000))
+    os.rename(clockf + ".tmp", clockf)
+    ok = srtest.wait_until(lambda: akeys and all(k["state"] == "destroyed" for k in sim_audit_keys()
+                                                 if k["id"] in {a["id"] for a in akeys}), timeout=40, step=0.5)
+    check("E: 3 days later the retention sweep destroyed that audit stream key by itself", ok, sim_audit_keys())
+    check("E: the server says so (retention sweep: stream keys, erased)",
+          srtest.wait_until(lambda: "retention sweep: stream keys" in open(os.path.join(T, "sa2.log"),
+                                                                           errors="replace").read(), timeout=10),
+          open(os.path.join(T, "sa2.log"), errors="replace").read()[-600:])
+    check("E: SA stops cleanly after the sweep", srtest.stop_server(sa) == 0)
+    r = subprocess.run([BIN, "replay", data("sa"), "--key-file", K, "--kind", "stream_key_erase"],
+                       capture_output=True, text=True, timeout=60)
+    evs = [json.loads(ln) for ln in r.stdout.splitlines() if ln.strip()]
+    ret = [(skb(e).get("outcome"), skb(e).get("key_id"), e.get("actor"), e.get("actor_kind")) for e in evs
+           if skb(e).get("why") == "retention"]
+    want_ids = {a["id"] for a in akeys}
+    ak = [e for e in evs if skb(e).get("key_id") == audkid]
+    check("E: SA's log: the crashed erasure's intent (the CLI's user), then its result done by the node, "
+          "finished at start, naming the intent",
+          [skb(e).get("outcome") for e in ak] == ["pending", "done"] and ak[0].get("actor") == me and
+          ak[1].get("actor") == "sa" and skb(ak[1]).get("message") == "finished at start" and
+          int(skb(ak[1]).get("intent_seq", 0)) == int(ak[0].get("seq", -1)),
+          [(skb(e), e.get("seq"), e.get("actor")) for e in ak])
+    check("E: SA's log holds the sweep's erasure: intent then done, by the node (system), why retention",
+          r.returncode == 0 and [x[0] for x in ret if x[1] in want_ids] == ["pending", "done"] * len(want_ids) and
+          all(x[2] == "sa" and x[3] == "ACTOR_SYSTEM" for x in ret), (ret, r.stderr[-300:]))
 
     # a node without key_file on the sealed streams, a sealed node on the plaintext ones: nothing applied
     subprocess.run([BIN, "init", data("sc")], check=True, capture_output=True)
@@ -566,7 +659,7 @@ try:
     check("E: a sealed node refuses the plaintext payloads, applies none",
           ok_d and md.get('suiro_cluster_consumed_total{class="reg"}', -1) == 0 and
           md.get('suiro_cluster_consumed_total{class="data"}', -1) == 0, md)
-    for p in (sc, sd, sb2, sa, a):
+    for p in (sc, sd, sb2, a):
         check("a node stops cleanly", srtest.stop_server(p) == 0)
     logc = open(os.path.join(T, "sc.log"), errors="replace").read()
     logd = open(os.path.join(T, "sd.log"), errors="replace").read()
