@@ -41,6 +41,9 @@ static const struct {
     {"POST", "/admin/v1/keys/master"}, {"GET", "/admin/v1/backups"}, {"POST", "/admin/v1/backups"},
     {"POST", "/admin/v1/retention/run"}, {"GET", "/admin/v1/alarms"}, {"GET", "/admin/v1/alarms/{alarmId}"},
     {"POST", "/admin/v1/alarms/{alarmId}/ack"}, {"POST", "/admin/v1/alarms/{alarmId}/resolve"},
+    /* the cluster's stream keys are in its KV bucket, the same from every node; the erasure's events are the
+     * node's own (docs/cluster.md "Stream key erasure") */
+    {"POST", "/admin/v1/cluster/keys/{keyId}/erase"},
     /* the test build's extra row */
     {"GET", "/api/v1/tabletest/{word}"},
 };
