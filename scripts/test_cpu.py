@@ -45,6 +45,9 @@ def one(argv):
     cmd = argv[3:]
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+    # what this process's children used before (a pyenv shim's, which
+    # survive its exec): not the entry's
+    ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.monotonic()
     p = subprocess.Popen(cmd, start_new_session=True)
     try:
@@ -79,7 +82,8 @@ def one(argv):
         time.sleep(0.05)
     ru = resource.getrusage(resource.RUSAGE_CHILDREN)
     with open(result, "w") as f:
-        json.dump({"rc": rc, "wall": round(wall, 2), "user": round(ru.ru_utime, 2), "sys": round(ru.ru_stime, 2)}, f)
+        json.dump({"rc": rc, "wall": round(wall, 2), "user": round(ru.ru_utime - ru0.ru_utime, 2),
+                   "sys": round(ru.ru_stime - ru0.ru_stime, 2)}, f)
     return 0
 
 
