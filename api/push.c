@@ -369,6 +369,10 @@ static void attempt_done(papp *a, int ok, const char *why)
         a->fails_unlogged = 0;
     }
     a->waiting = 1;
+    /* the loop's cached time is from the start of this iteration, which may
+     * be long before this callback on a loaded machine: the back-off counts
+     * from now, so it is never shorter than `wait` */
+    uv_update_time(a->retry.loop);
     uv_timer_start(&a->retry, on_retry, wait, 0);
     /* the head is no longer in flight: the bound may drop it now */
     app_trim(p, a);
