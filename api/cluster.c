@@ -238,16 +238,14 @@ static int nconnect(sr_cluster *c, char *err, size_t errlen)
     return SR_OK;
 }
 
-/* Create or check the stream of each partition: SR_OK; SR_ECONFLICT (a
- * stream with other settings: err names the stream and the setting);
- * SR_EIO (NATS did not answer). */
-/* The files' bytes (api/cluster_blob.h invariant 1): <name>_BLOBS, one
- * message per subject, deletes and purges denied as the partitions'. */
-static int ensure_blob_stream(sr_cluster *c, char *err, size_t errlen)
+/* Create or check one stream (file storage, the replicas and dedup window
+ * of [cluster], deletes and purges denied, no limits; per_subject > 0: at
+ * most that many messages per subject): SR_OK; SR_ECONFLICT (a stream with
+ * other settings: err names the stream and the setting); SR_EIO (NATS did
+ * not answer). */
+static int ensure_stream(sr_cluster *c, const char *name, const char *subj, int64_t per_subject, char *err,
+                         size_t errlen)
 {
-    char name[48], subj[64];
-    sr_cblob_stream(c->name, name);
-    snprintf(subj, sizeof subj, "%s.blob.>", c->name);
     const char *subjs[1] = {subj};
     jsStreamConfig cfg;
     jsStreamConfig_Init(&cfg);
@@ -258,103 +256,81 @@ static int ensure_blob_stream(sr_cluster *c, char *err, size_t errlen)
     cfg.Storage = js_FileStorage;
     cfg.Replicas = c->replicas;
     cfg.Duplicates = (int64_t)c->dedup_window_s * 1000000000ll;
-    cfg.MaxMsgsPerSubject = 1;
+    if (per_subject) cfg.MaxMsgsPerSubject = per_subject;
     cfg.DenyDelete = true;
     cfg.DenyPurge = true;
     jsStreamInfo *si = NULL;
     jsErrCode jerr = 0;
     natsStatus s = js_GetStreamInfo(&si, c->js, name, NULL, &jerr);
-    if (s == NATS_NOT_FOUND) s = js_AddStream(&si, c->js, &cfg, NULL, &jerr);
+    if (s == NATS_NOT_FOUND) {
+        s = js_AddStream(&si, c->js, &cfg, NULL, &jerr);
+        if (s != NATS_OK) {
+            snprintf(err, errlen, "cannot create stream %s: %s (%d)", name, natsStatus_GetText(s), (int)jerr);
+            return SR_EIO;
+        }
+        jsStreamInfo_Destroy(si);
+        return SR_OK;
+    }
     if (s != NATS_OK) {
-        snprintf(err, errlen, "cannot create or read stream %s: %s (%d)", name, natsStatus_GetText(s), (int)jerr);
+        snprintf(err, errlen, "cannot read stream %s: %s (%d)", name, natsStatus_GetText(s), (int)jerr);
         return SR_EIO;
     }
     const jsStreamConfig *h = si->Config;
-    int bad = h->SubjectsLen != 1 || strcmp(h->Subjects[0], subj) || h->Replicas != cfg.Replicas ||
-              h->MaxMsgsPerSubject != 1 || !h->DenyDelete || !h->DenyPurge;
+    const char *bad = NULL;
+    char have[96] = "", want[96] = "";
+    if (h->SubjectsLen != 1 || strcmp(h->Subjects[0], subj)) {
+        bad = "subjects";
+        snprintf(have, sizeof have, "%s%s", h->SubjectsLen ? h->Subjects[0] : "none", h->SubjectsLen > 1 ? ",..." : "");
+        snprintf(want, sizeof want, "%s", subj);
+    } else if (h->Storage != js_FileStorage) {
+        bad = "storage";
+        snprintf(have, sizeof have, "memory");
+        snprintf(want, sizeof want, "file");
+    } else if (h->Replicas != cfg.Replicas) {
+        bad = "replicas";
+        snprintf(have, sizeof have, "%" PRId64, h->Replicas);
+        snprintf(want, sizeof want, "%" PRId64, cfg.Replicas);
+    } else if (h->Duplicates != cfg.Duplicates) {
+        bad = "duplicate window";
+        snprintf(have, sizeof have, "%" PRId64 "s", (int64_t)(h->Duplicates / 1000000000ll));
+        snprintf(want, sizeof want, "%" PRId64 "s", (int64_t)(cfg.Duplicates / 1000000000ll));
+    } else if (!h->DenyDelete || !h->DenyPurge) {
+        bad = h->DenyDelete ? "deny_purge" : "deny_delete";
+        snprintf(have, sizeof have, "false");
+        snprintf(want, sizeof want, "true");
+    } else if (per_subject && h->MaxMsgsPerSubject != per_subject) {
+        bad = "max_msgs_per_subject";
+        snprintf(have, sizeof have, "%" PRId64, h->MaxMsgsPerSubject);
+        snprintf(want, sizeof want, "%" PRId64, per_subject);
+    } else if (h->Retention != js_LimitsPolicy || h->MaxMsgs > 0 || h->MaxBytes > 0 || h->MaxAge > 0) {
+        bad = "retention limits";
+        snprintf(have, sizeof have, "policy %d, max_msgs %" PRId64 ", max_bytes %" PRId64 ", max_age %" PRId64,
+                 (int)h->Retention, h->MaxMsgs, h->MaxBytes, h->MaxAge);
+        snprintf(want, sizeof want, "limits, none");
+    }
     jsStreamInfo_Destroy(si);
     if (bad) {
-        snprintf(err, errlen,
-                 "stream %s exists with other settings (want subjects %s, replicas %" PRId64
-                 ", max_msgs_per_subject 1, deny_delete, deny_purge): fix or remove it (docs/cluster.md)",
-                 name, subj, cfg.Replicas);
+        snprintf(err, errlen, "stream %s exists with other settings: %s is %s, [cluster] needs %s (docs/cluster.md)",
+                 name, bad, have, want);
         return SR_ECONFLICT;
     }
     return SR_OK;
 }
 
+/* The files' bytes (api/cluster_blob.h invariant 1): <name>_BLOBS, one
+ * message per subject; then one stream per partition. */
 static int ensure_streams(sr_cluster *c, char *err, size_t errlen)
 {
-    int brc = ensure_blob_stream(c, err, errlen);
-    if (brc) return brc;
-    for (uint32_t p = 0; p < c->partitions; p++) {
-        char name[64], subj[64];
+    char name[64], subj[64];
+    sr_cblob_stream(c->name, name);
+    snprintf(subj, sizeof subj, "%s.blob.>", c->name);
+    int rc = ensure_stream(c, name, subj, 1, err, errlen); /* one message per subject: a chunk is stored once */
+    for (uint32_t p = 0; !rc && p < c->partitions; p++) {
         snprintf(name, sizeof name, "%s_P%03u", c->name, p);
         snprintf(subj, sizeof subj, "%s.p.%03u.*", c->name, p); /* .reg and .data (phase 2a) */
-        const char *subjs[1] = {subj};
-        jsStreamConfig cfg;
-        jsStreamConfig_Init(&cfg);
-        cfg.Name = name;
-        cfg.Subjects = subjs;
-        cfg.SubjectsLen = 1;
-        cfg.Retention = js_LimitsPolicy;
-        cfg.Storage = js_FileStorage;
-        cfg.Replicas = c->replicas;
-        cfg.Duplicates = (int64_t)c->dedup_window_s * 1000000000ll;
-        cfg.DenyDelete = true;
-        cfg.DenyPurge = true;
-        jsStreamInfo *si = NULL;
-        jsErrCode jerr = 0;
-        natsStatus s = js_GetStreamInfo(&si, c->js, name, NULL, &jerr);
-        if (s == NATS_NOT_FOUND) {
-            s = js_AddStream(&si, c->js, &cfg, NULL, &jerr);
-            if (s != NATS_OK) {
-                snprintf(err, errlen, "cannot create stream %s: %s (%d)", name, natsStatus_GetText(s), (int)jerr);
-                return SR_EIO;
-            }
-            jsStreamInfo_Destroy(si);
-            continue;
-        }
-        if (s != NATS_OK) {
-            snprintf(err, errlen, "cannot read stream %s: %s (%d)", name, natsStatus_GetText(s), (int)jerr);
-            return SR_EIO;
-        }
-        const jsStreamConfig *h = si->Config;
-        const char *bad = NULL;
-        char have[96] = "", want[96] = "";
-        if (h->SubjectsLen != 1 || strcmp(h->Subjects[0], subj)) {
-            bad = "subjects";
-            snprintf(have, sizeof have, "%s%s", h->SubjectsLen ? h->Subjects[0] : "none", h->SubjectsLen > 1 ? ",..." : "");
-            snprintf(want, sizeof want, "%s", subj);
-        } else if (h->Storage != js_FileStorage) {
-            bad = "storage";
-            snprintf(have, sizeof have, "memory");
-            snprintf(want, sizeof want, "file");
-        } else if (h->Replicas != cfg.Replicas) {
-            bad = "replicas";
-            snprintf(have, sizeof have, "%" PRId64, h->Replicas);
-            snprintf(want, sizeof want, "%" PRId64, cfg.Replicas);
-        } else if (h->Duplicates != cfg.Duplicates) {
-            bad = "duplicate window";
-            snprintf(have, sizeof have, "%" PRId64 "s", (int64_t)(h->Duplicates / 1000000000ll));
-            snprintf(want, sizeof want, "%" PRId64 "s", (int64_t)(cfg.Duplicates / 1000000000ll));
-        } else if (!h->DenyDelete || !h->DenyPurge) {
-            bad = h->DenyDelete ? "deny_purge" : "deny_delete";
-            snprintf(have, sizeof have, "false");
-            snprintf(want, sizeof want, "true");
-        } else if (h->Retention != js_LimitsPolicy || h->MaxMsgs > 0 || h->MaxBytes > 0 || h->MaxAge > 0) {
-            bad = "retention limits";
-            snprintf(have, sizeof have, "policy %d, max_msgs %" PRId64 ", max_bytes %" PRId64 ", max_age %" PRId64,
-                     (int)h->Retention, h->MaxMsgs, h->MaxBytes, h->MaxAge);
-            snprintf(want, sizeof want, "limits, none");
-        }
-        jsStreamInfo_Destroy(si);
-        if (bad) {
-            snprintf(err, errlen, "stream %s exists with other settings: %s is %s, [cluster] needs %s", name, bad, have,
-                     want);
-            return SR_ECONFLICT;
-        }
+        rc = ensure_stream(c, name, subj, 0, err, errlen);
     }
+    if (rc) return rc;
     c->streams_ok = 1;
     return SR_OK;
 }
