@@ -329,6 +329,8 @@ try:
     log = open(os.path.join(T, "server.log")).read()
     check("throttled logins are logged", "gateway login throttled" in log)
     g1.close()
+except Exception as e:  # noqa: BLE001 -- a failed check then, so that the server's log below is shown
+    check.failed(e)
 finally:
     if server and server.poll() is None:
         server.send_signal(signal.SIGTERM)
