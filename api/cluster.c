@@ -724,21 +724,16 @@ int sr_cluster_open(sr_engine *e, const sr_cluster_opts *o, sr_cluster **out, ch
         return SR_ENOMEM;
     }
     c->started = 1;
-    if ((rc = sr_csub_start(e, o, &c->sub, err, errlen))) {
+    rc = sr_csub_start(e, o, &c->sub, err, errlen);
+    int subbed = rc == SR_OK;
+    if (subbed) rc = sr_cblobs_start(e, o, &c->blobs, err, errlen);
+    if (rc) { /* one way back for either failure */
         c->stop = 1;
         pthread_join(c->th, NULL);
-        disconnect(c);
-        sr_waitlist_destroy(&c->wl);
-        sr_skeys_free(c->skeys);
-        free(c->ring);
-        free(c);
-        return rc;
-    }
-    if ((rc = sr_cblobs_start(e, o, &c->blobs, err, errlen))) {
-        c->stop = 1;
-        pthread_join(c->th, NULL);
-        sr_csub_stop(c->sub);
-        sr_csub_free(c->sub);
+        if (subbed) {
+            sr_csub_stop(c->sub);
+            sr_csub_free(c->sub);
+        }
         disconnect(c);
         sr_waitlist_destroy(&c->wl);
         sr_skeys_free(c->skeys);
